@@ -1,0 +1,334 @@
+"""Sky and attitude geometry shared by every stage of skysolve.
+
+Conventions (see the package documentation):
+
+* unit vectors are ICRS Cartesian, shape ``(..., 3)``, float64;
+* angles passed in and out of public functions are degrees unless the name
+  says ``_rad``;
+* a rotation matrix ``R`` maps ICRS vectors into the camera frame
+  (``v_cam = R @ v_icrs``); its rows are the camera +X, +Y, +Z axes expressed
+  in ICRS, so ``R[2]`` is the boresight;
+* quaternions are ``[w, x, y, z]`` (Hamilton, scalar first) for that same
+  rotation;
+* the camera frame is +X right, +Y down, +Z along the boresight; the
+  tangent-plane coordinates of a camera-frame vector are ``(X/Z, Y/Z)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.spatial.transform import Rotation
+
+__all__ = [
+    "radec_to_vector",
+    "vector_to_radec",
+    "angle_between",
+    "angle_to_chord",
+    "chord_to_angle",
+    "pair_indices",
+    "pattern_edge_angles",
+    "edge_ratios",
+    "quantize_ratios",
+    "ratio_keys",
+    "neighbour_keys",
+    "wahba_rotation",
+    "rotation_to_quaternion",
+    "quaternion_to_rotation",
+    "as_rotation_matrix",
+    "rotation_to_radec_roll",
+    "radec_roll_to_rotation",
+    "north_east_basis",
+    "camera_vectors_from_tanplane",
+    "tanplane_from_camera_vectors",
+]
+
+#: The six pairs (i, j) of a 4-star pattern, in a fixed order.
+PAIRS_4 = np.array(list(itertools.combinations(range(4), 2)), dtype=np.intp)
+
+
+def radec_to_vector(ra_deg: ArrayLike, dec_deg: ArrayLike) -> NDArray[np.float64]:
+    """Unit vectors of sky positions.
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : array_like
+        Right ascension and declination in degrees (broadcast together).
+
+    Returns
+    -------
+    ndarray, shape ``(..., 3)``
+        ICRS unit vectors.
+    """
+    ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
+    dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
+    cd = np.cos(dec)
+    return np.stack(np.broadcast_arrays(cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)), axis=-1)
+
+
+def vector_to_radec(v: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Right ascension in [0, 360) and declination in [-90, 90] of vectors (degrees).
+
+    The vectors need not be normalised.
+    """
+    v = np.asarray(v, dtype=np.float64)
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    ra = np.degrees(np.arctan2(y, x)) % 360.0
+    # % can return 360.0 for tiny negative inputs
+    ra = np.where(ra >= 360.0, 0.0, ra)
+    dec = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    return ra, dec
+
+
+def angle_between(u: ArrayLike, v: ArrayLike) -> NDArray[np.float64]:
+    """Angle between vectors in radians, accurate for tiny and near-pi angles."""
+    u = np.asarray(u, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    cross = np.linalg.norm(np.cross(u, v), axis=-1)
+    dot = np.sum(u * v, axis=-1)
+    return np.arctan2(cross, dot)
+
+
+def angle_to_chord(angle_rad: ArrayLike) -> NDArray[np.float64]:
+    """Chord length between unit vectors separated by ``angle_rad``."""
+    return 2.0 * np.sin(0.5 * np.asarray(angle_rad, dtype=np.float64))
+
+
+def chord_to_angle(chord: ArrayLike) -> NDArray[np.float64]:
+    """Inverse of :func:`angle_to_chord` (radians)."""
+    return 2.0 * np.arcsin(np.clip(0.5 * np.asarray(chord, dtype=np.float64), 0.0, 1.0))
+
+
+def pair_indices(n: int) -> NDArray[np.intp]:
+    """All pairs ``(i, j)`` with ``i < j < n``, shape ``(n*(n-1)/2, 2)``."""
+    i, j = np.triu_indices(n, k=1)
+    return np.stack([i, j], axis=1)
+
+
+def pattern_edge_angles(vectors: ArrayLike) -> NDArray[np.float64]:
+    """The six inter-star angles (radians) of 4-star patterns.
+
+    Parameters
+    ----------
+    vectors : array_like, shape ``(..., 4, 3)``
+        Unit vectors of the four stars of each pattern.
+
+    Returns
+    -------
+    ndarray, shape ``(..., 6)``
+        Angles in the pair order of ``PAIRS_4`` (unsorted).
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    a = v[..., PAIRS_4[:, 0], :]
+    b = v[..., PAIRS_4[:, 1], :]
+    # chord -> angle is exact and much cheaper than arctan2 of cross products
+    return chord_to_angle(np.linalg.norm(a - b, axis=-1))
+
+
+def edge_ratios(edges: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Sorted edge ratios of patterns.
+
+    Parameters
+    ----------
+    edges : array_like, shape ``(..., 6)``
+        Edge lengths (angles, or pixel distances for small fields).
+
+    Returns
+    -------
+    ratios : ndarray, shape ``(..., 5)``
+        The five shortest edges divided by the longest, ascending, in [0, 1].
+    largest : ndarray, shape ``(...)``
+        The longest edge, in the units of ``edges``.
+    """
+    e = np.sort(np.asarray(edges, dtype=np.float64), axis=-1)
+    largest = e[..., -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = e[..., :-1] / largest[..., None]
+    return ratios, largest
+
+
+def quantize_ratios(ratios: ArrayLike, bins: int) -> NDArray[np.int64]:
+    """Bin index of each ratio: ``floor(r * bins)`` clipped to ``[0, bins-1]``."""
+    q = np.floor(np.asarray(ratios, dtype=np.float64) * bins).astype(np.int64)
+    return np.clip(q, 0, bins - 1)
+
+
+def ratio_keys(bin_indices: ArrayLike, bins: int) -> NDArray[np.uint64]:
+    """Pack five bin indices per pattern into one integer key.
+
+    The key is ``sum(b_i * bins**i)``, unique for ``bins**5 < 2**64``.
+    """
+    b = np.asarray(bin_indices, dtype=np.uint64)
+    weights = np.uint64(bins) ** np.arange(b.shape[-1], dtype=np.uint64)
+    return np.sum(b * weights, axis=-1, dtype=np.uint64)
+
+
+def neighbour_keys(ratios: ArrayLike, bins: int, tolerance: float) -> tuple[
+        NDArray[np.uint64], NDArray[np.intp]]:
+    """Every key within ``tolerance`` of each pattern's ratios.
+
+    A ratio ``r`` may sit in any bin that ``[r - tolerance, r + tolerance]``
+    overlaps; the keys of all combinations over the five ratios are returned.
+
+    Parameters
+    ----------
+    ratios : array_like, shape ``(n, 5)``
+    bins : int
+    tolerance : float
+        Half-width of the allowed interval, in ratio units.
+
+    Returns
+    -------
+    keys : ndarray of uint64, shape ``(m,)``
+    owner : ndarray of intp, shape ``(m,)``
+        Index of the pattern each key belongs to.
+    """
+    r = np.atleast_2d(np.asarray(ratios, dtype=np.float64))
+    lo = quantize_ratios(r - tolerance, bins)
+    hi = quantize_ratios(r + tolerance, bins)
+    span = hi - lo + 1  # (n, 5)
+    max_span = int(span.max()) if span.size else 1
+    # all offset combinations up to the largest span, masked per pattern
+    offs = np.array(list(itertools.product(range(max_span), repeat=r.shape[1])), dtype=np.int64)
+    cand = lo[:, None, :] + offs[None, :, :]  # (n, c, 5)
+    valid = np.all(offs[None, :, :] < span[:, None, :], axis=-1)
+    owner = np.broadcast_to(np.arange(r.shape[0])[:, None], valid.shape)[valid]
+    keys = ratio_keys(cand[valid], bins)
+    return keys, owner
+
+
+def wahba_rotation(body: ArrayLike, ref: ArrayLike,
+                   weights: ArrayLike | None = None) -> NDArray[np.float64]:
+    """Least-squares rotation ``R`` with ``body ≈ R @ ref`` (Wahba's problem, SVD).
+
+    Parameters
+    ----------
+    body, ref : array_like, shape ``(n, 3)`` or ``(k, n, 3)``
+        Matching unit vectors in the target (camera) and source (ICRS) frames;
+        a leading batch dimension solves ``k`` problems at once.
+    weights : array_like, shape ``(n,)`` or ``(k, n)``, optional
+
+    Returns
+    -------
+    ndarray, shape ``(3, 3)`` or ``(k, 3, 3)``
+        Proper rotation matrices (determinant +1).
+    """
+    b = np.asarray(body, dtype=np.float64)
+    r = np.asarray(ref, dtype=np.float64)
+    if weights is not None:
+        b = b * np.asarray(weights, dtype=np.float64)[..., None]
+    B = np.einsum("...ni,...nj->...ij", b, r)
+    U, _, Vt = np.linalg.svd(B)
+    d = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
+    d = np.where(d == 0, 1.0, d)
+    U = U.copy()
+    U[..., :, 2] *= d[..., None]
+    return U @ Vt
+
+
+def rotation_to_quaternion(R: ArrayLike) -> NDArray[np.float64]:
+    """``[w, x, y, z]`` quaternion (w ≥ 0) of rotation matrices ``(..., 3, 3)``."""
+    q = Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_quat(
+        canonical=True, scalar_first=True)
+    return q
+
+
+def quaternion_to_rotation(q: ArrayLike) -> NDArray[np.float64]:
+    """Rotation matrices of ``[w, x, y, z]`` quaternions (normalised first)."""
+    return Rotation.from_quat(np.asarray(q, dtype=np.float64), scalar_first=True).as_matrix()
+
+
+def as_rotation_matrix(attitude: ArrayLike, name: str = "attitude") -> NDArray[np.float64]:
+    """Accept a ``[w, x, y, z]`` quaternion or a 3×3 matrix and return the matrix.
+
+    Raises
+    ------
+    ValueError
+        If ``attitude`` is neither, is not finite, or the matrix is not a rotation.
+    """
+    from .errors import InvalidArgumentError
+
+    a = np.asarray(attitude, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise InvalidArgumentError(f"{name} must be finite")
+    if a.shape == (4,):
+        n = np.linalg.norm(a)
+        if n < 1e-12:
+            raise InvalidArgumentError(f"{name} quaternion must be non-zero")
+        return quaternion_to_rotation(a / n)
+    if a.shape == (3, 3):
+        if not np.allclose(a @ a.T, np.eye(3), atol=1e-6) or np.linalg.det(a) < 0:
+            raise InvalidArgumentError(f"{name} must be a proper rotation matrix")
+        return a
+    raise InvalidArgumentError(
+        f"{name} must be a [w, x, y, z] quaternion or a 3x3 rotation matrix, got shape {a.shape}")
+
+
+def north_east_basis(v: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Local north and east unit vectors at sky directions ``v`` (``(..., 3)``).
+
+    At the poles, where they are undefined, north is taken along -X (RA 0
+    meridian convention of ``vector_to_radec``) and east along +Y.
+    """
+    v = np.asarray(v, dtype=np.float64)
+    v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    z = np.array([0.0, 0.0, 1.0])
+    east = np.cross(z, v)
+    n = np.linalg.norm(east, axis=-1, keepdims=True)
+    pole = n[..., 0] < 1e-12
+    east = np.where(pole[..., None], np.array([0.0, 1.0, 0.0]), east / np.where(n == 0, 1, n))
+    north = np.cross(v, east)
+    return north, east
+
+
+def rotation_to_radec_roll(R: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                                   NDArray[np.float64]]:
+    """Boresight RA, Dec and roll (degrees) of ICRS→camera rotations ``(..., 3, 3)``.
+
+    Roll is the position angle of camera +Y measured from North through East,
+    in [0, 360).
+    """
+    R = np.asarray(R, dtype=np.float64)
+    bore = R[..., 2, :]
+    y_axis = R[..., 1, :]
+    ra, dec = vector_to_radec(bore)
+    north, east = north_east_basis(bore)
+    roll = np.degrees(np.arctan2(np.sum(y_axis * east, -1), np.sum(y_axis * north, -1))) % 360.0
+    roll = np.where(roll >= 360.0, 0.0, roll)
+    return ra, dec, roll
+
+
+def radec_roll_to_rotation(ra_deg: ArrayLike, dec_deg: ArrayLike,
+                           roll_deg: ArrayLike) -> NDArray[np.float64]:
+    """ICRS→camera rotation with boresight at (ra, dec) and camera +Y at position angle roll.
+
+    The camera +X axis completes a right-handed frame (+X = +Y × +Z).
+    """
+    bore = radec_to_vector(ra_deg, dec_deg)
+    north, east = north_east_basis(bore)
+    roll = np.radians(np.asarray(roll_deg, dtype=np.float64))[..., None]
+    y_axis = np.cos(roll) * north + np.sin(roll) * east
+    x_axis = np.cross(y_axis, bore)
+    return np.stack([x_axis, y_axis, bore], axis=-2)
+
+
+def camera_vectors_from_tanplane(xi: ArrayLike, eta: ArrayLike) -> NDArray[np.float64]:
+    """Unit camera-frame vectors of tangent-plane points ``(X/Z, Y/Z)``."""
+    xi = np.asarray(xi, dtype=np.float64)
+    eta = np.asarray(eta, dtype=np.float64)
+    v = np.stack(np.broadcast_arrays(xi, eta, np.ones_like(xi)), axis=-1)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def tanplane_from_camera_vectors(v: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Tangent-plane coordinates ``(X/Z, Y/Z)`` of camera-frame vectors.
+
+    Points behind the camera (Z ≤ 0) give NaN.
+    """
+    v = np.asarray(v, dtype=np.float64)
+    z = v[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = np.where(z > 0, 1.0 / z, np.nan)
+    return v[..., 0] * inv, v[..., 1] * inv
