@@ -8,7 +8,7 @@
   their quantised edge-ratio key, so that looking a key up is a binary search.
 
 Files are a small fixed header, a JSON description of the parameters and
-arrays, then the raw little-endian arrays aligned to 64 bytes (memory-mappable),
+arrays (CRC-32 checked), then the raw little-endian arrays aligned to 64 bytes (memory-mappable),
 each with a CRC-32. Nothing in a file is ever executed: no pickle inside.
 """
 
@@ -34,8 +34,10 @@ from .geometry import angle_to_chord, radec_to_vector
 __all__ = ["SolverDatabase", "DATABASE_FORMAT_VERSION"]
 
 _MAGIC = b"SKYSOLVE-DB\x00"
-DATABASE_FORMAT_VERSION = 1
-_PREAMBLE = struct.Struct("<12sII")  # magic, version, json length
+DATABASE_FORMAT_VERSION = 2
+# magic, version, json length, CRC-32 of the json (v1 had no header CRC, so a flipped
+# digit in the parameters loaded silently)
+_PREAMBLE = struct.Struct("<12sIII")
 _ALIGN = 64
 _ARRAY_NAMES = ("star_ids", "star_ra_deg", "star_dec_deg", "star_mag", "pattern_stars",
                 "pattern_keys")
@@ -473,8 +475,9 @@ class SolverDatabase:
         """Write the database to ``path`` (atomically: a temporary file, then a rename).
 
         The format is ``b"SKYSOLVE-DB\\0"``, a u32 format version, a u32 header
-        length, a JSON header (parameters and, per array, dtype, shape, offset and
-        CRC-32), then the arrays, each aligned to 64 bytes.
+        length, the u32 CRC-32 of the header, a JSON header (parameters and, per
+        array, dtype, shape, offset and CRC-32), then the arrays, each aligned to
+        64 bytes.
         """
         path = Path(path)
         arrays = {k: np.ascontiguousarray(v) for k, v in self._arrays().items()}
@@ -491,7 +494,8 @@ class SolverDatabase:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as fh:
-                fh.write(_PREAMBLE.pack(_MAGIC, DATABASE_FORMAT_VERSION, len(header)))
+                fh.write(_PREAMBLE.pack(_MAGIC, DATABASE_FORMAT_VERSION, len(header),
+                                        zlib.crc32(header) & 0xFFFFFFFF))
                 fh.write(header)
                 pos = _PREAMBLE.size + len(header)
                 for name, a in arrays.items():
@@ -534,16 +538,21 @@ class SolverDatabase:
             pre = fh.read(_PREAMBLE.size)
             if len(pre) < _PREAMBLE.size:
                 raise FileFormatError(f"{path} is too short to be a skysolve database")
-            magic, version, hlen = _PREAMBLE.unpack(pre)
+            magic, version, hlen, header_crc = _PREAMBLE.unpack(pre)
             if magic != _MAGIC:
                 raise FileFormatError(f"{path} is not a skysolve database (bad magic number)")
             if version != DATABASE_FORMAT_VERSION:
                 raise FileFormatError(
                     f"{path} is a skysolve database of format version {version}; this "
                     f"skysolve reads version {DATABASE_FORMAT_VERSION}: regenerate it")
-            if hlen > min(size, 1 << 24):
+            if hlen > 1 << 24:
                 raise FileFormatError(f"{path}: header length {hlen} is impossible (corrupted)")
+            if _PREAMBLE.size + hlen > size:
+                raise FileFormatError(f"{path} is truncated: {size} bytes, shorter than its "
+                                      f"{_PREAMBLE.size + hlen}-byte header")
             raw = fh.read(hlen)
+        if zlib.crc32(raw) & 0xFFFFFFFF != header_crc:
+            raise FileFormatError(f"{path}: checksum mismatch in the header (file corrupted)")
         try:
             header = json.loads(raw.decode("utf-8"))
             params = header["parameters"]
@@ -567,6 +576,7 @@ class SolverDatabase:
                 if dtype.kind not in "iuf" or any(s < 0 for s in shape) or offset < 0:
                     raise ValueError("bad dtype/shape")
                 nbytes = dtype.itemsize * math.prod(shape)
+                crc = int(d["crc32"])
                 if offset + nbytes > data_bytes:
                     raise ValueError("array exceeds the data section")
             except (ValueError, KeyError, TypeError) as exc:
@@ -577,7 +587,7 @@ class SolverDatabase:
             else:
                 a = np.fromfile(path, dtype=dtype, count=count, offset=start + offset)
                 a = a.reshape(shape)
-            if verify and (zlib.crc32(np.ascontiguousarray(a).data) & 0xFFFFFFFF) != d["crc32"]:
+            if verify and (zlib.crc32(np.ascontiguousarray(a).data) & 0xFFFFFFFF) != crc:
                 raise FileFormatError(f"{path}: checksum mismatch in {name} (file corrupted)")
             arrays[name] = a
         return cls(**arrays, parameters=params)
