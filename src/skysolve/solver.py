@@ -1,0 +1,910 @@
+"""Lost-in-space and tracking plate solving from star centroids.
+
+The lost-in-space search takes 4-star patterns from the brightest centroids in
+brightest-first order, looks their quantised edge-ratio keys up in the
+:class:`~skysolve.database.SolverDatabase`, keeps catalog patterns whose exact
+ratios and scale agree, fits an attitude to each (Wahba's problem), and verifies
+it by projecting catalog stars into the image and counting centroids that land
+on them. A hypothesis is accepted when the chance of that many coincidental
+matches, times the number of hypotheses verified so far, is below
+``match_threshold``. The accepted attitude (and the focal length, unless a
+camera model fixes it) is then refined with all matched stars.
+
+Tracking mode (``attitude_hint``) skips the pattern search: catalog stars are
+projected through the hinted attitude and matched directly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.spatial import cKDTree
+from scipy.special import bdtrc
+
+from .camera import CameraModel
+from .errors import InvalidArgumentError, InvalidTypeError
+from .extraction import centroids_to_array
+from .geometry import (
+    angle_between,
+    angle_to_chord,
+    as_rotation_matrix,
+    camera_vectors_from_tanplane,
+    edge_ratios,
+    neighbour_keys,
+    north_east_basis,
+    pattern_edge_angles,
+    rotation_to_quaternion,
+    rotation_to_radec_roll,
+    tanplane_from_camera_vectors,
+    wahba_rotation,
+)
+from .patterns import SEPARATION_FRACTION, brightest_first_combinations, canonical_order
+
+if TYPE_CHECKING:  # pragma: no cover
+    import astropy.io.fits
+    import astropy.wcs
+
+    from .database import SolverDatabase
+
+__all__ = ["SolveResult", "SolveFailure", "solve_from_centroids"]
+
+_ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
+
+# How many thinned centroids may form patterns, and the stages at which the
+# brightest-first pattern list is cut into vectorised batches.
+_MAX_PATTERN_STARS = 40
+_PATTERN_STAGES = (6, 8, 10, 12, 14, 17, 20, 24, 28, 34, 40)
+# Centroids and catalog stars compared when verifying a hypothesis.
+_VERIFY_CENTROIDS = 60
+_VERIFY_CATALOG_FACTOR = 2
+# Hypotheses whose boresight and x axis agree this well are the same attitude.
+_SAME_ATTITUDE_COS = math.cos(1e-3)
+
+
+# ------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(eq=False)
+class SolveFailure:
+    """A solve that found no answer. Falsy.
+
+    Attributes
+    ----------
+    status : str
+        ``'no_match'`` (searched everything, nothing verified), ``'timeout'``
+        (``solve_timeout_ms`` ran out), ``'too_few'`` (fewer centroids than a
+        pattern needs) or ``'invalid_config'`` (the inputs cannot be solved
+        with this database, e.g. a field of view outside its range).
+    solve_time_ms : float
+        Time spent, milliseconds.
+    message : str
+        A human-readable explanation.
+    """
+
+    status: str
+    solve_time_ms: float
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return (f"SolveFailure(status={self.status!r}, solve_time_ms={self.solve_time_ms:.1f}, "
+                f"message={self.message!r})")
+
+
+@dataclass(eq=False)
+class SolveResult:
+    """A successful plate solve. Truthy.
+
+    Attitude: ``rotation_matrix_icrs_to_camera`` maps ICRS unit vectors into
+    the camera frame (+X right, +Y down, +Z boresight); ``quaternion`` is the
+    same rotation as ``[w, x, y, z]``. ``ra_deg``/``dec_deg`` is the boresight
+    (the optical axis through ``camera_model.crpix``), ``roll_deg`` the position
+    angle of camera +Y east of north.
+
+    WCS view: the gnomonic tangent point is the boresight (``crval_ra_deg``,
+    ``crval_dec_deg``), ``crpix`` the optical-centre offset from the image
+    centre in centred pixels, ``cd_matrix`` the FITS CD matrix in degrees per
+    pixel mapping (undistorted) pixel offsets to (xi east, eta north), and
+    ``theta_deg`` the angle from East to camera +X, counter-clockwise
+    (mirror-corrected when ``parity_flip``).
+
+    Errors ``rmse_arcsec``, ``p90e_arcsec``, ``max_err_arcsec`` are over the
+    matched stars after refinement; ``probability`` is the false-positive
+    probability of the verification.
+    """
+
+    ra_deg: float
+    dec_deg: float
+    roll_deg: float
+    fov_deg: float
+    rotation_matrix_icrs_to_camera: NDArray[np.float64]
+    camera_model: CameraModel
+    num_matches: int
+    rmse_arcsec: float
+    p90e_arcsec: float
+    max_err_arcsec: float
+    probability: float
+    solve_time_ms: float
+    matched_centroids: NDArray[np.intp]
+    matched_catalog_ids: NDArray[np.int64]
+    observer_velocity_km_s: NDArray[np.float64] | None = None
+    attitude_cov_rad2: NDArray[np.float64] = field(default_factory=lambda: np.full((3, 3), np.nan))
+    mode: str = "lost_in_space"
+    status: str = "match_found"
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return (f"SolveResult(ra_deg={self.ra_deg:.5f}, dec_deg={self.dec_deg:.5f}, "
+                f"roll_deg={self.roll_deg:.3f}, fov_deg={self.fov_deg:.4f}, "
+                f"num_matches={self.num_matches}, rmse_arcsec={self.rmse_arcsec:.2f}, "
+                f"parity_flip={self.parity_flip}, solve_time_ms={self.solve_time_ms:.1f})")
+
+    # -- derived attitude views ------------------------------------------------------
+    @property
+    def quaternion(self) -> NDArray[np.float64]:
+        """``[w, x, y, z]`` quaternion (Hamilton, scalar first, w ≥ 0) ICRS → camera."""
+        return rotation_to_quaternion(self.rotation_matrix_icrs_to_camera)
+
+    @property
+    def parity_flip(self) -> bool:
+        """True when the image is a mirror image of the sky (camera x negated)."""
+        return bool(self.camera_model.parity_flip)
+
+    @property
+    def crval_ra_deg(self) -> float:
+        """RA of the WCS tangent point (the boresight), degrees."""
+        return self.ra_deg
+
+    @property
+    def crval_dec_deg(self) -> float:
+        """Dec of the WCS tangent point (the boresight), degrees."""
+        return self.dec_deg
+
+    @property
+    def crpix(self) -> NDArray[np.float64]:
+        """Optical-centre offset ``[x, y]`` from the geometric image centre, pixels."""
+        return np.asarray(self.camera_model.crpix, dtype=np.float64).copy()
+
+    @property
+    def cd_matrix(self) -> NDArray[np.float64]:
+        """FITS CD matrix (degrees per pixel): (dx, dy) → (xi east, eta north)."""
+        R = self.rotation_matrix_icrs_to_camera
+        north, east = north_east_basis(R[2])
+        s = -1.0 if self.parity_flip else 1.0
+        f = self.camera_model.focal_length_px
+        m = np.array([[R[0] @ east, R[1] @ east], [R[0] @ north, R[1] @ north]])
+        return np.degrees(m @ np.diag([s / f, 1.0 / f]))
+
+    @property
+    def theta_deg(self) -> float:
+        """Angle from the East axis to camera +X, counter-clockwise, degrees in [0, 360)."""
+        R = self.rotation_matrix_icrs_to_camera
+        north, east = north_east_basis(R[2])
+        return float(np.degrees(np.arctan2(R[0] @ north, R[0] @ east)) % 360.0)
+
+    @property
+    def attitude_sigma_rad(self) -> NDArray[np.float64]:
+        """1-sigma attitude uncertainty about camera X, Y, Z axes, radians."""
+        return np.sqrt(np.clip(np.diag(self.attitude_cov_rad2), 0, None))
+
+    # -- coordinate conversions -----------------------------------------------------------
+    def pixel_to_world(self, x: ArrayLike, y: ArrayLike):
+        """Sky position of centred pixel coordinates.
+
+        Parameters
+        ----------
+        x, y : float or 1-D array_like
+            Centred pixel coordinates (origin at the image centre, +x right, +y down).
+
+        Returns
+        -------
+        (ra_deg, dec_deg)
+            Floats for scalar input (None when undefined), arrays for array
+            input (NaN where undefined).
+        """
+        ra, dec = self.camera_model.pixel_to_world(x, y, self.rotation_matrix_icrs_to_camera)
+        if np.ndim(ra) == 0:
+            return None if not np.isfinite(ra) else (float(ra), float(dec))
+        return ra, dec
+
+    def world_to_pixel(self, ra_deg: ArrayLike, dec_deg: ArrayLike):
+        """Centred pixel coordinates of sky positions.
+
+        Returns ``(x, y)`` floats for scalar input (None when the position is
+        behind the camera) or arrays (NaN there) for array input. Positions
+        in front of the camera but outside the image are returned as they are.
+        """
+        x, y = self.camera_model.world_to_pixel(ra_deg, dec_deg,
+                                                self.rotation_matrix_icrs_to_camera)
+        if np.ndim(x) == 0:
+            return None if not np.isfinite(x) else (float(x), float(y))
+        return x, y
+
+    def to_wcs(self) -> astropy.wcs.WCS:
+        """The solution as an astropy WCS (TAN, or TAN-SIP with distortion).
+
+        The WCS uses the FITS pixel convention of the full image (1-based in
+        headers; astropy's ``pixel_to_world`` is 0-based on array indices), so
+        ``to_wcs().pixel_to_world(col, row)`` is the sky position of the centre
+        of array pixel ``[row, col]``.
+        """
+        from .wcs import camera_to_wcs
+
+        return camera_to_wcs(self.camera_model, self.rotation_matrix_icrs_to_camera)
+
+    def to_header(self) -> astropy.io.fits.Header:
+        """The WCS as a FITS header (with SIP keywords when there is distortion)."""
+        from .wcs import wcs_to_header
+
+        return wcs_to_header(self.to_wcs())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (no arrays larger than the matched lists)."""
+        return {
+            "status": self.status, "ra_deg": self.ra_deg, "dec_deg": self.dec_deg,
+            "roll_deg": self.roll_deg, "fov_deg": self.fov_deg,
+            "quaternion": self.quaternion.tolist(), "parity_flip": self.parity_flip,
+            "num_matches": self.num_matches, "rmse_arcsec": self.rmse_arcsec,
+            "p90e_arcsec": self.p90e_arcsec, "max_err_arcsec": self.max_err_arcsec,
+            "probability": self.probability, "solve_time_ms": self.solve_time_ms,
+            "focal_length_px": self.camera_model.focal_length_px,
+            "matched_centroids": self.matched_centroids.tolist(),
+            "matched_catalog_ids": self.matched_catalog_ids.tolist(),
+        }
+
+
+# ------------------------------------------------------------------------------------
+# Argument handling
+
+
+def _number(name: str, value: Any, positive: bool = True, allow_none: bool = True,
+            upper: float | None = None) -> float | None:
+    if value is None:
+        if allow_none:
+            return None
+        raise InvalidArgumentError(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v) or (positive and v <= 0) or (not positive and v < 0):
+        raise InvalidArgumentError(
+            f"{name} must be a {'positive' if positive else 'non-negative'} finite number, "
+            f"got {value!r}")
+    if upper is not None and v >= upper:
+        raise InvalidArgumentError(f"{name} must be below {upper}, got {value!r}")
+    return v
+
+
+def _image_size(image_width, image_height, image_shape, camera_model) -> tuple[int, int]:
+    w = h = None
+    if image_shape is not None:
+        try:
+            shape = tuple(int(s) for s in image_shape)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                f"image_shape must be (height, width), got {image_shape!r}") from None
+        if len(shape) < 2:
+            raise InvalidArgumentError(f"image_shape must be (height, width), got {image_shape!r}")
+        h, w = shape[0], shape[1]
+    if image_width is not None:
+        if w is not None and int(image_width) != w:
+            raise InvalidArgumentError(
+                f"image_width={image_width} disagrees with image_shape={image_shape}")
+        w = image_width
+    if image_height is not None:
+        if h is not None and int(image_height) != h:
+            raise InvalidArgumentError(
+                f"image_height={image_height} disagrees with image_shape={image_shape}")
+        h = image_height
+    if camera_model is not None:
+        if w is not None and int(w) != camera_model.image_width:
+            raise InvalidArgumentError(
+                f"image width {w} disagrees with camera_model.image_width "
+                f"{camera_model.image_width}")
+        if h is not None and int(h) != camera_model.image_height:
+            raise InvalidArgumentError(
+                f"image height {h} disagrees with camera_model.image_height "
+                f"{camera_model.image_height}")
+        w, h = camera_model.image_width, camera_model.image_height
+    if w is None:
+        raise InvalidArgumentError(
+            "the image size is unknown: pass image_shape=(height, width), image_width, or "
+            "camera_model")
+    if h is None:
+        h = w
+    for name, v in (("image width", w), ("image height", h)):
+        if isinstance(v, bool) or int(v) != v or int(v) <= 0:
+            raise InvalidArgumentError(f"{name} must be a positive integer, got {v!r}")
+    return int(w), int(h)
+
+
+def _velocity(observer_velocity_km_s) -> NDArray[np.float64] | None:
+    if observer_velocity_km_s is None:
+        return None
+    v = np.asarray(observer_velocity_km_s, dtype=np.float64)
+    if v.shape != (3,) or not np.all(np.isfinite(v)):
+        raise InvalidArgumentError(
+            "observer_velocity_km_s must be three finite numbers [vx, vy, vz] in km/s")
+    return v
+
+
+# ------------------------------------------------------------------------------------
+# Shared geometry of one solve
+
+
+@dataclass
+class _Frame:
+    """The image side of a solve: centroids in ideal pixel offsets."""
+
+    xy: NDArray[np.float64]          # (n, 2) centred pixels as given
+    ideal: NDArray[np.float64]       # (n, 2) undistorted offsets from the optical centre, px
+    width: int
+    height: int
+    camera: CameraModel              # geometry besides focal length and parity
+    fixed_camera: bool               # focal length and parity fixed by the caller
+
+    def vectors(self, f: float, parity: bool, idx=slice(None)) -> NDArray[np.float64]:
+        p = self.ideal[idx]
+        s = -1.0 if parity else 1.0
+        return camera_vectors_from_tanplane(s * p[..., 0] / f, p[..., 1] / f)
+
+    def pixel_of(self, v_cam: NDArray[np.float64], f: float, parity: bool) -> NDArray[np.float64]:
+        """Ideal pixel offsets of camera-frame vectors (NaN behind the camera)."""
+        xi, eta = tanplane_from_camera_vectors(v_cam)
+        s = -1.0 if parity else 1.0
+        return np.stack([s * xi * f, eta * f], axis=-1)
+
+    def contains(self, ideal: NDArray[np.float64], margin: float = 0.0) -> NDArray[np.bool_]:
+        """Whether ideal offsets fall inside the (undistorted) image rectangle."""
+        c = np.asarray(self.camera.crpix, dtype=np.float64)
+        x = ideal[:, 0] + c[0]
+        y = ideal[:, 1] + c[1]
+        hw, hh = 0.5 * self.width + margin, 0.5 * self.height + margin
+        return (np.abs(x) <= hw) & (np.abs(y) <= hh)
+
+
+def _make_frame(xy, width, height, camera_model) -> _Frame:
+    if camera_model is not None:
+        cam = camera_model
+        f = cam.focal_length_px
+        xi, eta = cam.pixel_to_tanplane(xy[:, 0], xy[:, 1])
+        s = -1.0 if cam.parity_flip else 1.0
+        ideal = np.stack([s * np.asarray(xi) * f, np.asarray(eta) * f], axis=1)
+        return _Frame(xy, ideal, width, height, cam, True)
+    cam = CameraModel(1.0, width, height)
+    return _Frame(xy, xy.copy(), width, height, cam, False)
+
+
+def _focal_from_fov(fov_rad: float, width: int) -> float:
+    return 0.5 * width / math.tan(0.5 * fov_rad)
+
+
+def _fov_from_focal(f: float, width: int) -> float:
+    return 2.0 * math.atan(0.5 * width / f)
+
+
+# ------------------------------------------------------------------------------------
+# Matching, verification and refinement
+
+
+@dataclass
+class _Hypothesis:
+    R: NDArray[np.float64]
+    f: float
+    parity: bool
+
+
+class _Catalog:
+    """Catalog side of a solve: star vectors (apparent, when aberration is on)."""
+
+    def __init__(self, db: SolverDatabase, velocity: NDArray[np.float64] | None):
+        self.db = db
+        self.velocity = velocity
+
+    def field(self, boresight: NDArray[np.float64], radius_rad: float) -> NDArray[np.intp]:
+        idx = self.db._tree.query_ball_point(boresight, angle_to_chord(min(radius_rad, math.pi)))
+        return np.sort(np.asarray(idx, dtype=np.intp))
+
+    def vectors(self, idx: NDArray[np.intp]) -> NDArray[np.float64]:
+        v = self.db.star_vectors[idx]
+        if self.velocity is not None and len(v):
+            from .aberration import aberrate
+
+            v = aberrate(v, self.velocity)
+        return v
+
+
+def _project_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, margin_px: float = 0.0):
+    """Catalog stars inside the image for a hypothesis: (indices, ideal px)."""
+    half_diag = math.hypot(frame.width, frame.height) * 0.5 + margin_px
+    c = np.abs(np.asarray(frame.camera.crpix, dtype=np.float64))
+    radius = math.atan((half_diag + math.hypot(*c)) / hyp.f) * 1.05 + 1e-4
+    idx = cat.field(hyp.R[2], radius)
+    if len(idx) == 0:
+        return idx, np.zeros((0, 2))
+    p = frame.pixel_of(cat.vectors(idx) @ hyp.R.T, hyp.f, hyp.parity)
+    ok = np.isfinite(p[:, 0]) & frame.contains(p, margin_px)
+    return idx[ok], p[ok]
+
+
+def _mutual_matches(img: NDArray[np.float64], cat: NDArray[np.float64], radius: float):
+    """One-to-one pairs (image row, catalog row) of mutual nearest neighbours within radius."""
+    if len(img) == 0 or len(cat) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
+    d1, j = cKDTree(cat).query(img, distance_upper_bound=radius)
+    ok = np.isfinite(d1)
+    i = np.flatnonzero(ok)
+    j = j[ok]
+    d1 = d1[ok]
+    if len(i) == 0:
+        return i, j, d1
+    # keep, for every catalog star, only its closest image partner
+    order = np.lexsort((d1, j))
+    first = np.ones(len(order), bool)
+    first[1:] = j[order][1:] != j[order][:-1]
+    keep = order[first]
+    keep.sort()
+    return i[keep], j[keep], d1[keep]
+
+
+def _false_match_probability(n_matches: int, n_image: int, n_catalog: int, radius_px: float,
+                             area_px: float, fixed: int) -> float:
+    """Chance that ``n_matches`` of ``n_image`` centroids land on catalog stars by luck.
+
+    ``fixed`` matches (the pattern stars) are matched by construction; each other
+    centroid falls within ``radius_px`` of one of ``n_catalog`` random positions with
+    probability ``p = min(1, n_catalog * pi r^2 / area)``.
+    """
+    p = min(1.0, n_catalog * math.pi * radius_px ** 2 / max(area_px, 1.0))
+    trials = n_image - fixed
+    k = n_matches - fixed
+    if k <= 0 or trials <= 0:
+        return 1.0
+    # bdtrc(k-1, n, p) = P(X >= k)
+    return float(bdtrc(k - 1, trials, p))
+
+
+def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
+            n_fixed: int) -> tuple[int, float]:
+    """Count matches of the brightest centroids to the brightest projected catalog stars."""
+    n_img = min(len(frame.ideal), _VERIFY_CENTROIDS)
+    idx, p = _project_field(frame, cat, hyp)
+    n_cat = min(len(idx), _VERIFY_CATALOG_FACTOR * n_img)
+    if n_cat == 0:
+        return 0, 1.0
+    # idx is sorted by star-table index, i.e. brightest first
+    i, _, _ = _mutual_matches(frame.ideal[:n_img], p[:n_cat], radius_px)
+    n = len(i)
+    prob = _false_match_probability(n, n_img, n_cat, radius_px, frame.width * frame.height,
+                                    n_fixed)
+    return n, prob
+
+
+def _fit_focal(ideal: NDArray[np.float64], v_cam: NDArray[np.float64], parity: bool) -> float:
+    """Least-squares focal length from ideal offsets and camera-frame catalog vectors."""
+    xi, eta = tanplane_from_camera_vectors(v_cam)
+    s = -1.0 if parity else 1.0
+    num = np.sum(s * ideal[:, 0] * xi + ideal[:, 1] * eta)
+    den = np.sum(xi * xi + eta * eta)
+    return float(num / den) if den > 0 else float("nan")
+
+
+@dataclass
+class _Refined:
+    hyp: _Hypothesis
+    img_idx: NDArray[np.intp]
+    cat_idx: NDArray[np.intp]
+    errors_rad: NDArray[np.float64]
+
+
+def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, iterations: int,
+            sigma_clip: float = 3.0) -> _Refined | None:
+    """Re-match all stars and refit attitude (and focal length) ``iterations`` times."""
+    n_img_all = len(frame.ideal)
+    img_idx = cat_idx = np.zeros(0, np.intp)
+    for it in range(max(1, iterations) + 1):
+        idx, p = _project_field(frame, cat, hyp)
+        if len(idx) == 0:
+            return None
+        # limit both sides so that a deep list on one side cannot swamp the other
+        n_cat = min(len(idx), 3 * n_img_all)
+        n_img = min(n_img_all, max(3 * n_cat, 50))
+        i, j, _ = _mutual_matches(frame.ideal[:n_img], p[:n_cat], radius_px)
+        if len(i) < 3:
+            return None
+        img_idx, cat_idx = i, idx[j]
+        if it == max(1, iterations):
+            break
+        v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
+        v_cat = cat.vectors(cat_idx)
+        keep = np.ones(len(img_idx), bool)
+        for _ in range(3):
+            R = wahba_rotation(v_img[keep], v_cat[keep])
+            f = hyp.f
+            if not frame.fixed_camera:
+                f = _fit_focal(frame.ideal[img_idx[keep]], v_cat[keep] @ R.T, hyp.parity)
+                if not (math.isfinite(f) and f > 0):
+                    return None
+                v_img = frame.vectors(f, hyp.parity, img_idx)
+                R = wahba_rotation(v_img[keep], v_cat[keep])
+            err = angle_between(v_img, v_cat @ R.T)
+            scale = 1.4826 * np.median(err[keep]) + 1e-12
+            new_keep = err <= max(sigma_clip * scale, 1.0 / f)
+            hyp = _Hypothesis(R, f, hyp.parity)
+            if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+                break
+            keep = new_keep
+    v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
+    v_cat = cat.vectors(cat_idx)
+    err = angle_between(v_img, v_cat @ hyp.R.T)
+    return _Refined(hyp, img_idx, cat_idx, err)
+
+
+def _attitude_covariance(v_cam: NDArray[np.float64], sigma_rad: float) -> NDArray[np.float64]:
+    """Attitude covariance (camera axes, rad²) from the matched directions and scatter."""
+    info = np.einsum("n,ij->ij", np.ones(len(v_cam)), np.eye(3)) - v_cam.T @ v_cam
+    try:
+        return sigma_rad ** 2 * np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        return np.full((3, 3), np.nan)
+
+
+def _build_result(db, frame: _Frame, cat: _Catalog, ref: _Refined, probability: float,
+                  t0: float, mode: str) -> SolveResult:
+    R = ref.hyp.R
+    ra, dec, roll = rotation_to_radec_roll(R)
+    err_as = ref.errors_rad * _ARCSEC_PER_RAD
+    base = frame.camera
+    camera = CameraModel(ref.hyp.f, frame.width, frame.height, crpix=base.crpix,
+                         parity_flip=ref.hyp.parity, distortion=base.distortion)
+    order = np.argsort(ref.img_idx, kind="stable")
+    img_idx = ref.img_idx[order]
+    cat_idx = ref.cat_idx[order]
+    v_cam = frame.vectors(ref.hyp.f, ref.hyp.parity, img_idx)
+    rmse = float(np.sqrt(np.mean(err_as ** 2)))
+    dof = max(1, len(err_as) - 3)
+    sigma = float(np.sqrt(np.sum(ref.errors_rad ** 2) / dof))
+    return SolveResult(
+        ra_deg=float(ra), dec_deg=float(dec), roll_deg=float(roll),
+        fov_deg=math.degrees(_fov_from_focal(ref.hyp.f, frame.width)),
+        rotation_matrix_icrs_to_camera=R, camera_model=camera,
+        num_matches=int(len(img_idx)), rmse_arcsec=rmse,
+        p90e_arcsec=float(np.percentile(err_as, 90)), max_err_arcsec=float(err_as.max()),
+        probability=float(probability), solve_time_ms=(time.perf_counter() - t0) * 1e3,
+        matched_centroids=img_idx.astype(np.intp),
+        matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
+        observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
+        attitude_cov_rad2=_attitude_covariance(v_cam, sigma), mode=mode)
+
+
+# ------------------------------------------------------------------------------------
+# Lost in space
+
+
+@lru_cache(maxsize=4)
+def _combos(n: int) -> NDArray[np.intp]:
+    return brightest_first_combinations(n)
+
+
+def _thin_pixels(ideal: NDArray[np.float64], sep_px: float, limit: int) -> NDArray[np.intp]:
+    """Indices of the first ``limit`` centroids with no brighter centroid within ``sep_px``."""
+    cand = ideal[: max(limit * 4, 100)]
+    keep = np.ones(len(cand), bool)
+    if len(cand) > 1 and sep_px > 0:
+        pairs = cKDTree(cand).query_pairs(sep_px, output_type="ndarray")
+        if len(pairs):
+            keep[pairs.max(axis=1)] = False
+    return np.flatnonzero(keep)[:limit]
+
+
+def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: float,
+                   fov_hi: float, parities: tuple[bool, ...], tol: float, radius_px: float,
+                   threshold: float, deadline: float | None, refine_iterations: int,
+                   t0: float):
+    """Pattern search; returns (SolveResult | None, status)."""
+    bins = db.pattern_bins
+    sep_px = SEPARATION_FRACTION * _fov_from_focal(f_guess, frame.width) * f_guess
+    stars = _thin_pixels(frame.ideal, sep_px, _MAX_PATTERN_STARS)
+    n_stars = len(stars)
+    if n_stars < 4:
+        return None, "too_few"
+    combos = _combos(n_stars)
+    v_guess = frame.vectors(f_guess, False, stars)
+    verified = 0
+    done = 0
+    tried = np.empty((64, 3))
+    tried_x = np.empty((64, 3))
+    n_tried = 0
+    for stage in (*[s for s in _PATTERN_STAGES if s < n_stars], n_stars):
+        end = math.comb(stage, 4)
+        if end <= done:
+            continue
+        batch = combos[done:end]
+        done = end
+        if deadline is not None and time.perf_counter() > deadline:
+            return None, "timeout"
+        # image patterns of this batch, canonical star order
+        V = v_guess[batch]
+        ratios, largest = edge_ratios(pattern_edge_angles(V))
+        keys, owner = neighbour_keys(ratios, bins, tol)
+        rows, kowner = db.lookup_keys(keys)
+        if len(rows) == 0:
+            continue
+        pat = owner[kowner]
+        # a catalog pattern may be reached through several neighbour keys only once,
+        # since keys are distinct; the same (pattern, row) pair cannot repeat.
+        cstars = db.pattern_stars[rows].astype(np.intp)
+        cv = cat.db.star_vectors[cstars]
+        cratios, clargest = edge_ratios(pattern_edge_angles(cv))
+        ok = np.all(np.abs(cratios - ratios[pat]) <= tol, axis=1)
+        f_est = f_guess * largest[pat] / clargest
+        fov_est = 2.0 * np.arctan(0.5 * frame.width / f_est)
+        ok &= (fov_est >= fov_lo) & (fov_est <= fov_hi)
+        if not ok.any():
+            continue
+        pat, cstars, cv, f_est = pat[ok], cstars[ok], cv[ok], f_est[ok]
+        # image stars in canonical order (scale-free, so the guess vectors serve)
+        iorder = canonical_order(V[pat])
+        istars = np.take_along_axis(stars[batch[pat]], iorder, axis=1)
+        # attitude of every candidate for each allowed parity, in one batch
+        ideal = frame.ideal[istars]  # (m, 4, 2)
+        best = None
+        for parity in parities:
+            s = -1.0 if parity else 1.0
+            vi = camera_vectors_from_tanplane(s * ideal[..., 0] / f_est[:, None],
+                                              ideal[..., 1] / f_est[:, None])
+            R = wahba_rotation(vi, cv)
+            res = np.max(angle_between(vi, np.einsum("mij,mkj->mki", R, cv)), axis=1)
+            if best is None:
+                best = (R, res, np.full(len(res), parity))
+            else:
+                better = res < best[1]
+                best = (np.where(better[:, None, None], R, best[0]),
+                        np.where(better, res, best[1]), np.where(better, parity, best[2]))
+        R_all, res, par = best
+        limit = 2.0 * tol * np.max(pattern_edge_angles(cv), axis=1) + 3.0 / f_est
+        good = np.flatnonzero(res <= limit)
+        for m in good:
+            if deadline is not None and time.perf_counter() > deadline:
+                return None, "timeout"
+            hyp = _Hypothesis(R_all[m], float(f_est[m]), bool(par[m]))
+            # skip attitudes already verified (the same field found by another pattern)
+            if n_tried and np.any((tried[:n_tried] @ hyp.R[2] > _SAME_ATTITUDE_COS)
+                                  & (tried_x[:n_tried] @ hyp.R[0] > _SAME_ATTITUDE_COS)):
+                continue
+            if n_tried == len(tried):
+                tried = np.concatenate([tried, np.empty_like(tried)])
+                tried_x = np.concatenate([tried_x, np.empty_like(tried_x)])
+            tried[n_tried], tried_x[n_tried] = hyp.R[2], hyp.R[0]
+            n_tried += 1
+            verified += 1
+            n, prob = _verify(frame, cat, hyp, radius_px, n_fixed=4)
+            if prob * verified >= threshold:
+                continue
+            ref = _refine(frame, cat, hyp, radius_px, refine_iterations)
+            if ref is None:
+                continue
+            return _build_result(db, frame, cat, ref, prob * verified, t0,
+                                 "lost_in_space"), "match_found"
+    return None, "no_match"
+
+
+# ------------------------------------------------------------------------------------
+# Tracking
+
+
+def _tracking(db, frame: _Frame, cat: _Catalog, hint_R: NDArray[np.float64], f: float,
+              parities: tuple[bool, ...], uncertainty_rad: float, radius_px: float,
+              threshold: float, refine_iterations: int, t0: float) -> SolveResult | None:
+    """Match centroids directly against catalog stars around a hinted attitude."""
+    n_img = min(len(frame.ideal), _VERIFY_CENTROIDS)
+    if n_img < 3:
+        return None
+    search_px = max(radius_px, uncertainty_rad * f * 1.5)
+    for parity in parities:
+        hyp = _Hypothesis(hint_R, f, parity)
+        idx, p = _project_field(frame, cat, hyp, margin_px=search_px)
+        if len(idx) < 3:
+            continue
+        n_cat = min(len(idx), _VERIFY_CATALOG_FACTOR * n_img)
+        idx, p = idx[:n_cat], p[:n_cat]
+        img = frame.ideal[:n_img]
+        v_img = frame.vectors(f, parity, np.arange(n_img))
+        v_cat = cat.vectors(idx)
+        # candidate pairs within the hint uncertainty; vote with pairs of pairs
+        pairs = cKDTree(p).query_ball_point(img, search_px)
+        ii = np.repeat(np.arange(n_img), [len(c) for c in pairs])
+        jj = np.fromiter((j for c in pairs for j in c), dtype=np.intp, count=len(ii))
+        if len(ii) < 2:
+            continue
+        # keep the pairs whose mutual distances agree (rigid-body consistency)
+        order = np.argsort(ii, kind="stable")[:400]
+        ii, jj = ii[order], jj[order]
+        best = (0, None)
+        n_pairs = len(ii)
+        a, b = np.triu_indices(n_pairs, k=1)
+        d_img = angle_between(v_img[ii[a]], v_img[ii[b]])
+        d_cat = angle_between(v_cat[jj[a]], v_cat[jj[b]])
+        tol = 2.0 * radius_px / f
+        agree = (np.abs(d_img - d_cat) < tol) & (ii[a] != ii[b]) & (jj[a] != jj[b])
+        if not agree.any():
+            continue
+        # each consistent pair of pairs proposes an attitude; try the best supported ones
+        support = np.bincount(np.concatenate([a[agree], b[agree]]), minlength=n_pairs)
+        for start in np.argsort(-support)[:10]:
+            partners = np.concatenate([b[agree & (a == start)], a[agree & (b == start)]])
+            if len(partners) == 0:
+                continue
+            sel = np.concatenate([[start], partners])
+            R = wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]])
+            h = _Hypothesis(R, f, parity)
+            n, prob = _verify(frame, cat, h, radius_px, n_fixed=2)
+            if n > best[0]:
+                best = (n, h, prob)
+        if best[1] is None or best[0] < 3 or best[2] >= threshold:
+            continue
+        ref = _refine(frame, cat, best[1], radius_px, refine_iterations)
+        if ref is None or len(ref.img_idx) < 3:
+            continue
+        return _build_result(db, frame, cat, ref, best[2], t0, "tracking")
+    return None
+
+
+# ------------------------------------------------------------------------------------
+# Entry point
+
+
+def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
+                         fov_estimate_rad=None, image_width=None, image_height=None,
+                         image_shape=None, fov_max_error_deg=None, fov_max_error_rad=None,
+                         match_radius=0.01, match_threshold=1e-5, solve_timeout_ms=5000,
+                         match_max_error=None, refine_iterations=2, camera_model=None,
+                         observer_velocity_km_s=None, attitude_hint=None,
+                         hint_uncertainty_deg=None, hint_uncertainty_rad=None,
+                         strict_hint=False) -> SolveResult | SolveFailure:
+    """Solve for the camera attitude from star centroids.
+
+    Parameters
+    ----------
+    db : SolverDatabase
+    centroids : list of Centroid, ExtractionResult, or array_like (N, 2) or (N, 3)
+        Centred pixel positions (x, y[, brightness]), brightest first.
+    fov_estimate_deg, fov_estimate_rad : float, optional
+        Horizontal field of view estimate (give at most one). Default: the
+        camera model's, else the middle of the database's range.
+    image_width, image_height : int, optional
+    image_shape : (int, int), optional
+        numpy ``(height, width)``; an alternative to width and height.
+    fov_max_error_deg, fov_max_error_rad : float, optional
+        Largest allowed error of the estimate. Default: the search accepts
+        fields of view between 0.6× and 1/0.6× the estimate (or the
+        database's range when there is no estimate).
+    match_radius : float
+        Match distance as a fraction of the image width (0 < r < 1).
+    match_threshold : float
+        False-positive probability a solution must beat.
+    solve_timeout_ms : float or None
+        Give up after this time (None: no limit).
+    match_max_error : float, optional
+        Largest edge-ratio difference of a pattern match; default the
+        database's ``pattern_max_error``.
+    refine_iterations : int
+        Re-match and refit passes after the first match.
+    camera_model : CameraModel, optional
+        Fixes focal length, optical centre, parity and distortion.
+    observer_velocity_km_s : array_like (3,), optional
+        Observer's ICRS velocity; catalog directions are aberrated with it.
+    attitude_hint : quaternion [w, x, y, z] or 3×3 matrix, optional
+        Tracking mode: match against catalog stars around this attitude.
+    hint_uncertainty_deg, hint_uncertainty_rad : float, optional
+        1-sigma-ish uncertainty of the hint (default 1°).
+    strict_hint : bool
+        With a hint, do not fall back to the lost-in-space search.
+
+    Returns
+    -------
+    SolveResult or SolveFailure
+    """
+    t0 = time.perf_counter()
+
+    def fail(status: str, message: str) -> SolveFailure:
+        return SolveFailure(status, (time.perf_counter() - t0) * 1e3, message)
+
+    # ---- arguments
+    if camera_model is not None and not isinstance(camera_model, CameraModel):
+        raise InvalidTypeError(
+            f"camera_model must be a CameraModel, got {type(camera_model).__name__}")
+    xy, _ = centroids_to_array(centroids, name="centroids")
+    width, height = _image_size(image_width, image_height, image_shape, camera_model)
+    fov_deg = _number("fov_estimate_deg", fov_estimate_deg, upper=180.0)
+    fov_rad = _number("fov_estimate_rad", fov_estimate_rad, upper=math.pi)
+    if fov_deg is not None and fov_rad is not None:
+        raise InvalidArgumentError("give fov_estimate_deg or fov_estimate_rad, not both")
+    fov_est = math.radians(fov_deg) if fov_deg is not None else fov_rad
+    err_deg = _number("fov_max_error_deg", fov_max_error_deg, positive=False)
+    err_rad = _number("fov_max_error_rad", fov_max_error_rad, positive=False)
+    if err_deg is not None and err_rad is not None:
+        raise InvalidArgumentError("give fov_max_error_deg or fov_max_error_rad, not both")
+    fov_err = math.radians(err_deg) if err_deg is not None else err_rad
+    match_radius = _number("match_radius", match_radius, upper=1.0)
+    match_threshold = _number("match_threshold", match_threshold, allow_none=False, upper=1.0)
+    timeout = _number("solve_timeout_ms", solve_timeout_ms, positive=False)
+    tol = _number("match_max_error", match_max_error, upper=0.25)
+    if tol is None:
+        tol = float(db.parameters["pattern_max_error"])
+    if isinstance(refine_iterations, bool) or not isinstance(refine_iterations,
+                                                             (int, np.integer)):
+        raise InvalidTypeError("refine_iterations must be an integer")
+    if refine_iterations < 0:
+        raise InvalidArgumentError(f"refine_iterations must be >= 0, got {refine_iterations}")
+    velocity = _velocity(observer_velocity_km_s)
+    hint_R = None if attitude_hint is None else as_rotation_matrix(attitude_hint, "attitude_hint")
+    hu_deg = _number("hint_uncertainty_deg", hint_uncertainty_deg)
+    hu_rad = _number("hint_uncertainty_rad", hint_uncertainty_rad)
+    if hu_deg is not None and hu_rad is not None:
+        raise InvalidArgumentError("give hint_uncertainty_deg or hint_uncertainty_rad, not both")
+    hint_unc = math.radians(hu_deg) if hu_deg is not None else (hu_rad or math.radians(1.0))
+    if len(xy) and np.any(~np.isfinite(xy)):
+        raise InvalidArgumentError("centroids must have finite x and y")
+    deadline = None if not timeout else t0 + timeout / 1e3
+
+    # ---- geometry
+    frame = _make_frame(xy, width, height, camera_model)
+    cat = _Catalog(db, velocity)
+    radius_px = match_radius * width
+    if camera_model is not None:
+        f_guess = camera_model.focal_length_px
+        fov_est = camera_model.fov_deg * math.pi / 180.0 if fov_est is None else fov_est
+        parities: tuple[bool, ...] = (bool(camera_model.parity_flip),)
+    else:
+        if fov_est is None:
+            fov_est = math.sqrt(math.radians(db.min_fov_deg) * math.radians(db.max_fov_deg))
+        f_guess = _focal_from_fov(fov_est, width)
+        parities = (False, True)
+    if fov_err is not None:
+        fov_lo, fov_hi = max(fov_est - fov_err, 1e-6), min(fov_est + fov_err, math.pi * 0.999)
+    elif fov_deg is None and fov_rad is None and camera_model is None:
+        fov_lo = math.radians(db.min_fov_deg) * 0.6
+        fov_hi = min(math.radians(db.max_fov_deg) / 0.6, math.pi * 0.999)
+    else:
+        fov_lo, fov_hi = fov_est * 0.6, min(fov_est / 0.6, math.pi * 0.999)
+    # patterns are limited by the database's scales: a much larger field cannot match
+    if fov_lo > math.radians(db.max_fov_deg) * 1.6 or fov_hi < math.radians(db.min_fov_deg) / 2:
+        return fail("invalid_config",
+                    f"the field of view range {math.degrees(fov_lo):.2f}-"
+                    f"{math.degrees(fov_hi):.2f} deg is outside the database's "
+                    f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+
+    # ---- tracking
+    if hint_R is not None:
+        f_track = f_guess
+        res = _tracking(db, frame, cat, hint_R, f_track, parities, hint_unc, radius_px,
+                        match_threshold, refine_iterations, t0)
+        if res is not None:
+            return res
+        if strict_hint:
+            return fail("no_match", "no match near the attitude hint")
+
+    if len(xy) < 4:
+        return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
+    result, status = _lost_in_space(
+        db, frame, cat, f_guess=f_guess, fov_lo=fov_lo, fov_hi=fov_hi, parities=parities,
+        tol=tol, radius_px=radius_px, threshold=match_threshold, deadline=deadline,
+        refine_iterations=refine_iterations, t0=t0)
+    if result is not None:
+        return result
+    messages = {"too_few": "fewer than 4 well-separated centroids",
+                "timeout": f"no match within {solve_timeout_ms} ms",
+                "no_match": "no pattern verified against the catalog"}
+    return fail(status, messages[status])
