@@ -45,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "earth_barycentric_velocity": "aberration",
     "CalibrateResult": "calibration",
     "read_image": "imageio",
+    "render_starfield": "simulate",
+    "simulate_centroids": "simulate",
+    "random_attitudes": "simulate",
+    "GaussianPSF": "simulate",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -73,4 +77,5 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
     from .extraction import Centroid, ExtractionResult, extract_centroids
     from .imageio import read_image
+    from .simulate import GaussianPSF, random_attitudes, render_starfield, simulate_centroids
     from .solver import SolveFailure, SolveResult
