@@ -423,11 +423,12 @@ def _sniff(path: Path) -> str:
                 f"(only compressed FITS is read)"
             )
     expected = _SUFFIX_FORMATS.get(_plain_suffix(path))
-    what = f"a {expected} file" if expected else _FORMATS_TEXT
-    others = "" if not expected else f" (nor any of {_FORMATS_TEXT[2:]})"
-    raise FileFormatError(
-        f"{path} is not {what}{others}: unrecognised leading bytes {head[:8]!r}"
-    )
+    if expected:
+        others = [name for name in ("FITS", "PNG", "JPEG", "TIFF") if name != expected]
+        what = f"a {expected} file (nor a {', '.join(others[:-1])} or {others[-1]} image)"
+    else:
+        what = _FORMATS_TEXT
+    raise FileFormatError(f"{path} is not {what}: unrecognised leading bytes {head[:8]!r}")
 
 
 def _plain_suffix(path: Path) -> str:
@@ -566,11 +567,16 @@ def _first_hdu_with_array(hdul: Any) -> int | None:
 
 
 def _describe_hdus(hdul: Any) -> str:
+    from astropy.io import fits
+
     parts = []
     for index, h in enumerate(hdul):
-        shape = getattr(h, "shape", None)
         kind = type(h).__name__
-        detail = f"shape {tuple(shape)}" if shape else "no data"
+        if isinstance(h, fits.BinTableHDU | fits.TableHDU):
+            detail = f"table of {h.header.get('NAXIS2', 0)} rows"
+        else:
+            shape = getattr(h, "shape", None)
+            detail = f"shape {tuple(shape)}" if shape else "no data"
         parts.append(f"{index} {h.name or '-'} ({kind}, {detail})")
     return "; ".join(parts)
 
@@ -610,10 +616,11 @@ def _read_fits(path: Path, hdu: Any, section: Any) -> NDArray[Any]:
                     f"{path} holds no HDU with image data ({_describe_hdus(hdul)})"
                 )
             h = hdul[index]
-            label = f"{path} HDU {index}"
+            which = f"HDU {index}"
         else:
             h = _select_hdu(hdul, hdu, path)
-            label = f"{path} HDU {hdu!r}"
+            which = f"HDU {hdu!r}"
+        label = f"{path} {which}"
         layout = _image_layout(h)
         if layout is None:
             shape = tuple(getattr(h, "shape", None) or ())
@@ -625,7 +632,7 @@ def _read_fits(path: Path, hdu: Any, section: Any) -> NDArray[Any]:
             raise InvalidArgumentError(
                 f"hdu={hdu!r}: {label} holds {what} (HDUs: {_describe_hdus(hdul)})"
             )
-        core, lead = _image_layout(h)  # type: ignore[misc]
+        core, lead = layout
         if 0 in core:
             raise InvalidArgumentError(f"{label} is an empty image (shape {core})")
         if not isinstance(h, fits.CompImageHDU):
@@ -650,7 +657,7 @@ def _read_fits(path: Path, hdu: Any, section: Any) -> NDArray[Any]:
         except Exception as exc:
             raise FileFormatError(
                 f"{path} is a corrupted or truncated FITS file: cannot read the data "
-                f"of {label.split(' ', 1)[1]} ({exc})"
+                f"of {which} ({exc})"
             ) from exc
     if planes > 1:
         data = np.moveaxis(data, 0, -1)
