@@ -653,3 +653,33 @@ def test_bad_section_on_files(tmp_path):
         with pytest.raises(InvalidArgumentError, match="section"):
             read_image(tmp_path / name, section="[0:31]")
         np.testing.assert_array_equal(read_image(tmp_path / name, section="[29]"), data[29:30])
+
+
+def test_tiff_first_page_and_min_is_white(tmp_path):
+    data = _ramp(shape=(30, 40), dtype=np.uint16, seed=13)
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([data, data // 2]), photometric="minisblack")
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        assert len(tif.pages) == 2
+    np.testing.assert_array_equal(read_image(tmp_path / "stack.tif"), data)
+    # stored inverted (0 = white): read back as light values, so stars stay bright
+    grey = np.array([[0, 10], [200, 255]], np.uint8)
+    tifffile.imwrite(tmp_path / "mw.tif", grey, photometric="miniswhite")
+    np.testing.assert_array_equal(read_image(tmp_path / "mw.tif"), 255 - grey)
+
+
+def test_tess_like_file_as_the_seed_reads_it(tmp_path):
+    # TESS FFI layout: header-only primary with the dates, calibrated image in HDU 1
+    # with 44 overscan columns on the left.
+    image = _ramp(shape=(70, 130), dtype=np.float32, seed=14)
+    primary = fits.PrimaryHDU()
+    primary.header["DATE-OBS"] = "2018-08-22T10:00:00.000"
+    primary.header["DATE-END"] = "2018-08-22T10:30:00.000"
+    path = tmp_path / "sector01_cam1_ccd1.fits"
+    fits.HDUList([primary, fits.ImageHDU(image)]).writeto(path)
+    expected = fits.getdata(path, ext=1, memmap=False).astype(np.float32)[:64, 44:108]
+    got = read_image(path, hdu=1, section="[:64,44:108]", dtype=np.float32)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(read_image(path, section="[:64,44:108]"), expected)
+    assert image_epoch(path) == pytest.approx(
+        2000.0 + (58352.0 + 10.25 / 24 - 51544.5) / 365.25, abs=1e-9
+    )
