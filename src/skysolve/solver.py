@@ -510,10 +510,14 @@ class _Refined:
 
 def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, iterations: int,
             sigma_clip: float = 3.0) -> _Refined | None:
-    """Re-match all stars and refit attitude (and focal length) ``iterations`` times."""
+    """Re-match all stars and refit attitude (and focal length) ``iterations + 1`` times.
+
+    Each pass matches centroids to the projected catalog, then alternates a
+    Wahba attitude fit, a focal-length fit (unless the camera is fixed) and
+    sigma clipping. The last pass's inliers are the matches reported.
+    """
     n_img_all = len(frame.ideal)
-    img_idx = cat_idx = np.zeros(0, np.intp)
-    for it in range(max(1, iterations) + 1):
+    for _ in range(iterations + 1):
         idx, p = _project_field(frame, cat, hyp)
         if len(idx) == 0:
             return None
@@ -524,12 +528,10 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
         if len(i) < 3:
             return None
         img_idx, cat_idx = i, idx[j]
-        if it == max(1, iterations):
-            break
-        v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
         v_cat = cat.vectors(cat_idx)
+        v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
         keep = np.ones(len(img_idx), bool)
-        for _ in range(3):
+        for _ in range(5):
             R = wahba_rotation(v_img[keep], v_cat[keep])
             f = hyp.f
             if not frame.fixed_camera:
@@ -538,17 +540,15 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
                     return None
                 v_img = frame.vectors(f, hyp.parity, img_idx)
                 R = wahba_rotation(v_img[keep], v_cat[keep])
-            err = angle_between(v_img, v_cat @ R.T)
-            scale = 1.4826 * np.median(err[keep]) + 1e-12
-            new_keep = err <= max(sigma_clip * scale, 1.0 / f)
             hyp = _Hypothesis(R, f, hyp.parity)
+            err = angle_between(v_img, v_cat @ R.T)
+            scale = 1.4826 * np.median(err[keep])
+            # never clip below a tenth of a pixel: centroids are not better than that
+            new_keep = err <= max(sigma_clip * scale, 0.1 / f)
             if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
                 break
             keep = new_keep
-    v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
-    v_cat = cat.vectors(cat_idx)
-    err = angle_between(v_img, v_cat @ hyp.R.T)
-    return _Refined(hyp, img_idx, cat_idx, err)
+    return _Refined(hyp, img_idx[keep], cat_idx[keep], err[keep])
 
 
 def _attitude_covariance(v_cam: NDArray[np.float64], sigma_rad: float) -> NDArray[np.float64]:
@@ -592,9 +592,14 @@ def _build_result(db, frame: _Frame, cat: _Catalog, ref: _Refined, probability: 
 # Lost in space
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=1)
+def _all_combos() -> NDArray[np.intp]:
+    return brightest_first_combinations(_MAX_PATTERN_STARS)
+
+
 def _combos(n: int) -> NDArray[np.intp]:
-    return brightest_first_combinations(n)
+    """Brightest-first 4-combinations of ``n`` stars: a prefix of the largest list."""
+    return _all_combos()[: math.comb(n, 4)]
 
 
 def _thin_pixels(ideal: NDArray[np.float64], sep_px: float, limit: int) -> NDArray[np.intp]:
