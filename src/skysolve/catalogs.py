@@ -226,7 +226,9 @@ class Catalog:
         The motion is applied along the local East/North directions on the
         sphere (a great-circle step), which is exact to well under a
         milliarcsecond over a century for every Hipparcos star; radial
-        velocity and parallax are ignored.
+        velocity and parallax are ignored. The proper-motion components are
+        turned to the new position's East/North axes, so propagating in steps
+        equals propagating at once.
         """
         if not np.isfinite(epoch_year):
             raise InvalidArgumentError("epoch_year must be a finite Julian year")
@@ -244,6 +246,15 @@ class Catalog:
             direction = np.where(angle > 0, step / angle, 0.0)
         moved = v * np.cos(angle) + direction * np.sin(angle)
         out.ra_deg, out.dec_deg = vector_to_radec(moved)
+        # the motion continues along the great circle: its direction there is the
+        # derivative of the step (reversed when stepping back in time), its rate unchanged
+        rate = np.linalg.norm(mu, axis=1, keepdims=True) * np.sign(dt)
+        mu_new = rate * (direction * np.cos(angle) - v * np.sin(angle))
+        north_new, east_new = north_east_basis(moved)
+        moving = angle[:, 0] > 0
+        out.pmra_mas_yr = np.where(moving, np.sum(mu_new * east_new, axis=1), self.pmra_mas_yr)
+        out.pmdec_mas_yr = np.where(moving, np.sum(mu_new * north_new, axis=1),
+                                    self.pmdec_mas_yr)
         return out
 
 
@@ -276,7 +287,7 @@ _HIP2_COLUMNS = {
     "dec_rad": (29, 42),
     "pmra": (51, 59),
     "pmdec": (60, 68),
-    "hp": (128, 135),
+    "hp": (129, 136),  # Hpmag, bytes 130-136 of the ReadMe
 }
 
 
