@@ -1,0 +1,215 @@
+"""Sky background and noise estimation for star extraction.
+
+The background is modelled either as one global level or as a grid of robust
+per-block levels (a block's median, with block outliers — blocks dominated by a
+bright star — replaced by the median of their 3x3 block neighbourhood) that is
+interpolated bilinearly between block centres to any pixel. The model is never
+materialised at full resolution unless asked for: extraction only needs it at a
+few hundred thousand candidate pixels, and a per-block lower bound to pre-select
+them (see :meth:`Background.block_lower_bound`).
+
+Noise is one global robust standard deviation (MAD scaled to a Gaussian sigma,
+with iterative clipping of the bright tail) of the background-subtracted image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+__all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
+
+#: MAD -> Gaussian sigma.
+MAD_TO_SIGMA = 1.482602218505602
+
+# Samples used for the global statistics: enough for a ~0.7 % accurate sigma.
+_GLOBAL_SAMPLES = 40_000
+
+
+def _kth(values: NDArray, axis: int = -1) -> NDArray:
+    """Lower median along ``axis`` via one partition (np.median costs 5x more)."""
+    n = values.shape[axis]
+    k = (n - 1) // 2
+    return np.take(np.partition(values, k, axis=axis), k, axis=axis)
+
+
+def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> tuple[float, float]:
+    """Sigma-clipped median and MAD sigma of a 1-D sample.
+
+    Returns ``(location, sigma)``; both are NaN for an empty sample.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        return float("nan"), float("nan")
+    med = float(np.median(v))
+    sig = MAD_TO_SIGMA * float(np.median(np.abs(v - med)))
+    for _ in range(iterations):
+        if sig <= 0:
+            break
+        keep = np.abs(v - med) < clip * sig
+        if keep.all() or keep.sum() < 10:
+            break
+        v = v[keep]
+        med = float(np.median(v))
+        sig = MAD_TO_SIGMA * float(np.median(np.abs(v - med)))
+    return med, sig
+
+
+def robust_sigma(values: NDArray, iterations: int = 2, clip: float = 3.0) -> float:
+    """Robust Gaussian-equivalent standard deviation (clipped MAD) of a sample."""
+    return robust_location(values, iterations, clip)[1]
+
+
+def _subsample(image: NDArray, n: int) -> NDArray:
+    """A regular ~n-pixel subsample of a 2-D array (strided, no copy of the full frame)."""
+    h, w = image.shape
+    step = max(1, int(np.sqrt(h * w / n)))
+    return image[step // 2::step, step // 2::step]
+
+
+class Background:
+    """A smooth background model: a grid of block levels, bilinear between block centres.
+
+    Attributes
+    ----------
+    grid : ndarray, shape ``(ny, nx)``
+        Background level at each block centre (a 1x1 grid for a global background).
+    block_size : int or None
+        Block size in pixels (``None`` for a global background).
+    sigma : float
+        Global robust per-pixel noise (same units as the image).
+    shape : tuple of int
+        ``(height, width)`` of the image the model describes.
+    """
+
+    def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
+                 shape: tuple[int, int]):
+        self.grid = np.asarray(grid, dtype=np.float64)
+        self.block_size = block_size
+        self.sigma = float(sigma)
+        self.shape = shape
+        self._tab = None
+
+    @property
+    def mean(self) -> float:
+        """Mean background level over the grid."""
+        return float(np.mean(self.grid))
+
+    def _weights(self, idx: NDArray, n_nodes: int):
+        """Lower node index and fraction towards the next node for pixel indices."""
+        if n_nodes == 1:
+            zero = np.zeros(np.shape(idx), dtype=np.intp)
+            return zero, zero, np.zeros(np.shape(idx))
+        # node i sits at pixel (i + 0.5) * bs - 0.5
+        t = (np.asarray(idx, dtype=np.float64) + 0.5) / self.block_size - 0.5
+        t = np.clip(t, 0.0, n_nodes - 1.0)
+        i0 = np.minimum(t.astype(np.intp), n_nodes - 2)
+        return i0, i0 + 1, t - i0
+
+    def _tables(self):
+        """Per-row interpolation weights and the grid interpolated to every column.
+
+        Built once; make :meth:`at` two gathers and a blend per point.
+        """
+        if getattr(self, "_tab", None) is None:
+            h, w = self.shape
+            ny, nx = self.grid.shape
+            c0, c1, fc = self._weights(np.arange(w), nx)
+            coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
+            r0, r1, fr = self._weights(np.arange(h), ny)
+            self._tab = (coarse, r0, r1, fr)
+        return self._tab
+
+    def at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64]:
+        """Background level at integer pixel ``rows``, ``cols`` (array indices, any shape)."""
+        ny, nx = self.grid.shape
+        if ny == 1 and nx == 1:
+            return np.full(np.broadcast(rows, cols).shape, self.grid[0, 0])
+        coarse, r0, r1, fr = self._tables()
+        rows = np.asarray(rows)
+        f = fr[rows]
+        return coarse[r0[rows], cols] * (1.0 - f) + coarse[r1[rows], cols] * f
+
+    def block_lower_bound(self) -> tuple[NDArray[np.float64], int]:
+        """Per-block lower bound of the interpolated model, and the block size.
+
+        Within a block the bilinear model lies between the levels of the block and
+        its eight neighbours, so their minimum bounds it from below. Returns the
+        ``(ny, nx)`` array of bounds and the block size (the full image size for a
+        global model).
+        """
+        if self.block_size is None or self.grid.size == 1:
+            return self.grid.reshape(1, 1), max(self.shape)
+        lb = ndimage.minimum_filter(self.grid, size=3, mode="nearest")
+        return lb, self.block_size
+
+    def full(self, dtype=np.float32) -> NDArray:
+        """The model at every pixel, shape ``(height, width)`` (costs a full frame)."""
+        h, w = self.shape
+        rows = np.arange(h)[:, None]
+        cols = np.arange(w)[None, :]
+        ny, nx = self.grid.shape
+        if ny == 1 and nx == 1:
+            return np.full((h, w), self.grid[0, 0], dtype=dtype)
+        # separable: interpolate along columns on the coarse rows, then along rows
+        c0, c1, fc = self._weights(cols[0], nx)
+        coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
+        r0, r1, fr = self._weights(rows[:, 0], ny)
+        out = coarse[r0].astype(dtype)
+        out *= (1.0 - fr)[:, None].astype(dtype)
+        out += coarse[r1].astype(dtype) * fr[:, None].astype(dtype)
+        return out
+
+
+def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
+    """Median of every ``bs`` x ``bs`` block (partial edge blocks padded by reflection)."""
+    h, w = image.shape
+    ny, nx = -(-h // bs), -(-w // bs)
+    if ny * bs != h or nx * bs != w:
+        image = np.pad(image, ((0, ny * bs - h), (0, nx * bs - w)), mode="symmetric")
+    # every other pixel in each direction is plenty (>= 64 samples) and 4x cheaper
+    step = 2 if bs >= 16 else 1
+    blocks = image.reshape(ny, bs, nx, bs)[:, ::step, :, ::step]
+    blocks = np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)).reshape(ny, nx, -1)
+    return _kth(blocks, axis=-1).astype(np.float64)
+
+
+def estimate_background(image: NDArray, block_size: int | None) -> Background:
+    """Fit the background model and global noise of a finite 2-D image.
+
+    Parameters
+    ----------
+    image : ndarray, shape ``(H, W)``
+        Float image without NaN/inf (callers replace bad pixels first).
+    block_size : int or None
+        Block size in pixels for a local background; ``None`` (or a block at
+        least as large as the image) gives a global, sigma-clipped median.
+
+    Returns
+    -------
+    Background
+    """
+    h, w = image.shape
+    sample = _subsample(image, _GLOBAL_SAMPLES)
+    if block_size is None or (block_size >= h and block_size >= w):
+        level, sigma0 = robust_location(sample)
+        return Background(np.array([[level]]), None, sigma0, (h, w))
+    # a rough sigma is enough to spot outlier blocks; the final one comes below
+    sigma0 = robust_location(sample, iterations=0)[1]
+    bs = int(block_size)
+    grid = _block_levels(image, bs)
+    if grid.shape[0] >= 3 and grid.shape[1] >= 3:
+        # a block whose median is lifted by a bright star or nebula knot stands out
+        # from its neighbours; the neighbourhood median replaces such outliers
+        smooth = ndimage.median_filter(grid, size=3, mode="nearest")
+        outlier = np.abs(grid - smooth) > 3.0 * max(sigma0, 1e-30) / np.sqrt(bs * bs / 4)
+        grid = np.where(outlier & (grid > smooth), smooth, grid)
+    bg = Background(grid, bs, sigma0, (h, w))
+    # noise of the background-subtracted image: gradients no longer inflate it
+    step = max(1, int(np.sqrt(h * w / _GLOBAL_SAMPLES)))
+    rows = np.arange(step // 2, h, step)
+    cols = np.arange(step // 2, w, step)
+    resid = sample - bg.at(rows[:, None], cols[None, :])
+    bg.sigma = robust_sigma(resid)
+    return bg
