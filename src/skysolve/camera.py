@@ -14,8 +14,8 @@ right, +Y down, +Z along the boresight) and back::
 pinhole camera with this frame would see it: the x axis is negated.
 
 Camera files are human-readable JSON (``{"format": "skysolve-camera",
-"version": 1, ...}``) with a SHA-256 checksum of the content; delete the
-``checksum`` line to hand-edit a file (it is then loaded unchecked).
+"version": 1, ...}``) ending in a SHA-256 ``checksum`` of the text; delete
+the ``checksum`` line to hand-edit a file (it is then loaded unchecked).
 """
 
 from __future__ import annotations
@@ -136,9 +136,16 @@ def _out(a: NDArray[np.float64], scalar: bool) -> FloatOrArray:
     return float(a) if scalar else np.asarray(a, dtype=np.float64)
 
 
-def _checksum(body: Mapping[str, Any]) -> str:
-    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()
+def _body_text(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, indent=2, allow_nan=False)
+
+
+def _checksum(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _checksum_tail(checksum: str) -> str:
+    return f',\n  "checksum": {json.dumps(checksum)}\n}}\n'
 
 
 class CameraModel:
@@ -380,9 +387,11 @@ class CameraModel:
     def save_to_file(self, path: str | os.PathLike[str]) -> None:
         """Write the model as readable JSON (format ``skysolve-camera``, version 1)."""
         body = {"format": CAMERA_FILE_FORMAT, "version": CAMERA_FILE_VERSION, **self.to_dict()}
-        body["checksum"] = _checksum(body)
-        text = json.dumps(body, indent=2, allow_nan=False) + "\n"
-        with open(os.fspath(path), "w", encoding="utf-8") as fh:
+        # the checksum covers the exact text written (so even a changed last
+        # digit that parses to the same float is caught), appended as the last field
+        text = _body_text(body)
+        text = text[:-2] + _checksum_tail(_checksum(text))
+        with open(os.fspath(path), "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
 
     @classmethod
@@ -421,8 +430,12 @@ class CameraModel:
                 f"version {CAMERA_FILE_VERSION}")
         checksum = doc.pop("checksum", None)
         if checksum is not None:
+            tail = _checksum_tail(checksum) if isinstance(checksum, str) else None
             try:
-                ok = checksum == _checksum(doc)
+                if tail is not None and text.endswith(tail):
+                    ok = checksum == _checksum(text[: -len(tail)] + "\n}")
+                else:  # reformatted by another tool: check the content instead
+                    ok = checksum == _checksum(_body_text(doc))
             except ValueError:  # NaN/inf smuggled in
                 ok = False
             if not ok:
