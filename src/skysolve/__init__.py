@@ -40,6 +40,9 @@ _EXPORTS: dict[str, str] = {
     "CameraModel": "camera",
     "RadialDistortion": "distortion",
     "PolynomialDistortion": "distortion",
+    "camera_to_wcs": "wcs",
+    "wcs_to_camera": "wcs",
+    "wcs_to_header": "wcs",
     "SolveResult": "solver",
     "SolveFailure": "solver",
     "earth_barycentric_velocity": "aberration",
@@ -79,3 +82,4 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .imageio import read_image
     from .simulate import GaussianPSF, random_attitudes, render_starfield, simulate_centroids
     from .solver import SolveFailure, SolveResult
+    from .wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
