@@ -255,6 +255,20 @@ def test_mirror_flips_image_and_truth(hip):
     assert np.allclose(truth_p.x, truth_q.x) and np.allclose(truth_p.y, truth_q.y)
 
 
+@pytest.mark.parametrize("mirror", [False, True])
+def test_truth_psf_covariance_matches_rendered_star(mirror):
+    cam = CameraModel.from_fov(5.0, 300, 200)
+    psf = GaussianPSF(1.0, edge_sigma_px=2.5, edge_ellipticity=0.5, elongation_angle_deg=-10.0)
+    cat = _catalog_at_pixels(cam, ORION, np.array([[-100.3, 61.7]]), np.array([6.0]))
+    img, truth = render_starfield(cat, cam, ORION, psf=psf, mirror=mirror, **_quiet())
+    cx, cy, vxx, vyy, vxy = _moments(img.astype(np.float64))
+    assert cx == pytest.approx(100.3 if mirror else -100.3, abs=1e-3)
+    assert (cx, cy) == pytest.approx((truth.x[0], truth.y[0]), abs=1e-3)
+    cov = truth.psf_cov[0]
+    assert abs(cov[2]) > 0.3
+    assert (vxx, vyy, vxy) == pytest.approx((cov[0] + 1 / 12, cov[1] + 1 / 12, cov[2]), abs=5e-3)
+
+
 def test_seed_determinism(hip):
     cam = CameraModel.from_fov(10.0, 256, 256)
     kw = dict(seed=5, hot_pixel_fraction=1e-3, cosmic_rays=4, faint_star_depth_mag=2.0,

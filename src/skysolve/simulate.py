@@ -465,6 +465,9 @@ class StarfieldTruth:
         The pixel under the star's centre reached the full well.
     on_image : ndarray of bool
         The star's centre lies on the image.
+    psf_cov : ndarray, shape ``(n, 3)``
+        The star's Gaussian PSF covariance ``(c_xx, c_yy, c_xy)`` in px² (before
+        pixel integration, which adds 1/12 px² to ``c_xx`` and ``c_yy``).
     shape : (int, int)
         Image ``(height, width)``.
     rotation : ndarray or None
@@ -487,6 +490,7 @@ class StarfieldTruth:
     in_catalog: NDArray[np.bool_]
     saturated: NDArray[np.bool_]
     on_image: NDArray[np.bool_]
+    psf_cov: NDArray[np.float64]
     shape: tuple[int, int]
     rotation: NDArray[np.float64] | None = None
     mirror: bool = False
@@ -833,14 +837,17 @@ def render_starfield(
     if noise and read_noise_e > 0:
         image += rng.normal(0.0, read_noise_e / gain, (h, w))
 
+    psf_cov = psf.covariance(x, y, (h, w)).reshape(-1, 3)
     if mirror:
         image = image[:, ::-1]
         x = -x
+        psf_cov[:, 2] *= -1.0
         hot_xy = hot_xy * np.array([-1.0, 1.0])
         cr = cr * np.array([-1.0, 1.0, -1.0, 1.0])
     truth = StarfieldTruth(
         x=x, y=y, catalog_id=ids, mag=mags, flux=flux, in_catalog=ids != -1,
-        saturated=saturated, on_image=on_image, shape=(h, w), rotation=geom.rotation,
+        saturated=saturated, on_image=on_image, psf_cov=psf_cov, shape=(h, w),
+        rotation=geom.rotation,
         mirror=bool(mirror), epoch_year=epoch, hot_pixels=hot_xy, cosmic_rays=cr)
     return np.ascontiguousarray(image, dtype=np.float32), truth
 
