@@ -394,6 +394,9 @@ def test_wcs_shape_defaults_to_naxis(hip):
     w.pixel_shape = (120, 80)
     img, _ = render_starfield(hip, wcs=w, **_quiet())
     assert img.shape == (80, 120)
+    # a sub-frame from an offset runs to the end of the WCS frame by default
+    img, _ = render_starfield(hip, wcs=w, pixel_offset=(20, 10), **_quiet())
+    assert img.shape == (70, 100)
     with pytest.raises(InvalidArgumentError, match="not both"):
         render_starfield(hip, cam, ORION, wcs=w)
 

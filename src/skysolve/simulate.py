@@ -380,12 +380,18 @@ class _CameraGeometry:
         self.rotation = as_rotation_matrix(attitude, "attitude")
         self.shape = (int(camera.image_height), int(camera.image_width))
         h, w = self.shape
-        px = np.array([0.0, -w / 2, w / 2, -w / 2, w / 2, 0.0, 0.0, -w / 2, w / 2])
-        py = np.array([0.0, -h / 2, -h / 2, h / 2, h / 2, -h / 2, h / 2, 0.0, 0.0])
+        # the centre, then points along the border (pixel edges)
+        t = np.linspace(-0.5, 0.5, 17)
+        px = np.concatenate([[0.0], t * w, t * w, np.full(17, -w / 2), np.full(17, w / 2)])
+        py = np.concatenate([[0.0], np.full(17, -h / 2), np.full(17, h / 2), t * h, t * h])
         xi, eta = camera.pixel_to_tanplane(px, py)
         v = camera_vectors_from_tanplane(xi, eta) @ self.rotation  # camera -> ICRS
+        radius = np.degrees(angle_between(v[0], v[1:]))
+        if not (np.isfinite(v[0]).all() and np.isfinite(radius).any()):
+            raise InvalidArgumentError(
+                "camera cannot map its own image to the sky (distortion not invertible)")
         self.centre = v[0]
-        self.radius_deg = float(np.degrees(angle_between(v[0], v[1:]).max()))
+        self.radius_deg = float(np.nanmax(radius))
         self.scale_deg_px = self.radius_deg / (0.5 * np.hypot(w, h))
 
     def project(self, v_icrs: NDArray) -> tuple[NDArray, NDArray]:
@@ -398,12 +404,6 @@ class _WCSGeometry:
             raise InvalidTypeError(f"wcs must be an astropy.wcs.WCS, got {type(wcs).__name__}")
         if getattr(wcs, "naxis", 2) != 2:
             raise InvalidArgumentError(f"wcs must be celestial 2-D, got naxis={wcs.naxis}")
-        if shape is None:
-            shape = getattr(wcs, "array_shape", None)
-            if shape is None:
-                raise InvalidArgumentError(
-                    "shape (height, width) is required when the WCS has no NAXIS1/NAXIS2")
-        self.shape = _shape(shape)
         try:
             off = np.asarray(pixel_offset, dtype=np.float64).reshape(2)
         except (TypeError, ValueError):
@@ -411,6 +411,14 @@ class _WCSGeometry:
                 f"pixel_offset must be (col0, row0), got {pixel_offset!r}") from None
         if not np.all(np.isfinite(off)):
             raise InvalidArgumentError("pixel_offset must be finite")
+        if shape is None:
+            full = getattr(wcs, "array_shape", None)
+            if full is None:
+                raise InvalidArgumentError(
+                    "shape (height, width) is required when the WCS has no NAXIS1/NAXIS2")
+            # the rest of the WCS frame beyond the offset
+            shape = (int(full[0] - off[1]), int(full[1] - off[0]))
+        self.shape = _shape(shape)
         self.wcs = wcs
         self.col0, self.row0 = float(off[0]), float(off[1])
         h, w = self.shape
@@ -699,7 +707,7 @@ def render_starfield(
         part (see ``pixel_offset``).
     shape : (int, int), optional
         Image ``(height, width)``; with ``wcs`` it defaults to the WCS's
-        ``array_shape``.
+        ``array_shape`` less ``pixel_offset``.
     pixel_offset : (float, float)
         ``(col0, row0)``: WCS pixel coordinates of the image's first pixel, for a
         sub-frame of the WCS's detector (e.g. ``(44, 0)`` for the science pixels
