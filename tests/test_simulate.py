@@ -482,8 +482,13 @@ def test_simulate_centroids_quaternion_epoch_and_errors(gaia):
     later = simulate_centroids(gaia, cam, ORION, num_stars=15, epoch_year=2030.0)
     assert not np.array_equal(later.centroids[:, :2], b.centroids[:, :2])
     assert np.abs(later.centroids[:, :2] - b.centroids[:, :2]).max() < 1.0
+    faint_cut = simulate_centroids(gaia, cam, ORION, max_magnitude=6.5)
+    assert 0 < len(faint_cut) < len(simulate_centroids(gaia, cam, ORION, max_magnitude=8.0))
+    assert np.all(faint_cut.magnitudes <= 6.5)
     with pytest.raises(InvalidArgumentError, match="drop_fraction"):
         simulate_centroids(gaia, cam, ORION, drop_fraction=1.5)
+    with pytest.raises(InvalidTypeError, match="max_magnitude"):
+        simulate_centroids(gaia, cam, ORION, max_magnitude="bright")
     with pytest.raises(InvalidArgumentError, match="num_stars"):
         simulate_centroids(gaia, cam, ORION, num_stars=-1)
 

@@ -633,14 +633,30 @@ def _faint_stars(centre: NDArray, limit_mag: float, field_mags: NDArray, field_v
 # Public simulators
 
 
-def _nonneg(value: Any, name: str) -> float:
+def _finite(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidTypeError(f"{name} must be a number, got a bool")
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise InvalidTypeError(f"{name} must be a number, got {value!r}") from None
-    if not (np.isfinite(v) and v >= 0):
-        raise InvalidArgumentError(f"{name} must be finite and >= 0, got {value!r}")
+    if not np.isfinite(v):
+        raise InvalidArgumentError(f"{name} must be finite, got {value!r}")
     return v
+
+
+def _nonneg(value: Any, name: str) -> float:
+    v = _finite(value, name)
+    if v < 0:
+        raise InvalidArgumentError(f"{name} must be >= 0, got {value!r}")
+    return v
+
+
+def _count(value: Any, name: str) -> int:
+    v = _nonneg(value, name)
+    if v != int(v):
+        raise InvalidArgumentError(f"{name} must be a whole number, got {value!r}")
+    return int(v)
 
 
 def _geometry(camera: Any, attitude: Any, wcs: Any, shape: Any, pixel_offset: Any) -> Any:
@@ -777,7 +793,8 @@ def render_starfield(
     geom = _geometry(camera, attitude, wcs, shape, pixel_offset)
     h, w = geom.shape
     exposure_s = _nonneg(exposure_s, "exposure_s")
-    zeropoint_mag = float(zeropoint_mag)
+    zeropoint_mag = _finite(zeropoint_mag, "zeropoint_mag")
+    bias_adu = _finite(bias_adu, "bias_adu")
     read_noise_e = _nonneg(read_noise_e, "read_noise_e")
     gain = _nonneg(gain_e_per_adu, "gain_e_per_adu")
     if gain == 0:
@@ -785,17 +802,15 @@ def render_starfield(
     hot_pixel_fraction = _nonneg(hot_pixel_fraction, "hot_pixel_fraction")
     if hot_pixel_fraction > 1:
         raise InvalidArgumentError("hot_pixel_fraction must be in [0, 1]")
-    if int(cosmic_rays) != cosmic_rays or cosmic_rays < 0:
-        raise InvalidArgumentError(f"cosmic_rays must be a count >= 0, got {cosmic_rays!r}")
+    cosmic_rays = _count(cosmic_rays, "cosmic_rays")
     depth = _nonneg(faint_star_depth_mag, "faint_star_depth_mag")
     slope = _nonneg(faint_star_slope, "faint_star_slope")
     if full_well_e is not None:
         full_well_e = _nonneg(full_well_e, "full_well_e")
         if full_well_e == 0:
             raise InvalidArgumentError("full_well_e must be > 0 (or None)")
-    epoch = catalog.epoch if epoch_year is None else float(epoch_year)
-    if not np.isfinite(epoch):
-        raise InvalidArgumentError(f"epoch_year must be a finite Julian year, got {epoch_year!r}")
+    epoch = catalog.epoch if epoch_year is None else _finite(epoch_year, "epoch_year")
+    background = _background((h, w), background_e, background_gradient_e)
 
     # --- stars: catalog stars in (and just around) the field, plus faint extras
     margin_deg = (12.0 * _max_sigma(psf) + 3.0) * geom.scale_deg_px * 1.5
@@ -819,7 +834,7 @@ def render_starfield(
 
     # --- expected electrons
     signal = render_stars((h, w), x, y, flux, psf)
-    signal += _background((h, w), background_e, background_gradient_e)
+    signal += background
     hot_xy = np.empty((0, 2))
     n_hot = int(round(hot_pixel_fraction * h * w))
     if n_hot:
@@ -832,7 +847,7 @@ def render_starfield(
 
     # --- detection
     electrons = rng.poisson(signal).astype(np.float64) if noise else signal
-    cr = _cosmic_rays(electrons, int(cosmic_rays), rng) if cosmic_rays else np.empty((0, 4))
+    cr = _cosmic_rays(electrons, cosmic_rays, rng) if cosmic_rays else np.empty((0, 4))
     if full_well_e is not None:
         _bleed(electrons, full_well_e)
     on_image = (np.abs(x) < 0.5 * w) & (np.abs(y) < 0.5 * h)
@@ -982,12 +997,13 @@ def simulate_centroids(
     drop = _nonneg(drop_fraction, "drop_fraction")
     if drop > 1:
         raise InvalidArgumentError(f"drop_fraction must be in [0, 1], got {drop_fraction!r}")
-    if int(num_false_stars) != num_false_stars or num_false_stars < 0:
-        raise InvalidArgumentError(f"num_false_stars must be a count >= 0, got "
-                                   f"{num_false_stars!r}")
-    if num_stars is not None and (int(num_stars) != num_stars or num_stars < 0):
-        raise InvalidArgumentError(f"num_stars must be a count >= 0 or None, got {num_stars!r}")
-    epoch = catalog.epoch if epoch_year is None else float(epoch_year)
+    num_false_stars = _count(num_false_stars, "num_false_stars")
+    if num_stars is not None:
+        num_stars = _count(num_stars, "num_stars")
+    zeropoint_mag = _finite(zeropoint_mag, "zeropoint_mag")
+    epoch = catalog.epoch if epoch_year is None else _finite(epoch_year, "epoch_year")
+    if max_magnitude is not None:
+        max_magnitude = _finite(max_magnitude, "max_magnitude")
 
     index = _sky_index(catalog)
     # With num_stars, search the small trees of the catalog's brightest stars first
@@ -998,7 +1014,7 @@ def simulate_centroids(
         ids, mags, vecs = _field_stars(catalog, geom.centre, geom.radius_deg * 1.01 + 1e-3,
                                        epoch, layer)
         if max_magnitude is not None:
-            bright = mags <= float(max_magnitude)
+            bright = mags <= max_magnitude
             vecs, mags, ids = vecs[bright], mags[bright], ids[bright]
         x, y = geom.project(vecs)
         inside = (np.isfinite(x) & np.isfinite(y) & (x >= -0.5 * w) & (x < 0.5 * w)
@@ -1050,9 +1066,7 @@ def random_attitudes(n: int, rng: int | np.random.Generator | None = None) -> ND
     rng : int or numpy.random.Generator, optional
         Seed or generator, for reproducibility.
     """
-    if isinstance(n, bool) or int(n) != n or n < 0:
-        raise InvalidArgumentError(f"n must be a count >= 0, got {n!r}")
-    n = int(n)
+    n = _count(n, "n")
     if n == 0:
         return np.empty((0, 3, 3))
     return Rotation.random(n, random_state=_rng(rng)).as_matrix().reshape(n, 3, 3)
