@@ -90,7 +90,8 @@ def _solve_sym4(m: list, g: list, damping: float) -> list[NDArray]:
 
 
 def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
-                        iterations: int = 3) -> tuple[NDArray, NDArray]:
+                        iterations: int = 3, fix_sigma: bool = False
+                        ) -> tuple[NDArray, NDArray]:
     """Fit pixel-integrated Gaussians to ``N`` square stamps.
 
     Parameters
@@ -105,6 +106,9 @@ def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
         starts at 0.
     iterations : int
         Iterations (each updates both axes).
+    fix_sigma : bool
+        Keep the sigmas at their start values (faint stars: a free width is
+        poorly constrained by noisy data and destabilises the centre).
 
     Returns
     -------
@@ -158,6 +162,10 @@ def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
              [None, None, dot(j2, j2), sb * j2.sum(axis=1)],
              [None, None, None, k * sb * sb]]
         g = [dot(j0, res), dot(j1, res), dot(j2, res), sb * res.sum(axis=1)]
+        if fix_sigma:  # decouple sigma: unit diagonal, zero gradient
+            zero = np.zeros_like(g[2])
+            m[0][2] = m[1][2] = m[2][3] = g[2] = zero
+            m[2][2] = np.ones_like(zero)
         step = _solve_sym4(m, g, damping=1e-3)
         dc = np.clip(step[0], -0.5, 0.5)
         centre = centre + dc

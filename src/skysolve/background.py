@@ -96,16 +96,24 @@ class Background:
         """Mean background level over the grid."""
         return float(np.mean(self.grid))
 
-    def _weights(self, idx: NDArray, n_nodes: int):
-        """Lower node index and fraction towards the next node for pixel indices."""
+    def _weights(self, idx: NDArray, n_nodes: int, length: int):
+        """Lower node index and fraction towards the next node for pixel indices.
+
+        Node ``i`` sits at the centre of the image pixels of block ``i`` (the last,
+        partial block's centre is inside the image, not in the padding). Beyond the
+        outermost nodes (at most half a block) the edge interval is extrapolated
+        linearly, so gradients hold up to the image edge.
+        """
+        idx = np.asarray(idx)
         if n_nodes == 1:
-            zero = np.zeros(np.shape(idx), dtype=np.intp)
-            return zero, zero, np.zeros(np.shape(idx))
-        # node i sits at pixel (i + 0.5) * bs - 0.5
-        t = (np.asarray(idx, dtype=np.float64) + 0.5) / self.block_size - 0.5
-        t = np.clip(t, 0.0, n_nodes - 1.0)
-        i0 = np.minimum(t.astype(np.intp), n_nodes - 2)
-        return i0, i0 + 1, t - i0
+            zero = np.zeros(idx.shape, dtype=np.intp)
+            return zero, zero, np.zeros(idx.shape)
+        bs = self.block_size
+        start = np.arange(n_nodes) * bs
+        nodes = 0.5 * (start + np.minimum(start + bs, length) - 1)
+        i0 = np.clip(np.searchsorted(nodes, idx, side="right") - 1, 0, n_nodes - 2)
+        t = (idx - nodes[i0]) / (nodes[i0 + 1] - nodes[i0])
+        return i0, i0 + 1, t
 
     def _tables(self):
         """Per-row interpolation weights and the grid interpolated to every column.
@@ -115,9 +123,9 @@ class Background:
         if getattr(self, "_tab", None) is None:
             h, w = self.shape
             ny, nx = self.grid.shape
-            c0, c1, fc = self._weights(np.arange(w), nx)
+            c0, c1, fc = self._weights(np.arange(w), nx, w)
             coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
-            r0, r1, fr = self._weights(np.arange(h), ny)
+            r0, r1, fr = self._weights(np.arange(h), ny, h)
             self._tab = (coarse, r0, r1, fr)
         return self._tab
 
@@ -135,44 +143,70 @@ class Background:
         """Per-block lower bound of the interpolated model, and the block size.
 
         Within a block the bilinear model lies between the levels of the block and
-        its eight neighbours, so their minimum bounds it from below. Returns the
+        its eight neighbours, so their minimum bounds it from below; the linear
+        extrapolation in edge blocks can undershoot that by half the neighbours'
+        spread, which is subtracted too. Returns the
         ``(ny, nx)`` array of bounds and the block size (the full image size for a
         global model).
         """
         if self.block_size is None or self.grid.size == 1:
             return self.grid.reshape(1, 1), max(self.shape)
-        lb = ndimage.minimum_filter(self.grid, size=3, mode="nearest")
-        return lb, self.block_size
+        lo = ndimage.minimum_filter(self.grid, size=3, mode="nearest")
+        hi = ndimage.maximum_filter(self.grid, size=3, mode="nearest")
+        return lo - 0.5 * (hi - lo), self.block_size
 
     def full(self, dtype=np.float32) -> NDArray:
         """The model at every pixel, shape ``(height, width)`` (costs a full frame)."""
         h, w = self.shape
-        rows = np.arange(h)[:, None]
-        cols = np.arange(w)[None, :]
-        ny, nx = self.grid.shape
-        if ny == 1 and nx == 1:
+        if self.grid.size == 1:
             return np.full((h, w), self.grid[0, 0], dtype=dtype)
-        # separable: interpolate along columns on the coarse rows, then along rows
-        c0, c1, fc = self._weights(cols[0], nx)
-        coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
-        r0, r1, fr = self._weights(rows[:, 0], ny)
+        coarse, r0, r1, fr = self._tables()
         out = coarse[r0].astype(dtype)
         out *= (1.0 - fr)[:, None].astype(dtype)
         out += coarse[r1].astype(dtype) * fr[:, None].astype(dtype)
         return out
 
+    def gradient_at(self, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
+        """Local slope ``(d/dcol, d/drow)`` of the model (per pixel) at pixels."""
+        h, w = self.shape
+        if self.grid.size == 1:
+            z = np.zeros(np.broadcast(rows, cols).shape)
+            return z, z
+        cm = np.maximum(cols - 1, 0)
+        cp = np.minimum(cols + 1, w - 1)
+        rm = np.maximum(rows - 1, 0)
+        rp = np.minimum(rows + 1, h - 1)
+        gx = (self.at(rows, cp) - self.at(rows, cm)) / np.maximum(cp - cm, 1)
+        gy = (self.at(rp, cols) - self.at(rm, cols)) / np.maximum(rp - rm, 1)
+        return gx, gy
+
+
+def _tile_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
+    """Median of every ``bh`` x ``bw`` tile of a region tiled exactly by them."""
+    ny, nx = region.shape[0] // bh, region.shape[1] // bw
+    # every other pixel in each direction is plenty (>= 64 samples) and 4x cheaper
+    sy = 2 if bh >= 16 else 1
+    sx = 2 if bw >= 16 else 1
+    tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx]
+    tiles = np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(ny, nx, -1)
+    return _kth(tiles, axis=-1).astype(np.float64)
+
 
 def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
-    """Median of every ``bs`` x ``bs`` block (partial edge blocks padded by reflection)."""
+    """Median of every ``bs`` x ``bs`` block; partial edge blocks use their own pixels."""
     h, w = image.shape
-    ny, nx = -(-h // bs), -(-w // bs)
-    if ny * bs != h or nx * bs != w:
-        image = np.pad(image, ((0, ny * bs - h), (0, nx * bs - w)), mode="symmetric")
-    # every other pixel in each direction is plenty (>= 64 samples) and 4x cheaper
-    step = 2 if bs >= 16 else 1
-    blocks = image.reshape(ny, bs, nx, bs)[:, ::step, :, ::step]
-    blocks = np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)).reshape(ny, nx, -1)
-    return _kth(blocks, axis=-1).astype(np.float64)
+    fy, fx = h // bs, w // bs
+    ry, rx = h - fy * bs, w - fx * bs
+    grid = np.empty((fy + (ry > 0), fx + (rx > 0)))
+    if fy and fx:
+        grid[:fy, :fx] = _tile_medians(image[:fy * bs, :fx * bs], bs, bs)
+    if rx and fy:
+        grid[:fy, fx] = _tile_medians(image[:fy * bs, fx * bs:], bs, rx)[:, 0]
+    if ry and fx:
+        grid[fy, :fx] = _tile_medians(image[fy * bs:, :fx * bs], ry, bs)[0]
+    if ry and rx:
+        grid[fy, fx] = _tile_medians(image[fy * bs:, fx * bs:], ry, rx)[0, 0]
+    return grid
 
 
 def estimate_background(image: NDArray, block_size: int | None) -> Background:

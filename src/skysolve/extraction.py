@@ -48,6 +48,9 @@ __all__ = [
     "centroids_to_array",
 ]
 
+#: Standard deviation of rounding to integers (counts).
+_QUANTISATION_SIGMA = 1.0 / math.sqrt(12.0)
+
 _ZERO_COV = np.zeros((2, 2))
 _ZERO_COV.setflags(write=False)
 
@@ -387,8 +390,12 @@ def _as_float32(arr: NDArray) -> NDArray[np.float32]:
     if arr.dtype.itemsize <= 2 or arr.dtype == np.float16:
         return arr.astype(np.float32)  # exact
     # wide types: float32 holds 24 bits; remove a large common offset first
-    big = float(np.nanmax(np.abs(arr[::7, ::7]))) if arr.dtype.kind == "f" \
-        else float(max(abs(int(arr.min())), abs(int(arr.max()))))
+    if arr.dtype.kind == "f":
+        sample = np.abs(arr[::7, ::7])
+        sample = sample[np.isfinite(sample)]
+        big = float(sample.max()) if sample.size else 0.0
+    else:
+        big = float(max(abs(int(arr.min())), abs(int(arr.max()))))
     if np.isfinite(big) and big > 2.0**23:
         finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
         offset = float(np.round(np.median(finite[:: max(1, finite.size // 100_000)])))
@@ -430,20 +437,20 @@ def _gaussian_kernel(sigma: float) -> NDArray[np.float32]:
 
 
 def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Separable convolution with edge replication, as shifted-slice sums.
+    """Separable convolution with edge replication.
 
-    Faster than ``scipy.ndimage`` for short kernels on large float32 frames.
+    ``ndimage.correlate1d`` is fast along rows; along columns, shifted-slice
+    accumulation into preallocated buffers beats it several times on big frames.
     """
     half = len(kernel) // 2
-    h, w = img.shape
-    pad = np.pad(img, ((0, 0), (half, half)), mode="edge")
-    tmp = pad[:, 0:w] * kernel[0]
-    for i in range(1, len(kernel)):
-        tmp += pad[:, i:i + w] * kernel[i]
+    h = img.shape[0]
+    tmp = ndimage.correlate1d(img, kernel, axis=1, mode="nearest")
     pad = np.pad(tmp, ((half, half), (0, 0)), mode="edge")
     out = pad[0:h] * kernel[0]
+    buf = np.empty_like(out)
     for i in range(1, len(kernel)):
-        out += pad[i:i + h] * kernel[i]
+        np.multiply(pad[i:i + h], kernel[i], out=buf)
+        out += buf
     return out
 
 
@@ -613,6 +620,10 @@ def extract_centroids(
 
     bg = estimate_background(work, local_bg_block_size)
     sigma = bg.sigma
+    if arr.dtype.kind in "iu" and np.isfinite(sigma) and sigma < _QUANTISATION_SIGMA:
+        # integer data whose noise is below one count (MAD of 0): the rounding
+        # noise of 1/sqrt(12) count is the floor
+        sigma = bg.sigma = _QUANTISATION_SIGMA
     if not (np.isfinite(sigma) and sigma > 0):
         return _empty_result(h, w, bg.mean, 0.0 if np.isfinite(sigma) else sigma, float("nan"))
 
@@ -655,7 +666,7 @@ def extract_centroids(
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
     if fit_positions and len(blob_ids):
-        fit_col, fit_row, ok = _fit_positions(work, bg, labels, bad, meas, blob_ids)
+        fit_col, fit_row, ok = _fit_positions(work, labels, bad, meas, blob_ids, sigma)
         col = np.where(ok, fit_col, col)
         row = np.where(ok, fit_row, row)
         fitted = ok
@@ -731,8 +742,9 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
     nrc = np.clip(nr, 0, h - 1)
     ncc = np.clip(nc, 0, w - 1)
-    # the background is flat over 3x3 pixels: its level at the peak will do
+    # over 3x3 pixels the background's level at the peak will do
     bg_peak = bg.at(pr, pc)
+    bg_gx, bg_gy = bg.gradient_at(pr, pc)
     nval = work[nrc, ncc].astype(np.float64) - bg_peak[:, None]
     if bad is not None:
         inside &= ~bad[nrc, ncc]
@@ -746,6 +758,7 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
         "cx": pc + mx, "cy": pr + my, "cxx": cxx, "cyy": cyy, "cxy": cxy,
         "rmin": rmin, "rmax": rmax, "cmin": cmin, "cmax": cmax,
         "saturated": saturated, "sharpness": sharp, "sumw": sw, "bg_peak": bg_peak,
+        "bg_gx": bg_gx, "bg_gy": bg_gy,
     }
 
 
@@ -775,8 +788,13 @@ def _select(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max_pixel
     return keep
 
 
-def _fit_positions(work: NDArray[np.float32], bg: Background, labels: NDArray,
-                   bad: NDArray | None, m: dict[str, NDArray], ids: NDArray[np.intp]):
+#: Stars whose peak is above this many noise sigmas fit their PSF width freely;
+#: fainter ones use the median width of the bright ones.
+_FREE_WIDTH_SNR = 30.0
+
+
+def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,
+                   m: dict[str, NDArray], ids: NDArray[np.intp], sigma: float):
     """Gaussian-fit positions (array col, row of the star centre, pixel-centre origin).
 
     Returns ``(col, row, ok)``; ``ok`` is False for saturated blobs, blobs too big
@@ -790,28 +808,59 @@ def _fit_positions(work: NDArray[np.float32], bg: Background, labels: NDArray,
 
     pr = m["pr"][ids]
     pc = m["pc"][ids]
-    # starting width from the 3x3 log-curvature at the peak (Gaussian: -1/s^2)
+    peak = m["peak"][ids]
+    bgp = m["bg_peak"][ids]
+    # start values from the 3x3 log-curvature at the peak (Gaussian: -1/s^2)
     r3 = np.clip(pr[:, None] + np.array([-1, 0, 1]), 0, h - 1)
     c3 = np.clip(pc[:, None] + np.array([-1, 0, 1]), 0, w - 1)
-    cen = m["peak"][ids]
-    bgp = m["bg_peak"][ids][:, None]
-    lr = work[pr[:, None], c3].astype(np.float64) - bgp
-    ud = work[r3, pc[:, None]].astype(np.float64) - bgp
+    lr = work[pr[:, None], c3].astype(np.float64) - bgp[:, None]
+    ud = work[r3, pc[:, None]].astype(np.float64) - bgp[:, None]
+    sx0, x00 = _log_parabola(lr, peak)
+    sy0, y00 = _log_parabola(ud, peak)
+
+    fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 400)
+    free = fit_me & (peak > _FREE_WIDTH_SNR * sigma)
+    fixed = fit_me & ~free
+    if free.any():
+        _fit_group(work, labels, bad, m, ids, free, x00, y00, sx0, sy0, col, row, ok, False)
+    if fixed.any():
+        # the bright stars' fitted widths, else the start values, set the faint ones'
+        ref = ok & free
+        if ref.sum() >= 3:
+            sxr, syr = np.median(m["_fit_sx"][ref]), np.median(m["_fit_sy"][ref])
+        else:
+            sxr, syr = np.median(sx0[fit_me]), np.median(sy0[fit_me])
+        _fit_group(work, labels, bad, m, ids, fixed, x00, y00, np.full(n, sxr),
+                   np.full(n, syr), col, row, ok, True)
+    return col, row, ok
+
+
+def _log_parabola(v: NDArray, peak: NDArray) -> tuple[NDArray, NDArray]:
+    """Width and offset of a parabola through the logs of 3 samples (Gaussian peak)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        def curv(v):
-            lv = np.log(np.maximum(v, 1e-3 * np.maximum(cen, 1e-30)[:, None]))
-            c2 = lv[:, 0] - 2.0 * lv[:, 1] + lv[:, 2]
-            off = 0.5 * (lv[:, 0] - lv[:, 2]) / np.where(c2 < 0, c2, -1.0)
-            return np.sqrt(np.clip(-1.0 / np.where(c2 < 0, c2, -1.0) - 1.0 / 12.0, 0.09, 25.0)),\
-                np.clip(off, -0.5, 0.5)
-        sx0, x00 = curv(lr)
-        sy0, y00 = curv(ud)
-    s0 = np.sqrt(sx0 * sy0)
-    # fit window half-size ~2.5 sigma, 2..6 px; huge or saturated blobs are not fitted
-    half = np.clip(np.ceil(2.5 * s0).astype(int), 2, 6)
-    fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 200)
-    for hh in np.unique(half[fit_me]):
-        sel = np.flatnonzero(fit_me & (half == hh))
+        lv = np.log(np.maximum(v, 1e-3 * np.maximum(peak, 1e-30)[:, None]))
+        c2 = lv[:, 0] - 2.0 * lv[:, 1] + lv[:, 2]
+        c2 = np.where(c2 < 0, c2, -1.0)
+        off = np.clip(0.5 * (lv[:, 0] - lv[:, 2]) / c2, -0.5, 0.5)
+        # a pixel-integrated Gaussian is ~ a sampled one of variance s^2 + 1/12
+        s = np.sqrt(np.clip(-1.0 / c2 - 1.0 / 12.0, 0.09, 25.0))
+    return s, off
+
+
+def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row, ok,
+               fix_sigma: bool) -> None:
+    """Fit the stars ``ids[members]``, in groups of equal window size; write results."""
+    h, w = labels.shape
+    if "_fit_sx" not in m:
+        m["_fit_sx"] = np.full(len(ids), np.nan)
+        m["_fit_sy"] = np.full(len(ids), np.nan)
+    pr = m["pr"][ids]
+    pc = m["pc"][ids]
+    bgp = m["bg_peak"][ids]
+    # window half-size ~2.5 sigma, 2..6 px
+    half = np.clip(np.ceil(2.5 * np.sqrt(sx0 * sy0)).astype(int), 2, 6)
+    for hh in np.unique(half[members]):
+        sel = np.flatnonzero(members & (half == hh))
         off = np.arange(-hh, hh + 1)
         rr = pr[sel, None] + off
         cc = pc[sel, None] + off
@@ -819,7 +868,12 @@ def _fit_positions(work: NDArray[np.float32], bg: Background, labels: NDArray,
         cin = (cc >= 0) & (cc < w)
         flat = (np.clip(rr, 0, h - 1) * w)[:, :, None] + np.clip(cc, 0, w - 1)[:, None, :]
         stamp = work.ravel()[flat]
-        stamp = stamp - bgp[sel, :, None].astype(np.float32)
+        # the local background plane: a gradient left in the stamp would pull the centre
+        gx = m["bg_gx"][ids[sel]].astype(np.float32)[:, None, None]
+        gy = m["bg_gy"][ids[sel]].astype(np.float32)[:, None, None]
+        offf = off.astype(np.float32)
+        stamp = stamp - (bgp[sel, None, None].astype(np.float32) + gx * offf[None, None, :]
+                         + gy * offf[None, :, None])
         lab_st = labels.ravel()[flat]
         wgt = (lab_st == 0) | (lab_st == ids[sel][:, None, None])
         if not (rin.all() and cin.all()):
@@ -828,11 +882,12 @@ def _fit_positions(work: NDArray[np.float32], bg: Background, labels: NDArray,
             wgt &= ~bad.ravel()[flat]
         amp0 = np.maximum(m["flux"][ids[sel]], 1e-6)
         p0 = np.column_stack([x00[sel], y00[sel], amp0, sx0[sel], sy0[sel]])
-        p, good = fit_gaussian_stamps(stamp, wgt, p0)
+        p, good = fit_gaussian_stamps(stamp, wgt, p0, fix_sigma=fix_sigma)
         col[sel] = pc[sel] + p[:, 0]
         row[sel] = pr[sel] + p[:, 1]
         ok[sel] = good
-    return col, row, ok
+        m["_fit_sx"][sel] = p[:, 3]
+        m["_fit_sy"][sel] = p[:, 4]
 
 
 def _blended(work, bg, labels, m, ids, sigma, thr) -> NDArray[np.bool_]:
