@@ -691,18 +691,32 @@ class PolynomialDistortion:
     # -- mapping
     def _poly_map(self, cu: NDArray[np.float64], cv: NDArray[np.float64]) -> _MapWithJac:
         order, scale = self._order, self._scale
+        mu, mv = _coeff_matrix(cu, order), _coeff_matrix(cv, order)
+        # derivative polynomials as coefficient matrices (per pixel: 1/scale)
+        k = np.arange(1, order + 1, dtype=np.float64)
+        mux = np.zeros_like(mu)
+        mux[:-1, :] = mu[1:, :] * k[:, None] / scale
+        muy = np.zeros_like(mu)
+        muy[:, :-1] = mu[:, 1:] * k[None, :] / scale
+        mvx = np.zeros_like(mv)
+        mvx[:-1, :] = mv[1:, :] * k[:, None] / scale
+        mvy = np.zeros_like(mv)
+        mvy[:, :-1] = mv[:, 1:] * k[None, :] / scale
 
         def fun(u: NDArray[np.float64], v: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-            m = polynomial_design_matrix(u, v, order, scale)
-            mx, my = polynomial_design_jacobian(u, v, order, scale)
-            return (u + m @ cu, v + m @ cv, 1.0 + mx @ cu, my @ cu, mx @ cv, 1.0 + my @ cv)
+            pu, pv = _powers_t(u / scale, order), _powers_t(v / scale, order)
+            return (u + _poly_eval(mu, pu, pv), v + _poly_eval(mv, pu, pv),
+                    1.0 + _poly_eval(mux, pu, pv), _poly_eval(muy, pu, pv),
+                    _poly_eval(mvx, pu, pv), 1.0 + _poly_eval(mvy, pu, pv))
 
         return fun
 
     def _eval(self, cu: NDArray[np.float64], cv: NDArray[np.float64], u: NDArray[np.float64],
               v: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        m = polynomial_design_matrix(u, v, self._order, self._scale)
-        return u + m @ cu, v + m @ cv
+        pu = _powers_t(u / self._scale, self._order)
+        pv = _powers_t(v / self._scale, self._order)
+        return (u + _poly_eval(_coeff_matrix(cu, self._order), pu, pv),
+                v + _poly_eval(_coeff_matrix(cv, self._order), pu, pv))
 
     def distort(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
         """Ideal → distorted pixel offsets from the optical centre.
@@ -791,6 +805,32 @@ class PolynomialDistortion:
 def _polynomial_from_state(order: int, scale: float, a: list[float], b: list[float],
                            ap: list[float], bp: list[float], primary: str) -> PolynomialDistortion:
     return PolynomialDistortion(order, scale, a, b, ap, bp, primary=primary)  # type: ignore[arg-type]
+
+
+def _coeff_matrix(c: NDArray[np.float64], order: int) -> NDArray[np.float64]:
+    """Coefficients in term order → matrix ``m[p, q]``."""
+    m = np.zeros((order + 1, order + 1))
+    t = polynomial_terms(order)
+    m[t[:, 0], t[:, 1]] = c
+    return m
+
+
+def _powers_t(t: NDArray[np.float64], order: int) -> NDArray[np.float64]:
+    """``t**k`` for k = 0..order, shape ``(order+1, n)`` (rows contiguous)."""
+    out = np.empty((order + 1, t.size), dtype=np.float64)
+    out[0] = 1.0
+    for k in range(1, order + 1):
+        np.multiply(out[k - 1], t, out=out[k])
+    return out
+
+
+def _poly_eval(m: NDArray[np.float64], pu: NDArray[np.float64],
+               pv: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``Σ m[p, q] u^p v^q`` from power tables ``pu``, ``pv`` of :func:`_powers_t`."""
+    # far cheaper than a full design matrix; einsum without BLAS avoids thread
+    # start-up costs that dominate these small products
+    inner = np.einsum("pq,qn->pn", m, pv, optimize=False)
+    return np.einsum("pn,pn->n", pu, inner, optimize=False)
 
 
 def _grid_points(x0: float, x1: float, y0: float, y1: float, n: int) -> NDArray[np.float64]:
