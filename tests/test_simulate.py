@@ -124,6 +124,17 @@ def test_sampled_and_exact_paths_agree_for_axis_aligned_psf():
     assert np.abs(sampled - exact).max() < 2e-3 * exact.max()
 
 
+def test_halo_keeps_flux_and_centroid_and_widens_the_psf():
+    core, frac, wide = 1.2, 0.2, 6.0
+    psf = GaussianPSF(core, halo_fraction=frac, halo_sigma_px=wide)
+    img = render_stars((96, 96), [0.3], [-0.6], [1e5], psf)
+    cx, cy, vxx, vyy, _ = _moments(img)
+    assert img.sum() == pytest.approx(1e5, rel=1e-9)
+    assert (cx, cy) == pytest.approx((0.3, -0.6), abs=1e-4)
+    expect = (1 - frac) * core**2 + frac * wide**2 + 1 / 12
+    assert vxx == pytest.approx(expect, rel=0.01) and vyy == pytest.approx(expect, rel=0.01)
+
+
 def test_render_stars_rejects_bad_input():
     with pytest.raises(InvalidArgumentError, match="shape"):
         render_stars((0, 10), [0.0], [0.0], [1.0])
@@ -297,6 +308,29 @@ def test_noise_background_bias_and_gain():
                                **_quiet(background_e=100.0))
     assert grad.mean() == pytest.approx(100.0, rel=1e-6)
     assert np.allclose(np.diff(grad, axis=1), 0.5) and np.allclose(np.diff(grad, axis=0), 0.0)
+
+
+def test_vignetting_flat_field_and_adc():
+    cam = CameraModel.from_fov(3.0, 200, 100)
+    corner = np.array([[-99.5, -49.5]])  # the centre of the corner pixel, t² ≈ 1
+    xy = np.concatenate([[[0.5, 0.5]], corner])
+    cat = _catalog_at_pixels(cam, ORION, xy, np.array([9.0, 9.0]))
+    img, truth = render_starfield(cat, cam, ORION, vignetting=0.3,
+                                  **_quiet(background_e=100.0))
+    t2 = (99.5**2 + 49.5**2) / (100**2 + 50**2)
+    centre, edge = np.argsort(np.hypot(truth.x, truth.y))
+    t2_centre = 0.5 / (100**2 + 50**2)
+    assert truth.flux[edge] / truth.flux[centre] == pytest.approx((1 - 0.3 * t2) /
+                                                                  (1 - 0.3 * t2_centre))
+    assert img[0, 0] > 0 and img[0, -1] == pytest.approx(100.0 * (1 - 0.3 * t2), rel=1e-5)
+    assert img[50, 150] < 100.0  # sky vignetted too
+    flat, _ = render_starfield(cat, cam, ORION, flat_field_rms=0.02, seed=1,
+                               **_quiet(background_e=1000.0))
+    sky = flat[:, 150:]
+    assert sky.std() / sky.mean() == pytest.approx(0.02, rel=0.1)
+    adc, _ = render_starfield(cat, cam, ORION, adc_bits=12, bias_adu=100.0, gain_e_per_adu=4.0,
+                              seed=1, full_well_e=1e6, zeropoint_mag=26.0)
+    assert np.array_equal(adc, np.round(adc)) and adc.min() >= 0 and adc.max() == 4095
 
 
 def test_hot_pixels_cosmic_rays_and_faint_stars(gaia):

@@ -84,7 +84,10 @@ class GaussianPSF:
     * major-axis sigma ``sigma_px + (edge_sigma_px - sigma_px) * t**2``,
     * ellipticity ``1 - minor/major = edge_ellipticity * t**2``,
     * major axis along the radial direction rotated by ``elongation_angle_deg``
-      (0: radial, as coma and field curvature produce; 90: tangential).
+      (0: radial, as coma and field curvature produce; 90: tangential);
+
+    plus, optionally, a faint round halo (scattered light) holding
+    ``halo_fraction`` of the flux with sigma ``halo_sigma_px``.
 
     Parameters
     ----------
@@ -99,6 +102,10 @@ class GaussianPSF:
     subsample : int
         Sub-pixel samples per pixel (along y) for elliptical PSFs; round PSFs
         are integrated exactly.
+    halo_fraction : float
+        Fraction of each star's flux in the halo, in [0, 1).
+    halo_sigma_px : float
+        Sigma of the halo (pixels).
     """
 
     sigma_px: float = 1.2
@@ -106,6 +113,8 @@ class GaussianPSF:
     edge_ellipticity: float = 0.0
     elongation_angle_deg: float = 0.0
     subsample: int = 5
+    halo_fraction: float = 0.0
+    halo_sigma_px: float = 5.0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.sigma_px) and self.sigma_px > 0):
@@ -117,6 +126,12 @@ class GaussianPSF:
         if not 0.0 <= self.edge_ellipticity < 1.0:
             raise InvalidArgumentError(
                 f"edge_ellipticity must be in [0, 1), got {self.edge_ellipticity}")
+        if not 0.0 <= self.halo_fraction < 1.0:
+            raise InvalidArgumentError(
+                f"halo_fraction must be in [0, 1), got {self.halo_fraction}")
+        if not (np.isfinite(self.halo_sigma_px) and self.halo_sigma_px > 0):
+            raise InvalidArgumentError(
+                f"halo_sigma_px must be positive, got {self.halo_sigma_px}")
         if int(self.subsample) != self.subsample or self.subsample < 1:
             raise InvalidArgumentError(f"subsample must be a positive integer, got "
                                        f"{self.subsample}")
@@ -161,7 +176,7 @@ def _as_psf(psf: float | GaussianPSF) -> GaussianPSF:
 
 def _max_sigma(psf: GaussianPSF) -> float:
     edge = psf.sigma_px if psf.edge_sigma_px is None else psf.edge_sigma_px
-    return max(psf.sigma_px, edge)
+    return max(psf.sigma_px, edge, psf.halo_sigma_px if psf.halo_fraction > 0 else 0.0)
 
 
 def _stamp_reach(flux: NDArray, psf: GaussianPSF) -> NDArray[np.int64]:
@@ -228,6 +243,10 @@ def render_stars(shape: tuple[int, int], x: ArrayLike, y: ArrayLike, flux: Array
     image = np.zeros((h, w), dtype=np.float64)
     if x.size == 0:
         return image
+    if psf.halo_fraction > 0:
+        halo = np.full(x.size, float(psf.halo_sigma_px))
+        render_separable((h, w), x, y, flux * psf.halo_fraction, halo, halo, out=image)
+        flux = flux * (1.0 - psf.halo_fraction)
     if psf.is_round:
         sigma = psf.major_sigma(x, y, (h, w))
         return render_separable((h, w), x, y, flux, sigma, sigma, out=image)
@@ -466,7 +485,8 @@ class StarfieldTruth:
     mag : ndarray of float64
         Magnitude (catalog or drawn).
     flux : ndarray of float64
-        Total electrons of the star (including any part falling off the image).
+        Expected electrons of the star (after vignetting, including any part
+        falling off the image).
     in_catalog : ndarray of bool
         False for the extra faint stars.
     saturated : ndarray of bool
@@ -694,6 +714,9 @@ def render_starfield(
     bias_adu: float = 0.0,
     full_well_e: float | None = 100_000.0,
     noise: bool = True,
+    vignetting: float = 0.0,
+    flat_field_rms: float = 0.0,
+    adc_bits: int | None = None,
     hot_pixel_fraction: float = 0.0,
     cosmic_rays: int = 0,
     faint_star_depth_mag: float = 0.0,
@@ -750,6 +773,13 @@ def render_starfield(
         (conserved, except charge running off both ends). None: no saturation.
     noise : bool
         Poisson photon noise and read noise (False: expected values, exact).
+    vignetting : float
+        Fraction of the light lost at the image corners; the throughput is
+        ``1 - vignetting * (r / r_corner)**2`` for stars and sky alike.
+    flat_field_rms : float
+        Pixel-to-pixel sensitivity variation (fractional rms, fixed by ``seed``).
+    adc_bits : int, optional
+        Quantise the output to whole ADU clipped to ``[0, 2**adc_bits - 1]``.
     hot_pixel_fraction : float
         Fraction of pixels with extra dark charge (log-uniform up to the full well).
     cosmic_rays : int
@@ -811,6 +841,14 @@ def render_starfield(
             raise InvalidArgumentError("full_well_e must be > 0 (or None)")
     epoch = catalog.epoch if epoch_year is None else _finite(epoch_year, "epoch_year")
     background = _background((h, w), background_e, background_gradient_e)
+    vignetting = _nonneg(vignetting, "vignetting")
+    if vignetting > 1:
+        raise InvalidArgumentError(f"vignetting must be in [0, 1], got {vignetting!r}")
+    flat_field_rms = _nonneg(flat_field_rms, "flat_field_rms")
+    if adc_bits is not None:
+        adc_bits = _count(adc_bits, "adc_bits")
+        if not 1 <= adc_bits <= 32:
+            raise InvalidArgumentError(f"adc_bits must be in [1, 32], got {adc_bits!r}")
 
     # --- stars: catalog stars in (and just around) the field, plus faint extras
     margin_deg = (12.0 * _max_sigma(psf) + 3.0) * geom.scale_deg_px * 1.5
@@ -825,6 +863,8 @@ def render_starfield(
         ids = np.concatenate([ids, np.full(fm.size, -1, dtype=np.int64)])
     x, y = geom.project(vecs)
     flux = magnitude_to_flux(mags, zeropoint_mag, exposure_s)
+    if vignetting:
+        flux = flux * np.maximum(1.0 - vignetting * GaussianPSF._t2(x, y, (h, w)), 0.0)
     reach = _stamp_reach(flux, psf) + 1
     touch = (np.isfinite(x) & np.isfinite(y) & (np.abs(x) < 0.5 * w + reach)
              & (np.abs(y) < 0.5 * h + reach) & (flux > 0))
@@ -834,7 +874,14 @@ def render_starfield(
 
     # --- expected electrons
     signal = render_stars((h, w), x, y, flux, psf)
+    if vignetting:
+        xs = np.arange(w) + 0.5 - 0.5 * w
+        ys = np.arange(h) + 0.5 - 0.5 * h
+        background = background * (1.0 - vignetting * GaussianPSF._t2(
+            xs[None, :], ys[:, None], (h, w)))
     signal += background
+    if flat_field_rms:
+        signal *= np.maximum(rng.normal(1.0, flat_field_rms, (h, w)), 0.0)
     hot_xy = np.empty((0, 2))
     n_hot = int(round(hot_pixel_fraction * h * w))
     if n_hot:
@@ -859,6 +906,8 @@ def render_starfield(
     image = electrons / gain + bias_adu
     if noise and read_noise_e > 0:
         image += rng.normal(0.0, read_noise_e / gain, (h, w))
+    if adc_bits is not None:
+        image = np.clip(np.round(image), 0.0, 2.0**adc_bits - 1)
 
     psf_cov = psf.covariance(x, y, (h, w)).reshape(-1, 3)
     if mirror:
