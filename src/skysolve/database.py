@@ -301,10 +301,71 @@ class SolverDatabase:
         return v
 
     @cached_property
+    def star_xyz(self) -> NDArray[np.float64]:
+        """Star-table unit vectors stored component-major, shape ``(3, num_stars)``."""
+        v = np.ascontiguousarray(self.star_vectors.T)
+        v.setflags(write=False)
+        return v
+
+    @cached_property
     def _tree(self):
         from scipy.spatial import cKDTree
 
         return cKDTree(self.star_vectors)
+
+    @cached_property
+    def _layers(self) -> list[tuple[int, Any]]:
+        """KD-trees over the brightest n/4**k stars (smallest first), built on demand."""
+        sizes = []
+        n = self.num_stars
+        while n > 2000:
+            n //= 4
+            sizes.append(n)
+        return [(size, None) for size in reversed(sizes)]
+
+    def brightest_in_cone(self, centre: NDArray[np.float64], radius_rad: float,
+                          count: int) -> NDArray[np.intp]:
+        """Star-table indices of the ``count`` brightest stars within a cone.
+
+        Parameters
+        ----------
+        centre : ndarray, shape ``(3,)``
+            Unit vector of the cone axis (ICRS).
+        radius_rad : float
+            Cone radius, radians.
+        count : int
+            How many stars are wanted (fewer are returned when the cone holds fewer).
+
+        Returns
+        -------
+        ndarray of intp
+            Indices in increasing order, i.e. brightest first.
+
+        Notes
+        -----
+        The star table is sorted brightest first, so the brightest ``count``
+        stars of a cone lie among the first ``m`` stars of the table whenever the
+        first ``m`` already put ``count`` stars in the cone. Trees over the
+        brightest ``n/4**k`` stars answer most queries from a small tree.
+        """
+        from scipy.spatial import cKDTree
+
+        chord = angle_to_chord(min(radius_rad, math.pi)) * (1 + 1e-12)
+        cone_fraction = 0.5 * (1.0 - math.cos(min(radius_rad, math.pi)))
+        layers = self._layers
+        for k, (size, tree) in enumerate(layers):
+            # skip layers too small to hold `count` stars in an average cone
+            if size * cone_fraction < 1.5 * count:
+                continue
+            if tree is None:
+                tree = cKDTree(self.star_vectors[:size])
+                layers[k] = (size, tree)
+            idx = tree.query_ball_point(centre, chord)
+            if len(idx) >= count:
+                idx = np.sort(np.asarray(idx, dtype=np.intp))
+                return idx[:count]
+        idx = np.sort(np.asarray(self._tree.query_ball_point(centre, chord), dtype=np.intp))
+        return idx[:count]
 
     @cached_property
     def _id_order(self) -> NDArray[np.intp]:

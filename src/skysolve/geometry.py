@@ -30,6 +30,7 @@ __all__ = [
     "chord_to_angle",
     "pair_indices",
     "pattern_edge_angles",
+    "pattern_edge_angles_indexed",
     "edge_ratios",
     "quantize_ratios",
     "ratio_keys",
@@ -107,6 +108,24 @@ def pair_indices(n: int) -> NDArray[np.intp]:
     return np.stack([i, j], axis=1)
 
 
+def _edge_angles_from_components(comp) -> NDArray[np.float64]:
+    """Six edge angles from ``comp[star][axis]`` -> (m,) component arrays; shape (m, 6)."""
+    m = comp[0][0].shape[0]
+    sq = np.empty((m, 6))
+    for k, (i, j) in enumerate(PAIRS_4):
+        # one contiguous 1-D pass per component beats fancy-indexed (m, 6, 3) temporaries
+        dx = comp[i][0] - comp[j][0]
+        dy = comp[i][1] - comp[j][1]
+        dz = comp[i][2] - comp[j][2]
+        sq[:, k] = dx * dx + dy * dy + dz * dz
+    np.sqrt(sq, out=sq)
+    sq *= 0.5
+    np.minimum(sq, 1.0, out=sq)
+    np.arcsin(sq, out=sq)
+    sq *= 2.0
+    return sq
+
+
 def pattern_edge_angles(vectors: ArrayLike) -> NDArray[np.float64]:
     """The six inter-star angles (radians) of 4-star patterns.
 
@@ -121,10 +140,31 @@ def pattern_edge_angles(vectors: ArrayLike) -> NDArray[np.float64]:
         Angles in the pair order of ``PAIRS_4`` (unsorted).
     """
     v = np.asarray(vectors, dtype=np.float64)
-    a = v[..., PAIRS_4[:, 0], :]
-    b = v[..., PAIRS_4[:, 1], :]
-    # chord -> angle is exact and much cheaper than arctan2 of cross products
-    return chord_to_angle(np.linalg.norm(a - b, axis=-1))
+    lead = v.shape[:-2]
+    flat = np.ascontiguousarray(v.reshape(-1, 12).T)  # rows: star0 x,y,z, star1 x,y,z, ...
+    comp = [[flat[3 * i + a] for a in range(3)] for i in range(4)]
+    return _edge_angles_from_components(comp).reshape(*lead, 6)
+
+
+def pattern_edge_angles_indexed(xyz: NDArray[np.float64],
+                                quads: ArrayLike) -> NDArray[np.float64]:
+    """Edge angles of patterns given as star indices into a component-major table.
+
+    Parameters
+    ----------
+    xyz : ndarray, shape ``(3, n)``
+        Unit vectors stored component-major (``xyz[0]`` all x, ...).
+    quads : array_like of int, shape ``(m, 4)``
+        Star indices of each pattern.
+
+    Returns
+    -------
+    ndarray, shape ``(m, 6)``
+        As :func:`pattern_edge_angles`.
+    """
+    q = np.asarray(quads)
+    comp = [[xyz[a][q[:, i]] for a in range(3)] for i in range(4)]
+    return _edge_angles_from_components(comp)
 
 
 def edge_ratios(edges: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -32,13 +32,13 @@ from .errors import InvalidArgumentError, InvalidTypeError
 from .extraction import centroids_to_array
 from .geometry import (
     angle_between,
-    angle_to_chord,
     as_rotation_matrix,
     camera_vectors_from_tanplane,
     edge_ratios,
     neighbour_keys,
     north_east_basis,
     pattern_edge_angles,
+    pattern_edge_angles_indexed,
     rotation_to_quaternion,
     rotation_to_radec_roll,
     tanplane_from_camera_vectors,
@@ -58,8 +58,8 @@ _ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
 
 # How many thinned centroids may form patterns, and the stages at which the
 # brightest-first pattern list is cut into vectorised batches.
-_MAX_PATTERN_STARS = 40
-_PATTERN_STAGES = (6, 8, 10, 12, 14, 17, 20, 24, 28, 34, 40)
+_MAX_PATTERN_STARS = 30
+_PATTERN_STAGES = (6, 8, 10, 12, 14, 17, 20, 24, 30)
 # Centroids and catalog stars compared when verifying a hypothesis.
 _VERIFY_CENTROIDS = 60
 _VERIFY_CATALOG_FACTOR = 2
@@ -365,6 +365,13 @@ class _Frame:
         s = -1.0 if parity else 1.0
         return np.stack([s * xi * f, eta * f], axis=-1)
 
+    def tree(self, n: int) -> cKDTree:
+        """KD-tree of the first ``n`` ideal centroid positions (cached)."""
+        cache = self.__dict__.setdefault("_trees", {})
+        if n not in cache:
+            cache[n] = cKDTree(self.ideal[:n])
+        return cache[n]
+
     def contains(self, ideal: NDArray[np.float64], margin: float = 0.0) -> NDArray[np.bool_]:
         """Whether ideal offsets fall inside the (undistorted) image rectangle."""
         c = np.asarray(self.camera.crpix, dtype=np.float64)
@@ -412,9 +419,10 @@ class _Catalog:
         self.db = db
         self.velocity = velocity
 
-    def field(self, boresight: NDArray[np.float64], radius_rad: float) -> NDArray[np.intp]:
-        idx = self.db._tree.query_ball_point(boresight, angle_to_chord(min(radius_rad, math.pi)))
-        return np.sort(np.asarray(idx, dtype=np.intp))
+    def field(self, boresight: NDArray[np.float64], radius_rad: float,
+              count: int) -> NDArray[np.intp]:
+        """The ``count`` brightest star-table indices within the cone, brightest first."""
+        return self.db.brightest_in_cone(boresight, radius_rad, count)
 
     def vectors(self, idx: NDArray[np.intp]) -> NDArray[np.float64]:
         v = self.db.star_vectors[idx]
@@ -425,37 +433,47 @@ class _Catalog:
         return v
 
 
-def _project_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, margin_px: float = 0.0):
-    """Catalog stars inside the image for a hypothesis: (indices, ideal px)."""
+def _project_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, count: int,
+                   margin_px: float = 0.0):
+    """The brightest ``count`` catalog stars inside the image: (indices, ideal px).
+
+    The cone around the boresight covers the image corners; stars projecting
+    outside the image (plus ``margin_px``) are dropped afterwards, so the result
+    may hold fewer than ``count`` stars.
+    """
     half_diag = math.hypot(frame.width, frame.height) * 0.5 + margin_px
-    c = np.abs(np.asarray(frame.camera.crpix, dtype=np.float64))
-    radius = math.atan((half_diag + math.hypot(*c)) / hyp.f) * 1.05 + 1e-4
-    idx = cat.field(hyp.R[2], radius)
+    c = np.asarray(frame.camera.crpix, dtype=np.float64)
+    radius = math.atan((half_diag + math.hypot(c[0], c[1])) / hyp.f) * 1.05 + 1e-4
+    # the cone is larger than the image rectangle: ask for proportionally more stars
+    cone_px2 = math.pi * (half_diag + math.hypot(c[0], c[1])) ** 2
+    rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
+    idx = cat.field(hyp.R[2], radius, int(count * cone_px2 / rect_px2) + 8)
     if len(idx) == 0:
         return idx, np.zeros((0, 2))
     p = frame.pixel_of(cat.vectors(idx) @ hyp.R.T, hyp.f, hyp.parity)
     ok = np.isfinite(p[:, 0]) & frame.contains(p, margin_px)
-    return idx[ok], p[ok]
+    return idx[ok][:count], p[ok][:count]
 
 
-def _mutual_matches(img: NDArray[np.float64], cat: NDArray[np.float64], radius: float):
-    """One-to-one pairs (image row, catalog row) of mutual nearest neighbours within radius."""
-    if len(img) == 0 or len(cat) == 0:
+def _mutual_matches(frame: _Frame, n_img: int, cat: NDArray[np.float64], radius: float):
+    """One-to-one pairs (image row, catalog row) within ``radius`` pixels.
+
+    Each projected catalog star takes its nearest of the first ``n_img``
+    centroids; a centroid claimed by several stars keeps the closest.
+    """
+    if n_img == 0 or len(cat) == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
-    d1, j = cKDTree(cat).query(img, distance_upper_bound=radius)
-    ok = np.isfinite(d1)
-    i = np.flatnonzero(ok)
-    j = j[ok]
-    d1 = d1[ok]
-    if len(i) == 0:
-        return i, j, d1
-    # keep, for every catalog star, only its closest image partner
-    order = np.lexsort((d1, j))
+    d, i = frame.tree(n_img).query(cat, distance_upper_bound=radius)
+    j = np.flatnonzero(np.isfinite(d))
+    i = i[j]
+    d = d[j]
+    if len(j) == 0:
+        return i, j, d
+    order = np.lexsort((d, i))
     first = np.ones(len(order), bool)
-    first[1:] = j[order][1:] != j[order][:-1]
-    keep = order[first]
-    keep.sort()
-    return i[keep], j[keep], d1[keep]
+    first[1:] = i[order][1:] != i[order][:-1]
+    keep = np.sort(order[first])
+    return i[keep], j[keep], d[keep]
 
 
 def _false_match_probability(n_matches: int, n_image: int, n_catalog: int, radius_px: float,
@@ -479,12 +497,11 @@ def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
             n_fixed: int) -> tuple[int, float]:
     """Count matches of the brightest centroids to the brightest projected catalog stars."""
     n_img = min(len(frame.ideal), _VERIFY_CENTROIDS)
-    idx, p = _project_field(frame, cat, hyp)
-    n_cat = min(len(idx), _VERIFY_CATALOG_FACTOR * n_img)
+    idx, p = _project_field(frame, cat, hyp, _VERIFY_CATALOG_FACTOR * n_img)
+    n_cat = len(idx)
     if n_cat == 0:
         return 0, 1.0
-    # idx is sorted by star-table index, i.e. brightest first
-    i, _, _ = _mutual_matches(frame.ideal[:n_img], p[:n_cat], radius_px)
+    i, _, _ = _mutual_matches(frame, n_img, p, radius_px)
     n = len(i)
     prob = _false_match_probability(n, n_img, n_cat, radius_px, frame.width * frame.height,
                                     n_fixed)
@@ -518,13 +535,12 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
     """
     n_img_all = len(frame.ideal)
     for _ in range(iterations + 1):
-        idx, p = _project_field(frame, cat, hyp)
+        # limit both sides so that a deep list on one side cannot swamp the other
+        idx, p = _project_field(frame, cat, hyp, 3 * n_img_all)
         if len(idx) == 0:
             return None
-        # limit both sides so that a deep list on one side cannot swamp the other
-        n_cat = min(len(idx), 3 * n_img_all)
-        n_img = min(n_img_all, max(3 * n_cat, 50))
-        i, j, _ = _mutual_matches(frame.ideal[:n_img], p[:n_cat], radius_px)
+        n_img = min(n_img_all, max(3 * len(idx), 50))
+        i, j, _ = _mutual_matches(frame, n_img, p, radius_px)
         if len(i) < 3:
             return None
         img_idx, cat_idx = i, idx[j]
@@ -649,16 +665,18 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
         pat = owner[kowner]
         # a catalog pattern may be reached through several neighbour keys only once,
         # since keys are distinct; the same (pattern, row) pair cannot repeat.
-        cstars = db.pattern_stars[rows].astype(np.intp)
-        cv = cat.db.star_vectors[cstars]
-        cratios, clargest = edge_ratios(pattern_edge_angles(cv))
+        cstars = db.pattern_stars[rows]
+        cedges = pattern_edge_angles_indexed(db.star_xyz, cstars)
+        cratios, clargest = edge_ratios(cedges)
         ok = np.all(np.abs(cratios - ratios[pat]) <= tol, axis=1)
         f_est = f_guess * largest[pat] / clargest
         fov_est = 2.0 * np.arctan(0.5 * frame.width / f_est)
         ok &= (fov_est >= fov_lo) & (fov_est <= fov_hi)
         if not ok.any():
             continue
-        pat, cstars, cv, f_est = pat[ok], cstars[ok], cv[ok], f_est[ok]
+        pat, f_est, clargest = pat[ok], f_est[ok], clargest[ok]
+        cstars = cstars[ok].astype(np.intp)
+        cv = db.star_vectors[cstars]
         # image stars in canonical order (scale-free, so the guess vectors serve)
         iorder = canonical_order(V[pat])
         istars = np.take_along_axis(stars[batch[pat]], iorder, axis=1)
@@ -678,7 +696,7 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
                 best = (np.where(better[:, None, None], R, best[0]),
                         np.where(better, res, best[1]), np.where(better, parity, best[2]))
         R_all, res, par = best
-        limit = 2.0 * tol * np.max(pattern_edge_angles(cv), axis=1) + 3.0 / f_est
+        limit = 2.0 * tol * clargest + 3.0 / f_est
         good = np.flatnonzero(res <= limit)
         for m in good:
             if deadline is not None and time.perf_counter() > deadline:
@@ -719,11 +737,10 @@ def _tracking(db, frame: _Frame, cat: _Catalog, hint_R: NDArray[np.float64], f: 
     search_px = max(radius_px, uncertainty_rad * f * 1.5)
     for parity in parities:
         hyp = _Hypothesis(hint_R, f, parity)
-        idx, p = _project_field(frame, cat, hyp, margin_px=search_px)
+        idx, p = _project_field(frame, cat, hyp, _VERIFY_CATALOG_FACTOR * n_img,
+                                margin_px=search_px)
         if len(idx) < 3:
             continue
-        n_cat = min(len(idx), _VERIFY_CATALOG_FACTOR * n_img)
-        idx, p = idx[:n_cat], p[:n_cat]
         img = frame.ideal[:n_img]
         v_img = frame.vectors(f, parity, np.arange(n_img))
         v_cat = cat.vectors(idx)
