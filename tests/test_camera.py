@@ -8,6 +8,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skysolve.camera import CameraModel
 from skysolve.distortion import PolynomialDistortion, RadialDistortion, num_polynomial_terms
@@ -294,3 +296,23 @@ def test_wrong_version_format_and_missing(tmp_path):
         CameraModel.load_from_file(path)
     with pytest.raises(FileNotFoundError):
         CameraModel.load_from_file(tmp_path / "missing.json")
+
+
+# --------------------------------------------------------------------------- property
+
+
+@settings(max_examples=40, deadline=None)
+@given(f=st.floats(300.0, 2e4), cx=st.floats(-50, 50), cy=st.floats(-50, 50),
+       parity=st.booleans(), corner_px=st.floats(-8.0, 8.0), p1=st.floats(-1e-6, 1e-6))
+def test_round_trip_property(f, cx, cy, parity, corner_px, p1):
+    """Any camera with a few px of radial distortion inverts to 1e-6 px over the image."""
+    r_corner = math.hypot(W / 2 + 50, H / 2 + 50)
+    k1 = corner_px / r_corner**3  # barrel (<0) or pincushion (>0) of corner_px at the corner
+    cam = CameraModel(f, W, H, crpix=(cx, cy), parity_flip=parity,
+                      distortion=RadialDistortion(k1=k1, p1=p1))
+    x, y = image_grid(9)
+    x2, y2 = cam.tanplane_to_pixel(*cam.pixel_to_tanplane(x, y))
+    assert np.max(np.hypot(x2 - x, y2 - y)) < 1e-6
+    v = cam.pixel_to_vectors(x, y)
+    x3, y3 = cam.vectors_to_pixel(v)
+    assert np.max(np.hypot(x3 - x, y3 - y)) < 1e-6
