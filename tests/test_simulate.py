@@ -250,6 +250,26 @@ def test_bleed_off_both_column_ends_loses_only_what_cannot_fit():
     assert np.allclose(col[:4, 0], 10.0) and col[4, 0] == pytest.approx(5.0)
 
 
+def test_bleed_random_columns_conserve_charge_and_cap_at_full_well():
+    from skysolve.simulate import _bleed
+
+    rng = np.random.default_rng(8)
+    img = rng.uniform(0, 5, (60, 300))
+    # several saturated runs per column, some close enough for their spills to merge
+    for _ in range(400):
+        img[rng.integers(0, 60), rng.integers(0, 300)] += rng.uniform(10, 60)
+    img[30, 5] += 2000.0  # more than the whole column can hold
+    before = img.copy()
+    _bleed(img, 20.0)
+    assert img.max() <= 20.0 + 1e-9
+    fits = before.sum(axis=0) <= 20.0 * 60
+    assert fits.sum() == 299
+    assert np.allclose(img.sum(axis=0)[fits], before.sum(axis=0)[fits])
+    assert np.allclose(img[:, ~fits], 20.0)  # columns with too much charge fill up
+    untouched = (before <= 20.0).all(axis=0)
+    assert np.array_equal(img[:, untouched], before[:, untouched])
+
+
 def test_mirror_flips_image_and_truth(hip):
     cam = CameraModel.from_fov(10.0, 300, 200)
     kw = dict(seed=11, hot_pixel_fraction=1e-3, cosmic_rays=3, faint_star_depth_mag=1.0)
