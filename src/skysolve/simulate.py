@@ -816,6 +816,18 @@ def render_starfield(
     >>> cam = skysolve.CameraModel.from_fov(10.0, 1024, 1024)
     >>> R = radec_roll_to_rotation(83.8, -5.4, 30.0)
     >>> image, truth = render_starfield(skysolve.load_hipparcos(), cam, R, seed=1)
+
+    A TESS-like 30-minute full-frame image of the science pixels, through the
+    sector's SIP WCS (which already encodes the mirror parity), with Gaia stars
+    and three magnitudes of fainter field stars:
+
+    >>> from tesswcs import WCS  # doctest: +SKIP
+    >>> image, truth = render_starfield(
+    ...     skysolve.load_gaia(), wcs=WCS.from_sector(1, 1, 1), shape=(2048, 2048),
+    ...     pixel_offset=(44, 0), epoch_year=2018.6, zeropoint_mag=20.44, exposure_s=1426.0,
+    ...     psf=GaussianPSF(0.9, edge_sigma_px=1.4, edge_ellipticity=0.3),
+    ...     background_e=27000.0, read_noise_e=300.0, full_well_e=1.4e8,
+    ...     faint_star_depth_mag=3.0, seed=1)  # doctest: +SKIP
     """
     _check_catalog(catalog)
     psf = _as_psf(psf)
