@@ -90,7 +90,7 @@ def _solve_sym4(m: list, g: list, damping: float) -> list[NDArray]:
 
 
 def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
-                        iterations: int = 3, fix_sigma: bool = False
+                        iterations: int = 2, fix_sigma: bool = False
                         ) -> tuple[NDArray, NDArray]:
     """Fit pixel-integrated Gaussians to ``N`` square stamps.
 

@@ -34,6 +34,12 @@ def _kth(values: NDArray, axis: int = -1) -> NDArray:
     return np.take(np.partition(values, k, axis=axis), k, axis=axis)
 
 
+def _median(v: NDArray) -> float:
+    """Lower median of a 1-D sample via one partition."""
+    k = (v.size - 1) // 2
+    return float(np.partition(v, k)[k])
+
+
 def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> tuple[float, float]:
     """Sigma-clipped median and MAD sigma of a 1-D sample.
 
@@ -42,8 +48,8 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         return float("nan"), float("nan")
-    med = float(np.median(v))
-    sig = MAD_TO_SIGMA * float(np.median(np.abs(v - med)))
+    med = _median(v)
+    sig = MAD_TO_SIGMA * _median(np.abs(v - med))
     for _ in range(iterations):
         if sig <= 0:
             break
@@ -51,8 +57,8 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
         if keep.all() or keep.sum() < 10:
             break
         v = v[keep]
-        med = float(np.median(v))
-        sig = MAD_TO_SIGMA * float(np.median(np.abs(v - med)))
+        med = _median(v)
+        sig = MAD_TO_SIGMA * _median(np.abs(v - med))
     return med, sig
 
 
@@ -145,7 +151,7 @@ class Background:
         Within a block the bilinear model lies between the levels of the block and
         its eight neighbours, so their minimum bounds it from below; the linear
         extrapolation in edge blocks can undershoot that by half the neighbours'
-        spread, which is subtracted too. Returns the
+        spread, which is subtracted there. Returns the
         ``(ny, nx)`` array of bounds and the block size (the full image size for a
         global model).
         """
@@ -153,7 +159,11 @@ class Background:
             return self.grid.reshape(1, 1), max(self.shape)
         lo = ndimage.minimum_filter(self.grid, size=3, mode="nearest")
         hi = ndimage.maximum_filter(self.grid, size=3, mode="nearest")
-        return lo - 0.5 * (hi - lo), self.block_size
+        slack = 0.5 * (hi - lo)
+        edge = np.zeros(lo.shape, dtype=bool)
+        edge[[0, -1], :] = True
+        edge[:, [0, -1]] = True
+        return np.where(edge, lo - slack, lo), self.block_size
 
     def full(self, dtype=np.float32) -> NDArray:
         """The model at every pixel, shape ``(height, width)`` (costs a full frame)."""
@@ -245,5 +255,5 @@ def estimate_background(image: NDArray, block_size: int | None) -> Background:
     rows = np.arange(step // 2, h, step)
     cols = np.arange(step // 2, w, step)
     resid = sample - bg.at(rows[:, None], cols[None, :])
-    bg.sigma = robust_sigma(resid)
+    bg.sigma = robust_sigma(resid, iterations=1)
     return bg
