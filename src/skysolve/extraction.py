@@ -243,16 +243,15 @@ class ExtractionResult:
     def centroids(self) -> list[Centroid]:
         """The stars as :class:`Centroid` objects, brightest first."""
         if self._centroids is None:
-            out = []
             new = Centroid.__new__
-            for x, y, b, cov in zip(self._x.tolist(), self._y.tolist(),
-                                    self._brightness.tolist(), self._cov, strict=True):
-                c = new(Centroid)
+            out = [new(Centroid) for _ in range(len(self._x))]
+            # plain attribute stores: ~4x cheaper than Centroid(...) per star
+            for c, x, y, b, cov in zip(out, self._x.tolist(), self._y.tolist(),
+                                       self._brightness.tolist(), list(self._cov), strict=True):
                 c.x = x
                 c.y = y
                 c.brightness = b
                 c._cov = cov
-                out.append(c)
             self._centroids = out
         return self._centroids
 
@@ -644,11 +643,17 @@ def extract_centroids(
 
     mask = np.zeros(h * w, dtype=bool)
     mask[idx] = True
-    labels, nblobs = ndimage.label(mask.reshape(h, w), structure=np.ones((3, 3), dtype=bool))
+    mask = mask.reshape(h, w)
+    eight = np.ones((3, 3), dtype=bool)
+    try:  # 16-bit labels halve the memory traffic of labelling a big frame
+        labels, nblobs = ndimage.label(mask, structure=eight, output=np.uint16)
+    except RuntimeError:  # more than 65535 blobs
+        labels, nblobs = ndimage.label(mask, structure=eight)
     if nblobs == 0:
         return _empty_result(h, w, bg.mean, sigma, thr)
 
-    meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level)
+    meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
+                          need_bbox=border_margin > 0)
     keep = _select(meas, h, w, min_pixels=min_pixels, max_pixels=max_pixels,
                    max_elongation=max_elongation, max_sharpness=max_sharpness,
                    border_margin=border_margin)
@@ -684,7 +689,8 @@ def extract_centroids(
 
 def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
                    idx: NDArray[np.intp], idx_bg: NDArray[np.float64], nblobs: int,
-                   bad: NDArray | None, sat_level: float | None) -> dict[str, NDArray]:
+                   bad: NDArray | None, sat_level: float | None,
+                   need_bbox: bool = True) -> dict[str, NDArray]:
     """Per-blob statistics from the blob pixels (flat indices ``idx``, background
     there ``idx_bg``), vectorised.
 
@@ -719,15 +725,18 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     cyy = np.bincount(lab, weights=wt * dy * dy, minlength=n) / sw_safe - my * my
     cxy = np.bincount(lab, weights=wt * dx * dy, minlength=n) / sw_safe - mx * my
 
-    # bounding boxes
-    rmin = np.full(n, h, dtype=np.intp)
-    rmax = np.full(n, -1, dtype=np.intp)
-    cmin = np.full(n, w, dtype=np.intp)
-    cmax = np.full(n, -1, dtype=np.intp)
-    np.minimum.at(rmin, lab, rows)
-    np.maximum.at(rmax, lab, rows)
-    np.minimum.at(cmin, lab, cols)
-    np.maximum.at(cmax, lab, cols)
+    # bounding boxes (only the border filter needs them)
+    if need_bbox:
+        rmin = np.full(n, h, dtype=np.intp)
+        rmax = np.full(n, -1, dtype=np.intp)
+        cmin = np.full(n, w, dtype=np.intp)
+        cmax = np.full(n, -1, dtype=np.intp)
+        np.minimum.at(rmin, lab, rows)
+        np.maximum.at(rmax, lab, rows)
+        np.minimum.at(cmin, lab, cols)
+        np.maximum.at(cmax, lab, cols)
+    else:
+        rmin = rmax = cmin = cmax = None
 
     if sat_level is not None:
         nsat = np.bincount(lab, weights=(raw >= sat_level), minlength=n)
