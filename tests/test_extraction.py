@@ -337,6 +337,17 @@ def test_dtype_variants_give_identical_centroids(dtype):
     assert len(ref) > 50
 
 
+def test_big_endian_and_non_contiguous_inputs():
+    base = _integer_scene()
+    ref = extract_centroids(base.astype(np.float32)[:, :400])
+    wide = np.zeros((480, 600), dtype=">i2")  # FITS data arrive big-endian
+    wide[:, :512] = base.astype(">i2")
+    res = extract_centroids(wide[:, :400])  # a non-contiguous view, like the seed's crop
+    np.testing.assert_array_equal(res.as_array(), ref.as_array())
+    res = extract_centroids(base.astype(">f4")[:, :400])
+    np.testing.assert_array_equal(res.as_array(), ref.as_array())
+
+
 def test_uint8_and_fortran_order_and_lists():
     base = _integer_scene()
     img8 = np.clip(base / 20.0, 0, 255).astype(np.uint8)  # noise < 1 count
@@ -461,6 +472,20 @@ def test_centroid_api():
         c.distort(object())
     with pytest.raises(TypeError):
         hash(c)
+
+
+def test_centroid_distortion_with_the_library_models():
+    from skysolve.distortion import RadialDistortion
+
+    model = RadialDistortion(k1=2e-7, p1=1e-6)
+    c = Centroid(300.0, -200.0, 7.0, cov=np.eye(2))
+    d = c.distort(model)
+    ex, ey = model.distort(300.0, -200.0)
+    assert (d.x, d.y) == (pytest.approx(float(ex)), pytest.approx(float(ey)))
+    assert d.x != c.x and d.brightness == 7.0
+    np.testing.assert_array_equal(d.cov, np.eye(2))
+    back = d.undistort(model)
+    assert back.x == pytest.approx(300.0, abs=1e-3) and back.y == pytest.approx(-200.0, abs=1e-3)
 
 
 def test_pickling_round_trips():
