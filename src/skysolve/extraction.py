@@ -866,8 +866,8 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
     pr = m["pr"][ids]
     pc = m["pc"][ids]
     bgp = m["bg_peak"][ids]
-    # window half-size ~2.5 sigma, 2..6 px
-    half = np.clip(np.ceil(2.5 * np.sqrt(sx0 * sy0)).astype(int), 2, 6)
+    # window half-size ~2 sigma (2..6 px): the wings add little position information
+    half = np.clip(np.ceil(2.0 * np.sqrt(sx0 * sy0)).astype(int), 2, 6)
     for hh in np.unique(half[members]):
         sel = np.flatnonzero(members & (half == hh))
         off = np.arange(-hh, hh + 1)
