@@ -9,7 +9,7 @@ and shared by every test file that asks for it.
 ``small_db``
     A small multiscale Hipparcos :class:`~skysolve.database.SolverDatabase`
     (``SMALL_DB_PARAMETERS``: fields of view 10-20 deg, positions at J2025.0,
-    about 60,000 stars and 600,000 patterns) that builds in about two seconds.
+    about 60,000 stars and 970,000 patterns) that builds in about five seconds.
     It is immutable, so sharing it between tests is safe.
 """
 
@@ -26,7 +26,7 @@ SMALL_DB_PARAMETERS = dict(
     min_fov_deg=10.0,
     pattern_max_error=0.005,
     patterns_per_lattice_field=50,
-    lattice_field_oversampling=30,
+    lattice_field_oversampling=100,
     verification_stars_per_fov=150,
     epoch_proper_motion_year=2025.0,
     progress=False,

@@ -675,6 +675,9 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
         if not ok.any():
             continue
         pat, f_est, clargest = pat[ok], f_est[ok], clargest[ok]
+        if frame.fixed_camera:
+            # the pattern's scale only screened the candidates; the camera fixes f
+            f_est = np.full(len(pat), f_guess)
         cstars = cstars[ok].astype(np.intp)
         cv = db.star_vectors[cstars]
         # image stars in canonical order (scale-free, so the guess vectors serve)
@@ -730,7 +733,14 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
 def _tracking(db, frame: _Frame, cat: _Catalog, hint_R: NDArray[np.float64], f: float,
               parities: tuple[bool, ...], uncertainty_rad: float, radius_px: float,
               threshold: float, refine_iterations: int, t0: float) -> SolveResult | None:
-    """Match centroids directly against catalog stars around a hinted attitude."""
+    """Match centroids directly against catalog stars around a hinted attitude.
+
+    Candidate pairs (centroid, catalog star) lie within the hint uncertainty of
+    each other; pairs of pairs whose separations agree vote for one rigid
+    rotation, which is fitted and verified. Because the hint restricts the
+    attitude, the false-match probability counts every matched star, so three
+    stars can suffice.
+    """
     n_img = min(len(frame.ideal), _VERIFY_CENTROIDS)
     if n_img < 3:
         return None
@@ -771,7 +781,9 @@ def _tracking(db, frame: _Frame, cat: _Catalog, hint_R: NDArray[np.float64], f: 
             sel = np.concatenate([[start], partners])
             R = wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]])
             h = _Hypothesis(R, f, parity)
-            n, prob = _verify(frame, cat, h, radius_px, n_fixed=2)
+            # The hint, not the matched stars, pins the attitude: no star is spent on
+            # defining it, so every match counts as evidence (n_fixed=0).
+            n, prob = _verify(frame, cat, h, radius_px, n_fixed=0)
             if n > best[0]:
                 best = (n, h, prob)
         if best[1] is None or best[0] < 3 or best[2] >= threshold:
