@@ -260,7 +260,31 @@ def test_elongated_streak_rejected():
     img += render_stars(shape, [15.2], [-20.7], [20000.0], 1.0)
     res = extract_centroids(img, local_bg_block_size=None)
     assert len(res) == 1
-    assert len(extract_centroids(img, local_bg_block_size=None, max_elongation=None)) == 2
+    loose = dict(local_bg_block_size=None, max_elongation=None)
+    assert len(extract_centroids(img, **loose, reject_cosmic_rays=False)) == 2
+    # the cosmic-ray test (fitted width < 0.3 px across the streak) also catches it
+    assert len(extract_centroids(img, **loose)) == 1
+
+
+def test_short_diagonal_cosmic_rays_rejected():
+    rng = np.random.default_rng(6)
+    shape = (200, 200)
+    x, y = grid_stars(shape, 40, rng, margin=20)
+    img = render_stars(shape, x, y, np.full(len(x), 30000.0), 1.2) + 100.0
+    img += rng.normal(0, 5.0, shape)
+    # short diagonal cosmic-ray staircases (as the simulator makes them): too short
+    # for the elongation limit, too broad for the sharpness limit
+    track = {(0, 1): 953.0, (1, 0): 1306.0, (1, 1): 972.0, (2, -1): 794.0, (2, 0): 1125.0}
+    tracks = [(30, 40), (110, 150), (170, 60)]
+    for r, c in tracks:
+        for (dr, dc), v in track.items():
+            img[r + dr, c + dc] += v
+    res = extract_centroids(img)
+    assert len(res) == len(x)
+    idx, d = match_to_truth(*res.as_array()[:, :2].T, x, y, radius=0.2)
+    assert np.all(idx >= 0)
+    kept = extract_centroids(img, reject_cosmic_rays=False)
+    assert len(kept) == len(x) + len(tracks)
 
 
 def test_global_and_local_background_agree_on_flat_sky():
@@ -387,6 +411,16 @@ def test_nan_and_inf_pixels_are_ignored():
     assert abs(len(res) - len(ref)) <= 5
 
 
+def test_noise_free_frame():
+    shape = (120, 160)
+    x = np.array([-40.3, 10.25, 50.6])
+    y = np.array([-20.1, 30.7, -35.45])
+    img = render_stars(shape, x, y, [5000.0, 3000.0, 1000.0], 1.3, half_width=6) + 100.0
+    res = extract_centroids(img)
+    assert len(res) == 3
+    np.testing.assert_allclose(res.as_array()[:, :2], np.column_stack([x, y]), atol=1e-3)
+
+
 def test_blank_images_give_empty_results():
     for img in (np.zeros((50, 60)), np.full((50, 60), 7.0, dtype=np.float32),
                 np.full((50, 60), np.nan), np.full((40, 40), 3, dtype=np.uint16)):
@@ -428,6 +462,7 @@ def test_bad_images_raise_naming_image(bad, exc):
     (dict(max_sharpness=-1), "max_sharpness"),
     (dict(saturation_level="high"), "saturation_level"),
     (dict(border_margin=-1), "border_margin"),
+    (dict(min_pixels=True), "min_pixels"),
 ])
 def test_bad_parameters_raise_naming_them(kwargs, name):
     with pytest.raises((InvalidArgumentError, InvalidTypeError), match=name):

@@ -51,6 +51,9 @@ __all__ = [
 #: Standard deviation of rounding to integers (counts).
 _QUANTISATION_SIGMA = 1.0 / math.sqrt(12.0)
 
+#: Noise assumed for noise-free frames, relative to the frame's signal scale.
+_NOISE_FREE_SIGMA = 1e-6
+
 _ZERO_COV = np.zeros((2, 2))
 _ZERO_COV.setflags(write=False)
 
@@ -493,22 +496,32 @@ def _empty_result(h: int, w: int, bg_mean: float, sigma: float, thr: float,
         fitted=np.zeros(0, bool))
 
 
-def _resolve_saturation(arr_in: NDArray, work: NDArray[np.float32], saturation_level: Any
-                        ) -> float | None:
+def _check_saturation(saturation_level: Any) -> float | str | None:
     if saturation_level is None:
         return None
     if isinstance(saturation_level, str):
         if saturation_level != "auto":
             raise InvalidArgumentError(
                 f"saturation_level must be a number, None or 'auto', got {saturation_level!r}")
-        # a flat top at the image maximum, reached by several pixels, is saturation
-        vmax = np.float32(np.nanmax(work)) if arr_in.dtype.kind == "f" else work.max()
-        if not np.isfinite(vmax):
-            return None
-        if np.count_nonzero(work == vmax) >= 3:
-            return float(vmax)
-        return None
+        return "auto"
     return _check_float("saturation_level", saturation_level, positive=False)
+
+
+def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
+                     ) -> float | None:
+    """The saturation level of a frame with a flat (up to read noise) top, else None.
+
+    Saturated pixels pile up within a few noise sigmas of the frame maximum, while an
+    unsaturated star has a single pixel there. So: at least 3 pixels within
+    ``max(5 sigma, 1)`` of a maximum lying more than 50 sigma above the background.
+    """
+    top = float(np.max(work))
+    if not np.isfinite(top) or top - background < 50.0 * sigma:
+        return None
+    level = top - max(5.0 * sigma, 1.0 if top >= 1000.0 else 0.0)
+    if np.count_nonzero(work >= level) >= 3:
+        return level
+    return None
 
 
 def extract_centroids(
@@ -525,6 +538,7 @@ def extract_centroids(
     saturation_level: float | str | None = "auto",
     border_margin: int = 0,
     reject_blends: bool = False,
+    reject_cosmic_rays: bool = True,
     fit_positions: bool = True,
 ) -> ExtractionResult:
     """Detect stars in an image and measure their sub-pixel centroids.
@@ -558,14 +572,23 @@ def extract_centroids(
         exceeds this (hot pixels and cosmic rays score ~1; a critically sampled
         star ~0.5, an undersampled one, sigma 0.5 px, up to ~0.86). ``None``: off.
     saturation_level : float, 'auto' or None, keyword-only
-        Pixel value at or above which the sensor is saturated. ``'auto'``: the
-        image maximum if at least 3 pixels reach it (a flat top). Saturated
-        blobs keep their intensity-weighted centroid and are flagged.
+        Pixel value at or above which the sensor is saturated. ``'auto'``: found
+        from a flat top, i.e. at least 3 pixels within ``5 sigma`` of the image
+        maximum, itself more than 50 sigma above the background. Saturated
+        blobs keep their intensity-weighted centroid, are flagged, and are exempt
+        from the elongation, width and blend filters.
     border_margin : int, keyword-only
         Drop blobs that come within this many pixels of the image edge.
     reject_blends : bool, keyword-only
         Drop (non-saturated) blobs with two separate significant peaks: a
         blended pair's centroid lies between the stars.
+    reject_cosmic_rays : bool, keyword-only
+        Drop bright (peak > 30 sigma), unsaturated blobs that are narrower than
+        any star across some direction: a fitted Gaussian sigma below 0.3 px
+        along x or y, or a minor-axis second moment below a quarter of the
+        typical bright star's PSF variance (about one-pixel-wide cosmic-ray
+        tracks and hot lines, also diagonal ones too short for
+        ``max_elongation``).
     fit_positions : bool, keyword-only
         Refine positions with the pixel-integrated Gaussian fit (default). If
         False, positions are intensity-weighted centroids over the blob.
@@ -615,7 +638,7 @@ def extract_centroids(
             fill = np.median(work[finite][:: max(1, int(finite.sum()) // 200_000)])
             work = work.copy()
             work[bad] = fill
-    sat_level = _resolve_saturation(arr, work, saturation_level)
+    saturation_level = _check_saturation(saturation_level)
 
     bg = estimate_background(work, local_bg_block_size)
     sigma = bg.sigma
@@ -623,8 +646,15 @@ def extract_centroids(
         # integer data whose noise is below one count (MAD of 0): the rounding
         # noise of 1/sqrt(12) count is the floor
         sigma = bg.sigma = _QUANTISATION_SIGMA
+    if np.isfinite(sigma) and sigma <= 0:
+        # noise-free data (a rendered frame): no noise to scale to, so detect
+        # anything above float32 rounding of the frame's scale
+        scale = max(abs(bg.mean), float(np.max(work)) - bg.mean)
+        sigma = bg.sigma = _NOISE_FREE_SIGMA * scale
     if not (np.isfinite(sigma) and sigma > 0):
         return _empty_result(h, w, bg.mean, 0.0 if np.isfinite(sigma) else sigma, float("nan"))
+    sat_level = (_auto_saturation(work, bg.mean, sigma) if saturation_level == "auto"
+                 else saturation_level)
 
     if matched_filter_sigma is not None:
         kernel = _gaussian_kernel(matched_filter_sigma)
@@ -661,20 +691,27 @@ def extract_centroids(
     if reject_blends and len(blob_ids):
         blob_ids = blob_ids[~_blended(work, bg, labels, meas, blob_ids, sigma, thr)]
 
-    # brightest first, then cut before the (relatively costly) position fit
+    # brightest first, then cut before the (relatively costly) position fit, with
+    # a margin for the stars the width test below may still drop
     order = np.argsort(-meas["flux"][blob_ids], kind="stable")
     blob_ids = blob_ids[order]
     if max_centroids is not None:
-        blob_ids = blob_ids[:max_centroids]
+        blob_ids = blob_ids[:max_centroids + max_centroids // 5 + 10]
 
     col = meas["cx"][blob_ids].copy()
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
     if fit_positions and len(blob_ids):
-        fit_col, fit_row, ok = _fit_positions(work, labels, bad, meas, blob_ids, sigma)
+        fit_col, fit_row, ok, fsx, fsy, free = _fit_positions(work, labels, bad, meas,
+                                                              blob_ids, sigma)
         col = np.where(ok, fit_col, col)
         row = np.where(ok, fit_row, row)
         fitted = ok
+        if reject_cosmic_rays:
+            narrow = _narrow_blobs(meas, blob_ids, ok & free, fsx, fsy)
+            blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
+    if max_centroids is not None:
+        blob_ids, col, row, fitted = (v[:max_centroids] for v in (blob_ids, col, row, fitted))
 
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
@@ -806,14 +843,18 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
                    m: dict[str, NDArray], ids: NDArray[np.intp], sigma: float):
     """Gaussian-fit positions (array col, row of the star centre, pixel-centre origin).
 
-    Returns ``(col, row, ok)``; ``ok`` is False for saturated blobs, blobs too big
-    for the fit windows and fits that did not converge.
+    Returns ``(col, row, ok, sx, sy, free)``; ``ok`` is False for saturated blobs,
+    blobs too big for the fit windows and fits that did not converge; ``sx``, ``sy``
+    are the fitted Gaussian sigmas, measured where ``free`` (bright stars) and
+    imposed otherwise.
     """
     h, w = labels.shape
     n = len(ids)
     col = np.full(n, np.nan)
     row = np.full(n, np.nan)
     ok = np.zeros(n, dtype=bool)
+    m["_fit_sx"] = np.full(n, np.nan)
+    m["_fit_sy"] = np.full(n, np.nan)
 
     pr = m["pr"][ids]
     pc = m["pc"][ids]
@@ -841,7 +882,27 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
             sxr, syr = np.median(sx0[fit_me]), np.median(sy0[fit_me])
         _fit_group(work, labels, bad, m, ids, fixed, x00, y00, np.full(n, sxr),
                    np.full(n, syr), col, row, ok, True)
-    return col, row, ok
+    return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free
+
+
+#: Narrowest plausible fitted PSF sigma (px) for the cosmic-ray test.
+_MIN_PSF_SIGMA = 0.3
+
+
+def _narrow_blobs(m: dict[str, NDArray], ids: NDArray[np.intp], measured: NDArray[np.bool_],
+                  sx: NDArray, sy: NDArray) -> NDArray[np.bool_]:
+    """Cosmic-ray-like blobs among ``ids``: bright fits narrower than any star.
+
+    ``measured`` marks stars whose PSF width was fitted freely (bright, converged).
+    """
+    narrow = measured & (np.minimum(sx, sy) < _MIN_PSF_SIGMA)
+    good = measured & ~narrow
+    if good.sum() >= 5:
+        s_ref = float(np.median(np.sqrt(sx[good] * sy[good])))
+        a, c, b = m["cxx"][ids], m["cyy"][ids], m["cxy"][ids]
+        lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b)
+        narrow |= measured & (lmin + 1.0 / 12.0 < 0.25 * s_ref**2)
+    return narrow
 
 
 def _log_parabola(v: NDArray, peak: NDArray) -> tuple[NDArray, NDArray]:
@@ -860,9 +921,6 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
                fix_sigma: bool) -> None:
     """Fit the stars ``ids[members]``, in groups of equal window size; write results."""
     h, w = labels.shape
-    if "_fit_sx" not in m:
-        m["_fit_sx"] = np.full(len(ids), np.nan)
-        m["_fit_sy"] = np.full(len(ids), np.nan)
     pr = m["pr"][ids]
     pc = m["pc"][ids]
     bgp = m["bg_peak"][ids]
