@@ -1,0 +1,374 @@
+"""Camera calibration (skysolve.calibration) against synthetic cameras with known truth."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from skysolve import (
+    CalibrateResult,
+    CameraModel,
+    PolynomialDistortion,
+    RadialDistortion,
+    SolverDatabase,
+)
+from skysolve.calibration import calibrate_camera
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.simulate import random_attitudes, simulate_centroids
+from skysolve.solver import SolveFailure
+
+W = H = 2048
+NOISE_PX = 0.05
+# Forward (ideal -> distorted) SIP-like polynomial of the size of TESS camera 1 / CCD 1's
+# (coefficients rounded from the archival sector-1 SIP solution, scale 1024 px): a shear of
+# ~13 px and curvature reaching ~60 px at the corners.
+TESS_A = [0.005, 0.008, 12.92, -21.07, -18.56, -3.42, 4.16, 2.13, 4.41, 0.57, -0.67, -0.89,
+          -1.07, -0.74, -0.22]
+TESS_B = [0.005, 12.92, 0.11, -3.47, -18.56, -21.05, 0.57, 4.43, 2.15, 4.12, -0.20, -0.72,
+          -1.05, -0.87, -0.67]
+PASSES = [(0.01, 3), (0.005, 4), (0.003, 5), (0.002, 6)]  # the seed: (match_radius, order)
+
+
+def tess_truth() -> CameraModel:
+    dist = PolynomialDistortion.from_forward(4, 1024.0, TESS_A, TESS_B, image_width=W,
+                                             image_height=H, crpix=(-23.5, -23.5))
+    return CameraModel(10040.17, W, H, crpix=(-23.5, -23.5), parity_flip=True, distortion=dist)
+
+
+def mapping_error_px(camera, rotation, truth, true_rotation, n=33):
+    """Pixel distance, over a grid on the frame, between where the fitted model+attitude and
+    the truth put the same sky direction."""
+    w, h = truth.image_width, truth.image_height
+    gx, gy = np.meshgrid(np.linspace(-w / 2 + 0.5, w / 2 - 0.5, n),
+                         np.linspace(-h / 2 + 0.5, h / 2 - 0.5, n))
+    x, y = gx.ravel(), gy.ravel()
+    sky = camera.pixel_to_vectors(x, y) @ rotation
+    px, py = truth.vectors_to_pixel(sky @ true_rotation.T)
+    return np.hypot(px - x, py - y)
+
+
+def solve_all(db, cents, camera, match_radius, shape=(H, W), fov=11.8, fov_err=0.5):
+    return [db.solve_from_centroids(c, fov_estimate_deg=camera.fov_deg if camera else fov,
+                                    fov_max_error_deg=fov_err, image_shape=shape,
+                                    match_radius=match_radius, match_threshold=1e-5,
+                                    refine_iterations=10, camera_model=camera) for c in cents]
+
+
+@pytest.fixture(scope="session")
+def tess_db() -> SolverDatabase:
+    return SolverDatabase.generate_from_hipparcos(
+        max_fov_deg=14.0, pattern_max_error=0.005, patterns_per_lattice_field=50,
+        verification_stars_per_fov=500, epoch_proper_motion_year=2025.0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tess_frames(hip_catalog):
+    truth = tess_truth()
+    rots = random_attitudes(10, rng=3)
+    sims = [simulate_centroids(hip_catalog, truth, R, epoch_year=2025.0,
+                               centroid_noise_px=NOISE_PX, num_stars=400, seed=k)
+            for k, R in enumerate(rots)]
+    return truth, rots, [s.centroids for s in sims]
+
+
+@pytest.fixture(scope="module")
+def tess_pipeline(tess_db, tess_frames):
+    """The seed notebook's four solve-and-calibrate passes."""
+    _, _, cents = tess_frames
+    camera = None
+    passes = []
+    for match_radius, order in PASSES:
+        results = solve_all(tess_db, cents, camera, match_radius)
+        cal = tess_db.calibrate_camera(results, cents, image_shape=(H, W), order=order)
+        camera = cal.camera_model
+        passes.append((results, cal))
+    final = solve_all(tess_db, cents, camera, PASSES[-1][0])
+    return passes, final
+
+
+# ------------------------------------------------------------------------------------
+# The seed pipeline on a TESS-like camera
+
+
+def test_tess_pipeline_recovers_the_camera(tess_frames, tess_pipeline):
+    truth, rots, cents = tess_frames
+    passes, final = tess_pipeline
+    for results, _ in passes:
+        assert all(results)
+    cal = passes[-1][1]
+    cam = cal.camera_model
+    assert isinstance(cam.distortion, PolynomialDistortion)
+    assert cam.distortion.order == 6
+    assert cam.parity_flip
+    assert (cam.image_width, cam.image_height) == (W, H)
+    assert not cal.crpix_fitted and np.all(cam.crpix == 0)  # kept at the solves' value
+    # fitted model + refined attitudes vs truth, over the whole frame of every image
+    err = np.concatenate([mapping_error_px(cam, R, truth, T)
+                          for R, T in zip(cal.rotations, rots, strict=True)])
+    assert math.sqrt(np.mean(err ** 2)) < 0.05
+    assert err.max() < 0.2
+    # ... and through the attitudes of solving again with the fitted model
+    err = np.concatenate([mapping_error_px(r.camera_model, r.rotation_matrix_icrs_to_camera,
+                                           truth, T) for r, T in zip(final, rots, strict=True)])
+    assert math.sqrt(np.mean(err ** 2)) < 0.05
+    assert all(r and r.rmse_arcsec <= 2.0 for r in final)
+    # residuals come down to the centroid noise (rms length sqrt(2) * 0.05 px)
+    assert passes[0][1].rmse_before_px > 2.0
+    assert cal.rmse_after_px == pytest.approx(NOISE_PX * math.sqrt(2), rel=0.1)
+    assert cal.n_inliers > 0.97 * sum(r.num_matches for r in passes[-1][0])
+    assert cal.converged and 1 <= cal.iterations <= 10
+
+
+def test_tess_pipeline_passes_improve(tess_frames, tess_pipeline):
+    truth, rots, _ = tess_frames
+    passes, _ = tess_pipeline
+    errs = []
+    for _, cal in passes:
+        e = np.concatenate([mapping_error_px(cal.camera_model, R, truth, T, n=9)
+                            for R, T in zip(cal.rotations, rots, strict=True)])
+        errs.append(math.sqrt(np.mean(e ** 2)))
+        assert cal.rmse_after_px < cal.rmse_before_px + 1e-9
+    assert errs[0] < 3.0 and errs[-1] < errs[0] / 10
+    # later passes match more stars with the better model
+    assert sum(r.num_matches for r in passes[-1][0]) > sum(r.num_matches for r in passes[0][0])
+
+
+def test_result_fields_and_pickle(tess_pipeline):
+    results, cal = tess_pipeline[0][-1]
+    assert isinstance(cal, CalibrateResult)
+    assert len(cal.rotations) == len(results) == len(cal.per_image_rmse_px)
+    for R, rms, n in zip(cal.rotations, cal.per_image_rmse_px, cal.per_image_inliers,
+                         strict=True):
+        assert R.shape == (3, 3) and np.allclose(R @ R.T, np.eye(3), atol=1e-12)
+        assert 0 < rms < 0.15 and n > 100
+    assert cal.n_inliers == sum(cal.per_image_inliers)
+    assert cal.n_inliers + cal.n_outliers == sum(r.num_matches for r in results)
+    pooled = math.sqrt(sum(r * r * n for r, n in zip(cal.per_image_rmse_px,
+                                                     cal.per_image_inliers, strict=True))
+                       / cal.n_inliers)
+    assert pooled == pytest.approx(cal.rmse_after_px)
+    text = repr(cal)
+    assert text.startswith("CalibrateResult(") and "rmse_after_px=" in text
+    back = pickle.loads(pickle.dumps(cal))
+    assert back.camera_model == cal.camera_model
+    assert back.rmse_after_px == cal.rmse_after_px and back.n_inliers == cal.n_inliers
+    assert all(np.array_equal(a, b) for a, b in zip(back.rotations, cal.rotations, strict=True))
+
+
+def test_fitted_model_round_trips_and_saves(tess_pipeline, tmp_path):
+    cam = tess_pipeline[0][-1][1].camera_model
+    g = np.linspace(-1024, 1024, 41)
+    x, y = np.meshgrid(g, g)
+    xi, eta = cam.pixel_to_tanplane(x, y)
+    bx, by = cam.tanplane_to_pixel(xi, eta)
+    assert np.max(np.hypot(bx - x, by - y)) < 1e-3
+    # the fitted inverse polynomial alone is already a close seed for Newton
+    d = cam.distortion
+    iu, iv = d.undistort(x, y)
+    m = np.stack([x.ravel(), y.ravel()], 1)
+    from skysolve.distortion import polynomial_design_matrix
+    p = polynomial_design_matrix(m[:, 0], m[:, 1], d.order, d.scale)
+    assert np.max(np.abs(x.ravel() + p @ d.ap_coeffs - iu.ravel())) < 0.05
+    cam.save_to_file(tmp_path / "cam.json")
+    assert CameraModel.load_from_file(tmp_path / "cam.json") == cam
+
+
+def test_outliers_are_clipped(tess_db, tess_frames, tess_pipeline):
+    truth, rots, cents = tess_frames
+    results = tess_pipeline[0][-1][0]
+    bad = [c.copy() for c in cents]
+    moved = []
+    for k in range(len(bad)):
+        idx = results[k].matched_centroids[:3]
+        bad[k][idx, 0] += 2.0  # 40 sigma off
+        moved.append(idx)
+    cal = tess_db.calibrate_camera(results, bad, image_shape=(H, W), order=6)
+    assert cal.n_outliers >= 30
+    assert cal.rmse_after_px == pytest.approx(NOISE_PX * math.sqrt(2), rel=0.1)
+    err = np.concatenate([mapping_error_px(cal.camera_model, R, truth, T, n=9)
+                          for R, T in zip(cal.rotations, rots, strict=True)])
+    assert math.sqrt(np.mean(err ** 2)) < 0.05
+    # without clipping the bad pairs pull the fit and stay in the rms
+    loose = tess_db.calibrate_camera(results, bad, image_shape=(H, W), order=6,
+                                     sigma_clip=math.inf)
+    assert loose.n_outliers == 0
+    assert loose.rmse_after_px > 2 * cal.rmse_after_px
+
+
+def test_failed_solves_are_skipped(tess_db, tess_frames, tess_pipeline):
+    results, cal = tess_pipeline[0][-1]
+    cents = tess_frames[2]
+    mixed = [None, results[0], SolveFailure("no_match", 1.0), *results[1:]]
+    junk = np.zeros((3, 2))
+    mixed_c = [junk, cents[0], "not even centroids", *cents[1:]]
+    cal2 = tess_db.calibrate_camera(mixed, mixed_c, image_shape=(H, W), order=6)
+    assert cal2.rotations[0] is None and cal2.rotations[2] is None
+    assert cal2.per_image_rmse_px[0] is None and cal2.per_image_inliers[2] is None
+    assert cal2.num_images == len(results)
+    assert cal2.camera_model.focal_length_px == pytest.approx(cal.camera_model.focal_length_px)
+    assert cal2.rmse_after_px == pytest.approx(cal.rmse_after_px)
+    assert np.allclose(cal2.rotations[1], cal.rotations[0])
+
+
+# ------------------------------------------------------------------------------------
+# Single images, radial model
+
+
+def test_single_image_polynomial(tess_db, tess_frames, tess_pipeline):
+    truth, rots, cents = tess_frames
+    res = tess_pipeline[1][3]
+    # a bare SolveResult with its centroid array, as well as one-element lists
+    cal = tess_db.calibrate_camera(res, cents[3], order=4)
+    cal_list = tess_db.calibrate_camera([res], [cents[3]], order=4)
+    assert cal.camera_model == cal_list.camera_model
+    assert len(cal.rotations) == 1 and not cal.crpix_fitted
+    assert cal.camera_model.distortion.order == 4
+    err = mapping_error_px(cal.camera_model, cal.rotations[0], truth, rots[3])
+    assert math.sqrt(np.mean(err ** 2)) < 0.1
+    assert cal.rmse_after_px < 0.09
+
+
+def test_single_image_radial_keeps_crpix(tess_db, tess_frames, tess_pipeline):
+    _, _, cents = tess_frames
+    res = tess_pipeline[1][3]
+    cal = tess_db.calibrate_camera([res], [cents[3]], model="radial")
+    assert isinstance(cal.camera_model.distortion, RadialDistortion)
+    assert not cal.crpix_fitted
+    assert np.array_equal(cal.camera_model.crpix, res.camera_model.crpix)
+    # a radial model cannot describe TESS's shear: worse than the polynomial, still sane
+    assert 0.07 < cal.rmse_after_px < 20
+
+
+@pytest.fixture(scope="module")
+def wide_field(hip_catalog):
+    """A 50-degree lens with barrel distortion (25 px at the corners) and an off-centre axis."""
+    truth = CameraModel.from_fov(50.0, 1600, 1200, crpix=(10.0, -7.0),
+                                 distortion=RadialDistortion(k1=-3e-8, k2=5e-15))
+    db = SolverDatabase.generate_from_hipparcos(
+        max_fov_deg=60.0, min_fov_deg=40.0, pattern_max_error=0.005,
+        patterns_per_lattice_field=50, verification_stars_per_fov=300,
+        epoch_proper_motion_year=2025.0, progress=False)
+    rots = random_attitudes(6, rng=5)
+    cents = [simulate_centroids(hip_catalog, truth, R, epoch_year=2025.0,
+                                centroid_noise_px=NOISE_PX, num_stars=150, seed=10 + k).centroids
+             for k, R in enumerate(rots)]
+    return truth, db, rots, cents
+
+
+def test_radial_recovers_wide_field_lens(wide_field):
+    truth, db, rots, cents = wide_field
+    camera = None
+    for match_radius in (0.01, 0.004):
+        results = solve_all(db, cents, camera, match_radius, shape=(1200, 1600), fov=50.0,
+                            fov_err=5.0)
+        assert all(results)
+        cal = db.calibrate_camera(results, cents, image_width=1600, image_height=1200,
+                                  model="radial")
+        camera = cal.camera_model
+    d = camera.distortion
+    assert isinstance(d, RadialDistortion) and d.scale == 1.0
+    assert cal.crpix_fitted
+    assert np.allclose(camera.crpix, [10.0, -7.0], atol=0.5)
+    assert d.k1 == pytest.approx(-3e-8, rel=0.03)
+    assert d.k2 == pytest.approx(5e-15, rel=0.3)
+    assert camera.focal_length_px == pytest.approx(truth.focal_length_px, abs=0.5)
+    assert cal.rmse_after_px == pytest.approx(NOISE_PX * math.sqrt(2), rel=0.15)
+    err = np.concatenate([mapping_error_px(camera, R, truth, T, n=17)
+                          for R, T in zip(cal.rotations, rots, strict=True)])
+    assert math.sqrt(np.mean(err ** 2)) < 0.05
+
+
+def test_polynomial_on_wide_field_matches_radial(wide_field):
+    truth, db, rots, cents = wide_field
+    radial = CameraModel.from_fov(50.0, 1600, 1200, crpix=(10.0, -7.0),
+                                  distortion=RadialDistortion(k1=-2.9e-8))
+    results = solve_all(db, cents, radial, 0.004, shape=(1200, 1600))
+    cal = db.calibrate_camera(results, cents, model="polynomial", order=5)
+    assert not cal.crpix_fitted and np.array_equal(cal.camera_model.crpix, [10.0, -7.0])
+    err = np.concatenate([mapping_error_px(cal.camera_model, R, truth, T, n=17)
+                          for R, T in zip(cal.rotations, rots, strict=True)])
+    assert math.sqrt(np.mean(err ** 2)) < 0.1
+
+
+# ------------------------------------------------------------------------------------
+# Argument checking
+
+
+@pytest.fixture(scope="module")
+def one(tess_frames, tess_pipeline):
+    return tess_pipeline[1][0], tess_frames[2][0]
+
+
+@pytest.mark.parametrize("kwargs, exc, word", [
+    (dict(order=0), InvalidArgumentError, "order"),
+    (dict(order=7), InvalidArgumentError, "order"),
+    (dict(order=2.5), InvalidTypeError, "order"),
+    (dict(order=True), InvalidTypeError, "order"),
+    (dict(model="fisheye"), InvalidArgumentError, "model"),
+    (dict(model=3), InvalidTypeError, "model"),
+    (dict(max_iterations=0), InvalidArgumentError, "max_iterations"),
+    (dict(sigma_clip=0.0), InvalidArgumentError, "sigma_clip"),
+    (dict(sigma_clip=-1.0), InvalidArgumentError, "sigma_clip"),
+    (dict(sigma_clip=float("nan")), InvalidArgumentError, "sigma_clip"),
+    (dict(sigma_clip="3"), InvalidTypeError, "sigma_clip"),
+    (dict(convergence_threshold_px=-0.1), InvalidArgumentError, "convergence_threshold_px"),
+    (dict(image_shape=(2048, 1024)), InvalidArgumentError, "2048x2048"),
+    (dict(image_width=1000), InvalidArgumentError, "2048x2048"),
+    (dict(image_shape=(2048, 2048), image_width=1000), InvalidArgumentError, "image_width"),
+    (dict(image_shape=(2048,)), InvalidArgumentError, "image_shape"),
+])
+def test_bad_arguments(tess_db, one, kwargs, exc, word):
+    res, cents = one
+    with pytest.raises(exc, match=word):
+        tess_db.calibrate_camera([res], [cents], **kwargs)
+
+
+def test_bad_inputs(tess_db, one, small_db):
+    res, cents = one
+    with pytest.raises(InvalidArgumentError, match="same length"):
+        tess_db.calibrate_camera([res, res], [cents])
+    with pytest.raises(InvalidArgumentError, match="no successful solve"):
+        tess_db.calibrate_camera([None, SolveFailure("timeout", 5.0)], [cents, cents])
+    with pytest.raises(InvalidArgumentError, match="no successful solve"):
+        tess_db.calibrate_camera(None, cents)
+    few = dataclasses.replace(res, matched_centroids=res.matched_centroids[:2],
+                              matched_catalog_ids=res.matched_catalog_ids[:2])
+    with pytest.raises(InvalidArgumentError, match=r"solve_results\[1\].*at least 3"):
+        tess_db.calibrate_camera([res, few], [cents, cents])
+    flipped = dataclasses.replace(res, camera_model=res.camera_model.replace(parity_flip=False))
+    with pytest.raises(InvalidArgumentError, match="parity"):
+        tess_db.calibrate_camera([res, flipped], [cents, cents])
+    with pytest.raises(InvalidArgumentError, match=r"centroids\[0\]"):
+        tess_db.calibrate_camera([res], [cents[:5]])
+    # a database without the matched stars
+    ids = res.matched_catalog_ids.copy()
+    ids[0] = -424242
+    with pytest.raises(InvalidArgumentError, match="-424242"):
+        tess_db.calibrate_camera([dataclasses.replace(res, matched_catalog_ids=ids)], [cents])
+    with pytest.raises(InvalidTypeError, match="solve_results"):
+        tess_db.calibrate_camera(["solved"], [cents])
+    with pytest.raises(InvalidTypeError, match="centroids"):
+        tess_db.calibrate_camera([res], cents)
+    # too many parameters for the stars available
+    tiny = dataclasses.replace(res, matched_centroids=res.matched_centroids[:10],
+                               matched_catalog_ids=res.matched_catalog_ids[:10])
+    with pytest.raises(InvalidArgumentError, match="order"):
+        tess_db.calibrate_camera([tiny], [cents], order=6)
+
+
+def test_direct_function_matches_method(tess_db, one):
+    res, cents = one
+    a = calibrate_camera(tess_db, [res], [cents], order=2)
+    b = tess_db.calibrate_camera([res], [cents], order=2)
+    assert a.camera_model == b.camera_model
+    # order 1: only the two non-conformal linear terms
+    c1 = tess_db.calibrate_camera([res], [cents], order=1)
+    assert c1.camera_model.distortion.order == 1
+    d = c1.camera_model.distortion
+    assert d.a_coeffs[0] == d.b_coeffs[0] == 0.0
+    assert d.a_coeffs[1] == pytest.approx(-d.b_coeffs[2])
+    assert d.a_coeffs[2] == pytest.approx(d.b_coeffs[1])
