@@ -52,6 +52,10 @@ _EXPORTS: dict[str, str] = {
     "simulate_centroids": "simulate",
     "random_attitudes": "simulate",
     "GaussianPSF": "simulate",
+    "default_database": "defaultdb",
+    "plot_solution": "plotting",
+    "plot_residuals": "plotting",
+    "plot_distortion": "plotting",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -76,10 +80,12 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .camera import CameraModel
     from .catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
     from .database import SolverDatabase
+    from .defaultdb import default_database
     from .distortion import PolynomialDistortion, RadialDistortion
     from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
     from .extraction import Centroid, ExtractionResult, extract_centroids
     from .imageio import read_image
+    from .plotting import plot_distortion, plot_residuals, plot_solution
     from .simulate import GaussianPSF, random_attitudes, render_starfield, simulate_centroids
     from .solver import SolveFailure, SolveResult
     from .wcs import camera_to_wcs, wcs_to_camera, wcs_to_header

@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="images of the same camera")
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--order", type=_number(int, 0.0, 10.0, what="between 1 and 9"),
+    model.add_argument("--order", type=_number(int, 0.0, 7.0, what="between 1 and 6"),
                        default=4, metavar="N",
                        help="polynomial distortion order of the last passes (default 4)")
     model.add_argument("--radial", action="store_true",

@@ -207,7 +207,8 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
         ax.scatter(cx, cy, marker="+", s=(1.2 * ring) ** 2, color="cyan", linewidths=0.9,
                    label="matched catalog stars")
         # the database's star table is brightest first, so its index ranks brightness
-        rank = np.array([db.index_of_id(int(i)) or 0 for i in ids], dtype=np.int64)
+        index = [db.index_of_id(int(i)) for i in ids]
+        rank = np.array([db.num_stars if i is None else i for i in index], dtype=np.int64)
         for k in np.argsort(rank, kind="stable")[:max_labels]:
             if np.isfinite(cx[k]):
                 ax.annotate(str(int(ids[k])), (cx[k], cy[k]), xytext=(5, 5),
