@@ -1,0 +1,78 @@
+"""Cached solver databases for bench_solve: one per (library, parameter set).
+
+Both skysolve and tetra3rs build from the same Gaia catalog with the same
+arguments; the files live in ``benchmarks/.cache/`` (gitignored) under a name
+that hashes the parameters and the library version, so a change of either
+rebuilds instead of reusing a stale file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+#: small star-tracker fields (cases a, b, d): one multiscale database for 10-20 deg
+SMALL = dict(max_fov_deg=20.0, min_fov_deg=10.0, epoch_proper_motion_year=2018.0)
+#: the seed notebook's TESS parameters (case c)
+TESS = dict(max_fov_deg=14.0, pattern_max_error=0.005, lattice_field_oversampling=100,
+            patterns_per_lattice_field=500, verification_stars_per_fov=3000,
+            epoch_proper_motion_year=2018.0)
+PARAMS = {"small": SMALL, "tess": TESS}
+
+
+def _version(library: str) -> str:
+    if library == "skysolve":
+        # the solver format changes during development without a version bump:
+        # key on the database module's source as well
+        import skysolve.database as mod
+
+        src = Path(mod.__file__).read_bytes()
+        return hashlib.sha1(src).hexdigest()[:10]
+    import tetra3rs
+
+    return str(tetra3rs.__version__)
+
+
+def path_for(library: str, name: str) -> Path:
+    key = json.dumps([library, _version(library), PARAMS[name]], sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    return CACHE / f"solve_{name}_{library}_{digest}.db"
+
+
+def load(library: str, name: str, log=print):
+    """The database, from cache or freshly built (and then cached); (db, build_s or None)."""
+    import tetra3rs
+
+    import skysolve
+
+    cls = skysolve.SolverDatabase if library == "skysolve" else tetra3rs.SolverDatabase
+    path = path_for(library, name)
+    if path.exists():
+        try:
+            return cls.load_from_file(str(path)), None
+        except Exception as exc:  # stale or truncated cache: rebuild below
+            log(f"   cache {path.name} unreadable ({exc}); rebuilding")
+    kwargs = dict(PARAMS[name])
+    if library == "skysolve":
+        kwargs["progress"] = False
+    log(f"   building {library} database '{name}' {PARAMS[name]} ...")
+    t0 = time.perf_counter()
+    db = cls.generate_from_gaia(**kwargs)
+    build_s = time.perf_counter() - t0
+    log(f"   built in {build_s:.0f} s: {db.num_stars} stars, {db.num_patterns} patterns")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    db.save_to_file(str(tmp))
+    tmp.replace(path)
+    return db, build_s
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or ["small", "tess"]:
+        for library in ("skysolve", "tetra3rs"):
+            load(library, name)
