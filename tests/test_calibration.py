@@ -372,3 +372,41 @@ def test_direct_function_matches_method(tess_db, one):
     assert d.a_coeffs[0] == d.b_coeffs[0] == 0.0
     assert d.a_coeffs[1] == pytest.approx(-d.b_coeffs[2])
     assert d.a_coeffs[2] == pytest.approx(d.b_coeffs[1])
+
+
+def test_aberrated_catalog_vectors(tess_db, tess_frames):
+    """With an observer velocity the catalog side is aberrated, as the solver did."""
+    from skysolve.aberration import aberrate
+
+    truth, rots, _ = tess_frames
+    velocity = np.array([2000.0, -1500.0, 800.0])  # km/s: a large, easily seen aberration
+    rng = np.random.default_rng(7)
+    cents, results, plain = [], [], []
+    for R in rots[:4]:
+        # the brightest database stars on the frame, seen by the moving observer
+        inside = tess_db.cone_indices(*_boresight_radec(R), 9.0)
+        v = aberrate(tess_db.star_vectors[inside], velocity)
+        x, y = truth.vectors_to_pixel(v @ R.T)
+        ok = np.flatnonzero(np.isfinite(x) & (np.abs(x) < W / 2) & (np.abs(y) < H / 2))[:300]
+        xy = np.stack([x[ok], y[ok]], 1) + rng.normal(0, NOISE_PX, (len(ok), 2))
+        res = tess_db.solve_from_centroids(xy, camera_model=truth, match_radius=0.002,
+                                           observer_velocity_km_s=velocity, attitude_hint=R,
+                                           strict_hint=True, refine_iterations=5)
+        assert res and res.num_matches > 100
+        cents.append(xy)
+        results.append(res)
+        plain.append(dataclasses.replace(res, observer_velocity_km_s=None))
+    cal = tess_db.calibrate_camera(results, cents, order=4)
+    assert cal.rmse_before_px == pytest.approx(NOISE_PX * math.sqrt(2), rel=0.15)
+    assert cal.rmse_after_px == pytest.approx(NOISE_PX * math.sqrt(2), rel=0.15)
+    # the same pairs against natural (unaberrated) directions do not fit
+    wrong = tess_db.calibrate_camera(plain, cents, order=4)
+    assert wrong.rmse_before_px > 20 * cal.rmse_before_px
+    assert wrong.rmse_after_px > 1.5 * cal.rmse_after_px
+
+
+def _boresight_radec(R):
+    from skysolve.geometry import vector_to_radec
+
+    ra, dec = vector_to_radec(R[2])
+    return float(ra), float(dec)

@@ -66,7 +66,13 @@ without changing the fit). They are removed explicitly:
   observable at all (``model="radial"``, about whose centre the distortion is
   symmetric, or a linear polynomial), from two or more images, and when the
   column-normalised design with it stays well conditioned (condition number
-  below ``1e6``); otherwise it is kept at its input value.
+  below ``1e6``); otherwise it is kept at its input value. Because it rests on
+  second-order terms, a fitted centre may legitimately lie far from the image
+  centre: for a detector off the optical axis (each TESS CCD has the axis
+  near one of its corners) a radial model finds the axis ~1000 px away, and
+  that describes the data far better than a centred one. Only a centre more
+  than an image diagonal from its input value is treated as a runaway; the
+  fit is then redone with the centre fixed.
   :attr:`CalibrateResult.crpix_fitted` says which happened.
 
 The fitted polynomial is the *forward* (ideal → distorted) polynomial of a
@@ -116,6 +122,9 @@ MIN_MATCHES_PER_IMAGE = 3
 # Column-normalised condition number above which the optical centre is
 # considered unobservable and kept fixed.
 _CRPIX_MAX_CONDITION = 1e6
+# A fitted optical centre further than this many image diagonals from the input one
+# has run away (nothing pins it); the fit is then redone without it.
+_CRPIX_MAX_SHIFT = 1.0
 # Never clip residuals below this (px): no centroid is better than that.
 _MIN_CLIP_PX = 0.01
 # Finite-difference step (px) for the Jacobian of the distortion.
@@ -749,36 +758,47 @@ def calibrate_camera(db: SolverDatabase, solve_results: Any, centroids: Any,
 
     # ---- iterate
     obs = np.concatenate([im.xy for im in images])
-    inl = np.ones(n_pairs, dtype=bool)
-    rms_prev = math.nan
-    converged = False
-    iterations = 0
-    clip_px = math.inf
-    for it in range(max_iterations):
-        iterations = it + 1
-        probe = fit_crpix and it == 0
-        step, cond = _gauss_newton_step(images, inl, f, crpix, sign, basis, c, fit_crpix, probe)
-        if probe and cond > _CRPIX_MAX_CONDITION:
-            fit_crpix = False
-            step, cond = _gauss_newton_step(images, inl, f, crpix, sign, basis, c, False)
-        f, crpix, c = _apply_step(step, images, f, crpix, c, fit_crpix, basis.size)
-        if not (math.isfinite(f) and f > 0):
-            raise InvalidArgumentError(
-                "the calibration diverged (focal length became invalid); check that the "
-                "solve results and centroid sets belong together")
-        pred = _predict(images, f, crpix, sign, basis, c)[0]
-        res = obs - pred
-        dist = np.hypot(res[:, 0], res[:, 1])
-        rms = _rms(res[inl])
-        if math.isfinite(sigma_clip):
-            clip_px = max(sigma_clip * _robust_rms(res[inl]), _MIN_CLIP_PX)
-            new_inl = dist <= clip_px
-            if 2 * new_inl.sum() >= n_params + 2:
-                inl = new_inl
-        if math.isfinite(rms_prev) and abs(rms - rms_prev) < threshold:
-            converged = True
-            break
-        rms_prev = rms
+    start_rotations = [im.R for im in images]
+
+    def iterate(fit_crpix: bool):
+        fc, cc, coeffs = f, crpix.copy(), c.copy()
+        for im, R in zip(images, start_rotations, strict=True):
+            im.R = R
+        inl = np.ones(n_pairs, dtype=bool)
+        rms_prev = math.nan
+        converged = False
+        iterations = 0
+        for it in range(max_iterations):
+            iterations = it + 1
+            probe = fit_crpix and it == 0
+            step, cond = _gauss_newton_step(images, inl, fc, cc, sign, basis, coeffs,
+                                            fit_crpix, probe)
+            if probe and cond > _CRPIX_MAX_CONDITION:
+                fit_crpix = False
+                step, cond = _gauss_newton_step(images, inl, fc, cc, sign, basis, coeffs, False)
+            fc, cc, coeffs = _apply_step(step, images, fc, cc, coeffs, fit_crpix, basis.size)
+            if not (math.isfinite(fc) and fc > 0):
+                raise InvalidArgumentError(
+                    "the calibration diverged (focal length became invalid); check that the "
+                    "solve results and centroid sets belong together")
+            res = obs - _predict(images, fc, cc, sign, basis, coeffs)[0]
+            rms = _rms(res[inl])
+            if math.isfinite(sigma_clip):
+                clip_px = max(sigma_clip * _robust_rms(res[inl]), _MIN_CLIP_PX)
+                new_inl = np.hypot(res[:, 0], res[:, 1]) <= clip_px
+                if 2 * new_inl.sum() >= n_params + 2:
+                    inl = new_inl
+            if math.isfinite(rms_prev) and abs(rms - rms_prev) < threshold:
+                converged = True
+                break
+            rms_prev = rms
+        return fc, cc, coeffs, inl, iterations, converged, fit_crpix
+
+    f, crpix_fit, c, inl, iterations, converged, fitted = iterate(fit_crpix)
+    if fitted and np.hypot(*(crpix_fit - crpix)) > _CRPIX_MAX_SHIFT * math.hypot(width, height):
+        f, crpix_fit, c, inl, iterations, converged, fitted = iterate(False)
+    crpix = crpix_fit
+    fit_crpix = fitted
     # ---- result
     distortion = basis.to_distortion(c, width, height, crpix)
     camera = CameraModel(f, width, height, crpix=crpix, parity_flip=parity,
