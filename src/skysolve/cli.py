@@ -763,16 +763,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         image, _, _ = _read_input(Path(file), args.hdu, args.section)
         if shape is None:
             shape = image.shape
+            if camera is not None and camera.image_shape != tuple(shape):
+                raise InvalidArgumentError(
+                    f"--camera {args.camera} is for {camera.image_width}x"
+                    f"{camera.image_height} images, these are {shape[1]}x{shape[0]}")
         elif image.shape != shape:
             raise InvalidArgumentError(
                 f"{file}: image size {image.shape[1]}x{image.shape[0]} differs from "
                 f"{shape[1]}x{shape[0]} of {args.images[0]}; calibrate images of one camera")
         centroids.append(extract_centroids(image, sigma_threshold=args.sigma).centroids)
         _info(args, f"{file}: {len(centroids[-1])} stars")
-    if camera is not None and camera.image_shape != tuple(shape):
-        raise InvalidArgumentError(
-            f"--camera {args.camera} is for {camera.image_width}x{camera.image_height} images, "
-            f"these are {shape[1]}x{shape[0]}")
     n = len(args.images)
     model = "radial" if args.radial else "polynomial"
     results = []
