@@ -45,7 +45,11 @@ def path_for(library: str, name: str) -> Path:
 
 
 def load(library: str, name: str, log=print):
-    """The database, from cache or freshly built (and then cached); (db, build_s or None)."""
+    """The database, from cache or freshly built (and then cached).
+
+    Returns ``(db, info)`` with ``info`` = ``{"load_s": ...}`` for a cache hit or
+    ``{"build_s": ...}`` for a fresh build.
+    """
     import tetra3rs
 
     import skysolve
@@ -54,7 +58,9 @@ def load(library: str, name: str, log=print):
     path = path_for(library, name)
     if path.exists():
         try:
-            return cls.load_from_file(str(path)), None
+            t0 = time.perf_counter()
+            db = cls.load_from_file(str(path))
+            return db, {"load_s": time.perf_counter() - t0}
         except Exception as exc:  # stale or truncated cache: rebuild below
             log(f"   cache {path.name} unreadable ({exc}); rebuilding")
     kwargs = dict(PARAMS[name])
@@ -69,7 +75,7 @@ def load(library: str, name: str, log=print):
     tmp = path.with_suffix(".tmp")
     db.save_to_file(str(tmp))
     tmp.replace(path)
-    return db, build_s
+    return db, {"build_s": build_s}
 
 
 if __name__ == "__main__":

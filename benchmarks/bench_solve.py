@@ -360,10 +360,20 @@ def _cedar_rows(sky_db, case_inputs: dict[str, tuple[list[dict], int]], rounds: 
         sky = ced = None
         for _ in range(rounds):
             sky = _solve_interleaved(inputs, {"skysolve": sky_db}, repeat)["skysolve"]
-            ced = _cedar_solve(py, db, inputs, repeat)
+            try:
+                ced = _cedar_solve(py, db, inputs, repeat)
+            except subprocess.CalledProcessError as exc:
+                why = f"cedar_worker.py solve failed: {exc.stderr.strip()[-300:]}"
+                ced = None
+                break
             for i in range(len(inputs)):
                 sky_t[i].append(sky["times"][i])
                 ced_t[i].append(float(np.median(ced[i]["times_s"])))
+        if ced is None:
+            rows.append({"benchmark": f"solve {name}", "peer": "cedar-solve",
+                         "skysolve_s": np.nan, "peer_s": np.nan, "ratio": np.nan,
+                         "skipped": why})
+            continue
         s = {"times": [float(np.median(t)) for t in sky_t], "err_deg": sky["err_deg"]}
         c = {"times": [float(np.median(t)) for t in ced_t],
              "err_deg": [r["err_deg"] for r in ced]}
@@ -381,8 +391,18 @@ def run(quick: bool) -> list[dict]:
     import skysolve
 
     gaia = skysolve.load_gaia()
-    dbs = {name: {lib: _solve_dbs.load(lib, name, log=_log)[0]
-                  for lib in ("skysolve", "tetra3rs")} for name in ("small", "tess")}
+    loaded = {name: {lib: _solve_dbs.load(lib, name, log=_log)
+                     for lib in ("skysolve", "tetra3rs")} for name in ("small", "tess")}
+    dbs = {name: {lib: v[0] for lib, v in d.items()} for name, d in loaded.items()}
+
+    def db_info(name: str) -> dict:
+        # cache load (or build) time of each library's database: part of a cold start
+        out = {}
+        for lib, prefix in (("skysolve", "skysolve"), ("tetra3rs", "peer")):
+            for key, value in loaded[name][lib][1].items():
+                out[f"{prefix}_db_{key}"] = value
+        return out
+
     rows = []
 
     n_small = 50 if quick else 200
@@ -390,7 +410,7 @@ def run(quick: bool) -> list[dict]:
     res = _solve_interleaved(small, dbs["small"], repeat=3)
     name_a = f"a. {n_small} small fields 1024x768, FOV 10-20, 30-60 stars"
     rows.append(_row(f"solve {name_a}", "tetra3rs", res["skysolve"], res["tetra3rs"],
-                     n_inputs=n_small))
+                     n_inputs=n_small, **db_info("small")))
 
     real = _real_frames()
     res = _solve_interleaved(real, dbs["small"], repeat=20)
@@ -405,7 +425,8 @@ def run(quick: bool) -> list[dict]:
     res = _solve_interleaved(tess, dbs["tess"], repeat=2 if quick else 3)
     rows.append(_row(f"solve c. {n_tess} TESS-like fields 2048x2048, 9000 centroids",
                      "tetra3rs", res["skysolve"], res["tetra3rs"],
-                     median_gaia_stars=int(np.median([t["n_stars"] for t in tess]))))
+                     median_gaia_stars=int(np.median([t["n_stars"] for t in tess])),
+                     **db_info("tess")))
 
     n_rob = 30 if quick else 100
     rob = _small_fields(gaia, n_rob, seed=13, drop=0.2, false_frac=0.2, mirror_every=3)
