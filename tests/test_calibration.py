@@ -225,6 +225,8 @@ def test_single_image_polynomial(tess_db, tess_frames, tess_pipeline):
     cal = tess_db.calibrate_camera(res, cents[3], order=4)
     cal_list = tess_db.calibrate_camera([res], [cents[3]], order=4)
     assert cal.camera_model == cal_list.camera_model
+    cal_mixed = tess_db.calibrate_camera([res], cents[3], order=4)
+    assert cal_mixed.camera_model == cal.camera_model
     assert len(cal.rotations) == 1 and not cal.crpix_fitted
     assert cal.camera_model.distortion.order == 4
     err = mapping_error_px(cal.camera_model, cal.rotations[0], truth, rots[3])
@@ -352,7 +354,7 @@ def test_bad_inputs(tess_db, one, small_db):
     with pytest.raises(InvalidTypeError, match="solve_results"):
         tess_db.calibrate_camera(["solved"], [cents])
     with pytest.raises(InvalidTypeError, match="centroids"):
-        tess_db.calibrate_camera([res], cents)
+        tess_db.calibrate_camera([res, res], cents)
     # too many parameters for the stars available
     tiny = dataclasses.replace(res, matched_centroids=res.matched_centroids[:10],
                                matched_catalog_ids=res.matched_catalog_ids[:10])

@@ -276,6 +276,19 @@ def _star_indices(db: SolverDatabase, ids: NDArray[np.int64],
     return np.where(table[rows] == ids, rows, -1).astype(np.intp)
 
 
+def _one_centroid_set(centroids: Any) -> bool:
+    """Whether ``centroids`` is a single centroid set rather than a list of sets."""
+    from .extraction import ExtractionResult
+
+    if isinstance(centroids, ExtractionResult):
+        return True
+    if isinstance(centroids, np.ndarray):
+        return centroids.ndim == 2 and centroids.dtype != object
+    if isinstance(centroids, Sequence) and len(centroids):
+        return hasattr(centroids[0], "x")
+    return False
+
+
 def _is_failure(result: Any) -> bool:
     from .solver import SolveFailure
 
@@ -599,6 +612,8 @@ def calibrate_camera(db: SolverDatabase, solve_results: Any, centroids: Any,
         Each set as given to ``solve_from_centroids`` (list of
         :class:`~skysolve.Centroid`, ``ExtractionResult``, or ``(N, 2)`` /
         ``(N, 3)`` array), in centred pixels; ``matched_centroids`` index it.
+        With a single result (bare or in a one-element list) the set may be
+        passed bare too.
     image_width, image_height : int, optional
     image_shape : (int, int), optional
         numpy ``(height, width)``. Default: the solves' camera models, which
@@ -656,6 +671,8 @@ def calibrate_camera(db: SolverDatabase, solve_results: Any, centroids: Any,
                 "solve_results must be a SolveResult or a list of SolveResult/SolveFailure/None,"
                 f" got {type(solve_results).__name__}")
         results = list(solve_results)
+        if len(results) == 1 and _one_centroid_set(centroids):
+            centroids = [centroids]
         if isinstance(centroids, np.ndarray) or not isinstance(centroids, Sequence):
             raise InvalidTypeError(
                 "centroids must be a list with one centroid set per solve result, got "
