@@ -53,24 +53,26 @@ def _erf_from_exp(u: NDArray, exp_neg_u2: NDArray) -> NDArray:
 def _profile(offsets: NDArray, centre: NDArray, s: NDArray):
     """Pixel-integrated unit Gaussian and its derivatives w.r.t. centre and sigma.
 
-    ``offsets`` has shape ``(k,)``; ``centre`` and ``s`` shape ``(N,)``.
-    Returns three ``(N, k)`` arrays: E, dE/dcentre, dE/ds.
+    ``offsets`` has shape ``(k,)``; ``centre`` and ``s`` shape ``(M,)``. Returns
+    three ``(k, M)`` arrays (pixel-major, so sums over the pixels are a few
+    whole-row operations): E, dE/dcentre, dE/ds.
     """
-    inv_s = 1.0 / s[:, None]
+    inv_s = 1.0 / s
     edges = np.append(offsets - 0.5, offsets[-1] + 0.5)  # k + 1 pixel edges
-    t = (edges[None, :] - centre[:, None]) * inv_s  # (N, k+1), in sigmas
+    t = (edges[:, None] - centre[None, :]) * inv_s  # (k+1, M), in sigmas
     g = np.exp(-0.5 * t * t)
     cdf = _erf_from_exp(t * (1.0 / _SQRT2), g)
     pdf = g * (_INV_SQRT2PI * inv_s)
     pdf_t = pdf * t
-    e = 0.5 * (cdf[:, 1:] - cdf[:, :-1])
-    de_dc = pdf[:, :-1] - pdf[:, 1:]
-    de_ds = pdf_t[:, :-1] - pdf_t[:, 1:]
+    e = 0.5 * (cdf[1:] - cdf[:-1])
+    de_dc = pdf[:-1] - pdf[1:]
+    de_ds = pdf_t[:-1] - pdf_t[1:]
     return e, de_dc, de_ds
 
 
-def _rowdot(a: NDArray, b: NDArray) -> NDArray:
-    return np.einsum("nk,nk->n", a, b)
+def _coldot(a: NDArray, b: NDArray) -> NDArray:
+    """Per-column dot products of two ``(k, M)`` arrays."""
+    return (a * b).sum(axis=0)
 
 
 def _solve_sym4(m: list, g: list, damping: float) -> list[NDArray]:
@@ -134,7 +136,9 @@ def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
     n, k, _ = stamps.shape
     half = (k - 1) // 2
     offsets = np.arange(-half, half + 1, dtype=np.float64)
-    data = np.array(stamps, dtype=np.float64)
+    # the (N, k, k) stamps stay float32 (half the memory traffic); the per-star
+    # 1-D quantities and normal equations are float64
+    data = np.array(stamps, dtype=np.float32)
     holes = ~np.asarray(weights, dtype=bool)
     patched = np.flatnonzero(holes.any(axis=(1, 2)))
     holes = holes[patched]
@@ -147,34 +151,36 @@ def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
     bkg = np.zeros(2 * n)
     last = np.full(2 * n, np.inf)
     for it in range(iterations):
-        e, de_dc, de_ds = _profile(offsets, centre, sig)
-        ex, ey = e[:n], e[n:]
+        e, de_dc, de_ds = _profile(offsets, centre, sig)  # (k, 2n)
+        ex, ey = e[:, :n], e[:, n:]
         if len(patched) and it > 0:
             a_m = 0.5 * (amp[:n] + amp[n:])[patched, None, None]
             b_m = 0.5 * (bkg[:n] + bkg[n:])[patched, None, None]
-            model = a_m * ey[patched, :, None] * ex[patched, None, :] + b_m
-            data[patched] = np.where(holes, model, data[patched])
+            model = a_m * ey.T[patched, :, None] * ex.T[patched, None, :] + b_m
+            data[patched] = np.where(holes, model.astype(np.float32), data[patched])
         # projections onto each axis, weighted by the other axis' profile
-        proj = np.concatenate([np.einsum("ni,nij->nj", ey, data),
-                               np.einsum("nij,nj->ni", data, ex)])
-        other = np.concatenate([ey, ex])
-        c = np.einsum("nk,nk->n", other, other)
-        bsum = other.sum(axis=1)
+        ey32 = ey.astype(np.float32)
+        ex32 = ex.astype(np.float32)
+        proj = np.concatenate([np.einsum("in,nij->jn", ey32, data),
+                               np.einsum("nij,jn->in", data, ex32)], axis=1).astype(np.float64)
+        other = np.concatenate([ey, ex], axis=1)
+        c = _coldot(other, other)
+        bsum = other.sum(axis=0)
 
         # one Gauss-Newton step for (centre, A, sigma, b) of every 1-D fit
-        cc = c[:, None]
-        ac = amp[:, None] * cc
-        res = proj - ac * e - (bkg * bsum)[:, None]
+        ac = amp * c
+        res = proj - ac * e - bkg * bsum
         j0 = ac * de_dc
-        j1 = cc * e
+        j1 = c * e
         j2 = ac * de_ds
-        dot = _rowdot
+        dot = _coldot
         sb = bsum
-        m = [[dot(j0, j0), dot(j0, j1), dot(j0, j2), sb * j0.sum(axis=1)],
-             [None, dot(j1, j1), dot(j1, j2), sb * j1.sum(axis=1)],
-             [None, None, dot(j2, j2), sb * j2.sum(axis=1)],
+        s0, s1, s2 = j0.sum(axis=0), j1.sum(axis=0), j2.sum(axis=0)
+        m = [[dot(j0, j0), dot(j0, j1), dot(j0, j2), sb * s0],
+             [None, dot(j1, j1), dot(j1, j2), sb * s1],
+             [None, None, dot(j2, j2), sb * s2],
              [None, None, None, k * sb * sb]]
-        g = [dot(j0, res), dot(j1, res), dot(j2, res), sb * res.sum(axis=1)]
+        g = [dot(j0, res), dot(j1, res), dot(j2, res), sb * res.sum(axis=0)]
         if fix_sigma:  # decouple sigma: unit diagonal, zero gradient
             zero = np.zeros_like(g[2])
             m[0][2] = m[1][2] = m[2][3] = g[2] = zero

@@ -926,13 +926,8 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
     bgp = m["bg_peak"][ids]
     # window half-size ~2 sigma (2..6 px): the wings add little position information
     half = np.clip(np.ceil(2.0 * np.sqrt(sx0 * sy0)).astype(int), 2, 6)
-    # small groups cost more in per-call overhead than in arithmetic: fold them
-    # into the next larger window
-    sizes = np.unique(half[members])
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        grp = members & (half == a)
-        if grp.sum() < 2000:
-            half[grp] = b
+    # (per star, never from the other stars: a star's position must not depend
+    # on which other stars are being fitted)
     for hh in np.unique(half[members]):
         sel = np.flatnonzero(members & (half == hh))
         off = np.arange(-hh, hh + 1)
