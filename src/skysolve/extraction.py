@@ -12,14 +12,21 @@ positions, brightness and shape:
    background (optionally after a Gaussian matched filter that is used only for
    the detection mask) form 8-connected blobs.
 3. **Filtering.** Blob size (``min_pixels``, ``max_pixels``), elongation,
-   sharpness (hot pixels and cosmic rays), image border, optional blended-pair
-   rejection; saturated blobs are kept (flagged in
-   :attr:`ExtractionResult.saturated`) together with their bleed trails.
+   peak sharpness (hot pixels), width (cosmic-ray tracks), image border,
+   optional blended-pair rejection; saturated blobs are kept (flagged in
+   :attr:`ExtractionResult.saturated`) together with their bleed trails, which
+   therefore never come back as separate stars.
 4. **Measurement.** Brightness is the summed flux above background over the blob
-   and ``cov`` the intensity-weighted second moments. Positions come from a
-   least-squares fit of a pixel-integrated Gaussian to a window around the peak
-   (unbiased to < 0.01 px also for undersampled PSFs, sigma ~ 0.5 px); saturated,
-   very large or unfittable blobs fall back to the intensity-weighted centroid.
+   and ``cov`` the intensity-weighted second moments of the blob pixels (px^2;
+   they underestimate the PSF's variance, since only pixels above threshold
+   count). Positions come from a least-squares fit of a pixel-integrated
+   Gaussian to a window around the peak (unbiased to < 0.01 px also for
+   undersampled PSFs, sigma ~ 0.5 px, and at the Cramer-Rao noise limit);
+   saturated, very large or unfittable blobs fall back to the intensity-weighted
+   centroid (see :attr:`ExtractionResult.fitted`).
+
+Other modules take star lists through :func:`centroids_to_array`, which accepts a
+list of :class:`Centroid`, an :class:`ExtractionResult` or an (N, 2)/(N, 3) array.
 
 Everything is vectorised over blobs (no Python loop over stars).
 
