@@ -27,12 +27,16 @@ PARAMS = {"small": SMALL, "tess": TESS}
 
 def _version(library: str) -> str:
     if library == "skysolve":
-        # the solver format changes during development without a version bump:
-        # key on the database module's source as well
-        import skysolve.database as mod
+        # the database layout changes during development without a version bump:
+        # key on the source of the modules that build it as well
+        import skysolve
 
-        src = Path(mod.__file__).read_bytes()
-        return hashlib.sha1(src).hexdigest()[:10]
+        pkg = Path(skysolve.__file__).parent
+        digest = hashlib.sha1()
+        for name in ("database.py", "patterns.py", "geometry.py", "catalogs.py"):
+            if (pkg / name).exists():
+                digest.update((pkg / name).read_bytes())
+        return digest.hexdigest()[:10]
     import tetra3rs
 
     return str(tetra3rs.__version__)

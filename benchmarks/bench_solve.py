@@ -229,7 +229,7 @@ def _cedar_python() -> tuple[Path | None, str]:
                                text=True)
         if probe.returncode == 0:
             return CEDAR_PY, ""
-    _log("   creating benchmarks/.cedar-venv and installing cedar-solve ...")
+    _log(f"   creating {CEDAR_VENV} and installing cedar-solve ...")
     steps = [[sys.executable, "-m", "venv", str(CEDAR_VENV)],
              [str(CEDAR_PY), "-m", "pip", "install", "-q", "cedar-solve"]]
     # the project venv may itself lack pip's venv seed; fall back to the system python
