@@ -421,6 +421,22 @@ def test_noise_free_frame():
     np.testing.assert_allclose(res.as_array()[:, :2], np.column_stack([x, y]), atol=1e-3)
 
 
+def test_masked_array_pixels_are_ignored():
+    img, t = synthetic_scene(1.5, seed=16)
+    mask = np.zeros(img.shape, dtype=bool)
+    k = 10
+    r, c = int(t["y"][k] + 240), int(t["x"][k] + 256)
+    mask[r - 1:r + 2, c - 1:c + 2] = True  # hide one star's core
+    res = extract_centroids(np.ma.MaskedArray(img, mask=mask))
+    xy = res.as_array()
+    assert np.all(np.isfinite(xy))
+    # the star is still found from its wings, less precisely
+    assert np.min(np.hypot(xy[:, 0] - t["x"][k], xy[:, 1] - t["y"][k])) < 0.5
+    nan_img = img.copy()
+    nan_img[mask] = np.nan
+    np.testing.assert_array_equal(xy, extract_centroids(nan_img).as_array())
+
+
 def test_blank_images_give_empty_results():
     for img in (np.zeros((50, 60)), np.full((50, 60), 7.0, dtype=np.float32),
                 np.full((50, 60), np.nan), np.full((40, 40), 3, dtype=np.uint16)):

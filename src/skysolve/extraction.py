@@ -371,7 +371,16 @@ def centroids_to_array(centroids: Any, name: str = "centroids"
 
 
 def _check_image(image: Any) -> NDArray:
-    """Validate ``image``; return it as a 2-D numeric ndarray (no copy when possible)."""
+    """Validate ``image``; return it as a 2-D numeric ndarray (no copy when possible).
+
+    Masked pixels of a ``numpy.ma.MaskedArray`` become NaN (ignored).
+    """
+    if isinstance(image, np.ma.MaskedArray):
+        if image.dtype.kind in "iuf" and image.dtype != bool:
+            image = image.astype(np.float64 if image.dtype.itemsize > 4 else np.float32)
+            image = image.filled(np.nan)
+        else:
+            image = np.asarray(image)
     if isinstance(image, np.ndarray):
         arr = image
     else:
