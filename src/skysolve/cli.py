@@ -77,7 +77,8 @@ _SOLVE_EPILOG = f"""\
 examples:
   skysolve solve image.tiff
   skysolve solve a.fits b.fits c.fits --fov 11.4 --jobs 2 --json > results.jsonl
-  skysolve solve tess_ffi.fits --hdu 1 --section "[:2048, 44:2092]" --fov 12 --sigma 300
+  skysolve solve tess_ffi.fits --hdu 1 --section "[:2048, 44:2092]" --fov 12 --sigma 300 \\
+      --min-pixels 4 --bg-block 16 --max-elongation 6
   skysolve solve image.fits --write-wcs --update-fits --plot image_solved.png
   skysolve solve *.fits --plot plots/ --camera camera.json
 
@@ -107,7 +108,8 @@ schedule (the seed notebook's multi-pass scheme), pass k = 1..PASSES:
 examples:
   skysolve calibrate frames/*.tiff --fov 11.4 -o camera.json
   skysolve calibrate ffi_*.fits --hdu 1 --section "[:2048, 44:2092]" --sigma 300 \\
-      --fov 11.8 --order 6 -o tess_cam1_ccd1.json
+      --min-pixels 4 --bg-block 16 --max-elongation 6 --fov 11.8 --order 6 \\
+      -o tess_cam1_ccd1.json
   skysolve solve new.fits --camera camera.json
 
 Writes the camera model (JSON, CameraModel.load_from_file reads it) and beside it
@@ -212,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help='solve part of the image, numpy order, e.g. "[:2048, 44:2092]"')
     g.add_argument("--sigma", type=_positive, default=5.0, metavar="S",
                    help="star detection threshold in background sigmas (default 5)")
+    g.add_argument("--min-pixels", type=_positive_int, default=3, metavar="N",
+                   help="smallest star size in pixels above the threshold (default 3)")
+    g.add_argument("--max-elongation", type=_number(float, 1.0, what="> 1"), default=3.0,
+                   metavar="E", help="reject blobs more elongated than this (default 3)")
+    g.add_argument("--bg-block", type=_number(int, 3.0, what=">= 4"), default=64, metavar="PX",
+                   help="block size of the local background estimate, px (default 64)")
+    g.add_argument("--max-stars", type=_positive_int, metavar="N",
+                   help="use only the N brightest stars (default all)")
+    g = images.add_argument_group("solver options")
     g.add_argument("--db", metavar="PATH", default=os.environ.get("SKYSOLVE_DB") or None,
                    help="solver database file (default: $SKYSOLVE_DB, else the cached "
                         "default database, built on first use)")
@@ -251,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                    help="solve N images in parallel processes (default 1)")
     p.add_argument("--date", type=_date, metavar="ISO",
-                   help="observation time (UTC) for aberration when the file has none")
+                   help="observation time (UTC) for the aberration correction (default: "
+                        "from the FITS header)")
     p.add_argument("--no-aberration", action="store_true",
                    help="do not correct annual aberration even when the time is known")
     p.set_defaults(func=_cmd_solve)
@@ -366,11 +378,7 @@ def _console(debug: bool, quiet: bool) -> Iterator[None]:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     with warnings.catch_warnings():
         if not debug:
-            def show(message, category, filename, lineno, file=None, line=None):
-                text = " ".join(str(message).split())
-                print(f"skysolve: warning: {text}", file=sys.stderr, flush=True)
-
-            warnings.showwarning = show
+            warnings.showwarning = _show_warning
         try:
             yield
         finally:
@@ -439,6 +447,13 @@ def _load_database(args: argparse.Namespace):
     return db, default_database_path()
 
 
+def _extraction_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of extract_centroids from the image options."""
+    return {"sigma_threshold": args.sigma, "min_pixels": args.min_pixels,
+            "max_elongation": args.max_elongation, "local_bg_block_size": args.bg_block,
+            "max_centroids": args.max_stars}
+
+
 def _load_camera(path: str | None):
     if path is None:
         return None
@@ -454,7 +469,7 @@ def _load_camera(path: str | None):
 class _SolveOptions:
     hdu: int | str | None
     section: str | None
-    sigma: float
+    extraction: dict[str, Any]
     fov: float | None
     fov_error: float | None
     match_radius: float
@@ -470,13 +485,20 @@ class _SolveOptions:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(db_path: str, camera_path: str | None) -> None:
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    print(f"skysolve: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _init_worker(db_path: str, camera_path: str | None, debug: bool) -> None:
     """ProcessPoolExecutor initializer: memory-map the database once per worker."""
     import signal
 
     from .database import SolverDatabase
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    if not debug:
+        warnings.showwarning = _show_warning
     # the parent verified the checksums already
     _STATE["db"] = SolverDatabase.load_from_file(db_path, mmap=True, verify=False)
     _STATE["camera"] = _load_camera(camera_path)
@@ -602,7 +624,7 @@ def _solve_one(file: str, plot: str | None, opts: _SolveOptions) -> dict[str, An
         db, camera = _STATE["db"], _STATE.get("camera")
         image, offset, full_shape = _read_input(path, opts.hdu, opts.section)
         record["image_width"], record["image_height"] = int(image.shape[1]), int(image.shape[0])
-        ext = extract_centroids(image, sigma_threshold=opts.sigma)
+        ext = extract_centroids(image, **opts.extraction)
         record["num_centroids"] = len(ext.centroids)
         velocity = _velocity(path, opts)
         record["aberration_corrected"] = velocity is not None
@@ -698,7 +720,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     camera = _load_camera(args.camera)
     db, db_path = _load_database(args)
     opts = _SolveOptions(
-        hdu=args.hdu, section=args.section, sigma=args.sigma, fov=args.fov,
+        hdu=args.hdu, section=args.section, extraction=_extraction_options(args), fov=args.fov,
         fov_error=args.fov_error, match_radius=args.match_radius, timeout_ms=args.timeout,
         aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
         update_fits=args.update_fits, debug=args.debug)
@@ -734,7 +756,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                 initargs=(str(db_path), args.camera)) as pool:
+                                 initargs=(str(db_path), args.camera, args.debug)) as pool:
             for rec in pool.map(_solve_one, args.images, plots, [opts] * len(args.images)):
                 report(rec)
     n = len(args.images)
@@ -771,7 +793,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             raise InvalidArgumentError(
                 f"{file}: image size {image.shape[1]}x{image.shape[0]} differs from "
                 f"{shape[1]}x{shape[0]} of {args.images[0]}; calibrate images of one camera")
-        centroids.append(extract_centroids(image, sigma_threshold=args.sigma).centroids)
+        centroids.append(extract_centroids(image, **_extraction_options(args)).centroids)
         _info(args, f"{file}: {len(centroids[-1])} stars")
     n = len(args.images)
     model = "radial" if args.radial else "polynomial"

@@ -285,7 +285,8 @@ def plot_residuals(result: Any, centroids: Any, db: SolverDatabase, ax: Axes | N
     ax.figure.colorbar(q, ax=ax, label="residual (px)", shrink=0.8)
     key = float(np.percentile(length, 90)) if length.size else 1.0
     key = float(f"{key:.1g}") if key > 0 else 1.0
-    ax.quiverkey(q, 0.85, 1.03, key * scale, f"{key:g} px", labelpos="W", coordinates="axes")
+    ax.quiverkey(q, 0.9, 0.04, key * scale, f"{key:g} px", labelpos="W", coordinates="axes",
+                 fontproperties={"size": 8})
     ax.add_patch(_frame_patch(w, h))
     ax.set_xlim(-w / 2 * 1.02, w / 2 * 1.02)
     ax.set_ylim(h / 2 * 1.02, -h / 2 * 1.02)
