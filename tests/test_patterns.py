@@ -246,27 +246,38 @@ def test_keys_are_invariant_under_rotation_and_permutation(small_db):
 
 
 def test_multiscale_is_the_union_of_single_scales(small_db):
+    v = small_db.star_vectors[:20_000]
+    scales = P.fov_scales(20.0, 10.0, 1.5)
+    multi = P.generate_patterns(v, scales, 10, 50, 50, progress=False)
+    singles = [P.generate_patterns(v, [s], 10, 50, 50, progress=False) for s in scales]
+    union = np.unique(np.concatenate([_packed(ps.stars, len(v)) for ps in singles]))
+    assert len(union) < sum(len(ps.keys) for ps in singles)  # the scales share some patterns
+    np.testing.assert_array_equal(np.sort(_packed(multi.stars, len(v))), union)
+    # the keys follow the stars
+    order = np.argsort(_packed(multi.stars, len(v)))
+    for ps in singles:
+        pos = np.searchsorted(_packed(multi.stars, len(v))[order], _packed(ps.stars, len(v)))
+        np.testing.assert_array_equal(multi.keys[order][pos], ps.keys)
+    for s, ps in zip(scales, singles, strict=True):
+        largest = np.degrees(pattern_edge_angles(v[ps.stars.astype(np.intp)]).max(axis=1))
+        assert largest.max() <= s * (1 + 1e-9)
+
+
+def test_multiscale_db_has_patterns_at_every_scale(small_db):
     db = small_db
     p = db.parameters
     scales = p["fov_scales_deg"]
     assert len(scales) == 3 and scales[0] == 20.0 and scales[-1] == pytest.approx(10.0)
-    per_scale = [P.generate_patterns(db.star_vectors, [s], p["lattice_field_oversampling"],
-                                     p["patterns_per_lattice_field"], db.pattern_bins,
-                                     progress=False) for s in scales]
-
-    union = np.unique(np.concatenate([_packed(ps.stars, db.num_stars) for ps in per_scale]))
-    np.testing.assert_array_equal(np.sort(_packed(db.pattern_stars, db.num_stars)), union)
-    # each scale contributes patterns sized for it: many with their largest edge
-    # within 15% below the scale, far more than the largest scale alone makes there
-    largest_ms = np.degrees(pattern_edge_angles(_pattern_vectors(db)).max(axis=1))
+    largest = np.degrees(pattern_edge_angles(_pattern_vectors(db)).max(axis=1))
+    # each scale contributes many patterns with their largest edge within 15% below it
+    for s in scales:
+        assert np.count_nonzero((largest > 0.85 * s) & (largest <= s)) > 10_000, s
+    # ... far more than the largest scale alone makes there
+    only_20 = P.generate_patterns(db.star_vectors, [20.0], p["lattice_field_oversampling"],
+                                  p["patterns_per_lattice_field"], db.pattern_bins,
+                                  progress=False)
     largest_20 = np.degrees(pattern_edge_angles(
-        db.star_vectors[per_scale[0].stars.astype(np.intp)]).max(axis=1))
-    for s, ps in zip(scales, per_scale, strict=True):
-        own = np.degrees(pattern_edge_angles(db.star_vectors[ps.stars.astype(np.intp)])
-                         .max(axis=1))
-        assert own.max() <= s * (1 + 1e-9)
-        band = (largest_ms > 0.85 * s) & (largest_ms <= s)
-        assert band.sum() > 10_000
-    band10 = (largest_ms > 8.5) & (largest_ms <= 10.0)
-    band10_single = (largest_20 > 8.5) & (largest_20 <= 10.0)
-    assert band10.sum() > 10 * band10_single.sum()
+        db.star_vectors[only_20.stars.astype(np.intp)]).max(axis=1))
+    band = np.count_nonzero((largest > 8.5) & (largest <= 10.0))
+    band_20 = np.count_nonzero((largest_20 > 8.5) & (largest_20 <= 10.0))
+    assert band > 10 * band_20
