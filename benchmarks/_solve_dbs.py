@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,9 +77,13 @@ def load(library: str, name: str, log=print):
     build_s = time.perf_counter() - t0
     log(f"   built in {build_s:.0f} s: {db.num_stars} stars, {db.num_patterns} patterns")
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     db.save_to_file(str(tmp))
     tmp.replace(path)
+    # databases of older sources or parameters are dead weight (tens of MB each)
+    for old in CACHE.glob(f"solve_{name}_{library}_*.db"):
+        if old != path:
+            old.unlink(missing_ok=True)
     return db, {"build_s": build_s}
 
 
