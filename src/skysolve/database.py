@@ -182,6 +182,7 @@ class SolverDatabase:
             "pattern_max_error": err,
             "pattern_bins": bins,
             "separation_fraction": _patterns.SEPARATION_FRACTION,
+            "field_radius_fraction": _patterns.FIELD_RADIUS_FRACTION,
             "lattice_field_oversampling": oversampling,
             "patterns_per_lattice_field": ppf,
             "verification_stars_per_fov": vspf,

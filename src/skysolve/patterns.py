@@ -54,6 +54,11 @@ PATTERN_SIZE = 4
 #: brighter star; the solver thins image centroids by the same rule.
 SEPARATION_FRACTION = 0.01
 
+#: Radius of a lattice field as a fraction of the field of view: a field's
+#: patterns span at most one field of view. (0.4 and 0.5 solved 1500 of 1500
+#: harsh synthetic fields alike; 0.5 keeps the longest patterns.)
+FIELD_RADIUS_FRACTION = 0.5
+
 
 def bins_for_error(pattern_max_error: float) -> int:
     """Number of quantisation bins per edge ratio for a maximum ratio error.
@@ -216,7 +221,7 @@ def generate_patterns(star_vectors: NDArray[np.float64], fov_deg_scales: list[fl
     with progress_bar(sum(p[1] for p in plans), "pattern fields", progress, unit="field") as bar:
         for fov_rad, n_fields in plans:
             centres = fibonacci_sphere(n_fields)
-            radius = 0.5 * fov_rad
+            radius = FIELD_RADIUS_FRACTION * fov_rad
             # Enough of the brightest stars for ~8x the needed stars in an average
             # field; sparse fields are completed below with deeper candidate sets.
             cone_sr = 2.0 * math.pi * (1.0 - math.cos(radius))

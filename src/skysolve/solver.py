@@ -60,6 +60,7 @@ _ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
 # brightest-first pattern list is cut into vectorised batches.
 _MAX_PATTERN_STARS = 30
 _PATTERN_STAGES = (6, 8, 10, 12, 14, 17, 20, 24, 30)
+_MAX_BATCH = 1500
 # Centroids and catalog stars compared when verifying a hypothesis.
 _VERIFY_CENTROIDS = 60
 _VERIFY_CATALOG_FACTOR = 2
@@ -433,26 +434,35 @@ class _Catalog:
         return v
 
 
-def _project_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, count: int,
-                   margin_px: float = 0.0):
-    """The brightest ``count`` catalog stars inside the image: (indices, ideal px).
+def _field_stars(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, count: int,
+                 margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """Catalog stars in a cone covering the image: (indices, ICRS vectors), brightest first.
 
-    The cone around the boresight covers the image corners; stars projecting
-    outside the image (plus ``margin_px``) are dropped afterwards, so the result
-    may hold fewer than ``count`` stars.
+    The cone is larger than the image rectangle, so proportionally more than
+    ``count`` stars are fetched for ``count`` to remain inside the image.
     """
-    half_diag = math.hypot(frame.width, frame.height) * 0.5 + margin_px
     c = np.asarray(frame.camera.crpix, dtype=np.float64)
-    radius = math.atan((half_diag + math.hypot(c[0], c[1])) / hyp.f) * 1.05 + 1e-4
-    # the cone is larger than the image rectangle: ask for proportionally more stars
-    cone_px2 = math.pi * (half_diag + math.hypot(c[0], c[1])) ** 2
+    reach = math.hypot(frame.width, frame.height) * 0.5 + margin_px + math.hypot(c[0], c[1])
+    radius = math.atan(reach / hyp.f) * 1.05 + 1e-4
     rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
-    idx = cat.field(hyp.R[2], radius, int(count * cone_px2 / rect_px2) + 8)
-    if len(idx) == 0:
-        return idx, np.zeros((0, 2))
-    p = frame.pixel_of(cat.vectors(idx) @ hyp.R.T, hyp.f, hyp.parity)
-    ok = np.isfinite(p[:, 0]) & frame.contains(p, margin_px)
-    return idx[ok][:count], p[ok][:count]
+    idx = cat.field(hyp.R[2], radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
+    return idx, cat.vectors(idx)
+
+
+def _in_image(frame: _Frame, vectors: NDArray[np.float64], hyp: _Hypothesis, count: int,
+              margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """The first ``count`` of ``vectors`` that project inside the image: (rows, ideal px)."""
+    p = frame.pixel_of(vectors @ hyp.R.T, hyp.f, hyp.parity)
+    rows = np.flatnonzero(np.isfinite(p[:, 0]) & frame.contains(p, margin_px))[:count]
+    return rows, p[rows]
+
+
+def _project_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, count: int,
+                   margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """The brightest ``count`` catalog stars inside the image: (indices, ideal px)."""
+    idx, v = _field_stars(frame, cat, hyp, count, margin_px)
+    rows, p = _in_image(frame, v, hyp, count, margin_px)
+    return idx[rows], p
 
 
 def _mutual_matches(frame: _Frame, n_img: int, cat: NDArray[np.float64], radius: float):
@@ -534,17 +544,20 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
     sigma clipping. The last pass's inliers are the matches reported.
     """
     n_img_all = len(frame.ideal)
+    # one cone query serves every pass: the attitude moves by far less than its margin
+    count = 3 * n_img_all
+    idx_all, v_all = _field_stars(frame, cat, hyp, count, margin_px=0.02 * frame.width)
     for _ in range(iterations + 1):
-        # limit both sides so that a deep list on one side cannot swamp the other
-        idx, p = _project_field(frame, cat, hyp, 3 * n_img_all)
-        if len(idx) == 0:
+        rows, p = _in_image(frame, v_all, hyp, count)
+        if len(rows) == 0:
             return None
-        n_img = min(n_img_all, max(3 * len(idx), 50))
+        # limit both sides so that a deep list on one side cannot swamp the other
+        n_img = min(n_img_all, max(3 * len(rows), 50))
         i, j, _ = _mutual_matches(frame, n_img, p, radius_px)
         if len(i) < 3:
             return None
-        img_idx, cat_idx = i, idx[j]
-        v_cat = cat.vectors(cat_idx)
+        img_idx, cat_idx = i, idx_all[rows[j]]
+        v_cat = v_all[rows[j]]
         v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
         keep = np.ones(len(img_idx), bool)
         for _ in range(5):
@@ -554,8 +567,9 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
                 f = _fit_focal(frame.ideal[img_idx[keep]], v_cat[keep] @ R.T, hyp.parity)
                 if not (math.isfinite(f) and f > 0):
                     return None
-                v_img = frame.vectors(f, hyp.parity, img_idx)
-                R = wahba_rotation(v_img[keep], v_cat[keep])
+                if abs(f - hyp.f) > 1e-9 * f:
+                    v_img = frame.vectors(f, hyp.parity, img_idx)
+                    R = wahba_rotation(v_img[keep], v_cat[keep])
             hyp = _Hypothesis(R, f, hyp.parity)
             err = angle_between(v_img, v_cat @ R.T)
             scale = 1.4826 * np.median(err[keep])
@@ -618,6 +632,23 @@ def _combos(n: int) -> NDArray[np.intp]:
     return _all_combos()[: math.comb(n, 4)]
 
 
+def _batch_ends(n_stars: int) -> list[int]:
+    """Ends of the vectorised pattern batches for ``n_stars`` pattern stars.
+
+    Batches follow the brightest-first stages (all patterns of the brightest
+    6, then 8, ... stars) and are split to at most ``_MAX_BATCH`` patterns so
+    that the time-out is checked often.
+    """
+    ends = []
+    done = 0
+    for stage in (*[s for s in _PATTERN_STAGES if s < n_stars], n_stars):
+        end = math.comb(stage, 4)
+        while done < end:
+            done = min(end, done + _MAX_BATCH)
+            ends.append(done)
+    return ends
+
+
 def _thin_pixels(ideal: NDArray[np.float64], sep_px: float, limit: int) -> NDArray[np.intp]:
     """Indices of the first ``limit`` centroids with no brighter centroid within ``sep_px``."""
     cand = ideal[: max(limit * 4, 100)]
@@ -647,10 +678,7 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
     tried = np.empty((64, 3))
     tried_x = np.empty((64, 3))
     n_tried = 0
-    for stage in (*[s for s in _PATTERN_STAGES if s < n_stars], n_stars):
-        end = math.comb(stage, 4)
-        if end <= done:
-            continue
+    for end in _batch_ends(n_stars):
         batch = combos[done:end]
         done = end
         if deadline is not None and time.perf_counter() > deadline:
