@@ -103,6 +103,7 @@ from .distortion import (
     PolynomialDistortion,
     RadialDistortion,
     num_polynomial_terms,
+    polynomial_design_jacobian,
     polynomial_design_matrix,
     polynomial_terms,
     radial_design_matrix,
@@ -341,10 +342,31 @@ class _Basis:
         mx, my = self.design(u)
         return np.stack([mx @ c, my @ c], axis=1)
 
+    def full_coefficients(self, c: NDArray[np.float64]) -> tuple[NDArray[np.float64],
+                                                                 NDArray[np.float64]]:
+        """Polynomial A and B in the term order of :func:`polynomial_terms`."""
+        n = num_polynomial_terms(self.order)
+        a = np.zeros(n)
+        b = np.zeros(n)
+        # term order: (0,0), (1,0), (0,1), ...
+        a[1], a[2], b[1], b[2] = c[0], c[1], c[1], -c[0]
+        k = len(self._high)
+        a[self._high] = c[2:2 + k]
+        b[self._high] = c[2 + k:]
+        return a, b
+
     def jacobian(self, u: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``d distort / d u``, shape ``(n, 2, 2)`` (central differences)."""
-        h = _FD_STEP_PX
+        """``d distort / d u``, shape ``(n, 2, 2)``."""
         jac = np.empty((len(u), 2, 2))
+        if self.kind == "polynomial":
+            dmdx, dmdy = polynomial_design_jacobian(u[:, 0], u[:, 1], self.order, self.scale)
+            a, b = self.full_coefficients(c)
+            jac[:, 0, 0] = 1.0 + dmdx @ a
+            jac[:, 0, 1] = dmdy @ a
+            jac[:, 1, 0] = dmdx @ b
+            jac[:, 1, 1] = 1.0 + dmdy @ b
+            return jac
+        h = _FD_STEP_PX  # radial: central differences of the five-term design
         for axis in range(2):
             step = np.zeros(2)
             step[axis] = h
@@ -362,14 +384,8 @@ class _Basis:
             k1, k2, k3, p1, p2 = c
             return RadialDistortion(k1 / ratio ** 2, k2 / ratio ** 4, k3 / ratio ** 6,
                                     p1 / ratio, p2 / ratio, scale=self.radial_scale)
-        n = num_polynomial_terms(self.order)
-        a = np.zeros(n)
-        b = np.zeros(n)
-        # term order: (0,0), (1,0), (0,1), ...
-        a[1], a[2], b[1], b[2] = c[0], c[1], c[1], -c[0]
-        k = len(self._high)
-        a[self._high] = c[2:2 + k]
-        b[self._high] = c[2 + k:]
+        a, b = self.full_coefficients(c)
+        n = len(a)
         return _with_inverse(PolynomialDistortion(self.order, self.scale, a, b, np.zeros(n),
                                                   np.zeros(n)), width, height, crpix)
 
