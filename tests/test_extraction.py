@@ -300,6 +300,27 @@ def test_global_and_local_background_agree_on_flat_sky():
     assert a.background_mean == pytest.approx(200.0, abs=1.0)
 
 
+def test_background_blocks_lifted_by_bright_stars_are_replaced():
+    from skysolve.background import estimate_background
+
+    rng = np.random.default_rng(12)
+    shape = (128, 128)
+    img = 100.0 + rng.normal(0, 2.0, shape)
+    # bright stars filling most of one 16 px block each (one in a corner block):
+    # their block medians are lifted by several sigma
+    img += render_stars(shape, [-23.5, -55.5], [-7.5, -55.5], [1e6, 1e6], 1.5)
+    raw = np.median(img[48:64, 32:48])
+    assert raw > 105.0
+    bg = estimate_background(img, 16)
+    assert bg.grid.shape == (8, 8)
+    assert np.all(np.abs(bg.grid - 100.0) < 1.0)
+    assert bg.sigma == pytest.approx(2.0, rel=0.1)
+    # a smooth ramp is not mistaken for outliers, edges included
+    ramp = 100.0 + 0.5 * np.arange(128)[None, :] + 0.3 * np.arange(128)[:, None]
+    bg = estimate_background(ramp + rng.normal(0, 2.0, shape), 16)
+    np.testing.assert_allclose(bg.full(np.float64), ramp, atol=1.0)
+
+
 def test_odd_sized_image_and_strong_gradient():
     rng = np.random.default_rng(10)
     shape = (301, 457)

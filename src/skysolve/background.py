@@ -239,21 +239,30 @@ def estimate_background(image: NDArray, block_size: int | None) -> Background:
     if block_size is None or (block_size >= h and block_size >= w):
         level, sigma0 = robust_location(sample)
         return Background(np.array([[level]]), None, sigma0, (h, w))
-    # a rough sigma is enough to spot outlier blocks; the final one comes below
-    sigma0 = robust_location(sample, iterations=0)[1]
     bs = int(block_size)
-    grid = _block_levels(image, bs)
-    if grid.shape[0] >= 3 and grid.shape[1] >= 3:
-        # a block whose median is lifted by a bright star or nebula knot stands out
-        # from its neighbours; the neighbourhood median replaces such outliers
-        smooth = ndimage.median_filter(grid, size=3, mode="nearest")
-        outlier = np.abs(grid - smooth) > 3.0 * max(sigma0, 1e-30) / np.sqrt(bs * bs / 4)
-        grid = np.where(outlier & (grid > smooth), smooth, grid)
-    bg = Background(grid, bs, sigma0, (h, w))
+    bg = Background(_block_levels(image, bs), bs, float("nan"), (h, w))
     # noise of the background-subtracted image: gradients no longer inflate it
     step = max(1, int(np.sqrt(h * w / _GLOBAL_SAMPLES)))
     rows = np.arange(step // 2, h, step)
     cols = np.arange(step // 2, w, step)
-    resid = sample - bg.at(rows[:, None], cols[None, :])
-    bg.sigma = robust_sigma(resid, iterations=1)
+    bg.sigma = robust_sigma(sample - bg.at(rows[:, None], cols[None, :]), iterations=1)
+    grid = bg.grid
+    if grid.shape[0] >= 3 and grid.shape[1] >= 3:
+        # a block whose median is lifted by a bright star stands out from the 3x3
+        # median of its neighbourhood by more than noise (3 standard errors of a
+        # block median) plus the sky's own block-to-block steps there (so ramps,
+        # edges and ridges are left alone); the neighbourhood median replaces it
+        smooth = ndimage.median_filter(grid, size=3, mode="nearest")
+        steps = np.zeros_like(grid)
+        dx = np.abs(np.diff(smooth, axis=1))
+        dy = np.abs(np.diff(smooth, axis=0))
+        steps[:, 1:] = np.maximum(steps[:, 1:], dx)
+        steps[:, :-1] = np.maximum(steps[:, :-1], dx)
+        steps[1:, :] = np.maximum(steps[1:, :], dy)
+        steps[:-1, :] = np.maximum(steps[:-1, :], dy)
+        steps = ndimage.maximum_filter(steps, size=3, mode="nearest")
+        noise = 3.0 * 1.25 * max(bg.sigma, 1e-30) / np.sqrt(bs * bs / 4)
+        outlier = (grid - smooth) > noise + steps
+        if outlier.any():
+            bg = Background(np.where(outlier, smooth, grid), bs, bg.sigma, (h, w))
     return bg
