@@ -669,15 +669,22 @@ def _plot_targets(args: argparse.Namespace) -> list[str | None]:
         return [None] * len(args.images)
     target = Path(args.plot)
     if len(args.images) == 1 and not target.is_dir() and target.suffix:
-        return [str(target)]
-    if target.suffix and not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = [target]
+    elif target.suffix and not target.is_dir():
         raise InvalidArgumentError(
             f"--plot {args.plot}: give a directory when solving {len(args.images)} images")
-    target.mkdir(parents=True, exist_ok=True)
-    names = [_output_base(Path(f)).name for f in args.images]
-    dup = {n for n in names if names.count(n) > 1}
-    return [str(target / (f"{n}_{i}.png" if n in dup else f"{n}.png"))
-            for i, n in enumerate(names)]
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+        names = [_output_base(Path(f)).name for f in args.images]
+        dup = {n for n in names if names.count(n) > 1}
+        out = [target / (f"{n}_{i}.png" if n in dup else f"{n}.png")
+               for i, n in enumerate(names)]
+    for plot in out:
+        for image in args.images:
+            if Path(image).exists():
+                _check_not_input(plot, Path(image))
+    return [str(p) for p in out]
 
 
 class _Table:
