@@ -318,7 +318,9 @@ def test_background_blocks_lifted_by_bright_stars_are_replaced():
     # a smooth ramp is not mistaken for outliers, edges included
     ramp = 100.0 + 0.5 * np.arange(128)[None, :] + 0.3 * np.arange(128)[:, None]
     bg = estimate_background(ramp + rng.normal(0, 2.0, shape), 16)
-    np.testing.assert_allclose(bg.full(np.float64), ramp, atol=1.0)
+    err = bg.full(np.float64) - ramp
+    assert np.abs(err).max() < 2.0  # block medians of 64 samples: SE ~0.3
+    assert abs(err.mean()) < 0.05  # no offset from where the samples sit in a block
 
 
 def test_odd_sized_image_and_strong_gradient():

@@ -90,11 +90,13 @@ class Background:
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
-                 shape: tuple[int, int]):
+                 shape: tuple[int, int], nodes: tuple[NDArray, NDArray] | None = None):
         self.grid = np.asarray(grid, dtype=np.float64)
         self.block_size = block_size
         self.sigma = float(sigma)
         self.shape = shape
+        #: pixel row / column (array index) each grid level belongs to
+        self.nodes = nodes if nodes is not None else _block_nodes(shape, block_size)
         self._tab = None
 
     @property
@@ -102,21 +104,18 @@ class Background:
         """Mean background level over the grid."""
         return float(np.mean(self.grid))
 
-    def _weights(self, idx: NDArray, n_nodes: int, length: int):
+    @staticmethod
+    def _weights(idx: NDArray, nodes: NDArray):
         """Lower node index and fraction towards the next node for pixel indices.
 
-        Node ``i`` sits at the centre of the image pixels of block ``i`` (the last,
-        partial block's centre is inside the image, not in the padding). Beyond the
-        outermost nodes (at most half a block) the edge interval is extrapolated
-        linearly, so gradients hold up to the image edge.
+        Beyond the outermost nodes (at most half a block) the edge interval is
+        extrapolated linearly, so gradients hold up to the image edge.
         """
         idx = np.asarray(idx)
+        n_nodes = len(nodes)
         if n_nodes == 1:
             zero = np.zeros(idx.shape, dtype=np.intp)
             return zero, zero, np.zeros(idx.shape)
-        bs = self.block_size
-        start = np.arange(n_nodes) * bs
-        nodes = 0.5 * (start + np.minimum(start + bs, length) - 1)
         i0 = np.clip(np.searchsorted(nodes, idx, side="right") - 1, 0, n_nodes - 2)
         t = (idx - nodes[i0]) / (nodes[i0 + 1] - nodes[i0])
         return i0, i0 + 1, t
@@ -129,9 +128,9 @@ class Background:
         if getattr(self, "_tab", None) is None:
             h, w = self.shape
             ny, nx = self.grid.shape
-            c0, c1, fc = self._weights(np.arange(w), nx, w)
+            c0, c1, fc = self._weights(np.arange(w), self.nodes[1])
             coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
-            r0, r1, fr = self._weights(np.arange(h), ny, h)
+            r0, r1, fr = self._weights(np.arange(h), self.nodes[0])
             self._tab = (coarse, r0, r1, fr)
         return self._tab
 
@@ -191,12 +190,36 @@ class Background:
         return gx, gy
 
 
+def _sample_step(block: int) -> int:
+    """Pixel step used inside blocks of this size: every other pixel from 16 px up
+    (>= 64 samples, 4x cheaper than all of them)."""
+    return 2 if block >= 16 else 1
+
+
+def _block_nodes(shape: tuple[int, int], bs: int | None) -> tuple[NDArray, NDArray]:
+    """Row and column (array index) of each block level: the mean position of the
+    pixels sampled in the block (with a sampling step of 2 that is half a pixel
+    off the block centre - which matters on a steep sky)."""
+    out = []
+    for length in shape:
+        if bs is None or bs >= length:
+            out.append(np.array([0.5 * (length - 1)]))
+            continue
+        full = length // bs
+        nodes = [i * bs + _sample_step(bs) * ((bs - 1) // _sample_step(bs)) / 2.0
+                 for i in range(full)]
+        rest = length - full * bs
+        if rest:
+            st = _sample_step(rest)
+            nodes.append(full * bs + st * ((rest - 1) // st) / 2.0)
+        out.append(np.array(nodes))
+    return out[0], out[1]
+
+
 def _tile_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     """Median of every ``bh`` x ``bw`` tile of a region tiled exactly by them."""
     ny, nx = region.shape[0] // bh, region.shape[1] // bw
-    # every other pixel in each direction is plenty (>= 64 samples) and 4x cheaper
-    sy = 2 if bh >= 16 else 1
-    sx = 2 if bw >= 16 else 1
+    sy, sx = _sample_step(bh), _sample_step(bw)
     tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx]
     tiles = np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(ny, nx, -1)
     return _kth(tiles, axis=-1).astype(np.float64)
