@@ -973,7 +973,10 @@ def _run_demo(argv: list[str]) -> int:
             raise
         print("skysolve: demo not available yet", file=sys.stderr)
         return EXIT_OK
-    rc = demo.main(argv)
+    try:
+        rc = demo.main(argv)
+    except SystemExit as exc:  # an argparse inside the demo
+        rc = exc.code if isinstance(exc.code, int) else (EXIT_USAGE if exc.code else 0)
     return int(rc or 0)
 
 
