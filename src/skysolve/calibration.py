@@ -300,6 +300,12 @@ def _is_failure(result: Any) -> bool:
 # Distortion parametrisations
 
 
+def _matvec(m: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``m @ v`` without BLAS: threaded BLAS on a loaded machine is many times slower
+    for these tall, thin products."""
+    return np.einsum("nk,k->n", m, v, optimize=False)
+
+
 class _Basis:
     """Linear displacement model ``distorted - ideal = design(u) @ coeffs``.
 
@@ -340,7 +346,7 @@ class _Basis:
 
     def displacement(self, u: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[np.float64]:
         mx, my = self.design(u)
-        return np.stack([mx @ c, my @ c], axis=1)
+        return np.stack([_matvec(mx, c), _matvec(my, c)], axis=1)
 
     def full_coefficients(self, c: NDArray[np.float64]) -> tuple[NDArray[np.float64],
                                                                  NDArray[np.float64]]:
@@ -361,10 +367,10 @@ class _Basis:
         if self.kind == "polynomial":
             dmdx, dmdy = polynomial_design_jacobian(u[:, 0], u[:, 1], self.order, self.scale)
             a, b = self.full_coefficients(c)
-            jac[:, 0, 0] = 1.0 + dmdx @ a
-            jac[:, 0, 1] = dmdy @ a
-            jac[:, 1, 0] = dmdx @ b
-            jac[:, 1, 1] = 1.0 + dmdy @ b
+            jac[:, 0, 0] = 1.0 + _matvec(dmdx, a)
+            jac[:, 0, 1] = _matvec(dmdy, a)
+            jac[:, 1, 0] = _matvec(dmdx, b)
+            jac[:, 1, 1] = 1.0 + _matvec(dmdy, b)
             return jac
         h = _FD_STEP_PX  # radial: central differences of the five-term design
         for axis in range(2):
