@@ -25,7 +25,7 @@ from skysolve.defaultdb import (
     default_database,
     default_database_path,
 )
-from skysolve.errors import InvalidArgumentError
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
 
 TINY = dict(catalog="hipparcos", max_fov_deg=40.0, min_fov_deg=40.0, star_max_magnitude=5.5,
             lattice_field_oversampling=5, patterns_per_lattice_field=10,
@@ -83,6 +83,11 @@ def test_default_path_names_the_default_parameters(monkeypatch, tmp_path):
     assert default_database_path(max_fov_deg=30, min_fov_deg=5, catalog="GAIA",
                                  pattern_max_error=0.005, multiscale_step=1.5) == path
     assert not path.exists()  # asking for the path builds nothing
+    assert default_database_path(max_fov_deg=np.float64(30.0), min_fov_deg=np.int64(5)) == path
+    # one bound alone outside 5-30: a single-scale database at that field of view
+    assert default_database_path(max_fov_deg=2.0).name.startswith("gaia_2-2deg_")
+    assert default_database_path(min_fov_deg=60).name.startswith("gaia_60-60deg_")
+    assert default_database_path(max_fov_deg=12.0).name.startswith("gaia_5-12deg_")
 
 
 def test_key_changes_with_parameters_and_catalog_file(tmp_path):
@@ -110,11 +115,17 @@ def test_key_changes_with_parameters_and_catalog_file(tmp_path):
     ({"catalog": "tycho"}, "catalog"),
     ({"not_a_parameter": 1}, "not_a_parameter"),
     ({"min_fov_deg": 20.0, "max_fov_deg": 10.0}, "min_fov_deg"),
+    ({"min_fov_deg": -1.0}, "min_fov_deg"),
 ])
 def test_bad_arguments(tmp_path, kw, fragment):
     with pytest.raises(InvalidArgumentError, match=fragment):
         default_database(cache_dir=tmp_path, **kw)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_numeric_parameter(tmp_path):
+    with pytest.raises(InvalidTypeError, match="pattern_max_error"):
+        default_database(cache_dir=tmp_path, pattern_max_error="0.005")
 
 
 # ---------------------------------------------------------------- build, reuse, rebuild

@@ -38,6 +38,7 @@ import hashlib
 import inspect
 import json
 import logging
+import numbers
 import os
 import sys
 import warnings
@@ -147,13 +148,17 @@ def _resolve_request(max_fov_deg: float | None, min_fov_deg: float | None,
         full["max_fov_deg"] = max_fov_deg
     if min_fov_deg is not None:
         full["min_fov_deg"] = min_fov_deg
+    # one bound alone outside the default range: a single-scale database at that bound
     if min_fov_deg is None and max_fov_deg is not None and max_fov_deg < full["min_fov_deg"]:
-        full["min_fov_deg"] = max_fov_deg  # a narrow request: a single-scale database
+        full["min_fov_deg"] = full["max_fov_deg"]
+    if max_fov_deg is None and min_fov_deg is not None and min_fov_deg > full["max_fov_deg"]:
+        full["max_fov_deg"] = full["min_fov_deg"]
     for key, value in full.items():
-        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-            if value is None and key in ("star_max_magnitude", "epoch_proper_motion_year"):
-                continue
+        if value is None and key in ("star_max_magnitude", "epoch_proper_motion_year"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InvalidTypeError(f"{key} must be a number, got {value!r}")
+        full[key] = int(value) if isinstance(value, numbers.Integral) else float(value)
     if not 0 < full["min_fov_deg"] <= full["max_fov_deg"]:
         raise InvalidArgumentError(
             f"min_fov_deg must be positive and at most max_fov_deg, got "
@@ -251,8 +256,8 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
     ----------
     max_fov_deg, min_fov_deg : float, optional
         Range of horizontal fields of view to solve, degrees. Default 30 and 5
-        (:data:`DEFAULT_PARAMETERS`). Giving only a ``max_fov_deg`` below 5 builds a
-        single-scale database for that field.
+        (:data:`DEFAULT_PARAMETERS`). Giving only a ``max_fov_deg`` below 5 (or only
+        a ``min_fov_deg`` above 30) builds a single-scale database for that field.
     catalog : {'gaia', 'hipparcos'}, optional
         Bundled catalog to build from (default ``'gaia'``).
     progress : bool or None
