@@ -27,20 +27,21 @@ MAD_TO_SIGMA = 1.482602218505602
 _GLOBAL_SAMPLES = 25_000
 
 
-def _kth(values: NDArray, axis: int = -1) -> NDArray:
-    """Median along ``axis`` via one partition (np.median costs several times more).
+def _kth(values: NDArray) -> NDArray:
+    """Median along the last axis via one partition (np.median costs several times
+    more).
 
     For an even count it averages the two middle values: the lower median alone
     is biased low by half their gap, which on a steep sky is a sizeable fraction
     of the block-to-block step.
     """
-    n = values.shape[axis]
+    n = values.shape[-1]
     k = (n - 1) // 2
     if n % 2:
-        return np.take(np.partition(values, k, axis=axis), k, axis=axis)
-    part = np.partition(values, (k, k + 1), axis=axis)
-    lo = np.take(part, k, axis=axis).astype(np.float64)
-    return 0.5 * (lo + np.take(part, k + 1, axis=axis))
+        return np.partition(values, k, axis=-1)[..., k]
+    # one single-kth partition and a max: a two-kth partition is ~10x slower
+    part = np.partition(values, k + 1, axis=-1)
+    return 0.5 * (part[..., :k + 1].max(axis=-1).astype(np.float64) + part[..., k + 1])
 
 
 def _median(v: NDArray) -> float:
@@ -231,7 +232,7 @@ def _tile_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     sy, sx = _sample_step(bh), _sample_step(bw)
     tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx]
     tiles = np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(ny, nx, -1)
-    return _kth(tiles, axis=-1).astype(np.float64)
+    return _kth(tiles).astype(np.float64)
 
 
 def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
