@@ -98,7 +98,8 @@ MJD-OBS of FITS inputs, or --date; --no-aberration turns this off.
 
 _CALIBRATE_EPILOG = f"""\
 schedule (the seed notebook's multi-pass scheme), pass k = 1..PASSES:
-  solve every image with the current camera model (none in pass 1), match radius
+  solve every image with the current camera model (none in pass 1: --fov and
+  --fov-error then; later passes the model's FOV within 0.5 deg), match radius
   0.01, 0.005, 0.003, 0.002 (then 0.002) of the image width and 10 refinement
   iterations; then fit one shared camera model to all solved images, polynomial
   order min(ORDER, k + 2) (i.e. 3, 4, 5, 6 for --order 6), or a radial model with
@@ -271,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     # -- calibrate
     p = sub.add_parser("calibrate", help="fit a camera model from several images",
                        parents=[common, images],
-                       description="Calibrate one camera model (focal length, optical centre, "
+                       description="Calibrate one camera model (focal length, optical centre,\n"
                                    "distortion) from star images taken with the same camera.",
                        epilog=_CALIBRATE_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -300,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     dbsub = p.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     b = dbsub.add_parser("build", help="build a database (default: the cached default one)",
+                         description="Build a solver database from a bundled catalog, into "
+                                     "the cache\n(the default database when no option is "
+                                     "given) or into a file with -o.",
                          parents=[common], epilog=_DB_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--catalog", choices=("gaia", "hipparcos"), default=None,
@@ -314,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the database here instead of into the cache")
     b.set_defaults(func=_cmd_db_build)
     i = dbsub.add_parser("info", help="show a database file, or the cache", parents=[common],
+                         description="Show a database's parameters, counts and size, or the "
+                                     "cache directory\nand the databases cached there.",
                          epilog=_DB_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     i.add_argument("path", nargs="?", metavar="PATH",
                    help="database file (default: list the cache)")
