@@ -9,13 +9,22 @@ Commands::
 
     python cedar_worker.py build CATALOG OUT.npz --max-fov 20 --min-fov 10
     python cedar_worker.py solve DB.npz CASES.npz OUT.json [--repeat N]
+    python cedar_worker.py serve DB.npz CASES.npz
+
+``serve`` loads the database and the cases once, then answers requests on
+stdin, one per line: ``I REPEAT`` solves case ``I`` ``REPEAT`` times and
+prints one JSON line (the same record as one element of ``OUT.json``);
+``quit`` ends it. bench_solve uses it to interleave cedar-solve with the
+in-process libraries input by input.
 
 ``CASES.npz`` holds ``n`` (int) and, per case ``i``: ``yx{i}`` (k×2, pixel
 (y, x) from the top-left image corner, brightest first, the order cedar-solve
 documents), ``size{i}`` (height, width), ``fov{i}`` (estimate, deg) and
 ``fov_err{i}`` (allowed error, deg; negative = none). ``OUT.json`` holds, per
-case, the wall times of every call (``time.perf_counter`` around the call, s)
-and the last call's RA, Dec, Roll, FOV, Matches, RMSE and status.
+case, the wall and process CPU times of every call (``times_s``: ``time.perf_counter``
+around the call; ``cpu_s``: ``time.process_time``), each call preceded by an
+untimed 1 ms pause, and the last call's RA, Dec, Roll, FOV, Matches, RMSE and
+status.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -44,32 +54,53 @@ def _build(args) -> None:
     print(json.dumps({"build_s": time.perf_counter() - t0, "properties": props}))
 
 
-def _solve(args) -> None:
+def _load(db: str, cases: str):
     from tetra3 import Tetra3
 
-    t3 = Tetra3(load_database=Path(args.db).with_suffix(""))
-    data = np.load(args.cases)
-    out = []
-    for i in range(int(data["n"])):
-        yx = np.ascontiguousarray(data[f"yx{i}"], dtype=np.float64)
-        size = tuple(float(v) for v in data[f"size{i}"])
-        fov = float(data[f"fov{i}"])
-        err = float(data[f"fov_err{i}"])
-        times = []
-        res = None
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            res = t3.solve_from_centroids(yx, size, fov_estimate=fov,
-                                          fov_max_error=err if err >= 0 else None,
-                                          match_radius=0.01, match_threshold=1e-5,
-                                          solve_timeout=5000, match_max_error=None)
-            times.append(time.perf_counter() - t0)
-        keep = ("RA", "Dec", "Roll", "FOV", "Matches", "RMSE", "status")
-        row = {k: (None if res.get(k) is None else
-                   (float(res[k]) if k != "status" else int(res[k]))) for k in keep}
-        row["times_s"] = times
-        out.append(row)
+    return Tetra3(load_database=Path(db).with_suffix("")), np.load(cases)
+
+
+def _solve_case(t3, data, i: int, repeat: int, pause_s: float = 0.001) -> dict:
+    yx = np.ascontiguousarray(data[f"yx{i}"], dtype=np.float64)
+    size = tuple(float(v) for v in data[f"size{i}"])
+    fov = float(data[f"fov{i}"])
+    err = float(data[f"fov_err{i}"])
+    times = []
+    cpu = []
+    res = None
+    for _ in range(repeat):
+        time.sleep(pause_s)  # as bench_solve does before every timed call
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        res = t3.solve_from_centroids(yx, size, fov_estimate=fov,
+                                      fov_max_error=err if err >= 0 else None,
+                                      match_radius=0.01, match_threshold=1e-5,
+                                      solve_timeout=5000, match_max_error=None)
+        cpu.append(time.process_time() - c0)
+        times.append(time.perf_counter() - t0)
+    keep = ("RA", "Dec", "Roll", "FOV", "Matches", "RMSE", "status")
+    row = {k: (None if res.get(k) is None else
+               (float(res[k]) if k != "status" else int(res[k]))) for k in keep}
+    row["times_s"] = times
+    row["cpu_s"] = cpu
+    return row
+
+
+def _solve(args) -> None:
+    t3, data = _load(args.db, args.cases)
+    out = [_solve_case(t3, data, i, args.repeat) for i in range(int(data["n"]))]
     Path(args.out).write_text(json.dumps(out))
+
+
+def _serve(args) -> None:
+    t3, data = _load(args.db, args.cases)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        row = _solve_case(t3, data, int(words[0]), int(words[1]))
+        print(json.dumps(row), flush=True)
 
 
 def main() -> None:
@@ -86,8 +117,11 @@ def main() -> None:
     s.add_argument("cases")
     s.add_argument("out")
     s.add_argument("--repeat", type=int, default=1)
+    v = sub.add_parser("serve")
+    v.add_argument("db")
+    v.add_argument("cases")
     args = parser.parse_args()
-    _build(args) if args.cmd == "build" else _solve(args)
+    {"build": _build, "solve": _solve, "serve": _serve}[args.cmd](args)
 
 
 if __name__ == "__main__":
