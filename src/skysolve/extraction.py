@@ -464,10 +464,11 @@ def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np
     h = img.shape[0]
     tmp = ndimage.correlate1d(img, kernel, axis=1, mode="nearest")
     pad = np.pad(tmp, ((half, half), (0, 0)), mode="edge")
-    out = pad[0:h] * kernel[0]
+    out = pad[half:half + h] * kernel[half]
     buf = np.empty_like(out)
-    for i in range(1, len(kernel)):
-        np.multiply(pad[i:i + h], kernel[i], out=buf)
+    for i in range(half):  # symmetric kernel: one multiply per pair of taps
+        np.add(pad[i:i + h], pad[2 * half - i:2 * half - i + h], out=buf)
+        buf *= kernel[i]
         out += buf
     return out
 
