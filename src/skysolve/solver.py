@@ -707,7 +707,8 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
             # the pattern's scale only screened the candidates; the camera fixes f
             f_est = np.full(len(pat), f_guess)
         cstars = cstars[ok].astype(np.intp)
-        cv = db.star_vectors[cstars]
+        # apparent directions when an observer velocity is given, as in verification
+        cv = cat.vectors(cstars.ravel()).reshape(cstars.shape + (3,))
         # image stars in canonical order (scale-free, so the guess vectors serve)
         iorder = canonical_order(V[pat])
         istars = np.take_along_axis(stars[batch[pat]], iorder, axis=1)
