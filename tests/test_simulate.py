@@ -436,8 +436,8 @@ def test_wcs_path_with_sip_matches_distorted_camera(hip):
                           np.sort(t_cam.catalog_id[t_cam.on_image]))
     ids, i_cam, i_w = np.intersect1d(t_cam.catalog_id, t_w.catalog_id, return_indices=True)
     assert ids.size >= 20
-    assert np.abs(t_w.x[i_w] - t_cam.x[i_cam]).max() < 2e-3
-    assert np.abs(t_w.y[i_w] - t_cam.y[i_cam]).max() < 2e-3
+    assert np.abs(t_w.x[i_w] - t_cam.x[i_cam]).max() < 1e-4
+    assert np.abs(t_w.y[i_w] - t_cam.y[i_cam]).max() < 1e-4
 
 
 def test_wcs_shape_defaults_to_naxis(hip):
