@@ -1,9 +1,10 @@
 """Where skysolve's solve time goes: wall time per solver phase, on bench_solve's inputs.
 
 Wraps the solver's internal functions (whichever of ``PHASES`` exist in
-``skysolve.solver``) with ``perf_counter`` accumulators and solves the inputs
-of one bench_solve case, after an unwrapped warm-up and an unwrapped timing
-pass. Phases nest (``_refine`` calls ``_project_field``...), so the figures do
+``skysolve.solver``) with process-CPU-time accumulators (``time.process_time``,
+which other processes' load barely inflates; the solver is single-threaded) and
+solves the inputs of one bench_solve case, after an unwrapped warm-up and an
+unwrapped timing pass. Phases nest (``_refine`` calls ``_project_field``...), so the figures do
 not add up. A developer tool, not a benchmark (run.py does not collect it)::
 
     .venv/bin/python benchmarks/profile_solve.py [small|real|tess] [-n 100]
@@ -48,12 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     db = _solve_dbs.load("skysolve", dbname)[0]
 
     def solve_all() -> float:
-        t0 = time.perf_counter()
+        spent_cpu = 0.0
         for inp in inputs:
+            time.sleep(bench_solve.PAUSE_S)
+            t0 = time.process_time()
             db.solve_from_centroids(inp["xy"], fov_estimate_deg=inp["fov"],
                                     fov_max_error_deg=inp["fov_err"], image_shape=inp["shape"],
                                     **bench_solve.SOLVE_ARGS)
-        return (time.perf_counter() - t0) / len(inputs)
+            spent_cpu += time.process_time() - t0
+        return spent_cpu / len(inputs)
 
     solve_all()  # warm-up: lazy imports and KD-trees
     plain = solve_all()
@@ -66,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
         @functools.wraps(fn)
         def timed(*a, **k):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             try:
                 return fn(*a, **k)
             finally:
-                spent[name] += time.perf_counter() - t0
+                spent[name] += time.process_time() - t0
                 calls[name] += 1
 
         setattr(owner, name, timed)
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(type(db), name, fn)
 
     n = len(inputs)
-    print(f"{args.case}: {n} solves, {plain * 1e3:.2f} ms/solve "
+    print(f"{args.case}: {n} solves, {plain * 1e3:.2f} ms CPU/solve "
           f"({wrapped * 1e3:.2f} ms with the timers)")
     for name, s in spent.most_common():
         print(f"  {name:<30} {s / n * 1e3:8.3f} ms/solve {calls[name] / n:7.1f} calls/solve")
