@@ -440,6 +440,27 @@ def test_wcs_path_with_sip_matches_distorted_camera(hip):
     assert np.abs(t_w.y[i_w] - t_cam.y[i_cam]).max() < 1e-4
 
 
+def test_tess_sip_wcs_subframe_round_trips_to_the_catalog(gaia):
+    tesswcs = pytest.importorskip("tesswcs")
+    w = tesswcs.WCS.from_sector(1, 1, 1)
+    offset = (44 + 700, 800)  # a 512x384 cut of the science pixels
+    _, truth = render_starfield(gaia, wcs=w, shape=(384, 512), pixel_offset=offset,
+                                epoch_year=2018.6, **_quiet())
+    assert truth.on_image.sum() > 20
+    # centred px -> 0-based WCS pixel of the full frame -> sky == the propagated catalog
+    col = truth.x + 512 / 2 - 0.5 + offset[0]
+    row = truth.y + 384 / 2 - 0.5 + offset[1]
+    ra, dec = w.all_pix2world(col, row, 0)
+    by_id = np.argsort(gaia.ids)
+    rows = by_id[np.searchsorted(gaia.ids, truth.catalog_id, sorter=by_id)]
+    assert np.array_equal(gaia.ids[rows], truth.catalog_id)
+    cat = gaia.select(rows).propagate(2018.6)
+    sep = np.degrees(np.arccos(np.clip(np.sum(radec_to_vector(ra, dec)
+                                              * radec_to_vector(cat.ra_deg, cat.dec_deg), 1),
+                                       -1, 1))) * 3600
+    assert np.all(sep < 0.01)  # arcsec (21"/px)
+
+
 def test_wcs_shape_defaults_to_naxis(hip):
     cam = CameraModel.from_fov(10.0, 120, 80)
     w = _tan_wcs(cam, ORION)
