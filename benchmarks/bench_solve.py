@@ -228,6 +228,7 @@ def _summary(prefix: str, times, cpu, errs) -> dict:
         f"{prefix}_median_ms": float(np.median(times) * 1e3) if times.size else np.nan,
         f"{prefix}_p90_ms": float(np.percentile(times, 90) * 1e3) if times.size else np.nan,
         f"{prefix}_cpu_median_ms": float(np.median(cpu) * 1e3) if cpu.size else np.nan,
+        f"{prefix}_cpu_p90_ms": float(np.percentile(cpu, 90) * 1e3) if cpu.size else np.nan,
         f"{prefix}_solved": f"{int(right.sum())}/{errs.size}",
         f"{prefix}_wrong": int((solved & ~right).sum()),
         f"{prefix}_median_err_arcsec": float(np.median(errs[right]) * 3600) if right.any()
