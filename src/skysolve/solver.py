@@ -287,24 +287,35 @@ def _number(name: str, value: Any, positive: bool = True, allow_none: bool = Tru
     return v
 
 
+def _integer_size(name: str, value: Any) -> int:
+    # NaN, inf, 1000.5 or "100" must not reach int() (ValueError/OverflowError/truncation)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    if not math.isfinite(value) or value != int(value) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _image_size(image_width, image_height, image_shape, camera_model) -> tuple[int, int]:
     w = h = None
     if image_shape is not None:
         try:
-            shape = tuple(int(s) for s in image_shape)
-        except (TypeError, ValueError):
+            shape = tuple(_integer_size("image_shape", s) for s in image_shape)
+        except TypeError:
             raise InvalidArgumentError(
                 f"image_shape must be (height, width), got {image_shape!r}") from None
         if len(shape) < 2:
             raise InvalidArgumentError(f"image_shape must be (height, width), got {image_shape!r}")
         h, w = shape[0], shape[1]
     if image_width is not None:
-        if w is not None and int(image_width) != w:
+        image_width = _integer_size("image_width", image_width)
+        if w is not None and image_width != w:
             raise InvalidArgumentError(
                 f"image_width={image_width} disagrees with image_shape={image_shape}")
         w = image_width
     if image_height is not None:
-        if h is not None and int(image_height) != h:
+        image_height = _integer_size("image_height", image_height)
+        if h is not None and image_height != h:
             raise InvalidArgumentError(
                 f"image_height={image_height} disagrees with image_shape={image_shape}")
         h = image_height
@@ -333,7 +344,12 @@ def _image_size(image_width, image_height, image_shape, camera_model) -> tuple[i
 def _velocity(observer_velocity_km_s) -> NDArray[np.float64] | None:
     if observer_velocity_km_s is None:
         return None
-    v = np.asarray(observer_velocity_km_s, dtype=np.float64)
+    try:
+        v = np.asarray(observer_velocity_km_s, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(
+            "observer_velocity_km_s must be three numbers [vx, vy, vz] in km/s, got "
+            f"{type(observer_velocity_km_s).__name__}") from None
     if v.shape != (3,) or not np.all(np.isfinite(v)):
         raise InvalidArgumentError(
             "observer_velocity_km_s must be three finite numbers [vx, vy, vz] in km/s")
@@ -900,7 +916,7 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     if err_deg is not None and err_rad is not None:
         raise InvalidArgumentError("give fov_max_error_deg or fov_max_error_rad, not both")
     fov_err = math.radians(err_deg) if err_deg is not None else err_rad
-    match_radius = _number("match_radius", match_radius, upper=1.0)
+    match_radius = _number("match_radius", match_radius, allow_none=False, upper=1.0)
     match_threshold = _number("match_threshold", match_threshold, allow_none=False, upper=1.0)
     timeout = _number("solve_timeout_ms", solve_timeout_ms, positive=False)
     tol = _number("match_max_error", match_max_error, upper=0.25)
@@ -920,6 +936,17 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     hint_unc = math.radians(hu_deg) if hu_deg is not None else (hu_rad or math.radians(1.0))
     if len(xy) and np.any(~np.isfinite(xy)):
         raise InvalidArgumentError("centroids must have finite x and y")
+    if not isinstance(strict_hint, (bool, np.bool_)):
+        raise InvalidTypeError(f"strict_hint must be a bool, got {type(strict_hint).__name__}")
+    # a centroid a whole image width/height beyond the centre is not in this image:
+    # the declared size (or the coordinate convention) is wrong
+    far = (np.abs(xy[:, 0]) > width) | (np.abs(xy[:, 1]) > height)
+    if np.any(far):
+        i = int(np.argmax(far))
+        raise InvalidArgumentError(
+            f"centroids lie far outside the {width}x{height} image (e.g. #{i} at "
+            f"({xy[i, 0]:.1f}, {xy[i, 1]:.1f})): check image_shape/image_width/image_height "
+            "and that centroids are centred pixel coordinates")
     deadline = None if not timeout else t0 + timeout / 1e3
 
     # ---- geometry
