@@ -288,9 +288,14 @@ def as_rotation_matrix(attitude: ArrayLike, name: str = "attitude") -> NDArray[n
     ValueError
         If ``attitude`` is neither, is not finite, or the matrix is not a rotation.
     """
-    from .errors import InvalidArgumentError
+    from .errors import InvalidArgumentError, InvalidTypeError
 
-    a = np.asarray(attitude, dtype=np.float64)
+    try:
+        a = np.asarray(attitude, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(
+            f"{name} must be a [w, x, y, z] quaternion or a 3x3 rotation matrix, got "
+            f"{type(attitude).__name__}") from None
     if not np.all(np.isfinite(a)):
         raise InvalidArgumentError(f"{name} must be finite")
     if a.shape == (4,):
