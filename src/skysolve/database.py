@@ -55,6 +55,12 @@ def _check_positive(name: str, value: Any, integer: bool = False, allow_none: bo
     return int(value) if integer else float(value)
 
 
+def _file_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
 class SolverDatabase:
     """Star table and pattern index for lost-in-space solving.
 
@@ -149,8 +155,14 @@ class SolverDatabase:
         step = _check_positive("multiscale_step", multiscale_step)
         if step <= 1.0:
             raise InvalidArgumentError(f"multiscale_step must be above 1, got {step}")
-        if star_max_magnitude is not None and not math.isfinite(star_max_magnitude):
-            raise InvalidArgumentError("star_max_magnitude must be finite or None")
+        for name, value in (("star_max_magnitude", star_max_magnitude),
+                            ("epoch_proper_motion_year", epoch_proper_motion_year)):
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, (int, float, np.integer, np.floating))):
+                raise InvalidTypeError(f"{name} must be a number or None, got "
+                                       f"{type(value).__name__}")
+            if value is not None and not math.isfinite(value):
+                raise InvalidArgumentError(f"{name} must be finite or None, got {value!r}")
         if len(catalog) < 4:
             raise InvalidArgumentError("catalog must hold at least 4 stars")
 
@@ -541,7 +553,9 @@ class SolverDatabase:
         array, dtype, shape, offset and CRC-32), then the arrays, each aligned to
         64 bytes.
         """
-        path = Path(path)
+        path = _file_path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"path is a directory, not a file: {path}")
         arrays = {k: np.ascontiguousarray(v) for k, v in self._arrays().items()}
         descr = {}
         offset = 0
@@ -592,7 +606,7 @@ class SolverDatabase:
             If the file is not a skysolve database, is of another format
             version, or is truncated or corrupted.
         """
-        path = Path(path)
+        path = _file_path(path)
         if not path.is_file():
             raise FileNotFoundError(f"database file not found: {path}")
         size = path.stat().st_size
