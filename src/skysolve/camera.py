@@ -391,7 +391,7 @@ class CameraModel:
         # digit that parses to the same float is caught), appended as the last field
         text = _body_text(body)
         text = text[:-2] + _checksum_tail(_checksum(text))
-        with open(os.fspath(path), "w", encoding="utf-8", newline="\n") as fh:
+        with open(_fspath(path), "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
 
     @classmethod
@@ -406,7 +406,7 @@ class CameraModel:
             If the file is truncated, corrupted, not a skysolve camera file, or
             of another format version.
         """
-        p = os.fspath(path)
+        p = _fspath(path)
         with open(p, "rb") as fh:
             raw = fh.read()
         try:
@@ -466,6 +466,12 @@ class CameraModel:
                 f"image_height={self._h}, "
                 f"crpix=[{float(self._crpix[0])!r}, {float(self._crpix[1])!r}], "
                 f"parity_flip={self._parity}, distortion={self._distortion!r})")
+
+
+def _fspath(path: Any) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return os.fspath(path)
 
 
 def _camera_from_state(f: float, w: int, h: int, crpix: tuple[float, float], parity: bool,
