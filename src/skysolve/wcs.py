@@ -318,7 +318,10 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
         raise InvalidArgumentError(f"wcs axes must be in degrees, got CUNIT {units}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        w.wcs.set()
+        try:
+            w.wcs.set()
+        except ValueError as exc:  # astropy's WcsError family (e.g. a singular CD matrix)
+            raise InvalidArgumentError(f"wcs is not a valid celestial WCS: {exc}") from None
     if image_width is None or image_height is None:
         shape = w.pixel_shape
         if shape is None:
