@@ -335,6 +335,8 @@ def centroids_to_array(centroids: Any, name: str = "centroids"
             isinstance(centroids, Sequence) and len(centroids)
             and not hasattr(centroids[0], "x")):
         try:
+            if np.iscomplexobj(centroids):  # float64 casting would drop the imaginary part
+                raise TypeError
             arr = np.asarray(centroids, dtype=np.float64)
         except (TypeError, ValueError):
             raise InvalidTypeError(
