@@ -131,17 +131,19 @@ class Background:
         return i0, i0 + 1, t
 
     def _tables(self):
-        """Per-row interpolation weights and the grid interpolated to every column.
+        """The grid interpolated to every column, its row-node differences, and the
+        per-row node index (as a flat offset) and fraction.
 
-        Built once; make :meth:`at` two gathers and a blend per point.
+        Built once; make :meth:`at` two flat gathers and one multiply-add per point.
         """
         if getattr(self, "_tab", None) is None:
             h, w = self.shape
-            ny, nx = self.grid.shape
             c0, c1, fc = self._weights(np.arange(w), self.nodes[1])
             coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
-            r0, r1, fr = self._weights(np.arange(h), self.nodes[0])
-            self._tab = (coarse, r0, r1, fr)
+            r0, _, fr = self._weights(np.arange(h), self.nodes[0])
+            step = np.zeros_like(coarse)
+            step[:-1] = np.diff(coarse, axis=0)  # node i -> i + 1 (r1 is always r0 + 1)
+            self._tab = (coarse.ravel(), step.ravel(), r0 * w, fr)
         return self._tab
 
     def at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64]:
@@ -149,10 +151,10 @@ class Background:
         ny, nx = self.grid.shape
         if ny == 1 and nx == 1:
             return np.full(np.broadcast(rows, cols).shape, self.grid[0, 0])
-        coarse, r0, r1, fr = self._tables()
+        level, step, row_offset, fr = self._tables()
         rows = np.asarray(rows)
-        f = fr[rows]
-        return coarse[r0[rows], cols] * (1.0 - f) + coarse[r1[rows], cols] * f
+        flat = row_offset[rows] + cols
+        return level[flat] + fr[rows] * step[flat]
 
     def block_lower_bound(self) -> tuple[NDArray[np.float64], int]:
         """Per-block lower bound of the interpolated model, and the block size.
@@ -177,13 +179,9 @@ class Background:
     def full(self, dtype=np.float32) -> NDArray:
         """The model at every pixel, shape ``(height, width)`` (costs a full frame)."""
         h, w = self.shape
-        if self.grid.size == 1:
-            return np.full((h, w), self.grid[0, 0], dtype=dtype)
-        coarse, r0, r1, fr = self._tables()
-        out = coarse[r0].astype(dtype)
-        out *= (1.0 - fr)[:, None].astype(dtype)
-        out += coarse[r1].astype(dtype) * fr[:, None].astype(dtype)
-        return out
+        rows = np.repeat(np.arange(h), w)
+        cols = np.tile(np.arange(w), h)
+        return self.at(rows, cols).reshape(h, w).astype(dtype)
 
     def gradient_at(self, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
         """Local slope ``(d/dcol, d/drow)`` of the model (per pixel) at pixels."""
