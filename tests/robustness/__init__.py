@@ -1,0 +1,1 @@
+"""Robustness suite: bad input, damaged files, false matches, concurrency, determinism."""
