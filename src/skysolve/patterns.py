@@ -243,10 +243,12 @@ def generate_patterns(star_vectors: NDArray[np.float64], fov_deg_scales: list[fl
             for s in range(0, n_fields, 4096):
                 quads = members[s:s + 4096][:, combos]  # (fields, patterns, 4), ascending
                 valid = np.arange(len(combos))[None, :] < n_pat[s:s + 4096, None]
-                all_quads.append(quads[valid].astype(np.uint32))
+                # neighbouring lattice fields share most patterns: drop repeats early
+                all_quads.append(_unique_rows(quads[valid].astype(np.uint32)))
             bar.update(n_fields)
 
     quads = np.concatenate(all_quads) if all_quads else np.zeros((0, 4), np.uint32)
+    all_quads.clear()
     quads = _unique_rows(quads)
 
     # geometry in chunks keeps the float64 temporaries small
