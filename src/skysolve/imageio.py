@@ -750,6 +750,16 @@ def _read_tiff(path: Path) -> NDArray[Any]:
             shape = tuple(int(n) for n in page.shape)
             axes = page.axes
             _check_size(math.prod(shape), shape, path)
+            if page.compression == tifffile.COMPRESSION.NONE:
+                # refuse a header whose promised pixels are not in the file before
+                # tifffile allocates the whole array for them
+                size = tif.filehandle.size
+                spans = zip(page.dataoffsets, page.databytecounts, strict=False)
+                stored = sum(max(0, min(int(n), size - int(o))) for o, n in spans)
+                if stored < page.nbytes:
+                    raise FileFormatError(
+                        f"{path} is a corrupted or truncated TIFF file: its header promises "
+                        f"{page.nbytes} bytes of pixels but the file holds {stored}")
             if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
                 return _read_pillow(path, "TIFF")
             try:
