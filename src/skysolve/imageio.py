@@ -750,7 +750,8 @@ def _read_tiff(path: Path) -> NDArray[Any]:
             shape = tuple(int(n) for n in page.shape)
             axes = page.axes
             _check_size(math.prod(shape), shape, path)
-            if page.compression == tifffile.COMPRESSION.NONE:
+            if (page.compression == tifffile.COMPRESSION.NONE
+                    and page.bitspersample in (8, 16, 32, 64)):  # packed bits: no check
                 # refuse a header whose promised pixels are not in the file before
                 # tifffile allocates the whole array for them
                 size = tif.filehandle.size
