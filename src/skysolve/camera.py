@@ -415,9 +415,9 @@ class CameraModel:
             raise FileFormatError(f"camera file {p!r} is corrupted: not UTF-8 text") from exc
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
             raise FileFormatError(
-                f"camera file {p!r} is truncated or corrupted: invalid JSON ({exc})") from exc
+                f"camera file {p!r} is truncated or corrupted: invalid JSON ({exc})") from None
         if not isinstance(doc, dict) or doc.get("format") != CAMERA_FILE_FORMAT:
             found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
             raise FileFormatError(
