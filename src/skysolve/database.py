@@ -636,7 +636,7 @@ class SolverDatabase:
             data_bytes = int(header["data_bytes"])
             if not isinstance(params, dict) or set(descr) != set(_ARRAY_NAMES):
                 raise ValueError("unexpected header layout")
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
             raise FileFormatError(f"{path}: corrupted header ({exc})") from None
         start = -(-(_PREAMBLE.size + hlen) // _ALIGN) * _ALIGN
         if size < start + data_bytes:
