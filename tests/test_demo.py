@@ -18,7 +18,7 @@ from skysolve import demo  # noqa: E402
 from skysolve.catalogs import load_gaia  # noqa: E402
 from skysolve.errors import InvalidArgumentError  # noqa: E402
 from skysolve.extraction import extract_centroids  # noqa: E402
-from skysolve.geometry import radec_to_vector, vector_to_radec  # noqa: E402
+from skysolve.geometry import angle_between, radec_to_vector, vector_to_radec  # noqa: E402
 
 SECTOR = 1
 
@@ -76,21 +76,49 @@ def test_spoc_layout(frame):
     assert col_runs.max() >= 5
 
 
-def test_header_wcs_is_the_archival_wcs(frame):
-    hdul, _ = frame
-    header_wcs = _header_wcs(hdul)
+def _separation_arcsec(w1, w2, pix) -> np.ndarray:
+    a = w1.all_pix2world(pix, 0)
+    b = w2.all_pix2world(pix, 0)
+    sep = angle_between(radec_to_vector(a[:, 0], a[:, 1]), radec_to_vector(b[:, 0], b[:, 1]))
+    return np.degrees(sep) * 3600.0
+
+
+# the seed's science-centre pixel in full-frame coordinates, and the science corners
+_PIX = np.array([[1024 + 44, 1024], [44, 0], [2091, 2047], [44, 2047], [2091, 0]], float)
+
+
+def test_header_wcs_is_the_sector_wcs(frame):
     import tesswcs
 
-    archival = tesswcs.WCS.from_sector(SECTOR, 1, 1)
+    hdul, _ = frame
+    header_wcs = _header_wcs(hdul)
     assert "SIP" in header_wcs.wcs.ctype[0] and header_wcs.sip is not None
-    # the seed's science-centre pixel in full-frame coordinates, and the corners
-    pix = np.array([[1024 + 44, 1024], [44, 0], [2091, 2047], [44, 2047], [2091, 0]], float)
-    a = header_wcs.all_pix2world(pix, 0)
-    b = archival.all_pix2world(pix, 0)
-    sep = np.degrees(np.arccos(np.clip(np.sum(radec_to_vector(a[:, 0], a[:, 1])
-                                              * radec_to_vector(b[:, 0], b[:, 1]), axis=1),
-                                       -1, 1))) * 3600
-    assert sep.max() < 1e-4
+    assert _separation_arcsec(header_wcs, demo.sector_wcs(SECTOR), _PIX).max() < 1e-4
+    # the archival pointing, reference pixel and SIP are kept exactly...
+    archival = tesswcs.WCS.from_sector(SECTOR, 1, 1)
+    assert np.allclose(header_wcs.wcs.crval, archival.wcs.crval, rtol=0, atol=1e-12)
+    assert np.allclose(header_wcs.wcs.crpix, archival.wcs.crpix, rtol=0, atol=1e-12)
+    assert np.allclose(header_wcs.sip.a, archival.sip.a, rtol=1e-12, atol=0)
+    assert np.allclose(header_wcs.sip.bp, archival.sip.bp, rtol=1e-12, atol=0)
+    # ...and the shared plate scale moves the mapping by well under a pixel (21")
+    sep = _separation_arcsec(header_wcs, archival, _PIX)
+    assert sep[0] < 0.05 and sep.max() < 3.0
+
+
+def test_sector_wcs_archival_and_shared_optics():
+    import tesswcs
+
+    for sector in (1, 14):
+        archival = demo.sector_wcs(sector, shared_optics=False)
+        assert _separation_arcsec(archival, tesswcs.WCS.from_sector(sector, 1, 1),
+                                  _PIX).max() < 1e-6
+    # shared optics: every sector has the same scale-and-skew part of CD (polar decomposition)
+    stretch = [demo._polar(demo.sector_wcs(s).pixel_scale_matrix)[1] for s in (1, 14, 17)]
+    assert np.allclose(stretch[0], stretch[1], rtol=1e-9) and np.allclose(stretch[0], stretch[2],
+                                                                          rtol=1e-9)
+    archival = [demo._polar(demo.sector_wcs(s, shared_optics=False).pixel_scale_matrix)[1]
+                for s in (1, 14)]
+    assert not np.allclose(archival[0], archival[1], rtol=1e-5)
 
 
 def test_truth_positions_follow_the_header_wcs(frame, gaia):
@@ -170,6 +198,7 @@ def test_frames_are_cached_and_reused(tmp_path, gaia):
 
     # other frame parameters invalidate the cache
     assert not demo._frame_is_valid(path, SECTOR, 1.0)
+    assert not demo._frame_is_valid(path, SECTOR, 0.0, shared_optics=False)
     assert demo._frame_is_valid(path, SECTOR, 0.0)
     with fits.open(path) as hdul:
         assert hdul[0].header["SSFAINT"] == 0.0

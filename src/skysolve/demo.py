@@ -5,7 +5,9 @@ The demo needs no downloaded data. It
 1. renders ten TESS-like camera 1 / CCD 1 full-frame images (sectors 1-6, 13,
    14, 15, 17) in the SPOC FFI layout from the bundled Gaia catalog, through
    each sector's archival TAN-SIP WCS (from the ``tesswcs`` package, so the true
-   distortion is TESS's real one), and caches them in ``<workdir>/tess_same_ccd``;
+   distortion is TESS's real one; by default with one plate scale and skew for
+   all sectors, see :func:`sector_wcs`), and caches them in
+   ``<workdir>/tess_same_ccd``;
 2. builds (or reloads) the seed's Hipparcos solver database;
 3. runs the seed notebook's steps exactly: reads every frame with astropy,
    extracts centroids with the seed's parameters, then four solve-and-calibrate
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -112,7 +115,7 @@ FULL_WELL_E = 1.4e8
 #: Magnitudes of random faint stars below the catalog limit.
 FAINT_STAR_DEPTH_MAG = 3.0
 #: Bump when the frame model changes: cached frames of another version are re-rendered.
-FRAME_MODEL_VERSION = 1
+FRAME_MODEL_VERSION = 2
 _SEED_BASE = 20180725  # first day of sector 1
 
 FRAME_DIRNAME = "tess_same_ccd"
@@ -148,24 +151,10 @@ def _check_sector(sector: Any) -> int:
     return int(sector)
 
 
-def sector_wcs(sector: int) -> WCS:
-    """The archival TAN-SIP WCS of camera 1 / CCD 1 in a sector, as a plain astropy WCS.
-
-    Taken offline from the ``tesswcs`` package and passed through a FITS header
-    (so it is exactly what a frame's header holds). Full-frame pixel convention:
-    0-based pixel ``(col, row)`` of the 2136 x 2078 FFI array, science columns
-    starting at 44.
-
-    Raises
-    ------
-    InvalidArgumentError
-        If ``tesswcs`` has no archival WCS for the sector.
-    ImportError
-        If ``tesswcs`` is not installed (``pip install skysolve[demo]``).
-    """
+def _archival_wcs(sector: int) -> WCS:
+    """tesswcs's archival WCS of camera 1 / CCD 1, through a FITS header (plain astropy)."""
     from astropy.wcs import WCS
 
-    sector = _check_sector(sector)
     try:
         import tesswcs
     except ImportError as exc:
@@ -175,11 +164,71 @@ def sector_wcs(sector: int) -> WCS:
             f"sector {sector} has no archival WCS in tesswcs {tesswcs.__version__}")
     archival = tesswcs.WCS.from_sector(sector, CAMERA, CCD)
     # the base-class header: WCS keys only (tesswcs adds its own bookkeeping keys)
-    header = WCS.to_header(archival, relax=True)
+    return _through_header(WCS.to_header(archival, relax=True))
+
+
+def _through_header(header: Any) -> WCS:
+    from astropy.wcs import WCS
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wcs = WCS(header, relax=True)
     wcs.pixel_shape = (FFI_SHAPE[1], FFI_SHAPE[0])
+    return wcs
+
+
+def _polar(m: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``m = Q @ P``: orthogonal ``Q`` (the rotation) and symmetric ``P`` (scale and skew)."""
+    u, s, vt = np.linalg.svd(m)
+    return u @ vt, vt.T @ np.diag(s) @ vt
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_stretch() -> NDArray[np.float64]:
+    """Mean scale-and-skew part of the seed sectors' archival linear terms (deg/px)."""
+    return np.mean([_polar(_archival_wcs(s).pixel_scale_matrix)[1] for s in DEFAULT_SECTORS],
+                   axis=0)
+
+
+def sector_wcs(sector: int, *, shared_optics: bool = True) -> WCS:
+    """The TAN-SIP WCS of camera 1 / CCD 1 in a sector, as a plain astropy WCS.
+
+    Built offline from the archival WCS in the ``tesswcs`` package and passed
+    through a FITS header (so it is exactly what a frame's header holds).
+    Full-frame pixel convention: 0-based pixel ``(col, row)`` of the
+    2136 x 2078 FFI array, science columns starting at 44.
+
+    Parameters
+    ----------
+    sector : int
+        TESS sector with an archival WCS in ``tesswcs``.
+    shared_optics : bool, keyword-only
+        True (the demo's default): keep the sector's archival pointing (CRVAL),
+        reference pixel, SIP distortion and the rotation of its linear terms,
+        but give every sector the same plate scale and skew (the mean over the
+        ten seed sectors). The archival per-sector fits differ in scale and
+        skew by up to ~1e-4 (2.8" at the corners for sector 14), which one
+        shared camera, the premise of multi-image calibration, cannot
+        reproduce; this makes every frame see one physical camera. The
+        change to a sector's archival mapping is below 3" (0.14 px) anywhere
+        on the CCD. False: the archival WCS unchanged.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``tesswcs`` has no archival WCS for the sector.
+    ImportError
+        If ``tesswcs`` is not installed (``pip install skysolve[demo]``).
+    """
+    sector = _check_sector(sector)
+    wcs = _archival_wcs(sector)
+    if shared_optics:
+        rotation, _ = _polar(wcs.pixel_scale_matrix)
+        wcs.wcs.pc = rotation @ _shared_stretch()
+        wcs.wcs.cdelt = [1.0, 1.0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = _through_header(wcs.to_header(relax=True))
     return wcs
 
 
@@ -216,9 +265,11 @@ def _julian_year(t: datetime.datetime) -> float:
 # Rendering
 
 
-def _frame_params(sector: int, faint_star_depth_mag: float) -> dict[str, Any]:
+def _frame_params(sector: int, faint_star_depth_mag: float,
+                  shared_optics: bool) -> dict[str, Any]:
     return {"model": FRAME_MODEL_VERSION, "sector": sector, "camera": CAMERA, "ccd": CCD,
-            "faint_star_depth_mag": float(faint_star_depth_mag)}
+            "faint_star_depth_mag": float(faint_star_depth_mag),
+            "shared_optics": bool(shared_optics)}
 
 
 def _params_tag(params: dict[str, Any]) -> str:
@@ -244,7 +295,7 @@ def _background_e(rng: np.random.Generator) -> NDArray[np.float64]:
 
 def render_frame(sector: int, *, catalog: Catalog | None = None,
                  faint_star_depth_mag: float = FAINT_STAR_DEPTH_MAG,
-                 wcs: WCS | None = None) -> tuple[fits.HDUList, StarfieldTruth]:
+                 shared_optics: bool = True) -> tuple[fits.HDUList, StarfieldTruth]:
     """Render the demo FFI of a sector (camera 1 / CCD 1) in the SPOC layout.
 
     Parameters
@@ -256,8 +307,9 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
         Pass the same object for many frames: its sky index is built once.
     faint_star_depth_mag : float
         Random stars this many magnitudes fainter than the catalog limit (0: none).
-    wcs : astropy.wcs.WCS, optional
-        Override the sector's archival WCS (full-frame pixel convention).
+    shared_optics : bool
+        Render through :func:`sector_wcs` with one plate scale and skew for all
+        sectors (default) or through the unchanged archival WCS.
 
     Returns
     -------
@@ -281,8 +333,7 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
             f"faint_star_depth_mag must be >= 0, got {faint_star_depth_mag!r}")
     if catalog is None:
         catalog = load_gaia()
-    if wcs is None:
-        wcs = sector_wcs(sector)
+    wcs = sector_wcs(sector, shared_optics=shared_optics)
     t0, t1 = sector_times(sector)
     tmid = t0 + (t1 - t0) / 2
     rng = np.random.default_rng([_SEED_BASE, sector])
@@ -300,7 +351,7 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
     data = rng.normal(0.0, READ_NOISE_E / EXPOSURE_S, FFI_SHAPE).astype(np.float32)
     data[SCIENCE_ROWS, SCIENCE_COLS] = science
 
-    params = _frame_params(sector, depth)
+    params = _frame_params(sector, depth, shared_optics)
     primary = fits.PrimaryHDU()
     ph = primary.header
     ph["ORIGIN"] = ("skysolve", "simulated by skysolve.demo (not real TESS data)")
@@ -319,6 +370,7 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
     ph["SSPARAMS"] = (_params_tag(params), "hash of the frame parameters")
     ph["SSFAINT"] = (depth, "[mag] faint stars below the catalog limit")
     ph["SSEPOCH"] = (_julian_year(tmid), "[yr] epoch of the rendered star positions")
+    ph["SSSHARED"] = (bool(shared_optics), "one plate scale and skew for all sectors")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -347,7 +399,8 @@ def frame_path(workdir: str | os.PathLike, sector: int) -> Path:
     return Path(workdir) / FRAME_DIRNAME / f"sector{sector:02d}_cam{CAMERA}_ccd{CCD}.fits"
 
 
-def _frame_is_valid(path: Path, sector: int, faint_star_depth_mag: float) -> bool:
+def _frame_is_valid(path: Path, sector: int, faint_star_depth_mag: float,
+                    shared_optics: bool = True) -> bool:
     """A cached frame of this sector and these parameters whose FITS checksums verify."""
     from astropy.io import fits
 
@@ -359,7 +412,7 @@ def _frame_is_valid(path: Path, sector: int, faint_star_depth_mag: float) -> boo
             with fits.open(path, memmap=False) as hdul:
                 if len(hdul) < 2:
                     return False
-                tag = _params_tag(_frame_params(sector, faint_star_depth_mag))
+                tag = _params_tag(_frame_params(sector, faint_star_depth_mag, shared_optics))
                 if (hdul[0].header.get("SSPARAMS") != tag
                         or hdul[0].header.get("SECTOR") != sector):
                     return False
@@ -383,6 +436,7 @@ def _write_atomic(hdul: fits.HDUList, path: Path) -> None:
 
 def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_SECTORS, *,
                   force: bool = False, faint_star_depth_mag: float = FAINT_STAR_DEPTH_MAG,
+                  shared_optics: bool = True,
                   progress: bool | None = None) -> tuple[list[Path], int]:
     """Render the frames of ``sectors`` into ``<workdir>/tess_same_ccd`` unless cached.
 
@@ -392,8 +446,8 @@ def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_S
     sectors : sequence of int
     force : bool
         Re-render even valid cached frames.
-    faint_star_depth_mag : float
-        See :func:`render_frame`; cached frames made with another value are re-rendered.
+    faint_star_depth_mag, shared_optics
+        See :func:`render_frame`; cached frames made with other values are re-rendered.
     progress : bool or None
         Progress bar on stderr (None: only on a terminal).
 
@@ -409,7 +463,7 @@ def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_S
     sectors = [_check_sector(s) for s in sectors]
     paths = [frame_path(workdir, s) for s in sectors]
     todo = [(s, p) for s, p in zip(sectors, paths, strict=True)
-            if force or not _frame_is_valid(p, s, faint_star_depth_mag)]
+            if force or not _frame_is_valid(p, s, faint_star_depth_mag, shared_optics)]
     if todo:
         from .catalogs import load_gaia
 
@@ -417,7 +471,8 @@ def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_S
         with progress_bar(len(todo), "rendering frames", progress, unit="frame") as bar:
             for sector, path in todo:
                 hdul, _ = render_frame(sector, catalog=catalog,
-                                       faint_star_depth_mag=faint_star_depth_mag)
+                                       faint_star_depth_mag=faint_star_depth_mag,
+                                       shared_optics=shared_optics)
                 _write_atomic(hdul, path)
                 bar.update(1)
     return paths, len(todo)
@@ -570,7 +625,8 @@ def _say(out: TextIO, text: str = "") -> None:
 def run_demo(workdir: str | os.PathLike = "demo_output",
              sectors: Sequence[int] = DEFAULT_SECTORS, *, plots: bool = True,
              force: bool = False, faint_star_depth_mag: float = FAINT_STAR_DEPTH_MAG,
-             progress: bool | None = None, out: TextIO | None = None) -> DemoReport:
+             shared_optics: bool = True, progress: bool | None = None,
+             out: TextIO | None = None) -> DemoReport:
     """Run the whole demo (see the module notes) and print its report to ``out``.
 
     Parameters
@@ -585,6 +641,8 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
         Re-render the frames and rebuild the database even when cached.
     faint_star_depth_mag : float
         Faint stars beyond the catalog in the frames (see :func:`render_frame`).
+    shared_optics : bool
+        One plate scale and skew for all sectors (see :func:`sector_wcs`).
     progress : bool or None
         Progress bars on stderr (None: only on a terminal).
     out : text stream, optional
@@ -609,7 +667,7 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
     t = time.perf_counter()
     paths, rendered = ensure_frames(workdir, sectors, force=force,
                                     faint_star_depth_mag=faint_star_depth_mag,
-                                    progress=progress)
+                                    shared_optics=shared_optics, progress=progress)
     report.frames_rendered = rendered
     report.timings_s["frames"] = time.perf_counter() - t
     _say(out, f"Frames: {n} in {paths[0].parent} ({rendered} rendered, {n - rendered} cached) "
@@ -833,6 +891,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--faint-depth", type=float, default=FAINT_STAR_DEPTH_MAG, metavar="MAG",
                    help="magnitudes of random stars fainter than the catalog in the frames "
                         "(default: %(default)s)")
+    p.add_argument("--archival-wcs", action="store_true",
+                   help="render through each sector's archival WCS unchanged (default: one "
+                        "plate scale and skew for all sectors, see skysolve.demo.sector_wcs)")
     return p
 
 
@@ -856,7 +917,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     try:
         report = run_demo(args.workdir, args.sectors, plots=not args.no_plots,
-                          force=args.force, faint_star_depth_mag=args.faint_depth)
+                          force=args.force, faint_star_depth_mag=args.faint_depth,
+                          shared_optics=not args.archival_wcs)
     except (InvalidArgumentError, ImportError) as exc:
         print(f"skysolve demo: error: {exc}", file=sys.stderr)
         return 1
