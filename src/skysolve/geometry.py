@@ -16,7 +16,9 @@ Conventions (see the package documentation):
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -231,12 +233,20 @@ def neighbour_keys(ratios: ArrayLike, bins: int, tolerance: float) -> tuple[
     span = hi - lo + 1  # (n, 5)
     max_span = int(span.max()) if span.size else 1
     # all offset combinations up to the largest span, masked per pattern
-    offs = np.array(list(itertools.product(range(max_span), repeat=r.shape[1])), dtype=np.int64)
+    offs = _offset_table(max_span, r.shape[1])
     cand = lo[:, None, :] + offs[None, :, :]  # (n, c, 5)
     valid = np.all(offs[None, :, :] < span[:, None, :], axis=-1)
     owner = np.broadcast_to(np.arange(r.shape[0])[:, None], valid.shape)[valid]
     keys = ratio_keys(cand[valid], bins)
     return keys, owner
+
+
+@functools.lru_cache(maxsize=8)
+def _offset_table(span: int, dims: int) -> NDArray[np.int64]:
+    """All ``dims``-tuples of offsets in ``range(span)``, shape ``(span**dims, dims)``."""
+    table = np.array(list(itertools.product(range(span), repeat=dims)), dtype=np.int64)
+    table.setflags(write=False)
+    return table
 
 
 def wahba_rotation(body: ArrayLike, ref: ArrayLike,
@@ -259,13 +269,16 @@ def wahba_rotation(body: ArrayLike, ref: ArrayLike,
     r = np.asarray(ref, dtype=np.float64)
     if weights is not None:
         b = b * np.asarray(weights, dtype=np.float64)[..., None]
-    B = np.einsum("...ni,...nj->...ij", b, r)
+    B = np.swapaxes(b, -1, -2) @ r
     U, _, Vt = np.linalg.svd(B)
-    d = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
-    d = np.where(d == 0, 1.0, d)
-    U = U.copy()
-    U[..., :, 2] *= d[..., None]
-    return U @ Vt
+    R = U @ Vt
+    # a reflection (det -1) means the best proper rotation flips the weakest axis
+    flip = np.linalg.det(R) < 0
+    if np.any(flip):
+        U = U.copy()
+        U[..., :, 2] *= np.where(flip, -1.0, 1.0)[..., None]
+        R = U @ Vt
+    return R
 
 
 def rotation_to_quaternion(R: ArrayLike) -> NDArray[np.float64]:
@@ -336,6 +349,8 @@ def rotation_to_radec_roll(R: ArrayLike) -> tuple[NDArray[np.float64], NDArray[n
     in [0, 360).
     """
     R = np.asarray(R, dtype=np.float64)
+    if R.shape == (3, 3):
+        return _radec_roll_single(R)
     bore = R[..., 2, :]
     y_axis = R[..., 1, :]
     ra, dec = vector_to_radec(bore)
@@ -343,6 +358,24 @@ def rotation_to_radec_roll(R: ArrayLike) -> tuple[NDArray[np.float64], NDArray[n
     roll = np.degrees(np.arctan2(np.sum(y_axis * east, -1), np.sum(y_axis * north, -1))) % 360.0
     roll = np.where(roll >= 360.0, 0.0, roll)
     return ra, dec, roll
+
+
+def _radec_roll_single(R: NDArray[np.float64]) -> tuple[float, float, float]:
+    """:func:`rotation_to_radec_roll` for one matrix, in scalar math (hot in the solver)."""
+    bx, by, bz = (float(c) for c in R[2])
+    yx, yy, yz = (float(c) for c in R[1])
+    ra = math.degrees(math.atan2(by, bx)) % 360.0
+    dec = math.degrees(math.atan2(bz, math.hypot(bx, by)))
+    n = math.hypot(bx, by)
+    if n < 1e-12:  # pole: the same conventions as north_east_basis
+        ex, ey, ez = 0.0, 1.0, 0.0
+    else:
+        ex, ey, ez = -by / n, bx / n, 0.0
+    # north = bore x east
+    nx, ny, nz = by * ez - bz * ey, bz * ex - bx * ez, bx * ey - by * ex
+    roll = math.degrees(math.atan2(yx * ex + yy * ey + yz * ez,
+                                   yx * nx + yy * ny + yz * nz)) % 360.0
+    return (ra if ra < 360.0 else 0.0), dec, (roll if roll < 360.0 else 0.0)
 
 
 def radec_roll_to_rotation(ra_deg: ArrayLike, dec_deg: ArrayLike,
@@ -361,10 +394,14 @@ def radec_roll_to_rotation(ra_deg: ArrayLike, dec_deg: ArrayLike,
 
 def camera_vectors_from_tanplane(xi: ArrayLike, eta: ArrayLike) -> NDArray[np.float64]:
     """Unit camera-frame vectors of tangent-plane points ``(X/Z, Y/Z)``."""
-    xi = np.asarray(xi, dtype=np.float64)
-    eta = np.asarray(eta, dtype=np.float64)
-    v = np.stack(np.broadcast_arrays(xi, eta, np.ones_like(xi)), axis=-1)
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    xi, eta = np.broadcast_arrays(np.asarray(xi, dtype=np.float64),
+                                  np.asarray(eta, dtype=np.float64))
+    v = np.empty(xi.shape + (3,))
+    v[..., 0] = xi
+    v[..., 1] = eta
+    v[..., 2] = 1.0
+    v /= np.sqrt(1.0 + xi * xi + eta * eta)[..., None]
+    return v
 
 
 def tanplane_from_camera_vectors(v: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

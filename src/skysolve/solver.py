@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from .geometry import (
     angle_between,
     as_rotation_matrix,
     camera_vectors_from_tanplane,
+    chord_to_angle,
     edge_ratios,
     neighbour_keys,
     north_east_basis,
@@ -66,6 +67,8 @@ _VERIFY_CENTROIDS = 60
 _VERIFY_CATALOG_FACTOR = 2
 # Hypotheses whose boresight and x axis agree this well are the same attitude.
 _SAME_ATTITUDE_COS = math.cos(1e-3)
+# Below this many (centroid, star) pairs, distance matrices replace KD-trees.
+_BRUTE_FORCE_PAIRS = 20000
 
 
 # ------------------------------------------------------------------------------------
@@ -382,6 +385,11 @@ class _Frame:
         s = -1.0 if parity else 1.0
         return np.stack([s * xi * f, eta * f], axis=-1)
 
+    @cached_property
+    def norm2(self) -> NDArray[np.float64]:
+        """Squared length of each ideal position (for distance matrices)."""
+        return np.einsum("ij,ij->i", self.ideal, self.ideal)
+
     def tree(self, n: int) -> cKDTree:
         """KD-tree of the first ``n`` ideal centroid positions (cached)."""
         cache = self.__dict__.setdefault("_trees", {})
@@ -489,7 +497,19 @@ def _mutual_matches(frame: _Frame, n_img: int, cat: NDArray[np.float64], radius:
     """
     if n_img == 0 or len(cat) == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
-    d, i = frame.tree(n_img).query(cat, distance_upper_bound=radius)
+    if n_img * len(cat) <= _BRUTE_FORCE_PAIRS:
+        # small problems: a distance matrix beats building and querying a KD-tree
+        img = frame.ideal[:n_img]
+        # |c - m|^2 expanded: one small matrix product instead of an (n, m, 2) temporary
+        d2 = (np.einsum("ij,ij->i", cat, cat)[:, None] + frame.norm2[None, :n_img]
+              - 2.0 * (cat @ img.T))
+        i = np.argmin(d2, axis=1)
+        rows = np.arange(len(cat))
+        # mutual nearest neighbours are one-to-one by construction
+        j = np.flatnonzero((np.argmin(d2, axis=0)[i] == rows) & (d2[rows, i] <= radius * radius))
+        return i[j], j, np.sqrt(d2[j, i[j]])
+    else:
+        d, i = frame.tree(n_img).query(cat, distance_upper_bound=radius)
     j = np.flatnonzero(np.isfinite(d))
     i = i[j]
     d = d[j]
@@ -520,10 +540,18 @@ def _false_match_probability(n_matches: int, n_image: int, n_catalog: int, radiu
 
 
 def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
-            n_fixed: int) -> tuple[int, float]:
-    """Count matches of the brightest centroids to the brightest projected catalog stars."""
+            n_fixed: int, field=None) -> tuple[int, float]:
+    """Count matches of the brightest centroids to the brightest projected catalog stars.
+
+    ``field`` is an optional prefetched ``(indices, vectors)`` cone from
+    :func:`_field_stars` holding at least the stars needed here.
+    """
     n_img = min(len(frame.ideal), _VERIFY_CENTROIDS)
-    idx, p = _project_field(frame, cat, hyp, _VERIFY_CATALOG_FACTOR * n_img)
+    count = _VERIFY_CATALOG_FACTOR * n_img
+    if field is None:
+        idx, p = _project_field(frame, cat, hyp, count)
+    else:
+        idx, p = _in_image(frame, field[1], hyp, count)
     n_cat = len(idx)
     if n_cat == 0:
         return 0, 1.0
@@ -551,8 +579,13 @@ class _Refined:
     errors_rad: NDArray[np.float64]
 
 
+def _refine_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis):
+    """The cone :func:`_refine` works on: every pass re-projects these stars."""
+    return _field_stars(frame, cat, hyp, 3 * len(frame.ideal), margin_px=0.02 * frame.width)
+
+
 def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, iterations: int,
-            sigma_clip: float = 3.0) -> _Refined | None:
+            sigma_clip: float = 3.0, field=None) -> _Refined | None:
     """Re-match all stars and refit attitude (and focal length) ``iterations + 1`` times.
 
     Each pass matches centroids to the projected catalog, then alternates a
@@ -562,8 +595,9 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
     n_img_all = len(frame.ideal)
     # one cone query serves every pass: the attitude moves by far less than its margin
     count = 3 * n_img_all
-    idx_all, v_all = _field_stars(frame, cat, hyp, count, margin_px=0.02 * frame.width)
-    for _ in range(iterations + 1):
+    idx_all, v_all = _refine_field(frame, cat, hyp) if field is None else field
+    img_idx = cat_idx = np.zeros(0, np.intp)
+    for it in range(iterations + 1):
         rows, p = _in_image(frame, v_all, hyp, count)
         if len(rows) == 0:
             return None
@@ -572,6 +606,8 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
         i, j, _ = _mutual_matches(frame, n_img, p, radius_px)
         if len(i) < 3:
             return None
+        if it and np.array_equal(i, img_idx) and np.array_equal(idx_all[rows[j]], cat_idx):
+            break  # the matches did not change: the last fit is final
         img_idx, cat_idx = i, idx_all[rows[j]]
         v_cat = v_all[rows[j]]
         v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
@@ -587,8 +623,9 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
                     v_img = frame.vectors(f, hyp.parity, img_idx)
                     R = wahba_rotation(v_img[keep], v_cat[keep])
             hyp = _Hypothesis(R, f, hyp.parity)
-            err = angle_between(v_img, v_cat @ R.T)
-            scale = 1.4826 * np.median(err[keep])
+            diff = v_img - v_cat @ R.T
+            err = chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
+            scale = 1.4826 * _median(err[keep])
             # never clip below a tenth of a pixel: centroids are not better than that
             new_keep = err <= max(sigma_clip * scale, 0.1 / f)
             if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
@@ -604,6 +641,22 @@ def _attitude_covariance(v_cam: NDArray[np.float64], sigma_rad: float) -> NDArra
         return sigma_rad ** 2 * np.linalg.inv(info)
     except np.linalg.LinAlgError:
         return np.full((3, 3), np.nan)
+
+
+def _median(values: NDArray[np.float64]) -> float:
+    """Median of a non-empty 1-D array (numpy's result, without its overhead)."""
+    v = np.sort(values)
+    n = len(v)
+    return float(0.5 * (v[(n - 1) // 2] + v[n // 2]))
+
+
+def _percentile90(values: NDArray[np.float64]) -> float:
+    """90th percentile with linear interpolation (numpy's default), without its overhead."""
+    v = np.sort(values)
+    pos = 0.9 * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return float(v[lo] + (pos - lo) * (v[hi] - v[lo]))
 
 
 def _build_result(db, frame: _Frame, cat: _Catalog, ref: _Refined, probability: float,
@@ -626,7 +679,7 @@ def _build_result(db, frame: _Frame, cat: _Catalog, ref: _Refined, probability: 
         fov_deg=math.degrees(_fov_from_focal(ref.hyp.f, frame.width)),
         rotation_matrix_icrs_to_camera=R, camera_model=camera,
         num_matches=int(len(img_idx)), rmse_arcsec=rmse,
-        p90e_arcsec=float(np.percentile(err_as, 90)), max_err_arcsec=float(err_as.max()),
+        p90e_arcsec=_percentile90(err_as), max_err_arcsec=float(err_as.max()),
         probability=float(probability), solve_time_ms=(time.perf_counter() - t0) * 1e3,
         matched_centroids=img_idx.astype(np.intp),
         matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
@@ -670,9 +723,10 @@ def _thin_pixels(ideal: NDArray[np.float64], sep_px: float, limit: int) -> NDArr
     cand = ideal[: max(limit * 4, 100)]
     keep = np.ones(len(cand), bool)
     if len(cand) > 1 and sep_px > 0:
-        pairs = cKDTree(cand).query_pairs(sep_px, output_type="ndarray")
-        if len(pairs):
-            keep[pairs.max(axis=1)] = False
+        diff = cand[:, None, :] - cand[None, :, :]
+        close = np.einsum("ijk,ijk->ij", diff, diff) <= sep_px * sep_px
+        # a centroid is dropped when any brighter (earlier) centroid is close
+        keep = ~np.any(np.tril(close, k=-1), axis=1)
     return np.flatnonzero(keep)[:limit]
 
 
@@ -728,21 +782,21 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
         # image stars in canonical order (scale-free, so the guess vectors serve)
         iorder = canonical_order(V[pat])
         istars = np.take_along_axis(stars[batch[pat]], iorder, axis=1)
-        # attitude of every candidate for each allowed parity, in one batch
         ideal = frame.ideal[istars]  # (m, 4, 2)
-        best = None
-        for parity in parities:
-            s = -1.0 if parity else 1.0
-            vi = camera_vectors_from_tanplane(s * ideal[..., 0] / f_est[:, None],
-                                              ideal[..., 1] / f_est[:, None])
-            R = wahba_rotation(vi, cv)
-            res = np.max(angle_between(vi, np.einsum("mij,mkj->mki", R, cv)), axis=1)
-            if best is None:
-                best = (R, res, np.full(len(res), parity))
-            else:
-                better = res < best[1]
-                best = (np.where(better[:, None, None], R, best[0]),
-                        np.where(better, res, best[1]), np.where(better, parity, best[2]))
+        # attitude of every candidate for each allowed parity, in one batch
+        m = len(pat)
+        sign = np.repeat(np.where(np.array(parities), -1.0, 1.0), m)[:, None]
+        f_rep = np.tile(f_est, len(parities))[:, None]
+        ideal_rep = np.tile(ideal, (len(parities), 1, 1))
+        vi = camera_vectors_from_tanplane(sign * ideal_rep[..., 0] / f_rep,
+                                          ideal_rep[..., 1] / f_rep)
+        cv_rep = np.tile(cv, (len(parities), 1, 1))
+        R = wahba_rotation(vi, cv_rep)
+        res = np.max(np.sum((vi - cv_rep @ np.swapaxes(R, -1, -2)) ** 2, axis=-1), axis=1)
+        res = chord_to_angle(np.sqrt(res)).reshape(len(parities), m)
+        pick = np.argmin(res, axis=0)
+        best = (R.reshape(len(parities), m, 3, 3)[pick, np.arange(m)], res[pick, np.arange(m)],
+                np.asarray(parities)[pick])
         R_all, res, par = best
         limit = 2.0 * tol * clargest + 3.0 / f_est
         good = np.flatnonzero(res <= limit)
@@ -760,10 +814,12 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
             tried[n_tried], tried_x[n_tried] = hyp.R[2], hyp.R[0]
             n_tried += 1
             verified += 1
-            n, prob = _verify(frame, cat, hyp, radius_px, n_fixed=4)
+            # small fields: one cone query serves verification and refinement
+            field = _refine_field(frame, cat, hyp) if len(frame.ideal) <= 100 else None
+            n, prob = _verify(frame, cat, hyp, radius_px, n_fixed=4, field=field)
             if prob * verified >= threshold:
                 continue
-            ref = _refine(frame, cat, hyp, radius_px, refine_iterations)
+            ref = _refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
             if ref is None:
                 continue
             return _build_result(db, frame, cat, ref, prob * verified, t0,
