@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import re
 import warnings
 
 import numpy as np
@@ -242,3 +243,39 @@ def test_ellipse_lines_follow_the_covariance():
         m = np.einsum("ni,ij,nj->n", d, np.linalg.inv(c), d)
         assert np.allclose(m, 4.0)
     assert np.max(np.abs(d0[:, 0])) == pytest.approx(4.0, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path_factory):
+    """The whole demo: frames, database, the seed's passes, table, figures, exit status."""
+    # shared with tests/test_notebook.py: the frames are rendered once per session
+    workdir = tmp_path_factory.getbasetemp() / "demo_shared" / "demo_output"
+    out = io.StringIO()
+    report = demo.run_demo(workdir, progress=False, out=out)
+    text = out.getvalue()
+    assert [p["pass"] for p in report.passes] == [1, 2, 3, 4]
+    assert all(p["solved"] == 10 for p in report.passes)
+    assert "Pass 4: 10/10 solved, calibration RMSE" in text
+    assert report.passes[-1]["rmse_after_px"] < 0.05
+    assert report.num_solved == 10
+    assert [r.sector for r in report.results] == list(demo.DEFAULT_SECTORS)
+    for r in report.results:
+        assert r.num_matches >= 150
+        assert r.rmse_arcsec <= demo.TARGET_RMSE_ARCSEC
+        assert r.offset_rms_arcsec < 1.0  # the solved mapping follows the true WCS
+        assert r.offset_max_arcsec >= r.offset_rms_arcsec
+        assert re.search(rf"^\s+{r.sector}\s+{r.num_matches}\s", text, re.M)
+    assert [p.name for p in report.figures] == ["demo_frames.png", "demo_distortion.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.figures)
+    assert ("Summary: PASS" in text) == report.targets_met
+    assert report.targets_met == all(r.offset_max_arcsec <= demo.TARGET_OFFSET_ARCSEC
+                                     for r in report.results)
+
+    # a second run reuses frames and database; the exit status follows the targets
+    second = io.StringIO()
+    again = demo.run_demo(workdir, plots=False, progress=False, out=second)
+    assert again.frames_rendered == 0
+    assert "(loaded:" in second.getvalue()
+    assert [r.num_matches for r in again.results] == [r.num_matches for r in report.results]
+    assert demo.main(["--workdir", str(workdir), "--no-plots"]) == (0 if report.targets_met
+                                                                    else 1)

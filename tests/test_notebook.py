@@ -5,8 +5,8 @@ changed. Its code cells are executed in order, in one namespace, from a
 temporary ``examples/`` directory next to a ``demo_output/`` holding the ten
 demo frames. IPython is stubbed when it is not installed (the results table is
 captured instead of displayed); plotly is not a skysolve dependency, so when it
-is missing its imports are stubbed and the final plotly visualisation cell is
-skipped (every other cell, including the four solve-and-calibrate passes, runs
+(or IPython) is missing its imports are stubbed and the final plotly
+visualisation cell is skipped (every other cell, including the four solve-and-calibrate passes, runs
 for real).
 """
 
@@ -82,15 +82,18 @@ def _stub_modules(monkeypatch) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def frames_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("notebook")
+    # shared with tests/test_demo.py's end-to-end test: the frames are rendered once
+    root = tmp_path_factory.getbasetemp() / "demo_shared"
     demo.ensure_frames(root / "demo_output", demo.DEFAULT_SECTORS, progress=False)
-    (root / "examples").mkdir()
+    (root / "examples").mkdir(exist_ok=True)
     return root
 
 
 @pytest.mark.slow
 def test_notebook_runs_the_seed_pipeline(frames_root, monkeypatch):
-    have_plotly = importlib.util.find_spec("plotly") is not None
+    # plotly's "notebook" renderer needs the real IPython to show the figure
+    have_plotly = (importlib.util.find_spec("plotly") is not None
+                   and importlib.util.find_spec("IPython") is not None)
     shown = _stub_modules(monkeypatch)
     monkeypatch.chdir(frames_root / "examples")
     ns: dict = {"__name__": "__main__"}
