@@ -324,7 +324,8 @@ class SolverDatabase:
     def _tree(self):
         from scipy.spatial import cKDTree
 
-        return cKDTree(self.star_vectors)
+        # sliding-midpoint trees build ~2x faster and query as fast on sky vectors
+        return cKDTree(self.star_vectors, balanced_tree=False, compact_nodes=False)
 
     @cached_property
     def _layers(self) -> list[tuple[int, Any]]:
@@ -371,7 +372,8 @@ class SolverDatabase:
             if size * cone_fraction < 1.5 * count:
                 continue
             if tree is None:
-                tree = cKDTree(self.star_vectors[:size])
+                tree = cKDTree(self.star_vectors[:size], balanced_tree=False,
+                               compact_nodes=False)
                 layers[k] = (size, tree)
             idx = tree.query_ball_point(centre, chord)
             if len(idx) >= count:
