@@ -263,13 +263,12 @@ def test_demo_end_to_end(tmp_path_factory):
         assert r.num_matches >= 150
         assert r.rmse_arcsec <= demo.TARGET_RMSE_ARCSEC
         assert r.offset_rms_arcsec < 1.0  # the solved mapping follows the true WCS
+        assert r.offset_max_arcsec <= demo.TARGET_OFFSET_ARCSEC  # everywhere in the image
         assert r.offset_max_arcsec >= r.offset_rms_arcsec
         assert re.search(rf"^\s+{r.sector}\s+{r.num_matches}\s", text, re.M)
     assert [p.name for p in report.figures] == ["demo_frames.png", "demo_distortion.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.figures)
-    assert ("Summary: PASS" in text) == report.targets_met
-    assert report.targets_met == all(r.offset_max_arcsec <= demo.TARGET_OFFSET_ARCSEC
-                                     for r in report.results)
+    assert "Summary: PASS" in text and report.targets_met
 
     # a second run reuses frames and database; the exit status follows the targets
     second = io.StringIO()
@@ -277,5 +276,4 @@ def test_demo_end_to_end(tmp_path_factory):
     assert again.frames_rendered == 0
     assert "(loaded:" in second.getvalue()
     assert [r.num_matches for r in again.results] == [r.num_matches for r in report.results]
-    assert demo.main(["--workdir", str(workdir), "--no-plots"]) == (0 if report.targets_met
-                                                                    else 1)
+    assert demo.main(["--workdir", str(workdir), "--no-plots"]) == 0

@@ -626,8 +626,10 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
             diff = v_img - v_cat @ R.T
             err = chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
             scale = 1.4826 * _median(err[keep])
-            # never clip below a tenth of a pixel: centroids are not better than that
-            new_keep = err <= max(sigma_clip * scale, 0.1 / f)
+            # Clipping rejects mismatches, not model error: never clip inside a tenth of
+            # the match radius (nor half a pixel), or the stars a calibration most needs --
+            # those where the current distortion model is worst -- would be dropped.
+            new_keep = err <= max(sigma_clip * scale, max(0.1 * radius_px, 0.5) / f)
             if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
                 break
             keep = new_keep
