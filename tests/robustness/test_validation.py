@@ -581,3 +581,57 @@ def test_simulator_refuses_bad_arguments(tiny_catalog):
         ss.random_attitudes(-1)
     with pytest.raises((InvalidArgumentError, InvalidTypeError)):
         ss.simulate_centroids("catalog", cam, R)
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+@pytest.fixture(scope="module")
+def tiny_solves(tiny_db, tiny_catalog):
+    cam = ss.CameraModel.from_fov(20.0, 1024, 1024)
+    results, cents = [], []
+    for R in ss.random_attitudes(40, 1):
+        sim = ss.simulate_centroids(tiny_catalog, cam, R, num_stars=30, centroid_noise_px=0.2,
+                                    seed=2)
+        res = tiny_db.solve_from_centroids(sim.centroids, image_shape=(1024, 1024),
+                                           fov_estimate_deg=20.0)
+        if res:
+            results.append(res)
+            cents.append(sim.centroids)
+        if len(results) == 3:
+            return results, cents
+    pytest.fail("the tiny database solved fewer than 3 of 40 frames")
+
+
+CAL_BAD = [
+    (dict(order=7), "order"), (dict(order=0), "order"), (dict(order=-1), "order"),
+    (dict(order=2.5), "order"), (dict(model="x"), "model"), (dict(model=None), "model"),
+    (dict(max_iterations=0), "max_iterations"), (dict(max_iterations=-1), "max_iterations"),
+    (dict(sigma_clip=0), "sigma_clip"), (dict(sigma_clip=np.nan), "sigma_clip"),
+    (dict(convergence_threshold_px=-1), "convergence_threshold_px"),
+    (dict(image_shape=(100, 100)), "image"), (dict(image_shape=(np.nan, 1024)), "image_shape"),
+    (dict(image_shape=None, image_width=1024.5, image_height=1024), "image_width"),
+]
+
+
+@pytest.mark.parametrize("changes, word", CAL_BAD, ids=[str(c) for c, _ in CAL_BAD])
+def test_calibrate_camera_refuses_bad_arguments(tiny_db, tiny_solves, changes, word):
+    results, cents = tiny_solves
+    kwargs = dict(image_shape=(1024, 1024), order=2)
+    kwargs.update(changes)
+    with pytest.raises(BAD) as info:
+        tiny_db.calibrate_camera(results, cents, **kwargs)
+    assert word in str(info.value)
+
+
+def test_calibrate_camera_refuses_bad_inputs(tiny_db, tiny_solves):
+    results, cents = tiny_solves
+    cal = lambda r, c: tiny_db.calibrate_camera(r, c, image_shape=(1024, 1024), order=2)  # noqa: E731
+    for r, c in ((results, cents[:2]), ([], []), ([None, None], cents[:2]), ("abc", cents),
+                 (None, cents), (results, None), ([1, 2, 3], cents),
+                 (results, [np.full((30, 3), np.nan)] * 3), (results, [c * 100 for c in cents]),
+                 (results, [np.zeros(5)] * 3), (results, [c[:2] for c in cents])):
+        with pytest.raises(BAD):
+            cal(r, c)
+    good = cal(results, cents)
+    assert good.rmse_after_px <= good.rmse_before_px + 1e-9
