@@ -272,6 +272,13 @@ def wahba_rotation(body: ArrayLike, ref: ArrayLike,
     B = np.swapaxes(b, -1, -2) @ r
     U, _, Vt = np.linalg.svd(B)
     R = U @ Vt
+    if R.ndim == 2:
+        # one problem: the determinant as a scalar triple product is much cheaper
+        (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = R.tolist()
+        if a0 * (b1 * c2 - b2 * c1) - a1 * (b0 * c2 - b2 * c0) + a2 * (b0 * c1 - b1 * c0) < 0:
+            U[:, 2] *= -1.0
+            R = U @ Vt
+        return R
     # a reflection (det -1) means the best proper rotation flips the weakest axis
     flip = np.linalg.det(R) < 0
     if np.any(flip):
