@@ -12,7 +12,7 @@ epoch_proper_motion_year=2018``) with identical arguments, from
   file at J2016.0 (tetra3rs 0.14 has no Hipparcos reader).
 
 Every build runs in a fresh subprocess, so the peak memory of each library is
-the child's own ``ru_maxrss``; builds alternate between the libraries and the
+the child's own ``VmHWM`` (peak resident set); builds alternate between the libraries and the
 median wall time over the repeats is reported. Each child also saves the
 database (file size) and loads it back three times (median load time).
 """
@@ -43,6 +43,15 @@ else:
     from tetra3rs import SolverDatabase
 
 def maxrss_mb():
+    # VmHWM is this process image's own peak; ru_maxrss survives exec and would
+    # report the parent's peak when that is larger
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 base = maxrss_mb()
