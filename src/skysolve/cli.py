@@ -731,6 +731,12 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
         _require_matplotlib()
     camera = _load_camera(args.camera)
+    missing = [f for f in args.images if not Path(f).exists()]
+    if len(missing) == len(args.images):
+        # nothing to solve: say so before loading (or building) a database
+        for f in missing:
+            _err(f"{f}: no such image file: {f}")
+        return EXIT_ERROR
     db, db_path = _load_database(args)
     opts = _SolveOptions(
         hdu=args.hdu, section=args.section, extraction=_extraction_options(args), fov=args.fov,
