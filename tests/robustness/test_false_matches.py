@@ -150,3 +150,34 @@ def test_database_for_other_fov_never_solves(hip_catalog, attitudes):
             wrong += not (off < 0.05 and abs(res.fov_deg - 10.0) < 0.1)
     report("30-40 deg database on a 10 deg field", wrong, n, statuses)
     assert wrong == 0
+
+
+# Frames of `python -m skysolve.soak --seed 2` (100,000 frames) that solved wrong on
+# the 10-20 deg Hipparcos database: attitudes 15-90 px off at the corners and fields
+# of view 1-9 % off, with probabilities 1e-6..1e-12. Ten of the eleven match most of
+# the Pleiades (HIP 17702, 17847, 17573, ...) plus one or two distant stars that are
+# not the ones seen: a compact cluster fixes the position but not the roll or scale,
+# yet each of its stars counts as independent evidence in the false-positive
+# probability. Frame 88567 is 11 right matches pulled off by 3 wrong edge matches
+# within the 10 px match radius (the refit is not robust to them).
+SOAK_SEED_2_WRONG = [17421, 24642, 26048, 40742, 69985, 82278, 84350, 87268, 88567, 98357,
+                     99134]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="solver: clustered matches (Pleiades) overstate the evidence; "
+                   "refit not robust to outlying matches (see comment)")
+def test_soak_near_misses_are_not_reported_as_solved(small_db, hip_catalog):
+    from skysolve import soak
+
+    wrong = []
+    for i in SOAK_SEED_2_WRONG:
+        f = soak.frame(hip_catalog, 2, i, small_db.min_fov_deg, small_db.max_fov_deg)
+        res = small_db.solve_from_centroids(f["centroids"], solve_timeout_ms=TIMEOUT_MS,
+                                            **f["solve_kwargs"])
+        if res:
+            err = soak._attitude_error_px(res.rotation_matrix_icrs_to_camera, f["rotation"],
+                                          f["fov_deg"], W, H)
+            if err > soak.RIGHT_ANGLE_PX or abs(res.fov_deg / f["fov_deg"] - 1) > 0.01:
+                wrong.append((i, round(err, 1)))
+    assert wrong == []
