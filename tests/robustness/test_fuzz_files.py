@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import signal
 import struct
 import tracemalloc
@@ -27,7 +28,9 @@ from skysolve.errors import FileFormatError, InvalidArgumentError
 
 DOCUMENTED = (FileFormatError, FileNotFoundError)
 MAX_ALLOC = 64 * 2**20  # every damaged file here is < 1 MB: no case may allocate more
-FUZZ = settings(max_examples=60, deadline=None,
+# SKYSOLVE_FUZZ_EXAMPLES=N runs a deeper search than CI's default
+EXAMPLES = int(os.environ.get("SKYSOLVE_FUZZ_EXAMPLES", "60"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 
 import numpy as np
 import pytest
@@ -25,7 +26,9 @@ DOCUMENTED = (InvalidArgumentError, InvalidTypeError, FileFormatError, FileNotFo
 SHAPE = (1000, 1000)
 BAD = (InvalidArgumentError, InvalidTypeError)
 XY = np.random.default_rng(3).uniform(-400.0, 400.0, (12, 2))
-FAST = settings(max_examples=40, deadline=None,
+# SKYSOLVE_FUZZ_EXAMPLES=N runs a deeper search than CI's default
+EXAMPLES = int(os.environ.get("SKYSOLVE_FUZZ_EXAMPLES", "40"))
+FAST = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
