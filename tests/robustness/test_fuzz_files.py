@@ -14,6 +14,8 @@ import io
 import os
 import signal
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zlib
 
@@ -320,3 +322,36 @@ def test_huge_image_headers_are_refused_before_allocation(tmp_path, name, conten
     path.write_bytes(content)
     with guarded(), pytest.raises((FileFormatError, InvalidArgumentError)):
         ss.read_image(path)
+
+
+# The same headers in a child process whose address space is capped at 1 GiB: an
+# allocation that tracemalloc cannot see (inside Pillow, tifffile or astropy's C
+# code) fails there with MemoryError instead of a documented error.
+_CAPPED_CHILD = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+import skysolve as ss
+from skysolve.errors import FileFormatError, InvalidArgumentError
+for path in sys.argv[1:]:
+    try:
+        ss.read_image(path)
+        print(path, "LOADED")
+    except (FileFormatError, InvalidArgumentError):
+        print(path, "refused")
+"""
+
+
+def test_huge_image_headers_need_no_memory(tmp_path):
+    paths = []
+    for name, content in [("a.fits", _fits_header(16384, 16384)),
+                          ("b.fits", _fits_header(100000, 100000, 16)),
+                          ("c.png", _png_header(16000, 16000)),
+                          ("d.png", _png_header(12000, 12000)),
+                          ("e.tif", _tiff_header(16000, 16000)),
+                          ("f.tif", _tiff_header(12000, 12000))]:
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(content)
+    done = subprocess.run([sys.executable, "-c", _CAPPED_CHILD, *map(str, paths)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split().count("refused") == len(paths), done.stdout
