@@ -522,21 +522,45 @@ def _mutual_matches(frame: _Frame, n_img: int, cat: NDArray[np.float64], radius:
     return i[keep], j[keep], d[keep]
 
 
-def _false_match_probability(n_matches: int, n_image: int, n_catalog: int, radius_px: float,
-                             area_px: float, fixed: int) -> float:
+def _false_match_probability(n_matches: int, n_image: int, p_match: float,
+                             fixed: int) -> float:
     """Chance that ``n_matches`` of ``n_image`` centroids land on catalog stars by luck.
 
     ``fixed`` matches (the pattern stars) are matched by construction; each other
-    centroid falls within ``radius_px`` of one of ``n_catalog`` random positions with
-    probability ``p = min(1, n_catalog * pi r^2 / area)``.
+    centroid lands on a catalog star with probability ``p_match``. The binomial
+    tail with the mean per-centroid probability bounds the tail of unequal
+    probabilities from above (Hoeffding 1956), so it is conservative.
     """
-    p = min(1.0, n_catalog * math.pi * radius_px ** 2 / max(area_px, 1.0))
     trials = n_image - fixed
     k = n_matches - fixed
     if k <= 0 or trials <= 0:
         return 1.0
     # bdtrc(k-1, n, p) = P(X >= k)
-    return float(bdtrc(k - 1, trials, p))
+    return float(bdtrc(k - 1, trials, min(1.0, p_match)))
+
+
+def _match_chance(frame: _Frame, n_img: int, cat_px: NDArray[np.float64],
+                  radius_px: float) -> float:
+    """Mean chance that one of the first ``n_img`` centroids falls on a catalog star.
+
+    Uniformly spread stars give ``n_cat * pi r^2 / area``. Where the catalog
+    is crowded (a cluster like the Pleiades) a random centroid meets a star far
+    more easily, and a hypothesis that only pins the cluster would otherwise
+    count every cluster star as independent evidence; so each centroid's chance
+    uses the catalog density in an annulus around it (the star it may match is
+    left out, so the estimate is unbiased). The mean is never below the uniform
+    value, which also covers centroids near the edges, where part of the annulus
+    lies outside the image.
+    """
+    area = max(frame.width * frame.height, 1.0)
+    uniform = len(cat_px) * math.pi * radius_px ** 2 / area
+    outer = max(5.0 * radius_px, 0.1 * frame.width)
+    img = frame.ideal[:n_img]
+    d2 = (np.einsum("ij,ij->i", img, img)[:, None] + np.einsum("ij,ij->i", cat_px, cat_px)[None]
+          - 2.0 * (img @ cat_px.T))
+    around = np.count_nonzero((d2 > radius_px ** 2) & (d2 <= outer ** 2), axis=1)
+    crowd = around * radius_px ** 2 / (outer ** 2 - radius_px ** 2)
+    return max(float(np.mean(crowd)), uniform)
 
 
 def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
@@ -557,7 +581,7 @@ def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
         return 0, 1.0
     i, _, _ = _mutual_matches(frame, n_img, p, radius_px)
     n = len(i)
-    prob = _false_match_probability(n, n_img, n_cat, radius_px, frame.width * frame.height,
+    prob = _false_match_probability(n, n_img, _match_chance(frame, n_img, p, radius_px),
                                     n_fixed)
     return n, prob
 
@@ -579,6 +603,28 @@ class _Refined:
     errors_rad: NDArray[np.float64]
 
 
+def _fit_pairs(frame: _Frame, hyp: _Hypothesis, img_idx: NDArray[np.intp],
+               v_img: NDArray[np.float64], v_cat: NDArray[np.float64], use: NDArray[np.intp]):
+    """Fit attitude (and focal length unless fixed) to the pairs ``use``.
+
+    Returns the new hypothesis, the image vectors for its focal length and the
+    angular residual (radians) of every pair; the hypothesis is None when the
+    focal-length fit fails.
+    """
+    R = wahba_rotation(v_img[use], v_cat[use])
+    f = hyp.f
+    if not frame.fixed_camera:
+        f = _fit_focal(frame.ideal[img_idx[use]], v_cat[use] @ R.T, hyp.parity)
+        if not (math.isfinite(f) and f > 0):
+            return None, v_img, None
+        if abs(f - hyp.f) > 1e-9 * f:
+            v_img = frame.vectors(f, hyp.parity, img_idx)
+            R = wahba_rotation(v_img[use], v_cat[use])
+    diff = v_img - v_cat @ R.T
+    err = chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
+    return _Hypothesis(R, f, hyp.parity), v_img, err
+
+
 def _refine_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis):
     """The cone :func:`_refine` works on: every pass re-projects these stars."""
     return _field_stars(frame, cat, hyp, 3 * len(frame.ideal), margin_px=0.02 * frame.width)
@@ -588,9 +634,10 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
             sigma_clip: float = 3.0, field=None) -> _Refined | None:
     """Re-match all stars and refit attitude (and focal length) ``iterations + 1`` times.
 
-    Each pass matches centroids to the projected catalog, then alternates a
-    Wahba attitude fit, a focal-length fit (unless the camera is fixed) and
-    sigma clipping. The last pass's inliers are the matches reported.
+    Each pass matches centroids to the projected catalog, fits attitude and
+    focal length (unless the camera is fixed) robustly -- trimmed concentration
+    steps, then sigma clipping -- and refits the inliers. The last pass's
+    inliers are the matches reported.
     """
     n_img_all = len(frame.ideal)
     # one cone query serves every pass: the attitude moves by far less than its margin
@@ -611,28 +658,30 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
         img_idx, cat_idx = i, idx_all[rows[j]]
         v_cat = v_all[rows[j]]
         v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
-        keep = np.ones(len(img_idx), bool)
-        for _ in range(5):
-            R = wahba_rotation(v_img[keep], v_cat[keep])
-            f = hyp.f
-            if not frame.fixed_camera:
-                f = _fit_focal(frame.ideal[img_idx[keep]], v_cat[keep] @ R.T, hyp.parity)
-                if not (math.isfinite(f) and f > 0):
-                    return None
-                if abs(f - hyp.f) > 1e-9 * f:
-                    v_img = frame.vectors(f, hyp.parity, img_idx)
-                    R = wahba_rotation(v_img[keep], v_cat[keep])
-            hyp = _Hypothesis(R, f, hyp.parity)
-            diff = v_img - v_cat @ R.T
-            err = chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
-            scale = 1.4826 * _median(err[keep])
-            # Clipping rejects mismatches, not model error: never clip inside a tenth of
-            # the match radius (nor half a pixel), or the stars a calibration most needs --
-            # those where the current distortion model is worst -- would be dropped.
-            new_keep = err <= max(sigma_clip * scale, max(0.1 * radius_px, 0.5) / f)
-            if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+        # Least-trimmed-squares concentration steps: fit the best 60 % of the matches,
+        # re-rank, repeat. A few wrong matches near the edge of the match radius then
+        # cannot drag the fit, as they would a plain least-squares fit of everything.
+        n = len(img_idx)
+        core = np.arange(n)
+        h = min(n, max(5, math.ceil(0.6 * n)))
+        for _ in range(8):
+            hyp, v_img, err = _fit_pairs(frame, hyp, img_idx, v_img, v_cat, core)
+            if hyp is None:
+                return None
+            new_core = np.sort(np.argsort(err, kind="stable")[:h])
+            if np.array_equal(new_core, core):
                 break
-            keep = new_keep
+            core = new_core
+        # Clipping rejects mismatches, not model error: never clip inside a tenth of the
+        # match radius (nor half a pixel), or the stars a calibration most needs -- those
+        # where the current distortion model is worst -- would be dropped.
+        floor = max(0.1 * radius_px, 0.5) / hyp.f
+        keep = err <= max(sigma_clip * 1.4826 * _median(err[core]), floor)
+        if keep.sum() < 3:
+            return None
+        hyp, v_img, err = _fit_pairs(frame, hyp, img_idx, v_img, v_cat, np.flatnonzero(keep))
+        if hyp is None:
+            return None
     return _Refined(hyp, img_idx[keep], cat_idx[keep], err[keep])
 
 

@@ -164,9 +164,6 @@ SOAK_SEED_2_WRONG = [17421, 24642, 26048, 40742, 69985, 82278, 84350, 87268, 885
                      99134]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="solver: clustered matches (Pleiades) overstate the evidence; "
-                   "refit not robust to outlying matches (see comment)")
 def test_soak_near_misses_are_not_reported_as_solved(small_db, hip_catalog):
     from skysolve import soak
 
