@@ -97,6 +97,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
+from ._args import image_size
 from .camera import CameraModel
 from .distortion import (
     MAX_POLYNOMIAL_ORDER,
@@ -235,35 +236,6 @@ def _float_arg(name: str, value: Any, *, positive: bool, allow_inf: bool = False
         what = "a positive" if positive else "a non-negative"
         raise InvalidArgumentError(f"{name} must be {what} finite number, got {value!r}")
     return v
-
-
-def _image_size(image_width: Any, image_height: Any, image_shape: Any,
-                cameras: list[CameraModel]) -> tuple[int, int]:
-    w = h = None
-    if image_shape is not None:
-        try:
-            shape = tuple(image_shape)
-        except TypeError:
-            raise InvalidTypeError(
-                f"image_shape must be (height, width), got {image_shape!r}") from None
-        if len(shape) != 2:
-            raise InvalidArgumentError(f"image_shape must be (height, width), got {image_shape!r}")
-        h = _int_arg("image_shape[0]", shape[0], 1)
-        w = _int_arg("image_shape[1]", shape[1], 1)
-    if image_width is not None:
-        iw = _int_arg("image_width", image_width, 1)
-        if w is not None and iw != w:
-            raise InvalidArgumentError(f"image_width={iw} disagrees with image_shape={shape}")
-        w = iw
-    if image_height is not None:
-        ih = _int_arg("image_height", image_height, 1)
-        if h is not None and ih != h:
-            raise InvalidArgumentError(f"image_height={ih} disagrees with image_shape={shape}")
-        h = ih
-    first = cameras[0]
-    w = first.image_width if w is None else w
-    h = first.image_height if h is None else h
-    return w, h
 
 
 def _star_indices(db: SolverDatabase, ids: NDArray[np.int64],
@@ -755,7 +727,10 @@ def calibrate_camera(db: SolverDatabase, solve_results: Any, centroids: Any,
     if not images:
         raise InvalidArgumentError("solve_results holds no successful solve to calibrate from")
 
-    width, height = _image_size(image_width, image_height, image_shape, cameras)
+    # an explicit size is checked against every image below, naming the image
+    explicit = any(v is not None for v in (image_width, image_height, image_shape))
+    width, height = image_size(image_width, image_height, image_shape,
+                               () if explicit else cameras[:1])
     for k, cam in enumerate(cameras):
         if (cam.image_width, cam.image_height) != (width, height):
             raise InvalidArgumentError(

@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 from scipy.special import bdtrc
 
+from ._args import image_size
 from .camera import CameraModel
 from .errors import InvalidArgumentError, InvalidTypeError
 from .extraction import centroids_to_array
@@ -288,60 +289,6 @@ def _number(name: str, value: Any, positive: bool = True, allow_none: bool = Tru
     if upper is not None and v >= upper:
         raise InvalidArgumentError(f"{name} must be below {upper}, got {value!r}")
     return v
-
-
-def _integer_size(name: str, value: Any) -> int:
-    # NaN, inf, 1000.5 or "100" must not reach int() (ValueError/OverflowError/truncation)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    if not math.isfinite(value) or value != int(value) or value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _image_size(image_width, image_height, image_shape, camera_model) -> tuple[int, int]:
-    w = h = None
-    if image_shape is not None:
-        try:
-            shape = tuple(_integer_size("image_shape", s) for s in image_shape)
-        except TypeError:
-            raise InvalidArgumentError(
-                f"image_shape must be (height, width), got {image_shape!r}") from None
-        if len(shape) < 2:
-            raise InvalidArgumentError(f"image_shape must be (height, width), got {image_shape!r}")
-        h, w = shape[0], shape[1]
-    if image_width is not None:
-        image_width = _integer_size("image_width", image_width)
-        if w is not None and image_width != w:
-            raise InvalidArgumentError(
-                f"image_width={image_width} disagrees with image_shape={image_shape}")
-        w = image_width
-    if image_height is not None:
-        image_height = _integer_size("image_height", image_height)
-        if h is not None and image_height != h:
-            raise InvalidArgumentError(
-                f"image_height={image_height} disagrees with image_shape={image_shape}")
-        h = image_height
-    if camera_model is not None:
-        if w is not None and int(w) != camera_model.image_width:
-            raise InvalidArgumentError(
-                f"image width {w} disagrees with camera_model.image_width "
-                f"{camera_model.image_width}")
-        if h is not None and int(h) != camera_model.image_height:
-            raise InvalidArgumentError(
-                f"image height {h} disagrees with camera_model.image_height "
-                f"{camera_model.image_height}")
-        w, h = camera_model.image_width, camera_model.image_height
-    if w is None:
-        raise InvalidArgumentError(
-            "the image size is unknown: pass image_shape=(height, width), image_width, or "
-            "camera_model")
-    if h is None:
-        h = w
-    for name, v in (("image width", w), ("image height", h)):
-        if isinstance(v, bool) or int(v) != v or int(v) <= 0:
-            raise InvalidArgumentError(f"{name} must be a positive integer, got {v!r}")
-    return int(w), int(h)
 
 
 def _velocity(observer_velocity_km_s) -> NDArray[np.float64] | None:
@@ -1012,7 +959,8 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
         raise InvalidTypeError(
             f"camera_model must be a CameraModel, got {type(camera_model).__name__}")
     xy, _ = centroids_to_array(centroids, name="centroids")
-    width, height = _image_size(image_width, image_height, image_shape, camera_model)
+    width, height = image_size(image_width, image_height, image_shape,
+                               [] if camera_model is None else [camera_model])
     fov_deg = _number("fov_estimate_deg", fov_estimate_deg, upper=180.0)
     fov_rad = _number("fov_estimate_rad", fov_estimate_rad, upper=math.pi)
     if fov_deg is not None and fov_rad is not None:
