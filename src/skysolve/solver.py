@@ -619,10 +619,10 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
             if np.array_equal(new_core, core):
                 break
             core = new_core
-        # Clipping rejects mismatches, not model error: never clip inside a tenth of the
+        # Clipping rejects mismatches, not model error: never clip inside a fifth of the
         # match radius (nor half a pixel), or the stars a calibration most needs -- those
         # where the current distortion model is worst -- would be dropped.
-        floor = max(0.1 * radius_px, 0.5) / hyp.f
+        floor = max(0.2 * radius_px, 0.5) / hyp.f
         keep = err <= max(sigma_clip * 1.4826 * _median(err[core]), floor)
         if keep.sum() < 3:
             return None
