@@ -454,7 +454,8 @@ def _mutual_matches(frame: _Frame, n_img: int, cat: NDArray[np.float64], radius:
         rows = np.arange(len(cat))
         # mutual nearest neighbours are one-to-one by construction
         j = np.flatnonzero((np.argmin(d2, axis=0)[i] == rows) & (d2[rows, i] <= radius * radius))
-        return i[j], j, np.sqrt(d2[j, i[j]])
+        # the expanded form can round a zero distance to a tiny negative number
+        return i[j], j, np.sqrt(np.maximum(d2[j, i[j]], 0.0))
     else:
         d, i = frame.tree(n_img).query(cat, distance_upper_bound=radius)
     j = np.flatnonzero(np.isfinite(d))
