@@ -512,11 +512,13 @@ def _match_chance(frame: _Frame, n_img: int, cat_px: NDArray[np.float64],
 
 
 def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
-            n_fixed: int, field=None) -> tuple[int, float]:
+            n_fixed: int, field=None, limit: float = 0.0) -> tuple[int, float]:
     """Count matches of the brightest centroids to the brightest projected catalog stars.
 
     ``field`` is an optional prefetched ``(indices, vectors)`` cone from
-    :func:`_field_stars` holding at least the stars needed here.
+    :func:`_field_stars` holding at least the stars needed here. A hypothesis
+    whose probability under uniformly spread stars is already ``>= limit`` is
+    rejected without the (never smaller) crowding-aware probability.
     """
     n_img = min(len(frame.ideal), _VERIFY_CENTROIDS)
     count = _VERIFY_CATALOG_FACTOR * n_img
@@ -529,8 +531,11 @@ def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
         return 0, 1.0
     i, _, _ = _mutual_matches(frame, n_img, p, radius_px)
     n = len(i)
-    prob = _false_match_probability(n, n_img, _match_chance(frame, n_img, p, radius_px),
-                                    n_fixed)
+    uniform = n_cat * math.pi * radius_px ** 2 / max(frame.width * frame.height, 1.0)
+    prob = _false_match_probability(n, n_img, uniform, n_fixed)
+    if prob < limit or limit <= 0.0:
+        prob = _false_match_probability(n, n_img, _match_chance(frame, n_img, p, radius_px),
+                                        n_fixed)
     return n, prob
 
 
@@ -608,14 +613,18 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
         v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
         # Least-trimmed-squares concentration steps: fit the best 60 % of the matches,
         # re-rank, repeat. A few wrong matches near the edge of the match radius then
-        # cannot drag the fit, as they would a plain least-squares fit of everything.
+        # cannot drag the first fit, as they would a plain least-squares fit of everything.
         n = len(img_idx)
         core = np.arange(n)
         h = min(n, max(5, math.ceil(0.6 * n)))
-        for _ in range(8):
+        fit_all = None
+        # later passes start from a clean fit: one step (fit everything) suffices there
+        for step in range(8 if it == 0 else 1):
             hyp, v_img, err = _fit_pairs(frame, hyp, img_idx, v_img, v_cat, core)
             if hyp is None:
                 return None
+            if step == 0:
+                fit_all = (hyp, v_img, err)
             new_core = np.sort(np.argsort(err, kind="stable")[:h])
             if np.array_equal(new_core, core):
                 break
@@ -627,9 +636,13 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
         keep = err <= max(sigma_clip * 1.4826 * _median(err[core]), floor)
         if keep.sum() < 3:
             return None
-        hyp, v_img, err = _fit_pairs(frame, hyp, img_idx, v_img, v_cat, np.flatnonzero(keep))
-        if hyp is None:
-            return None
+        if keep.all():
+            hyp, v_img, err = fit_all  # nothing clipped: the first fit used exactly these
+        else:
+            hyp, v_img, err = _fit_pairs(frame, hyp, img_idx, v_img, v_cat,
+                                         np.flatnonzero(keep))
+            if hyp is None:
+                return None
     return _Refined(hyp, img_idx[keep], cat_idx[keep], err[keep])
 
 
@@ -815,7 +828,8 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
             verified += 1
             # small fields: one cone query serves verification and refinement
             field = _refine_field(frame, cat, hyp) if len(frame.ideal) <= 100 else None
-            n, prob = _verify(frame, cat, hyp, radius_px, n_fixed=4, field=field)
+            n, prob = _verify(frame, cat, hyp, radius_px, n_fixed=4, field=field,
+                              limit=threshold / verified)
             if prob * verified >= threshold:
                 continue
             ref = _refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
