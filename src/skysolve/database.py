@@ -61,6 +61,16 @@ def _file_path(path: Any) -> Path:
     return Path(path)
 
 
+def _generation_args(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The generation parameters among a catalog-specific generator's arguments.
+
+    The per-catalog generators spell out every parameter of
+    :meth:`SolverDatabase.generate_from_catalog` (for help() and IDEs) and pass
+    them on unchanged; this drops the two that are not parameters.
+    """
+    return {k: v for k, v in arguments.items() if k not in ("cls", "catalog_path")}
+
+
 class SolverDatabase:
     """Star table and pattern index for lost-in-space solving.
 
@@ -221,14 +231,7 @@ class SolverDatabase:
         Star ids are HIP numbers and magnitudes Hp. The other parameters are
         those of :meth:`generate_from_catalog`.
         """
-        return cls.generate_from_catalog(
-            load_hipparcos(catalog_path), max_fov_deg=max_fov_deg, min_fov_deg=min_fov_deg,
-            star_max_magnitude=star_max_magnitude, pattern_max_error=pattern_max_error,
-            lattice_field_oversampling=lattice_field_oversampling,
-            patterns_per_lattice_field=patterns_per_lattice_field,
-            verification_stars_per_fov=verification_stars_per_fov,
-            multiscale_step=multiscale_step, epoch_proper_motion_year=epoch_proper_motion_year,
-            progress=progress)
+        return cls.generate_from_catalog(load_hipparcos(catalog_path), **_generation_args(locals()))
 
     @classmethod
     def generate_from_gaia(cls, catalog_path: str | os.PathLike | None = None,
@@ -246,14 +249,7 @@ class SolverDatabase:
         Ids are Gaia source ids (negative: Hipparcos gap-fill stars), magnitudes G.
         The other parameters are those of :meth:`generate_from_catalog`.
         """
-        return cls.generate_from_catalog(
-            load_gaia(catalog_path), max_fov_deg=max_fov_deg, min_fov_deg=min_fov_deg,
-            star_max_magnitude=star_max_magnitude, pattern_max_error=pattern_max_error,
-            lattice_field_oversampling=lattice_field_oversampling,
-            patterns_per_lattice_field=patterns_per_lattice_field,
-            verification_stars_per_fov=verification_stars_per_fov,
-            multiscale_step=multiscale_step, epoch_proper_motion_year=epoch_proper_motion_year,
-            progress=progress)
+        return cls.generate_from_catalog(load_gaia(catalog_path), **_generation_args(locals()))
 
     # -- properties ---------------------------------------------------------------------
     @property
