@@ -799,8 +799,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"-o {args.output}: the camera file name must end in .json")
     camera = _load_camera(args.camera)
     db, _ = _load_database(args)
+    from ._progress import track
+
     centroids, shape = [], None
-    for file in args.images:
+    progress = False if args.quiet else None
+    for file in track(args.images, len(args.images), "extracting", progress, unit="image"):
         image, _, _ = _read_input(Path(file), args.hdu, args.section)
         if shape is None:
             shape = image.shape
@@ -861,11 +864,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _solve_all(db, centroids, shape, camera, radius, args) -> list:
+    from ._progress import track
+
+    progress = False if args.quiet else None
     return [db.solve_from_centroids(
         c, fov_estimate_deg=camera.fov_deg if camera is not None else args.fov,
         fov_max_error_deg=0.5 if camera is not None else args.fov_error,
         image_shape=shape, match_radius=radius, match_threshold=1e-5, refine_iterations=10,
-        solve_timeout_ms=args.timeout, camera_model=camera) for c in centroids]
+        solve_timeout_ms=args.timeout, camera_model=camera)
+        for c in track(centroids, len(centroids), "solving", progress, unit="image")]
 
 
 # ------------------------------------------------------------------ db
