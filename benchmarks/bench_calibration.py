@@ -24,26 +24,14 @@ import numpy as np
 
 import skysolve
 from skysolve.camera import CameraModel
-from skysolve.distortion import PolynomialDistortion
-from skysolve.simulate import random_attitudes, simulate_centroids
+from skysolve.simulate import random_attitudes, simulate_centroids, tess_like_camera
 
 W = H = 2048
 NOISE_PX = 0.05
-# TESS camera 1 / CCD 1-sized forward distortion (rounded from the archival sector-1 SIP)
-TESS_A = [0.005, 0.008, 12.92, -21.07, -18.56, -3.42, 4.16, 2.13, 4.41, 0.57, -0.67, -0.89,
-          -1.07, -0.74, -0.22]
-TESS_B = [0.005, 12.92, 0.11, -3.47, -18.56, -21.05, 0.57, 4.43, 2.15, 4.12, -0.20, -0.72,
-          -1.05, -0.87, -0.67]
 PASSES = [(0.01, 3), (0.005, 4), (0.003, 5), (0.002, 6)]
 SEED_DB = dict(max_fov_deg=14.0, pattern_max_error=0.005, lattice_field_oversampling=100,
                patterns_per_lattice_field=500, verification_stars_per_fov=3000,
                epoch_proper_motion_year=2025.0)
-
-
-def truth_camera() -> CameraModel:
-    dist = PolynomialDistortion.from_forward(4, 1024.0, TESS_A, TESS_B, image_width=W,
-                                             image_height=H, crpix=(-23.5, -23.5))
-    return CameraModel(10040.17, W, H, crpix=(-23.5, -23.5), parity_flip=True, distortion=dist)
 
 
 def _pipeline(db, cents, refine: bool):
@@ -109,7 +97,7 @@ def run(quick: bool) -> list[dict]:
     ours = skysolve.SolverDatabase.generate_from_gaia(**params, progress=False)
     peer = tetra3rs.SolverDatabase.generate_from_gaia(**params)
 
-    truth = truth_camera()
+    truth = tess_like_camera()
     rotations = random_attitudes(10, rng=2024)
     gaia = skysolve.load_gaia()
     cents = [np.ascontiguousarray(simulate_centroids(

@@ -18,25 +18,12 @@ from skysolve import (
 )
 from skysolve.calibration import calibrate_camera
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
-from skysolve.simulate import random_attitudes, simulate_centroids
+from skysolve.simulate import random_attitudes, simulate_centroids, tess_like_camera
 from skysolve.solver import SolveFailure
 
 W = H = 2048
 NOISE_PX = 0.05
-# Forward (ideal -> distorted) SIP-like polynomial of the size of TESS camera 1 / CCD 1's
-# (coefficients rounded from the archival sector-1 SIP solution, scale 1024 px): a shear of
-# ~13 px and curvature reaching ~60 px at the corners.
-TESS_A = [0.005, 0.008, 12.92, -21.07, -18.56, -3.42, 4.16, 2.13, 4.41, 0.57, -0.67, -0.89,
-          -1.07, -0.74, -0.22]
-TESS_B = [0.005, 12.92, 0.11, -3.47, -18.56, -21.05, 0.57, 4.43, 2.15, 4.12, -0.20, -0.72,
-          -1.05, -0.87, -0.67]
 PASSES = [(0.01, 3), (0.005, 4), (0.003, 5), (0.002, 6)]  # the seed: (match_radius, order)
-
-
-def tess_truth() -> CameraModel:
-    dist = PolynomialDistortion.from_forward(4, 1024.0, TESS_A, TESS_B, image_width=W,
-                                             image_height=H, crpix=(-23.5, -23.5))
-    return CameraModel(10040.17, W, H, crpix=(-23.5, -23.5), parity_flip=True, distortion=dist)
 
 
 def mapping_error_px(camera, rotation, truth, true_rotation, n=33):
@@ -67,7 +54,7 @@ def tess_db() -> SolverDatabase:
 
 @pytest.fixture(scope="module")
 def tess_frames(hip_catalog):
-    truth = tess_truth()
+    truth = tess_like_camera()
     rots = random_attitudes(10, rng=3)
     sims = [simulate_centroids(hip_catalog, truth, R, epoch_year=2025.0,
                                centroid_noise_px=NOISE_PX, num_stars=400, seed=k)
