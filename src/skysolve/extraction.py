@@ -208,31 +208,23 @@ class ExtractionResult:
     def __init__(self, centroids: Sequence[Centroid], image_width: int, image_height: int,
                  background_mean: float = float("nan"), background_sigma: float = float("nan"),
                  threshold: float = float("nan"), num_blobs_raw: int = 0):
-        self._centroids: list[Centroid] | None = list(centroids)
-        xy, b = centroids_to_array(self._centroids, name="centroids") if self._centroids \
+        cents = list(centroids)
+        xy, b = centroids_to_array(cents, name="centroids") if cents \
             else (np.zeros((0, 2)), None)
         n = len(xy)
-        self._x = xy[:, 0]
-        self._y = xy[:, 1]
-        self._brightness = np.full(n, np.nan) if b is None else b
-        self._cov = (np.array([c.cov for c in self._centroids]) if n else np.zeros((0, 2, 2)))
-        self.image_width = int(image_width)
-        self.image_height = int(image_height)
-        self.background_mean = float(background_mean)
-        self.background_sigma = float(background_sigma)
-        self.threshold = float(threshold)
-        self.num_blobs_raw = int(num_blobs_raw)
-        self.saturated = np.zeros(n, dtype=bool)
-        self.npix = np.zeros(n, dtype=np.int64)
-        self.peak = np.full(n, np.nan)
-        self.fitted = np.zeros(n, dtype=bool)
+        self._assign(cents, xy[:, 0], xy[:, 1], np.full(n, np.nan) if b is None else b,
+                     np.array([c.cov for c in cents]) if n else np.zeros((0, 2, 2)),
+                     image_width=image_width, image_height=image_height,
+                     background_mean=background_mean, background_sigma=background_sigma,
+                     threshold=threshold, num_blobs_raw=num_blobs_raw,
+                     saturated=np.zeros(n, dtype=bool), npix=np.zeros(n, dtype=np.int64),
+                     peak=np.full(n, np.nan), fitted=np.zeros(n, dtype=bool))
 
-    @classmethod
-    def _from_arrays(cls, x, y, brightness, cov, *, image_width, image_height,
-                     background_mean, background_sigma, threshold, num_blobs_raw,
-                     saturated, npix, peak, fitted) -> ExtractionResult:
-        self = cls.__new__(cls)
-        self._centroids = None
+    def _assign(self, centroids, x, y, brightness, cov, *, image_width, image_height,
+                background_mean, background_sigma, threshold, num_blobs_raw, saturated, npix,
+                peak, fitted) -> None:
+        """Set every attribute; the one place both constructors share."""
+        self._centroids = centroids
         self._x = np.asarray(x, dtype=np.float64)
         self._y = np.asarray(y, dtype=np.float64)
         self._brightness = np.asarray(brightness, dtype=np.float64)
@@ -247,6 +239,17 @@ class ExtractionResult:
         self.npix = np.asarray(npix, dtype=np.int64)
         self.peak = np.asarray(peak, dtype=np.float64)
         self.fitted = np.asarray(fitted, dtype=bool)
+
+    @classmethod
+    def _from_arrays(cls, x, y, brightness, cov, *, image_width, image_height,
+                     background_mean, background_sigma, threshold, num_blobs_raw,
+                     saturated, npix, peak, fitted) -> ExtractionResult:
+        self = cls.__new__(cls)
+        self._assign(None, x, y, brightness, cov, image_width=image_width,
+                     image_height=image_height, background_mean=background_mean,
+                     background_sigma=background_sigma, threshold=threshold,
+                     num_blobs_raw=num_blobs_raw, saturated=saturated, npix=npix, peak=peak,
+                     fitted=fitted)
         return self
 
     @property
