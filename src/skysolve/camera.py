@@ -357,11 +357,20 @@ class CameraModel:
         if unknown:
             raise InvalidTypeError(
                 f"replace() got unexpected argument(s) {sorted(unknown)}; allowed: {list(_FIELDS)}")
-        args = {"focal_length_px": self._f, "image_width": self._w, "image_height": self._h,
-                "crpix": self._crpix, "parity_flip": self._parity,
-                "distortion": self._distortion}
-        args.update(changes)
-        return CameraModel(**args)
+        # only the changed parameters need validating (the solver builds one copy per solve)
+        new = object.__new__(CameraModel)
+        new._f = _check_focal(changes["focal_length_px"]) if "focal_length_px" in changes \
+            else self._f
+        new._w = _check_size(changes["image_width"], "image_width") if "image_width" in changes \
+            else self._w
+        new._h = _check_size(changes["image_height"], "image_height") \
+            if "image_height" in changes else self._h
+        new._crpix = _check_crpix(changes["crpix"]) if "crpix" in changes else self._crpix
+        new._parity = _check_parity(changes["parity_flip"]) if "parity_flip" in changes \
+            else self._parity
+        new._distortion = _check_distortion(changes["distortion"]) \
+            if "distortion" in changes else self._distortion
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description of the model (used by camera files)."""

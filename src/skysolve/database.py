@@ -360,8 +360,19 @@ class SolverDatabase:
         """
         from scipy.spatial import cKDTree
 
+        from . import _compiled
+
         chord = angle_to_chord(min(radius_rad, math.pi)) * (1 + 1e-12)
         cone_fraction = 0.5 * (1.0 - math.cos(min(radius_rad, math.pi)))
+        if _compiled.enabled() and count > 0:
+            # brightest first: a scan in table order can stop at the count-th star in the
+            # cone, after about count / cone_fraction rows; a sparse cone that needs far
+            # more than that is left to the trees
+            max_scan = int(4 * count / max(cone_fraction, 1e-12)) + 1000
+            idx, scanned = _compiled.cone_scan(self.star_vectors, centre,
+                                               1.0 - 0.5 * chord * chord, count, max_scan)
+            if len(idx) == count or scanned == self.num_stars:
+                return idx
         layers = self._layers
         for k, (size, tree) in enumerate(layers):
             # skip layers too small to hold `count` stars in an average cone

@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 from scipy.special import bdtrc
 
+from . import _compiled
 from ._args import image_size
 from .camera import CameraModel
 from .errors import InvalidArgumentError, InvalidTypeError
@@ -320,9 +321,12 @@ class _Frame:
     height: int
     camera: CameraModel              # geometry besides focal length and parity
     fixed_camera: bool               # focal length and parity fixed by the caller
+    fast: bool = False               # use the compiled kernels (skysolve._compiled)
 
     def vectors(self, f: float, parity: bool, idx=slice(None)) -> NDArray[np.float64]:
         p = self.ideal[idx]
+        if self.fast:
+            return _compiled.unit_vectors(p, f, parity)
         s = -1.0 if parity else 1.0
         return camera_vectors_from_tanplane(s * p[..., 0] / f, p[..., 1] / f)
 
@@ -354,15 +358,23 @@ class _Frame:
 
 
 def _make_frame(xy, width, height, camera_model) -> _Frame:
+    fast = _compiled.enabled()
     if camera_model is not None:
         cam = camera_model
         f = cam.focal_length_px
         xi, eta = cam.pixel_to_tanplane(xy[:, 0], xy[:, 1])
         s = -1.0 if cam.parity_flip else 1.0
         ideal = np.stack([s * np.asarray(xi) * f, np.asarray(eta) * f], axis=1)
-        return _Frame(xy, ideal, width, height, cam, True)
-    cam = CameraModel(1.0, width, height)
-    return _Frame(xy, xy.copy(), width, height, cam, False)
+        return _Frame(xy, ideal, width, height, cam, True, fast)
+    # the caller's centroids arrive as a new array, so the frame may keep it as it is
+    return _Frame(xy, np.ascontiguousarray(xy, dtype=np.float64), width, height,
+                  _plain_camera(width, height), False, fast)
+
+
+@lru_cache(maxsize=16)
+def _plain_camera(width: int, height: int) -> CameraModel:
+    """Centred, undistorted camera of unit focal length (solved focal lengths replace it)."""
+    return CameraModel(1.0, width, height)
 
 
 def _focal_from_fov(fov_rad: float, width: int) -> float:
@@ -423,6 +435,11 @@ def _field_stars(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, count: int,
 def _in_image(frame: _Frame, vectors: NDArray[np.float64], hyp: _Hypothesis, count: int,
               margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """The first ``count`` of ``vectors`` that project inside the image: (rows, ideal px)."""
+    if frame.fast:
+        c = frame.camera.crpix
+        return _compiled.in_image(vectors, hyp.R, hyp.f, hyp.parity, float(c[0]), float(c[1]),
+                                  0.5 * frame.width + margin_px, 0.5 * frame.height + margin_px,
+                                  count)
     p = frame.pixel_of(vectors @ hyp.R.T, hyp.f, hyp.parity)
     rows = np.flatnonzero(np.isfinite(p[:, 0]) & frame.contains(p, margin_px))[:count]
     return rows, p[rows]
@@ -445,6 +462,8 @@ def _mutual_matches(frame: _Frame, n_img: int, cat: NDArray[np.float64], radius:
     if n_img == 0 or len(cat) == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
     if n_img * len(cat) <= _BRUTE_FORCE_PAIRS:
+        if frame.fast:
+            return _compiled.mutual_matches(frame.ideal[:n_img], cat, radius)
         # small problems: a distance matrix beats building and querying a KD-tree
         img = frame.ideal[:n_img]
         # |c - m|^2 expanded: one small matrix product instead of an (n, m, 2) temporary
@@ -504,6 +523,8 @@ def _match_chance(frame: _Frame, n_img: int, cat_px: NDArray[np.float64],
     uniform = len(cat_px) * math.pi * radius_px ** 2 / area
     outer = max(5.0 * radius_px, 0.1 * frame.width)
     img = frame.ideal[:n_img]
+    if frame.fast:
+        return max(_compiled.crowding(img, cat_px, radius_px, outer), uniform)
     d2 = (np.einsum("ij,ij->i", img, img)[:, None] + np.einsum("ij,ij->i", cat_px, cat_px)[None]
           - 2.0 * (img @ cat_px.T))
     around = np.count_nonzero((d2 > radius_px ** 2) & (d2 <= outer ** 2), axis=1)
@@ -556,26 +577,69 @@ class _Refined:
     errors_rad: NDArray[np.float64]
 
 
-def _fit_pairs(frame: _Frame, hyp: _Hypothesis, img_idx: NDArray[np.intp],
-               v_img: NDArray[np.float64], v_cat: NDArray[np.float64], use: NDArray[np.intp]):
+def _fit_pairs(frame: _Frame, hyp: _Hypothesis, ideal: NDArray[np.float64],
+               v_cat: NDArray[np.float64], use: NDArray[np.intp]):
     """Fit attitude (and focal length unless fixed) to the pairs ``use``.
 
-    Returns the new hypothesis, the image vectors for its focal length and the
-    angular residual (radians) of every pair; the hypothesis is None when the
-    focal-length fit fails.
+    ``ideal`` and ``v_cat`` are the matched ideal pixel offsets and catalog
+    vectors. Returns the new hypothesis and the angular residual (radians) of
+    every pair; the hypothesis is None when the focal-length fit fails.
     """
+    if frame.fast:
+        R, f, err, ok = _compiled.fit_pairs(ideal, v_cat, use, hyp.f, hyp.parity,
+                                            frame.fixed_camera)
+        return (_Hypothesis(R, f, hyp.parity) if ok else None), err
+    s = -1.0 if hyp.parity else 1.0
+    v_img = camera_vectors_from_tanplane(s * ideal[:, 0] / hyp.f, ideal[:, 1] / hyp.f)
     R = wahba_rotation(v_img[use], v_cat[use])
     f = hyp.f
     if not frame.fixed_camera:
-        f = _fit_focal(frame.ideal[img_idx[use]], v_cat[use] @ R.T, hyp.parity)
+        f = _fit_focal(ideal[use], v_cat[use] @ R.T, hyp.parity)
         if not (math.isfinite(f) and f > 0):
-            return None, v_img, None
+            return None, None
         if abs(f - hyp.f) > 1e-9 * f:
-            v_img = frame.vectors(f, hyp.parity, img_idx)
+            v_img = camera_vectors_from_tanplane(s * ideal[:, 0] / f, ideal[:, 1] / f)
             R = wahba_rotation(v_img[use], v_cat[use])
     diff = v_img - v_cat @ R.T
     err = chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
-    return _Hypothesis(R, f, hyp.parity), v_img, err
+    return _Hypothesis(R, f, hyp.parity), err
+
+
+def _trimmed_fit(frame: _Frame, hyp: _Hypothesis, ideal: NDArray[np.float64],
+                 v_cat: NDArray[np.float64], steps: int):
+    """Least-trimmed-squares concentration steps over matched pairs.
+
+    Fit everything, then repeatedly refit the best 60 % (at least 5) of the
+    pairs and re-rank, up to ``steps`` fits or until the best set repeats. A
+    few wrong matches near the edge of the match radius then cannot drag the
+    fit, as they would a plain least-squares fit of everything.
+
+    Returns ``((hyp, err) of the first fit, (hyp, err) of the last fit, core)``,
+    where ``core`` are the pairs ranked best by the last fit; None when a
+    focal-length fit fails.
+    """
+    n = len(ideal)
+    h = min(n, max(5, math.ceil(0.6 * n)))
+    if frame.fast:
+        R0, f0, err0, R, f, err, core, ok = _compiled.trimmed_fit(
+            ideal, v_cat, hyp.f, hyp.parity, frame.fixed_camera, h, steps)
+        if not ok:
+            return None
+        return ((_Hypothesis(R0, f0, hyp.parity), err0), (_Hypothesis(R, f, hyp.parity), err),
+                core)
+    core = np.arange(n)
+    fit_all = None
+    for step in range(steps):
+        hyp, err = _fit_pairs(frame, hyp, ideal, v_cat, core)
+        if hyp is None:
+            return None
+        if step == 0:
+            fit_all = (hyp, err)
+        new_core = np.sort(np.argsort(err, kind="stable")[:h])
+        if np.array_equal(new_core, core):
+            break
+        core = new_core
+    return fit_all, (hyp, err), core
 
 
 def _refine_field(frame: _Frame, cat: _Catalog, hyp: _Hypothesis):
@@ -610,25 +674,12 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
             break  # the matches did not change: the last fit is final
         img_idx, cat_idx = i, idx_all[rows[j]]
         v_cat = v_all[rows[j]]
-        v_img = frame.vectors(hyp.f, hyp.parity, img_idx)
-        # Least-trimmed-squares concentration steps: fit the best 60 % of the matches,
-        # re-rank, repeat. A few wrong matches near the edge of the match radius then
-        # cannot drag the first fit, as they would a plain least-squares fit of everything.
-        n = len(img_idx)
-        core = np.arange(n)
-        h = min(n, max(5, math.ceil(0.6 * n)))
-        fit_all = None
+        ideal = frame.ideal[img_idx]
         # later passes start from a clean fit: one step (fit everything) suffices there
-        for step in range(8 if it == 0 else 1):
-            hyp, v_img, err = _fit_pairs(frame, hyp, img_idx, v_img, v_cat, core)
-            if hyp is None:
-                return None
-            if step == 0:
-                fit_all = (hyp, v_img, err)
-            new_core = np.sort(np.argsort(err, kind="stable")[:h])
-            if np.array_equal(new_core, core):
-                break
-            core = new_core
+        fits = _trimmed_fit(frame, hyp, ideal, v_cat, 8 if it == 0 else 1)
+        if fits is None:
+            return None
+        fit_all, (hyp, err), core = fits
         # Clipping rejects mismatches, not model error: never clip inside a fifth of the
         # match radius (nor half a pixel), or the stars a calibration most needs -- those
         # where the current distortion model is worst -- would be dropped.
@@ -637,66 +688,71 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
         if keep.sum() < 3:
             return None
         if keep.all():
-            hyp, v_img, err = fit_all  # nothing clipped: the first fit used exactly these
+            hyp, err = fit_all  # nothing clipped: the first fit used exactly these
         else:
-            hyp, v_img, err = _fit_pairs(frame, hyp, img_idx, v_img, v_cat,
-                                         np.flatnonzero(keep))
+            hyp, err = _fit_pairs(frame, hyp, ideal, v_cat, np.flatnonzero(keep))
             if hyp is None:
                 return None
     return _Refined(hyp, img_idx[keep], cat_idx[keep], err[keep])
 
 
-def _attitude_covariance(v_cam: NDArray[np.float64], sigma_rad: float) -> NDArray[np.float64]:
-    """Attitude covariance (camera axes, rad²) from the matched directions and scatter."""
-    info = np.einsum("n,ij->ij", np.ones(len(v_cam)), np.eye(3)) - v_cam.T @ v_cam
+def _attitude_covariance(frame: _Frame, img_idx: NDArray[np.intp], f: float, parity: bool,
+                         sigma_rad: float) -> NDArray[np.float64]:
+    """Attitude covariance (camera axes, rad²) from the matched directions and scatter.
+
+    Each matched unit vector ``v`` constrains the two rotation axes
+    perpendicular to it: the information matrix is ``sum(I - v v^T)``.
+    """
+    if frame.fast:
+        info = _compiled.attitude_information(frame.ideal[img_idx], f, parity)
+    else:
+        v = frame.vectors(f, parity, img_idx)
+        info = len(v) * np.eye(3) - v.T @ v
     try:
         return sigma_rad ** 2 * np.linalg.inv(info)
     except np.linalg.LinAlgError:
         return np.full((3, 3), np.nan)
 
 
-def _median(values: NDArray[np.float64]) -> float:
-    """Median of a non-empty 1-D array (numpy's result, without its overhead)."""
-    v = np.sort(values)
-    n = len(v)
-    return float(0.5 * (v[(n - 1) // 2] + v[n // 2]))
-
-
-def _percentile90(values: NDArray[np.float64]) -> float:
-    """90th percentile with linear interpolation (numpy's default), without its overhead."""
-    v = np.sort(values)
-    pos = 0.9 * (len(v) - 1)
+def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
+    """Percentile ``q`` (0-100) of sorted values, interpolated linearly (numpy's default)."""
+    pos = q / 100.0 * (len(v) - 1)
     lo = int(pos)
     hi = min(lo + 1, len(v) - 1)
     return float(v[lo] + (pos - lo) * (v[hi] - v[lo]))
 
 
+def _median(values: NDArray[np.float64]) -> float:
+    """Median of a non-empty 1-D array (numpy's result, without its overhead)."""
+    return _sorted_percentile(np.sort(values), 50.0)
+
+
 def _build_result(db, frame: _Frame, cat: _Catalog, ref: _Refined, probability: float,
                   t0: float, mode: str) -> SolveResult:
     R = ref.hyp.R
+    f, parity = ref.hyp.f, ref.hyp.parity
     ra, dec, roll = rotation_to_radec_roll(R)
-    err_as = ref.errors_rad * _ARCSEC_PER_RAD
-    base = frame.camera
-    camera = CameraModel(ref.hyp.f, frame.width, frame.height, crpix=base.crpix,
-                         parity_flip=ref.hyp.parity, distortion=base.distortion)
+    camera = frame.camera.replace(focal_length_px=f, parity_flip=parity)
     order = np.argsort(ref.img_idx, kind="stable")
     img_idx = ref.img_idx[order]
     cat_idx = ref.cat_idx[order]
-    v_cam = frame.vectors(ref.hyp.f, ref.hyp.parity, img_idx)
-    rmse = float(np.sqrt(np.mean(err_as ** 2)))
-    dof = max(1, len(err_as) - 3)
-    sigma = float(np.sqrt(np.sum(ref.errors_rad ** 2) / dof))
+    err = ref.errors_rad
+    n = len(err)
+    sum_sq = float(err @ err)
+    err_sorted = np.sort(err) * _ARCSEC_PER_RAD
+    sigma = math.sqrt(sum_sq / max(1, n - 3))
     return SolveResult(
         ra_deg=float(ra), dec_deg=float(dec), roll_deg=float(roll),
-        fov_deg=math.degrees(_fov_from_focal(ref.hyp.f, frame.width)),
-        rotation_matrix_icrs_to_camera=R, camera_model=camera,
-        num_matches=int(len(img_idx)), rmse_arcsec=rmse,
-        p90e_arcsec=_percentile90(err_as), max_err_arcsec=float(err_as.max()),
+        fov_deg=math.degrees(_fov_from_focal(f, frame.width)),
+        rotation_matrix_icrs_to_camera=R, camera_model=camera, num_matches=n,
+        rmse_arcsec=math.sqrt(sum_sq / n) * _ARCSEC_PER_RAD,
+        p90e_arcsec=_sorted_percentile(err_sorted, 90.0),
+        max_err_arcsec=float(err_sorted[-1]),
         probability=float(probability), solve_time_ms=(time.perf_counter() - t0) * 1e3,
         matched_centroids=img_idx.astype(np.intp),
         matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
         observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
-        attitude_cov_rad2=_attitude_covariance(v_cam, sigma), mode=mode)
+        attitude_cov_rad2=_attitude_covariance(frame, img_idx, f, parity, sigma), mode=mode)
 
 
 # ------------------------------------------------------------------------------------
@@ -713,7 +769,8 @@ def _combos(n: int) -> NDArray[np.intp]:
     return _all_combos()[: math.comb(n, 4)]
 
 
-def _batch_ends(n_stars: int) -> list[int]:
+@lru_cache(maxsize=_MAX_PATTERN_STARS + 1)
+def _batch_ends(n_stars: int) -> tuple[int, ...]:
     """Ends of the vectorised pattern batches for ``n_stars`` pattern stars.
 
     Batches follow the brightest-first stages (all patterns of the brightest
@@ -727,12 +784,15 @@ def _batch_ends(n_stars: int) -> list[int]:
         while done < end:
             done = min(end, done + _MAX_BATCH)
             ends.append(done)
-    return ends
+    return tuple(ends)
 
 
-def _thin_pixels(ideal: NDArray[np.float64], sep_px: float, limit: int) -> NDArray[np.intp]:
+def _thin_pixels(ideal: NDArray[np.float64], sep_px: float, limit: int,
+                 fast: bool = False) -> NDArray[np.intp]:
     """Indices of the first ``limit`` centroids with no brighter centroid within ``sep_px``."""
     cand = ideal[: max(limit * 4, 100)]
+    if fast:
+        return _compiled.thin_pixels(cand, sep_px, limit)
     keep = np.ones(len(cand), bool)
     if len(cand) > 1 and sep_px > 0:
         diff = cand[:, None, :] - cand[None, :, :]
@@ -742,6 +802,65 @@ def _thin_pixels(ideal: NDArray[np.float64], sep_px: float, limit: int) -> NDArr
     return np.flatnonzero(keep)[:limit]
 
 
+def _pattern_candidates(db, frame: _Frame, v_guess: NDArray[np.float64],
+                        batch: NDArray[np.intp], tol: float, f_guess: float, fov_lo: float,
+                        fov_hi: float):
+    """Catalog patterns that match a batch of image patterns.
+
+    ``v_guess`` holds camera vectors of the pattern stars at the guessed focal
+    length and ``batch`` (m, 4) its rows per pattern. Returns the image
+    patterns' rows of ``v_guess`` in canonical order (k, 4), the catalog
+    patterns' star-table indices (k, 4), the focal length implied by each
+    pair's scale (k,) and the catalog pattern's largest edge (k,), radians.
+    """
+    empty = (np.zeros((0, 4), np.intp), np.zeros((0, 4), np.intp), np.zeros(0), np.zeros(0))
+    V = v_guess[batch]
+    ratios, largest = edge_ratios(pattern_edge_angles(V))
+    keys, owner = neighbour_keys(ratios, db.pattern_bins, tol)
+    rows, kowner = db.lookup_keys(keys)
+    if len(rows) == 0:
+        return empty
+    pat = owner[kowner]
+    # a catalog pattern may be reached through several neighbour keys only once,
+    # since keys are distinct; the same (pattern, row) pair cannot repeat.
+    cstars = db.pattern_stars[rows]
+    cratios, clargest = edge_ratios(pattern_edge_angles_indexed(db.star_xyz, cstars))
+    ok = np.all(np.abs(cratios - ratios[pat]) <= tol, axis=1)
+    f_est = f_guess * largest[pat] / clargest
+    fov_est = 2.0 * np.arctan(0.5 * frame.width / f_est)
+    ok &= (fov_est >= fov_lo) & (fov_est <= fov_hi)
+    if not ok.any():
+        return empty
+    pat = pat[ok]
+    # image stars in canonical order (scale-free, so the guess vectors serve)
+    iquads = np.take_along_axis(batch[pat], canonical_order(V[pat]), axis=1)
+    return iquads, cstars[ok].astype(np.intp), f_est[ok], clargest[ok]
+
+
+def _pattern_attitudes(ideal: NDArray[np.float64], cv: NDArray[np.float64],
+                       f_est: NDArray[np.float64], parities: tuple[bool, ...]):
+    """Attitude of each candidate pattern pair, for the better of the allowed parities.
+
+    ``ideal`` (m, 4, 2) ideal pixel offsets, ``cv`` (m, 4, 3) catalog vectors.
+    Returns rotations (m, 3, 3), each pair's largest star residual (m,),
+    radians, and the parity chosen (m,).
+    """
+    m = len(f_est)
+    p = len(parities)
+    sign = np.repeat(np.where(np.array(parities), -1.0, 1.0), m)[:, None]
+    f_rep = np.tile(f_est, p)[:, None]
+    ideal_rep = np.tile(ideal, (p, 1, 1))
+    vi = camera_vectors_from_tanplane(sign * ideal_rep[..., 0] / f_rep,
+                                      ideal_rep[..., 1] / f_rep)
+    cv_rep = np.tile(cv, (p, 1, 1))
+    R = wahba_rotation(vi, cv_rep)
+    res = np.max(np.sum((vi - cv_rep @ np.swapaxes(R, -1, -2)) ** 2, axis=-1), axis=1)
+    res = chord_to_angle(np.sqrt(res)).reshape(p, m)
+    pick = np.argmin(res, axis=0)
+    return (R.reshape(p, m, 3, 3)[pick, np.arange(m)], res[pick, np.arange(m)],
+            np.asarray(parities)[pick])
+
+
 def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: float,
                    fov_hi: float, parities: tuple[bool, ...], tol: float, radius_px: float,
                    threshold: float, deadline: float | None, refine_iterations: int,
@@ -749,12 +868,13 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
     """Pattern search; returns (SolveResult | None, status)."""
     bins = db.pattern_bins
     sep_px = SEPARATION_FRACTION * _fov_from_focal(f_guess, frame.width) * f_guess
-    stars = _thin_pixels(frame.ideal, sep_px, _MAX_PATTERN_STARS)
+    stars = _thin_pixels(frame.ideal, sep_px, _MAX_PATTERN_STARS, frame.fast)
     n_stars = len(stars)
     if n_stars < 4:
         return None, "too_few"
     combos = _combos(n_stars)
     v_guess = frame.vectors(f_guess, False, stars)
+    parity_options = np.array(parities, dtype=bool)
     verified = 0
     done = 0
     tried = np.empty((64, 3))
@@ -765,51 +885,25 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
         done = end
         if deadline is not None and time.perf_counter() > deadline:
             return None, "timeout"
-        # image patterns of this batch, canonical star order
-        V = v_guess[batch]
-        ratios, largest = edge_ratios(pattern_edge_angles(V))
-        keys, owner = neighbour_keys(ratios, bins, tol)
-        rows, kowner = db.lookup_keys(keys)
-        if len(rows) == 0:
+        if frame.fast:
+            cand = _compiled.pattern_candidates(
+                v_guess, batch, bins, tol, db.pattern_keys, db.pattern_stars, db.star_xyz,
+                f_guess, frame.width, fov_lo, fov_hi)
+        else:
+            cand = _pattern_candidates(db, frame, v_guess, batch, tol, f_guess, fov_lo, fov_hi)
+        iquads, cstars, f_est, clargest = cand
+        if len(f_est) == 0:
             continue
-        pat = owner[kowner]
-        # a catalog pattern may be reached through several neighbour keys only once,
-        # since keys are distinct; the same (pattern, row) pair cannot repeat.
-        cstars = db.pattern_stars[rows]
-        cedges = pattern_edge_angles_indexed(db.star_xyz, cstars)
-        cratios, clargest = edge_ratios(cedges)
-        ok = np.all(np.abs(cratios - ratios[pat]) <= tol, axis=1)
-        f_est = f_guess * largest[pat] / clargest
-        fov_est = 2.0 * np.arctan(0.5 * frame.width / f_est)
-        ok &= (fov_est >= fov_lo) & (fov_est <= fov_hi)
-        if not ok.any():
-            continue
-        pat, f_est, clargest = pat[ok], f_est[ok], clargest[ok]
         if frame.fixed_camera:
             # the pattern's scale only screened the candidates; the camera fixes f
-            f_est = np.full(len(pat), f_guess)
-        cstars = cstars[ok].astype(np.intp)
+            f_est = np.full(len(f_est), f_guess)
         # apparent directions when an observer velocity is given, as in verification
         cv = cat.vectors(cstars.ravel()).reshape(cstars.shape + (3,))
-        # image stars in canonical order (scale-free, so the guess vectors serve)
-        iorder = canonical_order(V[pat])
-        istars = np.take_along_axis(stars[batch[pat]], iorder, axis=1)
-        ideal = frame.ideal[istars]  # (m, 4, 2)
-        # attitude of every candidate for each allowed parity, in one batch
-        m = len(pat)
-        sign = np.repeat(np.where(np.array(parities), -1.0, 1.0), m)[:, None]
-        f_rep = np.tile(f_est, len(parities))[:, None]
-        ideal_rep = np.tile(ideal, (len(parities), 1, 1))
-        vi = camera_vectors_from_tanplane(sign * ideal_rep[..., 0] / f_rep,
-                                          ideal_rep[..., 1] / f_rep)
-        cv_rep = np.tile(cv, (len(parities), 1, 1))
-        R = wahba_rotation(vi, cv_rep)
-        res = np.max(np.sum((vi - cv_rep @ np.swapaxes(R, -1, -2)) ** 2, axis=-1), axis=1)
-        res = chord_to_angle(np.sqrt(res)).reshape(len(parities), m)
-        pick = np.argmin(res, axis=0)
-        best = (R.reshape(len(parities), m, 3, 3)[pick, np.arange(m)], res[pick, np.arange(m)],
-                np.asarray(parities)[pick])
-        R_all, res, par = best
+        ideal = frame.ideal[stars[iquads]]  # (m, 4, 2)
+        if frame.fast:
+            R_all, res, par = _compiled.pattern_attitudes(ideal, cv, f_est, parity_options)
+        else:
+            R_all, res, par = _pattern_attitudes(ideal, cv, f_est, parities)
         limit = 2.0 * tol * clargest + 3.0 / f_est
         good = np.flatnonzero(res <= limit)
         for m in good:

@@ -1,0 +1,598 @@
+"""numba-compiled kernels for the solver's small-field path.
+
+A lost-in-space solve of a few dozen centroids is a long chain of numpy calls
+on arrays of a handful of elements, where numpy's per-call overhead, not
+arithmetic, sets the time. These kernels do the same arithmetic in compiled
+loops. Each mirrors a pure-numpy function of :mod:`skysolve.solver`,
+:mod:`skysolve.geometry` or :mod:`skysolve.database`, which stays the
+readable reference (and the path taken when numba is missing, or disabled
+with ``SKYSOLVE_DISABLE_NUMBA=1``); the tests check that both agree.
+
+Kernels are compiled on first use and cached on disk (``cache=True``), so
+only the first solve on a machine pays for compilation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+try:  # numba is a dependency, but the numpy path must keep working without it
+    import numba
+except ImportError:  # pragma: no cover - exercised by the no-numba CI job only
+    numba = None
+
+
+def enabled() -> bool:
+    """Whether the compiled kernels are used (numba importable and not disabled)."""
+    if numba is None or os.environ.get("SKYSOLVE_DISABLE_NUMBA", "") not in ("", "0"):
+        return False
+    # under NUMBA_DISABLE_JIT the kernels would run as (slow) Python loops
+    return not numba.config.DISABLE_JIT
+
+
+def _jit(fn):
+    if numba is None:  # pragma: no cover
+        return fn
+    return numba.njit(cache=True, nogil=True)(fn)
+
+
+# ------------------------------------------------------------------------------------
+# Small geometry helpers (inlined by numba)
+
+
+@_jit
+def _largest_eigenvector4(K):
+    """Unit eigenvector of the largest eigenvalue of a symmetric 4x4 matrix (cyclic Jacobi)."""
+    a = K.copy()
+    v = np.eye(4)
+    for _ in range(30):
+        off = 0.0
+        diag = 0.0
+        for p in range(4):
+            diag += a[p, p] * a[p, p]
+            for q in range(p + 1, 4):
+                off += a[p, q] * a[p, q]
+        if off <= 1e-32 * diag or off == 0.0:
+            break
+        for p in range(3):
+            for q in range(p + 1, 4):
+                apq = a[p, q]
+                if apq == 0.0:
+                    continue
+                theta = (a[q, q] - a[p, p]) / (2.0 * apq)
+                t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0))
+                if theta < 0:
+                    t = -t
+                c = 1.0 / math.sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(4):
+                    akp, akq = a[k, p], a[k, q]
+                    a[k, p] = c * akp - s * akq
+                    a[k, q] = s * akp + c * akq
+                for k in range(4):
+                    apk, aqk = a[p, k], a[q, k]
+                    a[p, k] = c * apk - s * aqk
+                    a[q, k] = s * apk + c * aqk
+                for k in range(4):
+                    vkp, vkq = v[k, p], v[k, q]
+                    v[k, p] = c * vkp - s * vkq
+                    v[k, q] = s * vkp + c * vkq
+    best = 0
+    for p in range(1, 4):
+        if a[p, p] > a[best, best]:
+            best = p
+    return v[:, best]
+
+
+@_jit
+def _wahba(B):
+    """Proper rotation ``R`` maximising ``tr(R^T B)`` for the attitude profile ``B``.
+
+    Davenport's q-method: the optimal quaternion is the eigenvector of the
+    largest eigenvalue of the 4x4 matrix K built from ``B``. It is the same
+    rotation as the SVD solution (with the reflection fix) of
+    ``geometry.wahba_rotation``, at a fraction of a LAPACK call's cost.
+    """
+    tr = B[0, 0] + B[1, 1] + B[2, 2]
+    K = np.empty((4, 4))
+    for i in range(3):
+        for j in range(3):
+            K[i, j] = B[i, j] + B[j, i]
+        K[i, i] -= tr
+    K[0, 3] = K[3, 0] = B[1, 2] - B[2, 1]
+    K[1, 3] = K[3, 1] = B[2, 0] - B[0, 2]
+    K[2, 3] = K[3, 2] = B[0, 1] - B[1, 0]
+    K[3, 3] = tr
+    q = _largest_eigenvector4(K)
+    x, y, z, w = q[0], q[1], q[2], q[3]
+    R = np.empty((3, 3))
+    R[0, 0] = w * w + x * x - y * y - z * z
+    R[1, 1] = w * w - x * x + y * y - z * z
+    R[2, 2] = w * w - x * x - y * y + z * z
+    R[0, 1] = 2.0 * (x * y + w * z)
+    R[1, 0] = 2.0 * (x * y - w * z)
+    R[0, 2] = 2.0 * (x * z - w * y)
+    R[2, 0] = 2.0 * (x * z + w * y)
+    R[1, 2] = 2.0 * (y * z + w * x)
+    R[2, 1] = 2.0 * (y * z - w * x)
+    return R
+
+
+@_jit
+def _chord_to_angle(chord):
+    h = 0.5 * chord
+    if h > 1.0:
+        h = 1.0
+    elif h < 0.0:
+        h = 0.0
+    return 2.0 * math.asin(h)
+
+
+@_jit
+def _unit_from_ideal(px, py, f, s, out):
+    """Camera unit vector of an ideal pixel offset (``s`` = -1 for mirrored images)."""
+    xi = s * px / f
+    eta = py / f
+    n = math.sqrt(1.0 + xi * xi + eta * eta)
+    out[0] = xi / n
+    out[1] = eta / n
+    out[2] = 1.0 / n
+
+
+@_jit
+def unit_vectors(ideal, f, parity):
+    """Mirror of ``solver._Frame.vectors``: camera unit vectors of ideal pixel offsets."""
+    s = -1.0 if parity else 1.0
+    out = np.empty((ideal.shape[0], 3))
+    for t in range(ideal.shape[0]):
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, out[t])
+    return out
+
+
+@_jit
+def _sort_small(a):
+    """In-place insertion sort of a short 1-D array (stable)."""
+    for i in range(1, a.shape[0]):
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+
+
+# ------------------------------------------------------------------------------------
+# Centroid thinning and catalog cones
+
+
+@_jit
+def thin_pixels(ideal, sep_px, limit):
+    """Mirror of ``solver._thin_pixels`` (``ideal`` already cut to the candidates)."""
+    n = ideal.shape[0]
+    keep = np.empty(min(n, limit), np.intp)
+    k = 0
+    s2 = sep_px * sep_px
+    for i in range(n):
+        if k == limit:
+            break
+        ok = True
+        if sep_px > 0:
+            for j in range(i):
+                dx = ideal[i, 0] - ideal[j, 0]
+                dy = ideal[i, 1] - ideal[j, 1]
+                if dx * dx + dy * dy <= s2:
+                    ok = False
+                    break
+        if ok:
+            keep[k] = i
+            k += 1
+    return keep[:k]
+
+
+@_jit
+def cone_scan(vectors, centre, min_dot, count, max_scan):
+    """The first ``count`` rows of ``vectors`` within a cone, scanning at most ``max_scan``.
+
+    Returns the row indices found and the number of rows scanned; the caller
+    falls back to a KD-tree when the scan stopped before finding ``count``.
+    """
+    out = np.empty(count, np.intp)
+    k = 0
+    n = min(vectors.shape[0], max_scan)
+    cx, cy, cz = centre[0], centre[1], centre[2]
+    i = 0
+    while i < n and k < count:
+        if vectors[i, 0] * cx + vectors[i, 1] * cy + vectors[i, 2] * cz >= min_dot:
+            out[k] = i
+            k += 1
+        i += 1
+    return out[:k], i
+
+
+# ------------------------------------------------------------------------------------
+# Pattern search
+
+
+@_jit
+def _edges_sorted(ax, ay, az, e):
+    """Sorted six inter-star angles of four stars given as component arrays."""
+    t = 0
+    for i in range(4):
+        for j in range(i + 1, 4):
+            dx = ax[i] - ax[j]
+            dy = ay[i] - ay[j]
+            dz = az[i] - az[j]
+            h = 0.5 * math.sqrt(dx * dx + dy * dy + dz * dz)
+            e[t] = 2.0 * math.asin(min(h, 1.0))
+            t += 1
+    _sort_small(e)
+
+
+@_jit
+def _first_at_least(a, key):
+    lo, hi = 0, a.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_jit
+def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, star_xyz,
+                       f_guess, width, fov_lo, fov_hi):
+    """Catalog patterns matching a batch of image patterns (the numpy path's key lookup).
+
+    Parameters mirror ``solver._lost_in_space``: ``v_guess`` (n, 3) camera vectors
+    of the pattern stars at the guessed focal length, ``batch`` (m, 4) rows of
+    ``v_guess`` per pattern, the database's sorted keys, pattern stars and
+    component-major star table.
+
+    Returns
+    -------
+    img_quads : (k, 4) rows of ``v_guess`` in canonical order
+    cat_quads : (k, 4) star-table indices (canonical order, as stored)
+    f_est : (k,) focal length implied by the pattern scales, pixels
+    cat_largest : (k,) largest catalog edge, radians
+    """
+    cap = 16
+    img_q = np.empty((cap, 4), np.intp)
+    cat_q = np.empty((cap, 4), np.intp)
+    f_est = np.empty(cap)
+    c_big = np.empty(cap)
+    k = 0
+    e = np.empty(6)
+    ce = np.empty(6)
+    r = np.empty(5)
+    lo = np.empty(5, np.int64)
+    span = np.empty(5, np.int64)
+    off = np.empty(5, np.int64)
+    ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
+    cx, cy, cz = np.empty(4), np.empty(4), np.empty(4)
+    dist = np.empty(4)
+    order = np.empty(4, np.intp)
+    half_w = 0.5 * width
+    for p in range(batch.shape[0]):
+        for s in range(4):
+            row = batch[p, s]
+            ax[s], ay[s], az[s] = v_guess[row, 0], v_guess[row, 1], v_guess[row, 2]
+        _edges_sorted(ax, ay, az, e)
+        largest = e[5]
+        if not largest > 0:
+            continue
+        n_keys = 1
+        for t in range(5):
+            r[t] = e[t] / largest
+            a = min(max(math.floor((r[t] - tol) * bins), 0), bins - 1)
+            b = min(max(math.floor((r[t] + tol) * bins), 0), bins - 1)
+            lo[t] = a
+            span[t] = b - a + 1
+            n_keys *= span[t]
+        have_order = False
+        for c in range(n_keys):
+            # offsets in lexicographic order, the last ratio fastest (itertools.product)
+            rem = c
+            for t in range(4, -1, -1):
+                off[t] = rem % span[t]
+                rem //= span[t]
+            key = np.uint64(0)
+            w = np.uint64(1)
+            for t in range(5):
+                key += np.uint64(lo[t] + off[t]) * w
+                w *= np.uint64(bins)
+            first = _first_at_least(keys_sorted, key)
+            row = first
+            while row < keys_sorted.shape[0] and keys_sorted[row] == key:
+                for s in range(4):
+                    st = pattern_stars[row, s]
+                    cx[s], cy[s], cz[s] = star_xyz[0, st], star_xyz[1, st], star_xyz[2, st]
+                _edges_sorted(cx, cy, cz, ce)
+                clargest = ce[5]
+                ok = clargest > 0
+                if ok:
+                    for t in range(5):
+                        if abs(ce[t] / clargest - r[t]) > tol:
+                            ok = False
+                            break
+                if ok:
+                    f = f_guess * largest / clargest
+                    fov = 2.0 * math.atan(half_w / f)
+                    ok = fov >= fov_lo and fov <= fov_hi
+                if ok:
+                    if not have_order:
+                        # canonical order: increasing distance from the mean direction
+                        mx = 0.25 * (ax[0] + ax[1] + ax[2] + ax[3])
+                        my = 0.25 * (ay[0] + ay[1] + ay[2] + ay[3])
+                        mz = 0.25 * (az[0] + az[1] + az[2] + az[3])
+                        for s in range(4):
+                            dist[s] = (ax[s] - mx) ** 2 + (ay[s] - my) ** 2 + (az[s] - mz) ** 2
+                            order[s] = s
+                        for i in range(1, 4):  # stable insertion sort of the indices
+                            j = i
+                            while j > 0 and dist[order[j - 1]] > dist[order[j]]:
+                                order[j - 1], order[j] = order[j], order[j - 1]
+                                j -= 1
+                        have_order = True
+                    if k == cap:
+                        cap *= 2
+                        img_q2 = np.empty((cap, 4), np.intp)
+                        cat_q2 = np.empty((cap, 4), np.intp)
+                        f2 = np.empty(cap)
+                        c2 = np.empty(cap)
+                        img_q2[:k] = img_q[:k]
+                        cat_q2[:k] = cat_q[:k]
+                        f2[:k] = f_est[:k]
+                        c2[:k] = c_big[:k]
+                        img_q, cat_q, f_est, c_big = img_q2, cat_q2, f2, c2
+                    for s in range(4):
+                        img_q[k, s] = batch[p, order[s]]
+                        cat_q[k, s] = pattern_stars[row, s]
+                    f_est[k] = f
+                    c_big[k] = clargest
+                    k += 1
+                row += 1
+    return img_q[:k], cat_q[:k], f_est[:k], c_big[:k]
+
+
+@_jit
+def _pattern_residual(vi, cat4, c, R):
+    """Largest angular residual (radians) of one candidate's four stars under ``R``."""
+    worst = 0.0
+    for t in range(4):
+        d2 = 0.0
+        for a in range(3):
+            d = vi[t, a] - (R[a, 0] * cat4[c, t, 0] + R[a, 1] * cat4[c, t, 1]
+                            + R[a, 2] * cat4[c, t, 2])
+            d2 += d * d
+        worst = max(worst, d2)
+    return _chord_to_angle(math.sqrt(worst))
+
+
+@_jit
+def pattern_attitudes(ideal4, cat4, f_est, parities):
+    """Attitude of each candidate pattern pair, for the better of the allowed parities.
+
+    ``ideal4`` (k, 4, 2) ideal pixel offsets, ``cat4`` (k, 4, 3) catalog
+    vectors, ``parities`` the allowed parities in order of preference on a tie.
+    Returns rotations (k, 3, 3), the largest star residual (k,) in radians and
+    the parity chosen (k,).
+    """
+    k = ideal4.shape[0]
+    R_out = np.empty((k, 3, 3))
+    res_out = np.empty(k)
+    par_out = np.zeros(k, np.bool_)
+    vi = np.empty((4, 3))
+    B = np.empty((3, 3))
+    for c in range(k):
+        best = np.inf
+        for parity in parities:
+            s = -1.0 if parity else 1.0
+            for t in range(4):
+                _unit_from_ideal(ideal4[c, t, 0], ideal4[c, t, 1], f_est[c], s, vi[t])
+            for a in range(3):
+                for b in range(3):
+                    acc = 0.0
+                    for t in range(4):
+                        acc += vi[t, a] * cat4[c, t, b]
+                    B[a, b] = acc
+            R = _wahba(B)
+            res = _pattern_residual(vi, cat4, c, R)
+            if res < best:
+                best = res
+                R_out[c] = R
+                par_out[c] = parity
+        res_out[c] = best
+    return R_out, res_out, par_out
+
+
+@_jit
+def attitude_information(ideal, f, parity):
+    """Mirror of the numpy information matrix in ``solver._attitude_covariance``."""
+    s = -1.0 if parity else 1.0
+    info = np.zeros((3, 3))
+    v = np.empty(3)
+    for t in range(ideal.shape[0]):
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, v)
+        for a in range(3):
+            for b in range(3):
+                info[a, b] -= v[a] * v[b]
+            info[a, a] += 1.0
+    return info
+
+
+# ------------------------------------------------------------------------------------
+# Verification and refinement
+
+
+@_jit
+def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
+    """Mirror of ``solver._in_image``: rows of ``vectors`` projecting inside the image.
+
+    Returns the first ``count`` rows and their ideal pixel offsets.
+    """
+    n = vectors.shape[0]
+    rows = np.empty(min(n, count), np.intp)
+    p = np.empty((min(n, count), 2))
+    s = -1.0 if parity else 1.0
+    k = 0
+    for i in range(n):
+        if k == count:
+            break
+        x = R[0, 0] * vectors[i, 0] + R[0, 1] * vectors[i, 1] + R[0, 2] * vectors[i, 2]
+        y = R[1, 0] * vectors[i, 0] + R[1, 1] * vectors[i, 1] + R[1, 2] * vectors[i, 2]
+        z = R[2, 0] * vectors[i, 0] + R[2, 1] * vectors[i, 1] + R[2, 2] * vectors[i, 2]
+        if not z > 0:
+            continue
+        px = s * (x / z) * f
+        py = (y / z) * f
+        if abs(px + cx) <= half_w and abs(py + cy) <= half_h:
+            rows[k] = i
+            p[k, 0] = px
+            p[k, 1] = py
+            k += 1
+    return rows[:k], p[:k]
+
+
+@_jit
+def mutual_matches(img, cat, radius):
+    """Mirror of the distance-matrix branch of ``solver._mutual_matches``.
+
+    Pairs (image row, catalog row) that are each other's nearest neighbour and
+    within ``radius``, in increasing catalog row; returns (i, j, distance).
+    """
+    n, m = img.shape[0], cat.shape[0]
+    near_img = np.empty(m, np.intp)   # nearest image row of each catalog star
+    d_cat = np.empty(m)
+    near_cat = np.full(n, -1, np.intp)
+    d_img = np.full(n, np.inf)
+    for j in range(m):
+        best = np.inf
+        bi = 0
+        for i in range(n):
+            dx = cat[j, 0] - img[i, 0]
+            dy = cat[j, 1] - img[i, 1]
+            d2 = dx * dx + dy * dy
+            if d2 < best:
+                best = d2
+                bi = i
+            if d2 < d_img[i]:
+                d_img[i] = d2
+                near_cat[i] = j
+        near_img[j] = bi
+        d_cat[j] = best
+    r2 = radius * radius
+    out_i = np.empty(min(n, m), np.intp)
+    out_j = np.empty(min(n, m), np.intp)
+    out_d = np.empty(min(n, m))
+    k = 0
+    for j in range(m):
+        i = near_img[j]
+        if near_cat[i] == j and d_cat[j] <= r2:
+            out_i[k] = i
+            out_j[k] = j
+            out_d[k] = math.sqrt(d_cat[j])
+            k += 1
+    return out_i[:k], out_j[:k], out_d[:k]
+
+
+@_jit
+def crowding(img, cat, radius, outer):
+    """Mirror of the density term of ``solver._match_chance``: mean per-centroid chance."""
+    n, m = img.shape[0], cat.shape[0]
+    r2, o2 = radius * radius, outer * outer
+    total = 0
+    for i in range(n):
+        for j in range(m):
+            dx = cat[j, 0] - img[i, 0]
+            dy = cat[j, 1] - img[i, 1]
+            d2 = dx * dx + dy * dy
+            if d2 > r2 and d2 <= o2:
+                total += 1
+    return total * r2 / (o2 - r2) / max(n, 1)
+
+
+@_jit
+def _fit_rotation(ideal, v_cat, use, f, s, v_img):
+    """Image vectors at focal length ``f`` (written to ``v_img``) and their Wahba rotation."""
+    for t in range(ideal.shape[0]):
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, v_img[t])
+    B = np.zeros((3, 3))
+    for u in use:
+        for a in range(3):
+            for b in range(3):
+                B[a, b] += v_img[u, a] * v_cat[u, b]
+    return _wahba(B)
+
+
+@_jit
+def fit_pairs(ideal, v_cat, use, f, parity, fixed_camera):
+    """Mirror of ``solver._fit_pairs``: attitude (and focal length) from the pairs ``use``.
+
+    Returns (R, f, per-pair angular residuals in radians, ok); ``ok`` is False
+    when the focal-length fit fails.
+    """
+    n = ideal.shape[0]
+    s = -1.0 if parity else 1.0
+    v_img = np.empty((n, 3))
+    R = _fit_rotation(ideal, v_cat, use, f, s, v_img)
+    err = np.empty(n)
+    if not fixed_camera:
+        num = 0.0
+        den = 0.0
+        for u in use:
+            x = R[0, 0] * v_cat[u, 0] + R[0, 1] * v_cat[u, 1] + R[0, 2] * v_cat[u, 2]
+            y = R[1, 0] * v_cat[u, 0] + R[1, 1] * v_cat[u, 1] + R[1, 2] * v_cat[u, 2]
+            z = R[2, 0] * v_cat[u, 0] + R[2, 1] * v_cat[u, 1] + R[2, 2] * v_cat[u, 2]
+            xi = x / z if z > 0 else np.nan
+            eta = y / z if z > 0 else np.nan
+            num += s * ideal[u, 0] * xi + ideal[u, 1] * eta
+            den += xi * xi + eta * eta
+        f_new = num / den if den > 0 else np.nan
+        if not (math.isfinite(f_new) and f_new > 0):
+            return R, f, err, False
+        if abs(f_new - f) > 1e-9 * f_new:
+            f = f_new
+            R = _fit_rotation(ideal, v_cat, use, f, s, v_img)
+    for t in range(n):
+        d2 = 0.0
+        for a in range(3):
+            d = v_img[t, a] - (R[a, 0] * v_cat[t, 0] + R[a, 1] * v_cat[t, 1]
+                               + R[a, 2] * v_cat[t, 2])
+            d2 += d * d
+        err[t] = _chord_to_angle(math.sqrt(d2))
+    return R, f, err, True
+
+
+@_jit
+def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
+    """Mirror of ``solver._trimmed_fit``.
+
+    Returns (R, f, err) of the first fit, (R, f, err) of the last fit, the
+    core pairs ranked best by the last fit, and ok (False when a focal-length
+    fit failed).
+    """
+    n = ideal.shape[0]
+    core = np.arange(n)
+    R0, f0, err0, ok = fit_pairs(ideal, v_cat, core, f, parity, fixed_camera)
+    R, f1, err = R0, f0, err0
+    for step in range(steps):
+        if step:
+            R, f1, err, ok = fit_pairs(ideal, v_cat, core, f1, parity, fixed_camera)
+        if not ok:
+            break
+        new_core = np.sort(np.argsort(err, kind="mergesort")[:h])
+        same = new_core.shape[0] == core.shape[0]
+        if same:
+            for t in range(core.shape[0]):
+                if new_core[t] != core[t]:
+                    same = False
+                    break
+        if same:
+            break
+        core = new_core
+    return R0, f0, err0, R, f1, err, core, ok

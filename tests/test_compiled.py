@@ -1,0 +1,264 @@
+"""The numba kernels (skysolve._compiled) agree with the pure-numpy solver path.
+
+Every kernel is compared with the numpy function it mirrors on inputs from
+real catalog fields, and whole solves are compared end to end: the same
+matched stars, the same attitude to rounding, the same statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from skysolve import _compiled
+from skysolve import solver as S
+from skysolve.camera import CameraModel
+from skysolve.geometry import chord_to_angle, wahba_rotation
+from skysolve.simulate import random_attitudes, simulate_centroids
+
+pytestmark = pytest.mark.skipif(not _compiled.enabled(), reason="numba not available")
+
+W, H = 1024, 768
+
+
+@pytest.fixture(scope="module")
+def hip2025(hip_catalog):
+    return hip_catalog.propagate(2025.0)
+
+
+@pytest.fixture(scope="module")
+def fields(hip2025):
+    """30 simulated fields: (centroids, true rotation, camera, mirrored)."""
+    rng = np.random.default_rng(99)
+    out = []
+    for k, R in enumerate(random_attitudes(30, rng)):
+        fov = float(rng.uniform(10.0, 20.0))
+        mirror = k % 4 == 3
+        cam = CameraModel.from_fov(fov, W, H)
+        sim = simulate_centroids(hip2025, cam, R, num_stars=50, max_magnitude=8.0,
+                                 centroid_noise_px=0.3, drop_fraction=0.1, mirror=mirror,
+                                 seed=rng)
+        out.append((sim.centroids[:, :2].copy(), R, cam, mirror))
+    return out
+
+
+def _solve(db, xy, monkeypatch, fast, **kw):
+    monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0" if fast else "1")
+    return db.solve_from_centroids(xy, fov_estimate_deg=15.0, image_width=W, image_height=H,
+                                   **kw)
+
+
+def test_enabled_follows_the_switch(monkeypatch):
+    monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "1")
+    assert not _compiled.enabled()
+    monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0")
+    assert _compiled.enabled()
+
+
+def test_whole_solves_agree(small_db, fields, monkeypatch):
+    """Both paths solve the same fields to the same stars and attitude."""
+    n_solved = 0
+    for xy, R_true, _, mirror in fields:
+        fast = _solve(small_db, xy, monkeypatch, True)
+        slow = _solve(small_db, xy, monkeypatch, False)
+        assert bool(fast) == bool(slow)
+        if not fast:
+            continue
+        n_solved += 1
+        assert fast.parity_flip == slow.parity_flip == mirror
+        np.testing.assert_array_equal(fast.matched_centroids, slow.matched_centroids)
+        np.testing.assert_array_equal(fast.matched_catalog_ids, slow.matched_catalog_ids)
+        np.testing.assert_allclose(fast.rotation_matrix_icrs_to_camera,
+                                   slow.rotation_matrix_icrs_to_camera, atol=1e-11)
+        assert fast.fov_deg == pytest.approx(slow.fov_deg, rel=1e-10)
+        assert fast.rmse_arcsec == pytest.approx(slow.rmse_arcsec, rel=1e-6, abs=1e-9)
+        assert fast.p90e_arcsec == pytest.approx(slow.p90e_arcsec, rel=1e-6, abs=1e-9)
+        assert fast.max_err_arcsec == pytest.approx(slow.max_err_arcsec, rel=1e-6, abs=1e-9)
+        assert fast.probability == pytest.approx(slow.probability, rel=1e-6)
+        np.testing.assert_allclose(fast.attitude_cov_rad2, slow.attitude_cov_rad2, rtol=1e-6)
+        # and both are right
+        assert math.degrees(math.acos(min(1.0, fast.rotation_matrix_icrs_to_camera[2]
+                                          @ R_true[2]))) < 0.01
+    assert n_solved >= 28
+
+
+def test_solves_with_camera_model_and_tracking_agree(small_db, fields, monkeypatch):
+    xy, R_true, cam, mirror = fields[0]
+    cam = cam.replace(parity_flip=mirror)
+    for kw in ({"camera_model": cam}, {"attitude_hint": R_true, "strict_hint": True},
+               {"observer_velocity_km_s": [10.0, -25.0, 5.0]}):
+        fast = _solve(small_db, xy, monkeypatch, True, **kw)
+        slow = _solve(small_db, xy, monkeypatch, False, **kw)
+        assert fast and slow, kw
+        assert fast.mode == slow.mode
+        np.testing.assert_array_equal(fast.matched_centroids, slow.matched_centroids)
+        np.testing.assert_allclose(fast.rotation_matrix_icrs_to_camera,
+                                   slow.rotation_matrix_icrs_to_camera, atol=1e-11)
+
+
+def test_random_centroids_fail_alike(small_db, monkeypatch):
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        xy = np.column_stack([rng.uniform(-W / 2, W / 2, 40), rng.uniform(-H / 2, H / 2, 40)])
+        fast = _solve(small_db, xy, monkeypatch, True)
+        slow = _solve(small_db, xy, monkeypatch, False)
+        assert not fast and not slow
+        assert fast.status == slow.status
+
+
+# ------------------------------------------------------------------------------------
+# Kernel by kernel
+
+
+def test_wahba_matches_svd():
+    rng = np.random.default_rng(0)
+    for k in range(300):
+        n = int(rng.integers(3, 40))
+        ref = rng.normal(size=(n, 3))
+        ref /= np.linalg.norm(ref, axis=1)[:, None]
+        R = wahba_rotation(rng.normal(size=(3, 3)) @ np.eye(3), np.eye(3))
+        body = ref @ R.T + rng.normal(scale=(1e-4, 0.3)[k % 2], size=(n, 3))
+        if k % 3 == 0:
+            body[:, 0] *= -1.0  # the best proper rotation needs the reflection fix
+        got = _compiled._wahba(body.T @ ref)
+        np.testing.assert_allclose(got, wahba_rotation(body, ref), atol=1e-11)
+        assert np.linalg.det(got) == pytest.approx(1.0, abs=1e-12)
+
+
+def _frame(xy, fast):
+    frame = S._make_frame(np.ascontiguousarray(xy, dtype=np.float64), W, H, None)
+    frame.fast = fast
+    return frame
+
+
+def test_thin_pixels_matches(fields):
+    rng = np.random.default_rng(1)
+    for xy, *_ in fields:
+        for sep in (0.0, 3.0, 40.0):
+            limit = int(rng.integers(4, 31))
+            np.testing.assert_array_equal(S._thin_pixels(xy, sep, limit, True),
+                                          S._thin_pixels(xy, sep, limit, False))
+
+
+def test_brightest_in_cone_matches_trees(small_db, monkeypatch):
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(60, 3))
+    centres /= np.linalg.norm(centres, axis=1)[:, None]
+    for c, radius, count in zip(centres, rng.uniform(0.01, 0.4, 60),
+                                rng.integers(1, 800, 60), strict=True):
+        monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0")
+        fast = small_db.brightest_in_cone(c, float(radius), int(count))
+        monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "1")
+        slow = small_db.brightest_in_cone(c, float(radius), int(count))
+        np.testing.assert_array_equal(fast, slow)
+
+
+def _hypotheses(small_db, fields):
+    """(frame, catalog, true hypothesis) for each field, in both paths."""
+    for xy, R, cam, mirror in fields:
+        yield xy, S._Hypothesis(R, cam.focal_length_px, mirror)
+
+
+def test_pattern_search_kernels_match(small_db, fields):
+    db = small_db
+    tol = float(db.parameters["pattern_max_error"])
+    combos = S._combos(12)
+    n_cand = 0
+    for xy, R, cam, mirror in fields:
+        frame = _frame(xy, False)
+        f_guess = cam.focal_length_px * 1.01
+        stars = S._thin_pixels(frame.ideal, 2.0, 12)
+        if len(stars) < 12:
+            continue
+        v_guess = frame.vectors(f_guess, False, stars)
+        lo, hi = math.radians(8.0), math.radians(25.0)
+        slow = S._pattern_candidates(db, frame, v_guess, combos, tol, f_guess, lo, hi)
+        fast = _compiled.pattern_candidates(v_guess, combos, db.pattern_bins, tol,
+                                            db.pattern_keys, db.pattern_stars, db.star_xyz,
+                                            f_guess, W, lo, hi)
+        for a, b in zip(fast, slow, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+        n_cand += len(fast[0])
+        ideal = frame.ideal[stars[fast[0]]]
+        cv = db.star_vectors[fast[1]]
+        parities = (False, True)
+        Rf, rf, pf = _compiled.pattern_attitudes(ideal, cv, fast[2], np.array(parities))
+        Rs, rs, ps = S._pattern_attitudes(ideal, cv, fast[2], parities)
+        np.testing.assert_allclose(Rf, Rs, atol=1e-10)
+        np.testing.assert_allclose(rf, rs, rtol=1e-6, atol=1e-12)
+        np.testing.assert_array_equal(pf, ps)
+    assert n_cand > 100
+
+
+def test_verification_and_refinement_kernels_match(small_db, fields):
+    cat = S._Catalog(small_db, None)
+    for xy, hyp in _hypotheses(small_db, fields):
+        fast, slow = _frame(xy, True), _frame(xy, False)
+        field = S._refine_field(slow, cat, hyp)
+        rows_f, p_f = S._in_image(fast, field[1], hyp, 100)
+        rows_s, p_s = S._in_image(slow, field[1], hyp, 100)
+        np.testing.assert_array_equal(rows_f, rows_s)
+        np.testing.assert_allclose(p_f, p_s, rtol=1e-12, atol=1e-9)
+        radius = 0.01 * W
+        for got, want in zip(S._mutual_matches(fast, 40, p_s, radius),
+                             S._mutual_matches(slow, 40, p_s, radius), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        assert S._match_chance(fast, 40, p_s, radius) == pytest.approx(
+            S._match_chance(slow, 40, p_s, radius), rel=1e-12)
+        for a, b in zip(S._verify(fast, cat, hyp, radius, 4, field),
+                        S._verify(slow, cat, hyp, radius, 4, field), strict=True):
+            assert a == pytest.approx(b, rel=1e-9)
+        # a perturbed attitude and focal length, refined both ways
+        dR = wahba_rotation(np.eye(3) + 1e-4 * np.array([[0, 1, 0], [-1, 0, 1], [0, -1, 0]]),
+                            np.eye(3))
+        start = S._Hypothesis(dR @ hyp.R, hyp.f * 1.003, hyp.parity)
+        ref_f = S._refine(fast, cat, start, radius, 2, field=field)
+        ref_s = S._refine(slow, cat, start, radius, 2, field=field)
+        np.testing.assert_array_equal(ref_f.img_idx, ref_s.img_idx)
+        np.testing.assert_array_equal(ref_f.cat_idx, ref_s.cat_idx)
+        np.testing.assert_allclose(ref_f.hyp.R, ref_s.hyp.R, atol=1e-11)
+        assert ref_f.hyp.f == pytest.approx(ref_s.hyp.f, rel=1e-10)
+        np.testing.assert_allclose(ref_f.errors_rad, ref_s.errors_rad, rtol=1e-5, atol=1e-12)
+
+
+def test_fit_kernels_match_on_outliers():
+    """fit_pairs / trimmed_fit with wrong pairs, a fixed camera and a failing focal fit."""
+    rng = np.random.default_rng(3)
+    f = 2000.0
+    for k in range(40):
+        n = int(rng.integers(6, 40))
+        ideal = rng.uniform(-500, 500, size=(n, 2))
+        v = S.camera_vectors_from_tanplane(ideal[:, 0] / f, ideal[:, 1] / f)
+        R = wahba_rotation(rng.normal(size=(3, 3)), np.eye(3))
+        v_cat = v @ R  # v = R v_cat
+        v_cat[: n // 5] = np.roll(v_cat[: n // 5], 1, axis=0)  # some wrong pairs
+        parity = bool(k % 2)
+        if parity:
+            ideal = ideal * [-1.0, 1.0]
+        for fixed in (False, True):
+            hyp = S._Hypothesis(np.eye(3), f * 1.01, parity)
+            fast, slow = _frame(ideal, True), _frame(ideal, False)
+            fast.fixed_camera = slow.fixed_camera = fixed
+            got = S._trimmed_fit(fast, hyp, ideal, v_cat, 8)
+            want = S._trimmed_fit(slow, hyp, ideal, v_cat, 8)
+            for (hg, eg), (hw, ew) in zip(got[:2], want[:2], strict=True):
+                np.testing.assert_allclose(hg.R, hw.R, atol=1e-11)
+                assert hg.f == pytest.approx(hw.f, rel=1e-12)
+                np.testing.assert_allclose(eg, ew, rtol=1e-6, atol=1e-13)
+            np.testing.assert_array_equal(got[2], want[2])
+            info_f = _compiled.attitude_information(ideal, f, parity)
+            vv = slow.vectors(f, parity)
+            np.testing.assert_allclose(info_f, n * np.eye(3) - vv.T @ vv, atol=1e-12)
+    # a focal fit that cannot succeed (catalog stars all round the sky, so some end up
+    # behind the camera) fails in both
+    ideal = rng.uniform(-500, 500, size=(20, 2))
+    v_cat = rng.normal(size=(20, 3))
+    v_cat /= np.linalg.norm(v_cat, axis=1)[:, None]
+    hyp = S._Hypothesis(np.eye(3), f, False)
+    assert S._trimmed_fit(_frame(ideal, True), hyp, ideal, v_cat, 8) is None
+    assert S._trimmed_fit(_frame(ideal, False), hyp, ideal, v_cat, 8) is None
+    # chord helper
+    for c in (-1.0, 0.0, 0.3, 2.0, 3.0):
+        assert _compiled._chord_to_angle(c) == pytest.approx(float(chord_to_angle(c)))
