@@ -155,8 +155,8 @@ def test_brightest_in_cone_matches_trees(small_db, monkeypatch):
         np.testing.assert_array_equal(fast, slow)
 
 
-def _hypotheses(small_db, fields):
-    """(frame, catalog, true hypothesis) for each field, in both paths."""
+def _hypotheses(fields):
+    """(centroids, true hypothesis) of each field."""
     for xy, R, cam, mirror in fields:
         yield xy, S._Hypothesis(R, cam.focal_length_px, mirror)
 
@@ -166,7 +166,7 @@ def test_pattern_search_kernels_match(small_db, fields):
     tol = float(db.parameters["pattern_max_error"])
     combos = S._combos(12)
     n_cand = 0
-    for xy, R, cam, mirror in fields:
+    for xy, _, cam, _ in fields:
         frame = _frame(xy, False)
         f_guess = cam.focal_length_px * 1.01
         stars = S._thin_pixels(frame.ideal, 2.0, 12)
@@ -194,7 +194,7 @@ def test_pattern_search_kernels_match(small_db, fields):
 
 def test_verification_and_refinement_kernels_match(small_db, fields):
     cat = S._Catalog(small_db, None)
-    for xy, hyp in _hypotheses(small_db, fields):
+    for xy, hyp in _hypotheses(fields):
         fast, slow = _frame(xy, True), _frame(xy, False)
         field = S._refine_field(slow, cat, hyp)
         rows_f, p_f = S._in_image(fast, field[1], hyp, 100)
