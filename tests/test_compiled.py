@@ -128,9 +128,24 @@ def test_wahba_matches_svd():
 
 
 def _frame(xy, fast):
-    frame = S._make_frame(np.ascontiguousarray(xy, dtype=np.float64), W, H, None)
-    frame.fast = fast
-    return frame
+    return S._make_frame(np.ascontiguousarray(xy, dtype=np.float64), W, H, None, fast)
+
+
+def test_memory_mapped_database_solves_alike(small_db, fields, tmp_path, monkeypatch):
+    """A database loaded with mmap=True (read-only memmaps) goes through the kernels too."""
+    from skysolve.database import SolverDatabase
+
+    path = tmp_path / "small.skdb"
+    small_db.save_to_file(path)
+    mapped = SolverDatabase.load_from_file(path, mmap=True)
+    _compiled.warm_up(mapped)
+    for xy, *_ in fields[:5]:
+        got = _solve(mapped, xy, monkeypatch, True)
+        want = _solve(small_db, xy, monkeypatch, True)
+        assert got and want
+        np.testing.assert_array_equal(got.matched_catalog_ids, want.matched_catalog_ids)
+        np.testing.assert_allclose(got.rotation_matrix_icrs_to_camera,
+                                   want.rotation_matrix_icrs_to_camera, atol=1e-12)
 
 
 def test_thin_pixels_matches(fields):
@@ -155,6 +170,18 @@ def test_brightest_in_cone_matches_trees(small_db, monkeypatch):
         np.testing.assert_array_equal(fast, slow)
 
 
+def test_key_directory_brackets_every_key(small_db):
+    starts, shift = small_db.key_directory
+    keys = small_db.pattern_keys.astype(np.uint64)
+    assert starts[0] == 0 and starts[-1] == len(keys)
+    assert np.all(np.diff(starts) >= 0)
+    buckets = (keys >> np.uint64(shift)).astype(np.int64)
+    rows = np.arange(len(keys))
+    assert np.all((starts[buckets] <= rows) & (rows < starts[buckets + 1]))
+    # about one pattern per bucket: a lookup searches a few rows, not the table
+    assert len(starts) - 1 <= 2 * len(keys)
+
+
 def _hypotheses(fields):
     """(centroids, true hypothesis) of each field."""
     for xy, R, cam, mirror in fields:
@@ -176,8 +203,8 @@ def test_pattern_search_kernels_match(small_db, fields):
         lo, hi = math.radians(8.0), math.radians(25.0)
         slow = S._pattern_candidates(db, frame, v_guess, combos, tol, f_guess, lo, hi)
         fast = _compiled.pattern_candidates(v_guess, combos, db.pattern_bins, tol,
-                                            db.pattern_keys, db.pattern_stars, db.star_xyz,
-                                            f_guess, W, lo, hi)
+                                            db.pattern_keys, *db.key_directory,
+                                            db.pattern_stars, db.star_xyz, f_guess, W, lo, hi)
         for a, b in zip(fast, slow, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12)
         n_cand += len(fast[0])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 
 import numpy as np
 
@@ -23,6 +24,39 @@ try:  # numba is a dependency, but the numpy path must keep working without it
     import numba
 except ImportError:  # pragma: no cover - exercised by the no-numba CI job only
     numba = None
+
+
+_WARM: weakref.WeakSet = weakref.WeakSet()
+
+
+def warm_up(db) -> None:
+    """Compile, or load from the disk cache, every kernel for the array types of ``db``.
+
+    The solver calls this before it starts its clock, so that a first solve
+    on a machine does not spend its ``solve_timeout_ms`` on compilation. The
+    arguments have the types the solver passes; later calls for the same
+    database return at once.
+    """
+    if db in _WARM:
+        return
+    ideal = np.column_stack([np.arange(8) * 40.0 - 150.0, np.arange(8) * -25.0 + 90.0])
+    thin_pixels(ideal, 1.0, 6)
+    cone_scan(db.star_vectors, np.array([0.0, 0.0, 1.0]), 0.99, 2, 100)
+    v = unit_vectors(ideal[np.arange(6)], 1000.0, False)
+    starts, shift = db.key_directory
+    pattern_candidates(v, np.array([[0, 1, 2, 3]], dtype=np.intp), db.pattern_bins, 0.01,
+                       db.pattern_keys, starts, shift, db.pattern_stars, db.star_xyz, 1000.0,
+                       1024, 0.1, 1.0)
+    ideal4 = ideal[np.array([[0, 1, 2, 3]])]
+    pattern_attitudes(ideal4, unit_vectors(ideal[:4], 1000.0, False)[None], np.full(1, 1000.0),
+                      np.array([False, True]))
+    rows, p = in_image(v, np.eye(3), 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10)
+    mutual_matches(ideal[:6], p, 5.0)
+    crowding(ideal[:6], p, 5.0, 50.0)
+    trimmed_fit(ideal[rows], v[rows], 1000.0, False, False, 5, 2)
+    fit_pairs(ideal[rows], v[rows], np.flatnonzero(rows >= 0), 1000.0, False, False)
+    attitude_information(ideal[rows], 1000.0, False)
+    _WARM.add(db)
 
 
 def enabled() -> bool:
@@ -232,8 +266,8 @@ def _edges_sorted(ax, ay, az, e):
 
 
 @_jit
-def _first_at_least(a, key):
-    lo, hi = 0, a.shape[0]
+def _first_at_least(a, key, lo, hi):
+    """First index in ``[lo, hi)`` of sorted ``a`` whose value is not below ``key``."""
     while lo < hi:
         mid = (lo + hi) >> 1
         if a[mid] < key:
@@ -244,14 +278,15 @@ def _first_at_least(a, key):
 
 
 @_jit
-def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, star_xyz,
-                       f_guess, width, fov_lo, fov_hi):
+def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, directory, shift,
+                       pattern_stars, star_xyz, f_guess, width, fov_lo, fov_hi):
     """Catalog patterns matching a batch of image patterns (the numpy path's key lookup).
 
     Parameters mirror ``solver._lost_in_space``: ``v_guess`` (n, 3) camera vectors
     of the pattern stars at the guessed focal length, ``batch`` (m, 4) rows of
     ``v_guess`` per pattern, the database's sorted keys, pattern stars and
-    component-major star table.
+    component-major star table, and its key directory
+    (``SolverDatabase.key_directory``).
 
     Returns
     -------
@@ -305,8 +340,8 @@ def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, st
             for t in range(5):
                 key += np.uint64(lo[t] + off[t]) * w
                 w *= np.uint64(bins)
-            first = _first_at_least(keys_sorted, key)
-            row = first
+            bucket = np.int64(key >> np.uint64(shift))  # uint64 + int64 would be float
+            row = _first_at_least(keys_sorted, key, directory[bucket], directory[bucket + 1])
             while row < keys_sorted.shape[0] and keys_sorted[row] == key:
                 for s in range(4):
                     st = pattern_stars[row, s]

@@ -317,6 +317,23 @@ class SolverDatabase:
         return v
 
     @cached_property
+    def key_directory(self) -> tuple[NDArray[np.int64], int]:
+        """Index into :attr:`pattern_keys` by the keys' leading bits: ``(starts, shift)``.
+
+        Keys ``k`` with ``k >> shift == b`` occupy rows ``starts[b]:starts[b + 1]``,
+        so a lookup searches a handful of rows instead of the whole table (the
+        compiled solver path uses it; one bucket per pattern or so).
+        """
+        keys = self._pattern_keys
+        space_bits = max(1, (self.pattern_bins ** 5 - 1).bit_length())
+        bucket_bits = min(space_bits, max(1, (len(keys) - 1).bit_length()))
+        shift = space_bits - bucket_bits
+        edges = np.arange((1 << bucket_bits) + 1, dtype=np.uint64) << np.uint64(shift)
+        starts = np.searchsorted(keys.astype(np.uint64, copy=False), edges).astype(np.int64)
+        starts.setflags(write=False)
+        return starts, shift
+
+    @cached_property
     def _tree(self):
         from scipy.spatial import cKDTree
 

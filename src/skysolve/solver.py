@@ -357,8 +357,7 @@ class _Frame:
         return (np.abs(x) <= hw) & (np.abs(y) <= hh)
 
 
-def _make_frame(xy, width, height, camera_model) -> _Frame:
-    fast = _compiled.enabled()
+def _make_frame(xy, width, height, camera_model, fast: bool) -> _Frame:
     if camera_model is not None:
         cam = camera_model
         f = cam.focal_length_px
@@ -887,8 +886,8 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
             return None, "timeout"
         if frame.fast:
             cand = _compiled.pattern_candidates(
-                v_guess, batch, bins, tol, db.pattern_keys, db.pattern_stars, db.star_xyz,
-                f_guess, frame.width, fov_lo, fov_hi)
+                v_guess, batch, bins, tol, db.pattern_keys, *db.key_directory,
+                db.pattern_stars, db.star_xyz, f_guess, frame.width, fov_lo, fov_hi)
         else:
             cand = _pattern_candidates(db, frame, v_guess, batch, tol, f_guess, fov_lo, fov_hi)
         iquads, cstars, f_est, clargest = cand
@@ -1058,6 +1057,11 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     -------
     SolveResult or SolveFailure
     """
+    fast = _compiled.enabled()
+    if fast:
+        # once per database and process, before the clock starts: compiling (or loading)
+        # the kernels must not eat into solve_timeout_ms
+        _compiled.warm_up(db)
     t0 = time.perf_counter()
 
     def fail(status: str, message: str) -> SolveFailure:
@@ -1092,7 +1096,8 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     if refine_iterations < 0:
         raise InvalidArgumentError(f"refine_iterations must be >= 0, got {refine_iterations}")
     velocity = _velocity(observer_velocity_km_s)
-    hint_R = None if attitude_hint is None else as_rotation_matrix(attitude_hint, "attitude_hint")
+    hint_R = None if attitude_hint is None else np.ascontiguousarray(
+        as_rotation_matrix(attitude_hint, "attitude_hint"))
     hu_deg = _number("hint_uncertainty_deg", hint_uncertainty_deg)
     hu_rad = _number("hint_uncertainty_rad", hint_uncertainty_rad)
     if hu_deg is not None and hu_rad is not None:
@@ -1114,7 +1119,7 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     deadline = None if not timeout else t0 + timeout / 1e3
 
     # ---- geometry
-    frame = _make_frame(xy, width, height, camera_model)
+    frame = _make_frame(xy, width, height, camera_model, fast)
     cat = _Catalog(db, velocity)
     radius_px = match_radius * width
     if camera_model is not None:
