@@ -159,10 +159,15 @@ def test_thin_pixels_matches(fields):
 
 def test_brightest_in_cone_matches_trees(small_db, monkeypatch):
     rng = np.random.default_rng(2)
-    centres = rng.normal(size=(60, 3))
+    centres = rng.normal(size=(80, 3))
+    # the poles, RA 0 from both sides, and just off a pole
+    centres[:6] = [[0, 0, 1], [0, 0, -1], [1, 0, 0], [1, -1e-9, 0], [0.05, 0.0, 1.0],
+                   [-0.7, 0.0, -0.7]]
     centres /= np.linalg.norm(centres, axis=1)[:, None]
-    for c, radius, count in zip(centres, rng.uniform(0.01, 0.4, 60),
-                                rng.integers(1, 800, 60), strict=True):
+    radii = np.concatenate([[0.01, 0.2, 0.12, 0.3, 0.1, 0.5], rng.uniform(0.01, 0.4, 74)])
+    # from a handful of stars to more than a sparse cone holds (scan, cells, fallback)
+    counts = np.concatenate([[5, 300, 50, 2000, 100, 900], rng.integers(1, 800, 74)])
+    for c, radius, count in zip(centres, radii, counts, strict=True):
         monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0")
         fast = small_db.brightest_in_cone(c, float(radius), int(count))
         monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "1")

@@ -41,7 +41,9 @@ def warm_up(db) -> None:
         return
     ideal = np.column_stack([np.arange(8) * 40.0 - 150.0, np.arange(8) * -25.0 + 90.0])
     thin_pixels(ideal, 1.0, 6)
-    cone_scan(db.star_vectors, np.array([0.0, 0.0, 1.0]), 0.99, 2, 100)
+    z = np.array([0.0, 0.0, 1.0])
+    cone_scan(db.star_vectors, z, 0.99, 2, 100)
+    cone_query(*db._sky_cells, 0.0, 0.5 * math.pi, 0.1, z, 0.99, 2, 100)
     v = unit_vectors(ideal[np.arange(6)], 1000.0, False)
     starts, shift = db.key_directory
     pattern_candidates(v, np.array([[0, 1, 2, 3]], dtype=np.intp), db.pattern_bins, 0.01,
@@ -230,8 +232,8 @@ def thin_pixels(ideal, sep_px, limit):
 def cone_scan(vectors, centre, min_dot, count, max_scan):
     """The first ``count`` rows of ``vectors`` within a cone, scanning at most ``max_scan``.
 
-    Returns the row indices found and the number of rows scanned; the caller
-    falls back to a KD-tree when the scan stopped before finding ``count``.
+    Returns the rows found and the number of rows scanned; the caller falls
+    back to :func:`cone_query` when the scan stopped before finding ``count``.
     """
     out = np.empty(count, np.intp)
     k = 0
@@ -244,6 +246,75 @@ def cone_scan(vectors, centre, min_dot, count, max_scan):
             k += 1
         i += 1
     return out[:k], i
+
+
+@_jit
+def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, dec0, radius,
+               centre, min_dot, count, first_bound):
+    """The ``count`` lowest star-table rows inside a cone (mirror of the KD-tree query).
+
+    The star table is sorted brightest first, so these are the cone's brightest
+    stars. Sky cells (``SolverDatabase._sky_cells``) that may overlap the cone
+    (``cell_vectors`` holds their stars' vectors in ``members`` order) are
+    read up to a row bound that doubles, starting at ``first_bound``,
+    until ``count`` stars inside the cone lie below it: then they are exactly
+    the ``count`` lowest rows, and only cells near the cone were touched.
+    ``min_dot`` is the cosine of the radius; ``ra0``, ``dec0`` the centre.
+    """
+    n_bands = band_cells.shape[0]
+    half_pi = 0.5 * math.pi
+    reach = radius + 1e-9  # cells are chosen generously; the dot product decides
+    b0 = max(0, int((dec0 - reach + half_pi) / h))
+    b1 = min(n_bands - 1, int((dec0 + reach + half_pi) / h))
+    if abs(dec0) + reach >= half_pi:
+        d_ra = math.pi  # the cone holds a pole: every RA
+    else:
+        d_ra = math.asin(min(1.0, math.sin(reach) / math.cos(dec0))) + 1e-9
+    n_cells = 0
+    for b in range(b0, b1 + 1):
+        n_cells += band_cells[b]
+    cells = np.empty(n_cells, np.intp)
+    k = 0
+    for b in range(b0, b1 + 1):
+        n = band_cells[b]
+        w = 2.0 * math.pi / n
+        lo = int(math.floor((ra0 - d_ra) / w))
+        hi = int(math.floor((ra0 + d_ra) / w))
+        if hi - lo + 1 >= n:
+            lo, hi = 0, n - 1
+        for c in range(lo, hi + 1):
+            cells[k] = band_first[b] + c % n
+            k += 1
+    cells = cells[:k]
+    cursor = np.empty(k, np.intp)
+    for t in range(k):
+        cursor[t] = starts[cells[t]]
+    found = np.empty(max(count, 16), np.intp)
+    n_found = 0
+    bound = first_bound
+    n_rows = members.shape[0]
+    cx, cy, cz = centre[0], centre[1], centre[2]
+    while True:
+        for t in range(k):
+            stop = starts[cells[t] + 1]
+            pos = cursor[t]
+            while pos < stop and members[pos] < bound:
+                row = members[pos]
+                if (cell_vectors[pos, 0] * cx + cell_vectors[pos, 1] * cy
+                        + cell_vectors[pos, 2] * cz >= min_dot):
+                    if n_found == found.shape[0]:
+                        grown = np.empty(2 * n_found, np.intp)
+                        grown[:n_found] = found
+                        found = grown
+                    found[n_found] = row
+                    n_found += 1
+                pos += 1
+            cursor[t] = pos
+        if n_found >= count or bound >= n_rows:
+            break
+        bound *= 2
+    out = np.sort(found[:n_found])
+    return out[:count]
 
 
 # ------------------------------------------------------------------------------------
@@ -631,3 +702,65 @@ def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
             break
         core = new_core
     return R0, f0, err0, R, f1, err, core, ok
+
+
+@_jit
+def _same(a, b):
+    if a.shape[0] != b.shape[0]:
+        return False
+    for t in range(a.shape[0]):
+        if a[t] != b[t]:
+            return False
+    return True
+
+
+@_jit
+def refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, radius,
+           iterations, sigma_clip):
+    """Mirror of ``solver._refine`` for small fields (distance matrices, never KD-trees).
+
+    ``v_all`` holds the catalog cone's vectors. Returns (ok, R, f, image rows,
+    cone rows, residuals in radians) of the kept matches.
+    """
+    n_img_all = ideal_all.shape[0]
+    count = 3 * n_img_all
+    img_idx = np.zeros(0, np.intp)
+    cat_rows = np.zeros(0, np.intp)
+    err = np.zeros(0)
+    keep = np.zeros(0, np.bool_)
+    for it in range(iterations + 1):
+        rows, p = in_image(v_all, R, f, parity, cx, cy, half_w, half_h, count)
+        if rows.shape[0] == 0:
+            return False, R, f, img_idx, cat_rows, err
+        n_img = min(n_img_all, max(3 * rows.shape[0], 50))
+        i, j, _ = mutual_matches(ideal_all[:n_img], p, radius)
+        if i.shape[0] < 3:
+            return False, R, f, img_idx, cat_rows, err
+        if it and _same(i, img_idx) and _same(rows[j], cat_rows):
+            break  # the matches did not change: the last fit is final
+        img_idx = i
+        cat_rows = rows[j]
+        ideal = ideal_all[img_idx]
+        v_cat = v_all[cat_rows]
+        R0, f0, err0, R, f, err, core, ok = trimmed_fit(ideal, v_cat, f, parity, fixed_camera,
+                                                        min(i.shape[0], max(
+                                                            5, math.ceil(0.6 * i.shape[0]))),
+                                                        8 if it == 0 else 1)
+        if not ok:
+            return False, R, f, img_idx, cat_rows, err
+        floor = max(0.2 * radius, 0.5) / f
+        c = np.sort(err[core])
+        m = c.shape[0]
+        median = 0.5 * (c[(m - 1) // 2] + c[m // 2])
+        keep = err <= max(sigma_clip * 1.4826 * median, floor)
+        n_keep = np.count_nonzero(keep)
+        if n_keep < 3:
+            return False, R, f, img_idx, cat_rows, err
+        if n_keep == keep.shape[0]:
+            R, f, err = R0, f0, err0  # nothing clipped: the first fit used exactly these
+        else:
+            R, f, err, ok = fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity,
+                                      fixed_camera)
+            if not ok:
+                return False, R, f, img_idx, cat_rows, err
+    return True, R, f, img_idx[keep], cat_rows[keep], err[keep]

@@ -71,6 +71,10 @@ def _generation_args(arguments: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in arguments.items() if k not in ("cls", "catalog_path")}
 
 
+#: Cost of visiting one sky cell in a compiled cone query, in star-table rows scanned.
+_CELL_COST = 60.0
+
+
 class SolverDatabase:
     """Star table and pattern index for lost-in-space solving.
 
@@ -317,6 +321,35 @@ class SolverDatabase:
         return v
 
     @cached_property
+    def _sky_cells(self) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp],
+                                  NDArray[np.intp], NDArray[np.intp], float]:
+        """Star-table rows grouped by sky cell, for the compiled cone query.
+
+        Declination bands of height ``h`` (a tenth of the smallest field of view)
+        split into RA cells of about ``h`` wide. Returns ``(vectors, members,
+        starts, band_first, band_cells, h_rad)``: rows of cell ``k`` are
+        ``members[starts[k]:starts[k + 1]]`` (ascending, i.e. brightest first)
+        and ``vectors`` their unit vectors in the same order (a cell's stars
+        are then adjacent in memory); band ``b`` holds cells
+        ``band_first[b]:band_first[b] + band_cells[b]``.
+        """
+        h = math.radians(min(5.0, max(0.1, self.min_fov_deg / 10.0)))
+        n_bands = max(1, math.ceil(math.pi / h))
+        h = math.pi / n_bands
+        centres = -0.5 * math.pi + (np.arange(n_bands) + 0.5) * h
+        band_cells = np.maximum(1, np.round(2 * math.pi * np.cos(centres) / h)).astype(np.intp)
+        band_first = np.concatenate([[0], np.cumsum(band_cells)]).astype(np.intp)
+        dec = np.radians(np.asarray(self._star_dec, dtype=np.float64))
+        ra = np.radians(np.asarray(self._star_ra, dtype=np.float64)) % (2 * math.pi)
+        band = np.clip(((dec + 0.5 * math.pi) / h).astype(np.intp), 0, n_bands - 1)
+        n_ra = band_cells[band]
+        col = np.minimum((ra / (2 * math.pi) * n_ra).astype(np.intp), n_ra - 1)
+        cell = band_first[band] + col
+        members = np.argsort(cell, kind="stable").astype(np.intp)  # rows stay ascending
+        starts = np.searchsorted(cell[members], np.arange(band_first[-1] + 1)).astype(np.intp)
+        return self.star_vectors[members], members, starts, band_first, band_cells, h
+
+    @cached_property
     def key_directory(self) -> tuple[NDArray[np.int64], int]:
         """Index into :attr:`pattern_keys` by the keys' leading bits: ``(starts, shift)``.
 
@@ -382,14 +415,23 @@ class SolverDatabase:
         chord = angle_to_chord(min(radius_rad, math.pi)) * (1 + 1e-12)
         cone_fraction = 0.5 * (1.0 - math.cos(min(radius_rad, math.pi)))
         if _compiled.enabled() and count > 0:
-            # brightest first: a scan in table order can stop at the count-th star in the
-            # cone, after about count / cone_fraction rows; a sparse cone that needs far
-            # more than that is left to the trees
-            max_scan = int(4 * count / max(cone_fraction, 1e-12)) + 1000
-            idx, scanned = _compiled.cone_scan(self.star_vectors, centre,
-                                               1.0 - 0.5 * chord * chord, count, max_scan)
-            if len(idx) == count or scanned == self.num_stars:
-                return idx
+            c = np.asarray(centre, dtype=np.float64)
+            c = c / math.sqrt(float(c @ c))
+            min_dot = 1.0 - 0.5 * chord * chord
+            # The table is brightest first, so a scan in table order can stop at the
+            # count-th star in the cone, after about count / cone_fraction rows; sky cells
+            # touch only rows near the cone but cost more per cell. Take the cheaper.
+            scan_rows = 1.5 * count / max(cone_fraction, 1e-12)
+            cells = self._sky_cells
+            if _CELL_COST * (2.0 * radius_rad / cells[-1] + 2.0) ** 2 > scan_rows:
+                idx, scanned = _compiled.cone_scan(self.star_vectors, c, min_dot, count,
+                                                   int(4 * scan_rows) + 1000)
+                if len(idx) == count or scanned == self.num_stars:
+                    return idx
+            return _compiled.cone_query(
+                *cells, math.atan2(c[1], c[0]) % (2 * math.pi),
+                math.asin(max(-1.0, min(1.0, c[2]))), min(radius_rad, math.pi), c, min_dot,
+                count, int(scan_rows) + 64)
         layers = self._layers
         for k, (size, tree) in enumerate(layers):
             # skip layers too small to hold `count` stars in an average cone

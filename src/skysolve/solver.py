@@ -659,6 +659,14 @@ def _refine(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float, it
     # one cone query serves every pass: the attitude moves by far less than its margin
     count = 3 * n_img_all
     idx_all, v_all = _refine_field(frame, cat, hyp) if field is None else field
+    if frame.fast and n_img_all * count <= _BRUTE_FORCE_PAIRS:
+        c = frame.camera.crpix
+        ok, R, f, img_idx, rows, err = _compiled.refine(
+            frame.ideal, v_all, hyp.R, hyp.f, hyp.parity, frame.fixed_camera, float(c[0]),
+            float(c[1]), 0.5 * frame.width, 0.5 * frame.height, radius_px, iterations,
+            sigma_clip)
+        return _Refined(_Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err) if ok \
+            else None
     img_idx = cat_idx = np.zeros(0, np.intp)
     for it in range(iterations + 1):
         rows, p = _in_image(frame, v_all, hyp, count)
