@@ -45,16 +45,32 @@ def fields(hip2025):
 
 
 def _solve(db, xy, monkeypatch, fast, **kw):
-    monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0" if fast else "1")
+    monkeypatch.setattr(_compiled, "_ENABLED", fast)
     return db.solve_from_centroids(xy, fov_estimate_deg=15.0, image_width=W, image_height=H,
                                    **kw)
 
 
-def test_enabled_follows_the_switch(monkeypatch):
+def test_environment_switch(monkeypatch):
     monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "1")
-    assert not _compiled.enabled()
+    assert not _compiled._detect()
     monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0")
-    assert _compiled.enabled()
+    assert _compiled._detect()
+    monkeypatch.delenv("SKYSOLVE_DISABLE_NUMBA")
+    assert _compiled._detect()
+
+
+def test_disabled_in_a_fresh_process():
+    """SKYSOLVE_DISABLE_NUMBA=1 in a process's environment selects the numpy path."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import skysolve._compiled as c; import skysolve.solver as s; "
+            "print(c.enabled(), s._compiled.enabled())")
+    env = dict(os.environ, SKYSOLVE_DISABLE_NUMBA="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
 
 
 def test_whole_solves_agree(small_db, fields, monkeypatch):
@@ -168,9 +184,9 @@ def test_brightest_in_cone_matches_trees(small_db, monkeypatch):
     # from a handful of stars to more than a sparse cone holds (scan, cells, fallback)
     counts = np.concatenate([[5, 300, 50, 2000, 100, 900], rng.integers(1, 800, 74)])
     for c, radius, count in zip(centres, radii, counts, strict=True):
-        monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0")
+        monkeypatch.setattr(_compiled, "_ENABLED", True)
         fast = small_db.brightest_in_cone(c, float(radius), int(count))
-        monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "1")
+        monkeypatch.setattr(_compiled, "_ENABLED", False)
         slow = small_db.brightest_in_cone(c, float(radius), int(count))
         np.testing.assert_array_equal(fast, slow)
 
@@ -280,9 +296,10 @@ def test_fit_kernels_match_on_outliers():
                 assert hg.f == pytest.approx(hw.f, rel=1e-12)
                 np.testing.assert_allclose(eg, ew, rtol=1e-6, atol=1e-13)
             np.testing.assert_array_equal(got[2], want[2])
-            info_f = _compiled.attitude_information(ideal, f, parity)
-            vv = slow.vectors(f, parity)
-            np.testing.assert_allclose(info_f, n * np.eye(3) - vv.T @ vv, atol=1e-12)
+            idx = np.arange(n)
+            np.testing.assert_allclose(S._attitude_covariance(fast, idx, f, parity, 1e-5),
+                                       S._attitude_covariance(slow, idx, f, parity, 1e-5),
+                                       rtol=1e-8)
     # a focal fit that cannot succeed (catalog stars all round the sky, so some end up
     # behind the camera) fails in both
     ideal = rng.uniform(-500, 500, size=(20, 2))

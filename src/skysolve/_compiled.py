@@ -6,7 +6,8 @@ arithmetic, sets the time. These kernels do the same arithmetic in compiled
 loops. Each mirrors a pure-numpy function of :mod:`skysolve.solver`,
 :mod:`skysolve.geometry` or :mod:`skysolve.database`, which stays the
 readable reference (and the path taken when numba is missing, or disabled
-with ``SKYSOLVE_DISABLE_NUMBA=1``); the tests check that both agree.
+with ``SKYSOLVE_DISABLE_NUMBA=1`` in the environment of the process); the
+tests check that both agree.
 
 Kernels are compiled on first use and cached on disk (``cache=True``), so
 only the first solve on a machine pays for compilation.
@@ -57,16 +58,25 @@ def warm_up(db) -> None:
     crowding(ideal[:6], p, 5.0, 50.0)
     trimmed_fit(ideal[rows], v[rows], 1000.0, False, False, 5, 2)
     fit_pairs(ideal[rows], v[rows], np.flatnonzero(rows >= 0), 1000.0, False, False)
-    attitude_information(ideal[rows], 1000.0, False)
+    attitude_covariance(ideal[rows], 1000.0, False, 1e-5)
     _WARM.add(db)
 
 
-def enabled() -> bool:
-    """Whether the compiled kernels are used (numba importable and not disabled)."""
+def _detect() -> bool:
+    """Whether the kernels can and may be used (numba importable and not disabled)."""
     if numba is None or os.environ.get("SKYSOLVE_DISABLE_NUMBA", "") not in ("", "0"):
         return False
     # under NUMBA_DISABLE_JIT the kernels would run as (slow) Python loops
     return not numba.config.DISABLE_JIT
+
+
+#: Read once, when skysolve first needs the kernels (tests switch it directly).
+_ENABLED = _detect()
+
+
+def enabled() -> bool:
+    """Whether the solver uses the compiled kernels (``SKYSOLVE_DISABLE_NUMBA=1``: no)."""
+    return _ENABLED
 
 
 def _jit(fn):
@@ -517,18 +527,33 @@ def pattern_attitudes(ideal4, cat4, f_est, parities):
 
 
 @_jit
-def attitude_information(ideal, f, parity):
-    """Mirror of the numpy information matrix in ``solver._attitude_covariance``."""
+def attitude_covariance(ideal, f, parity, sigma):
+    """Mirror of ``solver._attitude_covariance``: ``sigma^2 (sum(I - v v^T))^-1``.
+
+    The 3x3 inverse is the adjugate over the determinant (NaN when singular,
+    where numpy's inverse raises and the numpy path returns NaN too).
+    """
     s = -1.0 if parity else 1.0
-    info = np.zeros((3, 3))
+    a = np.zeros((3, 3))
     v = np.empty(3)
     for t in range(ideal.shape[0]):
         _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, v)
-        for a in range(3):
-            for b in range(3):
-                info[a, b] -= v[a] * v[b]
-            info[a, a] += 1.0
-    return info
+        for i in range(3):
+            for j in range(3):
+                a[i, j] -= v[i] * v[j]
+            a[i, i] += 1.0
+    cof = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            i1, i2 = (i + 1) % 3, (i + 2) % 3
+            j1, j2 = (j + 1) % 3, (j + 2) % 3
+            # cyclic indices give the signed cofactor directly
+            cof[j, i] = a[i1, j1] * a[i2, j2] - a[i1, j2] * a[i2, j1]
+    det = a[0, 0] * cof[0, 0] + a[0, 1] * cof[1, 0] + a[0, 2] * cof[2, 0]
+    if det == 0.0:
+        cof[:, :] = np.nan
+        return cof
+    return cof * (sigma * sigma / det)
 
 
 # ------------------------------------------------------------------------------------

@@ -369,8 +369,7 @@ def rotation_to_radec_roll(R: ArrayLike) -> tuple[NDArray[np.float64], NDArray[n
 
 def _radec_roll_single(R: NDArray[np.float64]) -> tuple[float, float, float]:
     """:func:`rotation_to_radec_roll` for one matrix, in scalar math (hot in the solver)."""
-    bx, by, bz = (float(c) for c in R[2])
-    yx, yy, yz = (float(c) for c in R[1])
+    _, (yx, yy, yz), (bx, by, bz) = R.tolist()
     ra = math.degrees(math.atan2(by, bx)) % 360.0
     dec = math.degrees(math.atan2(bz, math.hypot(bx, by)))
     n = math.hypot(bx, by)

@@ -711,10 +711,9 @@ def _attitude_covariance(frame: _Frame, img_idx: NDArray[np.intp], f: float, par
     perpendicular to it: the information matrix is ``sum(I - v v^T)``.
     """
     if frame.fast:
-        info = _compiled.attitude_information(frame.ideal[img_idx], f, parity)
-    else:
-        v = frame.vectors(f, parity, img_idx)
-        info = len(v) * np.eye(3) - v.T @ v
+        return _compiled.attitude_covariance(frame.ideal[img_idx], f, parity, sigma_rad)
+    v = frame.vectors(f, parity, img_idx)
+    info = len(v) * np.eye(3) - v.T @ v
     try:
         return sigma_rad ** 2 * np.linalg.inv(info)
     except np.linalg.LinAlgError:
@@ -1111,15 +1110,14 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     if hu_deg is not None and hu_rad is not None:
         raise InvalidArgumentError("give hint_uncertainty_deg or hint_uncertainty_rad, not both")
     hint_unc = math.radians(hu_deg) if hu_deg is not None else (hu_rad or math.radians(1.0))
-    if len(xy) and np.any(~np.isfinite(xy)):
-        raise InvalidArgumentError("centroids must have finite x and y")
     if not isinstance(strict_hint, (bool, np.bool_)):
         raise InvalidTypeError(f"strict_hint must be a bool, got {type(strict_hint).__name__}")
-    # a centroid a whole image width/height beyond the centre is not in this image:
-    # the declared size (or the coordinate convention) is wrong
-    far = (np.abs(xy[:, 0]) > width) | (np.abs(xy[:, 1]) > height)
-    if np.any(far):
-        i = int(np.argmax(far))
+    # A centroid a whole image width/height beyond the centre is not in this image: the
+    # declared size (or the coordinate convention) is wrong. NaN fails the comparison too.
+    if len(xy) and not (np.abs(xy) <= (width, height)).all():
+        if not np.isfinite(xy).all():
+            raise InvalidArgumentError("centroids must have finite x and y")
+        i = int(np.argmax((np.abs(xy) > (width, height)).any(axis=1)))
         raise InvalidArgumentError(
             f"centroids lie far outside the {width}x{height} image (e.g. #{i} at "
             f"({xy[i, 0]:.1f}, {xy[i, 1]:.1f})): check image_shape/image_width/image_height "
