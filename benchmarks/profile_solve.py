@@ -8,6 +8,9 @@ unwrapped timing pass. Phases nest (``_refine`` calls ``_project_field``...), so
 not add up. A developer tool, not a benchmark (run.py does not collect it)::
 
     .venv/bin/python benchmarks/profile_solve.py [small|real|tess] [-n 100]
+
+With the compiled kernels (the default) the numpy phases they replace do not
+appear; ``SKYSOLVE_DISABLE_NUMBA=1`` profiles the pure-numpy path instead.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import _solve_dbs  # noqa: E402
 import bench_solve  # noqa: E402
 
 PHASES = ("_lost_in_space", "_tracking", "_refine", "_verify", "_build_result", "_make_frame",
-          "_thin_pixels", "neighbour_keys", "_project_field", "_mutual_matches",
-          "wahba_rotation", "_fit_focal", "pattern_edge_angles_indexed", "edge_ratios",
-          "pattern_edge_angles", "canonical_order", "camera_vectors_from_tanplane")
+          "_thin_pixels", "_pattern_candidates", "_pattern_attitudes", "_refine_field",
+          "_trimmed_fit", "_fit_pairs", "_attitude_covariance", "neighbour_keys",
+          "_project_field", "_mutual_matches", "wahba_rotation", "_fit_focal",
+          "pattern_edge_angles_indexed", "edge_ratios", "pattern_edge_angles", "canonical_order",
+          "camera_vectors_from_tanplane")
 
 
 def main(argv: list[str] | None = None) -> int:

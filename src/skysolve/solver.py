@@ -867,6 +867,30 @@ def _pattern_attitudes(ideal: NDArray[np.float64], cv: NDArray[np.float64],
             np.asarray(parities)[pick])
 
 
+def _pattern_hypotheses(frame: _Frame, ideal: NDArray[np.float64], cv: NDArray[np.float64],
+                        f_est: NDArray[np.float64], clargest: NDArray[np.float64], tol: float,
+                        parities: tuple[bool, ...]):
+    """Attitudes of the candidate pattern pairs whose four stars fit, in candidate order.
+
+    A candidate fits when its largest star residual is within what the edge-ratio
+    tolerance and a few pixels allow. The first candidate is fitted on its own:
+    usually it is the answer and the others are never needed.
+    """
+    n = len(f_est)
+    for lo, hi in ((0, min(1, n)), (1, n)):
+        if lo >= hi:
+            continue
+        part = slice(lo, hi)
+        if frame.fast:
+            R_all, res, par = _compiled.pattern_attitudes(
+                ideal[part], cv[part], f_est[part], np.array(parities, dtype=bool))
+        else:
+            R_all, res, par = _pattern_attitudes(ideal[part], cv[part], f_est[part], parities)
+        limit = 2.0 * tol * clargest[part] + 3.0 / f_est[part]
+        for m in np.flatnonzero(res <= limit):
+            yield _Hypothesis(R_all[m], float(f_est[lo + m]), bool(par[m]))
+
+
 def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: float,
                    fov_hi: float, parities: tuple[bool, ...], tol: float, radius_px: float,
                    threshold: float, deadline: float | None, refine_iterations: int,
@@ -880,7 +904,6 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
         return None, "too_few"
     combos = _combos(n_stars)
     v_guess = frame.vectors(f_guess, False, stars)
-    parity_options = np.array(parities, dtype=bool)
     verified = 0
     done = 0
     tried = np.empty((64, 3))
@@ -906,16 +929,9 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
         # apparent directions when an observer velocity is given, as in verification
         cv = cat.vectors(cstars.ravel()).reshape(cstars.shape + (3,))
         ideal = frame.ideal[stars[iquads]]  # (m, 4, 2)
-        if frame.fast:
-            R_all, res, par = _compiled.pattern_attitudes(ideal, cv, f_est, parity_options)
-        else:
-            R_all, res, par = _pattern_attitudes(ideal, cv, f_est, parities)
-        limit = 2.0 * tol * clargest + 3.0 / f_est
-        good = np.flatnonzero(res <= limit)
-        for m in good:
+        for hyp in _pattern_hypotheses(frame, ideal, cv, f_est, clargest, tol, parities):
             if deadline is not None and time.perf_counter() > deadline:
                 return None, "timeout"
-            hyp = _Hypothesis(R_all[m], float(f_est[m]), bool(par[m]))
             # skip attitudes already verified (the same field found by another pattern)
             if n_tried and np.any((tried[:n_tried] @ hyp.R[2] > _SAME_ATTITUDE_COS)
                                   & (tried_x[:n_tried] @ hyp.R[0] > _SAME_ATTITUDE_COS)):
@@ -1043,7 +1059,10 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     match_threshold : float
         False-positive probability a solution must beat.
     solve_timeout_ms : float or None
-        Give up after this time (None: no limit).
+        Give up after this time (None: no limit). Neither this limit nor
+        ``solve_time_ms`` counts the one-time preparation of the compiled
+        kernels for a database (the first solve in a process; compiling them
+        on a machine's first run takes about 10 s, cached on disk after).
     match_max_error : float, optional
         Largest edge-ratio difference of a pattern match; default the
         database's ``pattern_max_error``.
