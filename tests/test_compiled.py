@@ -189,6 +189,44 @@ def test_brightest_in_cone_matches_trees(small_db, monkeypatch):
         monkeypatch.setattr(_compiled, "_ENABLED", False)
         slow = small_db.brightest_in_cone(c, float(radius), int(count))
         np.testing.assert_array_equal(fast, slow)
+        idx, v = small_db._cone_stars(c, float(radius), int(count))
+        np.testing.assert_array_equal(idx, slow)
+        np.testing.assert_array_equal(v, small_db.star_vectors[slow])
+    # both strategies, forced, on one cone that holds fewer stars than asked for
+    cells = small_db._sky_cells
+    x, y, z = centres[7]
+    cos_r = math.cos(0.2)
+    rows_scan, v_scan, _ = _compiled.cone_scan(small_db.star_vectors, x, y, z, cos_r, 10 ** 6,
+                                               10 ** 9)
+    rows_cells, v_cells = _compiled.cone_query(
+        *cells, math.atan2(y, x) % (2 * math.pi), math.asin(z), 0.2, x, y, z, cos_r, 10 ** 6,
+        1000)
+    np.testing.assert_array_equal(rows_scan, rows_cells)
+    np.testing.assert_array_equal(v_scan, v_cells)
+    assert len(rows_scan) > 100
+
+
+def test_mutual_matches_with_ties_and_crowds():
+    """Grid-aligned points (many equal distances), clusters, and empty inputs."""
+    rng = np.random.default_rng(4)
+    for k in range(200):
+        n, m = int(rng.integers(0, 40)), int(rng.integers(0, 60))
+        if k % 2:
+            img = rng.integers(-5, 6, (n, 2)).astype(float) * 2.0
+            cat = rng.integers(-5, 6, (m, 2)).astype(float) * 2.0 + rng.choice([0.0, 1.0])
+        else:
+            img = rng.normal(scale=20.0, size=(n, 2))
+            cat = rng.normal(scale=20.0, size=(m, 2))
+        radius = float(rng.choice([0.5, 2.0, 3.0, 8.0]))
+        frame = _frame(img.reshape(-1, 2), False)
+        want = S._mutual_matches(frame, n, cat.reshape(-1, 2), radius)
+        got = _compiled.mutual_matches(img.reshape(-1, 2), cat.reshape(-1, 2), radius)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-12)
+        if n and m:
+            fast = _frame(img, True)
+            assert S._match_chance(fast, n, cat, radius) == pytest.approx(
+                S._match_chance(frame, n, cat, radius), rel=1e-12)
 
 
 def test_key_directory_brackets_every_key(small_db):

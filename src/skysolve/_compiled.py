@@ -42,9 +42,8 @@ def warm_up(db) -> None:
         return
     ideal = np.column_stack([np.arange(8) * 40.0 - 150.0, np.arange(8) * -25.0 + 90.0])
     thin_pixels(ideal, 1.0, 6)
-    z = np.array([0.0, 0.0, 1.0])
-    cone_scan(db.star_vectors, z, 0.99, 2, 100)
-    cone_query(*db._sky_cells, 0.0, 0.5 * math.pi, 0.1, z, 0.99, 2, 100)
+    db._cone_stars(np.array([0.0, 0.0, 1.0]), 0.1, 2)  # the cells and the scan
+    db._cone_stars(np.array([0.0, 0.0, 1.0]), 0.1, 10 ** 6)
     v = unit_vectors(ideal[np.arange(6)], 1000.0, False)
     starts, shift = db.key_directory
     pattern_candidates(v, np.array([[0, 1, 2, 3]], dtype=np.intp), db.pattern_bins, 0.01,
@@ -239,28 +238,30 @@ def thin_pixels(ideal, sep_px, limit):
 
 
 @_jit
-def cone_scan(vectors, centre, min_dot, count, max_scan):
+def cone_scan(vectors, cx, cy, cz, min_dot, count, max_scan):
     """The first ``count`` rows of ``vectors`` within a cone, scanning at most ``max_scan``.
 
-    Returns the rows found and the number of rows scanned; the caller falls
-    back to :func:`cone_query` when the scan stopped before finding ``count``.
+    Returns the rows found, their vectors and the number of rows scanned; the
+    caller hands over to :func:`cone_query` when the scan stopped short.
     """
     out = np.empty(count, np.intp)
     k = 0
     n = min(vectors.shape[0], max_scan)
-    cx, cy, cz = centre[0], centre[1], centre[2]
     i = 0
     while i < n and k < count:
         if vectors[i, 0] * cx + vectors[i, 1] * cy + vectors[i, 2] * cz >= min_dot:
             out[k] = i
             k += 1
         i += 1
-    return out[:k], i
+    v = np.empty((k, 3))
+    for t in range(k):
+        v[t] = vectors[out[t]]
+    return out[:k], v, i
 
 
 @_jit
 def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, dec0, radius,
-               centre, min_dot, count, first_bound):
+               cx, cy, cz, min_dot, count, first_bound):
     """The ``count`` lowest star-table rows inside a cone (mirror of the KD-tree query).
 
     The star table is sorted brightest first, so these are the cone's brightest
@@ -269,7 +270,8 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
     read up to a row bound that doubles, starting at ``first_bound``,
     until ``count`` stars inside the cone lie below it: then they are exactly
     the ``count`` lowest rows, and only cells near the cone were touched.
-    ``min_dot`` is the cosine of the radius; ``ra0``, ``dec0`` the centre.
+    ``min_dot`` is the cosine of the radius; ``ra0``, ``dec0`` and the unit
+    vector ``(cx, cy, cz)`` the centre. Returns the rows and their vectors.
     """
     n_bands = band_cells.shape[0]
     half_pi = 0.5 * math.pi
@@ -300,10 +302,10 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
     for t in range(k):
         cursor[t] = starts[cells[t]]
     found = np.empty(max(count, 16), np.intp)
+    where = np.empty(max(count, 16), np.intp)  # positions in cell order, for the vectors
     n_found = 0
     bound = first_bound
     n_rows = members.shape[0]
-    cx, cy, cz = centre[0], centre[1], centre[2]
     while True:
         for t in range(k):
             stop = starts[cells[t] + 1]
@@ -316,15 +318,24 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
                         grown = np.empty(2 * n_found, np.intp)
                         grown[:n_found] = found
                         found = grown
+                        grown = np.empty(2 * n_found, np.intp)
+                        grown[:n_found] = where
+                        where = grown
                     found[n_found] = row
+                    where[n_found] = pos
                     n_found += 1
                 pos += 1
             cursor[t] = pos
         if n_found >= count or bound >= n_rows:
             break
         bound *= 2
-    out = np.sort(found[:n_found])
-    return out[:count]
+    order = np.argsort(found[:n_found])[:count]
+    rows = np.empty(order.shape[0], np.intp)
+    v = np.empty((order.shape[0], 3))
+    for t in range(order.shape[0]):
+        rows[t] = found[order[t]]
+        v[t] = cell_vectors[where[order[t]]]
+    return rows, v
 
 
 # ------------------------------------------------------------------------------------
@@ -590,40 +601,56 @@ def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
 
 
 @_jit
+def _sorted_by_x(img):
+    """Image rows ordered by x, and their x values (for sweeps over x windows)."""
+    order = np.argsort(img[:, 0], kind="mergesort")
+    xs = np.empty(order.shape[0])
+    for k in range(order.shape[0]):
+        xs[k] = img[order[k], 0]
+    return order, xs
+
+
+@_jit
 def mutual_matches(img, cat, radius):
     """Mirror of the distance-matrix branch of ``solver._mutual_matches``.
 
     Pairs (image row, catalog row) that are each other's nearest neighbour and
     within ``radius``, in increasing catalog row; returns (i, j, distance).
+    A pair that is mutually nearest within ``radius`` is mutually nearest
+    overall, so only pairs within ``radius`` are examined: a sweep over the
+    image rows sorted by x. Ties go to the lower row, as numpy's argmin does.
     """
     n, m = img.shape[0], cat.shape[0]
-    near_img = np.empty(m, np.intp)   # nearest image row of each catalog star
-    d_cat = np.empty(m)
+    order, xs = _sorted_by_x(img)
+    near_img = np.full(m, -1, np.intp)   # nearest image row of each catalog star
+    d_cat = np.full(m, np.inf)
     near_cat = np.full(n, -1, np.intp)
     d_img = np.full(n, np.inf)
+    r2 = radius * radius
     for j in range(m):
-        best = np.inf
-        bi = 0
-        for i in range(n):
-            dx = cat[j, 0] - img[i, 0]
-            dy = cat[j, 1] - img[i, 1]
+        cx, cy = cat[j, 0], cat[j, 1]
+        k = _first_at_least(xs, cx - radius, 0, n)
+        while k < n and xs[k] <= cx + radius:
+            i = order[k]
+            k += 1
+            dx = cx - img[i, 0]
+            dy = cy - img[i, 1]
             d2 = dx * dx + dy * dy
-            if d2 < best:
-                best = d2
-                bi = i
-            if d2 < d_img[i]:
+            if d2 > r2:
+                continue
+            if d2 < d_cat[j] or (d2 == d_cat[j] and i < near_img[j]):
+                d_cat[j] = d2
+                near_img[j] = i
+            if d2 < d_img[i] or (d2 == d_img[i] and j < near_cat[i]):
                 d_img[i] = d2
                 near_cat[i] = j
-        near_img[j] = bi
-        d_cat[j] = best
-    r2 = radius * radius
     out_i = np.empty(min(n, m), np.intp)
     out_j = np.empty(min(n, m), np.intp)
     out_d = np.empty(min(n, m))
     k = 0
     for j in range(m):
         i = near_img[j]
-        if near_cat[i] == j and d_cat[j] <= r2:
+        if i >= 0 and near_cat[i] == j:
             out_i[k] = i
             out_j[k] = j
             out_d[k] = math.sqrt(d_cat[j])
@@ -633,14 +660,23 @@ def mutual_matches(img, cat, radius):
 
 @_jit
 def crowding(img, cat, radius, outer):
-    """Mirror of the density term of ``solver._match_chance``: mean per-centroid chance."""
+    """Mirror of the density term of ``solver._match_chance``: mean per-centroid chance.
+
+    Counts (centroid, star) pairs at distances in ``(radius, outer]`` with a
+    sweep over the image rows sorted by x.
+    """
     n, m = img.shape[0], cat.shape[0]
+    order, xs = _sorted_by_x(img)
     r2, o2 = radius * radius, outer * outer
     total = 0
-    for i in range(n):
-        for j in range(m):
-            dx = cat[j, 0] - img[i, 0]
-            dy = cat[j, 1] - img[i, 1]
+    for j in range(m):
+        cx, cy = cat[j, 0], cat[j, 1]
+        k = _first_at_least(xs, cx - outer, 0, n)
+        while k < n and xs[k] <= cx + outer:
+            i = order[k]
+            k += 1
+            dx = cx - img[i, 0]
+            dy = cy - img[i, 1]
             d2 = dx * dx + dy * dy
             if d2 > r2 and d2 <= o2:
                 total += 1

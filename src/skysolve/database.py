@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _compiled
 from . import patterns as _patterns
 from .catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
 from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError
@@ -320,12 +321,39 @@ class SolverDatabase:
         v.setflags(write=False)
         return v
 
+    def _cone_stars(self, centre: NDArray[np.float64], radius_rad: float,
+                    count: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """:meth:`brightest_in_cone` with the stars' vectors, through the compiled kernels.
+
+        The table is brightest first, so a scan in table order can stop at the
+        count-th star in the cone, after about ``count / cone_fraction`` rows;
+        sky cells touch only rows near the cone but cost more per cell. The
+        cheaper is taken; a scan that runs long (a sparse cone) hands over.
+        """
+        radius = min(radius_rad, math.pi)
+        chord = 2.0 * math.sin(0.5 * radius) * (1 + 1e-12)  # as the KD-tree query
+        min_dot = 1.0 - 0.5 * chord * chord
+        cone_fraction = max(0.5 * (1.0 - math.cos(radius)), 1e-12)
+        x, y, z = (float(v) for v in centre)
+        norm = math.sqrt(x * x + y * y + z * z)
+        x, y, z = x / norm, y / norm, z / norm
+        scan_rows = 1.5 * count / cone_fraction
+        cells = self._sky_cells
+        if _CELL_COST * (2.0 * radius / cells[-1] + 2.0) ** 2 > scan_rows:
+            idx, v, scanned = _compiled.cone_scan(self.star_vectors, x, y, z, min_dot, count,
+                                                  int(4 * scan_rows) + 1000)
+            if len(idx) == count or scanned == self.num_stars:
+                return idx, v
+        return _compiled.cone_query(*cells, math.atan2(y, x) % (2 * math.pi),
+                                    math.asin(max(-1.0, min(1.0, z))), radius, x, y, z,
+                                    min_dot, count, int(scan_rows) + 64)
+
     @cached_property
     def _sky_cells(self) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp],
                                   NDArray[np.intp], NDArray[np.intp], float]:
         """Star-table rows grouped by sky cell, for the compiled cone query.
 
-        Declination bands of height ``h`` (a tenth of the smallest field of view)
+        Declination bands of height ``h`` (a fifth of the smallest field of view)
         split into RA cells of about ``h`` wide. Returns ``(vectors, members,
         starts, band_first, band_cells, h_rad)``: rows of cell ``k`` are
         ``members[starts[k]:starts[k + 1]]`` (ascending, i.e. brightest first)
@@ -333,7 +361,7 @@ class SolverDatabase:
         are then adjacent in memory); band ``b`` holds cells
         ``band_first[b]:band_first[b] + band_cells[b]``.
         """
-        h = math.radians(min(5.0, max(0.1, self.min_fov_deg / 10.0)))
+        h = math.radians(min(5.0, max(0.1, self.min_fov_deg / 5.0)))
         n_bands = max(1, math.ceil(math.pi / h))
         h = math.pi / n_bands
         centres = -0.5 * math.pi + (np.arange(n_bands) + 0.5) * h
@@ -410,28 +438,10 @@ class SolverDatabase:
         """
         from scipy.spatial import cKDTree
 
-        from . import _compiled
-
+        if _compiled.enabled() and count > 0:
+            return self._cone_stars(centre, radius_rad, count)[0]
         chord = angle_to_chord(min(radius_rad, math.pi)) * (1 + 1e-12)
         cone_fraction = 0.5 * (1.0 - math.cos(min(radius_rad, math.pi)))
-        if _compiled.enabled() and count > 0:
-            c = np.asarray(centre, dtype=np.float64)
-            c = c / math.sqrt(float(c @ c))
-            min_dot = 1.0 - 0.5 * chord * chord
-            # The table is brightest first, so a scan in table order can stop at the
-            # count-th star in the cone, after about count / cone_fraction rows; sky cells
-            # touch only rows near the cone but cost more per cell. Take the cheaper.
-            scan_rows = 1.5 * count / max(cone_fraction, 1e-12)
-            cells = self._sky_cells
-            if _CELL_COST * (2.0 * radius_rad / cells[-1] + 2.0) ** 2 > scan_rows:
-                idx, scanned = _compiled.cone_scan(self.star_vectors, c, min_dot, count,
-                                                   int(4 * scan_rows) + 1000)
-                if len(idx) == count or scanned == self.num_stars:
-                    return idx
-            return _compiled.cone_query(
-                *cells, math.atan2(c[1], c[0]) % (2 * math.pi),
-                math.asin(max(-1.0, min(1.0, c[2]))), min(radius_rad, math.pi), c, min_dot,
-                count, int(scan_rows) + 64)
         layers = self._layers
         for k, (size, tree) in enumerate(layers):
             # skip layers too small to hold `count` stars in an average cone

@@ -403,17 +403,24 @@ class _Catalog:
         self.velocity = velocity
 
     def field(self, boresight: NDArray[np.float64], radius_rad: float,
-              count: int) -> NDArray[np.intp]:
-        """The ``count`` brightest star-table indices within the cone, brightest first."""
-        return self.db.brightest_in_cone(boresight, radius_rad, count)
+              count: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """The ``count`` brightest stars within the cone, brightest first: (indices, vectors)."""
+        if _compiled.enabled():
+            idx, v = self.db._cone_stars(boresight, radius_rad, count)
+            return idx, (self._aberrate(v) if len(v) else v)
+        idx = self.db.brightest_in_cone(boresight, radius_rad, count)
+        return idx, self.vectors(idx)
+
+    def _aberrate(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.velocity is None:
+            return v
+        from .aberration import aberrate
+
+        return aberrate(v, self.velocity)
 
     def vectors(self, idx: NDArray[np.intp]) -> NDArray[np.float64]:
         v = self.db.star_vectors[idx]
-        if self.velocity is not None and len(v):
-            from .aberration import aberrate
-
-            v = aberrate(v, self.velocity)
-        return v
+        return self._aberrate(v) if len(v) else v
 
 
 def _field_stars(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, count: int,
@@ -427,8 +434,7 @@ def _field_stars(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, count: int,
     reach = math.hypot(frame.width, frame.height) * 0.5 + margin_px + math.hypot(c[0], c[1])
     radius = math.atan(reach / hyp.f) * 1.05 + 1e-4
     rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
-    idx = cat.field(hyp.R[2], radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
-    return idx, cat.vectors(idx)
+    return cat.field(hyp.R[2], radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
 
 
 def _in_image(frame: _Frame, vectors: NDArray[np.float64], hyp: _Hypothesis, count: int,
