@@ -261,9 +261,23 @@ def test_pattern_search_kernels_match(small_db, fields):
         v_guess = frame.vectors(f_guess, False, stars)
         lo, hi = math.radians(8.0), math.radians(25.0)
         slow = S._pattern_candidates(db, frame, v_guess, combos, tol, f_guess, lo, hi)
-        fast = _compiled.pattern_candidates(v_guess, combos, db.pattern_bins, tol,
-                                            db.pattern_keys, *db.key_directory,
-                                            db.pattern_stars, db.star_xyz, f_guess, W, lo, hi)
+        *fast, done = _compiled.pattern_candidates(
+            v_guess, combos, 0, np.array([len(combos)]), 10 ** 6, db.pattern_bins, tol,
+            db.pattern_keys, *db.key_directory, db.pattern_stars, db.star_xyz, f_guess, W, lo,
+            hi)
+        assert done == len(combos)
+        # batch by batch: the same candidates, stopping at the first batch with any
+        ends = np.array(S._batch_ends(12))
+        start, parts = 0, []
+        while start < ends[-1]:
+            *got, start = _compiled.pattern_candidates(
+                v_guess, combos, start, ends, 10 ** 6, db.pattern_bins, tol, db.pattern_keys,
+                *db.key_directory, db.pattern_stars, db.star_xyz, f_guess, W, lo, hi)
+            assert start in ends
+            assert len(got[0]) > 0 or start == ends[-1]
+            parts.append(got)
+        for t in range(4):
+            np.testing.assert_array_equal(np.concatenate([q[t] for q in parts]), fast[t])
         for a, b in zip(fast, slow, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12)
         n_cand += len(fast[0])

@@ -46,9 +46,9 @@ def warm_up(db) -> None:
     db._cone_stars(np.array([0.0, 0.0, 1.0]), 0.1, 10 ** 6)
     v = unit_vectors(ideal[np.arange(6)], 1000.0, False)
     starts, shift = db.key_directory
-    pattern_candidates(v, np.array([[0, 1, 2, 3]], dtype=np.intp), db.pattern_bins, 0.01,
-                       db.pattern_keys, starts, shift, db.pattern_stars, db.star_xyz, 1000.0,
-                       1024, 0.1, 1.0)
+    pattern_candidates(v, np.array([[0, 1, 2, 3]], dtype=np.intp), 0, np.array([1]), 1500,
+                       db.pattern_bins, 0.01, db.pattern_keys, starts, shift, db.pattern_stars,
+                       db.star_xyz, 1000.0, 1024, 0.1, 1.0)
     ideal4 = ideal[np.array([[0, 1, 2, 3]])]
     pattern_attitudes(ideal4, unit_vectors(ideal[:4], 1000.0, False)[None], np.full(1, 1000.0),
                       np.array([False, True]))
@@ -370,15 +370,17 @@ def _first_at_least(a, key, lo, hi):
 
 
 @_jit
-def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, directory, shift,
-                       pattern_stars, star_xyz, f_guess, width, fov_lo, fov_hi):
-    """Catalog patterns matching a batch of image patterns (the numpy path's key lookup).
+def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
+                       directory, shift, pattern_stars, star_xyz, f_guess, width, fov_lo,
+                       fov_hi):
+    """Catalog patterns matching image patterns (mirror of ``solver._pattern_candidates``).
 
-    Parameters mirror ``solver._lost_in_space``: ``v_guess`` (n, 3) camera vectors
-    of the pattern stars at the guessed focal length, ``batch`` (m, 4) rows of
-    ``v_guess`` per pattern, the database's sorted keys, pattern stars and
-    component-major star table, and its key directory
-    (``SolverDatabase.key_directory``).
+    ``v_guess`` (n, 3) holds camera vectors of the pattern stars at the guessed
+    focal length and ``combos`` (m, 4) its rows per pattern, cut into batches
+    at ``ends``. From pattern ``start`` on, whole batches are matched until one
+    yields candidates or ``max_patterns`` patterns are done. The database
+    enters as its sorted keys, their directory (``SolverDatabase.key_directory``),
+    pattern stars and component-major star table.
 
     Returns
     -------
@@ -386,6 +388,7 @@ def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, directory, shift,
     cat_quads : (k, 4) star-table indices (canonical order, as stored)
     f_est : (k,) focal length implied by the pattern scales, pixels
     cat_largest : (k,) largest catalog edge, radians
+    done : the pattern after the last one matched (a batch end)
     """
     cap = 16
     img_q = np.empty((cap, 4), np.intp)
@@ -404,9 +407,19 @@ def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, directory, shift,
     dist = np.empty(4)
     order = np.empty(4, np.intp)
     half_w = 0.5 * width
-    for p in range(batch.shape[0]):
+    batch = 0
+    while batch < ends.shape[0] - 1 and ends[batch] <= start:
+        batch += 1
+    p = start
+    while p < ends[-1]:
+        if p == ends[batch]:
+            # a batch is complete: stop if it found something, or after enough patterns
+            if k > 0 or p - start >= max_patterns:
+                break
+            batch += 1
+        p += 1
         for s in range(4):
-            row = batch[p, s]
+            row = combos[p - 1, s]
             ax[s], ay[s], az[s] = v_guess[row, 0], v_guess[row, 1], v_guess[row, 2]
         _edges_sorted(ax, ay, az, e)
         largest = e[5]
@@ -477,13 +490,13 @@ def pattern_candidates(v_guess, batch, bins, tol, keys_sorted, directory, shift,
                         c2[:k] = c_big[:k]
                         img_q, cat_q, f_est, c_big = img_q2, cat_q2, f2, c2
                     for s in range(4):
-                        img_q[k, s] = batch[p, order[s]]
+                        img_q[k, s] = combos[p - 1, order[s]]
                         cat_q[k, s] = pattern_stars[row, s]
                     f_est[k] = f
                     c_big[k] = clargest
                     k += 1
                 row += 1
-    return img_q[:k], cat_q[:k], f_est[:k], c_big[:k]
+    return img_q[:k], cat_q[:k], f_est[:k], c_big[:k], p
 
 
 @_jit

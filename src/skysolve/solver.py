@@ -915,17 +915,22 @@ def _lost_in_space(db, frame: _Frame, cat: _Catalog, *, f_guess: float, fov_lo: 
     tried = np.empty((64, 3))
     tried_x = np.empty((64, 3))
     n_tried = 0
-    for end in _batch_ends(n_stars):
-        batch = combos[done:end]
-        done = end
+    ends = _batch_ends(n_stars)
+    while done < ends[-1]:
         if deadline is not None and time.perf_counter() > deadline:
             return None, "timeout"
         if frame.fast:
-            cand = _compiled.pattern_candidates(
-                v_guess, batch, bins, tol, db.pattern_keys, *db.key_directory,
-                db.pattern_stars, db.star_xyz, f_guess, frame.width, fov_lo, fov_hi)
+            # one call runs through the batches until one has candidates (or _MAX_BATCH
+            # patterns are done, so that the time-out is still checked often)
+            *cand, done = _compiled.pattern_candidates(
+                v_guess, combos, done, np.asarray(ends), _MAX_BATCH, bins, tol,
+                db.pattern_keys, *db.key_directory, db.pattern_stars, db.star_xyz, f_guess,
+                frame.width, fov_lo, fov_hi)
         else:
-            cand = _pattern_candidates(db, frame, v_guess, batch, tol, f_guess, fov_lo, fov_hi)
+            end = next(e for e in ends if e > done)
+            cand = _pattern_candidates(db, frame, v_guess, combos[done:end], tol, f_guess,
+                                       fov_lo, fov_hi)
+            done = end
         iquads, cstars, f_est, clargest = cand
         if len(f_est) == 0:
             continue
