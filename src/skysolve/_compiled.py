@@ -55,6 +55,7 @@ def warm_up(db) -> None:
     rows, p = in_image(v, np.eye(3), 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10)
     mutual_matches(ideal[:6], p, 5.0)
     crowding(ideal[:6], p, 5.0, 50.0)
+    verify_counts(ideal, 6, v, np.eye(3), 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10, 5.0, 50.0)
     trimmed_fit(ideal[rows], v[rows], 1000.0, False, False, 5, 2)
     fit_pairs(ideal[rows], v[rows], np.flatnonzero(rows >= 0), 1000.0, False, False)
     attitude_covariance(ideal[rows], 1000.0, False, 1e-5)
@@ -694,6 +695,23 @@ def crowding(img, cat, radius, outer):
             if d2 > r2 and d2 <= o2:
                 total += 1
     return total * r2 / (o2 - r2) / max(n, 1)
+
+
+@_jit
+def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, radius,
+                  outer):
+    """Mirror of ``solver._verify``'s counting: (stars in the image, matches, crowding).
+
+    The catalog ``vectors`` are projected (the first ``count`` inside the
+    image kept), matched one-to-one with the first ``n_img`` centroids, and
+    the crowding term of ``solver._match_chance`` computed.
+    """
+    rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
+    if rows.shape[0] == 0:
+        return 0, 0, 0.0
+    img = ideal[:n_img]
+    i, _, _ = mutual_matches(img, p, radius)
+    return rows.shape[0], i.shape[0], crowding(img, p, radius, outer)
 
 
 @_jit

@@ -511,6 +511,11 @@ def _false_match_probability(n_matches: int, n_image: int, p_match: float,
     return float(bdtrc(k - 1, trials, min(1.0, p_match)))
 
 
+def _crowding_outer(frame: _Frame, radius_px: float) -> float:
+    """Outer radius (px) of the annulus in which :func:`_match_chance` counts neighbours."""
+    return max(5.0 * radius_px, 0.1 * frame.width)
+
+
 def _match_chance(frame: _Frame, n_img: int, cat_px: NDArray[np.float64],
                   radius_px: float) -> float:
     """Mean chance that one of the first ``n_img`` centroids falls on a catalog star.
@@ -526,7 +531,7 @@ def _match_chance(frame: _Frame, n_img: int, cat_px: NDArray[np.float64],
     """
     area = max(frame.width * frame.height, 1.0)
     uniform = len(cat_px) * math.pi * radius_px ** 2 / area
-    outer = max(5.0 * radius_px, 0.1 * frame.width)
+    outer = _crowding_outer(frame, radius_px)
     img = frame.ideal[:n_img]
     if frame.fast:
         return max(_compiled.crowding(img, cat_px, radius_px, outer), uniform)
@@ -548,6 +553,17 @@ def _verify(frame: _Frame, cat: _Catalog, hyp: _Hypothesis, radius_px: float,
     """
     n_img = min(len(frame.ideal), _VERIFY_CENTROIDS)
     count = _VERIFY_CATALOG_FACTOR * n_img
+    if frame.fast and field is not None:
+        # one kernel call; the crowding-aware probability is cheap there, so no early out
+        c = frame.camera.crpix
+        n_cat, n, crowd = _compiled.verify_counts(
+            frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, float(c[0]), float(c[1]),
+            0.5 * frame.width, 0.5 * frame.height, count, radius_px,
+            _crowding_outer(frame, radius_px))
+        if n_cat == 0:
+            return 0, 1.0
+        uniform = n_cat * math.pi * radius_px ** 2 / max(frame.width * frame.height, 1.0)
+        return n, _false_match_probability(n, n_img, max(crowd, uniform), n_fixed)
     if field is None:
         idx, p = _project_field(frame, cat, hyp, count)
     else:
