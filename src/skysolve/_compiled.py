@@ -399,14 +399,21 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
     k = 0
     e = np.empty(6)
     ce = np.empty(6)
-    r = np.empty(5)
     lo = np.empty(5, np.int64)
     span = np.empty(5, np.int64)
-    off = np.empty(5, np.int64)
     ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
     cx, cy, cz = np.empty(4), np.empty(4), np.empty(4)
     dist = np.empty(4)
     order = np.empty(4, np.intp)
+    # per chunk of patterns: their ratios and largest edges, then every query key
+    chunk = 32
+    ratios = np.empty((chunk, 5))
+    largest = np.empty(chunk)
+    q_cap = 1024
+    q_key = np.empty(q_cap, np.uint64)
+    q_pat = np.empty(q_cap, np.intp)
+    q_lo = np.empty(q_cap, np.int64)
+    q_hi = np.empty(q_cap, np.int64)
     half_w = 0.5 * width
     batch = 0
     while batch < ends.shape[0] - 1 and ends[batch] <= start:
@@ -418,37 +425,59 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             if k > 0 or p - start >= max_patterns:
                 break
             batch += 1
-        p += 1
-        for s in range(4):
-            row = combos[p - 1, s]
-            ax[s], ay[s], az[s] = v_guess[row, 0], v_guess[row, 1], v_guess[row, 2]
-        _edges_sorted(ax, ay, az, e)
-        largest = e[5]
-        if not largest > 0:
-            continue
-        n_keys = 1
-        for t in range(5):
-            r[t] = e[t] / largest
-            a = min(max(math.floor((r[t] - tol) * bins), 0), bins - 1)
-            b = min(max(math.floor((r[t] + tol) * bins), 0), bins - 1)
-            lo[t] = a
-            span[t] = b - a + 1
-            n_keys *= span[t]
-        have_order = False
-        for c in range(n_keys):
-            # offsets in lexicographic order, the last ratio fastest (itertools.product)
-            rem = c
-            for t in range(4, -1, -1):
-                off[t] = rem % span[t]
-                rem //= span[t]
-            key = np.uint64(0)
-            w = np.uint64(1)
+        stop = min(p + chunk, ends[batch])
+        # 1. the keys of every pattern of the chunk (neighbouring bins within tol),
+        # offsets in lexicographic order, the last ratio fastest (itertools.product)
+        n_q = 0
+        for u in range(stop - p):
+            for s in range(4):
+                row = combos[p + u, s]
+                ax[s], ay[s], az[s] = v_guess[row, 0], v_guess[row, 1], v_guess[row, 2]
+            _edges_sorted(ax, ay, az, e)
+            largest[u] = e[5]
+            if not e[5] > 0:
+                continue
+            n_keys = 1
             for t in range(5):
-                key += np.uint64(lo[t] + off[t]) * w
-                w *= np.uint64(bins)
-            bucket = np.int64(key >> np.uint64(shift))  # uint64 + int64 would be float
-            row = _first_at_least(keys_sorted, key, directory[bucket], directory[bucket + 1])
-            while row < keys_sorted.shape[0] and keys_sorted[row] == key:
+                ratios[u, t] = e[t] / e[5]
+                a = min(max(math.floor((ratios[u, t] - tol) * bins), 0), bins - 1)
+                b = min(max(math.floor((ratios[u, t] + tol) * bins), 0), bins - 1)
+                lo[t] = a
+                span[t] = b - a + 1
+                n_keys *= span[t]
+            if n_q + n_keys > q_cap:
+                q_cap = 2 * (n_q + n_keys)
+                grown_key = np.empty(q_cap, np.uint64)
+                grown_pat = np.empty(q_cap, np.intp)
+                grown_key[:n_q] = q_key[:n_q]
+                grown_pat[:n_q] = q_pat[:n_q]
+                q_key, q_pat = grown_key, grown_pat
+                q_lo = np.empty(q_cap, np.int64)
+                q_hi = np.empty(q_cap, np.int64)
+            for c in range(n_keys):
+                # key = sum((lo[t] + offset[t]) * bins**t), by Horner from digit 4 down,
+                # which is also the order offsets come off c (offset 4 varies fastest)
+                rem = c
+                key = np.uint64(0)
+                for t in range(4, -1, -1):
+                    key = key * np.uint64(bins) + np.uint64(lo[t] + rem % span[t])
+                    rem //= span[t]
+                q_key[n_q] = key
+                q_pat[n_q] = u
+                n_q += 1
+        # 2. the directory range of every key: independent loads the CPU can overlap
+        for t in range(n_q):
+            bucket = np.int64(q_key[t] >> np.uint64(shift))  # uint64 + int64 would be float
+            q_lo[t] = directory[bucket]
+            q_hi[t] = directory[bucket + 1]
+        n_rows = keys_sorted.shape[0]
+        # 3. the catalog patterns under each key, checked in full
+        have_order = -1
+        for t in range(n_q):
+            key = q_key[t]
+            u = q_pat[t]
+            row = _first_at_least(keys_sorted, key, q_lo[t], q_hi[t])
+            while row < n_rows and keys_sorted[row] == key:
                 for s in range(4):
                     st = pattern_stars[row, s]
                     cx[s], cy[s], cz[s] = star_xyz[0, st], star_xyz[1, st], star_xyz[2, st]
@@ -456,17 +485,20 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
                 clargest = ce[5]
                 ok = clargest > 0
                 if ok:
-                    for t in range(5):
-                        if abs(ce[t] / clargest - r[t]) > tol:
+                    for v in range(5):
+                        if abs(ce[v] / clargest - ratios[u, v]) > tol:
                             ok = False
                             break
                 if ok:
-                    f = f_guess * largest / clargest
+                    f = f_guess * largest[u] / clargest
                     fov = 2.0 * math.atan(half_w / f)
                     ok = fov >= fov_lo and fov <= fov_hi
                 if ok:
-                    if not have_order:
+                    if have_order != u:
                         # canonical order: increasing distance from the mean direction
+                        for s in range(4):
+                            st = combos[p + u, s]
+                            ax[s], ay[s], az[s] = v_guess[st, 0], v_guess[st, 1], v_guess[st, 2]
                         mx = 0.25 * (ax[0] + ax[1] + ax[2] + ax[3])
                         my = 0.25 * (ay[0] + ay[1] + ay[2] + ay[3])
                         mz = 0.25 * (az[0] + az[1] + az[2] + az[3])
@@ -478,7 +510,7 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
                             while j > 0 and dist[order[j - 1]] > dist[order[j]]:
                                 order[j - 1], order[j] = order[j], order[j - 1]
                                 j -= 1
-                        have_order = True
+                        have_order = u
                     if k == cap:
                         cap *= 2
                         img_q2 = np.empty((cap, 4), np.intp)
@@ -491,12 +523,13 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
                         c2[:k] = c_big[:k]
                         img_q, cat_q, f_est, c_big = img_q2, cat_q2, f2, c2
                     for s in range(4):
-                        img_q[k, s] = combos[p - 1, order[s]]
+                        img_q[k, s] = combos[p + u, order[s]]
                         cat_q[k, s] = pattern_stars[row, s]
                     f_est[k] = f
                     c_big[k] = clargest
                     k += 1
                 row += 1
+        p = stop
     return img_q[:k], cat_q[:k], f_est[:k], c_big[:k], p
 
 

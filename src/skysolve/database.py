@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _compiled
 from . import patterns as _patterns
 from .catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
 from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError
@@ -74,6 +73,18 @@ def _generation_args(arguments: dict[str, Any]) -> dict[str, Any]:
 
 #: Cost of visiting one sky cell in a compiled cone query, in star-table rows scanned.
 _CELL_COST = 60.0
+_KERNELS: Any = None
+
+
+def _kernels():
+    """:mod:`skysolve._compiled`, imported on first use: building or loading a database
+    does not need numba (nor its memory)."""
+    global _KERNELS
+    if _KERNELS is None:
+        from . import _compiled
+
+        _KERNELS = _compiled
+    return _KERNELS
 
 
 class SolverDatabase:
@@ -340,11 +351,11 @@ class SolverDatabase:
         scan_rows = 1.5 * count / cone_fraction
         cells = self._sky_cells
         if _CELL_COST * (2.0 * radius / cells[-1] + 2.0) ** 2 > scan_rows:
-            idx, v, scanned = _compiled.cone_scan(self.star_vectors, x, y, z, min_dot, count,
+            idx, v, scanned = _kernels().cone_scan(self.star_vectors, x, y, z, min_dot, count,
                                                   int(4 * scan_rows) + 1000)
             if len(idx) == count or scanned == self.num_stars:
                 return idx, v
-        return _compiled.cone_query(*cells, math.atan2(y, x) % (2 * math.pi),
+        return _kernels().cone_query(*cells, math.atan2(y, x) % (2 * math.pi),
                                     math.asin(max(-1.0, min(1.0, z))), radius, x, y, z,
                                     min_dot, count, int(scan_rows) + 64)
 
@@ -438,7 +449,7 @@ class SolverDatabase:
         """
         from scipy.spatial import cKDTree
 
-        if _compiled.enabled() and count > 0:
+        if count > 0 and _kernels().enabled():
             return self._cone_stars(centre, radius_rad, count)[0]
         chord = angle_to_chord(min(radius_rad, math.pi)) * (1 + 1e-12)
         cone_fraction = 0.5 * (1.0 - math.cos(min(radius_rad, math.pi)))
