@@ -73,6 +73,25 @@ def test_disabled_in_a_fresh_process():
     assert out == ["False", "False"]
 
 
+def test_warm_up_leaves_nothing_to_compile_inside_a_solve(small_db, fields, monkeypatch):
+    """After warm_up, no solve compiles a kernel for new argument types (on the clock)."""
+    monkeypatch.setattr(_compiled, "_ENABLED", True)
+    _compiled.warm_up(small_db)
+    before = {name: len(k.signatures) for name, k in _compiled.kernels().items()}
+    xy, R_true, cam, mirror = fields[1]
+    crowded = np.vstack([xy, np.random.default_rng(0).uniform(-300, 300, (150, 2))])
+    for centroids, kw in ((xy, {}), (xy, {"camera_model": cam.replace(parity_flip=mirror)}),
+                          (xy, {"attitude_hint": R_true.T.T[::1], "strict_hint": True}),
+                          (xy, {"attitude_hint": np.asfortranarray(R_true)}),
+                          (xy, {"observer_velocity_km_s": [5.0, 20.0, -3.0]}),
+                          (crowded, {}), (xy[:3], {"attitude_hint": R_true})):
+        small_db.solve_from_centroids(centroids, fov_estimate_deg=15.0, image_width=W,
+                                      image_height=H, **kw)
+    after = {name: len(k.signatures) for name, k in _compiled.kernels().items()}
+    assert after == before
+    assert len(before) >= 15
+
+
 def test_whole_solves_agree(small_db, fields, monkeypatch):
     """Both paths solve the same fields to the same stars and attitude."""
     n_solved = 0

@@ -59,7 +59,14 @@ def warm_up(db) -> None:
     trimmed_fit(ideal[rows], v[rows], 1000.0, False, False, 5, 2)
     fit_pairs(ideal[rows], v[rows], np.flatnonzero(rows >= 0), 1000.0, False, False)
     attitude_covariance(ideal[rows], 1000.0, False, 1e-5)
+    refine(ideal, v, np.eye(3), 1000.0, False, False, 0.0, 0.0, 512.0, 384.0, 5.0, 1, 3.0)
     _WARM.add(db)
+
+
+def kernels() -> dict:
+    """The compiled kernels by name (for tests that check what has been compiled)."""
+    return {name: obj for name, obj in globals().items()
+            if numba is not None and isinstance(obj, numba.core.registry.CPUDispatcher)}
 
 
 def _detect() -> bool:

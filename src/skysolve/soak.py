@@ -329,13 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=1024)
     ap.add_argument("--chunk", type=int, default=100, help="frames per worker task (100)")
     ap.add_argument("--output", default="soak_summary.json", help="JSON summary path")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--no-progress", action="store_true",
+                    help="no progress bar (the default when stderr is not a terminal)")
     a = ap.parse_args(argv)
     if a.frames < 1 or a.jobs < 1 or a.chunk < 1:
         ap.error("--frames, --jobs and --chunk must be positive")
     s = run_soak(frames=a.frames, seed=a.seed, jobs=a.jobs, db_path=a.db,
                  timeout_ms=a.timeout_ms, match_threshold=a.match_threshold, width=a.width,
-                 height=a.height, chunk=a.chunk, progress=False if a.no_progress else True)
+                 height=a.height, chunk=a.chunk, progress=False if a.no_progress else None)
     Path(a.output).write_text(json.dumps(s, indent=1))
     _print_summary(s, a.output)
     return 1 if s["wrong"] else 0
