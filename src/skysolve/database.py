@@ -400,8 +400,11 @@ class SolverDatabase:
         space_bits = max(1, (self.pattern_bins ** 5 - 1).bit_length())
         bucket_bits = min(space_bits, max(1, (len(keys) - 1).bit_length()))
         shift = space_bits - bucket_bits
-        edges = np.arange((1 << bucket_bits) + 1, dtype=np.uint64) << np.uint64(shift)
-        starts = np.searchsorted(keys.astype(np.uint64, copy=False), edges).astype(np.int64)
+        # the keys are sorted, so bucket counts accumulate into the start of each bucket
+        counts = np.bincount((keys >> keys.dtype.type(shift)).astype(np.intp),
+                             minlength=1 << bucket_bits)
+        starts = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
         starts.setflags(write=False)
         return starts, shift
 

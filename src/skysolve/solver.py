@@ -1110,11 +1110,13 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
     -------
     SolveResult or SolveFailure
     """
+    # One-time preparation, before the clock starts, so that it does not eat into
+    # solve_timeout_ms: compiling (or loading) the kernels for this database, once per
+    # database and process, and the brightest-first pattern order.
     fast = _compiled.enabled()
     if fast:
-        # once per database and process, before the clock starts: compiling (or loading)
-        # the kernels must not eat into solve_timeout_ms
         _compiled.warm_up(db)
+    _all_combos()
     t0 = time.perf_counter()
 
     def fail(status: str, message: str) -> SolveFailure:
