@@ -655,42 +655,39 @@ def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
 
 
 @_jit
-def _sorted_by_x(img):
-    """Image rows ordered by x, and their x values (for sweeps over x windows)."""
-    order = np.argsort(img[:, 0], kind="mergesort")
-    xs = np.empty(order.shape[0])
-    for k in range(order.shape[0]):
-        xs[k] = img[order[k], 0]
-    return order, xs
+def _match_sweep(img, cat, radius, outer):
+    """Mutual nearest pairs within ``radius`` and the number of pairs in ``(radius, outer]``.
 
-
-@_jit
-def mutual_matches(img, cat, radius):
-    """Mirror of the distance-matrix branch of ``solver._mutual_matches``.
-
-    Pairs (image row, catalog row) that are each other's nearest neighbour and
-    within ``radius``, in increasing catalog row; returns (i, j, distance).
-    A pair that is mutually nearest within ``radius`` is mutually nearest
-    overall, so only pairs within ``radius`` are examined: a sweep over the
-    image rows sorted by x. Ties go to the lower row, as numpy's argmin does.
+    A sweep over the image rows sorted by x: each catalog star looks only at
+    the rows in its x window. A pair that is mutually nearest within
+    ``radius`` is mutually nearest overall, so nothing farther matters for
+    the matches. Ties go to the lower row, as numpy's argmin does. Returns
+    (image rows, catalog rows ascending, distances, pairs in the annulus).
     """
     n, m = img.shape[0], cat.shape[0]
-    order, xs = _sorted_by_x(img)
+    order = np.argsort(img[:, 0], kind="mergesort")
+    xs = np.empty(n)
+    for t in range(n):
+        xs[t] = img[order[t], 0]
     near_img = np.full(m, -1, np.intp)   # nearest image row of each catalog star
     d_cat = np.full(m, np.inf)
     near_cat = np.full(n, -1, np.intp)
     d_img = np.full(n, np.inf)
-    r2 = radius * radius
+    r2, o2 = radius * radius, outer * outer
+    reach = max(radius, outer)
+    annulus = 0
     for j in range(m):
         cx, cy = cat[j, 0], cat[j, 1]
-        k = _first_at_least(xs, cx - radius, 0, n)
-        while k < n and xs[k] <= cx + radius:
-            i = order[k]
-            k += 1
+        t = _first_at_least(xs, cx - reach, 0, n)
+        while t < n and xs[t] <= cx + reach:
+            i = order[t]
+            t += 1
             dx = cx - img[i, 0]
             dy = cy - img[i, 1]
             d2 = dx * dx + dy * dy
             if d2 > r2:
+                if d2 <= o2:
+                    annulus += 1
                 continue
             if d2 < d_cat[j] or (d2 == d_cat[j] and i < near_img[j]):
                 d_cat[j] = d2
@@ -709,32 +706,34 @@ def mutual_matches(img, cat, radius):
             out_j[k] = j
             out_d[k] = math.sqrt(d_cat[j])
             k += 1
-    return out_i[:k], out_j[:k], out_d[:k]
+    return out_i[:k], out_j[:k], out_d[:k], annulus
+
+
+@_jit
+def mutual_matches(img, cat, radius):
+    """Mirror of the distance-matrix branch of ``solver._mutual_matches``.
+
+    Pairs (image row, catalog row) that are each other's nearest neighbour and
+    within ``radius``, in increasing catalog row; returns (i, j, distance).
+    """
+    i, j, d, _ = _match_sweep(img, cat, radius, radius)
+    return i, j, d
+
+
+@_jit
+def _crowding_chance(annulus_pairs, n_img, radius, outer):
+    r2, o2 = radius * radius, outer * outer
+    return annulus_pairs * r2 / (o2 - r2) / max(n_img, 1)
 
 
 @_jit
 def crowding(img, cat, radius, outer):
     """Mirror of the density term of ``solver._match_chance``: mean per-centroid chance.
 
-    Counts (centroid, star) pairs at distances in ``(radius, outer]`` with a
-    sweep over the image rows sorted by x.
+    From the (centroid, star) pairs at distances in ``(radius, outer]``.
     """
-    n, m = img.shape[0], cat.shape[0]
-    order, xs = _sorted_by_x(img)
-    r2, o2 = radius * radius, outer * outer
-    total = 0
-    for j in range(m):
-        cx, cy = cat[j, 0], cat[j, 1]
-        k = _first_at_least(xs, cx - outer, 0, n)
-        while k < n and xs[k] <= cx + outer:
-            i = order[k]
-            k += 1
-            dx = cx - img[i, 0]
-            dy = cy - img[i, 1]
-            d2 = dx * dx + dy * dy
-            if d2 > r2 and d2 <= o2:
-                total += 1
-    return total * r2 / (o2 - r2) / max(n, 1)
+    annulus = _match_sweep(img, cat, radius, outer)[3]
+    return _crowding_chance(annulus, img.shape[0], radius, outer)
 
 
 @_jit
@@ -749,9 +748,8 @@ def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, c
     rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
     if rows.shape[0] == 0:
         return 0, 0, 0.0
-    img = ideal[:n_img]
-    i, _, _ = mutual_matches(img, p, radius)
-    return rows.shape[0], i.shape[0], crowding(img, p, radius, outer)
+    i, _, _, annulus = _match_sweep(ideal[:n_img], p, radius, outer)
+    return rows.shape[0], i.shape[0], _crowding_chance(annulus, n_img, radius, outer)
 
 
 @_jit
