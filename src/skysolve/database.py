@@ -447,8 +447,11 @@ class SolverDatabase:
         -----
         The star table is sorted brightest first, so the brightest ``count``
         stars of a cone lie among the first ``m`` stars of the table whenever the
-        first ``m`` already put ``count`` stars in the cone. Trees over the
-        brightest ``n/4**k`` stars answer most queries from a small tree.
+        first ``m`` already put ``count`` stars in the cone. With the compiled
+        kernels (see :mod:`skysolve._compiled`) the query scans the table in
+        that order, or visits sky cells near the cone, whichever is cheaper;
+        without them, KD-trees over the brightest ``n/4**k`` stars answer most
+        queries from a small tree. Both give the same stars.
         """
         from scipy.spatial import cKDTree
 
