@@ -752,7 +752,9 @@ def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
 
 def _median(values: NDArray[np.float64]) -> float:
     """Median of a non-empty 1-D array (numpy's result, without its overhead)."""
-    return _sorted_percentile(np.sort(values), 50.0)
+    v = np.sort(values)
+    n = len(v)
+    return float(0.5 * (v[(n - 1) // 2] + v[n // 2]))
 
 
 def _build_result(db, frame: _Frame, cat: _Catalog, ref: _Refined, probability: float,
