@@ -21,9 +21,9 @@ import weakref
 
 import numpy as np
 
-try:  # numba is a dependency, but the numpy path must keep working without it
+try:  # numba is a dependency, but the numpy path keeps the solver working without it
     import numba
-except ImportError:  # pragma: no cover - exercised by the no-numba CI job only
+except ImportError:  # pragma: no cover - an install without numba takes the numpy path
     numba = None
 
 
