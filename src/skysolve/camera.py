@@ -71,6 +71,8 @@ def _check_size(value: Any, name: str) -> int:
 
 
 def _check_focal(value: Any) -> float:
+    if type(value) is float and math.isfinite(value) and value > 0:
+        return value  # the common case, without the abstract-class checks below
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidTypeError(
             f"focal_length_px must be a real number, got {type(value).__name__}")

@@ -14,6 +14,7 @@ each with a CRC-32. Nothing in a file is ever executed: no pickle inside.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -73,18 +74,25 @@ def _generation_args(arguments: dict[str, Any]) -> dict[str, Any]:
 
 #: Cost of visiting one sky cell in a compiled cone query, in star-table rows scanned.
 _CELL_COST = 60.0
-_KERNELS: Any = None
+_MODULES: dict[str, Any] = {}
 
 
-def _kernels():
-    """:mod:`skysolve._compiled`, imported on first use: building or loading a database
-    does not need numba (nor its memory)."""
-    global _KERNELS
-    if _KERNELS is None:
-        from . import _compiled
+def _module(name: str) -> Any:
+    """The skysolve submodule ``name``, imported on first use and then looked up cheaply.
 
-        _KERNELS = _compiled
-    return _KERNELS
+    Building or loading a database needs neither the solver nor numba (nor
+    their memory), so they are imported only when a solve or a compiled cone
+    query first asks for them.
+    """
+    module = _MODULES.get(name)
+    if module is None:
+        module = _MODULES[name] = importlib.import_module(f"{__package__}.{name}")
+    return module
+
+
+def _kernels() -> Any:
+    """:mod:`skysolve._compiled`, imported on first use."""
+    return _module("_compiled")
 
 
 class SolverDatabase:
@@ -345,7 +353,7 @@ class SolverDatabase:
         chord = 2.0 * math.sin(0.5 * radius) * (1 + 1e-12)  # as the KD-tree query
         min_dot = 1.0 - 0.5 * chord * chord
         cone_fraction = max(0.5 * (1.0 - math.cos(radius)), 1e-12)
-        x, y, z = (float(v) for v in centre)
+        x, y, z = np.asarray(centre, dtype=np.float64).tolist()
         norm = math.sqrt(x * x + y * y + z * z)
         x, y, z = x / norm, y / norm, z / norm
         scan_rows = 1.5 * count / cone_fraction
@@ -575,9 +583,7 @@ class SolverDatabase:
         returns a :class:`~skysolve.solver.SolveResult` (truthy) or a
         :class:`~skysolve.solver.SolveFailure` (falsy).
         """
-        from .solver import solve_from_centroids
-
-        return solve_from_centroids(
+        return _module("solver").solve_from_centroids(
             self, centroids, fov_estimate_deg=fov_estimate_deg,
             fov_estimate_rad=fov_estimate_rad, image_width=image_width,
             image_height=image_height, image_shape=image_shape,

@@ -366,7 +366,7 @@ def centroids_to_array(centroids: Any, name: str = "centroids"
             b = None
         else:
             b = np.array([np.nan if v is None else v for v in bl], dtype=np.float64)
-    if not np.all(np.isfinite(xy)):
+    if not np.isfinite(xy).all():
         raise InvalidArgumentError(f"{name} contains non-finite x/y positions")
     return xy, b
 

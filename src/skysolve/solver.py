@@ -292,6 +292,12 @@ def _number(name: str, value: Any, positive: bool = True, allow_none: bool = Tru
     return v
 
 
+def _inside(extent: NDArray[np.float64], width: int, height: int) -> bool:
+    """Whether the largest |x|, |y| are within a whole width / height (False for NaN)."""
+    x, y = extent.tolist()
+    return x <= width and y <= height
+
+
 def _velocity(observer_velocity_km_s) -> NDArray[np.float64] | None:
     if observer_velocity_km_s is None:
         return None
@@ -901,13 +907,14 @@ def _pattern_hypotheses(frame: _Frame, ideal: NDArray[np.float64], cv: NDArray[n
     usually it is the answer and the others are never needed.
     """
     n = len(f_est)
+    parity_options = np.array(parities, dtype=bool)
     for lo, hi in ((0, min(1, n)), (1, n)):
         if lo >= hi:
             continue
         part = slice(lo, hi)
         if frame.fast:
-            R_all, res, par = _compiled.pattern_attitudes(
-                ideal[part], cv[part], f_est[part], np.array(parities, dtype=bool))
+            R_all, res, par = _compiled.pattern_attitudes(ideal[part], cv[part], f_est[part],
+                                                          parity_options)
         else:
             R_all, res, par = _pattern_attitudes(ideal[part], cv[part], f_est[part], parities)
         limit = 2.0 * tol * clargest[part] + 3.0 / f_est[part]
@@ -1164,7 +1171,7 @@ def solve_from_centroids(db: SolverDatabase, centroids, fov_estimate_deg=None,
         raise InvalidTypeError(f"strict_hint must be a bool, got {type(strict_hint).__name__}")
     # A centroid a whole image width/height beyond the centre is not in this image: the
     # declared size (or the coordinate convention) is wrong. NaN fails the comparison too.
-    if len(xy) and not (np.abs(xy) <= (width, height)).all():
+    if len(xy) and not _inside(np.abs(xy).max(axis=0), width, height):
         if not np.isfinite(xy).all():
             raise InvalidArgumentError("centroids must have finite x and y")
         i = int(np.argmax((np.abs(xy) > (width, height)).any(axis=1)))
