@@ -675,6 +675,13 @@ def _nonneg(value: Any, name: str) -> float:
     return v
 
 
+def _fraction(value: Any, name: str) -> float:
+    v = _nonneg(value, name)
+    if v > 1:
+        raise InvalidArgumentError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
 def _count(value: Any, name: str) -> int:
     v = _nonneg(value, name)
     if v != int(v):
@@ -844,9 +851,7 @@ def render_starfield(
     gain = _nonneg(gain_e_per_adu, "gain_e_per_adu")
     if gain == 0:
         raise InvalidArgumentError("gain_e_per_adu must be > 0")
-    hot_pixel_fraction = _nonneg(hot_pixel_fraction, "hot_pixel_fraction")
-    if hot_pixel_fraction > 1:
-        raise InvalidArgumentError("hot_pixel_fraction must be in [0, 1]")
+    hot_pixel_fraction = _fraction(hot_pixel_fraction, "hot_pixel_fraction")
     cosmic_rays = _count(cosmic_rays, "cosmic_rays")
     depth = _nonneg(faint_star_depth_mag, "faint_star_depth_mag")
     slope = _nonneg(faint_star_slope, "faint_star_slope")
@@ -856,9 +861,7 @@ def render_starfield(
             raise InvalidArgumentError("full_well_e must be > 0 (or None)")
     epoch = catalog.epoch if epoch_year is None else _finite(epoch_year, "epoch_year")
     background = _background((h, w), background_e, background_gradient_e)
-    vignetting = _nonneg(vignetting, "vignetting")
-    if vignetting > 1:
-        raise InvalidArgumentError(f"vignetting must be in [0, 1], got {vignetting!r}")
+    vignetting = _fraction(vignetting, "vignetting")
     flat_field_rms = _nonneg(flat_field_rms, "flat_field_rms")
     if adc_bits is not None:
         adc_bits = _count(adc_bits, "adc_bits")
@@ -1058,9 +1061,7 @@ def simulate_centroids(
     h, w = geom.shape
     sigma = _nonneg(centroid_noise_px, "centroid_noise_px")
     mag_sigma = _nonneg(magnitude_noise, "magnitude_noise")
-    drop = _nonneg(drop_fraction, "drop_fraction")
-    if drop > 1:
-        raise InvalidArgumentError(f"drop_fraction must be in [0, 1], got {drop_fraction!r}")
+    drop = _fraction(drop_fraction, "drop_fraction")
     num_false_stars = _count(num_false_stars, "num_false_stars")
     if num_stars is not None:
         num_stars = _count(num_stars, "num_stars")
