@@ -11,6 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _frames import (  # tests/ is on sys.path (pytest's rootdir-based import)
+    gradient_background,
+    isolated,
+    match_to_truth,
+    pixel_integrated_gaussian_1d,
+    render_stars,
+    tess_like_frame,
+)
 
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
 from skysolve.extraction import (
@@ -19,25 +27,6 @@ from skysolve.extraction import (
     centroids_to_array,
     extract_centroids,
 )
-
-try:  # tests/ as a package or as a plain directory on sys.path
-    from ._frames import (
-        gradient_background,
-        isolated,
-        match_to_truth,
-        pixel_integrated_gaussian_1d,
-        render_stars,
-        tess_like_frame,
-    )
-except ImportError:
-    from _frames import (
-        gradient_background,
-        isolated,
-        match_to_truth,
-        pixel_integrated_gaussian_1d,
-        render_stars,
-        tess_like_frame,
-    )
 
 DATA = Path(__file__).parent / "data"
 SEED_TESS = dict(sigma_threshold=300, min_pixels=4, max_pixels=10000,

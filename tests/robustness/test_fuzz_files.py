@@ -253,18 +253,23 @@ def _image_bytes(fmt: str) -> bytes:
     return buf.getvalue()
 
 
-@FUZZ
-@given(fmt=st.sampled_from(sorted(SIGNATURES)), body=st.binary(max_size=4000),
-       signed=st.booleans())
-def test_random_bytes_as_images(tmp_path_factory, fmt, body, signed):
-    path = tmp_path_factory.mktemp("imgfuzz") / f"random.{fmt}"
-    path.write_bytes((SIGNATURES[fmt] if signed else b"") + body)
+def _read_or_reject(path):
+    """read_image either refuses the file with a clear error or returns a 2-D image."""
     with guarded():
         try:
             img = ss.read_image(path)
         except (FileFormatError, InvalidArgumentError):
             return
     assert img.ndim == 2 and img.size > 0
+
+
+@FUZZ
+@given(fmt=st.sampled_from(sorted(SIGNATURES)), body=st.binary(max_size=4000),
+       signed=st.booleans())
+def test_random_bytes_as_images(tmp_path_factory, fmt, body, signed):
+    path = tmp_path_factory.mktemp("imgfuzz") / f"random.{fmt}"
+    path.write_bytes((SIGNATURES[fmt] if signed else b"") + body)
+    _read_or_reject(path)
 
 
 @FUZZ
@@ -272,13 +277,8 @@ def test_random_bytes_as_images(tmp_path_factory, fmt, body, signed):
 def test_damaged_images(tmp_path_factory, fmt, data):
     path = tmp_path_factory.mktemp("imgdamage") / f"damaged.{fmt}"
     path.write_bytes(damage(_image_bytes(fmt), data))
-    with guarded():
-        try:
-            img = ss.read_image(path)
-        except (FileFormatError, InvalidArgumentError):
-            return
     # pixel damage without structural damage may load: it must still be an image
-    assert img.ndim == 2 and img.size > 0
+    _read_or_reject(path)
 
 
 def _fits_header(n1: int, n2: int, bitpix: int = -64) -> bytes:
