@@ -85,14 +85,19 @@ def test_real_stars_among_false_stars_solve_right_or_not_at_all(small_db, hip_ca
     assert misidentified <= 0.02 * matches
 
 
+def _ten_stars(catalog, cam, attitude, seed, mirror=False):
+    """Centroids of the 10 brightest stars of a field, 0.3 px noise, at J2025."""
+    return ss.simulate_centroids(catalog, cam, attitude, num_stars=10, epoch_year=2025.0,
+                                 centroid_noise_px=0.3, mirror=mirror, seed=seed).centroids
+
+
 def test_wrong_fov_never_solves(small_db, hip_catalog, attitudes):
     """A 10 deg field solved as 20 +- 2 deg cannot be right."""
     n, wrong, statuses = 300, 0, {}
     cam = ss.CameraModel.from_fov(10.0, W, H)
     for i in range(n):
-        sim = ss.simulate_centroids(hip_catalog, cam, attitudes[i], num_stars=10,
-                                    epoch_year=2025.0, centroid_noise_px=0.3, seed=i)
-        res = small_db.solve_from_centroids(sim.centroids, image_shape=(H, W),
+        res = small_db.solve_from_centroids(_ten_stars(hip_catalog, cam, attitudes[i], i),
+                                            image_shape=(H, W),
                                             fov_estimate_deg=20.0, fov_max_error_deg=2.0,
                                             solve_timeout_ms=TIMEOUT_MS)
         tally(statuses, res)
@@ -101,9 +106,8 @@ def test_wrong_fov_never_solves(small_db, hip_catalog, attitudes):
     assert wrong == 0
     # control: the same frames with the right estimate do solve
     good = sum(bool(small_db.solve_from_centroids(
-        ss.simulate_centroids(hip_catalog, cam, attitudes[i], num_stars=10, epoch_year=2025.0,
-                              centroid_noise_px=0.3, seed=i).centroids,
-        image_shape=(H, W), fov_estimate_deg=10.0)) for i in range(20))
+        _ten_stars(hip_catalog, cam, attitudes[i], i), image_shape=(H, W),
+        fov_estimate_deg=10.0)) for i in range(20))
     assert good >= 15
 
 
@@ -112,10 +116,8 @@ def test_mirrored_image_with_parity_fixed_never_solves(small_db, hip_catalog, at
     n, wrong, statuses = 300, 0, {}
     for i in range(n):
         cam = ss.CameraModel.from_fov(float(rng.uniform(10, 20)), W, H)  # parity_flip=False
-        sim = ss.simulate_centroids(hip_catalog, cam, attitudes[i], num_stars=10,
-                                    epoch_year=2025.0, centroid_noise_px=0.3, mirror=True,
-                                    seed=i)
-        res = small_db.solve_from_centroids(sim.centroids, camera_model=cam,
+        res = small_db.solve_from_centroids(_ten_stars(hip_catalog, cam, attitudes[i], i,
+                                                       mirror=True), camera_model=cam,
                                             solve_timeout_ms=TIMEOUT_MS)
         tally(statuses, res)
         wrong += bool(res)
@@ -138,9 +140,8 @@ def test_database_for_other_fov_never_solves(hip_catalog, attitudes):
     n, wrong, statuses = 300, 0, {}
     cam = ss.CameraModel.from_fov(10.0, W, H)
     for i in range(n):
-        sim = ss.simulate_centroids(hip_catalog, cam, attitudes[i], num_stars=10,
-                                    epoch_year=2025.0, centroid_noise_px=0.3, seed=i)
-        res = db.solve_from_centroids(sim.centroids, image_shape=(H, W),
+        res = db.solve_from_centroids(_ten_stars(hip_catalog, cam, attitudes[i], i),
+                                      image_shape=(H, W),
                                       fov_estimate_deg=None if i % 2 else 10.0,
                                       solve_timeout_ms=TIMEOUT_MS)
         tally(statuses, res)
