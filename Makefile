@@ -23,7 +23,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 soak: $(STAMP)
-	$(PY) -m skysolve.soak
+	$(PY) tests/robustness/soak.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

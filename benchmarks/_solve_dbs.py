@@ -34,7 +34,8 @@ def _version(library: str) -> str:
 
         pkg = Path(skysolve.__file__).parent
         digest = hashlib.sha1()
-        for name in ("database.py", "patterns.py", "geometry.py", "catalogs.py"):
+        for name in ("solver/database.py", "solver/generation.py", "solver/patterns.py",
+                     "solver/keys.py", "solver/dbfile.py", "geometry.py", "sky/catalogs.py"):
             if (pkg / name).exists():
                 digest.update((pkg / name).read_bytes())
         return digest.hexdigest()[:10]

@@ -23,39 +23,47 @@ import time
 import numpy as np
 
 import skysolve
+from skysolve.calibration.workflow import SEED_PASSES, calibrate_frames
 from skysolve.camera import CameraModel
 from skysolve.simulate import random_attitudes, simulate_centroids, tess_like_camera
 
 W = H = 2048
 NOISE_PX = 0.05
-PASSES = [(0.01, 3), (0.005, 4), (0.003, 5), (0.002, 6)]
 SEED_DB = dict(max_fov_deg=14.0, pattern_max_error=0.005, lattice_field_oversampling=100,
                patterns_per_lattice_field=500, verification_stars_per_fov=3000,
                epoch_proper_motion_year=2025.0)
 
 
-def _pipeline(db, cents, refine: bool):
-    """The seed's four passes; returns (per-pass solve s, per-pass calibrate s, last cal,
-    final re-solve results)."""
+def _pipeline(db, cents):
+    """skysolve: the seed's four passes through the library's workflow; returns (per-pass
+    solve s, per-pass calibrate s, last cal, final re-solve results)."""
+    run = calibrate_frames(cents, db, SEED_PASSES, fov_estimate_deg=11.8,
+                           fov_max_error_deg=0.5, image_shape=(H, W), progress=False)
+    return ([p.solve_seconds for p in run.passes], [p.calibrate_seconds for p in run.passes],
+            run.calibration, run.final)
+
+
+def _peer_pipeline(db, cents):
+    """tetra3rs: the same four passes, as the seed notebook writes them (tetra3rs 0.14 has
+    no refine_iterations)."""
     camera = None
     solve_s, cal_s = [], []
     cal = None
-    extra = {"refine_iterations": 10} if refine else {}
-    for match_radius, order in PASSES:
+    for config in SEED_PASSES:
         t0 = time.perf_counter()
         results = [db.solve_from_centroids(
             c, fov_estimate_deg=camera.fov_deg if camera else 11.8, fov_max_error_deg=0.5,
-            image_shape=(H, W), match_radius=match_radius, match_threshold=1e-5,
-            camera_model=camera, **extra) for c in cents]
+            image_shape=(H, W), match_radius=config.match_radius, match_threshold=1e-5,
+            camera_model=camera) for c in cents]
         t1 = time.perf_counter()
-        cal = db.calibrate_camera(results, cents, image_shape=(H, W), order=order)
+        cal = db.calibrate_camera(results, cents, image_shape=(H, W), order=config.order)
         t2 = time.perf_counter()
         camera = cal.camera_model
         solve_s.append(t1 - t0)
         cal_s.append(t2 - t1)
     final = [db.solve_from_centroids(c, fov_estimate_deg=camera.fov_deg, fov_max_error_deg=0.5,
-                                     image_shape=(H, W), match_radius=PASSES[-1][0],
-                                     match_threshold=1e-5, camera_model=camera, **extra)
+                                     image_shape=(H, W), match_radius=SEED_PASSES[-1].match_radius,
+                                     match_threshold=1e-5, camera_model=camera)
              for c in cents]
     return solve_s, cal_s, cal, final
 
@@ -104,13 +112,14 @@ def run(quick: bool) -> list[dict]:
         gaia, truth, R, epoch_year=2025.0, centroid_noise_px=NOISE_PX, num_stars=n_stars,
         seed=k).centroids) for k, R in enumerate(rotations)]
 
-    s_solve, s_cal, s_last, s_final = _median_runs(lambda: _pipeline(ours, cents, True), repeat)
-    p_solve, p_cal, p_last, p_final = _median_runs(lambda: _pipeline(peer, cents, False), repeat)
+    s_solve, s_cal, s_last, s_final = _median_runs(lambda: _pipeline(ours, cents), repeat)
+    p_solve, p_cal, p_last, p_final = _median_runs(lambda: _peer_pipeline(peer, cents), repeat)
     s_err, s_ok = _truth_error_px(s_final, truth, rotations)
     p_err, p_ok = _truth_error_px(p_final, truth, rotations)
 
     rows = []
-    for k, (mr, order) in enumerate(PASSES):
+    for k, config in enumerate(SEED_PASSES):
+        mr, order = config.match_radius, config.order
         rows.append({
             "benchmark": f"calibrate_camera pass {k + 1} (10 frames, order {order}, r {mr})",
             "peer": "tetra3rs", "skysolve_s": float(s_cal[k]), "peer_s": float(p_cal[k]),

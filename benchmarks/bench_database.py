@@ -93,7 +93,7 @@ def _child(lib: str, method: str, catalog_path: str | None, out: Path) -> dict:
 
 def _hipparcos_as_gdr3(path: Path) -> None:
     """Hipparcos 2 at J2016.0 in the GDR3 binary layout (ids are HIP numbers)."""
-    from skysolve.catalogs import load_hipparcos
+    from skysolve.sky.catalogs import load_hipparcos
 
     cat = load_hipparcos().propagate(2016.0)
     rec = np.zeros(len(cat), dtype=[("id", "<i8"), ("ra", "<f8"), ("dec", "<f8"),

@@ -1,6 +1,6 @@
 """Centroid extraction: skysolve vs tetra3rs on identical synthetic frames.
 
-Frames come from tests/_frames.py (Gaussian PSFs integrated exactly over pixels,
+Frames come from skysolve/tests/frames.py (Gaussian PSFs integrated exactly over pixels,
 so the truth is exact):
 
 * a 2048x2048 float32 TESS-like frame: ~10,000 stars, PSF sigma 0.8-1.2 px,
@@ -27,13 +27,11 @@ position error on those. Both libraries use centred pixel coordinates
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 from _common import timed
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _frames import isolated, match_to_truth, tess_like_frame  # noqa: E402
+from skysolve.tests.frames import isolated, match_to_truth, tess_like_frame  # noqa: E402
 
 SEED = dict(sigma_threshold=300, min_pixels=4, max_pixels=10000, local_bg_block_size=16,
             max_elongation=6.0)

@@ -10,7 +10,7 @@ Cases
 -----
 a. small star-tracker fields: random pointings, 1024x768, FOV 10-20 deg, the
    brightest 30-60 Gaia stars, 0.3 px centroid noise, FOV estimate within 2 %;
-b. the two real 1024x768 frames in tests/data (FOV 11.4 deg), centroids from
+b. the two real 1024x768 frames in skysolve/tests/data (FOV 11.4 deg), centroids from
    ``skysolve.extract_centroids`` with default parameters, each solved 20 times;
 c. dense TESS-like fields: 2048x2048, FOV 12 deg, every Gaia star (G <= 10) in
    the field plus faint false detections appended at the end up to 9,000
@@ -41,7 +41,7 @@ CPU time equals their wall time).
 
 Accuracy: a solve is *wrong* when its boresight (``ra_deg``/``dec_deg``) is
 more than 0.1 deg from the truth (the simulated attitude, or the reference
-pointings in tests/data/NOTICE.md).
+pointings in skysolve/tests/data/NOTICE.md).
 """
 
 from __future__ import annotations
@@ -61,14 +61,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _solve_dbs  # noqa: E402
 
-ROOT = HERE.parent
-DATA = ROOT / "tests" / "data"
+from skysolve.tests.realframes import DATA  # noqa: E402
+
 CEDAR_VENV = HERE / ".cedar-venv"
 CEDAR_PY = CEDAR_VENV / "bin" / "python"
 WRONG_DEG = 0.1
 EPOCH = 2018.0
 SOLVE_ARGS = dict(match_radius=0.01, match_threshold=1e-5, solve_timeout_ms=5000)
-#: the real frames and their reference boresights (tests/data/NOTICE.md)
+#: the real frames and their reference boresights (skysolve/tests/data/NOTICE.md)
 REAL_FRAMES = {"2019-07-29T204726_Alt40_Azi-135_Try1.tiff": (230.669, 11.036),
                "2019-07-29T204726_Alt60_Azi-135_Try1.tiff": (240.464, 28.941)}
 REAL_FOV = 11.4
@@ -91,7 +91,7 @@ def _fov_guess(fov: float, rng) -> tuple[float, float]:
 
 def _small_fields(catalog, n: int, seed: int, *, drop: float = 0.0, false_frac: float = 0.0,
                   mirror_every: int = 0) -> list[dict]:
-    from skysolve.camera import CameraModel
+    from skysolve.camera.model import CameraModel
     from skysolve.simulate import random_attitudes, simulate_centroids
 
     rng = np.random.default_rng(seed)
@@ -112,7 +112,7 @@ def _small_fields(catalog, n: int, seed: int, *, drop: float = 0.0, false_frac: 
 
 
 def _tess_fields(catalog, n: int, seed: int, total: int = 9000) -> list[dict]:
-    from skysolve.camera import CameraModel
+    from skysolve.camera.model import CameraModel
     from skysolve.simulate import random_attitudes, simulate_centroids
 
     rng = np.random.default_rng(seed)

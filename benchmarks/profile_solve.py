@@ -1,16 +1,15 @@
 """Where skysolve's solve time goes: wall time per solver phase, on bench_solve's inputs.
 
-Wraps the solver's internal functions (whichever of ``PHASES`` exist in
-``skysolve.solver``) with process-CPU-time accumulators (``time.process_time``,
-which other processes' load barely inflates; the solver is single-threaded) and
-solves the inputs of one bench_solve case, after an unwrapped warm-up and an
-unwrapped timing pass. Phases nest (``_refine`` calls ``_project_field``...), so the figures do
-not add up. A developer tool, not a benchmark (run.py does not collect it)::
+Wraps the solver's stage functions and the functions of its backend (``PHASES``:
+module, name) with process-CPU-time accumulators (``time.process_time``, which other
+processes' load barely inflates; the solver is single-threaded) and solves the inputs
+of one bench_solve case, after an unwrapped warm-up and an unwrapped timing pass.
+Phases nest (``refine`` calls the backend's ``refine``...), so the figures do not add
+up. A developer tool, not a benchmark (run.py does not collect it)::
 
     .venv/bin/python benchmarks/profile_solve.py [small|real|tess] [-n 100]
 
-With the compiled kernels (the default) the numpy phases they replace do not
-appear; ``SKYSOLVE_DISABLE_NUMBA=1`` profiles the pure-numpy path instead.
+``SKYSOLVE_DISABLE_NUMBA=1`` profiles the pure-numpy reference backend instead.
 """
 
 from __future__ import annotations
@@ -27,12 +26,17 @@ sys.path.insert(0, str(HERE))
 import _solve_dbs  # noqa: E402
 import bench_solve  # noqa: E402
 
-PHASES = ("_lost_in_space", "_tracking", "_refine", "_verify", "_build_result", "_make_frame",
-          "_thin_pixels", "_pattern_candidates", "_pattern_attitudes", "_refine_field",
-          "_trimmed_fit", "_fit_pairs", "_attitude_covariance", "neighbour_keys",
-          "_project_field", "_mutual_matches", "wahba_rotation", "_fit_focal",
-          "pattern_edge_angles_indexed", "edge_ratios", "pattern_edge_angles", "canonical_order",
-          "camera_vectors_from_tanplane")
+#: (module, function) pairs wrapped; "backend" is the backend the solve selects
+PHASES = (("skysolve.solver.solve", "search"), ("skysolve.solver.solve", "track"),
+          ("skysolve.solver.solve", "make_frame"), ("skysolve.solver.lost_in_space", "refine"),
+          ("skysolve.solver.lost_in_space", "verify"),
+          ("skysolve.solver.lost_in_space", "build_result"),
+          ("skysolve.solver.lost_in_space", "refine_field"),
+          *(("backend", name) for name in ("thin_pixels", "unit_vectors", "brightest_in_cone",
+                                           "pattern_candidates", "pattern_attitudes",
+                                           "in_image", "mutual_matches", "crowding",
+                                           "verify_counts", "fit_pairs", "trimmed_fit", "refine",
+                                           "attitude_covariance")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=100, help="inputs (small/tess)")
     args = parser.parse_args(argv)
 
+    import importlib
+
     import skysolve
-    import skysolve.solver as solver
+    from skysolve.solver import backends
 
     gaia = skysolve.load_gaia()
     if args.case == "small":
@@ -85,15 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         setattr(owner, name, timed)
         return fn
 
-    originals = {name: wrap(solver, name) for name in PHASES if hasattr(solver, name)}
-    originals_db = {"lookup_keys": wrap(type(db), "lookup_keys")}
+    owners = {"backend": backends.select()}
+    originals = []
+    for module, name in PHASES:
+        owner = owners.get(module) or importlib.import_module(module)
+        originals.append((owner, name, wrap(owner, name)))
     try:
         wrapped = solve_all()
     finally:
-        for name, fn in originals.items():
-            setattr(solver, name, fn)
-        for name, fn in originals_db.items():
-            setattr(type(db), name, fn)
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
 
     n = len(inputs)
     print(f"{args.case}: {n} solves, {plain * 1e3:.2f} ms CPU/solve "

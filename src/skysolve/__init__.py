@@ -11,6 +11,16 @@ Typical use::
         print(res.ra_deg, res.dec_deg, res.roll_deg)
         wcs = res.to_wcs()
 
+The package follows the flow of the data, one subpackage per stage::
+
+    io.images → extraction → centroids → solver (patterns, attitude) → io.wcs
+                                                   ↓
+                                              calibration (fit, workflow)
+
+with shared helpers below them (``geometry``, ``sky``, ``camera``, ``_args``,
+``_options``) and the user-facing layers above (``database``, ``defaultdb``,
+``plotting``, ``demo``, ``cli``). ``docs/architecture.md`` describes the map.
+
 The public names below are imported lazily so that ``import skysolve`` (and the
 command line) start fast.
 """
@@ -28,26 +38,34 @@ _EXPORTS: dict[str, str] = {
     "InvalidArgumentError": "errors",
     "InvalidTypeError": "errors",
     "FileFormatError": "errors",
-    "Catalog": "catalogs",
-    "CatalogStar": "catalogs",
-    "load_hipparcos": "catalogs",
-    "load_gaia": "catalogs",
-    "load_catalog_csv": "catalogs",
+    "Catalog": "sky.catalogs",
+    "CatalogStar": "sky.catalogs",
+    "load_hipparcos": "sky.catalogs",
+    "load_gaia": "sky.catalogs",
+    "load_catalog_csv": "sky.catalogs",
+    "earth_barycentric_velocity": "sky.aberration",
     "SolverDatabase": "database",
-    "Centroid": "extraction",
-    "ExtractionResult": "extraction",
+    "Centroid": "centroids",
+    "ExtractionResult": "centroids",
     "extract_centroids": "extraction",
-    "CameraModel": "camera",
-    "RadialDistortion": "distortion",
-    "PolynomialDistortion": "distortion",
-    "camera_to_wcs": "wcs",
-    "wcs_to_camera": "wcs",
-    "wcs_to_header": "wcs",
-    "SolveResult": "solver",
-    "SolveFailure": "solver",
-    "earth_barycentric_velocity": "aberration",
-    "CalibrateResult": "calibration",
-    "read_image": "imageio",
+    "ExtractionOptions": "extraction.options",
+    "CameraModel": "camera.model",
+    "RadialDistortion": "camera.distortion",
+    "PolynomialDistortion": "camera.distortion",
+    "camera_to_wcs": "io.wcs",
+    "wcs_to_camera": "io.wcs",
+    "wcs_to_header": "io.wcs",
+    "read_image": "io.images",
+    "SolveOptions": "solver.options",
+    "SolveResult": "solver.result",
+    "SolveFailure": "solver.result",
+    "CalibrationOptions": "calibration.options",
+    "CalibrateResult": "calibration.result",
+    "CalibrationPass": "calibration.workflow",
+    "CalibrationRun": "calibration.workflow",
+    "calibrate_frames": "calibration.workflow",
+    "SEED_PASSES": "calibration.workflow",
+    "StarfieldOptions": "simulate",
     "render_starfield": "simulate",
     "simulate_centroids": "simulate",
     "random_attitudes": "simulate",
@@ -75,17 +93,28 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
-    from .aberration import earth_barycentric_velocity
-    from .calibration import CalibrateResult
-    from .camera import CameraModel
-    from .catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
+    from .calibration.options import CalibrationOptions
+    from .calibration.result import CalibrateResult
+    from .calibration.workflow import SEED_PASSES, CalibrationPass, CalibrationRun, calibrate_frames
+    from .camera.distortion import PolynomialDistortion, RadialDistortion
+    from .camera.model import CameraModel
+    from .centroids import Centroid, ExtractionResult
     from .database import SolverDatabase
     from .defaultdb import default_database
-    from .distortion import PolynomialDistortion, RadialDistortion
     from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
-    from .extraction import Centroid, ExtractionResult, extract_centroids
-    from .imageio import read_image
+    from .extraction import extract_centroids
+    from .extraction.options import ExtractionOptions
+    from .io.images import read_image
+    from .io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
     from .plotting import plot_distortion, plot_residuals, plot_solution
-    from .simulate import GaussianPSF, random_attitudes, render_starfield, simulate_centroids
-    from .solver import SolveFailure, SolveResult
-    from .wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
+    from .simulate import (
+        GaussianPSF,
+        StarfieldOptions,
+        random_attitudes,
+        render_starfield,
+        simulate_centroids,
+    )
+    from .sky.aberration import earth_barycentric_velocity
+    from .sky.catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
+    from .solver.options import SolveOptions
+    from .solver.result import SolveFailure, SolveResult

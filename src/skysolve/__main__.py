@@ -1,8 +1,8 @@
-"""``python -m skysolve``: the command line (see :mod:`skysolve.cli`)."""
+"""``python -m skysolve``: the command line (see :mod:`skysolve.cli.main`)."""
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

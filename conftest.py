@@ -1,0 +1,45 @@
+"""Session-scoped fixtures shared by the whole test suite.
+
+Keep this file small: every fixture here is built at most once per pytest run
+and shared by every test file that asks for it.
+
+``hip_catalog``
+    The Hipparcos 2 catalog (117,955 stars, epoch J1991.25) loaded with
+    :func:`skysolve.sky.catalogs.load_hipparcos`. Treat it as read-only.
+``small_db``
+    A small multiscale Hipparcos :class:`~skysolve.solver.database.SolverDatabase`
+    (``SMALL_DB_PARAMETERS``: fields of view 10-20 deg, positions at J2025.0,
+    about 60,000 stars and 970,000 patterns) that builds in about five seconds.
+    It is immutable, so sharing it between tests is safe.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from skysolve.database import SolverDatabase
+from skysolve.sky.catalogs import Catalog, load_hipparcos
+
+#: Arguments of ``SolverDatabase.generate_from_hipparcos`` for ``small_db``.
+SMALL_DB_PARAMETERS = dict(
+    max_fov_deg=20.0,
+    min_fov_deg=10.0,
+    pattern_max_error=0.005,
+    patterns_per_lattice_field=50,
+    lattice_field_oversampling=100,
+    verification_stars_per_fov=150,
+    epoch_proper_motion_year=2025.0,
+    progress=False,
+)
+
+
+@pytest.fixture(scope="session")
+def hip_catalog() -> Catalog:
+    """The Hipparcos 2 catalog at its own epoch (J1991.25)."""
+    return load_hipparcos()
+
+
+@pytest.fixture(scope="session")
+def small_db() -> SolverDatabase:
+    """A small 10-20 deg multiscale Hipparcos database (see ``SMALL_DB_PARAMETERS``)."""
+    return SolverDatabase.generate_from_hipparcos(**SMALL_DB_PARAMETERS)

@@ -1,0 +1,191 @@
+"""Options objects: every parameter of a stage, its default, documentation and check in one place.
+
+A stage's parameters (solving, extraction, calibration) are the fields of one
+frozen dataclass built with :func:`option`. Each field carries its numpydoc
+type line, its description and the check from :mod:`skysolve._args` that
+validates and normalises it; :meth:`Options.__post_init__` runs the checks
+(and the class's :meth:`Options._check_together` for rules between fields).
+
+From that one definition :func:`with_options` builds the public function or
+method that takes the parameters as keyword arguments (in field order, also
+positionally), with a real signature and a generated "Parameters" section for
+``help()`` and IDEs. Adding a parameter means adding one field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from .errors import InvalidTypeError
+
+__all__ = ["Options", "option", "with_options", "parameters_doc", "check_defaults"]
+
+T = TypeVar("T", bound="Options")
+
+
+def option(default: Any, *, type: str, doc: str,
+           check: Callable[[Any, str], Any] | None = None) -> Any:
+    """A field of an :class:`Options` class.
+
+    Parameters
+    ----------
+    default : Any
+        Default value (immutable).
+    type : str
+        The numpydoc type line, e.g. ``"float, optional"``.
+    doc : str
+        What the parameter does, with units and conventions.
+    check : callable, optional
+        ``check(value, name) -> value``: validates and normalises; raises an
+        error naming ``name``.
+    """
+    return dataclasses.field(default=default,
+                             metadata={"type": type, "doc": doc, "check": check})
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Base of the options classes: checks every field when created."""
+
+    #: Fields that are not parameters of the public function (none by default).
+    _internal: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name, default, check in _checks(type(self)):
+            value = getattr(self, name)
+            if value is default:
+                continue  # defaults are valid and canonical (the tests check them once)
+            new = check(value, name)
+            if new is not value:
+                object.__setattr__(self, name, new)
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Rules between fields (subclasses override)."""
+
+    def replace(self: T, **changes: Any) -> T:
+        """A copy with some parameters changed (checked again)."""
+        _refuse_unknown(type(self), changes, f"{type(self).__name__}.replace()")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The parameter names, in order."""
+        return _names(cls)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every parameter and its value (shallow)."""
+        return {n: getattr(self, n) for n in self.names()}
+
+
+@functools.cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in cls._internal)
+
+
+@functools.cache
+def _name_set(cls: type) -> frozenset[str]:
+    return frozenset(_names(cls))
+
+
+@functools.cache
+def _checks(cls: type) -> tuple[tuple[str, Any, Callable[[Any, str], Any]], ...]:
+    """``(name, default, check)`` of every checked field (computed once per class)."""
+    return tuple((f.name, f.default, f.metadata["check"]) for f in dataclasses.fields(cls)
+                 if f.metadata.get("check") is not None)
+
+
+def check_defaults(cls: type[Options]) -> None:
+    """Raise if a field's default does not pass its own check unchanged (for the tests)."""
+    for name, default, check in _checks(cls):
+        got = check(default, name)
+        if not (got is default or got == default):
+            raise AssertionError(f"{cls.__name__}.{name}: default {default!r} is not canonical "
+                                 f"({got!r})")
+
+
+def _refuse_unknown(cls: type, kwargs: dict[str, Any], where: str) -> None:
+    names = _name_set(cls)
+    for key in kwargs:
+        if key not in names:
+            raise InvalidTypeError(f"{where} got an unexpected keyword argument {key!r}")
+
+
+def parameters_doc(cls: type[Options], indent: str = "") -> str:
+    """numpydoc entries (``name : type`` and the indented description) of every field."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.name in cls._internal:
+            continue
+        body = textwrap.indent(textwrap.dedent(f.metadata["doc"]).strip(), "    ")
+        out.append(f"{f.name} : {f.metadata['type']}\n{body}")
+    return textwrap.indent("\n".join(out), indent)
+
+
+_REQUIRED = inspect.Parameter.empty
+
+
+def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], doc: str,
+                 accept_options: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate ``impl(*leading, options)`` into the public function taking the fields.
+
+    The public function has the signature ``(*leading, <fields with defaults>,
+    [options=None])``; a leading parameter is a name, or ``(name, default)``.
+    ``doc`` is its docstring, in which ``{parameters}`` is replaced by the
+    fields' numpydoc entries. With ``accept_options``, a ready ``options=``
+    instance may be passed, and keyword arguments then override its values.
+    """
+    names = _names(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    lead = [(n, _REQUIRED) if isinstance(n, str) else n for n in leading]
+    leading = [n for n, _ in lead]
+    n_lead = len(leading)
+
+    def decorate(impl: Callable[..., Any]) -> Callable[..., Any]:
+        public = impl.__name__
+
+        @functools.wraps(impl)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) < n_lead:
+                rest = lead[len(args):]
+                missing = [n for n, d in rest if d is _REQUIRED and n not in kwargs]
+                if missing:
+                    raise TypeError(f"{public}() missing required argument {missing[0]!r}")
+                args = (*args, *(kwargs.pop(n, d) for n, d in rest))
+            extra = args[n_lead:]
+            if len(extra) > len(names):
+                raise TypeError(f"{public}() takes at most {n_lead + len(names)} positional "
+                                f"arguments ({len(args)} given)")
+            for name, value in zip(names, extra, strict=False):
+                if name in kwargs:
+                    raise TypeError(f"{public}() got multiple values for argument {name!r}")
+                kwargs[name] = value
+            base = kwargs.pop("options", None) if accept_options else None
+            _refuse_unknown(cls, kwargs, f"{public}()")
+            if base is None:
+                opts = cls(**kwargs)
+            elif not isinstance(base, cls):
+                raise InvalidTypeError(
+                    f"options must be a {cls.__name__}, got {type(base).__name__}")
+            else:
+                opts = base.replace(**kwargs) if kwargs else base
+            return impl(*args[:n_lead], opts)
+
+        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+                  for n, d in lead]
+        params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                     default=fields[n].default) for n in names]
+        if accept_options:
+            params.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY,
+                                            default=None))
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__doc__ = inspect.cleandoc(doc).replace("{parameters}", parameters_doc(cls))
+        del wrapper.__wrapped__  # help() shows the generated signature, not impl's
+        return wrapper
+
+    return decorate

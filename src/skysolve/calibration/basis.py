@@ -1,0 +1,218 @@
+"""Distortion parametrisations of the calibration fit, and its small linear solves.
+
+The displacement ``distorted - ideal`` is linear in the distortion
+coefficients: :class:`Basis` gives its design matrix for the polynomial
+model (degree 2..order plus the two non-conformal linear terms, see the
+degeneracies in :mod:`skysolve.calibration.fit`) or the five Brown-Conrady
+terms, turns fitted coefficients into a distortion model, and projects a
+starting model onto the basis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..camera.distortion import (
+    PolynomialDistortion,
+    RadialDistortion,
+    num_polynomial_terms,
+    polynomial_design_jacobian,
+    polynomial_design_matrix,
+    polynomial_terms,
+    radial_design_matrix,
+)
+from ..camera.model import CameraModel
+
+__all__ = ["Basis", "project_distortion", "solve_normal", "normal_lstsq"]
+
+# Finite-difference step (px) for the Jacobian of the radial distortion.
+_FD_STEP_PX = 0.5
+
+
+def _matvec(m: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``m @ v`` without BLAS: threaded BLAS on a loaded machine is many times slower
+    for these tall, thin products."""
+    return np.einsum("nk,k->n", m, v, optimize=False)
+
+
+class Basis:
+    """Linear displacement model ``distorted - ideal = design(u) @ coeffs``.
+
+    ``design`` returns ``(mx, my)``, each ``(n, k)``: the x and y displacement
+    (px) per unit coefficient at ideal offsets ``u`` (px from the optical centre).
+    """
+
+    def __init__(self, kind: str, order: int, scale: float, radial_scale: float) -> None:
+        self.kind = kind
+        self.order = order
+        self.scale = scale
+        self.radial_scale = radial_scale
+        if kind == "polynomial":
+            terms = polynomial_terms(order)
+            self._high = np.flatnonzero(terms.sum(axis=1) >= 2)
+            k = len(self._high)
+            self.size = 2 + 2 * k
+            # coefficients that move x, and those that move y
+            self.axis_columns = (np.r_[0, 1, 2:2 + k], np.r_[0, 1, 2 + k:2 + 2 * k])
+        else:
+            self.size = 5
+            self.axis_columns = (np.arange(5), np.arange(5))
+
+    def design(self, u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        x, y = u[:, 0], u[:, 1]
+        if self.kind == "radial":
+            return radial_design_matrix(x, y, self.scale)
+        n, s, k = len(x), self.scale, len(self._high)
+        mx = np.zeros((n, self.size))
+        my = np.zeros((n, self.size))
+        # non-conformal linear terms only: (x, -y) unequal scales, (y, x) shear
+        mx[:, 0], my[:, 0] = x / s, -y / s
+        mx[:, 1], my[:, 1] = y / s, x / s
+        m = polynomial_design_matrix(x, y, self.order, s)[:, self._high]
+        mx[:, 2:2 + k] = m
+        my[:, 2 + k:] = m
+        return mx, my
+
+    def displacement(self, u: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[np.float64]:
+        mx, my = self.design(u)
+        return np.stack([_matvec(mx, c), _matvec(my, c)], axis=1)
+
+    def full_coefficients(self, c: NDArray[np.float64]) -> tuple[NDArray[np.float64],
+                                                                 NDArray[np.float64]]:
+        """Polynomial A and B in the term order of :func:`polynomial_terms`."""
+        n = num_polynomial_terms(self.order)
+        a = np.zeros(n)
+        b = np.zeros(n)
+        # term order: (0,0), (1,0), (0,1), ...
+        a[1], a[2], b[1], b[2] = c[0], c[1], c[1], -c[0]
+        k = len(self._high)
+        a[self._high] = c[2:2 + k]
+        b[self._high] = c[2 + k:]
+        return a, b
+
+    def jacobian(self, u: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``d distort / d u``, shape ``(n, 2, 2)``."""
+        jac = np.empty((len(u), 2, 2))
+        if self.kind == "polynomial":
+            dmdx, dmdy = polynomial_design_jacobian(u[:, 0], u[:, 1], self.order, self.scale)
+            a, b = self.full_coefficients(c)
+            jac[:, 0, 0] = 1.0 + _matvec(dmdx, a)
+            jac[:, 0, 1] = _matvec(dmdy, a)
+            jac[:, 1, 0] = _matvec(dmdx, b)
+            jac[:, 1, 1] = 1.0 + _matvec(dmdy, b)
+            return jac
+        h = _FD_STEP_PX  # radial: central differences of the five-term design
+        for axis in range(2):
+            step = np.zeros(2)
+            step[axis] = h
+            d = (self.displacement(u + step, c) - self.displacement(u - step, c)) / (2 * h)
+            jac[:, :, axis] = d
+        jac[:, 0, 0] += 1.0
+        jac[:, 1, 1] += 1.0
+        return jac
+
+    def to_distortion(self, c: NDArray[np.float64], width: int, height: int,
+                      crpix: NDArray[np.float64]) -> PolynomialDistortion | RadialDistortion:
+        if self.kind == "radial":
+            # coefficients were fitted for radii normalised by self.scale; convert
+            ratio = self.scale / self.radial_scale
+            k1, k2, k3, p1, p2 = c
+            return RadialDistortion(k1 / ratio ** 2, k2 / ratio ** 4, k3 / ratio ** 6,
+                                    p1 / ratio, p2 / ratio, scale=self.radial_scale)
+        a, b = self.full_coefficients(c)
+        n = len(a)
+        return _with_inverse(PolynomialDistortion(self.order, self.scale, a, b, np.zeros(n),
+                                                  np.zeros(n)), width, height, crpix)
+
+
+def _with_inverse(model: PolynomialDistortion, width: int, height: int,
+                  crpix: NDArray[np.float64]) -> PolynomialDistortion:
+    """``model`` with its inverse polynomial fitted over the image (plus 2 % margins).
+
+    Same fit as :meth:`PolynomialDistortion.fit_secondary`, solved through
+    normal equations without threaded BLAS (see :func:`normal_lstsq`).
+    """
+    hw, hh = 0.52 * width, 0.52 * height
+    gx, gy = np.meshgrid(np.linspace(-hw, hw, 41) - crpix[0], np.linspace(-hh, hh, 41) - crpix[1])
+    du, dv = gx.ravel(), gy.ravel()
+    iu, iv = model.undistort(du, dv)
+    ok = np.isfinite(iu) & np.isfinite(iv)
+    if ok.sum() < 2 * model.num_coeffs:
+        return model  # not invertible over the image: Newton from the identity is all we have
+    du, dv, iu, iv = du[ok], dv[ok], iu[ok], iv[ok]
+    m = polynomial_design_matrix(du, dv, model.order, model.scale)
+    ap = normal_lstsq(m, iu - du)
+    bp = normal_lstsq(m, iv - dv)
+    return PolynomialDistortion(model.order, model.scale, model.a_coeffs, model.b_coeffs, ap, bp)
+
+
+def project_distortion(basis: Basis, camera: CameraModel) -> tuple[float, NDArray[np.float64]]:
+    """Start values: focal length and coefficients closest to ``camera``'s distortion.
+
+    The input distortion is sampled over the image and fitted with the basis
+    plus a constant, a uniform scale and a rotation; the scale goes into the
+    focal length, the constant and rotation are left to the attitudes.
+    """
+    f = camera.focal_length_px
+    d = camera.distortion
+    if d is None or getattr(d, "is_identity", False):
+        return f, np.zeros(basis.size)
+    w, h = camera.image_width, camera.image_height
+    gx, gy = np.meshgrid(np.linspace(-0.5 * w, 0.5 * w, 25), np.linspace(-0.5 * h, 0.5 * h, 25))
+    u = np.stack([gx.ravel(), gy.ravel()], axis=1) - camera.crpix
+    du, dv = d.distort(u[:, 0], u[:, 1])
+    disp = np.stack([np.asarray(du) - u[:, 0], np.asarray(dv) - u[:, 1]], axis=1)
+    ok = np.all(np.isfinite(disp), axis=1)
+    u, disp = u[ok], disp[ok]
+    if len(u) < basis.size + 4:
+        return f, np.zeros(basis.size)
+    mx, my = basis.design(u)
+    n = len(u)
+    one, zero = np.ones(n), np.zeros(n)
+    extra_x = np.stack([one, zero, u[:, 0], -u[:, 1]], axis=1)
+    extra_y = np.stack([zero, one, u[:, 1], u[:, 0]], axis=1)
+    a = np.vstack([np.hstack([mx, extra_x]), np.hstack([my, extra_y])])
+    rhs = np.concatenate([disp[:, 0], disp[:, 1]])
+    sol = normal_lstsq(a, rhs)
+    return f * (1.0 + sol[-2]), sol[:basis.size]
+
+
+def solve_normal(nmat: NDArray[np.float64], rhs: NDArray[np.float64],
+                  want_cond: bool = False) -> tuple[NDArray[np.float64], float]:
+    """Least-squares solution from normal equations; returns (solution, cond).
+
+    The columns are normalised first (``diag = 1``) and the system is solved
+    by Cholesky; if that fails (a numerically singular design), directions
+    whose singular value is below ``1e-7`` of the largest (of the design
+    matrix) are dropped. ``cond`` is the condition number of the normalised
+    design when ``want_cond`` (else NaN).
+    """
+    d = np.sqrt(np.diag(nmat))
+    d[d == 0] = 1.0
+    nn = nmat / np.outer(d, d)
+    b = rhs / d
+    cond = math.nan
+    sv = None
+    if want_cond:
+        sv = np.linalg.svd(nn, compute_uv=False)
+        cond = math.sqrt(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
+    try:
+        if sv is not None and not sv[-1] > sv[0] * 1e-14:
+            raise np.linalg.LinAlgError
+        low = np.linalg.cholesky(nn)
+        sol = np.linalg.solve(low.T, np.linalg.solve(low, b))
+    except np.linalg.LinAlgError:
+        u, s, vt = np.linalg.svd(nn)
+        keep = s > s[0] * 1e-14
+        sol = vt[keep].T @ ((u[:, keep].T @ b) / s[keep])
+    return sol / d, cond
+
+
+def normal_lstsq(a: NDArray[np.float64], rhs: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Column-normalised least squares of a modest dense system (see :func:`solve_normal`)."""
+    # einsum without BLAS: threaded BLAS on a loaded machine is tens of times slower
+    nmat = np.einsum("ni,nj->ij", a, a, optimize=False)
+    return solve_normal(nmat, np.einsum("ni,n->i", a, rhs, optimize=False))[0]

@@ -1,0 +1,182 @@
+"""The multi-pass workflow (skysolve.calibration.workflow): one implementation, any executor."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import pickle
+
+import numpy as np
+import pytest
+
+from skysolve import CameraModel, SolverDatabase
+from skysolve.batch import DatabaseHandle, frame_centroids, is_centroid_source, run_tasks
+from skysolve.calibration.workflow import (
+    SEED_PASSES,
+    CalibrationPass,
+    calibrate_frames,
+    seed_passes,
+)
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.simulate import random_attitudes, simulate_centroids
+
+W, H = 1024, 768
+
+
+@pytest.fixture(scope="module")
+def frames(hip_catalog):
+    """Six fields of a mildly distorted 15-degree camera, and that camera."""
+    from skysolve import RadialDistortion
+
+    truth = CameraModel.from_fov(15.0, W, H, distortion=RadialDistortion(k1=-4e-8))
+    cat = hip_catalog.propagate(2025.0)
+    cents = [simulate_centroids(cat, truth, R, centroid_noise_px=0.1, num_stars=60,
+                                max_magnitude=8.0, seed=k).centroids
+             for k, R in enumerate(random_attitudes(6, rng=11))]
+    return truth, cents
+
+
+def _fingerprint(run):
+    """Every number of a run that serial and parallel runs must share."""
+    out = []
+    for p in run.passes:
+        out.append([(r.rotation_matrix_icrs_to_camera.tobytes(), r.matched_centroids.tobytes())
+                    if r else r.status for r in p.solutions])
+        cal = p.calibration
+        out.append((cal.rmse_before_px, cal.rmse_after_px, cal.n_inliers,
+                    cal.camera_model.focal_length_px))
+    return out
+
+
+def test_seed_schedule():
+    assert seed_passes() == SEED_PASSES
+    assert [(p.match_radius, p.order) for p in SEED_PASSES] == [
+        (0.01, 3), (0.005, 4), (0.003, 5), (0.002, 6)]
+    # the command line's default: --passes 4 --order 4
+    assert [p.order for p in seed_passes(4, 4)] == [3, 4, 4, 4]
+    assert [p.match_radius for p in seed_passes(6)] == [0.01, 0.005, 0.003, 0.002, 0.002, 0.002]
+    assert {p.model for p in seed_passes(3, model="radial")} == {"radial"}
+    assert "order 3" in SEED_PASSES[0].describe() and "0.01" in SEED_PASSES[0].describe()
+
+
+@pytest.mark.parametrize("kw, exc", [
+    (dict(match_radius=0.0), InvalidArgumentError), (dict(match_radius=1.5), InvalidArgumentError),
+    (dict(match_radius="0.1"), InvalidTypeError), (dict(match_radius=0.01, order=0),
+                                                  InvalidArgumentError),
+    (dict(match_radius=0.01, model="spline"), InvalidArgumentError),
+    (dict(match_radius=0.01, refine_iterations=1.5), InvalidTypeError),
+])
+def test_pass_checks_its_fields(kw, exc):
+    with pytest.raises(exc):
+        CalibrationPass(**kw)
+
+
+def test_passes_improve_and_recover_the_camera(small_db, frames):
+    truth, cents = frames
+    passes = [CalibrationPass(0.01, model="radial"), CalibrationPass(0.004, model="radial")]
+    seen = []
+    run = calibrate_frames(cents, small_db, passes, fov_estimate_deg=14.0,
+                           fov_max_error_deg=2.0, image_shape=(H, W), progress=False,
+                           on_pass=seen.append)
+    assert run.completed and [p.number for p in seen] == [1, 2]
+    assert all(p.num_solved == len(cents) for p in run.passes)
+    assert run.passes[1].calibration.rmse_after_px <= run.passes[0].calibration.rmse_before_px
+    cam = run.camera_model
+    assert cam.focal_length_px == pytest.approx(truth.focal_length_px, rel=2e-3)
+    assert cam.distortion.k1 == pytest.approx(-4e-8, rel=0.1)
+    # the final solve uses the fitted camera
+    assert run.final is not None and all(run.final)
+    assert all(r.camera_model.focal_length_px == cam.focal_length_px for r in run.final)
+    assert run.solutions is run.final
+
+
+def test_serial_threads_and_processes_agree(small_db, frames, tmp_path):
+    _, cents = frames
+    path = tmp_path / "small.db"
+    small_db.save_to_file(path)  # so that worker processes open it by path
+    kw = dict(passes=seed_passes(2), fov_estimate_deg=14.0, fov_max_error_deg=2.0,
+              image_shape=(H, W), progress=False)
+    serial = calibrate_frames(cents, small_db, **kw)
+    with cf.ThreadPoolExecutor(2) as pool:
+        threads = calibrate_frames(cents, small_db, executor=pool, **kw)
+    with cf.ProcessPoolExecutor(2) as pool:
+        procs = calibrate_frames(cents, small_db, executor=pool, **kw)
+    assert _fingerprint(serial) == _fingerprint(threads) == _fingerprint(procs)
+
+
+def test_a_pass_that_solves_nothing_stops_the_run(small_db):
+    rng = np.random.default_rng(0)
+    noise = [np.column_stack([rng.uniform(-W / 2, W / 2, 20), rng.uniform(-H / 2, H / 2, 20)])
+             for _ in range(3)]
+    run = calibrate_frames(noise, small_db, fov_estimate_deg=14.0, image_shape=(H, W),
+                           progress=False)
+    assert not run.completed and len(run.passes) == 1
+    assert run.passes[0].calibration is None and run.camera_model is None
+    assert run.final is None and run.solutions == run.passes[0].solutions
+
+
+def test_bad_inputs_are_named(small_db, frames):
+    _, cents = frames
+    with pytest.raises(InvalidArgumentError, match="image size is unknown"):
+        calibrate_frames(cents, small_db, progress=False)
+    with pytest.raises(InvalidArgumentError, match="at least one frame"):
+        calibrate_frames([], small_db, image_shape=(H, W), progress=False)
+    with pytest.raises(InvalidTypeError, match="passes"):
+        calibrate_frames(cents, small_db, passes=[(0.01, 3)], image_shape=(H, W))
+    with pytest.raises(InvalidArgumentError, match="640x480"):
+        calibrate_frames(cents, small_db, camera_model=CameraModel.from_fov(10, 640, 480),
+                         image_shape=(H, W), progress=False)
+    with pytest.raises(InvalidTypeError, match="solve_options"):
+        calibrate_frames(cents, small_db, solve_options=5, image_shape=(H, W))
+    images = [np.zeros((H, W), np.float32), np.zeros((H, W + 2), np.float32)]
+    with pytest.raises(InvalidArgumentError, match="frame 1: image size 1026x768 differs"):
+        calibrate_frames(images, small_db, progress=False)
+
+
+def test_frame_sources():
+    xy = np.zeros((10, 3))
+    assert is_centroid_source(xy) and is_centroid_source(xy[:, :2])
+    assert is_centroid_source([[1.0, 2.0]]) and is_centroid_source([])
+    assert not is_centroid_source(np.zeros((5, 8))) and not is_centroid_source("a.fits")
+    got, shape = frame_centroids(xy)
+    assert got is xy and shape is None
+    img = np.zeros((40, 50), np.float32)
+    img[20, 25] = 100.0
+    ext, shape = frame_centroids(img)
+    assert shape == (40, 50) and ext.image_width == 50
+    with pytest.raises(InvalidTypeError, match="frame"):
+        frame_centroids(5)
+
+
+def test_database_handle_travels_by_path(small_db, tmp_path):
+    assert DatabaseHandle(small_db).database is small_db
+    path = tmp_path / "db.bin"
+    small_db.save_to_file(path)
+    loaded = SolverDatabase.load_from_file(path)
+    assert loaded.file_path == str(path)
+    blob = pickle.dumps(DatabaseHandle(loaded))
+    assert len(blob) < 1000  # the path, not the arrays
+    back = pickle.loads(blob).database
+    assert isinstance(back, SolverDatabase) and back.num_patterns == small_db.num_patterns
+    np.testing.assert_array_equal(back.pattern_keys, small_db.pattern_keys)
+    # a database without a file travels as its arrays
+    fresh = SolverDatabase.generate_from_catalog(loaded_catalog := _tiny_catalog(),
+                                                 max_fov_deg=30.0, progress=False)
+    assert loaded_catalog is not None and fresh.file_path is None
+    assert pickle.loads(pickle.dumps(DatabaseHandle(fresh))).database.num_stars == fresh.num_stars
+
+
+def _tiny_catalog():
+    from skysolve import Catalog
+
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(300, 3))
+    v /= np.linalg.norm(v, axis=1)[:, None]
+    ra = np.degrees(np.arctan2(v[:, 1], v[:, 0])) % 360
+    dec = np.degrees(np.arcsin(v[:, 2]))
+    return Catalog(np.arange(300), ra, dec, rng.uniform(0, 6, 300))
+
+
+def test_run_tasks_keeps_input_order():
+    with cf.ThreadPoolExecutor(2) as pool:
+        assert run_tasks(abs, [-3, 1, -2], executor=pool, progress=False) == [3, 1, 2]
+    assert run_tasks(abs, (x for x in [-1, -5]), progress=False) == [1, 5]

@@ -1,0 +1,341 @@
+"""The multi-pass solve-and-calibrate workflow over many frames, written once.
+
+This is the seed notebook's scheme. Every frame is extracted once; then each
+*pass* solves every frame with the current camera model (none in the first
+pass: a field-of-view estimate instead) at the pass's match radius, and fits
+one shared camera model to all solved frames with the pass's distortion
+model and order; the fitted camera feeds the next pass. Tightening the match
+radius while raising the polynomial order lets the calibration take in the
+corner stars that an undistorted model cannot match. Optionally every frame
+is solved once more with the final camera.
+
+Extractions and solves run one task per frame through :mod:`skysolve.batch`
+(serially, or on any executor); the camera is fitted here, from the matched
+stars. The command line's ``calibrate``, the demo, the benchmark and the
+tests all call :func:`calibrate_frames`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import _args
+from ..batch.executors import DatabaseHandle, run_tasks
+from ..batch.sources import frame_centroids
+from ..errors import InvalidArgumentError, InvalidTypeError
+from ..extraction.options import ExtractionOptions
+from ..solver.options import SolveOptions
+from ..solver.result import SolveFailure, SolveResult
+from ..solver.solve import solve
+from .fit import calibrate
+from .options import MODELS, CalibrationOptions
+from .result import CalibrateResult
+
+__all__ = ["CalibrationPass", "PassResult", "CalibrationRun", "SEED_PASSES", "seed_passes",
+           "calibrate_frames"]
+
+
+def _radius(value: Any, name: str) -> float:
+    return _args.fraction(value, name, open_min=True, open_max=True)
+
+
+@dataclass(frozen=True)
+class CalibrationPass:
+    """One solve-and-calibrate pass.
+
+    Attributes
+    ----------
+    match_radius : float
+        Star match radius of the pass's solves, a fraction of the image width.
+    order : int
+        Polynomial distortion order of the pass's fit (ignored for ``"radial"``).
+    model : {'polynomial', 'radial'}
+        Distortion model of the fit.
+    refine_iterations : int
+        Re-match and refit passes of each solve.
+    fov_max_error_deg : float
+        Allowed field-of-view error (degrees) of the solves once a camera model
+        from an earlier pass fixes the estimate.
+    """
+
+    match_radius: float
+    order: int = 4
+    model: str = "polynomial"
+    refine_iterations: int = 10
+    fov_max_error_deg: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "match_radius", _radius(self.match_radius, "match_radius"))
+        object.__setattr__(self, "order", _args.count(self.order, "order", minimum=1))
+        object.__setattr__(self, "model", _args.choice(self.model, "model", MODELS))
+        object.__setattr__(self, "refine_iterations",
+                           _args.count(self.refine_iterations, "refine_iterations"))
+        object.__setattr__(self, "fov_max_error_deg",
+                           _args.nonnegative(self.fov_max_error_deg, "fov_max_error_deg"))
+
+    def describe(self) -> str:
+        """A few words for reports: ``"match radius 0.01, order 3"``."""
+        what = "radial" if self.model == "radial" else f"order {self.order}"
+        return f"match radius {self.match_radius:g}, {what}"
+
+
+#: The seed notebook's four passes: match radius 0.01 -> 0.002, order 3 -> 6.
+SEED_PASSES: tuple[CalibrationPass, ...] = (
+    CalibrationPass(0.01, order=3), CalibrationPass(0.005, order=4),
+    CalibrationPass(0.003, order=5), CalibrationPass(0.002, order=6))
+
+
+def seed_passes(n: int = 4, order: int = 6, model: str = "polynomial") -> tuple[
+        CalibrationPass, ...]:
+    """``n`` passes on the seed's schedule, the order capped at ``order``.
+
+    Pass ``k`` (1-based) has match radius 0.01, 0.005, 0.003, 0.002 (then
+    0.002) and polynomial order ``min(order, k + 2)``; with ``model="radial"``
+    every pass fits the radial model. ``seed_passes()`` is :data:`SEED_PASSES`.
+    """
+    n = _args.count(n, "n", minimum=1)
+    order = _args.count(order, "order", minimum=1)
+    radii = [p.match_radius for p in SEED_PASSES]
+    return tuple(CalibrationPass(radii[min(k, len(radii) - 1)], order=min(order, k + 3),
+                                 model=model) for k in range(n))
+
+
+@dataclass
+class PassResult:
+    """What one pass did.
+
+    Attributes
+    ----------
+    number : int
+        1-based pass number.
+    config : CalibrationPass
+    solutions : list of SolveResult or SolveFailure
+        One per frame, with the camera of the previous pass.
+    calibration : CalibrateResult or None
+        The fit of this pass (None when no frame solved).
+    solve_seconds, calibrate_seconds : float
+        Wall time of the pass's solves and of its fit.
+    """
+
+    number: int
+    config: CalibrationPass
+    solutions: list[SolveResult | SolveFailure]
+    calibration: CalibrateResult | None
+    solve_seconds: float
+    calibrate_seconds: float
+
+    @property
+    def num_solved(self) -> int:
+        """Frames solved in this pass."""
+        return sum(bool(r) for r in self.solutions)
+
+
+@dataclass
+class CalibrationRun:
+    """Everything :func:`calibrate_frames` did.
+
+    Attributes
+    ----------
+    centroids : list
+        Each frame's centroids, as the solves and fits used them.
+    image_shape : (int, int)
+        ``(height, width)`` shared by the frames.
+    passes : list of PassResult
+    final : list of SolveResult or SolveFailure, or None
+        Every frame solved once more with the final camera (None if not asked).
+    extract_seconds : float
+    """
+
+    centroids: list[Any]
+    image_shape: tuple[int, int]
+    passes: list[PassResult] = field(default_factory=list)
+    final: list[SolveResult | SolveFailure] | None = None
+    extract_seconds: float = 0.0
+
+    @property
+    def calibration(self) -> CalibrateResult | None:
+        """The last pass's fit (None when no pass got to fit)."""
+        fits = [p.calibration for p in self.passes if p.calibration is not None]
+        return fits[-1] if fits else None
+
+    @property
+    def camera_model(self) -> Any:
+        """The calibrated camera (None when no pass got to fit)."""
+        cal = self.calibration
+        return None if cal is None else cal.camera_model
+
+    @property
+    def solutions(self) -> list[SolveResult | SolveFailure]:
+        """The final solves if made, else the last pass's."""
+        if self.final is not None:
+            return self.final
+        return self.passes[-1].solutions if self.passes else []
+
+    @property
+    def completed(self) -> bool:
+        """Whether every pass solved a frame and fitted a camera."""
+        return bool(self.passes) and all(p.calibration is not None for p in self.passes)
+
+
+def _extract_task(extraction: ExtractionOptions, hdu: Any, section: Any, source: Any):
+    return frame_centroids(source, extraction, hdu=hdu, section=section)
+
+
+def _solve_task(handle: DatabaseHandle, options: SolveOptions, centroids: Any):
+    return solve(handle.database, centroids, options)
+
+
+def _frame_name(source: Any, index: int) -> str:
+    return f"{os.fspath(source)}" if isinstance(source, str | os.PathLike) else f"frame {index}"
+
+
+def _shape(frames: Sequence[Any], shapes: list[tuple[int, int] | None], image_shape: Any,
+           camera: Any) -> tuple[int, int]:
+    """The frames' common ``(height, width)``, checked against ``image_shape`` and the camera."""
+    shape = None if image_shape is None else _args.image_size(None, None, image_shape)[::-1]
+    first = None
+    for i, s in enumerate(shapes):
+        if s is None:
+            continue
+        if shape is None:
+            shape, first = s, i
+        elif s != shape:
+            where = "image_shape" if first is None else _frame_name(frames[first], first)
+            raise InvalidArgumentError(
+                f"{_frame_name(frames[i], i)}: image size {s[1]}x{s[0]} differs from "
+                f"{shape[1]}x{shape[0]} of {where}; calibrate images of one camera")
+    if shape is None:
+        raise InvalidArgumentError(
+            "the image size is unknown: pass image_shape=(height, width) with centroid frames")
+    if camera is not None and camera.image_shape != tuple(shape):
+        raise InvalidArgumentError(
+            f"camera_model is for {camera.image_width}x{camera.image_height} images, the "
+            f"frames are {shape[1]}x{shape[0]}")
+    return shape
+
+
+def _pass_options(base: SolveOptions, config: CalibrationPass, camera: Any,
+                  fov_estimate_deg: float | None, fov_max_error_deg: float | None,
+                  shape: tuple[int, int]) -> SolveOptions:
+    if camera is None:
+        fov, fov_err = fov_estimate_deg, fov_max_error_deg
+    else:
+        fov, fov_err = camera.fov_deg, config.fov_max_error_deg
+    return base.replace(fov_estimate_deg=fov, fov_estimate_rad=None,
+                        fov_max_error_deg=fov_err, fov_max_error_rad=None,
+                        image_shape=shape, image_width=None, image_height=None,
+                        match_radius=config.match_radius,
+                        refine_iterations=config.refine_iterations, camera_model=camera)
+
+
+def _as_options(value: Any, cls: type, name: str) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        return cls(**value)
+    raise InvalidTypeError(f"{name} must be a {cls.__name__}, a dict or None, got "
+                           f"{type(value).__name__}")
+
+
+def calibrate_frames(frames: Sequence[Any], database: Any,
+                     passes: Sequence[CalibrationPass] = SEED_PASSES, *,
+                     fov_estimate_deg: float | None = None,
+                     fov_max_error_deg: float | None = None, camera_model: Any = None,
+                     image_shape: tuple[int, int] | None = None,
+                     extraction: ExtractionOptions | dict | None = None,
+                     solve_options: SolveOptions | dict | None = None,
+                     calibration_options: CalibrationOptions | dict | None = None,
+                     hdu: int | str | None = None, section: Any = None,
+                     final_solve: bool = True, executor: Any = None,
+                     progress: bool | None = None,
+                     on_pass: Callable[[PassResult], None] | None = None) -> CalibrationRun:
+    """Solve many frames of one camera and calibrate it, pass after pass.
+
+    Parameters
+    ----------
+    frames : sequence
+        Image paths, image arrays or centroid sets (see :mod:`skysolve.batch.sources`).
+    database : SolverDatabase
+    passes : sequence of CalibrationPass
+        Default: the seed notebook's four (:data:`SEED_PASSES`).
+    fov_estimate_deg, fov_max_error_deg : float, optional
+        Field of view estimate and its allowed error (degrees) for the solves
+        without a camera model (the first pass unless ``camera_model`` is given).
+    camera_model : CameraModel, optional
+        Start from this camera instead of an uncalibrated pinhole.
+    image_shape : (int, int), optional
+        ``(height, width)``; required when the frames are bare centroids.
+    extraction : ExtractionOptions or dict, optional
+        Extraction parameters for image frames (default: the defaults).
+    solve_options : SolveOptions or dict, optional
+        Other solve parameters (time limit, match threshold, aberration, ...);
+        the workflow sets the field of view, image size, match radius,
+        refinement and camera of every pass.
+    calibration_options : CalibrationOptions or dict, optional
+        Other fit parameters (iterations, clipping); each pass sets the model
+        and order.
+    hdu, section : optional
+        FITS HDU and image section read from image files.
+    final_solve : bool
+        Solve every frame once more with the final camera (:attr:`CalibrationRun.final`).
+    executor : concurrent.futures.Executor-like, optional
+        Runs the per-frame extractions and solves (default: here, serially).
+    progress : bool or None
+        Progress bars on stderr (None: only on a terminal).
+    on_pass : callable, optional
+        Called with each :class:`PassResult` as soon as its pass is done.
+
+    Returns
+    -------
+    CalibrationRun
+        When a pass solves no frame the run stops there (that pass has no
+        calibration; :attr:`CalibrationRun.completed` is False).
+    """
+    passes = list(passes)
+    if not passes or not all(isinstance(p, CalibrationPass) for p in passes):
+        raise InvalidTypeError("passes must be a non-empty sequence of CalibrationPass")
+    extraction = _as_options(extraction, ExtractionOptions, "extraction")
+    base = _as_options(solve_options, SolveOptions, "solve_options")
+    cal_base = _as_options(calibration_options, CalibrationOptions, "calibration_options")
+    if len(frames) == 0:
+        raise InvalidArgumentError("frames must hold at least one frame")
+    t = time.perf_counter()
+    extracted = run_tasks(functools.partial(_extract_task, extraction, hdu, section), frames,
+                          executor=executor, progress=progress, desc="extracting")
+    centroids = [c for c, _ in extracted]
+    shape = _shape(frames, [s for _, s in extracted], image_shape, camera_model)
+    run = CalibrationRun(centroids, shape, extract_seconds=time.perf_counter() - t)
+    handle = DatabaseHandle(database)
+    camera = camera_model
+    for number, config in enumerate(passes, 1):
+        opts = _pass_options(base, config, camera, fov_estimate_deg, fov_max_error_deg, shape)
+        t = time.perf_counter()
+        solutions = run_tasks(functools.partial(_solve_task, handle, opts), centroids,
+                              executor=executor, progress=progress, desc=f"pass {number}")
+        t_solve = time.perf_counter() - t
+        cal = None
+        if any(solutions):
+            cal = calibrate(database, solutions, centroids, cal_base.replace(
+                image_shape=shape, image_width=None, image_height=None, model=config.model,
+                order=config.order))
+            camera = cal.camera_model
+        result = PassResult(number, config, solutions, cal, t_solve,
+                            time.perf_counter() - t - t_solve)
+        run.passes.append(result)
+        if on_pass is not None:
+            on_pass(result)
+        if cal is None:
+            return run
+    if final_solve:
+        opts = _pass_options(base, passes[-1], camera, fov_estimate_deg, fov_max_error_deg,
+                             shape)
+        run.final = run_tasks(functools.partial(_solve_task, handle, opts), centroids,
+                              executor=executor, progress=progress, desc="final solve")
+    return run

@@ -1,0 +1,334 @@
+"""Star centroids: the data that flows from extraction to the solver and calibration.
+
+:class:`Centroid` is one star's measured position (centred pixels: the centre of
+array pixel ``(row, col)`` is at ``x = col + 0.5 - W/2``, ``y = row + 0.5 - H/2``,
++x right, +y down), brightness and shape; :class:`ExtractionResult` holds a
+frame's stars as arrays (brightest first) with the frame's background
+statistics. Every other stage takes star lists through
+:func:`centroids_to_array`, which accepts a list of :class:`Centroid`, an
+:class:`ExtractionResult` or an (N, 2)/(N, 3) array.
+
+This module needs numpy only, so the solver and calibration import it without
+pulling in image processing. It may import: ``errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["Centroid", "ExtractionResult", "centroids_to_array"]
+
+_ZERO_COV = np.zeros((2, 2))
+_ZERO_COV.setflags(write=False)
+
+
+class Centroid:
+    """A star's measured position in centred pixel coordinates.
+
+    Parameters
+    ----------
+    x, y : float
+        Position in centred pixels (origin at the image centre, +x right, +y
+        down; array pixel ``(row, col)`` has its centre at ``col + 0.5 - W/2``,
+        ``row + 0.5 - H/2``).
+    brightness : float, optional
+        Summed flux above background (image units); ``None`` when unknown.
+    cov : array_like, shape (2, 2), optional
+        Intensity-weighted second moments of the star's light about its centre
+        in px^2, ordered ``[[xx, xy], [xy, yy]]``. When not given, ``cov`` is a
+        read-only 2x2 array of zeros ("no shape information").
+
+    Notes
+    -----
+    Objects are small (``__slots__``) because solving receives lists of
+    thousands. They compare equal when position, brightness and cov are equal;
+    they are mutable and therefore unhashable.
+    """
+
+    __slots__ = ("x", "y", "brightness", "_cov")
+
+    def __init__(self, x: float, y: float, brightness: float | None = None,
+                 cov: ArrayLike | None = None):
+        self.x = float(x)
+        self.y = float(y)
+        self.brightness = None if brightness is None else float(brightness)
+        if cov is not None:
+            cov = np.asarray(cov, dtype=np.float64)
+            if cov.shape != (2, 2):
+                raise InvalidArgumentError(f"cov must be a 2x2 array, got shape {cov.shape}")
+        self._cov = cov
+
+    @property
+    def cov(self) -> NDArray[np.float64]:
+        """2x2 intensity-weighted second moments in px^2 (zeros when unknown)."""
+        return _ZERO_COV if self._cov is None else self._cov
+
+    @cov.setter
+    def cov(self, value: ArrayLike | None) -> None:
+        if value is None:
+            self._cov = None
+            return
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != (2, 2):
+            raise InvalidArgumentError(f"cov must be a 2x2 array, got shape {value.shape}")
+        self._cov = value
+
+    def _moved(self, x: float, y: float) -> Centroid:
+        c = Centroid.__new__(Centroid)
+        c.x = float(x)
+        c.y = float(y)
+        c.brightness = self.brightness
+        c._cov = self._cov
+        return c
+
+    def with_offset(self, dx: float, dy: float) -> Centroid:
+        """A copy shifted by ``(dx, dy)`` pixels (brightness and cov kept)."""
+        return self._moved(self.x + dx, self.y + dy)
+
+    def distort(self, model: Any) -> Centroid:
+        """A copy moved by ``model.distort(x, y)`` (ideal -> distorted pixels).
+
+        ``model`` is any object with a ``distort(x, y) -> (x, y)`` method in
+        centred pixels, e.g. :class:`~skysolve.RadialDistortion` or
+        :class:`~skysolve.PolynomialDistortion`. Brightness and cov are kept
+        (cov is not transformed: distortion is locally a tiny change of scale).
+        """
+        x, y = _call_model(model, "distort", self.x, self.y)
+        return self._moved(x, y)
+
+    def undistort(self, model: Any) -> Centroid:
+        """A copy moved by ``model.undistort(x, y)`` (distorted -> ideal pixels)."""
+        x, y = _call_model(model, "undistort", self.x, self.y)
+        return self._moved(x, y)
+
+    def __repr__(self) -> str:
+        b = "None" if self.brightness is None else f"{self.brightness:.6g}"
+        return f"Centroid(x={self.x:.4f}, y={self.y:.4f}, brightness={b})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Centroid):
+            return NotImplemented
+        return (self.x == other.x and self.y == other.y and self.brightness == other.brightness
+                and np.array_equal(self.cov, other.cov))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (Centroid, (self.x, self.y, self.brightness, self._cov))
+
+
+def _call_model(model: Any, method: str, x, y):
+    fn = getattr(model, method, None)
+    if fn is None or not callable(fn):
+        raise InvalidTypeError(
+            f"model must have a {method}(x, y) method (e.g. RadialDistortion), "
+            f"got {type(model).__name__}")
+    out = fn(x, y)
+    try:
+        nx, ny = out
+    except (TypeError, ValueError):
+        raise InvalidTypeError(f"model.{method}(x, y) must return a pair (x, y)") from None
+    return float(np.asarray(nx)), float(np.asarray(ny))
+
+
+class ExtractionResult:
+    """Stars found by :func:`extract_centroids`, brightest first.
+
+    Attributes
+    ----------
+    centroids : list of Centroid
+        Detected stars, brightest first (built on first access).
+    image_width, image_height : int
+        Image size in pixels.
+    background_mean : float
+        Mean background level (image units).
+    background_sigma : float
+        Robust per-pixel noise of the background-subtracted image.
+    threshold : float
+        Detection threshold above the background, in the units of the detection
+        image: ``sigma_threshold * background_sigma``, or with a matched filter
+        ``sigma_threshold`` x the (smaller) noise of the filtered image.
+    num_blobs_raw : int
+        Connected blobs above threshold before any filtering.
+    saturated : ndarray of bool
+        Per centroid: the blob reached the saturation level (its position is the
+        intensity centroid; bleed trails are part of the blob).
+    npix : ndarray of int
+        Per centroid: pixels in the blob.
+    peak : ndarray of float
+        Per centroid: highest background-subtracted pixel value.
+    fitted : ndarray of bool
+        Per centroid: the position comes from the Gaussian fit (else from the
+        intensity-weighted centroid).
+    """
+
+    def __init__(self, centroids: Sequence[Centroid], image_width: int, image_height: int,
+                 background_mean: float = float("nan"), background_sigma: float = float("nan"),
+                 threshold: float = float("nan"), num_blobs_raw: int = 0):
+        cents = list(centroids)
+        xy, b = centroids_to_array(cents, name="centroids") if cents \
+            else (np.zeros((0, 2)), None)
+        n = len(xy)
+        self._assign(cents, xy[:, 0], xy[:, 1], np.full(n, np.nan) if b is None else b,
+                     np.array([c.cov for c in cents]) if n else np.zeros((0, 2, 2)),
+                     image_width=image_width, image_height=image_height,
+                     background_mean=background_mean, background_sigma=background_sigma,
+                     threshold=threshold, num_blobs_raw=num_blobs_raw,
+                     saturated=np.zeros(n, dtype=bool), npix=np.zeros(n, dtype=np.int64),
+                     peak=np.full(n, np.nan), fitted=np.zeros(n, dtype=bool))
+
+    def _assign(self, centroids, x, y, brightness, cov, *, image_width, image_height,
+                background_mean, background_sigma, threshold, num_blobs_raw, saturated, npix,
+                peak, fitted) -> None:
+        """Set every attribute; the one place both constructors share."""
+        self._centroids = centroids
+        self._x = np.asarray(x, dtype=np.float64)
+        self._y = np.asarray(y, dtype=np.float64)
+        self._brightness = np.asarray(brightness, dtype=np.float64)
+        self._cov = np.asarray(cov, dtype=np.float64).reshape(-1, 2, 2)
+        self.image_width = int(image_width)
+        self.image_height = int(image_height)
+        self.background_mean = float(background_mean)
+        self.background_sigma = float(background_sigma)
+        self.threshold = float(threshold)
+        self.num_blobs_raw = int(num_blobs_raw)
+        self.saturated = np.asarray(saturated, dtype=bool)
+        self.npix = np.asarray(npix, dtype=np.int64)
+        self.peak = np.asarray(peak, dtype=np.float64)
+        self.fitted = np.asarray(fitted, dtype=bool)
+
+    @classmethod
+    def _from_arrays(cls, x, y, brightness, cov, *, image_width, image_height,
+                     background_mean, background_sigma, threshold, num_blobs_raw,
+                     saturated, npix, peak, fitted) -> ExtractionResult:
+        self = cls.__new__(cls)
+        self._assign(None, x, y, brightness, cov, image_width=image_width,
+                     image_height=image_height, background_mean=background_mean,
+                     background_sigma=background_sigma, threshold=threshold,
+                     num_blobs_raw=num_blobs_raw, saturated=saturated, npix=npix, peak=peak,
+                     fitted=fitted)
+        return self
+
+    @property
+    def centroids(self) -> list[Centroid]:
+        """The stars as :class:`Centroid` objects, brightest first."""
+        if self._centroids is None:
+            new = Centroid.__new__
+            out = [new(Centroid) for _ in range(len(self._x))]
+            # plain attribute stores: ~4x cheaper than Centroid(...) per star
+            for c, x, y, b, cov in zip(out, self._x.tolist(), self._y.tolist(),
+                                       self._brightness.tolist(), list(self._cov), strict=True):
+                c.x = x
+                c.y = y
+                c.brightness = b
+                c._cov = cov
+            self._centroids = out
+        return self._centroids
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __iter__(self):
+        return iter(self.centroids)
+
+    def __getitem__(self, index):
+        return self.centroids[index]
+
+    def as_array(self) -> NDArray[np.float64]:
+        """``(N, 3)`` float64 array of ``x, y, brightness`` (centred pixels), brightest first."""
+        return np.column_stack([self._x, self._y, self._brightness])
+
+    def covariances(self) -> NDArray[np.float64]:
+        """``(N, 2, 2)`` intensity-weighted second moments (px^2)."""
+        return self._cov.copy()
+
+    def __repr__(self) -> str:
+        return (f"ExtractionResult({len(self)} centroids, {self.image_width}x{self.image_height},"
+                f" background={self.background_mean:.6g}, sigma={self.background_sigma:.4g},"
+                f" threshold={self.threshold:.4g}, num_blobs_raw={self.num_blobs_raw})")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_centroids"] = None  # rebuilt from the arrays on demand
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def centroids_to_array(centroids: Any, name: str = "centroids"
+                       ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Star positions (and brightness) from any of the centroid forms skysolve accepts.
+
+    Parameters
+    ----------
+    centroids : list of Centroid, ExtractionResult, or array_like of shape (N, 2) or (N, 3)
+        Stars in centred pixel coordinates ``x, y`` and optional brightness. Objects
+        in a list only need ``x``, ``y`` (and optionally ``brightness``) attributes.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    xy : ndarray, shape (N, 2), float64
+        Positions (a new array).
+    brightness : ndarray, shape (N,), float64, or None
+        Brightness, ``None`` when no star carries one (NaN for the ones missing
+        it when only some do).
+
+    Raises
+    ------
+    InvalidTypeError
+        ``centroids`` is not one of the accepted forms.
+    InvalidArgumentError
+        Wrong array shape, or non-finite positions.
+    """
+    if isinstance(centroids, ExtractionResult):
+        xy = np.column_stack([centroids._x, centroids._y])
+        b = centroids._brightness.copy()
+        return xy, (None if len(b) and np.all(np.isnan(b)) else b)
+    if isinstance(centroids, str | bytes) or centroids is None:
+        raise InvalidTypeError(
+            f"{name} must be a list of Centroid, an ExtractionResult or an (N, 2)/(N, 3) array,"
+            f" got {type(centroids).__name__}")
+    if isinstance(centroids, np.ndarray) or (
+            isinstance(centroids, Sequence) and len(centroids)
+            and not hasattr(centroids[0], "x")):
+        try:
+            if np.iscomplexobj(centroids):  # float64 casting would drop the imaginary part
+                raise TypeError
+            arr = np.asarray(centroids, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidTypeError(
+                f"{name} must be a list of Centroid or a numeric (N, 2)/(N, 3) array") from None
+        if arr.ndim != 2 or arr.shape[1] not in (2, 3):
+            raise InvalidArgumentError(
+                f"{name} array must have shape (N, 2) or (N, 3) (x, y[, brightness]),"
+                f" got {arr.shape}")
+        xy = arr[:, :2].copy()
+        b = arr[:, 2].copy() if arr.shape[1] == 3 else None
+    else:
+        if not isinstance(centroids, Iterable):
+            raise InvalidTypeError(
+                f"{name} must be a list of Centroid, an ExtractionResult or an (N, 2)/(N, 3)"
+                f" array, got {type(centroids).__name__}")
+        items = list(centroids)
+        try:
+            xy = np.array([(c.x, c.y) for c in items], dtype=np.float64).reshape(-1, 2)
+        except AttributeError:
+            raise InvalidTypeError(
+                f"{name} items must be Centroid objects (with .x and .y)") from None
+        bl = [getattr(c, "brightness", None) for c in items]
+        if all(v is None for v in bl):
+            b = None
+        else:
+            b = np.array([np.nan if v is None else v for v in bl], dtype=np.float64)
+    if not np.isfinite(xy).all():
+        raise InvalidArgumentError(f"{name} contains non-finite x/y positions")
+    return xy, b

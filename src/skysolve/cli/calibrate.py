@@ -1,0 +1,67 @@
+"""``skysolve calibrate``: the multi-pass workflow over images of one camera."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import _err, _extraction_options, _load_camera, _load_database
+from .parser import EXIT_OK, EXIT_UNSOLVED
+from .solve import _Table
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..calibration.workflow import calibrate_frames, seed_passes
+    from ..errors import InvalidArgumentError
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".json":
+        raise InvalidArgumentError(f"-o {args.output}: the camera file name must end in .json")
+    camera = _load_camera(args.camera)
+    db, _ = _load_database(args)
+    n = len(args.images)
+    passes = seed_passes(args.passes, args.order, "radial" if args.radial else "polynomial")
+
+    def report(p) -> None:
+        if p.calibration is None:
+            return
+        cal = p.calibration
+        print(f"pass {p.number}/{args.passes} ({p.config.describe()}): {p.num_solved}/{n} "
+              f"solved, calibration RMSE {cal.rmse_before_px:.3f} -> {cal.rmse_after_px:.3f} "
+              f"px, {cal.n_inliers} inliers, {cal.n_outliers} outliers", flush=True)
+
+    run = calibrate_frames(
+        args.images, db, passes, fov_estimate_deg=args.fov, fov_max_error_deg=args.fov_error,
+        camera_model=camera, extraction=_extraction_options(args),
+        solve_options={"solve_timeout_ms": args.timeout}, hdu=args.hdu, section=args.section,
+        progress=False if args.quiet else None, on_pass=report)
+    if not run.completed:
+        k = run.passes[-1].number
+        _err(f"pass {k}: none of the {n} images solved; check --fov, --sigma and --db")
+        return EXIT_UNSOLVED
+    camera = run.camera_model
+    results = run.final
+    table = _Table(args.images)
+    for file, res in zip(args.images, results, strict=True):
+        rec = {"file": file, **(res.to_dict() if res else
+                                {"status": res.status, "solve_time_ms": res.solve_time_ms})}
+        table.row(rec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    camera.save_to_file(out)
+    print(f"camera model: {out} (focal length {camera.focal_length_px:.2f} px, FOV "
+          f"{camera.fov_deg:.4f} deg, optical centre offset ({camera.crpix[0]:.2f}, "
+          f"{camera.crpix[1]:.2f}) px)")
+    first = next((i for i, r in enumerate(results) if r), None)
+    if first is not None:
+        from astropy.io import fits
+
+        from .. import __version__
+
+        sip = out.with_name(out.stem + ".sip.fits")
+        hdr = results[first].to_header()
+        hdr["HISTORY"] = f"camera {out.name} calibrated by skysolve {__version__}"
+        hdr["HISTORY"] = f"pointing of {Path(args.images[first]).name}"
+        fits.PrimaryHDU(header=hdr).writeto(sip, overwrite=True)
+        print(f"SIP header:   {sip}")
+    unsolved = sum(not r for r in results)
+    return EXIT_UNSOLVED if unsolved else EXIT_OK

@@ -1,0 +1,151 @@
+"""Helpers shared by the commands: messages, JSON, images, databases, cameras."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .parser import EXIT_ERROR  # noqa: F401  (re-exported for the commands)
+
+
+def _err(message: str) -> None:
+    print(f"skysolve: error: {message}", file=sys.stderr, flush=True)
+
+
+def _info(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(f"skysolve: {message}", file=sys.stderr, flush=True)
+
+
+def _jsonable(value: Any) -> Any:
+    """Strict-JSON version of a value: numpy scalars/arrays to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename and str(exc.filename) \
+            not in exc.strerror:
+        return f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line
+
+
+@contextlib.contextmanager
+def _console(debug: bool, quiet: bool) -> Iterator[None]:
+    """Route library warnings and log messages to stderr as ``skysolve: ...`` lines."""
+    logger = logging.getLogger("skysolve")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("skysolve: %(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _show_warning
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+
+
+# ------------------------------------------------------------------ images and databases
+
+
+def _is_fits(path: Path) -> bool:
+    from ..errors import FileFormatError
+    from ..io.images import read_fits_header
+
+    try:
+        read_fits_header(path)
+    except FileFormatError:
+        return False
+    return True
+
+
+def _read_input(path: Path, hdu: int | str | None, section: str | None):
+    """Image array, 0-based (col, row) of its first pixel in the file, full (H, W) shape."""
+    from ..io.images import parse_section, read_fits_header, read_image
+
+    image = read_image(path, hdu=hdu, section=section)
+    if section is None:
+        return image, (0, 0), image.shape
+    if _is_fits(path):
+        hdr = read_fits_header(path, hdu)
+        full = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
+    else:
+        full = read_image(path).shape
+    rows, cols = parse_section(section, full)
+    return image, (cols.start, rows.start), full
+
+
+def _output_base(path: Path) -> Path:
+    """``dir/foo.fits.gz`` -> ``dir/foo``, ``dir/foo.tiff`` -> ``dir/foo``."""
+    name = path.name
+    for suffix in (".gz", ".bz2", ".fz"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    stem, ext = os.path.splitext(name)
+    return path.with_name(stem if stem else name)
+
+
+def _check_not_input(out: Path, src: Path) -> None:
+    from ..errors import InvalidArgumentError
+
+    if out.resolve() == src.resolve():
+        raise InvalidArgumentError(f"refusing to overwrite the input image {src}")
+
+
+def _load_database(args: argparse.Namespace):
+    """(database, its file) from --db, or the cached default database."""
+    from ..database import SolverDatabase
+
+    if args.db:
+        path = Path(args.db)
+        return SolverDatabase.load_from_file(path, mmap=True, verify=True), path
+    from ..defaultdb import default_database, default_database_path
+
+    db = default_database(progress=None if not args.quiet else False)
+    return db, default_database_path()
+
+
+def _extraction_options(args: argparse.Namespace):
+    """The library's extraction options from the image flags."""
+    from ..extraction.options import ExtractionOptions
+
+    return ExtractionOptions(sigma_threshold=args.sigma, min_pixels=args.min_pixels,
+                             max_elongation=args.max_elongation,
+                             local_bg_block_size=args.bg_block, max_centroids=args.max_stars)
+
+
+def _load_camera(path: str | None):
+    if path is None:
+        return None
+    from ..camera.model import CameraModel
+
+    return CameraModel.load_from_file(path)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    print(f"skysolve: warning: {text}", file=sys.stderr, flush=True)
+

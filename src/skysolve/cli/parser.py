@@ -1,0 +1,373 @@
+"""The ``skysolve`` argument parser: commands, options, help texts, exit codes.
+
+Option values are checked by the same rules as the library's parameters: an
+option that sets a library parameter takes its check from the parameter's
+options class (:class:`~skysolve.SolveOptions`,
+:class:`~skysolve.ExtractionOptions`, :class:`~skysolve.CalibrationOptions`),
+so a value is accepted on the command line exactly when the library accepts it.
+Only the standard library is imported here; the options classes are imported
+when a value is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+import sys
+from typing import Any
+
+__all__ = ["build_parser", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_UNSOLVED",
+           "EXIT_INTERRUPTED"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNSOLVED = 3
+EXIT_INTERRUPTED = 130
+
+_EXIT_CODES_TEXT = """\
+exit status:
+  0  every image solved (or the command succeeded)
+  1  error: missing/unreadable image, database or camera file, write failure
+  2  usage error: unknown option or bad option value
+  3  no error, but at least one image did not solve (no match, too few stars, timeout)
+"""
+
+_MAIN_EPILOG = f"""\
+examples:
+  skysolve solve image.fits                     solve with the default database (built once)
+  skysolve solve *.tiff --fov 11.4 --json       one JSON line per image
+  skysolve solve img.fits --write-wcs --plot img.png
+  skysolve calibrate frames/*.fits --order 4 -o camera.json
+  skysolve db build                             build the default database ahead of time
+  skysolve db info                              show the cache and its databases
+
+{_EXIT_CODES_TEXT}
+environment:
+  SKYSOLVE_CACHE  directory of the cached default database
+  SKYSOLVE_DB     database file to use instead of the default (like --db)
+"""
+
+_SOLVE_EPILOG = f"""\
+examples:
+  skysolve solve image.tiff
+  skysolve solve a.fits b.fits c.fits --fov 11.4 --jobs 2 --json > results.jsonl
+  skysolve solve tess_ffi.fits --hdu 1 --section "[:2048, 44:2092]" --fov 12 --sigma 300 \\
+      --min-pixels 4 --bg-block 16 --max-elongation 6
+  skysolve solve image.fits --write-wcs --update-fits --plot image_solved.png
+  skysolve solve *.fits --plot plots/ --camera camera.json
+
+Output: a table (file, RA, Dec, roll, FOV, matches, RMSE, solve time), or with --json
+one JSON object per line: the solution's fields (SolveResult.to_dict()) plus file,
+status ('match_found', 'no_match', 'too_few', 'timeout', 'invalid_config' or 'error'),
+image_width, image_height, num_centroids and the sky position of the image centre.
+--write-wcs writes IMAGE.wcs (a FITS header-only file, as astrometry.net does);
+--update-fits writes IMAGE.solved.fits, a copy of a FITS input with the WCS merged into
+the image header (the input is never modified). With --section the WCS refers to the
+full image's pixel grid.
+
+Annual aberration (~20") is removed using the observation time from DATE-AVG/DATE-OBS/
+MJD-OBS of FITS inputs, or --date; --no-aberration turns this off.
+
+{_EXIT_CODES_TEXT}"""
+
+_CALIBRATE_EPILOG = f"""\
+schedule (the seed notebook's multi-pass scheme), pass k = 1..PASSES:
+  solve every image with the current camera model (none in pass 1: --fov and
+  --fov-error then; later passes the model's FOV within 0.5 deg), match radius
+  0.01, 0.005, 0.003, 0.002 (then 0.002) of the image width and 10 refinement
+  iterations; then fit one shared camera model to all solved images, polynomial
+  order min(ORDER, k + 2) (i.e. 3, 4, 5, 6 for --order 6), or a radial model with
+  --radial. Each pass prints "n/N solved, calibration RMSE before -> after px,
+  inliers". Finally every image is solved once more with the calibrated camera.
+
+examples:
+  skysolve calibrate frames/*.tiff --fov 11.4 -o camera.json
+  skysolve calibrate ffi_*.fits --hdu 1 --section "[:2048, 44:2092]" --sigma 300 \\
+      --min-pixels 4 --bg-block 16 --max-elongation 6 --fov 11.8 --order 6 \\
+      -o tess_cam1_ccd1.json
+  skysolve solve new.fits --camera camera.json
+
+Writes the camera model (JSON, CameraModel.load_from_file reads it) and beside it
+CAMERA.sip.fits, a FITS header with the TAN-SIP WCS of the first solved image.
+
+{_EXIT_CODES_TEXT}"""
+
+_DB_EPILOG = """\
+examples:
+  skysolve db build                                   default: Gaia, 5-30 deg, into the cache
+  skysolve db build --catalog hipparcos --min-fov 10 --max-fov 20 -o hip_10_20.db
+  skysolve db info                                    cache location and cached databases
+  skysolve db info hip_10_20.db
+"""
+
+
+# ------------------------------------------------------------------ argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line: ``skysolve: error: ...``."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"skysolve: error: {message} (see '{self.prog} --help')\n")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            what: str | None = None) -> Any:
+    """argparse type: a finite ``kind`` number with ``low < value < high``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if (low is not None and value <= low) or (high is not None and value >= high):
+            rule = what or (f"> {low:g}" if high is None else f"in ({low:g}, {high:g})")
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in messages
+    return parse
+
+
+_positive = _number(float, 0.0)
+_fov = _number(float, 0.0, 180.0, what="in (0, 180) degrees")
+_fraction = _number(float, 0.0, 1.0)
+_positive_int = _number(int, 0.0)
+
+
+def _hdu(text: str) -> int | str:
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("expected an HDU index or extension name")
+    try:
+        n = int(text)
+    except ValueError:
+        return text
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"HDU index must be >= 0, got {n}")
+    return n
+
+
+def _section(text: str) -> str:
+    from ..errors import SkysolveError
+    from ..io.images import _parse_section_text
+
+    try:
+        _parse_section_text(text)
+    except SkysolveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _date(text: str) -> _dt.datetime:
+    try:
+        d = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO date and time such as 2019-07-29T20:47:26 (UTC), got {text!r}"
+        ) from None
+    return d
+
+
+
+def _option(options_class: str, field: str, kind: type = float) -> Any:
+    """argparse type: text -> ``kind`` -> the check of ``field`` of an options class.
+
+    ``options_class`` is ``"solve"``, ``"extraction"`` or ``"calibration"``.
+    """
+    def parse(text: str):
+        import dataclasses
+
+        from ..errors import SkysolveError
+
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        cls = _options_class(options_class)
+        check = {f.name: f for f in dataclasses.fields(cls)}[field].metadata["check"]
+        try:
+            return check(value, field)
+        except SkysolveError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in messages
+    return parse
+
+
+def _command(module: str, name: str) -> Any:
+    """The command function ``name`` of ``skysolve.cli.<module>``, imported when run."""
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(args)
+
+    return run
+
+
+def _options_class(name: str) -> type:
+    if name == "solve":
+        from ..solver.options import SolveOptions
+
+        return SolveOptions
+    if name == "extraction":
+        from ..extraction.options import ExtractionOptions
+
+        return ExtractionOptions
+    from ..calibration.options import CalibrationOptions
+
+    return CalibrationOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``skysolve`` command (for documentation tools)."""
+    from .. import __version__
+
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show full tracebacks and warnings for errors")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress messages on stderr")
+
+    images = _Parser(add_help=False)
+    g = images.add_argument_group("image options")
+    g.add_argument("--hdu", type=_hdu, metavar="N|NAME",
+                   help="FITS HDU to read (index or EXTNAME); default: the first image HDU")
+    g.add_argument("--section", type=_section, metavar='"[ROWS, COLS]"',
+                   help='solve part of the image, numpy order, e.g. "[:2048, 44:2092]"')
+    g.add_argument("--sigma", type=_option("extraction", "sigma_threshold"), default=5.0,
+                   metavar="S",
+                   help="star detection threshold in background sigmas (default 5)")
+    g.add_argument("--min-pixels", type=_option("extraction", "min_pixels", int), default=3,
+                   metavar="N",
+                   help="smallest star size in pixels above the threshold (default 3)")
+    g.add_argument("--max-elongation", type=_option("extraction", "max_elongation"), default=3.0,
+                   metavar="E", help="reject blobs more elongated than this (default 3)")
+    g.add_argument("--bg-block", type=_option("extraction", "local_bg_block_size", int),
+                   default=64, metavar="PX",
+                   help="block size of the local background estimate, px (default 64)")
+    g.add_argument("--max-stars", type=_option("extraction", "max_centroids", int), metavar="N",
+                   help="use only the N brightest stars (default all)")
+    g = images.add_argument_group("solver options")
+    g.add_argument("--db", metavar="PATH", default=os.environ.get("SKYSOLVE_DB") or None,
+                   help="solver database file (default: $SKYSOLVE_DB, else the cached "
+                        "default database, built on first use)")
+    g.add_argument("--timeout", type=_option("solve", "solve_timeout_ms"), default=5000.0,
+                   metavar="MS",
+                   help="give up on an image after this many milliseconds (default 5000)")
+
+    parser = _Parser(
+        prog="skysolve",
+        description="Lost-in-space star plate solving and star-camera calibration.",
+        epilog=_MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common])
+    parser.add_argument("--version", action="version", version=f"skysolve {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    # -- solve
+    p = sub.add_parser("solve", help="plate-solve images", parents=[common, images],
+                       description="Find the sky position and orientation of star images.",
+                       epilog=_SOLVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="FITS, PNG, JPEG or TIFF images")
+    p.add_argument("--fov", type=_option("solve", "fov_estimate_deg"), metavar="DEG",
+                   help="estimated horizontal field of view, degrees (default: search the "
+                        "database's whole range)")
+    p.add_argument("--fov-error", type=_option("solve", "fov_max_error_deg"), metavar="DEG",
+                   help="largest error of --fov, degrees (default: 0.6x to 1.7x --fov)")
+    p.add_argument("--camera", metavar="CAMERA.json",
+                   help="calibrated camera model (fixes focal length, centre, distortion)")
+    p.add_argument("--match-radius", type=_option("solve", "match_radius"), default=0.01,
+                   metavar="R",
+                   help="star match radius as a fraction of the image width (default 0.01)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("--write-wcs", action="store_true",
+                   help="write IMAGE.wcs (FITS header with the WCS) beside each image")
+    p.add_argument("--update-fits", action="store_true",
+                   help="write IMAGE.solved.fits: a copy of a FITS input with the WCS added")
+    p.add_argument("--plot", metavar="OUT.png|DIR",
+                   help="draw the image with matched and catalog stars (a directory for "
+                        "several images)")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+                   help="solve N images in parallel processes (default 1)")
+    p.add_argument("--date", type=_date, metavar="ISO",
+                   help="observation time (UTC) for the aberration correction (default: "
+                        "from the FITS header)")
+    p.add_argument("--no-aberration", action="store_true",
+                   help="do not correct annual aberration even when the time is known")
+    p.set_defaults(func=_command("solve", "_cmd_solve"))
+
+    # -- calibrate
+    p = sub.add_parser("calibrate", help="fit a camera model from several images",
+                       parents=[common, images],
+                       description="Calibrate one camera model (focal length, optical centre,\n"
+                                   "distortion) from star images taken with the same camera.",
+                       epilog=_CALIBRATE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="images of the same camera")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--order", type=_option("calibration", "order", int),
+                       default=4, metavar="N",
+                       help="polynomial distortion order of the last passes (default 4)")
+    model.add_argument("--radial", action="store_true",
+                       help="fit a radial (Brown-Conrady) distortion instead")
+    p.add_argument("--passes", type=_number(int, 0.0, 21.0, what="between 1 and 20"),
+                   default=4, metavar="N", help="solve/calibrate passes (default 4)")
+    p.add_argument("--fov", type=_option("solve", "fov_estimate_deg"), metavar="DEG",
+                   help="estimated horizontal field of view for the first pass, degrees")
+    p.add_argument("--fov-error", type=_option("solve", "fov_max_error_deg"), metavar="DEG",
+                   help="largest error of --fov in the first pass, degrees")
+    p.add_argument("--camera", metavar="CAMERA.json",
+                   help="start from this camera model instead of an uncalibrated pinhole")
+    p.add_argument("-o", "--output", required=True, metavar="CAMERA.json",
+                   help="where to write the camera model (and CAMERA.sip.fits beside it)")
+    p.set_defaults(func=_command("calibrate", "_cmd_calibrate"))
+
+    # -- db
+    p = sub.add_parser("db", help="build or inspect solver databases", parents=[common],
+                       description="Build or inspect solver databases.", epilog=_DB_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    dbsub = p.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    b = dbsub.add_parser("build", help="build a database (default: the cached default one)",
+                         description="Build a solver database from a bundled catalog, into "
+                                     "the cache\n(the default database when no option is "
+                                     "given) or into a file with -o.",
+                         parents=[common], epilog=_DB_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--catalog", choices=("gaia", "hipparcos"), default=None,
+                   help="bundled catalog (default gaia)")
+    b.add_argument("--min-fov", type=_fov, metavar="DEG", help="smallest field of view (5)")
+    b.add_argument("--max-fov", type=_fov, metavar="DEG", help="largest field of view (30)")
+    b.add_argument("--pattern-max-error", type=_number(float, 0.0, 0.25, what="in (0, 0.25)"),
+                   metavar="E", help="edge-ratio tolerance of patterns (default 0.005)")
+    b.add_argument("--epoch", type=_number(float, 1000.0, 3000.0, what="a year"),
+                   metavar="YEAR", help="proper-motion epoch of the star positions (2025)")
+    b.add_argument("-o", "--output", metavar="PATH",
+                   help="write the database here instead of into the cache")
+    b.set_defaults(func=_command("db", "_cmd_db_build"))
+    i = dbsub.add_parser("info", help="show a database file, or the cache", parents=[common],
+                         description="Show a database's parameters, counts and size, or the "
+                                     "cache directory\nand the databases cached there.",
+                         epilog=_DB_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("path", nargs="?", metavar="PATH",
+                   help="database file (default: list the cache)")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=_command("db", "_cmd_db_info"))
+    p.set_defaults(func=lambda args: _usage(p, "choose an action: build or info"))
+
+    # -- demo (arguments are passed through untouched; see main())
+    sub.add_parser("demo", help="run the demonstration (skysolve demo --help)", add_help=False)
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser, message: str) -> int:
+    parser.print_usage(sys.stderr)
+    print(f"skysolve: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+

@@ -1,0 +1,432 @@
+"""The ``skysolve`` command line, run as a real subprocess (``python -m skysolve``).
+
+The tests never build the full default database: ``SKYSOLVE_CACHE`` points at a
+temporary directory and every solve gets the session's small Hipparcos database
+(``small_db`` from conftest.py, 10-20 deg) through ``--db``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skysolve.camera.model import CameraModel
+from skysolve.geometry import angle_between, radec_to_vector
+from skysolve.tests.realframes import DATA  # noqa: E402
+
+ALT40 = "2019-07-29T204726_Alt40_Azi-135_Try1.tiff"
+ALT60 = "2019-07-29T204726_Alt60_Azi-135_Try1.tiff"
+# reference boresights from tests/data/NOTICE.md
+REFERENCE = {ALT40: (230.669, 11.036), ALT60: (240.464, 28.941)}
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+
+
+def angular_separation_deg(ra1, dec1, ra2, dec2):
+    return np.degrees(angle_between(radec_to_vector(ra1, dec1), radec_to_vector(ra2, dec2)))
+
+
+
+@pytest.fixture(scope="session")
+def db_file(small_db, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli_db") / "small.db"
+    small_db.save_to_file(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SKYSOLVE_CACHE"] = str(tmp_path_factory.mktemp("cli_cache"))
+    env.pop("SKYSOLVE_DB", None)
+    return env
+
+
+@pytest.fixture
+def frames(tmp_path) -> Path:
+    """The two real frames copied to a fresh directory (outputs are written beside them)."""
+    for name in (ALT40, ALT60):
+        shutil.copy(DATA / name, tmp_path / name)
+    return tmp_path
+
+
+def run(env, *args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "skysolve", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("skysolve: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def model_of(rec: dict) -> tuple[CameraModel, np.ndarray]:
+    """Camera model and quaternion of a pinhole solution from its JSON record."""
+    cam = CameraModel(rec["focal_length_px"], rec["image_width"], rec["image_height"],
+                      parity_flip=rec["parity_flip"])
+    return cam, np.asarray(rec["quaternion"])
+
+
+def fits_copy(src: Path, dst: Path, date: str | None = "2019-07-29T20:47:26") -> Path:
+    """A frame as a FITS file with the image in an extension named SCI."""
+    from astropy.io import fits
+
+    from skysolve.io.images import read_image
+
+    hdr = fits.Header()
+    if date:
+        hdr["DATE-OBS"] = date
+    hdr["CTYPE1"] = "RA---TAN"  # stale WCS keys the solution must replace
+    hdr["CRVAL1"] = 1.0
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(read_image(src), header=hdr, name="SCI")]
+                 ).writeto(dst)
+    return dst
+
+
+# ---------------------------------------------------------------- start-up, help
+
+
+def test_version_help_and_lazy_imports(cli_env):
+    from skysolve import __version__
+
+    proc = run(cli_env, "--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"skysolve {__version__}"
+    for cmd in ([], ["solve"], ["calibrate"], ["db"], ["db", "build"], ["db", "info"]):
+        proc = run(cli_env, *cmd, "--help")
+        assert proc.returncode == 0, (cmd, proc.stderr)
+        assert "examples:" in proc.stdout, cmd
+    top = run(cli_env, "--help").stdout
+    assert "exit status" in top and "  3  " in top
+    assert "exit status" in run(cli_env, "solve", "--help").stdout
+    # --version and --help must not pay for numpy/astropy/matplotlib
+    code = ("import sys\nfrom skysolve.cli.main import main\n"
+            "assert main(['--version']) == 0 and main(['solve', '--help']) == 0\n"
+            "print(sorted(m for m in ('numpy', 'scipy', 'astropy', 'matplotlib') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_command_is_a_usage_error(cli_env):
+    proc = run(cli_env)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+
+
+def test_demo_dispatch(cli_env):
+    proc = run(cli_env, "demo", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    # the demo's own help, not a stand-in
+    assert "usage: skysolve demo" in proc.stdout and "--sectors" in proc.stdout
+
+
+# ---------------------------------------------------------------- solving
+
+
+@pytest.fixture(scope="module")
+def solved_json(cli_env, db_file, tmp_path_factory):
+    """One ``solve --json --write-wcs --plot DIR`` run on copies of both frames."""
+    frames = tmp_path_factory.mktemp("cli_frames")
+    for name in (ALT40, ALT60):
+        shutil.copy(DATA / name, frames / name)
+    proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file, "--json",
+               "--write-wcs", "--plot", frames / "plots", "--fov", "11.4")
+    return frames, proc
+
+
+def test_solve_json_wcs_and_plot(solved_json):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    frames, proc = solved_json
+    plots = frames / "plots"
+    assert proc.returncode == 0, proc.stderr
+    recs = json_lines(proc.stdout)
+    assert [Path(r["file"]).name for r in recs] == [ALT40, ALT60]
+    for rec in recs:
+        name = Path(rec["file"]).name
+        assert rec["status"] == "match_found"
+        assert angular_separation_deg(rec["ra_deg"], rec["dec_deg"], *REFERENCE[name]) < 0.1
+        assert (rec["image_width"], rec["image_height"]) == (1024, 768)
+        assert rec["num_matches"] == len(rec["matched_centroids"]) == len(
+            rec["matched_catalog_ids"])
+        assert rec["aberration_corrected"] is False  # a TIFF carries no time
+        # the .wcs file beside the image: astropy reads it, and it maps pixels to the
+        # sky as the solution does (to 0.1")
+        wcs_path = frames / name.replace(".tiff", ".wcs")
+        assert rec["wcs_file"] == str(wcs_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = fits.getheader(wcs_path)
+            wcs = WCS(header)
+        assert (header["IMAGEW"], header["IMAGEH"]) == (1024, 768)
+        cam, q = model_of(rec)
+        cols = np.array([0.0, 1023.0, 0.0, 1023.0, 511.5, 300.25])
+        rows = np.array([0.0, 0.0, 767.0, 767.0, 383.5, 600.75])
+        sky = wcs.pixel_to_world(cols, rows)
+        ra, dec = cam.pixel_to_world(cols + 0.5 - 512, rows + 0.5 - 384, q)
+        sep = angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec) * 3600
+        assert np.max(sep) < 0.1
+        centre = wcs.pixel_to_world(511.5, 383.5)
+        assert angular_separation_deg(centre.ra.deg, centre.dec.deg, rec["center_ra_deg"],
+                                      rec["center_dec_deg"]) * 3600 < 0.1
+        png = plots / name.replace(".tiff", ".png")
+        assert rec["plot"] == str(png)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_jobs_give_the_same_answers(cli_env, db_file, frames, solved_json):
+    one = json_lines(solved_json[1].stdout)
+    proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file, "--json",
+               "--fov", "11.4", "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr
+    two = json_lines(proc.stdout)
+    assert [Path(r["file"]).name for r in two] == [ALT40, ALT60]
+    for a, b in zip(one, two, strict=True):
+        assert b["status"] == a["status"] == "match_found"
+        for key in ("ra_deg", "dec_deg", "roll_deg", "fov_deg"):
+            assert b[key] == pytest.approx(a[key], abs=1e-9)
+        assert b["matched_catalog_ids"] == a["matched_catalog_ids"]
+
+
+def test_update_fits_with_aberration_and_section(cli_env, db_file, tmp_path):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    src = fits_copy(DATA / ALT40, tmp_path / "alt40.fits")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    proc = run(cli_env, "solve", src, "--db", db_file, "--json", "--update-fits")
+    assert proc.returncode == 0, proc.stderr
+    rec = json_lines(proc.stdout)[0]
+    assert rec["aberration_corrected"] is True
+    assert angular_separation_deg(rec["ra_deg"], rec["dec_deg"], *REFERENCE[ALT40]) < 0.1
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest  # input untouched
+    out = tmp_path / "alt40.solved.fits"
+    assert rec["solved_fits"] == str(out)
+    with fits.open(out) as hdul:
+        hdr = hdul["SCI"].header
+        np.testing.assert_array_equal(hdul["SCI"].data, fits.getdata(src, "SCI"))
+    assert hdr["DATE-OBS"] == "2019-07-29T20:47:26"  # the image's own keys are kept
+    assert hdr["CRVAL1"] == pytest.approx(rec["ra_deg"], abs=1e-9)  # stale WCS replaced
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = WCS(hdr)
+    cam, q = model_of(rec)
+    sky = wcs.pixel_to_world(100.0, 700.0)
+    ra, dec = cam.pixel_to_world(100.5 - 512, 700.5 - 384, q)
+    assert angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec) * 3600 < 0.1
+    # the annual aberration moves the answer by ~10-30" against --no-aberration
+    png = tmp_path / "one.png"
+    plain = json_lines(run(cli_env, "solve", src, "--db", db_file, "--json",
+                           "--no-aberration", "--plot", png).stdout)[0]
+    assert plain["aberration_corrected"] is False
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # --plot FILE for one image
+    shift = angular_separation_deg(rec["ra_deg"], rec["dec_deg"], plain["ra_deg"],
+                                   plain["dec_deg"]) * 3600
+    assert 3 < shift < 40
+
+    # a section: the WCS refers to the pixel grid of the whole image
+    proc = run(cli_env, "solve", src, "--db", db_file, "--json", "--write-wcs",
+               "--section", "[100:700, 50:1000]", "--hdu", "SCI")
+    assert proc.returncode == 0, proc.stderr
+    rec = json_lines(proc.stdout)[0]
+    assert (rec["image_width"], rec["image_height"]) == (950, 600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header = fits.getheader(tmp_path / "alt40.wcs")
+        wcs = WCS(header)
+    assert (header["IMAGEW"], header["IMAGEH"]) == (1024, 768)
+    cam, q = model_of(rec)
+    cols = np.array([50.0, 999.0, 400.0])
+    rows = np.array([100.0, 699.0, 250.0])
+    sky = wcs.pixel_to_world(cols, rows)
+    ra, dec = cam.pixel_to_world(cols - 50 + 0.5 - 475, rows - 100 + 0.5 - 300, q)
+    assert np.max(angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec)) * 3600 < 0.1
+
+
+# ---------------------------------------------------------------- failures
+
+
+def _fake_star_image(seed: int = 3) -> np.ndarray:
+    """Noise with 40 random Gaussian 'stars': detections, but no real sky."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(1000.0, 10.0, (768, 1024))
+    yy, xx = np.mgrid[0:768, 0:1024]
+    for _ in range(40):
+        x, y, f = rng.uniform(10, 1014), rng.uniform(10, 758), rng.uniform(2e3, 5e4)
+        sl = (slice(int(y) - 6, int(y) + 7), slice(int(x) - 6, int(x) + 7))
+        img[sl] += f / (2 * np.pi * 1.5**2) * np.exp(
+            -((xx[sl] - x) ** 2 + (yy[sl] - y) ** 2) / (2 * 1.5**2))
+    return img.astype(np.uint16)
+
+
+def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
+    from PIL import Image
+
+    fake = frames / "fake.png"
+    Image.fromarray(_fake_star_image()).save(fake)
+    flat = frames / "flat.png"
+    Image.fromarray(np.full((768, 1024), 1000, np.uint16)).save(flat)
+    proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, flat, fake, "--db", db_file,
+               "--timeout", "3000")
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "2 of 4 images not solved" in proc.stderr
+    rows = {Path(line.split()[0]).name: line.split()[1:]
+            for line in proc.stdout.splitlines()[2:]}
+    assert list(rows) == [ALT40, ALT60, "flat.png", "fake.png"]
+    for name in (ALT40, ALT60):  # solved rows: RA Dec roll FOV matches rmse time
+        ra, dec, roll, fov, matches = map(float, rows[name][:5])
+        assert angular_separation_deg(ra, dec, *REFERENCE[name]) < 0.1
+        assert abs(fov - 11.4) < 0.1
+        assert matches >= 20
+    assert rows["flat.png"][:2] == ["too", "few"]
+    assert rows["fake.png"][:2] == ["no", "match"]
+
+    proc = run(cli_env, "solve", flat, "--db", db_file, "--json")
+    assert proc.returncode == 3
+    rec = json_lines(proc.stdout)[0]
+    assert (rec["status"], rec["num_centroids"]) == ("too_few", 0)
+
+
+@pytest.mark.parametrize("case", [
+    "missing image", "not an image", "bad camera", "missing db", "bad db",
+    "update-fits on tiff", "plot file for two images",
+])
+def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
+    img = frames / ALT40
+    garbage = frames / "garbage.tiff"
+    garbage.write_bytes(b"not an image at all")
+    bad_json = frames / "camera.json"
+    bad_json.write_text("{ truncated")
+    args, fragment = {
+        "missing image": (["solve", frames / "nope.fits", "--db", db_file], "nope.fits"),
+        "not an image": (["solve", garbage, "--db", db_file], "garbage.tiff"),
+        "bad camera": (["solve", img, "--db", db_file, "--camera", bad_json], "camera file"),
+        "missing db": (["solve", img, "--db", frames / "none.db"], "none.db"),
+        "bad db": (["solve", img, "--db", bad_json], "skysolve database"),
+        "update-fits on tiff": (["solve", img, "--db", db_file, "--update-fits"], "FITS"),
+        "plot file for two images": (["solve", img, img, "--db", db_file, "--plot",
+                                      frames / "x.png"], "directory"),
+    }[case]
+    assert_user_error(run(cli_env, *args), 1, fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["solve", "x.tiff", "--fov", "-3"], "--fov"),
+    (["solve", "x.tiff", "--fov", "abc"], "--fov"),
+    (["solve", "x.tiff", "--jobs", "0"], "--jobs"),
+    (["solve", "x.tiff", "--match-radius", "2"], "--match-radius"),
+    (["solve", "x.tiff", "--section", "[1:9:2]"], "--section"),
+    (["solve", "x.tiff", "--date", "yesterday"], "--date"),
+    (["solve", "x.tiff", "--bogus"], "--bogus"),
+    (["solve"], "IMAGE"),
+    (["calibrate", "x.tiff", "--order", "3", "--radial", "-o", "c.json"], "--radial"),
+    (["calibrate", "x.tiff", "--order", "9", "-o", "c.json"], "--order"),
+    (["db", "build", "--catalog", "tycho"], "--catalog"),
+])
+def test_usage_errors_exit_2_with_one_line(cli_env, args, fragment):
+    assert_user_error(run(cli_env, *args), 2, fragment)
+
+
+def test_debug_shows_the_traceback(cli_env, frames):
+    proc = run(cli_env, "solve", frames / ALT40, "--db", frames / "none.db", "--debug")
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "FileNotFoundError" in proc.stderr
+
+
+# ---------------------------------------------------------------- databases
+
+
+def test_db_build_and_info(cli_env, tmp_path):
+    out = tmp_path / "hip30.db"
+    small = ["--catalog", "hipparcos", "--min-fov", "60", "--max-fov", "60"]
+    proc = run(cli_env, "db", "build", *small, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "patterns:" in proc.stdout
+    proc = run(cli_env, "db", "info", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["file_size_bytes"] == out.stat().st_size
+    assert info["parameters"]["catalog"] == "hipparcos"
+    assert info["min_fov_deg"] == info["max_fov_deg"] == 60.0
+    assert info["num_stars"] > 1000 and info["num_patterns"] > 1000
+
+    cache = Path(cli_env["SKYSOLVE_CACHE"])
+    proc = run(cli_env, "db", "info", "--json")
+    listing = json.loads(proc.stdout)
+    assert listing["cache_directory"] == str(cache)
+    assert Path(listing["default_database"]).name.startswith("gaia_5-30deg_")
+    assert listing["default_database_built"] is False
+    # into the cache: built once, then found
+    proc = run(cli_env, "db", "build", *small)
+    assert proc.returncode == 0, proc.stderr
+    assert "building" in proc.stderr
+    cached = sorted(cache.glob("hipparcos_60-60deg_*.db"))
+    assert len(cached) == 1
+    proc = run(cli_env, "db", "build", *small)
+    assert "already built" in proc.stderr and "building" not in proc.stderr
+    listing = json.loads(run(cli_env, "db", "info", "--json").stdout)
+    assert [c["file"] for c in listing["cached"]] == [str(cached[0])]
+    assert listing["cached"][0]["num_patterns"] == info["num_patterns"]
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def test_calibrate_then_solve_with_the_camera(cli_env, db_file, frames):
+    pytest.importorskip("skysolve.calibration.fit")
+    from astropy.io import fits
+
+    cam_path = frames / "cal" / "camera.json"
+    proc = run(cli_env, "calibrate", frames / ALT40, frames / ALT60, "--db", db_file,
+               "--fov", "11.4", "--order", "3", "--passes", "2", "-o", cam_path)
+    assert proc.returncode == 0, proc.stderr
+    passes = [line for line in proc.stdout.splitlines() if line.startswith("pass ")]
+    assert len(passes) == 2
+    assert "2/2 solved" in passes[0] and "order 3" in passes[0] and "0.01" in passes[0]
+    assert "match radius 0.005" in passes[1]
+    cam = CameraModel.load_from_file(cam_path)
+    assert (cam.image_width, cam.image_height) == (1024, 768)
+    assert cam.fov_deg == pytest.approx(11.43, abs=0.05)
+    assert cam.distortion is not None
+    sip = fits.getheader(frames / "cal" / "camera.sip.fits")
+    assert sip["CTYPE1"].startswith("RA---TAN")
+
+    proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file,
+               "--camera", cam_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    for rec in json_lines(proc.stdout):
+        name = Path(rec["file"]).name
+        assert angular_separation_deg(rec["ra_deg"], rec["dec_deg"], *REFERENCE[name]) < 0.1
+        assert rec["focal_length_px"] == pytest.approx(cam.focal_length_px)
+
+
+def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):
+    other = frames / "other.json"
+    CameraModel.from_fov(10.0, 640, 480).save_to_file(other)
+    proc = run(cli_env, "calibrate", frames / ALT40, "--db", db_file, "--camera", other,
+               "-o", frames / "c.json")
+    assert_user_error(proc, 1, "640x480")

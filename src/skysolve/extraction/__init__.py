@@ -1,0 +1,28 @@
+"""Image → centroids: find stars in a frame and measure their sub-pixel positions.
+
+Modules
+-------
+``extract``
+    :func:`extract_centroids`, the entry point: input checks, background,
+    detection mask, labelling, selection, measurement.
+``options``
+    :class:`ExtractionOptions`: every parameter, its default, docs and check.
+``background``
+    Sky level and noise (global, or per block and interpolated).
+``blobs``
+    Per-blob moments, shape filters (hot pixels, cosmic rays, blends) and the
+    Gaussian position fits.
+``psffit``
+    Vectorised least-squares fit of pixel-integrated Gaussians to stamps.
+
+The results are :class:`skysolve.centroids.ExtractionResult` objects.
+
+May import: ``errors``, ``_args``, ``_options``, ``centroids``.
+"""
+
+from ..centroids import Centroid, ExtractionResult, centroids_to_array
+from .extract import extract, extract_centroids
+from .options import ExtractionOptions
+
+__all__ = ["Centroid", "ExtractionOptions", "ExtractionResult", "centroids_to_array", "extract",
+           "extract_centroids"]

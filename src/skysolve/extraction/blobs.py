@@ -1,0 +1,307 @@
+"""Per-blob measurements of the extractor: moments, filters and sub-pixel fits.
+
+Everything is vectorised over blobs (no Python loop over stars). Blobs are the
+8-connected components of the detection mask; index 0 of every per-label
+array is the (unused) background label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .background import Background
+from .psffit import fit_gaussian_stamps
+
+
+def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
+                   idx: NDArray[np.intp], idx_bg: NDArray[np.float64], nblobs: int,
+                   bad: NDArray | None, sat_level: float | None,
+                   need_bbox: bool = True) -> dict[str, NDArray]:
+    """Per-blob statistics from the blob pixels (flat indices ``idx``, background
+    there ``idx_bg``), vectorised.
+
+    Index 0 of every returned array is the (unused) background label.
+    """
+    h, w = labels.shape
+    lab = labels.ravel()[idx]
+    rows, cols = np.divmod(idx, w)
+    raw = work.ravel()[idx]
+    val = raw.astype(np.float64) - idx_bg
+    n = nblobs + 1
+    npix = np.bincount(lab, minlength=n)
+    flux = np.bincount(lab, weights=val, minlength=n)
+
+    # peak pixel of each blob (ties: any of them)
+    peak = np.full(n, -np.inf)
+    np.maximum.at(peak, lab, val)
+    is_peak = val == peak[lab]
+    peak_idx = np.zeros(n, dtype=np.intp)
+    peak_idx[lab[is_peak]] = idx[is_peak]
+    pr, pc = np.divmod(peak_idx, w)
+
+    # intensity-weighted moments about the peak pixel (well conditioned)
+    wt = np.maximum(val, 0.0)
+    sw = np.bincount(lab, weights=wt, minlength=n)
+    sw_safe = np.where(sw > 0, sw, 1.0)
+    dx = (cols - pc[lab]).astype(np.float64)
+    dy = (rows - pr[lab]).astype(np.float64)
+    mx = np.bincount(lab, weights=wt * dx, minlength=n) / sw_safe
+    my = np.bincount(lab, weights=wt * dy, minlength=n) / sw_safe
+    cxx = np.bincount(lab, weights=wt * dx * dx, minlength=n) / sw_safe - mx * mx
+    cyy = np.bincount(lab, weights=wt * dy * dy, minlength=n) / sw_safe - my * my
+    cxy = np.bincount(lab, weights=wt * dx * dy, minlength=n) / sw_safe - mx * my
+
+    # bounding boxes (only the border filter needs them)
+    if need_bbox:
+        rmin = np.full(n, h, dtype=np.intp)
+        rmax = np.full(n, -1, dtype=np.intp)
+        cmin = np.full(n, w, dtype=np.intp)
+        cmax = np.full(n, -1, dtype=np.intp)
+        np.minimum.at(rmin, lab, rows)
+        np.maximum.at(rmax, lab, rows)
+        np.minimum.at(cmin, lab, cols)
+        np.maximum.at(cmax, lab, cols)
+    else:
+        rmin = rmax = cmin = cmax = None
+
+    if sat_level is not None:
+        nsat = np.bincount(lab, weights=(raw >= sat_level), minlength=n)
+        saturated = nsat > 0
+    else:
+        saturated = np.zeros(n, dtype=bool)
+
+    # sharpness: peak against the mean of its (valid, in-image) 8 neighbours
+    offs = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
+    nr = pr[:, None] + offs[:, 0]
+    nc = pc[:, None] + offs[:, 1]
+    inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
+    nrc = np.clip(nr, 0, h - 1)
+    ncc = np.clip(nc, 0, w - 1)
+    # over 3x3 pixels the background's level at the peak will do
+    bg_peak = bg.at(pr, pc)
+    bg_gx, bg_gy = bg.gradient_at(pr, pc)
+    nval = work[nrc, ncc].astype(np.float64) - bg_peak[:, None]
+    if bad is not None:
+        inside &= ~bad[nrc, ncc]
+    cnt = inside.sum(axis=1)
+    nmean = np.where(cnt > 0, np.where(inside, nval, 0.0).sum(axis=1) / np.maximum(cnt, 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharp = np.where(peak > 0, (peak - nmean) / peak, np.inf)
+
+    return {
+        "npix": npix, "flux": flux, "peak": peak, "pr": pr, "pc": pc,
+        "cx": pc + mx, "cy": pr + my, "cxx": cxx, "cyy": cyy, "cxy": cxy,
+        "rmin": rmin, "rmax": rmax, "cmin": cmin, "cmax": cmax,
+        "saturated": saturated, "sharpness": sharp, "sumw": sw, "bg_peak": bg_peak,
+        "bg_gx": bg_gx, "bg_gy": bg_gy,
+    }
+
+
+def _select(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max_pixels: int,
+            max_elongation: float | None, max_sharpness: float | None,
+            border_margin: int) -> NDArray[np.bool_]:
+    """Boolean per label (index 0 = background, never kept) of blobs passing the filters."""
+    keep = (m["npix"] >= min_pixels) & (m["npix"] <= max_pixels) & (m["sumw"] > 0)
+    keep[0] = False
+    sat = m["saturated"]
+    if max_elongation is not None:
+        # pixel extent (1/12 px^2) regularises 1-pixel-wide blobs
+        a = m["cxx"] + 1.0 / 12.0
+        c = m["cyy"] + 1.0 / 12.0
+        b = m["cxy"]
+        half_tr = 0.5 * (a + c)
+        disc = np.sqrt(np.maximum(0.25 * (a - c) ** 2 + b * b, 0.0))
+        lmax = half_tr + disc
+        lmin = np.maximum(half_tr - disc, 1e-12)
+        elong = np.sqrt(lmax / lmin)
+        keep &= (elong <= max_elongation) | sat
+    if max_sharpness is not None:
+        keep &= m["sharpness"] <= max_sharpness
+    if border_margin > 0:
+        keep &= ((m["rmin"] >= border_margin) & (m["cmin"] >= border_margin)
+                 & (m["rmax"] <= h - 1 - border_margin) & (m["cmax"] <= w - 1 - border_margin))
+    return keep
+
+
+#: Stars whose peak is above this many noise sigmas fit their PSF width freely;
+#: fainter ones use the median width of the bright ones.
+_FREE_WIDTH_SNR = 30.0
+
+
+def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,
+                   m: dict[str, NDArray], ids: NDArray[np.intp], sigma: float):
+    """Gaussian-fit positions (array col, row of the star centre, pixel-centre origin).
+
+    Returns ``(col, row, ok, sx, sy, free)``; ``ok`` is False for saturated blobs,
+    blobs too big for the fit windows and fits that did not converge; ``sx``, ``sy``
+    are the fitted Gaussian sigmas, measured where ``free`` (bright stars) and
+    imposed otherwise.
+    """
+    h, w = labels.shape
+    n = len(ids)
+    col = np.full(n, np.nan)
+    row = np.full(n, np.nan)
+    ok = np.zeros(n, dtype=bool)
+    m["_fit_sx"] = np.full(n, np.nan)
+    m["_fit_sy"] = np.full(n, np.nan)
+
+    pr = m["pr"][ids]
+    pc = m["pc"][ids]
+    peak = m["peak"][ids]
+    bgp = m["bg_peak"][ids]
+    # start values from the 3x3 log-curvature at the peak (Gaussian: -1/s^2)
+    r3 = np.clip(pr[:, None] + np.array([-1, 0, 1]), 0, h - 1)
+    c3 = np.clip(pc[:, None] + np.array([-1, 0, 1]), 0, w - 1)
+    lr = work[pr[:, None], c3].astype(np.float64) - bgp[:, None]
+    ud = work[r3, pc[:, None]].astype(np.float64) - bgp[:, None]
+    sx0, x00 = _log_parabola(lr, peak)
+    sy0, y00 = _log_parabola(ud, peak)
+
+    fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 400)
+    free = fit_me & (peak > _FREE_WIDTH_SNR * sigma)
+    fixed = fit_me & ~free
+    if free.any():
+        _fit_group(work, labels, bad, m, ids, free, x00, y00, sx0, sy0, col, row, ok, False)
+    if fixed.any():
+        # the bright stars' fitted widths, else the start values, set the faint ones'
+        ref = ok & free
+        if ref.sum() >= 3:
+            sxr, syr = np.median(m["_fit_sx"][ref]), np.median(m["_fit_sy"][ref])
+        else:
+            sxr, syr = np.median(sx0[fit_me]), np.median(sy0[fit_me])
+        _fit_group(work, labels, bad, m, ids, fixed, x00, y00, np.full(n, sxr),
+                   np.full(n, syr), col, row, ok, True)
+    return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free
+
+
+#: Narrowest plausible fitted PSF sigma (px) for the cosmic-ray test.
+_MIN_PSF_SIGMA = 0.3
+
+
+def _narrow_blobs(m: dict[str, NDArray], ids: NDArray[np.intp], measured: NDArray[np.bool_],
+                  sx: NDArray, sy: NDArray) -> NDArray[np.bool_]:
+    """Cosmic-ray-like blobs among ``ids``: bright fits narrower than any star.
+
+    ``measured`` marks stars whose PSF width was fitted freely (bright, converged).
+    """
+    narrow = measured & (np.minimum(sx, sy) < _MIN_PSF_SIGMA)
+    good = measured & ~narrow
+    if good.sum() >= 5:
+        s_ref = float(np.median(np.sqrt(sx[good] * sy[good])))
+        a, c, b = m["cxx"][ids], m["cyy"][ids], m["cxy"][ids]
+        lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b)
+        narrow |= measured & (lmin + 1.0 / 12.0 < 0.25 * s_ref**2)
+    return narrow
+
+
+def _log_parabola(v: NDArray, peak: NDArray) -> tuple[NDArray, NDArray]:
+    """Width and offset of a parabola through the logs of 3 samples (Gaussian peak)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lv = np.log(np.maximum(v, 1e-3 * np.maximum(peak, 1e-30)[:, None]))
+        c2 = lv[:, 0] - 2.0 * lv[:, 1] + lv[:, 2]
+        c2 = np.where(c2 < 0, c2, -1.0)
+        off = np.clip(0.5 * (lv[:, 0] - lv[:, 2]) / c2, -0.5, 0.5)
+        # a pixel-integrated Gaussian is ~ a sampled one of variance s^2 + 1/12
+        s = np.sqrt(np.clip(-1.0 / c2 - 1.0 / 12.0, 0.09, 25.0))
+    return s, off
+
+
+def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row, ok,
+               fix_sigma: bool) -> None:
+    """Fit the stars ``ids[members]``, in groups of equal window size; write results."""
+    h, w = labels.shape
+    pr = m["pr"][ids]
+    pc = m["pc"][ids]
+    bgp = m["bg_peak"][ids]
+    # window half-size ~2 sigma (2..6 px): the wings add little position information
+    half = np.clip(np.ceil(2.0 * np.sqrt(sx0 * sy0)).astype(int), 2, 6)
+    # (per star, never from the other stars: a star's position must not depend
+    # on which other stars are being fitted)
+    for hh in np.unique(half[members]):
+        sel = np.flatnonzero(members & (half == hh))
+        off = np.arange(-hh, hh + 1)
+        rr = pr[sel, None] + off
+        cc = pc[sel, None] + off
+        rin = (rr >= 0) & (rr < h)
+        cin = (cc >= 0) & (cc < w)
+        flat = (np.clip(rr, 0, h - 1) * w)[:, :, None] + np.clip(cc, 0, w - 1)[:, None, :]
+        stamp = work.ravel()[flat]
+        # the local background plane: a gradient left in the stamp would pull the centre
+        gx = m["bg_gx"][ids[sel]].astype(np.float32)[:, None, None]
+        gy = m["bg_gy"][ids[sel]].astype(np.float32)[:, None, None]
+        offf = off.astype(np.float32)
+        stamp = stamp - (bgp[sel, None, None].astype(np.float32) + gx * offf[None, None, :]
+                         + gy * offf[None, :, None])
+        lab_st = labels.ravel()[flat]
+        wgt = (lab_st == 0) | (lab_st == ids[sel][:, None, None])
+        if not (rin.all() and cin.all()):
+            wgt &= rin[:, :, None] & cin[:, None, :]
+        if bad is not None:
+            wgt &= ~bad.ravel()[flat]
+        amp0 = np.maximum(m["flux"][ids[sel]], 1e-6)
+        p0 = np.column_stack([x00[sel], y00[sel], amp0, sx0[sel], sy0[sel]])
+        p, good = fit_gaussian_stamps(stamp, wgt, p0, iterations=2, fix_sigma=fix_sigma)
+        # most fits converge in two steps from the log-parabola start; give the rest more
+        redo = np.flatnonzero(~good & np.all(np.isfinite(p), axis=1)
+                              & (np.abs(p[:, 0]) <= hh) & (np.abs(p[:, 1]) <= hh))
+        if len(redo):
+            start = p[redo, :5].copy()
+            start[:, 2] = np.where(start[:, 2] > 0, start[:, 2], p0[redo, 2])
+            p[redo], good[redo] = fit_gaussian_stamps(stamp[redo], wgt[redo], start,
+                                                      iterations=4, fix_sigma=fix_sigma)
+        col[sel] = pc[sel] + p[:, 0]
+        row[sel] = pr[sel] + p[:, 1]
+        ok[sel] = good
+        m["_fit_sx"][sel] = p[:, 3]
+        m["_fit_sy"][sel] = p[:, 4]
+
+
+def _blended(work, bg, labels, m, ids, sigma, thr) -> NDArray[np.bool_]:
+    """Blobs (among ``ids``) with a second significant local maximum.
+
+    A pixel counts as a second peak when it is the maximum of its 3x3
+    neighbourhood within the blob, at least 2 px from the main peak, rises
+    ``max(3 sigma, 0.1 threshold)`` above the deepest point on the straight line
+    to the main peak, and that dip is below 80 % of the second peak.
+    """
+    h, w = labels.shape
+    sel = np.zeros(len(m["npix"]), dtype=bool)
+    sel[ids] = True
+    sel &= ~m["saturated"]
+    mask = sel[labels]
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return np.zeros(len(ids), dtype=bool)
+    rows, cols = np.divmod(idx, w)
+    lab = labels.ravel()[idx]
+    val = work.ravel()[idx].astype(np.float64) - bg.at(rows, cols)
+    # local maxima among blob pixels (neighbours outside the blob count as lower)
+    is_max = np.ones(len(idx), dtype=bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr == 0 and dc == 0:
+                continue
+            r2 = rows + dr
+            c2 = cols + dc
+            inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
+            r2c = np.clip(r2, 0, h - 1)
+            c2c = np.clip(c2, 0, w - 1)
+            same = inside & (labels[r2c, c2c] == lab)
+            nv = work[r2c, c2c].astype(np.float64) - bg.at(r2c, c2c)
+            is_max &= ~same | (val > nv) | ((val == nv) & ((dr, dc) > (0, 0)))
+    pr, pc = m["pr"][lab], m["pc"][lab]
+    far = (rows - pr) ** 2 + (cols - pc) ** 2 >= 4
+    cand = np.flatnonzero(is_max & far)
+    out = np.zeros(len(m["npix"]), dtype=bool)
+    if len(cand):
+        r1, c1, v1 = rows[cand], cols[cand], val[cand]
+        r0, c0 = pr[cand], pc[cand]
+        t = np.linspace(0.0, 1.0, 17)[1:-1]
+        lr = np.rint(r0[:, None] + (r1 - r0)[:, None] * t).astype(np.intp)
+        lc = np.rint(c0[:, None] + (c1 - c0)[:, None] * t).astype(np.intp)
+        line = work[lr, lc].astype(np.float64) - bg.at(lr, lc)
+        dip = line.min(axis=1)
+        significant = (v1 - dip > max(3.0 * sigma, 0.1 * thr)) & (dip < 0.8 * v1)
+        out[lab[cand[significant]]] = True
+    return out[ids]

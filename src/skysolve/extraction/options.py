@@ -1,0 +1,111 @@
+"""Every extraction parameter, its default, documentation and check: :class:`ExtractionOptions`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .. import _args
+from .._options import Options, option
+from ..errors import InvalidArgumentError
+
+__all__ = ["ExtractionOptions"]
+
+
+def _threshold(value: Any, name: str) -> float:
+    return _args.positive(value, name)
+
+
+def _count1(value: Any, name: str) -> int:
+    return _args.count(value, name, minimum=1)
+
+
+def _count0_or_none(value: Any, name: str) -> int | None:
+    return _args.count(value, name, allow_none=True)
+
+
+def _block(value: Any, name: str) -> int | None:
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    return _args.count(value, name, minimum=4)
+
+
+def _elongation(value: Any, name: str) -> float | None:
+    return _args.number(value, name, minimum=1.0, allow_none=True)
+
+
+def _positive_or_none(value: Any, name: str) -> float | None:
+    return _args.positive(value, name, allow_none=True)
+
+
+def _saturation(value: Any, name: str) -> float | str | None:
+    if isinstance(value, str):
+        if value != "auto":
+            raise InvalidArgumentError(f"{name} must be a number, None or 'auto', got {value!r}")
+        return value
+    return _args.number(value, name, allow_none=True)
+
+
+def _count0(value: Any, name: str) -> int:
+    return _args.count(value, name)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExtractionOptions(Options):
+    """The parameters of one centroid extraction (see the field documentation)."""
+
+    sigma_threshold: float = option(5.0, type="float", check=_threshold, doc="""
+        Detection threshold in units of the background noise sigma (> 0).""")
+    min_pixels: int = option(3, type="int", check=_count1, doc="""
+        Smallest blob size in pixels above threshold (>= 1).""")
+    max_pixels: int = option(10000, type="int", check=_count1, doc="""
+        Largest blob size in pixels above threshold (>= ``min_pixels``).""")
+    max_centroids: int | None = option(None, type="int, optional", check=_count0_or_none,
+                                       doc="""
+        Keep only the brightest N stars (``None``: all).""")
+    local_bg_block_size: int | None = option(64, type="int or None", check=_block, doc="""
+        Block size (px, >= 4) of the local background grid; ``None`` or 0 uses one
+        global level.""")
+    max_elongation: float | None = option(3.0, type="float or None", check=_elongation, doc="""
+        Reject blobs whose intensity-weighted shape has an axis ratio
+        ``sqrt(lambda_max / lambda_min)`` above this (``None``: no limit). The
+        moments include the pixel's own extent (+1/12 px^2 per axis) so that
+        two- and three-pixel blobs get finite ratios. Saturated blobs are exempt
+        (bleed trails make them long).""")
+    matched_filter_sigma: float | None = option(None, type="float or None",
+                                                check=_positive_or_none, doc="""
+        Gaussian sigma (px) of a matched filter used only to build the
+        detection mask (more faint stars at the same false-alarm rate);
+        the threshold is scaled to the filtered noise. ``None``: off.""")
+    max_sharpness: float | None = option(0.9, type="float or None", check=_positive_or_none,
+                                         doc="""
+        Reject blobs whose peak sharpness ``(peak - mean(8 neighbours)) / peak``
+        exceeds this (hot pixels and cosmic rays score ~1; a critically sampled
+        star ~0.5, an undersampled one, sigma 0.5 px, up to ~0.86). ``None``: off.""")
+    saturation_level: float | str | None = option("auto", type="float, 'auto' or None",
+                                                  check=_saturation, doc="""
+        Pixel value at or above which the sensor is saturated. ``'auto'``: found
+        from a flat top, i.e. at least 3 pixels within ``5 sigma`` of the image
+        maximum, itself more than 50 sigma above the background. Saturated
+        blobs keep their intensity-weighted centroid, are flagged, and are exempt
+        from the elongation, width and blend filters.""")
+    border_margin: int = option(0, type="int", check=_count0, doc="""
+        Drop blobs that come within this many pixels of the image edge.""")
+    reject_blends: bool = option(False, type="bool", check=_args.flag, doc="""
+        Drop (non-saturated) blobs with two separate significant peaks: a
+        blended pair's centroid lies between the stars.""")
+    reject_cosmic_rays: bool = option(True, type="bool", check=_args.flag, doc="""
+        Drop bright (peak > 30 sigma), unsaturated blobs that are narrower than
+        any star across some direction: a fitted Gaussian sigma below 0.3 px
+        along x or y, or a minor-axis second moment below a quarter of the
+        typical bright star's PSF variance (about one-pixel-wide cosmic-ray
+        tracks and hot lines, also diagonal ones too short for
+        ``max_elongation``).""")
+    fit_positions: bool = option(True, type="bool", check=_args.flag, doc="""
+        Refine positions with the pixel-integrated Gaussian fit (default). If
+        False, positions are intensity-weighted centroids over the blob.""")
+
+    def _check_together(self) -> None:
+        if self.max_pixels < self.min_pixels:
+            raise InvalidArgumentError(
+                f"max_pixels ({self.max_pixels}) must be >= min_pixels ({self.min_pixels})")

@@ -1,0 +1,822 @@
+"""Reading star images from FITS, PNG, JPEG and TIFF files into 2-D numpy arrays.
+
+One reader for the library and the command line. The format is recognised from the
+file's leading bytes, not its name, so a mis-named file still reads (and a file of
+random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFormatError`).
+
+* FITS (also gzip- or bzip2-compressed, and tile-compressed ``.fz``): astropy, read
+  without memory mapping so no file handle outlives the call; BSCALE/BZERO applied
+  (16-bit unsigned data come back as ``uint16``). With ``section`` only the needed
+  part of the file is read.
+* TIFF: tifffile (8/16/32-bit integer and float samples are kept as they are);
+  compressions tifffile cannot decode without the optional ``imagecodecs`` package
+  (LZW, PackBits, JPEG) are read through Pillow instead.
+* PNG and JPEG: Pillow (16-bit greyscale PNG stays ``uint16``; Pillow reduces 16-bit
+  colour PNG to 8 bits per channel).
+
+Colour images become one luminance channel with the Rec. 709 (sRGB) weights
+``0.2126 R + 0.7152 G + 0.0722 B`` applied to the stored values (no gamma
+decoding, no rescaling), as ``float32`` (``float64`` for 32/64-bit input); an alpha
+channel is dropped. Greyscale images keep their stored dtype (in native byte order).
+
+Images with more than :data:`MAX_PIXELS` pixel values are refused before any pixel
+data is read, so a corrupt header claiming 100000 x 100000 pixels cannot exhaust
+memory. For PNG and JPEG, Pillow's own decompression-bomb limit
+(``2 * PIL.Image.MAX_IMAGE_PIXELS``) applies as well.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime as _dt
+import gzip
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from ..errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.io.fits import Header
+
+__all__ = [
+    "MAX_PIXELS",
+    "LUMINANCE_WEIGHTS",
+    "read_image",
+    "read_fits_header",
+    "image_epoch",
+    "parse_section",
+]
+
+#: Largest number of pixel values (rows x columns x colour channels actually read)
+#: :func:`read_image` accepts: 2**28, i.e. 512 MiB as uint16 or 2 GiB as float64.
+#: Assign a larger value to this module attribute to read bigger images.
+MAX_PIXELS: int = 2**28
+
+#: Rec. 709 / sRGB luma weights for R, G, B used to turn colour into luminance.
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
+
+_FORMATS_TEXT = "a FITS, PNG, JPEG or TIFF image"
+_FITS_MAGIC = b"SIMPLE  ="
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+_GZIP_MAGIC = b"\x1f\x8b"
+_BZIP2_MAGIC = b"BZh"
+
+_MJD_ZERO = _dt.date(1858, 11, 17)
+
+_SUFFIX_FORMATS = {
+    ".fits": "FITS", ".fit": "FITS", ".fts": "FITS", ".fz": "FITS",
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
+    ".tif": "TIFF", ".tiff": "TIFF",
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------- public API
+
+
+def read_image(
+    source: str | os.PathLike[str] | NDArray[Any],
+    *,
+    hdu: int | str | tuple[str, int] | None = None,
+    section: str | tuple[slice | int, ...] | slice | None = None,
+    dtype: DTypeLike | None = None,
+) -> NDArray[Any]:
+    """Read a star image as a 2-D numpy array.
+
+    Parameters
+    ----------
+    source : str, path-like or ndarray
+        Path to a FITS (``.fits``, ``.fit``, ``.fts``, optionally ``.gz``/``.bz2``,
+        or tile-compressed), PNG, JPEG or TIFF file (recognised by content), or an
+        array: a 2-D array is returned as it is (not copied), an ``(H, W, 3)`` or
+        ``(H, W, 4)`` colour array is converted to luminance.
+    hdu : int, str or (str, int), optional
+        FITS only: index or extension name (EXTNAME, optionally with EXTVER) of the
+        HDU to read. By default the primary HDU if it holds an image, else the first
+        extension with 2-D image data (as in TESS full-frame images). A 3-plane cube
+        ``(3, H, W)`` is read as colour; degenerate leading axes are dropped.
+    section : str or tuple of slices/ints, optional
+        Part of the image to return, in 0-based numpy order ``[rows, cols]``: a
+        string like ``"[:2048, 44:2092]"`` (brackets optional, parsed without
+        ``eval``) or a tuple such as ``(slice(None, 2048), slice(44, 2092))``.
+        Negative indices count from the end; steps are not allowed (a crop keeps
+        the pixel scale); an integer ``i`` keeps row/column ``i`` as an axis of
+        length 1; bounds beyond the image are an error rather than clipped.
+    dtype : data-type, optional
+        Convert the result to this dtype (values are not rescaled).
+
+    Returns
+    -------
+    ndarray, 2-D, shape ``(height, width)``
+        Pixel values in native byte order; row 0 is the first row stored in the
+        file (FITS: the first row of data, i.e. pixel y = 1).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` names no existing file.
+    skysolve.errors.FileFormatError
+        The file is not a readable FITS/PNG/JPEG/TIFF image, is truncated or
+        corrupted, or (FITS, ``hdu=None``) contains no image.
+    skysolve.errors.InvalidArgumentError
+        A bad ``hdu`` or ``section``, an HDU without image data, a 1-D, empty or
+        otherwise non-image array, or more than :data:`MAX_PIXELS` pixel values.
+    skysolve.errors.InvalidTypeError
+        ``source`` or ``dtype`` of an unusable type.
+
+    Examples
+    --------
+    >>> img = read_image("tests/data/2019-07-29T204726_Alt40_Azi-135_Try1.tiff")
+    >>> img.shape, img.dtype
+    ((768, 1024), dtype('uint16'))
+    """
+    out_dtype = _check_dtype(dtype)
+    if isinstance(source, str | os.PathLike):
+        path = _existing_file(source)
+        fmt = _sniff(path)
+        if hdu is not None and fmt != "FITS":
+            raise InvalidArgumentError(
+                f"hdu applies to FITS files only, but {path} is a {fmt} image"
+            )
+        if fmt == "FITS":
+            image = _read_fits(path, hdu, section)
+        else:
+            image = _finish(_read_tiff(path) if fmt == "TIFF" else _read_pillow(path, fmt),
+                            str(path))
+            if section is not None:
+                image = _crop(image, section)
+    elif isinstance(source, bytes | bytearray | memoryview):
+        raise InvalidTypeError(
+            "source must be a file path or a numpy array; bytes are not accepted "
+            "(write them to a file, or decode them first)"
+        )
+    else:
+        if hdu is not None:
+            raise InvalidArgumentError("hdu applies to FITS files only, not to arrays")
+        image = _array_image(source)
+        if section is not None:
+            image = _crop(image, section)
+    if out_dtype is not None and image.dtype != out_dtype:
+        image = image.astype(out_dtype)
+    return image
+
+
+def read_fits_header(path: str | os.PathLike[str], hdu: int | str | None = None) -> Header:
+    """Header of one HDU of a FITS file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file (optionally gzip/bzip2-compressed).
+    hdu : int, str or (str, int), optional
+        Index or extension name. By default the HDU :func:`read_image` would read,
+        or the primary HDU if the file holds no image.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        A copy, independent of the (closed) file.
+
+    Raises
+    ------
+    FileNotFoundError, skysolve.errors.FileFormatError, skysolve.errors.InvalidArgumentError
+        Missing file, not a (readable) FITS file, or a bad ``hdu``.
+    """
+    p = _existing_file(path)
+    fmt = _sniff(p)
+    if fmt != "FITS":
+        raise FileFormatError(f"{p} is not a FITS file (it is a {fmt} image)")
+    with _open_fits(p) as hdul:
+        if hdu is None:
+            index = _first_image_hdu(hdul)
+            chosen = hdul[0 if index is None else index]
+        else:
+            chosen = _select_hdu(hdul, hdu, p)
+        return chosen.header.copy()
+
+
+def image_epoch(path: str | os.PathLike[str], hdu: int | str | None = None) -> float | None:
+    """Epoch of observation of an image file as a Julian year (e.g. 2019.57).
+
+    Looks in the header of the image HDU (see :func:`read_fits_header`) and then in
+    the primary header for, in this order: ``DATE-AVG``; ``MJD-AVG``; the midpoint of
+    ``DATE-OBS`` and ``DATE-END``; the midpoint of ``MJD-OBS`` and ``MJD-END``;
+    ``DATE-OBS``; ``MJD-OBS``. The time scale (UTC, TT, TDB) is ignored: it changes
+    the result by less than 3e-6 year.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image file.
+    hdu : int, str or (str, int), optional
+        FITS HDU whose header to search first.
+
+    Returns
+    -------
+    float or None
+        Julian epoch ``2000.0 + (JD - 2451545.0) / 365.25``, the scale of catalog
+        epochs such as J2016.0 (pass it as ``epoch_proper_motion_year``); None for
+        non-FITS files and FITS files without a usable date.
+    """
+    p = _existing_file(path)
+    if _sniff(p) != "FITS":
+        return None
+    with _open_fits(p) as hdul:
+        if hdu is None:
+            index = _first_image_hdu(hdul)
+            headers = [hdul[0].header] if index in (None, 0) else [hdul[index].header,
+                                                                   hdul[0].header]
+        else:
+            headers = [_select_hdu(hdul, hdu, p).header, hdul[0].header]
+        for header in headers:
+            mjd = _header_mjd(header)
+            if mjd is not None:
+                return 2000.0 + (mjd - 51544.5) / 365.25
+    return None
+
+
+def parse_section(
+    section: str | tuple[slice | int, ...] | slice, shape: tuple[int, int]
+) -> tuple[slice, slice]:
+    """Turn a section into two explicit ``slice(start, stop)`` for an image shape.
+
+    Parameters
+    ----------
+    section : str, slice or tuple of slices/ints
+        See :func:`read_image`. One entry selects rows only.
+    shape : (int, int)
+        ``(height, width)`` of the image.
+
+    Returns
+    -------
+    (slice, slice)
+        Row and column slices with non-negative ``start < stop`` inside the image.
+
+    Raises
+    ------
+    skysolve.errors.InvalidArgumentError
+        Malformed text, steps, out-of-range bounds or an empty selection.
+    skysolve.errors.InvalidTypeError
+        Entries that are not slices or integers.
+    """
+    if isinstance(section, str):
+        parts = _parse_section_text(section)
+    elif isinstance(section, slice | int | np.integer):
+        parts = (section,)
+    elif isinstance(section, tuple | list):
+        parts = tuple(section)
+    else:
+        raise InvalidTypeError(
+            f"section must be a string like '[:2048, 44:2092]' or a tuple of slices, "
+            f"got {type(section).__name__}"
+        )
+    if not 1 <= len(parts) <= 2:
+        raise InvalidArgumentError(
+            f"section must select rows or rows and columns (1 or 2 entries), "
+            f"got {len(parts)} in {section!r}"
+        )
+    parts = parts + (slice(None),) * (2 - len(parts))
+    axes = ("rows", "columns")
+    return tuple(  # type: ignore[return-value]
+        _normalise_index(part, n, axis, section)
+        for part, n, axis in zip(parts, shape, axes, strict=True)
+    )
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _check_dtype(dtype: DTypeLike | None) -> np.dtype | None:
+    if dtype is None:
+        return None
+    try:
+        out = np.dtype(dtype)
+    except TypeError as exc:
+        raise InvalidTypeError(f"dtype must be a numpy data type, got {dtype!r}") from exc
+    if out.kind not in "biuf":
+        raise InvalidArgumentError(f"dtype must be a real numeric type, got {out}")
+    return out
+
+
+def _existing_file(source: str | os.PathLike[str]) -> Path:
+    path = Path(os.fspath(source))
+    if not path.exists():
+        raise FileNotFoundError(2, f"no such image file: {path}", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(21, f"image path is a directory, not a file: {path}", str(path))
+    return path
+
+
+_INT_RE = r"[+-]?\d+"
+_PART_RE = re.compile(rf"^(?:(?P<index>{_INT_RE})|(?P<start>{_INT_RE})?:(?P<stop>{_INT_RE})?"
+                      rf"(?P<step>:.*)?)$")
+
+
+def _parse_section_text(text: str) -> tuple[int | slice, ...]:
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    if not body.strip():
+        raise InvalidArgumentError(f"section {text!r} is empty; expected e.g. '[:2048, 44:2092]'")
+    parts: list[int | slice] = []
+    for raw in body.split(","):
+        item = re.sub(r"\s+", "", raw)
+        match = _PART_RE.match(item)
+        if match is None:
+            raise InvalidArgumentError(
+                f"section {text!r}: cannot parse {raw.strip()!r}; each entry must be an "
+                f"integer or start:stop with optional integer bounds, e.g. '[:2048, 44:2092]'"
+            )
+        if match["step"] is not None:
+            raise InvalidArgumentError(
+                f"section {text!r}: steps are not supported (a section is a plain crop)"
+            )
+        if match["index"] is not None:
+            parts.append(int(match["index"]))
+        else:
+            parts.append(slice(None if match["start"] is None else int(match["start"]),
+                               None if match["stop"] is None else int(match["stop"])))
+    return tuple(parts)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _normalise_index(part: Any, n: int, axis: str, section: Any) -> slice:
+    if _is_int(part):
+        i = int(part)
+        if not -n <= i < n:
+            raise InvalidArgumentError(
+                f"section {section!r}: index {i} is outside the {n} {axis} of the image"
+            )
+        i %= n
+        return slice(i, i + 1)
+    if not isinstance(part, slice):
+        raise InvalidTypeError(
+            f"section entries must be slices or integers, got {type(part).__name__} ({part!r})"
+        )
+    if part.step is not None and not (_is_int(part.step) and int(part.step) == 1):
+        raise InvalidArgumentError(
+            f"section {section!r}: steps are not supported (a section is a plain crop)"
+        )
+    bounds = []
+    for value in (part.start, part.stop):
+        if value is None:
+            bounds.append(None)
+            continue
+        if not _is_int(value):
+            raise InvalidTypeError(
+                f"section {section!r}: slice bounds must be integers, got {value!r}"
+            )
+        if not -n <= int(value) <= n:
+            raise InvalidArgumentError(
+                f"section {section!r}: bound {int(value)} is outside the {n} {axis} "
+                f"of the image"
+            )
+        bounds.append(int(value))
+    start, stop, _ = slice(bounds[0], bounds[1]).indices(n)
+    if stop <= start:
+        raise InvalidArgumentError(
+            f"section {section!r} selects no {axis} of the image ({n} {axis})"
+        )
+    return slice(start, stop)
+
+
+# ---------------------------------------------------------------- format detection
+
+
+def _sniff(path: Path) -> str:
+    """'FITS', 'PNG', 'JPEG' or 'TIFF' from the leading bytes, else FileFormatError."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise FileFormatError(f"{path} is empty, not {_FORMATS_TEXT}")
+    if head.startswith(_FITS_MAGIC):
+        return "FITS"
+    if head.startswith(_PNG_MAGIC):
+        return "PNG"
+    if head.startswith(_JPEG_MAGIC):
+        return "JPEG"
+    if head.startswith(_TIFF_MAGICS):
+        return "TIFF"
+    compressed = ((_GZIP_MAGIC, gzip.open, "gzip"), (_BZIP2_MAGIC, bz2.open, "bzip2"))
+    for magic, opener, kind in compressed:
+        if head.startswith(magic):
+            try:
+                with opener(path, "rb") as f:
+                    inner = f.read(len(_FITS_MAGIC))
+            except (OSError, EOFError, ValueError) as exc:
+                raise FileFormatError(f"{path} is a corrupted {kind} file: {exc}") from exc
+            if inner == _FITS_MAGIC:
+                return "FITS"
+            raise FileFormatError(
+                f"{path} is a {kind}-compressed file that does not hold FITS data "
+                f"(only compressed FITS is read)"
+            )
+    expected = _SUFFIX_FORMATS.get(_plain_suffix(path))
+    if expected:
+        others = [name for name in ("FITS", "PNG", "JPEG", "TIFF") if name != expected]
+        what = f"a {expected} file (nor a {', '.join(others[:-1])} or {others[-1]} image)"
+    else:
+        what = _FORMATS_TEXT
+    raise FileFormatError(f"{path} is not {what}: unrecognised leading bytes {head[:8]!r}")
+
+
+def _plain_suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    while suffixes and suffixes[-1] in (".gz", ".bz2"):
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
+def _check_size(n_values: int, shape: tuple[int, ...], path: Any) -> None:
+    if n_values > MAX_PIXELS:
+        raise InvalidArgumentError(
+            f"{path}: image of shape {shape} has {n_values} pixel values, more than the "
+            f"limit of {MAX_PIXELS} (skysolve.io.images.MAX_PIXELS); read a section or "
+            f"raise the limit"
+        )
+
+
+# ---------------------------------------------------------------- arrays and colour
+
+
+def _luminance(rgb: NDArray[Any]) -> NDArray[np.floating]:
+    """Rec. 709 luminance of an (..., >=3) array; channels beyond the third are dropped."""
+    wide = (rgb.dtype.itemsize >= 4 and rgb.dtype.kind != "f") or rgb.dtype == np.float64
+    work = np.float64 if wide else np.float32
+    weights = np.asarray(LUMINANCE_WEIGHTS, dtype=work)
+    return rgb[..., :3].astype(work, copy=False) @ weights
+
+
+def _array_image(source: Any) -> NDArray[Any]:
+    if isinstance(source, np.ma.MaskedArray):
+        # masked pixels become NaN, which extraction ignores
+        source = source.astype(np.float64).filled(np.nan)
+    try:
+        arr = np.asarray(source)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(
+            f"source must be a file path or a numeric array, got {type(source).__name__}"
+        ) from exc
+    if arr.dtype.kind not in "biuf":
+        raise InvalidTypeError(
+            f"source must be a file path or a real numeric array, got an array of dtype "
+            f"{arr.dtype} ({type(source).__name__})"
+        )
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    return _finish(arr, "source")
+
+
+def _finish(arr: NDArray[Any], what: str) -> NDArray[Any]:
+    """Reduce a decoded array to a native-order 2-D image (colour -> luminance)."""
+    if arr.ndim == 3 and arr.shape[-1] in (1, 2):
+        arr = arr[..., 0]  # grey (+ alpha)
+    elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = _luminance(arr)
+    if arr.ndim != 2:
+        raise InvalidArgumentError(
+            f"{what} must be a 2-D image (or an (H, W, 3|4) colour image), "
+            f"got an array of shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise InvalidArgumentError(f"{what} is an empty image (shape {arr.shape})")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def _crop(image: NDArray[Any], section: Any) -> NDArray[Any]:
+    rows, cols = parse_section(section, image.shape)
+    return image[rows, cols]
+
+
+# ---------------------------------------------------------------- FITS
+
+
+def _open_fits(path: Path):
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
+        raise FileFormatError(f"{path} is a corrupted or truncated FITS file: {exc}") from exc
+    for w in caught:
+        # truncation of the HDU we read is an error raised later, with a clearer message
+        if "may have been truncated" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return hdul
+
+
+def _is_image_hdu(h: Any) -> bool:
+    from astropy.io import fits
+
+    return isinstance(h, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) and not isinstance(
+        h, fits.GroupsHDU
+    )
+
+
+def _image_layout(h: Any) -> tuple[tuple[int, ...], int] | None:
+    """(core shape, number of leading degenerate axes) of an image HDU, None if no image.
+
+    The core shape is ``(H, W)`` or ``(3, H, W)`` (colour planes).
+    """
+    if not _is_image_hdu(h):
+        return None
+    try:
+        shape = tuple(int(n) for n in h.shape)
+    except Exception:
+        return None
+    if len(shape) < 2:
+        return None
+    lead = 0
+    while len(shape) - lead > 2 and shape[lead] == 1:
+        lead += 1
+    core = shape[lead:]
+    if len(core) == 2 or (len(core) == 3 and core[0] == 3):
+        return core, lead
+    return None
+
+
+def _first_image_hdu(hdul: Any) -> int | None:
+    for index, h in enumerate(hdul):
+        layout = _image_layout(h)
+        if layout is not None and all(core > 0 for core in layout[0]):
+            return index
+    return None
+
+
+def _first_hdu_with_array(hdul: Any) -> int | None:
+    """First image HDU holding any data (1-D, empty, ...), to report why it is unusable."""
+    for index, h in enumerate(hdul):
+        if _is_image_hdu(h) and int(h.header.get("NAXIS", 0)) > 0:
+            return index
+    return None
+
+
+def _describe_hdus(hdul: Any) -> str:
+    from astropy.io import fits
+
+    parts = []
+    for index, h in enumerate(hdul):
+        kind = type(h).__name__
+        if isinstance(h, fits.BinTableHDU | fits.TableHDU):
+            detail = f"table of {h.header.get('NAXIS2', 0)} rows"
+        else:
+            shape = getattr(h, "shape", None)
+            detail = f"shape {tuple(shape)}" if shape else "no data"
+        parts.append(f"{index} {h.name or '-'} ({kind}, {detail})")
+    return "; ".join(parts)
+
+
+def _select_hdu(hdul: Any, hdu: Any, path: Path) -> Any:
+    if _is_int(hdu):
+        if not -len(hdul) <= int(hdu) < len(hdul):
+            raise InvalidArgumentError(
+                f"hdu={int(hdu)} is out of range: {path} has {len(hdul)} HDUs "
+                f"({_describe_hdus(hdul)})"
+            )
+        return hdul[int(hdu)]
+    if isinstance(hdu, str) or (
+        isinstance(hdu, tuple) and len(hdu) == 2 and isinstance(hdu[0], str) and _is_int(hdu[1])
+    ):
+        try:
+            return hdul[hdu]
+        except KeyError:
+            raise InvalidArgumentError(
+                f"hdu={hdu!r}: {path} has no such extension ({_describe_hdus(hdul)})"
+            ) from None
+    raise InvalidTypeError(
+        f"hdu must be an HDU index (int) or an extension name (str), got {hdu!r}"
+    )
+
+
+def _read_fits(path: Path, hdu: Any, section: Any) -> NDArray[Any]:
+    from astropy.io import fits
+
+    with _open_fits(path) as hdul:
+        if hdu is None:
+            index = _first_image_hdu(hdul)
+            if index is None:
+                index = _first_hdu_with_array(hdul)
+            if index is None:
+                raise FileFormatError(
+                    f"{path} holds no HDU with image data ({_describe_hdus(hdul)})"
+                )
+            h = hdul[index]
+            which = f"HDU {index}"
+        else:
+            h = _select_hdu(hdul, hdu, path)
+            which = f"HDU {hdu!r}"
+        label = f"{path} {which}"
+        layout = _image_layout(h)
+        if layout is None:
+            shape = tuple(getattr(h, "shape", None) or ())
+            if _is_image_hdu(h):
+                what = ("no data (NAXIS = 0)" if not shape
+                        else f"data of shape {shape}, not a 2-D image")
+            else:
+                what = f"a {type(h).__name__}, not image data"
+            raise InvalidArgumentError(
+                f"hdu={hdu!r}: {label} holds {what} (HDUs: {_describe_hdus(hdul)})"
+            )
+        core, lead = layout
+        if 0 in core:
+            raise InvalidArgumentError(f"{label} is an empty image (shape {core})")
+        if not isinstance(h, fits.CompImageHDU):
+            _check_fits_length(h, path)
+        image_shape = core[-2:]
+        planes = core[0] if len(core) == 3 else 1
+        if section is None:
+            rows, cols = slice(0, image_shape[0]), slice(0, image_shape[1])
+        else:
+            rows, cols = parse_section(section, image_shape)
+        n_values = planes * (rows.stop - rows.start) * (cols.stop - cols.start)
+        _check_size(n_values, core, label)
+        key = (0,) * lead + ((slice(None),) if planes > 1 else ()) + (rows, cols)
+        try:
+            if section is None:
+                data = np.asarray(h.data)
+                data = data[key]
+            else:
+                data = np.asarray(h.section[key])
+        except SkysolveError:
+            raise
+        except Exception as exc:
+            raise FileFormatError(
+                f"{path} is a corrupted or truncated FITS file: cannot read the data "
+                f"of {which} ({exc})"
+            ) from exc
+    if planes > 1:
+        data = np.moveaxis(data, 0, -1)
+    return _finish(data, label)
+
+
+def _check_fits_length(h: Any, path: Path) -> None:
+    """Raise if an uncompressed file is too short for the data its header promises."""
+    with open(path, "rb") as f:
+        if not f.read(len(_FITS_MAGIC)) == _FITS_MAGIC:
+            return  # compressed: its size says nothing, and the read itself fails cleanly
+    info = h.fileinfo()
+    if info is None:
+        return
+    bitpix = abs(int(h.header.get("BITPIX", 8)))
+    need = info["datLoc"] + bitpix // 8 * math.prod(int(n) for n in h.shape)
+    have = path.stat().st_size
+    if have < need:
+        raise FileFormatError(
+            f"{path} is a truncated FITS file: its header promises data up to byte "
+            f"{need} but the file has {have} bytes"
+        )
+
+
+def _parse_fits_date(value: Any) -> float | None:
+    """MJD of a FITS date string ('YYYY-MM-DD[Thh:mm:ss[.s]]' or old 'DD/MM/YY')."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    m = re.fullmatch(
+        r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?)?Z?", text
+    )
+    if m:
+        year, month, day = int(m[1]), int(m[2]), int(m[3])
+        hour = int(m[4] or 0)
+        minute = int(m[5] or 0)
+        second = float(m[6] or 0.0)
+    else:
+        m = re.fullmatch(r"(\d{2})/(\d{2})/(\d{2})", text)
+        if not m:
+            return None
+        day, month, year = int(m[1]), int(m[2]), 1900 + int(m[3])
+        hour = minute = 0
+        second = 0.0
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        return None
+    try:
+        days = (_dt.date(year, month, day) - _MJD_ZERO).days
+    except ValueError:  # e.g. 31 February
+        return None
+    return days + (hour + (minute + second / 60.0) / 60.0) / 24.0
+
+
+def _header_number(header: Any, key: str) -> float | None:
+    value = header.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _header_mjd(header: Any) -> float | None:
+    date_avg = _parse_fits_date(header.get("DATE-AVG"))
+    if date_avg is not None:
+        return date_avg
+    mjd_avg = _header_number(header, "MJD-AVG")
+    if mjd_avg is not None:
+        return mjd_avg
+    start = _parse_fits_date(header.get("DATE-OBS"))
+    end = _parse_fits_date(header.get("DATE-END"))
+    if start is not None and end is not None:
+        return 0.5 * (start + end)
+    mjd_start = _header_number(header, "MJD-OBS")
+    mjd_end = _header_number(header, "MJD-END")
+    if mjd_start is not None and mjd_end is not None:
+        return 0.5 * (mjd_start + mjd_end)
+    return start if start is not None else mjd_start
+
+
+# ---------------------------------------------------------------- TIFF, PNG, JPEG
+
+
+def _read_tiff(path: Path) -> NDArray[Any]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.pages:
+                raise FileFormatError(f"{path} is a TIFF file without any image")
+            page = tif.pages[0]
+            shape = tuple(int(n) for n in page.shape)
+            axes = page.axes
+            _check_size(math.prod(shape), shape, path)
+            if (page.compression == tifffile.COMPRESSION.NONE
+                    and page.bitspersample in (8, 16, 32, 64)):  # packed bits: no check
+                # refuse a header whose promised pixels are not in the file before
+                # tifffile allocates the whole array for them
+                size = tif.filehandle.size
+                spans = zip(page.dataoffsets, page.databytecounts, strict=False)
+                stored = sum(max(0, min(int(n), size - int(o))) for o, n in spans)
+                if stored < page.nbytes:
+                    raise FileFormatError(
+                        f"{path} is a corrupted or truncated TIFF file: its header promises "
+                        f"{page.nbytes} bytes of pixels but the file holds {stored}")
+            if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
+                return _read_pillow(path, "TIFF")
+            try:
+                data = page.asarray()
+            except (KeyError, ValueError) as exc:
+                # compression codec missing (needs imagecodecs): Pillow decodes the
+                # common ones (LZW, PackBits, JPEG)
+                if "imagecodecs" not in str(exc):
+                    raise
+                return _read_pillow(path, "TIFF")
+    except SkysolveError:
+        raise
+    except Exception as exc:  # tifffile raises TiffFileError, ValueError, OSError, ...
+        raise FileFormatError(f"{path} is a corrupted or truncated TIFF file: {exc}") from exc
+    data = np.asarray(data)
+    if axes.startswith("S") and data.ndim == 3:
+        data = np.moveaxis(data, 0, -1)  # planar colour: (S, Y, X) -> (Y, X, S)
+    elif data.ndim > 2 and not axes.endswith("YXS"):
+        data = np.squeeze(data)
+    if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE and data.dtype.kind in "ui":
+        data = np.iinfo(data.dtype).max - data  # stored inverted
+    return data
+
+
+_PILLOW_GREY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S")
+
+
+def _read_pillow(path: Path, fmt: str) -> NDArray[Any]:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # our own MAX_PIXELS check below replaces Pillow's early warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                channels = len(im.getbands())
+                _check_size(width * height * channels, (height, width, channels), path)
+                im.load()
+                mode = im.mode
+                if mode in _PILLOW_GREY_MODES:
+                    data = np.asarray(im)
+                elif mode in ("LA", "La"):
+                    data = np.asarray(im)[..., 0]
+                elif mode == "1":
+                    data = np.asarray(im.convert("L"))
+                elif mode in ("RGB", "RGBA", "RGBX", "RGBa"):
+                    data = np.asarray(im)
+                else:  # palette, CMYK, YCbCr, LAB, HSV, ...
+                    data = np.asarray(im.convert("RGB"))
+    except SkysolveError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidArgumentError(
+            f"{path}: image too large for Pillow's decompression-bomb limit ({exc})"
+        ) from exc
+    except Exception as exc:  # OSError "image file is truncated", SyntaxError, ...
+        raise FileFormatError(f"{path} is a corrupted or truncated {fmt} file: {exc}") from exc
+    return data

@@ -1,0 +1,685 @@
+"""Tests of skysolve.io.images: reading FITS/PNG/JPEG/TIFF images and FITS metadata."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from astropy.io import fits
+from PIL import Image
+
+import skysolve
+from skysolve.errors import FileFormatError, InvalidArgumentError, InvalidTypeError
+from skysolve.io import images as imageio
+from skysolve.io.images import (
+    LUMINANCE_WEIGHTS,
+    image_epoch,
+    parse_section,
+    read_fits_header,
+    read_image,
+)
+from skysolve.tests.realframes import DATA  # noqa: E402
+
+REAL_FRAMES = sorted(DATA.glob("*.tiff"))
+
+
+def _ramp(shape=(60, 80), dtype=np.uint16, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        return rng.normal(100.0, 20.0, size=shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, int(info.max) + 1, size=shape, dtype=dtype)
+
+
+def _rgb(shape=(40, 50), seed=1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., :3].astype(np.float64) @ np.asarray(LUMINANCE_WEIGHTS)
+
+
+# ---------------------------------------------------------------- FITS
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.int16, np.uint8, np.float64, np.int32])
+def test_fits_primary_round_trip(tmp_path, dtype):
+    data = _ramp(dtype=dtype)
+    path = tmp_path / "prim.fits"
+    fits.PrimaryHDU(data).writeto(path)
+    out = read_image(path)
+    assert out.dtype == np.dtype(dtype)
+    assert out.dtype.isnative
+    np.testing.assert_array_equal(out, data)
+    assert read_image(str(path)).shape == (60, 80)
+
+
+def test_fits_extension_is_found_and_selected(tmp_path):
+    sci = _ramp(dtype=np.float32, seed=2)
+    err = _ramp(shape=(10, 12), dtype=np.float32, seed=3)
+    path = tmp_path / "ext.fit"
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"), fits.ImageHDU(err, name="ERR")]
+    ).writeto(path)
+    np.testing.assert_array_equal(read_image(path), sci)  # first image extension
+    np.testing.assert_array_equal(read_image(path, hdu=1), sci)
+    np.testing.assert_array_equal(read_image(path, hdu="ERR"), err)
+    np.testing.assert_array_equal(read_image(path, hdu="err"), err)  # names are case-blind
+    np.testing.assert_array_equal(read_image(path, hdu=("ERR", 1)), err)
+    np.testing.assert_array_equal(read_image(path, hdu=-1), err)
+
+
+def test_fits_uint16_via_bzero_and_scaled_data(tmp_path):
+    data = _ramp(dtype=np.uint16, seed=4)
+    path = tmp_path / "u16.fts"
+    fits.PrimaryHDU(data).writeto(path)
+    assert fits.getheader(path)["BZERO"] == 32768  # stored as int16 + offset
+    out = read_image(path)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, data)
+    # BSCALE/BZERO float scaling is applied
+    hdu = fits.PrimaryHDU(np.arange(12, dtype=np.int16).reshape(3, 4))
+    hdu.header["BSCALE"] = 0.5
+    hdu.header["BZERO"] = 10.0
+    hdu.writeto(tmp_path / "scaled.fits")
+    np.testing.assert_allclose(
+        read_image(tmp_path / "scaled.fits"), 10.0 + 0.5 * np.arange(12).reshape(3, 4)
+    )
+
+
+@pytest.mark.parametrize(("suffix", "opener"), [(".fits.gz", gzip.open), (".fits.bz2", bz2.open)])
+def test_compressed_fits(tmp_path, suffix, opener):
+    data = _ramp(dtype=np.float32, seed=5)
+    plain = tmp_path / "plain.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data)]).writeto(plain)
+    path = tmp_path / f"comp{suffix}"
+    with opener(path, "wb") as f:
+        f.write(plain.read_bytes())
+    np.testing.assert_array_equal(read_image(path), data)
+    np.testing.assert_array_equal(read_image(path, section="[5:10, -7:]"), data[5:10, -7:])
+
+
+def test_tile_compressed_fits(tmp_path):
+    data = _ramp(dtype=np.int16, seed=6)
+    path = tmp_path / "tiles.fits.fz"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="RICE_1")]).writeto(
+        path
+    )
+    np.testing.assert_array_equal(read_image(path), data)
+    np.testing.assert_array_equal(read_image(path, section="[3:9, 10:20]"), data[3:9, 10:20])
+
+
+def test_fits_section_reads_matching_pixels(tmp_path):
+    data = _ramp(shape=(100, 120), dtype=np.uint16, seed=7)
+    path = tmp_path / "sec.fits"
+    fits.PrimaryHDU(data).writeto(path)
+    out = read_image(path, section="[:50, 44:92]")
+    np.testing.assert_array_equal(out, data[:50, 44:92])
+    assert out.dtype == np.uint16
+    out = read_image(path, section=(slice(-20, None), slice(None, 10)))
+    np.testing.assert_array_equal(out, data[-20:, :10])
+
+
+def test_fits_degenerate_axes_and_colour_cube(tmp_path):
+    data = _ramp(dtype=np.float32, seed=8)
+    fits.PrimaryHDU(data[None, None]).writeto(tmp_path / "deg.fits")  # NAXIS = 4
+    np.testing.assert_array_equal(read_image(tmp_path / "deg.fits"), data)
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "deg.fits", section="[1:3, 4:6]"), data[1:3, 4:6]
+    )
+    rgb = _rgb()
+    fits.PrimaryHDU(np.moveaxis(rgb, -1, 0)).writeto(tmp_path / "rgb.fits")
+    out = read_image(tmp_path / "rgb.fits")
+    assert out.shape == rgb.shape[:2]
+    np.testing.assert_allclose(out, _luma(rgb), rtol=1e-6)
+    np.testing.assert_allclose(
+        read_image(tmp_path / "rgb.fits", section="[2:5, 3:9]"), _luma(rgb)[2:5, 3:9], rtol=1e-6
+    )
+
+
+def test_fits_hdu_without_image(tmp_path):
+    table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=np.ones(3))])
+    image = _ramp(shape=(8, 9), dtype=np.float32)
+    path = tmp_path / "mixed.fits"
+    fits.HDUList([fits.PrimaryHDU(), table, fits.ImageHDU(image, name="IMG")]).writeto(path)
+    np.testing.assert_array_equal(read_image(path), image)
+    with pytest.raises(InvalidArgumentError, match=r"hdu=0.*no data \(NAXIS = 0\)"):
+        read_image(path, hdu=0)
+    with pytest.raises(InvalidArgumentError, match=r"hdu=1.*BinTableHDU, not image data.*"
+                       r"1 - \(BinTableHDU, table of 3 rows\)"):
+        read_image(path, hdu=1)
+    with pytest.raises(InvalidArgumentError, match=r"hdu=5 is out of range.*3 HDUs"):
+        read_image(path, hdu=5)
+    with pytest.raises(InvalidArgumentError, match=r"hdu='NOPE'.*no such extension"):
+        read_image(path, hdu="NOPE")
+    with pytest.raises(InvalidTypeError, match="hdu"):
+        read_image(path, hdu=1.5)
+    # a file with tables only
+    only_table = tmp_path / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(only_table)
+    with pytest.raises(FileFormatError, match="no HDU with image data"):
+        read_image(only_table)
+
+
+def test_fits_one_dimensional_and_empty(tmp_path):
+    fits.PrimaryHDU(np.arange(10, dtype=np.float32)).writeto(tmp_path / "line.fits")
+    with pytest.raises(InvalidArgumentError, match=r"shape \(10,\), not a 2-D image"):
+        read_image(tmp_path / "line.fits")
+    header = fits.Header()
+    header["SIMPLE"] = True
+    header["BITPIX"] = 16
+    header["NAXIS"] = 2
+    header["NAXIS1"] = 0
+    header["NAXIS2"] = 5
+    (tmp_path / "empty.fits").write_bytes(header.tostring().encode())
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        read_image(tmp_path / "empty.fits")
+
+
+def _huge_fits_header(bitpix=16, n=100_000) -> bytes:
+    header = fits.Header()
+    header["SIMPLE"] = True
+    header["BITPIX"] = bitpix
+    header["NAXIS"] = 2
+    header["NAXIS1"] = n
+    header["NAXIS2"] = n
+    return header.tostring().encode() + b"\0" * 2880
+
+
+def test_fits_huge_header_is_refused_without_allocating(tmp_path):
+    raw = _huge_fits_header()
+    (tmp_path / "huge.fits").write_bytes(raw)
+    with pytest.raises(FileFormatError, match="truncated"):
+        read_image(tmp_path / "huge.fits")
+    # compressed, the file length proves nothing: the pixel limit refuses it
+    with gzip.open(tmp_path / "huge.fits.gz", "wb") as f:
+        f.write(raw)
+    with pytest.raises(InvalidArgumentError, match=r"10000000000 pixel values.*MAX_PIXELS"):
+        read_image(tmp_path / "huge.fits.gz")
+
+
+def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    data = _ramp(shape=(30, 40), dtype=np.uint16)
+    fits.PrimaryHDU(data).writeto(tmp_path / "a.fits")
+    tifffile.imwrite(tmp_path / "a.tif", data)
+    Image.fromarray(data).save(tmp_path / "a.png")
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 1000)
+    for name in ("a.fits", "a.tif", "a.png"):
+        with pytest.raises(InvalidArgumentError, match="limit of 1000"):
+            read_image(tmp_path / name)
+    # a FITS section within the limit is read without loading the whole image
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "a.fits", section="[:10, :40]"), data[:10]
+    )
+    assert imageio.MAX_PIXELS == 1000
+    monkeypatch.undo()
+    assert read_image(tmp_path / "a.png").shape == (30, 40)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.95])
+def test_truncated_fits(tmp_path, fraction):
+    path = tmp_path / "full.fits"
+    fits.PrimaryHDU(_ramp(shape=(100, 100), dtype=np.float32)).writeto(path)
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(raw[: int(len(raw) * fraction)])
+    with pytest.raises(FileFormatError, match="truncated"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy may warn about the header too
+        read_image(cut)
+    with gzip.open(tmp_path / "cut.fits.gz", "wb") as f:
+        f.write(raw[: int(len(raw) * fraction)])
+    with pytest.raises(FileFormatError, match="FITS"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read_image(tmp_path / "cut.fits.gz")
+
+
+def test_truncated_fits_header(tmp_path):
+    path = tmp_path / "full.fits"
+    fits.PrimaryHDU(_ramp(dtype=np.float32)).writeto(path)
+    (tmp_path / "head.fits").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(FileFormatError, match="FITS"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read_image(tmp_path / "head.fits")
+
+
+def test_read_fits_header(tmp_path):
+    path = tmp_path / "h.fits"
+    primary = fits.PrimaryHDU()
+    primary.header["TELESCOP"] = "TEST"
+    ext = fits.ImageHDU(_ramp(shape=(5, 6), dtype=np.float32), name="SCI")
+    ext.header["EXPTIME"] = 2.5
+    fits.HDUList([primary, ext]).writeto(path)
+    header = read_fits_header(path)  # the HDU read_image reads
+    assert header["EXTNAME"] == "SCI"
+    assert header["EXPTIME"] == 2.5
+    assert header["NAXIS1"] == 6
+    assert read_fits_header(path, hdu=0)["TELESCOP"] == "TEST"
+    assert read_fits_header(path, hdu="SCI")["EXPTIME"] == 2.5
+    assert isinstance(header, fits.Header)
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(FileFormatError, match="not a FITS file"):
+        read_fits_header(tmp_path / "x.tif")
+    with pytest.raises(FileNotFoundError):
+        read_fits_header(tmp_path / "missing.fits")
+
+
+# ---------------------------------------------------------------- epochs
+
+
+def _write_with_header(path, cards, where="primary"):
+    data = np.zeros((4, 4), np.float32)
+    if where == "primary":
+        hdul = fits.HDUList([fits.PrimaryHDU(data)])
+        target = hdul[0].header
+    else:
+        hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data)])
+        target = hdul[0].header if where == "ext-primary" else hdul[1].header
+    for key, value in cards.items():
+        target[key] = value
+    hdul.writeto(path, overwrite=True)
+
+
+def test_image_epoch(tmp_path):
+    path = tmp_path / "e.fits"
+    # TESS-like: DATE-OBS and DATE-END in the primary header, image in extension 1
+    _write_with_header(
+        path,
+        {"DATE-OBS": "2018-07-25T19:01:42.708", "DATE-END": "2018-07-25T19:31:42.708"},
+        where="ext-primary",
+    )
+    # 2018-07-25T19:16:42.708 = MJD 58324.803272; J-epoch 2018.5640...
+    expected = 2000.0 + (58324.8032721759 - 51544.5) / 365.25
+    assert image_epoch(path) == pytest.approx(expected, abs=1e-8)
+    _write_with_header(path, {"DATE-OBS": "2000-01-01T12:00:00"})
+    assert image_epoch(path) == pytest.approx(2000.0, abs=1e-12)
+    _write_with_header(path, {"MJD-OBS": 51544.5 + 365.25 * 16})
+    assert image_epoch(path) == pytest.approx(2016.0, abs=1e-12)
+    _write_with_header(path, {"MJD-OBS": 58000.0, "MJD-END": 58001.0})
+    assert image_epoch(path) == pytest.approx(2000.0 + (58000.5 - 51544.5) / 365.25)
+    _write_with_header(path, {"DATE-AVG": "2020-01-01", "DATE-OBS": "1999-01-01"}, where="ext")
+    assert image_epoch(path) == pytest.approx(2000.0 + (58849.0 - 51544.5) / 365.25)
+    _write_with_header(path, {"DATE-OBS": "25/07/98"})  # pre-2000 FITS date form
+    assert image_epoch(path) == pytest.approx(2000.0 + (51019.0 - 51544.5) / 365.25)
+    _write_with_header(path, {"OBJECT": "nothing useful", "DATE-OBS": "yesterday"})
+    assert image_epoch(path) is None
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((4, 4), np.uint8))
+    assert image_epoch(tmp_path / "x.tif") is None
+
+
+# ---------------------------------------------------------------- PNG, JPEG, TIFF
+
+
+def test_png_8_and_16_bit(tmp_path):
+    u8 = _ramp(dtype=np.uint8)
+    Image.fromarray(u8).save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, u8)
+    u16 = _ramp(dtype=np.uint16)
+    Image.fromarray(u16).save(tmp_path / "b.png")
+    with Image.open(tmp_path / "b.png") as im:
+        assert im.mode == "I;16"
+    out = read_image(tmp_path / "b.png")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, u16)
+
+
+def test_png_colour_palette_and_alpha(tmp_path):
+    rgb = _rgb()
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    out = read_image(tmp_path / "rgb.png")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, _luma(rgb), rtol=1e-6)
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 7, np.uint8)], axis=-1)
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    np.testing.assert_allclose(read_image(tmp_path / "rgba.png"), _luma(rgb), rtol=1e-6)
+    grey_alpha = np.stack([rgb[..., 0], rgb[..., 1]], axis=-1)
+    Image.fromarray(grey_alpha, mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png"), rgb[..., 0])
+    palette = Image.fromarray(rgb).quantize(16)
+    palette.save(tmp_path / "p.png")
+    expected = _luma(np.asarray(palette.convert("RGB")))
+    np.testing.assert_allclose(read_image(tmp_path / "p.png"), expected, rtol=1e-6)
+
+
+def test_jpeg(tmp_path):
+    grey = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (48, 1))
+    Image.fromarray(grey).save(tmp_path / "g.jpg", quality=95)
+    out = read_image(tmp_path / "g.jpg")
+    assert out.dtype == np.uint8
+    assert out.shape == (48, 64)
+    assert np.max(np.abs(out.astype(int) - grey)) <= 3  # lossy
+    rgb = np.zeros((32, 40, 3), np.uint8)
+    rgb[..., 1] = 200  # pure green: luminance 0.7152 * 200
+    Image.fromarray(rgb).save(tmp_path / "c.jpeg", quality=95)
+    out = read_image(tmp_path / "c.jpeg")
+    assert out.dtype == np.float32
+    assert np.median(out) == pytest.approx(0.7152 * 200, abs=3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64, np.int16])
+def test_tiff_round_trip(tmp_path, dtype):
+    data = _ramp(dtype=dtype, seed=9)
+    tifffile.imwrite(tmp_path / "a.tif", data)
+    out = read_image(tmp_path / "a.tif")
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, data)
+
+
+def test_tiff_big_endian_colour_planar_compressed(tmp_path):
+    data = _ramp(dtype=np.uint16, seed=10)
+    tifffile.imwrite(tmp_path / "be.tif", data, byteorder=">")
+    out = read_image(tmp_path / "be.tif")
+    assert out.dtype == np.uint16 and out.dtype.isnative
+    np.testing.assert_array_equal(out, data)
+    rgb = _rgb()
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb)
+    np.testing.assert_allclose(read_image(tmp_path / "rgb.tif"), _luma(rgb), rtol=1e-6)
+    tifffile.imwrite(
+        tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), planarconfig="separate",
+        photometric="rgb",
+    )
+    np.testing.assert_allclose(read_image(tmp_path / "planar.tif"), _luma(rgb), rtol=1e-6)
+    rgb16 = (rgb.astype(np.uint16) * 257)
+    tifffile.imwrite(tmp_path / "rgb16.tif", rgb16)
+    np.testing.assert_allclose(read_image(tmp_path / "rgb16.tif"), _luma(rgb16), rtol=1e-6)
+    tifffile.imwrite(tmp_path / "zlib.tif", data, compression="zlib")
+    np.testing.assert_array_equal(read_image(tmp_path / "zlib.tif"), data)
+    # LZW (tifffile needs imagecodecs for it; Pillow decodes it)
+    Image.fromarray(data).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    out = read_image(tmp_path / "lzw.tif")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, data)
+
+
+@pytest.mark.parametrize("frame", REAL_FRAMES, ids=lambda p: p.name[-25:])
+def test_real_frames(frame):
+    img = read_image(frame)
+    assert img.shape == (768, 1024)
+    assert img.dtype == np.uint16
+    # 12-bit camera data stored in the top bits of 16: a byte-order or bit-depth
+    # slip would break this
+    assert np.all(img % 16 == 0)
+    # a night-sky frame: a dark background and a few bright stars
+    assert 1000 < np.median(img) < 5000
+    assert img.max() > 5 * np.median(img)
+    assert np.count_nonzero(img > 0.5 * int(img.max())) < 100
+    # the same pixels as an independent decoder
+    with Image.open(frame) as im:
+        np.testing.assert_array_equal(img, np.asarray(im))
+    sub = read_image(frame, section="[100:200, -300:]", dtype=np.float32)
+    assert sub.dtype == np.float32
+    np.testing.assert_array_equal(sub, img[100:200, -300:].astype(np.float32))
+
+
+def test_package_export():
+    assert skysolve.read_image is read_image
+    assert read_image(REAL_FRAMES[0]).shape == (768, 1024)
+
+
+# ---------------------------------------------------------------- bad files
+
+
+@pytest.mark.parametrize(
+    "name", ["r.fits", "r.fit", "r.fts", "r.fits.gz", "r.png", "r.jpg", "r.jpeg", "r.tif",
+             "r.tiff", "r.dat", "r"]
+)
+def test_random_bytes_raise_file_format_error(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(np.random.default_rng(11).integers(0, 256, 5000, np.uint8).tobytes())
+    with pytest.raises(FileFormatError, match="is not") as info:
+        read_image(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_messages_say_what_the_file_is_not(tmp_path):
+    path = tmp_path / "x.fits"
+    path.write_bytes(b"hello world, this is text" * 10)
+    expected = r"is not a FITS file \(nor a PNG, JPEG or TIFF image\)"
+    with pytest.raises(FileFormatError, match=expected):
+        read_image(path)
+    gz = tmp_path / "x.fits.gz"
+    with gzip.open(gz, "wb") as f:
+        f.write(b"plain text inside gzip")
+    with pytest.raises(FileFormatError, match="does not hold FITS"):
+        read_image(gz)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(FileFormatError, match="is empty"):
+        read_image(tmp_path / "empty.png")
+
+
+def test_content_wins_over_extension(tmp_path):
+    data = _ramp(dtype=np.uint16)
+    Image.fromarray(data).save(tmp_path / "really_png.png")
+    (tmp_path / "named.fits").write_bytes((tmp_path / "really_png.png").read_bytes())
+    np.testing.assert_array_equal(read_image(tmp_path / "named.fits"), data)
+    fits.PrimaryHDU(data).writeto(tmp_path / "really.fits")
+    (tmp_path / "named.tif").write_bytes((tmp_path / "really.fits").read_bytes())
+    np.testing.assert_array_equal(read_image(tmp_path / "named.tif"), data)
+
+
+def _save(fmt: str, path: Path) -> None:
+    data = _ramp(shape=(120, 150), dtype=np.uint16 if fmt != "jpg" else np.uint8, seed=12)
+    if fmt == "tif":
+        tifffile.imwrite(path, data)
+    elif fmt == "png":
+        Image.fromarray(data).save(path)
+    else:
+        Image.fromarray(data).save(path, quality=90)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "tif"])
+@pytest.mark.parametrize("fraction", [0.02, 0.5, 0.9])
+def test_truncated_raster_files(tmp_path, fmt, fraction):
+    full = tmp_path / f"full.{fmt}"
+    _save(fmt, full)
+    raw = full.read_bytes()
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(raw[: max(16, int(len(raw) * fraction))])
+    with pytest.raises(FileFormatError, match="corrupted or truncated"):
+        read_image(cut)
+
+
+def test_huge_png_and_tiff_headers_are_refused(tmp_path):
+    # A valid PNG signature and IHDR claiming 100000 x 100000 pixels.
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+           + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    (tmp_path / "huge.png").write_bytes(png)
+    with pytest.raises(InvalidArgumentError, match="too large|limit"):
+        read_image(tmp_path / "huge.png")
+    # A small TIFF whose width and length tags are rewritten to 100000.
+    path = tmp_path / "huge.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint8))
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tags = tif.pages[0].tags
+        tags["ImageWidth"].overwrite(100_000)
+        tags["ImageLength"].overwrite(100_000)
+    with pytest.raises(InvalidArgumentError, match="MAX_PIXELS"):
+        read_image(path)
+
+
+def test_missing_and_directory(tmp_path):
+    missing = tmp_path / "nope.fits"
+    with pytest.raises(FileNotFoundError, match="nope.fits") as info:
+        read_image(missing)
+    assert info.value.filename == str(missing)
+    with pytest.raises(FileNotFoundError):
+        read_image(str(missing))
+    with pytest.raises(IsADirectoryError):
+        read_image(tmp_path)
+
+
+def test_hdu_with_non_fits(tmp_path):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(InvalidArgumentError, match="hdu applies to FITS"):
+        read_image(tmp_path / "a.tif", hdu=1)
+    with pytest.raises(InvalidArgumentError, match="hdu applies to FITS"):
+        read_image(np.zeros((4, 4)), hdu=0)
+
+
+# ---------------------------------------------------------------- arrays
+
+
+def test_array_sources():
+    img = np.arange(20.0).reshape(4, 5)
+    assert read_image(img) is img
+    np.testing.assert_array_equal(read_image(img, section="[1:3, 2:]"), img[1:3, 2:])
+    assert read_image(img, dtype=np.float32).dtype == np.float32
+    rgb = _rgb()
+    np.testing.assert_allclose(read_image(rgb), _luma(rgb), rtol=1e-6)
+    rgba = np.concatenate([rgb, np.zeros((*rgb.shape[:2], 1), np.uint8)], axis=-1)
+    np.testing.assert_allclose(read_image(rgba), _luma(rgb), rtol=1e-6)
+    np.testing.assert_array_equal(read_image(img[..., None]), img)
+    big_endian = img.astype(">f8")
+    out = read_image(big_endian)
+    assert out.dtype.isnative
+    np.testing.assert_array_equal(out, img)
+    np.testing.assert_array_equal(read_image([[1, 2], [3, 4]]), [[1, 2], [3, 4]])
+    assert read_image(np.ones((3, 3), bool)).dtype == np.uint8
+    masked = np.ma.masked_array(img, mask=img > 10)
+    out = read_image(masked)
+    assert np.isnan(out[img > 10]).all() and np.array_equal(out[img <= 10], img[img <= 10])
+
+
+@pytest.mark.parametrize(
+    ("bad", "exc", "match"),
+    [
+        (np.arange(10.0), InvalidArgumentError, r"2-D image.*shape \(10,\)"),
+        (np.zeros((0, 5)), InvalidArgumentError, "empty"),
+        (np.zeros((2, 3, 4, 5)), InvalidArgumentError, "2-D image"),
+        (np.zeros((5, 6, 7)), InvalidArgumentError, "2-D image"),
+        (np.zeros((4, 4), complex), InvalidTypeError, "real numeric"),
+        (np.array([["a", "b"]]), InvalidTypeError, "real numeric"),
+        (None, InvalidTypeError, "source"),
+        (b"\x89PNG", InvalidTypeError, "bytes"),
+        (3.0, InvalidArgumentError, "2-D image"),
+    ],
+)
+def test_bad_arrays(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        read_image(bad)
+
+
+def test_bad_dtype():
+    with pytest.raises(InvalidTypeError, match="dtype"):
+        read_image(np.zeros((3, 3)), dtype="not-a-type")
+    with pytest.raises(InvalidArgumentError, match="dtype"):
+        read_image(np.zeros((3, 3)), dtype=complex)
+
+
+# ---------------------------------------------------------------- sections
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[:2048,44:2092]", (slice(0, 2048), slice(44, 2092))),
+        ("[ : 2048 , 44 : 2092 ]", (slice(0, 2048), slice(44, 2092))),
+        (":2048, 44:2092", (slice(0, 2048), slice(44, 2092))),
+        ("[100:200]", (slice(100, 200), slice(0, 3000))),
+        ("[-10:, :-5]", (slice(2038, 2048), slice(0, 2995))),
+        ("[5, :]", (slice(5, 6), slice(0, 3000))),
+        ("[-1, -1]", (slice(2047, 2048), slice(2999, 3000))),
+        ("[:, :]", (slice(0, 2048), slice(0, 3000))),
+        ("[+3:4, 0:3000]", (slice(3, 4), slice(0, 3000))),
+    ],
+)
+def test_parse_section_text(text, expected):
+    assert parse_section(text, (2048, 3000)) == expected
+
+
+def test_parse_section_objects():
+    shape = (100, 50)
+    assert parse_section((slice(None, 10), slice(5, -5)), shape) == (slice(0, 10), slice(5, 45))
+    assert parse_section(slice(20, 30), shape) == (slice(20, 30), slice(0, 50))
+    assert parse_section((np.int64(3), slice(None)), shape) == (slice(3, 4), slice(0, 50))
+    assert parse_section([slice(1, 2), 7], shape) == (slice(1, 2), slice(7, 8))
+    assert parse_section((slice(0, 10, 1),), shape) == (slice(0, 10), slice(0, 50))
+
+
+@pytest.mark.parametrize(
+    ("section", "exc", "match"),
+    [
+        ("[::2]", InvalidArgumentError, "steps"),
+        ("[0:10:1]", InvalidArgumentError, "steps"),
+        ("[1:2, 3:4, 5:6]", InvalidArgumentError, "1 or 2 entries"),
+        ("[]", InvalidArgumentError, "empty"),
+        ("", InvalidArgumentError, "empty"),
+        ("[a:b]", InvalidArgumentError, "cannot parse"),
+        ("[1.5:2]", InvalidArgumentError, "cannot parse"),
+        ("[__import__('os').system('true')]", InvalidArgumentError, "cannot parse"),
+        ("[0:10", InvalidArgumentError, "cannot parse"),
+        ("[10:5]", InvalidArgumentError, "selects no rows"),
+        ("[:, 40:40]", InvalidArgumentError, "selects no columns"),
+        ("[0:101]", InvalidArgumentError, "outside the 100 rows"),
+        ("[-101:]", InvalidArgumentError, "outside the 100 rows"),
+        ("[100, :]", InvalidArgumentError, "index 100 is outside"),
+        ("[:, 50]", InvalidArgumentError, "outside the 50 columns"),
+        ((slice(0, 10, 2),), InvalidArgumentError, "steps"),
+        ((slice(0.5, 10),), InvalidTypeError, "integers"),
+        ((True, slice(None)), InvalidTypeError, "slices or integers"),
+        (("1:2", "3:4"), InvalidTypeError, "slices or integers"),
+        (5.0, InvalidTypeError, "section"),
+        ({"rows": 1}, InvalidTypeError, "section"),
+    ],
+)
+def test_bad_sections(section, exc, match):
+    with pytest.raises(exc, match=match):
+        parse_section(section, (100, 50))
+    with pytest.raises(exc, match=match):
+        read_image(np.zeros((100, 50)), section=section)
+
+
+def test_bad_section_on_files(tmp_path):
+    data = _ramp(shape=(30, 40), dtype=np.uint16)
+    fits.PrimaryHDU(data).writeto(tmp_path / "a.fits")
+    tifffile.imwrite(tmp_path / "a.tif", data)
+    for name in ("a.fits", "a.tif"):
+        with pytest.raises(InvalidArgumentError, match="section"):
+            read_image(tmp_path / name, section="[0:31]")
+        np.testing.assert_array_equal(read_image(tmp_path / name, section="[29]"), data[29:30])
+
+
+def test_tiff_first_page_and_min_is_white(tmp_path):
+    data = _ramp(shape=(30, 40), dtype=np.uint16, seed=13)
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([data, data // 2]), photometric="minisblack")
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        assert len(tif.pages) == 2
+    np.testing.assert_array_equal(read_image(tmp_path / "stack.tif"), data)
+    # stored inverted (0 = white): read back as light values, so stars stay bright
+    grey = np.array([[0, 10], [200, 255]], np.uint8)
+    tifffile.imwrite(tmp_path / "mw.tif", grey, photometric="miniswhite")
+    np.testing.assert_array_equal(read_image(tmp_path / "mw.tif"), 255 - grey)
+
+
+def test_tess_like_file_as_the_seed_reads_it(tmp_path):
+    # TESS FFI layout: header-only primary with the dates, calibrated image in HDU 1
+    # with 44 overscan columns on the left.
+    image = _ramp(shape=(70, 130), dtype=np.float32, seed=14)
+    primary = fits.PrimaryHDU()
+    primary.header["DATE-OBS"] = "2018-08-22T10:00:00.000"
+    primary.header["DATE-END"] = "2018-08-22T10:30:00.000"
+    path = tmp_path / "sector01_cam1_ccd1.fits"
+    fits.HDUList([primary, fits.ImageHDU(image)]).writeto(path)
+    expected = fits.getdata(path, ext=1, memmap=False).astype(np.float32)[:64, 44:108]
+    got = read_image(path, hdu=1, section="[:64,44:108]", dtype=np.float32)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(read_image(path, section="[:64,44:108]"), expected)
+    assert image_epoch(path) == pytest.approx(
+        2000.0 + (58352.0 + 10.25 / 24 - 51544.5) / 365.25, abs=1e-9
+    )

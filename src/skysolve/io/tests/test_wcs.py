@@ -1,0 +1,251 @@
+"""Tests of skysolve.io.wcs: CameraModel + attitude <-> astropy WCS."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS, Sip
+
+from skysolve.camera.distortion import PolynomialDistortion, RadialDistortion, num_polynomial_terms
+from skysolve.camera.model import CameraModel
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.geometry import angle_between, radec_roll_to_rotation, radec_to_vector
+from skysolve.io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
+
+W, H = 2048, 1536
+CRPIX = (14.3, -9.7)
+R0 = radec_roll_to_rotation(123.4, -56.7, 33.0)
+
+
+def _poly(primary):
+    rng = np.random.default_rng(7)
+    n = num_polynomial_terms(5)
+    scale = np.r_[0.0, 0.5, 0.5, np.ones(n - 3)]
+    a, b = rng.normal(0, 1.0, n) * scale, rng.normal(0, 1.0, n) * scale
+    maker = PolynomialDistortion.from_forward if primary == "forward" else \
+        PolynomialDistortion.from_inverse
+    return maker(5, W / 2, a, b, image_width=W, image_height=H, crpix=CRPIX)
+
+
+CAMERAS = {
+    "plain": CameraModel.from_fov(10.0, W, H, crpix=CRPIX),
+    "flip": CameraModel.from_fov(10.0, W, H, crpix=CRPIX, parity_flip=True),
+    "radial_flip": CameraModel.from_fov(
+        10.0, W, H, crpix=CRPIX, parity_flip=True,
+        distortion=RadialDistortion(k1=-4e-9, k2=2e-16, p1=1e-7, p2=-5e-8)),
+    "poly_forward": CameraModel.from_fov(10.0, W, H, crpix=CRPIX, distortion=_poly("forward")),
+    "poly_inverse_flip": CameraModel.from_fov(10.0, W, H, crpix=CRPIX, parity_flip=True,
+                                              distortion=_poly("inverse")),
+}
+
+
+def centred_grid(w=W, h=H, n=33):
+    gx, gy = np.meshgrid(np.linspace(-w / 2, w / 2, n), np.linspace(-h / 2, h / 2, n))
+    return gx.ravel(), gy.ravel()
+
+
+def arcsec_between(ra1, dec1, ra2, dec2):
+    return np.degrees(angle_between(radec_to_vector(ra1, dec1), radec_to_vector(ra2, dec2))) * 3600
+
+
+def model_radec(cam, R, x, y):
+    return cam.pixel_to_world(x, y, R)
+
+
+def test_linear_wcs_known_answer():
+    cam = CameraModel(5000.0, W, H, crpix=CRPIX)
+    R = radec_roll_to_rotation(40.0, 20.0, 0.0)  # camera +Y = North, +X = East
+    w = camera_to_wcs(cam, R)
+    assert list(w.wcs.ctype) == ["RA---TAN", "DEC--TAN"]
+    np.testing.assert_allclose(w.wcs.crval, [40.0, 20.0], atol=1e-12)
+    np.testing.assert_allclose(w.wcs.crpix, [W / 2 + 0.5 + CRPIX[0], H / 2 + 0.5 + CRPIX[1]])
+    d = math.degrees(1 / 5000.0)
+    np.testing.assert_allclose(w.wcs.cd, [[d, 0], [0, d]], atol=1e-15)
+    assert w.pixel_shape == (W, H)
+    flip = camera_to_wcs(cam.replace(parity_flip=True), R)
+    np.testing.assert_allclose(flip.wcs.cd, [[-d, 0], [0, d]], atol=1e-15)
+    # astropy's 0-based pixel of the optical centre is the boresight
+    c = w.pixel_to_world(W / 2 - 0.5 + CRPIX[0], H / 2 - 0.5 + CRPIX[1])
+    assert c.ra.deg == pytest.approx(40.0) and c.dec.deg == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("name", sorted(CAMERAS))
+def test_wcs_matches_numpy_model(name):
+    cam = CAMERAS[name]
+    w = camera_to_wcs(cam, R0)
+    assert w.wcs.ctype[0].endswith("-SIP") == (cam.distortion is not None)
+    x, y = centred_grid()
+    sky = w.pixel_to_world(x + W / 2 - 0.5, y + H / 2 - 0.5)
+    ra, dec = model_radec(cam, R0, x, y)
+    assert np.max(arcsec_between(ra, dec, sky.ra.deg, sky.dec.deg)) < 0.01
+    # and astropy's inverse lands on the same pixels
+    px, py = w.world_to_pixel(sky)
+    assert np.max(np.hypot(px - (x + W / 2 - 0.5), py - (y + H / 2 - 0.5))) < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(CAMERAS))
+def test_header_round_trip(name):
+    cam = CAMERAS[name]
+    w = camera_to_wcs(cam, R0)
+    hdr = wcs_to_header(w)
+    assert isinstance(hdr, fits.Header)
+    assert hdr["NAXIS1"] == W and hdr["NAXIS2"] == H
+    assert ("A_ORDER" in hdr) == (cam.distortion is not None)
+    text = hdr.tostring()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w2 = WCS(fits.Header.fromstring(text))
+    assert w2.pixel_shape == (W, H)
+    x, y = centred_grid(n=17)
+    s1 = w.pixel_to_world(x + W / 2 - 0.5, y + H / 2 - 0.5)
+    s2 = w2.pixel_to_world(x + W / 2 - 0.5, y + H / 2 - 0.5)
+    assert np.max(arcsec_between(s1.ra.deg, s1.dec.deg, s2.ra.deg, s2.dec.deg)) < 1e-5
+    # and the header converts back to the camera
+    cam2, R2 = wcs_to_camera(hdr)
+    ra, dec = model_radec(cam2, R2, x, y)
+    ra0, dec0 = model_radec(cam, R0, x, y)
+    assert np.max(arcsec_between(ra, dec, ra0, dec0)) < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(CAMERAS))
+def test_wcs_to_camera_inverts_camera_to_wcs(name):
+    cam = CAMERAS[name]
+    cam2, R2 = wcs_to_camera(camera_to_wcs(cam, R0))
+    np.testing.assert_allclose(R2, R0, atol=1e-12)
+    assert cam2.focal_length_px == pytest.approx(cam.focal_length_px, rel=1e-12)
+    np.testing.assert_allclose(cam2.crpix, cam.crpix, atol=1e-9)
+    assert (cam2.image_width, cam2.image_height) == (W, H)
+    assert cam2.parity_flip == cam.parity_flip
+    assert (cam2.distortion is None) == (cam.distortion is None)
+    x, y = centred_grid()
+    xi, eta = cam.pixel_to_tanplane(x, y)
+    xi2, eta2 = cam2.pixel_to_tanplane(x, y)
+    # compare in pixels: tangent-plane difference times focal length
+    err_px = np.hypot(xi2 - xi, eta2 - eta) * cam.focal_length_px
+    assert np.max(err_px) < 1e-4
+    x2, y2 = cam2.tanplane_to_pixel(xi, eta)
+    assert np.max(np.hypot(x2 - x, y2 - y)) < 1e-4
+    if cam.distortion is None:
+        assert cam2 == cam.replace(focal_length_px=cam2.focal_length_px, crpix=cam2.crpix)
+
+
+@pytest.mark.parametrize("R", [
+    radec_roll_to_rotation(0.0, 90.0, 10.0),
+    radec_roll_to_rotation(200.0, -90.0, 250.0),
+    radec_roll_to_rotation(359.99999, 89.99999, 0.0),
+    np.eye(3),
+])
+def test_poles_and_odd_attitudes(R):
+    cam = CAMERAS["flip"]
+    w = camera_to_wcs(cam, R)
+    x, y = centred_grid(n=9)
+    sky = w.pixel_to_world(x + W / 2 - 0.5, y + H / 2 - 0.5)
+    ra, dec = model_radec(cam, R, x, y)
+    assert np.max(arcsec_between(ra, dec, sky.ra.deg, sky.dec.deg)) < 1e-6
+    cam2, R2 = wcs_to_camera(w)
+    np.testing.assert_allclose(R2, R, atol=1e-12)
+
+
+def test_pixel_offset_cut_out():
+    cam = CAMERAS["radial_flip"]
+    w = camera_to_wcs(cam, R0, pixel_offset=(44, 7))
+    assert w.pixel_shape == (W + 44, H + 7)
+    x, y = centred_grid(n=9)
+    sky = w.pixel_to_world(x + W / 2 - 0.5 + 44, y + H / 2 - 0.5 + 7)
+    ra, dec = model_radec(cam, R0, x, y)
+    assert np.max(arcsec_between(ra, dec, sky.ra.deg, sky.dec.deg)) < 0.01
+    cam2, R2 = wcs_to_camera(w, pixel_offset=(44, 7))
+    assert (cam2.image_width, cam2.image_height) == (W, H)
+    np.testing.assert_allclose(cam2.crpix, CRPIX, atol=1e-9)
+    np.testing.assert_allclose(R2, R0, atol=1e-12)
+
+
+def test_external_sip_header_with_skewed_cd():
+    """A header with non-conformal CD and SIP A/B only (no AP/BP) maps exactly."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    w.wcs.crval = [210.0, 54.0]
+    w.wcs.crpix = [812.3, 620.9]
+    w.wcs.cd = np.array([[-2.1e-4, 0.3e-5], [0.1e-5, 1.95e-4]])
+    a = np.zeros((4, 4))
+    b = np.zeros((4, 4))
+    a[2, 0], a[1, 1], a[0, 3] = 2e-6, -1e-6, 3e-9
+    b[0, 2], b[2, 1] = -1.5e-6, 2e-9
+    w.sip = Sip(a, b, None, None, w.wcs.crpix)
+    w.pixel_shape = (1600, 1200)
+    cam, R = wcs_to_camera(w)
+    assert cam.parity_flip  # det(CD) < 0
+    assert isinstance(cam.distortion, PolynomialDistortion) and cam.distortion.order == 3
+    x, y = centred_grid(1600, 1200, 21)
+    sky = w.pixel_to_world(x + 800 - 0.5, y + 600 - 0.5)
+    ra, dec = model_radec(cam, R, x, y)
+    scale_arcsec = math.degrees(cam.pixel_scale()) * 3600
+    assert np.max(arcsec_between(ra, dec, sky.ra.deg, sky.dec.deg)) / scale_arcsec < 1e-6
+    px, py = cam.world_to_pixel(sky.ra.deg, sky.dec.deg, R)
+    assert np.max(np.hypot(px - x, py - y)) < 1e-6
+    # a plain TAN header with a skewed CD becomes an order-1 polynomial
+    w.sip = None
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    cam, R = wcs_to_camera(w)
+    assert cam.distortion.order == 1
+    sky = w.pixel_to_world(x + 800 - 0.5, y + 600 - 0.5)
+    ra, dec = model_radec(cam, R, x, y)
+    assert np.max(arcsec_between(ra, dec, sky.ra.deg, sky.dec.deg)) / scale_arcsec < 1e-6
+
+
+def test_bad_inputs():
+    cam = CAMERAS["plain"]
+    with pytest.raises(InvalidTypeError, match="camera"):
+        camera_to_wcs("cam", R0)
+    with pytest.raises(InvalidArgumentError, match="rotation"):
+        camera_to_wcs(cam, np.ones((3, 3)))
+    with pytest.raises(InvalidArgumentError, match="pixel_offset"):
+        camera_to_wcs(cam, R0, pixel_offset=(1, 2, 3))
+    with pytest.raises(InvalidTypeError, match="wcs"):
+        wcs_to_camera("header")
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    w.wcs.crval = [1.0, 2.0]
+    w.wcs.cdelt = [-1e-3, 1e-3]
+    w.pixel_shape = (100, 100)
+    with pytest.raises(InvalidArgumentError, match="TAN"):
+        wcs_to_camera(w)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.pixel_shape = None
+    with pytest.raises(InvalidArgumentError, match="image_width"):
+        wcs_to_camera(w)
+    cam2, _ = wcs_to_camera(w, 100, 80)
+    assert (cam2.image_width, cam2.image_height) == (100, 80)
+    assert cam2.parity_flip and cam2.distortion is None
+    with pytest.raises(InvalidTypeError, match="wcs"):
+        wcs_to_header(cam)
+
+
+def test_tess_archival_sip_wcs():
+    """The archival TESS SIP solution converts exactly over the 2048² science area."""
+    tesswcs = pytest.importorskip("tesswcs")
+    w = tesswcs.WCS.from_sector(sector=1, camera=1, ccd=1)
+    cam, R = wcs_to_camera(w, 2048, 2048, pixel_offset=(44, 0))
+    assert cam.image_width == cam.image_height == 2048
+    assert 11.5 < cam.fov_deg < 11.8  # 21"/px
+    # det(CD) > 0: with +y down the FFI is not mirrored in skysolve's convention
+    assert not cam.parity_flip
+    assert cam.distortion.order == w.sip.a_order
+    col, row = np.meshgrid(np.linspace(0, 2047, 41), np.linspace(0, 2047, 41))
+    col, row = col.ravel(), row.ravel()
+    x, y = col + 0.5 - 1024, row + 0.5 - 1024
+    sky = w.pixel_to_world(col + 44, row)
+    ra, dec = cam.pixel_to_world(x, y, R)
+    err_px = np.radians(arcsec_between(ra, dec, sky.ra.deg, sky.dec.deg) / 3600) * \
+        cam.focal_length_px
+    assert np.max(err_px) < 0.01
+    px, py = cam.world_to_pixel(sky.ra.deg, sky.dec.deg, R)
+    assert np.max(np.hypot(px - x, py - y)) < 0.01
+    # the seed notebook's reference point (science centre) agrees too
+    c = w.pixel_to_world(1024 + 44, 1024)
+    ra, dec = cam.pixel_to_world(0.5, 0.5, R)
+    assert arcsec_between(ra, dec, c.ra.deg, c.dec.deg) < 0.01

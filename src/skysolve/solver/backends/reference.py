@@ -1,0 +1,400 @@
+"""The reference backend: every solver kernel in plain numpy (and scipy's KD-trees).
+
+This is the readable definition of what the solver computes; the compiled
+backend (:mod:`skysolve.solver.backends.compiled`) implements the same
+functions with the same signatures in numba and must agree with it (the
+agreement tests check every function and whole solves). The functions and
+their contracts are listed in :mod:`skysolve.solver.backends.interface`.
+
+Conventions: *ideal* pixel offsets are undistorted positions relative to the
+optical centre, ``(x, y)`` in pixels with +y down; a camera unit vector of an
+ideal offset ``p`` at focal length ``f`` is ``(s p_x / f, p_y / f, 1)``
+normalised, ``s = -1`` for mirrored images (``parity``).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ...geometry import (
+    camera_vectors_from_tanplane,
+    chord_to_angle,
+    tanplane_from_camera_vectors,
+    wahba_rotation,
+)
+from ..keys import edge_ratios, lookup_keys, neighbour_keys, pattern_edge_angles
+from ..keys import pattern_edge_angles_indexed as _indexed_edges
+from ..patterns import canonical_order
+
+__all__ = ["NAME", "BRUTE_FORCE_PAIRS"]
+
+NAME = "reference"
+
+#: Below this many (centroid, star) pairs, distance matrices replace KD-trees.
+BRUTE_FORCE_PAIRS = 20000
+
+
+def _sign(parity: bool) -> float:
+    return -1.0 if parity else 1.0
+
+
+# ------------------------------------------------------------------------------------
+# Centroids, vectors, catalog cones
+
+
+def thin_pixels(ideal, sep_px, limit):
+    """Rows of the first ``limit`` centroids with no brighter centroid within ``sep_px``."""
+    keep = np.ones(len(ideal), bool)
+    if len(ideal) > 1 and sep_px > 0:
+        diff = ideal[:, None, :] - ideal[None, :, :]
+        close = np.einsum("ijk,ijk->ij", diff, diff) <= sep_px * sep_px
+        # a centroid is dropped when any brighter (earlier) centroid is close
+        keep = ~np.any(np.tril(close, k=-1), axis=1)
+    return np.flatnonzero(keep)[:limit]
+
+
+def unit_vectors(ideal, f, parity):
+    """Camera unit vectors of ideal pixel offsets at focal length ``f``."""
+    return camera_vectors_from_tanplane(_sign(parity) * ideal[..., 0] / f, ideal[..., 1] / f)
+
+
+def brightest_in_cone(index, centre, radius_rad, count):
+    """The ``count`` brightest stars of a :class:`~skysolve.sky.index.SkyIndex` in a cone.
+
+    Returns their rows (brightest first) and unit vectors.
+    """
+    idx = index.brightest_in_cone(centre, radius_rad, count)
+    return idx, index.vectors[idx]
+
+
+def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
+    """The first ``count`` of ``vectors`` that project inside the image: (rows, ideal px).
+
+    ``(cx, cy)`` is the optical centre's offset from the image centre and the
+    image (plus any margin) spans ``|x + cx| <= half_w``, ``|y + cy| <= half_h``.
+    """
+    xi, eta = tanplane_from_camera_vectors(vectors @ R.T)
+    p = np.stack([_sign(parity) * xi * f, eta * f], axis=-1)
+    inside = (np.isfinite(p[:, 0]) & (np.abs(p[:, 0] + cx) <= half_w)
+              & (np.abs(p[:, 1] + cy) <= half_h))
+    rows = np.flatnonzero(inside)[:count]
+    return rows, p[rows]
+
+
+# ------------------------------------------------------------------------------------
+# Pattern search
+
+
+def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, star_xyz, f_guess,
+                      width, fov_lo, fov_hi):
+    """Catalog patterns matching one batch of image patterns (see :func:`pattern_candidates`)."""
+    V = v_guess[batch]
+    ratios, largest = edge_ratios(pattern_edge_angles(V))
+    keys, owner = neighbour_keys(ratios, bins, tol)
+    rows, kowner = lookup_keys(keys_sorted, keys)
+    if len(rows) == 0:
+        return None
+    pat = owner[kowner]
+    # a catalog pattern may be reached through several neighbour keys only once,
+    # since keys are distinct; the same (pattern, row) pair cannot repeat.
+    cstars = pattern_stars[rows]
+    cratios, clargest = edge_ratios(_indexed_edges(star_xyz, cstars))
+    ok = np.all(np.abs(cratios - ratios[pat]) <= tol, axis=1)
+    f_est = f_guess * largest[pat] / clargest
+    fov_est = 2.0 * np.arctan(0.5 * width / f_est)
+    ok &= (fov_est >= fov_lo) & (fov_est <= fov_hi)
+    if not ok.any():
+        return None
+    pat = pat[ok]
+    # image stars in canonical order (scale-free, so the guess vectors serve)
+    iquads = np.take_along_axis(batch[pat], canonical_order(V[pat]), axis=1)
+    return iquads, cstars[ok].astype(np.intp), f_est[ok], clargest[ok]
+
+
+def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
+                       directory, shift, pattern_stars, star_xyz, f_guess, width, fov_lo,
+                       fov_hi):
+    """Catalog patterns matching image patterns, batch by batch from pattern ``start``.
+
+    ``v_guess`` (n, 3) holds camera vectors of the pattern stars at the
+    guessed focal length and ``combos`` (m, 4) its rows per pattern, cut into
+    batches at ``ends``. Whole batches are matched until one yields candidates
+    or ``max_patterns`` patterns are done. (``directory`` and ``shift`` of the
+    key directory are not needed here: a binary search over ``keys_sorted``
+    finds the same rows.)
+
+    Returns
+    -------
+    img_quads : (k, 4) rows of ``v_guess`` in canonical order
+    cat_quads : (k, 4) star-table indices (canonical order, as stored)
+    f_est : (k,) focal length implied by the pattern scales, pixels
+    cat_largest : (k,) largest catalog edge, radians
+    done : the pattern after the last one matched (a batch end)
+    """
+    done = start
+    for end in ends:
+        if end <= done:
+            continue
+        found = _batch_candidates(v_guess, combos[done:end], bins, tol, keys_sorted,
+                                  pattern_stars, star_xyz, f_guess, width, fov_lo, fov_hi)
+        if found is not None:
+            return (*found, end)
+        done = end
+        if done - start >= max_patterns:
+            break
+    return (np.zeros((0, 4), np.intp), np.zeros((0, 4), np.intp), np.zeros(0), np.zeros(0),
+            done)
+
+
+def pattern_attitudes(ideal4, cat4, f_est, parities):
+    """Attitude of each candidate pattern pair, for the better of the allowed parities.
+
+    ``ideal4`` (k, 4, 2) ideal pixel offsets, ``cat4`` (k, 4, 3) catalog
+    vectors, ``parities`` the allowed parities (bool array) in order of
+    preference on a tie. Returns rotations (k, 3, 3), each pair's largest
+    star residual (k,) in radians and the parity chosen (k,).
+    """
+    m = len(f_est)
+    p = len(parities)
+    sign = np.repeat(np.where(np.asarray(parities), -1.0, 1.0), m)[:, None]
+    f_rep = np.tile(f_est, p)[:, None]
+    ideal_rep = np.tile(ideal4, (p, 1, 1))
+    vi = camera_vectors_from_tanplane(sign * ideal_rep[..., 0] / f_rep,
+                                      ideal_rep[..., 1] / f_rep)
+    cv_rep = np.tile(cat4, (p, 1, 1))
+    R = wahba_rotation(vi, cv_rep)
+    res = np.max(np.sum((vi - cv_rep @ np.swapaxes(R, -1, -2)) ** 2, axis=-1), axis=1)
+    res = chord_to_angle(np.sqrt(res)).reshape(p, m)
+    pick = np.argmin(res, axis=0)
+    return (R.reshape(p, m, 3, 3)[pick, np.arange(m)], res[pick, np.arange(m)],
+            np.asarray(parities, dtype=bool)[pick])
+
+
+# ------------------------------------------------------------------------------------
+# Matching and verification
+
+
+def kdtree_matches(tree, cat, radius):
+    """Pairs (image row, catalog row, distance) for large problems, from a KD-tree of the image.
+
+    Each catalog star takes its nearest centroid within ``radius``; a
+    centroid claimed by several stars keeps the closest.
+    """
+    d, i = tree.query(cat, distance_upper_bound=radius)
+    j = np.flatnonzero(np.isfinite(d))
+    i = i[j]
+    d = d[j]
+    if len(j) == 0:
+        return i, j, d
+    order = np.lexsort((d, i))
+    first = np.ones(len(order), bool)
+    first[1:] = i[order][1:] != i[order][:-1]
+    keep = np.sort(order[first])
+    return i[keep], j[keep], d[keep]
+
+
+def _distance2(img, cat):
+    """Squared distances ``(n_cat, n_img)``: |c - m|^2 expanded, one small matrix product."""
+    return (np.einsum("ij,ij->i", cat, cat)[:, None] + np.einsum("ij,ij->i", img, img)[None, :]
+            - 2.0 * (cat @ img.T))
+
+
+def mutual_matches(img, cat, radius):
+    """One-to-one pairs (image row, catalog row, distance) within ``radius`` pixels.
+
+    Small problems: pairs that are each other's nearest neighbour, in
+    increasing catalog row. Large ones (more than :data:`BRUTE_FORCE_PAIRS`
+    pairs): :func:`kdtree_matches`.
+    """
+    if len(img) == 0 or len(cat) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
+    if len(img) * len(cat) > BRUTE_FORCE_PAIRS:
+        return kdtree_matches(cKDTree(img), cat, radius)
+    d2 = _distance2(img, cat)
+    i = np.argmin(d2, axis=1)
+    rows = np.arange(len(cat))
+    # mutual nearest neighbours are one-to-one by construction
+    j = np.flatnonzero((np.argmin(d2, axis=0)[i] == rows) & (d2[rows, i] <= radius * radius))
+    # the expanded form can round a zero distance to a tiny negative number
+    return i[j], j, np.sqrt(np.maximum(d2[j, i[j]], 0.0))
+
+
+def crowding(img, cat, radius, outer):
+    """Mean chance per centroid of meeting a catalog star, from the local star density.
+
+    Each centroid counts the catalog stars in the annulus ``(radius, outer]``
+    around it (the star it may match is left out, so the estimate is
+    unbiased); the density times the match disc ``pi radius^2`` is its chance.
+    """
+    d2 = _distance2(cat, img)
+    around = np.count_nonzero((d2 > radius ** 2) & (d2 <= outer ** 2), axis=1)
+    return float(np.mean(around * radius ** 2 / (outer ** 2 - radius ** 2)))
+
+
+def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, radius,
+                  outer):
+    """Counts of a verification: (catalog stars in the image, matches, crowding chance).
+
+    The catalog ``vectors`` are projected (the first ``count`` inside the
+    image kept), matched one-to-one with the first ``n_img`` centroids, and
+    the crowding chance of :func:`crowding` computed.
+    """
+    rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
+    if len(rows) == 0:
+        return 0, 0, 0.0
+    i, _, _ = mutual_matches(ideal[:n_img], p, radius)
+    return len(rows), len(i), crowding(ideal[:n_img], p, radius, outer)
+
+
+# ------------------------------------------------------------------------------------
+# Fits
+
+
+def fit_pairs(ideal, v_cat, use, f, parity, fixed_camera):
+    """Attitude (and focal length unless ``fixed_camera``) from the pairs ``use``.
+
+    Returns (R, f, per-pair angular residuals in radians, ok); ``ok`` is False
+    when the focal-length fit fails.
+    """
+    s = _sign(parity)
+    v_img = camera_vectors_from_tanplane(s * ideal[:, 0] / f, ideal[:, 1] / f)
+    R = wahba_rotation(v_img[use], v_cat[use])
+    if not fixed_camera:
+        xi, eta = tanplane_from_camera_vectors(v_cat[use] @ R.T)
+        num = np.sum(s * ideal[use, 0] * xi + ideal[use, 1] * eta)
+        den = np.sum(xi * xi + eta * eta)
+        f_new = float(num / den) if den > 0 else float("nan")
+        if not (math.isfinite(f_new) and f_new > 0):
+            return R, f, np.zeros(len(ideal)), False
+        if abs(f_new - f) > 1e-9 * f_new:
+            f = f_new
+            v_img = camera_vectors_from_tanplane(s * ideal[:, 0] / f, ideal[:, 1] / f)
+            R = wahba_rotation(v_img[use], v_cat[use])
+    diff = v_img - v_cat @ R.T
+    return R, f, chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff))), True
+
+
+def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
+    """Least-trimmed-squares concentration steps over matched pairs.
+
+    Fit everything, then repeatedly refit the best ``h`` pairs and re-rank, up
+    to ``steps`` fits or until the best set repeats. A few wrong matches near
+    the edge of the match radius then cannot drag the fit, as they would a
+    plain least-squares fit of everything.
+
+    Returns (R, f, err) of the first fit, (R, f, err) of the last fit, the
+    core pairs ranked best by the last fit, and ok (False when a focal-length
+    fit failed).
+    """
+    core = np.arange(len(ideal))
+    R0, f0, err0, ok = fit_pairs(ideal, v_cat, core, f, parity, fixed_camera)
+    R, f1, err = R0, f0, err0
+    for step in range(steps):
+        if step:
+            R, f1, err, ok = fit_pairs(ideal, v_cat, core, f1, parity, fixed_camera)
+        if not ok:
+            break
+        new_core = np.sort(np.argsort(err, kind="stable")[:h])
+        if np.array_equal(new_core, core):
+            break
+        core = new_core
+    return R0, f0, err0, R, f1, err, core, ok
+
+
+def median(values):
+    """Median of a non-empty 1-D array (numpy's result, without its overhead)."""
+    v = np.sort(values)
+    n = len(v)
+    return float(0.5 * (v[(n - 1) // 2] + v[n // 2]))
+
+
+def _matches(prims, trees, ideal_all, n_img, p, radius):
+    """:func:`mutual_matches` of the first ``n_img`` centroids, KD-trees cached per call."""
+    if n_img * len(p) <= BRUTE_FORCE_PAIRS:
+        return prims.mutual_matches(ideal_all[:n_img], p, radius)
+    if n_img not in trees:
+        trees[n_img] = cKDTree(ideal_all[:n_img])
+    return kdtree_matches(trees[n_img], p, radius)
+
+
+def refine_with(prims, ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h,
+                radius, iterations, sigma_clip):
+    """:func:`refine` built from a backend's primitives (``in_image``, ``mutual_matches``,
+    ``trimmed_fit``, ``fit_pairs``); the compiled backend runs large fields through it."""
+    n_img_all = len(ideal_all)
+    count = 3 * n_img_all
+    trees: dict[int, cKDTree] = {}
+    img_idx = rows_kept = np.zeros(0, np.intp)
+    err = np.zeros(0)
+    keep = np.zeros(0, bool)
+    for it in range(iterations + 1):
+        rows, p = prims.in_image(v_all, R, f, parity, cx, cy, half_w, half_h, count)
+        if len(rows) == 0:
+            return False, R, f, img_idx, rows_kept, err
+        # limit both sides so that a deep list on one side cannot swamp the other
+        n_img = min(n_img_all, max(3 * len(rows), 50))
+        i, j, _ = _matches(prims, trees, ideal_all, n_img, p, radius)
+        if len(i) < 3:
+            return False, R, f, img_idx, rows_kept, err
+        if it and np.array_equal(i, img_idx) and np.array_equal(rows[j], rows_kept):
+            break  # the matches did not change: the last fit is final
+        img_idx, rows_kept = i, rows[j]
+        ideal, v_cat = ideal_all[img_idx], v_all[rows_kept]
+        # later passes start from a clean fit: one step (fit everything) suffices there
+        h = min(len(i), max(5, math.ceil(0.6 * len(i))))
+        R0, f0, err0, R, f, err, core, ok = prims.trimmed_fit(
+            ideal, v_cat, f, parity, fixed_camera, h, 8 if it == 0 else 1)
+        if not ok:
+            return False, R, f, img_idx, rows_kept, err
+        # Clipping rejects mismatches, not model error: never clip inside a fifth of the
+        # match radius (nor half a pixel), or the stars a calibration most needs -- those
+        # where the current distortion model is worst -- would be dropped.
+        floor = max(0.2 * radius, 0.5) / f
+        keep = err <= max(sigma_clip * 1.4826 * median(err[core]), floor)
+        if keep.sum() < 3:
+            return False, R, f, img_idx, rows_kept, err
+        if keep.all():
+            R, f, err = R0, f0, err0  # nothing clipped: the first fit used exactly these
+        else:
+            R, f, err, ok = prims.fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity,
+                                            fixed_camera)
+            if not ok:
+                return False, R, f, img_idx, rows_kept, err
+    return True, R, f, img_idx[keep], rows_kept[keep], err[keep]
+
+
+def refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, radius,
+           iterations, sigma_clip):
+    """Re-match all stars and refit attitude (and focal length) ``iterations + 1`` times.
+
+    ``v_all`` holds the catalog cone's vectors (one cone serves every pass:
+    the attitude moves by far less than its margin). Each pass matches
+    centroids to the projected catalog, fits robustly -- trimmed
+    concentration steps, then sigma clipping -- and refits the inliers.
+    Returns (ok, R, f, image rows, cone rows, residuals in radians) of the
+    kept matches of the last pass.
+    """
+    return refine_with(_PRIMITIVES, ideal_all, v_all, R, f, parity, fixed_camera, cx, cy,
+                       half_w, half_h, radius, iterations, sigma_clip)
+
+
+def attitude_covariance(ideal, f, parity, sigma):
+    """Attitude covariance (camera axes, rad²): ``sigma^2 (sum(I - v v^T))^-1``.
+
+    Each matched unit vector ``v`` constrains the two rotation axes
+    perpendicular to it. NaN where the information matrix is singular.
+    """
+    v = unit_vectors(ideal, f, parity)
+    info = len(v) * np.eye(3) - v.T @ v
+    try:
+        return sigma ** 2 * np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        return np.full((3, 3), np.nan)
+
+
+_PRIMITIVES = SimpleNamespace(in_image=in_image, mutual_matches=mutual_matches,
+                              trimmed_fit=trimmed_fit, fit_pairs=fit_pairs)

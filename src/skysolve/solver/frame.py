@@ -1,0 +1,145 @@
+"""The two sides of a solve: the image's centroids and the catalog's stars.
+
+:class:`Frame` holds the centroids as *ideal* pixel offsets (undistorted,
+relative to the optical centre, +y down) and the image geometry;
+:class:`CatalogView` hands out catalog star vectors (apparent directions when
+an observer velocity is given). A :class:`Hypothesis` is an attitude ``R``
+(ICRS to camera), a focal length ``f`` (px) and a parity. Every array
+operation goes through the solve's backend (:mod:`skysolve.solver.backends`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..camera.model import CameraModel
+
+__all__ = ["Frame", "CatalogView", "Hypothesis", "make_frame", "focal_from_fov",
+           "fov_from_focal"]
+
+
+def focal_from_fov(fov_rad: float, width: int) -> float:
+    """Focal length (px) of a pinhole camera with horizontal field of view ``fov_rad``."""
+    return 0.5 * width / math.tan(0.5 * fov_rad)
+
+
+def fov_from_focal(f: float, width: int) -> float:
+    """Horizontal field of view (radians) of a pinhole camera of focal length ``f`` px."""
+    return 2.0 * math.atan(0.5 * width / f)
+
+
+@dataclass
+class Hypothesis:
+    """An attitude (ICRS to camera rotation), a focal length (px) and a parity."""
+
+    R: NDArray[np.float64]
+    f: float
+    parity: bool
+
+
+@dataclass
+class Frame:
+    """The image side of a solve: centroids in ideal pixel offsets."""
+
+    xy: NDArray[np.float64]          # (n, 2) centred pixels as given
+    ideal: NDArray[np.float64]       # (n, 2) undistorted offsets from the optical centre, px
+    width: int
+    height: int
+    camera: CameraModel              # geometry besides focal length and parity
+    fixed_camera: bool               # focal length and parity fixed by the caller
+    backend: ModuleType
+
+    def vectors(self, f: float, parity: bool, idx: Any = slice(None)) -> NDArray[np.float64]:
+        """Camera unit vectors of (some of) the centroids at focal length ``f``."""
+        return self.backend.unit_vectors(self.ideal[idx], f, parity)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """Offset of the optical centre from the image centre, px."""
+        c = self.camera.crpix
+        return float(c[0]), float(c[1])
+
+    def in_image(self, vectors: NDArray[np.float64], hyp: Hypothesis, count: int,
+                 margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """The first ``count`` of ``vectors`` that project inside the image: (rows, ideal px)."""
+        cx, cy = self.centre
+        return self.backend.in_image(vectors, hyp.R, hyp.f, hyp.parity, cx, cy,
+                                     0.5 * self.width + margin_px,
+                                     0.5 * self.height + margin_px, count)
+
+    def reach_px(self, margin_px: float = 0.0) -> float:
+        """Largest distance from the optical centre to the image (plus margin), px."""
+        cx, cy = self.centre
+        return math.hypot(self.width, self.height) * 0.5 + margin_px + math.hypot(cx, cy)
+
+
+def make_frame(xy: NDArray[np.float64], width: int, height: int,
+               camera_model: CameraModel | None, backend: ModuleType) -> Frame:
+    """The frame of centred centroid positions ``xy`` (a new array the frame may keep)."""
+    if camera_model is not None:
+        cam = camera_model
+        f = cam.focal_length_px
+        xi, eta = cam.pixel_to_tanplane(xy[:, 0], xy[:, 1])
+        s = -1.0 if cam.parity_flip else 1.0
+        ideal = np.stack([s * np.asarray(xi) * f, np.asarray(eta) * f], axis=1)
+        return Frame(xy, ideal, width, height, cam, True, backend)
+    return Frame(xy, np.ascontiguousarray(xy, dtype=np.float64), width, height,
+                 _plain_camera(width, height), False, backend)
+
+
+@lru_cache(maxsize=16)
+def _plain_camera(width: int, height: int) -> CameraModel:
+    """Centred, undistorted camera of unit focal length (solved focal lengths replace it)."""
+    return CameraModel(1.0, width, height)
+
+
+class CatalogView:
+    """Catalog side of a solve: star vectors (apparent, when aberration is on)."""
+
+    def __init__(self, db: Any, velocity: NDArray[np.float64] | None, backend: ModuleType):
+        self.db = db
+        self.velocity = velocity
+        self.backend = backend
+
+    def _aberrate(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.velocity is None or not len(v):
+            return v
+        from ..sky.aberration import aberrate
+
+        return aberrate(v, self.velocity)
+
+    def cone(self, boresight: NDArray[np.float64], radius_rad: float,
+             count: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """The ``count`` brightest stars within the cone: (star-table rows, vectors)."""
+        idx, v = self.backend.brightest_in_cone(self.db.sky_index, boresight, radius_rad, count)
+        return idx, self._aberrate(v)
+
+    def vectors(self, idx: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Vectors of star-table rows ``idx``."""
+        return self._aberrate(self.db.star_vectors[idx])
+
+    def field(self, frame: Frame, hyp: Hypothesis, count: int,
+              margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """Stars of a cone covering the image under ``hyp``: (rows, vectors), brightest first.
+
+        The cone is larger than the image rectangle, so proportionally more than
+        ``count`` stars are fetched for ``count`` to remain inside the image.
+        """
+        reach = frame.reach_px(margin_px)
+        radius = math.atan(reach / hyp.f) * 1.05 + 1e-4
+        rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
+        return self.cone(hyp.R[2], radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
+
+    def projected(self, frame: Frame, hyp: Hypothesis, count: int,
+                  margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """The brightest ``count`` catalog stars inside the image: (rows, ideal px)."""
+        idx, v = self.field(frame, hyp, count, margin_px)
+        rows, p = frame.in_image(v, hyp, count, margin_px)
+        return idx[rows], p

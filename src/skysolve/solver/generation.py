@@ -1,0 +1,157 @@
+"""Building a database from a catalog: :class:`GenerationOptions` and :func:`generate`.
+
+The catalog is propagated to the proper-motion epoch, sorted brightest first
+and cut to the stars verification needs (``verification_stars_per_fov`` per
+average field of the smallest size, or ``star_max_magnitude``); patterns are
+then generated for every field-of-view scale from ``max_fov_deg`` down to
+``min_fov_deg`` (:mod:`skysolve.solver.patterns`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import _args
+from .._options import Options, option
+from ..errors import InvalidArgumentError
+from . import patterns as _patterns
+from .dbfile import DATABASE_FORMAT_VERSION
+from .keys import bins_for_error
+
+__all__ = ["GenerationOptions", "generate"]
+
+
+def _max_fov(value: Any, name: str) -> float:
+    return _args.positive(value, name, maximum=180.0, open_max=True)
+
+
+def _min_fov(value: Any, name: str) -> float | None:
+    return _args.positive(value, name, allow_none=True)
+
+
+def _magnitude(value: Any, name: str) -> float | None:
+    return _args.number(value, name, allow_none=True)
+
+
+def _pattern_error(value: Any, name: str) -> float:
+    return _args.positive(value, name, maximum=0.25, open_max=True)
+
+
+def _positive(value: Any, name: str) -> float:
+    return _args.positive(value, name)
+
+
+def _count1(value: Any, name: str) -> int:
+    return _args.count(value, name, minimum=1)
+
+
+def _step(value: Any, name: str) -> float:
+    return _args.number(value, name, minimum=1.0, open_min=True)
+
+
+def _progress(value: Any, name: str) -> bool | None:
+    return None if value is None else _args.flag(value, name)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GenerationOptions(Options):
+    """The parameters of a pattern database (see the field documentation)."""
+
+    max_fov_deg: float = option(30.0, type="float", check=_max_fov, doc="""
+        Largest horizontal field of view to solve, degrees (0 < fov < 180).""")
+    min_fov_deg: float | None = option(None, type="float, optional", check=_min_fov, doc="""
+        Smallest field of view, degrees; below ``max_fov_deg`` the database holds
+        patterns for every scale ``max_fov_deg / multiscale_step**i`` down to it.
+        Default: ``max_fov_deg``.""")
+    star_max_magnitude: float | None = option(None, type="float, optional", check=_magnitude,
+                                              doc="""
+        Faintest star kept. Default: as faint as needed for
+        ``verification_stars_per_fov`` stars in an average ``min_fov_deg`` field.""")
+    pattern_max_error: float = option(0.001, type="float", check=_pattern_error, doc="""
+        Largest edge-ratio error a pattern match tolerates (0 < e < 0.25); sets the
+        key quantisation (``round(0.25 / pattern_max_error)`` bins per ratio).""")
+    lattice_field_oversampling: float = option(100.0, type="float", check=_positive, doc="""
+        Pattern fields per field-of-view area over the sky.""")
+    patterns_per_lattice_field: int = option(50, type="int", check=_count1, doc="""
+        Patterns built from the brightest stars of each field.""")
+    verification_stars_per_fov: int = option(150, type="int", check=_count1, doc="""
+        Average stars per ``min_fov_deg`` field kept for verification.""")
+    multiscale_step: float = option(1.5, type="float", check=_step, doc="""
+        Ratio between consecutive field-of-view scales (> 1).""")
+    epoch_proper_motion_year: float | None = option(2025.0, type="float or None",
+                                                    check=_magnitude, doc="""
+        Julian year the star positions are propagated to; None keeps the catalog epoch.""")
+    progress: bool | None = option(None, type="bool or None", check=_progress, doc="""
+        Progress bar on stderr; None shows it only on a terminal.""")
+
+    def _check_together(self) -> None:
+        if self.min_fov_deg is not None and self.min_fov_deg > self.max_fov_deg:
+            raise InvalidArgumentError(
+                f"min_fov_deg ({self.min_fov_deg}) must not exceed max_fov_deg "
+                f"({self.max_fov_deg})")
+
+    @property
+    def min_fov(self) -> float:
+        """The smallest field of view, degrees (``max_fov_deg`` when not given)."""
+        return self.min_fov_deg if self.min_fov_deg is not None else self.max_fov_deg
+
+
+def _star_table(catalog: Any, options: GenerationOptions) -> Any:
+    """The catalog's stars the database keeps: propagated, brightest first, cut."""
+    if len(catalog) < 4:
+        raise InvalidArgumentError("catalog must hold at least 4 stars")
+    if options.epoch_proper_motion_year is not None:
+        catalog = catalog.propagate(options.epoch_proper_motion_year)
+    catalog = catalog.sorted_by_magnitude()
+    if options.star_max_magnitude is not None:
+        catalog = catalog.brighter_than(options.star_max_magnitude)
+    # stars for verification_stars_per_fov per average square min_fov field
+    n_keep = int(math.ceil(options.verification_stars_per_fov * 4.0 * math.pi
+                           / math.radians(options.min_fov) ** 2))
+    if n_keep < len(catalog):
+        catalog = catalog.select(np.arange(n_keep))
+    if len(catalog) < 4:
+        raise InvalidArgumentError("fewer than 4 catalog stars pass star_max_magnitude")
+    return catalog
+
+
+def generate(catalog: Any, options: GenerationOptions) -> tuple[dict[str, NDArray],
+                                                                dict[str, Any]]:
+    """The arrays (star table and patterns) and parameters of a database of ``catalog``."""
+    catalog = _star_table(catalog, options)
+    bins = bins_for_error(options.pattern_max_error)
+    scales = _patterns.fov_scales(options.max_fov_deg, options.min_fov, options.multiscale_step)
+    pset = _patterns.generate_patterns(catalog.vectors(), scales,
+                                       options.lattice_field_oversampling,
+                                       options.patterns_per_lattice_field, bins,
+                                       progress=options.progress)
+    params = {
+        "format_version": DATABASE_FORMAT_VERSION,
+        "catalog": catalog.name,
+        "num_stars": len(catalog),
+        "num_patterns": int(len(pset.keys)),
+        "max_fov_deg": options.max_fov_deg,
+        "min_fov_deg": options.min_fov,
+        "fov_scales_deg": scales,
+        "star_max_magnitude": float(catalog.mag.max()),
+        "pattern_max_error": options.pattern_max_error,
+        "pattern_bins": bins,
+        "separation_fraction": _patterns.SEPARATION_FRACTION,
+        "field_radius_fraction": _patterns.FIELD_RADIUS_FRACTION,
+        "lattice_field_oversampling": options.lattice_field_oversampling,
+        "patterns_per_lattice_field": options.patterns_per_lattice_field,
+        "verification_stars_per_fov": options.verification_stars_per_fov,
+        "multiscale_step": options.multiscale_step,
+        "epoch_proper_motion_year": catalog.epoch,
+    }
+    arrays = {"star_ids": catalog.ids.astype(np.int64),
+              "star_ra_deg": catalog.ra_deg.astype(np.float64),
+              "star_dec_deg": catalog.dec_deg.astype(np.float64),
+              "star_mag": catalog.mag.astype(np.float32),
+              "pattern_stars": pset.stars, "pattern_keys": pset.keys}
+    return arrays, params

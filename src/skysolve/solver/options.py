@@ -1,0 +1,205 @@
+"""Every solve parameter, its default, units, documentation and check: :class:`SolveOptions`.
+
+``SolverDatabase.solve_from_centroids`` (the tetra3rs-compatible signature),
+:func:`skysolve.solver.solve.solve_from_centroids`, the batch and calibration
+workflows and the command line all build one :class:`SolveOptions` and hand
+it to the solver; its signature and "Parameters" documentation are generated
+from the fields below. A new solve parameter is one new field here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import _args
+from .._options import Options, option
+from ..errors import InvalidArgumentError, InvalidTypeError
+from ..geometry import as_rotation_matrix
+
+__all__ = ["SolveOptions", "BACKENDS"]
+
+#: Values of :attr:`SolveOptions.backend`.
+BACKENDS = ("auto", "compiled", "reference")
+#: Default hint uncertainty when none is given, radians.
+DEFAULT_HINT_UNCERTAINTY_RAD = math.radians(1.0)
+
+
+def _fov_deg(value: Any, name: str) -> float | None:
+    return _args.positive(value, name, maximum=180.0, open_max=True, allow_none=True)
+
+
+def _fov_rad(value: Any, name: str) -> float | None:
+    return _args.positive(value, name, maximum=math.pi, open_max=True, allow_none=True)
+
+
+def _nonneg_or_none(value: Any, name: str) -> float | None:
+    return _args.nonnegative(value, name, allow_none=True)
+
+
+def _positive_or_none(value: Any, name: str) -> float | None:
+    return _args.positive(value, name, allow_none=True)
+
+
+def _size_or_none(value: Any, name: str) -> int | None:
+    return _args.size(value, name, allow_none=True)
+
+
+def _shape_or_none(value: Any, name: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    return _args.image_size(None, None, value)[::-1]
+
+
+def _open_fraction(value: Any, name: str) -> float:
+    return _args.fraction(value, name, open_min=True, open_max=True)
+
+
+def _timeout(value: Any, name: str) -> float | None:
+    return _args.nonnegative(value, name, allow_none=True)
+
+
+def _pattern_error(value: Any, name: str) -> float | None:
+    return _args.positive(value, name, maximum=0.25, open_max=True, allow_none=True)
+
+
+def _iterations(value: Any, name: str) -> int:
+    return _args.count(value, name)
+
+
+def _camera(value: Any, name: str) -> Any:
+    from ..camera.model import CameraModel
+
+    if value is not None and not isinstance(value, CameraModel):
+        raise InvalidTypeError(f"{name} must be a CameraModel, got {type(value).__name__}")
+    return value
+
+
+def _velocity(value: Any, name: str) -> NDArray[np.float64] | None:
+    return _args.vector(value, name, 3, what="numbers [vx, vy, vz] in km/s", allow_none=True)
+
+
+def _attitude(value: Any, name: str) -> NDArray[np.float64] | None:
+    if value is None:
+        return None
+    return np.ascontiguousarray(as_rotation_matrix(value, name))
+
+
+def _backend(value: Any, name: str) -> str:
+    return _args.choice(value, name, BACKENDS)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SolveOptions(Options):
+    """The parameters of one plate solve (see the field documentation).
+
+    Instances are immutable and checked when created; :meth:`replace` makes
+    modified copies. ``attitude_hint`` is stored as its rotation matrix and
+    ``image_shape`` as a ``(height, width)`` tuple of ints.
+    """
+
+    fov_estimate_deg: float | None = option(None, type="float, optional", check=_fov_deg, doc="""
+        Horizontal field of view estimate, degrees (give at most one of the two).
+        Default: the camera model's, else the database's whole range is searched.""")
+    fov_estimate_rad: float | None = option(None, type="float, optional", check=_fov_rad, doc="""
+        The same in radians.""")
+    image_width: int | None = option(None, type="int, optional", check=_size_or_none, doc="""
+        Image width in pixels.""")
+    image_height: int | None = option(None, type="int, optional", check=_size_or_none, doc="""
+        Image height in pixels (default: the width).""")
+    image_shape: tuple[int, int] | None = option(
+        None, type="(int, int), optional", check=_shape_or_none, doc="""
+        numpy ``(height, width)``; an alternative to width and height.""")
+    fov_max_error_deg: float | None = option(
+        None, type="float, optional", check=_nonneg_or_none, doc="""
+        Largest allowed error of the estimate, degrees (give at most one of the two).
+        Default: the search accepts fields of view between 0.6x and 1/0.6x the
+        estimate (or the database's range when there is no estimate).""")
+    fov_max_error_rad: float | None = option(
+        None, type="float, optional", check=_nonneg_or_none, doc="""
+        The same in radians.""")
+    match_radius: float = option(0.01, type="float", check=_open_fraction, doc="""
+        Match distance as a fraction of the image width (0 < r < 1).""")
+    match_threshold: float = option(1e-5, type="float", check=_open_fraction, doc="""
+        False-positive probability a solution must beat (0 < p < 1).""")
+    solve_timeout_ms: float | None = option(5000.0, type="float or None", check=_timeout, doc="""
+        Give up after this many milliseconds (None or 0: no limit). Neither this
+        limit nor ``solve_time_ms`` counts the one-time preparation of the
+        compiled kernels for a database (the first solve in a process; compiling
+        them on a machine's first run takes seconds, cached on disk after).""")
+    match_max_error: float | None = option(
+        None, type="float, optional", check=_pattern_error, doc="""
+        Largest edge-ratio difference of a pattern match (0 < e < 0.25); default
+        the database's ``pattern_max_error``.""")
+    refine_iterations: int = option(2, type="int", check=_iterations, doc="""
+        Re-match and refit passes after the first match (>= 0).""")
+    camera_model: Any = option(None, type="CameraModel, optional", check=_camera, doc="""
+        Fixes focal length, optical centre, parity and distortion.""")
+    observer_velocity_km_s: NDArray[np.float64] | None = option(
+        None, type="array_like (3,), optional", check=_velocity, doc="""
+        Observer's ICRS velocity, km/s (e.g. ``earth_barycentric_velocity(t)``);
+        catalog directions are aberrated with it.""")
+    attitude_hint: NDArray[np.float64] | None = option(
+        None, type="quaternion [w, x, y, z] or 3x3 matrix, optional", check=_attitude, doc="""
+        Tracking mode: match against catalog stars around this ICRS-to-camera
+        attitude, falling back to the lost-in-space search unless ``strict_hint``.""")
+    hint_uncertainty_deg: float | None = option(
+        None, type="float, optional", check=_positive_or_none, doc="""
+        Uncertainty of the hint, degrees (give at most one of the two; default 1).""")
+    hint_uncertainty_rad: float | None = option(
+        None, type="float, optional", check=_positive_or_none, doc="""
+        The same in radians.""")
+    strict_hint: bool = option(False, type="bool", check=_args.flag, doc="""
+        With a hint, do not fall back to the lost-in-space search.""")
+    backend: str = option("auto", type="{'auto', 'compiled', 'reference'}", check=_backend,
+                          doc="""
+        Solver implementation: the numba-compiled kernels, or the pure-numpy
+        reference (same answers, several times slower); ``'auto'`` takes the
+        compiled one unless numba is missing or ``SKYSOLVE_DISABLE_NUMBA=1``.""")
+
+    def _check_together(self) -> None:
+        for a, b in (("fov_estimate_deg", "fov_estimate_rad"),
+                     ("fov_max_error_deg", "fov_max_error_rad"),
+                     ("hint_uncertainty_deg", "hint_uncertainty_rad")):
+            _args.exclusive(a, getattr(self, a), b, getattr(self, b))
+        if self.image_shape is not None:
+            h, w = self.image_shape
+            if self.image_width is not None and self.image_width != w:
+                raise InvalidArgumentError(
+                    f"image_width={self.image_width} disagrees with image_shape={(h, w)}")
+            if self.image_height is not None and self.image_height != h:
+                raise InvalidArgumentError(
+                    f"image_height={self.image_height} disagrees with image_shape={(h, w)}")
+
+    # -- resolved values the solver works with
+    @property
+    def fov_estimate(self) -> float | None:
+        """The field of view estimate in radians, or None."""
+        if self.fov_estimate_deg is not None:
+            return math.radians(self.fov_estimate_deg)
+        return self.fov_estimate_rad
+
+    @property
+    def fov_max_error(self) -> float | None:
+        """The largest error of the estimate in radians, or None."""
+        if self.fov_max_error_deg is not None:
+            return math.radians(self.fov_max_error_deg)
+        return self.fov_max_error_rad
+
+    @property
+    def hint_uncertainty(self) -> float:
+        """The hint uncertainty in radians (1 degree unless given)."""
+        if self.hint_uncertainty_deg is not None:
+            return math.radians(self.hint_uncertainty_deg)
+        if self.hint_uncertainty_rad is not None:
+            return self.hint_uncertainty_rad
+        return DEFAULT_HINT_UNCERTAINTY_RAD
+
+    def image_size(self) -> tuple[int, int]:
+        """``(width, height)`` from the size arguments or the camera model."""
+        cams = [] if self.camera_model is None else [self.camera_model]
+        return _args.image_size(self.image_width, self.image_height, self.image_shape, cams)

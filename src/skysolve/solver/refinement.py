@@ -1,0 +1,95 @@
+"""Refinement of an accepted hypothesis with all matched stars, and the result it gives.
+
+Each pass matches every centroid to the catalog projected through the
+current hypothesis, fits attitude (and focal length, unless a camera model
+fixes it) robustly -- least-trimmed-squares concentration steps, then sigma
+clipping that never clips inside a fifth of the match radius -- and refits
+the inliers (the backend's ``refine``). The kept matches give the reported
+errors and the attitude covariance ``sigma^2 (sum(I - v v^T))^-1``, where
+``v`` are the matched unit vectors and ``sigma`` the rms residual.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .frame import CatalogView, Frame, Hypothesis, fov_from_focal
+from .result import SolveResult
+
+__all__ = ["Refined", "refine", "refine_field", "build_result", "ARCSEC_PER_RAD"]
+
+ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
+
+
+@dataclass
+class Refined:
+    """A refined hypothesis with its kept matches (image rows, star-table rows, errors)."""
+
+    hyp: Hypothesis
+    img_idx: NDArray[np.intp]
+    cat_idx: NDArray[np.intp]
+    errors_rad: NDArray[np.float64]
+
+
+def refine_field(frame: Frame, cat: CatalogView, hyp: Hypothesis):
+    """The cone :func:`refine` works on: every pass re-projects these stars."""
+    return cat.field(frame, hyp, 3 * len(frame.ideal), margin_px=0.02 * frame.width)
+
+
+def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, iterations: int,
+           sigma_clip: float = 3.0, field=None) -> Refined | None:
+    """Re-match all stars and refit ``iterations + 1`` times; None when the fit fails."""
+    # one cone query serves every pass: the attitude moves by far less than its margin
+    idx_all, v_all = refine_field(frame, cat, hyp) if field is None else field
+    cx, cy = frame.centre
+    ok, R, f, img_idx, rows, err = frame.backend.refine(
+        frame.ideal, v_all, hyp.R, hyp.f, hyp.parity, frame.fixed_camera, cx, cy,
+        0.5 * frame.width, 0.5 * frame.height, radius_px, iterations, sigma_clip)
+    if not ok:
+        return None
+    return Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err)
+
+
+def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
+    """Percentile ``q`` (0-100) of sorted values, interpolated linearly (numpy's default)."""
+    pos = q / 100.0 * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return float(v[lo] + (pos - lo) * (v[hi] - v[lo]))
+
+
+def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: float,
+                 t0: float, mode: str) -> SolveResult:
+    """The :class:`SolveResult` of a refined hypothesis (``t0``: the solve's start)."""
+    from ..geometry import rotation_to_radec_roll
+
+    R = ref.hyp.R
+    f, parity = ref.hyp.f, ref.hyp.parity
+    ra, dec, roll = rotation_to_radec_roll(R)
+    camera = frame.camera.replace(focal_length_px=f, parity_flip=parity)
+    order = np.argsort(ref.img_idx, kind="stable")
+    img_idx = ref.img_idx[order]
+    cat_idx = ref.cat_idx[order]
+    err = ref.errors_rad
+    n = len(err)
+    sum_sq = float(err @ err)
+    err_sorted = np.sort(err) * ARCSEC_PER_RAD
+    sigma = math.sqrt(sum_sq / max(1, n - 3))
+    cov = frame.backend.attitude_covariance(frame.ideal[img_idx], f, parity, sigma)
+    return SolveResult(
+        ra_deg=float(ra), dec_deg=float(dec), roll_deg=float(roll),
+        fov_deg=math.degrees(fov_from_focal(f, frame.width)),
+        rotation_matrix_icrs_to_camera=R, camera_model=camera, num_matches=n,
+        rmse_arcsec=math.sqrt(sum_sq / n) * ARCSEC_PER_RAD,
+        p90e_arcsec=_sorted_percentile(err_sorted, 90.0),
+        max_err_arcsec=float(err_sorted[-1]),
+        probability=float(probability), solve_time_ms=(time.perf_counter() - t0) * 1e3,
+        matched_centroids=img_idx.astype(np.intp),
+        matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
+        observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
+        attitude_cov_rad2=cov, mode=mode)

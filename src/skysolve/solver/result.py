@@ -1,0 +1,221 @@
+"""What a solve returns: :class:`SolveResult` (truthy) or :class:`SolveFailure` (falsy).
+
+A result carries the attitude (``rotation_matrix_icrs_to_camera``: ICRS unit
+vectors into the camera frame, +X right, +Y down, +Z boresight), the camera
+model it was solved with, the matched stars and the fit statistics, and
+derived views: boresight RA/Dec and roll, the quaternion, the FITS CD matrix,
+pixel <-> sky conversions and an astropy WCS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..camera.model import CameraModel
+from ..geometry import north_east_basis, rotation_to_quaternion
+
+if TYPE_CHECKING:  # pragma: no cover
+    import astropy.io.fits
+    import astropy.wcs
+
+__all__ = ["SolveResult", "SolveFailure", "FAILURE_STATUSES"]
+
+#: The ``status`` values of a :class:`SolveFailure`.
+FAILURE_STATUSES = ("no_match", "timeout", "too_few", "invalid_config")
+
+
+@dataclass(eq=False)
+class SolveFailure:
+    """A solve that found no answer. Falsy.
+
+    Attributes
+    ----------
+    status : str
+        ``'no_match'`` (searched everything, nothing verified), ``'timeout'``
+        (``solve_timeout_ms`` ran out), ``'too_few'`` (fewer centroids than a
+        pattern needs) or ``'invalid_config'`` (the inputs cannot be solved
+        with this database, e.g. a field of view outside its range).
+    solve_time_ms : float
+        Time spent, milliseconds.
+    message : str
+        A human-readable explanation.
+    """
+
+    status: str
+    solve_time_ms: float
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return (f"SolveFailure(status={self.status!r}, solve_time_ms={self.solve_time_ms:.1f}, "
+                f"message={self.message!r})")
+
+
+@dataclass(eq=False)
+class SolveResult:
+    """A successful plate solve. Truthy.
+
+    Attitude: ``rotation_matrix_icrs_to_camera`` maps ICRS unit vectors into
+    the camera frame (+X right, +Y down, +Z boresight); ``quaternion`` is the
+    same rotation as ``[w, x, y, z]``. ``ra_deg``/``dec_deg`` is the boresight
+    (the optical axis through ``camera_model.crpix``), ``roll_deg`` the position
+    angle of camera +Y east of north.
+
+    WCS view: the gnomonic tangent point is the boresight (``crval_ra_deg``,
+    ``crval_dec_deg``), ``crpix`` the optical-centre offset from the image
+    centre in centred pixels, ``cd_matrix`` the FITS CD matrix in degrees per
+    pixel mapping (undistorted) pixel offsets to (xi east, eta north), and
+    ``theta_deg`` the angle from East to camera +X, counter-clockwise
+    (mirror-corrected when ``parity_flip``).
+
+    Errors ``rmse_arcsec``, ``p90e_arcsec``, ``max_err_arcsec`` are over the
+    matched stars after refinement; ``probability`` is the false-positive
+    probability of the verification.
+    """
+
+    ra_deg: float
+    dec_deg: float
+    roll_deg: float
+    fov_deg: float
+    rotation_matrix_icrs_to_camera: NDArray[np.float64]
+    camera_model: CameraModel
+    num_matches: int
+    rmse_arcsec: float
+    p90e_arcsec: float
+    max_err_arcsec: float
+    probability: float
+    solve_time_ms: float
+    matched_centroids: NDArray[np.intp]
+    matched_catalog_ids: NDArray[np.int64]
+    observer_velocity_km_s: NDArray[np.float64] | None = None
+    attitude_cov_rad2: NDArray[np.float64] = field(default_factory=lambda: np.full((3, 3), np.nan))
+    mode: str = "lost_in_space"
+    status: str = "match_found"
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return (f"SolveResult(ra_deg={self.ra_deg:.5f}, dec_deg={self.dec_deg:.5f}, "
+                f"roll_deg={self.roll_deg:.3f}, fov_deg={self.fov_deg:.4f}, "
+                f"num_matches={self.num_matches}, rmse_arcsec={self.rmse_arcsec:.2f}, "
+                f"parity_flip={self.parity_flip}, solve_time_ms={self.solve_time_ms:.1f})")
+
+    # -- derived attitude views ------------------------------------------------------
+    @property
+    def quaternion(self) -> NDArray[np.float64]:
+        """``[w, x, y, z]`` quaternion (Hamilton, scalar first, w ≥ 0) ICRS → camera."""
+        return rotation_to_quaternion(self.rotation_matrix_icrs_to_camera)
+
+    @property
+    def parity_flip(self) -> bool:
+        """True when the image is a mirror image of the sky (camera x negated)."""
+        return bool(self.camera_model.parity_flip)
+
+    @property
+    def crval_ra_deg(self) -> float:
+        """RA of the WCS tangent point (the boresight), degrees."""
+        return self.ra_deg
+
+    @property
+    def crval_dec_deg(self) -> float:
+        """Dec of the WCS tangent point (the boresight), degrees."""
+        return self.dec_deg
+
+    @property
+    def crpix(self) -> NDArray[np.float64]:
+        """Optical-centre offset ``[x, y]`` from the geometric image centre, pixels."""
+        return np.asarray(self.camera_model.crpix, dtype=np.float64).copy()
+
+    @property
+    def cd_matrix(self) -> NDArray[np.float64]:
+        """FITS CD matrix (degrees per pixel): (dx, dy) → (xi east, eta north)."""
+        R = self.rotation_matrix_icrs_to_camera
+        north, east = north_east_basis(R[2])
+        s = -1.0 if self.parity_flip else 1.0
+        f = self.camera_model.focal_length_px
+        m = np.array([[R[0] @ east, R[1] @ east], [R[0] @ north, R[1] @ north]])
+        return np.degrees(m @ np.diag([s / f, 1.0 / f]))
+
+    @property
+    def theta_deg(self) -> float:
+        """Angle from the East axis to camera +X, counter-clockwise, degrees in [0, 360)."""
+        R = self.rotation_matrix_icrs_to_camera
+        north, east = north_east_basis(R[2])
+        return float(np.degrees(np.arctan2(R[0] @ north, R[0] @ east)) % 360.0)
+
+    @property
+    def attitude_sigma_rad(self) -> NDArray[np.float64]:
+        """1-sigma attitude uncertainty about camera X, Y, Z axes, radians."""
+        return np.sqrt(np.clip(np.diag(self.attitude_cov_rad2), 0, None))
+
+    # -- coordinate conversions -----------------------------------------------------------
+    def pixel_to_world(self, x: ArrayLike, y: ArrayLike):
+        """Sky position of centred pixel coordinates.
+
+        Parameters
+        ----------
+        x, y : float or 1-D array_like
+            Centred pixel coordinates (origin at the image centre, +x right, +y down).
+
+        Returns
+        -------
+        (ra_deg, dec_deg)
+            Floats for scalar input (None when undefined), arrays for array
+            input (NaN where undefined).
+        """
+        ra, dec = self.camera_model.pixel_to_world(x, y, self.rotation_matrix_icrs_to_camera)
+        if np.ndim(ra) == 0:
+            return None if not np.isfinite(ra) else (float(ra), float(dec))
+        return ra, dec
+
+    def world_to_pixel(self, ra_deg: ArrayLike, dec_deg: ArrayLike):
+        """Centred pixel coordinates of sky positions.
+
+        Returns ``(x, y)`` floats for scalar input (None when the position is
+        behind the camera) or arrays (NaN there) for array input. Positions
+        in front of the camera but outside the image are returned as they are.
+        """
+        x, y = self.camera_model.world_to_pixel(ra_deg, dec_deg,
+                                                self.rotation_matrix_icrs_to_camera)
+        if np.ndim(x) == 0:
+            return None if not np.isfinite(x) else (float(x), float(y))
+        return x, y
+
+    def to_wcs(self) -> astropy.wcs.WCS:
+        """The solution as an astropy WCS (TAN, or TAN-SIP with distortion).
+
+        The WCS uses the FITS pixel convention of the full image (1-based in
+        headers; astropy's ``pixel_to_world`` is 0-based on array indices), so
+        ``to_wcs().pixel_to_world(col, row)`` is the sky position of the centre
+        of array pixel ``[row, col]``.
+        """
+        from ..io.wcs import camera_to_wcs
+
+        return camera_to_wcs(self.camera_model, self.rotation_matrix_icrs_to_camera)
+
+    def to_header(self) -> astropy.io.fits.Header:
+        """The WCS as a FITS header (with SIP keywords when there is distortion)."""
+        from ..io.wcs import wcs_to_header
+
+        return wcs_to_header(self.to_wcs())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (no arrays larger than the matched lists)."""
+        return {
+            "status": self.status, "ra_deg": self.ra_deg, "dec_deg": self.dec_deg,
+            "roll_deg": self.roll_deg, "fov_deg": self.fov_deg,
+            "quaternion": self.quaternion.tolist(), "parity_flip": self.parity_flip,
+            "num_matches": self.num_matches, "rmse_arcsec": self.rmse_arcsec,
+            "p90e_arcsec": self.p90e_arcsec, "max_err_arcsec": self.max_err_arcsec,
+            "probability": self.probability, "solve_time_ms": self.solve_time_ms,
+            "focal_length_px": self.camera_model.focal_length_px,
+            "matched_centroids": self.matched_centroids.tolist(),
+            "matched_catalog_ids": self.matched_catalog_ids.tolist(),
+        }

@@ -1,0 +1,433 @@
+"""The two solver backends agree: the numba kernels and the pure-numpy reference.
+
+Every function of the backend interface is compared on inputs from real
+catalog fields, and whole solves are compared end to end: the same matched
+stars, the same attitude to rounding, the same statistics. The interface
+itself is checked too: both backends implement every function with the same
+signature, and warming up from the interface's examples leaves nothing to
+compile inside a solve.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+
+from skysolve.camera import CameraModel
+from skysolve.geometry import camera_vectors_from_tanplane, chord_to_angle, wahba_rotation
+from skysolve.simulate import random_attitudes, simulate_centroids
+from skysolve.solver import backends
+from skysolve.solver import lost_in_space as LIS
+from skysolve.solver.backends import interface
+from skysolve.solver.backends import reference as ref
+from skysolve.solver.frame import CatalogView, Hypothesis, make_frame
+from skysolve.solver.refinement import refine, refine_field
+from skysolve.solver.verification import verify
+
+pytestmark = pytest.mark.skipif(not backends.available(), reason="numba not available")
+
+if backends.available():
+    from skysolve.solver.backends import compiled as comp
+
+W, H = 1024, 768
+
+
+@pytest.fixture(scope="module")
+def hip2025(hip_catalog):
+    return hip_catalog.propagate(2025.0)
+
+
+@pytest.fixture(scope="module")
+def fields(hip2025):
+    """30 simulated fields: (centroids, true rotation, camera, mirrored)."""
+    rng = np.random.default_rng(99)
+    out = []
+    for k, R in enumerate(random_attitudes(30, rng)):
+        fov = float(rng.uniform(10.0, 20.0))
+        mirror = k % 4 == 3
+        cam = CameraModel.from_fov(fov, W, H)
+        sim = simulate_centroids(hip2025, cam, R, num_stars=50, max_magnitude=8.0,
+                                 centroid_noise_px=0.3, drop_fraction=0.1, mirror=mirror,
+                                 seed=rng)
+        out.append((sim.centroids[:, :2].copy(), R, cam, mirror))
+    return out
+
+
+def _solve(db, xy, fast, **kw):
+    return db.solve_from_centroids(xy, fov_estimate_deg=15.0, image_width=W, image_height=H,
+                                   backend="compiled" if fast else "reference", **kw)
+
+
+# ------------------------------------------------------------------------------------
+# The interface
+
+
+def test_both_backends_implement_the_interface_alike():
+    names = interface.names()
+    assert len(names) == len(set(names)) >= 13
+    for name in names:
+        a, b = getattr(ref, name), getattr(comp, name)
+        assert inspect.signature(getattr(b, "py_func", b)) == inspect.signature(a), name
+
+
+def test_examples_cover_the_interface(small_db):
+    ex = interface.examples(small_db)
+    assert set(ex) == set(interface.names())
+    for name, calls in ex.items():
+        assert calls, name
+        for args in calls:  # every example runs on both backends with the same result shape
+            got, want = getattr(comp, name)(*args), getattr(ref, name)(*args)
+            assert type(got) is type(want) or np.isscalar(got), name
+
+
+def test_environment_switch(monkeypatch):
+    from skysolve import _jit
+
+    monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "1")
+    assert not _jit._detect()
+    monkeypatch.setenv("SKYSOLVE_DISABLE_NUMBA", "0")
+    assert _jit._detect()
+    monkeypatch.delenv("SKYSOLVE_DISABLE_NUMBA")
+    assert _jit._detect()
+
+
+def test_disabled_in_a_fresh_process():
+    """SKYSOLVE_DISABLE_NUMBA=1 in a process's environment selects the numpy path."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from skysolve.solver import backends; print(backends.available(), "
+            "backends.select().NAME)")
+    env = dict(os.environ, SKYSOLVE_DISABLE_NUMBA="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "reference"]
+
+
+def test_warm_up_leaves_nothing_to_compile_inside_a_solve(small_db, fields):
+    """After prepare(), no solve compiles a kernel for new argument types (on the clock)."""
+    backends.prepare(comp, small_db)
+    before = {name: len(k.signatures) for name, k in backends.compiled_functions().items()}
+    xy, R_true, cam, mirror = fields[1]
+    crowded = np.vstack([xy, np.random.default_rng(0).uniform(-300, 300, (150, 2))])
+    for centroids, kw in ((xy, {}), (xy, {"camera_model": cam.replace(parity_flip=mirror)}),
+                          (xy, {"attitude_hint": R_true.T.T[::1], "strict_hint": True}),
+                          (xy, {"attitude_hint": np.asfortranarray(R_true)}),
+                          (xy, {"observer_velocity_km_s": [5.0, 20.0, -3.0]}),
+                          (crowded, {}), (xy[:3], {"attitude_hint": R_true})):
+        small_db.solve_from_centroids(centroids, fov_estimate_deg=15.0, image_width=W,
+                                      image_height=H, backend="compiled", **kw)
+    after = {name: len(k.signatures) for name, k in backends.compiled_functions().items()}
+    assert after == before
+    assert len(before) >= 15
+
+
+def test_whole_solves_agree(small_db, fields):
+    """Both paths solve the same fields to the same stars and attitude."""
+    n_solved = 0
+    for xy, R_true, _, mirror in fields:
+        fast = _solve(small_db, xy, True)
+        slow = _solve(small_db, xy, False)
+        assert bool(fast) == bool(slow)
+        if not fast:
+            continue
+        n_solved += 1
+        assert fast.parity_flip == slow.parity_flip == mirror
+        np.testing.assert_array_equal(fast.matched_centroids, slow.matched_centroids)
+        np.testing.assert_array_equal(fast.matched_catalog_ids, slow.matched_catalog_ids)
+        np.testing.assert_allclose(fast.rotation_matrix_icrs_to_camera,
+                                   slow.rotation_matrix_icrs_to_camera, atol=1e-11)
+        assert fast.fov_deg == pytest.approx(slow.fov_deg, rel=1e-10)
+        assert fast.rmse_arcsec == pytest.approx(slow.rmse_arcsec, rel=1e-6, abs=1e-9)
+        assert fast.p90e_arcsec == pytest.approx(slow.p90e_arcsec, rel=1e-6, abs=1e-9)
+        assert fast.max_err_arcsec == pytest.approx(slow.max_err_arcsec, rel=1e-6, abs=1e-9)
+        assert fast.probability == pytest.approx(slow.probability, rel=1e-6)
+        np.testing.assert_allclose(fast.attitude_cov_rad2, slow.attitude_cov_rad2, rtol=1e-6)
+        # and both are right
+        assert math.degrees(math.acos(min(1.0, fast.rotation_matrix_icrs_to_camera[2]
+                                          @ R_true[2]))) < 0.01
+    assert n_solved >= 28
+
+
+def test_solves_with_camera_model_and_tracking_agree(small_db, fields):
+    xy, R_true, cam, mirror = fields[0]
+    cam = cam.replace(parity_flip=mirror)
+    for kw in ({"camera_model": cam}, {"attitude_hint": R_true, "strict_hint": True},
+               {"observer_velocity_km_s": [10.0, -25.0, 5.0]}):
+        fast = _solve(small_db, xy, True, **kw)
+        slow = _solve(small_db, xy, False, **kw)
+        assert fast and slow, kw
+        assert fast.mode == slow.mode
+        np.testing.assert_array_equal(fast.matched_centroids, slow.matched_centroids)
+        np.testing.assert_allclose(fast.rotation_matrix_icrs_to_camera,
+                                   slow.rotation_matrix_icrs_to_camera, atol=1e-11)
+
+
+def test_random_centroids_fail_alike(small_db):
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        xy = np.column_stack([rng.uniform(-W / 2, W / 2, 40), rng.uniform(-H / 2, H / 2, 40)])
+        fast = _solve(small_db, xy, True)
+        slow = _solve(small_db, xy, False)
+        assert not fast and not slow
+        assert fast.status == slow.status
+
+
+# ------------------------------------------------------------------------------------
+# Function by function
+
+
+def test_wahba_matches_svd():
+    rng = np.random.default_rng(0)
+    for k in range(300):
+        n = int(rng.integers(3, 40))
+        ref_v = rng.normal(size=(n, 3))
+        ref_v /= np.linalg.norm(ref_v, axis=1)[:, None]
+        R = wahba_rotation(rng.normal(size=(3, 3)) @ np.eye(3), np.eye(3))
+        body = ref_v @ R.T + rng.normal(scale=(1e-4, 0.3)[k % 2], size=(n, 3))
+        if k % 3 == 0:
+            body[:, 0] *= -1.0  # the best proper rotation needs the reflection fix
+        got = comp._wahba(body.T @ ref_v)
+        np.testing.assert_allclose(got, wahba_rotation(body, ref_v), atol=1e-11)
+        assert np.linalg.det(got) == pytest.approx(1.0, abs=1e-12)
+
+
+def _frame(xy, backend):
+    return make_frame(np.ascontiguousarray(xy, dtype=np.float64), W, H, None, backend)
+
+
+def test_memory_mapped_database_solves_alike(small_db, fields, tmp_path):
+    """A database loaded with mmap=True (read-only memmaps) goes through the kernels too."""
+    from skysolve.database import SolverDatabase
+
+    path = tmp_path / "small.skdb"
+    small_db.save_to_file(path)
+    mapped = SolverDatabase.load_from_file(path, mmap=True)
+    backends.prepare(comp, mapped)
+    for xy, *_ in fields[:5]:
+        got = _solve(mapped, xy, True)
+        want = _solve(small_db, xy, True)
+        assert got and want
+        np.testing.assert_array_equal(got.matched_catalog_ids, want.matched_catalog_ids)
+        np.testing.assert_allclose(got.rotation_matrix_icrs_to_camera,
+                                   want.rotation_matrix_icrs_to_camera, atol=1e-12)
+
+
+def test_thin_pixels_matches(fields):
+    rng = np.random.default_rng(1)
+    for xy, *_ in fields:
+        cand = np.ascontiguousarray(xy[:100])
+        for sep in (0.0, 3.0, 40.0):
+            limit = int(rng.integers(4, 31))
+            np.testing.assert_array_equal(comp.thin_pixels(cand, sep, limit),
+                                          ref.thin_pixels(cand, sep, limit))
+
+
+def test_brightest_in_cone_matches_trees(small_db):
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(80, 3))
+    # the poles, RA 0 from both sides, and just off a pole
+    centres[:6] = [[0, 0, 1], [0, 0, -1], [1, 0, 0], [1, -1e-9, 0], [0.05, 0.0, 1.0],
+                   [-0.7, 0.0, -0.7]]
+    centres /= np.linalg.norm(centres, axis=1)[:, None]
+    radii = np.concatenate([[0.01, 0.2, 0.12, 0.3, 0.1, 0.5], rng.uniform(0.01, 0.4, 74)])
+    # from a handful of stars to more than a sparse cone holds (scan, cells, fallback)
+    counts = np.concatenate([[5, 300, 50, 2000, 100, 900], rng.integers(1, 800, 74)])
+    index = small_db.sky_index
+    for c, radius, count in zip(centres, radii, counts, strict=True):
+        fast, v_fast = comp.brightest_in_cone(index, c, float(radius), int(count))
+        slow, v_slow = ref.brightest_in_cone(index, c, float(radius), int(count))
+        np.testing.assert_array_equal(fast, slow)
+        np.testing.assert_array_equal(v_fast, small_db.star_vectors[slow])
+        np.testing.assert_array_equal(v_slow, small_db.star_vectors[slow])
+        np.testing.assert_array_equal(small_db.brightest_in_cone(c, float(radius), int(count)),
+                                      slow)
+    # both strategies, forced, on one cone that holds fewer stars than asked for
+    cells = index.cells
+    x, y, z = centres[7]
+    cos_r = math.cos(0.2)
+    rows_scan, v_scan, _ = comp.cone_scan(small_db.star_vectors, x, y, z, cos_r, 10 ** 6,
+                                          10 ** 9)
+    rows_cells, v_cells = comp.cone_query(
+        *cells, math.atan2(y, x) % (2 * math.pi), math.asin(z), 0.2, x, y, z, cos_r, 10 ** 6,
+        1000)
+    np.testing.assert_array_equal(rows_scan, rows_cells)
+    np.testing.assert_array_equal(v_scan, v_cells)
+    assert len(rows_scan) > 100
+
+
+def test_mutual_matches_with_ties_and_crowds():
+    """Grid-aligned points (many equal distances), clusters, and empty inputs."""
+    rng = np.random.default_rng(4)
+    for k in range(200):
+        n, m = int(rng.integers(0, 40)), int(rng.integers(0, 60))
+        if k % 2:
+            img = rng.integers(-5, 6, (n, 2)).astype(float) * 2.0
+            cat = rng.integers(-5, 6, (m, 2)).astype(float) * 2.0 + rng.choice([0.0, 1.0])
+        else:
+            img = rng.normal(scale=20.0, size=(n, 2))
+            cat = rng.normal(scale=20.0, size=(m, 2))
+        radius = float(rng.choice([0.5, 2.0, 3.0, 8.0]))
+        img, cat = img.reshape(-1, 2), cat.reshape(-1, 2)
+        want = ref.mutual_matches(img, cat, radius)
+        got = comp.mutual_matches(img, cat, radius)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-12)
+        if n and m:
+            outer = 10.0 * radius
+            assert comp.crowding(img, cat, radius, outer) == pytest.approx(
+                ref.crowding(img, cat, radius, outer), rel=1e-12)
+
+
+def test_large_problems_take_the_same_kd_tree_path():
+    """Above the brute-force size both backends match with the reference's KD-tree."""
+    rng = np.random.default_rng(6)
+    img = rng.uniform(-900, 900, (400, 2))
+    cat = img[rng.permutation(400)[:300]] + rng.normal(scale=0.5, size=(300, 2))
+    assert len(img) * len(cat) > ref.BRUTE_FORCE_PAIRS
+    for a, b in zip(comp.mutual_matches(img, cat, 3.0), ref.mutual_matches(img, cat, 3.0),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_key_directory_brackets_every_key(small_db):
+    starts, shift = small_db.key_directory
+    keys = small_db.pattern_keys.astype(np.uint64)
+    assert starts[0] == 0 and starts[-1] == len(keys)
+    assert np.all(np.diff(starts) >= 0)
+    buckets = (keys >> np.uint64(shift)).astype(np.int64)
+    rows = np.arange(len(keys))
+    assert np.all((starts[buckets] <= rows) & (rows < starts[buckets + 1]))
+    # about one pattern per bucket: a lookup searches a few rows, not the table
+    assert len(starts) - 1 <= 2 * len(keys)
+
+
+def _hypotheses(fields):
+    """(centroids, true hypothesis) of each field."""
+    for xy, R, cam, mirror in fields:
+        yield xy, Hypothesis(R, cam.focal_length_px, mirror)
+
+
+def _candidates(be, db, v_guess, combos, start, ends, f_guess, lo, hi, tol):
+    return be.pattern_candidates(v_guess, combos, start, ends, 10 ** 6, db.pattern_bins, tol,
+                                 db.pattern_keys, *db.key_directory, db.pattern_stars,
+                                 db.star_xyz, f_guess, W, lo, hi)
+
+
+def test_pattern_search_functions_match(small_db, fields):
+    db = small_db
+    tol = float(db.parameters["pattern_max_error"])
+    combos = LIS._combos(12)
+    n_cand = 0
+    for xy, _, cam, _ in fields:
+        frame = _frame(xy, ref)
+        f_guess = cam.focal_length_px * 1.01
+        stars = ref.thin_pixels(frame.ideal[:100], 2.0, 12)
+        if len(stars) < 12:
+            continue
+        v_guess = frame.vectors(f_guess, False, stars)
+        lo, hi = math.radians(8.0), math.radians(25.0)
+        whole = np.array([len(combos)])
+        *slow, done_s = _candidates(ref, db, v_guess, combos, 0, whole, f_guess, lo, hi, tol)
+        *fast, done = _candidates(comp, db, v_guess, combos, 0, whole, f_guess, lo, hi, tol)
+        assert done == done_s == len(combos)
+        # batch by batch: the same candidates, stopping at the first batch with any
+        ends = np.array(LIS._batch_ends(12))
+        for be in (comp, ref):
+            start, parts = 0, []
+            while start < ends[-1]:
+                *got, start = _candidates(be, db, v_guess, combos, start, ends, f_guess, lo,
+                                          hi, tol)
+                assert start in ends
+                assert len(got[0]) > 0 or start == ends[-1]
+                parts.append(got)
+            for t in range(4):
+                np.testing.assert_array_equal(np.concatenate([q[t] for q in parts]), fast[t])
+        for a, b in zip(fast, slow, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+        n_cand += len(fast[0])
+        ideal = frame.ideal[stars[fast[0]]]
+        cv = db.star_vectors[fast[1]]
+        parities = np.array([False, True])
+        Rf, rf, pf = comp.pattern_attitudes(ideal, cv, fast[2], parities)
+        Rs, rs, ps = ref.pattern_attitudes(ideal, cv, fast[2], parities)
+        np.testing.assert_allclose(Rf, Rs, atol=1e-10)
+        np.testing.assert_allclose(rf, rs, rtol=1e-6, atol=1e-12)
+        np.testing.assert_array_equal(pf, ps)
+    assert n_cand > 100
+
+
+def test_verification_and_refinement_functions_match(small_db, fields):
+    for xy, hyp in _hypotheses(fields):
+        fast, slow = _frame(xy, comp), _frame(xy, ref)
+        cat_f, cat_s = CatalogView(small_db, None, comp), CatalogView(small_db, None, ref)
+        field = refine_field(slow, cat_s, hyp)
+        rows_f, p_f = fast.in_image(field[1], hyp, 100)
+        rows_s, p_s = slow.in_image(field[1], hyp, 100)
+        np.testing.assert_array_equal(rows_f, rows_s)
+        np.testing.assert_allclose(p_f, p_s, rtol=1e-12, atol=1e-9)
+        radius = 0.01 * W
+        img = slow.ideal[:40]
+        for got, want in zip(comp.mutual_matches(img, p_s, radius),
+                             ref.mutual_matches(img, p_s, radius), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        assert comp.crowding(img, p_s, radius, 0.1 * W) == pytest.approx(
+            ref.crowding(img, p_s, radius, 0.1 * W), rel=1e-12)
+        for a, b in zip(verify(fast, cat_f, hyp, radius, 4, field),
+                        verify(slow, cat_s, hyp, radius, 4, field), strict=True):
+            assert a == pytest.approx(b, rel=1e-9)
+        # a perturbed attitude and focal length, refined both ways
+        dR = wahba_rotation(np.eye(3) + 1e-4 * np.array([[0, 1, 0], [-1, 0, 1], [0, -1, 0]]),
+                            np.eye(3))
+        start = Hypothesis(dR @ hyp.R, hyp.f * 1.003, hyp.parity)
+        ref_f = refine(fast, cat_f, start, radius, 2, field=field)
+        ref_s = refine(slow, cat_s, start, radius, 2, field=field)
+        np.testing.assert_array_equal(ref_f.img_idx, ref_s.img_idx)
+        np.testing.assert_array_equal(ref_f.cat_idx, ref_s.cat_idx)
+        np.testing.assert_allclose(ref_f.hyp.R, ref_s.hyp.R, atol=1e-11)
+        assert ref_f.hyp.f == pytest.approx(ref_s.hyp.f, rel=1e-10)
+        np.testing.assert_allclose(ref_f.errors_rad, ref_s.errors_rad, rtol=1e-5, atol=1e-12)
+
+
+def test_fit_functions_match_on_outliers():
+    """fit_pairs / trimmed_fit with wrong pairs, a fixed camera and a failing focal fit."""
+    rng = np.random.default_rng(3)
+    f = 2000.0
+    for k in range(40):
+        n = int(rng.integers(6, 40))
+        ideal = rng.uniform(-500, 500, size=(n, 2))
+        v = camera_vectors_from_tanplane(ideal[:, 0] / f, ideal[:, 1] / f)
+        R = wahba_rotation(rng.normal(size=(3, 3)), np.eye(3))
+        v_cat = v @ R  # v = R v_cat
+        v_cat[: n // 5] = np.roll(v_cat[: n // 5], 1, axis=0)  # some wrong pairs
+        parity = bool(k % 2)
+        if parity:
+            ideal = ideal * [-1.0, 1.0]
+        h = min(n, max(5, math.ceil(0.6 * n)))
+        for fixed in (False, True):
+            got = comp.trimmed_fit(ideal, v_cat, f * 1.01, parity, fixed, h, 8)
+            want = ref.trimmed_fit(ideal, v_cat, f * 1.01, parity, fixed, h, 8)
+            assert got[7] and want[7]
+            for (Rg, fg, eg), (Rw, fw, ew) in zip((got[0:3], got[3:6]), (want[0:3], want[3:6]),
+                                                  strict=True):
+                np.testing.assert_allclose(Rg, Rw, atol=1e-11)
+                assert fg == pytest.approx(fw, rel=1e-12)
+                np.testing.assert_allclose(eg, ew, rtol=1e-6, atol=1e-13)
+            np.testing.assert_array_equal(got[6], want[6])
+            np.testing.assert_allclose(comp.attitude_covariance(ideal, f, parity, 1e-5),
+                                       ref.attitude_covariance(ideal, f, parity, 1e-5),
+                                       rtol=1e-8)
+    # a focal fit that cannot succeed (catalog stars all round the sky, so some end up
+    # behind the camera) fails in both
+    ideal = rng.uniform(-500, 500, size=(20, 2))
+    v_cat = rng.normal(size=(20, 3))
+    v_cat /= np.linalg.norm(v_cat, axis=1)[:, None]
+    assert not comp.trimmed_fit(ideal, v_cat, f, False, False, 12, 8)[7]
+    assert not ref.trimmed_fit(ideal, v_cat, f, False, False, 12, 8)[7]
+    # chord helper
+    for c in (-1.0, 0.0, 0.3, 2.0, 3.0):
+        assert comp._chord_to_angle(c) == pytest.approx(float(chord_to_angle(c)))

@@ -1,0 +1,383 @@
+"""Lost-in-space and tracking solves against known attitudes.
+
+Synthetic fields are projected from the real Hipparcos catalog through a known
+camera and attitude (:func:`skysolve.simulate.starfield.simulate_centroids`), so every
+answer is checked against the truth.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from skysolve import extract_centroids, read_image
+from skysolve.camera.distortion import RadialDistortion
+from skysolve.camera.model import CameraModel
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.geometry import (
+    angle_between,
+    quaternion_to_rotation,
+    radec_roll_to_rotation,
+    radec_to_vector,
+    rotation_to_radec_roll,
+)
+from skysolve.simulate import random_attitudes, simulate_centroids
+from skysolve.sky.aberration import aberrate
+from skysolve.sky.catalogs import Catalog
+from skysolve.solver.solve import SolveFailure, SolveResult
+from skysolve.tests.realframes import DATA  # noqa: E402
+
+ARCSEC = 180 * 3600 / math.pi
+W, H = 1024, 768
+
+
+@pytest.fixture(scope="module")
+def hip2025(hip_catalog):
+    return hip_catalog.propagate(2025.0)
+
+
+def _boresight_error_arcsec(result: SolveResult, R_true) -> float:
+    return float(angle_between(result.rotation_matrix_icrs_to_camera[2], R_true[2]) * ARCSEC)
+
+
+def _field(catalog, R, fov=15.0, mirror=False, seed=0, **kw):
+    cam = CameraModel.from_fov(fov, W, H)
+    sim = simulate_centroids(catalog, cam, R, mirror=mirror, seed=seed, max_magnitude=8.0,
+                             num_stars=kw.pop("num_stars", 60), **kw)
+    return cam, sim
+
+
+def _add_false_stars(xy, fraction, rng):
+    """Insert ``fraction`` false detections at uniformly random brightness ranks."""
+    nf = int(round(fraction * len(xy)))
+    pos = np.sort(rng.integers(0, len(xy) + 1, nf))
+    fake = np.stack([rng.uniform(-W / 2, W / 2, nf), rng.uniform(-H / 2, H / 2, nf)], axis=1)
+    return np.insert(xy, pos, fake, axis=0)
+
+
+# ------------------------------------------------------------------------------------
+# The issue's acceptance checks
+
+
+@pytest.mark.slow
+def test_thousand_random_pointings(small_db, hip2025):
+    """FOV 10-20 deg, 0.3 px noise, 20 % dropped, 20 % false, some mirrored."""
+    rng = np.random.default_rng(2024)
+    n = 1000
+    attitudes = random_attitudes(n, rng)
+    solved = wrong = 0
+    errors = []
+    for k in range(n):
+        fov = rng.uniform(10.0, 20.0)
+        mirror = bool(rng.random() < 0.25)
+        _, sim = _field(hip2025, attitudes[k], fov=fov, mirror=mirror, seed=k,
+                        centroid_noise_px=0.3, drop_fraction=0.2)
+        xy = _add_false_stars(sim.centroids[:, :2], 0.2, rng)
+        res = small_db.solve_from_centroids(xy, fov_estimate_deg=15.0, image_width=W,
+                                            image_height=H)
+        if not res:
+            continue
+        err = _boresight_error_arcsec(res, attitudes[k])
+        if err > 60.0 or res.parity_flip != mirror:
+            wrong += 1
+        else:
+            solved += 1
+            errors.append(err)
+    assert wrong == 0
+    assert solved >= 0.995 * n
+    assert np.median(errors) <= 5.0
+
+
+def test_random_centroids_never_solve(small_db):
+    """Centroids with no real stars behind them: no solve, ever."""
+    rng = np.random.default_rng(7)
+    statuses = {}
+    for _ in range(1000):
+        n = int(rng.integers(4, 16))
+        xy = np.stack([rng.uniform(-W / 2, W / 2, n), rng.uniform(-H / 2, H / 2, n)], axis=1)
+        res = small_db.solve_from_centroids(xy, fov_estimate_deg=float(rng.uniform(10, 20)),
+                                            image_width=W, image_height=H,
+                                            solve_timeout_ms=2000)
+        assert not res, f"false solve from random centroids: {res}"
+        statuses[res.status] = statuses.get(res.status, 0) + 1
+    assert set(statuses) <= {"no_match", "timeout", "too_few"}
+
+
+REAL_FRAMES = {
+    "2019-07-29T204726_Alt40_Azi-135_Try1.tiff": (230.669, 11.036),
+    "2019-07-29T204726_Alt60_Azi-135_Try1.tiff": (240.464, 28.941),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_FRAMES))
+def test_real_frames(small_db, name):
+    image = read_image(DATA / name)
+    ext = extract_centroids(image, sigma_threshold=5.0)
+    res = small_db.solve_from_centroids(ext.centroids, fov_estimate_deg=11.4,
+                                        image_shape=image.shape)
+    assert res, res
+    ra, dec = REAL_FRAMES[name]
+    sep = math.degrees(angle_between(radec_to_vector(ra, dec),
+                                     radec_to_vector(res.ra_deg, res.dec_deg)))
+    assert sep < 0.1
+    assert abs(res.fov_deg - 11.4) < 0.2
+    assert res.rmse_arcsec < 20.0
+    assert res.num_matches >= 15
+
+
+# ------------------------------------------------------------------------------------
+# Result contents and conversions
+
+
+@pytest.fixture(scope="module")
+def solved(small_db, hip2025):
+    R = radec_roll_to_rotation(83.8, -5.4, 30.0)  # Orion
+    cam, sim = _field(hip2025, R, fov=14.0, centroid_noise_px=0.1, seed=3)
+    res = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0,
+                                        image_width=W, image_height=H)
+    assert res, res
+    return res, R, cam, sim
+
+
+def test_result_matches_truth(solved, small_db):
+    res, R, cam, sim = solved
+    assert isinstance(res, SolveResult) and res.status == "match_found"
+    assert _boresight_error_arcsec(res, R) < 3.0
+    ra, dec, roll = rotation_to_radec_roll(R)
+    assert res.roll_deg == pytest.approx(float(roll), abs=0.01)
+    assert res.fov_deg == pytest.approx(14.0, abs=0.01)
+    assert res.parity_flip is False
+    # every reported match is the true star of that centroid
+    assert res.num_matches == len(res.matched_centroids) == len(res.matched_catalog_ids)
+    assert res.num_matches >= 0.9 * len(sim.centroids)
+    np.testing.assert_array_equal(sim.catalog_ids[res.matched_centroids],
+                                  res.matched_catalog_ids)
+    # 0.1 px noise at ~49"/px
+    assert res.rmse_arcsec < 0.2 * 14 * 3600 / W * 1.5
+    assert res.p90e_arcsec <= res.max_err_arcsec
+    assert 0.0 <= res.probability < 1e-5
+    assert res.solve_time_ms > 0
+
+
+def test_quaternion_and_matrix_agree(solved):
+    res = solved[0]
+    q = res.quaternion
+    assert q.shape == (4,) and q[0] >= 0 and np.linalg.norm(q) == pytest.approx(1.0)
+    np.testing.assert_allclose(quaternion_to_rotation(q), res.rotation_matrix_icrs_to_camera,
+                               atol=1e-12)
+    # the quaternion rotates ICRS vectors into the camera frame: boresight -> +Z
+    bore = radec_to_vector(res.ra_deg, res.dec_deg)
+    np.testing.assert_allclose(res.rotation_matrix_icrs_to_camera @ bore, [0, 0, 1], atol=1e-12)
+
+
+def test_pixel_world_round_trip(solved):
+    res = solved[0]
+    assert res.pixel_to_world(0.0, 0.0) == pytest.approx((res.ra_deg, res.dec_deg), abs=1e-9)
+    x = np.linspace(-W / 2, W / 2, 7)
+    y = np.linspace(-H / 2, H / 2, 7)
+    ra, dec = res.pixel_to_world(x, y)
+    x2, y2 = res.world_to_pixel(ra, dec)
+    np.testing.assert_allclose(x2, x, atol=1e-6)
+    np.testing.assert_allclose(y2, y, atol=1e-6)
+    # the antipode is behind the camera
+    anti_ra, anti_dec = (res.ra_deg + 180.0) % 360.0, -res.dec_deg
+    assert res.world_to_pixel(anti_ra, anti_dec) is None
+    xa, ya = res.world_to_pixel(np.array([anti_ra, res.ra_deg]), np.array([anti_dec, res.dec_deg]))
+    assert np.isnan(xa[0]) and np.isnan(ya[0]) and np.isfinite(xa[1])
+
+
+def test_catalog_positions_project_onto_centroids(solved, small_db):
+    res, _, _, sim = solved
+    stars = [small_db.get_star_by_id(int(i)) for i in res.matched_catalog_ids]
+    x, y = res.world_to_pixel(np.array([s.ra_deg for s in stars]),
+                              np.array([s.dec_deg for s in stars]))
+    truth = sim.true_xy[res.matched_centroids]
+    assert np.sqrt(np.mean((x - truth[:, 0]) ** 2 + (y - truth[:, 1]) ** 2)) < 0.1
+
+
+def test_wcs_agrees_with_pixel_to_world(solved):
+    res = solved[0]
+    wcs = res.to_wcs()
+    cols, rows = np.meshgrid(np.linspace(0, W - 1, 9), np.linspace(0, H - 1, 9))
+    cols, rows = cols.ravel(), rows.ravel()
+    sky = wcs.pixel_to_world(cols, rows)
+    ra, dec = res.pixel_to_world(cols + 0.5 - W / 2, rows + 0.5 - H / 2)
+    sep = angle_between(radec_to_vector(sky.ra.deg, sky.dec.deg), radec_to_vector(ra, dec))
+    assert np.max(sep) * ARCSEC < 0.01
+    # astropy reads the header back to the same mapping
+    header = res.to_header()
+    back = WCS(fits.Header.fromstring(header.tostring()))
+    sky2 = back.pixel_to_world(cols, rows)
+    sep2 = angle_between(radec_to_vector(sky2.ra.deg, sky2.dec.deg), radec_to_vector(ra, dec))
+    assert np.max(sep2) * ARCSEC < 0.01
+
+
+def test_cd_matrix_and_theta(solved):
+    res = solved[0]
+    np.testing.assert_allclose(res.cd_matrix, res.to_wcs().wcs.cd, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(res.crpix, [0.0, 0.0])
+    assert res.crval_ra_deg == res.ra_deg and res.crval_dec_deg == res.dec_deg
+    # theta is the angle from East to camera +X: a small step along +x moves by that angle
+    ra0, dec0 = res.pixel_to_world(0.0, 0.0)
+    ra1, dec1 = res.pixel_to_world(10.0, 0.0)
+    east = (ra1 - ra0) * math.cos(math.radians(dec0))
+    north = dec1 - dec0
+    assert math.degrees(math.atan2(north, east)) % 360 == pytest.approx(res.theta_deg, abs=0.01)
+
+
+def test_result_pickles(solved):
+    res = solved[0]
+    back = pickle.loads(pickle.dumps(res))
+    assert back.ra_deg == res.ra_deg and back.num_matches == res.num_matches
+    np.testing.assert_array_equal(back.matched_catalog_ids, res.matched_catalog_ids)
+    assert back.camera_model == res.camera_model
+    assert bool(back)
+
+
+# ------------------------------------------------------------------------------------
+# Geometry variants
+
+
+def test_mirrored_image_detected(small_db, hip2025):
+    R = radec_roll_to_rotation(201.3, -11.2, 100.0)
+    _, sim = _field(hip2025, R, fov=12.0, mirror=True, centroid_noise_px=0.2, seed=5)
+    res = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=12.0, image_width=W,
+                                        image_height=H)
+    assert res and res.parity_flip is True
+    assert _boresight_error_arcsec(res, R) < 5.0
+    # conversions honour the flip: catalog stars land on their mirrored centroids
+    stars = [small_db.get_star_by_id(int(i)) for i in res.matched_catalog_ids]
+    x, _ = res.world_to_pixel(np.array([s.ra_deg for s in stars]),
+                              np.array([s.dec_deg for s in stars]))
+    np.testing.assert_allclose(x, sim.centroids[res.matched_centroids, 0], atol=2.0)
+
+
+def test_camera_model_with_distortion(small_db, hip2025):
+    dist = RadialDistortion(k1=-4e-8)  # ~ -10 px at the corners
+    cam = CameraModel.from_fov(15.0, W, H, crpix=[6.0, -4.0], distortion=dist)
+    R = radec_roll_to_rotation(10.0, 41.0, 300.0)
+    sim = simulate_centroids(hip2025, cam, R, centroid_noise_px=0.1, seed=1, max_magnitude=8.0,
+                             num_stars=60)
+    res = small_db.solve_from_centroids(sim.centroids, camera_model=cam)
+    assert res and _boresight_error_arcsec(res, R) < 2.0
+    assert res.camera_model == cam
+    assert res.rmse_arcsec < 15.0
+
+
+def test_aberration_correction(small_db, hip_catalog):
+    """Stars at their apparent (aberrated) places: the velocity removes the ~20" bias."""
+    velocity = np.array([0.0, 29.8, 0.0])
+    cat = hip_catalog.propagate(2025.0)
+    app = aberrate(cat.vectors(), velocity)
+    apparent = Catalog.from_arrays(cat.ids, *_radec(app), cat.mag, epoch=2025.0)
+    R = radec_roll_to_rotation(0.0, 0.0, 0.0)  # 90 deg from the apex (+Y): full 20.5"
+    cam = CameraModel.from_fov(15.0, W, H)
+    sim = simulate_centroids(apparent, cam, R, centroid_noise_px=0.05, seed=2,
+                             max_magnitude=8.0, num_stars=60)
+    plain = small_db.solve_from_centroids(sim.centroids, camera_model=cam)
+    fixed = small_db.solve_from_centroids(sim.centroids, camera_model=cam,
+                                          observer_velocity_km_s=velocity)
+    assert plain and fixed
+    assert _boresight_error_arcsec(plain, R) > 15.0
+    assert _boresight_error_arcsec(fixed, R) < 2.0
+    np.testing.assert_allclose(fixed.observer_velocity_km_s, velocity)
+
+
+def _radec(v):
+    from skysolve.geometry import vector_to_radec
+
+    return vector_to_radec(v)
+
+
+# ------------------------------------------------------------------------------------
+# Tracking mode
+
+
+def test_tracking_with_three_stars(small_db, hip2025):
+    R = radec_roll_to_rotation(150.0, 20.0, 45.0)
+    _, sim = _field(hip2025, R, fov=15.0, centroid_noise_px=0.1, seed=9, num_stars=3)
+    hint = radec_roll_to_rotation(150.3, 20.2, 45.3)
+    assert not small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0,
+                                             image_width=W, image_height=H)
+    res = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0, image_width=W,
+                                        image_height=H, attitude_hint=hint,
+                                        hint_uncertainty_deg=1.0)
+    assert res and res.mode == "tracking" and res.num_matches == 3
+    assert _boresight_error_arcsec(res, R) < 30.0
+
+
+def test_tracking_hint_as_quaternion_and_fallback(small_db, hip2025):
+    from skysolve.geometry import rotation_to_quaternion
+
+    R = radec_roll_to_rotation(300.0, -40.0, 10.0)
+    _, sim = _field(hip2025, R, fov=15.0, centroid_noise_px=0.1, seed=4)
+    good = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0, image_width=W,
+                                         image_height=H,
+                                         attitude_hint=rotation_to_quaternion(R))
+    assert good and good.mode == "tracking"
+    wrong_hint = radec_roll_to_rotation(120.0, 40.0, 10.0)
+    strict = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0, image_width=W,
+                                           image_height=H, attitude_hint=wrong_hint,
+                                           strict_hint=True)
+    assert not strict and strict.status == "no_match"
+    fallback = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0,
+                                             image_width=W, image_height=H,
+                                             attitude_hint=wrong_hint)
+    assert fallback and fallback.mode == "lost_in_space"
+    assert _boresight_error_arcsec(fallback, R) < 5.0
+
+
+# ------------------------------------------------------------------------------------
+# Failures and bad input
+
+
+def test_failures_are_falsy_with_status(small_db, hip2025):
+    res = small_db.solve_from_centroids(np.zeros((3, 2)) + [[1, 2], [30, 40], [-50, 60]],
+                                        fov_estimate_deg=15, image_width=W, image_height=H)
+    assert isinstance(res, SolveFailure) and not res and res.status == "too_few"
+    far = small_db.solve_from_centroids(np.random.default_rng(0).normal(size=(20, 2)) * 100,
+                                        fov_estimate_deg=60, fov_max_error_deg=1,
+                                        image_width=W, image_height=H)
+    assert far.status == "invalid_config"
+    rng = np.random.default_rng(1)
+    xy = np.stack([rng.uniform(-W / 2, W / 2, 40), rng.uniform(-H / 2, H / 2, 40)], axis=1)
+    slow = small_db.solve_from_centroids(xy, fov_estimate_deg=15, image_width=W,
+                                         image_height=H, solve_timeout_ms=20)
+    assert slow.status == "timeout" and slow.solve_time_ms < 500
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(fov_estimate_deg=-1), "fov_estimate_deg"),
+    (dict(fov_estimate_deg=15, fov_estimate_rad=0.2), "fov_estimate"),
+    (dict(match_radius=1.5), "match_radius"),
+    (dict(match_threshold=0), "match_threshold"),
+    (dict(refine_iterations=-1), "refine_iterations"),
+    (dict(observer_velocity_km_s=[1, 2]), "observer_velocity_km_s"),
+    (dict(attitude_hint=[1, 2, 3]), "attitude_hint"),
+    (dict(image_shape=(768, 1024), image_width=1000), "image_width"),
+])
+def test_bad_arguments_name_the_argument(small_db, kwargs, match):
+    xy = np.array([[0.0, 0.0], [10, 20], [30, -40], [-50, 60], [70, 80]])
+    base = dict(fov_estimate_deg=15, image_shape=(H, W))
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        small_db.solve_from_centroids(xy, **base)
+
+
+def test_bad_centroid_inputs(small_db):
+    with pytest.raises(ValueError, match="centroids"):
+        small_db.solve_from_centroids(np.zeros((5, 4)), fov_estimate_deg=15, image_shape=(H, W))
+    with pytest.raises(ValueError, match="centroids"):
+        small_db.solve_from_centroids(np.array([[np.nan, 0.0]] * 5), fov_estimate_deg=15,
+                                      image_shape=(H, W))
+    with pytest.raises((TypeError, ValueError), match="centroids"):
+        small_db.solve_from_centroids("not centroids", fov_estimate_deg=15, image_shape=(H, W))
+    with pytest.raises(InvalidArgumentError, match="image"):
+        small_db.solve_from_centroids(np.zeros((5, 2)), fov_estimate_deg=15)
+    with pytest.raises(InvalidTypeError, match="camera_model"):
+        small_db.solve_from_centroids(np.zeros((5, 2)), camera_model="cam")

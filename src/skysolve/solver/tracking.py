@@ -1,0 +1,96 @@
+"""Tracking: solve around a hinted attitude, without the pattern search.
+
+Catalog stars are projected through the hinted attitude; candidate pairs
+(centroid, catalog star) lie within the hint uncertainty of each other. Pairs
+of pairs whose angular separations agree (rigid-body consistency) vote for
+one rotation, which is fitted (Wahba) and verified. Because the hint, not the
+matched stars, pins the attitude, the false-match probability counts every
+matched star as evidence, so three stars can suffice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from ..geometry import angle_between, wahba_rotation
+from .frame import CatalogView, Frame, Hypothesis
+from .refinement import build_result, refine
+from .result import SolveResult
+from .verification import VERIFY_CATALOG_FACTOR, VERIFY_CENTROIDS, verify
+
+__all__ = ["track"]
+
+#: Candidate pairs kept for voting (the brightest centroids' first).
+_MAX_PAIRS = 400
+#: Best-supported pairs whose attitudes are tried.
+_MAX_PROPOSALS = 10
+
+
+def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
+                      search_px: float, radius_px: float):
+    """Candidate pairs ``(ii, jj)`` within ``search_px`` and which pairs of them agree."""
+    img = frame.ideal[:n_img]
+    v_img = frame.vectors(hyp.f, hyp.parity, np.arange(n_img))
+    v_cat = cat.vectors(idx)
+    pairs = cKDTree(p).query_ball_point(img, search_px)
+    ii = np.repeat(np.arange(n_img), [len(c) for c in pairs])
+    jj = np.fromiter((j for c in pairs for j in c), dtype=np.intp, count=len(ii))
+    if len(ii) < 2:
+        return None
+    order = np.argsort(ii, kind="stable")[:_MAX_PAIRS]
+    ii, jj = ii[order], jj[order]
+    a, b = np.triu_indices(len(ii), k=1)
+    d_img = angle_between(v_img[ii[a]], v_img[ii[b]])
+    d_cat = angle_between(v_cat[jj[a]], v_cat[jj[b]])
+    tol = 2.0 * radius_px / hyp.f
+    agree = (np.abs(d_img - d_cat) < tol) & (ii[a] != ii[b]) & (jj[a] != jj[b])
+    if not agree.any():
+        return None
+    return v_img, v_cat, ii, jj, a, b, agree
+
+
+def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, votes):
+    """The best verified attitude among the best-supported pairs: (matches, hyp, prob)."""
+    v_img, v_cat, ii, jj, a, b, agree = votes
+    best = (0, None, 1.0)
+    support = np.bincount(np.concatenate([a[agree], b[agree]]), minlength=len(ii))
+    for start in np.argsort(-support)[:_MAX_PROPOSALS]:
+        partners = np.concatenate([b[agree & (a == start)], a[agree & (b == start)]])
+        if len(partners) == 0:
+            continue
+        sel = np.concatenate([[start], partners])
+        h = Hypothesis(wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]]), hyp.f, hyp.parity)
+        # The hint, not the matched stars, pins the attitude: no star is spent on
+        # defining it, so every match counts as evidence (n_fixed=0).
+        n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
+        if n > best[0]:
+            best = (n, h, prob)
+    return best
+
+
+def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: float,
+          parities: tuple[bool, ...], uncertainty_rad: float, radius_px: float,
+          threshold: float, refine_iterations: int, t0: float) -> SolveResult | None:
+    """Match centroids against catalog stars around ``hint_R``; None when nothing verifies."""
+    n_img = min(len(frame.ideal), VERIFY_CENTROIDS)
+    if n_img < 3:
+        return None
+    search_px = max(radius_px, uncertainty_rad * f * 1.5)
+    for parity in parities:
+        hyp = Hypothesis(hint_R, f, parity)
+        idx, p = cat.projected(frame, hyp, VERIFY_CATALOG_FACTOR * n_img, margin_px=search_px)
+        if len(idx) < 3:
+            continue
+        votes = _consistent_pairs(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
+        if votes is None:
+            continue
+        n, best, prob = _best_vote(frame, cat, hyp, radius_px, votes)
+        if best is None or n < 3 or prob >= threshold:
+            continue
+        ref = refine(frame, cat, best, radius_px, refine_iterations)
+        if ref is None or len(ref.img_idx) < 3:
+            continue
+        return build_result(db, frame, cat, ref, prob, t0, "tracking")
+    return None
