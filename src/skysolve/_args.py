@@ -35,6 +35,7 @@ May import: ``errors``.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -59,6 +60,7 @@ __all__ = [
     "vector",
     "path",
     "image_size",
+    "image_shape",
     "exclusive",
 ]
 
@@ -214,6 +216,25 @@ def path(value: Any, name: str = "path") -> Path:
     if not isinstance(value, str | os.PathLike):
         raise InvalidTypeError(f"{name} must be a str or os.PathLike, got {_describe(value)}")
     return Path(value)
+
+
+def image_shape(value: Any, name: str = "image_shape", *,
+                allow_none: bool = False) -> tuple[int, int] | None:
+    """numpy's ``(height, width)`` of an image, as two positive whole numbers."""
+    if value is None and allow_none:
+        return None
+    return image_size(None, None, value)[::-1]
+
+
+#: The checks above that also let ``None`` through, counts from 1, the open unit interval.
+optional_number = functools.partial(number, allow_none=True)
+optional_positive = functools.partial(positive, allow_none=True)
+optional_nonnegative = functools.partial(nonnegative, allow_none=True)
+optional_count = functools.partial(count, allow_none=True)
+positive_count = functools.partial(count, minimum=1)
+optional_size = functools.partial(size, allow_none=True)
+optional_shape = functools.partial(image_shape, allow_none=True)
+open_fraction = functools.partial(fraction, open_min=True, open_max=True)
 
 
 def exclusive(name_a: str, a: Any, name_b: str, b: Any) -> None:

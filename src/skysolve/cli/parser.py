@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import math
 import os
 import sys
 from typing import Any
@@ -114,30 +113,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"skysolve: error: {message} (see '{self.prog} --help')\n")
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None,
-            what: str | None = None) -> Any:
-    """argparse type: a finite ``kind`` number with ``low < value < high``."""
+def _checked(kind: type, check: Any, name: str) -> Any:
+    """argparse type: text -> ``kind`` -> ``check(value, name)`` of :mod:`skysolve._args`."""
     def parse(text: str):
+        from ..errors import SkysolveError
+
         try:
             value = kind(text)
         except ValueError:
             noun = "an integer" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if (low is not None and value <= low) or (high is not None and value >= high):
-            rule = what or (f"> {low:g}" if high is None else f"in ({low:g}, {high:g})")
-            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
-        return value
+        try:
+            return check(value, name)
+        except SkysolveError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     parse.__name__ = kind.__name__  # argparse names the type in messages
     return parse
 
 
-_positive = _number(float, 0.0)
-_fov = _number(float, 0.0, 180.0, what="in (0, 180) degrees")
-_fraction = _number(float, 0.0, 1.0)
-_positive_int = _number(int, 0.0)
+def _count(name: str, maximum: int | None = None) -> Any:
+    """argparse type of a command-line-only count (``--jobs``, ``--passes``) from 1."""
+    def check(value: Any, label: str) -> int:
+        from .. import _args
+
+        return _args.count(value, label, minimum=1, maximum=maximum)
+
+    return _checked(int, check, name)
 
 
 def _hdu(text: str) -> int | str:
@@ -178,27 +180,16 @@ def _date(text: str) -> _dt.datetime:
 def _option(options_class: str, field: str, kind: type = float) -> Any:
     """argparse type: text -> ``kind`` -> the check of ``field`` of an options class.
 
-    ``options_class`` is ``"solve"``, ``"extraction"`` or ``"calibration"``.
+    ``options_class`` is ``"solve"``, ``"extraction"``, ``"calibration"`` or
+    ``"generation"``; the class is imported when a value is checked.
     """
-    def parse(text: str):
+    def check(value: Any, name: str) -> Any:
         import dataclasses
 
-        from ..errors import SkysolveError
-
-        try:
-            value = kind(text)
-        except ValueError:
-            noun = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
         cls = _options_class(options_class)
-        check = {f.name: f for f in dataclasses.fields(cls)}[field].metadata["check"]
-        try:
-            return check(value, field)
-        except SkysolveError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["check"](value, name)
 
-    parse.__name__ = kind.__name__  # argparse names the type in messages
-    return parse
+    return _checked(kind, check, field)
 
 
 def _command(module: str, name: str) -> Any:
@@ -220,6 +211,10 @@ def _options_class(name: str) -> type:
         from ..extraction.options import ExtractionOptions
 
         return ExtractionOptions
+    if name == "generation":
+        from ..solver.generation import GenerationOptions
+
+        return GenerationOptions
     from ..calibration.options import CalibrationOptions
 
     return CalibrationOptions
@@ -293,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png|DIR",
                    help="draw the image with matched and catalog stars (a directory for "
                         "several images)")
-    p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=_count("jobs"), default=1, metavar="N",
                    help="solve N images in parallel processes (default 1)")
     p.add_argument("--date", type=_date, metavar="ISO",
                    help="observation time (UTC) for the aberration correction (default: "
@@ -316,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="polynomial distortion order of the last passes (default 4)")
     model.add_argument("--radial", action="store_true",
                        help="fit a radial (Brown-Conrady) distortion instead")
-    p.add_argument("--passes", type=_number(int, 0.0, 21.0, what="between 1 and 20"),
+    p.add_argument("--passes", type=_count("passes", 20),
                    default=4, metavar="N", help="solve/calibrate passes (default 4)")
     p.add_argument("--fov", type=_option("solve", "fov_estimate_deg"), metavar="DEG",
                    help="estimated horizontal field of view for the first pass, degrees")
@@ -341,11 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--catalog", choices=("gaia", "hipparcos"), default=None,
                    help="bundled catalog (default gaia)")
-    b.add_argument("--min-fov", type=_fov, metavar="DEG", help="smallest field of view (5)")
-    b.add_argument("--max-fov", type=_fov, metavar="DEG", help="largest field of view (30)")
-    b.add_argument("--pattern-max-error", type=_number(float, 0.0, 0.25, what="in (0, 0.25)"),
+    b.add_argument("--min-fov", type=_option("generation", "min_fov_deg"), metavar="DEG",
+                   help="smallest field of view (5)")
+    b.add_argument("--max-fov", type=_option("generation", "max_fov_deg"), metavar="DEG",
+                   help="largest field of view (30)")
+    b.add_argument("--pattern-max-error", type=_option("generation", "pattern_max_error"),
                    metavar="E", help="edge-ratio tolerance of patterns (default 0.005)")
-    b.add_argument("--epoch", type=_number(float, 1000.0, 3000.0, what="a year"),
+    b.add_argument("--epoch", type=_option("generation", "epoch_proper_motion_year"),
                    metavar="YEAR", help="proper-motion epoch of the star positions (2025)")
     b.add_argument("-o", "--output", metavar="PATH",
                    help="write the database here instead of into the cache")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 from .. import _args
@@ -12,30 +13,10 @@ from ..errors import InvalidArgumentError
 __all__ = ["ExtractionOptions"]
 
 
-def _threshold(value: Any, name: str) -> float:
-    return _args.positive(value, name)
-
-
-def _count1(value: Any, name: str) -> int:
-    return _args.count(value, name, minimum=1)
-
-
-def _count0_or_none(value: Any, name: str) -> int | None:
-    return _args.count(value, name, allow_none=True)
-
-
 def _block(value: Any, name: str) -> int | None:
     if value is None or (not isinstance(value, bool) and value == 0):
         return None
     return _args.count(value, name, minimum=4)
-
-
-def _elongation(value: Any, name: str) -> float | None:
-    return _args.number(value, name, minimum=1.0, allow_none=True)
-
-
-def _positive_or_none(value: Any, name: str) -> float | None:
-    return _args.positive(value, name, allow_none=True)
 
 
 def _saturation(value: Any, name: str) -> float | str | None:
@@ -46,21 +27,20 @@ def _saturation(value: Any, name: str) -> float | str | None:
     return _args.number(value, name, allow_none=True)
 
 
-def _count0(value: Any, name: str) -> int:
-    return _args.count(value, name)
+_elongation = partial(_args.number, minimum=1.0, allow_none=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExtractionOptions(Options):
     """The parameters of one centroid extraction (see the field documentation)."""
 
-    sigma_threshold: float = option(5.0, type="float", check=_threshold, doc="""
+    sigma_threshold: float = option(5.0, type="float", check=_args.positive, doc="""
         Detection threshold in units of the background noise sigma (> 0).""")
-    min_pixels: int = option(3, type="int", check=_count1, doc="""
+    min_pixels: int = option(3, type="int", check=_args.positive_count, doc="""
         Smallest blob size in pixels above threshold (>= 1).""")
-    max_pixels: int = option(10000, type="int", check=_count1, doc="""
+    max_pixels: int = option(10000, type="int", check=_args.positive_count, doc="""
         Largest blob size in pixels above threshold (>= ``min_pixels``).""")
-    max_centroids: int | None = option(None, type="int, optional", check=_count0_or_none,
+    max_centroids: int | None = option(None, type="int, optional", check=_args.optional_count,
                                        doc="""
         Keep only the brightest N stars (``None``: all).""")
     local_bg_block_size: int | None = option(64, type="int or None", check=_block, doc="""
@@ -73,11 +53,11 @@ class ExtractionOptions(Options):
         two- and three-pixel blobs get finite ratios. Saturated blobs are exempt
         (bleed trails make them long).""")
     matched_filter_sigma: float | None = option(None, type="float or None",
-                                                check=_positive_or_none, doc="""
+                                                check=_args.optional_positive, doc="""
         Gaussian sigma (px) of a matched filter used only to build the
         detection mask (more faint stars at the same false-alarm rate);
         the threshold is scaled to the filtered noise. ``None``: off.""")
-    max_sharpness: float | None = option(0.9, type="float or None", check=_positive_or_none,
+    max_sharpness: float | None = option(0.9, type="float or None", check=_args.optional_positive,
                                          doc="""
         Reject blobs whose peak sharpness ``(peak - mean(8 neighbours)) / peak``
         exceeds this (hot pixels and cosmic rays score ~1; a critically sampled
@@ -89,7 +69,7 @@ class ExtractionOptions(Options):
         maximum, itself more than 50 sigma above the background. Saturated
         blobs keep their intensity-weighted centroid, are flagged, and are exempt
         from the elongation, width and blend filters.""")
-    border_margin: int = option(0, type="int", check=_count0, doc="""
+    border_margin: int = option(0, type="int", check=_args.count, doc="""
         Drop blobs that come within this many pixels of the image edge.""")
     reject_blends: bool = option(False, type="bool", check=_args.flag, doc="""
         Drop (non-saturated) blobs with two separate significant peaks: a

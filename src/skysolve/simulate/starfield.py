@@ -17,6 +17,7 @@ point is the magnitude that gives 1 e-/s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -101,37 +102,18 @@ class StarfieldTruth:
                                                    "in_catalog", "saturated", "on_image")})
 
 
-
-
 def _psf(value: Any, name: str) -> GaussianPSF:
     if isinstance(value, GaussianPSF):
         return value
     return GaussianPSF(_args.positive(value, name))
 
 
-def _nonneg(value: Any, name: str) -> float:
-    return _args.nonnegative(value, name)
-
-
-def _number_or_none(value: Any, name: str) -> float | None:
-    return _args.number(value, name, allow_none=True)
-
-
-def _positive(value: Any, name: str) -> float:
-    return _args.positive(value, name)
-
-
-def _positive_or_none(value: Any, name: str) -> float | None:
-    return _args.positive(value, name, allow_none=True)
-
-
-def _adc_bits(value: Any, name: str) -> int | None:
-    return _args.count(value, name, minimum=1, maximum=32, allow_none=True)
-
-
 def _pair(value: Any, name: str) -> tuple[float, float]:
     v = _args.vector(value, name, 2)
     return float(v[0]), float(v[1])
+
+
+_adc_bits = partial(_args.count, minimum=1, maximum=32, allow_none=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,13 +132,13 @@ class StarfieldOptions(Options):
         ``(col0, row0)``: WCS pixel coordinates of the image's first pixel, for a
         sub-frame of the WCS's detector (e.g. ``(44, 0)`` for the science pixels
         of a TESS full-frame image).""")
-    epoch_year: float | None = option(None, type="float, optional", check=_number_or_none,
+    epoch_year: float | None = option(None, type="float, optional", check=_args.optional_number,
                                       doc="""
         Julian year the catalog is propagated to with proper motions (default:
         the catalog's epoch).""")
     psf: GaussianPSF = option(GaussianPSF(1.2), type="float or GaussianPSF", check=_psf, doc="""
         Gaussian sigma in pixels, or a field-dependent :class:`GaussianPSF`.""")
-    exposure_s: float = option(1.0, type="float", check=_nonneg, doc="""
+    exposure_s: float = option(1.0, type="float", check=_args.nonnegative, doc="""
         Exposure, seconds: ``flux_e = exposure_s * 10**(-0.4 * (mag - zeropoint_mag))``.""")
     zeropoint_mag: float = option(20.0, type="float", check=_args.number, doc="""
         The magnitude giving 1 e-/s.""")
@@ -167,14 +149,14 @@ class StarfieldOptions(Options):
                                                         check=_pair, doc="""
         Added background slope in e-/pixel per pixel along x and y, about the
         image centre (the mean level stays ``background_e``).""")
-    read_noise_e: float = option(5.0, type="float", check=_nonneg, doc="""
+    read_noise_e: float = option(5.0, type="float", check=_args.nonnegative, doc="""
         Gaussian read noise (e- rms).""")
-    gain_e_per_adu: float = option(1.0, type="float", check=_positive, doc="""
+    gain_e_per_adu: float = option(1.0, type="float", check=_args.positive, doc="""
         Output conversion: ``adu = electrons / gain + bias``.""")
     bias_adu: float = option(0.0, type="float", check=_args.number, doc="""
         Output offset, ADU.""")
     full_well_e: float | None = option(100_000.0, type="float or None",
-                                       check=_positive_or_none, doc="""
+                                       check=_args.optional_positive, doc="""
         Saturation level (e-); excess charge bleeds up and down the column
         (conserved, except charge running off both ends). None: no saturation.""")
     noise: bool = option(True, type="bool", check=_args.flag, doc="""
@@ -182,7 +164,7 @@ class StarfieldOptions(Options):
     vignetting: float = option(0.0, type="float", check=_args.fraction, doc="""
         Fraction of the light lost at the image corners; the throughput is
         ``1 - vignetting * (r / r_corner)**2`` for stars and sky alike.""")
-    flat_field_rms: float = option(0.0, type="float", check=_nonneg, doc="""
+    flat_field_rms: float = option(0.0, type="float", check=_args.nonnegative, doc="""
         Pixel-to-pixel sensitivity variation (fractional rms, fixed by ``seed``).""")
     adc_bits: int | None = option(None, type="int, optional", check=_adc_bits, doc="""
         Quantise the output to whole ADU clipped to ``[0, 2**adc_bits - 1]``.""")
@@ -190,15 +172,15 @@ class StarfieldOptions(Options):
         Fraction of pixels with extra dark charge (log-uniform up to the full well).""")
     cosmic_rays: int = option(0, type="int", check=_args.count, doc="""
         Number of cosmic-ray tracks (straight, a few pixels long).""")
-    faint_star_depth_mag: float = option(0.0, type="float", check=_nonneg, doc="""
+    faint_star_depth_mag: float = option(0.0, type="float", check=_args.nonnegative, doc="""
         Add stars not in the catalog, down to this many magnitudes below the
         catalog's limit, at random positions; their number follows the field's
         own catalog density extrapolated with ``faint_star_slope`` (dex per mag).
         0 disables them.""")
-    faint_star_slope: float = option(0.35, type="float", check=_nonneg, doc="""
+    faint_star_slope: float = option(0.35, type="float", check=_args.nonnegative, doc="""
         Logarithmic slope of the star counts, ``dN/dm ∝ 10**(slope * m)``.""")
     catalog_limit_mag: float | None = option(None, type="float, optional",
-                                             check=_number_or_none, doc="""
+                                             check=_args.optional_number, doc="""
         The catalog's limiting magnitude (default: its 99.5th percentile).""")
     mirror: bool = option(False, type="bool", check=_args.flag, doc="""
         Flip the image left-right, as images that are mirror images of the sky

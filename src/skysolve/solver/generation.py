@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,36 +27,13 @@ from .keys import bins_for_error
 __all__ = ["GenerationOptions", "generate"]
 
 
-def _max_fov(value: Any, name: str) -> float:
-    return _args.positive(value, name, maximum=180.0, open_max=True)
-
-
-def _min_fov(value: Any, name: str) -> float | None:
-    return _args.positive(value, name, allow_none=True)
-
-
-def _magnitude(value: Any, name: str) -> float | None:
-    return _args.number(value, name, allow_none=True)
-
-
-def _pattern_error(value: Any, name: str) -> float:
-    return _args.positive(value, name, maximum=0.25, open_max=True)
-
-
-def _positive(value: Any, name: str) -> float:
-    return _args.positive(value, name)
-
-
-def _count1(value: Any, name: str) -> int:
-    return _args.count(value, name, minimum=1)
-
-
-def _step(value: Any, name: str) -> float:
-    return _args.number(value, name, minimum=1.0, open_min=True)
-
-
 def _progress(value: Any, name: str) -> bool | None:
     return None if value is None else _args.flag(value, name)
+
+
+_max_fov = partial(_args.positive, maximum=180.0, open_max=True)
+_pattern_error = partial(_args.positive, maximum=0.25, open_max=True)
+_step = partial(_args.number, minimum=1.0, open_min=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -64,27 +42,28 @@ class GenerationOptions(Options):
 
     max_fov_deg: float = option(30.0, type="float", check=_max_fov, doc="""
         Largest horizontal field of view to solve, degrees (0 < fov < 180).""")
-    min_fov_deg: float | None = option(None, type="float, optional", check=_min_fov, doc="""
+    min_fov_deg: float | None = option(None, type="float, optional",
+                                       check=_args.optional_positive, doc="""
         Smallest field of view, degrees; below ``max_fov_deg`` the database holds
         patterns for every scale ``max_fov_deg / multiscale_step**i`` down to it.
         Default: ``max_fov_deg``.""")
-    star_max_magnitude: float | None = option(None, type="float, optional", check=_magnitude,
-                                              doc="""
+    star_max_magnitude: float | None = option(None, type="float, optional",
+                                              check=_args.optional_number, doc="""
         Faintest star kept. Default: as faint as needed for
         ``verification_stars_per_fov`` stars in an average ``min_fov_deg`` field.""")
     pattern_max_error: float = option(0.001, type="float", check=_pattern_error, doc="""
         Largest edge-ratio error a pattern match tolerates (0 < e < 0.25); sets the
         key quantisation (``round(0.25 / pattern_max_error)`` bins per ratio).""")
-    lattice_field_oversampling: float = option(100.0, type="float", check=_positive, doc="""
+    lattice_field_oversampling: float = option(100.0, type="float", check=_args.positive, doc="""
         Pattern fields per field-of-view area over the sky.""")
-    patterns_per_lattice_field: int = option(50, type="int", check=_count1, doc="""
+    patterns_per_lattice_field: int = option(50, type="int", check=_args.positive_count, doc="""
         Patterns built from the brightest stars of each field.""")
-    verification_stars_per_fov: int = option(150, type="int", check=_count1, doc="""
+    verification_stars_per_fov: int = option(150, type="int", check=_args.positive_count, doc="""
         Average stars per ``min_fov_deg`` field kept for verification.""")
     multiscale_step: float = option(1.5, type="float", check=_step, doc="""
         Ratio between consecutive field-of-view scales (> 1).""")
     epoch_proper_motion_year: float | None = option(2025.0, type="float or None",
-                                                    check=_magnitude, doc="""
+                                                    check=_args.optional_number, doc="""
         Julian year the star positions are propagated to; None keeps the catalog epoch.""")
     progress: bool | None = option(None, type="bool or None", check=_progress, doc="""
         Progress bar on stderr; None shows it only on a terminal.""")

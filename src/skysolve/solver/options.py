@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,48 +30,6 @@ BACKENDS = ("auto", "compiled", "reference")
 DEFAULT_HINT_UNCERTAINTY_RAD = math.radians(1.0)
 
 
-def _fov_deg(value: Any, name: str) -> float | None:
-    return _args.positive(value, name, maximum=180.0, open_max=True, allow_none=True)
-
-
-def _fov_rad(value: Any, name: str) -> float | None:
-    return _args.positive(value, name, maximum=math.pi, open_max=True, allow_none=True)
-
-
-def _nonneg_or_none(value: Any, name: str) -> float | None:
-    return _args.nonnegative(value, name, allow_none=True)
-
-
-def _positive_or_none(value: Any, name: str) -> float | None:
-    return _args.positive(value, name, allow_none=True)
-
-
-def _size_or_none(value: Any, name: str) -> int | None:
-    return _args.size(value, name, allow_none=True)
-
-
-def _shape_or_none(value: Any, name: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    return _args.image_size(None, None, value)[::-1]
-
-
-def _open_fraction(value: Any, name: str) -> float:
-    return _args.fraction(value, name, open_min=True, open_max=True)
-
-
-def _timeout(value: Any, name: str) -> float | None:
-    return _args.nonnegative(value, name, allow_none=True)
-
-
-def _pattern_error(value: Any, name: str) -> float | None:
-    return _args.positive(value, name, maximum=0.25, open_max=True, allow_none=True)
-
-
-def _iterations(value: Any, name: str) -> int:
-    return _args.count(value, name)
-
-
 def _camera(value: Any, name: str) -> Any:
     from ..camera.model import CameraModel
 
@@ -79,18 +38,18 @@ def _camera(value: Any, name: str) -> Any:
     return value
 
 
-def _velocity(value: Any, name: str) -> NDArray[np.float64] | None:
-    return _args.vector(value, name, 3, what="numbers [vx, vy, vz] in km/s", allow_none=True)
-
-
 def _attitude(value: Any, name: str) -> NDArray[np.float64] | None:
     if value is None:
         return None
     return np.ascontiguousarray(as_rotation_matrix(value, name))
 
 
-def _backend(value: Any, name: str) -> str:
-    return _args.choice(value, name, BACKENDS)
+_fov_deg = partial(_args.positive, maximum=180.0, open_max=True, allow_none=True)
+_fov_rad = partial(_args.positive, maximum=math.pi, open_max=True, allow_none=True)
+_pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none=True)
+_velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
+                    allow_none=True)
+_backend = partial(_args.choice, choices=BACKENDS)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -107,26 +66,27 @@ class SolveOptions(Options):
         Default: the camera model's, else the database's whole range is searched.""")
     fov_estimate_rad: float | None = option(None, type="float, optional", check=_fov_rad, doc="""
         The same in radians.""")
-    image_width: int | None = option(None, type="int, optional", check=_size_or_none, doc="""
+    image_width: int | None = option(None, type="int, optional", check=_args.optional_size, doc="""
         Image width in pixels.""")
-    image_height: int | None = option(None, type="int, optional", check=_size_or_none, doc="""
+    image_height: int | None = option(None, type="int, optional", check=_args.optional_size, doc="""
         Image height in pixels (default: the width).""")
     image_shape: tuple[int, int] | None = option(
-        None, type="(int, int), optional", check=_shape_or_none, doc="""
+        None, type="(int, int), optional", check=_args.optional_shape, doc="""
         numpy ``(height, width)``; an alternative to width and height.""")
     fov_max_error_deg: float | None = option(
-        None, type="float, optional", check=_nonneg_or_none, doc="""
+        None, type="float, optional", check=_args.optional_nonnegative, doc="""
         Largest allowed error of the estimate, degrees (give at most one of the two).
         Default: the search accepts fields of view between 0.6x and 1/0.6x the
         estimate (or the database's range when there is no estimate).""")
     fov_max_error_rad: float | None = option(
-        None, type="float, optional", check=_nonneg_or_none, doc="""
+        None, type="float, optional", check=_args.optional_nonnegative, doc="""
         The same in radians.""")
-    match_radius: float = option(0.01, type="float", check=_open_fraction, doc="""
+    match_radius: float = option(0.01, type="float", check=_args.open_fraction, doc="""
         Match distance as a fraction of the image width (0 < r < 1).""")
-    match_threshold: float = option(1e-5, type="float", check=_open_fraction, doc="""
+    match_threshold: float = option(1e-5, type="float", check=_args.open_fraction, doc="""
         False-positive probability a solution must beat (0 < p < 1).""")
-    solve_timeout_ms: float | None = option(5000.0, type="float or None", check=_timeout, doc="""
+    solve_timeout_ms: float | None = option(5000.0, type="float or None",
+                                            check=_args.optional_nonnegative, doc="""
         Give up after this many milliseconds (None or 0: no limit). Neither this
         limit nor ``solve_time_ms`` counts the one-time preparation of the
         compiled kernels for a database (the first solve in a process; compiling
@@ -135,7 +95,7 @@ class SolveOptions(Options):
         None, type="float, optional", check=_pattern_error, doc="""
         Largest edge-ratio difference of a pattern match (0 < e < 0.25); default
         the database's ``pattern_max_error``.""")
-    refine_iterations: int = option(2, type="int", check=_iterations, doc="""
+    refine_iterations: int = option(2, type="int", check=_args.count, doc="""
         Re-match and refit passes after the first match (>= 0).""")
     camera_model: Any = option(None, type="CameraModel, optional", check=_camera, doc="""
         Fixes focal length, optical centre, parity and distortion.""")
@@ -148,10 +108,10 @@ class SolveOptions(Options):
         Tracking mode: match against catalog stars around this ICRS-to-camera
         attitude, falling back to the lost-in-space search unless ``strict_hint``.""")
     hint_uncertainty_deg: float | None = option(
-        None, type="float, optional", check=_positive_or_none, doc="""
+        None, type="float, optional", check=_args.optional_positive, doc="""
         Uncertainty of the hint, degrees (give at most one of the two; default 1).""")
     hint_uncertainty_rad: float | None = option(
-        None, type="float, optional", check=_positive_or_none, doc="""
+        None, type="float, optional", check=_args.optional_positive, doc="""
         The same in radians.""")
     strict_hint: bool = option(False, type="bool", check=_args.flag, doc="""
         With a hint, do not fall back to the lost-in-space search.""")
