@@ -10,6 +10,7 @@ Commands::
     python cedar_worker.py build CATALOG OUT.npz --max-fov 20 --min-fov 10
     python cedar_worker.py solve DB.npz CASES.npz OUT.json [--repeat N]
     python cedar_worker.py serve DB.npz CASES.npz
+    python cedar_worker.py images DB.npz IMAGES.npz OUT.json
 
 ``serve`` loads the database and the cases once, then answers requests on
 stdin, one per line: ``I REPEAT`` solves case ``I`` ``REPEAT`` times and
@@ -25,6 +26,13 @@ case, the wall and process CPU times of every call (``times_s``: ``time.perf_cou
 around the call; ``cpu_s``: ``time.process_time``), each call preceded by an
 untimed 1 ms pause, and the last call's RA, Dec, Roll, FOV, Matches, RMSE and
 status.
+
+``images`` solves whole images end to end, as a cedar-solve user would:
+``IMAGES.npz`` holds ``n`` and, per image ``i``, ``image{i}`` (2-D array),
+``fov{i}`` and ``fov_err{i}``; each image goes through
+``tetra3.get_centroids_from_image`` at its default settings, then
+``solve_from_centroids`` with the arguments above. ``OUT.json`` holds, per
+image, RA, Dec, status and the number of centroids.
 """
 
 from __future__ import annotations
@@ -92,6 +100,27 @@ def _solve(args) -> None:
     Path(args.out).write_text(json.dumps(out))
 
 
+def _images(args) -> None:
+    from tetra3 import Tetra3, get_centroids_from_image
+
+    t3 = Tetra3(load_database=Path(args.db).with_suffix(""))
+    data = np.load(args.images)
+    out = []
+    for i in range(int(data["n"])):
+        img = np.asarray(data[f"image{i}"])
+        yx = np.asarray(get_centroids_from_image(img), dtype=np.float64).reshape(-1, 2)
+        err = float(data[f"fov_err{i}"])
+        res = t3.solve_from_centroids(yx, img.shape[:2], fov_estimate=float(data[f"fov{i}"]),
+                                      fov_max_error=err if err >= 0 else None,
+                                      match_radius=0.01, match_threshold=1e-5,
+                                      solve_timeout=5000, match_max_error=None)
+        out.append({"RA": None if res.get("RA") is None else float(res["RA"]),
+                    "Dec": None if res.get("Dec") is None else float(res["Dec"]),
+                    "status": int(res["status"]) if res.get("status") is not None else None,
+                    "n_centroids": int(len(yx))})
+    Path(args.out).write_text(json.dumps(out))
+
+
 def _serve(args) -> None:
     t3, data = _load(args.db, args.cases)
     print(json.dumps({"ready": True}), flush=True)
@@ -120,8 +149,12 @@ def main() -> None:
     v = sub.add_parser("serve")
     v.add_argument("db")
     v.add_argument("cases")
+    m = sub.add_parser("images")
+    m.add_argument("db")
+    m.add_argument("images")
+    m.add_argument("out")
     args = parser.parse_args()
-    {"build": _build, "solve": _solve, "serve": _serve}[args.cmd](args)
+    {"build": _build, "solve": _solve, "serve": _serve, "images": _images}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,39 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Centroid", "ExtractionResult", "centroids_to_array"]
+__all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "KEPT_REASONS",
+           "REJECT_REASONS", "REJECTED_DTYPE"]
+
+#: Why a detection was kept (:attr:`ExtractionResult.flags`): it passed every test
+#: (``'star'``), or it reached the saturation level, which exempts it from the
+#: shape tests (``'saturated'``).
+KEPT_REASONS = ("star", "saturated")
+#: Why a detection was rejected (``reason`` of :attr:`ExtractionResult.rejected`),
+#: in the order the tests run (a detection gets the first that fails):
+#:
+#: ``'small'`` / ``'large'``
+#:     fewer than ``min_pixels`` / more than ``max_pixels`` above threshold;
+#: ``'border'``
+#:     within ``border_margin`` of the image edge;
+#: ``'sharp'``
+#:     peak sharpness above ``max_sharpness`` (a hot pixel);
+#: ``'elongated'``
+#:     axis ratio above ``max_elongation`` (after taking out the frame's own PSF
+#:     shape when every star is smeared the same way);
+#: ``'diffuse'``
+#:     far more pixels above threshold than a star of its peak has (background
+#:     structure: cloud and glare edges, lit foreground);
+#: ``'trail'``
+#:     one of several detections along a line (satellite or aircraft trail);
+#: ``'blend'``
+#:     two separate peaks (only with ``reject_blends``);
+#: ``'narrow'``
+#:     narrower than the frame's stars (cosmic ray, hot pixel smeared by JPEG).
+REJECT_REASONS = ("small", "large", "border", "sharp", "elongated", "diffuse", "trail",
+                  "blend", "narrow")
+#: The record of a rejected detection (centred pixels, like the centroids).
+REJECTED_DTYPE = np.dtype([("x", np.float64), ("y", np.float64), ("brightness", np.float64),
+                           ("npix", np.int64), ("peak", np.float64), ("reason", "U10")])
 
 _ZERO_COV = np.zeros((2, 2))
 _ZERO_COV.setflags(write=False)
@@ -166,6 +198,13 @@ class ExtractionResult:
     fitted : ndarray of bool
         Per centroid: the position comes from the Gaussian fit (else from the
         intensity-weighted centroid).
+    flags : ndarray of str
+        Per centroid: why it was kept, one of :data:`KEPT_REASONS`.
+    rejected : ndarray of :data:`REJECTED_DTYPE`
+        The detections the extractor rejected, brightest first: fields ``x``,
+        ``y`` (centred pixels, intensity-weighted), ``brightness``, ``npix``,
+        ``peak`` and ``reason`` (one of :data:`REJECT_REASONS`). Detections
+        merely beyond ``max_centroids`` are in neither list.
     """
 
     def __init__(self, centroids: Sequence[Centroid], image_width: int, image_height: int,
@@ -185,7 +224,7 @@ class ExtractionResult:
 
     def _assign(self, centroids, x, y, brightness, cov, *, image_width, image_height,
                 background_mean, background_sigma, threshold, num_blobs_raw, saturated, npix,
-                peak, fitted) -> None:
+                peak, fitted, flags=None, rejected=None) -> None:
         """Set every attribute; the one place both constructors share."""
         self._centroids = centroids
         self._x = np.asarray(x, dtype=np.float64)
@@ -202,17 +241,23 @@ class ExtractionResult:
         self.npix = np.asarray(npix, dtype=np.int64)
         self.peak = np.asarray(peak, dtype=np.float64)
         self.fitted = np.asarray(fitted, dtype=bool)
+        if flags is None:
+            flags = np.where(self.saturated, "saturated", "star")
+        self.flags = np.asarray(flags, dtype="U10")
+        self.rejected = (np.zeros(0, REJECTED_DTYPE) if rejected is None
+                         else np.asarray(rejected, dtype=REJECTED_DTYPE))
 
     @classmethod
     def _from_arrays(cls, x, y, brightness, cov, *, image_width, image_height,
                      background_mean, background_sigma, threshold, num_blobs_raw,
-                     saturated, npix, peak, fitted) -> ExtractionResult:
+                     saturated, npix, peak, fitted, flags=None,
+                     rejected=None) -> ExtractionResult:
         self = cls.__new__(cls)
         self._assign(None, x, y, brightness, cov, image_width=image_width,
                      image_height=image_height, background_mean=background_mean,
                      background_sigma=background_sigma, threshold=threshold,
                      num_blobs_raw=num_blobs_raw, saturated=saturated, npix=npix, peak=peak,
-                     fitted=fitted)
+                     fitted=fitted, flags=flags, rejected=rejected)
         return self
 
     @property
@@ -251,7 +296,8 @@ class ExtractionResult:
     def __repr__(self) -> str:
         return (f"ExtractionResult({len(self)} centroids, {self.image_width}x{self.image_height},"
                 f" background={self.background_mean:.6g}, sigma={self.background_sigma:.4g},"
-                f" threshold={self.threshold:.4g}, num_blobs_raw={self.num_blobs_raw})")
+                f" threshold={self.threshold:.4g}, num_blobs_raw={self.num_blobs_raw},"
+                f" rejected={len(self.rejected)})")
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -259,6 +305,9 @@ class ExtractionResult:
         return state
 
     def __setstate__(self, state):
+        # results pickled before flags and rejections existed
+        state.setdefault("flags", np.where(state["saturated"], "saturated", "star"))
+        state.setdefault("rejected", np.zeros(0, REJECTED_DTYPE))
         self.__dict__.update(state)
 
 

@@ -10,6 +10,22 @@ them (see :meth:`Background.block_lower_bound`).
 
 Noise is one global robust standard deviation (MAD scaled to a Gaussian sigma,
 with iterative clipping of the bright tail) of the background-subtracted image.
+
+Two checks on a sparse sample of the residual (image minus model, ~25,000
+pixels) make the model follow skies that are not smooth on the block scale
+(cloud edges, glare, the rim of a silhouette, a light dome):
+
+* **structure**: in cells of half a block, the clipped mean residual of a sky
+  the bilinear model follows is zero within its noise; if any cell is off by
+  more than ``max(1, 6 / sqrt(n))`` local sigmas, the model is rebuilt with
+  blocks half the size (down to 16 px);
+* **noise**: the clipped rms of the residual per block (3x3-median smoothed);
+  when it varies by more than 25 % over the frame (photon noise under a
+  gradient, scattered light, a dark silhouette) the model carries a noise grid,
+  interpolated like the levels, and detection thresholds follow it.
+
+A smooth sky passes both (one bincount over the sample) and keeps the single
+model and the global noise.
 """
 
 from __future__ import annotations
@@ -19,6 +35,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
+
+#: Smallest block the structure check refines to (px).
+_MIN_BLOCK = 16
+#: Noise grids whose highest and lowest block differ by less than this factor are uniform.
+_NOISE_RATIO = 1.5
+#: Variance of a unit Gaussian clipped at +-3 (a clipped rms is scaled up by its root).
+_CLIPPED_VAR_3 = 0.9733
 
 #: MAD -> Gaussian sigma.
 MAD_TO_SIGMA = 1.482602218505602
@@ -97,6 +120,9 @@ class Background:
         Global robust per-pixel noise (same units as the image).
     shape : tuple of int
         ``(height, width)`` of the image the model describes.
+    noise : Background or None
+        The noise per block as a model of its own (same nodes), when the noise
+        is not uniform over the frame; ``None`` otherwise (``sigma`` everywhere).
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
@@ -108,6 +134,13 @@ class Background:
         #: pixel row / column (array index) each grid level belongs to
         self.nodes = nodes if nodes is not None else _block_nodes(shape, block_size)
         self._tab = None
+        self.noise: Background | None = None
+
+    def sigma_at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64] | float:
+        """Noise at integer pixels (the global ``sigma`` when it is uniform)."""
+        if self.noise is None:
+            return self.sigma
+        return self.noise.at(rows, cols)
 
     @property
     def mean(self) -> float:
@@ -250,7 +283,8 @@ def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
     return grid
 
 
-def estimate_background(image: NDArray, block_size: int | None) -> Background:
+def estimate_background(image: NDArray, block_size: int | None,
+                        adaptive: bool = True, quantum: float | None = None) -> Background:
     """Fit the background model and global noise of a finite 2-D image.
 
     Parameters
@@ -260,6 +294,13 @@ def estimate_background(image: NDArray, block_size: int | None) -> Background:
     block_size : int or None
         Block size in pixels for a local background; ``None`` (or a block at
         least as large as the image) gives a global, sigma-clipped median.
+    adaptive : bool
+        Run the structure and noise checks (see the module docstring): smaller
+        blocks where the sky has structure, a noise grid where the noise varies.
+    quantum : float, optional
+        The data's value step (1 for integer images). A MAD below it says
+        little (most pixels share a value: an 8-bit or JPEG sky flattened by
+        compression); the noise is then the clipped rms of the residual.
 
     Returns
     -------
@@ -277,23 +318,94 @@ def estimate_background(image: NDArray, block_size: int | None) -> Background:
     rows = np.arange(step // 2, h, step)
     cols = np.arange(step // 2, w, step)
     bg.sigma = robust_sigma(sample - bg.at(rows[:, None], cols[None, :]), iterations=1)
-    grid = bg.grid
-    if grid.shape[0] >= 3 and grid.shape[1] >= 3:
-        # a block whose median is lifted by a bright star stands out from the 3x3
-        # median of its neighbourhood by more than noise (3 standard errors of a
-        # block median) plus the sky's own block-to-block steps there (so ramps,
-        # edges and ridges are left alone); the neighbourhood median replaces it
-        smooth = ndimage.median_filter(grid, size=3, mode="nearest")
-        steps = np.zeros_like(grid)
-        dx = np.abs(np.diff(smooth, axis=1))
-        dy = np.abs(np.diff(smooth, axis=0))
-        steps[:, 1:] = np.maximum(steps[:, 1:], dx)
-        steps[:, :-1] = np.maximum(steps[:, :-1], dx)
-        steps[1:, :] = np.maximum(steps[1:, :], dy)
-        steps[:-1, :] = np.maximum(steps[:-1, :], dy)
-        steps = ndimage.maximum_filter(steps, size=3, mode="nearest")
-        noise = 3.0 * 1.25 * max(bg.sigma, 1e-30) / np.sqrt(bs * bs / 4)
-        outlier = (grid - smooth) > noise + steps
-        if outlier.any():
-            bg = Background(np.where(outlier, smooth, grid), bs, bg.sigma, (h, w))
+    if quantum is not None and bg.sigma < quantum:
+        bg.sigma = _clipped_rms(sample - bg.at(rows[:, None], cols[None, :]), 3.0 * quantum)
+    bg = _replace_lifted_blocks(bg)
+    if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0):
+        return bg
+    resid = sample - bg.at(rows[:, None], cols[None, :])
+    noise, structured = _local_checks(resid, rows, cols, bg)
+    if structured and bs // 2 >= _MIN_BLOCK:
+        return estimate_background(image, bs // 2, adaptive, quantum)
+    bg.noise = noise
     return bg
+
+
+def _replace_lifted_blocks(bg: Background) -> Background:
+    """The model with blocks lifted by a bright star replaced by their neighbourhood's median.
+
+    A block whose median is lifted by a bright star stands out from the 3x3
+    median of its neighbourhood by more than noise (3 standard errors of a
+    block median) plus the sky's own block-to-block steps there (so ramps,
+    edges and ridges are left alone).
+    """
+    grid, bs = bg.grid, bg.block_size
+    if grid.shape[0] < 3 or grid.shape[1] < 3:
+        return bg
+    smooth = ndimage.median_filter(grid, size=3, mode="nearest")
+    steps = np.zeros_like(grid)
+    dx = np.abs(np.diff(smooth, axis=1))
+    dy = np.abs(np.diff(smooth, axis=0))
+    steps[:, 1:] = np.maximum(steps[:, 1:], dx)
+    steps[:, :-1] = np.maximum(steps[:, :-1], dx)
+    steps[1:, :] = np.maximum(steps[1:, :], dy)
+    steps[:-1, :] = np.maximum(steps[:-1, :], dy)
+    steps = ndimage.maximum_filter(steps, size=3, mode="nearest")
+    noise = 3.0 * 1.25 * max(bg.sigma, 1e-30) / np.sqrt(bs * bs / 4)
+    outlier = (grid - smooth) > noise + steps
+    if outlier.any():
+        return Background(np.where(outlier, smooth, grid), bs, bg.sigma, bg.shape)
+    return bg
+
+
+def _clipped_rms(resid: NDArray, clip: float) -> float:
+    """Rms of a sample about zero, clipped twice: at ``clip``, then at 3 x the first rms."""
+    v = resid.ravel()
+    rms = float(np.sqrt(np.mean(np.clip(v, -clip, clip) ** 2)))
+    c = max(3.0 * rms, 1e-30)
+    return float(np.sqrt(np.mean(np.clip(v, -c, c) ** 2) / _CLIPPED_VAR_3))
+
+
+def _cell_moments(resid: NDArray, cell_rows: NDArray, cell_cols: NDArray,
+                  shape: tuple[int, int], clip: NDArray | float
+                  ) -> tuple[NDArray, NDArray, NDArray]:
+    """Count, mean and rms of the residual sample per cell (a grid of ``shape``
+    cells; the sample's cell rows and columns given), clipped at +-``clip``."""
+    ncells = shape[0] * shape[1]
+    cell = (cell_rows[:, None] * shape[1] + cell_cols[None, :]).ravel()
+    v = resid.ravel()
+    c = clip[cell] if np.ndim(clip) else clip
+    v = np.clip(v, -c, c)
+    n = np.bincount(cell, minlength=ncells)
+    safe = np.maximum(n, 1)
+    mean = np.bincount(cell, weights=v, minlength=ncells) / safe
+    var = np.bincount(cell, weights=v * v, minlength=ncells) / safe - mean * mean
+    return n, mean, np.sqrt(np.maximum(var, 0.0) / _CLIPPED_VAR_3)
+
+
+def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background
+                  ) -> tuple[Background | None, bool]:
+    """The noise grid (None when uniform) and whether the sky has structure the
+    model misses, from the residual sample at ``rows`` x ``cols``."""
+    bs = bg.block_size
+    ny, nx = bg.grid.shape
+    # noise per block: clipped at 3 global sigmas, then at 3 of the block's own
+    br, bc = rows // bs, cols // bs
+    _, _, rms = _cell_moments(resid, br, bc, (ny, nx), 3.0 * bg.sigma)
+    n, _, rms = _cell_moments(resid, br, bc, (ny, nx), 3.0 * np.maximum(rms, 1e-30))
+    grid = np.where(n >= 8, rms, bg.sigma).reshape(ny, nx)  # thin edge blocks: global
+    if ny >= 3 and nx >= 3:
+        grid = ndimage.median_filter(grid, size=3, mode="nearest")
+    uniform = grid.max() <= _NOISE_RATIO * max(grid.min(), 1e-30)
+    noise = None if uniform else Background(grid, bs, bg.sigma, bg.shape, bg.nodes)
+    # structure: cells of half a block whose clipped mean residual is not zero
+    half = max(bs // 2, 1)
+    cr, cc = rows // half, cols // half
+    ncr, ncc = -(-bg.shape[0] // half), -(-bg.shape[1] // half)
+    local = (grid if noise is not None else np.full((ny, nx), bg.sigma))
+    sig = local[np.minimum(np.arange(ncr) * half // bs, ny - 1)][
+        :, np.minimum(np.arange(ncc) * half // bs, nx - 1)].ravel()
+    n, mean, _ = _cell_moments(resid, cr, cc, (ncr, ncc), 4.0 * sig)
+    structured = bool(np.any(np.abs(mean) > np.maximum(1.0, 6.0 / np.sqrt(np.maximum(n, 1)))
+                             * sig))
+    return noise, structured

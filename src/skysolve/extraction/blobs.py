@@ -1,4 +1,4 @@
-"""Per-blob measurements of the extractor: moments, filters and sub-pixel fits.
+"""Per-blob measurements of the extractor: moments, sharpness, blends and sub-pixel fits.
 
 Everything is vectorised over blobs (no Python loop over stars). Blobs are the
 8-connected components of the detection mask; index 0 of every per-label
@@ -89,7 +89,9 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     with np.errstate(divide="ignore", invalid="ignore"):
         sharp = np.where(peak > 0, (peak - nmean) / peak, np.inf)
 
+    sig = bg.sigma_at(pr, pc)
     return {
+        "sigma": np.broadcast_to(np.asarray(sig, dtype=np.float64), (n,)),
         "npix": npix, "flux": flux, "peak": peak, "pr": pr, "pc": pc,
         "cx": pc + mx, "cy": pr + my, "cxx": cxx, "cyy": cyy, "cxy": cxy,
         "rmin": rmin, "rmax": rmax, "cmin": cmin, "cmax": cmax,
@@ -98,45 +100,19 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     }
 
 
-def _select(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max_pixels: int,
-            max_elongation: float | None, max_sharpness: float | None,
-            border_margin: int) -> NDArray[np.bool_]:
-    """Boolean per label (index 0 = background, never kept) of blobs passing the filters."""
-    keep = (m["npix"] >= min_pixels) & (m["npix"] <= max_pixels) & (m["sumw"] > 0)
-    keep[0] = False
-    sat = m["saturated"]
-    if max_elongation is not None:
-        # pixel extent (1/12 px^2) regularises 1-pixel-wide blobs
-        a = m["cxx"] + 1.0 / 12.0
-        c = m["cyy"] + 1.0 / 12.0
-        b = m["cxy"]
-        half_tr = 0.5 * (a + c)
-        disc = np.sqrt(np.maximum(0.25 * (a - c) ** 2 + b * b, 0.0))
-        lmax = half_tr + disc
-        lmin = np.maximum(half_tr - disc, 1e-12)
-        elong = np.sqrt(lmax / lmin)
-        keep &= (elong <= max_elongation) | sat
-    if max_sharpness is not None:
-        keep &= m["sharpness"] <= max_sharpness
-    if border_margin > 0:
-        keep &= ((m["rmin"] >= border_margin) & (m["cmin"] >= border_margin)
-                 & (m["rmax"] <= h - 1 - border_margin) & (m["cmax"] <= w - 1 - border_margin))
-    return keep
-
-
 #: Stars whose peak is above this many noise sigmas fit their PSF width freely;
 #: fainter ones use the median width of the bright ones.
 _FREE_WIDTH_SNR = 30.0
 
 
 def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,
-                   m: dict[str, NDArray], ids: NDArray[np.intp], sigma: float):
+                   m: dict[str, NDArray], ids: NDArray[np.intp]):
     """Gaussian-fit positions (array col, row of the star centre, pixel-centre origin).
 
     Returns ``(col, row, ok, sx, sy, free)``; ``ok`` is False for saturated blobs,
     blobs too big for the fit windows and fits that did not converge; ``sx``, ``sy``
     are the fitted Gaussian sigmas, measured where ``free`` (bright stars) and
-    imposed otherwise.
+    imposed otherwise (``free``: peaks above ``_FREE_WIDTH_SNR`` local noise sigmas).
     """
     h, w = labels.shape
     n = len(ids)
@@ -159,7 +135,7 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     sy0, y00 = _log_parabola(ud, peak)
 
     fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 400)
-    free = fit_me & (peak > _FREE_WIDTH_SNR * sigma)
+    free = fit_me & (peak > _FREE_WIDTH_SNR * m["sigma"][ids])
     fixed = fit_me & ~free
     if free.any():
         _fit_group(work, labels, bad, m, ids, free, x00, y00, sx0, sy0, col, row, ok, False)
@@ -173,26 +149,6 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
         _fit_group(work, labels, bad, m, ids, fixed, x00, y00, np.full(n, sxr),
                    np.full(n, syr), col, row, ok, True)
     return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free
-
-
-#: Narrowest plausible fitted PSF sigma (px) for the cosmic-ray test.
-_MIN_PSF_SIGMA = 0.3
-
-
-def _narrow_blobs(m: dict[str, NDArray], ids: NDArray[np.intp], measured: NDArray[np.bool_],
-                  sx: NDArray, sy: NDArray) -> NDArray[np.bool_]:
-    """Cosmic-ray-like blobs among ``ids``: bright fits narrower than any star.
-
-    ``measured`` marks stars whose PSF width was fitted freely (bright, converged).
-    """
-    narrow = measured & (np.minimum(sx, sy) < _MIN_PSF_SIGMA)
-    good = measured & ~narrow
-    if good.sum() >= 5:
-        s_ref = float(np.median(np.sqrt(sx[good] * sy[good])))
-        a, c, b = m["cxx"][ids], m["cyy"][ids], m["cxy"][ids]
-        lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b)
-        narrow |= measured & (lmin + 1.0 / 12.0 < 0.25 * s_ref**2)
-    return narrow
 
 
 def _log_parabola(v: NDArray, peak: NDArray) -> tuple[NDArray, NDArray]:

@@ -47,8 +47,10 @@ from scipy import ndimage
 from .._options import with_options
 from ..centroids import ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
+from ..centroids import REJECTED_DTYPE, REJECT_REASONS
 from .background import Background, estimate_background
-from .blobs import _blended, _fit_positions, _measure_blobs, _narrow_blobs, _select
+from .blobs import _blended, _fit_positions, _measure_blobs
+from .filters import basic_reasons, code, narrow_blobs, psf_reference, shape_reasons
 from .options import ExtractionOptions
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
@@ -145,17 +147,23 @@ def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np
     return out
 
 
-def _candidate_pixels(det: NDArray[np.float32], bg: Background, thr: float
+def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float
                       ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """Flat indices of pixels with ``det > background + thr``, and the background there.
+    """Flat indices of pixels with ``det > background + scale x noise``, and the
+    background there.
 
-    A block-constant lower bound of the background pre-selects candidates in one
-    pass over the frame; the exact (bilinear) background is evaluated only there.
+    A block-constant lower bound of the background (and of the noise, when it
+    varies) pre-selects candidates in one pass over the frame; the exact
+    (bilinear) model is evaluated only there.
     """
     h, w = det.shape
     lb, bs = bg.block_lower_bound()
     ny, nx = lb.shape
-    lim = (lb + thr).astype(np.float32)
+    thr = scale * bg.sigma
+    if bg.noise is not None:
+        lim = (lb + scale * bg.noise.block_lower_bound()[0]).astype(np.float32)
+    else:
+        lim = (lb + thr).astype(np.float32)
     if ny == 1 and nx == 1:
         cand = np.flatnonzero(det > lim[0, 0])
         return cand, np.full(len(cand), bg.grid[0, 0])  # a global model is exact already
@@ -167,6 +175,8 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, thr: float
     cand = np.flatnonzero(mask)
     rows, cols = np.divmod(cand, w)
     level = bg.at(rows, cols)
+    if bg.noise is not None:
+        thr = scale * bg.noise.at(rows, cols)
     keep = det.ravel()[cand] > level + thr
     return cand[keep], level[keep]
 
@@ -223,7 +233,7 @@ def _finite_work(arr: NDArray) -> tuple[NDArray[np.float32] | None, NDArray | No
 
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None) -> Background:
     """The background, with the noise floored for quantised and noise-free frames."""
-    bg = estimate_background(work, block)
+    bg = estimate_background(work, block, quantum=1.0 if arr.dtype.kind in "iu" else None)
     if arr.dtype.kind in "iu" and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
         # integer data whose noise is below one count (MAD of 0): the rounding
         # noise of 1/sqrt(12) count is the floor
@@ -240,24 +250,24 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
            opts: ExtractionOptions):
     """Threshold, candidate pixels and their 8-connected labels.
 
-    Returns ``(threshold, labels, number of blobs, pixel indices, background there)``.
+    Returns ``(threshold scale, labels, number of blobs, pixel indices, background
+    there)``; the threshold at a pixel is the scale times the noise there.
     """
     h, w = work.shape
-    sigma = bg.sigma
     if opts.matched_filter_sigma is not None:
         kernel = _gaussian_kernel(opts.matched_filter_sigma)
         det = _smooth(work, kernel)
         # noise of the filtered image; a linear background passes unchanged
-        thr = opts.sigma_threshold * sigma * float(np.sum(kernel.astype(np.float64) ** 2))
+        scale = opts.sigma_threshold * float(np.sum(kernel.astype(np.float64) ** 2))
     else:
         det = work
-        thr = opts.sigma_threshold * sigma
-    idx, idx_bg = _candidate_pixels(det, bg, thr)
+        scale = opts.sigma_threshold
+    idx, idx_bg = _candidate_pixels(det, bg, scale)
     if bad is not None and len(idx):
         good = ~bad.ravel()[idx]
         idx, idx_bg = idx[good], idx_bg[good]
     if len(idx) == 0:
-        return thr, None, 0, idx, idx_bg
+        return scale, None, 0, idx, idx_bg
     mask = np.zeros(h * w, dtype=bool)
     mask[idx] = True
     mask = mask.reshape(h, w)
@@ -266,18 +276,27 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
         labels, nblobs = ndimage.label(mask, structure=eight, output=np.uint16)
     except RuntimeError:  # more than 65535 blobs
         labels, nblobs = ndimage.label(mask, structure=eight)
-    return thr, labels, nblobs, idx, idx_bg
+    return scale, labels, nblobs, idx, idx_bg
 
 
-def _stars(work, bad, bg, labels, meas, thr, opts: ExtractionOptions):
-    """The kept blobs, brightest first, and their positions: ``(ids, col, row, fitted)``."""
+def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
+    """The kept blobs, brightest first, and their positions.
+
+    Returns ``(ids, col, row, fitted, reason)``; ``reason`` holds every label's
+    reason code (:mod:`.filters`; 0 for the kept ones and those beyond
+    ``max_centroids``).
+    """
     h, w = work.shape
-    keep = _select(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
-                   max_elongation=opts.max_elongation, max_sharpness=opts.max_sharpness,
-                   border_margin=opts.border_margin)
-    blob_ids = np.flatnonzero(keep)
+    reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
+                           max_sharpness=opts.max_sharpness, border_margin=opts.border_margin)
+    thr = scale * meas["sigma"]
+    psf = psf_reference(meas, reason, thr)
+    shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w))
+    blob_ids = np.flatnonzero(reason == 0)
     if opts.reject_blends and len(blob_ids):
-        blob_ids = blob_ids[~_blended(work, bg, labels, meas, blob_ids, bg.sigma, thr)]
+        blend = _blended(work, bg, labels, meas, blob_ids, bg.sigma, scale * bg.sigma)
+        reason[blob_ids[blend]] = code("blend")
+        blob_ids = blob_ids[~blend]
     # brightest first, then cut before the (relatively costly) position fit, with
     # a margin for the stars the width test below may still drop
     blob_ids = blob_ids[np.argsort(-meas["flux"][blob_ids], kind="stable")]
@@ -288,17 +307,36 @@ def _stars(work, bad, bg, labels, meas, thr, opts: ExtractionOptions):
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
     if opts.fit_positions and len(blob_ids):
-        fit_col, fit_row, ok, fsx, fsy, free = _fit_positions(work, labels, bad, meas,
-                                                              blob_ids, bg.sigma)
+        fit_col, fit_row, ok, fsx, fsy, free = _fit_positions(work, labels, bad, meas, blob_ids)
         col = np.where(ok, fit_col, col)
         row = np.where(ok, fit_row, row)
         fitted = ok
         if opts.reject_cosmic_rays:
-            narrow = _narrow_blobs(meas, blob_ids, ok & free, fsx, fsy)
+            # fits that ran into the lower width bound did not converge, but are narrow
+            measured = free & np.isfinite(fsx) & np.isfinite(fsy) & (
+                ok | (np.minimum(fsx, fsy) <= 0.2 + 1e-9))
+            a, c, b = (meas[k][blob_ids] for k in ("cxx", "cyy", "cxy"))
+            lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b) + 1.0 / 12.0
+            narrow = narrow_blobs(fsx, fsy, measured, lmin)
+            reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
     if n_max is not None:
         blob_ids, col, row, fitted = (v[:n_max] for v in (blob_ids, col, row, fitted))
-    return blob_ids, col, row, fitted
+    return blob_ids, col, row, fitted, reason
+
+
+def _rejected(meas: dict[str, NDArray], reason: NDArray[np.uint8], h: int, w: int) -> NDArray:
+    """The rejected detections as :data:`REJECTED_DTYPE` records, brightest first."""
+    ids = np.flatnonzero((reason > 0) & (reason < 255))
+    ids = ids[np.argsort(-meas["flux"][ids], kind="stable")]
+    out = np.empty(len(ids), REJECTED_DTYPE)
+    out["x"] = meas["cx"][ids] + 0.5 - w / 2.0
+    out["y"] = meas["cy"][ids] + 0.5 - h / 2.0
+    out["brightness"] = meas["flux"][ids]
+    out["npix"] = meas["npix"][ids]
+    out["peak"] = meas["peak"][ids]
+    out["reason"] = np.asarray(REJECT_REASONS)[reason[ids].astype(np.intp) - 1]
+    return out
 
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
@@ -315,21 +353,24 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     sat_level = options.saturation_level
     if sat_level == "auto":
         sat_level = _auto_saturation(work, bg.mean, sigma)
-    thr, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, options)
+    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, options)
+    thr = scale * sigma
     if nblobs == 0:
         return _empty_result(h, w, bg.mean, sigma, thr)
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
                           need_bbox=options.border_margin > 0)
-    blob_ids, col, row, fitted = _stars(work, bad, bg, labels, meas, thr, options)
+    blob_ids, col, row, fitted, reason = _stars(work, bad, bg, labels, meas, scale, options)
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
     cov[:, 1, 1] = meas["cyy"][blob_ids]
     cov[:, 0, 1] = cov[:, 1, 0] = meas["cxy"][blob_ids]
+    sat = meas["saturated"][blob_ids]
     return ExtractionResult._from_arrays(
         col + 0.5 - w / 2.0, row + 0.5 - h / 2.0, meas["flux"][blob_ids], cov,
         image_width=w, image_height=h, background_mean=bg.mean, background_sigma=sigma,
-        threshold=thr, num_blobs_raw=nblobs, saturated=meas["saturated"][blob_ids],
-        npix=meas["npix"][blob_ids], peak=meas["peak"][blob_ids], fitted=fitted)
+        threshold=thr, num_blobs_raw=nblobs, saturated=sat,
+        npix=meas["npix"][blob_ids], peak=meas["peak"][blob_ids], fitted=fitted,
+        flags=np.where(sat, "saturated", "star"), rejected=_rejected(meas, reason, h, w))
 
 
 EXTRACT_DOC = """Detect stars in an image and measure their sub-pixel centroids.

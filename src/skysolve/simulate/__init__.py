@@ -15,8 +15,13 @@ Modules
     PSF model and the vectorised pixel-integrated renderer.
 ``cameras``
     :func:`tess_like_camera`, a camera with known truth.
+``degrade``
+    What hard frames suffer, applied to any image: gradients, glare, cloud,
+    foreground, trails, hot pixels, cosmic rays, defocus, smear, saturation,
+    vignetting, noise, 8 bits and JPEG (:func:`degrade` composes them).
 
-May import: ``errors``, ``_args``, ``_options``, ``geometry``, ``sky``, ``camera``.
+May import: ``errors``, ``_args``, ``_options``, ``geometry``, ``sky``, ``camera``,
+``extraction`` (the robust statistics a degradation scales itself by).
 """
 
 from .cameras import TESS_LIKE_A, TESS_LIKE_B, tess_like_camera

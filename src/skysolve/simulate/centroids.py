@@ -68,6 +68,9 @@ def simulate_centroids(
     magnitude_noise: float = 0.0,
     drop_fraction: float = 0.0,
     num_false_stars: int = 0,
+    false_star_clusters: int = 0,
+    cluster_radius_px: float = 30.0,
+    false_star_brightness: str = "log_uniform",
     mirror: bool = False,
     zeropoint_mag: float = 20.0,
     seed: int | np.random.Generator | None = None,
@@ -100,7 +103,21 @@ def simulate_centroids(
         Fraction of real stars randomly missed, in [0, 1].
     num_false_stars : int
         Spurious detections at uniform random positions, with brightnesses
-        log-uniform over the range of the real ones.
+        log-uniform over the range of the real ones (so they take random
+        places in the brightness order).
+    false_star_clusters : int
+        Gather the false stars in this many clusters (0: uniform), as lit
+        branches and rooftops give them: each false star joins a random
+        cluster and lies a Gaussian ``cluster_radius_px`` (rms per axis) from
+        its centre (positions off the image are drawn again).
+    cluster_radius_px : float
+        Size of the clusters (px).
+    false_star_brightness : {'log_uniform', 'like_stars'}
+        Brightness of the false stars: log-uniform over the range of the real
+        ones (most false stars then outshine most real ones, which crowd the
+        faint end), or drawn from the listed real stars' own brightnesses, so
+        that the false stars take uniformly random places in the brightness
+        order.
     mirror : bool
         Mirror x (``x → -x``), as for an image flipped left-right.
     zeropoint_mag : float
@@ -153,12 +170,9 @@ def simulate_centroids(
     brightness = magnitude_to_flux(noisy_mag, zeropoint_mag)
 
     nf = int(num_false_stars)
-    fx = rng.uniform(-0.5 * w, 0.5 * w, nf)
-    fy = rng.uniform(-0.5 * h, 0.5 * h, nf)
-    # false stars span the brightness range of the real stars that will be listed
-    real_b = np.sort(brightness[kept])[::-1][:num_stars]
-    lo, hi = (np.log10(real_b[-1]), np.log10(real_b[0])) if real_b.size else (0.0, 1.0)
-    fb = 10.0 ** rng.uniform(lo, max(hi, lo + 1e-9), nf)
+    fx, fy, fb = _false_stars(nf, np.sort(brightness[kept])[::-1][:num_stars], num_stars,
+                              false_star_clusters, cluster_radius_px, false_star_brightness,
+                              w, h, rng)
 
     cx = np.concatenate([noisy_x[kept], fx])
     cy = np.concatenate([noisy_y[kept], fy])
@@ -176,6 +190,45 @@ def simulate_centroids(
         txy[:, 0] *= -1.0
     return SimulatedCentroids(centroids=cents, catalog_ids=cid[order], true_xy=txy,
                               magnitudes=cm[order], rotation=geom.rotation, mirror=bool(mirror))
+
+
+def _false_stars(nf: int, real_b: NDArray, num_stars: int | None, clusters: int, radius: float,
+                 how: str, w: int, h: int, rng: np.random.Generator):
+    """Positions and brightnesses of ``nf`` false stars (see :func:`simulate_centroids`);
+    ``real_b`` are the real stars' brightnesses that may be listed, brightest first."""
+    fx = rng.uniform(-0.5 * w, 0.5 * w, nf)
+    fy = rng.uniform(-0.5 * h, 0.5 * h, nf)
+    clusters = _args.count(clusters, "false_star_clusters")
+    radius = _args.nonnegative(radius, "cluster_radius_px")
+    how = _args.choice(how, "false_star_brightness", ("log_uniform", "like_stars"))
+    if clusters and nf:
+        fx, fy = _clustered(fx, fy, clusters, radius, w, h, rng)
+    if how == "like_stars" and real_b.size:
+        # the real stars that will be listed alongside: num_stars less the false ones
+        pool = real_b[:max(1, (num_stars or real_b.size + nf) - nf)]
+        fb = pool[rng.integers(0, pool.size, nf)] * rng.uniform(0.999, 1.001, nf)
+    else:  # false stars span the brightness range of the real stars that will be listed
+        lo, hi = (np.log10(real_b[-1]), np.log10(real_b[0])) if real_b.size else (0.0, 1.0)
+        fb = 10.0 ** rng.uniform(lo, max(hi, lo + 1e-9), nf)
+    return fx, fy, fb
+
+
+def _clustered(fx: NDArray, fy: NDArray, k: int, radius: float, w: int, h: int,
+               rng: np.random.Generator) -> tuple[NDArray, NDArray]:
+    """Uniform positions ``fx``, ``fy`` regathered into ``k`` clusters (the first ``k``
+    positions become the centres)."""
+    k = min(k, fx.size)
+    cx, cy = fx[:k].copy(), fy[:k].copy()
+    member = rng.integers(0, k, fx.size)
+    x = cx[member] + rng.normal(0.0, radius, fx.size)
+    y = cy[member] + rng.normal(0.0, radius, fx.size)
+    for _ in range(100):  # redraw those that fell off the image
+        off = (np.abs(x) >= 0.5 * w) | (np.abs(y) >= 0.5 * h)
+        if not off.any():
+            break
+        x[off] = cx[member[off]] + rng.normal(0.0, radius, off.sum())
+        y[off] = cy[member[off]] + rng.normal(0.0, radius, off.sum())
+    return np.clip(x, -0.5 * w, 0.5 * w - 1e-9), np.clip(y, -0.5 * h, 0.5 * h - 1e-9)
 
 
 def random_attitudes(n: int, rng: int | np.random.Generator | None = None) -> NDArray[np.float64]:

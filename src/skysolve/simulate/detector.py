@@ -69,14 +69,19 @@ def bleed(image: NDArray, full_well: float) -> None:
         image[:, c] = col
 
 
-def cosmic_rays(image: NDArray, count: int, rng: np.random.Generator) -> NDArray:
-    """Add ``count`` short straight tracks of deposited charge; return their end points."""
+def cosmic_rays(image: NDArray, count: int, rng: np.random.Generator,
+                charge: tuple[float, float] = (300.0, 3000.0)) -> NDArray:
+    """Add ``count`` short straight tracks of deposited charge; return their end points.
+
+    Each track deposits a charge per pixel of path drawn uniformly from ``charge``
+    (image units; electrons for a rendered frame).
+    """
     h, w = image.shape
     x0 = rng.uniform(-0.5 * w, 0.5 * w, count)
     y0 = rng.uniform(-0.5 * h, 0.5 * h, count)
     length = np.minimum(rng.exponential(4.0, count), 25.0)
     angle = rng.uniform(0.0, 2 * np.pi, count)
-    charge = rng.uniform(300.0, 3000.0, count)  # e- per pixel of path
+    charge = rng.uniform(charge[0], charge[1], count)  # per pixel of path
     x1 = x0 + length * np.cos(angle)
     y1 = y0 + length * np.sin(angle)
     step = 0.1

@@ -171,9 +171,15 @@ def test_hot_pixels_rejected_by_sharpness_even_with_min_pixels_1():
     img, t = synthetic_scene(1.5, seed=4)
     kept = extract_centroids(img, min_pixels=1)
     xy = kept.as_array()
+    rej = kept.rejected
     for hx, hy in t["hot"][:-1]:
         assert np.min(np.hypot(xy[:, 0] - hx, xy[:, 1] - hy)) > 3
-    loose = extract_centroids(img, min_pixels=1, max_sharpness=None).as_array()
+        # ... and listed as rejected, for their sharpness
+        k = np.argmin(np.hypot(rej["x"] - hx, rej["y"] - hy))
+        assert np.hypot(rej["x"][k] - hx, rej["y"][k] - hy) < 0.6 and rej["reason"][k] == "sharp"
+    # without the sharpness cut (and the width test that also catches them) they are found
+    loose = extract_centroids(img, min_pixels=1, max_sharpness=None,
+                              reject_cosmic_rays=False).as_array()
     found = [np.min(np.hypot(loose[:, 0] - hx, loose[:, 1] - hy)) < 0.6
              for hx, hy in t["hot"][:-1]]
     assert all(found)

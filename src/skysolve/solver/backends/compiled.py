@@ -699,17 +699,19 @@ def crowding(img, cat, radius, outer):
 @_jit
 def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, radius,
                   outer):
-    """``reference.verify_counts``: (stars in the image, matches, crowding).
+    """``reference.verify_counts``: (stars in the image, matched centroid rows, match
+    distances, crowding).
 
     The catalog ``vectors`` are projected (the first ``count`` inside the
-    image kept), matched one-to-one with the first ``n_img`` centroids, and
-    the crowding term of ``reference.crowding`` computed.
+    image kept), matched one-to-one with the first ``n_img`` centroids (rows
+    and distances in increasing catalog row), and the crowding term of
+    ``reference.crowding`` computed.
     """
     rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
     if rows.shape[0] == 0:
-        return 0, 0, 0.0
-    i, _, _, annulus = _match_sweep(ideal[:n_img], p, radius, outer)
-    return rows.shape[0], i.shape[0], _crowding_chance(annulus, n_img, radius, outer)
+        return 0, np.zeros(0, np.intp), np.zeros(0), 0.0
+    i, _, d, annulus = _match_sweep(ideal[:n_img], p, radius, outer)
+    return rows.shape[0], i, d, _crowding_chance(annulus, n_img, radius, outer)
 
 
 @_jit

@@ -100,7 +100,9 @@ FUNCTIONS: tuple[Function, ...] = (
              lambda ex: [(ex.ideal[:6], ex.ideal[:6] + 1.0, 5.0, 50.0)]),
     Function("verify_counts",
              "verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, "
-             "radius, outer) -> (catalog stars in the image, matches, crowding chance)",
+             "radius, outer) -> (catalog stars in the image, centroid rows and distances of "
+             "the one-to-one matches within `radius` in increasing catalog row, crowding "
+             "chance)",
              lambda ex: [(ex.ideal, 6, ex.v, ex.eye, 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10,
                          5.0, 50.0)]),
     Function("fit_pairs",

@@ -237,17 +237,20 @@ def crowding(img, cat, radius, outer):
 
 def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, radius,
                   outer):
-    """Counts of a verification: (catalog stars in the image, matches, crowding chance).
+    """A verification's numbers: (catalog stars in the image, matched centroid rows,
+    match distances, crowding chance).
 
     The catalog ``vectors`` are projected (the first ``count`` inside the
-    image kept), matched one-to-one with the first ``n_img`` centroids, and
-    the crowding chance of :func:`crowding` computed.
+    image kept), matched one-to-one with the first ``n_img`` centroids (the
+    centroid rows and distances of the matches within ``radius``, in
+    increasing catalog row), and the crowding chance of :func:`crowding`
+    computed.
     """
     rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
     if len(rows) == 0:
-        return 0, 0, 0.0
-    i, _, _ = mutual_matches(ideal[:n_img], p, radius)
-    return len(rows), len(i), crowding(ideal[:n_img], p, radius, outer)
+        return 0, np.zeros(0, np.intp), np.zeros(0), 0.0
+    i, _, d = mutual_matches(ideal[:n_img], p, radius)
+    return len(rows), i, d, crowding(ideal[:n_img], p, radius, outer)
 
 
 # ------------------------------------------------------------------------------------

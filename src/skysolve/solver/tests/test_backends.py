@@ -170,9 +170,10 @@ def test_solves_with_camera_model_and_tracking_agree(small_db, fields):
 def test_random_centroids_fail_alike(small_db):
     rng = np.random.default_rng(5)
     for _ in range(5):
-        xy = np.column_stack([rng.uniform(-W / 2, W / 2, 40), rng.uniform(-H / 2, H / 2, 40)])
-        fast = _solve(small_db, xy, True)
-        slow = _solve(small_db, xy, False)
+        # 28 centroids: every pattern is tried (no time limit to race) in a few seconds
+        xy = np.column_stack([rng.uniform(-W / 2, W / 2, 28), rng.uniform(-H / 2, H / 2, 28)])
+        fast = _solve(small_db, xy, True, solve_timeout_ms=None)
+        slow = _solve(small_db, xy, False, solve_timeout_ms=None)
         assert not fast and not slow
         assert fast.status == slow.status
 

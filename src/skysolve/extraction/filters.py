@@ -1,0 +1,318 @@
+"""Which detections are stars: the shape, size and PSF-consistency tests of the extractor.
+
+Every test works on the per-blob measurements of :mod:`.blobs` (index 0 of every
+per-label array is the unused background label) and writes a *reason code* per
+blob: 0 for a blob still kept, else ``1 + REJECT_REASONS.index(reason)`` of the
+first test it failed (:data:`skysolve.centroids.REJECT_REASONS`, in the order
+the tests run).
+
+Most tests compare a blob with the frame's own stars rather than with fixed
+numbers, because hard frames change what a star looks like (defocus, smear,
+JPEG blur) while the false detections stay what they are:
+
+* the **PSF reference** (:func:`psf_reference`) is measured on bright,
+  unsaturated blobs that passed the size, border and sharpness tests: their
+  median second moments (the shape), the median of ``npix / ln(peak /
+  threshold)`` (the area a star of a given peak covers above threshold: for a
+  Gaussian of sigma ``s``, ``2 pi s^2``) and the upper quartile of their
+  fitted widths (robust to being outnumbered by narrower false detections);
+* **elongation** is measured after the reference shape is divided out when
+  the frame's stars are all drawn out the same way (smear), so a smeared
+  star counts as round and a trail still as long;
+* **diffuse** blobs cover far more pixels than a star of their peak
+  (background structure left by clouds, glare and lit foreground);
+* **trails** are lines through elongated pieces: every blob near a line that
+  several aligned elongated pieces (or one long one) define is dropped;
+* **narrow** blobs have fitted widths below the stars' (cosmic rays, and hot
+  pixels that JPEG smeared into small blobs).
+
+Saturated blobs are exempt from the shape tests (bleed trails make them long
+and flat tops wide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..centroids import REJECT_REASONS
+
+__all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
+           "narrow_blobs"]
+
+#: Blobs need this peak (local noise sigmas) to enter the PSF reference.
+_REF_SNR = 10.0
+#: ... and at least this many pixels.
+_REF_NPIX = 5
+#: The reference needs this many blobs; with fewer, generous defaults apply.
+_REF_MIN = 5
+#: Elongation of the reference shape above which the frame counts as smeared.
+_SMEAR_ELONGATION = 1.4
+#: Mean resultant length of the reference blobs' orientations (coherent smear).
+_SMEAR_COHERENCE = 0.7
+#: A blob is diffuse beyond this many times the reference area for its peak ...
+_DIFFUSE_FACTOR = 4.0
+#: ... plus this many pixels.
+_DIFFUSE_SLACK = 12.0
+#: The reference area when the frame has too few bright stars (2 pi 1.5^2 px).
+_DEFAULT_AREA = 2.0 * np.pi * 1.5**2
+#: Trail pieces: elongation and pixels of a blob that may define a line.
+_PIECE_ELONGATION = 2.5
+_PIECE_NPIX = 6
+#: At most this many pieces (the biggest) are compared pairwise.
+_MAX_PIECES = 400
+#: A single piece this long (px, major axis) defines a line by itself.
+_LONG_PIECE_PX = 25.0
+#: Pieces of one line agree in direction within this angle (radians), lie within
+#: this many px (plus a PSF sigma) of each other's axes and this far apart along it.
+_PIECE_ANGLE = np.radians(6.0)
+_PIECE_OFFSET_PX = 2.0
+_PIECE_GAP_PX = 150.0
+#: Blobs within this many px (plus two PSF sigmas) of a line are on the trail.
+_LINE_TOLERANCE_PX = 4.0
+#: Dotted lines: pairs among the brightest _DOT_PAIRS kept blobs define lines; a line
+#: stands with _DOT_MIN of the _DOT_POOL brightest within _DOT_OFFSET_PX (+ a PSF
+#: sigma), as long as chance would put fewer than _DOT_MAX_EXPECTED there.
+_DOT_PAIRS = 40
+_DOT_POOL = 200
+_DOT_MIN = 7
+_DOT_OFFSET_PX = 1.5
+_DOT_MAX_EXPECTED = 1.0
+#: Narrowest plausible fitted PSF sigma (px) and the fraction of the stars' width
+#: below which a bright blob is narrow (when the stars are at least _WELL_SAMPLED wide).
+_MIN_PSF_SIGMA = 0.3
+_NARROW_FRACTION = 0.5
+_WELL_SAMPLED = 0.7
+
+
+def code(reason: str) -> int:
+    """The reason code of a rejection reason."""
+    return 1 + REJECT_REASONS.index(reason)
+
+
+@dataclass
+class PSFReference:
+    """What the frame's stars look like (see the module docstring).
+
+    ``cov`` is ``(cxx, cyy, cxy)`` with the pixel extent (1/12 px^2) included;
+    ``whiten`` the 2x2 matrix that makes it round with determinant 1 (None
+    when the frame is not smeared); ``area`` the reference
+    ``npix / ln(peak / threshold)``; ``count`` the number of reference blobs.
+    """
+
+    cov: tuple[float, float, float]
+    whiten: NDArray[np.float64] | None
+    area: float
+    count: int
+
+
+def _axes(a: NDArray, c: NDArray, b: NDArray) -> tuple[NDArray, NDArray]:
+    """Eigenvalues (largest, smallest) of the 2x2 symmetric matrices ``[[a, b], [b, c]]``."""
+    half = 0.5 * (a + c)
+    disc = np.sqrt(np.maximum(0.25 * (a - c) ** 2 + b * b, 0.0))
+    return half + disc, np.maximum(half - disc, 1e-12)
+
+
+def _moments(m: dict[str, NDArray]) -> tuple[NDArray, NDArray, NDArray]:
+    """Second moments with the pixel's own extent (1/12 px^2), which regularises
+    one-pixel-wide blobs."""
+    return m["cxx"] + 1.0 / 12.0, m["cyy"] + 1.0 / 12.0, m["cxy"]
+
+
+def _elongation(a: NDArray, c: NDArray, b: NDArray) -> NDArray:
+    lmax, lmin = _axes(a, c, b)
+    return np.sqrt(lmax / lmin)
+
+
+def _log_ratio(m: dict[str, NDArray], thr: NDArray | float) -> NDArray:
+    """``ln(peak / threshold)``, at least ln 1.5 (blobs at the threshold)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.maximum(m["peak"] / thr, 1.5))
+
+
+def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max_pixels: int,
+                  max_sharpness: float | None, border_margin: int) -> NDArray[np.uint8]:
+    """Reason codes of the size, border and sharpness tests (0: passed)."""
+    n = len(m["npix"])
+    reason = np.zeros(n, dtype=np.uint8)
+    reason[0] = 255  # the background label
+
+    def mark(bad: NDArray, name: str) -> None:
+        reason[(reason == 0) & bad] = code(name)
+
+    mark((m["npix"] < min_pixels) | (m["sumw"] <= 0), "small")
+    mark(m["npix"] > max_pixels, "large")
+    if border_margin > 0:
+        mark((m["rmin"] < border_margin) | (m["cmin"] < border_margin)
+             | (m["rmax"] > h - 1 - border_margin) | (m["cmax"] > w - 1 - border_margin),
+             "border")
+    if max_sharpness is not None:
+        mark(m["sharpness"] > max_sharpness, "sharp")
+    return reason
+
+
+def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
+                  ) -> PSFReference:
+    """The frame's PSF from the bright, unsaturated blobs still kept."""
+    ref = np.flatnonzero((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
+                         & (m["peak"] >= _REF_SNR * m["sigma"]))
+    if len(ref) < _REF_MIN:
+        return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref))
+    a, c, b = (v[ref] for v in _moments(m))
+    cov = (float(np.median(a)), float(np.median(c)), float(np.median(b)))
+    thr_ref = thr[ref] if np.ndim(thr) else thr
+    area = float(np.median(m["npix"][ref] / _log_ratio({"peak": m["peak"][ref]}, thr_ref)))
+    whiten = None
+    if _elongation(*(np.array([v]) for v in cov))[0] > _SMEAR_ELONGATION:
+        angle2 = np.arctan2(2.0 * b, a - c)  # twice each blob's major-axis angle
+        if np.hypot(np.mean(np.cos(angle2)), np.mean(np.sin(angle2))) > _SMEAR_COHERENCE:
+            vals, vecs = np.linalg.eigh(np.array([[cov[0], cov[2]], [cov[2], cov[1]]]))
+            vals = np.maximum(vals, 1e-12)
+            whiten = vecs @ np.diag(np.sqrt(np.sqrt(vals.prod()) / vals)) @ vecs.T
+    return PSFReference(cov, whiten, area, len(ref))
+
+
+def _relative_elongation(m: dict[str, NDArray], psf: PSFReference) -> NDArray:
+    """Each blob's axis ratio, after the smear of the reference shape is divided out."""
+    a, c, b = _moments(m)
+    if psf.whiten is not None:
+        (p, q), (_, r) = psf.whiten
+        # W C W^T for the symmetric W = [[p, q], [q, r]]
+        a, c, b = (p * p * a + 2 * p * q * b + q * q * c,
+                   q * q * a + 2 * q * r * b + r * r * c,
+                   p * q * a + (p * r + q * q) * b + q * r * c)
+    return _elongation(a, c, b)
+
+
+def shape_reasons(m: dict[str, NDArray], reason: NDArray[np.uint8], thr: NDArray | float,
+                  psf: PSFReference, max_elongation: float | None,
+                  shape: tuple[int, int]) -> NDArray[np.float64]:
+    """Apply the elongation, diffuse and trail tests to ``reason`` in place.
+
+    Returns every blob's relative elongation (for the trail pieces).
+    """
+    sat = m["saturated"]
+    elong = _relative_elongation(m, psf)
+    if max_elongation is not None:
+        reason[(reason == 0) & ~sat & (elong > max_elongation)] = code("elongated")
+    expected = _DIFFUSE_FACTOR * psf.area * _log_ratio(m, thr) + _DIFFUSE_SLACK
+    reason[(reason == 0) & ~sat & (m["npix"] > expected)] = code("diffuse")
+    _trails(m, reason, elong, psf)
+    _dotted_lines(m, reason, psf, shape)
+    return elong
+
+
+def _trails(m: dict[str, NDArray], reason: NDArray[np.uint8], elong: NDArray,
+            psf: PSFReference) -> None:
+    """Mark blobs on lines of elongated pieces (satellite and aircraft trails) as trails.
+
+    A piece is an unsaturated blob of at least ``_PIECE_NPIX`` pixels and relative
+    elongation ``_PIECE_ELONGATION``; its centre and major axis define a line. A
+    line stands when its piece is long (``_LONG_PIECE_PX``) or two more pieces
+    lie on it (within ``_PIECE_OFFSET_PX`` plus a PSF sigma, and ``_PIECE_GAP_PX``
+    along it) pointing the same way; every kept blob within the line's
+    tolerance, over the span of its pieces (plus ``_PIECE_GAP_PX``), is then a
+    trail. Random alignments of blended stars in a crowded field rarely meet
+    that, and cost only the few stars in the band when they do.
+    """
+    a, c, b = _moments(m)
+    lmax, _ = _axes(a, c, b)
+    piece = np.flatnonzero((reason != 255) & ~m["saturated"] & (m["npix"] >= _PIECE_NPIX)
+                           & (elong >= _PIECE_ELONGATION))
+    kept = np.flatnonzero(reason == 0)
+    if len(piece) == 0 or len(kept) == 0:
+        return
+    if len(piece) > _MAX_PIECES:  # the biggest: a pairwise test stays small
+        piece = piece[np.argsort(-m["npix"][piece], kind="stable")[:_MAX_PIECES]]
+    angle = 0.5 * np.arctan2(2.0 * b[piece], a[piece] - c[piece])
+    ux, uy = np.cos(angle), np.sin(angle)
+    px, py = m["cx"][piece], m["cy"][piece]
+    sigma_psf = np.sqrt(0.5 * (psf.cov[0] + psf.cov[1])) if np.isfinite(psf.cov[0]) else 1.5
+    # pieces on each other's lines (row: the line's piece), pointing the same way
+    dx = px[None, :] - px[:, None]
+    dy = py[None, :] - py[:, None]
+    along = dx * ux[:, None] + dy * uy[:, None]
+    off = np.abs(dx * uy[:, None] - dy * ux[:, None])
+    on = ((off <= _PIECE_OFFSET_PX + sigma_psf) & (np.abs(along) <= _PIECE_GAP_PX)
+          & (np.abs(np.sin(angle[None, :] - angle[:, None])) < np.sin(_PIECE_ANGLE)))
+    line = (on.sum(axis=1) - 1 >= 2) | (np.sqrt(12.0 * lmax[piece]) >= _LONG_PIECE_PX)
+    if not line.any():
+        return
+    half = 0.5 * np.sqrt(12.0 * lmax[piece])
+    lo = np.where(on, along - half[None, :], np.inf).min(axis=1)[line] - _PIECE_GAP_PX
+    hi = np.where(on, along + half[None, :], -np.inf).max(axis=1)[line] + _PIECE_GAP_PX
+    kx = m["cx"][kept][None, :] - px[line, None]
+    ky = m["cy"][kept][None, :] - py[line, None]
+    t = kx * ux[line, None] + ky * uy[line, None]
+    d = np.abs(kx * uy[line, None] - ky * ux[line, None])
+    tol = _LINE_TOLERANCE_PX + 2.0 * sigma_psf
+    on_line = ((d <= tol) & (t >= lo[:, None]) & (t <= hi[:, None])).any(axis=0)
+    reason[kept[on_line]] = code("trail")
+
+
+def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFReference,
+                  shape: tuple[int, int]) -> None:
+    """Mark kept blobs on a line of many bright dots (an aircraft's strobe, a
+    flashing satellite) as trails.
+
+    Every pair of the ``_DOT_PAIRS`` brightest kept blobs defines a line; it
+    stands when at least ``_DOT_MIN`` of the ``_DOT_POOL`` brightest lie within
+    ``_DOT_OFFSET_PX`` (plus a PSF sigma) of it, far more than chance puts there
+    (the expected number is kept below ``_DOT_MAX_EXPECTED``). Every kept blob
+    on a standing line is then a trail.
+    """
+    kept = np.flatnonzero(reason == 0)
+    if len(kept) < _DOT_MIN:
+        return
+    h, w = shape
+    order = kept[np.argsort(-m["flux"][kept], kind="stable")]
+    pool = order[:_DOT_POOL]
+    x, y = m["cx"][pool], m["cy"][pool]
+    k = min(len(pool), _DOT_PAIRS)
+    i, j = np.triu_indices(k, 1)
+    dx, dy = x[j] - x[i], y[j] - y[i]
+    length = np.hypot(dx, dy)
+    ok = length > 0
+    i, j, ux, uy = i[ok], j[ok], dx[ok] / length[ok], dy[ok] / length[ok]
+    sigma_psf = np.sqrt(0.5 * (psf.cov[0] + psf.cov[1])) if np.isfinite(psf.cov[0]) else 1.5
+    tol = _DOT_OFFSET_PX + sigma_psf
+    expected = len(pool) * 2.0 * tol * np.hypot(h, w) / max(h * w, 1.0)
+    if expected > _DOT_MAX_EXPECTED:
+        return
+    d = np.abs((x[None, :] - x[i, None]) * uy[:, None] - (y[None, :] - y[i, None]) * ux[:, None])
+    lines = np.flatnonzero((d <= tol).sum(axis=1) >= _DOT_MIN)
+    if len(lines) == 0:
+        return
+    kx, ky = m["cx"][kept], m["cy"][kept]
+    li = i[lines]
+    dk = np.abs((kx[None, :] - x[li, None]) * uy[lines, None]
+                - (ky[None, :] - y[li, None]) * ux[lines, None])
+    reason[kept[(dk <= tol).any(axis=0)]] = code("trail")
+
+
+def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_],
+                 lmin: NDArray) -> NDArray[np.bool_]:
+    """Blobs narrower than any star, among bright blobs with fitted widths.
+
+    ``measured`` marks blobs whose Gaussian width was fitted freely (bright,
+    unsaturated), including fits that ran into the lower width bound; ``lmin``
+    is each blob's minor-axis second moment (px^2, pixel extent included).
+    A blob is narrow when a fitted sigma is below ``_MIN_PSF_SIGMA``; when its
+    minor-axis moment is below a quarter of the stars' median fitted variance
+    (diagonal tracks too short to be elongated); or, on a frame whose stars
+    are well sampled, when its geometric-mean width is below
+    ``_NARROW_FRACTION`` of the stars'. The stars' width is the median fitted
+    width: narrower false detections outnumbering the stars pull it down, which
+    only makes the test more lenient.
+    """
+    narrow = measured & (np.minimum(sx, sy) < _MIN_PSF_SIGMA)
+    good = measured & ~narrow
+    if good.sum() >= _REF_MIN:
+        width = np.sqrt(sx * sy)
+        s_ref = float(np.median(width[good]))
+        narrow |= measured & (lmin < (_NARROW_FRACTION * s_ref) ** 2)
+        if s_ref >= _WELL_SAMPLED:
+            narrow |= measured & (width < _NARROW_FRACTION * s_ref)
+    return narrow

@@ -1,0 +1,621 @@
+"""What real frames suffer, applied to any image: the degradations of hard frames.
+
+Every degradation is a function ``f(image, strength, *, seed=None, ...) -> image``
+that takes any 2-D numeric array (a rendered frame, or a real one such as the
+test TIFFs) and returns a new float64 array (``quantise_8bit`` and ``jpeg``
+return uint8, as an 8-bit camera would). ``strength`` is a number >= 0: 0 leaves
+the image alone, :data:`STRENGTHS` ``"moderate"`` (0.5) and ``"strong"`` (1.0)
+are the two levels the benchmark measures, and each function's documentation
+says what 1.0 means. They compose: :func:`degrade` applies a list of them with
+independent, reproducible random streams (one child of the seed per step).
+
+Scales come from the image itself (:func:`image_statistics`): the sky level
+(median) and the noise sigma (clipped MAD of neighbour differences), so a
+degradation means the same to a 16-bit and to a float frame. Light that is
+added (gradients, glare, scattered light, foreground lit by street lamps)
+brings its own photon noise, with the image's effective gain
+``sky level / sigma^2`` (the noise of a sky-limited frame; a bias offset would
+make it underestimate the gain, i.e. add more noise, not less).
+
+Degradations
+------------
+``gradient``     a linear ramp across the frame (light pollution)
+``light_dome``   a light dome rising steeply towards one corner
+``moonlight``    glare from a bright source just outside the frame, and its ghost
+``cloud``        thin cloud: smooth multiplicative attenuation with sharp-ish
+                 edges, plus the light the cloud scatters
+``foreground``   silhouettes (tree branches from a corner, or a roof edge with an
+                 antenna) that hide the sky, partly lit by a lamp
+``trails``       satellite and aircraft trails (aircraft: two wing lights and a
+                 blinking strobe), faint to bright
+``hot_pixels``   single pixels of dark current, up to the full scale
+``cosmic_rays``  short straight tracks of deposited charge
+``defocus``      an annular (obstructed, out-of-focus) PSF
+``smear``        tracking smear: every star drawn out along one direction
+``saturation``   a lower full well: bright stars saturate and bloom along columns
+``vignetting``   light loss towards the corners
+``noise``        extra Gaussian noise
+``quantise_8bit`` stretched (black point, white point, gamma) to 8 bits
+``jpeg``         8 bits and JPEG compression (Pillow)
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import ndimage
+
+from .. import _args
+from ..errors import InvalidArgumentError, InvalidTypeError
+from ..extraction.background import robust_location
+from .detector import bleed, rng_of
+from .detector import cosmic_rays as _deposit_tracks
+
+__all__ = ["DEGRADATIONS", "STRENGTHS", "ImageStatistics", "image_statistics", "degrade",
+           "gradient", "light_dome", "moonlight", "cloud", "cloud_transmission", "foreground",
+           "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "saturation",
+           "vignetting", "noise", "quantise_8bit", "jpeg", "annulus_kernel", "line_kernel"]
+
+#: The named strengths.
+STRENGTHS = {"moderate": 0.5, "strong": 1.0}
+
+
+@dataclass(frozen=True)
+class ImageStatistics:
+    """The scales a degradation is expressed in.
+
+    Attributes
+    ----------
+    level : float
+        Sky level (median of the image).
+    sigma : float
+        Noise (clipped MAD), > 0.
+    gain : float
+        Effective gain, electrons per image unit (``level / sigma^2``, at least
+        ``1 / sigma``): the photon noise of added light.
+    """
+
+    level: float
+    sigma: float
+    gain: float
+
+
+def image_statistics(image: ArrayLike) -> ImageStatistics:
+    """Sky level, noise and effective gain of an image.
+
+    The noise comes from differences of horizontally adjacent pixels (clipped
+    MAD / sqrt 2), so gradients and vignetting do not inflate it.
+    """
+    a = np.asarray(image, dtype=np.float64)
+    step = max(1, int(np.sqrt(a.size / 40_000)))
+    rows = a[::step]
+    finite = np.isfinite(a)
+    level = float(np.median(rows[:, ::step][finite[::step, ::step]]))
+    diff = (rows[:, 1::2] - rows[:, 0:-1:2]).ravel() if a.shape[1] > 1 else rows.ravel()
+    _, sigma = robust_location(diff[np.isfinite(diff)])
+    sigma /= np.sqrt(2.0)
+    if not (np.isfinite(sigma) and sigma > 0):
+        sigma = max(1e-3 * abs(level), 1e-6)
+    gain = max(level / sigma**2, 1.0 / sigma)
+    return ImageStatistics(level, float(sigma), float(gain))
+
+
+def _float(image: Any) -> NDArray[np.float64]:
+    a = np.asarray(image)
+    if a.dtype == bool or a.dtype.kind not in "iuf":
+        raise InvalidTypeError(f"image must be a numeric array, got dtype {a.dtype}")
+    if a.ndim != 2 or a.size == 0:
+        raise InvalidArgumentError(f"image must be a non-empty 2-D array, got shape {a.shape}")
+    return a.astype(np.float64)
+
+
+def _strength(value: Any) -> float:
+    if isinstance(value, str):
+        if value not in STRENGTHS:
+            raise InvalidArgumentError(
+                f"strength must be a number >= 0 or one of {sorted(STRENGTHS)}, got {value!r}")
+        return STRENGTHS[value]
+    return float(_args.nonnegative(value, "strength"))
+
+
+def _add_light(img: NDArray, light: NDArray, st: ImageStatistics,
+               rng: np.random.Generator) -> NDArray:
+    """``img + light`` with the light's photon noise (Gaussian, variance light / gain)."""
+    light = np.maximum(light, 0.0)
+    return img + light + rng.standard_normal(img.shape) * np.sqrt(light / st.gain)
+
+
+def _centred_grid(shape: tuple[int, int]) -> tuple[NDArray, NDArray]:
+    """Centred pixel coordinates ``x`` (1, W) and ``y`` (H, 1) of the pixel centres."""
+    h, w = shape
+    return (np.arange(w) + 0.5 - 0.5 * w)[None, :], (np.arange(h) + 0.5 - 0.5 * h)[:, None]
+
+
+def _smooth_field(shape: tuple[int, int], scale_px: float, rng: np.random.Generator
+                  ) -> NDArray[np.float64]:
+    """Smooth random field (zero mean, unit sd) with structure on ``scale_px``.
+
+    White noise on a grid ~8 cells per scale, Gaussian-filtered and interpolated
+    (cubic) to the image: cheap for big frames, smooth to the pixel.
+    """
+    h, w = shape
+    cell = max(scale_px / 8.0, 1.0)
+    gh, gw = int(np.ceil(h / cell)) + 4, int(np.ceil(w / cell)) + 4
+    g = ndimage.gaussian_filter(rng.standard_normal((gh, gw)), 2.5, mode="wrap")
+    g = (g - g.mean()) / max(g.std(), 1e-12)
+    rows = (np.arange(h) + 0.5) / cell + 2.0
+    cols = (np.arange(w) + 0.5) / cell + 2.0
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    return ndimage.map_coordinates(g, [rr, cc], order=3, mode="nearest")
+
+
+# ------------------------------------------------------------------------------------
+# light added to the sky
+
+
+def gradient(image: ArrayLike, strength: float | str = 0.5, *, angle_deg: float | None = None,
+             seed: Any = None) -> NDArray[np.float64]:
+    """Add a linear ramp of sky light (light pollution towards the horizon).
+
+    At strength 1 the sky rises by 100 noise sigmas from one side of the frame
+    to the other (along ``angle_deg``, default random); it is zero at the
+    darkest edge.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    st = image_statistics(img)
+    angle = np.radians(rng.uniform(0, 360) if angle_deg is None else angle_deg)
+    x, y = _centred_grid(img.shape)
+    t = x * np.cos(angle) + y * np.sin(angle)
+    ramp = (t - t.min()) / max(float(np.ptp(t)), 1e-12)
+    return _add_light(img, 100.0 * s * st.sigma * ramp, st, rng)
+
+
+def light_dome(image: ArrayLike, strength: float | str = 0.5, *, corner: int | None = None,
+               seed: Any = None) -> NDArray[np.float64]:
+    """Add a light dome rising towards one corner (a town below the horizon).
+
+    The added light is ``A exp(-d / L)`` with ``d`` the distance from the corner
+    (0-3, default random), ``L`` a fifth of the image diagonal and, at strength
+    1, ``A`` = 400 noise sigmas.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    st = image_statistics(img)
+    h, w = img.shape
+    k = int(rng.integers(4)) if corner is None else int(corner)
+    x, y = _centred_grid(img.shape)
+    cx = (-0.5 if k in (0, 3) else 0.5) * w
+    cy = (-0.5 if k in (0, 1) else 0.5) * h
+    d = np.hypot(x - cx, y - cy)
+    light = 400.0 * s * st.sigma * np.exp(-d / (0.2 * np.hypot(w, h)))
+    return _add_light(img, light, st, rng)
+
+
+def moonlight(image: ArrayLike, strength: float | str = 0.5, *,
+              seed: Any = None) -> NDArray[np.float64]:
+    """Add glare from a bright source just outside the frame, and its ghost.
+
+    The glare falls off as ``A / (1 + (d/d0)^2)^1.5`` from a point 5-25 % of the
+    diagonal beyond a random edge (``d0`` = 15 % of the diagonal); the ghost is a
+    soft-edged disc (radius 4-8 % of the diagonal) on the opposite side. At
+    strength 1, ``A`` = 2000 noise sigmas and the ghost 15 sigmas.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    st = image_statistics(img)
+    h, w = img.shape
+    diag = float(np.hypot(w, h))
+    theta = rng.uniform(0, 2 * np.pi)
+    reach = 0.5 * min(w / max(abs(np.cos(theta)), 1e-9), h / max(abs(np.sin(theta)), 1e-9))
+    r0 = reach + rng.uniform(0.05, 0.25) * diag
+    sx, sy = r0 * np.cos(theta), r0 * np.sin(theta)
+    x, y = _centred_grid(img.shape)
+    d2 = ((x - sx) ** 2 + (y - sy) ** 2) / (0.15 * diag) ** 2
+    light = 2000.0 * s * st.sigma / (1.0 + d2) ** 1.5
+    gx, gy = -0.35 * sx, -0.35 * sy
+    radius = rng.uniform(0.04, 0.08) * diag
+    edge = np.clip((radius - np.hypot(x - gx, y - gy)) / 3.0 + 0.5, 0.0, 1.0)
+    light = light + 15.0 * s * st.sigma * edge
+    return _add_light(img, light, st, rng)
+
+
+def cloud_transmission(shape: tuple[int, int], strength: float | str = 0.5, *,
+                       seed: Any = None) -> NDArray[np.float64]:
+    """The transmission map of :func:`cloud` (1 clear, down to ``1 - 0.85 strength``).
+
+    Patches of a smooth random field (structure on a third of the frame) above a
+    threshold, with edges a few dozen pixels wide.
+    """
+    s, rng = _strength(strength), rng_of(seed)
+    h, w = shape
+    field = _smooth_field((h, w), max(h, w) / 3.0, rng)
+    cover = np.clip((field + 0.3) / 0.9, 0.0, 1.0)
+    cover = cover * cover * (3.0 - 2.0 * cover)  # smoothstep: soft but definite edges
+    return 1.0 - min(0.85 * s, 0.95) * cover
+
+
+def cloud(image: ArrayLike, strength: float | str = 0.5, *,
+          seed: Any = None) -> NDArray[np.float64]:
+    """Thin cloud: the light above the sky level is multiplied by
+    :func:`cloud_transmission` (same ``seed``) and the cloud adds the light it
+    scatters, ``60 sigma x (1 - transmission) / 0.85`` at strength 1.
+
+    Stars lose up to 85 % of their light at strength 1; the sky level under
+    the cloud rises instead of falling (lit by the town or the moon).
+    """
+    img, s = _float(image), _strength(strength)
+    rng = rng_of(seed)
+    st = image_statistics(img)
+    t = cloud_transmission(img.shape, s, seed=rng)
+    out = st.level + (img - st.level) * t
+    scatter = 60.0 * st.sigma * (1.0 - t) / 0.85
+    return _add_light(out, scatter, st, rng)
+
+
+# ------------------------------------------------------------------------------------
+# foreground
+
+
+def _segments_mask(shape: tuple[int, int], segs: NDArray) -> NDArray[np.bool_]:
+    """Pixels within ``r`` of any segment ``(x0, y0, x1, y1, r)`` (array coordinates)."""
+    h, w = shape
+    mask = np.zeros((h, w), dtype=bool)
+    for x0, y0, x1, y1, r in segs:
+        c0 = max(int(np.floor(min(x0, x1) - r)), 0)
+        c1 = min(int(np.ceil(max(x0, x1) + r)) + 1, w)
+        r0 = max(int(np.floor(min(y0, y1) - r)), 0)
+        r1 = min(int(np.ceil(max(y0, y1) + r)) + 1, h)
+        if c0 >= c1 or r0 >= r1:
+            continue
+        px = np.arange(c0, c1) + 0.5
+        py = (np.arange(r0, r1) + 0.5)[:, None]
+        dx, dy = x1 - x0, y1 - y0
+        t = np.clip(((px - x0) * dx + (py - y0) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
+        d2 = (px - x0 - t * dx) ** 2 + (py - y0 - t * dy) ** 2
+        mask[r0:r1, c0:c1] |= d2 <= r * r
+    return mask
+
+
+def _tree(shape: tuple[int, int], s: float, rng: np.random.Generator) -> NDArray:
+    """Segments of a branching tree growing in from a random corner (array coordinates)."""
+    h, w = shape
+    diag = float(np.hypot(w, h))
+    corner = rng.integers(4)
+    x = 0.0 if corner in (0, 3) else float(w)
+    y = 0.0 if corner in (0, 1) else float(h)
+    heading = np.arctan2(0.5 * h - y, 0.5 * w - x) + rng.uniform(-0.4, 0.4)
+    stack = [(x, y, heading, (0.35 + 0.3 * s) * diag, 0.012 * diag, 0)]
+    segs = []
+    while stack and len(segs) < 4000:
+        x, y, a, length, r, depth = stack.pop()
+        n = max(int(length / 6.0), 1)
+        for _ in range(n):  # a slightly wandering limb
+            a += rng.normal(0.0, 0.12)
+            x1, y1 = x + 6.0 * np.cos(a), y + 6.0 * np.sin(a)
+            segs.append((x, y, x1, y1, max(r, 0.7)))
+            x, y, r = x1, y1, r * 0.985
+            if depth < 5 and rng.random() < 0.09:
+                side = rng.choice([-1.0, 1.0])
+                stack.append((x, y, a + side * rng.uniform(0.4, 1.1), length * 0.45,
+                              r * 0.6, depth + 1))
+    return np.asarray(segs).reshape(-1, 5)
+
+
+def _roof(shape: tuple[int, int], s: float, rng: np.random.Generator) -> NDArray[np.bool_]:
+    """A roof rising from the bottom edge with a slanted ridge and an antenna mast."""
+    h, w = shape
+    cols = np.arange(w) + 0.5
+    rows = (np.arange(h) + 0.5)[:, None]
+    base = h * (1.0 - (0.15 + 0.25 * s))
+    slope = rng.uniform(-0.3, 0.3)
+    ridge = base + slope * (cols - 0.5 * w)
+    mask = rows >= ridge[None, :]
+    mx = rng.uniform(0.2, 0.8) * w
+    top = base - rng.uniform(0.15, 0.3) * h
+    ridge_at = base + slope * (mx - 0.5 * w)
+    mast = np.array([(mx, ridge_at, mx, top, 2.0),
+                     (mx - 0.06 * w, top + 0.04 * h, mx + 0.06 * w, top + 0.04 * h, 1.5)])
+    return mask | _segments_mask(shape, mast)
+
+
+def foreground(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "branches",
+               seed: Any = None) -> NDArray[np.float64]:
+    """Silhouettes in front of the sky, partly lit by a lamp.
+
+    ``kind`` ``'branches'``: a tree growing in from a corner (its reach grows with
+    strength); ``'roof'``: a roof edge covering the bottom 15-40 % of the frame
+    with an antenna mast. The silhouette hides the sky and is darker than it by
+    ``10 sigma x strength``; its side facing a lamp (random direction) is lit by
+    a speckled texture, up to ``80 sigma x strength`` (lit twigs and tiles look
+    like clusters of stars).
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    _args.choice(kind, "kind", ("branches", "roof"))
+    st = image_statistics(img)
+    if s == 0:
+        return img
+    mask = (_segments_mask(img.shape, _tree(img.shape, s, rng)) if kind == "branches"
+            else _roof(img.shape, s, rng))
+    lamp = rng.uniform(0, 2 * np.pi)
+    shift = np.rint(3.0 * np.array([np.sin(lamp), np.cos(lamp)])).astype(int)
+    lit = mask & ~np.roll(mask, tuple(shift), axis=(0, 1))
+    lit = ndimage.binary_dilation(lit, iterations=1) & mask
+    texture = np.maximum(ndimage.gaussian_filter(rng.standard_normal(img.shape), 1.0), 0.0)
+    texture /= max(float(texture.max()), 1e-12)
+    dark = st.level - 10.0 * s * st.sigma
+    out = np.where(mask, dark + rng.standard_normal(img.shape) * st.sigma, img)
+    return _add_light(out, np.where(lit, 80.0 * s * st.sigma * texture, 0.0), st, rng)
+
+
+# ------------------------------------------------------------------------------------
+# trails, hot pixels, cosmic rays
+
+
+def _add_line(light: NDArray, p0: NDArray, p1: NDArray, peak: float, width: float) -> None:
+    """Add a trail from ``p0`` to ``p1`` (array coordinates, x then y) to ``light`` in
+    place: a Gaussian cross-section of sigma ``width`` px and ``peak`` on its axis."""
+    h, w = light.shape
+    reach = 5.0 * width
+    c0 = max(int(np.floor(min(p0[0], p1[0]) - reach)), 0)
+    c1 = min(int(np.ceil(max(p0[0], p1[0]) + reach)) + 1, w)
+    r0 = max(int(np.floor(min(p0[1], p1[1]) - reach)), 0)
+    r1 = min(int(np.ceil(max(p0[1], p1[1]) + reach)) + 1, h)
+    if c0 >= c1 or r0 >= r1:
+        return
+    px = (np.arange(c0, c1) + 0.5)[None, :]
+    py = (np.arange(r0, r1) + 0.5)[:, None]
+    d = p1 - p0
+    t = np.clip(((px - p0[0]) * d[0] + (py - p0[1]) * d[1]) / max(float(d @ d), 1e-12), 0, 1)
+    dist2 = (px - p0[0] - t * d[0]) ** 2 + (py - p0[1] - t * d[1]) ** 2
+    light[r0:r1, c0:c1] += peak * np.exp(-0.5 * dist2 / width**2)
+
+
+def _crossing(shape: tuple[int, int], rng: np.random.Generator) -> tuple[NDArray, NDArray]:
+    """End points of a straight path across (most of) the frame, array coordinates."""
+    h, w = shape
+    centre = np.array([rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h])
+    a = rng.uniform(0, np.pi)
+    half = rng.uniform(0.4, 1.0) * np.hypot(w, h)
+    u = np.array([np.cos(a), np.sin(a)])
+    return centre - half * u, centre + half * u
+
+
+def trails(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "mixed",
+           seed: Any = None) -> NDArray[np.float64]:
+    """Satellite and aircraft trails across the frame.
+
+    ``1 + round(2 strength)`` trails (``kind`` ``'satellite'``, ``'aircraft'`` or
+    ``'mixed'``), each with a peak surface brightness log-uniform between
+    5 noise sigmas and ``1000 strength`` noise sigmas. A satellite is one
+    line of the PSF's width (sigma 1.2 px); an aircraft two wing lights 6-12 px
+    apart plus a strobe that flashes every 20-40 px, 5x brighter.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    _args.choice(kind, "kind", ("satellite", "aircraft", "mixed"))
+    st = image_statistics(img)
+    n = int(round(2 * s)) + 1 if s > 0 else 0
+    light = np.zeros(img.shape)
+    lo = 5.0 * st.sigma
+    for _ in range(n):
+        hi = max(1000.0 * s * st.sigma, 2.0 * lo)
+        peak = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        p0, p1 = _crossing(img.shape, rng)
+        plane = kind == "aircraft" or (kind == "mixed" and rng.random() < 0.4)
+        if not plane:
+            _add_line(light, p0, p1, peak, 1.2)
+            continue
+        u = (p1 - p0) / np.linalg.norm(p1 - p0)
+        off = np.array([-u[1], u[0]]) * 0.5 * rng.uniform(6.0, 12.0)
+        _add_line(light, p0 + off, p1 + off, 0.5 * peak, 1.2)
+        _add_line(light, p0 - off, p1 - off, 0.5 * peak, 1.2)
+        step = rng.uniform(20.0, 40.0)
+        for t in np.arange(rng.uniform(0, step), np.linalg.norm(p1 - p0), step):
+            q = p0 + t * u
+            _add_line(light, q, q + 2.0 * u, 5.0 * peak, 1.2)
+    return _add_light(img, light, st, rng)
+
+
+def hot_pixels(image: ArrayLike, strength: float | str = 0.5, *,
+               seed: Any = None) -> NDArray[np.float64]:
+    """Add dark current to single pixels: ``4e-4 x strength`` of them, each
+    log-uniform between 10 and 2000 noise sigmas (many far brighter than most
+    stars)."""
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    st = image_statistics(img)
+    n = int(round(4e-4 * s * img.size))
+    if n == 0:
+        return img
+    where = rng.choice(img.size, size=n, replace=False)
+    lo = 10.0 * st.sigma
+    hi = 2000.0 * st.sigma
+    img.reshape(-1)[where] += np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+    return img
+
+
+def cosmic_rays(image: ArrayLike, strength: float | str = 0.5, *,
+                seed: Any = None) -> NDArray[np.float64]:
+    """Add short straight cosmic-ray tracks: ``4e-5 x strength`` per pixel (31 on a
+    1024 x 768 frame at strength 1), 30-600 noise sigmas per pixel of path."""
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    st = image_statistics(img)
+    n = int(round(4e-5 * s * img.size))
+    if n:
+        _deposit_tracks(img, n, rng, charge=(30.0 * st.sigma, 600.0 * st.sigma))
+    return img
+
+
+# ------------------------------------------------------------------------------------
+# the optics and the sensor
+
+
+def annulus_kernel(outer_px: float, inner_fraction: float = 0.5) -> NDArray[np.float64]:
+    """A normalised out-of-focus PSF: a ring between ``inner_fraction x outer_px``
+    and ``outer_px``, area-sampled (4x4 per pixel)."""
+    half = int(np.ceil(outer_px)) + 1
+    sub = (np.arange(-half * 4, half * 4 + 4) + 0.5) / 4.0 - 0.5
+    r = np.hypot(sub[None, :], sub[:, None])
+    ring = ((r <= outer_px) & (r >= inner_fraction * outer_px)).astype(np.float64)
+    n = 2 * half + 1
+    k = ring.reshape(n, 4, n, 4).sum(axis=(1, 3))
+    return k / max(k.sum(), 1e-12)
+
+
+def line_kernel(length_px: float, angle_deg: float) -> NDArray[np.float64]:
+    """A normalised straight smear of ``length_px`` along ``angle_deg`` (x towards y)."""
+    half = int(np.ceil(0.5 * length_px)) + 1
+    n = 2 * half + 1
+    k = np.zeros((n, n))
+    t = np.linspace(-0.5 * length_px, 0.5 * length_px, max(int(length_px * 8), 2))
+    a = np.radians(angle_deg)
+    c = np.clip(np.rint(half + t * np.cos(a)).astype(int), 0, n - 1)
+    r = np.clip(np.rint(half + t * np.sin(a)).astype(int), 0, n - 1)
+    np.add.at(k, (r, c), 1.0)
+    return k / k.sum()
+
+
+def _blur(img: NDArray, kernel: NDArray, rng: np.random.Generator) -> NDArray[np.float64]:
+    """Convolve the light above the sky with ``kernel``; restore the noise it smoothed."""
+    st = image_statistics(img)
+    out = st.level + ndimage.convolve(img - st.level, kernel, mode="nearest")
+    lost = max(1.0 - float(np.sum(kernel**2)), 0.0)
+    return out + rng.standard_normal(img.shape) * st.sigma * np.sqrt(lost)
+
+
+def defocus(image: ArrayLike, strength: float | str = 0.5, *,
+            seed: Any = None) -> NDArray[np.float64]:
+    """Defocus: the image convolved with a ring of outer radius ``1 + 5 strength`` px
+    (inner radius half of it, a central obstruction), noise restored."""
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if s == 0:
+        return img
+    return _blur(img, annulus_kernel(1.0 + 5.0 * s), rng)
+
+
+def smear(image: ArrayLike, strength: float | str = 0.5, *, angle_deg: float | None = None,
+          seed: Any = None) -> NDArray[np.float64]:
+    """Tracking smear: every star drawn out along ``angle_deg`` (default random) over
+    ``8 strength`` px, noise restored."""
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if s == 0:
+        return img
+    angle = rng.uniform(0, 180) if angle_deg is None else float(angle_deg)
+    return _blur(img, line_kernel(8.0 * s, angle), rng)
+
+
+def saturation(image: ArrayLike, strength: float | str = 0.5, *,
+               seed: Any = None) -> NDArray[np.float64]:
+    """A lower full well: pixels above ``level + 1000 sigma x 10^(-1.5 strength)`` saturate
+    and their excess blooms up and down the column (charge conserved)."""
+    img, s = _float(image), _strength(strength)
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    full = st.level + 1000.0 * st.sigma * 10.0 ** (-1.5 * s)
+    bleed(img, full)
+    return img
+
+
+def vignetting(image: ArrayLike, strength: float | str = 0.5, *,
+               seed: Any = None) -> NDArray[np.float64]:
+    """Multiply by ``1 - 0.7 strength (r / r_corner)^2`` (sky and stars alike)."""
+    img, s = _float(image), _strength(strength)
+    h, w = img.shape
+    x, y = _centred_grid(img.shape)
+    return img * np.maximum(1.0 - 0.7 * s * (x * x + y * y) / (0.25 * (w * w + h * h)), 0.0)
+
+
+def noise(image: ArrayLike, strength: float | str = 0.5, *,
+          seed: Any = None) -> NDArray[np.float64]:
+    """Add Gaussian noise of ``1.5 strength`` times the image's own sigma."""
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    st = image_statistics(img)
+    return img + rng.standard_normal(img.shape) * 1.5 * s * st.sigma
+
+
+def quantise_8bit(image: ArrayLike, strength: float | str = 0.5, *,
+                  seed: Any = None) -> NDArray[np.uint8]:
+    """Stretch to 8 bits as a camera's JPEG pipeline does.
+
+    Black point 4 sigma below the sky, white point ``level + 2000 sigma x
+    10^(-1.5 strength)`` (bright stars clip: above 355 sigma at strength 0.5,
+    63 sigma at 1), gamma ``1 / (1 + strength)``.
+    A uint8 image is returned unchanged.
+    """
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a.copy()
+    img, s = _float(a), _strength(strength)
+    st = image_statistics(img)
+    black = st.level - 4.0 * st.sigma
+    white = st.level + 2000.0 * st.sigma * 10.0 ** (-1.5 * s)
+    t = np.clip((img - black) / max(white - black, 1e-12), 0.0, 1.0)
+    return np.rint(255.0 * t ** (1.0 / (1.0 + s))).astype(np.uint8)
+
+
+def jpeg(image: ArrayLike, strength: float | str = 0.5, *,
+         seed: Any = None) -> NDArray[np.uint8]:
+    """8 bits (:func:`quantise_8bit` unless already uint8) and JPEG compression at
+    quality ``90 - 50 strength`` (Pillow, greyscale, 4:4:4)."""
+    from PIL import Image
+
+    s = _strength(strength)
+    a = quantise_8bit(image, s)
+    buf = io.BytesIO()
+    Image.fromarray(a, mode="L").save(buf, format="JPEG", quality=int(round(90 - 50 * s)))
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("L"), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------------
+# recipes
+
+
+#: Every degradation by name.
+DEGRADATIONS: dict[str, Callable[..., NDArray]] = {
+    "gradient": gradient, "light_dome": light_dome, "moonlight": moonlight, "cloud": cloud,
+    "foreground": foreground, "trails": trails, "hot_pixels": hot_pixels,
+    "cosmic_rays": cosmic_rays, "defocus": defocus, "smear": smear,
+    "saturation": saturation, "vignetting": vignetting, "noise": noise,
+    "quantise_8bit": quantise_8bit, "jpeg": jpeg,
+}
+
+
+def degrade(image: ArrayLike, recipe: str | Sequence[Any], strength: float | str = "moderate",
+            seed: Any = None) -> NDArray:
+    """Apply degradations in order, each with its own reproducible random stream.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W)
+        Any numeric image.
+    recipe : str or sequence
+        A degradation name (see :data:`DEGRADATIONS`), or a sequence of names,
+        ``(name, strength)`` pairs or ``(name, strength, keywords)`` triples.
+        ``'foreground:roof'`` style names pass ``kind``.
+    strength : float or {'moderate', 'strong'}
+        Strength of the steps that do not give their own.
+    seed : int, optional
+        Step ``i`` draws from child ``i`` of ``numpy.random.SeedSequence(seed)``.
+
+    Returns
+    -------
+    ndarray
+        float64, or uint8 when the last step is ``quantise_8bit`` or ``jpeg``.
+    """
+    steps = [recipe] if isinstance(recipe, str) else list(recipe)
+    children = np.random.SeedSequence(seed).spawn(len(steps))
+    out = image
+    for step, child in zip(steps, children, strict=True):
+        name, s, kw = (step, strength, {}) if isinstance(step, str) else (
+            step[0], step[1], dict(step[2]) if len(step) > 2 else {})
+        name, _, kind = name.partition(":")
+        if name not in DEGRADATIONS:
+            raise InvalidArgumentError(
+                f"unknown degradation {name!r}; known: {', '.join(DEGRADATIONS)}")
+        if kind:
+            kw["kind"] = kind
+        out = DEGRADATIONS[name](out, s, seed=np.random.default_rng(child), **kw)
+    return out
