@@ -125,6 +125,87 @@ def degraded(base: dict, recipe: str, strength: str, seed: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
+# centroid lists: many false detections, very few stars
+
+#: kind -> (false detections, clusters, their brightness) of the centroid-list cases
+STRESS = {"80% false, uniform": (80, 0, "like_stars"),
+          "80% false, clustered": (80, 4, "like_stars"),
+          "80% false, uniform, false brighter": (80, 0, "log_uniform"),
+          "6 stars": (0, 0, "like_stars")}
+
+
+def _resolved(sim, n: int, min_sep_px: float = 3.0):
+    """The brightest ``n`` centroids at least ``min_sep_px`` from every brighter one
+    kept (a catalog double closer than that is one detection)."""
+    keep: list[int] = []
+    for j, (x, y, _) in enumerate(sim.centroids):
+        if all(np.hypot(x - sim.centroids[k, 0], y - sim.centroids[k, 1]) > min_sep_px
+               for k in keep):
+            keep.append(j)
+        if len(keep) == n:
+            break
+    return sim.centroids[keep]
+
+
+def stress_fields(catalog, kind: str, n: int, seed: int) -> list[dict]:
+    """Centroid lists of 1024x768 fields, FOV 10-20 deg, 0.3 px noise.
+
+    ``'... false ...'``: the 20 brightest (resolved) stars and 80 false detections,
+    uniform or in 4 clusters of 30 px (lit branches), either at random places in
+    the brightness order (``like_stars``) or log-uniform over the stars' range
+    (most then outshine most stars); ``'6 stars'``: the 6 brightest resolved stars.
+    """
+    from skysolve.camera.model import CameraModel
+    from skysolve.simulate import random_attitudes, simulate_centroids
+
+    n_false, clusters, how = STRESS[kind]
+    rng = np.random.default_rng(seed)
+    out = []
+    for R in random_attitudes(n, rng):
+        fov = float(rng.uniform(10.0, 20.0))
+        cam = CameraModel.from_fov(fov, 1024, 768)
+        base = simulate_centroids(catalog, cam, R, num_stars=40, epoch_year=bench_solve.EPOCH,
+                                  centroid_noise_px=0.3, seed=rng)
+        stars = _resolved(base, 6 if n_false == 0 else 20)
+        if n_false:
+            # false detections placed by the simulator (no star is that bright)
+            fake = simulate_centroids(catalog, cam, R, max_magnitude=-99.0, seed=rng,
+                                      num_false_stars=n_false, false_star_clusters=clusters)
+            xy = _with_false(stars, fake.centroids, how, rng)
+        else:
+            xy = stars
+        est, err = bench_solve._fov_guess(fov, rng)
+        out.append({"xy": xy, "shape": (768, 1024), "fov": est, "fov_err": err, "truth": R[2]})
+    return out
+
+
+def _with_false(stars, fake, how: str, rng) -> np.ndarray:
+    """Stars and false detections, brightest first; ``like_stars`` false detections take
+    brightnesses of the stars (random places in the order), else log-uniform over them."""
+    b = stars[:, 2]
+    if how == "like_stars":
+        fb = b[rng.integers(0, len(b), len(fake))] * rng.uniform(0.999, 1.001, len(fake))
+    else:
+        fb = 10.0 ** rng.uniform(np.log10(b.min()), np.log10(b.max()), len(fake))
+    allc = np.vstack([stars, np.column_stack([fake[:, :2], fb])])
+    return allc[np.argsort(-allc[:, 2], kind="stable")]
+
+
+def stress_rows(dbs: dict, catalog, n: int, cedar: bool) -> list[dict]:
+    """The centroid-list cases: skysolve vs tetra3rs (and cedar-solve), same lists."""
+    rows = []
+    for k, kind in enumerate(STRESS):
+        inputs = stress_fields(catalog, kind, n, seed=31 + k)
+        res = bench_solve._solve_interleaved(inputs, dbs, repeat=1)
+        name = f"hard centroids: {kind}"
+        rows.append(bench_solve._row(name, "tetra3rs", res["skysolve"], res["tetra3rs"],
+                                     n_inputs=len(inputs), timing_claim="none"))
+        if cedar:
+            rows += bench_solve._cedar_rows(dbs["skysolve"], {name: (inputs, 1)})
+    return rows
+
+
+# --------------------------------------------------------------------------------------
 # the libraries, end to end
 
 
@@ -213,20 +294,23 @@ def _score(results: list, truths: list) -> tuple[int, int]:
 
 
 def run(quick: bool, recipes: list[str] | None = None, n_sim: int | None = None,
-        seeds_per_real: int | None = None, cedar: bool = True) -> list[dict]:
+        seeds_per_real: int | None = None, cedar: bool = True,
+        stress: bool = True) -> list[dict]:
     import skysolve
 
     recipes = list(RECIPES) if recipes is None else recipes
     n_sim = (8 if quick else 40) if n_sim is None else n_sim
     seeds_per_real = (2 if quick else 10) if seeds_per_real is None else seeds_per_real
     dbs = {lib: _solve_dbs.load(lib, "small", log=_log)[0] for lib in ("skysolve", "tetra3rs")}
-    bases = {"sim": sim_frames(skysolve.load_gaia(), n_sim, seed=21), "real": real_frames()}
+    gaia = skysolve.load_gaia()
+    rows = stress_rows(dbs, gaia, 30 if quick else 200, cedar) if stress else []
+    bases = {"sim": sim_frames(gaia, n_sim, seed=21), "real": real_frames()}
     jobs = _jobs(bases, seeds_per_real, recipes)
     _log(f"   {len(jobs)} images")
     rng = np.random.default_rng(5)
     images, fovs, truths, sky, peer = [], [], [], [], []
     t0 = time.perf_counter()
-    for source, recipe, strength, base, seed in jobs:
+    for _, recipe, strength, base, seed in jobs:
         img = degraded(base, recipe, strength, seed)
         est, err = _fov_args(base["fov"], rng)
         sky.append(solve_skysolve(dbs["skysolve"], img, est, err))
@@ -237,7 +321,7 @@ def run(quick: bool, recipes: list[str] | None = None, n_sim: int | None = None,
             fovs.append((est, err))
     _log(f"   skysolve and tetra3rs: {time.perf_counter() - t0:.0f} s")
     cedar_res = _cedar(images, fovs) if cedar else "not run"
-    return _rows(jobs, truths, sky, peer, cedar_res)
+    return rows + _rows(jobs, truths, sky, peer, cedar_res)
 
 
 def _rows(jobs, truths, sky, peer, cedar_res) -> list[dict]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .camera.model import CameraModel
     from .database import SolverDatabase
 
-__all__ = ["plot_solution", "plot_residuals", "plot_distortion"]
+__all__ = ["plot_solution", "plot_residuals", "plot_distortion", "REJECTED_MARKERS"]
 
 
 def _require_matplotlib():
@@ -134,10 +134,32 @@ def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit
     return x[keep], y[keep], ids[keep]
 
 
+#: How rejected detections are drawn: reason -> (marker, colour). Single-peak noise
+#: blobs ('small') are far too many to be worth drawing.
+REJECTED_MARKERS = {"large": ("D", "magenta"), "border": ("s", "0.6"), "sharp": ("x", "red"),
+                    "elongated": ("d", "orange"), "diffuse": ("o", "violet"),
+                    "trail": ("^", "lime"), "blend": ("v", "pink"), "narrow": ("+", "red")}
+
+
+def _draw_rejected(ax: Axes, centroids: Any, ring: float) -> None:
+    """The detections an extraction rejected, one marker per reason (not 'small')."""
+    rejected = getattr(centroids, "rejected", None)
+    if rejected is None or len(rejected) == 0:
+        return
+    for reason, (marker, colour) in REJECTED_MARKERS.items():
+        sel = rejected["reason"] == reason
+        if not sel.any():
+            continue
+        filled = marker in ("x", "+")
+        ax.scatter(rejected["x"][sel], rejected["y"][sel], marker=marker, s=(0.8 * ring) ** 2,
+                   facecolors=colour if filled else "none", edgecolors=colour,
+                   linewidths=0.8, label=f"rejected: {reason} ({int(sel.sum())})")
+
+
 def plot_solution(image: ArrayLike, result: Any, centroids: Any,
                   db: SolverDatabase | None = None, ax: Axes | None = None, *,
                   percentiles: tuple[float, float] = (1.0, 99.5), max_field_stars: int = 200,
-                  max_labels: int = 20, cmap: str = "gray") -> Axes:
+                  max_labels: int = 20, cmap: str = "gray", show_rejected: bool = True) -> Axes:
     """Draw an image with its detected, matched and catalog stars.
 
     Parameters
@@ -161,6 +183,11 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
         Matched stars labelled with their catalog id (brightest first).
     cmap : str
         Matplotlib colour map of the image.
+    show_rejected : bool
+        When ``centroids`` is an :class:`~skysolve.ExtractionResult`, also draw
+        the detections the extractor rejected, one marker per reason
+        (:data:`REJECTED_MARKERS`; the many one- and two-pixel noise blobs,
+        reason ``'small'``, are left out).
 
     Returns
     -------
@@ -171,7 +198,8 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
     Markers: matched centroids are yellow circles, their catalog stars projected
     through the solution cyan crosses, unmatched centroids small red circles and
     other catalog stars in the field orange squares (a catalog star without a
-    centroid is fainter than the detection limit or lost in a blend).
+    centroid is fainter than the detection limit or lost in a blend). Rejected
+    detections are labelled ``"rejected: <reason> (<count>)"`` in the legend.
     """
     img = _image_2d(image)
     ax = _axes(ax)
@@ -192,6 +220,8 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
     ring = max(4.0, 0.008 * max(w, h))
     ax.scatter(xy[~matched, 0], xy[~matched, 1], s=(0.6 * ring) ** 2, facecolors="none",
                edgecolors="red", linewidths=0.7, label=f"unmatched centroids ({(~matched).sum()})")
+    if show_rejected:
+        _draw_rejected(ax, centroids, ring)
     if solved:
         ax.scatter(xy[matched, 0], xy[matched, 1], s=(1.4 * ring) ** 2, facecolors="none",
                    edgecolors="yellow", linewidths=1.0,

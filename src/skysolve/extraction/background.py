@@ -17,15 +17,17 @@ pixels) make the model follow skies that are not smooth on the block scale
 
 * **structure**: in cells of half a block, the clipped mean residual of a sky
   the bilinear model follows is zero within its noise; if any cell is off by
-  more than ``max(1, 6 / sqrt(n))`` local sigmas, the model is rebuilt with
-  blocks half the size (down to 16 px);
-* **noise**: the clipped rms of the residual per block (3x3-median smoothed);
-  when it varies by more than 25 % over the frame (photon noise under a
-  gradient, scattered light, a dark silhouette) the model carries a noise grid,
-  interpolated like the levels, and detection thresholds follow it.
+  more than ``max(1, 6 / sqrt(n))`` local sigmas (``n`` samples, clipped at 3
+  sigmas, so a bright star does not count as structure), the model is rebuilt
+  with blocks half the size (down to 16 px);
+* **noise**: the clipped rms of the residual per block; when its 90th
+  percentile exceeds its 10th by more than half (photon noise under a
+  gradient, scattered light, a dark silhouette) the model carries a noise grid
+  (3x3-median smoothed, interpolated like the levels, never below half the
+  global noise) and detection thresholds follow it.
 
-A smooth sky passes both (one bincount over the sample) and keeps the single
-model and the global noise.
+A smooth sky passes both (three bincounts over the sample) and keeps the
+single model and the global noise.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location
 _MIN_BLOCK = 16
 #: Noise grids whose highest and lowest block differ by less than this factor are uniform.
 _NOISE_RATIO = 1.5
+#: The noise grid never drops below this fraction of the global noise.
+_NOISE_FLOOR = 0.5
 #: Variance of a unit Gaussian clipped at +-3 (a clipped rms is scaled up by its root).
 _CLIPPED_VAR_3 = 0.9733
 
@@ -317,13 +321,17 @@ def estimate_background(image: NDArray, block_size: int | None,
     step = max(1, int(np.sqrt(h * w / _GLOBAL_SAMPLES)))
     rows = np.arange(step // 2, h, step)
     cols = np.arange(step // 2, w, step)
-    bg.sigma = robust_sigma(sample - bg.at(rows[:, None], cols[None, :]), iterations=1)
-    if quantum is not None and bg.sigma < quantum:
-        bg.sigma = _clipped_rms(sample - bg.at(rows[:, None], cols[None, :]), 3.0 * quantum)
-    bg = _replace_lifted_blocks(bg)
-    if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0):
-        return bg
     resid = sample - bg.at(rows[:, None], cols[None, :])
+    bg.sigma = robust_sigma(resid, iterations=1)
+    if quantum is not None and bg.sigma < quantum:
+        bg.sigma = _clipped_rms(resid, 3.0 * quantum)
+    replaced = _replace_lifted_blocks(bg)
+    if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0) or bs < 2 * step:
+        # (blocks this small hold too few samples to check)
+        return replaced
+    if replaced is not bg:
+        bg = replaced
+        resid = sample - bg.at(rows[:, None], cols[None, :])
     noise, structured = _local_checks(resid, rows, cols, bg)
     if structured and bs // 2 >= _MIN_BLOCK:
         return estimate_background(image, bs // 2, adaptive, quantum)
@@ -366,46 +374,64 @@ def _clipped_rms(resid: NDArray, clip: float) -> float:
     return float(np.sqrt(np.mean(np.clip(v, -c, c) ** 2) / _CLIPPED_VAR_3))
 
 
-def _cell_moments(resid: NDArray, cell_rows: NDArray, cell_cols: NDArray,
-                  shape: tuple[int, int], clip: NDArray | float
-                  ) -> tuple[NDArray, NDArray, NDArray]:
-    """Count, mean and rms of the residual sample per cell (a grid of ``shape``
-    cells; the sample's cell rows and columns given), clipped at +-``clip``."""
-    ncells = shape[0] * shape[1]
-    cell = (cell_rows[:, None] * shape[1] + cell_cols[None, :]).ravel()
-    v = resid.ravel()
-    c = clip[cell] if np.ndim(clip) else clip
-    v = np.clip(v, -c, c)
-    n = np.bincount(cell, minlength=ncells)
-    safe = np.maximum(n, 1)
-    mean = np.bincount(cell, weights=v, minlength=ncells) / safe
-    var = np.bincount(cell, weights=v * v, minlength=ncells) / safe - mean * mean
-    return n, mean, np.sqrt(np.maximum(var, 0.0) / _CLIPPED_VAR_3)
+def _half_cell_sums(resid: NDArray, rows: NDArray, cols: NDArray, half: int,
+                    shape: tuple[int, int], clip: float | NDArray
+                    ) -> tuple[NDArray, NDArray, NDArray]:
+    """Count, sum and sum of squares of the residual sample (taken at pixel ``rows`` x
+    ``cols``, clipped at +-``clip``: a number, or a value per block) in cells of
+    ``half`` px, as ``(2 ny, 2 nx)`` grids over the ``(ny, nx)`` blocks (cells
+    without samples: 0)."""
+    ny, nx = shape
+    r_cell, r_start = np.unique(rows // half, return_index=True)
+    c_cell, c_start = np.unique(cols // half, return_index=True)
+    if np.ndim(clip):
+        clip = clip[(rows // (2 * half))[:, None], (cols // (2 * half))[None, :]]
+    v = np.clip(resid, -clip, clip)
+    part = np.add.reduceat(np.add.reduceat(np.stack([v, v * v]), r_start, axis=1),
+                           c_start, axis=2)
+    r_len = np.diff(np.append(r_start, len(rows)))
+    c_len = np.diff(np.append(c_start, len(cols)))
+    out = np.zeros((3, 2 * ny, 2 * nx))
+    out[0][np.ix_(r_cell, c_cell)] = np.outer(r_len, c_len)
+    out[1][np.ix_(r_cell, c_cell)] = part[0]
+    out[2][np.ix_(r_cell, c_cell)] = part[1]
+    return out[0], out[1], out[2]
 
 
 def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background
                   ) -> tuple[Background | None, bool]:
     """The noise grid (None when uniform) and whether the sky has structure the
-    model misses, from the residual sample at ``rows`` x ``cols``."""
+    model misses, from the residual sample at ``rows`` x ``cols``.
+
+    The sample is summed in cells of half a block, clipped at 3 global sigmas
+    and then at 3 of each block's own (so that stars barely move a cell, and a
+    noisier block is not clipped to look quiet): blocks add up their four
+    cells for the noise; the cells' means show structure.
+    """
     bs = bg.block_size
     ny, nx = bg.grid.shape
-    # noise per block: clipped at 3 global sigmas, then at 3 of the block's own
-    br, bc = rows // bs, cols // bs
-    _, _, rms = _cell_moments(resid, br, bc, (ny, nx), 3.0 * bg.sigma)
-    n, _, rms = _cell_moments(resid, br, bc, (ny, nx), 3.0 * np.maximum(rms, 1e-30))
-    grid = np.where(n >= 8, rms, bg.sigma).reshape(ny, nx)  # thin edge blocks: global
-    if ny >= 3 and nx >= 3:
-        grid = ndimage.median_filter(grid, size=3, mode="nearest")
-    uniform = grid.max() <= _NOISE_RATIO * max(grid.min(), 1e-30)
-    noise = None if uniform else Background(grid, bs, bg.sigma, bg.shape, bg.nodes)
-    # structure: cells of half a block whose clipped mean residual is not zero
     half = max(bs // 2, 1)
-    cr, cc = rows // half, cols // half
-    ncr, ncc = -(-bg.shape[0] // half), -(-bg.shape[1] // half)
-    local = (grid if noise is not None else np.full((ny, nx), bg.sigma))
-    sig = local[np.minimum(np.arange(ncr) * half // bs, ny - 1)][
-        :, np.minimum(np.arange(ncc) * half // bs, nx - 1)].ravel()
-    n, mean, _ = _cell_moments(resid, cr, cc, (ncr, ncc), 4.0 * sig)
-    structured = bool(np.any(np.abs(mean) > np.maximum(1.0, 6.0 / np.sqrt(np.maximum(n, 1)))
-                             * sig))
+    clip: float | NDArray = 3.0 * bg.sigma
+    for _ in range(2):
+        n, s1, s2 = _half_cell_sums(resid, rows, cols, half, (ny, nx), clip)
+        nb = n.reshape(ny, 2, nx, 2).sum(axis=(1, 3))
+        m1 = s1.reshape(ny, 2, nx, 2).sum(axis=(1, 3)) / np.maximum(nb, 1)
+        m2 = s2.reshape(ny, 2, nx, 2).sum(axis=(1, 3)) / np.maximum(nb, 1)
+        rms = np.sqrt(np.maximum(m2 - m1 * m1, 0.0) / _CLIPPED_VAR_3)
+        # thin edge blocks: the global sigma; and never below half of it (blocks a
+        # JPEG encoder flattened, or that a few samples make look quiet)
+        grid = np.maximum(np.where(nb >= 8, rms, bg.sigma), _NOISE_FLOOR * bg.sigma)
+        clip = 3.0 * grid
+    lo, hi = np.percentile(grid, [10.0, 90.0])
+    noise = None
+    if hi > _NOISE_RATIO * lo:
+        if ny >= 3 and nx >= 3:
+            grid = ndimage.median_filter(grid, size=3, mode="nearest")
+        noise = Background(grid, bs, bg.sigma, bg.shape, bg.nodes)
+    # structure: cells whose mean residual is not zero within their noise
+    local = np.repeat(np.repeat(grid if noise is not None else np.full((ny, nx), bg.sigma),
+                                2, axis=0), 2, axis=1)
+    mean = s1 / np.maximum(n, 1)
+    limit = np.maximum(1.0, 6.0 / np.sqrt(np.maximum(n, 1))) * local
+    structured = bool(np.any((np.abs(mean) > limit) & (n > 0)))  # (clipped at 3 sigmas)
     return noise, structured

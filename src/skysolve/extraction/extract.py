@@ -45,9 +45,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from .._options import with_options
-from ..centroids import ExtractionResult
+from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..centroids import REJECTED_DTYPE, REJECT_REASONS
 from .background import Background, estimate_background
 from .blobs import _blended, _fit_positions, _measure_blobs
 from .filters import basic_reasons, code, narrow_blobs, psf_reference, shape_reasons
@@ -246,6 +245,16 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None) -> Backgr
     return bg
 
 
+def _threshold_scale(opts: ExtractionOptions) -> float:
+    """The detection threshold in noise sigmas of the (filtered) detection image: the
+    filtered image's noise is the kernel's root sum of squares (a linear background
+    passes the filter unchanged)."""
+    if opts.matched_filter_sigma is None:
+        return opts.sigma_threshold
+    kernel = _gaussian_kernel(opts.matched_filter_sigma)
+    return opts.sigma_threshold * float(np.sum(kernel.astype(np.float64) ** 2))
+
+
 def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
            opts: ExtractionOptions):
     """Threshold, candidate pixels and their 8-connected labels.
@@ -254,14 +263,9 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
     there)``; the threshold at a pixel is the scale times the noise there.
     """
     h, w = work.shape
-    if opts.matched_filter_sigma is not None:
-        kernel = _gaussian_kernel(opts.matched_filter_sigma)
-        det = _smooth(work, kernel)
-        # noise of the filtered image; a linear background passes unchanged
-        scale = opts.sigma_threshold * float(np.sum(kernel.astype(np.float64) ** 2))
-    else:
-        det = work
-        scale = opts.sigma_threshold
+    scale = _threshold_scale(opts)
+    det = work if opts.matched_filter_sigma is None else _smooth(
+        work, _gaussian_kernel(opts.matched_filter_sigma))
     idx, idx_bg = _candidate_pixels(det, bg, scale)
     if bad is not None and len(idx):
         good = ~bad.ravel()[idx]
@@ -282,9 +286,9 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
 def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     """The kept blobs, brightest first, and their positions.
 
-    Returns ``(ids, col, row, fitted, reason)``; ``reason`` holds every label's
-    reason code (:mod:`.filters`; 0 for the kept ones and those beyond
-    ``max_centroids``).
+    Returns ``(ids, col, row, fitted, reason, psf)``; ``reason`` holds every
+    label's reason code (:mod:`.filters`; 0 for the kept ones and those beyond
+    ``max_centroids``), ``psf`` the frame's :class:`~.filters.PSFReference`.
     """
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
@@ -306,8 +310,11 @@ def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     col = meas["cx"][blob_ids].copy()
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
-    if opts.fit_positions and len(blob_ids):
-        fit_col, fit_row, ok, fsx, fsy, free = _fit_positions(work, labels, bad, meas, blob_ids)
+    # a Gaussian fit around the brightest pixel of a defocus ring would lock onto the
+    # ring: rings keep their intensity-weighted centroids
+    if opts.fit_positions and len(blob_ids) and not psf.ring:
+        fit_col, fit_row, ok, fsx, fsy, free, start = _fit_positions(work, labels, bad, meas,
+                                                                     blob_ids)
         col = np.where(ok, fit_col, col)
         row = np.where(ok, fit_row, row)
         fitted = ok
@@ -317,12 +324,15 @@ def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
                 ok | (np.minimum(fsx, fsy) <= 0.2 + 1e-9))
             a, c, b = (meas[k][blob_ids] for k in ("cxx", "cyy", "cxy"))
             lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b) + 1.0 / 12.0
-            narrow = narrow_blobs(fsx, fsy, measured, lmin)
+            snr = meas["peak"][blob_ids] / meas["sigma"][blob_ids]
+            rough = ~free & ~meas["saturated"][blob_ids] & np.isfinite(fsx)
+            narrow = narrow_blobs(fsx, fsy, measured, lmin, rough, start, snr,
+                                  meas["sharpness"][blob_ids])
             reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
     if n_max is not None:
         blob_ids, col, row, fitted = (v[:n_max] for v in (blob_ids, col, row, fitted))
-    return blob_ids, col, row, fitted, reason
+    return blob_ids, col, row, fitted, reason, psf
 
 
 def _rejected(meas: dict[str, NDArray], reason: NDArray[np.uint8], h: int, w: int) -> NDArray:
@@ -339,6 +349,42 @@ def _rejected(meas: dict[str, NDArray], reason: NDArray[np.uint8], h: int, w: in
     return out
 
 
+#: With ``matched_filter_sigma='auto'``: frames keeping fewer stars than this, or whose
+#: stars are wide, are detected again with a filter.
+_AUTO_MIN_STARS = 30
+#: The automatic filter's sigma: the stars' rms width, within these bounds (px).
+_AUTO_SIGMA = (1.0, 4.0)
+
+
+def _detect(work, bad, bg, sat_level, opts: ExtractionOptions):
+    """One detection pass: ``(kept ids, col, row, fitted, reasons, measurements, psf,
+    threshold, number of blobs)`` or None when nothing is above the threshold."""
+    h, w = work.shape
+    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts)
+    if nblobs == 0:
+        return None
+    meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
+                          need_bbox=opts.border_margin > 0)
+    ids, col, row, fitted, reason, psf = _stars(work, bad, bg, labels, meas, scale, opts)
+    return ids, col, row, fitted, reason, meas, psf, scale * bg.sigma, nblobs
+
+
+def _auto_filter(first, opts: ExtractionOptions) -> float | None:
+    """The matched filter sigma for a second pass, or None when the first will do."""
+    if opts.matched_filter_sigma != "auto":
+        return None
+    if first is None:
+        return 1.5
+    ids, psf = first[0], first[6]
+    enough = _AUTO_MIN_STARS if opts.max_centroids is None else min(_AUTO_MIN_STARS,
+                                                                     opts.max_centroids)
+    if len(ids) >= enough and not psf.wide:
+        return None
+    if not np.isfinite(psf.width2):
+        return 1.5
+    return float(np.clip(np.sqrt(psf.width2), *_AUTO_SIGMA))
+
+
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     """Detect stars in ``image`` with ``options`` (see :func:`extract_centroids`)."""
     arr = _check_image(image)
@@ -353,13 +399,17 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     sat_level = options.saturation_level
     if sat_level == "auto":
         sat_level = _auto_saturation(work, bg.mean, sigma)
-    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, options)
-    thr = scale * sigma
-    if nblobs == 0:
-        return _empty_result(h, w, bg.mean, sigma, thr)
-    meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
-                          need_bbox=options.border_margin > 0)
-    blob_ids, col, row, fitted, reason = _stars(work, bad, bg, labels, meas, scale, options)
+    plain = options.replace(matched_filter_sigma=None) \
+        if options.matched_filter_sigma == "auto" else options
+    found = _detect(work, bad, bg, sat_level, plain)
+    second = _auto_filter(found, options)
+    if second is not None:
+        again = _detect(work, bad, bg, sat_level, options.replace(matched_filter_sigma=second))
+        if again is not None and (found is None or len(again[0]) > len(found[0])):
+            found = again
+    if found is None:
+        return _empty_result(h, w, bg.mean, sigma, _threshold_scale(plain) * sigma)
+    blob_ids, col, row, fitted, reason, meas, _, thr, nblobs = found
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
     cov[:, 1, 1] = meas["cyy"][blob_ids]

@@ -13,9 +13,8 @@ JPEG blur) while the false detections stay what they are:
 * the **PSF reference** (:func:`psf_reference`) is measured on bright,
   unsaturated blobs that passed the size, border and sharpness tests: their
   median second moments (the shape), the median of ``npix / ln(peak /
-  threshold)`` (the area a star of a given peak covers above threshold: for a
-  Gaussian of sigma ``s``, ``2 pi s^2``) and the upper quartile of their
-  fitted widths (robust to being outnumbered by narrower false detections);
+  threshold)`` over the brightest of them (the area a star of a given peak
+  covers above threshold: for a Gaussian of sigma ``s``, ``2 pi s^2``);
 * **elongation** is measured after the reference shape is divided out when
   the frame's stars are all drawn out the same way (smear), so a smeared
   star counts as round and a trail still as long;
@@ -42,8 +41,10 @@ from ..centroids import REJECT_REASONS
 __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
            "narrow_blobs"]
 
-#: Blobs need this peak (local noise sigmas) to enter the PSF reference.
-_REF_SNR = 10.0
+#: Blobs need this peak (local noise sigmas) to enter the PSF reference, which holds
+#: the brightest _REF_MAX of them.
+_REF_SNR = 6.0
+_REF_MAX = 40
 #: ... and at least this many pixels.
 _REF_NPIX = 5
 #: The reference needs this many blobs; with fewer, generous defaults apply.
@@ -53,11 +54,22 @@ _SMEAR_ELONGATION = 1.4
 #: Mean resultant length of the reference blobs' orientations (coherent smear).
 _SMEAR_COHERENCE = 0.7
 #: A blob is diffuse beyond this many times the reference area for its peak ...
-_DIFFUSE_FACTOR = 4.0
+_DIFFUSE_FACTOR = 8.0
 #: ... plus this many pixels.
 _DIFFUSE_SLACK = 12.0
-#: The reference area when the frame has too few bright stars (2 pi 1.5^2 px).
-_DEFAULT_AREA = 2.0 * np.pi * 1.5**2
+#: The reference area is the median over this many of the brightest reference blobs.
+_AREA_BLOBS = 10
+#: The reference area when the frame has too few bright stars (2 pi 3^2 px: lenient,
+#: the test then only catches structure far bigger than any star).
+_DEFAULT_AREA = 2.0 * np.pi * 3.0**2
+#: Stars whose mean second moment (px^2, pixel extent included) exceeds this are wide
+#: (defocus, smear, soft focus) ...
+_WIDE_PSF = 4.0
+#: ... and stars whose brightest pixel lies this far (px, median) from their intensity
+#: centroid are rings (defocused, with a central obstruction).
+_RING_OFFSET_PX = 1.0
+#: ... measured on the reference blobs this round (axis ratio).
+_RING_ROUNDNESS = 1.5
 #: Trail pieces: elongation and pixels of a blob that may define a line.
 _PIECE_ELONGATION = 2.5
 _PIECE_NPIX = 6
@@ -73,18 +85,22 @@ _PIECE_GAP_PX = 150.0
 #: Blobs within this many px (plus two PSF sigmas) of a line are on the trail.
 _LINE_TOLERANCE_PX = 4.0
 #: Dotted lines: pairs among the brightest _DOT_PAIRS kept blobs define lines; a line
-#: stands with _DOT_MIN of the _DOT_POOL brightest within _DOT_OFFSET_PX (+ a PSF
-#: sigma), as long as chance would put fewer than _DOT_MAX_EXPECTED there.
-_DOT_PAIRS = 40
-_DOT_POOL = 200
+#: stands with _DOT_MIN (or, in crowded frames, five Poisson sigmas more than chance
+#: puts there) of the _DOT_POOL brightest within _DOT_OFFSET_PX (+ a PSF sigma).
+_DOT_PAIRS = 24
+_DOT_POOL = 100
 _DOT_MIN = 7
 _DOT_OFFSET_PX = 1.5
-_DOT_MAX_EXPECTED = 1.0
+_DOT_FLUX_LOG = np.log(1.25)
 #: Narrowest plausible fitted PSF sigma (px) and the fraction of the stars' width
 #: below which a bright blob is narrow (when the stars are at least _WELL_SAMPLED wide).
 _MIN_PSF_SIGMA = 0.3
 _NARROW_FRACTION = 0.5
 _WELL_SAMPLED = 0.7
+#: Fainter blobs (peak in noise sigmas) are tested on their rough width and sharpness
+#: down to this; the rough width must reach this fraction of the stars'.
+_NARROW_SNR = 10.0
+_ROUGH_FRACTION = 0.6
 
 
 def code(reason: str) -> int:
@@ -99,13 +115,31 @@ class PSFReference:
     ``cov`` is ``(cxx, cyy, cxy)`` with the pixel extent (1/12 px^2) included;
     ``whiten`` the 2x2 matrix that makes it round with determinant 1 (None
     when the frame is not smeared); ``area`` the reference
-    ``npix / ln(peak / threshold)``; ``count`` the number of reference blobs.
+    ``npix / ln(peak / threshold)``; ``count`` the number of reference blobs;
+    ``offset`` the median distance (px) of their brightest pixel from their
+    intensity centroid.
     """
 
     cov: tuple[float, float, float]
     whiten: NDArray[np.float64] | None
     area: float
     count: int
+    offset: float = float("nan")
+
+    @property
+    def ring(self) -> bool:
+        """Whether the stars are rings (their peaks lie off their centres)."""
+        return bool(np.isfinite(self.offset) and self.offset > _RING_OFFSET_PX)
+
+    @property
+    def width2(self) -> float:
+        """Mean second moment of the stars (px^2; NaN when unknown)."""
+        return 0.5 * (self.cov[0] + self.cov[1])
+
+    @property
+    def wide(self) -> bool:
+        """Whether the stars are wide (above ``_WIDE_PSF``) or rings."""
+        return bool(np.isfinite(self.width2) and self.width2 > _WIDE_PSF) or self.ring
 
 
 def _axes(a: NDArray, c: NDArray, b: NDArray) -> tuple[NDArray, NDArray]:
@@ -156,14 +190,23 @@ def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max
 def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
                   ) -> PSFReference:
     """The frame's PSF from the bright, unsaturated blobs still kept."""
+    snr = m["peak"] / m["sigma"]
     ref = np.flatnonzero((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
-                         & (m["peak"] >= _REF_SNR * m["sigma"]))
+                         & (snr >= _REF_SNR))
     if len(ref) < _REF_MIN:
         return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref))
+    ref = ref[np.argsort(-snr[ref], kind="stable")[:_REF_MAX]]  # the brightest first
     a, c, b = (v[ref] for v in _moments(m))
     cov = (float(np.median(a)), float(np.median(c)), float(np.median(b)))
     thr_ref = thr[ref] if np.ndim(thr) else thr
-    area = float(np.median(m["npix"][ref] / _log_ratio({"peak": m["peak"][ref]}, thr_ref)))
+    per_blob = m["npix"][ref] / _log_ratio({"peak": m["peak"][ref]}, thr_ref)
+    # the brightest: faint defocused rings show only fragments above threshold
+    area = float(np.median(per_blob[:_AREA_BLOBS]))
+    # rings are round: elongated blobs (cosmic-ray tracks, trails) peak off-centre too
+    round_ = _elongation(a, c, b) <= _RING_ROUNDNESS
+    offset = float(np.median(np.hypot(m["cx"][ref] - m["pc"][ref],
+                                      m["cy"][ref] - m["pr"][ref])[round_][:_AREA_BLOBS])
+                   ) if round_.sum() >= _REF_MIN else float("nan")
     whiten = None
     if _elongation(*(np.array([v]) for v in cov))[0] > _SMEAR_ELONGATION:
         angle2 = np.arctan2(2.0 * b, a - c)  # twice each blob's major-axis angle
@@ -171,7 +214,7 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
             vals, vecs = np.linalg.eigh(np.array([[cov[0], cov[2]], [cov[2], cov[1]]]))
             vals = np.maximum(vals, 1e-12)
             whiten = vecs @ np.diag(np.sqrt(np.sqrt(vals.prod()) / vals)) @ vecs.T
-    return PSFReference(cov, whiten, area, len(ref))
+    return PSFReference(cov, whiten, area, len(ref), offset)
 
 
 def _relative_elongation(m: dict[str, NDArray], psf: PSFReference) -> NDArray:
@@ -257,11 +300,15 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     """Mark kept blobs on a line of many bright dots (an aircraft's strobe, a
     flashing satellite) as trails.
 
-    Every pair of the ``_DOT_PAIRS`` brightest kept blobs defines a line; it
-    stands when at least ``_DOT_MIN`` of the ``_DOT_POOL`` brightest lie within
-    ``_DOT_OFFSET_PX`` (plus a PSF sigma) of it, far more than chance puts there
-    (the expected number is kept below ``_DOT_MAX_EXPECTED``). Every kept blob
-    on a standing line is then a trail.
+    Every pair of the ``_DOT_PAIRS`` brightest kept blobs of about the same
+    flux (within a factor ``exp(_DOT_FLUX_LOG)``) defines a line; it stands
+    when at least ``_DOT_MIN`` of the ``_DOT_POOL`` brightest lie within
+    ``_DOT_OFFSET_PX`` (plus a PSF sigma) of it with about the pair's flux,
+    and five Poisson sigmas more than chance puts in such a band. A strobe
+    flashes alike every time; stars that happen to line up differ in
+    brightness, and a line with two or more parallel ones beside it is a
+    lattice (a test pattern's grid), not a trail. Every kept blob on a standing
+    line is then a trail.
     """
     kept = np.flatnonzero(reason == 0)
     if len(kept) < _DOT_MIN:
@@ -269,20 +316,30 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     h, w = shape
     order = kept[np.argsort(-m["flux"][kept], kind="stable")]
     pool = order[:_DOT_POOL]
-    x, y = m["cx"][pool], m["cy"][pool]
+    x, y, lf = m["cx"][pool], m["cy"][pool], np.log(np.maximum(m["flux"][pool], 1e-300))
     k = min(len(pool), _DOT_PAIRS)
     i, j = np.triu_indices(k, 1)
     dx, dy = x[j] - x[i], y[j] - y[i]
     length = np.hypot(dx, dy)
-    ok = length > 0
+    ok = (length > 0) & (np.abs(lf[j] - lf[i]) <= _DOT_FLUX_LOG)
     i, j, ux, uy = i[ok], j[ok], dx[ok] / length[ok], dy[ok] / length[ok]
     sigma_psf = np.sqrt(0.5 * (psf.cov[0] + psf.cov[1])) if np.isfinite(psf.cov[0]) else 1.5
     tol = _DOT_OFFSET_PX + sigma_psf
+    # chance alignments: Poisson with this mean (a band across the whole frame)
     expected = len(pool) * 2.0 * tol * np.hypot(h, w) / max(h * w, 1.0)
-    if expected > _DOT_MAX_EXPECTED:
-        return
+    need = max(_DOT_MIN, int(np.ceil(expected + 5.0 * np.sqrt(expected) + 1.0)))
     d = np.abs((x[None, :] - x[i, None]) * uy[:, None] - (y[None, :] - y[i, None]) * ux[:, None])
-    lines = np.flatnonzero((d <= tol).sum(axis=1) >= _DOT_MIN)
+    alike = np.abs(lf[None, :] - 0.5 * (lf[i] + lf[j])[:, None]) <= _DOT_FLUX_LOG
+    lines = np.flatnonzero(((d <= tol) & alike).sum(axis=1) >= need)
+    if len(lines) == 0:
+        return
+    # parallel lines at different offsets are a lattice (a test pattern), not trails
+    flip = np.where(uy[lines] < 0, -1.0, 1.0)  # one direction per line: offsets agree
+    angle = np.arctan2(flip * uy[lines], flip * ux[lines])
+    offset = flip * (x[i[lines]] * uy[lines] - y[i[lines]] * ux[lines])
+    same_dir = np.abs(np.sin(angle[:, None] - angle[None, :])) < np.sin(np.radians(2.0))
+    apart = np.abs(offset[:, None] - offset[None, :]) > 3.0 * tol
+    lines = lines[(same_dir & apart).sum(axis=1) < 2]
     if len(lines) == 0:
         return
     kx, ky = m["cx"][kept], m["cy"][kept]
@@ -292,27 +349,47 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     reason[kept[(dk <= tol).any(axis=0)]] = code("trail")
 
 
-def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_],
-                 lmin: NDArray) -> NDArray[np.bool_]:
-    """Blobs narrower than any star, among bright blobs with fitted widths.
+def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: NDArray,
+                 rough: NDArray[np.bool_], start: NDArray, snr: NDArray,
+                 sharp: NDArray) -> NDArray[np.bool_]:
+    """Blobs narrower than any star, among the fitted blobs.
 
     ``measured`` marks blobs whose Gaussian width was fitted freely (bright,
     unsaturated), including fits that ran into the lower width bound; ``lmin``
-    is each blob's minor-axis second moment (px^2, pixel extent included).
-    A blob is narrow when a fitted sigma is below ``_MIN_PSF_SIGMA``; when its
-    minor-axis moment is below a quarter of the stars' median fitted variance
-    (diagonal tracks too short to be elongated); or, on a frame whose stars
-    are well sampled, when its geometric-mean width is below
-    ``_NARROW_FRACTION`` of the stars'. The stars' width is the median fitted
-    width: narrower false detections outnumbering the stars pull it down, which
-    only makes the test more lenient.
+    is each blob's minor-axis second moment (px^2, pixel extent included);
+    ``rough`` marks the fainter blobs fitted with an imposed width (so neither
+    saturated nor too big), ``start`` every blob's rough width from its 3x3
+    log-curvature, ``snr`` its peak in noise sigmas and ``sharp`` its peak
+    sharpness. A blob is narrow when
+
+    * a fitted sigma is below ``_MIN_PSF_SIGMA``, or its minor-axis moment is
+      below a quarter of the stars' median fitted variance (cosmic-ray tracks,
+      also diagonal ones too short to be elongated);
+    * on a frame whose stars are well sampled (``_WELL_SAMPLED``), its fitted
+      width is below ``_NARROW_FRACTION`` of the stars'; or, for fainter blobs
+      (down to ``_NARROW_SNR``), its rough width is below ``_ROUGH_FRACTION``
+      of the stars', or it is sharper than nine in ten of the stars by
+      ``0.15 + 2.5 / snr`` (its noise): hot pixels that JPEG smeared into 3x3
+      blobs, whose width is the compression's, not the optics'.
+
+    The stars' width for the last test is the upper quartile of the fitted
+    widths: false detections may outnumber the stars among bright blobs (hot
+    pixels are often brighter than any star) as long as these are narrower,
+    and nothing on the sky is narrower than its stars.
     """
     narrow = measured & (np.minimum(sx, sy) < _MIN_PSF_SIGMA)
     good = measured & ~narrow
-    if good.sum() >= _REF_MIN:
-        width = np.sqrt(sx * sy)
-        s_ref = float(np.median(width[good]))
-        narrow |= measured & (lmin < (_NARROW_FRACTION * s_ref) ** 2)
-        if s_ref >= _WELL_SAMPLED:
-            narrow |= measured & (width < _NARROW_FRACTION * s_ref)
+    if good.sum() < _REF_MIN:
+        return narrow
+    width = np.sqrt(sx * sy)
+    s_med = float(np.median(width[good]))
+    narrow |= measured & (lmin < (_NARROW_FRACTION * s_med) ** 2)
+    s_ref = float(np.percentile(width[good], 75))
+    if s_ref >= _WELL_SAMPLED:
+        narrow |= measured & (width < _NARROW_FRACTION * s_ref)
+        stars = good & ~narrow
+        sharp_hi = float(np.percentile(sharp[stars], 90)) if stars.sum() >= _REF_MIN else 1.0
+        faint = rough & (snr >= _NARROW_SNR)
+        narrow |= faint & ((start < _ROUGH_FRACTION * s_ref)
+                           | (sharp > sharp_hi + 0.15 + 2.5 / np.maximum(snr, 1e-9)))
     return narrow

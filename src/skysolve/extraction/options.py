@@ -30,6 +30,14 @@ def _saturation(value: Any, name: str) -> float | str | None:
 _elongation = partial(_args.number, minimum=1.0, allow_none=True)
 
 
+def _filter_sigma(value: Any, name: str) -> float | str | None:
+    if isinstance(value, str):
+        if value != "auto":
+            raise InvalidArgumentError(f"{name} must be a number, None or 'auto', got {value!r}")
+        return value
+    return _args.optional_positive(value, name)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExtractionOptions(Options):
     """The parameters of one centroid extraction (see the field documentation)."""
@@ -52,11 +60,16 @@ class ExtractionOptions(Options):
         moments include the pixel's own extent (+1/12 px^2 per axis) so that
         two- and three-pixel blobs get finite ratios. Saturated blobs are exempt
         (bleed trails make them long).""")
-    matched_filter_sigma: float | None = option(None, type="float or None",
-                                                check=_args.optional_positive, doc="""
+    matched_filter_sigma: float | str | None = option("auto", type="float, 'auto' or None",
+                                                      check=_filter_sigma, doc="""
         Gaussian sigma (px) of a matched filter used only to build the
         detection mask (more faint stars at the same false-alarm rate);
-        the threshold is scaled to the filtered noise. ``None``: off.""")
+        the threshold is scaled to the filtered noise. ``None``: off.
+        ``'auto'``: off, unless the frame keeps fewer than 30 stars or its
+        stars are wide or rings (defocus, smear: second moments above 4 px^2,
+        or brightest pixels off their centres); then it
+        is detected again with a filter of the stars' own width (1-4 px) and
+        the pass that keeps more stars wins.""")
     max_sharpness: float | None = option(0.9, type="float or None", check=_args.optional_positive,
                                          doc="""
         Reject blobs whose peak sharpness ``(peak - mean(8 neighbours)) / peak``

@@ -16,7 +16,6 @@ pattern put in the same order corresponds star by star.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 

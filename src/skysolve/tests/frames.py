@@ -111,6 +111,17 @@ def isolated(x: np.ndarray, y: np.ndarray, flux: np.ndarray, radius: float = 6.0
     return ok
 
 
+def grid_stars(shape, spacing, rng, margin=20):
+    """Star positions on a jittered grid (centred px), no two closer than ~spacing."""
+    h, w = shape
+    ys = np.arange(margin, h - margin, spacing) + 0.0
+    xs = np.arange(margin, w - margin, spacing) + 0.0
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    x = xx.ravel() - w / 2 + rng.uniform(-0.5, 0.5, xx.size)
+    y = yy.ravel() - h / 2 + rng.uniform(-0.5, 0.5, yy.size)
+    return x, y
+
+
 def match_to_truth(xd: np.ndarray, yd: np.ndarray, xt: np.ndarray, yt: np.ndarray,
                    radius: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """Nearest detection of every true star: ``(index or -1, distance)``."""

@@ -1,0 +1,201 @@
+"""Extraction on hard frames: it keeps the stars, drops the rest and says why.
+
+Frames are a grid of Gaussian stars on a noisy sky with exact truth
+(:mod:`skysolve.tests.frames`), degraded by :mod:`skysolve.simulate.degrade`.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from skysolve.centroids import REJECT_REASONS, REJECTED_DTYPE, Centroid, ExtractionResult
+from skysolve.extraction import extract_centroids
+from skysolve.simulate import degrade as dg
+from skysolve.tests.frames import match_to_truth, render_stars
+
+SHAPE = (384, 512)
+SKY, NOISE = 1000.0, 10.0
+
+
+def scattered_stars(rng, n: int = 100, min_sep: float = 25.0, margin: float = 16.0):
+    """``n`` random centred positions at least ``min_sep`` px apart (a grid would line
+    stars up like a trail's dots)."""
+    h, w = SHAPE
+    cand = np.column_stack([rng.uniform(margin - w / 2, w / 2 - margin, 20 * n),
+                            rng.uniform(margin - h / 2, h / 2 - margin, 20 * n)])
+    keep: list[np.ndarray] = []
+    for p in cand:
+        if all(np.hypot(*(p - q)) >= min_sep for q in keep):
+            keep.append(p)
+            if len(keep) == n:
+                break
+    xy = np.array(keep)
+    return xy[:, 0], xy[:, 1]
+
+
+def field(seed: int = 0, sigma: float = 1.2, flux=(3000.0, 60000.0)):
+    """Scattered stars on a noisy sky: ``(image, x, y, flux)``."""
+    rng = np.random.default_rng(seed)
+    x, y = scattered_stars(rng)
+    f = np.exp(rng.uniform(np.log(flux[0]), np.log(flux[1]), len(x)))
+    img = render_stars(SHAPE, x, y, f, sigma) + SKY + rng.normal(0.0, NOISE, SHAPE)
+    return img, x, y, f
+
+
+def found(res: ExtractionResult, x, y, radius: float = 1.0) -> np.ndarray:
+    """Which true stars a kept centroid lies on."""
+    idx, _ = match_to_truth(res.as_array()[:, 0], res.as_array()[:, 1], x, y, radius=radius)
+    return idx >= 0
+
+
+def near_line(x, y, p0, p1, dist: float) -> np.ndarray:
+    """Centred points within ``dist`` px of the segment p0-p1 (array coordinates)."""
+    px, py = x + SHAPE[1] / 2, y + SHAPE[0] / 2
+    d = np.subtract(p1, p0)
+    t = np.clip(((px - p0[0]) * d[0] + (py - p0[1]) * d[1]) / (d @ d), 0, 1)
+    return np.hypot(px - p0[0] - t * d[0], py - p0[1] - t * d[1]) <= dist
+
+
+def test_a_broken_trail_and_a_strobe_line_are_rejected_as_trails():
+    img, x, y, _ = field(1)
+    light = np.zeros(SHAPE)
+    sat = (np.array([-10.0, 40.0]), np.array([530.0, 300.0]))
+    u = (sat[1] - sat[0]) / np.linalg.norm(sat[1] - sat[0])
+    for t0 in np.arange(0.0, 600.0, 45.0):  # a tumbling satellite: 30 px flashes
+        dg._add_line(light, sat[0] + t0 * u, sat[0] + (t0 + 30.0) * u, 3000.0, 1.2)
+    plane = (np.array([30.0, 380.0]), np.array([480.0, -10.0]))
+    v = (plane[1] - plane[0]) / np.linalg.norm(plane[1] - plane[0])
+    for t0 in np.arange(10.0, 600.0, 28.0):  # an aircraft's strobe
+        q = plane[0] + t0 * v
+        dg._add_line(light, q, q + 2.0 * v, 4000.0, 1.2)
+    res = extract_centroids(img + light)
+    xy = res.as_array()
+    for p0, p1 in (sat, plane):
+        assert not near_line(xy[:, 0], xy[:, 1], p0, p1, 3.0).any()
+        rej = res.rejected
+        on = near_line(rej["x"], rej["y"], p0, p1, 3.0) & (rej["peak"] > 500)
+        assert on.sum() >= 8 and set(rej["reason"][on]) <= {"trail", "elongated"}
+    # the stars off the lines are all kept
+    away = ~near_line(x, y, *sat, 10.0) & ~near_line(x, y, *plane, 10.0)
+    assert found(res, x, y)[away].mean() > 0.97
+
+
+def test_hot_pixels_smeared_by_jpeg_are_not_stars():
+    img, x, y, f = field(2)
+    rng = np.random.default_rng(2)
+    hot = rng.choice(img.size, 60, replace=False)
+    img.reshape(-1)[hot] += np.exp(rng.uniform(np.log(500.0), np.log(20000.0), 60))
+    hr, hc = np.divmod(hot, SHAPE[1])
+    hx, hy = hc + 0.5 - SHAPE[1] / 2, hr + 0.5 - SHAPE[0] / 2
+    res = extract_centroids(dg.jpeg(img, 0.5))
+    xy = res.as_array()
+    kept_hot = [int(np.argmin(np.hypot(xy[:, 0] - a, xy[:, 1] - b)))
+                for a, b in zip(hx, hy, strict=True)
+                if np.min(np.hypot(xy[:, 0] - a, xy[:, 1] - b)) < 1.5]
+    # none among the brightest 50 (in 8 bits many outshine every star); a few faint
+    # ones are as wide and as soft as stars that faint
+    assert len(kept_hot) <= 10 and min(kept_hot, default=len(xy)) >= 50
+    rej = res.rejected
+    caught = np.array([np.min(np.hypot(rej["x"] - a, rej["y"] - b)) < 1.5
+                       for a, b in zip(hx, hy, strict=True)])
+    assert caught.sum() >= 4 * len(kept_hot)  # (the rest are lost in the noise)
+    assert set(rej["reason"][np.isin(rej["reason"], ["sharp", "narrow"])]) <= {"sharp",
+                                                                                "narrow"}
+    bright = f > 10000
+    assert found(res, x, y, 1.5)[bright].mean() > 0.95
+
+
+def test_cosmic_rays_are_rejected_and_flagged():
+    img, x, y, _ = field(3)
+    out = dg.cosmic_rays(img, 20.0, seed=3)  # ~160 tracks
+    res = extract_centroids(out)
+    clean = extract_centroids(img)
+    assert len(res) <= len(clean) + 2
+    reasons = set(res.rejected["reason"][res.rejected["peak"] > 20 * NOISE])
+    assert reasons & {"narrow", "sharp", "elongated"}
+
+
+def test_defocused_stars_are_kept_at_their_centres():
+    img, x, y, f = field(4, flux=(30000.0, 300000.0))
+    res = extract_centroids(dg.defocus(img, 1.0, seed=4))
+    ok = found(res, x, y, 1.0)
+    assert ok.mean() > 0.9
+    # (the flat tops of the brightest rings may pass for saturation)
+    assert np.array_equal(res.flags == "saturated", res.saturated)
+
+
+def test_smeared_stars_are_not_elongated_blobs():
+    img, x, y, _ = field(5, flux=(20000.0, 200000.0))
+    res = extract_centroids(dg.smear(img, 1.0, angle_deg=30.0, seed=5))
+    assert found(res, x, y, 1.0).mean() > 0.9
+    assert (res.rejected["reason"] == "elongated").sum() <= 2
+
+
+def test_saturated_stars_are_kept_and_flagged():
+    img, x, y, f = field(6, flux=(3000.0, 3e6))
+    img = np.minimum(img, 30000.0)
+    res = extract_centroids(img)
+    big = f > 1e6
+    assert found(res, x, y, 1.0)[big].all()
+    assert (res.flags == "saturated").sum() >= big.sum() // 2
+    assert np.array_equal(res.flags == "saturated", res.saturated)
+
+
+def test_cloud_edges_are_diffuse_not_stars():
+    img, x, y, _ = field(7)
+    rows = np.arange(SHAPE[0])[:, None]
+    lit = 60.0 * NOISE * np.clip((rows - 180.0) / 6.0, 0.0, 1.0)  # a sharp bright band
+    lit = lit * (np.arange(SHAPE[1])[None, :] > 200)
+    res = extract_centroids(img + lit)
+    xy = res.as_array()
+    real = found(res, x, y, 1.5)
+    assert real.mean() > 0.9
+    false = match_to_truth(x, y, xy[:, 0], xy[:, 1], radius=1.5)[0] < 0
+    assert false.sum() <= 2
+
+
+def test_noise_that_varies_over_the_frame_sets_the_threshold_locally():
+    img, x, y, _ = field(8)
+    out = dg.gradient(img, 1.0, angle_deg=0.0, seed=8)  # photon noise doubles to the right
+    res = extract_centroids(out)
+    xy = res.as_array()
+    false = match_to_truth(x, y, xy[:, 0], xy[:, 1], radius=1.5)[0] < 0
+    assert false.sum() <= 3
+    assert found(res, x, y, 1.5).mean() > 0.85
+
+
+def test_rejected_detections_are_records_brightest_first():
+    img, _, _, _ = field(9)
+    img[100, 100] += 5000.0  # a hot pixel, bleeding a little into its neighbours
+    img[[99, 101, 100, 100], [100, 100, 99, 101]] += 600.0
+    res = extract_centroids(img)
+    rej = res.rejected
+    assert rej.dtype == REJECTED_DTYPE
+    assert set(rej["reason"]) <= set(REJECT_REASONS)
+    assert np.all(np.diff(rej["brightness"]) <= 0)
+    k = np.argmin(np.hypot(rej["x"] - (100.5 - SHAPE[1] / 2), rej["y"] - (100.5 - SHAPE[0] / 2)))
+    assert rej["reason"][k] == "sharp"
+    again = pickle.loads(pickle.dumps(res))
+    np.testing.assert_array_equal(again.rejected, rej)
+    np.testing.assert_array_equal(again.flags, res.flags)
+    assert f"rejected={len(rej)}" in repr(res)
+
+
+def test_results_built_from_centroids_have_default_flags():
+    res = ExtractionResult([Centroid(1.0, 2.0, 3.0)], 10, 10)
+    assert list(res.flags) == ["star"] and len(res.rejected) == 0
+    state = res.__getstate__()
+    del state["flags"], state["rejected"]  # a result pickled before these existed
+    old = ExtractionResult.__new__(ExtractionResult)
+    old.__setstate__(state)
+    assert list(old.flags) == ["star"] and old.rejected.dtype == REJECTED_DTYPE
+
+
+@pytest.mark.parametrize("value", [None, 1.5, "auto"])
+def test_matched_filter_sigma_accepts_auto(value):
+    img, x, y, _ = field(10)
+    res = extract_centroids(img, matched_filter_sigma=value)
+    assert found(res, x, y, 1.0).mean() > 0.95

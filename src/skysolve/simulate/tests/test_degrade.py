@@ -1,0 +1,258 @@
+"""The degradations of hard frames, each against a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.io.images import read_image
+from skysolve.simulate import degrade as dg
+from skysolve.tests.frames import render_stars
+from skysolve.tests.realframes import ALT40, DATA
+
+SHAPE = (160, 200)
+LEVEL, SIGMA = 1000.0, 10.0
+
+
+def sky(seed: int = 0, noise: float = SIGMA) -> np.ndarray:
+    return LEVEL + np.random.default_rng(seed).normal(0.0, noise, SHAPE)
+
+
+def flat() -> np.ndarray:
+    """A noise-free flat frame: its noise is taken as 1e-3 of the level (1 unit)."""
+    return np.full(SHAPE, LEVEL)
+
+
+def star(x: float = 0.0, y: float = 0.0, flux: float = 50_000.0, sigma: float = 1.2):
+    return render_stars(SHAPE, [x], [y], [flux], sigma)
+
+
+def test_image_statistics_ignore_gradients():
+    ramp = np.linspace(0.0, 5000.0, SHAPE[1])[None, :]
+    st = dg.image_statistics(sky() + ramp)
+    assert st.sigma == pytest.approx(SIGMA, rel=0.05)
+    assert st.level == pytest.approx(LEVEL + 2500.0, rel=0.02)
+    assert st.gain == pytest.approx(st.level / st.sigma**2, rel=1e-9)
+
+
+def test_gradient_is_a_linear_ramp_of_the_stated_height():
+    base = sky()
+    out = dg.gradient(base, 0.5, angle_deg=0.0, seed=1)  # rising along +x
+    added = (out - base).mean(axis=0)  # column means: photon noise averages out
+    assert added[0] == pytest.approx(0.0, abs=3.0)
+    assert added[-1] == pytest.approx(0.5 * 100.0 * SIGMA, rel=0.03)
+    slope = np.polyfit(np.arange(SHAPE[1]), added, 1)[0]
+    assert slope * (SHAPE[1] - 1) == pytest.approx(500.0, rel=0.03)
+    # the light brings its own photon noise: variance light / gain
+    gain = dg.image_statistics(base).gain
+    right = (out - base)[:, -20:] - added[-20:]
+    assert right.std() == pytest.approx(np.sqrt(500.0 / gain), rel=0.1)
+
+
+def test_light_dome_falls_off_exponentially_from_its_corner():
+    out = dg.light_dome(flat(), 1.0, corner=0, seed=2) - flat()
+    sigma = dg.image_statistics(flat()).sigma  # 1e-3 of the level
+    scale = 0.2 * np.hypot(*SHAPE)
+    assert out[0, 0] == pytest.approx(400.0 * sigma * np.exp(-np.hypot(0.5, 0.5) / scale),
+                                      rel=0.01)
+    # along the top row, one scale length further: down by e
+    col = int(round(scale))
+    assert out[0, col] / out[0, 0] == pytest.approx(np.exp(-col / scale), rel=0.05)
+    assert out[-1, -1] < 0.05 * out[0, 0]
+
+
+def test_moonlight_glare_is_brightest_at_one_edge():
+    out = dg.moonlight(sky(), 1.0, seed=3) - sky()
+    edges = [out[:3].mean(), out[-3:].mean(), out[:, :3].mean(), out[:, -3:].mean()]
+    assert max(edges) > 20 * SIGMA
+    assert max(edges) > 3 * min(edges)
+
+
+def test_cloud_attenuates_stars_by_its_transmission_and_adds_scattered_light():
+    t = dg.cloud_transmission(SHAPE, 1.0, seed=np.random.default_rng(4))
+    assert t.min() >= 1.0 - 0.85 - 1e-12 and t.max() <= 1.0
+    base = flat() + star(-50.0, 0.0) + star(50.0, 0.0)
+    out = dg.cloud(base, 1.0, seed=4)
+    sigma = dg.image_statistics(flat()).sigma
+    for x in (-50.0, 50.0):
+        c, r = int(x + SHAPE[1] / 2), SHAPE[0] // 2
+        box = (slice(r - 6, r + 7), slice(c - 6, c + 7))
+        scatter = 60.0 * sigma * (1.0 - t[box]) / 0.85
+        flux = (out[box] - LEVEL - scatter).sum()
+        assert flux == pytest.approx(50_000.0 * t[r, c], rel=0.02)
+
+
+def test_roof_hides_the_sky_below_its_edge():
+    base = sky() + star(0.0, 70.0)  # a star near the bottom edge
+    out = dg.foreground(base, 1.0, kind="roof", seed=5)
+    changed = out != base
+    # the top rows are open sky, untouched; the bottom row is roof
+    assert not changed[:10].any()
+    assert changed[-1].all()
+    # the star behind the roof is gone: nothing there but the dark silhouette
+    bottom = out[-8:, SHAPE[1] // 2 - 6:SHAPE[1] // 2 + 6]
+    assert bottom.max() < LEVEL + 80.0 * SIGMA
+    dark = out[-1][~(dg.foreground(np.full(SHAPE, LEVEL), 1.0, kind="roof", seed=5)[-1]
+                     > LEVEL - 5.0)]
+    assert np.median(dark) == pytest.approx(LEVEL - 10.0 * SIGMA, abs=2.0 * SIGMA)
+
+
+def test_branches_cover_part_of_the_frame_and_some_of_it_is_lit():
+    base = sky()
+    out = dg.foreground(base, 1.0, kind="branches", seed=6)
+    covered = np.mean(out != base)
+    assert 0.02 < covered < 0.9
+    assert (out - base).max() > 20 * SIGMA  # lit twigs
+
+
+def test_a_satellite_trail_is_a_straight_line_of_the_psf_width():
+    out = dg.trails(flat(), 1.0, kind="satellite", seed=7) - flat()
+    sigma = dg.image_statistics(flat()).sigma
+    # three trails at strength 1; take the brightest one's pixels
+    on = out > 0.5 * out.max()
+    rows, cols = np.nonzero(on)
+    pts = np.column_stack([cols, rows]).astype(float)
+    pts -= pts.mean(axis=0)
+    minor = np.linalg.svd(pts, compute_uv=False)[-1] / np.sqrt(len(pts))
+    assert minor < 1.5  # a line, not a blob (pixels within 1.5 px rms of it)
+    assert out.max() <= 1000.0 * sigma * 1.01 and out.max() >= 5.0 * sigma
+
+
+def test_trail_cross_section_is_gaussian():
+    light = np.zeros((40, 60))
+    dg._add_line(light, np.array([-5.0, 20.0]), np.array([65.0, 20.0]), 100.0, 1.2)
+    col = light[:, 30]
+    assert col.max() == pytest.approx(100.0 * np.exp(-0.5 * 0.5**2 / 1.2**2), rel=1e-9)
+    assert col.sum() == pytest.approx(100.0 * 1.2 * np.sqrt(2 * np.pi), rel=1e-3)
+
+
+def test_hot_pixels_raise_the_stated_number_of_single_pixels():
+    out = dg.hot_pixels(flat(), 1.0, seed=8) - flat()
+    sigma = dg.image_statistics(flat()).sigma
+    hot = out > 0
+    assert hot.sum() == round(4e-4 * np.prod(SHAPE))
+    assert out[hot].min() >= 10.0 * sigma and out[hot].max() <= 2000.0 * sigma
+
+
+def test_cosmic_rays_are_short_tracks():
+    from scipy import ndimage
+
+    out = dg.cosmic_rays(flat(), 2.0, seed=9) - flat()
+    n = round(4e-5 * 2.0 * np.prod(SHAPE))
+    _, found = ndimage.label(out > 0, structure=np.ones((3, 3)))
+    assert 1 <= found <= n
+    assert (out > 0).sum() < 30 * n
+
+
+def test_defocus_turns_a_star_into_a_ring_and_keeps_its_flux():
+    base = flat() + star(0.3, -0.2, sigma=0.8)
+    out = dg.defocus(base, 1.0, seed=10)
+    r, c = SHAPE[0] // 2, SHAPE[1] // 2
+    box = (slice(r - 12, r + 13), slice(c - 12, c + 13))
+    assert (out[box] - LEVEL).sum() == pytest.approx(50_000.0, rel=0.01)
+    assert out[r, c] < out[r, c + 5]  # dark centre, bright ring at 3-6 px
+    k = dg.annulus_kernel(6.0)
+    assert k.sum() == pytest.approx(1.0) and k[6, 6] == 0.0
+
+
+def test_smear_draws_stars_out_along_its_angle():
+    base = flat() + star(0.0, 0.0, sigma=1.0)
+    out = dg.smear(base, 1.0, angle_deg=0.0, seed=11) - LEVEL
+    r, c = SHAPE[0] // 2, SHAPE[1] // 2
+    box = out[r - 10:r + 11, c - 10:c + 11]
+    assert box.sum() == pytest.approx(50_000.0, rel=0.01)
+    t = np.arange(-10, 11) + 0.5
+    var_x = (box.sum(axis=0) * t**2).sum() / box.sum() - ((box.sum(axis=0) * t).sum()
+                                                           / box.sum()) ** 2
+    var_y = (box.sum(axis=1) * t**2).sum() / box.sum() - ((box.sum(axis=1) * t).sum()
+                                                           / box.sum()) ** 2
+    # smear of 8 px: variance 1 + 1/12 (pixel) + 8^2 / 12 along x, unchanged along y
+    assert var_x == pytest.approx(1.0 + 1 / 12 + 64 / 12, rel=0.1)
+    assert var_y == pytest.approx(1.0 + 1 / 12, rel=0.1)
+
+
+def test_saturation_clips_and_blooms_along_the_column_keeping_the_charge():
+    base = sky() + star(0.0, 0.0, flux=2e5)
+    out = dg.saturation(base, 0.5)
+    st = dg.image_statistics(base)
+    full = st.level + 1000.0 * st.sigma * 10.0 ** -0.75
+    assert out.max() == pytest.approx(full)
+    c = SHAPE[1] // 2
+    assert (out[:, c] == full).sum() > (out[SHAPE[0] // 2] == full).sum()  # a column
+    np.testing.assert_allclose(out.sum(axis=0), base.sum(axis=0), rtol=1e-9)
+
+
+def test_vignetting_darkens_the_corners():
+    out = dg.vignetting(flat(), 1.0)
+    assert out[0, 0] == pytest.approx(LEVEL * (1 - 0.7 * (np.hypot(99.5, 79.5)
+                                                          / np.hypot(100, 80)) ** 2))
+    assert out[80, 100] == pytest.approx(LEVEL, rel=1e-4)
+
+
+def test_noise_adds_the_stated_sigma():
+    base = sky()
+    diff = dg.noise(base, 1.0, seed=12) - base
+    assert diff.std() == pytest.approx(1.5 * dg.image_statistics(base).sigma, rel=0.05)
+
+
+def test_quantise_8bit_black_point_white_point_and_gamma():
+    base = sky() + star(flux=5e6)
+    out = dg.quantise_8bit(base, 0.5)
+    st = dg.image_statistics(base)
+    assert out.dtype == np.uint8 and out.max() == 255
+    white = 2000.0 * st.sigma * 10.0 ** -0.75 + 4.0 * st.sigma
+    t_sky = 4.0 * st.sigma / white
+    assert np.median(out) == pytest.approx(255.0 * t_sky ** (1 / 1.5), abs=1.0)
+    assert dg.quantise_8bit(out) is not out and np.array_equal(dg.quantise_8bit(out), out)
+
+
+def test_jpeg_compresses_and_strength_lowers_the_quality():
+    base = sky() + star(flux=5e5)
+    eight = dg.quantise_8bit(base, 0.5)
+    moderate = dg.jpeg(eight, 0.5).astype(float)
+    strong = dg.jpeg(eight, 1.0).astype(float)
+    err_m = np.sqrt(np.mean((moderate - eight) ** 2))
+    err_s = np.sqrt(np.mean((strong - eight) ** 2))
+    assert 0 < err_m < err_s < 10.0
+
+
+def test_degrade_composes_steps_with_independent_reproducible_streams():
+    base = sky()
+    a = dg.degrade(base, ["gradient", ("noise", 1.0), "foreground:roof"], "moderate", seed=3)
+    b = dg.degrade(base, ["gradient", ("noise", 1.0), "foreground:roof"], "moderate", seed=3)
+    np.testing.assert_array_equal(a, b)
+    seqs = np.random.SeedSequence(3).spawn(3)
+    manual = dg.gradient(base, 0.5, seed=np.random.default_rng(seqs[0]))
+    manual = dg.noise(manual, 1.0, seed=np.random.default_rng(seqs[1]))
+    manual = dg.foreground(manual, 0.5, kind="roof", seed=np.random.default_rng(seqs[2]))
+    np.testing.assert_array_equal(a, manual)
+    assert dg.degrade(base, "jpeg", "strong").dtype == np.uint8
+
+
+def test_degradations_apply_to_a_real_frame():
+    img = read_image(DATA / ALT40)
+    out = dg.degrade(img, ["light_dome", "trails", "hot_pixels", "jpeg"], "moderate", seed=1)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert dg.image_statistics(img).sigma == pytest.approx(140.0, rel=0.15)
+
+
+@pytest.mark.parametrize("bad, exc", [
+    (dict(strength=-1.0), InvalidArgumentError),
+    (dict(strength="extreme"), InvalidArgumentError),
+    (dict(strength=None), InvalidTypeError),
+])
+def test_bad_strengths_raise(bad, exc):
+    with pytest.raises(exc, match="strength"):
+        dg.gradient(sky(), **bad)
+
+
+def test_bad_recipes_and_images_raise():
+    with pytest.raises(InvalidArgumentError, match="unknown degradation"):
+        dg.degrade(sky(), "fog")
+    with pytest.raises(InvalidArgumentError, match="kind"):
+        dg.foreground(sky(), 0.5, kind="hedge")
+    with pytest.raises(InvalidArgumentError, match="2-D"):
+        dg.noise(np.zeros(5))
+    with pytest.raises(InvalidTypeError, match="numeric"):
+        dg.noise(np.zeros((4, 4), dtype=bool))
