@@ -134,26 +134,14 @@ STRESS = {"80% false, uniform": (80, 0, "like_stars"),
           "6 stars": (0, 0, "like_stars")}
 
 
-def _resolved(sim, n: int, min_sep_px: float = 3.0):
-    """The brightest ``n`` centroids at least ``min_sep_px`` from every brighter one
-    kept (a catalog double closer than that is one detection)."""
-    keep: list[int] = []
-    for j, (x, y, _) in enumerate(sim.centroids):
-        if all(np.hypot(x - sim.centroids[k, 0], y - sim.centroids[k, 1]) > min_sep_px
-               for k in keep):
-            keep.append(j)
-        if len(keep) == n:
-            break
-    return sim.centroids[keep]
-
-
 def stress_fields(catalog, kind: str, n: int, seed: int) -> list[dict]:
-    """Centroid lists of 1024x768 fields, FOV 10-20 deg, 0.3 px noise.
+    """Centroid lists of 1024x768 fields, FOV 10-20 deg, 0.3 px noise, stars closer
+    than 3 px merged (an extractor sees one).
 
-    ``'... false ...'``: the 20 brightest (resolved) stars and 80 false detections,
-    uniform or in 4 clusters of 30 px (lit branches), either at random places in
-    the brightness order (``like_stars``) or log-uniform over the stars' range
-    (most then outshine most stars); ``'6 stars'``: the 6 brightest resolved stars.
+    ``'... false ...'``: the 20 brightest stars and 80 false detections, uniform or
+    in 4 clusters of 30 px (lit branches), either at random places in the
+    brightness order (``like_stars``) or log-uniform over the stars' range
+    (most then outshine most stars); ``'6 stars'``: the 6 brightest stars.
     """
     from skysolve.camera.model import CameraModel
     from skysolve.simulate import random_attitudes, simulate_centroids
@@ -161,34 +149,23 @@ def stress_fields(catalog, kind: str, n: int, seed: int) -> list[dict]:
     n_false, clusters, how = STRESS[kind]
     rng = np.random.default_rng(seed)
     out = []
+    n_stars = 20 if n_false else 6
     for R in random_attitudes(n, rng):
         fov = float(rng.uniform(10.0, 20.0))
         cam = CameraModel.from_fov(fov, 1024, 768)
-        base = simulate_centroids(catalog, cam, R, num_stars=40, epoch_year=bench_solve.EPOCH,
-                                  centroid_noise_px=0.3, seed=rng)
-        stars = _resolved(base, 6 if n_false == 0 else 20)
-        if n_false:
-            # false detections placed by the simulator (no star is that bright)
-            fake = simulate_centroids(catalog, cam, R, max_magnitude=-99.0, seed=rng,
-                                      num_false_stars=n_false, false_star_clusters=clusters)
-            xy = _with_false(stars, fake.centroids, how, rng)
-        else:
-            xy = stars
+        # the faintest of the brightest n_stars: no fainter star is listed
+        limit = np.nanmax(simulate_centroids(catalog, cam, R, num_stars=n_stars, seed=rng,
+                                             epoch_year=bench_solve.EPOCH,
+                                             resolve_px=3.0).magnitudes)
+        sim = simulate_centroids(catalog, cam, R, num_stars=n_stars + n_false,
+                                 epoch_year=bench_solve.EPOCH, centroid_noise_px=0.3,
+                                 max_magnitude=float(limit) + 1e-9, num_false_stars=n_false,
+                                 false_star_clusters=clusters, false_star_brightness=how,
+                                 resolve_px=3.0, seed=rng)
         est, err = bench_solve._fov_guess(fov, rng)
-        out.append({"xy": xy, "shape": (768, 1024), "fov": est, "fov_err": err, "truth": R[2]})
+        out.append({"xy": sim.centroids, "shape": (768, 1024), "fov": est, "fov_err": err,
+                    "truth": R[2], "n_stars": int((sim.catalog_ids != -1).sum())})
     return out
-
-
-def _with_false(stars, fake, how: str, rng) -> np.ndarray:
-    """Stars and false detections, brightest first; ``like_stars`` false detections take
-    brightnesses of the stars (random places in the order), else log-uniform over them."""
-    b = stars[:, 2]
-    if how == "like_stars":
-        fb = b[rng.integers(0, len(b), len(fake))] * rng.uniform(0.999, 1.001, len(fake))
-    else:
-        fb = 10.0 ** rng.uniform(np.log10(b.min()), np.log10(b.max()), len(fake))
-    allc = np.vstack([stars, np.column_stack([fake[:, :2], fb])])
-    return allc[np.argsort(-allc[:, 2], kind="stable")]
 
 
 def stress_rows(dbs: dict, catalog, n: int, cedar: bool) -> list[dict]:

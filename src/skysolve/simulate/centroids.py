@@ -71,6 +71,7 @@ def simulate_centroids(
     false_star_clusters: int = 0,
     cluster_radius_px: float = 30.0,
     false_star_brightness: str = "log_uniform",
+    resolve_px: float = 0.0,
     mirror: bool = False,
     zeropoint_mag: float = 20.0,
     seed: int | np.random.Generator | None = None,
@@ -118,6 +119,9 @@ def simulate_centroids(
         faint end), or drawn from the listed real stars' own brightnesses, so
         that the false stars take uniformly random places in the brightness
         order.
+    resolve_px : float
+        Stars closer than this (px) to a brighter listed star are not listed
+        (an extractor sees one blob); 0 lists every star.
     mirror : bool
         Mirror x (``x → -x``), as for an image flipped left-right.
     zeropoint_mag : float
@@ -168,6 +172,9 @@ def simulate_centroids(
         if num_stars is None or safe >= num_stars:
             break
     brightness = magnitude_to_flux(noisy_mag, zeropoint_mag)
+    resolve_px = _args.nonnegative(resolve_px, "resolve_px")
+    if resolve_px > 0:
+        kept &= _resolved(noisy_x, noisy_y, np.where(kept, brightness, -np.inf), resolve_px)
 
     nf = int(num_false_stars)
     fx, fy, fb = _false_stars(nf, np.sort(brightness[kept])[::-1][:num_stars], num_stars,
@@ -190,6 +197,21 @@ def simulate_centroids(
         txy[:, 0] *= -1.0
     return SimulatedCentroids(centroids=cents, catalog_ids=cid[order], true_xy=txy,
                               magnitudes=cm[order], rotation=geom.rotation, mirror=bool(mirror))
+
+
+def _resolved(x: NDArray, y: NDArray, brightness: NDArray, px: float) -> NDArray[np.bool_]:
+    """Stars with no brighter star within ``px`` (stars of brightness -inf are ignored)."""
+    from scipy.spatial import cKDTree
+
+    keep = np.isfinite(brightness)
+    idx = np.flatnonzero(keep)
+    if len(idx) < 2:
+        return keep
+    order = idx[np.argsort(-brightness[idx], kind="stable")]
+    pairs = cKDTree(np.column_stack([x[order], y[order]])).query_pairs(px, output_type="ndarray")
+    if len(pairs):
+        keep[order[pairs.max(axis=1)]] = False
+    return keep
 
 
 def _false_stars(nf: int, real_b: NDArray, num_stars: int | None, clusters: int, radius: float,

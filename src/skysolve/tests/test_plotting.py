@@ -168,3 +168,24 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install skysolve\[plot\]"):
         plot_distortion(CameraModel.from_fov(10.0, 640, 480))
+
+
+def test_plot_solution_marks_rejected_detections_by_reason(small_db):
+    from skysolve.simulate.degrade import trails
+
+    image = trails(read_image(FRAME), 1.0, kind="aircraft", seed=3)
+    ext = extract_centroids(image)
+    res = small_db.solve_from_centroids(ext, fov_estimate_deg=11.4, image_shape=image.shape)
+    ax = plot_solution(image, res, ext, db=small_db)
+    rej = ext.rejected
+    shown = [r for r in dict.fromkeys(rej["reason"]) if r != "small"]
+    assert "trail" in shown
+    for reason in shown:
+        sel = rej["reason"] == reason
+        drawn = _collection(ax, f"rejected: {reason} ")
+        assert drawn.get_label() == f"rejected: {reason} ({sel.sum()})"
+        np.testing.assert_allclose(drawn.get_offsets(), np.column_stack([rej["x"], rej["y"]])[sel])
+    assert not [c for c in ax.collections if "rejected: small" in str(c.get_label())]
+    plt.close("all")
+    quiet = plot_solution(image, res, ext, db=small_db, show_rejected=False)
+    assert not [c for c in quiet.collections if str(c.get_label()).startswith("rejected")]
