@@ -10,8 +10,11 @@ Modules
 ``background``
     Sky level and noise (global, or per block and interpolated).
 ``blobs``
-    Per-blob moments, shape filters (hot pixels, cosmic rays, blends) and the
-    Gaussian position fits.
+    Per-blob moments, sharpness, blends and the Gaussian position fits.
+``filters``
+    Which detections are stars: size, sharpness, elongation (relative to the
+    frame's own PSF), diffuse structure, trails and dotted lines, narrow blobs;
+    each rejection with its reason.
 ``psffit``
     Vectorised least-squares fit of pixel-integrated Gaussians to stamps.
 

@@ -7,22 +7,31 @@ positions, brightness and shape:
    per-block levels (``local_bg_block_size`` pixels square; block medians, blocks
    lifted by a bright star replaced by their neighbourhood median) interpolated
    bilinearly between block centres. The noise is one robust (clipped MAD)
-   standard deviation of the background-subtracted image.
-2. **Detection.** Pixels more than ``sigma_threshold`` x noise above the
-   background (optionally after a Gaussian matched filter that is used only for
-   the detection mask) form 8-connected blobs.
-3. **Filtering.** Blob size (``min_pixels``, ``max_pixels``), elongation,
-   peak sharpness (hot pixels), width (cosmic-ray tracks), image border,
-   optional blended-pair rejection; saturated blobs are kept (flagged in
+   standard deviation of the background-subtracted image. Skies the blocks
+   cannot follow (cloud and glare edges, silhouettes) get smaller blocks, and
+   noise that varies over the frame a noise grid (:mod:`.background`).
+2. **Detection.** Pixels more than ``sigma_threshold`` x the local noise above
+   the background (optionally after a Gaussian matched filter that is used only
+   for the detection mask; by default only when the frame keeps few stars or
+   its stars are wide) form 8-connected blobs.
+3. **Filtering** (:mod:`.filters`). Blob size (``min_pixels``,
+   ``max_pixels``), image border, peak sharpness (hot pixels), elongation
+   after the frame's own smear is divided out, diffuse structure, trails (lines
+   of elongated pieces, lines of like dots), optional blended-pair rejection,
+   and width against the frame's stars (cosmic-ray tracks, hot pixels smeared
+   by JPEG); saturated blobs are kept (flagged in
    :attr:`ExtractionResult.saturated`) together with their bleed trails, which
-   therefore never come back as separate stars.
+   therefore never come back as separate stars. Every kept centroid carries a
+   flag (:attr:`ExtractionResult.flags`) and every rejected detection its
+   reason (:attr:`ExtractionResult.rejected`).
 4. **Measurement.** Brightness is the summed flux above background over the blob
    and ``cov`` the intensity-weighted second moments of the blob pixels (px^2;
    they underestimate the PSF's variance, since only pixels above threshold
    count). Positions come from a least-squares fit of a pixel-integrated
    Gaussian to a window around the peak (unbiased to < 0.01 px also for
    undersampled PSFs, sigma ~ 0.5 px, and at the Cramer-Rao noise limit);
-   saturated, very large or unfittable blobs fall back to the intensity-weighted
+   saturated, very large or unfittable blobs, and defocus rings (whose
+   brightest pixel lies on the ring), fall back to the intensity-weighted
    centroid (see :attr:`ExtractionResult.fitted`).
 
 Other modules take star lists through :func:`centroids_to_array`, which accepts a
@@ -439,8 +448,9 @@ options : ExtractionOptions, optional
 Returns
 -------
 ExtractionResult
-    Centroids brightest first, with image and background statistics. A blank
-    (constant or all-NaN) image gives an empty result.
+    Centroids brightest first, with image and background statistics, why each
+    was kept (``flags``) and the rejected detections with their reasons
+    (``rejected``). A blank (constant or all-NaN) image gives an empty result.
 
 Raises
 ------

@@ -47,7 +47,9 @@ _REF_SNR = 6.0
 _REF_MAX = 40
 #: ... and at least this many pixels.
 _REF_NPIX = 5
-#: The reference needs this many blobs; with fewer, generous defaults apply.
+#: The PSF reference needs this many blobs (with fewer, generous defaults apply), and
+#: the width tests this many fitted stars.
+_PSF_MIN = 3
 _REF_MIN = 5
 #: Elongation of the reference shape above which the frame counts as smeared.
 _SMEAR_ELONGATION = 1.4
@@ -193,7 +195,7 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
     snr = m["peak"] / m["sigma"]
     ref = np.flatnonzero((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
                          & (snr >= _REF_SNR))
-    if len(ref) < _REF_MIN:
+    if len(ref) < _PSF_MIN:
         return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref))
     ref = ref[np.argsort(-snr[ref], kind="stable")[:_REF_MAX]]  # the brightest first
     a, c, b = (v[ref] for v in _moments(m))
@@ -206,7 +208,7 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
     round_ = _elongation(a, c, b) <= _RING_ROUNDNESS
     offset = float(np.median(np.hypot(m["cx"][ref] - m["pc"][ref],
                                       m["cy"][ref] - m["pr"][ref])[round_][:_AREA_BLOBS])
-                   ) if round_.sum() >= _REF_MIN else float("nan")
+                   ) if round_.sum() >= _PSF_MIN else float("nan")
     whiten = None
     if _elongation(*(np.array([v]) for v in cov))[0] > _SMEAR_ELONGATION:
         angle2 = np.arctan2(2.0 * b, a - c)  # twice each blob's major-axis angle
