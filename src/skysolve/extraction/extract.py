@@ -63,8 +63,10 @@ from .options import ExtractionOptions
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
-#: Standard deviation of rounding to integers (counts).
-_QUANTISATION_SIGMA = 1.0 / math.sqrt(12.0)
+#: The noise floor of integer data (counts): more than the rounding noise of
+#: 1/sqrt(12), because data whose noise is below a count (8-bit frames, JPEG skies the
+#: encoder flattened into equal values) vary by whole counts, in correlated blocks.
+_QUANTISATION_SIGMA = 0.5
 
 #: Noise assumed for noise-free frames, relative to the frame's signal scale.
 _NOISE_FREE_SIGMA = 1e-6
@@ -243,9 +245,11 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None) -> Backgr
     """The background, with the noise floored for quantised and noise-free frames."""
     bg = estimate_background(work, block, quantum=1.0 if arr.dtype.kind in "iu" else None)
     if arr.dtype.kind in "iu" and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
-        # integer data whose noise is below one count (MAD of 0): the rounding
-        # noise of 1/sqrt(12) count is the floor
+        # integer data whose noise is below one count: a detection needs a few counts
         bg.sigma = _QUANTISATION_SIGMA
+        if bg.noise is not None:
+            bg.noise = Background(np.maximum(bg.noise.grid, bg.sigma), bg.block_size,
+                                  bg.sigma, bg.shape, bg.nodes)
     if np.isfinite(bg.sigma) and bg.sigma <= 0:
         # noise-free data (a rendered frame): no noise to scale to, so detect
         # anything above float32 rounding of the frame's scale

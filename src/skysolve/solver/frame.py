@@ -37,11 +37,13 @@ def fov_from_focal(f: float, width: int) -> float:
 
 @dataclass
 class Hypothesis:
-    """An attitude (ICRS to camera rotation), a focal length (px) and a parity."""
+    """An attitude (ICRS to camera rotation), a focal length (px) and a parity; with
+    ``anchors`` (ideal px, ``(4, 2)``) when it was fitted to a pattern's stars."""
 
     R: NDArray[np.float64]
     f: float
     parity: bool
+    anchors: NDArray[np.float64] | None = None
 
 
 @dataclass

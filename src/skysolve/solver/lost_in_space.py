@@ -92,7 +92,7 @@ def _hypotheses(frame: Frame, ideal: NDArray[np.float64], cv: NDArray[np.float64
                                                           parities)
         limit = 2.0 * tol * clargest[part] + 3.0 / f_est[part]
         for m in np.flatnonzero(res <= limit):
-            yield Hypothesis(R_all[m], float(f_est[lo + m]), bool(par[m]))
+            yield Hypothesis(R_all[m], float(f_est[lo + m]), bool(par[m]), ideal[lo + m])
 
 
 class _Tried:

@@ -64,7 +64,7 @@ def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float
         h = Hypothesis(wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]]), hyp.f, hyp.parity)
         # The hint, not the matched stars, pins the attitude: no star is spent on
         # defining it, so every match counts as evidence (n_fixed=0).
-        n, prob = verify(frame, cat, h, radius_px, n_fixed=0, fine=False)
+        n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
         if n > best[0]:
             best = (n, h, prob)
     return best

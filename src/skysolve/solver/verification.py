@@ -15,15 +15,21 @@ number of hypotheses tested so far before comparing it with
 **Finer radii.** A right hypothesis from four pattern stars predicts the other
 stars to about a pixel, far inside the match radius, while a chance match is
 as likely anywhere in the disc: its probability scales with the disc's area.
-So the tail is also taken counting only the matches within a third and a
-ninth of the radius, with the per-centroid chance scaled by the area (1/9,
-1/81), and the smallest of the three probabilities, times three (Bonferroni:
-the test looked three times), is the result. A handful of stars that land
-within a pixel (fields with 6-10 stars), or a few dozen among many false
-detections, then verify where the coarse count could not. The distances come
-from the one-to-one matching at the full radius; a centroid that the test
-fitted (tracking) would land close by construction, so tracking uses the full
-radius only.
+So the tail is also taken at a third and a ninth of the radius, with the
+per-centroid chance scaled by the area (1/9, 1/81), and the smallest of the
+three probabilities, times three (Bonferroni: the test looked three times),
+is the result. A handful of stars that land within a pixel (fields with 6-10
+stars), or a few dozen among many false detections, then verify where the
+coarse count could not.
+
+A hypothesis fitted to four close stars (a cluster such as the Pleiades) is
+right near them even when its roll or scale is off by a percent, so its
+neighbours land close without being evidence. At radius ``rho`` a centroid
+therefore counts (as a trial, and as a match) only at least
+``rho / FINE_SLACK`` from every pattern star, where such an error would have
+moved it further than ``rho``; the pattern stars themselves never count there.
+Hypotheses without pattern stars (tracking, which fits its matched stars) get
+the full radius only.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from scipy.special import bdtrc
 from .frame import CatalogView, Frame, Hypothesis
 
 __all__ = ["VERIFY_CENTROIDS", "VERIFY_CENTROIDS_DEEP", "VERIFY_CATALOG_FACTOR", "FINE_RADII",
-           "false_match_probability", "crowding_outer", "verify"]
+           "FINE_SLACK", "false_match_probability", "crowding_outer", "verify"]
 
 #: Centroids compared when verifying a hypothesis (the brightest) ...
 VERIFY_CENTROIDS = 60
@@ -46,6 +52,9 @@ VERIFY_CENTROIDS_DEEP = 120
 VERIFY_CATALOG_FACTOR = 2
 #: Match radii (fractions of the match radius) the false-match probability is taken at.
 FINE_RADII = (1.0, 1.0 / 3.0, 1.0 / 9.0)
+#: The relative error (roll, scale) a hypothesis from four close stars may carry: a
+#: centroid counts at radius rho only rho / FINE_SLACK from every pattern star.
+FINE_SLACK = 0.01
 
 
 def false_match_probability(n_matches: int, n_image: int, p_match: float, fixed: int) -> float:
@@ -69,12 +78,12 @@ def crowding_outer(frame: Frame, radius_px: float) -> float:
     return max(5.0 * radius_px, 0.1 * frame.width)
 
 
-def _tail(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, n_fixed: int,
-          field, n_img: int, fine: bool) -> tuple[int, float]:
+def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
+          n_img: int) -> tuple[int, float]:
     """Matches of the brightest ``n_img`` centroids and the (smallest) tail probability."""
     count = VERIFY_CATALOG_FACTOR * n_img
     cx, cy = frame.centre
-    n_cat, _, dist, crowd = frame.backend.verify_counts(
+    n_cat, rows, dist, crowd = frame.backend.verify_counts(
         frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, cx, cy, 0.5 * frame.width,
         0.5 * frame.height, count, radius_px, crowding_outer(frame, radius_px))
     if n_cat == 0:
@@ -82,21 +91,28 @@ def _tail(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, n_f
     uniform = n_cat * math.pi * radius_px ** 2 / max(frame.width * frame.height, 1.0)
     chance = max(crowd, uniform)
     n = len(dist)
-    if not fine:
-        return n, false_match_probability(n, n_img, chance, n_fixed)
-    best = min(false_match_probability(int(np.count_nonzero(dist <= s * radius_px)), n_img,
-                                       chance * s * s, n_fixed) for s in FINE_RADII)
-    return n, min(1.0, len(FINE_RADII) * best)
+    prob = false_match_probability(n, n_img, chance, n_fixed)
+    if hyp.anchors is None:
+        return n, prob
+    # distance of every tested centroid from the nearest pattern star
+    gap = np.sqrt(((frame.ideal[:n_img, None, :] - hyp.anchors[None, :, :]) ** 2).sum(axis=2)
+                  ).min(axis=1)
+    for s in FINE_RADII[1:]:
+        rho = s * radius_px
+        far = gap >= rho / FINE_SLACK
+        k = int(np.count_nonzero((dist <= rho) & far[rows]))
+        prob = min(prob, false_match_probability(k, int(far.sum()), chance * s * s, 0))
+    return n, min(1.0, len(FINE_RADII) * prob)
 
 
 def verify(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, n_fixed: int,
-           field=None, fine: bool = True) -> tuple[int, float]:
+           field=None) -> tuple[int, float]:
     """Matches of the brightest centroids and their false-match probability.
 
     ``field`` is an optional prefetched ``(rows, vectors)`` cone from
-    :meth:`CatalogView.field` holding at least the stars needed here. ``fine``
-    also takes the probability at the finer radii (:data:`FINE_RADII`); only
-    for hypotheses that no tested centroid helped to fit. Frames with more than
+    :meth:`CatalogView.field` holding at least the stars needed here. A
+    hypothesis with pattern stars (``anchors``) is also tested at the finer
+    radii (:data:`FINE_RADII`, see the module docstring). Frames with more than
     :data:`VERIFY_CENTROIDS` centroids are also tested on up to
     :data:`VERIFY_CENTROIDS_DEEP` of them, against twice as many catalog stars
     (the stars may hide behind bright false detections), and the smaller
@@ -106,9 +122,8 @@ def verify(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, n_
     deep = min(n_all, VERIFY_CENTROIDS_DEEP) if n_all > VERIFY_CENTROIDS else 0
     if field is None:
         field = cat.field(frame, hyp, VERIFY_CATALOG_FACTOR * max(deep, VERIFY_CENTROIDS))
-    n, prob = _tail(frame, cat, hyp, radius_px, n_fixed, field, min(n_all, VERIFY_CENTROIDS),
-                    fine)
+    n, prob = _tail(frame, hyp, radius_px, n_fixed, field, min(n_all, VERIFY_CENTROIDS))
     if not deep:
         return n, prob
-    n2, prob2 = _tail(frame, cat, hyp, radius_px, n_fixed, field, deep, fine)
+    n2, prob2 = _tail(frame, hyp, radius_px, n_fixed, field, deep)
     return max(n, n2), min(1.0, 2.0 * min(prob, prob2))
