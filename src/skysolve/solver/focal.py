@@ -35,13 +35,13 @@ from .patterns import brightest_first_combinations
 __all__ = ["RATIO_BUDGET", "MAX_WINDOWS", "FocalWindow", "sensitivity", "focal_windows"]
 
 #: Fraction of the ratio tolerance a window may spend on the focal-length error.
-RATIO_BUDGET = 0.4
+RATIO_BUDGET = 0.5
 #: Most windows one search tiles (the widest fields beyond are not searched).
 MAX_WINDOWS = 256
 #: Brightest pattern stars whose patterns measure the sensitivity.
 _PROBE_STARS = 8
 #: Percentile of the pattern sensitivities taken as the window's.
-_PROBE_PERCENTILE = 90.0
+_PROBE_PERCENTILE = 50.0
 #: Narrowest window half-width (ln f): below this the search would never end.
 _MIN_HALF_WIDTH = 1e-3
 #: Spacing in ln f of the sensitivity samples.

@@ -67,7 +67,8 @@ class SolveResult:
     (the optical axis through ``camera_model.crpix``), ``roll_deg`` the position
     angle of camera +Y east of north.
 
-    WCS view: the gnomonic tangent point is the boresight (``crval_ra_deg``,
+    WCS view: the projection's reference point (the tangent point of a pinhole
+    camera's gnomonic projection) is the boresight (``crval_ra_deg``,
     ``crval_dec_deg``), ``crpix`` the optical-centre offset from the image
     centre in centred pixels, ``cd_matrix`` the FITS CD matrix in degrees per
     pixel mapping (undistorted) pixel offsets to (xi east, eta north), and
