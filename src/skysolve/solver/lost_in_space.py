@@ -40,6 +40,10 @@ __all__ = ["MAX_PATTERN_STARS", "search"]
 
 #: How many thinned centroids may form patterns.
 MAX_PATTERN_STARS = 30
+#: ... when the scale is searched over several windows: the database's patterns come
+#: from the brightest few stars of each field, and deeper patterns in every window
+#: would multiply the cost of giving up (and the hypotheses tried) for little gain.
+WINDOWED_PATTERN_STARS = 14
 #: The stages at which the brightest-first pattern list is cut into batches.
 _PATTERN_STAGES = (6, 8, 10, 12, 14, 17, 20, 24, 30)
 #: Most patterns between two checks of the time limit.
@@ -125,17 +129,18 @@ class _Tried:
         return False
 
 
-def pattern_stars(frame: Frame, f: float) -> NDArray[np.intp]:
-    """Rows of the centroids that form patterns at focal length ``f``: the brightest,
-    imaged by the projection at ``f``, no two closer than the database's separation."""
+def pattern_stars(frame: Frame, f: float, limit: int = MAX_PATTERN_STARS) -> NDArray[np.intp]:
+    """Rows of the (at most ``limit``) centroids that form patterns at focal length ``f``:
+    the brightest, imaged by the projection at ``f``, no two closer than the database's
+    separation."""
     n_head = min(len(frame.ideal), max(MAX_PATTERN_STARS * 4, 100))
     head = frame.ideal[:n_head]
     sep_px = SEPARATION_FRACTION * frame.fov(f) * f
     valid = frame.imaged(slice(0, n_head), f)
     if valid.all():
-        return frame.backend.thin_pixels(head, sep_px, MAX_PATTERN_STARS)
+        return frame.backend.thin_pixels(head, sep_px, limit)
     rows = np.flatnonzero(valid)
-    return rows[frame.backend.thin_pixels(head[rows], sep_px, MAX_PATTERN_STARS)]
+    return rows[frame.backend.thin_pixels(head[rows], sep_px, limit)]
 
 
 @dataclass
@@ -161,8 +166,9 @@ def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None,
         probe = pattern_stars(frame, math.sqrt(f_lo * f_hi))
         windows = focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess)
     plans = []
+    limit = MAX_PATTERN_STARS if len(windows) == 1 else WINDOWED_PATTERN_STARS
     for w in windows:
-        stars = pattern_stars(frame, w.centre)
+        stars = pattern_stars(frame, w.centre, limit)
         if len(stars) < 4:
             continue
         lo = w.lo if w.lo <= f_lo else w.lo * (1.0 - _WINDOW_MARGIN)
