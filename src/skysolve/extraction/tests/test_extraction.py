@@ -259,7 +259,7 @@ def test_blended_pair_rejected_on_request():
     img += np.random.default_rng(3).normal(0, 1, shape)
     merged = extract_centroids(img, max_elongation=None).as_array()
     assert len(merged) == 2
-    res = extract_centroids(img, max_elongation=None, reject_blends=True).as_array()
+    res = extract_centroids(img, max_elongation=None, deblend="reject").as_array()
     assert len(res) == 1
     assert res[0, 0] == pytest.approx(-30.0, abs=0.01)
 
