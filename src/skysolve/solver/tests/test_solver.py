@@ -219,7 +219,9 @@ def test_wcs_agrees_with_pixel_to_world(solved):
 
 def test_cd_matrix_and_theta(solved):
     res = solved[0]
-    np.testing.assert_allclose(res.cd_matrix, res.to_wcs().wcs.cd, rtol=1e-9, atol=1e-15)
+    # radians per pixel, as tetra3rs; FITS (to_wcs) in degrees
+    np.testing.assert_allclose(np.degrees(res.cd_matrix), res.to_wcs().wcs.cd, rtol=1e-9,
+                               atol=1e-15)
     np.testing.assert_allclose(res.crpix, [0.0, 0.0])
     assert res.crval_ra_deg == res.ra_deg and res.crval_dec_deg == res.dec_deg
     # theta is the angle from East to camera +X: a small step along +x moves by that angle
@@ -227,7 +229,8 @@ def test_cd_matrix_and_theta(solved):
     ra1, dec1 = res.pixel_to_world(10.0, 0.0)
     east = (ra1 - ra0) * math.cos(math.radians(dec0))
     north = dec1 - dec0
-    assert math.degrees(math.atan2(north, east)) % 360 == pytest.approx(res.theta_deg, abs=0.01)
+    assert math.degrees(math.atan2(north, east)) == pytest.approx(res.theta_deg, abs=0.01)
+    assert -180.0 < res.theta_deg <= 180.0 and -180.0 < res.roll_deg <= 180.0
 
 
 def test_result_pickles(solved):
