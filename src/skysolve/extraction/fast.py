@@ -13,9 +13,13 @@ expensive steps switched off:
   needs the fit, is off as well; ``max_sharpness`` still drops hot pixels;
 * no blended-pair rejection (``deblend='off'``).
 
-On a crowded frame this is several times faster than :func:`extract_centroids`
-(most of whose time goes into the Gaussian fits), at the precision of an
-intensity centroid over the pixels above threshold.
+It skips the most expensive per-star step, at the precision of an intensity
+centroid over the pixels above threshold (a few hundredths of a pixel on
+well-sampled stars). Where the fits dominate, on a star-tracker frame, that
+makes it several times faster than :func:`extract_centroids`; on a crowded
+frame the background, labelling and blob moments it shares with it dominate
+and the gain is smaller (``benchmarks/bench_extraction.py`` compares it with
+tetra3rs's fast path).
 """
 
 from __future__ import annotations

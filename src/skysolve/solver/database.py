@@ -60,9 +60,12 @@ def _generate_doc(what: str, details: str, first: str) -> str:
     return _GENERATE_DOC.format(what=what, details=details, first=first)
 
 
+#: ICRS positions are tied to the J2000.0 equinox (tetra3rs lists it among the parameters).
+_EPOCH_EQUINOX = 2000
 #: The sections of :meth:`PatternDatabase.print_parameters` ("other": whatever is left).
 _PARAMETER_SECTIONS = (
-    ("catalog", ("catalog", "num_stars", "star_max_magnitude", "epoch_proper_motion_year")),
+    ("catalog", ("catalog", "num_stars", "star_max_magnitude", "epoch_equinox",
+                 "epoch_proper_motion_year")),
     ("field of view", ("min_fov_deg", "max_fov_deg", "multiscale_step", "fov_scales_deg")),
     ("pattern hash", ("num_patterns", "pattern_max_error", "pattern_bins")),
     ("generation", ("lattice_field_oversampling", "patterns_per_lattice_field",
@@ -164,8 +167,8 @@ class PatternDatabase:
 
     @property
     def parameters(self) -> dict[str, Any]:
-        """The generation parameters (a copy)."""
-        return dict(self._parameters)
+        """The generation parameters (a copy), with tetra3rs's ``epoch_equinox`` (2000)."""
+        return {**self._parameters, "epoch_equinox": _EPOCH_EQUINOX}
 
     def print_parameters(self) -> None:
         """Print :attr:`parameters` as a readable block on standard output, by section."""

@@ -260,3 +260,11 @@ def test_every_attribute_exists(instances, cls, member):
     if not hasattr(obj, member) and f"{cls}.{member}" in PENDING:
         pytest.xfail(PENDING[f"{cls}.{member}"])
     assert hasattr(obj, member), f"skysolve's {cls} has no {member}"
+
+
+def test_module_odds_and_ends():
+    import re
+
+    assert skysolve.version("skysolve") == skysolve.__version__  # importlib.metadata's
+    assert re.fullmatch(r"[0-9a-f]{7}|unknown", skysolve.__git_hash__)
+    assert skysolve.reset_log_cache() is None
