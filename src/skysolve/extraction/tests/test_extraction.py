@@ -554,8 +554,8 @@ def test_centroid_api():
     assert not hasattr(plain, "__dict__")  # slots: light objects
     with pytest.raises(InvalidArgumentError, match="cov"):
         Centroid(0, 0, cov=np.eye(3))
-    with pytest.raises(InvalidTypeError, match="model"):
-        c.distort(object())
+    with pytest.raises(InvalidTypeError, match="distortion"):  # tetra3rs's argument name
+        c.distort(distortion=object())
     with pytest.raises(TypeError):
         hash(c)
 
