@@ -128,7 +128,7 @@ def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[n
 def search(db, frame: Frame, cat: CatalogView, *, f_guess: float, fov_lo: float, fov_hi: float,
            parities: tuple[bool, ...], tol: float, radius_px: float, threshold: float,
            deadline: float | None, refine_iterations: int, t0: float,
-           pattern_stars: int = 24, max_patterns: int | None = None):
+           pattern_stars: int, max_patterns: int | None):
     """The pattern search; returns ``(SolveResult or None, status)``.
 
     ``pattern_stars`` thinned centroids form patterns; the status is
