@@ -38,7 +38,8 @@ from .verification import verify
 
 __all__ = ["MAX_PATTERN_STARS", "search"]
 
-#: How many thinned centroids may form patterns.
+#: Pattern stars the brightest-first pattern list is built for once per process
+#: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
 MAX_PATTERN_STARS = 30
 #: ... when the scale is searched over several windows: the database's patterns come
 #: from the brightest few stars of each field, and deeper patterns in every window
@@ -57,18 +58,21 @@ _SHARED_CONE_CENTROIDS = 100
 _WINDOW_MARGIN = 0.01
 
 
-@lru_cache(maxsize=1)
-def all_combos() -> NDArray[np.intp]:
-    """Brightest-first 4-combinations of the most pattern stars (built once per process)."""
-    return brightest_first_combinations(MAX_PATTERN_STARS)
+@lru_cache(maxsize=2)
+def all_combos(n_stars: int = MAX_PATTERN_STARS) -> NDArray[np.intp]:
+    """Brightest-first 4-combinations of ``max(n_stars, MAX_PATTERN_STARS)`` stars.
+
+    Built once per process (and once more for a larger ``pattern_checking_stars``).
+    """
+    return brightest_first_combinations(max(n_stars, MAX_PATTERN_STARS))
 
 
 def _combos(n: int) -> NDArray[np.intp]:
     """Brightest-first 4-combinations of ``n`` stars: a prefix of the largest list."""
-    return all_combos()[: math.comb(n, 4)]
+    return all_combos(n)[: math.comb(n, 4)]
 
 
-@lru_cache(maxsize=MAX_PATTERN_STARS + 1)
+@lru_cache(maxsize=64)
 def _batch_ends(n_stars: int) -> NDArray[np.intp]:
     """Ends of the pattern batches for ``n_stars`` pattern stars.
 
@@ -129,11 +133,18 @@ class _Tried:
         return False
 
 
-def pattern_stars(frame: Frame, f: float, limit: int = MAX_PATTERN_STARS) -> NDArray[np.intp]:
+def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[np.intp], bool]:
+    """Batch ends cut at the pattern budget, and whether the budget cut them."""
+    if max_patterns is None or max_patterns >= ends[-1]:
+        return ends, False
+    return np.append(ends[ends < max_patterns], max_patterns), True
+
+
+def pattern_stars(frame: Frame, f: float, limit: int) -> NDArray[np.intp]:
     """Rows of the (at most ``limit``) centroids that form patterns at focal length ``f``:
     the brightest, imaged by the projection at ``f``, no two closer than the database's
     separation."""
-    n_head = min(len(frame.ideal), max(MAX_PATTERN_STARS * 4, 100))
+    n_head = min(len(frame.ideal), max(limit * 4, 100))
     head = frame.ideal[:n_head]
     sep_px = SEPARATION_FRACTION * frame.fov(f) * f
     valid = frame.imaged(slice(0, n_head), f)
@@ -157,16 +168,17 @@ class _Plan:
     done: int = 0
 
 
-def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None,
-           tol: float) -> list[_Plan]:
-    """The windows of the search (one when the camera is fixed), with their patterns."""
+def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: float,
+           n_stars: int) -> list[_Plan]:
+    """The windows of the search (one when the camera is fixed), with their patterns of
+    the brightest ``n_stars`` (fewer per window when there are several)."""
     if frame.fixed_camera:
         windows = [FocalWindow(f_lo, f_guess, f_hi)]
     else:
-        probe = pattern_stars(frame, math.sqrt(f_lo * f_hi))
+        probe = pattern_stars(frame, math.sqrt(f_lo * f_hi), n_stars)
         windows = focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess)
     plans = []
-    limit = MAX_PATTERN_STARS if len(windows) == 1 else WINDOWED_PATTERN_STARS
+    limit = n_stars if len(windows) == 1 else min(n_stars, WINDOWED_PATTERN_STARS)
     for w in windows:
         stars = pattern_stars(frame, w.centre, limit)
         if len(stars) < 4:
@@ -231,13 +243,22 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
 
 def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
-           threshold: float, deadline: float | None, refine_iterations: int, t0: float):
+           threshold: float, deadline: float | None, refine_iterations: int, t0: float,
+           pattern_stars: int, max_patterns: int | None):
     """The pattern search over focal lengths ``[f_lo, f_hi]`` (px); returns ``(SolveResult
-    or None, status)``. ``f_guess`` is the camera's focal length when the frame's camera is
-    fixed, else an optional estimate."""
-    plans = _plans(frame, f_lo, f_hi, f_guess, tol)
+    or None, status)``.
+
+    ``f_guess`` is the camera's focal length when the frame's camera is fixed,
+    else an optional estimate. ``pattern_stars`` thinned centroids form
+    patterns; ``max_patterns`` patterns at most are looked up (over every
+    window). The status is ``'match_found'``, ``'too_few'``, ``'timeout'``
+    (the deadline passed), ``'budget'`` (the pattern budget spent) or
+    ``'no_match'``.
+    """
+    plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
     if not plans:
         return None, "too_few"
+    left = max_patterns
     parity_options = np.array(parities, dtype=bool)
     directory, shift = db.key_directory
     state = [_Tried(), 0]
@@ -247,10 +268,16 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     for plan in _schedule(plans):
         if deadline is not None and time.perf_counter() > deadline:
             return None, "timeout"
+        ends, cut = _budget(plan.ends, None if left is None else plan.done + left)
+        if cut and ends[-1] <= plan.done:
+            return None, "budget"
+        start = plan.done
         *found, plan.done = frame.backend.pattern_candidates(
-            plan.v_guess, _combos(len(plan.stars)), plan.done, plan.ends, step,
+            plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
             db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
             db.star_xyz, plan.window.centre, plan.f_lo, plan.f_hi)
+        if left is not None:
+            left -= plan.done - start
         if len(found[2]) == 0:
             continue
         out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
@@ -259,4 +286,4 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
             return None, "timeout"
         if out is not None:
             return out, "match_found"
-    return None, "no_match"
+    return None, "budget" if left is not None and left <= 0 else "no_match"
