@@ -177,10 +177,12 @@ class SolveOptions(Options):
         code = code_of(self.lens_projection)
         limit = 2.0 * max_angle(code)
         if fov is not None and (fov > limit or (fov == limit and code == 0)):
+            name = "fov_estimate_deg" if self.fov_estimate_deg is not None else \
+                "fov_estimate_rad"
             raise InvalidArgumentError(
-                f"the field of view estimate {math.degrees(fov):g} deg is beyond what a "
-                f"{self.lens_projection} lens images ({'below' if code == 0 else 'up to'} "
-                f"{math.degrees(limit):g} deg)")
+                f"{name}: the field of view estimate {math.degrees(fov):g} deg is beyond "
+                f"what a {self.lens_projection} lens images "
+                f"({'below' if code == 0 else 'up to'} {math.degrees(limit):g} deg)")
         if self.image_shape is not None:
             h, w = self.image_shape
             if self.image_width is not None and self.image_width != w:
