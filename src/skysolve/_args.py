@@ -184,8 +184,11 @@ def flag(value: Any, name: str) -> bool:
     raise InvalidTypeError(f"{name} must be True or False, got {_describe(value)}")
 
 
-def choice(value: Any, name: str, choices: Sequence[str]) -> str:
+def choice(value: Any, name: str, choices: Sequence[str], *,
+           allow_none: bool = False) -> str | None:
     """One of ``choices`` (compared case-insensitively; returned as listed)."""
+    if value is None and allow_none:
+        return None
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
     for c in choices:

@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=_option("solve", "solve_timeout_ms"), default=5000.0,
                    metavar="MS",
                    help="give up on an image after this many milliseconds (default 5000)")
+    g.add_argument("--projection", type=_option("solve", "projection", str), metavar="NAME",
+                   help="lens projection: pinhole (default; rectilinear lenses), or the "
+                        "fisheyes' equidistant, equisolid, stereographic or orthographic "
+                        "(default: the --camera model's)")
 
     parser = _Parser(
         prog="skysolve",

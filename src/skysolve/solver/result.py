@@ -68,7 +68,8 @@ class SolveResult:
     (the optical axis through ``camera_model.crpix``), ``roll_deg`` the position
     angle of camera +Y east of north, in (-180, 180] as in tetra3rs.
 
-    WCS view: the gnomonic tangent point is the boresight (``crval_ra_deg``,
+    WCS view: the projection's reference point (the tangent point of a pinhole
+    camera's gnomonic projection) is the boresight (``crval_ra_deg``,
     ``crval_dec_deg``), ``crpix`` the optical-centre offset from the image
     centre in centred pixels, ``cd_matrix`` the CD matrix in tangent-plane
     **radians** per pixel (tetra3rs's unit; FITS headers want degrees:
