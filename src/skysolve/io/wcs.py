@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..camera import projection as _proj
 from ..camera.distortion import (
     MAX_POLYNOMIAL_ORDER,
     PolynomialDistortion,
@@ -57,7 +58,6 @@ from ..camera.distortion import (
     polynomial_design_matrix,
     polynomial_terms,
 )
-from ..camera import projection as _proj
 from ..camera.model import CameraModel
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec
