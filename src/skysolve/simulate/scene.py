@@ -256,8 +256,16 @@ class _WCSGeometry:
         self.scale_deg_px = top / (0.5 * np.hypot(w, h))
         # border points off the sky (a fisheye's image circle inside the frame): the field's
         # reach is unknown, search the whole sky (all_world2pix places what is imaged)
-        self.radius_deg = 180.0 if top > 179.0 or not np.isfinite(radius).all() else top
+        self.partial = not np.isfinite(radius).all()
+        self.radius_deg = 180.0 if top > 179.0 or self.partial else top
         self.rotation = None
+
+    def images(self, x: NDArray, y: NDArray) -> NDArray[np.bool_]:
+        """Which centred pixel positions the WCS maps to the sky."""
+        h, w = self.shape
+        ra, _ = self.wcs.all_pix2world(np.ravel(x) + self.col0 - 0.5 + 0.5 * w,
+                                       np.ravel(y) + self.row0 - 0.5 + 0.5 * h, 0)
+        return np.isfinite(ra).reshape(np.shape(x))
 
     @property
     def boresight(self) -> NDArray:
@@ -377,10 +385,13 @@ class FieldLimits:
         self.circle_deg = image_circle_deg
         self.centre_px = (np.zeros(2) if camera is None
                           else np.asarray(getattr(camera, "crpix", np.zeros(2)), dtype=float))
-        # every pixel of a pinhole camera without a circle images the sky: no per-pixel work
-        self.whole_frame = camera is None or (getattr(camera, "projection_code", 0) == 0
-                                              and image_circle_px is None
-                                              and image_circle_deg is None)
+        # every pixel of a pinhole camera without a circle (or of a WCS whose border is all
+        # on the sky) images the sky: no per-pixel work
+        if camera is None:
+            self.whole_frame = not geom.partial
+        else:
+            self.whole_frame = (getattr(camera, "projection_code", 0) == 0
+                                and image_circle_px is None and image_circle_deg is None)
         self.zenith = None
         if horizon_deg is not None:
             self.zenith = (geom.boresight if zenith_radec_deg is None
@@ -408,6 +419,8 @@ class FieldLimits:
         if self.whole_frame:
             return np.isfinite(x) & np.isfinite(y)
         ok = self._in_circle(x, y)
+        if self.camera is None:
+            return ok & self.geom.images(x, y)
         v = _camera_vectors(self.camera, x, y)
         with np.errstate(invalid="ignore"):
             ok &= np.isfinite(v).all(axis=-1)

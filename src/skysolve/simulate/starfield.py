@@ -52,7 +52,8 @@ class StarfieldTruth:
     """Exact truth of a rendered star field, brightest first.
 
     Every star whose PSF puts light on the image is listed, including stars
-    whose centre lies just outside it.
+    whose centre lies just outside it; not those outside the lens's image
+    circle or below the horizon, which put none.
 
     Attributes
     ----------
@@ -348,7 +349,7 @@ catalog : Catalog
     find the field's stars is built once per catalog object and cached.
 camera : CameraModel, optional
     Camera geometry (focal length, size, optical centre, parity,
-    distortion); the image has the camera's size.
+    distortion, lens projection); the image has the camera's size.
 attitude : array_like, optional
     ICRS→camera rotation: 3×3 matrix or ``[w, x, y, z]`` quaternion.
 {parameters}
