@@ -7,9 +7,10 @@ pixel-integrated Gaussian PSF (optionally varying over the field), sky
 background with gradients, vignetting, a fisheye's image circle (dark
 outside), a horizon hiding the stars below it, photon and read noise, bias
 and gain, saturation with charge bleeding, hot pixels, cosmic rays, faint
-stars the catalog does not have, and an optional mirror flip. The parameters are the fields of
-:class:`StarfieldOptions`. Conventions are those of the package: centred
-pixel coordinates ``x = col + 0.5 - W/2``, ``y = row + 0.5 - H/2``.
+stars the catalog does not have, and an optional mirror flip. The
+parameters are the fields of :class:`StarfieldOptions`. Conventions are
+those of the package: centred pixel coordinates ``x = col + 0.5 - W/2``,
+``y = row + 0.5 - H/2``.
 
 Photometry: a star of magnitude ``m`` collects
 ``exposure_s * 10**(-0.4 * (m - zeropoint_mag))`` electrons, i.e. the zero
