@@ -172,6 +172,8 @@ def count(value: Any, name: str, *, minimum: int = 0, maximum: int | None = None
 
 def size(value: Any, name: str, *, allow_none: bool = False) -> int | None:
     """A positive whole number of pixels."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_) and value == 0:
+        raise InvalidArgumentError(f"{name} must be non-zero (a whole number >= 1), got 0")
     return count(value, name, minimum=1, allow_none=allow_none)
 
 
@@ -182,8 +184,11 @@ def flag(value: Any, name: str) -> bool:
     raise InvalidTypeError(f"{name} must be True or False, got {_describe(value)}")
 
 
-def choice(value: Any, name: str, choices: Sequence[str]) -> str:
+def choice(value: Any, name: str, choices: Sequence[str], *,
+           allow_none: bool = False) -> str | None:
     """One of ``choices`` (compared case-insensitively; returned as listed)."""
+    if value is None and allow_none:
+        return None
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
     for c in choices:

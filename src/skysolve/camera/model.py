@@ -321,12 +321,13 @@ class CameraModel:
             u, v = np.asarray(u), np.asarray(v)
         return _out(u + self._crpix[0], scalar), _out(v + self._crpix[1], scalar)
 
-    def pixel_to_tanplane(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+    def pixel_to_tanplane(self, px: ArrayLike, py: ArrayLike) -> tuple[FloatOrArray,
+                                                                          FloatOrArray]:
         """Centred pixel coordinates → camera tangent-plane coordinates.
 
         Parameters
         ----------
-        x, y : float or array_like
+        px, py : float or array_like
             Centred pixel coordinates (origin at the image centre, +y down).
 
         Returns
@@ -336,9 +337,10 @@ class CameraModel:
             radians for small angles). NaN where distortion cannot be inverted,
             and (fisheyes) for directions at or beyond 90° from the axis.
         """
+        xb, yb, _ = _xy(px, py, "px", "py")  # names the arguments in errors
         if self._proj == _proj.PINHOLE:
-            return self.pixel_to_plane(x, y)
-        xi, eta = tanplane_from_camera_vectors(self.pixel_to_vectors(x, y))
+            return self.pixel_to_plane(xb, yb)
+        xi, eta = tanplane_from_camera_vectors(self.pixel_to_vectors(xb, yb))
         scalar = np.ndim(xi) == 0
         return _out(xi, scalar), _out(eta, scalar)
 

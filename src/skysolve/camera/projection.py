@@ -22,9 +22,9 @@ agree to first order near the axis (``g(theta) ≈ theta``). Directions outside 
 projection's domain, and plane points outside its image (orthographic
 ``|p| > 1``, equisolid ``|p| > 2``), map to NaN, never to a wrong number.
 
-Every function here works on numpy arrays; the solver's compiled backend has
-scalar twins of :func:`plane_to_vectors` and :func:`vectors_to_plane`, and the
-tests check both agree.
+The array functions work on numpy arrays; :func:`scalar_radius_of_angle` and
+:func:`scalar_angle_of_radius` are their scalar twins in plain ``math``, which
+the solver's compiled backend compiles with numba (the tests check both agree).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _args
+from ..geometry import camera_vectors_from_tanplane, tanplane_from_camera_vectors
 
 __all__ = [
     "PROJECTIONS",
@@ -47,6 +48,9 @@ __all__ = [
     "focal_from_fov",
     "fov_from_focal",
     "max_angle",
+    "max_radius",
+    "scalar_radius_of_angle",
+    "scalar_angle_of_radius",
 ]
 
 #: The projections, in the order of their integer codes (0: pinhole, ...).
@@ -57,6 +61,8 @@ FITS_CODES = {"pinhole": "TAN", "equidistant": "ARC", "equisolid": "ZEA",
 PINHOLE, EQUIDISTANT, EQUISOLID, STEREOGRAPHIC, ORTHOGRAPHIC = range(5)
 #: Largest angle from the axis each projection images, radians (by code).
 _MAX_ANGLE = (0.5 * math.pi, math.pi, math.pi, math.pi, 0.5 * math.pi)
+#: Largest projection-plane radius of an imaged direction (by code).
+_MAX_RADIUS = (math.inf, math.pi, 2.0, math.inf, 1.0)
 
 
 def code_of(projection: str, name: str = "projection") -> int:
@@ -67,6 +73,11 @@ def code_of(projection: str, name: str = "projection") -> int:
 def max_angle(code: int) -> float:
     """Largest angle from the optical axis the projection images, radians."""
     return _MAX_ANGLE[code]
+
+
+def max_radius(code: int) -> float:
+    """Largest projection-plane radius of an imaged direction (``inf`` when unbounded)."""
+    return _MAX_RADIUS[code]
 
 
 def radius_of_angle(theta: ArrayLike, code: int) -> NDArray[np.float64]:
@@ -92,6 +103,32 @@ def radius_of_angle(theta: ArrayLike, code: int) -> NDArray[np.float64]:
             g = np.sin(t)
             bad = t > 0.5 * math.pi
     return np.where(bad | (t < 0), np.nan, g)
+
+
+def scalar_radius_of_angle(theta: float, code: int) -> float:
+    """:func:`radius_of_angle` of one angle ``theta >= 0`` (plain ``math``, numba-compilable)."""
+    if code == PINHOLE:
+        return math.tan(theta) if theta < 0.5 * math.pi else math.nan
+    if code == EQUIDISTANT:
+        return theta if theta <= math.pi else math.nan
+    if code == EQUISOLID:
+        return 2.0 * math.sin(0.5 * theta) if theta <= math.pi else math.nan
+    if code == STEREOGRAPHIC:
+        return 2.0 * math.tan(0.5 * theta) if theta < math.pi else math.nan
+    return math.sin(theta) if theta <= 0.5 * math.pi else math.nan
+
+
+def scalar_angle_of_radius(rho: float, code: int) -> float:
+    """:func:`angle_of_radius` of one radius ``rho >= 0`` (plain ``math``, numba-compilable)."""
+    if code == PINHOLE:
+        return math.atan(rho)
+    if code == EQUIDISTANT:
+        return rho if rho <= math.pi else math.nan
+    if code == EQUISOLID:
+        return 2.0 * math.asin(0.5 * rho) if rho <= 2.0 else math.nan
+    if code == STEREOGRAPHIC:
+        return 2.0 * math.atan(0.5 * rho)
+    return math.asin(rho) if rho <= 1.0 else math.nan
 
 
 def angle_of_radius(rho: ArrayLike, code: int) -> NDArray[np.float64]:
@@ -121,13 +158,9 @@ def plane_to_vectors(px: ArrayLike, py: ArrayLike, code: int) -> NDArray[np.floa
     """
     px, py = np.broadcast_arrays(np.asarray(px, dtype=np.float64),
                                  np.asarray(py, dtype=np.float64))
-    v = np.empty(px.shape + (3,))
     if code == PINHOLE:
-        v[..., 0] = px
-        v[..., 1] = py
-        v[..., 2] = 1.0
-        v /= np.sqrt(1.0 + px * px + py * py)[..., None]
-        return v
+        return camera_vectors_from_tanplane(px, py)
+    v = np.empty(px.shape + (3,))
     rho = np.hypot(px, py)
     theta = angle_of_radius(rho, code)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -147,14 +180,13 @@ def vectors_to_plane(v: ArrayLike, code: int) -> tuple[NDArray[np.float64],
     NaN for directions the projection does not image (for the pinhole and
     orthographic projections, those at or behind 90° from the axis).
     """
+    if code == PINHOLE:
+        return tanplane_from_camera_vectors(v)
     v = np.asarray(v, dtype=np.float64)
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
     with np.errstate(invalid="ignore", divide="ignore"):
-        if code == PINHOLE:
-            inv = np.where(z > 0, 1.0 / z, np.nan)
-            return x * inv, y * inv
         s = np.hypot(x, y)
-        theta = np.arctan2(s, z)
+        theta = np.arctan2(s, z)  # accurate at every angle, unlike arccos(z / |v|)
         rho = radius_of_angle(theta, code)
         # on the axis the point is the centre; straight behind it (s = 0, z < 0) it is
         # the whole circle |p| = g(180°) with no azimuth: no single point

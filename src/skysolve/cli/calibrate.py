@@ -33,7 +33,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     run = calibrate_frames(
         args.images, db, passes, fov_estimate_deg=args.fov, fov_max_error_deg=args.fov_error,
         camera_model=camera, extraction=_extraction_options(args),
-        solve_options={"solve_timeout_ms": args.timeout}, hdu=args.hdu, section=args.section,
+        solve_options={"solve_timeout_ms": args.timeout, "projection": args.projection},
+        hdu=args.hdu, section=args.section,
         progress=False if args.quiet else None, on_pass=report)
     if not run.completed:
         k = run.passes[-1].number

@@ -184,10 +184,7 @@ def _option(options_class: str, field: str, kind: type = float) -> Any:
     ``"generation"``; the class is imported when a value is checked.
     """
     def check(value: Any, name: str) -> Any:
-        import dataclasses
-
-        cls = _options_class(options_class)
-        return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["check"](value, name)
+        return _options_class(options_class).check_value(name, value)
 
     return _checked(kind, check, field)
 
@@ -256,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=_option("solve", "solve_timeout_ms"), default=5000.0,
                    metavar="MS",
                    help="give up on an image after this many milliseconds (default 5000)")
+    g.add_argument("--projection", type=_option("solve", "projection", str), metavar="NAME",
+                   help="lens projection: pinhole (default; rectilinear lenses), or the "
+                        "fisheyes' equidistant, equisolid, stereographic or orthographic "
+                        "(default: the --camera model's)")
 
     parser = _Parser(
         prog="skysolve",

@@ -53,7 +53,8 @@ def _solve_options(args: argparse.Namespace):
     from ..solver.options import SolveOptions
 
     return SolveOptions(fov_estimate_deg=args.fov, fov_max_error_deg=args.fov_error,
-                        match_radius=args.match_radius, solve_timeout_ms=args.timeout)
+                        match_radius=args.match_radius, solve_timeout_ms=args.timeout,
+                        projection=args.projection)
 
 
 # per-process state of solve workers (the parent uses it too when --jobs 1)

@@ -19,10 +19,11 @@ from numpy.typing import NDArray
 
 from .. import _args
 from .._options import Options, option
+from ..camera.projection import PROJECTIONS, code_of, max_angle
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix
 
-__all__ = ["SolveOptions", "BACKENDS"]
+__all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT"]
 
 #: Values of :attr:`SolveOptions.backend`.
 BACKENDS = ("auto", "compiled", "reference")
@@ -44,12 +45,21 @@ def _attitude(value: Any, name: str) -> NDArray[np.float64] | None:
     return np.ascontiguousarray(as_rotation_matrix(value, name))
 
 
-_fov_deg = partial(_args.positive, maximum=180.0, open_max=True, allow_none=True)
-_fov_rad = partial(_args.positive, maximum=math.pi, open_max=True, allow_none=True)
+# up to a full turn: fisheyes see more than 180 degrees (checked against the projection below)
+_fov_deg = partial(_args.positive, maximum=360.0, allow_none=True)
+_fov_rad = partial(_args.positive, maximum=2.0 * math.pi, allow_none=True)
 _pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none=True)
 _velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
                     allow_none=True)
 _backend = partial(_args.choice, choices=BACKENDS)
+_projection = partial(_args.choice, choices=PROJECTIONS, allow_none=True)
+#: A pattern needs four stars.
+_MIN_PATTERN_STARS = 4
+#: Most pattern stars: the brightest-first pattern list has ``C(n, 4)`` entries.
+MAX_PATTERN_STARS_LIMIT = 50
+_pattern_stars = partial(_args.count, minimum=_MIN_PATTERN_STARS,
+                         maximum=MAX_PATTERN_STARS_LIMIT)
+_patterns_checked = partial(_args.count, minimum=1, allow_none=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -62,8 +72,10 @@ class SolveOptions(Options):
     """
 
     fov_estimate_deg: float | None = option(None, type="float, optional", check=_fov_deg, doc="""
-        Horizontal field of view estimate, degrees (give at most one of the two).
-        Default: the camera model's, else the database's whole range is searched.""")
+        Horizontal field of view estimate, degrees (give at most one of the two;
+        below 180 for the pinhole and orthographic projections, at most 360 for
+        the others). Default: the camera model's, else the database's whole range
+        is searched.""")
     fov_estimate_rad: float | None = option(None, type="float, optional", check=_fov_rad, doc="""
         The same in radians.""")
     image_width: int | None = option(None, type="int, optional", check=_args.optional_size, doc="""
@@ -91,14 +103,30 @@ class SolveOptions(Options):
         limit nor ``solve_time_ms`` counts the one-time preparation of the
         compiled kernels for a database (the first solve in a process; compiling
         them on a machine's first run takes seconds, cached on disk after).""")
+    max_patterns_checked: int | None = option(
+        10_000_000, type="int or None", check=_patterns_checked, doc="""
+        Budget of image patterns (4-star combinations of the pattern stars) the
+        lost-in-space search looks up; when it runs out before a match the
+        solve fails with status ``'timeout'``, as when ``solve_timeout_ms``
+        runs out (>= 1; None: no budget; the patterns of every focal-length
+        window count). The default is larger than any single-scale search:
+        ``pattern_checking_stars=24`` give 10,626 patterns.""")
+    pattern_checking_stars: int = option(
+        24, type="int", check=_pattern_stars, doc=f"""
+        How many centroids form patterns: the brightest ones, after dropping
+        any closer to a brighter one than the database's pattern-star
+        separation ({_MIN_PATTERN_STARS} to {MAX_PATTERN_STARS_LIMIT}). Patterns
+        are tried brightest first, so more stars only help frames whose
+        brightest stars are mostly not in the catalog (false detections,
+        satellites), at up to ``C(n, 4)`` patterns. When the scale is searched
+        over several focal-length windows (a wide field of view range without
+        a camera model), each window takes at most the brightest 14.""")
     match_max_error: float | None = option(
         None, type="float, optional", check=_pattern_error, doc="""
         Largest edge-ratio difference of a pattern match (0 < e < 0.25); default
         the database's ``pattern_max_error``.""")
-    refine_iterations: int = option(2, type="int", check=_args.count, doc="""
-        Re-match and refit passes after the first match (>= 0).""")
     camera_model: Any = option(None, type="CameraModel, optional", check=_camera, doc="""
-        Fixes focal length, optical centre, parity and distortion.""")
+        Fixes focal length, optical centre, parity, distortion and projection.""")
     observer_velocity_km_s: NDArray[np.float64] | None = option(
         None, type="array_like (3,), optional", check=_velocity, doc="""
         Observer's ICRS velocity, km/s (e.g. ``earth_barycentric_velocity(t)``);
@@ -115,8 +143,21 @@ class SolveOptions(Options):
         The same in radians.""")
     strict_hint: bool = option(False, type="bool", check=_args.flag, doc="""
         With a hint, do not fall back to the lost-in-space search.""")
+    # -- skysolve's own parameters (keyword-only, so that positional calls written
+    # for tetra3rs 0.14 mean the same)
+    refine_iterations: int = option(2, type="int", check=_args.count, keyword_only=True, doc="""
+        Re-match and refit passes after the first match (>= 0). tetra3rs took
+        this up to 0.7 and then dropped it; skysolve still honours it.""")
+    projection: str | None = option(
+        None, type="{'pinhole', 'equidistant', 'equisolid', 'stereographic', 'orthographic'}"
+        ", optional", check=_projection, keyword_only=True, doc="""
+        Lens projection (see :class:`~skysolve.CameraModel`): ``'pinhole'``
+        (gnomonic), or a fisheye's ``'equidistant'``, ``'equisolid'``,
+        ``'stereographic'`` or ``'orthographic'``. Default: the camera model's,
+        else pinhole. Without a camera model the focal length is searched for
+        over the field-of-view range.""")
     backend: str = option("auto", type="{'auto', 'compiled', 'reference'}", check=_backend,
-                          doc="""
+                          keyword_only=True, doc="""
         Solver implementation: the numba-compiled kernels, or the pure-numpy
         reference (same answers, several times slower); ``'auto'`` takes the
         compiled one unless numba is missing or ``SKYSOLVE_DISABLE_NUMBA=1``.""")
@@ -126,6 +167,20 @@ class SolveOptions(Options):
                      ("fov_max_error_deg", "fov_max_error_rad"),
                      ("hint_uncertainty_deg", "hint_uncertainty_rad")):
             _args.exclusive(a, getattr(self, a), b, getattr(self, b))
+        cam = self.camera_model
+        if (cam is not None and self.projection is not None
+                and self.projection != cam.projection):
+            raise InvalidArgumentError(
+                f"projection={self.projection!r} disagrees with the camera model's "
+                f"{cam.projection!r}")
+        fov = self.fov_estimate
+        code = code_of(self.lens_projection)
+        limit = 2.0 * max_angle(code)
+        if fov is not None and (fov > limit or (fov == limit and code == 0)):
+            raise InvalidArgumentError(
+                f"the field of view estimate {math.degrees(fov):g} deg is beyond what a "
+                f"{self.lens_projection} lens images ({'below' if code == 0 else 'up to'} "
+                f"{math.degrees(limit):g} deg)")
         if self.image_shape is not None:
             h, w = self.image_shape
             if self.image_width is not None and self.image_width != w:
@@ -136,6 +191,13 @@ class SolveOptions(Options):
                     f"image_height={self.image_height} disagrees with image_shape={(h, w)}")
 
     # -- resolved values the solver works with
+    @property
+    def lens_projection(self) -> str:
+        """The lens projection: given, else the camera model's, else ``'pinhole'``."""
+        if self.projection is not None:
+            return self.projection
+        return "pinhole" if self.camera_model is None else self.camera_model.projection
+
     @property
     def fov_estimate(self) -> float | None:
         """The field of view estimate in radians, or None."""

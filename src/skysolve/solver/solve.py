@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._options import with_options
+from ..camera import projection as _proj
 from ..centroids import centroids_to_array
 from ..errors import InvalidArgumentError
 from . import backends
-from .frame import CatalogView, focal_from_fov, make_frame
+from .frame import CatalogView, make_frame
 from .lost_in_space import all_combos, search
 from .options import SolveOptions
 from .result import SolveFailure, SolveResult
@@ -52,15 +53,18 @@ def _check_extent(xy: np.ndarray, width: int, height: int) -> None:
         "and that centroids are centred pixel coordinates")
 
 
-def _fov_range(db: Any, options: SolveOptions, fov_est: float) -> tuple[float, float]:
+def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
+               code: int) -> tuple[float, float]:
     """The allowed field-of-view range (radians) of the pattern search."""
+    cap = 2.0 * _proj.max_angle(code) * 0.999  # what the projection can image
     fov_err = options.fov_max_error
+    if fov_est is None:
+        # a field somewhat beyond the database's scales still holds its patterns
+        hi = math.radians(db.max_fov_deg)
+        return math.radians(db.min_fov_deg) * 0.6, min(hi / 0.6, hi + math.radians(30.0), cap)
     if fov_err is not None:
-        return max(fov_est - fov_err, 1e-6), min(fov_est + fov_err, math.pi * 0.999)
-    if options.fov_estimate is None and options.camera_model is None:
-        return (math.radians(db.min_fov_deg) * 0.6,
-                min(math.radians(db.max_fov_deg) / 0.6, math.pi * 0.999))
-    return fov_est * 0.6, min(fov_est / 0.6, math.pi * 0.999)
+        return max(fov_est - fov_err, 1e-6), min(fov_est + fov_err, cap)
+    return fov_est * 0.6, min(fov_est / 0.6, cap)
 
 
 def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
@@ -69,7 +73,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     # One-time preparation, before the clock starts, so that it does not eat into
     # solve_timeout_ms: the kernels for this database and the pattern order.
     backends.prepare(be, db)
-    all_combos()
+    all_combos(options.pattern_checking_stars)
     t0 = time.perf_counter()
 
     def fail(status: str, message: str) -> SolveFailure:
@@ -85,29 +89,33 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         tol = float(db.parameters["pattern_max_error"])
 
     cam = options.camera_model
-    frame = make_frame(xy, width, height, cam, be)
+    code = _proj.code_of(options.lens_projection)
+    frame = make_frame(xy, width, height, cam, options.lens_projection, be)
     cat = CatalogView(db, options.observer_velocity_km_s, be)
     radius_px = options.match_radius * width
     fov_est = options.fov_estimate
     if cam is not None:
-        f_guess = cam.focal_length_px
-        fov_est = math.radians(cam.fov_deg) if fov_est is None else fov_est
+        f_guess: float | None = cam.focal_length_px
+        if fov_est is None and math.isfinite(cam.fov_deg):
+            fov_est = math.radians(cam.fov_deg)
         parities: tuple[bool, ...] = (bool(cam.parity_flip),)
     else:
-        if fov_est is None:
-            fov_est = math.sqrt(math.radians(db.min_fov_deg) * math.radians(db.max_fov_deg))
-        f_guess = focal_from_fov(fov_est, width)
+        f_guess = None if fov_est is None else _proj.focal_from_fov(fov_est, width, code)
         parities = (False, True)
-    fov_lo, fov_hi = _fov_range(db, options, fov_est)
+    fov_lo, fov_hi = _fov_range(db, options, fov_est, code)
     # patterns are limited by the database's scales: a much larger field cannot match
     if fov_lo > math.radians(db.max_fov_deg) * 1.6 or fov_hi < math.radians(db.min_fov_deg) / 2:
         return fail("invalid_config",
                     f"the field of view range {math.degrees(fov_lo):.2f}-"
                     f"{math.degrees(fov_hi):.2f} deg is outside the database's "
                     f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+    f_lo = _proj.focal_from_fov(fov_hi, width, code)
+    f_hi = _proj.focal_from_fov(fov_lo, width, code)
 
     if options.attitude_hint is not None:
-        res = track(db, frame, cat, options.attitude_hint, f_guess, parities,
+        # without a scale, tracking assumes the middle of the range
+        f_track = math.sqrt(f_lo * f_hi) if f_guess is None else f_guess
+        res = track(db, frame, cat, options.attitude_hint, f_track, parities,
                     options.hint_uncertainty, radius_px, options.match_threshold,
                     options.refine_iterations, t0)
         if res is not None:
@@ -118,13 +126,17 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     if len(xy) < 4:
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
     result, status = search(
-        db, frame, cat, f_guess=f_guess, fov_lo=fov_lo, fov_hi=fov_hi, parities=parities,
-        tol=tol, radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
-        refine_iterations=options.refine_iterations, t0=t0)
+        db, frame, cat, f_lo=f_lo, f_hi=f_hi, f_guess=f_guess, parities=parities, tol=tol,
+        radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
+        refine_iterations=options.refine_iterations, t0=t0,
+        pattern_stars=options.pattern_checking_stars, max_patterns=options.max_patterns_checked)
     if result is not None:
         return result
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")
+    if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
+        return fail("timeout", f"no match within max_patterns_checked="
+                               f"{options.max_patterns_checked} patterns")
     return fail(status, _FAILURE_MESSAGES[status])
 
 
