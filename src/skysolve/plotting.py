@@ -115,12 +115,29 @@ def _catalog_pixels(result: Any, db: SolverDatabase, ids: ArrayLike
     return x, y
 
 
+def _reach_deg(camera: CameraModel, width: int, height: int) -> float:
+    """Largest angle (degrees) from the optical axis that the image's border reaches.
+
+    Through the camera's own projection, so a fisheye reaches past 90°; a
+    border leaving the projection's image circle reaches as far as it goes.
+    """
+    from .camera.projection import max_angle
+
+    t = np.linspace(-0.5, 0.5, 33)
+    edge = np.full(33, 0.5)
+    x = np.concatenate([t * width, t * width, -edge * width, edge * width])
+    y = np.concatenate([-edge * height, edge * height, t * height, t * height])
+    z = camera.pixel_to_vectors(x, y)[:, 2]
+    if not np.isfinite(z).all():
+        return float(np.degrees(max_angle(camera.projection_code)))
+    return float(np.degrees(np.arccos(np.clip(z.min(), -1.0, 1.0))))
+
+
 def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit: int
                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """Brightest catalog stars projected inside the image: x, y, catalog id."""
-    half_diag = 0.5 * np.hypot(width, height)
-    radius = np.degrees(np.arctan(half_diag / result.camera_model.focal_length_px)) * 1.1
-    idx = db.cone_indices(result.ra_deg, result.dec_deg, min(float(radius), 90.0))
+    radius = _reach_deg(result.camera_model, width, height) * 1.1
+    idx = db.cone_indices(result.ra_deg, result.dec_deg, min(radius, 180.0))
     empty = np.zeros(0)
     if len(idx) == 0:
         return empty, empty, np.zeros(0, np.int64)
@@ -129,7 +146,8 @@ def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit
     dec = np.array([s.dec_deg for s in stars])
     ids = np.array([s.id for s in stars], dtype=np.int64)
     x, y = result.world_to_pixel(ra, dec)
-    inside = (np.isfinite(x) & (np.abs(x) <= width / 2) & (np.abs(y) <= height / 2))
+    with np.errstate(invalid="ignore"):  # NaN: directions the projection does not image
+        inside = (np.isfinite(x) & (np.abs(x) <= width / 2) & (np.abs(y) <= height / 2))
     keep = np.flatnonzero(inside)[:limit]
     return x[keep], y[keep], ids[keep]
 
@@ -327,9 +345,13 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     Notes
     -----
     The displacement is ``distorted - ideal``: where the model moves a star
-    image that a pinhole camera with the same focal length and optical centre
-    would put at ``ideal`` (both in centred pixels). The colour shows its length
-    in pixels, the arrows its direction; the cross marks the optical centre.
+    image that a distortion-free lens of the same projection, focal length and
+    optical centre would put at ``ideal`` (both in centred pixels). The colour
+    shows its length in pixels, the arrows its direction; the cross marks the
+    optical centre. For a fisheye projection, dashed cyan lines label the angle
+    from the optical axis (every 30°, distortion included) and the dotted line
+    is the edge of what the projection images (its image circle), when those
+    fall on the image.
     """
     from .camera.model import CameraModel
 
@@ -371,6 +393,8 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     ax.quiver(gx.ravel(), gy.ravel(), gdx * scale, gdy * scale, angles="xy",
               scale_units="xy", scale=1.0, color="white" if top > 0 else "black", width=0.003)
     ax.plot([c[0]], [c[1]], marker="+", color="cyan", markersize=12, mew=1.5)
+    if camera_model.projection != "pinhole":
+        _off_axis_contours(ax, camera_model, fx, fy)
     ax.add_patch(_frame_patch(w, h))
     ax.set_xlim(-w / 2, w / 2)
     ax.set_ylim(h / 2, -h / 2)
@@ -378,5 +402,28 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     ax.set_xlabel("x (px from centre)")
     ax.set_ylabel("y (px from centre)")
     kind = type(dist).__name__ if dist is not None else "no distortion"
-    ax.set_title(f"{kind}: max {top:.3g} px over the image, arrows x{scale:.3g}", fontsize=9)
+    lens = "" if camera_model.projection == "pinhole" else f"{camera_model.projection} lens, "
+    ax.set_title(f"{lens}{kind}: max {top:.3g} px over the image, arrows x{scale:.3g}",
+                 fontsize=9)
     return ax
+
+
+def _off_axis_contours(ax: Axes, camera_model: CameraModel, fx: NDArray, fy: NDArray) -> None:
+    """Lines of equal angle from the optical axis (every 30°) and the image circle's edge."""
+    from .camera.projection import max_angle, radius_of_angle
+
+    z = camera_model.pixel_to_vectors(fx, fy)[..., 2]
+    theta = np.degrees(np.arccos(np.clip(z, -1.0, 1.0)))
+    levels = [t for t in range(30, 180, 30) if np.nanmin(theta) < t < np.nanmax(theta)]
+    if levels:
+        cs = ax.contour(fx, fy, theta, levels=levels, colors="cyan", linewidths=0.7,
+                        linestyles="dashed")
+        ax.clabel(cs, fmt="%d°", fontsize=7, colors="cyan")
+    # the edge of the projection's image: the circle |p| = g(max angle) of the plane
+    code = camera_model.projection_code
+    rho = float(radius_of_angle(max_angle(code), code))
+    if np.isfinite(rho):
+        phi = np.linspace(0.0, 2.0 * np.pi, 361)
+        ex, ey = camera_model.plane_to_pixel(rho * np.cos(phi), rho * np.sin(phi))
+        ax.plot(ex, ey, color="cyan", linewidth=0.9, linestyle="dotted",
+                label="edge of the image circle")

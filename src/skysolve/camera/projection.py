@@ -188,7 +188,9 @@ def vectors_to_plane(v: ArrayLike, code: int) -> tuple[NDArray[np.float64],
         s = np.hypot(x, y)
         theta = np.arctan2(s, z)  # accurate at every angle, unlike arccos(z / |v|)
         rho = radius_of_angle(theta, code)
-        k = np.where(s > 0, rho / np.where(s > 0, s, 1.0), 0.0)
+        # on the axis the point is the centre; straight behind it (s = 0, z < 0) it is
+        # the whole circle |p| = g(180°) with no azimuth: no single point
+        k = np.where(s > 0, rho / np.where(s > 0, s, 1.0), np.where(z > 0, 0.0, np.nan))
     k = np.where(np.isfinite(rho), k, np.nan)
     return k * x, k * y
 

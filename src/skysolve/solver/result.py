@@ -68,15 +68,16 @@ class SolveResult:
     (the optical axis through ``camera_model.crpix``), ``roll_deg`` the position
     angle of camera +Y east of north, in (-180, 180] as in tetra3rs.
 
-    WCS view: the projection's reference point (the tangent point of a pinhole
-    camera's gnomonic projection) is the boresight (``crval_ra_deg``,
-    ``crval_dec_deg``), ``crpix`` the optical-centre offset from the image
-    centre in centred pixels, ``cd_matrix`` the CD matrix in tangent-plane
+    WCS view: the reference point of the camera's zenithal projection (TAN
+    for pinhole cameras, ARC/ZEA/STG/SIN for the fisheyes) is the boresight
+    (``crval_ra_deg``, ``crval_dec_deg``), ``crpix`` the optical-centre offset
+    from the image centre in centred pixels, ``cd_matrix`` the CD matrix in
     **radians** per pixel (tetra3rs's unit; FITS headers want degrees:
     ``np.degrees(cd_matrix)``, or use :meth:`to_wcs`) mapping (undistorted)
-    pixel offsets to (xi east, eta north), and ``theta_deg`` the angle from
-    East to camera +X, counter-clockwise, in (-180, 180] (mirror-corrected
-    when ``parity_flip``).
+    pixel offsets to intermediate world coordinates (xi east, eta north; the
+    same matrix for every projection), and ``theta_deg`` the angle from East
+    to camera +X, counter-clockwise, in (-180, 180] (mirror-corrected when
+    ``parity_flip``).
 
     Errors ``rmse_arcsec``, ``p90e_arcsec``, ``max_err_arcsec`` are over the
     matched stars after refinement; ``probability`` is the false-positive
@@ -128,12 +129,12 @@ class SolveResult:
 
     @property
     def crval_ra_deg(self) -> float:
-        """RA of the WCS tangent point (the boresight), degrees."""
+        """RA of the WCS reference point (the boresight), degrees."""
         return self.ra_deg
 
     @property
     def crval_dec_deg(self) -> float:
-        """Dec of the WCS tangent point (the boresight), degrees."""
+        """Dec of the WCS reference point (the boresight), degrees."""
         return self.dec_deg
 
     @property
@@ -186,9 +187,10 @@ class SolveResult:
     def world_to_pixel(self, ra_deg: ArrayLike, dec_deg: ArrayLike):
         """Centred pixel coordinates of sky positions.
 
-        Returns ``(x, y)`` floats for scalar input (None when the position is
-        behind the camera) or arrays (NaN there) for array input. Positions
-        in front of the camera but outside the image are returned as they are.
+        Returns ``(x, y)`` floats for scalar input (None when the camera's
+        projection does not image the position: behind a pinhole camera,
+        beyond a fisheye's reach) or arrays (NaN there) for array input.
+        Imaged positions outside the image are returned as they are.
         """
         x, y = self.camera_model.world_to_pixel(ra_deg, dec_deg,
                                                 self.rotation_matrix_icrs_to_camera)
@@ -197,7 +199,8 @@ class SolveResult:
         return x, y
 
     def to_wcs(self) -> astropy.wcs.WCS:
-        """The solution as an astropy WCS (TAN, or TAN-SIP with distortion).
+        """The solution as an astropy WCS in the camera's projection (TAN, ARC, ZEA,
+        STG or SIN; with SIP for distortion, e.g. TAN-SIP).
 
         The WCS uses the FITS pixel convention of the full image (1-based in
         headers; astropy's ``pixel_to_world`` is 0-based on array indices), so
