@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/skysolve demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'

@@ -166,7 +166,12 @@ def _plane_of(x, y, z, proj):
     rho = _radius_of_angle(math.atan2(s, z), proj)
     if not rho == rho:
         return np.nan, np.nan
-    k = rho / s if s > 0 else 0.0
+    if s > 0:
+        k = rho / s
+    elif z > 0:
+        k = 0.0  # on the axis: the centre
+    else:
+        return np.nan, np.nan  # straight behind: the whole circle |p| = g(180 deg)
     return k * x, k * y
 
 
