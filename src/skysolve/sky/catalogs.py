@@ -395,8 +395,9 @@ def load_gaia(path: str | os.PathLike | None = None) -> Catalog:
     pmdec = rec["pmdec"].astype(np.float64)
     if _looks_like_photometry(pmra, pmdec):
         pmra = pmdec = None
-    return Catalog(rec["id"], rec["ra"], rec["dec"], rec["mag"].astype(np.float64),
-                   pmra, pmdec, epoch=GAIA_EPOCH, name="gaia")
+    # copies, so that the catalog does not keep the whole file's bytes alive
+    return Catalog(rec["id"].copy(), rec["ra"].copy(), rec["dec"].copy(),
+                   rec["mag"].astype(np.float64), pmra, pmdec, epoch=GAIA_EPOCH, name="gaia")
 
 
 def _looks_like_photometry(pmra: NDArray[np.float64], pmdec: NDArray[np.float64]) -> bool:

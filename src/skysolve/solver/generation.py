@@ -128,9 +128,9 @@ def generate(catalog: Any, options: GenerationOptions) -> tuple[dict[str, NDArra
         "multiscale_step": options.multiscale_step,
         "epoch_proper_motion_year": catalog.epoch,
     }
-    arrays = {"star_ids": catalog.ids.astype(np.int64),
-              "star_ra_deg": catalog.ra_deg.astype(np.float64),
-              "star_dec_deg": catalog.dec_deg.astype(np.float64),
+    arrays = {"star_ids": catalog.ids.astype(np.int64, copy=False),
+              "star_ra_deg": catalog.ra_deg.astype(np.float64, copy=False),
+              "star_dec_deg": catalog.dec_deg.astype(np.float64, copy=False),
               "star_mag": catalog.mag.astype(np.float32),
               "pattern_stars": pset.stars, "pattern_keys": pset.keys}
     return arrays, params
