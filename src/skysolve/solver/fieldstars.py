@@ -94,6 +94,14 @@ class ScaleStars:
         self._thinned = 0
         self._candidates = np.zeros(0, np.intp)
         self._levels: dict[int, tuple[NDArray[np.intp], cKDTree]] = {}
+        # a cap around every star: fields beyond its reach are empty (a regional catalog)
+        mean = star_vectors.mean(axis=0) if n else np.zeros(3)
+        norm = float(np.linalg.norm(mean))
+        self._cap_axis = mean / norm if norm > 1e-6 else None
+        if self._cap_axis is not None:
+            nearest = float(np.clip(star_vectors @ self._cap_axis, -1.0, 1.0).min())
+            reach = math.acos(nearest) + radius_rad + 1e-9
+            self._cap_cos = math.cos(reach) if reach < math.pi else -2.0
 
     def _level(self, level: int) -> tuple[NDArray[np.intp], cKDTree]:
         """Candidates among the stars of a level (star-table rows, ascending) and their tree."""
@@ -118,6 +126,8 @@ class ScaleStars:
         k = self.k
         out = np.full((len(centres), k), -1, dtype=np.intp)
         todo = np.arange(len(centres))
+        if self._cap_axis is not None and self._cap_cos > -1.0:
+            todo = todo[centres @ self._cap_axis >= self._cap_cos]
         level = 0
         while len(todo):
             cand, tree = self._level(level)

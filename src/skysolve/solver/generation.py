@@ -31,7 +31,7 @@ def _progress(value: Any, name: str) -> bool | None:
     return None if value is None else _args.flag(value, name)
 
 
-_max_fov = partial(_args.positive, maximum=180.0, open_max=True)
+_max_fov = partial(_args.positive, maximum=180.0)
 _pattern_error = partial(_args.positive, maximum=0.25, open_max=True)
 _step = partial(_args.number, minimum=1.0, open_min=True)
 
@@ -41,7 +41,8 @@ class GenerationOptions(Options):
     """The parameters of a pattern database (see the field documentation)."""
 
     max_fov_deg: float = option(30.0, type="float", check=_max_fov, doc="""
-        Largest horizontal field of view to solve, degrees (0 < fov < 180).""")
+        Largest field of view to solve, degrees (0 < fov <= 180; 180 covers all-sky
+        fisheye frames).""")
     min_fov_deg: float | None = option(None, type="float, optional",
                                        check=_args.optional_positive, doc="""
         Smallest field of view, degrees; below ``max_fov_deg`` the database holds

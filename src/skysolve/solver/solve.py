@@ -125,6 +125,9 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         return result
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")
+    if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
+        return fail(status, f"{_FAILURE_MESSAGES[status]}; the database solves fields of view "
+                            f"of {db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
     return fail(status, _FAILURE_MESSAGES[status])
 
 
