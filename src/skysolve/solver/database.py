@@ -301,6 +301,34 @@ class PatternDatabase:
         """
         return keys.lookup_keys(self._pattern_keys, query)
 
+    def pattern_rows(self, stars: NDArray) -> NDArray[np.intp]:
+        """The row of each 4-star set among the database's patterns, -1 where it has none.
+
+        Parameters
+        ----------
+        stars : array_like of int, shape ``(m, 4)``
+            Star-table indices, in any order within a row.
+
+        Returns
+        -------
+        ndarray of intp, shape ``(m,)``
+            Rows of :attr:`pattern_stars` (whose stars are in canonical order).
+        """
+        q = np.sort(np.asarray(stars), axis=1)
+        if q.ndim != 2 or q.shape[1] != 4 or not np.issubdtype(q.dtype, np.integer):
+            raise InvalidArgumentError(f"stars must be an (m, 4) integer array, got {q.shape}")
+        out = np.full(len(q), -1, dtype=np.intp)
+        if len(q) == 0:
+            return out
+        if q.min() < 0 or q.max() >= self.num_stars:
+            raise InvalidArgumentError(f"stars must be star-table indices below {self.num_stars}")
+        # the key of the ascending stars, computed exactly as generation computes it
+        found, owner = self.lookup_keys(keys.pattern_keys(self.star_vectors[q],
+                                                          self.pattern_bins)[0])
+        same = np.all(np.sort(self._pattern_stars[found], axis=1) == q[owner], axis=1)
+        out[owner[same]] = found[same]
+        return out
+
     def __repr__(self) -> str:
         p = self._parameters
         fov = (f"{p['max_fov_deg']:g}" if p["min_fov_deg"] == p["max_fov_deg"]
