@@ -1,8 +1,8 @@
 """Building a database from a catalog: :class:`GenerationOptions` and :func:`generate`.
 
-The catalog is propagated to the proper-motion epoch, sorted brightest first
-and cut to the stars verification needs (``verification_stars_per_fov`` per
-average field of the smallest size, or ``star_max_magnitude``); patterns are
+The catalog is sorted brightest first, cut to the stars verification needs
+(``verification_stars_per_fov`` per average field of the smallest size, or
+``star_max_magnitude``) and propagated to the proper-motion epoch; patterns are
 then generated for every field-of-view scale from ``max_fov_deg`` down to
 ``min_fov_deg`` (:mod:`skysolve.solver.patterns`).
 """
@@ -85,8 +85,6 @@ def _star_table(catalog: Any, options: GenerationOptions) -> Any:
     """The catalog's stars the database keeps: propagated, brightest first, cut."""
     if len(catalog) < 4:
         raise InvalidArgumentError("catalog must hold at least 4 stars")
-    if options.epoch_proper_motion_year is not None:
-        catalog = catalog.propagate(options.epoch_proper_motion_year)
     catalog = catalog.sorted_by_magnitude()
     if options.star_max_magnitude is not None:
         catalog = catalog.brighter_than(options.star_max_magnitude)
@@ -97,6 +95,9 @@ def _star_table(catalog: Any, options: GenerationOptions) -> Any:
         catalog = catalog.select(np.arange(n_keep))
     if len(catalog) < 4:
         raise InvalidArgumentError("fewer than 4 catalog stars pass star_max_magnitude")
+    # propagated last, so only the stars kept (magnitudes do not move)
+    if options.epoch_proper_motion_year is not None:
+        catalog = catalog.propagate(options.epoch_proper_motion_year)
     return catalog
 
 

@@ -280,7 +280,7 @@ class PatternStore:
     def __init__(self, num_stars: int, bins: int, expected_rows: int):
         self.bins = bins
         self.format = RowFormat(max(1, (bins ** KEY_RATIOS - 1).bit_length()), num_stars)
-        n = int(np.clip(math.ceil(expected_rows / ROWS_PER_PARTITION), 1, 256))
+        n = int(np.clip(math.ceil(expected_rows / ROWS_PER_PARTITION), 1, 1024))
         self._bounds = _partition_bounds(bins, n)
         self._blocks: list[list[NDArray[np.uint64]]] = [[] for _ in range(n)]
         self._fill = [BLOCK_ROWS] * n  # rows used in each partition's last block
@@ -288,7 +288,8 @@ class PatternStore:
 
     def add(self, keys: NDArray[np.uint64], stars: NDArray[np.uint32]) -> None:
         """Add patterns: their keys and ``(m, 4)`` star-table rows in canonical order."""
-        part = np.searchsorted(self._bounds, keys, side="right")
+        # (a radix sort: partition numbers fit in 16 bits)
+        part = np.searchsorted(self._bounds, keys, side="right").astype(np.uint16)
         order = np.argsort(part, kind="stable")
         ends = np.searchsorted(part[order], np.arange(len(self._blocks) + 1))
         rows = self.format.pack(keys[order], stars[order])
