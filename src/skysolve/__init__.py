@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "load_hipparcos": "sky.catalogs",
     "load_gaia": "sky.catalogs",
     "load_catalog_csv": "sky.catalogs",
+    "load_catalog": "sky.catalogs",
     "earth_barycentric_velocity": "sky.aberration",
     "SolverDatabase": "database",
     "Centroid": "centroids",
@@ -124,6 +125,13 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
         simulate_centroids,
     )
     from .sky.aberration import earth_barycentric_velocity
-    from .sky.catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
+    from .sky.catalogs import (
+        Catalog,
+        CatalogStar,
+        load_catalog,
+        load_catalog_csv,
+        load_gaia,
+        load_hipparcos,
+    )
     from .solver.options import SolveOptions
     from .solver.result import SolveFailure, SolveResult

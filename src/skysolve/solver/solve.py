@@ -137,6 +137,9 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
         return fail("timeout", f"no match within max_patterns_checked="
                                f"{options.max_patterns_checked} patterns")
+    if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
+        return fail(status, f"{_FAILURE_MESSAGES[status]}; the database solves fields of view "
+                            f"of {db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
     return fail(status, _FAILURE_MESSAGES[status])
 
 
