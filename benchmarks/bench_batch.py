@@ -35,19 +35,23 @@ state.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
+import statistics
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
-from _solve_dbs import CACHE
+from _common import timed
+from _solve_dbs import CACHE, load
 
 N_FRAMES = 200
 FOV_DEG = 11.65
-SOLVE = dict(fov_estimate_deg=FOV_DEG, fov_max_error_deg=0.5, solve_timeout_ms=5000.0)
+SOLVE = dict(fov_estimate_deg=FOV_DEG, fov_max_error_deg=0.5, solve_timeout_ms=5000)
 RENDER = dict(epoch_year=2025.0, background_e=100.0, read_noise_e=5.0)
 
 
@@ -132,6 +136,190 @@ def _worker_memory_mb() -> tuple[float, float]:
     return info.rss / 1e6, info.uss / 1e6
 
 
-def _summary(results) -> tuple[int, list]:
-    solved = [r for r in results if r]
-    return len(solved), [(r.result.ra_deg, r.result.dec_deg) if r else None for r in results]
+
+
+def _warm_worker(path: str, db_path: str) -> int:
+    """On a Dask worker: open the database and solve one frame (kernels ready)."""
+    from skysolve import SolveOptions, SolverDatabase
+    from skysolve.batch import DatabaseHandle
+    from skysolve.batch.solve_many import solve_task
+
+    handle = DatabaseHandle(SolverDatabase.load_from_file(db_path, mmap=True))
+    import pickle
+
+    handle = pickle.loads(pickle.dumps(handle))  # by path, as a task gets it
+    solve_task(handle, SolveOptions(**SOLVE), None, None, None, path)
+    return os.getpid()
+
+
+class _PoolMemory:
+    """Samples the local pool's worker processes halfway through a batch."""
+
+    def __init__(self, at: int):
+        self.at, self.mb = at, []
+
+    def __call__(self, i, _result) -> None:
+        if i == self.at and not self.mb:
+            import psutil
+
+            for child in psutil.Process().children():
+                info = child.memory_full_info()
+                self.mb.append((info.rss / 1e6, info.uss / 1e6))
+
+
+def _same(a, b) -> bool:
+    """The two runs solved the same frames to the same boresights (1e-9 deg)."""
+    return all(bool(x) == bool(y) and (not x or (abs(x.result.ra_deg - y.result.ra_deg) < 1e-9
+                                                  and abs(x.result.dec_deg - y.result.dec_deg)
+                                                  < 1e-9))
+               for x, y in zip(a, b, strict=True))
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process and every process it started (live or reaped)."""
+    import psutil
+
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in psutil.Process().children(recursive=True):
+        try:
+            c = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += c.user + c.system + c.children_user + c.children_system
+    return total
+
+
+def _timed_modes(db, peer, paths, client, repeat: int) -> tuple[dict, dict, dict, _PoolMemory]:
+    """Wall and CPU times of every mode, ``repeat`` rounds in turn; the last round's results.
+
+    CPU time is that of every process involved (this one, pool workers, the Dask
+    scheduler, nannies and workers): what a mode costs whatever else the machine runs.
+    """
+    import skysolve
+
+    spaths = [str(p) for p in paths]
+    memory = _PoolMemory(len(paths) // 2)
+    modes = {
+        "serial": lambda: skysolve.solve_many(spaths, db, jobs=1, progress=False, **SOLVE),
+        "local": lambda: skysolve.solve_many(spaths, db, progress=False, on_result=memory,
+                                             **SOLVE),
+        "threads": lambda: _threads(db, spaths),
+        "dask": lambda: skysolve.solve_many(spaths, db, client=client, progress=False, **SOLVE),
+        "tetra3rs": lambda: _tetra3rs_loop(peer, paths),
+    }
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    results: dict = {}
+    for _ in range(repeat):
+        for mode, fn in modes.items():
+            memory.mb.clear()
+            c0 = _tree_cpu()
+            t, results[mode] = timed(fn, 1)
+            cpu[mode].append(_tree_cpu() - c0)
+            times[mode].append(t)
+    return ({m: statistics.median(v) for m, v in times.items()},
+            {m: statistics.median(v) for m, v in cpu.items()}, results, memory)
+
+
+def run(quick: bool) -> list[dict]:
+    n = 40 if quick else N_FRAMES
+    repeat = 1 if quick else 2
+    paths = frames(n)
+    db, _ = load("skysolve", "tess")
+    peer, _ = load("tetra3rs", "tess")
+    import skysolve
+
+    # first-call costs (imports, kernels) out of the clock
+    _tetra3rs_loop(peer, paths[:1])
+    skysolve.solve_many([str(paths[0])], db, jobs=1, progress=False, **SOLVE)
+    _threads(db, paths[:2])
+    with _cluster(tuned=True) as client:
+        client.run(_warm_worker, str(paths[0]), db.file_path)
+        load_avg = os.getloadavg()[0]
+        t, cpu, res, pool_memory = _timed_modes(db, peer, paths, client, repeat)
+        load_avg = (load_avg + os.getloadavg()[0]) / 2
+        dask_memory = client.run(_worker_memory_mb)
+        opened = client.run(_opened_databases)
+    with _cluster(tuned=False) as client:  # Dask's own worker settings, for comparison
+        client.run(_warm_worker, str(paths[0]), db.file_path)
+        untuned = []
+        for _ in range(repeat):
+            c0 = _tree_cpu()
+            wall, got = timed(lambda: skysolve.solve_many(
+                [str(p) for p in paths], db, client=client, progress=False, **SOLVE), 1)
+            untuned.append((wall, _tree_cpu() - c0,
+                            statistics.median(r.timings["cpu"] for r in got)))
+    ok = {m: sum(bool(r) for r in res[m]) for m in res}
+    agree = _same(res["serial"], res["local"]) and _same(res["serial"], res["dask"])
+    common = {"frames": n, "skysolve_solved": ok["serial"], "peer_solved": ok["tetra3rs"],
+              "serial_local_dask_agree": agree, "load_average": load_avg}
+    rows = []
+    for mode, label in (("serial", "serial (1 process)"),
+                        ("local", "local default (2 worker processes)"),
+                        ("dask", "Dask LocalCluster (2 workers x 1 thread)")):
+        row = {"benchmark": f"batch read+extract+solve, {n} TESS-like FITS: {label}",
+               "peer": "tetra3rs loop", "skysolve_s": t[mode], "peer_s": t["tetra3rs"],
+               "ratio": t[mode] / t["tetra3rs"], "frames_per_s": n / t[mode],
+               "speedup_vs_serial": t["serial"] / t[mode],
+               "cpu_ms_per_frame": cpu[mode] / n * 1e3,
+               "peer_cpu_ms_per_frame": cpu["tetra3rs"] / n * 1e3,
+               # on an idle 2-core machine: both cores busy, at this CPU cost per frame
+               "idle_speedup_vs_serial": (2.0 if mode != "serial" else 1.0)
+               * cpu["serial"] / cpu[mode], **common}
+        rows.append(row)
+    rows[1].update(threads_s=t["threads"], threads_speedup_vs_serial=t["serial"] / t["threads"],
+                   threads_cpu_ms_per_frame=cpu["threads"] / n * 1e3,
+                   threads_solved=ok["threads"],
+                   worker_rss_mb=[round(r, 1) for r, _ in pool_memory.mb],
+                   worker_uss_mb=[round(u, 1) for _, u in pool_memory.mb])
+    worker_cpu = {m: statistics.median(r.timings["cpu"] for r in res[m]) * 1e3
+                  for m in ("serial", "local", "dask")}
+    for row, mode in zip(rows, ("serial", "local", "dask"), strict=True):
+        row["worker_cpu_ms_per_frame"] = worker_cpu[mode]
+    wall_u, cpu_u, worker_u = (statistics.median(x) for x in zip(*untuned, strict=True))
+    rows[2].update(dask_overhead_vs_local=t["dask"] / t["local"] - 1,
+                   dask_default_trim_s=wall_u, dask_default_trim_cpu_ms_per_frame=cpu_u / n * 1e3,
+                   dask_default_trim_worker_cpu_ms_per_frame=worker_u * 1e3,
+                   dask_cpu_overhead_vs_local=cpu["dask"] / cpu["local"] - 1,
+                   dask_overhead_ms_per_frame=(t["dask"] - t["local"]) / n * 2e3,
+                   worker_rss_mb=[round(r, 1) for r, _ in dask_memory.values()],
+                   worker_uss_mb=[round(u, 1) for _, u in dask_memory.values()],
+                   worker_databases=sorted({v for d in opened.values() for v in d.values()}),
+                   per_frame_s={k: statistics.median(r.timings.get(k, float("nan"))
+                                                     for r in res["serial"])
+                                for k in ("read", "extract", "solve", "total", "cpu")})
+    return rows
+
+
+@contextlib.contextmanager
+def _cluster(tuned: bool):
+    """A 2-worker LocalCluster; ``tuned``: without Dask's MALLOC_TRIM_THRESHOLD_ (as
+    ``client="local"`` starts it and docs/batch.md recommends)."""
+    import logging
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    from skysolve.batch.pools import TRIM_CONFIG
+
+    settings = {TRIM_CONFIG: None} if tuned else {}
+    with dask.config.set(settings), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the untuned cluster's warning
+        yield client
+
+
+def _opened_databases() -> dict[str, str]:
+    from skysolve.batch import executors
+
+    return {p: type(d.pattern_keys).__name__ for p, d in executors._OPENED.items()}
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in run(quick="--quick" in sys.argv):
+        print(row)

@@ -81,6 +81,15 @@ class DatabaseHandle:
             self._db = _open(self._path, self._cls)
         return self._db
 
+    def for_workers(self) -> Any:
+        """The database as worker processes hold it: memory-mapped from its file.
+
+        Opened here once; worker processes forked from this one afterwards
+        inherit it (and whatever was prepared for it) instead of opening it
+        again. Without a file, the database itself.
+        """
+        return self.database if self._path is None else _open(self._path, self._cls)
+
     @property
     def path(self) -> str | None:
         """The database file a pickled handle opens (None: it travels as its arrays)."""

@@ -25,6 +25,15 @@ Dask
 "skysolve[distributed]"``); without it a client or scheduler address fails
 with a message naming the extra. Frames become Dask tasks; a database travels
 as its file path, so every worker must see that file (shared storage).
+
+MALLOC_TRIM: Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
+(``distributed.nanny.pre-spawn-environ``), which keeps glibc from reusing
+freed memory: every frame's image and extraction buffers (tens of MB) are
+then fresh pages the kernel must zero. Measured on the benchmark's 2048x2048
+frames, a frame's work cost 155-164 ms of CPU in such a worker against 89-94 ms
+in a local worker process, and the same 94-96 ms in a Dask worker started
+without it. The ``LocalCluster`` started for ``client="local"`` leaves it
+unset; workers of other clusters that have it get a warning.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import concurrent.futures as cf
 import contextlib
 import os
 import signal
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,8 +50,11 @@ from .. import _args
 from ..errors import InvalidArgumentError, InvalidTypeError
 from .executors import DatabaseHandle, _is_dask_client, as_executor
 
-__all__ = ["DISTRIBUTED_MISSING", "LOCAL_KINDS", "LocalPool", "connect", "default_jobs",
-           "open_executor"]
+__all__ = ["DISTRIBUTED_MISSING", "LOCAL_KINDS", "TRIM_CONFIG", "LocalPool", "connect",
+           "default_jobs", "open_executor"]
+
+#: The Dask setting that makes workers trim their heap at every free (see the notes).
+TRIM_CONFIG = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 #: Kinds of local pool: worker processes (the default) or threads.
 LOCAL_KINDS = ("process", "thread")
@@ -108,8 +121,11 @@ def connect(client: Any, jobs: int | None = None) -> tuple[Any, list[Any]]:
     except ImportError:
         raise ImportError(DISTRIBUTED_MISSING) from None
     if _is_local(client):
-        cluster = LocalCluster(n_workers=jobs or default_jobs(), threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+        import dask
+
+        with dask.config.set({TRIM_CONFIG: None}):  # see MALLOC_TRIM in the module notes
+            cluster = LocalCluster(n_workers=jobs or default_jobs(), threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
         dask_client = Client(cluster)
         return dask_client, [dask_client, cluster]
     try:
@@ -123,8 +139,22 @@ def _is_local(client: Any) -> bool:
     return isinstance(client, str) and client.strip().lower() == "local"
 
 
-def _check_database_on_workers(client: Any, database: DatabaseHandle | None) -> None:
-    """Every worker must see the database file (it travels as its path)."""
+def _malloc_trim() -> str | None:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def _check_workers(client: Any, database: DatabaseHandle | None) -> None:
+    """Every worker must see the database file (it travels as its path); a worker whose
+    heap is trimmed at every free (Dask's default) is worth a warning."""
+    trimmed = {w: v for w, v in client.run(_malloc_trim).items() if v is not None}
+    if trimmed:
+        value = next(iter(trimmed.values()))
+        warnings.warn(
+            f"{len(trimmed)} Dask worker(s) run with MALLOC_TRIM_THRESHOLD_={value} (Dask's "
+            "default), which makes every frame's image buffers fresh memory: skysolve's "
+            "per-frame work then costs ~1.6x the CPU time. "
+            "Start the workers with it unset (dask config "
+            f"{TRIM_CONFIG}: null); see docs/batch.md", RuntimeWarning, stacklevel=4)
     if database is None:
         return
     path = database.path
@@ -190,7 +220,7 @@ def open_executor(client: Any = None, jobs: int | None = None, *,
                                    "do the work (give one of jobs and client)")
     dask_client, owned = connect(client, jobs)
     try:
-        _check_database_on_workers(dask_client, database)
+        _check_workers(dask_client, database)
         yield as_executor(dask_client)
     finally:
         for thing in owned:

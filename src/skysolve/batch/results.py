@@ -43,9 +43,10 @@ COLUMNS: tuple[tuple[str, str, Any], ...] = (
     ("probability", "f8", math.nan), ("num_centroids", "i8", -1),
     ("image_width", "i8", -1), ("image_height", "i8", -1),
     ("read_s", "f8", math.nan), ("extract_s", "f8", math.nan), ("solve_s", "f8", math.nan),
-    ("total_s", "f8", math.nan), ("worker", "str", ""), ("error", "str", ""),
+    ("total_s", "f8", math.nan), ("cpu_s", "f8", math.nan), ("worker", "str", ""),
+    ("error", "str", ""),
 )
-_TIMINGS = ("read", "extract", "solve", "total")
+_TIMINGS = ("read", "extract", "solve", "total", "cpu")
 
 
 def source_label(source: Any, index: int) -> str:
@@ -70,7 +71,8 @@ class FrameResult:
     error : str or None
         Why the frame could not be processed (one line), else None.
     timings : dict
-        Seconds spent on the worker: ``read``, ``extract``, ``solve``, ``total``.
+        Seconds spent on the worker: ``read``, ``extract``, ``solve``, ``total``
+        (wall time), and ``cpu`` (CPU time of the worker's thread for the frame).
     num_centroids : int or None
     image_shape : (int, int) or None
         ``(height, width)`` of an image frame.
@@ -251,6 +253,7 @@ class ResultsTable:
                                strict=True))
         self._pending.clear()
         body = "".join(self._lines[lb] for lb in self.rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, _header() + body)
         self._last = time.monotonic()
         # rewriting a long table costs time: never spend more than ~5 % on it

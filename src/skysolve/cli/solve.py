@@ -334,7 +334,6 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     db, db_path = _load_database(args)
     from ..batch import DatabaseHandle, run_frames
-    from ..batch.solve_many import prepare_solver
 
     job = _Job(solve=_solve_options(args).replace(camera_model=camera),
                extraction=_extraction_options(args), hdu=args.hdu, section=args.section,
@@ -349,8 +348,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         batch = run_frames(functools.partial(_solve_one, job, handle), args.images,
                            database=handle, client=args.scheduler, jobs=args.jobs,
                            results=args.results, resume=args.resume, overwrite=args.overwrite,
-                           progress=False if args.quiet else None, on_result=_Report(args),
-                           prepare=functools.partial(prepare_solver, handle, job.solve))
+                           progress=False if args.quiet else None, on_result=_Report(args))
     except KeyboardInterrupt:
         if args.results:
             _info(args, f"the frames done are in {args.results}; run again with --resume to "

@@ -18,6 +18,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from skysolve import solve_many  # noqa: E402
 from skysolve.batch import LocalPool  # noqa: E402
+from skysolve.batch.pools import TRIM_CONFIG  # noqa: E402
 from skysolve.calibration.workflow import calibrate_frames, seed_passes  # noqa: E402
 
 from .conftest import SOLVE, fingerprint  # noqa: E402
@@ -27,8 +28,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+    import dask
+
+    # as docs/batch.md recommends: workers that reuse freed memory
+    with dask.config.set({TRIM_CONFIG: None}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
 
