@@ -190,105 +190,112 @@ def _tree_cpu() -> float:
     return total
 
 
-def _timed_modes(db, peer, paths, client, repeat: int) -> tuple[dict, dict, dict, _PoolMemory]:
-    """Wall and CPU times of every mode, ``repeat`` rounds in turn; the last round's results.
-
-    CPU time is that of every process involved (this one, pool workers, the Dask
-    scheduler, nannies and workers): what a mode costs whatever else the machine runs.
-    """
-    import skysolve
-
-    spaths = [str(p) for p in paths]
-    memory = _PoolMemory(len(paths) // 2)
-    modes = {
-        "serial": lambda: skysolve.solve_many(spaths, db, jobs=1, progress=False, **SOLVE),
-        "local": lambda: skysolve.solve_many(spaths, db, progress=False, on_result=memory,
-                                             **SOLVE),
-        "threads": lambda: _threads(db, spaths),
-        "dask": lambda: skysolve.solve_many(spaths, db, client=client, progress=False, **SOLVE),
-        "tetra3rs": lambda: _tetra3rs_loop(peer, paths),
-    }
+def _timed(modes: dict, repeat: int) -> tuple[dict, dict, dict]:
+    """Median wall and CPU seconds of each mode over ``repeat`` rounds (modes in turn),
+    and the last round's results. CPU time is that of every process involved (this
+    one, pool workers, a Dask scheduler, nannies and workers): what a mode costs,
+    whatever else the machine runs."""
     times: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     results: dict = {}
     for _ in range(repeat):
         for mode, fn in modes.items():
-            memory.mb.clear()
             c0 = _tree_cpu()
             t, results[mode] = timed(fn, 1)
             cpu[mode].append(_tree_cpu() - c0)
             times[mode].append(t)
     return ({m: statistics.median(v) for m, v in times.items()},
-            {m: statistics.median(v) for m, v in cpu.items()}, results, memory)
+            {m: statistics.median(v) for m, v in cpu.items()}, results)
+
+
+def _measure(db, peer, paths: list[Path], repeat: int) -> tuple[dict, dict, dict, dict]:
+    """Every mode: (wall s, CPU s, results, memory). No Dask cluster runs during the
+    local modes (its idle processes would cost CPU there); each cluster is started,
+    and its workers warmed up, before its clock."""
+    import skysolve
+
+    spaths = [str(p) for p in paths]
+    memory = _PoolMemory(len(paths) // 2)
+    local = {
+        "serial": lambda: skysolve.solve_many(spaths, db, jobs=1, progress=False, **SOLVE),
+        "local": lambda: skysolve.solve_many(spaths, db, progress=False, on_result=memory,
+                                             **SOLVE),
+        "threads": lambda: _threads(db, spaths),
+        "tetra3rs": lambda: _tetra3rs_loop(peer, paths),
+    }
+    t, cpu, res = _timed(local, repeat)
+    mem = {"local": list(memory.mb)}
+    for mode, tuned in (("dask", True), ("dask_default_trim", False)):
+        with _cluster(tuned) as client:
+            client.run(_warm_worker, spaths[0], db.file_path)
+            run = {mode: lambda c=client: skysolve.solve_many(spaths, db, client=c,
+                                                              progress=False, **SOLVE)}
+            t_d, cpu_d, res_d = _timed(run, repeat)
+            t.update(t_d)
+            cpu.update(cpu_d)
+            res.update(res_d)
+            mem[mode] = list(client.run(_worker_memory_mb).values())
+            mem[mode + "_databases"] = sorted({v for d in client.run(_opened_databases).values()
+                                               for v in d.values()})
+    return t, cpu, res, mem
 
 
 def run(quick: bool) -> list[dict]:
+    import skysolve
+
     n = 40 if quick else N_FRAMES
     repeat = 1 if quick else 2
     paths = frames(n)
     db, _ = load("skysolve", "tess")
     peer, _ = load("tetra3rs", "tess")
-    import skysolve
-
     # first-call costs (imports, kernels) out of the clock
     _tetra3rs_loop(peer, paths[:1])
     skysolve.solve_many([str(paths[0])], db, jobs=1, progress=False, **SOLVE)
     _threads(db, paths[:2])
-    with _cluster(tuned=True) as client:
-        client.run(_warm_worker, str(paths[0]), db.file_path)
-        load_avg = os.getloadavg()[0]
-        t, cpu, res, pool_memory = _timed_modes(db, peer, paths, client, repeat)
-        load_avg = (load_avg + os.getloadavg()[0]) / 2
-        dask_memory = client.run(_worker_memory_mb)
-        opened = client.run(_opened_databases)
-    with _cluster(tuned=False) as client:  # Dask's own worker settings, for comparison
-        client.run(_warm_worker, str(paths[0]), db.file_path)
-        untuned = []
-        for _ in range(repeat):
-            c0 = _tree_cpu()
-            wall, got = timed(lambda: skysolve.solve_many(
-                [str(p) for p in paths], db, client=client, progress=False, **SOLVE), 1)
-            untuned.append((wall, _tree_cpu() - c0,
-                            statistics.median(r.timings["cpu"] for r in got)))
+    load_avg = os.getloadavg()[0]
+    t, cpu, res, mem = _measure(db, peer, paths, repeat)
+    load_avg = (load_avg + os.getloadavg()[0]) / 2
+    return _rows(n, t, cpu, res, mem, load_avg)
+
+
+def _rows(n: int, t: dict, cpu: dict, res: dict, mem: dict, load_avg: float) -> list[dict]:
     ok = {m: sum(bool(r) for r in res[m]) for m in res}
-    agree = _same(res["serial"], res["local"]) and _same(res["serial"], res["dask"])
+    agree = all(_same(res["serial"], res[m]) for m in ("local", "threads", "dask"))
+    worker_cpu = {m: statistics.median(r.timings["cpu"] for r in res[m]) * 1e3
+                  for m in ("serial", "local", "threads", "dask", "dask_default_trim")}
     common = {"frames": n, "skysolve_solved": ok["serial"], "peer_solved": ok["tetra3rs"],
-              "serial_local_dask_agree": agree, "load_average": load_avg}
+              "all_modes_agree": agree, "load_average": load_avg}
     rows = []
     for mode, label in (("serial", "serial (1 process)"),
                         ("local", "local default (2 worker processes)"),
                         ("dask", "Dask LocalCluster (2 workers x 1 thread)")):
-        row = {"benchmark": f"batch read+extract+solve, {n} TESS-like FITS: {label}",
-               "peer": "tetra3rs loop", "skysolve_s": t[mode], "peer_s": t["tetra3rs"],
-               "ratio": t[mode] / t["tetra3rs"], "frames_per_s": n / t[mode],
-               "speedup_vs_serial": t["serial"] / t[mode],
-               "cpu_ms_per_frame": cpu[mode] / n * 1e3,
-               "peer_cpu_ms_per_frame": cpu["tetra3rs"] / n * 1e3,
-               # on an idle 2-core machine: both cores busy, at this CPU cost per frame
-               "idle_speedup_vs_serial": (2.0 if mode != "serial" else 1.0)
-               * cpu["serial"] / cpu[mode], **common}
-        rows.append(row)
+        rows.append({
+            "benchmark": f"batch read+extract+solve, {n} TESS-like FITS: {label}",
+            "peer": "tetra3rs loop", "skysolve_s": t[mode], "peer_s": t["tetra3rs"],
+            "ratio": t[mode] / t["tetra3rs"], "frames_per_s": n / t[mode],
+            "speedup_vs_serial": t["serial"] / t[mode],
+            "cpu_ms_per_frame": cpu[mode] / n * 1e3,
+            "peer_cpu_ms_per_frame": cpu["tetra3rs"] / n * 1e3,
+            "worker_cpu_ms_per_frame": worker_cpu[mode],
+            # on an idle 2-core machine: both cores busy, at this CPU cost per frame
+            "idle_speedup_vs_serial": (2.0 if mode != "serial" else 1.0)
+            * cpu["serial"] / cpu[mode], **common})
+    rows[0]["per_frame_s"] = {k: statistics.median(r.timings[k] for r in res["serial"])
+                              for k in ("read", "extract", "solve", "total", "cpu")}
     rows[1].update(threads_s=t["threads"], threads_speedup_vs_serial=t["serial"] / t["threads"],
                    threads_cpu_ms_per_frame=cpu["threads"] / n * 1e3,
-                   threads_solved=ok["threads"],
-                   worker_rss_mb=[round(r, 1) for r, _ in pool_memory.mb],
-                   worker_uss_mb=[round(u, 1) for _, u in pool_memory.mb])
-    worker_cpu = {m: statistics.median(r.timings["cpu"] for r in res[m]) * 1e3
-                  for m in ("serial", "local", "dask")}
-    for row, mode in zip(rows, ("serial", "local", "dask"), strict=True):
-        row["worker_cpu_ms_per_frame"] = worker_cpu[mode]
-    wall_u, cpu_u, worker_u = (statistics.median(x) for x in zip(*untuned, strict=True))
+                   threads_worker_cpu_ms_per_frame=worker_cpu["threads"],
+                   worker_rss_mb=[round(r, 1) for r, _ in mem["local"]],
+                   worker_uss_mb=[round(u, 1) for _, u in mem["local"]])
     rows[2].update(dask_overhead_vs_local=t["dask"] / t["local"] - 1,
-                   dask_default_trim_s=wall_u, dask_default_trim_cpu_ms_per_frame=cpu_u / n * 1e3,
-                   dask_default_trim_worker_cpu_ms_per_frame=worker_u * 1e3,
                    dask_cpu_overhead_vs_local=cpu["dask"] / cpu["local"] - 1,
                    dask_overhead_ms_per_frame=(t["dask"] - t["local"]) / n * 2e3,
-                   worker_rss_mb=[round(r, 1) for r, _ in dask_memory.values()],
-                   worker_uss_mb=[round(u, 1) for _, u in dask_memory.values()],
-                   worker_databases=sorted({v for d in opened.values() for v in d.values()}),
-                   per_frame_s={k: statistics.median(r.timings.get(k, float("nan"))
-                                                     for r in res["serial"])
-                                for k in ("read", "extract", "solve", "total", "cpu")})
+                   worker_rss_mb=[round(r, 1) for r, _ in mem["dask"]],
+                   worker_uss_mb=[round(u, 1) for _, u in mem["dask"]],
+                   worker_databases=mem["dask_databases"],
+                   dask_default_trim_s=t["dask_default_trim"],
+                   dask_default_trim_cpu_ms_per_frame=cpu["dask_default_trim"] / n * 1e3,
+                   dask_default_trim_worker_cpu_ms_per_frame=worker_cpu["dask_default_trim"])
     return rows
 
 

@@ -27,9 +27,10 @@ with a message naming the extra. Frames become Dask tasks; a database travels
 as its file path, so every worker must see that file (shared storage).
 
 MALLOC_TRIM: Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
-(``distributed.nanny.pre-spawn-environ``), which keeps glibc from reusing
-freed memory: every frame's image and extraction buffers (tens of MB) are
-then fresh pages the kernel must zero. Measured on the benchmark's 2048x2048
+(``distributed.nanny.pre-spawn-environ``), which turns off glibc's adaptive
+mmap threshold: every buffer over 128 KiB -- a frame's image and extraction
+arrays, tens of MB -- is then a fresh mapping whose pages the kernel must
+zero, frame after frame. Measured on the benchmark's 2048x2048
 frames, a frame's work cost 155-164 ms of CPU in such a worker against 89-94 ms
 in a local worker process, and the same 94-96 ms in a Dask worker started
 without it. The ``LocalCluster`` started for ``client="local"`` leaves it
