@@ -8,29 +8,41 @@ float32 FITS files (16 MB each) and cached in ``benchmarks/.cache/batch_frames_*
 file, extracted and solved, against the seed-parameter Gaia database of
 ``bench_solve`` (case c), with ``fov_estimate_deg=11.65, fov_max_error_deg=0.5``.
 
-Rows (frames per second are frames / wall time of the whole batch):
+Modes (frames per second = frames / wall time of the whole batch):
 
 * ``serial``: ``solve_many(paths, db, jobs=1)``;
-* ``local default``: ``solve_many(paths, db)``, a pool of worker processes on
-  every core (2 here); and the same work on 2 threads, the alternative the
-  default was chosen against;
+* ``local``: ``solve_many(paths, db)``, the default: worker processes on every
+  core (2 here), forked after the batch's first frame was processed here;
+* ``threads``: the same work on 2 threads, the alternative the default was
+  chosen against;
 * ``dask``: ``solve_many(paths, db, client=client)`` on a
-  ``LocalCluster(n_workers=2, threads_per_worker=1)`` started (and warmed up
-  with two frames) before the clock; its per-frame overhead over the local
-  default is ``dask_s / local_s - 1``;
-* resident memory of each Dask worker after the batch (RSS, and USS: the pages
-  it alone holds; the memory-mapped database is shared page cache);
+  ``LocalCluster(n_workers=2, threads_per_worker=1)`` without Dask's
+  ``MALLOC_TRIM_THRESHOLD_`` (as ``client="local"`` starts it and
+  docs/batch.md recommends), started and warmed up (one frame on each worker)
+  before the clock; ``dask_default_trim``: the same with Dask's own worker
+  settings;
 * ``tetra3rs``: a plain loop over the same files (astropy read,
   ``tetra3rs.extract_centroids`` with its defaults, ``solve_from_centroids``
   with the same arguments, its own database of the same parameters); ratio =
   skysolve wall time / tetra3rs wall time. tetra3rs's extraction uses every
   core by default.
 
-The modes run in turn, ``repeat`` times (quick: 40 frames, once); medians are
-reported. The local pool forks from this process after the serial run, so its
-workers start with the kernels compiled; the Dask workers are warmed up with
-two frames before the clock, so both parallel modes are timed in their steady
-state.
+The local modes run in turn, ``repeat`` times (quick: 40 frames, once), with
+no Dask cluster up; then each cluster's runs. Medians are reported.
+
+Wall times on a shared machine depend on what else runs, so every mode's CPU
+time is measured too: that of every process involved (this one, pool workers,
+the Dask scheduler, nannies and workers; ``cpu_ms_per_frame``), and of the
+frame's own work in its worker (``worker_cpu_ms_per_frame``). From them,
+``idle_speedup_vs_serial`` is the speed-up on an idle 2-core machine (both
+cores busy at the measured CPU cost per frame). A Dask cluster also costs CPU
+doing nothing (heartbeats, event loops, the profiler): ``dask_idle_cores`` is
+measured for 10 s before its batch, ``dask_frames_cpu_ms_per_frame`` is its CPU
+per frame without that background, and ``dask_idle_projected_overhead_vs_local``
+the per-frame overhead over the local default on an idle 2-core machine.
+Memory: RSS and USS (pages the process alone holds; the memory-mapped
+database is shared page cache) of each worker, halfway through (local pool)
+or after the batch (Dask).
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ from _common import timed
 from _solve_dbs import CACHE, load
 
 N_FRAMES = 200
+IDLE_S = 10.0
 FOV_DEG = 11.65
 SOLVE = dict(fov_estimate_deg=FOV_DEG, fov_max_error_deg=0.5, solve_timeout_ms=5000)
 RENDER = dict(epoch_year=2025.0, background_e=100.0, read_noise_e=5.0)
@@ -228,6 +241,9 @@ def _measure(db, peer, paths: list[Path], repeat: int) -> tuple[dict, dict, dict
     for mode, tuned in (("dask", True), ("dask_default_trim", False)):
         with _cluster(tuned) as client:
             client.run(_warm_worker, spaths[0], db.file_path)
+            c0, t0 = _tree_cpu(), time.perf_counter()
+            time.sleep(IDLE_S)  # what the cluster costs doing nothing: heartbeats, loops
+            mem[mode + "_idle_cores"] = (_tree_cpu() - c0) / (time.perf_counter() - t0)
             run = {mode: lambda c=client: skysolve.solve_many(spaths, db, client=c,
                                                               progress=False, **SOLVE)}
             t_d, cpu_d, res_d = _timed(run, repeat)
@@ -287,7 +303,14 @@ def _rows(n: int, t: dict, cpu: dict, res: dict, mem: dict, load_avg: float) -> 
                    threads_worker_cpu_ms_per_frame=worker_cpu["threads"],
                    worker_rss_mb=[round(r, 1) for r, _ in mem["local"]],
                    worker_uss_mb=[round(u, 1) for _, u in mem["local"]])
-    rows[2].update(dask_overhead_vs_local=t["dask"] / t["local"] - 1,
+    # Dask's CPU split into its idle background (a rate) and what the frames cost
+    idle = mem["dask_idle_cores"]
+    task_cpu = (cpu["dask"] - idle * t["dask"]) / n
+    rows[2].update(dask_idle_cores=idle, dask_frames_cpu_ms_per_frame=task_cpu * 1e3,
+                   # on an idle 2-core machine: 2 cores less the background, at that cost
+                   dask_idle_projected_overhead_vs_local=(task_cpu / (2 - idle))
+                   / (cpu["local"] / n / 2) - 1,
+                   dask_overhead_vs_local=t["dask"] / t["local"] - 1,
                    dask_cpu_overhead_vs_local=cpu["dask"] / cpu["local"] - 1,
                    dask_overhead_ms_per_frame=(t["dask"] - t["local"]) / n * 2e3,
                    worker_rss_mb=[round(r, 1) for r, _ in mem["dask"]],

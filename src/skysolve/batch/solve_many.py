@@ -47,9 +47,9 @@ def _worker() -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """One line; the type is named unless the error is one skysolve raises on purpose."""
+    """One line; the type is named unless the error is bad input (a file, a value)."""
     text = describe(exc)
-    if isinstance(exc, SkysolveError | OSError):
+    if isinstance(exc, SkysolveError | OSError | ValueError | ImportError):
         return text
     return f"{type(exc).__name__}: {text}"
 

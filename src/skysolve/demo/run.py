@@ -213,7 +213,7 @@ def _read_frames(paths: Sequence[Path]) -> tuple[list, list, list]:
 
 
 
-def _extract_frame(path: Path) -> list:
+def _extract_frame(path: Path):
     """The seed's extraction of one frame: its science pixels, as float32."""
     from astropy.io import fits
 
@@ -221,15 +221,16 @@ def _extract_frame(path: Path) -> list:
 
     img = fits.getdata(path, ext=1, memmap=False).astype(np.float32)
     img = img[:2048, 44:2092]
-    return extract_centroids(img, **SEED_EXTRACTION).centroids
+    return extract_centroids(img, **SEED_EXTRACTION)
 
 
 def _extract(paths: Sequence[Path], progress: bool | None, executor: Any = None) -> list[list]:
-    """The seed's extraction of every frame (on ``executor``: where the frames are read)."""
+    """The seed's extraction of every frame (on ``executor``: where the frames are read);
+    the centroid lists are made here from the results' arrays (cheaper to send)."""
     from ..batch.executors import run_tasks
 
-    return run_tasks(_extract_frame, paths, executor=executor, progress=progress,
-                     desc="extracting")
+    return [ext.centroids for ext in run_tasks(_extract_frame, paths, executor=executor,
+                                               progress=progress, desc="extracting")]
 
 
 def _say(out: TextIO, text: str = "") -> None:
