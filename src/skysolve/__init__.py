@@ -69,6 +69,8 @@ _EXPORTS: dict[str, str] = {
     "CalibrationRun": "calibration.workflow",
     "calibrate_frames": "calibration.workflow",
     "SEED_PASSES": "calibration.workflow",
+    "solve_many": "batch.solve_many",
+    "FrameResult": "batch.results",
     "StarfieldOptions": "simulate",
     "render_starfield": "simulate",
     "simulate_centroids": "simulate",
@@ -103,6 +105,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from ._meta import reset_log_cache
+    from .batch.results import FrameResult
+    from .batch.solve_many import solve_many
     from .calibration.options import CalibrationOptions
     from .calibration.result import CalibrateResult
     from .calibration.workflow import SEED_PASSES, CalibrationPass, CalibrationRun, calibrate_frames

@@ -158,7 +158,9 @@ _REQUIRED = inspect.Parameter.empty
 
 
 def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], doc: str,
-                 accept_options: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                 accept_options: bool = True,
+                 keywords: Sequence[tuple[str, Any]] | None = None,
+                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate ``impl(*leading, options)`` into the public function taking the fields.
 
     The public function has the signature ``(*leading, <fields with defaults>,
@@ -167,13 +169,19 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
     ``doc`` is its docstring, in which ``{parameters}`` is replaced by the
     fields' numpydoc entries. With ``accept_options``, a ready ``options=``
     instance may be passed, and keyword arguments then override its values.
+
+    With ``keywords`` (``(name, default)`` pairs) the signature is
+    ``(*leading, *, <keywords>, <fields>, [options=None])``: everything after
+    the leading parameters is keyword-only, and ``impl(*leading, options,
+    **keywords)`` receives the keywords' values.
     """
     names = _names(cls)
-    positional = _positional(cls)
+    positional = _positional(cls) if keywords is None else ()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     lead = [(n, _REQUIRED) if isinstance(n, str) else n for n in leading]
     leading = [n for n, _ in lead]
     n_lead = len(leading)
+    own = dict(keywords or ())
 
     def decorate(impl: Callable[..., Any]) -> Callable[..., Any]:
         public = impl.__name__
@@ -190,6 +198,7 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
             if len(extra) > len(positional):
                 raise TypeError(f"{public}() takes at most {n_lead + len(positional)} "
                                 f"positional arguments ({len(args)} given)")
+            own_values = {n: kwargs.pop(n, d) for n, d in own.items()}
             for name, value in zip(positional, extra, strict=False):
                 if name in kwargs:
                     raise TypeError(f"{public}() got multiple values for argument {name!r}")
@@ -203,10 +212,12 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
                     f"options must be a {cls.__name__}, got {type(base).__name__}")
             else:
                 opts = base.replace(**kwargs) if kwargs else base
-            return impl(*args[:n_lead], opts)
+            return impl(*args[:n_lead], opts, **own_values)
 
         params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
                   for n, d in lead]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
+                   for n, d in own.items()]
         params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD
                                      if n in positional else inspect.Parameter.KEYWORD_ONLY,
                                      default=fields[n].default) for n in names]

@@ -289,13 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png|DIR",
                    help="draw the image with matched and catalog stars (a directory for "
                         "several images)")
-    p.add_argument("--jobs", "-j", type=_count("jobs"), default=1, metavar="N",
-                   help="solve N images in parallel processes (default 1)")
     p.add_argument("--date", type=_date, metavar="ISO",
                    help="observation time (UTC) for the aberration correction (default: "
                         "from the FITS header)")
     p.add_argument("--no-aberration", action="store_true",
                    help="do not correct annual aberration even when the time is known")
+    _batch_options(p, resume=True)
     p.set_defaults(func=_command("solve", "_cmd_solve"))
 
     # -- calibrate
@@ -322,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from this camera model instead of an uncalibrated pinhole")
     p.add_argument("-o", "--output", required=True, metavar="CAMERA.json",
                    help="where to write the camera model (and CAMERA.sip.fits beside it)")
+    _batch_options(p, resume=False)
     p.set_defaults(func=_command("calibrate", "_cmd_calibrate"))
 
     # -- db
@@ -361,6 +361,27 @@ def build_parser() -> argparse.ArgumentParser:
     # -- demo (arguments are passed through untouched; see main())
     sub.add_parser("demo", help="run the demonstration (skysolve demo --help)", add_help=False)
     return parser
+
+
+def _batch_options(p: argparse.ArgumentParser, resume: bool) -> None:
+    """Where the images are processed, and the results table (solve and calibrate)."""
+    g = p.add_argument_group("batch options")
+    g.add_argument("--jobs", "-j", type=_count("jobs"), default=None, metavar="N",
+                   help="process images in N local worker processes (default: every core)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster: its scheduler address (tcp://HOST:8786), or "
+                        "'local' for a LocalCluster of --jobs workers (needs "
+                        "skysolve[distributed]); every worker must see the images and --db")
+    what = "solution" if resume else "final solution"
+    g.add_argument("--results", metavar="TABLE.ecsv",
+                   help=f"write one row per image (its {what}, or the reason it failed) to "
+                        "this ECSV table, kept current as images finish")
+    if resume:
+        g.add_argument("--resume", action="store_true",
+                       help="keep the rows of an existing --results table and skip the "
+                            "images done there (failed ones are tried again)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --results table")
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> int:
