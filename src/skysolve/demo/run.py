@@ -363,8 +363,8 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
 
         t = time.perf_counter()
         run = _passes(solver, cenarr, progress, out, report, executor)
+        report.timings_s["solve_calibrate"] = time.perf_counter() - t
     report.camera_model = run.camera_model
-    report.timings_s["solve_calibrate"] = time.perf_counter() - t
     resarr = run.passes[-1].solutions
     report.results = _sector_results(sectors, resarr, cenarr, frame_wcs)
     _print_table(report, out)
@@ -391,9 +391,15 @@ def _executor(solver: SolverDatabase, client: Any, jobs: int | None, n: int):
 
     if client is None and jobs == 1:
         return contextlib.nullcontext()
-    from ..batch import DatabaseHandle, open_executor
+    import functools
 
-    return open_executor(client, jobs, database=DatabaseHandle(solver), items=n)
+    from ..batch import DatabaseHandle, open_executor
+    from ..batch.solve_many import prepare_solver
+    from ..solver.options import SolveOptions
+
+    handle = DatabaseHandle(solver)
+    return open_executor(client, jobs, database=handle, items=n,
+                         prepare=functools.partial(prepare_solver, handle, SolveOptions()))
 
 
 def _print_table(report: DemoReport, out: TextIO) -> None:
