@@ -51,6 +51,7 @@ __all__ = [
     "read_image",
     "read_fits_header",
     "image_epoch",
+    "header_mjd",
     "parse_section",
 ]
 
@@ -237,7 +238,7 @@ def image_epoch(path: str | os.PathLike[str], hdu: int | str | None = None) -> f
         else:
             headers = [_select_hdu(hdul, hdu, p).header, hdul[0].header]
         for header in headers:
-            mjd = _header_mjd(header)
+            mjd = header_mjd(header)
             if mjd is not None:
                 return 2000.0 + (mjd - 51544.5) / 365.25
     return None
@@ -718,7 +719,12 @@ def _header_number(header: Any, key: str) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _header_mjd(header: Any) -> float | None:
+def header_mjd(header: Any) -> float | None:
+    """The time of observation in a FITS header as an MJD (UTC), or None.
+
+    The first of: ``DATE-AVG``; ``MJD-AVG``; the midpoint of ``DATE-OBS`` and
+    ``DATE-END``; the midpoint of ``MJD-OBS`` and ``MJD-END``; ``DATE-OBS``; ``MJD-OBS``.
+    """
     date_avg = _parse_fits_date(header.get("DATE-AVG"))
     if date_avg is not None:
         return date_avg

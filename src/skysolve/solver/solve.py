@@ -23,7 +23,7 @@ from ..centroids import centroids_to_array
 from ..errors import InvalidArgumentError
 from . import backends
 from .frame import CatalogView, make_frame
-from .lost_in_space import all_combos, search
+from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
 from .result import SolveFailure, SolveResult
 from .tracking import track
@@ -58,6 +58,9 @@ def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
     """The allowed field-of-view range (radians) of the pattern search."""
     cap = 2.0 * _proj.max_angle(code) * 0.999  # what the projection can image
     fov_err = options.fov_max_error
+    if options.fov_range_deg is not None:
+        lo, hi = (math.radians(v) for v in options.fov_range_deg)
+        return min(lo, cap), min(hi, cap)
     if fov_est is None:
         # a field somewhat beyond the database's scales still holds its patterns
         hi = math.radians(db.max_fov_deg)
@@ -67,6 +70,19 @@ def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
     return fov_est * 0.6, min(fov_est / 0.6, cap)
 
 
+def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, width: int,
+                 code: int) -> tuple[float, float, float, float]:
+    """``(f_lo, f_hi, fov_lo, fov_hi)``: focal lengths (px) and fields of view (radians)."""
+    if options.pixel_scale_range_arcsec is not None:
+        lo, hi = (math.radians(v / 3600.0) for v in options.pixel_scale_range_arcsec)
+        f_lo, f_hi = 1.0 / hi, 1.0 / lo  # the scale at the optical centre is 1 / f
+        return (f_lo, f_hi, _proj.fov_from_focal(f_hi, width, code),
+                _proj.fov_from_focal(f_lo, width, code))
+    fov_lo, fov_hi = _fov_range(db, options, fov_est, code)
+    return (_proj.focal_from_fov(fov_hi, width, code), _proj.focal_from_fov(fov_lo, width, code),
+            fov_lo, fov_hi)
+
+
 def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
     """Solve ``centroids`` against ``db`` with ``options`` (see :func:`solve_from_centroids`)."""
     be = backends.select(options.backend)
@@ -74,6 +90,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     # solve_timeout_ms: the kernels for this database and the pattern order.
     backends.prepare(be, db)
     all_combos()
+    velocity = options.observer_velocity  # an obstime's ephemeris lookup, outside the clock
     t0 = time.perf_counter()
 
     def fail(status: str, message: str) -> SolveFailure:
@@ -91,7 +108,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     cam = options.camera_model
     code = _proj.code_of(options.lens_projection)
     frame = make_frame(xy, width, height, cam, options.lens_projection, be)
-    cat = CatalogView(db, options.observer_velocity_km_s, be)
+    cat = CatalogView(db, velocity, be)
     radius_px = options.match_radius * width
     fov_est = options.fov_estimate
     if cam is not None:
@@ -101,16 +118,15 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         parities: tuple[bool, ...] = (bool(cam.parity_flip),)
     else:
         f_guess = None if fov_est is None else _proj.focal_from_fov(fov_est, width, code)
-        parities = (False, True)
-    fov_lo, fov_hi = _fov_range(db, options, fov_est, code)
+        parities = (False, True) if options.parity_flip is None else (options.parity_flip,)
+    f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, fov_est, width, code)
     # patterns are limited by the database's scales: a much larger field cannot match
     if fov_lo > math.radians(db.max_fov_deg) * 1.6 or fov_hi < math.radians(db.min_fov_deg) / 2:
         return fail("invalid_config",
                     f"the field of view range {math.degrees(fov_lo):.2f}-"
                     f"{math.degrees(fov_hi):.2f} deg is outside the database's "
                     f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
-    f_lo = _proj.focal_from_fov(fov_hi, width, code)
-    f_hi = _proj.focal_from_fov(fov_lo, width, code)
+    cone = None if options.position_cone is None else Cone(*options.position_cone)
 
     if options.attitude_hint is not None:
         # without a scale, tracking assumes the middle of the range
@@ -118,7 +134,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         res = track(db, frame, cat, options.attitude_hint, f_track, parities,
                     options.hint_uncertainty, radius_px, options.match_threshold,
                     options.refine_iterations, t0)
-        if res is not None:
+        if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
             return res
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
@@ -128,12 +144,15 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     result, status = search(
         db, frame, cat, f_lo=f_lo, f_hi=f_hi, f_guess=f_guess, parities=parities, tol=tol,
         radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
-        refine_iterations=options.refine_iterations, t0=t0)
+        refine_iterations=options.refine_iterations, t0=t0, cone=cone)
     if result is not None:
         return result
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")
-    return fail(status, _FAILURE_MESSAGES[status])
+    message = _FAILURE_MESSAGES[status]
+    if cone is not None and status == "no_match":
+        message += " within the position hint's cone"
+    return fail(status, message)
 
 
 #: The docstring of the public solve functions (``{parameters}``: the options' fields).
