@@ -7,7 +7,7 @@ Modules
 ``wcs``
     Camera model + attitude ↔ astropy WCS (TAN, TAN-SIP) and FITS headers.
 
-May import: ``errors``, ``_args``, ``geometry``, ``camera``.
+May import: ``errors``, ``_args``, ``geometry``, ``camera``, ``imagedata``.
 """
 
 from .images import read_image

@@ -23,7 +23,7 @@ unknown), every star of the true field lies within ``r`` plus the field's
 radius (the angle from the optical axis to the farthest image corner at
 the shortest focal length searched) of the hint's centre. Catalog patterns
 with a star outside that cone are dropped by the lookup itself (the
-backend's ``star_cos`` test, per focal-length window), before any ratio is
+backend's ``hint`` test, per focal-length window), before any ratio is
 compared, and a hypothesis whose boresight lies outside the hint's cone is never verified nor
 returned, so a hint that misses the true pointing can only give no answer.
 """
@@ -211,7 +211,7 @@ def _schedule(plans: list[_Plan]):
 #: motion since the database's epoch and the field-radius estimate's slack.
 _CONE_MARGIN_RAD = 1e-3
 #: No position hint: every catalog star may form patterns.
-_ALL_STARS = np.zeros(0)
+_NO_HINT = np.zeros(0)
 
 
 @dataclass
@@ -225,14 +225,10 @@ class Cone:
         """Whether the boresight (camera +Z) of attitude ``R`` lies in the cone."""
         return float(R[2] @ self.centre) >= math.cos(self.radius)
 
-    def star_cos(self, db) -> NDArray[np.float64]:
-        """Cosine of every star-table row's angle from the centre."""
-        return self.centre @ db.star_xyz
-
     def min_cos(self, frame: Frame, f_lo: float) -> float:
-        """The smallest ``star_cos`` a star of a field in the cone may have, when the focal
-        length is at least ``f_lo``: the cone's radius plus the field's (to the image
-        corner farthest from the optical axis)."""
+        """The smallest cosine of the angle from the centre a star of a field in the cone
+        may have, when the focal length is at least ``f_lo``: the cone's radius plus the
+        field's (to the image corner farthest from the optical axis)."""
         reach = self.radius + frame.angle_of_radius(frame.reach_px(), f_lo) + _CONE_MARGIN_RAD
         return -2.0 if reach >= math.pi else math.cos(reach)
 
@@ -280,7 +276,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     plans = _plans(frame, f_lo, f_hi, f_guess, tol)
     if not plans:
         return None, "too_few"
-    star_cos = _ALL_STARS if cone is None else cone.star_cos(db)
+    hint = _NO_HINT if cone is None else cone.centre
     for plan in plans if cone is not None else ():
         plan.min_cos = cone.min_cos(frame, plan.f_lo)
     parity_options = np.array(parities, dtype=bool)
@@ -295,7 +291,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
         *found, plan.done = frame.backend.pattern_candidates(
             plan.v_guess, _combos(len(plan.stars)), plan.done, plan.ends, step,
             db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
-            db.star_xyz, star_cos, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
+            db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
         if len(found[2]) == 0:
             continue
         out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from .. import _args
 from .._options import Options, option
 from ..camera.projection import PROJECTIONS, code_of, max_angle
+from ..centroids import ORIGINS
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix
 
@@ -54,6 +55,7 @@ _pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none
 _velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
                     allow_none=True)
 _backend = partial(_args.choice, choices=BACKENDS)
+_origin = partial(_args.choice, choices=ORIGINS, allow_none=True)
 _radius_deg = partial(_args.positive, maximum=180.0, allow_none=True)
 _fov_bounds = partial(_args.bounds, maximum=360.0, allow_none=True)
 
@@ -159,6 +161,15 @@ class SolveOptions(Options):
         The same in radians.""")
     strict_hint: bool = option(False, type="bool", check=_args.flag, doc="""
         With a hint, do not fall back to the lost-in-space search.""")
+    origin: str | None = option(
+        None, type="{'center', 'zero', 'fits'}, optional", check=_origin, doc="""
+        Pixel convention of the centroid positions: ``'center'`` (skysolve's
+        centred pixels, the default for arrays), ``'zero'`` (0-based array pixels:
+        the centre of array pixel ``[row, col]`` is ``(col, row)``, as photutils
+        and numpy count) or ``'fits'`` (1-based FITS pixels, as ``.axy``/``.xyls``
+        files). Required for an astropy ``Table`` of centroids (columns ``x``/``y``,
+        ``xcentroid``/``ycentroid`` or ``X``/``Y``; a flux column, if any, orders
+        them brightest first), whose convention cannot be guessed.""")
     position_hint: tuple[float, float] | None = option(
         None, type="(float, float) or SkyCoord, optional", check=_args.optional_sky_position,
         doc="""

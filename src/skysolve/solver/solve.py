@@ -19,7 +19,13 @@ import numpy as np
 
 from .._options import with_options
 from ..camera import projection as _proj
-from ..centroids import centroids_to_array
+from ..centroids import (
+    ExtractionResult,
+    centred_positions,
+    centroids_to_array,
+    is_table,
+    table_to_array,
+)
 from ..errors import InvalidArgumentError
 from . import backends
 from .frame import CatalogView, make_frame
@@ -51,6 +57,47 @@ def _check_extent(xy: np.ndarray, width: int, height: int) -> None:
         f"centroids lie far outside the {width}x{height} image (e.g. #{i} at "
         f"({xy[i, 0]:.1f}, {xy[i, 1]:.1f})): check image_shape/image_width/image_height "
         "and that centroids are centred pixel coordinates")
+
+
+def _positions(centroids: Any, origin: str | None, width: int, height: int
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Centred positions, brightest first, and the input row of each (None: input order).
+
+    A table's positions are converted from ``origin`` (required) and its rows
+    ordered by a flux column when it has one; arrays are converted from ``origin``.
+    """
+    if is_table(centroids):
+        if origin is None:
+            raise InvalidArgumentError(
+                "centroids given as a Table need origin='center', 'zero' (0-based array "
+                "pixels, e.g. photutils) or 'fits' (1-based, e.g. .axy files)")
+        xy, flux = table_to_array(centroids, "centroids")
+        xy = centred_positions(xy, origin, width, height)
+        if flux is None or not np.any(np.diff(flux) > 0):
+            return xy, None
+        order = np.argsort(-flux, kind="stable")
+        return xy[order], order
+    xy, _ = centroids_to_array(centroids, name="centroids")
+    if origin not in (None, "center"):
+        if isinstance(centroids, ExtractionResult) or hasattr(
+                next(iter(centroids), None), "brightness"):
+            raise InvalidArgumentError(
+                f"origin={origin!r}: Centroid objects are always in centred pixels")
+        xy = centred_positions(xy, origin, width, height)
+    return xy, None
+
+
+def _in_input_order(result: SolveResult, order: np.ndarray | None) -> SolveResult:
+    """The result with ``matched_centroids`` counted in the caller's rows."""
+    if order is None:
+        return result
+    rows = order[result.matched_centroids]
+    keep = np.argsort(rows, kind="stable")
+    result.matched_centroids = rows[keep].astype(np.intp)
+    for name in ("matched_catalog_ids", "matched_xy", "matched_radec_deg",
+                 "matched_residuals_arcsec"):
+        setattr(result, name, getattr(result, name)[keep])
+    return result
 
 
 def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
@@ -96,8 +143,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     def fail(status: str, message: str) -> SolveFailure:
         return SolveFailure(status, (time.perf_counter() - t0) * 1e3, message)
 
-    xy, _ = centroids_to_array(centroids, name="centroids")
     width, height = options.image_size()
+    xy, order = _positions(centroids, options.origin, width, height)
     _check_extent(xy, width, height)
     timeout = options.solve_timeout_ms
     deadline = None if not timeout else t0 + timeout / 1e3
@@ -135,7 +182,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
                     options.hint_uncertainty, radius_px, options.match_threshold,
                     options.refine_iterations, t0)
         if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
-            return res
+            return _in_input_order(res, order)
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
 
@@ -146,7 +193,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
         refine_iterations=options.refine_iterations, t0=t0, cone=cone)
     if result is not None:
-        return result
+        return _in_input_order(result, order)
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")
     message = _FAILURE_MESSAGES[status]
@@ -160,9 +207,10 @@ SOLVE_DOC = """Solve for the camera attitude from star centroids (lost in space,
 
 Parameters
 ----------
-centroids : list of Centroid, ExtractionResult, or array_like (N, 2) or (N, 3)
-    Centred pixel positions (x, y[, brightness]) of the stars, brightest first:
-    origin at the image centre, +x right, +y down.
+centroids : list of Centroid, ExtractionResult, array_like (N, 2) or (N, 3), or Table
+    Pixel positions (x, y[, brightness]) of the stars, brightest first: centred
+    pixels (origin at the image centre, +x right, +y down) unless ``origin``
+    says otherwise; an astropy ``Table`` needs ``origin``.
 {parameters}
 options : SolveOptions, optional
     All of the above as one object; keyword arguments given as well override

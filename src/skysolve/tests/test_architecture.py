@@ -22,7 +22,7 @@ RANKS = {
     "errors": 0, "_jit": 0, "_progress": 0,
     "_args": 1,
     "_options": 2, "geometry": 2,
-    "sky": 3, "centroids": 3, "camera": 3,
+    "sky": 3, "centroids": 3, "camera": 3, "imagedata": 3,
     "io": 4, "extraction": 4,
     "solver": 5, "simulate": 5,
     "batch": 6,

@@ -432,18 +432,20 @@ def _canonical_order4(v, quad, order, work):
 
 
 @_jit
-def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, star_cos, min_cos,
+def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, hint, min_cos,
                    f_guess, f_lo, f_hi, work):
     """Whether catalog pattern ``row`` matches image pattern ``u``: (ok, f, catalog largest).
 
-    Its stars must have ``star_cos >= min_cos`` (unless ``star_cos`` is
-    empty), its exact ratios must agree within ``tol`` and the focal length
-    its scale implies must lie in ``[f_lo, f_hi]``.
+    Its stars must lie within ``acos(min_cos)`` of the unit vector ``hint``
+    (unless ``hint`` is empty), its exact ratios must agree within ``tol`` and
+    the focal length its scale implies must lie in ``[f_lo, f_hi]``.
     """
     cx, cy, cz, ce = work.cx, work.cy, work.cz, work.ce
-    if star_cos.shape[0] > 0:
+    if hint.shape[0] > 0:
         for s in range(4):
-            if star_cos[pattern_stars[row, s]] < min_cos:
+            st = pattern_stars[row, s]
+            if (star_xyz[0, st] * hint[0] + star_xyz[1, st] * hint[1]
+                    + star_xyz[2, st] * hint[2]) < min_cos:
                 return False, 0.0, 0.0
     for s in range(4):
         st = pattern_stars[row, s]
@@ -461,7 +463,7 @@ def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, star_c
 
 @_jit
 def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
-                       directory, shift, pattern_stars, star_xyz, star_cos, min_cos, f_guess,
+                       directory, shift, pattern_stars, star_xyz, hint, min_cos, f_guess,
                        f_lo, f_hi):
     """Catalog patterns matching image patterns (see the reference's ``pattern_candidates``).
 
@@ -515,7 +517,7 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             row = _first_at_least(keys_sorted, key, q_lo[t], q_hi[t])
             while row < n_rows and keys_sorted[row] == key:
                 ok, f, clargest = _catalog_match(row, u, ratios, largest, tol, pattern_stars,
-                                                 star_xyz, star_cos, min_cos, f_guess, f_lo,
+                                                 star_xyz, hint, min_cos, f_guess, f_lo,
                                                  f_hi, work)
                 if ok:
                     if have_order != u:
