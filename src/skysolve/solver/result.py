@@ -48,6 +48,8 @@ class SolveFailure:
     status: str
     solve_time_ms: float
     message: str = ""
+    #: The :class:`~skysolve.ExtractionResult` of the image, after :func:`skysolve.solve_image`.
+    extraction: Any = None
 
     def __bool__(self) -> bool:
         return False

@@ -29,7 +29,7 @@ RANKS = {
     "calibration": 7,
     "database": 8,
     "defaultdb": 9, "plotting": 9,
-    "demo": 10,
+    "demo": 10, "pipeline": 10,
     "cli": 11,
     "__init__": 12, "__main__": 12,
 }
