@@ -26,8 +26,9 @@ Exit status, as solve-field's: 0 when every input was processed, solved or
 not (whether it solved is the ``.solved`` file and the lines above); 1 when
 an input could not be read or written; 255 for a bad command line.
 
-The database is skysolve's cached default one (``skysolve db build``), or
-``--database FILE`` (a file from ``SolverDatabase.save_to_file``).
+The database is ``--db FILE`` (a file from ``SolverDatabase.save_to_file``), else
+the file named by ``$SKYSOLVE_DB`` (for capture programs, which cannot add
+options), else skysolve's cached default database (``skysolve db build``).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ VALUE_OPTIONS = (
     (("-Y", "--y-column"), "y_column", str, "y column of an x/y list (default Y)"),
     (("-s", "--sort-column"), "sort_column", str, "sort an x/y list by this column"),
     (("-6", "--extension"), "extension", int, "FITS extension holding the image"),
-    (("--database",), "database", str, "skysolve database file (default: the cached one)"),
+    (("--db", "--database"), "database", str,
+     "skysolve database file (default: $SKYSOLVE_DB, else the cached default database)"),
 )
 FLAG_OPTIONS = (
     (("-O", "--overwrite"), "overwrite", "overwrite existing output files"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -205,7 +206,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
         if out["axy"] and not _is_xylist(path):
             af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
                          fld.height)
-        db = _database(args.database)
+        db = _database(args.database or os.environ.get("SKYSOLVE_DB") or None)
         centred = af.centred_pixels(fld.xy_fits, fld.width, fld.height)
         result = db.solve_from_centroids(centred, image_width=fld.width,
                                          image_height=fld.height, **hints)
