@@ -430,3 +430,18 @@ def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):
     proc = run(cli_env, "calibrate", frames / ALT40, "--db", db_file, "--camera", other,
                "-o", frames / "c.json")
     assert_user_error(proc, 1, "640x480")
+
+
+def test_solve_with_hints(cli_env, db_file, frames):
+    ra, dec = REFERENCE[ALT40]
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--json", "--ra", ra,
+               "--dec", dec, "--radius", 2, "--fov-range", 10, 13, "--parity", "normal")
+    assert proc.returncode == 0, proc.stderr
+    rec = json_lines(proc.stdout)[0]
+    assert angular_separation_deg(rec["ra_deg"], rec["dec_deg"], ra, dec) < 0.02
+    # a cone that misses the pointing: not solved (exit 3), never a wrong answer
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--json", "--ra", ra + 20,
+               "--dec", dec, "--radius", 2)
+    assert proc.returncode == 3 and json_lines(proc.stdout)[0]["status"] != "match_found"
+    assert_user_error(run(cli_env, "solve", frames / ALT40, "--db", db_file, "--ra", ra),
+                      1, "--ra and --dec")
