@@ -26,6 +26,7 @@ from .errors import InvalidTypeError
 __all__ = ["Options", "option", "with_options", "parameters_doc", "check_defaults"]
 
 T = TypeVar("T", bound="Options")
+R = TypeVar("R")
 
 
 def option(default: Any, *, type: str, doc: str,
@@ -131,7 +132,7 @@ _REQUIRED = inspect.Parameter.empty
 
 
 def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], doc: str,
-                 accept_options: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                 accept_options: bool = True) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorate ``impl(*leading, options)`` into the public function taking the fields.
 
     The public function has the signature ``(*leading, <fields with defaults>,
@@ -146,8 +147,9 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
     leading = [n for n, _ in lead]
     n_lead = len(leading)
 
-    def decorate(impl: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(impl: Callable[..., R]) -> Callable[..., R]:
         public = impl.__name__
+        impl_params = inspect.signature(impl).parameters
 
         @functools.wraps(impl)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -176,14 +178,20 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
                 opts = base.replace(**kwargs) if kwargs else base
             return impl(*args[:n_lead], opts)
 
-        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
-                  for n, d in lead]
+        def annotation(name: str) -> Any:
+            p = impl_params.get(name)
+            return inspect.Parameter.empty if p is None else p.annotation
+
+        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d,
+                                    annotation=annotation(n)) for n, d in lead]
         params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                     default=fields[n].default) for n in names]
+                                     default=fields[n].default, annotation=fields[n].type)
+                   for n in names]
         if accept_options:
             params.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY,
-                                            default=None))
-        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+                                            default=None, annotation=f"{cls.__name__} | None"))
+        wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            params, return_annotation=inspect.signature(impl).return_annotation)
         wrapper.__doc__ = inspect.cleandoc(doc).replace("{parameters}", parameters_doc(cls))
         del wrapper.__wrapped__  # help() shows the generated signature, not impl's
         return wrapper
