@@ -168,3 +168,26 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install skysolve\[plot\]"):
         plot_distortion(CameraModel.from_fov(10.0, 640, 480))
+
+
+def test_plot_solution_on_wcsaxes_with_an_astropy_stretch(solved, small_db, tmp_path):
+    from astropy.visualization import AsinhStretch
+    from astropy.visualization.wcsaxes import WCSAxes
+
+    image, centroids, res = solved
+    ax = plot_solution(image, res, centroids, db=small_db, wcs_grid=True, stretch="asinh")
+    assert isinstance(ax, WCSAxes)
+    assert isinstance(ax.images[0].norm.stretch, AsinhStretch)
+    # the axes' data coordinates are centred pixels: its WCS agrees with the solution there
+    pts = np.array([[0.0, 0.0], [-500.0, 370.0], [480.0, -350.0]])
+    world = ax.wcs.pixel_to_world_values(pts[:, 0], pts[:, 1])
+    ra, dec = res.pixel_to_world(pts[:, 0], pts[:, 1])
+    np.testing.assert_allclose(world[0], ra, atol=1e-7)
+    np.testing.assert_allclose(world[1], dec, atol=1e-7)
+    matched = _collection(ax, "matched centroids")
+    xy = np.array([[c.x, c.y] for c in centroids])
+    np.testing.assert_allclose(matched.get_offsets(), xy[res.matched_centroids])
+    ax.figure.savefig(tmp_path / "grid.png", dpi=60)
+    assert (tmp_path / "grid.png").stat().st_size > 10_000
+    with pytest.raises(InvalidArgumentError, match="stretch"):
+        plot_solution(image, res, centroids, stretch="cubic")
