@@ -19,7 +19,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
 ]
-exclude_patterns = ["_build", "architecture.md", "conftest.py"]
+exclude_patterns = ["_build", "architecture.md"]
 templates_path: list[str] = []
 html_static_path = ["_static"]
 html_theme = "alabaster"
