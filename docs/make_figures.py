@@ -22,6 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "_static" / "seed_matched_stars.png"
 
 
+def _values(v):
+    """Trace coordinates as an array (plotly stores arrays as base64 ``bdata``)."""
+    import numpy as np
+
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+    return np.asarray(v, dtype=float)
+
+
 def draw(fig_json: str, out: Path) -> None:
     """Draw a plotly figure's image and scatter traces with matplotlib."""
     import matplotlib
@@ -44,9 +53,10 @@ def draw(fig_json: str, out: Path) -> None:
                 png = base64.b64decode(t.source.split(",", 1)[1])
                 ax.imshow(Image.open(io.BytesIO(png)).convert("L"), cmap="gray")
             elif t.mode == "markers":
-                ax.plot(t.x, t.y, "+", color="cyan", markersize=2.5, markeredgewidth=0.4)
+                ax.plot(_values(t.x), _values(t.y), "+", color="cyan", markersize=2.5,
+                        markeredgewidth=0.4)
             else:
-                ax.plot(t.x, t.y, color="yellow", linewidth=0.5)
+                ax.plot(_values(t.x), _values(t.y), color="yellow", linewidth=0.5)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
