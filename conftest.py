@@ -11,6 +11,10 @@ and shared by every test file that asks for it.
     (``SMALL_DB_PARAMETERS``: fields of view 10-20 deg, positions at J2025.0,
     about 60,000 stars and 970,000 patterns) that builds in about five seconds.
     It is immutable, so sharing it between tests is safe.
+``docs/*.rst`` doctests
+    Run in a temporary directory with ``db`` (``small_db``) and ``DATA`` (the real
+    frames' folder) in their namespace, so that the documentation's examples take
+    seconds.
 ``wide_db``
     A wide-field Hipparcos database (``WIDE_DB_PARAMETERS``: fields of view
     60-180 deg, the default pattern tolerance; about 1,700 stars and 28,000
@@ -58,3 +62,16 @@ def small_db() -> SolverDatabase:
 def wide_db() -> SolverDatabase:
     """A 60-180 deg multiscale Hipparcos database (see ``WIDE_DB_PARAMETERS``)."""
     return SolverDatabase.generate_from_hipparcos(**WIDE_DB_PARAMETERS)
+
+
+@pytest.fixture(autouse=True)
+def _doc_namespace(request):
+    """``db`` and ``DATA`` for the documentation's doctests (``docs/*.rst``) only."""
+    if not isinstance(request.node, pytest.DoctestItem):
+        return
+    from skysolve.tests.realframes import DATA
+
+    request.getfixturevalue("monkeypatch").chdir(request.getfixturevalue("tmp_path"))
+    namespace = request.getfixturevalue("doctest_namespace")
+    namespace["db"] = request.getfixturevalue("small_db")
+    namespace["DATA"] = DATA

@@ -77,7 +77,8 @@ for _ in range(3):
     loads.append(time.perf_counter() - t0)
     assert loaded.num_patterns == num_patterns
     del loaded
-print(json.dumps({"gen_s": gen_s, "gen_cpu_s": gen_cpu_s, "peak_mb": peak, "gen_mb": peak - base, "base_mb": base,
+print(json.dumps({"gen_s": gen_s, "gen_cpu_s": gen_cpu_s, "peak_mb": peak, "gen_mb": peak - base,
+                  "base_mb": base,
                   "save_s": save_s, "load_s": statistics.median(loads),
                   "file_mb": os.path.getsize(args["out"]) / 1e6,
                   "num_stars": num_stars, "num_patterns": num_patterns}))

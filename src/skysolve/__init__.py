@@ -81,6 +81,8 @@ _EXPORTS: dict[str, str] = {
     "plot_residuals": "plotting",
     "plot_distortion": "plotting",
     "reset_log_cache": "_meta",
+    "solve_image": "pipeline",
+    "ImageData": "imagedata",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__", "__git_hash__", "version"])
@@ -118,8 +120,10 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
     from .extraction import CentroidExtractor, extract_centroids, extract_centroids_fast
     from .extraction.options import ExtractionOptions
+    from .imagedata import ImageData
     from .io.images import read_image
     from .io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
+    from .pipeline import solve_image
     from .plotting import plot_distortion, plot_residuals, plot_solution
     from .simulate import (
         GaussianPSF,

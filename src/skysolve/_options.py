@@ -27,6 +27,7 @@ from .errors import InvalidTypeError
 __all__ = ["Options", "option", "with_options", "parameters_doc", "check_defaults"]
 
 T = TypeVar("T", bound="Options")
+R = TypeVar("R")
 
 
 def option(default: Any, *, type: str, doc: str,
@@ -160,7 +161,7 @@ _REQUIRED = inspect.Parameter.empty
 def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], doc: str,
                  accept_options: bool = True,
                  keywords: Sequence[tuple[str, Any]] | None = None,
-                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorate ``impl(*leading, options)`` into the public function taking the fields.
 
     The public function has the signature ``(*leading, <fields with defaults>,
@@ -183,8 +184,9 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
     n_lead = len(leading)
     own = dict(keywords or ())
 
-    def decorate(impl: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(impl: Callable[..., R]) -> Callable[..., R]:
         public = impl.__name__
+        impl_params = inspect.signature(impl).parameters
 
         @functools.wraps(impl)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -214,17 +216,23 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
                 opts = base.replace(**kwargs) if kwargs else base
             return impl(*args[:n_lead], opts, **own_values)
 
-        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
-                  for n, d in lead]
-        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
-                   for n, d in own.items()]
+        def annotation(name: str) -> Any:
+            p = impl_params.get(name)
+            return inspect.Parameter.empty if p is None else p.annotation
+
+        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d,
+                                    annotation=annotation(n)) for n, d in lead]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d,
+                                     annotation=annotation(n)) for n, d in own.items()]
         params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD
                                      if n in positional else inspect.Parameter.KEYWORD_ONLY,
-                                     default=fields[n].default) for n in names]
+                                     default=fields[n].default, annotation=fields[n].type)
+                   for n in names]
         if accept_options:
             params.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY,
-                                            default=None))
-        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+                                            default=None, annotation=f"{cls.__name__} | None"))
+        wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            params, return_annotation=inspect.signature(impl).return_annotation)
         wrapper.__doc__ = inspect.cleandoc(doc).replace("{parameters}", parameters_doc(cls))
         del wrapper.__wrapped__  # help() shows the generated signature, not impl's
         return wrapper

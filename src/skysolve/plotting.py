@@ -75,6 +75,45 @@ def _stretch(image: NDArray, percentiles: tuple[float, float]) -> tuple[float, f
     return float(lo), float(hi)
 
 
+#: astropy.visualization stretches by name.
+STRETCHES = ("linear", "sqrt", "log", "asinh", "sinh", "power")
+
+
+def _norm(image: NDArray, percentiles: tuple[float, float], stretch: str) -> Any:
+    """An astropy ``ImageNormalize``: ``stretch`` between the image's percentiles."""
+    from astropy import visualization as vis
+
+    if stretch not in STRETCHES:
+        raise InvalidArgumentError(f"stretch must be one of {list(STRETCHES)}, got {stretch!r}")
+    lo, hi = _stretch(image, percentiles)
+    kind = {"linear": vis.LinearStretch, "sqrt": vis.SqrtStretch, "log": vis.LogStretch,
+            "asinh": vis.AsinhStretch, "sinh": vis.SinhStretch,
+            "power": lambda: vis.PowerStretch(2.0)}[stretch]
+    return vis.ImageNormalize(vmin=lo, vmax=hi, stretch=kind(), clip=True)
+
+
+def _wcs_axes(result: Any, width: int, height: int) -> Axes:
+    """New WCSAxes whose data coordinates are centred pixels, with an RA/Dec grid."""
+    _require_matplotlib()
+    import matplotlib.pyplot as plt
+
+    wcs = result.to_wcs().deepcopy()
+    # centred x = col + 0.5 - W/2: the reference pixel moves by W/2 - 0.5 (SIP terms are
+    # relative to it and stay valid)
+    shift = np.array([0.5 * width - 0.5, 0.5 * height - 0.5])
+    wcs.wcs.crpix = wcs.wcs.crpix - shift
+    if wcs.sip is not None:
+        from astropy.wcs import Sip
+
+        wcs.sip = Sip(wcs.sip.a, wcs.sip.b, wcs.sip.ap, wcs.sip.bp, wcs.wcs.crpix)
+    fig = plt.figure(figsize=(9.0, 7.0))
+    ax = fig.add_subplot(projection=wcs)
+    ax.coords.grid(True, color="deepskyblue", alpha=0.7, linestyle="dashed")
+    ax.coords[0].set_axislabel("RA")
+    ax.coords[1].set_axislabel("Dec")
+    return ax
+
+
 def _centroid_xy(centroids: Any) -> NDArray[np.float64]:
     from .centroids import centroids_to_array
 
@@ -155,7 +194,8 @@ def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit
 def plot_solution(image: ArrayLike, result: Any, centroids: Any,
                   db: SolverDatabase | None = None, ax: Axes | None = None, *,
                   percentiles: tuple[float, float] = (1.0, 99.5), max_field_stars: int = 200,
-                  max_labels: int = 20, cmap: str = "gray") -> Axes:
+                  max_labels: int = 20, cmap: str = "gray", stretch: str = "linear",
+                  wcs_grid: bool = False) -> Axes:
     """Draw an image with its detected, matched and catalog stars.
 
     Parameters
@@ -179,10 +219,16 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
         Matched stars labelled with their catalog id (brightest first).
     cmap : str
         Matplotlib colour map of the image.
+    stretch : {'linear', 'sqrt', 'log', 'asinh', 'sinh', 'power'}
+        astropy visualization stretch applied between the percentiles.
+    wcs_grid : bool
+        Draw on astropy WCSAxes (a new figure; ``ax`` must be None): an RA/Dec
+        coordinate grid from the solution's WCS over the image (a solved image only).
 
     Returns
     -------
     matplotlib.axes.Axes
+        A WCSAxes with ``wcs_grid``; its data coordinates are still centred pixels.
 
     Notes
     -----
@@ -192,11 +238,20 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
     centroid is fainter than the detection limit or lost in a blend).
     """
     img = _image_2d(image)
-    ax = _axes(ax)
     h, w = img.shape
-    lo, hi = _stretch(img, percentiles)
-    ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, extent=_extent(w, h), origin="upper",
-              interpolation="nearest")
+    if wcs_grid and bool(result):
+        if ax is not None:
+            raise InvalidArgumentError("wcs_grid draws on new WCSAxes: do not pass ax")
+        ax = _wcs_axes(result, w, h)
+    else:
+        ax = _axes(ax)
+    if hasattr(ax, "coords"):
+        # WCSAxes refuse origin="upper": the same placement (row 0 at y = -h/2) as "lower"
+        ax.imshow(img, cmap=cmap, norm=_norm(img, percentiles, stretch),
+                  extent=(-w / 2, w / 2, -h / 2, h / 2), origin="lower", interpolation="nearest")
+    else:
+        ax.imshow(img, cmap=cmap, norm=_norm(img, percentiles, stretch), extent=_extent(w, h),
+                  origin="upper", interpolation="nearest")
     xy = _centroid_xy(centroids)
     solved = bool(result)
     matched = np.zeros(len(xy), bool)
@@ -233,8 +288,9 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
                             textcoords="offset points", color="cyan", fontsize=7)
     ax.set_xlim(-w / 2, w / 2)
     ax.set_ylim(h / 2, -h / 2)
-    ax.set_xlabel("x (px from centre)")
-    ax.set_ylabel("y (px from centre)")
+    if not hasattr(ax, "coords"):  # WCSAxes label their own RA/Dec axes
+        ax.set_xlabel("x (px from centre)")
+        ax.set_ylabel("y (px from centre)")
     if solved:
         ax.set_title(f"RA {result.ra_deg:.4f}  Dec {result.dec_deg:+.4f}  roll "
                      f"{result.roll_deg:.2f}  FOV {result.fov_deg:.3f} deg  "

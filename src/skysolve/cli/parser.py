@@ -276,6 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "database's whole range)")
     p.add_argument("--fov-error", type=_option("solve", "fov_max_error_deg"), metavar="DEG",
                    help="largest error of --fov, degrees (default: 0.6x to 1.7x --fov)")
+    p.add_argument("--fov-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="scale hint: the horizontal field of view lies in LOW-HIGH degrees")
+    p.add_argument("--pixel-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="scale hint: the pixel scale lies in LOW-HIGH arcsec per pixel")
+    p.add_argument("--ra", type=float, metavar="DEG",
+                   help="position hint: RA of the field centre, degrees (with --dec)")
+    p.add_argument("--dec", type=float, metavar="DEG",
+                   help="position hint: Dec of the field centre, degrees (with --ra)")
+    p.add_argument("--radius", type=_option("solve", "position_radius_deg"), metavar="DEG",
+                   help="radius of the position hint, degrees (default 5); no solution "
+                        "outside it is returned")
+    p.add_argument("--parity", choices=("normal", "mirrored"),
+                   help="parity hint: only unmirrored or only mirrored images (default both)")
     p.add_argument("--camera", metavar="CAMERA.json",
                    help="calibrated camera model (fixes focal length, centre, distortion)")
     p.add_argument("--match-radius", type=_option("solve", "match_radius"), default=0.01,

@@ -51,11 +51,20 @@ class _Job:
 
 def _solve_options(args: argparse.Namespace):
     """The library's solve options from the command's flags."""
+    from ..errors import InvalidArgumentError
     from ..solver.options import SolveOptions
 
+    if (args.ra is None) != (args.dec is None):
+        raise InvalidArgumentError("--ra and --dec go together")
     return SolveOptions(fov_estimate_deg=args.fov, fov_max_error_deg=args.fov_error,
                         match_radius=args.match_radius, solve_timeout_ms=args.timeout,
-                        projection=args.projection)
+                        projection=args.projection,
+                        fov_range_deg=None if args.fov_range is None else tuple(args.fov_range),
+                        pixel_scale_range_arcsec=None if args.pixel_scale is None
+                        else tuple(args.pixel_scale),
+                        position_hint=None if args.ra is None else (args.ra, args.dec),
+                        position_radius_deg=args.radius,
+                        parity_flip=None if args.parity is None else args.parity == "mirrored")
 
 
 def _velocity(path: Path, opts: _Job):
@@ -333,10 +342,11 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         for f in missing:
             _err(f"{f}: no such image file: {f}")
         return EXIT_ERROR
+    solve_options = _solve_options(args)  # bad hints are refused before a database loads
     db, db_path = _load_database(args)
     from ..batch import DatabaseHandle, run_frames
 
-    job = _Job(solve=_solve_options(args).replace(camera_model=camera),
+    job = _Job(solve=solve_options.replace(camera_model=camera),
                extraction=_extraction_options(args), hdu=args.hdu, section=args.section,
                aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
                update_fits=args.update_fits, debug=args.debug,

@@ -14,6 +14,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -130,6 +131,22 @@ class Catalog:
         self.pmdec_mas_yr = cols["pmdec"]
         self.epoch = float(epoch)
         self.name = str(name)
+
+    def to_table(self) -> Any:
+        """The catalog as an astropy ``QTable``: ``id``, ``ra``, ``dec`` (deg),
+        ``mag``, ``pmra``, ``pmdec`` (mas/yr); ``meta`` holds ``epoch`` and ``name``."""
+        from astropy import units as u
+        from astropy.table import QTable
+
+        table = QTable()
+        table["id"] = np.asarray(self.ids, dtype=np.int64)
+        table["ra"] = np.asarray(self.ra_deg) * u.deg
+        table["dec"] = np.asarray(self.dec_deg) * u.deg
+        table["mag"] = np.asarray(self.mag)
+        table["pmra"] = np.asarray(self.pmra_mas_yr) * (u.mas / u.yr)
+        table["pmdec"] = np.asarray(self.pmdec_mas_yr) * (u.mas / u.yr)
+        table.meta.update(epoch=self.epoch, name=self.name)
+        return table
 
     # -- construction -----------------------------------------------------------------
     @classmethod

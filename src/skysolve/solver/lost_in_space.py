@@ -17,6 +17,15 @@ verified (:mod:`skysolve.solver.verification`) and, if its false-match
 probability times the number of hypotheses verified so far is below
 ``match_threshold``, refined (:mod:`skysolve.solver.refinement`) into the
 answer.
+
+With a position hint (a cone of radius ``r`` about a direction, roll
+unknown), every star of the true field lies within ``r`` plus the field's
+radius (the angle from the optical axis to the farthest image corner at
+the shortest focal length searched) of the hint's centre. Catalog patterns
+with a star outside that cone are dropped by the lookup itself (the
+backend's ``hint`` test, per focal-length window), before any ratio is
+compared, and a hypothesis whose boresight lies outside the hint's cone is never verified nor
+returned, so a hint that misses the true pointing can only give no answer.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
 
-__all__ = ["MAX_PATTERN_STARS", "search"]
+__all__ = ["MAX_PATTERN_STARS", "Cone", "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
@@ -165,6 +174,7 @@ class _Plan:
     v_guess: NDArray[np.float64]     # their vectors at the window's centre
     ends: NDArray[np.intp]
     weight: float                    # share of the search's effort (see _schedule)
+    min_cos: float = -2.0            # smallest cosine from a position hint of a pattern star
     done: int = 0
 
 
@@ -209,12 +219,39 @@ def _schedule(plans: list[_Plan]):
             heapq.heappush(heap, (plan.done / plan.weight, i))
 
 
+#: Extra radius of the pattern-star cone of a position hint: aberration (~20"), proper
+#: motion since the database's epoch and the field-radius estimate's slack.
+_CONE_MARGIN_RAD = 1e-3
+#: No position hint: every catalog star may form patterns.
+_NO_HINT = np.zeros(0)
+
+
+@dataclass
+class Cone:
+    """A position hint: boresight within ``radius`` (rad) of ``centre`` (ICRS unit vector)."""
+
+    centre: NDArray[np.float64]
+    radius: float
+
+    def holds(self, R: NDArray[np.float64]) -> bool:
+        """Whether the boresight (camera +Z) of attitude ``R`` lies in the cone."""
+        return float(R[2] @ self.centre) >= math.cos(self.radius)
+
+    def min_cos(self, frame: Frame, f_lo: float) -> float:
+        """The smallest cosine of the angle from the centre a star of a field in the cone
+        may have, when the focal length is at least ``f_lo``: the cone's radius plus the
+        field's (to the image corner farthest from the optical axis)."""
+        reach = self.radius + frame.angle_of_radius(frame.reach_px(), f_lo) + _CONE_MARGIN_RAD
+        return -2.0 if reach >= math.pi else math.cos(reach)
+
+
 def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
          parity_options, state, radius_px: float, threshold: float, deadline: float | None,
-         refine_iterations: int, t0: float):
+         refine_iterations: int, t0: float, cone: Cone | None):
     """Verify the candidates ``found`` by ``plan``'s latest batch; the result, or None.
 
     ``state`` is ``[attitudes tried, number verified]`` across the whole search.
+    Hypotheses (and refined answers) with the boresight outside ``cone`` are skipped.
     """
     iquads, cstars, f_est, clargest = found
     if frame.fixed_camera:
@@ -226,7 +263,7 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
     for hyp in _hypotheses(frame, ideal, cv, f_est, clargest, tol, parity_options):
         if deadline is not None and time.perf_counter() > deadline:
             return "timeout"
-        if state[0].seen(hyp.R):
+        if state[0].seen(hyp.R) or (cone is not None and not cone.holds(hyp.R)):
             continue
         state[1] += 1
         field = (refine_field(frame, cat, hyp)
@@ -235,7 +272,7 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
         if prob * state[1] >= threshold:
             continue
         ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
-        if ref is None:
+        if ref is None or (cone is not None and not cone.holds(ref.hyp.R)):
             continue
         return build_result(db, frame, cat, ref, prob * state[1], t0, "lost_in_space")
     return None
@@ -244,21 +281,24 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
 def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
            threshold: float, deadline: float | None, refine_iterations: int, t0: float,
-           pattern_stars: int, max_patterns: int | None):
+           pattern_stars: int, max_patterns: int | None, cone: Cone | None = None):
     """The pattern search over focal lengths ``[f_lo, f_hi]`` (px); returns ``(SolveResult
     or None, status)``.
 
     ``f_guess`` is the camera's focal length when the frame's camera is fixed,
     else an optional estimate. ``pattern_stars`` thinned centroids form
     patterns; ``max_patterns`` patterns at most are looked up (over every
-    window). The status is ``'match_found'``, ``'too_few'``, ``'timeout'``
-    (the deadline passed), ``'budget'`` (the pattern budget spent) or
-    ``'no_match'``.
+    window); ``cone`` is an optional position hint. The status is
+    ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
+    ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
     plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
     if not plans:
         return None, "too_few"
     left = max_patterns
+    hint = _NO_HINT if cone is None else cone.centre
+    for plan in plans if cone is not None else ():
+        plan.min_cos = cone.min_cos(frame, plan.f_lo)
     parity_options = np.array(parities, dtype=bool)
     directory, shift = db.key_directory
     state = [_Tried(), 0]
@@ -275,13 +315,13 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
         *found, plan.done = frame.backend.pattern_candidates(
             plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
             db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
-            db.star_xyz, plan.window.centre, plan.f_lo, plan.f_hi)
+            db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
         if left is not None:
             left -= plan.done - start
         if len(found[2]) == 0:
             continue
         out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
-                   threshold, deadline, refine_iterations, t0)
+                   threshold, deadline, refine_iterations, t0, cone)
         if isinstance(out, str):
             return None, "timeout"
         if out is not None:

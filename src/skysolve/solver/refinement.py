@@ -66,7 +66,12 @@ def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
 def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: float,
                  t0: float, mode: str) -> SolveResult:
     """The :class:`SolveResult` of a refined hypothesis (``t0``: the solve's start)."""
-    from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
+    from ..geometry import (
+        attitude_covariance_on_sky,
+        rotation_to_radec_roll,
+        signed_degrees,
+        vector_to_radec,
+    )
 
     R = ref.hyp.R
     f, parity = ref.hyp.f, ref.hyp.parity
@@ -77,6 +82,7 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
     cat_idx = ref.cat_idx[order]
     err = ref.errors_rad
     n = len(err)
+    ra_cat, dec_cat = vector_to_radec(db.star_vectors[cat_idx])
     sum_sq = float(err @ err)
     err_sorted = np.sort(err) * ARCSEC_PER_RAD
     # noise per axis: 2n residual components fit 3 attitude parameters
@@ -95,4 +101,6 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
         matched_centroids=img_idx.astype(np.intp),
         matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
         observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
-        attitude_cov_rad2=cov, mode=mode)
+        attitude_cov_rad2=cov, mode=mode, matched_xy=frame.xy[img_idx],
+        matched_radec_deg=np.column_stack([ra_cat, dec_cat]),
+        matched_residuals_arcsec=err[order] * ARCSEC_PER_RAD)

@@ -49,6 +49,8 @@ class SolveFailure:
     status: str
     solve_time_ms: float
     message: str = ""
+    #: The :class:`~skysolve.ExtractionResult` of the image, after :func:`skysolve.solve_image`.
+    extraction: Any = None
 
     def __bool__(self) -> bool:
         return False
@@ -106,6 +108,15 @@ class SolveResult:
     attitude_cov_rad2: NDArray[np.float64] = field(default_factory=lambda: np.full((3, 3), np.nan))
     mode: str = "lost_in_space"
     status: str = "match_found"
+    #: Centred pixel positions ``(n, 2)`` of the matched centroids (as given to the solve).
+    matched_xy: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
+    #: Catalog RA/Dec ``(n, 2)`` of the matched stars, ICRS degrees at the database's epoch.
+    matched_radec_deg: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
+    #: Angular residual of each match after refinement, arcseconds.
+    matched_residuals_arcsec: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    #: The :class:`~skysolve.ExtractionResult` the centroids came from, when the solve
+    #: started from an image (:func:`skysolve.solve_image`); None otherwise.
+    extraction: Any = None
 
     def __bool__(self) -> bool:
         return True
@@ -163,6 +174,44 @@ class SolveResult:
     def attitude_sigma_rad(self) -> NDArray[np.float64]:
         """1-sigma uncertainties ``[theta, xi0, eta0]``, radians (see ``attitude_cov_rad2``)."""
         return np.sqrt(np.clip(np.diag(self.attitude_cov_rad2), 0, None))
+
+    @property
+    def boresight(self) -> Any:
+        """The boresight (``ra_deg``, ``dec_deg``) as an astropy ``SkyCoord`` (ICRS)."""
+        from astropy.coordinates import SkyCoord
+
+        return SkyCoord(self.ra_deg, self.dec_deg, unit="deg", frame="icrs")
+
+    def to_table(self) -> Any:
+        """The matched stars as an astropy ``QTable``, one row per match.
+
+        Columns: ``centroid`` (row of the solve's input), ``x``, ``y`` (centred
+        pixels), ``catalog_id``, ``ra``, ``dec`` (catalog position, deg),
+        ``residual`` (arcsec, after refinement), ``sky`` (the catalog position as
+        a ``SkyCoord``). Results made before these were recorded give NaN
+        positions.
+        """
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+        from astropy.table import QTable
+
+        n = len(self.matched_centroids)
+        xy = self.matched_xy if len(self.matched_xy) == n else np.full((n, 2), np.nan)
+        rd = self.matched_radec_deg if len(self.matched_radec_deg) == n \
+            else np.full((n, 2), np.nan)
+        res = self.matched_residuals_arcsec if len(self.matched_residuals_arcsec) == n \
+            else np.full(n, np.nan)
+        table = QTable()
+        table["centroid"] = np.asarray(self.matched_centroids, dtype=np.int64)
+        table["x"] = xy[:, 0] * u.pix
+        table["y"] = xy[:, 1] * u.pix
+        table["catalog_id"] = np.asarray(self.matched_catalog_ids, dtype=np.int64)
+        table["ra"] = rd[:, 0] * u.deg
+        table["dec"] = rd[:, 1] * u.deg
+        table["residual"] = res * u.arcsec
+        table["sky"] = SkyCoord(rd[:, 0], rd[:, 1], unit="deg", frame="icrs")
+        table.meta["comments"] = ["x, y: centred pixels (origin at the image centre, +y down)"]
+        return table
 
     # -- coordinate conversions -----------------------------------------------------------
     def pixel_to_world(self, x: ArrayLike, y: ArrayLike):

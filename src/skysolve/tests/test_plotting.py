@@ -227,3 +227,24 @@ def test_plot_solution_of_a_fisheye_shows_catalog_stars_past_90_degrees(small_db
     stars = [small_db.get_star(int(i)) for i in near[:4000]]
     cat = radec_to_vector([s.ra_deg for s in stars], [s.dec_deg for s in stars])
     assert np.all(np.max(v @ cat.T, axis=1) > np.cos(np.radians(1e-4)))  # 0.4 mas
+def test_plot_solution_on_wcsaxes_with_an_astropy_stretch(solved, small_db, tmp_path):
+    from astropy.visualization import AsinhStretch
+    from astropy.visualization.wcsaxes import WCSAxes
+
+    image, centroids, res = solved
+    ax = plot_solution(image, res, centroids, db=small_db, wcs_grid=True, stretch="asinh")
+    assert isinstance(ax, WCSAxes)
+    assert isinstance(ax.images[0].norm.stretch, AsinhStretch)
+    # the axes' data coordinates are centred pixels: its WCS agrees with the solution there
+    pts = np.array([[0.0, 0.0], [-500.0, 370.0], [480.0, -350.0]])
+    world = ax.wcs.pixel_to_world_values(pts[:, 0], pts[:, 1])
+    ra, dec = res.pixel_to_world(pts[:, 0], pts[:, 1])
+    np.testing.assert_allclose(world[0], ra, atol=1e-7)
+    np.testing.assert_allclose(world[1], dec, atol=1e-7)
+    matched = _collection(ax, "matched centroids")
+    xy = np.array([[c.x, c.y] for c in centroids])
+    np.testing.assert_allclose(matched.get_offsets(), xy[res.matched_centroids])
+    ax.figure.savefig(tmp_path / "grid.png", dpi=60)
+    assert (tmp_path / "grid.png").stat().st_size > 10_000
+    with pytest.raises(InvalidArgumentError, match="stretch"):
+        plot_solution(image, res, centroids, stretch="cubic")

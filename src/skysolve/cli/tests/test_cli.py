@@ -484,3 +484,16 @@ def test_a_dask_scheduler_gives_the_same_answers(cli_env, db_file, frames, solve
     proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file, "--json",
                "--fov", "11.4", "--scheduler", "local", "--jobs", "2")
     assert_same_answers(one, proc)
+def test_solve_with_hints(cli_env, db_file, frames):
+    ra, dec = REFERENCE[ALT40]
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--json", "--ra", ra,
+               "--dec", dec, "--radius", 2, "--fov-range", 10, 13, "--parity", "normal")
+    assert proc.returncode == 0, proc.stderr
+    rec = json_lines(proc.stdout)[0]
+    assert angular_separation_deg(rec["ra_deg"], rec["dec_deg"], ra, dec) < 0.02
+    # a cone that misses the pointing: not solved (exit 3), never a wrong answer
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--json", "--ra", ra + 20,
+               "--dec", dec, "--radius", 2)
+    assert proc.returncode == 3 and json_lines(proc.stdout)[0]["status"] != "match_found"
+    assert_user_error(run(cli_env, "solve", frames / ALT40, "--db", db_file, "--ra", ra),
+                      1, "--ra and --dec")

@@ -437,14 +437,21 @@ def _canonical_order4(v, quad, order, work):
 
 
 @_jit
-def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, f_guess, f_lo, f_hi,
-                   work):
+def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, hint, min_cos,
+                   f_guess, f_lo, f_hi, work):
     """Whether catalog pattern ``row`` matches image pattern ``u``: (ok, f, catalog largest).
 
-    Its exact ratios must agree within ``tol`` and the focal length its scale
-    implies must lie in ``[f_lo, f_hi]``.
+    Its stars must lie within ``acos(min_cos)`` of the unit vector ``hint``
+    (unless ``hint`` is empty), its exact ratios must agree within ``tol`` and
+    the focal length its scale implies must lie in ``[f_lo, f_hi]``.
     """
     cx, cy, cz, ce = work.cx, work.cy, work.cz, work.ce
+    if hint.shape[0] > 0:
+        for s in range(4):
+            st = pattern_stars[row, s]
+            if (star_xyz[0, st] * hint[0] + star_xyz[1, st] * hint[1]
+                    + star_xyz[2, st] * hint[2]) < min_cos:
+                return False, 0.0, 0.0
     for s in range(4):
         st = pattern_stars[row, s]
         cx[s], cy[s], cz[s] = star_xyz[0, st], star_xyz[1, st], star_xyz[2, st]
@@ -461,7 +468,8 @@ def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, f_gues
 
 @_jit
 def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
-                       directory, shift, pattern_stars, star_xyz, f_guess, f_lo, f_hi):
+                       directory, shift, pattern_stars, star_xyz, hint, min_cos, f_guess,
+                       f_lo, f_hi):
     """Catalog patterns matching image patterns (see the reference's ``pattern_candidates``).
 
     The database enters as its sorted keys, their directory
@@ -514,7 +522,8 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             row = _first_at_least(keys_sorted, key, q_lo[t], q_hi[t])
             while row < n_rows and keys_sorted[row] == key:
                 ok, f, clargest = _catalog_match(row, u, ratios, largest, tol, pattern_stars,
-                                                 star_xyz, f_guess, f_lo, f_hi, work)
+                                                 star_xyz, hint, min_cos, f_guess, f_lo,
+                                                 f_hi, work)
                 if ok:
                     if have_order != u:
                         _canonical_order4(v_guess, combos[p + u], order, work)

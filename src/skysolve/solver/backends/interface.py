@@ -52,11 +52,11 @@ class _Example:
         v = np.column_stack([p[:, 0] / f, p[:, 1] / f, np.ones(len(p))])
         return v / np.linalg.norm(v, axis=1)[:, None]
 
-    def pattern_candidates(self) -> tuple:
+    def pattern_candidates(self, hint: np.ndarray) -> tuple:
         starts, shift = self.db.key_directory
         return (self.v, np.array([[0, 1, 2, 3]], dtype=np.intp), 0, np.array([1]), 1500,
                 self.db.pattern_bins, 0.01, self.db.pattern_keys, starts, shift,
-                self.db.pattern_stars, self.db.star_xyz, 1000.0, 100.0, 1e5)
+                self.db.pattern_stars, self.db.star_xyz, hint, 0.5, 1000.0, 100.0, 1e5)
 
     def pattern_attitudes(self) -> tuple:
         quad = self.ideal[np.array([[0, 1, 2, 3]])]
@@ -80,11 +80,14 @@ FUNCTIONS: tuple[Function, ...] = (
                          (ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 0.1, 10 ** 6)]),  # cells
     Function("pattern_candidates",
              "pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, "
-             "keys_sorted, directory, shift, pattern_stars, star_xyz, f_guess, f_lo, f_hi) -> "
-             "(img_quads, cat_quads, f_est, cat_largest, done): catalog patterns whose keys, "
-             "exact edge ratios and implied focal length (in [f_lo, f_hi]) match image "
-             "patterns, batch by batch from `start` until a batch has candidates",
-             lambda ex: [ex.pattern_candidates()]),
+             "keys_sorted, directory, shift, pattern_stars, star_xyz, hint, min_cos, "
+             "f_guess, f_lo, f_hi) -> (img_quads, cat_quads, f_est, cat_largest, done): "
+             "catalog patterns whose keys, exact edge ratios and implied focal length (in "
+             "[f_lo, f_hi]) match image patterns, batch by batch from `start` until a batch "
+             "has candidates; with a non-empty `hint` (a position hint's unit vector) only "
+             "patterns whose stars all lie within acos(min_cos) of it",
+             lambda ex: [ex.pattern_candidates(np.zeros(0)),  # no position hint
+                         ex.pattern_candidates(np.array([0.0, 0.0, 1.0]))]),
     Function("pattern_attitudes",
              "pattern_attitudes(ideal4, cat4, f_est, parities, proj) -> (R, residual, parity): "
              "Wahba attitude of each candidate pair for the better allowed parity",

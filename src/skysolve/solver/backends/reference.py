@@ -94,8 +94,8 @@ def in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count):
 # Pattern search
 
 
-def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, star_xyz, f_guess,
-                      f_lo, f_hi):
+def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, star_xyz,
+                      hint, min_cos, f_guess, f_lo, f_hi):
     """Catalog patterns matching one batch of image patterns (see :func:`pattern_candidates`)."""
     V = v_guess[batch]
     ratios, largest = edge_ratios(pattern_edge_angles(V))
@@ -103,6 +103,14 @@ def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, sta
     rows, kowner = lookup_keys(keys_sorted, keys)
     if len(rows) == 0:
         return None
+    if len(hint):  # a position hint: only patterns of stars within its reach
+        cand = pattern_stars[rows]
+        cos = (hint[0] * star_xyz[0, cand] + hint[1] * star_xyz[1, cand]
+               + hint[2] * star_xyz[2, cand])
+        inside = np.all(cos >= min_cos, axis=1)
+        rows, kowner = rows[inside], kowner[inside]
+        if len(rows) == 0:
+            return None
     pat = owner[kowner]
     # a catalog pattern may be reached through several neighbour keys only once,
     # since keys are distinct; the same (pattern, row) pair cannot repeat.
@@ -120,14 +128,17 @@ def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, sta
 
 
 def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
-                       directory, shift, pattern_stars, star_xyz, f_guess, f_lo, f_hi):
+                       directory, shift, pattern_stars, star_xyz, hint, min_cos, f_guess,
+                       f_lo, f_hi):
     """Catalog patterns matching image patterns, batch by batch from pattern ``start``.
 
     ``v_guess`` (n, 3) holds camera vectors of the pattern stars at the
     guessed focal length and ``combos`` (m, 4) its rows per pattern, cut into
     batches at ``ends``. Whole batches are matched until one yields candidates
     or ``max_patterns`` patterns are done. A candidate's focal length, implied
-    by the ratio of its image and catalog sizes, must lie in ``[f_lo, f_hi]``.
+    by the ratio of its image and catalog sizes, must lie in ``[f_lo, f_hi]``,
+    and, when ``hint`` (the unit vector of a position hint) is not empty, its
+    four stars must lie within ``acos(min_cos)`` of it.
     (``directory`` and ``shift`` of the key directory are not needed here: a
     binary search over ``keys_sorted`` finds the same rows.)
 
@@ -144,7 +155,8 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
         if end <= done:
             continue
         found = _batch_candidates(v_guess, combos[done:end], bins, tol, keys_sorted,
-                                  pattern_stars, star_xyz, f_guess, f_lo, f_hi)
+                                  pattern_stars, star_xyz, hint, min_cos, f_guess, f_lo,
+                                  f_hi)
         if found is not None:
             return (*found, end)
         done = end

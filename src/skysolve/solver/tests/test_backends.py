@@ -315,18 +315,20 @@ def _hypotheses(fields):
         yield xy, Hypothesis(R, cam.focal_length_px, mirror)
 
 
-def _candidates(be, db, v_guess, combos, start, ends, f_guess, lo, hi, tol):
+def _candidates(be, db, v_guess, combos, start, ends, f_guess, lo, hi, tol,
+                hint=None, min_cos=-1.0):
+    hint = np.zeros(0) if hint is None else hint
     return be.pattern_candidates(v_guess, combos, start, ends, 10 ** 6, db.pattern_bins, tol,
                                  db.pattern_keys, *db.key_directory, db.pattern_stars,
-                                 db.star_xyz, f_guess, lo, hi)
+                                 db.star_xyz, hint, min_cos, f_guess, lo, hi)
 
 
 def test_pattern_search_functions_match(small_db, fields):
     db = small_db
     tol = float(db.parameters["pattern_max_error"])
     combos = LIS._combos(12)
-    n_cand = 0
-    for xy, _, cam, _ in fields:
+    n_cand = n_cut = 0
+    for xy, R, cam, _ in fields:
         frame = _frame(xy, ref)
         f_guess = cam.focal_length_px * 1.01
         stars = ref.thin_pixels(frame.ideal[:100], 2.0, 12)
@@ -353,6 +355,15 @@ def test_pattern_search_functions_match(small_db, fields):
                 np.testing.assert_array_equal(np.concatenate([q[t] for q in parts]), fast[t])
         for a, b in zip(fast, slow, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12)
+        # a position hint's mask: both backends keep exactly the candidates of allowed stars
+        min_cos = math.cos(math.radians(12.0))
+        want = np.all(db.star_vectors[fast[1]] @ R[2] >= min_cos, axis=1)
+        for be in (comp, ref):
+            *cut, _ = _candidates(be, db, v_guess, combos, 0, whole, f_guess, lo, hi, tol,
+                                  np.ascontiguousarray(R[2]), min_cos)
+            for t in range(4):
+                np.testing.assert_allclose(cut[t], fast[t][want], rtol=1e-12)
+        n_cut += int(want.sum())
         n_cand += len(fast[0])
         ideal = frame.ideal[stars[fast[0]]]
         cv = db.star_vectors[fast[1]]
@@ -363,6 +374,7 @@ def test_pattern_search_functions_match(small_db, fields):
         np.testing.assert_allclose(rf, rs, rtol=1e-6, atol=1e-12)
         np.testing.assert_array_equal(pf, ps)
     assert n_cand > 100
+    assert 0 < n_cut < n_cand / 2  # the true patterns stay, most false ones go
 
 
 def test_verification_and_refinement_functions_match(small_db, fields):

@@ -27,8 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from skysolve.solver.patterns import SEPARATION_FRACTION, brightest_first_combinations
-from skysolve.solver.patterns import thin_by_separation
+from skysolve.solver.patterns import (
+    SEPARATION_FRACTION,
+    brightest_first_combinations,
+    thin_by_separation,
+)
 
 
 @dataclass(frozen=True)
