@@ -28,6 +28,7 @@ command line) start fast.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version  # as tetra3rs's module has it
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -43,11 +44,14 @@ _EXPORTS: dict[str, str] = {
     "load_hipparcos": "sky.catalogs",
     "load_gaia": "sky.catalogs",
     "load_catalog_csv": "sky.catalogs",
+    "load_catalog": "sky.catalogs",
     "earth_barycentric_velocity": "sky.aberration",
     "SolverDatabase": "database",
     "Centroid": "centroids",
     "ExtractionResult": "centroids",
     "extract_centroids": "extraction",
+    "extract_centroids_fast": "extraction",
+    "CentroidExtractor": "extraction",
     "ExtractionOptions": "extraction.options",
     "CameraModel": "camera.model",
     "RadialDistortion": "camera.distortion",
@@ -65,6 +69,8 @@ _EXPORTS: dict[str, str] = {
     "CalibrationRun": "calibration.workflow",
     "calibrate_frames": "calibration.workflow",
     "SEED_PASSES": "calibration.workflow",
+    "solve_many": "batch.solve_many",
+    "FrameResult": "batch.results",
     "StarfieldOptions": "simulate",
     "render_starfield": "simulate",
     "simulate_centroids": "simulate",
@@ -74,12 +80,19 @@ _EXPORTS: dict[str, str] = {
     "plot_solution": "plotting",
     "plot_residuals": "plotting",
     "plot_distortion": "plotting",
+    "reset_log_cache": "_meta",
+    "solve_image": "pipeline",
+    "ImageData": "imagedata",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = sorted([*_EXPORTS, "__version__", "__git_hash__", "version"])
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__git_hash__":  # the commit of a source checkout (asks git once)
+        from ._meta import git_hash
+
+        return git_hash()
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'skysolve' has no attribute {name!r}")
@@ -93,6 +106,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
+    from ._meta import reset_log_cache
+    from .batch.results import FrameResult
+    from .batch.solve_many import solve_many
     from .calibration.options import CalibrationOptions
     from .calibration.result import CalibrateResult
     from .calibration.workflow import SEED_PASSES, CalibrationPass, CalibrationRun, calibrate_frames
@@ -102,10 +118,12 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .database import SolverDatabase
     from .defaultdb import default_database
     from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
-    from .extraction import extract_centroids
+    from .extraction import CentroidExtractor, extract_centroids, extract_centroids_fast
     from .extraction.options import ExtractionOptions
+    from .imagedata import ImageData
     from .io.images import read_image
     from .io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
+    from .pipeline import solve_image
     from .plotting import plot_distortion, plot_residuals, plot_solution
     from .simulate import (
         GaussianPSF,
@@ -115,6 +133,13 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
         simulate_centroids,
     )
     from .sky.aberration import earth_barycentric_velocity
-    from .sky.catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
+    from .sky.catalogs import (
+        Catalog,
+        CatalogStar,
+        load_catalog,
+        load_catalog_csv,
+        load_gaia,
+        load_hipparcos,
+    )
     from .solver.options import SolveOptions
     from .solver.result import SolveFailure, SolveResult

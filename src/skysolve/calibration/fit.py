@@ -16,6 +16,12 @@ to minimise the pixel residuals of the camera model (see
     u       = (s f X/Z, f Y/Z),  (X, Y, Z) = R_i @ star,  s = -1 if parity_flip
     pixel   = crpix + distort(u)          distort(u) = u + displacement(u)
 
+for the pinhole projection; for the others (fisheyes, see
+:mod:`skysolve.camera.projection`) ``(X/Z, Y/Z)`` is replaced by the
+projection-plane point ``g(theta) (cos phi, sin phi)`` of the direction, so
+focal length, optical centre and distortion are fitted on top of the
+camera's projection.
+
 Algorithm
 ---------
 Each image's attitude is first re-fitted to the starting camera model
@@ -101,9 +107,10 @@ from .. import _args
 from .._options import with_options
 from ..camera.distortion import RadialDistortion
 from ..camera.model import CameraModel
+from ..camera.projection import PINHOLE, PROJECTIONS, vectors_to_plane
 from ..centroids import ExtractionResult, centroids_to_array
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..geometry import tanplane_from_camera_vectors, wahba_rotation
+from ..geometry import wahba_rotation
 from ..solver.result import SolveFailure, SolveResult
 from .basis import Basis, project_distortion, solve_normal
 from .options import CalibrationOptions
@@ -132,10 +139,6 @@ _MIN_CLIP_PX = 0.01
 # The least-squares problem
 
 
-# ------------------------------------------------------------------------------------
-# The least-squares problem
-
-
 class _Image:
     """Matched pairs of one image."""
 
@@ -150,19 +153,42 @@ class _Image:
         self.rows = slice(0, 0)
 
 
-def _tanplane(images: list[_Image]) -> NDArray[np.float64]:
-    """Camera tangent-plane coordinates ``(X/Z, Y/Z)`` of every pair, ``(n, 2)``."""
-    v = np.concatenate([im.stars @ im.R.T for im in images])
-    xi, eta = tanplane_from_camera_vectors(v)
-    return np.stack([xi, eta], axis=1)
+def _plane(v: NDArray[np.float64], proj: int) -> NDArray[np.float64]:
+    """Projection-plane coordinates ``(n, 2)`` of camera vectors ``(n, 3)`` (for the
+    pinhole projection the tangent plane, ``(X/Z, Y/Z)``)."""
+    return np.stack(vectors_to_plane(v, proj), axis=1)
 
 
 def _predict(images: list[_Image], f: float, crpix: NDArray[np.float64], sign: float,
-             basis: Basis, c: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-    """Predicted pixels, ideal offsets and tangent-plane coordinates of every pair."""
-    t = _tanplane(images)
+             basis: Basis, c: NDArray[np.float64],
+             proj: int = PINHOLE) -> tuple[NDArray[np.float64], ...]:
+    """Predicted pixels, ideal offsets, projection-plane coordinates and camera vectors
+    of every pair."""
+    v = np.concatenate([im.stars @ im.R.T for im in images])
+    t = _plane(v, proj)
     u = np.stack([sign * f * t[:, 0], f * t[:, 1]], axis=1)
-    return crpix + u + basis.displacement(u, c), u, t
+    return crpix + u + basis.displacement(u, c), u, t, v
+
+
+def _plane_rotation_jacobian(t: NDArray[np.float64], v: NDArray[np.float64],
+                             proj: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Derivatives ``(n, 3)`` of the projection-plane x and y of each pair with respect
+    to a small rotation ``omega`` of its image, ``v -> v + omega x v``.
+
+    Closed form for the pinhole projection; central differences for the others
+    (a smooth mapping away from the axis, the step far below any residual).
+    """
+    if proj == PINHOLE:
+        xi, eta = t[:, 0], t[:, 1]
+        dxi = np.stack([-xi * eta, 1.0 + xi * xi, -eta], axis=1)
+        deta = np.stack([-(1.0 + eta * eta), xi * eta, xi], axis=1)
+        return dxi, deta
+    h = 1e-6
+    d = np.empty((len(v), 2, 3))
+    for k in range(3):
+        turn = np.cross(np.eye(3)[k], v)  # omega_k e_k x v
+        d[:, :, k] = (_plane(v + h * turn, proj) - _plane(v - h * turn, proj)) / (2.0 * h)
+    return d[:, 0, :], d[:, 1, :]
 
 
 def _robust_rms(res: NDArray[np.float64]) -> float:
@@ -179,7 +205,7 @@ def _rms(res: NDArray[np.float64]) -> float:
 def _gauss_newton_step(images: list[_Image], inl: NDArray[np.bool_], f: float,
                        crpix: NDArray[np.float64], sign: float, basis: Basis,
                        c: NDArray[np.float64], fit_crpix: bool,
-                       want_cond: bool = False) -> tuple[
+                       want_cond: bool = False, proj: int = PINHOLE) -> tuple[
                            NDArray[np.float64], float]:
     """One linearised least-squares step; returns (step, condition number).
 
@@ -190,7 +216,7 @@ def _gauss_newton_step(images: list[_Image], inl: NDArray[np.bool_], f: float,
     image's rotation touches only its own rows; polynomial x and y
     coefficients only their own axis).
     """
-    pred, u_all, t_all = _predict(images, f, crpix, sign, basis, c)
+    pred, u_all, t_all, v_all = _predict(images, f, crpix, sign, basis, c, proj)
     obs = np.concatenate([im.xy for im in images])
     res_all = obs - pred
     n_glob = 1 + (2 if fit_crpix else 0) + basis.size
@@ -214,10 +240,7 @@ def _gauss_newton_step(images: list[_Image], inl: NDArray[np.bool_], f: float,
         u, t, res = u_all[sl][keep], t_all[sl][keep], res_all[sl][keep]
         jac = basis.jacobian(u, c)
         mx, my = basis.design(u)
-        xi, eta = t[:, 0], t[:, 1]
-        # d(xi, eta)/d(omega) for v' = v + omega x v
-        dxi = np.stack([-xi * eta, 1.0 + xi * xi, -eta], axis=1)
-        deta = np.stack([-(1.0 + eta * eta), xi * eta, xi], axis=1)
+        dxi, deta = _plane_rotation_jacobian(t, v_all[sl][keep], proj)
         du = np.stack([sign * f * dxi, f * deta], axis=1)              # (n, 2, 3)
         dp_omega = np.einsum("nij,njk->nik", jac, du, optimize=False)  # (n, 2, 3)
         dp_f = np.einsum("nij,nj->ni", jac, u / f, optimize=False)     # (n, 2)
@@ -359,6 +382,10 @@ def _images(db: PatternDatabase, results: list, cents: list,
     if len({cam.parity_flip for cam in cameras}) > 1:
         raise InvalidArgumentError(
             "solve_results disagree on parity_flip: images of one camera share one parity")
+    if len({cam.projection for cam in cameras}) > 1:
+        raise InvalidArgumentError(
+            "solve_results disagree on the lens projection: images of one camera share one "
+            f"(got {sorted({cam.projection for cam in cameras})})")
     n_pairs = sum(len(im.xy) for im in images)
     return images, cameras, math.sqrt(before_sq / n_pairs), width, height
 
@@ -380,6 +407,11 @@ class _Problem:
     start_rotations: list[NDArray[np.float64]]
     n_params: int
     options: CalibrationOptions
+    projection: str = "pinhole"
+
+    @property
+    def proj(self) -> int:
+        return PROJECTIONS.index(self.projection)
 
     @property
     def n_pairs(self) -> int:
@@ -401,7 +433,7 @@ def _setup(images: list[_Image], cameras: list[CameraModel], width: int, height:
     parity = cameras[0].parity_flip
     init = CameraModel(f, width, height, crpix=crpix, parity_flip=parity,
                        distortion=basis.to_distortion(c, width, height, crpix)
-                       if np.any(c) else None)
+                       if np.any(c) else None, projection=start.projection)
     for im in images:
         v = init.pixel_to_vectors(im.xy[:, 0], im.xy[:, 1])
         ok = np.all(np.isfinite(v), axis=1)
@@ -415,7 +447,7 @@ def _setup(images: list[_Image], cameras: list[CameraModel], width: int, height:
             f"(model={options.model!r}, order={options.order}); use a lower order or more "
             "images")
     return _Problem(images, basis, -1.0 if parity else 1.0, f, crpix, c,
-                    [im.R for im in images], n_params, options)
+                    [im.R for im in images], n_params, options, start.projection)
 
 
 def _iterate(p: _Problem, fit_crpix: bool):
@@ -436,17 +468,17 @@ def _iterate(p: _Problem, fit_crpix: bool):
         iterations = it + 1
         probe = fit_crpix and it == 0
         step, cond = _gauss_newton_step(p.images, inl, fc, cc, p.sign, p.basis, coeffs,
-                                        fit_crpix, probe)
+                                        fit_crpix, probe, p.proj)
         if probe and cond > _CRPIX_MAX_CONDITION:
             fit_crpix = False
             step, cond = _gauss_newton_step(p.images, inl, fc, cc, p.sign, p.basis, coeffs,
-                                            False)
+                                            False, proj=p.proj)
         fc, cc, coeffs = _apply_step(step, p.images, fc, cc, coeffs, fit_crpix, p.basis.size)
         if not (math.isfinite(fc) and fc > 0):
             raise InvalidArgumentError(
                 "the calibration diverged (focal length became invalid); check that the "
                 "solve results and centroid sets belong together")
-        res = obs - _predict(p.images, fc, cc, p.sign, p.basis, coeffs)[0]
+        res = obs - _predict(p.images, fc, cc, p.sign, p.basis, coeffs, p.proj)[0]
         rms = _rms(res[inl])
         if math.isfinite(opts.sigma_clip):
             clip_px = max(opts.sigma_clip * _robust_rms(res[inl]), _MIN_CLIP_PX)
@@ -494,7 +526,8 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     if fitted and np.hypot(*(crpix - p.crpix0)) > _CRPIX_MAX_SHIFT * math.hypot(width, height):
         f, crpix, c, inl, iterations, converged, fitted = _iterate(p, False)
     camera = CameraModel(f, width, height, crpix=crpix, parity_flip=p.sign < 0,
-                         distortion=p.basis.to_distortion(c, width, height, crpix))
+                         distortion=p.basis.to_distortion(c, width, height, crpix),
+                         projection=p.projection)
     rotations, per_rmse, per_inl, rmse_after, n_in = _summary(p, camera, inl, len(results))
     return CalibrateResult(camera, rmse_before, rmse_after, n_in, p.n_pairs - n_in, iterations,
                            converged, rotations, per_rmse, per_inl, fitted)

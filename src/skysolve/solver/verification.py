@@ -22,14 +22,19 @@ is the result. A handful of stars that land within a pixel (fields with 6-10
 stars), or a few dozen among many false detections, then verify where the
 coarse count could not.
 
-A hypothesis fitted to four close stars (a cluster such as the Pleiades) is
-right near them even when its roll or scale is off by a percent, so its
-neighbours land close without being evidence. At radius ``rho`` a centroid
-therefore counts (as a trial, and as a match) only at least
-``rho / FINE_SLACK`` from every pattern star, where such an error would have
-moved it further than ``rho``; the pattern stars themselves never count there.
-Hypotheses without pattern stars (tracking, which fits its matched stars) get
-the full radius only.
+A hypothesis fitted to four stars is right near them even when its roll or
+scale is off by a few percent (most of all for four close stars, a cluster
+such as the Pleiades), so their neighbours land close without being
+evidence. At radius ``rho`` a centroid therefore counts (as a trial, and as a
+match) only at least ``rho / FINE_SLACK`` from every pattern star, where such
+an error would have moved it further than ``rho``; the pattern stars
+themselves never count there. Hypotheses without pattern stars (tracking,
+which fits its matched stars) get the full radius only.
+
+:data:`FINE_SLACK` is measured, not derived: on 40 simulated 10-20 deg fields
+of only their 6 brightest stars, 0.01 solves 19, 0.05 38 and 0.1 39; 0.1
+also lets one of the eleven known near misses of the soak run (the
+``SOAK_SEED_2_WRONG`` frames of the robustness tests) through, 0.05 none.
 """
 
 from __future__ import annotations
@@ -52,9 +57,10 @@ VERIFY_CENTROIDS_DEEP = 120
 VERIFY_CATALOG_FACTOR = 2
 #: Match radii (fractions of the match radius) the false-match probability is taken at.
 FINE_RADII = (1.0, 1.0 / 3.0, 1.0 / 9.0)
-#: The relative error (roll, scale) a hypothesis from four close stars may carry: a
-#: centroid counts at radius rho only rho / FINE_SLACK from every pattern star.
-FINE_SLACK = 0.01
+#: The relative error (roll, scale) a hypothesis from four stars is allowed to carry
+#: in the fine-radius test: a centroid counts at radius rho only rho / FINE_SLACK
+#: from every pattern star (see the module docstring).
+FINE_SLACK = 0.05
 
 
 def false_match_probability(n_matches: int, n_image: int, p_match: float, fixed: int) -> float:
@@ -84,8 +90,8 @@ def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
     count = VERIFY_CATALOG_FACTOR * n_img
     cx, cy = frame.centre
     n_cat, rows, dist, crowd = frame.backend.verify_counts(
-        frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, cx, cy, 0.5 * frame.width,
-        0.5 * frame.height, count, radius_px, crowding_outer(frame, radius_px))
+        frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, frame.proj, cx, cy,
+        0.5 * frame.width, 0.5 * frame.height, count, radius_px, crowding_outer(frame, radius_px))
     if n_cat == 0:
         return 0, 1.0
     uniform = n_cat * math.pi * radius_px ** 2 / max(frame.width * frame.height, 1.0)

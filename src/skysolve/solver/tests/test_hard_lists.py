@@ -41,11 +41,11 @@ def _fields(catalog, n: int, seed: int, n_false: int, clusters: int = 0):
     return out
 
 
-def _solve_all(db, fields):
+def _solve_all(db, fields, **kwargs):
     errors = []
     for xy, R, fov in fields:
         res = db.solve_from_centroids(xy, fov_estimate_deg=fov * 1.01, fov_max_error_deg=0.05 * fov,
-                                      image_shape=(H, W), solve_timeout_ms=None)
+                                      image_shape=(H, W), solve_timeout_ms=None, **kwargs)
         errors.append(np.degrees(angle_between(radec_to_vector(res.ra_deg, res.dec_deg), R[2]))
                       if res else np.inf)
     return np.array(errors)
@@ -54,7 +54,8 @@ def _solve_all(db, fields):
 @pytest.mark.parametrize("clusters", [0, 4], ids=["uniform", "clustered"])
 def test_eighty_percent_false_centroids_solve(small_db, hip_catalog, clusters):
     fields = _fields(hip_catalog, 4, 21 + clusters, n_false=80, clusters=clusters)
-    err = _solve_all(small_db, fields)
+    # patterns from the brightest 50 (the most allowed): four true stars are among them
+    err = _solve_all(small_db, fields, pattern_checking_stars=50)
     assert np.all(err < 0.05), err
 
 
