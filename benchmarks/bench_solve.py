@@ -161,7 +161,7 @@ def _in_process(db):
 
     def solve(j: int, inp: dict):
         kwargs = dict(fov_estimate_deg=inp["fov"], fov_max_error_deg=inp["fov_err"],
-                      image_shape=inp["shape"], **SOLVE_ARGS)
+                      image_shape=inp["shape"], **SOLVE_ARGS, **inp.get("solve_kwargs", {}))
         time.sleep(PAUSE_S)
         t0 = time.perf_counter()
         c0 = time.process_time()

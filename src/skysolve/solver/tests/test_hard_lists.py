@@ -2,8 +2,9 @@
 
 Small deterministic samples of 10-20 deg fields from the Hipparcos catalog
 (``small_db``): 100 centroids of which 80 are false (uniform, or clustered as a
-lit branch gives them, at random places in the brightness order), and fields
-with only the 6 brightest stars. Every one must solve, and right.
+lit branch gives them, at random places in the brightness order), every one of
+which must solve, and right; and fields with only the 6 brightest stars, of
+which 95 % must solve and none wrong.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def test_eighty_percent_false_centroids_solve(small_db, hip_catalog, clusters):
 
 
 def test_six_stars_solve(small_db, hip_catalog):
-    err = _solve_all(small_db, _fields(hip_catalog, 6, 5, n_false=0))
-    assert np.all(err < 0.05), err
+    # at least 95 %, none wrong (a failed solve is inf)
+    err = _solve_all(small_db, _fields(hip_catalog, 40, 5, n_false=0))
+    assert np.count_nonzero(err < 0.05) >= 38, err
+    assert np.all((err < 0.05) | np.isinf(err)), err
 
 
 def test_fine_radii_strengthen_close_matches_only():
