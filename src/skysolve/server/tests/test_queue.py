@@ -12,6 +12,8 @@ from skysolve.server import nova
 from skysolve.server.nova import BadRequest
 from skysolve.server.store import MAX_ATTEMPTS, JobStore
 
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
 
 def test_nova_settings_become_skysolve_hints():
     kw = nova.solve_hints({"scale_units": "arcminwidth", "scale_lower": 600, "scale_upper": 720,

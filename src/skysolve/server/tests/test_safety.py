@@ -90,9 +90,12 @@ def test_an_oversized_body_is_refused_before_it_is_read(http, session):
     big = b"\0" * (3 * 1000 * 1000)  # the shared server allows 2 MB
     _refused(_upload(http, session, big), 413, "over the limit")
 
-    def chunks():  # no Content-Length: the limit holds while streaming
+    def chunks():  # no Content-Length: the limit holds while the parts stream in
+        yield (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.fits"'
+               b"\r\nContent-Type: application/octet-stream\r\n\r\n")
         for _ in range(30):
             yield b"\0" * 100_000
+        yield b"\r\n--xyz--\r\n"
 
     r = http.post("/api/upload", content=chunks(),
                   headers={"content-type": "multipart/form-data; boundary=xyz"})
