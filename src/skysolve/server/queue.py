@@ -16,13 +16,57 @@ queued again and fail after :data:`skysolve.server.store.MAX_ATTEMPTS` tries.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import threading
 import time
 from typing import Any
 
+from ..batch import LocalPool
 from .store import MAX_ATTEMPTS, JobStore
 
 __all__ = ["JobQueue"]
+
+
+def _worker_init() -> None:
+    """A worker process of the server: dies with the server, holds none of its sockets.
+
+    Workers are forked from the server, so they inherit its listening socket; a server
+    killed outright would leave them holding its port (and waiting forever for work).
+    On Linux the kernel sends them SIGKILL when the server dies (``PR_SET_PDEATHSIG``);
+    everywhere they close the listening sockets they inherited and leave Ctrl-C to the
+    server.
+    """
+    import os
+    import signal
+    import socket
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the server died before the line above
+            os._exit(1)
+    fds = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []
+    for name in fds:
+        with contextlib.suppress(OSError, ValueError):
+            s = socket.socket(fileno=int(name))
+            listening = s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            s.detach()
+            if listening:
+                os.close(int(name))
+
+
+class ServerPool(LocalPool):
+    """:class:`~skysolve.batch.LocalPool` whose processes are the server's workers
+    (:func:`_worker_init`)."""
+
+    def _start(self) -> cf.Executor:
+        if self.kind != "process":
+            return super()._start()
+        return cf.ProcessPoolExecutor(self._max_workers, initializer=_worker_init)
 
 
 class JobQueue:
@@ -39,13 +83,12 @@ class JobQueue:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from ..batch import LocalPool
         from ..batch.solve_many import prepare_solver
         from ..solver.options import SolveOptions
 
         self.store.recover()
         prepare_solver(self.handle, SolveOptions())
-        self._pool = LocalPool(self.workers, "process")
+        self._pool = ServerPool(self.workers, "process")
         self._thread = threading.Thread(target=self._run, name="skysolve-dispatch", daemon=True)
         self._thread.start()
 

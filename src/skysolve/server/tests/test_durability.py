@@ -46,7 +46,10 @@ def test_sigkill_then_restart_finishes_every_accepted_job(small_db_file, tmp_pat
     unfinished = [i for i, s in before.items() if s == "solving"]
     assert unfinished, "every job finished before the kill: the test proves nothing"
 
-    second = LiveServer(small_db_file, data, "--workers", "1").start()
+    # the same port: the killed server's workers died with it and hold none of its sockets
+    second = LiveServer(small_db_file, data, "--workers", "1")
+    second.port, second.url = first.port, first.url
+    second.start()
     try:
         with httpx.Client(base_url=second.url, timeout=60) as http:
             states = _wait_done(http, accepted)
