@@ -76,8 +76,8 @@ def test_upload_a_real_frame_and_see_the_solution(server, browser):
                                                                       "a.download")]
     assert any(link.endswith("/wcs_file/" + link.rsplit("/", 1)[-1]) for link in links)
     assert len(links) == 6
-    recent = browser.find_element(By.ID, "recent-jobs").text
-    assert ALT40 in recent
+    WebDriverWait(browser, 30).until(
+        lambda d: ALT40 in d.find_element(By.ID, "recent-jobs").text)
     keep = os.environ.get("SKYSOLVE_PAGE_SCREENSHOT")
     if keep:
         browser.save_screenshot(keep)
