@@ -134,3 +134,14 @@ def test_a_job_past_its_time_limit_fails_and_the_workers_start_afresh(tmp_path, 
     finally:
         release.set()
         q.stop()
+
+
+def test_serve_without_the_extra_names_it(monkeypatch, capsys):
+    import skysolve.server
+    from skysolve.cli import EXIT_ERROR, main
+
+    monkeypatch.setattr(skysolve.server, "missing_extra", lambda: ["starlette", "uvicorn"])
+    assert main(["serve", "--port", "8999"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert 'pip install "skysolve[server]"' in err and "starlette, uvicorn" in err
+    assert "Traceback" not in err
