@@ -241,7 +241,7 @@ def _accept(svc: Service, kind: str, settings: dict[str, Any], inputs: dict[str,
         if store_input is not None:
             name, digest = store_input(svc.store.job_dir(job_id))
             hints["input"]["input"] = name
-            svc.store._run("UPDATE jobs SET hints = ? WHERE id = ?", (json.dumps(hints), job_id))
+            svc.store.set_hints(job_id, hints)
         svc.store.accept(job_id, hints["input"].get("input"))
     except BaseException:
         svc.store.drop(job_id)

@@ -105,6 +105,10 @@ class JobStore:
         self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
         return job_id
 
+    def set_hints(self, job_id: int, hints: dict[str, Any]) -> None:
+        self._run("UPDATE jobs SET hints = ? WHERE id = ? AND state = 'new'",
+                  (json.dumps(hints), job_id))
+
     def accept(self, job_id: int, input_name: str | None) -> None:
         self._run("UPDATE jobs SET state = 'queued', input = ? WHERE id = ? AND state = 'new'",
                   (input_name, job_id))
