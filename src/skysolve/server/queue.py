@@ -30,11 +30,12 @@ __all__ = ["JobQueue"]
 def _worker_init() -> None:
     """A worker process of the server: dies with the server, holds none of its sockets.
 
-    Workers are forked from the server, so they inherit its listening socket; a server
-    killed outright would leave them holding its port (and waiting forever for work).
-    On Linux the kernel sends them SIGKILL when the server dies (``PR_SET_PDEATHSIG``);
-    everywhere they close the listening sockets they inherited and leave Ctrl-C to the
-    server.
+    Workers are forked from the server, so they inherit its network sockets: the
+    listening one (a server killed outright would leave them holding its port) and the
+    open connections (a connection the server closes would stay open in the worker, and
+    a browser sending its next request on it would wait forever). Workers close every
+    inherited TCP socket; on Linux the kernel also kills them when the server dies
+    (``PR_SET_PDEATHSIG``). Ctrl-C is left to the server.
     """
     import os
     import signal
@@ -53,9 +54,9 @@ def _worker_init() -> None:
     for name in fds:
         with contextlib.suppress(OSError, ValueError):
             s = socket.socket(fileno=int(name))
-            listening = s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            family = s.family
             s.detach()
-            if listening:
+            if family in (socket.AF_INET, socket.AF_INET6):
                 os.close(int(name))
 
 

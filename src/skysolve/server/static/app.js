@@ -18,7 +18,7 @@ function choose(file) {
 }
 
 async function api(url, options) {
-  const response = await fetch(url, options);
+  const response = await fetch(url, {cache: "no-store", ...options});
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok || (body && body.status === "error")) {

@@ -76,8 +76,10 @@ def test_upload_a_real_frame_and_see_the_solution(server, browser):
                                                                       "a.download")]
     assert any(link.endswith("/wcs_file/" + link.rsplit("/", 1)[-1]) for link in links)
     assert len(links) == 6
+    # the list is fetched again after the solve (on a connection opened before the
+    # workers started: they must not hold it open)
     WebDriverWait(browser, 30).until(
-        lambda d: ALT40 in d.find_element(By.ID, "recent-jobs").text)
+        lambda d: ALT40 in d.find_element(By.ID, "recent-jobs").get_attribute("textContent"))
     keep = os.environ.get("SKYSOLVE_PAGE_SCREENSHOT")
     if keep:
         browser.save_screenshot(keep)
