@@ -31,14 +31,10 @@ PREVIEW_SIZE = 1024
 
 
 def preview_png(image: np.ndarray, path: Path) -> float:
-    """An 8-bit PNG of ``image`` (asinh stretch from the 30th percentile, about the sky
-    background, to the 99.9th), at most :data:`PREVIEW_SIZE` pixels on a side; returns
-    its scale (preview px per image px)."""
-    from astropy.visualization import (
-        AsinhStretch,
-        AsymmetricPercentileInterval,
-        ImageNormalize,
-    )
+    """An 8-bit PNG of ``image`` (asinh stretch of the central 99.7 % of its values), at
+    most :data:`PREVIEW_SIZE` pixels on a side; returns its scale (preview px per image
+    px)."""
+    from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
     from PIL import Image
 
     from .._files import atomic_path
@@ -46,8 +42,8 @@ def preview_png(image: np.ndarray, path: Path) -> float:
     data = np.asarray(image, dtype=np.float32)
     if data.ndim == 3:
         data = data.mean(axis=2)
-    norm = ImageNormalize(data, interval=AsymmetricPercentileInterval(30.0, 99.9),
-                          stretch=AsinhStretch(0.2), clip=True)
+    norm = ImageNormalize(data, interval=PercentileInterval(99.7), stretch=AsinhStretch(0.1),
+                          clip=True)
     pixels = (255.0 * np.nan_to_num(norm(data).filled(0.0))).astype(np.uint8)
     picture = Image.fromarray(pixels)
     scale = min(1.0, PREVIEW_SIZE / max(picture.size))
