@@ -143,6 +143,16 @@ def _count(name: str, maximum: int | None = None) -> Any:
     return _checked(int, check, name)
 
 
+def _positive(name: str) -> Any:
+    """argparse type of a command-line-only positive number (``serve --time-limit``)."""
+    def check(value: Any, label: str) -> float:
+        from .. import _args
+
+        return _args.positive(value, label)
+
+    return _checked(float, check, name)
+
+
 def _hdu(text: str) -> int | str:
     text = text.strip()
     if not text:
@@ -371,6 +381,35 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=_command("db", "_cmd_db_info"))
     p.set_defaults(func=lambda args: _usage(p, "choose an action: build or info"))
+
+    # -- serve
+    p = sub.add_parser("serve", parents=[common],
+                       help="run the local plate-solving service (astrometry.net's web API "
+                            "and a web page; needs skysolve[server])",
+                       description="Serve astrometry.net's web API (nova) and a web page at "
+                                   "http://HOST:PORT/, solving with skysolve. Accepted jobs "
+                                   "survive a restart (SQLite in --data-dir).")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this computer only)")
+    p.add_argument("--port", type=_count("port", 65535), default=8080, help="default 8080")
+    p.add_argument("--db", "--database", dest="db", metavar="PATH",
+                   default=os.environ.get("SKYSOLVE_DB") or None,
+                   help="database file (default: $SKYSOLVE_DB, else the cached default)")
+    p.add_argument("--workers", type=_count("workers"), default=1, metavar="N",
+                   help="solver worker processes (default 1)")
+    p.add_argument("--data-dir", default="skysolve-data", metavar="DIR",
+                   help="where jobs and their files are kept (default ./skysolve-data)")
+    p.add_argument("--api-key", metavar="KEY",
+                   help="only this key logs in (default: any key)")
+    p.add_argument("--max-upload-mb", type=_positive("max-upload-mb"),
+                   default=100.0, metavar="MB", help="largest upload (default 100 MB)")
+    p.add_argument("--max-queue", type=_count("max-queue"), default=1000, metavar="N",
+                   help="jobs waiting or running before uploads get 503 (default 1000)")
+    p.add_argument("--time-limit", type=_positive("time-limit"),
+                   default=30.0, metavar="S", help="per-job time limit, seconds (default 30)")
+    p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="allow browser pages from ORIGIN to call the API (default: none)")
+    p.set_defaults(func=_command("serve", "_cmd_serve"))
 
     # -- demo (arguments are passed through untouched; see main())
     sub.add_parser("demo", help="run the demonstration (skysolve demo --help)", add_help=False)

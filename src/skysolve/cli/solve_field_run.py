@@ -9,34 +9,24 @@ import argparse
 import math
 import os
 import sys
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..fields import (
+    OUTPUTS,
+    Field,
+    image_field,
+    load_database,
+    solve_field_sources,
+    write_solution,
+)
+
 #: Exit status per input: processed (solved or not), or an input that could not be used.
 EXIT_OK, EXIT_ERROR = 0, 1
-#: The default output files: option dest -> suffix of the base name.
-OUTPUTS = {"axy": ".axy", "wcs": ".wcs", "corr": ".corr", "match": ".match", "rdls": ".rdls",
-           "solved": ".solved", "new_fits": ".new", "index_xyls": "-indx.xyls"}
 #: Inputs read as x/y lists rather than images.
 XYLIST_SUFFIXES = (".xyls", ".axy", ".xy")
-
-
-@dataclass
-class Field:
-    """What one input gives the solve: sources in 1-based pixels, brightest first."""
-
-    xy_fits: np.ndarray
-    flux: np.ndarray
-    background: float
-    width: int
-    height: int
-    image: np.ndarray | None = None     # pixels as read (images only)
-    fits_source: Path | None = None     # the input, when it is a FITS image
-    hdu: int | None = None
 
 
 def _say(message: str) -> None:
@@ -63,29 +53,9 @@ def _is_xylist(path: Path) -> bool:
     return path.suffix.lower() in XYLIST_SUFFIXES
 
 
-def _binned(image: np.ndarray, n: int) -> np.ndarray:
-    """Mean of ``n x n`` blocks (the edge rows/columns that do not fill a block dropped)."""
-    h, w = (image.shape[0] // n) * n, (image.shape[1] // n) * n
-    return image[:h, :w].astype(np.float64).reshape(h // n, n, w // n, n).mean(axis=(1, 3))
-
-
 def _image_field(path: Path, args: argparse.Namespace) -> Field:
-    from .. import extract_centroids, read_image
-    from ..io.images import _sniff
-
-    is_fits = _sniff(path) == "FITS"
-    image = read_image(path, hdu=args.extension if is_fits else None)
-    height, width = image.shape
-    work = -image.astype(np.float64) if args.invert else image
-    n = args.downsample or 1
-    if n > 1:
-        work = _binned(work, n)
-    found = extract_centroids(work)
-    # 0-based pixels of the binned image -> 1-based pixels of the full image
-    zero = (found.as_array()[:, :2] + (0.5 * work.shape[1] - 0.5, 0.5 * work.shape[0] - 0.5))
-    xy_fits = (zero + 0.5) * n + 0.5
-    return Field(xy_fits, found.as_array()[:, 2] * n * n, found.background_mean, width, height,
-                 image, path if is_fits else None, args.extension if is_fits else None)
+    return image_field(path, hdu=args.extension, downsample=args.downsample,
+                       invert=args.invert)
 
 
 def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
@@ -99,57 +69,6 @@ def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
         raise ValueError(f"{path}: the image size is unknown: give --width and --height")
     flux = np.zeros(len(xy)) if flux is None else flux
     return Field(xy, flux, 0.0, int(width), int(height))
-
-
-@lru_cache(maxsize=2)
-def _database(path: str | None) -> Any:
-    from ..database import SolverDatabase
-
-    if path:
-        return SolverDatabase.load_from_file(path, mmap=True)
-    from ..defaultdb import default_database
-
-    return default_database()
-
-
-def _catalog_in_field(db: Any, result: Any, width: int, height: int):
-    """Catalog stars inside the image, brightest first: (ids, ra, dec, 1-based x/y)."""
-    from ..geometry import vector_to_radec
-    from ..io.astrometry_files import fits_pixels
-
-    ra_c, dec_c = result.pixel_to_world(0.0, 0.0)
-    half_diag = math.degrees(0.5 * math.hypot(width, height) / result.camera_model.focal_length_px)
-    idx = db.cone_indices(ra_c, dec_c, min(180.0, 1.1 * half_diag + 0.1))
-    ra, dec = vector_to_radec(db.star_vectors[idx])
-    x, y = result.world_to_pixel(ra, dec)
-    inside = np.isfinite(x) & (np.abs(x) <= 0.5 * width) & (np.abs(y) <= 0.5 * height)
-    order = np.argsort(db.star_magnitudes[idx][inside], kind="stable")
-    xy = fits_pixels(np.column_stack([x[inside], y[inside]])[order], width, height)
-    return ra[inside][order], dec[inside][order], xy
-
-
-def _write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any) -> None:
-    from ..io import astrometry_files as af
-
-    w, h = fld.width, fld.height
-    rows = np.asarray(result.matched_centroids, dtype=np.intp)
-    if out["wcs"]:
-        af.write_wcs(out["wcs"], result, w, h)
-    if out["corr"]:
-        af.write_corr(out["corr"], result, fld.xy_fits[rows], rows, w, h)
-    ra, dec, xy = _catalog_in_field(db, result, w, h)
-    if out["rdls"]:
-        af.write_rdls(out["rdls"], ra, dec)
-    if out["index_xyls"]:
-        af.write_index_xyls(out["index_xyls"], xy, w, h)
-    if out["match"]:
-        af.write_match(out["match"], result, fld.xy_fits[rows], rows, len(fld.xy_fits), len(ra),
-                       w, h)
-    if out["solved"]:
-        af.write_solved(out["solved"])
-    if out["new_fits"] and (fld.image is not None or fld.fits_source is not None):
-        _say(f'Creating new FITS file "{out["new_fits"]}"...')
-        af.write_new_fits(out["new_fits"], result, w, h, fld.fits_source, fld.image, fld.hdu)
 
 
 def field_lines(result: Any, width: int, height: int) -> list[str]:
@@ -206,10 +125,8 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
         if out["axy"] and not _is_xylist(path):
             af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
                          fld.height)
-        db = _database(args.database or os.environ.get("SKYSOLVE_DB") or None)
-        centred = af.centred_pixels(fld.xy_fits, fld.width, fld.height)
-        result = db.solve_from_centroids(centred, image_width=fld.width,
-                                         image_height=fld.height, **hints)
+        db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None)
+        result = solve_field_sources(db, fld, **hints)
         if not result:
             _say(f"Did not solve (or no WCS file was written). ({result.message})")
             return EXIT_OK
@@ -218,7 +135,8 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
              f"{result.rmse_arcsec:.2f}\" rms).")
         if out["solved"]:
             _say(f"Field 1 solved: writing to file {out['solved']} to indicate this.")
-        _write_solution(out, result, fld, db)
+        write_solution(out, result, fld, db, before_new=lambda path: _say(
+            f'Creating new FITS file "{path}"...'))
         _say(f"Field: {path}")
         for line in field_lines(result, fld.width, fld.height):
             _say(line)

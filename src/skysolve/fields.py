@@ -1,0 +1,140 @@
+"""One field the astrometry.net way: its sources, its solve, and solve-field's files.
+
+astrometry.net's programs (``solve-field``, and the nova web service behind
+``skysolve serve``) describe a field by its sources in 1-based FITS pixels of the
+full image, brightest first, and answer with a set of files
+(:mod:`skysolve.io.astrometry_files`). This module holds what
+``skysolve-field`` and the server share: the sources of an image
+(:func:`image_field`, optionally binned ``n x n`` for extraction only), the
+database from a file (memory-mapped, cached per process), the solve of a
+:class:`Field`, and the writing of the solution's files (:func:`write_solution`).
+
+Binning maps the centre of binned pixel ``k`` (0-based) back to full-resolution
+1-based pixel ``(k + 0.5) n + 0.5``.
+
+May import: ``errors``, ``geometry``, ``io``, ``extraction``, ``database``, ``defaultdb``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Field", "OUTPUTS", "image_field", "load_database", "solve_field_sources",
+           "write_solution", "catalog_in_field"]
+
+#: solve-field's output files: key -> suffix of the base name.
+OUTPUTS = {"axy": ".axy", "wcs": ".wcs", "corr": ".corr", "match": ".match", "rdls": ".rdls",
+           "solved": ".solved", "new_fits": ".new", "index_xyls": "-indx.xyls"}
+
+
+@dataclass
+class Field:
+    """What one input gives the solve: sources in 1-based pixels, brightest first."""
+
+    xy_fits: np.ndarray
+    flux: np.ndarray
+    background: float
+    width: int
+    height: int
+    image: np.ndarray | None = None     # pixels as read (images only)
+    fits_source: Path | None = None     # the input, when it is a FITS image
+    hdu: int | None = None
+
+
+def _binned(image: np.ndarray, n: int) -> np.ndarray:
+    """Mean of ``n x n`` blocks (the edge rows/columns that do not fill a block dropped)."""
+    h, w = (image.shape[0] // n) * n, (image.shape[1] // n) * n
+    return image[:h, :w].astype(np.float64).reshape(h // n, n, w // n, n).mean(axis=(1, 3))
+
+
+def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = None,
+                invert: bool = False) -> Field:
+    """The sources of an image file (FITS, PNG, JPEG, TIFF; the format sniffed from its
+    bytes), extracted from the image binned ``downsample x downsample``."""
+    from .extraction import extract_centroids
+    from .io.images import _sniff, read_image
+
+    is_fits = _sniff(path) == "FITS"
+    image = read_image(path, hdu=hdu if is_fits else None)
+    height, width = image.shape
+    work = -image.astype(np.float64) if invert else image
+    n = downsample or 1
+    if n > 1:
+        work = _binned(work, n)
+    found = extract_centroids(work)
+    # 0-based pixels of the binned image -> 1-based pixels of the full image
+    zero = (found.as_array()[:, :2] + (0.5 * work.shape[1] - 0.5, 0.5 * work.shape[0] - 0.5))
+    xy_fits = (zero + 0.5) * n + 0.5
+    return Field(xy_fits, found.as_array()[:, 2] * n * n, found.background_mean, width, height,
+                 image, path if is_fits else None, hdu if is_fits else None)
+
+
+@lru_cache(maxsize=2)
+def load_database(path: str | None) -> Any:
+    """The database in ``path`` (memory-mapped, once per process), or the default one."""
+    from .database import SolverDatabase
+
+    if path:
+        return SolverDatabase.load_from_file(path, mmap=True)
+    from .defaultdb import default_database
+
+    return default_database()
+
+
+def solve_field_sources(db: Any, fld: Field, **hints: Any) -> Any:
+    """Solve a field's sources against ``db`` with skysolve's solve parameters."""
+    from .io.astrometry_files import centred_pixels
+
+    centred = centred_pixels(fld.xy_fits, fld.width, fld.height)
+    return db.solve_from_centroids(centred, image_width=fld.width, image_height=fld.height,
+                                   **hints)
+
+
+def catalog_in_field(db: Any, result: Any, width: int, height: int):
+    """Catalog stars inside the image, brightest first: (ra, dec, 1-based x/y)."""
+    from .geometry import vector_to_radec
+    from .io.astrometry_files import fits_pixels
+
+    ra_c, dec_c = result.pixel_to_world(0.0, 0.0)
+    half_diag = math.degrees(0.5 * math.hypot(width, height) / result.camera_model.focal_length_px)
+    idx = db.cone_indices(ra_c, dec_c, min(180.0, 1.1 * half_diag + 0.1))
+    ra, dec = vector_to_radec(db.star_vectors[idx])
+    x, y = result.world_to_pixel(ra, dec)
+    inside = np.isfinite(x) & (np.abs(x) <= 0.5 * width) & (np.abs(y) <= 0.5 * height)
+    order = np.argsort(db.star_magnitudes[idx][inside], kind="stable")
+    xy = fits_pixels(np.column_stack([x[inside], y[inside]])[order], width, height)
+    return ra[inside][order], dec[inside][order], xy
+
+
+def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any,
+                   before_new: Any = None) -> None:
+    """Write the solution's files named in ``out`` (keys of :data:`OUTPUTS`; None: not
+    written). ``before_new(path)`` is called before the ``.new`` file is written."""
+    from .io import astrometry_files as af
+
+    w, h = fld.width, fld.height
+    rows = np.asarray(result.matched_centroids, dtype=np.intp)
+    if out.get("wcs"):
+        af.write_wcs(out["wcs"], result, w, h)
+    if out.get("corr"):
+        af.write_corr(out["corr"], result, fld.xy_fits[rows], rows, w, h)
+    ra, dec, xy = catalog_in_field(db, result, w, h)
+    if out.get("rdls"):
+        af.write_rdls(out["rdls"], ra, dec)
+    if out.get("index_xyls"):
+        af.write_index_xyls(out["index_xyls"], xy, w, h)
+    if out.get("match"):
+        af.write_match(out["match"], result, fld.xy_fits[rows], rows, len(fld.xy_fits), len(ra),
+                       w, h)
+    if out.get("solved"):
+        af.write_solved(out["solved"])
+    if out.get("new_fits") and (fld.image is not None or fld.fits_source is not None):
+        if before_new is not None:
+            before_new(out["new_fits"])
+        af.write_new_fits(out["new_fits"], result, w, h, fld.fits_source, fld.image, fld.hdu)

@@ -1,0 +1,67 @@
+"""``skysolve serve``: a local plate-solving service with astrometry.net's web API and a web page.
+
+Programs that already speak nova.astrometry.net's web API (astroquery's
+``AstrometryNet``, capture and mount programs, observatory scripts) solve against
+this server unchanged when pointed at it; people drop an image on its page at
+``/``. Accepted jobs live in an embedded SQLite database with their files in the
+data directory, so that a server killed outright and started again finishes every
+job it had accepted (:mod:`.store`); N worker processes solve them
+(:mod:`.queue`, on :class:`skysolve.batch.LocalPool`).
+
+Modules
+-------
+``store``
+    The job queue in SQLite and each job's folder in the data directory.
+``worker``
+    One job in a worker process: sources, solve, solve-field's files, the
+    figures and overlay the page draws, a preview image.
+``queue``
+    The workers: dispatch, the per-job time limit, restart after a worker dies.
+``nova``
+    astrometry.net's web API: request-json → skysolve hints, and its JSON shapes.
+``app``
+    The Starlette application: routes, the upload limit, JSON errors.
+``static/``
+    The web page (HTML, JavaScript, CSS; nothing from outside).
+
+Needs the optional extra ``skysolve[server]`` (Starlette, uvicorn,
+python-multipart); only :mod:`.app` and :func:`serve` import them.
+
+May import: ``errors``, ``_args``, ``_files``, ``geometry``, ``io``, ``batch``, ``solver``,
+``database``, ``defaultdb``, ``fields``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EXTRA_MODULES", "create_app", "missing_extra", "serve"]
+
+#: What ``skysolve[server]`` installs: import name -> distribution name.
+EXTRA_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn",
+                 "python_multipart": "python-multipart"}
+
+
+def missing_extra() -> list[str]:
+    """The distributions of ``skysolve[server]`` that are not installed."""
+    import importlib.util
+
+    return [dist for mod, dist in EXTRA_MODULES.items()
+            if importlib.util.find_spec(mod) is None]
+
+
+def create_app(*args: Any, **kwargs: Any) -> Any:
+    """The ASGI application (see :func:`skysolve.server.app.create_app`)."""
+    from .app import create_app as _create
+
+    return _create(*args, **kwargs)
+
+
+def serve(config: Any) -> None:
+    """Run the service until interrupted (see :class:`skysolve.server.app.ServerConfig`)."""
+    import uvicorn
+
+    from .app import create_app as _create
+
+    uvicorn.run(_create(config), host=config.host, port=config.port, log_level="warning",
+                timeout_graceful_shutdown=5)

@@ -1,0 +1,408 @@
+"""The Starlette application of ``skysolve serve``: nova's routes, the web page, the limits.
+
+Routes (``ID`` is a decimal job number; a submission and its job share it):
+
+=====================================  ==============================================
+``POST /api/login``                    request-json ``{"apikey": K}`` → a session
+``POST /api/upload``                   multipart: request-json + ``file`` → ``subid``
+``POST /api/url_upload``               a source list (``x``, ``y``, ``image_width``,
+                                       ``image_height``); a ``url`` is refused
+``GET /api/submissions/ID``            nova's submission (its ``jobs``)
+``GET /api/jobs/ID``                   ``{"status": "solving"|"success"|"failure"}``
+``GET /api/jobs/ID/calibration``       ra, dec, radius, pixscale, orientation, parity
+``GET /api/jobs/ID/info``              status, calibration, file name, tags
+``GET /api/jobs/ID/result``            skysolve's summary: figures, overlay, timings
+``GET /api/recent``                    the latest jobs
+``GET /api/health``                    ``{"status": "ok", "jobs": {state: count}}``
+``GET /wcs_file/ID`` ...               ``.wcs``, ``.new`` (``new_fits_file``),
+                                       ``.corr``, ``.rdls``, ``.axy``, ``json_file``,
+                                       ``preview`` (PNG)
+``GET /``                              the web page (``static/``)
+=====================================  ==============================================
+
+Safety: a body over ``max_upload_mb`` is refused (413) before it is read whole; the
+image format is sniffed from the bytes and the image decoded before the job is
+accepted; files are stored and served under names the server chooses, reached
+only through a job number; when ``max_queue`` jobs are waiting or running an
+upload gets 503 with ``Retry-After``; CORS headers are sent only for
+``cors_origins``; every refused request is a 4xx with a JSON body
+``{"status": "error", "errormessage": ...}``, an unexpected error a 500 with
+the same shape and no traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from . import nova
+from .nova import BadRequest
+from .queue import JobQueue
+from .store import JobStore
+from .worker import FILES
+
+__all__ = ["ServerConfig", "create_app"]
+
+STATIC = Path(__file__).parent / "static"
+#: Download routes: route name -> (file, media type, download suffix).
+DOWNLOADS = {"wcs_file": ("application/fits", ".wcs"), "new_fits_file": ("application/fits",
+             ".new"), "corr_file": ("application/fits", ".corr"),
+             "rdls_file": ("application/fits", ".rdls"), "axy_file": ("application/fits", ".axy"),
+             "json_file": ("application/json", ".json"), "preview": ("image/png", ".png")}
+
+
+@dataclass
+class ServerConfig:
+    """How ``skysolve serve`` runs (the command line's options)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database: str | None = None
+    workers: int = 1
+    data_dir: str = "skysolve-data"
+    api_key: str | None = None
+    max_upload_mb: float = 100.0
+    max_queue: int = 1000
+    time_limit_s: float = 30.0
+    cors_origins: list[str] = field(default_factory=list)
+
+
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"status": "error", "errormessage": message}, status_code=status,
+                        headers=headers)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413, whether its
+    ``Content-Length`` says so or the bytes run over while being read."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _error(f"the request body is over the limit of {self.limit} bytes", 413)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await too_large(scope, receive, send)
+            return
+        seen, started = 0, False
+
+        async def counting() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        async def watching(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting, watching)
+        except _TooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+class Service:
+    """The running service: its store, its queue, its configuration."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store: JobStore | None = None
+        self.queue: JobQueue | None = None
+
+    def start(self) -> None:
+        from ..batch import DatabaseHandle
+        from ..fields import load_database
+
+        self.store = JobStore(self.config.data_dir)
+        handle = DatabaseHandle(load_database(self.config.database))
+        self.queue = JobQueue(self.store, handle, self.config.workers, self.config.time_limit_s)
+        self.queue.start()
+
+    def stop(self) -> None:
+        if self.queue is not None:
+            self.queue.stop()
+        if self.store is not None:
+            self.store.close()
+
+    # ------------------------------------------------------------ helpers
+
+    def check_session(self, settings: dict[str, Any]) -> None:
+        """With an API key, uploads need a session from a login with it."""
+        if self.config.api_key and not self.store.has_session(settings.get("session")):
+            raise BadRequest("no valid session: log in with the server's API key first", 403)
+
+    def check_room(self) -> None:
+        if self.store.active_count() >= self.config.max_queue:
+            raise _Busy
+
+    def row(self, job_id: int) -> Any:
+        row = self.store.get(job_id)
+        if row is None:
+            raise BadRequest(f"no job {job_id}", 404)
+        return row
+
+    def summary(self, row: Any) -> dict[str, Any]:
+        return json.loads(row["result"]) if row["result"] else {}
+
+
+class _Busy(Exception):
+    pass
+
+
+def _store_upload(upload: UploadFile, folder: Path) -> tuple[str, str]:
+    """Copy the upload into the job's folder under a name from its sniffed format; check
+    that it decodes. Returns (file name, SHA-1)."""
+    from .._files import atomic_path
+    from ..errors import SkysolveError
+    from ..io.images import _sniff, read_image
+
+    digest = hashlib.sha1()
+    raw = folder / "upload.bin"
+    with atomic_path(raw) as tmp, open(tmp, "wb") as out:
+        upload.file.seek(0)
+        for chunk in iter(lambda: upload.file.read(1 << 20), b""):
+            digest.update(chunk)
+            out.write(chunk)
+    try:
+        kind = _sniff(raw)
+        name = f"input.{kind.lower()}"
+        raw.rename(folder / name)
+        read_image(folder / name)
+    except (SkysolveError, OSError, ValueError) as exc:
+        text = " ".join(str(exc).replace(str(folder), "").split())
+        raise BadRequest(f"the upload is not a readable FITS, PNG, JPEG or TIFF image: "
+                         f"{text[:300]}", 415) from None
+    return name, digest.hexdigest()
+
+
+async def _form(request: Request) -> Any:
+    if not request.headers.get("content-type", "").startswith(
+            ("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise BadRequest("send the request as a form (multipart/form-data or "
+                         "application/x-www-form-urlencoded) with a request-json field", 415)
+    return await request.form(max_files=1, max_fields=64, max_part_size=64 << 20)
+
+
+async def _settings(request: Request) -> tuple[Any, dict[str, Any]]:
+    form = await _form(request)
+    return form, nova.parse_request_json(form.get("request-json"))
+
+
+def _svc(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def login(request: Request) -> Response:
+    svc = _svc(request)
+    _, settings = await _settings(request)
+    key = settings.get("apikey")
+    if not isinstance(key, str) or not key:
+        raise BadRequest("request-json needs an apikey")
+    if svc.config.api_key and key != svc.config.api_key:
+        raise BadRequest("bad apikey", 403)
+    return JSONResponse({"status": "success", "message": "authenticated user: skysolve",
+                         "session": svc.store.new_session()})
+
+
+def _accept(svc: Service, kind: str, settings: dict[str, Any], inputs: dict[str, Any],
+            filename: str | None, store_input: Any = None) -> dict[str, Any]:
+    """Reserve a job, store its input, accept it (runs in a thread)."""
+    hints = {"input": inputs, "solve": nova.solve_hints(settings, svc.config.time_limit_s),
+             "settings": {k: v for k, v in settings.items() if k not in ("session", "x", "y")}}
+    job_id = svc.store.reserve(kind, hints, filename)
+    try:
+        digest = ""
+        if store_input is not None:
+            name, digest = store_input(svc.store.job_dir(job_id))
+            hints["input"]["input"] = name
+            svc.store.set_hints(job_id, hints)
+        svc.store.accept(job_id, hints["input"].get("input"))
+    except BaseException:
+        svc.store.drop(job_id)
+        raise
+    svc.queue.poke()
+    return {"status": "success", "subid": job_id, "hash": digest}
+
+
+async def upload(request: Request) -> Response:
+    svc = _svc(request)
+    svc.check_room()
+    form, settings = await _settings(request)
+    svc.check_session(settings)
+    upload_file = form.get("file")
+    if not isinstance(upload_file, UploadFile):
+        raise BadRequest("the upload needs an image in the form field 'file'")
+    inputs = {"downsample": nova.downsample(settings)}
+    filename = str(upload_file.filename or "")[:200] or None
+    answer = await run_in_threadpool(_accept, svc, "image", settings, inputs, filename,
+                                     lambda folder: _store_upload(upload_file, folder))
+    return JSONResponse(answer)
+
+
+async def url_upload(request: Request) -> Response:
+    svc = _svc(request)
+    svc.check_room()
+    _, settings = await _settings(request)
+    svc.check_session(settings)
+    if "x" not in settings and "y" not in settings:
+        raise BadRequest("this server does not fetch URLs: upload the image itself "
+                         "(/api/upload) or send its sources (x, y, image_width, image_height)")
+    inputs = nova.source_list(settings)
+    answer = await run_in_threadpool(_accept, svc, "xy", settings, inputs, None)
+    return JSONResponse(answer)
+
+
+async def submission(request: Request) -> Response:
+    return JSONResponse(nova.submission(_svc(request).row(request.path_params["id"])))
+
+
+async def job(request: Request) -> Response:
+    row = _svc(request).row(request.path_params["id"])
+    return JSONResponse({"status": nova.job_status(row["state"])})
+
+
+def _calibration(svc: Service, row: Any) -> dict[str, Any]:
+    if row["state"] != "success":
+        raise BadRequest(f"job {row['id']} has no calibration (status "
+                         f"{nova.job_status(row['state'])})", 404)
+    return nova.calibration(svc.summary(row)["figures"])
+
+
+async def calibration(request: Request) -> Response:
+    svc = _svc(request)
+    return JSONResponse(_calibration(svc, svc.row(request.path_params["id"])))
+
+
+async def info(request: Request) -> Response:
+    svc = _svc(request)
+    row = svc.row(request.path_params["id"])
+    out = {"status": nova.job_status(row["state"]), "original_filename": row["filename"] or "",
+           "tags": [], "machine_tags": [], "objects_in_field": []}
+    if row["state"] == "success":
+        out["calibration"] = _calibration(svc, row)
+    if row["error"]:
+        out["errormessage"] = row["error"]
+    return JSONResponse(out)
+
+
+async def result(request: Request) -> Response:
+    svc = _svc(request)
+    row = svc.row(request.path_params["id"])
+    return JSONResponse({"id": row["id"], "state": row["state"], "filename": row["filename"],
+                         "error": row["error"], "created": row["created"],
+                         "started": row["started"], "finished": row["finished"],
+                         "attempts": row["attempts"], **svc.summary(row)})
+
+
+async def recent(request: Request) -> Response:
+    rows = _svc(request).store.recent(20)
+    return JSONResponse({"jobs": [{k: r[k] for k in r.keys()} for r in rows]})
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "jobs": _svc(request).store.counts()})
+
+
+def _download(name: str) -> Any:
+    media, suffix = DOWNLOADS[name]
+
+    async def route(request: Request) -> Response:
+        svc = _svc(request)
+        row = svc.row(request.path_params["id"])
+        path = svc.store.job_dir(row["id"]) / FILES[name]
+        if not path.is_file():
+            raise BadRequest(f"job {row['id']} has no {name.replace('_', ' ')}", 404)
+        stem = Path(row["filename"] or f"job{row['id']}").stem
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80] or "job"
+        disposition = "inline" if name in ("json_file", "preview") else "attachment"
+        return FileResponse(path, media_type=media, headers={
+            "Content-Disposition": f'{disposition}; filename="{safe}{suffix}"',
+            "Cache-Control": "no-store"})
+
+    return route
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def _bad_request(request: Request, exc: BadRequest) -> Response:
+    return _error(str(exc), exc.status)
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    return _error("the queue is full: try again shortly", 503, {"Retry-After": "5"})
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return _error(str(exc.detail), exc.status_code, getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return _error(f"internal error ({type(exc).__name__})", 500)
+
+
+def _routes() -> list[Any]:
+    jid = "{id:int}"
+    routes = [Route("/", index), Route("/api/login", login, methods=["POST"]),
+              Route("/api/upload", upload, methods=["POST"]),
+              Route("/api/url_upload", url_upload, methods=["POST"]),
+              Route(f"/api/submissions/{jid}", submission), Route(f"/api/jobs/{jid}", job),
+              Route(f"/api/jobs/{jid}/calibration", calibration),
+              Route(f"/api/jobs/{jid}/info", info), Route(f"/api/jobs/{jid}/result", result),
+              Route("/api/recent", recent), Route("/api/health", health),
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    routes += [Route(f"/{name}/{jid}", _download(name)) for name in DOWNLOADS]
+    return routes
+
+
+def create_app(config: ServerConfig | None = None) -> Any:
+    """The ASGI application for ``config`` (started and stopped with the server)."""
+    config = config or ServerConfig()
+    service = Service(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any):
+        await run_in_threadpool(service.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = Starlette(routes=_routes(), lifespan=lifespan, exception_handlers={
+        BadRequest: _bad_request, _Busy: _busy, HTTPException: _http_error,
+        Exception: _unexpected})
+    app.state.service = service
+    if config.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins,
+                           allow_methods=["GET", "POST"])
+    app.add_middleware(BodyLimit, limit=int(config.max_upload_mb * 1e6))
+    return app

@@ -1,0 +1,180 @@
+"""The solver workers: queued jobs from the store to a process pool and back.
+
+A dispatcher thread keeps every worker busy with the oldest queued jobs (each
+marked ``solving`` in the store before it is handed out) and records each answer
+as it comes. Workers are :class:`skysolve.batch.LocalPool` processes that open
+the database memory-mapped once (:class:`skysolve.batch.DatabaseHandle`), started
+after the solver's compiled kernels were prepared here so they start ready.
+
+The per-job time limit is the solve's own timeout (``solve_timeout_ms``); a job
+still running ``grace_s`` after its limit (a stuck extraction, say) fails, and the
+pool is started afresh, its other running jobs going back to the queue. A worker
+that dies (killed, out of memory) breaks the pool the same way: its jobs are
+queued again and fail after :data:`skysolve.server.store.MAX_ATTEMPTS` tries.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import threading
+import time
+from typing import Any
+
+from ..batch import LocalPool
+from .store import MAX_ATTEMPTS, JobStore
+
+__all__ = ["JobQueue"]
+
+
+def _worker_init() -> None:
+    """A worker process of the server: dies with the server, holds none of its sockets.
+
+    Workers are forked from the server, so they inherit its network sockets: the
+    listening one (a server killed outright would leave them holding its port) and the
+    open connections (a connection the server closes would stay open in the worker, and
+    a browser sending its next request on it would wait forever). Workers close every
+    inherited TCP socket; on Linux the kernel also kills them when the server dies
+    (``PR_SET_PDEATHSIG``). Ctrl-C is left to the server.
+    """
+    import os
+    import signal
+    import socket
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the server died before the line above
+            os._exit(1)
+    fds = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []
+    for name in fds:
+        with contextlib.suppress(OSError, ValueError):
+            s = socket.socket(fileno=int(name))
+            family = s.family
+            s.detach()
+            if family in (socket.AF_INET, socket.AF_INET6):
+                os.close(int(name))
+
+
+class ServerPool(LocalPool):
+    """:class:`~skysolve.batch.LocalPool` whose processes are the server's workers
+    (:func:`_worker_init`)."""
+
+    def _start(self) -> cf.Executor:
+        if self.kind != "process":
+            return super()._start()
+        return cf.ProcessPoolExecutor(self._max_workers, initializer=_worker_init)
+
+
+class JobQueue:
+    """Runs the store's queued jobs on ``workers`` processes until :meth:`stop`."""
+
+    def __init__(self, store: JobStore, handle: Any, workers: int, time_limit_s: float,
+                 grace_s: float = 30.0) -> None:
+        self.store, self.handle = store, handle
+        self.workers, self.time_limit_s, self.grace_s = workers, time_limit_s, grace_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flight: dict[int, tuple[cf.Future, float]] = {}
+        self._pool: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from ..batch.solve_many import prepare_solver
+        from ..solver.options import SolveOptions
+
+        self.store.recover()
+        prepare_solver(self.handle, SolveOptions())
+        self._pool = ServerPool(self.workers, "process")
+        self._thread = threading.Thread(target=self._run, name="skysolve-dispatch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def poke(self) -> None:
+        """A job was queued: look now rather than at the next tick."""
+        self._wake.set()
+
+    def _submit(self, row: Any) -> None:
+        import json
+
+        from .worker import run_job
+
+        job_id = int(row["id"])
+        hints = json.loads(row["hints"])
+        self.store.start(job_id)
+        fut = self._pool.submit(run_job, str(self.store.job_dir(job_id)), row["kind"],
+                                hints["input"], hints["solve"], self.handle)
+        fut.add_done_callback(lambda _f: self._wake.set())
+        self._flight[job_id] = (fut, time.monotonic())
+
+    def _collect(self) -> bool:
+        """Record finished jobs; True when the pool broke and must be restarted."""
+        broken = False
+        for job_id, (fut, _) in list(self._flight.items()):
+            if not fut.done():
+                continue
+            del self._flight[job_id]
+            try:
+                summary = fut.result()
+            except cf.process.BrokenProcessPool:
+                broken = True
+                self._retry(job_id, "a solver worker stopped while solving this job")
+                continue
+            except Exception as exc:  # noqa: BLE001 - the job's failure, recorded as its error
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                self.store.finish(job_id, False, None, text[:500])
+                continue
+            self.store.finish(job_id, bool(summary.get("solved")), summary,
+                              None if summary.get("solved") else summary.get("message"))
+        return broken
+
+    def _retry(self, job_id: int, reason: str) -> None:
+        row = self.store.get(job_id)
+        if row is not None and row["attempts"] >= MAX_ATTEMPTS:
+            self.store.finish(job_id, False, None, f"{reason} ({MAX_ATTEMPTS} times)")
+        else:
+            self.store.requeue(job_id)
+
+    def _overdue(self) -> bool:
+        """Fail jobs past their time limit; True when the pool must be restarted."""
+        now, limit = time.monotonic(), self.time_limit_s + self.grace_s
+        late = [j for j, (fut, t0) in self._flight.items() if not fut.done() and now - t0 > limit]
+        for job_id in late:
+            del self._flight[job_id]
+            self.store.finish(job_id, False, None,
+                              f"the job ran past its time limit of {self.time_limit_s:g} s")
+        return bool(late)
+
+    def _restart(self) -> None:
+        for job_id, (fut, _) in list(self._flight.items()):
+            fut.cancel()
+            self.store.requeue(job_id)
+        self._flight.clear()
+        self._pool.restart()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._collect() | self._overdue():
+                    self._restart()
+                free = self.workers - len(self._flight)
+                if free > 0:
+                    for row in self.store.next_queued(free, set(self._flight)):
+                        self._submit(row)
+            except Exception as exc:  # noqa: BLE001 - the dispatcher must outlive any one job
+                import sys
+
+                print(f"skysolve serve: dispatcher: {exc}", file=sys.stderr, flush=True)
+            self._wake.wait(timeout=0.5)
+            self._wake.clear()

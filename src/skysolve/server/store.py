@@ -1,0 +1,172 @@
+"""The job queue in SQLite, each job's files in its own folder of the data directory.
+
+A job is accepted only once its input is whole on disk and its row says
+``queued``: the upload is written to a temporary name and renamed, then one
+transaction moves the row from ``new`` to ``queued``. Rows are the state
+(``new`` → ``queued`` → ``solving`` → ``success`` | ``failure``); on start,
+rows left ``new`` (never answered) are dropped and rows left ``solving`` (the
+server died under them) go back to ``queued``, so every accepted job finishes.
+A job that was running when the server died :data:`MAX_ATTEMPTS` times fails
+instead of stopping the server forever.
+
+File names inside a job's folder are fixed by the server (``input.fits``,
+``job.wcs``, ...); a user's file name is kept only as text in the row.
+
+The database runs in WAL mode with ``synchronous=FULL``: a committed row
+survives the process being killed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JobStore", "MAX_ATTEMPTS", "ACTIVE", "DONE"]
+
+#: Times a job may be running when the server dies before it is given up.
+MAX_ATTEMPTS = 3
+#: States of a job that is waiting or running, and of a finished one.
+ACTIVE, DONE = ("queued", "solving"), ("success", "failure")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    state TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    input TEXT,
+    filename TEXT,
+    hints TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
+CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, created REAL NOT NULL);
+"""
+
+
+class JobStore:
+    """Jobs and sessions in ``data_dir/jobs.sqlite``; job files in ``data_dir/jobs/ID/``.
+
+    Safe to share between threads (one connection behind a lock).
+    """
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+        (self.data_dir / "jobs").mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.data_dir / "jobs.sqlite", check_same_thread=False,
+                                   isolation_level=None, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # ------------------------------------------------------------ sessions
+
+    def new_session(self) -> str:
+        key = secrets.token_hex(16)
+        self._run("INSERT INTO sessions (key, created) VALUES (?, ?)", (key, time.time()))
+        return key
+
+    def has_session(self, key: Any) -> bool:
+        return isinstance(key, str) and bool(
+            self._run("SELECT 1 FROM sessions WHERE key = ?", (key,)))
+
+    # ------------------------------------------------------------ jobs
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.data_dir / "jobs" / str(int(job_id))
+
+    def reserve(self, kind: str, hints: dict[str, Any], filename: str | None) -> int:
+        """A ``new`` row and its folder; the job is accepted by :meth:`accept`."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO jobs (state, kind, filename, hints, created) VALUES (?, ?, ?, ?, ?)",
+                ("new", kind, filename, json.dumps(hints), time.time()))
+            job_id = int(cur.lastrowid)
+        self.job_dir(job_id).mkdir(parents=True, exist_ok=True)
+        return job_id
+
+    def set_hints(self, job_id: int, hints: dict[str, Any]) -> None:
+        self._run("UPDATE jobs SET hints = ? WHERE id = ? AND state = 'new'",
+                  (json.dumps(hints), job_id))
+
+    def accept(self, job_id: int, input_name: str | None) -> None:
+        self._run("UPDATE jobs SET state = 'queued', input = ? WHERE id = ? AND state = 'new'",
+                  (input_name, job_id))
+
+    def drop(self, job_id: int) -> None:
+        """Forget a ``new`` job whose upload was refused."""
+        self._run("DELETE FROM jobs WHERE id = ? AND state = 'new'", (job_id,))
+        import shutil
+
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def recover(self) -> int:
+        """On start: drop unanswered uploads, requeue the jobs the last server left running
+        (or fail those that were running at :data:`MAX_ATTEMPTS` deaths). Returns the
+        number of jobs requeued."""
+        for row in self._run("SELECT id FROM jobs WHERE state = 'new'"):
+            self.drop(row["id"])
+        self._run("UPDATE jobs SET state = 'failure', finished = ?, error = ? "
+                  "WHERE state = 'solving' AND attempts >= ?",
+                  (time.time(), f"the server stopped while solving this job {MAX_ATTEMPTS} "
+                                "times", MAX_ATTEMPTS))
+        with self._lock:
+            cur = self._db.execute("UPDATE jobs SET state = 'queued', started = NULL "
+                                   "WHERE state = 'solving'")
+            return cur.rowcount
+
+    def active_count(self) -> int:
+        return int(self._run("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'solving')")
+                   [0][0])
+
+    def next_queued(self, limit: int, exclude: set[int]) -> list[sqlite3.Row]:
+        rows = self._run("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id LIMIT ?",
+                         (limit + len(exclude),))
+        return [r for r in rows if r["id"] not in exclude][:limit]
+
+    def start(self, job_id: int) -> None:
+        self._run("UPDATE jobs SET state = 'solving', started = ?, attempts = attempts + 1 "
+                  "WHERE id = ?", (time.time(), job_id))
+
+    def requeue(self, job_id: int) -> None:
+        self._run("UPDATE jobs SET state = 'queued', started = NULL WHERE id = ? "
+                  "AND state = 'solving'", (job_id,))
+
+    def finish(self, job_id: int, solved: bool, result: dict[str, Any] | None,
+               error: str | None = None) -> None:
+        self._run("UPDATE jobs SET state = ?, finished = ?, result = ?, error = ? "
+                  "WHERE id = ? AND state IN ('queued', 'solving')",
+                  ("success" if solved else "failure", time.time(),
+                   None if result is None else json.dumps(result), error, job_id))
+
+    def get(self, job_id: int) -> sqlite3.Row | None:
+        rows = self._run("SELECT * FROM jobs WHERE id = ? AND state != 'new'", (job_id,))
+        return rows[0] if rows else None
+
+    def recent(self, limit: int = 20) -> list[sqlite3.Row]:
+        return self._run("SELECT id, state, filename, created, finished, error FROM jobs "
+                         "WHERE state != 'new' ORDER BY id DESC LIMIT ?", (limit,))
+
+    def counts(self) -> dict[str, int]:
+        return {r["state"]: int(r["n"]) for r in
+                self._run("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}

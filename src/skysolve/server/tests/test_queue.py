@@ -1,0 +1,147 @@
+"""The job store, the queue's limits and the nova settings, without a server process."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from skysolve.server import nova
+from skysolve.server.nova import BadRequest
+from skysolve.server.store import MAX_ATTEMPTS, JobStore
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+
+def test_nova_settings_become_skysolve_hints():
+    kw = nova.solve_hints({"scale_units": "arcminwidth", "scale_lower": 600, "scale_upper": 720,
+                           "center_ra": 370.0 - 10.0, "center_dec": -5.5, "radius": 3,
+                           "parity": 1}, 20.0)
+    assert kw["fov_range_deg"] == (10.0, 12.0)
+    assert kw["position_hint"] == (0.0, -5.5) and kw["position_radius_deg"] == 3.0
+    assert kw["parity_flip"] is False and kw["solve_timeout_ms"] == 20000.0
+    ev = nova.solve_hints({"scale_units": "arcsecperpix", "scale_type": "ev", "scale_est": 40,
+                           "scale_err": 10}, 5.0)
+    assert ev["pixel_scale_range_arcsec"] == pytest.approx((36.0, 44.0))
+    assert "parity_flip" not in nova.solve_hints({"parity": 2}, 1.0)
+    assert nova.solve_hints({"parity": 0}, 1.0)["parity_flip"] is True
+
+
+@pytest.mark.parametrize("settings,words", [
+    ({"center_ra": 400, "center_dec": 0}, "center_ra"),
+    ({"scale_lower": True}, "scale_lower"),
+    ({"scale_err": 150, "scale_est": 1}, "scale_err"),
+    ({"parity": 1.5}, "whole"),
+    ({"scale_upper": float("nan")}, "scale_upper"),
+])
+def test_nova_settings_out_of_range_name_the_setting(settings, words):
+    with pytest.raises(BadRequest, match=words):
+        nova.solve_hints(settings, 1.0)
+
+
+def test_the_store_requeues_jobs_left_running_and_drops_unanswered_ones(tmp_path):
+    store = JobStore(tmp_path)
+    a = store.reserve("xy", {}, "a")
+    store.accept(a, None)
+    b = store.reserve("xy", {}, "b")  # never accepted: the server died while storing it
+    store.start(a)
+    store.close()
+    again = JobStore(tmp_path)
+    assert again.recover() == 1
+    assert again.get(a)["state"] == "queued" and again.get(b) is None
+    assert not again.job_dir(b).exists()
+    for _ in range(MAX_ATTEMPTS - 1):  # killed while solving it, again and again
+        again.start(a)
+        again.recover()
+    again.start(a)
+    again.recover()
+    row = again.get(a)
+    assert row["state"] == "failure" and "stopped" in row["error"]
+
+
+class _StubQueue:
+    def __init__(self):
+        self.pokes = 0
+
+    def poke(self):
+        self.pokes += 1
+
+
+def _offline_app(tmp_path, **config):
+    """The application with its store but no workers: jobs stay queued."""
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from skysolve.server.app import ServerConfig, create_app
+
+    app = create_app(ServerConfig(data_dir=str(tmp_path), **config))
+    app.state.service.store = JobStore(tmp_path)
+    app.state.service.queue = _StubQueue()
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_a_full_queue_answers_503_with_retry_after(tmp_path):
+    client = _offline_app(tmp_path, max_queue=2)
+    form = {"request-json": json.dumps({"x": [1.0, 2.0], "y": [3.0, 4.0], "image_width": 10,
+                                        "image_height": 10})}
+    assert [client.post("/api/url_upload", data=form).status_code for _ in range(2)] == [200,
+                                                                                         200]
+    r = client.post("/api/url_upload", data=form)
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+    assert r.json()["status"] == "error"
+    assert client.app.state.service.store.active_count() == 2
+
+
+def test_cors_is_off_unless_asked_for(tmp_path):
+    origin = {"Origin": "http://elsewhere.example"}
+    off = _offline_app(tmp_path / "a").get("/api/recent", headers=origin)
+    assert "access-control-allow-origin" not in off.headers
+    on = _offline_app(tmp_path / "b", cors_origins=["http://elsewhere.example"]).get(
+        "/api/recent", headers=origin)
+    assert on.headers["access-control-allow-origin"] == "http://elsewhere.example"
+
+
+def test_a_job_past_its_time_limit_fails_and_the_workers_start_afresh(tmp_path, monkeypatch):
+    from skysolve.batch import LocalPool
+    from skysolve.server import queue as queue_module
+    from skysolve.server import worker
+
+    release = threading.Event()
+
+    def stuck(*args):  # a job that never returns by itself
+        release.wait(30)
+        return {"solved": False, "message": "released"}
+
+    monkeypatch.setattr(worker, "run_job", stuck)
+    store = JobStore(tmp_path)
+    job = store.reserve("xy", {"input": {}, "solve": {}}, None)
+    store.accept(job, None)
+    q = queue_module.JobQueue(store, None, workers=1, time_limit_s=0.2, grace_s=0.1)
+    q._pool = LocalPool(1, "thread")
+    restarted = []
+    monkeypatch.setattr(q._pool, "restart", lambda: restarted.append(True))
+    q._thread = threading.Thread(target=q._run, daemon=True)
+    q._thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while store.get(job)["state"] != "failure" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        row = store.get(job)
+        assert row["state"] == "failure" and "time limit" in row["error"]
+        assert restarted
+    finally:
+        release.set()
+        q.stop()
+
+
+def test_serve_without_the_extra_names_it(monkeypatch, capsys):
+    import skysolve.server
+    from skysolve.cli import EXIT_ERROR, main
+
+    monkeypatch.setattr(skysolve.server, "missing_extra", lambda: ["starlette", "uvicorn"])
+    assert main(["serve", "--port", "8999"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert 'pip install "skysolve[server]"' in err and "starlette, uvicorn" in err
+    assert "Traceback" not in err
