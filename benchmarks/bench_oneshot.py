@@ -15,12 +15,14 @@ Both databases are bench_solve's ``small`` ones (10-20 deg, Gaia), built once in
 ``benchmarks/.cache``. Times: wall (``perf_counter`` around the child) and CPU
 (user + system of the child, from ``resource.getrusage(RUSAGE_CHILDREN)``); medians
 over the repeats. Every run is preceded by a 0.2 s pause. "Warm caches": the first
-run of each contender is untimed (the operating system's file cache, numba's
-disk cache).
+run of each contender is untimed (the operating system's file cache, Python's
+bytecode cache: ``PYTHONDONTWRITEBYTECODE`` is removed from the children's
+environment).
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import subprocess
@@ -49,12 +51,18 @@ print(res.ra_deg, res.dec_deg)
 """
 
 
+#: The children's environment: bytecode caching on (an installed package has its .pyc
+#: files; PYTHONDONTWRITEBYTECODE=1, set in some development shells, would make every
+#: run compile skysolve's sources afresh).
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _child(cmd: list[str]) -> tuple[float, float, str]:
     """(wall s, CPU s, stdout) of one child process."""
     time.sleep(0.2)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_ENV)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
