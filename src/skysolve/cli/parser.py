@@ -90,7 +90,8 @@ examples:
   skysolve solve new.fits --camera camera.json
 
 Writes the camera model (JSON, CameraModel.load_from_file reads it) and beside it
-CAMERA.sip.fits, a FITS header with the TAN-SIP WCS of the first solved image.
+CAMERA.sip.fits, a FITS header with the WCS of the first solved image (TAN-SIP for a
+pinhole lens; ARC, ZEA, STG or SIN with SIP terms for a fisheye, see --projection).
 
 {_EXIT_CODES_TEXT}"""
 
