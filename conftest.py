@@ -75,3 +75,13 @@ def _doc_namespace(request):
     namespace = request.getfixturevalue("doctest_namespace")
     namespace["db"] = request.getfixturevalue("small_db")
     namespace["DATA"] = DATA
+
+
+def pytest_sessionstart(session):
+    """The solver's kernels in numba's cache before the first test (compiled here on a
+    fresh checkout), as a machine has them once its background warm-up has run: so
+    ``backend='auto'`` means the compiled kernels throughout the run."""
+    from skysolve.solver.warmup import warm_up
+
+    warm_up()
+

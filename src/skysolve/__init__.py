@@ -28,8 +28,10 @@ command line) start fast.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import version  # as tetra3rs's module has it
-from typing import TYPE_CHECKING, Any
+
+# typing.TYPE_CHECKING without importing typing (a few ms of every start-up); type
+# checkers treat this name as theirs
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -93,6 +95,12 @@ def __getattr__(name: str) -> Any:
         from ._meta import git_hash
 
         return git_hash()
+    if name == "version":  # importlib.metadata.version, as tetra3rs's module has it; lazily,
+        # because importing importlib.metadata takes longer than the rest of the package
+        from importlib.metadata import version
+
+        globals()[name] = version
+        return version
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'skysolve' has no attribute {name!r}")
@@ -106,6 +114,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
+    from typing import Any
+
     from ._meta import reset_log_cache
     from .batch.results import FrameResult
     from .batch.solve_many import solve_many

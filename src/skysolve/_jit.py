@@ -11,12 +11,16 @@ May import: nothing of skysolve.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["available", "jit", "dispatchers"]
+__all__ = ["available", "jit", "dispatchers", "is_warm", "mark_warm", "warm_in_background"]
 
 
 def _detect() -> bool:
@@ -56,3 +60,83 @@ def dispatchers(namespace: dict[str, Any]) -> dict[str, Any]:
 
     return {name: obj for name, obj in namespace.items()
             if isinstance(obj, numba.core.registry.CPUDispatcher)}
+
+
+# ------------------------------------------------------------------ compiled ahead of use
+#
+# numba compiles a kernel on its first call and keeps the machine code in its disk cache
+# (``cache=True``), keyed by the source file's time stamp. On a fresh install (or after
+# the source changes) the solver's kernels take ~10 s to compile. So that no solve waits
+# for that, ``backend='auto'`` takes the compiled kernels only once a process has
+# compiled them all into the cache and left a *warm marker* saying for which sources,
+# numba and Python; until then it solves with the numpy reference and compiles the
+# kernels in a background process (``python -m skysolve.solver.warmup``).
+
+
+def _cache_dir() -> Path:
+    """Where the warm marker lives: numba's ``NUMBA_CACHE_DIR`` if set, else the user's
+    cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``) / skysolve."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "skysolve"
+
+
+def _stamp(sources: list[Path]) -> dict[str, Any]:
+    """What numba's cache of these sources depends on: their time stamps and sizes, the
+    numba installation's and the interpreter's."""
+    spec = importlib.util.find_spec("numba")
+    files = [*sources, Path(spec.origin)] if spec and spec.origin else list(sources)
+    return {"python": sys.version, "executable": sys.executable,
+            "files": {str(p): [p.stat().st_mtime_ns, p.stat().st_size] for p in files}}
+
+
+def _marker(sources: list[Path]) -> Path:
+    key = hashlib.sha1("\n".join(sorted(map(str, sources))).encode()).hexdigest()[:12]
+    return _cache_dir() / f"kernels-warm-{key}.json"
+
+
+def is_warm(sources: list[Path]) -> bool:
+    """Whether a process compiled the kernels of ``sources`` into numba's cache (a marker
+    matching their current stamps). Reads one small file; never imports numba."""
+    try:
+        return json.loads(_marker(sources).read_text()) == _stamp(sources)
+    except (OSError, ValueError):
+        return False
+
+
+def mark_warm(sources: list[Path]) -> None:
+    """Record that the kernels of ``sources`` are in numba's cache (atomically; best
+    effort: a read-only cache directory only means the next process checks again)."""
+    path = _marker(sources)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(_stamp(sources)))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def warm_in_background(module: str) -> bool:
+    """Start ``python -m module`` detached, at most once per process; whether it started.
+
+    ``SKYSOLVE_NO_BACKGROUND_COMPILE=1`` turns this off (the kernels then compile when
+    ``backend='compiled'`` is asked for, or by running the module by hand).
+    """
+    global _BACKGROUND
+    if _BACKGROUND or os.environ.get("SKYSOLVE_NO_BACKGROUND_COMPILE", "") not in ("", "0"):
+        return False
+    _BACKGROUND = True
+    import subprocess
+
+    try:
+        subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        return False
+    return True
+
+
+_BACKGROUND = False

@@ -23,15 +23,38 @@ def progress_enabled(progress: bool | None) -> bool:
     return bool(progress)
 
 
+class _NoBar:
+    """What a disabled bar does (nothing), without importing tqdm: that import (asyncio
+    with it) is a tenth of a one-shot command's start-up."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: float = 1) -> None:
+        return None
+
+    def clear(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 def progress_bar(total: int, desc: str, progress: bool | None = None, unit: str = "it"):
-    """A tqdm bar on stderr (disabled when :func:`progress_enabled` says so)."""
+    """A tqdm bar on stderr (a stand-in that does nothing when :func:`progress_enabled`
+    says no)."""
+    if not progress_enabled(progress):
+        return _NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
         desc=desc,
         unit=unit,
-        disable=not progress_enabled(progress),
+        disable=False,
         file=sys.stderr,
         leave=False,
         dynamic_ncols=True,

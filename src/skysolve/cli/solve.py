@@ -64,7 +64,19 @@ def _solve_options(args: argparse.Namespace):
                         else tuple(args.pixel_scale),
                         position_hint=None if args.ra is None else (args.ra, args.dec),
                         position_radius_deg=args.radius,
-                        parity_flip=None if args.parity is None else args.parity == "mirrored")
+                        parity_flip=None if args.parity is None else args.parity == "mirrored",
+                        backend=_backend(args))
+
+
+def _backend(args: argparse.Namespace) -> str:
+    """The solver backend: numpy for a single image, the compiled kernels for several.
+
+    Loading numba and the compiled kernels takes about half a second a process (and
+    compiling them, on a machine's first run, ten), while the numpy reference solves a
+    frame in a few milliseconds more than they do: a one-shot command is over sooner
+    without them. The answers are the same.
+    """
+    return "reference" if len(args.images) == 1 and args.scheduler is None else "auto"
 
 
 def _velocity(path: Path, opts: _Job):

@@ -20,6 +20,9 @@ Modules, in the order of a solve
     :class:`SolveResult` / :class:`SolveFailure`, and the entry point :func:`solve`.
 ``backends``
     The numpy reference and the numba kernels behind one interface.
+``warmup``
+    Compiles the numba kernels into numba's disk cache ahead of any solve
+    (``python -m skysolve.solver.warmup``; started in the background when needed).
 
 May import: ``errors``, ``_args``, ``_options``, ``_jit``, ``_progress``,
 ``geometry``, ``sky``, ``centroids``, ``camera``, ``io``.

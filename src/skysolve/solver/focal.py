@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..camera.projection import plane_to_vectors
-from .keys import edge_ratios, pattern_edge_angles
+from .backends import reference as _reference
 from .patterns import brightest_first_combinations
 
-__all__ = ["RATIO_BUDGET", "MAX_WINDOWS", "FocalWindow", "sensitivity", "focal_windows"]
+__all__ = ["RATIO_BUDGET", "MAX_WINDOWS", "FocalWindow", "focal_windows"]
 
 #: Fraction of the ratio tolerance a window may spend on the focal-length error.
 RATIO_BUDGET = 0.5
@@ -46,6 +46,8 @@ _PROBE_PERCENTILE = 50.0
 _MIN_HALF_WIDTH = 1e-3
 #: Spacing in ln f of the sensitivity samples.
 _GRID_STEP = 0.05
+#: Step in ln f of the sensitivity's forward difference.
+_STEP = 1e-4
 
 
 @dataclass(frozen=True)
@@ -57,38 +59,15 @@ class FocalWindow:
     hi: float
 
 
-def sensitivity(ideal: NDArray[np.float64], proj: int, focal_lengths: NDArray[np.float64],
-                probe: NDArray[np.intp]) -> NDArray[np.float64]:
-    """Ratio sensitivity ``|d ratio / d ln f|`` of an image's brightest patterns.
+def _probe(k: int) -> NDArray[np.intp]:
+    """The patterns of the ``k`` brightest stars (built once per ``k``; never written to)."""
+    combos = _PROBES.get(k)
+    if combos is None:
+        combos = _PROBES[k] = brightest_first_combinations(k)
+    return combos
 
-    Parameters
-    ----------
-    ideal : ndarray (n, 2)
-        Ideal pixel offsets of the pattern stars (brightest first).
-    proj : int
-        The lens projection's code (:mod:`skysolve.camera.projection`).
-    focal_lengths : ndarray (g,)
-        Focal lengths, px.
-    probe : ndarray (m, 4)
-        Rows of ``ideal`` forming the patterns to measure.
 
-    Returns
-    -------
-    ndarray (g,)
-        At each focal length, the :data:`_PROBE_PERCENTILE` percentile over
-        patterns of the largest ratio change per unit ``ln f``; NaN where no
-        pattern is imaged.
-    """
-    step = 1e-4
-    f = np.concatenate([focal_lengths, focal_lengths * math.exp(step)])[:, None]
-    v = plane_to_vectors(ideal[:, 0] / f, ideal[:, 1] / f, proj)  # (2g, n, 3)
-    ratios, _ = edge_ratios(pattern_edge_angles(v[:, probe]))  # (2g, m, 5)
-    g = len(focal_lengths)
-    change = np.sort(np.max(np.abs(ratios[g:] - ratios[:g]), axis=2) / step, axis=1)
-    finite = np.count_nonzero(np.isfinite(change), axis=1)  # NaN sorts last
-    pick = np.floor(_PROBE_PERCENTILE / 100.0 * np.maximum(finite - 1, 0)).astype(np.intp)
-    out = change[np.arange(g), pick]
-    return np.where(finite > 0, out, np.nan)
+_PROBES: dict[int, NDArray[np.intp]] = {}
 
 
 def _window_edges(u: NDArray[np.float64], sens: NDArray[np.float64],
@@ -101,7 +80,8 @@ def _window_edges(u: NDArray[np.float64], sens: NDArray[np.float64],
     largest over the neighbouring samples, so that a window never straddles a
     rise unseen, and at least ``1 / (2 d_min)`` per unit ``ln f``.
     """
-    s = np.maximum.reduce([np.roll(sens, k) for k in (-1, 0, 1)])
+    s = np.empty_like(sens)
+    s[1:-1] = np.maximum(np.maximum(sens[:-2], sens[1:-1]), sens[2:])
     s[0], s[-1] = max(sens[0], sens[1]), max(sens[-1], sens[-2])
     rate = np.maximum(s / (2.0 * budget), 0.0)
     rate = np.minimum(rate, 1.0 / (2.0 * _MIN_HALF_WIDTH))
@@ -111,7 +91,7 @@ def _window_edges(u: NDArray[np.float64], sens: NDArray[np.float64],
 
 
 def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: float, tol: float,
-                  f_guess: float | None = None) -> list[FocalWindow]:
+                  f_guess: float | None = None, backend: Any = _reference) -> list[FocalWindow]:
     """Windows tiling the focal lengths ``[f_lo, f_hi]`` (px) for ratio tolerance ``tol``.
 
     Parameters
@@ -126,6 +106,8 @@ def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: floa
         The database's edge-ratio tolerance.
     f_guess : float, optional
         A focal-length estimate: windows are returned nearest to it first.
+    backend : module
+        The solver backend whose ``ratio_sensitivity`` measures the patterns.
 
     Returns
     -------
@@ -134,12 +116,13 @@ def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: floa
         field) down unless ``f_guess`` orders them. Focal lengths at which
         none of the image's patterns is imaged are left out.
     """
-    probe = brightest_first_combinations(min(len(ideal), _PROBE_STARS))
+    probe = _probe(min(len(ideal), _PROBE_STARS))
     if len(probe) == 0 or f_hi <= f_lo:
         return [FocalWindow(f_lo, math.sqrt(f_lo * f_hi), f_hi)]
     u = np.linspace(math.log(f_lo), math.log(f_hi),
                     max(3, math.ceil(math.log(f_hi / f_lo) / _GRID_STEP) + 1))
-    sens = sensitivity(ideal, proj, np.exp(u), probe)
+    sens = backend.ratio_sensitivity(np.ascontiguousarray(ideal), proj, np.exp(u), probe,
+                                     _STEP, _PROBE_PERCENTILE)
     imaged = np.isfinite(sens)
     if not imaged.any():
         return []

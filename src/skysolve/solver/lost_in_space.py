@@ -186,7 +186,8 @@ def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: f
         windows = [FocalWindow(f_lo, f_guess, f_hi)]
     else:
         probe = pattern_stars(frame, math.sqrt(f_lo * f_hi), n_stars)
-        windows = focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess)
+        windows = focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess,
+                                frame.backend)
     plans = []
     limit = n_stars if len(windows) == 1 else min(n_stars, WINDOWED_PATTERN_STARS)
     for w in windows:

@@ -236,7 +236,10 @@ class SolveOptions(Options):
                           keyword_only=True, doc="""
         Solver implementation: the numba-compiled kernels, or the pure-numpy
         reference (same answers, several times slower); ``'auto'`` takes the
-        compiled one unless numba is missing or ``SKYSOLVE_DISABLE_NUMBA=1``.""")
+        compiled one once its kernels are in numba's disk cache (compiled once per
+        installation, in a background process started by the first solve, which
+        uses the reference meanwhile), unless numba is missing or
+        ``SKYSOLVE_DISABLE_NUMBA=1``.""")
 
     def _check_together(self) -> None:
         for a, b in (("fov_estimate_deg", "fov_estimate_rad"),

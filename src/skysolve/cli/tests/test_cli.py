@@ -485,6 +485,25 @@ def test_a_dask_scheduler_gives_the_same_answers(cli_env, db_file, frames, solve
     proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file, "--json",
                "--fov", "11.4", "--scheduler", "local", "--jobs", "2")
     assert_same_answers(one, proc)
+def test_one_image_is_solved_without_numba_and_agrees(cli_env, db_file, frames, solved_json):
+    """A one-shot solve skips loading numba and the compiled kernels (the numpy backend),
+    with the answer the compiled backend gave for the same frame in a two-image run."""
+    code = ("import sys\nfrom skysolve.cli.main import main\n"
+            f"code = main(['solve', {str(frames / ALT40)!r}, '--db', {str(db_file)!r}, "
+            "'--json', '--fov', '11.4'])\n"
+            "print('numba' in sys.modules, code)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=cli_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    *lines, last = proc.stdout.strip().splitlines()
+    assert last == "False 0"
+    one = json_lines("\n".join(lines))[0]
+    both = {Path(r["file"]).name: r for r in json_lines(solved_json[1].stdout)}[ALT40]
+    assert one["num_matches"] == both["num_matches"]
+    for key in ("ra_deg", "dec_deg", "roll_deg", "fov_deg", "rmse_arcsec"):
+        assert one[key] == pytest.approx(both[key], rel=1e-9, abs=1e-9), key
+
+
 def test_solve_with_hints(cli_env, db_file, frames):
     ra, dec = REFERENCE[ALT40]
     proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--json", "--ra", ra,

@@ -9,6 +9,14 @@ through it, so the solver code has no branches on which is in use.
 function for a database's array types by running the interface's examples,
 before the solve's clock starts.
 
+``'auto'`` takes the compiled backend only when its kernels are known to be in
+numba's disk cache (:func:`skysolve._jit.is_warm`): compiling them takes ~10 s,
+once per installation, and no solve should wait for it. Until then a process
+solves with the reference backend (same answers, a few times slower) and starts
+``python -m skysolve.solver.warmup`` in the background, which compiles them into
+the cache; processes started after it has finished solve compiled. The choice is
+made once per process, so that one process's answers never switch backend.
+
 May import: ``errors``, ``_jit``, ``geometry``, ``camera``, ``solver.keys``,
 ``solver.patterns``.
 """
@@ -16,7 +24,9 @@ May import: ``errors``, ``_jit``, ``geometry``, ``camera``, ``solver.keys``,
 from __future__ import annotations
 
 import importlib
+import logging
 import weakref
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,10 +34,23 @@ from ... import _jit
 from ...errors import InvalidArgumentError
 from . import interface
 
-__all__ = ["select", "prepare", "available", "interface"]
+__all__ = ["select", "prepare", "available", "interface", "KERNEL_SOURCES", "WARM_SOURCES"]
+
+log = logging.getLogger(__name__)
 
 _PREPARED: weakref.WeakSet = weakref.WeakSet()
 _LOADED: dict[str, ModuleType] = {}
+#: The backend ``'auto'`` resolved to in this process (decided once).
+_AUTO: list[str] = []
+
+_HERE = Path(__file__).resolve().parent
+#: The source files of the compiled kernels (numba caches each file's kernels apart, keyed
+#: by its time stamp); a test checks this against the kernels' own files.
+KERNEL_SOURCES = [_HERE / "compiled.py", _HERE.parent / "keys.py",
+                  _HERE.parents[1] / "camera" / "projection.py"]
+#: What the warm marker depends on: the kernels, and what decides the argument types
+#: they are compiled for (the interface's examples, the warm-up's databases).
+WARM_SOURCES = [*KERNEL_SOURCES, _HERE / "interface.py", _HERE.parent / "warmup.py"]
 
 
 def available() -> bool:
@@ -42,7 +65,7 @@ def select(name: str = "auto") -> ModuleType:
     reference. Asking for ``'compiled'`` without numba is an error.
     """
     if name == "auto":
-        name = "compiled" if _jit.available() else "reference"
+        name = _auto()
     if name == "compiled" and not _jit.available():
         raise InvalidArgumentError(
             "backend='compiled' needs numba (not installed, or SKYSOLVE_DISABLE_NUMBA is set)")
@@ -53,6 +76,21 @@ def select(name: str = "auto") -> ModuleType:
                 f"backend must be 'auto', 'compiled' or 'reference', got {name!r}")
         module = _LOADED[name] = importlib.import_module(f"{__name__}.{name}")
     return module
+
+
+def _auto() -> str:
+    """What ``'auto'`` means in this process (see the module notes)."""
+    if not _AUTO:
+        if not _jit.available():
+            _AUTO.append("reference")
+        elif _jit.is_warm(WARM_SOURCES):
+            _AUTO.append("compiled")
+        else:
+            _AUTO.append("reference")
+            if _jit.warm_in_background("skysolve.solver.warmup"):
+                log.info("compiling the solver's kernels in a background process (once per "
+                         "installation, about 10 s); solving with the numpy backend here")
+    return _AUTO[0]
 
 
 def prepare(backend: ModuleType, db: Any) -> None:

@@ -186,6 +186,58 @@ def unit_vectors(ideal, f, parity, proj):
 
 
 @_jit
+def _largest_ratio_change(v0, v1, quad, e0, e1, ax, ay, az):
+    """Largest change of the five edge ratios of one pattern between two sets of its
+    stars' vectors (NaN when a star is not imaged in either)."""
+    for side in range(2):
+        v = v0 if side == 0 else v1
+        e = e0 if side == 0 else e1
+        for i in range(4):
+            ax[i] = v[quad[i], 0]
+            ay[i] = v[quad[i], 1]
+            az[i] = v[quad[i], 2]
+            if not (ax[i] == ax[i] and ay[i] == ay[i] and az[i] == az[i]):
+                return np.nan
+        _edges_sorted(ax, ay, az, e)
+    best = 0.0
+    for k in range(5):
+        d = abs(e1[k] / e1[5] - e0[k] / e0[5])
+        if not d <= best:
+            best = d
+    return best
+
+
+@_jit
+def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
+    """Ratio sensitivity of an image's brightest patterns (``reference.ratio_sensitivity``)."""
+    n, m, g = ideal.shape[0], probe.shape[0], focal_lengths.shape[0]
+    v0 = np.empty((n, 3))
+    v1 = np.empty((n, 3))
+    e0, e1 = np.empty(6), np.empty(6)
+    ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
+    change = np.empty(m)
+    out = np.empty(g)
+    grow = math.exp(step)
+    for t in range(g):
+        f0 = focal_lengths[t]
+        f1 = f0 * grow
+        for i in range(n):
+            _unit_from_ideal(ideal[i, 0], ideal[i, 1], f0, 1.0, proj, v0[i])
+            _unit_from_ideal(ideal[i, 0], ideal[i, 1], f1, 1.0, proj, v1[i])
+        finite = 0
+        for k in range(m):
+            change[k] = _largest_ratio_change(v0, v1, probe[k], e0, e1, ax, ay, az) / step
+            if change[k] == change[k]:
+                finite += 1
+        if finite == 0:
+            out[t] = np.nan
+            continue
+        srt = np.sort(change)  # NaN last
+        out[t] = srt[int(math.floor(percentile / 100.0 * max(finite - 1, 0)))]
+    return out
+
+
+@_jit
 def _sort_small(a):
     """In-place insertion sort of a short 1-D array (stable)."""
     for i in range(1, a.shape[0]):

@@ -73,10 +73,20 @@ FUNCTIONS: tuple[Function, ...] = (
              "unit_vectors(ideal, f, parity, proj) -> (n, 3) camera unit vectors (NaN rows "
              "outside the projection's image)",
              lambda ex: [(ex.ideal[:6], 1000.0, False, 0)]),
+    Function("ratio_sensitivity",
+             "ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile) -> (g,) "
+             "the percentile over the patterns `probe` of their largest edge-ratio change per "
+             "unit ln f at each focal length (NaN where none is imaged)",
+             lambda ex: [(ex.ideal, 0, np.array([800.0, 1000.0]),
+                          np.array([[0, 1, 2, 3], [1, 2, 3, 4]], dtype=np.intp), 1e-4, 50.0),
+                         (ex.ideal, 3, np.array([200.0]),
+                          np.array([[0, 1, 2, 3]], dtype=np.intp), 1e-4, 50.0)]),
     Function("brightest_in_cone",
              "brightest_in_cone(index, centre, radius_rad, count) -> (rows, vectors): the "
              "`count` brightest stars of a SkyIndex within the cone, brightest first",
-             lambda ex: [(ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 0.1, 2),  # a scan
+             # a wide cone is scanned whatever the database's cell size, a huge count
+             # visits cells
+             lambda ex: [(ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 1.0, 2),  # a scan
                          (ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 0.1, 10 ** 6)]),  # cells
     Function("pattern_candidates",
              "pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, "

@@ -62,6 +62,26 @@ def unit_vectors(ideal, f, parity, proj):
     return plane_to_vectors(_sign(parity) * ideal[..., 0] / f, ideal[..., 1] / f, proj)
 
 
+def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
+    """Ratio sensitivity ``|d ratio / d ln f|`` of an image's brightest patterns.
+
+    ``ideal`` (n, 2): ideal offsets of the pattern stars; ``focal_lengths`` (g,), px;
+    ``probe`` (m, 4): rows of ``ideal`` forming the patterns. At each focal length,
+    the ``percentile`` percentile (the lower neighbour, no interpolation) over the
+    patterns of the largest change of their edge ratios per unit ``ln f``, by a
+    forward difference of ``step`` in ``ln f``; NaN where no pattern is imaged.
+    """
+    f = np.concatenate([focal_lengths, focal_lengths * math.exp(step)])[:, None]
+    v = plane_to_vectors(ideal[:, 0] / f, ideal[:, 1] / f, proj)  # (2g, n, 3)
+    ratios, _ = edge_ratios(pattern_edge_angles(v[:, probe]))  # (2g, m, 5)
+    g = len(focal_lengths)
+    change = np.sort(np.max(np.abs(ratios[g:] - ratios[:g]), axis=2) / step, axis=1)
+    finite = np.count_nonzero(np.isfinite(change), axis=1)  # NaN sorts last
+    pick = np.floor(percentile / 100.0 * np.maximum(finite - 1, 0)).astype(np.intp)
+    out = change[np.arange(g), pick]
+    return np.where(finite > 0, out, np.nan)
+
+
 def _ideal_of(v_cam, f, parity, proj):
     """Ideal pixel offsets ``(n, 2)`` of camera-frame vectors (NaN where not imaged)."""
     qx, qy = vectors_to_plane(v_cam, proj)

@@ -455,3 +455,93 @@ def test_fit_functions_match_on_outliers(proj):
     # chord helper
     for c in (-1.0, 0.0, 0.3, 2.0, 3.0):
         assert comp._chord_to_angle(c) == pytest.approx(float(chord_to_angle(c)))
+
+
+def test_kernel_sources_are_the_files_of_the_kernels():
+    """The warm marker covers exactly the files numba caches the kernels by."""
+    from pathlib import Path
+
+    files = {Path(k.py_func.__code__.co_filename).resolve()
+             for k in backends.compiled_functions().values()}
+    assert files == set(backends.KERNEL_SOURCES)
+
+
+def _fresh(code: str, cache) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), SKYSOLVE_NO_BACKGROUND_COMPILE="1")
+    env.pop("SKYSOLVE_DISABLE_NUMBA", None)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_auto_takes_the_kernels_only_once_they_are_compiled(tmp_path):
+    """Without the warm marker 'auto' is the numpy backend (and numba is not even
+    imported); with a marker for the current sources, the compiled one; a marker for
+    other sources (an edited file, another numba) does not count."""
+    import json
+
+    from skysolve import _jit
+
+    code = ("import sys\nfrom skysolve.solver import backends\n"
+            "print(backends.select('auto').NAME, 'numba' in sys.modules)")
+    assert _fresh(code, tmp_path) == "reference False"
+    _fresh("from skysolve import _jit\nfrom skysolve.solver import backends\n"
+           "_jit.mark_warm(backends.WARM_SOURCES)", tmp_path)
+    assert _fresh(code, tmp_path).startswith("compiled")
+    marker = next(tmp_path.glob("kernels-warm-*.json"))
+    stamp = json.loads(marker.read_text())
+    first = next(iter(stamp["files"]))
+    stamp["files"][first][0] += 1  # the file changed since
+    marker.write_text(json.dumps(stamp))
+    assert _fresh(code, tmp_path).startswith("reference")
+    assert not _jit.is_warm([tmp_path / "no such file.py"])
+
+
+@pytest.mark.slow
+def test_after_warm_up_a_new_process_compiles_nothing(tmp_path, small_db):
+    """warm_up() into an empty numba cache; then a new process's first solve, on a
+    database in memory, loaded and memory-mapped, finds every kernel in the cache."""
+    path = tmp_path / "db.db"
+    small_db.save_to_file(path)
+    cache = tmp_path / "numba"
+    assert _fresh("from skysolve.solver.warmup import warm_up\nprint(warm_up())",
+                  cache) == "True"
+    code = (
+        "from skysolve.solver import backends\nfrom skysolve.database import SolverDatabase\n"
+        f"p = {str(path)!r}\n"
+        "be = backends.select('auto')\n"
+        "for db in (SolverDatabase.load_from_file(p), "
+        "SolverDatabase.load_from_file(p, mmap=True)):\n"
+        "    backends.prepare(be, db)\n"
+        "    db.solve_from_centroids([[0.0, 0.0], [100.0, 5.0], [-40.0, 80.0], [60.0, -70.0], "
+        "[5.0, 150.0]], fov_estimate_deg=15.0, image_width=1024, image_height=768)\n"
+        "ks = backends.compiled_functions().values()\n"
+        "print(be.NAME, sum(sum(k.stats.cache_misses.values()) for k in ks), "
+        "sum(sum(k.stats.cache_hits.values()) for k in ks) > 0)")
+    assert _fresh(code, cache) == "compiled 0 True"
+
+
+@pytest.mark.parametrize("proj", range(len(PROJECTIONS)))
+def test_ratio_sensitivity_and_focal_windows_agree(proj):
+    """Both backends measure the same pattern sensitivities (NaN where a field is too
+    wide for the projection) and so tile a focal-length range into the same windows."""
+    from skysolve.solver.focal import _probe, focal_windows
+
+    rng = np.random.default_rng(proj)
+    ideal = rng.uniform(-500.0, 500.0, (8, 2))
+    f = np.geomspace(150.0, 5000.0, 40)
+    probe = _probe(8)
+    got = comp.ratio_sensitivity(ideal, proj, f, probe, 1e-4, 50.0)
+    want = ref.ratio_sensitivity(ideal, proj, f, probe, 1e-4, 50.0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert np.isfinite(want[-1]) and want[-1] > 0
+    if PROJECTIONS[proj] == "orthographic":
+        assert np.isnan(want[0])  # at f = 150 px the orthographic lens images 150 px at most
+    fast = focal_windows(ideal, proj, 150.0, 5000.0, 0.001, 800.0, comp)
+    slow = focal_windows(ideal, proj, 150.0, 5000.0, 0.001, 800.0, ref)
+    assert len(fast) == len(slow) > 1
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose([a.lo, a.centre, a.hi], [b.lo, b.centre, b.hi], rtol=1e-9)
