@@ -34,15 +34,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: conftest.py keeps the shared test database in this directory when it is set
+DB_CACHE_ENV_VAR = "SKYSOLVE_TEST_DB_CACHE"
 S = "src/skysolve/"
 
 # Test groups (paths relative to the repository), most targeted first.
@@ -71,7 +75,9 @@ class Mutant:
     tests: list[str]
     what: str
     keyword: str | None = None  # optional ``pytest -k`` expression
-    extra: list[str] = field(default_factory=list)
+    #: the code is compiled into the numba kernels or the databases (pattern keys): build
+    #: both afresh instead of reusing the unmutated ones
+    fresh: bool = False
 
 
 MUTANTS: list[Mutant] = [
@@ -166,15 +172,18 @@ MUTANTS: list[Mutant] = [
     # -- pattern keys ------------------------------------------------------------------
     Mutant("keys-ratio-edges", S + "solver/keys.py", [
         ("ratios = e[..., :-1] / largest[..., None]", "ratios = e[..., 1:] / largest[..., None]"),
-    ], [T_PATTERNS, T_SOLVER], "ratios of the five longest edges (the longest over itself)"),
+    ], [T_PATTERNS, T_SOLVER], "ratios of the five longest edges (the longest over itself)",
+       fresh=True),
     Mutant("keys-bin-round", S + "solver/keys.py", [
         ("np.fmin(np.fmax(np.floor(ratio * bins), 0.0), bins - 1.0)",
          "np.fmin(np.fmax(np.round(ratio * bins), 0.0), bins - 1.0)"),
-    ], [T_PATTERNS, T_BACKENDS], "ratio bins rounded instead of floored"),
+    ], [T_PATTERNS, T_BACKENDS], "ratio bins rounded instead of floored",
+       fresh=True),
     Mutant("keys-pack-order", S + "solver/keys.py", [
         ("(((d4 * bins + d3) * bins + d2) * bins + d1) * bins + d0",
          "(((d4 * bins + d3) * bins + d2) * bins + d0) * bins + d1"),
-    ], [T_PATTERNS, T_BACKENDS], "two ratios' places swapped in the key"),
+    ], [T_PATTERNS, T_BACKENDS], "two ratios' places swapped in the key",
+       fresh=True),
     # -- verification and its probability ----------------------------------------------
     Mutant("verify-factor-report-only", S + "solver/lost_in_space.py", [
         ("prob * state[1], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
@@ -222,6 +231,10 @@ MUTANTS: list[Mutant] = [
 EQUIVALENT: dict[str, str] = {}
 
 
+#: Files at least this large are not copied into the scratch tree.
+_MAX_COPY_BYTES = 50_000_000
+
+
 def _scratch_copy() -> Path:
     """The repository's files (tracked, and untracked but not ignored) in a new directory."""
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
@@ -229,9 +242,14 @@ def _scratch_copy() -> Path:
     dest = Path(tempfile.mkdtemp(prefix="skysolve-mutate-"))
     for rel in filter(None, out.split("\0")):
         src = ROOT / rel
-        if src.is_file():
+        # the tests need the package, its tests and data, not stray large files
+        if src.is_file() and src.stat().st_size < _MAX_COPY_BYTES:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    # numba's on-disk cache (valid while the sources keep their time stamps): no recompiling
+    for src in (ROOT / "src").rglob("__pycache__/*.nb[ic]"):
+        (dest / src.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / src.relative_to(ROOT))
     return dest
 
 
@@ -250,53 +268,104 @@ def _apply(m: Mutant, text: str) -> str:
     return text
 
 
-def _run_tests(m: Mutant, tree: Path, timeout_s: float) -> tuple[str, str]:
+def _run_tests(m: Mutant, tree: Path, db_cache: Path, timeout_s: float) -> tuple[str, str]:
     """``('killed' | 'survived', detail)`` of the mutant's tests in ``tree``."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m",
-           "not slow", "--no-header", "-o", "addopts=", *m.tests, *m.extra]
+           "not slow", "--no-header", "-o", "addopts=", *m.tests]
     if m.keyword:
         cmd += ["-k", m.keyword]
     env = dict(os.environ, PYTHONPATH=str(tree / "src"), OPENBLAS_NUM_THREADS="1",
                OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    env.pop("NUMBA_CACHE_DIR", None)
+    scratch = None
+    if m.fresh:  # empty caches: the kernels and the database are built from the mutant
+        scratch = Path(tempfile.mkdtemp(prefix="skysolve-mutate-fresh-"))
+        env["NUMBA_CACHE_DIR"] = str(scratch)
+        env.pop(DB_CACHE_ENV_VAR, None)
+    else:
+        env[DB_CACHE_ENV_VAR] = str(db_cache)
     try:
         done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True,
                               timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return "killed", f"hung past {timeout_s:.0f} s"
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
     if done.returncode == 0:
         return "survived", lines[-1] if lines else ""
-    if done.returncode in (1,):
+    if done.returncode == 1:  # tests failed
         failed = [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]
         return "killed", (failed[0] if failed else lines[-1])[:110]
     return "killed", f"pytest exit {done.returncode}: {(lines or [''])[-1][:90]}"
 
 
-def run(mutants: list[Mutant], timeout_s: float, report: Path | None) -> int:
-    tree = _scratch_copy()
-    rows = []
+def _one(m: Mutant, tree: Path, db_cache: Path, timeout_s: float) -> tuple[str, str]:
+    """Apply ``m`` in ``tree``, run its tests, restore the file (and its time stamp, which
+    the numba cache checks)."""
+    if m.name in EQUIVALENT:
+        return "equivalent", EQUIVALENT[m.name]
+    target = tree / m.path
+    if not target.exists():
+        return "skipped", "file missing"
+    original = target.read_text()
+    why = _anchors(m, original)
+    if why is not None:
+        print(f"WARNING: {m.name}: {why}; re-anchor it", file=sys.stderr)
+        return "skipped", why
+    stamp = target.stat()
+    target.write_text(_apply(m, original))
     try:
-        for k, m in enumerate(mutants, 1):
-            target = tree / m.path
-            original = target.read_text() if target.exists() else ""
-            why = "file missing" if not target.exists() else _anchors(m, original)
-            t0 = time.perf_counter()
-            if m.name in EQUIVALENT:
-                status, detail = "equivalent", EQUIVALENT[m.name]
-            elif why is not None:
-                status, detail = "skipped", why
-                print(f"WARNING: {m.name}: {why}; re-anchor it", file=sys.stderr)
-            else:
-                target.write_text(_apply(m, original))
-                try:
-                    status, detail = _run_tests(m, tree, timeout_s)
-                finally:
-                    target.write_text(original)
-            rows.append((m, status, detail, time.perf_counter() - t0))
-            print(f"[{k:2d}/{len(mutants)}] {status:10s} {m.name:32s} "
-                  f"{time.perf_counter() - t0:6.1f} s  {detail}", flush=True)
+        return _run_tests(m, tree, db_cache, timeout_s)
     finally:
-        shutil.rmtree(tree, ignore_errors=True)
+        target.write_text(original)
+        os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+
+def _warm_up(tree: Path, db_cache: Path) -> None:
+    """Build the shared test database and compile the kernels once, unmutated."""
+    env = dict(os.environ, PYTHONPATH=str(tree / "src"), **{DB_CACHE_ENV_VAR: str(db_cache)})
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+                    "addopts=", T_INDEP, "-k", "boresight_fov_parity"], cwd=tree, env=env,
+                   check=True, capture_output=True)
+
+
+def run(mutants: list[Mutant], timeout_s: float, report: Path | None, jobs: int) -> int:
+    db_cache = Path(tempfile.mkdtemp(prefix="skysolve-mutate-db-"))
+    trees = [_scratch_copy()]
+    try:
+        print(f"warming up in {trees[0]} ...", flush=True)
+        _warm_up(trees[0], db_cache)
+        for _ in range(jobs - 1):  # the copies keep the compiled kernels and time stamps
+            trees.append(Path(tempfile.mkdtemp(prefix="skysolve-mutate-")))
+            shutil.copytree(trees[0], trees[-1], dirs_exist_ok=True)
+        free: queue.Queue[Path] = queue.Queue()
+        for tree in trees:
+            free.put(tree)
+
+        def task(m: Mutant) -> tuple[str, str, float]:
+            tree = free.get()
+            t0 = time.perf_counter()
+            try:
+                return (*_one(m, tree, db_cache, timeout_s), time.perf_counter() - t0)
+            finally:
+                free.put(tree)
+
+        results: dict[str, tuple[str, str, float]] = {}
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(task, m): m for m in mutants}
+            for k, fut in enumerate(as_completed(futures), 1):
+                m = futures[fut]
+                results[m.name] = fut.result()
+                status, detail, secs = results[m.name]
+                print(f"[{k:2d}/{len(mutants)}] {status:10s} {m.name:32s} {secs:6.1f} s  "
+                      f"{detail}", flush=True)
+    finally:
+        for tree in trees:
+            shutil.rmtree(tree, ignore_errors=True)
+        shutil.rmtree(db_cache, ignore_errors=True)
+    rows = [(m, *results[m.name]) for m in mutants]
     text = _report(rows)
     print(text)
     if report is not None:
@@ -330,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0,
                     help="seconds before a mutant's tests count as hung (killed)")
     ap.add_argument("--report", type=Path, help="also write the report to this file")
+    ap.add_argument("--jobs", type=int, default=2, help="mutants run at a time (default 2)")
     args = ap.parse_args(argv)
     names = [m.name for m in MUTANTS]
     assert len(set(names)) == len(names), "duplicate mutant names"
@@ -346,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             why = _anchors(m, path.read_text()) if path.exists() else "file missing"
             print(f"{m.name:32s} {'ok' if why is None else why:10s}  {m.path}: {m.what}")
         return 0
-    return run(mutants, args.timeout, args.report)
+    return run(mutants, args.timeout, args.report, max(1, args.jobs))
 
 
 if __name__ == "__main__":
