@@ -2,8 +2,9 @@
 builds it, solving the two real frames with and without a field-of-view estimate.
 
 Slow: the build took 106 s of wall-clock time on the shared 2-core machine under a load
-average of 15 (13 s of CPU time, see :mod:`skysolve.defaultdb`); CI runs it. The answers are checked against an independent solver's
-(``realframes.PEER_SOLUTION``), to what the methods achieve.
+average of 15 (13 s of CPU time, see :mod:`skysolve.defaultdb`); CI runs it. The answers
+are checked against an independent solver's (``realframes.PEER_SOLUTION``), to what the
+methods achieve.
 """
 
 from __future__ import annotations
