@@ -217,3 +217,20 @@ def test_attitude_covariance_is_the_scatter_of_repeated_solves(small_db, hip_cat
     rcorr = rep / np.sqrt(np.outer(np.diag(rep), np.diag(rep)))
     assert np.max(np.abs(rcorr[0, 1:])) > 0.5  # the half-frame field couples roll and position
     np.testing.assert_allclose(corr, rcorr, atol=0.25)
+
+
+def test_matches_pair_the_true_stars_when_the_brightness_order_differs(small_db, hip_catalog,
+                                                                       truth):
+    """0.5 mag of brightness noise: centroid order and catalog order disagree, and every
+    matched centroid must still be paired with its own star."""
+    cam = CameraModel.from_fov(FOV, W, H)
+    sim = simulate_centroids(hip_catalog, cam, truth, epoch_year=2025.0, seed=4,
+                             centroid_noise_px=0.1, magnitude_noise=0.5, max_magnitude=8.0,
+                             num_stars=60)
+    res = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0, image_width=W,
+                                        image_height=H)
+    assert res, res
+    assert res.num_matches >= 0.9 * len(sim.centroids)
+    assert np.all(np.diff(res.matched_centroids) > 0)
+    np.testing.assert_array_equal(sim.catalog_ids[res.matched_centroids],
+                                  res.matched_catalog_ids)
