@@ -62,7 +62,7 @@ T_CAL = S + "calibration/tests/test_calibration.py"
 T_EXTRACT = S + "extraction/tests/test_extraction.py"
 T_ABERR = S + "sky/tests/test_aberration.py"
 T_BATCH = S + "batch/tests/test_solve_many.py"
-T_SIM = S + "simulate/tests/test_simulate.py"
+T_FALSE = "tests/robustness/test_false_matches.py"
 
 
 @dataclass
@@ -197,7 +197,7 @@ MUTANTS: list[Mutant] = [
     ], [T_FMP], "the pattern stars counted as independent trials"),
     Mutant("verify-no-uniform-floor", S + "solver/verification.py", [
         ("max(crowd, uniform)", "crowd"),
-    ], [T_FMP, T_SOLVER], "local density without the uniform floor"),
+    ], [T_FMP, T_SOLVER, T_FALSE], "local density without the uniform floor"),
     # -- refinement --------------------------------------------------------------------
     Mutant("refine-clip-scale", S + "solver/backends/reference.py", [
         ("keep = err <= max(sigma_clip * 1.4826 * median(err[core]), floor)",
