@@ -7,15 +7,21 @@ camera, calibration and its clipping, extraction's centroids and masks,
 aberration and the batch path. The six bugs of issue 20 are among them
 (``planted-*``). For every mutant the script
 
-1. copies the repository (the files git knows, plus untracked ones not ignored)
-   into a scratch directory once, so the working tree is never touched;
+1. copies the repository (the files git knows, plus untracked ones not ignored,
+   and numba's on-disk cache) into scratch directories, one per parallel job, so
+   the working tree is never touched; a warm-up run builds the shared test
+   database once (``SKYSOLVE_TEST_DB_CACHE``, read by ``conftest.py``);
 2. replaces each code snippet of the mutant, matched exactly (a snippet that is
    absent or not unique is reported as SKIPPED with a warning, so the list
    survives other work on the code; re-anchor it then);
 3. runs only the tests relevant to that code, fastest first, with ``-x`` and
    without the ``slow`` marker; a failing test (or a hang past ``--timeout``)
    kills the mutant;
-4. restores the file.
+4. restores the file and its time stamp (numba's cache checks it).
+
+Mutants of code compiled into the numba kernels or stored in the databases (the
+pattern keys) run with empty caches, so that the kernels and the database are
+built from the mutant, as a user's would be.
 
 It then prints the report: every mutant killed, survived, skipped or declared
 equivalent (:data:`EQUIVALENT`, with the reason), and the kill rate over the
@@ -27,7 +33,7 @@ Usage::
     python tools/mutate.py                 # all mutants
     python tools/mutate.py --list          # the list, and whether each anchor is found
     python tools/mutate.py --only planted-roll-sign,keys-bin-round
-    python tools/mutate.py --report mutate-report.txt
+    python tools/mutate.py --jobs 3 --report mutate-report.txt
 """
 
 from __future__ import annotations
