@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench soak lint docs clean
+.PHONY: demo test bench soak mutate lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,17 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) tests/robustness/soak.py
 
+# mutation check (not part of `make test`): plausible bugs planted one at a time in a
+# scratch copy, each against its relevant tests; MUTATE_ARGS e.g. "--only planted-roll-sign"
+mutate: $(STAMP)
+	$(PY) tools/mutate.py --report mutate-report.txt $(MUTATE_ARGS)
+
 # the documentation site (docs/_build/html); any Sphinx warning fails the build
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build

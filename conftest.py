@@ -23,6 +23,9 @@ and shared by every test file that asks for it.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from skysolve.database import SolverDatabase
@@ -52,10 +55,23 @@ def hip_catalog() -> Catalog:
     return load_hipparcos()
 
 
+#: A directory where ``small_db`` is kept between pytest runs (``make mutate`` sets it, so
+#: that each mutant's run loads the database instead of building it); unset: always built.
+DB_CACHE_ENV_VAR = "SKYSOLVE_TEST_DB_CACHE"
+
+
 @pytest.fixture(scope="session")
 def small_db() -> SolverDatabase:
     """A small 10-20 deg multiscale Hipparcos database (see ``SMALL_DB_PARAMETERS``)."""
-    return SolverDatabase.generate_from_hipparcos(**SMALL_DB_PARAMETERS)
+    cache = os.environ.get(DB_CACHE_ENV_VAR)
+    if not cache:
+        return SolverDatabase.generate_from_hipparcos(**SMALL_DB_PARAMETERS)
+    path = Path(cache) / "small_db.db"
+    if path.exists():
+        return SolverDatabase.load_from_file(path)
+    db = SolverDatabase.generate_from_hipparcos(**SMALL_DB_PARAMETERS)
+    db.save_to_file(path)
+    return db
 
 
 @pytest.fixture(scope="session")

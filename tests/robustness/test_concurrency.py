@@ -8,6 +8,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from skysolve.tests.fakeclock import install as install_clock
+
 from . import _workers as wk
 
 
@@ -56,21 +58,16 @@ def test_processes_given_a_pickled_database_match_serial(small_db, frames, seria
     assert got == serial[:12]
 
 
-def test_timeout_is_never_early_and_stops_the_search(small_db):
-    """A 30-centroid noise set with solve_timeout_ms=300 ends in 'timeout' (or 'no_match').
-
-    The deadline may not fire early; how late it fires (the solver checks it every
-    1500 patterns and between verifications) is printed, not asserted (timing under
-    a shared machine's load is the benchmarks' job), beyond a hang guard of 3 s.
-    """
+def test_timeout_is_never_early_and_stops_the_search(small_db, monkeypatch):
+    """30-centroid noise sets with solve_timeout_ms=300 on a controlled clock (0.1 s per
+    reading, so the elapsed time counts the solver's looks at the clock, the same on any
+    machine): 'timeout', never before 300 ms, and the search stops at the first look past
+    the deadline (the report's own reading makes one more step). How late the deadline
+    fires in wall-clock time is the benchmarks' business."""
     rng = np.random.default_rng(30)
-    late = []
     for _ in range(5):
         xy = rng.uniform(-wk.W / 2, wk.W / 2, (30, 2))
+        install_clock(monkeypatch, 0.1)
         res = small_db.solve_from_centroids(xy, image_shape=(wk.H, wk.W), solve_timeout_ms=300)
-        assert not res and res.status in ("timeout", "no_match")
-        if res.status == "timeout":
-            assert res.solve_time_ms >= 300.0
-            late.append(res.solve_time_ms - 300.0)
-        assert res.solve_time_ms < 3000.0
-    print(f"\nTIMEOUT overshoot over 300 ms: {np.round(late, 1).tolist()} ms")
+        assert not res and res.status == "timeout"
+        assert 300.0 <= res.solve_time_ms <= 300.0 + 2 * 100.0 + 1e-6

@@ -78,8 +78,10 @@ class SolveResult:
     ``np.degrees(cd_matrix)``, or use :meth:`to_wcs`) mapping (undistorted)
     pixel offsets to intermediate world coordinates (xi east, eta north; the
     same matrix for every projection), and ``theta_deg`` the angle from East
-    to camera +X, counter-clockwise, in (-180, 180] (mirror-corrected when
-    ``parity_flip``).
+    to camera +X, counter-clockwise (towards North), in (-180, 180]. Like the
+    roll, it describes the attitude and does not change with the parity (as in
+    tetra3rs): on a mirrored image (``parity_flip``) image +x is camera -X, so
+    image +x points at ``theta_deg + 180``.
 
     Errors ``rmse_arcsec``, ``p90e_arcsec``, ``max_err_arcsec`` are over the
     matched stars after refinement; ``probability`` is the false-positive
@@ -165,7 +167,11 @@ class SolveResult:
 
     @property
     def theta_deg(self) -> float:
-        """Angle from the East axis to camera +X, counter-clockwise, degrees in (-180, 180]."""
+        """Angle from the East axis to camera +X, counter-clockwise, degrees in (-180, 180].
+
+        Camera +X, not image +x: on a mirrored image (``parity_flip``) image +x
+        points at ``theta_deg + 180``.
+        """
         R = self.rotation_matrix_icrs_to_camera
         north, east = north_east_basis(R[2])
         return signed_degrees(math.degrees(math.atan2(R[0] @ north, R[0] @ east)))

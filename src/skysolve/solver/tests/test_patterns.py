@@ -129,6 +129,23 @@ def test_pattern_key_of_a_square():
     assert largest[0] == pytest.approx(diag, rel=1e-12)
 
 
+
+def test_pattern_key_is_the_documented_formula():
+    """An irregular pattern, keyed by the formula of the keys module written out here:
+    angles by arccos, the five shortest over the longest, ``floor(ratio * bins)``, and
+    ``key = sum(b_i * bins**i)`` with ``b_0`` the smallest ratio's bin."""
+    v = _unit([[0.013, 0.002, 1], [-0.004, 0.011, 1], [-0.009, -0.006, 1], [0.007, -0.012, 1]])
+    bins = 50
+    angles = sorted(math.acos(min(1.0, float(v[i] @ v[j])))
+                    for i, j in itertools.combinations(range(4), 2))
+    b = [min(math.floor(a / angles[-1] * bins), bins - 1) for a in angles[:-1]]
+    assert len(set(b)) >= 4  # distinct bins, so that their places in the key matter
+    keys, _ = K.pattern_keys(v[None], bins)
+    assert int(keys[0]) == sum(bi * bins ** i for i, bi in enumerate(b))
+    # a ratio 0.7 of the way through bin 3 is in bin 3: floor, not round
+    assert K.bin_index(np.array([0.37]), 10)[0] == 3.0
+
+
 # -- the pattern index of a real database --------------------------------------------------
 
 
