@@ -18,7 +18,7 @@ Modes (frames per second = frames / wall time of the whole batch):
 * ``dask``: ``solve_many(paths, db, client=client)`` on a
   ``LocalCluster(n_workers=2, threads_per_worker=1)`` with
   ``skysolve.batch.pools.WORKER_CONFIG`` (no ``MALLOC_TRIM_THRESHOLD_``, less
-  background work: as ``client="local"`` starts it and docs/batch.md
+  background work: as ``client="local"`` starts it and docs/batch.rst
   recommends), started and warmed up (one frame on each worker) before the
   clock; ``dask_defaults``: the same with Dask's own settings;
 * ``tetra3rs``: a plain loop over the same files (astropy read,
@@ -325,7 +325,7 @@ def _rows(n: int, t: dict, cpu: dict, res: dict, mem: dict, load_avg: float) -> 
 @contextlib.contextmanager
 def _cluster(tuned: bool):
     """A 2-worker LocalCluster; ``tuned``: with skysolve's WORKER_CONFIG (as
-    ``client="local"`` starts it and docs/batch.md recommends), else Dask's defaults."""
+    ``client="local"`` starts it and docs/batch.rst recommends), else Dask's defaults."""
     import logging
 
     import dask

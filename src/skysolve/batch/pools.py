@@ -11,7 +11,7 @@ The local default
 Without a client, a batch runs on :func:`default_jobs` worker processes
 (:class:`LocalPool`). Threads were measured against processes on 200
 2048x2048 TESS-like FITS frames (read + extract + solve) on a 2-core machine
-(``benchmarks/bench_batch.py``, see ``docs/batch.md``): the solver's numba
+(``benchmarks/bench_batch.py``, see ``docs/batch.rst``): the solver's numba
 kernels release the GIL, but reading a FITS file and the extraction's numpy
 and scipy steps hold it for much of their time, so two threads reached only
 part of the speed-up that two processes did. Processes it is; a worker opens
@@ -44,7 +44,7 @@ every 10 ms and its system monitor runs every 500 ms. Measured on a 2-worker
 2-core machine, the whole budget of Dask's overhead over the local pool. With
 :data:`WORKER_CONFIG` (no profiler, ticks every second, memory polled every
 second, the system monitor every 2 s) it was 0.02 of a core. The
-``LocalCluster`` started for ``client="local"`` uses it, and docs/batch.md
+``LocalCluster`` started for ``client="local"`` uses it, and docs/batch.rst
 gives it as YAML for other clusters. The per-task cost (submission,
 scheduling, the result's trip back) is shared by the frames of a chunk
 (:mod:`skysolve.batch.executors`).
@@ -72,7 +72,7 @@ TRIM_CONFIG = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 #: Dask settings for workers that run skysolve batches (see the module notes): no
 #: MALLOC_TRIM_THRESHOLD_, and less background work. Used for the LocalCluster of
-#: ``client="local"``; docs/batch.md gives them as YAML for other clusters.
+#: ``client="local"``; docs/batch.rst gives them as YAML for other clusters.
 WORKER_CONFIG: dict[str, Any] = {
     TRIM_CONFIG: None,
     "distributed.worker.profile.enabled": False,
@@ -179,7 +179,7 @@ def _check_workers(client: Any, database: DatabaseHandle | None) -> None:
             "default), which makes every frame's image buffers fresh memory: skysolve's "
             "per-frame work then costs ~1.6x the CPU time. "
             "Start the workers with it unset (dask config "
-            f"{TRIM_CONFIG}: null); see docs/batch.md", RuntimeWarning, stacklevel=4)
+            f"{TRIM_CONFIG}: null); see docs/batch.rst", RuntimeWarning, stacklevel=4)
     if database is None:
         return
     path = database.path

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def client():
     import dask
 
-    # as docs/batch.md recommends (and client="local" starts)
+    # as docs/batch.rst recommends (and client="local" starts)
     with dask.config.set(WORKER_CONFIG), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
