@@ -10,13 +10,16 @@ The local default
 -----------------
 Without a client, a batch runs on :func:`default_jobs` worker processes
 (:class:`LocalPool`). Threads were measured against processes on 200
-2048x2048 TESS-like FITS frames (read + extract + solve) on a 2-core machine
-(``benchmarks/bench_batch.py``, see ``docs/batch.rst``): the solver's numba
-kernels release the GIL, but reading a FITS file and the extraction's numpy
-and scipy steps hold it for much of their time, so two threads reached only
-part of the speed-up that two processes did. Processes it is; a worker opens
-the database file memory-mapped once (:class:`~skysolve.batch.DatabaseHandle`),
-so the pages of the database are shared between the workers, not copied.
+2048x2048 TESS-like FITS frames (read + extract + solve) on a shared 2-core
+machine (``benchmarks/bench_batch.py``, see ``docs/batch.rst``): the CPU per
+frame was the same, and the wall times contradicted each other from run to
+run on the loaded machine (threads 0.97x and processes 1.17x of serial in
+one run, 1.75x and 1.30x in another). The solver's numba kernels release the
+GIL, but reading a FITS file and the extraction's numpy and scipy steps hold
+it part of the time, so processes stay the default until a quiet machine
+says otherwise; a worker opens the database file memory-mapped once
+(:class:`~skysolve.batch.DatabaseHandle`), so the pages of the database are
+shared between the workers, not copied.
 A pool whose worker dies is started afresh (:meth:`LocalPool.restart`).
 
 Dask
