@@ -89,6 +89,8 @@ def load(library: str, name: str, log=print):
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     db.save_to_file(str(tmp))
     tmp.replace(path)
+    if library == "skysolve":  # its file_path (what batch workers open) is the final file
+        db = cls.load_from_file(str(path))
     # databases of older sources or parameters are dead weight (tens of MB each)
     for old in CACHE.glob(f"solve_{name}_{library}_*.db"):
         if old != path:

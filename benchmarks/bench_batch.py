@@ -16,11 +16,11 @@ Modes (frames per second = frames / wall time of the whole batch):
 * ``threads``: the same work on 2 threads, the alternative the default was
   chosen against;
 * ``dask``: ``solve_many(paths, db, client=client)`` on a
-  ``LocalCluster(n_workers=2, threads_per_worker=1)`` without Dask's
-  ``MALLOC_TRIM_THRESHOLD_`` (as ``client="local"`` starts it and
-  docs/batch.md recommends), started and warmed up (one frame on each worker)
-  before the clock; ``dask_default_trim``: the same with Dask's own worker
-  settings;
+  ``LocalCluster(n_workers=2, threads_per_worker=1)`` with
+  ``skysolve.batch.pools.WORKER_CONFIG`` (no ``MALLOC_TRIM_THRESHOLD_``, less
+  background work: as ``client="local"`` starts it and docs/batch.rst
+  recommends), started and warmed up (one frame on each worker) before the
+  clock; ``dask_defaults``: the same with Dask's own settings;
 * ``tetra3rs``: a plain loop over the same files (astropy read,
   ``tetra3rs.extract_centroids`` with its defaults, ``solve_from_centroids``
   with the same arguments, its own database of the same parameters); ratio =
@@ -149,8 +149,6 @@ def _worker_memory_mb() -> tuple[float, float]:
     return info.rss / 1e6, info.uss / 1e6
 
 
-
-
 def _warm_worker(path: str, db_path: str) -> int:
     """On a Dask worker: open the database and solve one frame (kernels ready)."""
     from skysolve import SolveOptions, SolverDatabase
@@ -238,7 +236,7 @@ def _measure(db, peer, paths: list[Path], repeat: int) -> tuple[dict, dict, dict
     }
     t, cpu, res = _timed(local, repeat)
     mem = {"local": list(memory.mb)}
-    for mode, tuned in (("dask", True), ("dask_default_trim", False)):
+    for mode, tuned in (("dask", True), ("dask_defaults", False)):
         with _cluster(tuned) as client:
             client.run(_warm_worker, spaths[0], db.file_path)
             c0, t0 = _tree_cpu(), time.perf_counter()
@@ -278,7 +276,7 @@ def _rows(n: int, t: dict, cpu: dict, res: dict, mem: dict, load_avg: float) -> 
     ok = {m: sum(bool(r) for r in res[m]) for m in res}
     agree = all(_same(res["serial"], res[m]) for m in ("local", "threads", "dask"))
     worker_cpu = {m: statistics.median(r.timings["cpu"] for r in res[m]) * 1e3
-                  for m in ("serial", "local", "threads", "dask", "dask_default_trim")}
+                  for m in ("serial", "local", "threads", "dask", "dask_defaults")}
     common = {"frames": n, "skysolve_solved": ok["serial"], "peer_solved": ok["tetra3rs"],
               "all_modes_agree": agree, "load_average": load_avg}
     rows = []
@@ -316,24 +314,26 @@ def _rows(n: int, t: dict, cpu: dict, res: dict, mem: dict, load_avg: float) -> 
                    worker_rss_mb=[round(r, 1) for r, _ in mem["dask"]],
                    worker_uss_mb=[round(u, 1) for _, u in mem["dask"]],
                    worker_databases=mem["dask_databases"],
-                   dask_default_trim_s=t["dask_default_trim"],
-                   dask_default_trim_cpu_ms_per_frame=cpu["dask_default_trim"] / n * 1e3,
-                   dask_default_trim_worker_cpu_ms_per_frame=worker_cpu["dask_default_trim"])
+                   dask_defaults_idle_cores=mem["dask_defaults_idle_cores"],
+                   dask_defaults_s=t["dask_defaults"],
+                   dask_defaults_cpu_ms_per_frame=cpu["dask_defaults"] / n * 1e3,
+                   dask_defaults_worker_cpu_ms_per_frame=worker_cpu["dask_defaults"])
+    rows[2]["idle_speedup_vs_serial"] = (2 - idle) * cpu["serial"] / n / task_cpu
     return rows
 
 
 @contextlib.contextmanager
 def _cluster(tuned: bool):
-    """A 2-worker LocalCluster; ``tuned``: without Dask's MALLOC_TRIM_THRESHOLD_ (as
-    ``client="local"`` starts it and docs/batch.md recommends)."""
+    """A 2-worker LocalCluster; ``tuned``: with skysolve's WORKER_CONFIG (as
+    ``client="local"`` starts it and docs/batch.rst recommends), else Dask's defaults."""
     import logging
 
     import dask
     from distributed import Client, LocalCluster
 
-    from skysolve.batch.pools import TRIM_CONFIG
+    from skysolve.batch.pools import WORKER_CONFIG
 
-    settings = {TRIM_CONFIG: None} if tuned else {}
+    settings = WORKER_CONFIG if tuned else {}
     with dask.config.set(settings), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \

@@ -10,13 +10,16 @@ The local default
 -----------------
 Without a client, a batch runs on :func:`default_jobs` worker processes
 (:class:`LocalPool`). Threads were measured against processes on 200
-2048x2048 TESS-like FITS frames (read + extract + solve) on a 2-core machine
-(``benchmarks/bench_batch.py``, see ``docs/batch.md``): the solver's numba
-kernels release the GIL, but reading a FITS file and the extraction's numpy
-and scipy steps hold it for much of their time, so two threads reached only
-part of the speed-up that two processes did. Processes it is; a worker opens
-the database file memory-mapped once (:class:`~skysolve.batch.DatabaseHandle`),
-so the pages of the database are shared between the workers, not copied.
+2048x2048 TESS-like FITS frames (read + extract + solve) on a shared 2-core
+machine (``benchmarks/bench_batch.py``, see ``docs/batch.rst``): the CPU per
+frame was the same, and the wall times contradicted each other from run to
+run on the loaded machine (threads 0.97x and processes 1.17x of serial in
+one run, 1.75x and 1.30x in another). The solver's numba kernels release the
+GIL, but reading a FITS file and the extraction's numpy and scipy steps hold
+it part of the time, so processes stay the default until a quiet machine
+says otherwise; a worker opens the database file memory-mapped once
+(:class:`~skysolve.batch.DatabaseHandle`), so the pages of the database are
+shared between the workers, not copied.
 A pool whose worker dies is started afresh (:meth:`LocalPool.restart`).
 
 Dask
@@ -35,6 +38,19 @@ frames, a frame's work cost 155-164 ms of CPU in such a worker against 89-94 ms
 in a local worker process, and the same 94-96 ms in a Dask worker started
 without it. The ``LocalCluster`` started for ``client="local"`` leaves it
 unset; workers of other clusters that have it get a warning.
+
+Background CPU: a Dask cluster costs CPU doing nothing -- each server's
+event-loop watchdog ticks every 20 ms, each nanny polls its worker's memory
+every 100 ms, each worker samples its threads for the dashboard's profile
+every 10 ms and its system monitor runs every 500 ms. Measured on a 2-worker
+``LocalCluster``, that was 0.10-0.11 of a core, idle or busy: 5 % of a
+2-core machine, the whole budget of Dask's overhead over the local pool. With
+:data:`WORKER_CONFIG` (no profiler, ticks every second, memory polled every
+second, the system monitor every 2 s) it was 0.02 of a core. The
+``LocalCluster`` started for ``client="local"`` uses it, and docs/batch.rst
+gives it as YAML for other clusters. The per-task cost (submission,
+scheduling, the result's trip back) is shared by the frames of a chunk
+(:mod:`skysolve.batch.executors`).
 """
 
 from __future__ import annotations
@@ -51,11 +67,22 @@ from .. import _args
 from ..errors import InvalidArgumentError, InvalidTypeError
 from .executors import DatabaseHandle, _is_dask_client, as_executor
 
-__all__ = ["DISTRIBUTED_MISSING", "LOCAL_KINDS", "TRIM_CONFIG", "LocalPool", "connect",
-           "default_jobs", "open_executor"]
+__all__ = ["DISTRIBUTED_MISSING", "LOCAL_KINDS", "TRIM_CONFIG", "WORKER_CONFIG", "LocalPool",
+           "connect", "default_jobs", "open_executor"]
 
 #: The Dask setting that makes workers trim their heap at every free (see the notes).
 TRIM_CONFIG = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+#: Dask settings for workers that run skysolve batches (see the module notes): no
+#: MALLOC_TRIM_THRESHOLD_, and less background work. Used for the LocalCluster of
+#: ``client="local"``; docs/batch.rst gives them as YAML for other clusters.
+WORKER_CONFIG: dict[str, Any] = {
+    TRIM_CONFIG: None,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
 
 #: Kinds of local pool: worker processes (the default) or threads.
 LOCAL_KINDS = ("process", "thread")
@@ -124,7 +151,7 @@ def connect(client: Any, jobs: int | None = None) -> tuple[Any, list[Any]]:
     if _is_local(client):
         import dask
 
-        with dask.config.set({TRIM_CONFIG: None}):  # see MALLOC_TRIM in the module notes
+        with dask.config.set(WORKER_CONFIG):  # see the module notes
             cluster = LocalCluster(n_workers=jobs or default_jobs(), threads_per_worker=1,
                                    processes=True, dashboard_address=None)
         dask_client = Client(cluster)
@@ -155,7 +182,7 @@ def _check_workers(client: Any, database: DatabaseHandle | None) -> None:
             "default), which makes every frame's image buffers fresh memory: skysolve's "
             "per-frame work then costs ~1.6x the CPU time. "
             "Start the workers with it unset (dask config "
-            f"{TRIM_CONFIG}: null); see docs/batch.md", RuntimeWarning, stacklevel=4)
+            f"{TRIM_CONFIG}: null); see docs/batch.rst", RuntimeWarning, stacklevel=4)
     if database is None:
         return
     path = database.path

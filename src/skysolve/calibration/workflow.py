@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _args
 from ..batch.executors import DatabaseHandle, run_tasks
-from ..batch.sources import frame_centroids
+from ..batch.sources import frame_centroids, is_centroid_source
 from ..centroids import ExtractionResult, centroids_to_array
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..extraction.options import ExtractionOptions
@@ -189,6 +189,21 @@ def _extract_task(extraction: ExtractionOptions, hdu: Any, section: Any, source:
     return frame_centroids(source, extraction, hdu=hdu, section=section)
 
 
+def _extract_all(frames: Sequence[Any], extraction: ExtractionOptions, hdu: Any, section: Any,
+                 executor: Any, progress: bool | None) -> list[tuple[Any, Any]]:
+    """``(centroids, image shape)`` of every frame: images extracted as tasks; centroid
+    frames taken here (sending thousands of ``Centroid`` objects to a worker and back
+    for nothing cost minutes on Dask)."""
+    out = [frame_centroids(f) if is_centroid_source(f) else None for f in frames]
+    todo = [i for i, r in enumerate(out) if r is None]
+    done = run_tasks(functools.partial(_extract_task, extraction, hdu, section),
+                     [frames[i] for i in todo], executor=executor, progress=progress,
+                     desc="extracting")
+    for i, r in zip(todo, done, strict=True):
+        out[i] = r
+    return out
+
+
 def _solve_task(handle: DatabaseHandle, options: SolveOptions, centroids: Any):
     return solve(handle.database, centroids, options)
 
@@ -321,8 +336,7 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
     if len(frames) == 0:
         raise InvalidArgumentError("frames must hold at least one frame")
     t = time.perf_counter()
-    extracted = run_tasks(functools.partial(_extract_task, extraction, hdu, section), frames,
-                          executor=executor, progress=progress, desc="extracting")
+    extracted = _extract_all(frames, extraction, hdu, section, executor, progress)
     centroids = [c for c, _ in extracted]
     shape = _shape(frames, [s for _, s in extracted], image_shape, camera_model)
     run = CalibrationRun(centroids, shape, extract_seconds=time.perf_counter() - t)

@@ -17,7 +17,7 @@ from astropy.table import Table
 import skysolve
 from skysolve import SolveOptions, solve_many
 from skysolve.batch import LocalPool, iter_tasks, run_tasks
-from skysolve.batch.executors import MAX_WORKER_DEATHS, WorkerLostError
+from skysolve.batch.executors import MAX_CHUNK, MAX_WORKER_DEATHS, WorkerLostError
 from skysolve.batch.results import COLUMNS
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
 
@@ -247,3 +247,41 @@ def test_dask_workers_are_checked_before_the_batch(batch_db):
     with pytest.raises(InvalidArgumentError, match="has no file"):
         _check_workers(_FakeClient(None, True), DatabaseHandle(fresh))
 
+
+
+class KilledWorker(Exception):
+    """Named as Dask's: the error of a task whose workers died too often."""
+
+
+class _DaskLike(cf.ThreadPoolExecutor):
+    """Runs tasks on threads, recording each task's items; a task holding item 13 fails
+    as Dask fails a task whose workers kept dying (KilledWorker)."""
+
+    def __init__(self):
+        super().__init__(2)
+        self.tasks: list[list[int]] = []
+
+    def submit(self, fn, items):
+        self.tasks.append(list(items))
+        if 13 in items:
+            fut: cf.Future = cf.Future()
+            fut.set_exception(KilledWorker(f"task with {items}"))
+            return fut
+        return super().submit(fn, items)
+
+
+def test_frames_share_tasks_and_a_killed_chunk_is_retried_item_by_item():
+    with _DaskLike() as ex:
+        got = dict(iter_tasks(lambda x: x * 10, range(100), executor=ex,
+                              lost=lambda x, reason: f"lost {x}"))
+    assert got.pop(13) == "lost 13"
+    assert got == {x: x * 10 for x in range(100) if x != 13}  # every other item once
+    first = [t for t in ex.tasks if 13 in t]
+    assert len(first[0]) > 1 and first[1:] == [[13]]  # its chunk, then 13 alone
+    retried = [t for t in ex.tasks if len(t) == 1 and t[0] in first[0]]
+    assert sorted(t[0] for t in retried) == sorted(first[0])  # the chunk's items one by one
+    # the queue: consecutive items, 8 a task while it is long, single items at its end
+    chunks = [t for t in ex.tasks if t not in retried]
+    assert all(t == list(range(t[0], t[0] + len(t))) for t in chunks)
+    sizes = [len(t) for t in chunks]
+    assert sizes[0] == MAX_CHUNK and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)
