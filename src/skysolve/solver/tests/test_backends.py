@@ -374,7 +374,9 @@ def test_pattern_search_functions_match(small_db, fields):
         np.testing.assert_allclose(rf, rs, rtol=1e-6, atol=1e-12)
         np.testing.assert_array_equal(pf, ps)
     assert n_cand > 100
-    assert 0 < n_cut < n_cand / 2  # the true patterns stay, most false ones go
+    # the true patterns stay and the false ones (a few hundred over the 30 fields,
+    # all sky; the focal-length window has already removed most) go
+    assert n_cut > 0 and n_cand - n_cut > 100
 
 
 def test_verification_and_refinement_functions_match(small_db, fields):
