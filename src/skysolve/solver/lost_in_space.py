@@ -24,8 +24,10 @@ radius (the angle from the optical axis to the farthest image corner at
 the shortest focal length searched) of the hint's centre. Catalog patterns
 with a star outside that cone are dropped by the lookup itself (the
 backend's ``hint`` test, per focal-length window), before any ratio is
-compared, and a hypothesis whose boresight lies outside the hint's cone is never verified nor
-returned, so a hint that misses the true pointing can only give no answer.
+compared. A hypothesis (fitted to four stars only) is verified only when its boresight
+lies within the cone widened by :data:`_HYPOTHESIS_SLACK_PX` pixels (what such a fit
+may be off by), and an answer is returned only when its refined boresight lies within
+the cone itself, so a hint that misses the true pointing can only give no answer.
 """
 
 from __future__ import annotations
@@ -223,6 +225,11 @@ def _schedule(plans: list[_Plan]):
 #: Extra radius of the pattern-star cone of a position hint: aberration (~20"), proper
 #: motion since the database's epoch and the field-radius estimate's slack.
 _CONE_MARGIN_RAD = 1e-3
+#: How far (px at the hypothesis's focal length) outside a position hint's cone a
+#: hypothesis's boresight may lie and still be verified: a four-star fit's boresight is
+#: off its refined value by up to ~1.5 px (71" on 10-20 deg fields of 1024 px, 794
+#: solves), so a truth just inside the cone's edge is not refused before refinement.
+_HYPOTHESIS_SLACK_PX = 10.0
 #: No position hint: every catalog star may form patterns.
 _NO_HINT = np.zeros(0)
 
@@ -234,9 +241,10 @@ class Cone:
     centre: NDArray[np.float64]
     radius: float
 
-    def holds(self, R: NDArray[np.float64]) -> bool:
-        """Whether the boresight (camera +Z) of attitude ``R`` lies in the cone."""
-        return float(R[2] @ self.centre) >= math.cos(self.radius)
+    def holds(self, R: NDArray[np.float64], slack: float = 0.0) -> bool:
+        """Whether the boresight (camera +Z) of attitude ``R`` lies in the cone widened
+        by ``slack`` (rad)."""
+        return float(R[2] @ self.centre) >= math.cos(min(self.radius + slack, math.pi))
 
     def min_cos(self, frame: Frame, f_lo: float) -> float:
         """The smallest cosine of the angle from the centre a star of a field in the cone
@@ -264,7 +272,8 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
     for hyp in _hypotheses(frame, ideal, cv, f_est, clargest, tol, parity_options):
         if deadline is not None and time.perf_counter() > deadline:
             return "timeout"
-        if state[0].seen(hyp.R) or (cone is not None and not cone.holds(hyp.R)):
+        if state[0].seen(hyp.R) or (
+                cone is not None and not cone.holds(hyp.R, _HYPOTHESIS_SLACK_PX / hyp.f)):
             continue
         state[1] += 1
         field = (refine_field(frame, cat, hyp)

@@ -173,7 +173,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
                     f"the field of view range {math.degrees(fov_lo):.2f}-"
                     f"{math.degrees(fov_hi):.2f} deg is outside the database's "
                     f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
-    cone = None if options.position_cone is None else Cone(*options.position_cone)
+    position = options.position_cone
+    cone = None if position is None else Cone(*position)
 
     if options.attitude_hint is not None:
         # without a scale, tracking assumes the middle of the range

@@ -4,8 +4,10 @@ their command lines, reading back the files it leaves and the lines it prints.
 The database comes through ``$SKYSOLVE_DB`` (capture programs cannot add options):
 the session's small Hipparcos database saved to a file. Every table and header
 is read back with astropy; the ``.wcs`` is compared with the truth of simulated
-FITS frames (within 5") and with the reference pointings of the two real frames
-(which two independent solvers agree on to 18").
+FITS frames (within 5"), with the reference pointings of the two real frames
+(which two independent solvers agree on to 18") and, on those frames, with the
+Hipparcos positions of the stars the ``.wcs`` maps (within 5" over every half of
+the image).
 """
 
 from __future__ import annotations
@@ -120,8 +122,26 @@ def _check_consistent(lines: dict, wcs, tables, width: int, height: int) -> None
     np.testing.assert_allclose(corr["index_x"], px[0] + 1.0, atol=0.05)
 
 
+def _catalog_offsets(wcs, axy, catalog):
+    """Where the .wcs puts the .axy stars, against their Hipparcos positions.
+
+    Each star is paired with the nearest catalog star (within 30"); returns the
+    0-based pixels of the paired stars and their offsets (east, north; arcsec)
+    from the catalog, so that the mapping is checked against the catalog itself.
+    """
+    from astropy.coordinates import SkyCoord
+
+    x, y = np.asarray(axy["X"]) - 1.0, np.asarray(axy["Y"]) - 1.0
+    mapped = wcs.pixel_to_world(x, y)
+    stars = SkyCoord(catalog.ra_deg, catalog.dec_deg, unit="deg")
+    idx, sep, _ = mapped.match_to_catalog_sky(stars)
+    ok = sep.arcsec < 30.0
+    east, north = mapped[ok].spherical_offsets_to(stars[idx[ok]])
+    return x[ok], y[ok], np.column_stack([east.arcsec, north.arcsec])
+
+
 @pytest.mark.parametrize("name", [ALT40, ALT60])
-def test_ekos_style_call_on_the_real_frames(env, tmp_path, name):
+def test_ekos_style_call_on_the_real_frames(env, tmp_path, name, hip_catalog):
     shutil.copy(DATA / name, tmp_path / "frame.tiff")
     ra, dec = REFERENCE[name]
     proc = solve_field(env, "--no-plots", "-O", "--scale-units", "degwidth", "--scale-low",
@@ -138,6 +158,15 @@ def test_ekos_style_call_on_the_real_frames(env, tmp_path, name):
     centre = wcs.pixel_to_world_values(511.5, 383.5)
     assert _separation_arcsec(*centre, ra, dec) < 18.0
     assert abs(lines["width_deg"] - FOV_DEG) < 0.2
+    # the .wcs maps the image within 5" of the catalog: the stars it maps land on
+    # their Hipparcos positions (taken at the frames' date, 2019-07-29) with no offset
+    # beyond 5" over the image or any half of it (single stars scatter by their
+    # centroid noise, ~0.1 px = 5")
+    x, y, off = _catalog_offsets(wcs, tables[".axy"], hip_catalog.propagate(2019.58))
+    assert len(off) >= 25
+    assert np.hypot(*off.mean(axis=0)) < 5.0
+    for half in (x < 511.5, x > 511.5, y < 383.5, y > 383.5):
+        assert half.sum() >= 8 and np.hypot(*off[half].mean(axis=0)) < 5.0, off[half]
 
 
 @pytest.fixture(scope="module")

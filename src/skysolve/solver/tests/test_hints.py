@@ -81,6 +81,22 @@ def test_a_position_hint_holding_the_truth_gives_the_unhinted_answer(small_db, f
                                       np.sort(hinted.matched_catalog_ids))
 
 
+def test_a_truth_just_inside_the_cone_is_found(small_db, fields):
+    # the truth 15" inside the cone's edge: the four-star fit of the right pattern may
+    # put the boresight (by up to ~1 px) outside, refinement brings it back inside
+    # (the cone's centre in four directions from each truth)
+    rng = np.random.default_rng(29)
+    for xy, R, cam, _ in fields:
+        kw = dict(fov_estimate_deg=cam.fov_deg, image_width=W, image_height=H)
+        plain = small_db.solve_from_centroids(xy, **kw)
+        for _ in range(4):
+            hint = _radec(_offset(R[2], 2.0 - 15.0 / 3600.0, rng))
+            hinted = small_db.solve_from_centroids(xy, position_hint=hint,
+                                                   position_radius_deg=2.0, **kw)
+            assert plain and hinted, hinted
+            assert _sep_arcsec(plain, hinted) < 0.05
+
+
 def test_a_position_hint_without_scale_and_as_skycoord(small_db, fields):
     from astropy.coordinates import SkyCoord
 
