@@ -275,7 +275,7 @@ def test_wrong_version_format_and_missing(tmp_path):
     path = tmp_path / "cam.json"
     CAMERAS["plain"].save_to_file(path)
     doc = json.loads(path.read_text())
-    for key, value, msg in (("version", 2, "version 2"), ("version", "1", "version"),
+    for key, value, msg in (("version", 3, "version 3"), ("version", "1", "version"),
                             ("format", "skysolve-database", "not a skysolve camera")):
         d = dict(doc)
         d[key] = value
