@@ -55,6 +55,7 @@ class Frame:
     camera: CameraModel              # geometry besides focal length and parity
     fixed_camera: bool               # focal length and parity fixed by the caller
     backend: ModuleType
+    refine_scale: bool | None = None  # with a fixed camera: refine its plate scale at the end
 
     def vectors(self, f: float, parity: bool, idx: Any = slice(None)) -> NDArray[np.float64]:
         """Camera unit vectors of (some of) the centroids at focal length ``f``."""
@@ -81,15 +82,17 @@ class Frame:
 
 
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
-               camera_model: CameraModel | None, backend: ModuleType) -> Frame:
-    """The frame of centred centroid positions ``xy`` (a new array the frame may keep)."""
+               camera_model: CameraModel | None, backend: ModuleType,
+               refine_scale: bool | None = None) -> Frame:
+    """The frame of centred centroid positions ``xy`` (a new array the frame may keep);
+    ``refine_scale`` as :attr:`SolveOptions.refine_scale`."""
     if camera_model is not None:
         cam = camera_model
         f = cam.focal_length_px
         xi, eta = cam.pixel_to_tanplane(xy[:, 0], xy[:, 1])
         s = -1.0 if cam.parity_flip else 1.0
         ideal = np.stack([s * np.asarray(xi) * f, np.asarray(eta) * f], axis=1)
-        return Frame(xy, ideal, width, height, cam, True, backend)
+        return Frame(xy, ideal, width, height, cam, True, backend, refine_scale)
     return Frame(xy, np.ascontiguousarray(xy, dtype=np.float64), width, height,
                  _plain_camera(width, height), False, backend)
 

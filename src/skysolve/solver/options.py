@@ -22,7 +22,7 @@ from .._options import Options, option
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix
 
-__all__ = ["SolveOptions", "BACKENDS"]
+__all__ = ["SolveOptions", "BACKENDS", "MIN_SCALE_MATCHES"]
 
 #: Values of :attr:`SolveOptions.backend`.
 BACKENDS = ("auto", "compiled", "reference")
@@ -50,6 +50,12 @@ _pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none
 _velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
                     allow_none=True)
 _backend = partial(_args.choice, choices=BACKENDS)
+#: Fewest matches for which ``refine_scale=None`` refines the plate scale of a camera model.
+MIN_SCALE_MATCHES = 20
+
+
+def _optional_flag(value: Any, name: str) -> bool | None:
+    return None if value is None else _args.flag(value, name)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -120,6 +126,14 @@ class SolveOptions(Options):
         Solver implementation: the numba-compiled kernels, or the pure-numpy
         reference (same answers, several times slower); ``'auto'`` takes the
         compiled one unless numba is missing or ``SKYSOLVE_DISABLE_NUMBA=1``.""")
+    refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
+                                       doc=f"""
+        With a ``camera_model``: also refine this image's plate scale (a factor on
+        the camera's focal length, as a calibration's per-image scale: velocity
+        aberration, focus) from the matched stars after refinement; the result's
+        ``camera_model`` carries the refined focal length. None: when at least
+        {MIN_SCALE_MATCHES} stars matched; False: keep the camera's focal length.
+        Without a camera model the focal length is always fitted.""")
 
     def _check_together(self) -> None:
         for a, b in (("fov_estimate_deg", "fov_estimate_rad"),

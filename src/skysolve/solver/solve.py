@@ -85,7 +85,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         tol = float(db.parameters["pattern_max_error"])
 
     cam = options.camera_model
-    frame = make_frame(xy, width, height, cam, be)
+    frame = make_frame(xy, width, height, cam, be, options.refine_scale)
     cat = CatalogView(db, options.observer_velocity_km_s, be)
     radius_px = options.match_radius * width
     fov_est = options.fov_estimate
