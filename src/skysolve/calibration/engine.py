@@ -26,6 +26,7 @@ from .lsq import Pairs, Params, Problem, core_rms, rms, robust_rms
 from .matching import rematch
 from .options import MIN_SCALE_PAIRS, CalibrationOptions
 from .radial import radial_start
+from .stars import magnitude_weights
 
 __all__ = ["Fitted", "fit_camera", "iterate", "make_camera"]
 
@@ -199,8 +200,9 @@ def fit_camera(images: list[Pairs], cameras: list[CameraModel], width: int, heig
     The camera is fitted first with one plate scale for all images, the stars
     re-matched under it (:func:`~skysolve.calibration.matching.rematch`) and
     refitted until the pairs settle; only then are the per-image scales
-    freed: a scale is a correction of ~1e-4 that wrong pairs, before they are
-    re-matched or clipped, would otherwise pull percents away.
+    freed (a scale is a correction of ~1e-4 that wrong pairs, before they are
+    re-matched or clipped, would otherwise pull percents away) and the stars
+    weighted by their magnitude bins (:mod:`skysolve.calibration.stars`).
     """
     order = options.order if order is None else order
     problem, start = _setup(images, cameras, width, height, options, order)
@@ -219,9 +221,13 @@ def fit_camera(images: list[Pairs], cameras: list[CameraModel], width: int, heig
         for im, (R, scale) in zip(images, state, strict=True):
             im.R, im.scale = R, scale
         fitted = _settle(problem, start, options, probe=False)
-    # the final fit: the scales freed, every pair judged again by the usual clipping
+    # the final fit: the scales freed, the stars weighted by their magnitude bins, every
+    # pair judged again by the usual clipping
     problem.scale_free = scales
-    return iterate(problem, fitted.params, options, inliers=fitted.inliers, probe=False)
+    weights = magnitude_weights(problem, fitted.params, fitted.inliers,
+                                options.magnitude_weights)
+    return iterate(problem, fitted.params, options, weights=weights, inliers=fitted.inliers,
+                   probe=False)
 
 
 def _polynomial_camera(images: list[Pairs], cameras: list[CameraModel], width: int,

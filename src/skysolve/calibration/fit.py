@@ -153,20 +153,25 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
               options: CalibrationOptions) -> CalibrateResult:
     """Fit one camera model shared by solved images (see :func:`calibrate_camera`)."""
     from .matching import match_catalog
-    from .stars import reweight
+    from .stars import magnitude_bins
     from .uncertainty import Uncertainty
     from .validation import holdout, select_order
 
     results, cents = pair_lists(solve_results, centroids)
     images, cameras, rmse_before, width, height = image_pairs(db, results, cents, options)
-    if options.catalog is not None:
-        match_catalog(db, images, results, options)
     n_candidates = sum(len(im) for im in images)  # pairs re-matching drops are outliers too
     order, scores = options.order, None
+    fitted = fit_camera(images, cameras, width, height, options, order)
+    if options.catalog is not None:
+        added = match_catalog(db, fitted.problem, fitted.params, fitted.camera(width, height),
+                              fitted.inliers, options)
+        n_candidates += added
+        if added:
+            fitted = fit_camera(images, cameras, width, height, options, order)
     if options.select_order and options.model == "polynomial":
         order, scores = select_order(images, cameras, width, height, options)
-    fitted = fit_camera(images, cameras, width, height, options, order)
-    fitted, bins = reweight(fitted, options)
+        fitted = fit_camera(images, cameras, width, height, options, order)
+    bins = magnitude_bins(fitted.problem, fitted.params, fitted.inliers, fitted.weights)[0]
     designs = fitted.designs or fitted.problem.designs(fitted.params)
     validation = holdout(fitted, options, designs) if options.validation_folds else None
     unc = Uncertainty.from_fit(fitted, width, height, options, designs)

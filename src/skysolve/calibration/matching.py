@@ -14,10 +14,14 @@ Re-matching (:func:`rematch`)
     calibration.
 Deeper catalogs (:func:`match_catalog`)
     Stars of ``CalibrationOptions.catalog`` (the bundled Gaia catalog: many
-    more than a solver database holds) are projected through each solve and
-    matched to the centroids no database star took; only pairs whose star and
-    centroid are both isolated (no other catalog star nor centroid within
-    :data:`ISOLATION_PX`, so blends cannot bias them) are added.
+    more than a solver database holds), propagated to the database's epoch
+    and aberrated like the image's, are projected through a first fit of the
+    camera and each image's attitude and scale -- the solves' own cameras may
+    be uncalibrated -- and matched to the centroids no database star took,
+    within a few robust rms of the fit; only pairs whose star and centroid
+    are both isolated (no other catalog star nor centroid within
+    :data:`ISOLATION_PX`, so blends cannot bias them) are added, and the
+    camera is fitted again with them.
 """
 
 from __future__ import annotations
@@ -92,16 +96,14 @@ def _isolated(points: NDArray[np.float64], radius: float) -> NDArray[np.bool_]:
 _TREE: dict[str, Any] = {}
 
 
-def _field(catalog: Any, res: Any, epoch: float | None) -> tuple[NDArray[np.float64],
-                                                                NDArray[np.float64]]:
-    """Catalog unit vectors (at ``epoch``) and magnitudes in a cone covering a solved image."""
+def _field(catalog: Any, camera: Any, R: NDArray[np.float64], epoch: float | None) -> tuple[
+        NDArray[np.float64], NDArray[np.float64]]:
+    """Catalog unit vectors (at ``epoch``) and magnitudes in a cone covering an image."""
     if _TREE.get("catalog") is not catalog:
         _TREE.update(catalog=catalog, tree=cKDTree(catalog.vectors()))
-    cam = res.camera_model
-    reach = 0.5 * math.hypot(cam.image_width, cam.image_height) + math.hypot(*cam.crpix)
-    radius = math.atan(reach / cam.focal_length_px) * 1.05
-    bore = np.asarray(res.rotation_matrix_icrs_to_camera)[2]
-    idx = np.asarray(_TREE["tree"].query_ball_point(bore, 2.0 * math.sin(0.5 * radius)),
+    reach = 0.5 * math.hypot(camera.image_width, camera.image_height) + math.hypot(*camera.crpix)
+    radius = math.atan(reach / camera.focal_length_px) * 1.05
+    idx = np.asarray(_TREE["tree"].query_ball_point(R[2], 2.0 * math.sin(0.5 * radius)),
                      dtype=np.intp)
     sub = catalog.select(np.sort(idx))
     if epoch is not None and epoch != sub.epoch:
@@ -109,30 +111,31 @@ def _field(catalog: Any, res: Any, epoch: float | None) -> tuple[NDArray[np.floa
     return sub.vectors(), np.asarray(sub.mag, dtype=np.float64)
 
 
-def _one_image(catalog: Any, im: Pairs, res: Any, epoch: float | None) -> int:
+def _one_image(catalog: Any, im: Pairs, camera: Any, epoch: float | None,
+               radius: float) -> int:
+    """Add the isolated, mutual matches of ``catalog``'s stars to ``im`` under ``camera``
+    (at the image's scale) and its attitude; returns how many."""
     from ..sky.aberration import aberrate
 
-    vec, mag = _field(catalog, res, epoch)
+    vec, mag = _field(catalog, camera, im.R, epoch)
     if im.velocity is not None and len(vec):
         vec = aberrate(vec, im.velocity)
-    R = np.asarray(res.rotation_matrix_icrs_to_camera)
-    px, py = res.camera_model.vectors_to_pixel(vec @ R.T)
+    px, py = camera.vectors_to_pixel(vec @ im.R.T)
     pred = np.stack([px, py], axis=1)
-    cam = res.camera_model
-    inside = (np.all(np.isfinite(pred), axis=1) & (np.abs(pred[:, 0]) < 0.5 * cam.image_width)
-              & (np.abs(pred[:, 1]) < 0.5 * cam.image_height))
+    inside = (np.all(np.isfinite(pred), axis=1)
+              & (np.abs(pred[:, 0]) < 0.5 * camera.image_width)
+              & (np.abs(pred[:, 1]) < 0.5 * camera.image_height))
     pred, vec, mag = pred[inside], vec[inside], mag[inside]
     free = np.ones(len(im.centroids), dtype=bool)
     free[im.cidx] = False
-    safe_c = free & _isolated(im.centroids, ISOLATION_PX)
-    safe_s = _isolated(pred, ISOLATION_PX)
-    rms_px = res.rmse_arcsec / (3600.0 * math.degrees(cam.pixel_scale()))
-    radius = min(max(3.0 * rms_px, 1.0), 0.5 * ISOLATION_PX)
-    crow = np.flatnonzero(safe_c)
-    i, j, _ = kdtree_matches(cKDTree(im.centroids[crow]), pred[safe_s], radius)
+    crow = np.flatnonzero(free & _isolated(im.centroids, ISOLATION_PX))
+    safe = _isolated(pred, ISOLATION_PX)
+    if not len(crow) or not safe.any():
+        return 0
+    i, j, _ = kdtree_matches(cKDTree(im.centroids[crow]), pred[safe], radius)
     if not len(i):
         return 0
-    stars = np.flatnonzero(safe_s)[j]
+    stars = np.flatnonzero(safe)[j]
     cidx = crow[i]
     im.stars = np.concatenate([im.stars, vec[stars]])
     im.mag = np.concatenate([im.mag, mag[stars].astype(np.float64)])
@@ -144,15 +147,21 @@ def _one_image(catalog: Any, im: Pairs, res: Any, epoch: float | None) -> int:
     return len(cidx)
 
 
-def match_catalog(db: Any, images: list[Pairs], results: list,
-                  options: CalibrationOptions) -> int:
-    """Add isolated matches of ``options.catalog``'s stars to each image's pairs (in
-    place); returns how many were added."""
+def match_catalog(db: Any, problem: Problem, params: Params, camera: Any,
+                  inliers: NDArray[np.bool_], options: CalibrationOptions) -> int:
+    """Add isolated matches of ``options.catalog``'s stars to each image's pairs under a
+    fit (``params``, its ``camera``, the images' attitudes and scales; in place, the
+    problem's pair count refreshed); returns how many were added."""
     catalog = _catalog(options)
     epoch = db.parameters.get("epoch_proper_motion_year")
     epoch = None if epoch is None else float(epoch)
+    radius = min(max(REMATCH_SIGMAS * robust_rms(problem.residuals(params)[inliers]), 1.0),
+                 0.5 * ISOLATION_PX)
     added = 0
-    for im in images:
+    for im in problem.images:
         if im.centroids is not None and im.cidx is not None:
-            added += _one_image(catalog, im, results[im.index], epoch)
+            cam = camera.replace(focal_length_px=camera.focal_length_px * im.scale)
+            added += _one_image(catalog, im, cam, epoch, radius)
+    if added:
+        problem.refresh()
     return added

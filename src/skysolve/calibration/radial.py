@@ -62,16 +62,18 @@ def metric_axis(camera: CameraModel, width: int, height: int) -> NDArray[np.floa
     None when the metric is too close to isotropic to point anywhere.
     """
     p = _grid(width, height, 9)
-    h = 1.0
+    h = 0.5  # central differences over one pixel
     v0 = camera.pixel_to_vectors(p[:, 0], p[:, 1])
-    vx = camera.pixel_to_vectors(p[:, 0] + h, p[:, 1])
-    vy = camera.pixel_to_vectors(p[:, 0], p[:, 1] + h)
+    dvx = camera.pixel_to_vectors(p[:, 0] + h, p[:, 1]) - camera.pixel_to_vectors(p[:, 0] - h,
+                                                                                  p[:, 1])
+    dvy = camera.pixel_to_vectors(p[:, 0], p[:, 1] + h) - camera.pixel_to_vectors(p[:, 0],
+                                                                                  p[:, 1] - h)
     # an orthonormal frame on the sphere at each point (any one: the metric is invariant)
     ref = np.where(np.abs(v0[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
     e1 = np.cross(ref, v0)
     e1 /= np.linalg.norm(e1, axis=1)[:, None]
     e2 = np.cross(v0, e1)
-    jac = np.stack([np.stack([np.sum((vx - v0) * e, 1), np.sum((vy - v0) * e, 1)], 1)
+    jac = np.stack([np.stack([np.sum(dvx * e, 1), np.sum(dvy * e, 1)], 1)
                     for e in (e1, e2)], 1)
     metric = np.einsum("nki,nkj->nij", jac, jac, optimize=False)
     vals, vecs = np.linalg.eigh(metric)

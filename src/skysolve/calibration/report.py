@@ -89,8 +89,9 @@ def _bin_lines(r: Any) -> list[str]:
     return lines
 
 
-def summary(r: Any) -> str:
-    """Residuals, camera with uncertainties, validation, per-image terms, magnitude bins."""
+def summary(r: Any, per_image: bool = True) -> str:
+    """Residuals, camera with uncertainties, validation, per-image terms (unless not
+    ``per_image``), magnitude bins."""
     lines = [f"calibration: {r.num_images} images, {r.n_inliers} inliers ({r.n_outliers} "
              f"outliers), rms {r.rmse_before_px:.4f} -> {r.rmse_after_px:.4f} px in "
              f"{r.iterations} iterations{'' if r.converged else ' (not converged)'}",
@@ -98,7 +99,7 @@ def summary(r: Any) -> str:
     sigma = _sigma_line(r)
     if sigma:
         lines.append(sigma)
-    lines += _image_lines(r) + _bin_lines(r)
+    lines += (_image_lines(r) if per_image else []) + _bin_lines(r)
     return "\n".join(lines)
 
 

@@ -203,11 +203,12 @@ class CalibrateResult:
         return cam.replace(focal_length_px=cam.focal_length_px * scale)
 
     # -- reporting and files
-    def summary(self) -> str:
-        """A few lines for people: residuals, per-image terms, uncertainties, validation."""
+    def summary(self, per_image: bool = True) -> str:
+        """A few lines for people: residuals, the camera with its uncertainties, held-out
+        validation, per-image terms (unless not ``per_image``), magnitude bins."""
         from .report import summary
 
-        return summary(self)
+        return summary(self, per_image)
 
     def calibration_record(self) -> dict[str, Any]:
         """JSON-able figures of this calibration, as camera files keep them."""
