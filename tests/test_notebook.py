@@ -89,13 +89,13 @@ def frames_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.slow
-def test_notebook_runs_the_seed_pipeline(frames_root, monkeypatch):
+def _run_notebook(root: Path, monkeypatch) -> tuple[dict, dict, list]:
+    """Execute the notebook's code cells from ``root/examples``; (namespace, shown, ran)."""
     # plotly's "notebook" renderer needs the real IPython to show the figure
     have_plotly = (importlib.util.find_spec("plotly") is not None
                    and importlib.util.find_spec("IPython") is not None)
     shown = _stub_modules(monkeypatch)
-    monkeypatch.chdir(frames_root / "examples")
+    monkeypatch.chdir(root / "examples")
     ns: dict = {"__name__": "__main__"}
     ran = []
     with warnings.catch_warnings():
@@ -105,6 +105,26 @@ def test_notebook_runs_the_seed_pipeline(frames_root, monkeypatch):
                 continue
             exec(compile(source, f"{NOTEBOOK.name}[code cell {k}]", "exec"), ns)
             ran.append(k)
+    return ns, shown, ran
+
+
+def _grid_error_arcsec(pixel_to_radec, truth, n: int = 9) -> np.ndarray:
+    """Separation (") over an n x n grid of the 2048x2048 science area (pixel edges to
+    edges) between a mapping of science pixels (0-based col, row) and the frame's true WCS
+    (full-frame pixels, science columns from 44)."""
+    from skysolve.geometry import angle_between, radec_to_vector
+
+    cols, rows = np.meshgrid(np.linspace(-0.5, 2047.5, n), np.linspace(-0.5, 2047.5, n))
+    cols, rows = cols.ravel(), rows.ravel()
+    ra1, dec1 = pixel_to_radec(cols, rows)
+    ra2, dec2 = truth.all_pix2world(cols + 44, rows, 0)
+    return np.degrees(angle_between(radec_to_vector(ra1, dec1),
+                                    radec_to_vector(ra2, dec2))) * 3600.0
+
+
+@pytest.mark.slow
+def test_notebook_runs_the_seed_pipeline(frames_root, monkeypatch):
+    ns, shown, ran = _run_notebook(frames_root, monkeypatch)
     assert ran[:5] == [0, 1, 2, 3, 4]
 
     sectors = ns["sectors"]
@@ -143,3 +163,58 @@ def test_notebook_runs_the_seed_pipeline(frames_root, monkeypatch):
         sep = truth.separation(SkyCoord(ra, dec, unit="deg")).arcsec
         assert sep < 1.0
     assert np.isfinite(ns["arcsec_per_px"]) and abs(ns["arcsec_per_px"] - 20.5) < 0.5
+
+
+@pytest.mark.slow
+def test_per_frame_scales_through_the_notebook_and_the_cli(tmp_path_factory, monkeypatch):
+    """Frames whose true mappings differ in plate scale by up to 2e-4 (velocity aberration's
+    size): every frame's mapping within 0.3" (median) and 1.0" (max) of the truth over a
+    9x9 grid -- through the seed notebook's own calls and through ``skysolve calibrate``."""
+    import subprocess
+    import sys
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    root = tmp_path_factory.mktemp("scale_frames")
+    demo.ensure_frames(root / "demo_output", demo.DEFAULT_SECTORS, plate_scale_jitter=1e-4,
+                       progress=False)
+    (root / "examples").mkdir()
+    scales = [demo.sector_scale(s, 1e-4) for s in demo.DEFAULT_SECTORS]
+    assert max(scales) - min(scales) > 1.5e-4
+    ns, _, _ = _run_notebook(root, monkeypatch)
+    files = [Path(f).resolve() for f in ns["fnames"]]
+    truths = []
+    for fname in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            truths.append(WCS(fits.getheader(fname, 1)))
+    for res, truth in zip(ns["resarr"], truths, strict=True):
+        # the seed's own results: each frame's solution with the fitted camera
+        err = _grid_error_arcsec(lambda c, r, res=res: res.pixel_to_world(c + 0.5 - 1024,
+                                                                          r + 0.5 - 1024),
+                                 truth)
+        assert np.median(err) <= 0.3 and err.max() <= 1.0
+    # the calibration reports each frame's plate scale: it follows the truth's
+    cal = ns["cal"]
+    fitted = np.array(cal.per_image_scale)
+    truth_rel = 1.0 / np.array(scales)  # a larger WCS scale is a shorter focal length
+    np.testing.assert_allclose(fitted / fitted.mean(), truth_rel / truth_rel.mean(), atol=1e-5)
+
+    # the command line, writing every frame's calibrated mapping as a TAN-SIP header
+    ns["solver"].save_to_file(root / "seed.db")  # the notebook's database
+    cam = root / "cli" / "camera.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "skysolve", "calibrate", *map(str, files), "--hdu", "1",
+         "--section", "[:2048, 44:2092]", "--sigma", "300", "--min-pixels", "4",
+         "--bg-block", "16", "--max-elongation", "6", "--fov", "11.8", "--fov-error", "0.5",
+         "--order", "6", "--db", str(root / "seed.db"),
+         "--no-aberration", "--write-wcs", "-o", str(cam), "--quiet"],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for fname, truth in zip(files, truths, strict=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = WCS(fits.getheader(fname.with_suffix(".wcs")))
+        err = _grid_error_arcsec(lambda c, r, wcs=wcs: wcs.all_pix2world(c + 44, r, 0), truth)
+        assert np.median(err) <= 0.3 and err.max() <= 1.0

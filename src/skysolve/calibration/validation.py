@@ -33,12 +33,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .lsq import Pairs
     from .options import CalibrationOptions
 
-__all__ = ["Holdout", "holdout", "select_order", "ORDER_TOLERANCE", "FOLD_SEED"]
+__all__ = ["Holdout", "holdout", "select_order", "ORDER_TOLERANCE", "FOLD_SEED",
+           "MIN_VALIDATED_PAIRS"]
 
 #: Orders whose held-out rms is within this fraction of the best count as good as it.
 ORDER_TOLERANCE = 0.01
 #: Seed of the deal into folds (reproducible results).
 FOLD_SEED = 20240612
+#: Images with fewer inliers are left out of the pooled held-out rms: the few stars
+#: that fix their attitude cannot spare one, so their held-out residuals say more
+#: about that than about the camera (their own figure is still reported).
+MIN_VALIDATED_PAIRS = 10
 
 
 @dataclass
@@ -49,7 +54,8 @@ class Holdout:
     ----------
     folds : int
     rmse_px : float
-        Pooled held-out rms residual of the inliers.
+        Pooled held-out rms residual of the inliers of the images with at least
+        :data:`MIN_VALIDATED_PAIRS` of them.
     image_rmse_px : dict of int to float
         Held-out rms of each image (keyed by its index in the solve results).
     residuals : ndarray, shape ``(n, 2)``
@@ -114,12 +120,14 @@ def holdout(fitted: Fitted, options: CalibrationOptions, designs: list | None = 
             rows = np.flatnonzero(test) + problem.offsets[i]
             out[rows] = res[test] - np.einsum("nai,i->na", a[test], delta[idx], optimize=False)
     per = {}
+    pooled = []
     for i, im in enumerate(problem.images):
         r = out[problem.rows(i)]
         r = r[np.isfinite(r[:, 0])]
         per[im.index] = rms(r) if len(r) else math.nan
-    pooled = out[np.isfinite(out[:, 0])]
-    return Holdout(k, rms(pooled), per, out)
+        if len(r) >= MIN_VALIDATED_PAIRS:
+            pooled.append(r)
+    return Holdout(k, rms(np.concatenate(pooled)) if pooled else math.nan, per, out)
 
 
 def select_order(images: list[Pairs], cameras: list[CameraModel], width: int, height: int,

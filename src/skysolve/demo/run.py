@@ -47,6 +47,7 @@ from .frames import (
     ensure_frames,
     frame_path,
     render_frame,
+    sector_scale,
     sector_times,
     sector_wcs,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "main",
     "render_frame",
     "run_demo",
+    "sector_scale",
     "sector_times",
     "sector_wcs",
     "wcs_offset_arcsec",
