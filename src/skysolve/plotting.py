@@ -305,6 +305,16 @@ def _frame_patch(w: float, h: float):
     return Rectangle((-w / 2, -h / 2), w, h, fill=False, edgecolor="0.5", linewidth=0.8)
 
 
+def _image_frame(ax: Axes, w: float, h: float) -> None:
+    """The image's outline, limits (y down), equal aspect and axis labels."""
+    ax.add_patch(_frame_patch(w, h))
+    ax.set_xlim(-w / 2, w / 2)
+    ax.set_ylim(h / 2, -h / 2)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (px from centre)")
+    ax.set_ylabel("y (px from centre)")
+
+
 def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int = 15,
                     scale: float | None = None, *, contour_levels: int = 10) -> Axes:
     """Map of a camera's lens distortion over its image.
@@ -371,12 +381,7 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     ax.quiver(gx.ravel(), gy.ravel(), gdx * scale, gdy * scale, angles="xy",
               scale_units="xy", scale=1.0, color="white" if top > 0 else "black", width=0.003)
     ax.plot([c[0]], [c[1]], marker="+", color="cyan", markersize=12, mew=1.5)
-    ax.add_patch(_frame_patch(w, h))
-    ax.set_xlim(-w / 2, w / 2)
-    ax.set_ylim(h / 2, -h / 2)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (px from centre)")
-    ax.set_ylabel("y (px from centre)")
+    _image_frame(ax, w, h)
     kind = type(dist).__name__ if dist is not None else "no distortion"
     ax.set_title(f"{kind}: max {top:.3g} px over the image, arrows x{scale:.3g}", fontsize=9)
     return ax
@@ -429,12 +434,7 @@ def plot_distortion_uncertainty(result: Any, ax: Axes | None = None, image: int 
     ax = _axes(ax)
     cs = ax.contourf(gx, gy, sigma, levels=contour_levels, cmap="viridis")
     ax.figure.colorbar(cs, ax=ax, label=f"1-sigma mapping uncertainty ({unit})", shrink=0.8)
-    ax.add_patch(_frame_patch(w, h))
-    ax.set_xlim(-w / 2, w / 2)
-    ax.set_ylim(h / 2, -h / 2)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (px from centre)")
-    ax.set_ylabel("y (px from centre)")
+    _image_frame(ax, w, h)
     which = "rms over the images" if image is None else f"image {image}"
     ax.set_title(f"1-sigma ({method}, {which}): median {np.median(sigma):.3g}{unit}, "
                  f"max {np.max(sigma):.3g}{unit}", fontsize=9)
