@@ -28,6 +28,7 @@ command line) start fast.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version  # as tetra3rs's module has it
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -48,6 +49,8 @@ _EXPORTS: dict[str, str] = {
     "Centroid": "centroids",
     "ExtractionResult": "centroids",
     "extract_centroids": "extraction",
+    "extract_centroids_fast": "extraction",
+    "CentroidExtractor": "extraction",
     "ExtractionOptions": "extraction.options",
     "CameraModel": "camera.model",
     "RadialDistortion": "camera.distortion",
@@ -75,12 +78,17 @@ _EXPORTS: dict[str, str] = {
     "plot_residuals": "plotting",
     "plot_distortion": "plotting",
     "plot_distortion_uncertainty": "plotting",
+    "reset_log_cache": "_meta",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = sorted([*_EXPORTS, "__version__", "__git_hash__", "version"])
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__git_hash__":  # the commit of a source checkout (asks git once)
+        from ._meta import git_hash
+
+        return git_hash()
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'skysolve' has no attribute {name!r}")
@@ -94,6 +102,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
+    from ._meta import reset_log_cache
     from .calibration.options import CalibrationOptions
     from .calibration.result import CalibrateResult
     from .calibration.workflow import SEED_PASSES, CalibrationPass, CalibrationRun, calibrate_frames
@@ -103,7 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .database import SolverDatabase
     from .defaultdb import default_database
     from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
-    from .extraction import extract_centroids
+    from .extraction import CentroidExtractor, extract_centroids, extract_centroids_fast
     from .extraction.options import ExtractionOptions
     from .io.images import read_image
     from .io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header

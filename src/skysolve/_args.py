@@ -172,6 +172,8 @@ def count(value: Any, name: str, *, minimum: int = 0, maximum: int | None = None
 
 def size(value: Any, name: str, *, allow_none: bool = False) -> int | None:
     """A positive whole number of pixels."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_) and value == 0:
+        raise InvalidArgumentError(f"{name} must be non-zero (a whole number >= 1), got 0")
     return count(value, name, minimum=1, allow_none=allow_none)
 
 

@@ -8,8 +8,9 @@ validates and normalises it; :meth:`Options.__post_init__` runs the checks
 
 From that one definition :func:`with_options` builds the public function or
 method that takes the parameters as keyword arguments (in field order, also
-positionally), with a real signature and a generated "Parameters" section for
-``help()`` and IDEs. Adding a parameter means adding one field.
+positionally unless a field is declared keyword-only), with a real signature
+and a generated "Parameters" section for ``help()`` and IDEs. Adding a
+parameter means adding one field.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ T = TypeVar("T", bound="Options")
 
 
 def option(default: Any, *, type: str, doc: str,
-           check: Callable[[Any, str], Any] | None = None) -> Any:
+           check: Callable[[Any, str], Any] | None = None, keyword_only: bool = False) -> Any:
     """A field of an :class:`Options` class.
 
     Parameters
@@ -43,9 +44,14 @@ def option(default: Any, *, type: str, doc: str,
     check : callable, optional
         ``check(value, name) -> value``: validates and normalises; raises an
         error naming ``name``.
+    keyword_only : bool
+        The public function takes it by keyword only (declare such fields
+        after all the others): parameters tetra3rs has as keyword-only, and
+        skysolve's own additions, so that positional calls written for
+        tetra3rs mean the same.
     """
-    return dataclasses.field(default=default,
-                             metadata={"type": type, "doc": doc, "check": check})
+    return dataclasses.field(default=default, metadata={
+        "type": type, "doc": doc, "check": check, "keyword_only": keyword_only})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +80,16 @@ class Options:
         return dataclasses.replace(self, **changes)
 
     @classmethod
+    def check_value(cls, field: str, value: Any, name: str | None = None) -> Any:
+        """``value`` checked and normalised as the field ``field`` would be.
+
+        Errors name ``name`` (default: the field), for public functions and
+        command-line flags that call a field by another name.
+        """
+        check = {f.name: f for f in dataclasses.fields(cls)}[field].metadata.get("check")
+        return value if check is None else check(value, name or field)
+
+    @classmethod
     def names(cls) -> tuple[str, ...]:
         """The parameter names, in order."""
         return _names(cls)
@@ -86,6 +102,17 @@ class Options:
 @functools.cache
 def _names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.name not in cls._internal)
+
+
+@functools.cache
+def _positional(cls: type) -> tuple[str, ...]:
+    """The leading fields that may also be passed positionally (before any keyword-only)."""
+    fields = [f for f in dataclasses.fields(cls) if f.name not in cls._internal]
+    kw = [f.metadata.get("keyword_only", False) for f in fields]
+    n = kw.index(True) if True in kw else len(fields)
+    if any(not k for k in kw[n:]):
+        raise TypeError(f"{cls.__name__}: keyword-only fields must come after all the others")
+    return tuple(f.name for f in fields[:n])
 
 
 @functools.cache
@@ -136,11 +163,13 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
 
     The public function has the signature ``(*leading, <fields with defaults>,
     [options=None])``; a leading parameter is a name, or ``(name, default)``.
+    Fields declared ``keyword_only`` (and ``options``) are keyword-only.
     ``doc`` is its docstring, in which ``{parameters}`` is replaced by the
     fields' numpydoc entries. With ``accept_options``, a ready ``options=``
     instance may be passed, and keyword arguments then override its values.
     """
     names = _names(cls)
+    positional = _positional(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     lead = [(n, _REQUIRED) if isinstance(n, str) else n for n in leading]
     leading = [n for n, _ in lead]
@@ -158,10 +187,10 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
                     raise TypeError(f"{public}() missing required argument {missing[0]!r}")
                 args = (*args, *(kwargs.pop(n, d) for n, d in rest))
             extra = args[n_lead:]
-            if len(extra) > len(names):
-                raise TypeError(f"{public}() takes at most {n_lead + len(names)} positional "
-                                f"arguments ({len(args)} given)")
-            for name, value in zip(names, extra, strict=False):
+            if len(extra) > len(positional):
+                raise TypeError(f"{public}() takes at most {n_lead + len(positional)} "
+                                f"positional arguments ({len(args)} given)")
+            for name, value in zip(positional, extra, strict=False):
                 if name in kwargs:
                     raise TypeError(f"{public}() got multiple values for argument {name!r}")
                 kwargs[name] = value
@@ -178,7 +207,8 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
 
         params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
                   for n, d in lead]
-        params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD
+                                     if n in positional else inspect.Parameter.KEYWORD_ONLY,
                                      default=fields[n].default) for n in names]
         if accept_options:
             params.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY,

@@ -91,20 +91,20 @@ class Centroid:
         """A copy shifted by ``(dx, dy)`` pixels (brightness and cov kept)."""
         return self._moved(self.x + dx, self.y + dy)
 
-    def distort(self, model: Any) -> Centroid:
-        """A copy moved by ``model.distort(x, y)`` (ideal -> distorted pixels).
+    def distort(self, distortion: Any) -> Centroid:
+        """A copy moved by ``distortion.distort(x, y)`` (ideal -> distorted pixels).
 
-        ``model`` is any object with a ``distort(x, y) -> (x, y)`` method in
-        centred pixels, e.g. :class:`~skysolve.RadialDistortion` or
+        ``distortion`` is any object with a ``distort(x, y) -> (x, y)`` method
+        in centred pixels, e.g. :class:`~skysolve.RadialDistortion` or
         :class:`~skysolve.PolynomialDistortion`. Brightness and cov are kept
         (cov is not transformed: distortion is locally a tiny change of scale).
         """
-        x, y = _call_model(model, "distort", self.x, self.y)
+        x, y = _call_model(distortion, "distort", self.x, self.y)
         return self._moved(x, y)
 
-    def undistort(self, model: Any) -> Centroid:
-        """A copy moved by ``model.undistort(x, y)`` (distorted -> ideal pixels)."""
-        x, y = _call_model(model, "undistort", self.x, self.y)
+    def undistort(self, distortion: Any) -> Centroid:
+        """A copy moved by ``distortion.undistort(x, y)`` (distorted -> ideal pixels)."""
+        x, y = _call_model(distortion, "undistort", self.x, self.y)
         return self._moved(x, y)
 
     def __repr__(self) -> str:
@@ -127,13 +127,14 @@ def _call_model(model: Any, method: str, x, y):
     fn = getattr(model, method, None)
     if fn is None or not callable(fn):
         raise InvalidTypeError(
-            f"model must have a {method}(x, y) method (e.g. RadialDistortion), "
+            f"distortion must have a {method}(x, y) method (e.g. RadialDistortion), "
             f"got {type(model).__name__}")
     out = fn(x, y)
     try:
         nx, ny = out
     except (TypeError, ValueError):
-        raise InvalidTypeError(f"model.{method}(x, y) must return a pair (x, y)") from None
+        raise InvalidTypeError(
+            f"distortion.{method}(x, y) must return a pair (x, y)") from None
     return float(np.asarray(nx)), float(np.asarray(ny))
 
 

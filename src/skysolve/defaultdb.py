@@ -163,8 +163,10 @@ def _cache_key(catalog: str, catalog_file: Path, params: dict[str, Any]) -> str:
     from .solver.dbfile import DATABASE_FORMAT_VERSION
 
     st = catalog_file.stat()
-    # numbers as floats so that 5 and 5.0 name the same database
-    norm = {k: (None if v is None else float(v)) for k, v in sorted(params.items())}
+    # numbers as floats so that 5 and 5.0 name the same database; catalog_nside
+    # (tetra3rs's index resolution) changes nothing in a skysolve database
+    norm = {k: (None if v is None else float(v)) for k, v in sorted(params.items())
+            if k != "catalog_nside"}
     doc = {
         "parameters": norm,
         "catalog": catalog,

@@ -35,6 +35,8 @@ __all__ = [
     "rotation_to_radec_roll",
     "radec_roll_to_rotation",
     "north_east_basis",
+    "signed_degrees",
+    "attitude_covariance_on_sky",
     "camera_vectors_from_tanplane",
     "tanplane_from_camera_vectors",
 ]
@@ -224,6 +226,36 @@ def _radec_roll_single(R: NDArray[np.float64]) -> tuple[float, float, float]:
     roll = math.degrees(math.atan2(yx * ex + yy * ey + yz * ez,
                                    yx * nx + yy * ny + yz * nz)) % 360.0
     return (ra if ra < 360.0 else 0.0), dec, (roll if roll < 360.0 else 0.0)
+
+
+def signed_degrees(angle_deg: float) -> float:
+    """An angle in degrees wrapped into (-180, 180] (the range of ``atan2``)."""
+    return 180.0 - (180.0 - float(angle_deg)) % 360.0
+
+
+def attitude_covariance_on_sky(R: ArrayLike, cov_camera: ArrayLike) -> NDArray[np.float64]:
+    """Attitude covariance about the camera axes → ``[theta, xi0, eta0]`` (rad²).
+
+    ``cov_camera`` is the covariance of a small rotation ``w`` about the
+    camera X, Y, Z axes of the attitude ``R`` (ICRS→camera). The result is
+    the covariance of the parameters tetra3rs reports: ``theta``, the roll in
+    the tangent plane (angle from East to camera +X, counter-clockwise), and
+    ``xi0``, ``eta0``, the boresight's offsets East and North in the tangent
+    plane at the solution.
+
+    A perturbation ``v_cam -> v_cam + w x v_cam`` moves the boresight
+    ``b = R^T e_z`` by ``-w_y X + w_x Y`` (``X``, ``Y``: the camera axes in
+    ICRS, the rows of ``R``) and turns camera +X towards -Y by ``w_z``; since
+    (X, Y) and (East, North) turn the same way about ``b``, ``d theta = -w_z``.
+    So with ``J`` the Jacobian of ``(theta, xi0, eta0)`` by ``w``, the
+    covariance is ``J C J^T``.
+    """
+    R = np.asarray(R, dtype=np.float64)
+    north, east = north_east_basis(R[2])
+    J = np.array([[0.0, 0.0, -1.0],
+                  [R[1] @ east, -(R[0] @ east), 0.0],
+                  [R[1] @ north, -(R[0] @ north), 0.0]])
+    return J @ np.asarray(cov_camera, dtype=np.float64) @ J.T
 
 
 def radec_roll_to_rotation(ra_deg: ArrayLike, dec_deg: ArrayLike,

@@ -100,7 +100,7 @@ class CalibrationOptions(Options):
     convergence_threshold_px: float = option(0.01, type="float", check=_args.nonnegative, doc="""
         Stop when the inlier rms residual changes by less than this (px).""")
     per_image_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
-                                          doc=f"""
+                                          keyword_only=True, doc=f"""
         Fit a plate-scale factor per image (a factor on the shared focal length;
         the factors average 1), for what changes between images -- velocity
         aberration (up to ~1e-4), focus, temperature. None: for every image with
@@ -108,7 +108,7 @@ class CalibrationOptions(Options):
         True: every image; False: one focal length for all.""")
     observer_velocities_km_s: tuple | None = option(
         None, type="sequence of (3,) array_like or None, optional",
-        check=partial(_per_image, item=_velocity), doc="""
+        check=partial(_per_image, item=_velocity), keyword_only=True, doc="""
         One observer velocity (km/s, ICRS, relative to the solar-system
         barycentre, e.g. a spacecraft's) per solve result: its stars are
         aberrated with it, so the fit removes each image's differential velocity
@@ -116,39 +116,40 @@ class CalibrationOptions(Options):
         velocity the image was solved with (if any).""")
     observation_times: tuple | None = option(
         None, type="sequence of datetime, astropy Time, ISO str or None, optional",
-        check=partial(_per_image, item=_time), doc="""
+        check=partial(_per_image, item=_time), keyword_only=True, doc="""
         One observation time (UTC) per solve result: the Earth's barycentric
         velocity then (:func:`~skysolve.earth_barycentric_velocity`) aberrates that
         image's stars, for a camera on Earth or in Earth orbit.""")
     polynomial_primary: str = option("inverse", type="{'inverse', 'forward'}", check=_primary,
-                                     doc="""
+                                     keyword_only=True, doc="""
         Direction the polynomial is fitted in: ``'inverse'`` (pixel -> sky, the
         direction of FITS SIP A/B, exact for SIP-described optics such as TESS)
         or ``'forward'`` (sky -> pixel, tetra3rs's). The other direction is
         fitted to it over the image.""")
     fit_distortion_center: bool | None = option(None, type="bool, optional",
-                                                check=_optional_flag, doc="""
+                                                check=_optional_flag, keyword_only=True, doc="""
         Radial model: fit the distortion centre's offset from the optical centre
         (``RadialDistortion.center``) besides the optical centre itself. None:
         when the data determine it (the fit stays well conditioned).""")
-    validation_folds: int = option(5, type="int", check=_folds, doc="""
+    validation_folds: int = option(5, type="int", check=_folds, keyword_only=True, doc="""
         k-fold cross-validation over the stars: each fold is left out in turn, the
         camera and attitudes refitted without it and its stars predicted, giving
         out-of-sample residuals per image (``CalibrateResult.holdout_rmse_px``).
         0 skips it.""")
-    select_order: bool = option(False, type="bool", check=_args.flag, doc="""
+    select_order: bool = option(False, type="bool", check=_args.flag, keyword_only=True, doc="""
         Polynomial model: fit every order from 2 to ``order`` and keep the one with
         the smallest held-out residual (needs ``validation_folds``).""")
-    bootstrap: int = option(0, type="int", check=_args.count, doc="""
+    bootstrap: int = option(0, type="int", check=_args.count, keyword_only=True, doc="""
         Bootstrap resamples (of each image's stars) for bootstrap uncertainties
         beside the fit covariance; 0 skips them.""")
-    catalog: Any = option(None, type="None, 'gaia' or Catalog", check=_catalog, doc="""
+    catalog: Any = option(None, type="None, 'gaia' or Catalog", check=_catalog,
+                          keyword_only=True, doc="""
         Match more stars to the centroids from this catalog (e.g. ``'gaia'``, the
-        bundled Gaia catalog) through each solve before fitting, besides the
-        database stars the solves matched; only isolated, unambiguous pairs
-        are kept.""")
+        bundled Gaia catalog), besides the database stars the solves matched:
+        under a first fit of the camera, only isolated, unambiguous pairs; then
+        the camera is fitted again with them.""")
     magnitude_weights: bool | None = option(None, type="bool, optional",
-                                            check=_optional_flag, doc="""
+                                            check=_optional_flag, keyword_only=True, doc="""
         Weight the stars by the residual scatter and bias of their magnitude bin
         (saturated stars in a bin of their own), and refit. None: when every
         bin has enough stars. The per-bin bias is reported either way

@@ -243,12 +243,13 @@ class CameraModel:
         return math.atan(1.0 / self._f)
 
     # -- mappings
-    def pixel_to_tanplane(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+    def pixel_to_tanplane(self, px: ArrayLike, py: ArrayLike) -> tuple[FloatOrArray,
+                                                                          FloatOrArray]:
         """Centred pixel coordinates → camera tangent-plane coordinates.
 
         Parameters
         ----------
-        x, y : float or array_like
+        px, py : float or array_like
             Centred pixel coordinates (origin at the image centre, +y down).
 
         Returns
@@ -257,7 +258,7 @@ class CameraModel:
             ``X/Z`` and ``Y/Z`` of the camera-frame direction (dimensionless;
             radians for small angles). NaN where distortion cannot be inverted.
         """
-        xb, yb, scalar = _xy(x, y, "x", "y")
+        xb, yb, scalar = _xy(px, py, "px", "py")
         u = xb - self._crpix[0]
         v = yb - self._crpix[1]
         if self._distortion is not None:

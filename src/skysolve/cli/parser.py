@@ -194,10 +194,7 @@ def _option(options_class: str, field: str, kind: type = float) -> Any:
     ``"generation"``; the class is imported when a value is checked.
     """
     def check(value: Any, name: str) -> Any:
-        import dataclasses
-
-        cls = _options_class(options_class)
-        return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["check"](value, name)
+        return _options_class(options_class).check_value(name, value)
 
     return _checked(kind, check, field)
 

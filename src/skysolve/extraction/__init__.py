@@ -7,6 +7,11 @@ Modules
     detection mask, labelling, selection, measurement.
 ``options``
     :class:`ExtractionOptions`: every parameter, its default, docs and check.
+``extractor``
+    :class:`CentroidExtractor`, an extractor object that keeps its settings.
+``fast``
+    :func:`extract_centroids_fast`: tetra3rs's quick signature, mapped onto
+    the extractor without the fits and the matched filter.
 ``background``
     Sky level and noise (global, or per block and interpolated).
 ``blobs``
@@ -22,7 +27,9 @@ May import: ``errors``, ``_args``, ``_options``, ``centroids``.
 
 from ..centroids import Centroid, ExtractionResult, centroids_to_array
 from .extract import extract, extract_centroids
+from .extractor import CentroidExtractor
+from .fast import extract_centroids_fast
 from .options import ExtractionOptions
 
-__all__ = ["Centroid", "ExtractionOptions", "ExtractionResult", "centroids_to_array", "extract",
-           "extract_centroids"]
+__all__ = ["Centroid", "CentroidExtractor", "ExtractionOptions", "ExtractionResult",
+           "centroids_to_array", "extract", "extract_centroids", "extract_centroids_fast"]

@@ -276,7 +276,7 @@ def _stars(work, bad, bg, labels, meas, thr, opts: ExtractionOptions):
                    max_elongation=opts.max_elongation, max_sharpness=opts.max_sharpness,
                    border_margin=opts.border_margin)
     blob_ids = np.flatnonzero(keep)
-    if opts.reject_blends and len(blob_ids):
+    if opts.deblend == "reject" and len(blob_ids):
         blob_ids = blob_ids[~_blended(work, bg, labels, meas, blob_ids, bg.sigma, thr)]
     # brightest first, then cut before the (relatively costly) position fit, with
     # a margin for the stars the width test below may still drop

@@ -10,7 +10,7 @@ from .. import _args
 from .._options import Options, option
 from ..errors import InvalidArgumentError
 
-__all__ = ["ExtractionOptions"]
+__all__ = ["ExtractionOptions", "DEBLEND"]
 
 
 def _block(value: Any, name: str) -> int | None:
@@ -28,6 +28,12 @@ def _saturation(value: Any, name: str) -> float | str | None:
 
 
 _elongation = partial(_args.number, minimum=1.0, allow_none=True)
+#: Values of :attr:`ExtractionOptions.deblend`.
+DEBLEND = ("off", "reject")
+_deblend = partial(_args.choice, choices=DEBLEND)
+#: Most worker threads accepted (tetra3rs refuses absurd counts too).
+MAX_THREADS = 1024
+_threads = partial(_args.count, minimum=1, maximum=MAX_THREADS, allow_none=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -69,19 +75,31 @@ class ExtractionOptions(Options):
         maximum, itself more than 50 sigma above the background. Saturated
         blobs keep their intensity-weighted centroid, are flagged, and are exempt
         from the elongation, width and blend filters.""")
+    deblend: str = option("off", type="{'off', 'reject'}", check=_deblend, doc="""
+        What to do with a blob holding two separate significant peaks (a
+        blended pair, whose centroid lies between the stars): ``'off'`` keeps
+        it as one star, ``'reject'`` drops it. Saturated blobs are always kept.
+        (tetra3rs's two values; neither splits a blend into two stars.)""")
     border_margin: int = option(0, type="int", check=_args.count, doc="""
         Drop blobs that come within this many pixels of the image edge.""")
-    reject_blends: bool = option(False, type="bool", check=_args.flag, doc="""
-        Drop (non-saturated) blobs with two separate significant peaks: a
-        blended pair's centroid lies between the stars.""")
-    reject_cosmic_rays: bool = option(True, type="bool", check=_args.flag, doc="""
+    # -- keyword-only: tetra3rs's `threads`, then skysolve's own parameters
+    threads: int | None = option(None, type="int, optional", check=_threads, keyword_only=True,
+                                 doc=f"""
+        Worker threads (tetra3rs's parameter; 1 to {MAX_THREADS}, None: the
+        default). skysolve's extraction runs its numpy/scipy steps on the calling
+        thread whatever the value, and the result never depends on it (as in
+        tetra3rs), so it is checked and otherwise has no effect; to use several
+        cores, extract several frames at once (``batch`` and the calibration
+        workflow do).""")
+    reject_cosmic_rays: bool = option(True, type="bool", check=_args.flag, keyword_only=True,
+                                      doc="""
         Drop bright (peak > 30 sigma), unsaturated blobs that are narrower than
         any star across some direction: a fitted Gaussian sigma below 0.3 px
         along x or y, or a minor-axis second moment below a quarter of the
         typical bright star's PSF variance (about one-pixel-wide cosmic-ray
         tracks and hot lines, also diagonal ones too short for
         ``max_elongation``).""")
-    fit_positions: bool = option(True, type="bool", check=_args.flag, doc="""
+    fit_positions: bool = option(True, type="bool", check=_args.flag, keyword_only=True, doc="""
         Refine positions with the pixel-integrated Gaussian fit (default). If
         False, positions are intensity-weighted centroids over the blob.""")
 

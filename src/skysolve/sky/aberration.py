@@ -109,12 +109,12 @@ def _as_time(value: Any, name: str):
     )
 
 
-def earth_barycentric_velocity(datetime: Any) -> NDArray[np.float64]:
+def earth_barycentric_velocity(dt: Any) -> NDArray[np.float64]:
     """Velocity of the Earth's centre relative to the solar-system barycentre.
 
     Parameters
     ----------
-    datetime : datetime.datetime, astropy.time.Time, str, or array_like of those
+    dt : datetime.datetime, astropy.time.Time, str, or array_like of those
         Time of observation. A naive ``datetime`` is taken as UTC, an aware one is
         converted to UTC; strings are ISO 8601 (``'2019-07-29T20:47:26'``) in UTC;
         a ``Time`` keeps its own scale.
@@ -147,12 +147,12 @@ def earth_barycentric_velocity(datetime: Any) -> NDArray[np.float64]:
     from astropy.coordinates import get_body_barycentric_posvel
 
     with _offline_time():
-        t = _as_time(datetime, "datetime")
+        t = _as_time(dt, "dt")
         try:
             _, vel = get_body_barycentric_posvel("earth", t, ephemeris="builtin")
         except (ValueError, TypeError) as exc:
             raise InvalidArgumentError(
-                f"datetime cannot be converted to a barycentric time: {exc}"
+                f"dt cannot be converted to a barycentric time: {exc}"
             ) from exc
     # vel.xyz is in AU/day with the xyz axis first
     xyz = np.moveaxis(np.asarray(vel.xyz.to_value("AU/d"), dtype=np.float64), 0, -1)

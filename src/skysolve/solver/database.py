@@ -60,6 +60,29 @@ def _generate_doc(what: str, details: str, first: str) -> str:
     return _GENERATE_DOC.format(what=what, details=details, first=first)
 
 
+#: ICRS positions are tied to the J2000.0 equinox (tetra3rs lists it among the parameters).
+_EPOCH_EQUINOX = 2000
+#: The sections of :meth:`PatternDatabase.print_parameters` ("other": whatever is left).
+_PARAMETER_SECTIONS = (
+    ("catalog", ("catalog", "num_stars", "star_max_magnitude", "epoch_equinox",
+                 "epoch_proper_motion_year")),
+    ("field of view", ("min_fov_deg", "max_fov_deg", "multiscale_step", "fov_scales_deg")),
+    ("pattern hash", ("num_patterns", "pattern_max_error", "pattern_bins")),
+    ("generation", ("lattice_field_oversampling", "patterns_per_lattice_field",
+                    "verification_stars_per_fov", "separation_fraction",
+                    "field_radius_fraction")),
+    ("other", ()),
+)
+
+
+def _format_parameter(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_format_parameter(v) for v in value)
+    return str(value)
+
+
 class PatternDatabase:
     """Star table and pattern index for lost-in-space solving.
 
@@ -144,8 +167,21 @@ class PatternDatabase:
 
     @property
     def parameters(self) -> dict[str, Any]:
-        """The generation parameters (a copy)."""
-        return dict(self._parameters)
+        """The generation parameters (a copy), with tetra3rs's ``epoch_equinox`` (2000)."""
+        return {**self._parameters, "epoch_equinox": _EPOCH_EQUINOX}
+
+    def print_parameters(self) -> None:
+        """Print :attr:`parameters` as a readable block on standard output, by section."""
+        params = self.parameters
+        lines = ["Solver database parameters:"]
+        for section, names in _PARAMETER_SECTIONS:
+            rows = [(n, params.pop(n)) for n in names if n in params]
+            if section == "other":
+                rows += sorted(params.items())
+            if rows:
+                lines.append(f"  {section}")
+                lines += [f"    {n:<28} {_format_parameter(v)}" for n, v in rows]
+        print("\n".join(lines))
 
     @property
     def pattern_bins(self) -> int:

@@ -65,7 +65,13 @@ class GenerationOptions(Options):
     epoch_proper_motion_year: float | None = option(2025.0, type="float or None",
                                                     check=_args.optional_number, doc="""
         Julian year the star positions are propagated to; None keeps the catalog epoch.""")
-    progress: bool | None = option(None, type="bool or None", check=_progress, doc="""
+    catalog_nside: int = option(16, type="int", check=_args.positive_count, doc="""
+        tetra3rs's resolution of its catalog's cone-search grid (>= 1). It sets
+        only how fast a query runs, never which stars it returns; skysolve
+        sizes the cells of its sky index from the field of view instead (a
+        fifth of ``min_fov_deg``), so the value is checked and has no effect.""")
+    progress: bool | None = option(None, type="bool or None", check=_progress, keyword_only=True,
+                                   doc="""
         Progress bar on stderr; None shows it only on a terminal.""")
 
     def _check_together(self) -> None:

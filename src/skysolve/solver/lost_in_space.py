@@ -30,7 +30,8 @@ from .verification import verify
 
 __all__ = ["MAX_PATTERN_STARS", "search"]
 
-#: How many thinned centroids may form patterns.
+#: Pattern stars the brightest-first pattern list is built for once per process
+#: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
 MAX_PATTERN_STARS = 30
 #: The stages at which the brightest-first pattern list is cut into batches.
 _PATTERN_STAGES = (6, 8, 10, 12, 14, 17, 20, 24, 30)
@@ -42,18 +43,21 @@ _SAME_ATTITUDE_COS = math.cos(1e-3)
 _SHARED_CONE_CENTROIDS = 100
 
 
-@lru_cache(maxsize=1)
-def all_combos() -> NDArray[np.intp]:
-    """Brightest-first 4-combinations of the most pattern stars (built once per process)."""
-    return brightest_first_combinations(MAX_PATTERN_STARS)
+@lru_cache(maxsize=2)
+def all_combos(n_stars: int = MAX_PATTERN_STARS) -> NDArray[np.intp]:
+    """Brightest-first 4-combinations of ``max(n_stars, MAX_PATTERN_STARS)`` stars.
+
+    Built once per process (and once more for a larger ``pattern_checking_stars``).
+    """
+    return brightest_first_combinations(max(n_stars, MAX_PATTERN_STARS))
 
 
 def _combos(n: int) -> NDArray[np.intp]:
     """Brightest-first 4-combinations of ``n`` stars: a prefix of the largest list."""
-    return all_combos()[: math.comb(n, 4)]
+    return all_combos(n)[: math.comb(n, 4)]
 
 
-@lru_cache(maxsize=MAX_PATTERN_STARS + 1)
+@lru_cache(maxsize=64)
 def _batch_ends(n_stars: int) -> NDArray[np.intp]:
     """Ends of the pattern batches for ``n_stars`` pattern stars.
 
@@ -114,19 +118,31 @@ class _Tried:
         return False
 
 
+def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[np.intp], bool]:
+    """Batch ends cut at the pattern budget, and whether the budget cut them."""
+    if max_patterns is None or max_patterns >= ends[-1]:
+        return ends, False
+    return np.append(ends[ends < max_patterns], max_patterns), True
+
+
 def search(db, frame: Frame, cat: CatalogView, *, f_guess: float, fov_lo: float, fov_hi: float,
            parities: tuple[bool, ...], tol: float, radius_px: float, threshold: float,
-           deadline: float | None, refine_iterations: int, t0: float):
-    """The pattern search; returns ``(SolveResult or None, status)``."""
+           deadline: float | None, refine_iterations: int, t0: float,
+           pattern_stars: int, max_patterns: int | None):
+    """The pattern search; returns ``(SolveResult or None, status)``.
+
+    ``pattern_stars`` thinned centroids form patterns; the status is
+    ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
+    ``'budget'`` (``max_patterns`` patterns tried) or ``'no_match'``.
+    """
     be = frame.backend
     sep_px = SEPARATION_FRACTION * fov_from_focal(f_guess, frame.width) * f_guess
-    stars = be.thin_pixels(frame.ideal[: max(MAX_PATTERN_STARS * 4, 100)], sep_px,
-                           MAX_PATTERN_STARS)
+    stars = be.thin_pixels(frame.ideal[: max(pattern_stars * 4, 100)], sep_px, pattern_stars)
     if len(stars) < 4:
         return None, "too_few"
     combos = _combos(len(stars))
     v_guess = frame.vectors(f_guess, False, stars)
-    ends = _batch_ends(len(stars))
+    ends, budget_cut = _budget(_batch_ends(len(stars)), max_patterns)
     parity_options = np.array(parities, dtype=bool)
     directory, shift = db.key_directory
     tried = _Tried()
@@ -165,4 +181,4 @@ def search(db, frame: Frame, cat: CatalogView, *, f_guess: float, fov_lo: float,
                 continue
             return build_result(db, frame, cat, ref, prob * verified, t0,
                                 "lost_in_space"), "match_found"
-    return None, "no_match"
+    return None, "budget" if budget_cut else "no_match"

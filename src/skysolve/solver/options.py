@@ -22,7 +22,7 @@ from .._options import Options, option
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix
 
-__all__ = ["SolveOptions", "BACKENDS", "MIN_SCALE_MATCHES"]
+__all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT", "MIN_SCALE_MATCHES"]
 
 #: Values of :attr:`SolveOptions.backend`.
 BACKENDS = ("auto", "compiled", "reference")
@@ -50,6 +50,13 @@ _pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none
 _velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
                     allow_none=True)
 _backend = partial(_args.choice, choices=BACKENDS)
+#: A pattern needs four stars.
+_MIN_PATTERN_STARS = 4
+#: Most pattern stars: the brightest-first pattern list has ``C(n, 4)`` entries.
+MAX_PATTERN_STARS_LIMIT = 50
+_pattern_stars = partial(_args.count, minimum=_MIN_PATTERN_STARS,
+                         maximum=MAX_PATTERN_STARS_LIMIT)
+_patterns_checked = partial(_args.count, minimum=1, allow_none=True)
 #: Fewest matches for which ``refine_scale=None`` refines the plate scale of a camera model.
 MIN_SCALE_MATCHES = 20
 
@@ -97,12 +104,25 @@ class SolveOptions(Options):
         limit nor ``solve_time_ms`` counts the one-time preparation of the
         compiled kernels for a database (the first solve in a process; compiling
         them on a machine's first run takes seconds, cached on disk after).""")
+    max_patterns_checked: int | None = option(
+        10_000_000, type="int or None", check=_patterns_checked, doc="""
+        Budget of image patterns (4-star combinations of the pattern stars) the
+        lost-in-space search looks up; when it runs out before a match the
+        solve fails with status ``'timeout'``, as when ``solve_timeout_ms``
+        runs out (>= 1; None: no budget). The default is larger than any
+        search: ``pattern_checking_stars=24`` give 10,626 patterns.""")
+    pattern_checking_stars: int = option(
+        24, type="int", check=_pattern_stars, doc=f"""
+        How many centroids form patterns: the brightest ones, after dropping
+        any closer to a brighter one than the database's pattern-star
+        separation ({_MIN_PATTERN_STARS} to {MAX_PATTERN_STARS_LIMIT}). Patterns
+        are tried brightest first, so more stars only help frames whose
+        brightest stars are mostly not in the catalog (false detections,
+        satellites), at up to ``C(n, 4)`` patterns.""")
     match_max_error: float | None = option(
         None, type="float, optional", check=_pattern_error, doc="""
         Largest edge-ratio difference of a pattern match (0 < e < 0.25); default
         the database's ``pattern_max_error``.""")
-    refine_iterations: int = option(2, type="int", check=_args.count, doc="""
-        Re-match and refit passes after the first match (>= 0).""")
     camera_model: Any = option(None, type="CameraModel, optional", check=_camera, doc="""
         Fixes focal length, optical centre, parity and distortion.""")
     observer_velocity_km_s: NDArray[np.float64] | None = option(
@@ -121,13 +141,18 @@ class SolveOptions(Options):
         The same in radians.""")
     strict_hint: bool = option(False, type="bool", check=_args.flag, doc="""
         With a hint, do not fall back to the lost-in-space search.""")
+    # -- skysolve's own parameters (keyword-only, so that positional calls written
+    # for tetra3rs 0.14 mean the same)
+    refine_iterations: int = option(2, type="int", check=_args.count, keyword_only=True, doc="""
+        Re-match and refit passes after the first match (>= 0). tetra3rs took
+        this up to 0.7 and then dropped it; skysolve still honours it.""")
     backend: str = option("auto", type="{'auto', 'compiled', 'reference'}", check=_backend,
-                          doc="""
+                          keyword_only=True, doc="""
         Solver implementation: the numba-compiled kernels, or the pure-numpy
         reference (same answers, several times slower); ``'auto'`` takes the
         compiled one unless numba is missing or ``SKYSOLVE_DISABLE_NUMBA=1``.""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
-                                       doc=f"""
+                                       keyword_only=True, doc=f"""
         With a ``camera_model``: also refine this image's plate scale (a factor on
         the camera's focal length, as a calibration's per-image scale: velocity
         aberration, focus) from the matched stars after refinement; the result's

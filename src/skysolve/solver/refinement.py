@@ -105,7 +105,7 @@ def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
 def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: float,
                  t0: float, mode: str) -> SolveResult:
     """The :class:`SolveResult` of a refined hypothesis (``t0``: the solve's start)."""
-    from ..geometry import rotation_to_radec_roll
+    from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
 
     R = ref.hyp.R
     f, parity = ref.hyp.f, ref.hyp.parity
@@ -118,10 +118,12 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
     n = len(err)
     sum_sq = float(err @ err)
     err_sorted = np.sort(err) * ARCSEC_PER_RAD
-    sigma = math.sqrt(sum_sq / max(1, n - 3))
-    cov = frame.backend.attitude_covariance(frame.ideal[img_idx], f, parity, sigma)
+    # noise per axis: 2n residual components fit 3 attitude parameters
+    sigma = math.sqrt(sum_sq / max(1, 2 * n - 3))
+    cov = attitude_covariance_on_sky(
+        R, frame.backend.attitude_covariance(frame.ideal[img_idx], f, parity, sigma))
     return SolveResult(
-        ra_deg=float(ra), dec_deg=float(dec), roll_deg=float(roll),
+        ra_deg=float(ra), dec_deg=float(dec), roll_deg=signed_degrees(roll),
         fov_deg=math.degrees(fov_from_focal(f, frame.width)),
         rotation_matrix_icrs_to_camera=R, camera_model=camera, num_matches=n,
         rmse_arcsec=math.sqrt(sum_sq / n) * ARCSEC_PER_RAD,

@@ -9,6 +9,7 @@ pixel <-> sky conversions and an astropy WCS.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..camera.model import CameraModel
-from ..geometry import north_east_basis, rotation_to_quaternion
+from ..geometry import north_east_basis, rotation_to_quaternion, signed_degrees
 
 if TYPE_CHECKING:  # pragma: no cover
     import astropy.io.fits
@@ -65,18 +66,24 @@ class SolveResult:
     the camera frame (+X right, +Y down, +Z boresight); ``quaternion`` is the
     same rotation as ``[w, x, y, z]``. ``ra_deg``/``dec_deg`` is the boresight
     (the optical axis through ``camera_model.crpix``), ``roll_deg`` the position
-    angle of camera +Y east of north.
+    angle of camera +Y east of north, in (-180, 180] as in tetra3rs.
 
     WCS view: the gnomonic tangent point is the boresight (``crval_ra_deg``,
     ``crval_dec_deg``), ``crpix`` the optical-centre offset from the image
-    centre in centred pixels, ``cd_matrix`` the FITS CD matrix in degrees per
-    pixel mapping (undistorted) pixel offsets to (xi east, eta north), and
-    ``theta_deg`` the angle from East to camera +X, counter-clockwise
-    (mirror-corrected when ``parity_flip``).
+    centre in centred pixels, ``cd_matrix`` the CD matrix in tangent-plane
+    **radians** per pixel (tetra3rs's unit; FITS headers want degrees:
+    ``np.degrees(cd_matrix)``, or use :meth:`to_wcs`) mapping (undistorted)
+    pixel offsets to (xi east, eta north), and ``theta_deg`` the angle from
+    East to camera +X, counter-clockwise, in (-180, 180] (mirror-corrected
+    when ``parity_flip``).
 
     Errors ``rmse_arcsec``, ``p90e_arcsec``, ``max_err_arcsec`` are over the
     matched stars after refinement; ``probability`` is the false-positive
-    probability of the verification.
+    probability of the verification. ``attitude_cov_rad2`` is the covariance
+    of ``[theta, xi0, eta0]`` (roll about the boresight; the boresight's
+    tangent-plane offsets East and North), rad², from the matched stars'
+    geometry and their scatter per axis; ``attitude_sigma_rad`` its
+    square-rooted diagonal.
     """
 
     ra_deg: float
@@ -135,24 +142,24 @@ class SolveResult:
 
     @property
     def cd_matrix(self) -> NDArray[np.float64]:
-        """FITS CD matrix (degrees per pixel): (dx, dy) → (xi east, eta north)."""
+        """CD matrix, tangent-plane radians per pixel: (dx, dy) → (xi east, eta north)."""
         R = self.rotation_matrix_icrs_to_camera
         north, east = north_east_basis(R[2])
         s = -1.0 if self.parity_flip else 1.0
         f = self.camera_model.focal_length_px
         m = np.array([[R[0] @ east, R[1] @ east], [R[0] @ north, R[1] @ north]])
-        return np.degrees(m @ np.diag([s / f, 1.0 / f]))
+        return m @ np.diag([s / f, 1.0 / f])
 
     @property
     def theta_deg(self) -> float:
-        """Angle from the East axis to camera +X, counter-clockwise, degrees in [0, 360)."""
+        """Angle from the East axis to camera +X, counter-clockwise, degrees in (-180, 180]."""
         R = self.rotation_matrix_icrs_to_camera
         north, east = north_east_basis(R[2])
-        return float(np.degrees(np.arctan2(R[0] @ north, R[0] @ east)) % 360.0)
+        return signed_degrees(math.degrees(math.atan2(R[0] @ north, R[0] @ east)))
 
     @property
     def attitude_sigma_rad(self) -> NDArray[np.float64]:
-        """1-sigma attitude uncertainty about camera X, Y, Z axes, radians."""
+        """1-sigma uncertainties ``[theta, xi0, eta0]``, radians (see ``attitude_cov_rad2``)."""
         return np.sqrt(np.clip(np.diag(self.attitude_cov_rad2), 0, None))
 
     # -- coordinate conversions -----------------------------------------------------------

@@ -69,7 +69,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     # One-time preparation, before the clock starts, so that it does not eat into
     # solve_timeout_ms: the kernels for this database and the pattern order.
     backends.prepare(be, db)
-    all_combos()
+    all_combos(options.pattern_checking_stars)
     t0 = time.perf_counter()
 
     def fail(status: str, message: str) -> SolveFailure:
@@ -120,11 +120,16 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     result, status = search(
         db, frame, cat, f_guess=f_guess, fov_lo=fov_lo, fov_hi=fov_hi, parities=parities,
         tol=tol, radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
-        refine_iterations=options.refine_iterations, t0=t0)
+        refine_iterations=options.refine_iterations, t0=t0,
+        pattern_stars=options.pattern_checking_stars,
+        max_patterns=options.max_patterns_checked)
     if result is not None:
         return result
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")
+    if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
+        return fail("timeout", f"no match within max_patterns_checked="
+                               f"{options.max_patterns_checked} patterns")
     return fail(status, _FAILURE_MESSAGES[status])
 
 

@@ -259,7 +259,7 @@ def test_blended_pair_rejected_on_request():
     img += np.random.default_rng(3).normal(0, 1, shape)
     merged = extract_centroids(img, max_elongation=None).as_array()
     assert len(merged) == 2
-    res = extract_centroids(img, max_elongation=None, reject_blends=True).as_array()
+    res = extract_centroids(img, max_elongation=None, deblend="reject").as_array()
     assert len(res) == 1
     assert res[0, 0] == pytest.approx(-30.0, abs=0.01)
 
@@ -554,8 +554,8 @@ def test_centroid_api():
     assert not hasattr(plain, "__dict__")  # slots: light objects
     with pytest.raises(InvalidArgumentError, match="cov"):
         Centroid(0, 0, cov=np.eye(3))
-    with pytest.raises(InvalidTypeError, match="model"):
-        c.distort(object())
+    with pytest.raises(InvalidTypeError, match="distortion"):  # tetra3rs's argument name
+        c.distort(distortion=object())
     with pytest.raises(TypeError):
         hash(c)
 
@@ -643,3 +643,73 @@ def test_centroids_to_array_forms_and_errors():
         centroids_to_array(None)
     with pytest.raises(InvalidTypeError, match="centroids"):
         centroids_to_array([object(), object()])
+
+
+# --------------------------------------------------------------------------------------
+# tetra3rs's other extraction calls: CentroidExtractor, extract_centroids_fast, threads
+
+
+def test_centroid_extractor_keeps_its_settings():
+    from skysolve.extraction import CentroidExtractor, ExtractionOptions
+
+    img, _ = synthetic_scene(1.5, seed=2)
+    default = CentroidExtractor()
+    assert repr(default) == "CentroidExtractor()"
+    np.testing.assert_array_equal(default.extract(img).as_array(),
+                                  extract_centroids(img).as_array())
+    strict = CentroidExtractor(sigma_threshold=40.0, border_margin=5)
+    assert repr(strict) == "CentroidExtractor(sigma_threshold=40.0, border_margin=5)"
+    np.testing.assert_array_equal(
+        strict.extract(img).as_array(),
+        extract_centroids(img, sigma_threshold=40.0, border_margin=5).as_array())
+    # arguments of a call override the held settings for that call only
+    np.testing.assert_array_equal(strict.extract(img, 5.0).as_array(),
+                                  extract_centroids(img, border_margin=5).as_array())
+    assert len(strict.extract(img)) < len(strict.extract(img, sigma_threshold=5.0))
+    back = pickle.loads(pickle.dumps(strict))
+    assert back.options.sigma_threshold == 40.0 and repr(back) == repr(strict)
+    opts = ExtractionOptions(max_centroids=7)
+    assert len(CentroidExtractor(opts).extract(img)) == 7
+    with pytest.raises(InvalidTypeError, match="options"):
+        CentroidExtractor({"sigma_threshold": 5})
+    with pytest.raises(InvalidTypeError, match="sigma_thresold"):
+        CentroidExtractor(sigma_thresold=5)
+
+
+def test_fast_extraction_intensity_centroids_with_tetra3rs_argument_order():
+    from skysolve.extraction import extract_centroids_fast
+
+    img, t = synthetic_scene(1.5, seed=4)
+    res = extract_centroids_fast(img, sigma_threshold=5.0)
+    assert not res.fitted.any()
+    xy = res.as_array()
+    idx, d = match_to_truth(xy[:, 0], xy[:, 1], t["x"], t["y"], radius=1.0)
+    assert (idx >= 0).mean() > 0.95
+    assert np.median(d[idx >= 0]) < 0.15  # an intensity centroid, not the fit (< 0.01)
+    # positional: (image, sigma_threshold, bg_grid, min_pixels, ...)
+    np.testing.assert_array_equal(extract_centroids_fast(img, 5.0, 32, 4).as_array(),
+                                  extract_centroids_fast(img, bg_grid=32,
+                                                         min_pixels=4).as_array())
+    with pytest.raises(InvalidArgumentError, match="bg_grid"):
+        extract_centroids_fast(img, bg_grid=2)
+    with pytest.raises(TypeError):
+        extract_centroids_fast(img, 5.0, 64, 2, None, 0.9, None, 10000, None, 0, 2)
+
+
+def test_threads_are_checked_and_change_nothing():
+    img, _ = synthetic_scene(0.6, seed=5)
+    ref = extract_centroids(img, threads=1).as_array()
+    for threads in (None, 2, 7):
+        np.testing.assert_array_equal(extract_centroids(img, threads=threads).as_array(), ref)
+    for bad in (0, -1, 10**6):
+        with pytest.raises(InvalidArgumentError, match="threads"):
+            extract_centroids(img, threads=bad)
+    with pytest.raises(TypeError):  # keyword-only, as in tetra3rs
+        extract_centroids(img, 5.0, 3, 10000, None, 64, 3.0, 1.5, 0.9, None, "off", 0, 2)
+
+
+def test_deblend_takes_tetra3rs_values_only():
+    img, _ = synthetic_scene(1.5, seed=6)
+    assert len(extract_centroids(img, deblend="off")) == len(extract_centroids(img))
+    with pytest.raises(InvalidArgumentError, match="deblend"):
+        extract_centroids(img, deblend="split")

@@ -193,7 +193,7 @@ def test_velocity_works_without_network():
     ],
 )
 def test_velocity_bad_input(bad, exc):
-    with pytest.raises(exc, match="datetime"):
+    with pytest.raises(exc, match=r"\bdt\b"):  # tetra3rs's name of the argument
         earth_barycentric_velocity(bad)
 
 

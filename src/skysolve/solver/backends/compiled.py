@@ -19,6 +19,7 @@ only the first solve on a machine pays for compilation; the solver compiles
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -32,6 +33,9 @@ NAME = "compiled"
 _bin_index = _jit(_keys.bin_index)
 _pack_key = _jit(_keys.pack_key)
 _key_bucket = _jit(_keys.key_bucket)
+#: Scratch arrays of the pattern search, allocated once per call: allocating inside
+#: the per-pattern loops dominated the time of searches that find nothing.
+_Work = namedtuple("_Work", "e ce ax ay az cx cy cz dist lo span digit")
 #: Cost of visiting one sky cell in a compiled cone query, in star-table rows scanned.
 _CELL_COST = 60.0
 
@@ -341,20 +345,17 @@ def _quad_components(v, quad, ax, ay, az):
 
 
 @_jit
-def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_pat):
+def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_pat, work):
     """Step 1 of :func:`pattern_candidates`: every key of the patterns ``p:stop``.
 
     A pattern's keys are those of all bins within ``tol`` of its ratios, in
     lexicographic order of the bin offsets with the last ratio's fastest (as
     ``itertools.product`` in the reference). Writes the patterns' ratios and
     largest edges; returns the number of keys and the (possibly grown) key
-    and owner arrays.
+    and owner arrays. ``work`` is a :class:`_Work` of scratch arrays.
     """
-    e = np.empty(6)
-    lo = np.empty(5, np.int64)
-    span = np.empty(5, np.int64)
-    digit = np.empty(5, np.uint64)
-    ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
+    e, ax, ay, az = work.e, work.ax, work.ay, work.az
+    lo, span, digit = work.lo, work.span, work.digit
     n_q = 0
     for u in range(stop - p):
         _quad_components(v_guess, combos[p + u], ax, ay, az)
@@ -385,15 +386,14 @@ def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_p
 
 
 @_jit
-def _canonical_order4(v, quad, order):
+def _canonical_order4(v, quad, order, work):
     """Mirror of ``patterns.canonical_order`` for one pattern: increasing distance from
     the mean direction (a stable sort), written to ``order``."""
-    ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
+    ax, ay, az, dist = work.ax, work.ay, work.az, work.dist
     _quad_components(v, quad, ax, ay, az)
     mx = 0.25 * (ax[0] + ax[1] + ax[2] + ax[3])
     my = 0.25 * (ay[0] + ay[1] + ay[2] + ay[3])
     mz = 0.25 * (az[0] + az[1] + az[2] + az[3])
-    dist = np.empty(4)
     for s in range(4):
         dist[s] = (ax[s] - mx) ** 2 + (ay[s] - my) ** 2 + (az[s] - mz) ** 2
         order[s] = s
@@ -406,13 +406,13 @@ def _canonical_order4(v, quad, order):
 
 @_jit
 def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, f_guess, half_w,
-                   fov_lo, fov_hi, ce):
+                   fov_lo, fov_hi, work):
     """Whether catalog pattern ``row`` matches image pattern ``u``: (ok, f, catalog largest).
 
     Its exact ratios must agree within ``tol`` and the focal length its scale
     implies must give a field of view in ``[fov_lo, fov_hi]``.
     """
-    cx, cy, cz = np.empty(4), np.empty(4), np.empty(4)
+    cx, cy, cz, ce = work.cx, work.cy, work.cz, work.ce
     for s in range(4):
         st = pattern_stars[row, s]
         cx[s], cy[s], cz[s] = star_xyz[0, st], star_xyz[1, st], star_xyz[2, st]
@@ -446,13 +446,17 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
     f_est = np.empty(cap)
     c_big = np.empty(cap)
     k = 0
-    ce = np.empty(6)
+    work = _Work(np.empty(6), np.empty(6), np.empty(4), np.empty(4), np.empty(4), np.empty(4),
+                 np.empty(4), np.empty(4), np.empty(4), np.empty(5, np.int64),
+                 np.empty(5, np.int64), np.empty(5, np.uint64))
     order = np.empty(4, np.intp)
     chunk = 32
     ratios = np.empty((chunk, 5))
     largest = np.empty(chunk)
     q_key = np.empty(1024, np.uint64)
     q_pat = np.empty(1024, np.intp)
+    q_lo = np.empty(1024, np.int64)
+    q_hi = np.empty(1024, np.int64)
     n_rows = keys_sorted.shape[0]
     batch = 0
     while batch < ends.shape[0] - 1 and ends[batch] <= start:
@@ -466,9 +470,10 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             batch += 1
         stop = min(p + chunk, ends[batch])
         n_q, q_key, q_pat = _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest,
-                                        q_key, q_pat)
-        q_lo = np.empty(n_q, np.int64)
-        q_hi = np.empty(n_q, np.int64)
+                                        q_key, q_pat, work)
+        if q_lo.shape[0] < n_q:
+            q_lo = np.empty(q_key.shape[0], np.int64)
+            q_hi = np.empty(q_key.shape[0], np.int64)
         for t in range(n_q):
             bucket = np.int64(_key_bucket(q_key[t], np.uint64(shift)))
             q_lo[t] = directory[bucket]
@@ -480,10 +485,10 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             while row < n_rows and keys_sorted[row] == key:
                 ok, f, clargest = _catalog_match(row, u, ratios, largest, tol, pattern_stars,
                                                  star_xyz, f_guess, 0.5 * width, fov_lo,
-                                                 fov_hi, ce)
+                                                 fov_hi, work)
                 if ok:
                     if have_order != u:
-                        _canonical_order4(v_guess, combos[p + u], order)
+                        _canonical_order4(v_guess, combos[p + u], order, work)
                         have_order = u
                     if k == cap:
                         cap *= 2

@@ -21,6 +21,7 @@ from skysolve.camera.model import CameraModel
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
 from skysolve.geometry import (
     angle_between,
+    north_east_basis,
     quaternion_to_rotation,
     radec_roll_to_rotation,
     radec_to_vector,
@@ -219,7 +220,9 @@ def test_wcs_agrees_with_pixel_to_world(solved):
 
 def test_cd_matrix_and_theta(solved):
     res = solved[0]
-    np.testing.assert_allclose(res.cd_matrix, res.to_wcs().wcs.cd, rtol=1e-9, atol=1e-15)
+    # radians per pixel, as tetra3rs; FITS (to_wcs) in degrees
+    np.testing.assert_allclose(np.degrees(res.cd_matrix), res.to_wcs().wcs.cd, rtol=1e-9,
+                               atol=1e-15)
     np.testing.assert_allclose(res.crpix, [0.0, 0.0])
     assert res.crval_ra_deg == res.ra_deg and res.crval_dec_deg == res.dec_deg
     # theta is the angle from East to camera +X: a small step along +x moves by that angle
@@ -227,7 +230,8 @@ def test_cd_matrix_and_theta(solved):
     ra1, dec1 = res.pixel_to_world(10.0, 0.0)
     east = (ra1 - ra0) * math.cos(math.radians(dec0))
     north = dec1 - dec0
-    assert math.degrees(math.atan2(north, east)) % 360 == pytest.approx(res.theta_deg, abs=0.01)
+    assert math.degrees(math.atan2(north, east)) == pytest.approx(res.theta_deg, abs=0.01)
+    assert -180.0 < res.theta_deg <= 180.0 and -180.0 < res.roll_deg <= 180.0
 
 
 def test_result_pickles(solved):
@@ -378,6 +382,65 @@ def test_failures_are_falsy_with_status(small_db, hip2025):
     slow = small_db.solve_from_centroids(xy, fov_estimate_deg=15, image_width=W,
                                          image_height=H, solve_timeout_ms=20)
     assert slow.status == "timeout" and slow.solve_time_ms < 500
+
+
+def test_pattern_budget_ends_as_timeout(small_db, hip2025):
+    rng = np.random.default_rng(3)
+    xy = np.stack([rng.uniform(-W / 2, W / 2, 30), rng.uniform(-H / 2, H / 2, 30)], axis=1)
+    kw = dict(fov_estimate_deg=15, image_width=W, image_height=H)
+    spent = small_db.solve_from_centroids(xy, max_patterns_checked=3, **kw)
+    assert not spent and spent.status == "timeout" and "max_patterns_checked" in spent.message
+    assert small_db.solve_from_centroids(xy, max_patterns_checked=None, **kw).status == "no_match"
+    # a budget larger than the search changes nothing (24 stars: 10,626 patterns)
+    _, sim = _field(hip2025, radec_roll_to_rotation(120.0, 35.0, 70.0), seed=4)
+    a = small_db.solve_from_centroids(sim.centroids, max_patterns_checked=10_626, **kw)
+    b = small_db.solve_from_centroids(sim.centroids, **kw)
+    assert a and b and np.array_equal(a.rotation_matrix_icrs_to_camera,
+                                      b.rotation_matrix_icrs_to_camera)
+
+
+def test_pattern_checking_stars_reach_past_false_detections(small_db, hip2025):
+    """The ten brightest detections are false: 8 pattern stars cannot solve, 24 do."""
+    R = radec_roll_to_rotation(201.3, -11.2, 100.0)
+    _, sim = _field(hip2025, R, seed=6, num_stars=30)
+    rng = np.random.default_rng(6)
+    fake = np.stack([rng.uniform(-W / 2, W / 2, 10), rng.uniform(-H / 2, H / 2, 10)], axis=1)
+    xy = np.concatenate([fake, sim.centroids[:, :2]])
+    kw = dict(fov_estimate_deg=15, image_width=W, image_height=H)
+    few = small_db.solve_from_centroids(xy, pattern_checking_stars=8, **kw)
+    assert not few and few.status == "no_match"
+    res = small_db.solve_from_centroids(xy, **kw)  # the default, 24
+    assert res and _boresight_error_arcsec(res, R) < 5.0
+    wide = small_db.solve_from_centroids(xy, pattern_checking_stars=50, **kw)
+    assert wide and _boresight_error_arcsec(wide, R) < 5.0
+    for bad in (3, 51):
+        with pytest.raises(InvalidArgumentError, match="pattern_checking_stars"):
+            small_db.solve_from_centroids(xy, pattern_checking_stars=bad, **kw)
+    with pytest.raises(InvalidArgumentError, match="max_patterns_checked"):
+        small_db.solve_from_centroids(xy, max_patterns_checked=0, **kw)
+
+
+def test_attitude_covariance_matches_the_scatter_of_solutions(small_db, hip2025):
+    """``attitude_cov_rad2`` is the covariance of [theta, xi0, eta0] over noise realisations."""
+    R = radec_roll_to_rotation(150.0, 40.0, 200.0)
+    north, east = north_east_basis(R[2])
+    theta0 = math.atan2(R[0] @ north, R[0] @ east)
+    samples, covs = [], []
+    for seed in range(40):
+        _, sim = _field(hip2025, R, seed=seed, centroid_noise_px=1.0, num_stars=25)
+        res = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15,
+                                            image_width=W, image_height=H)
+        b = res.rotation_matrix_icrs_to_camera[2]
+        d_theta = (math.radians(res.theta_deg) - theta0 + math.pi) % (2 * math.pi) - math.pi
+        samples.append([d_theta, b @ east / (b @ R[2]), b @ north / (b @ R[2])])
+        covs.append(res.attitude_cov_rad2)
+    samples = np.array(samples)
+    empirical = np.cov(samples.T)
+    reported = np.mean(covs, axis=0)
+    ratio = np.sqrt(np.diag(empirical) / np.diag(reported))
+    # 40 samples: ~11 % per sigma; the per-axis noise matters (a 2D rms would give ~0.75)
+    assert np.all((ratio > 0.8) & (ratio < 1.4)), ratio
+    assert np.sqrt(reported[0, 0]) > 5 * np.sqrt(reported[1, 1])  # roll is the loosest
 
 
 @pytest.mark.parametrize("kwargs, match", [
