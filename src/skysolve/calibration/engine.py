@@ -159,15 +159,21 @@ def iterate(problem: Problem, start: Params, options: CalibrationOptions,
             robust=robust_rms) -> Fitted:
     """Gauss-Newton steps with sigma clipping from ``start`` and the images' current
     attitudes and scales (changed in place); ``robust`` estimates the rms the clipping
-    threshold is a multiple of."""
+    threshold is a multiple of.
+
+    Converged: the inlier rms changed by less than ``convergence_threshold_px`` and the
+    clipping changed fewer than 1 % of the pairs. A warm start (``inliers`` given)
+    compares the first step with the start, so a fit that is already there takes one.
+    """
     n = problem.n_pairs
     w = np.ones(n) if weights is None else weights
     p = start.copy()
     inl = np.ones(n, dtype=bool) if inliers is None else inliers.copy()
-    rms_prev = math.nan
     converged = False
     iterations = 0
     designs = problem.designs(p)
+    rms_prev = (math.nan if inliers is None
+                else rms(np.concatenate([d[0] for d in designs])[inl]))
     for it in range(options.max_iterations):
         iterations = it + 1
         if probe and it == 0:
@@ -182,11 +188,14 @@ def iterate(problem: Problem, start: Params, options: CalibrationOptions,
         designs = problem.designs(p)  # residuals for the clipping, design for the next step
         res = np.concatenate([d[0] for d in designs])
         err = rms(res[inl])
+        changed = 0
         if math.isfinite(options.sigma_clip):
             new_inl = _clip(res, inl, w, options.sigma_clip, robust)
             if 2 * new_inl.sum() >= problem.n_params + 2:
+                changed = int(np.count_nonzero(new_inl != inl))
                 inl = new_inl
-        if math.isfinite(rms_prev) and abs(err - rms_prev) < options.convergence_threshold_px:
+        if (math.isfinite(rms_prev) and abs(err - rms_prev) < options.convergence_threshold_px
+                and changed <= 0.01 * n):
             converged = True
             break
         rms_prev = err
