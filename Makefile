@@ -4,19 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench soak lint clean
+.PHONY: demo test bench soak lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,plot,demo]'
+	$(PY) -m pip install -q -e '.[test,plot,demo,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/skysolve demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
@@ -25,8 +25,12 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) tests/robustness/soak.py
 
+# the documentation site (docs/_build/html); any Sphinx warning fails the build
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build

@@ -11,6 +11,14 @@ and shared by every test file that asks for it.
     (``SMALL_DB_PARAMETERS``: fields of view 10-20 deg, positions at J2025.0,
     about 60,000 stars and 970,000 patterns) that builds in about five seconds.
     It is immutable, so sharing it between tests is safe.
+``docs/*.rst`` doctests
+    Run in a temporary directory with ``db`` (``small_db``) and ``DATA`` (the real
+    frames' folder) in their namespace, so that the documentation's examples take
+    seconds.
+``wide_db``
+    A wide-field Hipparcos database (``WIDE_DB_PARAMETERS``: fields of view
+    60-180 deg, the default pattern tolerance; about 1,700 stars and 28,000
+    patterns) for wide pinhole lenses and fisheyes.
 """
 
 from __future__ import annotations
@@ -33,6 +41,11 @@ SMALL_DB_PARAMETERS = dict(
 )
 
 
+#: Arguments of ``SolverDatabase.generate_from_hipparcos`` for ``wide_db``.
+WIDE_DB_PARAMETERS = dict(max_fov_deg=179.9, min_fov_deg=60.0, epoch_proper_motion_year=2025.0,
+                          progress=False)
+
+
 @pytest.fixture(scope="session")
 def hip_catalog() -> Catalog:
     """The Hipparcos 2 catalog at its own epoch (J1991.25)."""
@@ -43,3 +56,22 @@ def hip_catalog() -> Catalog:
 def small_db() -> SolverDatabase:
     """A small 10-20 deg multiscale Hipparcos database (see ``SMALL_DB_PARAMETERS``)."""
     return SolverDatabase.generate_from_hipparcos(**SMALL_DB_PARAMETERS)
+
+
+@pytest.fixture(scope="session")
+def wide_db() -> SolverDatabase:
+    """A 60-180 deg multiscale Hipparcos database (see ``WIDE_DB_PARAMETERS``)."""
+    return SolverDatabase.generate_from_hipparcos(**WIDE_DB_PARAMETERS)
+
+
+@pytest.fixture(autouse=True)
+def _doc_namespace(request):
+    """``db`` and ``DATA`` for the documentation's doctests (``docs/*.rst``) only."""
+    if not isinstance(request.node, pytest.DoctestItem):
+        return
+    from skysolve.tests.realframes import DATA
+
+    request.getfixturevalue("monkeypatch").chdir(request.getfixturevalue("tmp_path"))
+    namespace = request.getfixturevalue("doctest_namespace")
+    namespace["db"] = request.getfixturevalue("small_db")
+    namespace["DATA"] = DATA

@@ -23,7 +23,11 @@ SMALL = dict(max_fov_deg=20.0, min_fov_deg=10.0, epoch_proper_motion_year=2018.0
 TESS = dict(max_fov_deg=14.0, pattern_max_error=0.005, lattice_field_oversampling=100,
             patterns_per_lattice_field=500, verification_stars_per_fov=3000,
             epoch_proper_motion_year=2018.0)
-PARAMS = {"small": SMALL, "tess": TESS}
+#: every field of view (bench_wide): 2-180 deg, default parameters otherwise
+WIDE = dict(max_fov_deg=180.0, min_fov_deg=2.0, epoch_proper_motion_year=2016.0)
+PARAMS = {"small": SMALL, "tess": TESS, "wide": WIDE}
+#: tetra3rs refuses a 180 deg field: its nearest
+_PEER_LIMITS = {"max_fov_deg": 179.9}
 
 
 def _version(library: str) -> str:
@@ -72,6 +76,10 @@ def load(library: str, name: str, log=print):
     kwargs = dict(PARAMS[name])
     if library == "skysolve":
         kwargs["progress"] = False
+    else:
+        for key, limit in _PEER_LIMITS.items():
+            if key in kwargs:
+                kwargs[key] = min(kwargs[key], limit)
     log(f"   building {library} database '{name}' {PARAMS[name]} ...")
     t0 = time.perf_counter()
     db = cls.generate_from_gaia(**kwargs)

@@ -54,11 +54,15 @@ def maxrss_mb():
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
 base = maxrss_mb()
 generate = getattr(SolverDatabase, args["method"])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), cpu_s()
 db = generate(args["catalog_path"], **args["kwargs"])
-gen_s = time.perf_counter() - t0
+gen_s, gen_cpu_s = time.perf_counter() - t0, cpu_s() - c0
 peak = maxrss_mb()
 num_stars, num_patterns = db.num_stars, db.num_patterns
 t0 = time.perf_counter()
@@ -73,21 +77,29 @@ for _ in range(3):
     loads.append(time.perf_counter() - t0)
     assert loaded.num_patterns == num_patterns
     del loaded
-print(json.dumps({"gen_s": gen_s, "peak_mb": peak, "gen_mb": peak - base, "base_mb": base,
+print(json.dumps({"gen_s": gen_s, "gen_cpu_s": gen_cpu_s, "peak_mb": peak, "gen_mb": peak - base,
+                  "base_mb": base,
                   "save_s": save_s, "load_s": statistics.median(loads),
                   "file_mb": os.path.getsize(args["out"]) / 1e6,
                   "num_stars": num_stars, "num_patterns": num_patterns}))
 """
 
 
-def _child(lib: str, method: str, catalog_path: str | None, out: Path) -> dict:
+def _child(lib: str, method: str, catalog_path: str | None, out: Path,
+           kwargs: dict | None = None, keep: bool = False) -> dict:
+    """Build (``SEED_KWARGS`` unless ``kwargs``), save to ``out``, load back, in a fresh process.
+
+    Returns the child's figures: ``gen_s``, ``gen_cpu_s``, ``peak_mb`` (its VmHWM),
+    ``file_mb``, ``load_s``, ... The file is deleted afterwards unless ``keep``.
+    """
     args = {"lib": lib, "method": method, "catalog_path": catalog_path,
-            "kwargs": SEED_KWARGS, "out": str(out)}
+            "kwargs": SEED_KWARGS if kwargs is None else kwargs, "out": str(out)}
     proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{lib}.{method} failed:\n{proc.stderr[-2000:]}")
-    out.unlink(missing_ok=True)
+    if not keep:
+        out.unlink(missing_ok=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

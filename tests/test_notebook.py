@@ -1,29 +1,29 @@
-"""examples/multi_image_calibration.ipynb runs on the demo's frames with skysolve.
+"""examples/multi_image_calibration.ipynb runs on the demo's frames, in a Jupyter kernel.
 
 The notebook is the seed notebook with only its import line and data paths
-changed. Its code cells are executed in order, in one namespace, from a
-temporary ``examples/`` directory next to a ``demo_output/`` holding the ten
-demo frames. IPython is stubbed when it is not installed (the results table is
-captured instead of displayed); plotly is not a skysolve dependency, so when it
-(or IPython) is missing its imports are stubbed and the final plotly
-visualisation cell is skipped (every other cell, including the four solve-and-calibrate passes, runs
-for real).
+changed. nbclient executes every cell for real, in order, in a fresh IPython
+kernel started from a temporary ``examples/`` directory next to a
+``demo_output/`` holding the ten demo frames -- the results table is
+displayed as HTML and the final plotly figure of matched stars is built and
+shown. One extra cell, appended to the in-memory copy only, hands the
+notebook's results back to the test as JSON (and saves the figure when asked,
+see ``docs/make_figures.py``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
-import types
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("tesswcs")
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("nbclient")
+pytest.importorskip("plotly")
+pytest.importorskip("ipykernel")
 
 from skysolve import demo  # noqa: E402
 
@@ -50,36 +50,6 @@ def test_notebook_differs_from_the_seed_only_in_import_and_paths():
         assert call in body
 
 
-def _stub_modules(monkeypatch) -> dict[str, list]:
-    """Stand-ins for IPython.display and plotly when they are not installed."""
-    shown: dict[str, list] = {"html": []}
-    if importlib.util.find_spec("IPython") is None:
-        ipython = types.ModuleType("IPython")
-        display_mod = types.ModuleType("IPython.display")
-
-        class HTML:
-            def __init__(self, data: str):
-                self.data = data
-
-        def display(obj):
-            shown["html"].append(getattr(obj, "data", obj))
-
-        display_mod.HTML = HTML
-        display_mod.display = display
-        ipython.display = display_mod
-        monkeypatch.setitem(sys.modules, "IPython", ipython)
-        monkeypatch.setitem(sys.modules, "IPython.display", display_mod)
-    if importlib.util.find_spec("plotly") is None:
-        plotly = types.ModuleType("plotly")
-        for name in ("graph_objects", "express", "io", "subplots"):
-            sub = types.ModuleType(f"plotly.{name}")
-            setattr(plotly, name, sub)
-            monkeypatch.setitem(sys.modules, f"plotly.{name}", sub)
-        plotly.io.renderers = types.SimpleNamespace(default=None)
-        monkeypatch.setitem(sys.modules, "plotly", plotly)
-    return shown
-
-
 @pytest.fixture(scope="module")
 def frames_root(tmp_path_factory) -> Path:
     # shared with tests/test_demo.py's end-to-end test: the frames are rendered once
@@ -89,89 +59,134 @@ def frames_root(tmp_path_factory) -> Path:
     return root
 
 
-def _run_notebook(root: Path, monkeypatch) -> tuple[dict, dict, list]:
-    """Execute the notebook's code cells from ``root/examples``; (namespace, shown, ran)."""
-    # plotly's "notebook" renderer needs the real IPython to show the figure
-    have_plotly = (importlib.util.find_spec("plotly") is not None
-                   and importlib.util.find_spec("IPython") is not None)
-    shown = _stub_modules(monkeypatch)
-    monkeypatch.chdir(root / "examples")
-    ns: dict = {"__name__": "__main__"}
-    ran = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for k, source in enumerate(_code_cells()):
-            if "make_subplots" in source and not have_plotly:
-                continue
-            exec(compile(source, f"{NOTEBOOK.name}[code cell {k}]", "exec"), ns)
-            ran.append(k)
-    return ns, shown, ran
+#: Appended to the executed copy: the notebook's results as one JSON line.
+_REPORT = """
+import json as _json
+_report = {
+    "sectors": list(sectors),
+    "solved": [bool(r) for r in resarr],
+    "num_matches": [int(r.num_matches) for r in resarr],
+    "rmse_arcsec": [float(r.rmse_arcsec) for r in resarr],
+    "centre_radec": [list(r.pixel_to_world(0, 0)) for r in resarr],
+    "n_centroids": [len(c) for c in cenarr],
+    "cal_rmse_after_px": float(cal.rmse_after_px),
+    "cal_n_inliers": int(cal.n_inliers),
+    "fov_deg": float(camera_model.fov_deg),
+    "arcsec_per_px": float(arcsec_per_px),
+    "fnames": list(fnames),
+    "figure_traces": len(fig.data),
+}
+print("REPORT " + _json.dumps(_report))
+"""
 
 
-def _grid_error_arcsec(pixel_to_radec, truth, n: int = 9) -> np.ndarray:
-    """Separation (") over an n x n grid of the 2048x2048 science area (pixel edges to
-    edges) between a mapping of science pixels (0-based col, row) and the frame's true WCS
-    (full-frame pixels, science columns from 44)."""
-    from skysolve.geometry import angle_between, radec_to_vector
+def execute_notebook(workdir: Path, extra: str = "") -> nbformat.NotebookNode:
+    """The executed notebook (run from ``workdir``), with the report cell appended."""
+    from nbclient import NotebookClient
 
-    cols, rows = np.meshgrid(np.linspace(-0.5, 2047.5, n), np.linspace(-0.5, 2047.5, n))
-    cols, rows = cols.ravel(), rows.ravel()
-    ra1, dec1 = pixel_to_radec(cols, rows)
-    ra2, dec2 = truth.all_pix2world(cols + 44, rows, 0)
-    return np.degrees(angle_between(radec_to_vector(ra1, dec1),
-                                    radec_to_vector(ra2, dec2))) * 3600.0
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(_REPORT + extra))
+    NotebookClient(nb, timeout=1800, kernel_name="python3",
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    return nb
+
+
+def _report(nb) -> dict:
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    line = next(s for s in text.splitlines() if s.startswith("REPORT "))
+    return json.loads(line[len("REPORT "):])
 
 
 @pytest.mark.slow
-def test_notebook_runs_the_seed_pipeline(frames_root, monkeypatch):
-    ns, shown, ran = _run_notebook(frames_root, monkeypatch)
-    assert ran[:5] == [0, 1, 2, 3, 4]
-
-    sectors = ns["sectors"]
-    resarr, cenarr, cal = ns["resarr"], ns["cenarr"], ns["cal"]
+def test_notebook_runs_every_cell_in_a_kernel(frames_root):
+    nb = execute_notebook(frames_root / "examples")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code)  # every cell ran
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    rep = _report(nb)
+    sectors = rep["sectors"]
     # every frame solved in the last pass, with hundreds of matches and sub-3" residuals
-    assert len(resarr) == len(sectors) == 10
-    assert all(bool(r) for r in resarr)
-    assert all(r.num_matches >= 150 for r in resarr)
-    assert max(r.rmse_arcsec for r in resarr) < 3.0
-    assert all(len(c) > 1000 for c in cenarr)
+    assert len(sectors) == 10 and all(rep["solved"])
+    assert all(n >= 150 for n in rep["num_matches"])
+    assert max(rep["rmse_arcsec"]) < 3.0
+    assert all(n > 1000 for n in rep["n_centroids"])
     # the shared camera of the last calibration fits every matched star to ~0.02 px
-    assert cal.rmse_after_px < 0.05
-    assert cal.n_inliers > 2000
-    assert abs(ns["camera_model"].fov_deg - 11.65) < 0.1
-
-    # the results table lists every sector with its number of matches
-    if shown["html"]:
-        table = shown["html"][-1]
-        rows = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td>", table)
-        assert [int(s) for s, _ in rows] == sectors
-        assert [int(n) for _, n in rows] == [r.num_matches for r in resarr]
-
+    assert rep["cal_rmse_after_px"] < 0.05 and rep["cal_n_inliers"] > 2000
+    assert abs(rep["fov_deg"] - 11.65) < 0.1
+    assert abs(rep["arcsec_per_px"] - 20.5) < 0.5
+    # the printed passes and the results table (displayed as HTML, one row per sector)
+    printed = "".join(o.get("text", "") for c in code for o in c.outputs
+                      if o.output_type == "stream")
+    assert len(re.findall(r"Pass \d: 10/10 solved", printed)) == 4
+    html = [o["data"]["text/html"] for c in code for o in c.outputs
+            if o.output_type == "display_data" and "text/html" in o.get("data", {})]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td>", html[0])
+    assert [int(s) for s, _ in rows] == sectors
+    assert [int(n) for _, n in rows] == rep["num_matches"]
+    # the final plotly figure was built and shown: 10 image panels, their markers, ellipses
+    shown = [o for o in code[-2].outputs if o.output_type in ("display_data",
+                                                               "execute_result")]
+    assert shown and any("plotly" in json.dumps(o.get("data", {})) for o in shown)
+    assert rep["figure_traces"] > 10 * 2 + sum(rep["num_matches"]) // 2
     # the solved centre matches the header WCS at the same point of the image:
     # centred (0, 0) is the corner between science columns/rows 1023 and 1024,
     # i.e. 0-based full-frame pixel (1067.5, 1023.5)
+    import warnings
+
     from astropy.coordinates import SkyCoord
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    for fname, res in zip(ns["fnames"], resarr, strict=True):
-        with fits.open(fname) as hdul, warnings.catch_warnings():
+    for fname, (ra, dec) in zip(rep["fnames"], rep["centre_radec"], strict=True):
+        with fits.open(frames_root / "examples" / fname) as hdul, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wcs = WCS(hdul[1].header)
         truth = wcs.pixel_to_world(1067.5, 1023.5)
-        ra, dec = res.pixel_to_world(0, 0)
-        sep = truth.separation(SkyCoord(ra, dec, unit="deg")).arcsec
-        assert sep < 1.0
-    assert np.isfinite(ns["arcsec_per_px"]) and abs(ns["arcsec_per_px"] - 20.5) < 0.5
+        assert truth.separation(SkyCoord(ra, dec, unit="deg")).arcsec < 1.0
+    assert np.isfinite(rep["arcsec_per_px"])
+
+
+def _grid_error_arcsec(radec, truth, n: int = 9) -> np.ndarray:
+    """Separation (") over the n x n grid of :data:`_GRID` between sky positions ``radec``
+    (``(ra, dec)`` arrays, degrees) and the frame's true WCS (full-frame pixels, science
+    columns from 44)."""
+    from skysolve.geometry import angle_between, radec_to_vector
+
+    cols, rows = _grid(n)
+    ra2, dec2 = truth.all_pix2world(cols + 44, rows, 0)
+    return np.degrees(angle_between(radec_to_vector(*radec),
+                                    radec_to_vector(ra2, dec2))) * 3600.0
+
+
+def _grid(n: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """An n x n grid of the 2048x2048 science area, pixel edges to edges (0-based col, row)."""
+    cols, rows = np.meshgrid(np.linspace(-0.5, 2047.5, n), np.linspace(-0.5, 2047.5, n))
+    return cols.ravel(), rows.ravel()
+
+
+#: Appended to the per-frame-scale run: each frame's solution over the grid (centred
+#: pixels of the science area) and the calibration's per-image scales; the notebook's
+#: database saved for the command line.
+_GRID_REPORT = """
+import numpy as _np
+_c, _r = _np.meshgrid(_np.linspace(-0.5, 2047.5, 9), _np.linspace(-0.5, 2047.5, 9))
+_grid_radec = [[list(map(float, a)) for a in r.pixel_to_world(_c.ravel() + 0.5 - 1024,
+                                                             _r.ravel() + 0.5 - 1024)]
+               for r in resarr]
+solver.save_to_file("../seed.db")
+print("GRID " + _json.dumps({"radec": _grid_radec,
+                             "scales": [float(s) for s in cal.per_image_scale]}))
+"""
 
 
 @pytest.mark.slow
-def test_per_frame_scales_through_the_notebook_and_the_cli(tmp_path_factory, monkeypatch):
+def test_per_frame_scales_through_the_notebook_and_the_cli(tmp_path_factory):
     """Frames whose true mappings differ in plate scale by up to 2e-4 (velocity aberration's
     size): every frame's mapping within 0.3" (median) and 1.0" (max) of the truth over a
     9x9 grid -- through the seed notebook's own calls and through ``skysolve calibrate``."""
     import subprocess
     import sys
+    import warnings
 
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -182,39 +197,39 @@ def test_per_frame_scales_through_the_notebook_and_the_cli(tmp_path_factory, mon
     (root / "examples").mkdir()
     scales = [demo.sector_scale(s, 1e-4) for s in demo.DEFAULT_SECTORS]
     assert max(scales) - min(scales) > 1.5e-4
-    ns, _, _ = _run_notebook(root, monkeypatch)
-    files = [Path(f).resolve() for f in ns["fnames"]]
+    nb = execute_notebook(root / "examples", _GRID_REPORT)
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    grid = json.loads(next(s for s in text.splitlines() if s.startswith("GRID "))[5:])
+    files = [(root / "examples" / f).resolve() for f in _report(nb)["fnames"]]
     truths = []
     for fname in files:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             truths.append(WCS(fits.getheader(fname, 1)))
-    for res, truth in zip(ns["resarr"], truths, strict=True):
+    for radec, truth in zip(grid["radec"], truths, strict=True):
         # the seed's own results: each frame's solution with the fitted camera
-        err = _grid_error_arcsec(lambda c, r, res=res: res.pixel_to_world(c + 0.5 - 1024,
-                                                                          r + 0.5 - 1024),
-                                 truth)
+        err = _grid_error_arcsec(radec, truth)
         assert np.median(err) <= 0.3 and err.max() <= 1.0
     # the calibration reports each frame's plate scale: it follows the truth's
-    cal = ns["cal"]
-    fitted = np.array(cal.per_image_scale)
+    fitted = np.array(grid["scales"])
     truth_rel = 1.0 / np.array(scales)  # a larger WCS scale is a shorter focal length
     np.testing.assert_allclose(fitted / fitted.mean(), truth_rel / truth_rel.mean(), atol=1e-5)
 
     # the command line, writing every frame's calibrated mapping as a TAN-SIP header
-    ns["solver"].save_to_file(root / "seed.db")  # the notebook's database
+    db = root / "seed.db"  # the notebook's database, saved by _GRID_REPORT
     cam = root / "cli" / "camera.json"
     proc = subprocess.run(
         [sys.executable, "-m", "skysolve", "calibrate", *map(str, files), "--hdu", "1",
          "--section", "[:2048, 44:2092]", "--sigma", "300", "--min-pixels", "4",
          "--bg-block", "16", "--max-elongation", "6", "--fov", "11.8", "--fov-error", "0.5",
-         "--order", "6", "--db", str(root / "seed.db"),
+         "--order", "6", "--db", str(db),
          "--no-aberration", "--write-wcs", "-o", str(cam), "--quiet"],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    cols, rows = _grid()
     for fname, truth in zip(files, truths, strict=True):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wcs = WCS(fits.getheader(fname.with_suffix(".wcs")))
-        err = _grid_error_arcsec(lambda c, r, wcs=wcs: wcs.all_pix2world(c + 44, r, 0), truth)
+        err = _grid_error_arcsec(wcs.all_pix2world(cols + 44, rows, 0), truth)
         assert np.median(err) <= 0.3 and err.max() <= 1.0

@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "load_hipparcos": "sky.catalogs",
     "load_gaia": "sky.catalogs",
     "load_catalog_csv": "sky.catalogs",
+    "load_catalog": "sky.catalogs",
     "earth_barycentric_velocity": "sky.aberration",
     "SolverDatabase": "database",
     "Centroid": "centroids",
@@ -68,6 +69,8 @@ _EXPORTS: dict[str, str] = {
     "CalibrationRun": "calibration.workflow",
     "calibrate_frames": "calibration.workflow",
     "SEED_PASSES": "calibration.workflow",
+    "solve_many": "batch.solve_many",
+    "FrameResult": "batch.results",
     "StarfieldOptions": "simulate",
     "render_starfield": "simulate",
     "simulate_centroids": "simulate",
@@ -79,6 +82,8 @@ _EXPORTS: dict[str, str] = {
     "plot_distortion": "plotting",
     "plot_distortion_uncertainty": "plotting",
     "reset_log_cache": "_meta",
+    "solve_image": "pipeline",
+    "ImageData": "imagedata",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__", "__git_hash__", "version"])
@@ -103,6 +108,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from ._meta import reset_log_cache
+    from .batch.results import FrameResult
+    from .batch.solve_many import solve_many
     from .calibration.options import CalibrationOptions
     from .calibration.result import CalibrateResult
     from .calibration.workflow import SEED_PASSES, CalibrationPass, CalibrationRun, calibrate_frames
@@ -114,8 +121,10 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
     from .extraction import CentroidExtractor, extract_centroids, extract_centroids_fast
     from .extraction.options import ExtractionOptions
+    from .imagedata import ImageData
     from .io.images import read_image
     from .io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
+    from .pipeline import solve_image
     from .plotting import (
         plot_distortion,
         plot_distortion_uncertainty,
@@ -130,6 +139,13 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
         simulate_centroids,
     )
     from .sky.aberration import earth_barycentric_velocity
-    from .sky.catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
+    from .sky.catalogs import (
+        Catalog,
+        CatalogStar,
+        load_catalog,
+        load_catalog_csv,
+        load_gaia,
+        load_hipparcos,
+    )
     from .solver.options import SolveOptions
     from .solver.result import SolveFailure, SolveResult

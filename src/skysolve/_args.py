@@ -17,6 +17,9 @@ fraction               a number in [0, 1] (ends open or closed as asked)
 flag                   ``bool`` or ``numpy.bool_``
 choice                 one of a fixed set of strings (case-insensitive)
 vector                 an array of a fixed length of finite numbers
+bounds                 a ``(low, high)`` pair of positive numbers with ``low <= high``
+sky position           ``(ra_deg, dec_deg)`` or a scalar astropy ``SkyCoord`` (converted
+                       to ICRS); Dec in [-90, 90], RA wrapped into [0, 360)
 path                   ``str`` or ``os.PathLike``
 =====================  ==============================================================
 
@@ -58,6 +61,8 @@ __all__ = [
     "flag",
     "choice",
     "vector",
+    "bounds",
+    "sky_position",
     "path",
     "image_size",
     "image_shape",
@@ -184,8 +189,11 @@ def flag(value: Any, name: str) -> bool:
     raise InvalidTypeError(f"{name} must be True or False, got {_describe(value)}")
 
 
-def choice(value: Any, name: str, choices: Sequence[str]) -> str:
+def choice(value: Any, name: str, choices: Sequence[str], *,
+           allow_none: bool = False) -> str | None:
     """One of ``choices`` (compared case-insensitively; returned as listed)."""
+    if value is None and allow_none:
+        return None
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
     for c in choices:
@@ -213,6 +221,51 @@ def vector(value: Any, name: str, length: int, *, what: str = "numbers",
     return v
 
 
+def bounds(value: Any, name: str, *, maximum: float | None = None,
+           allow_none: bool = False) -> tuple[float, float] | None:
+    """A ``(low, high)`` range of positive numbers, ``low <= high`` (at most ``maximum``)."""
+    if value is None and allow_none:
+        return None
+    _required(value, name)
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) \
+            or np.ndim(value) != 1:
+        raise InvalidTypeError(f"{name} must be a (low, high) pair, got {_describe(value)}")
+    if len(value) != 2:
+        raise InvalidArgumentError(f"{name} must be a (low, high) pair, got {len(value)} values")
+    lo = positive(value[0], f"{name}[0] (low)", maximum=maximum)
+    hi = positive(value[1], f"{name}[1] (high)", maximum=maximum)
+    if lo > hi:
+        raise InvalidArgumentError(f"{name} must have low <= high, got ({lo:g}, {hi:g})")
+    return lo, hi
+
+
+def sky_position(value: Any, name: str, *, allow_none: bool = False) -> tuple[float, float] | None:
+    """``(ra_deg, dec_deg)`` from a pair of numbers or a scalar astropy ``SkyCoord``.
+
+    A ``SkyCoord`` in any frame is converted to ICRS. RA is wrapped into [0, 360).
+    """
+    if value is None and allow_none:
+        return None
+    _required(value, name)
+    if hasattr(value, "icrs") and hasattr(value, "isscalar"):  # an astropy SkyCoord
+        if not value.isscalar:
+            raise InvalidArgumentError(f"{name} must be one position, got a SkyCoord of "
+                                       f"shape {value.shape}")
+        icrs = value.icrs
+        ra, dec = float(icrs.ra.deg), float(icrs.dec.deg)
+    else:
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) \
+                or np.ndim(value) != 1:
+            raise InvalidTypeError(f"{name} must be (ra_deg, dec_deg) or a SkyCoord, got "
+                                   f"{_describe(value)}")
+        if len(value) != 2:
+            raise InvalidArgumentError(f"{name} must be (ra_deg, dec_deg), got {len(value)} "
+                                       "values")
+        ra = number(value[0], f"{name}[0] (RA, degrees)")
+        dec = number(value[1], f"{name}[1] (Dec, degrees)", minimum=-90.0, maximum=90.0)
+    return ra % 360.0, dec
+
+
 def path(value: Any, name: str = "path") -> Path:
     """A file-system path (``str`` or ``os.PathLike``)."""
     if not isinstance(value, str | os.PathLike):
@@ -237,6 +290,8 @@ positive_count = functools.partial(count, minimum=1)
 optional_size = functools.partial(size, allow_none=True)
 optional_shape = functools.partial(image_shape, allow_none=True)
 open_fraction = functools.partial(fraction, open_min=True, open_max=True)
+optional_bounds = functools.partial(bounds, allow_none=True)
+optional_sky_position = functools.partial(sky_position, allow_none=True)
 
 
 def exclusive(name_a: str, a: Any, name_b: str, b: Any) -> None:

@@ -27,6 +27,7 @@ from .errors import InvalidTypeError
 __all__ = ["Options", "option", "with_options", "parameters_doc", "check_defaults"]
 
 T = TypeVar("T", bound="Options")
+R = TypeVar("R")
 
 
 def option(default: Any, *, type: str, doc: str,
@@ -158,7 +159,9 @@ _REQUIRED = inspect.Parameter.empty
 
 
 def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], doc: str,
-                 accept_options: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                 accept_options: bool = True,
+                 keywords: Sequence[tuple[str, Any]] | None = None,
+                 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorate ``impl(*leading, options)`` into the public function taking the fields.
 
     The public function has the signature ``(*leading, <fields with defaults>,
@@ -167,16 +170,23 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
     ``doc`` is its docstring, in which ``{parameters}`` is replaced by the
     fields' numpydoc entries. With ``accept_options``, a ready ``options=``
     instance may be passed, and keyword arguments then override its values.
+
+    With ``keywords`` (``(name, default)`` pairs) the signature is
+    ``(*leading, *, <keywords>, <fields>, [options=None])``: everything after
+    the leading parameters is keyword-only, and ``impl(*leading, options,
+    **keywords)`` receives the keywords' values.
     """
     names = _names(cls)
-    positional = _positional(cls)
+    positional = _positional(cls) if keywords is None else ()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     lead = [(n, _REQUIRED) if isinstance(n, str) else n for n in leading]
     leading = [n for n, _ in lead]
     n_lead = len(leading)
+    own = dict(keywords or ())
 
-    def decorate(impl: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(impl: Callable[..., R]) -> Callable[..., R]:
         public = impl.__name__
+        impl_params = inspect.signature(impl).parameters
 
         @functools.wraps(impl)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -190,6 +200,7 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
             if len(extra) > len(positional):
                 raise TypeError(f"{public}() takes at most {n_lead + len(positional)} "
                                 f"positional arguments ({len(args)} given)")
+            own_values = {n: kwargs.pop(n, d) for n, d in own.items()}
             for name, value in zip(positional, extra, strict=False):
                 if name in kwargs:
                     raise TypeError(f"{public}() got multiple values for argument {name!r}")
@@ -203,17 +214,25 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
                     f"options must be a {cls.__name__}, got {type(base).__name__}")
             else:
                 opts = base.replace(**kwargs) if kwargs else base
-            return impl(*args[:n_lead], opts)
+            return impl(*args[:n_lead], opts, **own_values)
 
-        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
-                  for n, d in lead]
+        def annotation(name: str) -> Any:
+            p = impl_params.get(name)
+            return inspect.Parameter.empty if p is None else p.annotation
+
+        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d,
+                                    annotation=annotation(n)) for n, d in lead]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d,
+                                     annotation=annotation(n)) for n, d in own.items()]
         params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD
                                      if n in positional else inspect.Parameter.KEYWORD_ONLY,
-                                     default=fields[n].default) for n in names]
+                                     default=fields[n].default, annotation=fields[n].type)
+                   for n in names]
         if accept_options:
             params.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY,
-                                            default=None))
-        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+                                            default=None, annotation=f"{cls.__name__} | None"))
+        wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            params, return_annotation=inspect.signature(impl).return_annotation)
         wrapper.__doc__ = inspect.cleandoc(doc).replace("{parameters}", parameters_doc(cls))
         del wrapper.__wrapped__  # help() shows the generated signature, not impl's
         return wrapper

@@ -22,7 +22,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Centroid", "ExtractionResult", "centroids_to_array"]
+__all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positions",
+           "table_to_array", "is_table", "ORIGINS"]
 
 _ZERO_COV = np.zeros((2, 2))
 _ZERO_COV.setflags(write=False)
@@ -249,6 +250,40 @@ class ExtractionResult:
         """``(N, 2, 2)`` intensity-weighted second moments (px^2)."""
         return self._cov.copy()
 
+    def to_table(self, origin: str = "center") -> Any:
+        """The stars as an astropy ``Table``, brightest first.
+
+        Parameters
+        ----------
+        origin : {'center', 'zero', 'fits'}
+            Pixel convention of the ``x``, ``y`` columns: centred pixels (default),
+            0-based array pixels (photutils' convention), or 1-based FITS pixels.
+
+        Returns
+        -------
+        astropy.table.Table
+            Columns ``x``, ``y``, ``brightness``, ``cov_xx``, ``cov_xy``, ``cov_yy``
+            (px^2), ``saturated``, ``npix``, ``peak``, ``fitted``; ``meta`` holds
+            the image size, ``origin`` and the background statistics. It goes
+            back into a solve as ``solve_from_centroids(table, origin=origin, ...)``.
+        """
+        from astropy.table import Table
+
+        if origin not in ORIGINS:
+            raise InvalidArgumentError(f"origin must be one of {list(ORIGINS)}, got {origin!r}")
+        shift = {"center": (0.0, 0.0), "zero": (-0.5 + self.image_width / 2,
+                                                -0.5 + self.image_height / 2),
+                 "fits": (0.5 + self.image_width / 2, 0.5 + self.image_height / 2)}[origin]
+        table = Table({"x": self._x + shift[0], "y": self._y + shift[1],
+                       "brightness": self._brightness, "cov_xx": self._cov[:, 0, 0],
+                       "cov_xy": self._cov[:, 0, 1], "cov_yy": self._cov[:, 1, 1],
+                       "saturated": self.saturated, "npix": self.npix, "peak": self.peak,
+                       "fitted": self.fitted})
+        table.meta.update(image_width=self.image_width, image_height=self.image_height,
+                          origin=origin, background_mean=self.background_mean,
+                          background_sigma=self.background_sigma, threshold=self.threshold)
+        return table
+
     def __repr__(self) -> str:
         return (f"ExtractionResult({len(self)} centroids, {self.image_width}x{self.image_height},"
                 f" background={self.background_mean:.6g}, sigma={self.background_sigma:.4g},"
@@ -333,3 +368,70 @@ def centroids_to_array(centroids: Any, name: str = "centroids"
     if not np.isfinite(xy).all():
         raise InvalidArgumentError(f"{name} contains non-finite x/y positions")
     return xy, b
+
+
+#: Pixel origins of centroid positions (see :func:`centred_positions`).
+ORIGINS = ("center", "zero", "fits")
+#: Column-name pairs read as positions from a centroid table, in order of preference.
+_XY_COLUMNS = (("x", "y"), ("xcentroid", "ycentroid"), ("X", "Y"), ("x_fit", "y_fit"),
+               ("xcenter", "ycenter"), ("x_centroid", "y_centroid"))
+#: Column names read as brightness from a centroid table, in order of preference.
+_FLUX_COLUMNS = ("brightness", "flux", "FLUX", "flux_fit", "segment_flux", "sum")
+
+
+def is_table(obj: Any) -> bool:
+    """Whether ``obj`` is a table of centroids (an astropy ``Table``/``QTable``)."""
+    return hasattr(obj, "colnames") and hasattr(obj, "columns")
+
+
+def _column(table: Any, name: str) -> NDArray[np.float64]:
+    col = table[name]
+    values = getattr(col, "value", col)  # a Quantity column (QTable) in pixels
+    if hasattr(values, "filled"):
+        values = values.filled(np.nan)
+    return np.asarray(values, dtype=np.float64)
+
+
+def centred_positions(xy: ArrayLike, origin: str | None, width: int, height: int,
+                      name: str = "origin") -> NDArray[np.float64]:
+    """Pixel positions ``(N, 2)`` converted to centred pixel coordinates.
+
+    ``origin``: ``"center"`` (or None) for centred coordinates already (origin at the
+    image centre), ``"zero"`` for 0-based array pixels (the centre of array pixel
+    ``[row, col]`` is ``(col, row)``, as numpy, photutils and astropy's
+    ``pixel_to_world`` count), ``"fits"`` for 1-based FITS pixels (that centre is
+    ``(col + 1, row + 1)``, as ``.axy``/``.xyls`` files and FITS headers count).
+    """
+    xy = np.array(xy, dtype=np.float64, copy=True).reshape(-1, 2)
+    if origin in (None, "center"):
+        return xy
+    if origin not in ORIGINS:
+        raise InvalidArgumentError(f"{name} must be one of {list(ORIGINS)}, got {origin!r}")
+    shift = 0.5 if origin == "zero" else -0.5
+    xy[:, 0] += shift - 0.5 * width
+    xy[:, 1] += shift - 0.5 * height
+    return xy
+
+
+def table_to_array(table: Any, name: str = "centroids"
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Positions ``(N, 2)`` (in the table's own pixel convention) and brightness of a
+    centroid table.
+
+    Positions come from the first pair of columns present among ``x``/``y``,
+    ``xcentroid``/``ycentroid`` (photutils), ``X``/``Y`` (``.axy``/``.xyls``),
+    ``x_fit``/``y_fit``, ``xcenter``/``ycenter``; brightness from the first of
+    ``brightness``, ``flux``, ``FLUX``, ``flux_fit``, ``segment_flux``, ``sum``
+    (None when there is none).
+    """
+    names = set(table.colnames)
+    pair = next((p for p in _XY_COLUMNS if p[0] in names and p[1] in names), None)
+    if pair is None:
+        raise InvalidArgumentError(
+            f"{name}: the table has no position columns (one of "
+            f"{', '.join('/'.join(p) for p in _XY_COLUMNS)}); it has {sorted(names)}")
+    xy = np.column_stack([_column(table, pair[0]), _column(table, pair[1])])
+    if not np.isfinite(xy).all():
+        raise InvalidArgumentError(f"{name} contains non-finite x/y positions")
+    flux = next((c for c in _FLUX_COLUMNS if c in names), None)
+    return xy, (None if flux is None else _column(table, flux))

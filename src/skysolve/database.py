@@ -17,8 +17,10 @@ from typing import Any
 from ._options import with_options
 from .calibration.fit import CALIBRATE_DOC, calibrate
 from .calibration.options import CalibrationOptions
+from .calibration.result import CalibrateResult
 from .solver.database import PatternDatabase
 from .solver.options import SolveOptions
+from .solver.result import SolveFailure, SolveResult
 from .solver.solve import SOLVE_DOC, solve
 
 __all__ = ["SolverDatabase"]
@@ -36,10 +38,11 @@ class SolverDatabase(PatternDatabase):
     """
 
     @with_options(SolveOptions, ("self", "centroids"), SOLVE_DOC)
-    def solve_from_centroids(self, centroids: Any, options: SolveOptions):
+    def solve_from_centroids(self, centroids: Any,
+                             options: SolveOptions) -> SolveResult | SolveFailure:
         return solve(self, centroids, options)
 
     @with_options(CalibrationOptions, ("self", "solve_results", "centroids"), CALIBRATE_DOC)
     def calibrate_camera(self, solve_results: Any, centroids: Any,
-                         options: CalibrationOptions):
+                         options: CalibrationOptions) -> CalibrateResult:
         return calibrate(self, solve_results, centroids, options)

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidTypeError",
     "FileFormatError",
+    "describe",
 ]
 
 
@@ -29,3 +30,14 @@ class InvalidTypeError(SkysolveError, TypeError):
 
 class FileFormatError(SkysolveError, ValueError):
     """A file is truncated, corrupted, of another format, or of another version."""
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line for messages and tables (``strerror: filename`` for OS errors)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename and str(exc.filename) \
+            not in exc.strerror:
+        return f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line

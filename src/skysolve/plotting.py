@@ -75,6 +75,45 @@ def _stretch(image: NDArray, percentiles: tuple[float, float]) -> tuple[float, f
     return float(lo), float(hi)
 
 
+#: astropy.visualization stretches by name.
+STRETCHES = ("linear", "sqrt", "log", "asinh", "sinh", "power")
+
+
+def _norm(image: NDArray, percentiles: tuple[float, float], stretch: str) -> Any:
+    """An astropy ``ImageNormalize``: ``stretch`` between the image's percentiles."""
+    from astropy import visualization as vis
+
+    if stretch not in STRETCHES:
+        raise InvalidArgumentError(f"stretch must be one of {list(STRETCHES)}, got {stretch!r}")
+    lo, hi = _stretch(image, percentiles)
+    kind = {"linear": vis.LinearStretch, "sqrt": vis.SqrtStretch, "log": vis.LogStretch,
+            "asinh": vis.AsinhStretch, "sinh": vis.SinhStretch,
+            "power": lambda: vis.PowerStretch(2.0)}[stretch]
+    return vis.ImageNormalize(vmin=lo, vmax=hi, stretch=kind(), clip=True)
+
+
+def _wcs_axes(result: Any, width: int, height: int) -> Axes:
+    """New WCSAxes whose data coordinates are centred pixels, with an RA/Dec grid."""
+    _require_matplotlib()
+    import matplotlib.pyplot as plt
+
+    wcs = result.to_wcs().deepcopy()
+    # centred x = col + 0.5 - W/2: the reference pixel moves by W/2 - 0.5 (SIP terms are
+    # relative to it and stay valid)
+    shift = np.array([0.5 * width - 0.5, 0.5 * height - 0.5])
+    wcs.wcs.crpix = wcs.wcs.crpix - shift
+    if wcs.sip is not None:
+        from astropy.wcs import Sip
+
+        wcs.sip = Sip(wcs.sip.a, wcs.sip.b, wcs.sip.ap, wcs.sip.bp, wcs.wcs.crpix)
+    fig = plt.figure(figsize=(9.0, 7.0))
+    ax = fig.add_subplot(projection=wcs)
+    ax.coords.grid(True, color="deepskyblue", alpha=0.7, linestyle="dashed")
+    ax.coords[0].set_axislabel("RA")
+    ax.coords[1].set_axislabel("Dec")
+    return ax
+
+
 def _centroid_xy(centroids: Any) -> NDArray[np.float64]:
     from .centroids import centroids_to_array
 
@@ -115,12 +154,29 @@ def _catalog_pixels(result: Any, db: SolverDatabase, ids: ArrayLike
     return x, y
 
 
+def _reach_deg(camera: CameraModel, width: int, height: int) -> float:
+    """Largest angle (degrees) from the optical axis that the image's border reaches.
+
+    Through the camera's own projection, so a fisheye reaches past 90°; a
+    border leaving the projection's image circle reaches as far as it goes.
+    """
+    from .camera.projection import max_angle
+
+    t = np.linspace(-0.5, 0.5, 33)
+    edge = np.full(33, 0.5)
+    x = np.concatenate([t * width, t * width, -edge * width, edge * width])
+    y = np.concatenate([-edge * height, edge * height, t * height, t * height])
+    z = camera.pixel_to_vectors(x, y)[:, 2]
+    if not np.isfinite(z).all():
+        return float(np.degrees(max_angle(camera.projection_code)))
+    return float(np.degrees(np.arccos(np.clip(z.min(), -1.0, 1.0))))
+
+
 def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit: int
                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """Brightest catalog stars projected inside the image: x, y, catalog id."""
-    half_diag = 0.5 * np.hypot(width, height)
-    radius = np.degrees(np.arctan(half_diag / result.camera_model.focal_length_px)) * 1.1
-    idx = db.cone_indices(result.ra_deg, result.dec_deg, min(float(radius), 90.0))
+    radius = _reach_deg(result.camera_model, width, height) * 1.1
+    idx = db.cone_indices(result.ra_deg, result.dec_deg, min(radius, 180.0))
     empty = np.zeros(0)
     if len(idx) == 0:
         return empty, empty, np.zeros(0, np.int64)
@@ -129,7 +185,8 @@ def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit
     dec = np.array([s.dec_deg for s in stars])
     ids = np.array([s.id for s in stars], dtype=np.int64)
     x, y = result.world_to_pixel(ra, dec)
-    inside = (np.isfinite(x) & (np.abs(x) <= width / 2) & (np.abs(y) <= height / 2))
+    with np.errstate(invalid="ignore"):  # NaN: directions the projection does not image
+        inside = (np.isfinite(x) & (np.abs(x) <= width / 2) & (np.abs(y) <= height / 2))
     keep = np.flatnonzero(inside)[:limit]
     return x[keep], y[keep], ids[keep]
 
@@ -137,7 +194,8 @@ def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit
 def plot_solution(image: ArrayLike, result: Any, centroids: Any,
                   db: SolverDatabase | None = None, ax: Axes | None = None, *,
                   percentiles: tuple[float, float] = (1.0, 99.5), max_field_stars: int = 200,
-                  max_labels: int = 20, cmap: str = "gray") -> Axes:
+                  max_labels: int = 20, cmap: str = "gray", stretch: str = "linear",
+                  wcs_grid: bool = False) -> Axes:
     """Draw an image with its detected, matched and catalog stars.
 
     Parameters
@@ -161,10 +219,16 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
         Matched stars labelled with their catalog id (brightest first).
     cmap : str
         Matplotlib colour map of the image.
+    stretch : {'linear', 'sqrt', 'log', 'asinh', 'sinh', 'power'}
+        astropy visualization stretch applied between the percentiles.
+    wcs_grid : bool
+        Draw on astropy WCSAxes (a new figure; ``ax`` must be None): an RA/Dec
+        coordinate grid from the solution's WCS over the image (a solved image only).
 
     Returns
     -------
     matplotlib.axes.Axes
+        A WCSAxes with ``wcs_grid``; its data coordinates are still centred pixels.
 
     Notes
     -----
@@ -174,11 +238,20 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
     centroid is fainter than the detection limit or lost in a blend).
     """
     img = _image_2d(image)
-    ax = _axes(ax)
     h, w = img.shape
-    lo, hi = _stretch(img, percentiles)
-    ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, extent=_extent(w, h), origin="upper",
-              interpolation="nearest")
+    if wcs_grid and bool(result):
+        if ax is not None:
+            raise InvalidArgumentError("wcs_grid draws on new WCSAxes: do not pass ax")
+        ax = _wcs_axes(result, w, h)
+    else:
+        ax = _axes(ax)
+    if hasattr(ax, "coords"):
+        # WCSAxes refuse origin="upper": the same placement (row 0 at y = -h/2) as "lower"
+        ax.imshow(img, cmap=cmap, norm=_norm(img, percentiles, stretch),
+                  extent=(-w / 2, w / 2, -h / 2, h / 2), origin="lower", interpolation="nearest")
+    else:
+        ax.imshow(img, cmap=cmap, norm=_norm(img, percentiles, stretch), extent=_extent(w, h),
+                  origin="upper", interpolation="nearest")
     xy = _centroid_xy(centroids)
     solved = bool(result)
     matched = np.zeros(len(xy), bool)
@@ -215,8 +288,9 @@ def plot_solution(image: ArrayLike, result: Any, centroids: Any,
                             textcoords="offset points", color="cyan", fontsize=7)
     ax.set_xlim(-w / 2, w / 2)
     ax.set_ylim(h / 2, -h / 2)
-    ax.set_xlabel("x (px from centre)")
-    ax.set_ylabel("y (px from centre)")
+    if not hasattr(ax, "coords"):  # WCSAxes label their own RA/Dec axes
+        ax.set_xlabel("x (px from centre)")
+        ax.set_ylabel("y (px from centre)")
     if solved:
         ax.set_title(f"RA {result.ra_deg:.4f}  Dec {result.dec_deg:+.4f}  roll "
                      f"{result.roll_deg:.2f}  FOV {result.fov_deg:.3f} deg  "
@@ -337,9 +411,13 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     Notes
     -----
     The displacement is ``distorted - ideal``: where the model moves a star
-    image that a pinhole camera with the same focal length and optical centre
-    would put at ``ideal`` (both in centred pixels). The colour shows its length
-    in pixels, the arrows its direction; the cross marks the optical centre.
+    image that a distortion-free lens of the same projection, focal length and
+    optical centre would put at ``ideal`` (both in centred pixels). The colour
+    shows its length in pixels, the arrows its direction; the cross marks the
+    optical centre. For a fisheye projection, dashed cyan lines label the angle
+    from the optical axis (every 30°, distortion included) and the dotted line
+    is the edge of what the projection images (its image circle), when those
+    fall on the image.
     """
     from .camera.model import CameraModel
 
@@ -381,9 +459,13 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     ax.quiver(gx.ravel(), gy.ravel(), gdx * scale, gdy * scale, angles="xy",
               scale_units="xy", scale=1.0, color="white" if top > 0 else "black", width=0.003)
     ax.plot([c[0]], [c[1]], marker="+", color="cyan", markersize=12, mew=1.5)
+    if camera_model.projection != "pinhole":
+        _off_axis_contours(ax, camera_model, fx, fy)
     _image_frame(ax, w, h)
     kind = type(dist).__name__ if dist is not None else "no distortion"
-    ax.set_title(f"{kind}: max {top:.3g} px over the image, arrows x{scale:.3g}", fontsize=9)
+    lens = "" if camera_model.projection == "pinhole" else f"{camera_model.projection} lens, "
+    ax.set_title(f"{lens}{kind}: max {top:.3g} px over the image, arrows x{scale:.3g}",
+                 fontsize=9)
     return ax
 
 
@@ -439,3 +521,24 @@ def plot_distortion_uncertainty(result: Any, ax: Axes | None = None, image: int 
     ax.set_title(f"1-sigma ({method}, {which}): median {np.median(sigma):.3g}{unit}, "
                  f"max {np.max(sigma):.3g}{unit}", fontsize=9)
     return ax
+
+
+def _off_axis_contours(ax: Axes, camera_model: CameraModel, fx: NDArray, fy: NDArray) -> None:
+    """Lines of equal angle from the optical axis (every 30°) and the image circle's edge."""
+    from .camera.projection import max_angle, radius_of_angle
+
+    z = camera_model.pixel_to_vectors(fx, fy)[..., 2]
+    theta = np.degrees(np.arccos(np.clip(z, -1.0, 1.0)))
+    levels = [t for t in range(30, 180, 30) if np.nanmin(theta) < t < np.nanmax(theta)]
+    if levels:
+        cs = ax.contour(fx, fy, theta, levels=levels, colors="cyan", linewidths=0.7,
+                        linestyles="dashed")
+        ax.clabel(cs, fmt="%d°", fontsize=7, colors="cyan")
+    # the edge of the projection's image: the circle |p| = g(max angle) of the plane
+    code = camera_model.projection_code
+    rho = float(radius_of_angle(max_angle(code), code))
+    if np.isfinite(rho):
+        phi = np.linspace(0.0, 2.0 * np.pi, 361)
+        ex, ey = camera_model.plane_to_pixel(rho * np.cos(phi), rho * np.sin(phi))
+        ax.plot(ex, ey, color="cyan", linewidth=0.9, linestyle="dotted",
+                label="edge of the image circle")

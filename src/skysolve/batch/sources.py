@@ -22,7 +22,7 @@ import numpy as np
 from ..centroids import ExtractionResult
 from ..errors import InvalidTypeError
 
-__all__ = ["is_centroid_source", "frame_centroids"]
+__all__ = ["is_centroid_source", "frame_centroids", "frame_image"]
 
 
 def is_centroid_source(source: Any) -> bool:
@@ -36,6 +36,22 @@ def is_centroid_source(source: Any) -> bool:
     return False
 
 
+def frame_image(source: Any, *, hdu: int | str | None = None,
+                section: Any = None) -> np.ndarray | None:
+    """The image of an image source (a path is read here), None for centroids."""
+    if is_centroid_source(source):
+        return None
+    if isinstance(source, str | os.PathLike):
+        from ..io.images import read_image
+
+        return read_image(source, hdu=hdu, section=section)
+    if isinstance(source, np.ndarray):
+        return source
+    raise InvalidTypeError(
+        "a frame must be an image path, a 2-D image array or centroids, got "
+        f"{type(source).__name__}")
+
+
 def frame_centroids(source: Any, extraction: Any = None, *, hdu: int | str | None = None,
                     section: Any = None) -> tuple[Any, tuple[int, int] | None]:
     """The centroids of a frame source and its image shape ``(height, width)``.
@@ -45,21 +61,12 @@ def frame_centroids(source: Any, extraction: Any = None, *, hdu: int | str | Non
     defaults); centroid sources are returned as they are, with the shape of
     an :class:`~skysolve.ExtractionResult` or None.
     """
-    if is_centroid_source(source):
+    image = frame_image(source, hdu=hdu, section=section)
+    if image is None:
         if isinstance(source, ExtractionResult):
             return source, (source.image_height, source.image_width)
         return source, None
     from ..extraction import ExtractionOptions, extract
 
-    if isinstance(source, str | os.PathLike):
-        from ..io.images import read_image
-
-        image = read_image(source, hdu=hdu, section=section)
-    elif isinstance(source, np.ndarray):
-        image = source
-    else:
-        raise InvalidTypeError(
-            "a frame must be an image path, a 2-D image array or centroids, got "
-            f"{type(source).__name__}")
     ext = extract(image, extraction if extraction is not None else ExtractionOptions())
     return ext, (int(image.shape[0]), int(image.shape[1]))

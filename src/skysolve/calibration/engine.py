@@ -68,16 +68,17 @@ class Fitted:
 
     def camera(self, width: int, height: int) -> CameraModel:
         return make_camera(self.problem.basis, self.params, self.problem.sign < 0, width, height,
-                           always=True)
+                           always=True, projection=self.problem.projection)
 
 
 def make_camera(basis: Basis, p: Params, parity: bool, width: int, height: int,
-                always: bool = False) -> CameraModel:
-    """The camera of shared parameters ``p`` (without a distortion model when every
-    coefficient is 0, unless ``always``)."""
+                always: bool = False, projection: str = "pinhole") -> CameraModel:
+    """The camera of shared parameters ``p`` under the lens ``projection`` (without a
+    distortion model when every coefficient is 0, unless ``always``)."""
     dist = (basis.to_distortion(p.coeffs, width, height, p.crpix, p.center)
             if always or np.any(p.coeffs) else None)
-    return CameraModel(p.f, width, height, crpix=p.crpix, parity_flip=parity, distortion=dist)
+    return CameraModel(p.f, width, height, crpix=p.crpix, parity_flip=parity, distortion=dist,
+                       projection=projection)
 
 
 def _scale_free(images: list[Pairs], options: CalibrationOptions) -> list[bool]:
@@ -103,13 +104,14 @@ def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: 
     params = Params(f, crpix, c, center)
     for im in images:
         im.scale = 1.0
-    _refit_attitudes(images, make_camera(basis, params, parity, width, height))
+    _refit_attitudes(images, make_camera(basis, params, parity, width, height,
+                                         projection=start.projection))
     several = len(images) >= 2
     fit_crpix = (options.model == "radial" or order == 1) and several
     fit_center = (options.model == "radial" and several
                   and options.fit_distortion_center is not False)
     problem = Problem(images, basis, -1.0 if parity else 1.0, fit_crpix, fit_center,
-                      _scale_free(images, options))
+                      _scale_free(images, options), start.projection)
     if 2 * problem.n_pairs < problem.n_params + 2:
         raise InvalidArgumentError(
             f"{problem.n_pairs} matched stars cannot constrain {problem.n_params} parameters "

@@ -1,4 +1,5 @@
-"""Each calibrated image's mapping as a FITS TAN-SIP WCS, checked against the mapping.
+"""Each calibrated image's mapping as a FITS TAN-SIP WCS, checked against the mapping
+(ARC/ZEA/STG/SIN-SIP for a fisheye camera).
 
 The calibrated mapping of image ``i`` takes a pixel through the shared camera
 at that image's plate scale (:meth:`CalibrateResult.image_camera`) and its
@@ -43,7 +44,8 @@ def _sky(result: Any, image: int, x: NDArray[np.float64],
 
 def image_wcs(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
               pixel_offset: tuple[float, float] = (0.0, 0.0)) -> tuple[Any, float]:
-    """TAN-SIP WCS of one calibrated image and its largest error over the image, px.
+    """TAN-SIP WCS of one calibrated image (the camera's zenithal projection with SIP
+    terms for a fisheye) and its largest error over the image, px.
 
     Parameters
     ----------
@@ -79,7 +81,8 @@ def image_wcs(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
     fits_px = np.stack([x + 0.5 + w / 2, y + 0.5 + h / 2], axis=1) + off
     crpix = np.asarray(cam.crpix) + [0.5 + w / 2, 0.5 + h / 2] + off
     wcs = fit_sip_wcs(fits_px, sky, crpix, centre, sip_order,
-                      pixel_shape=(int(round(w + off[0])), int(round(h + off[1]))))
+                      pixel_shape=(int(round(w + off[0])), int(round(h + off[1]))),
+                      projection=cam.projection)
     ra, dec = wcs.all_pix2world(fits_px[:, 0], fits_px[:, 1], 1)
     err = angle_between(radec_to_vector(ra, dec), sky) * cam.focal_length_px
     return wcs, float(np.max(err))

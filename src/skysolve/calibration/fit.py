@@ -17,6 +17,12 @@ to minimise the pixel residuals of the camera model (see
     u       = m_i f (s X/Z, Y/Z),  (X, Y, Z) = R_i @ star,  s = -1 if parity_flip
     pixel   = crpix + distort(u)
 
+for the pinhole projection; for the others (fisheyes, see
+:mod:`skysolve.camera.projection`) ``(X/Z, Y/Z)`` is replaced by the
+projection-plane point ``g(theta) (cos phi, sin phi)`` of the direction, so
+focal length, optical centre and distortion are fitted on top of the
+camera's projection.
+
 Per-image terms
 ---------------
 What differs between the images of one camera is fitted per image: the
@@ -49,7 +55,8 @@ residuals when stars are weighted), so for Gaussian errors a genuine star is
 rejected with probability ``exp(-sigma_clip**2)``. The first step uses every
 pair, because the starting model may lack the distortion that makes the
 corner stars look like outliers. Iteration stops when the inlier rms changes
-by less than ``convergence_threshold_px`` or after ``max_iterations`` steps.
+by less than ``convergence_threshold_px`` and the clipping changed fewer than
+1 % of the pairs, or after ``max_iterations`` steps.
 
 The polynomial is fitted in the direction ``polynomial_primary`` says (by
 default pixel → sky, that of FITS SIP; see :mod:`skysolve.calibration.basis`).

@@ -179,5 +179,9 @@ def image_pairs(db: PatternDatabase, results: list, cents: list,
     if len({cam.parity_flip for cam in cameras}) > 1:
         raise InvalidArgumentError(
             "solve_results disagree on parity_flip: images of one camera share one parity")
+    if len({cam.projection for cam in cameras}) > 1:
+        raise InvalidArgumentError(
+            "solve_results disagree on the lens projection: images of one camera share one "
+            f"(got {sorted({cam.projection for cam in cameras})})")
     n_pairs = sum(len(im) for im in images)
     return images, cameras, math.sqrt(before_sq / n_pairs), width, height

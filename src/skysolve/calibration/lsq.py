@@ -12,7 +12,9 @@ focal length (1 when not fitted).
 Residuals
 ---------
 With ``(xi, eta)`` the camera tangent-plane coordinates of a star (its
-apparent direction rotated by ``R_i``) and ``u = m_i f (s xi, eta)`` (``s =
+apparent direction rotated by ``R_i``) -- for a lens projection other than
+the pinhole one its projection-plane point ``g(theta) (cos phi, sin phi)``
+(:mod:`skysolve.camera.projection`) -- and ``u = m_i f (s xi, eta)`` (``s =
 -1`` for a mirrored camera) its ideal offset from the optical centre:
 
 * forward models predict ``pixel = crpix + center + distort(u - center)``
@@ -48,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
-from ..geometry import tanplane_from_camera_vectors
+from ..camera.projection import PINHOLE, PROJECTIONS, vectors_to_plane
 from .basis import Basis, solve_normal
 
 __all__ = ["Pairs", "Params", "Problem", "robust_rms", "core_rms", "rms", "inverse_normal"]
@@ -139,12 +141,31 @@ def rms(res: NDArray[np.float64]) -> float:
     return float(np.sqrt(np.mean(np.sum(res * res, axis=1)))) if len(res) else math.nan
 
 
-def _dtan_domega(t: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``d(xi, eta) / d omega`` for ``v' = v + omega x v``, each ``(n, 3)``."""
-    xi, eta = t[:, 0], t[:, 1]
-    dxi = np.stack([-xi * eta, 1.0 + xi * xi, -eta], axis=1)
-    deta = np.stack([-(1.0 + eta * eta), xi * eta, xi], axis=1)
-    return dxi, deta
+def _plane(v: NDArray[np.float64], proj: int) -> NDArray[np.float64]:
+    """Projection-plane coordinates ``(n, 2)`` of camera vectors ``(n, 3)`` (for the
+    pinhole projection the tangent plane, ``(X/Z, Y/Z)``)."""
+    return np.stack(vectors_to_plane(v, proj), axis=1)
+
+
+def _plane_rotation_jacobian(t: NDArray[np.float64], v: NDArray[np.float64],
+                             proj: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Derivatives ``(n, 3)`` of the projection-plane x and y of each pair with respect
+    to a small rotation ``omega`` of its image, ``v -> v + omega x v``.
+
+    Closed form for the pinhole projection; central differences for the others
+    (a smooth mapping away from the axis, the step far below any residual).
+    """
+    if proj == PINHOLE:
+        xi, eta = t[:, 0], t[:, 1]
+        dxi = np.stack([-xi * eta, 1.0 + xi * xi, -eta], axis=1)
+        deta = np.stack([-(1.0 + eta * eta), xi * eta, xi], axis=1)
+        return dxi, deta
+    h = 1e-6
+    d = np.empty((len(v), 2, 3))
+    for k in range(3):
+        turn = np.cross(np.eye(3)[k], v)  # omega_k e_k x v
+        d[:, :, k] = (_plane(v + h * turn, proj) - _plane(v - h * turn, proj)) / (2.0 * h)
+    return d[:, 0, :], d[:, 1, :]
 
 
 def _inv2(m: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -178,11 +199,15 @@ class Problem:
         Whether the optical centre / the radial distortion centre are free.
     scale_free : sequence of bool
         Per image, whether its plate scale is free (the gauge needs two or more).
+    projection : str
+        The camera's lens projection (:data:`skysolve.camera.projection.PROJECTIONS`).
     """
 
     def __init__(self, images: list[Pairs], basis: Basis, sign: float, fit_crpix: bool,
-                 fit_center: bool, scale_free: list[bool]) -> None:
+                 fit_center: bool, scale_free: list[bool], projection: str = "pinhole") -> None:
         self.images = images
+        self.projection = projection
+        self.proj = PROJECTIONS.index(projection)
         self.basis = basis
         self.sign = sign
         self.fit_crpix = fit_crpix
@@ -244,7 +269,8 @@ class Problem:
 
     def _evaluate(self, im: Pairs, p: Params, want_design: bool):
         b = self.basis
-        t = np.stack(tanplane_from_camera_vectors(im.stars @ im.R.T), axis=1)
+        v = im.stars @ im.R.T
+        t = _plane(v, self.proj)
         base = p.f * np.stack([self.sign * t[:, 0], t[:, 1]], axis=1)
         u = im.scale * base
         if b.primary == "inverse":
@@ -271,7 +297,7 @@ class Problem:
         col += b.size
         if self.fit_center:
             a[:, :, col:col + 2] = np.eye(2) - jac
-        dxi, deta = _dtan_domega(t)
+        dxi, deta = _plane_rotation_jacobian(t, v, self.proj)
         du = im.scale * p.f * np.stack([self.sign * dxi, deta], axis=1)
         a[:, :, self.n_glob:self.n_glob + 3] = _apply(m, du)
         a[:, :, self.n_glob + 3] = _apply(m, base)

@@ -37,7 +37,8 @@ from numpy.typing import NDArray
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from ..geometry import tanplane_from_camera_vectors, wahba_rotation
+from ..camera.projection import plane_to_vectors, vectors_to_plane
+from ..geometry import wahba_rotation
 from .lsq import Params
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,7 +111,7 @@ def _project(problem: Problem, theta: NDArray[np.float64], v: NDArray[np.float64
     basis = problem.basis
     f, crpix, c, center, rot = _unpack(theta, basis.size, fit_center)
     w = Rotation.from_rotvec(rot).apply(v)
-    xi, eta = tanplane_from_camera_vectors(w)
+    xi, eta = vectors_to_plane(w, problem.proj)
     u = f * np.stack([problem.sign * xi, eta], axis=1)
     q = u - center
     return crpix + u + basis.displacement(q, c)
@@ -118,13 +119,13 @@ def _project(problem: Problem, theta: NDArray[np.float64], v: NDArray[np.float64
 
 def _fit_from(problem: Problem, p: NDArray[np.float64], v: NDArray[np.float64], f: float,
               crpix: NDArray[np.float64], fit_center: bool):
-    """Least-squares radial camera fitted to pixels ``p`` and directions ``v`` from a
-    pinhole start centred on ``crpix``; returns (cost, theta)."""
+    """Least-squares radial camera fitted to pixels ``p`` and directions ``v`` from an
+    undistorted start centred on ``crpix``; returns (cost, theta)."""
     s = problem.sign
     u = p - crpix
-    pin = np.stack([s * u[:, 0] / f, u[:, 1] / f, np.ones(len(u))], axis=1)
-    pin /= np.linalg.norm(pin, axis=1)[:, None]
-    rot = Rotation.from_matrix(wahba_rotation(pin, v)).as_rotvec()
+    pin = plane_to_vectors(s * u[:, 0] / f, u[:, 1] / f, problem.proj)
+    ok = np.all(np.isfinite(pin), axis=1) & np.all(np.isfinite(v), axis=1)
+    rot = Rotation.from_matrix(wahba_rotation(pin[ok], v[ok])).as_rotvec()
     theta0 = np.concatenate([[f], crpix, np.zeros(problem.basis.size),
                              np.zeros(2) if fit_center else [], rot])
 
@@ -142,6 +143,8 @@ def radial_start(problem: Problem, start: Params, poly: CameraModel, width: int,
     ``poly``) is rotated into the start camera's frame in place."""
     p = _grid(width, height)
     v = poly.pixel_to_vectors(p[:, 0], p[:, 1])
+    seen = np.all(np.isfinite(v), axis=1)  # a fisheye's image circle may not fill the image
+    p, v = p[seen], v[seen]
     starts = [np.asarray(poly.crpix, dtype=np.float64)]
     axis = metric_axis(poly, width, height)
     if axis is not None and np.all(np.isfinite(axis)) and \

@@ -55,7 +55,7 @@ def _skeleton(problem: Problem) -> Problem:
                     None if im.velocity is None else im.velocity.copy())
               for im in problem.images]
     out = Problem(images, problem.basis, problem.sign, problem.fit_crpix, problem.fit_center,
-                  list(problem.scale_free))
+                  list(problem.scale_free), problem.projection)
     out.scale_free = problem.scale_free.copy()
     return out
 

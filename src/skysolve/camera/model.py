@@ -1,17 +1,23 @@
-"""Camera intrinsics: focal length, optical centre, parity and lens distortion.
+"""Camera intrinsics: lens projection, focal length, optical centre, parity, distortion.
 
 A :class:`CameraModel` maps centred pixel coordinates ``(x, y)`` (origin at the
 geometric image centre, +x right, +y down; see the package conventions) to
-camera-frame tangent-plane coordinates ``(xi, eta) = (X/Z, Y/Z)`` (camera +X
-right, +Y down, +Z along the boresight) and back::
+camera-frame directions (camera +X right, +Y down, +Z along the boresight)
+and back::
 
     u, v   = x - crpix[0], y - crpix[1]          # offsets from the optical centre
     u', v' = distortion.undistort(u, v)          # if the model has distortion
-    xi     = s * u' / f,  s = -1 if parity_flip else +1
-    eta    = v' / f
+    p      = (s * u' / f, v' / f),  s = -1 if parity_flip else +1
+    direction = projection⁻¹(p)                  # skysolve.camera.projection
+
+``p`` are the projection-plane coordinates; for the default pinhole
+(gnomonic) projection they are the tangent-plane coordinates
+``(xi, eta) = (X/Z, Y/Z)``, for the fisheye projections the direction at angle
+``theta`` from the axis lies at radius ``|p| = g(theta)`` (``theta``,
+``2 sin(theta/2)``, ``2 tan(theta/2)`` or ``sin(theta)``).
 
 ``parity_flip=True`` describes images that are mirror images of the sky as a
-pinhole camera with this frame would see it: the x axis is negated.
+camera with this frame would see it: the x axis is negated.
 
 Camera files are human-readable JSON (``{"format": "skysolve-camera",
 "version": 1, ...}``) ending in a SHA-256 ``checksum`` of the text; delete
@@ -36,7 +42,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _args
-from ..camera.distortion import PolynomialDistortion, RadialDistortion, distortion_from_dict
 from ..errors import FileFormatError, InvalidArgumentError, InvalidTypeError
 from ..geometry import (
     as_rotation_matrix,
@@ -45,6 +50,8 @@ from ..geometry import (
     tanplane_from_camera_vectors,
     vector_to_radec,
 )
+from . import projection as _proj
+from .distortion import PolynomialDistortion, RadialDistortion, distortion_from_dict
 
 __all__ = ["CameraModel", "CAMERA_FILE_FORMAT", "CAMERA_FILE_VERSION", "read_camera_file"]
 
@@ -58,7 +65,7 @@ Distortion = RadialDistortion | PolynomialDistortion
 FloatOrArray = float | NDArray[np.float64]
 
 _FIELDS = ("focal_length_px", "image_width", "image_height", "crpix", "parity_flip",
-           "distortion")
+           "distortion", "projection")
 
 
 def _check_size(value: Any, name: str) -> int:
@@ -89,6 +96,10 @@ def _check_crpix(value: Any) -> NDArray[np.float64]:
 
 def _check_parity(value: Any) -> bool:
     return _args.flag(value, "parity_flip")
+
+def _check_projection(value: Any) -> int:
+    return _proj.code_of(value)
+
 
 def _check_distortion(value: Any) -> Distortion | None:
     if value is None or isinstance(value, RadialDistortion | PolynomialDistortion):
@@ -135,7 +146,7 @@ def _checksum_tail(checksum: str) -> str:
 
 
 class CameraModel:
-    """Pinhole camera with optical-centre offset, parity and optional lens distortion.
+    """Camera with a lens projection, optical-centre offset, parity and lens distortion.
 
     Parameters
     ----------
@@ -150,6 +161,11 @@ class CameraModel:
         True for images that are mirror images of the sky (x axis negated).
     distortion : RadialDistortion or PolynomialDistortion, optional
         Lens distortion acting on pixel offsets from the optical centre.
+    projection : {'pinhole', 'equidistant', 'equisolid', 'stereographic', 'orthographic'}
+        How the angle from the optical axis becomes a radius on the detector
+        (:mod:`skysolve.camera.projection`): ``pinhole`` (gnomonic, the
+        default: rectilinear lenses), or a fisheye ``r = f theta``,
+        ``r = 2 f sin(theta/2)``, ``r = 2 f tan(theta/2)``, ``r = f sin(theta)``.
 
     Notes
     -----
@@ -157,40 +173,48 @@ class CameraModel:
     compare equal when every parameter is identical, hash, and pickle.
     """
 
-    __slots__ = ("_f", "_w", "_h", "_crpix", "_parity", "_distortion")
+    __slots__ = ("_f", "_w", "_h", "_crpix", "_parity", "_distortion", "_proj")
 
     def __init__(self, focal_length_px: float, image_width: int, image_height: int,
                  crpix: ArrayLike | None = None, parity_flip: bool = False,
-                 distortion: Distortion | None = None) -> None:
+                 distortion: Distortion | None = None, projection: str = "pinhole") -> None:
         self._f = _check_focal(focal_length_px)
         self._w = _check_size(image_width, "image_width")
         self._h = _check_size(image_height, "image_height")
         self._crpix = _check_crpix(crpix)
         self._parity = _check_parity(parity_flip)
         self._distortion = _check_distortion(distortion)
+        self._proj = _check_projection(projection)
 
     @classmethod
     def from_fov(cls, fov_deg: float, image_width: int, image_height: int | None = None, *,
                  crpix: ArrayLike | None = None, parity_flip: bool = False,
-                 distortion: Distortion | None = None) -> CameraModel:
+                 distortion: Distortion | None = None,
+                 projection: str = "pinhole") -> CameraModel:
         """Camera whose horizontal field of view is ``fov_deg``.
 
         Parameters
         ----------
         fov_deg : float
-            Horizontal field of view in degrees, ``0 < fov_deg < 180``:
-            ``focal_length_px = (image_width / 2) / tan(fov_deg / 2)``.
+            Horizontal field of view in degrees, from the left to the right edge
+            through the optical axis: ``focal_length_px = (image_width / 2) /
+            g(fov_deg / 2)`` with the projection's ``g`` (pinhole: ``tan``, so
+            ``0 < fov_deg < 180``; the fisheyes reach 360, orthographic 180).
         image_width : int
         image_height : int, optional
             Defaults to ``image_width``.
-        crpix, parity_flip, distortion
-            As for the constructor (defaults: centred, no flip, no distortion).
+        crpix, parity_flip, distortion, projection
+            As for the constructor (defaults: centred, no flip, no distortion,
+            pinhole).
         """
-        fov = _args.positive(fov_deg, "fov_deg", maximum=180.0, open_max=True)
+        code = _check_projection(projection)
+        limit = 2.0 * math.degrees(_proj.max_angle(code))
+        fov = _args.positive(fov_deg, "fov_deg", maximum=limit, open_max=code in (0, 3))
         w = _check_size(image_width, "image_width")
         h = w if image_height is None else image_height
-        f = 0.5 * w / math.tan(math.radians(0.5 * fov))
-        return cls(f, w, h, crpix=crpix, parity_flip=parity_flip, distortion=distortion)
+        f = _proj.focal_from_fov(math.radians(fov), w, code)
+        return cls(f, w, h, crpix=crpix, parity_flip=parity_flip, distortion=distortion,
+                   projection=_proj.PROJECTIONS[code])
 
     # -- properties
     @property
@@ -229,20 +253,80 @@ class CameraModel:
         return self._distortion
 
     @property
+    def projection(self) -> str:
+        """The lens projection (see :mod:`skysolve.camera.projection`)."""
+        return _proj.PROJECTIONS[self._proj]
+
+    @property
+    def projection_code(self) -> int:
+        """Integer code of :attr:`projection` (the index in ``projection.PROJECTIONS``)."""
+        return self._proj
+
+    def _fov(self, size: int) -> float:
+        # an image wider than the projection's image circle sees its whole domain
+        rho = min(0.5 * size / self._f, float(_proj.radius_of_angle(
+            _proj.max_angle(self._proj) * (1 - 1e-12), self._proj)))
+        return math.degrees(2.0 * float(_proj.angle_of_radius(rho, self._proj)))
+
+    @property
     def fov_deg(self) -> float:
-        """Horizontal field of view ``2 atan(W / 2f)`` in degrees (distortion ignored)."""
-        return math.degrees(2.0 * math.atan(0.5 * self._w / self._f))
+        """Horizontal field of view through the optical axis, degrees (distortion ignored).
+
+        ``2 atan(W / 2f)`` for the pinhole projection, ``2 g^-1(W / 2f)`` for the others.
+        """
+        if self._proj == _proj.PINHOLE:
+            return math.degrees(2.0 * math.atan(0.5 * self._w / self._f))
+        return self._fov(self._w)
 
     @property
     def fov_vertical_deg(self) -> float:
-        """Vertical field of view ``2 atan(H / 2f)`` in degrees (distortion ignored)."""
-        return math.degrees(2.0 * math.atan(0.5 * self._h / self._f))
+        """Vertical field of view (as :attr:`fov_deg`, over the image height), degrees."""
+        if self._proj == _proj.PINHOLE:
+            return math.degrees(2.0 * math.atan(0.5 * self._h / self._f))
+        return self._fov(self._h)
 
     def pixel_scale(self) -> float:
         """Angular size of one pixel at the optical centre, ``atan(1/f)``, radians."""
         return math.atan(1.0 / self._f)
 
     # -- mappings
+    def ideal_offsets(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+        """Undistorted pixel offsets from the optical centre of centred pixel coordinates.
+
+        ``distortion.undistort(x - crpix[0], y - crpix[1])``: where a distortion-free
+        lens of this projection and focal length would image the same direction
+        (NaN where the distortion cannot be inverted).
+        """
+        xb, yb, scalar = _xy(x, y, "x", "y")
+        u = xb - self._crpix[0]
+        v = yb - self._crpix[1]
+        if self._distortion is not None:
+            u, v = self._distortion.undistort(u, v)
+            u, v = np.asarray(u), np.asarray(v)
+        return _out(u, scalar), _out(v, scalar)
+
+    def pixel_to_plane(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+        """Centred pixel coordinates → projection-plane coordinates (dimensionless).
+
+        ``(s u / f, v / f)`` of the ideal offsets, ``s = -1`` for mirrored images;
+        for the pinhole projection these are the tangent-plane coordinates.
+        """
+        u, v = self.ideal_offsets(x, y)
+        sign = -1.0 if self._parity else 1.0
+        return sign * u / self._f, v / self._f
+
+    def plane_to_pixel(self, px: ArrayLike, py: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
+        """Projection-plane coordinates → centred pixel coordinates (inverse of
+        :meth:`pixel_to_plane`; positions outside the image are returned too)."""
+        xb, yb, scalar = _xy(px, py, "px", "py")
+        sign = -1.0 if self._parity else 1.0
+        u = sign * xb * self._f
+        v = yb * self._f
+        if self._distortion is not None:
+            u, v = self._distortion.distort(u, v)
+            u, v = np.asarray(u), np.asarray(v)
+        return _out(u + self._crpix[0], scalar), _out(v + self._crpix[1], scalar)
+
     def pixel_to_tanplane(self, px: ArrayLike, py: ArrayLike) -> tuple[FloatOrArray,
                                                                           FloatOrArray]:
         """Centred pixel coordinates → camera tangent-plane coordinates.
@@ -256,16 +340,15 @@ class CameraModel:
         -------
         xi, eta : floats for scalar input, else arrays
             ``X/Z`` and ``Y/Z`` of the camera-frame direction (dimensionless;
-            radians for small angles). NaN where distortion cannot be inverted.
+            radians for small angles). NaN where distortion cannot be inverted,
+            and (fisheyes) for directions at or beyond 90° from the axis.
         """
-        xb, yb, scalar = _xy(px, py, "px", "py")
-        u = xb - self._crpix[0]
-        v = yb - self._crpix[1]
-        if self._distortion is not None:
-            u, v = self._distortion.undistort(u, v)
-            u, v = np.asarray(u), np.asarray(v)
-        sign = -1.0 if self._parity else 1.0
-        return _out(sign * u / self._f, scalar), _out(v / self._f, scalar)
+        xb, yb, _ = _xy(px, py, "px", "py")  # names the arguments in errors
+        if self._proj == _proj.PINHOLE:
+            return self.pixel_to_plane(xb, yb)
+        xi, eta = tanplane_from_camera_vectors(self.pixel_to_vectors(xb, yb))
+        scalar = np.ndim(xi) == 0
+        return _out(xi, scalar), _out(eta, scalar)
 
     def tanplane_to_pixel(self, xi: ArrayLike, eta: ArrayLike) -> tuple[FloatOrArray,
                                                                           FloatOrArray]:
@@ -274,36 +357,39 @@ class CameraModel:
         Inverse of :meth:`pixel_to_tanplane`; positions outside the image are
         returned too (no clipping).
         """
-        xb, yb, scalar = _xy(xi, eta, "xi", "eta")
-        sign = -1.0 if self._parity else 1.0
-        u = sign * xb * self._f
-        v = yb * self._f
-        if self._distortion is not None:
-            u, v = self._distortion.distort(u, v)
-            u, v = np.asarray(u), np.asarray(v)
-        return _out(u + self._crpix[0], scalar), _out(v + self._crpix[1], scalar)
+        xb, yb, _ = _xy(xi, eta, "xi", "eta")  # names the arguments in shape errors
+        if self._proj == _proj.PINHOLE:
+            return self.plane_to_pixel(xb, yb)
+        return self.vectors_to_pixel(camera_vectors_from_tanplane(xb, yb))
 
     def pixel_to_vectors(self, x: ArrayLike, y: ArrayLike) -> NDArray[np.float64]:
         """Unit camera-frame direction vectors of centred pixel positions.
 
         Returns
         -------
-        ndarray, shape ``(*shape, 3)`` (``(3,)`` for scalars)
+        ndarray, shape ``(*shape, 3)`` (``(3,)`` for scalars); NaN where the
+        pixel images no direction (outside a fisheye's image circle).
         """
-        xi, eta = self.pixel_to_tanplane(x, y)
-        return camera_vectors_from_tanplane(xi, eta)
+        px, py = self.pixel_to_plane(x, y)
+        if self._proj == _proj.PINHOLE:
+            return camera_vectors_from_tanplane(px, py)
+        return _proj.plane_to_vectors(px, py, self._proj)
 
     def vectors_to_pixel(self, vectors: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
         """Centred pixel positions of camera-frame vectors ``(..., 3)``.
 
-        Vectors need not be unit length; those with ``Z <= 0`` (behind the
-        camera) give NaN. A single ``(3,)`` vector returns floats.
+        Vectors need not be unit length; directions the projection does not
+        image (pinhole: ``Z <= 0``, behind the camera) give NaN. A single
+        ``(3,)`` vector returns floats.
         """
         v = _as_float_array(vectors, "vectors")
         if v.ndim == 0 or v.shape[-1] != 3:
             raise InvalidArgumentError(f"vectors must have shape (..., 3), got {v.shape}")
-        xi, eta = tanplane_from_camera_vectors(v)
-        return self.tanplane_to_pixel(xi, eta)
+        if self._proj == _proj.PINHOLE:
+            xi, eta = tanplane_from_camera_vectors(v)
+        else:
+            xi, eta = _proj.vectors_to_plane(v, self._proj)
+        return self.plane_to_pixel(xi, eta)
 
     def pixel_to_world(self, x: ArrayLike, y: ArrayLike, rotation: ArrayLike) -> tuple[
             FloatOrArray, FloatOrArray]:
@@ -353,13 +439,18 @@ class CameraModel:
             else self._parity
         new._distortion = _check_distortion(changes["distortion"]) \
             if "distortion" in changes else self._distortion
+        new._proj = _check_projection(changes["projection"]) if "projection" in changes \
+            else self._proj
         return new
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description of the model (used by camera files)."""
-        return {"focal_length_px": self._f, "image_width": self._w, "image_height": self._h,
-                "crpix": self._crpix.tolist(), "parity_flip": self._parity,
-                "distortion": None if self._distortion is None else self._distortion.to_dict()}
+        d = {"focal_length_px": self._f, "image_width": self._w, "image_height": self._h,
+             "crpix": self._crpix.tolist(), "parity_flip": self._parity,
+             "distortion": None if self._distortion is None else self._distortion.to_dict()}
+        if self._proj != _proj.PINHOLE:  # pinhole files stay as earlier versions wrote them
+            d["projection"] = self.projection
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CameraModel:
@@ -374,7 +465,8 @@ class CameraModel:
             raise InvalidArgumentError(f"unknown camera fields {sorted(unknown)}")
         return cls(d["focal_length_px"], d["image_width"], d["image_height"],
                    crpix=d.get("crpix"), parity_flip=d.get("parity_flip", False),
-                   distortion=distortion_from_dict(d.get("distortion")))
+                   distortion=distortion_from_dict(d.get("distortion")),
+                   projection=d.get("projection", "pinhole"))
 
     def save_to_file(self, path: str | os.PathLike[str], *,
                      calibration: Mapping[str, Any] | None = None) -> None:
@@ -427,24 +519,26 @@ class CameraModel:
 
     def __reduce__(self):
         return (_camera_from_state, (self._f, self._w, self._h, tuple(self._crpix.tolist()),
-                                     self._parity, self._distortion))
+                                     self._parity, self._distortion, self.projection))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CameraModel):
             return NotImplemented
         return (self._f == other._f and self._w == other._w and self._h == other._h
                 and bool(np.array_equal(self._crpix, other._crpix))
-                and self._parity == other._parity and self._distortion == other._distortion)
+                and self._parity == other._parity and self._distortion == other._distortion
+                and self._proj == other._proj)
 
     def __hash__(self) -> int:
         return hash((self._f, self._w, self._h, self._crpix.tobytes(), self._parity,
-                     self._distortion))
+                     self._distortion, self._proj))
 
     def __repr__(self) -> str:
+        proj = "" if self._proj == _proj.PINHOLE else f", projection={self.projection!r}"
         return (f"CameraModel(focal_length_px={self._f!r}, image_width={self._w}, "
                 f"image_height={self._h}, "
                 f"crpix=[{float(self._crpix[0])!r}, {float(self._crpix[1])!r}], "
-                f"parity_flip={self._parity}, distortion={self._distortion!r})")
+                f"parity_flip={self._parity}, distortion={self._distortion!r}{proj})")
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -520,5 +614,7 @@ def _fspath(path: Any) -> str:
 
 
 def _camera_from_state(f: float, w: int, h: int, crpix: tuple[float, float], parity: bool,
-                       distortion: Distortion | None) -> CameraModel:
-    return CameraModel(f, w, h, crpix=crpix, parity_flip=parity, distortion=distortion)
+                       distortion: Distortion | None,
+                       projection: str = "pinhole") -> CameraModel:
+    return CameraModel(f, w, h, crpix=crpix, parity_flip=parity, distortion=distortion,
+                       projection=projection)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from .common import _err, _extraction_options, _load_camera, _load_database, _output_base
-from .parser import EXIT_OK, EXIT_UNSOLVED
+from .parser import EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
 from .solve import _Table, _write_wcs_file
 
 
@@ -28,7 +29,7 @@ def _velocities(args: argparse.Namespace) -> list | None:
 
 
 def _write_frame_wcs(args: argparse.Namespace, cal, results) -> None:
-    """Each calibrated image's TAN-SIP header as ``IMAGE.wcs`` beside it."""
+    """Each calibrated image's WCS header with SIP terms as ``IMAGE.wcs`` beside it."""
     from ..calibration.export import image_header
     from .common import _read_input
 
@@ -42,7 +43,8 @@ def _write_frame_wcs(args: argparse.Namespace, cal, results) -> None:
         out = _output_base(path).with_name(_output_base(path).name + ".wcs")
         _write_wcs_file(out, hdr, full_shape, path)
         err = float(hdr["SKYERRPX"])
-        print(f"WCS:          {out} (TAN-SIP order {order}, reproduces the calibration to "
+        kind = hdr["CTYPE1"][5:]
+        print(f"WCS:          {out} ({kind} order {order}, reproduces the calibration to "
               f"{err:.1e} px)")
 
 
@@ -55,8 +57,12 @@ def _calibration_options(args: argparse.Namespace) -> dict:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .._files import atomic_path
+    from ..batch import DatabaseHandle, FrameResult, ResultsTable, open_executor
+    from ..batch.solve_many import prepare_solver
     from ..calibration.workflow import calibrate_frames, seed_passes
     from ..errors import InvalidArgumentError
+    from ..solver.options import SolveOptions
 
     out = Path(args.output)
     if out.suffix.lower() != ".json":
@@ -74,13 +80,23 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
               f"solved, calibration RMSE {cal.rmse_before_px:.3f} -> {cal.rmse_after_px:.3f} "
               f"px, {cal.n_inliers} inliers, {cal.n_outliers} outliers", flush=True)
 
-    run = calibrate_frames(
-        args.images, db, passes, fov_estimate_deg=args.fov, fov_max_error_deg=args.fov_error,
-        camera_model=camera, extraction=_extraction_options(args),
-        solve_options={"solve_timeout_ms": args.timeout},
-        calibration_options=_calibration_options(args), hdu=args.hdu, section=args.section,
-        observer_velocities_km_s=_velocities(args), progress=False if args.quiet else None,
-        on_pass=report)
+    table = None
+    if args.results:
+        table = ResultsTable(args.results, overwrite=args.overwrite)
+    elif args.overwrite:
+        _err("--overwrite needs --results FILE")
+        return EXIT_USAGE
+    options = SolveOptions(solve_timeout_ms=args.timeout, projection=args.projection)
+    handle = DatabaseHandle(db)
+    with open_executor(args.scheduler, args.jobs, database=handle, items=n,
+                       prepare=functools.partial(prepare_solver, handle, options)) as executor:
+        run = calibrate_frames(
+            args.images, db, passes, fov_estimate_deg=args.fov,
+            fov_max_error_deg=args.fov_error, camera_model=camera,
+            extraction=_extraction_options(args), solve_options=options,
+            calibration_options=_calibration_options(args), hdu=args.hdu, section=args.section,
+            observer_velocities_km_s=_velocities(args), executor=executor,
+            progress=False if args.quiet else None, on_pass=report)
     if not run.completed:
         k = run.passes[-1].number
         _err(f"pass {k}: none of the {n} images solved; check --fov, --sigma and --db")
@@ -89,11 +105,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     print(cal.summary())
     camera = run.camera_model
     results = run.final
-    table = _Table(args.images)
-    for file, res in zip(args.images, results, strict=True):
+    printed = _Table(args.images)
+    for i, (file, res) in enumerate(zip(args.images, results, strict=True)):
         rec = {"file": file, **(res.to_dict() if res else
                                 {"status": res.status, "solve_time_ms": res.solve_time_ms})}
-        table.row(rec)
+        printed.row(rec)
+        if table is not None:
+            table.add(FrameResult(file, res.status, res, num_centroids=len(run.centroids[i]),
+                                  image_shape=run.image_shape).row(i))
+    if table is not None:
+        table.flush(force=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     cal.save_to_file(out)
     print(f"camera model: {out} (focal length {camera.focal_length_px:.2f} px, FOV "
@@ -109,7 +130,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         hdr = results[first].to_header()
         hdr["HISTORY"] = f"camera {out.name} calibrated by skysolve {__version__}"
         hdr["HISTORY"] = f"pointing of {Path(args.images[first]).name}"
-        fits.PrimaryHDU(header=hdr).writeto(sip, overwrite=True)
+        with atomic_path(sip) as tmp:
+            fits.PrimaryHDU(header=hdr).writeto(tmp)
         print(f"SIP header:   {sip}")
     if args.write_wcs:
         _write_frame_wcs(args, cal, results)

@@ -39,13 +39,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror and exc.filename and str(exc.filename) \
-            not in exc.strerror:
-        return f"{exc.strerror}: {exc.filename}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())  # one line
+    from ..errors import describe
+
+    return describe(exc)
 
 
 @contextlib.contextmanager
@@ -81,20 +77,21 @@ def _is_fits(path: Path) -> bool:
     return True
 
 
-def _read_input(path: Path, hdu: int | str | None, section: str | None):
-    """Image array, 0-based (col, row) of its first pixel in the file, full (H, W) shape."""
+def _full_frame(path: Path, hdu: int | str | None, section: str | None,
+                shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """0-based (col, row) of the solved image's first pixel in the file, and the file
+    image's full (H, W); ``shape`` is the solved image's."""
     from ..io.images import parse_section, read_fits_header, read_image
 
-    image = read_image(path, hdu=hdu, section=section)
     if section is None:
-        return image, (0, 0), image.shape
+        return (0, 0), tuple(shape)
     if _is_fits(path):
         hdr = read_fits_header(path, hdu)
         full = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
     else:
         full = read_image(path).shape
     rows, cols = parse_section(section, full)
-    return image, (cols.start, rows.start), full
+    return (cols.start, rows.start), full
 
 
 def _output_base(path: Path) -> Path:

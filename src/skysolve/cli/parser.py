@@ -98,9 +98,10 @@ plate scale and the residual bias per magnitude bin.
 
 Writes the camera model (JSON, CameraModel.load_from_file reads it; its
 "calibration" block keeps the uncertainties and figures) and beside it
-CAMERA.sip.fits, a FITS header with the TAN-SIP WCS of the first solved image;
+CAMERA.sip.fits, a FITS header with the WCS of the first solved image (TAN-SIP for a
+pinhole lens; ARC, ZEA, STG or SIN with SIP terms for a fisheye, see --projection);
 with --write-wcs, IMAGE.wcs beside every image: its calibrated mapping as a
-TAN-SIP header (SKYERRPX: how closely it reproduces the calibration, px).
+FITS header with SIP terms (SKYERRPX: how closely it reproduces the calibration, px).
 
 {_EXIT_CODES_TEXT}"""
 
@@ -263,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=_option("solve", "solve_timeout_ms"), default=5000.0,
                    metavar="MS",
                    help="give up on an image after this many milliseconds (default 5000)")
+    g.add_argument("--projection", type=_option("solve", "projection", str), metavar="NAME",
+                   help="lens projection: pinhole (default; rectilinear lenses), or the "
+                        "fisheyes' equidistant, equisolid, stereographic or orthographic "
+                        "(default: the --camera model's)")
 
     parser = _Parser(
         prog="skysolve",
@@ -282,6 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "database's whole range)")
     p.add_argument("--fov-error", type=_option("solve", "fov_max_error_deg"), metavar="DEG",
                    help="largest error of --fov, degrees (default: 0.6x to 1.7x --fov)")
+    p.add_argument("--fov-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="scale hint: the horizontal field of view lies in LOW-HIGH degrees")
+    p.add_argument("--pixel-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="scale hint: the pixel scale lies in LOW-HIGH arcsec per pixel")
+    p.add_argument("--ra", type=float, metavar="DEG",
+                   help="position hint: RA of the field centre, degrees (with --dec)")
+    p.add_argument("--dec", type=float, metavar="DEG",
+                   help="position hint: Dec of the field centre, degrees (with --ra)")
+    p.add_argument("--radius", type=_option("solve", "position_radius_deg"), metavar="DEG",
+                   help="radius of the position hint, degrees (default 5); no solution "
+                        "outside it is returned")
+    p.add_argument("--parity", choices=("normal", "mirrored"),
+                   help="parity hint: only unmirrored or only mirrored images (default both)")
     p.add_argument("--camera", metavar="CAMERA.json",
                    help="calibrated camera model (fixes focal length, centre, distortion)")
     p.add_argument("--match-radius", type=_option("solve", "match_radius"), default=0.01,
@@ -295,13 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png|DIR",
                    help="draw the image with matched and catalog stars (a directory for "
                         "several images)")
-    p.add_argument("--jobs", "-j", type=_count("jobs"), default=1, metavar="N",
-                   help="solve N images in parallel processes (default 1)")
     p.add_argument("--date", type=_date, metavar="ISO",
                    help="observation time (UTC) for the aberration correction (default: "
                         "from the FITS header)")
     p.add_argument("--no-aberration", action="store_true",
                    help="do not correct annual aberration even when the time is known")
+    _batch_options(p, resume=True)
     p.set_defaults(func=_command("solve", "_cmd_solve"))
 
     # -- calibrate
@@ -330,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the camera model (and CAMERA.sip.fits beside it)")
     p.add_argument("--write-wcs", action="store_true",
                    help="write IMAGE.wcs beside each image: its calibrated mapping as a "
-                        "TAN-SIP FITS header (see --wcs-sip-order)")
+                        "FITS header with SIP terms (see --wcs-sip-order)")
     p.add_argument("--wcs-sip-order", type=_count("wcs-sip-order", 9), default=6, metavar="N",
                    help="SIP order of the --write-wcs headers, 2 to 9 (default 6)")
     p.add_argument("--catalog", choices=("gaia",),
@@ -348,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-aberration", action="store_true",
                    help="do not correct each image's velocity aberration, even when its FITS "
                         "header gives the observation time")
+    _batch_options(p, resume=False)
     p.set_defaults(func=_command("calibrate", "_cmd_calibrate"))
 
     # -- db
@@ -387,6 +405,27 @@ def build_parser() -> argparse.ArgumentParser:
     # -- demo (arguments are passed through untouched; see main())
     sub.add_parser("demo", help="run the demonstration (skysolve demo --help)", add_help=False)
     return parser
+
+
+def _batch_options(p: argparse.ArgumentParser, resume: bool) -> None:
+    """Where the images are processed, and the results table (solve and calibrate)."""
+    g = p.add_argument_group("batch options")
+    g.add_argument("--jobs", "-j", type=_count("jobs"), default=None, metavar="N",
+                   help="process images in N local worker processes (default: every core)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster: its scheduler address (tcp://HOST:8786), or "
+                        "'local' for a LocalCluster of --jobs workers (needs "
+                        "skysolve[distributed]); every worker must see the images and --db")
+    what = "solution" if resume else "final solution"
+    g.add_argument("--results", metavar="TABLE.ecsv",
+                   help=f"write one row per image (its {what}, or the reason it failed) to "
+                        "this ECSV table, kept current as images finish")
+    if resume:
+        g.add_argument("--resume", action="store_true",
+                       help="keep the rows of an existing --results table and skip the "
+                            "images done there (failed ones are tried again)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --results table")
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> int:

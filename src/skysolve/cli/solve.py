@@ -4,40 +4,40 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import math
 import os
 import sys
 import time
-import traceback
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_path
 from .common import (
     _check_not_input,
     _err,
-    _error_text,
     _extraction_options,
+    _full_frame,
     _info,
     _is_fits,
     _jsonable,
     _load_camera,
     _load_database,
     _output_base,
-    _read_input,
     _show_warning,
 )
-from .parser import EXIT_ERROR, EXIT_OK, EXIT_UNSOLVED
+from .parser import EXIT_ERROR, EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
 
 
 @dataclass(frozen=True)
 class _Job:
     """What every image of a ``solve`` command gets: the library's options and the CLI's."""
 
-    solve: Any           # SolveOptions (the camera model comes from the worker's state)
+    solve: Any           # SolveOptions, with the camera model
     extraction: Any      # ExtractionOptions
     hdu: int | str | None
     section: str | None
@@ -46,32 +46,25 @@ class _Job:
     write_wcs: bool
     update_fits: bool
     debug: bool
+    plots: dict[str, str]  # image -> plot file
 
 
 def _solve_options(args: argparse.Namespace):
     """The library's solve options from the command's flags."""
+    from ..errors import InvalidArgumentError
     from ..solver.options import SolveOptions
 
+    if (args.ra is None) != (args.dec is None):
+        raise InvalidArgumentError("--ra and --dec go together")
     return SolveOptions(fov_estimate_deg=args.fov, fov_max_error_deg=args.fov_error,
-                        match_radius=args.match_radius, solve_timeout_ms=args.timeout)
-
-
-# per-process state of solve workers (the parent uses it too when --jobs 1)
-_STATE: dict[str, Any] = {}
-
-
-def _init_worker(db_path: str, camera_path: str | None, debug: bool) -> None:
-    """ProcessPoolExecutor initializer: memory-map the database once per worker."""
-    import signal
-
-    from ..database import SolverDatabase
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    if not debug:
-        warnings.showwarning = _show_warning
-    # the parent verified the checksums already
-    _STATE["db"] = SolverDatabase.load_from_file(db_path, mmap=True, verify=False)
-    _STATE["camera"] = _load_camera(camera_path)
+                        match_radius=args.match_radius, solve_timeout_ms=args.timeout,
+                        projection=args.projection,
+                        fov_range_deg=None if args.fov_range is None else tuple(args.fov_range),
+                        pixel_scale_range_arcsec=None if args.pixel_scale is None
+                        else tuple(args.pixel_scale),
+                        position_hint=None if args.ra is None else (args.ra, args.dec),
+                        position_radius_deg=args.radius,
+                        parity_flip=None if args.parity is None else args.parity == "mirrored")
 
 
 def _velocity(path: Path, opts: _Job):
@@ -125,7 +118,8 @@ def _write_wcs_file(path: Path, header, full_shape: tuple[int, int], source: Pat
     hdr["IMAGEH"] = (int(full_shape[0]), "image height, px")
     hdr["HISTORY"] = f"WCS by skysolve {__version__} for {source.name}"
     _check_not_input(path, source)
-    fits.PrimaryHDU(header=hdr).writeto(path, overwrite=True)
+    with atomic_path(path) as tmp:
+        fits.PrimaryHDU(header=hdr).writeto(tmp)
 
 
 def _write_solved_fits(path: Path, src: Path, hdu: int | str | None, header) -> None:
@@ -156,13 +150,8 @@ def _write_solved_fits(path: Path, src: Path, hdu: int | str | None, header) -> 
                 continue
             hdr[card.keyword] = (card.value, card.comment)
         hdr["HISTORY"] = f"WCS added by skysolve {__version__}"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_path(path) as tmp:
+            hdul.writeto(tmp, output_verify="silentfix")
 
 
 def _plot_file(out: Path, image, res, centroids, db, title: str) -> None:
@@ -179,54 +168,85 @@ def _plot_file(out: Path, image, res, centroids, db, title: str) -> None:
     plot_solution(image, res, centroids, db=db, ax=ax)
     ax.set_title(f"{title}\n{ax.get_title()}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
 
 
-def _solve_one(file: str, plot: str | None, opts: _Job) -> dict[str, Any]:
-    """Read, extract, solve and write the outputs of one image; a JSON-able record."""
-    from ..errors import SkysolveError
+def _solve_one(job: _Job, handle, file: str):
+    """Read, extract, solve and write the outputs of one image (on a worker): a FrameResult."""
+    from ..batch.solve_many import process_frame
 
+    if not job.debug:
+        warnings.showwarning = _show_warning
     path = Path(file)
-    record: dict[str, Any] = {"file": file}
-    try:
-        from ..extraction import extract
-        from ..solver import solve
+    info: dict[str, Any] = {}
 
-        db, camera = _STATE["db"], _STATE.get("camera")
-        image, offset, full_shape = _read_input(path, opts.hdu, opts.section)
-        record["image_width"], record["image_height"] = int(image.shape[1]), int(image.shape[0])
-        ext = extract(image, opts.extraction)
-        record["num_centroids"] = len(ext.centroids)
-        velocity = _velocity(path, opts)
-        record["aberration_corrected"] = velocity is not None
-        res = solve(db, ext.centroids, opts.solve.replace(
-            image_shape=image.shape, camera_model=camera, observer_velocity_km_s=velocity))
-        if res:
-            record.update(res.to_dict())
-            centre = res.pixel_to_world(0.0, 0.0)
-            record["center_ra_deg"], record["center_dec_deg"] = centre if centre else (None, None)
-            record["pixel_scale_arcsec"] = math.degrees(res.camera_model.pixel_scale()) * 3600
-            if opts.write_wcs or opts.update_fits:
-                header = _wcs_header(res, offset, full_shape)
-                base = _output_base(path)
-                if opts.write_wcs:
-                    out = base.with_name(base.name + ".wcs")
-                    _write_wcs_file(out, header, full_shape, path)
-                    record["wcs_file"] = str(out)
-                if opts.update_fits:
-                    out = base.with_name(base.name + ".solved.fits")
-                    _write_solved_fits(out, path, opts.hdu, header)
-                    record["solved_fits"] = str(out)
-        else:
-            record.update(status=res.status, message=res.message,
-                          solve_time_ms=res.solve_time_ms)
+    def velocity(_source: Any):
+        v = _velocity(path, job)
+        info["aberration_corrected"] = v is not None
+        return v
+
+    fr, image, ext = process_frame(file, handle.database, job.solve, job.extraction,
+                                   hdu=job.hdu, section=job.section, observer_velocity=velocity)
+    fr.info = info
+    if fr.status == "error":
+        return fr
+    try:
+        if fr:
+            fr.info.update(_write_outputs(fr.result, path, job, fr.image_shape))
+        plot = job.plots.get(file)
         if plot is not None:
-            _plot_file(Path(plot), image, res, ext.centroids, db, path.name)
-            record["plot"] = plot
-    except (SkysolveError, OSError, ValueError, ImportError) as exc:
-        record = {"file": file, "status": "error", "message": _error_text(exc)}
-        if opts.debug:
-            record["traceback"] = traceback.format_exc()
+            _plot_file(Path(plot), image, fr.result, ext.centroids, handle.database, path.name)
+            fr.info["plot"] = plot
+    except Exception as exc:  # noqa: BLE001 - the frame's error, as process_frame does
+        from ..batch.solve_many import frame_error
+
+        frame_error(fr, exc)
+    return fr
+
+
+def _write_outputs(res, path: Path, job: _Job, shape: tuple[int, int]) -> dict[str, str]:
+    """--write-wcs and --update-fits of a solved image: the files written."""
+    out: dict[str, str] = {}
+    if not (job.write_wcs or job.update_fits):
+        return out
+    offset, full_shape = _full_frame(path, job.hdu, job.section, shape)
+    header = _wcs_header(res, offset, full_shape)
+    base = _output_base(path)
+    if job.write_wcs:
+        wcs_path = base.with_name(base.name + ".wcs")
+        _write_wcs_file(wcs_path, header, full_shape, path)
+        out["wcs_file"] = str(wcs_path)
+    if job.update_fits:
+        fits_path = base.with_name(base.name + ".solved.fits")
+        _write_solved_fits(fits_path, path, job.hdu, header)
+        out["solved_fits"] = str(fits_path)
+    return out
+
+
+def _record(fr, debug: bool) -> dict[str, Any]:
+    """The JSON record (and table row) of a frame."""
+    file = os.fspath(fr.source)
+    if fr.status == "error":
+        record = {"file": file, "status": "error", "message": fr.error}
+        if debug and fr.traceback:
+            record["traceback"] = fr.traceback
+        return _jsonable(record)
+    height, width = fr.image_shape
+    record: dict[str, Any] = {"file": file, "image_width": width, "image_height": height,
+                              "num_centroids": fr.num_centroids,
+                              "aberration_corrected": fr.info.get("aberration_corrected", False)}
+    res = fr.result
+    if res:
+        record.update(res.to_dict())
+        centre = res.pixel_to_world(0.0, 0.0)
+        record["center_ra_deg"], record["center_dec_deg"] = centre if centre else (None, None)
+        record["pixel_scale_arcsec"] = math.degrees(res.camera_model.pixel_scale()) * 3600
+    else:
+        record.update(status=res.status, message=res.message, solve_time_ms=res.solve_time_ms)
+    for key in ("wcs_file", "solved_fits", "plot"):
+        if key in fr.info:
+            record[key] = fr.info[key]
     return _jsonable(record)
 
 
@@ -285,8 +305,31 @@ class _Table:
         print(line, flush=True)
 
 
+class _Report:
+    """Prints each frame's table row or JSON line, and its error on stderr."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.debug = args.debug
+        self.table = None if args.json else _Table(args.images)
+
+    def __call__(self, _index: int, fr) -> None:
+        rec = _record(fr, self.debug)
+        if rec["status"] == "error":
+            _err(f"{rec['file']}: {rec['message']}")
+            if rec.get("traceback"):
+                print(rec["traceback"], file=sys.stderr, end="")
+        if self.table is not None:
+            self.table.row(rec)
+        else:
+            out = {k: v for k, v in rec.items() if k != "traceback"}
+            print(json.dumps(out), flush=True)
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
+    if (args.resume or args.overwrite) and not args.results:
+        _err("--resume and --overwrite need --results FILE")
+        return EXIT_USAGE
     plots = _plot_targets(args)
     if args.plot is not None:
         from ..plotting import _require_matplotlib
@@ -299,52 +342,43 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         for f in missing:
             _err(f"{f}: no such image file: {f}")
         return EXIT_ERROR
+    solve_options = _solve_options(args)  # bad hints are refused before a database loads
     db, db_path = _load_database(args)
-    opts = _Job(solve=_solve_options(args), extraction=_extraction_options(args),
-                hdu=args.hdu, section=args.section, aberration=not args.no_aberration,
-                date=args.date, write_wcs=args.write_wcs, update_fits=args.update_fits,
-                debug=args.debug)
-    _STATE.update(db=db, camera=camera)
+    from ..batch import DatabaseHandle, run_frames
+
+    job = _Job(solve=solve_options.replace(camera_model=camera),
+               extraction=_extraction_options(args), hdu=args.hdu, section=args.section,
+               aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
+               update_fits=args.update_fits, debug=args.debug,
+               plots={f: p for f, p in zip(args.images, plots, strict=True) if p is not None})
     if args.debug:
         _info(args, f"database {db_path} and options ready after "
                     f"{time.perf_counter() - t_start:.3f} s")
-    jobs = min(args.jobs, len(args.images))
-    table = None if args.json else _Table(args.images)
-    counts = {"ok": 0, "unsolved": 0, "error": 0}
+    handle = DatabaseHandle(db)
+    try:
+        batch = run_frames(functools.partial(_solve_one, job, handle), args.images,
+                           database=handle, client=args.scheduler, jobs=args.jobs,
+                           results=args.results, resume=args.resume, overwrite=args.overwrite,
+                           progress=False if args.quiet else None, on_result=_Report(args))
+    except KeyboardInterrupt:
+        if args.results:
+            _info(args, f"the frames done are in {args.results}; run again with --resume to "
+                        "finish")
+        raise
+    return _finish(args, batch)
 
-    def report(rec: dict[str, Any]) -> None:
-        status = rec["status"]
-        if status == "error":
-            counts["error"] += 1
-            _err(f"{rec['file']}: {rec['message']}")
-            if rec.get("traceback"):
-                print(rec["traceback"], file=sys.stderr, end="")
-        elif status == "match_found":
-            counts["ok"] += 1
-        else:
-            counts["unsolved"] += 1
-        if table is not None:
-            table.row(rec)
-        else:
-            out = {k: v for k, v in rec.items() if k != "traceback"}
-            print(json.dumps(out), flush=True)
 
-    if jobs <= 1:
-        for file, plot in zip(args.images, plots, strict=True):
-            report(_solve_one(file, plot, opts))
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                 initargs=(str(db_path), args.camera, args.debug)) as pool:
-            for rec in pool.map(_solve_one, args.images, plots, [opts] * len(args.images)):
-                report(rec)
-    n = len(args.images)
-    if counts["unsolved"] and not args.quiet:
-        print(f"skysolve: {counts['unsolved']} of {n} image{'s' if n > 1 else ''} not solved",
+def _finish(args: argparse.Namespace, batch) -> int:
+    """Summary lines on stderr and the exit status."""
+    n = len(batch)
+    resumed = sum(fr.resumed for fr in batch)
+    if resumed:
+        _info(args, f"{resumed} of {n} images already done in {args.results} (--resume)")
+    if batch.num_unsolved and not args.quiet:
+        print(f"skysolve: {batch.num_unsolved} of {n} image{'s' if n > 1 else ''} not solved",
               file=sys.stderr)
-    if counts["error"]:
+    if n > 1:
+        _info(args, batch.summary())
+    if batch.num_failed:
         return EXIT_ERROR
-    return EXIT_UNSOLVED if counts["unsolved"] else EXIT_OK
-
-
+    return EXIT_UNSOLVED if batch.num_unsolved else EXIT_OK

@@ -223,19 +223,24 @@ def _read_frames(paths: Sequence[Path]) -> tuple[list, list, list]:
 
 
 
-def _extract(paths: Sequence[Path], progress: bool | None) -> list[list]:
-    """The seed's extraction: the science pixels of every frame, as float32."""
+def _extract_frame(path: Path):
+    """The seed's extraction of one frame: its science pixels, as float32."""
     from astropy.io import fits
 
-    from .._progress import track
     from ..extraction import extract_centroids
 
-    cenarr = []
-    for path in track(paths, len(paths), "extracting", progress, unit="frame"):
-        img = fits.getdata(path, ext=1, memmap=False).astype(np.float32)
-        img = img[:2048, 44:2092]
-        cenarr.append(extract_centroids(img, **SEED_EXTRACTION).centroids)
-    return cenarr
+    img = fits.getdata(path, ext=1, memmap=False).astype(np.float32)
+    img = img[:2048, 44:2092]
+    return extract_centroids(img, **SEED_EXTRACTION)
+
+
+def _extract(paths: Sequence[Path], progress: bool | None, executor: Any = None) -> list[list]:
+    """The seed's extraction of every frame (on ``executor``: where the frames are read);
+    the centroid lists are made here from the results' arrays (cheaper to send)."""
+    from ..batch.executors import run_tasks
+
+    return [ext.centroids for ext in run_tasks(_extract_frame, paths, executor=executor,
+                                               progress=progress, desc="extracting")]
 
 
 def _say(out: TextIO, text: str = "") -> None:
@@ -243,7 +248,7 @@ def _say(out: TextIO, text: str = "") -> None:
 
 
 def _passes(solver: SolverDatabase, cenarr: list, progress: bool | None, out: TextIO,
-            report: DemoReport) -> CalibrationRun:
+            report: DemoReport, executor: Any = None) -> CalibrationRun:
     """The seed's four solve-and-calibrate passes, reported as they finish."""
     from ..calibration.workflow import SEED_PASSES, calibrate_frames
 
@@ -268,7 +273,8 @@ def _passes(solver: SolverDatabase, cenarr: list, progress: bool | None, out: Te
     # before), so no final solve
     return calibrate_frames(cenarr, solver, SEED_PASSES, fov_estimate_deg=SEED_FOV_DEG,
                             fov_max_error_deg=SEED_FOV_ERROR_DEG, image_shape=SCIENCE_SHAPE,
-                            final_solve=False, progress=progress, on_pass=on_pass)
+                            final_solve=False, executor=executor, progress=progress,
+                            on_pass=on_pass)
 
 
 def _calibration_figures(cal: Any, i: int, arcsec_per_px: float) -> dict[str, float]:
@@ -310,8 +316,8 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
              sectors: Sequence[int] = DEFAULT_SECTORS, *, plots: bool = True,
              force: bool = False, faint_star_depth_mag: float = FAINT_STAR_DEPTH_MAG,
              shared_optics: bool = True, plate_scale_jitter: float = 0.0,
-             progress: bool | None = None,
-             out: TextIO | None = None) -> DemoReport:
+             progress: bool | None = None, out: TextIO | None = None, client: Any = None,
+             jobs: int | None = 1) -> DemoReport:
     """Run the whole demo (see the module notes) and print its report to ``out``.
 
     Parameters
@@ -335,6 +341,12 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
         Progress bars on stderr (None: only on a terminal).
     out : text stream, optional
         Where the report goes (default ``sys.stdout``).
+    client : dask.distributed.Client or str, optional
+        Extract and solve the frames on a Dask cluster (a client, a scheduler
+        address, or ``"local"``), see :func:`skysolve.batch.open_executor`;
+        the cameras are fitted here. The report is the same.
+    jobs : int or None
+        Local worker processes (default 1: serially, here; None: every core).
 
     Returns
     -------
@@ -368,20 +380,21 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
               f"({'built' if built else 'loaded'}: {workdir / DATABASE_FILENAME}) "
               f"[{report.timings_s['database']:.1f} s]")
 
-    # header WCS, times and velocities, as the seed reads them; then its extraction
-    t = time.perf_counter()
-    _, _, frame_wcs = _read_frames(paths)
-    cenarr = _extract(paths, progress)
-    report.timings_s["extraction"] = time.perf_counter() - t
-    _say(out, "Centroids: " + ", ".join(f"S{s} {len(c)}" for s, c in zip(sectors, cenarr,
-                                                                        strict=True))
-         + f" [{report.timings_s['extraction']:.1f} s]")
+    with _executor(solver, client, jobs, n) as executor:
+        # header WCS, times and velocities, as the seed reads them; then its extraction
+        t = time.perf_counter()
+        _, _, frame_wcs = _read_frames(paths)
+        cenarr = _extract(paths, progress, executor)
+        report.timings_s["extraction"] = time.perf_counter() - t
+        _say(out, "Centroids: " + ", ".join(f"S{s} {len(c)}" for s, c in zip(sectors, cenarr,
+                                                                            strict=True))
+             + f" [{report.timings_s['extraction']:.1f} s]")
 
-    t = time.perf_counter()
-    run = _passes(solver, cenarr, progress, out, report)
+        t = time.perf_counter()
+        run = _passes(solver, cenarr, progress, out, report, executor)
+        report.timings_s["solve_calibrate"] = time.perf_counter() - t
     report.camera_model = run.camera_model
     report.calibration = run.calibration
-    report.timings_s["solve_calibrate"] = time.perf_counter() - t
     resarr = run.passes[-1].solutions
     report.results = _sector_results(sectors, resarr, cenarr, frame_wcs, run.calibration)
     _print_table(report, out)
@@ -402,6 +415,23 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
     report.timings_s["total"] = time.perf_counter() - t_start
     _print_summary(report, out)
     return report
+
+
+def _executor(solver: SolverDatabase, client: Any, jobs: int | None, n: int):
+    """Where the frames are extracted and solved (nothing to open when serial)."""
+    import contextlib
+
+    if client is None and jobs == 1:
+        return contextlib.nullcontext()
+    import functools
+
+    from ..batch import DatabaseHandle, open_executor
+    from ..batch.solve_many import prepare_solver
+    from ..solver.options import SolveOptions
+
+    handle = DatabaseHandle(solver)
+    return open_executor(client, jobs, database=handle, items=n,
+                         prepare=functools.partial(prepare_solver, handle, SolveOptions()))
 
 
 def _print_table(report: DemoReport, out: TextIO) -> None:
@@ -558,6 +588,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-jitter", type=float, default=0.0, metavar="D",
                    help="give every sector its own plate scale, up to 1 +- D (velocity "
                         "aberration: ~1e-4; default 0)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="extract and solve the frames in N local processes (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="extract and solve the frames on a Dask cluster: its scheduler "
+                        "address (tcp://HOST:8786) or 'local' (needs skysolve[distributed])")
     p.add_argument("--archival-wcs", action="store_true",
                    help="render through each sector's archival WCS unchanged (default: one "
                         "plate scale and skew for all sectors, see skysolve.demo.run.sector_wcs)")
@@ -585,9 +620,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = run_demo(args.workdir, args.sectors, plots=not args.no_plots,
                           force=args.force, faint_star_depth_mag=args.faint_depth,
-                          shared_optics=not args.archival_wcs,
+                          shared_optics=not args.archival_wcs, client=args.scheduler,
+                          jobs=None if args.scheduler and args.jobs == 1 else args.jobs,
                           plate_scale_jitter=args.scale_jitter)
-    except (InvalidArgumentError, ImportError) as exc:
+    except (InvalidArgumentError, ImportError, OSError) as exc:
         print(f"skysolve demo: error: {exc}", file=sys.stderr)
         return 1
     return 0 if report.targets_met else 1

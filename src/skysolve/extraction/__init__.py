@@ -22,7 +22,7 @@ Modules
 
 The results are :class:`skysolve.centroids.ExtractionResult` objects.
 
-May import: ``errors``, ``_args``, ``_options``, ``centroids``.
+May import: ``errors``, ``_args``, ``_options``, ``centroids``, ``imagedata``.
 """
 
 from ..centroids import Centroid, ExtractionResult, centroids_to_array

@@ -47,7 +47,8 @@ from scipy import ndimage
 from .._options import with_options
 from ..centroids import ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
-from .background import Background, estimate_background
+from ..imagedata import as_image_data
+from .background import Background, estimate_background, robust_sigma
 from .blobs import _blended, _fit_positions, _measure_blobs, _narrow_blobs, _select
 from .options import ExtractionOptions
 
@@ -64,24 +65,18 @@ _NOISE_FREE_SIGMA = 1e-6
 # input handling
 
 
-def _check_image(image: Any) -> NDArray:
-    """Validate ``image``; return it as a 2-D numeric ndarray (no copy when possible).
+def _check_image(image: Any) -> tuple[NDArray, NDArray | None, NDArray | None]:
+    """Validate ``image``; return ``(pixels, mask, noise)`` (no copy when possible).
 
-    Masked pixels of a ``numpy.ma.MaskedArray`` become NaN (ignored).
+    ``image`` may be any container :func:`skysolve.imagedata.as_image_data` unpacks
+    (an array, ``MaskedArray``, ``NDData``/``CCDData``, HDU, ``Quantity``); the mask
+    (True: ignore) and the noise map (per-pixel sigma) are None when absent.
     """
-    if isinstance(image, np.ma.MaskedArray):
-        if image.dtype.kind in "iuf" and image.dtype != bool:
-            image = image.astype(np.float64 if image.dtype.itemsize > 4 else np.float32)
-            image = image.filled(np.nan)
-        else:
-            image = np.asarray(image)
-    if isinstance(image, np.ndarray):
-        arr = image
-    else:
-        try:
-            arr = np.asarray(image)
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is a type error
-            raise InvalidTypeError(f"image must be a 2-D numeric array: {exc}") from None
+    try:
+        unpacked = as_image_data(image)
+    except InvalidTypeError as exc:
+        raise InvalidTypeError(f"image must be a 2-D numeric array: {exc}") from None
+    arr = unpacked.data
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
                                  or np.issubdtype(arr.dtype, np.floating)):
         raise InvalidTypeError(
@@ -92,7 +87,7 @@ def _check_image(image: Any) -> NDArray:
             + ("; convert colour images to one channel first" if arr.ndim == 3 else ""))
     if arr.size == 0:
         raise InvalidArgumentError(f"image must not be empty, got shape {arr.shape}")
-    return arr
+    return arr, unpacked.mask, unpacked.noise
 
 
 def _as_float32(arr: NDArray) -> NDArray[np.float32]:
@@ -202,23 +197,54 @@ def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
     return None
 
 
-def _finite_work(arr: NDArray) -> tuple[NDArray[np.float32] | None, NDArray | None]:
-    """The float32 working copy and the mask of non-finite pixels (filled with the median).
+def _finite_work(arr: NDArray, mask: NDArray | None = None
+                 ) -> tuple[NDArray[np.float32] | None, NDArray | None]:
+    """The float32 working copy and the mask of unusable pixels (non-finite or masked).
 
-    Returns ``(None, None)`` when no pixel is finite.
+    Unusable pixels are filled with flat sky: the median of the usable ones plus
+    Gaussian noise (fixed seed) of their pixel-to-pixel scatter, so that the
+    background and noise estimates see the usable sky's noise there. (A constant
+    fill would pile up at one value and collapse the robust noise estimate of a
+    frame with a large masked or NaN part.) Returns ``(None, None)`` when no pixel
+    is usable.
     """
     work = _as_float32(arr)
-    bad = None
+    bad = None if mask is None else mask.copy()
     if work.dtype.kind == "f" and arr.dtype.kind == "f":
         finite = np.isfinite(work)
         if not finite.all():
-            bad = ~finite
-            if not finite.any():
-                return None, None
-            fill = np.median(work[finite][:: max(1, int(finite.sum()) // 200_000)])
-            work = work.copy()
-            work[bad] = fill
+            bad = ~finite if bad is None else bad | ~finite
+    if bad is None:
+        return work, None
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad == bad.size:
+        return None, None
+    step = max(1, int(math.sqrt((bad.size - n_bad) / 200_000)))
+    sample = work[::step, ::step][~bad[::step, ::step]]
+    fill = float(np.median(sample)) if sample.size else float(work[~bad][0])
+    # neighbouring usable pixels along rows: their difference is free of gradients
+    pair = ~bad[::step, :-1] & ~bad[::step, 1:]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf at unusable pixels
+        diffs = (work[::step, 1:] - work[::step, :-1])[pair]
+    scatter = robust_sigma(diffs[:: max(1, diffs.size // 200_000)]) / math.sqrt(2.0) \
+        if diffs.size else 0.0
+    work = work.copy()
+    noise = np.random.default_rng(0).standard_normal(n_bad).astype(np.float32)
+    work[bad] = fill + (scatter if math.isfinite(scatter) else 0.0) * noise
     return work, bad
+
+
+def _bad_noise(noise: NDArray, bad: NDArray | None) -> NDArray[np.bool_]:
+    """``bad`` with the pixels whose noise is not a positive number added."""
+    unusable = ~(noise > 0) | ~np.isfinite(noise)
+    return unusable if bad is None else bad | unusable
+
+
+def _noise_cut(det: NDArray[np.float32], idx: NDArray[np.intp], idx_bg: NDArray[np.float64],
+               noise: NDArray, k: float) -> NDArray[np.bool_]:
+    """Which candidate pixels rise more than ``k`` times their own noise above the
+    background (a noise map, e.g. an NDData uncertainty)."""
+    return det.ravel()[idx] - idx_bg > k * noise.ravel()[idx]
 
 
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None) -> Background:
@@ -237,7 +263,7 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None) -> Backgr
 
 
 def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
-           opts: ExtractionOptions):
+           opts: ExtractionOptions, noise: NDArray | None = None):
     """Threshold, candidate pixels and their 8-connected labels.
 
     Returns ``(threshold, labels, number of blobs, pixel indices, background there)``.
@@ -252,7 +278,14 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
     else:
         det = work
         thr = opts.sigma_threshold * sigma
-    idx, idx_bg = _candidate_pixels(det, bg, thr)
+    if noise is not None:
+        # a noise map: pre-select at the quietest pixel's threshold, then per pixel
+        floor = thr / sigma * float(np.nanmin(noise)) if np.isfinite(noise).any() else thr
+        idx, idx_bg = _candidate_pixels(det, bg, max(floor, 0.0))
+        keep = _noise_cut(det, idx, idx_bg, noise, thr / sigma)
+        idx, idx_bg = idx[keep], idx_bg[keep]
+    else:
+        idx, idx_bg = _candidate_pixels(det, bg, thr)
     if bad is not None and len(idx):
         good = ~bad.ravel()[idx]
         idx, idx_bg = idx[good], idx_bg[good]
@@ -303,9 +336,9 @@ def _stars(work, bad, bg, labels, meas, thr, opts: ExtractionOptions):
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     """Detect stars in ``image`` with ``options`` (see :func:`extract_centroids`)."""
-    arr = _check_image(image)
+    arr, mask, noise = _check_image(image)
     h, w = arr.shape
-    work, bad = _finite_work(arr)
+    work, bad = _finite_work(arr, mask)
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
     bg = _noise(work, arr, options.local_bg_block_size)
@@ -315,7 +348,10 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     sat_level = options.saturation_level
     if sat_level == "auto":
         sat_level = _auto_saturation(work, bg.mean, sigma)
-    thr, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, options)
+    if noise is not None:
+        bad = _bad_noise(noise, bad)
+        sigma = bg.sigma = float(np.median(noise[~bad])) if not bad.all() else sigma
+    thr, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, options, noise)
     if nblobs == 0:
         return _empty_result(h, w, bg.mean, sigma, thr)
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
@@ -339,7 +375,11 @@ Parameters
 image : array_like, shape (H, W)
     Any integer or floating dtype (float64, float32, uint16, int16, uint8, ...).
     NaN and inf pixels are ignored: never part of a star, never used in a fit;
-    masked pixels of a ``numpy.ma.MaskedArray`` likewise.
+    masked pixels likewise. Also a ``numpy.ma.MaskedArray``, an astropy
+    ``NDData``/``CCDData`` (its ``mask`` honoured; its ``uncertainty``, when
+    given, is the noise map: the threshold is ``sigma_threshold`` times each
+    pixel's own noise), an image HDU or ``HDUList`` (the first image), or a
+    ``Quantity`` (unit dropped).
 {parameters}
 options : ExtractionOptions, optional
     All of the above as one object; keyword arguments given as well override

@@ -5,9 +5,10 @@ Modules
 ``images``
     :func:`read_image` (FITS, PNG, JPEG, TIFF, arrays), FITS headers and times.
 ``wcs``
-    Camera model + attitude ↔ astropy WCS (TAN, TAN-SIP) and FITS headers.
+    Camera model + attitude ↔ astropy WCS (the zenithal TAN, ARC, ZEA, STG, SIN
+    projections of the lens projections, with SIP for distortion) and FITS headers.
 
-May import: ``errors``, ``_args``, ``geometry``, ``camera``.
+May import: ``errors``, ``_args``, ``geometry``, ``camera``, ``imagedata``.
 """
 
 from .images import read_image

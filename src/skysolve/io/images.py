@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ..errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
+from ..imagedata import as_image_data
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io.fits import Header
@@ -51,6 +52,7 @@ __all__ = [
     "read_image",
     "read_fits_header",
     "image_epoch",
+    "header_mjd",
     "parse_section",
 ]
 
@@ -93,16 +95,19 @@ def read_image(
 
     Parameters
     ----------
-    source : str, path-like or ndarray
+    source : str, path-like, ndarray or astropy image container
         Path to a FITS (``.fits``, ``.fit``, ``.fts``, optionally ``.gz``/``.bz2``,
         or tile-compressed), PNG, JPEG or TIFF file (recognised by content), or an
         array: a 2-D array is returned as it is (not copied), an ``(H, W, 3)`` or
-        ``(H, W, 4)`` colour array is converted to luminance.
+        ``(H, W, 4)`` colour array is converted to luminance. A ``MaskedArray``,
+        ``NDData``/``CCDData`` (masked pixels become NaN), image HDU, ``HDUList``
+        or ``Quantity`` gives its pixels (see :mod:`skysolve.imagedata`).
     hdu : int, str or (str, int), optional
-        FITS only: index or extension name (EXTNAME, optionally with EXTVER) of the
-        HDU to read. By default the primary HDU if it holds an image, else the first
-        extension with 2-D image data (as in TESS full-frame images). A 3-plane cube
-        ``(3, H, W)`` is read as colour; degenerate leading axes are dropped.
+        FITS files and ``HDUList`` only: index or extension name (EXTNAME,
+        optionally with EXTVER) of the HDU to read. By default the primary HDU if it
+        holds an image, else the first extension with 2-D image data (as in TESS
+        full-frame images). A 3-plane cube ``(3, H, W)`` is read as colour;
+        degenerate leading axes are dropped.
     section : str or tuple of slices/ints, optional
         Part of the image to return, in 0-based numpy order ``[rows, cols]``: a
         string like ``"[:2048, 44:2092]"`` (brackets optional, parsed without
@@ -159,9 +164,9 @@ def read_image(
             "(write them to a file, or decode them first)"
         )
     else:
-        if hdu is not None:
+        if hdu is not None and not hasattr(source, "index_of"):
             raise InvalidArgumentError("hdu applies to FITS files only, not to arrays")
-        image = _array_image(source)
+        image = _array_image(source, hdu)
         if section is not None:
             image = _crop(image, section)
     if out_dtype is not None and image.dtype != out_dtype:
@@ -237,7 +242,7 @@ def image_epoch(path: str | os.PathLike[str], hdu: int | str | None = None) -> f
         else:
             headers = [_select_hdu(hdul, hdu, p).header, hdul[0].header]
         for header in headers:
-            mjd = _header_mjd(header)
+            mjd = header_mjd(header)
             if mjd is not None:
                 return 2000.0 + (mjd - 51544.5) / 365.25
     return None
@@ -458,16 +463,18 @@ def _luminance(rgb: NDArray[Any]) -> NDArray[np.floating]:
     return rgb[..., :3].astype(work, copy=False) @ weights
 
 
-def _array_image(source: Any) -> NDArray[Any]:
-    if isinstance(source, np.ma.MaskedArray):
-        # masked pixels become NaN, which extraction ignores
-        source = source.astype(np.float64).filled(np.nan)
+def _array_image(source: Any, hdu: Any = None) -> NDArray[Any]:
     try:
-        arr = np.asarray(source)
-    except (TypeError, ValueError) as exc:
+        unpacked = as_image_data(source, hdu=hdu)
+    except InvalidTypeError as exc:
         raise InvalidTypeError(
             f"source must be a file path or a numeric array, got {type(source).__name__}"
         ) from exc
+    arr = unpacked.data
+    if unpacked.mask is not None and arr.dtype.kind in "biuf":
+        # masked pixels become NaN, which extraction ignores
+        arr = arr.astype(np.float64)
+        arr[np.broadcast_to(unpacked.mask, arr.shape)] = np.nan
     if arr.dtype.kind not in "biuf":
         raise InvalidTypeError(
             f"source must be a file path or a real numeric array, got an array of dtype "
@@ -718,7 +725,12 @@ def _header_number(header: Any, key: str) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _header_mjd(header: Any) -> float | None:
+def header_mjd(header: Any) -> float | None:
+    """The time of observation in a FITS header as an MJD (UTC), or None.
+
+    The first of: ``DATE-AVG``; ``MJD-AVG``; the midpoint of ``DATE-OBS`` and
+    ``DATE-END``; the midpoint of ``MJD-OBS`` and ``MJD-END``; ``DATE-OBS``; ``MJD-OBS``.
+    """
     date_avg = _parse_fits_date(header.get("DATE-AVG"))
     if date_avg is not None:
         return date_avg

@@ -20,8 +20,22 @@ For an ICRS→camera rotation ``R`` (rows: camera +X, +Y, +Z in ICRS) the WCS
 has CRVAL at the boresight ``R[2]``, CRPIX at the optical centre
 (``camera.crpix``) and ``CD = (180/π) · M · diag(±1, 1) / f`` where ``M`` holds
 the camera X, Y axes projected on the intermediate (East, North-like) axes
-of the TAN projection at CRVAL. Distortion becomes SIP: A/B (pixel →
+of the projection at CRVAL. Distortion becomes SIP: A/B (pixel →
 ideal) and AP/BP (ideal → pixel), in pixels relative to CRPIX.
+
+Projections
+-----------
+Each lens projection of :mod:`skysolve.camera.projection` is a FITS zenithal
+projection with its reference point at the native pole (CRVAL = boresight):
+``pinhole`` → ``TAN``, ``equidistant`` → ``ARC``, ``equisolid`` → ``ZEA``,
+``stereographic`` → ``STG``, ``orthographic`` → ``SIN`` (with ``PV2_1 =
+PV2_2 = 0``). In all five the native radius of a direction at angle ``θ``
+from the axis is ``R_θ = (180/π) g(θ)`` degrees, with the same ``g`` as the
+camera's projection-plane radius, so the intermediate world coordinates are
+``(180/π)`` times the projection-plane coordinates and one CD matrix serves
+every projection; SIP (``RA---ARC-SIP`` etc.) acts on pixels before CD, as
+the camera's distortion does. Directions outside a projection's domain
+(beyond 90° for TAN and SIN, beyond a fisheye's image circle) have no pixel.
 
 Parity: with these conventions an image whose ``det(CD) > 0`` is *not* a
 mirror image (``parity_flip=False``), ``det(CD) < 0`` is (``parity_flip=True``).
@@ -35,6 +49,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..camera import projection as _proj
 from ..camera.distortion import (
     MAX_POLYNOMIAL_ORDER,
     PolynomialDistortion,
@@ -54,6 +69,8 @@ MAX_SIP_ORDER = 9
 
 # L (the non-conformal remainder of CD) below this is rounding noise: no distortion
 _LINEAR_EPS = 1e-12
+#: Lens projection of each FITS projection code that :func:`wcs_to_camera` reads.
+_PROJECTION_OF_CODE = {code: name for name, code in _proj.FITS_CODES.items()}
 
 
 def _check_offset(pixel_offset: ArrayLike) -> NDArray[np.float64]:
@@ -70,11 +87,13 @@ def _check_offset(pixel_offset: ArrayLike) -> NDArray[np.float64]:
 
 def _intermediate_axes(ra_deg: float, dec_deg: float, lonpole: float | None = None,
                        latpole: float | None = None) -> tuple[NDArray[np.float64], ...]:
-    """Boresight and the ICRS directions of the TAN intermediate axes x, y at CRVAL.
+    """Boresight and the ICRS directions of the intermediate axes x, y at CRVAL.
 
     Derived from astropy itself (so LONPOLE, poles and sign conventions are
     whatever astropy/wcslib use): a gnomonic point at intermediate (x, y)
-    degrees lies along ``B + (π/180)(x I1 + y I2)``.
+    degrees lies along ``B + (π/180)(x I1 + y I2)``. The axes are those of
+    every zenithal projection with the same CRVAL, LONPOLE and LATPOLE (they
+    differ only in the native radius).
     """
     from astropy.wcs import WCS
 
@@ -214,8 +233,10 @@ def camera_to_wcs(camera: CameraModel, rotation: ArrayLike, *,
     Returns
     -------
     astropy.wcs.WCS
-        ``RA---TAN``/``DEC--TAN`` (``-SIP`` with distortion), ICRS, CD in
-        degrees per pixel, ``pixel_shape = (W + dx, H + dy)``.
+        ``RA---TAN``/``DEC--TAN`` for a pinhole camera, ``ARC``, ``ZEA``,
+        ``STG`` or ``SIN`` for the fisheye projections (``-SIP`` with
+        distortion; see the module notes), ICRS, CD in degrees per pixel,
+        ``pixel_shape = (W + dx, H + dy)``.
     """
     from astropy.wcs import WCS, Sip
 
@@ -242,10 +263,10 @@ def camera_to_wcs(camera: CameraModel, rotation: ArrayLike, *,
     wcs.wcs.cunit = ["deg", "deg"]
     wcs.wcs.radesys = "ICRS"
     sip = _sip_for_camera(camera, tol)
-    if sip is None:
-        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    else:
-        wcs.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    code = _proj.FITS_CODES[camera.projection]
+    suffix = "" if sip is None else "-SIP"
+    wcs.wcs.ctype = [f"RA---{code}{suffix}", f"DEC--{code}{suffix}"]
+    if sip is not None:
         a, b, ap, bp = sip
         na, nap = max(a.shape[0], b.shape[0]) - 1, max(ap.shape[0], bp.shape[0]) - 1
         wcs.sip = Sip(_pad(a, na), _pad(b, na), _pad(ap, nap), _pad(bp, nap), crpix)
@@ -270,13 +291,16 @@ def _as_wcs(wcs: Any):
 def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | None = None, *,
                   pixel_offset: ArrayLike = (0.0, 0.0)) -> tuple[CameraModel,
                                                                   NDArray[np.float64]]:
-    """Camera model and ICRS→camera rotation equivalent to a TAN / TAN-SIP WCS.
+    """Camera model and ICRS→camera rotation equivalent to a zenithal (TAN-SIP, ...) WCS.
 
     Parameters
     ----------
     wcs : astropy.wcs.WCS or astropy.io.fits.Header
-        Celestial WCS with ``RA---TAN``/``DEC--TAN`` (optionally ``-SIP``) axes
-        in that order; lookup-table distortions are not supported.
+        Celestial WCS with ``RA---XXX``/``DEC--XXX`` (optionally ``-SIP``) axes
+        in that order, ``XXX`` one of ``TAN``, ``ARC``, ``ZEA``, ``STG``,
+        ``SIN`` (without PV parameters), which become the camera's projection
+        ``pinhole``, ``equidistant``, ``equisolid``, ``stereographic``,
+        ``orthographic``; lookup-table distortions are not supported.
     image_width, image_height : int, optional
         Size of the camera image; default: the WCS's ``pixel_shape`` minus
         ``pixel_offset``.
@@ -287,12 +311,12 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
     Returns
     -------
     camera : CameraModel
-        Focal length and parity from the CD matrix (``det(CD) < 0`` means a
+        Projection from CTYPE; focal length and parity from the CD matrix (``det(CD) < 0`` means a
         mirrored image); ``crpix`` from CRPIX. The part of CD that is not a
         rotation times a scale (skew, unequal axis scales) and the SIP A/B
         polynomials become a :class:`PolynomialDistortion` with
         ``primary="inverse"`` (``scale = image_width / 2``), so
-        ``pixel_to_tanplane`` reproduces astropy's pixel → sky mapping
+        ``pixel_to_world`` reproduces astropy's pixel → sky mapping
         exactly; its forward A/B are fitted over the image. SIP AP/BP in the
         header are not used (they are only approximate inverses) unless A/B
         are of order > 6: then AP/BP of order <= 6 that invert A/B to 1e-4 px
@@ -306,11 +330,7 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
     off = _check_offset(pixel_offset)
     if w.naxis != 2:
         raise InvalidArgumentError(f"wcs must have 2 axes, got {w.naxis}")
-    ctype = [str(c).upper() for c in w.wcs.ctype]
-    if not (ctype[0].startswith("RA--") and ctype[1].startswith("DEC-")
-            and all(c[4:].strip("-") in ("TAN", "TAN-SIP") for c in ctype)):
-        raise InvalidArgumentError(
-            f"wcs must have RA---TAN/DEC--TAN (optionally -SIP) axes, got {ctype}")
+    projection = _projection_of(w)
     if any(getattr(w, k, None) is not None for k in ("cpdis1", "cpdis2", "det2im1", "det2im2")):
         raise InvalidArgumentError("wcs lookup-table distortions are not supported")
     units = [str(u) for u in w.wcs.cunit]
@@ -362,8 +382,31 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
     crpix = crpix_fits - 0.5 - off - 0.5 * np.array([width, height], dtype=np.float64)
     scale = 0.5 * width
     dist = _inverse_distortion(w, lin, scale, width, height, crpix)
-    cam = CameraModel(f, width, height, crpix=crpix, parity_flip=sign < 0, distortion=dist)
+    cam = CameraModel(f, width, height, crpix=crpix, parity_flip=sign < 0, distortion=dist,
+                      projection=projection)
     return cam, rot
+
+
+def _projection_of(w: Any) -> str:
+    """The camera projection of a WCS's celestial axes (checked: zenithal, RA then Dec)."""
+    ctype = [str(c).upper() for c in w.wcs.ctype]
+    codes = [c[5:8] for c in ctype]
+    if not (ctype[0].startswith("RA--") and ctype[1].startswith("DEC-")
+            and all(c[4:].strip("-") in (code, f"{code}-SIP")
+                    for c, code in zip(ctype, codes, strict=True))
+            and codes[0] == codes[1] and codes[0] in _PROJECTION_OF_CODE):
+        raise InvalidArgumentError(
+            f"wcs must have RA---XXX/DEC--XXX axes (optionally -SIP) with XXX one of the "
+            f"zenithal projections {', '.join(_PROJECTION_OF_CODE)}; got CTYPE {ctype}")
+    # projection parameters (PV2_m: SIN with PV2_1/PV2_2 is the slant orthographic, or NCP)
+    # and a moved fiducial point (PV1_1, PV1_2) describe no lens; PV1_3/4 are LONPOLE/LATPOLE
+    pv = [(i, m, v) for i, m, v in w.wcs.get_pv() if v != 0.0 and (i == 2 or m in (1, 2))]
+    if pv:
+        raise InvalidArgumentError(
+            f"wcs {ctype[0]} has projection parameters "
+            f"{', '.join(f'PV{i}_{m}={v:g}' for i, m, v in pv)}; only the plain "
+            f"{codes[0]} projection (no PV) is a camera projection")
+    return _PROJECTION_OF_CODE[codes[0]]
 
 
 def _inverse_distortion(w: Any, lin: NDArray[np.float64], scale: float, width: int, height: int,
@@ -459,11 +502,14 @@ def _lstsq(m: NDArray[np.float64], rhs: NDArray[np.float64]) -> NDArray[np.float
 
 
 def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: ArrayLike,
-                order: int, *, pixel_shape: tuple[int, int] | None = None):
-    """TAN-SIP WCS of one order fitted by linear least squares to pixel / sky pairs.
+                order: int, *, pixel_shape: tuple[int, int] | None = None,
+                projection: str = "pinhole"):
+    """TAN-SIP (or ARC/ZEA/STG/SIN-SIP) WCS of one order fitted by linear least squares
+    to pixel / sky pairs.
 
-    With the tangent point ``crval`` fixed at pixel ``crpix``, the TAN
-    intermediate coordinates of the sky directions are polynomials in the pixel
+    With the tangent point ``crval`` fixed at pixel ``crpix``, the
+    intermediate coordinates of the sky directions (for TAN the gnomonic ones;
+    for a fisheye ``projection`` its plane's, in degrees) are polynomials in the pixel
     offsets from ``crpix``: their linear part is the CD matrix, the rest (brought
     through ``CD^-1``) the SIP A/B of degree 2 to ``order``; AP/BP of the same
     order are fitted to the inverse over the same points.
@@ -482,6 +528,9 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
         SIP order, 2 to :data:`MAX_SIP_ORDER`.
     pixel_shape : (int, int), optional
         ``(NAXIS1, NAXIS2)`` of the WCS.
+    projection : str
+        Lens projection (:data:`skysolve.camera.projection.PROJECTIONS`) whose
+        FITS zenithal projection the WCS uses (pinhole: TAN).
 
     Returns
     -------
@@ -497,8 +546,9 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
     c = np.asarray(crpix, dtype=np.float64)
     ra0, dec0 = (float(t) for t in vector_to_radec(np.asarray(crval, dtype=np.float64)))
     b, i1, i2 = _intermediate_axes(ra0, dec0)
-    z = v @ b
-    world = np.degrees(np.stack([(v @ i1) / z, (v @ i2) / z], axis=1))
+    code = _proj.code_of(projection)
+    world = np.degrees(np.stack(_proj.vectors_to_plane(
+        np.stack([v @ i1, v @ i2, v @ b], axis=1), code), axis=1))
     u = pix - c
     scale = float(np.max(np.abs(u))) or 1.0
     terms = polynomial_terms(order)[1:]  # no constant: crval is at crpix
@@ -515,7 +565,8 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
     ap = _to_sip_matrix(back[:, 0], order, scale, order)
     bp = _to_sip_matrix(back[:, 1], order, scale, order)
     wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    fits_code = _proj.FITS_CODES[projection]
+    wcs.wcs.ctype = [f"RA---{fits_code}-SIP", f"DEC--{fits_code}-SIP"]
     wcs.wcs.crval = [ra0, dec0]
     wcs.wcs.crpix = c
     wcs.wcs.cd = cd

@@ -8,10 +8,11 @@ Modules
     :func:`render_starfield`: realistic detector frames through a camera or a
     WCS, with :class:`StarfieldTruth`; its parameters are :class:`StarfieldOptions`.
 ``centroids``
-    :func:`simulate_centroids` (centroid lists without pixels) and
-    :func:`random_attitudes`.
+    :func:`simulate_centroids` (centroid lists without pixels),
+    :func:`random_centroids` (fields that match no sky) and :func:`random_attitudes`.
 ``scene``, ``detector``, ``psf``, ``render``
-    The field's stars and geometry; background, bleeding and cosmic rays; the
+    The field's stars and geometry (any lens projection; image circle and
+    horizon: ``scene.FieldLimits``); background, bleeding and cosmic rays; the
     PSF model and the vectorised pixel-integrated renderer.
 ``cameras``
     :func:`tess_like_camera`, a camera with known truth.
@@ -20,10 +21,11 @@ May import: ``errors``, ``_args``, ``_options``, ``geometry``, ``sky``, ``camera
 """
 
 from .cameras import TESS_LIKE_A, TESS_LIKE_B, tess_like_camera
-from .centroids import SimulatedCentroids, random_attitudes, simulate_centroids
+from .centroids import SimulatedCentroids, random_attitudes, random_centroids, simulate_centroids
 from .psf import GaussianPSF, magnitude_to_flux, render_stars
 from .starfield import StarfieldOptions, StarfieldTruth, render_starfield
 
 __all__ = ["GaussianPSF", "SimulatedCentroids", "StarfieldOptions", "StarfieldTruth",
            "TESS_LIKE_A", "TESS_LIKE_B", "magnitude_to_flux", "random_attitudes",
-           "render_starfield", "render_stars", "simulate_centroids", "tess_like_camera"]
+           "random_centroids", "render_starfield", "render_stars", "simulate_centroids",
+           "tess_like_camera"]

@@ -1,13 +1,16 @@
 """Realistic detector frames of catalog stars, with their exact truth: :func:`render_starfield`.
 
-A frame is rendered through a camera model at an attitude, or through any
-astropy WCS (TAN or TAN-SIP, optionally a sub-frame of a larger detector):
+A frame is rendered through a camera model at an attitude (any lens
+projection, pinhole to all-sky fisheye), or through any astropy WCS (TAN,
+TAN-SIP, ARC, ZEA, ..., optionally a sub-frame of a larger detector):
 pixel-integrated Gaussian PSF (optionally varying over the field), sky
-background with gradients, photon and read noise, bias and gain, saturation
-with charge bleeding, hot pixels, cosmic rays, faint stars the catalog does
-not have, and an optional mirror flip. The parameters are the fields of
-:class:`StarfieldOptions`. Conventions are those of the package: centred
-pixel coordinates ``x = col + 0.5 - W/2``, ``y = row + 0.5 - H/2``.
+background with gradients, vignetting, a fisheye's image circle (dark
+outside), a horizon hiding the stars below it, photon and read noise, bias
+and gain, saturation with charge bleeding, hot pixels, cosmic rays, faint
+stars the catalog does not have, and an optional mirror flip. The
+parameters are the fields of :class:`StarfieldOptions`. Conventions are
+those of the package: centred pixel coordinates ``x = col + 0.5 - W/2``,
+``y = row + 0.5 - H/2``.
 
 Photometry: a star of magnitude ``m`` collects
 ``exposure_s * 10**(-0.4 * (m - zeropoint_mag))`` electrons, i.e. the zero
@@ -27,7 +30,18 @@ from .. import _args
 from .._options import Options, option, with_options
 from .detector import background, bleed, cosmic_rays, rng_of
 from .psf import GaussianPSF, _max_sigma, _stamp_reach, magnitude_to_flux, render_stars
-from .scene import _check_catalog, _faint_stars, _field_stars, _sky_index, geometry
+from .scene import (
+    FieldLimits,
+    _check_catalog,
+    _faint_stars,
+    _field_stars,
+    _sky_index,
+    check_circle_deg,
+    check_circle_px,
+    check_horizon,
+    check_radec,
+    geometry,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sky.catalogs import Catalog
@@ -39,7 +53,8 @@ class StarfieldTruth:
     """Exact truth of a rendered star field, brightest first.
 
     Every star whose PSF puts light on the image is listed, including stars
-    whose centre lies just outside it.
+    whose centre lies just outside it; not those outside the lens's image
+    circle or below the horizon, which put none.
 
     Attributes
     ----------
@@ -162,8 +177,11 @@ class StarfieldOptions(Options):
     noise: bool = option(True, type="bool", check=_args.flag, doc="""
         Poisson photon noise and read noise (False: expected values, exact).""")
     vignetting: float = option(0.0, type="float", check=_args.fraction, doc="""
-        Fraction of the light lost at the image corners; the throughput is
-        ``1 - vignetting * (r / r_corner)**2`` for stars and sky alike.""")
+        Fraction of the light lost at the edge of the field; the throughput is
+        ``1 - vignetting * (r / r_edge)**2`` for stars and sky alike, with ``r``
+        from the image centre and ``r_edge`` the corners' distance, or, when
+        the lens has an image circle (``image_circle_px``/``_deg``), ``r`` from
+        the optical centre and ``r_edge`` the circle's radius.""")
     flat_field_rms: float = option(0.0, type="float", check=_args.nonnegative, doc="""
         Pixel-to-pixel sensitivity variation (fractional rms, fixed by ``seed``).""")
     adc_bits: int | None = option(None, type="int, optional", check=_adc_bits, doc="""
@@ -186,15 +204,35 @@ class StarfieldOptions(Options):
         Flip the image left-right, as images that are mirror images of the sky
         (TESS FFIs) are; the truth reports the flipped positions (``x → -x``).
         Solve such images with ``parity_flip=True``.""")
+    image_circle_px: float | None = option(None, type="float, optional",
+                                           check=check_circle_px, doc="""
+        A fisheye's image circle: its radius in pixels about the optical centre.
+        Pixels outside it receive no light (no sky, no stars); camera path only.""")
+    image_circle_deg: float | None = option(None, type="float, optional",
+                                            check=check_circle_deg, doc="""
+        The image circle as the largest angle from the optical axis the lens
+        images, degrees (90 for an all-sky 180° lens); pixels imaging directions
+        farther out, and pixels the projection maps to no direction, are dark.
+        Camera path only.""")
+    horizon_deg: float | None = option(None, type="float, optional", check=check_horizon,
+                                       doc="""
+        Altitude (degrees) below which stars are hidden, as by the ground: a star
+        is seen when ``asin(v · zenith) >= horizon_deg``. The sky background
+        stays. None: no horizon.""")
+    zenith_radec_deg: tuple[float, float] | None = option(
+        None, type="(float, float), optional", check=check_radec, doc="""
+        ``(ra, dec)`` of the zenith the horizon is measured from, degrees
+        (default: the boresight, or the image centre of a WCS).""")
     seed: Any = option(None, type="int or numpy.random.Generator, optional", doc="""
         Makes the frame reproducible.""")
 
 
-def _frame_stars(catalog: Catalog, geom: Any, opts: StarfieldOptions, epoch: float,
-                 rng: np.random.Generator):
+def _frame_stars(catalog: Catalog, geom: Any, limits: FieldLimits, opts: StarfieldOptions,
+                 epoch: float, rng: np.random.Generator):
     """Stars that put light on the image, brightest first: ``(x, y, flux, mags, ids)``.
 
-    Catalog stars in (and just around) the field, plus the faint extras.
+    Catalog stars in (and just around) the field, plus the faint extras; not
+    those outside the image circle or below the horizon.
     """
     h, w = geom.shape
     psf = opts.psf
@@ -212,16 +250,16 @@ def _frame_stars(catalog: Catalog, geom: Any, opts: StarfieldOptions, epoch: flo
     x, y = geom.project(vecs)
     flux = magnitude_to_flux(mags, opts.zeropoint_mag, opts.exposure_s)
     if opts.vignetting:
-        flux = flux * np.maximum(1.0 - opts.vignetting * GaussianPSF._t2(x, y, (h, w)), 0.0)
+        flux = flux * np.maximum(1.0 - opts.vignetting * limits.vignetting_t2(x, y), 0.0)
     reach = _stamp_reach(flux, psf) + 1
-    touch = (np.isfinite(x) & np.isfinite(y) & (np.abs(x) < 0.5 * w + reach)
+    touch = (limits.stars(vecs, x, y) & (np.abs(x) < 0.5 * w + reach)
              & (np.abs(y) < 0.5 * h + reach) & (flux > 0))
     order = np.flatnonzero(touch)
     order = order[np.lexsort((ids[order], -flux[order]))]
     return x[order], y[order], flux[order], mags[order], ids[order]
 
 
-def _expected_electrons(shape: tuple[int, int], x, y, flux, sky: NDArray,
+def _expected_electrons(shape: tuple[int, int], x, y, flux, sky: NDArray, limits: FieldLimits,
                         opts: StarfieldOptions, rng: np.random.Generator):
     """Expected electrons per pixel (stars, sky, flat field, hot pixels) and the hot pixels."""
     h, w = shape
@@ -229,8 +267,12 @@ def _expected_electrons(shape: tuple[int, int], x, y, flux, sky: NDArray,
     if opts.vignetting:
         xs = np.arange(w) + 0.5 - 0.5 * w
         ys = np.arange(h) + 0.5 - 0.5 * h
-        sky = sky * (1.0 - opts.vignetting * GaussianPSF._t2(xs[None, :], ys[:, None], (h, w)))
+        t2 = limits.vignetting_t2(xs[None, :], ys[:, None])
+        sky = sky * np.maximum(1.0 - opts.vignetting * t2, 0.0)
     signal += sky
+    lit = limits.mask()
+    if lit is not None:  # outside the image circle: no light at all
+        signal *= lit
     if opts.flat_field_rms:
         signal *= np.maximum(rng.normal(1.0, opts.flat_field_rms, (h, w)), 0.0)
     hot_xy = np.empty((0, 2))
@@ -276,9 +318,11 @@ def render(catalog: Catalog, camera: Any, attitude: Any,
     geom = geometry(camera, attitude, opts.wcs, opts.shape, opts.pixel_offset)
     h, w = geom.shape
     epoch = catalog.epoch if opts.epoch_year is None else opts.epoch_year
+    limits = FieldLimits(geom, opts.image_circle_px, opts.image_circle_deg, opts.horizon_deg,
+                         opts.zenith_radec_deg)
     sky = background((h, w), opts.background_e, opts.background_gradient_e)
-    x, y, flux, mags, ids = _frame_stars(catalog, geom, opts, epoch, rng)
-    signal, hot_xy = _expected_electrons((h, w), x, y, flux, sky, opts, rng)
+    x, y, flux, mags, ids = _frame_stars(catalog, geom, limits, opts, epoch, rng)
+    signal, hot_xy = _expected_electrons((h, w), x, y, flux, sky, limits, opts, rng)
     image, cr, on_image, saturated = _read_out(signal, x, y, opts, rng)
     psf_cov = opts.psf.covariance(x, y, (h, w)).reshape(-1, 3)
     if opts.mirror:
@@ -306,7 +350,7 @@ catalog : Catalog
     find the field's stars is built once per catalog object and cached.
 camera : CameraModel, optional
     Camera geometry (focal length, size, optical centre, parity,
-    distortion); the image has the camera's size.
+    distortion, lens projection); the image has the camera's size.
 attitude : array_like, optional
     ICRS→camera rotation: 3×3 matrix or ``[w, x, y, z]`` quaternion.
 {parameters}

@@ -14,8 +14,15 @@ May import: ``errors``, ``_args``, ``geometry``.
 """
 
 from .aberration import aberrate, earth_barycentric_velocity, unaberrate
-from .catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
+from .catalogs import (
+    Catalog,
+    CatalogStar,
+    load_catalog,
+    load_catalog_csv,
+    load_gaia,
+    load_hipparcos,
+)
 from .index import SkyIndex
 
 __all__ = ["Catalog", "CatalogStar", "SkyIndex", "aberrate", "earth_barycentric_velocity",
-           "load_catalog_csv", "load_gaia", "load_hipparcos", "unaberrate"]
+           "load_catalog", "load_catalog_csv", "load_gaia", "load_hipparcos", "unaberrate"]

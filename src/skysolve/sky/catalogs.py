@@ -14,6 +14,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,6 +28,8 @@ __all__ = [
     "load_hipparcos",
     "load_gaia",
     "load_catalog_csv",
+    "load_catalog",
+    "TABLE_COLUMNS",
     "HIPPARCOS_EPOCH",
     "GAIA_EPOCH",
 ]
@@ -129,6 +132,22 @@ class Catalog:
         self.epoch = float(epoch)
         self.name = str(name)
 
+    def to_table(self) -> Any:
+        """The catalog as an astropy ``QTable``: ``id``, ``ra``, ``dec`` (deg),
+        ``mag``, ``pmra``, ``pmdec`` (mas/yr); ``meta`` holds ``epoch`` and ``name``."""
+        from astropy import units as u
+        from astropy.table import QTable
+
+        table = QTable()
+        table["id"] = np.asarray(self.ids, dtype=np.int64)
+        table["ra"] = np.asarray(self.ra_deg) * u.deg
+        table["dec"] = np.asarray(self.dec_deg) * u.deg
+        table["mag"] = np.asarray(self.mag)
+        table["pmra"] = np.asarray(self.pmra_mas_yr) * (u.mas / u.yr)
+        table["pmdec"] = np.asarray(self.pmdec_mas_yr) * (u.mas / u.yr)
+        table.meta.update(epoch=self.epoch, name=self.name)
+        return table
+
     # -- construction -----------------------------------------------------------------
     @classmethod
     def from_arrays(cls, ids: ArrayLike, ra_deg: ArrayLike, dec_deg: ArrayLike, mag: ArrayLike,
@@ -138,38 +157,46 @@ class Catalog:
         return cls(ids, ra_deg, dec_deg, mag, pmra, pmdec, epoch=epoch, name=name)
 
     @classmethod
-    def from_table(cls, table, epoch: float = 2000.0, name: str = "user") -> Catalog:
-        """Build a catalog from an astropy Table (or any mapping of columns).
+    def from_table(cls, table, epoch: float | None = None, name: str = "user") -> Catalog:
+        """Build a catalog from an astropy Table (or any mapping of column arrays).
 
-        Column names are matched case-insensitively: ``id``; ``ra`` or
-        ``ra_deg``; ``dec`` or ``dec_deg``; ``mag`` or ``magnitude``; optional
-        ``pmra`` and ``pmdec`` (mas/yr). Quantity columns are converted to
-        degrees and mas/yr.
+        Columns are found by name, case-insensitively, among those of
+        :data:`TABLE_COLUMNS`: ``ra`` and ``dec`` (degrees, or any angle unit),
+        a magnitude (``mag``, ``phot_g_mean_mag``, ``Gmag``, ...) and, optionally,
+        an id (``id``, ``source_id``, ...; default: the row number), proper
+        motions ``pmra`` (including cos dec) and ``pmdec`` (mas/yr, or any unit
+        of angle per time; missing values count as zero) and the epoch of the
+        positions (``ref_epoch`` or ``epoch``). The result of a Gaia archive
+        query such as ``SELECT source_id, ra, dec, pmra, pmdec, phot_g_mean_mag,
+        ref_epoch FROM gaiadr3.gaia_source WHERE ...``, or VizieR's I/355 table,
+        loads as it is.
+
+        Parameters
+        ----------
+        table : astropy.table.Table or mapping of str to array_like
+        epoch : float, optional
+            Julian year of the positions. Default: the table's epoch column
+            (which must hold one value), else J2000.0.
+        name : str
+            A label for the catalog.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If a required column is missing (the message lists the names looked
+            for and the table's columns), has missing or non-finite values, or
+            has a unit that does not convert.
         """
-        names = {str(k).lower(): k for k in (table.colnames if hasattr(table, "colnames")
-                                             else table.keys())}
-
-        def column(options, unit=None, required=True):
-            for opt in options:
-                if opt in names:
-                    col = table[names[opt]]
-                    if unit is not None and getattr(col, "unit", None) is not None:
-                        try:
-                            return np.asarray(col.to(unit).value if hasattr(col, "to")
-                                              else col.quantity.to(unit).value)
-                        except Exception:  # noqa: BLE001 - dimensionless or odd units
-                            pass
-                    return np.asarray(col)
-            if required:
-                raise InvalidArgumentError(
-                    f"table has no column named any of {options}; columns are {list(names)}")
-            return None
-
-        return cls(column(["id", "source_id", "hip", "catalog_id"]),
-                   column(["ra", "ra_deg"], "deg"), column(["dec", "dec_deg"], "deg"),
-                   column(["mag", "magnitude", "phot_g_mean_mag", "hpmag", "vmag"]),
-                   column(["pmra"], "mas/yr", required=False),
-                   column(["pmdec"], "mas/yr", required=False), epoch=epoch, name=name)
+        ra = _table_column(table, "ra")
+        n = len(ra)
+        ids = _table_column(table, "id", required=False)
+        pmra = _table_column(table, "pmra", required=False)
+        pmdec = _table_column(table, "pmdec", required=False)
+        if epoch is None:
+            epoch = _table_epoch(table)
+        return cls(np.arange(n, dtype=np.int64) if ids is None else ids, ra,
+                   _table_column(table, "dec"), _table_column(table, "mag"),
+                   pmra, pmdec, epoch=epoch, name=name)
 
     # -- container behaviour ----------------------------------------------------------
     def __len__(self) -> int:
@@ -256,6 +283,87 @@ class Catalog:
         out.pmdec_mas_yr = np.where(moving, np.sum(mu_new * north_new, axis=1),
                                     self.pmdec_mas_yr)
         return out
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+
+#: Column names :meth:`Catalog.from_table` takes for each field, matched
+#: case-insensitively, the first one present winning: skysolve's own, then those
+#: of the Gaia archive (``gaia_source``), of VizieR (I/355 Gaia DR3, I/311
+#: Hipparcos) and other common ones.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "id": ("id", "catalog_id", "source_id", "source", "hip"),
+    "ra": ("ra", "ra_deg", "ra_icrs"),
+    "dec": ("dec", "dec_deg", "de_icrs", "de"),
+    "mag": ("mag", "magnitude", "phot_g_mean_mag", "gmag", "hpmag", "vmag"),
+    "pmra": ("pmra", "pm_ra", "pmra_mas_yr"),
+    "pmdec": ("pmdec", "pmde", "pm_dec", "pmdec_mas_yr"),
+    "epoch": ("ref_epoch", "epoch"),
+}
+_TABLE_UNITS = {"ra": "deg", "dec": "deg", "pmra": "mas / yr", "pmdec": "mas / yr"}
+
+
+def _column_names(table) -> list:
+    return list(table.colnames if hasattr(table, "colnames") else table.keys())
+
+
+def _table_column(table, field: str, required: bool = True) -> NDArray | None:
+    """The values of ``field``'s column (float64 in the unit skysolve uses; NaN where
+    masked), or None when it is absent and not required."""
+    names = {str(k).lower(): k for k in _column_names(table)}
+    key = next((names[c] for c in TABLE_COLUMNS[field] if c in names), None)
+    if key is None:
+        if required:
+            raise InvalidArgumentError(
+                f"table has no {field} column: looked for any of {list(TABLE_COLUMNS[field])} "
+                f"(case-insensitive); its columns are {_column_names(table)}")
+        return None
+    col = table[key]
+    mask = np.ma.getmaskarray(col) if isinstance(col, np.ma.MaskedArray) else np.asarray(
+        getattr(col, "mask", False), dtype=bool)
+    data = col.data if isinstance(col, np.ma.MaskedArray) else getattr(col, "unmasked", col)
+    data = np.asarray(getattr(data, "value", data))
+    if field == "id":
+        if mask.any():
+            raise InvalidArgumentError(f"column {key!r} has {int(mask.sum())} missing ids")
+        return data
+    values = data.astype(np.float64) * _unit_factor(key, getattr(col, "unit", None),
+                                                     _TABLE_UNITS.get(field))
+    values[np.broadcast_to(mask, values.shape)] = np.nan
+    if field in ("ra", "dec", "mag") and not np.all(np.isfinite(values)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        raise InvalidArgumentError(
+            f"column {key!r} has {len(bad)} missing or non-finite values (rows "
+            f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}): remove those rows")
+    return values
+
+
+def _unit_factor(key, unit, wanted: str | None) -> float:
+    """Factor from a column's unit to the one skysolve uses (1 when either is unknown)."""
+    if unit is None or wanted is None:
+        return 1.0
+    from astropy import units as u
+
+    try:
+        unit = u.Unit(unit)
+        return 1.0 if unit == u.dimensionless_unscaled else float(unit.to(wanted))
+    except (u.UnitsError, ValueError, TypeError):
+        raise InvalidArgumentError(
+            f"column {key!r} is in {unit}, which does not convert to {wanted}") from None
+
+
+def _table_epoch(table) -> float:
+    """The one Julian year of a table's epoch column, else J2000.0."""
+    epochs = _table_column(table, "epoch", required=False)
+    if epochs is None or len(epochs) == 0:
+        return 2000.0
+    values = np.unique(epochs)
+    if len(values) != 1 or not np.isfinite(values[0]):
+        raise InvalidArgumentError(
+            f"the table's epoch column holds several or missing values ({values[:5]}): "
+            "give epoch= for positions at one epoch")
+    return float(values[0])
 
 
 # --------------------------------------------------------------------------------------
@@ -395,8 +503,9 @@ def load_gaia(path: str | os.PathLike | None = None) -> Catalog:
     pmdec = rec["pmdec"].astype(np.float64)
     if _looks_like_photometry(pmra, pmdec):
         pmra = pmdec = None
-    return Catalog(rec["id"], rec["ra"], rec["dec"], rec["mag"].astype(np.float64),
-                   pmra, pmdec, epoch=GAIA_EPOCH, name="gaia")
+    # copies, so that the catalog does not keep the whole file's bytes alive
+    return Catalog(rec["id"].copy(), rec["ra"].copy(), rec["dec"].copy(),
+                   rec["mag"].astype(np.float64), pmra, pmdec, epoch=GAIA_EPOCH, name="gaia")
 
 
 def _looks_like_photometry(pmra: NDArray[np.float64], pmdec: NDArray[np.float64]) -> bool:
@@ -407,18 +516,20 @@ def _looks_like_photometry(pmra: NDArray[np.float64], pmdec: NDArray[np.float64]
     return pm.size >= 1000 and bool(np.all((pm > 0) & (pm < 30)))
 
 
-def load_catalog_csv(path: str | os.PathLike, epoch: float = 2000.0) -> Catalog:
+def load_catalog_csv(path: str | os.PathLike, epoch: float | None = None) -> Catalog:
     """Load a user catalog from a CSV file with a header row.
 
-    Required columns (case-insensitive): ``id``, ``ra`` (or ``ra_deg``),
-    ``dec`` (or ``dec_deg``) in degrees, ``mag`` (or ``magnitude``); optional
-    ``pmra`` and ``pmdec`` in mas/yr (``pmra`` including cos dec).
+    Columns as :meth:`Catalog.from_table` reads them (case-insensitive):
+    ``ra`` (or ``ra_deg``) and ``dec`` (or ``dec_deg``) in degrees, ``mag``
+    (or ``magnitude``, ``phot_g_mean_mag``, ...); optional ``id`` (default: the
+    row number), ``pmra`` and ``pmdec`` in mas/yr (``pmra`` including cos dec)
+    and ``ref_epoch``.
 
     Parameters
     ----------
     path : path-like
-    epoch : float
-        Julian year of the positions (default J2000.0).
+    epoch : float, optional
+        Julian year of the positions (default: the ``ref_epoch`` column, else J2000.0).
     """
     p = Path(path)
     if not p.is_file():
@@ -441,3 +552,50 @@ def load_catalog_csv(path: str | os.PathLike, epoch: float = 2000.0) -> Catalog:
             raise FileFormatError(f"{p}: column {name!r} has a non-numeric or missing value "
                                   f"({exc})") from None
     return Catalog.from_table(columns, epoch=epoch, name=p.stem)
+
+
+#: File name endings :func:`load_catalog` reads as CSV with :func:`load_catalog_csv`.
+_CSV_SUFFIXES = (".csv",)
+
+
+def load_catalog(path: str | os.PathLike, epoch: float | None = None,
+                 format: str | None = None) -> Catalog:
+    """Load a user catalog from a table file: FITS, ECSV, VOTable, CSV, ...
+
+    CSV files (``.csv``) are read by :func:`load_catalog_csv`; every other file
+    by :meth:`astropy.table.Table.read` (the first table of a FITS file; the
+    format from the file name or ``format``), then :meth:`Catalog.from_table`
+    finds the columns, so the FITS, ECSV or VOTable result of a Gaia archive
+    query loads as it is. Reading never executes code from the file.
+
+    Parameters
+    ----------
+    path : path-like
+    epoch : float, optional
+        Julian year of the positions (default: the table's ``ref_epoch`` or
+        ``epoch`` column, else J2000.0).
+    format : str, optional
+        An astropy table format (``"fits"``, ``"ascii.ecsv"``, ``"votable"``, ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    FileFormatError
+        If astropy cannot read the file as a table.
+    InvalidArgumentError
+        If a column is missing or invalid (see :meth:`Catalog.from_table`).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"catalog file not found: {p}")
+    if format is None and p.suffix.lower() in _CSV_SUFFIXES:
+        return load_catalog_csv(p, epoch=epoch)
+    from astropy.table import Table
+
+    try:
+        table = Table.read(p, format=format)
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for unreadable files
+        raise FileFormatError(f"{p} is not a table astropy can read "
+                              f"({type(exc).__name__}: {exc})") from None
+    return Catalog.from_table(table, epoch=epoch, name=p.stem)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from .. import _args
 from .._options import with_options
 from ..errors import FileFormatError, InvalidArgumentError, InvalidTypeError
 from ..geometry import radec_to_vector
-from ..sky.catalogs import Catalog, CatalogStar, load_catalog_csv, load_gaia, load_hipparcos
+from ..sky.catalogs import Catalog, CatalogStar, load_catalog, load_gaia, load_hipparcos
 from ..sky.index import SkyIndex
 from . import backends, keys
 from .dbfile import ARRAY_NAMES, read_database, write_database
@@ -110,19 +111,27 @@ class PatternDatabase:
     @classmethod
     def _generate(cls, catalog: Any, options: GenerationOptions) -> PatternDatabase:
         if isinstance(catalog, str | os.PathLike):
-            catalog = load_catalog_csv(catalog)
+            catalog = load_catalog(catalog)
+        elif hasattr(catalog, "colnames") or isinstance(catalog, Mapping):
+            catalog = Catalog.from_table(catalog)
         if not isinstance(catalog, Catalog):
             raise InvalidTypeError(
-                f"catalog must be a skysolve Catalog or a CSV path, got {type(catalog).__name__}")
+                "catalog must be a skysolve Catalog, an astropy Table or a table file path, "
+                f"got {type(catalog).__name__}")
         arrays, params = generate(catalog, options)
         return cls(**arrays, parameters=params)
 
     @classmethod
     @with_options(GenerationOptions, ("cls", "catalog"), _generate_doc(
-        "any :class:`~skysolve.Catalog` or CSV file",
-        "Star ids and magnitudes are the catalog's.",
-        "catalog : Catalog or path-like\n"
-        "    The stars (a CSV path is read with :func:`~skysolve.load_catalog_csv`)."))
+        "any catalog: a :class:`~skysolve.Catalog`, an astropy Table or a table file",
+        "Star ids and magnitudes are the catalog's. A deeper catalog than the bundled\n"
+        "Gaia stars (G < 10) solves smaller fields: e.g. the result of a Gaia archive\n"
+        "query to G ~ 15, saved as FITS or ECSV, for fields of 0.5 deg.",
+        "catalog : Catalog, astropy.table.Table, mapping of columns, or path-like\n"
+        "    The stars. A table's columns are found by name (``ra``, ``dec``,\n"
+        "    ``phot_g_mean_mag``, ``source_id``, ``pmra``, ``ref_epoch``, ...: see\n"
+        "    :meth:`~skysolve.Catalog.from_table`); a file is read with\n"
+        "    :func:`~skysolve.load_catalog` (CSV, FITS, ECSV, VOTable, ...)."))
     def generate_from_catalog(cls, catalog, options):
         return cls._generate(catalog, options)
 
@@ -327,6 +336,34 @@ class PatternDatabase:
         index of the query key that found it.
         """
         return keys.lookup_keys(self._pattern_keys, query)
+
+    def pattern_rows(self, stars: NDArray) -> NDArray[np.intp]:
+        """The row of each 4-star set among the database's patterns, -1 where it has none.
+
+        Parameters
+        ----------
+        stars : array_like of int, shape ``(m, 4)``
+            Star-table indices, in any order within a row.
+
+        Returns
+        -------
+        ndarray of intp, shape ``(m,)``
+            Rows of :attr:`pattern_stars` (whose stars are in canonical order).
+        """
+        q = np.sort(np.asarray(stars), axis=1)
+        if q.ndim != 2 or q.shape[1] != 4 or not np.issubdtype(q.dtype, np.integer):
+            raise InvalidArgumentError(f"stars must be an (m, 4) integer array, got {q.shape}")
+        out = np.full(len(q), -1, dtype=np.intp)
+        if len(q) == 0:
+            return out
+        if q.min() < 0 or q.max() >= self.num_stars:
+            raise InvalidArgumentError(f"stars must be star-table indices below {self.num_stars}")
+        # the key of the ascending stars, computed exactly as generation computes it
+        found, owner = self.lookup_keys(keys.pattern_keys(self.star_vectors[q],
+                                                          self.pattern_bins)[0])
+        same = np.all(np.sort(self._pattern_stars[found], axis=1) == q[owner], axis=1)
+        out[owner[same]] = found[same]
+        return out
 
     def __repr__(self) -> str:
         p = self._parameters

@@ -4,8 +4,10 @@
 relative to the optical centre, +y down) and the image geometry;
 :class:`CatalogView` hands out catalog star vectors (apparent directions when
 an observer velocity is given). A :class:`Hypothesis` is an attitude ``R``
-(ICRS to camera), a focal length ``f`` (px) and a parity. Every array
-operation goes through the solve's backend (:mod:`skysolve.solver.backends`).
+(ICRS to camera), a focal length ``f`` (px) and a parity; the frame's lens
+projection (:mod:`skysolve.camera.projection`) turns ideal offsets at ``f``
+into directions. Every array operation goes through the solve's backend
+(:mod:`skysolve.solver.backends`).
 """
 
 from __future__ import annotations
@@ -19,20 +21,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..camera import projection as _proj
 from ..camera.model import CameraModel
 
-__all__ = ["Frame", "CatalogView", "Hypothesis", "make_frame", "focal_from_fov",
-           "fov_from_focal"]
-
-
-def focal_from_fov(fov_rad: float, width: int) -> float:
-    """Focal length (px) of a pinhole camera with horizontal field of view ``fov_rad``."""
-    return 0.5 * width / math.tan(0.5 * fov_rad)
-
-
-def fov_from_focal(f: float, width: int) -> float:
-    """Horizontal field of view (radians) of a pinhole camera of focal length ``f`` px."""
-    return 2.0 * math.atan(0.5 * width / f)
+__all__ = ["Frame", "CatalogView", "Hypothesis", "make_frame"]
 
 
 @dataclass
@@ -56,10 +48,40 @@ class Frame:
     fixed_camera: bool               # focal length and parity fixed by the caller
     backend: ModuleType
     refine_scale: bool | None = None  # with a fixed camera: refine its plate scale at the end
+    _radii: NDArray[np.float64] | None = None
+
+    @property
+    def proj(self) -> int:
+        """The lens projection's integer code."""
+        return self.camera.projection_code
 
     def vectors(self, f: float, parity: bool, idx: Any = slice(None)) -> NDArray[np.float64]:
-        """Camera unit vectors of (some of) the centroids at focal length ``f``."""
-        return self.backend.unit_vectors(self.ideal[idx], f, parity)
+        """Camera unit vectors of (some of) the centroids at focal length ``f`` (NaN rows
+        for centroids outside the projection's image)."""
+        return self.backend.unit_vectors(self.ideal[idx], f, parity, self.proj)
+
+    def fov(self, f: float) -> float:
+        """Horizontal field of view (radians) at focal length ``f``; twice the projection's
+        largest angle when the image is wider than what it images."""
+        return 2.0 * self.angle_of_radius(0.5 * self.width, f)
+
+    def angle_of_radius(self, r_px: float, f: float) -> float:
+        """Angle (radians) from the axis of an ideal offset ``r_px`` from the optical centre
+        at focal length ``f``; the projection's largest angle beyond its image."""
+        theta = _proj.scalar_angle_of_radius(r_px / f, self.proj)
+        return theta if math.isfinite(theta) else _proj.max_angle(self.proj)
+
+    def imaged(self, rows: NDArray[np.intp] | slice, f: float) -> NDArray[np.bool_]:
+        """Which centroids ``rows`` the projection images at focal length ``f``."""
+        rho = self.radii[rows] / f
+        return rho <= _proj.max_radius(self.proj)
+
+    @property
+    def radii(self) -> NDArray[np.float64]:
+        """Distances of the centroids from the optical centre in ideal pixels."""
+        if self._radii is None:
+            self._radii = np.hypot(self.ideal[:, 0], self.ideal[:, 1])
+        return self._radii
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -71,7 +93,7 @@ class Frame:
                  margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """The first ``count`` of ``vectors`` that project inside the image: (rows, ideal px)."""
         cx, cy = self.centre
-        return self.backend.in_image(vectors, hyp.R, hyp.f, hyp.parity, cx, cy,
+        return self.backend.in_image(vectors, hyp.R, hyp.f, hyp.parity, self.proj, cx, cy,
                                      0.5 * self.width + margin_px,
                                      0.5 * self.height + margin_px, count)
 
@@ -82,25 +104,26 @@ class Frame:
 
 
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
-               camera_model: CameraModel | None, backend: ModuleType,
-               refine_scale: bool | None = None) -> Frame:
+               camera_model: CameraModel | None, projection: str,
+               backend: ModuleType, refine_scale: bool | None = None) -> Frame:
     """The frame of centred centroid positions ``xy`` (a new array the frame may keep);
-    ``refine_scale`` as :attr:`SolveOptions.refine_scale`."""
+    ``refine_scale`` as :attr:`SolveOptions.refine_scale`.
+
+    Without a camera model the centroids are taken as ideal offsets from the
+    image centre under ``projection``; a camera model brings its own.
+    """
     if camera_model is not None:
-        cam = camera_model
-        f = cam.focal_length_px
-        xi, eta = cam.pixel_to_tanplane(xy[:, 0], xy[:, 1])
-        s = -1.0 if cam.parity_flip else 1.0
-        ideal = np.stack([s * np.asarray(xi) * f, np.asarray(eta) * f], axis=1)
-        return Frame(xy, ideal, width, height, cam, True, backend, refine_scale)
+        u, v = camera_model.ideal_offsets(xy[:, 0], xy[:, 1])
+        ideal = np.ascontiguousarray(np.stack([u, v], axis=1), dtype=np.float64)
+        return Frame(xy, ideal, width, height, camera_model, True, backend, refine_scale)
     return Frame(xy, np.ascontiguousarray(xy, dtype=np.float64), width, height,
-                 _plain_camera(width, height), False, backend)
+                 _plain_camera(width, height, projection), False, backend)
 
 
 @lru_cache(maxsize=16)
-def _plain_camera(width: int, height: int) -> CameraModel:
+def _plain_camera(width: int, height: int, projection: str) -> CameraModel:
     """Centred, undistorted camera of unit focal length (solved focal lengths replace it)."""
-    return CameraModel(1.0, width, height)
+    return CameraModel(1.0, width, height, projection=projection)
 
 
 class CatalogView:
@@ -136,7 +159,7 @@ class CatalogView:
         ``count`` stars are fetched for ``count`` to remain inside the image.
         """
         reach = frame.reach_px(margin_px)
-        radius = math.atan(reach / hyp.f) * 1.05 + 1e-4
+        radius = frame.angle_of_radius(reach, hyp.f) * 1.05 + 1e-4
         rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
         return self.cone(hyp.R[2], radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
 

@@ -1,8 +1,8 @@
 """Building a database from a catalog: :class:`GenerationOptions` and :func:`generate`.
 
-The catalog is propagated to the proper-motion epoch, sorted brightest first
-and cut to the stars verification needs (``verification_stars_per_fov`` per
-average field of the smallest size, or ``star_max_magnitude``); patterns are
+The catalog is sorted brightest first, cut to the stars verification needs
+(``verification_stars_per_fov`` per average field of the smallest size, or
+``star_max_magnitude``) and propagated to the proper-motion epoch; patterns are
 then generated for every field-of-view scale from ``max_fov_deg`` down to
 ``min_fov_deg`` (:mod:`skysolve.solver.patterns`).
 """
@@ -31,7 +31,7 @@ def _progress(value: Any, name: str) -> bool | None:
     return None if value is None else _args.flag(value, name)
 
 
-_max_fov = partial(_args.positive, maximum=180.0, open_max=True)
+_max_fov = partial(_args.positive, maximum=180.0)
 _pattern_error = partial(_args.positive, maximum=0.25, open_max=True)
 _step = partial(_args.number, minimum=1.0, open_min=True)
 
@@ -41,7 +41,8 @@ class GenerationOptions(Options):
     """The parameters of a pattern database (see the field documentation)."""
 
     max_fov_deg: float = option(30.0, type="float", check=_max_fov, doc="""
-        Largest horizontal field of view to solve, degrees (0 < fov < 180).""")
+        Largest field of view to solve, degrees (0 < fov <= 180; 180 covers all-sky
+        fisheye frames).""")
     min_fov_deg: float | None = option(None, type="float, optional",
                                        check=_args.optional_positive, doc="""
         Smallest field of view, degrees; below ``max_fov_deg`` the database holds
@@ -90,8 +91,6 @@ def _star_table(catalog: Any, options: GenerationOptions) -> Any:
     """The catalog's stars the database keeps: propagated, brightest first, cut."""
     if len(catalog) < 4:
         raise InvalidArgumentError("catalog must hold at least 4 stars")
-    if options.epoch_proper_motion_year is not None:
-        catalog = catalog.propagate(options.epoch_proper_motion_year)
     catalog = catalog.sorted_by_magnitude()
     if options.star_max_magnitude is not None:
         catalog = catalog.brighter_than(options.star_max_magnitude)
@@ -102,6 +101,9 @@ def _star_table(catalog: Any, options: GenerationOptions) -> Any:
         catalog = catalog.select(np.arange(n_keep))
     if len(catalog) < 4:
         raise InvalidArgumentError("fewer than 4 catalog stars pass star_max_magnitude")
+    # propagated last, so only the stars kept (magnitudes do not move)
+    if options.epoch_proper_motion_year is not None:
+        catalog = catalog.propagate(options.epoch_proper_motion_year)
     return catalog
 
 
@@ -134,9 +136,9 @@ def generate(catalog: Any, options: GenerationOptions) -> tuple[dict[str, NDArra
         "multiscale_step": options.multiscale_step,
         "epoch_proper_motion_year": catalog.epoch,
     }
-    arrays = {"star_ids": catalog.ids.astype(np.int64),
-              "star_ra_deg": catalog.ra_deg.astype(np.float64),
-              "star_dec_deg": catalog.dec_deg.astype(np.float64),
+    arrays = {"star_ids": catalog.ids.astype(np.int64, copy=False),
+              "star_ra_deg": catalog.ra_deg.astype(np.float64, copy=False),
+              "star_dec_deg": catalog.dec_deg.astype(np.float64, copy=False),
               "star_mag": catalog.mag.astype(np.float32),
               "pattern_stars": pset.stars, "pattern_keys": pset.keys}
     return arrays, params

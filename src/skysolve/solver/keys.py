@@ -37,6 +37,8 @@ __all__ = [
     "pair_indices",
     "pattern_edge_angles",
     "pattern_edge_angles_indexed",
+    "quad_components",
+    "component_edge_angles",
     "edge_ratios",
     "bins_for_error",
     "key_dtype",
@@ -68,8 +70,25 @@ def pair_indices(n: int) -> NDArray[np.intp]:
     return np.stack([i, j], axis=1)
 
 
-def _edge_angles_from_components(comp) -> NDArray[np.float64]:
-    """Six edge angles from ``comp[star][axis]`` -> (m,) component arrays; shape (m, 6)."""
+def quad_components(xyz: NDArray[np.float64], quads: ArrayLike) -> list[list[NDArray]]:
+    """``comp[star][axis]``: one coordinate of one star of every pattern, as 1-D arrays.
+
+    Parameters
+    ----------
+    xyz : ndarray, shape ``(3, n)``
+        Unit vectors stored component-major (``xyz[0]`` all x, ...).
+    quads : array_like of int, shape ``(m, 4)``
+        Star indices of each pattern.
+    """
+    q = np.asarray(quads)
+    return [[xyz[a][q[:, i]] for a in range(3)] for i in range(4)]
+
+
+def component_edge_angles(comp) -> NDArray[np.float64]:
+    """Six edge angles from ``comp[star][axis]`` -> (m,) component arrays; shape (m, 6).
+
+    The angles of :func:`pattern_edge_angles`, from the layout of :func:`quad_components`.
+    """
     m = comp[0][0].shape[0]
     sq = np.empty((m, 6))
     for k, (i, j) in enumerate(PAIRS_4):
@@ -103,7 +122,7 @@ def pattern_edge_angles(vectors: ArrayLike) -> NDArray[np.float64]:
     lead = v.shape[:-2]
     flat = np.ascontiguousarray(v.reshape(-1, 12).T)  # rows: star0 x,y,z, star1 x,y,z, ...
     comp = [[flat[3 * i + a] for a in range(3)] for i in range(4)]
-    return _edge_angles_from_components(comp).reshape(*lead, 6)
+    return component_edge_angles(comp).reshape(*lead, 6)
 
 
 def pattern_edge_angles_indexed(xyz: NDArray[np.float64],
@@ -122,9 +141,7 @@ def pattern_edge_angles_indexed(xyz: NDArray[np.float64],
     ndarray, shape ``(m, 6)``
         As :func:`pattern_edge_angles`.
     """
-    q = np.asarray(quads)
-    comp = [[xyz[a][q[:, i]] for a in range(3)] for i in range(4)]
-    return _edge_angles_from_components(comp)
+    return component_edge_angles(quad_components(xyz, quads))
 
 
 def edge_ratios(edges: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -5,34 +5,55 @@ database's pattern-star separation, form 4-star patterns in brightest-first
 order (all patterns of the brightest 6, then 8, 10, ... stars, in batches).
 Each pattern's edge-ratio keys (:mod:`skysolve.solver.keys`) are looked up;
 catalog patterns whose exact ratios agree within the tolerance, and whose
-scale implies a field of view in the allowed range, become candidates. An
+scale implies a focal length in the allowed range, become candidates. The
+ratios are computed from the centroids' directions at an assumed focal
+length; when the scale is unknown and the field wide, the range is tiled by
+focal-length windows (:mod:`skysolve.solver.focal`), each searched with its
+own unprojection, the windows taking turns batch by batch so that the
+brightest patterns of every window come first. An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
 probability times the number of hypotheses verified so far is below
 ``match_threshold``, refined (:mod:`skysolve.solver.refinement`) into the
 answer.
+
+With a position hint (a cone of radius ``r`` about a direction, roll
+unknown), every star of the true field lies within ``r`` plus the field's
+radius (the angle from the optical axis to the farthest image corner at
+the shortest focal length searched) of the hint's centre. Catalog patterns
+with a star outside that cone are dropped by the lookup itself (the
+backend's ``hint`` test, per focal-length window), before any ratio is
+compared, and a hypothesis whose boresight lies outside the hint's cone is never verified nor
+returned, so a hint that misses the true pointing can only give no answer.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .frame import CatalogView, Frame, Hypothesis, fov_from_focal
+from .focal import FocalWindow, focal_windows
+from .frame import CatalogView, Frame, Hypothesis
 from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
 
-__all__ = ["MAX_PATTERN_STARS", "search"]
+__all__ = ["MAX_PATTERN_STARS", "Cone", "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
 MAX_PATTERN_STARS = 30
+#: ... when the scale is searched over several windows: the database's patterns come
+#: from the brightest few stars of each field, and deeper patterns in every window
+#: would multiply the cost of giving up (and the hypotheses tried) for little gain.
+WINDOWED_PATTERN_STARS = 14
 #: The stages at which the brightest-first pattern list is cut into batches.
 _PATTERN_STAGES = (6, 8, 10, 12, 14, 17, 20, 24, 30)
 #: Most patterns between two checks of the time limit.
@@ -41,6 +62,9 @@ _MAX_BATCH = 1500
 _SAME_ATTITUDE_COS = math.cos(1e-3)
 #: Up to this many centroids, one cone query serves verification and refinement.
 _SHARED_CONE_CENTROIDS = 100
+#: Margin on a focal-length window's inner bounds for the scale a candidate implies
+#: (that estimate is itself slightly off when the window's centre is).
+_WINDOW_MARGIN = 0.01
 
 
 @lru_cache(maxsize=2)
@@ -90,7 +114,7 @@ def _hypotheses(frame: Frame, ideal: NDArray[np.float64], cv: NDArray[np.float64
             continue
         part = slice(lo, hi)
         R_all, res, par = frame.backend.pattern_attitudes(ideal[part], cv[part], f_est[part],
-                                                          parities)
+                                                          parities, frame.proj)
         limit = 2.0 * tol * clargest[part] + 3.0 / f_est[part]
         for m in np.flatnonzero(res <= limit):
             yield Hypothesis(R_all[m], float(f_est[lo + m]), bool(par[m]))
@@ -125,60 +149,181 @@ def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[n
     return np.append(ends[ends < max_patterns], max_patterns), True
 
 
-def search(db, frame: Frame, cat: CatalogView, *, f_guess: float, fov_lo: float, fov_hi: float,
-           parities: tuple[bool, ...], tol: float, radius_px: float, threshold: float,
-           deadline: float | None, refine_iterations: int, t0: float,
-           pattern_stars: int, max_patterns: int | None):
-    """The pattern search; returns ``(SolveResult or None, status)``.
+def pattern_stars(frame: Frame, f: float, limit: int) -> NDArray[np.intp]:
+    """Rows of the (at most ``limit``) centroids that form patterns at focal length ``f``:
+    the brightest, imaged by the projection at ``f``, no two closer than the database's
+    separation."""
+    n_head = min(len(frame.ideal), max(limit * 4, 100))
+    head = frame.ideal[:n_head]
+    sep_px = SEPARATION_FRACTION * frame.fov(f) * f
+    valid = frame.imaged(slice(0, n_head), f)
+    if valid.all():
+        return frame.backend.thin_pixels(head, sep_px, limit)
+    rows = np.flatnonzero(valid)
+    return rows[frame.backend.thin_pixels(head[rows], sep_px, limit)]
 
-    ``pattern_stars`` thinned centroids form patterns; the status is
-    ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
-    ``'budget'`` (``max_patterns`` patterns tried) or ``'no_match'``.
+
+@dataclass
+class _Plan:
+    """The patterns of one focal-length window and how far their search has got."""
+
+    window: FocalWindow
+    f_lo: float                      # bounds on the focal length a candidate implies
+    f_hi: float
+    stars: NDArray[np.intp]          # frame rows of the pattern stars
+    v_guess: NDArray[np.float64]     # their vectors at the window's centre
+    ends: NDArray[np.intp]
+    weight: float                    # share of the search's effort (see _schedule)
+    min_cos: float = -2.0            # smallest cosine from a position hint of a pattern star
+    done: int = 0
+
+
+def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: float,
+           n_stars: int) -> list[_Plan]:
+    """The windows of the search (one when the camera is fixed), with their patterns of
+    the brightest ``n_stars`` (fewer per window when there are several)."""
+    if frame.fixed_camera:
+        windows = [FocalWindow(f_lo, f_guess, f_hi)]
+    else:
+        probe = pattern_stars(frame, math.sqrt(f_lo * f_hi), n_stars)
+        windows = focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess)
+    plans = []
+    limit = n_stars if len(windows) == 1 else min(n_stars, WINDOWED_PATTERN_STARS)
+    for w in windows:
+        stars = pattern_stars(frame, w.centre, limit)
+        if len(stars) < 4:
+            continue
+        lo = w.lo if w.lo <= f_lo else w.lo * (1.0 - _WINDOW_MARGIN)
+        hi = w.hi if w.hi >= f_hi else w.hi * (1.0 + _WINDOW_MARGIN)
+        plans.append(_Plan(w, lo, hi, stars, frame.vectors(w.centre, False, stars),
+                           _batch_ends(len(stars)),
+                           math.log(frame.fov(w.lo) / frame.fov(w.hi)) + 1e-9))
+    return plans
+
+
+def _schedule(plans: list[_Plan]):
+    """The order the windows' batches are searched in: the window with the fewest
+    patterns searched per unit of its weight goes next.
+
+    A window's weight is the range of fields of view it covers, in ``ln fov``:
+    every field size is equally likely a priori, so a window covering 2-6 deg
+    deserves as much effort as the hundred that cover 100-120 deg together.
+    Ties go to the earlier window (nearest the estimate when there is one).
     """
-    be = frame.backend
-    sep_px = SEPARATION_FRACTION * fov_from_focal(f_guess, frame.width) * f_guess
-    stars = be.thin_pixels(frame.ideal[: max(pattern_stars * 4, 100)], sep_px, pattern_stars)
-    if len(stars) < 4:
+    heap = [(0.0, i) for i in range(len(plans))]
+    while heap:
+        _, i = heapq.heappop(heap)
+        yield plans[i]
+        plan = plans[i]
+        if plan.done < plan.ends[-1]:
+            heapq.heappush(heap, (plan.done / plan.weight, i))
+
+
+#: Extra radius of the pattern-star cone of a position hint: aberration (~20"), proper
+#: motion since the database's epoch and the field-radius estimate's slack.
+_CONE_MARGIN_RAD = 1e-3
+#: No position hint: every catalog star may form patterns.
+_NO_HINT = np.zeros(0)
+
+
+@dataclass
+class Cone:
+    """A position hint: boresight within ``radius`` (rad) of ``centre`` (ICRS unit vector)."""
+
+    centre: NDArray[np.float64]
+    radius: float
+
+    def holds(self, R: NDArray[np.float64]) -> bool:
+        """Whether the boresight (camera +Z) of attitude ``R`` lies in the cone."""
+        return float(R[2] @ self.centre) >= math.cos(self.radius)
+
+    def min_cos(self, frame: Frame, f_lo: float) -> float:
+        """The smallest cosine of the angle from the centre a star of a field in the cone
+        may have, when the focal length is at least ``f_lo``: the cone's radius plus the
+        field's (to the image corner farthest from the optical axis)."""
+        reach = self.radius + frame.angle_of_radius(frame.reach_px(), f_lo) + _CONE_MARGIN_RAD
+        return -2.0 if reach >= math.pi else math.cos(reach)
+
+
+def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
+         parity_options, state, radius_px: float, threshold: float, deadline: float | None,
+         refine_iterations: int, t0: float, cone: Cone | None):
+    """Verify the candidates ``found`` by ``plan``'s latest batch; the result, or None.
+
+    ``state`` is ``[attitudes tried, number verified]`` across the whole search.
+    Hypotheses (and refined answers) with the boresight outside ``cone`` are skipped.
+    """
+    iquads, cstars, f_est, clargest = found
+    if frame.fixed_camera:
+        # the pattern's scale only screened the candidates; the camera fixes f
+        f_est = np.full(len(f_est), plan.window.centre)
+    # apparent directions when an observer velocity is given, as in verification
+    cv = cat.vectors(cstars.ravel()).reshape(cstars.shape + (3,))
+    ideal = frame.ideal[plan.stars[iquads]]  # (m, 4, 2)
+    for hyp in _hypotheses(frame, ideal, cv, f_est, clargest, tol, parity_options):
+        if deadline is not None and time.perf_counter() > deadline:
+            return "timeout"
+        if state[0].seen(hyp.R) or (cone is not None and not cone.holds(hyp.R)):
+            continue
+        state[1] += 1
+        field = (refine_field(frame, cat, hyp)
+                 if len(frame.ideal) <= _SHARED_CONE_CENTROIDS else None)
+        n, prob = verify(frame, cat, hyp, radius_px, n_fixed=4, field=field)
+        if prob * state[1] >= threshold:
+            continue
+        ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
+        if ref is None or (cone is not None and not cone.holds(ref.hyp.R)):
+            continue
+        return build_result(db, frame, cat, ref, prob * state[1], t0, "lost_in_space")
+    return None
+
+
+def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
+           f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
+           threshold: float, deadline: float | None, refine_iterations: int, t0: float,
+           pattern_stars: int, max_patterns: int | None, cone: Cone | None = None):
+    """The pattern search over focal lengths ``[f_lo, f_hi]`` (px); returns ``(SolveResult
+    or None, status)``.
+
+    ``f_guess`` is the camera's focal length when the frame's camera is fixed,
+    else an optional estimate. ``pattern_stars`` thinned centroids form
+    patterns; ``max_patterns`` patterns at most are looked up (over every
+    window); ``cone`` is an optional position hint. The status is
+    ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
+    ``'budget'`` (the pattern budget spent) or ``'no_match'``.
+    """
+    plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
+    if not plans:
         return None, "too_few"
-    combos = _combos(len(stars))
-    v_guess = frame.vectors(f_guess, False, stars)
-    ends, budget_cut = _budget(_batch_ends(len(stars)), max_patterns)
+    left = max_patterns
+    hint = _NO_HINT if cone is None else cone.centre
+    for plan in plans if cone is not None else ():
+        plan.min_cos = cone.min_cos(frame, plan.f_lo)
     parity_options = np.array(parities, dtype=bool)
     directory, shift = db.key_directory
-    tried = _Tried()
-    verified = 0
-    done = 0
-    while done < ends[-1]:
+    state = [_Tried(), 0]
+    # one window: whole batches until one has candidates (_MAX_BATCH patterns at most, so
+    # that the time-out is still checked often); several: one batch at a time
+    step = _MAX_BATCH if len(plans) == 1 else 1
+    for plan in _schedule(plans):
         if deadline is not None and time.perf_counter() > deadline:
             return None, "timeout"
-        # whole batches until one has candidates (or _MAX_BATCH patterns are done, so
-        # that the time-out is still checked often)
-        iquads, cstars, f_est, clargest, done = be.pattern_candidates(
-            v_guess, combos, done, ends, _MAX_BATCH, db.pattern_bins, tol, db.pattern_keys,
-            directory, shift, db.pattern_stars, db.star_xyz, f_guess, frame.width, fov_lo,
-            fov_hi)
-        if len(f_est) == 0:
+        ends, cut = _budget(plan.ends, None if left is None else plan.done + left)
+        if cut and ends[-1] <= plan.done:
+            return None, "budget"
+        start = plan.done
+        *found, plan.done = frame.backend.pattern_candidates(
+            plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
+            db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
+            db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
+        if left is not None:
+            left -= plan.done - start
+        if len(found[2]) == 0:
             continue
-        if frame.fixed_camera:
-            # the pattern's scale only screened the candidates; the camera fixes f
-            f_est = np.full(len(f_est), f_guess)
-        # apparent directions when an observer velocity is given, as in verification
-        cv = cat.vectors(cstars.ravel()).reshape(cstars.shape + (3,))
-        ideal = frame.ideal[stars[iquads]]  # (m, 4, 2)
-        for hyp in _hypotheses(frame, ideal, cv, f_est, clargest, tol, parity_options):
-            if deadline is not None and time.perf_counter() > deadline:
-                return None, "timeout"
-            if tried.seen(hyp.R):
-                continue
-            verified += 1
-            field = (refine_field(frame, cat, hyp)
-                     if len(frame.ideal) <= _SHARED_CONE_CENTROIDS else None)
-            n, prob = verify(frame, cat, hyp, radius_px, n_fixed=4, field=field)
-            if prob * verified >= threshold:
-                continue
-            ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
-            if ref is None:
-                continue
-            return build_result(db, frame, cat, ref, prob * verified, t0,
-                                "lost_in_space"), "match_found"
-    return None, "budget" if budget_cut else "no_match"
+        out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
+                   threshold, deadline, refine_iterations, t0, cone)
+        if isinstance(out, str):
+            return None, "timeout"
+        if out is not None:
+            return out, "match_found"
+    return None, "budget" if left is not None and left <= 0 else "no_match"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from numpy.typing import NDArray
 
 from .. import _args
 from .._options import Options, option
+from ..camera.projection import PROJECTIONS, code_of, max_angle
+from ..centroids import ORIGINS
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix
 
@@ -28,6 +30,8 @@ __all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT", "MIN_SCALE_MAT
 BACKENDS = ("auto", "compiled", "reference")
 #: Default hint uncertainty when none is given, radians.
 DEFAULT_HINT_UNCERTAINTY_RAD = math.radians(1.0)
+#: Radius of a position hint's cone when none is given, degrees.
+DEFAULT_POSITION_RADIUS_DEG = 5.0
 
 
 def _camera(value: Any, name: str) -> Any:
@@ -44,12 +48,44 @@ def _attitude(value: Any, name: str) -> NDArray[np.float64] | None:
     return np.ascontiguousarray(as_rotation_matrix(value, name))
 
 
-_fov_deg = partial(_args.positive, maximum=180.0, open_max=True, allow_none=True)
-_fov_rad = partial(_args.positive, maximum=math.pi, open_max=True, allow_none=True)
+# up to a full turn: fisheyes see more than 180 degrees (checked against the projection below)
+_fov_deg = partial(_args.positive, maximum=360.0, allow_none=True)
+_fov_rad = partial(_args.positive, maximum=2.0 * math.pi, allow_none=True)
 _pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none=True)
 _velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
                     allow_none=True)
 _backend = partial(_args.choice, choices=BACKENDS)
+_origin = partial(_args.choice, choices=ORIGINS, allow_none=True)
+_radius_deg = partial(_args.positive, maximum=180.0, allow_none=True)
+_fov_bounds = partial(_args.bounds, maximum=360.0, allow_none=True)
+
+
+def _optional_flag(value: Any, name: str) -> bool | None:
+    return None if value is None else _args.flag(value, name)
+
+
+def _obstime(value: Any, name: str) -> Any:
+    """An astropy ``Time`` from a Time, datetime, ISO string or a FITS header's date."""
+    if value is None:
+        return None
+    from ..sky.aberration import _as_time
+
+    if hasattr(value, "cards") and hasattr(value, "get"):  # an astropy.io.fits Header
+        from astropy.time import Time
+
+        from ..io.images import header_mjd
+
+        mjd = header_mjd(value)
+        if mjd is None:
+            raise InvalidArgumentError(
+                f"{name}: the FITS header has no DATE-AVG, DATE-OBS or MJD-OBS time")
+        return Time(mjd, format="mjd", scale="utc")
+    t = _as_time(value, name)
+    if not t.isscalar:
+        raise InvalidArgumentError(f"{name} must be one time, got {t.shape} times")
+    return t
+
+_projection = partial(_args.choice, choices=PROJECTIONS, allow_none=True)
 #: A pattern needs four stars.
 _MIN_PATTERN_STARS = 4
 #: Most pattern stars: the brightest-first pattern list has ``C(n, 4)`` entries.
@@ -75,8 +111,10 @@ class SolveOptions(Options):
     """
 
     fov_estimate_deg: float | None = option(None, type="float, optional", check=_fov_deg, doc="""
-        Horizontal field of view estimate, degrees (give at most one of the two).
-        Default: the camera model's, else the database's whole range is searched.""")
+        Horizontal field of view estimate, degrees (give at most one of the two;
+        below 180 for the pinhole and orthographic projections, at most 360 for
+        the others). Default: the camera model's, else the database's whole range
+        is searched.""")
     fov_estimate_rad: float | None = option(None, type="float, optional", check=_fov_rad, doc="""
         The same in radians.""")
     image_width: int | None = option(None, type="int, optional", check=_args.optional_size, doc="""
@@ -109,8 +147,9 @@ class SolveOptions(Options):
         Budget of image patterns (4-star combinations of the pattern stars) the
         lost-in-space search looks up; when it runs out before a match the
         solve fails with status ``'timeout'``, as when ``solve_timeout_ms``
-        runs out (>= 1; None: no budget). The default is larger than any
-        search: ``pattern_checking_stars=24`` give 10,626 patterns.""")
+        runs out (>= 1; None: no budget; the patterns of every focal-length
+        window count). The default is larger than any single-scale search:
+        ``pattern_checking_stars=24`` give 10,626 patterns.""")
     pattern_checking_stars: int = option(
         24, type="int", check=_pattern_stars, doc=f"""
         How many centroids form patterns: the brightest ones, after dropping
@@ -118,13 +157,15 @@ class SolveOptions(Options):
         separation ({_MIN_PATTERN_STARS} to {MAX_PATTERN_STARS_LIMIT}). Patterns
         are tried brightest first, so more stars only help frames whose
         brightest stars are mostly not in the catalog (false detections,
-        satellites), at up to ``C(n, 4)`` patterns.""")
+        satellites), at up to ``C(n, 4)`` patterns. When the scale is searched
+        over several focal-length windows (a wide field of view range without
+        a camera model), each window takes at most the brightest 14.""")
     match_max_error: float | None = option(
         None, type="float, optional", check=_pattern_error, doc="""
         Largest edge-ratio difference of a pattern match (0 < e < 0.25); default
         the database's ``pattern_max_error``.""")
     camera_model: Any = option(None, type="CameraModel, optional", check=_camera, doc="""
-        Fixes focal length, optical centre, parity and distortion.""")
+        Fixes focal length, optical centre, parity, distortion and projection.""")
     observer_velocity_km_s: NDArray[np.float64] | None = option(
         None, type="array_like (3,), optional", check=_velocity, doc="""
         Observer's ICRS velocity, km/s (e.g. ``earth_barycentric_velocity(t)``);
@@ -146,6 +187,57 @@ class SolveOptions(Options):
     refine_iterations: int = option(2, type="int", check=_args.count, keyword_only=True, doc="""
         Re-match and refit passes after the first match (>= 0). tetra3rs took
         this up to 0.7 and then dropped it; skysolve still honours it.""")
+    projection: str | None = option(
+        None, type="{'pinhole', 'equidistant', 'equisolid', 'stereographic', 'orthographic'}"
+        ", optional", check=_projection, keyword_only=True, doc="""
+        Lens projection (see :class:`~skysolve.CameraModel`): ``'pinhole'``
+        (gnomonic), or a fisheye's ``'equidistant'``, ``'equisolid'``,
+        ``'stereographic'`` or ``'orthographic'``. Default: the camera model's,
+        else pinhole. Without a camera model the focal length is searched for
+        over the field-of-view range.""")
+    origin: str | None = option(
+        None, type="{'center', 'zero', 'fits'}, optional", check=_origin, keyword_only=True, doc="""
+        Pixel convention of the centroid positions: ``'center'`` (skysolve's
+        centred pixels, the default for arrays), ``'zero'`` (0-based array pixels:
+        the centre of array pixel ``[row, col]`` is ``(col, row)``, as photutils
+        and numpy count) or ``'fits'`` (1-based FITS pixels, as ``.axy``/``.xyls``
+        files). Required for an astropy ``Table`` of centroids (columns ``x``/``y``,
+        ``xcentroid``/``ycentroid`` or ``X``/``Y``; a flux column, if any, orders
+        them brightest first), whose convention cannot be guessed.""")
+    position_hint: tuple[float, float] | None = option(
+        None, type="(float, float) or SkyCoord, optional", check=_args.optional_sky_position,
+        keyword_only=True,
+        doc="""
+        Approximate boresight ``(ra_deg, dec_deg)`` (ICRS degrees) or an astropy
+        ``SkyCoord``, roll unknown. The lost-in-space search then considers only
+        catalog patterns whose stars lie within ``position_radius_deg`` plus the
+        field's radius of it (fewer candidates: faster), and a solution whose
+        boresight (``ra_deg``, ``dec_deg``) lies outside the cone is never returned:
+        a hint that misses gives a :class:`~skysolve.SolveFailure`.""")
+    position_radius_deg: float | None = option(None, type="float, optional", check=_radius_deg,
+                                               keyword_only=True,
+                                               doc="""
+        Radius of the position hint's cone, degrees (0 < r <= 180; default 5).""")
+    fov_range_deg: tuple[float, float] | None = option(
+        None, type="(float, float), optional", check=_fov_bounds, keyword_only=True, doc="""
+        Scale hint: the horizontal field of view lies in ``(low, high)`` degrees (an
+        alternative to ``fov_estimate_deg`` and ``fov_max_error_deg``).""")
+    pixel_scale_range_arcsec: tuple[float, float] | None = option(
+        None, type="(float, float), optional", check=_args.optional_bounds, keyword_only=True,
+        doc="""
+        Scale hint: the pixel scale at the optical centre lies in ``(low, high)``
+        arcseconds per pixel (an alternative to the field-of-view arguments).""")
+    parity_flip: bool | None = option(None, type="bool, optional", check=_optional_flag,
+                                      keyword_only=True, doc="""
+        Parity hint: True searches only mirror images of the sky, False only
+        unmirrored ones; None (default) tries both, or takes the camera model's.""")
+    obstime: Any = option(
+        None, type="astropy Time, datetime, ISO string or FITS Header, optional",
+        check=_obstime, keyword_only=True, doc="""
+        Time of observation from the Earth (or near it): the catalog is aberrated
+        with the Earth's barycentric velocity then (``earth_barycentric_velocity``),
+        in place of ``observer_velocity_km_s``. A FITS header gives its
+        DATE-AVG, MJD-AVG, DATE-OBS/DATE-END midpoint, DATE-OBS or MJD-OBS (UTC).""")
     backend: str = option("auto", type="{'auto', 'compiled', 'reference'}", check=_backend,
                           keyword_only=True, doc="""
         Solver implementation: the numba-compiled kernels, or the pure-numpy
@@ -163,8 +255,26 @@ class SolveOptions(Options):
     def _check_together(self) -> None:
         for a, b in (("fov_estimate_deg", "fov_estimate_rad"),
                      ("fov_max_error_deg", "fov_max_error_rad"),
-                     ("hint_uncertainty_deg", "hint_uncertainty_rad")):
+                     ("hint_uncertainty_deg", "hint_uncertainty_rad"),
+                     ("observer_velocity_km_s", "obstime")):
             _args.exclusive(a, getattr(self, a), b, getattr(self, b))
+        self._check_hints()
+        cam = self.camera_model
+        if (cam is not None and self.projection is not None
+                and self.projection != cam.projection):
+            raise InvalidArgumentError(
+                f"projection={self.projection!r} disagrees with the camera model's "
+                f"{cam.projection!r}")
+        fov = self.fov_estimate
+        code = code_of(self.lens_projection)
+        limit = 2.0 * max_angle(code)
+        if fov is not None and (fov > limit or (fov == limit and code == 0)):
+            name = "fov_estimate_deg" if self.fov_estimate_deg is not None else \
+                "fov_estimate_rad"
+            raise InvalidArgumentError(
+                f"{name}: the field of view estimate {math.degrees(fov):g} deg is beyond "
+                f"what a {self.lens_projection} lens images "
+                f"({'below' if code == 0 else 'up to'} {math.degrees(limit):g} deg)")
         if self.image_shape is not None:
             h, w = self.image_shape
             if self.image_width is not None and self.image_width != w:
@@ -174,7 +284,34 @@ class SolveOptions(Options):
                 raise InvalidArgumentError(
                     f"image_height={self.image_height} disagrees with image_shape={(h, w)}")
 
+    def _check_hints(self) -> None:
+        scales = [name for name in ("fov_estimate_deg", "fov_estimate_rad", "fov_range_deg",
+                                    "pixel_scale_range_arcsec")
+                  if getattr(self, name) is not None]
+        if len(scales) > 1:
+            raise InvalidArgumentError(f"give one scale hint, not {' and '.join(scales)}")
+        if scales and scales[0] in ("fov_range_deg", "pixel_scale_range_arcsec"):
+            for name in ("fov_max_error_deg", "fov_max_error_rad"):
+                if getattr(self, name) is not None:
+                    raise InvalidArgumentError(f"{name} applies to fov_estimate_deg, not to "
+                                               f"{scales[0]}")
+        if self.position_radius_deg is not None and self.position_hint is None:
+            raise InvalidArgumentError("position_radius_deg needs a position_hint")
+        cam = self.camera_model
+        if (cam is not None and self.parity_flip is not None
+                and self.parity_flip != bool(cam.parity_flip)):
+            raise InvalidArgumentError(
+                f"parity_flip={self.parity_flip} disagrees with the camera model's "
+                f"parity_flip={bool(cam.parity_flip)}")
+
     # -- resolved values the solver works with
+    @property
+    def lens_projection(self) -> str:
+        """The lens projection: given, else the camera model's, else ``'pinhole'``."""
+        if self.projection is not None:
+            return self.projection
+        return "pinhole" if self.camera_model is None else self.camera_model.projection
+
     @property
     def fov_estimate(self) -> float | None:
         """The field of view estimate in radians, or None."""
@@ -197,6 +334,27 @@ class SolveOptions(Options):
         if self.hint_uncertainty_rad is not None:
             return self.hint_uncertainty_rad
         return DEFAULT_HINT_UNCERTAINTY_RAD
+
+    @property
+    def position_cone(self) -> tuple[NDArray[np.float64], float] | None:
+        """The position hint as ``(ICRS unit vector, radius in radians)``, or None."""
+        if self.position_hint is None:
+            return None
+        from ..geometry import radec_to_vector
+
+        radius = self.position_radius_deg
+        radius = DEFAULT_POSITION_RADIUS_DEG if radius is None else radius
+        return np.asarray(radec_to_vector(*self.position_hint), dtype=np.float64), \
+            math.radians(radius)
+
+    @cached_property
+    def observer_velocity(self) -> NDArray[np.float64] | None:
+        """The observer's ICRS velocity (km/s): given, else the Earth's at ``obstime``."""
+        if self.obstime is None:
+            return self.observer_velocity_km_s
+        from ..sky.aberration import earth_barycentric_velocity
+
+        return earth_barycentric_velocity(self.obstime)
 
     def image_size(self) -> tuple[int, int]:
         """``(width, height)`` from the size arguments or the camera model."""

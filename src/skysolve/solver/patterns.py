@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from .._progress import progress_bar
-from ..geometry import angle_to_chord
-from .keys import key_dtype, pattern_keys
+from .fieldstars import ScaleStars, thin_by_separation
+from .keys import component_edge_angles, edge_ratios, quad_components, quantize_ratios, ratio_keys
+from .patternstore import ChunkDeduplicator, PatternStore
 
 __all__ = [
     "PATTERN_SIZE",
@@ -36,6 +36,7 @@ __all__ = [
     "stars_per_field",
     "thin_by_separation",
     "canonical_order",
+    "canonical_order_of_components",
     "fov_scales",
     "generate_patterns",
 ]
@@ -52,9 +53,12 @@ SEPARATION_FRACTION = 0.01
 FIELD_RADIUS_FRACTION = 0.5
 
 
-def fibonacci_sphere(n: int) -> NDArray[np.float64]:
-    """``n`` nearly uniformly spaced unit vectors (Fibonacci lattice)."""
-    i = np.arange(n, dtype=np.float64)
+def fibonacci_sphere(n: int, start: int = 0, stop: int | None = None) -> NDArray[np.float64]:
+    """``n`` nearly uniformly spaced unit vectors (Fibonacci lattice), or rows ``start:stop``.
+
+    Row ``i`` has ``z = 1 - (2 i + 1) / n``: the rows run from the north pole to the south.
+    """
+    i = np.arange(start, n if stop is None else stop, dtype=np.float64)
     z = 1.0 - (2.0 * i + 1.0) / n
     r = np.sqrt(np.clip(1.0 - z * z, 0.0, None))
     phi = i * (np.pi * (3.0 - math.sqrt(5.0)))
@@ -84,23 +88,6 @@ def stars_per_field(patterns_per_field: int) -> int:
     return k
 
 
-def thin_by_separation(vectors: NDArray[np.float64],
-                       min_separation_rad: float) -> NDArray[np.bool_]:
-    """Keep mask of stars with no brighter star within ``min_separation_rad``.
-
-    ``vectors`` must be ordered brightest first. Each dropped star has some
-    brighter star (kept or not) within the separation, a rule that depends on
-    pairs only and can be applied the same way to image centroids.
-    """
-    keep = np.ones(len(vectors), dtype=bool)
-    if len(vectors) < 2 or min_separation_rad <= 0:
-        return keep
-    pairs = cKDTree(vectors).query_pairs(angle_to_chord(min_separation_rad), output_type="ndarray")
-    if len(pairs):
-        keep[pairs.max(axis=1)] = False
-    return keep
-
-
 def canonical_order(vectors: NDArray[np.float64]) -> NDArray[np.intp]:
     """Star order of patterns: increasing distance from the pattern's mean direction.
 
@@ -114,8 +101,21 @@ def canonical_order(vectors: NDArray[np.float64]) -> NDArray[np.intp]:
     ndarray of intp, shape ``(..., 4)``
         Indices that put each pattern's stars in canonical order.
     """
-    centre = vectors.mean(axis=-2, keepdims=True)
-    dist = np.sum((vectors - centre) ** 2, axis=-1)
+    v = np.asarray(vectors, dtype=np.float64)
+    return canonical_order_of_components([[v[..., i, a] for a in range(3)] for i in range(4)])
+
+
+def canonical_order_of_components(comp) -> NDArray[np.intp]:
+    """:func:`canonical_order` of ``comp[star][axis]`` arrays (:func:`~.keys.quad_components`).
+
+    The arithmetic is that of the compiled backend's mirror, term for term, so
+    that both order the stars of a pattern alike to the last bit: the mean is
+    ``0.25 * (((a0 + a1) + a2) + a3)`` per axis and the squared distance
+    ``(dx**2 + dy**2) + dz**2``; the sort is stable.
+    """
+    mean = [0.25 * (((comp[0][a] + comp[1][a]) + comp[2][a]) + comp[3][a]) for a in range(3)]
+    dist = np.stack([((comp[i][0] - mean[0]) ** 2 + (comp[i][1] - mean[1]) ** 2)
+                     + (comp[i][2] - mean[2]) ** 2 for i in range(4)], axis=-1)
     return np.argsort(dist, axis=-1, kind="stable")
 
 
@@ -138,20 +138,45 @@ class PatternSet:
     keys: NDArray
 
 
-def _field_members(candidates: NDArray[np.float64], centres: NDArray[np.float64],
-                   radius_rad: float, k: int) -> NDArray[np.intp]:
-    """Brightest ``k`` candidate indices within ``radius_rad`` of each centre, -1 padded.
 
-    ``candidates`` are ordered brightest first, so the sorted index lists of a
-    ball query start with the brightest members.
-    """
-    tree = cKDTree(candidates)
-    lists = tree.query_ball_point(centres, angle_to_chord(radius_rad), return_sorted=True)
-    out = np.full((len(centres), k), -1, dtype=np.intp)
-    for i, members in enumerate(lists):
-        m = members[:k]
-        out[i, :len(m)] = m
-    return out
+
+def _keyed(star_xyz: NDArray[np.float64], quads: NDArray[np.uint32],
+           bins: int) -> tuple[NDArray[np.uint64], NDArray[np.uint32]]:
+    """Keys and canonically ordered stars of patterns given as star-table rows."""
+    keys = np.empty(len(quads), dtype=np.uint64)
+    stars = np.empty_like(quads)
+    for s in range(0, len(quads), 1 << 18):  # keeps the float64 temporaries small
+        q = quads[s:s + (1 << 18)]
+        comp = quad_components(star_xyz, q)
+        ratios = edge_ratios(component_edge_angles(comp))[0]
+        keys[s:s + len(q)] = ratio_keys(quantize_ratios(ratios, bins), bins)
+        stars[s:s + len(q)] = np.take_along_axis(q, canonical_order_of_components(comp), axis=1)
+    return keys, stars
+
+
+def _scale_patterns(store: PatternStore, star_vectors: NDArray[np.float64],
+                    star_xyz: NDArray[np.float64], fov_rad: float,
+                    n_fields: int, k: int, combos: NDArray[np.intp], bar) -> None:
+    """Add the patterns of the ``n_fields`` lattice fields of one scale to ``store``."""
+    prefix = np.minimum([math.comb(m, PATTERN_SIZE) for m in range(k + 1)], len(combos))
+    radius = FIELD_RADIUS_FRACTION * fov_rad
+    stars = ScaleStars(star_vectors, radius, SEPARATION_FRACTION * fov_rad, k)
+    dedupe = ChunkDeduplicator(len(star_vectors))
+    # Fields sharing a pattern are at most two radii apart, so their z (2/n_fields apart
+    # per lattice row) are too: chunks spanning more than that repeat only the chunk before.
+    chunk = int(n_fields * radius * 1.01) + 2
+    z = star_vectors[:, 2]
+    z_lo, z_hi = (float(z.min()), float(z.max())) if len(z) else (1.0, -1.0)
+    for start in range(0, n_fields, chunk):
+        stop = min(n_fields, start + chunk)
+        # skip chunks with no star within reach (a catalog of part of the sky)
+        top, bottom = 1.0 - (2 * start + 1) / n_fields, 1.0 - (2 * stop - 1) / n_fields
+        if bottom - radius <= z_hi and top + radius >= z_lo:
+            members = stars.members(fibonacci_sphere(n_fields, start, stop))
+            counts = prefix[np.count_nonzero(members >= 0, axis=1)]
+            quads = dedupe.new_patterns(members, combos, counts)
+            store.add(*_keyed(star_xyz, quads, store.bins))
+        bar.update(stop - start)
 
 
 def generate_patterns(star_vectors: NDArray[np.float64], fov_deg_scales: list[float],
@@ -181,78 +206,18 @@ def generate_patterns(star_vectors: NDArray[np.float64], fov_deg_scales: list[fl
     """
     k = stars_per_field(patterns_per_lattice_field)
     combos = brightest_first_combinations(k, patterns_per_lattice_field)
-    prefix = np.array([math.comb(m, PATTERN_SIZE) for m in range(k + 1)])
-
-    all_quads = []
-    n_total = len(star_vectors)
     plans = []
     for fov in fov_deg_scales:
         fov_rad = math.radians(fov)
         n_fields = max(12, math.ceil(lattice_field_oversampling * 4.0 * math.pi / fov_rad ** 2))
         plans.append((fov_rad, n_fields))
+    n_raw = sum(n for _, n in plans) * len(combos)
+    # about a third of the patterns of the fields are distinct within their scale
+    store = PatternStore(len(star_vectors), bins, expected_rows=n_raw // 3)
+    star_xyz = np.ascontiguousarray(star_vectors.T)
     with progress_bar(sum(p[1] for p in plans), "pattern fields", progress, unit="field") as bar:
         for fov_rad, n_fields in plans:
-            centres = fibonacci_sphere(n_fields)
-            radius = FIELD_RADIUS_FRACTION * fov_rad
-            # Enough of the brightest stars for ~8x the needed stars in an average
-            # field; sparse fields are completed below with deeper candidate sets.
-            cone_sr = 2.0 * math.pi * (1.0 - math.cos(radius))
-            m = min(n_total, int(8 * k * 4.0 * math.pi / cone_sr) + 64)
-            members = np.full((n_fields, k), -1, dtype=np.intp)
-            todo = np.arange(n_fields)
-            while True:
-                keep = thin_by_separation(star_vectors[:m], SEPARATION_FRACTION * fov_rad)
-                cand_idx = np.flatnonzero(keep)
-                local = _field_members(star_vectors[cand_idx], centres[todo], radius, k)
-                members[todo] = np.where(local >= 0, cand_idx[np.maximum(local, 0)], -1)
-                short = np.flatnonzero((members[todo] < 0).any(axis=1))
-                if len(short) == 0 or m >= n_total:
-                    break
-                todo = todo[short]
-                m = min(n_total, m * 4)
-            n_members = (members >= 0).sum(axis=1)
-            n_pat = np.minimum(prefix[n_members], len(combos))
-            for s in range(0, n_fields, 4096):
-                quads = members[s:s + 4096][:, combos]  # (fields, patterns, 4), ascending
-                valid = np.arange(len(combos))[None, :] < n_pat[s:s + 4096, None]
-                # neighbouring lattice fields share most patterns: drop repeats early
-                all_quads.append(_unique_rows(quads[valid].astype(np.uint32)))
-            bar.update(n_fields)
-
-    quads = np.concatenate(all_quads) if all_quads else np.zeros((0, 4), np.uint32)
-    all_quads.clear()
-    quads = _unique_rows(quads)
-
-    # geometry in chunks keeps the float64 temporaries small
-    key_t = key_dtype(bins)
-    keys = np.empty(len(quads), dtype=key_t)
-    chunk = 1 << 19
-    for s in range(0, len(quads), chunk):
-        q = quads[s:s + chunk]
-        v = star_vectors[q]
-        keys[s:s + chunk] = pattern_keys(v, bins)[0].astype(key_t)
-        order = canonical_order(v)
-        quads[s:s + chunk] = np.take_along_axis(q, order, axis=1)
-    order = np.argsort(keys, kind="stable")
-    return PatternSet(stars=np.ascontiguousarray(quads[order]), keys=keys[order])
-
-
-def _unique_rows(quads: NDArray[np.uint32]) -> NDArray[np.uint32]:
-    """Distinct rows of a ``(n, 4)`` array whose rows are sorted ascending."""
-    if len(quads) == 0:
-        return quads
-    top = int(quads.max())
-    if top < 1 << 16:
-        packed = np.zeros(len(quads), dtype=np.uint64)
-        for j in range(4):
-            packed |= quads[:, j].astype(np.uint64) << np.uint64(16 * (3 - j))
-        _, first = np.unique(packed, return_index=True)
-    else:
-        hi = (quads[:, 0].astype(np.uint64) << np.uint64(32)) | quads[:, 1]
-        lo = (quads[:, 2].astype(np.uint64) << np.uint64(32)) | quads[:, 3]
-        order = np.lexsort((lo, hi))
-        hs, ls = hi[order], lo[order]
-        new = np.ones(len(order), dtype=bool)
-        new[1:] = (hs[1:] != hs[:-1]) | (ls[1:] != ls[:-1])
-        first = order[new]
-    return quads[np.sort(first)]
+            _scale_patterns(store, star_vectors, star_xyz, fov_rad, n_fields, k, combos, bar)
+    del star_vectors, star_xyz  # not needed to finish: leave the memory to the result
+    stars, keys = store.finish()
+    return PatternSet(stars=stars, keys=keys)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .frame import CatalogView, Frame, Hypothesis, fov_from_focal
+from .frame import CatalogView, Frame, Hypothesis
 from .result import SolveResult
 
 __all__ = ["Refined", "refine", "refine_field", "build_result", "ARCSEC_PER_RAD"]
@@ -57,7 +57,7 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     idx_all, v_all = refine_field(frame, cat, hyp) if field is None else field
     cx, cy = frame.centre
     ok, R, f, img_idx, rows, err = frame.backend.refine(
-        frame.ideal, v_all, hyp.R, hyp.f, hyp.parity, frame.fixed_camera, cx, cy,
+        frame.ideal, v_all, hyp.R, hyp.f, hyp.parity, frame.proj, frame.fixed_camera, cx, cy,
         0.5 * frame.width, 0.5 * frame.height, radius_px, iterations, sigma_clip)
     if not ok:
         return None
@@ -86,7 +86,8 @@ def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.flo
     use = np.arange(len(ideal), dtype=np.intp)
     R1, f1, err1 = R, f, err
     for _ in range(2):  # fit_pairs alternates once; twice converges to ~1e-12
-        R1, f1, err1, ok = frame.backend.fit_pairs(ideal, v_cat, use, f1, parity, False)
+        R1, f1, err1, ok = frame.backend.fit_pairs(ideal, v_cat, use, f1, parity,
+                                                   frame.proj, False)
         if not ok:
             return R, f, err
     if abs(f1 / f - 1.0) > _MAX_SCALE_CHANGE:
@@ -105,7 +106,12 @@ def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
 def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: float,
                  t0: float, mode: str) -> SolveResult:
     """The :class:`SolveResult` of a refined hypothesis (``t0``: the solve's start)."""
-    from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
+    from ..geometry import (
+        attitude_covariance_on_sky,
+        rotation_to_radec_roll,
+        signed_degrees,
+        vector_to_radec,
+    )
 
     R = ref.hyp.R
     f, parity = ref.hyp.f, ref.hyp.parity
@@ -116,15 +122,17 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
     cat_idx = ref.cat_idx[order]
     err = ref.errors_rad
     n = len(err)
+    ra_cat, dec_cat = vector_to_radec(db.star_vectors[cat_idx])
     sum_sq = float(err @ err)
     err_sorted = np.sort(err) * ARCSEC_PER_RAD
     # noise per axis: 2n residual components fit 3 attitude parameters
     sigma = math.sqrt(sum_sq / max(1, 2 * n - 3))
     cov = attitude_covariance_on_sky(
-        R, frame.backend.attitude_covariance(frame.ideal[img_idx], f, parity, sigma))
+        R, frame.backend.attitude_covariance(frame.ideal[img_idx], f, parity, frame.proj,
+                                             sigma))
     return SolveResult(
         ra_deg=float(ra), dec_deg=float(dec), roll_deg=signed_degrees(roll),
-        fov_deg=math.degrees(fov_from_focal(f, frame.width)),
+        fov_deg=camera.fov_deg,
         rotation_matrix_icrs_to_camera=R, camera_model=camera, num_matches=n,
         rmse_arcsec=math.sqrt(sum_sq / n) * ARCSEC_PER_RAD,
         p90e_arcsec=_sorted_percentile(err_sorted, 90.0),
@@ -133,4 +141,6 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
         matched_centroids=img_idx.astype(np.intp),
         matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
         observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
-        attitude_cov_rad2=cov, mode=mode)
+        attitude_cov_rad2=cov, mode=mode, matched_xy=frame.xy[img_idx],
+        matched_radec_deg=np.column_stack([ra_cat, dec_cat]),
+        matched_residuals_arcsec=err[order] * ARCSEC_PER_RAD)

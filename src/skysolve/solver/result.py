@@ -49,6 +49,8 @@ class SolveFailure:
     status: str
     solve_time_ms: float
     message: str = ""
+    #: The :class:`~skysolve.ExtractionResult` of the image, after :func:`skysolve.solve_image`.
+    extraction: Any = None
 
     def __bool__(self) -> bool:
         return False
@@ -68,14 +70,16 @@ class SolveResult:
     (the optical axis through ``camera_model.crpix``), ``roll_deg`` the position
     angle of camera +Y east of north, in (-180, 180] as in tetra3rs.
 
-    WCS view: the gnomonic tangent point is the boresight (``crval_ra_deg``,
-    ``crval_dec_deg``), ``crpix`` the optical-centre offset from the image
-    centre in centred pixels, ``cd_matrix`` the CD matrix in tangent-plane
+    WCS view: the reference point of the camera's zenithal projection (TAN
+    for pinhole cameras, ARC/ZEA/STG/SIN for the fisheyes) is the boresight
+    (``crval_ra_deg``, ``crval_dec_deg``), ``crpix`` the optical-centre offset
+    from the image centre in centred pixels, ``cd_matrix`` the CD matrix in
     **radians** per pixel (tetra3rs's unit; FITS headers want degrees:
     ``np.degrees(cd_matrix)``, or use :meth:`to_wcs`) mapping (undistorted)
-    pixel offsets to (xi east, eta north), and ``theta_deg`` the angle from
-    East to camera +X, counter-clockwise, in (-180, 180] (mirror-corrected
-    when ``parity_flip``).
+    pixel offsets to intermediate world coordinates (xi east, eta north; the
+    same matrix for every projection), and ``theta_deg`` the angle from East
+    to camera +X, counter-clockwise, in (-180, 180] (mirror-corrected when
+    ``parity_flip``).
 
     Errors ``rmse_arcsec``, ``p90e_arcsec``, ``max_err_arcsec`` are over the
     matched stars after refinement; ``probability`` is the false-positive
@@ -104,6 +108,15 @@ class SolveResult:
     attitude_cov_rad2: NDArray[np.float64] = field(default_factory=lambda: np.full((3, 3), np.nan))
     mode: str = "lost_in_space"
     status: str = "match_found"
+    #: Centred pixel positions ``(n, 2)`` of the matched centroids (as given to the solve).
+    matched_xy: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
+    #: Catalog RA/Dec ``(n, 2)`` of the matched stars, ICRS degrees at the database's epoch.
+    matched_radec_deg: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
+    #: Angular residual of each match after refinement, arcseconds.
+    matched_residuals_arcsec: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    #: The :class:`~skysolve.ExtractionResult` the centroids came from, when the solve
+    #: started from an image (:func:`skysolve.solve_image`); None otherwise.
+    extraction: Any = None
 
     def __bool__(self) -> bool:
         return True
@@ -127,12 +140,12 @@ class SolveResult:
 
     @property
     def crval_ra_deg(self) -> float:
-        """RA of the WCS tangent point (the boresight), degrees."""
+        """RA of the WCS reference point (the boresight), degrees."""
         return self.ra_deg
 
     @property
     def crval_dec_deg(self) -> float:
-        """Dec of the WCS tangent point (the boresight), degrees."""
+        """Dec of the WCS reference point (the boresight), degrees."""
         return self.dec_deg
 
     @property
@@ -162,6 +175,44 @@ class SolveResult:
         """1-sigma uncertainties ``[theta, xi0, eta0]``, radians (see ``attitude_cov_rad2``)."""
         return np.sqrt(np.clip(np.diag(self.attitude_cov_rad2), 0, None))
 
+    @property
+    def boresight(self) -> Any:
+        """The boresight (``ra_deg``, ``dec_deg``) as an astropy ``SkyCoord`` (ICRS)."""
+        from astropy.coordinates import SkyCoord
+
+        return SkyCoord(self.ra_deg, self.dec_deg, unit="deg", frame="icrs")
+
+    def to_table(self) -> Any:
+        """The matched stars as an astropy ``QTable``, one row per match.
+
+        Columns: ``centroid`` (row of the solve's input), ``x``, ``y`` (centred
+        pixels), ``catalog_id``, ``ra``, ``dec`` (catalog position, deg),
+        ``residual`` (arcsec, after refinement), ``sky`` (the catalog position as
+        a ``SkyCoord``). Results made before these were recorded give NaN
+        positions.
+        """
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+        from astropy.table import QTable
+
+        n = len(self.matched_centroids)
+        xy = self.matched_xy if len(self.matched_xy) == n else np.full((n, 2), np.nan)
+        rd = self.matched_radec_deg if len(self.matched_radec_deg) == n \
+            else np.full((n, 2), np.nan)
+        res = self.matched_residuals_arcsec if len(self.matched_residuals_arcsec) == n \
+            else np.full(n, np.nan)
+        table = QTable()
+        table["centroid"] = np.asarray(self.matched_centroids, dtype=np.int64)
+        table["x"] = xy[:, 0] * u.pix
+        table["y"] = xy[:, 1] * u.pix
+        table["catalog_id"] = np.asarray(self.matched_catalog_ids, dtype=np.int64)
+        table["ra"] = rd[:, 0] * u.deg
+        table["dec"] = rd[:, 1] * u.deg
+        table["residual"] = res * u.arcsec
+        table["sky"] = SkyCoord(rd[:, 0], rd[:, 1], unit="deg", frame="icrs")
+        table.meta["comments"] = ["x, y: centred pixels (origin at the image centre, +y down)"]
+        return table
+
     # -- coordinate conversions -----------------------------------------------------------
     def pixel_to_world(self, x: ArrayLike, y: ArrayLike):
         """Sky position of centred pixel coordinates.
@@ -185,9 +236,10 @@ class SolveResult:
     def world_to_pixel(self, ra_deg: ArrayLike, dec_deg: ArrayLike):
         """Centred pixel coordinates of sky positions.
 
-        Returns ``(x, y)`` floats for scalar input (None when the position is
-        behind the camera) or arrays (NaN there) for array input. Positions
-        in front of the camera but outside the image are returned as they are.
+        Returns ``(x, y)`` floats for scalar input (None when the camera's
+        projection does not image the position: behind a pinhole camera,
+        beyond a fisheye's reach) or arrays (NaN there) for array input.
+        Imaged positions outside the image are returned as they are.
         """
         x, y = self.camera_model.world_to_pixel(ra_deg, dec_deg,
                                                 self.rotation_matrix_icrs_to_camera)
@@ -196,7 +248,8 @@ class SolveResult:
         return x, y
 
     def to_wcs(self) -> astropy.wcs.WCS:
-        """The solution as an astropy WCS (TAN, or TAN-SIP with distortion).
+        """The solution as an astropy WCS in the camera's projection (TAN, ARC, ZEA,
+        STG or SIN; with SIP for distortion, e.g. TAN-SIP).
 
         The WCS uses the FITS pixel convention of the full image (1-based in
         headers; astropy's ``pixel_to_world`` is 0-based on array indices), so

@@ -18,11 +18,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._options import with_options
-from ..centroids import centroids_to_array
+from ..camera import projection as _proj
+from ..centroids import (
+    ExtractionResult,
+    centred_positions,
+    centroids_to_array,
+    is_table,
+    table_to_array,
+)
 from ..errors import InvalidArgumentError
 from . import backends
-from .frame import CatalogView, focal_from_fov, make_frame
-from .lost_in_space import all_combos, search
+from .frame import CatalogView, make_frame
+from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
 from .result import SolveFailure, SolveResult
 from .tracking import track
@@ -52,15 +59,75 @@ def _check_extent(xy: np.ndarray, width: int, height: int) -> None:
         "and that centroids are centred pixel coordinates")
 
 
-def _fov_range(db: Any, options: SolveOptions, fov_est: float) -> tuple[float, float]:
+def _positions(centroids: Any, origin: str | None, width: int, height: int
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Centred positions, brightest first, and the input row of each (None: input order).
+
+    A table's positions are converted from ``origin`` (required) and its rows
+    ordered by a flux column when it has one; arrays are converted from ``origin``.
+    """
+    if is_table(centroids):
+        if origin is None:
+            raise InvalidArgumentError(
+                "centroids given as a Table need origin='center', 'zero' (0-based array "
+                "pixels, e.g. photutils) or 'fits' (1-based, e.g. .axy files)")
+        xy, flux = table_to_array(centroids, "centroids")
+        xy = centred_positions(xy, origin, width, height)
+        if flux is None or not np.any(np.diff(flux) > 0):
+            return xy, None
+        order = np.argsort(-flux, kind="stable")
+        return xy[order], order
+    xy, _ = centroids_to_array(centroids, name="centroids")
+    if origin not in (None, "center"):
+        if isinstance(centroids, ExtractionResult) or hasattr(
+                next(iter(centroids), None), "brightness"):
+            raise InvalidArgumentError(
+                f"origin={origin!r}: Centroid objects are always in centred pixels")
+        xy = centred_positions(xy, origin, width, height)
+    return xy, None
+
+
+def _in_input_order(result: SolveResult, order: np.ndarray | None) -> SolveResult:
+    """The result with ``matched_centroids`` counted in the caller's rows."""
+    if order is None:
+        return result
+    rows = order[result.matched_centroids]
+    keep = np.argsort(rows, kind="stable")
+    result.matched_centroids = rows[keep].astype(np.intp)
+    for name in ("matched_catalog_ids", "matched_xy", "matched_radec_deg",
+                 "matched_residuals_arcsec"):
+        setattr(result, name, getattr(result, name)[keep])
+    return result
+
+
+def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
+               code: int) -> tuple[float, float]:
     """The allowed field-of-view range (radians) of the pattern search."""
+    cap = 2.0 * _proj.max_angle(code) * 0.999  # what the projection can image
     fov_err = options.fov_max_error
+    if options.fov_range_deg is not None:
+        lo, hi = (math.radians(v) for v in options.fov_range_deg)
+        return min(lo, cap), min(hi, cap)
+    if fov_est is None:
+        # a field somewhat beyond the database's scales still holds its patterns
+        hi = math.radians(db.max_fov_deg)
+        return math.radians(db.min_fov_deg) * 0.6, min(hi / 0.6, hi + math.radians(30.0), cap)
     if fov_err is not None:
-        return max(fov_est - fov_err, 1e-6), min(fov_est + fov_err, math.pi * 0.999)
-    if options.fov_estimate is None and options.camera_model is None:
-        return (math.radians(db.min_fov_deg) * 0.6,
-                min(math.radians(db.max_fov_deg) / 0.6, math.pi * 0.999))
-    return fov_est * 0.6, min(fov_est / 0.6, math.pi * 0.999)
+        return max(fov_est - fov_err, 1e-6), min(fov_est + fov_err, cap)
+    return fov_est * 0.6, min(fov_est / 0.6, cap)
+
+
+def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, width: int,
+                 code: int) -> tuple[float, float, float, float]:
+    """``(f_lo, f_hi, fov_lo, fov_hi)``: focal lengths (px) and fields of view (radians)."""
+    if options.pixel_scale_range_arcsec is not None:
+        lo, hi = (math.radians(v / 3600.0) for v in options.pixel_scale_range_arcsec)
+        f_lo, f_hi = 1.0 / hi, 1.0 / lo  # the scale at the optical centre is 1 / f
+        return (f_lo, f_hi, _proj.fov_from_focal(f_hi, width, code),
+                _proj.fov_from_focal(f_lo, width, code))
+    fov_lo, fov_hi = _fov_range(db, options, fov_est, code)
+    return (_proj.focal_from_fov(fov_hi, width, code), _proj.focal_from_fov(fov_lo, width, code),
+            fov_lo, fov_hi)
 
 
 def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
@@ -70,13 +137,14 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     # solve_timeout_ms: the kernels for this database and the pattern order.
     backends.prepare(be, db)
     all_combos(options.pattern_checking_stars)
+    velocity = options.observer_velocity  # an obstime's ephemeris lookup, outside the clock
     t0 = time.perf_counter()
 
     def fail(status: str, message: str) -> SolveFailure:
         return SolveFailure(status, (time.perf_counter() - t0) * 1e3, message)
 
-    xy, _ = centroids_to_array(centroids, name="centroids")
     width, height = options.image_size()
+    xy, order = _positions(centroids, options.origin, width, height)
     _check_extent(xy, width, height)
     timeout = options.solve_timeout_ms
     deadline = None if not timeout else t0 + timeout / 1e3
@@ -85,51 +153,60 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         tol = float(db.parameters["pattern_max_error"])
 
     cam = options.camera_model
-    frame = make_frame(xy, width, height, cam, be, options.refine_scale)
-    cat = CatalogView(db, options.observer_velocity_km_s, be)
+    code = _proj.code_of(options.lens_projection)
+    frame = make_frame(xy, width, height, cam, options.lens_projection, be,
+                       options.refine_scale)
+    cat = CatalogView(db, velocity, be)
     radius_px = options.match_radius * width
     fov_est = options.fov_estimate
     if cam is not None:
-        f_guess = cam.focal_length_px
-        fov_est = math.radians(cam.fov_deg) if fov_est is None else fov_est
+        f_guess: float | None = cam.focal_length_px
+        if fov_est is None and math.isfinite(cam.fov_deg):
+            fov_est = math.radians(cam.fov_deg)
         parities: tuple[bool, ...] = (bool(cam.parity_flip),)
     else:
-        if fov_est is None:
-            fov_est = math.sqrt(math.radians(db.min_fov_deg) * math.radians(db.max_fov_deg))
-        f_guess = focal_from_fov(fov_est, width)
-        parities = (False, True)
-    fov_lo, fov_hi = _fov_range(db, options, fov_est)
+        f_guess = None if fov_est is None else _proj.focal_from_fov(fov_est, width, code)
+        parities = (False, True) if options.parity_flip is None else (options.parity_flip,)
+    f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, fov_est, width, code)
     # patterns are limited by the database's scales: a much larger field cannot match
     if fov_lo > math.radians(db.max_fov_deg) * 1.6 or fov_hi < math.radians(db.min_fov_deg) / 2:
         return fail("invalid_config",
                     f"the field of view range {math.degrees(fov_lo):.2f}-"
                     f"{math.degrees(fov_hi):.2f} deg is outside the database's "
                     f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+    cone = None if options.position_cone is None else Cone(*options.position_cone)
 
     if options.attitude_hint is not None:
-        res = track(db, frame, cat, options.attitude_hint, f_guess, parities,
+        # without a scale, tracking assumes the middle of the range
+        f_track = math.sqrt(f_lo * f_hi) if f_guess is None else f_guess
+        res = track(db, frame, cat, options.attitude_hint, f_track, parities,
                     options.hint_uncertainty, radius_px, options.match_threshold,
                     options.refine_iterations, t0)
-        if res is not None:
-            return res
+        if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
+            return _in_input_order(res, order)
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
 
     if len(xy) < 4:
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
     result, status = search(
-        db, frame, cat, f_guess=f_guess, fov_lo=fov_lo, fov_hi=fov_hi, parities=parities,
-        tol=tol, radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
+        db, frame, cat, f_lo=f_lo, f_hi=f_hi, f_guess=f_guess, parities=parities, tol=tol,
+        radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
         refine_iterations=options.refine_iterations, t0=t0,
-        pattern_stars=options.pattern_checking_stars,
-        max_patterns=options.max_patterns_checked)
+        pattern_stars=options.pattern_checking_stars, max_patterns=options.max_patterns_checked,
+        cone=cone)
     if result is not None:
-        return result
+        return _in_input_order(result, order)
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
         return fail("timeout", f"no match within max_patterns_checked="
                                f"{options.max_patterns_checked} patterns")
+    if status == "no_match" and cone is not None:
+        return fail(status, f"{_FAILURE_MESSAGES[status]} within the position hint's cone")
+    if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
+        return fail(status, f"{_FAILURE_MESSAGES[status]}; the database solves fields of view "
+                            f"of {db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
     return fail(status, _FAILURE_MESSAGES[status])
 
 
@@ -138,9 +215,10 @@ SOLVE_DOC = """Solve for the camera attitude from star centroids (lost in space,
 
 Parameters
 ----------
-centroids : list of Centroid, ExtractionResult, or array_like (N, 2) or (N, 3)
-    Centred pixel positions (x, y[, brightness]) of the stars, brightest first:
-    origin at the image centre, +x right, +y down.
+centroids : list of Centroid, ExtractionResult, array_like (N, 2) or (N, 3), or Table
+    Pixel positions (x, y[, brightness]) of the stars, brightest first: centred
+    pixels (origin at the image centre, +x right, +y down) unless ``origin``
+    says otherwise; an astropy ``Table`` needs ``origin``.
 {parameters}
 options : SolveOptions, optional
     All of the above as one object; keyword arguments given as well override

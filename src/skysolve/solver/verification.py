@@ -64,8 +64,8 @@ def verify(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, n_
         field = cat.field(frame, hyp, count)
     cx, cy = frame.centre
     n_cat, n, crowd = frame.backend.verify_counts(
-        frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, cx, cy, 0.5 * frame.width,
-        0.5 * frame.height, count, radius_px, crowding_outer(frame, radius_px))
+        frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, frame.proj, cx, cy,
+        0.5 * frame.width, 0.5 * frame.height, count, radius_px, crowding_outer(frame, radius_px))
     if n_cat == 0:
         return 0, 1.0
     uniform = n_cat * math.pi * radius_px ** 2 / max(frame.width * frame.height, 1.0)

@@ -19,17 +19,17 @@ PACKAGE = "skysolve"
 #: The stages and helpers from the bottom of the package to its top. A module may
 #: import from its own component and from components of a lower rank only.
 RANKS = {
-    "errors": 0, "_jit": 0, "_progress": 0, "_meta": 0,
+    "errors": 0, "_jit": 0, "_progress": 0, "_meta": 0, "_files": 0,
     "_args": 1,
     "_options": 2, "geometry": 2,
-    "sky": 3, "centroids": 3, "camera": 3,
+    "sky": 3, "centroids": 3, "camera": 3, "imagedata": 3,
     "io": 4, "extraction": 4,
     "solver": 5, "simulate": 5,
     "batch": 6,
     "calibration": 7,
     "database": 8,
     "defaultdb": 9, "plotting": 9,
-    "demo": 10,
+    "demo": 10, "pipeline": 10,
     "cli": 11,
     "__init__": 12, "__main__": 12,
 }

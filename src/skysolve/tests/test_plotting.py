@@ -192,3 +192,83 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install skysolve\[plot\]"):
         plot_distortion(CameraModel.from_fov(10.0, 640, 480))
+
+
+def _contour_radii(ax, centre):
+    """Distances from ``centre`` of the vertices of each contour line, by level."""
+    from matplotlib.contour import ContourSet
+
+    out = {}
+    for cs in (c for c in ax.collections if isinstance(c, ContourSet)):
+        if cs.filled:
+            continue
+        for level, path in zip(cs.levels, cs.get_paths(), strict=True):
+            if len(path.vertices):
+                out[float(level)] = np.hypot(*(path.vertices - centre).T)
+    return out
+
+
+def test_plot_distortion_of_a_fisheye_marks_angles_from_the_axis():
+    f, crpix = 300.0, np.array([10.0, -5.0])
+    cam = CameraModel(f, 1200, 1000, crpix=crpix, projection="equidistant")
+    ax = plot_distortion(cam)
+    radii = _contour_radii(ax, crpix)
+    assert sorted(radii) == [30.0, 60.0, 90.0, 120.0, 150.0]  # 150° (785 px): a corner
+    for level, r in radii.items():  # equidistant: r = f theta
+        np.testing.assert_allclose(r, f * np.radians(level), rtol=0.01)
+    assert "equidistant lens" in ax.get_title()
+    assert {t.get_text() for t in ax.texts} >= {"30°", "60°", "90°", "120°"}
+    # an orthographic lens images 90° at r = f: the edge of its image circle is drawn
+    ortho = plot_distortion(CameraModel(300.0, 800, 800, projection="orthographic"))
+    radii = _contour_radii(ortho, np.zeros(2))
+    np.testing.assert_allclose(radii[60.0], 300.0 * np.sin(np.radians(60.0)), rtol=0.01)
+    (edge,) = [line for line in ortho.lines if line.get_label() == "edge of the image circle"]
+    np.testing.assert_allclose(np.hypot(*edge.get_data()), 300.0, rtol=1e-12)
+    # a pinhole camera gets no such lines
+    assert _contour_radii(plot_distortion(CameraModel(300.0, 800, 600)), np.zeros(2)) == {}
+
+
+def test_plot_solution_of_a_fisheye_shows_catalog_stars_past_90_degrees(small_db):
+    from skysolve.geometry import radec_roll_to_rotation, radec_to_vector
+    from skysolve.solver.result import SolveResult
+
+    cam = CameraModel.from_fov(200.0, 800, 600, projection="equidistant")
+    R = radec_roll_to_rotation(80.0, 10.0, 30.0)
+    res = SolveResult(ra_deg=80.0, dec_deg=10.0, roll_deg=30.0, fov_deg=cam.fov_deg,
+                      rotation_matrix_icrs_to_camera=R, camera_model=cam, num_matches=0,
+                      rmse_arcsec=0.0, p90e_arcsec=0.0, max_err_arcsec=0.0, probability=0.0,
+                      solve_time_ms=0.0, matched_centroids=np.zeros(0, np.intp),
+                      matched_catalog_ids=np.zeros(0, np.int64))
+    ax = plot_solution(np.zeros((600, 800)), res, np.zeros((0, 2)), db=small_db,
+                       max_field_stars=300)
+    others = np.asarray(_collection(ax, "other catalog stars").get_offsets())
+    assert len(others) == 300
+    # each square sits on a catalog star: unproject it and find the star there
+    v = cam.pixel_to_vectors(others[:, 0], others[:, 1]) @ R
+    off_axis = np.degrees(np.arccos(np.clip(v @ R[2], -1, 1)))
+    assert off_axis.max() > 100.0
+    near = small_db.cone_indices(80.0, 10.0, 180.0)
+    stars = [small_db.get_star(int(i)) for i in near[:4000]]
+    cat = radec_to_vector([s.ra_deg for s in stars], [s.dec_deg for s in stars])
+    assert np.all(np.max(v @ cat.T, axis=1) > np.cos(np.radians(1e-4)))  # 0.4 mas
+def test_plot_solution_on_wcsaxes_with_an_astropy_stretch(solved, small_db, tmp_path):
+    from astropy.visualization import AsinhStretch
+    from astropy.visualization.wcsaxes import WCSAxes
+
+    image, centroids, res = solved
+    ax = plot_solution(image, res, centroids, db=small_db, wcs_grid=True, stretch="asinh")
+    assert isinstance(ax, WCSAxes)
+    assert isinstance(ax.images[0].norm.stretch, AsinhStretch)
+    # the axes' data coordinates are centred pixels: its WCS agrees with the solution there
+    pts = np.array([[0.0, 0.0], [-500.0, 370.0], [480.0, -350.0]])
+    world = ax.wcs.pixel_to_world_values(pts[:, 0], pts[:, 1])
+    ra, dec = res.pixel_to_world(pts[:, 0], pts[:, 1])
+    np.testing.assert_allclose(world[0], ra, atol=1e-7)
+    np.testing.assert_allclose(world[1], dec, atol=1e-7)
+    matched = _collection(ax, "matched centroids")
+    xy = np.array([[c.x, c.y] for c in centroids])
+    np.testing.assert_allclose(matched.get_offsets(), xy[res.matched_centroids])
+    ax.figure.savefig(tmp_path / "grid.png", dpi=60)
+    assert (tmp_path / "grid.png").stat().st_size > 10_000
+    with pytest.raises(InvalidArgumentError, match="stretch"):
+        plot_solution(image, res, centroids, stretch="cubic")

@@ -201,6 +201,11 @@ def test_jobs_give_the_same_answers(cli_env, db_file, frames, solved_json):
     one = json_lines(solved_json[1].stdout)
     proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file, "--json",
                "--fov", "11.4", "--jobs", "2")
+    assert_same_answers(one, proc)
+
+
+def assert_same_answers(one: list[dict], proc: subprocess.CompletedProcess) -> None:
+    """``proc`` solved both frames as the records ``one`` say, in the same order."""
     assert proc.returncode == 0, proc.stderr
     two = json_lines(proc.stdout)
     assert [Path(r["file"]).name for r in two] == [ALT40, ALT60]
@@ -455,3 +460,65 @@ def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):
     proc = run(cli_env, "calibrate", frames / ALT40, "--db", db_file, "--camera", other,
                "-o", frames / "c.json")
     assert_user_error(proc, 1, "640x480")
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_results_table_resume_and_overwrite(cli_env, db_file, frames):
+    from astropy.table import Table
+
+    garbage = frames / "later.tiff"
+    garbage.write_bytes(b"not an image yet")
+    table = frames / "out" / "results.ecsv"
+    args = ["solve", frames / ALT40, frames / ALT60, garbage, "--db", db_file, "--fov", "11.4",
+            "--results", table, "--jobs", "1"]
+    proc = run(cli_env, *args)
+    assert proc.returncode == 1, proc.stderr
+    assert "3 frames: 2 solved, 0 unsolved, 1 failed" in proc.stderr
+    rows = Table.read(table, format="ascii.ecsv")
+    assert [Path(s).name for s in rows["source"]] == [ALT40, ALT60, "later.tiff"]
+    assert list(rows["status"]) == ["match_found", "match_found", "error"]
+    assert "later.tiff" in rows["error"][2]
+    for row in rows[:2]:
+        ref = REFERENCE[Path(row["source"]).name]
+        assert angular_separation_deg(row["ra_deg"], row["dec_deg"], *ref) < 0.1
+        assert row["image_width"] == 1024 and row["num_matches"] >= 20
+
+    assert_user_error(run(cli_env, *args), 1, "--resume")  # the table exists
+    # --resume: only the failed image is tried again (now readable)
+    shutil.copy(frames / ALT60, garbage)
+    proc = run(cli_env, *args, "--resume", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [Path(r["file"]).name for r in json_lines(proc.stdout)] == ["later.tiff"]
+    assert "2 of 3 images already done" in proc.stderr
+    rows = Table.read(table, format="ascii.ecsv")
+    assert list(rows["status"]) == ["match_found"] * 3 and rows["source"][2] == str(garbage)
+    # --overwrite: every image again, a table of this run
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--fov", "11.4", "--results",
+               table, "--overwrite", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(Table.read(table, format="ascii.ecsv")) == 1
+    assert_user_error(run(cli_env, "solve", frames / ALT40, "--resume"), 2, "--results")
+
+
+@pytest.mark.slow
+def test_a_dask_scheduler_gives_the_same_answers(cli_env, db_file, frames, solved_json):
+    pytest.importorskip("distributed")
+    one = json_lines(solved_json[1].stdout)
+    proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file, "--json",
+               "--fov", "11.4", "--scheduler", "local", "--jobs", "2")
+    assert_same_answers(one, proc)
+def test_solve_with_hints(cli_env, db_file, frames):
+    ra, dec = REFERENCE[ALT40]
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--json", "--ra", ra,
+               "--dec", dec, "--radius", 2, "--fov-range", 10, 13, "--parity", "normal")
+    assert proc.returncode == 0, proc.stderr
+    rec = json_lines(proc.stdout)[0]
+    assert angular_separation_deg(rec["ra_deg"], rec["dec_deg"], ra, dec) < 0.02
+    # a cone that misses the pointing: not solved (exit 3), never a wrong answer
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--json", "--ra", ra + 20,
+               "--dec", dec, "--radius", 2)
+    assert proc.returncode == 3 and json_lines(proc.stdout)[0]["status"] != "match_found"
+    assert_user_error(run(cli_env, "solve", frames / ALT40, "--db", db_file, "--ra", ra),
+                      1, "--ra and --dec")

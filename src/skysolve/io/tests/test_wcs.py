@@ -13,7 +13,12 @@ from astropy.wcs import WCS, Sip
 from skysolve.camera.distortion import PolynomialDistortion, RadialDistortion, num_polynomial_terms
 from skysolve.camera.model import CameraModel
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
-from skysolve.geometry import angle_between, radec_roll_to_rotation, radec_to_vector
+from skysolve.geometry import (
+    angle_between,
+    radec_roll_to_rotation,
+    radec_to_vector,
+    vector_to_radec,
+)
 from skysolve.io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
 
 W, H = 2048, 1536
@@ -208,12 +213,20 @@ def test_bad_inputs():
     with pytest.raises(InvalidTypeError, match="wcs"):
         wcs_to_camera("header")
     w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    w.wcs.ctype = ["RA---AIT", "DEC--AIT"]
     w.wcs.crval = [1.0, 2.0]
     w.wcs.cdelt = [-1e-3, 1e-3]
     w.pixel_shape = (100, 100)
-    with pytest.raises(InvalidArgumentError, match="TAN"):
+    with pytest.raises(InvalidArgumentError, match="RA---AIT"):
         wcs_to_camera(w)
+    w.wcs.ctype = ["RA---TAN", "DEC--ARC"]
+    with pytest.raises(InvalidArgumentError, match="DEC--ARC"):
+        wcs_to_camera(w)
+    w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    w.wcs.set_pv([(2, 1, 0.2)])  # slant orthographic: no lens
+    with pytest.raises(InvalidArgumentError, match="PV2_1"):
+        wcs_to_camera(w)
+    w.wcs.set_pv([])
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.pixel_shape = None
     with pytest.raises(InvalidArgumentError, match="image_width"):
@@ -249,3 +262,133 @@ def test_tess_archival_sip_wcs():
     c = w.pixel_to_world(1024 + 44, 1024)
     ra, dec = cam.pixel_to_world(0.5, 0.5, R)
     assert arcsec_between(ra, dec, c.ra.deg, c.dec.deg) < 0.01
+
+
+# -- every lens projection -----------------------------------------------------------------
+# (projection, FOV across the width): the fisheyes reach past 90° off axis in the corners
+# (the equisolid frame is the 180° all-sky one, its image circle inscribed in the square)
+WIDE = {"pinhole": ("pinhole", 100.0, 1600, 1200),
+        "equidistant": ("equidistant", 200.0, 1600, 1200),
+        "equisolid": ("equisolid", 180.0, 1600, 1600),
+        "stereographic": ("stereographic", 170.0, 1600, 1200),
+        "orthographic": ("orthographic", 180.0, 1600, 1600)}
+FISHEYE_CODES = {"pinhole": "TAN", "equidistant": "ARC", "equisolid": "ZEA",
+                 "stereographic": "STG", "orthographic": "SIN"}  # the FITS standard's names
+WIDE_VARIANTS = {
+    "plain": {},
+    "flip": {"parity_flip": True},
+    "radial": {"distortion": RadialDistortion(k1=-2e-8, k2=1e-15, p1=2e-7)},
+    "radial_flip": {"parity_flip": True, "distortion": RadialDistortion(k1=1.5e-8)},
+}
+
+
+def wide_camera(proj, variant):
+    name, fov, w, h = WIDE[proj]
+    return CameraModel.from_fov(fov, w, h, crpix=(6.5, -4.25), projection=name,
+                                **WIDE_VARIANTS[variant])
+
+
+def off_axis_deg(cam, x, y):
+    v = cam.pixel_to_vectors(x, y)
+    return np.degrees(np.arccos(np.clip(v[..., 2], -1.0, 1.0)))
+
+
+@pytest.mark.parametrize("variant", sorted(WIDE_VARIANTS))
+@pytest.mark.parametrize("proj", sorted(WIDE))
+def test_every_projection_matches_astropy_within_0_05_arcsec(proj, variant):
+    cam = wide_camera(proj, variant)
+    w, h = cam.image_width, cam.image_height
+    wcs = camera_to_wcs(cam, R0)
+    suffix = "-SIP" if cam.distortion is not None else ""
+    code = FISHEYE_CODES[proj]
+    assert list(wcs.wcs.ctype) == [f"RA---{code}{suffix}", f"DEC--{code}{suffix}"]
+    x, y = centred_grid(w, h, n=45)
+    # and a ray of points from the axis out to (fisheyes) 89.9° off axis
+    ray = np.radians(np.r_[np.linspace(0.0, 79.0, 8), np.linspace(80.0, 89.0, 10)])
+    rx, ry = cam.vectors_to_pixel(np.stack([np.sin(ray) * 0.6, np.sin(ray) * 0.8,
+                                            np.cos(ray)], axis=1))
+    if proj != "pinhole":
+        assert np.isfinite(rx).all()
+        x, y = np.r_[x, rx], np.r_[y, ry]
+    ra, dec = cam.pixel_to_world(x, y, R0)
+    theta = off_axis_deg(cam, x, y)
+    # the orthographic projection's angle per pixel grows as 1/cos(theta): at its limb
+    # (90°) any pixel error is an unbounded angle, so it is held to 0.05" up to 89.5°
+    ok = np.isfinite(ra) & ((theta <= 89.5) | (proj != "orthographic"))
+    theta = theta[ok]
+    if proj != "pinhole":
+        assert np.count_nonzero((theta > 80) & (theta < 90)) >= 10
+    if proj in ("equidistant", "equisolid", "stereographic"):
+        assert theta.max() > 95  # beyond the hemisphere in the frame's corners
+    col, row = x + w / 2 - 0.5, y + h / 2 - 0.5
+    sky = wcs.all_pix2world(np.stack([col, row], axis=1), 0)
+    assert np.max(arcsec_between(ra[ok], dec[ok], sky[ok, 0], sky[ok, 1])) < 0.05
+    pix = wcs.all_world2pix(np.stack([ra[ok], dec[ok]], axis=1), 0, tolerance=1e-9,
+                            maxiter=100, quiet=True)
+    # the pixel astropy finds images (through the camera) the same sky point
+    ra2, dec2 = cam.pixel_to_world(pix[:, 0] - w / 2 + 0.5, pix[:, 1] - h / 2 + 0.5, R0)
+    assert np.max(arcsec_between(ra[ok], dec[ok], ra2, dec2)) < 0.05
+    assert np.max(np.hypot(pix[:, 0] - col[ok], pix[:, 1] - row[ok])) < 1e-4
+
+
+@pytest.mark.parametrize("proj", ["equisolid", "orthographic"])
+def test_outside_the_image_circle_astropy_has_no_sky_either(proj):
+    """Pixels beyond what the projection images (ZEA: 180°, SIN: 90°) are NaN in both."""
+    cam = CameraModel(300.0, 1600, 1600, projection=proj)
+    limit = 2.0 if proj == "equisolid" else 1.0  # plane radius of the image circle
+    x = np.linspace(0.0, 799.0, 101)
+    x = x[np.abs(x / 300.0 - limit) > 1e-3]
+    ra, _ = cam.pixel_to_world(x, np.zeros_like(x), R0)
+    sky = camera_to_wcs(cam, R0).all_pix2world(np.stack([x + 799.5, np.full_like(x, 799.5)],
+                                                        axis=1), 0)
+    np.testing.assert_array_equal(np.isnan(ra), x / 300.0 > limit)
+    np.testing.assert_array_equal(np.isnan(sky[:, 0]), x / 300.0 > limit)
+
+
+@pytest.mark.parametrize("variant", ["plain", "radial_flip"])
+@pytest.mark.parametrize("proj", sorted(WIDE))
+def test_every_projection_round_trips_through_a_header(proj, variant):
+    cam = wide_camera(proj, variant)
+    hdr = wcs_to_header(camera_to_wcs(cam, R0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cam2, R2 = wcs_to_camera(fits.Header.fromstring(hdr.tostring()))
+    assert cam2.projection == cam.projection
+    assert cam2.parity_flip == cam.parity_flip
+    assert cam2.focal_length_px == pytest.approx(cam.focal_length_px, rel=1e-12)
+    np.testing.assert_allclose(cam2.crpix, cam.crpix, atol=1e-9)
+    np.testing.assert_allclose(R2, R0, atol=1e-12)
+    if cam.distortion is None:
+        assert cam2 == cam.replace(focal_length_px=cam2.focal_length_px, crpix=cam2.crpix)
+    x, y = centred_grid(cam.image_width, cam.image_height, n=25)
+    ra, dec = cam.pixel_to_world(x, y, R0)
+    ra2, dec2 = cam2.pixel_to_world(x, y, R2)
+    np.testing.assert_array_equal(np.isnan(ra), np.isnan(ra2))
+    ok = np.isfinite(ra)
+    assert np.max(arcsec_between(ra[ok], dec[ok], ra2[ok], dec2[ok])) < 0.01
+    px, py = cam2.world_to_pixel(ra[ok], dec[ok], R2)
+    assert np.max(np.hypot(px - x[ok], py - y[ok])) < 1e-4
+
+
+def test_solve_result_of_a_fisheye_writes_and_converts_its_projection():
+    from skysolve.solver.result import SolveResult
+
+    cam = wide_camera("equidistant", "radial")
+    res = SolveResult(ra_deg=123.4, dec_deg=-56.7, roll_deg=33.0, fov_deg=cam.fov_deg,
+                      rotation_matrix_icrs_to_camera=R0, camera_model=cam, num_matches=20,
+                      rmse_arcsec=1.0, p90e_arcsec=1.0, max_err_arcsec=2.0, probability=1e-9,
+                      solve_time_ms=1.0, matched_centroids=np.arange(3),
+                      matched_catalog_ids=np.arange(3))
+    hdr = res.to_header()
+    assert hdr["CTYPE1"] == "RA---ARC-SIP" and hdr["CTYPE2"] == "DEC--ARC-SIP"
+    # a star 100° off the axis (behind the tangent plane) still has a pixel
+    v = np.array([math.sin(math.radians(100.0)), 0.0, math.cos(math.radians(100.0))])
+    ra, dec = (float(t) for t in vector_to_radec(v @ R0))
+    x, y = res.world_to_pixel(ra, dec)
+    assert math.hypot(x - 6.5, y + 4.25) > 700  # far out, near the edge of the frame
+    ra2, dec2 = res.pixel_to_world(x, y)
+    assert arcsec_between(ra, dec, ra2, dec2) < 1e-6
+    sky = res.to_wcs().all_pix2world([[x + 799.5, y + 599.5]], 0)[0]
+    assert arcsec_between(ra, dec, sky[0], sky[1]) < 0.05
+    # one CD matrix for every projection (SolveResult's is in radians, as tetra3rs's)
+    assert np.degrees(res.cd_matrix) == pytest.approx(res.to_wcs().wcs.cd, abs=1e-15)

@@ -9,7 +9,8 @@ through it, so the solver code has no branches on which is in use.
 function for a database's array types by running the interface's examples,
 before the solve's clock starts.
 
-May import: ``errors``, ``_jit``, ``geometry``, ``solver.keys``, ``solver.patterns``.
+May import: ``errors``, ``_jit``, ``geometry``, ``camera``, ``solver.keys``,
+``solver.patterns``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..._jit import jit as _jit
+from ...camera import projection as _proj
 from .. import keys as _keys
 from . import reference as _reference
 
@@ -33,6 +34,8 @@ NAME = "compiled"
 _bin_index = _jit(_keys.bin_index)
 _pack_key = _jit(_keys.pack_key)
 _key_bucket = _jit(_keys.key_bucket)
+_angle_of_radius = _jit(_proj.scalar_angle_of_radius)
+_radius_of_angle = _jit(_proj.scalar_radius_of_angle)
 #: Scratch arrays of the pattern search, allocated once per call: allocating inside
 #: the per-pattern loops dominated the time of searches that find nothing.
 _Work = namedtuple("_Work", "e ce ax ay az cx cy cz dist lo span digit")
@@ -133,23 +136,52 @@ def _chord_to_angle(chord):
 
 
 @_jit
-def _unit_from_ideal(px, py, f, s, out):
-    """Camera unit vector of an ideal pixel offset (``s`` = -1 for mirrored images)."""
+def _unit_from_ideal(px, py, f, s, proj, out):
+    """Camera unit vector of an ideal pixel offset under projection ``proj`` (``s`` = -1
+    for mirrored images; NaN outside the projection's image)."""
     xi = s * px / f
     eta = py / f
-    n = math.sqrt(1.0 + xi * xi + eta * eta)
-    out[0] = xi / n
-    out[1] = eta / n
-    out[2] = 1.0 / n
+    if proj == _proj.PINHOLE:
+        n = math.sqrt(1.0 + xi * xi + eta * eta)
+        out[0] = xi / n
+        out[1] = eta / n
+        out[2] = 1.0 / n
+        return
+    rho = math.hypot(xi, eta)
+    theta = _angle_of_radius(rho, proj)
+    k = math.sin(theta) / rho if rho > 0 else 1.0
+    out[0] = k * xi
+    out[1] = k * eta
+    out[2] = math.cos(theta)
 
 
 @_jit
-def unit_vectors(ideal, f, parity):
+def _plane_of(x, y, z, proj):
+    """Projection-plane point of a camera-frame vector (NaN where it is not imaged)."""
+    if proj == _proj.PINHOLE:
+        if not z > 0:
+            return np.nan, np.nan
+        return x / z, y / z
+    s = math.hypot(x, y)
+    rho = _radius_of_angle(math.atan2(s, z), proj)
+    if not rho == rho:
+        return np.nan, np.nan
+    if s > 0:
+        k = rho / s
+    elif z > 0:
+        k = 0.0  # on the axis: the centre
+    else:
+        return np.nan, np.nan  # straight behind: the whole circle |p| = g(180 deg)
+    return k * x, k * y
+
+
+@_jit
+def unit_vectors(ideal, f, parity, proj):
     """Camera unit vectors of ideal pixel offsets (``reference.unit_vectors``)."""
     s = -1.0 if parity else 1.0
     out = np.empty((ideal.shape[0], 3))
     for t in range(ideal.shape[0]):
-        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, out[t])
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, proj, out[t])
     return out
 
 
@@ -405,14 +437,21 @@ def _canonical_order4(v, quad, order, work):
 
 
 @_jit
-def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, f_guess, half_w,
-                   fov_lo, fov_hi, work):
+def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, hint, min_cos,
+                   f_guess, f_lo, f_hi, work):
     """Whether catalog pattern ``row`` matches image pattern ``u``: (ok, f, catalog largest).
 
-    Its exact ratios must agree within ``tol`` and the focal length its scale
-    implies must give a field of view in ``[fov_lo, fov_hi]``.
+    Its stars must lie within ``acos(min_cos)`` of the unit vector ``hint``
+    (unless ``hint`` is empty), its exact ratios must agree within ``tol`` and
+    the focal length its scale implies must lie in ``[f_lo, f_hi]``.
     """
     cx, cy, cz, ce = work.cx, work.cy, work.cz, work.ce
+    if hint.shape[0] > 0:
+        for s in range(4):
+            st = pattern_stars[row, s]
+            if (star_xyz[0, st] * hint[0] + star_xyz[1, st] * hint[1]
+                    + star_xyz[2, st] * hint[2]) < min_cos:
+                return False, 0.0, 0.0
     for s in range(4):
         st = pattern_stars[row, s]
         cx[s], cy[s], cz[s] = star_xyz[0, st], star_xyz[1, st], star_xyz[2, st]
@@ -424,14 +463,13 @@ def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, f_gues
         if abs(ce[v] / clargest - ratios[u, v]) > tol:
             return False, 0.0, clargest
     f = f_guess * largest[u] / clargest
-    fov = 2.0 * math.atan(half_w / f)
-    return fov >= fov_lo and fov <= fov_hi, f, clargest
+    return f >= f_lo and f <= f_hi, f, clargest
 
 
 @_jit
 def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
-                       directory, shift, pattern_stars, star_xyz, f_guess, width, fov_lo,
-                       fov_hi):
+                       directory, shift, pattern_stars, star_xyz, hint, min_cos, f_guess,
+                       f_lo, f_hi):
     """Catalog patterns matching image patterns (see the reference's ``pattern_candidates``).
 
     The database enters as its sorted keys, their directory
@@ -484,8 +522,8 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             row = _first_at_least(keys_sorted, key, q_lo[t], q_hi[t])
             while row < n_rows and keys_sorted[row] == key:
                 ok, f, clargest = _catalog_match(row, u, ratios, largest, tol, pattern_stars,
-                                                 star_xyz, f_guess, 0.5 * width, fov_lo,
-                                                 fov_hi, work)
+                                                 star_xyz, hint, min_cos, f_guess, f_lo,
+                                                 f_hi, work)
                 if ok:
                     if have_order != u:
                         _canonical_order4(v_guess, combos[p + u], order, work)
@@ -520,7 +558,7 @@ def _pattern_residual(vi, cat4, c, R):
 
 
 @_jit
-def pattern_attitudes(ideal4, cat4, f_est, parities):
+def pattern_attitudes(ideal4, cat4, f_est, parities, proj):
     """Attitude of each candidate pattern pair, for the better of the allowed parities.
 
     ``ideal4`` (k, 4, 2) ideal pixel offsets, ``cat4`` (k, 4, 3) catalog
@@ -536,10 +574,11 @@ def pattern_attitudes(ideal4, cat4, f_est, parities):
     B = np.empty((3, 3))
     for c in range(k):
         best = np.inf
+        first = True
         for parity in parities:
             s = -1.0 if parity else 1.0
             for t in range(4):
-                _unit_from_ideal(ideal4[c, t, 0], ideal4[c, t, 1], f_est[c], s, vi[t])
+                _unit_from_ideal(ideal4[c, t, 0], ideal4[c, t, 1], f_est[c], s, proj, vi[t])
             for a in range(3):
                 for b in range(3):
                     acc = 0.0
@@ -548,7 +587,10 @@ def pattern_attitudes(ideal4, cat4, f_est, parities):
                     B[a, b] = acc
             R = _wahba(B)
             res = _pattern_residual(vi, cat4, c, R)
-            if res < best:
+            if not res == res:
+                res = np.inf  # a star outside the projection's image
+            if first or res < best:
+                first = False
                 best = res
                 R_out[c] = R
                 par_out[c] = parity
@@ -557,7 +599,7 @@ def pattern_attitudes(ideal4, cat4, f_est, parities):
 
 
 @_jit
-def attitude_covariance(ideal, f, parity, sigma):
+def attitude_covariance(ideal, f, parity, proj, sigma):
     """``reference.attitude_covariance``: ``sigma^2 (sum(I - v v^T))^-1``.
 
     The 3x3 inverse is the adjugate over the determinant (NaN when singular,
@@ -567,7 +609,7 @@ def attitude_covariance(ideal, f, parity, sigma):
     a = np.zeros((3, 3))
     v = np.empty(3)
     for t in range(ideal.shape[0]):
-        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, v)
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, proj, v)
         for i in range(3):
             for j in range(3):
                 a[i, j] -= v[i] * v[j]
@@ -591,7 +633,7 @@ def attitude_covariance(ideal, f, parity, sigma):
 
 
 @_jit
-def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
+def in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count):
     """``reference.in_image``: rows of ``vectors`` projecting inside the image.
 
     Returns the first ``count`` rows and their ideal pixel offsets.
@@ -607,10 +649,11 @@ def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
         x = R[0, 0] * vectors[i, 0] + R[0, 1] * vectors[i, 1] + R[0, 2] * vectors[i, 2]
         y = R[1, 0] * vectors[i, 0] + R[1, 1] * vectors[i, 1] + R[1, 2] * vectors[i, 2]
         z = R[2, 0] * vectors[i, 0] + R[2, 1] * vectors[i, 1] + R[2, 2] * vectors[i, 2]
-        if not z > 0:
+        qx, qy = _plane_of(x, y, z, proj)
+        if not qx == qx:
             continue
-        px = s * (x / z) * f
-        py = (y / z) * f
+        px = s * qx * f
+        py = qy * f
         if abs(px + cx) <= half_w and abs(py + cy) <= half_h:
             rows[k] = i
             p[k, 0] = px
@@ -702,15 +745,15 @@ def crowding(img, cat, radius, outer):
 
 
 @_jit
-def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, radius,
-                  outer):
+def verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, half_h, count,
+                  radius, outer):
     """``reference.verify_counts``: (stars in the image, matches, crowding).
 
     The catalog ``vectors`` are projected (the first ``count`` inside the
     image kept), matched one-to-one with the first ``n_img`` centroids, and
     the crowding term of ``reference.crowding`` computed.
     """
-    rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
+    rows, p = in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count)
     if rows.shape[0] == 0:
         return 0, 0, 0.0
     i, _, _, annulus = _match_sweep(ideal[:n_img], p, radius, outer)
@@ -718,20 +761,25 @@ def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, c
 
 
 @_jit
-def _fit_rotation(ideal, v_cat, use, f, s, v_img):
-    """Image vectors at focal length ``f`` (written to ``v_img``) and their Wahba rotation."""
+def _fit_rotation(ideal, v_cat, use, f, s, proj, v_img):
+    """Image vectors at focal length ``f`` (written to ``v_img``) and the Wahba rotation of
+    the pairs ``use`` whose centroid is imaged; (R, number of pairs fitted)."""
     for t in range(ideal.shape[0]):
-        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, v_img[t])
+        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, proj, v_img[t])
     B = np.zeros((3, 3))
+    n_fit = 0
     for u in use:
+        if not v_img[u, 2] == v_img[u, 2]:
+            continue
+        n_fit += 1
         for a in range(3):
             for b in range(3):
                 B[a, b] += v_img[u, a] * v_cat[u, b]
-    return _wahba(B)
+    return _wahba(B), n_fit
 
 
 @_jit
-def fit_pairs(ideal, v_cat, use, f, parity, fixed_camera):
+def fit_pairs(ideal, v_cat, use, f, parity, proj, fixed_camera):
     """``reference.fit_pairs``: attitude (and focal length) from the pairs ``use``.
 
     Returns (R, f, per-pair angular residuals in radians, ok); ``ok`` is False
@@ -740,37 +788,43 @@ def fit_pairs(ideal, v_cat, use, f, parity, fixed_camera):
     n = ideal.shape[0]
     s = -1.0 if parity else 1.0
     v_img = np.empty((n, 3))
-    R = _fit_rotation(ideal, v_cat, use, f, s, v_img)
-    err = np.empty(n)
+    err = np.full(n, np.inf)
+    R, n_fit = _fit_rotation(ideal, v_cat, use, f, s, proj, v_img)
+    if n_fit < 2:
+        return np.eye(3), f, err, False
     if not fixed_camera:
         num = 0.0
         den = 0.0
         for u in use:
+            if not v_img[u, 2] == v_img[u, 2]:
+                continue
             x = R[0, 0] * v_cat[u, 0] + R[0, 1] * v_cat[u, 1] + R[0, 2] * v_cat[u, 2]
             y = R[1, 0] * v_cat[u, 0] + R[1, 1] * v_cat[u, 1] + R[1, 2] * v_cat[u, 2]
             z = R[2, 0] * v_cat[u, 0] + R[2, 1] * v_cat[u, 1] + R[2, 2] * v_cat[u, 2]
-            xi = x / z if z > 0 else np.nan
-            eta = y / z if z > 0 else np.nan
-            num += s * ideal[u, 0] * xi + ideal[u, 1] * eta
-            den += xi * xi + eta * eta
+            qx, qy = _plane_of(x, y, z, proj)
+            num += s * ideal[u, 0] * qx + ideal[u, 1] * qy
+            den += qx * qx + qy * qy
         f_new = num / den if den > 0 else np.nan
         if not (math.isfinite(f_new) and f_new > 0):
             return R, f, err, False
         if abs(f_new - f) > 1e-9 * f_new:
             f = f_new
-            R = _fit_rotation(ideal, v_cat, use, f, s, v_img)
+            R, n_fit = _fit_rotation(ideal, v_cat, use, f, s, proj, v_img)
+            if n_fit < 2:
+                return R, f, err, False
     for t in range(n):
         d2 = 0.0
         for a in range(3):
             d = v_img[t, a] - (R[a, 0] * v_cat[t, 0] + R[a, 1] * v_cat[t, 1]
                                + R[a, 2] * v_cat[t, 2])
             d2 += d * d
-        err[t] = _chord_to_angle(math.sqrt(d2))
+        e = _chord_to_angle(math.sqrt(d2))
+        err[t] = e if e == e else np.inf
     return R, f, err, True
 
 
 @_jit
-def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
+def trimmed_fit(ideal, v_cat, f, parity, proj, fixed_camera, h, steps):
     """``reference.trimmed_fit``.
 
     Returns (R, f, err) of the first fit, (R, f, err) of the last fit, the
@@ -779,11 +833,11 @@ def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
     """
     n = ideal.shape[0]
     core = np.arange(n)
-    R0, f0, err0, ok = fit_pairs(ideal, v_cat, core, f, parity, fixed_camera)
+    R0, f0, err0, ok = fit_pairs(ideal, v_cat, core, f, parity, proj, fixed_camera)
     R, f1, err = R0, f0, err0
     for step in range(steps):
         if step:
-            R, f1, err, ok = fit_pairs(ideal, v_cat, core, f1, parity, fixed_camera)
+            R, f1, err, ok = fit_pairs(ideal, v_cat, core, f1, parity, proj, fixed_camera)
         if not ok:
             break
         new_core = np.sort(np.argsort(err, kind="mergesort")[:h])
@@ -810,8 +864,8 @@ def _same(a, b):
 
 
 @_jit
-def _refine_small(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, radius,
-           iterations, sigma_clip):
+def _refine_small(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w, half_h,
+                  radius, iterations, sigma_clip):
     """``reference.refine`` for small fields (distance matrices, never KD-trees).
 
     ``v_all`` holds the catalog cone's vectors. Returns (ok, R, f, image rows,
@@ -824,7 +878,7 @@ def _refine_small(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, 
     err = np.zeros(0)
     keep = np.zeros(0, np.bool_)
     for it in range(iterations + 1):
-        rows, p = in_image(v_all, R, f, parity, cx, cy, half_w, half_h, count)
+        rows, p = in_image(v_all, R, f, parity, proj, cx, cy, half_w, half_h, count)
         if rows.shape[0] == 0:
             return False, R, f, img_idx, cat_rows, err
         n_img = min(n_img_all, max(3 * rows.shape[0], 50))
@@ -837,10 +891,9 @@ def _refine_small(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, 
         cat_rows = rows[j]
         ideal = ideal_all[img_idx]
         v_cat = v_all[cat_rows]
-        R0, f0, err0, R, f, err, core, ok = trimmed_fit(ideal, v_cat, f, parity, fixed_camera,
-                                                        min(i.shape[0], max(
-                                                            5, math.ceil(0.6 * i.shape[0]))),
-                                                        8 if it == 0 else 1)
+        h = min(i.shape[0], max(5, math.ceil(0.6 * i.shape[0])))
+        R0, f0, err0, R, f, err, core, ok = trimmed_fit(ideal, v_cat, f, parity, proj,
+                                                        fixed_camera, h, 8 if it == 0 else 1)
         if not ok:
             return False, R, f, img_idx, cat_rows, err
         floor = max(0.2 * radius, 0.5) / f
@@ -854,7 +907,7 @@ def _refine_small(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, 
         if n_keep == keep.shape[0]:
             R, f, err = R0, f0, err0  # nothing clipped: the first fit used exactly these
         else:
-            R, f, err, ok = fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity,
+            R, f, err, ok = fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity, proj,
                                       fixed_camera)
             if not ok:
                 return False, R, f, img_idx, cat_rows, err
@@ -876,15 +929,16 @@ def mutual_matches(img, cat, radius):
     return _mutual_small(img, cat, radius)
 
 
-def refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, radius,
+def refine(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w, half_h, radius,
            iterations, sigma_clip):
     """Re-match and refit (see the reference's ``refine``): one kernel for small fields,
     the reference loop with compiled pieces for large ones."""
     if len(ideal_all) * 3 * len(ideal_all) <= _reference.BRUTE_FORCE_PAIRS:
-        return _refine_small(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w,
-                             half_h, radius, iterations, sigma_clip)
-    return _reference.refine_with(_PRIMITIVES, ideal_all, v_all, R, f, parity, fixed_camera,
-                                  cx, cy, half_w, half_h, radius, iterations, sigma_clip)
+        return _refine_small(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy,
+                             half_w, half_h, radius, iterations, sigma_clip)
+    return _reference.refine_with(_PRIMITIVES, ideal_all, v_all, R, f, parity, proj,
+                                  fixed_camera, cx, cy, half_w, half_h, radius, iterations,
+                                  sigma_clip)
 
 
 def brightest_in_cone(index, centre, radius_rad, count):

@@ -10,7 +10,9 @@ is derived from this list and cannot fall behind it.
 
 Conventions: *ideal* pixel offsets are undistorted positions relative to the
 optical centre (px, +y down); a hypothesis is a rotation ``R`` (ICRS to
-camera), a focal length ``f`` (px) and a parity (True: mirrored image).
+camera), a focal length ``f`` (px) and a parity (True: mirrored image);
+``proj`` is the lens projection's integer code
+(:data:`skysolve.camera.projection.PROJECTIONS`, 0 = pinhole).
 """
 
 from __future__ import annotations
@@ -50,16 +52,16 @@ class _Example:
         v = np.column_stack([p[:, 0] / f, p[:, 1] / f, np.ones(len(p))])
         return v / np.linalg.norm(v, axis=1)[:, None]
 
-    def pattern_candidates(self) -> tuple:
+    def pattern_candidates(self, hint: np.ndarray) -> tuple:
         starts, shift = self.db.key_directory
         return (self.v, np.array([[0, 1, 2, 3]], dtype=np.intp), 0, np.array([1]), 1500,
                 self.db.pattern_bins, 0.01, self.db.pattern_keys, starts, shift,
-                self.db.pattern_stars, self.db.star_xyz, 1000.0, 1024, 0.1, 1.0)
+                self.db.pattern_stars, self.db.star_xyz, hint, 0.5, 1000.0, 100.0, 1e5)
 
     def pattern_attitudes(self) -> tuple:
         quad = self.ideal[np.array([[0, 1, 2, 3]])]
         return quad, self.ideal_vectors(self.ideal[:4])[None], np.full(1, 1000.0), \
-            np.array([False, True])
+            np.array([False, True]), 0
 
 
 FUNCTIONS: tuple[Function, ...] = (
@@ -68,8 +70,9 @@ FUNCTIONS: tuple[Function, ...] = (
              "brighter (earlier) centroid within `sep_px`",
              lambda ex: [(ex.ideal, 1.0, 6)]),
     Function("unit_vectors",
-             "unit_vectors(ideal, f, parity) -> (n, 3) camera unit vectors",
-             lambda ex: [(ex.ideal[:6], 1000.0, False)]),
+             "unit_vectors(ideal, f, parity, proj) -> (n, 3) camera unit vectors (NaN rows "
+             "outside the projection's image)",
+             lambda ex: [(ex.ideal[:6], 1000.0, False, 0)]),
     Function("brightest_in_cone",
              "brightest_in_cone(index, centre, radius_rad, count) -> (rows, vectors): the "
              "`count` brightest stars of a SkyIndex within the cone, brightest first",
@@ -77,19 +80,22 @@ FUNCTIONS: tuple[Function, ...] = (
                          (ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 0.1, 10 ** 6)]),  # cells
     Function("pattern_candidates",
              "pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, "
-             "keys_sorted, directory, shift, pattern_stars, star_xyz, f_guess, width, fov_lo, "
-             "fov_hi) -> (img_quads, cat_quads, f_est, cat_largest, done): catalog patterns "
-             "whose keys, exact edge ratios and implied field of view match image patterns, "
-             "batch by batch from `start` until a batch has candidates",
-             lambda ex: [ex.pattern_candidates()]),
+             "keys_sorted, directory, shift, pattern_stars, star_xyz, hint, min_cos, "
+             "f_guess, f_lo, f_hi) -> (img_quads, cat_quads, f_est, cat_largest, done): "
+             "catalog patterns whose keys, exact edge ratios and implied focal length (in "
+             "[f_lo, f_hi]) match image patterns, batch by batch from `start` until a batch "
+             "has candidates; with a non-empty `hint` (a position hint's unit vector) only "
+             "patterns whose stars all lie within acos(min_cos) of it",
+             lambda ex: [ex.pattern_candidates(np.zeros(0)),  # no position hint
+                         ex.pattern_candidates(np.array([0.0, 0.0, 1.0]))]),
     Function("pattern_attitudes",
-             "pattern_attitudes(ideal4, cat4, f_est, parities) -> (R, residual, parity): "
+             "pattern_attitudes(ideal4, cat4, f_est, parities, proj) -> (R, residual, parity): "
              "Wahba attitude of each candidate pair for the better allowed parity",
              lambda ex: [ex.pattern_attitudes()]),
     Function("in_image",
-             "in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count) -> (rows, ideal "
-             "px): the first `count` vectors projecting inside the image",
-             lambda ex: [(ex.v, ex.eye, 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10)]),
+             "in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count) -> (rows, "
+             "ideal px): the first `count` vectors projecting inside the image",
+             lambda ex: [(ex.v, ex.eye, 1000.0, False, 0, 0.0, 0.0, 512.0, 384.0, 10)]),
     Function("mutual_matches",
              "mutual_matches(img, cat, radius) -> (image rows, catalog rows, distances): "
              "one-to-one pairs within `radius` px",
@@ -99,27 +105,27 @@ FUNCTIONS: tuple[Function, ...] = (
              "catalog star, from the star density in the annulus (radius, outer]",
              lambda ex: [(ex.ideal[:6], ex.ideal[:6] + 1.0, 5.0, 50.0)]),
     Function("verify_counts",
-             "verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, "
-             "radius, outer) -> (catalog stars in the image, matches, crowding chance)",
-             lambda ex: [(ex.ideal, 6, ex.v, ex.eye, 1000.0, False, 0.0, 0.0, 512.0, 384.0, 10,
-                         5.0, 50.0)]),
+             "verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, half_h, "
+             "count, radius, outer) -> (catalog stars in the image, matches, crowding chance)",
+             lambda ex: [(ex.ideal, 6, ex.v, ex.eye, 1000.0, False, 0, 0.0, 0.0, 512.0, 384.0,
+                         10, 5.0, 50.0)]),
     Function("fit_pairs",
-             "fit_pairs(ideal, v_cat, use, f, parity, fixed_camera) -> (R, f, residuals, ok): "
-             "attitude (and focal length unless fixed) from the pairs `use`",
-             lambda ex: [(ex.ideal[:6], ex.v, np.arange(6), 1000.0, False, False)]),
+             "fit_pairs(ideal, v_cat, use, f, parity, proj, fixed_camera) -> (R, f, residuals, "
+             "ok): attitude (and focal length unless fixed) from the pairs `use`",
+             lambda ex: [(ex.ideal[:6], ex.v, np.arange(6), 1000.0, False, 0, False)]),
     Function("trimmed_fit",
-             "trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps) -> (R0, f0, err0, "
-             "R, f, err, core, ok): least-trimmed-squares concentration steps",
-             lambda ex: [(ex.ideal[:6], ex.v, 1000.0, False, False, 5, 2)]),
+             "trimmed_fit(ideal, v_cat, f, parity, proj, fixed_camera, h, steps) -> (R0, f0, "
+             "err0, R, f, err, core, ok): least-trimmed-squares concentration steps",
+             lambda ex: [(ex.ideal[:6], ex.v, 1000.0, False, 0, False, 5, 2)]),
     Function("refine",
-             "refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, "
-             "radius, iterations, sigma_clip) -> (ok, R, f, image rows, cone rows, residuals): "
-             "re-match and refit robustly",
-             lambda ex: [(ex.ideal, ex.v, ex.eye, 1000.0, False, False, 0.0, 0.0, 512.0, 384.0,
-                         5.0, 1, 3.0)]),
+             "refine(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w, "
+             "half_h, radius, iterations, sigma_clip) -> (ok, R, f, image rows, cone rows, "
+             "residuals): re-match and refit robustly",
+             lambda ex: [(ex.ideal, ex.v, ex.eye, 1000.0, False, 0, False, 0.0, 0.0, 512.0,
+                         384.0, 5.0, 1, 3.0)]),
     Function("attitude_covariance",
-             "attitude_covariance(ideal, f, parity, sigma) -> (3, 3) covariance, rad^2",
-             lambda ex: [(ex.ideal[:6], 1000.0, False, 1e-5)]),
+             "attitude_covariance(ideal, f, parity, proj, sigma) -> (3, 3) covariance, rad^2",
+             lambda ex: [(ex.ideal[:6], 1000.0, False, 0, 1e-5)]),
 )
 
 

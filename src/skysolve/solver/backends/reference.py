@@ -7,9 +7,12 @@ agreement tests check every function and whole solves). The functions and
 their contracts are listed in :mod:`skysolve.solver.backends.interface`.
 
 Conventions: *ideal* pixel offsets are undistorted positions relative to the
-optical centre, ``(x, y)`` in pixels with +y down; a camera unit vector of an
-ideal offset ``p`` at focal length ``f`` is ``(s p_x / f, p_y / f, 1)``
-normalised, ``s = -1`` for mirrored images (``parity``).
+optical centre, ``(x, y)`` in pixels with +y down; the camera unit vector of an
+ideal offset ``p`` at focal length ``f`` is the direction of the projection-plane
+point ``(s p_x / f, p_y / f)`` under the lens projection ``proj`` (an integer
+code of :mod:`skysolve.camera.projection`; for the pinhole, code 0,
+``(s p_x / f, p_y / f, 1)`` normalised), ``s = -1`` for mirrored images
+(``parity``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,8 @@ from types import SimpleNamespace
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ...geometry import (
-    camera_vectors_from_tanplane,
-    chord_to_angle,
-    tanplane_from_camera_vectors,
-    wahba_rotation,
-)
+from ...camera.projection import plane_to_vectors, vectors_to_plane
+from ...geometry import chord_to_angle, wahba_rotation
 from ..keys import edge_ratios, lookup_keys, neighbour_keys, pattern_edge_angles
 from ..keys import pattern_edge_angles_indexed as _indexed_edges
 from ..patterns import canonical_order
@@ -57,9 +56,16 @@ def thin_pixels(ideal, sep_px, limit):
     return np.flatnonzero(keep)[:limit]
 
 
-def unit_vectors(ideal, f, parity):
-    """Camera unit vectors of ideal pixel offsets at focal length ``f``."""
-    return camera_vectors_from_tanplane(_sign(parity) * ideal[..., 0] / f, ideal[..., 1] / f)
+def unit_vectors(ideal, f, parity, proj):
+    """Camera unit vectors of ideal pixel offsets at focal length ``f`` (NaN outside the
+    projection's image)."""
+    return plane_to_vectors(_sign(parity) * ideal[..., 0] / f, ideal[..., 1] / f, proj)
+
+
+def _ideal_of(v_cam, f, parity, proj):
+    """Ideal pixel offsets ``(n, 2)`` of camera-frame vectors (NaN where not imaged)."""
+    qx, qy = vectors_to_plane(v_cam, proj)
+    return np.stack([_sign(parity) * qx * f, qy * f], axis=-1)
 
 
 def brightest_in_cone(index, centre, radius_rad, count):
@@ -71,14 +77,13 @@ def brightest_in_cone(index, centre, radius_rad, count):
     return idx, index.vectors[idx]
 
 
-def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
+def in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count):
     """The first ``count`` of ``vectors`` that project inside the image: (rows, ideal px).
 
     ``(cx, cy)`` is the optical centre's offset from the image centre and the
     image (plus any margin) spans ``|x + cx| <= half_w``, ``|y + cy| <= half_h``.
     """
-    xi, eta = tanplane_from_camera_vectors(vectors @ R.T)
-    p = np.stack([_sign(parity) * xi * f, eta * f], axis=-1)
+    p = _ideal_of(vectors @ R.T, f, parity, proj)
     inside = (np.isfinite(p[:, 0]) & (np.abs(p[:, 0] + cx) <= half_w)
               & (np.abs(p[:, 1] + cy) <= half_h))
     rows = np.flatnonzero(inside)[:count]
@@ -89,8 +94,8 @@ def in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count):
 # Pattern search
 
 
-def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, star_xyz, f_guess,
-                      width, fov_lo, fov_hi):
+def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, star_xyz,
+                      hint, min_cos, f_guess, f_lo, f_hi):
     """Catalog patterns matching one batch of image patterns (see :func:`pattern_candidates`)."""
     V = v_guess[batch]
     ratios, largest = edge_ratios(pattern_edge_angles(V))
@@ -98,6 +103,14 @@ def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, sta
     rows, kowner = lookup_keys(keys_sorted, keys)
     if len(rows) == 0:
         return None
+    if len(hint):  # a position hint: only patterns of stars within its reach
+        cand = pattern_stars[rows]
+        cos = (hint[0] * star_xyz[0, cand] + hint[1] * star_xyz[1, cand]
+               + hint[2] * star_xyz[2, cand])
+        inside = np.all(cos >= min_cos, axis=1)
+        rows, kowner = rows[inside], kowner[inside]
+        if len(rows) == 0:
+            return None
     pat = owner[kowner]
     # a catalog pattern may be reached through several neighbour keys only once,
     # since keys are distinct; the same (pattern, row) pair cannot repeat.
@@ -105,8 +118,7 @@ def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, sta
     cratios, clargest = edge_ratios(_indexed_edges(star_xyz, cstars))
     ok = np.all(np.abs(cratios - ratios[pat]) <= tol, axis=1)
     f_est = f_guess * largest[pat] / clargest
-    fov_est = 2.0 * np.arctan(0.5 * width / f_est)
-    ok &= (fov_est >= fov_lo) & (fov_est <= fov_hi)
+    ok &= (f_est >= f_lo) & (f_est <= f_hi)
     if not ok.any():
         return None
     pat = pat[ok]
@@ -116,16 +128,19 @@ def _batch_candidates(v_guess, batch, bins, tol, keys_sorted, pattern_stars, sta
 
 
 def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
-                       directory, shift, pattern_stars, star_xyz, f_guess, width, fov_lo,
-                       fov_hi):
+                       directory, shift, pattern_stars, star_xyz, hint, min_cos, f_guess,
+                       f_lo, f_hi):
     """Catalog patterns matching image patterns, batch by batch from pattern ``start``.
 
     ``v_guess`` (n, 3) holds camera vectors of the pattern stars at the
     guessed focal length and ``combos`` (m, 4) its rows per pattern, cut into
     batches at ``ends``. Whole batches are matched until one yields candidates
-    or ``max_patterns`` patterns are done. (``directory`` and ``shift`` of the
-    key directory are not needed here: a binary search over ``keys_sorted``
-    finds the same rows.)
+    or ``max_patterns`` patterns are done. A candidate's focal length, implied
+    by the ratio of its image and catalog sizes, must lie in ``[f_lo, f_hi]``,
+    and, when ``hint`` (the unit vector of a position hint) is not empty, its
+    four stars must lie within ``acos(min_cos)`` of it.
+    (``directory`` and ``shift`` of the key directory are not needed here: a
+    binary search over ``keys_sorted`` finds the same rows.)
 
     Returns
     -------
@@ -140,7 +155,8 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
         if end <= done:
             continue
         found = _batch_candidates(v_guess, combos[done:end], bins, tol, keys_sorted,
-                                  pattern_stars, star_xyz, f_guess, width, fov_lo, fov_hi)
+                                  pattern_stars, star_xyz, hint, min_cos, f_guess, f_lo,
+                                  f_hi)
         if found is not None:
             return (*found, end)
         done = end
@@ -150,7 +166,7 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             done)
 
 
-def pattern_attitudes(ideal4, cat4, f_est, parities):
+def pattern_attitudes(ideal4, cat4, f_est, parities, proj):
     """Attitude of each candidate pattern pair, for the better of the allowed parities.
 
     ``ideal4`` (k, 4, 2) ideal pixel offsets, ``cat4`` (k, 4, 3) catalog
@@ -163,11 +179,11 @@ def pattern_attitudes(ideal4, cat4, f_est, parities):
     sign = np.repeat(np.where(np.asarray(parities), -1.0, 1.0), m)[:, None]
     f_rep = np.tile(f_est, p)[:, None]
     ideal_rep = np.tile(ideal4, (p, 1, 1))
-    vi = camera_vectors_from_tanplane(sign * ideal_rep[..., 0] / f_rep,
-                                      ideal_rep[..., 1] / f_rep)
+    vi = plane_to_vectors(sign * ideal_rep[..., 0] / f_rep, ideal_rep[..., 1] / f_rep, proj)
     cv_rep = np.tile(cat4, (p, 1, 1))
     R = wahba_rotation(vi, cv_rep)
     res = np.max(np.sum((vi - cv_rep @ np.swapaxes(R, -1, -2)) ** 2, axis=-1), axis=1)
+    res = np.where(np.isfinite(res), res, np.inf)  # a star outside the projection's image
     res = chord_to_angle(np.sqrt(res)).reshape(p, m)
     pick = np.argmin(res, axis=0)
     return (R.reshape(p, m, 3, 3)[pick, np.arange(m)], res[pick, np.arange(m)],
@@ -235,15 +251,15 @@ def crowding(img, cat, radius, outer):
     return float(np.mean(around * radius ** 2 / (outer ** 2 - radius ** 2)))
 
 
-def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, count, radius,
-                  outer):
+def verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, half_h, count,
+                  radius, outer):
     """Counts of a verification: (catalog stars in the image, matches, crowding chance).
 
     The catalog ``vectors`` are projected (the first ``count`` inside the
     image kept), matched one-to-one with the first ``n_img`` centroids, and
     the crowding chance of :func:`crowding` computed.
     """
-    rows, p = in_image(vectors, R, f, parity, cx, cy, half_w, half_h, count)
+    rows, p = in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count)
     if len(rows) == 0:
         return 0, 0, 0.0
     i, _, _ = mutual_matches(ideal[:n_img], p, radius)
@@ -254,31 +270,40 @@ def verify_counts(ideal, n_img, vectors, R, f, parity, cx, cy, half_w, half_h, c
 # Fits
 
 
-def fit_pairs(ideal, v_cat, use, f, parity, fixed_camera):
+def fit_pairs(ideal, v_cat, use, f, parity, proj, fixed_camera):
     """Attitude (and focal length unless ``fixed_camera``) from the pairs ``use``.
 
     Returns (R, f, per-pair angular residuals in radians, ok); ``ok`` is False
-    when the focal-length fit fails.
+    when the focal-length fit fails. Centroids the projection does not image at
+    ``f`` are left out of the fit and get an infinite residual.
     """
     s = _sign(parity)
-    v_img = camera_vectors_from_tanplane(s * ideal[:, 0] / f, ideal[:, 1] / f)
+    v_img = unit_vectors(ideal, f, parity, proj)
+    use = use[np.isfinite(v_img[use, 2])]
+    if len(use) < 2:
+        return np.eye(3), f, np.full(len(ideal), np.inf), False
     R = wahba_rotation(v_img[use], v_cat[use])
     if not fixed_camera:
-        xi, eta = tanplane_from_camera_vectors(v_cat[use] @ R.T)
-        num = np.sum(s * ideal[use, 0] * xi + ideal[use, 1] * eta)
-        den = np.sum(xi * xi + eta * eta)
+        # least-squares f of ideal = f * (s qx, qy), q the catalog's projection-plane points
+        qx, qy = vectors_to_plane(v_cat[use] @ R.T, proj)
+        num = np.sum(s * ideal[use, 0] * qx + ideal[use, 1] * qy)
+        den = np.sum(qx * qx + qy * qy)
         f_new = float(num / den) if den > 0 else float("nan")
         if not (math.isfinite(f_new) and f_new > 0):
-            return R, f, np.zeros(len(ideal)), False
+            return R, f, np.full(len(ideal), np.inf), False
         if abs(f_new - f) > 1e-9 * f_new:
             f = f_new
-            v_img = camera_vectors_from_tanplane(s * ideal[:, 0] / f, ideal[:, 1] / f)
+            v_img = unit_vectors(ideal, f, parity, proj)
+            use = use[np.isfinite(v_img[use, 2])]
+            if len(use) < 2:
+                return R, f, np.full(len(ideal), np.inf), False
             R = wahba_rotation(v_img[use], v_cat[use])
     diff = v_img - v_cat @ R.T
-    return R, f, chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff))), True
+    err = chord_to_angle(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
+    return R, f, np.where(np.isnan(err), np.inf, err), True
 
 
-def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
+def trimmed_fit(ideal, v_cat, f, parity, proj, fixed_camera, h, steps):
     """Least-trimmed-squares concentration steps over matched pairs.
 
     Fit everything, then repeatedly refit the best ``h`` pairs and re-rank, up
@@ -291,11 +316,11 @@ def trimmed_fit(ideal, v_cat, f, parity, fixed_camera, h, steps):
     fit failed).
     """
     core = np.arange(len(ideal))
-    R0, f0, err0, ok = fit_pairs(ideal, v_cat, core, f, parity, fixed_camera)
+    R0, f0, err0, ok = fit_pairs(ideal, v_cat, core, f, parity, proj, fixed_camera)
     R, f1, err = R0, f0, err0
     for step in range(steps):
         if step:
-            R, f1, err, ok = fit_pairs(ideal, v_cat, core, f1, parity, fixed_camera)
+            R, f1, err, ok = fit_pairs(ideal, v_cat, core, f1, parity, proj, fixed_camera)
         if not ok:
             break
         new_core = np.sort(np.argsort(err, kind="stable")[:h])
@@ -321,8 +346,8 @@ def _matches(prims, trees, ideal_all, n_img, p, radius):
     return kdtree_matches(trees[n_img], p, radius)
 
 
-def refine_with(prims, ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h,
-                radius, iterations, sigma_clip):
+def refine_with(prims, ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w,
+                half_h, radius, iterations, sigma_clip):
     """:func:`refine` built from a backend's primitives (``in_image``, ``mutual_matches``,
     ``trimmed_fit``, ``fit_pairs``); the compiled backend runs large fields through it."""
     n_img_all = len(ideal_all)
@@ -332,7 +357,7 @@ def refine_with(prims, ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, hal
     err = np.zeros(0)
     keep = np.zeros(0, bool)
     for it in range(iterations + 1):
-        rows, p = prims.in_image(v_all, R, f, parity, cx, cy, half_w, half_h, count)
+        rows, p = prims.in_image(v_all, R, f, parity, proj, cx, cy, half_w, half_h, count)
         if len(rows) == 0:
             return False, R, f, img_idx, rows_kept, err
         # limit both sides so that a deep list on one side cannot swamp the other
@@ -347,7 +372,7 @@ def refine_with(prims, ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, hal
         # later passes start from a clean fit: one step (fit everything) suffices there
         h = min(len(i), max(5, math.ceil(0.6 * len(i))))
         R0, f0, err0, R, f, err, core, ok = prims.trimmed_fit(
-            ideal, v_cat, f, parity, fixed_camera, h, 8 if it == 0 else 1)
+            ideal, v_cat, f, parity, proj, fixed_camera, h, 8 if it == 0 else 1)
         if not ok:
             return False, R, f, img_idx, rows_kept, err
         # Clipping rejects mismatches, not model error: never clip inside a fifth of the
@@ -361,13 +386,13 @@ def refine_with(prims, ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, hal
             R, f, err = R0, f0, err0  # nothing clipped: the first fit used exactly these
         else:
             R, f, err, ok = prims.fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity,
-                                            fixed_camera)
+                                            proj, fixed_camera)
             if not ok:
                 return False, R, f, img_idx, rows_kept, err
     return True, R, f, img_idx[keep], rows_kept[keep], err[keep]
 
 
-def refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h, radius,
+def refine(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w, half_h, radius,
            iterations, sigma_clip):
     """Re-match all stars and refit attitude (and focal length) ``iterations + 1`` times.
 
@@ -378,17 +403,17 @@ def refine(ideal_all, v_all, R, f, parity, fixed_camera, cx, cy, half_w, half_h,
     Returns (ok, R, f, image rows, cone rows, residuals in radians) of the
     kept matches of the last pass.
     """
-    return refine_with(_PRIMITIVES, ideal_all, v_all, R, f, parity, fixed_camera, cx, cy,
+    return refine_with(_PRIMITIVES, ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy,
                        half_w, half_h, radius, iterations, sigma_clip)
 
 
-def attitude_covariance(ideal, f, parity, sigma):
+def attitude_covariance(ideal, f, parity, proj, sigma):
     """Attitude covariance (camera axes, rad²): ``sigma^2 (sum(I - v v^T))^-1``.
 
     Each matched unit vector ``v`` constrains the two rotation axes
     perpendicular to it. NaN where the information matrix is singular.
     """
-    v = unit_vectors(ideal, f, parity)
+    v = unit_vectors(ideal, f, parity, proj)
     info = len(v) * np.eye(3) - v.T @ v
     try:
         return sigma ** 2 * np.linalg.inv(info)

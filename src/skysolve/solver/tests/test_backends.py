@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from skysolve.camera import CameraModel
-from skysolve.geometry import camera_vectors_from_tanplane, chord_to_angle, wahba_rotation
+from skysolve.camera.projection import PROJECTIONS, plane_to_vectors
+from skysolve.geometry import chord_to_angle, wahba_rotation
 from skysolve.simulate import random_attitudes, simulate_centroids
 from skysolve.solver import backends
 from skysolve.solver import lost_in_space as LIS
@@ -174,8 +175,9 @@ def test_random_centroids_fail_alike(small_db):
     rng = np.random.default_rng(5)
     for _ in range(5):
         xy = np.column_stack([rng.uniform(-W / 2, W / 2, 40), rng.uniform(-H / 2, H / 2, 40)])
-        fast = _solve(small_db, xy, True)
-        slow = _solve(small_db, xy, False)
+        # a narrow range (one focal-length window) keeps the numpy search within its time
+        fast = _solve(small_db, xy, True, fov_max_error_deg=1.0)
+        slow = _solve(small_db, xy, False, fov_max_error_deg=1.0)
         assert not fast and not slow
         assert fast.status == slow.status
 
@@ -200,7 +202,8 @@ def test_wahba_matches_svd():
 
 
 def _frame(xy, backend):
-    return make_frame(np.ascontiguousarray(xy, dtype=np.float64), W, H, None, backend)
+    return make_frame(np.ascontiguousarray(xy, dtype=np.float64), W, H, None, "pinhole",
+                      backend)
 
 
 def test_memory_mapped_database_solves_alike(small_db, fields, tmp_path):
@@ -315,25 +318,28 @@ def _hypotheses(fields):
         yield xy, Hypothesis(R, cam.focal_length_px, mirror)
 
 
-def _candidates(be, db, v_guess, combos, start, ends, f_guess, lo, hi, tol):
+def _candidates(be, db, v_guess, combos, start, ends, f_guess, lo, hi, tol,
+                hint=None, min_cos=-1.0):
+    hint = np.zeros(0) if hint is None else hint
     return be.pattern_candidates(v_guess, combos, start, ends, 10 ** 6, db.pattern_bins, tol,
                                  db.pattern_keys, *db.key_directory, db.pattern_stars,
-                                 db.star_xyz, f_guess, W, lo, hi)
+                                 db.star_xyz, hint, min_cos, f_guess, lo, hi)
 
 
 def test_pattern_search_functions_match(small_db, fields):
     db = small_db
     tol = float(db.parameters["pattern_max_error"])
     combos = LIS._combos(12)
-    n_cand = 0
-    for xy, _, cam, _ in fields:
+    n_cand = n_cut = 0
+    for xy, R, cam, _ in fields:
         frame = _frame(xy, ref)
         f_guess = cam.focal_length_px * 1.01
         stars = ref.thin_pixels(frame.ideal[:100], 2.0, 12)
         if len(stars) < 12:
             continue
         v_guess = frame.vectors(f_guess, False, stars)
-        lo, hi = math.radians(8.0), math.radians(25.0)
+        # focal lengths of fields of view from 25 down to 8 degrees
+        lo, hi = (0.5 * W / math.tan(math.radians(a) / 2) for a in (25.0, 8.0))
         whole = np.array([len(combos)])
         *slow, done_s = _candidates(ref, db, v_guess, combos, 0, whole, f_guess, lo, hi, tol)
         *fast, done = _candidates(comp, db, v_guess, combos, 0, whole, f_guess, lo, hi, tol)
@@ -352,16 +358,26 @@ def test_pattern_search_functions_match(small_db, fields):
                 np.testing.assert_array_equal(np.concatenate([q[t] for q in parts]), fast[t])
         for a, b in zip(fast, slow, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12)
+        # a position hint's mask: both backends keep exactly the candidates of allowed stars
+        min_cos = math.cos(math.radians(12.0))
+        want = np.all(db.star_vectors[fast[1]] @ R[2] >= min_cos, axis=1)
+        for be in (comp, ref):
+            *cut, _ = _candidates(be, db, v_guess, combos, 0, whole, f_guess, lo, hi, tol,
+                                  np.ascontiguousarray(R[2]), min_cos)
+            for t in range(4):
+                np.testing.assert_allclose(cut[t], fast[t][want], rtol=1e-12)
+        n_cut += int(want.sum())
         n_cand += len(fast[0])
         ideal = frame.ideal[stars[fast[0]]]
         cv = db.star_vectors[fast[1]]
         parities = np.array([False, True])
-        Rf, rf, pf = comp.pattern_attitudes(ideal, cv, fast[2], parities)
-        Rs, rs, ps = ref.pattern_attitudes(ideal, cv, fast[2], parities)
+        Rf, rf, pf = comp.pattern_attitudes(ideal, cv, fast[2], parities, 0)
+        Rs, rs, ps = ref.pattern_attitudes(ideal, cv, fast[2], parities, 0)
         np.testing.assert_allclose(Rf, Rs, atol=1e-10)
         np.testing.assert_allclose(rf, rs, rtol=1e-6, atol=1e-12)
         np.testing.assert_array_equal(pf, ps)
     assert n_cand > 100
+    assert 0 < n_cut < n_cand / 2  # the true patterns stay, most false ones go
 
 
 def test_verification_and_refinement_functions_match(small_db, fields):
@@ -396,14 +412,16 @@ def test_verification_and_refinement_functions_match(small_db, fields):
         np.testing.assert_allclose(ref_f.errors_rad, ref_s.errors_rad, rtol=1e-5, atol=1e-12)
 
 
-def test_fit_functions_match_on_outliers():
-    """fit_pairs / trimmed_fit with wrong pairs, a fixed camera and a failing focal fit."""
+@pytest.mark.parametrize("proj", range(len(PROJECTIONS)))
+def test_fit_functions_match_on_outliers(proj):
+    """fit_pairs / trimmed_fit with wrong pairs, a fixed camera and a failing focal fit,
+    for every lens projection (stars up to 62 degrees off axis for the fisheyes)."""
     rng = np.random.default_rng(3)
-    f = 2000.0
+    f = 2000.0 if proj == 0 else 400.0
     for k in range(40):
         n = int(rng.integers(6, 40))
-        ideal = rng.uniform(-500, 500, size=(n, 2))
-        v = camera_vectors_from_tanplane(ideal[:, 0] / f, ideal[:, 1] / f)
+        ideal = rng.uniform(-500, 500, size=(n, 2)) * (1.0 if proj == 0 else 0.5)
+        v = plane_to_vectors(ideal[:, 0] / f, ideal[:, 1] / f, proj)
         R = wahba_rotation(rng.normal(size=(3, 3)), np.eye(3))
         v_cat = v @ R  # v = R v_cat
         v_cat[: n // 5] = np.roll(v_cat[: n // 5], 1, axis=0)  # some wrong pairs
@@ -412,8 +430,8 @@ def test_fit_functions_match_on_outliers():
             ideal = ideal * [-1.0, 1.0]
         h = min(n, max(5, math.ceil(0.6 * n)))
         for fixed in (False, True):
-            got = comp.trimmed_fit(ideal, v_cat, f * 1.01, parity, fixed, h, 8)
-            want = ref.trimmed_fit(ideal, v_cat, f * 1.01, parity, fixed, h, 8)
+            got = comp.trimmed_fit(ideal, v_cat, f * 1.01, parity, proj, fixed, h, 8)
+            want = ref.trimmed_fit(ideal, v_cat, f * 1.01, parity, proj, fixed, h, 8)
             assert got[7] and want[7]
             for (Rg, fg, eg), (Rw, fw, ew) in zip((got[0:3], got[3:6]), (want[0:3], want[3:6]),
                                                   strict=True):
@@ -421,16 +439,19 @@ def test_fit_functions_match_on_outliers():
                 assert fg == pytest.approx(fw, rel=1e-12)
                 np.testing.assert_allclose(eg, ew, rtol=1e-6, atol=1e-13)
             np.testing.assert_array_equal(got[6], want[6])
-            np.testing.assert_allclose(comp.attitude_covariance(ideal, f, parity, 1e-5),
-                                       ref.attitude_covariance(ideal, f, parity, 1e-5),
+            np.testing.assert_allclose(comp.attitude_covariance(ideal, f, parity, proj, 1e-5),
+                                       ref.attitude_covariance(ideal, f, parity, proj, 1e-5),
                                        rtol=1e-8)
+            np.testing.assert_allclose(comp.unit_vectors(ideal, f, parity, proj),
+                                       ref.unit_vectors(ideal, f, parity, proj), atol=1e-14)
     # a focal fit that cannot succeed (catalog stars all round the sky, so some end up
     # behind the camera) fails in both
     ideal = rng.uniform(-500, 500, size=(20, 2))
     v_cat = rng.normal(size=(20, 3))
     v_cat /= np.linalg.norm(v_cat, axis=1)[:, None]
-    assert not comp.trimmed_fit(ideal, v_cat, f, False, False, 12, 8)[7]
-    assert not ref.trimmed_fit(ideal, v_cat, f, False, False, 12, 8)[7]
+    if proj in (0, 4):  # the fisheyes image the whole sphere (or nearly)
+        assert not comp.trimmed_fit(ideal, v_cat, f, False, proj, False, 12, 8)[7]
+        assert not ref.trimmed_fit(ideal, v_cat, f, False, proj, False, 12, 8)[7]
     # chord helper
     for c in (-1.0, 0.0, 0.3, 2.0, 3.0):
         assert comp._chord_to_angle(c) == pytest.approx(float(chord_to_angle(c)))

@@ -416,7 +416,7 @@ def random_catalog() -> Catalog:
     ({"max_fov_deg": -5.0}, "max_fov_deg"),
     ({"max_fov_deg": 0.0}, "max_fov_deg"),
     ({"max_fov_deg": float("nan")}, "max_fov_deg"),
-    ({"max_fov_deg": 180.0}, "max_fov_deg"),
+    ({"max_fov_deg": 180.5}, "max_fov_deg"),
     ({"max_fov_deg": 10.0, "min_fov_deg": 12.0}, "min_fov_deg"),
     ({"min_fov_deg": -1.0}, "min_fov_deg"),
     ({"pattern_max_error": 0.25}, "pattern_max_error"),

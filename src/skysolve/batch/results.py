@@ -1,0 +1,302 @@
+"""What a batch gives back: one :class:`FrameResult` per frame, and the results table.
+
+A frame's *status* is its solve's (``'match_found'``, ``'no_match'``,
+``'too_few'``, ``'timeout'``, ``'invalid_config'``) or ``'error'`` when the
+frame could not be processed at all (unreadable or corrupt file, bad input):
+then :attr:`FrameResult.error` says why, in one line.
+
+The results table (:class:`ResultsTable`) is an ECSV file (astropy's
+self-describing text table: ``Table.read(path)``) with one row per frame,
+rewritten as frames finish. Every write goes to a temporary file that is then
+renamed over the table, so a reader -- or a run interrupted at any moment --
+only ever sees a whole table. Rows are formatted by astropy once, when their
+frame finishes; a rewrite only joins the text, so keeping the table current
+costs little even for tens of thousands of frames.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._files import write_text_atomic
+from ..errors import InvalidArgumentError
+
+__all__ = ["FrameResult", "BatchResults", "ResultsTable", "COLUMNS", "source_label"]
+
+#: Statuses of a frame that was processed: done, not redone by ``resume``.
+FINAL_STATUSES = ("match_found", "no_match", "too_few", "timeout", "invalid_config")
+
+#: The table's columns: name, numpy dtype, and the value of "not known".
+COLUMNS: tuple[tuple[str, str, Any], ...] = (
+    ("index", "i8", -1), ("source", "str", ""), ("status", "str", ""),
+    ("ra_deg", "f8", math.nan), ("dec_deg", "f8", math.nan), ("roll_deg", "f8", math.nan),
+    ("fov_deg", "f8", math.nan), ("num_matches", "i8", -1), ("rmse_arcsec", "f8", math.nan),
+    ("probability", "f8", math.nan), ("num_centroids", "i8", -1),
+    ("image_width", "i8", -1), ("image_height", "i8", -1),
+    ("read_s", "f8", math.nan), ("extract_s", "f8", math.nan), ("solve_s", "f8", math.nan),
+    ("total_s", "f8", math.nan), ("cpu_s", "f8", math.nan), ("worker", "str", ""),
+    ("error", "str", ""),
+)
+_TIMINGS = ("read", "extract", "solve", "total", "cpu")
+
+
+def source_label(source: Any, index: int) -> str:
+    """How a frame is named in tables and messages: its path, or ``frame N``."""
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    return f"frame {index}"
+
+
+@dataclass
+class FrameResult:
+    """The outcome of one frame of a batch.
+
+    Attributes
+    ----------
+    source : path, array or centroids
+        The frame as given.
+    status : str
+        The solve's status, or ``'error'`` (see the module notes).
+    result : SolveResult or SolveFailure or None
+        The solve (None on an error, and for frames a resumed run skipped).
+    error : str or None
+        Why the frame could not be processed (one line), else None.
+    timings : dict
+        Seconds spent on the worker: ``read``, ``extract``, ``solve``, ``total``
+        (wall time), and ``cpu`` (CPU time of the worker's thread for the frame).
+    num_centroids : int or None
+    image_shape : (int, int) or None
+        ``(height, width)`` of an image frame.
+    worker : str
+        ``host:pid`` of the process that did the work.
+    resumed : bool
+        Taken from an existing results table, not processed in this run.
+    info : dict
+        Extras of a command's task (files written, ...).
+    traceback : str or None
+        The traceback of an error, for debugging.
+    """
+
+    source: Any
+    status: str
+    result: Any = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    num_centroids: int | None = None
+    image_shape: tuple[int, int] | None = None
+    worker: str = ""
+    resumed: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    traceback: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.status == "match_found"
+
+    def __repr__(self) -> str:
+        what = f"error={self.error!r}" if self.error else f"result={self.result!r}"
+        return (f"FrameResult(source={_short(self.source)}, status={self.status!r}, {what}, "
+                f"total_s={self.timings.get('total', math.nan):.3f})")
+
+    def row(self, index: int) -> dict[str, Any]:
+        """The frame's row of the results table."""
+        row = {name: missing for name, _, missing in COLUMNS}
+        res = self.result
+        row.update(index=index, source=source_label(self.source, index), status=self.status,
+                   worker=self.worker, error=self.error or "")
+        if res:
+            row.update(ra_deg=res.ra_deg, dec_deg=res.dec_deg, roll_deg=res.roll_deg,
+                       fov_deg=res.fov_deg, num_matches=res.num_matches,
+                       rmse_arcsec=res.rmse_arcsec, probability=res.probability)
+        if self.num_centroids is not None:
+            row["num_centroids"] = self.num_centroids
+        if self.image_shape is not None:
+            row["image_height"], row["image_width"] = self.image_shape
+        for key in _TIMINGS:
+            if key in self.timings:
+                row[f"{key}_s"] = self.timings[key]
+        return row
+
+    @classmethod
+    def from_row(cls, source: Any, row: dict[str, Any]) -> FrameResult:
+        """A frame a resumed run skips, from its row of the table."""
+        shape = None if row["image_height"] < 0 else (row["image_height"], row["image_width"])
+        return cls(source, row["status"], error=row["error"] or None,
+                   timings={k: row[f"{k}_s"] for k in _TIMINGS},
+                   num_centroids=None if row["num_centroids"] < 0 else row["num_centroids"],
+                   image_shape=shape, worker=row["worker"], resumed=True)
+
+
+def _short(source: Any) -> str:
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape}>"
+    text = repr(source)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+class BatchResults(list):
+    """The :class:`FrameResult` of every frame, in input order, and a summary."""
+
+    #: Wall time of the batch, seconds.
+    seconds: float = math.nan
+
+    @property
+    def num_solved(self) -> int:
+        """Frames solved."""
+        return sum(r.status == "match_found" for r in self)
+
+    @property
+    def num_unsolved(self) -> int:
+        """Frames processed without a solution (no match, too few stars, timeout, ...)."""
+        return sum(r.status not in ("match_found", "error") for r in self)
+
+    @property
+    def num_failed(self) -> int:
+        """Frames that could not be processed (status ``'error'``)."""
+        return sum(r.status == "error" for r in self)
+
+    def summary(self) -> str:
+        """One line: frames, solved / unsolved / failed, seconds, rate."""
+        n = len(self)
+        resumed = sum(r.resumed for r in self)
+        done = n - resumed
+        rate = done / self.seconds if self.seconds > 0 else math.nan
+        text = (f"{n} frame{'s' if n != 1 else ''}: {self.num_solved} solved, "
+                f"{self.num_unsolved} unsolved, {self.num_failed} failed")
+        if resumed:
+            text += f" ({resumed} from the results table)"
+        return text + f" in {self.seconds:.1f} s ({rate:.2f} frames/s)"
+
+
+class ResultsTable:
+    """The ECSV results table of a batch, kept current as frames finish.
+
+    Parameters
+    ----------
+    path : path-like
+        The table file (``.ecsv``).
+    resume : bool
+        Keep the rows of an existing table; frames with a final status there
+        (:data:`FINAL_STATUSES`; not ``'error'``) are not processed again.
+    overwrite : bool
+        Start a new table even if the file exists.
+    min_interval_s : float
+        Shortest time between two rewrites (the last one is always made).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, resume: bool = False,
+                 overwrite: bool = False, min_interval_s: float = 1.0) -> None:
+        self.path = Path(path)
+        if resume and overwrite:
+            raise InvalidArgumentError("give resume or overwrite, not both")
+        if self.path.is_dir():
+            raise InvalidArgumentError(f"results table {self.path} is a directory")
+        self.rows: dict[str, dict[str, Any]] = {}  # by source label, in order
+        self._lines: dict[str, str] = {}
+        self._pending: list[str] = []
+        if self.path.exists():
+            if resume:
+                self._read()
+            elif not overwrite:
+                raise InvalidArgumentError(
+                    f"results table {self.path} exists: resume (--resume) to skip the frames "
+                    "done, or overwrite (--overwrite) to redo them")
+        self.min_interval_s = min_interval_s
+        self._last = -math.inf
+
+    def _read(self) -> None:
+        from astropy.table import Table
+
+        from ..errors import FileFormatError
+
+        try:
+            table = Table.read(self.path, format="ascii.ecsv")
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a bad table
+            raise FileFormatError(f"{self.path} is not a results table: {exc}") from None
+        names = [name for name, _, _ in COLUMNS]
+        if table.colnames != names:
+            raise FileFormatError(f"{self.path} is not a skysolve results table (columns "
+                                  f"{', '.join(table.colnames[:4])}, ...)")
+        for rec in table:
+            row = {name: _plain(rec[name], missing) for name, _, missing in COLUMNS}
+            self.rows[row["source"]] = row
+        self._pending = list(self.rows)  # formatted again at the first flush
+
+    def done(self, label: str) -> dict[str, Any] | None:
+        """The row of a frame already done (a final status), else None."""
+        row = self.rows.get(label)
+        return row if row is not None and row["status"] in FINAL_STATUSES else None
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Add or replace a frame's row (written at the next :meth:`flush`)."""
+        label = row["source"]
+        self.rows.pop(label, None)
+        self._lines.pop(label, None)
+        self.rows[label] = row
+        self._pending.append(label)
+
+    def flush(self, force: bool = False) -> None:
+        """Rewrite the table (atomically) if rows changed and it is time, or ``force``."""
+        now = time.monotonic()
+        if not self._pending or (not force and now - self._last < self.min_interval_s):
+            return
+        labels = [lb for lb in dict.fromkeys(self._pending) if lb in self.rows]
+        self._lines.update(zip(labels, _format_rows([self.rows[lb] for lb in labels]),
+                               strict=True))
+        self._pending.clear()
+        body = "".join(self._lines[lb] for lb in self.rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.path, _header() + body)
+        self._last = time.monotonic()
+        # rewriting a long table costs time: never spend more than ~5 % on it
+        self.min_interval_s = max(self.min_interval_s, 20 * (self._last - now))
+
+
+def _plain(value: Any, missing: Any) -> Any:
+    if np.ma.is_masked(value):
+        return missing
+    return value.item() if hasattr(value, "item") else value
+
+
+def _table(rows: Iterable[dict[str, Any]]):
+    from astropy.table import Table
+
+    rows = list(rows)
+    cols = {}
+    for name, dtype, _ in COLUMNS:
+        values = [r[name] for r in rows]
+        cols[name] = np.array(values, dtype=str) if dtype == "str" else np.array(values, dtype)
+    return Table(cols)
+
+
+def _ecsv(rows: Iterable[dict[str, Any]]) -> list[str]:
+    buf = io.StringIO()
+    _table(rows).write(buf, format="ascii.ecsv")
+    return buf.getvalue().splitlines(keepends=True)
+
+
+_HEADER: list[str] = []
+
+
+def _header() -> str:
+    """The ECSV header and the column names line (the same for every table)."""
+    if not _HEADER:
+        lines = _ecsv([dict((name, missing) for name, _, missing in COLUMNS)])
+        _HEADER.append("".join(lines[:-1]))
+    return _HEADER[0]
+
+
+def _format_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """Each row's data line, formatted by astropy (the header is :func:`_header`)."""
+    if not rows:
+        return []
+    lines = _ecsv(rows)
+    return lines[len(lines) - len(rows):]

@@ -1,0 +1,128 @@
+"""Batches on a real Dask cluster: a LocalCluster of 2 worker processes, started and
+stopped here. The same 200 frames as the serial reference give the same results; a worker
+killed mid-batch loses nothing; a corrupt file is one failed row; the calibration workflow
+gives the same numbers serially, on a local pool and on Dask."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+
+from distributed import Client, LocalCluster  # noqa: E402
+
+from skysolve import solve_many  # noqa: E402
+from skysolve.batch import LocalPool  # noqa: E402
+from skysolve.batch.pools import TRIM_CONFIG  # noqa: E402
+from skysolve.calibration.workflow import calibrate_frames, seed_passes  # noqa: E402
+
+from .conftest import SOLVE, fingerprint  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client():
+    import dask
+
+    # as docs/batch.md recommends: workers that reuse freed memory
+    with dask.config.set({TRIM_CONFIG: None}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _opened() -> dict[str, str]:
+    """The databases this worker process opened, and how their arrays are held."""
+    from skysolve.batch import executors
+
+    return {path: type(db.pattern_keys).__name__ for path, db in executors._OPENED.items()}
+
+
+def test_dask_gives_the_serial_results(client, batch_db, batch_frames, serial_results):
+    got = solve_many(batch_frames.sources, batch_db, client=client, progress=False, **SOLVE)
+    assert len(got) == 200 and all(r.source is s for r, s in zip(got, batch_frames.sources,
+                                                                 strict=True))
+    assert fingerprint(got) == fingerprint(serial_results)
+    pids = {int(w.rsplit(":", 1)[1]) for w in (r.worker for r in got)}
+    assert os.getpid() not in pids and pids <= set(client.run(os.getpid).values())
+    # every worker memory-mapped the database file once, by its path
+    for opened in client.run(_opened).values():
+        assert opened == {os.path.realpath(batch_db.file_path): "memmap"}
+
+
+def test_a_worker_killed_mid_batch_loses_no_frame(client, batch_db, batch_frames,
+                                                  serial_results):
+    killed: dict[str, int] = {}
+
+    def kill_a_busy_worker(i: int, _result) -> None:
+        if i != 40 or killed:
+            return
+        busy = {w: len(keys) for w, keys in client.processing().items() if keys}
+        victim = max(busy, key=busy.get)
+        killed.update(pid=client.run(os.getpid)[victim], in_flight=busy[victim])
+        os.kill(killed["pid"], signal.SIGKILL)  # its nanny starts a new worker process
+
+    got = solve_many(batch_frames.sources, batch_db, client=client, progress=False,
+                     on_result=kill_a_busy_worker, **SOLVE)
+    assert killed["in_flight"] >= 1  # it died with frames on it
+    assert len(got) == 200 and [r.source for r in got] == batch_frames.sources
+    assert fingerprint(got) == fingerprint(serial_results)  # each frame once, solved alike
+    late = [r for r in got[60:] if int(r.worker.rsplit(":", 1)[1]) == killed["pid"]]
+    assert not late  # nothing came from the dead process after it died
+
+
+def test_a_corrupt_file_is_one_failed_row(client, batch_db, batch_frames, serial_results):
+    sources = list(batch_frames.sources)
+    good = open(sources[50], "rb").read()
+    corrupt = batch_frames.folder / "corrupt.fits"
+    corrupt.write_bytes(good[:2880] + b"\x00garbage" * 5000)
+    sources[50] = str(corrupt)
+    # a scheduler address: the call connects, and closes its own client
+    got = solve_many(sources, batch_db, client=client.scheduler.address, progress=False,
+                     **SOLVE)
+    assert got.num_failed == 1 and got[50].status == "error" and got[50].result is None
+    assert got[50].error and "\n" not in got[50].error
+    rest = [r for k, r in enumerate(got) if k != 50]
+    assert len(rest) == 199
+    assert fingerprint(rest) == fingerprint([r for k, r in enumerate(serial_results) if k != 50])
+
+
+def test_calibration_serial_local_and_dask_agree(client, batch_db, batch_frames):
+    frames = batch_frames.sources[:12]
+    kw = dict(passes=seed_passes(2, order=3), fov_estimate_deg=15.0, fov_max_error_deg=1.0,
+              image_shape=(768, 1024), progress=False)
+    serial = calibrate_frames(frames, batch_db, **kw)
+    with LocalPool(2) as pool:
+        local = calibrate_frames(frames, batch_db, executor=pool, **kw)
+    dask = calibrate_frames(frames, batch_db, executor=client, **kw)
+    assert serial.completed and serial.passes[-1].num_solved == 12
+    for run in (local, dask):
+        for a, b in zip(serial.passes, run.passes, strict=True):
+            assert [r.status for r in a.solutions] == [r.status for r in b.solutions]
+            for ra, rb in zip(a.solutions, b.solutions, strict=True):
+                np.testing.assert_allclose(rb.rotation_matrix_icrs_to_camera,
+                                           ra.rotation_matrix_icrs_to_camera, rtol=0, atol=1e-9)
+            ca, cb = a.calibration, b.calibration
+            assert (cb.n_inliers, cb.n_outliers) == (ca.n_inliers, ca.n_outliers)
+            for name in ("rmse_before_px", "rmse_after_px"):
+                assert getattr(cb, name) == pytest.approx(getattr(ca, name), abs=1e-9)
+            assert _numbers(cb.camera_model.to_dict()) == pytest.approx(
+                _numbers(ca.camera_model.to_dict()), rel=0, abs=1e-9)
+    assert dask.camera_model.focal_length_px == pytest.approx(
+        serial.camera_model.focal_length_px, rel=0, abs=1e-9)
+
+
+def _numbers(value) -> list[float]:
+    """Every number in a nested description (the camera's focal length, centre, terms)."""
+    if isinstance(value, dict):
+        return [x for k in sorted(value) for x in _numbers(value[k])]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _numbers(v)]
+    return [float(value)] if isinstance(value, int | float) else []

@@ -1,0 +1,249 @@
+"""solve_many and the batch loop: serial and local pools agree, failures are rows, the
+results table is kept current, resumed and never half-written, dead workers lose nothing."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import inspect
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+import skysolve
+from skysolve import SolveOptions, solve_many
+from skysolve.batch import LocalPool, iter_tasks, run_tasks
+from skysolve.batch.executors import MAX_WORKER_DEATHS, WorkerLostError
+from skysolve.batch.results import COLUMNS
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+
+from .conftest import IMAGE_FRAMES, SOLVE, boresight_errors_deg, fingerprint
+
+FEW = 24  # frames of the quicker tests: the first 24 (frame 3 is an image)
+
+
+def test_serial_results_match_the_truth_and_the_solver(batch_db, batch_frames, serial_results):
+    assert len(serial_results) == 200 and serial_results.num_failed == 0
+    assert serial_results.num_solved >= 196
+    err = boresight_errors_deg(serial_results, batch_frames.attitudes)
+    assert np.nanmax(err) < 0.02  # 72": the simulated fields carry 0.1 px noise, 53"/px
+    for k in IMAGE_FRAMES:  # read from FITS and extracted
+        r = serial_results[k]
+        assert r and r.source == batch_frames.sources[k] and r.image_shape == (768, 1024)
+        assert r.num_centroids >= 10
+        assert set(r.timings) == {"read", "extract", "solve", "total", "cpu"}
+    # a centroid frame's result is exactly the solver's own
+    direct = batch_db.solve_from_centroids(batch_frames.sources[0], **SOLVE)
+    r = serial_results[0]
+    assert r.source is batch_frames.sources[0] and r.error is None and not r.resumed
+    np.testing.assert_array_equal(r.result.rotation_matrix_icrs_to_camera,
+                                  direct.rotation_matrix_icrs_to_camera)
+    assert "200 frames:" in serial_results.summary() and "0 failed" in serial_results.summary()
+
+
+@pytest.mark.parametrize("kind", ["process", "thread"])
+def test_local_pools_give_the_serial_results(batch_db, batch_frames, serial_results, kind):
+    # processes: the default (jobs=2); threads: a LocalPool through the loop's executor
+    if kind == "process":
+        got = solve_many(batch_frames.sources[:FEW], batch_db, jobs=2, progress=False, **SOLVE)
+    else:
+        from skysolve.batch import DatabaseHandle
+        from skysolve.batch.solve_many import solve_task
+
+        task = functools.partial(solve_task, DatabaseHandle(batch_db), SolveOptions(**SOLVE),
+                                 None, None, None)
+        with LocalPool(2, "thread") as pool:
+            got = run_tasks(task, batch_frames.sources[:FEW], executor=pool, progress=False)
+            for r, s in zip(got, batch_frames.sources[:FEW], strict=True):
+                r.source = s
+    assert fingerprint(got) == fingerprint(serial_results[:FEW])
+    if kind == "process":  # the work was done in other processes
+        assert {r.worker.rsplit(":", 1)[1] for r in got} - {str(os.getpid())}
+
+
+def _bad_files(folder: Path) -> list[str]:
+    truncated = folder / "truncated.fits"
+    good = Path(folder / "frame_003.fits").read_bytes()
+    truncated.write_bytes(good[: len(good) // 3])
+    text = folder / "notes.fits"
+    text.write_text("SIMPLE  = this is not a FITS file\n")
+    return [str(truncated), str(text), str(folder / "missing.fits")]
+
+
+def test_unreadable_files_are_failed_rows_not_a_failed_batch(batch_db, batch_frames):
+    bad = _bad_files(batch_frames.folder)
+    sources = [batch_frames.sources[0], *bad, batch_frames.sources[3]]
+    got = solve_many(sources, batch_db, jobs=2, progress=False, **SOLVE)
+    assert [r.status for r in got] == ["match_found", "error", "error", "error", "match_found"]
+    assert (got.num_solved, got.num_failed, got.num_unsolved) == (2, 3, 0)
+    for r, path in zip(got[1:4], bad, strict=True):
+        assert r.result is None and r.source == path and r.traceback
+        assert "\n" not in r.error and Path(path).name in r.error or "FITS" in r.error, r.error
+    assert "no such image file" in got[3].error
+
+
+def test_results_table_resume_and_overwrite(batch_db, batch_frames, serial_results, tmp_path):
+    table = tmp_path / "results.ecsv"
+    bad = str(tmp_path / "missing.fits")
+    sources = [*batch_frames.sources[:6], bad]
+    first = solve_many(sources, batch_db, jobs=1, results=table, progress=False, **SOLVE)
+    rows = Table.read(table, format="ascii.ecsv")
+    assert rows.colnames == [name for name, _, _ in COLUMNS] and len(rows) == 7
+    assert list(rows["status"]) == [r.status for r in first]
+    assert list(rows["source"])[:2] == ["frame 0", "frame 1"] and rows["source"][3] == sources[3]
+    assert rows["ra_deg"][0] == pytest.approx(serial_results[0].result.ra_deg, abs=1e-12)
+    assert rows["num_matches"][0] == serial_results[0].result.num_matches
+    assert "no such image file" in rows["error"][6] and rows["read_s"][3] > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    with pytest.raises(InvalidArgumentError, match="exists: resume"):
+        solve_many(sources, batch_db, jobs=1, results=table, progress=False, **SOLVE)
+    # resume: the six done frames are skipped, the failed one is tried again
+    seen = []
+    again = solve_many(sources, batch_db, jobs=1, results=table, resume=True, progress=False,
+                       on_result=lambda i, r: seen.append(i), **SOLVE)
+    assert seen == [6] and [r.resumed for r in again] == [True] * 6 + [False]
+    assert [r.status for r in again] == [r.status for r in first]
+    assert again[3].image_shape == (768, 1024) and again[3].result is None
+    # overwrite: everything again, a table of this run only
+    solve_many(sources[:2], batch_db, jobs=1, results=table, overwrite=True, progress=False,
+               **SOLVE)
+    assert len(Table.read(table, format="ascii.ecsv")) == 2
+
+
+def test_interrupted_run_leaves_a_whole_table_and_resume_finishes(batch_db, batch_frames,
+                                                                  serial_results, tmp_path):
+    table = tmp_path / "run.ecsv"
+    sources = batch_frames.sources[4:4 + FEW]  # centroid frames: they finish about in order
+
+    def stop_after_five(i, r):
+        if i == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        solve_many(sources, batch_db, jobs=2, results=table, progress=False,
+                   on_result=stop_after_five, **SOLVE)
+    done = Table.read(table, format="ascii.ecsv")
+    assert 5 <= len(done) < FEW  # every frame that finished, in a whole file
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    rest = solve_many(sources, batch_db, jobs=2, results=table, resume=True, progress=False,
+                      **SOLVE)
+    assert sum(not r.resumed for r in rest) == FEW - len(done)
+    final = Table.read(table, format="ascii.ecsv")
+    assert sorted(final["index"]) == list(range(FEW))
+    assert list(final["status"][np.argsort(final["index"])]) == [
+        r.status for r in serial_results[4:4 + FEW]]
+
+
+def _die_once(folder: str, x: int) -> int:
+    """Kill this worker process the first time item ``x`` (a multiple of 7) runs."""
+    marker = Path(folder) / f"died_{x}"
+    if x % 7 == 0 and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return x * x
+
+
+def _always_die(x: int) -> int:
+    if x == 5:
+        os._exit(1)
+    return -x
+
+
+def test_dead_local_workers_rerun_their_frames_exactly_once(tmp_path):
+    items = list(range(30))
+    with LocalPool(2) as pool:
+        got = list(iter_tasks(functools.partial(_die_once, str(tmp_path)), items,
+                              executor=pool))
+    assert sorted(i for i, _ in got) == items  # every item once
+    assert dict(got) == {x: x * x for x in items}
+    assert len(list(tmp_path.glob("died_*"))) == 5  # 0, 7, 14, 21, 28 each killed a worker
+
+    # a frame that kills every worker it runs on is given up, alone, with its reason
+    with LocalPool(2) as pool:
+        got = dict(iter_tasks(_always_die, range(10), executor=pool,
+                              lost=lambda x, reason: f"lost {x}: {reason}"))
+    assert got.pop(5) == f"lost 5: its worker process died {MAX_WORKER_DEATHS} times while " \
+                         "running it"
+    assert got == {x: -x for x in range(10) if x != 5}
+    with LocalPool(2) as pool, pytest.raises(WorkerLostError, match="died"):
+        list(iter_tasks(_always_die, range(10), executor=pool))
+    # an executor that cannot start afresh says so
+    with cf.ProcessPoolExecutor(2) as pool, pytest.raises(WorkerLostError, match="restart"):
+        list(iter_tasks(_always_die, range(10), executor=pool))
+
+
+def test_arguments_are_checked(batch_db, batch_frames):
+    sig = inspect.signature(solve_many)
+    names = list(sig.parameters)
+    assert names[:4] == ["sources", "database", "client", "jobs"]
+    assert names[-1] == "options" and set(SolveOptions.names()) <= set(names)
+    assert all(sig.parameters[n].kind is inspect.Parameter.KEYWORD_ONLY for n in names[2:])
+    assert "fov_estimate_deg : " in inspect.getdoc(solve_many)
+    assert skysolve.solve_many is solve_many
+    one = batch_frames.sources[0]
+    with pytest.raises(InvalidTypeError, match="sequence of frames"):
+        solve_many("frame.fits", batch_db)
+    with pytest.raises(InvalidTypeError, match="sequence of frames"):
+        solve_many(one, batch_db)
+    with pytest.raises(TypeError, match="positional"):
+        solve_many([one], batch_db, 2)
+    with pytest.raises(InvalidTypeError, match="match_raduis"):
+        solve_many([one], batch_db, match_raduis=0.02)
+    with pytest.raises(InvalidArgumentError, match="jobs"):
+        solve_many([one], batch_db, jobs=0)
+    with pytest.raises(InvalidArgumentError, match="results table"):
+        solve_many([one], batch_db, resume=True)
+    with pytest.raises(InvalidTypeError, match="database"):
+        solve_many([one], "db.bin")
+
+
+def test_dask_missing_names_the_extra(batch_db, batch_frames, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(ImportError, match=r"skysolve\[distributed\]"):
+        solve_many(batch_frames.sources[:2], batch_db, client="tcp://127.0.0.1:8786")
+    from skysolve.cli import main
+
+    code = main(["solve", batch_frames.sources[3], "--db", batch_db.file_path,
+                 "--scheduler", "tcp://127.0.0.1:8786"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "skysolve[distributed]" in err[0], err
+
+
+class _FakeClient:
+    """What the checks of a Dask cluster ask of a client: ``run`` on every worker."""
+
+    def __init__(self, env: str | None, has_db: bool):
+        self.env, self.has_db = env, has_db
+
+    def run(self, fn, *args):
+        if fn is os.path.isfile:
+            return {"tcp://a:1": self.has_db, "tcp://b:1": True}
+        return {"tcp://a:1": self.env, "tcp://b:1": self.env}
+
+
+def test_dask_workers_are_checked_before_the_batch(batch_db):
+    from skysolve.batch import DatabaseHandle
+    from skysolve.batch.pools import _check_workers
+
+    handle = DatabaseHandle(batch_db)
+    with pytest.warns(RuntimeWarning, match="MALLOC_TRIM_THRESHOLD_=65536"):
+        _check_workers(_FakeClient("65536", True), handle)
+    with pytest.raises(InvalidArgumentError, match="not readable on 1 of 2 Dask workers"):
+        _check_workers(_FakeClient(None, False), handle)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_workers(_FakeClient(None, True), handle)  # all well: silent
+    from skysolve.calibration.tests.test_workflow import _tiny_catalog
+
+    fresh = type(batch_db).generate_from_catalog(_tiny_catalog(), max_fov_deg=30.0,
+                                                 progress=False)
+    with pytest.raises(InvalidArgumentError, match="has no file"):
+        _check_workers(_FakeClient(None, True), DatabaseHandle(fresh))
+

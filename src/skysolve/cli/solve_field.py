@@ -1,0 +1,248 @@
+"""``skysolve-field``: astrometry.net's ``solve-field`` command line, answered by skysolve.
+
+Capture and processing programs call ``solve-field IMAGE [options]`` and read
+the files it leaves next to the image (or in ``--dir``) and a few lines of its
+standard output. ``skysolve-field`` takes the same command line, writes the same
+files (:mod:`skysolve.io.astrometry_files`) and prints the same lines::
+
+    Field center: (RA,Dec) = (230.669012, 11.036321) deg.
+    Field center: (RA H:M:S, Dec D:M:S) = (15:22:40.563, +11:02:10.756).
+    Field size: 11.4 x 8.55 degrees
+    Field rotation angle: up is -12.3456 degrees E of N
+    Field parity: pos
+
+The field centre is the sky position of the image centre; "up" is the image's
++y axis in FITS pixels, its position angle east of north; the parity is
+``pos`` when the WCS's ``det(CD) < 0``. Scale hints (``--scale-low/-high`` in
+``--scale-units`` ``degwidth``, ``arcminwidth``, ``arcsecperpix`` or ``focalmm``),
+the position hint (``--ra/--dec/--radius``, degrees or sexagesimal) and the
+parity become skysolve's hints; ``--cpulimit`` its time limit; ``--downsample``
+bins the image for extraction only (positions are reported in full-resolution
+pixels). Options that have no meaning for skysolve (index files, source
+extractor, plots, ...) are accepted and reported as ignored on standard
+error; an unknown option is a one-line error.
+
+Exit status, as solve-field's: 0 when every input was processed, solved or
+not (whether it solved is the ``.solved`` file and the lines above); 1 when
+an input could not be read or written; 255 for a bad command line.
+
+The database is ``--db FILE`` (a file from ``SolverDatabase.save_to_file``), else
+the file named by ``$SKYSOLVE_DB`` (for capture programs, which cannot add
+options), else skysolve's cached default database (``skysolve db build``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from .solve_field_run import EXIT_ERROR, EXIT_OK, run_field
+
+#: Exit status of a bad command line (solve-field exits with -1).
+EXIT_USAGE = 255
+
+#: Options taking a value that skysolve does not need (accepted and reported).
+IGNORED_WITH_VALUE = (
+    ("-b", "--backend-config"), ("--config",), ("--plot-scale",), ("--plot-bg",),
+    ("-d", "--depth"), ("--objs",), ("-c", "--code-tolerance"), ("-E", "--pixel-error"),
+    ("-q", "--quad-size-min"), ("-Q", "--quad-size-max"), ("--odds-to-tune-up",),
+    ("--odds-to-solve",), ("--odds-to-reject",), ("--odds-to-stop-looking",), ("--sigma",),
+    ("--nsigma",), ("--uniformize",), ("-m", "--temp-dir"), ("--crpix-x",), ("--crpix-y",),
+    ("--xscale",), ("-F", "--fields"), ("--source-extractor-config",),
+    ("--source-extractor-path",), ("-i", "--scamp"), ("-n", "--scamp-config"),
+    ("-j", "--scamp-ref"), ("-Z", "--kmz"), ("--pnm",), ("--keep-xylist",), ("--temp-axy",),
+    ("--solved-in",), ("--verify",), ("--verify-ext",), ("-C", "--cancel"), ("--tag",),
+    ("--sort-rdls",), ("--predistort",), ("--extension-name",))
+#: Flags skysolve does not need (accepted and reported).
+IGNORED_FLAGS = (
+    ("--batch",), ("-G", "--use-wget"), ("--just-augment",), ("--timestamp",),
+    ("--no-delete-temp",), ("--tag-all",), ("--dont-augment",), ("--no-verify-uniformize",),
+    ("--no-verify-dedup",), ("--no-background-subtraction",), ("-9", "--no-remove-lines"),
+    ("-r", "--resort"), ("--use-source-extractor",), ("--use-sextractor",),
+    ("-2", "--no-fits2fits"), ("--no-verify",), ("--fits-image",), ("-g", "--guess-scale"),
+    ("--crpix-center",), ("-T", "--no-tweak"), ("-p", "--no-plots"), ("-v", "--verbose"))
+#: Options skysolve acts on: (flags, dest, type, help).
+VALUE_OPTIONS = (
+    (("-D", "--dir"), "dir", str, "place all output files in this directory"),
+    (("-o", "--out"), "out", str, "base name of the output files"),
+    (("-L", "--scale-low"), "scale_low", float, "lower bound of the image scale"),
+    (("-H", "--scale-high"), "scale_high", float, "upper bound of the image scale"),
+    (("-u", "--scale-units"), "scale_units", str,
+     "degwidth (default), arcminwidth, arcsecperpix or focalmm"),
+    (("-3", "--ra"), "ra", str, "RA of the field centre, degrees or H:M:S"),
+    (("-4", "--dec"), "dec", str, "Dec of the field centre, degrees or D:M:S"),
+    (("-5", "--radius"), "radius", float, "search radius around --ra/--dec, degrees"),
+    (("-8", "--parity"), "parity", str, "pos, neg or both"),
+    (("-z", "--downsample"), "downsample", int, "bin the image by this factor first"),
+    (("-l", "--cpulimit"), "cpulimit", float, "give up after this many seconds"),
+    (("-N", "--new-fits"), "new_fits", str, "name of the .new file ('none': do not write)"),
+    (("-W", "--wcs"), "wcs", str, "name of the .wcs file ('none': do not write)"),
+    (("-B", "--corr"), "corr", str, "name of the .corr file ('none': do not write)"),
+    (("-M", "--match"), "match", str, "name of the .match file ('none': do not write)"),
+    (("-R", "--rdls"), "rdls", str, "name of the .rdls file ('none': do not write)"),
+    (("--axy",), "axy", str, "name of the .axy file ('none': do not write)"),
+    (("-S", "--solved"), "solved", str, "name of the .solved file ('none': do not write)"),
+    (("-U", "--index-xyls"), "index_xyls", str, "name of the -indx.xyls file"),
+    (("-t", "--tweak-order"), "tweak_order", int, "SIP order (the WCS is TAN: accepted)"),
+    (("-w", "--width"), "width", int, "image width of an x/y list"),
+    (("-e", "--height"), "height", int, "image height of an x/y list"),
+    (("-X", "--x-column"), "x_column", str, "x column of an x/y list (default X)"),
+    (("-Y", "--y-column"), "y_column", str, "y column of an x/y list (default Y)"),
+    (("-s", "--sort-column"), "sort_column", str, "sort an x/y list by this column"),
+    (("-6", "--extension"), "extension", int, "FITS extension holding the image"),
+    (("--db", "--database"), "database", str,
+     "skysolve database file (default: $SKYSOLVE_DB, else the cached default database)"),
+)
+FLAG_OPTIONS = (
+    (("-O", "--overwrite"), "overwrite", "overwrite existing output files"),
+    (("-K", "--continue"), "continue_", "solve even if output files exist"),
+    (("-J", "--skip-solved"), "skip_solved", "skip inputs whose .solved file exists"),
+    (("-a", "--sort-ascending"), "sort_ascending", "sort an x/y list ascending"),
+    (("--invert",), "invert", "the stars are dark on a light background"),
+)
+
+
+class UsageError(Exception):
+    """A bad command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, never a traceback or the whole usage
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: solve-field's options, the ignored ones marked as such."""
+    p = _Parser(prog="skysolve-field", add_help=True, allow_abbrev=False,
+                description="astrometry.net solve-field's command line, solved by skysolve")
+    p.add_argument("inputs", nargs="*", metavar="FILE", help="images or x/y lists (.xyls/.axy)")
+    for flags, dest, kind, text in VALUE_OPTIONS:
+        p.add_argument(*flags, dest=dest, type=kind, help=text)
+    for flags, dest, text in FLAG_OPTIONS:
+        p.add_argument(*flags, dest=dest, action="store_true", help=text)
+    p.add_argument("-f", "--files-on-stdin", dest="stdin", action="store_true",
+                   help="read the names of the files to solve from standard input")
+    ignored = p.add_argument_group("accepted and ignored")
+    for flags in IGNORED_WITH_VALUE:
+        ignored.add_argument(*flags, dest=f"ignored{flags[-1]}", action="append")
+    for flags in IGNORED_FLAGS:
+        ignored.add_argument(*flags, dest=f"ignored{flags[-1]}", action="count")
+    return p
+
+
+def _angle(text: str, name: str, hours: bool) -> float:
+    """Degrees from decimal degrees or sexagesimal (``H:M:S`` for RA, ``D:M:S`` for Dec)."""
+    from astropy.coordinates import Angle
+
+    try:
+        if ":" in text or " " in text.strip():
+            return float(Angle(text, unit="hourangle" if hours else "deg").deg)
+        return float(text)
+    except ValueError as exc:
+        raise UsageError(f"--{name} {text!r} is neither degrees nor sexagesimal") from exc
+
+
+def _scale_hint(args: argparse.Namespace) -> dict[str, Any]:
+    """``--scale-*`` as skysolve's ``fov_range_deg`` or ``pixel_scale_range_arcsec``."""
+    if args.scale_low is None and args.scale_high is None:
+        return {}
+    units = (args.scale_units or "degwidth").lower()
+    lo = args.scale_low if args.scale_low is not None else 0.0
+    hi = args.scale_high if args.scale_high is not None else math.inf
+    if lo <= 0 and not math.isfinite(hi):
+        return {}
+    if units in ("arcsecperpix", "app"):
+        return {"pixel_scale_range_arcsec": (max(lo, 1e-6), min(hi, 3.6e5))}
+    if units in ("focalmm",):  # 35-mm equivalent focal length: the width is 36 mm
+        lo, hi = (2.0 * math.degrees(math.atan(18.0 / f)) if f > 0 else 360.0
+                  for f in (hi, lo))
+    elif units in ("arcminwidth", "amw", "aw"):
+        lo, hi = lo / 60.0, hi / 60.0
+    elif units not in ("degwidth", "degw", "dw"):
+        raise UsageError(f"--scale-units {args.scale_units!r}: use degwidth, arcminwidth, "
+                         "arcsecperpix or focalmm")
+    return {"fov_range_deg": (max(lo, 1e-6), min(hi, 360.0))}
+
+
+def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
+    """The solve's keyword arguments from the command line's hints."""
+    kw = _scale_hint(args)
+    if (args.ra is None) != (args.dec is None):
+        raise UsageError("--ra and --dec go together")
+    if args.ra is not None:
+        kw["position_hint"] = (_angle(args.ra, "ra", hours=True) % 360.0,
+                               _angle(args.dec, "dec", hours=False))
+        if args.radius is not None:
+            kw["position_radius_deg"] = min(max(args.radius, 1e-6), 180.0)
+    if args.parity is not None:
+        parity = args.parity.lower()
+        if parity not in ("pos", "neg", "both"):
+            raise UsageError(f"--parity {args.parity!r}: use pos, neg or both")
+        if parity != "both":
+            kw["parity_flip"] = parity == "pos"
+    if args.cpulimit is not None:
+        kw["solve_timeout_ms"] = max(args.cpulimit, 0.001) * 1000.0
+    return kw
+
+
+def _ignored(args: argparse.Namespace) -> list[str]:
+    names = [flags[-1] for flags in (*IGNORED_WITH_VALUE, *IGNORED_FLAGS)
+             if getattr(args, f"ignored{flags[-1]}", None)]
+    if args.tweak_order not in (None, 0, 1):
+        names.append("--tweak-order (the WCS is TAN)")
+    return names
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--dec -5.2`` as ``--dec=-5.2``: with options such as ``-3`` defined, argparse would
+    take a negative value for an option."""
+    takes_value = {f for flags, *_ in VALUE_OPTIONS for f in flags}
+    takes_value |= {f for flags in IGNORED_WITH_VALUE for f in flags}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if a in takes_value and nxt is not None and nxt[:1] == "-" and len(nxt) > 1 and (
+                nxt[1].isdigit() or nxt[1] == "."):
+            out.append(f"{a}={nxt}" if a.startswith("--") else f"{a}{nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``skysolve-field``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_join_negative_values(
+            list(sys.argv[1:] if argv is None else argv)))
+        hints = solve_hints(args)
+    except UsageError as exc:
+        print(f"skysolve-field: {exc} (see skysolve-field --help)", file=sys.stderr)
+        return EXIT_USAGE
+    inputs = list(args.inputs)
+    if args.stdin:
+        inputs += [line.strip() for line in sys.stdin if line.strip()]
+    if not inputs:
+        print("skysolve-field: no input files (see skysolve-field --help)", file=sys.stderr)
+        return EXIT_USAGE
+    skipped = _ignored(args)
+    if skipped:
+        print(f"skysolve-field: ignored (no meaning for skysolve): {', '.join(skipped)}",
+              file=sys.stderr)
+    status = EXIT_OK
+    for k, name in enumerate(inputs, 1):
+        print(f'Reading input file {k} of {len(inputs)}: "{name}"...', flush=True)
+        if run_field(Path(name), args, hints) != EXIT_OK:
+            status = EXIT_ERROR
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""``skysolve-field`` run the way capture programs run ``solve-field``: a subprocess with
+their command lines, reading back the files it leaves and the lines it prints.
+
+The database comes through ``$SKYSOLVE_DB`` (capture programs cannot add options):
+the session's small Hipparcos database saved to a file. Every table and header
+is read back with astropy; the ``.wcs`` is compared with the truth of simulated
+FITS frames (within 5") and with the reference pointings of the two real frames
+(which two independent solvers agree on to 18").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skysolve.camera.model import CameraModel
+from skysolve.tests.realframes import ALT40, ALT60, DATA, FOV_DEG, REFERENCE
+
+#: The patterns capture programs read solve-field's standard output with.
+PATTERNS = {
+    "center": re.compile(r"Field center: \(RA,Dec\) = "
+                         r"\(([-+]?\d+\.?\d*), ([-+]?\d+\.?\d*)\) deg\."),
+    "center_hms": re.compile(r"Field center: \(RA H:M:S, Dec D:M:S\) = "
+                             r"\((\d+):(\d+):(\d+\.?\d*), ([-+])(\d+):(\d+):(\d+\.?\d*)\)\."),
+    "size": re.compile(r"Field size: ([\d.]+) x ([\d.]+) (degrees|arcminutes|arcseconds)"),
+    "rotation": re.compile(r"Field rotation angle: up is ([-+]?[\d.]+) degrees E of N"),
+    "parity": re.compile(r"Field parity: (pos|neg)"),
+}
+pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
+OUTPUTS = (".axy", ".wcs", ".corr", ".rdls", ".match", ".solved", ".new", "-indx.xyls")
+
+
+@pytest.fixture(scope="module")
+def env(small_db, tmp_path_factory) -> dict[str, str]:
+    path = tmp_path_factory.mktemp("field_db") / "small.db"
+    small_db.save_to_file(path)
+    out = dict(os.environ)
+    out["SKYSOLVE_DB"] = str(path)
+    out["SKYSOLVE_CACHE"] = str(tmp_path_factory.mktemp("field_cache"))
+    return out
+
+
+def solve_field(env, *args, cwd=None) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("skysolve-field")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m",
+                                                 "skysolve.cli.solve_field"]
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+def parse(stdout: str) -> dict:
+    """The values capture programs take from the output."""
+    found = {k: p.search(stdout) for k, p in PATTERNS.items()}
+    assert all(found.values()), (stdout, [k for k, v in found.items() if not v])
+    c, h, s = found["center"], found["center_hms"], found["size"]
+    ra_hms = 15.0 * (int(h[1]) + int(h[2]) / 60.0 + float(h[3]) / 3600.0)
+    dec_dms = (-1 if h[4] == "-" else 1) * (int(h[5]) + int(h[6]) / 60.0 + float(h[7]) / 3600.0)
+    unit = {"degrees": 1.0, "arcminutes": 1 / 60.0, "arcseconds": 1 / 3600.0}[s[3]]
+    return {"ra": float(c[1]), "dec": float(c[2]), "ra_hms": ra_hms, "dec_dms": dec_dms,
+            "width_deg": float(s[1]) * unit, "height_deg": float(s[2]) * unit,
+            "rotation": float(found["rotation"][1]), "parity": found["parity"][1]}
+
+
+def read_back(folder: Path, base: str, width: int, height: int):
+    """Every output file read with astropy; returns (WCS, tables by suffix)."""
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    for suffix in OUTPUTS:
+        assert (folder / f"{base}{suffix}").exists(), suffix
+    assert (folder / f"{base}.solved").read_bytes() == b"\x01"
+    header = fits.getheader(folder / f"{base}.wcs")
+    assert header["IMAGEW"] == width and header["IMAGEH"] == height
+    assert {"CD1_1", "CD1_2", "CD2_1", "CD2_2", "CRVAL1", "CRPIX1"} <= set(header)
+    tables = {s: Table.read(folder / f"{base}{s}", hdu=1)
+              for s in (".axy", ".corr", ".rdls", ".match", "-indx.xyls")}
+    assert tables[".axy"].colnames == ["X", "Y", "FLUX", "BACKGROUND"]
+    assert tables[".corr"].colnames == ["field_x", "field_y", "field_ra", "field_dec",
+                                        "index_x", "index_y", "index_ra", "index_dec",
+                                        "index_id", "field_id", "match_weight"]
+    assert tables[".rdls"].colnames == ["RA", "DEC"]
+    assert len(tables[".match"]) == 1
+    with fits.open(folder / f"{base}.new") as new:
+        assert new[0].data.shape == (height, width)
+        assert WCS(new[0].header).wcs.ctype[0].startswith("RA---TAN")
+    return WCS(header), tables
+
+
+def _separation_arcsec(ra1, dec1, ra2, dec2):
+    from astropy.coordinates import SkyCoord
+
+    return SkyCoord(ra1, dec1, unit="deg").separation(SkyCoord(ra2, dec2, unit="deg")).arcsec
+
+
+def _check_consistent(lines: dict, wcs, tables, width: int, height: int) -> None:
+    """Printed lines, .wcs and tables tell one story."""
+    ra, dec = wcs.pixel_to_world_values((width - 1) / 2.0, (height - 1) / 2.0)
+    assert _separation_arcsec(lines["ra"], lines["dec"], ra, dec) < 0.01
+    assert _separation_arcsec(lines["ra_hms"], lines["dec_dms"], ra, dec) < 0.01
+    scale = math.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))
+    assert math.isclose(lines["width_deg"], width * scale, rel_tol=1e-4)
+    assert lines["parity"] == ("pos" if np.linalg.det(wcs.pixel_scale_matrix) < 0 else "neg")
+    corr = tables[".corr"]
+    sep = _separation_arcsec(corr["field_ra"], corr["field_dec"], corr["index_ra"],
+                             corr["index_dec"])
+    assert len(corr) >= 10 and np.median(sep) < 10.0
+    # field positions are the .axy rows they name (1-based pixels both)
+    axy = tables[".axy"]
+    np.testing.assert_allclose(corr["field_x"], axy["X"][corr["field_id"]])
+    px = wcs.world_to_pixel_values(corr["index_ra"], corr["index_dec"])
+    np.testing.assert_allclose(corr["index_x"], px[0] + 1.0, atol=0.05)
+
+
+@pytest.mark.parametrize("name", [ALT40, ALT60])
+def test_ekos_style_call_on_the_real_frames(env, tmp_path, name):
+    shutil.copy(DATA / name, tmp_path / "frame.tiff")
+    ra, dec = REFERENCE[name]
+    proc = solve_field(env, "--no-plots", "-O", "--scale-units", "degwidth", "--scale-low",
+                       FOV_DEG * 0.9, "--scale-high", FOV_DEG * 1.1, "--ra", ra, "--dec", dec,
+                       "--radius", 30, "--downsample", 1, "--cpulimit", 30, "--config",
+                       "astrometry.cfg", tmp_path / "frame.tiff")
+    assert proc.returncode == 0, proc.stderr
+    assert "ignored" in proc.stderr and "--config" in proc.stderr and "Traceback" not in \
+        proc.stderr
+    lines = parse(proc.stdout)
+    wcs, tables = read_back(tmp_path, "frame", 1024, 768)
+    _check_consistent(lines, wcs, tables, 1024, 768)
+    # within the 18" the reference pointings are known to
+    centre = wcs.pixel_to_world_values(511.5, 383.5)
+    assert _separation_arcsec(*centre, ra, dec) < 18.0
+    assert abs(lines["width_deg"] - FOV_DEG) < 0.2
+
+
+@pytest.fixture(scope="module")
+def fits_frame(hip_catalog, tmp_path_factory):
+    """A simulated 1024x768 FITS frame (mirrored, 12.3 deg) and its true camera/attitude."""
+    from astropy.io import fits
+
+    from skysolve.geometry import radec_roll_to_rotation
+    from skysolve.simulate import render_starfield
+
+    cam = CameraModel.from_fov(12.3, 1024, 768, parity_flip=True)
+    R = radec_roll_to_rotation(83.8, -5.4, 37.0)
+    image, _ = render_starfield(hip_catalog.propagate(2025.0), cam, R, seed=5)
+    folder = tmp_path_factory.mktemp("fits_frame")
+    path = folder / "orion.fits"
+    fits.PrimaryHDU(image, header=fits.Header({"DATE-OBS": "2025-01-01T00:00:00"})).writeto(path)
+    return path, cam, R
+
+
+def test_nina_style_call_on_a_simulated_fits_frame(env, fits_frame, tmp_path):
+    from astropy.io import fits
+
+    path, cam, R = fits_frame
+    scale = 3600.0 * math.degrees(1.0 / cam.focal_length_px)
+    proc = solve_field(env, "--overwrite", "--index-xyls", "none", "--dir", tmp_path / "out",
+                       "--scale-units", "arcsecperpix", "-L", scale * 0.9, "-H", scale * 1.1,
+                       "--ra", "05:35:12", "--dec", "-05:24:00", "--radius", 10, "--parity",
+                       "pos", "-z", 2, "-p", path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    assert not (out / "orion-indx.xyls").exists()  # 'none'
+    for suffix in (".axy", ".wcs", ".corr", ".rdls", ".match", ".solved", ".new"):
+        assert (out / f"orion{suffix}").exists(), suffix
+    lines = parse(proc.stdout)
+    assert lines["parity"] == "pos"  # a mirrored frame: parity_flip, det(CD) < 0
+    from astropy.wcs import WCS
+
+    wcs = WCS(fits.getheader(out / "orion.wcs"))
+    # the .wcs maps the whole image within 5" of the truth
+    col, row = np.meshgrid(np.linspace(0, 1023, 9), np.linspace(0, 767, 7))
+    ra, dec = wcs.pixel_to_world_values(col.ravel(), row.ravel())
+    t_ra, t_dec = cam.pixel_to_world(col.ravel() + 0.5 - 512, row.ravel() + 0.5 - 384, R)
+    assert np.max(_separation_arcsec(ra, dec, t_ra, t_dec)) < 5.0
+    # the .new file is the input with the WCS added
+    with fits.open(out / "orion.new") as new, fits.open(path) as old:
+        np.testing.assert_array_equal(new[0].data, old[0].data)
+        assert new[0].header["DATE-OBS"] == "2025-01-01T00:00:00"
+        assert WCS(new[0].header).wcs.ctype[0] == "RA---TAN"
+
+
+def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
+    path, cam, R = fits_frame
+    first = solve_field(env, "-O", "-D", tmp_path, path)
+    assert first.returncode == 0, first.stderr
+    xyls = tmp_path / "stars.xyls"
+    shutil.copy(tmp_path / "orion.axy", xyls)
+    proc = solve_field(env, "-O", "--width", 1024, "--height", 768, xyls)
+    assert proc.returncode == 0, proc.stderr
+    a, b = parse(first.stdout), parse(proc.stdout)
+    assert _separation_arcsec(a["ra"], a["dec"], b["ra"], b["dec"]) < 0.01
+    assert not (tmp_path / "stars.new").exists()  # no image to write
+
+
+def test_existing_outputs_and_bad_command_lines(env, fits_frame, tmp_path):
+    path, _, _ = fits_frame
+    shutil.copy(path, tmp_path / "f.fits")
+    assert solve_field(env, tmp_path / "f.fits").returncode == 0
+    stamp = (tmp_path / "f.wcs").stat().st_mtime_ns
+    again = solve_field(env, tmp_path / "f.fits")
+    assert again.returncode == 0 and "--overwrite" in again.stdout
+    assert (tmp_path / "f.wcs").stat().st_mtime_ns == stamp
+    for args, code in ((["--no-such-option", path], 255), (["--scale-units", "furlongs", "-L",
+                                                            "1", path], 255),
+                       (["--ra", "12:00:00", path], 255), ([tmp_path / "missing.fits"], 1)):
+        proc = solve_field(env, *args)
+        assert proc.returncode == code, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr + proc.stdout
+    # a field that cannot solve: status 0 as solve-field, no .solved, no .wcs
+    noise = tmp_path / "noise.fits"
+    from astropy.io import fits
+
+    fits.PrimaryHDU(np.random.default_rng(1).normal(100, 5, (300, 400)).astype(np.float32)) \
+        .writeto(noise)
+    proc = solve_field(env, noise)
+    assert proc.returncode == 0 and "Did not solve" in proc.stdout
+    assert not (tmp_path / "noise.solved").exists() and not (tmp_path / "noise.wcs").exists()

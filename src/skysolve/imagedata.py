@@ -1,0 +1,180 @@
+"""What an image in memory may be: numpy and astropy containers → pixels, mask, noise, header.
+
+:func:`as_image_data` turns any of the in-memory image types astronomers hold
+into one :class:`ImageData`:
+
+==============================  =============================================================
+input                           taken as
+==============================  =============================================================
+``numpy.ndarray``               the pixels
+``numpy.ma.MaskedArray``        the pixels and its mask (True: masked)
+``astropy.nddata.NDData``,      ``data``; ``mask`` honoured (True: masked); ``uncertainty``
+``CCDData``                     as the per-pixel noise (standard deviation, converted from
+                                variance or inverse variance); ``meta`` as the header when
+                                it is a FITS header
+``PrimaryHDU``, ``ImageHDU``,   ``data`` and ``header``
+``CompImageHDU``
+``HDUList``                     the first HDU with 2-D image data, or ``hdu=`` (index or
+                                EXTNAME)
+``astropy.units.Quantity``      its values (the unit is dropped: pixel values are counts)
+==============================  =============================================================
+
+A masked pixel never makes a star: extraction ignores it exactly like a NaN.
+The package's stages take pixels through this one function (``extract_centroids``,
+``read_image``, ``solve_image``) so that a mask or an uncertainty is never dropped
+on the way. Only the layout is decided here; dtype checks stay with the caller.
+
+May import: ``errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["ImageData", "as_image_data", "is_image_container"]
+
+
+@dataclass
+class ImageData:
+    """Pixels with their optional mask, noise map and FITS header.
+
+    Attributes
+    ----------
+    data : ndarray
+        The pixel values as stored (not copied when possible).
+    mask : ndarray of bool or None
+        Same shape as ``data``; True marks a pixel to ignore.
+    noise : ndarray or None
+        Same shape as ``data``; the 1-sigma noise of each pixel, in data units.
+    header : astropy.io.fits.Header or None
+        The FITS header that came with the pixels.
+    """
+
+    data: NDArray[Any]
+    mask: NDArray[np.bool_] | None = None
+    noise: NDArray[np.floating] | None = None
+    header: Any = None
+
+
+def _is_nddata(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("data", "mask", "uncertainty", "meta"))
+
+
+def _is_hdu(obj: Any) -> bool:
+    return hasattr(obj, "header") and hasattr(obj, "data") and hasattr(obj, "fileinfo")
+
+
+def _is_hdulist(obj: Any) -> bool:
+    return hasattr(obj, "index_of") and hasattr(obj, "fileinfo") and not _is_hdu(obj)
+
+
+def is_image_container(obj: Any) -> bool:
+    """Whether ``obj`` is one of the astropy/numpy containers :func:`as_image_data` unpacks."""
+    return (isinstance(obj, np.ma.MaskedArray) or _is_nddata(obj) or _is_hdu(obj)
+            or _is_hdulist(obj) or (isinstance(obj, np.ndarray) and hasattr(obj, "unit")))
+
+
+def _mask(mask: Any, shape: tuple[int, ...], what: str) -> NDArray[np.bool_] | None:
+    if mask is None or mask is np.ma.nomask:
+        return None
+    m = np.asarray(mask)
+    if m.shape == ():
+        return np.full(shape, bool(m)) if bool(m) else None
+    if m.shape != shape:
+        raise InvalidArgumentError(f"{what}: the mask has shape {m.shape}, the data {shape}")
+    m = m.astype(bool, copy=False)
+    return m if m.any() else None
+
+
+def _noise(uncertainty: Any, shape: tuple[int, ...]) -> NDArray[np.float64] | None:
+    """The standard deviation map of an NDData uncertainty (None when there is none)."""
+    if uncertainty is None:
+        return None
+    kind = getattr(uncertainty, "uncertainty_type", "std")
+    values = np.asarray(uncertainty.array, dtype=np.float64)
+    if kind == "var":
+        values = np.sqrt(values)
+    elif kind == "ivar":
+        with np.errstate(divide="ignore"):
+            values = 1.0 / np.sqrt(values)
+    elif kind != "std":
+        raise InvalidArgumentError(
+            f"image uncertainty of type {kind!r} cannot be used as a noise map "
+            "(give a StdDevUncertainty, VarianceUncertainty or InverseVariance)")
+    values = np.broadcast_to(values, shape)
+    return values
+
+
+def _from_hdulist(hdul: Any, hdu: Any) -> Any:
+    if hdu is not None:
+        try:
+            return hdul[hdu]
+        except (KeyError, IndexError) as exc:
+            raise InvalidArgumentError(f"hdu={hdu!r} is not in the HDUList") from exc
+    for h in hdul:
+        data = getattr(h, "data", None)
+        if isinstance(data, np.ndarray) and data.dtype.fields is None and data.ndim >= 2:
+            return h
+    raise InvalidArgumentError("the HDUList holds no HDU with 2-D image data")
+
+
+def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
+    """Unpack an in-memory image into pixels, mask, noise map and header.
+
+    Parameters
+    ----------
+    source : ndarray, MaskedArray, NDData/CCDData, HDU, HDUList, Quantity or array_like
+        See the module documentation. Anything else goes through
+        ``numpy.asarray``.
+    hdu : int or str, optional
+        The HDU of an ``HDUList`` to use (default: the first with 2-D image data).
+
+    Returns
+    -------
+    ImageData
+
+    Raises
+    ------
+    InvalidArgumentError
+        A mask or uncertainty whose shape differs from the data, an HDU without
+        data, ``hdu`` with a source that is not an ``HDUList``.
+    InvalidTypeError
+        An object that is not an array at all.
+    """
+    if hdu is not None and not _is_hdulist(source):
+        raise InvalidArgumentError("hdu applies to FITS files and HDULists only")
+    if _is_hdulist(source):
+        source = _from_hdulist(source, hdu)
+    if _is_hdu(source):
+        if source.data is None:
+            raise InvalidArgumentError(f"the {type(source).__name__} holds no data")
+        return ImageData(np.asarray(source.data), header=source.header)
+    if _is_nddata(source):
+        data = source.data
+        mask = getattr(data, "mask", None) if isinstance(data, np.ma.MaskedArray) else None
+        data = np.asarray(data)
+        m = _mask(source.mask, data.shape, "NDData")
+        if mask is not None:
+            mm = _mask(mask, data.shape, "NDData")
+            m = mm if m is None else (m if mm is None else m | mm)
+        meta = source.meta
+        header = meta if hasattr(meta, "cards") else None
+        return ImageData(data, m, _noise(source.uncertainty, data.shape), header)
+    if isinstance(source, np.ma.MaskedArray):
+        data = np.asarray(source.data)
+        return ImageData(data, _mask(np.ma.getmask(source), data.shape, "MaskedArray"))
+    if isinstance(source, np.ndarray) and hasattr(source, "unit"):  # an astropy Quantity
+        return ImageData(np.asarray(source.value))
+    if isinstance(source, np.ndarray):
+        return ImageData(source)
+    try:
+        return ImageData(np.asarray(source))
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(f"an image must be an array, got {type(source).__name__}") \
+            from exc

@@ -1,0 +1,316 @@
+"""The files astrometry.net's ``solve-field`` writes, written from a skysolve solve.
+
+Capture programs (KStars/Ekos, N.I.N.A., SharpCap, APT, Siril, scripts) read
+these after calling ``solve-field``; ``skysolve-field`` writes them with the
+same names, layouts and column names, implemented from the documented formats.
+Pixel positions in every file are 1-based FITS pixels of the full image
+(the centre of array pixel ``[row, col]`` is ``(col + 1, row + 1)``).
+
+=============  =====================================================================
+file           content
+=============  =====================================================================
+``.axy``       the extracted sources: binary table ``X``, ``Y``, ``FLUX``,
+               ``BACKGROUND``, brightest first; header ``IMAGEW``, ``IMAGEH``
+``.xyls``      the same layout (``X``, ``Y``, optional ``FLUX``) read as input
+``.wcs``       the solution: a header-only FITS file (TAN, or TAN-SIP with
+               distortion) with ``IMAGEW``, ``IMAGEH``
+``.corr``      the matched stars: ``field_x``, ``field_y``, ``field_ra``,
+               ``field_dec``, ``index_x``, ``index_y``, ``index_ra``, ``index_dec``,
+               ``index_id``, ``field_id``, ``match_weight``
+``.rdls``      the catalog stars inside the image: ``RA``, ``DEC`` (degrees)
+``-indx.xyls`` the same stars in pixels: ``X``, ``Y``
+``.match``     one row describing the match (its four brightest matched stars stand
+               for astrometry.net's quad), the WCS terms and the match counts
+``.solved``    one byte, 1, at the field's index: the field solved
+``.new``       the input image with the WCS in its header (FITS)
+=============  =====================================================================
+
+Every file is written to a temporary name and renamed into place.
+
+May import: ``errors``, ``_args``, ``geometry``, ``camera``, ``imagedata``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import FileFormatError, InvalidArgumentError
+
+__all__ = ["write_axy", "read_xylist", "write_wcs", "write_corr", "write_rdls",
+           "write_index_xyls", "write_match", "write_solved", "write_new_fits",
+           "wcs_header", "fits_pixels", "centred_pixels", "field_parity",
+           "rotation_up_east_of_north"]
+
+#: WCS keywords removed from an input header before the solution's are added.
+_OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CRPIX1",
+            "CRPIX2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "CDELT1", "CDELT2", "PC1_1", "PC1_2",
+            "PC2_1", "PC2_2", "CROTA1", "CROTA2", "LONPOLE", "LATPOLE", "RADESYS", "EQUINOX",
+            "A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "A_DMAX", "B_DMAX", "MJDREF")
+
+
+#: FITS binary-table column codes by numpy kind: doubles, 64-bit integers, logicals.
+_FITS_CODES = {"f": "D", "i": "K", "u": "K", "b": "L"}
+
+
+def fits_pixels(xy: NDArray[np.float64], width: int, height: int) -> NDArray[np.float64]:
+    """Centred pixel positions ``(N, 2)`` → 1-based FITS pixels."""
+    return np.asarray(xy, dtype=np.float64) + (0.5 + 0.5 * width, 0.5 + 0.5 * height)
+
+
+def centred_pixels(xy: NDArray[np.float64], width: int, height: int) -> NDArray[np.float64]:
+    """1-based FITS pixels ``(N, 2)`` → centred pixel positions."""
+    return np.asarray(xy, dtype=np.float64) - (0.5 + 0.5 * width, 0.5 + 0.5 * height)
+
+
+def _write(path: Path, hdul: Any) -> None:
+    """Write an HDUList atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _table(columns: dict[str, NDArray], header: Any = None) -> Any:
+    from astropy.io import fits
+
+    cols = []
+    for name, values in columns.items():
+        v = np.asarray(values)
+        code = _FITS_CODES[v.dtype.kind]
+        fmt = code if v.ndim == 1 else f"{v.shape[1]}{code}"
+        cols.append(fits.Column(name=name, format=fmt, array=v))
+    return fits.BinTableHDU.from_columns(cols, header=header)
+
+
+def _hdul(table: Any, primary: Any = None) -> Any:
+    from astropy.io import fits
+
+    return fits.HDUList([fits.PrimaryHDU(header=primary), table])
+
+
+def write_axy(path: Path, xy_fits: NDArray, flux: NDArray, background: NDArray | float,
+              width: int, height: int, extra: dict[str, Any] | None = None) -> None:
+    """The ``.axy`` file: sources in 1-based pixels, brightest first."""
+    from astropy.io import fits
+
+    header = fits.Header()
+    header["IMAGEW"] = (int(width), "image width, pixels")
+    header["IMAGEH"] = (int(height), "image height, pixels")
+    header["ANRUN"] = (True, "solve this field")
+    for key, value in (extra or {}).items():
+        header[key] = value
+    n = len(xy_fits)
+    table = _table({"X": xy_fits[:, 0], "Y": xy_fits[:, 1],
+                    "FLUX": np.asarray(flux, dtype=np.float64).reshape(n),
+                    "BACKGROUND": np.broadcast_to(np.asarray(background, dtype=np.float64),
+                                                  (n,)).copy()})
+    _write(path, _hdul(table, header))
+
+
+def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y",
+                sort_column: str | None = None, sort_ascending: bool = False
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, Any]:
+    """Read an ``.xyls``/``.axy`` table: 1-based positions ``(N, 2)``, the sort column's
+    values (None when absent) and the table's header (for ``IMAGEW``/``IMAGEH``).
+
+    Rows are ordered by ``sort_column`` (default ``FLUX`` when present),
+    descending unless ``sort_ascending``.
+    """
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            hdu = next((h for h in hdul[1:] if isinstance(h, fits.BinTableHDU | fits.TableHDU)),
+                       None)
+            if hdu is None:
+                raise FileFormatError(f"{path}: no table of sources (an x/y list needs a "
+                                      f"FITS table with {x_column} and {y_column} columns)")
+            data, header = hdu.data, hdu.header.copy()
+            names = [n.upper() for n in data.columns.names]
+            for col in (x_column, y_column):
+                if col.upper() not in names:
+                    raise FileFormatError(f"{path}: no column {col!r} (it has {names})")
+            xy = np.column_stack([np.asarray(data[x_column], dtype=np.float64),
+                                  np.asarray(data[y_column], dtype=np.float64)])
+            key = sort_column or ("FLUX" if "FLUX" in names else None)
+            if key is not None and key.upper() not in names:
+                raise InvalidArgumentError(f"--sort-column {key!r} is not a column of {path}")
+            values = None if key is None else np.asarray(data[key], dtype=np.float64)
+    except OSError as exc:
+        raise FileFormatError(f"{path}: not a readable FITS x/y list ({exc})") from exc
+    if values is not None:
+        order = np.argsort(values if sort_ascending else -values, kind="stable")
+        xy, values = xy[order], values[order]
+    return xy, values, header
+
+
+def _cd_form(header: Any) -> Any:
+    """The header with ``PCi_j`` x ``CDELTi`` written as ``CDi_j`` (as solve-field writes it,
+    and as most readers of ``.wcs`` files look for it)."""
+    if "CD1_1" in header or "PC1_1" not in header:
+        return header
+    cdelt = (header.get("CDELT1", 1.0), header.get("CDELT2", 1.0))
+    for i in (1, 2):
+        for j in (1, 2):
+            value = float(header.get(f"PC{i}_{j}", 1.0 if i == j else 0.0)) * cdelt[i - 1]
+            header.set(f"CD{i}_{j}", value, "linear transform matrix (deg per pixel)",
+                       after=f"PC{i}_{j}" if f"PC{i}_{j}" in header else None)
+    for key in ("PC1_1", "PC1_2", "PC2_1", "PC2_2", "CDELT1", "CDELT2", "MJDREF"):
+        header.remove(key, ignore_missing=True)
+    return header
+
+
+def wcs_header(result: Any, width: int, height: int) -> Any:
+    """The solution's FITS WCS header (CD form) with ``IMAGEW``/``IMAGEH``."""
+    header = _cd_form(result.to_header())
+    for key in ("NAXIS", "NAXIS1", "NAXIS2"):
+        header.remove(key, ignore_missing=True)
+    header["IMAGEW"] = (int(width), "image width, pixels")
+    header["IMAGEH"] = (int(height), "image height, pixels")
+    header["EQUINOX"] = (2000.0, "equatorial coordinates definition (yr)")
+    header.add_history("WCS by skysolve (skysolve-field)")
+    return header
+
+
+def write_wcs(path: Path, result: Any, width: int, height: int) -> None:
+    """The ``.wcs`` file: a FITS file holding only the WCS header."""
+    from astropy.io import fits
+
+    _write(path, fits.HDUList([fits.PrimaryHDU(header=wcs_header(result, width, height))]))
+
+
+def _wcs_sky(result: Any, xy_fits: NDArray) -> tuple[NDArray, NDArray]:
+    """RA/Dec (degrees) of 1-based pixels through the solution's WCS."""
+    world = result.to_wcs().pixel_to_world_values(xy_fits[:, 0] - 1.0, xy_fits[:, 1] - 1.0)
+    return np.asarray(world[0], dtype=np.float64), np.asarray(world[1], dtype=np.float64)
+
+
+def write_corr(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDArray,
+               width: int, height: int) -> None:
+    """The ``.corr`` file: one row per matched star.
+
+    ``field_xy_fits`` are the matched sources' 1-based positions and ``field_ids``
+    their rows in the ``.axy`` list; ``match_weight`` is 1 (every match verified).
+    """
+    n = len(field_ids)
+    field_ra, field_dec = _wcs_sky(result, field_xy_fits) if n else (np.zeros(0),) * 2
+    rd = np.asarray(result.matched_radec_deg, dtype=np.float64).reshape(n, 2)
+    ix, iy = result.world_to_pixel(rd[:, 0], rd[:, 1]) if n else (np.zeros(0),) * 2
+    index_xy = fits_pixels(np.column_stack([ix, iy]), width, height)
+    table = _table({"field_x": field_xy_fits[:, 0], "field_y": field_xy_fits[:, 1],
+                    "field_ra": field_ra, "field_dec": field_dec,
+                    "index_x": index_xy[:, 0], "index_y": index_xy[:, 1],
+                    "index_ra": rd[:, 0], "index_dec": rd[:, 1],
+                    "index_id": np.asarray(result.matched_catalog_ids, dtype=np.int64),
+                    "field_id": np.asarray(field_ids, dtype=np.int64),
+                    "match_weight": np.ones(n)})
+    _write(path, _hdul(table))
+
+
+def write_rdls(path: Path, ra_deg: NDArray, dec_deg: NDArray) -> None:
+    """The ``.rdls`` file: catalog stars in the field, brightest first."""
+    _write(path, _hdul(_table({"RA": np.asarray(ra_deg, dtype=np.float64),
+                               "DEC": np.asarray(dec_deg, dtype=np.float64)})))
+
+
+def write_index_xyls(path: Path, xy_fits: NDArray, width: int, height: int) -> None:
+    """The ``-indx.xyls`` file: the catalog stars of the ``.rdls`` in 1-based pixels."""
+    from astropy.io import fits
+
+    header = fits.Header({"IMAGEW": int(width), "IMAGEH": int(height)})
+    _write(path, _hdul(_table({"X": xy_fits[:, 0], "Y": xy_fits[:, 1]}), header))
+
+
+def field_parity(result: Any) -> str:
+    """``'pos'`` when the WCS's ``det(CD) < 0`` (the sky as seen, in FITS's y-up
+    display), ``'neg'`` otherwise; with skysolve's conventions ``'pos'`` is
+    ``parity_flip=True``."""
+    return "pos" if float(np.linalg.det(result.cd_matrix)) < 0 else "neg"
+
+
+def rotation_up_east_of_north(result: Any) -> float:
+    """Position angle of the image's +y (FITS) axis, degrees east of north, in (-180, 180]."""
+    cd = result.cd_matrix
+    angle = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
+    return angle if angle > -180.0 else angle + 360.0
+
+
+def write_match(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDArray,
+                num_field: int, num_index: int, width: int, height: int) -> None:
+    """The ``.match`` file: one row describing the match."""
+    from ..geometry import radec_to_vector
+
+    quad = np.argsort(field_ids, kind="stable")[:4]  # the brightest four matched sources
+    k = len(quad)
+    stars = np.full(4, -1, np.int64)
+    objs = np.full(4, -1, np.int64)
+    pix = np.full((4, 2), np.nan)
+    xyz = np.full((4, 3), np.nan)
+    stars[:k] = np.asarray(result.matched_catalog_ids)[quad]
+    objs[:k] = np.asarray(field_ids)[quad]
+    pix[:k] = field_xy_fits[quad]
+    rd = np.asarray(result.matched_radec_deg).reshape(-1, 2)
+    if len(rd):
+        xyz[:k] = radec_to_vector(rd[quad, 0], rd[quad, 1])
+    header = wcs_header(result, width, height)
+    centre = result.rotation_matrix_icrs_to_camera[2]
+    radius = math.degrees(0.5 * math.hypot(width, height) / result.camera_model.focal_length_px)
+    row = {"FIELDNUM": np.array([1]), "PARITY": np.array([field_parity(result) == "neg"]),
+           "STARS": stars[None], "FIELDOBJS": objs[None], "QUADPIX": pix.reshape(1, 8),
+           "QUADXYZ": xyz.reshape(1, 12), "CENTERXYZ": centre.reshape(1, 3),
+           "RADIUS": np.array([radius]), "NMATCH": np.array([int(result.num_matches)]),
+           "NDISTRACT": np.array([int(num_field - result.num_matches)]),
+           "NCONFLICT": np.array([0]), "NFIELD": np.array([int(num_field)]),
+           "NINDEX": np.array([int(num_index)]),
+           "LOGODDS": np.array([-math.log(max(result.probability, 1e-300))]),
+           "WORSTLOGODDS": np.array([-math.log(max(result.probability, 1e-300))]),
+           "CRVAL": np.array([[header["CRVAL1"], header["CRVAL2"]]]),
+           "CRPIX": np.array([[header["CRPIX1"], header["CRPIX2"]]]),
+           "CD": np.array([[header["CD1_1"], header["CD1_2"], header["CD2_1"],
+                            header["CD2_2"]]]),
+           "TIMEUSED": np.array([result.solve_time_ms / 1e3])}
+    _write(path, _hdul(_table(row)))
+
+
+def write_solved(path: Path, field: int = 1) -> None:
+    """The ``.solved`` file: byte ``field - 1`` set to 1."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(b"\x00" * (field - 1) + b"\x01")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_new_fits(path: Path, result: Any, width: int, height: int, source: Path | None,
+                   image: NDArray | None, hdu: int | None = None) -> None:
+    """The ``.new`` file: the input FITS file (every HDU) with the WCS in the image HDU's
+    header, or for another format a FITS file of the image as read."""
+    from astropy.io import fits
+
+    wcs = wcs_header(result, width, height)
+    if source is not None:
+        with fits.open(source, memmap=False) as hdul:
+            hdul = fits.HDUList([h.copy() for h in hdul])
+        index = hdu if hdu is not None else next(
+            (i for i, h in enumerate(hdul) if getattr(h, "data", None) is not None
+             and getattr(h.data, "ndim", 0) >= 2 and h.data.dtype.fields is None), 0)
+        target = hdul[index].header
+        for key in _OLD_WCS:
+            target.remove(key, ignore_missing=True, remove_all=True)
+        for key in [k for k in target if k[:2] in ("A_", "B_") or k[:3] in ("AP_", "BP_")]:
+            target.remove(key, ignore_missing=True, remove_all=True)
+        target.extend(wcs.cards, update=True)
+    else:
+        hdul = fits.HDUList([fits.PrimaryHDU(np.asarray(image), header=wcs)])
+    _write(path, hdul)

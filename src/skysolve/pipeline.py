@@ -1,0 +1,116 @@
+"""One call from an image to a solution: :func:`solve_image`.
+
+Reads the image (a file, an array or an astropy container), extracts its
+centroids (honouring a mask and a noise map), and solves them against a
+database (by default the cached default database, :func:`skysolve.default_database`),
+with the image size filled in. The :class:`~skysolve.ExtractionResult` is
+attached to what comes back as ``.extraction``.
+
+May import: ``errors``, ``_args``, ``imagedata``, ``io``, ``extraction``, ``solver``,
+``database``, ``defaultdb``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import InvalidArgumentError, InvalidTypeError
+from .extraction import extract_centroids
+from .extraction.options import ExtractionOptions
+from .imagedata import as_image_data, is_image_container
+from .solver.result import SolveFailure, SolveResult
+
+__all__ = ["solve_image"]
+
+
+def _image_and_header(image_or_path: Any, hdu: Any) -> tuple[Any, Any]:
+    """The image to extract from (a container keeps its mask and noise) and its header."""
+    from .io.images import read_fits_header, read_image
+
+    if isinstance(image_or_path, str | os.PathLike):
+        image = read_image(image_or_path, hdu=hdu)
+        try:
+            header = read_fits_header(image_or_path, hdu=hdu)
+        except Exception:  # noqa: BLE001 - not a FITS file: no header
+            header = None
+        return image, header
+    if is_image_container(image_or_path):
+        unpacked = as_image_data(image_or_path, hdu=hdu)
+        if hasattr(image_or_path, "index_of"):  # an HDUList: the chosen HDU's pixels
+            return unpacked.data, unpacked.header
+        return image_or_path, unpacked.header
+    if hdu is not None:
+        raise InvalidArgumentError("hdu applies to FITS files and HDULists only")
+    return read_image(image_or_path), None
+
+
+def _extraction_options(extraction: Any) -> ExtractionOptions:
+    if extraction is None:
+        return ExtractionOptions()
+    if isinstance(extraction, ExtractionOptions):
+        return extraction
+    if isinstance(extraction, dict):
+        return ExtractionOptions(**extraction)
+    raise InvalidTypeError(
+        f"extraction must be an ExtractionOptions or a dict of its fields, got "
+        f"{type(extraction).__name__}")
+
+
+def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | None = None,
+                extraction: ExtractionOptions | dict[str, Any] | None = None,
+                **solve_options: Any) -> SolveResult | SolveFailure:
+    """Solve an image in one call: read, extract centroids, solve.
+
+    Parameters
+    ----------
+    image_or_path : str, path-like, ndarray, MaskedArray, NDData/CCDData, HDU or HDUList
+        A FITS, PNG, JPEG or TIFF file, or an image in memory. A mask (True:
+        masked) is honoured and an ``NDData`` uncertainty is the noise map (see
+        :func:`skysolve.extract_centroids`).
+    database : SolverDatabase, optional
+        The database to solve against; default :func:`skysolve.default_database`
+        (built once and cached on first use).
+    hdu : int or str, optional
+        The HDU of a FITS file or ``HDUList`` (default: the first image).
+    extraction : ExtractionOptions or dict, optional
+        Centroid extraction parameters (default: the defaults of
+        :func:`skysolve.extract_centroids`).
+    **solve_options
+        Any parameter of :meth:`SolverDatabase.solve_from_centroids`
+        (``fov_estimate_deg``, ``position_hint``, ``obstime``, ...). The image size
+        is taken from the image. ``obstime="header"`` takes the time of
+        observation from the image's FITS header.
+
+    Returns
+    -------
+    SolveResult or SolveFailure
+        With ``.extraction``, the :class:`~skysolve.ExtractionResult` the solve used.
+
+    Examples
+    --------
+    >>> import skysolve
+    >>> from skysolve.tests.realframes import ALT40, DATA
+    >>> res = skysolve.solve_image(DATA / ALT40, database=db,      # doctest: +SKIP
+    ...                            fov_estimate_deg=11.4)
+    >>> res.boresight                                              # doctest: +SKIP
+    <SkyCoord (ICRS): (ra, dec) in deg (230.67, 11.04)>
+    """
+    image, header = _image_and_header(image_or_path, hdu)
+    if solve_options.get("obstime") == "header":
+        if header is None:
+            raise InvalidArgumentError("obstime='header' needs an image with a FITS header")
+        solve_options["obstime"] = header
+    for name in ("image_shape", "image_width", "image_height"):
+        if name in solve_options:
+            raise InvalidArgumentError(f"solve_image takes the image size from the image; "
+                                       f"do not pass {name}")
+    found = extract_centroids(image, options=_extraction_options(extraction))
+    if database is None:
+        from .defaultdb import default_database
+
+        database = default_database()
+    result = database.solve_from_centroids(
+        found, image_shape=(found.image_height, found.image_width), **solve_options)
+    result.extraction = found
+    return result

@@ -1,0 +1,159 @@
+"""Focal-length windows of a lost-in-space search whose scale is unknown.
+
+A pattern's edge ratios are computed from the directions of its four stars,
+and those depend on the focal length ``f`` assumed when the centroids are
+unprojected. For a narrow pinhole field they hardly do (the ratios of a small
+gnomonic pattern are those of its pixel distances), so one guess serves every
+scale; for wide and fisheye fields they change quickly. Near the true focal
+length the ratios move by at most ``S |ln(f / f_true)|``, where the
+*sensitivity* ``S = max |d ratio / d ln f|`` of a pattern grows roughly with
+the square of its angular size.
+
+The range ``[f_lo, f_hi]`` of the search is therefore tiled by windows
+``[f_c e^-d, f_c e^d]``: a lookup of patterns unprojected at ``f_c`` finds a
+true focal length anywhere in its window as long as ``S d`` stays within a
+fraction :data:`RATIO_BUDGET` of the database's ratio tolerance (centroid
+noise takes the rest). ``S`` is measured on the image's own brightest patterns
+at the window's short end (the widest field it covers, where ``S`` is
+largest), taking a high percentile so that a few patterns hugging the edge
+of the field do not decide. Tiling starts at the narrowest field: a narrow
+pinhole database needs a single window, a wide range a few tens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..camera.projection import plane_to_vectors
+from .keys import edge_ratios, pattern_edge_angles
+from .patterns import brightest_first_combinations
+
+__all__ = ["RATIO_BUDGET", "MAX_WINDOWS", "FocalWindow", "sensitivity", "focal_windows"]
+
+#: Fraction of the ratio tolerance a window may spend on the focal-length error.
+RATIO_BUDGET = 0.5
+#: Most windows one search tiles (the widest fields beyond are not searched).
+MAX_WINDOWS = 256
+#: Brightest pattern stars whose patterns measure the sensitivity.
+_PROBE_STARS = 8
+#: Percentile of the pattern sensitivities taken as the window's.
+_PROBE_PERCENTILE = 50.0
+#: Narrowest window half-width (ln f): below this the search would never end.
+_MIN_HALF_WIDTH = 1e-3
+#: Spacing in ln f of the sensitivity samples.
+_GRID_STEP = 0.05
+
+
+@dataclass(frozen=True)
+class FocalWindow:
+    """Focal lengths ``[lo, hi]`` (px) searched with patterns unprojected at ``centre``."""
+
+    lo: float
+    centre: float
+    hi: float
+
+
+def sensitivity(ideal: NDArray[np.float64], proj: int, focal_lengths: NDArray[np.float64],
+                probe: NDArray[np.intp]) -> NDArray[np.float64]:
+    """Ratio sensitivity ``|d ratio / d ln f|`` of an image's brightest patterns.
+
+    Parameters
+    ----------
+    ideal : ndarray (n, 2)
+        Ideal pixel offsets of the pattern stars (brightest first).
+    proj : int
+        The lens projection's code (:mod:`skysolve.camera.projection`).
+    focal_lengths : ndarray (g,)
+        Focal lengths, px.
+    probe : ndarray (m, 4)
+        Rows of ``ideal`` forming the patterns to measure.
+
+    Returns
+    -------
+    ndarray (g,)
+        At each focal length, the :data:`_PROBE_PERCENTILE` percentile over
+        patterns of the largest ratio change per unit ``ln f``; NaN where no
+        pattern is imaged.
+    """
+    step = 1e-4
+    f = np.concatenate([focal_lengths, focal_lengths * math.exp(step)])[:, None]
+    v = plane_to_vectors(ideal[:, 0] / f, ideal[:, 1] / f, proj)  # (2g, n, 3)
+    ratios, _ = edge_ratios(pattern_edge_angles(v[:, probe]))  # (2g, m, 5)
+    g = len(focal_lengths)
+    change = np.sort(np.max(np.abs(ratios[g:] - ratios[:g]), axis=2) / step, axis=1)
+    finite = np.count_nonzero(np.isfinite(change), axis=1)  # NaN sorts last
+    pick = np.floor(_PROBE_PERCENTILE / 100.0 * np.maximum(finite - 1, 0)).astype(np.intp)
+    out = change[np.arange(g), pick]
+    return np.where(finite > 0, out, np.nan)
+
+
+def _window_edges(u: NDArray[np.float64], sens: NDArray[np.float64],
+                  budget: float) -> NDArray[np.float64]:
+    """Window edges in ``ln f`` (ascending) tiling the samples ``u`` of sensitivity ``sens``.
+
+    A window of half-width ``d`` where the sensitivity is ``S`` may span
+    ``2 d = 2 budget / S``, so windows are spaced evenly in the running count
+    ``C(u) = integral of S / (2 budget) du``. The sensitivity is taken as its
+    largest over the neighbouring samples, so that a window never straddles a
+    rise unseen, and at least ``1 / (2 d_min)`` per unit ``ln f``.
+    """
+    s = np.maximum.reduce([np.roll(sens, k) for k in (-1, 0, 1)])
+    s[0], s[-1] = max(sens[0], sens[1]), max(sens[-1], sens[-2])
+    rate = np.maximum(s / (2.0 * budget), 0.0)
+    rate = np.minimum(rate, 1.0 / (2.0 * _MIN_HALF_WIDTH))
+    count = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(u))])
+    n = max(1, math.ceil(count[-1] - 1e-9))
+    return np.interp(np.linspace(0.0, count[-1], n + 1), count, u)
+
+
+def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: float, tol: float,
+                  f_guess: float | None = None) -> list[FocalWindow]:
+    """Windows tiling the focal lengths ``[f_lo, f_hi]`` (px) for ratio tolerance ``tol``.
+
+    Parameters
+    ----------
+    ideal : ndarray (n, 2)
+        Ideal pixel offsets of the image's pattern stars, brightest first.
+    proj : int
+        The lens projection's code.
+    f_lo, f_hi : float
+        The focal-length range (``f_lo <= f_hi``), px.
+    tol : float
+        The database's edge-ratio tolerance.
+    f_guess : float, optional
+        A focal-length estimate: windows are returned nearest to it first.
+
+    Returns
+    -------
+    list of FocalWindow
+        At most :data:`MAX_WINDOWS`, from the longest focal length (narrowest
+        field) down unless ``f_guess`` orders them. Focal lengths at which
+        none of the image's patterns is imaged are left out.
+    """
+    probe = brightest_first_combinations(min(len(ideal), _PROBE_STARS))
+    if len(probe) == 0 or f_hi <= f_lo:
+        return [FocalWindow(f_lo, math.sqrt(f_lo * f_hi), f_hi)]
+    u = np.linspace(math.log(f_lo), math.log(f_hi),
+                    max(3, math.ceil(math.log(f_hi / f_lo) / _GRID_STEP) + 1))
+    sens = sensitivity(ideal, proj, np.exp(u), probe)
+    imaged = np.isfinite(sens)
+    if not imaged.any():
+        return []
+    # focal lengths too short to image any pattern form the low end of the range
+    first = int(np.argmax(imaged))
+    u, sens = u[first:], sens[first:]
+    if len(u) < 3 or not np.isfinite(sens).all():
+        sens = np.where(np.isfinite(sens), sens, np.nanmax(sens))
+        if len(u) < 3:
+            u = np.linspace(u[0], u[-1], 3)
+            sens = np.full(3, float(np.max(sens)))
+    edges = _window_edges(u, sens, RATIO_BUDGET * tol)[::-1]  # longest focal length first
+    windows = [FocalWindow(math.exp(lo), math.exp(0.5 * (lo + hi)), math.exp(hi))
+               for hi, lo in zip(edges[:-1], edges[1:], strict=True)][:MAX_WINDOWS]
+    if f_guess is not None:
+        windows.sort(key=lambda w: abs(math.log(w.centre / f_guess)))
+    return windows

@@ -1,0 +1,230 @@
+"""Hints for the lost-in-space search: position cone, scale range, parity, observation time.
+
+Fields are simulated from the Hipparcos catalog with known attitudes
+(:func:`skysolve.simulate.simulate_centroids`); a hinted solve must give the
+unhinted answer (same boresight, same matched stars) when the hint holds the
+truth, and no answer at all -- never a wrong one -- when it does not. Speed
+lives in ``benchmarks/bench_hints.py`` (1,000 missed cones there, a handful here).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+import numpy as np
+import pytest
+
+from skysolve.camera import CameraModel
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.geometry import radec_to_vector, vector_to_radec
+from skysolve.simulate import random_attitudes, simulate_centroids
+
+W, H = 1024, 768
+
+
+@pytest.fixture(scope="module")
+def hip2025(hip_catalog):
+    return hip_catalog.propagate(2025.0)
+
+
+@pytest.fixture(scope="module")
+def fields(hip2025):
+    """8 simulated 10-20 deg fields: (centroids, true rotation, camera, mirrored)."""
+    rng = np.random.default_rng(1515)
+    out = []
+    for k, R in enumerate(random_attitudes(8, rng)):
+        cam = CameraModel.from_fov(float(rng.uniform(10.0, 20.0)), W, H)
+        mirror = k % 4 == 3
+        sim = simulate_centroids(hip2025, cam, R, num_stars=40, max_magnitude=7.5,
+                                 centroid_noise_px=0.3, mirror=mirror, seed=rng)
+        out.append((sim.centroids.copy(), R, cam, mirror))
+    return out
+
+
+def _offset(v, deg, rng):
+    """A direction ``deg`` degrees from unit vector ``v``, in a random direction."""
+    a = np.cross(v, rng.normal(size=3))
+    a /= np.linalg.norm(a)
+    t = math.radians(deg)
+    return v * math.cos(t) + a * math.sin(t)
+
+
+def _radec(v):
+    ra, dec = vector_to_radec(v)
+    return float(ra), float(dec)
+
+
+def _err_deg(res, R):
+    return math.degrees(math.acos(min(1.0, float(res.rotation_matrix_icrs_to_camera[2] @ R[2]))))
+
+
+def _sep_arcsec(a, b):
+    c = float(a.rotation_matrix_icrs_to_camera[2] @ b.rotation_matrix_icrs_to_camera[2])
+    return math.degrees(math.acos(min(1.0, c))) * 3600.0
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_a_position_hint_holding_the_truth_gives_the_unhinted_answer(small_db, fields,
+                                                                      backend):
+    rng = np.random.default_rng(3)
+    for xy, R, cam, _ in fields[: 8 if backend == "compiled" else 3]:
+        kw = dict(fov_estimate_deg=cam.fov_deg, image_width=W, image_height=H, backend=backend)
+        plain = small_db.solve_from_centroids(xy, **kw)
+        hint = _radec(_offset(R[2], 2.0 * math.sqrt(rng.uniform()), rng))
+        hinted = small_db.solve_from_centroids(xy, position_hint=hint, position_radius_deg=2.0,
+                                               **kw)
+        assert plain and hinted
+        assert _err_deg(hinted, R) < 0.05
+        assert _sep_arcsec(plain, hinted) < 0.05
+        np.testing.assert_array_equal(np.sort(plain.matched_catalog_ids),
+                                      np.sort(hinted.matched_catalog_ids))
+
+
+def test_a_position_hint_without_scale_and_as_skycoord(small_db, fields):
+    from astropy.coordinates import SkyCoord
+
+    xy, R, cam, _ = fields[0]
+    ra, dec = _radec(R[2])
+    # a SkyCoord in another frame is converted to ICRS
+    hint = SkyCoord(ra, dec, unit="deg").galactic
+    res = small_db.solve_from_centroids(xy, position_hint=hint, position_radius_deg=1.0,
+                                        image_width=W, image_height=H)
+    assert res and _err_deg(res, R) < 0.05
+
+
+def test_a_cone_that_misses_the_pointing_gives_no_solution(small_db, fields):
+    rng = np.random.default_rng(17)
+    for k, (xy, R, cam, _) in enumerate(fields):
+        # just outside (the field overlaps the cone's reach) or anywhere on the sky
+        away = 2.0 + rng.uniform(0.05, 8.0) if k % 2 == 0 else float(rng.uniform(20.0, 180.0))
+        res = small_db.solve_from_centroids(
+            xy, position_hint=_radec(_offset(R[2], away, rng)), position_radius_deg=2.0,
+            fov_estimate_deg=cam.fov_deg, image_width=W, image_height=H)
+        assert not res, (k, away, res)
+        assert res.status == "no_match"
+        assert "cone" in res.message
+
+
+def test_the_boresight_check_also_guards_tracking(small_db, fields):
+    from skysolve.geometry import rotation_to_quaternion
+
+    xy, R, cam, mirror = fields[1]
+    rng = np.random.default_rng(5)
+    kw = dict(fov_estimate_deg=cam.fov_deg, image_width=W, image_height=H,
+              attitude_hint=rotation_to_quaternion(R))
+    assert small_db.solve_from_centroids(xy, **kw)
+    res = small_db.solve_from_centroids(xy, position_hint=_radec(_offset(R[2], 10.0, rng)),
+                                        position_radius_deg=2.0, **kw)
+    assert not res
+
+
+def test_scale_hints_as_ranges(small_db, fields):
+    xy, R, cam, _ = fields[2]
+    fov = cam.fov_deg
+    scale = 3600.0 * math.degrees(1.0 / cam.focal_length_px)  # arcsec per px at the centre
+    base = dict(image_width=W, image_height=H)
+    for kw in (dict(fov_range_deg=(0.95 * fov, 1.05 * fov)),
+               dict(pixel_scale_range_arcsec=(0.97 * scale, 1.03 * scale))):
+        res = small_db.solve_from_centroids(xy, **kw, **base)
+        assert res and _err_deg(res, R) < 0.05
+        assert abs(res.fov_deg - fov) < 0.01 * fov
+    # a range that excludes the true scale finds nothing (and nothing wrong)
+    for kw in (dict(fov_range_deg=(1.2 * fov, 1.4 * fov)),
+               dict(pixel_scale_range_arcsec=(0.6 * scale, 0.8 * scale))):
+        assert not small_db.solve_from_centroids(xy, **kw, **base)
+
+
+def test_the_parity_hint(small_db, fields):
+    for xy, R, cam, mirror in (fields[3], fields[0]):
+        kw = dict(fov_estimate_deg=cam.fov_deg, image_width=W, image_height=H)
+        res = small_db.solve_from_centroids(xy, parity_flip=mirror, **kw)
+        assert res and res.parity_flip == mirror and _err_deg(res, R) < 0.05
+        assert not small_db.solve_from_centroids(xy, parity_flip=not mirror, **kw)
+
+
+def test_obstime_gives_the_earth_velocity(small_db, fields):
+    from astropy.io import fits
+    from astropy.time import Time
+
+    from skysolve.sky.aberration import earth_barycentric_velocity
+
+    xy, R, cam, _ = fields[0]
+    kw = dict(fov_estimate_deg=cam.fov_deg, image_width=W, image_height=H)
+    when = datetime.datetime(2019, 7, 29, 20, 47, 26)
+    v = earth_barycentric_velocity(when)
+    by_velocity = small_db.solve_from_centroids(xy, observer_velocity_km_s=v, **kw)
+    header = fits.Header({"DATE-OBS": "2019-07-29T20:47:26"})
+    for t in (Time("2019-07-29T20:47:26", scale="utc"), when, "2019-07-29T20:47:26", header):
+        res = small_db.solve_from_centroids(xy, obstime=t, **kw)
+        np.testing.assert_allclose(res.observer_velocity_km_s, v, atol=1e-9)
+        np.testing.assert_allclose(res.rotation_matrix_icrs_to_camera,
+                                   by_velocity.rotation_matrix_icrs_to_camera, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw, error, words", [
+    (dict(position_radius_deg=2.0), InvalidArgumentError, "position_hint"),
+    (dict(position_hint=(10.0, 95.0)), InvalidArgumentError, "position_hint"),
+    (dict(position_hint="10 20"), InvalidTypeError, "position_hint"),
+    (dict(position_hint=(10.0, 20.0), position_radius_deg=0.0), InvalidArgumentError,
+     "position_radius_deg"),
+    (dict(fov_range_deg=(12.0, 10.0)), InvalidArgumentError, "low <= high"),
+    (dict(fov_range_deg=(10.0, 12.0), fov_estimate_deg=11.0), InvalidArgumentError,
+     "one scale hint"),
+    (dict(pixel_scale_range_arcsec=(10.0, 12.0), fov_max_error_deg=1.0),
+     InvalidArgumentError, "fov_max_error_deg"),
+    (dict(parity_flip="pos"), InvalidTypeError, "parity_flip"),
+    (dict(obstime="yesterday"), InvalidArgumentError, "obstime"),
+    (dict(obstime=datetime.datetime(2020, 1, 1), observer_velocity_km_s=[0, 0, 30]),
+     InvalidArgumentError, "not both"),
+    (dict(origin="one"), InvalidArgumentError, "origin"),
+])
+def test_bad_hints_are_refused_by_name(small_db, kw, error, words):
+    with pytest.raises(error, match=words):
+        small_db.solve_from_centroids(np.zeros((5, 2)), image_width=W, image_height=H, **kw)
+
+
+def test_parity_hint_must_agree_with_the_camera(small_db):
+    cam = CameraModel.from_fov(12.0, W, H)
+    with pytest.raises(InvalidArgumentError, match="parity_flip"):
+        small_db.solve_from_centroids(np.zeros((5, 2)), camera_model=cam, parity_flip=True)
+
+
+# ------------------------------------------------------------------------------------
+# Centroid tables with an explicit pixel origin
+
+
+def test_a_table_of_centroids_solves_alike_in_every_origin(small_db):
+    from skysolve import extract_centroids, read_image
+    from skysolve.tests.realframes import ALT40, DATA, FOV_DEG, REFERENCE
+
+    image = read_image(DATA / ALT40)
+    ext = extract_centroids(image)
+    kw = dict(fov_estimate_deg=FOV_DEG, image_shape=image.shape)
+    want = small_db.solve_from_centroids(ext, **kw)
+    assert want
+    truth = radec_to_vector(*REFERENCE[ALT40])
+    assert math.degrees(math.acos(float(truth @ radec_to_vector(want.ra_deg, want.dec_deg)))) \
+        < 0.02
+    for origin in ("center", "zero", "fits"):
+        table = ext.to_table(origin=origin)
+        got = small_db.solve_from_centroids(table, origin=origin, **kw)
+        assert got and _sep_arcsec(got, want) < 1e-6
+        np.testing.assert_array_equal(got.matched_centroids, want.matched_centroids)
+        with pytest.raises(InvalidArgumentError, match="origin"):
+            small_db.solve_from_centroids(table, **kw)
+    # photutils' columns in its own (0-based) convention, rows in position order:
+    # the flux column orders them, and matched_centroids count the table's rows
+    from astropy.table import Table
+
+    t = ext.to_table(origin="zero")
+    rows = np.argsort(t["x"])
+    photutils = Table({"id": np.arange(1, len(t) + 1), "xcentroid": t["x"][rows],
+                       "ycentroid": t["y"][rows], "flux": t["brightness"][rows]})
+    got = small_db.solve_from_centroids(photutils, origin="zero", **kw)
+    assert got and _sep_arcsec(got, want) < 1e-6
+    np.testing.assert_array_equal(np.sort(rows[got.matched_centroids]), want.matched_centroids)
+    # the same positions as a plain array in 1-based FITS pixels
+    fits_xy = ext.as_array()[:, :2] + (W / 2 + 0.5, H / 2 + 0.5)
+    got = small_db.solve_from_centroids(fits_xy, origin="fits", **kw)
+    assert got and _sep_arcsec(got, want) < 1e-6

@@ -1,0 +1,139 @@
+"""astropy in and out: image containers with masks and noise maps, tables, SkyCoord, solve_image.
+
+On the real 1024 x 768 frame: a mask over the left half must remove every star
+there and keep every star of the right half that the unmasked frame gives
+(same positions), whichever container carries the mask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import skysolve
+from skysolve.errors import InvalidArgumentError
+from skysolve.tests.realframes import ALT40, DATA, FOV_DEG, REFERENCE
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return skysolve.read_image(DATA / ALT40).astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def unmasked(frame):
+    return skysolve.extract_centroids(frame).as_array()
+
+
+def _left_half(frame):
+    mask = np.zeros(frame.shape, bool)
+    mask[:, : frame.shape[1] // 2] = True
+    return mask
+
+
+def _containers(frame, mask):
+    from astropy.nddata import CCDData, NDData
+
+    return {"MaskedArray": np.ma.MaskedArray(frame, mask),
+            "CCDData": CCDData(frame, unit="adu", mask=mask),
+            "NDData": NDData(frame, mask=mask)}
+
+
+@pytest.mark.parametrize("kind", ["MaskedArray", "CCDData", "NDData"])
+def test_a_mask_removes_its_stars_and_keeps_the_others(frame, unmasked, kind):
+    mask = _left_half(frame)
+    got = skysolve.extract_centroids(_containers(frame, mask)[kind]).as_array()
+    assert len(got) > 0
+    assert np.all(got[:, 0] > 0)  # x > 0: the right (open) half only
+    # every star of the open half (clear of the mask's edge) is kept where it was
+    want = unmasked[unmasked[:, 0] > 8]
+    assert len(want) >= 10
+    d = np.hypot(want[:, None, 0] - got[None, :, 0], want[:, None, 1] - got[None, :, 1])
+    assert np.all(d.min(axis=1) < 0.05), d.min(axis=1)
+
+
+def test_an_uncertainty_is_the_noise_map(frame, unmasked):
+    from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
+
+    sigma = skysolve.extract_centroids(frame).background_sigma
+    noise = np.full(frame.shape, sigma)
+    flat = skysolve.extract_centroids(CCDData(frame, unit="adu",
+                                              uncertainty=StdDevUncertainty(noise)))
+    np.testing.assert_allclose(flat.as_array()[:, :2], unmasked[:, :2], atol=1e-6)
+    # a hundredfold noise over the right half silences it; the left half is untouched
+    noise[:, frame.shape[1] // 2:] *= 100.0
+    loud = skysolve.extract_centroids(CCDData(frame, unit="adu",
+                                              uncertainty=VarianceUncertainty(noise ** 2)))
+    xy = loud.as_array()
+    assert len(xy) and np.all(xy[:, 0] < 0)
+    assert len(xy) >= np.sum(unmasked[:, 0] < -8)
+
+
+def test_hdus_hdulists_and_quantities(frame, unmasked):
+    import astropy.units as u
+    from astropy.io import fits
+
+    primary = fits.PrimaryHDU()
+    image = fits.ImageHDU(frame, name="SCI")
+    for source, kw in ((image, {}), (fits.HDUList([primary, image]), {}),
+                       (frame * u.adu, {})):
+        got = skysolve.extract_centroids(source, **kw).as_array()
+        np.testing.assert_allclose(got, unmasked, atol=1e-9)
+    hdul = fits.HDUList([fits.PrimaryHDU(frame[::-1]), image])
+    np.testing.assert_allclose(skysolve.read_image(hdul, hdu="SCI"), frame)
+    with pytest.raises(InvalidArgumentError, match="HDU"):
+        skysolve.read_image(fits.HDUList([primary]))
+
+
+def test_tables_out(frame):
+    ext = skysolve.extract_centroids(frame)
+    t = ext.to_table()
+    assert len(t) == len(ext) and t.meta["origin"] == "center"
+    np.testing.assert_allclose(t["x"], ext.as_array()[:, 0])
+    z = ext.to_table(origin="zero")
+    np.testing.assert_allclose(z["x"] - t["x"], frame.shape[1] / 2 - 0.5)
+    cat = skysolve.Catalog([1, 2], [10.0, 20.0], [5.0, -5.0], [3.0, 4.0], epoch=2016.0)
+    ct = cat.to_table()
+    assert list(ct["id"]) == [1, 2] and ct["ra"].unit == "deg" and ct.meta["epoch"] == 2016.0
+
+
+def test_solve_image_with_a_mask_and_its_tables(small_db, frame):
+    from astropy.coordinates import SkyCoord
+    from astropy.nddata import CCDData
+
+    truth = SkyCoord(*REFERENCE[ALT40], unit="deg")
+    res = skysolve.solve_image(DATA / ALT40, database=small_db, fov_estimate_deg=FOV_DEG)
+    assert res and res.extraction is not None and len(res.extraction) > 20
+    assert res.boresight.separation(truth).deg < 0.02
+    table = res.to_table()
+    assert len(table) == res.num_matches
+    # the table's catalog positions are where the solution puts the matched centroids
+    ra, dec = res.pixel_to_world(table["x"].value, table["y"].value)
+    sep = SkyCoord(ra, dec, unit="deg").separation(table["sky"]).arcsec
+    np.testing.assert_allclose(sep, table["residual"].value, atol=0.05)
+    assert np.all(sep < 30.0)
+    # a mask over a third of the frame still solves, and no matched star lies under it
+    mask = np.zeros(frame.shape, bool)
+    mask[:, : frame.shape[1] // 3] = True
+    masked = skysolve.solve_image(CCDData(frame, unit="adu", mask=mask), database=small_db,
+                                  fov_estimate_deg=FOV_DEG)
+    assert masked and masked.boresight.separation(truth).deg < 0.02
+    assert np.all(masked.to_table()["x"].value > -frame.shape[1] / 2 + frame.shape[1] // 3)
+    with pytest.raises(InvalidArgumentError, match="image size"):
+        skysolve.solve_image(frame, database=small_db, image_shape=frame.shape)
+    with pytest.raises(InvalidArgumentError, match="header"):
+        skysolve.solve_image(frame, database=small_db, obstime="header")
+
+
+def test_solve_image_takes_obstime_from_a_fits_header(small_db, frame, tmp_path):
+    from astropy.io import fits
+
+    path = tmp_path / "frame.fits"
+    fits.PrimaryHDU(frame, header=fits.Header({"DATE-OBS": "2019-07-29T20:47:26"})) \
+        .writeto(path)
+    res = skysolve.solve_image(path, database=small_db, fov_estimate_deg=FOV_DEG,
+                               obstime="header")
+    assert res and math.isclose(float(np.linalg.norm(res.observer_velocity_km_s)), 29.3,
+                                abs_tol=0.1)
