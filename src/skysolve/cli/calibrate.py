@@ -31,14 +31,15 @@ def _velocities(args: argparse.Namespace) -> list | None:
 def _write_frame_wcs(args: argparse.Namespace, cal, results) -> None:
     """Each calibrated image's WCS header with SIP terms as ``IMAGE.wcs`` beside it."""
     from ..calibration.export import image_header
-    from .common import _read_input
+    from .common import _full_frame
 
     order = args.wcs_sip_order
+    shape = (cal.camera_model.image_height, cal.camera_model.image_width)
     for i, file in enumerate(args.images):
         if cal.rotations[i] is None:
             continue
         path = Path(file)
-        _, offset, full_shape = _read_input(path, args.hdu, args.section)
+        offset, full_shape = _full_frame(path, args.hdu, args.section, shape)
         hdr = image_header(cal, i, sip_order=order, pixel_offset=offset)
         out = _output_base(path).with_name(_output_base(path).name + ".wcs")
         _write_wcs_file(out, hdr, full_shape, path)
