@@ -144,3 +144,92 @@ def test_notebook_runs_every_cell_in_a_kernel(frames_root):
         truth = wcs.pixel_to_world(1067.5, 1023.5)
         assert truth.separation(SkyCoord(ra, dec, unit="deg")).arcsec < 1.0
     assert np.isfinite(rep["arcsec_per_px"])
+
+
+def _grid_error_arcsec(radec, truth, n: int = 9) -> np.ndarray:
+    """Separation (") over the n x n grid of :data:`_GRID` between sky positions ``radec``
+    (``(ra, dec)`` arrays, degrees) and the frame's true WCS (full-frame pixels, science
+    columns from 44)."""
+    from skysolve.geometry import angle_between, radec_to_vector
+
+    cols, rows = _grid(n)
+    ra2, dec2 = truth.all_pix2world(cols + 44, rows, 0)
+    return np.degrees(angle_between(radec_to_vector(*radec),
+                                    radec_to_vector(ra2, dec2))) * 3600.0
+
+
+def _grid(n: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """An n x n grid of the 2048x2048 science area, pixel edges to edges (0-based col, row)."""
+    cols, rows = np.meshgrid(np.linspace(-0.5, 2047.5, n), np.linspace(-0.5, 2047.5, n))
+    return cols.ravel(), rows.ravel()
+
+
+#: Appended to the per-frame-scale run: each frame's solution over the grid (centred
+#: pixels of the science area) and the calibration's per-image scales; the notebook's
+#: database saved for the command line.
+_GRID_REPORT = """
+import numpy as _np
+_c, _r = _np.meshgrid(_np.linspace(-0.5, 2047.5, 9), _np.linspace(-0.5, 2047.5, 9))
+_grid_radec = [[list(map(float, a)) for a in r.pixel_to_world(_c.ravel() + 0.5 - 1024,
+                                                             _r.ravel() + 0.5 - 1024)]
+               for r in resarr]
+solver.save_to_file("../seed.db")
+print("GRID " + _json.dumps({"radec": _grid_radec,
+                             "scales": [float(s) for s in cal.per_image_scale]}))
+"""
+
+
+@pytest.mark.slow
+def test_per_frame_scales_through_the_notebook_and_the_cli(tmp_path_factory):
+    """Frames whose true mappings differ in plate scale by up to 2e-4 (velocity aberration's
+    size): every frame's mapping within 0.3" (median) and 1.0" (max) of the truth over a
+    9x9 grid -- through the seed notebook's own calls and through ``skysolve calibrate``."""
+    import subprocess
+    import sys
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    root = tmp_path_factory.mktemp("scale_frames")
+    demo.ensure_frames(root / "demo_output", demo.DEFAULT_SECTORS, plate_scale_jitter=1e-4,
+                       progress=False)
+    (root / "examples").mkdir()
+    scales = [demo.sector_scale(s, 1e-4) for s in demo.DEFAULT_SECTORS]
+    assert max(scales) - min(scales) > 1.5e-4
+    nb = execute_notebook(root / "examples", _GRID_REPORT)
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    grid = json.loads(next(s for s in text.splitlines() if s.startswith("GRID "))[5:])
+    files = [(root / "examples" / f).resolve() for f in _report(nb)["fnames"]]
+    truths = []
+    for fname in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            truths.append(WCS(fits.getheader(fname, 1)))
+    for radec, truth in zip(grid["radec"], truths, strict=True):
+        # the seed's own results: each frame's solution with the fitted camera
+        err = _grid_error_arcsec(radec, truth)
+        assert np.median(err) <= 0.3 and err.max() <= 1.0
+    # the calibration reports each frame's plate scale: it follows the truth's
+    fitted = np.array(grid["scales"])
+    truth_rel = 1.0 / np.array(scales)  # a larger WCS scale is a shorter focal length
+    np.testing.assert_allclose(fitted / fitted.mean(), truth_rel / truth_rel.mean(), atol=1e-5)
+
+    # the command line, writing every frame's calibrated mapping as a TAN-SIP header
+    db = root / "seed.db"  # the notebook's database, saved by _GRID_REPORT
+    cam = root / "cli" / "camera.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "skysolve", "calibrate", *map(str, files), "--hdu", "1",
+         "--section", "[:2048, 44:2092]", "--sigma", "300", "--min-pixels", "4",
+         "--bg-block", "16", "--max-elongation", "6", "--fov", "11.8", "--fov-error", "0.5",
+         "--order", "6", "--db", str(db),
+         "--no-aberration", "--write-wcs", "-o", str(cam), "--quiet"],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    cols, rows = _grid()
+    for fname, truth in zip(files, truths, strict=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = WCS(fits.getheader(fname.with_suffix(".wcs")))
+        err = _grid_error_arcsec(wcs.all_pix2world(cols + 44, rows, 0), truth)
+        assert np.median(err) <= 0.3 and err.max() <= 1.0

@@ -82,6 +82,7 @@ _EXPORTS: dict[str, str] = {
     "plot_solution": "plotting",
     "plot_residuals": "plotting",
     "plot_distortion": "plotting",
+    "plot_distortion_uncertainty": "plotting",
     "reset_log_cache": "_meta",
     "solve_image": "pipeline",
     "ImageData": "imagedata",
@@ -134,7 +135,12 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .io.images import read_image
     from .io.wcs import camera_to_wcs, wcs_to_camera, wcs_to_header
     from .pipeline import solve_image
-    from .plotting import plot_distortion, plot_residuals, plot_solution
+    from .plotting import (
+        plot_distortion,
+        plot_distortion_uncertainty,
+        plot_residuals,
+        plot_solution,
+    )
     from .simulate import (
         GaussianPSF,
         StarfieldOptions,

@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .camera.model import CameraModel
     from .database import SolverDatabase
 
-__all__ = ["plot_solution", "plot_residuals", "plot_distortion", "REJECTED_MARKERS"]
+__all__ = ["plot_solution", "plot_residuals", "plot_distortion", "plot_distortion_uncertainty",
+           "REJECTED_MARKERS"]
 
 
 def _require_matplotlib():
@@ -409,6 +410,16 @@ def _frame_patch(w: float, h: float):
     return Rectangle((-w / 2, -h / 2), w, h, fill=False, edgecolor="0.5", linewidth=0.8)
 
 
+def _image_frame(ax: Axes, w: float, h: float) -> None:
+    """The image's outline, limits (y down), equal aspect and axis labels."""
+    ax.add_patch(_frame_patch(w, h))
+    ax.set_xlim(-w / 2, w / 2)
+    ax.set_ylim(h / 2, -h / 2)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (px from centre)")
+    ax.set_ylabel("y (px from centre)")
+
+
 def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int = 15,
                     scale: float | None = None, *, contour_levels: int = 10) -> Axes:
     """Map of a camera's lens distortion over its image.
@@ -481,16 +492,65 @@ def plot_distortion(camera_model: CameraModel, ax: Axes | None = None, grid: int
     ax.plot([c[0]], [c[1]], marker="+", color="cyan", markersize=12, mew=1.5)
     if camera_model.projection != "pinhole":
         _off_axis_contours(ax, camera_model, fx, fy)
-    ax.add_patch(_frame_patch(w, h))
-    ax.set_xlim(-w / 2, w / 2)
-    ax.set_ylim(h / 2, -h / 2)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (px from centre)")
-    ax.set_ylabel("y (px from centre)")
+    _image_frame(ax, w, h)
     kind = type(dist).__name__ if dist is not None else "no distortion"
     lens = "" if camera_model.projection == "pinhole" else f"{camera_model.projection} lens, "
     ax.set_title(f"{lens}{kind}: max {top:.3g} px over the image, arrows x{scale:.3g}",
                  fontsize=9)
+    return ax
+
+
+def plot_distortion_uncertainty(result: Any, ax: Axes | None = None, image: int | None = None,
+                                method: str = "fit", grid: int = 25, *,
+                                arcsec: bool = False, contour_levels: int = 10) -> Axes:
+    """Map of a calibration's 1-sigma mapping uncertainty over the image.
+
+    Parameters
+    ----------
+    result : CalibrateResult
+    ax : matplotlib Axes, optional
+    image : int, optional
+        Index of one calibrated image (its attitude and scale included);
+        default the rms over the calibration's images.
+    method : {'fit', 'bootstrap'}
+        Covariance from the fit, or from the bootstrap resamples.
+    grid : int
+        Grid points per image row (>= 2).
+    arcsec : bool
+        Show arcseconds (at the camera's plate scale) instead of pixels.
+    contour_levels : int
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Notes
+    -----
+    The colour is :meth:`CalibrateResult.mapping_sigma_px`: the rms length of
+    the error of where the calibrated mapping puts a sky direction,
+    propagated from the covariance of every fitted parameter. Dots mark the
+    stars the fit kept when one image is shown.
+    """
+    if not hasattr(result, "mapping_sigma_px") or not hasattr(result, "camera_model"):
+        raise InvalidTypeError(f"result must be a CalibrateResult, got {type(result).__name__}")
+    if isinstance(grid, bool) or not isinstance(grid, int | np.integer) or grid < 2:
+        raise InvalidArgumentError(f"grid must be an integer >= 2, got {grid!r}")
+    cam = result.camera_model
+    w, h = cam.image_width, cam.image_height
+    ny = max(2, round(grid * h / w))
+    gx, gy = np.meshgrid(np.linspace(-w / 2, w / 2, grid), np.linspace(-h / 2, h / 2, ny))
+    sigma = result.mapping_sigma_px(gx.ravel(), gy.ravel(), image, method).reshape(gx.shape)
+    unit = "px"
+    if arcsec:
+        sigma = sigma * np.degrees(cam.pixel_scale()) * 3600.0
+        unit = '"'
+    ax = _axes(ax)
+    cs = ax.contourf(gx, gy, sigma, levels=contour_levels, cmap="viridis")
+    ax.figure.colorbar(cs, ax=ax, label=f"1-sigma mapping uncertainty ({unit})", shrink=0.8)
+    _image_frame(ax, w, h)
+    which = "rms over the images" if image is None else f"image {image}"
+    ax.set_title(f"1-sigma ({method}, {which}): median {np.median(sigma):.3g}{unit}, "
+                 f"max {np.max(sigma):.3g}{unit}", fontsize=9)
     return ax
 
 

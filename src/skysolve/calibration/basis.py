@@ -1,11 +1,23 @@
 """Distortion parametrisations of the calibration fit, and its small linear solves.
 
-The displacement ``distorted - ideal`` is linear in the distortion
-coefficients: :class:`Basis` gives its design matrix for the polynomial
-model (degree 2..order plus the two non-conformal linear terms, see the
-degeneracies in :mod:`skysolve.calibration.fit`) or the five Brown-Conrady
-terms, turns fitted coefficients into a distortion model, and projects a
-starting model onto the basis.
+A displacement linear in the distortion coefficients: :class:`Basis` gives
+its design matrix for the polynomial model (degree 2..order plus the two
+non-conformal linear terms, see the degeneracies in
+:mod:`skysolve.calibration.fit`) or the five Brown-Conrady terms, turns fitted
+coefficients into a distortion model, and projects a starting model onto the
+basis.
+
+Which displacement is linear depends on the direction the model is defined
+in (``primary``):
+
+* ``"forward"`` (the radial model, and polynomials on request): ``distorted -
+  ideal`` as a function of the ideal offset ``u`` (sky → pixel);
+* ``"inverse"`` (polynomials by default): ``ideal - distorted`` as a function
+  of the distorted offset ``p`` (pixel → sky), the direction of FITS SIP
+  ``A``/``B``. A detector whose true distortion is a SIP polynomial of order
+  ``n`` (TESS: 4) is then fitted exactly at order ``n``, where a forward
+  polynomial needs a higher order for the inverse of that polynomial (order 5
+  leaves ~0.05 px at the corners of a TESS CCD).
 """
 
 from __future__ import annotations
@@ -26,7 +38,10 @@ from ..camera.distortion import (
 )
 from ..camera.model import CameraModel
 
-__all__ = ["Basis", "project_distortion", "solve_normal", "normal_lstsq"]
+__all__ = ["Basis", "PRIMARIES", "project_distortion", "solve_normal", "normal_lstsq"]
+
+#: Directions a polynomial is fitted in (see the module notes).
+PRIMARIES = ("inverse", "forward")
 
 # Finite-difference step (px) for the Jacobian of the radial distortion.
 _FD_STEP_PX = 0.5
@@ -42,14 +57,20 @@ class Basis:
     """Linear displacement model ``distorted - ideal = design(u) @ coeffs``.
 
     ``design`` returns ``(mx, my)``, each ``(n, k)``: the x and y displacement
-    (px) per unit coefficient at ideal offsets ``u`` (px from the optical centre).
+    (px) per unit coefficient at offsets ``u`` (px from the optical centre, or
+    from the distortion centre of a radial model): ideal offsets for a
+    ``"forward"`` basis, distorted ones for an ``"inverse"`` basis (see the
+    module notes).
     """
 
-    def __init__(self, kind: str, order: int, scale: float, radial_scale: float) -> None:
+    def __init__(self, kind: str, order: int, scale: float, radial_scale: float,
+                 primary: str = "forward") -> None:
         self.kind = kind
         self.order = order
         self.scale = scale
         self.radial_scale = radial_scale
+        # the radial model is Brown-Conrady, defined ideal -> distorted
+        self.primary = "forward" if kind == "radial" else primary
         if kind == "polynomial":
             terms = polynomial_terms(order)
             self._high = np.flatnonzero(terms.sum(axis=1) >= 2)
@@ -115,22 +136,29 @@ class Basis:
         return jac
 
     def to_distortion(self, c: NDArray[np.float64], width: int, height: int,
-                      crpix: NDArray[np.float64]) -> PolynomialDistortion | RadialDistortion:
+                      crpix: NDArray[np.float64], center: NDArray[np.float64] | None = None
+                      ) -> PolynomialDistortion | RadialDistortion:
         if self.kind == "radial":
             # coefficients were fitted for radii normalised by self.scale; convert
             ratio = self.scale / self.radial_scale
             k1, k2, k3, p1, p2 = c
+            centre = (0.0, 0.0) if center is None else (float(center[0]), float(center[1]))
             return RadialDistortion(k1 / ratio ** 2, k2 / ratio ** 4, k3 / ratio ** 6,
-                                    p1 / ratio, p2 / ratio, scale=self.radial_scale)
+                                    p1 / ratio, p2 / ratio, centre, scale=self.radial_scale)
         a, b = self.full_coefficients(c)
         n = len(a)
-        return _with_inverse(PolynomialDistortion(self.order, self.scale, a, b, np.zeros(n),
-                                                  np.zeros(n)), width, height, crpix)
+        zeros = np.zeros(n)
+        if self.primary == "inverse":
+            model = PolynomialDistortion(self.order, self.scale, zeros, zeros, a, b,
+                                         primary="inverse")
+        else:
+            model = PolynomialDistortion(self.order, self.scale, a, b, zeros, zeros)
+        return _with_secondary(model, width, height, crpix)
 
 
-def _with_inverse(model: PolynomialDistortion, width: int, height: int,
-                  crpix: NDArray[np.float64]) -> PolynomialDistortion:
-    """``model`` with its inverse polynomial fitted over the image (plus 2 % margins).
+def _with_secondary(model: PolynomialDistortion, width: int, height: int,
+                    crpix: NDArray[np.float64]) -> PolynomialDistortion:
+    """``model`` with its other polynomial fitted over the image (plus 2 % margins).
 
     Same fit as :meth:`PolynomialDistortion.fit_secondary`, solved through
     normal equations without threaded BLAS (see :func:`normal_lstsq`).
@@ -143,41 +171,61 @@ def _with_inverse(model: PolynomialDistortion, width: int, height: int,
     if ok.sum() < 2 * model.num_coeffs:
         return model  # not invertible over the image: Newton from the identity is all we have
     du, dv, iu, iv = du[ok], dv[ok], iu[ok], iv[ok]
-    m = polynomial_design_matrix(du, dv, model.order, model.scale)
-    ap = normal_lstsq(m, iu - du)
-    bp = normal_lstsq(m, iv - dv)
-    return PolynomialDistortion(model.order, model.scale, model.a_coeffs, model.b_coeffs, ap, bp)
+    if model.primary == "forward":  # fit the inverse: distorted -> ideal
+        m = polynomial_design_matrix(du, dv, model.order, model.scale)
+        return PolynomialDistortion(model.order, model.scale, model.a_coeffs, model.b_coeffs,
+                                    normal_lstsq(m, iu - du), normal_lstsq(m, iv - dv))
+    m = polynomial_design_matrix(iu, iv, model.order, model.scale)  # ideal -> distorted
+    return PolynomialDistortion(model.order, model.scale, normal_lstsq(m, du - iu),
+                                normal_lstsq(m, dv - iv), model.ap_coeffs, model.bp_coeffs,
+                                primary="inverse")
 
 
-def project_distortion(basis: Basis, camera: CameraModel) -> tuple[float, NDArray[np.float64]]:
-    """Start values: focal length and coefficients closest to ``camera``'s distortion.
+def project_distortion(basis: Basis, camera: CameraModel) -> tuple[
+        float, NDArray[np.float64], NDArray[np.float64]]:
+    """Start values: focal length, coefficients and distortion centre closest to ``camera``.
 
-    The input distortion is sampled over the image and fitted with the basis
-    plus a constant, a uniform scale and a rotation; the scale goes into the
-    focal length, the constant and rotation are left to the attitudes.
+    A radial camera seeds a radial basis exactly (its centre included).
+    Otherwise the input distortion is sampled over the image and fitted with
+    the basis plus a constant, a uniform scale and a rotation; the scale goes
+    into the focal length, the constant and rotation are left to the
+    attitudes, and the centre is zero.
     """
     f = camera.focal_length_px
     d = camera.distortion
+    zero = np.zeros(2)
     if d is None or getattr(d, "is_identity", False):
-        return f, np.zeros(basis.size)
+        return f, np.zeros(basis.size), zero
+    if basis.kind == "radial" and isinstance(d, RadialDistortion):
+        ratio = basis.scale / d.scale
+        k1, k2, k3, p1, p2 = d.coefficients
+        c = np.array([k1 * ratio ** 2, k2 * ratio ** 4, k3 * ratio ** 6, p1 * ratio, p2 * ratio])
+        return f, c, np.asarray(d.center, dtype=np.float64)
     w, h = camera.image_width, camera.image_height
     gx, gy = np.meshgrid(np.linspace(-0.5 * w, 0.5 * w, 25), np.linspace(-0.5 * h, 0.5 * h, 25))
-    u = np.stack([gx.ravel(), gy.ravel()], axis=1) - camera.crpix
-    du, dv = d.distort(u[:, 0], u[:, 1])
-    disp = np.stack([np.asarray(du) - u[:, 0], np.asarray(dv) - u[:, 1]], axis=1)
+    p = np.stack([gx.ravel(), gy.ravel()], axis=1) - camera.crpix
+    if basis.primary == "inverse":  # ideal - distorted as a function of distorted offsets
+        iu, iv = d.undistort(p[:, 0], p[:, 1])
+        u, disp = p, np.stack([np.asarray(iu) - p[:, 0], np.asarray(iv) - p[:, 1]], axis=1)
+    else:  # distorted - ideal as a function of ideal offsets
+        du, dv = d.distort(p[:, 0], p[:, 1])
+        u, disp = p, np.stack([np.asarray(du) - p[:, 0], np.asarray(dv) - p[:, 1]], axis=1)
     ok = np.all(np.isfinite(disp), axis=1)
     u, disp = u[ok], disp[ok]
     if len(u) < basis.size + 4:
-        return f, np.zeros(basis.size)
+        return f, np.zeros(basis.size), zero
     mx, my = basis.design(u)
     n = len(u)
-    one, zero = np.ones(n), np.zeros(n)
-    extra_x = np.stack([one, zero, u[:, 0], -u[:, 1]], axis=1)
-    extra_y = np.stack([zero, one, u[:, 1], u[:, 0]], axis=1)
+    one, zero_col = np.ones(n), np.zeros(n)
+    extra_x = np.stack([one, zero_col, u[:, 0], -u[:, 1]], axis=1)
+    extra_y = np.stack([zero_col, one, u[:, 1], u[:, 0]], axis=1)
     a = np.vstack([np.hstack([mx, extra_x]), np.hstack([my, extra_y])])
     rhs = np.concatenate([disp[:, 0], disp[:, 1]])
     sol = normal_lstsq(a, rhs)
-    return f * (1.0 + sol[-2]), sol[:basis.size]
+    # a uniform scale (1 + s) of the displacement is a focal length change: it multiplies
+    # the pixel offsets of a forward model and divides the ideal ones of an inverse model
+    factor = 1.0 + sol[-2]
+    return (f * factor if basis.primary == "forward" else f / factor), sol[:basis.size], zero
 
 
 def solve_normal(nmat: NDArray[np.float64], rhs: NDArray[np.float64],

@@ -3,21 +3,73 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from .. import _args
 from .._options import Options, option
 from ..camera.distortion import MAX_POLYNOMIAL_ORDER
+from ..errors import InvalidArgumentError, InvalidTypeError
+from .basis import PRIMARIES
 
-__all__ = ["CalibrationOptions", "MODELS"]
+__all__ = ["CalibrationOptions", "MODELS", "MIN_SCALE_PAIRS"]
 
 #: Distortion models the calibration fits.
 MODELS = ("polynomial", "radial")
+#: Fewest matched stars for which ``per_image_scale=None`` frees an image's plate scale.
+MIN_SCALE_PAIRS = 20
 
 
 _model = partial(_args.choice, choices=MODELS)
+_primary = partial(_args.choice, choices=PRIMARIES)
 _order = partial(_args.count, minimum=1, maximum=MAX_POLYNOMIAL_ORDER)
 _clip = partial(_args.positive, allow_inf=True)
+_velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
+                    allow_none=True)
+
+
+def _optional_flag(value: Any, name: str) -> bool | None:
+    return None if value is None else _args.flag(value, name)
+
+
+def _folds(value: Any, name: str) -> int:
+    n = _args.count(value, name)
+    if n == 1:
+        raise InvalidArgumentError(f"{name} must be 0 (no validation) or >= 2, got 1")
+    return n
+
+
+def _per_image(value: Any, name: str, item) -> tuple | None:
+    """A sequence with one entry (or None) per solve result, each checked by ``item``."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidTypeError(
+            f"{name} must be a list with one entry (or None) per solve result, got "
+            f"{type(value).__name__}")
+    return tuple(item(v, f"{name}[{i}]") for i, v in enumerate(value))
+
+
+def _time(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    from ..sky.aberration import _as_time
+
+    t = _as_time(value, name)
+    if not t.isscalar:
+        raise InvalidArgumentError(f"{name} must be one time, got {t.shape} times")
+    return t
+
+
+def _catalog(value: Any, name: str) -> Any:
+    from ..sky.catalogs import Catalog
+
+    if value is None or isinstance(value, Catalog):
+        return value
+    if isinstance(value, str):
+        return _args.choice(value, name, ("gaia",))
+    raise InvalidTypeError(f"{name} must be None, 'gaia' or a Catalog, got {type(value).__name__}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -35,10 +87,11 @@ class CalibrationOptions(Options):
     model: str = option("polynomial", type="{'polynomial', 'radial'}", check=_model, doc="""
         Distortion model to fit: a SIP-like polynomial of ``order``
         (:class:`~skysolve.PolynomialDistortion`) or Brown-Conrady
-        ``k1, k2, k3, p1, p2`` (:class:`~skysolve.RadialDistortion`).""")
+        ``k1, k2, k3, p1, p2`` with its centre (:class:`~skysolve.RadialDistortion`).""")
     order: int = option(4, type="int", check=_order, doc=f"""
         Polynomial order, 1 to {MAX_POLYNOMIAL_ORDER} (terms of degree 2..order plus
-        the two non-conformal linear terms are fitted).""")
+        the two non-conformal linear terms are fitted); with ``select_order`` the
+        highest order tried.""")
     max_iterations: int = option(10, type="int", check=_args.positive_count, doc="""
         Most Gauss-Newton steps (>= 1).""")
     sigma_clip: float = option(3.0, type="float", check=_clip, doc="""
@@ -46,3 +99,62 @@ class CalibrationOptions(Options):
         (px) are left out of the next step (``inf`` disables).""")
     convergence_threshold_px: float = option(0.01, type="float", check=_args.nonnegative, doc="""
         Stop when the inlier rms residual changes by less than this (px).""")
+    per_image_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
+                                          keyword_only=True, doc=f"""
+        Fit a plate-scale factor per image (a factor on the shared focal length;
+        the factors average 1), for what changes between images -- velocity
+        aberration (up to ~1e-4), focus, temperature. None: for every image with
+        at least {MIN_SCALE_PAIRS} matched stars, when two or more have them;
+        True: every image; False: one focal length for all.""")
+    observer_velocities_km_s: tuple | None = option(
+        None, type="sequence of (3,) array_like or None, optional",
+        check=partial(_per_image, item=_velocity), keyword_only=True, doc="""
+        One observer velocity (km/s, ICRS, relative to the solar-system
+        barycentre, e.g. a spacecraft's) per solve result: its stars are
+        aberrated with it, so the fit removes each image's differential velocity
+        aberration. Entries that are None use ``observation_times``, else the
+        velocity the image was solved with (if any).""")
+    observation_times: tuple | None = option(
+        None, type="sequence of datetime, astropy Time, ISO str or None, optional",
+        check=partial(_per_image, item=_time), keyword_only=True, doc="""
+        One observation time (UTC) per solve result: the Earth's barycentric
+        velocity then (:func:`~skysolve.earth_barycentric_velocity`) aberrates that
+        image's stars, for a camera on Earth or in Earth orbit.""")
+    polynomial_primary: str = option("inverse", type="{'inverse', 'forward'}", check=_primary,
+                                     keyword_only=True, doc="""
+        Direction the polynomial is fitted in: ``'inverse'`` (pixel -> sky, the
+        direction of FITS SIP A/B, exact for SIP-described optics such as TESS)
+        or ``'forward'`` (sky -> pixel, tetra3rs's). The other direction is
+        fitted to it over the image.""")
+    fit_distortion_center: bool | None = option(None, type="bool, optional",
+                                                check=_optional_flag, keyword_only=True, doc="""
+        Radial model: fit the distortion centre's offset from the optical centre
+        (``RadialDistortion.center``) besides the optical centre itself. None:
+        when the data determine it (the fit stays well conditioned).""")
+    validation_folds: int = option(5, type="int", check=_folds, keyword_only=True, doc="""
+        k-fold cross-validation over the stars: each fold is left out in turn, the
+        camera and attitudes refitted without it and its stars predicted, giving
+        out-of-sample residuals per image (``CalibrateResult.holdout_rmse_px``).
+        0 skips it.""")
+    select_order: bool = option(False, type="bool", check=_args.flag, keyword_only=True, doc="""
+        Polynomial model: fit every order from 2 to ``order`` and keep the one with
+        the smallest held-out residual (needs ``validation_folds``).""")
+    bootstrap: int = option(0, type="int", check=_args.count, keyword_only=True, doc="""
+        Bootstrap resamples (of each image's stars) for bootstrap uncertainties
+        beside the fit covariance; 0 skips them.""")
+    catalog: Any = option(None, type="None, 'gaia' or Catalog", check=_catalog,
+                          keyword_only=True, doc="""
+        Match more stars to the centroids from this catalog (e.g. ``'gaia'``, the
+        bundled Gaia catalog), besides the database stars the solves matched:
+        under a first fit of the camera, only isolated, unambiguous pairs; then
+        the camera is fitted again with them.""")
+    magnitude_weights: bool | None = option(None, type="bool, optional",
+                                            check=_optional_flag, keyword_only=True, doc="""
+        Weight the stars by the residual scatter and bias of their magnitude bin
+        (saturated stars in a bin of their own), and refit. None: when every
+        bin has enough stars. The per-bin bias is reported either way
+        (``CalibrateResult.magnitude_bins``).""")
+
+    def _check_together(self) -> None:
+        if self.select_order and self.validation_folds == 0:
+            raise InvalidArgumentError("select_order needs validation_folds >= 2")

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from ..camera.model import CameraModel
 
-__all__ = ["CalibrateResult"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .uncertainty import Uncertainty
+    from .validation import Holdout
+
+__all__ = ["CalibrateResult", "OVERFIT_RATIO"]
+
+#: Held-out rms above this multiple of the in-sample rms flags overfitting.
+OVERFIT_RATIO = 1.2
 
 
 class CalibrateResult:
@@ -43,17 +52,49 @@ class CalibrateResult:
     crpix_fitted : bool
         Whether the optical centre was fitted (otherwise it kept its input
         value; see the module notes on degeneracies).
+    per_image_scale : list of float or None
+        Each image's plate-scale factor: its focal length is
+        ``camera_model.focal_length_px * per_image_scale[i]`` (1.0 where not
+        fitted; the fitted ones average 1).
+    per_image_velocity_km_s : list of (3,) ndarray or None
+        The observer velocity each image's stars were aberrated with (None:
+        none, or a skipped image).
+    center_fitted : bool
+        Whether a radial model's distortion centre offset was fitted.
+    uncertainty : Uncertainty
+        Covariance of the shared parameters from the fit (and from the
+        bootstrap, when run), and the 1-sigma maps derived from them: see
+        :meth:`mapping_sigma_px`, :attr:`parameter_sigma`.
+    validation : Holdout or None
+        Out-of-sample residuals of a k-fold cross-validation over the stars
+        (None when ``validation_folds=0``); see :attr:`holdout_rmse_px`.
+    order_scores : dict or None
+        With ``select_order``: ``{order: (in-sample rms, held-out rms)}`` px.
+    magnitude_bins : list of dict
+        Residual statistics of the inliers per catalog-magnitude bin
+        (saturated stars in a bin of their own): ``mag_min``, ``mag_max``,
+        ``n``, ``bias_x_px``, ``bias_y_px`` (mean residual), ``bias_radial_px``
+        (mean residual away from the optical centre), ``rms_px`` and the
+        ``weight`` the fit gave the bin (1 when unweighted).
     """
 
     __slots__ = ("camera_model", "rmse_before_px", "rmse_after_px", "n_inliers", "n_outliers",
                  "iterations", "converged", "rotations", "per_image_rmse_px",
-                 "per_image_inliers", "crpix_fitted")
+                 "per_image_inliers", "crpix_fitted", "per_image_scale",
+                 "per_image_velocity_km_s", "uncertainty", "validation", "order_scores",
+                 "magnitude_bins", "center_fitted")
 
     def __init__(self, camera_model: CameraModel, rmse_before_px: float, rmse_after_px: float,
                  n_inliers: int, n_outliers: int, iterations: int, converged: bool,
                  rotations: list[NDArray[np.float64] | None],
                  per_image_rmse_px: list[float | None],
-                 per_image_inliers: list[int | None], crpix_fitted: bool) -> None:
+                 per_image_inliers: list[int | None], crpix_fitted: bool, *,
+                 per_image_scale: list[float | None] | None = None,
+                 per_image_velocity_km_s: list[NDArray[np.float64] | None] | None = None,
+                 uncertainty: Uncertainty | None = None, validation: Holdout | None = None,
+                 order_scores: dict[int, tuple[float, float]] | None = None,
+                 magnitude_bins: list[dict[str, float]] | None = None,
+                 center_fitted: bool = False) -> None:
         self.camera_model = camera_model
         self.rmse_before_px = float(rmse_before_px)
         self.rmse_after_px = float(rmse_after_px)
@@ -65,18 +106,128 @@ class CalibrateResult:
         self.per_image_rmse_px = per_image_rmse_px
         self.per_image_inliers = per_image_inliers
         self.crpix_fitted = bool(crpix_fitted)
+        n = len(rotations)
+        self.per_image_scale = (per_image_scale if per_image_scale is not None else
+                                [None if r is None else 1.0 for r in rotations])
+        self.per_image_velocity_km_s = per_image_velocity_km_s or [None] * n
+        self.uncertainty = uncertainty
+        self.validation = validation
+        self.order_scores = order_scores
+        self.magnitude_bins = magnitude_bins or []
+        self.center_fitted = bool(center_fitted)
 
     @property
     def num_images(self) -> int:
         """Number of images that took part (failed solves excluded)."""
         return sum(r is not None for r in self.rotations)
 
+    # -- uncertainties
+    @property
+    def parameter_names(self) -> list[str]:
+        """Names of the shared parameters the covariance is over (``f``, ``crpix_x``, ...)."""
+        return [] if self.uncertainty is None else list(self.uncertainty.names)
+
+    @property
+    def parameter_sigma(self) -> dict[str, float]:
+        """1-sigma of each shared parameter from the fit covariance."""
+        return {} if self.uncertainty is None else self.uncertainty.sigma()
+
+    @property
+    def per_image_scale_sigma(self) -> list[float | None]:
+        """1-sigma of each image's plate-scale factor (0 where it was not fitted)."""
+        if self.uncertainty is None:
+            return [None] * len(self.rotations)
+        return self.uncertainty.scale_sigma(len(self.rotations))
+
+    def mapping_sigma_px(self, x: ArrayLike, y: ArrayLike, image: int | None = None,
+                         method: str = "fit") -> NDArray[np.float64]:
+        """1-sigma uncertainty of the calibrated mapping at centred pixels ``(x, y)``, px.
+
+        The rms length of the 2-D error (``sqrt`` of the trace of its
+        covariance) of where the fitted model puts a sky direction, propagated
+        from the covariance of every fitted parameter.
+
+        Parameters
+        ----------
+        x, y : array_like
+            Centred pixel positions.
+        image : int, optional
+            Index (into the solve results) of an image: the error of that
+            image's mapping (shared camera, its attitude and scale). Default: the
+            rms over the calibrated images.
+        method : {'fit', 'bootstrap'}
+            Covariance from the fit, or from the bootstrap resamples (needs
+            ``bootstrap`` > 0).
+        """
+        if self.uncertainty is None:
+            raise ValueError("this result carries no uncertainties")
+        return self.uncertainty.mapping_sigma_px(x, y, image, method)
+
+    def sigma_map(self, n: int = 9, image: int | None = None, method: str = "fit") -> tuple[
+            NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """``(x, y, sigma_px)`` of :meth:`mapping_sigma_px` on an ``n`` x ``n`` grid
+        over the image (pixel centres of the corner pixels to corner pixels)."""
+        cam = self.camera_model
+        w, h = cam.image_width, cam.image_height
+        gx, gy = np.meshgrid(np.linspace(-w / 2 + 0.5, w / 2 - 0.5, n),
+                             np.linspace(-h / 2 + 0.5, h / 2 - 0.5, n))
+        return gx, gy, self.mapping_sigma_px(gx.ravel(), gy.ravel(), image,
+                                             method).reshape(gx.shape)
+
+    # -- validation
+    @property
+    def holdout_rmse_px(self) -> float:
+        """Pooled out-of-sample rms residual of the cross-validation (NaN when not run)."""
+        return math.nan if self.validation is None else self.validation.rmse_px
+
+    @property
+    def per_image_holdout_rmse_px(self) -> list[float | None]:
+        """Out-of-sample rms residual of each image (None: skipped or not validated)."""
+        if self.validation is None:
+            return [None] * len(self.rotations)
+        return self.validation.per_image(len(self.rotations))
+
+    @property
+    def overfitting(self) -> bool:
+        """True when the held-out residuals exceed the in-sample ones by more than
+        :data:`OVERFIT_RATIO` (the model has more freedom than the stars support)."""
+        return bool(self.holdout_rmse_px > OVERFIT_RATIO * self.rmse_after_px)
+
+    # -- per image
+    def image_camera(self, image: int) -> CameraModel:
+        """The camera of one image: the shared one with that image's plate scale."""
+        scale = self.per_image_scale[image]
+        if scale is None:
+            raise ValueError(f"image {image} did not take part in the calibration")
+        cam = self.camera_model
+        return cam.replace(focal_length_px=cam.focal_length_px * scale)
+
+    # -- reporting and files
+    def summary(self, per_image: bool = True) -> str:
+        """A few lines for people: residuals, the camera with its uncertainties, held-out
+        validation, per-image terms (unless not ``per_image``), magnitude bins."""
+        from .report import summary
+
+        return summary(self, per_image)
+
+    def calibration_record(self) -> dict[str, Any]:
+        """JSON-able figures of this calibration, as camera files keep them."""
+        from .report import record
+
+        return record(self)
+
+    def save_to_file(self, path: str | os.PathLike[str]) -> None:
+        """Write the camera with this calibration's figures (see
+        :meth:`CameraModel.save_to_file`); ``CameraModel.load_from_file`` reads the camera
+        back, :func:`skysolve.camera.model.read_camera_file` the figures too."""
+        self.camera_model.save_to_file(path, calibration=self.calibration_record())
+
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k in self.__slots__:
-            setattr(self, k, state[k])
+            setattr(self, k, state.get(k))
 
     def __repr__(self) -> str:
         cam = self.camera_model

@@ -11,8 +11,12 @@ is solved once more with the final camera.
 
 Extractions and solves run one task per frame through :mod:`skysolve.batch`
 (serially, or on any executor); the camera is fitted here, from the matched
-stars. The command line's ``calibrate``, the demo, the benchmark and the
-tests all call :func:`calibrate_frames`.
+stars. Each frame may have its own observer velocity (its solves and its
+stars in the fit are then aberrated with it). The held-out validation,
+bootstrap and order selection the calibration options ask for run in the
+last pass only (the earlier passes' cameras only seed the next pass). The
+command line's ``calibrate``, the demo, the benchmark and the tests all call
+:func:`calibrate_frames`.
 """
 
 from __future__ import annotations
@@ -204,8 +208,25 @@ def _extract_all(frames: Sequence[Any], extraction: ExtractionOptions, hdu: Any,
     return out
 
 
-def _solve_task(handle: DatabaseHandle, options: SolveOptions, centroids: Any):
+def _solve_task(handle: DatabaseHandle, options: SolveOptions, item: tuple[Any, Any]):
+    centroids, velocity = item
+    if velocity is not None:
+        options = options.replace(observer_velocity_km_s=velocity)
     return solve(handle.database, centroids, options)
+
+
+def _velocities(values: Any, n: int) -> list[Any]:
+    """One observer velocity (or None) per frame."""
+    if values is None:
+        return [None] * n
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InvalidTypeError("observer_velocities_km_s must be a list with one velocity (or "
+                               f"None) per frame, got {type(values).__name__}")
+    if len(values) != n:
+        raise InvalidArgumentError(
+            f"observer_velocities_km_s must have one entry per frame ({n}), got {len(values)}")
+    return [None if v is None else _args.vector(v, f"observer_velocities_km_s[{i}]", 3)
+            for i, v in enumerate(values)]
 
 
 def _compact(centroids: Any) -> Any:
@@ -282,6 +303,7 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
                      solve_options: SolveOptions | dict | None = None,
                      calibration_options: CalibrationOptions | dict | None = None,
                      hdu: int | str | None = None, section: Any = None,
+                     observer_velocities_km_s: Sequence[Any] | None = None,
                      final_solve: bool = True, executor: Any = None,
                      progress: bool | None = None,
                      on_pass: Callable[[PassResult], None] | None = None) -> CalibrationRun:
@@ -308,10 +330,15 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
         the workflow sets the field of view, image size, match radius,
         refinement and camera of every pass.
     calibration_options : CalibrationOptions or dict, optional
-        Other fit parameters (iterations, clipping); each pass sets the model
-        and order.
+        Other fit parameters (iterations, clipping, validation, bootstrap, ...);
+        each pass sets the model and order; validation, bootstrap and order
+        selection run in the last pass.
     hdu, section : optional
         FITS HDU and image section read from image files.
+    observer_velocities_km_s : sequence, optional
+        One observer velocity (km/s, ICRS, barycentric; e.g.
+        ``earth_barycentric_velocity(t)``) or None per frame: the frame's
+        solves are aberration-corrected with it, and so its stars in the fit.
     final_solve : bool
         Solve every frame once more with the final camera (:attr:`CalibrationRun.final`).
     executor : concurrent.futures.Executor-like, optional
@@ -335,25 +362,28 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
     cal_base = _as_options(calibration_options, CalibrationOptions, "calibration_options")
     if len(frames) == 0:
         raise InvalidArgumentError("frames must hold at least one frame")
+    velocities = _velocities(observer_velocities_km_s, len(frames))
     t = time.perf_counter()
     extracted = _extract_all(frames, extraction, hdu, section, executor, progress)
     centroids = [c for c, _ in extracted]
     shape = _shape(frames, [s for _, s in extracted], image_shape, camera_model)
     run = CalibrationRun(centroids, shape, extract_seconds=time.perf_counter() - t)
     handle = DatabaseHandle(database)
-    shipped = [_compact(c) for c in centroids]
+    items = list(zip([_compact(c) for c in centroids], velocities, strict=True))
     camera = camera_model
     for number, config in enumerate(passes, 1):
         opts = _pass_options(base, config, camera, fov_estimate_deg, fov_max_error_deg, shape)
         t = time.perf_counter()
-        solutions = run_tasks(functools.partial(_solve_task, handle, opts), shipped,
+        solutions = run_tasks(functools.partial(_solve_task, handle, opts), items,
                               executor=executor, progress=progress, desc=f"pass {number}")
         t_solve = time.perf_counter() - t
         cal = None
         if any(solutions):
-            cal = calibrate(database, solutions, centroids, cal_base.replace(
-                image_shape=shape, image_width=None, image_height=None, model=config.model,
-                order=config.order))
+            cal_opts = cal_base.replace(image_shape=shape, image_width=None, image_height=None,
+                                        model=config.model, order=config.order)
+            if number < len(passes):  # only the last pass's figures are reported
+                cal_opts = cal_opts.replace(validation_folds=0, bootstrap=0, select_order=False)
+            cal = calibrate(database, solutions, centroids, cal_opts)
             camera = cal.camera_model
         result = PassResult(number, config, solutions, cal, t_solve,
                             time.perf_counter() - t - t_solve)
@@ -365,6 +395,6 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
     if final_solve:
         opts = _pass_options(base, passes[-1], camera, fov_estimate_deg, fov_max_error_deg,
                              shape)
-        run.final = run_tasks(functools.partial(_solve_task, handle, opts), shipped,
+        run.final = run_tasks(functools.partial(_solve_task, handle, opts), items,
                               executor=executor, progress=progress, desc="final solve")
     return run

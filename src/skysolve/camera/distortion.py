@@ -298,12 +298,26 @@ class RadialDistortion:
     so the coefficients) raw pixels, the convention of tetra3rs and of the
     skysolve SPEC; ``k1 < 0`` is barrel, ``k1 > 0`` pincushion distortion.
 
+    ``center = (cx, cy)`` moves the centre of the distortion away from the
+    optical centre: the formulas above act on ``(x - cx, y - cy)`` and ``cx,
+    cy`` are added back, so ``distort(cx, cy) == (cx, cy)``. Like every offset
+    a distortion model sees, ``center`` is in pixels **relative to the optical
+    centre** ``CameraModel.crpix`` (tetra3rs's meaning: its ``CameraModel``
+    applies the distortion to offsets from ``crpix`` too), so the distortion
+    centre in centred image pixels is ``crpix + center``. A decentred lens
+    (distortion centre away from where the boresight meets the detector) needs
+    it; for a detector far off the optical axis (each TESS CCD) the axis itself
+    is ``crpix`` and ``center`` stays near zero.
+
     Parameters
     ----------
     k1, k2, k3 : float
         Radial coefficients (units ``scale**-2``, ``**-4``, ``**-6``).
     p1, p2 : float
         Tangential (decentring) coefficients (units ``scale**-1``).
+    center : (float, float)
+        Centre of the distortion relative to the optical centre, pixels;
+        default ``(0, 0)``.
     scale : float, keyword-only
         Normalisation length in pixels (> 0), default 1.
 
@@ -314,15 +328,18 @@ class RadialDistortion:
     model reaches (fold-over of a strong barrel term) return NaN.
     """
 
-    __slots__ = ("_coeffs", "_scale")
+    __slots__ = ("_coeffs", "_scale", "_center")
 
     def __init__(self, k1: float = 0.0, k2: float = 0.0, k3: float = 0.0, p1: float = 0.0,
-                 p2: float = 0.0, *, scale: float = 1.0) -> None:
+                 p2: float = 0.0, center: ArrayLike = (0.0, 0.0), *,
+                 scale: float = 1.0) -> None:
         c = np.array([_check_finite_float(val, name) for val, name in
                       zip((k1, k2, k3, p1, p2), ("k1", "k2", "k3", "p1", "p2"), strict=True)])
         c.flags.writeable = False
         self._coeffs = c
         self._scale = _check_finite_float(scale, "scale", positive=True)
+        cx, cy = _args.vector(center, "center", length=2, what="two numbers (cx, cy) in pixels")
+        self._center = (float(cx), float(cy))
 
     # -- properties
     k1 = property(lambda self: float(self._coeffs[0]), doc="First radial coefficient.")
@@ -335,6 +352,11 @@ class RadialDistortion:
     def scale(self) -> float:
         """Normalisation length of the radius, pixels."""
         return self._scale
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre of the distortion relative to the optical centre ``(cx, cy)``, pixels."""
+        return self._center
 
     @property
     def coefficients(self) -> NDArray[np.float64]:
@@ -376,8 +398,9 @@ class RadialDistortion:
         """
         u, v, shape, scalar = _prepare_xy(x, y)
         s = self._scale
-        fx, fy = self._map(u / s, v / s)[:2]
-        return _finish(fx * s, fy * s, shape, scalar)
+        cx, cy = self._center
+        fx, fy = self._map((u - cx) / s, (v - cy) / s)[:2]
+        return _finish(fx * s + cx, fy * s + cy, shape, scalar)
 
     def undistort(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
         """Distorted → ideal pixel offsets (Newton inverse of :meth:`distort`).
@@ -388,53 +411,66 @@ class RadialDistortion:
         if self.is_identity:
             return _finish(u, v, shape, scalar)
         s = self._scale
-        tu, tv = u / s, v / s
+        cx, cy = self._center
+        tu, tv = (u - cx) / s, (v - cy) / s
         # first guess: divide out the radial factor at the distorted radius
         k1, k2, k3 = self._coeffs[:3]
         r2 = tu * tu + tv * tv
         radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
         radial = np.where(radial > 0.1, radial, 1.0)
         xn, yn = _newton_invert(self._map, tu, tv, tu / radial, tv / radial)
-        return _finish(xn * s, yn * s, shape, scalar)
+        return _finish(xn * s + cx, yn * s + cy, shape, scalar)
 
     # -- serialisation and dunders
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able description (see :func:`distortion_from_dict`)."""
-        return {"type": "radial", "k1": self.k1, "k2": self.k2, "k3": self.k3,
-                "p1": self.p1, "p2": self.p2, "scale": self._scale}
+        """JSON-able description (see :func:`distortion_from_dict`).
+
+        ``center`` is written only when it is not ``(0, 0)``, so a centred model
+        has the description older skysolve versions read.
+        """
+        d = {"type": "radial", "k1": self.k1, "k2": self.k2, "k3": self.k3,
+             "p1": self.p1, "p2": self.p2, "scale": self._scale}
+        if self._center != (0.0, 0.0):
+            d["center"] = list(self._center)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RadialDistortion:
         """Rebuild from :meth:`to_dict` output; raises ``ValueError``/``TypeError`` if invalid."""
         if not isinstance(d, Mapping) or d.get("type") != "radial":
             raise InvalidArgumentError("not a radial distortion description (type != 'radial')")
-        unknown = set(d) - {"type", "k1", "k2", "k3", "p1", "p2", "scale"}
+        unknown = set(d) - {"type", "k1", "k2", "k3", "p1", "p2", "scale", "center"}
         if unknown:
             raise InvalidArgumentError(f"unknown radial distortion fields {sorted(unknown)}")
         return cls(d.get("k1", 0.0), d.get("k2", 0.0), d.get("k3", 0.0), d.get("p1", 0.0),
-                   d.get("p2", 0.0), scale=d.get("scale", 1.0))
+                   d.get("p2", 0.0), d.get("center", (0.0, 0.0)), scale=d.get("scale", 1.0))
 
     def __reduce__(self):
-        return (_radial_from_state, (tuple(self._coeffs.tolist()), self._scale))
+        return (_radial_from_state, (tuple(self._coeffs.tolist()), self._scale, self._center))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RadialDistortion):
             return NotImplemented
-        return bool(np.array_equal(self._coeffs, other._coeffs)) and self._scale == other._scale
+        return (bool(np.array_equal(self._coeffs, other._coeffs)) and self._scale == other._scale
+                and self._center == other._center)
 
     def __hash__(self) -> int:
-        return hash(("radial", self._coeffs.tobytes(), self._scale))
+        return hash(("radial", self._coeffs.tobytes(), self._scale, self._center))
 
     def __repr__(self) -> str:
         parts = [f"{n}={float(c)!r}" for n, c in zip(("k1", "k2", "k3", "p1", "p2"),
                                                      self._coeffs, strict=True)]
+        if self._center != (0.0, 0.0):
+            parts.append(f"center={self._center!r}")
         if self._scale != 1.0:
             parts.append(f"scale={self._scale!r}")
         return f"RadialDistortion({', '.join(parts)})"
 
 
-def _radial_from_state(coeffs: tuple[float, ...], scale: float) -> RadialDistortion:
-    return RadialDistortion(*coeffs, scale=scale)
+def _radial_from_state(coeffs: tuple[float, ...], scale: float,
+                       center: tuple[float, float] = (0.0, 0.0)) -> RadialDistortion:
+    # pickles made before ``center`` existed carry two arguments
+    return RadialDistortion(*coeffs, center, scale=scale)
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,11 @@ camera with this frame would see it: the x axis is negated.
 Camera files are human-readable JSON (``{"format": "skysolve-camera",
 "version": 1, ...}``) ending in a SHA-256 ``checksum`` of the text; delete
 the ``checksum`` line to hand-edit a file (it is then loaded unchecked).
+Version 2 adds what version 1 cannot hold: a radial distortion ``center`` and
+a ``calibration`` block (the uncertainties and figures of the calibration
+that made the camera, see :func:`read_camera_file`). A file is written with
+the lowest version that holds its content, so plain cameras stay readable by
+older releases; both versions are read.
 """
 
 from __future__ import annotations
@@ -48,12 +53,13 @@ from ..geometry import (
 from . import projection as _proj
 from .distortion import PolynomialDistortion, RadialDistortion, distortion_from_dict
 
-__all__ = ["CameraModel", "CAMERA_FILE_FORMAT", "CAMERA_FILE_VERSION"]
+__all__ = ["CameraModel", "CAMERA_FILE_FORMAT", "CAMERA_FILE_VERSION", "read_camera_file"]
 
 #: ``format`` field of camera files.
 CAMERA_FILE_FORMAT = "skysolve-camera"
-#: ``version`` field of camera files this release writes and reads.
-CAMERA_FILE_VERSION = 1
+#: Newest ``version`` of camera files this release writes (it reads every version up to it).
+CAMERA_FILE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 Distortion = RadialDistortion | PolynomialDistortion
 FloatOrArray = float | NDArray[np.float64]
@@ -462,19 +468,44 @@ class CameraModel:
                    distortion=distortion_from_dict(d.get("distortion")),
                    projection=d.get("projection", "pinhole"))
 
-    def save_to_file(self, path: str | os.PathLike[str]) -> None:
-        """Write the model as readable JSON (format ``skysolve-camera``, version 1)."""
-        body = {"format": CAMERA_FILE_FORMAT, "version": CAMERA_FILE_VERSION, **self.to_dict()}
+    def save_to_file(self, path: str | os.PathLike[str], *,
+                     calibration: Mapping[str, Any] | None = None) -> None:
+        """Write the model as readable JSON (format ``skysolve-camera``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Written atomically (a temporary file renamed over it).
+        calibration : mapping, optional
+            JSON-able figures of the calibration that made this camera (e.g.
+            :meth:`skysolve.CalibrateResult.calibration_record`), kept in the
+            file's ``calibration`` block; :func:`read_camera_file` returns it.
+
+        Notes
+        -----
+        The file is version 1 unless it needs version 2 (a ``calibration``
+        block or a radial distortion ``center``).
+        """
+        model = self.to_dict()
+        needs_v2 = calibration is not None or "center" in (model["distortion"] or {})
+        body = {"format": CAMERA_FILE_FORMAT, "version": 2 if needs_v2 else 1, **model}
+        if calibration is not None:
+            if not isinstance(calibration, Mapping):
+                raise InvalidTypeError(
+                    f"calibration must be a mapping, got {type(calibration).__name__}")
+            body["calibration"] = dict(calibration)
         # the checksum covers the exact text written (so even a changed last
         # digit that parses to the same float is caught), appended as the last field
-        text = _body_text(body)
+        try:
+            text = _body_text(body)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"calibration is not JSON-able: {exc}") from exc
         text = text[:-2] + _checksum_tail(_checksum(text))
-        with open(_fspath(path), "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        _write_atomic(_fspath(path), text)
 
     @classmethod
     def load_from_file(cls, path: str | os.PathLike[str]) -> CameraModel:
-        """Read a camera file written by :meth:`save_to_file`.
+        """Read a camera file written by :meth:`save_to_file` (any version up to 2).
 
         Raises
         ------
@@ -482,47 +513,9 @@ class CameraModel:
             If ``path`` does not exist.
         skysolve.errors.FileFormatError
             If the file is truncated, corrupted, not a skysolve camera file, or
-            of another format version.
+            of a newer format version.
         """
-        p = _fspath(path)
-        with open(p, "rb") as fh:
-            raw = fh.read()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(f"camera file {p!r} is corrupted: not UTF-8 text") from exc
-        try:
-            doc = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
-            raise FileFormatError(
-                f"camera file {p!r} is truncated or corrupted: invalid JSON ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != CAMERA_FILE_FORMAT:
-            found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-            raise FileFormatError(
-                f"{p!r} is not a skysolve camera file (format {found!r}, expected "
-                f"{CAMERA_FILE_FORMAT!r})")
-        version = doc.get("version")
-        if version != CAMERA_FILE_VERSION or isinstance(version, bool):
-            raise FileFormatError(
-                f"camera file {p!r} has format version {version!r}; this skysolve reads "
-                f"version {CAMERA_FILE_VERSION}")
-        checksum = doc.pop("checksum", None)
-        if checksum is not None:
-            tail = _checksum_tail(checksum) if isinstance(checksum, str) else None
-            try:
-                if tail is not None and text.endswith(tail):
-                    ok = checksum == _checksum(text[: -len(tail)] + "\n}")
-                else:  # reformatted by another tool: check the content instead
-                    ok = checksum == _checksum(_body_text(doc))
-            except ValueError:  # NaN/inf smuggled in
-                ok = False
-            if not ok:
-                raise FileFormatError(f"camera file {p!r} is corrupted: checksum mismatch")
-        body = {k: v for k, v in doc.items() if k not in ("format", "version")}
-        try:
-            return cls.from_dict(body)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise FileFormatError(f"camera file {p!r} is corrupted: {exc}") from exc
+        return read_camera_file(path)[0]
 
     def __reduce__(self):
         return (_camera_from_state, (self._f, self._w, self._h, tuple(self._crpix.tolist()),
@@ -546,6 +539,72 @@ class CameraModel:
                 f"image_height={self._h}, "
                 f"crpix=[{float(self._crpix[0])!r}, {float(self._crpix[1])!r}], "
                 f"parity_flip={self._parity}, distortion={self._distortion!r}{proj})")
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_camera_file(path: str | os.PathLike[str]) -> tuple[CameraModel,
+                                                          dict[str, Any] | None]:
+    """The camera of a camera file and its ``calibration`` block (None when absent).
+
+    Raises the errors of :meth:`CameraModel.load_from_file`; loading never
+    executes anything from the file (it is JSON).
+    """
+    p = _fspath(path)
+    with open(p, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"camera file {p!r} is corrupted: not UTF-8 text") from exc
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
+        raise FileFormatError(
+            f"camera file {p!r} is truncated or corrupted: invalid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CAMERA_FILE_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise FileFormatError(
+            f"{p!r} is not a skysolve camera file (format {found!r}, expected "
+            f"{CAMERA_FILE_FORMAT!r})")
+    version = doc.get("version")
+    if version not in _READABLE_VERSIONS or isinstance(version, bool):
+        raise FileFormatError(
+            f"camera file {p!r} has format version {version!r}; this skysolve reads "
+            f"versions {', '.join(map(str, _READABLE_VERSIONS))}")
+    checksum = doc.pop("checksum", None)
+    if checksum is not None:
+        tail = _checksum_tail(checksum) if isinstance(checksum, str) else None
+        try:
+            if tail is not None and text.endswith(tail):
+                ok = checksum == _checksum(text[: -len(tail)] + "\n}")
+            else:  # reformatted by another tool: check the content instead
+                ok = checksum == _checksum(_body_text(doc))
+        except ValueError:  # NaN/inf smuggled in
+            ok = False
+        if not ok:
+            raise FileFormatError(f"camera file {p!r} is corrupted: checksum mismatch")
+    calibration = doc.get("calibration") if version >= 2 else None
+    if calibration is not None and not isinstance(calibration, dict):
+        raise FileFormatError(f"camera file {p!r} is corrupted: calibration is not an object")
+    # a version-1 file has no calibration block: the key is then an unknown field
+    skip = ("format", "version", "calibration") if version >= 2 else ("format", "version")
+    body = {k: v for k, v in doc.items() if k not in skip}
+    try:
+        return CameraModel.from_dict(body), calibration
+    except (ValueError, TypeError, KeyError) as exc:
+        raise FileFormatError(f"camera file {p!r} is corrupted: {exc}") from exc
 
 
 def _fspath(path: Any) -> str:

@@ -6,9 +6,55 @@ import argparse
 import functools
 from pathlib import Path
 
-from .common import _err, _extraction_options, _load_camera, _load_database
+from .common import _err, _extraction_options, _load_camera, _load_database, _output_base
 from .parser import EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
-from .solve import _Table
+from .solve import _Table, _write_wcs_file
+
+
+def _velocities(args: argparse.Namespace) -> list | None:
+    """Each image's Earth velocity from its FITS observation time (None when unknown/off)."""
+    if args.no_aberration:
+        return None
+    from astropy.time import Time
+
+    from ..io.images import image_epoch
+    from ..sky.aberration import earth_barycentric_velocity
+
+    out = []
+    for path in args.images:
+        epoch = image_epoch(path, args.hdu)
+        out.append(None if epoch is None else earth_barycentric_velocity(
+            Time(epoch, format="jyear", scale="utc")))
+    return out if any(v is not None for v in out) else None
+
+
+def _write_frame_wcs(args: argparse.Namespace, cal, results) -> None:
+    """Each calibrated image's WCS header with SIP terms as ``IMAGE.wcs`` beside it."""
+    from ..calibration.export import image_header
+    from .common import _full_frame
+
+    order = args.wcs_sip_order
+    shape = (cal.camera_model.image_height, cal.camera_model.image_width)
+    for i, file in enumerate(args.images):
+        if cal.rotations[i] is None:
+            continue
+        path = Path(file)
+        offset, full_shape = _full_frame(path, args.hdu, args.section, shape)
+        hdr = image_header(cal, i, sip_order=order, pixel_offset=offset)
+        out = _output_base(path).with_name(_output_base(path).name + ".wcs")
+        _write_wcs_file(out, hdr, full_shape, path)
+        err = float(hdr["SKYERRPX"])
+        kind = hdr["CTYPE1"][5:]
+        print(f"WCS:          {out} ({kind} order {order}, reproduces the calibration to "
+              f"{err:.1e} px)")
+
+
+def _calibration_options(args: argparse.Namespace) -> dict:
+    opts = {"validation_folds": args.folds, "bootstrap": args.bootstrap,
+            "select_order": args.select_order}
+    if args.catalog:
+        opts["catalog"] = args.catalog
+    return opts
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -48,13 +94,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         run = calibrate_frames(
             args.images, db, passes, fov_estimate_deg=args.fov,
             fov_max_error_deg=args.fov_error, camera_model=camera,
-            extraction=_extraction_options(args), solve_options=options, hdu=args.hdu,
-            section=args.section, executor=executor, progress=False if args.quiet else None,
-            on_pass=report)
+            extraction=_extraction_options(args), solve_options=options,
+            calibration_options=_calibration_options(args), hdu=args.hdu, section=args.section,
+            observer_velocities_km_s=_velocities(args), executor=executor,
+            progress=False if args.quiet else None, on_pass=report)
     if not run.completed:
         k = run.passes[-1].number
         _err(f"pass {k}: none of the {n} images solved; check --fov, --sigma and --db")
         return EXIT_UNSOLVED
+    cal = run.calibration
+    print(cal.summary())
     camera = run.camera_model
     results = run.final
     printed = _Table(args.images)
@@ -68,11 +117,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if table is not None:
         table.flush(force=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        camera.save_to_file(tmp)
+    cal.save_to_file(out)
     print(f"camera model: {out} (focal length {camera.focal_length_px:.2f} px, FOV "
           f"{camera.fov_deg:.4f} deg, optical centre offset ({camera.crpix[0]:.2f}, "
-          f"{camera.crpix[1]:.2f}) px)")
+          f"{camera.crpix[1]:.2f}) px; with the calibration's uncertainties)")
     first = next((i for i, r in enumerate(results) if r), None)
     if first is not None:
         from astropy.io import fits
@@ -86,5 +134,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         with atomic_path(sip) as tmp:
             fits.PrimaryHDU(header=hdr).writeto(tmp)
         print(f"SIP header:   {sip}")
+    if args.write_wcs:
+        _write_frame_wcs(args, cal, results)
     unsolved = sum(not r for r in results)
     return EXIT_UNSOLVED if unsolved else EXIT_OK

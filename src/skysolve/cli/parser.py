@@ -89,9 +89,19 @@ examples:
       -o tess_cam1_ccd1.json
   skysolve solve new.fits --camera camera.json
 
-Writes the camera model (JSON, CameraModel.load_from_file reads it) and beside it
+Every image's stars are aberrated with the Earth's velocity at its observation
+time when its FITS header gives one (--no-aberration: never). The last pass also
+cross-validates (k-fold over the stars) and prints the calibration summary:
+residuals, the camera with its 1-sigma uncertainties, held-out residuals (an
+"OVERFITTING" flag when they exceed the in-sample ones by 20 %), each image's
+plate scale and the residual bias per magnitude bin.
+
+Writes the camera model (JSON, CameraModel.load_from_file reads it; its
+"calibration" block keeps the uncertainties and figures) and beside it
 CAMERA.sip.fits, a FITS header with the WCS of the first solved image (TAN-SIP for a
-pinhole lens; ARC, ZEA, STG or SIN with SIP terms for a fisheye, see --projection).
+pinhole lens; ARC, ZEA, STG or SIN with SIP terms for a fisheye, see --projection);
+with --write-wcs, IMAGE.wcs beside every image: its calibrated mapping as a
+FITS header with SIP terms (SKYERRPX: how closely it reproduces the calibration, px).
 
 {_EXIT_CODES_TEXT}"""
 
@@ -345,6 +355,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from this camera model instead of an uncalibrated pinhole")
     p.add_argument("-o", "--output", required=True, metavar="CAMERA.json",
                    help="where to write the camera model (and CAMERA.sip.fits beside it)")
+    p.add_argument("--write-wcs", action="store_true",
+                   help="write IMAGE.wcs beside each image: its calibrated mapping as a "
+                        "FITS header with SIP terms (see --wcs-sip-order)")
+    p.add_argument("--wcs-sip-order", type=_count("wcs-sip-order", 9), default=6, metavar="N",
+                   help="SIP order of the --write-wcs headers, 2 to 9 (default 6)")
+    p.add_argument("--catalog", choices=("gaia",),
+                   help="match more stars for the fit from this catalog (the bundled Gaia "
+                        "catalog) besides the database's")
+    p.add_argument("--folds", type=_option("calibration", "validation_folds", int), default=5,
+                   metavar="K", help="k-fold held-out validation over the stars (0: none; "
+                                     "default 5)")
+    p.add_argument("--select-order", action="store_true",
+                   help="last pass: fit orders 2..ORDER and keep the one with the smallest "
+                        "held-out residual")
+    p.add_argument("--bootstrap", type=_option("calibration", "bootstrap", int), default=0,
+                   metavar="N", help="bootstrap resamples for bootstrap uncertainties "
+                                     "(default 0: the fit covariance only)")
+    p.add_argument("--no-aberration", action="store_true",
+                   help="do not correct each image's velocity aberration, even when its FITS "
+                        "header gives the observation time")
     _batch_options(p, resume=False)
     p.set_defaults(func=_command("calibrate", "_cmd_calibrate"))
 

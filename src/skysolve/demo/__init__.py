@@ -14,11 +14,12 @@ from .run import (
     main,
     render_frame,
     run_demo,
+    sector_scale,
     sector_times,
     sector_wcs,
     wcs_offset_arcsec,
 )
 
 __all__ = ["DEFAULT_SECTORS", "DemoReport", "SectorResult", "ensure_frames", "frame_path",
-           "main", "render_frame", "run_demo", "sector_times", "sector_wcs",
+           "main", "render_frame", "run_demo", "sector_scale", "sector_times", "sector_wcs",
            "wcs_offset_arcsec"]

@@ -24,7 +24,10 @@ a calibrated FFI), and the science pixels are rendered by
   scattered-light glow, different in every sector;
 * no velocity aberration: stars go through the WCS from their catalog
   positions, so the header WCS is exactly the truth the solution is compared
-  with (the seed does not correct aberration either).
+  with (the seed does not correct aberration either). Velocity aberration
+  changes a real frame's plate scale by up to ~1e-4 (the archival per-sector
+  fits absorb it); ``plate_scale_jitter`` gives every sector such a change of
+  its own (:func:`sector_scale`), in its header WCS as well.
 
 Everything is seeded by the sector number, so frames are reproducible; a
 frame is re-rendered only when missing, invalid (FITS checksums) or made with
@@ -59,6 +62,7 @@ __all__ = [
     "ensure_frames",
     "frame_path",
     "render_frame",
+    "sector_scale",
     "sector_times",
     "sector_wcs",
 ]
@@ -146,7 +150,21 @@ def _shared_stretch() -> NDArray[np.float64]:
                    axis=0)
 
 
-def sector_wcs(sector: int, *, shared_optics: bool = True) -> WCS:
+def sector_scale(sector: int, plate_scale_jitter: float) -> float:
+    """The plate-scale factor of a sector's frame: ``1 + d``, ``d`` drawn uniformly in
+    ``[-plate_scale_jitter, plate_scale_jitter]`` (seeded by the sector)."""
+    sector = _check_sector(sector)
+    jitter = float(plate_scale_jitter)
+    if not (np.isfinite(jitter) and 0.0 <= jitter < 0.1):
+        raise InvalidArgumentError(
+            f"plate_scale_jitter must be in [0, 0.1), got {plate_scale_jitter!r}")
+    if jitter == 0.0:
+        return 1.0
+    return 1.0 + float(np.random.default_rng([_SEED_BASE, sector, 1]).uniform(-jitter, jitter))
+
+
+def sector_wcs(sector: int, *, shared_optics: bool = True,
+               plate_scale_jitter: float = 0.0) -> WCS:
     """The TAN-SIP WCS of camera 1 / CCD 1 in a sector, as a plain astropy WCS.
 
     Built offline from the archival WCS in the ``tesswcs`` package and passed
@@ -168,6 +186,10 @@ def sector_wcs(sector: int, *, shared_optics: bool = True) -> WCS:
         reproduce; this makes every frame see one physical camera. The
         change to a sector's archival mapping is below 3" (0.14 px) anywhere
         on the CCD. False: the archival WCS unchanged.
+    plate_scale_jitter : float, keyword-only
+        Scale the linear terms (degrees per pixel) by :func:`sector_scale`:
+        a per-frame plate scale of the size velocity aberration causes (1e-4:
+        ~2" at the corners of the CCD). Default 0: unchanged.
 
     Raises
     ------
@@ -181,6 +203,10 @@ def sector_wcs(sector: int, *, shared_optics: bool = True) -> WCS:
     if shared_optics:
         rotation, _ = _polar(wcs.pixel_scale_matrix)
         wcs.wcs.pc = rotation @ _shared_stretch()
+        wcs.wcs.cdelt = [1.0, 1.0]
+    scale = sector_scale(sector, plate_scale_jitter)
+    if shared_optics or scale != 1.0:
+        wcs.wcs.pc = wcs.pixel_scale_matrix * scale
         wcs.wcs.cdelt = [1.0, 1.0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -221,11 +247,14 @@ def _julian_year(t: datetime.datetime) -> float:
 # Rendering
 
 
-def _frame_params(sector: int, faint_star_depth_mag: float,
-                  shared_optics: bool) -> dict[str, Any]:
-    return {"model": FRAME_MODEL_VERSION, "sector": sector, "camera": CAMERA, "ccd": CCD,
-            "faint_star_depth_mag": float(faint_star_depth_mag),
-            "shared_optics": bool(shared_optics)}
+def _frame_params(sector: int, faint_star_depth_mag: float, shared_optics: bool,
+                  plate_scale_jitter: float = 0.0) -> dict[str, Any]:
+    params = {"model": FRAME_MODEL_VERSION, "sector": sector, "camera": CAMERA, "ccd": CCD,
+              "faint_star_depth_mag": float(faint_star_depth_mag),
+              "shared_optics": bool(shared_optics)}
+    if plate_scale_jitter:  # absent when 0, so the default frames' tags stay as they were
+        params["plate_scale_jitter"] = float(plate_scale_jitter)
+    return params
 
 
 def _params_tag(params: dict[str, Any]) -> str:
@@ -251,7 +280,8 @@ def _background_e(rng: np.random.Generator) -> NDArray[np.float64]:
 
 def render_frame(sector: int, *, catalog: Catalog | None = None,
                  faint_star_depth_mag: float = FAINT_STAR_DEPTH_MAG,
-                 shared_optics: bool = True) -> tuple[fits.HDUList, StarfieldTruth]:
+                 shared_optics: bool = True,
+                 plate_scale_jitter: float = 0.0) -> tuple[fits.HDUList, StarfieldTruth]:
     """Render the demo FFI of a sector (camera 1 / CCD 1) in the SPOC layout.
 
     Parameters
@@ -266,6 +296,8 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
     shared_optics : bool
         Render through :func:`sector_wcs` with one plate scale and skew for all
         sectors (default) or through the unchanged archival WCS.
+    plate_scale_jitter : float
+        A plate-scale change of each sector's own (see :func:`sector_wcs`).
 
     Returns
     -------
@@ -289,7 +321,8 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
             f"faint_star_depth_mag must be >= 0, got {faint_star_depth_mag!r}")
     if catalog is None:
         catalog = load_gaia()
-    wcs = sector_wcs(sector, shared_optics=shared_optics)
+    wcs = sector_wcs(sector, shared_optics=shared_optics,
+                     plate_scale_jitter=plate_scale_jitter)
     t0, t1 = sector_times(sector)
     tmid = t0 + (t1 - t0) / 2
     rng = np.random.default_rng([_SEED_BASE, sector])
@@ -307,7 +340,7 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
     data = rng.normal(0.0, READ_NOISE_E / EXPOSURE_S, FFI_SHAPE).astype(np.float32)
     data[SCIENCE_ROWS, SCIENCE_COLS] = science
 
-    params = _frame_params(sector, depth, shared_optics)
+    params = _frame_params(sector, depth, shared_optics, plate_scale_jitter)
     primary = fits.PrimaryHDU()
     ph = primary.header
     ph["ORIGIN"] = ("skysolve", "simulated by skysolve.demo (not real TESS data)")
@@ -327,6 +360,9 @@ def render_frame(sector: int, *, catalog: Catalog | None = None,
     ph["SSFAINT"] = (depth, "[mag] faint stars below the catalog limit")
     ph["SSEPOCH"] = (_julian_year(tmid), "[yr] epoch of the rendered star positions")
     ph["SSSHARED"] = (bool(shared_optics), "one plate scale and skew for all sectors")
+    if plate_scale_jitter:
+        ph["SSSCALE"] = (sector_scale(sector, plate_scale_jitter),
+                         "plate scale factor of this frame")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -356,7 +392,7 @@ def frame_path(workdir: str | os.PathLike, sector: int) -> Path:
 
 
 def _frame_is_valid(path: Path, sector: int, faint_star_depth_mag: float,
-                    shared_optics: bool = True) -> bool:
+                    shared_optics: bool = True, plate_scale_jitter: float = 0.0) -> bool:
     """A cached frame of this sector and these parameters whose FITS checksums verify."""
     from astropy.io import fits
 
@@ -368,7 +404,8 @@ def _frame_is_valid(path: Path, sector: int, faint_star_depth_mag: float,
             with fits.open(path, memmap=False) as hdul:
                 if len(hdul) < 2:
                     return False
-                tag = _params_tag(_frame_params(sector, faint_star_depth_mag, shared_optics))
+                tag = _params_tag(_frame_params(sector, faint_star_depth_mag, shared_optics,
+                                                plate_scale_jitter))
                 if (hdul[0].header.get("SSPARAMS") != tag
                         or hdul[0].header.get("SECTOR") != sector):
                     return False
@@ -392,7 +429,7 @@ def _write_atomic(hdul: fits.HDUList, path: Path) -> None:
 
 def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_SECTORS, *,
                   force: bool = False, faint_star_depth_mag: float = FAINT_STAR_DEPTH_MAG,
-                  shared_optics: bool = True,
+                  shared_optics: bool = True, plate_scale_jitter: float = 0.0,
                   progress: bool | None = None) -> tuple[list[Path], int]:
     """Render the frames of ``sectors`` into ``<workdir>/tess_same_ccd`` unless cached.
 
@@ -402,7 +439,7 @@ def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_S
     sectors : sequence of int
     force : bool
         Re-render even valid cached frames.
-    faint_star_depth_mag, shared_optics
+    faint_star_depth_mag, shared_optics, plate_scale_jitter
         See :func:`render_frame`; cached frames made with other values are re-rendered.
     progress : bool or None
         Progress bar on stderr (None: only on a terminal).
@@ -419,7 +456,8 @@ def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_S
     sectors = [_check_sector(s) for s in sectors]
     paths = [frame_path(workdir, s) for s in sectors]
     todo = [(s, p) for s, p in zip(sectors, paths, strict=True)
-            if force or not _frame_is_valid(p, s, faint_star_depth_mag, shared_optics)]
+            if force or not _frame_is_valid(p, s, faint_star_depth_mag, shared_optics,
+                                            plate_scale_jitter)]
     if todo:
         from ..sky.catalogs import load_gaia
 
@@ -428,7 +466,8 @@ def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_S
             for sector, path in todo:
                 hdul, _ = render_frame(sector, catalog=catalog,
                                        faint_star_depth_mag=faint_star_depth_mag,
-                                       shared_optics=shared_optics)
+                                       shared_optics=shared_optics,
+                                       plate_scale_jitter=plate_scale_jitter)
                 _write_atomic(hdul, path)
                 bar.update(1)
     return paths, len(todo)

@@ -14,8 +14,11 @@ The demo needs no downloaded data. It
    radius, growing distortion order);
 4. compares every solved mapping of the last pass (``SolveResult.to_wcs()``, as
    the seed's table does) with the frame's true WCS over the whole science
-   area, prints the seed's per-sector table and a pass/fail summary, and saves
-   two figures (frames with matched stars, and the fitted distortion).
+   area, prints the seed's per-sector table -- with each frame's plate scale
+   and its 1-sigma, its held-out residual and the 1-sigma mapping uncertainty
+   from the last calibration -- the calibration's summary and a pass/fail
+   summary, and saves three figures (frames with matched stars, the fitted
+   distortion, its 1-sigma uncertainty).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from .frames import (
     ensure_frames,
     frame_path,
     render_frame,
+    sector_scale,
     sector_times,
     sector_wcs,
 )
@@ -63,6 +67,7 @@ __all__ = [
     "main",
     "render_frame",
     "run_demo",
+    "sector_scale",
     "sector_times",
     "sector_wcs",
     "wcs_offset_arcsec",
@@ -138,6 +143,10 @@ class SectorResult:
     offset_rms_arcsec: float = float("nan")
     solve_time_ms: float = float("nan")
     status: str = ""
+    scale_ppm: float = float("nan")
+    scale_sigma_ppm: float = float("nan")
+    holdout_px: float = float("nan")
+    sigma_max_arcsec: float = float("nan")
 
     @property
     def ok(self) -> bool:
@@ -156,6 +165,7 @@ class DemoReport:
     timings_s: dict[str, float] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     camera_model: Any = None
+    calibration: Any = None
     frames_rendered: int = 0
 
     @property
@@ -267,13 +277,27 @@ def _passes(solver: SolverDatabase, cenarr: list, progress: bool | None, out: Te
                             on_pass=on_pass)
 
 
+def _calibration_figures(cal: Any, i: int, arcsec_per_px: float) -> dict[str, float]:
+    """Frame ``i``'s plate scale (ppm) and 1-sigma, held-out rms and 1-sigma map maximum."""
+    if cal is None or cal.rotations[i] is None:
+        return {}
+    held = cal.per_image_holdout_rmse_px[i]
+    sigma = cal.per_image_scale_sigma[i]
+    return {"scale_ppm": (cal.per_image_scale[i] - 1.0) * 1e6,
+            "scale_sigma_ppm": float("nan") if sigma is None else sigma * 1e6,
+            "holdout_px": float("nan") if held is None else held,
+            "sigma_max_arcsec": float(np.max(cal.sigma_map(9, image=i)[2])) * arcsec_per_px}
+
+
 def _sector_results(sectors: Sequence[int], resarr: list, cenarr: list,
-                    frame_wcs: list) -> list[SectorResult]:
-    """Per-sector results of the last pass, against the frames' true WCS."""
+                    frame_wcs: list, cal: Any = None) -> list[SectorResult]:
+    """Per-sector results of the last pass, against the frames' true WCS, with the last
+    calibration's figures of each frame."""
     ok_res = [r for r in resarr if r]
     arcsec_per_px = ok_res[0].fov_deg * 3600 / 2048 if ok_res else float("nan")
     out = []
-    for sector, res, cen, true_wcs in zip(sectors, resarr, cenarr, frame_wcs, strict=True):
+    for i, (sector, res, cen, true_wcs) in enumerate(zip(sectors, resarr, cenarr, frame_wcs,
+                                                         strict=True)):
         if not res:
             out.append(SectorResult(sector, False, len(cen),
                                     status=getattr(res, "status", "not solved")))
@@ -283,16 +307,17 @@ def _sector_results(sectors: Sequence[int], resarr: list, cenarr: list,
             sector, True, len(cen), num_matches=int(res.num_matches),
             rmse_arcsec=float(res.rmse_arcsec), rmse_px=float(res.rmse_arcsec / arcsec_per_px),
             offset_max_arcsec=off_max, offset_rms_arcsec=off_rms,
-            solve_time_ms=float(res.solve_time_ms), status="match_found"))
+            solve_time_ms=float(res.solve_time_ms), status="match_found",
+            **_calibration_figures(cal, i, arcsec_per_px)))
     return out
 
 
 def run_demo(workdir: str | os.PathLike = "demo_output",
              sectors: Sequence[int] = DEFAULT_SECTORS, *, plots: bool = True,
              force: bool = False, faint_star_depth_mag: float = FAINT_STAR_DEPTH_MAG,
-             shared_optics: bool = True, progress: bool | None = None,
-             out: TextIO | None = None, client: Any = None, jobs: int | None = 1
-             ) -> DemoReport:
+             shared_optics: bool = True, plate_scale_jitter: float = 0.0,
+             progress: bool | None = None, out: TextIO | None = None, client: Any = None,
+             jobs: int | None = 1) -> DemoReport:
     """Run the whole demo (see the module notes) and print its report to ``out``.
 
     Parameters
@@ -309,6 +334,9 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
         Faint stars beyond the catalog in the frames (see :func:`render_frame`).
     shared_optics : bool
         One plate scale and skew for all sectors (see :func:`sector_wcs`).
+    plate_scale_jitter : float
+        Give every sector a plate-scale change of its own of up to this much
+        (velocity aberration's ~1e-4; see :func:`sector_wcs`). Default 0.
     progress : bool or None
         Progress bars on stderr (None: only on a terminal).
     out : text stream, optional
@@ -338,7 +366,8 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
     t = time.perf_counter()
     paths, rendered = ensure_frames(workdir, sectors, force=force,
                                     faint_star_depth_mag=faint_star_depth_mag,
-                                    shared_optics=shared_optics, progress=progress)
+                                    shared_optics=shared_optics,
+                                    plate_scale_jitter=plate_scale_jitter, progress=progress)
     report.frames_rendered = rendered
     report.timings_s["frames"] = time.perf_counter() - t
     _say(out, f"Frames: {n} in {paths[0].parent} ({rendered} rendered, {n - rendered} cached) "
@@ -365,15 +394,18 @@ def run_demo(workdir: str | os.PathLike = "demo_output",
         run = _passes(solver, cenarr, progress, out, report, executor)
         report.timings_s["solve_calibrate"] = time.perf_counter() - t
     report.camera_model = run.camera_model
+    report.calibration = run.calibration
     resarr = run.passes[-1].solutions
-    report.results = _sector_results(sectors, resarr, cenarr, frame_wcs)
+    report.results = _sector_results(sectors, resarr, cenarr, frame_wcs, run.calibration)
     _print_table(report, out)
+    if run.calibration is not None:
+        _say(out, run.calibration.summary(per_image=False))
 
     if plots:
         t = time.perf_counter()
         try:
             report.figures = _save_figures(workdir, sectors, paths, resarr, cenarr, solver,
-                                           run.camera_model)
+                                           run.calibration)
         except ImportError as exc:
             _say(out, f"Figures skipped: {exc}")
         report.timings_s["figures"] = time.perf_counter() - t
@@ -404,8 +436,8 @@ def _executor(solver: SolverDatabase, client: Any, jobs: int | None, n: int):
 
 def _print_table(report: DemoReport, out: TextIO) -> None:
     names = ("Sector", "Matches", 'RMSE (")', "RMSE (px)", 'vs WCS max (")', 'vs WCS rms (")',
-             "Solve (ms)")
-    widths = (6, 7, 9, 9, 14, 14, 10)
+             "Scale-1 (ppm)", "Held-out (px)", '1-sigma max (")', "Solve (ms)")
+    widths = (6, 7, 9, 9, 14, 14, 15, 13, 15, 10)
     head = "  ".join(f"{a:>{w}}" for a, w in zip(names, widths, strict=True))
     _say(out)
     _say(out, head)
@@ -414,9 +446,12 @@ def _print_table(report: DemoReport, out: TextIO) -> None:
         if not r.solved:
             _say(out, f"{r.sector:>6}  not solved ({r.status})")
             continue
+        scale = f"{r.scale_ppm:+.1f} ± {r.scale_sigma_ppm:.1f}"
         _say(out, f"{r.sector:>6}  {r.num_matches:>7}  {r.rmse_arcsec:>9.2f}  {r.rmse_px:>9.3f}  "
-                  f"{r.offset_max_arcsec:>14.2f}  {r.offset_rms_arcsec:>14.2f}  "
+                  f"{r.offset_max_arcsec:>14.2f}  {r.offset_rms_arcsec:>14.2f}  {scale:>15}  "
+                  f"{r.holdout_px:>13.4f}  {r.sigma_max_arcsec:>15.3f}  "
                   f"{r.solve_time_ms:>10.1f}")
+    _say(out, "(scale, held-out and 1-sigma: each frame's figures in the last calibration)")
     _say(out)
 
 
@@ -455,7 +490,7 @@ def _ellipse_lines(x: NDArray, y: NDArray, cov: NDArray, k: float,
 
 
 def _save_figures(workdir: Path, sectors: Sequence[int], paths: Sequence[Path], resarr: list,
-                  cenarr: list, solver: SolverDatabase, camera_model: Any) -> list[Path]:
+                  cenarr: list, solver: SolverDatabase, calibration: Any) -> list[Path]:
     try:
         from matplotlib.collections import LineCollection
         from matplotlib.figure import Figure
@@ -504,8 +539,9 @@ def _save_figures(workdir: Path, sectors: Sequence[int], paths: Sequence[Path], 
     fig.savefig(frames_png, dpi=110)
 
     figures = [frames_png]
+    camera_model = None if calibration is None else calibration.camera_model
     if camera_model is not None:
-        from ..plotting import plot_distortion
+        from ..plotting import plot_distortion, plot_distortion_uncertainty
 
         fig = Figure(figsize=(7.0, 6.0), layout="constrained")
         ax = fig.add_subplot(1, 1, 1)
@@ -516,6 +552,14 @@ def _save_figures(workdir: Path, sectors: Sequence[int], paths: Sequence[Path], 
         dist_png = workdir / "demo_distortion.png"
         fig.savefig(dist_png, dpi=110)
         figures.append(dist_png)
+        fig = Figure(figsize=(7.0, 6.0), layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        plot_distortion_uncertainty(calibration, ax=ax, arcsec=True)
+        ax.set_title(f"Fitted camera: 1-sigma uncertainty of the mapping (rms over "
+                     f"{calibration.num_images} sectors)\n{ax.get_title()}", fontsize=9)
+        sigma_png = workdir / "demo_uncertainty.png"
+        fig.savefig(sigma_png, dpi=110)
+        figures.append(sigma_png)
     return figures
 
 
@@ -541,6 +585,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--faint-depth", type=float, default=FAINT_STAR_DEPTH_MAG, metavar="MAG",
                    help="magnitudes of random stars fainter than the catalog in the frames "
                         "(default: %(default)s)")
+    p.add_argument("--scale-jitter", type=float, default=0.0, metavar="D",
+                   help="give every sector its own plate scale, up to 1 +- D (velocity "
+                        "aberration: ~1e-4; default 0)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="extract and solve the frames in N local processes (default 1)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -574,7 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run_demo(args.workdir, args.sectors, plots=not args.no_plots,
                           force=args.force, faint_star_depth_mag=args.faint_depth,
                           shared_optics=not args.archival_wcs, client=args.scheduler,
-                          jobs=None if args.scheduler and args.jobs == 1 else args.jobs)
+                          jobs=None if args.scheduler and args.jobs == 1 else args.jobs,
+                          plate_scale_jitter=args.scale_jitter)
     except (InvalidArgumentError, ImportError, OSError) as exc:
         print(f"skysolve demo: error: {exc}", file=sys.stderr)
         return 1

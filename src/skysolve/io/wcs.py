@@ -62,7 +62,7 @@ from ..camera.model import CameraModel
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec
 
-__all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "MAX_SIP_ORDER"]
+__all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "fit_sip_wcs", "MAX_SIP_ORDER"]
 
 #: Highest SIP order written by :func:`camera_to_wcs` (the SIP convention's limit).
 MAX_SIP_ORDER = 9
@@ -489,6 +489,94 @@ def _forward_from_sip_inverse(sip: Any, lin: NDArray[np.float64], scale: float, 
     sol = np.linalg.lstsq(m, np.stack([bu - iu, bv - iv], 1), rcond=None)[0]
     return PolynomialDistortion.from_forward(ap_order, scale, sol[:, 0], sol[:, 1],
                                              image_width=width, image_height=height, crpix=crpix)
+
+
+def _lstsq(m: NDArray[np.float64], rhs: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Least squares through column-normalised normal equations (einsum: no threaded BLAS,
+    which on a loaded machine is many times slower for these tall, thin systems)."""
+    d = np.sqrt(np.einsum("ni,ni->i", m, m, optimize=False))
+    d[d == 0] = 1.0
+    mn = m / d
+    nmat = np.einsum("ni,nj->ij", mn, mn, optimize=False)
+    return np.linalg.solve(nmat, np.einsum("ni,nk->ik", mn, rhs, optimize=False)) / d[:, None]
+
+
+def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: ArrayLike,
+                order: int, *, pixel_shape: tuple[int, int] | None = None,
+                projection: str = "pinhole"):
+    """TAN-SIP (or ARC/ZEA/STG/SIN-SIP) WCS of one order fitted by linear least squares
+    to pixel / sky pairs.
+
+    With the tangent point ``crval`` fixed at pixel ``crpix``, the
+    intermediate coordinates of the sky directions (for TAN the gnomonic ones;
+    for a fisheye ``projection`` its plane's, in degrees) are polynomials in the pixel
+    offsets from ``crpix``: their linear part is the CD matrix, the rest (brought
+    through ``CD^-1``) the SIP A/B of degree 2 to ``order``; AP/BP of the same
+    order are fitted to the inverse over the same points.
+
+    Parameters
+    ----------
+    pixels : array_like, shape ``(n, 2)``
+        FITS pixel coordinates (1-based ``p1, p2``) covering the image.
+    vectors : array_like, shape ``(n, 3)``
+        ICRS unit vectors of those pixels.
+    crpix : (float, float)
+        FITS pixel of the tangent point.
+    crval : array_like, shape ``(3,)``
+        ICRS unit vector of the tangent point (the sky direction of ``crpix``).
+    order : int
+        SIP order, 2 to :data:`MAX_SIP_ORDER`.
+    pixel_shape : (int, int), optional
+        ``(NAXIS1, NAXIS2)`` of the WCS.
+    projection : str
+        Lens projection (:data:`skysolve.camera.projection.PROJECTIONS`) whose
+        FITS zenithal projection the WCS uses (pinhole: TAN).
+
+    Returns
+    -------
+    astropy.wcs.WCS
+    """
+    from astropy.wcs import WCS, Sip
+
+    order = int(order)
+    if not 2 <= order <= MAX_SIP_ORDER:
+        raise InvalidArgumentError(f"order must be 2 to {MAX_SIP_ORDER}, got {order}")
+    pix = np.asarray(pixels, dtype=np.float64)
+    v = np.asarray(vectors, dtype=np.float64)
+    c = np.asarray(crpix, dtype=np.float64)
+    ra0, dec0 = (float(t) for t in vector_to_radec(np.asarray(crval, dtype=np.float64)))
+    b, i1, i2 = _intermediate_axes(ra0, dec0)
+    code = _proj.code_of(projection)
+    world = np.degrees(np.stack(_proj.vectors_to_plane(
+        np.stack([v @ i1, v @ i2, v @ b], axis=1), code), axis=1))
+    u = pix - c
+    scale = float(np.max(np.abs(u))) or 1.0
+    terms = polynomial_terms(order)[1:]  # no constant: crval is at crpix
+    sol = _lstsq(polynomial_design_matrix(u[:, 0], u[:, 1], order, scale)[:, 1:], world)
+    cd = sol[:2].T / scale
+    inv = np.linalg.inv(cd)
+    ab = np.zeros((2, order + 1, order + 1))
+    for (pp, qq), row in zip(terms[2:], sol[2:], strict=True):
+        ab[:, pp, qq] = inv @ row / scale ** (pp + qq)
+    # inverse: pixel offsets from the undistorted offsets CD^-1 (xi, eta)
+    w0 = world @ inv.T
+    m = polynomial_design_matrix(w0[:, 0], w0[:, 1], order, scale)
+    back = _lstsq(m, u - w0)
+    ap = _to_sip_matrix(back[:, 0], order, scale, order)
+    bp = _to_sip_matrix(back[:, 1], order, scale, order)
+    wcs = WCS(naxis=2)
+    fits_code = _proj.FITS_CODES[projection]
+    wcs.wcs.ctype = [f"RA---{fits_code}-SIP", f"DEC--{fits_code}-SIP"]
+    wcs.wcs.crval = [ra0, dec0]
+    wcs.wcs.crpix = c
+    wcs.wcs.cd = cd
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    wcs.sip = Sip(ab[0], ab[1], ap, bp, c)
+    if pixel_shape is not None:
+        wcs.pixel_shape = (int(pixel_shape[0]), int(pixel_shape[1]))
+    wcs.wcs.set()
+    return wcs
 
 
 def wcs_to_header(wcs: Any):

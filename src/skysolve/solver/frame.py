@@ -49,6 +49,7 @@ class Frame:
     camera: CameraModel              # geometry besides focal length and parity
     fixed_camera: bool               # focal length and parity fixed by the caller
     backend: ModuleType
+    refine_scale: bool | None = None  # with a fixed camera: refine its plate scale at the end
     _radii: NDArray[np.float64] | None = None
 
     @property
@@ -106,8 +107,9 @@ class Frame:
 
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
                camera_model: CameraModel | None, projection: str,
-               backend: ModuleType) -> Frame:
-    """The frame of centred centroid positions ``xy`` (a new array the frame may keep).
+               backend: ModuleType, refine_scale: bool | None = None) -> Frame:
+    """The frame of centred centroid positions ``xy`` (a new array the frame may keep);
+    ``refine_scale`` as :attr:`SolveOptions.refine_scale`.
 
     Without a camera model the centroids are taken as ideal offsets from the
     image centre under ``projection``; a camera model brings its own.
@@ -115,7 +117,7 @@ def make_frame(xy: NDArray[np.float64], width: int, height: int,
     if camera_model is not None:
         u, v = camera_model.ideal_offsets(xy[:, 0], xy[:, 1])
         ideal = np.ascontiguousarray(np.stack([u, v], axis=1), dtype=np.float64)
-        return Frame(xy, ideal, width, height, camera_model, True, backend)
+        return Frame(xy, ideal, width, height, camera_model, True, backend, refine_scale)
     return Frame(xy, np.ascontiguousarray(xy, dtype=np.float64), width, height,
                  _plain_camera(width, height, projection), False, backend)
 

@@ -24,7 +24,7 @@ from ..centroids import ORIGINS
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix
 
-__all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT"]
+__all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT", "MIN_SCALE_MATCHES"]
 
 #: Values of :attr:`SolveOptions.backend`.
 BACKENDS = ("auto", "compiled", "reference")
@@ -93,6 +93,12 @@ MAX_PATTERN_STARS_LIMIT = 50
 _pattern_stars = partial(_args.count, minimum=_MIN_PATTERN_STARS,
                          maximum=MAX_PATTERN_STARS_LIMIT)
 _patterns_checked = partial(_args.count, minimum=1, allow_none=True)
+#: Fewest matches for which ``refine_scale=None`` refines the plate scale of a camera model.
+MIN_SCALE_MATCHES = 20
+
+
+def _optional_flag(value: Any, name: str) -> bool | None:
+    return None if value is None else _args.flag(value, name)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -240,6 +246,14 @@ class SolveOptions(Options):
         installation, in a background process started by the first solve, which
         uses the reference meanwhile), unless numba is missing or
         ``SKYSOLVE_DISABLE_NUMBA=1``.""")
+    refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
+                                       keyword_only=True, doc=f"""
+        With a ``camera_model``: also refine this image's plate scale (a factor on
+        the camera's focal length, as a calibration's per-image scale: velocity
+        aberration, focus) from the matched stars after refinement; the result's
+        ``camera_model`` carries the refined focal length. None: when at least
+        {MIN_SCALE_MATCHES} stars matched; False: keep the camera's focal length.
+        Without a camera model the focal length is always fitted.""")
 
     def _check_together(self) -> None:
         for a, b in (("fov_estimate_deg", "fov_estimate_rad"),

@@ -7,6 +7,15 @@ clipping that never clips inside a fifth of the match radius -- and refits
 the inliers (the backend's ``refine``). The kept matches give the reported
 errors and the attitude covariance ``sigma^2 (sum(I - v v^T))^-1``, where
 ``v`` are the matched unit vectors and ``sigma`` the rms residual.
+
+With a camera model the matching runs at the camera's focal length; then,
+when the matches determine it (``SolveOptions.refine_scale``), the kept
+pairs are refitted once more with the focal length free: the image's own
+plate scale, a factor on the camera's focal length that changes between
+images of one camera (velocity aberration changes it by up to ~1e-4, ~2" at
+the corner of a 12 degree field). This step runs outside the backends, through
+their ``fit_pairs`` with ``fixed_camera=False`` (the same call an uncalibrated
+solve makes), so both backends give the same answer by construction.
 """
 
 from __future__ import annotations
@@ -52,7 +61,38 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         0.5 * frame.width, 0.5 * frame.height, radius_px, iterations, sigma_clip)
     if not ok:
         return None
+    if frame.fixed_camera and _scale_wanted(frame.refine_scale, len(img_idx)):
+        R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity, err)
     return Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err)
+
+
+def _scale_wanted(mode: bool | None, n_matches: int) -> bool:
+    from .options import MIN_SCALE_MATCHES
+
+    return bool(mode) if mode is not None else n_matches >= MIN_SCALE_MATCHES
+
+
+# A plate scale further than this from the camera's is not a per-image change but a
+# wrong camera or a bad match: the camera's focal length is kept then.
+_MAX_SCALE_CHANGE = 1e-3
+
+
+def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.float64],
+                  R: NDArray[np.float64], f: float, parity: bool,
+                  err: NDArray[np.float64]) -> tuple[NDArray[np.float64], float,
+                                                     NDArray[np.float64]]:
+    """Attitude and focal length refitted to the kept pairs (see the module notes)."""
+    ideal = np.ascontiguousarray(frame.ideal[img_idx])
+    use = np.arange(len(ideal), dtype=np.intp)
+    R1, f1, err1 = R, f, err
+    for _ in range(2):  # fit_pairs alternates once; twice converges to ~1e-12
+        R1, f1, err1, ok = frame.backend.fit_pairs(ideal, v_cat, use, f1, parity,
+                                                   frame.proj, False)
+        if not ok:
+            return R, f, err
+    if abs(f1 / f - 1.0) > _MAX_SCALE_CHANGE:
+        return R, f, err
+    return R1, f1, err1
 
 
 def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:

@@ -154,7 +154,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
 
     cam = options.camera_model
     code = _proj.code_of(options.lens_projection)
-    frame = make_frame(xy, width, height, cam, options.lens_projection, be)
+    frame = make_frame(xy, width, height, cam, options.lens_projection, be,
+                       options.refine_scale)
     cat = CatalogView(db, velocity, be)
     radius_px = options.match_radius * width
     fov_est = options.fov_estimate

@@ -209,7 +209,7 @@ def test_no_function_is_too_long_to_hold_in_ones_head():
 
 def test_the_graph_reads_real_imports():
     """The analysis itself finds known edges (a broken reader would pass the tests above)."""
-    assert "skysolve.solver.result" in GRAPH["skysolve.calibration.fit"]
+    assert "skysolve.solver.result" in GRAPH["skysolve.calibration.inputs"]
     assert "skysolve.solver.backends.reference" in GRAPH["skysolve.solver.backends.compiled"]
     assert "skysolve.io.wcs" in GRAPH["skysolve.solver.result"]  # a lazy import in a method
     assert "skysolve.calibration.fit" in GRAPH["skysolve.database"]

@@ -16,7 +16,12 @@ from skysolve.camera.model import CameraModel  # noqa: E402
 from skysolve.errors import InvalidArgumentError, InvalidTypeError  # noqa: E402
 from skysolve.extraction import extract_centroids  # noqa: E402
 from skysolve.io.images import read_image  # noqa: E402
-from skysolve.plotting import plot_distortion, plot_residuals, plot_solution  # noqa: E402
+from skysolve.plotting import (  # noqa: E402
+    plot_distortion,
+    plot_distortion_uncertainty,
+    plot_residuals,
+    plot_solution,
+)
 from skysolve.tests.realframes import ALT40, DATA  # noqa: E402
 
 FRAME = DATA / ALT40
@@ -162,6 +167,25 @@ def test_plot_distortion_arguments():
         plot_distortion(cam, grid=1)
     with pytest.raises(InvalidArgumentError, match="scale"):
         plot_distortion(cam, scale=-1.0)
+
+
+def test_plot_distortion_uncertainty_shows_the_sigma_map(solved, small_db):
+    """The filled contours span the calibration's own 1-sigma map over the image."""
+    _, cents, res = solved
+    cal = small_db.calibrate_camera(res, cents, order=2)
+    ax = plot_distortion_uncertainty(cal, arcsec=False, grid=9)
+    levels = ax.collections[0].levels if hasattr(ax.collections[0], "levels") else None
+    w, h = 1024, 768
+    gx, gy = np.meshgrid(np.linspace(-w / 2, w / 2, 9), np.linspace(-h / 2, h / 2, 7))
+    sigma = cal.mapping_sigma_px(gx.ravel(), gy.ravel())
+    assert levels is not None and levels[0] <= sigma.min() and levels[-1] >= sigma.max()
+    assert f"max {sigma.max():.3g}px" in ax.get_title()
+    ax = plot_distortion_uncertainty(cal, image=0, arcsec=True)
+    assert "image 0" in ax.get_title() and '"' in ax.get_title()
+    with pytest.raises(InvalidTypeError, match="CalibrateResult"):
+        plot_distortion_uncertainty(cal.camera_model)
+    with pytest.raises(InvalidArgumentError, match="grid"):
+        plot_distortion_uncertainty(cal, grid=1)
 
 
 def test_missing_matplotlib_says_how_to_install(monkeypatch):

@@ -43,9 +43,7 @@ DIFFERENT_DEFAULTS = {
 
 #: tetra3rs names that another issue brings to skysolve: expected to fail while
 #: skysolve lacks them, checked like every other name as soon as it has them.
-PENDING = {
-    "RadialDistortion.center": "issue 18 adds the Brown-Conrady model's free distortion centre",
-}
+PENDING: dict[str, str] = {}
 
 #: Names of tetra3rs's module that are accidents of its imports, not its API.
 NOT_API = {"PackageNotFoundError", "tetra3rs"}

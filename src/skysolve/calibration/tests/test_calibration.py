@@ -350,9 +350,12 @@ def test_direct_function_matches_method(tess_db, one):
     c1 = tess_db.calibrate_camera([res], [cents], order=1)
     assert c1.camera_model.distortion.order == 1
     d = c1.camera_model.distortion
-    assert d.a_coeffs[0] == d.b_coeffs[0] == 0.0
-    assert d.a_coeffs[1] == pytest.approx(-d.b_coeffs[2])
-    assert d.a_coeffs[2] == pytest.approx(d.b_coeffs[1])
+    # the fitted polynomial is the primary one (pixel -> sky by default)
+    assert d.primary == "inverse"
+    a, b = d.ap_coeffs, d.bp_coeffs
+    assert a[0] == b[0] == 0.0
+    assert a[1] == pytest.approx(-b[2])
+    assert a[2] == pytest.approx(b[1])
 
 
 def test_aberrated_catalog_vectors(tess_db, tess_frames):

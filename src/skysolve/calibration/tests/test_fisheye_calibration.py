@@ -52,3 +52,8 @@ def test_equidistant_lens_with_radial_distortion_is_recovered(wide_db):
     assert cam.projection == "equidistant"
     assert cal.rmse_after_px < 0.35  # the 0.2 px per-axis centroid noise
     assert _map_error_px(cam, truth) <= 0.1
+    # each image's calibrated mapping as a FITS header in the lens's own projection (ARC)
+    from skysolve.calibration.export import image_header
+
+    hdr = image_header(cal, 0, sip_order=9)
+    assert hdr["CTYPE1"] == "RA---ARC-SIP" and hdr["SKYERRPX"] <= 0.01

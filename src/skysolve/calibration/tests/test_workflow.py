@@ -85,8 +85,40 @@ def test_passes_improve_and_recover_the_camera(small_db, frames):
     assert cam.distortion.k1 == pytest.approx(-4e-8, rel=0.1)
     # the final solve uses the fitted camera
     assert run.final is not None and all(run.final)
-    assert all(r.camera_model.focal_length_px == cam.focal_length_px for r in run.final)
+    # (each solve refines its own plate scale: a factor within 1e-3 of the camera's)
+    for r in run.final:
+        assert r.camera_model.distortion == cam.distortion
+        assert np.array_equal(r.camera_model.crpix, cam.crpix)
+        assert r.camera_model.focal_length_px == pytest.approx(cam.focal_length_px, rel=1e-3)
     assert run.solutions is run.final
+
+
+def test_per_frame_velocities_and_last_pass_figures(small_db, frames):
+    """Each frame's own observer velocity reaches its solves and its stars in the fit;
+    validation and bootstrap run in the last pass only."""
+    truth, cents = frames
+    velocities = [None, [5.0, -29.0, 3.0]] + [[29.8 * np.cos(k), 29.8 * np.sin(k), 1.0]
+                                              for k in range(4)]
+    passes = [CalibrationPass(0.01, order=2), CalibrationPass(0.004, order=3)]
+    run = calibrate_frames(cents, small_db, passes, fov_estimate_deg=14.0,
+                           fov_max_error_deg=2.0, image_shape=(H, W), progress=False,
+                           observer_velocities_km_s=velocities,
+                           calibration_options={"bootstrap": 5, "validation_folds": 3})
+    for p in run.passes:
+        assert p.solutions[0].observer_velocity_km_s is None
+        np.testing.assert_allclose(p.solutions[1].observer_velocity_km_s, velocities[1])
+        assert p.calibration.per_image_velocity_km_s[0] is None
+        np.testing.assert_allclose(p.calibration.per_image_velocity_km_s[5], velocities[5])
+    first, last = run.passes[0].calibration, run.passes[1].calibration
+    assert first.validation is None and first.uncertainty.bootstrap_covariance is None
+    assert last.validation.folds == 3 and last.uncertainty.n_bootstrap == 5
+    assert all(r.observer_velocity_km_s is not None for r in run.final[1:])
+    with pytest.raises(InvalidArgumentError, match="observer_velocities_km_s"):
+        calibrate_frames(cents, small_db, passes, image_shape=(H, W), progress=False,
+                         observer_velocities_km_s=velocities[:2])
+    with pytest.raises(InvalidArgumentError, match=r"observer_velocities_km_s\[1\]"):
+        calibrate_frames(cents, small_db, passes, image_shape=(H, W), progress=False,
+                         observer_velocities_km_s=[None, [1.0, 2.0]] + [None] * 4)
 
 
 def test_serial_threads_and_processes_agree(small_db, frames, tmp_path):

@@ -275,7 +275,7 @@ def test_wrong_version_format_and_missing(tmp_path):
     path = tmp_path / "cam.json"
     CAMERAS["plain"].save_to_file(path)
     doc = json.loads(path.read_text())
-    for key, value, msg in (("version", 2, "version 2"), ("version", "1", "version"),
+    for key, value, msg in (("version", 3, "version 3"), ("version", "1", "version"),
                             ("format", "skysolve-database", "not a skysolve camera")):
         d = dict(doc)
         d[key] = value
@@ -316,3 +316,35 @@ def test_round_trip_property(f, cx, cy, parity, corner_px, p1):
     v = cam.pixel_to_vectors(x, y)
     x3, y3 = cam.vectors_to_pixel(v)
     assert np.max(np.hypot(x3 - x, y3 - y)) < 1e-6
+
+
+def test_version_2_files_hold_the_radial_centre_and_calibration(tmp_path):
+    """Version 2 is written only for what version 1 cannot hold; both are read."""
+    from skysolve.camera.model import read_camera_file
+
+    cam = CameraModel(2500.0, W, H, crpix=CRPIX,
+                      distortion=RadialDistortion(-6e-9, center=(1400.0, -900.0)))
+    path = tmp_path / "cam.json"
+    cam.save_to_file(path)
+    assert json.loads(path.read_text())["version"] == 2
+    assert CameraModel.load_from_file(path) == cam
+    assert read_camera_file(path) == (cam, None)
+    plain = CAMERAS["radial"]
+    block = {"rmse_after_px": 0.01, "per_image": {"scale": [1.0, None]}}
+    plain.save_to_file(path, calibration=block)
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 2 and doc["calibration"] == block
+    assert read_camera_file(path) == (plain, block)
+    plain.save_to_file(path)
+    assert json.loads(path.read_text())["version"] == 1 and read_camera_file(path)[1] is None
+    assert not list(tmp_path.glob(".*tmp"))  # written through a temporary file
+    # a calibration block in a version-1 file is an unknown field, as before
+    doc = json.loads(path.read_text())
+    doc.pop("checksum")
+    path.write_text(json.dumps({**doc, "calibration": block}))
+    with pytest.raises(FileFormatError, match="calibration"):
+        CameraModel.load_from_file(path)
+    with pytest.raises(InvalidTypeError, match="calibration"):
+        plain.save_to_file(path, calibration=[1, 2])
+    with pytest.raises(InvalidArgumentError, match="JSON"):
+        plain.save_to_file(path, calibration={"x": object()})

@@ -303,3 +303,45 @@ def test_from_dict_rejects_bad_descriptions():
     with pytest.raises(InvalidArgumentError, match="unknown"):
         distortion_from_dict({"type": "radial", "k9": 1.0})
     assert distortion_from_dict(None) is None
+
+
+# --------------------------------------------------------------------------- radial centre
+
+
+def test_radial_center_moves_the_distortion():
+    """``center`` is the distortion centre relative to the optical centre: the formulas act
+    on offsets from it (tetra3rs's meaning: k1 = 1e-7 maps 100 px right of it 0.1 px out)."""
+    d = RadialDistortion(k1=1e-7, center=(100.0, 0.0))
+    assert d.center == (100.0, 0.0)
+    assert d.distort(100.0, 0.0) == (100.0, 0.0)
+    assert d.distort(200.0, 0.0) == pytest.approx((200.1, 0.0))
+    assert d.distort(0.0, 0.0) == pytest.approx((-0.1, 0.0))
+    plain = RadialDistortion(k1=-6e-9, k2=1e-15, p1=2e-7, p2=-1e-7)
+    moved = RadialDistortion(-6e-9, 1e-15, 0.0, 2e-7, -1e-7, (-350.0, 1200.0))
+    x, y = image_offsets()
+    mx, my = moved.distort(x, y)
+    px, py = plain.distort(x + 350.0, y - 1200.0)
+    np.testing.assert_allclose(mx, px - 350.0, atol=1e-9)
+    np.testing.assert_allclose(my, py + 1200.0, atol=1e-9)
+    ux, uy = moved.undistort(mx, my)
+    np.testing.assert_allclose(ux, x, atol=1e-6)
+    np.testing.assert_allclose(uy, y, atol=1e-6)
+    assert moved != plain and moved == RadialDistortion.from_dict(moved.to_dict())
+    assert pickle.loads(pickle.dumps(moved)) == moved
+    assert "center=(-350.0, 1200.0)" in repr(moved)
+    assert eval(repr(moved), {"RadialDistortion": RadialDistortion}) == moved
+    # a centred model keeps the description older releases read
+    assert "center" not in plain.to_dict()
+    assert RadialDistortion(1e-9, center=[3, 4]).center == (3.0, 4.0)
+
+
+def test_radial_center_checks_and_old_pickles():
+    from skysolve.camera.distortion import _radial_from_state
+
+    for bad, exc in (((1.0,), InvalidArgumentError), ((1.0, np.nan), InvalidArgumentError),
+                     ("ab", InvalidTypeError), (None, InvalidTypeError)):
+        with pytest.raises(exc, match="center"):
+            RadialDistortion(1e-9, center=bad)
+    # a pickle written before ``center`` existed holds (coefficients, scale)
+    assert _radial_from_state((1e-9, 0.0, 0.0, 0.0, 0.0), 2.0) == \
+        RadialDistortion(1e-9, scale=2.0)

@@ -254,7 +254,9 @@ def test_update_fits_with_aberration_and_section(cli_env, db_file, tmp_path):
     assert hdr["CRVAL1"] == pytest.approx(rec["ra_deg"], abs=1e-9)  # stale WCS replaced
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wcs = WCS(hdr)
+        with warnings.catch_warnings():  # a header-only file: no image axes
+            warnings.simplefilter("ignore")
+            wcs = WCS(hdr)
     cam, q = model_of(rec)
     sky = wcs.pixel_to_world(100.0, 700.0)
     ra, dec = cam.pixel_to_world(100.5 - 512, 700.5 - 384, q)
@@ -368,6 +370,9 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     (["solve"], "IMAGE"),
     (["calibrate", "x.tiff", "--order", "3", "--radial", "-o", "c.json"], "--radial"),
     (["calibrate", "x.tiff", "--order", "9", "-o", "c.json"], "--order"),
+    (["calibrate", "x.tiff", "--folds", "1", "-o", "c.json"], "--folds"),
+    (["calibrate", "x.tiff", "--wcs-sip-order", "10", "-o", "c.json"], "--wcs-sip-order"),
+    (["calibrate", "x.tiff", "--catalog", "tycho", "-o", "c.json"], "--catalog"),
     (["db", "build", "--catalog", "tycho"], "--catalog"),
 ])
 def test_usage_errors_exit_2_with_one_line(cli_env, args, fragment):
@@ -422,21 +427,40 @@ def test_db_build_and_info(cli_env, tmp_path):
 def test_calibrate_then_solve_with_the_camera(cli_env, db_file, frames):
     pytest.importorskip("skysolve.calibration.fit")
     from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from skysolve.camera.model import read_camera_file
 
     cam_path = frames / "cal" / "camera.json"
     proc = run(cli_env, "calibrate", frames / ALT40, frames / ALT60, "--db", db_file,
-               "--fov", "11.4", "--order", "3", "--passes", "2", "-o", cam_path)
+               "--fov", "11.4", "--order", "3", "--passes", "2", "-o", cam_path,
+               "--write-wcs", "--wcs-sip-order", "4", "--folds", "3")
     assert proc.returncode == 0, proc.stderr
     passes = [line for line in proc.stdout.splitlines() if line.startswith("pass ")]
     assert len(passes) == 2
     assert "2/2 solved" in passes[0] and "order 3" in passes[0] and "0.01" in passes[0]
     assert "match radius 0.005" in passes[1]
-    cam = CameraModel.load_from_file(cam_path)
+    # the summary: the camera with its uncertainties, held-out residuals, per-image scales
+    assert "held-out (3-fold over stars)" in proc.stdout
+    assert "f = " in proc.stdout and " ± " in proc.stdout and "scale-1 (ppm)" in proc.stdout
+    cam, record = read_camera_file(cam_path)
+    assert cam == CameraModel.load_from_file(cam_path)
+    assert record["validation_folds"] == 3 and record["uncertainty"]["parameters"][0] == "f"
     assert (cam.image_width, cam.image_height) == (1024, 768)
     assert cam.fov_deg == pytest.approx(11.43, abs=0.05)
     assert cam.distortion is not None
     sip = fits.getheader(frames / "cal" / "camera.sip.fits")
     assert sip["CTYPE1"].startswith("RA---TAN")
+    # every image's calibrated mapping as a TAN-SIP header beside it
+    for name in (ALT40, ALT60):
+        hdr = fits.getheader(frames / (Path(name).stem + ".wcs"))
+        assert hdr["A_ORDER"] == 4 and hdr["SKYERRPX"] <= 0.01
+        assert (hdr["IMAGEW"], hdr["IMAGEH"]) == (1024, 768)
+        with warnings.catch_warnings():  # a header-only file: no image axes
+            warnings.simplefilter("ignore")
+            wcs = WCS(hdr)
+        assert angular_separation_deg(*wcs.pixel_to_world_values(511.5, 383.5),
+                                      *REFERENCE[name]) < 0.1
 
     proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file,
                "--camera", cam_path, "--json")
@@ -444,7 +468,8 @@ def test_calibrate_then_solve_with_the_camera(cli_env, db_file, frames):
     for rec in json_lines(proc.stdout):
         name = Path(rec["file"]).name
         assert near_peer(rec["ra_deg"], rec["dec_deg"], name)
-        assert rec["focal_length_px"] == pytest.approx(cam.focal_length_px)
+        # each solve refines its own plate scale: within 1e-3 of the camera's
+        assert rec["focal_length_px"] == pytest.approx(cam.focal_length_px, rel=1e-3)
 
 
 def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):

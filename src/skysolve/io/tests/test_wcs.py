@@ -392,3 +392,30 @@ def test_solve_result_of_a_fisheye_writes_and_converts_its_projection():
     assert arcsec_between(ra, dec, sky[0], sky[1]) < 0.05
     # one CD matrix for every projection (SolveResult's is in radians, as tetra3rs's)
     assert np.degrees(res.cd_matrix) == pytest.approx(res.to_wcs().wcs.cd, abs=1e-15)
+
+
+@pytest.mark.parametrize("proj", ["pinhole", "equidistant", "equisolid", "stereographic"])
+def test_fit_sip_wcs_in_every_projection_matches_astropy(proj):
+    """A WCS fitted to pixel / sky pairs of a 90° lens with radial distortion, in the lens's
+    own zenithal projection: astropy's sky of every pixel is the camera's to a few 0.01"."""
+    from skysolve.io.wcs import fit_sip_wcs
+
+    cam = CameraModel.from_fov(90.0, 1200, 900, crpix=(6.5, -4.25), projection=proj,
+                               distortion=RadialDistortion(k1=-1e-8))
+    w, h = cam.image_width, cam.image_height
+    x, y = centred_grid(w, h, n=41)
+    sky = cam.pixel_to_vectors(x, y) @ R0  # ICRS directions of the pixels
+    fits_px = np.stack([x + 0.5 + w / 2, y + 0.5 + h / 2], axis=1)
+    crpix = np.asarray(cam.crpix) + [0.5 + w / 2, 0.5 + h / 2]
+    centre = cam.pixel_to_vectors(*cam.crpix) @ R0
+    wcs = fit_sip_wcs(fits_px, sky, crpix, centre, 6, pixel_shape=(w, h), projection=proj)
+    code = FISHEYE_CODES[proj]
+    assert list(wcs.wcs.ctype) == [f"RA---{code}-SIP", f"DEC--{code}-SIP"]
+    ra, dec = wcs.all_pix2world(fits_px[:, 0], fits_px[:, 1], 1)
+    ra0, dec0 = vector_to_radec(sky)
+    assert np.max(arcsec_between(ra, dec, ra0, dec0)) < 0.05
+    # fitted in the wrong projection, the same order cannot follow a 90° fisheye
+    if proj != "pinhole":
+        tan = fit_sip_wcs(fits_px, sky, crpix, centre, 6, projection="pinhole")
+        ra, dec = tan.all_pix2world(fits_px[:, 0], fits_px[:, 1], 1)
+        assert np.max(arcsec_between(ra, dec, ra0, dec0)) > 1.0

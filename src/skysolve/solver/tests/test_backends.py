@@ -166,6 +166,9 @@ def test_solves_with_camera_model_and_tracking_agree(small_db, fields):
         np.testing.assert_array_equal(fast.matched_centroids, slow.matched_centroids)
         np.testing.assert_allclose(fast.rotation_matrix_icrs_to_camera,
                                    slow.rotation_matrix_icrs_to_camera, atol=1e-11)
+        # with a camera model both refine the image's plate scale alike
+        assert fast.camera_model.focal_length_px == pytest.approx(
+            slow.camera_model.focal_length_px, rel=1e-12)
 
 
 def test_random_centroids_fail_alike(small_db):

@@ -276,8 +276,37 @@ def test_camera_model_with_distortion(small_db, hip2025):
                              num_stars=60)
     res = small_db.solve_from_centroids(sim.centroids, camera_model=cam)
     assert res and _boresight_error_arcsec(res, R) < 2.0
-    assert res.camera_model == cam
+    # the camera's geometry, with the image's own plate scale refined (60 matches)
+    assert res.camera_model.replace(focal_length_px=cam.focal_length_px) == cam
+    assert res.camera_model.focal_length_px == pytest.approx(cam.focal_length_px, rel=1e-3)
     assert res.rmse_arcsec < 15.0
+    kept = small_db.solve_from_centroids(sim.centroids, camera_model=cam, refine_scale=False)
+    assert kept.camera_model == cam
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_camera_model_plate_scale_is_refined(small_db, hip2025, backend):
+    """With a camera model each solve refines its own plate scale (velocity aberration
+    changes it by ~1e-4 between images), from enough matches, in both backends alike."""
+    dist = RadialDistortion(k1=-4e-8)
+    cam = CameraModel.from_fov(15.0, W, H, crpix=[6.0, -4.0], distortion=dist)
+    truth = cam.replace(focal_length_px=cam.focal_length_px * (1 + 2e-4))
+    R = radec_roll_to_rotation(120.0, -30.0, 20.0)
+    sim = simulate_centroids(hip2025, truth, R, centroid_noise_px=0.02, seed=4,
+                             max_magnitude=8.5, num_stars=120)
+    res = small_db.solve_from_centroids(sim.centroids, camera_model=cam, backend=backend)
+    assert res and res.num_matches >= 60
+    assert res.camera_model.focal_length_px / truth.focal_length_px == pytest.approx(1, abs=2e-5)
+    kept = small_db.solve_from_centroids(sim.centroids, camera_model=cam, backend=backend,
+                                         refine_scale=False)
+    assert kept.camera_model.focal_length_px == cam.focal_length_px
+    assert res.rmse_arcsec < kept.rmse_arcsec
+    few = small_db.solve_from_centroids(sim.centroids[:12], camera_model=cam, backend=backend)
+    assert few and few.num_matches < 20 and few.camera_model.focal_length_px == \
+        cam.focal_length_px
+    forced = small_db.solve_from_centroids(sim.centroids[:12], camera_model=cam,
+                                           backend=backend, refine_scale=True)
+    assert forced.camera_model.focal_length_px != cam.focal_length_px
 
 
 def test_aberration_correction(small_db, hip_catalog):

@@ -1,0 +1,274 @@
+"""The calibration's fitting engine: start values, iterations, the fitted state.
+
+:func:`fit_camera` sets the problem up (:mod:`skysolve.calibration.lsq`),
+finds start values (for a radial model from a polynomial fit, see
+:mod:`skysolve.calibration.radial`) and fits it: Gauss-Newton steps with
+sigma clipping (:func:`iterate`), re-matching the stars under the fit until
+the pairs settle (:func:`~skysolve.calibration.matching.rematch`), then the
+per-image scales freed. The algorithm and its degeneracies are described in
+:mod:`skysolve.calibration.fit`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..camera.distortion import RadialDistortion
+from ..camera.model import CameraModel
+from ..errors import InvalidArgumentError
+from ..geometry import wahba_rotation
+from .basis import Basis, project_distortion
+from .lsq import Pairs, Params, Problem, core_rms, rms, robust_rms
+from .matching import rematch
+from .options import MIN_SCALE_PAIRS, CalibrationOptions
+from .radial import radial_start
+from .stars import magnitude_weights
+
+__all__ = ["Fitted", "fit_camera", "iterate", "make_camera"]
+
+# Column-normalised condition number above which the optical centre (or the radial
+# distortion centre) is considered unobservable and kept fixed.
+_CRPIX_MAX_CONDITION = 1e6
+# A fitted optical centre further than this many image diagonals from where the fit
+# started has run away (nothing pins it); the fit is then redone without it.
+_CRPIX_MAX_SHIFT = 2.0
+# Never clip residuals below this (px): no centroid is better than that.
+_MIN_CLIP_PX = 0.01
+# Rounds of re-matching the stars to the centroids under the fitted model (and refitting),
+# and the most Gauss-Newton steps of each round's fit.
+_REMATCH_ROUNDS = 8
+_ROUND_STEPS = 2
+
+
+@dataclass
+class Fitted:
+    """A converged fit: the problem (with its images' attitudes and scales), the shared
+    parameters, the inliers and weights it used, and how it got there."""
+
+    problem: Problem
+    params: Params
+    inliers: NDArray[np.bool_]
+    weights: NDArray[np.float64]
+    iterations: int
+    converged: bool
+    start: Params
+    designs: list | None = None  # residuals and design of every image at ``params``
+
+    def save_state(self) -> list[tuple[NDArray[np.float64], float]]:
+        """The images' attitudes and scales (which iterations change in place)."""
+        return [(im.R.copy(), im.scale) for im in self.problem.images]
+
+    def restore(self, state: list[tuple[NDArray[np.float64], float]]) -> None:
+        for im, (R, scale) in zip(self.problem.images, state, strict=True):
+            im.R, im.scale = R.copy(), scale
+
+    def camera(self, width: int, height: int) -> CameraModel:
+        return make_camera(self.problem.basis, self.params, self.problem.sign < 0, width, height,
+                           always=True, projection=self.problem.projection)
+
+
+def make_camera(basis: Basis, p: Params, parity: bool, width: int, height: int,
+                always: bool = False, projection: str = "pinhole") -> CameraModel:
+    """The camera of shared parameters ``p`` under the lens ``projection`` (without a
+    distortion model when every coefficient is 0, unless ``always``)."""
+    dist = (basis.to_distortion(p.coeffs, width, height, p.crpix, p.center)
+            if always or np.any(p.coeffs) else None)
+    return CameraModel(p.f, width, height, crpix=p.crpix, parity_flip=parity, distortion=dist,
+                       projection=projection)
+
+
+def _scale_free(images: list[Pairs], options: CalibrationOptions) -> list[bool]:
+    if options.per_image_scale is False or len(images) < 2:
+        return [False] * len(images)
+    if options.per_image_scale:
+        return [True] * len(images)
+    return [len(im) >= MIN_SCALE_PAIRS for im in images]
+
+
+def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: int,
+           options: CalibrationOptions, order: int) -> tuple[Problem, Params]:
+    """The problem (basis, free parameters) and its start values; attitudes re-fitted."""
+    start = cameras[0]
+    radial_scale = 1.0
+    if isinstance(start.distortion, RadialDistortion):
+        radial_scale = start.distortion.scale
+    basis = Basis(options.model, order, 0.5 * width, radial_scale, options.polynomial_primary)
+    f0, c, center = project_distortion(basis, start)
+    f = float(np.median([cam.focal_length_px for cam in cameras]) * f0 / start.focal_length_px)
+    crpix = np.median([cam.crpix for cam in cameras], axis=0).astype(np.float64)
+    parity = cameras[0].parity_flip
+    params = Params(f, crpix, c, center)
+    for im in images:
+        im.scale = 1.0
+    _refit_attitudes(images, make_camera(basis, params, parity, width, height,
+                                         projection=start.projection))
+    several = len(images) >= 2
+    fit_crpix = (options.model == "radial" or order == 1) and several
+    fit_center = (options.model == "radial" and several
+                  and options.fit_distortion_center is not False)
+    problem = Problem(images, basis, -1.0 if parity else 1.0, fit_crpix, fit_center,
+                      _scale_free(images, options), start.projection)
+    if 2 * problem.n_pairs < problem.n_params + 2:
+        raise InvalidArgumentError(
+            f"{problem.n_pairs} matched stars cannot constrain {problem.n_params} parameters "
+            f"(model={options.model!r}, order={order}); use a lower order or more images")
+    return problem, params
+
+
+def _refit_attitudes(images: list[Pairs], camera: CameraModel) -> None:
+    """Each image's attitude fitted to ``camera`` alone (Wahba's problem)."""
+    for im in images:
+        f = camera.focal_length_px
+        cam = camera.replace(focal_length_px=f * im.scale)
+        v = cam.pixel_to_vectors(im.xy[:, 0], im.xy[:, 1])
+        ok = np.all(np.isfinite(v), axis=1)
+        if ok.sum() >= 2:
+            im.R = wahba_rotation(v[ok], im.stars[ok])
+
+
+def _clip(res: NDArray[np.float64], inl: NDArray[np.bool_], weights: NDArray[np.float64],
+          sigma_clip: float, robust) -> NDArray[np.bool_]:
+    """Pairs within ``sigma_clip`` robust rms of their prediction (weighted residuals)."""
+    rel = np.sqrt(weights / np.median(weights[inl]))[:, None]
+    wres = res * rel
+    clip_px = max(sigma_clip * robust(wres[inl]), _MIN_CLIP_PX)
+    return np.hypot(wres[:, 0], wres[:, 1]) <= clip_px
+
+
+def _probe(problem: Problem, p: Params, inl: NDArray[np.bool_], weights: NDArray[np.float64],
+           designs: list) -> tuple[NDArray[np.float64], list]:
+    """The first step, freeing the centres only while the design stays well conditioned;
+    returns it and the designs of the layout it was made in."""
+    while True:
+        probing = problem.fit_crpix or problem.fit_center
+        step, cond = problem.step(p, inl, weights, want_cond=probing, designs=designs)
+        if not probing or cond <= _CRPIX_MAX_CONDITION:
+            return step, designs
+        if problem.fit_center:
+            problem.fit_center = False  # the distortion centre goes first
+        else:
+            problem.fit_crpix = False
+        designs = problem.designs(p)  # fewer columns now
+
+
+def iterate(problem: Problem, start: Params, options: CalibrationOptions,
+            weights: NDArray[np.float64] | None = None,
+            inliers: NDArray[np.bool_] | None = None, probe: bool = True,
+            robust=robust_rms) -> Fitted:
+    """Gauss-Newton steps with sigma clipping from ``start`` and the images' current
+    attitudes and scales (changed in place); ``robust`` estimates the rms the clipping
+    threshold is a multiple of.
+
+    Converged: the inlier rms changed by less than ``convergence_threshold_px`` and the
+    clipping changed fewer than 1 % of the pairs. A warm start (``inliers`` given)
+    compares the first step with the start, so a fit that is already there takes one.
+    """
+    n = problem.n_pairs
+    w = np.ones(n) if weights is None else weights
+    p = start.copy()
+    inl = np.ones(n, dtype=bool) if inliers is None else inliers.copy()
+    converged = False
+    iterations = 0
+    designs = problem.designs(p)
+    rms_prev = (math.nan if inliers is None
+                else rms(np.concatenate([d[0] for d in designs])[inl]))
+    for it in range(options.max_iterations):
+        iterations = it + 1
+        if probe and it == 0:
+            step, designs = _probe(problem, p, inl, w, designs)
+        else:
+            step = problem.step(p, inl, w, designs=designs)[0]
+        p = problem.apply(p, step)
+        if not (math.isfinite(p.f) and p.f > 0):
+            raise InvalidArgumentError(
+                "the calibration diverged (focal length became invalid); check that the "
+                "solve results and centroid sets belong together")
+        designs = problem.designs(p)  # residuals for the clipping, design for the next step
+        res = np.concatenate([d[0] for d in designs])
+        err = rms(res[inl])
+        changed = 0
+        if math.isfinite(options.sigma_clip):
+            new_inl = _clip(res, inl, w, options.sigma_clip, robust)
+            if 2 * new_inl.sum() >= problem.n_params + 2:
+                changed = int(np.count_nonzero(new_inl != inl))
+                inl = new_inl
+        if (math.isfinite(rms_prev) and abs(err - rms_prev) < options.convergence_threshold_px
+                and changed <= 0.01 * n):
+            converged = True
+            break
+        rms_prev = err
+    return Fitted(problem, p, inl, w, iterations, converged, start, designs)
+
+
+def fit_camera(images: list[Pairs], cameras: list[CameraModel], width: int, height: int,
+               options: CalibrationOptions, order: int | None = None) -> Fitted:
+    """Set up and fit the model of ``options`` (at ``order``) to the images' pairs.
+
+    The camera is fitted first with one plate scale for all images, the stars
+    re-matched under it (:func:`~skysolve.calibration.matching.rematch`) and
+    refitted until the pairs settle; only then are the per-image scales
+    freed (a scale is a correction of ~1e-4 that wrong pairs, before they are
+    re-matched or clipped, would otherwise pull percents away) and the stars
+    weighted by their magnitude bins (:mod:`skysolve.calibration.stars`).
+    """
+    order = options.order if order is None else order
+    problem, start = _setup(images, cameras, width, height, options, order)
+    scales = problem.scale_free.copy()
+    problem.scale_free[:] = False
+    if options.model == "radial" and problem.fit_crpix:
+        poly = _polynomial_camera(images, cameras, width, height, options)
+        problem.refresh()  # the polynomial fit may have re-matched the pairs
+        if poly is not None:
+            start = radial_start(problem, start, poly, width, height)
+    state = [(im.R.copy(), im.scale) for im in images]
+    fitted = _settle(problem, start, options)
+    shift = np.hypot(*(fitted.params.crpix - start.crpix))
+    if problem.fit_crpix and shift > _CRPIX_MAX_SHIFT * math.hypot(width, height):
+        problem.fit_crpix = problem.fit_center = False
+        for im, (R, scale) in zip(images, state, strict=True):
+            im.R, im.scale = R, scale
+        fitted = _settle(problem, start, options, probe=False)
+    # the final fit: the scales freed, the stars weighted by their magnitude bins, every
+    # pair judged again by the usual clipping
+    problem.scale_free = scales
+    weights = magnitude_weights(problem, fitted.params, fitted.inliers,
+                                options.magnitude_weights)
+    return iterate(problem, fitted.params, options, weights=weights, inliers=fitted.inliers,
+                   probe=False)
+
+
+def _polynomial_camera(images: list[Pairs], cameras: list[CameraModel], width: int,
+                       height: int, options: CalibrationOptions) -> CameraModel | None:
+    """A polynomial camera (pixel -> sky, order 4 or the highest the stars support) fitted
+    to the pairs, to start a radial fit from; None when no order fits."""
+    for order in (4, 3, 2):
+        try:
+            poly = fit_camera(images, cameras, width, height, options.replace(
+                model="polynomial", order=order, polynomial_primary="inverse",
+                select_order=False), order)
+        except InvalidArgumentError:
+            continue
+        return poly.camera(width, height)
+    return None
+
+
+def _settle(problem: Problem, start: Params, options: CalibrationOptions,
+            probe: bool = True) -> Fitted:
+    """Fit, re-match the stars under the fit and refit, until no pair changes; the
+    clipping follows the core of good pairs (:func:`~.lsq.core_rms`) meanwhile."""
+    # while pairs may still change a few steps per round do: the next round re-matches
+    brief = options.replace(max_iterations=min(options.max_iterations, _ROUND_STEPS))
+    fitted = iterate(problem, start, brief, probe=probe, robust=core_rms)
+    # sigma_clip=inf asks for every pair as the solves gave it: no re-matching either
+    rounds = _REMATCH_ROUNDS if math.isfinite(options.sigma_clip) else 0
+    for _ in range(rounds):
+        if not rematch(problem, fitted.params, fitted.inliers):
+            break
+        fitted = iterate(problem, fitted.params, brief, probe=False, robust=core_rms)
+    return fitted
+
+

@@ -1,0 +1,106 @@
+"""Each calibrated image's mapping as a FITS TAN-SIP WCS, checked against the mapping
+(ARC/ZEA/STG/SIN-SIP for a fisheye camera).
+
+The calibrated mapping of image ``i`` takes a pixel through the shared camera
+at that image's plate scale (:meth:`CalibrateResult.image_camera`) and its
+refined attitude to an apparent direction, and -- when the image's stars were
+aberrated with an observer velocity -- back to the catalog (barycentric ICRS)
+direction a FITS WCS describes. :func:`image_wcs` fits a TAN-SIP WCS of a
+chosen order to that mapping over a grid covering the image
+(:func:`skysolve.io.wcs.fit_sip_wcs`: tangent point at the camera's boresight,
+CRPIX at its optical centre) and measures, over the same grid, the angle
+between the WCS's sky direction of each pixel and the calibrated one: the
+``max_error_px`` the header states (``SKYERRPX``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["image_wcs", "image_header", "DEFAULT_SIP_ORDER", "EXPORT_GRID"]
+
+#: SIP order written when none is asked for: the TESS SIP order, exact for an inverse
+#: polynomial camera up to order 4.
+DEFAULT_SIP_ORDER = 5
+#: Grid points per axis over the image for the fit and its check.
+EXPORT_GRID = 33
+
+
+def _sky(result: Any, image: int, x: NDArray[np.float64],
+         y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Catalog unit vectors of centred pixels under image ``image``'s calibrated mapping."""
+    from ..sky.aberration import unaberrate
+
+    cam = result.image_camera(image)
+    v = cam.pixel_to_vectors(x, y) @ np.asarray(result.rotations[image])
+    velocity = result.per_image_velocity_km_s[image]
+    return v if velocity is None else unaberrate(v, velocity)
+
+
+def image_wcs(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
+              pixel_offset: tuple[float, float] = (0.0, 0.0)) -> tuple[Any, float]:
+    """TAN-SIP WCS of one calibrated image (the camera's zenithal projection with SIP
+    terms for a fisheye) and its largest error over the image, px.
+
+    Parameters
+    ----------
+    result : CalibrateResult
+    image : int
+        Index of the image in the calibration's solve results.
+    sip_order : int
+        SIP polynomial order (2 to 9).
+    pixel_offset : (float, float)
+        0-based column and row, in the WCS's pixel grid, of the image's first
+        pixel (a TESS FFI's science area: ``(44, 0)``; see :mod:`skysolve.io.wcs`).
+
+    Returns
+    -------
+    wcs : astropy.wcs.WCS
+    max_error_px : float
+        Largest distance, in pixels at the image's plate scale, between the
+        calibrated sky direction of a grid pixel and the WCS's.
+    """
+    from ..geometry import angle_between, radec_to_vector
+    from ..io.wcs import fit_sip_wcs
+
+    if result.rotations[image] is None:
+        raise InvalidArgumentError(f"image {image} did not take part in the calibration")
+    cam = result.image_camera(image)
+    w, h = cam.image_width, cam.image_height
+    g = np.linspace(-0.5, 0.5, EXPORT_GRID)
+    x, y = (a.ravel() for a in np.meshgrid(g * w, g * h))
+    sky = _sky(result, image, x, y)
+    centre = _sky(result, image, *np.asarray(cam.crpix, dtype=np.float64)[:, None])[0]
+    # FITS pixels: centred x = p1 - 0.5 - W/2 (see skysolve.io.wcs), plus the offset
+    off = np.asarray(pixel_offset, dtype=np.float64)
+    fits_px = np.stack([x + 0.5 + w / 2, y + 0.5 + h / 2], axis=1) + off
+    crpix = np.asarray(cam.crpix) + [0.5 + w / 2, 0.5 + h / 2] + off
+    wcs = fit_sip_wcs(fits_px, sky, crpix, centre, sip_order,
+                      pixel_shape=(int(round(w + off[0])), int(round(h + off[1]))),
+                      projection=cam.projection)
+    ra, dec = wcs.all_pix2world(fits_px[:, 0], fits_px[:, 1], 1)
+    err = angle_between(radec_to_vector(ra, dec), sky) * cam.focal_length_px
+    return wcs, float(np.max(err))
+
+
+def image_header(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
+                 pixel_offset: tuple[float, float] = (0.0, 0.0)) -> Any:
+    """:func:`image_wcs` as a FITS header, with its error and the image's figures."""
+    wcs, err = image_wcs(result, image, sip_order=sip_order, pixel_offset=pixel_offset)
+    from ..io.wcs import wcs_to_header
+
+    hdr = wcs_to_header(wcs)
+    hdr["SKYERRPX"] = (float(f"{err:.3g}"), "[px] max error of this WCS vs the calibration")
+    hdr["SKYSCALE"] = (result.per_image_scale[image], "plate scale factor of this image")
+    rms = result.per_image_rmse_px[image]
+    if rms is not None:
+        hdr["SKYRMSPX"] = (round(float(rms), 6), "[px] rms star residual of the calibration")
+    held = result.per_image_holdout_rmse_px[image]
+    if held is not None:
+        hdr["SKYHOPX"] = (round(float(held), 6), "[px] held-out rms star residual")
+    return hdr

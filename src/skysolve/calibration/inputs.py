@@ -1,0 +1,187 @@
+"""The calibration's inputs: solve results and centroid sets → matched pairs per image.
+
+Every successful solve gives one :class:`~skysolve.calibration.lsq.Pairs`: the
+observed centred pixels of its matched centroids, the catalog unit vectors of
+their stars made apparent for the image's observer velocity (aberrated; see
+below), their catalog magnitudes and saturation flags (when the centroid set
+is an :class:`~skysolve.ExtractionResult`), and the solve's attitude.
+
+The velocity of an image is, in order: its entry of
+``CalibrationOptions.observer_velocities_km_s``, the Earth's barycentric
+velocity at its entry of ``observation_times``, or the velocity it was solved
+with. Aberrating every star individually removes the *differential* velocity
+aberration across the field (a change of plate scale of up to ``|v|/c ~
+1e-4`` between images plus second-order terms); the uniform part only rotates
+the attitude.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import _args
+from ..camera.model import CameraModel
+from ..centroids import ExtractionResult, centroids_to_array
+from ..errors import InvalidArgumentError, InvalidTypeError
+from ..solver.result import SolveFailure, SolveResult
+from .lsq import Pairs
+from .options import CalibrationOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..solver.database import PatternDatabase
+
+__all__ = ["MIN_MATCHES_PER_IMAGE", "pair_lists", "image_pairs"]
+
+#: Fewest matched stars an image must have to take part in a calibration.
+MIN_MATCHES_PER_IMAGE = 3
+
+
+def pair_lists(solve_results: Any, centroids: Any) -> tuple[list, list]:
+    """``(results, centroid sets)`` as equal-length lists, from the accepted call forms."""
+    if solve_results is None or isinstance(solve_results, SolveFailure | SolveResult):
+        return [solve_results], [centroids]
+    if not isinstance(solve_results, Sequence) or isinstance(solve_results, str | bytes):
+        raise InvalidTypeError(
+            "solve_results must be a SolveResult or a list of SolveResult/SolveFailure/None,"
+            f" got {type(solve_results).__name__}")
+    results = list(solve_results)
+    if len(results) == 1 and _one_centroid_set(centroids):
+        centroids = [centroids]
+    if isinstance(centroids, np.ndarray) or not isinstance(centroids, Sequence):
+        raise InvalidTypeError(
+            "centroids must be a list with one centroid set per solve result, got "
+            f"{type(centroids).__name__}")
+    cents = list(centroids)
+    if len(cents) != len(results):
+        raise InvalidArgumentError(
+            f"solve_results and centroids must have the same length, got {len(results)} "
+            f"and {len(cents)}")
+    return results, cents
+
+
+def _one_centroid_set(centroids: Any) -> bool:
+    """Whether ``centroids`` is a single centroid set rather than a list of sets."""
+    if isinstance(centroids, ExtractionResult):
+        return True
+    if isinstance(centroids, np.ndarray):
+        return centroids.ndim == 2 and centroids.dtype != object
+    if isinstance(centroids, Sequence) and len(centroids):
+        return hasattr(centroids[0], "x")
+    return False
+
+
+def _velocities(options: CalibrationOptions, n: int) -> list[NDArray[np.float64] | None]:
+    """The velocity each of ``n`` results asks for through the options (None: its own)."""
+    out: list[NDArray[np.float64] | None] = [None] * n
+    for name, values in (("observer_velocities_km_s", options.observer_velocities_km_s),
+                         ("observation_times", options.observation_times)):
+        if values is not None and len(values) != n:
+            raise InvalidArgumentError(
+                f"{name} must have one entry per solve result ({n}), got {len(values)}")
+    if options.observation_times is not None:
+        from ..sky.aberration import earth_barycentric_velocity
+
+        for i, t in enumerate(options.observation_times):
+            if t is not None:
+                out[i] = np.asarray(earth_barycentric_velocity(t), dtype=np.float64)
+    if options.observer_velocities_km_s is not None:
+        for i, v in enumerate(options.observer_velocities_km_s):
+            if v is not None:
+                out[i] = np.asarray(v, dtype=np.float64)
+    return out
+
+
+def _checked_indices(i: int, res: SolveResult, n_centroids: int) -> tuple[
+        NDArray[np.intp], NDArray[np.int64]]:
+    idx = np.asarray(res.matched_centroids, dtype=np.intp)
+    ids = np.asarray(res.matched_catalog_ids, dtype=np.int64)
+    if len(idx) < MIN_MATCHES_PER_IMAGE:
+        raise InvalidArgumentError(
+            f"solve_results[{i}] has {len(idx)} matched stars; calibration needs at least "
+            f"{MIN_MATCHES_PER_IMAGE} per image")
+    if len(ids) != len(idx):
+        raise InvalidArgumentError(
+            f"solve_results[{i}] has {len(idx)} matched centroids but {len(ids)} catalog ids")
+    if idx.min() < 0 or idx.max() >= n_centroids:
+        raise InvalidArgumentError(
+            f"solve_results[{i}].matched_centroids index past the {n_centroids} entries of "
+            f"centroids[{i}]: pass the centroid set that was solved")
+    return idx, ids
+
+
+def _one_image(db: PatternDatabase, i: int, res: Any, cs: Any,
+               velocity: NDArray[np.float64] | None) -> tuple[Pairs, float]:
+    """The matched pairs of result ``i`` and their squared residual sum under its solve."""
+    from ..sky.aberration import aberrate
+
+    if not isinstance(res, SolveResult):
+        raise InvalidTypeError(
+            f"solve_results[{i}] must be a SolveResult, SolveFailure or None, got "
+            f"{type(res).__name__}")
+    xy, _ = centroids_to_array(cs, name=f"centroids[{i}]")
+    idx, ids = _checked_indices(i, res, len(xy))
+    star_idx = db.indices_of_ids(ids)
+    if np.any(star_idx < 0):
+        raise InvalidArgumentError(
+            f"solve_results[{i}] matched catalog id {int(ids[star_idx < 0][0])}, which is "
+            "not in this database")
+    natural = np.asarray(db.star_vectors[star_idx], dtype=np.float64)
+    solved_v = res.observer_velocity_km_s
+    solved = natural if solved_v is None else aberrate(natural, solved_v)
+    obs = xy[idx]
+    R = np.asarray(res.rotation_matrix_icrs_to_camera, dtype=np.float64)
+    px, py = res.camera_model.vectors_to_pixel(solved @ R.T)
+    d = obs - np.stack([px, py], axis=1)
+    if velocity is None:
+        velocity = None if solved_v is None else np.asarray(solved_v, dtype=np.float64)
+        stars = solved
+    else:
+        stars = aberrate(natural, velocity)
+    mag = np.asarray(db.star_magnitudes[star_idx], dtype=np.float64)
+    all_sat = (np.asarray(cs.saturated, dtype=bool)
+               if isinstance(cs, ExtractionResult) and len(cs.saturated) == len(xy) else None)
+    sat = all_sat[idx] if all_sat is not None else np.zeros(len(idx), dtype=bool)
+    return (Pairs(i, obs, stars, mag, sat, R, 1.0, velocity, xy, idx, all_sat),
+            float(np.nansum(d * d)))
+
+
+def image_pairs(db: PatternDatabase, results: list, cents: list,
+                options: CalibrationOptions) -> tuple[list[Pairs], list[CameraModel], float,
+                                                      int, int]:
+    """Every successful solve's pairs and camera, the rmse before, and the image size."""
+    velocities = _velocities(options, len(results))
+    images, cameras = [], []
+    before_sq = 0.0
+    for i, (res, cs) in enumerate(zip(results, cents, strict=True)):
+        if res is None or isinstance(res, SolveFailure):
+            continue
+        im, sq = _one_image(db, i, res, cs, velocities[i])
+        images.append(im)
+        cameras.append(res.camera_model)
+        before_sq += sq
+    if not images:
+        raise InvalidArgumentError("solve_results holds no successful solve to calibrate from")
+    # an explicit size is checked against every image below, naming the image
+    explicit = any(v is not None for v in (options.image_width, options.image_height,
+                                           options.image_shape))
+    width, height = _args.image_size(options.image_width, options.image_height,
+                                     options.image_shape, () if explicit else cameras[:1])
+    for im, cam in zip(images, cameras, strict=True):
+        if (cam.image_width, cam.image_height) != (width, height):
+            raise InvalidArgumentError(
+                f"solve_results[{im.index}] was solved for a {cam.image_width}x"
+                f"{cam.image_height} image, not the {width}x{height} being calibrated")
+    if len({cam.parity_flip for cam in cameras}) > 1:
+        raise InvalidArgumentError(
+            "solve_results disagree on parity_flip: images of one camera share one parity")
+    if len({cam.projection for cam in cameras}) > 1:
+        raise InvalidArgumentError(
+            "solve_results disagree on the lens projection: images of one camera share one "
+            f"(got {sorted({cam.projection for cam in cameras})})")
+    n_pairs = sum(len(im) for im in images)
+    return images, cameras, math.sqrt(before_sq / n_pairs), width, height

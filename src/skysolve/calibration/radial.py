@@ -1,0 +1,160 @@
+"""Start values of a radial calibration whose optical axis may lie far off the image.
+
+A Brown-Conrady model is radially symmetric about the optical axis, and its
+gnomonic projection is centred there too. When the detector sits off the
+axis (each TESS CCD has the camera's axis just beyond one of its corners,
+~1500 px from the CCD's centre), a fit started at the image centre has to
+move the centre by more than an image half-diagonal *and* every attitude by
+degrees together; Gauss-Newton from there stalls a few hundred pixels out
+(the second-order terms that locate the axis are swamped by the first-order
+ones the attitudes absorb).
+
+So the radial fit starts from the data's own answer:
+
+1. a polynomial model (pixel -> sky, order 4 or lower) is fitted to the same
+   pairs; it reproduces the camera over the image whatever the axis;
+2. the axis is located from that model's geometry: the local pixel -> sky
+   metric of a radially symmetric camera stretches differently along and
+   across the direction to the axis (the gnomonic projection alone does so by
+   ``1/cos(theta)``), so the principal directions of the metric over a grid
+   of the image are lines through the axis; their least-squares
+   intersection is the estimate;
+3. the radial camera (focal length, centre, coefficients, distortion-centre
+   offset, and the rotation between the two cameras' frames) is fitted to
+   the polynomial camera over that grid with
+   :func:`scipy.optimize.least_squares`, from the image centre and from the
+   estimated axis; the better fit seeds the full Gauss-Newton problem, every
+   image's attitude rotated into the radial camera's frame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import least_squares
+from scipy.spatial.transform import Rotation
+
+from ..camera.projection import plane_to_vectors, vectors_to_plane
+from ..geometry import wahba_rotation
+from .lsq import Params
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..camera.model import CameraModel
+    from .lsq import Problem
+
+__all__ = ["radial_start", "metric_axis"]
+
+# Grid points per axis over the image for the camera-to-camera fit and the metric.
+_GRID = 15
+
+
+def _grid(width: int, height: int, n: int = _GRID) -> NDArray[np.float64]:
+    gx, gy = np.meshgrid(np.linspace(-0.5 * width, 0.5 * width, n),
+                         np.linspace(-0.5 * height, 0.5 * height, n))
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def metric_axis(camera: CameraModel, width: int, height: int) -> NDArray[np.float64] | None:
+    """Where the principal directions of ``camera``'s pixel -> sky metric meet (centred px).
+
+    None when the metric is too close to isotropic to point anywhere.
+    """
+    p = _grid(width, height, 9)
+    h = 0.5  # central differences over one pixel
+    v0 = camera.pixel_to_vectors(p[:, 0], p[:, 1])
+    dvx = camera.pixel_to_vectors(p[:, 0] + h, p[:, 1]) - camera.pixel_to_vectors(p[:, 0] - h,
+                                                                                  p[:, 1])
+    dvy = camera.pixel_to_vectors(p[:, 0], p[:, 1] + h) - camera.pixel_to_vectors(p[:, 0],
+                                                                                  p[:, 1] - h)
+    # an orthonormal frame on the sphere at each point (any one: the metric is invariant)
+    ref = np.where(np.abs(v0[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
+    e1 = np.cross(ref, v0)
+    e1 /= np.linalg.norm(e1, axis=1)[:, None]
+    e2 = np.cross(v0, e1)
+    jac = np.stack([np.stack([np.sum(dvx * e, 1), np.sum(dvy * e, 1)], 1)
+                    for e in (e1, e2)], 1)
+    metric = np.einsum("nki,nkj->nij", jac, jac, optimize=False)
+    vals, vecs = np.linalg.eigh(metric)
+    weight = (vals[:, 1] - vals[:, 0]) / (vals[:, 1] + vals[:, 0])
+    if not np.all(np.isfinite(weight)) or np.max(weight) < 1e-6:
+        return None
+    best = None
+    for which in (0, 1):  # the radial direction is one of the two principal ones
+        d = vecs[:, :, which]
+        normal = np.stack([-d[:, 1], d[:, 0]], axis=1) * weight[:, None]
+        rhs = np.sum(normal * p, axis=1)
+        a = np.einsum("ni,nj->ij", normal, normal, optimize=False)
+        if np.linalg.cond(a) > 1e12:
+            continue
+        x = np.linalg.solve(a, np.einsum("ni,n->i", normal, rhs, optimize=False))
+        misfit = float(np.sum((normal @ x - rhs) ** 2))
+        if best is None or misfit < best[0]:
+            best = (misfit, x)
+    return None if best is None else best[1]
+
+
+def _unpack(theta: NDArray[np.float64], n_coeffs: int, fit_center: bool):
+    f, cx, cy = theta[:3]
+    c = theta[3:3 + n_coeffs]
+    j = 3 + n_coeffs
+    center = theta[j:j + 2] if fit_center else np.zeros(2)
+    rot = theta[-3:]
+    return f, np.array([cx, cy]), c, center, rot
+
+
+def _project(problem: Problem, theta: NDArray[np.float64], v: NDArray[np.float64],
+             fit_center: bool) -> NDArray[np.float64]:
+    """Pixels of camera directions ``v`` (in the polynomial camera's frame) under ``theta``."""
+    basis = problem.basis
+    f, crpix, c, center, rot = _unpack(theta, basis.size, fit_center)
+    w = Rotation.from_rotvec(rot).apply(v)
+    xi, eta = vectors_to_plane(w, problem.proj)
+    u = f * np.stack([problem.sign * xi, eta], axis=1)
+    q = u - center
+    return crpix + u + basis.displacement(q, c)
+
+
+def _fit_from(problem: Problem, p: NDArray[np.float64], v: NDArray[np.float64], f: float,
+              crpix: NDArray[np.float64], fit_center: bool):
+    """Least-squares radial camera fitted to pixels ``p`` and directions ``v`` from an
+    undistorted start centred on ``crpix``; returns (cost, theta)."""
+    s = problem.sign
+    u = p - crpix
+    pin = plane_to_vectors(s * u[:, 0] / f, u[:, 1] / f, problem.proj)
+    ok = np.all(np.isfinite(pin), axis=1) & np.all(np.isfinite(v), axis=1)
+    rot = Rotation.from_matrix(wahba_rotation(pin[ok], v[ok])).as_rotvec()
+    theta0 = np.concatenate([[f], crpix, np.zeros(problem.basis.size),
+                             np.zeros(2) if fit_center else [], rot])
+
+    def residual(theta):
+        return (_project(problem, theta, v, fit_center) - p).ravel()
+
+    sol = least_squares(residual, theta0, x_scale="jac", method="lm", max_nfev=400)
+    return float(sol.cost), sol.x
+
+
+def radial_start(problem: Problem, start: Params, poly: CameraModel, width: int,
+                 height: int) -> Params:
+    """Start values of a radial fit near the optical axis, from a polynomial camera fitted
+    to the same pairs (see the module notes); every image's attitude (fitted with
+    ``poly``) is rotated into the start camera's frame in place."""
+    p = _grid(width, height)
+    v = poly.pixel_to_vectors(p[:, 0], p[:, 1])
+    seen = np.all(np.isfinite(v), axis=1)  # a fisheye's image circle may not fill the image
+    p, v = p[seen], v[seen]
+    starts = [np.asarray(poly.crpix, dtype=np.float64)]
+    axis = metric_axis(poly, width, height)
+    if axis is not None and np.all(np.isfinite(axis)) and \
+            np.hypot(*axis) < 3.0 * math.hypot(width, height):
+        starts.append(axis)
+    fit_center = problem.fit_center
+    best = min((_fit_from(problem, p, v, poly.focal_length_px, c0, fit_center)
+                for c0 in starts), key=lambda t: t[0])
+    f, crpix, c, center, rot = _unpack(best[1], problem.basis.size, fit_center)
+    turn = Rotation.from_rotvec(rot).as_matrix()
+    for im in problem.images:  # scales from the polynomial fit, attitudes into the new frame
+        im.R = turn @ im.R
+    return Params(float(f), crpix, c, center)

@@ -1,0 +1,81 @@
+"""Held-out validation: out-of-sample residuals, overfitting caught, the order chosen by it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from skysolve.calibration.engine import iterate
+from skysolve.calibration.fit import calibrate
+from skysolve.calibration.options import CalibrationOptions
+from skysolve.calibration.validation import _folds, holdout
+from skysolve.errors import InvalidArgumentError
+from skysolve.simulate import random_attitudes
+
+from .synthetic import synthetic_solves
+from .test_uncertainty import NOISE_PX, truth_camera
+
+
+def _frames(db, n_images: int, stars: int, seed: int = 5):
+    rots = random_attitudes(n_images, rng=seed)
+    return synthetic_solves(db, [truth_camera()] * n_images, rots, NOISE_PX, seed=seed,
+                            max_stars=stars)
+
+
+def test_holdout_matches_in_sample_at_the_right_order(small_db):
+    res, cents = _frames(small_db, 4, 150)
+    cal = small_db.calibrate_camera(res, cents, order=3)
+    assert cal.validation.folds == 5
+    assert cal.holdout_rmse_px == pytest.approx(cal.rmse_after_px, rel=0.2)
+    assert cal.holdout_rmse_px > cal.rmse_after_px  # out of sample is never better
+    assert not cal.overfitting
+    per = cal.per_image_holdout_rmse_px
+    assert all(p is not None and p == pytest.approx(r, rel=0.25)
+               for p, r in zip(per, cal.per_image_rmse_px, strict=True))
+    # noise-limited: the residual is the centroid noise (rms length sqrt(2) sigma)
+    assert cal.holdout_rmse_px == pytest.approx(NOISE_PX * math.sqrt(2), rel=0.15)
+    assert "held-out (5-fold over stars)" in cal.summary() and "[ok]" in cal.summary()
+
+
+def test_too_high_order_is_caught_and_the_order_chosen(small_db):
+    res, cents = _frames(small_db, 3, 40)
+    right = small_db.calibrate_camera(res, cents, order=3)
+    high = small_db.calibrate_camera(res, cents, order=6)
+    assert high.rmse_after_px < right.rmse_after_px  # fits the noise in sample...
+    assert high.holdout_rmse_px > right.holdout_rmse_px  # ... and predicts worse
+    assert high.overfitting and not right.overfitting
+    assert "OVERFITTING" in high.summary()
+    chosen = small_db.calibrate_camera(res, cents, order=6, select_order=True)
+    assert chosen.camera_model.distortion.order == 3
+    assert not chosen.overfitting
+    assert sorted(chosen.order_scores) == [2, 3, 4, 5, 6]
+    assert min(chosen.order_scores.items(), key=lambda kv: kv[1][1])[0] in (3, 4)
+    with pytest.raises(InvalidArgumentError, match="select_order"):
+        small_db.calibrate_camera(res, cents, order=6, select_order=True, validation_folds=0)
+
+
+def test_fast_folds_equal_explicit_refits(small_db):
+    """Each fold's one-step refit from the solution equals refitting without the fold."""
+    res, cents = _frames(small_db, 3, 120)
+    opts = CalibrationOptions(order=3, validation_folds=4)
+    from skysolve.calibration.engine import fit_camera
+    from skysolve.calibration.inputs import image_pairs, pair_lists
+
+    images, cameras, _, w, h = image_pairs(small_db, *pair_lists(res, cents), opts)
+    fitted = fit_camera(images, cameras, w, h, opts)
+    fast = holdout(fitted, opts)
+    fold = _folds(fitted, 4)
+    state = fitted.save_state()
+    for j in range(4):
+        fitted.restore(state)
+        slow = iterate(fitted.problem, fitted.params, opts.replace(sigma_clip=math.inf),
+                       weights=fitted.weights, inliers=fitted.inliers & (fold != j),
+                       probe=False)
+        test = fold == j
+        explicit = fitted.problem.residuals(slow.params)[test]
+        assert np.allclose(fast.residuals[test], explicit, atol=1e-4)
+    fitted.restore(state)
+    assert calibrate(small_db, res, cents, opts).holdout_rmse_px == pytest.approx(
+        fast.rmse_px, rel=1e-6)
