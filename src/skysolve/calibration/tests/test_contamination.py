@@ -74,6 +74,14 @@ def test_clipping_rejects_the_contaminated_pairs(small_db, clean_frames, fractio
     # a clean pair exceeds with probability exp(-9) ~ 1e-4 (~0.1 of 1,000 pairs; clipping at
     # 3 x the per-axis scatter instead, 0.15 px, would throw away ~1 % of them)
     assert 0.85 * n_bad <= cal.n_outliers <= n_bad + 0.003 * pairs
-    assert cal.rmse_after_px < 1.05 * CLEAN_RMS_PX
+    # the rest fit as well as the uncontaminated frames do (their rms sits ~5 % above the
+    # 0.0707 px noise: the fit's own parameters and the magnitude weights); a plain-rms
+    # clipping leaves 0.106 and 0.258 px
+    clean = [small_db.solve_from_centroids(c, camera_model=truth, match_radius=0.002)
+             for c in clean_frames[2]]
+    clean_rms = small_db.calibrate_camera(clean, clean_frames[2],
+                                          image_shape=(SIZE, SIZE)).rmse_after_px
+    assert CLEAN_RMS_PX <= clean_rms < 1.08 * CLEAN_RMS_PX
+    assert cal.rmse_after_px < 1.05 * clean_rms
     for R, T in zip(cal.rotations, rots, strict=True):
         assert _mapping_rms_px(cal.camera_model, R, truth, T) < 0.05
