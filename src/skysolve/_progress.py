@@ -39,6 +39,12 @@ class _NoBar:
     def clear(self) -> None:
         return None
 
+    def set_postfix(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def set_description(self, *args: object, **kwargs: object) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

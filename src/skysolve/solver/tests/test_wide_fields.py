@@ -80,12 +80,15 @@ def test_an_estimate_narrows_the_search_and_a_camera_fixes_it(wide_db, gaia):
     free = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600), projection="equidistant")
     hinted = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600), projection="equidistant",
                                           fov_estimate_deg=118.0, fov_max_error_deg=5.0)
-    fixed = wide_db.solve_from_centroids(xy, camera_model=cam)
-    for res in (free, hinted, fixed):
+    fixed = wide_db.solve_from_centroids(xy, camera_model=cam, refine_scale=False)
+    # by default a camera's solve refines only this image's plate scale (~1e-4)
+    scaled = wide_db.solve_from_centroids(xy, camera_model=cam)
+    for res in (free, hinted, fixed, scaled):
         assert res
         assert math.degrees(math.acos(min(1.0, res.rotation_matrix_icrs_to_camera[2] @ R[2]))) \
             < 0.05
     assert fixed.camera_model.focal_length_px == cam.focal_length_px
+    assert scaled.camera_model.focal_length_px == pytest.approx(cam.focal_length_px, rel=1e-3)
     assert hinted.fov_deg == pytest.approx(120.0, rel=0.01)
     # a pinhole reading of a fisheye frame does not pass for a solution
     wrong = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600), solve_timeout_ms=3000)
