@@ -24,11 +24,6 @@ W, H = 1024, 768
 
 
 @pytest.fixture(scope="module")
-def hip2025(hip_catalog):
-    return hip_catalog.propagate(2025.0)
-
-
-@pytest.fixture(scope="module")
 def fields(hip2025):
     """8 simulated 10-20 deg fields: (centroids, true rotation, camera, mirrored)."""
     rng = np.random.default_rng(1515)

@@ -45,11 +45,6 @@ ARCSEC = 180 * 3600 / math.pi
 W, H = 1024, 768
 
 
-@pytest.fixture(scope="module")
-def hip2025(hip_catalog):
-    return hip_catalog.propagate(2025.0)
-
-
 def _boresight_error_arcsec(result: SolveResult, R_true) -> float:
     return float(angle_between(result.rotation_matrix_icrs_to_camera[2], R_true[2]) * ARCSEC)
 
