@@ -216,14 +216,21 @@ def test_single_image_polynomial(tess_db, tess_frames, tess_pipeline):
 
 
 def test_single_image_radial_keeps_crpix(tess_db, tess_frames, tess_pipeline):
-    _, _, cents = tess_frames
+    truth, _, cents = tess_frames
     res = tess_pipeline[1][3]
     cal = tess_db.calibrate_camera([res], [cents[3]], model="radial")
     assert isinstance(cal.camera_model.distortion, RadialDistortion)
     assert not cal.crpix_fitted
     assert np.array_equal(cal.camera_model.crpix, res.camera_model.crpix)
-    # a radial model cannot describe TESS's shear: worse than the polynomial, still sane
-    assert 0.07 < cal.rmse_after_px < 20
+    # a radial model about the image centre cannot describe TESS's distortion (its axis is
+    # ~1,500 px off the CCD): worse than the solve's fitted camera (0.067 px), yet it must
+    # explain part of the true distortion, whose rms displacement over the frame it stays
+    # under (measured: 10.6 px against 22.4 px over a 2000 px grid)
+    g = np.linspace(-1000.0, 1000.0, 21)
+    gx, gy = (a.ravel() for a in np.meshgrid(g, g))
+    dx, dy = truth.distortion.distort(gx, gy)
+    true_rms = float(np.sqrt(np.mean((dx - gx) ** 2 + (dy - gy) ** 2)))
+    assert 10 * cal.rmse_before_px < cal.rmse_after_px < 0.6 * true_rms
 
 
 @pytest.fixture(scope="module")
