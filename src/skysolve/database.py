@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._options import with_options
-from .calibration.fit import CALIBRATE_DOC, calibrate
-from .calibration.options import CalibrationOptions
+from .calibration.options import CALIBRATE_DOC, CalibrationOptions
 from .calibration.result import CalibrateResult
 from .solver.database import PatternDatabase
 from .solver.options import SolveOptions
@@ -45,4 +44,8 @@ class SolverDatabase(PatternDatabase):
     @with_options(CalibrationOptions, ("self", "solve_results", "centroids"), CALIBRATE_DOC)
     def calibrate_camera(self, solve_results: Any, centroids: Any,
                          options: CalibrationOptions) -> CalibrateResult:
+        # imported here: the fit's scipy (optimize, sparse, spatial) would cost every
+        # solve-only start-up a few tenths of a second
+        from .calibration.fit import calibrate
+
         return calibrate(self, solve_results, centroids, options)

@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial.transform import Rotation
 
 __all__ = [
     "radec_to_vector",
@@ -133,14 +132,42 @@ def wahba_rotation(body: ArrayLike, ref: ArrayLike,
 
 
 def rotation_to_quaternion(R: ArrayLike) -> NDArray[np.float64]:
-    """``[w, x, y, z]`` quaternion (w ≥ 0) of rotation matrices ``(..., 3, 3)``."""
-    q = Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_quat(
-        canonical=True, scalar_first=True)
-    return q
+    """``[w, x, y, z]`` quaternion of rotation matrices ``(..., 3, 3)``, canonical: w > 0,
+    or, when w = 0, the first non-zero component positive.
+
+    Shepperd's method: the component of largest magnitude comes from the diagonal (a
+    square root well away from zero), the other three from sums and differences of the
+    off-diagonal terms divided by it, so no rotation loses precision. ``R`` must be a
+    rotation (orthonormal, det +1); numpy only, so that writing a result does not load
+    scipy.spatial.
+    """
+    R = np.asarray(R, dtype=np.float64)
+    r = R.reshape(-1, 3, 3)
+    d0, d1, d2 = r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]
+    # 4 q_k^2 for k = w, x, y, z
+    sq = np.stack([1.0 + d0 + d1 + d2, 1.0 + d0 - d1 - d2, 1.0 - d0 + d1 - d2,
+                   1.0 - d0 - d1 + d2], axis=1)
+    k = np.argmax(sq, axis=1)
+    s = 2.0 * np.sqrt(np.maximum(sq[np.arange(len(r)), k], 0.0))  # 4 |q_k|
+    a = r[:, 2, 1] - r[:, 1, 2]  # 4 w x
+    b = r[:, 0, 2] - r[:, 2, 0]  # 4 w y
+    c = r[:, 1, 0] - r[:, 0, 1]  # 4 w z
+    xy, xz, yz = r[:, 0, 1] + r[:, 1, 0], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 2] + r[:, 2, 1]
+    rows = np.stack([np.stack([0.25 * s, a / s, b / s, c / s], axis=1),
+                     np.stack([a / s, 0.25 * s, xy / s, xz / s], axis=1),
+                     np.stack([b / s, xy / s, 0.25 * s, yz / s], axis=1),
+                     np.stack([c / s, xz / s, yz / s, 0.25 * s], axis=1)], axis=1)
+    q = rows[np.arange(len(r)), k]
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    lead = q[np.arange(len(q)), np.argmax(q != 0.0, axis=1)]
+    q *= np.where(lead < 0.0, -1.0, 1.0)[:, None]
+    return q.reshape(R.shape[:-2] + (4,))
 
 
 def quaternion_to_rotation(q: ArrayLike) -> NDArray[np.float64]:
     """Rotation matrices of ``[w, x, y, z]`` quaternions (normalised first)."""
+    from scipy.spatial.transform import Rotation
+
     return Rotation.from_quat(np.asarray(q, dtype=np.float64), scalar_first=True).as_matrix()
 
 

@@ -39,8 +39,18 @@ May import: ``errors``, ``_args``, ``_options``, ``geometry``, ``sky``,
 ``centroids``, ``camera``, ``io``, ``extraction``, ``solver``, ``batch``.
 """
 
-from .fit import calibrate_camera
+from typing import Any
+
 from .options import CalibrationOptions
 from .result import CalibrateResult
 
 __all__ = ["CalibrateResult", "CalibrationOptions", "calibrate_camera"]
+
+
+def __getattr__(name: str) -> Any:
+    # the fit (and its scipy) loads on first use: a solve-only program never pays for it
+    if name == "calibrate_camera":
+        from .fit import calibrate_camera
+
+        return calibrate_camera
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

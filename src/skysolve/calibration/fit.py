@@ -129,7 +129,7 @@ from .._options import with_options
 from .engine import Fitted, fit_camera
 from .inputs import image_pairs, pair_lists
 from .lsq import rms
-from .options import CalibrationOptions
+from .options import CALIBRATE_DOC, CalibrationOptions
 from .result import CalibrateResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -190,50 +190,6 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         fitted.problem.fit_crpix, per_image_scale=s["scales"],
         per_image_velocity_km_s=s["velocities"], uncertainty=unc, validation=validation,
         order_scores=scores, magnitude_bins=bins, center_fitted=fitted.problem.fit_center)
-
-
-#: The docstring of the public calibration functions (``{parameters}``: the options).
-CALIBRATE_DOC = """Fit one camera model shared by one or many solved images.
-
-The images' matched centroids and catalog stars are fitted by least squares
-with one focal length, optical centre and lens distortion shared by all
-images and, per image, its attitude and (where determined) its plate scale
-(see :mod:`skysolve.calibration.fit`). The result carries the fit's
-uncertainties, held-out residuals and per-magnitude residual bias.
-
-Parameters
-----------
-solve_results : SolveResult, SolveFailure, None, or a sequence of them
-    Plate solutions. Failed solves (None or :class:`SolveFailure`) are
-    skipped together with their centroid sets, so a list of solver outputs
-    can be passed straight through.
-centroids : list of centroid sets, or one centroid set for a single result
-    Each set as given to ``solve_from_centroids`` (list of
-    :class:`~skysolve.Centroid`, ``ExtractionResult``, or ``(N, 2)`` /
-    ``(N, 3)`` array), in centred pixels; ``matched_centroids`` index it.
-    With a single result (bare or in a one-element list) the set may be
-    passed bare too.
-{parameters}
-options : CalibrationOptions, optional
-    All of the above as one object; keyword arguments given as well override
-    its values.
-
-Returns
--------
-CalibrateResult
-    ``camera_model`` has the solves' parity, the fitted focal length,
-    optical centre and distortion.
-
-Raises
-------
-InvalidArgumentError
-    Mismatched list lengths, no successful solve, an image with fewer than
-    3 matches, solves that disagree on parity or image size, matched
-    indices or catalog ids that do not belong to ``centroids``/the database,
-    too few pairs for the number of parameters, or an argument out of range.
-InvalidTypeError
-    An argument of the wrong type.
-"""
 
 
 @with_options(CalibrationOptions, ("db", "solve_results", "centroids"),

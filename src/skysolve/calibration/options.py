@@ -13,7 +13,7 @@ from ..camera.distortion import MAX_POLYNOMIAL_ORDER
 from ..errors import InvalidArgumentError, InvalidTypeError
 from .basis import PRIMARIES
 
-__all__ = ["CalibrationOptions", "MODELS", "MIN_SCALE_PAIRS"]
+__all__ = ["CALIBRATE_DOC", "CalibrationOptions", "MODELS", "MIN_SCALE_PAIRS"]
 
 #: Distortion models the calibration fits.
 MODELS = ("polynomial", "radial")
@@ -158,3 +158,47 @@ class CalibrationOptions(Options):
     def _check_together(self) -> None:
         if self.select_order and self.validation_folds == 0:
             raise InvalidArgumentError("select_order needs validation_folds >= 2")
+
+
+#: The docstring of the public calibration functions (``{parameters}``: the options).
+CALIBRATE_DOC = """Fit one camera model shared by one or many solved images.
+
+The images' matched centroids and catalog stars are fitted by least squares
+with one focal length, optical centre and lens distortion shared by all
+images and, per image, its attitude and (where determined) its plate scale
+(see :mod:`skysolve.calibration.fit`). The result carries the fit's
+uncertainties, held-out residuals and per-magnitude residual bias.
+
+Parameters
+----------
+solve_results : SolveResult, SolveFailure, None, or a sequence of them
+    Plate solutions. Failed solves (None or :class:`SolveFailure`) are
+    skipped together with their centroid sets, so a list of solver outputs
+    can be passed straight through.
+centroids : list of centroid sets, or one centroid set for a single result
+    Each set as given to ``solve_from_centroids`` (list of
+    :class:`~skysolve.Centroid`, ``ExtractionResult``, or ``(N, 2)`` /
+    ``(N, 3)`` array), in centred pixels; ``matched_centroids`` index it.
+    With a single result (bare or in a one-element list) the set may be
+    passed bare too.
+{parameters}
+options : CalibrationOptions, optional
+    All of the above as one object; keyword arguments given as well override
+    its values.
+
+Returns
+-------
+CalibrateResult
+    ``camera_model`` has the solves' parity, the fitted focal length,
+    optical centre and distortion.
+
+Raises
+------
+InvalidArgumentError
+    Mismatched list lengths, no successful solve, an image with fewer than
+    3 matches, solves that disagree on parity or image size, matched
+    indices or catalog ids that do not belong to ``centroids``/the database,
+    too few pairs for the number of parameters, or an argument out of range.
+InvalidTypeError
+    An argument of the wrong type.
+"""

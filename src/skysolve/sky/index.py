@@ -12,7 +12,10 @@ Because the rows are sorted by brightness, the brightest ``count`` stars of a
 cone lie among the first ``m`` rows whenever those rows already put ``count``
 stars in the cone. KD-trees over nested brightness *layers* (the brightest
 4096, 16384, ... rows, then all) therefore answer most queries from a small
-tree. The solver's compiled backend answers the same queries from
+tree. A layer's first few queries scan its rows instead (a dot product each):
+building its tree costs about as much as :data:`SCANS_BEFORE_TREE` scans, so a
+program that makes a handful of queries (a one-shot solve) never builds one,
+nor loads ``scipy.spatial``. The solver's compiled backend answers the same queries from
 :attr:`SkyIndex.cells` (rows grouped by sky cell) or a brightest-first scan;
 both give the same stars.
 
@@ -26,20 +29,27 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from ..geometry import angle_to_chord
 
-__all__ = ["SkyIndex", "FIRST_LAYER"]
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
+
+__all__ = ["SkyIndex", "FIRST_LAYER", "SCANS_BEFORE_TREE"]
 
 #: Rows of the smallest brightness layer; each next layer is four times larger.
 FIRST_LAYER = 4096
+#: Cone queries a layer answers by scanning its rows before it builds its KD-tree.
+SCANS_BEFORE_TREE = 8
 
 
 def _tree(vectors: NDArray[np.float64]) -> cKDTree:
+    from scipy.spatial import cKDTree  # not at import: a one-shot solve may not need it
+
     # sliding-midpoint trees build ~2x faster and query as fast on sky vectors
     return cKDTree(vectors, balanced_tree=False, compact_nodes=False)
 
@@ -69,6 +79,7 @@ class SkyIndex:
         #: Rows of each layer (ascending; the last is every row).
         self.layer_sizes: tuple[int, ...] = tuple(sizes)
         self._trees: dict[int, cKDTree] = {}
+        self._scans = dict.fromkeys(sizes, 0)  # queries answered by scanning, per layer
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -97,6 +108,11 @@ class SkyIndex:
         if len(self.vectors) == 0:
             return np.zeros(0, np.intp)
         chord = angle_to_chord(min(radius_rad, math.pi)) * (1 + 1e-12)
+        size = self.layer_sizes[layer]
+        if size not in self._trees and self._scans[size] < SCANS_BEFORE_TREE:
+            self._scans[size] += 1  # a lost count between threads only builds the tree later
+            # |v - c|^2 = 2 - 2 v.c for unit vectors: the tree's test, rows in order
+            return np.flatnonzero(self.vectors[:size] @ centre >= 1.0 - 0.5 * chord * chord)
         idx = self.tree(layer).query_ball_point(centre, chord)
         return np.sort(np.asarray(idx, dtype=np.intp))
 

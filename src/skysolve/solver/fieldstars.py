@@ -20,12 +20,15 @@ that level. Memory stays proportional to the chunk, not to the whole lattice.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from ..geometry import angle_to_chord
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 __all__ = ["thin_by_separation", "ScaleStars"]
 
@@ -45,6 +48,8 @@ def thin_by_separation(vectors: NDArray[np.float64],
     pairs only and can be applied the same way to image centroids. The mask of
     the first ``m`` stars is therefore the first ``m`` values of the whole mask.
     """
+    from scipy.spatial import cKDTree  # not at import: a one-shot solve may not need it
+
     keep = np.ones(len(vectors), dtype=bool)
     if len(vectors) < 2 or min_separation_rad <= 0:
         return keep
@@ -55,6 +60,8 @@ def thin_by_separation(vectors: NDArray[np.float64],
 
 
 def _tree(vectors: NDArray[np.float64]) -> cKDTree:
+    from scipy.spatial import cKDTree  # not at import: a one-shot solve may not need it
+
     # sliding-midpoint trees build ~2x faster and query as fast on sky vectors
     return cKDTree(vectors, balanced_tree=False, compact_nodes=False)
 

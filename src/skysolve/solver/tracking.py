@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from ..geometry import angle_between, wahba_rotation
 from .frame import CatalogView, Frame, Hypothesis
@@ -31,6 +30,8 @@ _MAX_PROPOSALS = 10
 def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
                       search_px: float, radius_px: float):
     """Candidate pairs ``(ii, jj)`` within ``search_px`` and which pairs of them agree."""
+    from scipy.spatial import cKDTree  # not at import: a one-shot solve may not need it
+
     img = frame.ideal[:n_img]
     v_img = frame.vectors(hyp.f, hyp.parity, np.arange(n_img))
     v_cat = cat.vectors(idx)

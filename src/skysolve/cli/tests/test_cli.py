@@ -558,3 +558,23 @@ def test_solve_with_hints(cli_env, db_file, frames):
     assert proc.returncode == 3 and json_lines(proc.stdout)[0]["status"] != "match_found"
     assert_user_error(run(cli_env, "solve", frames / ALT40, "--db", db_file, "--ra", ra),
                       1, "--ra and --dec")
+
+
+#: Modules a one-frame solve of a small field has no use for: calibration's
+#: (scipy.optimize, scipy.sparse), large fields' and quaternions' (scipy.spatial),
+#: FITS files' (astropy). Importing them was most of a one-shot command's start-up.
+UNNEEDED_FOR_ONE_SHOT = ("scipy.optimize", "scipy.sparse", "scipy.spatial", "astropy")
+
+
+def test_one_shot_solve_loads_only_what_it_needs(db_file, cli_env, frames):
+    code = ("import json, sys\nfrom skysolve.cli import main\nstatus = main()\n"
+            f"print(json.dumps([status, [m for m in {UNNEEDED_FOR_ONE_SHOT!r} "
+            "if m in sys.modules]]))")
+    out = subprocess.run([sys.executable, "-c", code, "solve", str(frames / ALT40), "--fov",
+                          "11.4", "--db", str(db_file), "--json"],
+                         capture_output=True, text=True, env=cli_env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    record = json.loads(lines[0])
+    assert near_peer(record["ra_deg"], record["dec_deg"], ALT40)
+    assert json.loads(lines[-1]) == [0, []]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ...camera.projection import plane_to_vectors, vectors_to_plane
 from ...geometry import chord_to_angle, wahba_rotation
@@ -249,6 +249,8 @@ def mutual_matches(img, cat, radius):
     if len(img) == 0 or len(cat) == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
     if len(img) * len(cat) > BRUTE_FORCE_PAIRS:
+        from scipy.spatial import cKDTree  # here: a small solve never needs scipy.spatial
+
         return kdtree_matches(cKDTree(img), cat, radius)
     d2 = _distance2(img, cat)
     i = np.argmin(d2, axis=1)
@@ -365,6 +367,8 @@ def _matches(prims, trees, ideal_all, n_img, p, radius):
     if n_img * len(p) <= BRUTE_FORCE_PAIRS:
         return prims.mutual_matches(ideal_all[:n_img], p, radius)
     if n_img not in trees:
+        from scipy.spatial import cKDTree
+
         trees[n_img] = cKDTree(ideal_all[:n_img])
     return kdtree_matches(trees[n_img], p, radius)
 
@@ -375,7 +379,7 @@ def refine_with(prims, ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, c
     ``trimmed_fit``, ``fit_pairs``); the compiled backend runs large fields through it."""
     n_img_all = len(ideal_all)
     count = 3 * n_img_all
-    trees: dict[int, cKDTree] = {}
+    trees: dict[int, Any] = {}  # scipy cKDTrees
     img_idx = rows_kept = np.zeros(0, np.intp)
     err = np.zeros(0)
     keep = np.zeros(0, bool)
