@@ -18,6 +18,15 @@ at the window's short end (the widest field it covers, where ``S`` is
 largest), taking a high percentile so that a few patterns hugging the edge
 of the field do not decide. Tiling starts at the narrowest field: a narrow
 pinhole database needs a single window, a wide range a few tens.
+
+Most searches need one window (a pinhole field with its scale roughly known),
+and measuring ``S`` over a grid would cost more than the search itself. ``S``
+grows with the field until the probe's stars lie far from the axis (its peak
+is at 66-80 deg from the axis for the widest star of pinhole fields, beyond
+110 deg for stereographic ones) and falls beyond. So when the widest probe
+star lies within :data:`_MONOTONE_ANGLE` of the axis at the short end, ``S``
+there is the largest of the range, and if even twice that value spends at
+most the budget over the whole range, the range is one window without a grid.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..camera import projection as _proj
 from .backends import reference as _reference
 from .patterns import brightest_first_combinations
 
@@ -48,6 +58,9 @@ _MIN_HALF_WIDTH = 1e-3
 _GRID_STEP = 0.05
 #: Step in ln f of the sensitivity's forward difference.
 _STEP = 1e-4
+#: Angle from the axis (rad) of the widest probe star up to which the sensitivity
+#: grows with the field (see the module notes).
+_MONOTONE_ANGLE = math.radians(45.0)
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,18 @@ def _window_edges(u: NDArray[np.float64], sens: NDArray[np.float64],
     return np.interp(np.linspace(0.0, count[-1], n + 1), count, u)
 
 
+def _one_window(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: float, tol: float,
+                probe: NDArray[np.intp], backend: Any) -> bool:
+    """Whether one window surely covers ``[f_lo, f_hi]`` (see the module notes)."""
+    r_max = float(np.sqrt((ideal[:_PROBE_STARS] ** 2).sum(axis=1).max()))
+    if not _proj.scalar_angle_of_radius(r_max / f_lo, proj) <= _MONOTONE_ANGLE:
+        return False
+    s_lo = backend.ratio_sensitivity(np.ascontiguousarray(ideal), proj, np.array([f_lo]),
+                                     probe, _STEP, _PROBE_PERCENTILE)[0]
+    # a window spans 2 budget / S in ln f; with a factor 2 of margin on S
+    return bool(2.0 * s_lo * math.log(f_hi / f_lo) <= 2.0 * RATIO_BUDGET * tol)
+
+
 def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: float, tol: float,
                   f_guess: float | None = None, backend: Any = _reference) -> list[FocalWindow]:
     """Windows tiling the focal lengths ``[f_lo, f_hi]`` (px) for ratio tolerance ``tol``.
@@ -118,6 +143,8 @@ def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: floa
     """
     probe = _probe(min(len(ideal), _PROBE_STARS))
     if len(probe) == 0 or f_hi <= f_lo:
+        return [FocalWindow(f_lo, math.sqrt(f_lo * f_hi), f_hi)]
+    if _one_window(ideal, proj, f_lo, f_hi, tol, probe, backend):
         return [FocalWindow(f_lo, math.sqrt(f_lo * f_hi), f_hi)]
     u = np.linspace(math.log(f_lo), math.log(f_hi),
                     max(3, math.ceil(math.log(f_hi / f_lo) / _GRID_STEP) + 1))
