@@ -203,6 +203,16 @@ class PatternDatabase:
         return self._star_ids
 
     @property
+    def star_ra_deg(self) -> NDArray[np.float64]:
+        """Right ascensions of the star table, degrees (ICRS, at the database's epoch)."""
+        return self._star_ra
+
+    @property
+    def star_dec_deg(self) -> NDArray[np.float64]:
+        """Declinations of the star table, degrees (ICRS, at the database's epoch)."""
+        return self._star_dec
+
+    @property
     def star_magnitudes(self) -> NDArray[np.float32]:
         """Magnitudes of the star table (read-only)."""
         return self._star_mag

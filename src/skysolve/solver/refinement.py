@@ -110,7 +110,6 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
         attitude_covariance_on_sky,
         rotation_to_radec_roll,
         signed_degrees,
-        vector_to_radec,
     )
 
     R = ref.hyp.R
@@ -122,7 +121,6 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
     cat_idx = ref.cat_idx[order]
     err = ref.errors_rad
     n = len(err)
-    ra_cat, dec_cat = vector_to_radec(db.star_vectors[cat_idx])
     sum_sq = float(err @ err)
     err_sorted = np.sort(err) * ARCSEC_PER_RAD
     # noise per axis: 2n residual components fit 3 attitude parameters
@@ -142,5 +140,6 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
         matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
         observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
         attitude_cov_rad2=cov, mode=mode, matched_xy=frame.xy[img_idx],
-        matched_radec_deg=np.column_stack([ra_cat, dec_cat]),
+        matched_radec_deg=np.column_stack([db.star_ra_deg[cat_idx], db.star_dec_deg[cat_idx]]
+                                          ).astype(np.float64, copy=False),
         matched_residuals_arcsec=err[order] * ARCSEC_PER_RAD)
