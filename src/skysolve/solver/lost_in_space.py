@@ -167,44 +167,58 @@ def pattern_stars(frame: Frame, f: float, limit: int) -> NDArray[np.intp]:
 
 @dataclass
 class _Plan:
-    """The patterns of one focal-length window and how far their search has got."""
+    """The patterns of one focal-length window and how far their search has got.
+
+    A plan's patterns are set up on its first turn (:func:`_prepare`): a search
+    over many windows usually ends long before it reaches most of them.
+    """
 
     window: FocalWindow
     f_lo: float                      # bounds on the focal length a candidate implies
     f_hi: float
-    stars: NDArray[np.intp]          # frame rows of the pattern stars
-    v_guess: NDArray[np.float64]     # their vectors at the window's centre
-    ends: NDArray[np.intp]
-    weight: float                    # share of the search's effort (see _schedule)
+    stars: NDArray[np.intp] | None = None         # frame rows of the pattern stars
+    v_guess: NDArray[np.float64] | None = None    # their vectors at the window's centre
+    ends: NDArray[np.intp] | None = None
+    weight: float = 1.0              # share of the search's effort (see _schedule)
     min_cos: float = -2.0            # smallest cosine from a position hint of a pattern star
     done: int = 0
 
 
 def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: float,
-           n_stars: int) -> list[_Plan]:
-    """The windows of the search (one when the camera is fixed), with their patterns of
-    the brightest ``n_stars`` (fewer per window when there are several)."""
+           n_stars: int) -> tuple[list[_Plan], int]:
+    """The windows of the search (one when the camera is fixed), and how many of the
+    brightest stars form each one's patterns (fewer when there are several)."""
     if frame.fixed_camera:
         windows = [FocalWindow(f_lo, f_guess, f_hi)]
     else:
         probe = pattern_stars(frame, math.sqrt(f_lo * f_hi), n_stars)
         windows = focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess,
                                 frame.backend)
-    plans = []
     limit = n_stars if len(windows) == 1 else min(n_stars, WINDOWED_PATTERN_STARS)
+    plans = []
     for w in windows:
-        stars = pattern_stars(frame, w.centre, limit)
-        if len(stars) < 4:
-            continue
         lo = w.lo if w.lo <= f_lo else w.lo * (1.0 - _WINDOW_MARGIN)
         hi = w.hi if w.hi >= f_hi else w.hi * (1.0 + _WINDOW_MARGIN)
-        plans.append(_Plan(w, lo, hi, stars, frame.vectors(w.centre, False, stars),
-                           _batch_ends(len(stars)),
-                           math.log(frame.fov(w.lo) / frame.fov(w.hi)) + 1e-9))
-    return plans
+        plans.append(_Plan(w, lo, hi))
+    return plans, limit
 
 
-def _schedule(plans: list[_Plan]):
+def _prepare(plan: _Plan, frame: Frame, limit: int, cone: Cone | None) -> bool:
+    """Set up ``plan``'s patterns of the brightest ``limit`` stars; False when fewer than
+    four stars are imaged there."""
+    w = plan.window
+    stars = pattern_stars(frame, w.centre, limit)
+    if len(stars) < 4:
+        return False
+    plan.stars, plan.ends = stars, _batch_ends(len(stars))
+    plan.v_guess = frame.vectors(w.centre, False, stars)
+    plan.weight = math.log(frame.fov(w.lo) / frame.fov(w.hi)) + 1e-9
+    if cone is not None:
+        plan.min_cos = cone.min_cos(frame, plan.f_lo)
+    return True
+
+
+def _schedule(plans: list[_Plan], ready):
     """The order the windows' batches are searched in: the window with the fewest
     patterns searched per unit of its weight goes next.
 
@@ -212,12 +226,15 @@ def _schedule(plans: list[_Plan]):
     every field size is equally likely a priori, so a window covering 2-6 deg
     deserves as much effort as the hundred that cover 100-120 deg together.
     Ties go to the earlier window (nearest the estimate when there is one).
+    ``ready(plan)`` sets a plan up on its first turn; a plan it refuses is dropped.
     """
     heap = [(0.0, i) for i in range(len(plans))]
     while heap:
         _, i = heapq.heappop(heap)
-        yield plans[i]
         plan = plans[i]
+        if plan.ends is None and not ready(plan):
+            continue
+        yield plan
         if plan.done < plan.ends[-1]:
             heapq.heappush(heap, (plan.done / plan.weight, i))
 
@@ -302,20 +319,23 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
     ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
-    plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
-    if not plans:
-        return None, "too_few"
+    plans, limit = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
+    usable = []  # plans with patterns, as they are set up
+
+    def ready(plan: _Plan) -> bool:
+        ok = _prepare(plan, frame, limit, cone)
+        usable.append(ok)
+        return ok
+
     left = max_patterns
     hint = _NO_HINT if cone is None else cone.centre
-    for plan in plans if cone is not None else ():
-        plan.min_cos = cone.min_cos(frame, plan.f_lo)
     parity_options = np.array(parities, dtype=bool)
     directory, shift = db.key_directory
     state = [_Tried(), 0]
     # one window: whole batches until one has candidates (_MAX_BATCH patterns at most, so
     # that the time-out is still checked often); several: one batch at a time
     step = _MAX_BATCH if len(plans) == 1 else 1
-    for plan in _schedule(plans):
+    for plan in _schedule(plans, ready):
         if deadline is not None and time.perf_counter() > deadline:
             return None, "timeout"
         ends, cut = _budget(plan.ends, None if left is None else plan.done + left)
@@ -336,4 +356,6 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
             return None, "timeout"
         if out is not None:
             return out, "match_found"
+    if not any(usable):
+        return None, "too_few"
     return None, "budget" if left is not None and left <= 0 else "no_match"

@@ -186,19 +186,41 @@ def unit_vectors(ideal, f, parity, proj):
 
 
 @_jit
-def _largest_ratio_change(v0, v1, quad, e0, e1, ax, ay, az):
+def _pair_angles(v, m, valid, out):
+    """Angles between the first ``m`` of vectors ``v`` (``out[i, j]``, ``i < j``; the
+    formula of :func:`_edges_sorted`) and which of them are imaged (``valid``)."""
+    for i in range(m):
+        valid[i] = v[i, 0] == v[i, 0] and v[i, 1] == v[i, 1] and v[i, 2] == v[i, 2]
+    for i in range(m):
+        for j in range(i + 1, m):
+            dx = v[i, 0] - v[j, 0]
+            dy = v[i, 1] - v[j, 1]
+            dz = v[i, 2] - v[j, 2]
+            h = 0.5 * math.sqrt(dx * dx + dy * dy + dz * dz)
+            out[i, j] = 2.0 * math.asin(min(h, 1.0))
+
+
+@_jit
+def _quad_edges(angles, quad, e):
+    """Sorted six edges of the pattern ``quad`` from the pair angles of its stars."""
+    t = 0
+    for i in range(4):
+        for j in range(i + 1, 4):
+            a, b = quad[i], quad[j]
+            e[t] = angles[a, b] if a < b else angles[b, a]
+            t += 1
+    _sort_small(e)
+
+
+@_jit
+def _largest_ratio_change(a0, a1, valid, quad, e0, e1):
     """Largest change of the five edge ratios of one pattern between two sets of its
-    stars' vectors (NaN when a star is not imaged in either)."""
-    for side in range(2):
-        v = v0 if side == 0 else v1
-        e = e0 if side == 0 else e1
-        for i in range(4):
-            ax[i] = v[quad[i], 0]
-            ay[i] = v[quad[i], 1]
-            az[i] = v[quad[i], 2]
-            if not (ax[i] == ax[i] and ay[i] == ay[i] and az[i] == az[i]):
-                return np.nan
-        _edges_sorted(ax, ay, az, e)
+    stars' pair angles (NaN when a star is not imaged in either)."""
+    for i in range(4):
+        if not valid[quad[i]]:
+            return np.nan
+    _quad_edges(a0, quad, e0)
+    _quad_edges(a1, quad, e1)
     best = 0.0
     for k in range(5):
         d = abs(e1[k] / e1[5] - e0[k] / e0[5])
@@ -209,12 +231,20 @@ def _largest_ratio_change(v0, v1, quad, e0, e1, ax, ay, az):
 
 @_jit
 def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
-    """Ratio sensitivity of an image's brightest patterns (``reference.ratio_sensitivity``)."""
-    n, m, g = ideal.shape[0], probe.shape[0], focal_lengths.shape[0]
+    """Ratio sensitivity of an image's brightest patterns (``reference.ratio_sensitivity``).
+
+    The angles between the probe's stars are computed once per focal length, not
+    once per pattern (each pair belongs to many patterns)."""
+    m, g = probe.shape[0], focal_lengths.shape[0]
+    n = 0
+    for k in range(m):
+        for i in range(4):
+            n = max(n, probe[k, i] + 1)
     v0 = np.empty((n, 3))
     v1 = np.empty((n, 3))
+    a0, a1 = np.zeros((n, n)), np.zeros((n, n))
+    ok0, ok1 = np.empty(n, np.bool_), np.empty(n, np.bool_)
     e0, e1 = np.empty(6), np.empty(6)
-    ax, ay, az = np.empty(4), np.empty(4), np.empty(4)
     change = np.empty(m)
     out = np.empty(g)
     grow = math.exp(step)
@@ -224,9 +254,13 @@ def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
         for i in range(n):
             _unit_from_ideal(ideal[i, 0], ideal[i, 1], f0, 1.0, proj, v0[i])
             _unit_from_ideal(ideal[i, 0], ideal[i, 1], f1, 1.0, proj, v1[i])
+        _pair_angles(v0, n, ok0, a0)
+        _pair_angles(v1, n, ok1, a1)
+        for i in range(n):
+            ok0[i] = ok0[i] and ok1[i]
         finite = 0
         for k in range(m):
-            change[k] = _largest_ratio_change(v0, v1, probe[k], e0, e1, ax, ay, az) / step
+            change[k] = _largest_ratio_change(a0, a1, ok0, probe[k], e0, e1) / step
             if change[k] == change[k]:
                 finite += 1
         if finite == 0:
