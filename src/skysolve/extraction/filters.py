@@ -365,12 +365,12 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     sharpness. A blob is narrow when
 
     * a fitted sigma is below ``_MIN_PSF_SIGMA``, or its minor-axis moment is
-      below a quarter of the stars' median fitted variance (cosmic-ray tracks,
+      below a quarter of the stars' median minor-axis moment (cosmic-ray tracks,
       also diagonal ones too short to be elongated);
     * on a frame whose stars are well sampled (``_WELL_SAMPLED``), its fitted
       width is below ``_NARROW_FRACTION`` of the stars'; or, for fainter blobs
       (down to ``_NARROW_SNR``), its rough width is below ``_ROUGH_FRACTION``
-      of the stars', or it is sharper than nine in ten of the stars by
+      of the stars' rough widths (upper quartile), or it is sharper than nine in ten of the stars by
       ``0.15 + 2.5 / snr`` (its noise): hot pixels that JPEG smeared into 3x3
       blobs, whose width is the compression's, not the optics'.
 
@@ -384,14 +384,17 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     if good.sum() < _REF_MIN:
         return narrow
     width = np.sqrt(sx * sy)
-    s_med = float(np.median(width[good]))
-    narrow |= measured & (lmin < (_NARROW_FRACTION * s_med) ** 2)
+    # like against like: a smeared star's minor axis is the optics' width while its
+    # fitted x and y widths carry the smear, so minor axes are compared with minor axes
+    narrow |= measured & (lmin < _NARROW_FRACTION ** 2 * float(np.median(lmin[good])))
     s_ref = float(np.percentile(width[good], 75))
     if s_ref >= _WELL_SAMPLED:
         narrow |= measured & (width < _NARROW_FRACTION * s_ref)
         stars = good & ~narrow
         sharp_hi = float(np.percentile(sharp[stars], 90)) if stars.sum() >= _REF_MIN else 1.0
+        # ... and rough widths with the stars' rough widths (the same 3x3 estimate)
+        rough_ref = float(np.percentile(start[stars], 75)) if stars.sum() >= _REF_MIN else s_ref
         faint = rough & (snr >= _NARROW_SNR)
-        narrow |= faint & ((start < _ROUGH_FRACTION * s_ref)
+        narrow |= faint & ((start < _ROUGH_FRACTION * rough_ref)
                            | (sharp > sharp_hi + 0.15 + 2.5 / np.maximum(snr, 1e-9)))
     return narrow
