@@ -11,7 +11,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .background import Background
+from .kernels import compiled_fit
 from .psffit import fit_gaussian_stamps
+
+
+def _fit_stamps(stamps: NDArray, weights: NDArray, p0: NDArray, iterations: int,
+                fix_sigma: bool) -> tuple[NDArray, NDArray]:
+    """:func:`.psffit.fit_gaussian_stamps`, compiled when the kernels are warm."""
+    fit = compiled_fit()
+    if fit is None:
+        return fit_gaussian_stamps(stamps, weights, p0, iterations=iterations,
+                                   fix_sigma=fix_sigma)
+    return fit(np.ascontiguousarray(stamps, np.float32), np.ascontiguousarray(weights, bool),
+               np.ascontiguousarray(p0, np.float64), iterations, fix_sigma)
 
 
 def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
@@ -199,15 +211,14 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
             wgt &= ~bad.ravel()[flat]
         amp0 = np.maximum(m["flux"][ids[sel]], 1e-6)
         p0 = np.column_stack([x00[sel], y00[sel], amp0, sx0[sel], sy0[sel]])
-        p, good = fit_gaussian_stamps(stamp, wgt, p0, iterations=2, fix_sigma=fix_sigma)
+        p, good = _fit_stamps(stamp, wgt, p0, 2, fix_sigma)
         # most fits converge in two steps from the log-parabola start; give the rest more
         redo = np.flatnonzero(~good & np.all(np.isfinite(p), axis=1)
                               & (np.abs(p[:, 0]) <= hh) & (np.abs(p[:, 1]) <= hh))
         if len(redo):
             start = p[redo, :5].copy()
             start[:, 2] = np.where(start[:, 2] > 0, start[:, 2], p0[redo, 2])
-            p[redo], good[redo] = fit_gaussian_stamps(stamp[redo], wgt[redo], start,
-                                                      iterations=4, fix_sigma=fix_sigma)
+            p[redo], good[redo] = _fit_stamps(stamp[redo], wgt[redo], start, 4, fix_sigma)
         col[sel] = pc[sel] + p[:, 0]
         row[sel] = pr[sel] + p[:, 1]
         ok[sel] = good

@@ -1,0 +1,266 @@
+"""The extractor's compiled kernels (numba), and when to use them.
+
+The position fit of :mod:`.psffit` is a chain of a few hundred numpy calls on
+arrays of a few stars each (one group per window size, a second pass for the
+fits that need more steps), so on a camera frame with a few dozen stars its
+time is numpy's per-call overhead. :func:`fit_stamps` does the same
+arithmetic, star by star, in one compiled loop; :func:`.psffit.fit_gaussian_stamps`
+stays the readable definition and the agreement tests check that both give the
+same fits (to floating-point rounding: the compiled projections are summed in
+float64, the numpy ones in float32).
+
+Like the solver's kernels, these are used only once a process has compiled
+them into numba's disk cache and left a warm marker (:func:`skysolve._jit.is_warm`):
+until then extraction runs the numpy code and ``python -m skysolve.extraction.kernels``
+compiles them in the background, so that no extraction waits for the compiler.
+``SKYSOLVE_DISABLE_NUMBA=1`` keeps the numpy code.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _jit
+
+__all__ = ["compiled_fit", "warm_up", "SOURCES"]
+
+#: What the warm marker of these kernels depends on (this file: numba caches per file).
+SOURCES = [Path(__file__).resolve()]
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+# Abramowitz & Stegun 7.1.26, as in psffit
+_AS_P = 0.3275911
+_AS_A1, _AS_A2, _AS_A3, _AS_A4, _AS_A5 = (0.254829592, -0.284496736, 1.421413741,
+                                          -1.453152027, 1.061405429)
+
+
+def _profile(k, half, centre, s, e, de_dc, de_ds):
+    """Pixel-integrated unit Gaussian over ``k`` pixels and its derivatives (in place)."""
+    inv_s = 1.0 / s
+    cdf_prev = 0.0
+    pdf_prev = 0.0
+    pdft_prev = 0.0
+    for q in range(k + 1):
+        t = (q - half - 0.5 - centre) * inv_s
+        g = math.exp(-0.5 * t * t)
+        u = t * _SQRT1_2
+        tt = 1.0 / (1.0 + _AS_P * abs(u))
+        poly = tt * (_AS_A1 + tt * (_AS_A2 + tt * (_AS_A3 + tt * (_AS_A4 + tt * _AS_A5))))
+        cdf = math.copysign(1.0 - poly * g, u)
+        pdf = g * (_INV_SQRT2PI * inv_s)
+        pdft = pdf * t
+        if q > 0:
+            e[q - 1] = 0.5 * (cdf - cdf_prev)
+            de_dc[q - 1] = pdf_prev - pdf
+            de_ds[q - 1] = pdft_prev - pdft
+        cdf_prev, pdf_prev, pdft_prev = cdf, pdf, pdft
+
+
+def _solve_sym4(m, g, damping, x, low, z):
+    """Solve one 4x4 symmetric system (upper triangle of ``m``) by Cholesky into ``x``;
+    a system that is not positive definite gets a zero step (as
+    :func:`.psffit._solve_sym4`). ``low`` and ``z`` are scratch."""
+    good = True
+    for j in range(4):
+        d = m[j, j] * (1.0 + damping) + 1e-300
+        for q in range(j):
+            d -= low[j, q] * low[j, q]
+        if not d > 0:
+            good = False
+        ljj = math.sqrt(d) if d > 0 else 1.0
+        low[j, j] = ljj
+        for i in range(j + 1, 4):
+            acc = m[j, i]
+            for q in range(j):
+                acc -= low[i, q] * low[j, q]
+            low[i, j] = acc / ljj
+    for i in range(4):
+        acc = g[i]
+        for q in range(i):
+            acc -= low[i, q] * z[q]
+        z[i] = acc / low[i, i]
+    for i in range(3, -1, -1):
+        acc = z[i]
+        for q in range(i + 1, 4):
+            acc -= low[q, i] * x[q]
+        x[i] = acc / low[i, i]
+    for i in range(4):
+        if not (good and math.isfinite(x[i])):
+            x[i] = 0.0
+
+
+def _axis_step(k, proj, other, e, de_dc, de_ds, amp, bkg, fix_sigma, m, g, x, low):
+    """One Gauss-Newton step of a 1-D fit (centre, A, sigma, b) into ``x``."""
+    c = 0.0
+    sb = 0.0
+    for q in range(k):
+        c += other[q] * other[q]
+        sb += other[q]
+    ac = amp * c
+    m[:, :] = 0.0
+    g[:] = 0.0
+    s0 = s1 = s2 = rs = 0.0
+    for q in range(k):
+        res = proj[q] - ac * e[q] - bkg * sb
+        j0 = ac * de_dc[q]
+        j1 = c * e[q]
+        j2 = ac * de_ds[q]
+        m[0, 0] += j0 * j0
+        m[0, 1] += j0 * j1
+        m[0, 2] += j0 * j2
+        m[1, 1] += j1 * j1
+        m[1, 2] += j1 * j2
+        m[2, 2] += j2 * j2
+        g[0] += j0 * res
+        g[1] += j1 * res
+        g[2] += j2 * res
+        s0 += j0
+        s1 += j1
+        s2 += j2
+        rs += res
+    m[0, 3] = sb * s0
+    m[1, 3] = sb * s1
+    m[2, 3] = sb * s2
+    m[3, 3] = k * sb * sb
+    g[3] = sb * rs
+    if fix_sigma:  # decouple sigma: unit diagonal, zero gradient
+        m[0, 2] = m[1, 2] = m[2, 3] = g[2] = 0.0
+        m[2, 2] = 1.0
+    _solve_sym4(m, g, 1e-3, x, low[:4], low[4])
+
+
+def _fit_one(stamp, weight, p0, iterations, fix_sigma, out, st, data, m, low):
+    """Fit one stamp (see :func:`fit_stamps`); ``st`` (8, k), ``data`` (k, k), ``m``
+    (4, 4) and ``low`` (5, 4) are scratch."""
+    k = stamp.shape[0]
+    half = (k - 1) // 2
+    holes = False
+    for i in range(k):
+        for j in range(k):
+            if weight[i, j]:
+                data[i, j] = stamp[i, j]
+            else:
+                data[i, j] = 0.0
+                holes = True
+    centre = np.array([p0[0], p0[1]])
+    sig = np.array([p0[3], p0[4]])
+    amp = np.array([p0[2], p0[2]])
+    bkg = np.zeros(2)
+    last = np.array([np.inf, np.inf])
+    ex, dxc, dxs, ey, dyc, dys, px, py = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+    g = np.empty(4)
+    x = np.empty(4)
+    for it in range(iterations):
+        _profile(k, half, centre[0], sig[0], ex, dxc, dxs)
+        _profile(k, half, centre[1], sig[1], ey, dyc, dys)
+        if holes and it > 0:  # missing pixels imputed with the current model
+            a_m = 0.5 * (amp[0] + amp[1])
+            b_m = 0.5 * (bkg[0] + bkg[1])
+            for i in range(k):
+                for j in range(k):
+                    if not weight[i, j]:
+                        data[i, j] = np.float32(a_m * ey[i] * ex[j] + b_m)
+        px[:] = 0.0
+        py[:] = 0.0
+        for i in range(k):
+            for j in range(k):
+                v = data[i, j]
+                px[j] += ey[i] * v
+                py[i] += v * ex[j]
+        for axis in range(2):
+            if axis == 0:
+                _axis_step(k, px, ey, ex, dxc, dxs, amp[0], bkg[0], fix_sigma, m, g, x, low)
+            else:
+                _axis_step(k, py, ex, ey, dyc, dys, amp[1], bkg[1], fix_sigma, m, g, x, low)
+            dc = min(max(x[0], -0.5), 0.5)
+            centre[axis] += dc
+            amp[axis] += x[1]
+            s = sig[axis]
+            s = s + min(max(x[2], -0.5 * s), 0.5 * s)
+            sig[axis] = min(max(s, 0.2), 20.0)
+            bkg[axis] += x[3]
+            last[axis] = abs(dc)
+    out[0] = centre[0]
+    out[1] = centre[1]
+    out[2] = 0.5 * (amp[0] + amp[1])
+    out[3] = sig[0]
+    out[4] = sig[1]
+    out[5] = 0.5 * (bkg[0] + bkg[1])
+    finite = True
+    for q in range(6):
+        finite = finite and math.isfinite(out[q])
+    return (finite and amp[0] > 0 and amp[1] > 0 and 0.2 < out[3] < 20.0
+            and 0.2 < out[4] < 20.0 and abs(out[0]) <= half and abs(out[1]) <= half
+            and max(last[0], last[1]) < 0.05)
+
+
+def fit_stamps(stamps, weights, p0, iterations, fix_sigma):
+    """:func:`.psffit.fit_gaussian_stamps`, star by star: ``(params (N, 6), ok (N,))``."""
+    n, k = stamps.shape[0], stamps.shape[1]
+    p = np.empty((n, 6))
+    ok = np.zeros(n, dtype=np.bool_)
+    st = np.empty((8, k))
+    data = np.empty((k, k))
+    m = np.empty((4, 4))
+    low = np.zeros((5, 4))
+    for s in range(n):
+        ok[s] = _fit_one(stamps[s], weights[s], p0[s], iterations, fix_sigma, p[s], st, data,
+                         m, low)
+    return p, ok
+
+
+_KERNELS = ("_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps")
+_COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def _compile() -> dict[str, Callable[..., Any]]:
+    """The kernels as numba dispatchers (compiled, or loaded from the cache, on first call).
+
+    The helpers are compiled first and rebound in this module's namespace under
+    the callers' names, so that the callers call the compiled helpers.
+    """
+    if not _COMPILED:
+        namespace = globals()
+        for name in _KERNELS:
+            _COMPILED[name] = namespace[name] = _jit.jit(namespace[name])
+    return _COMPILED
+
+
+def compiled_fit() -> Callable[..., Any] | None:
+    """The compiled :func:`fit_stamps` when it is in numba's cache, else None (and its
+    compilation started in the background, once per process)."""
+    if _COMPILED:
+        return _COMPILED["fit_stamps"]
+    if not _jit.available():
+        return None
+    if not _jit.is_warm(SOURCES):
+        _jit.warm_in_background(__name__)
+        return None
+    return _compile()["fit_stamps"]
+
+
+def warm_up() -> bool:
+    """Compile (or load) the kernels into numba's cache and leave the warm marker;
+    whether they are there (False without numba)."""
+    if not _jit.available():
+        return False
+    fit = _compile()["fit_stamps"]
+    for k in (5, 7):  # the argument types are what counts, not the sizes
+        stamps = np.zeros((1, k, k), np.float32)
+        stamps[0, k // 2, k // 2] = 1.0
+        weights = np.ones((1, k, k), bool)
+        for fix in (False, True):
+            fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
+    _jit.mark_warm(SOURCES)
+    return True
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the background start
+    sys.exit(0 if warm_up() else 1)
