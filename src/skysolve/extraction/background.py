@@ -382,20 +382,15 @@ def _half_cell_sums(resid: NDArray, rows: NDArray, cols: NDArray, half: int,
     ``half`` px, as ``(2 ny, 2 nx)`` grids over the ``(ny, nx)`` blocks (cells
     without samples: 0)."""
     ny, nx = shape
-    r_cell, r_start = np.unique(rows // half, return_index=True)
-    c_cell, c_start = np.unique(cols // half, return_index=True)
     if np.ndim(clip):
         clip = clip[(rows // (2 * half))[:, None], (cols // (2 * half))[None, :]]
-    v = np.clip(resid, -clip, clip)
-    part = np.add.reduceat(np.add.reduceat(np.stack([v, v * v]), r_start, axis=1),
-                           c_start, axis=2)
-    r_len = np.diff(np.append(r_start, len(rows)))
-    c_len = np.diff(np.append(c_start, len(cols)))
-    out = np.zeros((3, 2 * ny, 2 * nx))
-    out[0][np.ix_(r_cell, c_cell)] = np.outer(r_len, c_len)
-    out[1][np.ix_(r_cell, c_cell)] = part[0]
-    out[2][np.ix_(r_cell, c_cell)] = part[1]
-    return out[0], out[1], out[2]
+    v = np.clip(resid, -clip, clip).ravel()
+    cell = ((rows // half)[:, None] * (2 * nx) + (cols // half)[None, :]).ravel()
+    size = 4 * ny * nx
+    n = np.bincount(cell, minlength=size).astype(np.float64)
+    s1 = np.bincount(cell, weights=v, minlength=size)
+    s2 = np.bincount(cell, weights=v * v, minlength=size)
+    return n.reshape(2 * ny, 2 * nx), s1.reshape(2 * ny, 2 * nx), s2.reshape(2 * ny, 2 * nx)
 
 
 def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _jit
 
-__all__ = ["compiled_fit", "warm_up", "SOURCES"]
+__all__ = ["compiled", "compiled_fit", "warm_up", "SOURCES"]
 
 #: What the warm marker of these kernels depends on (this file: numba caches per file).
 SOURCES = [Path(__file__).resolve()]
@@ -216,7 +216,66 @@ def fit_stamps(stamps, weights, p0, iterations, fix_sigma):
     return p, ok
 
 
-_KERNELS = ("_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps")
+def _root(parent, i):
+    """The root of ``i`` in a union-find forest, halving the path on the way."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _union(parent, a, b):
+    """Join the trees of ``a`` and ``b`` (the smaller root becomes the root)."""
+    ra = _root(parent, a)
+    rb = _root(parent, b)
+    if ra < rb:
+        parent[rb] = ra
+    elif rb < ra:
+        parent[ra] = rb
+
+
+def label_pixels(idx, w):
+    """8-connected components of the pixels at sorted flat indices ``idx`` of a frame
+    ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order
+    of each component's first pixel as ``scipy.ndimage.label`` numbers them.
+
+    One pass in raster order joins every pixel to its already visited neighbours
+    (left, and the three above: found by a pointer that walks the previous row's
+    pixels), so the cost grows with the number of pixels, not the frame's size.
+    """
+    n = len(idx)
+    parent = np.arange(n)
+    j = 0  # first pixel that may lie above-left of the current one
+    for i in range(n):
+        p = idx[i]
+        r = p // w
+        c = p - r * w
+        if c > 0 and i > 0 and idx[i - 1] == p - 1:
+            _union(parent, i, i - 1)
+        if r == 0:
+            continue
+        lo = p - w - 1 if c > 0 else p - w
+        hi = p - w + 1 if c < w - 1 else p - w
+        while j < i and idx[j] < lo:
+            j += 1
+        q = j
+        while q < i and idx[q] <= hi:
+            _union(parent, i, q)
+            q += 1
+    lab = np.empty(n, dtype=np.int32)
+    count = 0
+    for i in range(n):
+        root = _root(parent, i)
+        if root == i:
+            count += 1
+            lab[i] = count
+        else:
+            lab[i] = lab[root]
+    return lab, count
+
+
+_KERNELS = ("_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps", "_root",
+            "_union", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 
 
@@ -233,17 +292,22 @@ def _compile() -> dict[str, Callable[..., Any]]:
     return _COMPILED
 
 
-def compiled_fit() -> Callable[..., Any] | None:
-    """The compiled :func:`fit_stamps` when it is in numba's cache, else None (and its
-    compilation started in the background, once per process)."""
+def compiled(name: str) -> Callable[..., Any] | None:
+    """The compiled kernel ``name`` when the kernels are in numba's cache, else None
+    (and their compilation started in the background, once per process)."""
     if _COMPILED:
-        return _COMPILED["fit_stamps"]
+        return _COMPILED[name]
     if not _jit.available():
         return None
     if not _jit.is_warm(SOURCES):
         _jit.warm_in_background(__name__)
         return None
-    return _compile()["fit_stamps"]
+    return _compile()[name]
+
+
+def compiled_fit() -> Callable[..., Any] | None:
+    """The compiled :func:`fit_stamps`, or None (see :func:`compiled`)."""
+    return compiled("fit_stamps")
 
 
 def warm_up() -> bool:
@@ -258,6 +322,7 @@ def warm_up() -> bool:
         weights = np.ones((1, k, k), bool)
         for fix in (False, True):
             fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
+    _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
     _jit.mark_warm(SOURCES)
     return True
 
