@@ -274,8 +274,125 @@ def label_pixels(idx, w):
     return lab, count
 
 
-_KERNELS = ("_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps", "_root",
-            "_union", "label_pixels")
+def blob_sums(lab, rows, cols, val, n):
+    """Per-blob pixel count, flux, peak (value and pixel) and intensity-weighted
+    moments about the peak pixel, as :func:`.blobs._measure_blobs` computes them with
+    ``bincount`` (the same sums in the same order): ``(npix, flux, peak, peak_pixel,
+    sumw, mx, my, cxx, cyy, cxy)``; index 0 is the background label."""
+    npix = np.zeros(n, dtype=np.intp)
+    flux = np.zeros(n)
+    peak = np.full(n, -np.inf)
+    at = np.zeros(n, dtype=np.intp)
+    for i in range(len(lab)):
+        b = lab[i]
+        v = val[i]
+        npix[b] += 1
+        flux[b] += v
+        if v >= peak[b]:  # ties: the last pixel, as numpy's fancy assignment
+            peak[b] = v
+            at[b] = i
+    sw = np.zeros(n)
+    sx = np.zeros(n)
+    sy = np.zeros(n)
+    sxx = np.zeros(n)
+    syy = np.zeros(n)
+    sxy = np.zeros(n)
+    pr = np.zeros(n, dtype=np.intp)
+    pc = np.zeros(n, dtype=np.intp)
+    for b in range(n):
+        if npix[b]:
+            pr[b] = rows[at[b]]
+            pc[b] = cols[at[b]]
+    for i in range(len(lab)):
+        b = lab[i]
+        wt = max(val[i], 0.0)
+        dx = float(cols[i] - pc[b])
+        dy = float(rows[i] - pr[b])
+        sw[b] += wt
+        sx[b] += wt * dx
+        sy[b] += wt * dy
+        sxx[b] += wt * dx * dx
+        syy[b] += wt * dy * dy
+        sxy[b] += wt * dx * dy
+    mx = np.empty(n)
+    my = np.empty(n)
+    cxx = np.empty(n)
+    cyy = np.empty(n)
+    cxy = np.empty(n)
+    for b in range(n):
+        safe = sw[b] if sw[b] > 0 else 1.0
+        mx[b] = sx[b] / safe
+        my[b] = sy[b] / safe
+        cxx[b] = sxx[b] / safe - mx[b] * mx[b]
+        cyy[b] = syy[b] / safe - my[b] * my[b]
+        cxy[b] = sxy[b] / safe - mx[b] * my[b]
+    return npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy
+
+
+#: Largest fit window (px): half-sizes run from 2 to 6 (:func:`.blobs._fit_group`).
+_MAX_WINDOW = 13
+
+
+def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, fix_sigma):
+    """Cut every star's window out of the frame and fit it, as
+    :func:`.blobs._fit_group` does with numpy: ``(params (N, 6), ok (N,))``.
+
+    Star ``s`` (blob ``ids[s]``, peak pixel ``pr[s]``, ``pc[s]``) gets a window of
+    ``2 half[s] + 1`` pixels, minus the background plane ``bgp + gx dx + gy dy``
+    (float32, as the numpy code); pixels off the frame, of other blobs or ``bad``
+    (when ``use_bad``) are left out. Two Gauss-Newton iterations from ``p0[s]``, and
+    four more from there for a fit that did not converge but stayed in its window.
+    """
+    h, w = work.shape
+    n = len(pr)
+    p = np.empty((n, 6))
+    ok = np.zeros(n, dtype=np.bool_)
+    big = _MAX_WINDOW
+    stamp = np.empty((big, big), dtype=np.float32)
+    weight = np.empty((big, big), dtype=np.bool_)
+    st = np.empty((8, big))
+    data = np.empty((big, big))
+    m = np.empty((4, 4))
+    low = np.zeros((5, 4))
+    start = np.empty(5)
+    for s in range(n):
+        hh = half[s]
+        k = 2 * hh + 1
+        b32 = np.float32(bgp[s])
+        gx32 = np.float32(gx[s])
+        gy32 = np.float32(gy[s])
+        for i in range(k):
+            r = pr[s] + i - hh
+            rc = min(max(r, 0), h - 1)
+            plane_row = gy32 * np.float32(i - hh)
+            for j in range(k):
+                c = pc[s] + j - hh
+                cc = min(max(c, 0), w - 1)
+                stamp[i, j] = work[rc, cc] - ((b32 + gx32 * np.float32(j - hh)) + plane_row)
+                lab = labels[rc, cc]
+                weight[i, j] = ((lab == 0 or lab == ids[s]) and 0 <= r < h and 0 <= c < w
+                                and not (use_bad and bad[rc, cc]))
+        out = p[s]
+        good = _fit_one(stamp[:k, :k], weight[:k, :k], p0[s], 2, fix_sigma, out, st, data,
+                        m, low)
+        if not good:
+            finite = True
+            for q in range(6):
+                finite = finite and math.isfinite(out[q])
+            if finite and abs(out[0]) <= hh and abs(out[1]) <= hh:
+                # most fits converge in two steps from the start; give the rest more
+                for q in range(5):
+                    start[q] = out[q]
+                if not start[2] > 0:
+                    start[2] = p0[s, 2]
+                good = _fit_one(stamp[:k, :k], weight[:k, :k], start, 4, fix_sigma, out, st,
+                                data, m, low)
+        ok[s] = good
+    return p, ok
+
+
+_KERNELS = ("blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
+            "fit_windows", "_root", "_union", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 
 
@@ -323,6 +440,13 @@ def warm_up() -> bool:
         for fix in (False, True):
             fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
     _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
+    one = np.zeros(1, np.intp)
+    for dtype in (np.uint16, np.int32):  # the label images' two types
+        _COMPILED["blob_sums"](np.ones(2, dtype), one, one, np.ones(2), 2)
+        _COMPILED["fit_windows"](
+            np.ones((9, 9), np.float32), np.zeros((9, 9), dtype), np.zeros((1, 1), bool),
+            False, one + 4, one + 4, np.zeros(1), np.zeros(1), np.zeros(1), one, one + 2,
+            np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), False)
     _jit.mark_warm(SOURCES)
     return True
 

@@ -6,11 +6,15 @@ with noise and missing pixels, so the true centres are known.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from skysolve import _jit
 from skysolve.extraction import extract_centroids, kernels
+from skysolve.extraction.blobs import _blob_sums
 from skysolve.extraction.psffit import fit_gaussian_stamps
 from skysolve.tests.frames import pixel_integrated_gaussian_1d, tess_like_frame
 
@@ -56,11 +60,13 @@ def test_compiled_fit_agrees_with_numpy(k, fix_sigma, iterations):
 
 def test_extraction_same_with_and_without_kernels(monkeypatch):
     """The whole extraction finds the same stars, rejects the same blobs for the same
-    reasons and puts them in the same places whether the fit is compiled or not."""
+    reasons and puts them in the same places with the compiled kernels or numpy alone."""
     img = tess_like_frame(seed=5, shape=(512, 512), n_stars=600)[0]
     kernels.warm_up()
     compiled = extract_centroids(img)
-    monkeypatch.setattr("skysolve.extraction.blobs.compiled_fit", lambda: None)
+    for module in ("blobs", "extract"):  # (the package's `extract` is the function)
+        monkeypatch.setattr(importlib.import_module(f"skysolve.extraction.{module}"),
+                            "compiled", lambda name: None)
     reference = extract_centroids(img)
     assert len(compiled.centroids) == len(reference.centroids) > 100
     np.testing.assert_allclose(compiled.as_array()[:, :2], reference.as_array()[:, :2],
@@ -68,3 +74,35 @@ def test_extraction_same_with_and_without_kernels(monkeypatch):
     np.testing.assert_array_equal(compiled.fitted, reference.fitted)
     np.testing.assert_array_equal(compiled.flags, reference.flags)
     np.testing.assert_array_equal(compiled.rejected["reason"], reference.rejected["reason"])
+
+
+@pytest.mark.parametrize("shape, density, grow", [((50, 37), 0.3, False), ((200, 200), 0.5, True),
+                                                  ((300, 400), 0.02, True), ((1, 60), 0.5, False),
+                                                  ((60, 1), 0.5, False)])
+def test_labels_as_ndimage(shape, density, grow):
+    """The compiled labeller finds scipy's 8-connected blobs, numbered alike."""
+    rng = np.random.default_rng(3)
+    mask = rng.random(shape) < density
+    if grow:  # bigger, irregular blobs
+        mask = ndimage.binary_dilation(mask)
+    expected, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    kernels.warm_up()
+    idx = np.flatnonzero(mask)
+    lab, count = kernels.compiled("label_pixels")(idx, shape[1])
+    assert count == n > 0
+    np.testing.assert_array_equal(lab, expected.ravel()[idx])
+
+
+def test_blob_sums_as_numpy():
+    """Per-blob sums, peaks and moments: the same sums in the same order as bincount."""
+    rng = np.random.default_rng(4)
+    mask = ndimage.binary_dilation(rng.random((120, 90)) < 0.05)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    idx = np.flatnonzero(mask)
+    val = np.round(rng.normal(50.0, 30.0, len(idx)))  # ties among peaks too
+    lab = labels.ravel()[idx].astype(np.uint16)
+    kernels.warm_up()
+    rows, cols = np.divmod(idx, 90)
+    got = kernels.compiled("blob_sums")(lab, rows, cols, val, n + 1)
+    for a, b in zip(got, _blob_sums(lab, idx, val, n + 1, 90), strict=True):
+        np.testing.assert_array_equal(a, b)
