@@ -36,6 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from .kernels import compiled
+
 __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
 
 #: Smallest block the structure check refines to (px).
@@ -192,6 +194,17 @@ class Background:
         rows = np.asarray(rows)
         flat = row_offset[rows] + cols
         return level[flat] + fr[rows] * step[flat]
+
+    def at_flat(self, flat: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Background level at flat pixel indices (``row * width + col``), as :meth:`at`
+        (compiled when the extractor's kernels are warm: the same arithmetic)."""
+        ny, nx = self.grid.shape
+        if ny == 1 and nx == 1:
+            return np.full(len(flat), self.grid[0, 0])
+        kernel = compiled("model_at")
+        if kernel is None:
+            return self.at(*np.divmod(flat, self.shape[1]))
+        return kernel(flat, self.shape[1], *self._tables())
 
     def block_lower_bound(self) -> tuple[NDArray[np.float64], int]:
         """Per-block lower bound of the interpolated model, and the block size.

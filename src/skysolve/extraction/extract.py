@@ -179,10 +179,9 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float
         full = np.repeat(np.repeat(lim, bs, axis=0)[:h], bs, axis=1)[:, :w]
         mask = det > full
     cand = np.flatnonzero(mask)
-    rows, cols = np.divmod(cand, w)
-    level = bg.at(rows, cols)
+    level = bg.at_flat(cand)
     if bg.noise is not None:
-        thr = scale * bg.noise.at(rows, cols)
+        thr = scale * bg.noise.at_flat(cand)
     keep = det.ravel()[cand] > level + thr
     return cand[keep], level[keep]
 

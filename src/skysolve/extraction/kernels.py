@@ -138,7 +138,7 @@ def _axis_step(k, proj, other, e, de_dc, de_ds, amp, bkg, fix_sigma, m, g, x, lo
 
 def _fit_one(stamp, weight, p0, iterations, fix_sigma, out, st, data, m, low):
     """Fit one stamp (see :func:`fit_stamps`); ``st`` (8, k), ``data`` (k, k), ``m``
-    (4, 4) and ``low`` (5, 4) are scratch."""
+    (4, 4) and ``low`` (12, 4) are scratch."""
     k = stamp.shape[0]
     half = (k - 1) // 2
     holes = False
@@ -149,14 +149,16 @@ def _fit_one(stamp, weight, p0, iterations, fix_sigma, out, st, data, m, low):
             else:
                 data[i, j] = 0.0
                 holes = True
-    centre = np.array([p0[0], p0[1]])
-    sig = np.array([p0[3], p0[4]])
-    amp = np.array([p0[2], p0[2]])
-    bkg = np.zeros(2)
-    last = np.array([np.inf, np.inf])
+    # the state per axis (x, y) and the 4x4 step's right side and solution, in scratch
+    # rows (no allocation per star)
+    centre, sig, amp, bkg, last, g, x = (low[5], low[6], low[7], low[8], low[9], low[10],
+                                         low[11])
+    centre[0], centre[1] = p0[0], p0[1]
+    sig[0], sig[1] = p0[3], p0[4]
+    amp[0] = amp[1] = p0[2]
+    bkg[0] = bkg[1] = 0.0
+    last[0] = last[1] = np.inf
     ex, dxc, dxs, ey, dyc, dys, px, py = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
-    g = np.empty(4)
-    x = np.empty(4)
     for it in range(iterations):
         _profile(k, half, centre[0], sig[0], ex, dxc, dxs)
         _profile(k, half, centre[1], sig[1], ey, dyc, dys)
@@ -209,7 +211,7 @@ def fit_stamps(stamps, weights, p0, iterations, fix_sigma):
     st = np.empty((8, k))
     data = np.empty((k, k))
     m = np.empty((4, 4))
-    low = np.zeros((5, 4))
+    low = np.zeros((12, 4))
     for s in range(n):
         ok[s] = _fit_one(stamps[s], weights[s], p0[s], iterations, fix_sigma, p[s], st, data,
                          m, low)
@@ -272,6 +274,17 @@ def label_pixels(idx, w):
         else:
             lab[i] = lab[root]
     return lab, count
+
+
+def model_at(flat, w, level, step, row_offset, fr):
+    """A :class:`.background.Background` model at flat pixel indices, as its ``at``
+    computes it from its tables (the same arithmetic), in one pass."""
+    out = np.empty(len(flat))
+    for i in range(len(flat)):
+        r = flat[i] // w
+        q = row_offset[r] + flat[i] - r * w
+        out[i] = level[q] + fr[r] * step[q]
+    return out
 
 
 def blob_sums(lab, rows, cols, val, n):
@@ -353,7 +366,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     st = np.empty((8, big))
     data = np.empty((big, big))
     m = np.empty((4, 4))
-    low = np.zeros((5, 4))
+    low = np.zeros((12, 4))
     start = np.empty(5)
     for s in range(n):
         hh = half[s]
@@ -391,7 +404,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-_KERNELS = ("blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
+_KERNELS = ("model_at", "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
             "fit_windows", "_root", "_union", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 
@@ -441,6 +454,7 @@ def warm_up() -> bool:
             fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
     _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
     one = np.zeros(1, np.intp)
+    _COMPILED["model_at"](one, 1, np.zeros(1), np.zeros(1), one, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types
         _COMPILED["blob_sums"](np.ones(2, dtype), one, one, np.ones(2), 2)
         _COMPILED["fit_windows"](
