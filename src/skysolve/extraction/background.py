@@ -395,6 +395,10 @@ def _half_cell_sums(resid: NDArray, rows: NDArray, cols: NDArray, half: int,
     ``half`` px, as ``(2 ny, 2 nx)`` grids over the ``(ny, nx)`` blocks (cells
     without samples: 0)."""
     ny, nx = shape
+    kernel = compiled("cell_sums")
+    if kernel is not None:
+        n, s1, s2 = kernel(resid, rows, cols, half, np.broadcast_to(clip, shape).astype(float))
+        return n, s1, s2
     if np.ndim(clip):
         clip = clip[(rows // (2 * half))[:, None], (cols // (2 * half))[None, :]]
     v = np.clip(resid, -clip, clip).ravel()

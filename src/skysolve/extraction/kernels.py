@@ -276,6 +276,31 @@ def label_pixels(idx, w):
     return lab, count
 
 
+def cell_sums(resid, rows, cols, half, clip):
+    """Count, sum and sum of squares of a residual sample (at pixel ``rows`` x ``cols``,
+    clipped at +-``clip`` of its block of ``2 half`` px) in cells of ``half`` px, as
+    :func:`.background._half_cell_sums` adds them up (the same order): three
+    ``(2 ny, 2 nx)`` grids for the ``(ny, nx)`` blocks of ``clip``."""
+    ny, nx = clip.shape
+    out = np.zeros((3, 2 * ny, 2 * nx))
+    ccell = cols // half
+    cblock = cols // (2 * half)
+    for i in range(len(rows)):
+        rcell = rows[i] // half
+        clip_row = clip[rows[i] // (2 * half)]
+        n_row = out[0, rcell]
+        s1_row = out[1, rcell]
+        s2_row = out[2, rcell]
+        for j in range(len(cols)):
+            lim = clip_row[cblock[j]]
+            v = min(max(resid[i, j], -lim), lim)
+            q = ccell[j]
+            n_row[q] += 1.0
+            s1_row[q] += v
+            s2_row[q] += v * v
+    return out
+
+
 def model_at(flat, w, level, step, row_offset, fr):
     """A :class:`.background.Background` model at flat pixel indices, as its ``at``
     computes it from its tables (the same arithmetic), in one pass."""
@@ -404,8 +429,8 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-_KERNELS = ("model_at", "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
-            "fit_windows", "_root", "_union", "label_pixels")
+_KERNELS = ("cell_sums", "model_at", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
+            "_fit_one", "fit_stamps", "fit_windows", "_root", "_union", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 
 
@@ -455,6 +480,7 @@ def warm_up() -> bool:
     _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
     one = np.zeros(1, np.intp)
     _COMPILED["model_at"](one, 1, np.zeros(1), np.zeros(1), one, np.zeros(1))
+    _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
     for dtype in (np.uint16, np.int32):  # the label images' two types
         _COMPILED["blob_sums"](np.ones(2, dtype), one, one, np.ones(2), 2)
         _COMPILED["fit_windows"](

@@ -106,3 +106,26 @@ def test_blob_sums_as_numpy():
     got = kernels.compiled("blob_sums")(lab, rows, cols, val, n + 1)
     for a, b in zip(got, _blob_sums(lab, idx, val, n + 1, 90), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_background_kernels_as_numpy(monkeypatch):
+    """The background's compiled pieces (half-cell sums of the residual, the model at
+    flat pixel indices) give numpy's numbers: the same sums in the same order."""
+    background = importlib.import_module("skysolve.extraction.background")
+    rng = np.random.default_rng(6)
+    h, w, bs = 300, 410, 64
+    grid = rng.normal(100.0, 5.0, (5, 7))
+    bg = background.Background(grid, bs, 2.0, (h, w))
+    rows, cols = np.arange(2, h, 5), np.arange(2, w, 5)
+    resid = rng.normal(0.0, 2.0, (len(rows), len(cols)))
+    flat = np.sort(rng.choice(h * w, 5000, replace=False))
+    kernels.warm_up()
+    clips = (6.0, rng.uniform(3.0, 9.0, grid.shape))
+    compiled = [background._half_cell_sums(resid, rows, cols, bs // 2, grid.shape, c)
+                for c in clips] + [bg.at_flat(flat)]
+    monkeypatch.setattr(background, "compiled", lambda name: None)
+    reference = [background._half_cell_sums(resid, rows, cols, bs // 2, grid.shape, c)
+                 for c in clips] + [bg.at_flat(flat)]
+    for a, b in zip(compiled, reference, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(reference[-1], bg.at(*np.divmod(flat, w)))
