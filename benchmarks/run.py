@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
-    # the solver's kernels in numba's disk cache first, as an installation has them once
-    # its first background compilation has run: backend='auto' then means compiled
+    # the solver's and the extractor's kernels in numba's disk cache first, as an
+    # installation has them once its first background compilation has run:
+    # backend='auto' (and extraction) then use the compiled kernels
     from skysolve.extraction.kernels import warm_up as warm_up_extraction
     from skysolve.solver.warmup import warm_up
 

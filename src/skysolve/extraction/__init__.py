@@ -23,8 +23,9 @@ Modules
 ``psffit``
     Vectorised least-squares fit of pixel-integrated Gaussians to stamps.
 ``kernels``
-    The same fit compiled with numba (used once warm in numba's cache; the
-    numpy code stays the definition), and its warm-up.
+    numba twins of the hot loops (labelling, per-blob sums, window fits, the
+    background's cell sums and model), used once warm in numba's cache (the
+    numpy code stays the definition), and their warm-up.
 
 The results are :class:`skysolve.centroids.ExtractionResult` objects.
 

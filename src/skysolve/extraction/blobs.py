@@ -1,6 +1,7 @@
 """Per-blob measurements of the extractor: moments, sharpness, blends and sub-pixel fits.
 
-Everything is vectorised over blobs (no Python loop over stars). Blobs are the
+Everything is vectorised over blobs (no Python loop over stars; compiled twins of the
+sums and the fits in :mod:`.kernels`). Blobs are the
 8-connected components of the detection mask; index 0 of every per-label
 array is the (unused) background label.
 """

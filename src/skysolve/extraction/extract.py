@@ -37,7 +37,11 @@ positions, brightness and shape:
 Other modules take star lists through :func:`centroids_to_array`, which accepts a
 list of :class:`Centroid`, an :class:`ExtractionResult` or an (N, 2)/(N, 3) array.
 
-Everything is vectorised over blobs (no Python loop over stars).
+Everything is vectorised over blobs (no Python loop over stars); the per-pixel and
+per-star loops that numpy cannot express without many small calls (labelling the
+candidate pixels, per-blob sums, cutting and fitting the windows, the background's
+cell sums) also run as numba kernels once these are warm (:mod:`.kernels`), with
+the same results.
 
 Coordinates are **centred pixels**: the centre of array pixel ``(row, col)`` is at
 ``x = col + 0.5 - W/2``, ``y = row + 0.5 - H/2`` (+x right, +y down).

@@ -1,13 +1,28 @@
 """The extractor's compiled kernels (numba), and when to use them.
 
-The position fit of :mod:`.psffit` is a chain of a few hundred numpy calls on
-arrays of a few stars each (one group per window size, a second pass for the
-fits that need more steps), so on a camera frame with a few dozen stars its
-time is numpy's per-call overhead. :func:`fit_stamps` does the same
-arithmetic, star by star, in one compiled loop; :func:`.psffit.fit_gaussian_stamps`
-stays the readable definition and the agreement tests check that both give the
-same fits (to floating-point rounding: the compiled projections are summed in
-float64, the numpy ones in float32).
+On a camera frame with a few hundred candidate blobs, extraction's time was
+numpy's per-call overhead, not arithmetic: the position fit was a chain of a
+few hundred calls on arrays of a few stars each (one group per window size, a
+second pass for the fits that need more steps), the per-blob sums a dozen
+``bincount`` and ``ufunc.at`` passes, and labelling a scan of the whole frame
+for a few thousand candidate pixels. The kernels here do the same arithmetic in
+compiled loops, each the twin of a numpy function that stays the readable
+definition:
+
+* :func:`label_pixels`: union-find over the candidate pixels only, numbered as
+  ``scipy.ndimage.label`` numbers them (:func:`.extract._label`);
+* :func:`blob_sums`: per-blob counts, flux, peaks and moments, the same sums in
+  the same order as :func:`.blobs._blob_sums`;
+* :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
+  fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
+  (to rounding: the compiled projections are summed in float64, numpy's in
+  float32);
+* :func:`model_at` and :func:`cell_sums`: the background model at flat pixel
+  indices (:meth:`.background.Background.at`) and the residual's half-cell sums
+  (:func:`.background._half_cell_sums`).
+
+The agreement tests (``tests/test_kernels.py``) check each pair, and that a whole
+extraction keeps and rejects the same detections either way.
 
 Like the solver's kernels, these are used only once a process has compiled
 them into numba's disk cache and left a warm marker (:func:`skysolve._jit.is_warm`):
