@@ -64,7 +64,7 @@ from ..imagedata import as_image_data
 from .background import Background, estimate_background, robust_sigma
 from .blobs import _blended, _fit_positions, _measure_blobs
 from .filters import basic_reasons, code, narrow_blobs, psf_reference, shape_reasons
-from .kernels import compiled
+from .kernels import backend, compiled
 from .options import ExtractionOptions
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
@@ -456,6 +456,11 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     """Detect stars in ``image`` with ``options`` (see :func:`extract_centroids`)."""
+    with backend(options.backend):
+        return _extract(image, options)
+
+
+def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     arr, mask, noise = _check_image(image)
     h, w = arr.shape
     work, bad = _finite_work(arr, mask)

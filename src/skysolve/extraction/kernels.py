@@ -15,8 +15,7 @@ definition:
   the same order as :func:`.blobs._blob_sums`;
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
-  (to rounding: the compiled projections are summed in float64, numpy's in
-  float32);
+  (to rounding: the sums run in another order);
 * :func:`model_at` and :func:`cell_sums`: the background model at flat pixel
   indices (:meth:`.background.Background.at`) and the residual's half-cell sums
   (:func:`.background._half_cell_sums`).
@@ -33,17 +32,20 @@ compiles them in the background, so that no extraction waits for the compiler.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import _jit
+from ..errors import InvalidArgumentError
 
-__all__ = ["compiled", "compiled_fit", "warm_up", "SOURCES"]
+__all__ = ["compiled", "compiled_fit", "backend", "warm_up", "SOURCES"]
 
 #: What the warm marker of these kernels depends on (this file: numba caches per file).
 SOURCES = [Path(__file__).resolve()]
@@ -462,14 +464,38 @@ def _compile() -> dict[str, Callable[..., Any]]:
     return _COMPILED
 
 
+#: The backend of the extraction running in this thread (:func:`backend`).
+_BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("extraction_backend",
+                                                              default="auto")
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Run the enclosed extraction with ``name`` (``'auto'``, ``'compiled'`` or
+    ``'reference'``, see :attr:`.ExtractionOptions.backend`); per thread."""
+    if name == "compiled" and not _jit.available():
+        raise InvalidArgumentError(
+            "backend='compiled' needs numba (not installed, or SKYSOLVE_DISABLE_NUMBA is set)")
+    token = _BACKEND.set(name)
+    try:
+        yield
+    finally:
+        _BACKEND.reset(token)
+
+
 def compiled(name: str) -> Callable[..., Any] | None:
-    """The compiled kernel ``name`` when the kernels are in numba's cache, else None
-    (and their compilation started in the background, once per process)."""
+    """The compiled kernel ``name``, or None for the numpy code: None with the
+    ``'reference'`` backend; with ``'auto'`` also until the kernels are in numba's
+    cache (and their compilation started in the background, once per process);
+    ``'compiled'`` compiles them now if need be."""
+    choice = _BACKEND.get()
+    if choice == "reference":
+        return None
     if _COMPILED:
         return _COMPILED[name]
     if not _jit.available():
         return None
-    if not _jit.is_warm(SOURCES):
+    if choice == "auto" and not _jit.is_warm(SOURCES):
         _jit.warm_in_background(__name__)
         return None
     return _compile()[name]
