@@ -94,10 +94,13 @@ def _doc_namespace(request):
 
 
 def pytest_sessionstart(session):
-    """The solver's kernels in numba's cache before the first test (compiled here on a
-    fresh checkout), as a machine has them once its background warm-up has run: so
-    ``backend='auto'`` means the compiled kernels throughout the run."""
+    """The solver's and the extractor's kernels in numba's cache before the first test
+    (compiled here on a fresh checkout), as a machine has them once its background
+    warm-ups have run: so ``backend='auto'`` and extraction use the compiled kernels
+    throughout the run."""
+    from skysolve.extraction.kernels import warm_up as warm_up_extraction
     from skysolve.solver.warmup import warm_up
 
     warm_up()
+    warm_up_extraction()
 

@@ -53,11 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
-    # the solver's kernels in numba's disk cache first, as an installation has them once
-    # its first background compilation has run: backend='auto' then means compiled
+    # the solver's and the extractor's kernels in numba's disk cache first, as an
+    # installation has them once its first background compilation has run:
+    # backend='auto' (and extraction) then use the compiled kernels
+    from skysolve.extraction.kernels import warm_up as warm_up_extraction
     from skysolve.solver.warmup import warm_up
 
     warm_up()
+    warm_up_extraction()
     rows: list[dict] = []
     for path in sorted(HERE.glob("bench_*.py")):
         if args.only and not any(s in path.stem for s in args.only):

@@ -119,15 +119,16 @@ def mark_warm(sources: list[Path]) -> None:
 
 
 def warm_in_background(module: str) -> bool:
-    """Start ``python -m module`` detached, at most once per process; whether it started.
+    """Start ``python -m module`` detached, at most once per process and module; whether
+    it started.
 
     ``SKYSOLVE_NO_BACKGROUND_COMPILE=1`` turns this off (the kernels then compile when
     ``backend='compiled'`` is asked for, or by running the module by hand).
     """
-    global _BACKGROUND
-    if _BACKGROUND or os.environ.get("SKYSOLVE_NO_BACKGROUND_COMPILE", "") not in ("", "0"):
+    if module in _BACKGROUND or os.environ.get("SKYSOLVE_NO_BACKGROUND_COMPILE",
+                                                "") not in ("", "0"):
         return False
-    _BACKGROUND = True
+    _BACKGROUND.add(module)
     import subprocess
 
     try:
@@ -139,4 +140,5 @@ def warm_in_background(module: str) -> bool:
     return True
 
 
-_BACKGROUND = False
+#: The modules started in the background by this process.
+_BACKGROUND: set[str] = set()

@@ -69,7 +69,8 @@ def _solve_options(args: argparse.Namespace):
 
 
 def _backend(args: argparse.Namespace) -> str:
-    """The solver backend: numpy for a single image, the compiled kernels for several.
+    """The solver's (and extraction's) backend: numpy for a single image, the compiled
+    kernels for several.
 
     Loading numba and the compiled kernels takes about half a second a process (and
     compiling them, on a machine's first run, ten), while the numpy reference solves a
@@ -359,7 +360,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from ..batch import DatabaseHandle, run_frames
 
     job = _Job(solve=solve_options.replace(camera_model=camera),
-               extraction=_extraction_options(args), hdu=args.hdu, section=args.section,
+               extraction=_extraction_options(args).replace(backend=solve_options.backend),
+               hdu=args.hdu, section=args.section,
                aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
                update_fits=args.update_fits, debug=args.debug,
                plots={f: p for f, p in zip(args.images, plots, strict=True) if p is not None})

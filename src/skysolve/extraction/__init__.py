@@ -22,10 +22,14 @@ Modules
     each rejection with its reason.
 ``psffit``
     Vectorised least-squares fit of pixel-integrated Gaussians to stamps.
+``kernels``
+    numba twins of the hot loops (labelling, per-blob sums, window fits, the
+    background's cell sums and model), used once warm in numba's cache (the
+    numpy code stays the definition), and their warm-up.
 
 The results are :class:`skysolve.centroids.ExtractionResult` objects.
 
-May import: ``errors``, ``_args``, ``_options``, ``centroids``, ``imagedata``.
+May import: ``errors``, ``_args``, ``_options``, ``_jit``, ``centroids``, ``imagedata``.
 """
 
 from ..centroids import Centroid, ExtractionResult, centroids_to_array

@@ -36,6 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from .kernels import compiled
+
 __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
 
 #: Smallest block the structure check refines to (px).
@@ -192,6 +194,17 @@ class Background:
         rows = np.asarray(rows)
         flat = row_offset[rows] + cols
         return level[flat] + fr[rows] * step[flat]
+
+    def at_flat(self, flat: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Background level at flat pixel indices (``row * width + col``), as :meth:`at`
+        (compiled when the extractor's kernels are warm: the same arithmetic)."""
+        ny, nx = self.grid.shape
+        if ny == 1 and nx == 1:
+            return np.full(len(flat), self.grid[0, 0])
+        kernel = compiled("model_at")
+        if kernel is None:
+            return self.at(*np.divmod(flat, self.shape[1]))
+        return kernel(flat, self.shape[1], *self._tables())
 
     def block_lower_bound(self) -> tuple[NDArray[np.float64], int]:
         """Per-block lower bound of the interpolated model, and the block size.
@@ -382,20 +395,19 @@ def _half_cell_sums(resid: NDArray, rows: NDArray, cols: NDArray, half: int,
     ``half`` px, as ``(2 ny, 2 nx)`` grids over the ``(ny, nx)`` blocks (cells
     without samples: 0)."""
     ny, nx = shape
-    r_cell, r_start = np.unique(rows // half, return_index=True)
-    c_cell, c_start = np.unique(cols // half, return_index=True)
+    kernel = compiled("cell_sums")
+    if kernel is not None:
+        n, s1, s2 = kernel(resid, rows, cols, half, np.broadcast_to(clip, shape).astype(float))
+        return n, s1, s2
     if np.ndim(clip):
         clip = clip[(rows // (2 * half))[:, None], (cols // (2 * half))[None, :]]
-    v = np.clip(resid, -clip, clip)
-    part = np.add.reduceat(np.add.reduceat(np.stack([v, v * v]), r_start, axis=1),
-                           c_start, axis=2)
-    r_len = np.diff(np.append(r_start, len(rows)))
-    c_len = np.diff(np.append(c_start, len(cols)))
-    out = np.zeros((3, 2 * ny, 2 * nx))
-    out[0][np.ix_(r_cell, c_cell)] = np.outer(r_len, c_len)
-    out[1][np.ix_(r_cell, c_cell)] = part[0]
-    out[2][np.ix_(r_cell, c_cell)] = part[1]
-    return out[0], out[1], out[2]
+    v = np.clip(resid, -clip, clip).ravel()
+    cell = ((rows // half)[:, None] * (2 * nx) + (cols // half)[None, :]).ravel()
+    size = 4 * ny * nx
+    n = np.bincount(cell, minlength=size).astype(np.float64)
+    s1 = np.bincount(cell, weights=v, minlength=size)
+    s2 = np.bincount(cell, weights=v * v, minlength=size)
+    return n.reshape(2 * ny, 2 * nx), s1.reshape(2 * ny, 2 * nx), s2.reshape(2 * ny, 2 * nx)
 
 
 def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background

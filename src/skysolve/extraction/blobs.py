@@ -1,6 +1,7 @@
 """Per-blob measurements of the extractor: moments, sharpness, blends and sub-pixel fits.
 
-Everything is vectorised over blobs (no Python loop over stars). Blobs are the
+Everything is vectorised over blobs (no Python loop over stars; compiled twins of the
+sums and the fits in :mod:`.kernels`). Blobs are the
 8-connected components of the detection mask; index 0 of every per-label
 array is the (unused) background label.
 """
@@ -11,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .background import Background
+from .kernels import compiled
 from .psffit import fit_gaussian_stamps
 
 
@@ -29,28 +31,11 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     raw = work.ravel()[idx]
     val = raw.astype(np.float64) - idx_bg
     n = nblobs + 1
-    npix = np.bincount(lab, minlength=n)
-    flux = np.bincount(lab, weights=val, minlength=n)
-
-    # peak pixel of each blob (ties: any of them)
-    peak = np.full(n, -np.inf)
-    np.maximum.at(peak, lab, val)
-    is_peak = val == peak[lab]
-    peak_idx = np.zeros(n, dtype=np.intp)
-    peak_idx[lab[is_peak]] = idx[is_peak]
-    pr, pc = np.divmod(peak_idx, w)
-
-    # intensity-weighted moments about the peak pixel (well conditioned)
-    wt = np.maximum(val, 0.0)
-    sw = np.bincount(lab, weights=wt, minlength=n)
-    sw_safe = np.where(sw > 0, sw, 1.0)
-    dx = (cols - pc[lab]).astype(np.float64)
-    dy = (rows - pr[lab]).astype(np.float64)
-    mx = np.bincount(lab, weights=wt * dx, minlength=n) / sw_safe
-    my = np.bincount(lab, weights=wt * dy, minlength=n) / sw_safe
-    cxx = np.bincount(lab, weights=wt * dx * dx, minlength=n) / sw_safe - mx * mx
-    cyy = np.bincount(lab, weights=wt * dy * dy, minlength=n) / sw_safe - my * my
-    cxy = np.bincount(lab, weights=wt * dx * dy, minlength=n) / sw_safe - mx * my
+    sums = compiled("blob_sums")
+    if sums is not None:
+        npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = sums(lab, rows, cols, val, n)
+    else:
+        npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = _blob_sums(lab, idx, val, n, w)
 
     # bounding boxes (only the border filter needs them)
     if need_bbox:
@@ -98,6 +83,34 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
         "saturated": saturated, "sharpness": sharp, "sumw": sw, "bg_peak": bg_peak,
         "bg_gx": bg_gx, "bg_gy": bg_gy,
     }
+
+
+def _blob_sums(lab: NDArray, idx: NDArray[np.intp], val: NDArray[np.float64], n: int,
+               w: int) -> tuple[NDArray, ...]:
+    """Per-blob pixel count, flux, peak (value, row, column), and the intensity-weighted
+    moments about the peak pixel (well conditioned): ``(npix, flux, peak, pr, pc, sumw,
+    mx, my, cxx, cyy, cxy)`` (compiled twin: :func:`.kernels.blob_sums`)."""
+    rows, cols = np.divmod(idx, w)
+    npix = np.bincount(lab, minlength=n)
+    flux = np.bincount(lab, weights=val, minlength=n)
+    # peak pixel of each blob (ties: the last of them)
+    peak = np.full(n, -np.inf)
+    np.maximum.at(peak, lab, val)
+    is_peak = val == peak[lab]
+    peak_idx = np.zeros(n, dtype=np.intp)
+    peak_idx[lab[is_peak]] = idx[is_peak]
+    pr, pc = np.divmod(peak_idx, w)
+    wt = np.maximum(val, 0.0)
+    sw = np.bincount(lab, weights=wt, minlength=n)
+    sw_safe = np.where(sw > 0, sw, 1.0)
+    dx = (cols - pc[lab]).astype(np.float64)
+    dy = (rows - pr[lab]).astype(np.float64)
+    mx = np.bincount(lab, weights=wt * dx, minlength=n) / sw_safe
+    my = np.bincount(lab, weights=wt * dy, minlength=n) / sw_safe
+    cxx = np.bincount(lab, weights=wt * dx * dx, minlength=n) / sw_safe - mx * mx
+    cyy = np.bincount(lab, weights=wt * dy * dy, minlength=n) / sw_safe - my * my
+    cxy = np.bincount(lab, weights=wt * dx * dy, minlength=n) / sw_safe - mx * my
+    return npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy
 
 
 #: Stars whose peak is above this many noise sigmas fit their PSF width freely;
@@ -176,6 +189,20 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
     half = np.clip(np.ceil(2.0 * np.sqrt(sx0 * sy0)).astype(int), 2, 6)
     # (per star, never from the other stars: a star's position must not depend
     # on which other stars are being fitted)
+    fit_windows = compiled("fit_windows")
+    if fit_windows is not None:
+        sel = np.flatnonzero(members)
+        p0 = np.column_stack([x00[sel], y00[sel], np.maximum(m["flux"][ids[sel]], 1e-6),
+                              sx0[sel], sy0[sel]])
+        p, ok[sel] = fit_windows(
+            work, labels, np.zeros((1, 1), bool) if bad is None else bad, bad is not None,
+            pr[sel], pc[sel], bgp[sel], m["bg_gx"][ids[sel]], m["bg_gy"][ids[sel]],
+            ids[sel], half[sel], p0, fix_sigma)
+        col[sel] = pc[sel] + p[:, 0]
+        row[sel] = pr[sel] + p[:, 1]
+        m["_fit_sx"][sel] = p[:, 3]
+        m["_fit_sy"][sel] = p[:, 4]
+        return
     for hh in np.unique(half[members]):
         sel = np.flatnonzero(members & (half == hh))
         off = np.arange(-hh, hh + 1)

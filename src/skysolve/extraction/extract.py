@@ -37,7 +37,11 @@ positions, brightness and shape:
 Other modules take star lists through :func:`centroids_to_array`, which accepts a
 list of :class:`Centroid`, an :class:`ExtractionResult` or an (N, 2)/(N, 3) array.
 
-Everything is vectorised over blobs (no Python loop over stars).
+Everything is vectorised over blobs (no Python loop over stars); the per-pixel and
+per-star loops that numpy cannot express without many small calls (labelling the
+candidate pixels, per-blob sums, cutting and fitting the windows, the background's
+cell sums) also run as numba kernels once these are warm (:mod:`.kernels`), with
+the same results.
 
 Coordinates are **centred pixels**: the centre of array pixel ``(row, col)`` is at
 ``x = col + 0.5 - W/2``, ``y = row + 0.5 - H/2`` (+x right, +y down).
@@ -60,6 +64,7 @@ from ..imagedata import as_image_data
 from .background import Background, estimate_background, robust_sigma
 from .blobs import _blended, _fit_positions, _measure_blobs
 from .filters import basic_reasons, code, narrow_blobs, psf_reference, shape_reasons
+from .kernels import backend, compiled
 from .options import ExtractionOptions
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
@@ -178,10 +183,9 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float
         full = np.repeat(np.repeat(lim, bs, axis=0)[:h], bs, axis=1)[:, :w]
         mask = det > full
     cand = np.flatnonzero(mask)
-    rows, cols = np.divmod(cand, w)
-    level = bg.at(rows, cols)
+    level = bg.at_flat(cand)
     if bg.noise is not None:
-        thr = scale * bg.noise.at(rows, cols)
+        thr = scale * bg.noise.at_flat(cand)
     keep = det.ravel()[cand] > level + thr
     return cand[keep], level[keep]
 
@@ -318,15 +322,31 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
         idx, idx_bg = idx[good], idx_bg[good]
     if len(idx) == 0:
         return scale, None, 0, idx, idx_bg
+    labels, nblobs = _label(idx, h, w)
+    return scale, labels, nblobs, idx, idx_bg
+
+
+def _label(idx: NDArray[np.intp], h: int, w: int) -> tuple[NDArray, int]:
+    """The 8-connected blobs of the pixels at sorted flat indices ``idx``: the label
+    image (0: no blob) and the number of blobs, numbered as ``ndimage.label`` does.
+
+    The compiled labeller visits only the candidate pixels; ``ndimage.label`` (the
+    fallback) scans the whole frame.
+    """
+    label_pixels = compiled("label_pixels")
+    if label_pixels is not None:
+        lab, nblobs = label_pixels(idx, w)
+        labels = np.zeros(h * w, dtype=np.uint16 if nblobs < 65536 else np.int32)
+        labels[idx] = lab
+        return labels.reshape(h, w), int(nblobs)
     mask = np.zeros(h * w, dtype=bool)
     mask[idx] = True
     mask = mask.reshape(h, w)
     eight = np.ones((3, 3), dtype=bool)
     try:  # 16-bit labels halve the memory traffic of labelling a big frame
-        labels, nblobs = ndimage.label(mask, structure=eight, output=np.uint16)
+        return ndimage.label(mask, structure=eight, output=np.uint16)
     except RuntimeError:  # more than 65535 blobs
-        labels, nblobs = ndimage.label(mask, structure=eight)
-    return scale, labels, nblobs, idx, idx_bg
+        return ndimage.label(mask, structure=eight)
 
 
 def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
@@ -436,6 +456,11 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     """Detect stars in ``image`` with ``options`` (see :func:`extract_centroids`)."""
+    with backend(options.backend):
+        return _extract(image, options)
+
+
+def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     arr, mask, noise = _check_image(image)
     h, w = arr.shape
     work, bad = _finite_work(arr, mask)

@@ -10,7 +10,7 @@ from .. import _args
 from .._options import Options, option
 from ..errors import InvalidArgumentError
 
-__all__ = ["ExtractionOptions", "DEBLEND"]
+__all__ = ["ExtractionOptions", "DEBLEND", "BACKENDS"]
 
 
 def _block(value: Any, name: str) -> int | None:
@@ -31,6 +31,9 @@ _elongation = partial(_args.number, minimum=1.0, allow_none=True)
 #: Values of :attr:`ExtractionOptions.deblend`.
 DEBLEND = ("off", "reject")
 _deblend = partial(_args.choice, choices=DEBLEND)
+#: Values of :attr:`ExtractionOptions.backend` (those of the solver's).
+BACKENDS = ("auto", "compiled", "reference")
+_backend = partial(_args.choice, choices=BACKENDS)
 #: Most worker threads accepted (tetra3rs refuses absurd counts too).
 MAX_THREADS = 1024
 _threads = partial(_args.count, minimum=1, maximum=MAX_THREADS, allow_none=True)
@@ -115,6 +118,19 @@ class ExtractionOptions(Options):
     fit_positions: bool = option(True, type="bool", check=_args.flag, keyword_only=True, doc="""
         Refine positions with the pixel-integrated Gaussian fit (default). If
         False, positions are intensity-weighted centroids over the blob.""")
+
+    backend: str = option("auto", type="{'auto', 'compiled', 'reference'}", check=_backend,
+                          keyword_only=True, doc="""
+        Implementation of the hot loops (labelling, per-blob sums, the position
+        fits, the background's cell sums): numba-compiled kernels, or numpy alone
+        (same detections and reasons; positions equal to ~1e-6 px; slower on
+        frames with many blobs). ``'auto'`` takes the compiled kernels once they
+        are in numba's disk cache (compiled once per installation, in a
+        background process started by the first extraction, which uses numpy
+        meanwhile), unless numba is missing or ``SKYSOLVE_DISABLE_NUMBA=1``.
+        Loading numba costs a process about half a second once: a one-shot
+        command that extracts a single small frame is done sooner with
+        ``'reference'``.""")
 
     def _check_together(self) -> None:
         if self.max_pixels < self.min_pixels:

@@ -136,9 +136,10 @@ def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
     n, k, _ = stamps.shape
     half = (k - 1) // 2
     offsets = np.arange(-half, half + 1, dtype=np.float64)
-    # the (N, k, k) stamps stay float32 (half the memory traffic); the per-star
+    # the projections are summed in float64, as in the compiled twin
+    # (:func:`skysolve.extraction.kernels.fit_stamps`), so that both agree to rounding; the
     # 1-D quantities and normal equations are float64
-    data = np.array(stamps, dtype=np.float32)
+    data = np.array(stamps, dtype=np.float64)
     holes = ~np.asarray(weights, dtype=bool)
     patched = np.flatnonzero(holes.any(axis=(1, 2)))
     holes = holes[patched]
@@ -159,10 +160,8 @@ def fit_gaussian_stamps(stamps: NDArray, weights: NDArray, p0: NDArray,
             model = a_m * ey.T[patched, :, None] * ex.T[patched, None, :] + b_m
             data[patched] = np.where(holes, model.astype(np.float32), data[patched])
         # projections onto each axis, weighted by the other axis' profile
-        ey32 = ey.astype(np.float32)
-        ex32 = ex.astype(np.float32)
-        proj = np.concatenate([np.einsum("in,nij->jn", ey32, data),
-                               np.einsum("nij,jn->in", data, ex32)], axis=1).astype(np.float64)
+        proj = np.concatenate([np.einsum("in,nij->jn", ey, data),
+                               np.einsum("nij,jn->in", data, ex)], axis=1)
         other = np.concatenate([ey, ex], axis=1)
         c = _coldot(other, other)
         bsum = other.sum(axis=0)

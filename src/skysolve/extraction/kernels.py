@@ -1,0 +1,536 @@
+"""The extractor's compiled kernels (numba), and when to use them.
+
+On a camera frame with a few hundred candidate blobs, extraction's time was
+numpy's per-call overhead, not arithmetic: the position fit was a chain of a
+few hundred calls on arrays of a few stars each (one group per window size, a
+second pass for the fits that need more steps), the per-blob sums a dozen
+``bincount`` and ``ufunc.at`` passes, and labelling a scan of the whole frame
+for a few thousand candidate pixels. The kernels here do the same arithmetic in
+compiled loops, each the twin of a numpy function that stays the readable
+definition:
+
+* :func:`label_pixels`: union-find over the candidate pixels only, numbered as
+  ``scipy.ndimage.label`` numbers them (:func:`.extract._label`);
+* :func:`blob_sums`: per-blob counts, flux, peaks and moments, the same sums in
+  the same order as :func:`.blobs._blob_sums`;
+* :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
+  fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
+  (to rounding: the sums run in another order);
+* :func:`model_at` and :func:`cell_sums`: the background model at flat pixel
+  indices (:meth:`.background.Background.at`) and the residual's half-cell sums
+  (:func:`.background._half_cell_sums`).
+
+The agreement tests (``tests/test_kernels.py``) check each pair, and that a whole
+extraction keeps and rejects the same detections either way.
+
+Like the solver's kernels, these are used only once a process has compiled
+them into numba's disk cache and left a warm marker (:func:`skysolve._jit.is_warm`):
+until then extraction runs the numpy code and ``python -m skysolve.extraction.kernels``
+compiles them in the background, so that no extraction waits for the compiler.
+``SKYSOLVE_DISABLE_NUMBA=1`` keeps the numpy code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _jit
+from ..errors import InvalidArgumentError
+
+__all__ = ["compiled", "compiled_fit", "backend", "warm_up", "SOURCES"]
+
+#: What the warm marker of these kernels depends on (this file: numba caches per file).
+SOURCES = [Path(__file__).resolve()]
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+# Abramowitz & Stegun 7.1.26, as in psffit
+_AS_P = 0.3275911
+_AS_A1, _AS_A2, _AS_A3, _AS_A4, _AS_A5 = (0.254829592, -0.284496736, 1.421413741,
+                                          -1.453152027, 1.061405429)
+
+
+def _profile(k, half, centre, s, e, de_dc, de_ds):
+    """Pixel-integrated unit Gaussian over ``k`` pixels and its derivatives (in place)."""
+    inv_s = 1.0 / s
+    cdf_prev = 0.0
+    pdf_prev = 0.0
+    pdft_prev = 0.0
+    for q in range(k + 1):
+        t = (q - half - 0.5 - centre) * inv_s
+        g = math.exp(-0.5 * t * t)
+        u = t * _SQRT1_2
+        tt = 1.0 / (1.0 + _AS_P * abs(u))
+        poly = tt * (_AS_A1 + tt * (_AS_A2 + tt * (_AS_A3 + tt * (_AS_A4 + tt * _AS_A5))))
+        cdf = math.copysign(1.0 - poly * g, u)
+        pdf = g * (_INV_SQRT2PI * inv_s)
+        pdft = pdf * t
+        if q > 0:
+            e[q - 1] = 0.5 * (cdf - cdf_prev)
+            de_dc[q - 1] = pdf_prev - pdf
+            de_ds[q - 1] = pdft_prev - pdft
+        cdf_prev, pdf_prev, pdft_prev = cdf, pdf, pdft
+
+
+def _solve_sym4(m, g, damping, x, low, z):
+    """Solve one 4x4 symmetric system (upper triangle of ``m``) by Cholesky into ``x``;
+    a system that is not positive definite gets a zero step (as
+    :func:`.psffit._solve_sym4`). ``low`` and ``z`` are scratch."""
+    good = True
+    for j in range(4):
+        d = m[j, j] * (1.0 + damping) + 1e-300
+        for q in range(j):
+            d -= low[j, q] * low[j, q]
+        if not d > 0:
+            good = False
+        ljj = math.sqrt(d) if d > 0 else 1.0
+        low[j, j] = ljj
+        for i in range(j + 1, 4):
+            acc = m[j, i]
+            for q in range(j):
+                acc -= low[i, q] * low[j, q]
+            low[i, j] = acc / ljj
+    for i in range(4):
+        acc = g[i]
+        for q in range(i):
+            acc -= low[i, q] * z[q]
+        z[i] = acc / low[i, i]
+    for i in range(3, -1, -1):
+        acc = z[i]
+        for q in range(i + 1, 4):
+            acc -= low[q, i] * x[q]
+        x[i] = acc / low[i, i]
+    for i in range(4):
+        if not (good and math.isfinite(x[i])):
+            x[i] = 0.0
+
+
+def _axis_step(k, proj, other, e, de_dc, de_ds, amp, bkg, fix_sigma, m, g, x, low):
+    """One Gauss-Newton step of a 1-D fit (centre, A, sigma, b) into ``x``."""
+    c = 0.0
+    sb = 0.0
+    for q in range(k):
+        c += other[q] * other[q]
+        sb += other[q]
+    ac = amp * c
+    m[:, :] = 0.0
+    g[:] = 0.0
+    s0 = s1 = s2 = rs = 0.0
+    for q in range(k):
+        res = proj[q] - ac * e[q] - bkg * sb
+        j0 = ac * de_dc[q]
+        j1 = c * e[q]
+        j2 = ac * de_ds[q]
+        m[0, 0] += j0 * j0
+        m[0, 1] += j0 * j1
+        m[0, 2] += j0 * j2
+        m[1, 1] += j1 * j1
+        m[1, 2] += j1 * j2
+        m[2, 2] += j2 * j2
+        g[0] += j0 * res
+        g[1] += j1 * res
+        g[2] += j2 * res
+        s0 += j0
+        s1 += j1
+        s2 += j2
+        rs += res
+    m[0, 3] = sb * s0
+    m[1, 3] = sb * s1
+    m[2, 3] = sb * s2
+    m[3, 3] = k * sb * sb
+    g[3] = sb * rs
+    if fix_sigma:  # decouple sigma: unit diagonal, zero gradient
+        m[0, 2] = m[1, 2] = m[2, 3] = g[2] = 0.0
+        m[2, 2] = 1.0
+    _solve_sym4(m, g, 1e-3, x, low[:4], low[4])
+
+
+def _fit_one(stamp, weight, p0, iterations, fix_sigma, out, st, data, m, low):
+    """Fit one stamp (see :func:`fit_stamps`); ``st`` (8, k), ``data`` (k, k), ``m``
+    (4, 4) and ``low`` (12, 4) are scratch."""
+    k = stamp.shape[0]
+    half = (k - 1) // 2
+    holes = False
+    for i in range(k):
+        for j in range(k):
+            if weight[i, j]:
+                data[i, j] = stamp[i, j]
+            else:
+                data[i, j] = 0.0
+                holes = True
+    # the state per axis (x, y) and the 4x4 step's right side and solution, in scratch
+    # rows (no allocation per star)
+    centre, sig, amp, bkg, last, g, x = (low[5], low[6], low[7], low[8], low[9], low[10],
+                                         low[11])
+    centre[0], centre[1] = p0[0], p0[1]
+    sig[0], sig[1] = p0[3], p0[4]
+    amp[0] = amp[1] = p0[2]
+    bkg[0] = bkg[1] = 0.0
+    last[0] = last[1] = np.inf
+    ex, dxc, dxs, ey, dyc, dys, px, py = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+    for it in range(iterations):
+        _profile(k, half, centre[0], sig[0], ex, dxc, dxs)
+        _profile(k, half, centre[1], sig[1], ey, dyc, dys)
+        if holes and it > 0:  # missing pixels imputed with the current model
+            a_m = 0.5 * (amp[0] + amp[1])
+            b_m = 0.5 * (bkg[0] + bkg[1])
+            for i in range(k):
+                for j in range(k):
+                    if not weight[i, j]:
+                        data[i, j] = np.float32(a_m * ey[i] * ex[j] + b_m)
+        px[:] = 0.0
+        py[:] = 0.0
+        for i in range(k):
+            for j in range(k):
+                v = data[i, j]
+                px[j] += ey[i] * v
+                py[i] += v * ex[j]
+        for axis in range(2):
+            if axis == 0:
+                _axis_step(k, px, ey, ex, dxc, dxs, amp[0], bkg[0], fix_sigma, m, g, x, low)
+            else:
+                _axis_step(k, py, ex, ey, dyc, dys, amp[1], bkg[1], fix_sigma, m, g, x, low)
+            dc = min(max(x[0], -0.5), 0.5)
+            centre[axis] += dc
+            amp[axis] += x[1]
+            s = sig[axis]
+            s = s + min(max(x[2], -0.5 * s), 0.5 * s)
+            sig[axis] = min(max(s, 0.2), 20.0)
+            bkg[axis] += x[3]
+            last[axis] = abs(dc)
+    out[0] = centre[0]
+    out[1] = centre[1]
+    out[2] = 0.5 * (amp[0] + amp[1])
+    out[3] = sig[0]
+    out[4] = sig[1]
+    out[5] = 0.5 * (bkg[0] + bkg[1])
+    finite = True
+    for q in range(6):
+        finite = finite and math.isfinite(out[q])
+    return (finite and amp[0] > 0 and amp[1] > 0 and 0.2 < out[3] < 20.0
+            and 0.2 < out[4] < 20.0 and abs(out[0]) <= half and abs(out[1]) <= half
+            and max(last[0], last[1]) < 0.05)
+
+
+def fit_stamps(stamps, weights, p0, iterations, fix_sigma):
+    """:func:`.psffit.fit_gaussian_stamps`, star by star: ``(params (N, 6), ok (N,))``."""
+    n, k = stamps.shape[0], stamps.shape[1]
+    p = np.empty((n, 6))
+    ok = np.zeros(n, dtype=np.bool_)
+    st = np.empty((8, k))
+    data = np.empty((k, k))
+    m = np.empty((4, 4))
+    low = np.zeros((12, 4))
+    for s in range(n):
+        ok[s] = _fit_one(stamps[s], weights[s], p0[s], iterations, fix_sigma, p[s], st, data,
+                         m, low)
+    return p, ok
+
+
+def _root(parent, i):
+    """The root of ``i`` in a union-find forest, halving the path on the way."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _union(parent, a, b):
+    """Join the trees of ``a`` and ``b`` (the smaller root becomes the root)."""
+    ra = _root(parent, a)
+    rb = _root(parent, b)
+    if ra < rb:
+        parent[rb] = ra
+    elif rb < ra:
+        parent[ra] = rb
+
+
+def label_pixels(idx, w):
+    """8-connected components of the pixels at sorted flat indices ``idx`` of a frame
+    ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order
+    of each component's first pixel as ``scipy.ndimage.label`` numbers them.
+
+    One pass in raster order joins every pixel to its already visited neighbours
+    (left, and the three above: found by a pointer that walks the previous row's
+    pixels), so the cost grows with the number of pixels, not the frame's size.
+    """
+    n = len(idx)
+    parent = np.arange(n)
+    j = 0  # first pixel that may lie above-left of the current one
+    for i in range(n):
+        p = idx[i]
+        r = p // w
+        c = p - r * w
+        if c > 0 and i > 0 and idx[i - 1] == p - 1:
+            _union(parent, i, i - 1)
+        if r == 0:
+            continue
+        lo = p - w - 1 if c > 0 else p - w
+        hi = p - w + 1 if c < w - 1 else p - w
+        while j < i and idx[j] < lo:
+            j += 1
+        q = j
+        while q < i and idx[q] <= hi:
+            _union(parent, i, q)
+            q += 1
+    lab = np.empty(n, dtype=np.int32)
+    count = 0
+    for i in range(n):
+        root = _root(parent, i)
+        if root == i:
+            count += 1
+            lab[i] = count
+        else:
+            lab[i] = lab[root]
+    return lab, count
+
+
+def cell_sums(resid, rows, cols, half, clip):
+    """Count, sum and sum of squares of a residual sample (at pixel ``rows`` x ``cols``,
+    clipped at +-``clip`` of its block of ``2 half`` px) in cells of ``half`` px, as
+    :func:`.background._half_cell_sums` adds them up (the same order): three
+    ``(2 ny, 2 nx)`` grids for the ``(ny, nx)`` blocks of ``clip``."""
+    ny, nx = clip.shape
+    out = np.zeros((3, 2 * ny, 2 * nx))
+    ccell = cols // half
+    cblock = cols // (2 * half)
+    for i in range(len(rows)):
+        rcell = rows[i] // half
+        clip_row = clip[rows[i] // (2 * half)]
+        n_row = out[0, rcell]
+        s1_row = out[1, rcell]
+        s2_row = out[2, rcell]
+        for j in range(len(cols)):
+            lim = clip_row[cblock[j]]
+            v = min(max(resid[i, j], -lim), lim)
+            q = ccell[j]
+            n_row[q] += 1.0
+            s1_row[q] += v
+            s2_row[q] += v * v
+    return out
+
+
+def model_at(flat, w, level, step, row_offset, fr):
+    """A :class:`.background.Background` model at flat pixel indices, as its ``at``
+    computes it from its tables (the same arithmetic), in one pass."""
+    out = np.empty(len(flat))
+    for i in range(len(flat)):
+        r = flat[i] // w
+        q = row_offset[r] + flat[i] - r * w
+        out[i] = level[q] + fr[r] * step[q]
+    return out
+
+
+def blob_sums(lab, rows, cols, val, n):
+    """Per-blob pixel count, flux, peak (value and pixel) and intensity-weighted
+    moments about the peak pixel, as :func:`.blobs._measure_blobs` computes them with
+    ``bincount`` (the same sums in the same order): ``(npix, flux, peak, peak_pixel,
+    sumw, mx, my, cxx, cyy, cxy)``; index 0 is the background label."""
+    npix = np.zeros(n, dtype=np.intp)
+    flux = np.zeros(n)
+    peak = np.full(n, -np.inf)
+    at = np.zeros(n, dtype=np.intp)
+    for i in range(len(lab)):
+        b = lab[i]
+        v = val[i]
+        npix[b] += 1
+        flux[b] += v
+        if v >= peak[b]:  # ties: the last pixel, as numpy's fancy assignment
+            peak[b] = v
+            at[b] = i
+    sw = np.zeros(n)
+    sx = np.zeros(n)
+    sy = np.zeros(n)
+    sxx = np.zeros(n)
+    syy = np.zeros(n)
+    sxy = np.zeros(n)
+    pr = np.zeros(n, dtype=np.intp)
+    pc = np.zeros(n, dtype=np.intp)
+    for b in range(n):
+        if npix[b]:
+            pr[b] = rows[at[b]]
+            pc[b] = cols[at[b]]
+    for i in range(len(lab)):
+        b = lab[i]
+        wt = max(val[i], 0.0)
+        dx = float(cols[i] - pc[b])
+        dy = float(rows[i] - pr[b])
+        sw[b] += wt
+        sx[b] += wt * dx
+        sy[b] += wt * dy
+        sxx[b] += wt * dx * dx
+        syy[b] += wt * dy * dy
+        sxy[b] += wt * dx * dy
+    mx = np.empty(n)
+    my = np.empty(n)
+    cxx = np.empty(n)
+    cyy = np.empty(n)
+    cxy = np.empty(n)
+    for b in range(n):
+        safe = sw[b] if sw[b] > 0 else 1.0
+        mx[b] = sx[b] / safe
+        my[b] = sy[b] / safe
+        cxx[b] = sxx[b] / safe - mx[b] * mx[b]
+        cyy[b] = syy[b] / safe - my[b] * my[b]
+        cxy[b] = sxy[b] / safe - mx[b] * my[b]
+    return npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy
+
+
+#: Largest fit window (px): half-sizes run from 2 to 6 (:func:`.blobs._fit_group`).
+_MAX_WINDOW = 13
+
+
+def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, fix_sigma):
+    """Cut every star's window out of the frame and fit it, as
+    :func:`.blobs._fit_group` does with numpy: ``(params (N, 6), ok (N,))``.
+
+    Star ``s`` (blob ``ids[s]``, peak pixel ``pr[s]``, ``pc[s]``) gets a window of
+    ``2 half[s] + 1`` pixels, minus the background plane ``bgp + gx dx + gy dy``
+    (float32, as the numpy code); pixels off the frame, of other blobs or ``bad``
+    (when ``use_bad``) are left out. Two Gauss-Newton iterations from ``p0[s]``, and
+    four more from there for a fit that did not converge but stayed in its window.
+    """
+    h, w = work.shape
+    n = len(pr)
+    p = np.empty((n, 6))
+    ok = np.zeros(n, dtype=np.bool_)
+    big = _MAX_WINDOW
+    stamp = np.empty((big, big), dtype=np.float32)
+    weight = np.empty((big, big), dtype=np.bool_)
+    st = np.empty((8, big))
+    data = np.empty((big, big))
+    m = np.empty((4, 4))
+    low = np.zeros((12, 4))
+    start = np.empty(5)
+    for s in range(n):
+        hh = half[s]
+        k = 2 * hh + 1
+        b32 = np.float32(bgp[s])
+        gx32 = np.float32(gx[s])
+        gy32 = np.float32(gy[s])
+        for i in range(k):
+            r = pr[s] + i - hh
+            rc = min(max(r, 0), h - 1)
+            plane_row = gy32 * np.float32(i - hh)
+            for j in range(k):
+                c = pc[s] + j - hh
+                cc = min(max(c, 0), w - 1)
+                stamp[i, j] = work[rc, cc] - ((b32 + gx32 * np.float32(j - hh)) + plane_row)
+                lab = labels[rc, cc]
+                weight[i, j] = ((lab == 0 or lab == ids[s]) and 0 <= r < h and 0 <= c < w
+                                and not (use_bad and bad[rc, cc]))
+        out = p[s]
+        good = _fit_one(stamp[:k, :k], weight[:k, :k], p0[s], 2, fix_sigma, out, st, data,
+                        m, low)
+        if not good:
+            finite = True
+            for q in range(6):
+                finite = finite and math.isfinite(out[q])
+            if finite and abs(out[0]) <= hh and abs(out[1]) <= hh:
+                # most fits converge in two steps from the start; give the rest more
+                for q in range(5):
+                    start[q] = out[q]
+                if not start[2] > 0:
+                    start[2] = p0[s, 2]
+                good = _fit_one(stamp[:k, :k], weight[:k, :k], start, 4, fix_sigma, out, st,
+                                data, m, low)
+        ok[s] = good
+    return p, ok
+
+
+_KERNELS = ("cell_sums", "model_at", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
+            "_fit_one", "fit_stamps", "fit_windows", "_root", "_union", "label_pixels")
+_COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def _compile() -> dict[str, Callable[..., Any]]:
+    """The kernels as numba dispatchers (compiled, or loaded from the cache, on first call).
+
+    The helpers are compiled first and rebound in this module's namespace under
+    the callers' names, so that the callers call the compiled helpers.
+    """
+    if not _COMPILED:
+        namespace = globals()
+        for name in _KERNELS:
+            _COMPILED[name] = namespace[name] = _jit.jit(namespace[name])
+    return _COMPILED
+
+
+#: The backend of the extraction running in this thread (:func:`backend`).
+_BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("extraction_backend",
+                                                              default="auto")
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Run the enclosed extraction with ``name`` (``'auto'``, ``'compiled'`` or
+    ``'reference'``, see :attr:`.ExtractionOptions.backend`); per thread."""
+    if name == "compiled" and not _jit.available():
+        raise InvalidArgumentError(
+            "backend='compiled' needs numba (not installed, or SKYSOLVE_DISABLE_NUMBA is set)")
+    token = _BACKEND.set(name)
+    try:
+        yield
+    finally:
+        _BACKEND.reset(token)
+
+
+def compiled(name: str) -> Callable[..., Any] | None:
+    """The compiled kernel ``name``, or None for the numpy code: None with the
+    ``'reference'`` backend; with ``'auto'`` also until the kernels are in numba's
+    cache (and their compilation started in the background, once per process);
+    ``'compiled'`` compiles them now if need be."""
+    choice = _BACKEND.get()
+    if choice == "reference":
+        return None
+    if _COMPILED:
+        return _COMPILED[name]
+    if not _jit.available():
+        return None
+    if choice == "auto" and not _jit.is_warm(SOURCES):
+        _jit.warm_in_background(__name__)
+        return None
+    return _compile()[name]
+
+
+def compiled_fit() -> Callable[..., Any] | None:
+    """The compiled :func:`fit_stamps`, or None (see :func:`compiled`)."""
+    return compiled("fit_stamps")
+
+
+def warm_up() -> bool:
+    """Compile (or load) the kernels into numba's cache and leave the warm marker;
+    whether they are there (False without numba)."""
+    if not _jit.available():
+        return False
+    fit = _compile()["fit_stamps"]
+    for k in (5, 7):  # the argument types are what counts, not the sizes
+        stamps = np.zeros((1, k, k), np.float32)
+        stamps[0, k // 2, k // 2] = 1.0
+        weights = np.ones((1, k, k), bool)
+        for fix in (False, True):
+            fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
+    _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
+    one = np.zeros(1, np.intp)
+    _COMPILED["model_at"](one, 1, np.zeros(1), np.zeros(1), one, np.zeros(1))
+    _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
+    for dtype in (np.uint16, np.int32):  # the label images' two types
+        _COMPILED["blob_sums"](np.ones(2, dtype), one, one, np.ones(2), 2)
+        _COMPILED["fit_windows"](
+            np.ones((9, 9), np.float32), np.zeros((9, 9), dtype), np.zeros((1, 1), bool),
+            False, one + 4, one + 4, np.zeros(1), np.zeros(1), np.zeros(1), one, one + 2,
+            np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), False)
+    _jit.mark_warm(SOURCES)
+    return True
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the background start
+    sys.exit(0 if warm_up() else 1)

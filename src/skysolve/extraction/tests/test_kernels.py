@@ -1,0 +1,142 @@
+"""The extractor's compiled kernels against the numpy code they twin, and against the truth.
+
+Stamps are pixel-integrated Gaussians (skysolve/tests/frames.py, exact erf integrals)
+with noise and missing pixels, so the true centres are known.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from skysolve import _jit
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.extraction import extract_centroids, kernels
+from skysolve.extraction.blobs import _blob_sums
+from skysolve.extraction.psffit import fit_gaussian_stamps
+from skysolve.tests.frames import pixel_integrated_gaussian_1d, tess_like_frame
+
+pytestmark = pytest.mark.skipif(not _jit.available(), reason="numba not available")
+
+
+def _stamps(k: int, n: int = 300, seed: int = 0):
+    """``n`` noisy ``k`` x ``k`` stamps of Gaussians near the centre, 5 % of pixels missing."""
+    rng = np.random.default_rng(seed)
+    half = (k - 1) // 2
+    x0, y0 = rng.uniform(-0.5, 0.5, (2, n))
+    sigma = rng.uniform(0.5, 2.0, n)
+    flux = rng.uniform(100.0, 5000.0, n)
+    lo = np.full(n, -half - 0.5)
+    ex = pixel_integrated_gaussian_1d(lo, x0, sigma, k)
+    ey = pixel_integrated_gaussian_1d(lo, y0, sigma, k)
+    stamps = (flux[:, None, None] * ey[:, :, None] * ex[:, None, :]
+              + rng.normal(0.0, 3.0, (n, k, k))).astype(np.float32)
+    weights = rng.random((n, k, k)) > 0.05
+    p0 = np.column_stack([np.zeros(n), np.zeros(n), 1.1 * flux, 1.2 * sigma, 0.9 * sigma])
+    return stamps, weights, p0, x0, y0
+
+
+@pytest.mark.parametrize("k", [5, 7, 13])
+@pytest.mark.parametrize("fix_sigma", [False, True])
+@pytest.mark.parametrize("iterations", [2, 4])
+def test_compiled_fit_agrees_with_numpy(k, fix_sigma, iterations):
+    stamps, weights, p0, x0, y0 = _stamps(k)
+    kernels.warm_up()
+    fit = kernels.compiled_fit()
+    assert fit is not None
+    p_ref, ok_ref = fit_gaussian_stamps(stamps, weights, p0, iterations=iterations,
+                                        fix_sigma=fix_sigma)
+    p, ok = fit(stamps, weights, p0, iterations, fix_sigma)
+    np.testing.assert_array_equal(ok, ok_ref)
+    # the same arithmetic, summed in another order: rounding only
+    np.testing.assert_allclose(p[:, :2], p_ref[:, :2], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(p[:, 2:5], p_ref[:, 2:5], rtol=1e-9)
+    if not fix_sigma and iterations == 4:  # and both find the true centres
+        assert np.median(np.abs(p[ok, 0] - x0[ok])) < 0.05
+        assert np.median(np.abs(p[ok, 1] - y0[ok])) < 0.05
+
+
+def test_extraction_same_with_and_without_kernels():
+    """The whole extraction finds the same stars, rejects the same blobs for the same
+    reasons and puts them in the same places with the compiled kernels or numpy alone."""
+    img = tess_like_frame(seed=5, shape=(512, 512), n_stars=600)[0]
+    kernels.warm_up()
+    compiled = extract_centroids(img)
+    reference = extract_centroids(img, backend="reference")
+    assert len(compiled.centroids) == len(reference.centroids) > 100
+    np.testing.assert_allclose(compiled.as_array()[:, :2], reference.as_array()[:, :2],
+                               rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(compiled.fitted, reference.fitted)
+    np.testing.assert_array_equal(compiled.flags, reference.flags)
+    np.testing.assert_array_equal(compiled.rejected["reason"], reference.rejected["reason"])
+
+
+@pytest.mark.parametrize("shape, density, grow", [((50, 37), 0.3, False), ((200, 200), 0.5, True),
+                                                  ((300, 400), 0.02, True), ((1, 60), 0.5, False),
+                                                  ((60, 1), 0.5, False)])
+def test_labels_as_ndimage(shape, density, grow):
+    """The compiled labeller finds scipy's 8-connected blobs, numbered alike."""
+    rng = np.random.default_rng(3)
+    mask = rng.random(shape) < density
+    if grow:  # bigger, irregular blobs
+        mask = ndimage.binary_dilation(mask)
+    expected, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    kernels.warm_up()
+    idx = np.flatnonzero(mask)
+    lab, count = kernels.compiled("label_pixels")(idx, shape[1])
+    assert count == n > 0
+    np.testing.assert_array_equal(lab, expected.ravel()[idx])
+
+
+def test_blob_sums_as_numpy():
+    """Per-blob sums, peaks and moments: the same sums in the same order as bincount."""
+    rng = np.random.default_rng(4)
+    mask = ndimage.binary_dilation(rng.random((120, 90)) < 0.05)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    idx = np.flatnonzero(mask)
+    val = np.round(rng.normal(50.0, 30.0, len(idx)))  # ties among peaks too
+    lab = labels.ravel()[idx].astype(np.uint16)
+    kernels.warm_up()
+    rows, cols = np.divmod(idx, 90)
+    got = kernels.compiled("blob_sums")(lab, rows, cols, val, n + 1)
+    for a, b in zip(got, _blob_sums(lab, idx, val, n + 1, 90), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_background_kernels_as_numpy(monkeypatch):
+    """The background's compiled pieces (half-cell sums of the residual, the model at
+    flat pixel indices) give numpy's numbers: the same sums in the same order."""
+    background = importlib.import_module("skysolve.extraction.background")
+    rng = np.random.default_rng(6)
+    h, w, bs = 300, 410, 64
+    grid = rng.normal(100.0, 5.0, (5, 7))
+    bg = background.Background(grid, bs, 2.0, (h, w))
+    rows, cols = np.arange(2, h, 5), np.arange(2, w, 5)
+    resid = rng.normal(0.0, 2.0, (len(rows), len(cols)))
+    flat = np.sort(rng.choice(h * w, 5000, replace=False))
+    kernels.warm_up()
+    clips = (6.0, rng.uniform(3.0, 9.0, grid.shape))
+    compiled = [background._half_cell_sums(resid, rows, cols, bs // 2, grid.shape, c)
+                for c in clips] + [bg.at_flat(flat)]
+    monkeypatch.setattr(background, "compiled", lambda name: None)
+    reference = [background._half_cell_sums(resid, rows, cols, bs // 2, grid.shape, c)
+                 for c in clips] + [bg.at_flat(flat)]
+    for a, b in zip(compiled, reference, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(reference[-1], bg.at(*np.divmod(flat, w)))
+
+
+def test_backend_option(monkeypatch):
+    """``backend`` is checked like the solver's; 'compiled' without numba is refused."""
+    img = tess_like_frame(seed=2, shape=(128, 128), n_stars=40)[0]
+    with pytest.raises(InvalidArgumentError, match="backend"):
+        extract_centroids(img, backend="fast")
+    with pytest.raises(InvalidTypeError, match="backend"):
+        extract_centroids(img, backend=1)
+    monkeypatch.setattr(_jit, "_AVAILABLE", False)
+    with pytest.raises(InvalidArgumentError, match="needs numba"):
+        extract_centroids(img, backend="compiled")
+    assert len(extract_centroids(img, backend="auto").centroids) > 10  # numpy, quietly
