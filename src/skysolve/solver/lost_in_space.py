@@ -10,7 +10,10 @@ ratios are computed from the centroids' directions at an assumed focal
 length; when the scale is unknown and the field wide, the range is tiled by
 focal-length windows (:mod:`skysolve.solver.focal`), each searched with its
 own unprojection, the windows taking turns batch by batch so that the
-brightest patterns of every window come first. An
+brightest patterns of every window come first. When nothing matches, the
+whole search runs once more at a wider tolerance
+(:data:`WIDE_TOLERANCE_FACTOR`): centroid noise on short patterns and an
+unknown lens distortion move true ratios beyond the database's. An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
@@ -47,7 +50,7 @@ from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
 
-__all__ = ["MAX_PATTERN_STARS", "Cone", "search"]
+__all__ = ["MAX_PATTERN_STARS", "WIDE_TOLERANCE_FACTOR", "Cone", "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
@@ -64,6 +67,15 @@ _MAX_BATCH = 1500
 _SAME_ATTITUDE_COS = math.cos(1e-3)
 #: Up to this many centroids, one cone query serves verification and refinement.
 _SHARED_CONE_CENTROIDS = 100
+#: The second pass's ratio tolerance, in units of the database's ``pattern_max_error``.
+#: A true pattern's ratios may miss the database's tolerance: centroid noise moves the
+#: ratios of a pattern ``L`` px long by ~``2 sigma / L`` (0.3 px on the 300-800 px
+#: patterns of a 2 deg field of 1024 px: 0.001-0.002), and a lens's distortion, unknown
+#: without a camera model, by up to a few times its fractional displacement (3 % at
+#: the corners of a 62 deg field: 0.001-0.005 on patterns off the centre). When the
+#: search at the tolerance finds nothing, it runs again at this wider one (4x the
+#: keys per pattern; its hypotheses count towards the same false-match bound).
+WIDE_TOLERANCE_FACTOR = 2.0
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
 _WINDOW_MARGIN = 0.01
@@ -288,6 +300,49 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
     return None
 
 
+def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], tol: float,
+              parity_options, state, left: list, radius_px: float, threshold: float,
+              deadline: float | None, refine_iterations: int, t0: float, cone: Cone | None):
+    """One pass of the pattern search at ratio tolerance ``tol`` over ``plans``; returns
+    ``(SolveResult or None, status)`` with status ``'match_found'``, ``'timeout'``,
+    ``'budget'`` or ``'no_match'``. ``state`` and ``left`` (the patterns left of the
+    budget, ``[None]`` for none) carry over from pass to pass."""
+    hint = _NO_HINT if cone is None else cone.centre
+    directory, shift = db.key_directory
+    # one window: whole batches until one has candidates (_MAX_BATCH patterns at most, so
+    # that the time-out is still checked often); several: one batch at a time
+    step = _MAX_BATCH if len(plans) == 1 else 1
+    for plan in _schedule(plans):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None, "timeout"
+        ends, cut = _budget(plan.ends, None if left[0] is None else plan.done + left[0])
+        if cut and ends[-1] <= plan.done:
+            return None, "budget"
+        start = plan.done
+        *found, plan.done = frame.backend.pattern_candidates(
+            plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
+            db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
+            db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
+        if left[0] is not None:
+            left[0] -= plan.done - start
+        if len(found[2]) == 0:
+            continue
+        out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
+                   threshold, deadline, refine_iterations, t0, cone)
+        if isinstance(out, str):
+            return None, "timeout"
+        if out is not None:
+            return out, "match_found"
+    return None, "budget" if left[0] is not None and left[0] <= 0 else "no_match"
+
+
+def _tolerances(db, tol: float) -> tuple[float, ...]:
+    """The ratio tolerances of the search's passes: ``tol``, then (when wider)
+    :data:`WIDE_TOLERANCE_FACTOR` times the database's."""
+    wide = WIDE_TOLERANCE_FACTOR * float(db.parameters["pattern_max_error"])
+    return (tol, wide) if wide > tol else (tol,)
+
+
 def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
            threshold: float, deadline: float | None, refine_iterations: int, t0: float,
@@ -298,42 +353,28 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     ``f_guess`` is the camera's focal length when the frame's camera is fixed,
     else an optional estimate. ``pattern_stars`` thinned centroids form
     patterns; ``max_patterns`` patterns at most are looked up (over every
-    window); ``cone`` is an optional position hint. The status is
-    ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
-    ``'budget'`` (the pattern budget spent) or ``'no_match'``.
+    window and pass); ``cone`` is an optional position hint. The search runs at
+    ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
+    (see :func:`_tolerances`). The status is ``'match_found'``, ``'too_few'``,
+    ``'timeout'`` (the deadline passed), ``'budget'`` (the pattern budget spent) or
+    ``'no_match'``.
     """
     plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
     if not plans:
         return None, "too_few"
-    left = max_patterns
-    hint = _NO_HINT if cone is None else cone.centre
+    left = [max_patterns]
+    parity_options = np.array(parities, dtype=bool)
+    state = [_Tried(), 0]
     for plan in plans if cone is not None else ():
         plan.min_cos = cone.min_cos(frame, plan.f_lo)
-    parity_options = np.array(parities, dtype=bool)
-    directory, shift = db.key_directory
-    state = [_Tried(), 0]
-    # one window: whole batches until one has candidates (_MAX_BATCH patterns at most, so
-    # that the time-out is still checked often); several: one batch at a time
-    step = _MAX_BATCH if len(plans) == 1 else 1
-    for plan in _schedule(plans):
-        if deadline is not None and time.perf_counter() > deadline:
-            return None, "timeout"
-        ends, cut = _budget(plan.ends, None if left is None else plan.done + left)
-        if cut and ends[-1] <= plan.done:
-            return None, "budget"
-        start = plan.done
-        *found, plan.done = frame.backend.pattern_candidates(
-            plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
-            db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
-            db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
-        if left is not None:
-            left -= plan.done - start
-        if len(found[2]) == 0:
-            continue
-        out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
-                   threshold, deadline, refine_iterations, t0, cone)
-        if isinstance(out, str):
-            return None, "timeout"
-        if out is not None:
-            return out, "match_found"
-    return None, "budget" if left is not None and left <= 0 else "no_match"
+    status = "no_match"
+    for k, pass_tol in enumerate(_tolerances(db, tol)):
+        if k:  # the same windows and patterns, searched again from the brightest
+            for plan in plans:
+                plan.done = 0
+        result, status = _run_pass(db, frame, cat, plans, pass_tol, parity_options, state,
+                                   left, radius_px, threshold, deadline, refine_iterations,
+                                   t0, cone)
+        if status != "no_match":
+            return result, status
+    return None, status
