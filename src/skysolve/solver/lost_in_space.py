@@ -12,8 +12,10 @@ focal-length windows (:mod:`skysolve.solver.focal`), each searched with its
 own unprojection, the windows taking turns batch by batch so that the
 brightest patterns of every window come first. When nothing matches, the
 whole search runs once more at a wider tolerance
-(:data:`WIDE_TOLERANCE_FACTOR`): centroid noise on short patterns and an
-unknown lens distortion move true ratios beyond the database's. An
+(:data:`WIDE_TOLERANCE_FACTOR`; centroid noise on short patterns and an
+unknown lens distortion move true ratios beyond the database's) and with
+the centroids thinned at a smaller separation
+(:data:`WIDE_SEPARATION_FACTOR`). An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
@@ -76,6 +78,10 @@ _SHARED_CONE_CENTROIDS = 100
 #: search at the tolerance finds nothing, it runs again at this wider one (4x the
 #: keys per pattern; its hypotheses count towards the same false-match bound).
 WIDE_TOLERANCE_FACTOR = 2.0
+#: The second pass's pattern-star separation, in units of the database's: the catalog
+#: stars were thinned against catalog stars only, the centroids also against false
+#: detections, so a false star just brighter than a pattern star would hide it.
+WIDE_SEPARATION_FACTOR = 0.5
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
 _WINDOW_MARGIN = 0.01
@@ -163,13 +169,14 @@ def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[n
     return np.append(ends[ends < max_patterns], max_patterns), True
 
 
-def pattern_stars(frame: Frame, f: float, limit: int) -> NDArray[np.intp]:
+def pattern_stars(frame: Frame, f: float, limit: int,
+                  separation: float = SEPARATION_FRACTION) -> NDArray[np.intp]:
     """Rows of the (at most ``limit``) centroids that form patterns at focal length ``f``:
-    the brightest, imaged by the projection at ``f``, no two closer than the database's
-    separation."""
+    the brightest, imaged by the projection at ``f``, none closer to a brighter one than
+    ``separation`` times the field of view (the database's rule by default)."""
     n_head = min(len(frame.ideal), max(limit * 4, 100))
     head = frame.ideal[:n_head]
-    sep_px = SEPARATION_FRACTION * frame.fov(f) * f
+    sep_px = separation * frame.fov(f) * f
     valid = frame.imaged(slice(0, n_head), f)
     if valid.all():
         return frame.backend.thin_pixels(head, sep_px, limit)
@@ -193,9 +200,10 @@ class _Plan:
 
 
 def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: float,
-           n_stars: int) -> list[_Plan]:
+           n_stars: int, separation: float = SEPARATION_FRACTION) -> list[_Plan]:
     """The windows of the search (one when the camera is fixed), with their patterns of
-    the brightest ``n_stars`` (fewer per window when there are several)."""
+    the brightest ``n_stars`` (fewer per window when there are several), thinned at
+    ``separation`` (see :func:`pattern_stars`)."""
     if frame.fixed_camera:
         windows = [FocalWindow(f_lo, f_guess, f_hi)]
     else:
@@ -205,7 +213,7 @@ def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: f
     plans = []
     limit = n_stars if len(windows) == 1 else min(n_stars, WINDOWED_PATTERN_STARS)
     for w in windows:
-        stars = pattern_stars(frame, w.centre, limit)
+        stars = pattern_stars(frame, w.centre, limit, separation)
         if len(stars) < 4:
             continue
         lo = w.lo if w.lo <= f_lo else w.lo * (1.0 - _WINDOW_MARGIN)
@@ -355,26 +363,24 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     patterns; ``max_patterns`` patterns at most are looked up (over every
     window and pass); ``cone`` is an optional position hint. The search runs at
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
-    (see :func:`_tolerances`). The status is ``'match_found'``, ``'too_few'``,
-    ``'timeout'`` (the deadline passed), ``'budget'`` (the pattern budget spent) or
-    ``'no_match'``.
+    (see :func:`_tolerances`) with the centroids thinned at a smaller separation. The
+    status is ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
+    ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
-    plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
-    if not plans:
-        return None, "too_few"
     left = [max_patterns]
     parity_options = np.array(parities, dtype=bool)
     state = [_Tried(), 0]
-    for plan in plans if cone is not None else ():
-        plan.min_cos = cone.min_cos(frame, plan.f_lo)
-    status = "no_match"
+    status = "too_few"
     for k, pass_tol in enumerate(_tolerances(db, tol)):
-        if k:  # the same windows and patterns, searched again from the brightest
-            for plan in plans:
-                plan.done = 0
+        plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars,
+                       SEPARATION_FRACTION * (WIDE_SEPARATION_FACTOR if k else 1.0))
+        if not plans:
+            continue
+        for plan in plans if cone is not None else ():
+            plan.min_cos = cone.min_cos(frame, plan.f_lo)
         result, status = _run_pass(db, frame, cat, plans, pass_tol, parity_options, state,
                                    left, radius_px, threshold, deadline, refine_iterations,
                                    t0, cone)
-        if status != "no_match":
+        if status not in ("no_match", "too_few"):
             return result, status
     return None, status
