@@ -82,6 +82,9 @@ WIDE_TOLERANCE_FACTOR = 2.0
 #: stars were thinned against catalog stars only, the centroids also against false
 #: detections, so a false star just brighter than a pattern star would hide it.
 WIDE_SEPARATION_FACTOR = 0.5
+#: The second pass's pattern stars (per window): its patterns cost ~4x the first's, and
+#: it is there for the brightest patterns a first pass missed, not for deeper ones.
+WIDE_PATTERN_STARS = 12
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
 _WINDOW_MARGIN = 0.01
@@ -372,8 +375,9 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     state = [_Tried(), 0]
     status = "too_few"
     for k, pass_tol in enumerate(_tolerances(db, tol)):
-        plans = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars,
-                       SEPARATION_FRACTION * (WIDE_SEPARATION_FACTOR if k else 1.0))
+        plans = (_plans(frame, f_lo, f_hi, f_guess, tol, min(pattern_stars, WIDE_PATTERN_STARS),
+                        SEPARATION_FRACTION * WIDE_SEPARATION_FACTOR) if k else
+                 _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars))
         if not plans:
             continue
         for plan in plans if cone is not None else ():
