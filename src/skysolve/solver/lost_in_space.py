@@ -13,9 +13,9 @@ own unprojection, the windows taking turns batch by batch so that the
 brightest patterns of every window come first. When nothing matches, the
 whole search runs once more at a wider tolerance
 (:data:`WIDE_TOLERANCE_FACTOR`; centroid noise on short patterns and an
-unknown lens distortion move true ratios beyond the database's) and with
-the centroids thinned at a smaller separation
-(:data:`WIDE_SEPARATION_FACTOR`). An
+unknown lens distortion move true ratios beyond the database's) on the
+patterns of the brightest :data:`WIDE_PATTERN_STARS` centroids, thinned at a
+smaller separation (:data:`WIDE_SEPARATION_FACTOR`). An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
@@ -52,7 +52,8 @@ from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
 
-__all__ = ["MAX_PATTERN_STARS", "WIDE_TOLERANCE_FACTOR", "Cone", "search"]
+__all__ = ["MAX_PATTERN_STARS", "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR",
+           "WIDE_TOLERANCE_FACTOR", "Cone", "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
@@ -366,7 +367,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     patterns; ``max_patterns`` patterns at most are looked up (over every
     window and pass); ``cone`` is an optional position hint. The search runs at
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
-    (see :func:`_tolerances`) with the centroids thinned at a smaller separation. The
+    (see :func:`_tolerances`) on fewer pattern stars thinned at a smaller separation. The
     status is ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
     ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
