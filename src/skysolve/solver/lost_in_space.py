@@ -10,7 +10,12 @@ ratios are computed from the centroids' directions at an assumed focal
 length; when the scale is unknown and the field wide, the range is tiled by
 focal-length windows (:mod:`skysolve.solver.focal`), each searched with its
 own unprojection, the windows taking turns batch by batch so that the
-brightest patterns of every window come first. An
+brightest patterns of every window come first. When nothing matches, the
+whole search runs once more at a wider tolerance
+(:data:`WIDE_TOLERANCE_FACTOR`; centroid noise on short patterns and an
+unknown lens distortion move true ratios beyond the database's) on the
+patterns of the brightest :data:`WIDE_PATTERN_STARS` centroids, thinned at a
+smaller separation (:data:`WIDE_SEPARATION_FACTOR`). An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
@@ -47,7 +52,8 @@ from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
 
-__all__ = ["MAX_PATTERN_STARS", "Cone", "search"]
+__all__ = ["MAX_PATTERN_STARS", "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR",
+           "WIDE_TOLERANCE_FACTOR", "Cone", "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
@@ -64,6 +70,22 @@ _MAX_BATCH = 1500
 _SAME_ATTITUDE_COS = math.cos(1e-3)
 #: Up to this many centroids, one cone query serves verification and refinement.
 _SHARED_CONE_CENTROIDS = 100
+#: The second pass's ratio tolerance, in units of the database's ``pattern_max_error``.
+#: A true pattern's ratios may miss the database's tolerance: centroid noise moves the
+#: ratios of a pattern ``L`` px long by ~``2 sigma / L`` (0.3 px on the 300-800 px
+#: patterns of a 2 deg field of 1024 px: 0.001-0.002), and a lens's distortion, unknown
+#: without a camera model, by up to a few times its fractional displacement (3 % at
+#: the corners of a 62 deg field: 0.001-0.005 on patterns off the centre). When the
+#: search at the tolerance finds nothing, it runs again at this wider one (4x the
+#: keys per pattern; its hypotheses count towards the same false-match bound).
+WIDE_TOLERANCE_FACTOR = 2.0
+#: The second pass's pattern-star separation, in units of the database's: the catalog
+#: stars were thinned against catalog stars only, the centroids also against false
+#: detections, so a false star just brighter than a pattern star would hide it.
+WIDE_SEPARATION_FACTOR = 0.5
+#: The second pass's pattern stars (per window): its patterns cost ~4x the first's, and
+#: it is there for the brightest patterns a first pass missed, not for deeper ones.
+WIDE_PATTERN_STARS = 12
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
 _WINDOW_MARGIN = 0.01
@@ -151,13 +173,14 @@ def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[n
     return np.append(ends[ends < max_patterns], max_patterns), True
 
 
-def pattern_stars(frame: Frame, f: float, limit: int) -> NDArray[np.intp]:
+def pattern_stars(frame: Frame, f: float, limit: int,
+                  separation: float = SEPARATION_FRACTION) -> NDArray[np.intp]:
     """Rows of the (at most ``limit``) centroids that form patterns at focal length ``f``:
-    the brightest, imaged by the projection at ``f``, no two closer than the database's
-    separation."""
+    the brightest, imaged by the projection at ``f``, none closer to a brighter one than
+    ``separation`` times the field of view (the database's rule by default)."""
     n_head = min(len(frame.ideal), max(limit * 4, 100))
     head = frame.ideal[:n_head]
-    sep_px = SEPARATION_FRACTION * frame.fov(f) * f
+    sep_px = separation * frame.fov(f) * f
     valid = frame.imaged(slice(0, n_head), f)
     if valid.all():
         return frame.backend.thin_pixels(head, sep_px, limit)
@@ -184,30 +207,34 @@ class _Plan:
     done: int = 0
 
 
-def _plans(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: float,
-           n_stars: int) -> tuple[list[_Plan], int]:
-    """The windows of the search (one when the camera is fixed), and how many of the
-    brightest stars form each one's patterns (fewer when there are several)."""
+def _windows(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol: float,
+             n_stars: int) -> list[FocalWindow]:
+    """The focal-length windows of the search (one when the camera is fixed), measured on
+    the patterns of the brightest of ``n_stars`` thinned centroids."""
     if frame.fixed_camera:
-        windows = [FocalWindow(f_lo, f_guess, f_hi)]
-    else:
-        probe = pattern_stars(frame, math.sqrt(f_lo * f_hi), n_stars)
-        windows = focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess,
-                                frame.backend)
-    limit = n_stars if len(windows) == 1 else min(n_stars, WINDOWED_PATTERN_STARS)
+        return [FocalWindow(f_lo, f_guess, f_hi)]
+    probe = pattern_stars(frame, math.sqrt(f_lo * f_hi), n_stars)
+    return focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess,
+                         frame.backend)
+
+
+def _plans(windows: list[FocalWindow], f_lo: float, f_hi: float) -> list[_Plan]:
+    """A plan per window, its patterns not yet set up (:func:`_prepare`)."""
     plans = []
     for w in windows:
         lo = w.lo if w.lo <= f_lo else w.lo * (1.0 - _WINDOW_MARGIN)
         hi = w.hi if w.hi >= f_hi else w.hi * (1.0 + _WINDOW_MARGIN)
         plans.append(_Plan(w, lo, hi))
-    return plans, limit
+    return plans
 
 
-def _prepare(plan: _Plan, frame: Frame, limit: int, cone: Cone | None) -> bool:
-    """Set up ``plan``'s patterns of the brightest ``limit`` stars; False when fewer than
-    four stars are imaged there."""
+def _prepare(plan: _Plan, frame: Frame, limit: int, separation: float,
+             cone: Cone | None) -> bool:
+    """Set up ``plan``'s patterns of the brightest ``limit`` stars thinned at
+    ``separation`` (see :func:`pattern_stars`); False when fewer than four are imaged
+    there."""
     w = plan.window
-    stars = pattern_stars(frame, w.centre, limit)
+    stars = pattern_stars(frame, w.centre, limit, separation)
     if len(stars) < 4:
         return False
     plan.stars, plan.ends = stars, _batch_ends(len(stars))
@@ -305,6 +332,50 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
     return None
 
 
+def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], ready, tol: float,
+              parity_options, state, left: list, radius_px: float, threshold: float,
+              deadline: float | None, refine_iterations: int, t0: float, cone: Cone | None):
+    """One pass of the pattern search at ratio tolerance ``tol`` over ``plans`` (set up by
+    ``ready`` on their first turn, see :func:`_schedule`); returns ``(SolveResult or
+    None, status)`` with status ``'match_found'``, ``'timeout'``, ``'budget'`` or
+    ``'no_match'``. ``state`` and ``left`` (the patterns left of the budget, ``[None]``
+    for none) carry over from pass to pass."""
+    hint = _NO_HINT if cone is None else cone.centre
+    directory, shift = db.key_directory
+    # one window: whole batches until one has candidates (_MAX_BATCH patterns at most, so
+    # that the time-out is still checked often); several: one batch at a time
+    step = _MAX_BATCH if len(plans) == 1 else 1
+    for plan in _schedule(plans, ready):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None, "timeout"
+        ends, cut = _budget(plan.ends, None if left[0] is None else plan.done + left[0])
+        if cut and ends[-1] <= plan.done:
+            return None, "budget"
+        start = plan.done
+        *found, plan.done = frame.backend.pattern_candidates(
+            plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
+            db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
+            db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
+        if left[0] is not None:
+            left[0] -= plan.done - start
+        if len(found[2]) == 0:
+            continue
+        out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
+                   threshold, deadline, refine_iterations, t0, cone)
+        if isinstance(out, str):
+            return None, "timeout"
+        if out is not None:
+            return out, "match_found"
+    return None, "budget" if left[0] is not None and left[0] <= 0 else "no_match"
+
+
+def _tolerances(db, tol: float) -> tuple[float, ...]:
+    """The ratio tolerances of the search's passes: ``tol``, then (when wider)
+    :data:`WIDE_TOLERANCE_FACTOR` times the database's."""
+    wide = WIDE_TOLERANCE_FACTOR * float(db.parameters["pattern_max_error"])
+    return (tol, wide) if wide > tol else (tol,)
+
+
 def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
            threshold: float, deadline: float | None, refine_iterations: int, t0: float,
@@ -315,47 +386,32 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     ``f_guess`` is the camera's focal length when the frame's camera is fixed,
     else an optional estimate. ``pattern_stars`` thinned centroids form
     patterns; ``max_patterns`` patterns at most are looked up (over every
-    window); ``cone`` is an optional position hint. The status is
-    ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
+    window and pass); ``cone`` is an optional position hint. The search runs at
+    ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
+    (see :func:`_tolerances`) on fewer pattern stars thinned at a smaller separation. The
+    status is ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
     ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
-    plans, limit = _plans(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
-    usable = []  # plans with patterns, as they are set up
-
-    def ready(plan: _Plan) -> bool:
-        ok = _prepare(plan, frame, limit, cone)
-        usable.append(ok)
-        return ok
-
-    left = max_patterns
-    hint = _NO_HINT if cone is None else cone.centre
+    windows = _windows(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
+    left = [max_patterns]
     parity_options = np.array(parities, dtype=bool)
-    directory, shift = db.key_directory
     state = [_Tried(), 0]
-    # one window: whole batches until one has candidates (_MAX_BATCH patterns at most, so
-    # that the time-out is still checked often); several: one batch at a time
-    step = _MAX_BATCH if len(plans) == 1 else 1
-    for plan in _schedule(plans, ready):
-        if deadline is not None and time.perf_counter() > deadline:
-            return None, "timeout"
-        ends, cut = _budget(plan.ends, None if left is None else plan.done + left)
-        if cut and ends[-1] <= plan.done:
-            return None, "budget"
-        start = plan.done
-        *found, plan.done = frame.backend.pattern_candidates(
-            plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
-            db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
-            db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
-        if left is not None:
-            left -= plan.done - start
-        if len(found[2]) == 0:
-            continue
-        out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
-                   threshold, deadline, refine_iterations, t0, cone)
-        if isinstance(out, str):
-            return None, "timeout"
-        if out is not None:
-            return out, "match_found"
-    if not any(usable):
-        return None, "too_few"
-    return None, "budget" if left is not None and left <= 0 else "no_match"
+    status = "too_few"
+    for k, pass_tol in enumerate(_tolerances(db, tol)):
+        n = min(pattern_stars, WIDE_PATTERN_STARS) if k else pattern_stars
+        limit = n if len(windows) == 1 else min(n, WINDOWED_PATTERN_STARS)
+        separation = SEPARATION_FRACTION * (WIDE_SEPARATION_FACTOR if k else 1.0)
+        usable: list[bool] = []  # the plans set up, whether they have patterns
+
+        def ready(plan: _Plan, limit=limit, separation=separation, usable=usable) -> bool:
+            usable.append(_prepare(plan, frame, limit, separation, cone))
+            return usable[-1]
+
+        result, pass_status = _run_pass(db, frame, cat, _plans(windows, f_lo, f_hi), ready,
+                                        pass_tol, parity_options, state, left, radius_px,
+                                        threshold, deadline, refine_iterations, t0, cone)
+        if pass_status not in ("no_match", "too_few"):
+            return result, pass_status
+        if any(usable):  # a pass without a plan of four stars leaves the status as it was
+            status = pass_status
+    return None, status

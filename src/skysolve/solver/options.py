@@ -163,7 +163,9 @@ class SolveOptions(Options):
     match_max_error: float | None = option(
         None, type="float, optional", check=_pattern_error, doc="""
         Largest edge-ratio difference of a pattern match (0 < e < 0.25); default
-        the database's ``pattern_max_error``.""")
+        the database's ``pattern_max_error``. When no pattern matches within it, the
+        lost-in-space search runs once more at twice the database's tolerance (if
+        that is wider) on the brightest 12 pattern stars.""")
     camera_model: Any = option(None, type="CameraModel, optional", check=_camera, doc="""
         Fixes focal length, optical centre, parity, distortion and projection.""")
     observer_velocity_km_s: NDArray[np.float64] | None = option(

@@ -97,6 +97,22 @@ def test_thousand_random_pointings(small_db, hip2025):
     assert np.median(errors) <= 5.0
 
 
+def test_ratios_beyond_the_tolerance_solve_in_the_wider_pass(small_db, hip2025, monkeypatch):
+    """Centroid noise (0.3 px) moves a 15 deg field's edge ratios by ~1e-3, far beyond a
+    1e-5 tolerance: only the search's second pass, at twice the database's tolerance,
+    finds the field, and it finds the true one."""
+    from skysolve.solver import lost_in_space
+
+    R = random_attitudes(1, np.random.default_rng(5))[0]
+    _, sim = _field(hip2025, R, seed=5, centroid_noise_px=0.3)
+    args = dict(fov_estimate_deg=15.0, image_width=W, image_height=H, match_max_error=1e-5)
+    res = small_db.solve_from_centroids(sim.centroids, **args)
+    assert res, res
+    assert _boresight_error_arcsec(res, R) < 60.0
+    monkeypatch.setattr(lost_in_space, "WIDE_TOLERANCE_FACTOR", 0.0)  # the first pass alone
+    assert small_db.solve_from_centroids(sim.centroids, **args).status == "no_match"
+
+
 def test_random_centroids_never_solve(small_db):
     """Centroids with no real stars behind them: no solve, ever."""
     rng = np.random.default_rng(7)
