@@ -74,10 +74,13 @@ def test_a_worker_killed_mid_batch_loses_no_frame(client, batch_db, batch_frames
     assert killed["in_flight"] >= 1  # it died with frames on it
     assert len(got) == 200 and [r.source for r in got] == batch_frames.sources
     assert fingerprint(got) == fingerprint(serial_results)  # each frame once, solved alike
-    # nothing came from the dead process after it died (frames run in chunks of up to 8,
-    # 2 chunks a worker: far fewer than 80 frames past the 40th can have been done by then)
-    late = [r for r in got[120:] if int(r.worker.rsplit(":", 1)[1]) == killed["pid"]]
-    assert not late
+    # the frames it held ran again elsewhere: other processes (the other worker, and the
+    # one its nanny started) returned frames. (Which frames the dead one had returned by
+    # then depends on timing: up to 12 tasks of 8 frames are in flight, and fast frames
+    # may run far ahead of the 40th, whose callback waits for frames 0-39.)
+    pids = {int(r.worker.rsplit(":", 1)[1]) for r in got}
+    assert len(pids - {killed["pid"]}) >= 1
+    assert set(client.run(os.getpid).values()).isdisjoint({killed["pid"]})
 
 
 def test_a_corrupt_file_is_one_failed_row(client, batch_db, batch_frames, serial_results):
