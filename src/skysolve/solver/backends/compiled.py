@@ -186,18 +186,23 @@ def unit_vectors(ideal, f, parity, proj):
 
 
 @_jit
+def _angle(x0, y0, z0, x1, y1, z1):
+    """Angle between two unit vectors from their chord (accurate at small angles)."""
+    dx = x0 - x1
+    dy = y0 - y1
+    dz = z0 - z1
+    return 2.0 * math.asin(min(0.5 * math.sqrt(dx * dx + dy * dy + dz * dz), 1.0))
+
+
+@_jit
 def _pair_angles(v, m, valid, out):
-    """Angles between the first ``m`` of vectors ``v`` (``out[i, j]``, ``i < j``; the
-    formula of :func:`_edges_sorted`) and which of them are imaged (``valid``)."""
+    """Angles between the first ``m`` of vectors ``v`` (``out[i, j]``, ``i < j``) and
+    which of them are imaged (``valid``)."""
     for i in range(m):
         valid[i] = v[i, 0] == v[i, 0] and v[i, 1] == v[i, 1] and v[i, 2] == v[i, 2]
     for i in range(m):
         for j in range(i + 1, m):
-            dx = v[i, 0] - v[j, 0]
-            dy = v[i, 1] - v[j, 1]
-            dz = v[i, 2] - v[j, 2]
-            h = 0.5 * math.sqrt(dx * dx + dy * dy + dz * dz)
-            out[i, j] = 2.0 * math.asin(min(h, 1.0))
+            out[i, j] = _angle(v[i, 0], v[i, 1], v[i, 2], v[j, 0], v[j, 1], v[j, 2])
 
 
 @_jit
@@ -422,11 +427,7 @@ def _edges_sorted(ax, ay, az, e):
     t = 0
     for i in range(4):
         for j in range(i + 1, 4):
-            dx = ax[i] - ax[j]
-            dy = ay[i] - ay[j]
-            dz = az[i] - az[j]
-            h = 0.5 * math.sqrt(dx * dx + dy * dy + dz * dz)
-            e[t] = 2.0 * math.asin(min(h, 1.0))
+            e[t] = _angle(ax[i], ay[i], az[i], ax[j], ay[j], az[j])
             t += 1
     _sort_small(e)
 
