@@ -321,6 +321,15 @@ def _roof(shape: tuple[int, int], s: float, rng: np.random.Generator) -> NDArray
     return mask | _segments_mask(shape, mast)
 
 
+def _shifted(mask: NDArray[np.bool_], shift: NDArray) -> NDArray[np.bool_]:
+    """``mask`` moved by ``shift`` (rows, columns), its edge repeated beyond the frame: a
+    silhouette that runs out of the frame goes on there (no lit edge along the border)."""
+    dy, dx = int(shift[0]), int(shift[1])
+    p = max(abs(dy), abs(dx))
+    h, w = mask.shape
+    return np.pad(mask, p, mode="edge")[p - dy:p - dy + h, p - dx:p - dx + w]
+
+
 def foreground(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "branches",
                seed: Any = None) -> NDArray[np.float64]:
     """Silhouettes in front of the sky, partly lit by a lamp.
@@ -341,7 +350,7 @@ def foreground(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "br
             else _roof(img.shape, s, rng))
     lamp = rng.uniform(0, 2 * np.pi)
     shift = np.rint(3.0 * np.array([np.sin(lamp), np.cos(lamp)])).astype(int)
-    lit = mask & ~np.roll(mask, tuple(shift), axis=(0, 1))
+    lit = mask & ~_shifted(mask, shift)
     lit = ndimage.binary_dilation(lit, iterations=1) & mask
     texture = np.maximum(ndimage.gaussian_filter(rng.standard_normal(img.shape), 1.0), 0.0)
     texture /= max(float(texture.max()), 1e-12)
