@@ -11,10 +11,11 @@ numbers, because hard frames change what a star looks like (defocus, smear,
 JPEG blur) while the false detections stay what they are:
 
 * the **PSF reference** (:func:`psf_reference`) is measured on bright,
-  unsaturated blobs that passed the size, border and sharpness tests: their
-  median second moments (the shape), the median of ``npix / ln(peak /
-  threshold)`` over the brightest of them (the area a star of a given peak
-  covers above threshold: for a Gaussian of sigma ``s``, ``2 pi s^2``);
+  unsaturated blobs (fainter ones when too few are bright) that passed the size,
+  border and sharpness tests: their median second moments (the shape), the
+  median of ``npix / ln(peak / threshold)`` over the brightest of them (the
+  area a star of a given peak covers above threshold: for a Gaussian of sigma
+  ``s``, ``2 pi s^2``);
 * **elongation** is measured after the reference shape is divided out when
   the frame's stars are all drawn out the same way (smear), so a smeared
   star counts as round and a trail still as long;
@@ -42,8 +43,12 @@ __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reas
            "narrow_blobs"]
 
 #: Blobs need this peak (local noise sigmas) to enter the PSF reference, which holds
-#: the brightest _REF_MAX of them.
+#: the brightest _REF_MAX of them ...
 _REF_SNR = 6.0
+#: ... or, when fewer than _PSF_MIN reach it, this one: a defocused star spreads its
+#: light over a ring of a hundred pixels and peaks a few sigmas above the sky, and a
+#: frame of such stars still needs its reference (rings keep their centroids unfitted).
+_REF_SNR_FAINT = 4.0
 _REF_MAX = 40
 #: ... and at least this many pixels.
 _REF_NPIX = 5
@@ -193,8 +198,10 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
                   ) -> PSFReference:
     """The frame's PSF from the bright, unsaturated blobs still kept."""
     snr = m["peak"] / m["sigma"]
-    ref = np.flatnonzero((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
-                         & (snr >= _REF_SNR))
+    usable = (reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
+    ref = np.flatnonzero(usable & (snr >= _REF_SNR))
+    if len(ref) < _PSF_MIN:
+        ref = np.flatnonzero(usable & (snr >= _REF_SNR_FAINT))
     if len(ref) < _PSF_MIN:
         return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref))
     ref = ref[np.argsort(-snr[ref], kind="stable")[:_REF_MAX]]  # the brightest first

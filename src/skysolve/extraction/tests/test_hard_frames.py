@@ -199,3 +199,27 @@ def test_matched_filter_sigma_accepts_auto(value):
     img, x, y, _ = field(10)
     res = extract_centroids(img, matched_filter_sigma=value)
     assert found(res, x, y, 1.0).mean() > 0.95
+
+
+def test_a_frame_of_faint_defocus_rings_is_still_taken_for_rings():
+    # blob measurements as a frame of defocused stars gives them: two rings peak 8-9
+    # sigma above the sky, the other twelve spread their light so thin that they peak
+    # at 4-6 sigma; every ring's brightest pixel lies 4 px from its centre. From the
+    # two bright ones alone the frame's PSF is unknown (Gaussian fits would then lock
+    # onto the rims); the fainter rings say what the stars look like.
+    from skysolve.extraction.filters import psf_reference
+
+    n = 15  # label 0 is the background
+    snr = np.r_[0.0, 8.0, 9.0, np.linspace(4.2, 5.8, n - 3)]
+    angle = np.linspace(0.0, 2.0 * np.pi, n)
+    cx, cy = np.arange(n) * 40.0, np.full(n, 100.0)
+    m = {"peak": snr * NOISE, "sigma": np.full(n, NOISE), "saturated": np.zeros(n, bool),
+         "npix": np.full(n, 120), "cx": cx, "cy": cy,
+         "pc": cx + 4.0 * np.cos(angle), "pr": cy + 4.0 * np.sin(angle),
+         "cxx": np.full(n, 10.0), "cyy": np.full(n, 10.5), "cxy": np.zeros(n)}
+    psf = psf_reference(m, np.zeros(n, np.uint8), 3.0 * NOISE)
+    assert psf.ring and psf.offset == pytest.approx(4.0)
+    assert psf.count == n - 1
+    # a frame with enough bright stars takes them alone
+    m["peak"][3:6] = 7.0 * NOISE
+    assert psf_reference(m, np.zeros(n, np.uint8), 3.0 * NOISE).count == 5
