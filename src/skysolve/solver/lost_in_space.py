@@ -15,7 +15,11 @@ whole search runs once more at a wider tolerance
 (:data:`WIDE_TOLERANCE_FACTOR`; centroid noise on short patterns and an
 unknown lens distortion move true ratios beyond the database's) on the
 patterns of the brightest :data:`WIDE_PATTERN_STARS` centroids, thinned at a
-smaller separation (:data:`WIDE_SEPARATION_FACTOR`). An
+smaller separation (:data:`WIDE_SEPARATION_FACTOR`); when that finds nothing
+either, a last pass at the first's tolerance takes its pattern stars in turns
+from the cells of a grid over the image (:data:`SPREAD_CELLS`), so that a lit
+object or a trail filling the brightest centroids from one part of the frame
+does not hide the stars elsewhere. An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
@@ -52,8 +56,9 @@ from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
 
-__all__ = ["MAX_PATTERN_STARS", "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR",
-           "WIDE_TOLERANCE_FACTOR", "Cone", "search"]
+__all__ = ["MAX_PATTERN_STARS", "SPREAD_CELLS", "SPREAD_PATTERN_STARS",
+           "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR", "WIDE_TOLERANCE_FACTOR", "Cone",
+           "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
@@ -86,18 +91,34 @@ WIDE_SEPARATION_FACTOR = 0.5
 #: The second pass's pattern stars (per window): its patterns cost ~4x the first's, and
 #: it is there for the brightest patterns a first pass missed, not for deeper ones.
 WIDE_PATTERN_STARS = 12
+#: The third pass (run when the first two find nothing) takes its pattern stars spread
+#: over the image: in turns from the cells of a ``SPREAD_CELLS`` x ``SPREAD_CELLS``
+#: grid, the brightest of every cell first. Foreground lit by street lights (branches,
+#: roof edges), a bright trail, a cluster of hot pixels fill the brightest few dozen
+#: centroids from one part of the frame; the stars elsewhere then never form a pattern
+#: of the first two passes, whose pattern stars are simply the brightest.
+SPREAD_CELLS = 4
+#: ... how many pattern stars it takes (495 patterns, a third of the wide pass's cost:
+#: giving up on a field of random points takes ~5 % longer)
+SPREAD_PATTERN_STARS = 12
+#: ... from how many of the brightest centroids
+SPREAD_HEAD = 400
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
 _WINDOW_MARGIN = 0.01
 
 
-@lru_cache(maxsize=2)
 def all_combos(n_stars: int = MAX_PATTERN_STARS) -> NDArray[np.intp]:
     """Brightest-first 4-combinations of ``max(n_stars, MAX_PATTERN_STARS)`` stars.
 
     Built once per process (and once more for a larger ``pattern_checking_stars``).
     """
-    return brightest_first_combinations(max(n_stars, MAX_PATTERN_STARS))
+    return _all_combos(max(n_stars, MAX_PATTERN_STARS))
+
+
+@lru_cache(maxsize=2)
+def _all_combos(n_stars: int) -> NDArray[np.intp]:
+    return brightest_first_combinations(n_stars)
 
 
 def _combos(n: int) -> NDArray[np.intp]:
@@ -174,18 +195,43 @@ def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[n
 
 
 def pattern_stars(frame: Frame, f: float, limit: int,
-                  separation: float = SEPARATION_FRACTION) -> NDArray[np.intp]:
+                  separation: float = SEPARATION_FRACTION,
+                  spread: bool = False) -> NDArray[np.intp]:
     """Rows of the (at most ``limit``) centroids that form patterns at focal length ``f``:
     the brightest, imaged by the projection at ``f``, none closer to a brighter one than
-    ``separation`` times the field of view (the database's rule by default)."""
-    n_head = min(len(frame.ideal), max(limit * 4, 100))
+    ``separation`` times the field of view (the database's rule by default).
+
+    With ``spread``, the thinned centroids are taken in turns from the cells of a
+    :data:`SPREAD_CELLS` grid over the image, the brightest of every cell first (see
+    :data:`SPREAD_PATTERN_STARS`).
+    """
+    n_head = min(len(frame.ideal), SPREAD_HEAD if spread else max(limit * 4, 100))
+    take = n_head if spread else limit
     head = frame.ideal[:n_head]
     sep_px = separation * frame.fov(f) * f
     valid = frame.imaged(slice(0, n_head), f)
     if valid.all():
-        return frame.backend.thin_pixels(head, sep_px, limit)
-    rows = np.flatnonzero(valid)
-    return rows[frame.backend.thin_pixels(head[rows], sep_px, limit)]
+        rows = frame.backend.thin_pixels(head, sep_px, take)
+    else:
+        rows = np.flatnonzero(valid)
+        rows = rows[frame.backend.thin_pixels(head[rows], sep_px, take)]
+    return _spread(frame, rows, limit) if spread else rows
+
+
+def _spread(frame: Frame, rows: NDArray[np.intp], limit: int) -> NDArray[np.intp]:
+    """The first ``limit`` of ``rows`` (brightest first) taken in turns from the cells of a
+    grid over the image: the brightest of each cell, then the second brightest, ..."""
+    xy = frame.xy[rows]
+    n = SPREAD_CELLS
+    cx = np.clip(((xy[:, 0] / frame.width + 0.5) * n).astype(np.intp), 0, n - 1)
+    cy = np.clip(((xy[:, 1] / frame.height + 0.5) * n).astype(np.intp), 0, n - 1)
+    cell = cy * n + cx
+    # rank of each row within its cell (rows are brightest first, the sort is stable)
+    order = np.argsort(cell, kind="stable")
+    first = np.searchsorted(cell[order], cell[order], side="left")
+    rank = np.empty(len(rows), np.intp)
+    rank[order] = np.arange(len(rows)) - first
+    return rows[np.lexsort((np.arange(len(rows)), rank))[:limit]]
 
 
 @dataclass
@@ -229,12 +275,12 @@ def _plans(windows: list[FocalWindow], f_lo: float, f_hi: float) -> list[_Plan]:
 
 
 def _prepare(plan: _Plan, frame: Frame, limit: int, separation: float,
-             cone: Cone | None) -> bool:
+             cone: Cone | None, spread: bool = False) -> bool:
     """Set up ``plan``'s patterns of the brightest ``limit`` stars thinned at
     ``separation`` (see :func:`pattern_stars`); False when fewer than four are imaged
     there."""
     w = plan.window
-    stars = pattern_stars(frame, w.centre, limit, separation)
+    stars = pattern_stars(frame, w.centre, limit, separation, spread)
     if len(stars) < 4:
         return False
     plan.stars, plan.ends = stars, _batch_ends(len(stars))
@@ -369,11 +415,19 @@ def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], ready, tol
     return None, "budget" if left[0] is not None and left[0] <= 0 else "no_match"
 
 
-def _tolerances(db, tol: float) -> tuple[float, ...]:
-    """The ratio tolerances of the search's passes: ``tol``, then (when wider)
-    :data:`WIDE_TOLERANCE_FACTOR` times the database's."""
+def _passes(db, tol: float, n_stars: int) -> list[tuple[float, int, float, bool]]:
+    """The search's passes as ``(ratio tolerance, pattern stars, separation, spread)``:
+    ``tol`` on the brightest ``n_stars``; when wider, :data:`WIDE_TOLERANCE_FACTOR` times
+    the database's tolerance on the brightest :data:`WIDE_PATTERN_STARS` thinned at
+    :data:`WIDE_SEPARATION_FACTOR` times the separation; then ``tol`` on
+    :data:`SPREAD_PATTERN_STARS` spread over the image."""
+    passes = [(tol, n_stars, SEPARATION_FRACTION, False)]
     wide = WIDE_TOLERANCE_FACTOR * float(db.parameters["pattern_max_error"])
-    return (tol, wide) if wide > tol else (tol,)
+    if wide > tol:
+        passes.append((wide, min(n_stars, WIDE_PATTERN_STARS),
+                       SEPARATION_FRACTION * WIDE_SEPARATION_FACTOR, False))
+    passes.append((tol, min(n_stars, SPREAD_PATTERN_STARS), SEPARATION_FRACTION, True))
+    return passes
 
 
 def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
@@ -388,7 +442,8 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     patterns; ``max_patterns`` patterns at most are looked up (over every
     window and pass); ``cone`` is an optional position hint. The search runs at
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
-    (see :func:`_tolerances`) on fewer pattern stars thinned at a smaller separation. The
+    (see :func:`_passes`) on fewer pattern stars thinned at a smaller separation, and
+    then on pattern stars spread over the image. The
     status is ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
     ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
@@ -397,14 +452,13 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     parity_options = np.array(parities, dtype=bool)
     state = [_Tried(), 0]
     status = "too_few"
-    for k, pass_tol in enumerate(_tolerances(db, tol)):
-        n = min(pattern_stars, WIDE_PATTERN_STARS) if k else pattern_stars
+    for pass_tol, n, separation, spread in _passes(db, tol, pattern_stars):
         limit = n if len(windows) == 1 else min(n, WINDOWED_PATTERN_STARS)
-        separation = SEPARATION_FRACTION * (WIDE_SEPARATION_FACTOR if k else 1.0)
         usable: list[bool] = []  # the plans set up, whether they have patterns
 
-        def ready(plan: _Plan, limit=limit, separation=separation, usable=usable) -> bool:
-            usable.append(_prepare(plan, frame, limit, separation, cone))
+        def ready(plan: _Plan, limit=limit, separation=separation, spread=spread,
+                  usable=usable) -> bool:
+            usable.append(_prepare(plan, frame, limit, separation, cone, spread))
             return usable[-1]
 
         result, pass_status = _run_pass(db, frame, cat, _plans(windows, f_lo, f_hi), ready,

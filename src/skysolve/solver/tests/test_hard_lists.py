@@ -60,6 +60,39 @@ def test_eighty_percent_false_centroids_solve(small_db, hip_catalog, clusters):
     assert np.all(err < 0.05), err
 
 
+def _lit_corner_fields(catalog, n: int, seed: int):
+    """Fields whose brightest 40 centroids are a lit object in one part of the frame: 40
+    false detections within 70 px of a random point, each brighter than every one of the
+    25 stars listed after them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for R in random_attitudes(n, rng):
+        fov = float(rng.uniform(10.0, 20.0))
+        cam = CameraModel.from_fov(fov, W, H)
+        sim = simulate_centroids(catalog, cam, R, num_stars=25, seed=rng, epoch_year=EPOCH,
+                                 centroid_noise_px=0.3, resolve_px=3.0)
+        stars = np.asarray(sim.centroids, dtype=float)
+        centre = rng.uniform([-0.4 * W, -0.4 * H], [0.4 * W, 0.4 * H])
+        lit = centre + rng.normal(0.0, 35.0, (40, 2)).clip(-70.0, 70.0)
+        out.append((np.concatenate([lit, stars[:, :2]]), R, fov))
+    return out
+
+
+def test_a_lit_object_filling_the_brightest_centroids_does_not_hide_the_stars(
+        small_db, hip_catalog, monkeypatch):
+    # the brightest centroids all lie in one part of the frame, so patterns of the
+    # brightest never hold a star; the pass whose pattern stars are spread over the
+    # frame finds them
+    fields = _lit_corner_fields(hip_catalog, 6, 8)
+    assert np.all(_solve_all(small_db, fields) < 0.05)
+    # without that pass, none of these fields solves
+    from skysolve.solver import lost_in_space as lis
+
+    brightest_only = lis._passes
+    monkeypatch.setattr(lis, "_passes", lambda *a: [p for p in brightest_only(*a) if not p[3]])
+    assert np.all(np.isinf(_solve_all(small_db, fields)))
+
+
 def test_six_stars_solve(small_db, hip_catalog):
     # at least 95 %, none wrong (a failed solve is inf)
     err = _solve_all(small_db, _fields(hip_catalog, 40, 5, n_false=0))
