@@ -250,6 +250,9 @@ def _cedar(images: list[np.ndarray], fovs: list[tuple[float, float]]) -> list | 
         if proc.returncode != 0:
             return "cedar_worker.py images failed: " + proc.stderr.strip()[-300:]
         rows = json.loads(out.read_text())
+    errors = [r["error"] for r in rows if r.get("error")]
+    if errors:  # counted as unsolved, as a user of the library would see them
+        _log(f"   cedar-solve raised on {len(errors)} of {len(rows)} images, e.g. {errors[0]}")
     return [None if r["RA"] is None else (r["RA"], r["Dec"]) for r in rows]
 
 

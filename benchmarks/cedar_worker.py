@@ -32,7 +32,8 @@ status.
 ``fov{i}`` and ``fov_err{i}``; each image goes through
 ``tetra3.get_centroids_from_image`` at its default settings, then
 ``solve_from_centroids`` with the arguments above. ``OUT.json`` holds, per
-image, RA, Dec, status and the number of centroids.
+image, RA, Dec, status and the number of centroids; an image on which
+cedar-solve raises gets no RA and Dec and an ``error`` (the batch goes on).
 """
 
 from __future__ import annotations
@@ -108,12 +109,18 @@ def _images(args) -> None:
     out = []
     for i in range(int(data["n"])):
         img = np.asarray(data[f"image{i}"])
-        yx = np.asarray(get_centroids_from_image(img), dtype=np.float64).reshape(-1, 2)
         err = float(data[f"fov_err{i}"])
-        res = t3.solve_from_centroids(yx, img.shape[:2], fov_estimate=float(data[f"fov{i}"]),
-                                      fov_max_error=err if err >= 0 else None,
-                                      match_radius=0.01, match_threshold=1e-5,
-                                      solve_timeout=5000, match_max_error=None)
+        try:
+            yx = np.asarray(get_centroids_from_image(img), dtype=np.float64).reshape(-1, 2)
+            res = t3.solve_from_centroids(yx, img.shape[:2],
+                                          fov_estimate=float(data[f"fov{i}"]),
+                                          fov_max_error=err if err >= 0 else None,
+                                          match_radius=0.01, match_threshold=1e-5,
+                                          solve_timeout=5000, match_max_error=None)
+        except Exception as exc:  # noqa: BLE001 - one image's crash fails that image only
+            out.append({"RA": None, "Dec": None, "status": None, "n_centroids": None,
+                        "error": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
         out.append({"RA": None if res.get("RA") is None else float(res["RA"]),
                     "Dec": None if res.get("Dec") is None else float(res["Dec"]),
                     "status": int(res["status"]) if res.get("status") is not None else None,
