@@ -157,6 +157,43 @@ def parameters_doc(cls: type[Options], indent: str = "") -> str:
 
 _REQUIRED = inspect.Parameter.empty
 
+#: Options built from plain values are kept for reuse (see :func:`_options_of`).
+_BUILT: dict[tuple, Options] = {}
+_BUILT_MAX = 64
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _plain_key(value: Any) -> Any:
+    """A key that tells ``value`` apart by type as well as by value (``1``, ``1.0`` and
+    ``True`` compare equal but may check differently), or None when ``value`` is not
+    a plain scalar or a tuple of them."""
+    if type(value) in _PLAIN:
+        return type(value), value
+    if type(value) is tuple:
+        keys = tuple(_plain_key(v) for v in value)
+        return None if None in keys else (tuple, keys)
+    return None
+
+
+def _options_of(cls: type[T], kwargs: dict[str, Any]) -> T:
+    """``cls(**kwargs)``; the same (immutable) object again for the same plain arguments.
+
+    Checking every field costs about a tenth of a small-field solve, and a loop over
+    frames passes the same arguments every time. Arguments that are not plain
+    scalars (arrays, camera models, times) are checked afresh on every call.
+    """
+    keys = [(k, _plain_key(v)) for k, v in kwargs.items()]
+    if any(key is None for _, key in keys):
+        return cls(**kwargs)
+    key = (cls, *sorted(keys))
+    opts = _BUILT.get(key)
+    if opts is None:
+        opts = cls(**kwargs)
+        if len(_BUILT) >= _BUILT_MAX:
+            _BUILT.clear()
+        _BUILT[key] = opts
+    return opts
+
 
 def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], doc: str,
                  accept_options: bool = True,
@@ -208,7 +245,7 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
             base = kwargs.pop("options", None) if accept_options else None
             _refuse_unknown(cls, kwargs, f"{public}()")
             if base is None:
-                opts = cls(**kwargs)
+                opts = _options_of(cls, kwargs)
             elif not isinstance(base, cls):
                 raise InvalidTypeError(
                     f"options must be a {cls.__name__}, got {type(base).__name__}")

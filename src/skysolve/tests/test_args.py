@@ -156,6 +156,39 @@ def test_solve_options_are_checked_once_and_reused(small_db):
         small_db.solve_from_centroids()
 
 
+def test_a_call_with_the_same_plain_arguments_reuses_its_checked_options(monkeypatch):
+    from skysolve import _options
+
+    made = []
+    real = _options._options_of
+
+    def spy(cls, kwargs):
+        opts = real(cls, kwargs)
+        made.append(opts)
+        return opts
+
+    monkeypatch.setattr(_options, "_options_of", spy)
+    img = np.zeros((40, 60))
+    for _ in range(2):
+        skysolve.extract_centroids(img, sigma_threshold=4.0, local_bg_block_size=32)
+    assert made[0] is made[1]
+    # equal values of other types are checked on their own: True compares equal to 1,
+    # but a bool is no count
+    skysolve.extract_centroids(img, min_pixels=1)
+    with pytest.raises(InvalidTypeError, match="min_pixels"):
+        skysolve.extract_centroids(img, min_pixels=True)
+    # 2.0 is taken as the count 2, in an options object of its own
+    made.clear()
+    skysolve.extract_centroids(img, min_pixels=2.0)
+    skysolve.extract_centroids(img, min_pixels=2)
+    assert made[0] is not made[1] and made[0] == made[1]
+    # arguments that are not plain values are checked afresh every call
+    made.clear()
+    for _ in range(2):
+        skysolve.extract_centroids(img, max_elongation=np.float64(3.0))
+    assert made[0] is not made[1] and made[0] == made[1]
+
+
 @pytest.mark.parametrize("cls", [skysolve.SolveOptions, skysolve.ExtractionOptions,
                                  skysolve.CalibrationOptions, skysolve.StarfieldOptions],
                          ids=lambda c: c.__name__)
