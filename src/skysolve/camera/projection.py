@@ -197,9 +197,9 @@ def vectors_to_plane(v: ArrayLike, code: int) -> tuple[NDArray[np.float64],
 
 def fov_from_focal(f: float, width: float, code: int) -> float:
     """Horizontal field of view (radians) across ``width`` pixels at focal length ``f``."""
-    return 2.0 * float(angle_of_radius(0.5 * width / f, code))
+    return 2.0 * scalar_angle_of_radius(0.5 * width / f, code)
 
 
 def focal_from_fov(fov: float, width: float, code: int) -> float:
     """Focal length (pixels) whose horizontal field of view across ``width`` is ``fov`` rad."""
-    return 0.5 * width / float(radius_of_angle(0.5 * fov, code))
+    return 0.5 * width / scalar_radius_of_angle(0.5 * fov, code)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
 from .frame import CatalogView, Frame, Hypothesis
 from .result import SolveResult
 
@@ -106,12 +107,6 @@ def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
 def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: float,
                  t0: float, mode: str) -> SolveResult:
     """The :class:`SolveResult` of a refined hypothesis (``t0``: the solve's start)."""
-    from ..geometry import (
-        attitude_covariance_on_sky,
-        rotation_to_radec_roll,
-        signed_degrees,
-    )
-
     R = ref.hyp.R
     f, parity = ref.hyp.f, ref.hyp.parity
     ra, dec, roll = rotation_to_radec_roll(R)
