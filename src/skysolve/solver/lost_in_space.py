@@ -248,6 +248,7 @@ class _Plan:
     stars: NDArray[np.intp] | None = None         # frame rows of the pattern stars
     v_guess: NDArray[np.float64] | None = None    # their vectors at the window's centre
     ends: NDArray[np.intp] | None = None
+    combos: NDArray[np.intp] | None = None        # its 4-star patterns (rows of stars)
     weight: float = 1.0              # share of the search's effort (see _schedule)
     min_cos: float = -2.0            # smallest cosine from a position hint of a pattern star
     done: int = 0
@@ -275,15 +276,29 @@ def _plans(windows: list[FocalWindow], f_lo: float, f_hi: float) -> list[_Plan]:
 
 
 def _prepare(plan: _Plan, frame: Frame, limit: int, separation: float,
-             cone: Cone | None, spread: bool = False) -> bool:
+             cone: Cone | None, spread: bool = False, tried: int = 0) -> bool:
     """Set up ``plan``'s patterns of the brightest ``limit`` stars thinned at
     ``separation`` (see :func:`pattern_stars`); False when fewer than four are imaged
-    there."""
+    there or no pattern is left.
+
+    ``tried`` > 0: the patterns of the brightest ``tried`` stars at the database's
+    separation were looked up at this tolerance already (the first pass), and those
+    among these are skipped.
+    """
     w = plan.window
     stars = pattern_stars(frame, w.centre, limit, separation, spread)
     if len(stars) < 4:
         return False
-    plan.stars, plan.ends = stars, _batch_ends(len(stars))
+    combos = _combos(len(stars))
+    if tried:
+        done = np.isin(stars, pattern_stars(frame, w.centre, tried))
+        combos = np.ascontiguousarray(combos[~done[combos].all(axis=1)])
+        if len(combos) == 0:
+            return False
+        plan.ends = np.append(np.arange(_MAX_BATCH, len(combos), _MAX_BATCH), len(combos))
+    else:
+        plan.ends = _batch_ends(len(stars))
+    plan.stars, plan.combos = stars, combos
     plan.v_guess = frame.vectors(w.centre, False, stars)
     plan.weight = math.log(frame.fov(w.lo) / frame.fov(w.hi)) + 1e-9
     if cone is not None:
@@ -399,7 +414,7 @@ def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], ready, tol
             return None, "budget"
         start = plan.done
         *found, plan.done = frame.backend.pattern_candidates(
-            plan.v_guess, _combos(len(plan.stars)), plan.done, ends, step,
+            plan.v_guess, plan.combos, plan.done, ends, step,
             db.pattern_bins, tol, db.pattern_keys, directory, shift, db.pattern_stars,
             db.star_xyz, hint, plan.min_cos, plan.window.centre, plan.f_lo, plan.f_hi)
         if left[0] is not None:
@@ -452,13 +467,16 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     parity_options = np.array(parities, dtype=bool)
     state = [_Tried(), 0]
     status = "too_few"
+    first = pattern_stars if len(windows) == 1 else min(pattern_stars, WINDOWED_PATTERN_STARS)
     for pass_tol, n, separation, spread in _passes(db, tol, pattern_stars):
         limit = n if len(windows) == 1 else min(n, WINDOWED_PATTERN_STARS)
+        # the spread pass skips the patterns the first (same tolerance) looked up
+        tried = first if spread and pass_tol == tol else 0
         usable: list[bool] = []  # the plans set up, whether they have patterns
 
         def ready(plan: _Plan, limit=limit, separation=separation, spread=spread,
-                  usable=usable) -> bool:
-            usable.append(_prepare(plan, frame, limit, separation, cone, spread))
+                  tried=tried, usable=usable) -> bool:
+            usable.append(_prepare(plan, frame, limit, separation, cone, spread, tried))
             return usable[-1]
 
         result, pass_status = _run_pass(db, frame, cat, _plans(windows, f_lo, f_hi), ready,
