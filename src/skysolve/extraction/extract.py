@@ -204,6 +204,13 @@ def _empty_result(h: int, w: int, bg_mean: float, sigma: float, thr: float,
         fitted=np.zeros(0, bool))
 
 
+#: A frame whose maximum this many pixels share exactly is clipped there (saturated),
+#: however low above the sky that maximum lies ...
+_CLIPPED_PIXELS = 4
+#: ... as long as it lies this many noise sigmas above the background.
+_CLIPPED_SNR = 10.0
+
+
 def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
                      ) -> float | None:
     """The saturation level of a frame with a flat (up to read noise) top, else None.
@@ -211,13 +218,20 @@ def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
     Saturated pixels pile up within a few noise sigmas of the frame maximum, while an
     unsaturated star has a single pixel there. So: at least 3 pixels within
     ``max(5 sigma, 1)`` of a maximum lying more than 50 sigma above the background.
+    A lower maximum counts when at least ``_CLIPPED_PIXELS`` pixels hold exactly its
+    value (a small full well, or a bright sky, clips stars a few dozen sigmas up:
+    independent peaks do not tie, clipped ones do); the level is then a quarter of
+    the way (at most 5 sigma) below it.
     """
     top = float(np.max(work))
-    if not np.isfinite(top) or top - background < 50.0 * sigma:
+    if not np.isfinite(top):
         return None
-    level = top - max(5.0 * sigma, 1.0 if top >= 1000.0 else 0.0)
-    if np.count_nonzero(work >= level) >= 3:
-        return level
+    height = top - background
+    if height >= 50.0 * sigma:
+        level = top - max(5.0 * sigma, 1.0 if top >= 1000.0 else 0.0)
+        return level if np.count_nonzero(work >= level) >= 3 else None
+    if height >= _CLIPPED_SNR * sigma and np.count_nonzero(work == top) >= _CLIPPED_PIXELS:
+        return top - min(5.0 * sigma, 0.25 * height)
     return None
 
 

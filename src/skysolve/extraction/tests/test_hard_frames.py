@@ -223,3 +223,19 @@ def test_a_frame_of_faint_defocus_rings_is_still_taken_for_rings():
     # a frame with enough bright stars takes them alone
     m["peak"][3:6] = 7.0 * NOISE
     assert psf_reference(m, np.zeros(n, np.uint8), 3.0 * NOISE).count == 5
+
+
+def test_stars_clipped_by_a_small_full_well_are_kept_as_saturated():
+    # a full well only ~32 sigma above the sky (a short well, or a bright sky): most
+    # stars are clipped flat and bloom up and down their columns; 16,050 pixels share
+    # the maximum exactly, which no unclipped frame does
+    img, x, y, _ = field(7, flux=(3000.0, 300000.0))
+    out = dg.saturation(img, 1.0, seed=7)
+    res = extract_centroids(out)
+    assert res.saturated.sum() >= 60
+    assert np.array_equal(res.flags == "saturated", res.saturated)
+    # their centroids stay on the stars (taken for unsaturated blobs, the bloom
+    # columns failed the shape tests: 16 % found)
+    assert found(res, x, y, 1.0).mean() > 0.6
+    # a clean frame's maximum is one pixel: nothing there is saturated
+    assert not extract_centroids(img).saturated.any()
