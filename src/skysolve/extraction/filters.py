@@ -99,6 +99,18 @@ _DOT_POOL = 100
 _DOT_MIN = 7
 _DOT_OFFSET_PX = 1.5
 _DOT_FLUX_LOG = np.log(1.25)
+#: ... or with _DOT_REGULAR_MIN when they are evenly spaced: a strobe flashes at a fixed
+#: period and the aircraft flies straight, so its flashes lie one step apart (at most
+#: _DOT_MAX_SKIP flashes lost to cloud or noise in between), within _DOT_STEP_PX plus
+#: _DOT_STEP_FRACTION of the gap, the step at least _DOT_MIN_STEP_PX.
+_DOT_REGULAR_MIN = 5
+_DOT_MAX_SKIP = 1
+_DOT_STEP_PX = 1.5
+_DOT_STEP_FRACTION = 0.03
+_DOT_MIN_STEP_PX = 8.0
+#: ... and of the same flux within this factor (log; a strobe's flashes differ by their
+#: noise, stars in a row by the luminosity function).
+_DOT_REGULAR_FLUX_LOG = np.log(1.1)
 #: Narrowest plausible fitted PSF sigma (px) and the fraction of the stars' width
 #: below which a bright blob is narrow (when the stars are at least _WELL_SAMPLED wide).
 _MIN_PSF_SIGMA = 0.3
@@ -313,11 +325,14 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     flux (within a factor ``exp(_DOT_FLUX_LOG)``) defines a line; it stands
     when at least ``_DOT_MIN`` of the ``_DOT_POOL`` brightest lie within
     ``_DOT_OFFSET_PX`` (plus a PSF sigma) of it with about the pair's flux,
-    and five Poisson sigmas more than chance puts in such a band. A strobe
-    flashes alike every time; stars that happen to line up differ in
-    brightness, and a line with two or more parallel ones beside it is a
-    lattice (a test pattern's grid), not a trail. Every kept blob on a standing
-    line is then a trail.
+    and five Poisson sigmas more than chance puts in such a band; or when at
+    least ``_DOT_REGULAR_MIN`` blobs of the same flux within
+    ``exp(_DOT_REGULAR_FLUX_LOG)`` lie on it evenly spaced (one step apart, with at
+    most one flash missing), and no more blobs of other fluxes than chance puts
+    there. A strobe flashes alike every time, at a fixed period; stars that happen
+    to line up differ in brightness, and a line with two or more parallel ones
+    beside it is a lattice (a test pattern's grid), not a trail. Every kept blob
+    on a standing line is then a trail.
     """
     kept = np.flatnonzero(reason == 0)
     if len(kept) < _DOT_MIN:
@@ -339,16 +354,36 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     need = max(_DOT_MIN, int(np.ceil(expected + 5.0 * np.sqrt(expected) + 1.0)))
     d = np.abs((x[None, :] - x[i, None]) * uy[:, None] - (y[None, :] - y[i, None]) * ux[:, None])
     alike = np.abs(lf[None, :] - 0.5 * (lf[i] + lf[j])[:, None]) <= _DOT_FLUX_LOG
-    lines = np.flatnonzero(((d <= tol) & alike).sum(axis=1) >= need)
-    if len(lines) == 0:
-        return
+    band = d <= tol
+    on = band & alike
+    count = on.sum(axis=1)
+    # a row of a lattice has blobs of every flux on it, a strobe's line only its flashes
+    # and what chance puts there
+    others = (band & ~alike).sum(axis=1)
+    few_others = others <= expected + 2.0 * np.sqrt(expected) + 1.0
+    same = band & (np.abs(lf[None, :] - 0.5 * (lf[i] + lf[j])[:, None])
+                   <= _DOT_REGULAR_FLUX_LOG)
+    regular = [k for k in np.flatnonzero((same.sum(axis=1) >= _DOT_REGULAR_MIN)
+                                         & (count < need) & few_others)
+               if _evenly_spaced((x[same[k]] - x[i[k]]) * ux[k]
+                                 + (y[same[k]] - y[i[k]]) * uy[k])]
     # parallel lines at different offsets are a lattice (a test pattern), not trails
-    flip = np.where(uy[lines] < 0, -1.0, 1.0)  # one direction per line: offsets agree
-    angle = np.arctan2(flip * uy[lines], flip * ux[lines])
-    offset = flip * (x[i[lines]] * uy[lines] - y[i[lines]] * ux[lines])
-    same_dir = np.abs(np.sin(angle[:, None] - angle[None, :])) < np.sin(np.radians(2.0))
-    apart = np.abs(offset[:, None] - offset[None, :]) > 3.0 * tol
-    lines = lines[(same_dir & apart).sum(axis=1) < 2]
+    flip = np.where(uy < 0, -1.0, 1.0)  # one direction per line: offsets agree
+    angle = np.arctan2(flip * uy, flip * ux)
+    offset = flip * (x[i] * uy - y[i] * ux)
+
+    def parallel(a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.intp]:
+        """How many of lines ``b`` run parallel to each of lines ``a`` at other offsets."""
+        same_dir = np.abs(np.sin(angle[a, None] - angle[None, b])) < np.sin(np.radians(2.0))
+        apart = np.abs(offset[a, None] - offset[None, b]) > 3.0 * tol
+        return (same_dir & apart).sum(axis=1)
+
+    standing = np.flatnonzero(count >= need)
+    regular_ = np.asarray(regular, dtype=np.intp)
+    # an evenly spaced row stands out less: any three alike dots on a parallel line
+    # make it part of a lattice
+    lines = np.concatenate([standing[parallel(standing, standing) < 2],
+                            regular_[parallel(regular_, np.flatnonzero(count >= 3)) < 2]])
     if len(lines) == 0:
         return
     kx, ky = m["cx"][kept], m["cy"][kept]
@@ -356,6 +391,20 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     dk = np.abs((kx[None, :] - x[li, None]) * uy[lines, None]
                 - (ky[None, :] - y[li, None]) * ux[lines, None])
     reason[kept[(dk <= tol).any(axis=0)]] = code("trail")
+
+
+def _evenly_spaced(t: NDArray) -> bool:
+    """Whether the positions ``t`` (px along a line) are whole multiples of one step apart
+    (see :data:`_DOT_REGULAR_MIN`)."""
+    gaps = np.diff(np.sort(t))
+    step = float(gaps.min())
+    if step < _DOT_MIN_STEP_PX:
+        return False
+    k = np.rint(gaps / step)
+    if k.sum() - len(k) > _DOT_MAX_SKIP:
+        return False
+    step = float(gaps.sum() / k.sum())  # every gap's evidence on the period
+    return bool(np.all(np.abs(gaps - k * step) <= _DOT_STEP_PX + _DOT_STEP_FRACTION * gaps))
 
 
 def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: NDArray,

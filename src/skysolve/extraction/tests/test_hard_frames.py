@@ -83,6 +83,27 @@ def test_a_broken_trail_and_a_strobe_line_are_rejected_as_trails():
     assert found(res, x, y)[away].mean() > 0.97
 
 
+def test_a_short_strobe_line_of_six_flashes_is_a_trail():
+    # too few flashes for a line of alike dots by count alone (seven), but evenly spaced
+    # and equally bright as a strobe's are; the stars are scattered (and keep their
+    # luminosity function's spread), so none of them lines up so
+    img, x, y, _ = field(3)
+    light = np.zeros(SHAPE)
+    p0, p1 = np.array([120.0, 60.0]), np.array([300.0, 330.0])
+    u = (p1 - p0) / np.linalg.norm(p1 - p0)
+    for t0 in np.arange(0.0, 6 * 29.0, 29.0):
+        q = p0 + t0 * u
+        dg._add_line(light, q, q + 2.0 * u, 3000.0, 1.2)
+    res = extract_centroids(img + light)
+    xy = res.as_array()
+    assert not near_line(xy[:, 0], xy[:, 1], p0, p1 + 10 * u, 3.0).any()
+    rej = res.rejected
+    on = near_line(rej["x"], rej["y"], p0, p1 + 10 * u, 3.0) & (rej["peak"] > 500)
+    assert on.sum() >= 6 and set(rej["reason"][on]) == {"trail"}
+    away = ~near_line(x, y, p0, p1 + 10 * u, 10.0)
+    assert found(res, x, y)[away].mean() > 0.97
+
+
 def test_hot_pixels_smeared_by_jpeg_are_not_stars():
     img, x, y, f = field(2)
     rng = np.random.default_rng(2)
