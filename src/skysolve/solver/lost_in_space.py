@@ -19,7 +19,11 @@ smaller separation (:data:`WIDE_SEPARATION_FACTOR`); when that finds nothing
 either, a last pass at the first's tolerance takes its pattern stars in turns
 from the cells of a grid over the image (:data:`SPREAD_CELLS`), so that a lit
 object or a trail filling the brightest centroids from one part of the frame
-does not hide the stars elsewhere. An
+does not hide the stars elsewhere. With ``SolveOptions.deep_search`` (automatic
+for an extraction that rejected more artefacts than it kept centroids), a last
+pass at the wide tolerance looks up the patterns of the brightest
+:data:`DEEP_PATTERN_STARS`, for frames whose brightest centroids are mostly
+JPEG-smeared hot pixels, cosmic rays and trail pieces. An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
@@ -56,7 +60,7 @@ from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
 
-__all__ = ["MAX_PATTERN_STARS", "SPREAD_CELLS", "SPREAD_PATTERN_STARS",
+__all__ = ["DEEP_PATTERN_STARS", "MAX_PATTERN_STARS", "SPREAD_CELLS", "SPREAD_PATTERN_STARS",
            "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR", "WIDE_TOLERANCE_FACTOR", "Cone",
            "search"]
 
@@ -104,6 +108,12 @@ SPREAD_CELLS = 4
 SPREAD_PATTERN_STARS = 12
 #: ... from how many of the brightest centroids
 SPREAD_HEAD = 400
+#: The deep pass (``SolveOptions.deep_search``), run when the others find nothing: the
+#: wide pass's tolerance and separation on this many pattern stars. A frame whose
+#: brightest centroids are mostly JPEG-smeared hot pixels, cosmic rays and trail pieces
+#: may have its brightest stars at ranks 15-25 (the 14,950 patterns cost ~4x giving up
+#: without them).
+DEEP_PATTERN_STARS = 26
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
 _WINDOW_MARGIN = 0.01
@@ -277,22 +287,23 @@ def _plans(windows: list[FocalWindow], f_lo: float, f_hi: float) -> list[_Plan]:
 
 
 def _prepare(plan: _Plan, frame: Frame, limit: int, separation: float,
-             cone: Cone | None, spread: bool = False, tried: int = 0) -> bool:
+             cone: Cone | None, spread: bool = False,
+             tried: tuple[int, float] | None = None) -> bool:
     """Set up ``plan``'s patterns of the brightest ``limit`` stars thinned at
     ``separation`` (see :func:`pattern_stars`); False when fewer than four are imaged
     there or no pattern is left.
 
-    ``tried`` > 0: the patterns of the brightest ``tried`` stars at the database's
-    separation were looked up at this tolerance already (the first pass), and those
-    among these are skipped.
+    ``tried = (n, sep)``: the patterns of the brightest ``n`` stars thinned at ``sep``
+    were looked up at this tolerance already (an earlier pass), and those among these
+    are skipped.
     """
     w = plan.window
     stars = pattern_stars(frame, w.centre, limit, separation, spread)
     if len(stars) < 4:
         return False
     combos = _combos(len(stars))
-    if tried:
-        done = np.isin(stars, pattern_stars(frame, w.centre, tried))
+    if tried is not None:
+        done = np.isin(stars, pattern_stars(frame, w.centre, *tried))
         combos = np.ascontiguousarray(combos[~done[combos].all(axis=1)])
         if len(combos) == 0:
             return False
@@ -431,25 +442,38 @@ def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], ready, tol
     return None, "budget" if left[0] is not None and left[0] <= 0 else "no_match"
 
 
-def _passes(db, tol: float, n_stars: int) -> list[tuple[float, int, float, bool]]:
+def _passes(db, tol: float, n_stars: int,
+            deep: bool = False) -> list[tuple[float, int, float, bool]]:
     """The search's passes as ``(ratio tolerance, pattern stars, separation, spread)``:
     ``tol`` on the brightest ``n_stars``; when wider, :data:`WIDE_TOLERANCE_FACTOR` times
     the database's tolerance on the brightest :data:`WIDE_PATTERN_STARS` thinned at
     :data:`WIDE_SEPARATION_FACTOR` times the separation; then ``tol`` on
-    :data:`SPREAD_PATTERN_STARS` spread over the image."""
+    :data:`SPREAD_PATTERN_STARS` spread over the image; with ``deep``, the wider of the
+    two tolerances on the brightest :data:`DEEP_PATTERN_STARS` at the wide separation."""
     passes = [(tol, n_stars, SEPARATION_FRACTION, False)]
     wide = WIDE_TOLERANCE_FACTOR * float(db.parameters["pattern_max_error"])
+    narrow_sep = SEPARATION_FRACTION * WIDE_SEPARATION_FACTOR
     if wide > tol:
-        passes.append((wide, min(n_stars, WIDE_PATTERN_STARS),
-                       SEPARATION_FRACTION * WIDE_SEPARATION_FACTOR, False))
+        passes.append((wide, min(n_stars, WIDE_PATTERN_STARS), narrow_sep, False))
     passes.append((tol, min(n_stars, SPREAD_PATTERN_STARS), SEPARATION_FRACTION, True))
+    if deep:
+        passes.append((max(wide, tol), max(n_stars, DEEP_PATTERN_STARS), narrow_sep, False))
     return passes
+
+
+def _tried(done: list[tuple[float, int, float, bool]], tol: float
+           ) -> tuple[int, float] | None:
+    """``(pattern stars, separation)`` of the largest earlier brightest-first pass at
+    ``tol`` (its patterns need no second lookup), or None."""
+    same = [(n, sep) for t, n, sep, spread in done if t == tol and not spread]
+    return max(same) if same else None
 
 
 def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
            threshold: float, deadline: float | None, refine_iterations: int, t0: float,
-           pattern_stars: int, max_patterns: int | None, cone: Cone | None = None):
+           pattern_stars: int, max_patterns: int | None, cone: Cone | None = None,
+           deep: bool = False):
     """The pattern search over focal lengths ``[f_lo, f_hi]`` (px); returns ``(SolveResult
     or None, status)``.
 
@@ -459,7 +483,8 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     window and pass); ``cone`` is an optional position hint. The search runs at
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
     (see :func:`_passes`) on fewer pattern stars thinned at a smaller separation, and
-    then on pattern stars spread over the image. The
+    then on pattern stars spread over the image, and with ``deep`` on more pattern
+    stars at the wide tolerance. The
     status is ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
     ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
@@ -468,12 +493,12 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     parity_options = np.array(parities, dtype=bool)
     state = [_Tried(), 0]
     status = "too_few"
-    first = 0  # the first pass's pattern stars (per window)
-    for pass_tol, n, separation, spread in _passes(db, tol, pattern_stars):
+    done: list[tuple[float, int, float, bool]] = []  # the passes run, per window
+    for pass_tol, n, separation, spread in _passes(db, tol, pattern_stars, deep):
         limit = n if len(windows) == 1 else min(n, WINDOWED_PATTERN_STARS)
-        first = first or limit
-        # the spread pass skips the patterns the first (same tolerance) looked up
-        tried = first if spread and pass_tol == tol else 0
+        # a pass skips the patterns an earlier one at its tolerance looked up
+        tried = _tried(done, pass_tol)
+        done.append((pass_tol, limit, separation, spread))
         usable: list[bool] = []  # the plans set up, whether they have patterns
 
         def ready(plan: _Plan, limit=limit, separation=separation, spread=spread,

@@ -85,6 +85,7 @@ def _obstime(value: Any, name: str) -> Any:
         raise InvalidArgumentError(f"{name} must be one time, got {t.shape} times")
     return t
 
+
 _projection = partial(_args.choice, choices=PROJECTIONS, allow_none=True)
 #: A pattern needs four stars.
 _MIN_PATTERN_STARS = 4
@@ -96,9 +97,6 @@ _patterns_checked = partial(_args.count, minimum=1, allow_none=True)
 #: Fewest matches for which ``refine_scale=None`` refines the plate scale of a camera model.
 MIN_SCALE_MATCHES = 20
 
-
-def _optional_flag(value: Any, name: str) -> bool | None:
-    return None if value is None else _args.flag(value, name)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -248,6 +246,16 @@ class SolveOptions(Options):
         installation, in a background process started by the first solve, which
         uses the reference meanwhile), unless numba is missing or
         ``SKYSOLVE_DISABLE_NUMBA=1``.""")
+    deep_search: bool | None = option(None, type="bool, optional", check=_optional_flag,
+                                      keyword_only=True, doc="""
+        When the lost-in-space passes find nothing, search once more at the wide
+        tolerance on the patterns of the brightest 26 centroids (thinned at half
+        the separation; 14 per focal-length window): for frames whose brightest
+        centroids are mostly not stars. Giving up then takes about five times as
+        long. None (default): only for an ``ExtractionResult`` that rejected more
+        artefacts (sharp, elongated, narrow detections and trails: hot pixels,
+        cosmic rays, JPEG blocks, trails) than it kept centroids, a frame whose
+        kept list likely holds more of the same.""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                        keyword_only=True, doc=f"""
         With a ``camera_model``: also refine this image's plate scale (a factor on

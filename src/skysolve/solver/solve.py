@@ -130,6 +130,20 @@ def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, width: i
             fov_lo, fov_hi)
 
 
+#: Rejection reasons of detections that are not sky (``SolveOptions.deep_search``).
+_ARTEFACTS = ("sharp", "elongated", "trail", "narrow")
+
+
+def _deep(flag: bool | None, centroids: Any) -> bool:
+    """Whether the search ends with its deep pass (see ``SolveOptions.deep_search``)."""
+    if flag is not None:
+        return flag
+    if not isinstance(centroids, ExtractionResult) or len(centroids.rejected) == 0:
+        return False
+    artefacts = int(np.isin(centroids.rejected["reason"], _ARTEFACTS).sum())
+    return artefacts > len(centroids.centroids)
+
+
 def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
     """Solve ``centroids`` against ``db`` with ``options`` (see :func:`solve_from_centroids`)."""
     be = backends.select(options.backend)
@@ -195,7 +209,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
         refine_iterations=options.refine_iterations, t0=t0,
         pattern_stars=options.pattern_checking_stars, max_patterns=options.max_patterns_checked,
-        cone=cone)
+        cone=cone, deep=_deep(options.deep_search, centroids))
     if result is not None:
         return _in_input_order(result, order)
     if status == "timeout":
