@@ -355,18 +355,24 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     d = np.abs((x[None, :] - x[i, None]) * uy[:, None] - (y[None, :] - y[i, None]) * ux[:, None])
     alike = np.abs(lf[None, :] - 0.5 * (lf[i] + lf[j])[:, None]) <= _DOT_FLUX_LOG
     band = d <= tol
-    on = band & alike
-    count = on.sum(axis=1)
-    # a row of a lattice has blobs of every flux on it, a strobe's line only its flashes
-    # and what chance puts there
-    others = (band & ~alike).sum(axis=1)
-    few_others = others <= expected + 2.0 * np.sqrt(expected) + 1.0
-    same = band & (np.abs(lf[None, :] - 0.5 * (lf[i] + lf[j])[:, None])
-                   <= _DOT_REGULAR_FLUX_LOG)
-    regular = [k for k in np.flatnonzero((same.sum(axis=1) >= _DOT_REGULAR_MIN)
-                                         & (count < need) & few_others)
-               if _evenly_spaced((x[same[k]] - x[i[k]]) * ux[k]
-                                 + (y[same[k]] - y[i[k]]) * uy[k])]
+    count = (band & alike).sum(axis=1)
+    standing = np.flatnonzero(count >= need)
+    # evenly spaced flashes of one flux (a subset of the alike ones), on lines with no
+    # more blobs of other fluxes than chance puts there: a row of a lattice has blobs
+    # of every flux on it, a strobe's line only its flashes
+    rows = np.flatnonzero((count >= _DOT_REGULAR_MIN) & (count < need))
+    regular = rows[:0]
+    if len(rows):
+        rows = rows[(band[rows] & ~alike[rows]).sum(axis=1)
+                    <= expected + 2.0 * np.sqrt(expected) + 1.0]
+        same = band[rows] & (np.abs(lf[None, :] - 0.5 * (lf[i[rows]] + lf[j[rows]])[:, None])
+                             <= _DOT_REGULAR_FLUX_LOG)
+        regular = np.array(
+            [k for k, on in zip(rows, same, strict=True) if on.sum() >= _DOT_REGULAR_MIN
+             and _evenly_spaced((x[on] - x[i[k]]) * ux[k] + (y[on] - y[i[k]]) * uy[k])],
+            dtype=np.intp)
+    if len(standing) == 0 and len(regular) == 0:
+        return
     # parallel lines at different offsets are a lattice (a test pattern), not trails
     flip = np.where(uy < 0, -1.0, 1.0)  # one direction per line: offsets agree
     angle = np.arctan2(flip * uy, flip * ux)
@@ -378,12 +384,10 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
         apart = np.abs(offset[a, None] - offset[None, b]) > 3.0 * tol
         return (same_dir & apart).sum(axis=1)
 
-    standing = np.flatnonzero(count >= need)
-    regular_ = np.asarray(regular, dtype=np.intp)
     # an evenly spaced row stands out less: any three alike dots on a parallel line
     # make it part of a lattice
     lines = np.concatenate([standing[parallel(standing, standing) < 2],
-                            regular_[parallel(regular_, np.flatnonzero(count >= 3)) < 2]])
+                            regular[parallel(regular, np.flatnonzero(count >= 3)) < 2]])
     if len(lines) == 0:
         return
     kx, ky = m["cx"][kept], m["cy"][kept]
