@@ -111,8 +111,8 @@ SPREAD_HEAD = 400
 #: The deep pass (``SolveOptions.deep_search``), run when the others find nothing: the
 #: wide pass's tolerance and separation on this many pattern stars. A frame whose
 #: brightest centroids are mostly JPEG-smeared hot pixels, cosmic rays and trail pieces
-#: may have its brightest stars at ranks 15-25 (the 14,950 patterns cost ~4x giving up
-#: without them).
+#: may have its brightest stars at ranks 15-25 (the 14,950 patterns make giving up
+#: take 4-5x as long).
 DEEP_PATTERN_STARS = 26
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).

@@ -98,7 +98,6 @@ _patterns_checked = partial(_args.count, minimum=1, allow_none=True)
 MIN_SCALE_MATCHES = 20
 
 
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class SolveOptions(Options):
     """The parameters of one plate solve (see the field documentation).
@@ -251,8 +250,8 @@ class SolveOptions(Options):
         When the lost-in-space passes find nothing, search once more at the wide
         tolerance on the patterns of the brightest 26 centroids (thinned at half
         the separation; 14 per focal-length window): for frames whose brightest
-        centroids are mostly not stars. Giving up then takes about five times as
-        long. None (default): only for an ``ExtractionResult`` that rejected more
+        centroids are mostly not stars. Giving up then takes four to five times
+        as long. None (default): only for an ``ExtractionResult`` that rejected more
         artefacts (sharp, elongated, narrow detections and trails: hot pixels,
         cosmic rays, JPEG blocks, trails) than it kept centroids, a frame whose
         kept list likely holds more of the same.""")
