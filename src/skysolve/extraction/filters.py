@@ -111,6 +111,8 @@ _DOT_MIN_STEP_PX = 8.0
 #: ... and of the same flux within this factor (log; a strobe's flashes differ by their
 #: noise, stars in a row by the luminosity function).
 _DOT_REGULAR_FLUX_LOG = np.log(1.1)
+#: Such a line is a lattice's row when two parallel lines hold this many alike dots.
+_DOT_LATTICE_MIN = 3
 #: Narrowest plausible fitted PSF sigma (px) and the fraction of the stars' width
 #: below which a bright blob is narrow (when the stars are at least _WELL_SAMPLED wide).
 _MIN_PSF_SIGMA = 0.3
@@ -384,10 +386,11 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
         apart = np.abs(offset[a, None] - offset[None, b]) > 3.0 * tol
         return (same_dir & apart).sum(axis=1)
 
-    # an evenly spaced row stands out less: any three alike dots on a parallel line
-    # make it part of a lattice
+    # an evenly spaced row stands out less: a few alike dots on parallel lines make it
+    # part of a lattice
     lines = np.concatenate([standing[parallel(standing, standing) < 2],
-                            regular[parallel(regular, np.flatnonzero(count >= 3)) < 2]])
+                            regular[parallel(regular, np.flatnonzero(count >= _DOT_LATTICE_MIN))
+                                    < 2]])
     if len(lines) == 0:
         return
     kx, ky = m["cx"][kept], m["cy"][kept]

@@ -22,8 +22,9 @@ object or a trail filling the brightest centroids from one part of the frame
 does not hide the stars elsewhere. With ``SolveOptions.deep_search`` (automatic
 for an extraction that rejected more artefacts than it kept centroids), a last
 pass at the wide tolerance looks up the patterns of the brightest
-:data:`DEEP_PATTERN_STARS`, for frames whose brightest centroids are mostly
-JPEG-smeared hot pixels, cosmic rays and trail pieces. An
+:data:`DEEP_PATTERN_STARS` (or more, when more pattern stars are asked for),
+for frames whose brightest centroids are mostly JPEG-smeared hot pixels,
+cosmic rays and trail pieces. An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,
 both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
@@ -449,7 +450,8 @@ def _passes(db, tol: float, n_stars: int,
     the database's tolerance on the brightest :data:`WIDE_PATTERN_STARS` thinned at
     :data:`WIDE_SEPARATION_FACTOR` times the separation; then ``tol`` on
     :data:`SPREAD_PATTERN_STARS` spread over the image; with ``deep``, the wider of the
-    two tolerances on the brightest :data:`DEEP_PATTERN_STARS` at the wide separation."""
+    two tolerances on the brightest :data:`DEEP_PATTERN_STARS` (``n_stars`` if more) at
+    the wide separation."""
     passes = [(tol, n_stars, SEPARATION_FRACTION, False)]
     wide = WIDE_TOLERANCE_FACTOR * float(db.parameters["pattern_max_error"])
     narrow_sep = SEPARATION_FRACTION * WIDE_SEPARATION_FACTOR

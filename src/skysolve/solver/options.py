@@ -248,8 +248,9 @@ class SolveOptions(Options):
     deep_search: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                       keyword_only=True, doc="""
         When the lost-in-space passes find nothing, search once more at the wide
-        tolerance on the patterns of the brightest 26 centroids (thinned at half
-        the separation; 14 per focal-length window): for frames whose brightest
+        tolerance on the patterns of the brightest 26 centroids, or
+        ``pattern_checking_stars`` when that is more (thinned at half the
+        separation; 14 per focal-length window): for frames whose brightest
         centroids are mostly not stars. Giving up then takes four to five times
         as long. None (default): only for an ``ExtractionResult`` that rejected more
         artefacts (sharp, elongated, narrow detections and trails: hot pixels,
