@@ -55,7 +55,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import ndimage
 
 from .._options import with_options
 from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
@@ -144,6 +143,8 @@ def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np
     ``ndimage.correlate1d`` is fast along rows; along columns, shifted-slice
     accumulation into preallocated buffers beats it several times on big frames.
     """
+    from scipy import ndimage  # here: an extraction without a matched filter never needs it
+
     half = len(kernel) // 2
     h = img.shape[0]
     tmp = ndimage.correlate1d(img, kernel, axis=1, mode="nearest")
@@ -344,23 +345,56 @@ def _label(idx: NDArray[np.intp], h: int, w: int) -> tuple[NDArray, int]:
     """The 8-connected blobs of the pixels at sorted flat indices ``idx``: the label
     image (0: no blob) and the number of blobs, numbered as ``ndimage.label`` does.
 
-    The compiled labeller visits only the candidate pixels; ``ndimage.label`` (the
-    fallback) scans the whole frame.
+    Both labellers visit only the candidate pixels: the compiled one by union-find,
+    :func:`label_pixels` (its numpy twin) by label propagation.
     """
-    label_pixels = compiled("label_pixels")
-    if label_pixels is not None:
-        lab, nblobs = label_pixels(idx, w)
-        labels = np.zeros(h * w, dtype=np.uint16 if nblobs < 65536 else np.int32)
-        labels[idx] = lab
-        return labels.reshape(h, w), int(nblobs)
-    mask = np.zeros(h * w, dtype=bool)
-    mask[idx] = True
-    mask = mask.reshape(h, w)
-    eight = np.ones((3, 3), dtype=bool)
-    try:  # 16-bit labels halve the memory traffic of labelling a big frame
-        return ndimage.label(mask, structure=eight, output=np.uint16)
-    except RuntimeError:  # more than 65535 blobs
-        return ndimage.label(mask, structure=eight)
+    label_pixels = compiled("label_pixels") or _label_pixels
+    lab, nblobs = label_pixels(idx, w)
+    labels = np.zeros(h * w, dtype=np.uint16 if nblobs < 65536 else np.int32)
+    labels[idx] = lab
+    return labels.reshape(h, w), int(nblobs)
+
+
+def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]:
+    """8-connected components of the pixels at sorted flat indices ``idx`` of a frame
+    ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order of
+    each component's first pixel (as ``scipy.ndimage.label`` numbers them).
+
+    Every pixel starts as its own root, labelled by its position in ``idx``. Each
+    round takes the links to an earlier neighbour (left, and the three above) whose
+    ends have different roots, hooks the later root under the earlier, and follows
+    every label to its root. A label is always an earlier pixel of the same blob, so
+    when no link joins two roots, each blob's root is its first pixel.
+    """
+    k = len(idx)
+    col = idx % w
+    a_parts, b_parts = [], []
+    for offset, ok in ((1, col > 0), (w + 1, col > 0), (w, None), (w - 1, col < w - 1)):
+        nb = idx - offset
+        pos = np.minimum(np.searchsorted(idx, nb), max(k - 1, 0))
+        hit = (idx[pos] == nb) & (nb >= 0) if k else np.zeros(0, bool)
+        if ok is not None:
+            hit &= ok
+        a_parts.append(np.flatnonzero(hit))
+        b_parts.append(pos[hit])
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+    label = np.arange(k)
+    while True:
+        ra, rb = label[a], label[b]
+        split = ra != rb
+        if not split.any():
+            break
+        ra, rb = ra[split], rb[split]
+        low = np.minimum(ra, rb)
+        np.minimum.at(label, ra, low)  # hook the later root under the earlier one
+        np.minimum.at(label, rb, low)
+        while True:  # every pixel's label to its root
+            root = label[label]
+            if np.array_equal(root, label):
+                break
+            label = root
+    first = label == np.arange(k)
+    return np.cumsum(first)[label], int(np.count_nonzero(first))
 
 
 def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):

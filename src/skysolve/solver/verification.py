@@ -42,12 +42,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import bdtrc
 
 from .frame import CatalogView, Frame, Hypothesis
 
 __all__ = ["VERIFY_CENTROIDS", "VERIFY_CENTROIDS_DEEP", "VERIFY_CATALOG_FACTOR", "FINE_RADII",
-           "FINE_SLACK", "false_match_probability", "crowding_outer", "verify"]
+           "FINE_SLACK", "binomial_tail", "false_match_probability", "crowding_outer", "verify"]
 
 #: Centroids compared when verifying a hypothesis (the brightest) ...
 VERIFY_CENTROIDS = 60
@@ -75,8 +74,51 @@ def false_match_probability(n_matches: int, n_image: int, p_match: float, fixed:
     k = n_matches - fixed
     if k <= 0 or trials <= 0:
         return 1.0
-    # bdtrc(k-1, n, p) = P(X >= k)
-    return float(bdtrc(k - 1, trials, min(1.0, p_match)))
+    return binomial_tail(k, trials, min(1.0, float(p_match)))
+
+
+#: Terms of a binomial sum smaller than this fraction of the sum so far end it.
+_TAIL_EPS = 1e-18
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``, ``0 < k``, to ~1e-12 relative.
+
+    Summed term by term from the mode's far side, so that every term added is smaller
+    than the last: upwards from ``k`` when ``k`` lies above the mean (the usual case
+    here, a tail of 1e-5 or less; a handful of terms), else one minus the lower tail
+    summed downwards from ``k - 1``. The first term comes from logarithms, so that
+    neither ``p ** k`` nor the binomial coefficient over- or underflows on its own.
+    Written out rather than taken from ``scipy.special.bdtrc`` (which it matches to
+    5e-13 relative on 200,000 random cases) because importing ``scipy.special`` would
+    cost a one-shot solve ~0.2 s, more than the whole solve.
+    """
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    q = 1.0 - p
+    upper = k > n * p
+    j = k if upper else k - 1  # the first term: the tail's largest
+    log_term = (math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+                + j * math.log(p) + (n - j) * math.log1p(-p))
+    term = math.exp(log_term)
+    total = term
+    if upper:
+        odds = p / q
+        while j < n and term > _TAIL_EPS * total:
+            term *= (n - j) / (j + 1) * odds
+            total += term
+            j += 1
+        return min(1.0, total)
+    odds = q / p
+    while j > 0 and term > _TAIL_EPS * total:
+        term *= j / (n - j + 1) * odds
+        total += term
+        j -= 1
+    return min(1.0, max(0.0, 1.0 - total))
 
 
 def crowding_outer(frame: Frame, radius_px: float) -> float:

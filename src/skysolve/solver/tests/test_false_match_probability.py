@@ -21,7 +21,7 @@ import pytest
 from skysolve.camera.model import CameraModel
 from skysolve.simulate import random_attitudes, simulate_centroids
 from skysolve.solver import lost_in_space
-from skysolve.solver.verification import false_match_probability
+from skysolve.solver.verification import binomial_tail, false_match_probability
 
 W, H = 1024, 768
 # attitudes from random_attitudes(40, rng 5) whose right hypothesis comes late (measured:
@@ -42,6 +42,29 @@ def test_probability_is_the_binomial_tail():
     # more matches can only be less likely by chance
     probs = [false_match_probability(n, 40, 0.01, 4) for n in range(4, 20)]
     assert all(np.diff(probs) < 0)
+
+
+def test_binomial_tail_as_scipy():
+    """The tail written out in numpy (a one-shot solve imports no scipy) against
+    ``scipy.special.bdtrc`` over the whole range the solver uses and beyond: both
+    sides of the mean, tails down to 1e-290, the edges of k, n and p."""
+    from scipy.special import bdtrc
+
+    rng = np.random.default_rng(7)
+    for _ in range(20_000):
+        n = int(rng.integers(1, 400))
+        k = int(rng.integers(1, n + 1))
+        p = float(10 ** rng.uniform(-8, -0.001))
+        expected = float(bdtrc(k - 1, n, p))
+        got = binomial_tail(k, n, p)
+        if expected > 1e-290:
+            assert got == pytest.approx(expected, rel=1e-11), (k, n, p)
+        else:
+            assert got < 1e-280, (k, n, p)
+    assert binomial_tail(5, 4, 0.5) == 0.0
+    assert binomial_tail(1, 10, 0.0) == 0.0 and binomial_tail(10, 10, 1.0) == 1.0
+    assert binomial_tail(1, 10, 0.1) == pytest.approx(1.0 - 0.9 ** 10, rel=1e-14)
+    assert binomial_tail(10, 10, 0.1) == pytest.approx(1e-10, rel=1e-12)
 
 
 @pytest.fixture
