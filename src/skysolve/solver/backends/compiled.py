@@ -19,6 +19,7 @@ only the first solve on a machine pays for compilation; the solver compiles
 from __future__ import annotations
 
 import math
+import weakref
 from collections import namedtuple
 
 import numpy as np
@@ -34,6 +35,7 @@ NAME = "compiled"
 _bin_index = _jit(_keys.bin_index)
 _pack_key = _jit(_keys.pack_key)
 _key_bucket = _jit(_keys.key_bucket)
+_key_hash = _jit(_keys.key_hash)
 _angle_of_radius = _jit(_proj.scalar_angle_of_radius)
 _radius_of_angle = _jit(_proj.scalar_radius_of_angle)
 #: Scratch arrays of the pattern search, allocated once per call: allocating inside
@@ -554,17 +556,69 @@ def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, hint, 
 
 
 @_jit
+def _build_key_filter(keys_sorted, bits):
+    """The key filter of sorted keys: bit ``key_hash(k, bits)`` set for every key ``k``,
+    in ``2**bits`` bits (``bits >= 6``) packed into 64-bit words."""
+    words = np.zeros(1 << (bits - 6), np.uint64)
+    ubits = np.uint64(bits)
+    for t in range(keys_sorted.shape[0]):
+        h = np.uint64(_key_hash(np.uint64(keys_sorted[t]), ubits))
+        words[h >> np.uint64(6)] |= np.uint64(1) << (h & np.uint64(63))
+    return words
+
+
+@_jit
+def _may_hold(words, key, ubits):
+    """Whether the key filter ``words`` may hold ``key`` (never False for a held key)."""
+    h = np.uint64(_key_hash(np.uint64(key), ubits))
+    return (words[h >> np.uint64(6)] >> (h & np.uint64(63))) & np.uint64(1) != 0
+
+
+#: The key filter of each database's sorted keys: id -> (weak reference, words, bits).
+_KEY_FILTERS: dict[int, tuple] = {}
+
+
+def key_filter(keys_sorted):
+    """The key filter (:func:`skysolve.solver.keys.key_hash`) of a database's sorted keys:
+    ``(words, bits)``, built on first use (a few ms, before a solve's clock starts:
+    :func:`skysolve.solver.backends.prepare`) and kept while the keys array lives."""
+    entry = _KEY_FILTERS.get(id(keys_sorted))
+    if entry is None or entry[0]() is not keys_sorted:
+        n = keys_sorted.shape[0]
+        distinct = int(np.count_nonzero(keys_sorted[1:] != keys_sorted[:-1])) + 1 if n else 0
+        bits = _keys.filter_bits(distinct)
+        entry = (weakref.ref(keys_sorted), _build_key_filter(keys_sorted, bits), bits)
+        _KEY_FILTERS[id(keys_sorted)] = entry
+        weakref.finalize(keys_sorted, _KEY_FILTERS.pop, id(keys_sorted), None)
+    return entry[1], entry[2]
+
+
 def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
                        directory, shift, pattern_stars, star_xyz, hint, min_cos, f_guess,
                        f_lo, f_hi):
+    """Catalog patterns matching image patterns (see the reference's ``pattern_candidates``):
+    :func:`_pattern_candidates` with the database's key filter."""
+    words, bits = key_filter(keys_sorted)
+    return _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol,
+                               keys_sorted, directory, shift, words, bits, pattern_stars,
+                               star_xyz, hint, min_cos, f_guess, f_lo, f_hi)
+
+
+@_jit
+def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
+                        directory, shift, key_filter_words, filter_bits, pattern_stars,
+                        star_xyz, hint, min_cos, f_guess, f_lo, f_hi):
     """Catalog patterns matching image patterns (see the reference's ``pattern_candidates``).
 
     The database enters as its sorted keys, their directory
-    (:func:`skysolve.solver.keys.key_directory`), pattern stars and
-    component-major star table. Per chunk of patterns: (1) every query key,
-    (2) the directory range of every key -- independent loads the CPU can
-    overlap -- and (3) the catalog patterns under each key, checked in full.
+    (:func:`skysolve.solver.keys.key_directory`) and key filter
+    (:func:`skysolve.solver.keys.key_hash`), pattern stars and component-major star
+    table. Per chunk of patterns: (1) every query key, (2) the directory range of
+    every key the filter may hold (an empty range for the others, most keys of
+    patterns that match nothing) -- independent loads the CPU can overlap -- and (3)
+    the catalog patterns under each key, checked in full.
     """
+    ubits = np.uint64(filter_bits)
     cap = 16
     img_q = np.empty((cap, 4), np.intp)
     cat_q = np.empty((cap, 4), np.intp)
@@ -600,11 +654,16 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
             q_lo = np.empty(q_key.shape[0], np.int64)
             q_hi = np.empty(q_key.shape[0], np.int64)
         for t in range(n_q):
+            if not _may_hold(key_filter_words, q_key[t], ubits):
+                q_lo[t] = q_hi[t] = 0
+                continue
             bucket = np.int64(_key_bucket(q_key[t], np.uint64(shift)))
             q_lo[t] = directory[bucket]
             q_hi[t] = directory[bucket + 1]
         have_order = -1
         for t in range(n_q):
+            if q_hi[t] <= q_lo[t]:
+                continue  # not in the filter, or an empty bucket
             key, u = q_key[t], q_pat[t]
             row = _first_at_least(keys_sorted, key, q_lo[t], q_hi[t])
             while row < n_rows and keys_sorted[row] == key:

@@ -20,7 +20,7 @@ from skysolve.camera import CameraModel
 from skysolve.camera.projection import PROJECTIONS, plane_to_vectors
 from skysolve.geometry import chord_to_angle, wahba_rotation
 from skysolve.simulate import random_attitudes, simulate_centroids
-from skysolve.solver import backends
+from skysolve.solver import backends, keys
 from skysolve.solver import lost_in_space as LIS
 from skysolve.solver.backends import interface
 from skysolve.solver.backends import reference as ref
@@ -306,6 +306,24 @@ def test_key_directory_brackets_every_key(small_db):
     assert np.all((starts[buckets] <= rows) & (rows < starts[buckets + 1]))
     # about one pattern per bucket: a lookup searches a few rows, not the table
     assert len(starts) - 1 <= 2 * len(keys)
+
+
+def test_key_filter_holds_every_key_and_few_others(small_db):
+    """The compiled lookup's key filter (``keys.key_hash``): every database key passes it,
+    so no candidate is lost, and about one random key in ``FILTER_BITS_PER_KEY`` does,
+    so most lookups of patterns that match nothing end there."""
+    words, bits = comp.key_filter(small_db.pattern_keys)
+    assert comp.key_filter(small_db.pattern_keys)[0] is words  # built once per database
+
+    def passes(k):
+        h = keys.key_hash(np.asarray(k, dtype=np.uint64), bits)
+        return (words[h >> np.uint64(6)] >> (h & np.uint64(63))) & np.uint64(1) == 1
+
+    assert passes(small_db.pattern_keys).all()
+    rng = np.random.default_rng(2)
+    others = rng.integers(0, small_db.pattern_bins ** 5, 100_000, dtype=np.uint64)
+    others = others[~np.isin(others, small_db.pattern_keys)]
+    assert 0.0 < passes(others).mean() < 2.0 / keys.FILTER_BITS_PER_KEY
 
 
 def _hypotheses(fields):
