@@ -251,7 +251,7 @@ class SolveOptions(Options):
         tolerance on the patterns of the brightest 26 centroids, or
         ``pattern_checking_stars`` when that is more (thinned at half the
         separation; 14 per focal-length window): for frames whose brightest
-        centroids are mostly not stars. Giving up then takes four to five times
+        centroids are mostly not stars. Giving up then takes three to four times
         as long. None (default): only for an ``ExtractionResult`` that rejected more
         artefacts (sharp, elongated, narrow detections and trails: hot pixels,
         cosmic rays, JPEG blocks, trails) than it kept centroids, a frame whose

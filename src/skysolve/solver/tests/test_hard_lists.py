@@ -2,9 +2,9 @@
 
 Small deterministic samples of 10-20 deg fields from the Hipparcos catalog
 (``small_db``): 100 centroids of which 80 are false (uniform, or clustered as a
-lit branch gives them, at random places in the brightness order), every one of
-which must solve, and right; and fields with only the 6 brightest stars, of
-which 95 % must solve and none wrong.
+lit branch gives them, at random places in the brightness order, or mostly
+brighter than the stars), every one of which must solve, and right; and fields
+with only the 6 brightest stars, of which 95 % must solve and none wrong.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ W, H = 1024, 768
 EPOCH = 2025.0  # the small database's epoch
 
 
-def _fields(catalog, n: int, seed: int, n_false: int, clusters: int = 0):
+def _fields(catalog, n: int, seed: int, n_false: int, clusters: int = 0,
+            brightness: str = "like_stars"):
     """``(centroids, true rotation, fov)`` of ``n`` fields: the brightest 20 stars (6
-    without false ones) and ``n_false`` false detections like them in brightness."""
+    without false ones) and ``n_false`` false detections like them in brightness (or
+    ``brightness='log_uniform'``: log-uniform over the stars' range, most of them
+    brighter than most stars)."""
     rng = np.random.default_rng(seed)
     n_stars = 20 if n_false else 6
     out = []
@@ -36,7 +39,7 @@ def _fields(catalog, n: int, seed: int, n_false: int, clusters: int = 0):
                                  epoch_year=EPOCH, centroid_noise_px=0.3,
                                  max_magnitude=float(limit) + 1e-9, num_false_stars=n_false,
                                  false_star_clusters=clusters,
-                                 false_star_brightness="like_stars", resolve_px=3.0)
+                                 false_star_brightness=brightness, resolve_px=3.0)
         assert (sim.catalog_ids != -1).sum() == n_stars
         out.append((sim.centroids, R, fov))
     return out
@@ -82,15 +85,45 @@ def test_a_lit_object_filling_the_brightest_centroids_does_not_hide_the_stars(
         small_db, hip_catalog, monkeypatch):
     # the brightest centroids all lie in one part of the frame, so patterns of the
     # brightest never hold a star; the pass whose pattern stars are spread over the
-    # frame finds them
+    # frame finds them, and so does the one that thins them widely (the lit object then
+    # keeps a few)
     fields = _lit_corner_fields(hip_catalog, 6, 8)
     assert np.all(_solve_all(small_db, fields) < 0.05)
-    # without that pass, none of these fields solves
     from skysolve.solver import lost_in_space as lis
+    from skysolve.solver.patterns import SEPARATION_FRACTION
 
-    brightest_only = lis._passes
-    monkeypatch.setattr(lis, "_passes", lambda *a: [p for p in brightest_only(*a) if not p[3]])
-    assert np.all(np.isinf(_solve_all(small_db, fields)))
+    every_pass = lis._passes
+
+    def spread(p):
+        return p[3]
+
+    def sparse(p):
+        return p[2] > SEPARATION_FRACTION
+
+    for dropped, solved in (((spread, sparse), False), ((sparse,), True), ((spread,), True)):
+        monkeypatch.setattr(lis, "_passes", lambda *a, dropped=dropped: [
+            p for p in every_pass(*a) if not any(d(p) for d in dropped)])
+        err = _solve_all(small_db, fields)
+        # without both, none of these fields solves; either alone solves them all
+        assert np.all(err < 0.05) if solved else np.all(np.isinf(err)), (dropped, err)
+
+
+def test_false_detections_brighter_than_the_stars_solve(small_db, hip_catalog, monkeypatch):
+    # 80 false detections log-uniform over the stars' brightness range outshine most of
+    # the 20 stars: the brightest 50 may hold fewer than four, and the pass that thins
+    # the pattern stars widely (SPARSE_SEPARATION_FACTOR) reaches the stars further down
+    from skysolve.solver import lost_in_space as lis
+    from skysolve.solver.patterns import SEPARATION_FRACTION
+
+    fields = _fields(hip_catalog, 10, 2, n_false=80, brightness="log_uniform")
+    err = _solve_all(small_db, fields, pattern_checking_stars=50)
+    assert np.all(err < 0.05), err
+    every_pass = lis._passes
+    monkeypatch.setattr(lis, "_passes", lambda *a: [
+        p for p in every_pass(*a) if p[2] <= SEPARATION_FRACTION])
+    err = _solve_all(small_db, fields, pattern_checking_stars=50)
+    assert np.count_nonzero(np.isinf(err)) >= 3, err  # measured: 3 of the 10
+    assert np.all((err < 0.05) | np.isinf(err)), err
 
 
 def test_six_stars_solve(small_db, hip_catalog):
