@@ -15,7 +15,9 @@ leading bits (``k >> shift``) form one bucket whose rows
 
 A measured ratio may sit within the matching tolerance of a bin edge, so a
 query looks up every key whose bins ``[r - tol, r + tol]`` overlaps
-(:func:`neighbour_keys`).
+(:func:`neighbour_keys`). Most of those keys are in no pattern of the database; the
+compiled lookup answers them from a *key filter*, a bitmap of the keys' hashes small
+enough to stay in the CPU's cache (:func:`key_hash`).
 
 The scalar formulas (:func:`bin_index`, :func:`pack_key`, :func:`key_bucket`)
 work on numpy arrays and, compiled, inside the numba kernels of
