@@ -346,7 +346,7 @@ def _label(idx: NDArray[np.intp], h: int, w: int) -> tuple[NDArray, int]:
     image (0: no blob) and the number of blobs, numbered as ``ndimage.label`` does.
 
     Both labellers visit only the candidate pixels: the compiled one by union-find,
-    :func:`label_pixels` (its numpy twin) by label propagation.
+    its numpy twin :func:`_label_pixels` by hooking roots in rounds.
     """
     label_pixels = compiled("label_pixels") or _label_pixels
     lab, nblobs = label_pixels(idx, w)
