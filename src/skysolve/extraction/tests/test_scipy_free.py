@@ -2,17 +2,22 @@
 
 Extraction without a matched filter imports no scipy (a one-shot solve would pay
 ~0.2 s for it): the numpy labeller of the candidate pixels and the 3x3 filters of
-the background grid must give scipy's answers exactly, numbering included.
+the background grid must give scipy's answers exactly, numbering included, and a
+whole extraction the same result with either labeller.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from skysolve.extraction import extract_centroids
 from skysolve.extraction.background import _filter3
 from skysolve.extraction.extract import _label_pixels
+from skysolve.tests.frames import tess_like_frame
 
 EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -68,3 +73,16 @@ def test_grid_filters_as_scipy(shape, dtype):
         got = _filter3(grid, kind)
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+def test_numpy_extraction_is_the_same_with_either_labeller(monkeypatch):
+    """The numpy path labels with scipy when it is loaded already (or the candidates are
+    many), else with its own labeller: the same stars, flags and rejections either way."""
+    img = tess_like_frame(seed=5, shape=(512, 512), n_stars=600)[0]
+    with_scipy = extract_centroids(img, backend="reference")
+    monkeypatch.delitem(sys.modules, "scipy.ndimage")  # as in a one-shot process
+    with_numpy = extract_centroids(img, backend="reference")
+    assert len(with_numpy.centroids) == len(with_scipy.centroids) > 100
+    np.testing.assert_array_equal(with_numpy.as_array(), with_scipy.as_array())
+    np.testing.assert_array_equal(with_numpy.flags, with_scipy.flags)
+    np.testing.assert_array_equal(with_numpy.rejected, with_scipy.rejected)
