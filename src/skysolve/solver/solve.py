@@ -141,7 +141,7 @@ def _deep(flag: bool | None, centroids: Any) -> bool:
     if not isinstance(centroids, ExtractionResult) or len(centroids.rejected) == 0:
         return False
     artefacts = int(np.isin(centroids.rejected["reason"], _ARTEFACTS).sum())
-    return artefacts > len(centroids.centroids)
+    return artefacts > len(centroids)  # (.centroids would build a Centroid per star)
 
 
 def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
