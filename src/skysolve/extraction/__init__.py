@@ -29,7 +29,8 @@ Modules
 
 The results are :class:`skysolve.centroids.ExtractionResult` objects.
 
-May import: ``errors``, ``_args``, ``_options``, ``_jit``, ``centroids``, ``imagedata``.
+May import: ``errors``, ``_args``, ``_options``, ``_jit``, ``_threads``, ``centroids``,
+``imagedata``.
 """
 
 from ..centroids import Centroid, ExtractionResult, centroids_to_array

@@ -35,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .kernels import compiled
+from .. import _threads
+from .kernels import compiled, thread_count
 
 __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
 
@@ -50,6 +51,11 @@ _CLIPPED_VAR_3 = 0.9733
 
 #: MAD -> Gaussian sigma.
 MAD_TO_SIGMA = 1.482602218505602
+
+#: Samples of the tile medians' bands (:func:`_tile_medians`): 1 MB of float32.
+_BAND_SAMPLES = 262_144
+#: ... and the fewest worth handing to another thread.
+_THREAD_SAMPLES = 50_000
 
 # Samples used for the global statistics: enough for a ~1 % accurate sigma.
 _GLOBAL_SAMPLES = 25_000
@@ -212,6 +218,20 @@ class Background:
         flat = row_offset[rows] + cols
         return level[flat] + fr[rows] * step[flat]
 
+    def at_grid(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64]:
+        """``at(rows[:, None], cols[None, :])``, the same values, without the full tables
+        (which cost a model row per image column: 2 ms on 2048x2048 with 16 px blocks,
+        for a model that may only be sampled, then replaced)."""
+        ny, nx = self.grid.shape
+        if ny == 1 and nx == 1 or self._tab is not None:
+            return self.at(rows[:, None], cols[None, :])
+        c0, c1, fc = self._weights(cols, self.nodes[1])
+        coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, len(cols))
+        r0, _, fr = self._weights(rows, self.nodes[0])
+        step = np.zeros_like(coarse)
+        step[:-1] = np.diff(coarse, axis=0)
+        return coarse[r0] + fr[:, None] * step[r0]
+
     def at_flat(self, flat: NDArray[np.intp]) -> NDArray[np.float64]:
         """Background level at flat pixel indices (``row * width + col``), as :meth:`at`
         (compiled when the extractor's kernels are warm: the same arithmetic)."""
@@ -292,7 +312,26 @@ def _block_nodes(shape: tuple[int, int], bs: int | None) -> tuple[NDArray, NDArr
 
 
 def _tile_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
-    """Median of every ``bh`` x ``bw`` tile of a region tiled exactly by them."""
+    """Median of every ``bh`` x ``bw`` tile of a region tiled exactly by them.
+
+    Bands of tile rows whose samples fit in a core's cache (a whole 2048x2048 frame's
+    do not: 6.0 against 3.3 ms in bands), spread over the extraction's threads
+    (numpy's partition releases the GIL; 1.9 ms on two).
+    """
+    ny, nx = region.shape[0] // bh, region.shape[1] // bw
+    per_row = nx * len(range(0, bh, _sample_step(bh))) * len(range(0, bw, _sample_step(bw)))
+    band = max(1, _BAND_SAMPLES // per_row)
+
+    def rows(lo: int, hi: int) -> NDArray[np.float64]:
+        return np.concatenate([_band_medians(region[a * bh:min(a + band, hi) * bh], bh, bw)
+                               for a in range(lo, hi, band)])
+
+    chunks = _threads.split(ny, thread_count(), max(1, _THREAD_SAMPLES // per_row))
+    return np.concatenate(_threads.run_chunks(rows, chunks))
+
+
+def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
+    """:func:`_tile_medians` of one band."""
     ny, nx = region.shape[0] // bh, region.shape[1] // bw
     sy, sx = _sample_step(bh), _sample_step(bw)
     tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx]
@@ -351,7 +390,7 @@ def estimate_background(image: NDArray, block_size: int | None,
     step = max(1, int(np.sqrt(h * w / _GLOBAL_SAMPLES)))
     rows = np.arange(step // 2, h, step)
     cols = np.arange(step // 2, w, step)
-    resid = sample - bg.at(rows[:, None], cols[None, :])
+    resid = sample - bg.at_grid(rows, cols)
     bg.sigma = robust_sigma(resid, iterations=1)
     if quantum is not None and bg.sigma < quantum:
         bg.sigma = _clipped_rms(resid, 3.0 * quantum)
@@ -361,7 +400,7 @@ def estimate_background(image: NDArray, block_size: int | None,
         return replaced
     if replaced is not bg:
         bg = replaced
-        resid = sample - bg.at(rows[:, None], cols[None, :])
+        resid = sample - bg.at_grid(rows, cols)
     noise, structured = _local_checks(resid, rows, cols, bg)
     if structured and bs // 2 >= _MIN_BLOCK:
         return estimate_background(image, bs // 2, adaptive, quantum)

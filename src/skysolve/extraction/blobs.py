@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import _threads
 from .background import Background
-from .kernels import compiled
+from .kernels import compiled, thread_count
 from .psffit import fit_gaussian_stamps
 
 
@@ -116,6 +117,9 @@ def _blob_sums(lab: NDArray, idx: NDArray[np.intp], val: NDArray[np.float64], n:
 #: Stars whose peak is above this many noise sigmas fit their PSF width freely;
 #: fainter ones use the median width of the bright ones.
 _FREE_WIDTH_SNR = 30.0
+#: Fewest stars whose fits are worth handing to another thread (~0.5 ms of fitting; a
+#: hand-over costs tens of microseconds).
+_FIT_CHUNK = 256
 
 
 def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,
@@ -194,10 +198,19 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
         sel = np.flatnonzero(members)
         p0 = np.column_stack([x00[sel], y00[sel], np.maximum(m["flux"][ids[sel]], 1e-6),
                               sx0[sel], sy0[sel]])
-        p, ok[sel] = fit_windows(
-            work, labels, np.zeros((1, 1), bool) if bad is None else bad, bad is not None,
-            pr[sel], pc[sel], bgp[sel], m["bg_gx"][ids[sel]], m["bg_gy"][ids[sel]],
-            ids[sel], half[sel], p0, fix_sigma)
+        args = (pr[sel], pc[sel], bgp[sel], m["bg_gx"][ids[sel]], m["bg_gy"][ids[sel]],
+                ids[sel], half[sel], p0)
+        bad_arg = np.zeros((1, 1), bool) if bad is None else bad
+
+        def fit(lo: int, hi: int):
+            return fit_windows(work, labels, bad_arg, bad is not None,
+                               *(a[lo:hi] for a in args), fix_sigma)
+
+        # each star's fit is independent of the others': chunks on several threads
+        parts = _threads.run_chunks(fit, _threads.split(len(sel), thread_count(),
+                                                        _FIT_CHUNK))
+        p = np.concatenate([q[0] for q in parts])
+        ok[sel] = np.concatenate([q[1] for q in parts])
         col[sel] = pc[sel] + p[:, 0]
         row[sel] = pr[sel] + p[:, 1]
         m["_fit_sx"][sel] = p[:, 3]

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .. import _threads
 from .._options import with_options
 from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
@@ -64,7 +65,7 @@ from ..imagedata import as_image_data
 from .background import Background, estimate_background, robust_sigma
 from .blobs import _blended, _fit_positions, _measure_blobs
 from .filters import basic_reasons, code, narrow_blobs, psf_reference, shape_reasons
-from .kernels import backend, compiled
+from .kernels import backend, compiled, thread_count
 from .options import ExtractionOptions
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
@@ -179,17 +180,38 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float
     if ny == 1 and nx == 1:
         cand = np.flatnonzero(det > lim[0, 0])
         return cand, np.full(len(cand), bg.grid[0, 0])  # a global model is exact already
-    if ny * bs == h and nx * bs == w:
-        mask = (det.reshape(ny, bs, nx, bs) > lim[:, None, :, None]).reshape(h, w)
-    else:
-        full = np.repeat(np.repeat(lim, bs, axis=0)[:h], bs, axis=1)[:, :w]
-        mask = det > full
-    cand = np.flatnonzero(mask)
-    level = bg.at_flat(cand)
-    if bg.noise is not None:
-        thr = scale * bg.noise.at_flat(cand)
-    keep = det.ravel()[cand] > level + thr
-    return cand[keep], level[keep]
+    flat = det.ravel()
+
+    def band(b0: int, b1: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """The candidates of block rows ``b0:b1``."""
+        r0, r1 = b0 * bs, min(b1 * bs, h)
+        if nx * bs == w and r1 - r0 == (b1 - b0) * bs:
+            mask = det[r0:r1].reshape(b1 - b0, bs, nx, bs) > lim[b0:b1, None, :, None]
+        else:
+            full = np.repeat(np.repeat(lim[b0:b1], bs, axis=0)[:r1 - r0], bs, axis=1)[:, :w]
+            mask = det[r0:r1] > full
+        cand = np.flatnonzero(mask) + r0 * w
+        level = bg.at_flat(cand)
+        cut = thr if bg.noise is None else scale * bg.noise.at_flat(cand)
+        keep = flat[cand] > level + cut
+        return cand[keep], level[keep]
+
+    def bands(b0: int, b1: int) -> list[tuple[NDArray[np.intp], NDArray[np.float64]]]:
+        # a band's mask and candidates stay in a core's cache
+        step = max(1, _BAND_PIXELS // (bs * w))
+        return [band(b, min(b + step, b1)) for b in range(b0, b1, step)]
+
+    chunks = _threads.split(ny, thread_count(), max(1, _THREAD_PIXELS // (bs * w)))
+    parts = [p for ps in _threads.run_chunks(bands, chunks) for p in ps]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+#: Pixels of a band of :func:`_candidate_pixels` (its mask and candidates stay in cache)
+_BAND_PIXELS = 262_144
+#: ... and the fewest worth handing to another thread.
+_THREAD_PIXELS = 131_072
 
 
 # --------------------------------------------------------------------------------------
@@ -530,7 +552,7 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     """Detect stars in ``image`` with ``options`` (see :func:`extract_centroids`)."""
-    with backend(options.backend):
+    with backend(options.backend, options.threads):
         return _extract(image, options)
 
 

@@ -73,7 +73,7 @@ def extract_centroids_fast(image: ArrayLike, sigma_threshold: float = 5.0, bg_gr
     border_margin : int
         Drop blobs within this many pixels of the image edge.
     threads : int, optional
-        As for :func:`extract_centroids`: checked, no effect on the result.
+        As for :func:`extract_centroids`: threads for one frame (never changing the result).
 
     Returns
     -------

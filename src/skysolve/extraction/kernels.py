@@ -36,13 +36,14 @@ import contextlib
 import contextvars
 import math
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import _jit
+from .. import _jit, _threads
 from ..errors import InvalidArgumentError
 
 __all__ = ["compiled", "compiled_fit", "backend", "warm_up", "SOURCES"]
@@ -449,6 +450,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 _KERNELS = ("cell_sums", "model_at", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
             "_fit_one", "fit_stamps", "fit_windows", "_root", "_union", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
+_COMPILE_LOCK = threading.Lock()
 
 
 def _compile() -> dict[str, Callable[..., Any]]:
@@ -457,30 +459,43 @@ def _compile() -> dict[str, Callable[..., Any]]:
     The helpers are compiled first and rebound in this module's namespace under
     the callers' names, so that the callers call the compiled helpers.
     """
-    if not _COMPILED:
-        namespace = globals()
-        for name in _KERNELS:
-            _COMPILED[name] = namespace[name] = _jit.jit(namespace[name])
+    with _COMPILE_LOCK:  # extractions in several threads may ask at once
+        if not _COMPILED:
+            namespace = globals()
+            compiled = {name: _jit.jit(namespace[name]) for name in _KERNELS}
+            namespace.update(compiled)
+            _COMPILED.update(compiled)
     return _COMPILED
 
 
 #: The backend of the extraction running in this thread (:func:`backend`).
 _BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("extraction_backend",
                                                               default="auto")
+#: ... and how many threads its compiled kernels may use.
+_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("extraction_threads",
+                                                               default=1)
 
 
 @contextlib.contextmanager
-def backend(name: str) -> Iterator[None]:
+def backend(name: str, threads: int | None = 1) -> Iterator[None]:
     """Run the enclosed extraction with ``name`` (``'auto'``, ``'compiled'`` or
-    ``'reference'``, see :attr:`.ExtractionOptions.backend`); per thread."""
+    ``'reference'``, see :attr:`.ExtractionOptions.backend`) and ``threads`` threads for
+    the compiled kernels (``None``: :func:`skysolve._threads.resolve`); per thread."""
     if name == "compiled" and not _jit.available():
         raise InvalidArgumentError(
             "backend='compiled' needs numba (not installed, or SKYSOLVE_DISABLE_NUMBA is set)")
     token = _BACKEND.set(name)
+    token_threads = _THREADS.set(_threads.resolve(threads))
     try:
         yield
     finally:
+        _THREADS.reset(token_threads)
         _BACKEND.reset(token)
+
+
+def thread_count() -> int:
+    """The threads the compiled kernels of the extraction running in this thread may use."""
+    return _THREADS.get()
 
 
 def compiled(name: str) -> Callable[..., Any] | None:

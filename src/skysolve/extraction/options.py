@@ -101,12 +101,13 @@ class ExtractionOptions(Options):
     # -- keyword-only: tetra3rs's `threads`, then skysolve's own parameters
     threads: int | None = option(None, type="int, optional", check=_threads, keyword_only=True,
                                  doc=f"""
-        Worker threads (tetra3rs's parameter; 1 to {MAX_THREADS}, None: the
-        default). skysolve's extraction runs its numpy/scipy steps on the calling
-        thread whatever the value, and the result never depends on it (as in
-        tetra3rs), so it is checked and otherwise has no effect; to use several
-        cores, extract several frames at once (``batch`` and the calibration
-        workflow do).""")
+        Threads for one frame (tetra3rs's parameter; 1 to {MAX_THREADS}). The
+        position fits, block medians and candidate pixels of a frame are cut into
+        chunks that run in parallel (compiled kernels and numpy release the GIL);
+        the result never depends on the count. None: every core the process may
+        use when called from a process's main thread, one in worker threads and
+        in worker processes (``batch``, the service and Dask already keep every
+        core busy with a frame each).""")
     reject_cosmic_rays: bool = option(True, type="bool", check=_args.flag, keyword_only=True,
                                       doc="""
         Drop bright (peak > 30 sigma), unsaturated blobs that are narrower than

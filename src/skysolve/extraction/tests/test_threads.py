@@ -1,0 +1,81 @@
+"""Extraction on several threads: the same result as on one, whatever the backend.
+
+The fits, tile medians and candidate pixels of a frame are cut into chunks for the
+extraction's threads (``threads=``); every chunk's result goes back in chunk order,
+so nothing may depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from skysolve import _jit, _threads
+from skysolve.extraction import extract_centroids, kernels
+from skysolve.tests.frames import tess_like_frame
+
+
+def _same(a, b) -> None:
+    assert len(a) == len(b) > 0
+    np.testing.assert_array_equal(a.as_array(), b.as_array())
+    np.testing.assert_array_equal(a.fitted, b.fitted)
+    np.testing.assert_array_equal(a.covariances(), b.covariances())
+    assert a.background_sigma == b.background_sigma
+    np.testing.assert_array_equal(a.rejected, b.rejected)
+
+
+@pytest.fixture(scope="module")
+def crowded():
+    """A crowded 1024x1024 frame (1,500 stars) and a block size whose grid does not
+    tile it, so the partial edge blocks are chunked too."""
+    img = tess_like_frame(seed=5, shape=(1024, 1000), n_stars=1500)[0]
+    return img
+
+
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
+@pytest.mark.parametrize("block", [16, 48])
+def test_extraction_does_not_depend_on_threads(crowded, backend, block):
+    if backend == "compiled" and not _jit.available():
+        pytest.skip("numba not available")
+    one = extract_centroids(crowded, threads=1, backend=backend, local_bg_block_size=block)
+    for n in (2, 3, 7):
+        _same(one, extract_centroids(crowded, threads=n, backend=backend,
+                                     local_bg_block_size=block))
+
+
+def test_split_covers_the_range_in_order():
+    for n in (0, 1, 5, 100, 1001):
+        for threads in (1, 2, 3, 8):
+            for min_size in (1, 10, 300):
+                chunks = _threads.split(n, threads, min_size)
+                assert chunks[0][0] == 0 and chunks[-1][1] == n
+                assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+                assert len(chunks) <= threads
+                assert len(chunks) == 1 or min(b - a for a, b in chunks) >= min_size
+
+
+def test_chunks_run_in_the_callers_context():
+    """A chunk on a pool thread sees the caller's backend and thread count, not the
+    defaults of a fresh thread."""
+    seen = []
+
+    def probe(lo, hi):
+        seen.append((lo, kernels._BACKEND.get(), kernels.thread_count()))
+        return lo
+
+    with kernels.backend("reference", 3):
+        out = _threads.run_chunks(probe, _threads.split(30, 3, 1))
+    assert out == [0, 10, 20]
+    assert sorted(seen) == [(0, "reference", 3), (10, "reference", 3), (20, "reference", 3)]
+
+
+def test_default_threads_one_in_worker_threads():
+    assert _threads.resolve(None) == _threads.available_cores()
+    assert _threads.resolve(5) == 5
+    got = []
+    t = threading.Thread(target=lambda: got.append(_threads.resolve(None)))
+    t.start()
+    t.join()
+    assert got == [1]
