@@ -57,6 +57,10 @@ _BAND_SAMPLES = 262_144
 #: ... and the fewest worth handing to another thread.
 _THREAD_SAMPLES = 50_000
 
+#: Samples from which :func:`robust_location` takes the compiled kernel (exact selection
+#: by histogram: 0.3 against 1.3 ms on 31,000; a partition is cheaper on a few).
+_COMPILED_SAMPLES = 1000
+
 # Samples used for the global statistics: enough for a ~1 % accurate sigma.
 _GLOBAL_SAMPLES = 25_000
 
@@ -110,6 +114,11 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         return float("nan"), float("nan")
+    kernel = compiled("robust_location") if v.size >= _COMPILED_SAMPLES else None
+    if kernel is not None:
+        med, sig, ok = kernel(v, iterations, float(clip))
+        if ok:
+            return float(med), float(sig)
     med = _median(v)
     sig = MAD_TO_SIGMA * _median(np.abs(v - med))
     for _ in range(iterations):

@@ -27,15 +27,16 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     Index 0 of every returned array is the (unused) background label.
     """
     h, w = labels.shape
-    lab = labels.ravel()[idx]
-    rows, cols = np.divmod(idx, w)
-    raw = work.ravel()[idx]
-    val = raw.astype(np.float64) - idx_bg
     n = nblobs + 1
     sums = compiled("blob_sums")
     if sums is not None:
+        lab, rows, cols, raw, val = compiled("blob_pixels")(labels, work, idx, idx_bg)
         npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = sums(lab, rows, cols, val, n)
     else:
+        lab = labels.ravel()[idx]
+        rows, cols = np.divmod(idx, w)
+        raw = work.ravel()[idx]
+        val = raw.astype(np.float64) - idx_bg
         npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = _blob_sums(lab, idx, val, n, w)
 
     # bounding boxes (only the border filter needs them)
@@ -58,20 +59,26 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
         saturated = np.zeros(n, dtype=bool)
 
     # sharpness: peak against the mean of its (valid, in-image) 8 neighbours
-    offs = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
-    nr = pr[:, None] + offs[:, 0]
-    nc = pc[:, None] + offs[:, 1]
-    inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
-    nrc = np.clip(nr, 0, h - 1)
-    ncc = np.clip(nc, 0, w - 1)
-    # over 3x3 pixels the background's level at the peak will do
+    # (over 3x3 pixels the background's level at the peak will do)
     bg_peak = bg.at(pr, pc)
     bg_gx, bg_gy = bg.gradient_at(pr, pc)
-    nval = work[nrc, ncc].astype(np.float64) - bg_peak[:, None]
-    if bad is not None:
-        inside &= ~bad[nrc, ncc]
-    cnt = inside.sum(axis=1)
-    nmean = np.where(cnt > 0, np.where(inside, nval, 0.0).sum(axis=1) / np.maximum(cnt, 1), 0.0)
+    neighbours = compiled("neighbour_sums")
+    if neighbours is not None:
+        total, cnt = neighbours(work, np.zeros((1, 1), bool) if bad is None else bad,
+                                bad is not None, pr, pc, bg_peak)
+    else:
+        offs = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
+        nr = pr[:, None] + offs[:, 0]
+        nc = pc[:, None] + offs[:, 1]
+        inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
+        nrc = np.clip(nr, 0, h - 1)
+        ncc = np.clip(nc, 0, w - 1)
+        nval = work[nrc, ncc].astype(np.float64) - bg_peak[:, None]
+        if bad is not None:
+            inside &= ~bad[nrc, ncc]
+        cnt = inside.sum(axis=1)
+        total = np.where(inside, nval, 0.0).sum(axis=1)
+    nmean = np.where(cnt > 0, total / np.maximum(cnt, 1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         sharp = np.where(peak > 0, (peak - nmean) / peak, np.inf)
 
@@ -117,9 +124,9 @@ def _blob_sums(lab: NDArray, idx: NDArray[np.intp], val: NDArray[np.float64], n:
 #: Stars whose peak is above this many noise sigmas fit their PSF width freely;
 #: fainter ones use the median width of the bright ones.
 _FREE_WIDTH_SNR = 30.0
-#: Fewest stars whose fits are worth handing to another thread (~0.5 ms of fitting; a
+#: Fewest stars whose fits are worth handing to another thread (~0.25 ms of fitting; a
 #: hand-over costs tens of microseconds).
-_FIT_CHUNK = 256
+_FIT_CHUNK = 128
 
 
 def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,

@@ -52,6 +52,8 @@ __all__ = ["compiled", "compiled_fit", "backend", "warm_up", "SOURCES"]
 SOURCES = [Path(__file__).resolve()]
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
+#: MAD -> Gaussian sigma (:data:`.background.MAD_TO_SIGMA`).
+_MAD_TO_SIGMA = 1.482602218505602
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # Abramowitz & Stegun 7.1.26, as in psffit
 _AS_P = 0.3275911
@@ -319,6 +321,79 @@ def cell_sums(resid, rows, cols, half, clip):
     return out
 
 
+def _kth_smallest(v, n, k, centre, buf):
+    """The ``k``-th smallest (0-based) of ``v[:n]``, or of ``|v[:n] - centre|`` when
+    ``centre`` is finite, exactly (as a partition finds it), NaN if a value is not
+    finite. A histogram over the value range finds the bin that holds rank ``k`` (bins
+    are monotone in the value, so it holds exactly the values of the ranks around
+    ``k``); its values, copied to ``buf``, are narrowed the same way until few are left
+    (a bright tail makes the range wide and the first bins coarse), then sorted. A few
+    passes over the sample instead of a partition's branchy ones."""
+    absolute = math.isfinite(centre)
+    src = v
+    while True:
+        lo = math.inf
+        hi = -math.inf
+        for i in range(n):
+            x = abs(src[i] - centre) if absolute else src[i]
+            if not math.isfinite(x):
+                return math.nan
+            lo = min(lo, x)
+            hi = max(hi, x)
+        if not hi > lo:
+            return lo
+        if n <= 64:
+            for i in range(n):
+                buf[i] = abs(src[i] - centre) if absolute else src[i]
+            return np.sort(buf[:n])[k]
+        nb = min(4096, max(16, n // 8))
+        scale = (nb - 1) / (hi - lo)
+        counts = np.zeros(nb, np.int64)
+        for i in range(n):
+            x = abs(src[i] - centre) if absolute else src[i]
+            counts[int((x - lo) * scale)] += 1
+        below = 0
+        b = 0
+        while below + counts[b] <= k:
+            below += counts[b]
+            b += 1
+        m = 0
+        for i in range(n):  # (in place once src is buf: m never passes i)
+            x = abs(src[i] - centre) if absolute else src[i]
+            if int((x - lo) * scale) == b:
+                buf[m] = x
+                m += 1
+        src, n, k, absolute = buf, m, k - below, False
+
+
+def robust_location(v, iterations, clip):
+    """:func:`.background.robust_location` of a non-empty float64 sample ``v`` (the same
+    values: the same order statistics and arithmetic): ``(median, MAD sigma, ok)``,
+    ``ok`` False for a sample with NaN or inf (left to the numpy code)."""
+    n = v.shape[0]
+    work = v.copy()
+    buf = np.empty(n)
+    med = _kth_smallest(work, n, (n - 1) // 2, math.nan, buf)
+    if not math.isfinite(med):
+        return med, med, False
+    sig = _MAD_TO_SIGMA * _kth_smallest(work, n, (n - 1) // 2, med, buf)
+    for _ in range(iterations):
+        if sig <= 0:
+            break
+        limit = clip * sig
+        m = 0
+        for i in range(n):
+            if abs(work[i] - med) < limit:
+                work[m] = work[i]
+                m += 1
+        if m == n or m < 10:
+            break
+        n = m
+        med = _kth_smallest(work, n, (n - 1) // 2, math.nan, buf)
+        sig = _MAD_TO_SIGMA * _kth_smallest(work, n, (n - 1) // 2, med, buf)
+    return med, sig, True
+
+
 def model_at(flat, w, level, step, row_offset, fr):
     """A :class:`.background.Background` model at flat pixel indices, as its ``at``
     computes it from its tables (the same arithmetic), in one pass."""
@@ -328,6 +403,61 @@ def model_at(flat, w, level, step, row_offset, fr):
         q = row_offset[r] + flat[i] - r * w
         out[i] = level[q] + fr[r] * step[q]
     return out
+
+
+def blob_pixels(labels, work, idx, idx_bg):
+    """The label, row, column, value and value above background (float64) of the blob
+    pixels at flat indices ``idx``, as :func:`.blobs._measure_blobs` gathers them with
+    numpy, in one pass."""
+    w = labels.shape[1]
+    lab_flat = labels.ravel()
+    work_flat = work.ravel()
+    n = len(idx)
+    lab = np.empty(n, labels.dtype)
+    rows = np.empty(n, np.intp)
+    cols = np.empty(n, np.intp)
+    raw = np.empty(n, work.dtype)
+    val = np.empty(n)
+    for i in range(n):
+        q = idx[i]
+        lab[i] = lab_flat[q]
+        rows[i] = q // w
+        cols[i] = q - rows[i] * w
+        raw[i] = work_flat[q]
+        val[i] = np.float64(raw[i]) - idx_bg[i]
+    return lab, rows, cols, raw, val
+
+
+def neighbour_sums(work, bad, use_bad, pr, pc, level):
+    """Per peak pixel ``(pr, pc)``: the sum of its valid (in-image, not ``bad`` when
+    ``use_bad``) 8 neighbours' values above ``level`` and their count, as
+    :func:`.blobs._measure_blobs` adds them up with numpy (eight terms, invalid ones
+    zero, summed pairwise as numpy sums a row of eight)."""
+    h, w = work.shape
+    n = len(pr)
+    total = np.empty(n)
+    count = np.empty(n, np.intp)
+    t = np.empty(8)
+    for s in range(n):
+        q = 0
+        c = 0
+        for dr in range(-1, 2):
+            for dc in range(-1, 2):
+                if dr == 0 and dc == 0:
+                    continue
+                r = pr[s] + dr
+                cc = pc[s] + dc
+                ok = 0 <= r < h and 0 <= cc < w
+                rc = min(max(r, 0), h - 1)
+                ccc = min(max(cc, 0), w - 1)
+                if ok and use_bad and bad[rc, ccc]:
+                    ok = False
+                t[q] = np.float64(work[rc, ccc]) - level[s] if ok else 0.0
+                c += ok
+                q += 1
+        total[s] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
+        count[s] = c
+    return total, count
 
 
 def blob_sums(lab, rows, cols, val, n):
@@ -447,7 +577,8 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-_KERNELS = ("cell_sums", "model_at", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
+_KERNELS = ("cell_sums", "_kth_smallest", "robust_location", "model_at", "blob_pixels",
+            "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
             "_fit_one", "fit_stamps", "fit_windows", "_root", "_union", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
@@ -537,8 +668,13 @@ def warm_up() -> bool:
     one = np.zeros(1, np.intp)
     _COMPILED["model_at"](one, 1, np.zeros(1), np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
+    _COMPILED["robust_location"](np.arange(20.0), 2, 3.0)
+    _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
+                                one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types
         _COMPILED["blob_sums"](np.ones(2, dtype), one, one, np.ones(2), 2)
+        _COMPILED["blob_pixels"](np.ones((2, 2), dtype), np.ones((2, 2), np.float32), one,
+                                 np.zeros(1))
         _COMPILED["fit_windows"](
             np.ones((9, 9), np.float32), np.zeros((9, 9), dtype), np.zeros((1, 1), bool),
             False, one + 4, one + 4, np.zeros(1), np.zeros(1), np.zeros(1), one, one + 2,

@@ -106,6 +106,31 @@ def test_blob_sums_as_numpy():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("with_bad", [False, True])
+def test_blob_measurements_as_numpy(with_bad):
+    """Every per-blob measurement (the pixel gather, the sums, the peaks' neighbour means
+    behind the sharpness) is numpy's to the bit, blobs at the frame's edges and beside
+    bad pixels included."""
+    blobs = importlib.import_module("skysolve.extraction.blobs")
+    extract = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(3)
+    img = tess_like_frame(seed=2, shape=(300, 411), n_stars=600)[0]
+    bad = rng.random(img.shape) < 0.02 if with_bad else None
+    opts = extract.ExtractionOptions(sigma_threshold=5.0, matched_filter_sigma=None)
+    out = {}
+    for name in ("reference", "compiled"):
+        with kernels.backend(name, 1):
+            bg = extract._noise(img, img, 16)
+            _, labels, nblobs, idx, idx_bg = extract._blobs(img, bad, bg, opts)
+            out[name] = blobs._measure_blobs(img, bg, labels, idx, idx_bg, nblobs, bad, 1e5)
+    assert nblobs > 300
+    edge = (out["reference"]["pr"] == 0) | (out["reference"]["pc"] == img.shape[1] - 1)
+    assert edge.any()
+    for key, ref in out["reference"].items():
+        if ref is not None:
+            np.testing.assert_array_equal(out["compiled"][key], ref, err_msg=key)
+
+
 def test_background_kernels_as_numpy(monkeypatch):
     """The background's compiled pieces (half-cell sums of the residual, the model at
     flat pixel indices) give numpy's numbers: the same sums in the same order."""
@@ -127,6 +152,41 @@ def test_background_kernels_as_numpy(monkeypatch):
     for a, b in zip(compiled, reference, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     np.testing.assert_array_equal(reference[-1], bg.at(*np.divmod(flat, w)))
+
+
+def _samples(rng):
+    """Samples a sky statistic meets: Gaussian, integer-valued (many ties), with a bright
+    tail, constant, heavy-tailed, tiny and huge scales, odd and even sizes."""
+    yield rng.normal(0.0, 10.0, 31570)
+    yield rng.normal(0.0, 10.0, 31571)
+    yield np.round(rng.normal(100.0, 3.0, 30000))
+    yield rng.integers(0, 3, 5000).astype(float)
+    yield np.concatenate([rng.normal(0.0, 1.0, 20000), rng.uniform(100.0, 1e6, 2000)])
+    yield np.full(2000, 7.0)
+    yield np.r_[np.zeros(1500), np.ones(10)]
+    yield rng.standard_cauchy(20000)
+    for _ in range(100):
+        n = int(rng.integers(1000, 40000))
+        v = rng.normal(0.0, rng.uniform(0.1, 100.0), n) * rng.choice([1.0, 1e-8, 1e8])
+        if rng.random() < 0.3:
+            v = np.round(v)
+        if rng.random() < 0.3:
+            v[: n // 10] = rng.uniform(-1e4, 1e4, n // 10)
+        yield v
+
+
+def test_robust_location_as_numpy(monkeypatch):
+    """The compiled clipped median and MAD (selection by histogram) give the numbers of
+    numpy's partitions, to the bit; a sample with NaN or inf is left to numpy."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(8)
+    samples = list(_samples(rng))
+    bad = [np.r_[rng.normal(0.0, 1.0, 3000), np.nan], np.r_[rng.normal(0.0, 1.0, 3000), np.inf]]
+    compiled = [background.robust_location(v, it) for v in samples + bad for it in (0, 1, 2)]
+    monkeypatch.setattr(background, "compiled", lambda name: None)
+    reference = [background.robust_location(v, it) for v in samples + bad for it in (0, 1, 2)]
+    assert compiled == reference or np.array_equal(compiled, reference, equal_nan=True)
 
 
 def test_backend_option(monkeypatch):
