@@ -65,6 +65,11 @@ _COMPILED_SAMPLES = 1000
 _GLOBAL_SAMPLES = 25_000
 
 
+#: The compare-exchanges of a median-of-9 sorting network (Paeth's): the median ends in 4.
+_MEDIAN_OF_9 = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+                (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2))
+
+
 def _filter3(grid: NDArray, kind: str) -> NDArray:
     """The ``kind`` (``'min'``, ``'max'`` or ``'median'``) of every cell's 3x3
     neighbourhood, the edges replicated: ``scipy.ndimage``'s ``size=3,
@@ -76,8 +81,12 @@ def _filter3(grid: NDArray, kind: str) -> NDArray:
     pad[0, 1:-1], pad[-1, 1:-1] = grid[0], grid[-1]
     pad[:, 0], pad[:, -1] = pad[:, 1], pad[:, -2]
     if kind == "median":
-        stack = np.stack([pad[i:i + ny, j:j + nx] for i in range(3) for j in range(3)])
-        return np.partition(stack, 4, axis=0)[4]
+        # a sorting network's 19 compare-exchanges (a partition of the 9 stacked
+        # neighbourhoods costs 6x as much on a 128x128 grid)
+        p = [pad[i:i + ny, j:j + nx] for i in range(3) for j in range(3)]
+        for a, b in _MEDIAN_OF_9:
+            p[a], p[b] = np.minimum(p[a], p[b]), np.maximum(p[a], p[b])
+        return p[4]
     op = np.minimum if kind == "min" else np.maximum
     rows = op(op(pad[:, :-2], pad[:, 1:-1]), pad[:, 2:])  # separable: rows, then columns
     return op(op(rows[:-2], rows[1:-1]), rows[2:])

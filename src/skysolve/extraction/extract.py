@@ -52,7 +52,8 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -69,6 +70,8 @@ from .kernels import backend, compiled, thread_count
 from .options import ExtractionOptions
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
+
+T = TypeVar("T")
 
 #: The noise floor of integer data (counts): more than the rounding noise of
 #: 1/sqrt(12), because data whose noise is below a count (8-bit frames, JPEG skies the
@@ -248,16 +251,26 @@ def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
     independent peaks do not tie, clipped ones do); the level is then a quarter of
     the way (at most 5 sigma) below it.
     """
-    top = float(np.max(work))
+    top = max(_by_rows(lambda rows: float(np.max(rows)), work))
     if not np.isfinite(top):
         return None
     height = top - background
     if height >= 50.0 * sigma:
         level = top - max(5.0 * sigma, 1.0 if top >= 1000.0 else 0.0)
-        return level if np.count_nonzero(work >= level) >= 3 else None
-    if height >= _CLIPPED_SNR * sigma and np.count_nonzero(work == top) >= _CLIPPED_PIXELS:
+        return level if sum(_by_rows(lambda rows: np.count_nonzero(rows >= level),
+                                     work)) >= 3 else None
+    if height >= _CLIPPED_SNR * sigma and sum(
+            _by_rows(lambda rows: np.count_nonzero(rows == top), work)) >= _CLIPPED_PIXELS:
         return top - min(5.0 * sigma, 0.25 * height)
     return None
+
+
+def _by_rows(fn: Callable[[NDArray], T], image: NDArray) -> list[T]:
+    """``fn`` of bands of ``image``'s rows, on the extraction's threads for a large frame
+    (a pass over the pixels in numpy, which releases the GIL)."""
+    h, w = image.shape
+    chunks = _threads.split(h, thread_count(), max(1, _THREAD_PIXELS // w))
+    return _threads.run_chunks(lambda a, b: fn(image[a:b]), chunks)
 
 
 def _finite_work(arr: NDArray, mask: NDArray | None = None
@@ -273,10 +286,9 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
     """
     work = _as_float32(arr)
     bad = None if mask is None else mask.copy()
-    if work.dtype.kind == "f" and arr.dtype.kind == "f":
-        finite = np.isfinite(work)
-        if not finite.all():
-            bad = ~finite if bad is None else bad | ~finite
+    if work.dtype.kind == "f" and arr.dtype.kind == "f" and not all(
+            _by_rows(lambda rows: bool(np.isfinite(rows).all()), work)):
+        bad = ~np.isfinite(work) if bad is None else bad | ~np.isfinite(work)
     if bad is None:
         return work, None
     n_bad = int(np.count_nonzero(bad))

@@ -61,11 +61,14 @@ def test_labels_of_long_and_big_blobs_as_scipy():
     assert _label_pixels(np.zeros(0, np.intp), 7)[1] == 0
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (3, 3), (9, 13), (2, 7)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (3, 3), (9, 13), (2, 7), (64, 97)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_grid_filters_as_scipy(shape, dtype):
+@pytest.mark.parametrize("ties", [False, True])
+def test_grid_filters_as_scipy(shape, dtype, ties):
     grid = np.random.default_rng(1).normal(100.0, 5.0, shape).astype(dtype)
     grid.flat[0] = grid.flat[-1]  # ties too
+    if ties:
+        grid = np.round(grid / 3.0)  # many
     for scipy_filter, kind in ((ndimage.minimum_filter, "min"),
                                (ndimage.maximum_filter, "max"),
                                (ndimage.median_filter, "median")):

@@ -7,6 +7,7 @@ so nothing may depend on the thread count.
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import numpy as np
@@ -28,18 +29,32 @@ def _same(a, b) -> None:
 
 @pytest.fixture(scope="module")
 def crowded():
-    """A crowded 1024x1024 frame (1,500 stars) and a block size whose grid does not
-    tile it, so the partial edge blocks are chunked too."""
+    """A crowded 1024x1000 frame (1,500 stars, some saturated), with a few NaN pixels."""
     img = tess_like_frame(seed=5, shape=(1024, 1000), n_stars=1500)[0]
+    img = np.minimum(img, np.float32(np.percentile(img, 99.95)))
+    img[500:503, 200] = np.nan
     return img
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunk sizes small enough that a 1-Mpx frame is cut into many."""
+    for module, name, value in (("extract", "_THREAD_PIXELS", 40_000),
+                                ("background", "_THREAD_SAMPLES", 3_000),
+                                ("background", "_BAND_SAMPLES", 5_000),
+                                ("blobs", "_FIT_CHUNK", 16)):
+        monkeypatch.setattr(importlib.import_module(f"skysolve.extraction.{module}"), name,
+                            value)
 
 
 @pytest.mark.parametrize("backend", ["reference", "compiled"])
 @pytest.mark.parametrize("block", [16, 48])
-def test_extraction_does_not_depend_on_threads(crowded, backend, block):
+def test_extraction_does_not_depend_on_threads(crowded, small_chunks, backend, block):
+    """(block 48 does not tile the frame: its partial edge blocks are chunked too)"""
     if backend == "compiled" and not _jit.available():
         pytest.skip("numba not available")
     one = extract_centroids(crowded, threads=1, backend=backend, local_bg_block_size=block)
+    assert one.saturated.any()
     for n in (2, 3, 7):
         _same(one, extract_centroids(crowded, threads=n, backend=backend,
                                      local_bg_block_size=block))
@@ -79,3 +94,14 @@ def test_default_threads_one_in_worker_threads():
     t.start()
     t.join()
     assert got == [1]
+
+
+def test_row_bands_cover_the_frame_once(small_chunks):
+    """The frame-wide passes (maximum, saturated and finite pixel counts) see every
+    row exactly once, in bands."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    img = np.random.default_rng(4).normal(0.0, 1.0, (1000, 300)).astype(np.float32)
+    with kernels.backend("reference", 3):
+        bands = extract._by_rows(lambda rows: rows, img)
+    assert len(bands) == 3
+    np.testing.assert_array_equal(np.concatenate(bands), img)
