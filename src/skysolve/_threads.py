@@ -23,7 +23,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["available_cores", "resolve", "split", "run_chunks"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["available_cores", "resolve", "split", "split_weighted", "run_chunks"]
 
 T = TypeVar("T")
 
@@ -56,6 +59,19 @@ def split(n: int, threads: int, min_size: int) -> list[tuple[int, int]]:
     ``min_size`` items (one chunk when ``n`` is small)."""
     k = max(1, min(threads, n // max(min_size, 1)))
     bounds = [n * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def split_weighted(weights: NDArray, threads: int, min_size: int) -> list[tuple[int, int]]:
+    """As :func:`split`, with chunks of about equal total ``weights`` (the cost of each
+    item) rather than equal counts."""
+    n = len(weights)
+    k = max(1, min(threads, n // max(min_size, 1)))
+    if k == 1:
+        return [(0, n)]
+    cum = np.cumsum(weights, dtype=np.float64)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, k) / k).tolist()
+    bounds = sorted({0, n, *(min(max(c, 1), n - 1) for c in cuts)})
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 

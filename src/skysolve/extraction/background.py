@@ -32,6 +32,8 @@ single model and the global noise.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -40,6 +42,8 @@ from .kernels import compiled, thread_count
 
 __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
 
+#: Serialises the building of models' interpolation tables (:meth:`Background._tables`).
+_TABLES_LOCK = threading.Lock()
 #: Smallest block the structure check refines to (px).
 _MIN_BLOCK = 16
 #: Noise grids whose highest and lowest block differ by less than this factor are uniform.
@@ -181,6 +185,7 @@ class Background:
         #: pixel row / column (array index) each grid level belongs to
         self.nodes = nodes if nodes is not None else _block_nodes(shape, block_size)
         self._tab = None
+        self._axes = None
         self.noise: Background | None = None
 
     def sigma_at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64] | float:
@@ -216,7 +221,11 @@ class Background:
 
         Built once; make :meth:`at` two flat gathers and one multiply-add per point.
         """
-        if getattr(self, "_tab", None) is None:
+        if getattr(self, "_tab", None) is not None:
+            return self._tab
+        with _TABLES_LOCK:  # (threads evaluating one model must not each build them)
+            if getattr(self, "_tab", None) is not None:
+                return self._tab
             h, w = self.shape
             c0, c1, fc = self._weights(np.arange(w), self.nodes[1])
             coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
@@ -224,15 +233,18 @@ class Background:
             step = np.zeros_like(coarse)
             step[:-1] = np.diff(coarse, axis=0)  # node i -> i + 1 (r1 is always r0 + 1)
             self._tab = (coarse.ravel(), step.ravel(), r0 * w, fr)
-        return self._tab
+            return self._tab
 
     def at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64]:
         """Background level at integer pixel ``rows``, ``cols`` (array indices, any shape)."""
         ny, nx = self.grid.shape
         if ny == 1 and nx == 1:
             return np.full(np.broadcast(rows, cols).shape, self.grid[0, 0])
-        level, step, row_offset, fr = self._tables()
         rows = np.asarray(rows)
+        if self._tab is None and compiled("model_at") is not None:
+            rows, cols = np.broadcast_arrays(rows, cols)
+            return self.at_flat((rows * self.shape[1] + cols).ravel()).reshape(rows.shape)
+        level, step, row_offset, fr = self._tables()
         flat = row_offset[rows] + cols
         return level[flat] + fr[rows] * step[flat]
 
@@ -259,7 +271,17 @@ class Background:
         kernel = compiled("model_at")
         if kernel is None:
             return self.at(*np.divmod(flat, self.shape[1]))
-        return kernel(flat, self.shape[1], *self._tables())
+        return kernel(flat, self.shape[1], self.grid, *self._axis_weights())
+
+    def _axis_weights(self):
+        """``(c0, c1, fc)`` of every column and ``(r0, fr)`` of every row (see
+        :meth:`_weights`), for the compiled ``model_at``: the tables' inputs."""
+        if self._axes is None:
+            h, w = self.shape
+            c0, c1, fc = self._weights(np.arange(w), self.nodes[1])
+            r0, _, fr = self._weights(np.arange(h), self.nodes[0])
+            self._axes = (c0, c1, fc, r0, fr)
+        return self._axes
 
     def block_lower_bound(self) -> tuple[NDArray[np.float64], int]:
         """Per-block lower bound of the interpolated model, and the block size.

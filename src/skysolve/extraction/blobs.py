@@ -213,9 +213,11 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
             return fit_windows(work, labels, bad_arg, bad is not None,
                                *(a[lo:hi] for a in args), fix_sigma)
 
-        # each star's fit is independent of the others': chunks on several threads
-        parts = _threads.run_chunks(fit, _threads.split(len(sel), thread_count(),
-                                                        _FIT_CHUNK))
+        # each star's fit is independent of the others': chunks on several threads, of
+        # equal cost (a window's pixels; the brightest stars, first, have the largest)
+        cost = (2 * half[sel] + 1) ** 2
+        parts = _threads.run_chunks(fit, _threads.split_weighted(cost, thread_count(),
+                                                                 _FIT_CHUNK))
         p = np.concatenate([q[0] for q in parts])
         ok[sel] = np.concatenate([q[1] for q in parts])
         col[sel] = pc[sel] + p[:, 0]

@@ -394,14 +394,22 @@ def robust_location(v, iterations, clip):
     return med, sig, True
 
 
-def model_at(flat, w, level, step, row_offset, fr):
-    """A :class:`.background.Background` model at flat pixel indices, as its ``at``
-    computes it from its tables (the same arithmetic), in one pass."""
+def model_at(flat, w, grid, c0, c1, fc, r0, fr):
+    """A :class:`.background.Background` model at flat pixel indices, with the arithmetic
+    of its tables (the grid interpolated along the row nodes ``r0`` and ``r0 + 1`` to the
+    pixel's column, then between them) done per pixel instead of tabulated for every
+    column of the frame first; ``c0``, ``c1``, ``fc`` per column, ``r0``, ``fr`` per row."""
     out = np.empty(len(flat))
+    last = grid.shape[0] - 1
     for i in range(len(flat)):
         r = flat[i] // w
-        q = row_offset[r] + flat[i] - r * w
-        out[i] = level[q] + fr[r] * step[q]
+        c = flat[i] - r * w
+        g = r0[r]
+        a = grid[g, c0[c]] * (1.0 - fc[c]) + grid[g, c1[c]] * fc[c]
+        step = 0.0
+        if g < last:
+            step = (grid[g + 1, c0[c]] * (1.0 - fc[c]) + grid[g + 1, c1[c]] * fc[c]) - a
+        out[i] = a + fr[r] * step
     return out
 
 
@@ -666,7 +674,7 @@ def warm_up() -> bool:
             fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
     _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
     one = np.zeros(1, np.intp)
-    _COMPILED["model_at"](one, 1, np.zeros(1), np.zeros(1), one, np.zeros(1))
+    _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
     _COMPILED["robust_location"](np.arange(20.0), 2, 3.0)
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,

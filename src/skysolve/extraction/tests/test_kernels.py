@@ -154,6 +154,26 @@ def test_background_kernels_as_numpy(monkeypatch):
     np.testing.assert_array_equal(reference[-1], bg.at(*np.divmod(flat, w)))
 
 
+@pytest.mark.parametrize("grid_shape", [(5, 7), (1, 7), (5, 1)])
+def test_background_model_as_numpy(grid_shape):
+    """The compiled model (interpolated per pixel, no tables) is the tables' to the bit,
+    at flat indices and on broadcast rows x columns, one-node axes included."""
+    background = importlib.import_module("skysolve.extraction.background")
+    rng = np.random.default_rng(7)
+    h, w, bs = 300, 410, 64
+    grid = rng.normal(100.0, 5.0, grid_shape)
+    shape = (h if grid_shape[0] > 1 else 40, w if grid_shape[1] > 1 else 50)
+    rows, cols = rng.integers(0, shape[0], 3000), rng.integers(0, shape[1], 3000)
+    flat = rows * shape[1] + cols
+    out = {}
+    for name in ("compiled", "reference"):
+        with kernels.backend(name):
+            bg = background.Background(grid, bs, 2.0, shape)
+            out[name] = (bg.at_flat(flat), bg.at(rows, cols), bg.at(rows[:30, None], cols[None]))
+    for a, b in zip(out["compiled"], out["reference"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def _samples(rng):
     """Samples a sky statistic meets: Gaussian, integer-valued (many ties), with a bright
     tail, constant, heavy-tailed, tiny and huge scales, odd and even sizes."""

@@ -105,3 +105,17 @@ def test_row_bands_cover_the_frame_once(small_chunks):
         bands = extract._by_rows(lambda rows: rows, img)
     assert len(bands) == 3
     np.testing.assert_array_equal(np.concatenate(bands), img)
+
+
+def test_split_weighted_balances_the_cost():
+    rng = np.random.default_rng(9)
+    for n in (1, 7, 50, 1000):
+        w = np.sort(rng.integers(1, 170, n))[::-1]
+        for threads in (1, 2, 3):
+            chunks = _threads.split_weighted(w, threads, 5)
+            assert chunks[0][0] == 0 and chunks[-1][1] == n
+            assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(chunks, chunks[1:],
+                                                                     strict=False))
+            if n == 1000:
+                costs = [w[a:b].sum() for a, b in chunks]
+                assert len(costs) == threads and max(costs) < 1.01 * w.sum() / threads + 170
