@@ -124,9 +124,9 @@ def _blob_sums(lab: NDArray, idx: NDArray[np.intp], val: NDArray[np.float64], n:
 #: Stars whose peak is above this many noise sigmas fit their PSF width freely;
 #: fainter ones use the median width of the bright ones.
 _FREE_WIDTH_SNR = 30.0
-#: Fewest stars whose fits are worth handing to another thread (~0.25 ms of fitting; a
+#: Fewest stars whose fits are worth handing to another thread (~0.15 ms of fitting; a
 #: hand-over costs tens of microseconds).
-_FIT_CHUNK = 128
+_FIT_CHUNK = 64
 
 
 def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,
@@ -155,8 +155,9 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     # start values from the 3x3 log-curvature at the peak (Gaussian: -1/s^2)
     r3 = np.clip(pr[:, None] + np.array([-1, 0, 1]), 0, h - 1)
     c3 = np.clip(pc[:, None] + np.array([-1, 0, 1]), 0, w - 1)
-    lr = work[pr[:, None], c3].astype(np.float64) - bgp[:, None]
-    ud = work[r3, pc[:, None]].astype(np.float64) - bgp[:, None]
+    flat = work.ravel()  # (flat gathers: a third of the time of 2-D fancy indexing)
+    lr = flat[(pr * w)[:, None] + c3].astype(np.float64) - bgp[:, None]
+    ud = flat[r3 * w + pc[:, None]].astype(np.float64) - bgp[:, None]
     sx0, x00 = _log_parabola(lr, peak)
     sy0, y00 = _log_parabola(ud, peak)
 
