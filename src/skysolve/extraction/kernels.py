@@ -246,16 +246,6 @@ def _root(parent, i):
     return i
 
 
-def _union(parent, a, b):
-    """Join the trees of ``a`` and ``b`` (the smaller root becomes the root)."""
-    ra = _root(parent, a)
-    rb = _root(parent, b)
-    if ra < rb:
-        parent[rb] = ra
-    elif rb < ra:
-        parent[ra] = rb
-
-
 def label_pixels(idx, w):
     """8-connected components of the pixels at sorted flat indices ``idx`` of a frame
     ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order
@@ -268,12 +258,19 @@ def label_pixels(idx, w):
     n = len(idx)
     parent = np.arange(n)
     j = 0  # first pixel that may lie above-left of the current one
+    r = 0
+    row_start = 0
     for i in range(n):
         p = idx[i]
-        r = p // w
-        c = p - r * w
+        if p >= row_start + w:  # (the indices are sorted: no division per pixel)
+            r = p // w
+            row_start = r * w
+        c = p - row_start
+        # ``root``: the current pixel's root, kept at hand (it starts alone, and every
+        # earlier pixel's index is smaller, so it is never another tree's root)
+        root = i
         if c > 0 and i > 0 and idx[i - 1] == p - 1:
-            _union(parent, i, i - 1)
+            root = parent[i] = _root(parent, i - 1)
         if r == 0:
             continue
         lo = p - w - 1 if c > 0 else p - w
@@ -282,7 +279,12 @@ def label_pixels(idx, w):
             j += 1
         q = j
         while q < i and idx[q] <= hi:
-            _union(parent, i, q)
+            other = _root(parent, q)
+            if other < root:
+                parent[root] = other
+                root = other
+            elif root < other:
+                parent[other] = root
             q += 1
     lab = np.empty(n, dtype=np.int32)
     count = 0
@@ -587,7 +589,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 
 _KERNELS = ("cell_sums", "_kth_smallest", "robust_location", "model_at", "blob_pixels",
             "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
-            "_fit_one", "fit_stamps", "fit_windows", "_root", "_union", "label_pixels")
+            "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
