@@ -15,18 +15,20 @@ contend with them.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextvars
-import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["available_cores", "resolve", "split", "split_weighted", "run_chunks"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    import concurrent.futures as cf
 
 T = TypeVar("T")
 
@@ -48,8 +50,11 @@ def resolve(threads: int | None) -> int:
     """The thread count for ``threads`` (``None``: see the module docstring)."""
     if threads is not None:
         return int(threads)
+    # (a pool's worker process has imported multiprocessing: its bootstrap does; looked
+    # up, not imported, which would cost a one-image solve 6 ms)
+    mp: Any = sys.modules.get("multiprocessing")
     if (threading.current_thread() is not threading.main_thread()
-            or multiprocessing.parent_process() is not None):
+            or (mp is not None and mp.parent_process() is not None)):
         return 1
     return available_cores()
 
@@ -79,6 +84,8 @@ def _pool(size: int) -> cf.ThreadPoolExecutor:
     """The process's shared pool of at least ``size`` threads (a new one after a fork,
     whose child inherits the pool object but not its threads)."""
     global _POOL, _POOL_PID, _POOL_SIZE
+    import concurrent.futures as cf  # (7 ms to import: only when a frame is split)
+
     with _LOCK:
         if _POOL is None or _POOL_PID != os.getpid() or _POOL_SIZE < size:
             _POOL = cf.ThreadPoolExecutor(size, thread_name_prefix="skysolve-kernel")

@@ -119,3 +119,13 @@ def test_split_weighted_balances_the_cost():
             if n == 1000:
                 costs = [w[a:b].sum() for a, b in chunks]
                 assert len(costs) == threads and max(costs) < 1.01 * w.sum() / threads + 170
+
+
+def test_default_threads_one_in_worker_processes():
+    """A pool's worker process (as batch and the service run frames) uses one thread."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    for method in ("fork", "spawn"):
+        with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+            assert pool.submit(_threads.resolve, None).result() == 1
