@@ -167,7 +167,7 @@ def _built(result):
 
 
 def run(quick: bool) -> list[dict]:
-    repeat = 3 if quick else 7
+    repeat = 3 if quick else 11
     rows = []
     img, x, y, flux, _ = tess_like_frame(seed=1)
     rows.append(_compare("extract 2048x2048 TESS-like, seed parameters", img, x, y, flux,
