@@ -30,7 +30,12 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     n = nblobs + 1
     sums = compiled("blob_sums")
     if sums is not None:
-        lab, rows, cols, raw, val = compiled("blob_pixels")(labels, work, idx, idx_bg)
+        gather = compiled("blob_pixels")
+        # (a gather that misses the cache at every pixel: chunks on the threads)
+        parts = _threads.run_chunks(lambda a, b: gather(labels, work, idx[a:b], idx_bg[a:b]),
+                                    _threads.split(len(idx), thread_count(), _GATHER_CHUNK))
+        lab, rows, cols, raw, val = (parts[0][q] if len(parts) == 1 else
+                                     np.concatenate([p[q] for p in parts]) for q in range(5))
         npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = sums(lab, rows, cols, val, n)
     else:
         lab = labels.ravel()[idx]
@@ -121,6 +126,8 @@ def _blob_sums(lab: NDArray, idx: NDArray[np.intp], val: NDArray[np.float64], n:
     return npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy
 
 
+#: Fewest blob pixels whose gathering is worth handing to another thread.
+_GATHER_CHUNK = 50_000
 #: Stars whose peak is above this many noise sigmas fit their PSF width freely;
 #: fainter ones use the median width of the bright ones.
 _FREE_WIDTH_SNR = 30.0

@@ -42,7 +42,8 @@ def small_chunks(monkeypatch):
     for module, name, value in (("extract", "_THREAD_PIXELS", 40_000),
                                 ("background", "_THREAD_SAMPLES", 3_000),
                                 ("background", "_BAND_SAMPLES", 5_000),
-                                ("blobs", "_FIT_CHUNK", 16)):
+                                ("blobs", "_FIT_CHUNK", 16),
+                                ("blobs", "_GATHER_CHUNK", 500)):
         monkeypatch.setattr(importlib.import_module(f"skysolve.extraction.{module}"), name,
                             value)
 
