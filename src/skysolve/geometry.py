@@ -53,6 +53,12 @@ def radec_to_vector(ra_deg: ArrayLike, dec_deg: ArrayLike) -> NDArray[np.float64
     ndarray, shape ``(..., 3)``
         ICRS unit vectors.
     """
+    if isinstance(ra_deg, float) and isinstance(dec_deg, float):
+        # one position (a hint, a field centre): the same ufuncs on numpy scalars, without
+        # stacking broadcast arrays (a quarter of the time)
+        ra, dec = np.radians(np.float64(ra_deg)), np.radians(np.float64(dec_deg))
+        cd = np.cos(dec)
+        return np.array([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)])
     ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
     dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
     cd = np.cos(dec)
