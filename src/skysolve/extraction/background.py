@@ -398,7 +398,8 @@ def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
 
 
 def estimate_background(image: NDArray, block_size: int | None,
-                        adaptive: bool = True, quantum: float | None = None) -> Background:
+                        adaptive: bool = True, quantum: float | None = None,
+                        counts: NDArray | None = None) -> Background:
     """Fit the background model and global noise of a finite 2-D image.
 
     Parameters
@@ -415,6 +416,10 @@ def estimate_background(image: NDArray, block_size: int | None,
         The data's value step (1 for integer images). A MAD below it says
         little (most pixels share a value: an 8-bit or JPEG sky flattened by
         compression); the noise is then the clipped rms of the residual.
+    counts : ndarray, optional
+        The same pixels as ``image``, as the camera's integers (8 or 16 bits):
+        the block medians are taken from them (the same values; a partition of
+        16-bit integers takes two thirds of the time of float32's).
 
     Returns
     -------
@@ -426,7 +431,8 @@ def estimate_background(image: NDArray, block_size: int | None,
         level, sigma0 = robust_location(sample)
         return Background(np.array([[level]]), None, sigma0, (h, w))
     bs = int(block_size)
-    bg = Background(_block_levels(image, bs), bs, float("nan"), (h, w))
+    bg = Background(_block_levels(image if counts is None else counts, bs), bs, float("nan"),
+                    (h, w))
     # noise of the background-subtracted image: gradients no longer inflate it
     step = max(1, int(np.sqrt(h * w / _GLOBAL_SAMPLES)))
     rows = np.arange(step // 2, h, step)
@@ -444,7 +450,7 @@ def estimate_background(image: NDArray, block_size: int | None,
         resid = sample - bg.at_grid(rows, cols)
     noise, structured = _local_checks(resid, rows, cols, bg)
     if structured and bs // 2 >= _MIN_BLOCK:
-        return estimate_background(image, bs // 2, adaptive, quantum)
+        return estimate_background(image, bs // 2, adaptive, quantum, counts)
     bg.noise = noise
     return bg
 

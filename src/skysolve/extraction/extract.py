@@ -322,9 +322,13 @@ def _noise_cut(det: NDArray[np.float32], idx: NDArray[np.intp], idx_bg: NDArray[
     return det.ravel()[idx] - idx_bg > k * noise.ravel()[idx]
 
 
-def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None) -> Background:
-    """The background, with the noise floored for quantised and noise-free frames."""
-    bg = estimate_background(work, block, quantum=1.0 if arr.dtype.kind in "iu" else None)
+def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
+           exact: bool = False) -> Background:
+    """The background, with the noise floored for quantised and noise-free frames.
+    ``exact``: ``work`` holds ``arr``'s values unchanged (no pixel filled in)."""
+    counts = arr if exact and arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2 else None
+    bg = estimate_background(work, block, quantum=1.0 if arr.dtype.kind in "iu" else None,
+                             counts=counts)
     if arr.dtype.kind in "iu" and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
         # integer data whose noise is below one count: a detection needs a few counts
         bg.sigma = _QUANTISATION_SIGMA
@@ -575,7 +579,7 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     work, bad = _finite_work(arr, mask)
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
-    bg = _noise(work, arr, options.local_bg_block_size)
+    bg = _noise(work, arr, options.local_bg_block_size, exact=bad is None)
     sigma = bg.sigma
     if not (np.isfinite(sigma) and sigma > 0):
         return _empty_result(h, w, bg.mean, 0.0 if np.isfinite(sigma) else sigma, float("nan"))

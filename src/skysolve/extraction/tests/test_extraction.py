@@ -709,3 +709,18 @@ def test_deblend_takes_tetra3rs_values_only():
     assert len(extract_centroids(img, deblend="off")) == len(extract_centroids(img))
     with pytest.raises(InvalidArgumentError, match="deblend"):
         extract_centroids(img, deblend="split")
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.int16, ">i2"])
+def test_block_levels_from_camera_integers_are_the_float_ones(dtype):
+    """The background's block medians taken from a camera's integers (faster to partition)
+    are those of the float32 working copy, to the bit: odd and even sample counts,
+    partial edge blocks, ties everywhere."""
+    from skysolve.extraction.background import _block_levels
+
+    rng = np.random.default_rng(21)
+    hi = 200 if np.dtype(dtype).itemsize == 1 else 3000
+    img = rng.integers(0, hi, (333, 517)).astype(dtype)
+    for bs in (7, 16, 30, 64):
+        np.testing.assert_array_equal(_block_levels(img, bs),
+                                      _block_levels(img.astype(np.float32), bs))
