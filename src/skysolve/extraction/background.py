@@ -130,7 +130,7 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
         return float("nan"), float("nan")
     kernel = compiled("robust_location") if v.size >= _COMPILED_SAMPLES else None
     if kernel is not None:
-        med, sig, ok = kernel(v, iterations, float(clip))
+        med, sig, ok = kernel(v, iterations, float(clip), MAD_TO_SIGMA)
         if ok:
             return float(med), float(sig)
     med = _median(v)

@@ -288,7 +288,8 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
     bad = None if mask is None else mask.copy()
     if work.dtype.kind == "f" and arr.dtype.kind == "f" and not all(
             _by_rows(lambda rows: bool(np.isfinite(rows).all()), work)):
-        bad = ~np.isfinite(work) if bad is None else bad | ~np.isfinite(work)
+        unusable = ~np.isfinite(work)
+        bad = unusable if bad is None else bad | unusable
     if bad is None:
         return work, None
     n_bad = int(np.count_nonzero(bad))

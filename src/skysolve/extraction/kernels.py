@@ -52,8 +52,6 @@ __all__ = ["compiled", "compiled_fit", "backend", "warm_up", "SOURCES"]
 SOURCES = [Path(__file__).resolve()]
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
-#: MAD -> Gaussian sigma (:data:`.background.MAD_TO_SIGMA`).
-_MAD_TO_SIGMA = 1.482602218505602
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # Abramowitz & Stegun 7.1.26, as in psffit
 _AS_P = 0.3275911
@@ -368,7 +366,7 @@ def _kth_smallest(v, n, k, centre, buf):
         src, n, k, absolute = buf, m, k - below, False
 
 
-def robust_location(v, iterations, clip):
+def robust_location(v, iterations, clip, mad_to_sigma):
     """:func:`.background.robust_location` of a non-empty float64 sample ``v`` (the same
     values: the same order statistics and arithmetic): ``(median, MAD sigma, ok)``,
     ``ok`` False for a sample with NaN or inf (left to the numpy code)."""
@@ -378,7 +376,7 @@ def robust_location(v, iterations, clip):
     med = _kth_smallest(work, n, (n - 1) // 2, math.nan, buf)
     if not math.isfinite(med):
         return med, med, False
-    sig = _MAD_TO_SIGMA * _kth_smallest(work, n, (n - 1) // 2, med, buf)
+    sig = mad_to_sigma * _kth_smallest(work, n, (n - 1) // 2, med, buf)
     for _ in range(iterations):
         if sig <= 0:
             break
@@ -392,7 +390,7 @@ def robust_location(v, iterations, clip):
             break
         n = m
         med = _kth_smallest(work, n, (n - 1) // 2, math.nan, buf)
-        sig = _MAD_TO_SIGMA * _kth_smallest(work, n, (n - 1) // 2, med, buf)
+        sig = mad_to_sigma * _kth_smallest(work, n, (n - 1) // 2, med, buf)
     return med, sig, True
 
 
@@ -678,7 +676,7 @@ def warm_up() -> bool:
     one = np.zeros(1, np.intp)
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
-    _COMPILED["robust_location"](np.arange(20.0), 2, 3.0)
+    _COMPILED["robust_location"](np.arange(20.0), 2, 3.0, 1.5)
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
                                 one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types
