@@ -11,17 +11,28 @@ definition:
 
 * :func:`label_pixels`: union-find over the candidate pixels only, numbered as
   ``scipy.ndimage.label`` numbers them (:func:`.extract._label`);
-* :func:`blob_sums`: per-blob counts, flux, peaks and moments, the same sums in
-  the same order as :func:`.blobs._blob_sums`;
+* :func:`blob_pixels`, :func:`blob_sums` and :func:`neighbour_sums`: the blob
+  pixels gathered, per-blob counts, flux, peaks and moments, and the peaks'
+  neighbour sums behind the sharpness, the same sums in the same order as
+  :func:`.blobs._measure_blobs` and :func:`.blobs._blob_sums`;
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
   (to rounding: the sums run in another order);
 * :func:`model_at` and :func:`cell_sums`: the background model at flat pixel
-  indices (:meth:`.background.Background.at`) and the residual's half-cell sums
-  (:func:`.background._half_cell_sums`).
+  indices (:meth:`.background.Background.at`, per pixel rather than from its
+  tables) and the residual's half-cell sums (:func:`.background._half_cell_sums`);
+* :func:`robust_location`: the clipped median and MAD of
+  :func:`.background.robust_location` by exact selection (a histogram narrowed to
+  the bin that holds the rank), the same order statistics as numpy's partitions.
 
 The agreement tests (``tests/test_kernels.py``) check each pair, and that a whole
 extraction keeps and rejects the same detections either way.
+
+The kernels release the GIL: an extraction cuts a frame's independent work (the
+fits, the blob pixels' gather, a large frame's block medians and candidate pixels)
+into chunks for its threads (:attr:`.ExtractionOptions.threads`,
+:mod:`skysolve._threads`; :func:`backend` sets the count for the extraction running
+in a thread).
 
 Like the solver's kernels, these are used only once a process has compiled
 them into numba's disk cache and left a warm marker (:func:`skysolve._jit.is_warm`):
