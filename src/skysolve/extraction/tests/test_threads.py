@@ -36,6 +36,16 @@ def crowded():
     return img
 
 
+@pytest.fixture(scope="module")
+def whole(crowded):
+    """Extractions of the crowded frame with the default chunk sizes on one thread: one
+    chunk for everything (a 1-Mpx frame is below every threshold), as before chunking."""
+    return {(backend, block): extract_centroids(crowded, threads=1, backend=backend,
+                                                local_bg_block_size=block)
+            for backend in (("reference", "compiled") if _jit.available() else ("reference",))
+            for block in (16, 48)}
+
+
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunk sizes small enough that a 1-Mpx frame is cut into many."""
@@ -50,12 +60,15 @@ def small_chunks(monkeypatch):
 
 @pytest.mark.parametrize("backend", ["reference", "compiled"])
 @pytest.mark.parametrize("block", [16, 48])
-def test_extraction_does_not_depend_on_threads(crowded, small_chunks, backend, block):
-    """(block 48 does not tile the frame: its partial edge blocks are chunked too)"""
+def test_extraction_does_not_depend_on_threads(crowded, whole, small_chunks, backend, block):
+    """Cut into many chunks (on one thread: cache bands only), the result is the whole
+    frame's; on 2, 3 and 7 threads too. (Block 48 does not tile the frame: its partial
+    edge blocks are chunked too.)"""
     if backend == "compiled" and not _jit.available():
         pytest.skip("numba not available")
     one = extract_centroids(crowded, threads=1, backend=backend, local_bg_block_size=block)
     assert one.saturated.any()
+    _same(whole[backend, block], one)
     for n in (2, 3, 7):
         _same(one, extract_centroids(crowded, threads=n, backend=backend,
                                      local_bg_block_size=block))
