@@ -7,6 +7,8 @@ so the truth is exact):
   power-law fluxes, sky ~300 with a gradient and a bump, Gaussian noise sigma 1,
   extracted with the seed notebook's parameters (``sigma_threshold=300,
   min_pixels=4, max_pixels=10000, local_bg_block_size=16, max_elongation=6.0``);
+* the same frame with each library's default parameters (5 sigma: several times the
+  candidate pixels of the seed's 300 sigma);
 * a 1024x768 uint16 star-tracker-like frame (sigma ~1 px, read + sky noise),
   extracted with default parameters.
 
@@ -174,6 +176,8 @@ def run(quick: bool) -> list[dict]:
                          SEED, SEED, repeat))
     rows.append(_compare("extract 2048x2048 TESS-like, seed params, no matched filter",
                          img, x, y, flux, SEED, {**SEED, "matched_filter_sigma": None},
+                         repeat))
+    rows.append(_compare("extract 2048x2048 TESS-like, defaults", img, x, y, flux, {}, {},
                          repeat))
     img, x, y, flux = _star_tracker_frame()
     rows.append(_compare("extract 1024x768 uint16, defaults", img, x, y, flux, {}, {},
