@@ -216,9 +216,21 @@ class Background:
         t = (idx - nodes[i0]) / (nodes[i0 + 1] - nodes[i0])
         return i0, i0 + 1, t
 
+    def _columns(self, rows: NDArray, cols: NDArray):
+        """The grid interpolated to the pixel columns ``cols`` at every row node, its
+        row-node differences (both ``(ny, len(cols))``), and the row node index and
+        fraction of the pixel rows ``rows``: the model at ``(row, col)`` is
+        ``coarse[r0, col] + fr * step[r0, col]``."""
+        c0, c1, fc = self._weights(cols, self.nodes[1])
+        coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc
+        r0, _, fr = self._weights(rows, self.nodes[0])
+        step = np.zeros_like(coarse)
+        step[:-1] = np.diff(coarse, axis=0)  # node i -> i + 1 (r1 is always r0 + 1)
+        return coarse, step, r0, fr
+
     def _tables(self):
-        """The grid interpolated to every column, its row-node differences, and the
-        per-row node index (as a flat offset) and fraction.
+        """:meth:`_columns` of every column (flattened) and row, the row node index as a
+        flat offset.
 
         Built once; make :meth:`at` two flat gathers and one multiply-add per point.
         """
@@ -228,11 +240,7 @@ class Background:
             if getattr(self, "_tab", None) is not None:
                 return self._tab
             h, w = self.shape
-            c0, c1, fc = self._weights(np.arange(w), self.nodes[1])
-            coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, w)
-            r0, _, fr = self._weights(np.arange(h), self.nodes[0])
-            step = np.zeros_like(coarse)
-            step[:-1] = np.diff(coarse, axis=0)  # node i -> i + 1 (r1 is always r0 + 1)
+            coarse, step, r0, fr = self._columns(np.arange(h), np.arange(w))
             self._tab = (coarse.ravel(), step.ravel(), r0 * w, fr)
             return self._tab
 
@@ -256,11 +264,7 @@ class Background:
         ny, nx = self.grid.shape
         if ny == 1 and nx == 1 or self._tab is not None:
             return self.at(rows[:, None], cols[None, :])
-        c0, c1, fc = self._weights(cols, self.nodes[1])
-        coarse = self.grid[:, c0] * (1.0 - fc) + self.grid[:, c1] * fc  # (ny, len(cols))
-        r0, _, fr = self._weights(rows, self.nodes[0])
-        step = np.zeros_like(coarse)
-        step[:-1] = np.diff(coarse, axis=0)
+        coarse, step, r0, fr = self._columns(rows, cols)
         return coarse[r0] + fr[:, None] * step[r0]
 
     def at_flat(self, flat: NDArray[np.intp]) -> NDArray[np.float64]:

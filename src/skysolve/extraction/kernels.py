@@ -621,7 +621,7 @@ def _compile() -> dict[str, Callable[..., Any]]:
 #: The backend of the extraction running in this thread (:func:`backend`).
 _BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("extraction_backend",
                                                               default="auto")
-#: ... and how many threads its compiled kernels may use.
+#: ... and how many threads it may cut its chunks for.
 _THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("extraction_threads",
                                                                default=1)
 
@@ -629,8 +629,8 @@ _THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("extraction_threa
 @contextlib.contextmanager
 def backend(name: str, threads: int | None = 1) -> Iterator[None]:
     """Run the enclosed extraction with ``name`` (``'auto'``, ``'compiled'`` or
-    ``'reference'``, see :attr:`.ExtractionOptions.backend`) and ``threads`` threads for
-    the compiled kernels (``None``: :func:`skysolve._threads.resolve`); per thread."""
+    ``'reference'``, see :attr:`.ExtractionOptions.backend`) on ``threads`` threads for
+    its chunks (``None``: :func:`skysolve._threads.resolve`); per thread."""
     if name == "compiled" and not _jit.available():
         raise InvalidArgumentError(
             "backend='compiled' needs numba (not installed, or SKYSOLVE_DISABLE_NUMBA is set)")
@@ -644,7 +644,7 @@ def backend(name: str, threads: int | None = 1) -> Iterator[None]:
 
 
 def thread_count() -> int:
-    """The threads the compiled kernels of the extraction running in this thread may use."""
+    """The threads the extraction running in this thread may cut its chunks for."""
     return _THREADS.get()
 
 
