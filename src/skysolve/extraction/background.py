@@ -62,10 +62,6 @@ _BAND_SAMPLES = 262_144
 #: nothing from a second: 7.6 against 7.7 ms for the whole extraction).
 _THREAD_SAMPLES = 200_000
 
-#: Samples from which :func:`robust_location` takes the compiled kernel (exact selection
-#: by histogram: 0.3 against 1.3 ms on 31,000; a partition is cheaper on a few).
-_COMPILED_SAMPLES = 1000
-
 # Samples used for the global statistics: enough for a ~1 % accurate sigma.
 _GLOBAL_SAMPLES = 25_000
 
@@ -128,22 +124,22 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         return float("nan"), float("nan")
-    kernel = compiled("robust_location") if v.size >= _COMPILED_SAMPLES else None
-    if kernel is not None:
-        med, sig, ok = kernel(v, iterations, float(clip), MAD_TO_SIGMA)
-        if ok:
-            return float(med), float(sig)
+    # numpy's partition (SIMD selection) beats a compiled histogram selection 1.7-2.3x
+    # on the 30,000-sample residuals; the deviations serve the MAD and the clip both
     med = _median(v)
-    sig = MAD_TO_SIGMA * _median(np.abs(v - med))
+    dev = np.abs(v - med)
+    sig = MAD_TO_SIGMA * _median(dev)
     for _ in range(iterations):
         if sig <= 0:
             break
-        keep = np.abs(v - med) < clip * sig
-        if keep.all() or keep.sum() < 10:
+        keep = dev < clip * sig
+        n_keep = int(np.count_nonzero(keep))
+        if n_keep == v.size or n_keep < 10:
             break
         v = v[keep]
         med = _median(v)
-        sig = MAD_TO_SIGMA * _median(np.abs(v - med))
+        dev = np.abs(v - med)
+        sig = MAD_TO_SIGMA * _median(dev)
     return med, sig
 
 

@@ -251,16 +251,19 @@ def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
     independent peaks do not tie, clipped ones do); the level is then a quarter of
     the way (at most 5 sigma) below it.
     """
-    top = max(_by_rows(lambda rows: float(np.max(rows)), work))
+    # the rows' maxima in one pass; the pixels near the top are then counted in the few
+    # rows that reach it rather than in a second pass over the frame
+    row_max = np.concatenate(_by_rows(lambda rows: np.max(rows, axis=1), work))
+    top = float(row_max.max())
     if not np.isfinite(top):
         return None
     height = top - background
     if height >= 50.0 * sigma:
         level = top - max(5.0 * sigma, 1.0 if top >= 1000.0 else 0.0)
-        return level if sum(_by_rows(lambda rows: np.count_nonzero(rows >= level),
-                                     work)) >= 3 else None
-    if height >= _CLIPPED_SNR * sigma and sum(
-            _by_rows(lambda rows: np.count_nonzero(rows == top), work)) >= _CLIPPED_PIXELS:
+        near = work[np.flatnonzero(row_max >= level)]
+        return level if np.count_nonzero(near >= level) >= 3 else None
+    if height >= _CLIPPED_SNR * sigma and np.count_nonzero(
+            work[np.flatnonzero(row_max == top)] == top) >= _CLIPPED_PIXELS:
         return top - min(5.0 * sigma, 0.25 * height)
     return None
 

@@ -20,10 +20,7 @@ definition:
   (to rounding: the sums run in another order);
 * :func:`model_at` and :func:`cell_sums`: the background model at flat pixel
   indices (:meth:`.background.Background.at`, per pixel rather than from its
-  tables) and the residual's half-cell sums (:func:`.background._half_cell_sums`);
-* :func:`robust_location`: the clipped median and MAD of
-  :func:`.background.robust_location` by exact selection (a histogram narrowed to
-  the bin that holds the rank), the same order statistics as numpy's partitions.
+  tables) and the residual's half-cell sums (:func:`.background._half_cell_sums`).
 
 The agreement tests (``tests/test_kernels.py``) check each pair, and that a whole
 extraction keeps and rejects the same detections either way.
@@ -332,79 +329,6 @@ def cell_sums(resid, rows, cols, half, clip):
     return out
 
 
-def _kth_smallest(v, n, k, centre, buf):
-    """The ``k``-th smallest (0-based) of ``v[:n]``, or of ``|v[:n] - centre|`` when
-    ``centre`` is finite, exactly (as a partition finds it), NaN if a value is not
-    finite. A histogram over the value range finds the bin that holds rank ``k`` (bins
-    are monotone in the value, so it holds exactly the values of the ranks around
-    ``k``); its values, copied to ``buf``, are narrowed the same way until few are left
-    (a bright tail makes the range wide and the first bins coarse), then sorted. A few
-    passes over the sample instead of a partition's branchy ones."""
-    absolute = math.isfinite(centre)
-    src = v
-    while True:
-        lo = math.inf
-        hi = -math.inf
-        for i in range(n):
-            x = abs(src[i] - centre) if absolute else src[i]
-            if not math.isfinite(x):
-                return math.nan
-            lo = min(lo, x)
-            hi = max(hi, x)
-        if not hi > lo:
-            return lo
-        if n <= 64:
-            for i in range(n):
-                buf[i] = abs(src[i] - centre) if absolute else src[i]
-            return np.sort(buf[:n])[k]
-        nb = min(4096, max(16, n // 8))
-        scale = (nb - 1) / (hi - lo)
-        counts = np.zeros(nb, np.int64)
-        for i in range(n):
-            x = abs(src[i] - centre) if absolute else src[i]
-            counts[int((x - lo) * scale)] += 1
-        below = 0
-        b = 0
-        while below + counts[b] <= k:
-            below += counts[b]
-            b += 1
-        m = 0
-        for i in range(n):  # (in place once src is buf: m never passes i)
-            x = abs(src[i] - centre) if absolute else src[i]
-            if int((x - lo) * scale) == b:
-                buf[m] = x
-                m += 1
-        src, n, k, absolute = buf, m, k - below, False
-
-
-def robust_location(v, iterations, clip, mad_to_sigma):
-    """:func:`.background.robust_location` of a non-empty float64 sample ``v`` (the same
-    values: the same order statistics and arithmetic): ``(median, MAD sigma, ok)``,
-    ``ok`` False for a sample with NaN or inf (left to the numpy code)."""
-    n = v.shape[0]
-    work = v.copy()
-    buf = np.empty(n)
-    med = _kth_smallest(work, n, (n - 1) // 2, math.nan, buf)
-    if not math.isfinite(med):
-        return med, med, False
-    sig = mad_to_sigma * _kth_smallest(work, n, (n - 1) // 2, med, buf)
-    for _ in range(iterations):
-        if sig <= 0:
-            break
-        limit = clip * sig
-        m = 0
-        for i in range(n):
-            if abs(work[i] - med) < limit:
-                work[m] = work[i]
-                m += 1
-        if m == n or m < 10:
-            break
-        n = m
-        med = _kth_smallest(work, n, (n - 1) // 2, math.nan, buf)
-        sig = mad_to_sigma * _kth_smallest(work, n, (n - 1) // 2, med, buf)
-    return med, sig, True
-
-
 def model_at(flat, w, grid, c0, c1, fc, r0, fr):
     """A :class:`.background.Background` model at flat pixel indices, with the arithmetic
     of its tables (the grid interpolated along the row nodes ``r0`` and ``r0 + 1`` to the
@@ -596,7 +520,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-_KERNELS = ("cell_sums", "_kth_smallest", "robust_location", "model_at", "blob_pixels",
+_KERNELS = ("cell_sums", "model_at", "blob_pixels",
             "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
             "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
@@ -687,7 +611,6 @@ def warm_up() -> bool:
     one = np.zeros(1, np.intp)
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
-    _COMPILED["robust_location"](np.arange(20.0), 2, 3.0, 1.5)
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
                                 one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types

@@ -174,41 +174,6 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
-def _samples(rng):
-    """Samples a sky statistic meets: Gaussian, integer-valued (many ties), with a bright
-    tail, constant, heavy-tailed, tiny and huge scales, odd and even sizes."""
-    yield rng.normal(0.0, 10.0, 31570)
-    yield rng.normal(0.0, 10.0, 31571)
-    yield np.round(rng.normal(100.0, 3.0, 30000))
-    yield rng.integers(0, 3, 5000).astype(float)
-    yield np.concatenate([rng.normal(0.0, 1.0, 20000), rng.uniform(100.0, 1e6, 2000)])
-    yield np.full(2000, 7.0)
-    yield np.r_[np.zeros(1500), np.ones(10)]
-    yield rng.standard_cauchy(20000)
-    for _ in range(100):
-        n = int(rng.integers(1000, 40000))
-        v = rng.normal(0.0, rng.uniform(0.1, 100.0), n) * rng.choice([1.0, 1e-8, 1e8])
-        if rng.random() < 0.3:
-            v = np.round(v)
-        if rng.random() < 0.3:
-            v[: n // 10] = rng.uniform(-1e4, 1e4, n // 10)
-        yield v
-
-
-def test_robust_location_as_numpy(monkeypatch):
-    """The compiled clipped median and MAD (selection by histogram) give the numbers of
-    numpy's partitions, to the bit; a sample with NaN or inf is left to numpy."""
-    background = importlib.import_module("skysolve.extraction.background")
-    kernels.warm_up()
-    rng = np.random.default_rng(8)
-    samples = list(_samples(rng))
-    bad = [np.r_[rng.normal(0.0, 1.0, 3000), np.nan], np.r_[rng.normal(0.0, 1.0, 3000), np.inf]]
-    compiled = [background.robust_location(v, it) for v in samples + bad for it in (0, 1, 2)]
-    monkeypatch.setattr(background, "compiled", lambda name: None)
-    reference = [background.robust_location(v, it) for v in samples + bad for it in (0, 1, 2)]
-    assert compiled == reference or np.array_equal(compiled, reference, equal_nan=True)
-
-
 def test_backend_option(monkeypatch):
     """``backend`` is checked like the solver's; 'compiled' without numba is refused."""
     img = tess_like_frame(seed=2, shape=(128, 128), n_stars=40)[0]
