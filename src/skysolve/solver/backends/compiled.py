@@ -138,23 +138,20 @@ def _chord_to_angle(chord):
 
 
 @_jit
-def _unit_from_ideal(px, py, f, s, proj, out):
-    """Camera unit vector of an ideal pixel offset under projection ``proj`` (``s`` = -1
-    for mirrored images; NaN outside the projection's image)."""
+def _unit_from_ideal(px, py, f, s, proj):
+    """Camera unit vector ``(x, y, z)`` of an ideal pixel offset under projection ``proj``
+    (``s`` = -1 for mirrored images; NaN outside the projection's image). Returned as
+    numbers rather than written to a row: a row view passed per star costs its
+    reference counting, several times the arithmetic."""
     xi = s * px / f
     eta = py / f
     if proj == _proj.PINHOLE:
         n = math.sqrt(1.0 + xi * xi + eta * eta)
-        out[0] = xi / n
-        out[1] = eta / n
-        out[2] = 1.0 / n
-        return
+        return xi / n, eta / n, 1.0 / n
     rho = math.hypot(xi, eta)
     theta = _angle_of_radius(rho, proj)
     k = math.sin(theta) / rho if rho > 0 else 1.0
-    out[0] = k * xi
-    out[1] = k * eta
-    out[2] = math.cos(theta)
+    return k * xi, k * eta, math.cos(theta)
 
 
 @_jit
@@ -183,7 +180,8 @@ def unit_vectors(ideal, f, parity, proj):
     s = -1.0 if parity else 1.0
     out = np.empty((ideal.shape[0], 3))
     for t in range(ideal.shape[0]):
-        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, proj, out[t])
+        out[t, 0], out[t, 1], out[t, 2] = _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s,
+                                                           proj)
     return out
 
 
@@ -259,8 +257,10 @@ def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
         f0 = focal_lengths[t]
         f1 = f0 * grow
         for i in range(n):
-            _unit_from_ideal(ideal[i, 0], ideal[i, 1], f0, 1.0, proj, v0[i])
-            _unit_from_ideal(ideal[i, 0], ideal[i, 1], f1, 1.0, proj, v1[i])
+            v0[i, 0], v0[i, 1], v0[i, 2] = _unit_from_ideal(ideal[i, 0], ideal[i, 1], f0, 1.0,
+                                                            proj)
+            v1[i, 0], v1[i, 1], v1[i, 2] = _unit_from_ideal(ideal[i, 0], ideal[i, 1], f1, 1.0,
+                                                            proj)
         _pair_angles(v0, n, ok0, a0)
         _pair_angles(v1, n, ok1, a1)
         for i in range(n):
@@ -378,12 +378,15 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
         for c in range(lo, hi + 1):
             cells[k] = band_first[b] + c % n
             k += 1
-    cells = cells[:k]
     cursor = np.empty(k, np.intp)
+    total = 0
     for t in range(k):
         cursor[t] = starts[cells[t]]
-    found = np.empty(max(count, 16), np.intp)
-    where = np.empty(max(count, 16), np.intp)  # positions in cell order, for the vectors
+        total += starts[cells[t] + 1] - cursor[t]
+    # room for every star of the cells: no array is replaced inside the scan (a
+    # reassigned array costs reference counting on every star)
+    found = np.empty(total, np.intp)
+    where = np.empty(total, np.intp)  # positions in cell order, for the vectors
     n_found = 0
     bound = first_bound
     n_rows = members.shape[0]
@@ -392,17 +395,9 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
             stop = starts[cells[t] + 1]
             pos = cursor[t]
             while pos < stop and members[pos] < bound:
-                row = members[pos]
                 if (cell_vectors[pos, 0] * cx + cell_vectors[pos, 1] * cy
                         + cell_vectors[pos, 2] * cz >= min_dot):
-                    if n_found == found.shape[0]:
-                        grown = np.empty(2 * n_found, np.intp)
-                        grown[:n_found] = found
-                        found = grown
-                        grown = np.empty(2 * n_found, np.intp)
-                        grown[:n_found] = where
-                        where = grown
-                    found[n_found] = row
+                    found[n_found] = members[pos]
                     where[n_found] = pos
                     n_found += 1
                 pos += 1
@@ -415,7 +410,10 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
     v = np.empty((order.shape[0], 3))
     for t in range(order.shape[0]):
         rows[t] = found[order[t]]
-        v[t] = cell_vectors[where[order[t]]]
+        pos = where[order[t]]
+        v[t, 0] = cell_vectors[pos, 0]
+        v[t, 1] = cell_vectors[pos, 1]
+        v[t, 2] = cell_vectors[pos, 2]
     return rows, v
 
 
@@ -724,7 +722,8 @@ def pattern_attitudes(ideal4, cat4, f_est, parities, proj):
         for parity in parities:
             s = -1.0 if parity else 1.0
             for t in range(4):
-                _unit_from_ideal(ideal4[c, t, 0], ideal4[c, t, 1], f_est[c], s, proj, vi[t])
+                vi[t, 0], vi[t, 1], vi[t, 2] = _unit_from_ideal(
+                    ideal4[c, t, 0], ideal4[c, t, 1], f_est[c], s, proj)
             for a in range(3):
                 for b in range(3):
                     acc = 0.0
@@ -755,7 +754,7 @@ def attitude_covariance(ideal, f, parity, proj, sigma):
     a = np.zeros((3, 3))
     v = np.empty(3)
     for t in range(ideal.shape[0]):
-        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, proj, v)
+        v[0], v[1], v[2] = _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, proj)
         for i in range(3):
             for j in range(3):
                 a[i, j] -= v[i] * v[j]
@@ -913,7 +912,8 @@ def _fit_rotation(ideal, v_cat, use, f, s, proj, v_img):
     """Image vectors at focal length ``f`` (written to ``v_img``) and the Wahba rotation of
     the pairs ``use`` whose centroid is imaged; (R, number of pairs fitted)."""
     for t in range(ideal.shape[0]):
-        _unit_from_ideal(ideal[t, 0], ideal[t, 1], f, s, proj, v_img[t])
+        v_img[t, 0], v_img[t, 1], v_img[t, 2] = _unit_from_ideal(ideal[t, 0], ideal[t, 1], f,
+                                                                 s, proj)
     B = np.zeros((3, 3))
     n_fit = 0
     for u in use:
