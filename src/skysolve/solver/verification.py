@@ -56,6 +56,7 @@ VERIFY_CENTROIDS_DEEP = 120
 VERIFY_CATALOG_FACTOR = 2
 #: Match radii (fractions of the match radius) the false-match probability is taken at.
 FINE_RADII = (1.0, 1.0 / 3.0, 1.0 / 9.0)
+_FINE = np.array(FINE_RADII)
 #: The relative error (roll, scale) a hypothesis from four stars is allowed to carry
 #: in the fine-radius test: a centroid counts at radius rho only rho / FINE_SLACK
 #: from every pattern star (see the module docstring).
@@ -142,14 +143,10 @@ def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
     prob = false_match_probability(n, n_img, chance, n_fixed)
     if hyp.anchors is None:
         return n, prob
-    # distance of every tested centroid from the nearest pattern star
-    gap = np.sqrt(((frame.ideal[:n_img, None, :] - hyp.anchors[None, :, :]) ** 2).sum(axis=2)
-                  ).min(axis=1)
-    for s in FINE_RADII[1:]:
-        rho = s * radius_px
-        far = gap >= rho / FINE_SLACK
-        k = int(np.count_nonzero((dist <= rho) & far[rows]))
-        prob = min(prob, false_match_probability(k, int(far.sum()), chance * s * s, 0))
+    k, n_far = frame.backend.fine_counts(frame.ideal, n_img, hyp.anchors, rows, dist,
+                                         _FINE[1:] * radius_px, FINE_SLACK)
+    for t, s in enumerate(FINE_RADII[1:]):
+        prob = min(prob, false_match_probability(int(k[t]), int(n_far[t]), chance * s * s, 0))
     return n, min(1.0, len(FINE_RADII) * prob)
 
 

@@ -908,6 +908,34 @@ def verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, hal
 
 
 @_jit
+def fine_counts(ideal, n_img, anchors, rows, dist, radii, slack):
+    """``reference.fine_counts``: matches and centroids at finer radii, away from the
+    pattern stars ``anchors``."""
+    gap = np.empty(n_img)
+    for i in range(n_img):
+        best = np.inf
+        for a in range(anchors.shape[0]):
+            dx = ideal[i, 0] - anchors[a, 0]
+            dy = ideal[i, 1] - anchors[a, 1]
+            d = math.sqrt(dx * dx + dy * dy)
+            if d < best:
+                best = d
+        gap[i] = best
+    k = np.zeros(radii.shape[0], np.intp)
+    n_far = np.zeros(radii.shape[0], np.intp)
+    for t in range(radii.shape[0]):
+        rho = radii[t]
+        edge = rho / slack
+        for i in range(n_img):
+            if gap[i] >= edge:
+                n_far[t] += 1
+        for m in range(rows.shape[0]):
+            if dist[m] <= rho and gap[rows[m]] >= edge:
+                k[t] += 1
+    return k, n_far
+
+
+@_jit
 def _fit_rotation(ideal, v_cat, use, f, s, proj, v_img):
     """Image vectors at focal length ``f`` (written to ``v_img``) and the Wahba rotation of
     the pairs ``use`` whose centroid is imaged; (R, number of pairs fitted)."""

@@ -121,6 +121,12 @@ FUNCTIONS: tuple[Function, ...] = (
              "chance)",
              lambda ex: [(ex.ideal, 6, ex.v, ex.eye, 1000.0, False, 0, 0.0, 0.0, 512.0, 384.0,
                          10, 5.0, 50.0)]),
+    Function("fine_counts",
+             "fine_counts(ideal, n_img, anchors, rows, dist, radii, slack) -> (matches, "
+             "centroids): per radius rho, the first `n_img` centroids at least rho / slack "
+             "from every anchor, and how many of them are matches `rows` within rho",
+             lambda ex: [(ex.ideal, 6, ex.ideal[:4] + 0.5, np.arange(3), np.array([0.5, 2.0, 9.0]),
+                          np.array([5.0, 5.0 / 3.0]), 0.05)]),
     Function("fit_pairs",
              "fit_pairs(ideal, v_cat, use, f, parity, proj, fixed_camera) -> (R, f, residuals, "
              "ok): attitude (and focal length unless fixed) from the pairs `use`",

@@ -291,6 +291,24 @@ def verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, hal
     return len(rows), i, d, crowding(ideal[:n_img], p, radius, outer)
 
 
+def fine_counts(ideal, n_img, anchors, rows, dist, radii, slack):
+    """A verification's matches at finer radii, away from the pattern stars.
+
+    For each radius ``rho`` of ``radii``: how many of the first ``n_img`` centroids
+    lie at least ``rho / slack`` from every one of ``anchors`` (the pattern stars'
+    ideal px), and how many of those are among the matches ``rows`` (centroid rows)
+    with distance ``dist <= rho``. Returns (matches, centroids), integer arrays.
+    """
+    gap = np.sqrt(((ideal[:n_img, None, :] - anchors[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+    k = np.empty(len(radii), np.intp)
+    n_far = np.empty(len(radii), np.intp)
+    for t, rho in enumerate(radii):
+        far = gap >= rho / slack
+        k[t] = np.count_nonzero((dist <= rho) & far[rows])
+        n_far[t] = np.count_nonzero(far)
+    return k, n_far
+
+
 # ------------------------------------------------------------------------------------
 # Fits
 

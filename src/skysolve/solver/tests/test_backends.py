@@ -431,6 +431,36 @@ def test_verification_and_refinement_functions_match(small_db, fields):
         np.testing.assert_allclose(ref_f.errors_rad, ref_s.errors_rad, rtol=1e-5, atol=1e-12)
 
 
+def test_fine_counts_match_and_count_by_hand():
+    """The finer-radius counts agree between the backends on random matches (centroids on
+    the edge of an anchor's exclusion disc included), and on a hand-made case."""
+    rng = np.random.default_rng(5)
+    radii = np.array([10.0 / 3.0, 10.0 / 9.0])
+    for _ in range(50):
+        n = int(rng.integers(4, 80))
+        ideal = rng.uniform(-500.0, 500.0, (n, 2))
+        anchors = np.ascontiguousarray(ideal[rng.choice(n, 4, replace=False)])
+        # a centroid exactly rho / slack from an anchor counts as far
+        ideal[0] = anchors[0] + [radii[0] / 0.05, 0.0]
+        rows = np.sort(rng.choice(n, int(rng.integers(0, n)), replace=False))
+        dist = rng.uniform(0.0, 10.0, len(rows))
+        n_img = int(rng.integers(1, n + 1))
+        rows = rows[rows < n_img]
+        dist = dist[: len(rows)]
+        for got, want in zip(comp.fine_counts(ideal, n_img, anchors, rows, dist, radii, 0.05),
+                             ref.fine_counts(ideal, n_img, anchors, rows, dist, radii, 0.05),
+                             strict=True):
+            np.testing.assert_array_equal(got, want)
+    ideal = np.array([[0.0, 0.0], [30.0, 0.0], [100.0, 0.0], [0.0, 10.0]])
+    anchors = np.array([[0.0, 0.0]])
+    rows, dist = np.array([1, 2, 3]), np.array([0.5, 2.0, 0.5])
+    for be in (comp, ref):
+        k, n_far = be.fine_counts(ideal, 4, anchors, rows, dist, np.array([1.0, 5.0]), 0.05)
+        # rho 1: centroids >= 20 px away are 1 and 2; of the matches, 1 lies within 1 px
+        # rho 5: >= 100 px away only 2, whose match (2 px) is within 5
+        assert list(k) == [1, 1] and list(n_far) == [2, 1]
+
+
 @pytest.mark.parametrize("proj", range(len(PROJECTIONS)))
 def test_fit_functions_match_on_outliers(proj):
     """fit_pairs / trimmed_fit with wrong pairs, a fixed camera and a failing focal fit,
