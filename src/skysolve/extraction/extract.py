@@ -239,9 +239,10 @@ _CLIPPED_PIXELS = 4
 _CLIPPED_SNR = 10.0
 
 
-def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
-                     ) -> float | None:
+def _auto_saturation(work: NDArray, background: float, sigma: float) -> float | None:
     """The saturation level of a frame with a flat (up to read noise) top, else None.
+    ``work``: the working image, or the camera's integers it holds unchanged (half the
+    bytes to read).
 
     Saturated pixels pile up within a few noise sigmas of the frame maximum, while an
     unsaturated star has a single pixel there. So: at least 3 pixels within
@@ -260,8 +261,9 @@ def _auto_saturation(work: NDArray[np.float32], background: float, sigma: float
     height = top - background
     if height >= 50.0 * sigma:
         level = top - max(5.0 * sigma, 1.0 if top >= 1000.0 else 0.0)
-        near = work[np.flatnonzero(row_max >= level)]
-        return level if np.count_nonzero(near >= level) >= 3 else None
+        cut = np.float32(level)  # compared as in float32, whichever array it is
+        near = work[np.flatnonzero(row_max >= cut)]
+        return level if np.count_nonzero(near >= cut) >= 3 else None
     if height >= _CLIPPED_SNR * sigma and np.count_nonzero(
             work[np.flatnonzero(row_max == top)] == top) >= _CLIPPED_PIXELS:
         return top - min(5.0 * sigma, 0.25 * height)
@@ -589,7 +591,8 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         return _empty_result(h, w, bg.mean, 0.0 if np.isfinite(sigma) else sigma, float("nan"))
     sat_level = options.saturation_level
     if sat_level == "auto":
-        sat_level = _auto_saturation(work, bg.mean, sigma)
+        exact = bad is None and arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2
+        sat_level = _auto_saturation(arr if exact else work, bg.mean, sigma)
     if noise is not None:
         bad = _bad_noise(noise, bad)
         sigma = bg.sigma = float(np.median(noise[~bad])) if not bad.all() else sigma
