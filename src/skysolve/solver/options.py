@@ -371,5 +371,9 @@ class SolveOptions(Options):
 
     def image_size(self) -> tuple[int, int]:
         """``(width, height)`` from the size arguments or the camera model."""
+        return self._image_size
+
+    @cached_property
+    def _image_size(self) -> tuple[int, int]:
         cams = [] if self.camera_model is None else [self.camera_model]
         return _args.image_size(self.image_width, self.image_height, self.image_shape, cams)
