@@ -311,21 +311,30 @@ def cell_sums(resid, rows, cols, half, clip):
     ``(2 ny, 2 nx)`` grids for the ``(ny, nx)`` blocks of ``clip``."""
     ny, nx = clip.shape
     out = np.zeros((3, 2 * ny, 2 * nx))
+    m = len(cols)
     ccell = cols // half
     cblock = cols // (2 * half)
     for i in range(len(rows)):
         rcell = rows[i] // half
-        clip_row = clip[rows[i] // (2 * half)]
-        n_row = out[0, rcell]
-        s1_row = out[1, rcell]
-        s2_row = out[2, rcell]
-        for j in range(len(cols)):
-            lim = clip_row[cblock[j]]
-            v = min(max(resid[i, j], -lim), lim)
+        cr = rows[i] // (2 * half)
+        j = 0
+        while j < m:
+            # the samples of one cell in this row: its sums held in registers, in the
+            # same order of additions as one sample at a time into the grid
             q = ccell[j]
-            n_row[q] += 1.0
-            s1_row[q] += v
-            s2_row[q] += v * v
+            lim = clip[cr, cblock[j]]
+            n = out[0, rcell, q]
+            s1 = out[1, rcell, q]
+            s2 = out[2, rcell, q]
+            while j < m and ccell[j] == q:
+                v = min(max(resid[i, j], -lim), lim)
+                n += 1.0
+                s1 += v
+                s2 += v * v
+                j += 1
+            out[0, rcell, q] = n
+            out[1, rcell, q] = s1
+            out[2, rcell, q] = s2
     return out
 
 
