@@ -13,7 +13,7 @@ into directions. Every array operation goes through the solve's backend
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -51,6 +51,9 @@ class Frame:
     backend: ModuleType
     refine_scale: bool | None = None  # with a fixed camera: refine its plate scale at the end
     _radii: NDArray[np.float64] | None = None
+    #: Results the search asks for more than once (pattern stars by their arguments);
+    #: treat as read-only.
+    memo: dict = field(default_factory=dict)
 
     @property
     def proj(self) -> int:
@@ -73,10 +76,13 @@ class Frame:
         theta = _proj.scalar_angle_of_radius(r_px / f, self.proj)
         return theta if math.isfinite(theta) else _proj.max_angle(self.proj)
 
-    def imaged(self, rows: NDArray[np.intp] | slice, f: float) -> NDArray[np.bool_]:
-        """Which centroids ``rows`` the projection images at focal length ``f``."""
-        rho = self.radii[rows] / f
-        return rho <= _proj.max_radius(self.proj)
+    def imaged(self, rows: NDArray[np.intp] | slice, f: float) -> NDArray[np.bool_] | None:
+        """Which centroids ``rows`` the projection images at focal length ``f``; None when
+        it images every offset (a pinhole: the centroids are finite)."""
+        limit = _proj.max_radius(self.proj)
+        if limit == math.inf:
+            return None
+        return self.radii[rows] / f <= limit
 
     @property
     def radii(self) -> NDArray[np.float64]:

@@ -231,17 +231,24 @@ def pattern_stars(frame: Frame, f: float, limit: int,
     :data:`SPREAD_CELLS` grid over the image, the brightest of every cell first (see
     :data:`SPREAD_PATTERN_STARS`).
     """
+    key = (f, limit, separation, spread)
+    rows = frame.memo.get(key)  # (the first pass's stars are the probe of the windows)
+    if rows is not None:
+        return rows
     n_head = min(len(frame.ideal), SPREAD_HEAD if spread else max(limit * 4, 100))
     take = n_head if spread else limit
     head = frame.ideal[:n_head]
     sep_px = separation * frame.fov(f) * f
     valid = frame.imaged(slice(0, n_head), f)
-    if valid.all():
+    if valid is None or valid.all():
         rows = frame.backend.thin_pixels(head, sep_px, take)
     else:
         rows = np.flatnonzero(valid)
         rows = rows[frame.backend.thin_pixels(head[rows], sep_px, take)]
-    return _spread(frame, rows, limit) if spread else rows
+    if spread:
+        rows = _spread(frame, rows, limit)
+    frame.memo[key] = rows
+    return rows
 
 
 def _spread(frame: Frame, rows: NDArray[np.intp], limit: int) -> NDArray[np.intp]:
