@@ -20,7 +20,10 @@ definition:
   (to rounding: the sums run in another order);
 * :func:`model_at` and :func:`cell_sums`: the background model at flat pixel
   indices (:meth:`.background.Background.at`, per pixel rather than from its
-  tables) and the residual's half-cell sums (:func:`.background._half_cell_sums`).
+  tables) and the residual's half-cell sums (:func:`.background._half_cell_sums`);
+* :func:`smooth_rows` and :func:`smooth_cols`: the matched filter's two passes
+  (:func:`.extract._smooth`, scipy's ``correlate1d`` along rows and shifted-slice
+  sums along columns), the same arithmetic to the bit, 3-4x faster.
 
 The agreement tests (``tests/test_kernels.py``) check each pair, and that a whole
 extraction keeps and rejects the same detections either way.
@@ -338,6 +341,53 @@ def cell_sums(resid, rows, cols, half, clip):
     return out
 
 
+def smooth_rows(img, weights, out, r0, r1):
+    """Rows ``r0:r1`` of :func:`.extract._smooth`'s first pass, ``scipy.ndimage.correlate1d``
+    along rows with edge replication, to the bit: each line widened to float64, the
+    symmetric ``weights`` (float64) applied from the outermost pair of taps in, the sum
+    rounded to float32 into ``out``. Taps outermost, pixels innermost, so that the
+    compiler vectorises over pixels."""
+    w = img.shape[1]
+    half = weights.shape[0] // 2
+    line = np.empty(w + 2 * half)
+    acc = np.empty(w)
+    for r in range(r0, r1):
+        for c in range(w):
+            line[half + c] = img[r, c]
+        for c in range(half):
+            line[c] = img[r, 0]
+            line[half + w + c] = img[r, w - 1]
+        centre = weights[half]
+        for c in range(w):
+            acc[c] = line[half + c] * centre
+        for j in range(half, 0, -1):
+            wj = weights[half - j]
+            left = line[half - j:half - j + w]  # (slices: indices provably >= 0)
+            right = line[half + j:half + j + w]
+            for c in range(w):
+                acc[c] += (left[c] + right[c]) * wj
+        for c in range(w):
+            out[r, c] = np.float32(acc[c])
+
+
+def smooth_cols(tmp, kernel, out, r0, r1):
+    """Rows ``r0:r1`` of :func:`.extract._smooth`'s second pass (along columns, edge rows
+    replicated), to the bit: in float32, the centre tap first, then each symmetric pair
+    from the outermost in, as the numpy code adds them."""
+    h, w = tmp.shape
+    half = kernel.shape[0] // 2
+    for r in range(r0, r1):
+        centre = kernel[half]
+        for c in range(w):
+            out[r, c] = tmp[r, c] * centre
+        for i in range(half):
+            up = tmp[max(r - half + i, 0)]
+            down = tmp[min(r + half - i, h - 1)]
+            ki = kernel[i]
+            for c in range(w):
+                out[r, c] += (up[c] + down[c]) * ki
+
+
 def model_at(flat, w, grid, c0, c1, fc, r0, fr):
     """A :class:`.background.Background` model at flat pixel indices, with the arithmetic
     of its tables (the grid interpolated along the row nodes ``r0`` and ``r0 + 1`` to the
@@ -529,7 +579,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-_KERNELS = ("cell_sums", "model_at", "blob_pixels",
+_KERNELS = ("cell_sums", "model_at", "smooth_rows", "smooth_cols", "blob_pixels",
             "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
             "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
@@ -620,6 +670,9 @@ def warm_up() -> bool:
     one = np.zeros(1, np.intp)
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
+    image = np.ones((3, 3), np.float32)
+    _COMPILED["smooth_rows"](image, np.ones(3), image.copy(), 0, 3)
+    _COMPILED["smooth_cols"](image, np.ones(3, np.float32), image.copy(), 0, 3)
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
                                 one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types
