@@ -155,7 +155,8 @@ def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np
         tmp, out = np.empty_like(img), np.empty_like(img)
         weights = kernel.astype(np.float64)
         h, w = img.shape
-        chunks = _threads.split(h, thread_count(), max(1, _THREAD_PIXELS // w))
+        # (each pass does a dozen operations a pixel: worth a thread from 64k pixels)
+        chunks = _threads.split(h, thread_count(), max(1, _SMOOTH_THREAD_PIXELS // w))
         _threads.run_chunks(lambda a, b: rows(img, weights, tmp, a, b), chunks)
         _threads.run_chunks(lambda a, b: cols(tmp, kernel, out, a, b), chunks)
         return out
@@ -243,6 +244,8 @@ def _above(det: NDArray[np.float32], lim: NDArray[np.float32], th: int, tw: int
 _TILE = (16, 32)
 
 
+#: Fewest pixels of a band of the compiled matched filter worth another thread.
+_SMOOTH_THREAD_PIXELS = 65_536
 #: Pixels of a band of :func:`_candidate_pixels` (its mask and candidates stay in cache)
 _BAND_PIXELS = 262_144
 #: ... and the fewest worth handing to another thread (on a 1024x768 frame two threads
