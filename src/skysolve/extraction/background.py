@@ -405,7 +405,35 @@ def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     sy, sx = _sample_step(bh), _sample_step(bw)
     tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx]
     tiles = np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(ny, nx, -1)
+    if tiles.dtype.kind in "iu" and len(np.unique(tiles[0, 0])) <= _TIED_LEVELS:
+        lo, hi = int(tiles.min()), int(tiles.max())
+        if (hi - lo + 1) * ny * nx <= _COUNTING_BINS:
+            return _counted_medians(tiles, lo, hi - lo + 1)
     return _kth(tiles).astype(np.float64)
+
+
+#: A tile whose samples take at most this many values is a dark integer sky (under a
+#: count of noise): numpy's partition slows down ~9x on so many ties (1.1 against
+#: 0.12 ms for a 1024x768 frame's blocks), counting does not.
+_TIED_LEVELS = 16
+#: ... as long as a band's histograms stay this small.
+_COUNTING_BINS = 1 << 20
+
+
+def _counted_medians(tiles: NDArray, lo: int, levels: int) -> NDArray[np.float64]:
+    """:func:`_kth` of integer tiles ``(ny, nx, n)`` with values in ``lo .. lo + levels -
+    1``, from one histogram per tile (the same order statistics, the same average for
+    an even count)."""
+    ny, nx, n = tiles.shape
+    m = ny * nx
+    bins = tiles.reshape(m, n).astype(np.intp)
+    bins += (np.arange(m) * levels - lo)[:, None]
+    below = np.bincount(bins.ravel(), minlength=m * levels).reshape(m, levels).cumsum(axis=1)
+    k = (n - 1) // 2
+    kth = (np.argmax(below > k, axis=1) + lo).astype(np.float64)
+    if n % 2 == 0:
+        kth = 0.5 * (kth + (np.argmax(below > k + 1, axis=1) + lo))
+    return kth.reshape(ny, nx)
 
 
 def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
