@@ -408,7 +408,11 @@ def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     if tiles.dtype.kind in "iu" and len(np.unique(tiles[0, 0])) <= _TIED_LEVELS:
         lo, hi = int(tiles.min()), int(tiles.max())
         if (hi - lo + 1) * ny * nx <= _COUNTING_BINS:
-            return _counted_medians(tiles, lo, hi - lo + 1)
+            # (the kernel is compiled for native 16-bit integers: 8-bit frames are widened)
+            kernel = compiled("counted_medians") if tiles.dtype in _COUNTED_TYPES else None
+            if kernel is None:
+                return _counted_medians(tiles, lo, hi - lo + 1)
+            return kernel(tiles.reshape(ny * nx, -1), lo, hi - lo + 1).reshape(ny, nx)
     return _kth(tiles).astype(np.float64)
 
 
@@ -418,6 +422,8 @@ def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
 _TIED_LEVELS = 16
 #: ... as long as a band's histograms stay this small.
 _COUNTING_BINS = 1 << 20
+#: The types the compiled counting takes (others count with numpy).
+_COUNTED_TYPES = (np.dtype(np.uint16), np.dtype(np.int16))
 
 
 def _counted_medians(tiles: NDArray, lo: int, levels: int) -> NDArray[np.float64]:

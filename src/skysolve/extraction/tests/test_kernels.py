@@ -194,6 +194,24 @@ def test_smooth_as_numpy(monkeypatch, threads):
         np.testing.assert_array_equal(a, b)
 
 
+def test_counted_medians_as_numpy():
+    """The compiled block medians of a dark integer sky give numpy's numbers to the bit."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(10)
+    for _ in range(200):
+        m, n = int(rng.integers(1, 20)), int(rng.integers(1, 300))
+        dtype = rng.choice([np.uint16, np.int16])
+        tiles = (int(rng.integers(-50, 100)) + rng.integers(0, int(rng.integers(1, 20)),
+                                                            (1, m, n))).astype(dtype)
+        tiles[..., :2] = 200
+        lo = int(tiles.min())
+        levels = int(tiles.max()) - lo + 1
+        np.testing.assert_array_equal(
+            kernels.compiled("counted_medians")(tiles[0], lo, levels),
+            background._counted_medians(tiles, lo, levels)[0])
+
+
 def test_backend_option(monkeypatch):
     """``backend`` is checked like the solver's; 'compiled' without numba is refused."""
     img = tess_like_frame(seed=2, shape=(128, 128), n_stars=40)[0]
