@@ -184,6 +184,7 @@ class Background:
         self.nodes = nodes if nodes is not None else _block_nodes(shape, block_size)
         self._tab = None
         self._axes = None
+        self._bounds: dict[tuple[int, int], NDArray[np.float64]] = {}
         self.noise: Background | None = None
 
     def sigma_at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64] | float:
@@ -299,6 +300,9 @@ class Background:
         the rise over one tile, where the block's neighbourhood would be off by the
         rise over two blocks.
         """
+        bound = self._bounds.get((th, tw))  # (a matched-filter pass asks again)
+        if bound is not None:
+            return bound.copy()
         h, w = self.shape
         if self.grid.size == 1:
             return np.full((-(-h // th), -(-w // tw)), float(self.grid[0, 0]))
@@ -307,7 +311,9 @@ class Background:
         coarse, step, r0, fr = self._columns(ry, cx)
         vals = coarse[r0] + fr[:, None] * step[r0]
         vals = _tile_min(_tile_min(vals, start_y, end_y, 0), start_x, end_x, 1)
-        return vals - 1e-9 * (np.abs(vals) + float(np.ptp(self.grid)) + 1e-30)
+        bound = vals - 1e-9 * (np.abs(vals) + float(np.ptp(self.grid)) + 1e-30)
+        self._bounds[(th, tw)] = bound
+        return bound.copy()
 
     def full(self, dtype=np.float32) -> NDArray:
         """The model at every pixel, shape ``(height, width)`` (costs a full frame)."""
