@@ -508,13 +508,11 @@ def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]
     return np.cumsum(first)[label], int(np.count_nonzero(first))
 
 
-def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
-    """The kept blobs, brightest first, and their positions.
-
-    Returns ``(ids, col, row, fitted, reason, psf)``; ``reason`` holds every
-    label's reason code (:mod:`.filters`; 0 for the kept ones and those beyond
-    ``max_centroids``), ``psf`` the frame's :class:`~.filters.PSFReference`.
-    """
+def _to_fit(work, bg, labels, meas, scale, opts: ExtractionOptions):
+    """The blobs the position fits start from, brightest first: ``(ids, reason, psf)``;
+    ``reason`` holds every label's reason code (:mod:`.filters`; 0 for the kept ones and
+    those beyond ``max_centroids``), ``psf`` the frame's :class:`~.filters.PSFReference`.
+    :func:`_fitted` finishes the pass."""
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin)
@@ -532,6 +530,12 @@ def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     n_max = opts.max_centroids
     if n_max is not None:
         blob_ids = blob_ids[:n_max + n_max // 5 + 10]
+    return blob_ids, reason, psf
+
+
+def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, psf):
+    """The kept blobs of :func:`_to_fit`'s, with their positions: ``(ids, col, row, fitted,
+    reason, psf)`` (the fits' width test may drop some, and ``max_centroids`` cuts)."""
     col = meas["cx"][blob_ids].copy()
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
@@ -555,6 +559,7 @@ def _stars(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
                                   meas["sharpness"][blob_ids])
             reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
+    n_max = opts.max_centroids
     if n_max is not None:
         blob_ids, col, row, fitted = (v[:n_max] for v in (blob_ids, col, row, fitted))
     return blob_ids, col, row, fitted, reason, psf
@@ -581,11 +586,11 @@ _AUTO_MIN_STARS = 30
 _AUTO_SIGMA = (1.0, 4.0)
 
 
-def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None):
-    """One detection pass: ``(kept ids, col, row, fitted, reasons, measurements, psf,
-    threshold, number of blobs)`` or None when nothing is above the threshold.
-    ``noise``: the per-pixel noise map, when the image came with one."""
-    h, w = work.shape
+def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None
+            ) -> _Pass | None:
+    """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
+    is above the threshold. ``noise``: the per-pixel noise map, when the image came with
+    one."""
     scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise)
     if nblobs == 0:
         return None
@@ -593,8 +598,37 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
                           need_bbox=opts.border_margin > 0)
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
-    ids, col, row, fitted, reason, psf = _stars(work, bad, bg, labels, meas, scale, opts)
-    return ids, col, row, fitted, reason, meas, psf, scale * bg.sigma, nblobs
+    ids, reason, psf = _to_fit(work, bg, labels, meas, scale, opts)
+    n_max = opts.max_centroids
+    return _Pass(lambda: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf)[:5], meas,
+                          psf, scale * bg.sigma, nblobs),
+                 len(ids) if n_max is None else min(len(ids), n_max), psf)
+
+
+class _Pass:
+    """A detection pass whose position fits run when its result is first asked for: with
+    ``matched_filter_sigma='auto'`` a first pass that keeps too few stars is usually
+    replaced by the filtered one, and then its fits are never needed.
+
+    ``most``: how many stars it can keep at most (the fits' width test only drops);
+    :meth:`result`: ``(kept ids, col, row, fitted, reasons, measurements, psf,
+    threshold, number of blobs)``.
+    """
+
+    def __init__(self, finish: Callable[[], tuple], most: int, psf) -> None:
+        self._finish = finish
+        self._result: tuple | None = None
+        self.most = most
+        self.psf = psf
+
+    def result(self) -> tuple:
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def kept(self) -> int:
+        """The number of stars it keeps (runs the fits)."""
+        return len(self.result()[0])
 
 
 def _auto_filter(first, opts: ExtractionOptions) -> float | None:
@@ -603,10 +637,11 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
         return None
     if first is None:
         return 1.5
-    ids, psf = first[0], first[6]
+    psf = first.psf
     enough = _AUTO_MIN_STARS if opts.max_centroids is None else min(_AUTO_MIN_STARS,
                                                                      opts.max_centroids)
-    if len(ids) >= enough and not psf.wide:
+    # (a pass that cannot keep enough stars needs no fits to say so)
+    if not psf.wide and first.most >= enough and first.kept() >= enough:
         return None
     if not np.isfinite(psf.width2):
         return 1.5
@@ -644,11 +679,13 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     if second is not None:
         again = _detect(work, bad, bg, sat_level, options.replace(matched_filter_sigma=second),
                         noise)
-        if again is not None and (found is None or len(again[0]) > len(found[0])):
+        # (the first pass's fits only run when it might keep as many stars)
+        if again is not None and (found is None or again.kept() > found.most
+                                  or again.kept() > found.kept()):
             found = again
     if found is None:
         return _empty_result(h, w, bg.mean, sigma, _threshold_scale(plain) * sigma)
-    blob_ids, col, row, fitted, reason, meas, _, thr, nblobs = found
+    blob_ids, col, row, fitted, reason, meas, _, thr, nblobs = found.result()
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
     cov[:, 1, 1] = meas["cyy"][blob_ids]

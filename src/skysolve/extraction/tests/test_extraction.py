@@ -222,6 +222,41 @@ def test_matched_filter_finds_more_faint_stars():
     assert filt.threshold < plain.threshold  # scaled to the filtered noise
 
 
+def test_auto_filter_takes_the_pass_with_more_stars_and_fits_only_what_it_needs(monkeypatch):
+    """With the automatic matched filter, faint stars the first pass misses send the frame
+    through the filter; the answer is the filtered pass's (the same stars and positions as
+    asking for that filter), and the first pass's fits never run, as it cannot keep as many
+    stars."""
+    import importlib
+
+    extract = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(5)
+    shape = (256, 256)
+    x, y = grid_stars(shape, 16, rng, margin=12)
+    img = render_stars(shape, x, y, np.full(len(x), 40.0), 1.2) + 50 + rng.normal(0, 1.0, shape)
+    fits, chosen = [], []
+    fit, choose = extract._fit_positions, extract._auto_filter
+
+    def counted_fit(*args):
+        fits.append(len(args[-1]))
+        return fit(*args)
+
+    def recorded_choice(*args):
+        chosen.append(choose(*args))
+        return chosen[-1]
+
+    monkeypatch.setattr(extract, "_fit_positions", counted_fit)
+    monkeypatch.setattr(extract, "_auto_filter", recorded_choice)
+    auto = extract_centroids(img, sigma_threshold=5)
+    assert len(fits) == 1 and fits[0] >= len(auto)  # the filtered pass's blobs only
+    assert chosen[0] is not None
+    assert len(auto) > 1.5 * len(extract_centroids(img, sigma_threshold=5,
+                                                   matched_filter_sigma=None))
+    np.testing.assert_array_equal(
+        auto.as_array(), extract_centroids(img, sigma_threshold=5,
+                                           matched_filter_sigma=chosen[0]).as_array())
+
+
 # --------------------------------------------------------------------------------------
 # filters and options
 
