@@ -212,6 +212,30 @@ def test_counted_medians_as_numpy():
             background._counted_medians(tiles, lo, levels)[0])
 
 
+def test_warm_up_leaves_nothing_to_compile_inside_an_extraction():
+    """After warm_up(), no extraction compiles a kernel for new argument types: 16- and
+    8-bit frames (a dark 8-bit sky counts its block medians), signed and big-endian
+    integers, float32 with NaN, a matched filter, the automatic filter's second pass,
+    one thread and several."""
+    kernels.warm_up()
+    compiled = kernels._compile()
+    before = {name: len(k.signatures) for name, k in compiled.items()}
+    rng = np.random.default_rng(11)
+    img = tess_like_frame(seed=4, shape=(300, 400), n_stars=120)[0]
+    u16 = np.clip(np.round(img * 20.0), 0, 65535).astype(np.uint16)
+    faint = (20.0 + rng.poisson(0.5, (300, 400))).astype(np.uint8)
+    faint[100:103, 200:203] = 90
+    nan = img.astype(np.float32)
+    nan[10:40, 10:40] = np.nan
+    frames = [u16, u16.astype(">u2"), u16.astype(np.int16) // 2, (u16 >> 8).astype(np.uint8),
+              faint, faint.astype(np.int16) - 30, nan, img.astype(np.float64)]
+    for frame in frames:
+        for kw in ({}, {"matched_filter_sigma": 1.5}, {"threads": 2}):
+            extract_centroids(frame, backend="compiled", **kw)
+    after = {name: len(k.signatures) for name, k in compiled.items()}
+    assert after == before
+
+
 def test_backend_option(monkeypatch):
     """``backend`` is checked like the solver's; 'compiled' without numba is refused."""
     img = tess_like_frame(seed=2, shape=(128, 128), n_stars=40)[0]
