@@ -534,8 +534,9 @@ def _to_fit(work, bg, labels, meas, scale, opts: ExtractionOptions):
 
 
 def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, psf):
-    """The kept blobs of :func:`_to_fit`'s, with their positions: ``(ids, col, row, fitted,
-    reason, psf)`` (the fits' width test may drop some, and ``max_centroids`` cuts)."""
+    """The position fits of :func:`_to_fit`'s blobs and the stars they keep: ``(ids, col,
+    row, fitted, reason, psf)`` (the fits' width test may drop some, and
+    ``max_centroids`` cuts)."""
     col = meas["cx"][blob_ids].copy()
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
