@@ -873,6 +873,69 @@ def _mutual_small(img, cat, radius):
     return i, j, d
 
 
+#: ``reference.BRUTE_FORCE_PAIRS``: above this many (centroid, star) pairs the matches
+#: are the KD-tree's (:func:`_claims`), below, mutual nearest neighbours.
+_BRUTE_FORCE_PAIRS = _reference.BRUTE_FORCE_PAIRS
+#: Up to this many pairs a refinement runs in one kernel (its sweeps scan a strip of
+#: the image per star; beyond, the reference loop's KD-trees cost less).
+_KERNEL_REFINE_PAIRS = 250_000
+
+
+@_jit
+def _claims(img, cat, radius):
+    """``reference.kdtree_matches`` by a sweep over the image rows sorted by x: each
+    catalog star takes its nearest centroid closer than ``radius`` (strictly, as the
+    KD-tree's upper bound), and a centroid claimed by several stars keeps the closest
+    (ties to the lower catalog row, as the reference's stable sort). Of centroids at
+    the very same distance from a star the lower row wins here, the KD-tree's traversal
+    there (they differ only for centroids given twice at one position). Returns (image
+    rows, catalog rows ascending, distances)."""
+    n, m = img.shape[0], cat.shape[0]
+    order = np.argsort(img[:, 0], kind="mergesort")
+    xs = np.empty(n)
+    for t in range(n):
+        xs[t] = img[order[t], 0]
+    r2 = radius * radius
+    near = np.full(m, -1, np.intp)
+    near_d2 = np.full(m, np.inf)
+    for j in range(m):
+        cx, cy = cat[j, 0], cat[j, 1]
+        t = _first_at_least(xs, cx - radius, 0, n)
+        while t < n and xs[t] <= cx + radius:
+            i = order[t]
+            t += 1
+            dx = cx - img[i, 0]
+            dy = cy - img[i, 1]
+            d2 = dx * dx + dy * dy
+            if d2 < near_d2[j] or (d2 == near_d2[j] and i < near[j]):
+                near_d2[j] = d2
+                near[j] = i
+    owner = np.full(n, -1, np.intp)
+    owner_d = np.full(n, np.inf)
+    dist = np.empty(m)
+    for j in range(m):
+        i = near[j]
+        if i < 0 or not near_d2[j] < r2:
+            near[j] = -1
+            continue
+        dist[j] = math.sqrt(near_d2[j])
+        if dist[j] < owner_d[i]:  # (an equal distance from a later star loses)
+            owner_d[i] = dist[j]
+            owner[i] = j
+    out_i = np.empty(min(n, m), np.intp)
+    out_j = np.empty(min(n, m), np.intp)
+    out_d = np.empty(min(n, m))
+    k = 0
+    for j in range(m):
+        i = near[j]
+        if i >= 0 and owner[i] == j:
+            out_i[k] = i
+            out_j[k] = j
+            out_d[k] = dist[j]
+            k += 1
+    return out_i[:k], out_j[:k], out_d[:k]
+
+
 @_jit
 def _crowding_chance(annulus_pairs, n_img, radius, outer):
     r2, o2 = radius * radius, outer * outer
@@ -1040,9 +1103,11 @@ def _same(a, b):
 
 
 @_jit
-def _refine_small(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w, half_h,
+def _refine_kernel(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w, half_h,
                   radius, iterations, sigma_clip):
-    """``reference.refine`` for small fields (distance matrices, never KD-trees).
+    """``reference.refine`` in one kernel: its matches are mutual nearest neighbours up to
+    ``reference.BRUTE_FORCE_PAIRS`` pairs and the KD-tree's claims (:func:`_claims`)
+    beyond, both by sweeps.
 
     ``v_all`` holds the catalog cone's vectors. Returns (ok, R, f, image rows,
     cone rows, residuals in radians) of the kept matches.
@@ -1058,7 +1123,10 @@ def _refine_small(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, ha
         if rows.shape[0] == 0:
             return False, R, f, img_idx, cat_rows, err
         n_img = min(n_img_all, max(3 * rows.shape[0], 50))
-        i, j, _ = _mutual_small(ideal_all[:n_img], p, radius)
+        if n_img * p.shape[0] <= _BRUTE_FORCE_PAIRS:
+            i, j, _ = _mutual_small(ideal_all[:n_img], p, radius)
+        else:
+            i, j, _ = _claims(ideal_all[:n_img], p, radius)
         if i.shape[0] < 3:
             return False, R, f, img_idx, cat_rows, err
         if it and _same(i, img_idx) and _same(rows[j], cat_rows):
@@ -1107,11 +1175,12 @@ def mutual_matches(img, cat, radius):
 
 def refine(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w, half_h, radius,
            iterations, sigma_clip):
-    """Re-match and refit (see the reference's ``refine``): one kernel for small fields,
-    the reference loop with compiled pieces for large ones."""
-    if len(ideal_all) * 3 * len(ideal_all) <= _reference.BRUTE_FORCE_PAIRS:
-        return _refine_small(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy,
-                             half_w, half_h, radius, iterations, sigma_clip)
+    """Re-match and refit (see the reference's ``refine``): one kernel up to
+    :data:`_KERNEL_REFINE_PAIRS` (centroid, star) pairs, the reference loop with compiled
+    pieces for larger fields."""
+    if len(ideal_all) * 3 * len(ideal_all) <= _KERNEL_REFINE_PAIRS:
+        return _refine_kernel(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy,
+                              half_w, half_h, radius, iterations, sigma_clip)
     return _reference.refine_with(_PRIMITIVES, ideal_all, v_all, R, f, parity, proj,
                                   fixed_camera, cx, cy, half_w, half_h, radius, iterations,
                                   sigma_clip)

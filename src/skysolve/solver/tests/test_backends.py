@@ -296,6 +296,60 @@ def test_large_problems_take_the_same_kd_tree_path():
         np.testing.assert_array_equal(a, b)
 
 
+def test_kd_tree_claims_by_sweep_match_the_kd_tree():
+    """The compiled sweep gives the reference KD-tree's matches (each star its nearest
+    centroid closer than the radius, a centroid kept by its closest star), crowded and
+    sparse, with stars exactly at the radius (no match). (Of two centroids at the very same
+    position either may be the match: the KD-tree's traversal decides.)"""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(12)
+    for trial in range(60):
+        n, m = int(rng.integers(1, 300)), int(rng.integers(1, 400))
+        spread = float(rng.choice([50.0, 400.0, 900.0]))
+        img = rng.uniform(-spread, spread, (n, 2))
+        cat = np.vstack([img[rng.integers(0, n, m // 2)] + rng.normal(scale=1.5, size=(m // 2, 2)),
+                         rng.uniform(-spread, spread, (m - m // 2, 2))])
+        if trial % 5 == 0:
+            cat[0] = img[0] + [3.0, 0.0]  # exactly at the radius: not a match
+        for got, want in zip(comp._claims(img, cat, 3.0),
+                             ref.kdtree_matches(cKDTree(img), cat, 3.0), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_refinement_of_crowded_frames_agrees():
+    """Refining with 90-250 centroids (KD-tree matches in the reference, the compiled
+    sweep in one kernel) gives the same matches and attitude with either backend."""
+    from skysolve.solver.frame import Frame
+
+    rng = np.random.default_rng(13)
+    cam = CameraModel(1200.0, W, H)
+    for n_false in (60, 150, 220):
+        R = random_attitudes(1, rng)[0]
+        # catalog stars spread over (and beyond) the image, 60 of them seen as centroids
+        xy = rng.uniform([-0.6 * W, -0.6 * H], [0.6 * W, 0.6 * H], (300, 2))
+        cam_v = np.column_stack([xy / 1200.0, np.ones(len(xy))])
+        v = np.ascontiguousarray((cam_v / np.linalg.norm(cam_v, axis=1)[:, None]) @ R)
+        seen = np.flatnonzero((np.abs(xy[:, 0]) < W / 2) & (np.abs(xy[:, 1]) < H / 2))[:60]
+        ideal = np.vstack([xy[seen] + rng.normal(scale=0.3, size=(len(seen), 2)),
+                           rng.uniform([-W / 2, -H / 2], [W / 2, H / 2], (n_false, 2))])
+        start = wahba_rotation(np.eye(3) + 2e-4 * rng.normal(size=(3, 3)), np.eye(3)) @ R
+        out = []
+        for be in (comp, ref):
+            frame = Frame(ideal, np.ascontiguousarray(ideal), W, H, cam, False, be)
+            ok, R1, f1, i, j, err = be.refine(frame.ideal, v, start, 1190.0, False, 0, False,
+                                              0.0, 0.0, W / 2, H / 2, 0.01 * W, 2, 3.0)
+            out.append((ok, R1, f1, i, j, err))
+        (ok_c, R_c, f_c, i_c, j_c, e_c), (ok_r, R_r, f_r, i_r, j_r, e_r) = out
+        assert ok_c and ok_r
+        assert len(ideal) * 3 * len(ideal) > ref.BRUTE_FORCE_PAIRS
+        np.testing.assert_array_equal(i_c, i_r)
+        np.testing.assert_array_equal(j_c, j_r)
+        np.testing.assert_allclose(R_c, R_r, atol=1e-11)
+        assert f_c == pytest.approx(f_r, rel=1e-10)
+        np.testing.assert_allclose(e_c, e_r, rtol=1e-5, atol=1e-12)
+
+
 def test_key_directory_brackets_every_key(small_db):
     starts, shift = small_db.key_directory
     keys = small_db.pattern_keys.astype(np.uint64)
