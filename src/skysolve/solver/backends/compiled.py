@@ -960,13 +960,16 @@ def verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, hal
 
     The catalog ``vectors`` are projected (the first ``count`` inside the
     image kept), matched one-to-one with the first ``n_img`` centroids (rows
-    and distances in increasing catalog row), and the crowding term of
-    ``reference.crowding`` computed.
+    and distances in increasing catalog row: mutual nearest neighbours, or the
+    KD-tree's claims above ``reference.BRUTE_FORCE_PAIRS`` pairs, as the reference),
+    and the crowding term of ``reference.crowding`` computed.
     """
     rows, p = in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count)
     if rows.shape[0] == 0:
         return 0, np.zeros(0, np.intp), np.zeros(0), 0.0
     i, _, d, annulus = _match_sweep(ideal[:n_img], p, radius, outer)
+    if n_img * p.shape[0] > _BRUTE_FORCE_PAIRS:  # the reference's KD-tree matches there
+        i, _, d = _claims(ideal[:n_img], p, radius)
     return rows.shape[0], i, d, _crowding_chance(annulus, n_img, radius, outer)
 
 
