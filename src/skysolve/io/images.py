@@ -800,9 +800,31 @@ def _read_tiff(path: Path) -> NDArray[Any]:
 _PILLOW_GREY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S")
 
 
+def _check_png_chunks(path: Path) -> None:
+    """Refuse a PNG whose chunks claim more bytes than the file holds: Pillow would
+    allocate a damaged length field's claim (80 MiB for one flipped bit of an 860-byte
+    file) before finding the file too short."""
+    size = path.stat().st_size
+    pos = len(_PNG_MAGIC)
+    with open(path, "rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(8)
+            length = int.from_bytes(head[:4], "big")
+            if pos + 12 + length > size:
+                raise FileFormatError(
+                    f"{path} is a corrupted or truncated PNG file: a {head[4:8]!r} chunk at "
+                    f"byte {pos} claims {length} bytes, beyond the file's {size}")
+            if head[4:8] == b"IEND":
+                return
+            pos += 12 + length
+
+
 def _read_pillow(path: Path, fmt: str) -> NDArray[Any]:
     from PIL import Image
 
+    if fmt == "PNG":
+        _check_png_chunks(path)
     try:
         with warnings.catch_warnings():
             # our own MAX_PIXELS check below replaces Pillow's early warning
