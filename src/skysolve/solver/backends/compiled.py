@@ -808,14 +808,20 @@ def in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count):
 
 
 @_jit
-def _match_sweep(img, cat, radius, outer):
-    """Mutual nearest pairs within ``radius`` and the number of pairs in ``(radius, outer]``.
+def _match_sweep(img, cat, radius, outer, claims):
+    """One-to-one pairs within ``radius`` and the number of pairs in ``(radius, outer]``.
 
     A sweep over the image rows sorted by x: each catalog star looks only at
-    the rows in its x window. A pair that is mutually nearest within
-    ``radius`` is mutually nearest overall, so nothing farther matters for
-    the matches. Ties go to the lower row, as numpy's argmin does. Returns
-    (image rows, catalog rows ascending, distances, pairs in the annulus).
+    the rows in its x window. The pairs are mutually nearest (a pair that is
+    mutually nearest within ``radius`` is mutually nearest overall, so nothing
+    farther matters), or with ``claims`` those of ``reference.kdtree_matches``:
+    each star takes its nearest centroid closer than ``radius`` (strictly, as the
+    KD-tree's upper bound) and a centroid claimed by several stars keeps the
+    closest (ties to the lower catalog row, as the reference's stable sort). Ties
+    between centroids go to the lower row, as numpy's argmin does (the KD-tree's
+    traversal decides there: they differ only for centroids given twice at one
+    position). Returns (image rows, catalog rows ascending, distances, pairs in the
+    annulus).
     """
     n, m = img.shape[0], cat.shape[0]
     order = np.argsort(img[:, 0], kind="mergesort")
@@ -852,6 +858,24 @@ def _match_sweep(img, cat, radius, outer):
     out_j = np.empty(min(n, m), np.intp)
     out_d = np.empty(min(n, m))
     k = 0
+    if claims:
+        owner = np.full(n, -1, np.intp)
+        owner_d = np.full(n, np.inf)
+        for j in range(m):
+            i = near_img[j]
+            if i >= 0 and d_cat[j] < r2:
+                d = math.sqrt(d_cat[j])
+                if d < owner_d[i]:  # (an equal distance from a later star loses)
+                    owner_d[i] = d
+                    owner[i] = j
+        for j in range(m):
+            i = near_img[j]
+            if i >= 0 and owner[i] == j:
+                out_i[k] = i
+                out_j[k] = j
+                out_d[k] = owner_d[i]
+                k += 1
+        return out_i[:k], out_j[:k], out_d[:k], annulus
     for j in range(m):
         i = near_img[j]
         if i >= 0 and near_cat[i] == j:
@@ -869,7 +893,7 @@ def _mutual_small(img, cat, radius):
     Pairs (image row, catalog row) that are each other's nearest neighbour and
     within ``radius``, in increasing catalog row; returns (i, j, distance).
     """
-    i, j, d, _ = _match_sweep(img, cat, radius, radius)
+    i, j, d, _ = _match_sweep(img, cat, radius, radius, False)
     return i, j, d
 
 
@@ -883,57 +907,10 @@ _KERNEL_REFINE_PAIRS = 250_000
 
 @_jit
 def _claims(img, cat, radius):
-    """``reference.kdtree_matches`` by a sweep over the image rows sorted by x: each
-    catalog star takes its nearest centroid closer than ``radius`` (strictly, as the
-    KD-tree's upper bound), and a centroid claimed by several stars keeps the closest
-    (ties to the lower catalog row, as the reference's stable sort). Of centroids at
-    the very same distance from a star the lower row wins here, the KD-tree's traversal
-    there (they differ only for centroids given twice at one position). Returns (image
-    rows, catalog rows ascending, distances)."""
-    n, m = img.shape[0], cat.shape[0]
-    order = np.argsort(img[:, 0], kind="mergesort")
-    xs = np.empty(n)
-    for t in range(n):
-        xs[t] = img[order[t], 0]
-    r2 = radius * radius
-    near = np.full(m, -1, np.intp)
-    near_d2 = np.full(m, np.inf)
-    for j in range(m):
-        cx, cy = cat[j, 0], cat[j, 1]
-        t = _first_at_least(xs, cx - radius, 0, n)
-        while t < n and xs[t] <= cx + radius:
-            i = order[t]
-            t += 1
-            dx = cx - img[i, 0]
-            dy = cy - img[i, 1]
-            d2 = dx * dx + dy * dy
-            if d2 < near_d2[j] or (d2 == near_d2[j] and i < near[j]):
-                near_d2[j] = d2
-                near[j] = i
-    owner = np.full(n, -1, np.intp)
-    owner_d = np.full(n, np.inf)
-    dist = np.empty(m)
-    for j in range(m):
-        i = near[j]
-        if i < 0 or not near_d2[j] < r2:
-            near[j] = -1
-            continue
-        dist[j] = math.sqrt(near_d2[j])
-        if dist[j] < owner_d[i]:  # (an equal distance from a later star loses)
-            owner_d[i] = dist[j]
-            owner[i] = j
-    out_i = np.empty(min(n, m), np.intp)
-    out_j = np.empty(min(n, m), np.intp)
-    out_d = np.empty(min(n, m))
-    k = 0
-    for j in range(m):
-        i = near[j]
-        if i >= 0 and owner[i] == j:
-            out_i[k] = i
-            out_j[k] = j
-            out_d[k] = dist[j]
-            k += 1
-    return out_i[:k], out_j[:k], out_d[:k]
+    """``reference.kdtree_matches`` (see :func:`_match_sweep`): (image rows, catalog rows
+    ascending, distances)."""
+    i, j, d, _ = _match_sweep(img, cat, radius, radius, True)
+    return i, j, d
 
 
 @_jit
@@ -948,7 +925,7 @@ def crowding(img, cat, radius, outer):
 
     From the (centroid, star) pairs at distances in ``(radius, outer]``.
     """
-    annulus = _match_sweep(img, cat, radius, outer)[3]
+    annulus = _match_sweep(img, cat, radius, outer, False)[3]
     return _crowding_chance(annulus, img.shape[0], radius, outer)
 
 
@@ -967,9 +944,9 @@ def verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, hal
     rows, p = in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count)
     if rows.shape[0] == 0:
         return 0, np.zeros(0, np.intp), np.zeros(0), 0.0
-    i, _, d, annulus = _match_sweep(ideal[:n_img], p, radius, outer)
-    if n_img * p.shape[0] > _BRUTE_FORCE_PAIRS:  # the reference's KD-tree matches there
-        i, _, d = _claims(ideal[:n_img], p, radius)
+    # (above the brute-force size the reference matches by KD-tree claims)
+    i, _, d, annulus = _match_sweep(ideal[:n_img], p, radius, outer,
+                                    n_img * p.shape[0] > _BRUTE_FORCE_PAIRS)
     return rows.shape[0], i, d, _crowding_chance(annulus, n_img, radius, outer)
 
 
