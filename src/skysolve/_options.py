@@ -175,6 +175,33 @@ def _plain_key(value: Any) -> Any:
     return None
 
 
+@functools.cache
+def _defaults(cls: type) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """Every field's default and the field names; None when a field has no plain default
+    (its instances are then made by the dataclass's own ``__init__``)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.default is dataclasses.MISSING:
+            return None
+        out[f.name] = f.default
+    return out, frozenset(out)
+
+
+def _new(cls: type[T], kwargs: dict[str, Any]) -> T:
+    """``cls(**kwargs)``, checked alike, without the frozen dataclass ``__init__``: it sets
+    each of some thirty fields through ``object.__setattr__`` (~9 us, a few percent of a
+    small-field solve whose FOV estimate changes from call to call)."""
+    plain = _defaults(cls)
+    if plain is None or not plain[1].issuperset(kwargs):
+        return cls(**kwargs)  # (an unknown name: the dataclass's own TypeError)
+    opts = object.__new__(cls)
+    values = opts.__dict__
+    values.update(plain[0])
+    values.update(kwargs)
+    opts.__post_init__()
+    return opts
+
+
 def _options_of(cls: type[T], kwargs: dict[str, Any]) -> T:
     """``cls(**kwargs)``; the same (immutable) object again for the same plain arguments.
 
@@ -184,11 +211,11 @@ def _options_of(cls: type[T], kwargs: dict[str, Any]) -> T:
     """
     keys = [(k, _plain_key(v)) for k, v in kwargs.items()]
     if any(key is None for _, key in keys):
-        return cls(**kwargs)
+        return _new(cls, kwargs)
     key = (cls, *sorted(keys))
     opts = _BUILT.get(key)
     if opts is None:
-        opts = cls(**kwargs)
+        opts = _new(cls, kwargs)
         if len(_BUILT) >= _BUILT_MAX:
             _BUILT.clear()
         _BUILT[key] = opts

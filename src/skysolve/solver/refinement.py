@@ -120,6 +120,9 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
     err_sorted = np.sort(err) * ARCSEC_PER_RAD
     # noise per axis: 2n residual components fit 3 attitude parameters
     sigma = math.sqrt(sum_sq / max(1, 2 * n - 3))
+    radec = np.empty((n, 2))
+    radec[:, 0] = db.star_ra_deg[cat_idx]
+    radec[:, 1] = db.star_dec_deg[cat_idx]
     cov = attitude_covariance_on_sky(
         R, frame.backend.attitude_covariance(frame.ideal[img_idx], f, parity, frame.proj,
                                              sigma))
@@ -131,10 +134,8 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
         p90e_arcsec=_sorted_percentile(err_sorted, 90.0),
         max_err_arcsec=float(err_sorted[-1]),
         probability=float(probability), solve_time_ms=(time.perf_counter() - t0) * 1e3,
-        matched_centroids=img_idx.astype(np.intp),
-        matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64),
+        matched_centroids=img_idx.astype(np.intp, copy=False),  # (a new array already)
+        matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64, copy=False),
         observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
         attitude_cov_rad2=cov, mode=mode, matched_xy=frame.xy[img_idx],
-        matched_radec_deg=np.column_stack([db.star_ra_deg[cat_idx], db.star_dec_deg[cat_idx]]
-                                          ).astype(np.float64, copy=False),
-        matched_residuals_arcsec=err[order] * ARCSEC_PER_RAD)
+        matched_radec_deg=radec, matched_residuals_arcsec=err[order] * ARCSEC_PER_RAD)
