@@ -433,8 +433,12 @@ def is_table(obj: Any) -> bool:
     return hasattr(obj, "colnames") and hasattr(obj, "columns")
 
 
-def _column(table: Any, name: str) -> NDArray[np.float64]:
+def _column(table: Any, name: str, pixels: bool = False) -> NDArray[np.float64]:
     col = table[name]
+    unit = getattr(col, "unit", None)
+    if pixels and unit is not None and str(unit) not in ("", "pix", "pixel"):
+        raise InvalidArgumentError(
+            f"centroids: column {name!r} is in {unit}; positions must be in pixels")
     values = getattr(col, "value", col)  # a Quantity column (QTable) in pixels
     if hasattr(values, "filled"):
         values = values.filled(np.nan)
@@ -479,7 +483,7 @@ def table_to_array(table: Any, name: str = "centroids"
         raise InvalidArgumentError(
             f"{name}: the table has no position columns (one of "
             f"{', '.join('/'.join(p) for p in _XY_COLUMNS)}); it has {sorted(names)}")
-    xy = np.column_stack([_column(table, pair[0]), _column(table, pair[1])])
+    xy = np.column_stack([_column(table, pair[0], True), _column(table, pair[1], True)])
     if not np.isfinite(xy).all():
         raise InvalidArgumentError(f"{name} contains non-finite x/y positions")
     flux = next((c for c in _FLUX_COLUMNS if c in names), None)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Field", "OUTPUTS", "image_field", "load_database", "solve_field_sources",
-           "write_solution", "catalog_in_field"]
+__all__ = ["Field", "OUTPUTS", "MIN_BINNED_PX", "effective_downsample", "image_field",
+           "load_database", "solve_field_sources", "write_solution", "catalog_in_field"]
 
 #: solve-field's output files: key -> suffix of the base name.
 OUTPUTS = {"axy": ".axy", "wcs": ".wcs", "corr": ".corr", "match": ".match", "rdls": ".rdls",
@@ -53,10 +53,25 @@ def _binned(image: np.ndarray, n: int) -> np.ndarray:
     return image[:h, :w].astype(np.float64).reshape(h // n, n, w // n, n).mean(axis=(1, 3))
 
 
+#: Binning never takes the image's shorter side below this many pixels: capture programs
+#: ask solve-field for a factor that speeds up its source extraction on large frames, and
+#: the same factor on a small frame leaves too few stars (a 1024x768 frame binned 4x4
+#: keeps 14-19 of its ~60; skysolve extracts a full frame in milliseconds anyway).
+MIN_BINNED_PX = 384
+
+
+def effective_downsample(downsample: int | None, height: int, width: int) -> int:
+    """The binning factor used for a ``downsample`` request on a ``height x width`` image:
+    the request, reduced so that the shorter side keeps :data:`MIN_BINNED_PX` pixels."""
+    n = downsample or 1
+    return max(1, min(n, min(height, width) // MIN_BINNED_PX))
+
+
 def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = None,
                 invert: bool = False) -> Field:
     """The sources of an image file (FITS, PNG, JPEG, TIFF; the format sniffed from its
-    bytes), extracted from the image binned ``downsample x downsample``."""
+    bytes), extracted from the image binned ``downsample x downsample`` (at most; see
+    :func:`effective_downsample`)."""
     from .extraction import extract_centroids
     from .io.images import _sniff, read_image
 
@@ -64,7 +79,7 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
     image = read_image(path, hdu=hdu if is_fits else None)
     height, width = image.shape
     work = -image.astype(np.float64) if invert else image
-    n = downsample or 1
+    n = effective_downsample(downsample, height, width)
     if n > 1:
         work = _binned(work, n)
     found = extract_centroids(work)

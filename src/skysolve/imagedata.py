@@ -92,12 +92,26 @@ def _mask(mask: Any, shape: tuple[int, ...], what: str) -> NDArray[np.bool_] | N
     return m if m.any() else None
 
 
-def _noise(uncertainty: Any, shape: tuple[int, ...]) -> NDArray[np.float64] | None:
-    """The standard deviation map of an NDData uncertainty (None when there is none)."""
+def _noise(uncertainty: Any, shape: tuple[int, ...], unit: Any = None
+           ) -> NDArray[np.float64] | None:
+    """The standard deviation map of an NDData uncertainty (None when there is none), in
+    the data's ``unit`` when both carry one (an uncertainty may have its own, e.g. mJy
+    for data in Jy)."""
     if uncertainty is None:
         return None
     kind = getattr(uncertainty, "uncertainty_type", "std")
     values = np.asarray(uncertainty.array, dtype=np.float64)
+    own = getattr(uncertainty, "unit", None)
+    if own is not None and unit is not None:
+        power = {"std": 1, "var": 2, "ivar": -2}.get(kind, 1)
+        from astropy.units import UnitsError
+
+        try:
+            values = values * float(own.to(unit ** power))
+        except UnitsError as exc:
+            raise InvalidArgumentError(
+                f"the image uncertainty's unit {own} does not convert to the data's "
+                f"{unit ** power}") from exc
     if kind == "var":
         values = np.sqrt(values)
     elif kind == "ivar":
@@ -165,7 +179,8 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
             m = mm if m is None else (m if mm is None else m | mm)
         meta = source.meta
         header = meta if hasattr(meta, "cards") else None
-        return ImageData(data, m, _noise(source.uncertainty, data.shape), header)
+        return ImageData(data, m, _noise(source.uncertainty, data.shape,
+                                         getattr(source, "unit", None)), header)
     if isinstance(source, np.ma.MaskedArray):
         data = np.asarray(source.data)
         return ImageData(data, _mask(np.ma.getmask(source), data.shape, "MaskedArray"))

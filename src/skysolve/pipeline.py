@@ -26,14 +26,20 @@ __all__ = ["solve_image"]
 
 def _image_and_header(image_or_path: Any, hdu: Any) -> tuple[Any, Any]:
     """The image to extract from (a container keeps its mask and noise) and its header."""
-    from .io.images import read_fits_header, read_image
+    from .io.images import read_ccd_planes, read_fits_header, read_image
 
     if isinstance(image_or_path, str | os.PathLike):
         image = read_image(image_or_path, hdu=hdu)
         try:
             header = read_fits_header(image_or_path, hdu=hdu)
         except Exception:  # noqa: BLE001 - not a FITS file: no header
-            header = None
+            return image, None
+        if hdu in (None, 0):  # a CCDData file: its mask and uncertainty planes count too
+            mask, uncertainty = read_ccd_planes(image_or_path, image.shape)
+            if mask is not None or uncertainty is not None:
+                from astropy.nddata import NDData
+
+                image = NDData(image, mask=mask, uncertainty=uncertainty)
         return image, header
     if is_image_container(image_or_path):
         unpacked = as_image_data(image_or_path, hdu=hdu)
@@ -67,7 +73,8 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
     image_or_path : str, path-like, ndarray, MaskedArray, NDData/CCDData, HDU or HDUList
         A FITS, PNG, JPEG or TIFF file, or an image in memory. A mask (True:
         masked) is honoured and an ``NDData`` uncertainty is the noise map (see
-        :func:`skysolve.extract_centroids`).
+        :func:`skysolve.extract_centroids`); so are the ``MASK`` and ``UNCERT``
+        extensions of a FITS file written by ``CCDData.write``.
     database : SolverDatabase, optional
         The database to solve against; default :func:`skysolve.default_database`
         (built once and cached on first use).

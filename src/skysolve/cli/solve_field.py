@@ -53,16 +53,18 @@ IGNORED_WITH_VALUE = (
     ("--nsigma",), ("--uniformize",), ("-m", "--temp-dir"), ("--crpix-x",), ("--crpix-y",),
     ("--xscale",), ("-F", "--fields"), ("--source-extractor-config",),
     ("--source-extractor-path",), ("-i", "--scamp"), ("-n", "--scamp-config"),
-    ("-j", "--scamp-ref"), ("-Z", "--kmz"), ("--pnm",), ("--keep-xylist",), ("--temp-axy",),
-    ("--solved-in",), ("--verify",), ("--verify-ext",), ("-C", "--cancel"), ("--tag",),
+    ("-j", "--scamp-ref"), ("-Z", "--kmz"), ("-P", "--pnm"), ("-k", "--keep-xylist"),
+    ("-I", "--solved-in"), ("-V", "--verify"), ("--verify-ext",), ("-C", "--cancel"), ("--tag",),
+    ("--index-dir",), ("--index-file",),
     ("--sort-rdls",), ("--predistort",), ("--extension-name",))
 #: Flags skysolve does not need (accepted and reported).
 IGNORED_FLAGS = (
     ("--batch",), ("-G", "--use-wget"), ("--just-augment",), ("--timestamp",),
-    ("--no-delete-temp",), ("--tag-all",), ("--dont-augment",), ("--no-verify-uniformize",),
+    ("--no-delete-temp",), ("--tag-all",), ("--no-verify-uniformize",),
     ("--no-verify-dedup",), ("--no-background-subtraction",), ("-9", "--no-remove-lines"),
     ("-r", "--resort"), ("--use-source-extractor",), ("--use-sextractor",),
-    ("-2", "--no-fits2fits"), ("--no-verify",), ("--fits-image",), ("-g", "--guess-scale"),
+    ("-2", "--no-fits2fits"), ("-y", "--no-verify"), ("--fits-image",), ("-g", "--guess-scale"),
+    ("-A", "--dont-augment"), ("--force-ppm",),
     ("--crpix-center",), ("-T", "--no-tweak"), ("-p", "--no-plots"), ("-v", "--verbose"))
 #: Options skysolve acts on: (flags, dest, type, help).
 VALUE_OPTIONS = (
@@ -102,6 +104,7 @@ FLAG_OPTIONS = (
     (("-J", "--skip-solved"), "skip_solved", "skip inputs whose .solved file exists"),
     (("-a", "--sort-ascending"), "sort_ascending", "sort an x/y list ascending"),
     (("--invert",), "invert", "the stars are dark on a light background"),
+    (("--temp-axy",), "temp_axy", "write the .axy file to a temporary file (not kept)"),
 )
 
 
@@ -154,6 +157,8 @@ def _scale_hint(args: argparse.Namespace) -> dict[str, Any]:
     hi = args.scale_high if args.scale_high is not None else math.inf
     if lo <= 0 and not math.isfinite(hi):
         return {}
+    if lo > hi:
+        raise UsageError(f"--scale-low {lo:g} is above --scale-high {hi:g}")
     if units in ("arcsecperpix", "app"):
         return {"pixel_scale_range_arcsec": (max(lo, 1e-6), min(hi, 3.6e5))}
     if units in ("focalmm",):  # 35-mm equivalent focal length: the width is 36 mm
@@ -172,9 +177,12 @@ def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
     kw = _scale_hint(args)
     if (args.ra is None) != (args.dec is None):
         raise UsageError("--ra and --dec go together")
-    if args.ra is not None:
-        kw["position_hint"] = (_angle(args.ra, "ra", hours=True) % 360.0,
-                               _angle(args.dec, "dec", hours=False))
+    if args.ra is not None and (args.radius is None or args.radius >= 0):
+        # (solve-field: a negative --radius means no position constraint)
+        dec = _angle(args.dec, "dec", hours=False)
+        if not -90.0 <= dec <= 90.0:
+            raise UsageError(f"--dec {args.dec!r} is outside [-90, 90] degrees")
+        kw["position_hint"] = (_angle(args.ra, "ra", hours=True) % 360.0, dec)
         if args.radius is not None:
             kw["position_radius_deg"] = min(max(args.radius, 1e-6), 180.0)
     if args.parity is not None:
@@ -183,8 +191,8 @@ def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"--parity {args.parity!r}: use pos, neg or both")
         if parity != "both":
             kw["parity_flip"] = parity == "pos"
-    if args.cpulimit is not None:
-        kw["solve_timeout_ms"] = max(args.cpulimit, 0.001) * 1000.0
+    if args.cpulimit is not None and args.cpulimit > 0:  # solve-field: <= 0 is no limit
+        kw["solve_timeout_ms"] = args.cpulimit * 1000.0
     return kw
 
 

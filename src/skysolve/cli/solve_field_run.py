@@ -33,19 +33,37 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+def _base(path: Path, args: argparse.Namespace) -> str:
+    """solve-field's base name: ``--out`` as given, else the input's name without a
+    ``.gz``/``.bz2`` and then without its last extension."""
+    if args.out:
+        return args.out
+    name = path.name
+    for packed in (".gz", ".bz2"):
+        if name.endswith(packed) and len(name) > len(packed):
+            name = name[:-len(packed)]
+    return Path(name).stem or name
+
+
 def _outputs(path: Path, args: argparse.Namespace) -> dict[str, Path | None]:
-    """Output files by option dest (None: not written), solve-field's names by default."""
+    """Output files by option dest (None: not written), solve-field's names by default.
+
+    As solve-field: a name given on the command line is a pattern in which ``%s``
+    stands for the base path (``DIR/BASE``); without ``%s`` it is used as given
+    (relative to the working directory, not to ``--dir``)."""
     folder = Path(args.dir) if args.dir else path.parent
-    base = args.out if args.out else path.stem
+    base = str(folder / _base(path, args))
     out: dict[str, Path | None] = {}
     for dest, suffix in OUTPUTS.items():
         given = getattr(args, dest)
         if given is not None and given.lower() == "none":
             out[dest] = None
         elif given is not None:
-            out[dest] = Path(given) if Path(given).is_absolute() else folder / given
+            out[dest] = Path(given.replace("%s", base))
         else:
-            out[dest] = folder / f"{base}{suffix}"
+            out[dest] = Path(f"{base}{suffix}")
+    if getattr(args, "temp_axy", False) or _is_xylist(path):
+        out["axy"] = None  # (an x/y list is not augmented: its own file is the list)
     return out
 
 
@@ -63,11 +81,17 @@ def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
 
     xy, flux, header = read_xylist(path, args.x_column or "X", args.y_column or "Y",
                                    args.sort_column, args.sort_ascending)
-    width = args.width or header.get("IMAGEW")
+    width = args.width or header.get("IMAGEW")  # (the primary header's, else the table's)
     height = args.height or header.get("IMAGEH")
     if not width or not height:
         raise ValueError(f"{path}: the image size is unknown: give --width and --height")
     flux = np.zeros(len(xy)) if flux is None else flux
+    finite = np.isfinite(xy).all(axis=1)
+    if not finite.all():  # a row without a position is no source; the others still are
+        print(f"skysolve-field: {path}: {int((~finite).sum())} rows without finite "
+              f"{args.x_column or 'X'}/{args.y_column or 'Y'} skipped", file=sys.stderr,
+              flush=True)
+        xy, flux = xy[finite], flux[finite]
     return Field(xy, flux, 0.0, int(width), int(height))
 
 
@@ -94,14 +118,29 @@ def field_lines(result: Any, width: int, height: int) -> list[str]:
             f"Field parity: {field_parity(result)}"]
 
 
-def _blocked(out: dict[str, Path | None], args: argparse.Namespace) -> bool:
-    """Whether existing output files stop this input (solve-field's rules)."""
+def _is_input(p: Path, path: Path) -> bool:
+    """Whether the output ``p`` is the input file ``path`` itself."""
+    try:
+        return p.samefile(path)
+    except OSError:  # (the input is missing: reported when it is read)
+        return False
+
+
+def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) -> bool:
+    """Whether existing output files stop the input ``path`` (solve-field's rules)."""
     if args.skip_solved and out["solved"] is not None and out["solved"].exists():
         _say(f'Skipping: solved file "{out["solved"]}" exists.')
         return True
-    if args.overwrite or args.continue_:
+    if args.continue_:
         return False
-    existing = [p for p in out.values() if p is not None and p.exists()]
+    if args.overwrite:  # deleted first: no stale .solved/.wcs survives a failed solve
+        for p in out.values():
+            # (never the input itself: an .axy input is its own default .axy output)
+            if p is not None and p.exists() and not _is_input(p, path):
+                p.unlink()
+        return False
+    existing = [p for p in out.values()
+                if p is not None and p.exists() and not _is_input(p, path)]
     if existing:
         _say(f'Output file already exists: "{existing[0]}".  Use the --overwrite flag to '
              "overwrite existing files, or the --continue flag to not overwrite existing "
@@ -115,11 +154,11 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
     from ..io import astrometry_files as af
 
     out = _outputs(path, args)
-    if _blocked(out, args):
+    if _blocked(path, out, args):
         return EXIT_OK
     try:
-        if out["axy"] is not None:
-            out["axy"].parent.mkdir(parents=True, exist_ok=True)
+        if args.dir:  # solve-field creates --dir whatever it writes there
+            Path(args.dir).mkdir(parents=True, exist_ok=True)
         fld = _xylist_field(path, args) if _is_xylist(path) else _image_field(path, args)
         _say(f"Extracted {len(fld.xy_fits)} sources.")
         if out["axy"] and not _is_xylist(path):

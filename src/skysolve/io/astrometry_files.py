@@ -120,7 +120,8 @@ def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y
                 sort_column: str | None = None, sort_ascending: bool = False
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, Any]:
     """Read an ``.xyls``/``.axy`` table: 1-based positions ``(N, 2)``, the sort column's
-    values (None when absent) and the table's header (for ``IMAGEW``/``IMAGEH``).
+    values (None when absent) and the table's header, with the primary header's
+    ``IMAGEW``/``IMAGEH`` when it has them (where solve-field's ``.axy`` files keep them).
 
     Rows are ordered by ``sort_column`` (default ``FLUX`` when present),
     descending unless ``sort_ascending``.
@@ -135,6 +136,9 @@ def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y
                 raise FileFormatError(f"{path}: no table of sources (an x/y list needs a "
                                       f"FITS table with {x_column} and {y_column} columns)")
             data, header = hdu.data, hdu.header.copy()
+            for key in ("IMAGEW", "IMAGEH"):
+                if key in hdul[0].header:
+                    header[key] = hdul[0].header[key]
             names = [n.upper() for n in data.columns.names]
             for col in (x_column, y_column):
                 if col.upper() not in names:

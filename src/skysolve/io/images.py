@@ -51,6 +51,7 @@ __all__ = [
     "LUMINANCE_WEIGHTS",
     "read_image",
     "read_fits_header",
+    "read_ccd_planes",
     "image_epoch",
     "header_mjd",
     "parse_section",
@@ -206,6 +207,53 @@ def read_fits_header(path: str | os.PathLike[str], hdu: int | str | None = None)
         else:
             chosen = _select_hdu(hdul, hdu, p)
         return chosen.header.copy()
+
+
+#: The uncertainty classes astropy's ``CCDData.write`` names in the UNCERT extension's
+#: UTYPE keyword, by the kind :mod:`skysolve.imagedata` takes them as.
+_UNCERTAINTY_TYPES = {"StdDevUncertainty": "std", "VarianceUncertainty": "var",
+                      "InverseVariance": "ivar"}
+
+
+def read_ccd_planes(path: str | os.PathLike[str], shape: tuple[int, ...]
+                    ) -> tuple[NDArray[np.bool_] | None, Any]:
+    """The mask and uncertainty that astropy's ``CCDData.write`` stores beside the image.
+
+    ``CCDData.write`` keeps the pixels in the primary HDU, the mask in an
+    extension named ``MASK`` (non-zero: masked) and the uncertainty in one named
+    ``UNCERT`` whose ``UTYPE`` keyword names its class. Planes whose shape is not
+    ``shape`` (the image's) are left out, as is anything in a file that is not FITS.
+
+    Returns
+    -------
+    mask : ndarray of bool or None
+    uncertainty : astropy.nddata.NDUncertainty or None
+        A ``StdDevUncertainty``, ``VarianceUncertainty`` or ``InverseVariance``.
+    """
+    path = _existing_file(path)
+    if _sniff(path) != "FITS":
+        return None, None
+    hdul = _open_fits(path)
+    try:
+        primary = getattr(hdul[0], "data", None)
+        if primary is None or primary.shape != shape:
+            return None, None  # the image is not CCDData's primary array
+        names = {str(h.name).upper(): h for h in hdul[1:]}
+        mask = uncertainty = None
+        h = names.get("MASK")
+        if h is not None and getattr(h, "data", None) is not None and h.data.shape == shape:
+            mask = np.asarray(h.data) != 0
+        h = names.get("UNCERT")
+        kind = None if h is None else _UNCERTAINTY_TYPES.get(str(h.header.get("UTYPE", "")))
+        if kind is not None and getattr(h, "data", None) is not None and h.data.shape == shape:
+            from astropy import nddata
+
+            cls = {"std": nddata.StdDevUncertainty, "var": nddata.VarianceUncertainty,
+                   "ivar": nddata.InverseVariance}[kind]
+            uncertainty = cls(np.asarray(h.data, dtype=np.float64))
+        return mask, uncertainty
+    finally:
+        hdul.close()
 
 
 def image_epoch(path: str | os.PathLike[str], hdu: int | str | None = None) -> float | None:

@@ -20,6 +20,7 @@ import numpy as np
 from .._options import with_options
 from ..camera import projection as _proj
 from ..centroids import (
+    ORIGINS,
     ExtractionResult,
     centred_positions,
     centroids_to_array,
@@ -71,6 +72,11 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
             raise InvalidArgumentError(
                 "centroids given as a Table need origin='center', 'zero' (0-based array "
                 "pixels, e.g. photutils) or 'fits' (1-based, e.g. .axy files)")
+        meta = getattr(centroids, "meta", None) or {}
+        if meta.get("origin") in ORIGINS and meta["origin"] != origin:
+            raise InvalidArgumentError(
+                f"origin={origin!r}, but the table says its positions have "
+                f"origin={meta['origin']!r} (its meta['origin'])")
         xy, flux = table_to_array(centroids, "centroids")
         xy = centred_positions(xy, origin, width, height)
         if flux is None or not np.any(np.diff(flux) > 0):

@@ -137,3 +137,53 @@ def test_solve_image_takes_obstime_from_a_fits_header(small_db, frame, tmp_path)
                                obstime="header")
     assert res and math.isclose(float(np.linalg.norm(res.observer_velocity_km_s)), 29.3,
                                 abs_tol=0.1)
+
+
+def test_an_uncertainty_in_its_own_unit_is_converted(frame, unmasked):
+    """An uncertainty may carry a unit of its own (mJy for data in Jy): it is converted to
+    the data's, for a standard deviation, a variance and an inverse variance alike."""
+    import astropy.units as u
+    from astropy.nddata import CCDData, InverseVariance, StdDevUncertainty, VarianceUncertainty
+
+    sigma = skysolve.extract_centroids(frame).background_sigma
+    noise = np.full(frame.shape, sigma)  # in Jy, the data's unit
+    for unc in (StdDevUncertainty(noise * 1000.0, unit=u.mJy),
+                VarianceUncertainty((noise * 1000.0) ** 2, unit=u.mJy ** 2),
+                InverseVariance(1.0 / (noise * 1000.0) ** 2, unit=u.mJy ** -2)):
+        got = skysolve.extract_centroids(CCDData(frame, unit="Jy", uncertainty=unc))
+        np.testing.assert_allclose(got.as_array()[:, :2], unmasked[:, :2], atol=1e-6)
+
+
+def test_table_positions_must_be_pixels_in_the_origin_the_table_states(small_db, frame):
+    import astropy.units as u
+    from astropy.table import QTable
+
+    ext = skysolve.extract_centroids(frame)
+    kw = dict(fov_estimate_deg=FOV_DEG, image_width=1024, image_height=768)
+    zero = ext.to_table(origin="zero")
+    assert small_db.solve_from_centroids(zero, origin="zero", **kw)
+    for wrong in ("fits", "center"):  # the table says 'zero' (its meta)
+        with pytest.raises(InvalidArgumentError, match="origin"):
+            small_db.solve_from_centroids(zero, origin=wrong, **kw)
+    deg = QTable({"x": ext.as_array()[:, 0] * u.deg, "y": ext.as_array()[:, 1] * u.deg})
+    with pytest.raises(InvalidArgumentError, match="pixels"):
+        small_db.solve_from_centroids(deg, origin="center", **kw)
+    pix = QTable({"x": ext.as_array()[:, 0] * u.pix, "y": ext.as_array()[:, 1] * u.pix})
+    assert small_db.solve_from_centroids(pix, origin="center", **kw)
+
+
+def test_a_ccddata_file_keeps_its_mask(small_db, frame, tmp_path):
+    """``CCDData.write`` puts the mask in a MASK extension: solving the file by its path
+    honours it as solving the CCDData does."""
+    from astropy.nddata import CCDData
+
+    mask = np.zeros(frame.shape, bool)
+    mask[:, : frame.shape[1] // 3] = True
+    ccd = CCDData(frame, unit="adu", mask=mask)
+    path = tmp_path / "ccd.fits"
+    ccd.write(path)
+    by_path = skysolve.solve_image(path, database=small_db, fov_estimate_deg=FOV_DEG)
+    in_memory = skysolve.solve_image(ccd, database=small_db, fov_estimate_deg=FOV_DEG)
+    assert by_path and in_memory
+    np.testing.assert_allclose(by_path.extraction.as_array(), in_memory.extraction.as_array())
+    assert np.all(by_path.extraction.as_array()[:, 0] > -frame.shape[1] / 2 + frame.shape[1] // 3)

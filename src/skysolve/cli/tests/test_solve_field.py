@@ -221,10 +221,15 @@ def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
     path, cam, R = fits_frame
     first = solve_field(env, "-O", "-D", tmp_path, path)
     assert first.returncode == 0, first.stderr
+    from astropy.table import Table
+
     xyls = tmp_path / "stars.xyls"
-    shutil.copy(tmp_path / "orion.axy", xyls)
+    table = Table.read(tmp_path / "orion.axy", hdu=1)
+    table.insert_row(3, [np.nan, 10.0, 1e6, 0.0])  # a row without a position is skipped
+    table.write(xyls, format="fits")
     proc = solve_field(env, "-O", "--width", 1024, "--height", 768, xyls)
     assert proc.returncode == 0, proc.stderr
+    assert "1 rows without finite X/Y skipped" in proc.stderr
     a, b = parse(first.stdout), parse(proc.stdout)
     assert _separation_arcsec(a["ra"], a["dec"], b["ra"], b["dec"]) < 0.01
     assert not (tmp_path / "stars.new").exists()  # no image to write
@@ -254,3 +259,79 @@ def test_existing_outputs_and_bad_command_lines(env, fits_frame, tmp_path):
     proc = solve_field(env, noise)
     assert proc.returncode == 0 and "Did not solve" in proc.stdout
     assert not (tmp_path / "noise.solved").exists() and not (tmp_path / "noise.wcs").exists()
+
+
+def test_stellarsolver_style_line_and_output_name_patterns(env, fits_frame, tmp_path):
+    """A line with the flags StellarSolver/KStars send (``--temp-axy`` is a flag, ``-y``
+    ``--no-verify``); ``%s`` in a name is the base path (``DIR/BASE``), a name without it
+    is taken as given; ``-D`` is created even when nothing is written there by default."""
+    path, _, _ = fits_frame
+    out = tmp_path / "new" / "sub"
+    proc = solve_field(env, "-O", "--no-plots", "-y", "--resort", "--downsample", 2, "-3",
+                       "83.8", "-4", "-5.4", "-5", 10, "--temp-axy", "--index-xyls", "none",
+                       "--new-fits", "none", "--index-dir", "/nowhere", "--uniformize", 0,
+                       "--no-remove-lines", "--crpix-center", "-t", 2, "-D", out, "-W",
+                       "%s.wcs", "--solved", tmp_path / "ok.solved", "--corr", "none",
+                       "--match", "none", "--rdls", "none", path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and parse(proc.stdout)["parity"] == "pos"
+    assert (out / "orion.wcs").exists() and (tmp_path / "ok.solved").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["orion.wcs"]  # no .axy: --temp-axy
+    # a gzipped FITS file: solve-field's base name drops .gz and then .fits
+    gz = tmp_path / "orion.fits.gz"
+    import gzip
+
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    proc = solve_field(env, "-O", "-p", "--cpulimit", 0, gz)  # 0: no time limit
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "orion.wcs").exists() and not (tmp_path / "orion.fits.wcs").exists()
+
+
+def test_overwrite_leaves_no_stale_solution_and_spares_the_input(env, fits_frame, tmp_path):
+    from astropy.io import fits
+
+    path, _, _ = fits_frame
+    assert solve_field(env, "-O", "-p", "-D", tmp_path, "-o", "frame", path).returncode == 0
+    assert (tmp_path / "frame.solved").exists() and (tmp_path / "frame.wcs").exists()
+    # the same base name for a frame that does not solve: no .solved/.wcs left behind
+    noise = tmp_path / "noise.fits"
+    fits.PrimaryHDU(np.random.default_rng(2).normal(100, 5, (300, 400)).astype(np.float32)) \
+        .writeto(noise)
+    proc = solve_field(env, "-O", "-p", "-D", tmp_path, "-o", "frame", noise)
+    assert proc.returncode == 0 and "Did not solve" in proc.stdout
+    assert not (tmp_path / "frame.solved").exists() and not (tmp_path / "frame.wcs").exists()
+    # skysolve-field's own .axy keeps IMAGEW/IMAGEH in its primary header, as solve-field's:
+    # it solves without --width/--height, and -O does not delete the input list
+    assert solve_field(env, "-O", "-p", "-D", tmp_path, path).returncode == 0
+    axy = tmp_path / "orion.axy"
+    assert "IMAGEW" in fits.getheader(axy, 0)
+    proc = solve_field(env, "-O", "-p", axy)
+    assert proc.returncode == 0 and axy.exists(), proc.stderr
+    assert parse(proc.stdout)["parity"] == "pos"
+
+
+def test_bad_values_are_usage_errors_and_a_negative_radius_is_no_constraint(env, fits_frame):
+    path, _, _ = fits_frame
+    for args in (["-L", 12, "-H", 10], ["--ra", 10, "--dec", 95]):
+        proc = solve_field(env, "-p", *args, "--solved", "none", "--wcs", "none", path)
+        assert proc.returncode == 255, (args, proc.stdout, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    # a position far from the field with a negative radius: solve-field drops the hint
+    proc = solve_field(env, "-p", "-O", "--ra", 200, "--dec", 60, "--radius", -1, "--axy", "none",
+                       "--new-fits", "none", "-D", path.parent / "neg", path)
+    assert proc.returncode == 0, proc.stderr
+    lines = parse(proc.stdout)
+    assert _separation_arcsec(lines["ra"], lines["dec"], 83.8, -5.4) < 3600.0
+
+
+def test_a_downsample_too_large_for_a_small_frame_is_reduced(env, tmp_path):
+    from skysolve.fields import effective_downsample
+
+    assert effective_downsample(4, 768, 1024) == 2
+    assert effective_downsample(4, 4000, 6000) == 4 and effective_downsample(None, 10, 10) == 1
+    shutil.copy(DATA / ALT40, tmp_path / "frame.tiff")  # 4x4 would keep 14-19 of its stars
+    proc = solve_field(env, "-p", "-O", "-z", 4, "--scale-units", "degwidth", "-L", 10, "-H",
+                       13, tmp_path / "frame.tiff")
+    assert proc.returncode == 0, proc.stderr
+    lines = parse(proc.stdout)
+    assert _separation_arcsec(lines["ra"], lines["dec"], *REFERENCE[ALT40]) < 30.0
