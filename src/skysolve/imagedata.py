@@ -168,7 +168,14 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
     if _is_hdu(source):
         if source.data is None:
             raise InvalidArgumentError(f"the {type(source).__name__} holds no data")
-        return ImageData(np.asarray(source.data), header=source.header)
+        data = np.asarray(source.data)
+        # as an HDU of a FITS file is read (skysolve.io.images): leading axes of length
+        # one dropped, three colour planes (3, H, W) taken as an (H, W, 3) colour image
+        while data.ndim > 2 and data.shape[0] == 1:
+            data = data[0]
+        if data.ndim == 3 and data.shape[0] == 3:
+            data = np.moveaxis(data, 0, -1)
+        return ImageData(data, header=source.header)
     if _is_nddata(source):
         data = source.data
         mask = getattr(data, "mask", None) if isinstance(data, np.ma.MaskedArray) else None

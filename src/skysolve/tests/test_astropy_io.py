@@ -83,6 +83,11 @@ def test_hdus_hdulists_and_quantities(frame, unmasked):
         np.testing.assert_allclose(got, unmasked, atol=1e-9)
     hdul = fits.HDUList([fits.PrimaryHDU(frame[::-1]), image])
     np.testing.assert_allclose(skysolve.read_image(hdul, hdu="SCI"), frame)
+    # cubes in memory as in a file: a degenerate leading axis, three colour planes
+    got = skysolve.extract_centroids(fits.PrimaryHDU(frame[None])).as_array()
+    np.testing.assert_allclose(got, unmasked, atol=1e-9)
+    np.testing.assert_allclose(skysolve.read_image(fits.PrimaryHDU(np.stack([frame] * 3))),
+                               frame, rtol=1e-6)
     with pytest.raises(InvalidArgumentError, match="HDU"):
         skysolve.read_image(fits.HDUList([primary]))
 
