@@ -11,8 +11,9 @@ files (:mod:`skysolve.io.astrometry_files`) and prints the same lines::
     Field rotation angle: up is -12.3456 degrees E of N
     Field parity: pos
 
-The field centre is the sky position of the image centre; "up" is the image's
-+y axis in FITS pixels, its position angle east of north; the parity is
+The field centre is the sky position of the image centre; the field size the angles
+between the midpoints of opposite image edges (in the unit that suits the smaller); "up"
+is the image's +y axis in FITS pixels, its position angle east of north; the parity is
 ``pos`` when the WCS's ``det(CD) < 0``. Scale hints (``--scale-low/-high`` in
 ``--scale-units`` ``degwidth``, ``arcminwidth``, ``arcsecperpix`` or ``focalmm``),
 the position hint (``--ra/--dec/--radius``, degrees or sexagesimal) and the

@@ -95,6 +95,14 @@ def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
     return Field(xy, flux, 0.0, int(width), int(height))
 
 
+def _angle_between(result: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
+    """The angle (degrees) between the sky positions of centred pixels ``a`` and ``b``."""
+    from ..geometry import radec_to_vector
+
+    va, vb = (radec_to_vector(*result.pixel_to_world(*p)) for p in (a, b))
+    return math.degrees(math.atan2(float(np.linalg.norm(np.cross(va, vb))), float(va @ vb)))
+
+
 def field_lines(result: Any, width: int, height: int) -> list[str]:
     """solve-field's summary lines for a solved field."""
     from astropy.coordinates import Angle
@@ -105,11 +113,14 @@ def field_lines(result: Any, width: int, height: int) -> list[str]:
     ra_hms = Angle(ra, unit="deg").to_string(unit="hourangle", sep=":", precision=3, pad=True)
     dec_dms = Angle(dec, unit="deg").to_string(unit="deg", sep=":", precision=3, pad=True,
                                                alwayssign=True)
-    scale = math.degrees(1.0 / result.camera_model.focal_length_px)  # deg per px at centre
-    size_w, size_h, unit = width * scale, height * scale, "degrees"
-    if size_w < 1.0 / 60.0:
+    # the angles across the image between the midpoints of opposite edges; the unit
+    # from the smaller of the two (as solve-field reports them)
+    size_w = _angle_between(result, (-0.5 * width, 0.0), (0.5 * width, 0.0))
+    size_h = _angle_between(result, (0.0, -0.5 * height), (0.0, 0.5 * height))
+    unit = "degrees"
+    if min(size_w, size_h) < 1.0 / 60.0:
         size_w, size_h, unit = size_w * 3600.0, size_h * 3600.0, "arcseconds"
-    elif size_w < 1.0:
+    elif min(size_w, size_h) < 1.0:
         size_w, size_h, unit = size_w * 60.0, size_h * 60.0, "arcminutes"
     return [f"Field center: (RA,Dec) = ({ra:.6f}, {dec:.6f}) deg.",
             f"Field center: (RA H:M:S, Dec D:M:S) = ({ra_hms}, {dec_dms}).",

@@ -108,8 +108,13 @@ def _check_consistent(lines: dict, wcs, tables, width: int, height: int) -> None
     ra, dec = wcs.pixel_to_world_values((width - 1) / 2.0, (height - 1) / 2.0)
     assert _separation_arcsec(lines["ra"], lines["dec"], ra, dec) < 0.01
     assert _separation_arcsec(lines["ra_hms"], lines["dec_dms"], ra, dec) < 0.01
-    scale = math.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))
-    assert math.isclose(lines["width_deg"], width * scale, rel_tol=1e-4)
+    # the field size: the angles between the midpoints of opposite edges
+    ra, dec = wcs.pixel_to_world_values([-0.5, width - 0.5], [(height - 1) / 2.0] * 2)
+    across = _separation_arcsec(ra[0], dec[0], ra[1], dec[1]) / 3600.0
+    ra, dec = wcs.pixel_to_world_values([(width - 1) / 2.0] * 2, [-0.5, height - 0.5])
+    down = _separation_arcsec(ra[0], dec[0], ra[1], dec[1]) / 3600.0
+    assert math.isclose(lines["width_deg"], across, rel_tol=1e-4)
+    assert math.isclose(lines["height_deg"], down, rel_tol=1e-4)
     assert lines["parity"] == ("pos" if np.linalg.det(wcs.pixel_scale_matrix) < 0 else "neg")
     corr = tables[".corr"]
     sep = _separation_arcsec(corr["field_ra"], corr["field_dec"], corr["index_ra"],
