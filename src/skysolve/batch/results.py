@@ -49,10 +49,28 @@ COLUMNS: tuple[tuple[str, str, Any], ...] = (
 _TIMINGS = ("read", "extract", "solve", "total", "cpu")
 
 
+def _text(value: str) -> str:
+    """``value`` as one line of text UTF-8 can hold: a file name's undecodable bytes (kept
+    by Python as lone surrogates) become ``\\xNN`` escapes and line breaks ``\\n``, so that
+    the table can be written and read back, one line per row."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "backslashreplace")
+        value = raw.decode("utf-8", "backslashreplace")
+    if "\n" in value or "\r" in value:
+        value = value.replace("\r", "\\r").replace("\n", "\\n")
+    return value
+
+
 def source_label(source: Any, index: int) -> str:
     """How a frame is named in tables and messages: its path, or ``frame N``."""
     if isinstance(source, str | os.PathLike):
-        return os.fspath(source)
+        path = os.fspath(source)
+        return _text(os.fsdecode(path) if isinstance(path, bytes) else path)
     return f"frame {index}"
 
 
@@ -111,7 +129,7 @@ class FrameResult:
         row = {name: missing for name, _, missing in COLUMNS}
         res = self.result
         row.update(index=index, source=source_label(self.source, index), status=self.status,
-                   worker=self.worker, error=self.error or "")
+                   worker=self.worker, error=_text(self.error or ""))
         if res:
             row.update(ra_deg=res.ra_deg, dec_deg=res.dec_deg, roll_deg=res.roll_deg,
                        fov_deg=res.fov_deg, num_matches=res.num_matches,

@@ -162,7 +162,7 @@ class Service:
             raise _Busy
 
     def row(self, job_id: int) -> Any:
-        row = self.store.get(job_id)
+        row = self.store.get(job_id) if 0 < job_id < 2**63 else None  # SQLite's integers
         if row is None:
             raise BadRequest(f"no job {job_id}", 404)
         return row

@@ -43,6 +43,9 @@ def _worker_init() -> None:
     import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the server's own SIGTERM handler (uvicorn's) is inherited through fork: without this,
+    # the pool could not terminate its workers (a broken pool SIGTERMs the survivors)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -68,6 +71,15 @@ class ServerPool(LocalPool):
         if self.kind != "process":
             return super()._start()
         return cf.ProcessPoolExecutor(self._max_workers, initializer=_worker_init)
+
+    def restart(self) -> None:
+        """A new pool; the old one's workers are killed, not left to finish their jobs (a job
+        past its time limit may never finish, and would hold a core and its memory)."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        super().restart()
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.kill()
 
 
 class JobQueue:

@@ -145,3 +145,37 @@ def test_serve_without_the_extra_names_it(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert 'pip install "skysolve[server]"' in err and "starlette, uvicorn" in err
     assert "Traceback" not in err
+
+
+def _spin_forever(*args):  # a job stuck for good (picklable: module level)
+    while True:
+        time.sleep(0.01)
+
+
+def _sigterm_handler():
+    import signal
+
+    return signal.getsignal(signal.SIGTERM)
+
+
+def test_restarting_the_server_pool_kills_its_stuck_workers():
+    """A job past its time limit restarts the pool: its worker must go, not spin on."""
+    import signal
+
+    from skysolve.server.queue import ServerPool
+
+    previous = signal.signal(signal.SIGTERM, lambda *a: None)  # as uvicorn's, inherited
+    pool = ServerPool(1, "process")
+    try:
+        assert pool.submit(_sigterm_handler).result(timeout=60) == signal.SIG_DFL
+        pool.submit(_spin_forever)
+        time.sleep(0.5)
+        old = list(pool._pool._processes.values())
+        assert old and all(p.is_alive() for p in old)
+        pool.restart()
+        for p in old:
+            p.join(timeout=10)
+        assert not any(p.is_alive() for p in old)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
