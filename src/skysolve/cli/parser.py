@@ -433,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this key logs in (default: any key)")
     p.add_argument("--max-upload-mb", type=_positive("max-upload-mb"),
                    default=100.0, metavar="MB", help="largest upload (default 100 MB)")
+    p.add_argument("--max-pixels", type=_count("max-pixels"), default=100_000_000,
+                   metavar="N", help="largest image, in pixel values, refused from its "
+                   "header before decoding (default 100,000,000)")
     p.add_argument("--max-queue", type=_count("max-queue"), default=1000, metavar="N",
                    help="jobs waiting or running before uploads get 503 (default 1000)")
     p.add_argument("--time-limit", type=_positive("time-limit"),

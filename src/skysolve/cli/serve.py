@@ -21,7 +21,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, database=args.db,
                           workers=args.workers, data_dir=args.data_dir, api_key=args.api_key,
-                          max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
+                          max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+                          max_queue=args.max_queue,
                           time_limit_s=args.time_limit, cors_origins=args.cors_origin or [])
     if not args.quiet:
         print(f"skysolve serve: http://{args.host}:{args.port}/ (data in {args.data_dir}, "

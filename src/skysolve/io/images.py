@@ -28,6 +28,8 @@ memory. For PNG and JPEG, Pillow's own decompression-bomb limit
 from __future__ import annotations
 
 import bz2
+import contextlib
+import contextvars
 import datetime as _dt
 import gzip
 import math
@@ -492,12 +494,38 @@ def _plain_suffix(path: Path) -> str:
 
 
 def _check_size(n_values: int, shape: tuple[int, ...], path: Any) -> None:
+    limit = _PIXEL_LIMIT.get()
+    if limit is not None and n_values > limit and limit < MAX_PIXELS:
+        raise TooManyPixelsError(
+            f"image of shape {shape} has {n_values} pixel values, more than the limit of "
+            f"{limit} here")
     if n_values > MAX_PIXELS:
         raise InvalidArgumentError(
             f"{path}: image of shape {shape} has {n_values} pixel values, more than the "
             f"limit of {MAX_PIXELS} (skysolve.io.images.MAX_PIXELS); read a section or "
             f"raise the limit"
         )
+
+
+class TooManyPixelsError(InvalidArgumentError):
+    """An image over the :func:`pixel_limit` of the reads in this thread."""
+
+
+#: A lower limit than MAX_PIXELS for the reads in this thread (:func:`pixel_limit`).
+_PIXEL_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "skysolve_pixel_limit", default=None)
+
+
+@contextlib.contextmanager
+def pixel_limit(n_values: int | None):
+    """Within the block, :func:`read_image` in this thread refuses images of more than
+    ``n_values`` pixel values (None: only :data:`MAX_PIXELS`), before it decodes them: a
+    service bounds the memory one small compressed upload can claim."""
+    token = _PIXEL_LIMIT.set(n_values)
+    try:
+        yield
+    finally:
+        _PIXEL_LIMIT.reset(token)
 
 
 # ---------------------------------------------------------------- arrays and colour

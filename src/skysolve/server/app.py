@@ -75,6 +75,7 @@ class ServerConfig:
     data_dir: str = "skysolve-data"
     api_key: str | None = None
     max_upload_mb: float = 100.0
+    max_pixels: int = 100_000_000
     max_queue: int = 1000
     time_limit_s: float = 30.0
     cors_origins: list[str] = field(default_factory=list)
@@ -175,12 +176,15 @@ class _Busy(Exception):
     pass
 
 
-def _store_upload(upload: UploadFile, folder: Path) -> tuple[str, str]:
+def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = None
+                  ) -> tuple[str, str]:
     """Copy the upload into the job's folder under a name from its sniffed format; check
-    that it decodes. Returns (file name, SHA-1)."""
+    that it decodes, with at most ``max_pixels`` pixel values (refused from its header,
+    before decoding: a compressed file of half a megabyte may decode to gigabytes).
+    Returns (file name, SHA-1)."""
     from .._files import atomic_path
     from ..errors import SkysolveError
-    from ..io.images import _sniff, read_image
+    from ..io.images import TooManyPixelsError, _sniff, pixel_limit, read_image
 
     digest = hashlib.sha1()
     raw = folder / "upload.bin"
@@ -193,7 +197,11 @@ def _store_upload(upload: UploadFile, folder: Path) -> tuple[str, str]:
         kind = _sniff(raw)
         name = f"input.{kind.lower()}"
         raw.rename(folder / name)
-        read_image(folder / name)
+        with pixel_limit(max_pixels):
+            read_image(folder / name)
+    except TooManyPixelsError as exc:
+        raise BadRequest(f"the upload is too large to solve here: {exc} (skysolve serve "
+                         f"--max-pixels)", 413) from None
     except (SkysolveError, OSError, ValueError) as exc:
         text = " ".join(str(exc).replace(str(folder), "").split())
         raise BadRequest(f"the upload is not a readable FITS, PNG, JPEG or TIFF image: "
@@ -261,7 +269,8 @@ async def upload(request: Request) -> Response:
     inputs = {"downsample": nova.downsample(settings)}
     filename = str(upload_file.filename or "")[:200] or None
     answer = await run_in_threadpool(_accept, svc, "image", settings, inputs, filename,
-                                     lambda folder: _store_upload(upload_file, folder))
+                                     lambda folder: _store_upload(upload_file, folder,
+                                                                  svc.config.max_pixels))
     return JSONResponse(answer)
 
 
