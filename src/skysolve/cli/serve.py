@@ -28,5 +28,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"skysolve serve: http://{args.host}:{args.port}/ (data in {args.data_dir}, "
               f"{args.workers} worker{'s' if args.workers != 1 else ''}; Ctrl-C stops)",
               file=sys.stderr, flush=True)
-    serve(config)
+    from ..server.store import DataDirInUse
+
+    try:
+        serve(config)
+    except DataDirInUse as exc:
+        print(f"skysolve serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK

@@ -62,6 +62,8 @@ def serve(config: Any) -> None:
     import uvicorn
 
     from .app import create_app as _create
+    from .store import exclusive
 
-    uvicorn.run(_create(config), host=config.host, port=config.port, log_level="warning",
-                timeout_graceful_shutdown=5)
+    with exclusive(config.data_dir):
+        uvicorn.run(_create(config), host=config.host, port=config.port, log_level="warning",
+                    timeout_graceful_shutdown=5)

@@ -18,6 +18,7 @@ survives the process being killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -51,6 +52,35 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
 CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, created REAL NOT NULL);
 """
+
+
+class DataDirInUse(RuntimeError):
+    """Another server holds the data directory."""
+
+
+@contextlib.contextmanager
+def exclusive(data_dir: str | Path):
+    """Hold ``data_dir`` for one server while the block runs: a second server on the same
+    directory would requeue the first one's running jobs and drop its uploads on start
+    (:meth:`JobStore.recover`). Raises :class:`DataDirInUse` when another process holds it
+    (an advisory lock on ``data_dir/server.lock``, released when the process ends)."""
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # (not on Windows: no lock there)
+        yield
+        return
+    with open(folder / "server.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataDirInUse(f"the data directory {folder} is in use by another skysolve "
+                               "serve (give each server its own --data-dir)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class JobStore:

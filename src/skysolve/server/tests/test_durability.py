@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 
 from skysolve.tests.realframes import ALT40, ALT60, DATA
 
-from .conftest import LiveServer
+from .conftest import LiveServer, free_port
 
 httpx = pytest.importorskip("httpx")
 
@@ -62,3 +64,14 @@ def test_sigkill_then_restart_finishes_every_accepted_job(small_db_file, tmp_pat
             assert len(recent) == len(accepted)  # nothing duplicated
     finally:
         second.stop()
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(server, small_db_file):
+    """It would requeue the first one's running jobs and drop its uploads on start."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "skysolve", "serve", "--db", str(small_db_file), "--data-dir",
+         str(server.data_dir), "--port", str(free_port()), "--quiet"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "in use by another skysolve serve" in proc.stderr and "Traceback" not in proc.stderr
+    assert server.get("/api/health")["status"] == "ok"  # the first one runs on
