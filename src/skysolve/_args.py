@@ -76,6 +76,9 @@ def _real(value: Any, name: str) -> float:
         return value
     if type(value) is int:
         return float(value)
+    if hasattr(value, "unit") and hasattr(value, "to_value"):  # an astropy Quantity
+        raise InvalidTypeError(f"{name} must be a plain number in the unit its name says, "
+                               f"got the Quantity {value!s} (use .to_value(unit))")
     if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf":
         value = value.item()
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
@@ -263,8 +266,17 @@ def sky_position(value: Any, name: str, *, allow_none: bool = False) -> tuple[fl
         icrs = value.icrs
         ra, dec = float(icrs.ra.deg), float(icrs.dec.deg)
     else:
+        if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            # (ra, dec) as astropy angles or Quantities: degrees
+            value = [v.to_value("deg") if hasattr(v, "unit") and hasattr(v, "to_value")
+                     and getattr(v.unit, "physical_type", None) == "angle" else v
+                     for v in value]
+        try:
+            ndim = np.ndim(value)
+        except (TypeError, ValueError):  # e.g. Quantities that are not angles
+            ndim = -1
         if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) \
-                or np.ndim(value) != 1:
+                or ndim != 1:
             raise InvalidTypeError(f"{name} must be (ra_deg, dec_deg) or a SkyCoord, got "
                                    f"{_describe(value)}")
         if len(value) != 2:

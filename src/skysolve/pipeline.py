@@ -103,6 +103,12 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
     >>> res.boresight                                              # doctest: +SKIP
     <SkyCoord (ICRS): (ra, dec) in deg (230.67, 11.04)>
     """
+    if database is not None and not hasattr(database, "solve_from_centroids"):
+        # checked before the image is read (a path here is a common slip: load it first)
+        hint = (" (load a database file with SolverDatabase.load_from_file(path))"
+                if isinstance(database, str | os.PathLike) else "")
+        raise InvalidTypeError(f"database must be a SolverDatabase, got "
+                               f"{type(database).__name__}{hint}")
     image, header = _image_and_header(image_or_path, hdu)
     if solve_options.get("obstime") == "header":
         if header is None:

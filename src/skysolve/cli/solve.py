@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import atomic_path
+from ..errors import SkysolveError
 from .common import (
     _check_not_input,
     _err,
@@ -66,6 +67,23 @@ def _solve_options(args: argparse.Namespace):
                         position_radius_deg=args.radius,
                         parity_flip=None if args.parity is None else args.parity == "mirrored",
                         backend=_backend(args))
+
+
+#: The library's names of the hints in error messages, and their options.
+_OPTION_NAMES = (("fov_range_deg", "--fov-range"), ("pixel_scale_range_arcsec", "--pixel-scale"),
+                 ("position_hint[0] (RA, degrees)", "--ra"),
+                 ("position_hint[1] (Dec, degrees)", "--dec"),
+                 ("position_radius_deg", "--radius"), ("fov_estimate_deg", "--fov"),
+                 ("fov_max_error_deg", "--fov-error"), ("parity_flip", "--parity"),
+                 ("projection", "--projection"), ("position_hint", "--ra/--dec"),
+                 ("the camera model's", "--camera's"))
+
+
+def _option_names(message: str) -> str:
+    """An error message of the solve options with the command's option names."""
+    for name, option in _OPTION_NAMES:
+        message = message.replace(name, option)
+    return message
 
 
 def _backend(args: argparse.Namespace) -> str:
@@ -355,11 +373,15 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         for f in missing:
             _err(f"{f}: no such image file: {f}")
         return EXIT_ERROR
-    solve_options = _solve_options(args)  # bad hints are refused before a database loads
+    try:  # bad hints are refused before a database loads, as the usage errors they are
+        solve_options = _solve_options(args).replace(camera_model=camera)
+    except SkysolveError as exc:
+        _err(_option_names(str(exc)))
+        return EXIT_USAGE
     db, db_path = _load_database(args)
     from ..batch import DatabaseHandle, run_frames
 
-    job = _Job(solve=solve_options.replace(camera_model=camera),
+    job = _Job(solve=solve_options,
                extraction=_extraction_options(args).replace(backend=solve_options.backend),
                hdu=args.hdu, section=args.section,
                aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,

@@ -192,3 +192,11 @@ def test_a_ccddata_file_keeps_its_mask(small_db, frame, tmp_path):
     assert by_path and in_memory
     np.testing.assert_allclose(by_path.extraction.as_array(), in_memory.extraction.as_array())
     assert np.all(by_path.extraction.as_array()[:, 0] > -frame.shape[1] / 2 + frame.shape[1] // 3)
+
+
+@pytest.mark.parametrize("database", ["small.db", 42])
+def test_solve_image_refuses_a_database_that_is_not_one_by_name(frame, database):
+    from skysolve.errors import InvalidTypeError
+
+    with pytest.raises(InvalidTypeError, match="database must be a SolverDatabase"):
+        skysolve.solve_image(frame, database=database)

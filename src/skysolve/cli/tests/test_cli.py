@@ -379,6 +379,24 @@ def test_usage_errors_exit_2_with_one_line(cli_env, args, fragment):
     assert_user_error(run(cli_env, *args), 2, fragment)
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["--fov-range", "20", "10"], "--fov-range"),
+    (["--pixel-scale", "-1", "5"], "--pixel-scale"),
+    (["--ra", "230"], "--ra and --dec"),
+    (["--ra", "nan", "--dec", "0"], "--ra"),
+    (["--ra", "10", "--dec", "95"], "--dec"),
+    (["--radius", "2"], "--ra/--dec"),
+    (["--fov", "11", "--fov-range", "10", "12"], "--fov-range"),
+    (["--parity", "mirrored", "--camera", "cam.json"], "--camera"),
+])
+def test_bad_hints_are_usage_errors_named_by_option(cli_env, frames, tmp_path, args, fragment):
+    # checked with the library's rules after parsing, but still a bad option value: 2
+    CameraModel.from_fov(11.4, 1024, 768).save_to_file(tmp_path / "cam.json")
+    args = [str(tmp_path / a) if a == "cam.json" else a for a in args]
+    assert_user_error(run(cli_env, "solve", frames / ALT40, "--db", frames / "none.db", *args),
+                      2, fragment)
+
+
 def test_debug_shows_the_traceback(cli_env, frames):
     proc = run(cli_env, "solve", frames / ALT40, "--db", frames / "none.db", "--debug")
     assert proc.returncode == 1
@@ -557,7 +575,7 @@ def test_solve_with_hints(cli_env, db_file, frames):
                "--dec", dec, "--radius", 2)
     assert proc.returncode == 3 and json_lines(proc.stdout)[0]["status"] != "match_found"
     assert_user_error(run(cli_env, "solve", frames / ALT40, "--db", db_file, "--ra", ra),
-                      1, "--ra and --dec")
+                      2, "--ra and --dec")  # a usage error
 
 
 #: Modules a one-frame solve of a small field has no use for: any of scipy (calibration's

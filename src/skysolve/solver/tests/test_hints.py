@@ -119,6 +119,20 @@ def test_a_cone_that_misses_the_pointing_gives_no_solution(small_db, fields):
         assert "cone" in res.message
 
 
+def test_a_position_hint_of_astropy_angles(small_db, fields):
+    # (ra, dec) as Quantities or Angles, in any angle unit, is read in degrees
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    xy, R, cam, _ = fields[0]
+    ra, dec = _radec(R[2])
+    for hint in ((ra * u.deg, dec * u.deg), (Angle(ra / 15.0, u.hourangle), dec * u.deg),
+                 [ra, (dec * u.deg).to(u.arcmin)]):
+        res = small_db.solve_from_centroids(xy, position_hint=hint, position_radius_deg=1.0,
+                                            image_width=W, image_height=H)
+        assert res and _err_deg(res, R) < 0.05
+
+
 def test_the_boresight_check_also_guards_tracking(small_db, fields):
     from skysolve.geometry import rotation_to_quaternion
 
@@ -175,6 +189,12 @@ def test_obstime_gives_the_earth_velocity(small_db, fields):
                                    by_velocity.rotation_matrix_icrs_to_camera, atol=1e-12)
 
 
+def _Q(value, unit):
+    from astropy import units as u
+
+    return value * u.Unit(unit)
+
+
 @pytest.mark.parametrize("kw, error, words", [
     (dict(position_radius_deg=2.0), InvalidArgumentError, "position_hint"),
     (dict(position_hint=(10.0, 95.0)), InvalidArgumentError, "position_hint"),
@@ -191,6 +211,10 @@ def test_obstime_gives_the_earth_velocity(small_db, fields):
     (dict(obstime=datetime.datetime(2020, 1, 1), observer_velocity_km_s=[0, 0, 30]),
      InvalidArgumentError, "not both"),
     (dict(origin="one"), InvalidArgumentError, "origin"),
+    (dict(position_hint=(10.0, 20.0), position_radius_deg=_Q(1.0, "deg")), InvalidTypeError,
+     "position_radius_deg.*Quantity"),
+    (dict(fov_estimate_deg=_Q(12.0, "deg")), InvalidTypeError, "fov_estimate_deg"),
+    (dict(position_hint=(_Q(10.0, "m"), _Q(20.0, "deg"))), InvalidTypeError, "position_hint"),
 ])
 def test_bad_hints_are_refused_by_name(small_db, kw, error, words):
     with pytest.raises(error, match=words):
