@@ -25,6 +25,8 @@ __all__ = ["track"]
 _MAX_PAIRS = 400
 #: Best-supported pairs whose attitudes are tried.
 _MAX_PROPOSALS = 10
+#: Partners of a proposal tried as the second pair of its rotation.
+_MAX_PARTNERS = 64
 
 
 def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
@@ -52,16 +54,45 @@ def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n
     return v_img, v_cat, ii, jj, a, b, agree
 
 
+def _consensus(v_img, v_cat, ii, jj, start: int, partners, tol: float):
+    """Rows of the candidate pairs consistent with the best two-pair rotation through
+    ``start``: each partner with ``start`` fixes a rotation, which keeps the candidate
+    pairs it maps within ``tol`` (a RANSAC over the partners, so that the chance
+    agreements of a wide hint's many candidates do not spoil the fit)."""
+    tries = partners[:_MAX_PARTNERS]
+    sel = np.stack([np.full(len(tries), start), tries], axis=1)
+    Rs = wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]])            # (k, 3, 3)
+    mapped = np.einsum("kab,nb->kna", Rs, v_cat[jj])              # (k, n, 3)
+    cos = np.einsum("kna,na->kn", mapped, v_img[ii])
+    inl = cos > np.cos(tol)
+    best = int(np.argmax(inl.sum(axis=1)))
+    rows = np.flatnonzero(inl[best])
+    # one catalog star per centroid and one centroid per star: the closest pairs
+    rows = rows[np.argsort(-cos[best, rows], kind="stable")]
+    _, first_i = np.unique(ii[rows], return_index=True)
+    rows = rows[np.sort(first_i)]
+    _, first_j = np.unique(jj[rows], return_index=True)
+    return rows[np.sort(first_j)]
+
+
 def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, votes):
     """The best verified attitude among the best-supported pairs: (matches, hyp, prob)."""
     v_img, v_cat, ii, jj, a, b, agree = votes
     best = (0, None, 1.0)
+    tol = 2.0 * radius_px / hyp.f
     support = np.bincount(np.concatenate([a[agree], b[agree]]), minlength=len(ii))
+    covered = np.zeros(len(ii), dtype=bool)  # pairs in a consensus verified already
     for start in np.argsort(-support)[:_MAX_PROPOSALS]:
+        if covered[start]:
+            continue  # its consensus would be one already verified
         partners = np.concatenate([b[agree & (a == start)], a[agree & (b == start)]])
         if len(partners) == 0:
             continue
-        sel = np.concatenate([[start], partners])
+        partners = partners[np.argsort(-support[partners], kind="stable")]
+        sel = _consensus(v_img, v_cat, ii, jj, start, partners, tol)
+        if len(sel) < 2:
+            continue
+        covered[sel] = True
         h = Hypothesis(wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]]), hyp.f, hyp.parity)
         # The hint, not the matched stars, pins the attitude: no star is spent on
         # defining it, so every match counts as evidence (n_fixed=0).

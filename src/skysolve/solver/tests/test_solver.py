@@ -383,6 +383,21 @@ def test_tracking_hint_as_quaternion_and_fallback(small_db, hip2025):
     assert _boresight_error_arcsec(fallback, R) < 5.0
 
 
+@pytest.mark.parametrize("offset_deg, uncertainty_deg", [(0.5, 3.0), (2.0, 3.0), (0.5, 5.0),
+                                                      (1.0, 1.0)])
+def test_tracking_finds_a_hint_within_its_uncertainty(small_db, hip2025, offset_deg,
+                                                      uncertainty_deg):
+    # a wider stated uncertainty must not lose a hint that a narrower one finds: the
+    # many chance agreements among a wide search's candidates must not spoil the fit
+    R = radec_roll_to_rotation(120.0, 30.0, 30.0)
+    cam, sim = _field(hip2025, R, fov=12.0, centroid_noise_px=0.1, seed=1, num_stars=40)
+    hint = radec_roll_to_rotation(120.0, 30.0 + offset_deg, 30.0)
+    res = small_db.solve_from_centroids(sim.centroids, camera_model=cam, attitude_hint=hint,
+                                        hint_uncertainty_deg=uncertainty_deg, strict_hint=True)
+    assert res and res.mode == "tracking"
+    assert _boresight_error_arcsec(res, R) < 30.0
+
+
 # ------------------------------------------------------------------------------------
 # Failures and bad input
 
