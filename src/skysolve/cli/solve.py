@@ -122,8 +122,7 @@ def _wcs_header(res, offset: tuple[int, int], full_shape: tuple[int, int]):
 
     if offset == (0, 0) and tuple(full_shape) == res.camera_model.image_shape:
         return res.to_header()
-    wcs = camera_to_wcs(res.camera_model, res.rotation_matrix_icrs_to_camera,
-                        pixel_offset=offset)
+    wcs = camera_to_wcs(*res.wcs_geometry(), pixel_offset=offset)
     wcs.pixel_shape = (int(full_shape[1]), int(full_shape[0]))
     return wcs_to_header(wcs)
 

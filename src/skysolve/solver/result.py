@@ -142,7 +142,11 @@ class SolveResult:
 
     @property
     def crval_ra_deg(self) -> float:
-        """RA of the WCS reference point (the boresight), degrees."""
+        """RA of the WCS reference point (the boresight), degrees.
+
+        The attitude's, as ``cd_matrix``; when the solve removed the observer's velocity
+        aberration, :meth:`to_wcs` maps pixels to catalog positions instead, and its
+        reference point differs from this by the aberration (up to 20.5")."""
         return self.ra_deg
 
     @property
@@ -157,7 +161,9 @@ class SolveResult:
 
     @property
     def cd_matrix(self) -> NDArray[np.float64]:
-        """CD matrix, tangent-plane radians per pixel: (dx, dy) → (xi east, eta north)."""
+        """CD matrix, tangent-plane radians per pixel: (dx, dy) → (xi east, eta north).
+
+        The attitude's (see ``crval_ra_deg`` for solves with an observer velocity)."""
         R = self.rotation_matrix_icrs_to_camera
         north, east = north_east_basis(R[2])
         s = -1.0 if self.parity_flip else 1.0
@@ -235,6 +241,7 @@ class SolveResult:
             input (NaN where undefined).
         """
         ra, dec = self.camera_model.pixel_to_world(x, y, self.rotation_matrix_icrs_to_camera)
+        ra, dec = self._astrometric(ra, dec, -1.0)
         if np.ndim(ra) == 0:
             return None if not np.isfinite(ra) else (float(ra), float(dec))
         return ra, dec
@@ -247,6 +254,7 @@ class SolveResult:
         beyond a fisheye's reach) or arrays (NaN there) for array input.
         Imaged positions outside the image are returned as they are.
         """
+        ra_deg, dec_deg = self._astrometric(ra_deg, dec_deg, 1.0)
         x, y = self.camera_model.world_to_pixel(ra_deg, dec_deg,
                                                 self.rotation_matrix_icrs_to_camera)
         if np.ndim(x) == 0:
@@ -264,7 +272,67 @@ class SolveResult:
         """
         from ..io.wcs import camera_to_wcs
 
-        return camera_to_wcs(self.camera_model, self.rotation_matrix_icrs_to_camera)
+        return camera_to_wcs(*self.wcs_geometry())
+
+    def _astrometric(self, ra: ArrayLike, dec: ArrayLike, sign: float):
+        """Catalog (astrometric ICRS) positions from apparent ones (``sign=-1``), or
+        apparent from catalog (``sign=+1``), when the solve removed the observer's
+        velocity aberration; unchanged otherwise."""
+        v = self.observer_velocity_km_s
+        if v is None:
+            return ra, dec
+        from ..geometry import radec_to_vector, vector_to_radec
+        from ..sky.aberration import aberrate, unaberrate
+
+        ra_a = np.asarray(ra, dtype=np.float64)
+        dec_a = np.asarray(dec, dtype=np.float64)
+        ra_a, dec_a = np.broadcast_arrays(ra_a, dec_a)
+        ok = np.isfinite(ra_a) & np.isfinite(dec_a)
+        out_ra, out_dec = np.full(ra_a.shape, np.nan), np.full(ra_a.shape, np.nan)
+        if ok.any():
+            convert = aberrate if sign > 0 else unaberrate
+            vec = convert(radec_to_vector(ra_a[ok], dec_a[ok]), v)
+            out_ra[ok], out_dec[ok] = vector_to_radec(vec)
+        if out_ra.ndim == 0:
+            return float(out_ra), float(out_dec)
+        return out_ra, out_dec
+
+    def wcs_geometry(self) -> tuple[CameraModel, NDArray[np.float64]]:
+        """``(camera_model, ICRS->camera rotation)`` the WCS outputs use.
+
+        The result's own, unless the solve removed the observer's velocity
+        aberration (``observer_velocity_km_s``): then the attitude is the
+        aberration-free one, and a WCS (which maps pixels to catalog, astrometric
+        positions) needs the rotation and focal length that best map the catalog
+        positions onto the image (the aberration shifts the field by up to 20.5"
+        and changes its scale by up to 1e-4), as a solve without the velocity finds.
+        """
+        cam, R = self.camera_model, self.rotation_matrix_icrs_to_camera
+        if self.observer_velocity_km_s is None:
+            return cam, R
+        from ..geometry import radec_to_vector, wahba_rotation
+
+        gx, gy = (g.ravel() for g in np.meshgrid(np.linspace(-0.5, 0.5, 9) * cam.image_width,
+                                                 np.linspace(-0.5, 0.5, 9) * cam.image_height))
+        ra, dec = self.pixel_to_world(gx, gy)
+        ok = np.isfinite(ra) & np.isfinite(dec)
+        gx, gy, sky = gx[ok], gy[ok], radec_to_vector(ra[ok], dec[ok])
+
+        def residuals(c: CameraModel, rot: NDArray[np.float64]) -> NDArray[np.float64]:
+            x, y = c.vectors_to_pixel(sky @ rot.T)
+            return np.concatenate([np.asarray(x) - gx, np.asarray(y) - gy])
+
+        f = cam.focal_length_px
+        for _ in range(2):
+            R = wahba_rotation(cam.pixel_to_vectors(gx, gy), sky)
+            r0 = residuals(cam, R)
+            step = 1e-4 * f
+            jac = (residuals(cam.replace(focal_length_px=f + step), R) - r0) / step
+            ok = np.isfinite(r0) & np.isfinite(jac)
+            if ok.any() and float(jac[ok] @ jac[ok]) > 0:
+                f -= float(jac[ok] @ r0[ok]) / float(jac[ok] @ jac[ok])
+                cam = cam.replace(focal_length_px=f)
+        return cam, wahba_rotation(cam.pixel_to_vectors(gx, gy), sky)
 
     def to_header(self) -> astropy.io.fits.Header:
         """The WCS as a FITS header (with SIP keywords when there is distortion)."""

@@ -144,6 +144,33 @@ def test_solve_image_takes_obstime_from_a_fits_header(small_db, frame, tmp_path)
                                 abs_tol=0.1)
 
 
+def test_pixel_sky_conversions_and_wcs_give_catalog_positions_with_obstime(small_db, frame):
+    # A solve that removes the annual aberration reports the aberration-free attitude,
+    # but its pixel <-> sky conversions and WCS map the image onto catalog (ICRS)
+    # positions, as a solve without the time does: not ~10" beside them.
+    from astropy.coordinates import SkyCoord
+
+    plain = skysolve.solve_image(frame, database=small_db, fov_estimate_deg=FOV_DEG)
+    timed = skysolve.solve_image(frame, database=small_db, fov_estimate_deg=FOV_DEG,
+                                 obstime="2019-07-29T20:47:26")
+    assert plain and timed
+    assert timed.boresight.separation(plain.boresight).arcsec > 3  # the attitude moved
+    xy = timed.matched_xy
+    cat = SkyCoord(timed.matched_radec_deg[:, 0], timed.matched_radec_deg[:, 1], unit="deg")
+    for res in (plain, timed):
+        ra, dec = res.pixel_to_world(xy[:, 0], xy[:, 1])
+        assert np.median(SkyCoord(ra, dec, unit="deg").separation(cat).arcsec) < 6
+        sky = res.to_wcs().pixel_to_world(xy[:, 0] + 511.5, xy[:, 1] + 383.5)
+        assert np.median(sky.separation(cat).arcsec) < 6
+        x, y = res.world_to_pixel(timed.matched_radec_deg[:, 0], timed.matched_radec_deg[:, 1])
+        assert np.hypot(np.mean(x - xy[:, 0]), np.mean(y - xy[:, 1])) < 0.05  # px, no bias
+    a = plain.to_wcs().pixel_to_world([0.0, 1023.0], [0.0, 767.0])
+    b = timed.to_wcs().pixel_to_world([0.0, 1023.0], [0.0, 767.0])
+    assert np.all(a.separation(b).arcsec < 4)  # (~10" without the conversion)
+    assert timed.pixel_to_world(1e4, 0.0) is not None and timed.world_to_pixel(
+        (timed.ra_deg + 180) % 360, -timed.dec_deg) is None
+
+
 def test_an_uncertainty_in_its_own_unit_is_converted(frame, unmasked):
     """An uncertainty may carry a unit of its own (mJy for data in Jy): it is converted to
     the data's, for a standard deviation, a variance and an inverse variance alike."""

@@ -251,7 +251,10 @@ def test_update_fits_with_aberration_and_section(cli_env, db_file, tmp_path):
         hdr = hdul["SCI"].header
         np.testing.assert_array_equal(hdul["SCI"].data, fits.getdata(src, "SCI"))
     assert hdr["DATE-OBS"] == "2019-07-29T20:47:26"  # the image's own keys are kept
-    assert hdr["CRVAL1"] == pytest.approx(rec["ra_deg"], abs=1e-9)  # stale WCS replaced
+    # stale WCS replaced; the WCS maps pixels to catalog (astrometric) positions: its
+    # reference point is the image centre's, not the aberration-free boresight
+    assert hdr["CRVAL1"] == pytest.approx(rec["center_ra_deg"], abs=1e-5)
+    assert hdr["CRVAL2"] == pytest.approx(rec["center_dec_deg"], abs=1e-5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with warnings.catch_warnings():  # a header-only file: no image axes
@@ -260,7 +263,16 @@ def test_update_fits_with_aberration_and_section(cli_env, db_file, tmp_path):
     cam, q = model_of(rec)
     sky = wcs.pixel_to_world(100.0, 700.0)
     ra, dec = cam.pixel_to_world(100.5 - 512, 700.5 - 384, q)
-    assert angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec) * 3600 < 0.1
+    # ... so it differs from the apparent mapping of the attitude by the aberration
+    assert 3 < angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec) * 3600 < 21
+    import skysolve
+
+    res = skysolve.solve_image(src, database=skysolve.SolverDatabase.load_from_file(db_file),
+                               obstime="header", hdu="SCI")
+    for col, row in ((100.0, 700.0), (900.0, 50.0)):
+        sky = wcs.pixel_to_world(col, row)
+        ra, dec = res.pixel_to_world(col + 0.5 - 512, row + 0.5 - 384)
+        assert angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec) * 3600 < 0.1
     # the annual aberration moves the answer by ~10-30" against --no-aberration
     png = tmp_path / "one.png"
     plain = json_lines(run(cli_env, "solve", src, "--db", db_file, "--json",
@@ -287,6 +299,12 @@ def test_update_fits_with_aberration_and_section(cli_env, db_file, tmp_path):
     rows = np.array([100.0, 699.0, 250.0])
     sky = wcs.pixel_to_world(cols, rows)
     ra, dec = cam.pixel_to_world(cols - 50 + 0.5 - 475, rows - 100 + 0.5 - 300, q)
+    # the attitude is aberration-free; the WCS maps to catalog positions: unaberrated
+    from skysolve.geometry import vector_to_radec
+    from skysolve.sky.aberration import earth_barycentric_velocity, unaberrate
+
+    v = earth_barycentric_velocity("2019-07-29T20:47:26")
+    ra, dec = vector_to_radec(unaberrate(radec_to_vector(ra, dec), v))
     assert np.max(angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec)) * 3600 < 0.1
 
 
