@@ -33,7 +33,7 @@ from .frame import CatalogView, make_frame
 from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
 from .result import SolveFailure, SolveResult
-from .tracking import track
+from .tracking import track, track_scales
 
 if TYPE_CHECKING:  # pragma: no cover
     from .database import PatternDatabase
@@ -200,9 +200,14 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     if options.attitude_hint is not None:
         # without a scale, tracking assumes the middle of the range
         f_track = math.sqrt(f_lo * f_hi) if f_guess is None else f_guess
-        res = track(db, frame, cat, options.attitude_hint, f_track, parities,
-                    options.hint_uncertainty, radius_px, options.match_threshold,
-                    options.refine_iterations, t0)
+        if frame.fixed_camera:
+            res = track(db, frame, cat, options.attitude_hint, f_track, parities,
+                        options.hint_uncertainty, radius_px, options.match_threshold,
+                        options.refine_iterations, t0)
+        else:
+            res = track_scales(db, frame, cat, options.attitude_hint, f_lo, f_hi, f_track,
+                               parities, options.hint_uncertainty, radius_px,
+                               options.match_threshold, options.refine_iterations, t0)
         if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
             return _in_input_order(res, order)
         if options.strict_hint:

@@ -10,6 +10,8 @@ matched star as evidence, so three stars can suffice.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -19,7 +21,7 @@ from .refinement import build_result, refine
 from .result import SolveResult
 from .verification import VERIFY_CATALOG_FACTOR, VERIFY_CENTROIDS, verify
 
-__all__ = ["track"]
+__all__ = ["track", "track_scales"]
 
 #: Candidate pairs kept for voting (the brightest centroids' first).
 _MAX_PAIRS = 400
@@ -124,5 +126,53 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
         ref = refine(frame, cat, best, radius_px, refine_iterations)
         if ref is None or len(ref.img_idx) < 3:
             continue
+        if not frame.fixed_camera and _rms_px(ref) > _FREE_SCALE_RMS * radius_px:
+            # voted at a wrong scale: the stars near the hint's centre agreed, and the
+            # fit to them and to chance partners farther out is off by pixels
+            continue
         return build_result(db, frame, cat, ref, prob, t0, "tracking")
+    return None
+
+
+#: Without a camera model, a tracking answer whose matches scatter by more than this
+#: fraction of the match radius (rms) was voted at a wrong focal length (8 % off: 4-8 px
+#: on 10-16 deg fields of 1024 px with a 10 px radius; right ones: below 1 px).
+_FREE_SCALE_RMS = 0.25
+#: Most focal lengths :func:`track_scales` tries.
+_MAX_SCALES = 11
+#: Extra re-match and refit passes of a scan's answer: its focal length starts up to half
+#: a step (~0.7 %) off, where a pattern's is ~1e-4 off, and each pass moves it part of the
+#: way (with the usual passes: 0.4-0.7 % off, 20-110" and 2-3 px rms in 4 of 90 fields).
+_SCALE_REFINE_PASSES = 4
+
+
+def _rms_px(ref) -> float:
+    err = ref.errors_rad
+    return float(np.sqrt(np.mean(err * err))) * ref.hyp.f
+
+
+def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64],
+                 f_lo: float, f_hi: float, f_guess: float, parities: tuple[bool, ...],
+                 uncertainty_rad: float, radius_px: float, threshold: float,
+                 refine_iterations: int, t0: float) -> SolveResult | None:
+    """:func:`track` when the focal length is only known to lie in ``[f_lo, f_hi]`` (no
+    camera model): the votes compare angles, which scale with ``1 / f``, so they are
+    taken at focal lengths spaced so that a star at the image's reach moves by at most
+    the match radius between two (nearest ``f_guess`` first, :data:`_MAX_SCALES` at
+    most); the first that verifies is the answer."""
+    step = math.log1p(radius_px / frame.reach_px())
+    lo, hi = math.log(f_lo), math.log(f_hi)
+    centre = min(max(math.log(f_guess), lo), hi)
+    fs = [centre]
+    k = 1
+    while len(fs) < _MAX_SCALES and (centre - k * step >= lo or centre + k * step <= hi):
+        for u in (centre - k * step, centre + k * step):
+            if lo <= u <= hi and len(fs) < _MAX_SCALES:
+                fs.append(u)
+        k += 1
+    for u in fs:
+        res = track(db, frame, cat, hint_R, math.exp(u), parities, uncertainty_rad, radius_px,
+                    threshold, refine_iterations + _SCALE_REFINE_PASSES, t0)
+        if res is not None:
+            return res
     return None
