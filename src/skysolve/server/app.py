@@ -338,6 +338,21 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "jobs": _svc(request).store.counts()})
 
 
+#: nova's lists of named objects in a solved field, by route: the key of the answer.
+#: skysolve's catalogs carry no names (no NGC/IC objects, no star names), so the lists are
+#: empty, in nova's shapes, for any job that exists.
+NAMED_OBJECTS = {"annotations": "annotations", "objects_in_field": "objects_in_field",
+                 "tags": "tags", "machine_tags": "tags"}
+
+
+def _no_objects(key: str) -> Any:
+    async def route(request: Request) -> Response:
+        _svc(request).row(request.path_params["id"])  # (404 for an unknown job)
+        return JSONResponse({key: []})
+
+    return route
+
+
 def _download(name: str) -> Any:
     media, suffix = DOWNLOADS[name]
 
@@ -385,9 +400,16 @@ def _routes() -> list[Any]:
               Route(f"/api/submissions/{jid}", submission), Route(f"/api/jobs/{jid}", job),
               Route(f"/api/jobs/{jid}/calibration", calibration),
               Route(f"/api/jobs/{jid}/info", info), Route(f"/api/jobs/{jid}/result", result),
-              Route("/api/recent", recent), Route("/api/health", health),
-              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+              Route("/api/recent", recent), Route("/api/health", health)]
+    routes += [Route(f"/api/jobs/{jid}/{name}", _no_objects(key))
+               for name, key in NAMED_OBJECTS.items()]
+    # nova answers its API paths with a trailing slash too (N.I.N.A. posts to
+    # /api/login/), and clients do not follow a redirect of a POST
+    routes += [Route(r.path + "/", r.endpoint, methods=r.methods) for r in list(routes)
+               if r.path.startswith("/api/")]
     routes += [Route(f"/{name}/{jid}", _download(name)) for name in DOWNLOADS]
+    routes.append(Route(f"/annotated_display/{jid}", _download("preview")))
+    routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     return routes
 
 

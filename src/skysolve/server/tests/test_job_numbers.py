@@ -35,3 +35,25 @@ def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tmp_path):
         assert r.status_code == status, r.text
         if status == 413:
             assert "pixel values" in r.json()["errormessage"]
+
+
+def test_nova_paths_with_a_trailing_slash_and_named_object_lists(tmp_path):
+    """N.I.N.A. posts to /api/login/ (a redirect of a POST is not followed); nova's lists
+    of named objects answer in its shapes (empty: skysolve's catalogs have no names)."""
+    import json
+
+    client = _offline_app(tmp_path)
+    r = client.post("/api/login/", data={"request-json": json.dumps({"apikey": "k"})},
+                    follow_redirects=False)
+    assert r.status_code == 200 and r.json()["status"] == "success"
+    form = {"request-json": json.dumps({"session": r.json()["session"], "x": [1.0, 2.0],
+                                        "y": [3.0, 4.0], "image_width": 10,
+                                        "image_height": 10})}
+    job = client.post("/api/url_upload/", data=form, follow_redirects=False).json()["subid"]
+    for name, key in (("annotations", "annotations"), ("objects_in_field", "objects_in_field"),
+                      ("tags", "tags"), ("machine_tags", "tags")):
+        assert client.get(f"/api/jobs/{job}/{name}").json() == {key: []}
+        assert client.get(f"/api/jobs/{job}/{name}/").json() == {key: []}
+        assert client.get(f"/api/jobs/{job + 1}/{name}").status_code == 404
+    assert client.get(f"/api/jobs/{job}/", follow_redirects=False).status_code == 200
+    assert client.get(f"/annotated_display/{job + 1}").status_code == 404
