@@ -10,7 +10,9 @@ The per-job time limit is the solve's own timeout (``solve_timeout_ms``); a job
 still running ``grace_s`` after its limit (a stuck extraction, say) fails, and the
 pool is started afresh, its other running jobs going back to the queue. A worker
 that dies (killed, out of memory) breaks the pool the same way: its jobs are
-queued again and fail after :data:`skysolve.server.store.MAX_ATTEMPTS` tries.
+queued again; when several were in flight, which one killed it is unknown, so
+each of them runs alone next, and a job that stops its worker while alone fails
+after :data:`skysolve.server.store.MAX_ATTEMPTS` tries -- the others finish.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class JobQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flight: dict[int, tuple[cf.Future, float]] = {}
+        #: Jobs in flight together when a worker died: each runs alone next, so that
+        #: only the one that kills its worker is charged for it (see _collect).
+        self._suspects: set[int] = set()
         self._pool: Any = None
         self._thread: threading.Thread | None = None
 
@@ -132,7 +137,8 @@ class JobQueue:
 
     def _collect(self) -> bool:
         """Record finished jobs; True when the pool broke and must be restarted."""
-        broken = False
+        broken: list[int] = []
+        alone = len(self._flight) == 1
         for job_id, (fut, _) in list(self._flight.items()):
             if not fut.done():
                 continue
@@ -140,23 +146,53 @@ class JobQueue:
             try:
                 summary = fut.result()
             except cf.process.BrokenProcessPool:
-                broken = True
-                self._retry(job_id, "a solver worker stopped while solving this job")
+                broken.append(job_id)
                 continue
             except Exception as exc:  # noqa: BLE001 - the job's failure, recorded as its error
+                self._suspects.discard(job_id)
                 text = " ".join(str(exc).split()) or type(exc).__name__
                 self.store.finish(job_id, False, None, text[:500])
                 continue
+            self._suspects.discard(job_id)
             self.store.finish(job_id, bool(summary.get("solved")), summary,
                               None if summary.get("solved") else summary.get("message"))
-        return broken
+        if broken and not alone:
+            self._suspects.update(self._flight)  # (still in flight: requeued by _restart)
+        if alone and broken:
+            # the only job in flight stopped its worker: it is charged for it
+            self._retry(broken[0], "a solver worker stopped while solving this job")
+        else:
+            # which of them did is unknown: each runs alone next (not charged now)
+            for job_id in broken:
+                self._suspects.add(job_id)
+                self.store.requeue(job_id)
+        return bool(broken)
 
     def _retry(self, job_id: int, reason: str) -> None:
         row = self.store.get(job_id)
         if row is not None and row["attempts"] >= MAX_ATTEMPTS:
+            self._suspects.discard(job_id)
             self.store.finish(job_id, False, None, f"{reason} ({MAX_ATTEMPTS} times)")
         else:
+            self._suspects.add(job_id)  # (it runs alone from now on)
             self.store.requeue(job_id)
+
+    def _dispatch(self) -> None:
+        """Submit queued jobs to the free workers; a suspect (see ``_suspects``) only to an
+        empty pool, and nothing beside it."""
+        while self._suspects:
+            if self._flight:
+                return  # the pool drains first, or a suspect runs alone
+            job_id = min(self._suspects)
+            row = self.store.get(job_id)
+            if row is not None and row["state"] == "queued":
+                self._submit(row)
+                return
+            self._suspects.discard(job_id)  # (finished or gone meanwhile)
+        free = self.workers - len(self._flight)
+        if free > 0:
+            for row in self.store.next_queued(free, set(self._flight)):
+                self._submit(row)
 
     def _overdue(self) -> bool:
         """Fail jobs past their time limit; True when the pool must be restarted."""
@@ -180,10 +216,7 @@ class JobQueue:
             try:
                 if self._collect() | self._overdue():
                     self._restart()
-                free = self.workers - len(self._flight)
-                if free > 0:
-                    for row in self.store.next_queued(free, set(self._flight)):
-                        self._submit(row)
+                self._dispatch()
             except Exception as exc:  # noqa: BLE001 - the dispatcher must outlive any one job
                 import sys
 

@@ -179,3 +179,42 @@ def test_restarting_the_server_pool_kills_its_stuck_workers():
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _poison_or_done(job_dir, kind, inputs, solve, handle):  # (module level: picklable)
+    import os
+
+    if inputs.get("poison"):
+        os._exit(1)  # the worker dies, as when killed for its memory
+    time.sleep(0.3)
+    return {"solved": True}
+
+
+def test_only_the_job_that_kills_its_worker_fails(tmp_path, monkeypatch):
+    """Jobs in flight beside a job that keeps killing its worker finish: after a worker
+    dies, each of the jobs that were in flight runs alone, so only the culprit is
+    charged (it used to fail every job beside it too)."""
+    from skysolve.server import queue as queue_module
+    from skysolve.server import worker
+
+    monkeypatch.setattr(worker, "run_job", _poison_or_done)
+    store = JobStore(tmp_path)
+    jobs = []
+    for poison in (False, True, False):
+        job = store.reserve("xy", {"input": {"poison": poison}, "solve": {}}, None)
+        store.accept(job, None)
+        jobs.append(job)
+    q = queue_module.JobQueue(store, None, workers=2, time_limit_s=30.0)
+    q._pool = queue_module.ServerPool(2, "process")
+    q._thread = threading.Thread(target=q._run, daemon=True)
+    q._thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while (any(store.get(j)["state"] not in ("success", "failure") for j in jobs)
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+        states = [store.get(j)["state"] for j in jobs]
+        assert states == ["success", "failure", "success"], states
+        assert "worker stopped" in store.get(jobs[1])["error"]
+    finally:
+        q.stop()
