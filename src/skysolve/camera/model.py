@@ -116,6 +116,14 @@ def _as_float_array(a: ArrayLike, name: str) -> NDArray[np.float64]:
         raise InvalidTypeError(f"{name} must be a number or an array of numbers") from exc
 
 
+def check_declination(dec: NDArray[np.float64], name: str = "dec_deg") -> None:
+    """Refuse a declination beyond +-90 degrees (NaN passes: "no position")."""
+    bad = np.abs(dec) > 90.0
+    if np.any(bad):
+        raise InvalidArgumentError(f"{name} must be within [-90, 90] degrees, got "
+                                   f"{float(np.asarray(dec)[bad].flat[0]):g}")
+
+
 def _xy(x: ArrayLike, y: ArrayLike, nx: str, ny: str) -> tuple[
         NDArray[np.float64], NDArray[np.float64], bool]:
     xa = _as_float_array(x, nx)
@@ -413,6 +421,7 @@ class CameraModel:
         """Centred pixel positions of sky positions for an attitude (NaN behind the camera)."""
         R = as_rotation_matrix(rotation, "rotation")
         ra, dec, _ = _xy(ra_deg, dec_deg, "ra_deg", "dec_deg")
+        check_declination(dec)
         return self.vectors_to_pixel(radec_to_vector(ra, dec) @ R.T)
 
     # -- copies and serialisation

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import _error_text, _info, _jsonable
-from .parser import EXIT_OK
+from .common import _err, _error_text, _info, _jsonable
+from .parser import EXIT_OK, EXIT_USAGE
 
 
 def _db_summary(db, path: Path | None) -> dict[str, Any]:
@@ -36,6 +36,9 @@ def _print_summary(info: dict[str, Any]) -> None:
 
 
 def _cmd_db_build(args: argparse.Namespace) -> int:
+    if args.min_fov is not None and args.max_fov is not None and args.min_fov > args.max_fov:
+        _err(f"--min-fov {args.min_fov:g} is above --max-fov {args.max_fov:g}")
+        return EXIT_USAGE
     params: dict[str, Any] = {}
     if args.pattern_max_error is not None:
         params["pattern_max_error"] = args.pattern_max_error

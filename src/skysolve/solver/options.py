@@ -52,8 +52,32 @@ def _attitude(value: Any, name: str) -> NDArray[np.float64] | None:
 _fov_deg = partial(_args.positive, maximum=360.0, allow_none=True)
 _fov_rad = partial(_args.positive, maximum=2.0 * math.pi, allow_none=True)
 _pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none=True)
-_velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
-                    allow_none=True)
+_velocity_vector = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
+                           allow_none=True)
+#: Faster than any spacecraft (the Parker probe: ~190 km/s): likely m/s given as km/s.
+_SUSPICIOUS_SPEED_KM_S = 1000.0
+
+
+def _velocity(value: Any, name: str) -> NDArray[np.float64] | None:
+    """An observer velocity, km/s, slower than light (one much faster than any spacecraft
+    is taken, with a warning: it may be metres per second)."""
+    from ..sky.aberration import SPEED_OF_LIGHT_KM_S
+
+    v = _velocity_vector(value, name)
+    if v is None:
+        return None
+    speed = float(np.linalg.norm(v))
+    if speed >= SPEED_OF_LIGHT_KM_S:
+        raise InvalidArgumentError(f"{name} must be slower than light "
+                                   f"({SPEED_OF_LIGHT_KM_S:g} km/s), got |v| = {speed:g} km/s")
+    if speed > _SUSPICIOUS_SPEED_KM_S:
+        import warnings
+
+        warnings.warn(f"{name}: |v| = {speed:g} km/s is faster than any spacecraft; is it "
+                      "in m/s? (the Earth moves at ~30 km/s)", UserWarning, stacklevel=2)
+    return v
+
+
 _backend = partial(_args.choice, choices=BACKENDS)
 _origin = partial(_args.choice, choices=ORIGINS, allow_none=True)
 _radius_deg = partial(_args.positive, maximum=180.0, allow_none=True)

@@ -254,6 +254,9 @@ class SolveResult:
         beyond a fisheye's reach) or arrays (NaN there) for array input.
         Imaged positions outside the image are returned as they are.
         """
+        from ..camera.model import _as_float_array, check_declination
+
+        check_declination(_as_float_array(dec_deg, "dec_deg"))  # (before aberration)
         ra_deg, dec_deg = self._astrometric(ra_deg, dec_deg, 1.0)
         x, y = self.camera_model.world_to_pixel(ra_deg, dec_deg,
                                                 self.rotation_matrix_icrs_to_camera)

@@ -392,6 +392,7 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     (["calibrate", "x.tiff", "--wcs-sip-order", "10", "-o", "c.json"], "--wcs-sip-order"),
     (["calibrate", "x.tiff", "--catalog", "tycho", "-o", "c.json"], "--catalog"),
     (["db", "build", "--catalog", "tycho"], "--catalog"),
+    (["db", "build", "--min-fov", "20", "--max-fov", "10"], "--min-fov"),
 ])
 def test_usage_errors_exit_2_with_one_line(cli_env, args, fragment):
     assert_user_error(run(cli_env, *args), 2, fragment)

@@ -133,6 +133,26 @@ def test_a_position_hint_of_astropy_angles(small_db, fields):
         assert res and _err_deg(res, R) < 0.05
 
 
+def test_an_observer_velocity_is_checked_by_its_name(small_db, fields):
+    xy = fields[0][0]
+    with pytest.raises(InvalidArgumentError, match="observer_velocity_km_s.*light"):
+        small_db.solve_from_centroids(xy, image_width=W, image_height=H,
+                                      observer_velocity_km_s=[3e5, 1e4, 0.0])
+    with pytest.warns(UserWarning, match="m/s"):  # 30 km/s given in m/s
+        small_db.solve_from_centroids(xy, image_width=W, image_height=H,
+                                      observer_velocity_km_s=[30000.0, 0.0, 0.0])
+
+
+def test_world_to_pixel_refuses_a_declination_beyond_the_pole(small_db, fields):
+    xy, R, _, _ = fields[0]
+    res = small_db.solve_from_centroids(xy, image_width=W, image_height=H)
+    assert res
+    for dec in (91.0, [0.0, -90.5]):
+        with pytest.raises(InvalidArgumentError, match="dec_deg"):
+            res.world_to_pixel(0.0 if np.ndim(dec) == 0 else [0.0, 0.0], dec)
+    assert res.world_to_pixel(0.0, 90.0) is None or len(res.world_to_pixel(0.0, 90.0)) == 2
+
+
 def test_the_boresight_check_also_guards_tracking(small_db, fields):
     from skysolve.geometry import rotation_to_quaternion
 
