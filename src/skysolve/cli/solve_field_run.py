@@ -146,7 +146,7 @@ def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) 
         return False
     if args.overwrite:  # deleted first: no stale .solved/.wcs survives a failed solve
         for p in out.values():
-            # (never the input itself: an .axy input is its own default .axy output)
+            # (never the input itself, should an output be named like it)
             if p is not None and p.exists() and not _is_input(p, path):
                 p.unlink()
         return False
@@ -165,14 +165,14 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
     from ..io import astrometry_files as af
 
     out = _outputs(path, args)
-    if _blocked(path, out, args):
-        return EXIT_OK
     try:
+        if _blocked(path, out, args):
+            return EXIT_OK
         if args.dir:  # solve-field creates --dir whatever it writes there
             Path(args.dir).mkdir(parents=True, exist_ok=True)
         fld = _xylist_field(path, args) if _is_xylist(path) else _image_field(path, args)
         _say(f"Extracted {len(fld.xy_fits)} sources.")
-        if out["axy"] and not _is_xylist(path):
+        if out["axy"]:  # (None for an x/y list)
             af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
                          fld.height)
         db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None)
