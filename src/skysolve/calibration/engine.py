@@ -131,11 +131,19 @@ def _refit_attitudes(images: list[Pairs], camera: CameraModel) -> None:
 
 
 def _clip(res: NDArray[np.float64], inl: NDArray[np.bool_], weights: NDArray[np.float64],
-          sigma_clip: float, robust) -> NDArray[np.bool_]:
-    """Pairs within ``sigma_clip`` robust rms of their prediction (weighted residuals)."""
+          sigma_clip: float, robust, n_params: int = 0) -> NDArray[np.bool_]:
+    """Pairs within ``sigma_clip`` robust rms of their prediction (weighted residuals).
+
+    The in-sample residuals of a fit with ``n_params`` free parameters are smaller than
+    the errors by ``sqrt(dof / n_obs)`` (each pair pulls the fit towards itself), so the
+    robust rms is scaled up by ``sqrt(n_obs / dof)``: without it a fit with few stars per
+    parameter clips good stars, and each clipped star makes the next fit tighter still.
+    """
     rel = np.sqrt(weights / np.median(weights[inl]))[:, None]
     wres = res * rel
-    clip_px = max(sigma_clip * robust(wres[inl]), _MIN_CLIP_PX)
+    n_obs = 2 * int(inl.sum())
+    inflate = math.sqrt(n_obs / max(n_obs - n_params, 1))
+    clip_px = max(sigma_clip * inflate * robust(wres[inl]), _MIN_CLIP_PX)
     return np.hypot(wres[:, 0], wres[:, 1]) <= clip_px
 
 
@@ -192,7 +200,7 @@ def iterate(problem: Problem, start: Params, options: CalibrationOptions,
         err = rms(res[inl])
         changed = 0
         if math.isfinite(options.sigma_clip):
-            new_inl = _clip(res, inl, w, options.sigma_clip, robust)
+            new_inl = _clip(res, inl, w, options.sigma_clip, robust, problem.n_params)
             if 2 * new_inl.sum() >= problem.n_params + 2:
                 changed = int(np.count_nonzero(new_inl != inl))
                 inl = new_inl

@@ -40,6 +40,13 @@ def _folds(value: Any, name: str) -> int:
     return n
 
 
+def _resamples(value: Any, name: str) -> int:
+    n = _args.count(value, name)
+    if n == 1:  # one resample has no spread: its covariance would be a row of zeros
+        raise InvalidArgumentError(f"{name} must be 0 (no bootstrap) or >= 2, got 1")
+    return n
+
+
 def _per_image(value: Any, name: str, item) -> tuple | None:
     """A sequence with one entry (or None) per solve result, each checked by ``item``."""
     if value is None:
@@ -139,7 +146,7 @@ class CalibrationOptions(Options):
     select_order: bool = option(False, type="bool", check=_args.flag, keyword_only=True, doc="""
         Polynomial model: fit every order from 2 to ``order`` and keep the one with
         the smallest held-out residual (needs ``validation_folds``).""")
-    bootstrap: int = option(0, type="int", check=_args.count, keyword_only=True, doc="""
+    bootstrap: int = option(0, type="int", check=_resamples, keyword_only=True, doc="""
         Bootstrap resamples (of each image's stars) for bootstrap uncertainties
         beside the fit covariance; 0 skips them.""")
     catalog: Any = option(None, type="None, 'gaia' or Catalog", check=_catalog,

@@ -102,13 +102,16 @@ def seed_passes(n: int = 4, order: int = 6, model: str = "polynomial") -> tuple[
     """``n`` passes on the seed's schedule, the order capped at ``order``.
 
     Pass ``k`` (1-based) has match radius 0.01, 0.005, 0.003, 0.002 (then
-    0.002) and polynomial order ``min(order, k + 2)``; with ``model="radial"``
-    every pass fits the radial model. ``seed_passes()`` is :data:`SEED_PASSES`.
+    0.002) and polynomial order ``min(order, k + 2)``, except the last pass, which
+    fits ``order`` itself (with fewer than ``order - 2`` passes the schedule would
+    otherwise never reach it); with ``model="radial"`` every pass fits the radial
+    model. ``seed_passes()`` is :data:`SEED_PASSES`.
     """
     n = _args.count(n, "n", minimum=1)
     order = _args.count(order, "order", minimum=1)
     radii = [p.match_radius for p in SEED_PASSES]
-    return tuple(CalibrationPass(radii[min(k, len(radii) - 1)], order=min(order, k + 3),
+    return tuple(CalibrationPass(radii[min(k, len(radii) - 1)],
+                                 order=order if k == n - 1 else min(order, k + 3),
                                  model=model) for k in range(n))
 
 

@@ -78,9 +78,10 @@ schedule (the seed notebook's multi-pass scheme), pass k = 1..PASSES:
   --fov-error then; later passes the model's FOV within 0.5 deg), match radius
   0.01, 0.005, 0.003, 0.002 (then 0.002) of the image width and 10 refinement
   iterations; then fit one shared camera model to all solved images, polynomial
-  order min(ORDER, k + 2) (i.e. 3, 4, 5, 6 for --order 6), or a radial model with
-  --radial. Each pass prints "n/N solved, calibration RMSE before -> after px,
-  inliers". Finally every image is solved once more with the calibrated camera.
+  order min(ORDER, k + 2) (i.e. 3, 4, 5, 6 for --order 6) and ORDER in the last
+  pass, or a radial model with --radial. Each pass prints "n/N solved,
+  calibration RMSE before -> after px, inliers". Finally every image is solved
+  once more with the calibrated camera.
 
 examples:
   skysolve calibrate frames/*.tiff --fov 11.4 -o camera.json
@@ -143,12 +144,13 @@ def _checked(kind: type, check: Any, name: str) -> Any:
     return parse
 
 
-def _count(name: str, maximum: int | None = None) -> Any:
-    """argparse type of a command-line-only count (``--jobs``, ``--passes``) from 1."""
+def _count(name: str, maximum: int | None = None, minimum: int = 1) -> Any:
+    """argparse type of a command-line-only count (``--jobs``, ``--passes``) from
+    ``minimum`` (1)."""
     def check(value: Any, label: str) -> int:
         from .. import _args
 
-        return _args.count(value, label, minimum=1, maximum=maximum)
+        return _args.count(value, label, minimum=minimum, maximum=maximum)
 
     return _checked(int, check, name)
 
@@ -358,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-wcs", action="store_true",
                    help="write IMAGE.wcs beside each image: its calibrated mapping as a "
                         "FITS header with SIP terms (see --wcs-sip-order)")
-    p.add_argument("--wcs-sip-order", type=_count("wcs-sip-order", 9), default=6, metavar="N",
+    p.add_argument("--wcs-sip-order", type=_count("wcs-sip-order", 9, minimum=2),
+                   default=6, metavar="N",
                    help="SIP order of the --write-wcs headers, 2 to 9 (default 6)")
     p.add_argument("--catalog", choices=("gaia",),
                    help="match more stars for the fit from this catalog (the bundled Gaia "
