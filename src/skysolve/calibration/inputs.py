@@ -130,6 +130,18 @@ def _one_image(db: PatternDatabase, i: int, res: Any, cs: Any,
         raise InvalidArgumentError(
             f"solve_results[{i}] matched catalog id {int(ids[star_idx < 0][0])}, which is "
             "not in this database")
+    matched = np.asarray(getattr(res, "matched_xy", np.zeros((0, 2))), dtype=np.float64)
+    if len(matched) == len(idx) and len(idx) and np.isfinite(matched).all():
+        off = np.hypot(*(xy[idx] - matched).T)
+        # (re-measured centroids may move a little, single ones a lot: the median tells a
+        # set in another pixel convention or order from them)
+        if float(np.median(off)) > _MOVED_PX:
+            k = int(np.argsort(off)[len(off) // 2])
+            raise InvalidArgumentError(
+                f"centroids[{i}] are not the centroids solve_results[{i}] was solved from "
+                f"(its centroid {int(idx[k])} is at ({xy[idx[k], 0]:.2f}, {xy[idx[k], 1]:.2f}) "
+                f"px, where the solve matched ({matched[k, 0]:.2f}, {matched[k, 1]:.2f})): "
+                "give each solve's own centroids, in its order, in centred pixel coordinates")
     natural = np.asarray(db.star_vectors[star_idx], dtype=np.float64)
     solved_v = res.observer_velocity_km_s
     solved = natural if solved_v is None else aberrate(natural, solved_v)
@@ -150,12 +162,37 @@ def _one_image(db: PatternDatabase, i: int, res: Any, cs: Any,
             float(np.nansum(d * d)))
 
 
+#: Median distance (px) of the centroids given from the positions their solve matched
+#: beyond which they are not its centroids (another pixel convention: hundreds of px).
+_MOVED_PX = 3.0
+#: An image whose pairs fit its own solve this many times worse than the median image's
+#: (and by more than :data:`_MISFIT_PX`) does not belong to its solve (swapped centroid
+#: sets, permuted catalog ids): 600 px against 10-12 px measured for swapped sets.
+_MISFIT_FACTOR = 10.0
+_MISFIT_PX = 50.0
+
+
+def _check_own_fits(images: list[Pairs], fits: list[float]) -> None:
+    """Refuse an image whose pairs do not fit its own solve (needs three images to tell)."""
+    if len(fits) < 3:
+        return
+    med = float(np.median(fits))
+    worst = int(np.argmax(fits))
+    if fits[worst] > max(_MISFIT_FACTOR * med, _MISFIT_PX):
+        i = images[worst].index
+        raise InvalidArgumentError(
+            f"solve_results[{i}] and centroids[{i}] do not belong together: its matched "
+            f"centroids lie {fits[worst]:.0f} px (rms) from where its own solve puts their "
+            f"catalog stars, the median image's {med:.1f} px (swapped centroid sets or "
+            "catalog ids?)")
+
+
 def image_pairs(db: PatternDatabase, results: list, cents: list,
                 options: CalibrationOptions) -> tuple[list[Pairs], list[CameraModel], float,
                                                       int, int]:
     """Every successful solve's pairs and camera, the rmse before, and the image size."""
     velocities = _velocities(options, len(results))
-    images, cameras = [], []
+    images, cameras, fits = [], [], []
     before_sq = 0.0
     for i, (res, cs) in enumerate(zip(results, cents, strict=True)):
         if res is None or isinstance(res, SolveFailure):
@@ -163,9 +200,11 @@ def image_pairs(db: PatternDatabase, results: list, cents: list,
         im, sq = _one_image(db, i, res, cs, velocities[i])
         images.append(im)
         cameras.append(res.camera_model)
+        fits.append(math.sqrt(sq / max(len(im.xy), 1)))
         before_sq += sq
     if not images:
         raise InvalidArgumentError("solve_results holds no successful solve to calibrate from")
+    _check_own_fits(images, fits)
     # an explicit size is checked against every image below, naming the image
     explicit = any(v is not None for v in (options.image_width, options.image_height,
                                            options.image_shape))
