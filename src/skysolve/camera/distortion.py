@@ -272,10 +272,14 @@ def _newton_invert(fun: _MapWithJac, tu: NDArray[np.float64], tv: NDArray[np.flo
         keep = np.isfinite(step) & (step > tol)
         idx = idx[keep]
     good = np.isfinite(u) & np.isfinite(v)
-    fu, fv = fun(u[good], v[good])[:2]
+    fu, fv, a, b, c, d = fun(u[good], v[good])
     res = np.hypot(fu - tu[good], fv - tv[good])
     ok = np.zeros_like(good)
-    ok[good] = res <= _RESIDUAL_TOL_PX
+    # a lens's ideal offsets are where the map keeps its orientation and sense (both
+    # eigenvalues of J with positive real part: det > 0 and trace > 0); beyond a strong
+    # barrel term's fold-over the map turns over (det < 0), then points back through
+    # the centre (det > 0, trace < 0), and a root there lies on the opposite side
+    ok[good] = (res <= _RESIDUAL_TOL_PX) & (a * d - b * c > 0) & (a + d > 0)
     u[~ok] = np.nan
     v[~ok] = np.nan
     return u, v

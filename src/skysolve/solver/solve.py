@@ -117,6 +117,11 @@ def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
     if fov_est is None:
         # a field somewhat beyond the database's scales still holds its patterns
         hi = math.radians(db.max_fov_deg)
+        if _proj.max_angle(code) > 0.5 * math.pi:
+            # a fisheye's horizontal field spans the frame's dark corners too: a
+            # circular fisheye inscribed in a 4:3 frame is 240-300 deg across while
+            # its stars span no more than the database's largest field
+            return math.radians(db.min_fov_deg) * 0.6, cap
         return math.radians(db.min_fov_deg) * 0.6, min(hi / 0.6, hi + math.radians(30.0), cap)
     if fov_err is not None:
         return max(fov_est - fov_err, 1e-6), min(fov_est + fov_err, cap)
@@ -189,7 +194,10 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         parities = (False, True) if options.parity_flip is None else (options.parity_flip,)
     f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, fov_est, width, code)
     # patterns are limited by the database's scales: a much larger field cannot match
-    if fov_lo > math.radians(db.max_fov_deg) * 1.6 or fov_hi < math.radians(db.min_fov_deg) / 2:
+    # (but a fisheye's stars may span far less than its frame: see _fov_range)
+    too_wide = (fov_lo > math.radians(db.max_fov_deg) * 1.6
+                and _proj.max_angle(code) <= 0.5 * math.pi)
+    if too_wide or fov_hi < math.radians(db.min_fov_deg) / 2:
         return fail("invalid_config",
                     f"the field of view range {math.degrees(fov_lo):.2f}-"
                     f"{math.degrees(fov_hi):.2f} deg is outside the database's "
