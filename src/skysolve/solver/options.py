@@ -204,7 +204,10 @@ class SolveOptions(Options):
         None, type="float, optional", check=_args.optional_positive, doc="""
         The same in radians.""")
     strict_hint: bool = option(False, type="bool", check=_args.flag, doc="""
-        With a hint, do not fall back to the lost-in-space search.""")
+        With a hint, do not fall back to the lost-in-space search: an answer must agree
+        with the hinted attitude (within 1.5 ``hint_uncertainty``). Without a camera
+        model, whose scale tracking can only sample, the pattern search held to the
+        hint's cone still runs.""")
     # -- skysolve's own parameters (keyword-only, so that positional calls written
     # for tetra3rs 0.14 mean the same)
     refine_iterations: int = option(2, type="int", check=_args.count, keyword_only=True, doc="""

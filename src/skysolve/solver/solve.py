@@ -155,6 +155,17 @@ def _deep(flag: bool | None, centroids: Any) -> bool:
     return artefacts > len(centroids)  # (.centroids would build a Centroid per star)
 
 
+#: How far (in hint uncertainties) an answer to an attitude hint may lie from it: as far
+#: as tracking's candidate pairs reach (its search radius is 1.5 uncertainties).
+_HINT_REACH = 1.5
+
+
+def _rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle (rad) of the rotation between attitudes ``a`` and ``b``."""
+    c = 0.5 * (float(np.trace(a @ b.T)) - 1.0)
+    return math.acos(max(-1.0, min(1.0, c)))
+
+
 def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
     """Solve ``centroids`` against ``db`` with ``options`` (see :func:`solve_from_centroids`)."""
     be = backends.select(options.backend)
@@ -218,6 +229,23 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
                                options.match_threshold, options.refine_iterations, t0)
         if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
             return _in_input_order(res, order)
+        if options.strict_hint and not frame.fixed_camera and len(xy) >= 4:
+            # without a camera model tracking's votes (angles) depend on a scale it can
+            # only sample: the pattern search finds the scale, held to the hint's cone,
+            # and its answer must agree with the hinted attitude
+            hint_R = options.attitude_hint
+            reach = _HINT_REACH * options.hint_uncertainty
+            res, _ = search(
+                db, frame, cat, f_lo=f_lo, f_hi=f_hi, f_guess=f_guess, parities=parities,
+                tol=tol, radius_px=radius_px, threshold=options.match_threshold,
+                deadline=deadline, refine_iterations=options.refine_iterations, t0=t0,
+                pattern_stars=options.pattern_checking_stars,
+                max_patterns=options.max_patterns_checked, cone=Cone(hint_R[2], reach),
+                deep=_deep(options.deep_search, centroids))
+            if res is not None and _rotation_angle(res.rotation_matrix_icrs_to_camera,
+                                                   hint_R) <= reach and (
+                    cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
+                return _in_input_order(res, order)
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
 

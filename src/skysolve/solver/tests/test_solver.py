@@ -411,6 +411,23 @@ def test_tracking_without_a_camera_finds_the_scale(small_db, hip2025, fov_estima
     assert _boresight_error_arcsec(res, R) < 30.0 and abs(res.fov_deg - 12.0) < 0.01
 
 
+def test_strict_tracking_without_a_scale_searches_patterns_near_the_hint(small_db, hip2025):
+    """No camera model and no FOV: the focal lengths tracking samples may miss the field's
+    (it votes on angles, which scale with 1/f); a pattern search held to the hint's cone
+    finds the scale, and its answer must agree with the hinted attitude (roll included)."""
+    R = radec_roll_to_rotation(200.0, -20.0, 70.0)
+    _, sim = _field(hip2025, R, fov=17.0, centroid_noise_px=0.2, seed=3, num_stars=40)
+    kw = dict(image_width=W, image_height=H, hint_uncertainty_deg=2.0, strict_hint=True)
+    near = radec_roll_to_rotation(200.5, -20.3, 70.5)
+    res = small_db.solve_from_centroids(sim.centroids, attitude_hint=near, **kw)
+    assert res and _boresight_error_arcsec(res, R) < 30.0 and abs(res.fov_deg - 17.0) < 0.05
+    assert res.mode == "lost_in_space"  # (tracking's focal lengths did not reach 17 deg)
+    for wrong in (radec_roll_to_rotation(20.0, 20.0, 70.0),     # elsewhere on the sky
+                  radec_roll_to_rotation(200.0, -20.0, 250.0)):  # right place, rolled 180
+        res = small_db.solve_from_centroids(sim.centroids, attitude_hint=wrong, **kw)
+        assert not res and res.status == "no_match"
+
+
 # ------------------------------------------------------------------------------------
 # Failures and bad input
 
