@@ -166,6 +166,38 @@ def _rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
     return math.acos(max(-1.0, min(1.0, c)))
 
 
+def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
+            focal: tuple[float, float, float | None], parities: tuple[bool, ...],
+            radius_px: float, t0: float, cone: Cone | None, patterns: Any) -> SolveResult | None:
+    """The answer near ``options.attitude_hint`` (``focal``: the allowed focal lengths and
+    the estimate), held to the position ``cone`` if any; None when there is none."""
+    f_lo, f_hi, f_guess = focal
+    R_hint, unc = options.attitude_hint, options.hint_uncertainty
+    # without a scale, tracking starts at the middle of the range
+    f_track = math.sqrt(f_lo * f_hi) if f_guess is None else f_guess
+    if frame.fixed_camera:
+        res = track(db, frame, cat, R_hint, f_track, parities, unc, radius_px,
+                    options.match_threshold, options.refine_iterations, t0)
+    else:
+        res = track_scales(db, frame, cat, R_hint, f_lo, f_hi, f_track, parities, unc,
+                           radius_px, options.match_threshold, options.refine_iterations, t0)
+    if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
+        return res
+    if not options.strict_hint or frame.fixed_camera or len(frame.ideal) < 4:
+        return None
+    # without a camera model tracking's votes (angles) depend on a scale it can only
+    # sample: the pattern search finds the scale, held to the hint's cone, and its answer
+    # must agree with the hinted attitude
+    reach = _HINT_REACH * unc
+    res, _ = patterns(Cone(R_hint[2], reach))
+    if res is None:
+        return None
+    R = res.rotation_matrix_icrs_to_camera
+    if _rotation_angle(R, R_hint) > reach or (cone is not None and not cone.holds(R)):
+        return None
+    return res
+
+
 def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
     """Solve ``centroids`` against ``db`` with ``options`` (see :func:`solve_from_centroids`)."""
     be = backends.select(options.backend)
@@ -216,47 +248,27 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     position = options.position_cone
     cone = None if position is None else Cone(*position)
 
+    def patterns(within: Cone | None):
+        """The pattern search, held to the cone ``within`` (or not)."""
+        return search(
+            db, frame, cat, f_lo=f_lo, f_hi=f_hi, f_guess=f_guess, parities=parities, tol=tol,
+            radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
+            refine_iterations=options.refine_iterations, t0=t0,
+            pattern_stars=options.pattern_checking_stars,
+            max_patterns=options.max_patterns_checked, cone=within,
+            deep=_deep(options.deep_search, centroids))
+
     if options.attitude_hint is not None:
-        # without a scale, tracking assumes the middle of the range
-        f_track = math.sqrt(f_lo * f_hi) if f_guess is None else f_guess
-        if frame.fixed_camera:
-            res = track(db, frame, cat, options.attitude_hint, f_track, parities,
-                        options.hint_uncertainty, radius_px, options.match_threshold,
-                        options.refine_iterations, t0)
-        else:
-            res = track_scales(db, frame, cat, options.attitude_hint, f_lo, f_hi, f_track,
-                               parities, options.hint_uncertainty, radius_px,
-                               options.match_threshold, options.refine_iterations, t0)
-        if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
+        res = _hinted(db, frame, cat, options, (f_lo, f_hi, f_guess), parities, radius_px, t0,
+                      cone, patterns)
+        if res is not None:
             return _in_input_order(res, order)
-        if options.strict_hint and not frame.fixed_camera and len(xy) >= 4:
-            # without a camera model tracking's votes (angles) depend on a scale it can
-            # only sample: the pattern search finds the scale, held to the hint's cone,
-            # and its answer must agree with the hinted attitude
-            hint_R = options.attitude_hint
-            reach = _HINT_REACH * options.hint_uncertainty
-            res, _ = search(
-                db, frame, cat, f_lo=f_lo, f_hi=f_hi, f_guess=f_guess, parities=parities,
-                tol=tol, radius_px=radius_px, threshold=options.match_threshold,
-                deadline=deadline, refine_iterations=options.refine_iterations, t0=t0,
-                pattern_stars=options.pattern_checking_stars,
-                max_patterns=options.max_patterns_checked, cone=Cone(hint_R[2], reach),
-                deep=_deep(options.deep_search, centroids))
-            if res is not None and _rotation_angle(res.rotation_matrix_icrs_to_camera,
-                                                   hint_R) <= reach and (
-                    cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
-                return _in_input_order(res, order)
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
 
     if len(xy) < 4:
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
-    result, status = search(
-        db, frame, cat, f_lo=f_lo, f_hi=f_hi, f_guess=f_guess, parities=parities, tol=tol,
-        radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
-        refine_iterations=options.refine_iterations, t0=t0,
-        pattern_stars=options.pattern_checking_stars, max_patterns=options.max_patterns_checked,
-        cone=cone, deep=_deep(options.deep_search, centroids))
+    result, status = patterns(cone)
     if result is not None:
         return _in_input_order(result, order)
     if status == "timeout":
