@@ -111,12 +111,14 @@ def _check_image(image: Any) -> tuple[NDArray, NDArray | None, NDArray | None]:
     return arr, unpacked.mask, unpacked.noise
 
 
-def _as_float32(arr: NDArray) -> NDArray[np.float32]:
-    """The working float32 copy (a view when already float32 and contiguous)."""
+def _as_float32(arr: NDArray) -> tuple[NDArray[np.float32], float]:
+    """The working float32 copy (a view when already float32 and contiguous) and the
+    offset subtracted from it (0, or a large common level of wide types): image value =
+    working value + offset."""
     if arr.dtype == np.float32:
-        return np.ascontiguousarray(arr)
+        return np.ascontiguousarray(arr), 0.0
     if arr.dtype.itemsize <= 2 or arr.dtype == np.float16:
-        return arr.astype(np.float32)  # exact
+        return arr.astype(np.float32), 0.0  # exact
     # wide types: float32 holds 24 bits; remove a large common offset first
     if arr.dtype.kind == "f":
         sample = np.abs(arr[::7, ::7])
@@ -127,8 +129,8 @@ def _as_float32(arr: NDArray) -> NDArray[np.float32]:
     if np.isfinite(big) and big > 2.0**23:
         finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
         offset = float(np.round(np.median(finite[:: max(1, finite.size // 100_000)])))
-        return (arr.astype(np.float64) - offset).astype(np.float32)
-    return arr.astype(np.float32)
+        return (arr.astype(np.float64) - offset).astype(np.float32), offset
+    return arr.astype(np.float32), 0.0
 
 
 # --------------------------------------------------------------------------------------
@@ -314,27 +316,27 @@ def _by_rows(fn: Callable[[NDArray], T], image: NDArray) -> list[T]:
 
 
 def _finite_work(arr: NDArray, mask: NDArray | None = None
-                 ) -> tuple[NDArray[np.float32] | None, NDArray | None]:
+                 ) -> tuple[NDArray[np.float32] | None, NDArray | None, float]:
     """The float32 working copy and the mask of unusable pixels (non-finite or masked).
 
     Unusable pixels are filled with flat sky: the median of the usable ones plus
     Gaussian noise (fixed seed) of their pixel-to-pixel scatter, so that the
     background and noise estimates see the usable sky's noise there. (A constant
     fill would pile up at one value and collapse the robust noise estimate of a
-    frame with a large masked or NaN part.) Returns ``(None, None)`` when no pixel
-    is usable.
+    frame with a large masked or NaN part.) Returns ``(None, None, offset)`` when no
+    pixel is usable; ``offset``: what :func:`_as_float32` subtracted.
     """
-    work = _as_float32(arr)
+    work, offset = _as_float32(arr)
     bad = None if mask is None else mask.copy()
     if work.dtype.kind == "f" and arr.dtype.kind == "f" and not all(
             _by_rows(lambda rows: bool(np.isfinite(rows).all()), work)):
         unusable = ~np.isfinite(work)
         bad = unusable if bad is None else bad | unusable
     if bad is None:
-        return work, None
+        return work, None, offset
     n_bad = int(np.count_nonzero(bad))
     if n_bad == bad.size:
-        return None, None
+        return None, None, offset
     step = max(1, int(math.sqrt((bad.size - n_bad) / 200_000)))
     sample = work[::step, ::step][~bad[::step, ::step]]
     fill = float(np.median(sample)) if sample.size else float(work[~bad][0])
@@ -347,7 +349,7 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
     work = work.copy()
     noise = np.random.default_rng(0).standard_normal(n_bad).astype(np.float32)
     work[bad] = fill + (scatter if math.isfinite(scatter) else 0.0) * noise
-    return work, bad
+    return work, bad, offset
 
 
 def _bad_noise(noise: NDArray, bad: NDArray | None) -> NDArray[np.bool_]:
@@ -658,17 +660,20 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
 def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     arr, mask, noise = _check_image(image)
     h, w = arr.shape
-    work, bad = _finite_work(arr, mask)
+    work, bad, offset = _finite_work(arr, mask)
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
     bg = _noise(work, arr, options.local_bg_block_size, exact=bad is None)
     sigma = bg.sigma
     if not (np.isfinite(sigma) and sigma > 0):
-        return _empty_result(h, w, bg.mean, 0.0 if np.isfinite(sigma) else sigma, float("nan"))
+        return _empty_result(h, w, bg.mean + offset, 0.0 if np.isfinite(sigma) else sigma,
+                             float("nan"))
     sat_level = options.saturation_level
     if sat_level == "auto":
         exact = bad is None and arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2
         sat_level = _auto_saturation(arr if exact else work, bg.mean, sigma)
+    elif sat_level is not None:
+        sat_level = float(sat_level) - offset  # in the working copy's values
     if noise is not None:
         bad = _bad_noise(noise, bad)
         sigma = bg.sigma = float(np.median(noise[~bad])) if not bad.all() else sigma
@@ -685,7 +690,7 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
                                   or again.kept() > found.kept()):
             found = again
     if found is None:
-        return _empty_result(h, w, bg.mean, sigma, _threshold_scale(plain) * sigma)
+        return _empty_result(h, w, bg.mean + offset, sigma, _threshold_scale(plain) * sigma)
     blob_ids, col, row, fitted, reason, meas, _, thr, nblobs = found.result()
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
@@ -694,7 +699,7 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     sat = meas["saturated"][blob_ids]
     return ExtractionResult._from_arrays(
         col + 0.5 - w / 2.0, row + 0.5 - h / 2.0, meas["flux"][blob_ids], cov,
-        image_width=w, image_height=h, background_mean=bg.mean, background_sigma=sigma,
+        image_width=w, image_height=h, background_mean=bg.mean + offset, background_sigma=sigma,
         threshold=thr, num_blobs_raw=nblobs, saturated=sat,
         npix=meas["npix"][blob_ids], peak=meas["peak"][blob_ids], fitted=fitted,
         flags=np.where(sat, "saturated", "star"), rejected=_rejected(meas, reason, h, w))

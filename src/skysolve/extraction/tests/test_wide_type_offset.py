@@ -1,0 +1,29 @@
+"""Wide types with a large offset: results in image units."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skysolve.extraction import extract_centroids
+from skysolve.tests.frames import render_stars
+
+
+def _field(shape=(256, 320), n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    x = rng.uniform(20 - w / 2, w / 2 - 20, n)
+    y = rng.uniform(20 - h / 2, h / 2 - 20, n)
+    f = np.exp(rng.uniform(np.log(3e3), np.log(6e4), n))
+    img = render_stars(shape, x, y, f, 1.2) + 1000.0 + rng.normal(0.0, 10.0, shape)
+    return img, x, y
+
+
+def test_a_large_offset_of_a_wide_type_keeps_background_and_saturation_in_image_units():
+    img, _, _ = _field()
+    clipped = np.minimum(img, 4000.0)
+    ref = extract_centroids(clipped, saturation_level=4000.0)
+    assert ref.saturated.sum() > 0
+    for offset, dtype in ((1e7, np.float64), (2**24, np.int64)):
+        res = extract_centroids((clipped + offset).astype(dtype), saturation_level=4000.0 + offset)
+        assert abs(res.background_mean - (ref.background_mean + offset)) < 1.0
+        np.testing.assert_array_equal(res.saturated, ref.saturated)
