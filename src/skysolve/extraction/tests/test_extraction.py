@@ -780,3 +780,20 @@ def test_an_all_sky_frame_with_a_dark_border_is_thresholded_at_its_sky_noise():
     assert np.mean(idx >= 0) > 0.9
     d = np.hypot(xy[:, None, 0] - x[None], xy[:, None, 1] - y[None]).min(axis=1)
     assert np.sum(d > 1.5) <= 5
+
+
+def test_a_raw_bayer_frame_finds_its_stars():
+    """A raw colour frame (RGGB gains 0.9, 1, 1, 0.85 and a black level): its four 2x2
+    phases see the sky at different levels; taken as they are, the green pixels made one
+    blob of the whole sky and no star was found."""
+    rng = np.random.default_rng(2)
+    h, w = 384, 512
+    x, y = rng.uniform(10 - w / 2, w / 2 - 10, 80), rng.uniform(10 - h / 2, h / 2 - 10, 80)
+    f = np.exp(rng.uniform(np.log(3e3), np.log(1e5), 80))
+    img = render_stars((h, w), x, y, f, 1.3) + 1000 + rng.normal(0, 10, (h, w))
+    gain = np.ones((h, w))
+    gain[0::2, 0::2], gain[1::2, 1::2] = 0.9, 0.85
+    raw = np.round(img * gain + 64).astype(np.uint16)
+    xy = extract_centroids(raw).as_array()
+    idx, d = match_to_truth(xy[:, 0], xy[:, 1], x, y, radius=1.0)
+    assert np.mean(idx >= 0) > 0.85 and len(xy) - np.sum(idx >= 0) <= 2
