@@ -97,7 +97,12 @@ def _check_image(image: Any) -> tuple[NDArray, NDArray | None, NDArray | None]:
         unpacked = as_image_data(image)
     except InvalidTypeError as exc:
         raise InvalidTypeError(f"image must be a 2-D numeric array: {exc}") from None
-    arr = unpacked.data
+    arr, mask, noise = unpacked.data, unpacked.mask, unpacked.noise
+    if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[2]):
+        # one channel as (1, H, W) or (H, W, 1): the image it holds
+        axis = 0 if arr.shape[0] == 1 else 2
+        arr, mask, noise = (None if a is None else (a.squeeze(axis) if a.ndim == 3 else a)
+                            for a in (arr, mask, noise))
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
                                  or np.issubdtype(arr.dtype, np.floating)):
         raise InvalidTypeError(
@@ -108,7 +113,7 @@ def _check_image(image: Any) -> tuple[NDArray, NDArray | None, NDArray | None]:
             + ("; convert colour images to one channel first" if arr.ndim == 3 else ""))
     if arr.size == 0:
         raise InvalidArgumentError(f"image must not be empty, got shape {arr.shape}")
-    return arr, unpacked.mask, unpacked.noise
+    return arr, mask, noise
 
 
 def _as_float32(arr: NDArray) -> tuple[NDArray[np.float32], float]:

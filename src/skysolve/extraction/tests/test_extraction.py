@@ -797,3 +797,12 @@ def test_a_raw_bayer_frame_finds_its_stars():
     xy = extract_centroids(raw).as_array()
     idx, d = match_to_truth(xy[:, 0], xy[:, 1], x, y, radius=1.0)
     assert np.mean(idx >= 0) > 0.85 and len(xy) - np.sum(idx >= 0) <= 2
+
+
+def test_one_channel_with_a_third_axis_is_the_image():
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(-100, 100, 20), rng.uniform(-70, 70, 20)
+    img = render_stars((160, 240), x, y, np.full(20, 5e3), 1.2) + 100 + rng.normal(0, 3, (160, 240))
+    want = extract_centroids(img).as_array()
+    for one in (img[None], img[:, :, None]):
+        np.testing.assert_array_equal(extract_centroids(one).as_array(), want)
