@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from skysolve.errors import InvalidArgumentError
-from skysolve.simulate import random_attitudes
 
-from .synthetic import synthetic_solves
-from .test_uncertainty import truth_camera
-
-
-def _one_frame(db, seed: int, stars: int):
-    rots = random_attitudes(1, rng=np.random.default_rng(seed))
-    res, cents = synthetic_solves(db, [truth_camera()], rots, 0.05, seed=seed,
-                                  max_stars=stars)
-    return res, cents, rots
+from .test_clip_few_stars import _one_frame
 
 
 def test_one_bootstrap_resample_is_refused(small_db):
