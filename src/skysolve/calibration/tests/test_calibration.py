@@ -365,6 +365,7 @@ def test_direct_function_matches_method(tess_db, one):
     assert a[2] == pytest.approx(b[1])
 
 
+@pytest.mark.filterwarnings("ignore:observer_velocity_km_s")  # (a large speed on purpose)
 def test_aberrated_catalog_vectors(tess_db, tess_frames):
     """With an observer velocity the catalog side is aberrated, as the solver did."""
     from skysolve.sky.aberration import aberrate
