@@ -163,13 +163,8 @@ def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64]
     step = math.log1p(radius_px / frame.reach_px())
     lo, hi = math.log(f_lo), math.log(f_hi)
     centre = min(max(math.log(f_guess), lo), hi)
-    fs = [centre]
-    k = 1
-    while len(fs) < _MAX_SCALES and (centre - k * step >= lo or centre + k * step <= hi):
-        for u in (centre - k * step, centre + k * step):
-            if lo <= u <= hi and len(fs) < _MAX_SCALES:
-                fs.append(u)
-        k += 1
+    offsets = [0] + [side * k for k in range(1, _MAX_SCALES) for side in (-1, 1)]
+    fs = [centre + d * step for d in offsets if lo <= centre + d * step <= hi][:_MAX_SCALES]
     for u in fs:
         res = track(db, frame, cat, hint_R, math.exp(u), parities, uncertainty_rad, radius_px,
                     threshold, refine_iterations + _SCALE_REFINE_PASSES, t0)
