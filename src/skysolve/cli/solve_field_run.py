@@ -97,10 +97,10 @@ def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
 
 def _angle_between(result: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
     """The angle (degrees) between the sky positions of centred pixels ``a`` and ``b``."""
-    from ..geometry import radec_to_vector
+    from ..geometry import angle_between, radec_to_vector
 
     va, vb = (radec_to_vector(*result.pixel_to_world(*p)) for p in (a, b))
-    return math.degrees(math.atan2(float(np.linalg.norm(np.cross(va, vb))), float(va @ vb)))
+    return math.degrees(float(angle_between(va, vb)))
 
 
 def field_lines(result: Any, width: int, height: int) -> list[str]:

@@ -235,19 +235,22 @@ def read_ccd_planes(path: str | os.PathLike[str], shape: tuple[int, ...]
     path = _existing_file(path)
     if _sniff(path) != "FITS":
         return None, None
+    def shaped(h: Any) -> bool:
+        # (from the header: the primary's pixels, read already, are not read again)
+        return _is_image_hdu(h) and tuple(int(n) for n in h.shape) == tuple(shape)
+
     hdul = _open_fits(path)
     try:
-        primary = getattr(hdul[0], "data", None)
-        if primary is None or primary.shape != shape:
+        if not shaped(hdul[0]):
             return None, None  # the image is not CCDData's primary array
         names = {str(h.name).upper(): h for h in hdul[1:]}
         mask = uncertainty = None
         h = names.get("MASK")
-        if h is not None and getattr(h, "data", None) is not None and h.data.shape == shape:
+        if h is not None and shaped(h):
             mask = np.asarray(h.data) != 0
         h = names.get("UNCERT")
         kind = None if h is None else _UNCERTAINTY_TYPES.get(str(h.header.get("UTYPE", "")))
-        if kind is not None and getattr(h, "data", None) is not None and h.data.shape == shape:
+        if kind is not None and shaped(h):
             from astropy import nddata
 
             cls = {"std": nddata.StdDevUncertainty, "var": nddata.VarianceUncertainty,
