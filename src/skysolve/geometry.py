@@ -177,6 +177,10 @@ def quaternion_to_rotation(q: ArrayLike) -> NDArray[np.float64]:
     return Rotation.from_quat(np.asarray(q, dtype=np.float64), scalar_first=True).as_matrix()
 
 
+_EYE3 = np.eye(3)
+_EYE3.setflags(write=False)
+
+
 def as_rotation_matrix(attitude: ArrayLike, name: str = "attitude") -> NDArray[np.float64]:
     """Accept a ``[w, x, y, z]`` quaternion or a 3×3 matrix and return the matrix.
 
@@ -201,7 +205,10 @@ def as_rotation_matrix(attitude: ArrayLike, name: str = "attitude") -> NDArray[n
             raise InvalidArgumentError(f"{name} quaternion must be non-zero")
         return quaternion_to_rotation(a / n)
     if a.shape == (3, 3):
-        if not np.allclose(a @ a.T, np.eye(3), atol=1e-6) or np.linalg.det(a) < 0:
+        # (scalar checks: a tracking solve passes one every frame)
+        (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = a.tolist()
+        det = a0 * (b1 * c2 - b2 * c1) - a1 * (b0 * c2 - b2 * c0) + a2 * (b0 * c1 - b1 * c0)
+        if float(np.abs(a @ a.T - _EYE3).max()) > 1e-6 or det < 0:
             raise InvalidArgumentError(f"{name} must be a proper rotation matrix")
         return a
     raise InvalidArgumentError(

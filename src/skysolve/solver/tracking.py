@@ -1,11 +1,22 @@
 """Tracking: solve around a hinted attitude, without the pattern search.
 
 Catalog stars are projected through the hinted attitude; candidate pairs
-(centroid, catalog star) lie within the hint uncertainty of each other. Pairs
-of pairs whose angular separations agree (rigid-body consistency) vote for
-one rotation, which is fitted (Wahba) and verified. Because the hint, not the
-matched stars, pins the attitude, the false-match probability counts every
-matched star as evidence, so three stars can suffice.
+(centroid, catalog star) lie within the hint uncertainty of each other.
+
+A hint off by a small rotation moves every star by nearly the same image-plane
+offset (the focal length times the pointing error; a roll error adds a twist
+that grows with the distance from the centre), so the right pairs' offsets pile
+up in one place while chance pairs spread over the whole search disc: the
+densest cell of a histogram of offsets (cells of two match radii) gives the
+pairs of a first rotation (Wahba). When that rotation does not verify (a large
+roll error, a crowded field), pairs of pairs whose angular separations agree
+(rigid-body consistency) vote for one rotation instead, which is fitted and
+verified the same way. Because the hint, not the matched stars, pins the
+attitude, the false-match probability counts every matched star as evidence,
+so three stars can suffice. A hint further off than its uncertainty can still
+verify a rotation pivoting about the few stars it does match (or chance pairs):
+its refined matches then scatter across the match radius where a right answer's
+sit within the centroid noise, and it is refused (``_FIXED_RMS``).
 """
 
 from __future__ import annotations
@@ -29,6 +40,60 @@ _MAX_PAIRS = 400
 _MAX_PROPOSALS = 10
 #: Partners of a proposal tried as the second pair of its rotation.
 _MAX_PARTNERS = 64
+
+
+#: Most cells per axis of the offset histogram (a wider search leaves it to the vote).
+_MAX_OFFSET_CELLS = 512
+
+
+def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
+                  closeness: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Rows of pairs ``(ii, jj)`` keeping one catalog star per centroid and one centroid
+    per star: the closest pairs (largest ``closeness``) first."""
+    rows = np.argsort(-closeness, kind="stable")
+    _, first_i = np.unique(ii[rows], return_index=True)
+    rows = rows[np.sort(first_i)]
+    _, first_j = np.unique(jj[rows], return_index=True)
+    return rows[np.sort(first_j)]
+
+
+def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
+                 search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+    """The verified attitude of the pairs in the densest cell of offsets (see the module
+    notes): ``(matches, hyp, probability)``, or ``(0, None, 1.0)``."""
+    none = (0, None, 1.0)
+    cell = 2.0 * radius_px
+    cells = int(2.0 * search_px / cell) + 2
+    if cells > _MAX_OFFSET_CELLS:
+        return none
+    d = frame.ideal[:n_img, None, :] - p[None, :, :]
+    ii, jj = np.nonzero(np.einsum("ijk,ijk->ij", d, d) <= search_px * search_px)
+    if len(ii) < 3:
+        return none
+    off = d[ii, jj]
+    key = np.floor((off + search_px) / cell).astype(np.intp)
+    counts = np.bincount(key[:, 0] * cells + key[:, 1], minlength=cells * cells)
+    counts = counts.reshape(cells, cells)
+    # blocks of 2x2 cells: a pile split by a cell edge still counts whole
+    blocks = counts[:-1, :-1] + counts[1:, :-1] + counts[:-1, 1:] + counts[1:, 1:]
+    bx, by = np.unravel_index(int(np.argmax(blocks)), blocks.shape)
+    if blocks[bx, by] < 3:
+        return none
+    centre = (np.array([bx, by]) + 1.0) * cell - search_px
+    miss = np.abs(off - centre).max(axis=1)
+    rows = np.flatnonzero(miss <= cell)
+    rows = rows[_unique_pairs(ii[rows], jj[rows], -miss[rows])]
+    if len(rows) < 3:
+        return none
+    # (the backend's fit skips centroids the projection does not image: a fisheye's corners)
+    R, _, _, ok = frame.backend.fit_pairs(
+        np.ascontiguousarray(frame.ideal[ii[rows]]), cat.vectors(idx[jj[rows]]),
+        np.arange(len(rows)), hyp.f, hyp.parity, frame.proj, True)
+    if not ok:
+        return none
+    h = Hypothesis(R, hyp.f, hyp.parity)
+    n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
+    return n, h, prob
 
 
 def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
@@ -69,12 +134,7 @@ def _consensus(v_img, v_cat, ii, jj, start: int, partners, tol: float):
     inl = cos > np.cos(tol)
     best = int(np.argmax(inl.sum(axis=1)))
     rows = np.flatnonzero(inl[best])
-    # one catalog star per centroid and one centroid per star: the closest pairs
-    rows = rows[np.argsort(-cos[best, rows], kind="stable")]
-    _, first_i = np.unique(ii[rows], return_index=True)
-    rows = rows[np.sort(first_i)]
-    _, first_j = np.unique(jj[rows], return_index=True)
-    return rows[np.sort(first_j)]
+    return rows[_unique_pairs(ii[rows], jj[rows], cos[best, rows])]
 
 
 def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, votes):
@@ -117,17 +177,21 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
         idx, p = cat.projected(frame, hyp, VERIFY_CATALOG_FACTOR * n_img, margin_px=search_px)
         if len(idx) < 3:
             continue
-        votes = _consistent_pairs(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
-        if votes is None:
-            continue
-        n, best, prob = _best_vote(frame, cat, hyp, radius_px, votes)
+        n, best, prob = _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
         if best is None or n < 3 or prob >= threshold:
-            continue
+            votes = _consistent_pairs(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
+            if votes is None:
+                continue
+            n, best, prob = _best_vote(frame, cat, hyp, radius_px, votes)
+            if best is None or n < 3 or prob >= threshold:
+                continue
         ref = refine(frame, cat, best, radius_px, refine_iterations)
         if ref is None or len(ref.img_idx) < 3:
             continue
-        if not frame.fixed_camera and _rms_px(ref) > _FREE_SCALE_RMS * radius_px:
-            # voted at a wrong scale: the stars near the hint's centre agreed, and the
+        limit = _FIXED_RMS if frame.fixed_camera else _FREE_SCALE_RMS
+        if _rms_px(ref) > limit * radius_px:
+            # not one rigid rotation: voted at a wrong scale, or (a hint further off than
+            # its uncertainty) a rotation pivoting about the few stars it does match; the
             # fit to them and to chance partners farther out is off by pixels
             continue
         return build_result(db, frame, cat, ref, prob, t0, "tracking")
@@ -138,6 +202,11 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
 #: fraction of the match radius (rms) was voted at a wrong focal length (8 % off: 4-8 px
 #: on 10-16 deg fields of 1024 px with a 10 px radius; right ones: below 1 px).
 _FREE_SCALE_RMS = 0.25
+#: With a camera model: the answers to hints further off than their uncertainty that
+#: pivot about part of the field scatter by 0.46-0.55 of the match radius (3 in 900
+#: hard fields), right ones by 0.05 (0.3 px of centroid noise); the bound leaves room
+#: for a camera model that misses some distortion.
+_FIXED_RMS = 0.35
 #: Most focal lengths :func:`track_scales` tries.
 _MAX_SCALES = 11
 #: Extra re-match and refit passes of a scan's answer: its focal length starts up to half
