@@ -47,12 +47,15 @@ KEPT_REASONS = ("star", "saturated")
 #:     structure: cloud and glare edges, lit foreground);
 #: ``'trail'``
 #:     one of several detections along a line (satellite or aircraft trail);
+#: ``'foreground'``
+#:     next to pixels far darker than the sky (the lit edge of a tree, roof or
+#:     wall in front of it);
 #: ``'blend'``
 #:     two separate peaks (only with ``deblend='reject'``);
 #: ``'narrow'``
 #:     narrower than the frame's stars (cosmic ray, hot pixel smeared by JPEG).
 REJECT_REASONS = ("small", "large", "border", "sharp", "elongated", "diffuse", "trail",
-                  "blend", "narrow")
+                  "foreground", "blend", "narrow")
 #: The record of a rejected detection (centred pixels, like the centroids).
 REJECTED_DTYPE = np.dtype([("x", np.float64), ("y", np.float64), ("brightness", np.float64),
                            ("npix", np.int64), ("peak", np.float64), ("reason", "U10")])

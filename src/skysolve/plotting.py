@@ -196,7 +196,8 @@ def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit
 #: blobs ('small') are far too many to be worth drawing.
 REJECTED_MARKERS = {"large": ("D", "magenta"), "border": ("s", "0.6"), "sharp": ("x", "red"),
                     "elongated": ("d", "orange"), "diffuse": ("o", "violet"),
-                    "trail": ("^", "lime"), "blend": ("v", "pink"), "narrow": ("+", "red")}
+                    "trail": ("^", "lime"), "foreground": ("s", "brown"), "blend": ("v", "pink"),
+                    "narrow": ("+", "red")}
 
 
 def _draw_rejected(ax: Axes, centroids: Any, ring: float) -> None:

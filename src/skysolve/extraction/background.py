@@ -27,7 +27,10 @@ pixels) make the model follow skies that are not smooth on the block scale
   global noise) and detection thresholds follow it.
 
 A smooth sky passes both (three bincounts over the sample) and keeps the
-single model and the global noise.
+single model and the global noise. The sample also says whether anything in
+front of the sky is far darker than it (:attr:`Background.dark_fraction`: the
+fraction of samples more than :data:`DARK_SIGMAS` below the model), which the
+extractor's foreground test needs to know.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ _THREAD_SAMPLES = 200_000
 
 # Samples used for the global statistics: enough for a ~1 % accurate sigma.
 _GLOBAL_SAMPLES = 25_000
+#: Pixels this many noise sigmas below the sky are not sky (a Gaussian sky has none in
+#: 10^11): a silhouette, or an image circle's dark border.
+DARK_SIGMAS = 7.0
 
 
 #: The compare-exchanges of a median-of-9 sorting network (Paeth's): the median ends in 4.
@@ -172,6 +178,9 @@ class Background:
     noise : Background or None
         The noise per block as a model of its own (same nodes), when the noise
         is not uniform over the frame; ``None`` otherwise (``sigma`` everywhere).
+    dark_fraction : float
+        Fraction of the sampled pixels more than :data:`DARK_SIGMAS` noise sigmas
+        below the model (0 for a sky with nothing dark in front of it).
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
@@ -186,6 +195,7 @@ class Background:
         self._axes = None
         self._bounds: dict[tuple[int, int], NDArray[np.float64]] = {}
         self.noise: Background | None = None
+        self.dark_fraction = 0.0
 
     def sigma_at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64] | float:
         """Noise at integer pixels (the global ``sigma`` when it is uniform)."""
@@ -497,7 +507,8 @@ def estimate_background(image: NDArray, block_size: int | None,
     sample = _subsample(image, _GLOBAL_SAMPLES)
     if block_size is None or (block_size >= h and block_size >= w):
         level, sigma0 = robust_location(sample)
-        return Background(np.array([[level]]), None, sigma0, (h, w))
+        return _with_dark(Background(np.array([[level]]), None, sigma0, (h, w)),
+                          sample - level)
     bs = int(block_size)
     bg = Background(_block_levels(image if counts is None else counts, bs), bs, float("nan"),
                     (h, w))
@@ -509,7 +520,7 @@ def estimate_background(image: NDArray, block_size: int | None,
     bg.sigma = robust_sigma(resid, iterations=1)
     if quantum is not None and bg.sigma < quantum:
         bg.sigma = _clipped_rms(resid, 3.0 * quantum)
-    replaced = _replace_lifted_blocks(bg)
+    replaced = _with_dark(_replace_lifted_blocks(bg), resid)
     if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0) or bs < 2 * step:
         # (blocks this small hold too few samples to check)
         return replaced
@@ -520,6 +531,13 @@ def estimate_background(image: NDArray, block_size: int | None,
     if structured and bs // 2 >= _MIN_BLOCK:
         return estimate_background(image, bs // 2, adaptive, quantum, counts)
     bg.noise = noise
+    return _with_dark(bg, resid)
+
+
+def _with_dark(bg: Background, resid: NDArray) -> Background:
+    """``bg`` with its :attr:`~Background.dark_fraction` from the sampled residual."""
+    if resid.size and np.isfinite(bg.sigma) and bg.sigma > 0:
+        bg.dark_fraction = float(np.count_nonzero(resid < -DARK_SIGMAS * bg.sigma)) / resid.size
     return bg
 
 

@@ -63,9 +63,16 @@ from .._options import with_options
 from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..imagedata import as_image_data
-from .background import Background, _median, estimate_background, robust_sigma
+from .background import DARK_SIGMAS, Background, _median, estimate_background, robust_sigma
 from .blobs import _blended, _fit_positions, _measure_blobs
-from .filters import basic_reasons, code, narrow_blobs, psf_reference, shape_reasons
+from .filters import (
+    basic_reasons,
+    code,
+    foreground_blobs,
+    narrow_blobs,
+    psf_reference,
+    shape_reasons,
+)
 from .kernels import backend, compiled, thread_count
 from .options import ExtractionOptions
 
@@ -568,6 +575,10 @@ def _to_fit(work, bg, labels, meas, scale, opts: ExtractionOptions):
     psf = psf_reference(meas, reason, thr)
     shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w))
     blob_ids = np.flatnonzero(reason == 0)
+    if bg.dark_fraction > 0 and len(blob_ids):
+        fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma)
+        reason[blob_ids[fg]] = code("foreground")
+        blob_ids = blob_ids[~fg]
     if opts.deblend == "reject" and len(blob_ids):
         blend = _blended(work, bg, labels, meas, blob_ids, bg.sigma, scale * bg.sigma)
         reason[blob_ids[blend]] = code("blend")

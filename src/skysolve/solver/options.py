@@ -280,9 +280,9 @@ class SolveOptions(Options):
         separation; 14 per focal-length window): for frames whose brightest
         centroids are mostly not stars. Giving up then takes three to four times
         as long. None (default): only for an ``ExtractionResult`` that rejected more
-        artefacts (sharp, elongated, narrow detections and trails: hot pixels,
-        cosmic rays, JPEG blocks, trails) than it kept centroids, a frame whose
-        kept list likely holds more of the same.""")
+        artefacts (sharp, elongated, narrow and foreground detections and trails:
+        hot pixels, cosmic rays, JPEG blocks, lit twigs, trails) than it kept
+        centroids, a frame whose kept list likely holds more of the same.""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                        keyword_only=True, doc=f"""
         With a ``camera_model``: also refine this image's plate scale (a factor on
