@@ -185,6 +185,27 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free, np.sqrt(sx0 * sy0)
 
 
+def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[np.intp],
+                snr: float) -> NDArray[np.bool_]:
+    """Which blobs ``ids`` hold light beside their peak along both axes: the sum of the
+    two neighbours left and right, and of the two above and below, each ``snr`` noise
+    sigmas (of that sum) above the background. A star's light spills both ways; a hot
+    pixel's neighbours hold noise, a cosmic-ray track's light lies along one line.
+    Neighbours off the image hold no light."""
+    h, w = work.shape
+    pr, pc, bgp = m["pr"][ids], m["pc"][ids], m["bg_peak"][ids]
+    flat = work.ravel()
+
+    def light(dr: int, dc: int) -> NDArray:
+        r, c = pr + dr, pc + dc
+        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        v = flat[np.clip(r, 0, h - 1) * w + np.clip(c, 0, w - 1)].astype(np.float64)
+        return np.where(inside, v - bgp, 0.0)
+
+    need = snr * np.sqrt(2.0) * m["sigma"][ids]
+    return (light(0, -1) + light(0, 1) >= need) & (light(-1, 0) + light(1, 0) >= need)
+
+
 def _log_parabola(v: NDArray, peak: NDArray) -> tuple[NDArray, NDArray]:
     """Width and offset of a parabola through the logs of 3 samples (Gaussian peak)."""
     with np.errstate(divide="ignore", invalid="ignore"):

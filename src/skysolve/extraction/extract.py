@@ -64,14 +64,16 @@ from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..imagedata import as_image_data
 from .background import DARK_SIGMAS, Background, _median, estimate_background, robust_sigma
-from .blobs import _blended, _fit_positions, _measure_blobs
+from .blobs import _axis_wings, _blended, _fit_positions, _measure_blobs
 from .filters import (
+    _WING_SNR,
     basic_reasons,
     code,
     foreground_blobs,
     narrow_blobs,
     psf_reference,
     shape_reasons,
+    undersampled,
 )
 from .kernels import backend, compiled, thread_count
 from .options import ExtractionOptions
@@ -569,10 +571,18 @@ def _to_fit(work, bg, labels, meas, scale, opts: ExtractionOptions):
     those beyond ``max_centroids``), ``psf`` the frame's :class:`~.filters.PSFReference`.
     :func:`_fitted` finishes the pass."""
     h, w = work.shape
+    spill = None
+    if opts.max_sharpness is not None:
+        sharp = np.flatnonzero(meas["sharpness"][1:] > opts.max_sharpness) + 1
+        spill = np.zeros(len(meas["npix"]), dtype=bool)
+        spill[sharp] = _axis_wings(work, meas, sharp, _WING_SNR)
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
-                           max_sharpness=opts.max_sharpness, border_margin=opts.border_margin)
+                           max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
+                           spill=spill)
     thr = scale * meas["sigma"]
-    psf = psf_reference(meas, reason, thr)
+    # (the blobs the sharpness test kept tell what it was told: on a frame that is not
+    # undersampled it dropped only blobs above the limit, which lowers their median)
+    psf = psf_reference(meas, reason, thr, undersampled(meas, reason == 0))
     shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w))
     blob_ids = np.flatnonzero(reason == 0)
     if bg.dark_fraction > 0 and len(blob_ids):
@@ -615,8 +625,9 @@ def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, 
             lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b) + 1.0 / 12.0
             snr = meas["peak"][blob_ids] / meas["sigma"][blob_ids]
             rough = ~free & ~meas["saturated"][blob_ids] & np.isfinite(fsx)
+            winged = _axis_wings(work, meas, blob_ids, _WING_SNR) if psf.undersampled else None
             narrow = narrow_blobs(fsx, fsy, measured, lmin, rough, start, snr,
-                                  meas["sharpness"][blob_ids])
+                                  meas["sharpness"][blob_ids], winged)
             reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
     n_max = opts.max_centroids

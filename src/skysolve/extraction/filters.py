@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 from ..centroids import REJECT_REASONS
 
 __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
-           "foreground_blobs", "narrow_blobs"]
+           "foreground_blobs", "narrow_blobs", "undersampled"]
 
 #: Blobs need this peak (local noise sigmas) to enter the PSF reference, which holds
 #: the brightest _REF_MAX of them ...
@@ -129,6 +129,17 @@ _WELL_SAMPLED = 0.7
 #: down to this; the rough width must reach this fraction of the stars'.
 _NARROW_SNR = 10.0
 _ROUGH_FRACTION = 0.6
+#: A blob's neighbours hold a PSF's wings when their mean lies this many noise sigmas
+#: (of that mean) above the background ...
+_WING_SNR = 5.0
+#: ... and a frame's stars are undersampled when the median sharpness of its bright
+#: blobs with wings exceeds this (Gaussian stars at random sub-pixel phases: sigma 0.5
+#: px, 0.80; 0.6 px, 0.72; 1 px, 0.46).
+_UNDERSAMPLED_SHARPNESS = 0.75
+#: ... where the narrowest plausible fitted sigma of a blob with wings on both axes is
+#: this fraction of theirs (fits of stars of sigma 0.3 px reach 0.2 px; cosmic-ray hits
+#: of a few pixels fit at 0.2-0.24 px beside stars of 0.4 px).
+_WINGED_FRACTION = 0.65
 
 
 def code(reason: str) -> int:
@@ -145,7 +156,8 @@ class PSFReference:
     when the frame is not smeared); ``area`` the reference
     ``npix / ln(peak / threshold)``; ``count`` the number of reference blobs;
     ``offset`` the median distance (px) of their brightest pixel from their
-    intensity centroid.
+    intensity centroid; ``undersampled`` whether the stars are as sharp as hot pixels
+    (:func:`undersampled`).
     """
 
     cov: tuple[float, float, float]
@@ -153,6 +165,7 @@ class PSFReference:
     area: float
     count: int
     offset: float = float("nan")
+    undersampled: bool = False
 
     @property
     def ring(self) -> bool:
@@ -195,8 +208,14 @@ def _log_ratio(m: dict[str, NDArray], thr: NDArray | float) -> NDArray:
 
 
 def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max_pixels: int,
-                  max_sharpness: float | None, border_margin: int) -> NDArray[np.uint8]:
-    """Reason codes of the size, border and sharpness tests (0: passed)."""
+                  max_sharpness: float | None, border_margin: int,
+                  spill: NDArray[np.bool_] | None = None) -> NDArray[np.uint8]:
+    """Reason codes of the size, border and sharpness tests (0: passed).
+
+    ``spill`` marks the blobs whose peak's neighbours hold light along both axes
+    (:func:`.blobs._axis_wings`; needed for those above ``max_sharpness``): on a frame
+    of undersampled stars (:func:`undersampled`) these pass the sharpness test.
+    """
     n = len(m["npix"])
     reason = np.zeros(n, dtype=np.uint8)
     reason[0] = 255  # the background label
@@ -211,20 +230,53 @@ def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max
              | (m["rmax"] > h - 1 - border_margin) | (m["cmax"] > w - 1 - border_margin),
              "border")
     if max_sharpness is not None:
-        mark(m["sharpness"] > max_sharpness, "sharp")
+        sharp = m["sharpness"] > max_sharpness
+        # on a frame of undersampled stars, a sharp blob whose light spills both ways is
+        # a star (the width test still judges it); a hot pixel's neighbours hold noise,
+        # a cosmic-ray track's light lies along one line
+        if spill is not None and undersampled(m, reason == 0):
+            sharp &= ~spill
+        mark(sharp, "sharp")
     return reason
 
 
-def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
-                  ) -> PSFReference:
-    """The frame's PSF from the bright, unsaturated blobs still kept."""
+def _wings(m: dict[str, NDArray]) -> NDArray[np.bool_]:
+    """Which blobs hold light around their peak: the mean of the 8 neighbours lies
+    ``_WING_SNR`` noise sigmas (of that mean) above the background."""
+    with np.errstate(invalid="ignore"):
+        return m["peak"] * (1.0 - m["sharpness"]) * np.sqrt(8.0) >= _WING_SNR * m["sigma"]
+
+
+def undersampled(m: dict[str, NDArray], candidates: NDArray[np.bool_]) -> bool:
+    """Whether the frame's stars are undersampled: the median sharpness of its bright
+    (``_NARROW_SNR``), unsaturated ``candidates`` with wings (:func:`_wings`) exceeds
+    ``_UNDERSAMPLED_SHARPNESS``.
+
+    A Gaussian star of sigma 0.3 px centred on a pixel is as sharp (0.97) as a hot
+    pixel, but its light spills into its neighbours, while a hot pixel's neighbours
+    hold noise. The median is over the frame's own blobs, so hot pixels smeared into
+    their neighbours (JPEG), which have wings too, decide it only when they outnumber
+    the stars.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bright = (candidates & _wings(m) & ~m["saturated"]
+                  & (m["peak"] >= _NARROW_SNR * m["sigma"]))
+    return bool(bright.sum() >= _REF_MIN
+                and np.median(m["sharpness"][bright]) > _UNDERSAMPLED_SHARPNESS)
+
+
+def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
+                  under: bool = False) -> PSFReference:
+    """The frame's PSF from the bright, unsaturated blobs still kept; ``under``: whether
+    the stars are undersampled (:func:`undersampled`)."""
     snr = m["peak"] / m["sigma"]
     usable = (reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
     ref = np.flatnonzero(usable & (snr >= _REF_SNR))
     if len(ref) < _PSF_MIN:
         ref = np.flatnonzero(usable & (snr >= _REF_SNR_FAINT))
     if len(ref) < _PSF_MIN:
-        return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref))
+        return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref),
+                            undersampled=under)
     ref = ref[np.argsort(-snr[ref], kind="stable")[:_REF_MAX]]  # the brightest first
     a, c, b = (v[ref] for v in _moments(m))
     cov = (float(np.median(a)), float(np.median(c)), float(np.median(b)))
@@ -244,7 +296,7 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float
             vals, vecs = np.linalg.eigh(np.array([[cov[0], cov[2]], [cov[2], cov[1]]]))
             vals = np.maximum(vals, 1e-12)
             whiten = vecs @ np.diag(np.sqrt(np.sqrt(vals.prod()) / vals)) @ vecs.T
-    return PSFReference(cov, whiten, area, len(ref), offset)
+    return PSFReference(cov, whiten, area, len(ref), offset, under)
 
 
 def _relative_elongation(m: dict[str, NDArray], psf: PSFReference) -> NDArray:
@@ -434,8 +486,9 @@ def foreground_blobs(work: NDArray, m: dict[str, NDArray], ids: NDArray[np.intp]
                      dark_sigmas: float, sigma: float) -> NDArray[np.bool_]:
     """Which of the blobs ``ids`` touch something dark in front of the sky (see the module
     notes): at least :data:`_DARK_PIXELS` pixels of the image ``work`` within
-    :data:`_DARK_REACH` of the peak lie more than ``dark_sigmas`` local noise sigmas
-    below the background there."""
+    :data:`_DARK_REACH` of the peak lie more than ``dark_sigmas`` times the frame's noise
+    ``sigma`` below the background there (the global noise: the local one is inflated
+    along a silhouette's rim)."""
     h, w = work.shape
     offs = np.arange(-_DARK_REACH, _DARK_REACH + 1)
     rows = m["pr"][ids][:, None, None] + offs[None, :, None]
@@ -449,7 +502,8 @@ def foreground_blobs(work: NDArray, m: dict[str, NDArray], ids: NDArray[np.intp]
 
 def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: NDArray,
                  rough: NDArray[np.bool_], start: NDArray, snr: NDArray,
-                 sharp: NDArray) -> NDArray[np.bool_]:
+                 sharp: NDArray, winged: NDArray[np.bool_] | None = None
+                 ) -> NDArray[np.bool_]:
     """Blobs narrower than any star, among the fitted blobs.
 
     ``measured`` marks blobs whose Gaussian width was fitted freely (bright,
@@ -458,9 +512,14 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     ``rough`` marks the fainter blobs fitted with an imposed width (so neither
     saturated nor too big), ``start`` every blob's rough width from its 3x3
     log-curvature, ``snr`` its peak in noise sigmas and ``sharp`` its peak
-    sharpness. A blob is narrow when
+    sharpness; ``winged`` (None: none) marks the blobs of a frame of undersampled
+    stars whose peak's neighbours hold light along both axes. A blob is narrow when
 
-    * a fitted sigma is below ``_MIN_PSF_SIGMA``, or its minor-axis moment is
+    * a fitted sigma is below ``_MIN_PSF_SIGMA`` (for a ``winged`` blob, below
+      ``_WINGED_FRACTION`` of the winged blobs' median, if that is lower: the fits, two
+      Gauss-Newton steps from 0.3 px, spread stars of sigma 0.3 px down to their
+      0.2 px bound, where single pixels end; their light in the neighbours tells
+      them apart), or its minor-axis moment is
       below a quarter of the stars' median minor-axis moment (cosmic-ray tracks,
       also diagonal ones too short to be elongated);
     * on a frame whose stars are well sampled (``_WELL_SAMPLED``), its fitted
@@ -475,7 +534,12 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     pixels are often brighter than any star) as long as these are narrower,
     and nothing on the sky is narrower than its stars.
     """
-    narrow = measured & (np.minimum(sx, sy) < _MIN_PSF_SIGMA)
+    least = np.minimum(sx, sy)
+    floor = np.full(len(sx), _MIN_PSF_SIGMA)
+    if winged is not None and (measured & winged).sum() >= _REF_MIN:
+        floor[winged] = min(_MIN_PSF_SIGMA,
+                            _WINGED_FRACTION * float(np.median(least[measured & winged])))
+    narrow = measured & (least < floor)
     good = measured & ~narrow
     if good.sum() < _REF_MIN:
         return narrow

@@ -83,7 +83,12 @@ class ExtractionOptions(Options):
                                          doc="""
         Reject blobs whose peak sharpness ``(peak - mean(8 neighbours)) / peak``
         exceeds this (hot pixels and cosmic rays score ~1; a critically sampled
-        star ~0.5, an undersampled one, sigma 0.5 px, up to ~0.86). ``None``: off.""")
+        star ~0.5, an undersampled one, sigma 0.5 px, up to ~0.86, sigma 0.3 px up
+        to ~0.97). On a frame whose stars are themselves that sharp (the median
+        sharpness of its bright blobs with light in their neighbours above 0.75:
+        stars of sigma below ~0.55 px), a blob passes when the neighbours on both
+        sides of its peak, along both axes, hold light (5 noise sigmas): a PSF's
+        wings, where a hot pixel's neighbours hold noise. ``None``: off.""")
     saturation_level: float | str | None = option("auto", type="float, 'auto' or None",
                                                   check=_saturation, doc="""
         Pixel value at or above which the sensor is saturated. ``'auto'``: found
