@@ -655,6 +655,9 @@ def _rejected(meas: dict[str, NDArray], reason: NDArray[np.uint8], h: int, w: in
 _AUTO_MIN_STARS = 30
 #: The automatic filter's sigma: the stars' rms width, within these bounds (px).
 _AUTO_SIGMA = (1.0, 4.0)
+#: A filtered pass replaces a first one that keeps enough stars when it keeps this many
+#: times as many.
+_AUTO_GAIN = 1.5
 
 
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None
@@ -673,7 +676,8 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     n_max = opts.max_centroids
     return _Pass(lambda: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf)[:5], meas,
                           psf, scale * bg.sigma, nblobs),
-                 len(ids) if n_max is None else min(len(ids), n_max), psf)
+                 len(ids) if n_max is None else min(len(ids), n_max), psf,
+                 labels, (meas["pr"][ids], meas["pc"][ids]))
 
 
 class _Pass:
@@ -682,15 +686,19 @@ class _Pass:
     replaced by the filtered one, and then its fits are never needed.
 
     ``most``: how many stars it can keep at most (the fits' width test only drops);
-    :meth:`result`: ``(kept ids, col, row, fitted, reasons, measurements, psf,
-    threshold, number of blobs)``.
+    ``labels``: its blobs' label image; ``peaks``: the (rows, columns) of the brightest
+    pixels of the blobs its fits start from; :meth:`result`: ``(kept ids, col, row,
+    fitted, reasons, measurements, psf, threshold, number of blobs)``.
     """
 
-    def __init__(self, finish: Callable[[], tuple], most: int, psf) -> None:
+    def __init__(self, finish: Callable[[], tuple], most: int, psf, labels: NDArray,
+                 peaks: tuple[NDArray, NDArray]) -> None:
         self._finish = finish
         self._result: tuple | None = None
         self.most = most
         self.psf = psf
+        self.labels = labels
+        self.peaks = peaks
 
     def result(self) -> tuple:
         if self._result is None:
@@ -709,14 +717,49 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
     if first is None:
         return 1.5
     psf = first.psf
-    enough = _AUTO_MIN_STARS if opts.max_centroids is None else min(_AUTO_MIN_STARS,
-                                                                     opts.max_centroids)
+    enough = _enough(opts)
     # (a pass that cannot keep enough stars needs no fits to say so)
     if not psf.wide and first.most >= enough and first.kept() >= enough:
         return None
     if not np.isfinite(psf.width2):
         return 1.5
     return float(np.clip(np.sqrt(psf.width2), *_AUTO_SIGMA))
+
+
+def _enough(opts: ExtractionOptions) -> int:
+    """The stars a frame keeps before ``matched_filter_sigma='auto'`` leaves it unfiltered
+    for its number of stars alone."""
+    n_max = opts.max_centroids
+    return _AUTO_MIN_STARS if n_max is None else min(_AUTO_MIN_STARS, n_max)
+
+
+def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> bool:
+    """Whether the filtered pass ``again`` replaces the ``first``: it keeps more stars,
+    counting as lost every star of the first pass whose blob it merged with another's,
+    and ``_AUTO_GAIN`` times as many when the first keeps ``enough`` already.
+
+    A filter as wide as bright defocused stars joins neighbouring rings into one blob
+    (kept at a point between them, or dropped as diffuse), and where the noise is
+    correlated (JPEG, or a blur of the frame) it raises more noise above its threshold
+    than the white noise it is scaled to would: more blobs, fewer stars. A frame with
+    enough stars loses little by staying unfiltered; one with few needs every star
+    the filter finds. (The first pass's fits only run when the filtered one might not
+    beat what the first can keep at most.)
+    """
+    if again is None:
+        return False
+    if first is None:
+        return True
+    rows, cols = first.peaks
+    shared = np.bincount(again.labels[rows, cols].astype(np.intp), minlength=1)
+    shared[0] = 0  # first-pass stars below the filtered threshold (none merged)
+    gain = again.kept() - int(shared[shared >= 2].sum())
+
+    def beats(n: int) -> bool:
+        """Whether ``gain`` beats a first pass that keeps ``n`` stars."""
+        return gain > (n if n < enough else _AUTO_GAIN * n)
+
+    return beats(first.most) or beats(first.kept())
 
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
@@ -755,9 +798,7 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     if second is not None:
         again = _detect(work, bad, bg, sat_level, options.replace(matched_filter_sigma=second),
                         noise)
-        # (the first pass's fits only run when it might keep as many stars)
-        if again is not None and (found is None or again.kept() > found.most
-                                  or again.kept() > found.kept()):
+        if _prefer_filtered(found, again, _enough(options)):
             found = again
     if found is None:
         return _empty_result(h, w, bg.mean + offset, sigma, _threshold_scale(plain) * sigma)

@@ -77,8 +77,12 @@ class ExtractionOptions(Options):
         ``'auto'``: off, unless the frame keeps fewer than 30 stars or its
         stars are wide or rings (defocus, smear: second moments above 4 px^2,
         or brightest pixels off their centres); then it
-        is detected again with a filter of the stars' own width (1-4 px) and
-        the pass that keeps more stars wins.""")
+        is detected again with a filter of the stars' own width (1-4 px). The
+        filtered pass wins when it keeps more stars, counting as lost every
+        star of the first pass whose blob it merged with another's (a wide
+        filter joins neighbouring defocus rings), and, when the first pass
+        keeps 30 stars already, 1.5 times as many (a filter scaled to white
+        noise raises correlated noise, JPEG's or a blur's, into detections).""")
     max_sharpness: float | None = option(0.9, type="float or None", check=_args.optional_positive,
                                          doc="""
         Reject blobs whose peak sharpness ``(peak - mean(8 neighbours)) / peak``
