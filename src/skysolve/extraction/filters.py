@@ -136,6 +136,8 @@ _WING_SNR = 5.0
 #: blobs with wings exceeds this (Gaussian stars at random sub-pixel phases: sigma 0.5
 #: px, 0.80; 0.6 px, 0.72; 1 px, 0.46).
 _UNDERSAMPLED_SHARPNESS = 0.75
+#: ... and the softest tenth of them above this (sigma 0.5 px: 0.72; 0.8 px: below 0.62).
+_SOFT_SHARPNESS = 0.6
 #: ... where the narrowest plausible fitted sigma of a blob with wings on both axes is
 #: this fraction of theirs (fits of stars of sigma 0.3 px reach 0.2 px; cosmic-ray hits
 #: of a few pixels fit at 0.2-0.24 px beside stars of 0.4 px).
@@ -250,19 +252,22 @@ def _wings(m: dict[str, NDArray]) -> NDArray[np.bool_]:
 def undersampled(m: dict[str, NDArray], candidates: NDArray[np.bool_]) -> bool:
     """Whether the frame's stars are undersampled: the median sharpness of its bright
     (``_NARROW_SNR``), unsaturated ``candidates`` with wings (:func:`_wings`) exceeds
-    ``_UNDERSAMPLED_SHARPNESS``.
+    ``_UNDERSAMPLED_SHARPNESS`` and fewer than one in ten of them is softer than
+    ``_SOFT_SHARPNESS`` (well-sampled stars, sigma 0.8 px: at most 0.62).
 
     A Gaussian star of sigma 0.3 px centred on a pixel is as sharp (0.97) as a hot
     pixel, but its light spills into its neighbours, while a hot pixel's neighbours
-    hold noise. The median is over the frame's own blobs, so hot pixels smeared into
-    their neighbours (JPEG), which have wings too, decide it only when they outnumber
-    the stars.
+    hold noise. Hot pixels smeared into their neighbours (JPEG) have wings too, and
+    may outnumber the stars; the stars' softness still shows in the softest tenth.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         bright = (candidates & _wings(m) & ~m["saturated"]
                   & (m["peak"] >= _NARROW_SNR * m["sigma"]))
-    return bool(bright.sum() >= _REF_MIN
-                and np.median(m["sharpness"][bright]) > _UNDERSAMPLED_SHARPNESS)
+    sharp = m["sharpness"][bright]
+    # ... and hardly any of them is as soft as a well-sampled star: hot pixels smeared by
+    # JPEG may outnumber a frame's stars, but its stars stay soft
+    return bool(bright.sum() >= _REF_MIN and np.median(sharp) > _UNDERSAMPLED_SHARPNESS
+                and np.percentile(sharp, 10) > _SOFT_SHARPNESS)
 
 
 def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,

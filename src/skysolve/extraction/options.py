@@ -89,8 +89,9 @@ class ExtractionOptions(Options):
         exceeds this (hot pixels and cosmic rays score ~1; a critically sampled
         star ~0.5, an undersampled one, sigma 0.5 px, up to ~0.86, sigma 0.3 px up
         to ~0.97). On a frame whose stars are themselves that sharp (the median
-        sharpness of its bright blobs with light in their neighbours above 0.75:
-        stars of sigma below ~0.55 px), a blob passes when the neighbours on both
+        sharpness of its bright blobs with light in their neighbours above 0.75,
+        and their softest tenth above 0.6: stars of sigma below ~0.55 px, however
+        many JPEG-smeared hot pixels stand among them), a blob passes when the neighbours on both
         sides of its peak, along both axes, hold light (5 noise sigmas): a PSF's
         wings, where a hot pixel's neighbours hold noise. ``None``: off.""")
     saturation_level: float | str | None = option("auto", type="float, 'auto' or None",
