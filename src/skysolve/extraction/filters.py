@@ -33,8 +33,11 @@ JPEG blur) while the false detections stay what they are:
 * **narrow** blobs have fitted widths below the stars' (cosmic rays, and hot
   pixels that JPEG smeared into small blobs).
 
-Saturated blobs are exempt from the shape tests (bleed trails make them long
-and flat tops wide).
+Saturated blobs are exempt from the diffuse test (flat tops make them wide) and,
+when their long axis runs along a column or a row (within :data:`_BLEED_ANGLE_DEG`:
+charge bleeds along the readout direction), from the elongation test; a
+saturated cosmic-ray track or trail crosses the pixel grid at any angle (on an
+8-bit frame most of them clip at 255).
 """
 
 from __future__ import annotations
@@ -316,6 +319,19 @@ def _relative_elongation(m: dict[str, NDArray], psf: PSFReference) -> NDArray:
     return _elongation(a, c, b)
 
 
+#: A saturated blob whose long axis lies within this angle of a column or a row is a
+#: star bleeding charge along the readout direction.
+_BLEED_ANGLE_DEG = 15.0
+_BLEED_TAN = float(np.tan(np.radians(2.0 * _BLEED_ANGLE_DEG)))
+
+
+def _along_grid(m: dict[str, NDArray]) -> NDArray[np.bool_]:
+    """Whether each blob's long axis runs along a column or a row (``|tan 2 theta|`` of
+    its orientation below that of :data:`_BLEED_ANGLE_DEG`)."""
+    a, c, b = _moments(m)
+    return 2.0 * np.abs(b) <= _BLEED_TAN * np.abs(a - c)
+
+
 def shape_reasons(m: dict[str, NDArray], reason: NDArray[np.uint8], thr: NDArray | float,
                   psf: PSFReference, max_elongation: float | None,
                   shape: tuple[int, int]) -> NDArray[np.float64]:
@@ -326,7 +342,8 @@ def shape_reasons(m: dict[str, NDArray], reason: NDArray[np.uint8], thr: NDArray
     sat = m["saturated"]
     elong = _relative_elongation(m, psf)
     if max_elongation is not None:
-        reason[(reason == 0) & ~sat & (elong > max_elongation)] = code("elongated")
+        reason[(reason == 0) & ~(sat & _along_grid(m)) & (elong > max_elongation)] = \
+            code("elongated")
     expected = _DIFFUSE_FACTOR * psf.area * _log_ratio(m, thr) + _DIFFUSE_SLACK
     reason[(reason == 0) & ~sat & (m["npix"] > expected)] = code("diffuse")
     _trails(m, reason, elong, psf)

@@ -139,6 +139,28 @@ def test_cosmic_rays_are_rejected_and_flagged():
     assert reasons & {"narrow", "sharp", "elongated"}
 
 
+@pytest.mark.parametrize("angle_deg", [30.0, 45.0, 60.0, 135.0])
+def test_a_saturated_track_across_the_pixel_grid_is_not_a_star(angle_deg):
+    """Saturation exempts a star bleeding along its column from the elongation test, not
+    a track that crosses the grid at an angle (a cosmic ray or trail clipped at the
+    top, as most are on an 8-bit frame): before, every one of these was kept."""
+    img, x, y, _ = field(16)
+    top = float(img.max()) + 100.0
+    t = np.radians(angle_deg)
+    r0, c0 = 200.0, 250.0
+    for s in np.arange(-6.0, 6.5, 0.5):  # a 12 px track, 2 px wide
+        for off in (-0.5, 0.5):
+            r = int(round(r0 + s * np.sin(t) + off * np.cos(t)))
+            c = int(round(c0 + s * np.cos(t) - off * np.sin(t)))
+            img[r, c] = top
+    res = extract_centroids(img, saturation_level=top)
+    xy = res.as_array()
+    on_track = np.hypot(xy[:, 0] - (c0 + 0.5 - SHAPE[1] / 2),
+                        xy[:, 1] - (r0 + 0.5 - SHAPE[0] / 2)) < 8.0
+    assert not on_track.any()
+    assert found(res, x, y, 1.5).mean() > 0.95
+
+
 def test_defocused_stars_are_kept_at_their_centres():
     img, x, y, f = field(4, flux=(30000.0, 300000.0))
     res = extract_centroids(dg.defocus(img, 1.0, seed=4))
