@@ -433,8 +433,11 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
     bg = estimate_background(work, block, quantum=1.0 if arr.dtype.kind in "iu" else None,
                              counts=counts)
     if arr.dtype.kind in "iu" and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
-        # integer data whose noise is below one count: a detection needs a few counts
+        # integer data whose noise is below one count: a detection needs a few counts,
+        # and a few counts below the model are no silhouette (a sky stretched to its
+        # black point clips at 0 where the model runs a little high)
         bg.sigma = _QUANTISATION_SIGMA
+        bg.dark_fraction = 0.0
         if bg.noise is not None:
             bg.noise = Background(np.maximum(bg.noise.grid, bg.sigma), bg.block_size,
                                   bg.sigma, bg.shape, bg.nodes)
