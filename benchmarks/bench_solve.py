@@ -110,7 +110,7 @@ def _small_fields(catalog, n: int, seed: int, *, drop: float = 0.0, false_frac: 
                                  seed=rng)
         est, err = _fov_guess(fov, rng)
         inputs.append({"xy": sim.centroids, "shape": (768, 1024), "fov": est, "fov_err": err,
-                       "truth": R[2], "mirror": mirror})
+                       "truth": R[2], "R": R, "mirror": mirror})
     return inputs
 
 
