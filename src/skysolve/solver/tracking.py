@@ -50,6 +50,8 @@ def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
                   closeness: NDArray[np.float64]) -> NDArray[np.intp]:
     """Rows of pairs ``(ii, jj)`` keeping one catalog star per centroid and one centroid
     per star: the closest pairs (largest ``closeness``) first."""
+    if np.bincount(ii).max() <= 1 and np.bincount(jj).max() <= 1:
+        return np.arange(len(ii))  # (the usual case: nothing to choose between)
     rows = np.argsort(-closeness, kind="stable")
     _, first_i = np.unique(ii[rows], return_index=True)
     rows = rows[np.sort(first_i)]
@@ -217,7 +219,7 @@ _SCALE_REFINE_PASSES = 4
 
 def _rms_px(ref) -> float:
     err = ref.errors_rad
-    return float(np.sqrt(np.mean(err * err))) * ref.hyp.f
+    return math.sqrt(float(err @ err) / len(err)) * ref.hyp.f
 
 
 def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64],
