@@ -16,7 +16,8 @@ attitude, the false-match probability counts every matched star as evidence,
 so three stars can suffice. A hint further off than its uncertainty can still
 verify a rotation pivoting about the few stars it does match (or chance pairs):
 its refined matches then scatter across the match radius where a right answer's
-sit within the centroid noise, and it is refused (``_FIXED_RMS``).
+sit within the centroid noise, or along the radius for a camera model that misses
+some of its lens's distortion, and it is refused (``_FIXED_RMS``, :func:`_rigid`).
 """
 
 from __future__ import annotations
@@ -190,11 +191,7 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
         ref = refine(frame, cat, best, radius_px, refine_iterations)
         if ref is None or len(ref.img_idx) < 3:
             continue
-        limit = _FIXED_RMS if frame.fixed_camera else _FREE_SCALE_RMS
-        if _rms_px(ref) > limit * radius_px:
-            # not one rigid rotation: voted at a wrong scale, or (a hint further off than
-            # its uncertainty) a rotation pivoting about the few stars it does match; the
-            # fit to them and to chance partners farther out is off by pixels
+        if not _rigid(frame, cat, ref, radius_px):
             continue
         return build_result(db, frame, cat, ref, prob, t0, "tracking")
     return None
@@ -206,8 +203,9 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
 _FREE_SCALE_RMS = 0.25
 #: With a camera model: the answers to hints further off than their uncertainty that
 #: pivot about part of the field scatter by 0.46-0.55 of the match radius (3 in 900
-#: hard fields), right ones by 0.05 (0.3 px of centroid noise); the bound leaves room
-#: for a camera model that misses some distortion.
+#: hard fields), right ones by 0.05 (0.3 px of centroid noise); a camera model missing
+#: 3 % of radial distortion scatters right answers by 0.3-0.55, 0.05-0.4 after the best
+#: radial term (:func:`_radial_rms_px`), which the pivoting ones keep (0.4-0.7).
 _FIXED_RMS = 0.35
 #: Most focal lengths :func:`track_scales` tries.
 _MAX_SCALES = 11
@@ -220,6 +218,39 @@ _SCALE_REFINE_PASSES = 4
 def _rms_px(ref) -> float:
     err = ref.errors_rad
     return math.sqrt(float(err @ err) / len(err)) * ref.hyp.f
+
+
+def _rigid(frame: Frame, cat: CatalogView, ref, radius_px: float) -> bool:
+    """Whether the refined matches fit one rigid rotation: their rms scatter is within
+    :data:`_FREE_SCALE_RMS` (no camera model) or :data:`_FIXED_RMS` of the match radius.
+    Otherwise the answer was voted at a wrong scale, or (a hint further off than its
+    uncertainty) it is a rotation pivoting about the few stars it does match, the fit to
+    them and to chance partners farther out off by pixels. With a camera model the
+    scatter a radial term explains does not count (:func:`_radial_rms_px`)."""
+    if not frame.fixed_camera:
+        return _rms_px(ref) <= _FREE_SCALE_RMS * radius_px
+    limit = _FIXED_RMS * radius_px
+    return _rms_px(ref) <= limit or _radial_rms_px(frame, cat, ref) <= limit
+
+
+def _radial_rms_px(frame: Frame, cat: CatalogView, ref) -> float:
+    """The rms (px) of the refined matches' image-plane residuals that the best radial
+    term about the optical centre (a scale change and a cubic distortion) leaves, counted
+    over the degrees of freedom left. A camera model that misses some of its lens's radial
+    distortion leaves residuals that grow with the distance from the centre, past the
+    match radius at the corners; a wrong rotation's pairs scatter every which way."""
+    v = cat.vectors(ref.cat_idx)
+    rows, p = frame.in_image(v, ref.hyp, len(v), margin_px=math.inf)
+    n = len(rows)
+    if n < 3:
+        return math.inf
+    x = frame.ideal[ref.img_idx[rows]]
+    e = (x - p).T.ravel()
+    rho2 = np.einsum("ij,ij->i", x, x) / frame.reach_px() ** 2
+    a = np.stack([x.T.ravel(), (x * rho2[:, None]).T.ravel()], axis=1)
+    coef = np.linalg.lstsq(a, e, rcond=None)[0]
+    left = e - a @ coef
+    return float(np.sqrt(np.dot(left, left) / (n - 1)))
 
 
 def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64],
