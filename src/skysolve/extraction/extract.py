@@ -568,7 +568,7 @@ def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]
     return np.cumsum(first)[label], int(np.count_nonzero(first))
 
 
-def _to_fit(work, bg, labels, meas, scale, opts: ExtractionOptions):
+def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     """The blobs the position fits start from, brightest first: ``(ids, reason, psf)``;
     ``reason`` holds every label's reason code (:mod:`.filters`; 0 for the kept ones and
     those beyond ``max_centroids``), ``psf`` the frame's :class:`~.filters.PSFReference`.
@@ -589,7 +589,7 @@ def _to_fit(work, bg, labels, meas, scale, opts: ExtractionOptions):
     shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w))
     blob_ids = np.flatnonzero(reason == 0)
     if bg.dark_fraction > 0 and len(blob_ids):
-        fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma)
+        fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma, bad)
         reason[blob_ids[fg]] = code("foreground")
         blob_ids = blob_ids[~fg]
     if opts.deblend == "reject" and len(blob_ids):
@@ -675,7 +675,7 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
                           need_bbox=opts.border_margin > 0)
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
-    ids, reason, psf = _to_fit(work, bg, labels, meas, scale, opts)
+    ids, reason, psf = _to_fit(work, bad, bg, labels, meas, scale, opts)
     n_max = opts.max_centroids
     return _Pass(lambda: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf)[:5], meas,
                           psf, scale * bg.sigma, nblobs),

@@ -505,18 +505,23 @@ _DARK_PIXELS = 3
 
 
 def foreground_blobs(work: NDArray, m: dict[str, NDArray], ids: NDArray[np.intp],
-                     dark_sigmas: float, sigma: float) -> NDArray[np.bool_]:
+                     dark_sigmas: float, sigma: float,
+                     bad: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
     """Which of the blobs ``ids`` touch something dark in front of the sky (see the module
     notes): at least :data:`_DARK_PIXELS` pixels of the image ``work`` within
     :data:`_DARK_REACH` of the peak lie more than ``dark_sigmas`` times the frame's noise
     ``sigma`` below the background there (the global noise: the local one is inflated
-    along a silhouette's rim)."""
+    along a silhouette's rim). Unusable pixels (``bad``: NaN or masked, filled with the
+    frame's median sky, which may lie far below a bright part's) are never dark."""
     h, w = work.shape
     offs = np.arange(-_DARK_REACH, _DARK_REACH + 1)
     rows = m["pr"][ids][:, None, None] + offs[None, :, None]
     cols = m["pc"][ids][:, None, None] + offs[None, None, :]
     inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    vals = work[np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)]
+    rows, cols = np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)
+    if bad is not None:
+        inside &= ~bad[rows, cols]
+    vals = work[rows, cols]
     floor = m["bg_peak"][ids] - dark_sigmas * sigma
     dark = inside & (vals < floor[:, None, None])
     return dark.reshape(len(ids), -1).sum(axis=1) >= _DARK_PIXELS
