@@ -264,6 +264,23 @@ def test_unusable_pixels_beside_a_star_are_not_foreground(masked):
     assert kept[1] >= kept[0] - 2
 
 
+def test_the_sky_between_crowded_stars_is_not_foreground(hip_catalog):
+    """A rich all-sky frame (180 deg equidistant fisheye, 8,000 stars): starlight lifts
+    whole background blocks, and the sky between the stars lies far below them, but
+    nothing stands in front of the sky (466 stars were rejected as 'foreground')."""
+    from skysolve.camera import CameraModel
+    from skysolve.simulate import random_attitudes, render_starfield
+
+    cam = CameraModel.from_fov(180.0, 1200, 1200, projection="equidistant")
+    R = random_attitudes(3, rng=2)[1]
+    img, _ = render_starfield(hip_catalog.propagate(2025.0), cam, R, seed=0,
+                              background_e=500.0, image_circle_px=588, psf=1.0,
+                              vignetting=0.5)
+    res = extract_centroids(img)
+    assert not (res.rejected["reason"] == "foreground").any()
+    assert len(res) > 8000
+
+
 def test_noise_that_varies_over_the_frame_sets_the_threshold_locally():
     img, x, y, _ = field(8)
     out = dg.gradient(img, 1.0, angle_deg=0.0, seed=8)  # photon noise doubles to the right
