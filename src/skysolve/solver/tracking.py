@@ -169,8 +169,12 @@ def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float
 
 def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: float,
           parities: tuple[bool, ...], uncertainty_rad: float, radius_px: float,
-          threshold: float, refine_iterations: int, t0: float) -> SolveResult | None:
-    """Match centroids against catalog stars around ``hint_R``; None when nothing verifies."""
+          threshold: float, refine_iterations: int, t0: float,
+          trials: int = 1) -> SolveResult | None:
+    """Match centroids against catalog stars around ``hint_R``; None when nothing verifies.
+    ``trials``: how many such searches the caller makes in all (each parity counts as
+    well), by which the false-match probability is multiplied."""
+    trials *= len(parities)
     n_img = min(len(frame.ideal), VERIFY_CENTROIDS)
     if n_img < 3:
         return None
@@ -181,13 +185,14 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
         if len(idx) < 3:
             continue
         n, best, prob = _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
-        if best is None or n < 3 or prob >= threshold:
+        if best is None or n < 3 or prob * trials >= threshold:
             votes = _consistent_pairs(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
             if votes is None:
                 continue
             n, best, prob = _best_vote(frame, cat, hyp, radius_px, votes)
-            if best is None or n < 3 or prob >= threshold:
+            if best is None or n < 3 or prob * trials >= threshold:
                 continue
+        prob = min(1.0, prob * trials)
         ref = refine(frame, cat, best, radius_px, refine_iterations)
         if ref is None or len(ref.img_idx) < 3:
             continue
@@ -215,9 +220,14 @@ _MAX_SCALES = 11
 _SCALE_REFINE_PASSES = 4
 
 
-def _rms_px(ref) -> float:
+def _rms_px(ref, free_scale: bool) -> float:
+    """The refined matches' rms scatter (px), over the degrees of freedom the fit leaves
+    (3 for the rotation, 4 with the scale free): three or four matches fit closely
+    whatever they are (two wrong answers from 3-4 chance matches scattered 2.1-2.5 px,
+    just inside the bound, before the correction)."""
     err = ref.errors_rad
-    return math.sqrt(float(err @ err) / len(err)) * ref.hyp.f
+    return math.sqrt(2.0 * float(err @ err) / max(1, 2 * len(err) - 3 - free_scale)) \
+        * ref.hyp.f
 
 
 def _rigid(frame: Frame, cat: CatalogView, ref, radius_px: float) -> bool:
@@ -228,9 +238,9 @@ def _rigid(frame: Frame, cat: CatalogView, ref, radius_px: float) -> bool:
     them and to chance partners farther out off by pixels. With a camera model the
     scatter a radial term explains does not count (:func:`_radial_rms_px`)."""
     if not frame.fixed_camera:
-        return _rms_px(ref) <= _FREE_SCALE_RMS * radius_px
+        return _rms_px(ref, True) <= _FREE_SCALE_RMS * radius_px
     limit = _FIXED_RMS * radius_px
-    return _rms_px(ref) <= limit or _radial_rms_px(frame, cat, ref) <= limit
+    return _rms_px(ref, False) <= limit or _radial_rms_px(frame, cat, ref) <= limit
 
 
 def _radial_rms_px(frame: Frame, cat: CatalogView, ref) -> float:
@@ -261,7 +271,9 @@ def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64]
     camera model): the votes compare angles, which scale with ``1 / f``, so they are
     taken at focal lengths spaced so that a star at the image's reach moves by at most
     the match radius between two (nearest ``f_guess`` first, :data:`_MAX_SCALES` at
-    most); the first that verifies is the answer."""
+    most); the first that verifies is the answer, its false-match probability multiplied
+    by the number of focal lengths and parities tried (with three or four stars, chance
+    agreements at one of up to 22 gave 5 wrong attitudes in 80 hints 3 deg uncertain)."""
     step = math.log1p(radius_px / frame.reach_px())
     lo, hi = math.log(f_lo), math.log(f_hi)
     centre = min(max(math.log(f_guess), lo), hi)
@@ -269,7 +281,7 @@ def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64]
     fs = [centre + d * step for d in offsets if lo <= centre + d * step <= hi][:_MAX_SCALES]
     for u in fs:
         res = track(db, frame, cat, hint_R, math.exp(u), parities, uncertainty_rad, radius_px,
-                    threshold, refine_iterations + _SCALE_REFINE_PASSES, t0)
+                    threshold, refine_iterations + _SCALE_REFINE_PASSES, t0, trials=len(fs))
         if res is not None:
             return res
     return None
