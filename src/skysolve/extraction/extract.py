@@ -71,6 +71,7 @@ from .filters import (
     code,
     foreground_blobs,
     narrow_blobs,
+    near_unusable,
     psf_reference,
     shape_reasons,
     undersampled,
@@ -586,7 +587,9 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
     psf = psf_reference(meas, reason, thr, undersampled(meas, reason == 0))
-    shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w))
+    cut = near_unusable(meas, bad, (h, w))
+    meas["cut"] = cut  # (the width test of the fits skips them too)
+    shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w), cut)
     blob_ids = np.flatnonzero(reason == 0)
     if bg.dark_fraction > 0 and len(blob_ids):
         fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma,
@@ -631,7 +634,7 @@ def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, 
             rough = ~free & ~meas["saturated"][blob_ids] & np.isfinite(fsx)
             winged = _axis_wings(work, meas, blob_ids, _WING_SNR) if psf.undersampled else None
             narrow = narrow_blobs(fsx, fsy, measured, lmin, rough, start, snr,
-                                  meas["sharpness"][blob_ids], winged)
+                                  meas["sharpness"][blob_ids], winged) & ~meas["cut"][blob_ids]
             reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
     n_max = opts.max_centroids
