@@ -180,7 +180,8 @@ class Background:
         is not uniform over the frame; ``None`` otherwise (``sigma`` everywhere).
     dark_fraction : float
         Fraction of the sampled pixels more than :data:`DARK_SIGMAS` noise sigmas
-        below the model (0 for a sky with nothing dark in front of it).
+        below the model and the typical sky level (0 for a sky with nothing dark in
+        front of it).
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
@@ -508,7 +509,7 @@ def estimate_background(image: NDArray, block_size: int | None,
     if block_size is None or (block_size >= h and block_size >= w):
         level, sigma0 = robust_location(sample)
         return _with_dark(Background(np.array([[level]]), None, sigma0, (h, w)),
-                          sample - level)
+                          sample, sample - level)
     bs = int(block_size)
     bg = Background(_block_levels(image if counts is None else counts, bs), bs, float("nan"),
                     (h, w))
@@ -520,7 +521,7 @@ def estimate_background(image: NDArray, block_size: int | None,
     bg.sigma = robust_sigma(resid, iterations=1)
     if quantum is not None and bg.sigma < quantum:
         bg.sigma = _clipped_rms(resid, 3.0 * quantum)
-    replaced = _with_dark(_replace_lifted_blocks(bg), resid)
+    replaced = _with_dark(_replace_lifted_blocks(bg), sample, resid)
     if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0) or bs < 2 * step:
         # (blocks this small hold too few samples to check)
         return replaced
@@ -531,13 +532,20 @@ def estimate_background(image: NDArray, block_size: int | None,
     if structured and bs // 2 >= _MIN_BLOCK:
         return estimate_background(image, bs // 2, adaptive, quantum, counts)
     bg.noise = noise
-    return _with_dark(bg, resid)
+    return _with_dark(bg, sample, resid)
 
 
-def _with_dark(bg: Background, resid: NDArray) -> Background:
-    """``bg`` with its :attr:`~Background.dark_fraction` from the sampled residual."""
+def _with_dark(bg: Background, sample: NDArray, resid: NDArray) -> Background:
+    """``bg`` with its :attr:`~Background.dark_fraction`: the sampled pixels ``sample``
+    (residuals ``resid``) :data:`DARK_SIGMAS` below both the model and the typical sky
+    (in a crowded field starlight lifts whole blocks, and the sky between the stars lies
+    below them, not below the sky)."""
     if resid.size and np.isfinite(bg.sigma) and bg.sigma > 0:
-        bg.dark_fraction = float(np.count_nonzero(resid < -DARK_SIGMAS * bg.sigma)) / resid.size
+        depth = DARK_SIGMAS * bg.sigma
+        below = resid < -depth
+        if below.any():  # (rare: the sky level only then)
+            dark = sample[below] < float(np.median(bg.grid)) - depth
+            bg.dark_fraction = float(np.count_nonzero(dark)) / resid.size
     return bg
 
 

@@ -199,8 +199,9 @@ def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[n
     def light(dr: int, dc: int) -> NDArray:
         r, c = pr + dr, pc + dc
         inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-        v = flat[np.clip(r, 0, h - 1) * w + np.clip(c, 0, w - 1)].astype(np.float64)
-        return np.where(inside, v - bgp, 0.0)
+        # (minimum/maximum: np.clip checks its integer bounds at every call)
+        at = np.minimum(np.maximum(r, 0), h - 1) * w + np.minimum(np.maximum(c, 0), w - 1)
+        return np.where(inside, flat[at].astype(np.float64) - bgp, 0.0)
 
     need = snr * np.sqrt(2.0) * m["sigma"][ids]
     return (light(0, -1) + light(0, 1) >= need) & (light(-1, 0) + light(1, 0) >= need)

@@ -87,6 +87,11 @@ T = TypeVar("T")
 #: 1/sqrt(12), because data whose noise is below a count (8-bit frames, JPEG skies the
 #: encoder flattened into equal values) vary by whole counts, in correlated blocks.
 _QUANTISATION_SIGMA = 0.5
+#: The foreground test runs on frames where at least this fraction of the background
+#: sample is dark (:attr:`.Background.dark_fraction`): a silhouette covers a good part
+#: of the frame (lit branches in front: 1.6 %), while a few cold pixels or the gaps of a
+#: crowded field (a TESS-like frame: 0.03 %) would make every blob pay for a window.
+_DARK_FRACTION = 1e-3
 
 #: Noise assumed for noise-free frames, relative to the frame's signal scale.
 _NOISE_FREE_SIGMA = 1e-6
@@ -575,14 +580,9 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     those beyond ``max_centroids``), ``psf`` the frame's :class:`~.filters.PSFReference`.
     :func:`_fitted` finishes the pass."""
     h, w = work.shape
-    spill = None
-    if opts.max_sharpness is not None:
-        sharp = np.flatnonzero(meas["sharpness"][1:] > opts.max_sharpness) + 1
-        spill = np.zeros(len(meas["npix"]), dtype=bool)
-        spill[sharp] = _axis_wings(work, meas, sharp, _WING_SNR)
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
-                           spill=spill)
+                           spill=lambda ids: _axis_wings(work, meas, ids, _WING_SNR))
     thr = scale * meas["sigma"]
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
@@ -591,7 +591,7 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     meas["cut"] = cut  # (the width test of the fits skips them too)
     shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w), cut)
     blob_ids = np.flatnonzero(reason == 0)
-    if bg.dark_fraction > 0 and len(blob_ids):
+    if bg.dark_fraction >= _DARK_FRACTION and len(blob_ids):
         fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma,
                               float(np.median(bg.grid)), bad)
         reason[blob_ids[fg]] = code("foreground")
