@@ -111,6 +111,25 @@ def isolated(x: np.ndarray, y: np.ndarray, flux: np.ndarray, radius: float = 6.0
     return ok
 
 
+def scattered_stars(rng: np.random.Generator, shape: tuple[int, int], n: int = 100,
+                    min_sep: float = 25.0, margin: float = 16.0,
+                    tries: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` random centred positions at least ``min_sep`` px apart and ``margin`` px
+    inside a frame of ``shape``, from ``tries * n`` uniform candidates (a grid would line
+    stars up like a trail's dots)."""
+    h, w = shape
+    cand = np.column_stack([rng.uniform(margin - w / 2, w / 2 - margin, tries * n),
+                            rng.uniform(margin - h / 2, h / 2 - margin, tries * n)])
+    keep: list[np.ndarray] = []
+    for p in cand:
+        if all(np.hypot(*(p - q)) >= min_sep for q in keep):
+            keep.append(p)
+            if len(keep) == n:
+                break
+    xy = np.array(keep)
+    return xy[:, 0], xy[:, 1]
+
+
 def grid_stars(shape, spacing, rng, margin=20):
     """Star positions on a jittered grid (centred px), no two closer than ~spacing."""
     h, w = shape

@@ -14,32 +14,16 @@ import pytest
 from skysolve.centroids import REJECT_REASONS, REJECTED_DTYPE, Centroid, ExtractionResult
 from skysolve.extraction import extract_centroids
 from skysolve.simulate import degrade as dg
-from skysolve.tests.frames import match_to_truth, render_stars
+from skysolve.tests.frames import match_to_truth, render_stars, scattered_stars
 
 SHAPE = (384, 512)
 SKY, NOISE = 1000.0, 10.0
 
 
-def scattered_stars(rng, n: int = 100, min_sep: float = 25.0, margin: float = 16.0):
-    """``n`` random centred positions at least ``min_sep`` px apart (a grid would line
-    stars up like a trail's dots)."""
-    h, w = SHAPE
-    cand = np.column_stack([rng.uniform(margin - w / 2, w / 2 - margin, 20 * n),
-                            rng.uniform(margin - h / 2, h / 2 - margin, 20 * n)])
-    keep: list[np.ndarray] = []
-    for p in cand:
-        if all(np.hypot(*(p - q)) >= min_sep for q in keep):
-            keep.append(p)
-            if len(keep) == n:
-                break
-    xy = np.array(keep)
-    return xy[:, 0], xy[:, 1]
-
-
 def field(seed: int = 0, sigma: float = 1.2, flux=(3000.0, 60000.0)):
     """Scattered stars on a noisy sky: ``(image, x, y, flux)``."""
     rng = np.random.default_rng(seed)
-    x, y = scattered_stars(rng)
+    x, y = scattered_stars(rng, SHAPE)
     f = np.exp(rng.uniform(np.log(flux[0]), np.log(flux[1]), len(x)))
     img = render_stars(SHAPE, x, y, f, sigma) + SKY + rng.normal(0.0, NOISE, SHAPE)
     return img, x, y, f

@@ -13,32 +13,16 @@ import pytest
 from skysolve.extraction import extract_centroids
 from skysolve.simulate import degrade as dg
 from skysolve.simulate import render_stars
-from skysolve.tests.frames import match_to_truth
+from skysolve.tests.frames import match_to_truth, scattered_stars
 
 SHAPE = (384, 512)
 SKY, NOISE = 1000.0, 10.0
 
 
-def scattered(rng: np.random.Generator, n: int, min_sep: float = 25.0,
-              margin: float = 16.0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random centred positions at least ``min_sep`` px apart."""
-    h, w = SHAPE
-    cand = np.column_stack([rng.uniform(margin - w / 2, w / 2 - margin, 30 * n),
-                            rng.uniform(margin - h / 2, h / 2 - margin, 30 * n)])
-    keep: list[np.ndarray] = []
-    for p in cand:
-        if all(np.hypot(*(p - q)) >= min_sep for q in keep):
-            keep.append(p)
-            if len(keep) == n:
-                break
-    xy = np.array(keep)
-    return xy[:, 0], xy[:, 1]
-
-
 def star_frame(seed: int, sigma: float, n: int = 100, flux=(1000.0, 60000.0)):
     """Scattered Gaussian stars of PSF sigma ``sigma`` px: ``(image, x, y, flux)``."""
     rng = np.random.default_rng(seed)
-    x, y = scattered(rng, n)
+    x, y = scattered_stars(rng, SHAPE, n, tries=30)
     f = np.exp(rng.uniform(np.log(flux[0]), np.log(flux[1]), len(x)))
     img = render_stars(SHAPE, x, y, f, sigma) + SKY + rng.normal(0.0, NOISE, SHAPE)
     return img, x, y, f
