@@ -29,8 +29,8 @@ pixels) make the model follow skies that are not smooth on the block scale
 A smooth sky passes both (three bincounts over the sample) and keeps the
 single model and the global noise. The sample also says whether anything in
 front of the sky is far darker than it (:attr:`Background.dark_fraction`: the
-fraction of samples more than :data:`DARK_SIGMAS` below the model), which the
-extractor's foreground test needs to know.
+fraction of samples more than :data:`DARK_SIGMAS` below both the model and the
+typical sky level), which the extractor's foreground test needs to know.
 """
 
 from __future__ import annotations
