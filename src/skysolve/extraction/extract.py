@@ -587,7 +587,7 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
     psf = psf_reference(meas, reason, thr, undersampled(meas, reason == 0))
-    cut = near_unusable(meas, bad, (h, w))
+    cut = near_unusable(meas, bad, (h, w), psf)
     meas["cut"] = cut  # (the width test of the fits skips them too)
     shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w), cut)
     blob_ids = np.flatnonzero(reason == 0)
