@@ -37,7 +37,10 @@ Saturated blobs are exempt from the diffuse test (flat tops make them wide) and,
 when their long axis runs along a column or a row (within :data:`_BLEED_ANGLE_DEG`:
 charge bleeds along the readout direction), from the elongation test; a
 saturated cosmic-ray track or trail crosses the pixel grid at any angle (on an
-8-bit frame most of them clip at 255).
+8-bit frame most of them clip at 255). In a smeared frame a saturated star's long
+axis lies between the smear and its column (:func:`_bled_smear`), and on a frame
+whose stars are all saturated (no reference) nothing says what a star looks like,
+so they stay exempt there.
 """
 
 from __future__ import annotations
@@ -340,6 +343,31 @@ def _along_grid(m: dict[str, NDArray]) -> NDArray[np.bool_]:
     return 2.0 * np.abs(b) <= _BLEED_TAN * np.abs(a - c)
 
 
+#: Fractions of the most charge a column (or row) can hold that :func:`_bled_smear` tries.
+_BLEED_FRACTIONS = np.array([0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.98])
+
+
+def _bled_smear(m: dict[str, NDArray], psf: PSFReference,
+                max_elongation: float) -> NDArray[np.bool_]:
+    """Whether each blob is a smeared star that bleeds along a column or a row: with some
+    of its second moment along that axis taken away (bleeding adds it there), its shape
+    is the frame's smeared one (relative elongation within ``max_elongation``). Its long
+    axis then lies between the smear and the grid, at any angle to the grid; a track
+    across the grid stays long whatever is taken away along one axis."""
+    a, c, b = _moments(m)
+    ok = np.zeros(len(a), dtype=bool)
+    for axis in (0, 1):  # take it from cyy (a column) or cxx (a row)
+        keep, take = (a, c) if axis == 0 else (c, a)
+        room = np.maximum(take - b * b / np.maximum(keep, 1e-12), 0.0)
+        for f in _BLEED_FRACTIONS:
+            left = take - f * room + 1e-6
+            cxx, cyy = (a, left) if axis == 0 else (left, c)
+            rel = _relative_elongation({"cxx": cxx - 1.0 / 12.0, "cyy": cyy - 1.0 / 12.0,
+                                        "cxy": b}, psf)
+            ok |= rel <= max_elongation
+    return ok
+
+
 def shape_reasons(m: dict[str, NDArray], reason: NDArray[np.uint8], thr: NDArray | float,
                   psf: PSFReference, max_elongation: float | None,
                   shape: tuple[int, int],
@@ -352,7 +380,12 @@ def shape_reasons(m: dict[str, NDArray], reason: NDArray[np.uint8], thr: NDArray
     sat = m["saturated"]
     elong = _relative_elongation(m, psf)
     if max_elongation is not None:
-        exempt = sat & _along_grid(m) if cut is None else (sat & _along_grid(m)) | cut
+        # (in a smeared frame the smear and the bleed add up; with no reference, every
+        # star bright enough for one saturated, what they look like is unknown)
+        bled = _along_grid(m) | (psf.count < _PSF_MIN)
+        if psf.whiten is not None and sat.any():
+            bled |= _bled_smear(m, psf, max_elongation)
+        exempt = sat & bled if cut is None else (sat & bled) | cut
         reason[(reason == 0) & ~exempt & (elong > max_elongation)] = code("elongated")
     expected = _DIFFUSE_FACTOR * psf.area * _log_ratio(m, thr) + _DIFFUSE_SLACK
     reason[(reason == 0) & ~sat & (m["npix"] > expected)] = code("diffuse")

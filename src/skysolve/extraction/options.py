@@ -67,8 +67,10 @@ class ExtractionOptions(Options):
         Reject blobs whose intensity-weighted shape has an axis ratio
         ``sqrt(lambda_max / lambda_min)`` above this (``None``: no limit). The
         moments include the pixel's own extent (+1/12 px^2 per axis) so that
-        two- and three-pixel blobs get finite ratios. Saturated blobs are exempt
-        (bleed trails make them long).""")
+        two- and three-pixel blobs get finite ratios. Saturated blobs whose bleed
+        runs along a column or a row (in a smeared frame: between the smear and the
+        grid) are exempt (bleed trails make them long), as are blobs that masked or
+        NaN pixels beside them cut.""")
     matched_filter_sigma: float | str | None = option("auto", type="float, 'auto' or None",
                                                       check=_filter_sigma, doc="""
         Gaussian sigma (px) of a matched filter used only to build the
