@@ -142,6 +142,13 @@ def _consensus(v_img, v_cat, ii, jj, start: int, partners, tol: float):
     return rows[_unique_pairs(ii[rows], jj[rows], cos[best, rows])]
 
 
+def _pair_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
+               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+    """The pair-of-pairs vote (see the module notes), as :func:`_offset_vote` reports."""
+    votes = _consistent_pairs(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
+    return (0, None, 1.0) if votes is None else _best_vote(frame, cat, hyp, radius_px, votes)
+
+
 def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, votes):
     """The best verified attitude among the best-supported pairs: (matches, hyp, prob)."""
     v_img, v_cat, ii, jj, a, b, agree = votes
@@ -186,14 +193,12 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
         idx, p = cat.projected(frame, hyp, VERIFY_CATALOG_FACTOR * n_img, margin_px=search_px)
         if len(idx) < 3:
             continue
-        n, best, prob = _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
-        if best is None or n < 3 or prob * trials >= threshold:
-            votes = _consistent_pairs(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
-            if votes is None:
-                continue
-            n, best, prob = _best_vote(frame, cat, hyp, radius_px, votes)
-            if best is None or n < 3 or prob * trials >= threshold:
-                continue
+        for vote in (_offset_vote, _pair_vote):  # the cheap one first
+            n, best, prob = vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
+            if best is not None and n >= 3 and prob * trials < threshold:
+                break
+        else:
+            continue
         prob = min(1.0, prob * trials)
         ref = refine(frame, cat, best, radius_px, refine_iterations)
         if ref is None or len(ref.img_idx) < 3:
