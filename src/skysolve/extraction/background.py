@@ -205,6 +205,12 @@ class Background:
         return self.noise.at(rows, cols)
 
     @property
+    def sky_level(self) -> float:
+        """The frame's typical sky level: the median of the grid (the foreground test's
+        reference, where starlight or a silhouette moves single blocks)."""
+        return float(np.median(self.grid))
+
+    @property
     def mean(self) -> float:
         """Mean background level over the grid."""
         return float(np.mean(self.grid))
@@ -544,7 +550,7 @@ def _with_dark(bg: Background, sample: NDArray, resid: NDArray) -> Background:
         depth = DARK_SIGMAS * bg.sigma
         below = resid < -depth
         if below.any():  # (rare: the sky level only then)
-            dark = sample[below] < float(np.median(bg.grid)) - depth
+            dark = sample[below] < bg.sky_level - depth
             bg.dark_fraction = float(np.count_nonzero(dark)) / resid.size
     return bg
 

@@ -592,8 +592,7 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w), cut)
     blob_ids = np.flatnonzero(reason == 0)
     if bg.dark_fraction >= _DARK_FRACTION and len(blob_ids):
-        fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma,
-                              float(np.median(bg.grid)), bad)
+        fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma, bg.sky_level, bad)
         reason[blob_ids[fg]] = code("foreground")
         blob_ids = blob_ids[~fg]
     if opts.deblend == "reject" and len(blob_ids):
