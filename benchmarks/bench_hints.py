@@ -167,6 +167,8 @@ def _turned(R: np.ndarray, deg: float, rng) -> np.ndarray:
 def _tracking_row(dbs: dict, inputs: list[dict], unc_deg: float, rng) -> dict:
     from scipy.spatial.transform import Rotation
 
+    from skysolve.geometry import radec_to_vector
+
     times = {"skysolve": [], "tetra3rs": []}
     score = {lib: [0, 0] for lib in times}
     for inp in inputs:
@@ -179,8 +181,6 @@ def _tracking_row(dbs: dict, inputs: list[dict], unc_deg: float, rng) -> dict:
             t, res = _timed(db, inp["xy"], kw)
             times[lib].append(t)
             if res is not None and getattr(res, "ra_deg", None) is not None:
-                from skysolve.geometry import radec_to_vector
-
                 v = radec_to_vector(res.ra_deg, res.dec_deg)
                 ok = math.degrees(math.acos(min(1.0, float(v @ inp["truth"])))) <= 0.1
                 score[lib][0 if ok else 1] += 1
