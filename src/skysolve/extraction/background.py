@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from .. import _threads
 from .kernels import compiled, thread_count
+from .orderstats import percentiles
 
 __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
 
@@ -613,21 +614,6 @@ def _half_cell_sums(resid: NDArray, rows: NDArray, cols: NDArray, half: int,
     return n.reshape(2 * ny, 2 * nx), s1.reshape(2 * ny, 2 * nx), s2.reshape(2 * ny, 2 * nx)
 
 
-def _percentiles(values: NDArray, fractions: tuple[float, ...]) -> list[float]:
-    """``np.percentile(values, 100 * fractions)`` (linear interpolation, the same
-    arithmetic) read off one sort: numpy's general machinery costs ~20 us on a small grid."""
-    v = np.sort(values, axis=None).tolist()
-    out = []
-    for q in fractions:
-        pos = (len(v) - 1) * q
-        lo = math.floor(pos)
-        a, b = v[lo], v[min(lo + 1, len(v) - 1)]
-        t = pos - lo
-        d = b - a
-        out.append(b - d * (1.0 - t) if t >= 0.5 else a + d * t)
-    return out
-
-
 #: The noise ratio that makes a noise grid when the noise is measured over groups of
 #: blocks: the sparse sample clips crowded stars less well, and a crowded field's cells
 #: differ by up to ~1.7x (a 1024^2 frame of 2,500 stars) where a real change of noise (an
@@ -688,7 +674,7 @@ def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background
         if g > 1:
             grid = np.repeat(np.repeat(grid, g, axis=0), g, axis=1)[:ny, :nx]
         clip = 3.0 * grid
-    lo, hi = _percentiles(grid, (0.1, 0.9))
+    lo, hi = percentiles(grid, (0.1, 0.9))
     noise = None
     if hi > (_NOISE_RATIO if g == 1 else _NOISE_RATIO_GROUPED) * lo:
         if ny >= 3 and nx >= 3:

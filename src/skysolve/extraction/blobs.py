@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from .. import _threads
 from .background import Background
 from .kernels import compiled, thread_count
+from .orderstats import median
 from .psffit import fit_gaussian_stamps
 
 
@@ -177,9 +178,9 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
         # the bright stars' fitted widths, else the start values, set the faint ones'
         ref = ok & free
         if ref.sum() >= 3:
-            sxr, syr = np.median(m["_fit_sx"][ref]), np.median(m["_fit_sy"][ref])
+            sxr, syr = median(m["_fit_sx"][ref]), median(m["_fit_sy"][ref])
         else:
-            sxr, syr = np.median(sx0[fit_me]), np.median(sy0[fit_me])
+            sxr, syr = median(sx0[fit_me]), median(sy0[fit_me])
         _fit_group(work, labels, bad, m, ids, fixed, x00, y00, np.full(n, sxr),
                    np.full(n, syr), col, row, ok, True)
     return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free, np.sqrt(sx0 * sy0)

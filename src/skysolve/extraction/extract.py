@@ -574,19 +574,28 @@ def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]
     return np.cumsum(first)[label], int(np.count_nonzero(first))
 
 
-def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
-    """The blobs the position fits start from, brightest first: ``(ids, reason, psf)``;
-    ``reason`` holds every label's reason code (:mod:`.filters`; 0 for the kept ones and
-    those beyond ``max_centroids``), ``psf`` the frame's :class:`~.filters.PSFReference`.
-    :func:`_fitted` finishes the pass."""
+def _reference(work, meas, scale, opts: ExtractionOptions):
+    """The first half of :func:`_to_fit`: every label's basic reason code
+    (:func:`.filters.basic_reasons`) and the frame's :class:`~.filters.PSFReference`
+    from the blobs they keep (the automatic matched filter needs no more of a pass that
+    cannot keep enough stars)."""
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
                            spill=lambda ids: _axis_wings(work, meas, ids, _WING_SNR))
-    thr = scale * meas["sigma"]
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
-    psf = psf_reference(meas, reason, thr, undersampled(meas, reason == 0))
+    psf = psf_reference(meas, reason, scale * meas["sigma"], undersampled(meas, reason == 0))
+    return reason, psf
+
+
+def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason, psf):
+    """The blobs the position fits start from, brightest first; ``reason``, ``psf``:
+    :func:`_reference`'s, ``reason`` completed for every label (:mod:`.filters`; 0 for
+    the kept ones and those beyond ``max_centroids``). :func:`_fitted` finishes the
+    pass."""
+    h, w = work.shape
+    thr = scale * meas["sigma"]
     cut = near_unusable(meas, bad, (h, w), psf)
     meas["cut"] = cut  # (the width test of the fits skips them too)
     shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w), cut)
@@ -605,7 +614,7 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions):
     n_max = opts.max_centroids
     if n_max is not None:
         blob_ids = blob_ids[:n_max + n_max // 5 + 10]
-    return blob_ids, reason, psf
+    return blob_ids
 
 
 def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, psf):
@@ -678,37 +687,65 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
                           need_bbox=opts.border_margin > 0)
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
-    ids, reason, psf = _to_fit(work, bad, bg, labels, meas, scale, opts)
+    reason, psf = _reference(work, meas, scale, opts)
     n_max = opts.max_centroids
-    return _Pass(lambda: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf)[:5], meas,
-                          psf, scale * bg.sigma, nblobs),
-                 len(ids) if n_max is None else min(len(ids), n_max), psf,
-                 labels, (meas["pr"][ids], meas["pc"][ids]))
+    basic = np.flatnonzero(reason == 0)
+    bound = len(basic)
+    return _Pass(lambda: _to_fit(work, bad, bg, labels, meas, scale, opts, reason, psf),
+                 lambda ids: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf)[:5],
+                              meas, psf, scale * bg.sigma, nblobs),
+                 bound if n_max is None else min(bound, n_max), n_max, psf, labels, meas,
+                 basic)
 
 
 class _Pass:
-    """A detection pass whose position fits run when its result is first asked for: with
+    """A detection pass whose later stages run when first needed: with
     ``matched_filter_sigma='auto'`` a first pass that keeps too few stars is usually
-    replaced by the filtered one, and then its fits are never needed.
+    replaced by the filtered one, and then its shape tests and fits are never needed.
 
-    ``most``: how many stars it can keep at most (the fits' width test only drops);
-    ``labels``: its blobs' label image; ``peaks``: the (rows, columns) of the brightest
-    pixels of the blobs its fits start from; :meth:`result`: ``(kept ids, col, row,
-    fitted, reasons, measurements, psf, threshold, number of blobs)``.
+    ``bound``: how many stars it can keep at most by the basic tests alone (known at
+    once), ``basic_peaks`` the (rows, columns) of those blobs' brightest pixels;
+    :attr:`most`: ... after the shape tests (the fits' width test only drops);
+    ``psf``: its :class:`~.filters.PSFReference`; ``labels``: its blobs' label image;
+    :attr:`peaks`: the (rows, columns) of the brightest pixels of the blobs its fits
+    start from; :meth:`result`: ``(kept ids, col, row, fitted, reasons, measurements,
+    psf, threshold, number of blobs)``.
     """
 
-    def __init__(self, finish: Callable[[], tuple], most: int, psf, labels: NDArray,
-                 peaks: tuple[NDArray, NDArray]) -> None:
+    def __init__(self, select: Callable[[], NDArray[np.intp]],
+                 finish: Callable[[NDArray[np.intp]], tuple], bound: int, n_max: int | None,
+                 psf, labels: NDArray, meas: dict[str, NDArray], basic: NDArray[np.intp]
+                 ) -> None:
+        self._select = select
         self._finish = finish
+        self._ids: NDArray[np.intp] | None = None
         self._result: tuple | None = None
-        self.most = most
+        self.bound = bound
+        self._n_max = n_max
         self.psf = psf
         self.labels = labels
-        self.peaks = peaks
+        self._meas = meas
+        self.basic_peaks = meas["pr"][basic], meas["pc"][basic]
+
+    def _blob_ids(self) -> NDArray[np.intp]:
+        if self._ids is None:
+            self._ids = self._select()
+        return self._ids
+
+    @property
+    def most(self) -> int:
+        """How many stars it can keep at most (runs the shape tests)."""
+        n = len(self._blob_ids())
+        return n if self._n_max is None else min(n, self._n_max)
+
+    @property
+    def peaks(self) -> tuple[NDArray, NDArray]:
+        ids = self._blob_ids()
+        return self._meas["pr"][ids], self._meas["pc"][ids]
 
     def result(self) -> tuple:
         if self._result is None:
-            self._result = self._finish()
+            self._result = self._finish(self._blob_ids())
         return self._result
 
     def kept(self) -> int:
@@ -725,7 +762,8 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
     psf = first.psf
     enough = _enough(opts)
     # (a pass that cannot keep enough stars needs no fits to say so)
-    if not psf.wide and first.most >= enough and first.kept() >= enough:
+    if not psf.wide and first.bound >= enough and first.most >= enough \
+            and first.kept() >= enough:
         return None
     if not np.isfinite(psf.width2):
         return 1.5
@@ -756,16 +794,24 @@ def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> b
         return False
     if first is None:
         return True
-    rows, cols = first.peaks
-    shared = np.bincount(again.labels[rows, cols].astype(np.intp), minlength=1)
-    shared[0] = 0  # first-pass stars below the filtered threshold (none merged)
-    gain = again.kept() - int(shared[shared >= 2].sum())
+    kept = again.kept()
 
-    def beats(n: int) -> bool:
-        """Whether ``gain`` beats a first pass that keeps ``n`` stars."""
-        return gain > (n if n < enough else _AUTO_GAIN * n)
+    def gain(peaks: tuple[NDArray, NDArray]) -> int:
+        """The filtered pass's stars less the first pass's ``peaks`` it merged."""
+        shared = np.bincount(again.labels[peaks].astype(np.intp), minlength=1)
+        shared[0] = 0  # first-pass stars below the filtered threshold (none merged)
+        return kept - int(shared[shared >= 2].sum())
 
-    return beats(first.most) or beats(first.kept())
+    def beats(g: int, n: int) -> bool:
+        """Whether a gain ``g`` beats a first pass that keeps ``n`` stars."""
+        return g > (n if n < enough else _AUTO_GAIN * n)
+
+    # (what the first keeps is bounded more cheaply first: by its basic tests, counting
+    # as merged any of their blobs, then by the shape tests, then by the fits)
+    if beats(gain(first.basic_peaks), first.bound):
+        return True
+    g = gain(first.peaks)
+    return beats(g, first.most) or beats(g, first.kept())
 
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:

@@ -47,11 +47,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..centroids import REJECT_REASONS
+from .orderstats import median, percentiles
 
 __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
            "foreground_blobs", "narrow_blobs", "near_unusable", "undersampled"]
@@ -298,16 +300,15 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
                             undersampled=under)
     ref = ref[np.argsort(-snr[ref], kind="stable")[:_REF_MAX]]  # the brightest first
     a, c, b = (v[ref] for v in _moments(m))
-    cov = (float(np.median(a)), float(np.median(c)), float(np.median(b)))
+    cov = (median(a), median(c), median(b))
     thr_ref = thr[ref] if np.ndim(thr) else thr
     per_blob = m["npix"][ref] / _log_ratio({"peak": m["peak"][ref]}, thr_ref)
     # the brightest: faint defocused rings show only fragments above threshold
-    area = float(np.median(per_blob[:_AREA_BLOBS]))
+    area = median(per_blob[:_AREA_BLOBS])
     # rings are round: elongated blobs (cosmic-ray tracks, trails) peak off-centre too
     round_ = _elongation(a, c, b) <= _RING_ROUNDNESS
-    offset = float(np.median(np.hypot(m["cx"][ref] - m["pc"][ref],
-                                      m["cy"][ref] - m["pr"][ref])[round_][:_AREA_BLOBS])
-                   ) if round_.sum() >= _PSF_MIN else float("nan")
+    offset = median(np.hypot(m["cx"][ref] - m["pc"][ref], m["cy"][ref] - m["pr"][ref])[
+        round_][:_AREA_BLOBS]) if round_.sum() >= _PSF_MIN else float("nan")
     whiten = None
     if _elongation(*(np.array([v]) for v in cov))[0] > _SMEAR_ELONGATION:
         angle2 = np.arctan2(2.0 * b, a - c)  # twice each blob's major-axis angle
@@ -442,6 +443,14 @@ def _trails(m: dict[str, NDArray], reason: NDArray[np.uint8], elong: NDArray,
     reason[kept[on_line]] = code("trail")
 
 
+@lru_cache(maxsize=None)
+def _pairs(k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """``np.triu_indices(k, 1)`` (40 us a call), read-only."""
+    i, j = np.triu_indices(k, 1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
+
+
 def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFReference,
                   shape: tuple[int, int]) -> None:
     """Mark kept blobs on a line of many bright dots (an aircraft's strobe, a
@@ -468,7 +477,7 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     pool = order[:_DOT_POOL]
     x, y, lf = m["cx"][pool], m["cy"][pool], np.log(np.maximum(m["flux"][pool], 1e-300))
     k = min(len(pool), _DOT_PAIRS)
-    i, j = np.triu_indices(k, 1)
+    i, j = _pairs(k)
     dx, dy = x[j] - x[i], y[j] - y[i]
     length = np.hypot(dx, dy)
     ok = (length > 0) & (np.abs(lf[j] - lf[i]) <= _DOT_FLUX_LOG)
@@ -669,7 +678,7 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     floor = np.full(len(sx), _MIN_PSF_SIGMA)
     if winged is not None and (measured & winged).sum() >= _REF_MIN:
         floor[winged] = min(_MIN_PSF_SIGMA,
-                            _WINGED_FRACTION * float(np.median(least[measured & winged])))
+                            _WINGED_FRACTION * median(least[measured & winged]))
     narrow = measured & (least < floor)
     good = measured & ~narrow
     if good.sum() < _REF_MIN:
@@ -677,14 +686,14 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     width = np.sqrt(sx * sy)
     # like against like: a smeared star's minor axis is the optics' width while its
     # fitted x and y widths carry the smear, so minor axes are compared with minor axes
-    narrow |= measured & (lmin < _NARROW_FRACTION ** 2 * float(np.median(lmin[good])))
-    s_ref = float(np.percentile(width[good], 75))
+    narrow |= measured & (lmin < _NARROW_FRACTION ** 2 * median(lmin[good]))
+    s_ref = percentiles(width[good], (0.75,))[0]
     if s_ref >= _WELL_SAMPLED:
         narrow |= measured & (width < _NARROW_FRACTION * s_ref)
         stars = good & ~narrow
-        sharp_hi = float(np.percentile(sharp[stars], 90)) if stars.sum() >= _REF_MIN else 1.0
+        sharp_hi = percentiles(sharp[stars], (0.9,))[0] if stars.sum() >= _REF_MIN else 1.0
         # ... and rough widths with the stars' rough widths (the same 3x3 estimate)
-        rough_ref = float(np.percentile(start[stars], 75)) if stars.sum() >= _REF_MIN else s_ref
+        rough_ref = percentiles(start[stars], (0.75,))[0] if stars.sum() >= _REF_MIN else s_ref
         faint = rough & (snr >= _NARROW_SNR)
         narrow |= faint & ((start < _ROUGH_FRACTION * rough_ref)
                            | (sharp > sharp_hi + 0.15 + 2.5 / np.maximum(snr, 1e-9)))
