@@ -443,7 +443,7 @@ def _trails(m: dict[str, NDArray], reason: NDArray[np.uint8], elong: NDArray,
     reason[kept[on_line]] = code("trail")
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=32)
 def _pairs(k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """``np.triu_indices(k, 1)`` (40 us a call), read-only."""
     i, j = np.triu_indices(k, 1)
