@@ -132,11 +132,13 @@ def _check_image(image: Any) -> tuple[NDArray, NDArray | None, NDArray | None]:
 
 
 def _as_float32(arr: NDArray) -> tuple[NDArray[np.float32], float]:
-    """The working float32 copy (a view when already float32 and contiguous) and the
-    offset subtracted from it (0, or a large common level of wide types): image value =
-    working value + offset."""
+    """The working float32 copy (a view when already float32, contiguous and writeable)
+    and the offset subtracted from it (0, or a large common level of wide types): image
+    value = working value + offset."""
     if arr.dtype == np.float32:
-        return np.ascontiguousarray(arr), 0.0
+        # (a read-only array -- np.asarray of a PIL image, np.frombuffer -- is copied: the
+        # compiled kernels would be compiled once more for read-only arrays, for seconds)
+        return (np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy()), 0.0
     if arr.dtype.itemsize <= 2 or arr.dtype == np.float16:
         return arr.astype(np.float32), 0.0  # exact
     # wide types: float32 holds 24 bits; remove a large common offset first

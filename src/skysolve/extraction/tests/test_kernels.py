@@ -215,8 +215,8 @@ def test_counted_medians_as_numpy():
 def test_warm_up_leaves_nothing_to_compile_inside_an_extraction():
     """After warm_up(), no extraction compiles a kernel for new argument types: 16- and
     8-bit frames (a dark 8-bit sky counts its block medians), signed and big-endian
-    integers, float32 with NaN, a matched filter, the automatic filter's second pass,
-    one thread and several."""
+    integers, float32 with NaN, read-only arrays, a matched filter, the automatic
+    filter's second pass, one thread and several."""
     kernels.warm_up()
     compiled = kernels._compile()
     before = {name: len(k.signatures) for name, k in compiled.items()}
@@ -227,8 +227,11 @@ def test_warm_up_leaves_nothing_to_compile_inside_an_extraction():
     faint[100:103, 200:203] = 90
     nan = img.astype(np.float32)
     nan[10:40, 10:40] = np.nan
+    frozen = [img.astype(dtype) for dtype in (np.float32, np.uint16, np.float64)]
+    for frame in frozen:  # read-only arrays (np.asarray of a PIL image) retype kernels
+        frame.flags.writeable = False
     frames = [u16, u16.astype(">u2"), u16.astype(np.int16) // 2, (u16 >> 8).astype(np.uint8),
-              faint, faint.astype(np.int16) - 30, nan, img.astype(np.float64)]
+              faint, faint.astype(np.int16) - 30, nan, img.astype(np.float64), *frozen]
     for frame in frames:
         for kw in ({}, {"matched_filter_sigma": 1.5}, {"threads": 2}):
             extract_centroids(frame, backend="compiled", **kw)
