@@ -426,8 +426,10 @@ def _trails(m: dict[str, NDArray], reason: NDArray[np.uint8], elong: NDArray,
     dy = py[None, :] - py[:, None]
     along = dx * ux[:, None] + dy * uy[:, None]
     off = np.abs(dx * uy[:, None] - dy * ux[:, None])
+    # (|sin| of the angle between the axes as a cross product: 400^2 sines cost 1.4 ms)
     on = ((off <= _PIECE_OFFSET_PX + sigma_psf) & (np.abs(along) <= _PIECE_GAP_PX)
-          & (np.abs(np.sin(angle[None, :] - angle[:, None])) < np.sin(_PIECE_ANGLE)))
+          & (np.abs(uy[None, :] * ux[:, None] - ux[None, :] * uy[:, None])
+             < np.sin(_PIECE_ANGLE)))
     line = (on.sum(axis=1) - 1 >= 2) | (np.sqrt(12.0 * lmax[piece]) >= _LONG_PIECE_PX)
     if not line.any():
         return
