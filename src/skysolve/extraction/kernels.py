@@ -425,9 +425,14 @@ def model_at(flat, w, grid, c0, c1, fc, r0, fr):
     column of the frame first; ``c0``, ``c1``, ``fc`` per column, ``r0``, ``fr`` per row."""
     out = np.empty(len(flat))
     last = grid.shape[0] - 1
+    r = 0
+    start = 0  # the first flat index of row r
     for i in range(len(flat)):
-        r = flat[i] // w
-        c = flat[i] - r * w
+        # (the extractor's indices come sorted: the row moves on by steps, no division)
+        if flat[i] < start or flat[i] >= start + w:
+            r = flat[i] // w
+            start = r * w
+        c = flat[i] - start
         g = r0[r]
         a = grid[g, c0[c]] * (1.0 - fc[c]) + grid[g, c1[c]] * fc[c]
         step = 0.0
