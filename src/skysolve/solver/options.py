@@ -144,7 +144,9 @@ class SolveOptions(Options):
         Image height in pixels (default: the width).""")
     image_shape: tuple[int, int] | None = option(
         None, type="(int, int), optional", check=_args.optional_shape, doc="""
-        numpy ``(height, width)``; an alternative to width and height.""")
+        numpy ``(height, width)``; an alternative to width and height. Centroids given
+        as an ``ExtractionResult`` carry their image's size: none is needed (a size
+        given must agree with it).""")
     fov_max_error_deg: float | None = option(
         None, type="float, optional", check=_args.optional_nonnegative, doc="""
         Largest allowed error of the estimate, degrees (give at most one of the two).

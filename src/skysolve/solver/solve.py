@@ -60,6 +60,27 @@ def _check_extent(xy: np.ndarray, width: int, height: int) -> None:
         "and that centroids are centred pixel coordinates")
 
 
+def _image_size(options: SolveOptions, centroids: Any) -> tuple[int, int]:
+    """``(width, height)``: the options', else an ``ExtractionResult``'s own, which must
+    agree with the options' when both are known (centred positions are relative to the
+    image's centre: a wrong size moves every star)."""
+    if not isinstance(centroids, ExtractionResult):
+        return options.image_size()
+    own = (centroids.image_width, centroids.image_height)
+    if (options.image_width is None and options.image_height is None
+            and options.image_shape is None and options.camera_model is None):
+        return own
+    size = options.image_size()
+    if size != own:
+        given = ("the camera model's" if options.image_width is None
+                 and options.image_height is None and options.image_shape is None
+                 else "image_shape/image_width/image_height")
+        raise InvalidArgumentError(
+            f"{given} size {size[0]}x{size[1]} disagrees with the centroids' image "
+            f"(an ExtractionResult of a {own[0]}x{own[1]} image)")
+    return size
+
+
 def _positions(centroids: Any, origin: str | None, width: int, height: int
                ) -> tuple[np.ndarray, np.ndarray | None]:
     """Centred positions, brightest first, and the input row of each (None: input order).
@@ -211,7 +232,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     def fail(status: str, message: str) -> SolveFailure:
         return SolveFailure(status, (time.perf_counter() - t0) * 1e3, message)
 
-    width, height = options.image_size()
+    width, height = _image_size(options, centroids)
     xy, order = _positions(centroids, options.origin, width, height)
     _check_extent(xy, width, height)
     timeout = options.solve_timeout_ms

@@ -149,6 +149,23 @@ def test_real_frames(small_db, name):
     assert res.num_matches >= 25  # measured 33 and 38
 
 
+def test_an_extraction_result_carries_its_image_size(small_db):
+    """An ExtractionResult solves without a size, as with its image's; a size that
+    disagrees with its image (a transposed shape, a camera of another sensor) is refused
+    by name rather than moving every centred position."""
+    image = read_image(DATA / sorted(PEER_SOLUTION)[0])
+    ext = extract_centroids(image)
+    own = small_db.solve_from_centroids(ext, fov_estimate_deg=11.4)
+    given = small_db.solve_from_centroids(ext, fov_estimate_deg=11.4, image_shape=image.shape)
+    assert own and given
+    assert own.ra_deg == given.ra_deg and own.dec_deg == given.dec_deg
+    np.testing.assert_array_equal(own.matched_centroids, given.matched_centroids)
+    with pytest.raises(InvalidArgumentError, match="image_shape.*1024x768"):
+        small_db.solve_from_centroids(ext, fov_estimate_deg=11.4, image_shape=image.shape[::-1])
+    with pytest.raises(InvalidArgumentError, match="camera model.*1024x768"):
+        small_db.solve_from_centroids(ext, camera_model=CameraModel.from_fov(11.4, 1000, 768))
+
+
 # ------------------------------------------------------------------------------------
 # Result contents and conversions
 
