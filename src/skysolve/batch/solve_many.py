@@ -99,7 +99,9 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
         if observer_velocity is not None:
             options = options.replace(observer_velocity_km_s=observer_velocity(source))
         t2 = time.perf_counter()
-        res = solve(database, getattr(centroids, "centroids", centroids), options)
+        # (an ExtractionResult as such: its image size, and its rejected detections for
+        # the automatic deep search, as solve_image has them)
+        res = solve(database, centroids, options)
         fr.timings["solve"] = time.perf_counter() - t2
         fr.status, fr.result = res.status, res
     except Exception as exc:  # noqa: BLE001 - one frame's failure is its row, not the batch's

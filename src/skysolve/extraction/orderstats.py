@@ -7,8 +7,9 @@ one sort of so few values costs under 1 us. The results are numpy's to the bit:
 
 * :func:`median`: the middle value, or the mean ``(a + b) / 2`` of the two middle ones
   for an even count (``np.median``); NaN when the sample is empty or holds a NaN;
-* :func:`percentiles`: ``np.percentile``'s (float64) default linear interpolation, ``a + (b - a)
-  t`` below the midpoint of two order statistics and ``b - (b - a) (1 - t)`` from it.
+* :func:`percentiles`: ``np.percentile``'s default linear interpolation of the sample
+  as float64, ``a + (b - a) t`` below the midpoint of two order statistics and
+  ``b - (b - a) (1 - t)`` from it; NaN likewise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def median(values: NDArray) -> float:
     """``float(np.median(values))`` of a 1-D sample (NaN for an empty one or one holding
     a NaN)."""
     v = np.sort(values, axis=None)
+    if v.dtype.kind in "iub":  # (numpy averages integers in float64: no wrap-around)
+        v = v.astype(np.float64)
     n = v.size
     if n == 0 or v[-1] != v[-1]:  # (a sort puts NaN last)
         return float("nan")
@@ -33,10 +36,13 @@ def median(values: NDArray) -> float:
 
 
 def percentiles(values: NDArray, fractions: tuple[float, ...]) -> list[float]:
-    """``np.percentile(values, 100 * fractions)`` (linear interpolation, the same
-    arithmetic) of a non-empty sample without NaN, read off one sort; in float64 (numpy's
-    to the bit for float64 samples)."""
-    v = np.sort(values, axis=None).tolist()
+    """``np.percentile(values, 100 * fractions)`` of the sample as float64 (linear
+    interpolation, the same arithmetic, read off one sort); NaN for an empty sample or
+    one holding a NaN."""
+    v = np.sort(np.asarray(values, dtype=np.float64), axis=None)
+    if v.size == 0 or v[-1] != v[-1]:
+        return [float("nan")] * len(fractions)
+    v = v.tolist()
     out = []
     for q in fractions:
         pos = (len(v) - 1) * q

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _args
 from .._options import with_options
 from ..camera import projection as _proj
 from ..centroids import (
@@ -61,23 +62,30 @@ def _check_extent(xy: np.ndarray, width: int, height: int) -> None:
 
 
 def _image_size(options: SolveOptions, centroids: Any) -> tuple[int, int]:
-    """``(width, height)``: the options', else an ``ExtractionResult``'s own, which must
-    agree with the options' when both are known (centred positions are relative to the
-    image's centre: a wrong size moves every star)."""
+    """``(width, height)``: the options', else an ``ExtractionResult``'s own, which fills
+    the dimensions not given and must agree with those given (centred positions are
+    relative to the image's centre: a wrong size moves every star)."""
     if not isinstance(centroids, ExtractionResult):
         return options.image_size()
-    own = (centroids.image_width, centroids.image_height)
-    if (options.image_width is None and options.image_height is None
-            and options.image_shape is None and options.camera_model is None):
+    own = (_args.size(centroids.image_width, "the ExtractionResult's image_width"),
+           _args.size(centroids.image_height, "the ExtractionResult's image_height"))
+    if options.image_shape is not None:
+        size, given = options.image_size(), f"image_shape={tuple(options.image_shape)}"
+    elif options.image_width is not None or options.image_height is not None:
+        width = own[0] if options.image_width is None else options.image_width
+        height = own[1] if options.image_height is None else options.image_height
+        cams = [] if options.camera_model is None else [options.camera_model]
+        size = _args.image_size(width, height, None, cams)
+        given = (f"image_width={width}" if size[0] != own[0] else f"image_height={height}")
+    elif options.camera_model is not None:
+        size = options.image_size()
+        given = f"the camera model's size {size[0]}x{size[1]}"
+    else:
         return own
-    size = options.image_size()
     if size != own:
-        given = ("the camera model's" if options.image_width is None
-                 and options.image_height is None and options.image_shape is None
-                 else "image_shape/image_width/image_height")
         raise InvalidArgumentError(
-            f"{given} size {size[0]}x{size[1]} disagrees with the centroids' image "
-            f"(an ExtractionResult of a {own[0]}x{own[1]} image)")
+            f"{given} disagrees with the centroids' image (an ExtractionResult of a "
+            f"{own[0]}x{own[1]} image)")
     return size
 
 

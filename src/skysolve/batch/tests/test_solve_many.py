@@ -177,6 +177,22 @@ def test_dead_local_workers_rerun_their_frames_exactly_once(tmp_path):
         list(iter_tasks(_always_die, range(10), executor=pool))
 
 
+def test_extraction_results_solve_as_their_images(batch_db, batch_frames, serial_results):
+    """Frames given as ExtractionResults solve without a size, exactly as the images they
+    come from (both solves see the extraction itself: its size, its rejected detections);
+    a size that disagrees with theirs is that frame's error, naming the argument."""
+    found = [skysolve.extract_centroids(skysolve.read_image(batch_frames.sources[k]))
+             for k in IMAGE_FRAMES]
+    args = {k: v for k, v in SOLVE.items() if k != "image_shape"}
+    out = solve_many(found, batch_db, jobs=1, **args)
+    for k, row in zip(IMAGE_FRAMES, out, strict=True):
+        assert row.status == "match_found" and row.image_shape == (768, 1024)
+        np.testing.assert_array_equal(row.result.rotation_matrix_icrs_to_camera,
+                                      serial_results[k].result.rotation_matrix_icrs_to_camera)
+    wrong = solve_many(found[:1], batch_db, jobs=1, **{**args, "image_shape": (1024, 768)})
+    assert wrong[0].status == "error" and "image_shape=(1024, 768)" in wrong[0].error
+
+
 def test_arguments_are_checked(batch_db, batch_frames):
     sig = inspect.signature(solve_many)
     names = list(sig.parameters)

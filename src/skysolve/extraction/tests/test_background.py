@@ -5,7 +5,6 @@ import importlib
 import numpy as np
 
 from skysolve.extraction.background import robust_location
-from skysolve.extraction.orderstats import percentiles
 
 background = importlib.import_module("skysolve.extraction.background")
 extract = importlib.import_module("skysolve.extraction.extract")
@@ -63,17 +62,6 @@ def test_robust_location_by_sorting():
     med, sig = robust_location(v, 2)
     assert abs(med - 5.0) < 0.1 and abs(sig / 2.0 - 1.0) < 0.05
     assert np.isnan(robust_location(np.zeros(0))).all()
-
-
-def test_percentiles_as_numpy():
-    """The noise grid's 10th and 90th percentiles equal numpy's (linear) to the bit, on
-    grids of every size from one block up, integer-valued ones (ties) included."""
-    rng = np.random.default_rng(3)
-    for n in list(range(1, 40)) + [192, 399]:
-        for scale in (1.0, 1e-6, 1e6):
-            grid = rng.normal(10.0, 3.0, (1, n)) * scale
-            for g in (grid, np.round(grid)):
-                assert percentiles(g, (0.1, 0.9)) == np.percentile(g, [10.0, 90.0]).tolist()
 
 
 def test_tile_bound_and_candidates_by_brute_force():

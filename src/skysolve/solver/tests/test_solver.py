@@ -15,7 +15,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve import extract_centroids, read_image
+from skysolve import ExtractionResult, extract_centroids, read_image
 from skysolve.camera.distortion import RadialDistortion
 from skysolve.camera.model import CameraModel
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
@@ -150,20 +150,29 @@ def test_real_frames(small_db, name):
 
 
 def test_an_extraction_result_carries_its_image_size(small_db):
-    """An ExtractionResult solves without a size, as with its image's; a size that
-    disagrees with its image (a transposed shape, a camera of another sensor) is refused
-    by name rather than moving every centred position."""
+    """An ExtractionResult solves without a size, or with part of one, as with its image's;
+    a size that disagrees with its image (a transposed shape, a width of another sensor,
+    a camera of another size) is refused by name rather than moving every centred
+    position, and so is a result whose own size is not a size."""
     image = read_image(DATA / sorted(PEER_SOLUTION)[0])
     ext = extract_centroids(image)
-    own = small_db.solve_from_centroids(ext, fov_estimate_deg=11.4)
     given = small_db.solve_from_centroids(ext, fov_estimate_deg=11.4, image_shape=image.shape)
-    assert own and given
-    assert own.ra_deg == given.ra_deg and own.dec_deg == given.dec_deg
-    np.testing.assert_array_equal(own.matched_centroids, given.matched_centroids)
-    with pytest.raises(InvalidArgumentError, match="image_shape.*1024x768"):
-        small_db.solve_from_centroids(ext, fov_estimate_deg=11.4, image_shape=image.shape[::-1])
-    with pytest.raises(InvalidArgumentError, match="camera model.*1024x768"):
-        small_db.solve_from_centroids(ext, camera_model=CameraModel.from_fov(11.4, 1000, 768))
+    assert given
+    for kwargs in ({}, {"image_width": 1024}, {"image_height": 768}):
+        own = small_db.solve_from_centroids(ext, fov_estimate_deg=11.4, **kwargs)
+        assert own, kwargs
+        assert (own.ra_deg, own.dec_deg) == (given.ra_deg, given.dec_deg)
+        np.testing.assert_array_equal(own.matched_centroids, given.matched_centroids)
+    for kwargs, match in (({"image_shape": image.shape[::-1]}, r"image_shape=\(1024, 768\)"),
+                          ({"image_width": 1000}, "image_width=1000"),
+                          ({"image_height": 700}, "image_height=700"),
+                          ({"camera_model": CameraModel.from_fov(11.4, 1000, 768)},
+                           "camera model's size 1000x768")):
+        with pytest.raises(InvalidArgumentError, match=match + ".*ExtractionResult of a 1024x768"):
+            small_db.solve_from_centroids(ext, fov_estimate_deg=11.4, **kwargs)
+    with pytest.raises(InvalidArgumentError, match="ExtractionResult's image_width"):
+        small_db.solve_from_centroids(ExtractionResult(ext.centroids, 0, 768),
+                                      fov_estimate_deg=11.4)
 
 
 # ------------------------------------------------------------------------------------

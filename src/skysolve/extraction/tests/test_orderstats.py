@@ -1,0 +1,44 @@
+"""The small-sample order statistics equal numpy's to the bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skysolve.extraction.orderstats import median, percentiles
+
+
+def test_percentiles_as_numpy():
+    """The noise grid's 10th and 90th percentiles (and the fits' upper quartiles) equal
+    numpy's (linear) to the bit, on samples of every size from one up, integer-valued
+    ones (ties) included."""
+    rng = np.random.default_rng(3)
+    for n in list(range(1, 40)) + [192, 399]:
+        for scale in (1.0, 1e-6, 1e6):
+            grid = rng.normal(10.0, 3.0, (1, n)) * scale
+            for g in (grid, np.round(grid)):
+                assert percentiles(g, (0.1, 0.9)) == np.percentile(g, [10.0, 90.0]).tolist()
+                assert percentiles(g, (0.75, 0.5)) == np.percentile(g, [75.0, 50.0]).tolist()
+
+
+def test_percentiles_of_nan_and_empty_samples_are_nan():
+    assert np.isnan(percentiles(np.array([1.0, np.nan, 3.0]), (0.1, 0.9))).all()
+    assert np.isnan(percentiles(np.zeros(0), (0.5,))).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.uint16])
+def test_median_as_numpy(dtype):
+    """Odd and even counts, ties, float32 (whose mean of the two middle values numpy takes
+    in float32) and integers."""
+    rng = np.random.default_rng(4)
+    for n in list(range(1, 50)) + [400, 1001]:
+        v = (rng.normal(100.0, 30.0, n) * rng.uniform(0.01, 100.0)).astype(dtype)
+        assert median(v) == float(np.median(v))
+        assert median(np.round(v / 7.0)) == float(np.median(np.round(v / 7.0)))
+    top = np.array([65535, 65534, 65533, 65532], dtype=np.uint16)  # no wrap-around
+    assert median(top) == float(np.median(top)) == 65533.5
+
+
+def test_median_of_nan_and_empty_samples_is_nan():
+    assert np.isnan(median(np.array([1.0, np.nan, 3.0])))
+    assert np.isnan(median(np.zeros(0)))
