@@ -515,6 +515,7 @@ def estimate_background(image: NDArray, block_size: int | None,
     sample = _subsample(image, _GLOBAL_SAMPLES)
     if block_size is None or (block_size >= h and block_size >= w):
         level, sigma0 = robust_location(sample)
+        sigma0 = _tied_sigma(sample - level, sigma0, quantum)
         return _with_dark(Background(np.array([[level]]), None, sigma0, (h, w)),
                           sample, sample - level)
     bs = int(block_size)
@@ -525,9 +526,7 @@ def estimate_background(image: NDArray, block_size: int | None,
     rows = np.arange(step // 2, h, step)
     cols = np.arange(step // 2, w, step)
     resid = sample - bg.at_grid(rows, cols)
-    bg.sigma = robust_sigma(resid, iterations=1)
-    if quantum is not None and bg.sigma < quantum:
-        bg.sigma = _clipped_rms(resid, 3.0 * quantum)
+    bg.sigma = _tied_sigma(resid, robust_sigma(resid, iterations=1), quantum)
     replaced = _with_dark(_replace_lifted_blocks(bg), sample, resid)
     if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0) or bs < 2 * step:
         # (blocks this small hold too few samples to check)
@@ -581,6 +580,44 @@ def _replace_lifted_blocks(bg: Background) -> Background:
     if outlier.any():
         return Background(np.where(outlier, smooth, grid), bs, bg.sigma, bg.shape)
     return bg
+
+
+def _tied_sigma(resid: NDArray, sigma: float, quantum: float | None) -> float:
+    """The noise of a residual sample whose MAD ``sigma`` says little because many of its
+    values are tied: below the data's value step ``quantum`` (a sky under a count of
+    noise), the rms clipped at 3 steps. With no known step, a fifth of the sample at
+    exactly the model's level takes the rms clipped at 5 MADs when larger, and a MAD of
+    exactly zero (most
+    of a dark sky at one value: an 8-bit colour frame's luminance, which JPEG flattened)
+    takes the typical step from the sample itself -- the median departure of the values
+    below the model -- and the noise is that rms clipped at 3 steps, but at least half a
+    step (as for integer data: a detection needs a few steps). Zero stays zero for a
+    sample with (almost) nothing below the model: a noise-free frame, whose stars only
+    rise above it."""
+    if quantum is None:
+        if not sigma == 0.0:  # (NaN passes: an empty sample)
+            if sigma > 0.0 and np.count_nonzero(resid == 0.0) > _TIED_FRACTION * resid.size:
+                # coarse values (steps of a few tenths of the noise: the luminance of an
+                # 8-bit colour frame) pile up at the model and shrink the MAD
+                return max(sigma, _clipped_rms(resid, 5.0 * sigma))
+            return sigma
+        # (below the model: a noise-free sky's stars only rise above it)
+        below = -resid[resid < 0.0]
+        if below.size <= _TIED_BELOW * resid.size:
+            return 0.0
+        quantum = float(np.median(below))
+        return max(_clipped_rms(resid, 3.0 * quantum), _TIED_FLOOR * quantum)
+    return _clipped_rms(resid, 3.0 * quantum) if sigma < quantum else sigma
+
+
+#: The least noise of a sample whose step :func:`_tied_sigma` had to infer, in steps.
+_TIED_FLOOR = 0.5
+#: ... unless no more than this fraction of the sample lies below the model (noise-free).
+_TIED_BELOW = 1e-3
+#: The fraction of a residual sample at exactly the model's level beyond which its MAD is
+#: not trusted (Gaussian noise in steps of q puts ~q / (2.5 sigma) there: 20 % at a
+#: sigma of two steps; continuous values, none).
+_TIED_FRACTION = 0.2
 
 
 def _clipped_rms(resid: NDArray, clip: float) -> float:

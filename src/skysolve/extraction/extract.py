@@ -428,19 +428,38 @@ def _noise_cut(det: NDArray[np.float32], idx: NDArray[np.intp], idx_bg: NDArray[
     return det.ravel()[idx] - idx_bg > k * noise.ravel()[idx]
 
 
+def _whole_numbers(arr: NDArray) -> bool:
+    """Whether a float image holds counts: its sampled finite pixels are all whole numbers
+    (an 8-bit or 16-bit frame converted to float, a grey PNG read as RGB), so that it is
+    quantised like an integer frame."""
+    if arr.dtype.kind != "f":
+        return False
+    h, w = arr.shape
+    step = max(1, int(math.sqrt(h * w / _WHOLE_SAMPLES)))
+    sample = arr[step // 2::step, step // 2::step]
+    with np.errstate(invalid="ignore"):
+        finite = sample[np.isfinite(sample)]
+    return bool(finite.size) and bool(np.all(finite == np.round(finite)))
+
+
+#: Pixels :func:`_whole_numbers` samples.
+_WHOLE_SAMPLES = 25_000
+
+
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
            exact: bool = False) -> Background:
-    """The background, with the noise floored for quantised and noise-free frames.
-    ``exact``: ``work`` holds ``arr``'s values unchanged (no pixel filled in)."""
+    """The background, with the noise floored for quantised (integer, or float holding
+    whole numbers) and noise-free frames. ``exact``: ``work`` holds ``arr``'s values
+    unchanged (no pixel filled in)."""
     counts = None
     if exact and arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2:
         # numpy's partition selects 16-bit integers with SIMD, 8-bit ones without (1.4
         # against 0.3 ms for a 1024x768 frame's blocks): widen 8-bit frames, exactly
         counts = arr if arr.dtype.itemsize == 2 else arr.astype(
             np.uint16 if arr.dtype.kind == "u" else np.int16)
-    bg = estimate_background(work, block, quantum=1.0 if arr.dtype.kind in "iu" else None,
-                             counts=counts)
-    if arr.dtype.kind in "iu" and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
+    quantum = 1.0 if arr.dtype.kind in "iu" or _whole_numbers(arr) else None
+    bg = estimate_background(work, block, quantum=quantum, counts=counts)
+    if quantum is not None and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
         # integer data whose noise is below one count: a detection needs a few counts,
         # and a few counts below the model are no silhouette (a sky stretched to its
         # black point clips at 0 where the model runs a little high)

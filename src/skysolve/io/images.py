@@ -17,7 +17,8 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
 Colour images become one luminance channel with the Rec. 709 (sRGB) weights
 ``0.2126 R + 0.7152 G + 0.0722 B`` applied to the stored values (no gamma
 decoding, no rescaling), as ``float32`` (``float64`` for 32/64-bit input); an alpha
-channel is dropped. Greyscale images keep their stored dtype (in native byte order).
+channel is dropped. Greyscale images keep their stored dtype (in native byte order),
+and so do grey images stored as colour (all three channels equal).
 
 Images with more than :data:`MAX_PIXELS` pixel values are refused before any pixel
 data is read, so a corrupt header claiming 100000 x 100000 pixels cannot exhaust
@@ -534,8 +535,13 @@ def pixel_limit(n_values: int | None):
 # ---------------------------------------------------------------- arrays and colour
 
 
-def _luminance(rgb: NDArray[Any]) -> NDArray[np.floating]:
-    """Rec. 709 luminance of an (..., >=3) array; channels beyond the third are dropped."""
+def _luminance(rgb: NDArray[Any]) -> NDArray[Any]:
+    """Rec. 709 luminance of an (..., >=3) array; channels beyond the third are dropped.
+    A grey image stored as colour (the three channels equal) is its first channel, in
+    its stored dtype: whole counts stay whole (the weights' float32 sum is not exactly 1)."""
+    if (rgb.shape[-1] >= 3 and np.array_equal(rgb[..., 0], rgb[..., 1])
+            and np.array_equal(rgb[..., 0], rgb[..., 2])):
+        return np.ascontiguousarray(rgb[..., 0])
     wide = (rgb.dtype.itemsize >= 4 and rgb.dtype.kind != "f") or rgb.dtype == np.float64
     work = np.float64 if wide else np.float32
     weights = np.asarray(LUMINANCE_WEIGHTS, dtype=work)

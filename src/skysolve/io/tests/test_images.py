@@ -347,6 +347,11 @@ def test_png_colour_palette_and_alpha(tmp_path):
     palette.save(tmp_path / "p.png")
     expected = _luma(np.asarray(palette.convert("RGB")))
     np.testing.assert_allclose(read_image(tmp_path / "p.png"), expected, rtol=1e-6)
+    # a grey image stored as colour keeps its counts (the weights' float sum is not 1)
+    Image.fromarray(rgb[..., 0]).convert("RGB").save(tmp_path / "grey_rgb.png")
+    out = read_image(tmp_path / "grey_rgb.png")
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, rgb[..., 0])
 
 
 def test_jpeg(tmp_path):
