@@ -215,8 +215,8 @@ def test_counted_medians_as_numpy():
 def test_warm_up_leaves_nothing_to_compile_inside_an_extraction():
     """After warm_up(), no extraction compiles a kernel for new argument types: 16- and
     8-bit frames (a dark 8-bit sky counts its block medians), signed and big-endian
-    integers, float32 with NaN, read-only arrays, a matched filter, the automatic
-    filter's second pass, one thread and several."""
+    integers, float32 with NaN, read-only, Fortran-ordered and strided arrays, a matched
+    filter, the automatic filter's second pass, one thread and several."""
     kernels.warm_up()
     compiled = kernels._compile()
     before = {name: len(k.signatures) for name, k in compiled.items()}
@@ -230,13 +230,21 @@ def test_warm_up_leaves_nothing_to_compile_inside_an_extraction():
     frozen = [img.astype(dtype) for dtype in (np.float32, np.uint16, np.float64)]
     for frame in frozen:  # read-only arrays (np.asarray of a PIL image) retype kernels
         frame.flags.writeable = False
+    # Fortran order (a transpose) and strided views retyped them too (2.5 s on a DSLR frame)
+    laid_out = [np.asfortranarray(u16), np.asfortranarray(img), u16[:, 5:395],
+                np.ma.MaskedArray(np.asfortranarray(img), mask=np.asfortranarray(img > 1e9))]
     frames = [u16, u16.astype(">u2"), u16.astype(np.int16) // 2, (u16 >> 8).astype(np.uint8),
-              faint, faint.astype(np.int16) - 30, nan, img.astype(np.float64), *frozen]
+              faint, faint.astype(np.int16) - 30, nan, img.astype(np.float64), *frozen,
+              *laid_out]
     for frame in frames:
         for kw in ({}, {"matched_filter_sigma": 1.5}, {"threads": 2}):
             extract_centroids(frame, backend="compiled", **kw)
     after = {name: len(k.signatures) for name, k in compiled.items()}
     assert after == before
+    # ... and the layout changes nothing
+    for frame, same in ((laid_out[0], u16), (laid_out[1], img)):
+        np.testing.assert_array_equal(extract_centroids(frame).as_array(),
+                                      extract_centroids(same).as_array())
 
 
 def test_backend_option(monkeypatch):
