@@ -586,14 +586,13 @@ def _tied_sigma(resid: NDArray, sigma: float, quantum: float | None) -> float:
     """The noise of a residual sample whose MAD ``sigma`` says little because many of its
     values are tied: below the data's value step ``quantum`` (a sky under a count of
     noise), the rms clipped at 3 steps. With no known step, a fifth of the sample at
-    exactly the model's level takes the rms clipped at 5 MADs when larger, and a MAD of
-    exactly zero (most
-    of a dark sky at one value: an 8-bit colour frame's luminance, which JPEG flattened)
-    takes the typical step from the sample itself -- the median departure of the values
-    below the model -- and the noise is that rms clipped at 3 steps, but at least half a
-    step (as for integer data: a detection needs a few steps). Zero stays zero for a
-    sample with (almost) nothing below the model: a noise-free frame, whose stars only
-    rise above it."""
+    exactly the model's level takes the rms clipped at 5 MADs when larger; and a MAD of
+    exactly zero (most of a dark sky at one value: an 8-bit colour frame's luminance,
+    which JPEG flattened) takes the typical step from the sample itself -- the median
+    departure of the values below the model -- and the noise is that rms clipped at 3
+    steps, but at least half a step (as for integer data: a detection needs a few
+    steps). Zero stays zero for a sample with (almost) nothing below the model: a
+    noise-free frame, whose stars only rise above it."""
     if quantum is None:
         if not sigma == 0.0:  # (NaN passes: an empty sample)
             if sigma > 0.0 and np.count_nonzero(resid == 0.0) > _TIED_FRACTION * resid.size:
