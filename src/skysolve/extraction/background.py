@@ -9,7 +9,10 @@ few hundred thousand candidate pixels, and a per-tile lower bound to pre-select
 them (see :meth:`Background.tile_lower_bound`).
 
 Noise is one global robust standard deviation (MAD scaled to a Gaussian sigma,
-with iterative clipping of the bright tail) of the background-subtracted image.
+with iterative clipping of the bright tail) of the background-subtracted image; where
+the data are quantised more coarsely than their noise, so that many values tie and
+the MAD shrinks or vanishes (an 8-bit sky under a count of noise, a colour frame's
+luminance), a clipped rms in the data's steps instead (:func:`_tied_sigma`).
 
 Two checks on a sparse sample of the residual (image minus model, ~25,000
 pixels) make the model follow skies that are not smooth on the block scale
