@@ -63,7 +63,8 @@ from .._options import with_options
 from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..imagedata import as_image_data
-from .background import DARK_SIGMAS, Background, _median, estimate_background, robust_sigma
+from .background import (DARK_SIGMAS, Background, _median, _subsample, estimate_background,
+                         robust_sigma)
 from .blobs import _axis_wings, _blended, _fit_positions, _measure_blobs
 from .filters import (
     _WING_SNR,
@@ -440,9 +441,7 @@ def _whole_numbers(arr: NDArray) -> bool:
     quantised like an integer frame."""
     if arr.dtype.kind != "f":
         return False
-    h, w = arr.shape
-    step = max(1, int(math.sqrt(h * w / _WHOLE_SAMPLES)))
-    sample = arr[step // 2::step, step // 2::step]
+    sample = _subsample(arr, _WHOLE_SAMPLES)
     with np.errstate(invalid="ignore"):
         finite = sample[np.isfinite(sample)]
     return bool(finite.size) and bool(np.all(finite == np.round(finite)))
