@@ -63,8 +63,14 @@ from .._options import with_options
 from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..imagedata import as_image_data
-from .background import (DARK_SIGMAS, Background, _median, _subsample, estimate_background,
-                         robust_sigma)
+from .background import (
+    DARK_SIGMAS,
+    Background,
+    _median,
+    _subsample,
+    estimate_background,
+    robust_sigma,
+)
 from .blobs import _axis_wings, _blended, _fit_positions, _measure_blobs
 from .filters import (
     _WING_SNR,
