@@ -18,6 +18,7 @@ May import: ``errors``, ``geometry``, ``io``, ``extraction``, ``database``, ``de
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -130,26 +131,54 @@ def catalog_in_field(db: Any, result: Any, width: int, height: int):
 def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any,
                    before_new: Any = None) -> None:
     """Write the solution's files named in ``out`` (keys of :data:`OUTPUTS`; None: not
-    written). ``before_new(path)`` is called before the ``.new`` file is written."""
+    written). ``before_new(path)`` is called before the ``.new`` file is written.
+
+    All or none: each file is written under a temporary name beside its own, and only
+    when every one is written are they renamed into place, the ``.solved`` flag last (a
+    capture program that finds a ``.wcs`` or ``.solved`` file takes the field for solved;
+    a missing folder or a full disk must not leave half a solution behind).
+    """
     from .io import astrometry_files as af
+
+    for final in out.values():  # (before anything is written)
+        if final and not Path(final).parent.is_dir():
+            raise FileNotFoundError(f"cannot write {final}: there is no folder "
+                                    f"{Path(final).parent}")
+    staged: list[tuple[Path, Path]] = []
+
+    def stage(key: str) -> Path | None:
+        final = out.get(key)
+        if not final:
+            return None
+        final = Path(final)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.staged")
+        staged.append((tmp, final))
+        return tmp
 
     w, h = fld.width, fld.height
     rows = np.asarray(result.matched_centroids, dtype=np.intp)
-    if out.get("wcs"):
-        af.write_wcs(out["wcs"], result, w, h)
-    if out.get("corr"):
-        af.write_corr(out["corr"], result, fld.xy_fits[rows], rows, w, h)
-    ra, dec, xy = catalog_in_field(db, result, w, h)
-    if out.get("rdls"):
-        af.write_rdls(out["rdls"], ra, dec)
-    if out.get("index_xyls"):
-        af.write_index_xyls(out["index_xyls"], xy, w, h)
-    if out.get("match"):
-        af.write_match(out["match"], result, fld.xy_fits[rows], rows, len(fld.xy_fits), len(ra),
-                       w, h)
-    if out.get("solved"):
-        af.write_solved(out["solved"])
-    if out.get("new_fits") and (fld.image is not None or fld.fits_source is not None):
-        if before_new is not None:
-            before_new(out["new_fits"])
-        af.write_new_fits(out["new_fits"], result, w, h, fld.fits_source, fld.image, fld.hdu)
+    try:
+        if path := stage("wcs"):
+            af.write_wcs(path, result, w, h)
+        if path := stage("corr"):
+            af.write_corr(path, result, fld.xy_fits[rows], rows, w, h)
+        ra, dec, xy = catalog_in_field(db, result, w, h)
+        if path := stage("rdls"):
+            af.write_rdls(path, ra, dec)
+        if path := stage("index_xyls"):
+            af.write_index_xyls(path, xy, w, h)
+        if path := stage("match"):
+            af.write_match(path, result, fld.xy_fits[rows], rows, len(fld.xy_fits), len(ra),
+                           w, h)
+        if out.get("new_fits") and (fld.image is not None or fld.fits_source is not None):
+            if before_new is not None:
+                before_new(out["new_fits"])
+            af.write_new_fits(stage("new_fits"), result, w, h, fld.fits_source, fld.image,
+                              fld.hdu)
+        if path := stage("solved"):
+            af.write_solved(path)
+        for tmp, final in staged:  # (the .solved flag was staged last)
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)

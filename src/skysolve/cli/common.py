@@ -94,6 +94,27 @@ def _full_frame(path: Path, hdu: int | str | None, section: str | None,
     return (cols.start, rows.start), full
 
 
+def _section_camera(camera: Any, path: Path, hdu: int | str | None, section: str) -> Any:
+    """The camera model of the whole image ``camera`` as seen by ``section`` of it: the
+    section's size, and the same optical centre on the sky (``crpix`` is measured from
+    the image's centre, which moves with the crop; the distortion, about the optical
+    centre, stays)."""
+    from ..errors import InvalidArgumentError
+    from ..io.images import parse_section
+
+    (col0, row0), full = _full_frame(path, hdu, section, (0, 0))
+    if camera.image_shape != tuple(full):
+        raise InvalidArgumentError(
+            f"--camera is for {camera.image_width}x{camera.image_height} images; {path} is "
+            f"{full[1]}x{full[0]} (with --section the camera describes the whole image)")
+    rows, cols = parse_section(section, full)
+    w, h = cols.stop - cols.start, rows.stop - rows.start
+    dx = 0.5 * (cols.start + cols.stop) - 0.5 * full[1]
+    dy = 0.5 * (rows.start + rows.stop) - 0.5 * full[0]
+    cx, cy = camera.crpix
+    return camera.replace(image_width=w, image_height=h, crpix=(cx - dx, cy - dy))
+
+
 def _output_base(path: Path) -> Path:
     """``dir/foo.fits.gz`` -> ``dir/foo``, ``dir/foo.tiff`` -> ``dir/foo``."""
     name = path.name

@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hdu", type=_hdu, metavar="N|NAME",
                    help="FITS HDU to read (index or EXTNAME); default: the first image HDU")
     g.add_argument("--section", type=_section, metavar='"[ROWS, COLS]"',
-                   help='solve part of the image, numpy order, e.g. "[:2048, 44:2092]"')
+                   help='solve part of the image, numpy order, e.g. "[:2048, 44:2092]"; its '
+                        "centre is taken as the optical centre, unless --camera (of the "
+                        "whole image) gives it")
     g.add_argument("--sigma", type=_option("extraction", "sigma_threshold"), default=5.0,
                    metavar="S",
                    help="star detection threshold in background sigmas (default 5)")

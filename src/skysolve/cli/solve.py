@@ -29,6 +29,7 @@ from .common import (
     _load_camera,
     _load_database,
     _output_base,
+    _section_camera,
     _show_warning,
 )
 from .parser import EXIT_ERROR, EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
@@ -216,7 +217,17 @@ def _solve_one(job: _Job, handle, file: str):
         info["aberration_corrected"] = v is not None
         return v
 
-    fr, image, ext = process_frame(file, handle.database, job.solve, job.extraction,
+    options = job.solve
+    if job.section is not None and options.camera_model is not None:
+        try:
+            options = options.replace(camera_model=_section_camera(
+                options.camera_model, path, job.hdu, job.section))
+        except Exception as exc:  # noqa: BLE001 - the frame's error, as process_frame's
+            from ..batch.results import FrameResult
+            from ..batch.solve_many import frame_error
+
+            return frame_error(FrameResult(None, "error"), exc)
+    fr, image, ext = process_frame(file, handle.database, options, job.extraction,
                                    hdu=job.hdu, section=job.section, observer_velocity=velocity)
     fr.info = info
     if fr.status == "error":
@@ -278,6 +289,33 @@ def _record(fr, debug: bool) -> dict[str, Any]:
         if key in fr.info:
             record[key] = fr.info[key]
     return _jsonable(record)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse before solving what ``--write-wcs``/``--update-fits`` could not do right: two
+    images whose output would be one file (``a.fits`` and ``a.tiff`` both write
+    ``a.wcs``: the second replaced the first), and ``--update-fits`` of an image that is
+    no FITS file (its solve was reported as an error after the fact)."""
+    from ..errors import InvalidArgumentError
+
+    suffixes = [s for s, on in ((".wcs", args.write_wcs), (".solved.fits", args.update_fits))
+                if on]
+    seen: dict[str, str] = {}
+    for image in args.images:
+        base = _output_base(Path(image))
+        for suffix in suffixes:
+            target = os.path.abspath(base.with_name(base.name + suffix))
+            if target in seen and seen[target] != image:
+                raise InvalidArgumentError(
+                    f"{seen[target]} and {image} would both write {base.name + suffix}: "
+                    "solve them in separate runs, or rename one")
+            seen[target] = image
+    if args.update_fits:
+        for image in args.images:
+            if Path(image).exists() and not _is_fits(Path(image)):
+                raise InvalidArgumentError(
+                    f"--update-fits needs FITS images; {image} is not one (--write-wcs "
+                    "writes a .wcs file beside any image)")
 
 
 def _plot_targets(args: argparse.Namespace) -> list[str | None]:
@@ -361,6 +399,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         _err("--resume and --overwrite need --results FILE")
         return EXIT_USAGE
     plots = _plot_targets(args)
+    _check_outputs(args)
     if args.plot is not None:
         from ..plotting import _require_matplotlib
 

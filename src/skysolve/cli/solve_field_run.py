@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from ..fields import (
     OUTPUTS,
     Field,
@@ -137,6 +138,23 @@ def _is_input(p: Path, path: Path) -> bool:
         return False
 
 
+#: The option naming each output file, for messages.
+_OPTION = {"axy": "--axy", "wcs": "--wcs", "corr": "--corr", "match": "--match",
+           "rdls": "--rdls", "solved": "--solved", "new_fits": "--new-fits",
+           "index_xyls": "--index-xyls"}
+
+
+def _check_not_input(path: Path, out: dict[str, Path | None]) -> None:
+    """Refuse an output file that is the input itself (``--wcs frame.tiff``, or an input
+    named ``frame.wcs`` or ``frame.new`` whose default output name is its own): it would
+    be replaced by the output, the image lost."""
+    for dest, p in out.items():
+        if p is not None and _is_input(p, path):
+            raise InvalidArgumentError(
+                f"refusing to overwrite the input with its {OUTPUTS[dest]} output: name that "
+                f"file with {_OPTION[dest]} (or 'none'), or -o/--out, -D/--dir")
+
+
 def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) -> bool:
     """Whether existing output files stop the input ``path`` (solve-field's rules)."""
     if args.skip_solved and out["solved"] is not None and out["solved"].exists():
@@ -146,12 +164,10 @@ def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) 
         return False
     if args.overwrite:  # deleted first: no stale .solved/.wcs survives a failed solve
         for p in out.values():
-            # (never the input itself, should an output be named like it)
-            if p is not None and p.exists() and not _is_input(p, path):
+            if p is not None and p.exists():
                 p.unlink()
         return False
-    existing = [p for p in out.values()
-                if p is not None and p.exists() and not _is_input(p, path)]
+    existing = [p for p in out.values() if p is not None and p.exists()]
     if existing:
         _say(f'Output file already exists: "{existing[0]}".  Use the --overwrite flag to '
              "overwrite existing files, or the --continue flag to not overwrite existing "
@@ -166,6 +182,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
 
     out = _outputs(path, args)
     try:
+        _check_not_input(path, out)
         if _blocked(path, out, args):
             return EXIT_OK
         if args.dir:  # solve-field creates --dir whatever it writes there

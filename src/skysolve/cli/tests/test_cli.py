@@ -356,7 +356,7 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
 
 @pytest.mark.parametrize("case", [
     "missing image", "not an image", "bad camera", "missing db", "bad db",
-    "update-fits on tiff", "plot file for two images",
+    "update-fits on tiff", "plot file for two images", "two images, one .wcs",
 ])
 def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     img = frames / ALT40
@@ -373,6 +373,9 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
         "update-fits on tiff": (["solve", img, "--db", db_file, "--update-fits"], "FITS"),
         "plot file for two images": (["solve", img, img, "--db", db_file, "--plot",
                                       frames / "x.png"], "directory"),
+        # (the second image's .wcs replaced the first's, with exit status 0)
+        "two images, one .wcs": (["solve", fits_copy(img, img.with_suffix(".fits")), img,
+                                  "--db", db_file, "--write-wcs"], "would both write"),
     }[case]
     assert_user_error(run(cli_env, *args), 1, fragment)
 
@@ -507,6 +510,33 @@ def test_calibrate_then_solve_with_the_camera(cli_env, db_file, frames):
         assert near_peer(rec["ra_deg"], rec["dec_deg"], name)
         # each solve refines its own plate scale: within 1e-3 of the camera's
         assert rec["focal_length_px"] == pytest.approx(cam.focal_length_px, rel=1e-3)
+
+
+def test_a_section_keeps_the_cameras_optical_centre(cli_env, db_file, frames):
+    """With --camera, a section is solved with the camera's optical centre where the crop
+    puts it (the camera describes the whole image; it was refused for its size): the
+    section's WCS maps the whole image's pixels as the whole frame's solve does."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    img = frames / ALT40
+    whole = json_lines(run(cli_env, "solve", img, "--db", db_file, "--json").stdout)[0]
+    cam, q = model_of(whole)
+    cam_file = frames / "cam.json"
+    cam.save_to_file(cam_file)
+    proc = run(cli_env, "solve", img, "--db", db_file, "--json", "--write-wcs", "--camera",
+               cam_file, "--section", "[0:400, 100:1024]")
+    assert proc.returncode == 0, proc.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = WCS(fits.getheader(img.with_suffix(".wcs")))
+    cols = np.array([100.0, 1000.0, 500.0, 120.0, 1000.0])
+    rows = np.array([10.0, 390.0, 200.0, 700.0, 700.0])
+    sky = wcs.pixel_to_world(cols, rows)
+    ra, dec = cam.pixel_to_world(cols + 0.5 - 512, rows + 0.5 - 384, q)
+    # measured 1.4-8.4" (half the stars, the lens's own distortion); the section solved
+    # with its own centre as the optical centre was 4-95" off
+    assert np.max(angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec)) * 3600 < 12.0
 
 
 def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):

@@ -315,6 +315,31 @@ def test_overwrite_leaves_no_stale_solution_and_spares_the_input(env, fits_frame
     assert parse(proc.stdout)["parity"] == "pos"
 
 
+def test_an_output_never_replaces_the_input_and_a_failed_write_leaves_nothing(env, fits_frame,
+                                                                             tmp_path):
+    """An output named like the input (``--wcs frame.fits``, or an input called
+    ``frame.wcs`` whose default .wcs name is its own) is refused and the image kept (it was
+    replaced by a 2,880-byte header, and the .new file then built from that); an output
+    that cannot be written (a missing folder) leaves no other file of the solution (a
+    .wcs without a .solved looked solved to capture programs)."""
+    path, _, _ = fits_frame
+    data = Path(path).read_bytes()
+    frame = tmp_path / "frame.fits"
+    frame.write_bytes(data)
+    proc = solve_field(env, "-p", "--wcs", frame, frame, cwd=tmp_path)
+    assert proc.returncode == 1 and "refusing to overwrite the input" in proc.stderr
+    assert "--wcs" in proc.stderr and frame.read_bytes() == data
+    named = tmp_path / "named.wcs"
+    named.write_bytes(data)
+    proc = solve_field(env, "-p", "-O", named, cwd=tmp_path)
+    assert proc.returncode == 1 and named.read_bytes() == data
+    proc = solve_field(env, "-p", "--solved", tmp_path / "nodir" / "x.solved", frame,
+                       cwd=tmp_path)
+    assert proc.returncode == 1 and "nodir" in proc.stderr
+    left = {p.name for p in tmp_path.iterdir()} - {"frame.fits", "named.wcs", "frame.axy"}
+    assert not left, left
+
+
 def test_bad_values_are_usage_errors_and_a_negative_radius_is_no_constraint(env, fits_frame):
     path, _, _ = fits_frame
     for args in (["-L", 12, "-H", 10], ["--ra", 10, "--dec", 95]):
