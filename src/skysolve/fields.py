@@ -46,6 +46,7 @@ class Field:
     image: np.ndarray | None = None     # pixels as read (images only)
     fits_source: Path | None = None     # the input, when it is a FITS image
     hdu: int | None = None
+    input_rows: np.ndarray | None = None  # each source's row in an x/y list read
 
 
 def _binned(image: np.ndarray, n: int) -> np.ndarray:
@@ -157,19 +158,22 @@ def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any
 
     w, h = fld.width, fld.height
     rows = np.asarray(result.matched_centroids, dtype=np.intp)
+    # (the .corr and .match files name sources by their rows in the list the user has:
+    # the .axy written, or the x/y list read, which was sorted and had rows dropped)
+    ids = rows if fld.input_rows is None else np.asarray(fld.input_rows)[rows]
     try:
         if path := stage("wcs"):
             af.write_wcs(path, result, w, h)
         if path := stage("corr"):
-            af.write_corr(path, result, fld.xy_fits[rows], rows, w, h)
+            af.write_corr(path, result, fld.xy_fits[rows], ids, w, h)
         ra, dec, xy = catalog_in_field(db, result, w, h)
         if path := stage("rdls"):
             af.write_rdls(path, ra, dec)
         if path := stage("index_xyls"):
             af.write_index_xyls(path, xy, w, h)
         if path := stage("match"):
-            af.write_match(path, result, fld.xy_fits[rows], rows, len(fld.xy_fits), len(ra),
-                           w, h)
+            af.write_match(path, result, fld.xy_fits[rows], ids, len(fld.xy_fits), len(ra),
+                           w, h, ranks=rows)
         if out.get("new_fits") and (fld.image is not None or fld.fits_source is not None):
             if before_new is not None:
                 before_new(out["new_fits"])

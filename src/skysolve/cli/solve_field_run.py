@@ -80,8 +80,8 @@ def _image_field(path: Path, args: argparse.Namespace) -> Field:
 def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
     from ..io.astrometry_files import read_xylist
 
-    xy, flux, header = read_xylist(path, args.x_column or "X", args.y_column or "Y",
-                                   args.sort_column, args.sort_ascending)
+    xy, flux, header, rows = read_xylist(path, args.x_column or "X", args.y_column or "Y",
+                                         args.sort_column, args.sort_ascending)
     width = args.width or header.get("IMAGEW")  # (the primary header's, else the table's)
     height = args.height or header.get("IMAGEH")
     if not width or not height:
@@ -92,8 +92,8 @@ def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
         print(f"skysolve-field: {path}: {int((~finite).sum())} rows without finite "
               f"{args.x_column or 'X'}/{args.y_column or 'Y'} skipped", file=sys.stderr,
               flush=True)
-        xy, flux = xy[finite], flux[finite]
-    return Field(xy, flux, 0.0, int(width), int(height))
+        xy, flux, rows = xy[finite], flux[finite], rows[finite]
+    return Field(xy, flux, 0.0, int(width), int(height), input_rows=rows)
 
 
 def _angle_between(result: Any, a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -118,10 +118,12 @@ def write_axy(path: Path, xy_fits: NDArray, flux: NDArray, background: NDArray |
 
 def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y",
                 sort_column: str | None = None, sort_ascending: bool = False
-                ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, Any]:
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, Any,
+                           NDArray[np.intp]]:
     """Read an ``.xyls``/``.axy`` table: 1-based positions ``(N, 2)``, the sort column's
-    values (None when absent) and the table's header, with the primary header's
-    ``IMAGEW``/``IMAGEH`` when it has them (where solve-field's ``.axy`` files keep them).
+    values (None when absent), the table's header, with the primary header's
+    ``IMAGEW``/``IMAGEH`` when it has them (where solve-field's ``.axy`` files keep them),
+    and each position's row in the table (0-based: the ``.corr`` file's ``field_id``).
 
     Rows are ordered by ``sort_column`` (default ``FLUX`` when present),
     descending unless ``sort_ascending``.
@@ -151,10 +153,11 @@ def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y
             values = None if key is None else np.asarray(data[key], dtype=np.float64)
     except OSError as exc:
         raise FileFormatError(f"{path}: not a readable FITS x/y list ({exc})") from exc
+    rows = np.arange(len(xy))
     if values is not None:
-        order = np.argsort(values if sort_ascending else -values, kind="stable")
-        xy, values = xy[order], values[order]
-    return xy, values, header
+        rows = np.argsort(values if sort_ascending else -values, kind="stable")
+        xy, values = xy[rows], values[rows]
+    return xy, values, header, rows
 
 
 def _cd_form(header: Any) -> Any:
@@ -249,11 +252,14 @@ def rotation_up_east_of_north(result: Any) -> float:
 
 
 def write_match(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDArray,
-                num_field: int, num_index: int, width: int, height: int) -> None:
-    """The ``.match`` file: one row describing the match."""
+                num_field: int, num_index: int, width: int, height: int,
+                ranks: NDArray | None = None) -> None:
+    """The ``.match`` file: one row describing the match. ``ranks``: the matched sources'
+    brightness ranks (default: ``field_ids``, when the list is brightest first)."""
     from ..geometry import radec_to_vector
 
-    quad = np.argsort(field_ids, kind="stable")[:4]  # the brightest four matched sources
+    # the brightest four matched sources
+    quad = np.argsort(field_ids if ranks is None else ranks, kind="stable")[:4]
     k = len(quad)
     stars = np.full(4, -1, np.int64)
     objs = np.full(4, -1, np.int64)

@@ -238,6 +238,19 @@ def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
     a, b = parse(first.stdout), parse(proc.stdout)
     assert _separation_arcsec(a["ra"], a["dec"], b["ra"], b["dec"]) < 0.01
     assert not (tmp_path / "stars.new").exists()  # no image to write
+    # the .corr and .match name sources by their rows in the list as given, unsorted and
+    # with a row skipped (they named the rows of skysolve's sorted, filtered copy)
+    shuffled = table[np.random.default_rng(5).permutation(len(table))]
+    shuffled.write(xyls, format="fits", overwrite=True)
+    proc = solve_field(env, "-O", "--width", 1024, "--height", 768, xyls)
+    assert proc.returncode == 0, proc.stderr
+    corr = Table.read(tmp_path / "stars.corr")
+    ids = np.asarray(corr["field_id"])
+    np.testing.assert_array_equal(corr["field_x"], shuffled["X"][ids])
+    np.testing.assert_array_equal(corr["field_y"], shuffled["Y"][ids])
+    quad = Table.read(tmp_path / "stars.match")["FIELDOBJS"][0]
+    flux = np.asarray(shuffled["FLUX"])
+    assert set(quad) <= set(ids) and flux[quad].min() >= np.sort(flux[ids])[::-1][3]
 
 
 def test_existing_outputs_and_bad_command_lines(env, fits_frame, tmp_path):
