@@ -6,7 +6,14 @@ import argparse
 import functools
 from pathlib import Path
 
-from .common import _err, _extraction_options, _load_camera, _load_database, _output_base
+from .common import (
+    _check_not_input,
+    _err,
+    _extraction_options,
+    _load_camera,
+    _load_database,
+    _output_base,
+)
 from .parser import EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
 from .solve import _Table, _write_wcs_file
 
@@ -68,6 +75,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".json":
         raise InvalidArgumentError(f"-o {args.output}: the camera file name must end in .json")
+    sip = out.with_name(out.stem + ".sip.fits")
+    for image in args.images:  # (before the work: -o cam.json writes cam.sip.fits too)
+        if Path(image).exists():
+            for written in (out, sip):
+                _check_not_input(written, Path(image))
     camera = _load_camera(args.camera)
     db, _ = _load_database(args)
     n = len(args.images)
@@ -127,7 +139,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
         from .. import __version__
 
-        sip = out.with_name(out.stem + ".sip.fits")
         hdr = results[first].to_header()
         hdr["HISTORY"] = f"camera {out.name} calibrated by skysolve {__version__}"
         hdr["HISTORY"] = f"pointing of {Path(args.images[first]).name}"

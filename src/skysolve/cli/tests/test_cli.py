@@ -357,6 +357,7 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
 @pytest.mark.parametrize("case", [
     "missing image", "not an image", "bad camera", "missing db", "bad db",
     "update-fits on tiff", "plot file for two images", "two images, one .wcs",
+    "calibrate over an input",
 ])
 def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     img = frames / ALT40
@@ -376,6 +377,10 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
         # (the second image's .wcs replaced the first's, with exit status 0)
         "two images, one .wcs": (["solve", fits_copy(img, img.with_suffix(".fits")), img,
                                   "--db", db_file, "--write-wcs"], "would both write"),
+        # (-o cam.json writes cam.sip.fits too: an image of that name was replaced)
+        "calibrate over an input": (["calibrate", shutil.copy(img, frames / "cam.sip.fits"),
+                                     "--db", db_file, "-o", frames / "cam.json"],
+                                    "refusing to overwrite the input image"),
     }[case]
     assert_user_error(run(cli_env, *args), 1, fragment)
 
