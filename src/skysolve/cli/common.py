@@ -102,7 +102,7 @@ def _section_camera(camera: Any, path: Path, hdu: int | str | None, section: str
     from ..errors import InvalidArgumentError
     from ..io.images import parse_section
 
-    (col0, row0), full = _full_frame(path, hdu, section, (0, 0))
+    _, full = _full_frame(path, hdu, section, (0, 0))
     if camera.image_shape != tuple(full):
         raise InvalidArgumentError(
             f"--camera is for {camera.image_width}x{camera.image_height} images; {path} is "
