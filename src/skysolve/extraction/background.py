@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 
 from .. import _threads
 from .kernels import compiled, thread_count
-from .orderstats import percentiles
+from .orderstats import lower_median, percentiles
 
 __all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
 
@@ -121,12 +121,6 @@ def _kth(values: NDArray) -> NDArray:
     return 0.5 * (part[..., :k + 1].max(axis=-1).astype(np.float64) + part[..., k + 1])
 
 
-def _median(v: NDArray) -> float:
-    """Lower median of a 1-D sample via one partition."""
-    k = (v.size - 1) // 2
-    return float(np.partition(v, k)[k])
-
-
 def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> tuple[float, float]:
     """Sigma-clipped median and MAD sigma of a 1-D sample.
 
@@ -137,9 +131,9 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
         return float("nan"), float("nan")
     # numpy's partition (SIMD selection) beats a compiled histogram selection 1.7-2.3x
     # on the 30,000-sample residuals; the deviations serve the MAD and the clip both
-    med = _median(v)
+    med = lower_median(v)
     dev = np.abs(v - med)
-    sig = MAD_TO_SIGMA * _median(dev)
+    sig = MAD_TO_SIGMA * lower_median(dev)
     for _ in range(iterations):
         if sig <= 0:
             break
@@ -148,9 +142,9 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
         if n_keep == v.size or n_keep < 10:
             break
         v = v[keep]
-        med = _median(v)
+        med = lower_median(v)
         dev = np.abs(v - med)
-        sig = MAD_TO_SIGMA * _median(dev)
+        sig = MAD_TO_SIGMA * lower_median(dev)
     return med, sig
 
 

@@ -66,7 +66,6 @@ from ..imagedata import as_image_data
 from .background import (
     DARK_SIGMAS,
     Background,
-    _median,
     _subsample,
     estimate_background,
     robust_sigma,
@@ -85,6 +84,7 @@ from .filters import (
 )
 from .kernels import backend, compiled, thread_count
 from .options import ExtractionOptions
+from .orderstats import lower_median
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
@@ -415,9 +415,9 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None
         p = p.ravel() if bad is None else p[~bad[dy::2, dx::2][::step, ::step]]
         if p.size < 100:
             return work, False
-        m = _median(p)
+        m = lower_median(p)
         levels.append(m)
-        scatter.append(1.4826 * _median(np.abs(p - np.float32(m))))
+        scatter.append(1.4826 * lower_median(np.abs(p - np.float32(m))))
     noise = float(np.median(scatter))
     if not noise > 0 or max(levels) - min(levels) <= _PHASE_OFFSET_NOISE * noise:
         return work, False
