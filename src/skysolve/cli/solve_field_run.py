@@ -144,7 +144,7 @@ _OPTION = {"axy": "--axy", "wcs": "--wcs", "corr": "--corr", "match": "--match",
            "index_xyls": "--index-xyls"}
 
 
-def _check_not_input(path: Path, out: dict[str, Path | None]) -> None:
+def _refuse_outputs_over_input(path: Path, out: dict[str, Path | None]) -> None:
     """Refuse an output file that is the input itself (``--wcs frame.tiff``, or an input
     named ``frame.wcs`` or ``frame.new`` whose default output name is its own): it would
     be replaced by the output, the image lost."""
@@ -182,7 +182,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
 
     out = _outputs(path, args)
     try:
-        _check_not_input(path, out)
+        _refuse_outputs_over_input(path, out)
         if _blocked(path, out, args):
             return EXIT_OK
         if args.dir:  # solve-field creates --dir whatever it writes there
