@@ -28,12 +28,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
-from .frame import CatalogView, Frame, Hypothesis
+from .frame import CatalogView, Frame, Hypothesis, make_frame
+from .radialterm import MIN_RSS_RATIO, fit_radial, radial_camera
 from .result import SolveResult
 
 __all__ = ["Refined", "refine", "refine_field", "build_result", "ARCSEC_PER_RAD"]
 
 ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
+#: Fits of a radial lens term (each from the stars the previous one matched).
+_RADIAL_ROUNDS = 2
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Refined:
     img_idx: NDArray[np.intp]
     cat_idx: NDArray[np.intp]
     errors_rad: NDArray[np.float64]
+    #: the frame of a camera the refinement fitted (a radial term), else None: the solve's
+    frame: Frame | None = None
 
 
 def refine_field(frame: Frame, cat: CatalogView, hyp: Hypothesis):
@@ -64,7 +69,43 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         return None
     if frame.fixed_camera and _scale_wanted(frame.refine_scale, len(img_idx)):
         R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity, err)
-    return Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err)
+    ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err)
+    if frame.fixed_camera:
+        return ref
+    return _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
+                             iterations, sigma_clip)
+
+
+def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArray[np.float64],
+                      field, radius_px: float, iterations: int, sigma_clip: float) -> Refined:
+    """``ref``, or its refinement with a radial lens term when its residuals call for one
+    (:mod:`skysolve.solver.radialterm`) and the refit matches better."""
+    fitted = radial_camera(frame.ideal[ref.img_idx], v_cat, ref.hyp.R, ref.hyp.f,
+                           ref.hyp.parity, frame.camera, ref.errors_rad)
+    best = ref
+    for _ in range(_RADIAL_ROUNDS):
+        if fitted is None:
+            break
+        camera, R = fitted
+        lens = make_frame(frame.xy, frame.width, frame.height, camera, camera.projection,
+                          frame.backend, refine_scale=True)
+        out = refine(lens, cat, Hypothesis(R, camera.focal_length_px, ref.hyp.parity),
+                     radius_px, iterations, sigma_clip, field=field)
+        if out is None or _mean_square(out) >= _mean_square(best):
+            break
+        out.frame = lens
+        best = out
+        # the stars the term brought in (the field's edge) pin it down better
+        xy = frame.xy[out.img_idx] - np.asarray(camera.crpix)
+        fitted = fit_radial(xy, cat.vectors(out.cat_idx), out.hyp.R, out.hyp.f, out.hyp.parity,
+                            frame.camera)
+    # the term must explain most of the residual, not tidy up noise and a few outliers
+    return best if MIN_RSS_RATIO * _mean_square(best) <= _mean_square(ref) else ref
+
+
+def _mean_square(ref: Refined) -> float:
+    err = ref.errors_rad
+    return float(err @ err) / max(len(err), 1)
 
 
 def _scale_wanted(mode: bool | None, n_matches: int) -> bool:
@@ -107,6 +148,8 @@ def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
 def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: float,
                  t0: float, mode: str) -> SolveResult:
     """The :class:`SolveResult` of a refined hypothesis (``t0``: the solve's start)."""
+    if ref.frame is not None:
+        frame = ref.frame
     R = ref.hyp.R
     f, parity = ref.hyp.f, ref.hyp.parity
     ra, dec, roll = rotation_to_radec_roll(R)

@@ -44,9 +44,10 @@ def test_equidistant_lens_with_radial_distortion_is_recovered(wide_db):
         assert math.degrees(math.acos(min(1.0, axis @ R[2]))) < 0.1
         results.append(res)
         sets.append(sim.centroids)
-    # an uncalibrated equidistant model is far off in the corners
+    # a solve's own model (a radial term about the image centre, not the optical axis) is
+    # still off in the corners
     start = results[0].camera_model
-    assert _map_error_px(start, truth) > 3.0
+    assert _map_error_px(start, truth) > 1.0
     cal = wide_db.calibrate_camera(results, sets, model="radial")
     cam = cal.camera_model
     assert cam.projection == "equidistant"

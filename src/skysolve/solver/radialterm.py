@@ -1,0 +1,252 @@
+"""The radial lens term of a solve without a camera model, when its residuals call for it.
+
+A solve without a camera model fits an attitude and a focal length to an ideal
+lens of the given projection. A real lens departs from it radially -- barrel or
+pincushion distortion, a fisheye that is not exactly equidistant, or the wrong
+projection named -- by a few per cent at the edge of a wide field: several
+pixels, which the attitude absorbs unevenly wherever the matched stars are not
+spread evenly about the centre (1-5 arcmin off on 60-120 deg fields with 3 %
+barrel distortion, up to 0.9 deg with a 120 deg equidistant lens solved as
+stereographic). Such a fit's residuals are radial and grow with the radius.
+
+With ``u`` the ideal offsets where the fit puts the matched stars (at focal
+length ``f``) and ``d`` where the centroids are, the model
+``d = u (a + a1 rho^2 + a2 rho^4)``, ``rho = |u| / s`` (``s`` the half-diagonal),
+is linear in ``(a, a1, a2)``. Each term is tested against the model without it
+with the F statistic ``F = (RSS_without - RSS_with) / (RSS_with / dof)`` (``dof``:
+the ``2n`` coordinates less the attitude's three parameters, the scale and the
+terms): ``k1`` is taken when its ``F >= MIN_F``, ``k2`` when it passes too (a
+second coefficient fitted to stars that do not reach the corners would bend the
+model there for nothing). The refined solve with the term must leave at most
+``1 / MIN_RSS_RATIO`` of the plain solve's mean square residual, so that a lens
+whose distortion is within the centroid noise keeps the plain solve.
+
+The terms are fitted with the attitude and the focal length by Gauss-Newton on
+the pixel residuals ``d - D(u)``, ``D(u) = u (1 + k1 rho^2 + k2 rho^4)``: the
+coefficients ``k`` are dimensionless at the scale ``s`` and reported in pixels as
+every camera's (``k1 / s^2``, ``k2 / s^4``, a
+:class:`~skysolve.camera.distortion.RadialDistortion` of scale 1). The solve is
+then refined once more with that camera (every star re-matched), and the term
+fitted again to the stars it matched; the result's ``camera_model`` carries the
+distortion, and its WCS a SIP term.
+
+A solve whose residuals stay within :data:`MIN_RMS_PX` of an ideal lens skips the
+test (its cost, ~20 us, would fall on every small-field solve).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..camera import projection as _proj
+from ..camera.distortion import RadialDistortion
+from ..camera.model import CameraModel
+
+__all__ = ["CLIP_FACTOR", "MIN_F", "MIN_MATCHES", "MIN_RMS_PX", "MIN_RSS_RATIO", "fit_radial",
+           "radial_camera"]
+
+#: Fewest matched stars for the test.
+MIN_MATCHES = 10
+#: Residual rms (px, per star, both axes) below which the test is skipped: a radial
+#: term that small moves the attitude by a fraction of a pixel at most.
+MIN_RMS_PX = 0.75
+#: The F statistic each term must reach (chance: 6e-5 at 10 stars, 4e-6 at 20, 4e-7 at 50).
+MIN_F = 30.0
+#: ... and the share of the plain solve's mean square residual the refined solve with
+#: the term must remove (plain / with the term).
+MIN_RSS_RATIO = 2.25
+#: Gauss-Newton steps of the fit ...
+_ITERATIONS = 10
+#: ... stopped once a step moves every parameter less than this (rad, ln f, and the
+#: coefficients in units of s^-2, s^-4)
+_TOLERANCE = 1e-10
+#: Pairs further from the fit than this many times the median residual are left out
+#: (for 2-D Gaussian errors the median is 1.18 sigma: chance 1.5e-5)
+CLIP_FACTOR = 4.0
+#: ... in at most this many refits.
+_CLIP_ROUNDS = 3
+#: The rotation step of the finite differences (rad).
+_STEP_RAD = 1e-6
+
+
+def _design(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.float64],
+            f: float, parity: bool, proj: int, s: float):
+    """Columns ``(u, u rho^2, u rho^4)`` stacked over both axes, and the centroids ``d``."""
+    qx, qy = _proj.vectors_to_plane(v_cat @ R.T, proj)
+    u = np.empty((len(xy), 2))
+    u[:, 0] = (-f if parity else f) * qx
+    u[:, 1] = f * qy
+    rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
+    A = np.empty((2 * len(xy), 3))
+    A[:, 0] = u.ravel()
+    A[:, 1] = A[:, 0] * np.repeat(rho2, 2)
+    A[:, 2] = A[:, 1] * np.repeat(rho2, 2)
+    return A, xy.ravel()
+
+
+def _linear_step(A: NDArray[np.float64], d: NDArray[np.float64], terms: int):
+    """The scale and the first ``terms`` radial coefficients ``(a, a1, a2)`` (zeros for
+    the terms left out) and the residual sum of squares; None when the system is
+    singular or not finite."""
+    B = A[:, : terms + 1]
+    try:
+        c = np.linalg.solve(B.T @ B, B.T @ d)
+    except np.linalg.LinAlgError:
+        return None
+    r = d - B @ c
+    out = np.zeros(3)
+    out[: terms + 1] = c
+    return out, float(r @ r)
+
+
+def _terms(A: NDArray[np.float64], d: NDArray[np.float64]) -> int:
+    """How many radial terms (0-2) the pairs call for: each must pass the F test
+    (:data:`MIN_F`) against the model without it (nested models: ``k1``, then ``k2``)."""
+    if not (np.isfinite(A).all() and np.isfinite(d).all()):
+        return 0
+    rss = []
+    for terms in range(3):
+        step = _linear_step(A, d, terms)
+        if step is None:
+            break
+        rss.append(step[1])
+    dof = len(d) - 4  # 2n coordinates; the attitude's 3 and the scale
+    for terms in range(1, len(rss)):
+        if rss[terms] > 0 and (rss[terms - 1] - rss[terms]) / (
+                rss[terms] / (dof - terms)) < MIN_F:
+            return terms - 1
+    return len(rss) - 1
+
+
+def radial_camera(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.float64],
+                  f: float, parity: bool, camera: CameraModel, errors_rad: NDArray[np.float64]
+                  ) -> tuple[CameraModel, NDArray[np.float64]] | None:
+    """The camera with a radial term for matched pairs that call for one, or None.
+
+    Parameters
+    ----------
+    xy : (n, 2) ndarray
+        Matched centroids, pixel offsets from the optical centre (the solve's ideal
+        lens: no distortion).
+    v_cat : (n, 3) ndarray
+        Their catalog stars' unit vectors (ICRS, apparent).
+    R, f, parity
+        The solve's attitude (ICRS to camera), focal length (px) and parity.
+    camera : CameraModel
+        The solve's undistorted camera (size, projection, optical centre).
+    errors_rad : (n,) ndarray
+        The pairs' residuals in the solve, radians.
+
+    Returns
+    -------
+    (CameraModel, ndarray) or None
+        The camera (focal length, parity and a
+        :class:`~skysolve.camera.distortion.RadialDistortion`, coefficients in pixels)
+        and the attitude fitted with it; None when the residuals do not call for
+        a radial term (see the module notes) or its fit fails.
+    """
+    n = len(xy)
+    rss = float(errors_rad @ errors_rad)
+    if n < MIN_MATCHES or not math.sqrt(rss / n) * f >= MIN_RMS_PX:
+        return None
+    s = 0.5 * math.hypot(camera.image_width, camera.image_height)
+    if _terms(*_design(xy, v_cat, R, f, parity, camera.projection_code, s)) == 0:
+        return None
+    return fit_radial(xy, v_cat, R, f, parity, camera)
+
+
+def _offsets(v_cat: NDArray[np.float64], R: NDArray[np.float64], f: float, parity: bool,
+             proj: int) -> NDArray[np.float64]:
+    """Ideal pixel offsets ``(n, 2)`` of ICRS unit vectors under attitude ``R`` at ``f``."""
+    qx, qy = _proj.vectors_to_plane(v_cat @ R.T, proj)
+    return np.stack([(-f if parity else f) * qx, f * qy], axis=1)
+
+
+def _jacobian(v_cat, R, f, parity, proj, s, k, terms):
+    """The model's offsets ``D`` and its Jacobian ``(2n, 4 + terms)`` in (small rotation
+    of the camera frame, ``ln f``, ``k1``, ``k2``) -- the rotation's columns by finite
+    differences, through the projection, the rest exact."""
+    from scipy.spatial.transform import Rotation
+
+    u = _offsets(v_cat, R, f, parity, proj)
+    rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
+    g = 1.0 + k[0] * rho2 + k[1] * rho2 ** 2
+    dg = (2.0 * k[0] + 4.0 * k[1] * rho2) / (s * s)  # d g / d |u|^2, times 2 below
+    J = np.empty((2 * len(u), 4 + terms))
+    for i in range(3):
+        turn = Rotation.from_rotvec(_STEP_RAD * np.eye(3)[i]).as_matrix()
+        du = (_offsets(v_cat, turn @ R, f, parity, proj) - u) / _STEP_RAD
+        J[:, i] = (g[:, None] * du + (dg * np.einsum("ij,ij->i", u, du))[:, None] * u).ravel()
+    J[:, 3] = (u * (1.0 + 3.0 * k[0] * rho2 + 5.0 * k[1] * rho2 ** 2)[:, None]).ravel()
+    for t in range(terms):
+        J[:, 4 + t] = (u * (rho2 ** (t + 1))[:, None]).ravel()
+    return u * g[:, None], J
+
+
+def _gauss_newton(xy, v_cat, R, f, parity, proj, s, k, terms):
+    """Attitude, focal length and radial coefficients fitted to the pairs from a start
+    (Gauss-Newton); None when a step is not finite."""
+    from scipy.spatial.transform import Rotation
+
+    k = k.copy()
+    for _ in range(_ITERATIONS):
+        D, J = _jacobian(v_cat, R, f, parity, proj, s, k, terms)
+        r = (xy - D).ravel()
+        if not (np.isfinite(J).all() and np.isfinite(r).all()):
+            return None
+        step = np.linalg.lstsq(J, r, rcond=None)[0]
+        R = Rotation.from_rotvec(step[:3]).as_matrix() @ R
+        f *= math.exp(step[3])
+        k[:terms] += step[4:]
+        if np.max(np.abs(step)) < _TOLERANCE:
+            break
+    return R, f, k
+
+
+def fit_radial(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.float64],
+               f: float, parity: bool, camera: CameraModel
+               ) -> tuple[CameraModel, NDArray[np.float64]] | None:
+    """The camera with a radial term fitted to matched pairs and its attitude, or None
+    when the fit fails; the arguments as :func:`radial_camera`'s, ``xy`` the centroids'
+    offsets from the optical centre as measured.
+
+    Gauss-Newton over attitude, focal length and ``k1``, refitted without the pairs
+    further than :data:`CLIP_FACTOR` times the median residual (and 1 px) -- a wrong
+    pair a plain solve kept within its inflated residuals would otherwise bend the
+    term towards itself -- and with ``k2`` when the pairs kept call for it.
+    """
+    s = 0.5 * math.hypot(camera.image_width, camera.image_height)
+    proj = camera.projection_code
+    k = np.zeros(2)
+    keep = np.ones(len(xy), dtype=bool)
+    terms = 1
+    for _ in range(_CLIP_ROUNDS):
+        fitted = _gauss_newton(xy[keep], v_cat[keep], R, f, parity, proj, s, k, terms)
+        if fitted is None:
+            return None
+        R, f, k = fitted
+        u = _offsets(v_cat, R, f, parity, proj)
+        rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
+        miss = np.hypot(*(xy - u * (1.0 + k[0] * rho2 + k[1] * rho2 ** 2)[:, None]).T)
+        now = miss <= max(CLIP_FACTOR * float(np.median(miss[keep])), 1.0)
+        if now.sum() < MIN_MATCHES:
+            break
+        # k2 only if the pairs left call for it: the outermost pairs decide it, and a
+        # wrong one among them would pass for a second term
+        more = max(terms, _terms(*_design(xy[now], v_cat[now], R, f, parity, proj, s)))
+        if np.array_equal(now, keep) and more == terms:
+            break
+        keep, terms = now, more
+    if not (math.isfinite(f) and f > 0):
+        return None
+    # coefficients in pixels (scale 1), skysolve's convention for a distortion
+    dist = RadialDistortion(float(k[0]) / s ** 2, float(k[1]) / s ** 4)
+    reach = float(np.max(np.hypot(xy[:, 0], xy[:, 1])))
+    if not np.isfinite(dist.undistort(reach, 0.0)[0]):  # folding over inside the stars
+        return None
+    cam = CameraModel(f, camera.image_width, camera.image_height, crpix=camera.crpix,
+                      parity_flip=parity, projection=camera.projection, distortion=dist)
+    return cam, R
