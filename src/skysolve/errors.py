@@ -12,6 +12,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidTypeError",
     "FileFormatError",
+    "BatchTerminated",
     "describe",
 ]
 
@@ -30,6 +31,20 @@ class InvalidTypeError(SkysolveError, TypeError):
 
 class FileFormatError(SkysolveError, ValueError):
     """A file is truncated, corrupted, of another format, or of another version."""
+
+
+class BatchTerminated(SystemExit):
+    """The process running a batch was sent SIGTERM (``kill``, ``timeout``, a Slurm time
+    limit, systemd).
+
+    Raised where the batch runs, so that it stops as on Ctrl-C: the frames not
+    started are cancelled, local worker processes are ended, and the results
+    table is written with every frame that finished. Uncaught, it ends the
+    process with status 143 (128 + SIGTERM), as the signal would have.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(128 + 15)  # SIGTERM's number on every POSIX system
 
 
 def describe(exc: BaseException) -> str:

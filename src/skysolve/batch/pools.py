@@ -57,18 +57,21 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import multiprocessing
 import os
 import signal
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from .. import _args
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import BatchTerminated, InvalidArgumentError, InvalidTypeError
 from .executors import DatabaseHandle, _is_dask_client, as_executor
 
-__all__ = ["DISTRIBUTED_MISSING", "LOCAL_KINDS", "TRIM_CONFIG", "WORKER_CONFIG", "LocalPool",
-           "connect", "default_jobs", "open_executor"]
+__all__ = ["DISTRIBUTED_MISSING", "LOCAL_KINDS", "TRIM_CONFIG", "WORKER_CONFIG", "BatchTerminated",
+           "LocalPool", "connect", "default_jobs", "open_executor"]
 
 #: The Dask setting that makes workers trim their heap at every free (see the notes).
 TRIM_CONFIG = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
@@ -100,9 +103,62 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _quiet_worker() -> None:
-    """Worker processes leave Ctrl-C to the parent, which stops the batch cleanly."""
+#: Seconds between a worker's checks that the process that started it is still there.
+PARENT_POLL_S = 0.5
+
+
+@contextlib.contextmanager
+def sigterm_stops_batch() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`BatchTerminated` here.
+
+    Without it SIGTERM ends this process at once: no ``finally`` runs, so the
+    pool is never shut down (its workers, blocked on the task queue whose other
+    ends they hold themselves, never exit) and the frames since the last
+    rewrite of the results table are lost. Only the main thread can receive
+    signals, and a handler the program installed itself is left alone.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def terminated(_signum: int, _frame: Any) -> None:
+        # a second SIGTERM must not cut short the cleanup the first one starts: `timeout`
+        # signals its command and then the command's whole process group
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise BatchTerminated
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _worker_init(owner: int | None) -> None:
+    """Set up a worker process: Ctrl-C is left to the parent, which stops the batch
+    cleanly, and the worker ends itself once its parent is gone.
+
+    A parent killed outright (SIGKILL, the out-of-memory killer, or SIGTERM
+    where :func:`sigterm_stops_batch` could not handle it) cannot shut its
+    pool down; its workers would wait for tasks forever. ``owner`` is the
+    pool's process when it is the worker's parent (fork, spawn): a parent
+    already gone before this ran is then seen too. None: the parent is an
+    intermediary (forkserver), which ends with the pool's process.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a worker forked while sigterm_stops_batch was on inherited its handler: a worker told
+    # to stop would raise there and send BatchTerminated back as its task's result
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid() if owner is None else owner
+    threading.Thread(target=_watch_parent, args=(parent,), name="skysolve-parent-watch",
+                     daemon=True).start()
 
 
 class LocalPool(cf.Executor):
@@ -123,7 +179,9 @@ class LocalPool(cf.Executor):
     def _start(self) -> cf.Executor:
         if self.kind == "thread":
             return cf.ThreadPoolExecutor(self._max_workers, thread_name_prefix="skysolve")
-        return cf.ProcessPoolExecutor(self._max_workers, initializer=_quiet_worker)
+        direct = multiprocessing.get_start_method() in ("fork", "spawn")
+        return cf.ProcessPoolExecutor(self._max_workers, initializer=_worker_init,
+                                      initargs=(os.getpid() if direct else None,))
 
     def submit(self, fn, /, *args, **kwargs) -> cf.Future:
         return self._pool.submit(fn, *args, **kwargs)
@@ -135,6 +193,28 @@ class LocalPool(cf.Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def terminate(self, timeout: float = 5.0) -> None:
+        """Stop now: cancel the tasks not started and end the worker processes (their
+        tasks' results are lost; worker threads finish the task they run)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.terminate()
+        deadline = time.monotonic() + timeout
+        for proc in processes:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, BatchTerminated):
+            # the results in flight would be thrown away: waiting for them only risks the
+            # SIGKILL that follows a SIGTERM not obeyed in time
+            self.terminate()
+        else:
+            self.shutdown(wait=True)
+        return False
 
 
 def connect(client: Any, jobs: int | None = None) -> tuple[Any, list[Any]]:
@@ -226,7 +306,21 @@ def open_executor(client: Any = None, jobs: int | None = None, *,
     Yields
     ------
     None (serial), a :class:`LocalPool`, or a Dask client's executor.
+
+    Notes
+    -----
+    While the executor is open, SIGTERM raises :class:`BatchTerminated` in the
+    main thread (:func:`sigterm_stops_batch`); local worker processes are then
+    ended at once, and a cluster started here is closed.
     """
+    with sigterm_stops_batch(), _executor(client, jobs, database, items, kind, prepare) as ex:
+        yield ex
+
+
+@contextlib.contextmanager
+def _executor(client: Any, jobs: int | None, database: DatabaseHandle | None,
+              items: int | None, kind: str, prepare: Any) -> Iterator[Any]:
+    """:func:`open_executor` without its signal handling."""
     if jobs is not None:
         jobs = _args.count(jobs, "jobs", minimum=1)
     if client is None:

@@ -229,6 +229,9 @@ class ResultsTable:
                     "done, or overwrite (--overwrite) to redo them")
         self.min_interval_s = min_interval_s
         self._last = -math.inf
+        # the first rewrite would otherwise pay for importing astropy's table writer, and
+        # the interval between rewrites, set from a rewrite's cost, would start seconds long
+        _header()
 
     def _read(self) -> None:
         from astropy.table import Table
@@ -269,10 +272,12 @@ class ResultsTable:
         labels = [lb for lb in dict.fromkeys(self._pending) if lb in self.rows]
         self._lines.update(zip(labels, _format_rows([self.rows[lb] for lb in labels]),
                                strict=True))
-        self._pending.clear()
         body = "".join(self._lines[lb] for lb in self.rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, _header() + body)
+        # (only once written: a write cut short by Ctrl-C or SIGTERM is made again by the
+        # final flush)
+        self._pending.clear()
         self._last = time.monotonic()
         # rewriting a long table costs time: never spend more than ~5 % on it
         self.min_interval_s = max(self.min_interval_s, 20 * (self._last - now))

@@ -11,7 +11,8 @@ Exit codes (also in ``skysolve --help``):
 * 2 - a usage error (unknown option, bad option value);
 * 3 - no error, but at least one image did not solve (no match, too few stars,
   timeout);
-* 130 - interrupted (Ctrl-C).
+* 130 - interrupted (Ctrl-C);
+* 143 - terminated (SIGTERM: ``kill``, ``timeout``, a batch system's time limit).
 
 Only the standard library is imported at start-up so that ``--help`` and
 ``--version`` answer at once; numpy, scipy, astropy and matplotlib are imported
@@ -29,6 +30,7 @@ from .parser import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_UNSOLVED,
     EXIT_USAGE,
     build_parser,
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit status: 0 success, 1 error, 2 usage error, 3 some image not
-        solved, 130 interrupted.
+        solved, 130 interrupted, 143 terminated.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     demo = _split_demo(argv)
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    from ..errors import SkysolveError
+    from ..errors import BatchTerminated, SkysolveError
 
     try:
         with _console(args.debug, args.quiet):
@@ -99,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("skysolve: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BatchTerminated:
+        print("skysolve: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except (SkysolveError, OSError, ValueError, ImportError) as exc:
         if args.debug:
             raise

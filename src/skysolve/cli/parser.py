@@ -18,13 +18,14 @@ import sys
 from typing import Any
 
 __all__ = ["build_parser", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_UNSOLVED",
-           "EXIT_INTERRUPTED"]
+           "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNSOLVED = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
 
 _EXIT_CODES_TEXT = """\
 exit status:
@@ -32,6 +33,8 @@ exit status:
   1  error: missing/unreadable image, database or camera file, write failure
   2  usage error: unknown option or bad option value
   3  no error, but at least one image did not solve (no match, too few stars, timeout)
+  130, 143  interrupted (Ctrl-C), terminated (SIGTERM): a --results table holds every
+     image finished, and --resume does the rest
 """
 
 _MAIN_EPILOG = f"""\

@@ -417,7 +417,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         _err(_option_names(str(exc)))
         return EXIT_USAGE
     db, db_path = _load_database(args)
-    from ..batch import DatabaseHandle, run_frames
+    from ..batch import BatchTerminated, DatabaseHandle, run_frames
 
     job = _Job(solve=solve_options,
                extraction=_extraction_options(args).replace(backend=solve_options.backend),
@@ -434,7 +434,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
                            database=handle, client=args.scheduler, jobs=args.jobs,
                            results=args.results, resume=args.resume, overwrite=args.overwrite,
                            progress=False if args.quiet else None, on_result=_Report(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BatchTerminated):
         if args.results:
             _info(args, f"the frames done are in {args.results}; run again with --resume to "
                         "finish")

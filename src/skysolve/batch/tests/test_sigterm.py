@@ -1,0 +1,96 @@
+"""SIGTERM (``kill``, ``timeout``, a Slurm time limit, systemd) stops a batch as Ctrl-C does.
+
+The batch runs in a real subprocess with two local worker processes; the test
+sends it SIGTERM mid-batch and checks that no worker outlives it and that the
+results table holds every frame the batch had reported.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from .conftest import IMAGE_FRAMES, SOLVE
+
+psutil = pytest.importorskip("psutil")
+
+#: Times the centroid frames are repeated: far more work than the test waits for.
+REPEAT = 100
+
+_BATCH = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import skysolve
+
+    db_path, frames_path, table = sys.argv[1:4]
+    db = skysolve.SolverDatabase.load_from_file(db_path)
+    with np.load(frames_path) as npz:
+        frames = [npz[k] for k in sorted(npz.files)] * {repeat}
+
+    def report(i, r):
+        print(i, flush=True)
+
+    skysolve.solve_many(frames, db, jobs=2, results=table, progress=False, on_result=report,
+                        **{solve!r})
+    print("finished", flush=True)
+""")
+
+
+def _lines(proc: subprocess.Popen, count: int, timeout: float) -> list[str]:
+    """The first ``count`` lines the batch prints (its reported frames)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < count:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the batch reported {len(lines)} frames in {timeout} s"
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            line = proc.stdout.readline()
+            assert line, f"the batch ended early: {proc.stderr.read()}"
+            lines.append(line.strip())
+    return lines
+
+
+def test_sigterm_ends_the_workers_and_keeps_the_table(batch_db, batch_frames, tmp_path):
+    frames = {f"f{k:03d}": s for k, s in enumerate(batch_frames.sources)
+              if k not in IMAGE_FRAMES}
+    np.savez(tmp_path / "frames.npz", **frames)
+    table = tmp_path / "results.ecsv"
+    script = _BATCH.format(repeat=REPEAT, solve=SOLVE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(batch_db.file_path), str(tmp_path / "frames.npz"),
+         str(table)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    workers, alive = [], []
+    try:
+        reported = _lines(proc, 20, timeout=120)  # the pool is forked after the first frame
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len(workers) >= 2, workers
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in workers:
+            if w.is_running():
+                w.kill()
+    stderr = proc.stderr.read()  # (orphaned workers would hold the pipe open)
+    assert not alive, f"workers outlived the batch: {alive}"
+    # uncaught, skysolve.BatchTerminated ends the process as a shell reports SIGTERM
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr, stderr
+    # every frame reported before the signal is in the table (it was written on the way out)
+    rows = Table.read(table, format="ascii.ecsv")
+    assert set(int(i) for i in reported) <= set(rows["index"])
+    assert 20 <= len(rows) < REPEAT * len(frames)
+    assert set(rows["status"]) == {"match_found"}
