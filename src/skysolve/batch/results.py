@@ -7,7 +7,12 @@ then :attr:`FrameResult.error` says why, in one line.
 
 The results table (:class:`ResultsTable`) is an ECSV file (astropy's
 self-describing text table: ``Table.read(path)``) with one row per frame,
-rewritten as frames finish. Every write goes to a temporary file that is then
+rewritten as frames finish. A row is known by its frame's label (the path, or
+``frame N``) and, for a path given more than once, by which of its
+occurrences it is (:func:`source_keys`): each input has its row, and a resumed
+run matches the n-th occurrence of a path to the n-th row of that path (in
+the order of the ``index`` column), so that a batch whose inputs were
+reordered, or extended, still resumes by path. Every write goes to a temporary file that is then
 renamed over the table, so a reader -- or a run interrupted at any moment --
 only ever sees a whole table. Rows are formatted by astropy once, when their
 frame finishes; a rewrite only joins the text, so keeping the table current
@@ -30,7 +35,8 @@ import numpy as np
 from .._files import write_text_atomic
 from ..errors import InvalidArgumentError
 
-__all__ = ["FrameResult", "BatchResults", "ResultsTable", "COLUMNS", "source_label"]
+__all__ = ["FrameResult", "BatchResults", "ResultsTable", "COLUMNS", "source_label",
+           "source_keys"]
 
 #: Statuses of a frame that was processed: done, not redone by ``resume``.
 FINAL_STATUSES = ("match_found", "no_match", "too_few", "timeout", "invalid_config")
@@ -72,6 +78,21 @@ def source_label(source: Any, index: int) -> str:
         path = os.fspath(source)
         return _text(os.fsdecode(path) if isinstance(path, bytes) else path)
     return f"frame {index}"
+
+
+#: A row of the results table: its frame's label and which occurrence of it.
+RowKey = tuple[str, int]
+
+
+def source_keys(sources: Iterable[Any]) -> list[RowKey]:
+    """Each frame's row key: ``(label, n)`` for the n-th (from 0) input with that label."""
+    seen: dict[str, int] = {}
+    keys = []
+    for i, source in enumerate(sources):
+        label = source_label(source, i)
+        keys.append((label, seen.get(label, 0)))
+        seen[label] = keys[-1][1] + 1
+    return keys
 
 
 @dataclass
@@ -217,9 +238,9 @@ class ResultsTable:
             raise InvalidArgumentError("give resume or overwrite, not both")
         if self.path.is_dir():
             raise InvalidArgumentError(f"results table {self.path} is a directory")
-        self.rows: dict[str, dict[str, Any]] = {}  # by source label, in order
-        self._lines: dict[str, str] = {}
-        self._pending: list[str] = []
+        self.rows: dict[RowKey, dict[str, Any]] = {}  # by row key (see the notes), in order
+        self._lines: dict[RowKey, str] = {}
+        self._pending: list[RowKey] = []
         if self.path.exists():
             if resume:
                 self._read()
@@ -246,33 +267,47 @@ class ResultsTable:
         if table.colnames != names:
             raise FileFormatError(f"{self.path} is not a skysolve results table (columns "
                                   f"{', '.join(table.colnames[:4])}, ...)")
-        for rec in table:
-            row = {name: _plain(rec[name], missing) for name, _, missing in COLUMNS}
-            self.rows[row["source"]] = row
+        rows = [{name: _plain(rec[name], missing) for name, _, missing in COLUMNS}
+                for rec in table]
+        occurrence = [0] * len(rows)
+        seen: dict[str, int] = {}
+        for k in sorted(range(len(rows)), key=lambda k: rows[k]["index"]):
+            label = rows[k]["source"]
+            occurrence[k] = seen.get(label, 0)
+            seen[label] = occurrence[k] + 1
+        for row, n in zip(rows, occurrence, strict=True):
+            self.rows[(row["source"], n)] = row
         self._pending = list(self.rows)  # formatted again at the first flush
 
-    def done(self, label: str) -> dict[str, Any] | None:
-        """The row of a frame already done (a final status), else None."""
-        row = self.rows.get(label)
+    def done(self, label: str, occurrence: int = 0) -> dict[str, Any] | None:
+        """The row of a frame already done (a final status), else None.
+
+        ``occurrence``: which input of that label (:func:`source_keys`).
+        """
+        row = self.rows.get((label, occurrence))
         return row if row is not None and row["status"] in FINAL_STATUSES else None
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Add or replace a frame's row (written at the next :meth:`flush`)."""
-        label = row["source"]
-        self.rows.pop(label, None)
-        self._lines.pop(label, None)
-        self.rows[label] = row
-        self._pending.append(label)
+    def add(self, row: dict[str, Any], occurrence: int = 0) -> None:
+        """Add or replace a frame's row (written at the next :meth:`flush`).
+
+        ``occurrence``: which input of that label it is (:func:`source_keys`);
+        without it, a second row of a label replaces the first.
+        """
+        key = (row["source"], occurrence)
+        self.rows.pop(key, None)
+        self._lines.pop(key, None)
+        self.rows[key] = row
+        self._pending.append(key)
 
     def flush(self, force: bool = False) -> None:
         """Rewrite the table (atomically) if rows changed and it is time, or ``force``."""
         now = time.monotonic()
         if not self._pending or (not force and now - self._last < self.min_interval_s):
             return
-        labels = [lb for lb in dict.fromkeys(self._pending) if lb in self.rows]
-        self._lines.update(zip(labels, _format_rows([self.rows[lb] for lb in labels]),
+        keys = [key for key in dict.fromkeys(self._pending) if key in self.rows]
+        self._lines.update(zip(keys, _format_rows([self.rows[key] for key in keys]),
                                strict=True))
-        body = "".join(self._lines[lb] for lb in self.rows)
+        body = "".join(self._lines[key] for key in self.rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, _header() + body)
         # (only once written: a write cut short by Ctrl-C or SIGTERM is made again by the

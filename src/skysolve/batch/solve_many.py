@@ -36,7 +36,7 @@ from ..solver.options import SolveOptions
 from ..solver.solve import solve
 from .executors import DatabaseHandle, iter_tasks
 from .pools import open_executor
-from .results import BatchResults, FrameResult, ResultsTable, source_label
+from .results import BatchResults, FrameResult, ResultsTable, source_keys
 from .sources import frame_image
 
 __all__ = ["solve_many", "run_frames", "process_frame", "frame_error", "solve_task"]
@@ -182,9 +182,10 @@ class _Batch:
         self.table = None if results is None else ResultsTable(results, resume=resume,
                                                                 overwrite=overwrite)
         self.out = BatchResults([None] * len(sources))
+        self.keys = source_keys(sources)
         self.todo = []
         for i, source in enumerate(sources):
-            row = None if self.table is None else self.table.done(source_label(source, i))
+            row = None if self.table is None else self.table.done(*self.keys[i])
             if row is None:
                 self.todo.append(i)
             else:
@@ -199,7 +200,7 @@ class _Batch:
         fr.source = self.sources[i]
         self.out[i] = fr
         if self.table is not None:
-            self.table.add(fr.row(i))
+            self.table.add(fr.row(i), self.keys[i][1])
             self.table.flush()
         if self.on_result is not None:
             self.bar.clear()
@@ -260,7 +261,8 @@ hdu, section : optional
     FITS HDU and image section read from image files.
 results : path-like, optional
     ECSV results table, one row per frame, kept current as frames finish
-    (written atomically).
+    (written atomically). Rows are matched to frames by path (``frame N``
+    for arrays); a path given twice has a row each.
 resume : bool
     Keep an existing results table and skip its frames already done (their
     ``FrameResult`` has ``resumed=True`` and no ``result``); frames that

@@ -64,9 +64,27 @@ def _calibration_options(args: argparse.Namespace) -> dict:
     return opts
 
 
+def _final_solutions(args: argparse.Namespace, run, table) -> None:
+    """Print the final pass's solutions, and write them to the results table if any."""
+    from ..batch import FrameResult
+    from ..batch.results import source_keys
+
+    printed = _Table(args.images)
+    keys = source_keys(args.images)
+    for i, (file, res) in enumerate(zip(args.images, run.final, strict=True)):
+        rec = {"file": file, **(res.to_dict() if res else
+                                {"status": res.status, "solve_time_ms": res.solve_time_ms})}
+        printed.row(rec)
+        if table is not None:
+            table.add(FrameResult(file, res.status, res, num_centroids=len(run.centroids[i]),
+                                  image_shape=run.image_shape).row(i), keys[i][1])
+    if table is not None:
+        table.flush(force=True)
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .._files import atomic_path
-    from ..batch import DatabaseHandle, FrameResult, ResultsTable, open_executor
+    from ..batch import DatabaseHandle, ResultsTable, open_executor
     from ..batch.solve_many import prepare_solver
     from ..calibration.workflow import calibrate_frames, seed_passes
     from ..errors import InvalidArgumentError
@@ -118,16 +136,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     print(cal.summary())
     camera = run.camera_model
     results = run.final
-    printed = _Table(args.images)
-    for i, (file, res) in enumerate(zip(args.images, results, strict=True)):
-        rec = {"file": file, **(res.to_dict() if res else
-                                {"status": res.status, "solve_time_ms": res.solve_time_ms})}
-        printed.row(rec)
-        if table is not None:
-            table.add(FrameResult(file, res.status, res, num_centroids=len(run.centroids[i]),
-                                  image_shape=run.image_shape).row(i))
-    if table is not None:
-        table.flush(force=True)
+    _final_solutions(args, run, table)
     out.parent.mkdir(parents=True, exist_ok=True)
     cal.save_to_file(out)
     print(f"camera model: {out} (focal length {camera.focal_length_px:.2f} px, FOV "

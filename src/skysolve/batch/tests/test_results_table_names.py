@@ -23,6 +23,6 @@ def test_odd_file_names_keep_one_row_each_and_resume(tmp_path):
     assert sorted(t["index"]) == list(range(len(NAMES)))
     resumed = ResultsTable(path, resume=True)
     for i, name in enumerate(NAMES):
-        row = resumed.rows[source_label(name, i)]
+        row = resumed.rows[(source_label(name, i), 0)]
         assert row["index"] == i
         assert (resumed.done(source_label(name, i)) is not None) == bool(i % 2)

@@ -115,6 +115,21 @@ def test_results_table_resume_and_overwrite(batch_db, batch_frames, serial_resul
     assert len(Table.read(table, format="ascii.ecsv")) == 2
 
 
+def test_a_path_given_twice_gets_a_row_each_and_resumes(batch_db, batch_frames, tmp_path):
+    table = tmp_path / "dup.ecsv"
+    a, b = (batch_frames.sources[k] for k in IMAGE_FRAMES[:2])
+    got = solve_many([a, b, a], batch_db, jobs=1, results=table, progress=False, **SOLVE)
+    rows = Table.read(table, format="ascii.ecsv")
+    assert sorted(rows["index"]) == [0, 1, 2] and len(got) == 3
+    assert sorted(rows["source"]) == sorted([a, a, b])
+    # resume matches the n-th input of a path to its n-th row: only the third `a` is new
+    again = solve_many([a, a, b, a], batch_db, jobs=1, results=table, resume=True,
+                       progress=False, **SOLVE)
+    assert [r.resumed for r in again] == [True, True, True, False]
+    rows = Table.read(table, format="ascii.ecsv")
+    assert len(rows) == 4 and list(rows["source"]).count(a) == 3
+
+
 def test_interrupted_run_leaves_a_whole_table_and_resume_finishes(batch_db, batch_frames,
                                                                   serial_results, tmp_path):
     table = tmp_path / "run.ecsv"
