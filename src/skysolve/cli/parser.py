@@ -33,8 +33,7 @@ exit status:
   1  error: missing/unreadable image, database or camera file, write failure
   2  usage error: unknown option or bad option value
   3  no error, but at least one image did not solve (no match, too few stars, timeout)
-  130, 143  interrupted (Ctrl-C), terminated (SIGTERM): a --results table holds every
-     image finished, and --resume does the rest
+  130  interrupted (Ctrl-C); 143  terminated (SIGTERM)
 """
 
 _MAIN_EPILOG = f"""\
