@@ -31,11 +31,11 @@ May import: ``errors``, ``_args``, ``_options``, ``_progress``, ``_files``,
 
 from .executors import DatabaseHandle, WorkerLostError, as_executor, iter_tasks, run_tasks
 from .pools import WORKER_CONFIG, BatchTerminated, LocalPool, default_jobs, open_executor
-from .results import BatchResults, FrameResult, ResultsTable
+from .results import BatchResults, FrameResult, ResultsTable, TableSolution
 from .solve_many import process_frame, run_frames, solve_many
 from .sources import frame_centroids, frame_image, is_centroid_source
 
 __all__ = ["BatchResults", "BatchTerminated", "DatabaseHandle", "FrameResult", "LocalPool",
            "ResultsTable", "WorkerLostError", "as_executor", "default_jobs", "frame_centroids",
            "frame_image", "is_centroid_source", "iter_tasks", "open_executor", "process_frame",
-           "run_frames", "run_tasks", "solve_many", "WORKER_CONFIG"]
+           "run_frames", "run_tasks", "solve_many", "TableSolution", "WORKER_CONFIG"]

@@ -35,8 +35,8 @@ import numpy as np
 from .._files import write_text_atomic
 from ..errors import InvalidArgumentError
 
-__all__ = ["FrameResult", "BatchResults", "ResultsTable", "COLUMNS", "source_label",
-           "source_keys"]
+__all__ = ["FrameResult", "BatchResults", "ResultsTable", "TableSolution", "COLUMNS",
+           "source_label", "source_keys"]
 
 #: Statuses of a frame that was processed: done, not redone by ``resume``.
 FINAL_STATUSES = ("match_found", "no_match", "too_few", "timeout", "invalid_config")
@@ -95,6 +95,61 @@ def source_keys(sources: Iterable[Any]) -> list[RowKey]:
     return keys
 
 
+#: What the results table holds of a solution (columns and attributes of the same name).
+TABLE_SOLUTION_FIELDS = ("ra_deg", "dec_deg", "roll_deg", "fov_deg", "num_matches",
+                         "rmse_arcsec", "probability")
+
+
+@dataclass(frozen=True)
+class TableSolution:
+    """A solution as the results table holds it: the ``result`` of a frame that a
+    resumed batch took from the table instead of solving it again. Truthy.
+
+    It has the table's fields of a ``SolveResult`` -- ``status``, ``ra_deg``,
+    ``dec_deg``, ``roll_deg``, ``fov_deg``, ``num_matches``, ``rmse_arcsec``,
+    ``probability`` -- and ``solve_time_ms`` (the table's ``solve_s``, the
+    worker's time in the solve). The rest of a solution (the attitude matrix,
+    the matched stars, the WCS) is not in the table; asking for it says so.
+    """
+
+    ra_deg: float
+    dec_deg: float
+    roll_deg: float
+    fov_deg: float
+    num_matches: int
+    rmse_arcsec: float
+    probability: float
+    solve_time_ms: float
+    status: str = "match_found"
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # (copy, pickle and friends probe for these)
+            raise AttributeError(name)
+        raise AttributeError(
+            f"{name}: this solution was taken from the results table (resume), which holds "
+            f"only {', '.join(TABLE_SOLUTION_FIELDS)} and solve_time_ms; solve the frame "
+            "again (overwrite, or another results table) for the rest")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, as ``SolveResult.to_dict`` names them."""
+        return {"status": self.status, **{k: getattr(self, k) for k in TABLE_SOLUTION_FIELDS},
+                "solve_time_ms": self.solve_time_ms}
+
+
+def _table_result(row: dict[str, Any]) -> Any:
+    """The ``result`` of a frame done in the table: its solution, or its failure."""
+    solve_ms = row["solve_s"] * 1000.0
+    if row["status"] == "match_found":
+        return TableSolution(**{k: row[k] for k in TABLE_SOLUTION_FIELDS},
+                             solve_time_ms=solve_ms)
+    from ..solver.result import SolveFailure
+
+    return SolveFailure(row["status"], solve_ms, "taken from the results table (resume)")
+
+
 @dataclass
 class FrameResult:
     """The outcome of one frame of a batch.
@@ -105,8 +160,10 @@ class FrameResult:
         The frame as given.
     status : str
         The solve's status, or ``'error'`` (see the module notes).
-    result : SolveResult or SolveFailure or None
-        The solve (None on an error, and for frames a resumed run skipped).
+    result : SolveResult or SolveFailure or TableSolution or None
+        The solve (None on an error). A frame a resumed run took from the
+        results table has the table's solution (:class:`TableSolution`), or a
+        ``SolveFailure`` with the status the table holds.
     error : str or None
         Why the frame could not be processed (one line), else None.
     timings : dict
@@ -152,9 +209,7 @@ class FrameResult:
         row.update(index=index, source=source_label(self.source, index), status=self.status,
                    worker=self.worker, error=_text(self.error or ""))
         if res:
-            row.update(ra_deg=res.ra_deg, dec_deg=res.dec_deg, roll_deg=res.roll_deg,
-                       fov_deg=res.fov_deg, num_matches=res.num_matches,
-                       rmse_arcsec=res.rmse_arcsec, probability=res.probability)
+            row.update({k: getattr(res, k) for k in TABLE_SOLUTION_FIELDS})
         if self.num_centroids is not None:
             row["num_centroids"] = self.num_centroids
         if self.image_shape is not None:
@@ -168,7 +223,7 @@ class FrameResult:
     def from_row(cls, source: Any, row: dict[str, Any]) -> FrameResult:
         """A frame a resumed run skips, from its row of the table."""
         shape = None if row["image_height"] < 0 else (row["image_height"], row["image_width"])
-        return cls(source, row["status"], error=row["error"] or None,
+        return cls(source, row["status"], _table_result(row), error=row["error"] or None,
                    timings={k: row[f"{k}_s"] for k in _TIMINGS},
                    num_centroids=None if row["num_centroids"] < 0 else row["num_centroids"],
                    image_shape=shape, worker=row["worker"], resumed=True)

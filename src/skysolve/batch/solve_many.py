@@ -137,11 +137,12 @@ def run_frames(task: Callable[[Any], FrameResult], sources: Sequence[Any], *,
                results: str | os.PathLike | None = None, resume: bool = False,
                overwrite: bool = False, progress: bool | None = None,
                on_result: Callable[[int, FrameResult], None] | None = None,
-               desc: str = "solving") -> BatchResults:
+               desc: str = "solving", report_resumed: bool = False) -> BatchResults:
     """Run ``task(source) -> FrameResult`` over the frames (see the module notes).
 
     ``on_result(index, frame_result)`` is called in input order for every
-    frame processed in this run (not for those a resumed table holds).
+    frame processed in this run, and with ``report_resumed`` also for those a
+    resumed table holds (``frame_result.resumed``).
 
     Before local worker processes are forked, the first frame is processed
     here, as a worker would (the task pickled and unpickled: the database
@@ -150,7 +151,7 @@ def run_frames(task: Callable[[Any], FrameResult], sources: Sequence[Any], *,
     memory-mapped arrays, the database mapped -- instead of each paying for it.
     """
     t0 = time.perf_counter()
-    batch = _Batch(sources, results, resume, overwrite, on_result)
+    batch = _Batch(sources, results, resume, overwrite, on_result, report_resumed)
     todo = batch.todo
     warm: list[FrameResult] = []
 
@@ -162,6 +163,7 @@ def run_frames(task: Callable[[Any], FrameResult], sources: Sequence[Any], *,
                            prepare=first_frame_here if todo else None) as ex, \
                 progress_bar(len(todo), desc, progress, unit="frame") as bar:
             batch.bar = bar
+            batch.report()  # the resumed frames before the first to do
             if warm:
                 batch.record(0, warm[0])
             rest = [sources[i] for i in todo[len(warm):]]
@@ -177,8 +179,8 @@ class _Batch:
     """The results of a run as they arrive: the table, the list, the in-order callback."""
 
     def __init__(self, sources: Sequence[Any], results: Any, resume: bool, overwrite: bool,
-                 on_result: Callable[[int, FrameResult], None] | None):
-        self.sources, self.on_result = sources, on_result
+                 on_result: Callable[[int, FrameResult], None] | None, report_resumed: bool):
+        self.sources, self.on_result, self.report_resumed = sources, on_result, report_resumed
         self.table = None if results is None else ResultsTable(results, resume=resume,
                                                                 overwrite=overwrite)
         self.out = BatchResults([None] * len(sources))
@@ -190,8 +192,7 @@ class _Batch:
                 self.todo.append(i)
             else:
                 self.out[i] = FrameResult.from_row(source, row)
-        self.waiting: dict[int, FrameResult] = {}
-        self.next = 0  # the next position in todo for on_result
+        self.next = 0  # the next frame for on_result
         self.bar: Any = None
 
     def record(self, k: int, fr: FrameResult) -> None:
@@ -202,13 +203,19 @@ class _Batch:
         if self.table is not None:
             self.table.add(fr.row(i), self.keys[i][1])
             self.table.flush()
-        if self.on_result is not None:
-            self.bar.clear()
-            self.waiting[k] = fr
-            while self.next in self.waiting:
-                self.on_result(self.todo[self.next], self.waiting.pop(self.next))
-                self.next += 1
+        self.report()
         self.bar.update(1)
+
+    def report(self) -> None:
+        """``on_result`` for the frames done, in input order, up to the first still to do."""
+        if self.on_result is None:
+            return
+        while self.next < len(self.out) and self.out[self.next] is not None:
+            fr = self.out[self.next]
+            if self.report_resumed or not fr.resumed:
+                self.bar.clear()
+                self.on_result(self.next, fr)
+            self.next += 1
 
     def close(self) -> None:
         if self.table is not None:
@@ -265,8 +272,9 @@ results : path-like, optional
     for arrays); a path given twice has a row each.
 resume : bool
     Keep an existing results table and skip its frames already done (their
-    ``FrameResult`` has ``resumed=True`` and no ``result``); frames that
-    failed with an error are tried again.
+    ``FrameResult`` has ``resumed=True``, and as ``result`` the table's
+    solution, a :class:`~skysolve.batch.TableSolution`, or a ``SolveFailure``
+    with the table's status); frames that failed with an error are tried again.
 overwrite : bool
     Replace an existing results table (without ``resume`` or ``overwrite``
     an existing table is an error).
@@ -274,7 +282,8 @@ progress : bool or None
     Progress bar with rate and time left, and a summary line, on stderr
     (None: only on a terminal).
 on_result : callable, optional
-    ``on_result(index, frame_result)``, called in input order as frames finish.
+    ``on_result(index, frame_result)``, called in input order as frames finish
+    (not for the frames ``resume`` takes from the table).
 {parameters}
 options : SolveOptions, optional
     All solve parameters as one object; keyword arguments override its values.

@@ -472,7 +472,8 @@ def _batch_options(p: argparse.ArgumentParser, resume: bool) -> None:
     if resume:
         g.add_argument("--resume", action="store_true",
                        help="keep the rows of an existing --results table and skip the "
-                            "images done there (failed ones are tried again)")
+                            "images done there (printed from the table; failed ones are "
+                            "tried again)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace an existing --results table")
 

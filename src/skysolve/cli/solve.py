@@ -273,11 +273,16 @@ def _record(fr, debug: bool) -> dict[str, Any]:
         if debug and fr.traceback:
             record["traceback"] = fr.traceback
         return _jsonable(record)
-    height, width = fr.image_shape
+    height, width = fr.image_shape or (None, None)
     record: dict[str, Any] = {"file": file, "image_width": width, "image_height": height,
-                              "num_centroids": fr.num_centroids,
-                              "aberration_corrected": fr.info.get("aberration_corrected", False)}
+                              "num_centroids": fr.num_centroids}
     res = fr.result
+    if fr.resumed:  # what the results table holds of it
+        record.update(res.to_dict() if res else {"status": res.status,
+                                                 "solve_time_ms": res.solve_time_ms})
+        record["resumed"] = True
+        return _jsonable(record)
+    record["aberration_corrected"] = fr.info.get("aberration_corrected", False)
     if res:
         record.update(res.to_dict())
         centre = res.pixel_to_world(0.0, 0.0)
@@ -433,7 +438,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         batch = run_frames(functools.partial(_solve_one, job, handle), args.images,
                            database=handle, client=args.scheduler, jobs=args.jobs,
                            results=args.results, resume=args.resume, overwrite=args.overwrite,
-                           progress=False if args.quiet else None, on_result=_Report(args))
+                           progress=False if args.quiet else None, on_result=_Report(args),
+                           report_resumed=True)
     except (KeyboardInterrupt, BatchTerminated):
         if args.results:
             _info(args, f"the frames done are in {args.results}; run again with --resume to "

@@ -108,11 +108,40 @@ def test_results_table_resume_and_overwrite(batch_db, batch_frames, serial_resul
                        on_result=lambda i, r: seen.append(i), **SOLVE)
     assert seen == [6] and [r.resumed for r in again] == [True] * 6 + [False]
     assert [r.status for r in again] == [r.status for r in first]
-    assert again[3].image_shape == (768, 1024) and again[3].result is None
+    assert again[3].image_shape == (768, 1024) and again[3].result
     # overwrite: everything again, a table of this run only
     solve_many(sources[:2], batch_db, jobs=1, results=table, overwrite=True, progress=False,
                **SOLVE)
     assert len(Table.read(table, format="ascii.ecsv")) == 2
+
+
+def test_resumed_frames_have_the_tables_solution(batch_db, batch_frames, tmp_path):
+    table = tmp_path / "resumed.ecsv"
+    sources = [*batch_frames.sources[2:5], np.zeros((2, 3))]  # the last: too few stars
+    first = solve_many(sources, batch_db, jobs=1, results=table, progress=False, **SOLVE)
+    assert [r.status for r in first] == ["match_found"] * 3 + ["too_few"]
+    again = solve_many(sources, batch_db, jobs=1, results=table, resume=True,
+                       progress=False, **SOLVE)
+    assert all(r.resumed for r in again)
+    for r, f in zip(again, first, strict=True):  # the loop of docs/batch.rst
+        if r:
+            assert (r.result.ra_deg, r.result.dec_deg, r.result.roll_deg) == pytest.approx(
+                (f.result.ra_deg, f.result.dec_deg, f.result.roll_deg), abs=1e-9)
+            assert r.result.num_matches == f.result.num_matches
+            assert r.timings["total"] == pytest.approx(f.timings["total"], abs=1e-9)
+        else:
+            assert not r.result and r.result.status == r.status == "too_few"
+            assert r.result.message and not r.error
+    # nothing of the table is lost: a resumed frame gives back its row
+    rows = Table.read(table, format="ascii.ecsv")
+    for i, r in enumerate(again):
+        row = r.row(i)
+        for name in ("ra_deg", "fov_deg", "rmse_arcsec", "probability", "solve_s", "worker"):
+            assert row[name] == pytest.approx(rows[name][i], abs=1e-9, nan_ok=True), name
+    # the rest of a solution is not in the table, and asking for it says so
+    with pytest.raises(AttributeError, match="quaternion: .*results table"):
+        again[0].result.quaternion  # noqa: B018
+    assert again[0].result.to_dict()["ra_deg"] == again[0].result.ra_deg
 
 
 def test_a_path_given_twice_gets_a_row_each_and_resumes(batch_db, batch_frames, tmp_path):

@@ -579,7 +579,12 @@ def test_results_table_resume_and_overwrite(cli_env, db_file, frames):
     shutil.copy(frames / ALT60, garbage)
     proc = run(cli_env, *args, "--resume", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert [Path(r["file"]).name for r in json_lines(proc.stdout)] == ["later.tiff"]
+    # every image, in input order: those done before as the table holds them
+    lines = json_lines(proc.stdout)
+    assert [Path(r["file"]).name for r in lines] == [ALT40, ALT60, "later.tiff"]
+    assert [r.get("resumed", False) for r in lines] == [True, True, False]
+    for rec, row in zip(lines[:2], rows[:2], strict=True):
+        assert (rec["ra_deg"], rec["num_matches"]) == (row["ra_deg"], row["num_matches"])
     assert "2 of 3 images already done" in proc.stderr
     rows = Table.read(table, format="ascii.ecsv")
     assert list(rows["status"]) == ["match_found"] * 3 and rows["source"][2] == str(garbage)
