@@ -301,8 +301,8 @@ class ResultsTable:
                 self._read()
             elif not overwrite:
                 raise InvalidArgumentError(
-                    f"results table {self.path} exists: resume (--resume) to skip the frames "
-                    "done, or overwrite (--overwrite) to redo them")
+                    f"results table {self.path} exists: resume=True skips the frames done "
+                    "there, overwrite=True replaces it")
         self.min_interval_s = min_interval_s
         self._last = -math.inf
         # the first rewrite would otherwise pay for importing astropy's table writer, and

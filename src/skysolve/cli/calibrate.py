@@ -13,8 +13,9 @@ from .common import (
     _load_camera,
     _load_database,
     _output_base,
+    _results_misuse,
 )
-from .parser import EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
+from .parser import EXIT_OK, EXIT_UNSOLVED
 from .solve import _Table, _write_wcs_file
 
 
@@ -98,6 +99,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if Path(image).exists():
             for written in (out, sip):
                 _check_not_input(written, Path(image))
+    misuse = _results_misuse(args)
+    if misuse is not None:
+        return misuse
     camera = _load_camera(args.camera)
     db, _ = _load_database(args)
     n = len(args.images)
@@ -111,12 +115,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
               f"solved, calibration RMSE {cal.rmse_before_px:.3f} -> {cal.rmse_after_px:.3f} "
               f"px, {cal.n_inliers} inliers, {cal.n_outliers} outliers", flush=True)
 
-    table = None
-    if args.results:
-        table = ResultsTable(args.results, overwrite=args.overwrite)
-    elif args.overwrite:
-        _err("--overwrite needs --results FILE")
-        return EXIT_USAGE
+    table = None if args.results is None else ResultsTable(args.results,
+                                                            overwrite=args.overwrite)
     options = SolveOptions(solve_timeout_ms=args.timeout, projection=args.projection)
     handle = DatabaseHandle(db)
     with open_executor(args.scheduler, args.jobs, database=handle, items=n,

@@ -63,6 +63,34 @@ def _console(debug: bool, quiet: bool) -> Iterator[None]:
             logger.setLevel(old_level)
 
 
+def _results_misuse(args: argparse.Namespace) -> int | None:
+    """Say what is wrong with ``--results``/``--resume``/``--overwrite`` and return the exit
+    status, or None: checked before a database is loaded (or built).
+
+    ``calibrate`` has no ``--resume`` (a calibration uses every image), so its advice for an
+    existing table names only ``--overwrite``.
+    """
+    from .parser import EXIT_USAGE
+
+    resumable = hasattr(args, "resume")
+    resume = getattr(args, "resume", False)
+    if not args.results:
+        if resume or args.overwrite:
+            _err(f"{'--resume and --overwrite need' if resumable else '--overwrite needs'} "
+                 "--results FILE")
+            return EXIT_USAGE
+        return None
+    if Path(args.results).exists() and not (resume or args.overwrite):
+        if resumable:
+            advice = "--resume to skip the images done there, or --overwrite to replace it"
+        else:
+            advice = ("--overwrite to replace it (calibrate has no --resume: a calibration "
+                      "uses every image)")
+        _err(f"results table {args.results} exists: {advice}")
+        return EXIT_ERROR
+    return None
+
+
 # ------------------------------------------------------------------ images and databases
 
 

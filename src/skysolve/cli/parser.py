@@ -469,13 +469,15 @@ def _batch_options(p: argparse.ArgumentParser, resume: bool) -> None:
     g.add_argument("--results", metavar="TABLE.ecsv",
                    help=f"write one row per image (its {what}, or the reason it failed) to "
                         "this ECSV table, kept current as images finish")
+    # (one or the other: argparse says so as the usage error it is)
+    either = g.add_mutually_exclusive_group()
     if resume:
-        g.add_argument("--resume", action="store_true",
-                       help="keep the rows of an existing --results table and skip the "
-                            "images done there (printed from the table; failed ones are "
-                            "tried again)")
-    g.add_argument("--overwrite", action="store_true",
-                   help="replace an existing --results table")
+        either.add_argument("--resume", action="store_true",
+                            help="keep the rows of an existing --results table and skip the "
+                                 "images done there (printed from the table; failed ones are "
+                                 "tried again)")
+    either.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --results table")
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> int:

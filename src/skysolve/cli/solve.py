@@ -29,6 +29,7 @@ from .common import (
     _load_camera,
     _load_database,
     _output_base,
+    _results_misuse,
     _section_camera,
     _show_warning,
 )
@@ -400,9 +401,9 @@ class _Report:
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
-    if (args.resume or args.overwrite) and not args.results:
-        _err("--resume and --overwrite need --results FILE")
-        return EXIT_USAGE
+    misuse = _results_misuse(args)
+    if misuse is not None:
+        return misuse
     plots = _plot_targets(args)
     _check_outputs(args)
     if args.plot is not None:

@@ -394,6 +394,8 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     (["solve", "x.tiff", "--date", "yesterday"], "--date"),
     (["solve", "x.tiff", "--bogus"], "--bogus"),
     (["solve"], "IMAGE"),
+    (["solve", "x.tiff", "--results", "t.ecsv", "--resume", "--overwrite"],
+     "--overwrite: not allowed with argument --resume"),
     (["calibrate", "x.tiff", "--order", "3", "--radial", "-o", "c.json"], "--radial"),
     (["calibrate", "x.tiff", "--order", "9", "-o", "c.json"], "--order"),
     (["calibrate", "x.tiff", "--folds", "1", "-o", "c.json"], "--folds"),
@@ -594,6 +596,20 @@ def test_results_table_resume_and_overwrite(cli_env, db_file, frames):
     assert proc.returncode == 0, proc.stderr
     assert len(Table.read(table, format="ascii.ecsv")) == 1
     assert_user_error(run(cli_env, "solve", frames / ALT40, "--resume"), 2, "--results")
+
+
+def test_an_existing_results_table_gets_advice_the_command_takes(cli_env, db_file, tmp_path):
+    table = tmp_path / "t.ecsv"
+    table.write_text("")
+    proc = run(cli_env, "calibrate", "x.tiff", "--db", db_file, "--results", table,
+               "-o", tmp_path / "c.json")
+    assert_user_error(proc, 1, f"results table {table} exists: --overwrite to replace it")
+    assert "calibrate has no --resume" in proc.stderr  # (the option it cannot take)
+    proc = run(cli_env, "solve", "x.tiff", "--db", db_file, "--results", table)
+    assert_user_error(proc, 1, "exists: --resume to skip the images done there, or --overwrite")
+    proc = run(cli_env, "calibrate", "x.tiff", "--db", db_file, "--overwrite",
+               "-o", tmp_path / "c.json")
+    assert_user_error(proc, 2, "--overwrite needs --results")
 
 
 @pytest.mark.slow
