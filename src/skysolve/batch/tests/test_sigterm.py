@@ -16,12 +16,10 @@ import textwrap
 import time
 
 import numpy as np
-import pytest
+import psutil
 from astropy.table import Table
 
 from .conftest import IMAGE_FRAMES, SOLVE
-
-psutil = pytest.importorskip("psutil")
 
 #: Times the centroid frames are repeated: far more work than the test waits for.
 REPEAT = 100
