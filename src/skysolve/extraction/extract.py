@@ -161,11 +161,29 @@ def _as_float32(arr: NDArray) -> tuple[NDArray[np.float32], float]:
         big = float(sample.max()) if sample.size else 0.0
     else:
         big = float(max(abs(int(arr.min())), abs(int(arr.max()))))
-    if np.isfinite(big) and big > 2.0**23:
-        finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-        offset = float(np.round(np.median(finite[:: max(1, finite.size // 100_000)])))
-        return (arr.astype(np.float64) - offset).astype(np.float32), offset
-    return arr.astype(np.float32), 0.0
+    # (values beyond float32's range become inf here, quietly: :func:`_finite_work` finds
+    # them and scales the image into range)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(big) and big > 2.0**23:
+            finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+            offset = float(np.round(np.median(finite[:: max(1, finite.size // 100_000)])))
+            return (arr.astype(np.float64) - offset).astype(np.float32), offset
+        return arr.astype(np.float32), 0.0
+
+
+#: A float image whose finite values overflow float32 is divided by a power of two that
+#: brings its largest value to this power of two (exact: only the exponents change), far
+#: inside float32's range (2^128) and still above 2^23, so that :func:`_as_float32`
+#: removes a common level large against the noise as for any wide type.
+_SCALED_EXPONENT = 64
+
+
+def _float32_unit(arr: NDArray) -> float:
+    """The power of two that divides ``arr`` (a float image with finite values beyond
+    float32's range) into :data:`_SCALED_EXPONENT`'s range."""
+    finite = arr[np.isfinite(arr)]
+    top = float(np.max(np.abs(finite)))
+    return math.ldexp(1.0, math.frexp(top)[1] - _SCALED_EXPONENT)
 
 
 # --------------------------------------------------------------------------------------
@@ -351,27 +369,36 @@ def _by_rows(fn: Callable[[NDArray], T], image: NDArray) -> list[T]:
 
 
 def _finite_work(arr: NDArray, mask: NDArray | None = None
-                 ) -> tuple[NDArray[np.float32] | None, NDArray | None, float]:
-    """The float32 working copy and the mask of unusable pixels (non-finite or masked).
+                 ) -> tuple[NDArray[np.float32] | None, NDArray | None, float, float]:
+    """The float32 working copy, the mask of unusable pixels (non-finite or masked), the
+    offset :func:`_as_float32` subtracted and the unit of the working copy: image value
+    = (working value + offset) x unit.
 
-    Unusable pixels are filled with flat sky: the median of the usable ones plus
-    Gaussian noise (fixed seed) of their pixel-to-pixel scatter, so that the
-    background and noise estimates see the usable sky's noise there. (A constant
-    fill would pile up at one value and collapse the robust noise estimate of a
-    frame with a large masked or NaN part.) Returns ``(None, None, offset)`` when no
-    pixel is usable; ``offset``: what :func:`_as_float32` subtracted.
+    The unit is 1 but for float images with finite values beyond float32's range, which
+    are divided by a power of two (:func:`_float32_unit`) rather than lose those pixels
+    (and with them every star) to inf. Unusable pixels are filled with flat sky: the
+    median of the usable ones plus Gaussian noise (fixed seed) of their pixel-to-pixel
+    scatter, so that the background and noise estimates see the usable sky's noise
+    there. (A constant fill would pile up at one value and collapse the robust noise
+    estimate of a frame with a large masked or NaN part.) Returns ``(None, None, offset,
+    unit)`` when no pixel is usable.
     """
     work, offset = _as_float32(arr)
+    unit = 1.0
     bad = None if mask is None else mask.copy()
     if work.dtype.kind == "f" and arr.dtype.kind == "f" and not all(
             _by_rows(lambda rows: bool(np.isfinite(rows).all()), work)):
         unusable = ~np.isfinite(work)
+        if arr.dtype.itemsize > 4 and np.isfinite(arr[unusable]).any():
+            unit = _float32_unit(arr)
+            work, offset = _as_float32(arr / unit)
+            unusable = ~np.isfinite(work)
         bad = unusable if bad is None else bad | unusable
     if bad is None:
-        return work, None, offset
+        return work, None, offset, unit
     n_bad = int(np.count_nonzero(bad))
     if n_bad == bad.size:
-        return None, None, offset
+        return None, None, offset, unit
     step = max(1, int(math.sqrt((bad.size - n_bad) / 200_000)))
     sample = work[::step, ::step][~bad[::step, ::step]]
     fill = float(np.median(sample)) if sample.size else float(work[~bad][0])
@@ -384,7 +411,7 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
     work = work.copy()
     noise = np.random.default_rng(0).standard_normal(n_bad).astype(np.float32)
     work[bad] = fill + (scatter if math.isfinite(scatter) else 0.0) * noise
-    return work, bad, offset
+    return work, bad, offset, unit
 
 
 #: A raw colour frame's four 2x2 phases (its colour filter pattern) differ in level by
@@ -855,22 +882,25 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
 def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     arr, mask, noise = _check_image(image)
     h, w = arr.shape
-    work, bad, offset = _finite_work(arr, mask)
+    work, bad, offset, unit = _finite_work(arr, mask)
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
+    if unit != 1.0:  # everything below in the working copy's unit; the result in the image's
+        arr = arr / unit
+        noise = None if noise is None else noise / unit
     work, mosaic = _equalized_phases(work, bad)
     bg = _noise(work, arr, options.local_bg_block_size, exact=bad is None and not mosaic)
     sigma = bg.sigma
     if not (np.isfinite(sigma) and sigma > 0):
-        return _empty_result(h, w, bg.mean + offset, 0.0 if np.isfinite(sigma) else sigma,
-                             float("nan"))
+        return _empty_result(h, w, (bg.mean + offset) * unit,
+                             (0.0 if np.isfinite(sigma) else sigma) * unit, float("nan"))
     sat_level = options.saturation_level
     if sat_level == "auto":
         exact = (bad is None and not mosaic and arr.dtype.kind in "iu"
                  and arr.dtype.itemsize <= 2)
         sat_level = _auto_saturation(arr if exact else work, bg.mean, sigma)
     elif sat_level is not None:
-        sat_level = float(sat_level) - offset  # in the working copy's values
+        sat_level = float(sat_level) / unit - offset  # in the working copy's values
     if noise is not None:
         bad = _bad_noise(noise, bad)
         sigma = bg.sigma = float(np.median(noise[~bad])) if not bad.all() else sigma
@@ -885,19 +915,24 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         if _prefer_filtered(found, again, _enough(options)):
             found = again
     if found is None:
-        return _empty_result(h, w, bg.mean + offset, sigma, _threshold_scale(plain) * sigma)
+        return _empty_result(h, w, (bg.mean + offset) * unit, sigma * unit,
+                             _threshold_scale(plain) * sigma * unit)
     blob_ids, col, row, fitted, reason, meas, _, thr, nblobs = found.result()
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
     cov[:, 1, 1] = meas["cyy"][blob_ids]
     cov[:, 0, 1] = cov[:, 1, 0] = meas["cxy"][blob_ids]
     sat = meas["saturated"][blob_ids]
+    rejected = _rejected(meas, reason, h, w)
+    if unit != 1.0:
+        rejected["brightness"] *= unit
+        rejected["peak"] *= unit
     return ExtractionResult._from_arrays(
-        col + 0.5 - w / 2.0, row + 0.5 - h / 2.0, meas["flux"][blob_ids], cov,
-        image_width=w, image_height=h, background_mean=bg.mean + offset, background_sigma=sigma,
-        threshold=thr, num_blobs_raw=nblobs, saturated=sat,
-        npix=meas["npix"][blob_ids], peak=meas["peak"][blob_ids], fitted=fitted,
-        flags=np.where(sat, "saturated", "star"), rejected=_rejected(meas, reason, h, w))
+        col + 0.5 - w / 2.0, row + 0.5 - h / 2.0, meas["flux"][blob_ids] * unit, cov,
+        image_width=w, image_height=h, background_mean=(bg.mean + offset) * unit,
+        background_sigma=sigma * unit, threshold=thr * unit, num_blobs_raw=nblobs,
+        saturated=sat, npix=meas["npix"][blob_ids], peak=meas["peak"][blob_ids] * unit,
+        fitted=fitted, flags=np.where(sat, "saturated", "star"), rejected=rejected)
 
 
 EXTRACT_DOC = """Detect stars in an image and measure their sub-pixel centroids.
@@ -905,7 +940,9 @@ EXTRACT_DOC = """Detect stars in an image and measure their sub-pixel centroids.
 Parameters
 ----------
 image : array_like, shape (H, W)
-    Any integer or floating dtype (float64, float32, uint16, int16, uint8, ...).
+    Any integer or floating dtype (float64, float32, uint16, int16, uint8, ...);
+    float64 values beyond float32's range (3.4e38) are fine too (the working
+    copy is scaled by a power of two, and the results come back in image units).
     NaN and inf pixels are ignored: never part of a star, never used in a fit;
     masked pixels likewise. Also a ``numpy.ma.MaskedArray``, an astropy
     ``NDData``/``CCDData`` (its ``mask`` honoured; its ``uncertainty``, when

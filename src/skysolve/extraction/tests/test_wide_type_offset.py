@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from skysolve.extraction import extract_centroids
@@ -27,3 +29,24 @@ def test_a_large_offset_of_a_wide_type_keeps_background_and_saturation_in_image_
         res = extract_centroids((clipped + offset).astype(dtype), saturation_level=4000.0 + offset)
         assert abs(res.background_mean - (ref.background_mean + offset)) < 1.0
         np.testing.assert_array_equal(res.saturated, ref.saturated)
+
+
+def test_float64_values_beyond_float32_range_keep_their_stars_in_image_units():
+    # float32 holds up to 3.4e38: the working copy once turned such a frame into inf and
+    # lost every star, with only numpy's cast warning
+    img, x, y = _field()
+    clipped = np.minimum(img, 4000.0)
+    for scale in (2.0**140, 1e40, 1e300):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            res = extract_centroids(clipped * scale, saturation_level=4000.0 * scale)
+        got = res.as_array()
+        assert len(got) >= 35
+        d = np.hypot(got[:, 0, None] - x, got[:, 1, None] - y).min(axis=1)
+        # (clipped stars keep their intensity centroids, a blend lies between its stars)
+        assert np.sum(d[~res.saturated] < 0.1) >= 20
+        # background, noise and brightness come back in the image's units
+        assert abs(res.background_mean / scale - 1000.0) < 2.0
+        assert 8.0 < res.background_sigma / scale < 12.0
+        assert res.saturated.any()
+        assert np.all(res.threshold > 0) and np.isfinite(res.threshold)
