@@ -257,6 +257,29 @@ def test_auto_filter_takes_the_pass_with_more_stars_and_fits_only_what_it_needs(
                                            matched_filter_sigma=chosen[0]).as_array())
 
 
+@pytest.mark.parametrize("shape", [(1, 1000), (2, 1000), (4, 1000), (1000, 1)])
+def test_matched_filter_on_frames_thinner_than_its_kernel_holds_the_threshold(shape):
+    """Edge replication folds the kernel's taps onto a thin frame's few rows: the filter
+    averages less noise away than the full 2-D kernel, so the threshold is scaled to the
+    folded weights. Pure noise gives no stars; stars at known places are still found."""
+    rng = np.random.default_rng(3)
+    false = 0
+    for _ in range(10):
+        noise = 100.0 + rng.normal(0.0, 5.0, shape)
+        for mf in ("auto", 1.5):
+            false += len(extract_centroids(noise, matched_filter_sigma=mf))
+    assert false == 0
+    wide = shape[1] > shape[0]
+    t = np.array([-300.5, -100.25, 150.0, 320.75])  # along the strip, centred px
+    x, y = (t, np.zeros(4)) if wide else (np.zeros(4), t)
+    img = render_stars(shape, x, y, np.full(4, 3000.0), 1.2) + 100.0 + rng.normal(0, 5.0, shape)
+    # (a strip's blobs are all long: its stars are judged by the threshold alone here)
+    res = extract_centroids(img, matched_filter_sigma=1.5, max_elongation=None)
+    along = res.as_array()[:, 0 if wide else 1]
+    assert len(along) == 4
+    assert np.abs(np.sort(along) - t).max() < 0.3
+
+
 # --------------------------------------------------------------------------------------
 # filters and options
 
