@@ -138,6 +138,13 @@ _WELL_SAMPLED = 0.7
 #: down to this; the rough width must reach this fraction of the stars'.
 _NARROW_SNR = 10.0
 _ROUGH_FRACTION = 0.6
+#: ... and be at most this many px: the 3x3 rough width of a faint star wider than ~1.5
+#: px is mostly noise, its brightest pixel the noisiest of several near-equal ones, so
+#: that its neighbours look low and it comes out short (sigma 3 px, peaks of 10-30
+#: sigmas: median 1.5 px, 2 % below 1.1 px), while hot pixels and cosmic-ray hits, JPEG
+#: smeared or not, stay below 0.7 px whatever the optics. (Before: 6-24 % of the stars
+#: of sigma 2-4 px rejected as narrow.)
+_ROUGH_MAX_PX = 1.0
 #: A blob's neighbours hold a PSF's wings when their mean lies this many noise sigmas
 #: (of that mean) above the background ...
 _WING_SNR = 5.0
@@ -667,9 +674,10 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     * on a frame whose stars are well sampled (``_WELL_SAMPLED``), its fitted
       width is below ``_NARROW_FRACTION`` of the stars'; or, for fainter blobs
       (down to ``_NARROW_SNR``), its rough width is below ``_ROUGH_FRACTION``
-      of the stars' rough widths (upper quartile), or it is sharper than nine in ten of the stars by
-      ``0.15 + 2.5 / snr`` (its noise): hot pixels that JPEG smeared into 3x3
-      blobs, whose width is the compression's, not the optics'.
+      of the stars' rough widths (upper quartile) and below ``_ROUGH_MAX_PX`` (a
+      wide star's rough width at such peaks is mostly noise), or it is sharper than
+      nine in ten of the stars by ``0.15 + 2.5 / snr`` (its noise): hot pixels that
+      JPEG smeared into 3x3 blobs, whose width is the compression's, not the optics'.
 
     The stars' width for the last test is the upper quartile of the fitted
     widths: false detections may outnumber the stars among bright blobs (hot
@@ -697,6 +705,6 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
         # ... and rough widths with the stars' rough widths (the same 3x3 estimate)
         rough_ref = percentiles(start[stars], (0.75,))[0] if stars.sum() >= _REF_MIN else s_ref
         faint = rough & (snr >= _NARROW_SNR)
-        narrow |= faint & ((start < _ROUGH_FRACTION * rough_ref)
+        narrow |= faint & ((start < min(_ROUGH_FRACTION * rough_ref, _ROUGH_MAX_PX))
                            | (sharp > sharp_hi + 0.15 + 2.5 / np.maximum(snr, 1e-9)))
     return narrow
