@@ -229,18 +229,23 @@ def project_distortion(basis: Basis, camera: CameraModel) -> tuple[
 
 
 def solve_normal(nmat: NDArray[np.float64], rhs: NDArray[np.float64],
-                  want_cond: bool = False) -> tuple[NDArray[np.float64], float]:
+                 want_cond: bool = False, damping: float = 0.0) -> tuple[NDArray[np.float64],
+                                                                         float]:
     """Least-squares solution from normal equations; returns (solution, cond).
 
     The columns are normalised first (``diag = 1``) and the system is solved
     by Cholesky; if that fails (a numerically singular design), directions
     whose singular value is below ``1e-7`` of the largest (of the design
     matrix) are dropped. ``cond`` is the condition number of the normalised
-    design when ``want_cond`` (else NaN).
+    design when ``want_cond`` (else NaN). ``damping`` is added to the
+    normalised diagonal: Marquardt's damping, which shortens the step most
+    along the directions the data constrain least.
     """
     d = np.sqrt(np.diag(nmat))
     d[d == 0] = 1.0
     nn = nmat / np.outer(d, d)
+    if damping:
+        nn = nn + damping * np.eye(len(nn))
     b = rhs / d
     cond = math.nan
     sv = None

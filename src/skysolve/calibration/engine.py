@@ -38,6 +38,14 @@ _CRPIX_MAX_CONDITION = 1e6
 _CRPIX_MAX_SHIFT = 2.0
 # Never clip residuals below this (px): no centroid is better than that.
 _MIN_CLIP_PX = 0.01
+# A step may raise the weighted residual sum of squares by this fraction (rounding, the
+# inverse polynomial's approximate design) before it is damped.
+_COST_TOLERANCE = 1e-6
+# Marquardt damping of a rejected step (on the column-normalised normal matrix): the
+# first value tried, the factor between tries and the tries.
+_DAMPING_START = 1e-3
+_DAMPING_FACTOR = 10.0
+_DAMPING_TRIES = 12
 # Rounds of re-matching the stars to the centroids under the fitted model (and refitting),
 # and the most Gauss-Newton steps of each round's fit.
 _REMATCH_ROUNDS = 8
@@ -163,6 +171,41 @@ def _probe(problem: Problem, p: Params, inl: NDArray[np.bool_], weights: NDArray
         designs = problem.designs(p)  # fewer columns now
 
 
+def _cost(designs: list, inl: NDArray[np.bool_], w: NDArray[np.float64]) -> float:
+    """Weighted residual sum of squares of the pairs ``inl``."""
+    res = np.concatenate([d[0] for d in designs])[inl]
+    return float(np.sum(w[inl][:, None] * res * res))
+
+
+def _descend(problem: Problem, p: Params, step: NDArray[np.float64], inl: NDArray[np.bool_],
+             w: NDArray[np.float64], designs: list) -> tuple[Params, list]:
+    """The parameters after ``step`` and their designs, the step damped until it lowers
+    the weighted residual sum of squares of the pairs ``inl``; ``p`` itself when no
+    damped step does (the images' attitudes and scales move with the parameters).
+
+    An undamped Gauss-Newton step assumes the residuals linear over its length. Along
+    directions the stars barely constrain (the centres and the higher radial terms
+    when the stars cover only the middle of the image) the step is long and the
+    assumption fails: the focal length went negative or the centre thousands of pixels
+    away. A step that lowers the sum is taken as it is, so a fit that converges without
+    damping takes exactly the steps it always did.
+    """
+    before = _cost(designs, inl, w)
+    state = [(im.R.copy(), im.scale) for im in problem.images]
+    damping = 0.0
+    for _ in range(_DAMPING_TRIES):
+        q = problem.apply(p, step)
+        if math.isfinite(q.f) and q.f > 0:
+            new = problem.designs(q)
+            if _cost(new, inl, w) <= before * (1.0 + _COST_TOLERANCE):
+                return q, new
+        for im, (R, scale) in zip(problem.images, state, strict=True):
+            im.R, im.scale = R.copy(), scale
+        damping = _DAMPING_START if not damping else damping * _DAMPING_FACTOR
+        step = problem.step(p, inl, w, designs=designs, damping=damping)[0]
+    return p, designs
+
+
 def iterate(problem: Problem, start: Params, options: CalibrationOptions,
             weights: NDArray[np.float64] | None = None,
             inliers: NDArray[np.bool_] | None = None, probe: bool = True,
@@ -190,12 +233,8 @@ def iterate(problem: Problem, start: Params, options: CalibrationOptions,
             step, designs = _probe(problem, p, inl, w, designs)
         else:
             step = problem.step(p, inl, w, designs=designs)[0]
-        p = problem.apply(p, step)
-        if not (math.isfinite(p.f) and p.f > 0):
-            raise InvalidArgumentError(
-                "the calibration diverged (focal length became invalid); check that the "
-                "solve results and centroid sets belong together")
-        designs = problem.designs(p)  # residuals for the clipping, design for the next step
+        # the designs give the residuals for the clipping and the design for the next step
+        p, designs = _descend(problem, p, step, inl, w, designs)
         res = np.concatenate([d[0] for d in designs])
         err = rms(res[inl])
         changed = 0

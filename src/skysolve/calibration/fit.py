@@ -45,7 +45,15 @@ separate alternating step, removes the slow zig-zag along the coupling
 between an attitude and the camera (a tilt of the attitude moves the stars by
 a constant plus second-order gnomonic terms that the distortion would
 otherwise have to mimic). The design matrix is column-normalised, and pixel
-offsets enter the polynomials normalised by the image half-width.
+offsets enter the polynomials normalised by the image half-width. A step that
+raises the weighted residual sum of squares of the inliers (by more than 1e-6
+of it) is damped (Levenberg-Marquardt: ``lambda`` times the identity added to
+the column-normalised normal matrix, ``lambda`` from 1e-3 up by tens) until it
+lowers it: along directions the stars barely constrain -- the centres and the
+higher radial terms when the stars cover only the middle of the image -- an
+undamped step is long, the residuals are not linear over it, and the fit
+walked off (the focal length negative, the optical centre 10^4 px out). A fit
+whose steps all lower the sum takes exactly the undamped steps.
 
 After each step the residuals of all pairs are recomputed and pairs further
 than ``sigma_clip`` times the robust rms residual from their prediction are

@@ -385,11 +385,12 @@ class Problem:
         return out
 
     def step(self, p: Params, mask: NDArray[np.bool_], weights: NDArray[np.float64],
-             want_cond: bool = False, designs: list | None = None) -> tuple[
-                 NDArray[np.float64], float]:
-        """One Gauss-Newton step (full parameter vector) and the condition number."""
+             want_cond: bool = False, designs: list | None = None,
+             damping: float = 0.0) -> tuple[NDArray[np.float64], float]:
+        """One Gauss-Newton step (full parameter vector) and the condition number;
+        a Levenberg-Marquardt step with ``damping`` (see :func:`~.basis.solve_normal`)."""
         nred, rred, red = self.normal_equations(p, mask, weights, designs)
-        sol, cond = solve_normal(nred, rred, want_cond)
+        sol, cond = solve_normal(nred, rred, want_cond, damping)
         return self.expand(red, sol), cond
 
     def apply(self, p: Params, step: NDArray[np.float64]) -> Params:
