@@ -112,7 +112,10 @@ from its centre, and a gnomonic projection about the wrong point leaves
 residuals of tens of pixels that no radial distortion absorbs. A
 Gauss-Newton fit started at the image centre does not get there, so the
 radial fit starts from where the distortion of a polynomial fit points
-(:mod:`skysolve.calibration.radial`). Only a centre more than two image
+(:mod:`skysolve.calibration.radial`), unless the pairs fit the input camera
+(robust rms) better than that start: a polynomial is known only where its
+stars are, and with stars in the middle of the image only the radial camera
+fitted to it is whatever fits its noise. Only a centre more than two image
 diagonals from its start is treated as a runaway; the fit is then redone
 with the centre fixed. :attr:`CalibrateResult.crpix_fitted` says which
 happened.

@@ -70,3 +70,18 @@ def mapping_error_px(camera: CameraModel, rotation, truth: CameraModel, true_rot
     sky = truth.pixel_to_vectors(x, y) @ true_rotation
     px, py = camera.vectors_to_pixel(sky @ np.asarray(rotation).T)
     return np.hypot(px - x, py - y)
+
+
+def within_radius(results, cents, reach: float):
+    """``(results, centroid arrays)`` with only the matched stars within ``reach`` px of
+    the image centre, as frames whose stars cover the middle of the image only."""
+    import dataclasses
+
+    out_r, out_c = [], []
+    for res, c in zip(results, cents, strict=True):
+        keep = np.hypot(c[:, 0], c[:, 1]) < reach
+        out_r.append(dataclasses.replace(
+            res, matched_centroids=np.arange(int(keep.sum())), num_matches=int(keep.sum()),
+            matched_catalog_ids=res.matched_catalog_ids[keep]))
+        out_c.append(c[keep])
+    return out_r, out_c

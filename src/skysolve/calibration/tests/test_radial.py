@@ -11,7 +11,7 @@ from skysolve import CameraModel, RadialDistortion
 from skysolve.calibration.radial import metric_axis
 from skysolve.simulate import random_attitudes
 
-from .synthetic import mapping_error_px, synthetic_solves
+from .synthetic import mapping_error_px, synthetic_solves, within_radius
 
 W = H = 1024
 
@@ -56,3 +56,32 @@ def test_metric_axis_points_at_the_optical_axis():
         assert np.hypot(*(metric_axis(lens, W, H) - crpix)) < 5.0
     # a field too small to show any anisotropy points nowhere
     assert metric_axis(CameraModel(1e9, W, H), W, H) is None
+
+
+def central_frames(db, seed: int, reach: float, n: int = 10):
+    """Ten 1024 x 768 frames of a mild barrel lens (0.8 px at 300 px from the centre)
+    whose matched stars lie within ``reach`` px of the image centre; the truth and the
+    attitudes too."""
+    truth = CameraModel(3800.0, 1024, 768, crpix=(6.0, -4.0),
+                        distortion=RadialDistortion(k1=-1.2e-8))
+    rots = random_attitudes(n, rng=seed)
+    res, cents = synthetic_solves(db, [truth] * n, rots, 0.1, seed=seed)
+    return (*within_radius(res, cents, reach), truth, rots)
+
+
+@pytest.mark.parametrize(("seed", "reach"), [(4, 150.0), (5, 200.0)])
+def test_stars_in_the_middle_of_the_image_are_fitted(small_db, seed, reach):
+    """Stars within 150-200 px of the centre hardly constrain the centres and the higher
+    radial terms: the fit used to start from an extrapolated polynomial and diverge
+    ("focal length became invalid") or return residuals of 10^6 px."""
+    res, cents, truth, rots = central_frames(small_db, seed, reach)
+    cal = small_db.calibrate_camera(res, cents, model="radial")
+    assert cal.converged
+    assert cal.rmse_after_px == pytest.approx(0.1 * math.sqrt(2), rel=0.1)
+    assert cal.camera_model.focal_length_px == pytest.approx(truth.focal_length_px, rel=2e-3)
+    g = np.linspace(-reach, reach, 15)
+    gx, gy = (a.ravel() for a in np.meshgrid(g, g))
+    gx, gy = gx[np.hypot(gx, gy) < reach], gy[np.hypot(gx, gy) < reach]
+    err = np.concatenate([mapping_error_px(cal.image_camera(i), cal.rotations[i], truth, R,
+                                           gx, gy) for i, R in enumerate(rots)])
+    assert math.sqrt(np.mean(err ** 2)) < 0.1
