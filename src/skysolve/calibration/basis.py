@@ -38,10 +38,14 @@ from ..camera.distortion import (
 )
 from ..camera.model import CameraModel
 
-__all__ = ["Basis", "PRIMARIES", "project_distortion", "solve_normal", "normal_lstsq"]
+__all__ = ["Basis", "PRIMARIES", "RADIAL_NAMES", "project_distortion", "solve_normal",
+           "normal_lstsq"]
 
 #: Directions a polynomial is fitted in (see the module notes).
 PRIMARIES = ("inverse", "forward")
+
+#: The Brown-Conrady coefficients, in the order of ``RadialDistortion.coefficients``.
+RADIAL_NAMES = ("k1", "k2", "k3", "p1", "p2")
 
 # Finite-difference step (px) for the Jacobian of the radial distortion.
 _FD_STEP_PX = 0.5
@@ -61,10 +65,14 @@ class Basis:
     from the distortion centre of a radial model): ideal offsets for a
     ``"forward"`` basis, distorted ones for an ``"inverse"`` basis (see the
     module notes).
+
+    A radial basis fits ``k1`` .. ``k{radial_terms}`` and ``p1``, ``p2``; the
+    radial coefficients it leaves out are 0 (:attr:`columns`: which of the five
+    Brown-Conrady coefficients it fits).
     """
 
     def __init__(self, kind: str, order: int, scale: float, radial_scale: float,
-                 primary: str = "forward") -> None:
+                 primary: str = "forward", radial_terms: int = 3) -> None:
         self.kind = kind
         self.order = order
         self.scale = scale
@@ -79,13 +87,28 @@ class Basis:
             # coefficients that move x, and those that move y
             self.axis_columns = (np.r_[0, 1, 2:2 + k], np.r_[0, 1, 2 + k:2 + 2 * k])
         else:
-            self.size = 5
-            self.axis_columns = (np.arange(5), np.arange(5))
+            self.columns = np.r_[0:radial_terms, 3, 4]
+            self.size = len(self.columns)
+            self.axis_columns = (np.arange(self.size), np.arange(self.size))
+
+    @property
+    def radial_terms(self) -> int:
+        """Radial coefficients a radial basis fits (``k1`` .. ``k{radial_terms}``)."""
+        return self.size - 2 if self.kind == "radial" else 0
+
+    def names(self) -> list[str]:
+        """The coefficients' names (``c{j}`` for a polynomial)."""
+        if self.kind == "radial":
+            return [RADIAL_NAMES[j] for j in self.columns]
+        return [f"c{j}" for j in range(self.size)]
 
     def design(self, u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         x, y = u[:, 0], u[:, 1]
         if self.kind == "radial":
-            return radial_design_matrix(x, y, self.scale)
+            mx, my = radial_design_matrix(x, y, self.scale)
+            if self.size == 5:  # the arrays as they are: a copy changes einsum's rounding
+                return mx, my
+            return mx[:, self.columns], my[:, self.columns]
         n, s, k = len(x), self.scale, len(self._high)
         mx = np.zeros((n, self.size))
         my = np.zeros((n, self.size))
@@ -141,7 +164,9 @@ class Basis:
         if self.kind == "radial":
             # coefficients were fitted for radii normalised by self.scale; convert
             ratio = self.scale / self.radial_scale
-            k1, k2, k3, p1, p2 = c
+            full = np.zeros(5)
+            full[self.columns] = c
+            k1, k2, k3, p1, p2 = full
             centre = (0.0, 0.0) if center is None else (float(center[0]), float(center[1]))
             return RadialDistortion(k1 / ratio ** 2, k2 / ratio ** 4, k3 / ratio ** 6,
                                     p1 / ratio, p2 / ratio, centre, scale=self.radial_scale)
@@ -200,7 +225,7 @@ def project_distortion(basis: Basis, camera: CameraModel) -> tuple[
         ratio = basis.scale / d.scale
         k1, k2, k3, p1, p2 = d.coefficients
         c = np.array([k1 * ratio ** 2, k2 * ratio ** 4, k3 * ratio ** 6, p1 * ratio, p2 * ratio])
-        return f, c, np.asarray(d.center, dtype=np.float64)
+        return f, c[basis.columns], np.asarray(d.center, dtype=np.float64)
     w, h = camera.image_width, camera.image_height
     gx, gy = np.meshgrid(np.linspace(-0.5 * w, 0.5 * w, 25), np.linspace(-0.5 * h, 0.5 * h, 25))
     p = np.stack([gx.ravel(), gy.ravel()], axis=1) - camera.crpix

@@ -25,10 +25,10 @@ from .basis import Basis, project_distortion
 from .lsq import Pairs, Params, Problem, core_rms, rms, robust_rms
 from .matching import rematch
 from .options import MIN_SCALE_PAIRS, CalibrationOptions
-from .radial import radial_start
+from .radial import folds_over, radial_start
 from .stars import magnitude_weights
 
-__all__ = ["Fitted", "fit_camera", "iterate", "make_camera"]
+__all__ = ["Fitted", "fit_camera", "iterate", "make_camera", "star_reach"]
 
 # Column-normalised condition number above which the optical centre (or the radial
 # distortion centre) is considered unobservable and kept fixed.
@@ -98,13 +98,15 @@ def _scale_free(images: list[Pairs], options: CalibrationOptions) -> list[bool]:
 
 
 def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: int,
-           options: CalibrationOptions, order: int) -> tuple[Problem, Params]:
+           options: CalibrationOptions, order: int,
+           radial_terms: int = 3) -> tuple[Problem, Params]:
     """The problem (basis, free parameters) and its start values; attitudes re-fitted."""
     start = cameras[0]
     radial_scale = 1.0
     if isinstance(start.distortion, RadialDistortion):
         radial_scale = start.distortion.scale
-    basis = Basis(options.model, order, 0.5 * width, radial_scale, options.polynomial_primary)
+    basis = Basis(options.model, order, 0.5 * width, radial_scale, options.polynomial_primary,
+                  radial_terms)
     f0, c, center = project_distortion(basis, start)
     f = float(np.median([cam.focal_length_px for cam in cameras]) * f0 / start.focal_length_px)
     crpix = np.median([cam.crpix for cam in cameras], axis=0).astype(np.float64)
@@ -255,6 +257,39 @@ def fit_camera(images: list[Pairs], cameras: list[CameraModel], width: int, heig
                options: CalibrationOptions, order: int | None = None) -> Fitted:
     """Set up and fit the model of ``options`` (at ``order``) to the images' pairs.
 
+    A radial camera must be one-to-one over the whole image
+    (:func:`~skysolve.calibration.radial.folds_over`). Stars that cover only the
+    middle of the image barely constrain ``k2`` and ``k3``, and the fitted radius
+    polynomial may turn over between the stars and the corners (the camera is then
+    NaN there); it is refitted with ``k3``, then ``k2`` too, fixed at 0. A fit
+    that folds over with ``k1`` alone is refused.
+    """
+    order = options.order if order is None else order
+    for terms in (3, 2, 1):
+        fitted = _fit(images, cameras, width, height, options, order, terms)
+        if options.model != "radial" or not folds_over(fitted.camera(width, height)):
+            return fitted
+    reach, corner = star_reach(fitted, width, height)
+    raise InvalidArgumentError(
+        f"the matched stars reach only {reach:.0f} px from the image centre (its corners are "
+        f"{corner:.0f} px out): even with k1 alone the radial distortion fitted to them "
+        "folds over inside the image; calibrate with frames whose stars reach nearer the "
+        "corners, or with model='polynomial'")
+
+
+def star_reach(fitted: Fitted, width: int, height: int) -> tuple[float, float]:
+    """How far the inlier stars reach from the image centre, and how far its corners are
+    (px)."""
+    xy = np.concatenate([im.xy for im in fitted.problem.images])[fitted.inliers]
+    reach = float(np.max(np.hypot(xy[:, 0], xy[:, 1]))) if len(xy) else 0.0
+    return reach, 0.5 * math.hypot(width, height)
+
+
+def _fit(images: list[Pairs], cameras: list[CameraModel], width: int, height: int,
+         options: CalibrationOptions, order: int, radial_terms: int) -> Fitted:
+    """Set up and fit the model of ``options`` (at ``order``, a radial one with
+    ``radial_terms`` radial coefficients) to the images' pairs.
+
     The camera is fitted first with one plate scale for all images, the stars
     re-matched under it (:func:`~skysolve.calibration.matching.rematch`) and
     refitted until the pairs settle; only then are the per-image scales
@@ -262,8 +297,7 @@ def fit_camera(images: list[Pairs], cameras: list[CameraModel], width: int, heig
     re-matched or clipped, would otherwise pull percents away) and the stars
     weighted by their magnitude bins (:mod:`skysolve.calibration.stars`).
     """
-    order = options.order if order is None else order
-    problem, start = _setup(images, cameras, width, height, options, order)
+    problem, start = _setup(images, cameras, width, height, options, order, radial_terms)
     scales = problem.scale_free.copy()
     problem.scale_free[:] = False
     if options.model == "radial" and problem.fit_crpix:

@@ -129,15 +129,27 @@ fits the five Brown–Conrady coefficients ``k1, k2, k3, p1, p2`` of a
 :class:`~skysolve.camera.distortion.RadialDistortion` (in the pixel
 convention, ``scale=1``, unless the solves' camera used a radial model with
 another scale) and its centre.
+
+A radial camera is returned only if it is one-to-one over the whole image
+(:func:`~skysolve.calibration.radial.folds_over`). When the stars cover only
+the middle of the image, ``k2`` and ``k3`` are barely constrained and the
+fitted radius polynomial ``r (1 + k1 r² + k2 r⁴ + k3 r⁶)`` can turn over
+between the outermost stars and the corners (10 frames with stars within
+200 px of the centre of a 1024 x 768 image: folds at 400-500 px in half the
+trials), leaving pixels with no sky direction. The fit is then redone with
+``k3``, and if need be ``k2``, fixed at 0 (a ``UserWarning`` says so and
+how far the stars reach; ``parameter_names`` lists what was fitted); a fit
+that folds over with ``k1`` alone is refused.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from .._options import with_options
-from .engine import Fitted, fit_camera
+from .engine import Fitted, fit_camera, star_reach
 from .inputs import image_pairs, pair_lists
 from .lsq import rms
 from .options import CALIBRATE_DOC, CalibrationOptions
@@ -167,6 +179,21 @@ def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
     return {**out, "rmse_after": rms(res[fitted.inliers]), "n_in": int(fitted.inliers.sum())}
 
 
+def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
+    """Say so when a radial fit kept ``k3`` (and ``k2``) at 0 to stay one-to-one over the
+    image (see :func:`~skysolve.calibration.engine.fit_camera`)."""
+    basis = fitted.problem.basis
+    if basis.kind != "radial" or basis.radial_terms == 3:
+        return
+    fixed = " and ".join(f"k{j}" for j in range(basis.radial_terms + 1, 4))
+    reach, corner = star_reach(fitted, width, height)
+    warnings.warn(f"the matched stars reach only {reach:.0f} px from the image centre (its "
+                  f"corners are {corner:.0f} px out), and the radial distortion fitted to them "
+                  f"folded over inside the image: {fixed} fixed at 0; the camera beyond "
+                  f"{reach:.0f} px is an extrapolation (see mapping_sigma_px)", UserWarning,
+                  stacklevel=4)
+
+
 def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
               options: CalibrationOptions) -> CalibrateResult:
     """Fit one camera model shared by solved images (see :func:`calibrate_camera`)."""
@@ -189,6 +216,7 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     if options.select_order and options.model == "polynomial":
         order, scores = select_order(images, cameras, width, height, options)
         fitted = fit_camera(images, cameras, width, height, options, order)
+    _warn_fixed_terms(fitted, width, height)
     bins = magnitude_bins(fitted.problem, fitted.params, fitted.inliers, fitted.weights)[0]
     designs = fitted.designs or fitted.problem.designs(fitted.params)
     validation = holdout(fitted, options, designs) if options.validation_folds else None

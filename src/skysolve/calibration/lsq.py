@@ -232,11 +232,8 @@ class Problem:
     def glob_names(self) -> list[str]:
         """Names of the shared parameters, in column order."""
         names = ["f"] + (["crpix_x", "crpix_y"] if self.fit_crpix else [])
-        if self.basis.kind == "radial":
-            names += ["k1", "k2", "k3", "p1", "p2"]
-        else:
-            names += [f"c{j}" for j in range(self.basis.size)]
-        return names + (["center_x", "center_y"] if self.fit_center else [])
+        return names + self.basis.names() + (["center_x", "center_y"] if self.fit_center
+                                             else [])
 
     def glob_vector(self, p: Params) -> NDArray[np.float64]:
         """The shared parameters as a vector, in the order of :meth:`glob_names`."""

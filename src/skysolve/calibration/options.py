@@ -94,7 +94,9 @@ class CalibrationOptions(Options):
     model: str = option("polynomial", type="{'polynomial', 'radial'}", check=_model, doc="""
         Distortion model to fit: a SIP-like polynomial of ``order``
         (:class:`~skysolve.PolynomialDistortion`) or Brown-Conrady
-        ``k1, k2, k3, p1, p2`` with its centre (:class:`~skysolve.RadialDistortion`).""")
+        ``k1, k2, k3, p1, p2`` with its centre (:class:`~skysolve.RadialDistortion`;
+        ``k3``, then ``k2``, are kept at 0, with a warning, where fitting them would make
+        the distortion fold over inside the image).""")
     order: int = option(4, type="int", check=_order, doc=f"""
         Polynomial order, 1 to {MAX_POLYNOMIAL_ORDER} (terms of degree 2..order plus
         the two non-conformal linear terms are fitted); with ``select_order`` the

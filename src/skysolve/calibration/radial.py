@@ -53,10 +53,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..camera.model import CameraModel
     from .lsq import Problem
 
-__all__ = ["radial_start", "metric_axis"]
+__all__ = ["radial_start", "metric_axis", "folds_over"]
 
 # Grid points per axis over the image for the camera-to-camera fit and the metric.
 _GRID = 15
+# Points per side of the image boundary, and per ray from the distortion centre to it,
+# where a fitted camera's distortion is checked for fold-over.
+_EDGE = 65
+_RAY = 64
+# Central-difference step (px) of the distortion's Jacobian in the fold-over check.
+_FOLD_STEP_PX = 0.5
 
 
 def _grid(width: int, height: int, n: int = _GRID,
@@ -116,6 +122,46 @@ def metric_axis(camera: CameraModel, width: int, height: int,
         if best is None or misfit < best[0]:
             best = (misfit, x)
     return None if best is None else best[1]
+
+
+def folds_over(camera: CameraModel) -> bool:
+    """Whether ``camera``'s radial distortion fails to be one-to-one over its image.
+
+    Every pixel of the image must have an ideal position (``undistort`` is NaN
+    beyond a fold), and along each ray from the distortion centre out to the
+    ideal positions of the image boundary the map must keep its orientation (the
+    Jacobian's determinant and trace positive): a radius polynomial that turns
+    over and back up (``k1``, ``k2``, ``k3`` of alternating signs) has finite
+    inverses past its second turn, but not unique ones. Checked on a grid (65
+    points per side, 64 per ray); other distortions never fold here (False).
+    """
+    from ..camera.distortion import RadialDistortion
+
+    d = camera.distortion
+    if not isinstance(d, RadialDistortion) or d.is_identity:
+        return False
+    w, h = camera.image_width, camera.image_height
+    t = np.linspace(-0.5, 0.5, _EDGE)
+    one = np.full(_EDGE, 0.5)
+    edge = np.concatenate([np.stack([t * w, -one * h], 1), np.stack([t * w, one * h], 1),
+                           np.stack([-one * w, t * h], 1), np.stack([one * w, t * h], 1)])
+    p = np.concatenate([edge, _grid(w, h)]) - np.asarray(camera.crpix)
+    iu, iv = d.undistort(p[:, 0], p[:, 1])
+    if not (np.all(np.isfinite(iu)) and np.all(np.isfinite(iv))):
+        return True
+    c = np.asarray(d.center)
+    ends = np.stack([iu, iv], axis=1)[:len(edge)] - c
+    ray = (c + np.linspace(0.0, 1.0, _RAY)[1:, None, None] * ends).reshape(-1, 2)
+    step = _FOLD_STEP_PX
+    jac = np.empty((len(ray), 2, 2))
+    for axis in range(2):
+        e = np.zeros(2)
+        e[axis] = step
+        hi, lo = d.distort(*(ray + e).T), d.distort(*(ray - e).T)
+        jac[:, 0, axis] = (hi[0] - lo[0]) / (2 * step)
+        jac[:, 1, axis] = (hi[1] - lo[1]) / (2 * step)
+    det = jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0]
+    return not bool(np.all(det > 0) and np.all(jac[:, 0, 0] + jac[:, 1, 1] > 0))
 
 
 def _unpack(theta: NDArray[np.float64], n_coeffs: int, fit_center: bool):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from skysolve import CameraModel, RadialDistortion
-from skysolve.calibration.radial import metric_axis
+from skysolve.calibration import engine
+from skysolve.calibration.radial import folds_over, metric_axis
+from skysolve.errors import InvalidArgumentError
 from skysolve.simulate import random_attitudes
 
 from .synthetic import mapping_error_px, synthetic_solves, within_radius
@@ -69,6 +71,7 @@ def central_frames(db, seed: int, reach: float, n: int = 10):
     return (*within_radius(res, cents, reach), truth, rots)
 
 
+@pytest.mark.filterwarnings("ignore:the matched stars reach only")  # k3 fixed: tested below
 @pytest.mark.parametrize(("seed", "reach"), [(4, 150.0), (5, 200.0)])
 def test_stars_in_the_middle_of_the_image_are_fitted(small_db, seed, reach):
     """Stars within 150-200 px of the centre hardly constrain the centres and the higher
@@ -85,3 +88,46 @@ def test_stars_in_the_middle_of_the_image_are_fitted(small_db, seed, reach):
     err = np.concatenate([mapping_error_px(cal.image_camera(i), cal.rotations[i], truth, R,
                                            gx, gy) for i, R in enumerate(rots)])
     assert math.sqrt(np.mean(err ** 2)) < 0.1
+
+
+def test_a_fit_that_would_fold_over_inside_the_image_keeps_k3_at_zero(small_db):
+    """Fitted to stars within 200 px of the centre, k1..k3 turned the radius over
+    inside the image (the corners are 640 px out): a third of the image had no sky
+    position, nor a mapping_sigma_px, without a word. k3 is now fixed at 0, and it
+    says so."""
+    res, cents, truth, rots = central_frames(small_db, 7, 200.0)
+    with pytest.warns(UserWarning, match=r"reach only 2\d\d px .* k3 fixed at 0"):
+        cal = small_db.calibrate_camera(res, cents, model="radial")
+    cam = cal.camera_model
+    assert not folds_over(cam) and "k3" not in cal.parameter_names
+    assert cam.distortion.k3 == 0.0
+    gx, gy = (a.ravel() for a in np.meshgrid(np.linspace(-512, 512, 33),
+                                             np.linspace(-384, 384, 25)))
+    assert np.all(np.isfinite(cam.pixel_to_tanplane(gx, gy)))
+    assert np.all(np.isfinite(cal.mapping_sigma_px(gx, gy)))
+    inside = np.hypot(gx, gy) < 200.0
+    err = np.concatenate([mapping_error_px(cal.image_camera(i), cal.rotations[i], truth, R,
+                                           gx[inside], gy[inside])
+                          for i, R in enumerate(rots)])
+    assert math.sqrt(np.mean(err ** 2)) < 0.1
+
+
+def test_folds_over_finds_turns_of_the_radius_inside_the_image():
+    cam = CameraModel(3800.0, 1024, 768, distortion=RadialDistortion(k1=-1.2e-8))
+    assert not folds_over(cam) and not folds_over(cam.replace(distortion=None))
+    # barrel strong enough to turn over at 330 px: the corners have no ideal position
+    assert folds_over(cam.replace(distortion=RadialDistortion(k1=-3e-6)))
+    # turns over at 330 px and back up at 480 px: the corners have (finite) ideal
+    # positions, but pixels 186-199 px from the centre have three
+    a, b = 330.0 ** 2, 480.0 ** 2
+    k2 = 1.0 / (5.0 * a * b)
+    wiggle = cam.replace(distortion=RadialDistortion(k1=-5.0 * k2 * (a + b) / 3.0, k2=k2))
+    assert np.all(np.isfinite(wiggle.pixel_to_tanplane([-512, 512, 512], [-384, -384, 384])))
+    assert folds_over(wiggle)
+
+
+def test_a_fit_folding_over_with_k1_alone_is_refused(small_db, monkeypatch):
+    res, cents, _, _ = central_frames(small_db, 4, 300.0, n=3)
+    monkeypatch.setattr(engine, "folds_over", lambda camera: True)
+    with pytest.raises(InvalidArgumentError, match=r"reach only [23]\d\d px .* k1 alone"):
+        small_db.calibrate_camera(res, cents, model="radial")
