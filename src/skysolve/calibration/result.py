@@ -129,7 +129,24 @@ class CalibrateResult:
 
     @property
     def parameter_sigma(self) -> dict[str, float]:
-        """1-sigma of each shared parameter from the fit covariance."""
+        """1-sigma of each shared parameter from the fit covariance.
+
+        Linearised at the fitted parameters, so it understates the error of a
+        radial model's distortion centre and decentring terms when the lens has
+        little ``k2``/``k3``: for a ``k1``-only lens, moving the distortion centre
+        changes the distortion, to first order, exactly as ``p1``/``p2`` do (plus
+        a ~1e-3 px linear term), and only the fitted ``k2``, ``k3`` -- noise
+        there -- tell the two apart. The covariance then takes that noise for
+        information: over 24 simulations of 10 frames (1024 x 768, ``k1`` only,
+        0.1 px centroid noise) the rms of (fitted - true) / sigma was 1.7-2.3 for
+        ``p1``, ``p2``, ``center_x``, ``center_y`` (0.8-1.2 for the others), and
+        their sigma varied 3.7x from one simulation to the next (the others'
+        1.1-1.6x); the bootstrap sigma, linearised at the same point, does the
+        same. A lens with a clear ``k2`` (1e-13 px^-4) gives 0.6-1.0, and
+        ``fit_distortion_center=False`` gives 0.8-1.0 for ``p1``/``p2``.
+        :meth:`mapping_sigma_px`, which the degenerate pair does not affect, stays
+        honest.
+        """
         return {} if self.uncertainty is None else self.uncertainty.sigma()
 
     @property
