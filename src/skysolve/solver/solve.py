@@ -30,7 +30,7 @@ from ..centroids import (
 )
 from ..errors import InvalidArgumentError
 from . import backends
-from .frame import CatalogView, make_frame
+from .frame import CatalogView, Frame, make_frame
 from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
 from .result import SolveFailure, SolveResult
@@ -135,10 +135,16 @@ def _in_input_order(result: SolveResult, order: np.ndarray | None) -> SolveResul
     return result
 
 
+def _fov_cap(code: int) -> float:
+    """The widest horizontal field (radians) the search asks of projection ``code``: just
+    short of twice its largest angle, where a pinhole's focal length would be zero."""
+    return 2.0 * _proj.max_angle(code) * 0.999
+
+
 def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
                code: int) -> tuple[float, float]:
     """The allowed field-of-view range (radians) of the pattern search."""
-    cap = 2.0 * _proj.max_angle(code) * 0.999  # what the projection can image
+    cap = _fov_cap(code)
     fov_err = options.fov_max_error
     if options.fov_range_deg is not None:
         lo, hi = (math.radians(v) for v in options.fov_range_deg)
@@ -157,17 +163,40 @@ def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
     return fov_est * 0.6, min(fov_est / 0.6, cap)
 
 
-def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, width: int,
+#: How far below the focal length whose image circle just reaches the farthest centroid
+#: the search goes (a fraction): that centroid's noise, and a candidate's implied focal
+#: length, which is off by its pattern's noise over its size.
+_CIRCLE_MARGIN = 0.05
+#: How far around a camera model's own focal length its search reaches at least (a
+#: fraction): a candidate's implied focal length is off by its pattern's noise over its size.
+_CAMERA_MARGIN = 0.05
+
+
+def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, frame: Frame,
                  code: int) -> tuple[float, float, float, float]:
     """``(f_lo, f_hi, fov_lo, fov_hi)``: focal lengths (px) and fields of view (radians)."""
+    width = frame.width
     if options.pixel_scale_range_arcsec is not None:
         lo, hi = (math.radians(v / 3600.0) for v in options.pixel_scale_range_arcsec)
         f_lo, f_hi = 1.0 / hi, 1.0 / lo  # the scale at the optical centre is 1 / f
         return (f_lo, f_hi, _proj.fov_from_focal(f_hi, width, code),
                 _proj.fov_from_focal(f_lo, width, code))
     fov_lo, fov_hi = _fov_range(db, options, fov_est, code)
-    return (_proj.focal_from_fov(fov_hi, width, code), _proj.focal_from_fov(fov_lo, width, code),
-            fov_lo, fov_hi)
+    f_lo = _proj.focal_from_fov(fov_hi, width, code)
+    f_hi = _proj.focal_from_fov(fov_lo, width, code)
+    limit = _proj.max_radius(code)
+    if fov_hi >= _fov_cap(code) and limit < math.inf and len(frame.radii):
+        # a field as wide as the projection images: a fisheye's image circle may be
+        # narrower than the frame (an all-sky lens inscribed in its height), and every
+        # focal length whose circle still holds the centroids is possible
+        f_lo = min(f_lo, float(frame.radii.max()) / limit * (1.0 - _CIRCLE_MARGIN))
+    if frame.fixed_camera:
+        # the camera fixes the focal length: the range only screens candidates, and must
+        # not refuse the camera's own (its field may be capped above, as at 180 deg)
+        f_cam = frame.camera.focal_length_px
+        f_lo = min(f_lo, f_cam * (1.0 - _CAMERA_MARGIN))
+        f_hi = max(f_hi, f_cam * (1.0 + _CAMERA_MARGIN))
+    return f_lo, f_hi, fov_lo, fov_hi
 
 
 #: Rejection reasons of detections that are not sky (``SolveOptions.deep_search``).
@@ -264,7 +293,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     else:
         f_guess = None if fov_est is None else _proj.focal_from_fov(fov_est, width, code)
         parities = (False, True) if options.parity_flip is None else (options.parity_flip,)
-    f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, fov_est, width, code)
+    f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, fov_est, frame, code)
     # patterns are limited by the database's scales: a much larger field cannot match
     # (but a fisheye's stars may span far less than its frame: see _fov_range)
     too_wide = (fov_lo > math.radians(db.max_fov_deg) * 1.6

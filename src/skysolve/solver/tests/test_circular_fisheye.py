@@ -2,6 +2,9 @@
 
 Its horizontal field of view across the frame (dark corners included) is far
 beyond 180 deg, while its stars span no more than the database's largest field.
+A lens whose whole image circle is narrower than the frame (an orthographic
+all-sky lens in a 4:3 frame's height) has a focal length below the one whose
+circle spans the frame's width, and must still be found.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import math
 
 import pytest
 
-from skysolve import CameraModel, load_hipparcos
+from skysolve import CameraModel, SolverDatabase, load_gaia, load_hipparcos
 from skysolve.camera import projection as _proj
 from skysolve.simulate import random_attitudes, simulate_centroids
 
@@ -43,3 +46,54 @@ def test_circular_fisheye_scale_hint_is_not_refused(wide_db):
                                        projection="equisolid", fov_estimate_deg=297.0,
                                        fov_max_error_deg=5.0)
     assert res, res
+
+
+@pytest.fixture(scope="module")
+def allsky_db():
+    """An all-sky Gaia database (140-180 deg), in a fraction of a second."""
+    return SolverDatabase.generate_from_gaia(max_fov_deg=180.0, min_fov_deg=140.0,
+                                             progress=False)
+
+
+def _boresight_error_arcsec(res, R) -> float:
+    return math.degrees(math.acos(min(1.0, res.rotation_matrix_icrs_to_camera[2] @ R[2]))) * 3600
+
+
+#: (projection, image circle's half-angle in deg): an all-sky lens's whole circle, which
+#: fits in the frame's height with room to spare across its width
+WHOLE_CIRCLES = [("orthographic", 90.0), ("equisolid", 110.0)]
+
+
+@pytest.mark.parametrize("projection, half_angle", WHOLE_CIRCLES)
+def test_a_whole_image_circle_narrower_than_the_frame_solves(allsky_db, projection,
+                                                             half_angle):
+    # the circle's edge is at the frame's half-height, far inside its half-width: a
+    # horizontal field of view capped just short of twice the projection's largest angle
+    # must not keep the search above the true focal length
+    w, h = 1600, 1200
+    code = _proj.code_of(projection)
+    f = 0.5 * h / _proj.scalar_radius_of_angle(math.radians(half_angle), code)
+    cam = CameraModel(f, w, h, projection=projection)
+    R = random_attitudes(1, rng=7)[0]
+    sim = simulate_centroids(load_gaia(), cam, R, num_stars=80, centroid_noise_px=0.2,
+                             seed=0, image_circle_deg=half_angle)
+    for hints in (dict(projection=projection), dict(camera_model=cam),
+                  dict(projection=projection, fov_estimate_deg=cam.fov_deg)):
+        res = allsky_db.solve_from_centroids(sim.centroids, image_width=w, image_height=h,
+                                             **hints)
+        assert res, (hints, res)
+        assert _boresight_error_arcsec(res, R) < 60.0, hints  # the pixel is 340-560"
+        assert res.camera_model.focal_length_px == pytest.approx(f, rel=1e-3)
+
+
+def test_a_camera_at_its_projections_widest_field_solves(allsky_db):
+    # an orthographic circle exactly as wide as the frame: the search caps the field just
+    # short of the camera's 180 deg, and noise-free patterns imply exactly its focal
+    # length, which must stay in range
+    cam = CameraModel(600.0, 1200, 1200, projection="orthographic")
+    R = random_attitudes(1, rng=7)[0]
+    sim = simulate_centroids(load_gaia(), cam, R, num_stars=80, seed=0, image_circle_deg=90.0)
+    res = allsky_db.solve_from_centroids(sim.centroids, image_width=1200, image_height=1200,
+                                         camera_model=cam, refine_scale=False)
+    assert res, res
+    assert _boresight_error_arcsec(res, R) < 60.0
