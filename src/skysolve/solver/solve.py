@@ -45,20 +45,58 @@ _FAILURE_MESSAGES = {"too_few": "fewer than 4 well-separated centroids",
                      "no_match": "no pattern verified against the catalog"}
 
 
-def _check_extent(xy: np.ndarray, width: int, height: int) -> None:
-    """Refuse centroids a whole image width/height beyond the centre (NaN fails too)."""
+#: How far beyond the declared image's edge a centroid may lie: pixels, plus a fraction of
+#: the half-width (half-height). Centroids measured on an image lie within it, but
+#: centroids undistorted before the solve (``Centroid.undistort``, tetra3rs's way) move
+#: out by the lens's barrel distortion, a few percent at the edge. A transposed
+#: ``image_shape`` puts stars 25 % (5:4 frames), 33 % (4:3) or 50 % (3:2) beyond the
+#: declared half-width, and 0-based pixels taken as centred ones 100 %.
+_EDGE_PX, _EDGE_FRACTION = 5.0, 0.15
+
+
+def _extent_limits(width: int, height: int) -> np.ndarray:
+    """The largest ``|x|``, ``|y|`` (centred px) of a centroid of a ``width x height`` image."""
+    half = 0.5 * np.array([width, height], dtype=np.float64)
+    return half * (1.0 + _EDGE_FRACTION) + _EDGE_PX
+
+
+def _check_extent(xy: np.ndarray, width: int, height: int, given: str) -> None:
+    """Refuse centroids outside the ``width x height`` image (``given``: what declared its
+    size) by more than a star at its border would be, and NaN positions."""
     if not len(xy):
         return
-    x, y = np.abs(xy).max(axis=0).tolist()
-    if x <= width and y <= height:
+    limits = _extent_limits(width, height)
+    reach = np.abs(xy).max(axis=0)
+    if (reach <= limits).all():
         return
     if not np.isfinite(xy).all():
         raise InvalidArgumentError("centroids must have finite x and y")
-    i = int(np.argmax((np.abs(xy) > (width, height)).any(axis=1)))
+    out = np.abs(xy) / limits
+    i = int(np.argmax(out.max(axis=1)))
+    message = (f"{int((out > 1).any(axis=1).sum())} of {len(xy)} centroids lie outside the "
+               f"{width}x{height} image of {given}, e.g. #{i} at ({xy[i, 0]:.1f}, "
+               f"{xy[i, 1]:.1f}), while its centred pixels span ±{0.5 * width:g} in x and "
+               f"±{0.5 * height:g} in y.")
+    if (reach <= _extent_limits(height, width)).all():
+        message += (f" They fit a {height}x{width} image: is image_shape, numpy's "
+                    "(height, width), transposed?")
     raise InvalidArgumentError(
-        f"centroids lie far outside the {width}x{height} image (e.g. #{i} at "
-        f"({xy[i, 0]:.1f}, {xy[i, 1]:.1f})): check image_shape/image_width/image_height "
-        "and that centroids are centred pixel coordinates")
+        f"{message} Check image_shape (height, width), image_width and image_height, and "
+        "that the centroids are centred pixel coordinates (origin='zero' or 'fits' converts "
+        "0- or 1-based array pixels).")
+
+
+def _size_given(options: SolveOptions, centroids: Any) -> str:
+    """What declared the image's size, for :func:`_check_extent`'s message."""
+    if options.image_shape is not None:
+        return f"image_shape={tuple(int(v) for v in options.image_shape)}"
+    if options.image_width is not None or options.image_height is not None:
+        if options.image_height is None and options.camera_model is None:
+            return f"image_width={options.image_width} (image_height defaults to it)"
+        return "image_width/image_height"
+    if options.camera_model is not None:
+        return "the camera model"
+    return "the ExtractionResult"
 
 
 def _image_size(options: SolveOptions, centroids: Any) -> tuple[int, int]:
@@ -271,7 +309,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
 
     width, height = _image_size(options, centroids)
     xy, order = _positions(centroids, options.origin, width, height)
-    _check_extent(xy, width, height)
+    _check_extent(xy, width, height, _size_given(options, centroids))
     timeout = options.solve_timeout_ms
     deadline = None if not timeout else t0 + timeout / 1e3
     tol = options.match_max_error
@@ -350,7 +388,9 @@ Parameters
 centroids : list of Centroid, ExtractionResult, array_like (N, 2) or (N, 3), or Table
     Pixel positions (x, y[, brightness]) of the stars, brightest first: centred
     pixels (origin at the image centre, +x right, +y down) unless ``origin``
-    says otherwise; an astropy ``Table`` needs ``origin``.
+    says otherwise; an astropy ``Table`` needs ``origin``. Centroids more than
+    15 % of the half-width (half-height) beyond the image's edge are refused
+    (a transposed ``image_shape``, or pixels that are not centred).
 {parameters}
 options : SolveOptions, optional
     All of the above as one object; keyword arguments given as well override

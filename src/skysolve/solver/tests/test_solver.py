@@ -697,6 +697,38 @@ def test_bad_arguments_name_the_argument(small_db, kwargs, match):
         small_db.solve_from_centroids(xy, **base)
 
 
+def test_centroids_outside_the_declared_image_are_refused(small_db, hip2025):
+    R = random_attitudes(1, rng=0)[0]
+    _, sim = _field(hip2025, R, centroid_noise_px=1.0, num_stars=200)
+    xy = sim.centroids
+    # noise carries a border star past the edge: still the image's own
+    assert np.abs(xy[:, 0]).max() > W / 2
+    res = small_db.solve_from_centroids(xy, image_shape=(H, W), fov_estimate_deg=15)
+    assert res and _boresight_error_arcsec(res, R) < 30
+    # PIL's (width, height) for numpy's (height, width): the frame's outer sixths lie
+    # outside the declared 768 px width, and a solve would fit the wrong image
+    with pytest.raises(InvalidArgumentError, match=r"image_shape=\(1024, 768\).*transposed"):
+        small_db.solve_from_centroids(xy, image_shape=(W, H), fov_estimate_deg=15)
+    # 0-based array pixels passed as centred ones
+    with pytest.raises(InvalidArgumentError, match="centred pixel coordinates"):
+        small_db.solve_from_centroids(xy[:, :2] + [W / 2, H / 2], image_shape=(H, W),
+                                      fov_estimate_deg=15)
+
+
+def test_centroids_undistorted_past_the_edge_are_accepted(small_db, hip2025):
+    # tetra3rs's way with a calibrated lens: undistort the centroids, solve as a pinhole;
+    # undoing an 8 % barrel distortion (at the corners) moves stars 7-9 % past the edges
+    dist = RadialDistortion(-0.08, scale=math.hypot(W / 2, H / 2))
+    cam = CameraModel.from_fov(15.0, W, H, distortion=dist)
+    R = random_attitudes(1, rng=0)[0]
+    sim = simulate_centroids(hip2025, cam, R, seed=0, max_magnitude=8.0, num_stars=200,
+                             centroid_noise_px=1.0)
+    u, v = dist.undistort(sim.centroids[:, 0], sim.centroids[:, 1])
+    assert np.abs(u).max() > W / 2 * 1.05 and np.abs(v).max() > H / 2 * 1.05
+    res = small_db.solve_from_centroids(np.c_[u, v], image_shape=(H, W), fov_estimate_deg=15)
+    assert res and _boresight_error_arcsec(res, R) < 30
+
+
 def test_bad_centroid_inputs(small_db):
     with pytest.raises(ValueError, match="centroids"):
         small_db.solve_from_centroids(np.zeros((5, 4)), fov_estimate_deg=15, image_shape=(H, W))
