@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from skysolve import CameraModel, SolverDatabase, load_gaia, load_hipparcos
@@ -97,3 +98,17 @@ def test_a_camera_at_its_projections_widest_field_solves(allsky_db):
                                          camera_model=cam, refine_scale=False)
     assert res, res
     assert _boresight_error_arcsec(res, R) < 60.0
+
+
+@pytest.mark.parametrize("projection", ["orthographic", "equisolid"])
+def test_random_centroids_in_a_circle_never_solve(allsky_db, projection):
+    # random lists confined to a circle narrower than the frame are searched down to the
+    # focal lengths whose image circle just holds them, the widest fields of all
+    rng = np.random.default_rng(11)
+    for _ in range(2):
+        r, a = 590.0 * np.sqrt(rng.uniform(0, 1, 50)), rng.uniform(0, 2 * np.pi, 50)
+        res = allsky_db.solve_from_centroids(np.column_stack([r * np.cos(a), r * np.sin(a)]),
+                                             image_shape=(1200, 1600), projection=projection,
+                                             solve_timeout_ms=5000)
+        assert not res
+        assert res.status in ("no_match", "timeout")
