@@ -60,12 +60,16 @@ def _extent_limits(width: int, height: int) -> np.ndarray:
     return half * (1.0 + _EDGE_FRACTION) + _EDGE_PX
 
 
-def _check_extent(xy: np.ndarray, width: int, height: int, given: str) -> None:
+def _check_extent(xy: np.ndarray, width: int, height: int, given: str,
+                  height_given: bool = True) -> None:
     """Refuse centroids outside the ``width x height`` image (``given``: what declared its
-    size) by more than a star at its border would be, and NaN positions."""
+    size) by more than a star at its border would be, and NaN positions; without
+    ``height_given`` (the height defaulted to the width), in x only."""
     if not len(xy):
         return
     limits = _extent_limits(width, height)
+    if not height_given:  # tetra3rs's square default: a portrait frame is no mistake
+        limits[1] = np.inf
     reach = np.abs(xy).max(axis=0)
     if (reach <= limits).all():
         return
@@ -86,17 +90,19 @@ def _check_extent(xy: np.ndarray, width: int, height: int, given: str) -> None:
         "0- or 1-based array pixels).")
 
 
-def _size_given(options: SolveOptions, centroids: Any) -> str:
-    """What declared the image's size, for :func:`_check_extent`'s message."""
+def _size_given(options: SolveOptions, centroids: Any) -> tuple[str, bool]:
+    """What declared the image's size, for :func:`_check_extent`'s message, and whether
+    it declared the height (not when it defaulted to the width)."""
     if options.image_shape is not None:
-        return f"image_shape={tuple(int(v) for v in options.image_shape)}"
+        return f"image_shape={tuple(int(v) for v in options.image_shape)}", True
     if options.image_width is not None or options.image_height is not None:
-        if options.image_height is None and options.camera_model is None:
-            return f"image_width={options.image_width} (image_height defaults to it)"
-        return "image_width/image_height"
+        if (options.image_height is None and options.camera_model is None
+                and not isinstance(centroids, ExtractionResult)):
+            return f"image_width={options.image_width}", False
+        return "image_width/image_height", True
     if options.camera_model is not None:
-        return "the camera model"
-    return "the ExtractionResult"
+        return "the camera model", True
+    return "the ExtractionResult", True
 
 
 def _image_size(options: SolveOptions, centroids: Any) -> tuple[int, int]:
@@ -309,7 +315,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
 
     width, height = _image_size(options, centroids)
     xy, order = _positions(centroids, options.origin, width, height)
-    _check_extent(xy, width, height, _size_given(options, centroids))
+    _check_extent(xy, width, height, *_size_given(options, centroids))
     timeout = options.solve_timeout_ms
     deadline = None if not timeout else t0 + timeout / 1e3
     tol = options.match_max_error

@@ -715,6 +715,22 @@ def test_centroids_outside_the_declared_image_are_refused(small_db, hip2025):
                                       fov_estimate_deg=15)
 
 
+def test_a_portrait_frame_given_only_its_width_still_solves(small_db, hip2025):
+    # tetra3rs's image_height defaults to image_width: a 768 x 1024 portrait frame given
+    # image_width=768 reaches 512 px in y, beyond the square default's 384; only x is
+    # checked then (a transposed width is still refused)
+    R = random_attitudes(1, rng=0)[0]
+    _, sim = _field(hip2025, R, num_stars=200)
+    xy = sim.centroids[:, [1, 0, 2]]  # the landscape field turned: x <-> y
+    assert np.abs(xy[:, 1]).max() > 0.5 * H * 1.15 + 5
+    res = small_db.solve_from_centroids(xy, image_width=H, fov_estimate_deg=15 * H / W,
+                                        fov_max_error_deg=1.0)
+    assert res
+    with pytest.raises(InvalidArgumentError, match="image_width=600"):
+        small_db.solve_from_centroids(xy[:, [1, 0, 2]], image_width=600,
+                                      fov_estimate_deg=15)
+
+
 def test_centroids_undistorted_past_the_edge_are_accepted(small_db, hip2025):
     # tetra3rs's way with a calibrated lens: undistort the centroids, solve as a pinhole;
     # undoing an 8 % barrel distortion (at the corners) moves stars 7-9 % past the edges
