@@ -158,27 +158,27 @@ def radial_camera(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArra
     return fit_radial(xy, v_cat, R, f, parity, camera)
 
 
-def _offsets(v_cat: NDArray[np.float64], R: NDArray[np.float64], f: float, parity: bool,
-             proj: int) -> NDArray[np.float64]:
-    """Ideal pixel offsets ``(n, 2)`` of ICRS unit vectors under attitude ``R`` at ``f``."""
-    qx, qy = _proj.vectors_to_plane(v_cat @ R.T, proj)
+def _offsets(v_cam: NDArray[np.float64], f: float, parity: bool, proj: int
+             ) -> NDArray[np.float64]:
+    """Ideal pixel offsets ``(n, 2)`` of camera-frame vectors at focal length ``f``."""
+    qx, qy = _proj.vectors_to_plane(v_cam, proj)
     return np.stack([(-f if parity else f) * qx, f * qy], axis=1)
 
 
 def _jacobian(v_cat, R, f, parity, proj, s, k, terms):
     """The model's offsets ``D`` and its Jacobian ``(2n, 4 + terms)`` in (small rotation
     of the camera frame, ``ln f``, ``k1``, ``k2``) -- the rotation's columns by finite
-    differences, through the projection, the rest exact."""
-    from scipy.spatial.transform import Rotation
-
-    u = _offsets(v_cat, R, f, parity, proj)
+    differences through the projection (a turn ``w`` moves ``v`` by ``w x v``), the rest
+    exact."""
+    vc = v_cat @ R.T
+    u = _offsets(vc, f, parity, proj)
     rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
     g = 1.0 + k[0] * rho2 + k[1] * rho2 ** 2
     dg = (2.0 * k[0] + 4.0 * k[1] * rho2) / (s * s)  # d g / d |u|^2, times 2 below
     J = np.empty((2 * len(u), 4 + terms))
     for i in range(3):
-        turn = Rotation.from_rotvec(_STEP_RAD * np.eye(3)[i]).as_matrix()
-        du = (_offsets(v_cat, turn @ R, f, parity, proj) - u) / _STEP_RAD
+        turned = vc + _STEP_RAD * np.cross(np.eye(3)[i], vc)
+        du = (_offsets(turned, f, parity, proj) - u) / _STEP_RAD
         J[:, i] = (g[:, None] * du + (dg * np.einsum("ij,ij->i", u, du))[:, None] * u).ravel()
     J[:, 3] = (u * (1.0 + 3.0 * k[0] * rho2 + 5.0 * k[1] * rho2 ** 2)[:, None]).ravel()
     for t in range(terms):
@@ -228,7 +228,7 @@ def fit_radial(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[n
         if fitted is None:
             return None
         R, f, k = fitted
-        u = _offsets(v_cat, R, f, parity, proj)
+        u = _offsets(v_cat @ R.T, f, parity, proj)
         rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
         miss = np.hypot(*(xy - u * (1.0 + k[0] * rho2 + k[1] * rho2 ** 2)[:, None]).T)
         now = miss <= max(CLIP_FACTOR * float(np.median(miss[keep])), 1.0)
