@@ -35,7 +35,7 @@ from ..extraction.options import ExtractionOptions
 from ..solver.options import SolveOptions
 from ..solver.solve import solve
 from .executors import DatabaseHandle, iter_tasks
-from .pools import open_executor
+from .pools import open_executor, sigterm_stops_batch
 from .results import BatchResults, FrameResult, ResultsTable, source_keys
 from .sources import frame_image
 
@@ -158,19 +158,21 @@ def run_frames(task: Callable[[Any], FrameResult], sources: Sequence[Any], *,
     def first_frame_here() -> None:
         warm.append(pickle.loads(pickle.dumps(task))(sources[todo[0]]))
 
-    try:
-        with open_executor(client, jobs, database=database, items=len(todo),
-                           prepare=first_frame_here if todo else None) as ex, \
-                progress_bar(len(todo), desc, progress, unit="frame") as bar:
-            batch.bar = bar
-            batch.report()  # the resumed frames before the first to do
-            if warm:
-                batch.record(0, warm[0])
-            rest = [sources[i] for i in todo[len(warm):]]
-            for k, fr in iter_tasks(task, rest, executor=ex, lost=_lost):
-                batch.record(k + len(warm), fr)
-    finally:
-        batch.close()
+    # (held over the table's last write too: a second SIGTERM must not cut it short)
+    with sigterm_stops_batch():
+        try:
+            with open_executor(client, jobs, database=database, items=len(todo),
+                               prepare=first_frame_here if todo else None) as ex, \
+                    progress_bar(len(todo), desc, progress, unit="frame") as bar:
+                batch.bar = bar
+                batch.report()  # the resumed frames before the first to do
+                if warm:
+                    batch.record(0, warm[0])
+                rest = [sources[i] for i in todo[len(warm):]]
+                for k, fr in iter_tasks(task, rest, executor=ex, lost=_lost):
+                    batch.record(k + len(warm), fr)
+        finally:
+            batch.close()
     batch.out.seconds = time.perf_counter() - t0
     return batch.out
 

@@ -92,3 +92,38 @@ def test_sigterm_ends_the_workers_and_keeps_the_table(batch_db, batch_frames, tm
     assert set(int(i) for i in reported) <= set(rows["index"])
     assert 20 <= len(rows) < REPEAT * len(frames)
     assert set(rows["status"]) == {"match_found"}
+
+
+_TWICE = textwrap.dedent("""
+    import os, signal, sys, time
+    from skysolve.batch import FrameResult, run_frames
+    from skysolve.batch import results
+
+    write = results.ResultsTable.flush
+
+    def flush(self, force=False):
+        if force:  # the table's last write: a second SIGTERM arrives meanwhile
+            os.kill(os.getpid(), signal.SIGTERM)
+        return write(self, force)
+
+    results.ResultsTable.flush = flush
+
+    def task(source):
+        if source == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+        return FrameResult(source, "no_match")
+
+    run_frames(task, list(range(10)), database=None, results=sys.argv[1], jobs=1,
+               progress=False)
+""")
+
+
+def test_a_second_sigterm_does_not_cut_the_tables_last_write(tmp_path):
+    table = tmp_path / "results.ecsv"
+    proc = subprocess.run([sys.executable, "-c", _TWICE, str(table)], capture_output=True,
+                          text=True, timeout=120)
+    # handled (143), not killed by the second signal (-15) before the table was written
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    rows = Table.read(table, format="ascii.ecsv")
+    assert sorted(rows["index"]) == [0, 1, 2]
