@@ -182,10 +182,20 @@ _SCALED_EXPONENT = 64
 
 def _float32_unit(arr: NDArray) -> float:
     """The power of two that divides ``arr`` (a float image with finite values beyond
-    float32's range) into :data:`_SCALED_EXPONENT`'s range."""
-    finite = arr[np.isfinite(arr)]
-    top = float(np.max(np.abs(finite)))
+    float32's range) into :data:`_SCALED_EXPONENT`'s range; 1 when its bulk (all but
+    :data:`_SCALE_OUTLIERS` of its finite values) fits float32 as it is: a few huge
+    pixels (a sentinel value, a corrupt pixel) are then bad pixels, as inf ones are,
+    rather than the scale that would flush every other pixel to zero."""
+    finite = np.abs(arr[np.isfinite(arr)])
+    top = float(np.quantile(finite, 1.0 - _SCALE_OUTLIERS))
+    if top < 2.0 ** (_SCALED_EXPONENT + 32):
+        return 1.0
     return math.ldexp(1.0, math.frexp(top)[1] - _SCALED_EXPONENT)
+
+
+#: The share of a float image's finite values that may overflow float32 without the
+#: image being scaled (they become bad pixels).
+_SCALE_OUTLIERS = 1e-3
 
 
 # --------------------------------------------------------------------------------------
@@ -393,8 +403,9 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
         unusable = ~np.isfinite(work)
         if arr.dtype.itemsize > 4 and np.isfinite(arr[unusable]).any():
             unit = _float32_unit(arr)
-            work, offset = _as_float32(arr / unit)
-            unusable = ~np.isfinite(work)
+            if unit != 1.0:
+                work, offset = _as_float32(arr / unit)
+                unusable = ~np.isfinite(work)
         bad = unusable if bad is None else bad | unusable
     if bad is None:
         return work, None, offset, unit
@@ -535,7 +546,9 @@ def _threshold_scale(opts: ExtractionOptions, shape: tuple[int, int]) -> float:
     kernel = _gaussian_kernel(opts.matched_filter_sigma).astype(np.float64)
     if min(shape) >= len(kernel):
         return opts.sigma_threshold * float(np.sum(kernel ** 2))
-    return opts.sigma_threshold * _folded_rss(kernel, shape[0]) * _folded_rss(kernel, shape[1])
+    full = math.sqrt(float(np.sum(kernel ** 2)))  # an axis' share of the 2-D kernel's
+    return opts.sigma_threshold * math.prod(
+        _folded_rss(kernel, n) if n < len(kernel) else full for n in shape)
 
 
 def _folded_rss(kernel: NDArray[np.float64], n: int) -> float:

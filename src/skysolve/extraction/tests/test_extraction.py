@@ -280,6 +280,29 @@ def test_matched_filter_on_frames_thinner_than_its_kernel_holds_the_threshold(sh
     assert np.abs(np.sort(along) - t).max() < 0.3
 
 
+def test_the_threshold_of_a_long_strip_folds_only_its_short_axis():
+    # a 4 x 6000 strip: the folded weights of the long axis would be a 6000 x 6000
+    # matrix (288 MB; 12 GB for a 40000 px strip), and they equal the full kernel's
+    import tracemalloc
+
+    from skysolve.extraction.extract import _folded_rss, _gaussian_kernel, _threshold_scale
+    from skysolve.extraction.options import ExtractionOptions
+
+    opts = ExtractionOptions(matched_filter_sigma=1.5)
+    kernel = _gaussian_kernel(1.5).astype(np.float64)
+    tracemalloc.start()
+    try:
+        scale = _threshold_scale(opts, (4, 6000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6
+    assert len(kernel) > 4
+    expected = opts.sigma_threshold * _folded_rss(kernel, 4) * np.sqrt(np.sum(kernel ** 2))
+    assert scale == pytest.approx(expected, rel=1e-12)
+    assert scale == pytest.approx(_threshold_scale(opts, (6000, 4)), rel=1e-12)
+
+
 # --------------------------------------------------------------------------------------
 # filters and options
 

@@ -50,3 +50,19 @@ def test_float64_values_beyond_float32_range_keep_their_stars_in_image_units():
         assert 8.0 < res.background_sigma / scale < 12.0
         assert res.saturated.any()
         assert np.all(res.threshold > 0) and np.isfinite(res.threshold)
+
+
+def test_a_few_huge_pixels_are_bad_pixels_not_the_frames_scale():
+    # one sentinel or corrupt value far beyond float32's range (1e300) once set the scale
+    # that divides the frame into float32's range: every other pixel became 0 and no star
+    # was left; a few such pixels are bad pixels, as inf ones are
+    img, x, y = _field()
+    ref = extract_centroids(img)
+    for value in (1e39, 1e300, np.inf):
+        hit = img.copy()
+        hit[5, 7] = value
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            res = extract_centroids(hit)
+        np.testing.assert_allclose(res.as_array(), ref.as_array(), atol=1e-6)
+        assert abs(res.background_sigma - ref.background_sigma) < 0.1
