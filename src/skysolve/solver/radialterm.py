@@ -102,23 +102,32 @@ def _linear_step(A: NDArray[np.float64], d: NDArray[np.float64], terms: int):
     return out, float(r @ r)
 
 
+def _f_stat(rss_without: float, rss_with: float, extra: int, dof: int) -> float:
+    """The F statistic of ``extra`` terms leaving ``dof`` degrees of freedom."""
+    if rss_with <= 0.0:
+        return math.inf if rss_without > 0.0 else 0.0
+    return (rss_without - rss_with) / extra / (rss_with / dof)
+
+
 def _terms(A: NDArray[np.float64], d: NDArray[np.float64]) -> int:
-    """How many radial terms (0-2) the pairs call for: each must pass the F test
-    (:data:`MIN_F`) against the model without it (nested models: ``k1``, then ``k2``)."""
+    """How many radial terms (0-2) the pairs call for (nested models, each F statistic at
+    least :data:`MIN_F`): ``k1`` against none, then ``k2`` against ``k1``; when ``k1``
+    alone fails, both against none (a lens whose departure grows steeply towards the
+    edge is poorly fitted by ``k1`` alone)."""
     if not (np.isfinite(A).all() and np.isfinite(d).all()):
         return 0
     rss = []
     for terms in range(3):
         step = _linear_step(A, d, terms)
         if step is None:
-            break
+            return 0
         rss.append(step[1])
-    dof = len(d) - 4  # 2n coordinates; the attitude's 3 and the scale
-    for terms in range(1, len(rss)):
-        if rss[terms] > 0 and (rss[terms - 1] - rss[terms]) / (
-                rss[terms] / (dof - terms)) < MIN_F:
-            return terms - 1
-    return len(rss) - 1
+    # 2n coordinates less the attitude's 3 parameters (held at the plain solve's: the
+    # test errs towards no term), the scale and the terms
+    dof = len(d) - 4
+    if _f_stat(rss[0], rss[1], 1, dof - 1) >= MIN_F:
+        return 2 if _f_stat(rss[1], rss[2], 1, dof - 2) >= MIN_F else 1
+    return 2 if _f_stat(rss[0], rss[2], 2, dof - 2) >= MIN_F else 0
 
 
 def radial_camera(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.float64],
