@@ -89,7 +89,7 @@ VALUE_OPTIONS = (
     (("--axy",), "axy", str, "name of the .axy file ('none': do not write)"),
     (("-S", "--solved"), "solved", str, "name of the .solved file ('none': do not write)"),
     (("-U", "--index-xyls"), "index_xyls", str, "name of the -indx.xyls file"),
-    (("-t", "--tweak-order"), "tweak_order", int, "SIP order (the WCS is TAN: accepted)"),
+    (("-t", "--tweak-order"), "tweak_order", int, "SIP order (accepted; SIP only for a lens term)"),
     (("-w", "--width"), "width", int, "image width of an x/y list"),
     (("-e", "--height"), "height", int, "image height of an x/y list"),
     (("-X", "--x-column"), "x_column", str, "x column of an x/y list (default X)"),
@@ -201,7 +201,7 @@ def _ignored(args: argparse.Namespace) -> list[str]:
     names = [flags[-1] for flags in (*IGNORED_WITH_VALUE, *IGNORED_FLAGS)
              if getattr(args, f"ignored{flags[-1]}", None)]
     if args.tweak_order not in (None, 0, 1):
-        names.append("--tweak-order (the WCS is TAN)")
+        names.append("--tweak-order (SIP only for a lens term)")
     return names
 
 

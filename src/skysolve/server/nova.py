@@ -17,8 +17,9 @@ nova setting                                skysolve
 ``downsample_factor``                       the image binned for extraction only
 ``x``, ``y``, ``image_width``,              the sources themselves (``url_upload``)
 ``image_height``
-``tweak_order``, ``crpix_center``,          accepted (the WCS is TAN with its reference
-``positional_error``, ``publicly_visible``,  pixel at the image centre)
+``tweak_order``, ``crpix_center``,          accepted (the WCS is TAN, SIP only for a
+``positional_error``, ``publicly_visible``,  fitted lens term, with its reference pixel
+                                            at the image centre)
 ``allow_*``, ``use_sextractor``, ...
 ==========================================  ==========================================
 

@@ -35,8 +35,9 @@ from .result import SolveResult
 __all__ = ["Refined", "refine", "refine_field", "build_result", "ARCSEC_PER_RAD"]
 
 ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
-#: Fits of a radial lens term (each from the stars the previous one matched).
-_RADIAL_ROUNDS = 2
+#: Fits of a radial lens term at most (each from the stars the previous one matched, while
+#: the refit matches better: a strong term brings in the field's edge in steps).
+_RADIAL_ROUNDS = 4
 
 
 @dataclass
@@ -83,18 +84,22 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
     fitted = radial_camera(frame.ideal[ref.img_idx], v_cat, ref.hyp.R, ref.hyp.f,
                            ref.hyp.parity, frame.camera, ref.errors_rad)
     best = ref
-    for _ in range(_RADIAL_ROUNDS):
+    for round_ in range(_RADIAL_ROUNDS):
         if fitted is None:
             break
         camera, R = fitted
         lens = make_frame(frame.xy, frame.width, frame.height, camera, camera.projection,
                           frame.backend, refine_scale=True)
+        if not np.isfinite(lens.ideal).all():  # a centroid the term cannot undistort
+            break
         out = refine(lens, cat, Hypothesis(R, camera.focal_length_px, ref.hyp.parity),
                      radius_px, iterations, sigma_clip, field=field)
         if out is None or _mean_square(out) >= _mean_square(best):
             break
         out.frame = lens
         best = out
+        if round_ == _RADIAL_ROUNDS - 1:
+            break
         # the stars the term brought in (the field's edge) pin it down better
         xy = frame.xy[out.img_idx] - np.asarray(camera.crpix)
         fitted = fit_radial(xy, cat.vectors(out.cat_idx), out.hyp.R, out.hyp.f, out.hyp.parity,
