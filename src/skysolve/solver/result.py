@@ -344,7 +344,11 @@ class SolveResult:
         return wcs_to_header(self.to_wcs())
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary (no arrays larger than the matched lists)."""
+        """JSON-friendly summary (no arrays larger than the matched lists); its
+        ``camera_model`` is the solve's whole camera (``CameraModel.to_dict``: focal
+        length, optical centre, parity, projection and any distortion, such as the
+        radial term a wide field's solve fits), which ``CameraModel.from_dict``
+        rebuilds."""
         return {
             "status": self.status, "ra_deg": self.ra_deg, "dec_deg": self.dec_deg,
             "roll_deg": self.roll_deg, "fov_deg": self.fov_deg,
@@ -355,4 +359,5 @@ class SolveResult:
             "focal_length_px": self.camera_model.focal_length_px,
             "matched_centroids": self.matched_centroids.tolist(),
             "matched_catalog_ids": self.matched_catalog_ids.tolist(),
+            "camera_model": self.camera_model.to_dict(),
         }

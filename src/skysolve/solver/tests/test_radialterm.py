@@ -9,6 +9,7 @@ that hides it.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -58,6 +59,9 @@ def test_barrel_distortion_is_fitted_without_a_camera(wide_db, gaia):
         assert _error_arcsec(res, R) < 15.0, k
         d = res.camera_model.distortion
         assert isinstance(d, RadialDistortion) and d.scale == 1.0
+        # the JSON record (skysolve solve --json) carries the lens the solve fitted
+        record = json.loads(json.dumps(res.to_dict()))
+        assert CameraModel.from_dict(record["camera_model"]) == res.camera_model
         # the image of the sky through the solve's camera is the true camera's: 12 px off
         # at the corners without the term
         assert _mapping_error_px(res.camera_model, BARREL) < 1.0
