@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidArgumentError": "errors",
     "InvalidTypeError": "errors",
     "FileFormatError": "errors",
+    "LensModelWarning": "errors",
     "Catalog": "sky.catalogs",
     "CatalogStar": "sky.catalogs",
     "load_hipparcos": "sky.catalogs",
@@ -128,7 +129,13 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from .centroids import Centroid, ExtractionResult
     from .database import SolverDatabase
     from .defaultdb import default_database
-    from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
+    from .errors import (
+        FileFormatError,
+        InvalidArgumentError,
+        InvalidTypeError,
+        LensModelWarning,
+        SkysolveError,
+    )
     from .extraction import CentroidExtractor, extract_centroids, extract_centroids_fast
     from .extraction.options import ExtractionOptions
     from .imagedata import ImageData

@@ -13,6 +13,7 @@ __all__ = [
     "InvalidTypeError",
     "FileFormatError",
     "BatchTerminated",
+    "LensModelWarning",
     "describe",
 ]
 
@@ -31,6 +32,12 @@ class InvalidTypeError(SkysolveError, TypeError):
 
 class FileFormatError(SkysolveError, ValueError):
     """A file is truncated, corrupted, of another format, or of another version."""
+
+
+class LensModelWarning(UserWarning):
+    """A solve's answer fits its stars loosely: the lens model it was solved with (the
+    projection named, the camera model, or none) does not fit the image, and the
+    attitude and WCS may be off by several pixels or more."""
 
 
 class BatchTerminated(SystemExit):

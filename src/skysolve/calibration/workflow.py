@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from .. import _args
 from ..batch.executors import DatabaseHandle, run_tasks
 from ..batch.sources import frame_centroids, is_centroid_source
 from ..centroids import ExtractionResult, centroids_to_array
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import InvalidArgumentError, InvalidTypeError, LensModelWarning
 from ..extraction.options import ExtractionOptions
 from ..solver.options import SolveOptions
 from ..solver.result import SolveFailure, SolveResult
@@ -215,7 +216,13 @@ def _solve_task(handle: DatabaseHandle, options: SolveOptions, item: tuple[Any, 
     centroids, velocity = item
     if velocity is not None:
         options = options.replace(observer_velocity_km_s=velocity)
-    return solve(handle.database, centroids, options)
+    if options.camera_model is not None:
+        return solve(handle.database, centroids, options)
+    # a pass without a camera model solves through the lens model the calibration is there
+    # to fit: its loose residuals are expected, not a warning to the user
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LensModelWarning)
+        return solve(handle.database, centroids, options)
 
 
 def _velocities(values: Any, n: int) -> list[Any]:

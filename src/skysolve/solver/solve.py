@@ -166,6 +166,33 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
     return xy, None
 
 
+#: An answer whose residuals (rms, per star) exceed this share of the match radius was
+#: matched through a lens model that does not fit the image: the wrong projection named
+#: leaves 7-9 px on 60-160 deg fields of 16 px match radius, 0.5-1.3 deg off; an
+#: uncalibrated off-axis camera (the seed's TESS frames' first pass) ~9 px of 20.
+LOOSE_FIT_FRACTION = 0.25
+
+
+def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
+    """A :class:`~skysolve.errors.LensModelWarning` when ``result`` fits its stars loosely
+    (:data:`LOOSE_FIT_FRACTION`)."""
+    cam = result.camera_model
+    rms_px = result.rmse_arcsec / 206264.80624709636 * cam.focal_length_px
+    if not rms_px > LOOSE_FIT_FRACTION * radius_px:
+        return
+    import warnings
+
+    from ..errors import LensModelWarning
+
+    model = f"the {cam.projection} projection" + (
+        " with its distortion" if cam.distortion is not None else "")
+    warnings.warn(
+        f"the solution's residuals are {rms_px:.1f} px rms, {rms_px / radius_px:.0%} of the "
+        f"match radius: {model} does not fit this image, and the attitude and WCS may be "
+        "off by several pixels or more (name the lens's projection, or give a calibrated "
+        "camera_model)", LensModelWarning, stacklevel=5)
+
+
 def _in_input_order(result: SolveResult, order: np.ndarray | None) -> SolveResult:
     """The result with ``matched_centroids`` counted in the caller's rows."""
     if order is None:
@@ -364,6 +391,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         res = _hinted(db, frame, cat, options, (f_lo, f_hi, f_guess), parities, radius_px, t0,
                       cone, patterns)
         if res is not None:
+            _warn_if_loose(res, radius_px)
             return _in_input_order(res, order)
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
@@ -372,6 +400,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
     result, status = patterns(cone)
     if result is not None:
+        _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")

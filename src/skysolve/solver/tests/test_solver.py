@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from astropy.wcs import WCS
 from skysolve import ExtractionResult, extract_centroids, read_image
 from skysolve.camera.distortion import RadialDistortion
 from skysolve.camera.model import CameraModel
-from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.errors import InvalidArgumentError, InvalidTypeError, LensModelWarning
 from skysolve.geometry import (
     angle_between,
     north_east_basis,
@@ -729,6 +730,24 @@ def test_a_portrait_frame_given_only_its_width_still_solves(small_db, hip2025):
     with pytest.raises(InvalidArgumentError, match="image_width=600"):
         small_db.solve_from_centroids(xy[:, [1, 0, 2]], image_width=600,
                                       fov_estimate_deg=15)
+
+
+def test_an_answer_that_fits_its_stars_loosely_warns(small_db, hip2025):
+    # a lens model the image does not follow (here 2-3 % more scale in y than in x, which
+    # no radial term absorbs) leaves residuals of a quarter of the match radius and more:
+    # the answer is given, with a LensModelWarning; a fitting model gives none
+    R = random_attitudes(1, rng=0)[0]
+    _, sim = _field(hip2025, R)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LensModelWarning)
+        assert small_db.solve_from_centroids(sim.centroids, image_shape=(H, W),
+                                             fov_estimate_deg=15)
+    for stretch in (1.02, 1.03):
+        xy = sim.centroids.copy()
+        xy[:, 1] *= stretch
+        with pytest.warns(LensModelWarning, match="of the match radius"):
+            res = small_db.solve_from_centroids(xy, image_shape=(H, W), fov_estimate_deg=15)
+        assert res and res.rmse_arcsec > 0.25 * 0.01 * W * 15 * 3600 / W
 
 
 def test_centroids_undistorted_past_the_edge_are_accepted(small_db, hip2025):
