@@ -212,14 +212,18 @@ def _extract_all(frames: Sequence[Any], extraction: ExtractionOptions, hdu: Any,
     return out
 
 
-def _solve_task(handle: DatabaseHandle, options: SolveOptions, item: tuple[Any, Any]):
+def _solve_task(handle: DatabaseHandle, options: SolveOptions, item: tuple[Any, Any],
+                provisional: bool = False):
+    """One frame's solve; with ``provisional`` (a calibration pass) without the
+    :class:`~skysolve.errors.LensModelWarning` of a loose fit: a pass solves through the
+    lens model the calibration is there to fit (none at first, then its provisional
+    ones), and its loose residuals are expected, not news to the user. The final solve
+    with the calibrated camera warns."""
     centroids, velocity = item
     if velocity is not None:
         options = options.replace(observer_velocity_km_s=velocity)
-    if options.camera_model is not None:
+    if not provisional:
         return solve(handle.database, centroids, options)
-    # a pass without a camera model solves through the lens model the calibration is there
-    # to fit: its loose residuals are expected, not a warning to the user
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LensModelWarning)
         return solve(handle.database, centroids, options)
@@ -384,8 +388,9 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
     for number, config in enumerate(passes, 1):
         opts = _pass_options(base, config, camera, fov_estimate_deg, fov_max_error_deg, shape)
         t = time.perf_counter()
-        solutions = run_tasks(functools.partial(_solve_task, handle, opts), items,
-                              executor=executor, progress=progress, desc=f"pass {number}")
+        solutions = run_tasks(functools.partial(_solve_task, handle, opts, provisional=True),
+                              items, executor=executor, progress=progress,
+                              desc=f"pass {number}")
         t_solve = time.perf_counter() - t
         cal = None
         if any(solutions):
