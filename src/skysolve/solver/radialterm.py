@@ -63,8 +63,8 @@ MIN_F = 30.0
 MIN_RSS_RATIO = 2.25
 #: Gauss-Newton steps of the fit ...
 _ITERATIONS = 10
-#: ... stopped once a step moves every parameter less than this (rad, ln f, and the
-#: coefficients in units of s^-2, s^-4)
+#: ... stopped once a step moves every parameter less than this (rad, ln f, and k1 in
+#: units of s^-2)
 _TOLERANCE = 1e-10
 #: Pairs further from the fit than this many times the median residual are left out
 #: (for 2-D Gaussian errors the median is 1.18 sigma: chance 1.5e-5)
@@ -81,10 +81,7 @@ _STEP_RAD = 1e-6
 def _design(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.float64],
             f: float, parity: bool, proj: int, s: float):
     """Columns ``(u, u rho^2, u rho^4)`` stacked over both axes, and the centroids ``d``."""
-    qx, qy = _proj.vectors_to_plane(v_cat @ R.T, proj)
-    u = np.empty((len(xy), 2))
-    u[:, 0] = (-f if parity else f) * qx
-    u[:, 1] = f * qy
+    u = _offsets(v_cat @ R.T, f, parity, proj)
     rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
     A = np.empty((2 * len(xy), 3))
     A[:, 0] = u.ravel()

@@ -33,6 +33,7 @@ from . import backends
 from .frame import CatalogView, Frame, make_frame
 from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
+from .refinement import ARCSEC_PER_RAD
 from .result import SolveFailure, SolveResult
 from .tracking import track, track_scales
 
@@ -177,7 +178,7 @@ def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
     """A :class:`~skysolve.errors.LensModelWarning` when ``result`` fits its stars loosely
     (:data:`LOOSE_FIT_FRACTION`)."""
     cam = result.camera_model
-    rms_px = result.rmse_arcsec / 206264.80624709636 * cam.focal_length_px
+    rms_px = result.rmse_arcsec / ARCSEC_PER_RAD * cam.focal_length_px
     if not rms_px > LOOSE_FIT_FRACTION * radius_px:
         return
     import warnings
