@@ -29,13 +29,16 @@ an input could not be read or written; 255 for a bad command line.
 
 The database is ``--db FILE`` (a file from ``SolverDatabase.save_to_file``), else
 the file named by ``$SKYSOLVE_DB`` (for capture programs, which cannot add
-options), else skysolve's cached default database (``skysolve db build``).
+options), else skysolve's cached default database (``skysolve db build``). A
+fisheye or all-sky lens names its projection with ``--projection`` (or
+``$SKYSOLVE_PROJECTION``); solve-field has no such option.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,10 @@ VALUE_OPTIONS = (
     (("-6", "--extension"), "extension", int, "FITS extension holding the image"),
     (("--db", "--database"), "database", str,
      "skysolve database file (default: $SKYSOLVE_DB, else the cached default database)"),
+    (("--projection",), "projection", str,
+     "the lens's projection: pinhole (default), equidistant, equisolid, stereographic or "
+     "orthographic (default: $SKYSOLVE_PROJECTION); a fisheye's .wcs is then ARC, ZEA, "
+     "STG or SIN"),
 )
 FLAG_OPTIONS = (
     (("-O", "--overwrite"), "overwrite", "overwrite existing output files"),
@@ -194,6 +201,13 @@ def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
             kw["parity_flip"] = parity == "pos"
     if args.cpulimit is not None and args.cpulimit > 0:  # solve-field: <= 0 is no limit
         kw["solve_timeout_ms"] = args.cpulimit * 1000.0
+    projection = args.projection or os.environ.get("SKYSOLVE_PROJECTION") or None
+    if projection is not None:
+        from ..camera.projection import PROJECTIONS
+
+        if projection.lower() not in PROJECTIONS:
+            raise UsageError(f"--projection {projection!r}: use one of {', '.join(PROJECTIONS)}")
+        kw["projection"] = projection.lower()
     return kw
 
 

@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["solve", "solve_from_centroids", "SOLVE_DOC"]
 
+#: A pinhole search reaching fields this wide (deg) that found nothing may have been
+#: given a fisheye frame: its failure says how to name the projection.
+_FISHEYE_HINT_DEG = 90.0
 _FAILURE_MESSAGES = {"too_few": "fewer than 4 well-separated centroids",
                      "no_match": "no pattern verified against the catalog"}
 
@@ -411,8 +414,10 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
     if status == "no_match" and cone is not None:
         return fail(status, f"{_FAILURE_MESSAGES[status]} within the position hint's cone")
     if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
+        lens = ("" if code != _proj.PINHOLE or fov_hi < math.radians(_FISHEYE_HINT_DEG) else
+                "; a fisheye or all-sky lens needs its projection named (projection=)")
         return fail(status, f"{_FAILURE_MESSAGES[status]}; the database solves fields of view "
-                            f"of {db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+                            f"of {db.min_fov_deg:g}-{db.max_fov_deg:g} deg{lens}")
     return fail(status, _FAILURE_MESSAGES[status])
 
 

@@ -378,3 +378,40 @@ def test_a_downsample_too_large_for_a_small_frame_is_reduced(env, tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = parse(proc.stdout)
     assert _separation_arcsec(lines["ra"], lines["dec"], *REFERENCE[ALT40]) < 30.0
+
+
+def test_a_fisheye_frame_names_its_projection(wide_db, hip_catalog, tmp_path):
+    # solve-field has no projection option: a fisheye frame solved as a pinhole does not
+    # solve; --projection (or $SKYSOLVE_PROJECTION, for capture programs) solves it, and
+    # the .wcs is in the lens's own FITS projection
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from skysolve.geometry import radec_roll_to_rotation
+    from skysolve.simulate import render_starfield
+
+    cam = CameraModel.from_fov(120.0, 800, 600, projection="equidistant")
+    R = radec_roll_to_rotation(250.0, 40.0, -100.0)
+    image, _ = render_starfield(hip_catalog.propagate(2025.0), cam, R, seed=2)
+    path = tmp_path / "allsky.fits"
+    fits.PrimaryHDU(image).writeto(path)
+    db_path = tmp_path / "wide.db"
+    wide_db.save_to_file(db_path)
+    env = dict(os.environ, SKYSOLVE_DB=str(db_path), SKYSOLVE_CACHE=str(tmp_path / "cache"))
+    plain = solve_field(env, "-p", "-O", "-l", 20, "-D", tmp_path / "plain", path)
+    assert plain.returncode == 0, plain.stderr
+    assert not (tmp_path / "plain" / "allsky.solved").exists()
+    assert "needs its projection named" in plain.stdout + plain.stderr
+    for how, extra in (("option", ["--projection", "equidistant"]),
+                       ("environment", [])):
+        run_env = env if extra else dict(env, SKYSOLVE_PROJECTION="equidistant")
+        proc = solve_field(run_env, "-p", "-O", *extra, "-D", tmp_path / how, path)
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / how / "allsky.solved").exists(), proc.stdout
+        wcs = WCS(fits.getheader(tmp_path / how / "allsky.wcs"))
+        assert wcs.wcs.ctype[0].startswith("RA---ARC")
+        ra, dec = cam.pixel_to_world(np.array([0.0, 300.0]), np.array([0.0, 200.0]), R)
+        sky = wcs.all_pix2world([[400.5, 300.5], [700.5, 500.5]], 1)
+        assert _separation_arcsec(sky[:, 0], sky[:, 1], ra, dec).max() < 60.0
+    bad = solve_field(env, "-p", "--projection", "fisheye", path)
+    assert bad.returncode == 255 and "equidistant" in bad.stderr
