@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from .. import _args
 from ..batch.executors import DatabaseHandle, run_tasks
 from ..batch.sources import frame_centroids, is_centroid_source
 from ..centroids import ExtractionResult, centroids_to_array
-from ..errors import InvalidArgumentError, InvalidTypeError, LensModelWarning
+from ..errors import InvalidArgumentError, InvalidTypeError
 from ..extraction.options import ExtractionOptions
 from ..solver.options import SolveOptions
 from ..solver.result import SolveFailure, SolveResult
@@ -222,11 +221,7 @@ def _solve_task(handle: DatabaseHandle, options: SolveOptions, item: tuple[Any, 
     centroids, velocity = item
     if velocity is not None:
         options = options.replace(observer_velocity_km_s=velocity)
-    if not provisional:
-        return solve(handle.database, centroids, options)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LensModelWarning)
-        return solve(handle.database, centroids, options)
+    return solve(handle.database, centroids, options, warn_loose=not provisional)
 
 
 def _velocities(values: Any, n: int) -> list[Any]:

@@ -156,8 +156,9 @@ def _angle(text: str, name: str, hours: bool) -> float:
         raise UsageError(f"--{name} {text!r} is neither degrees nor sexagesimal") from exc
 
 
-def _scale_hint(args: argparse.Namespace) -> dict[str, Any]:
-    """``--scale-*`` as skysolve's ``fov_range_deg`` or ``pixel_scale_range_arcsec``."""
+def _scale_hint(args: argparse.Namespace, projection: str = "pinhole") -> dict[str, Any]:
+    """``--scale-*`` as skysolve's ``fov_range_deg`` or ``pixel_scale_range_arcsec``
+    (a focal length through the lens's ``projection``)."""
     if args.scale_low is None and args.scale_high is None:
         return {}
     units = (args.scale_units or "degwidth").lower()
@@ -170,7 +171,10 @@ def _scale_hint(args: argparse.Namespace) -> dict[str, Any]:
     if units in ("arcsecperpix", "app"):
         return {"pixel_scale_range_arcsec": (max(lo, 1e-6), min(hi, 3.6e5))}
     if units in ("focalmm",):  # 35-mm equivalent focal length: the width is 36 mm
-        lo, hi = (2.0 * math.degrees(math.atan(18.0 / f)) if f > 0 else 360.0
+        from ..camera.projection import code_of, fov_from_focal
+
+        code = code_of(projection)
+        lo, hi = (math.degrees(fov_from_focal(f, 36.0, code)) if f > 0 else 360.0
                   for f in (hi, lo))
     elif units in ("arcminwidth", "amw", "aw"):
         lo, hi = lo / 60.0, hi / 60.0
@@ -182,7 +186,8 @@ def _scale_hint(args: argparse.Namespace) -> dict[str, Any]:
 
 def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
     """The solve's keyword arguments from the command line's hints."""
-    kw = _scale_hint(args)
+    kw = _projection(args)
+    kw.update(_scale_hint(args, kw.get("projection", "pinhole")))
     if (args.ra is None) != (args.dec is None):
         raise UsageError("--ra and --dec go together")
     if args.ra is not None and (args.radius is None or args.radius >= 0):
@@ -201,14 +206,19 @@ def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
             kw["parity_flip"] = parity == "pos"
     if args.cpulimit is not None and args.cpulimit > 0:  # solve-field: <= 0 is no limit
         kw["solve_timeout_ms"] = args.cpulimit * 1000.0
-    projection = args.projection or os.environ.get("SKYSOLVE_PROJECTION") or None
-    if projection is not None:
-        from ..camera.projection import PROJECTIONS
-
-        if projection.lower() not in PROJECTIONS:
-            raise UsageError(f"--projection {projection!r}: use one of {', '.join(PROJECTIONS)}")
-        kw["projection"] = projection.lower()
     return kw
+
+
+def _projection(args: argparse.Namespace) -> dict[str, Any]:
+    """``--projection`` (or ``$SKYSOLVE_PROJECTION``) as the solve's ``projection``."""
+    projection = args.projection or os.environ.get("SKYSOLVE_PROJECTION") or None
+    if projection is None:
+        return {}
+    from ..camera.projection import PROJECTIONS
+
+    if projection.lower() not in PROJECTIONS:
+        raise UsageError(f"--projection {projection!r}: use one of {', '.join(PROJECTIONS)}")
+    return {"projection": projection.lower()}
 
 
 def _ignored(args: argparse.Namespace) -> list[str]:

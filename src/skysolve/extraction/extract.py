@@ -182,20 +182,23 @@ _SCALED_EXPONENT = 64
 
 def _float32_unit(arr: NDArray) -> float:
     """The power of two that divides ``arr`` (a float image with finite values beyond
-    float32's range) into :data:`_SCALED_EXPONENT`'s range; 1 when its bulk (all but
-    :data:`_SCALE_OUTLIERS` of its finite values) fits float32 as it is: a few huge
-    pixels (a sentinel value, a corrupt pixel) are then bad pixels, as inf ones are,
-    rather than the scale that would flush every other pixel to zero."""
+    float32's range) into :data:`_SCALED_EXPONENT`'s range; 1 when few of its finite
+    values overflow (at most :data:`_SCALE_OUTLIERS` of them, and
+    :data:`_SCALE_OUTLIER_PIXELS` on any frame): a sentinel value or a few corrupt
+    pixels are then bad pixels, as inf ones are, rather than the scale that would
+    flush every other pixel to zero."""
     finite = np.abs(arr[np.isfinite(arr)])
-    top = float(np.quantile(finite, 1.0 - _SCALE_OUTLIERS))
-    if top < 2.0 ** (_SCALED_EXPONENT + 32):
+    over = int(np.count_nonzero(finite > np.finfo(np.float32).max))
+    if over <= max(_SCALE_OUTLIER_PIXELS, _SCALE_OUTLIERS * finite.size):
         return 1.0
+    top = float(np.quantile(finite, 1.0 - _SCALE_OUTLIERS))
     return math.ldexp(1.0, math.frexp(top)[1] - _SCALED_EXPONENT)
 
 
-#: The share of a float image's finite values that may overflow float32 without the
-#: image being scaled (they become bad pixels).
+#: The share of a float image's finite values, and their number on any frame, that may
+#: overflow float32 without the image being scaled (they become bad pixels).
 _SCALE_OUTLIERS = 1e-3
+_SCALE_OUTLIER_PIXELS = 16
 
 
 # --------------------------------------------------------------------------------------

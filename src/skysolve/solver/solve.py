@@ -170,19 +170,46 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
     return xy, None
 
 
-#: An answer whose residuals (rms, per star) exceed this share of the match radius was
-#: matched through a lens model that does not fit the image: the wrong projection named
-#: leaves 7-9 px on 60-160 deg fields of 16 px match radius, 0.5-1.3 deg off; an
-#: uncalibrated off-axis camera (the seed's TESS frames' first pass) ~9 px of 20.
-LOOSE_FIT_FRACTION = 0.25
+#: An answer whose residuals hold a smooth field over the image (a lens model that does
+#: not fit it, rather than centroid noise) of at least this rms (px) warns: the wrong
+#: projection named leaves 5-9 px on 60-160 deg fields, 0.5-1.3 deg off; an uncalibrated
+#: off-axis camera (the seed's TESS frames' first pass) ~9 px.
+LOOSE_FIT_PX = 2.0
+#: Fewest matches for the test (a cubic field per axis takes 10 coefficients).
+_LOOSE_FIT_MATCHES = 20
 
 
-def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
-    """A :class:`~skysolve.errors.LensModelWarning` when ``result`` fits its stars loosely
-    (:data:`LOOSE_FIT_FRACTION`)."""
+def _loose_field_px(result: SolveResult) -> float:
+    """The rms (px) of the smooth part of the answer's residual vectors: a cubic in the
+    matched stars' positions fitted to each axis (centroid noise scatters about it)."""
+    from ..geometry import radec_to_vector
+
+    R = np.asarray(result.rotation_matrix_icrs_to_camera)
+    v = radec_to_vector(result.matched_radec_deg[:, 0], result.matched_radec_deg[:, 1])
+    px, py = result.camera_model.vectors_to_pixel(v @ R.T)
+    xy = np.asarray(result.matched_xy, dtype=np.float64)
+    d = xy - np.stack([px, py], axis=1)
+    ok = np.isfinite(d).all(axis=1)
+    if ok.sum() < _LOOSE_FIT_MATCHES:
+        return 0.0
+    cam = result.camera_model
+    x, y = (xy[ok] / (0.5 * np.array([cam.image_width, cam.image_height]))).T
+    A = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, x ** 3, x * x * y, x * y * y,
+                  y ** 3], axis=1)
+    coef = np.linalg.lstsq(A, d[ok], rcond=None)[0]
+    return float(np.sqrt(np.mean(np.sum((A @ coef) ** 2, axis=1))))
+
+
+def _warn_if_loose(result: SolveResult) -> None:
+    """A :class:`~skysolve.errors.LensModelWarning` when the answer's residuals hold a
+    smooth field of :data:`LOOSE_FIT_PX` or more (the lens model does not fit the
+    image); noise alone, however large, does not warn."""
     cam = result.camera_model
     rms_px = result.rmse_arcsec / ARCSEC_PER_RAD * cam.focal_length_px
-    if not rms_px > LOOSE_FIT_FRACTION * radius_px:
+    if not rms_px >= LOOSE_FIT_PX:  # (the smooth part is at most the whole)
+        return
+    field_px = _loose_field_px(result)
+    if field_px < LOOSE_FIT_PX:
         return
     import warnings
 
@@ -191,10 +218,10 @@ def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
     model = f"the {cam.projection} projection" + (
         " with its distortion" if cam.distortion is not None else "")
     warnings.warn(
-        f"the solution's residuals are {rms_px:.1f} px rms, {rms_px / radius_px:.0%} of the "
-        f"match radius: {model} does not fit this image, and the attitude and WCS may be "
-        "off by several pixels or more (name the lens's projection, or give a calibrated "
-        "camera_model)", LensModelWarning, stacklevel=5)
+        f"the solution's residuals hold a {field_px:.1f} px rms pattern over the image "
+        f"({rms_px:.1f} px rms in all): {model} does not fit this image, and the attitude "
+        "and WCS may be off by several pixels or more (name the lens's projection, or give "
+        "a calibrated camera_model)", LensModelWarning, stacklevel=5)
 
 
 def _in_input_order(result: SolveResult, order: np.ndarray | None) -> SolveResult:
@@ -331,8 +358,13 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
     return res
 
 
-def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveResult | SolveFailure:
-    """Solve ``centroids`` against ``db`` with ``options`` (see :func:`solve_from_centroids`)."""
+def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
+          warn_loose: bool = True) -> SolveResult | SolveFailure:
+    """Solve ``centroids`` against ``db`` with ``options`` (see :func:`solve_from_centroids`);
+    without ``warn_loose``, an answer whose lens model does not fit the image gives no
+    :class:`~skysolve.errors.LensModelWarning` (a calibration's passes: their lens
+    models are provisional; a flag, as warning filters are process-wide state that
+    threads would race on)."""
     be = backends.select(options.backend)
     # One-time preparation, before the clock starts, so that it does not eat into
     # solve_timeout_ms: the kernels for this database and the pattern order.
@@ -395,7 +427,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         res = _hinted(db, frame, cat, options, (f_lo, f_hi, f_guess), parities, radius_px, t0,
                       cone, patterns)
         if res is not None:
-            _warn_if_loose(res, radius_px)
+            if warn_loose:
+                _warn_if_loose(res)
             return _in_input_order(res, order)
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
@@ -404,7 +437,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions) -> SolveRe
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
     result, status = patterns(cone)
     if result is not None:
-        _warn_if_loose(result, radius_px)
+        if warn_loose:
+            _warn_if_loose(result)
         return _in_input_order(result, order)
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")

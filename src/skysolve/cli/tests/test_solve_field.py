@@ -415,3 +415,16 @@ def test_a_fisheye_frame_names_its_projection(wide_db, hip_catalog, tmp_path):
         assert _separation_arcsec(sky[:, 0], sky[:, 1], ra, dec).max() < 60.0
     bad = solve_field(env, "-p", "--projection", "fisheye", path)
     assert bad.returncode == 255 and "equidistant" in bad.stderr
+
+
+def test_a_focal_length_scale_goes_through_the_lens_projection():
+    # 35-mm equivalent: the 36 mm width spans 2 atan(18 / f) through a pinhole, 36 / f
+    # radians through an equidistant fisheye (a 17.2 mm fisheye: 120 deg, not 92)
+    from skysolve.cli.solve_field import build_parser, solve_hints
+
+    for projection, width in (("pinhole", lambda f: 2 * math.degrees(math.atan(18.0 / f))),
+                              ("equidistant", lambda f: math.degrees(36.0 / f))):
+        args = build_parser().parse_args(["--projection", projection, "-u", "focalmm",
+                                          "-L", "16", "-H", "18", "x.fits"])
+        lo, hi = solve_hints(args)["fov_range_deg"]
+        assert (lo, hi) == pytest.approx((width(18.0), width(16.0)), rel=1e-9)

@@ -66,3 +66,9 @@ def test_a_few_huge_pixels_are_bad_pixels_not_the_frames_scale():
             res = extract_centroids(hit)
         np.testing.assert_allclose(res.as_array(), ref.as_array(), atol=1e-6)
         assert abs(res.background_sigma - ref.background_sigma) < 0.1
+    # ... on a frame of a few hundred pixels too (one pixel is more than a 0.1 % share)
+    small = render_stars((24, 24), np.array([0.3]), np.array([-0.6]), np.array([5e4]), 1.2) \
+        + 1000.0 + np.random.default_rng(2).normal(0.0, 10.0, (24, 24))
+    small[0, 0] = 1e300
+    got = extract_centroids(small).as_array()
+    assert len(got) == 1 and np.hypot(got[0, 0] - 0.3, got[0, 1] + 0.6) < 0.1
