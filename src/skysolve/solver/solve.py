@@ -175,6 +175,11 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
 #: projection named leaves 5-9 px on 60-160 deg fields, 0.5-1.3 deg off; an uncalibrated
 #: off-axis camera (the seed's TESS frames' first pass) ~9 px.
 LOOSE_FIT_PX = 2.0
+#: ... or whose residuals are at least this rms (px) and this share of the match radius:
+#: a lens departing steeply towards the edge (the wrong fisheye projection named) leaves
+#: a pattern no cubic holds, with wrong stars matched where it is off by more than the
+#: radius (5-9 px rms); centroid noise is below the pixels on any frame worth solving.
+LOOSE_RMS_PX, LOOSE_RADIUS_SHARE = 4.0, 0.25
 #: Fewest matches for the test (a cubic field per axis takes 10 coefficients).
 _LOOSE_FIT_MATCHES = 20
 
@@ -200,16 +205,17 @@ def _loose_field_px(result: SolveResult) -> float:
     return float(np.sqrt(np.mean(np.sum((A @ coef) ** 2, axis=1))))
 
 
-def _warn_if_loose(result: SolveResult) -> None:
+def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
     """A :class:`~skysolve.errors.LensModelWarning` when the answer's residuals hold a
-    smooth field of :data:`LOOSE_FIT_PX` or more (the lens model does not fit the
-    image); noise alone, however large, does not warn."""
+    smooth field of :data:`LOOSE_FIT_PX` or more, or are large in pixels and against the
+    match radius (:data:`LOOSE_RMS_PX`): the lens model does not fit the image."""
     cam = result.camera_model
     rms_px = result.rmse_arcsec / ARCSEC_PER_RAD * cam.focal_length_px
     if not rms_px >= LOOSE_FIT_PX:  # (the smooth part is at most the whole)
         return
     field_px = _loose_field_px(result)
-    if field_px < LOOSE_FIT_PX:
+    if field_px < LOOSE_FIT_PX and not (rms_px >= LOOSE_RMS_PX
+                                        and rms_px >= LOOSE_RADIUS_SHARE * radius_px):
         return
     import warnings
 
@@ -218,8 +224,8 @@ def _warn_if_loose(result: SolveResult) -> None:
     model = f"the {cam.projection} projection" + (
         " with its distortion" if cam.distortion is not None else "")
     warnings.warn(
-        f"the solution's residuals hold a {field_px:.1f} px rms pattern over the image "
-        f"({rms_px:.1f} px rms in all): {model} does not fit this image, and the attitude "
+        f"the solution's residuals are {rms_px:.1f} px rms ({field_px:.1f} px of it a "
+        f"pattern over the image): {model} does not fit this image, and the attitude "
         "and WCS may be off by several pixels or more (name the lens's projection, or give "
         "a calibrated camera_model)", LensModelWarning, stacklevel=5)
 
@@ -428,7 +434,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
                       cone, patterns)
         if res is not None:
             if warn_loose:
-                _warn_if_loose(res)
+                _warn_if_loose(res, radius_px)
             return _in_input_order(res, order)
         if options.strict_hint:
             return fail("no_match", "no match near the attitude hint")
@@ -438,7 +444,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     result, status = patterns(cone)
     if result is not None:
         if warn_loose:
-            _warn_if_loose(result)
+            _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
     if status == "timeout":
         return fail(status, f"no match within {options.solve_timeout_ms} ms")
