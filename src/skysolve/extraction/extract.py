@@ -164,7 +164,7 @@ def _as_float32(arr: NDArray) -> tuple[NDArray[np.float32], float]:
     else:
         big = float(max(abs(int(arr.min())), abs(int(arr.max()))))
     # (values beyond float32's range become inf here, quietly: :func:`_finite_work` finds
-    # them and scales the image into range)
+    # them, and scales the image into range unless they are a few bad pixels)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(big) and big > 2.0**23:
             finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr

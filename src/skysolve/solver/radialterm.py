@@ -2,12 +2,11 @@
 
 A solve without a camera model fits an attitude and a focal length to an ideal
 lens of the given projection. A real lens departs from it radially -- barrel or
-pincushion distortion, a fisheye that is not exactly equidistant, or the wrong
-projection named -- by a few per cent at the edge of a wide field: several
-pixels, which the attitude absorbs unevenly wherever the matched stars are not
-spread evenly about the centre (1-5 arcmin off on 60-120 deg fields with 3 %
-barrel distortion, up to 0.9 deg with a 120 deg equidistant lens solved as
-stereographic). Such a fit's residuals are radial and grow with the radius.
+pincushion distortion, a fisheye that is not exactly equidistant -- by a few per
+cent at the edge of a wide field: several pixels, which the attitude absorbs
+unevenly wherever the matched stars are not spread evenly about the centre (1-5
+arcmin off on 60-120 deg fields with 3 % barrel distortion). Such a fit's
+residuals are radial and grow with the radius.
 
 With ``u`` the ideal offsets where the fit puts the matched stars (at focal
 length ``f``) and ``d`` where the centroids are, the model
@@ -24,9 +23,10 @@ One coefficient is fitted, ``k1``, with the attitude and the focal length, by
 Gauss-Newton on the pixel residuals ``d - u (1 + k1 rho^2)``, refitted without
 outlying pairs; it is reported in pixels as every camera's (``k1 / s^2``, a
 :class:`~skysolve.camera.distortion.RadialDistortion` of scale 1). The solve is
-then refined once more with that camera (every star re-matched), and the term
-fitted again to the stars it matched; the result's ``camera_model`` carries the
-distortion, and its WCS a SIP term. A second coefficient was tried and dropped:
+then refined with that camera (every star re-matched), and the term fitted again to
+the stars it matched, for up to four rounds while the refit matches better (a strong
+term brings the field's edge in over rounds); the result's ``camera_model`` carries
+the distortion, and its WCS a SIP term. A second coefficient was tried and dropped:
 the outermost stars decide it, and where the plain solve's model is off by more
 than the match radius they are matched to wrong catalog stars, which ``k2`` then
 bends the model to (a 120 deg lens with 10 % barrel distortion came out 3 deg off
@@ -90,19 +90,17 @@ def _design(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.f
     return A, xy.ravel()
 
 
-def _linear_step(A: NDArray[np.float64], d: NDArray[np.float64], terms: int):
-    """The scale and the first ``terms`` radial coefficients ``(a, a1, a2)`` (zeros for
-    the terms left out) and the residual sum of squares; None when the system is
-    singular or not finite."""
+def _rss(A: NDArray[np.float64], d: NDArray[np.float64], terms: int) -> float | None:
+    """The residual sum of squares of the least-squares fit of the scale and the first
+    ``terms`` radial coefficients (``A``'s first ``terms + 1`` columns); None when the
+    system is singular."""
     B = A[:, : terms + 1]
     try:
         c = np.linalg.solve(B.T @ B, B.T @ d)
     except np.linalg.LinAlgError:
         return None
     r = d - B @ c
-    out = np.zeros(3)
-    out[: terms + 1] = c
-    return out, float(r @ r)
+    return float(r @ r)
 
 
 def _f_stat(rss_without: float, rss_with: float, extra: int, dof: int) -> float:
@@ -118,12 +116,9 @@ def _called_for(A: NDArray[np.float64], d: NDArray[np.float64]) -> bool:
     poorly at first), each F statistic at least :data:`MIN_F`."""
     if not (np.isfinite(A).all() and np.isfinite(d).all()):
         return False
-    rss = []
-    for terms in range(3):
-        step = _linear_step(A, d, terms)
-        if step is None:
-            return False
-        rss.append(step[1])
+    rss = [_rss(A, d, terms) for terms in range(3)]
+    if None in rss:
+        return False
     # 2n coordinates less the attitude's 3 parameters (held at the plain solve's: the
     # test errs towards no term), the scale and the terms
     dof = len(d) - 4

@@ -101,9 +101,8 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
         if round_ == _RADIAL_ROUNDS - 1:
             break
         # the stars the term brought in (the field's edge) pin it down better
-        xy = frame.xy[out.img_idx] - np.asarray(camera.crpix)
-        fitted = fit_radial(xy, cat.vectors(out.cat_idx), out.hyp.R, out.hyp.f, out.hyp.parity,
-                            frame.camera)
+        fitted = fit_radial(frame.ideal[out.img_idx], cat.vectors(out.cat_idx), out.hyp.R,
+                            out.hyp.f, out.hyp.parity, frame.camera)
     # the term must explain most of the residual, not tidy up noise and a few outliers
     return best if MIN_RSS_RATIO * _mean_square(best) <= _mean_square(ref) else ref
 

@@ -187,6 +187,7 @@ _LOOSE_FIT_MATCHES = 20
 def _loose_field_px(result: SolveResult) -> float:
     """The rms (px) of the smooth part of the answer's residual vectors: a cubic in the
     matched stars' positions fitted to each axis (centroid noise scatters about it)."""
+    from ..camera.distortion import polynomial_design_matrix
     from ..geometry import radec_to_vector
 
     R = np.asarray(result.rotation_matrix_icrs_to_camera)
@@ -198,9 +199,8 @@ def _loose_field_px(result: SolveResult) -> float:
     if ok.sum() < _LOOSE_FIT_MATCHES:
         return 0.0
     cam = result.camera_model
-    x, y = (xy[ok] / (0.5 * np.array([cam.image_width, cam.image_height]))).T
-    A = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y, x ** 3, x * x * y, x * y * y,
-                  y ** 3], axis=1)
+    A = polynomial_design_matrix(xy[ok, 0], xy[ok, 1], 3,
+                                 0.5 * math.hypot(cam.image_width, cam.image_height))
     coef = np.linalg.lstsq(A, d[ok], rcond=None)[0]
     return float(np.sqrt(np.mean(np.sum((A @ coef) ** 2, axis=1))))
 
