@@ -84,15 +84,19 @@ def source_label(source: Any, index: int) -> str:
 RowKey = tuple[str, int]
 
 
-def source_keys(sources: Iterable[Any]) -> list[RowKey]:
-    """Each frame's row key: ``(label, n)`` for the n-th (from 0) input with that label."""
+def _row_keys(labels: Iterable[str]) -> list[RowKey]:
+    """``(label, n)`` for each label, ``n`` counting its earlier occurrences (from 0)."""
     seen: dict[str, int] = {}
     keys = []
-    for i, source in enumerate(sources):
-        label = source_label(source, i)
+    for label in labels:
         keys.append((label, seen.get(label, 0)))
         seen[label] = keys[-1][1] + 1
     return keys
+
+
+def source_keys(sources: Iterable[Any]) -> list[RowKey]:
+    """Each frame's row key: ``(label, n)`` for the n-th (from 0) input with that label."""
+    return _row_keys(source_label(source, i) for i, source in enumerate(sources))
 
 
 #: What the results table holds of a solution (columns and attributes of the same name).
@@ -324,14 +328,14 @@ class ResultsTable:
                                   f"{', '.join(table.colnames[:4])}, ...)")
         rows = [{name: _plain(rec[name], missing) for name, _, missing in COLUMNS}
                 for rec in table]
-        occurrence = [0] * len(rows)
-        seen: dict[str, int] = {}
-        for k in sorted(range(len(rows)), key=lambda k: rows[k]["index"]):
-            label = rows[k]["source"]
-            occurrence[k] = seen.get(label, 0)
-            seen[label] = occurrence[k] + 1
-        for row, n in zip(rows, occurrence, strict=True):
-            self.rows[(row["source"], n)] = row
+        # occurrences are counted in input order (the index column), rows kept in file order
+        by_index = sorted(range(len(rows)), key=lambda k: rows[k]["index"])
+        keys: list[RowKey] = [("", 0)] * len(rows)
+        for k, key in zip(by_index, _row_keys(rows[k]["source"] for k in by_index),
+                          strict=True):
+            keys[k] = key
+        for row, key in zip(rows, keys, strict=True):
+            self.rows[key] = row
         self._pending = list(self.rows)  # formatted again at the first flush
 
     def done(self, label: str, occurrence: int = 0) -> dict[str, Any] | None:
