@@ -131,15 +131,51 @@ def _is_dask_client(obj: Any) -> bool:
     return hasattr(obj, "get_executor") and hasattr(obj, "scheduler_info")
 
 
-def as_executor(executor: Any) -> Any:
-    """``executor`` as something with ``submit``: a Dask client becomes its executor.
+class _DaskExecutor:
+    """A Dask client's ``submit``, with its own futures and waits.
 
-    ``None`` stays ``None`` (serial). Dask tasks are submitted impure (a fresh
-    key per task: two frames with equal arguments are still two tasks).
+    Not ``Client.get_executor()``: its executor copies each Dask future into a
+    :class:`concurrent.futures.Future` by reading the result and then the
+    future's status, and a worker that dies between the two (taking the result
+    with it) turns a finished task into a ``ValueError`` of Dask's own. A Dask
+    future's ``result()`` instead waits for the lost result to be computed again.
+    Tasks are submitted impure (a fresh key per task: two frames with equal
+    arguments are still two tasks).
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._client.submit(fn, *args, pure=False)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        futures = self._client.map(fn, list(items), pure=False)
+        return (fut.result() for fut in futures)
+
+    @staticmethod
+    def wait_first(futures: list[Any]) -> set[Any]:
+        from distributed import wait
+
+        return wait(futures, return_when="FIRST_COMPLETED").done
+
+
+def as_executor(executor: Any) -> Any:
+    """``executor`` as something with ``submit``: a Dask client becomes a thin adapter.
+
+    ``None`` stays ``None`` (serial).
     """
     if executor is not None and _is_dask_client(executor):
-        return executor.get_executor(pure=False)
+        return _DaskExecutor(executor)
     return executor
+
+
+def _wait_first(executor: Any, futures: list[Any]) -> set[Any]:
+    """The futures that are done, once at least one is."""
+    wait_first = getattr(executor, "wait_first", None)
+    if wait_first is not None:
+        return wait_first(futures)
+    return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
 
 
 def _worker_died(exc: BaseException) -> bool:
@@ -152,7 +188,7 @@ def _worker_died(exc: BaseException) -> bool:
 def _workers(executor: Any) -> int:
     """The executor's workers (threads of every Dask worker), a sizing hint."""
     workers = getattr(executor, "_max_workers", None)
-    if not workers and hasattr(executor, "_client"):  # dask ClientExecutor
+    if not workers and hasattr(executor, "_client"):  # a Dask client's adapter
         try:
             workers = sum(w.get("nthreads", 1)
                           for w in executor._client.scheduler_info()["workers"].values())
@@ -276,7 +312,7 @@ def iter_tasks(fn: Callable[[Any], Any], items: Sequence[Any] | Iterable[Any], *
     try:
         while flight:
             flight.fill()
-            done, _ = cf.wait(list(flight.running), return_when=cf.FIRST_COMPLETED)
+            done = _wait_first(executor, list(flight.running))
             for fut in done:
                 chunk = flight.running.pop(fut, None)
                 if chunk is None:  # lost with a broken pool a moment ago

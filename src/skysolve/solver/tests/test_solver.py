@@ -489,6 +489,8 @@ def test_tracking_hints_further_off_than_their_uncertainty_give_no_wrong_answer(
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
+# a camera model missing 3 % of distortion is what LensModelWarning is for
+@pytest.mark.filterwarnings("ignore::skysolve.LensModelWarning")
 def test_tracking_accepts_a_camera_model_missing_the_lens_distortion(small_db, hip2025,
                                                                      backend):
     """A pinhole camera model of a lens with 3 % barrel or pincushion distortion (the
