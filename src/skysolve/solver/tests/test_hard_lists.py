@@ -183,3 +183,30 @@ def test_a_frame_rejecting_many_artefacts_gets_the_deep_pass(small_db, hip_catal
     assert right(small_db.solve_from_centroids(many, **kw))
     assert not small_db.solve_from_centroids(many, deep_search=False, **kw)
     assert not small_db.solve_from_centroids(extraction(len(xy) // 2), **kw)
+
+
+@pytest.mark.parametrize("seed", [145, 188])
+def test_the_deep_pass_reaches_as_deep_without_a_scale_hint(small_db, hip_catalog, seed,
+                                                              monkeypatch):
+    """Without a field-of-view estimate the search runs in several focal-length windows,
+    whose other passes take only the brightest 14 pattern stars; the deep pass still takes
+    its 26 (at the first pass's tolerance), or the lists it is there for stay unsolved."""
+    import skysolve.solver.lost_in_space as lis
+
+    rng = np.random.default_rng(seed)
+    R = random_attitudes(1, rng)[0]
+    fov = float(rng.uniform(10.0, 20.0))
+    sim = simulate_centroids(hip_catalog, CameraModel.from_fov(fov, W, H), R, num_stars=100,
+                             max_magnitude=7.5, epoch_year=EPOCH, centroid_noise_px=0.3,
+                             num_false_stars=60, false_star_brightness="log_uniform", seed=rng)
+    windows = []
+    every_window = lis._windows
+    monkeypatch.setattr(lis, "_windows",
+                        lambda *a: windows.append(every_window(*a)) or windows[-1])
+    kw = dict(image_shape=(H, W), solve_timeout_ms=None)
+    assert not small_db.solve_from_centroids(sim.centroids, deep_search=False, **kw)
+    res = small_db.solve_from_centroids(sim.centroids, deep_search=True, **kw)
+    assert res
+    assert angle_between(radec_to_vector(res.ra_deg, res.dec_deg), R[2]) < np.radians(0.01)
+    assert abs(res.fov_deg - fov) < 0.01 * fov
+    assert min(len(w) for w in windows) > 1
