@@ -47,6 +47,18 @@ class Field:
     fits_source: Path | None = None     # the input, when it is a FITS image
     hdu: int | None = None
     input_rows: np.ndarray | None = None  # each source's row in an x/y list read
+    columns: dict[str, np.ndarray] | None = None  # an x/y list's other columns, per source
+
+    def field_columns(self) -> dict[str, np.ndarray]:
+        """The list's columns other than the positions, one value per source: an x/y
+        list's own, else the ``.axy``'s ``FLUX`` and ``BACKGROUND`` (solve-field copies
+        them into the ``.corr`` file)."""
+        if self.columns is not None:
+            return self.columns
+        n = len(self.xy_fits)
+        return {"FLUX": np.asarray(self.flux, dtype=np.float64).reshape(n),
+                "BACKGROUND": np.broadcast_to(np.asarray(self.background, dtype=np.float64),
+                                              (n,)).copy()}
 
 
 def _binned(image: np.ndarray, n: int) -> np.ndarray:
@@ -165,7 +177,8 @@ def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any
         if path := stage("wcs"):
             af.write_wcs(path, result, w, h)
         if path := stage("corr"):
-            af.write_corr(path, result, fld.xy_fits[rows], ids, w, h)
+            af.write_corr(path, result, fld.xy_fits[rows], ids, w, h,
+                          {name: v[rows] for name, v in fld.field_columns().items()})
         ra, dec, xy = catalog_in_field(db, result, w, h)
         if path := stage("rdls"):
             af.write_rdls(path, ra, dec)

@@ -63,13 +63,18 @@ def _outputs(path: Path, args: argparse.Namespace) -> dict[str, Path | None]:
             out[dest] = Path(given.replace("%s", base))
         else:
             out[dest] = Path(f"{base}{suffix}")
-    if getattr(args, "temp_axy", False) or _is_xylist(path):
+    if getattr(args, "temp_axy", False) or _is_xylist(path, args):
         out["axy"] = None  # (an x/y list is not augmented: its own file is the list)
     return out
 
 
-def _is_xylist(path: Path) -> bool:
-    return path.suffix.lower() in XYLIST_SUFFIXES
+def _is_xylist(path: Path, args: argparse.Namespace) -> bool:
+    """An x/y list: named ``.xyls``/``.axy``/``.xy``, or by content as solve-field decides
+    (a FITS table with the x and y columns, such as a SExtractor catalog)."""
+    from ..io.astrometry_files import is_xylist
+
+    return path.suffix.lower() in XYLIST_SUFFIXES or is_xylist(
+        path, args.x_column or "X", args.y_column or "Y", args.extension)
 
 
 def _image_field(path: Path, args: argparse.Namespace) -> Field:
@@ -78,22 +83,25 @@ def _image_field(path: Path, args: argparse.Namespace) -> Field:
 
 
 def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
-    from ..io.astrometry_files import read_xylist
+    from ..io.astrometry_files import read_xylist, xylist_columns
 
-    xy, flux, header, rows = read_xylist(path, args.x_column or "X", args.y_column or "Y",
-                                         args.sort_column, args.sort_ascending)
+    xcol, ycol = args.x_column or "X", args.y_column or "Y"
+    xy, flux, header, rows = read_xylist(path, xcol, ycol, args.sort_column,
+                                         args.sort_ascending, hdu=args.extension)
     width = args.width or header.get("IMAGEW")  # (the primary header's, else the table's)
     height = args.height or header.get("IMAGEH")
     if not width or not height:
         raise ValueError(f"{path}: the image size is unknown: give --width and --height")
     flux = np.zeros(len(xy)) if flux is None else flux
+    columns = {name: v[rows] for name, v in
+               xylist_columns(path, xcol, ycol, hdu=args.extension).items()}
     finite = np.isfinite(xy).all(axis=1)
     if not finite.all():  # a row without a position is no source; the others still are
         print(f"skysolve-field: {path}: {int((~finite).sum())} rows without finite "
-              f"{args.x_column or 'X'}/{args.y_column or 'Y'} skipped", file=sys.stderr,
-              flush=True)
+              f"{xcol}/{ycol} skipped", file=sys.stderr, flush=True)
         xy, flux, rows = xy[finite], flux[finite], rows[finite]
-    return Field(xy, flux, 0.0, int(width), int(height), input_rows=rows)
+        columns = {name: v[finite] for name, v in columns.items()}
+    return Field(xy, flux, 0.0, int(width), int(height), input_rows=rows, columns=columns)
 
 
 def _angle_between(result: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -187,7 +195,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
             return EXIT_OK
         if args.dir:  # solve-field creates --dir whatever it writes there
             Path(args.dir).mkdir(parents=True, exist_ok=True)
-        fld = _xylist_field(path, args) if _is_xylist(path) else _image_field(path, args)
+        fld = _xylist_field(path, args) if _is_xylist(path, args) else _image_field(path, args)
         _say(f"Extracted {len(fld.xy_fits)} sources.")
         if out["axy"]:  # (None for an x/y list)
             af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,

@@ -16,7 +16,8 @@ file           content
                distortion) with ``IMAGEW``, ``IMAGEH``
 ``.corr``      the matched stars: ``field_x``, ``field_y``, ``field_ra``,
                ``field_dec``, ``index_x``, ``index_y``, ``index_ra``, ``index_dec``,
-               ``index_id``, ``field_id``, ``match_weight``
+               ``index_id``, ``field_id``, ``match_weight``, then the field list's
+               other columns (``FLUX``, ``BACKGROUND``, ...) for each matched source
 ``.rdls``      the catalog stars inside the image: ``RA``, ``DEC`` (degrees)
 ``-indx.xyls`` the same stars in pixels: ``X``, ``Y``
 ``.match``     one row describing the match (its four brightest matched stars stand
@@ -42,9 +43,9 @@ from numpy.typing import NDArray
 
 from ..errors import FileFormatError, InvalidArgumentError
 
-__all__ = ["write_axy", "read_xylist", "write_wcs", "write_corr", "write_rdls",
-           "write_index_xyls", "write_match", "write_solved", "write_new_fits",
-           "wcs_header", "fits_pixels", "centred_pixels", "field_parity",
+__all__ = ["write_axy", "read_xylist", "is_xylist", "xylist_columns", "write_wcs",
+           "write_corr", "write_rdls", "write_index_xyls", "write_match", "write_solved",
+           "write_new_fits", "wcs_header", "fits_pixels", "centred_pixels", "field_parity",
            "rotation_up_east_of_north"]
 
 #: WCS keywords removed from an input header before the solution's are added.
@@ -116,8 +117,43 @@ def write_axy(path: Path, xy_fits: NDArray, flux: NDArray, background: NDArray |
     _write(path, _hdul(table, header))
 
 
+def _table_hdu(hdul: Any, hdu: int | None) -> Any:
+    """The table HDU ``hdu`` of an open FITS file (None: its first table), else None."""
+    from astropy.io import fits
+
+    kinds = fits.BinTableHDU | fits.TableHDU
+    if hdu is None:
+        return next((h for h in hdul[1:] if isinstance(h, kinds)), None)
+    try:
+        chosen = hdul[hdu]
+    except (IndexError, KeyError):
+        return None
+    return chosen if isinstance(chosen, kinds) else None
+
+
+def is_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y",
+              hdu: int | None = None) -> bool:
+    """Whether a file is an x/y list by its content, as ``solve-field`` decides: a FITS
+    file whose extension ``hdu`` (default 1) is a table with ``x_column`` and
+    ``y_column`` (a SExtractor catalog named ``cat.fits`` is one, an image is not).
+    Only headers are read."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            table = _table_hdu(hdul, 1 if hdu is None else hdu)
+            if table is None:
+                return False
+            names = {str(v).strip().upper() for k, v in table.header.items()
+                     if k.startswith("TTYPE")}
+    except (OSError, ValueError, TypeError):  # (not FITS, or not readable as FITS)
+        return False
+    return x_column.upper() in names and y_column.upper() in names
+
+
 def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y",
-                sort_column: str | None = None, sort_ascending: bool = False
+                sort_column: str | None = None, sort_ascending: bool = False,
+                hdu: int | None = None
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None, Any,
                            NDArray[np.intp]]:
     """Read an ``.xyls``/``.axy`` table: 1-based positions ``(N, 2)``, the sort column's
@@ -126,18 +162,18 @@ def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y
     and each position's row in the table (0-based: the ``.corr`` file's ``field_id``).
 
     Rows are ordered by ``sort_column`` (default ``FLUX`` when present),
-    descending unless ``sort_ascending``.
+    descending unless ``sort_ascending``. ``hdu`` is the table's extension (default:
+    the first table).
     """
     from astropy.io import fits
 
     try:
         with fits.open(path, memmap=False) as hdul:
-            hdu = next((h for h in hdul[1:] if isinstance(h, fits.BinTableHDU | fits.TableHDU)),
-                       None)
-            if hdu is None:
+            table = _table_hdu(hdul, hdu)
+            if table is None:
                 raise FileFormatError(f"{path}: no table of sources (an x/y list needs a "
                                       f"FITS table with {x_column} and {y_column} columns)")
-            data, header = hdu.data, hdu.header.copy()
+            data, header = table.data, table.header.copy()
             for key in ("IMAGEW", "IMAGEH"):
                 if key in hdul[0].header:
                     header[key] = hdul[0].header[key]
@@ -158,6 +194,27 @@ def read_xylist(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y
         rows = np.argsort(values if sort_ascending else -values, kind="stable")
         xy, values = xy[rows], values[rows]
     return xy, values, header, rows
+
+
+def xylist_columns(path: str | os.PathLike, x_column: str = "X", y_column: str = "Y",
+                   hdu: int | None = None) -> dict[str, NDArray]:
+    """The x/y list's other numeric columns by name, in table order: what ``solve-field``
+    copies into the ``.corr`` file beside each matched source (``FLUX``, ``MAG``, ...).
+    Columns that are not scalar numbers (strings, vectors) are left out."""
+    from astropy.io import fits
+
+    skip = {x_column.upper(), y_column.upper()}
+    with fits.open(path, memmap=False) as hdul:
+        table = _table_hdu(hdul, hdu)
+        if table is None:
+            return {}
+        out = {}
+        for name in table.data.columns.names:
+            values = np.asarray(table.data[name])
+            if name.upper() not in skip and values.ndim == 1 and values.dtype.kind in "fiub":
+                out[name] = values.astype(np.float64 if values.dtype.kind == "f" else
+                                          np.int64 if values.dtype.kind in "iu" else bool)
+    return out
 
 
 def _cd_form(header: Any) -> Any:
@@ -202,25 +259,33 @@ def _wcs_sky(result: Any, xy_fits: NDArray) -> tuple[NDArray, NDArray]:
 
 
 def write_corr(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDArray,
-               width: int, height: int) -> None:
+               width: int, height: int, field_columns: dict[str, NDArray] | None = None
+               ) -> None:
     """The ``.corr`` file: one row per matched star.
 
     ``field_xy_fits`` are the matched sources' 1-based positions and ``field_ids``
     their rows in the ``.axy`` list; ``match_weight`` is 1 (every match verified).
+    ``field_columns`` are the field list's other columns for the matched sources
+    (``FLUX``, ``BACKGROUND``, ...), written after ``match_weight`` as solve-field
+    writes them.
     """
     n = len(field_ids)
     field_ra, field_dec = _wcs_sky(result, field_xy_fits) if n else (np.zeros(0),) * 2
     rd = np.asarray(result.matched_radec_deg, dtype=np.float64).reshape(n, 2)
     ix, iy = result.world_to_pixel(rd[:, 0], rd[:, 1]) if n else (np.zeros(0),) * 2
     index_xy = fits_pixels(np.column_stack([ix, iy]), width, height)
-    table = _table({"field_x": field_xy_fits[:, 0], "field_y": field_xy_fits[:, 1],
-                    "field_ra": field_ra, "field_dec": field_dec,
-                    "index_x": index_xy[:, 0], "index_y": index_xy[:, 1],
-                    "index_ra": rd[:, 0], "index_dec": rd[:, 1],
-                    "index_id": np.asarray(result.matched_catalog_ids, dtype=np.int64),
-                    "field_id": np.asarray(field_ids, dtype=np.int64),
-                    "match_weight": np.ones(n)})
-    _write(path, _hdul(table))
+    columns = {"field_x": field_xy_fits[:, 0], "field_y": field_xy_fits[:, 1],
+               "field_ra": field_ra, "field_dec": field_dec,
+               "index_x": index_xy[:, 0], "index_y": index_xy[:, 1],
+               "index_ra": rd[:, 0], "index_dec": rd[:, 1],
+               "index_id": np.asarray(result.matched_catalog_ids, dtype=np.int64),
+               "field_id": np.asarray(field_ids, dtype=np.int64),
+               "match_weight": np.ones(n)}
+    own = {name.upper() for name in columns}
+    for name, values in (field_columns or {}).items():
+        if name.upper() not in own:  # (a list's own "field_x" would shadow the match's)
+            columns[name] = np.asarray(values).reshape(n)
+    _write(path, _hdul(_table(columns)))
 
 
 def write_rdls(path: Path, ra_deg: NDArray, dec_deg: NDArray) -> None:

@@ -88,7 +88,8 @@ def read_back(folder: Path, base: str, width: int, height: int):
     assert tables[".axy"].colnames == ["X", "Y", "FLUX", "BACKGROUND"]
     assert tables[".corr"].colnames == ["field_x", "field_y", "field_ra", "field_dec",
                                         "index_x", "index_y", "index_ra", "index_dec",
-                                        "index_id", "field_id", "match_weight"]
+                                        "index_id", "field_id", "match_weight", "FLUX",
+                                        "BACKGROUND"]
     assert tables[".rdls"].colnames == ["RA", "DEC"]
     assert len(tables[".match"]) == 1
     with fits.open(folder / f"{base}.new") as new:
@@ -123,6 +124,9 @@ def _check_consistent(lines: dict, wcs, tables, width: int, height: int) -> None
     # field positions are the .axy rows they name (1-based pixels both)
     axy = tables[".axy"]
     np.testing.assert_allclose(corr["field_x"], axy["X"][corr["field_id"]])
+    # (and carry their .axy columns, as solve-field's do: photometry reads FLUX there)
+    np.testing.assert_array_equal(corr["FLUX"], axy["FLUX"][corr["field_id"]])
+    np.testing.assert_array_equal(corr["BACKGROUND"], axy["BACKGROUND"][corr["field_id"]])
     px = wcs.world_to_pixel_values(corr["index_ra"], corr["index_dec"])
     np.testing.assert_allclose(corr["index_x"], px[0] + 1.0, atol=0.05)
 
@@ -251,6 +255,42 @@ def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
     quad = Table.read(tmp_path / "stars.match")["FIELDOBJS"][0]
     flux = np.asarray(shuffled["FLUX"])
     assert set(quad) <= set(ids) and flux[quad].min() >= np.sort(flux[ids])[::-1][3]
+
+
+def test_a_sextractor_catalog_is_an_xylist_by_its_content(env, fits_frame, tmp_path):
+    """solve-field takes any FITS table with the x/y columns for an x/y list, whatever its
+    name (SExtractor's ``cat.fits``), and copies its other columns into the ``.corr``."""
+    from astropy.table import Table
+
+    path, _, _ = fits_frame
+    first = solve_field(env, "-O", "-D", tmp_path, path)
+    assert first.returncode == 0, first.stderr
+    axy = Table.read(tmp_path / "orion.axy", hdu=1)
+    order = np.random.default_rng(3).permutation(len(axy))
+    cat = Table({"NUMBER": np.arange(1, len(axy) + 1), "X_IMAGE": axy["X"][order],
+                 "Y_IMAGE": axy["Y"][order],
+                 "MAG_AUTO": -2.5 * np.log10(np.asarray(axy["FLUX"][order]))})
+    cat.write(tmp_path / "cat.fits", format="fits")
+    proc = solve_field(env, "-O", "-w", 1024, "-e", 768, "-X", "X_IMAGE", "-Y", "Y_IMAGE",
+                       "-s", "MAG_AUTO", "-a", tmp_path / "cat.fits")
+    assert proc.returncode == 0, proc.stderr
+    a, b = parse(first.stdout), parse(proc.stdout)
+    assert _separation_arcsec(a["ra"], a["dec"], b["ra"], b["dec"]) < 0.01
+    assert not (tmp_path / "cat.axy").exists() and not (tmp_path / "cat.new").exists()
+    corr = Table.read(tmp_path / "cat.corr")
+    assert corr.colnames[-3:] == ["match_weight", "NUMBER", "MAG_AUTO"]
+    ids = np.asarray(corr["field_id"])
+    np.testing.assert_array_equal(corr["field_x"], cat["X_IMAGE"][ids])
+    np.testing.assert_array_equal(corr["NUMBER"], ids + 1)
+    np.testing.assert_array_equal(corr["MAG_AUTO"], cat["MAG_AUTO"][ids])
+    # a FITS image is still an image, a table without the columns is not a list
+    from skysolve.io.astrometry_files import is_xylist
+
+    assert is_xylist(tmp_path / "cat.fits", "X_IMAGE", "Y_IMAGE")
+    assert not is_xylist(tmp_path / "cat.fits") and not is_xylist(path)
+    assert not is_xylist(tmp_path / "cat.fits", "X_IMAGE", "Y_IMAGE", hdu=0)
+    (tmp_path / "notes.txt").write_text("not FITS")
+    assert not is_xylist(tmp_path / "notes.txt")
 
 
 def test_existing_outputs_and_bad_command_lines(env, fits_frame, tmp_path):
