@@ -112,6 +112,15 @@ def _angle_between(result: Any, a: tuple[float, float], b: tuple[float, float]) 
     return math.degrees(float(angle_between(va, vb)))
 
 
+def match_line(result: Any) -> str:
+    """astrometry-engine's line for the match, which scripts read the pixel scale from:
+    the image centre and the scale there (arcseconds per pixel, ``sqrt(|det CD|)``; the
+    CD matrix in radians)."""
+    ra, dec = result.pixel_to_world(0.0, 0.0)
+    scale = 3600.0 * math.degrees(math.sqrt(abs(float(np.linalg.det(result.cd_matrix)))))
+    return f"  RA,Dec = ({ra:g},{dec:g}), pixel scale {scale:g} arcsec/pix."
+
+
 def field_lines(result: Any, width: int, height: int) -> list[str]:
     """solve-field's summary lines for a solved field."""
     from astropy.coordinates import Angle
@@ -206,6 +215,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
             _say(f"Did not solve (or no WCS file was written). ({result.message})")
             return EXIT_OK
         index = Path(getattr(db, "file_path", None) or "skysolve").name
+        _say(match_line(result))
         _say(f"Field 1: solved with index {index} ({result.num_matches} matched stars, "
              f"{result.rmse_arcsec:.2f}\" rms).")
         if out["solved"]:

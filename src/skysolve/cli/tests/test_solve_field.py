@@ -35,6 +35,9 @@ PATTERNS = {
     "size": re.compile(r"Field size: ([\d.]+) x ([\d.]+) (degrees|arcminutes|arcseconds)"),
     "rotation": re.compile(r"Field rotation angle: up is ([-+]?[\d.]+) degrees E of N"),
     "parity": re.compile(r"Field parity: (pos|neg)"),
+    # (astrometry-engine's line for the match; scripts take the pixel scale from it)
+    "scale": re.compile(r"  RA,Dec = \(([-+\d.e]+),([-+\d.e]+)\), pixel scale ([\d.e+-]+) "
+                        r"arcsec/pix\."),
 }
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 OUTPUTS = (".axy", ".wcs", ".corr", ".rdls", ".match", ".solved", ".new", "-indx.xyls")
@@ -68,7 +71,9 @@ def parse(stdout: str) -> dict:
     unit = {"degrees": 1.0, "arcminutes": 1 / 60.0, "arcseconds": 1 / 3600.0}[s[3]]
     return {"ra": float(c[1]), "dec": float(c[2]), "ra_hms": ra_hms, "dec_dms": dec_dms,
             "width_deg": float(s[1]) * unit, "height_deg": float(s[2]) * unit,
-            "rotation": float(found["rotation"][1]), "parity": found["parity"][1]}
+            "rotation": float(found["rotation"][1]), "parity": found["parity"][1],
+            "scale_ra": float(found["scale"][1]), "scale_dec": float(found["scale"][2]),
+            "scale": float(found["scale"][3])}
 
 
 def read_back(folder: Path, base: str, width: int, height: int):
@@ -211,6 +216,8 @@ def test_nina_style_call_on_a_simulated_fits_frame(env, fits_frame, tmp_path):
         assert (out / f"orion{suffix}").exists(), suffix
     lines = parse(proc.stdout)
     assert lines["parity"] == "pos"  # a mirrored frame: parity_flip, det(CD) < 0
+    assert math.isclose(lines["scale"], scale, rel_tol=2e-3)
+    assert _separation_arcsec(lines["scale_ra"], lines["scale_dec"], 83.8, -5.4) < 10.0
     from astropy.wcs import WCS
 
     wcs = WCS(fits.getheader(out / "orion.wcs"))
