@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,10 @@ _OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2
             "CRPIX2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "CDELT1", "CDELT2", "PC1_1", "PC1_2",
             "PC2_1", "PC2_2", "CROTA1", "CROTA2", "LONPOLE", "LATPOLE", "RADESYS", "EQUINOX",
             "A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "A_DMAX", "B_DMAX", "MJDREF")
+#: Families of keywords of an input's old WCS, removed likewise: SIP terms, projection
+#: parameters (``PVi_m``: a SCAMP TPV solution's polynomial, which under the new ``TAN``
+#: would move the reference point), ``PSi_m`` and PinPoint's ``TRi_n`` (as solve-field).
+_OLD_WCS_FAMILIES = re.compile(r"^(?:A|B|AP|BP)_\d+_\d+$|^P[VS]\d+_\d+$|^TR[12]_\d+$")
 
 
 #: FITS binary-table column codes by numpy kind: doubles, 64-bit integers, logicals.
@@ -383,7 +388,7 @@ def write_new_fits(path: Path, result: Any, width: int, height: int, source: Pat
         target = hdul[index].header
         for key in _OLD_WCS:
             target.remove(key, ignore_missing=True, remove_all=True)
-        for key in [k for k in target if k[:2] in ("A_", "B_") or k[:3] in ("AP_", "BP_")]:
+        for key in {k for k in target if _OLD_WCS_FAMILIES.match(k)}:
             target.remove(key, ignore_missing=True, remove_all=True)
         target.extend(wcs.cards, update=True)
     else:

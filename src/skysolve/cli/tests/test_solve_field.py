@@ -233,6 +233,35 @@ def test_nina_style_call_on_a_simulated_fits_frame(env, fits_frame, tmp_path):
         assert WCS(new[0].header).wcs.ctype[0] == "RA---TAN"
 
 
+def test_the_new_file_drops_the_inputs_old_distortion_terms(env, fits_frame, tmp_path):
+    """A frame a SCAMP pipeline has calibrated carries a TPV WCS (``PVi_m``); under the new
+    TAN its ``PV1_1 = 1`` would be the reference point's native longitude, and astropy put
+    the whole .new 90 deg off. solve-field drops them (and SIP and PinPoint terms)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    path, cam, R = fits_frame
+    with fits.open(path) as hdul:
+        header = hdul[0].header.copy()
+        data = hdul[0].data
+    header["CTYPE1"], header["CTYPE2"] = "RA---TPV", "DEC--TPV"
+    for axis in (1, 2):
+        header.update({f"PV{axis}_0": 0.0, f"PV{axis}_1": 1.0, f"PV{axis}_2": 0.0,
+                       f"PV{axis}_4": 1e-4})
+    header.update({"A_ORDER": 2, "A_2_0": 1e-5, "TR1_0": 1.0, "PV1_1A": 1.0, "B_MAG": 12.5})
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "tpv.fits")
+    proc = solve_field(env, "-O", tmp_path / "tpv.fits")
+    assert proc.returncode == 0, proc.stderr
+    new = fits.getheader(tmp_path / "tpv.new")
+    dropped = ("PV1_0", "PV1_1", "PV1_4", "PV2_1", "PV2_4", "A_ORDER", "A_2_0", "TR1_0")
+    assert not set(dropped) & set(new), list(new)
+    assert new["PV1_1A"] == 1.0 and new["B_MAG"] == 12.5  # (an alternate WCS's; not WCS)
+    col, row = np.meshgrid(np.linspace(0, 1023, 5), np.linspace(0, 767, 4))
+    ra, dec = WCS(new).pixel_to_world_values(col.ravel(), row.ravel())
+    t_ra, t_dec = cam.pixel_to_world(col.ravel() + 0.5 - 512, row.ravel() + 0.5 - 384, R)
+    assert np.max(_separation_arcsec(ra, dec, t_ra, t_dec)) < 5.0
+
+
 def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
     path, cam, R = fits_frame
     first = solve_field(env, "-O", "-D", tmp_path, path)
