@@ -83,8 +83,11 @@ class Centroid:
     Notes
     -----
     Objects are small (``__slots__``) because solving receives lists of
-    thousands. They compare equal when position, brightness and cov are equal;
-    they are mutable and therefore unhashable.
+    thousands. They compare equal when position, brightness and cov are equal,
+    and hash by position and brightness, so that, as tetra3rs's centroids, they
+    can be members of sets and keys of dicts (``{c: i for i, c in
+    enumerate(ext.centroids)}``). They are mutable: a centroid changed while it
+    is in a set or a dict is no longer found there.
     """
 
     __slots__ = ("x", "y", "brightness", "_cov")
@@ -153,7 +156,9 @@ class Centroid:
         return (self.x == other.x and self.y == other.y and self.brightness == other.brightness
                 and np.array_equal(self.cov, other.cov))
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        # cov is left out: equal centroids have equal positions and brightness
+        return hash((self.x, self.y, self.brightness))
 
     def __reduce__(self):
         return (Centroid, (self.x, self.y, self.brightness, self._cov))

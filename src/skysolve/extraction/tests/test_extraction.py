@@ -633,8 +633,20 @@ def test_centroid_api():
         Centroid(0, 0, cov=np.eye(3))
     with pytest.raises(InvalidTypeError, match="distortion"):  # tetra3rs's argument name
         c.distort(distortion=object())
-    with pytest.raises(TypeError):
-        hash(c)
+
+
+def test_centroids_are_hashable_like_tetra3rs():
+    """tetra3rs's centroids go into sets and dicts; equal ones hash alike."""
+    a = Centroid(1.5, -2.0, 100.0, cov=np.eye(2))
+    same = Centroid(1.5, -2.0, 100.0, cov=np.eye(2))
+    other = Centroid(1.5, -2.0, 101.0)
+    assert hash(a) == hash(same)
+    assert len({a, same, other}) == 2
+    index = {c: i for i, c in enumerate([a, other])}
+    assert index[same] == 0 and index[Centroid(1.5, -2.0, 101.0)] == 1
+    img, _ = synthetic_scene(1.5, seed=13)
+    found = extract_centroids(img).centroids
+    assert len(set(found)) == len(found)
 
 
 def test_centroid_distortion_with_the_library_models():
