@@ -209,7 +209,8 @@ class SolveOptions(Options):
         With a hint, do not fall back to the lost-in-space search: an answer must agree
         with the hinted attitude (within 1.5 ``hint_uncertainty``). Without a camera
         model, whose scale tracking can only sample, the pattern search held to the
-        hint's cone still runs.""")
+        hint's cone still runs. With fewer than 3 centroids (tracking's minimum) the
+        solve fails with ``'too_few'``, as tetra3rs's.""")
     # -- skysolve's own parameters (keyword-only, so that positional calls written
     # for tetra3rs 0.14 mean the same)
     refine_iterations: int = option(2, type="int", check=_args.count, keyword_only=True, doc="""

@@ -324,6 +324,17 @@ def _deep(flag: bool | None, centroids: Any) -> bool:
 #: How far (in hint uncertainties) an answer to an attitude hint may lie from it: as far
 #: as tracking's candidate pairs reach (its search radius is 1.5 uncertainties).
 _HINT_REACH = 1.5
+#: The fewest centroids tracking can solve from; a strict hint with fewer fails with
+#: ``'too_few'`` (as tetra3rs's), not ``'no_match'``.
+_TRACKING_MIN_STARS = 3
+
+
+def _strict_failure(n: int) -> tuple[str, str]:
+    """Status and message of a strict hint that found no answer among ``n`` centroids:
+    ``'too_few'`` below what tracking needs, ``'no_match'`` otherwise."""
+    if n < _TRACKING_MIN_STARS:
+        return "too_few", f"{n} centroids; tracking needs {_TRACKING_MIN_STARS}"
+    return "no_match", "no match near the attitude hint"
 
 
 def _rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
@@ -437,7 +448,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
                 _warn_if_loose(res, radius_px)
             return _in_input_order(res, order)
         if options.strict_hint:
-            return fail("no_match", "no match near the attitude hint")
+            return fail(*_strict_failure(len(xy)))
 
     if len(xy) < 4:
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")

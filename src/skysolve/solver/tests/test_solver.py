@@ -410,6 +410,18 @@ def test_tracking_hint_as_quaternion_and_fallback(small_db, hip2025):
     assert _boresight_error_arcsec(fallback, R) < 5.0
 
 
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_strict_tracking_with_fewer_than_three_stars_is_too_few(small_db, hip2025, n):
+    """As tetra3rs: a strict hint given fewer centroids than tracking needs (3) fails
+    with 'too_few' (a frame to skip), not 'no_match' (an attitude to re-acquire)."""
+    R = radec_roll_to_rotation(150.0, 20.0, 45.0)
+    _, sim = _field(hip2025, R, fov=15.0, centroid_noise_px=0.1, seed=9, num_stars=3)
+    res = small_db.solve_from_centroids(sim.centroids[:n], fov_estimate_deg=15.0,
+                                        image_width=W, image_height=H, attitude_hint=R,
+                                        strict_hint=True)
+    assert not res and res.status == "too_few"
+
+
 @pytest.mark.parametrize("offset_deg, uncertainty_deg", [(0.5, 3.0), (2.0, 3.0), (0.5, 5.0),
                                                       (1.0, 1.0)])
 def test_tracking_finds_a_hint_within_its_uncertainty(small_db, hip2025, offset_deg,
