@@ -573,6 +573,10 @@ def read_camera_file(path: str | os.PathLike[str]) -> tuple[CameraModel,
     p = _fspath(path)
     with open(p, "rb") as fh:
         raw = fh.read()
+    if raw.strip() and not raw.lstrip().startswith(b"{"):
+        raise FileFormatError(
+            f"{p!r} is not a skysolve camera file (those are JSON text; a tetra3rs camera "
+            f"file is binary and cannot be read: build the CameraModel from its values)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -285,6 +285,10 @@ def test_wrong_version_format_and_missing(tmp_path):
     path.write_text("[1, 2, 3]")
     with pytest.raises(FileFormatError, match="not a skysolve camera"):
         CameraModel.load_from_file(path)
+    # a binary file, as tetra3rs's camera files are, is not called a damaged skysolve file
+    path.write_bytes(bytes([0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xA4, 0x40, 0x80, 0x08]))
+    with pytest.raises(FileFormatError, match="not a skysolve camera file.*tetra3rs"):
+        CameraModel.load_from_file(path)
     d = {k: v for k, v in doc.items() if k not in ("checksum", "focal_length_px")}
     path.write_text(json.dumps(d))
     with pytest.raises(FileFormatError, match="focal_length_px"):
