@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
 
-from skysolve import load_gaia
+from skysolve import LensModelWarning, load_gaia
 from skysolve.camera import CameraModel, RadialDistortion
 from skysolve.simulate import random_attitudes, simulate_centroids
 from skysolve.solver.radialterm import radial_camera
@@ -89,10 +90,13 @@ def test_a_strong_barrel_distortion_is_fitted_out_to_the_corners(wide_db, gaia):
 
 def test_a_wrong_projection_is_not_bent_into_a_plausible_fit(wide_db, gaia):
     # an equidistant fisheye solved as stereographic: one coefficient cannot absorb it,
-    # and the answer keeps residuals that show it (the field's pixel is 270")
+    # and the answer keeps residuals that show it (the field's pixel is 270"), and says so
     R = random_attitudes(4, rng=31)[3]
-    res = _solve(wide_db, gaia, FISHEYE, R, 3, "stereographic")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res = _solve(wide_db, gaia, FISHEYE, R, 3, "stereographic")
     assert not res or res.camera_model.distortion is None and res.rmse_arcsec > 2 * 270.0
+    assert not res or any(w.category is LensModelWarning for w in seen)
 
 
 def test_an_ideal_lens_keeps_the_plain_solve(wide_db, gaia):
