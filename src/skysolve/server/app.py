@@ -51,7 +51,7 @@ from starlette.staticfiles import StaticFiles
 from . import nova
 from .nova import BadRequest
 from .queue import JobQueue
-from .store import JobStore
+from .store import JobStore, QueueFull
 from .worker import FILES
 
 __all__ = ["ServerConfig", "create_app"]
@@ -159,8 +159,10 @@ class Service:
             raise BadRequest("no valid session: log in with the server's API key first", 403)
 
     def check_room(self) -> None:
+        """Refuse an upload before reading its body when the queue is full (checked again,
+        exactly, when the job is reserved: :meth:`JobStore.reserve`)."""
         if self.store.active_count() >= self.config.max_queue:
-            raise _Busy
+            raise QueueFull
 
     def row(self, job_id: int) -> Any:
         row = self.store.get(job_id) if 0 < job_id < 2**63 else None  # SQLite's integers
@@ -170,10 +172,6 @@ class Service:
 
     def summary(self, row: Any) -> dict[str, Any]:
         return json.loads(row["result"]) if row["result"] else {}
-
-
-class _Busy(Exception):
-    pass
 
 
 def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = None
@@ -243,7 +241,7 @@ def _accept(svc: Service, kind: str, settings: dict[str, Any], inputs: dict[str,
     """Reserve a job, store its input, accept it (runs in a thread)."""
     hints = {"input": inputs, "solve": nova.solve_hints(settings, svc.config.time_limit_s),
              "settings": {k: v for k, v in settings.items() if k not in ("session", "x", "y")}}
-    job_id = svc.store.reserve(kind, hints, filename)
+    job_id = svc.store.reserve(kind, hints, filename, svc.config.max_queue)
     try:
         digest = ""
         if store_input is not None:
@@ -427,7 +425,7 @@ def create_app(config: ServerConfig | None = None) -> Any:
             await run_in_threadpool(service.stop)
 
     app = Starlette(routes=_routes(), lifespan=lifespan, exception_handlers={
-        BadRequest: _bad_request, _Busy: _busy, HTTPException: _http_error,
+        BadRequest: _bad_request, QueueFull: _busy, HTTPException: _http_error,
         Exception: _unexpected})
     app.state.service = service
     if config.cors_origins:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobStore", "MAX_ATTEMPTS", "ACTIVE", "DONE"]
+__all__ = ["JobStore", "QueueFull", "MAX_ATTEMPTS", "ACTIVE", "DONE"]
 
 #: Times a job may be running when the server dies before it is given up.
 MAX_ATTEMPTS = 3
@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, created REAL NOT NULL
 
 class DataDirInUse(RuntimeError):
     """Another server holds the data directory."""
+
+
+class QueueFull(RuntimeError):
+    """As many jobs as the server takes are waiting or running (:meth:`JobStore.reserve`)."""
 
 
 @contextlib.contextmanager
@@ -125,9 +129,19 @@ class JobStore:
     def job_dir(self, job_id: int) -> Path:
         return self.data_dir / "jobs" / str(int(job_id))
 
-    def reserve(self, kind: str, hints: dict[str, Any], filename: str | None) -> int:
-        """A ``new`` row and its folder; the job is accepted by :meth:`accept`."""
+    def reserve(self, kind: str, hints: dict[str, Any], filename: str | None,
+                limit: int | None = None) -> int:
+        """A ``new`` row and its folder; the job is accepted by :meth:`accept`.
+
+        With ``limit``, raises :class:`QueueFull` instead when ``limit`` jobs are already
+        waiting, running or being stored: the count and the new row are one step, so that
+        uploads arriving together cannot all slip under the limit.
+        """
         with self._lock:
+            if limit is not None and self._db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state IN ('new', 'queued', 'solving')"
+            ).fetchone()[0] >= limit:
+                raise QueueFull(f"{limit} jobs are waiting or running")
             cur = self._db.execute(
                 "INSERT INTO jobs (state, kind, filename, hints, created) VALUES (?, ?, ?, ?, ?)",
                 ("new", kind, filename, json.dumps(hints), time.time()))

@@ -94,6 +94,53 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path):
     assert client.app.state.service.store.active_count() == 2
 
 
+def test_uploads_arriving_together_do_not_overrun_the_queue_limit(tmp_path):
+    """Five source lists whose bodies arrive together, with room for two: the limit is
+    checked before a body is read, and again, exactly, when the job is reserved -- two
+    are accepted, three answered 503 (before, all five were: each had passed the first
+    check while the others were still arriving)."""
+    import asyncio
+    from urllib.parse import quote
+
+    httpx = pytest.importorskip("httpx")
+    app = _offline_app(tmp_path, max_queue=2).app
+    body = "request-json=" + quote(json.dumps({"x": [1.0, 2.0], "y": [3.0, 4.0],
+                                                "image_width": 10, "image_height": 10}))
+
+    async def main() -> list[int]:
+        gate = asyncio.Event()
+
+        async def slow_body():
+            yield body[:20].encode()
+            await gate.wait()
+            yield body[20:].encode()
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            posts = [asyncio.create_task(client.post(
+                "/api/url_upload", content=slow_body(), headers={
+                    "Content-Type": "application/x-www-form-urlencoded"})) for _ in range(5)]
+            await asyncio.sleep(0.5)  # every request past its first check, body pending
+            gate.set()
+            return sorted(r.status_code for r in await asyncio.gather(*posts))
+
+    assert asyncio.run(main()) == [200, 200, 503, 503, 503]
+    assert app.state.service.store.active_count() == 2
+
+
+def test_the_store_counts_uploads_being_stored_against_the_limit(tmp_path):
+    from skysolve.server.store import QueueFull
+
+    store = JobStore(tmp_path)
+    first = store.reserve("xy", {}, None, limit=2)
+    store.reserve("xy", {}, None, limit=2)  # (still being stored: state 'new')
+    with pytest.raises(QueueFull):
+        store.reserve("xy", {}, None, limit=2)
+    store.drop(first)
+    assert store.reserve("xy", {}, None, limit=2) > 0
+    store.close()
+
+
 def test_cors_is_off_unless_asked_for(tmp_path):
     origin = {"Origin": "http://elsewhere.example"}
     off = _offline_app(tmp_path / "a").get("/api/recent", headers=origin)
