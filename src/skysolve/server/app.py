@@ -54,7 +54,7 @@ from .queue import JobQueue
 from .store import JobStore, QueueFull
 from .worker import FILES
 
-__all__ = ["ServerConfig", "create_app"]
+__all__ = ["ServerConfig", "content_disposition", "create_app"]
 
 STATIC = Path(__file__).parent / "static"
 #: Download routes: route name -> (file, media type, download suffix).
@@ -351,6 +351,38 @@ def _no_objects(key: str) -> Any:
     return route
 
 
+def content_disposition(disposition: str, stem: str, suffix: str) -> str:
+    """A ``Content-Disposition`` header for a download named after the user's file.
+
+    HTTP headers are Latin-1 bytes, so the plain ``filename`` holds only ASCII letters,
+    digits and ``-_.`` (others become ``_``); a name with other characters (``М31``,
+    ``星野``) is also given whole as RFC 6266's ``filename*``, which browsers prefer.
+
+    Parameters
+    ----------
+    disposition : str
+        ``"inline"`` or ``"attachment"``.
+    stem : str
+        The user's file name without its suffix (any text).
+    suffix : str
+        The download's suffix, such as ``".wcs"``.
+
+    Returns
+    -------
+    str
+        The header's value, ASCII only.
+    """
+    from urllib.parse import quote
+
+    stem = stem[:80]
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_"
+                   for c in stem) or "job"
+    header = f'{disposition}; filename="{safe}{suffix}"'
+    if stem and safe != stem:
+        header += f"; filename*=UTF-8''{quote(stem + suffix, safe='')}"
+    return header
+
+
 def _download(name: str) -> Any:
     media, suffix = DOWNLOADS[name]
 
@@ -361,10 +393,9 @@ def _download(name: str) -> Any:
         if not path.is_file():
             raise BadRequest(f"job {row['id']} has no {name.replace('_', ' ')}", 404)
         stem = Path(row["filename"] or f"job{row['id']}").stem
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80] or "job"
         disposition = "inline" if name in ("json_file", "preview") else "attachment"
         return FileResponse(path, media_type=media, headers={
-            "Content-Disposition": f'{disposition}; filename="{safe}{suffix}"',
+            "Content-Disposition": content_disposition(disposition, stem, suffix),
             "Cache-Control": "no-store"})
 
     return route

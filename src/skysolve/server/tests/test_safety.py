@@ -139,3 +139,29 @@ def test_a_job_without_a_solution_has_no_files(http, session):
     _refused(http.get(f"/api/jobs/{job}/calibration"), 404, "no calibration")
     assert http.get(f"/api/jobs/{job}/info").json()["status"] == "failure"
     _healthy(http)
+
+
+def test_downloads_of_a_frame_named_in_any_script(http, session):
+    """A file named in Cyrillic, Greek or CJK downloads (the name is not Latin-1, which HTTP
+    headers are: the plain filename is ASCII, the whole name RFC 6266's filename*) --
+    before, every download of such a job was a 500, the page's preview too."""
+    from urllib.parse import unquote
+
+    name = "М31 Ωmega 星野.tiff"
+    r = _upload(http, session, FRAME, {"scale_units": "degwidth", "scale_lower": 10,
+                                       "scale_upper": 13}, name=name)
+    assert r.status_code == 200, r.text
+    job = r.json()["subid"]
+    import time
+
+    while http.get(f"/api/jobs/{job}").json()["status"] == "solving":
+        time.sleep(0.2)
+    assert http.get(f"/api/jobs/{job}/info").json()["original_filename"] == name
+    for route, suffix in (("wcs_file", ".wcs"), ("preview", ".png"), ("json_file", ".json"),
+                          ("annotated_display", ".png")):
+        r = http.get(f"/{route}/{job}")
+        assert r.status_code == 200, (route, r.text[:200])
+        header = r.headers["content-disposition"]
+        assert header.isascii() and 'filename="_31__mega___' in header
+        assert unquote(header.split("filename*=UTF-8''")[1]) == "М31 Ωmega 星野" + suffix
+
