@@ -165,3 +165,34 @@ def test_downloads_of_a_frame_named_in_any_script(http, session):
         assert header.isascii() and 'filename="_31__mega___' in header
         assert unquote(header.split("filename*=UTF-8''")[1]) == "М31 Ωmega 星野" + suffix
 
+
+def test_a_content_type_in_capitals_is_a_form(http):
+    """Media types are case-insensitive (RFC 9110): a client writing them in capitals
+    sends a form all the same."""
+    r = http.post("/api/login", content="request-json=" + json.dumps({"apikey": API_KEY}),
+                  headers={"content-type": "Application/X-WWW-Form-Urlencoded"})
+    assert r.status_code == 200 and r.json()["status"] == "success", r.text
+
+
+def test_a_client_gone_mid_upload_leaves_no_error_on_the_console(server, http):
+    """A capture program cancelled while its frame was on the way: nothing is accepted,
+    and the server's console shows no traceback for it (before: an ERROR and a
+    ClientDisconnect traceback each time)."""
+    import socket
+    import time
+
+    log_start = server.log.stat().st_size
+    jobs_before = sum(http.get("/api/health").json()["jobs"].values())
+    head = (b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.tiff\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + FRAME[:50_000])
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+                      b"form-data; boundary=xyz\r\nContent-Length: 1000000\r\n\r\n" + head)
+            time.sleep(0.3)
+    time.sleep(1.0)
+    with open(server.log, "rb") as log:
+        log.seek(log_start)
+        printed = log.read().decode(errors="replace")
+    assert "Traceback" not in printed and "ERROR" not in printed, printed[-1500:]
+    assert sum(http.get("/api/health").json()["jobs"].values()) == jobs_before
