@@ -512,7 +512,8 @@ def _check_size(n_values: int, shape: tuple[int, ...], path: Any) -> None:
 
 
 class TooManyPixelsError(InvalidArgumentError):
-    """An image over the :func:`pixel_limit` of the reads in this thread."""
+    """An image over the :func:`pixel_limit` of the reads in this thread, or over Pillow's
+    decompression-bomb limit, refused from its header."""
 
 
 #: A lower limit than MAX_PIXELS for the reads in this thread (:func:`pixel_limit`).
@@ -934,7 +935,8 @@ def _read_pillow(path: Path, fmt: str) -> NDArray[Any]:
     except SkysolveError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InvalidArgumentError(
+        # (raised by Image.open before our own check: the same refusal from the header)
+        raise TooManyPixelsError(
             f"{path}: image too large for Pillow's decompression-bomb limit ({exc})"
         ) from exc
     except Exception as exc:  # OSError "image file is truncated", SyntaxError, ...

@@ -198,13 +198,21 @@ def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = Non
         with pixel_limit(max_pixels):
             read_image(folder / name)
     except TooManyPixelsError as exc:
-        raise BadRequest(f"the upload is too large to solve here: {exc} (skysolve serve "
-                         f"--max-pixels)", 413) from None
+        raise BadRequest(f"the upload is too large to solve here: {_plain(exc, folder)} "
+                         f"(skysolve serve --max-pixels)", 413) from None
     except (SkysolveError, OSError, ValueError) as exc:
-        text = " ".join(str(exc).replace(str(folder), "").split())
         raise BadRequest(f"the upload is not a readable FITS, PNG, JPEG or TIFF image: "
-                         f"{text[:300]}", 415) from None
+                         f"{_plain(exc, folder)[:300]}", 415) from None
     return name, digest.hexdigest()
+
+
+def _plain(exc: Exception, folder: Path) -> str:
+    """The reader's message about a file in a job's folder, with "the file" for its path
+    (the server's folders and file names are nobody else's business)."""
+    import re
+
+    text = re.sub(re.escape(str(folder)) + r"[/\\]?[\w.-]*", "the file", str(exc))
+    return " ".join(text.split())
 
 
 async def _form(request: Request) -> Any:

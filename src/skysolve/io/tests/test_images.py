@@ -205,6 +205,20 @@ def test_fits_huge_header_is_refused_without_allocating(tmp_path):
         read_image(tmp_path / "huge.fits.gz")
 
 
+def test_a_png_over_pillows_bomb_limit_is_too_many_pixels(tmp_path, monkeypatch):
+    """Pillow refuses a huge PNG or JPEG in ``Image.open``, before skysolve's own check:
+    that is the same refusal from the header (a service answers it 413, not "not a
+    readable image")."""
+    from skysolve.io.images import TooManyPixelsError, pixel_limit
+
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses over 200 pixels
+    with pixel_limit(1000), pytest.raises(TooManyPixelsError, match="decompression-bomb"):
+        read_image(tmp_path / "a.png")
+    with pytest.raises(TooManyPixelsError, match="decompression-bomb"):
+        read_image(tmp_path / "a.png")
+
+
 def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
     data = _ramp(shape=(30, 40), dtype=np.uint16)
     fits.PrimaryHDU(data).writeto(tmp_path / "a.fits")

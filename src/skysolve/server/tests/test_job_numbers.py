@@ -57,3 +57,30 @@ def test_nova_paths_with_a_trailing_slash_and_named_object_lists(tmp_path):
         assert client.get(f"/api/jobs/{job + 1}/{name}").status_code == 404
     assert client.get(f"/api/jobs/{job}/", follow_redirects=False).status_code == 200
     assert client.get(f"/annotated_display/{job + 1}").status_code == 404
+
+
+def test_a_png_over_pillows_bomb_limit_is_413_and_messages_name_no_server_path(
+        tmp_path, monkeypatch):
+    """An image Pillow refuses as a decompression bomb is over the pixel limit (413, as
+    documented), not "not a readable image" (415); refusals say "the file", not the
+    server's folder or its internal names (upload.bin, input.png)."""
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    client = _offline_app(tmp_path)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(buf, "PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses over 200 pixels
+    form = {"request-json": json.dumps({})}
+    r = client.post("/api/upload", data=form, files={"file": ("a.png", buf.getvalue())})
+    assert r.status_code == 413, r.text
+    assert "decompression-bomb" in r.json()["errormessage"]
+    r2 = client.post("/api/upload", data=form, files={"file": ("a.tiff", b"")})
+    assert r2.status_code == 415, r2.text
+    assert "the file is empty" in r2.json()["errormessage"]
+    for text in (r.text, r2.text):
+        assert str(tmp_path) not in text and "upload.bin" not in text
+        assert "input.png" not in text and "jobs/" not in text
