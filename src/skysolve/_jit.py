@@ -130,13 +130,17 @@ def warm_in_background(module: str) -> bool:
         return False
     _BACKGROUND.add(module)
     import subprocess
+    import threading
 
     try:
-        subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
     except OSError:
         return False
+    # reaped when it ends: a long-running process (the service, a pool's worker) would
+    # otherwise keep it as a zombie
+    threading.Thread(target=proc.wait, name=f"skysolve-warm-{module}", daemon=True).start()
     return True
 
 

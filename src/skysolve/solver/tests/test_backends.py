@@ -674,3 +674,24 @@ def test_ratio_sensitivity_and_focal_windows_agree(proj):
     assert len(fast) == len(slow) > 1
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose([a.lo, a.centre, a.hi], [b.lo, b.centre, b.hi], rtol=1e-9)
+
+
+def test_a_background_compile_is_reaped_when_it_ends(monkeypatch):
+    """The background compile of a long-running process (the service, a pool's worker)
+    is waited for when it ends, not left as a zombie process until the parent exits."""
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    from skysolve import _jit
+
+    monkeypatch.delenv("SKYSOLVE_NO_BACKGROUND_COMPILE", raising=False)
+    monkeypatch.setattr(_jit, "_BACKGROUND", set())
+    me = psutil.Process()
+    before = {p.pid for p in me.children()}
+    # a module run the same way that ends at once: json.tool on an empty input
+    assert _jit.warm_in_background("json.tool")
+    child = next(p for p in me.children() if p.pid not in before)
+    deadline = time.monotonic() + 30.0
+    while psutil.pid_exists(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not psutil.pid_exists(child.pid)  # a zombie still has its pid
