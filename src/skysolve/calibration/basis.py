@@ -102,6 +102,21 @@ class Basis:
             return [RADIAL_NAMES[j] for j in self.columns]
         return [f"c{j}" for j in range(self.size)]
 
+    def units(self) -> NDArray[np.float64]:
+        """Factors from the fitted coefficients to those of :meth:`to_distortion`'s model.
+
+        A radial basis fits ``k1`` .. ``p2`` for radii normalised by :attr:`scale`
+        (half the image width), the returned :class:`RadialDistortion` has them for
+        radii in units of its own ``scale`` (1 px by default): ``k_j`` scales by
+        ``ratio**-2j``, ``p1``, ``p2`` by ``ratio**-1`` (``ratio = scale /
+        radial_scale``). A polynomial's coefficients are its model's own (ones).
+        """
+        if self.kind != "radial":
+            return np.ones(self.size)
+        ratio = self.scale / self.radial_scale
+        powers = np.array([2.0, 4.0, 6.0, 1.0, 1.0])[self.columns]
+        return ratio ** -powers
+
     def design(self, u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         x, y = u[:, 0], u[:, 1]
         if self.kind == "radial":

@@ -235,6 +235,14 @@ class Problem:
         return names + self.basis.names() + (["center_x", "center_y"] if self.fit_center
                                              else [])
 
+    def glob_units(self) -> NDArray[np.float64]:
+        """Factors from the shared parameters as fitted to the units of the camera they
+        make (the radial coefficients, see :meth:`~.basis.Basis.units`), in the order of
+        :meth:`glob_names`."""
+        n_crpix = 2 if self.fit_crpix else 0
+        return np.concatenate([np.ones(1 + n_crpix), self.basis.units(),
+                               np.ones(2 if self.fit_center else 0)])
+
     def glob_vector(self, p: Params) -> NDArray[np.float64]:
         """The shared parameters as a vector, in the order of :meth:`glob_names`."""
         parts = [[p.f]] + ([p.crpix] if self.fit_crpix else []) + [p.coeffs]

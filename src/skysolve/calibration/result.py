@@ -129,7 +129,9 @@ class CalibrateResult:
 
     @property
     def parameter_sigma(self) -> dict[str, float]:
-        """1-sigma of each shared parameter from the fit covariance.
+        """1-sigma of each shared parameter from the fit covariance, in the units of
+        :attr:`camera_model`'s (a radial model's ``k1`` .. ``p2`` those of its
+        :class:`~skysolve.RadialDistortion`).
 
         Linearised at the fitted parameters, so it understates the error of a
         radial model's distortion centre and decentring terms when the lens has

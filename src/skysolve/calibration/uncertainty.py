@@ -75,9 +75,12 @@ class Uncertainty:
     names : list of str
         The shared parameters, in the order of the covariance matrices.
     values : ndarray
-        Their fitted values (``f`` px, ``crpix`` px, coefficients, ...).
+        Their fitted values (``f`` px, ``crpix`` px, coefficients, ...), in the
+        units of the fitted camera: a radial model's ``k1`` .. ``p2`` are those of
+        its :class:`~skysolve.RadialDistortion` (the fit itself normalises the
+        radius by half the image width).
     covariance : ndarray
-        Fit covariance of the shared parameters.
+        Fit covariance of the shared parameters, in the units of ``values``.
     bootstrap_covariance : ndarray or None
         Bootstrap covariance of the shared parameters (None: not run).
     unit_variance_px2 : float
@@ -94,10 +97,13 @@ class Uncertainty:
         self._cov = cov_full
         self._boot = boot_full
         n = problem.n_glob
+        # the camera's units, not the fit's (its radial coefficients are normalised)
+        units = problem.glob_units()
         self.names = problem.glob_names()
-        self.values = problem.glob_vector(params)
-        self.covariance = cov_full[:n, :n].copy()
-        self.bootstrap_covariance = None if boot_full is None else boot_full[:n, :n].copy()
+        self.values = problem.glob_vector(params) * units
+        self.covariance = cov_full[:n, :n] * np.outer(units, units)
+        self.bootstrap_covariance = (None if boot_full is None
+                                     else boot_full[:n, :n] * np.outer(units, units))
         self.unit_variance_px2 = float(s2)
         self.n_bootstrap = int(n_bootstrap)
 
@@ -111,8 +117,9 @@ class Uncertainty:
         return cls(problem, p, fitted.camera(width, height), cov, s2, boot, options.bootstrap)
 
     def sigma(self, method: str = "fit") -> dict[str, float]:
-        """1-sigma of each shared parameter."""
-        cov = self._pick(method)[: len(self.names), : len(self.names)]
+        """1-sigma of each shared parameter, in the units of the fitted camera's."""
+        self._pick(method)  # checks the method (and that a bootstrap was run)
+        cov = self.covariance if method == "fit" else self.bootstrap_covariance
         return {n: float(math.sqrt(max(v, 0.0))) for n, v in zip(self.names, np.diag(cov),
                                                                   strict=True)}
 

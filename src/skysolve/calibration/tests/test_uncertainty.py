@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from skysolve import CameraModel
+from skysolve import CameraModel, RadialDistortion
 from skysolve.camera.distortion import PolynomialDistortion, num_polynomial_terms
 from skysolve.camera.model import read_camera_file
 from skysolve.simulate import random_attitudes
@@ -131,3 +131,29 @@ def test_covariance_and_record(small_db, tmp_path):
         _trial(small_db, 4)[0].mapping_sigma_px(0.0, 0.0, method="bootstrap")
     with pytest.raises(ValueError, match="image 9"):
         cal.mapping_sigma_px(0.0, 0.0, image=9)
+
+
+def test_radial_parameter_sigma_is_in_the_cameras_units(small_db):
+    """The radial coefficients' sigma and values are those of the returned
+    RadialDistortion (radius in px), not of the fit's radius normalised by half the
+    width: k1's sigma came out 512**2 times too large (4.6e-4 beside k1 = -2e-8)."""
+    truth = CameraModel(4000.0, W, H, crpix=(50.0, -30.0),
+                        distortion=RadialDistortion(-2e-8, 3e-14, 0.0, 2e-7, -1e-7))
+    true = dict(k1=-2e-8, k2=3e-14, p1=2e-7, p2=-1e-7)
+    pulls = {k: [] for k in true}
+    for seed in range(3):
+        rots = random_attitudes(6, rng=seed)
+        res, cents = synthetic_solves(small_db, [truth] * 6, rots, 0.1, seed=seed,
+                                      max_stars=150)
+        cal = small_db.calibrate_camera(res, cents, model="radial", validation_folds=0,
+                                        bootstrap=5, fit_distortion_center=False)
+        d, sig, boot = cal.camera_model.distortion, cal.parameter_sigma, cal.uncertainty
+        values = dict(zip(cal.parameter_names, boot.values, strict=True))
+        for k, t in true.items():
+            assert values[k] == getattr(d, k)
+            # the lens is clearly measured: its sigma is far below the coefficient
+            assert 0 < sig[k] < abs(t) / 3
+            assert 0 < boot.sigma("bootstrap")[k] < abs(t) / 2
+            pulls[k].append((getattr(d, k) - t) / sig[k])
+    for k, p in pulls.items():
+        assert np.max(np.abs(p)) < 4, k
