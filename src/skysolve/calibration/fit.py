@@ -148,6 +148,8 @@ import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._options import with_options
 from .engine import Fitted, fit_camera, star_reach
 from .inputs import image_pairs, pair_lists
@@ -159,7 +161,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..solver.database import PatternDatabase
 
 __all__ = ["CalibrateResult", "CalibrationOptions", "calibrate", "calibrate_camera",
-           "CALIBRATE_DOC"]
+           "CALIBRATE_DOC", "REJECTED_IMAGE_SHARE"]
+
+#: An image whose fit keeps fewer than this share of its matched pairs is named in a
+#: warning (it does not fit the shared camera).
+REJECTED_IMAGE_SHARE = 0.5
 
 
 def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
@@ -194,13 +200,62 @@ def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
                   stacklevel=4)
 
 
+def _warn_pattern(fitted: Fitted, pattern: Any, unc: Any, width: int, height: int) -> None:
+    """Say so when the residuals hold a pattern over the image larger than the mapping's
+    1-sigma: the model cannot represent the lens, and ``mapping_sigma_px`` (the noise's
+    share only) understates the camera's error (see
+    :func:`~skysolve.calibration.validation.residual_pattern`)."""
+    if pattern is None or not pattern.significant:
+        return
+    g = np.linspace(-0.5, 0.5, 9)
+    gx, gy = np.meshgrid(g * (width - 1), g * (height - 1))
+    sigma = float(np.nanmedian(unc.mapping_sigma_px(gx.ravel(), gy.ravel())))
+    if not pattern.rms_px > sigma:
+        return
+    basis = fitted.problem.basis
+    if basis.kind == "polynomial":
+        model = f"polynomial of order {basis.order}"
+        hint = "a higher order, select_order=True, or model='radial'"
+    else:
+        model = "radial model"
+        hint = "model='polynomial' with select_order=True"
+        if not fitted.problem.fit_crpix:
+            hint += (", or more images (the optical centre stayed at its input value, "
+                     f"{fitted.params.crpix[0]:.1f}, {fitted.params.crpix[1]:.1f} px)")
+    warnings.warn(f"the residuals hold a pattern over the image ({pattern.rms_px:.3g} px rms, "
+                  f"z = {pattern.z:.0f}) that the {model} cannot represent: the camera is "
+                  f"off by more than mapping_sigma_px says (median {sigma:.2g} px; it covers "
+                  f"the noise only), most beyond the stars and in the corners; try {hint}",
+                  UserWarning, stacklevel=4)
+
+
+def _warn_rejected_images(fitted: Fitted) -> None:
+    """Say so when the fit rejected most of an image's pairs: the image does not fit the
+    camera the others share, and takes (almost) no part in it."""
+    p = fitted.problem
+    bad = []
+    for k, im in enumerate(p.images):
+        kept = int(fitted.inliers[p.rows(k)].sum())
+        if kept < REJECTED_IMAGE_SHARE * len(im):
+            bad.append(f"{im.index} ({kept} of {len(im)} kept)")
+    if not bad:
+        return
+    warnings.warn(f"the fit rejected most matched stars of image(s) {', '.join(bad)}: they do "
+                  "not fit the camera the other stars share (another camera or lens setting, "
+                  "a wrong solve?) and barely take part in the calibration; their rotations "
+                  "and per-image figures mean little (mapping_sigma_px is NaN where fewer "
+                  "than two stars were kept)", UserWarning, stacklevel=4)
+
+
 def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
-              options: CalibrationOptions) -> CalibrateResult:
-    """Fit one camera model shared by solved images (see :func:`calibrate_camera`)."""
+              options: CalibrationOptions, provisional: bool = False) -> CalibrateResult:
+    """Fit one camera model shared by solved images (see :func:`calibrate_camera`);
+    ``provisional`` (a calibration pass whose camera only seeds the next) without the
+    warnings about a residual pattern and rejected images."""
     from .matching import match_catalog
     from .stars import magnitude_bins
     from .uncertainty import Uncertainty
-    from .validation import holdout, select_order
+    from .validation import holdout, residual_pattern, select_order
 
     results, cents = pair_lists(solve_results, centroids)
     images, cameras, rmse_before, width, height = image_pairs(db, results, cents, options)
@@ -217,10 +272,15 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         order, scores = select_order(images, cameras, width, height, options)
         fitted = fit_camera(images, cameras, width, height, options, order)
     _warn_fixed_terms(fitted, width, height)
+    if not provisional:
+        _warn_rejected_images(fitted)
     bins = magnitude_bins(fitted.problem, fitted.params, fitted.inliers, fitted.weights)[0]
     designs = fitted.designs or fitted.problem.designs(fitted.params)
     validation = holdout(fitted, options, designs) if options.validation_folds else None
     unc = Uncertainty.from_fit(fitted, width, height, options, designs)
+    pattern = residual_pattern(fitted, width, height, designs)
+    if not provisional:
+        _warn_pattern(fitted, pattern, unc, width, height)
     camera = fitted.camera(width, height)
     s = _summary(fitted, len(results))
     return CalibrateResult(
@@ -228,7 +288,8 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         fitted.iterations, fitted.converged, s["rotations"], s["rmse"], s["inliers"],
         fitted.problem.fit_crpix, per_image_scale=s["scales"],
         per_image_velocity_km_s=s["velocities"], uncertainty=unc, validation=validation,
-        order_scores=scores, magnitude_bins=bins, center_fitted=fitted.problem.fit_center)
+        order_scores=scores, magnitude_bins=bins, center_fitted=fitted.problem.fit_center,
+        residual_pattern=pattern)
 
 
 @with_options(CalibrationOptions, ("db", "solve_results", "centroids"),

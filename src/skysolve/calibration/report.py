@@ -51,6 +51,15 @@ def _validation_line(r: Any) -> str:
     return line
 
 
+def _pattern_line(r: Any) -> str:
+    p = r.residual_pattern
+    if p is None:
+        return "residual pattern over the image: too few stars to test"
+    verdict = "MODEL DOES NOT FIT THE LENS" if p.significant else "none beyond the noise"
+    return (f"residual pattern over the image ({p.cells} cells): {p.rms_px:.4f} px rms, "
+            f"z = {p.z:.1f} [{verdict}]")
+
+
 def _sigma_line(r: Any) -> str:
     if r.uncertainty is None:
         return ""
@@ -95,7 +104,7 @@ def summary(r: Any, per_image: bool = True) -> str:
     lines = [f"calibration: {r.num_images} images, {r.n_inliers} inliers ({r.n_outliers} "
              f"outliers), rms {r.rmse_before_px:.4f} -> {r.rmse_after_px:.4f} px in "
              f"{r.iterations} iterations{'' if r.converged else ' (not converged)'}",
-             _camera_line(r), _validation_line(r)]
+             _camera_line(r), _validation_line(r), _pattern_line(r)]
     sigma = _sigma_line(r)
     if sigma:
         lines.append(sigma)
@@ -131,6 +140,9 @@ def record(r: Any) -> dict[str, Any]:
         "holdout_rmse_px": r.holdout_rmse_px,
         "validation_folds": 0 if r.validation is None else r.validation.folds,
         "magnitude_bins": r.magnitude_bins}
+    if r.residual_pattern is not None:
+        out["residual_pattern"] = {"rms_px": r.residual_pattern.rms_px,
+                                   "z": r.residual_pattern.z}
     if r.order_scores:
         out["order_scores"] = {str(k): list(v) for k, v in r.order_scores.items()}
     if r.uncertainty is not None:

@@ -13,7 +13,7 @@ from ..camera.model import CameraModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uncertainty import Uncertainty
-    from .validation import Holdout
+    from .validation import Holdout, Pattern
 
 __all__ = ["CalibrateResult", "OVERFIT_RATIO"]
 
@@ -61,6 +61,13 @@ class CalibrateResult:
         none, or a skipped image).
     center_fitted : bool
         Whether a radial model's distortion centre offset was fitted.
+    residual_pattern : Pattern or None
+        The inlier residuals' mean over a grid of cells of the image, tested against
+        the noise (:func:`~skysolve.calibration.validation.residual_pattern`):
+        ``rms_px``, ``z`` and ``significant`` -- a model that cannot represent the
+        lens (a too-low polynomial order for ``k2``, a radial model about the wrong
+        centre) leaves one, and its errors beyond the stars then exceed
+        :meth:`mapping_sigma_px`, which a ``UserWarning`` says. None with too few stars.
     uncertainty : Uncertainty
         Covariance of the shared parameters from the fit (and from the
         bootstrap, when run), and the 1-sigma maps derived from them: see
@@ -82,7 +89,7 @@ class CalibrateResult:
                  "iterations", "converged", "rotations", "per_image_rmse_px",
                  "per_image_inliers", "crpix_fitted", "per_image_scale",
                  "per_image_velocity_km_s", "uncertainty", "validation", "order_scores",
-                 "magnitude_bins", "center_fitted")
+                 "magnitude_bins", "center_fitted", "residual_pattern")
 
     def __init__(self, camera_model: CameraModel, rmse_before_px: float, rmse_after_px: float,
                  n_inliers: int, n_outliers: int, iterations: int, converged: bool,
@@ -94,7 +101,7 @@ class CalibrateResult:
                  uncertainty: Uncertainty | None = None, validation: Holdout | None = None,
                  order_scores: dict[int, tuple[float, float]] | None = None,
                  magnitude_bins: list[dict[str, float]] | None = None,
-                 center_fitted: bool = False) -> None:
+                 center_fitted: bool = False, residual_pattern: Pattern | None = None) -> None:
         self.camera_model = camera_model
         self.rmse_before_px = float(rmse_before_px)
         self.rmse_after_px = float(rmse_after_px)
@@ -115,6 +122,7 @@ class CalibrateResult:
         self.order_scores = order_scores
         self.magnitude_bins = magnitude_bins or []
         self.center_fitted = bool(center_fitted)
+        self.residual_pattern = residual_pattern
 
     @property
     def num_images(self) -> int:

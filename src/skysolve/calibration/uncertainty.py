@@ -49,10 +49,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine import Fitted
     from .options import CalibrationOptions
 
-__all__ = ["Uncertainty", "BOOTSTRAP_SEED"]
+__all__ = ["Uncertainty", "BOOTSTRAP_SEED", "MIN_IMAGE_INLIERS"]
 
 #: Seed of the bootstrap resampling (reproducible results).
 BOOTSTRAP_SEED = 20240611
+#: Fewest inlier stars with which an image takes part in the fit (its attitude is fitted).
+MIN_IMAGE_INLIERS = 2
 
 
 def _skeleton(problem: Problem) -> Problem:
@@ -90,8 +92,10 @@ class Uncertainty:
 
     def __init__(self, problem: Problem, params: Params, camera: CameraModel,
                  cov_full: NDArray[np.float64], s2: float, boot_full: NDArray[np.float64] | None,
-                 n_bootstrap: int) -> None:
+                 n_bootstrap: int, used: list[bool] | None = None) -> None:
         self._problem = _skeleton(problem)
+        # images with too few inlier stars to take part fix nothing of their attitude
+        self._used = [True] * len(problem.images) if used is None else list(used)
         self._params = params.copy()
         self._camera = camera
         self._cov = cov_full
@@ -114,7 +118,10 @@ class Uncertainty:
         designs = problem.designs(p) if designs is None else designs
         cov, s2 = problem.covariance(p, fitted.inliers, fitted.weights, designs)
         boot = _bootstrap(fitted, options, designs) if options.bootstrap else None
-        return cls(problem, p, fitted.camera(width, height), cov, s2, boot, options.bootstrap)
+        used = [int(fitted.inliers[problem.rows(k)].sum()) >= MIN_IMAGE_INLIERS
+                for k in range(len(problem.images))]
+        return cls(problem, p, fitted.camera(width, height), cov, s2, boot, options.bootstrap,
+                   used)
 
     def sigma(self, method: str = "fit") -> dict[str, float]:
         """1-sigma of each shared parameter, in the units of the fitted camera's."""
@@ -145,12 +152,17 @@ class Uncertainty:
     def mapping_sigma_px(self, x: ArrayLike, y: ArrayLike, image: int | None = None,
                          method: str = "fit") -> NDArray[np.float64]:
         """1-sigma (rms length) of the mapping error at centred pixels, px (see the module
-        notes); ``image`` indexes the solve results, None gives the rms over images."""
+        notes); ``image`` indexes the solve results, None gives the rms over the images
+        that took part. NaN for an image whose stars the fit all but rejected (fewer
+        than two inliers): nothing fixes its attitude."""
         cov = self._pick(method)
         xb, yb = np.broadcast_arrays(np.asarray(x, dtype=np.float64),
                                      np.asarray(y, dtype=np.float64))
         images = self._problem.images
-        ks = range(len(images)) if image is None else [self._position(image)]
+        ks = ([k for k in range(len(images)) if self._used[k]] if image is None
+              else [self._position(image)])
+        if not ks or not self._used[ks[0]]:
+            return np.full(xb.shape, np.nan)
         var = np.zeros(xb.size)
         for k in ks:
             var += self._variance(k, xb.ravel(), yb.ravel(), cov)

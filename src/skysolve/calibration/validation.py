@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .options import CalibrationOptions
 
 __all__ = ["Holdout", "holdout", "select_order", "ORDER_TOLERANCE", "FOLD_SEED",
-           "MIN_VALIDATED_PAIRS"]
+           "MIN_VALIDATED_PAIRS", "Pattern", "residual_pattern", "PATTERN_Z"]
 
 #: Orders whose held-out rms is within this fraction of the best count as good as it.
 ORDER_TOLERANCE = 0.01
@@ -44,6 +44,91 @@ FOLD_SEED = 20240612
 #: that fix their attitude cannot spare one, so their held-out residuals say more
 #: about that than about the camera (their own figure is still reported).
 MIN_VALIDATED_PAIRS = 10
+#: Most cells per image axis of the residual-pattern test, and the stars per cell it aims
+#: at (cells with fewer than :data:`PATTERN_MIN_CELL_STARS` are left out).
+PATTERN_MAX_CELLS = 8
+PATTERN_CELL_STARS = 25
+PATTERN_MIN_CELL_STARS = 5
+#: A residual pattern whose chi-square lies this many standard deviations above its
+#: degrees of freedom is real: the model does not represent the lens.
+PATTERN_Z = 5.0
+
+
+@dataclass
+class Pattern:
+    """The smooth part of a fit's residuals over the image: what the model leaves of the
+    lens (see :func:`residual_pattern`).
+
+    Attributes
+    ----------
+    rms_px : float
+        Rms length of the cells' mean residuals beyond what the noise gives them (px;
+        0 when the noise explains them).
+    z : float
+        ``(chi2 - dof) / sqrt(2 dof)`` of the cells' mean residuals against the
+        scatter within the cells; well below :data:`PATTERN_Z` for a model that fits.
+    cells : int
+        Cells tested.
+    """
+
+    rms_px: float
+    z: float
+    cells: int
+
+    @property
+    def significant(self) -> bool:
+        """Whether the pattern is more than the noise (:data:`PATTERN_Z`)."""
+        return bool(self.z > PATTERN_Z)
+
+
+def residual_pattern(fitted: Fitted, width: int, height: int,
+                     designs: list | None = None) -> Pattern | None:
+    """Test the inlier residuals, pooled over the images in pixel coordinates, for a
+    pattern over the image (None with too few stars for 2 x 2 cells).
+
+    The camera is shared, so a lens the model cannot represent (a polynomial of too
+    low an order for ``k2``, a radial model about the wrong centre) leaves the same
+    residual field in every image, while centroid noise averages out in each cell of
+    an up to 8 x 8 grid. The cells' mean (weighted) residuals are compared with the
+    scatter within the cells by a chi-square; the fit itself only shrinks the means,
+    so a model that fits stays below ``dof``.
+    """
+    p = fitted.problem
+    designs = p.designs(fitted.params) if designs is None else designs
+    inl = fitted.inliers
+    res = np.concatenate([d[0] for d in designs])[inl]
+    xy = np.concatenate([im.xy for im in p.images])[inl]
+    n_side = min(PATTERN_MAX_CELLS, math.isqrt(len(res) // PATTERN_CELL_STARS))
+    if n_side < 2:
+        return None
+    ix = np.clip(((xy[:, 0] / width + 0.5) * n_side).astype(np.intp), 0, n_side - 1)
+    iy = np.clip(((xy[:, 1] / height + 0.5) * n_side).astype(np.intp), 0, n_side - 1)
+    cell = iy * n_side + ix
+    counts = np.bincount(cell, minlength=n_side * n_side)
+    keep = counts[cell] >= PATTERN_MIN_CELL_STARS
+    used = counts >= PATTERN_MIN_CELL_STARS
+    if used.sum() < 2 or keep.sum() <= used.sum():
+        return None
+    w = np.sqrt(fitted.weights[inl] / np.median(fitted.weights[inl]))[:, None]
+    stats = [_cell_means(cell[keep], r[keep], counts, used) for r in (res * w, res)]
+    (wmeans, ws2), (means, s2) = stats
+    n = counts[used]
+    chi2 = float(np.sum(n * np.sum(wmeans ** 2, axis=1)) / ws2)
+    dof = 2 * int(used.sum())
+    excess = np.sum(n * (np.sum(means ** 2, axis=1) - 2.0 * s2 / n))
+    return Pattern(math.sqrt(max(float(excess), 0.0) / float(n.sum())),
+                   (chi2 - dof) / math.sqrt(2 * dof), int(used.sum()))
+
+
+def _cell_means(cell: NDArray[np.intp], r: NDArray[np.float64], counts: NDArray[np.intp],
+                used: NDArray[np.bool_]) -> tuple[NDArray[np.float64], float]:
+    """Mean residual of each used cell and the per-axis variance within the cells."""
+    size = len(counts)
+    sums = np.stack([np.bincount(cell, r[:, a], minlength=size) for a in (0, 1)], axis=1)
+    means = sums / np.maximum(counts, 1)[:, None]
+    dev = r - means[cell]
+    s2 = float(np.sum(dev ** 2)) / (2 * max(len(r) - int(used.sum()), 1))
+    return means[used], s2
 
 
 @dataclass

@@ -393,7 +393,8 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
                                         model=config.model, order=config.order)
             if number < len(passes):  # only the last pass's figures are reported
                 cal_opts = cal_opts.replace(validation_folds=0, bootstrap=0, select_order=False)
-            cal = calibrate(database, solutions, centroids, cal_opts)
+            cal = calibrate(database, solutions, centroids, cal_opts,
+                            provisional=number < len(passes))
             camera = cal.camera_model
         result = PassResult(number, config, solutions, cal, t_solve,
                             time.perf_counter() - t - t_solve)

@@ -85,3 +85,25 @@ def test_clipping_rejects_the_contaminated_pairs(small_db, clean_frames, fractio
     assert cal.rmse_after_px < 1.05 * clean_rms
     for R, T in zip(cal.rotations, rots, strict=True):
         assert _mapping_rms_px(cal.camera_model, R, truth, T) < 0.05
+
+
+def test_a_frame_of_another_camera_is_named_and_has_no_sigma(small_db):
+    """One frame of another camera among nine: the fit rejects all its stars. That used
+    to happen silently, and its mapping_sigma_px (its attitude taken as exact) looked as
+    good as the others'."""
+    from skysolve import CameraModel, RadialDistortion
+
+    from .synthetic import synthetic_solves
+
+    lens = CameraModel(4000.0, 1024, 1024, distortion=RadialDistortion(-2e-8))
+    other = CameraModel(4100.0, 1024, 1024, crpix=(-40.0, 20.0),
+                        distortion=RadialDistortion(1e-8))
+    res, cents = synthetic_solves(small_db, [lens] * 5 + [other], random_attitudes(6, rng=3),
+                                  0.1, seed=3, max_stars=100)
+    with pytest.warns(UserWarning, match=r"image\(s\) 5 \([01] of 100 kept\)"):
+        cal = small_db.calibrate_camera(res, cents, validation_folds=0)
+    assert cal.per_image_inliers[5] <= 1
+    assert np.all(np.isnan(cal.mapping_sigma_px([0.0, 300.0], [0.0, -300.0], image=5)))
+    assert np.all(np.isfinite(cal.mapping_sigma_px([0.0, 300.0], [0.0, -300.0], image=4)))
+    # the rms over the images is over those that took part
+    assert np.isfinite(cal.mapping_sigma_px(0.0, 0.0))

@@ -79,3 +79,34 @@ def test_fast_folds_equal_explicit_refits(small_db):
     fitted.restore(state)
     assert calibrate(small_db, res, cents, opts).holdout_rmse_px == pytest.approx(
         fast.rmse_px, rel=1e-6)
+
+
+def test_a_model_that_cannot_represent_the_lens_warns(small_db):
+    """A polynomial of order 4 cannot follow a k2 lens (r**5): its corners are ~1 px off
+    where mapping_sigma_px said 0.03 px, and nothing told the user (held-out residuals
+    match the in-sample ones: the misfit is systematic, not overfitting). The radial
+    model fits the same stars without a pattern or a warning."""
+    import warnings
+
+    from skysolve import CameraModel, RadialDistortion
+
+    from .synthetic import mapping_error_px
+
+    truth = CameraModel(4000.0, 1024, 1024, crpix=(5.0, -3.0),
+                        distortion=RadialDistortion(0.0, 2e-14))  # 3.9 px at the corners
+    rots = random_attitudes(6, rng=1)
+    res, cents = synthetic_solves(small_db, [truth] * 6, rots, NOISE_PX, seed=1, max_stars=150)
+    with pytest.warns(UserWarning, match="pattern over the image.*order 4 cannot represent"):
+        cal = small_db.calibrate_camera(res, cents, order=4, validation_folds=0)
+    corner = np.array([-511.5, 511.5]), np.array([511.5, -511.5])
+    err = mapping_error_px(cal.image_camera(0), cal.rotations[0], truth, rots[0], *corner)
+    assert np.all(err > 5 * cal.mapping_sigma_px(*corner, image=0))  # the premise
+    assert cal.residual_pattern.significant and cal.residual_pattern.rms_px > 0.03
+    assert "MODEL DOES NOT FIT THE LENS" in cal.summary()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        radial = small_db.calibrate_camera(res, cents, model="radial", validation_folds=0)
+    assert not radial.residual_pattern.significant
+    err = mapping_error_px(radial.image_camera(0), radial.rotations[0], truth, rots[0], *corner)
+    assert np.all(err < 4 * radial.mapping_sigma_px(*corner, image=0))
+    assert "none beyond the noise" in radial.summary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -100,10 +101,16 @@ def test_per_frame_velocities_and_last_pass_figures(small_db, frames):
     velocities = [None, [5.0, -29.0, 3.0]] + [[29.8 * np.cos(k), 29.8 * np.sin(k), 1.0]
                                               for k in range(4)]
     passes = [CalibrationPass(0.01, order=2), CalibrationPass(0.004, order=3)]
-    run = calibrate_frames(cents, small_db, passes, fov_estimate_deg=14.0,
-                           fov_max_error_deg=2.0, image_shape=(H, W), progress=False,
-                           observer_velocities_km_s=velocities,
-                           calibration_options={"bootstrap": 5, "validation_folds": 3})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = calibrate_frames(cents, small_db, passes, fov_estimate_deg=14.0,
+                               fov_max_error_deg=2.0, image_shape=(H, W), progress=False,
+                               observer_velocities_km_s=velocities,
+                               calibration_options={"bootstrap": 5, "validation_folds": 3})
+    # order 2 cannot represent the k1 lens, but the first pass is provisional: no warning
+    assert run.passes[0].calibration.residual_pattern.significant
+    assert not run.passes[1].calibration.residual_pattern.significant
+    assert not [w for w in caught if "pattern over the image" in str(w.message)]
     for p in run.passes:
         assert p.solutions[0].observer_velocity_km_s is None
         np.testing.assert_allclose(p.solutions[1].observer_velocity_km_s, velocities[1])
