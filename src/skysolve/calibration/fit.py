@@ -241,8 +241,10 @@ def _warn_rejected_images(fitted: Fitted) -> None:
     if not bad:
         return
     warnings.warn(f"the fit rejected most matched stars of image(s) {', '.join(bad)}: they do "
-                  "not fit the camera the other stars share (another camera or lens setting, "
-                  "a wrong solve?) and barely take part in the calibration; their rotations "
+                  "not fit the camera the other stars share within the shared clipping "
+                  "threshold (centroids much noisier than the other images', another camera "
+                  "or lens setting, a wrong solve?) and barely take part in the calibration "
+                  "(calibrate images of similar quality together); their rotations "
                   "and per-image figures mean little (mapping_sigma_px is NaN where fewer "
                   "than two stars were kept)", UserWarning, stacklevel=4)
 
