@@ -520,7 +520,8 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
     (see :func:`_passes`) on fewer pattern stars thinned at a smaller separation, then
     on pattern stars spread over the image, then on pattern stars thinned at a much
-    wider separation, and with ``deep`` on more pattern stars at the wide tolerance. The
+    wider separation, and with ``deep`` on more pattern stars at the wide tolerance (at
+    ``tol`` on :data:`DEEP_PATTERN_STARS` in each of several focal-length windows). The
     status is ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
     ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
@@ -533,9 +534,12 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     windowed = len(windows) > 1
     passes = _passes(db, tol, pattern_stars, deep, windowed)
     for i, (pass_tol, n, separation, spread) in enumerate(passes):
-        # the deep pass keeps its depth in every window (see DEEP_PATTERN_STARS)
-        capped = windowed and not (deep and i == len(passes) - 1)
-        limit = min(n, WINDOWED_PATTERN_STARS) if capped else n
+        # the deep pass keeps its depth in every window (see DEEP_PATTERN_STARS), but no
+        # more: 50 pattern stars asked for are 230,300 patterns a window
+        limit = n
+        if windowed:
+            last = deep and i == len(passes) - 1
+            limit = min(n, DEEP_PATTERN_STARS if last else WINDOWED_PATTERN_STARS)
         # a pass skips the patterns an earlier one at its tolerance looked up
         tried = _tried(done, pass_tol)
         done.append((pass_tol, limit, separation, spread))

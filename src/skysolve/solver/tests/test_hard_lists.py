@@ -210,3 +210,17 @@ def test_the_deep_pass_reaches_as_deep_without_a_scale_hint(small_db, hip_catalo
     assert angle_between(radec_to_vector(res.ra_deg, res.dec_deg), R[2]) < np.radians(0.01)
     assert abs(res.fov_deg - fov) < 0.01 * fov
     assert min(len(w) for w in windows) > 1
+
+
+def test_the_windowed_deep_pass_takes_no_more_than_its_own_depth(small_db):
+    """Asked for 50 pattern stars without a scale hint, the deep pass took all 50 in every
+    focal-length window (230,300 patterns each): giving up on 80 random points spent a
+    200,000-pattern budget (status 'timeout', 3.9-5.1 s without one) where 26 stars a
+    window give up with 'no_match' well within it."""
+    rng = np.random.default_rng(1)
+    points = np.column_stack([rng.uniform(-510, 510, 80), rng.uniform(-380, 380, 80),
+                              np.arange(80, 0, -1.0)])
+    res = small_db.solve_from_centroids(points, image_shape=(H, W), deep_search=True,
+                                        pattern_checking_stars=50, solve_timeout_ms=None,
+                                        max_patterns_checked=200_000)
+    assert not res and res.status == "no_match"
