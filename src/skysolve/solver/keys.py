@@ -54,6 +54,7 @@ __all__ = [
     "ratio_keys",
     "neighbour_keys",
     "pattern_keys",
+    "KEYS_PER_BUCKET",
     "key_directory",
     "lookup_keys",
 ]
@@ -302,19 +303,35 @@ def pattern_keys(vectors: NDArray[np.float64], bins: int) -> tuple[NDArray, NDAr
 # Looking keys up
 
 
+#: Keys per bucket of the key directory, at most (4 to 8 on average): the binary
+#: search in a bucket then reads a cache line or two of keys, and the directory
+#: costs a byte or two per pattern instead of eight to sixteen (a 1-3 deg Gaia
+#: database of 70 million patterns: 134 MB instead of 1.1 GB, built in 0.4 s instead
+#: of 5 s by every process that loads it).
+KEYS_PER_BUCKET = 8
+
+#: Keys counted at a time while building the directory (bounds its working memory).
+_DIRECTORY_CHUNK = 1 << 20
+
+
 def key_directory(keys: NDArray, bins: int) -> tuple[NDArray[np.int64], int]:
     """Index into sorted ``keys`` by their leading bits: ``(starts, shift)``.
 
     Keys ``k`` with ``key_bucket(k, shift) == b`` occupy rows
     ``starts[b]:starts[b + 1]``, so a lookup searches a handful of rows
-    instead of the whole table (about one bucket per pattern).
+    instead of the whole table (about :data:`KEYS_PER_BUCKET` per bucket).
     """
     space_bits = max(1, (bins ** KEY_RATIOS - 1).bit_length())
-    bucket_bits = min(space_bits, max(1, (len(keys) - 1).bit_length()))
+    wanted = max(1, (len(keys) - 1) // KEYS_PER_BUCKET)
+    bucket_bits = min(space_bits, max(1, wanted.bit_length()))
     shift = space_bits - bucket_bits
-    # the keys are sorted, so bucket counts accumulate into the start of each bucket
-    buckets = key_bucket(keys, keys.dtype.type(shift)).astype(np.intp)
-    counts = np.bincount(buckets, minlength=1 << bucket_bits)
+    # the keys are sorted, so each chunk's buckets are one run of the directory and
+    # bucket counts accumulate into the start of each bucket
+    counts = np.zeros(1 << bucket_bits, dtype=np.int64)
+    for first in range(0, len(keys), _DIRECTORY_CHUNK):
+        buckets = key_bucket(keys[first:first + _DIRECTORY_CHUNK], keys.dtype.type(shift))
+        low = int(buckets[0])
+        counts[low:int(buckets[-1]) + 1] += np.bincount((buckets - buckets[0]).astype(np.intp))
     starts = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     starts.setflags(write=False)
