@@ -471,19 +471,38 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         if warn_loose:
             _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
+    return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone))
+
+
+def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, code: int,
+                    fov_lo: float, fov_hi: float, cone: Cone | None) -> tuple[str, str]:
+    """``(status, message)`` of a pattern search that found nothing.
+
+    A scale hint that puts the field wholly outside the database's range (a 0.5 deg
+    field against a 1-3 deg database, which may still solve down to half its
+    smallest field) says so whatever the search ended with: without it, a search
+    that ran out of time gave only "no match within 5000 ms".
+    """
+    if fov_hi < math.radians(db.min_fov_deg) or fov_lo > math.radians(db.max_fov_deg):
+        outside = (f"; the field of view range {math.degrees(fov_lo):.2f}-"
+                   f"{math.degrees(fov_hi):.2f} deg is outside the database's "
+                   f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+    else:
+        outside = ""
     if status == "timeout":
-        return fail(status, f"no match within {options.solve_timeout_ms} ms")
+        return status, f"no match within {options.solve_timeout_ms} ms{outside}"
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
-        return fail("timeout", f"no match within max_patterns_checked="
-                               f"{options.max_patterns_checked} patterns")
+        return "timeout", (f"no match within max_patterns_checked="
+                           f"{options.max_patterns_checked} patterns{outside}")
     if status == "no_match" and cone is not None:
-        return fail(status, f"{_FAILURE_MESSAGES[status]} within the position hint's cone")
+        return status, f"{_FAILURE_MESSAGES[status]} within the position hint's cone{outside}"
     if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
         lens = ("" if code != _proj.PINHOLE or fov_hi < math.radians(_FISHEYE_HINT_DEG) else
                 "; a fisheye or all-sky lens needs its projection named (projection=)")
-        return fail(status, f"{_FAILURE_MESSAGES[status]}; the database solves fields of view "
-                            f"of {db.min_fov_deg:g}-{db.max_fov_deg:g} deg{lens}")
-    return fail(status, _FAILURE_MESSAGES[status])
+        scope = outside or (f"; the database solves fields of view of "
+                            f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+        return status, f"{_FAILURE_MESSAGES[status]}{scope}{lens}"
+    return status, _FAILURE_MESSAGES[status] + outside
 
 
 #: The docstring of the public solve functions (``{parameters}``: the options' fields).

@@ -95,3 +95,28 @@ def test_fields_outside_the_database_range(small_db, hip_catalog, fov, estimate)
         outcomes.append(res.status)
     if fov == 60 and estimate is not None:  # nothing in the database can match: not searched
         assert outcomes == ["invalid_config"] * 3
+
+
+@pytest.mark.parametrize("hint, low_high", [
+    ({"fov_range_deg": (5.5, 6.5)}, "5.50-6.50"),
+    # over 1024 px: 2 atan(512 x 21.09" / 1 rad) = 5.99 deg, and 25.31" 7.19 deg
+    ({"pixel_scale_range_arcsec": (21.09, 25.31)}, "5.99-7.19"),
+    ({"fov_range_deg": (24.0, 26.0), "max_patterns_checked": 1}, "24.00-26.00"),
+])
+def test_search_cut_short_names_a_scale_hint_outside_the_range(small_db, hint, low_high):
+    """A scale hint wholly outside the 10-20 deg range says so, however the search ended:
+    a 0.5 deg field against a 1-3 deg Gaia database ran out of time with only "no match
+    within 5000.0 ms" (searched, as a field down to half the smallest may still solve)."""
+    noise = np.random.default_rng(4).uniform((-512, -384), (512, 384), (40, 2))
+    res = small_db.solve_from_centroids(noise, image_width=1024, image_height=768,
+                                        solve_timeout_ms=1, **hint)
+    assert not res and res.status == "timeout", res
+    assert f"the field of view range {low_high} deg is outside the database's 10-20 deg" \
+        in res.message, res.message
+
+
+def test_search_cut_short_in_range_says_only_the_time(small_db):
+    noise = np.random.default_rng(4).uniform((-512, -384), (512, 384), (40, 2))
+    res = small_db.solve_from_centroids(noise, image_width=1024, image_height=768,
+                                        fov_range_deg=(14.0, 16.0), solve_timeout_ms=1)
+    assert res.message == "no match within 1.0 ms"
