@@ -153,10 +153,21 @@ def robust_sigma(values: NDArray, iterations: int = 2, clip: float = 3.0) -> flo
     return robust_location(values, iterations, clip)[1]
 
 
-def _subsample(image: NDArray, n: int) -> NDArray:
-    """A regular ~n-pixel subsample of a 2-D array (strided, no copy of the full frame)."""
-    h, w = image.shape
+def _subsample_step(shape: tuple[int, int], n: int, mosaic: bool = False) -> int:
+    """The stride of a regular ~n-pixel subsample of a frame of ``shape``; of a ``mosaic``
+    (a raw colour frame) odd, an even stride less one, so that the sample takes every
+    phase of its 2x2 pattern in turn. An even stride reads the same pixel of every 2x2
+    cell: of a Bayer mosaic only its blue (or red) pixels, whose noise may be a third
+    of the green ones' (a 6000x4000 DSLR frame took a stride of 30), and 5 such sigmas
+    found 2,000 sources in the green pixels' noise of a field of 22 stars."""
+    h, w = shape
     step = max(1, int(np.sqrt(h * w / n)))
+    return step - 1 if mosaic and step % 2 == 0 else step
+
+
+def _subsample(image: NDArray, n: int, mosaic: bool = False) -> NDArray:
+    """A regular ~n-pixel subsample of a 2-D array (strided, no copy of the full frame)."""
+    step = _subsample_step(image.shape, n, mosaic)
     return image[step // 2::step, step // 2::step]
 
 
@@ -482,7 +493,7 @@ def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
 
 def estimate_background(image: NDArray, block_size: int | None,
                         adaptive: bool = True, quantum: float | None = None,
-                        counts: NDArray | None = None) -> Background:
+                        counts: NDArray | None = None, mosaic: bool = False) -> Background:
     """Fit the background model and global noise of a finite 2-D image.
 
     Parameters
@@ -503,13 +514,16 @@ def estimate_background(image: NDArray, block_size: int | None,
         The same pixels as ``image``, as the camera's integers (8 or 16 bits):
         the block medians are taken from them (the same values; a partition of
         16-bit integers takes two thirds of the time of float32's).
+    mosaic : bool
+        The image is a 2x2 mosaic (a raw colour frame, its phases levelled): the
+        noise sample takes every phase (see :func:`_subsample_step`).
 
     Returns
     -------
     Background
     """
     h, w = image.shape
-    sample = _subsample(image, _GLOBAL_SAMPLES)
+    sample = _subsample(image, _GLOBAL_SAMPLES, mosaic)
     if block_size is None or (block_size >= h and block_size >= w):
         level, sigma0 = robust_location(sample)
         sigma0 = _tied_sigma(sample - level, sigma0, quantum)
@@ -519,7 +533,7 @@ def estimate_background(image: NDArray, block_size: int | None,
     bg = Background(_block_levels(image if counts is None else counts, bs), bs, float("nan"),
                     (h, w))
     # noise of the background-subtracted image: gradients no longer inflate it
-    step = max(1, int(np.sqrt(h * w / _GLOBAL_SAMPLES)))
+    step = _subsample_step((h, w), _GLOBAL_SAMPLES, mosaic)
     rows = np.arange(step // 2, h, step)
     cols = np.arange(step // 2, w, step)
     resid = sample - bg.at_grid(rows, cols)
@@ -533,7 +547,7 @@ def estimate_background(image: NDArray, block_size: int | None,
         resid = sample - bg.at_grid(rows, cols)
     noise, structured = _local_checks(resid, rows, cols, bg)
     if structured and bs // 2 >= _MIN_BLOCK:
-        return estimate_background(image, bs // 2, adaptive, quantum, counts)
+        return estimate_background(image, bs // 2, adaptive, quantum, counts, mosaic)
     bg.noise = noise
     return _with_dark(bg, sample, resid)
 

@@ -501,10 +501,11 @@ _WHOLE_SAMPLES = 25_000
 
 
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
-           exact: bool = False) -> Background:
+           exact: bool = False, mosaic: bool = False) -> Background:
     """The background, with the noise floored for quantised (integer, or float holding
     whole numbers) and noise-free frames. ``exact``: ``work`` holds ``arr``'s values
-    unchanged (no pixel filled in)."""
+    unchanged (no pixel filled in); ``mosaic``: ``work`` is a raw colour frame's
+    levelled phases."""
     counts = None
     if exact and arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2:
         # numpy's partition selects 16-bit integers with SIMD, 8-bit ones without (1.4
@@ -512,7 +513,7 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
         counts = arr if arr.dtype.itemsize == 2 else arr.astype(
             np.uint16 if arr.dtype.kind == "u" else np.int16)
     quantum = 1.0 if arr.dtype.kind in "iu" or _whole_numbers(arr) else None
-    bg = estimate_background(work, block, quantum=quantum, counts=counts)
+    bg = estimate_background(work, block, quantum=quantum, counts=counts, mosaic=mosaic)
     if quantum is not None and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
         # integer data whose noise is below one count: a detection needs a few counts,
         # and a few counts below the model are no silhouette (a sky stretched to its
@@ -943,7 +944,8 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         arr = arr / unit
         noise = None if noise is None else noise / unit
     work, mosaic = _equalized_phases(work, bad)
-    bg = _noise(work, arr, options.local_bg_block_size, exact=bad is None and not mosaic)
+    bg = _noise(work, arr, options.local_bg_block_size, exact=bad is None and not mosaic,
+                mosaic=mosaic)
     sigma = bg.sigma
     if not (np.isfinite(sigma) and sigma > 0):
         return _empty_result(h, w, (bg.mean + offset) * unit,

@@ -857,6 +857,30 @@ def test_a_raw_bayer_frame_finds_its_stars():
     assert np.mean(idx >= 0) > 0.85 and len(xy) - np.sum(idx >= 0) <= 2
 
 
+def test_a_large_raw_bayer_frame_measures_the_noise_of_every_phase():
+    """A raw colour frame whose green pixels are three times as noisy as its red and blue
+    ones (a DSLR's sky: twice the signal in green). The noise sample took every 6th pixel
+    of a 1000x1000 frame, starting at the 3rd: only blue pixels (sigma 10), so 5 sigma
+    was 1.7 of the green pixels' and thousands of noise peaks were sources."""
+    rng = np.random.default_rng(7)
+    h = w = 1000
+    noise = np.full((h, w), 30.0)
+    noise[0::2, 0::2] = noise[1::2, 1::2] = 10.0
+    level = np.full((h, w), 2600.0)
+    level[0::2, 0::2], level[1::2, 1::2] = 2300.0, 2250.0
+    x, y = rng.uniform(20 - w / 2, w / 2 - 20, (2, 30))
+    stars = render_stars((h, w), x, y, np.full(30, 2e5), 1.5)
+    raw = np.round(level + stars + rng.normal(0.0, 1.0, (h, w)) * noise).astype(np.uint16)
+    found = extract_centroids(raw, matched_filter_sigma=None)
+    # half the pixels at sigma 10 and half at 30: a median absolute deviation of 10.8
+    # (erf(10.8 / 10 / sqrt 2) + erf(10.8 / 30 / sqrt 2) = 1), a robust sigma
+    # (MAD / 0.6745) of 16, clipped at 3 sigma a little less
+    assert 13.0 < found.background_sigma < 17.0
+    xy = found.as_array()
+    idx, _ = match_to_truth(xy[:, 0], xy[:, 1], x, y, radius=1.0)
+    assert np.sum(idx >= 0) >= 27 and len(xy) - np.sum(idx >= 0) <= 1  # (90 found)
+
+
 def test_one_channel_with_a_third_axis_is_the_image():
     rng = np.random.default_rng(4)
     x, y = rng.uniform(-100, 100, 20), rng.uniform(-70, 70, 20)
