@@ -471,17 +471,21 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         if warn_loose:
             _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
-    return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone))
+    return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone,
+                                 (width, height)))
 
 
 def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, code: int,
-                    fov_lo: float, fov_hi: float, cone: Cone | None) -> tuple[str, str]:
+                    fov_lo: float, fov_hi: float, cone: Cone | None,
+                    size: tuple[float, float]) -> tuple[str, str]:
     """``(status, message)`` of a pattern search that found nothing.
 
     A scale hint that puts the field wholly outside the database's range (a 0.5 deg
     field against a 1-3 deg database, which may still solve down to half its
     smallest field) says so whatever the search ended with: without it, a search
-    that ran out of time gave only "no match within 5000 ms".
+    that ran out of time gave only "no match within 5000 ms". So does a position
+    hint where the catalog holds too few stars for the widest field the search
+    allowed (:func:`_sparse_note`).
     """
     if fov_hi < math.radians(db.min_fov_deg) or fov_lo > math.radians(db.max_fov_deg):
         outside = (f"; the field of view range {math.degrees(fov_lo):.2f}-"
@@ -489,6 +493,7 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                    f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
     else:
         outside = ""
+    outside += _sparse_note(db, fov_hi, cone, size)
     if status == "timeout":
         return status, f"no match within {options.solve_timeout_ms} ms{outside}"
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
@@ -503,6 +508,35 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
         return status, f"{_FAILURE_MESSAGES[status]}{scope}{lens}"
     return status, _FAILURE_MESSAGES[status] + outside
+
+
+#: A position-hinted field whose catalog holds fewer stars than this, in a circle of the
+#: area of the widest field the search allowed, is called too sparse for the catalog in a
+#: failure's message: four make a pattern, and a match needs a few more to verify.
+_SPARSE_STARS = 6
+#: Fields up to this wide (radians) are checked for that; wider ones hold plenty.
+_SPARSE_FOV = math.radians(10.0)
+
+
+def _sparse_note(db: PatternDatabase, fov_hi: float, cone: Cone | None,
+                 size: tuple[float, float]) -> str:
+    """The note of a failure's message that the catalog is too sparse for the field: a
+    1 deg telescope field near a galactic pole holds 3 stars of the bundled Gaia
+    catalog (to G = 10), and its failure said only "no pattern verified against the
+    catalog within the position hint's cone"; else ``""``."""
+    if cone is None or not fov_hi <= _SPARSE_FOV:
+        return ""
+    width, height = size
+    area = fov_hi * fov_hi * height / width  # steradians (a narrow field)
+    radius = math.sqrt(area / math.pi)
+    found = len(db.brightest_in_cone(cone.centre, radius, _SPARSE_STARS))
+    if found >= _SPARSE_STARS:
+        return ""
+    mag = db.parameters.get("star_max_magnitude")
+    depth = "" if mag is None else f" (to magnitude {float(mag):.1f})"
+    return (f"; about the hinted position the catalog{depth} holds {found} stars in the "
+            f"area of a {math.degrees(fov_hi):.2f} deg wide field, too few to solve it: "
+            f"that needs a database of a deeper catalog")
 
 
 #: The docstring of the public solve functions (``{parameters}``: the options' fields).

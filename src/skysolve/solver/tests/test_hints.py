@@ -119,6 +119,43 @@ def test_a_cone_that_misses_the_pointing_gives_no_solution(small_db, fields):
         assert "cone" in res.message
 
 
+@pytest.fixture(scope="module")
+def sparse_db():
+    """A 2-3 deg database of 2,000 stars spread over the sky (a field holds none or one)
+    and a cluster of 40 within a degree of (150, 20) (in 0.3 s)."""
+    from skysolve.database import SolverDatabase
+    from skysolve.sky.catalogs import Catalog
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(2000, 3))
+    ra, dec = vector_to_radec(v / np.linalg.norm(v, axis=1)[:, None])
+    ra = np.r_[ra, 150.0 + rng.uniform(-1.0, 1.0, 40)]
+    dec = np.r_[dec, 20.0 + rng.uniform(-1.0, 1.0, 40)]
+    cat = Catalog(np.arange(1, ra.size + 1), ra, dec, rng.uniform(0.0, 8.0, ra.size),
+                  name="sparse")
+    return SolverDatabase.generate_from_catalog(cat, max_fov_deg=3.0, min_fov_deg=2.0,
+                                                lattice_field_oversampling=1, progress=False)
+
+
+def test_a_position_hint_where_the_catalog_is_too_sparse_says_so(sparse_db):
+    """A 1 deg telescope field near a galactic pole holds 3 stars of the bundled Gaia
+    catalog, and its failure said only that no pattern verified within the cone."""
+    noise = np.random.default_rng(4).uniform((-512, -384), (512, 384), (40, 2))
+    stars = sparse_db.star_vectors
+    # a 2.5 x 1.875 deg field's area is a circle of 1.22 deg radius
+    radius = math.radians(math.sqrt(2.5 * 1.875 / math.pi))
+    for where, sparse in (((150.0, 20.0), False), ((300.0, -40.0), True)):
+        held = int(np.sum(stars @ radec_to_vector(*where) >= math.cos(radius)))
+        assert (held < 6) == sparse, held
+        res = sparse_db.solve_from_centroids(noise, image_width=W, image_height=H,
+                                             fov_range_deg=(2.0, 2.5), position_hint=where,
+                                             position_radius_deg=1.0)
+        assert not res
+        note = (f") holds {held} stars in the area of a 2.50 deg wide field, too few to "
+                f"solve it: that needs a database of a deeper catalog")
+        assert (note in res.message) == sparse, res.message
+
+
 def test_a_position_hint_of_astropy_angles(small_db, fields):
     # (ra, dec) as Quantities or Angles, in any angle unit, is read in degrees
     from astropy import units as u
