@@ -12,9 +12,11 @@ of CPU time (31-36 s wall clock under load) to build, 1.4 GB peak memory while
 building, a 92 MB file of 248,000 stars (to G = 9.3) and 4.2 million patterns, and
 0.1 s to load (memory-mapped, checksums verified). A later ``skysolve solve`` starts
 solving about 0.6 s of CPU time (under 1 s wall clock) after it is launched.
-Narrower ranges build faster and smaller; fields outside the range need
-:meth:`SolverDatabase.generate_from_gaia` with other ``min_fov_deg``/``max_fov_deg``
-(or :func:`default_database` with those arguments, which caches that database too).
+Narrower ranges build faster and smaller, smaller fields slower and larger (a 1-3
+degree Gaia database: about 2 minutes, 1.7 GB of memory and a 1.4 GB file); fields
+outside the range need :meth:`SolverDatabase.generate_from_gaia` with other
+``min_fov_deg``/``max_fov_deg`` (or :func:`default_database` with those arguments,
+which caches that database too).
 
 Cache location, first match wins: the ``cache_dir`` argument; the ``SKYSOLVE_CACHE``
 environment variable; ``$XDG_CACHE_HOME/skysolve`` or ``~/.cache/skysolve`` (Linux and
