@@ -573,14 +573,13 @@ def read_camera_file(path: str | os.PathLike[str]) -> tuple[CameraModel,
     p = _fspath(path)
     with open(p, "rb") as fh:
         raw = fh.read()
-    if raw.strip() and not raw.lstrip().startswith(b"{"):
-        raise FileFormatError(
-            f"{p!r} is not a skysolve camera file (those are JSON text; a tetra3rs camera "
-            f"file is binary and cannot be read: build the CameraModel from its values)")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # (a byte-order mark, as some editors save, is no harm)
     except UnicodeDecodeError as exc:
-        raise FileFormatError(f"camera file {p!r} is corrupted: not UTF-8 text") from exc
+        raise FileFormatError(
+            f"{p!r} is not a skysolve camera file, or is corrupted: not UTF-8 text (a "
+            f"tetra3rs camera file is binary and cannot be read: build the CameraModel "
+            f"from its values)") from exc
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting: RecursionError

@@ -289,6 +289,14 @@ def test_wrong_version_format_and_missing(tmp_path):
     path.write_bytes(bytes([0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xA4, 0x40, 0x80, 0x08]))
     with pytest.raises(FileFormatError, match="not a skysolve camera file.*tetra3rs"):
         CameraModel.load_from_file(path)
+    # but a file zeroed by a crash is called corrupted, and a byte-order mark is no harm
+    path.write_bytes(bytes(200))
+    with pytest.raises(FileFormatError, match="truncated or corrupted"):
+        CameraModel.load_from_file(path)
+    cam = CameraModel(1000.0, 640, 480, crpix=(3.0, -2.0))
+    cam.save_to_file(tmp_path / "bom.json")
+    path.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "bom.json").read_bytes())
+    assert CameraModel.load_from_file(path) == cam
     d = {k: v for k, v in doc.items() if k not in ("checksum", "focal_length_px")}
     path.write_text(json.dumps(d))
     with pytest.raises(FileFormatError, match="focal_length_px"):
