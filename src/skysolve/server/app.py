@@ -198,8 +198,10 @@ def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = Non
         with pixel_limit(max_pixels):
             read_image(folder / name)
     except TooManyPixelsError as exc:
-        raise BadRequest(f"the upload is too large to solve here: {_plain(exc, folder)} "
-                         f"(skysolve serve --max-pixels)", 413) from None
+        # (--max-pixels sets the service's own limit, not the one Pillow refuses from)
+        pillow = type(exc.__cause__).__name__ == "DecompressionBombError"
+        raise BadRequest(f"the upload is too large to solve here: {_plain(exc, folder)}"
+                         + ("" if pillow else " (skysolve serve --max-pixels)"), 413) from None
     except (SkysolveError, OSError, ValueError) as exc:
         raise BadRequest(f"the upload is not a readable FITS, PNG, JPEG or TIFF image: "
                          f"{_plain(exc, folder)[:300]}", 415) from None

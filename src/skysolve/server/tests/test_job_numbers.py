@@ -35,6 +35,7 @@ def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tmp_path):
         assert r.status_code == status, r.text
         if status == 413:
             assert "pixel values" in r.json()["errormessage"]
+            assert "--max-pixels" in r.json()["errormessage"]
 
 
 def test_nova_paths_with_a_trailing_slash_and_named_object_lists(tmp_path):
@@ -78,6 +79,7 @@ def test_a_png_over_pillows_bomb_limit_is_413_and_messages_name_no_server_path(
     r = client.post("/api/upload", data=form, files={"file": ("a.png", buf.getvalue())})
     assert r.status_code == 413, r.text
     assert "decompression-bomb" in r.json()["errormessage"]
+    assert "--max-pixels" not in r.json()["errormessage"]  # (which sets another limit)
     r2 = client.post("/api/upload", data=form, files={"file": ("a.tiff", b"")})
     assert r2.status_code == 415, r2.text
     assert "the file is empty" in r2.json()["errormessage"]
