@@ -229,15 +229,18 @@ def _warn_pattern(fitted: Fitted, pattern: Any, unc: Any, width: int, height: in
                   UserWarning, stacklevel=4)
 
 
-def _warn_rejected_images(fitted: Fitted) -> None:
+def _warn_rejected_images(fitted: Fitted, results: list[Any]) -> None:
     """Say so when the fit rejected most of an image's pairs: the image does not fit the
-    camera the others share, and takes (almost) no part in it."""
+    camera the others share, and takes (almost) no part in it. Counted against the
+    stars its solve matched too (re-matching under the fitted camera has dropped most
+    pairs of such an image before the clipping could reject them)."""
     p = fitted.problem
     bad = []
     for k, im in enumerate(p.images):
         kept = int(fitted.inliers[p.rows(k)].sum())
-        if kept < REJECTED_IMAGE_SHARE * len(im):
-            bad.append(f"{im.index} ({kept} of {len(im)} kept)")
+        matched = max(len(im), len(getattr(results[im.index], "matched_centroids", ())))
+        if kept < REJECTED_IMAGE_SHARE * matched:
+            bad.append(f"{im.index} ({kept} of {matched} kept)")
     if not bad:
         return
     warnings.warn(f"the fit rejected most matched stars of image(s) {', '.join(bad)}: they do "
@@ -275,7 +278,7 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         fitted = fit_camera(images, cameras, width, height, options, order)
     _warn_fixed_terms(fitted, width, height)
     if not provisional:
-        _warn_rejected_images(fitted)
+        _warn_rejected_images(fitted, results)
     bins = magnitude_bins(fitted.problem, fitted.params, fitted.inliers, fitted.weights)[0]
     designs = fitted.designs or fitted.problem.designs(fitted.params)
     validation = holdout(fitted, options, designs) if options.validation_folds else None

@@ -180,8 +180,9 @@ class CalibrateResult:
             Centred pixel positions.
         image : int, optional
             Index (into the solve results) of an image: the error of that
-            image's mapping (shared camera, its attitude and scale). Default: the
-            rms over the calibrated images.
+            image's mapping (shared camera, its attitude and scale); NaN for an
+            image with fewer than two stars kept (nothing fixes its attitude).
+            Default: the rms over the images with two or more.
         method : {'fit', 'bootstrap'}
             Covariance from the fit, or from the bootstrap resamples (needs
             ``bootstrap`` > 0).

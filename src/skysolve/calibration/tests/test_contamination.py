@@ -107,3 +107,23 @@ def test_a_frame_of_another_camera_is_named_and_has_no_sigma(small_db):
     assert np.all(np.isfinite(cal.mapping_sigma_px([0.0, 300.0], [0.0, -300.0], image=4)))
     # the rms over the images is over those that took part
     assert np.isfinite(cal.mapping_sigma_px(0.0, 0.0))
+
+
+def test_an_image_whose_stars_are_mostly_displaced_is_named(small_db):
+    """90 of one image's 100 matched centroids moved by ~20 px: re-matching under the
+    fitted camera drops them before the clipping sees them, so the image kept 6 of 6
+    pairs and the warning, counting against those, named nothing; it counts against the
+    stars the solve matched now."""
+    from skysolve import CameraModel, RadialDistortion
+
+    from .synthetic import synthetic_solves
+
+    lens = CameraModel(4000.0, 1024, 1024, distortion=RadialDistortion(-2e-8))
+    res, cents = synthetic_solves(small_db, [lens] * 6, random_attitudes(6, rng=3), 0.1,
+                                  seed=3, max_stars=100)
+    rng = np.random.default_rng(0)
+    moved = rng.choice(100, 90, replace=False)
+    cents[5][moved, :2] += rng.normal(scale=20.0, size=(90, 2))
+    with pytest.warns(UserWarning, match=r"image\(s\) 5 \(\d+ of 100 kept\)"):
+        cal = small_db.calibrate_camera(res, cents, validation_folds=0)
+    assert cal.per_image_inliers[5] <= 10
