@@ -53,10 +53,13 @@ from scipy.spatial.transform import Rotation
 from ..camera.projection import PINHOLE, PROJECTIONS, vectors_to_plane
 from .basis import Basis, solve_normal
 
-__all__ = ["Pairs", "Params", "Problem", "robust_rms", "core_rms", "rms", "inverse_normal"]
+__all__ = ["Pairs", "Params", "Problem", "robust_rms", "core_rms", "rms", "inverse_normal",
+           "MIN_IMAGE_INLIERS"]
 
 #: Per-image columns: three rotation angles and the plate scale.
 LOCAL = 4
+#: Fewest inlier stars with which an image takes part in the fit (its attitude is fitted).
+MIN_IMAGE_INLIERS = 2
 
 
 @dataclass
@@ -335,7 +338,7 @@ class Problem:
     def assemble(self, designs: list, mask: NDArray[np.bool_], weights: NDArray[np.float64]
                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
         """Full normal matrix and right-hand side of the pairs in ``mask``, and which
-        images have enough of them (two or more) to take part."""
+        images have enough of them (:data:`MIN_IMAGE_INLIERS`) to take part."""
         n_img = len(self.images)
         n_full = self.n_glob + LOCAL * n_img
         nmat = np.zeros((n_full, n_full))
@@ -344,7 +347,7 @@ class Problem:
         glob = np.arange(self.n_glob)
         for k, (res, a) in enumerate(designs):
             keep = mask[self.rows(k)]
-            if keep.sum() < 2:
+            if keep.sum() < MIN_IMAGE_INLIERS:
                 continue
             used[k] = True
             res, a = res[keep], a[keep]

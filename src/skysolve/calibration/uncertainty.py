@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidArgumentError
 from .basis import solve_normal
-from .lsq import LOCAL, Pairs, Params, Problem
+from .lsq import LOCAL, MIN_IMAGE_INLIERS, Pairs, Params, Problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..camera.model import CameraModel
@@ -53,8 +53,6 @@ __all__ = ["Uncertainty", "BOOTSTRAP_SEED", "MIN_IMAGE_INLIERS"]
 
 #: Seed of the bootstrap resampling (reproducible results).
 BOOTSTRAP_SEED = 20240611
-#: Fewest inlier stars with which an image takes part in the fit (its attitude is fitted).
-MIN_IMAGE_INLIERS = 2
 
 
 def _skeleton(problem: Problem) -> Problem:
