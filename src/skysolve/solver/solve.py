@@ -343,12 +343,18 @@ _HINT_REACH = 1.5
 _TRACKING_MIN_STARS = 3
 
 
-def _strict_failure(n: int) -> tuple[str, str]:
+def _strict_failure(n: int, uncertainty_rad: float) -> tuple[str, str]:
     """Status and message of a strict hint that found no answer among ``n`` centroids:
-    ``'too_few'`` below what tracking needs, ``'no_match'`` otherwise."""
+    ``'too_few'`` below what tracking needs, ``'no_match'`` otherwise. The message gives
+    how far the search looked (``uncertainty_rad``: the hint's uncertainty) and the
+    hint's convention: a scalar-last quaternion, or the camera-to-ICRS matrix (the
+    transpose), is a valid rotation far from the attitude, and only fails like this."""
     if n < _TRACKING_MIN_STARS:
         return "too_few", f"{n} centroids; tracking needs {_TRACKING_MIN_STARS}"
-    return "no_match", "no match near the attitude hint"
+    reach = math.degrees(_HINT_REACH * uncertainty_rad)
+    return "no_match", (f"no match within {reach:.3g} deg of the attitude hint (1.5 times "
+                        f"hint_uncertainty; the hint rotates ICRS into the camera frame: "
+                        f"a [w, x, y, z] quaternion or rotation_matrix_icrs_to_camera)")
 
 
 def _rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
@@ -462,7 +468,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
                 _warn_if_loose(res, radius_px)
             return _in_input_order(res, order)
         if options.strict_hint:
-            return fail(*_strict_failure(len(xy)))
+            return fail(*_strict_failure(len(xy), options.hint_uncertainty))
 
     if len(xy) < 4:
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")

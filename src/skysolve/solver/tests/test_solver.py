@@ -410,6 +410,24 @@ def test_tracking_hint_as_quaternion_and_fallback(small_db, hip2025):
     assert _boresight_error_arcsec(fallback, R) < 5.0
 
 
+def test_strict_hint_in_another_convention_says_which_one_it_wants(small_db, hip2025):
+    """A scalar-last quaternion, or the camera-to-ICRS matrix, is a valid rotation far from
+    the attitude: the strict failure says how far it looked and which convention it
+    takes, where it said only "no match near the attitude hint"."""
+    from skysolve.geometry import rotation_to_quaternion
+
+    R = radec_roll_to_rotation(300.0, -40.0, 10.0)
+    _, sim = _field(hip2025, R, fov=15.0, centroid_noise_px=0.1, seed=4)
+    w, x, y, z = rotation_to_quaternion(R)
+    for hint in ([x, y, z, w], R.T):
+        res = small_db.solve_from_centroids(sim.centroids, fov_estimate_deg=15.0,
+                                            image_width=W, image_height=H, attitude_hint=hint,
+                                            hint_uncertainty_deg=0.4, strict_hint=True)
+        assert not res and res.status == "no_match"
+        assert "within 0.6 deg" in res.message
+        assert "[w, x, y, z]" in res.message and "ICRS into the camera" in res.message
+
+
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_strict_tracking_with_fewer_than_three_stars_is_too_few(small_db, hip2025, n):
     """As tetra3rs: a strict hint given fewer centroids than tracking needs (3) fails
