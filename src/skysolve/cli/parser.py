@@ -60,10 +60,11 @@ examples:
   skysolve solve image.fits --write-wcs --update-fits --plot image_solved.png
   skysolve solve *.fits --plot plots/ --camera camera.json
 
-Output: a table (file, RA, Dec, roll, FOV, matches, RMSE, solve time), or with --json
-one JSON object per line: the solution's fields (SolveResult.to_dict()) plus file,
-status ('match_found', 'no_match', 'too_few', 'timeout', 'invalid_config' or 'error'),
-image_width, image_height, num_centroids and the sky position of the image centre.
+Output: a table (file, RA, Dec, roll, FOV, matches, RMSE, solve time; why an image did
+not solve on stderr), or with --json one JSON object per line: the solution's fields
+(SolveResult.to_dict()) plus file, status ('match_found', 'no_match', 'too_few',
+'timeout', 'invalid_config' or 'error'), image_width, image_height, num_centroids and
+the sky position of the image centre.
 --write-wcs writes IMAGE.wcs (a FITS header-only file, as astrometry.net does);
 --update-fits writes IMAGE.solved.fits, a copy of a FITS input with the WCS merged into
 the image header (the input is never modified). With --section the WCS refers to the

@@ -384,6 +384,7 @@ class _Report:
 
     def __init__(self, args: argparse.Namespace):
         self.debug = args.debug
+        self.quiet = args.quiet
         self.table = None if args.json else _Table(args.images)
 
     def __call__(self, _index: int, fr) -> None:
@@ -392,6 +393,11 @@ class _Report:
             _err(f"{rec['file']}: {rec['message']}")
             if rec.get("traceback"):
                 print(rec["traceback"], file=sys.stderr, end="")
+        elif (rec["status"] != "match_found" and rec.get("message") and not self.quiet
+              and self.table is not None):
+            # why it did not solve (a field of view outside the database's, ...): the
+            # table row has room for the status only; a JSON line carries the message
+            print(f"skysolve: {rec['file']}: {rec['message']}", file=sys.stderr, flush=True)
         if self.table is not None:
             self.table.row(rec)
         else:

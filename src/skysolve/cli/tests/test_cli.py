@@ -354,6 +354,19 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
     assert (rec["status"], rec["num_centroids"]) == ("too_few", 0)
 
 
+def test_an_unsolved_row_says_why_on_stderr(cli_env, db_file, frames):
+    # the table has room for the status only: a field of view outside the database's
+    # range is named on stderr, as the JSON line's "message" names it
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--fov", "5")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines()[2].split()[1:3] == ["no", "match"]
+    why = [line for line in proc.stderr.splitlines() if ALT40 in line]
+    assert len(why) == 1, proc.stderr
+    assert "field of view range 3.00-8.33 deg is outside the database's 10-20 deg" in why[0]
+    quiet = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--fov", "5", "-q")
+    assert quiet.returncode == 3 and quiet.stderr == ""
+
+
 @pytest.mark.parametrize("case", [
     "missing image", "not an image", "bad camera", "missing db", "bad db",
     "update-fits on tiff", "plot file for two images", "two images, one .wcs",
