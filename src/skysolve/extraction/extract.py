@@ -135,7 +135,9 @@ def _check_image(image: Any) -> tuple[NDArray, NDArray | None, NDArray | None]:
     if arr.ndim != 2:
         raise InvalidArgumentError(
             f"image must be 2-D (height, width), got {arr.ndim}-D shape {arr.shape}"
-            + ("; convert colour images to one channel first" if arr.ndim == 3 else ""))
+            + ("" if arr.ndim != 3 else "; convert colour images to one channel first"
+               + (": skysolve.read_image(image) gives an (H, W, 3|4) colour array's "
+                  "luminance" if arr.shape[2] in (3, 4) else "")))
     if arr.size == 0:
         raise InvalidArgumentError(f"image must not be empty, got shape {arr.shape}")
     # Fortran-ordered or strided pixels (a transpose, a column slice) are laid out in rows

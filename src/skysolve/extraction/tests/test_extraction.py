@@ -575,6 +575,20 @@ def test_bad_images_raise_naming_image(bad, exc):
         extract_centroids(bad)
 
 
+def test_a_colour_image_is_refused_with_the_way_to_convert_it():
+    # the message names the conversion, and following it finds the grey frame's stars
+    from skysolve.io.images import read_image
+    from skysolve.tests.realframes import ALT40
+
+    grey = read_image(DATA / ALT40)
+    rgb = np.dstack([grey] * 3)
+    with pytest.raises(InvalidArgumentError, match=r"skysolve\.read_image\(image\)"):
+        extract_centroids(rgb)
+    converted = extract_centroids(read_image(rgb))
+    np.testing.assert_allclose(converted.as_array(), extract_centroids(grey).as_array(),
+                               atol=0.05)
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(sigma_threshold=0), "sigma_threshold"),
     (dict(sigma_threshold=-2.0), "sigma_threshold"),
