@@ -104,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BatchTerminated:
         print("skysolve: terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    except BrokenPipeError:
+        # the reader of the output went away (``skysolve solve ... --json | head``): no
+        # "error: Broken pipe", and nothing more written to the closed pipe at exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except (SkysolveError, OSError, ValueError, ImportError) as exc:
         if args.debug:
             raise

@@ -354,6 +354,21 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
     assert (rec["status"], rec["num_centroids"]) == ("too_few", 0)
 
 
+def test_a_closed_output_pipe_ends_quietly(cli_env, db_file, frames):
+    # `skysolve solve ... --json | head -1`: the reader has gone; no "error: Broken pipe"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "skysolve", "solve", str(frames / ALT40),
+                               "--db", str(db_file), "--json", "-j", "1"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, env=cli_env,
+                              timeout=300)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1
+    assert proc.stderr == ""
+
+
 def test_an_unsolved_row_says_why_on_stderr(cli_env, db_file, frames):
     # the table has room for the status only: a field of view outside the database's
     # range is named on stderr, as the JSON line's "message" names it
