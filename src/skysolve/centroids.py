@@ -36,7 +36,7 @@ KEPT_REASONS = ("star", "saturated")
 #: ``'small'`` / ``'large'``
 #:     fewer than ``min_pixels`` / more than ``max_pixels`` above threshold;
 #: ``'border'``
-#:     within ``border_margin`` of the image edge;
+#:     within ``border_margin`` of the image edge, or saturated at it;
 #: ``'sharp'``
 #:     peak sharpness above ``max_sharpness`` (a hot pixel);
 #: ``'elongated'``

@@ -677,6 +677,23 @@ def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]
     return np.cumsum(first)[label], int(np.count_nonzero(first))
 
 
+def _saturated_on_edge(labels: NDArray, work: NDArray, sat_level: float | None,
+                       n: int) -> NDArray[np.bool_]:
+    """Which of the ``n`` labels (0: the background) hold a saturated pixel in the image's
+    outer rows or columns: a flat top or bleed the edge cut. (A frame only one or two
+    pixels across is all edge: its outer rows or columns are not counted.)"""
+    edge = np.zeros(n, dtype=bool)
+    if sat_level is None:
+        return edge
+    h, w = labels.shape
+    rims = ([(labels[0], work[0]), (labels[-1], work[-1])] if h >= 3 else []) + (
+        [(labels[:, 0], work[:, 0]), (labels[:, -1], work[:, -1])] if w >= 3 else [])
+    for lab, val in rims:
+        edge[lab[val >= sat_level]] = True
+    edge[0] = False
+    return edge
+
+
 def _reference(work, meas, scale, opts: ExtractionOptions):
     """The first half of :func:`_to_fit`: every label's basic reason code
     (:func:`.filters.basic_reasons`) and the frame's :class:`~.filters.PSFReference`
@@ -685,7 +702,8 @@ def _reference(work, meas, scale, opts: ExtractionOptions):
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
-                           spill=lambda ids: _axis_wings(work, meas, ids, _WING_SNR))
+                           spill=lambda ids: _axis_wings(work, meas, ids, _WING_SNR),
+                           edge=meas["edge"])
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
     psf = psf_reference(meas, reason, scale * meas["sigma"], undersampled(meas, reason == 0))
@@ -801,6 +819,7 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
         return None
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
                           need_bbox=opts.border_margin > 0)
+    meas["edge"] = _saturated_on_edge(labels, work, sat_level, len(meas["npix"]))
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
     reason, psf = _reference(work, meas, scale, opts)

@@ -242,9 +242,13 @@ def _log_ratio(m: dict[str, NDArray], thr: NDArray | float) -> NDArray:
 
 def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max_pixels: int,
                   max_sharpness: float | None, border_margin: int,
-                  spill: Callable[[NDArray[np.intp]], NDArray[np.bool_]] | None = None
-                  ) -> NDArray[np.uint8]:
+                  spill: Callable[[NDArray[np.intp]], NDArray[np.bool_]] | None = None,
+                  edge: NDArray[np.bool_] | None = None) -> NDArray[np.uint8]:
     """Reason codes of the size, border and sharpness tests (0: passed).
+
+    ``edge`` says which blobs hold a saturated pixel in the image's outer rows or columns:
+    they are a ``border`` whatever ``border_margin`` (their position is that of the flat
+    top and bleed the edge cut: 1.6 px off for a star whose bleed runs off the frame).
 
     ``spill(ids)`` says which of the blobs ``ids`` hold light beside their peak along both
     axes (:func:`.blobs._axis_wings`; asked only for those above ``max_sharpness``, on a
@@ -263,6 +267,8 @@ def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max
         mark((m["rmin"] < border_margin) | (m["cmin"] < border_margin)
              | (m["rmax"] > h - 1 - border_margin) | (m["cmax"] > w - 1 - border_margin),
              "border")
+    if edge is not None:
+        mark(edge, "border")
     if max_sharpness is not None:
         sharp = m["sharpness"] > max_sharpness
         # on a frame of undersampled stars, a sharp blob whose light spills both ways is

@@ -109,7 +109,9 @@ class ExtractionOptions(Options):
         it as one star, ``'reject'`` drops it. Saturated blobs are always kept.
         (tetra3rs's two values; neither splits a blend into two stars.)""")
     border_margin: int = option(0, type="int", check=_args.count, doc="""
-        Drop blobs that come within this many pixels of the image edge.""")
+        Drop blobs that come within this many pixels of the image edge. Blobs whose
+        saturated pixels reach the edge are dropped whatever this is (the edge cut the flat
+        top and bleed their position comes from).""")
     # -- keyword-only: tetra3rs's `threads`, then skysolve's own parameters
     threads: int | None = option(None, type="int, optional", check=_threads, keyword_only=True,
                                  doc=f"""
