@@ -303,11 +303,13 @@ def pattern_keys(vectors: NDArray[np.float64], bins: int) -> tuple[NDArray, NDAr
 # Looking keys up
 
 
-#: Keys per bucket of the key directory, at most (4 to 8 on average): the binary
-#: search in a bucket then reads a cache line or two of keys, and the directory
-#: costs a byte or two per pattern instead of eight to sixteen (a 1-3 deg Gaia
-#: database of 70 million patterns: 134 MB instead of 1.1 GB, built in 0.4 s instead
-#: of 5 s by every process that loads it).
+#: Keys per bucket of the key directory, on average over all buckets (4 to 8): the
+#: directory then costs a byte or two per pattern instead of eight to sixteen (a 1-3
+#: deg Gaia database of 70 million patterns: 134 MB instead of 1.1 GB, built in 0.4 s
+#: instead of 5 s by every process that loads it). Pattern keys bunch in their leading
+#: bits, so most buckets are empty and a key's bucket holds hundreds (median 400 in the
+#: tests' 10-20 deg database, 128 with one bucket per key): a lookup's binary search
+#: takes two more steps, which the solve benchmarks do not see.
 KEYS_PER_BUCKET = 8
 
 #: Keys counted at a time while building the directory (bounds its working memory).

@@ -26,7 +26,8 @@ brightest entries are mostly false detections. With ``SolveOptions.deep_search``
 for an extraction that rejected more artefacts than it kept centroids), a last
 pass at the wide tolerance (the first's, in a search over several focal-length
 windows) looks up the patterns of the brightest
-:data:`DEEP_PATTERN_STARS` (or more, when more pattern stars are asked for),
+:data:`DEEP_PATTERN_STARS` (or more, when more pattern stars are asked for, but
+for a search over several windows),
 for frames whose brightest centroids are mostly JPEG-smeared hot pixels,
 cosmic rays and trail pieces. An
 attitude is fitted to each candidate's four star pairs (Wahba's problem,

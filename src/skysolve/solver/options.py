@@ -280,7 +280,7 @@ class SolveOptions(Options):
         When the lost-in-space passes find nothing, search once more at the wide
         tolerance on the patterns of the brightest 26 centroids, or
         ``pattern_checking_stars`` when that is more (thinned at half the
-        separation; as many in each focal-length window of a search without a scale
+        separation; 26 in each focal-length window of a search without a scale
         hint, at the first pass's tolerance): for frames whose brightest
         centroids are mostly not stars. Giving up then takes three to four times
         as long. None (default): only for an ``ExtractionResult`` that rejected more

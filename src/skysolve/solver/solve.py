@@ -478,12 +478,12 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
             _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
     return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone,
-                                 (width, height)))
+                                 (width, height), be))
 
 
 def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, code: int,
                     fov_lo: float, fov_hi: float, cone: Cone | None,
-                    size: tuple[float, float]) -> tuple[str, str]:
+                    size: tuple[float, float], be: Any) -> tuple[str, str]:
     """``(status, message)`` of a pattern search that found nothing.
 
     A scale hint that puts the field wholly outside the database's range (a 0.5 deg
@@ -499,7 +499,7 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                    f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
     else:
         outside = ""
-    outside += _sparse_note(db, fov_hi, cone, size)
+    outside += _sparse_note(db, fov_hi, cone, size, be)
     if status == "timeout":
         return status, f"no match within {options.solve_timeout_ms} ms{outside}"
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
@@ -525,24 +525,26 @@ _SPARSE_FOV = math.radians(10.0)
 
 
 def _sparse_note(db: PatternDatabase, fov_hi: float, cone: Cone | None,
-                 size: tuple[float, float]) -> str:
-    """The note of a failure's message that the catalog is too sparse for the field: a
-    1 deg telescope field near a galactic pole holds 3 stars of the bundled Gaia
-    catalog (to G = 10), and its failure said only "no pattern verified against the
-    catalog within the position hint's cone"; else ``""``."""
+                 size: tuple[float, float], be: Any) -> str:
+    """The note of a failure's message that the database's stars are too sparse for the
+    field: a 1 deg telescope field near a galactic pole holds 3 stars of the bundled
+    Gaia catalog (to G = 10), and its failure said only "no pattern verified against
+    the catalog within the position hint's cone"; else ``""``. Counted with the solve's
+    backend ``be`` (another would load its kernels after the solve's time-out)."""
     if cone is None or not fov_hi <= _SPARSE_FOV:
         return ""
     width, height = size
     area = fov_hi * fov_hi * height / width  # steradians (a narrow field)
     radius = math.sqrt(area / math.pi)
-    found = len(db.brightest_in_cone(cone.centre, radius, _SPARSE_STARS))
+    found = len(be.brightest_in_cone(db.sky_index, cone.centre, radius, _SPARSE_STARS)[0])
     if found >= _SPARSE_STARS:
         return ""
     mag = db.parameters.get("star_max_magnitude")
     depth = "" if mag is None else f" (to magnitude {float(mag):.1f})"
-    return (f"; about the hinted position the catalog{depth} holds {found} stars in the "
-            f"area of a {math.degrees(fov_hi):.2f} deg wide field, too few to solve it: "
-            f"that needs a database of a deeper catalog")
+    return (f"; about the hinted position the database's star table{depth} holds {found} "
+            f"stars in the area of a {math.degrees(fov_hi):.2f} deg wide field, too few to "
+            f"solve it: that needs a database with more stars there (a deeper catalog, or "
+            f"the same with more verification_stars_per_fov or a smaller min_fov_deg)")
 
 
 #: The docstring of the public solve functions (``{parameters}``: the options' fields).

@@ -152,7 +152,7 @@ def test_a_position_hint_where_the_catalog_is_too_sparse_says_so(sparse_db):
                                              position_radius_deg=1.0)
         assert not res
         note = (f") holds {held} stars in the area of a 2.50 deg wide field, too few to "
-                f"solve it: that needs a database of a deeper catalog")
+                f"solve it: that needs a database with more stars there")
         assert (note in res.message) == sparse, res.message
 
 
@@ -322,3 +322,22 @@ def test_a_table_of_centroids_solves_alike_in_every_origin(small_db):
     fits_xy = ext.as_array()[:, :2] + (W / 2 + 0.5, H / 2 + 0.5)
     got = small_db.solve_from_centroids(fits_xy, origin="fits", **kw)
     assert got and _sep_arcsec(got, want) < 1e-6
+
+
+def test_the_sparse_note_counts_with_the_solves_own_backend(sparse_db, monkeypatch):
+    # counting through the process's 'auto' backend loaded the compiled kernels after a
+    # reference solve's time-out had passed (282 ms for a 50 ms limit)
+    from skysolve.solver import backends
+
+    chosen = backends.select
+
+    def only_asked(name: str = "auto"):
+        assert name != "auto", "the solve asked for the reference backend"
+        return chosen(name)
+
+    monkeypatch.setattr(backends, "select", only_asked)
+    noise = np.random.default_rng(4).uniform((-512, -384), (512, 384), (40, 2))
+    res = sparse_db.solve_from_centroids(noise, image_width=W, image_height=H,
+                                         fov_range_deg=(2.0, 2.5), position_hint=(300.0, -40.0),
+                                         position_radius_deg=1.0, backend="reference")
+    assert not res and "too few to solve it" in res.message
