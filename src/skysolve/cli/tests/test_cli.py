@@ -369,6 +369,27 @@ def test_a_closed_output_pipe_ends_quietly(cli_env, db_file, frames):
     assert proc.stderr == ""
 
 
+def test_a_broken_pipe_elsewhere_is_an_error_like_any(monkeypatch, capsys, db_file):
+    # a closed socket or a subprocess's pipe inside a command is not the output's reader
+    # going away: it is reported (raised under --debug), and stdout stays as it was
+    import skysolve.cli.db as db_cli
+    from skysolve.cli.main import main
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(db_cli, "_cmd_db_info", broken)
+    stdout = os.dup(1)
+    try:
+        assert main(["db", "info", str(db_file)]) == 1
+        assert "Broken pipe" in capsys.readouterr().err
+        with pytest.raises(BrokenPipeError):
+            main(["db", "info", str(db_file), "--debug"])
+        assert os.path.samestat(os.fstat(1), os.fstat(stdout))
+    finally:
+        os.close(stdout)
+
+
 def test_an_unsolved_row_says_why_on_stderr(cli_env, db_file, frames):
     # the table has room for the status only: a field of view outside the database's
     # range is named on stderr, as the JSON line's "message" names it
