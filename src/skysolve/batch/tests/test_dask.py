@@ -62,7 +62,7 @@ def test_a_worker_killed_mid_batch_loses_no_frame(client, batch_db, batch_frames
     killed: dict[str, int] = {}
 
     def kill_a_busy_worker(i: int, _result) -> None:
-        if i < 40 or i > 150 or killed:
+        if i < 40 or i > 190 or killed:
             return
         busy = {w: len(keys) for w, keys in client.processing().items() if keys}
         if not busy:  # the workers may run ahead of this callback: wait for one at work
