@@ -142,6 +142,18 @@ def test_fine_radii_strengthen_close_matches_only():
     assert len(FINE_RADII) * fine < 1e-7 < 1e-5 < coarse
 
 
+def _artefact_list(hip_catalog, seed: int):
+    """A 10-20 deg field's 100 stars with 60 false detections as bright as they come:
+    ``(true rotation, FOV in degrees, simulated centroids)``."""
+    rng = np.random.default_rng(seed)
+    R = random_attitudes(1, rng)[0]
+    fov = float(rng.uniform(10.0, 20.0))
+    sim = simulate_centroids(hip_catalog, CameraModel.from_fov(fov, W, H), R, num_stars=100,
+                             max_magnitude=7.5, epoch_year=EPOCH, centroid_noise_px=0.3,
+                             num_false_stars=60, false_star_brightness="log_uniform", seed=rng)
+    return R, fov, sim
+
+
 @pytest.mark.parametrize("seed", [145, 188])
 def test_a_frame_rejecting_many_artefacts_gets_the_deep_pass(small_db, hip_catalog, seed):
     """A list whose brightest centroids are mostly false (60 false detections, log-uniform
@@ -152,12 +164,7 @@ def test_a_frame_rejecting_many_artefacts_gets_the_deep_pass(small_db, hip_catal
     foreground test keeps their lists clean enough.)"""
     from skysolve.centroids import REJECTED_DTYPE, ExtractionResult
 
-    rng = np.random.default_rng(seed)
-    R = random_attitudes(1, rng)[0]
-    fov = float(rng.uniform(10.0, 20.0))
-    sim = simulate_centroids(hip_catalog, CameraModel.from_fov(fov, W, H), R, num_stars=100,
-                             max_magnitude=7.5, epoch_year=EPOCH, centroid_noise_px=0.3,
-                             num_false_stars=60, false_star_brightness="log_uniform", seed=rng)
+    R, fov, sim = _artefact_list(hip_catalog, seed)
     xy = sim.centroids
     kw = dict(fov_estimate_deg=fov, fov_max_error_deg=0.5, image_shape=(H, W),
               solve_timeout_ms=None)
@@ -193,12 +200,7 @@ def test_the_deep_pass_reaches_as_deep_without_a_scale_hint(small_db, hip_catalo
     its 26 (at the first pass's tolerance), or the lists it is there for stay unsolved."""
     import skysolve.solver.lost_in_space as lis
 
-    rng = np.random.default_rng(seed)
-    R = random_attitudes(1, rng)[0]
-    fov = float(rng.uniform(10.0, 20.0))
-    sim = simulate_centroids(hip_catalog, CameraModel.from_fov(fov, W, H), R, num_stars=100,
-                             max_magnitude=7.5, epoch_year=EPOCH, centroid_noise_px=0.3,
-                             num_false_stars=60, false_star_brightness="log_uniform", seed=rng)
+    R, fov, sim = _artefact_list(hip_catalog, seed)
     windows = []
     every_window = lis._windows
     monkeypatch.setattr(lis, "_windows",
