@@ -37,7 +37,9 @@ zero, frame after frame. Measured on the benchmark's 2048x2048
 frames, a frame's work cost 155-164 ms of CPU in such a worker against 89-94 ms
 in a local worker process, and the same 94-96 ms in a Dask worker started
 without it. The ``LocalCluster`` started for ``client="local"`` leaves it
-unset; workers of other clusters that have it get a warning.
+unset; workers of other clusters that have it get a warning. Its workers also
+ignore Ctrl-C (:func:`dask_setup`): the client stops the batch and closes the
+cluster.
 
 Background CPU: a Dask cluster costs CPU doing nothing -- each server's
 event-loop watchdog ticks every 20 ms, each nanny polls its worker's memory
@@ -233,7 +235,8 @@ def connect(client: Any, jobs: int | None = None) -> tuple[Any, list[Any]]:
 
         with dask.config.set(WORKER_CONFIG):  # see the module notes
             cluster = LocalCluster(n_workers=jobs or default_jobs(), threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
+                                   processes=True, dashboard_address=None,
+                                   preload=[__name__])  # its workers run dask_setup
         dask_client = Client(cluster)
         return dask_client, [dask_client, cluster]
     try:
@@ -241,6 +244,24 @@ def connect(client: Any, jobs: int | None = None) -> tuple[Any, list[Any]]:
     except OSError as exc:
         raise OSError(f"cannot reach the Dask scheduler at {client}: {exc}") from None
     return dask_client, [dask_client]
+
+
+def dask_setup(worker: Any) -> None:
+    """Set up a worker of the ``LocalCluster`` of ``client="local"`` (a Dask preload).
+
+    Ctrl-C on a terminal signals the whole process group, and the cluster's
+    worker processes are in it: each would die printing a ``KeyboardInterrupt``
+    traceback (and its nanny start another) while the client stops the batch,
+    cancels its tasks and closes the cluster. They leave Ctrl-C to the client,
+    as the workers of a :class:`LocalPool` do.
+
+    Parameters
+    ----------
+    worker : distributed.Worker
+        The worker starting (unused).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _is_local(client: Any) -> bool:

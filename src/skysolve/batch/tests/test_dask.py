@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from skysolve import solve_many  # noqa: E402
 from skysolve.batch import LocalPool  # noqa: E402
-from skysolve.batch.pools import WORKER_CONFIG  # noqa: E402
+from skysolve.batch.pools import WORKER_CONFIG, connect  # noqa: E402
 from skysolve.calibration.workflow import calibrate_frames, seed_passes  # noqa: E402
 
 from .conftest import SOLVE, fingerprint  # noqa: E402
@@ -133,3 +134,17 @@ def _numbers(value) -> list[float]:
     if isinstance(value, list | tuple):
         return [x for v in value for x in _numbers(v)]
     return [float(value)] if isinstance(value, int | float) else []
+
+
+def test_the_local_cluster_leaves_ctrl_c_to_the_client():
+    # Ctrl-C on a terminal signals the process group, the workers of client="local" with it
+    dask_client, owned = connect("local", jobs=1)
+    try:
+        pids = set(dask_client.run(os.getpid).values())
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)
+        time.sleep(1.0)
+        assert len(pids) == 1 and set(dask_client.run(os.getpid).values()) == pids  # alive
+    finally:
+        for thing in owned:
+            thing.close()
