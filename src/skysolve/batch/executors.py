@@ -27,7 +27,10 @@ reported (``lost``) instead of taking innocent frames down with it. Dask
 re-runs the tasks of a dead worker itself and gives up on a task after
 several deaths (``KilledWorker``): a chunk's items are then tried again one
 task each, and a single item's is reported the same way. Every
-input yields exactly one result.
+input yields exactly one result. A Dask cluster left with no workers at all (its
+nannies gave up restarting them) ends a batch with :class:`WorkerLostError` when
+the cluster was started for it, and is waited for with a warning otherwise
+(:data:`NO_WORKERS_S`): an adaptive or queued cluster may yet gain workers.
 
 A task that needs the database receives a :class:`DatabaseHandle`. In this
 process the handle holds the database itself; sent to another process it
@@ -61,6 +64,11 @@ MAX_WORKER_DEATHS = 3
 
 #: Most items in one task (see the module notes on chunks).
 MAX_CHUNK = 8
+
+#: Seconds a Dask cluster may have no workers before a batch says so (see
+#: ``_DaskExecutor._check_workers``), and how often a wait checks (seconds).
+NO_WORKERS_S = 60.0
+NO_WORKERS_POLL_S = 5.0
 
 
 def _open(path: str, cls: type) -> Any:
@@ -143,8 +151,11 @@ class _DaskExecutor:
     arguments are still two tasks).
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, owns_cluster: bool = False) -> None:
         self._client = client
+        self._owns_cluster = owns_cluster
+        self._idle_since: float | None = None  # since when the cluster has had no workers
+        self._warned = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._client.submit(fn, *args, pure=False)
@@ -153,20 +164,60 @@ class _DaskExecutor:
         futures = self._client.map(fn, list(items), pure=False)
         return (fut.result() for fut in futures)
 
-    @staticmethod
-    def wait_first(futures: list[Any]) -> set[Any]:
+    def wait_first(self, futures: list[Any]) -> set[Any]:
+        """The futures that are done, once at least one is; see :meth:`_check_workers`."""
         from distributed import wait
 
-        return wait(futures, return_when="FIRST_COMPLETED").done
+        while True:
+            try:
+                return wait(futures, timeout=NO_WORKERS_POLL_S,
+                            return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                self._check_workers()
+
+    def _check_workers(self) -> None:
+        """A cluster that has had no workers for :data:`NO_WORKERS_S` seconds: a cluster
+        started here (``client="local"``) has lost them for good (frames that killed
+        their workers until the nannies gave up): :class:`WorkerLostError`; another
+        may yet gain some (an adaptive or queued cluster): a ``RuntimeWarning``, once,
+        instead of waiting without a word."""
+        import time
+
+        try:
+            workers = len(self._client.scheduler_info()["workers"])
+        except Exception:  # noqa: BLE001 - only a check: the wait goes on
+            return
+        now = time.monotonic()
+        if workers:
+            self._idle_since = None
+            return
+        if self._idle_since is None:
+            self._idle_since = now
+        idle = now - self._idle_since
+        if idle < NO_WORKERS_S:
+            return
+        if self._owns_cluster:
+            raise WorkerLostError(f"the Dask cluster started for this batch has had no "
+                                  f"workers for {idle:.0f} s (frames that killed their "
+                                  f"workers until it stopped restarting them?)")
+        if not self._warned:
+            import warnings
+
+            self._warned = True
+            warnings.warn(f"the Dask cluster has had no workers for {idle:.0f} s: the batch "
+                          f"waits for some to join (Ctrl-C stops it)", RuntimeWarning,
+                          stacklevel=2)
 
 
-def as_executor(executor: Any) -> Any:
+def as_executor(executor: Any, owns_cluster: bool = False) -> Any:
     """``executor`` as something with ``submit``: a Dask client becomes a thin adapter.
 
-    ``None`` stays ``None`` (serial).
+    ``None`` stays ``None`` (serial). ``owns_cluster``: the Dask client's cluster was
+    started for this batch (a cluster left without workers then ends the batch with
+    :class:`WorkerLostError`; another is waited for, with a warning).
     """
     if executor is not None and _is_dask_client(executor):
-        return _DaskExecutor(executor)
+        return _DaskExecutor(executor, owns_cluster)
     return executor
 
 

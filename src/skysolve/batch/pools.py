@@ -364,7 +364,7 @@ def _executor(client: Any, jobs: int | None, database: DatabaseHandle | None,
     dask_client, owned = connect(client, jobs)
     try:
         _check_workers(dask_client, database)
-        yield as_executor(dask_client)
+        yield as_executor(dask_client, owns_cluster=_is_local(client))
     finally:
         for thing in owned:
             thing.close()

@@ -148,3 +148,33 @@ def test_the_local_cluster_leaves_ctrl_c_to_the_client():
     finally:
         for thing in owned:
             thing.close()
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_a_cluster_without_workers_is_not_waited_for_in_silence(monkeypatch):
+    """A cluster whose workers are all gone (frames that killed them until the nannies
+    gave up) left a batch waiting forever without a word: a cluster started for the
+    batch ends it with WorkerLostError; another is waited for, with a warning, and its
+    tasks run once workers join."""
+    import threading
+
+    from skysolve.batch import executors
+
+    monkeypatch.setattr(executors, "NO_WORKERS_S", 0.3)
+    monkeypatch.setattr(executors, "NO_WORKERS_POLL_S", 0.1)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as empty:
+        owned = executors.as_executor(empty, owns_cluster=True)
+        with pytest.raises(executors.WorkerLostError, match="no workers"):
+            dict(executors.iter_tasks(_square, range(5), executor=owned))
+        timer = threading.Timer(1.5, cluster.scale, args=(1,))
+        timer.start()
+        try:
+            with pytest.warns(RuntimeWarning, match="no workers for"):
+                got = dict(executors.iter_tasks(_square, range(5), executor=empty))
+        finally:
+            timer.cancel()
+    assert got == {k: k * k for k in range(5)}
