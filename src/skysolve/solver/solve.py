@@ -232,14 +232,12 @@ def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
 
     model = f"the {cam.projection} projection" + (
         " with its distortion" if cam.distortion is not None else "")
-    if field_px >= LOOSE_FIT_PX:
-        cause = (f"({field_px:.1f} px of it a pattern over the image): {model} does not fit "
-                 "this image")
-    else:  # large, but no smooth pattern
-        cause = (f"({field_px:.1f} px of it a pattern over the image): {model} may not fit "
-                 "this image, or some matches are chance coincidences with false detections")
+    verdict = ("does not fit this image" if field_px >= LOOSE_FIT_PX else  # large, no pattern
+               "may not fit this image, or some matches are chance coincidences with false "
+               "detections")
     warnings.warn(
-        f"the solution's residuals are {rms_px:.1f} px rms {cause}, and the attitude "
+        f"the solution's residuals are {rms_px:.1f} px rms ({field_px:.1f} px of it a "
+        f"pattern over the image): {model} {verdict}, and the attitude "
         "and WCS may be off by several pixels or more (name the lens's projection, or give "
         "a calibrated camera_model)", LensModelWarning, stacklevel=5)
 
@@ -352,8 +350,9 @@ def _strict_failure(n: int, uncertainty_rad: float) -> tuple[str, str]:
     if n < _TRACKING_MIN_STARS:
         return "too_few", f"{n} centroids; tracking needs {_TRACKING_MIN_STARS}"
     reach = math.degrees(_HINT_REACH * uncertainty_rad)
-    return "no_match", (f"no match within {reach:.3g} deg of the attitude hint (1.5 times "
-                        f"hint_uncertainty; the hint rotates ICRS into the camera frame: "
+    return "no_match", (f"no match within {reach:.3g} deg of the attitude hint "
+                        f"({_HINT_REACH:g} times hint_uncertainty; the hint rotates ICRS "
+                        f"into the camera frame: "
                         f"a [w, x, y, z] quaternion or rotation_matrix_icrs_to_camera)")
 
 
@@ -443,10 +442,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     too_wide = (fov_lo > math.radians(db.max_fov_deg) * 1.6
                 and _proj.max_angle(code) <= 0.5 * math.pi)
     if too_wide or fov_hi < math.radians(db.min_fov_deg) / 2:
-        return fail("invalid_config",
-                    f"the field of view range {math.degrees(fov_lo):.2f}-"
-                    f"{math.degrees(fov_hi):.2f} deg is outside the database's "
-                    f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+        return fail("invalid_config", _outside_range(db, fov_lo, fov_hi))
     position = options.position_cone
     cone = None if position is None else Cone(*position)
 
@@ -481,6 +477,13 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
                                  (width, height), be))
 
 
+def _outside_range(db: PatternDatabase, fov_lo: float, fov_hi: float) -> str:
+    """That the field-of-view range ``fov_lo``-``fov_hi`` (radians) lies outside the
+    database's."""
+    return (f"the field of view range {math.degrees(fov_lo):.2f}-{math.degrees(fov_hi):.2f} "
+            f"deg is outside the database's {db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+
+
 def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, code: int,
                     fov_lo: float, fov_hi: float, cone: Cone | None,
                     size: tuple[float, float], be: Any) -> tuple[str, str]:
@@ -494,9 +497,7 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     allowed (:func:`_sparse_note`).
     """
     if fov_hi < math.radians(db.min_fov_deg) or fov_lo > math.radians(db.max_fov_deg):
-        outside = (f"; the field of view range {math.degrees(fov_lo):.2f}-"
-                   f"{math.degrees(fov_hi):.2f} deg is outside the database's "
-                   f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
+        outside = "; " + _outside_range(db, fov_lo, fov_hi)
     else:
         outside = ""
     outside += _sparse_note(db, fov_hi, cone, size, be)
