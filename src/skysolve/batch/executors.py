@@ -160,10 +160,6 @@ class _DaskExecutor:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._client.submit(fn, *args, pure=False)
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        futures = self._client.map(fn, list(items), pure=False)
-        return (fut.result() for fut in futures)
-
     def wait_first(self, futures: list[Any]) -> set[Any]:
         """The futures that are done, once at least one is; see :meth:`_check_workers`."""
         from distributed import wait
