@@ -200,16 +200,15 @@ def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
                   stacklevel=4)
 
 
-def _warn_pattern(fitted: Fitted, pattern: Any, unc: Any, width: int, height: int) -> None:
+def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> None:
     """Say so when the residuals hold a pattern over the image larger than the mapping's
     1-sigma: the model cannot represent the lens, and ``mapping_sigma_px`` (the noise's
     share only) understates the camera's error (see
     :func:`~skysolve.calibration.validation.residual_pattern`)."""
+    pattern = result.residual_pattern
     if pattern is None or not pattern.significant:
         return
-    g = np.linspace(-0.5, 0.5, 9)
-    gx, gy = np.meshgrid(g * (width - 1), g * (height - 1))
-    sigma = float(np.nanmedian(unc.mapping_sigma_px(gx.ravel(), gy.ravel())))
+    sigma = float(np.nanmedian(result.sigma_map()[2]))
     if not pattern.rms_px > sigma:
         return
     basis = fitted.problem.basis
@@ -284,17 +283,18 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     validation = holdout(fitted, options, designs) if options.validation_folds else None
     unc = Uncertainty.from_fit(fitted, width, height, options, designs)
     pattern = residual_pattern(fitted, width, height, designs)
-    if not provisional:
-        _warn_pattern(fitted, pattern, unc, width, height)
     camera = fitted.camera(width, height)
     s = _summary(fitted, len(results))
-    return CalibrateResult(
+    result = CalibrateResult(
         camera, rmse_before, s["rmse_after"], s["n_in"], n_candidates - s["n_in"],
         fitted.iterations, fitted.converged, s["rotations"], s["rmse"], s["inliers"],
         fitted.problem.fit_crpix, per_image_scale=s["scales"],
         per_image_velocity_km_s=s["velocities"], uncertainty=unc, validation=validation,
         order_scores=scores, magnitude_bins=bins, center_fitted=fitted.problem.fit_center,
         residual_pattern=pattern)
+    if not provisional:
+        _warn_pattern(fitted, result)
+    return result
 
 
 @with_options(CalibrationOptions, ("db", "solve_results", "centroids"),
