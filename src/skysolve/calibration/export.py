@@ -11,10 +11,18 @@ chosen order to that mapping over a grid covering the image
 CRPIX at its optical centre) and measures, over the same grid, the angle
 between the WCS's sky direction of each pixel and the calibrated one: the
 ``max_error_px`` the header states (``SKYERRPX``).
+
+Without a chosen order the lowest order (2 to 9) whose header reproduces the mapping
+to :data:`SIP_TOLERANCE_PX` is written: a fixed order either wastes terms on a nearly
+ideal lens or, on a strong radial lens (a k3 term over a 40 deg field), leaves
+errors of a tenth of a pixel or more that a higher order removes. A lens no SIP
+polynomial of order 9 holds that closely gets the order with the smallest error, and a
+warning.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -22,11 +30,11 @@ from numpy.typing import NDArray
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["image_wcs", "image_header", "DEFAULT_SIP_ORDER", "EXPORT_GRID"]
+__all__ = ["image_wcs", "image_header", "SIP_TOLERANCE_PX", "EXPORT_GRID"]
 
-#: SIP order written when none is asked for: the TESS SIP order, exact for an inverse
-#: polynomial camera up to order 4.
-DEFAULT_SIP_ORDER = 5
+#: Largest error (px) against the calibrated mapping that the automatic SIP order
+#: reaches for (a tenth of a good calibration's centroid noise).
+SIP_TOLERANCE_PX = 0.01
 #: Grid points per axis over the image for the fit and its check.
 EXPORT_GRID = 33
 
@@ -42,7 +50,7 @@ def _sky(result: Any, image: int, x: NDArray[np.float64],
     return v if velocity is None else unaberrate(v, velocity)
 
 
-def image_wcs(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
+def image_wcs(result: Any, image: int, *, sip_order: int | None = None,
               pixel_offset: tuple[float, float] = (0.0, 0.0)) -> tuple[Any, float]:
     """TAN-SIP WCS of one calibrated image (the camera's zenithal projection with SIP
     terms for a fisheye) and its largest error over the image, px.
@@ -52,8 +60,10 @@ def image_wcs(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
     result : CalibrateResult
     image : int
         Index of the image in the calibration's solve results.
-    sip_order : int
-        SIP polynomial order (2 to 9).
+    sip_order : int, optional
+        SIP polynomial order (2 to 9); default: the lowest that reproduces the
+        mapping to :data:`SIP_TOLERANCE_PX`, else the most accurate (with a
+        ``UserWarning`` giving its error).
     pixel_offset : (float, float)
         0-based column and row, in the WCS's pixel grid, of the image's first
         pixel (a TESS FFI's science area: ``(44, 0)``; see :mod:`skysolve.io.wcs`).
@@ -66,7 +76,7 @@ def image_wcs(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
         calibrated sky direction of a grid pixel and the WCS's.
     """
     from ..geometry import angle_between, radec_to_vector
-    from ..io.wcs import fit_sip_wcs
+    from ..io.wcs import MAX_SIP_ORDER, fit_sip_wcs
 
     if result.rotations[image] is None:
         raise InvalidArgumentError(f"image {image} did not take part in the calibration")
@@ -80,15 +90,37 @@ def image_wcs(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
     off = np.asarray(pixel_offset, dtype=np.float64)
     fits_px = np.stack([x + 0.5 + w / 2, y + 0.5 + h / 2], axis=1) + off
     crpix = np.asarray(cam.crpix) + [0.5 + w / 2, 0.5 + h / 2] + off
-    wcs = fit_sip_wcs(fits_px, sky, crpix, centre, sip_order,
-                      pixel_shape=(int(round(w + off[0])), int(round(h + off[1]))),
-                      projection=cam.projection)
-    ra, dec = wcs.all_pix2world(fits_px[:, 0], fits_px[:, 1], 1)
-    err = angle_between(radec_to_vector(ra, dec), sky) * cam.focal_length_px
-    return wcs, float(np.max(err))
+    shape = (int(round(w + off[0])), int(round(h + off[1])))
+
+    def fitted(order: int) -> tuple[Any, float]:
+        wcs = fit_sip_wcs(fits_px, sky, crpix, centre, order, pixel_shape=shape,
+                          projection=cam.projection)
+        ra, dec = wcs.all_pix2world(fits_px[:, 0], fits_px[:, 1], 1)
+        err = angle_between(radec_to_vector(ra, dec), sky) * cam.focal_length_px
+        return wcs, float(np.max(err))  # NaN where the mapping has no sky (fold-over)
+
+    if sip_order is not None:
+        return fitted(sip_order)
+    best = None
+    for order in range(2, MAX_SIP_ORDER + 1):
+        wcs, err = fitted(order)
+        if best is None or err < best[1] or not best[1] == best[1]:
+            best = (wcs, err)
+        if err <= SIP_TOLERANCE_PX:
+            return wcs, err
+    wcs, err = best
+    if err == err:
+        why = (f"the most accurate SIP header (order {wcs.sip.a_order}) reproduces the "
+               f"calibrated mapping to {err:.2g} px at worst, not {SIP_TOLERANCE_PX:g} px "
+               f"(SKYERRPX states it): a SIP polynomial cannot hold this lens more closely")
+    else:
+        why = ("the calibrated mapping gives no sky direction at some pixels of the image "
+               "(its distortion folds over there): SKYERRPX is NaN")
+    warnings.warn(f"image {image}: {why}", UserWarning, stacklevel=2)
+    return wcs, err
 
 
-def image_header(result: Any, image: int, *, sip_order: int = DEFAULT_SIP_ORDER,
+def image_header(result: Any, image: int, *, sip_order: int | None = None,
                  pixel_offset: tuple[float, float] = (0.0, 0.0)) -> Any:
     """:func:`image_wcs` as a FITS header, with its error and the image's figures."""
     wcs, err = image_wcs(result, image, sip_order=sip_order, pixel_offset=pixel_offset)

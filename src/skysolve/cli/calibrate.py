@@ -53,8 +53,8 @@ def _write_frame_wcs(args: argparse.Namespace, cal, results) -> None:
         _write_wcs_file(out, hdr, full_shape, path)
         err = float(hdr["SKYERRPX"])
         kind = hdr["CTYPE1"][5:]
-        print(f"WCS:          {out} ({kind} order {order}, reproduces the calibration to "
-              f"{err:.1e} px)")
+        print(f"WCS:          {out} ({kind} order {hdr['A_ORDER']}, reproduces the "
+              f"calibration to {err:.1e} px)")
 
 
 def _calibration_options(args: argparse.Namespace) -> dict:

@@ -366,8 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write IMAGE.wcs beside each image: its calibrated mapping as a "
                         "FITS header with SIP terms (see --wcs-sip-order)")
     p.add_argument("--wcs-sip-order", type=_count("wcs-sip-order", 9, minimum=2),
-                   default=6, metavar="N",
-                   help="SIP order of the --write-wcs headers, 2 to 9 (default 6)")
+                   metavar="N",
+                   help="SIP order of the --write-wcs headers, 2 to 9 (default: the lowest "
+                        "that reproduces the calibration to 0.01 px)")
     p.add_argument("--catalog", choices=("gaia",),
                    help="match more stars for the fit from this catalog (the bundled Gaia "
                         "catalog) besides the database's")

@@ -69,3 +69,44 @@ def test_aberration_is_undone_in_the_headers(calibrations):
         image_wcs(plain, 0, sip_order=1)
     low, err = image_wcs(plain, 0, sip_order=2)
     assert err > 0.01  # an order-2 SIP cannot hold an order-3 camera: the error says so
+
+
+def _radial_calibration(small_db, k1: float):
+    """A radial calibration of three frames of a 14 deg 1024x1024 barrel lens (``k1`` at
+    the half-width: ``k1`` x 512 px of barrel at the edges' middles)."""
+    from skysolve.camera.distortion import RadialDistortion
+    from skysolve.camera.model import CameraModel
+
+    truth = CameraModel.from_fov(14.0, W, H, distortion=RadialDistortion(k1, scale=W / 2))
+    res, cents = synthetic_solves(small_db, [truth] * 3, random_attitudes(3, rng=52), 0.05,
+                                  seed=52, max_stars=150)
+    return small_db.calibrate_camera(res, cents, model="radial", validation_folds=0)
+
+
+def test_the_default_sip_order_is_the_lowest_that_holds_the_lens(small_db, calibrations):
+    """The headers' SIP order was fixed (6 from the CLI, 5 from the API): a 14 deg lens with
+    13 px of barrel at the edges' middles needs order 9 (order 6 left 0.15 px, named only
+    in SKYERRPX), a mild polynomial camera a low order; the default now takes the lowest
+    order that reproduces the calibration to SIP_TOLERANCE_PX."""
+    from skysolve.calibration.export import SIP_TOLERANCE_PX
+
+    cal = _radial_calibration(small_db, -0.025)
+    hdr = image_header(cal, 0)
+    order = hdr["A_ORDER"]
+    assert hdr["SKYERRPX"] <= SIP_TOLERANCE_PX and order >= 7
+    assert image_wcs(cal, 0, sip_order=order - 1)[1] > SIP_TOLERANCE_PX
+    assert image_wcs(cal, 0, sip_order=6)[1] > 0.1
+    plain = calibrations[0]
+    order = image_header(plain, 1)["A_ORDER"]
+    assert image_header(plain, 1)["SKYERRPX"] <= SIP_TOLERANCE_PX
+    assert image_wcs(plain, 1, sip_order=order - 1)[1] > SIP_TOLERANCE_PX
+
+
+def test_a_lens_no_sip_order_holds_is_written_with_a_warning(small_db):
+    """25 px of barrel at the edges' middles: the inverse series converges too slowly for
+    any SIP order up to 9; the most accurate order is written and the error named."""
+    cal = _radial_calibration(small_db, -0.05)
+    errors = [image_wcs(cal, 0, sip_order=k)[1] for k in range(2, 10)]
+    with pytest.warns(UserWarning, match="most accurate SIP header"):
+        hdr = image_header(cal, 0)
+    assert hdr["SKYERRPX"] == pytest.approx(min(errors), rel=1e-2) and min(errors) > 0.01
