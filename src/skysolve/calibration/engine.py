@@ -28,7 +28,8 @@ from .options import MIN_SCALE_PAIRS, CalibrationOptions
 from .radial import folds_over, radial_start
 from .stars import magnitude_weights
 
-__all__ = ["Fitted", "fit_camera", "iterate", "make_camera", "star_reach"]
+__all__ = ["Fitted", "fit_camera", "image_noise", "iterate", "make_camera", "star_reach",
+           "MAX_NOISE_RATIO"]
 
 # Column-normalised condition number above which the optical centre (or the radial
 # distortion centre) is considered unobservable and kept fixed.
@@ -38,6 +39,16 @@ _CRPIX_MAX_CONDITION = 1e6
 _CRPIX_MAX_SHIFT = 2.0
 # Never clip residuals below this (px): no centroid is better than that.
 _MIN_CLIP_PX = 0.01
+# Never take an image's noise scale (rms residual length) below this (px): a handful of
+# residuals that happen to be tiny must not weight their image without bound.
+_MIN_NOISE_PX = 0.001
+# Relative variance of a robust scale from ``dof`` residual components is at most this
+# over ``dof`` (~1.4 for the MAD, ~2 for the lower quartile of the lengths).
+_SCALE_VARIANCE = 2.0
+#: An image whose noise scale exceeds this multiple of the median image's does not have
+#: noisier centroids but does not fit the shared camera (another camera or lens setting, a
+#: wrong solve): it is given the median image's scale, and its stars are clipped by it.
+MAX_NOISE_RATIO = 4.0
 # A step may raise the weighted residual sum of squares by this fraction (rounding, the
 # inverse polynomial's approximate design) before it is damped.
 _COST_TOLERANCE = 1e-6
@@ -65,6 +76,8 @@ class Fitted:
     converged: bool
     start: Params
     designs: list | None = None  # residuals and design of every image at ``params``
+    noise: NDArray[np.float64] | None = None  # each image's noise scale (image_noise), px
+    star_weights: NDArray[np.float64] | None = None  # the stars' own (magnitude) weights
 
     def save_state(self) -> list[tuple[NDArray[np.float64], float]]:
         """The images' attitudes and scales (which iterations change in place)."""
@@ -140,21 +153,79 @@ def _refit_attitudes(images: list[Pairs], camera: CameraModel) -> None:
             im.R = wahba_rotation(v[ok], im.stars[ok])
 
 
-def _clip(res: NDArray[np.float64], inl: NDArray[np.bool_], weights: NDArray[np.float64],
-          sigma_clip: float, robust, n_params: int = 0) -> NDArray[np.bool_]:
-    """Pairs within ``sigma_clip`` robust rms of their prediction (weighted residuals).
+def image_noise(problem: Problem, res: NDArray[np.float64], inl: NDArray[np.bool_],
+                weights: NDArray[np.float64], robust=robust_rms,
+                fit_weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """Each image's noise scale: the rms residual length of its stars, px (of a star of
+    the median weight when the stars are weighted).
 
-    The in-sample residuals of a fit with ``n_params`` free parameters are smaller than
-    the errors by ``sqrt(dof / n_obs)`` (each pair pulls the fit towards itself), so the
-    robust rms is scaled up by ``sqrt(n_obs / dof)``: without it a fit with few stars per
-    parameter clips good stars, and each clipped star makes the next fit tighter still.
+    ``robust`` of the image's inlier residuals (each scaled by the square root of its
+    star's relative ``weights``) and scaled up by ``sqrt(n_obs / dof)``: the in-sample
+    residuals are smaller than the errors, each pair pulling the fit towards itself,
+    and an image's ``n_obs`` residual components spend its attitude and scale and its
+    share of the camera's parameters (its share of the weight of the fit, by
+    ``fit_weights``, default ``weights``). Without that a fit with few stars per
+    parameter clips good stars, and each clipped star makes the next fit tighter.
+
+    The images' own scales are then shrunk towards the median image's (in log, by
+    how much their spread exceeds what their estimation noise gives): images of one
+    quality share one scale, as if pooled, while images whose noise differs keep
+    their own; an image with too few stars has the median one, and so has an image
+    beyond :data:`MAX_NOISE_RATIO` times the median (a misfit, not noise). No scale
+    is below :data:`_MIN_NOISE_PX`.
     """
-    rel = np.sqrt(weights / np.median(weights[inl]))[:, None]
+    n_img = len(problem.images)
+    rel = np.sqrt(weights / np.median(weights[inl]))[:, None] if inl.any() else 1.0
     wres = res * rel
-    n_obs = 2 * int(inl.sum())
-    inflate = math.sqrt(n_obs / max(n_obs - n_params, 1))
-    clip_px = max(sigma_clip * inflate * robust(wres[inl]), _MIN_CLIP_PX)
-    return np.hypot(wres[:, 0], wres[:, 1]) <= clip_px
+    fw = weights if fit_weights is None else fit_weights
+    total = float(np.sum(fw[inl])) or 1.0
+    own = np.full(n_img, np.nan)
+    dof = np.zeros(n_img)
+    for k in range(n_img):
+        rows = problem.rows(k)
+        keep = inl[rows]
+        n_obs = 2 * int(keep.sum())
+        spent = (3 + bool(problem.scale_free[k])
+                 + problem.n_glob * float(np.sum(fw[rows][keep])) / total)
+        dof[k] = n_obs - spent
+        if dof[k] >= 1.0:
+            own[k] = robust(wres[rows][keep]) * math.sqrt(n_obs / dof[k])
+    known = np.isfinite(own) & (own > 0)
+    if not known.any():  # no image has residuals to spare: the pooled scale for all
+        return np.full(n_img, max(robust(wres[inl]), _MIN_NOISE_PX) if inl.any()
+                       else _MIN_NOISE_PX)
+    typical = max(float(np.median(own[known])), _MIN_NOISE_PX)
+    dev = np.log(np.maximum(own[known], _MIN_NOISE_PX) / typical)
+    var = _SCALE_VARIANCE / dof[known]  # each estimate's own variance (in log)
+    spread = max(float(np.mean(dev ** 2 - var)), 0.0)  # the images' true spread
+    noise = np.full(n_img, typical)
+    noise[known] = typical * np.exp(dev * spread / (spread + var))
+    noise[noise > MAX_NOISE_RATIO * typical] = typical
+    return np.maximum(noise, _MIN_NOISE_PX)
+
+
+def _per_pair(problem: Problem, per_image: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A per-image figure repeated for each of the image's pairs."""
+    return np.repeat(per_image, np.diff(problem.offsets))
+
+
+def _fit_weights(problem: Problem, weights: NDArray[np.float64],
+                 noise: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The weights of the fit: the stars' ``weights`` over their image's noise squared
+    (median 1)."""
+    w = weights / _per_pair(problem, noise) ** 2
+    return w / np.median(w)
+
+
+def _clip(problem: Problem, res: NDArray[np.float64], inl: NDArray[np.bool_],
+          weights: NDArray[np.float64], noise: NDArray[np.float64],
+          sigma_clip: float) -> NDArray[np.bool_]:
+    """Pairs within ``sigma_clip`` times their image's ``noise`` of their prediction (the
+    residuals scaled by the square root of their stars' relative ``weights``, as the
+    noise is)."""
+    rel = np.sqrt(weights / np.median(weights[inl]))
+    length = np.hypot(res[:, 0], res[:, 1]) * rel
+    return length <= np.maximum(sigma_clip * _per_pair(problem, noise), _MIN_CLIP_PX)
 
 
 def _probe(problem: Problem, p: Params, inl: NDArray[np.bool_], weights: NDArray[np.float64],
@@ -213,22 +284,32 @@ def iterate(problem: Problem, start: Params, options: CalibrationOptions,
             inliers: NDArray[np.bool_] | None = None, probe: bool = True,
             robust=robust_rms) -> Fitted:
     """Gauss-Newton steps with sigma clipping from ``start`` and the images' current
-    attitudes and scales (changed in place); ``robust`` estimates the rms the clipping
-    threshold is a multiple of.
+    attitudes and scales (changed in place).
+
+    The stars' relative ``weights`` (magnitude weights) are divided by the square of
+    their image's noise scale (:func:`image_noise`, with ``robust`` estimating the rms),
+    re-estimated after each step, and each pair is clipped against its own image's
+    scale: a tight image does not set the threshold for noisy ones. With
+    ``sigma_clip=inf`` the pairs are fitted as they are, with ``weights`` alone.
 
     Converged: the inlier rms changed by less than ``convergence_threshold_px`` and the
     clipping changed fewer than 1 % of the pairs. A warm start (``inliers`` given)
-    compares the first step with the start, so a fit that is already there takes one.
+    compares the first step with the start, so a fit that is already there takes one;
+    its first step is weighted by the image noise of the start's inliers (a cold
+    start's first step takes every pair at the stars' ``weights``).
     """
     n = problem.n_pairs
-    w = np.ones(n) if weights is None else weights
+    sw = np.ones(n) if weights is None else weights
     p = start.copy()
     inl = np.ones(n, dtype=bool) if inliers is None else inliers.copy()
+    clipping = math.isfinite(options.sigma_clip)
     converged = False
     iterations = 0
     designs = problem.designs(p)
-    rms_prev = (math.nan if inliers is None
-                else rms(np.concatenate([d[0] for d in designs])[inl]))
+    res = np.concatenate([d[0] for d in designs])
+    noise = image_noise(problem, res, inl, sw, robust)
+    w = _fit_weights(problem, sw, noise) if clipping and inliers is not None else sw
+    rms_prev = math.nan if inliers is None else rms(res[inl])
     for it in range(options.max_iterations):
         iterations = it + 1
         if probe and it == 0:
@@ -239,18 +320,20 @@ def iterate(problem: Problem, start: Params, options: CalibrationOptions,
         p, designs = _descend(problem, p, step, inl, w, designs)
         res = np.concatenate([d[0] for d in designs])
         err = rms(res[inl])
+        noise = image_noise(problem, res, inl, sw, robust, w)
         changed = 0
-        if math.isfinite(options.sigma_clip):
-            new_inl = _clip(res, inl, w, options.sigma_clip, robust, problem.n_params)
+        if clipping:
+            new_inl = _clip(problem, res, inl, sw, noise, options.sigma_clip)
             if 2 * new_inl.sum() >= problem.n_params + 2:
                 changed = int(np.count_nonzero(new_inl != inl))
                 inl = new_inl
+            w = _fit_weights(problem, sw, noise)
         if (math.isfinite(rms_prev) and abs(err - rms_prev) < options.convergence_threshold_px
                 and changed <= 0.01 * n):
             converged = True
             break
         rms_prev = err
-    return Fitted(problem, p, inl, w, iterations, converged, start, designs)
+    return Fitted(problem, p, inl, w, iterations, converged, start, designs, noise, sw)
 
 
 def fit_camera(images: list[Pairs], cameras: list[CameraModel], width: int, height: int,
@@ -318,7 +401,7 @@ def _fit(images: list[Pairs], cameras: list[CameraModel], width: int, height: in
     # pair judged again by the usual clipping
     problem.scale_free = scales
     weights = magnitude_weights(problem, fitted.params, fitted.inliers,
-                                options.magnitude_weights)
+                                options.magnitude_weights, _per_pair(problem, fitted.noise))
     return iterate(problem, fitted.params, options, weights=weights, inliers=fitted.inliers,
                    probe=False)
 
@@ -372,7 +455,7 @@ def _settle(problem: Problem, start: Params, options: CalibrationOptions,
     # sigma_clip=inf asks for every pair as the solves gave it: no re-matching either
     rounds = _REMATCH_ROUNDS if math.isfinite(options.sigma_clip) else 0
     for _ in range(rounds):
-        if not rematch(problem, fitted.params, fitted.inliers):
+        if not rematch(problem, fitted.params, fitted.noise):
             break
         fitted = iterate(problem, fitted.params, brief, probe=False, robust=core_rms)
     return fitted

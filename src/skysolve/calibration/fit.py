@@ -56,13 +56,20 @@ walked off (the focal length negative, the optical centre 10^4 px out). A fit
 whose steps all lower the sum takes exactly the undamped steps.
 
 After each step the residuals of all pairs are recomputed and pairs further
-than ``sigma_clip`` times the robust rms residual from their prediction are
-left out of the next step (pairs may come back). The robust rms is
-``sqrt(2) * 1.4826 * MAD`` of the x and y residuals pooled (of the weighted
-residuals when stars are weighted), so for Gaussian errors a genuine star is
-rejected with probability ``exp(-sigma_clip**2)``. The first step uses every
-pair, because the starting model may lack the distortion that makes the
-corner stars look like outliers. Iteration stops when the inlier rms changes
+than ``sigma_clip`` times their image's noise scale from their prediction are
+left out of the next step (pairs may come back). An image's noise scale is its
+robust rms residual, ``sqrt(2) * 1.4826 * MAD`` of its inliers' x and y
+residuals pooled (of the weighted residuals when stars are weighted), so for
+Gaussian errors a genuine star is rejected with probability
+``exp(-sigma_clip**2)``; images of one quality share one scale, images whose
+centroids are noisier or better keep their own, and an image more than
+:data:`~skysolve.calibration.engine.MAX_NOISE_RATIO` times the median image's
+is a misfit held to the median (:func:`~skysolve.calibration.engine.image_noise`).
+Each pair is weighted by the inverse square of its image's scale, so a frame of
+0.01 px centroids counts as much as a hundred of 0.1 px, and the covariance
+follows (``CalibrateResult.per_image_noise_px``). The first step uses every
+pair at equal weight, because the starting model may lack the distortion that
+makes the corner stars look like outliers. Iteration stops when the inlier rms changes
 by less than ``convergence_threshold_px`` and the clipping changed fewer than
 1 % of the pairs, or after ``max_iterations`` steps.
 
@@ -151,7 +158,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._options import with_options
-from .engine import Fitted, fit_camera, star_reach
+from .engine import MAX_NOISE_RATIO, Fitted, fit_camera, star_reach
 from .inputs import image_pairs, pair_lists
 from .lsq import rms
 from .options import CALIBRATE_DOC, CalibrationOptions
@@ -172,7 +179,8 @@ def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
     """Per-image rotations, scales, rms and inlier counts, and the pooled inlier rms."""
     p = fitted.problem
     out: dict[str, list] = {k: [None] * n_results for k in
-                            ("rotations", "scales", "rmse", "inliers", "velocities")}
+                            ("rotations", "scales", "rmse", "inliers", "velocities",
+                             "noise")}
     res = p.residuals(fitted.params)
     for k, im in enumerate(p.images):
         keep = fitted.inliers[p.rows(k)]
@@ -181,6 +189,7 @@ def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
         out["scales"][im.index] = float(im.scale)
         out["rmse"][im.index] = rms(r) if keep.any() else math.nan
         out["inliers"][im.index] = int(keep.sum())
+        out["noise"][im.index] = float(fitted.noise[k])
         out["velocities"][im.index] = None if im.velocity is None else im.velocity.copy()
     return {**out, "rmse_after": rms(res[fitted.inliers]), "n_in": int(fitted.inliers.sum())}
 
@@ -243,10 +252,11 @@ def _warn_rejected_images(fitted: Fitted, results: list[Any]) -> None:
     if not bad:
         return
     warnings.warn(f"the fit rejected most matched stars of image(s) {', '.join(bad)}: they do "
-                  "not fit the camera the other stars share within the shared clipping "
-                  "threshold (centroids much noisier than the other images', another camera "
-                  "or lens setting, a wrong solve?) and barely take part in the calibration "
-                  "(calibrate images of similar quality together); their rotations "
+                  "not fit the camera the other stars share within their image's noise, or "
+                  f"their image's residuals exceed {MAX_NOISE_RATIO:g} times the median "
+                  "image's (centroids far noisier than the other images', another camera "
+                  "or lens setting, a wrong solve?), and barely take part in the "
+                  "calibration (calibrate images of similar quality together); their rotations "
                   "and per-image figures mean little (mapping_sigma_px is NaN where fewer "
                   "than two stars were kept)", UserWarning, stacklevel=4)
 
@@ -278,7 +288,8 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     _warn_fixed_terms(fitted, width, height)
     if not provisional:
         _warn_rejected_images(fitted, results)
-    bins = magnitude_bins(fitted.problem, fitted.params, fitted.inliers, fitted.weights)[0]
+    bins = magnitude_bins(fitted.problem, fitted.params, fitted.inliers,
+                          fitted.star_weights)[0]
     designs = fitted.designs or fitted.problem.designs(fitted.params)
     validation = holdout(fitted, options, designs) if options.validation_folds else None
     unc = Uncertainty.from_fit(fitted, width, height, options, designs)
@@ -289,7 +300,8 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         camera, rmse_before, s["rmse_after"], s["n_in"], n_candidates - s["n_in"],
         fitted.iterations, fitted.converged, s["rotations"], s["rmse"], s["inliers"],
         fitted.problem.fit_crpix, per_image_scale=s["scales"],
-        per_image_velocity_km_s=s["velocities"], uncertainty=unc, validation=validation,
+        per_image_velocity_km_s=s["velocities"], per_image_noise_px=s["noise"],
+        uncertainty=unc, validation=validation,
         order_scores=scores, magnitude_bins=bins, center_fitted=fitted.problem.fit_center,
         residual_pattern=pattern)
     if not provisional:

@@ -43,21 +43,24 @@ __all__ = ["rematch", "match_catalog", "ISOLATION_PX", "REMATCH_SIGMAS"]
 
 #: Neighbours closer than this (px) make a star or centroid unsafe to add from a catalog.
 ISOLATION_PX = 4.0
-#: Re-matching radius in robust rms residuals (at least 1 px).
+#: Re-matching radius in noise scales of the image (at least 1 px).
 REMATCH_SIGMAS = 4.0
 
 
-def rematch(problem: Problem, params: Params, inliers: NDArray[np.bool_]) -> int:
-    """Match every image's stars again under the fitted model; returns how many pairs
-    changed (their centroid, or dropped for want of one). The pairs change in place."""
+def rematch(problem: Problem, params: Params, noise: NDArray[np.float64]) -> int:
+    """Match every image's stars again under the fitted model, within
+    :data:`REMATCH_SIGMAS` times the image's ``noise`` scale (px, see
+    :func:`~skysolve.calibration.engine.image_noise`; at least 1 px); returns how many
+    pairs changed (their centroid, or dropped for want of one). The pairs change in
+    place."""
     res = problem.residuals(params)
-    radius = max(REMATCH_SIGMAS * robust_rms(res[inliers]), 1.0)
     changed = 0
     for k, im in enumerate(problem.images):
         if im.centroids is None or im.cidx is None:
             continue
         pred = im.xy - res[problem.rows(k)]
         ok = np.all(np.isfinite(pred), axis=1)
+        radius = max(REMATCH_SIGMAS * float(noise[k]), 1.0)
         i, j, _ = kdtree_matches(cKDTree(im.centroids), pred[ok], radius)
         rows = np.flatnonzero(ok)[j]
         if len(rows) < 3:

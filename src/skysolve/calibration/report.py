@@ -73,7 +73,7 @@ def _sigma_line(r: Any) -> str:
 
 
 def _image_lines(r: Any) -> list[str]:
-    lines = ["  image  inliers  rmse_px  heldout_px  scale-1 (ppm)   sigma (ppm)"]
+    lines = ["  image  inliers  rmse_px  noise_px  heldout_px  scale-1 (ppm)   sigma (ppm)"]
     held = r.per_image_holdout_rmse_px
     ssig = r.per_image_scale_sigma
     for i, R in enumerate(r.rotations):
@@ -82,6 +82,7 @@ def _image_lines(r: Any) -> list[str]:
             continue
         scale = r.per_image_scale[i]
         lines.append(f"  {i:5d}  {r.per_image_inliers[i]:7d}  {_f(r.per_image_rmse_px[i]):>7}  "
+                     f"{_f(r.per_image_noise_px[i]):>8}  "
                      f"{_f(held[i]):>10}  {_f((scale - 1.0) * 1e6, '+.2f'):>13}  "
                      f"{_f(None if ssig[i] is None else ssig[i] * 1e6, '.2f'):>11}")
     return lines
@@ -136,6 +137,7 @@ def record(r: Any) -> dict[str, Any]:
         "n_outliers": r.n_outliers, "crpix_fitted": r.crpix_fitted,
         "center_fitted": r.center_fitted,
         "per_image": {"rmse_px": r.per_image_rmse_px, "inliers": r.per_image_inliers,
+                      "noise_px": r.per_image_noise_px,
                       "scale": r.per_image_scale, "holdout_rmse_px": r.per_image_holdout_rmse_px},
         "holdout_rmse_px": r.holdout_rmse_px,
         "validation_folds": 0 if r.validation is None else r.validation.folds,

@@ -49,6 +49,11 @@ class CalibrateResult:
         RMS residual of each image's inliers (None for skipped images).
     per_image_inliers : list of int or None
         Inlier count of each image (None for skipped images).
+    per_image_noise_px : list of float or None
+        Each image's noise scale: the rms residual length its stars are weighted and
+        clipped by (a robust estimate of its centroid errors, for a star of median
+        magnitude weight; see :func:`~skysolve.calibration.engine.image_noise`);
+        None for skipped images.
     crpix_fitted : bool
         Whether the optical centre was fitted (otherwise it kept its input
         value; see the module notes on degeneracies).
@@ -89,7 +94,8 @@ class CalibrateResult:
                  "iterations", "converged", "rotations", "per_image_rmse_px",
                  "per_image_inliers", "crpix_fitted", "per_image_scale",
                  "per_image_velocity_km_s", "uncertainty", "validation", "order_scores",
-                 "magnitude_bins", "center_fitted", "residual_pattern")
+                 "magnitude_bins", "center_fitted", "residual_pattern",
+                 "per_image_noise_px")
 
     def __init__(self, camera_model: CameraModel, rmse_before_px: float, rmse_after_px: float,
                  n_inliers: int, n_outliers: int, iterations: int, converged: bool,
@@ -98,6 +104,7 @@ class CalibrateResult:
                  per_image_inliers: list[int | None], crpix_fitted: bool, *,
                  per_image_scale: list[float | None] | None = None,
                  per_image_velocity_km_s: list[NDArray[np.float64] | None] | None = None,
+                 per_image_noise_px: list[float | None] | None = None,
                  uncertainty: Uncertainty | None = None, validation: Holdout | None = None,
                  order_scores: dict[int, tuple[float, float]] | None = None,
                  magnitude_bins: list[dict[str, float]] | None = None,
@@ -117,6 +124,7 @@ class CalibrateResult:
         self.per_image_scale = (per_image_scale if per_image_scale is not None else
                                 [None if r is None else 1.0 for r in rotations])
         self.per_image_velocity_km_s = per_image_velocity_km_s or [None] * n
+        self.per_image_noise_px = per_image_noise_px or [None] * n
         self.uncertainty = uncertainty
         self.validation = validation
         self.order_scores = order_scores

@@ -14,7 +14,9 @@ Weights (:func:`magnitude_weights`)
     axis, normalised to a median of 1) in the final fit: a bin that is noisy
     or biased counts less, so it neither dominates the distortion nor
     inflates the uncertainties of the good stars; its stars are also judged
-    by the clipping against their own bin's scatter.
+    by the clipping against their own bin's scatter. The bins are of the
+    residuals in units of their image's noise scale, which the fit weights by
+    as well (:func:`~skysolve.calibration.engine.image_noise`).
 """
 
 from __future__ import annotations
@@ -62,11 +64,15 @@ def _bin_ids(problem: Problem, inliers: NDArray[np.bool_]) -> tuple[
 
 
 def magnitude_bins(problem: Problem, params: Params, inliers: NDArray[np.bool_],
-                   weights: NDArray[np.float64] | None = None) -> tuple[
+                   weights: NDArray[np.float64] | None = None,
+                   noise: NDArray[np.float64] | None = None) -> tuple[
                        list[dict[str, Any]], NDArray[np.intp]]:
-    """Residual bias and scatter of the inliers per magnitude bin (and the median weight
-    the fit gave each), and every pair's bin."""
+    """Residual bias and scatter of the inliers per magnitude bin (and the median of the
+    stars' ``weights`` in each), and every pair's bin; with ``noise`` (per pair) of the
+    residuals in units of it."""
     res = problem.residuals(params)
+    if noise is not None:
+        res = res / noise[:, None]
     xy = np.concatenate([im.xy for im in problem.images])
     radial = xy - params.crpix
     radial /= np.maximum(np.hypot(radial[:, 0], radial[:, 1]), 1e-9)[:, None]
@@ -86,13 +92,20 @@ def magnitude_bins(problem: Problem, params: Params, inliers: NDArray[np.bool_],
 
 
 def magnitude_weights(problem: Problem, params: Params, inliers: NDArray[np.bool_],
-                      wanted: bool | None) -> NDArray[np.float64] | None:
+                      wanted: bool | None, noise: NDArray[np.float64] | None = None
+                      ) -> NDArray[np.float64] | None:
     """Per-pair weights ``1 / (sigma² + bias²)`` of each pair's magnitude bin (per axis,
     median 1), or None when not ``wanted`` (None: unless some bin has fewer than
-    :data:`MIN_BIN_STARS` stars, or there is only one bin)."""
+    :data:`MIN_BIN_STARS` stars, or there is only one bin).
+
+    With ``noise``, the noise scale of each pair's image, the bins' scatter and bias are
+    of the residuals in units of it: the fit divides the weights by the square of that
+    scale, so these weights carry what magnitude changes within an image, not the
+    differences between images (noisy images' stars making their magnitudes look
+    noisy)."""
     if wanted is False:
         return None
-    rows, ids = magnitude_bins(problem, params, inliers)
+    rows, ids = magnitude_bins(problem, params, inliers, noise=noise)
     if wanted is None and (len(rows) < 2 or any(r["n"] < MIN_BIN_STARS for r in rows)):
         return None
     if not rows:
