@@ -9,7 +9,7 @@ Re-matching (:func:`rematch`)
     all of them is pulled far enough that clipping cannot tell them apart.
     After a fit, every star of an image is therefore matched again to the
     nearest of *all* the image's centroids under the fitted model (one-to-one,
-    within a few robust rms of it) and the fit is redone when that changed any
+    within a few times the image's noise scale) and the fit is redone when that changed any
     pair -- what a solve with the fitted camera would match, done inside the
     calibration.
 Deeper catalogs (:func:`match_catalog`)
