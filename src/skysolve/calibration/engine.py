@@ -25,7 +25,7 @@ from .basis import Basis, project_distortion
 from .lsq import Pairs, Params, Problem, core_rms, rms, robust_rms
 from .matching import rematch
 from .options import MIN_SCALE_PAIRS, CalibrationOptions
-from .radial import folds_over, radial_start
+from .radial import folds_over, radial_start, star_coverage
 from .stars import magnitude_weights
 
 __all__ = ["Fitted", "fit_camera", "image_noise", "iterate", "make_camera", "star_reach",
@@ -34,6 +34,10 @@ __all__ = ["Fitted", "fit_camera", "image_noise", "iterate", "make_camera", "sta
 # Column-normalised condition number above which the optical centre (or the radial
 # distortion centre) is considered unobservable and kept fixed.
 _CRPIX_MAX_CONDITION = 1e6
+# Share of the image a single image's stars must cover (radial.star_coverage) for a
+# radial fit to free its optical centre: stars in the middle only leave it to whatever
+# the extrapolated distortion makes of their noise.
+_SINGLE_IMAGE_COVERAGE = 0.75
 # A fitted optical centre further than this many image diagonals from where the fit
 # started has run away (nothing pins it); the fit is then redone without it.
 _CRPIX_MAX_SHIFT = 2.0
@@ -130,7 +134,12 @@ def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: 
     _refit_attitudes(images, make_camera(basis, params, parity, width, height,
                                          projection=start.projection))
     several = len(images) >= 2
-    fit_crpix = (options.model == "radial" or order == 1) and several
+    # one image fixes a radial model's centre too where its stars cover the image: the
+    # distortion, symmetric about the centre, and the projection's second-order terms
+    # locate it (a tilt of the attitude absorbs a shift only to first order)
+    spread = several or star_coverage(np.concatenate([im.xy for im in images]), width,
+                                      height) >= _SINGLE_IMAGE_COVERAGE
+    fit_crpix = (options.model == "radial" and spread) or (order == 1 and several)
     fit_center = (options.model == "radial" and several
                   and options.fit_distortion_center is not False)
     problem = Problem(images, basis, -1.0 if parity else 1.0, fit_crpix, fit_center,

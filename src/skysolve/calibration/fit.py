@@ -105,9 +105,13 @@ without changing the fit). They are removed explicitly:
   (the one the solves used; 0 for uncalibrated solves) and the polynomial
   carries the difference. The optical centre is fitted only when it is
   observable at all (``model="radial"``, about whose centre the distortion is
-  symmetric, or a linear polynomial), from two or more images, and when the
-  column-normalised design with it stays well conditioned (condition number
-  below ``1e6``); otherwise it is kept at its input value.
+  symmetric, or a linear polynomial), from two or more images -- or, for the
+  radial model, one whose stars cover three quarters of the image
+  (:func:`~skysolve.calibration.radial.star_coverage`; from stars in the middle
+  only, the centre would be whatever the extrapolated distortion makes of their
+  noise) -- and when the column-normalised design with it stays well
+  conditioned (condition number below ``1e6``); otherwise it is kept at its
+  input value.
 * **Radial distortion centre vs decentring terms.** Moving the centre of a
   radial distortion changes it, to first order, exactly like ``p1``/``p2``;
   the centre's offset from ``crpix`` (``RadialDistortion.center``) is fitted
@@ -228,7 +232,8 @@ def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> None:
         model = "radial model"
         hint = "model='polynomial' with select_order=True"
         if not fitted.problem.fit_crpix:
-            hint += (", or more images (the optical centre stayed at its input value, "
+            hint += (", or more images or stars over more of the image (the optical "
+                     "centre stayed at its input value, "
                      f"{fitted.params.crpix[0]:.1f}, {fitted.params.crpix[1]:.1f} px)")
     warnings.warn(f"the residuals hold a pattern over the image ({pattern.rms_px:.3g} px rms, "
                   f"z = {pattern.z:.0f}) that the {model} cannot represent: the camera is "
