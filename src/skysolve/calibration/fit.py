@@ -64,14 +64,16 @@ Gaussian errors a genuine star is rejected with probability
 ``exp(-sigma_clip**2)``; images of one quality share one scale, images whose
 centroids are noisier or better keep their own, and an image more than
 :data:`~skysolve.calibration.engine.MAX_NOISE_RATIO` times the median image's
-is a misfit held to the median (:func:`~skysolve.calibration.engine.image_noise`).
-Each pair is weighted by the inverse square of its image's scale, so a frame of
-0.01 px centroids counts as much as a hundred of 0.1 px, and the covariance
-follows (``CalibrateResult.per_image_noise_px``). The first step uses every
-pair at equal weight, because the starting model may lack the distortion that
-makes the corner stars look like outliers. Iteration stops when the inlier rms changes
-by less than ``convergence_threshold_px`` and the clipping changed fewer than
-1 % of the pairs, or after ``max_iterations`` steps.
+is a misfit, clipped at the median image's scale
+(:func:`~skysolve.calibration.engine.image_noise`). Each pair is weighted by
+the inverse square of its image's scale (a star of a frame of 0.01 px
+centroids counts as much as a hundred of a frame of 0.1 px), and the
+covariance follows (``CalibrateResult.per_image_noise_px``). The first step
+uses every pair at equal weight, because the starting model may lack the
+distortion that makes the corner stars look like outliers. Iteration stops
+when the inlier rms changes by less than ``convergence_threshold_px`` and the
+clipping changed fewer than 1 % of the pairs, or after ``max_iterations``
+steps.
 
 The polynomial is fitted in the direction ``polynomial_primary`` says (by
 default pixel → sky, that of FITS SIP; see :mod:`skysolve.calibration.basis`).
