@@ -111,9 +111,10 @@ without changing the fit). They are removed explicitly:
   radial model, one whose stars cover three quarters of the image
   (:func:`~skysolve.calibration.radial.star_coverage`; from stars in the middle
   only, the centre would be whatever the extrapolated distortion makes of their
-  noise) -- and when the column-normalised design with it stays well
-  conditioned (condition number below ``1e6``); otherwise it is kept at its
-  input value.
+  noise) and then only if it moves significantly from the input (chi-square of
+  the shift above 11.8) -- and when the column-normalised design with it stays
+  well conditioned (condition number below ``1e6``); otherwise it is kept at
+  its input value.
 * **Radial distortion centre vs decentring terms.** Moving the centre of a
   radial distortion changes it, to first order, exactly like ``p1``/``p2``;
   the centre's offset from ``crpix`` (``RadialDistortion.center``) is fitted
