@@ -103,7 +103,8 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
 
 def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
                       search_px: float, radius_px: float):
-    """Candidate pairs ``(ii, jj)`` within ``search_px`` and which pairs of them agree."""
+    """Candidate pairs ``(ii, jj)`` within ``search_px`` and the pairs of them (rows
+    ``a``, ``b``) that agree: ``(v_img, v_cat, ii, jj, a, b)``, or None."""
     from scipy.spatial import cKDTree  # not at import: a one-shot solve may not need it
 
     img = frame.ideal[:n_img]
@@ -117,13 +118,17 @@ def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n
     order = np.argsort(ii, kind="stable")[:_MAX_PAIRS]
     ii, jj = ii[order], jj[order]
     a, b = np.triu_indices(len(ii), k=1)
-    d_img = angle_between(v_img[ii[a]], v_img[ii[b]])
-    d_cat = angle_between(v_cat[jj[a]], v_cat[jj[b]])
+    # separations from tables of the few stars on each side, not for each of the
+    # pairs of pairs (80,000 of them for 400 pairs: three quarters of the vote's time)
+    stars, jj_rows = np.unique(jj, return_inverse=True)
+    d_img = angle_between(v_img[:, None], v_img[None, :])
+    d_cat = angle_between(v_cat[stars, None], v_cat[None, stars])
     tol = 2.0 * radius_px / hyp.f
-    agree = (np.abs(d_img - d_cat) < tol) & (ii[a] != ii[b]) & (jj[a] != jj[b])
+    agree = ((np.abs(d_img[ii[a], ii[b]] - d_cat[jj_rows[a], jj_rows[b]]) < tol)
+             & (ii[a] != ii[b]) & (jj[a] != jj[b]))
     if not agree.any():
         return None
-    return v_img, v_cat, ii, jj, a, b, agree
+    return v_img, v_cat, ii, jj, a[agree], b[agree]
 
 
 def _consensus(v_img, v_cat, ii, jj, start: int, partners, tol: float):
@@ -134,8 +139,10 @@ def _consensus(v_img, v_cat, ii, jj, start: int, partners, tol: float):
     tries = partners[:_MAX_PARTNERS]
     sel = np.stack([np.full(len(tries), start), tries], axis=1)
     Rs = wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]])            # (k, 3, 3)
-    mapped = np.einsum("kab,nb->kna", Rs, v_cat[jj])              # (k, n, 3)
-    cos = np.einsum("kna,na->kn", mapped, v_img[ii])
+    # cos[k, n] = v_img[n] . Rs[k] v_cat[n], as one (k, 9) x (9, n) product (the rotated
+    # vectors themselves, (k, n, 3), took a third of the vote's time)
+    outer = (v_img[ii][:, :, None] * v_cat[jj][:, None, :]).reshape(len(ii), 9)
+    cos = Rs.reshape(len(tries), 9) @ outer.T                       # (k, n)
     inl = cos > np.cos(tol)
     best = int(np.argmax(inl.sum(axis=1)))
     rows = np.flatnonzero(inl[best])
@@ -151,15 +158,15 @@ def _pair_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: i
 
 def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, votes):
     """The best verified attitude among the best-supported pairs: (matches, hyp, prob)."""
-    v_img, v_cat, ii, jj, a, b, agree = votes
+    v_img, v_cat, ii, jj, a, b = votes  # (a, b): the pairs of pairs that agree
     best = (0, None, 1.0)
     tol = 2.0 * radius_px / hyp.f
-    support = np.bincount(np.concatenate([a[agree], b[agree]]), minlength=len(ii))
+    support = np.bincount(np.concatenate([a, b]), minlength=len(ii))
     covered = np.zeros(len(ii), dtype=bool)  # pairs in a consensus verified already
     for start in np.argsort(-support)[:_MAX_PROPOSALS]:
         if covered[start]:
             continue  # its consensus would be one already verified
-        partners = np.concatenate([b[agree & (a == start)], a[agree & (b == start)]])
+        partners = np.concatenate([b[a == start], a[b == start]])
         if len(partners) == 0:
             continue
         partners = partners[np.argsort(-support[partners], kind="stable")]
