@@ -8,16 +8,22 @@ offset (the focal length times the pointing error; a roll error adds a twist
 that grows with the distance from the centre), so the right pairs' offsets pile
 up in one place while chance pairs spread over the whole search disc: the
 densest cell of a histogram of offsets (cells of two match radii) gives the
-pairs of a first rotation (Wahba). When that rotation does not verify (a large
-roll error, a crowded field), pairs of pairs whose angular separations agree
-(rigid-body consistency) vote for one rotation instead, which is fitted and
-verified the same way. Because the hint, not the matched stars, pins the
-attitude, the false-match probability counts every matched star as evidence,
-so three stars can suffice. A hint further off than its uncertainty can still
-verify a rotation pivoting about the few stars it does match (or chance pairs):
-its refined matches then scatter across the match radius where a right answer's
-sit within the centroid noise, or along the radius for a camera model that misses
-some of its lens's distortion, and it is refused (``_FIXED_RMS``, :func:`_rigid`).
+pairs of a first rotation (Wahba). A large roll error twists them apart instead
+(6 deg moves a star at the corner of a 12 deg field by 70 px): when that rotation
+does not verify, the histogram is taken again with the catalog stars turned about
+the optical centre by a range of rolls (:func:`_rolls`), the densest cell of them
+all giving the pairs. When that fails too (a crowded field, a roll beyond the
+scan), pairs of pairs whose angular separations agree (rigid-body consistency)
+vote for one rotation instead, which is fitted and verified the same way (it
+costs a few times as much: 80,000 pairs of pairs for 400 candidate pairs).
+Because the hint, not the matched stars, pins the attitude, the false-match
+probability counts every matched star as evidence, so three stars can suffice. A
+hint further off than its uncertainty can still verify a rotation pivoting about
+the few stars it does match (or chance pairs): its refined matches then scatter
+across the match radius where a right answer's sit within the centroid noise, or
+along the radius for a camera model that misses some of its lens's distortion,
+and it is refused (``_FIXED_RMS``, :func:`_rigid`); the next way of voting then
+gets its turn.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ _MAX_PARTNERS = 64
 
 #: Most cells per axis of the offset histogram (a wider search leaves it to the vote).
 _MAX_OFFSET_CELLS = 512
+#: Most rolls the offset histogram is taken at (:func:`_rolls`): 64 histograms of
+#: the 60 x 120 candidate pairs at most.
+_MAX_ROLLS = 64
 
 
 def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
@@ -61,9 +70,13 @@ def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
 
 
 def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
-                 search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+                 search_px: float, radius_px: float,
+                 rolls: tuple[float, ...] | NDArray[np.float64] = (0.0,)
+                 ) -> tuple[int, Hypothesis | None, float]:
     """The verified attitude of the pairs in the densest cell of offsets (see the module
-    notes): ``(matches, hyp, probability)``, or ``(0, None, 1.0)``."""
+    notes): ``(matches, hyp, probability)``, or ``(0, None, 1.0)``. With ``rolls``
+    (radians) the projected catalog stars are first turned by each of these angles about
+    the optical centre, and the densest cell of them all counts."""
     none = (0, None, 1.0)
     cell = 2.0 * radius_px
     cells = int(2.0 * search_px / cell) + 2
@@ -75,15 +88,24 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
     ii, jj = np.nonzero(dx * dx + dy * dy <= search_px * search_px)
     if len(ii) < 3:
         return none
-    ox, oy = dx[ii, jj], dy[ii, jj]
+    # offsets after each roll, (rolls, pairs); a roll of 0 leaves them as they are
+    c, s = np.cos(rolls)[:, None], np.sin(rolls)[:, None]
+    px, py = p[jj, 0], p[jj, 1]
+    ox = img[ii, 0] - (c * px - s * py)
+    oy = img[ii, 1] - (s * px + c * py)
     kx = ((ox + search_px) // cell).astype(np.intp)
     ky = ((oy + search_px) // cell).astype(np.intp)
-    counts = np.bincount(kx * cells + ky, minlength=cells * cells).reshape(cells, cells)
+    inside = (kx >= 0) & (kx < cells) & (ky >= 0) & (ky < cells)
+    keys = (np.arange(len(rolls))[:, None] * cells + kx) * cells + ky
+    counts = np.bincount(keys[inside], minlength=len(rolls) * cells * cells)
+    counts = counts.reshape(len(rolls), cells, cells)
     # blocks of 2x2 cells: a pile split by a cell edge still counts whole
-    blocks = counts[:-1, :-1] + counts[1:, :-1] + counts[:-1, 1:] + counts[1:, 1:]
-    bx, by = divmod(int(np.argmax(blocks)), cells - 1)
-    if blocks[bx, by] < 3:
+    blocks = (counts[:, :-1, :-1] + counts[:, 1:, :-1] + counts[:, :-1, 1:]
+              + counts[:, 1:, 1:])
+    k, bx, by = np.unravel_index(int(np.argmax(blocks)), blocks.shape)
+    if blocks[k, bx, by] < 3:
         return none
+    ox, oy = ox[k], oy[k]
     miss = np.maximum(np.abs(ox - ((bx + 1.0) * cell - search_px)),
                       np.abs(oy - ((by + 1.0) * cell - search_px)))
     rows = np.flatnonzero(miss <= cell)
@@ -99,6 +121,40 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
     h = Hypothesis(R, hyp.f, hyp.parity)
     n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
     return n, h, prob
+
+
+def _roll_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
+               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+    """:func:`_offset_vote` over rolls about the optical centre (see the module notes), as
+    far as :func:`_rolls` reaches; as it reports. The answer is the best of as many
+    attitudes as rolls, so its false-match probability is multiplied by their number
+    (without, a rotation pivoting about the centre of a field rolled beyond the
+    scan verified at 2e-6 with 9 matches, and refined 0.3 deg off in roll)."""
+    rolls = _rolls(frame, search_px, radius_px)
+    if not len(rolls):
+        return 0, None, 1.0
+    n, h, prob = _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px, rolls)
+    return n, h, min(1.0, prob * len(rolls))
+
+
+def _rolls(frame: Frame, search_px: float, radius_px: float) -> NDArray[np.float64]:
+    """The rolls (radians, nearest the hint's first, 0 left out) :func:`_roll_vote` tries.
+
+    A step moves a star at the image's reach by one cell of offsets (two match radii),
+    so that a right roll's pairs fall within a block of cells at one of them. They go
+    out to the roll that moves stars at half the reach across the search disc less a
+    match radius (fewer stars have partners beyond it, and the pair-of-pairs vote takes
+    over), :data:`_MAX_ROLLS` at most. A hint whose search is under two match radii (0.1
+    deg on 10-20 deg fields) gets none: it holds the roll to what the offset vote
+    tolerates, and a step beyond that found a rotation pivoting about part of the field
+    (105" off) for one of the 900 hints further off than their uncertainty of
+    ``test_tracking_hints_further_off_than_their_uncertainty_give_no_wrong_answer``.
+    """
+    reach = frame.reach_px()
+    step = 2.0 * radius_px / reach
+    k = min(int(min(math.pi, 2.0 * (search_px - radius_px) / reach) / step), _MAX_ROLLS // 2)
+    return step * np.array([side * j for j in range(1, k + 1) for side in (1, -1)],
+                           dtype=np.float64)
 
 
 def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
@@ -200,19 +256,16 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
         idx, p = cat.projected(frame, hyp, VERIFY_CATALOG_FACTOR * n_img, margin_px=search_px)
         if len(idx) < 3:
             continue
-        for vote in (_offset_vote, _pair_vote):  # the cheap one first
+        # the cheap ones first; an answer refused after refinement (a rotation pivoting
+        # about part of the field) leaves the field to the next
+        for vote in (_offset_vote, _roll_vote, _pair_vote):
             n, best, prob = vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
-            if best is not None and n >= 3 and prob * trials < threshold:
-                break
-        else:
-            continue
-        prob = min(1.0, prob * trials)
-        ref = refine(frame, cat, best, radius_px, refine_iterations)
-        if ref is None or len(ref.img_idx) < 3:
-            continue
-        if not _rigid(frame, cat, ref, radius_px):
-            continue
-        return build_result(db, frame, cat, ref, prob, t0, "tracking")
+            if best is None or n < 3 or prob * trials >= threshold:
+                continue
+            ref = refine(frame, cat, best, radius_px, refine_iterations)
+            if ref is None or len(ref.img_idx) < 3 or not _rigid(frame, cat, ref, radius_px):
+                continue
+            return build_result(db, frame, cat, ref, min(1.0, prob * trials), t0, "tracking")
     return None
 
 
