@@ -8,22 +8,25 @@ offset (the focal length times the pointing error; a roll error adds a twist
 that grows with the distance from the centre), so the right pairs' offsets pile
 up in one place while chance pairs spread over the whole search disc: the
 densest cell of a histogram of offsets (cells of two match radii) gives the
-pairs of a first rotation (Wahba). A large roll error twists them apart instead
-(6 deg moves a star at the corner of a 12 deg field by 70 px): when that rotation
-does not verify, the histogram is taken again with the catalog stars turned about
-the optical centre by a range of rolls (:func:`_rolls`), the densest cell of them
-all giving the pairs. When that fails too (a crowded field, a roll beyond the
-scan), pairs of pairs whose angular separations agree (rigid-body consistency)
-vote for one rotation instead, which is fitted and verified the same way (it
-costs a few times as much: 80,000 pairs of pairs for 400 candidate pairs).
-Because the hint, not the matched stars, pins the attitude, the false-match
-probability counts every matched star as evidence, so three stars can suffice. A
-hint further off than its uncertainty can still verify a rotation pivoting about
-the few stars it does match (or chance pairs): its refined matches then scatter
-across the match radius where a right answer's sit within the centroid noise, or
-along the radius for a camera model that misses some of its lens's distortion,
-and it is refused (``_FIXED_RMS``, :func:`_rigid`); the next way of voting then
-gets its turn.
+pairs of a first rotation (Wahba). Where false detections crowd the frame,
+chance pairs crowd every such cell, and the densest need not be the right one;
+cells a quarter as wide, which the right pairs of a hint with a good roll still
+fill, are tried next (:func:`_fine_vote`). A large roll error twists the offsets
+apart instead (6 deg moves a star at the corner of a 12 deg field by 70 px):
+when neither rotation verifies, the histogram is taken again with the catalog
+stars turned about the optical centre by a range of rolls (:func:`_rolls`), the
+densest cell of them all giving the pairs. When that fails too (a crowded field,
+a roll beyond the scan), pairs of pairs whose angular separations agree
+(rigid-body consistency) vote for one rotation instead, which is fitted and
+verified the same way (it costs a few times as much: 80,000 pairs of pairs for
+400 candidate pairs). Because the hint, not the matched stars, pins the
+attitude, the false-match probability counts every matched star as evidence, so
+three stars can suffice. A hint further off than its uncertainty can still
+verify a rotation pivoting about the few stars it does match (or chance pairs):
+its refined matches then scatter across the match radius where a right answer's
+sit within the centroid noise, or along the radius for a camera model that
+misses some of its lens's distortion, and it is refused (``_FIXED_RMS``,
+:func:`_rigid`); the next way of voting then gets its turn.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ _MAX_PARTNERS = 64
 
 #: Most cells per axis of the offset histogram (a wider search leaves it to the vote).
 _MAX_OFFSET_CELLS = 512
+#: Width (match radii) of the cells of :func:`_fine_vote`.
+_FINE_CELL = 0.5
 #: Most rolls the offset histogram is taken at (:func:`_rolls`): 64 histograms of
 #: the 60 x 120 candidate pairs at most.
 _MAX_ROLLS = 64
@@ -71,14 +76,15 @@ def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
 
 def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
                  search_px: float, radius_px: float,
-                 rolls: tuple[float, ...] | NDArray[np.float64] = (0.0,)
-                 ) -> tuple[int, Hypothesis | None, float]:
+                 rolls: tuple[float, ...] | NDArray[np.float64] = (0.0,),
+                 cell_radii: float = 2.0) -> tuple[int, Hypothesis | None, float]:
     """The verified attitude of the pairs in the densest cell of offsets (see the module
     notes): ``(matches, hyp, probability)``, or ``(0, None, 1.0)``. With ``rolls``
     (radians) the projected catalog stars are first turned by each of these angles about
-    the optical centre, and the densest cell of them all counts."""
+    the optical centre, and the densest cell of them all counts; ``cell_radii``: the
+    cells' width in match radii."""
     none = (0, None, 1.0)
-    cell = 2.0 * radius_px
+    cell = cell_radii * radius_px
     cells = int(2.0 * search_px / cell) + 2
     if cells > _MAX_OFFSET_CELLS:
         return none
@@ -121,6 +127,22 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
     h = Hypothesis(R, hyp.f, hyp.parity)
     n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
     return n, h, prob
+
+
+def _fine_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
+               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+    """:func:`_offset_vote` in cells of :data:`_FINE_CELL` match radii; as it reports.
+
+    Cells of two match radii hold the pile of a hint whose roll is off by up to a
+    degree or so, but also ~15 chance pairs each where false detections crowd the
+    frame (three to a star, 60 centroids against 120 catalog stars, 7 candidates each
+    in a 1 deg search), and the densest of them then need not be the right pile of
+    10-15 pairs. A hint whose roll is right to a few tenths of a degree piles its
+    right pairs within a pixel or two, where a cell a quarter as wide holds one
+    chance pair.
+    """
+    return _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px,
+                        cell_radii=_FINE_CELL)
 
 
 def _roll_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
@@ -258,7 +280,7 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
             continue
         # the cheap ones first; an answer refused after refinement (a rotation pivoting
         # about part of the field) leaves the field to the next
-        for vote in (_offset_vote, _roll_vote, _pair_vote):
+        for vote in (_offset_vote, _fine_vote, _roll_vote, _pair_vote):
             n, best, prob = vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
             if best is None or n < 3 or prob * trials >= threshold:
                 continue
