@@ -39,7 +39,9 @@ class SolveFailure:
         ``'no_match'`` (searched everything, nothing verified), ``'timeout'``
         (``solve_timeout_ms`` ran out), ``'too_few'`` (fewer centroids than a
         pattern needs) or ``'invalid_config'`` (the inputs cannot be solved
-        with this database, e.g. a field of view outside its range).
+        with this database: a scale hint wholly below half its smallest field of
+        view; a wider field than its largest is searched, as sub-windows of it hold
+        its patterns).
     solve_time_ms : float
         Time spent, milliseconds.
     message : str

@@ -437,11 +437,13 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         f_guess = None if fov_est is None else _proj.focal_from_fov(fov_est, width, code)
         parities = (False, True) if options.parity_flip is None else (options.parity_flip,)
     f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, fov_est, frame, code)
-    # patterns are limited by the database's scales: a much larger field cannot match
-    # (but a fisheye's stars may span far less than its frame: see _fov_range)
-    too_wide = (fov_lo > math.radians(db.max_fov_deg) * 1.6
-                and _proj.max_angle(code) <= 0.5 * math.pi)
-    if too_wide or fov_hi < math.radians(db.min_fov_deg) / 2:
+    # A field wider than the database's largest is searched whatever the hint: its
+    # brightest stars still make the database's patterns in sub-windows of it (simulated
+    # fields 2-3x a 2-6 deg Gaia or 10-20 deg Hipparcos database's largest solved 10 of 10,
+    # 6x 5-6 and 10x 2), so no factor marks where matching stops, and a search that finds
+    # nothing names the range (_search_failure). A hint wholly below half the smallest field
+    # is refused.
+    if fov_hi < math.radians(db.min_fov_deg) / 2:
         return fail("invalid_config", _outside_range(db, fov_lo, fov_hi))
     position = options.position_cone
     cone = None if position is None else Cone(*position)

@@ -725,7 +725,7 @@ def test_failures_are_falsy_with_status(small_db, hip2025):
                                         fov_estimate_deg=15, image_width=W, image_height=H)
     assert isinstance(res, SolveFailure) and not res and res.status == "too_few"
     far = small_db.solve_from_centroids(np.random.default_rng(0).normal(size=(20, 2)) * 100,
-                                        fov_estimate_deg=60, fov_max_error_deg=1,
+                                        fov_estimate_deg=3, fov_max_error_deg=1,
                                         image_width=W, image_height=H)
     assert far.status == "invalid_config"
 
