@@ -7,12 +7,16 @@ then :attr:`FrameResult.error` says why, in one line.
 
 The results table (:class:`ResultsTable`) is an ECSV file (astropy's
 self-describing text table: ``Table.read(path)``) with one row per frame,
-rewritten as frames finish. A row is known by its frame's label (the path, or
-``frame N``) and, for a path given more than once, by which of its
-occurrences it is (:func:`source_keys`): each input has its row, and a resumed
-run matches the n-th occurrence of a path to the n-th row of that path (in
-the order of the ``index`` column), so that a batch whose inputs were
-reordered, or extended, still resumes by path. Every write goes to a temporary file that is then
+rewritten as frames finish. A row is known by its frame's file (the ``path``
+column: the path made absolute with symbolic links, ``.`` and ``..`` resolved,
+so that ``a.fits``, ``./a.fits``, ``/data/a.fits`` and a link to it name one
+file; ``frame N`` for a frame that is no file) and, for a file given more than
+once, by which of its occurrences it is (:func:`source_keys`): each input has
+its row, whatever its spelling, and a resumed run matches the n-th occurrence
+of a file to the n-th row of that file (in the order of the ``index`` column),
+so that a batch whose inputs were reordered, respelled or extended still
+resumes by file. The ``source`` column keeps each input's own spelling.
+Every write goes to a temporary file that is then
 renamed over the table, so a reader -- or a run interrupted at any moment --
 only ever sees a whole table. Rows are formatted by astropy once, when their
 frame finishes; a rewrite only joins the text, so keeping the table current
@@ -36,14 +40,14 @@ from .._files import write_text_atomic
 from ..errors import InvalidArgumentError
 
 __all__ = ["FrameResult", "BatchResults", "ResultsTable", "TableSolution", "COLUMNS",
-           "source_label", "source_keys"]
+           "source_label", "source_path", "source_keys"]
 
 #: Statuses of a frame that was processed: done, not redone by ``resume``.
 FINAL_STATUSES = ("match_found", "no_match", "too_few", "timeout", "invalid_config")
 
 #: The table's columns: name, numpy dtype, and the value of "not known".
 COLUMNS: tuple[tuple[str, str, Any], ...] = (
-    ("index", "i8", -1), ("source", "str", ""), ("status", "str", ""),
+    ("index", "i8", -1), ("source", "str", ""), ("path", "str", ""), ("status", "str", ""),
     ("ra_deg", "f8", math.nan), ("dec_deg", "f8", math.nan), ("roll_deg", "f8", math.nan),
     ("fov_deg", "f8", math.nan), ("num_matches", "i8", -1), ("rmse_arcsec", "f8", math.nan),
     ("probability", "f8", math.nan), ("num_centroids", "i8", -1),
@@ -80,23 +84,41 @@ def source_label(source: Any, index: int) -> str:
     return f"frame {index}"
 
 
-#: A row of the results table: its frame's label and which occurrence of it.
+def source_path(source: Any) -> str:
+    """The file a path frame names, as the results table's ``path`` column holds it:
+    absolute, symbolic links, ``.`` and ``..`` resolved (``os.path.realpath``); ``""``
+    for a frame that is no path."""
+    if not isinstance(source, str | os.PathLike):
+        return ""
+    path = os.path.realpath(os.fspath(source))
+    return _text(os.fsdecode(path) if isinstance(path, bytes) else path)
+
+
+#: A row of the results table: its frame's identity (its ``path``, else its label) and
+#: which occurrence of it.
 RowKey = tuple[str, int]
 
 
-def _row_keys(labels: Iterable[str]) -> list[RowKey]:
-    """``(label, n)`` for each label, ``n`` counting its earlier occurrences (from 0)."""
+def _row_keys(identities: Iterable[str]) -> list[RowKey]:
+    """``(identity, n)`` for each identity, ``n`` counting its earlier occurrences (from 0)."""
     seen: dict[str, int] = {}
     keys = []
-    for label in labels:
-        keys.append((label, seen.get(label, 0)))
-        seen[label] = keys[-1][1] + 1
+    for identity in identities:
+        keys.append((identity, seen.get(identity, 0)))
+        seen[identity] = keys[-1][1] + 1
     return keys
 
 
+def _identity(row: dict[str, Any]) -> str:
+    """The identity of a table row's frame: its file, else its label (``frame N``)."""
+    return row["path"] or row["source"]
+
+
 def source_keys(sources: Iterable[Any]) -> list[RowKey]:
-    """Each frame's row key: ``(label, n)`` for the n-th (from 0) input with that label."""
-    return _row_keys(source_label(source, i) for i, source in enumerate(sources))
+    """Each frame's row key: ``(identity, n)`` for the n-th (from 0) input naming the same
+    file (:func:`source_path`, however spelt), or with the same label if it is no file."""
+    return _row_keys(source_path(source) or source_label(source, i)
+                     for i, source in enumerate(sources))
 
 
 #: What the results table holds of a solution (columns and attributes of the same name).
@@ -210,7 +232,8 @@ class FrameResult:
         """The frame's row of the results table."""
         row = {name: missing for name, _, missing in COLUMNS}
         res = self.result
-        row.update(index=index, source=source_label(self.source, index), status=self.status,
+        row.update(index=index, source=source_label(self.source, index),
+                   path=source_path(self.source), status=self.status,
                    worker=self.worker, error=_text(self.error or ""))
         if res:
             row.update({k: getattr(res, k) for k in TABLE_SOLUTION_FIELDS})
@@ -323,36 +346,37 @@ class ResultsTable:
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad table
             raise FileFormatError(f"{self.path} is not a results table: {exc}") from None
         names = [name for name, _, _ in COLUMNS]
-        if table.colnames != names:
+        # (a table written before the path column: its rows are known by their spelling)
+        if table.colnames not in (names, [name for name in names if name != "path"]):
             raise FileFormatError(f"{self.path} is not a skysolve results table (columns "
                                   f"{', '.join(table.colnames[:4])}, ...)")
-        rows = [{name: _plain(rec[name], missing) for name, _, missing in COLUMNS}
-                for rec in table]
+        rows = [{name: _plain(rec[name], missing) if name in table.colnames else missing
+                 for name, _, missing in COLUMNS} for rec in table]
         # occurrences are counted in input order (the index column), rows kept in file order
         by_index = sorted(range(len(rows)), key=lambda k: rows[k]["index"])
         keys: list[RowKey] = [("", 0)] * len(rows)
-        for k, key in zip(by_index, _row_keys(rows[k]["source"] for k in by_index),
+        for k, key in zip(by_index, _row_keys(_identity(rows[k]) for k in by_index),
                           strict=True):
             keys[k] = key
         for row, key in zip(rows, keys, strict=True):
             self.rows[key] = row
         self._pending = list(self.rows)  # formatted again at the first flush
 
-    def done(self, label: str, occurrence: int = 0) -> dict[str, Any] | None:
+    def done(self, identity: str, occurrence: int = 0) -> dict[str, Any] | None:
         """The row of a frame already done (a final status), else None.
 
-        ``occurrence``: which input of that label (:func:`source_keys`).
+        ``identity``, ``occurrence``: the frame's row key (:func:`source_keys`).
         """
-        row = self.rows.get((label, occurrence))
+        row = self.rows.get((identity, occurrence))
         return row if row is not None and row["status"] in FINAL_STATUSES else None
 
     def add(self, row: dict[str, Any], occurrence: int = 0) -> None:
         """Add or replace a frame's row (written at the next :meth:`flush`).
 
-        ``occurrence``: which input of that label it is (:func:`source_keys`);
-        without it, a second row of a label replaces the first.
+        ``occurrence``: which input naming its frame it is (:func:`source_keys`);
+        without it, a second row of a frame replaces the first.
         """
-        key = (row["source"], occurrence)
+        key = (_identity(row), occurrence)
         self.rows.pop(key, None)
         self._lines.pop(key, None)
         self.rows[key] = row

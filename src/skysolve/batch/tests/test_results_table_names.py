@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skysolve.batch.results import FrameResult, ResultsTable, source_label
+from skysolve.batch.results import FrameResult, ResultsTable, source_keys
 
 NAMES = ["plain.fits", "two\nlines.fits", "lat\udce9n1.fits", 'q"uote.fits', "last.fits"]
 
@@ -21,8 +21,9 @@ def test_odd_file_names_keep_one_row_each_and_resume(tmp_path):
 
     t = Table.read(path, format="ascii.ecsv")
     assert sorted(t["index"]) == list(range(len(NAMES)))
+    assert list(t["source"])[1] == "two\\nlines.fits"  # (the spelling given, on one line)
     resumed = ResultsTable(path, resume=True)
-    for i, name in enumerate(NAMES):
-        row = resumed.rows[(source_label(name, i), 0)]
+    for i, key in enumerate(source_keys(NAMES)):
+        row = resumed.rows[key]
         assert row["index"] == i
-        assert (resumed.done(source_label(name, i)) is not None) == bool(i % 2)
+        assert (resumed.done(*key) is not None) == bool(i % 2)

@@ -159,6 +159,52 @@ def test_a_path_given_twice_gets_a_row_each_and_resumes(batch_db, batch_frames, 
     assert len(rows) == 4 and list(rows["source"]).count(a) == 3
 
 
+def test_resume_knows_a_file_however_its_path_is_spelt(batch_db, batch_frames, tmp_path,
+                                                      monkeypatch):
+    """Relative paths on one run, absolute ones (or ``./``, ``..``, a symbolic link) on the
+    resumed run: the files were all solved again, each with a second row."""
+    table = tmp_path / "spelt.ecsv"
+    folder = batch_frames.folder
+    a, b = (Path(batch_frames.sources[k]).name for k in IMAGE_FRAMES[:2])
+    (tmp_path / "link").symlink_to(folder, target_is_directory=True)
+    monkeypatch.chdir(folder)
+    first = solve_many([a, b], batch_db, jobs=1, results=table, progress=False, **SOLVE)
+    assert all(first)
+    rows = Table.read(table, format="ascii.ecsv")
+    assert list(rows["source"]) == [a, b]  # as given
+    assert list(rows["path"]) == [os.path.realpath(folder / a), os.path.realpath(folder / b)]
+    spelt = [str(folder / b), f"./{a}"]
+    again = solve_many(spelt, batch_db, jobs=1, results=table, resume=True, progress=False,
+                       **SOLVE)
+    assert [r.resumed for r in again] == [True, True]
+    assert [r.source for r in again] == spelt and again[0].result.ra_deg == first[1].result.ra_deg
+    assert len(Table.read(table, format="ascii.ecsv")) == 2
+    # the same file given twice in one run, however spelt, has a row each (as a path given
+    # twice): the second spellings are new occurrences, the third a resumed one
+    more = [str(tmp_path / "link" / a), f"../{folder.name}/{a}", a]
+    again = solve_many(more, batch_db, jobs=1, results=table, resume=True, progress=False,
+                       **SOLVE)
+    assert [r.resumed for r in again] == [True, False, False]
+    rows = Table.read(table, format="ascii.ecsv")
+    assert len(rows) == 4 and list(rows["source"]) == [a, b, *more[1:]]
+    assert set(rows["path"]) == {os.path.realpath(folder / a), os.path.realpath(folder / b)}
+
+
+def test_a_table_without_the_path_column_resumes_by_spelling(batch_db, batch_frames,
+                                                              tmp_path):
+    table = tmp_path / "old.ecsv"
+    a = batch_frames.sources[IMAGE_FRAMES[0]]
+    solve_many([a, batch_frames.sources[0]], batch_db, jobs=1, results=table, progress=False,
+               **SOLVE)
+    rows = Table.read(table, format="ascii.ecsv")
+    rows.remove_column("path")
+    rows.write(table, format="ascii.ecsv", overwrite=True)
+    again = solve_many([a, batch_frames.sources[0]], batch_db, jobs=1, results=table,
+                       resume=True, progress=False, **SOLVE)
+    assert [r.resumed for r in again] == [True, True]
+    assert Table.read(table, format="ascii.ecsv").colnames == [n for n, _, _ in COLUMNS]
+
+
 def test_interrupted_run_leaves_a_whole_table_and_resume_finishes(batch_db, batch_frames,
                                                                   serial_results, tmp_path):
     table = tmp_path / "run.ecsv"
