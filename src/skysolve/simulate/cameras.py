@@ -7,8 +7,12 @@ from ..camera.model import CameraModel
 
 __all__ = ["TESS_LIKE_A", "TESS_LIKE_B", "tess_like_camera"]
 
-#: size of TESS camera 1 / CCD 1's (rounded from the archival sector-1 SIP solution): a
-#: shear of ~13 px and curvature reaching ~60 px at the corners.
+#: Forward (ideal -> distorted: sky to pixel, as :class:`PolynomialDistortion`'s A/B)
+#: coefficients, in the term order of :func:`~skysolve.camera.distortion.polynomial_terms`
+#: with scale 1024 px, of a distortion like TESS camera 1 / CCD 1's: a shear of ~13 px and
+#: curvature reaching ~60 px at the corners. Their quadratic to quartic terms are the
+#: archival sector-1 SIP solution's AP/BP (its sky-to-pixel polynomials; a FITS SIP's A/B
+#: go pixel to sky) rounded, within 0.7 px each at 1024 px.
 TESS_LIKE_A = (0.005, 0.008, 12.92, -21.07, -18.56, -3.42, 4.16, 2.13, 4.41, 0.57, -0.67,
                -0.89, -1.07, -0.74, -0.22)
 TESS_LIKE_B = (0.005, 12.92, 0.11, -3.47, -18.56, -21.05, 0.57, 4.43, 2.15, 4.12, -0.20,

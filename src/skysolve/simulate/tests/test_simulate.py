@@ -21,6 +21,7 @@ from skysolve.simulate import (
     render_starfield,
     render_stars,
     simulate_centroids,
+    tess_like_camera,
 )
 from skysolve.sky.catalogs import Catalog, load_gaia, load_hipparcos
 
@@ -622,3 +623,31 @@ def test_extraction_recovers_isolated_truth_stars(gaia, noise):
         assert np.sqrt(np.mean(err**2)) <= 0.02
     else:
         assert err.max() <= 0.02
+
+
+def test_tess_like_distortion_runs_sky_to_pixel_as_the_archival_one():
+    """``TESS_LIKE_A``/``B`` are forward (ideal -> distorted) coefficients, as
+    ``tess_like_camera`` uses them: their curvature is that of the archival sector-1 SIP's
+    sky-to-pixel AP/BP, not that of its pixel-to-sky A/B (the opposite sign)."""
+    tesswcs = pytest.importorskip("tesswcs")
+    from skysolve.camera.distortion import polynomial_terms
+    from skysolve.simulate import TESS_LIKE_A, TESS_LIKE_B
+
+    sip = tesswcs.WCS.from_sector(1, 1, 1).sip
+    terms = polynomial_terms(4)
+    curved = [k for k, (p, q) in enumerate(terms) if p + q >= 2]
+    ours = np.array([TESS_LIKE_A, TESS_LIKE_B])[:, curved]
+
+    def scaled(a, b):  # SIP's a[p, q] multiplies x^p y^q in pixels
+        return np.array([[m[terms[k][0], terms[k][1]] * 1024.0 ** sum(terms[k]) for k in curved]
+                         for m in (a, b)])
+
+    np.testing.assert_allclose(ours, scaled(sip.ap, sip.bp), atol=0.7)
+    assert np.abs(ours - scaled(sip.a, sip.b)).max() > 20.0
+    # and the camera distorts with them: a corner's ideal offset moves by their sum
+    cam = tess_like_camera()
+    x, y = 1000.0, -900.0
+    xd, yd = cam.distortion.distort(x, y)
+    poly = [(x / 1024.0) ** p * (y / 1024.0) ** q for p, q in terms]
+    assert xd - x == pytest.approx(np.dot(TESS_LIKE_A, poly), abs=1e-9)
+    assert yd - y == pytest.approx(np.dot(TESS_LIKE_B, poly), abs=1e-9)
