@@ -219,10 +219,11 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
 
 
 def _load(path: Path, params: dict[str, Any]) -> SolverDatabase:
-    """Load a cached file (memory-mapped, checksums verified) and check it is the one asked for."""
+    """Load a cached file (memory-mapped, checksums verified, the pattern arrays' once per
+    state of the file: a record in its directory) and check it is the one asked for."""
     from .database import SolverDatabase
 
-    db = SolverDatabase.load_from_file(path, mmap=True, verify=True)
+    db = SolverDatabase.load_from_file(path, mmap=True, verify=True, verified_dir=path.parent)
     got = db.parameters
     for key in ("max_fov_deg", "min_fov_deg", "pattern_max_error"):
         if abs(float(got.get(key, float("nan"))) - float(params[key])) > 1e-9:

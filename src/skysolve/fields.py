@@ -106,11 +106,14 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
 
 @lru_cache(maxsize=2)
 def load_database(path: str | None) -> Any:
-    """The database in ``path`` (memory-mapped, once per process), or the default one."""
+    """The database in ``path`` (memory-mapped, once per process; its pattern arrays'
+    checksums verified once per state of the file, recorded in the cache directory), or
+    the default one."""
     from .database import SolverDatabase
+    from .defaultdb import cache_directory
 
     if path:
-        return SolverDatabase.load_from_file(path, mmap=True)
+        return SolverDatabase.load_from_file(path, mmap=True, verified_dir=cache_directory())
     from .defaultdb import default_database
 
     return default_database()

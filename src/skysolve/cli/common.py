@@ -164,11 +164,12 @@ def _check_not_input(out: Path, src: Path) -> None:
 def _load_database(args: argparse.Namespace):
     """(database, its file) from --db, or the cached default database."""
     from ..database import SolverDatabase
+    from ..defaultdb import cache_directory, default_database, default_database_path
 
     if args.db:
         path = Path(args.db)
-        return SolverDatabase.load_from_file(path, mmap=True, verify=True), path
-    from ..defaultdb import default_database, default_database_path
+        return SolverDatabase.load_from_file(path, mmap=True, verify=True,
+                                             verified_dir=cache_directory()), path
 
     db = default_database(progress=None if not args.quiet else False)
     return db, default_database_path()

@@ -429,7 +429,8 @@ class PatternDatabase:
 
     @classmethod
     def load_from_file(cls, path: str | os.PathLike, mmap: bool = False,
-                       verify: bool = True) -> PatternDatabase:
+                       verify: bool = True, verified_dir: str | os.PathLike | None = None,
+                       ) -> PatternDatabase:
         """Read a database written by :meth:`save_to_file`.
 
         Parameters
@@ -440,6 +441,14 @@ class PatternDatabase:
             pages between processes).
         verify : bool
             Check the CRC-32 of every array (recommended; ~0.1 s per 100 MB).
+        verified_dir : path-like, optional
+            A directory (the command line's: the cache directory) of records of
+            files verified before: a file recorded there, unchanged since (the same
+            device, inode, size, modification and status-change times), has the CRCs
+            of its header and star table checked but not those of its pattern arrays,
+            the bulk of a large file; a file that passes every check is recorded
+            (see :mod:`skysolve.solver.dbfile`). The consistency checks of the arrays
+            (star indices, key order) run on every load.
 
         Raises
         ------
@@ -450,7 +459,9 @@ class PatternDatabase:
             version, or is truncated or corrupted.
         """
         arrays, params = read_database(path, mmap=_args.flag(mmap, "mmap"),
-                                       verify=_args.flag(verify, "verify"))
+                                       verify=_args.flag(verify, "verify"),
+                                       verified_dir=None if verified_dir is None else
+                                       _args.path(verified_dir, "verified_dir"))
         db = cls(**arrays, parameters=params)
         db._file_path = os.fspath(path)
         return db

@@ -8,14 +8,37 @@ is ever executed: no pickle inside.
 
 Writing is atomic (a temporary file in the same directory, then a rename), so
 an interrupted save never leaves a half-written database behind.
+
+Reading checks the header's CRC and, with ``verify``, every array's. The pattern
+arrays are nearly all of a large file (1.3 of 1.4 GB for a 1-3 deg Gaia
+database) and their CRCs took ~0.8 s per GB on every load, in every process. A
+reader given a ``verified_dir`` records there a file whose arrays all passed,
+keyed by its identity and state (device, inode, size, modification and
+status-change times, resolved path, the header's array descriptions); a later
+load of that file in that state checks the header's and the star table's CRCs
+and not the pattern arrays'. Any write to the file, by any program, changes its
+status-change time (which no tool sets back) or, replaced by another file, its
+inode, so a record only ever matches the very bytes verified -- barring the
+storage corrupting them in place, which then goes unseen in the pattern arrays. A
+file changed within :data:`_SETTLED_S` of the read is not recorded: file times
+tick coarsely (a few ms; 2 s on FAT), and a change in the same tick as the one
+before would keep its times.
+The structural checks of :class:`~skysolve.solver.database.PatternDatabase` (star
+indices within the star table, keys sorted) run on every load whatever the
+record, and the star table, which every answer is verified against, is always
+checked: a damaged pattern can only fail to match, or give a candidate that the
+verification against the stars rejects. A record is an empty file named by a
+hash of its key: only its existence is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -36,6 +59,10 @@ _ALIGN = 64
 #: The arrays of a database file, in file order.
 ARRAY_NAMES = ("star_ids", "star_ra_deg", "star_dec_deg", "star_mag", "pattern_stars",
                "pattern_keys")
+#: The arrays whose CRCs a matching verified-once record skips (see the module notes).
+_BULK_ARRAYS = ("pattern_stars", "pattern_keys")
+#: How long (s) a file must have been left unchanged for a verified-once record of it.
+_SETTLED_S = 3.0
 
 
 def file_path(path: Any) -> Path:
@@ -132,9 +159,32 @@ def _array_layout(path: Path, name: str, d: Any, data_bytes: int) -> tuple[np.dt
         raise FileFormatError(f"{path}: corrupted description of {name} ({exc})") from None
 
 
-def read_database(path: str | os.PathLike, mmap: bool = False,
-                  verify: bool = True) -> tuple[dict[str, NDArray], dict[str, Any]]:
+def _record(verified_dir: Path, path: Path, st: os.stat_result,
+            header: dict[str, Any]) -> Path:
+    """The verified-once record of ``path`` in the state ``st`` (see the module notes)."""
+    key = json.dumps([os.path.realpath(path), st.st_dev, st.st_ino, st.st_size,
+                      st.st_mtime_ns, st.st_ctime_ns, header["arrays"]], sort_keys=True)
+    return verified_dir / "verified" / hashlib.sha256(key.encode()).hexdigest()
+
+
+def _write_record(record: Path) -> None:
+    """Create ``record``; a cache directory that cannot be written only costs the next
+    load its full check."""
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.touch()
+    except OSError:
+        pass
+
+
+def read_database(path: str | os.PathLike, mmap: bool = False, verify: bool = True,
+                  verified_dir: str | os.PathLike | None = None,
+                  ) -> tuple[dict[str, NDArray], dict[str, Any]]:
     """Arrays and parameters of a file written by :func:`write_database`.
+
+    With ``verify`` every array's CRC is checked, except the pattern arrays' of a
+    file that ``verified_dir`` holds a record of, in its present state; a file that
+    passes all is recorded there (see the module notes).
 
     Raises
     ------
@@ -147,8 +197,12 @@ def read_database(path: str | os.PathLike, mmap: bool = False,
     path = file_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"database file not found: {path}")
-    size = path.stat().st_size
+    st = path.stat()  # (before the reads: a change during them cannot match the record)
+    size = st.st_size
     header, hlen = _read_header(path, size)
+    record = None if not verify or verified_dir is None else _record(
+        Path(verified_dir), path, st, header)
+    recorded = record is not None and record.exists()
     start = _aligned(_PREAMBLE.size + hlen)
     if size < start + header["data_bytes"]:
         raise FileFormatError(
@@ -162,7 +216,11 @@ def read_database(path: str | os.PathLike, mmap: bool = False,
         else:
             a = np.fromfile(path, dtype=dtype, count=math.prod(shape),
                             offset=start + offset).reshape(shape)
-        if verify and (zlib.crc32(np.ascontiguousarray(a).data) & 0xFFFFFFFF) != crc:
+        check = verify and not (recorded and name in _BULK_ARRAYS)
+        if check and (zlib.crc32(np.ascontiguousarray(a).data) & 0xFFFFFFFF) != crc:
             raise FileFormatError(f"{path}: checksum mismatch in {name} (file corrupted)")
         arrays[name] = a
+    settled = time.time() - max(st.st_mtime, st.st_ctime) > _SETTLED_S
+    if record is not None and not recorded and settled:
+        _write_record(record)
     return arrays, header["parameters"]

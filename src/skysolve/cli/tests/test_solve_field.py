@@ -504,3 +504,35 @@ def test_a_focal_length_scale_goes_through_the_lens_projection():
                                           "-L", "16", "-H", "18", "x.fits"])
         lo, hi = solve_hints(args)["fov_range_deg"]
         assert (lo, hi) == pytest.approx((width(18.0), width(16.0)), rel=1e-9)
+
+
+def test_a_database_file_is_verified_in_full_once_per_state(tiny_db_file, tmp_path,
+                                                            monkeypatch):
+    """``skysolve-field`` and ``skysolve solve --db`` record a database file whose checksums
+    passed in the cache directory, and skip its pattern arrays' next time."""
+    import argparse
+
+    from skysolve.cli.common import _load_database
+    from skysolve.fields import load_database
+    from skysolve.solver import dbfile
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SKYSOLVE_CACHE", str(cache))
+    monkeypatch.setattr(dbfile, "_SETTLED_S", -1.0)  # (the file was written just now)
+    load_database.__wrapped__(str(tiny_db_file))
+    assert len(list((cache / "verified").iterdir())) == 1
+    # the same file in the same state: the same record
+    db, _ = _load_database(argparse.Namespace(db=str(tiny_db_file), quiet=True))
+    assert len(list((cache / "verified").iterdir())) == 1 and db.num_patterns > 0
+
+
+@pytest.fixture
+def tiny_db_file(hip_catalog, tmp_path):
+    from skysolve.database import SolverDatabase
+
+    path = tmp_path / "tiny.db"
+    SolverDatabase.generate_from_catalog(
+        hip_catalog.propagate(2025.0), max_fov_deg=40.0, patterns_per_lattice_field=10,
+        lattice_field_oversampling=5, verification_stars_per_fov=20, progress=False,
+    ).save_to_file(path)
+    return path

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import struct
+import time
 import warnings
 import zlib
 
@@ -317,6 +319,98 @@ def test_flipped_bytes_in_arrays(tiny_file, tmp_path):
     db = SolverDatabase.load_from_file(_write(tmp_path, "noverify.db", bytes(bad)),
                                        verify=False)
     assert db.star_magnitudes[0] != SolverDatabase.load_from_file(tiny_file).star_magnitudes[0]
+
+
+def _crc_sizes(monkeypatch) -> list[int]:
+    """The sizes (bytes) of what the database reader checksums from now on."""
+    from types import SimpleNamespace
+
+    from skysolve.solver import dbfile
+
+    sizes: list[int] = []
+
+    def counted(data, *args):
+        sizes.append(memoryview(data).nbytes)
+        return zlib.crc32(data, *args)
+
+    monkeypatch.setattr(dbfile, "zlib", SimpleNamespace(crc32=counted))
+    return sizes
+
+
+def _bulk_bytes(header) -> int:
+    return sum(np.dtype(d["dtype"]).itemsize * math.prod(d["shape"])
+               for name, d in header["arrays"].items() if name.startswith("pattern"))
+
+
+def test_a_file_verified_once_skips_its_pattern_checksums_until_it_changes(
+        tiny_file, tmp_path, monkeypatch):
+    """``skysolve-field`` spent ~1.75 s of every call on the CRCs of a 1.4 GB database's
+    pattern arrays: a record of a file verified in its present state skips them."""
+    from skysolve.solver import dbfile
+
+    path = tmp_path / "db.db"
+    path.write_bytes(tiny_file.read_bytes())
+    raw = path.read_bytes()
+    _, header, start = _layout(raw)
+    bulk = _bulk_bytes(header)
+    records = tmp_path / "cache"
+    monkeypatch.setattr(dbfile, "_SETTLED_S", -1.0)  # (the file was written just now)
+    sizes = _crc_sizes(monkeypatch)
+    SolverDatabase.load_from_file(path, mmap=True, verified_dir=records)
+    assert sum(sizes) >= bulk and len(list((records / "verified").iterdir())) == 1
+    sizes.clear()
+    again = SolverDatabase.load_from_file(path, mmap=True, verified_dir=records)
+    assert sum(sizes) < len(raw) - bulk  # the header and the star table only
+    _assert_same(again, SolverDatabase.load_from_file(tiny_file))
+    # without the directory, or with verify=False, as before
+    sizes.clear()
+    SolverDatabase.load_from_file(path)
+    assert sum(sizes) >= bulk
+    # changed in place, its modification time set back: checked in full, and reported
+    time.sleep(0.05)  # (past the file system's clock tick)
+    st = path.stat()
+    d = header["arrays"]["pattern_keys"]
+    with open(path, "r+b") as fh:
+        fh.seek(start + d["offset"] + 5)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0x10]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(FileFormatError, match="checksum mismatch in pattern_keys"):
+        SolverDatabase.load_from_file(path, mmap=True, verified_dir=records)
+
+
+def test_a_record_never_hides_a_damaged_star_table_or_bad_indices(tiny_file, tmp_path,
+                                                                  monkeypatch):
+    """Damage a record cannot see (the storage's, in place) is still reported where it
+    could change an answer: the star table's checksums, the pattern indices' range."""
+    from skysolve.solver import dbfile
+
+    raw = tiny_file.read_bytes()
+    _, header, start = _layout(raw)
+    records = tmp_path / "cache"
+
+    def recorded_copy(name, pos, value):
+        bad = bytearray(raw)
+        bad[pos:pos + len(value)] = value
+        p = _write(tmp_path, name, bytes(bad))
+        dbfile._write_record(dbfile._record(records, p, p.stat(), header))
+        return p
+
+    d = header["arrays"]["star_dec_deg"]
+    p = recorded_copy("star.db", start + d["offset"] + 7, b"\x7f")
+    with pytest.raises(FileFormatError, match="checksum mismatch in star_dec_deg"):
+        SolverDatabase.load_from_file(p, mmap=True, verified_dir=records)
+    d = header["arrays"]["pattern_stars"]
+    p = recorded_copy("index.db", start + d["offset"], struct.pack("<I", 10 ** 6))
+    with pytest.raises(FileFormatError, match="pattern star indices point outside"):
+        SolverDatabase.load_from_file(p, mmap=True, verified_dir=records)
+    # a directory that cannot be written costs the record only
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setattr(dbfile, "_SETTLED_S", -1.0)
+    _assert_same(SolverDatabase.load_from_file(tiny_file, verified_dir=blocked),
+                 SolverDatabase.load_from_file(tiny_file))
 
 
 def test_not_a_database(tiny_file, tmp_path):
