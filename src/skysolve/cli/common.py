@@ -122,25 +122,31 @@ def _full_frame(path: Path, hdu: int | str | None, section: str | None,
     return (cols.start, rows.start), full
 
 
-def _section_camera(camera: Any, path: Path, hdu: int | str | None, section: str) -> Any:
-    """The camera model of the whole image ``camera`` as seen by ``section`` of it: the
-    section's size, and the same optical centre on the sky (``crpix`` is measured from
-    the image's centre, which moves with the crop; the distortion, about the optical
-    centre, stays)."""
+def _section_options(options: Any, path: Path, hdu: int | str | None, section: str) -> Any:
+    """The solve options of ``section`` of the image ``path``: the optical centre stays
+    where it is on the whole image (``crpix`` is measured from the image's centre, which
+    moves with the crop): a ``--camera`` of the whole image becomes the section's (its
+    size, and the distortion, about the optical centre, unchanged); without one the
+    optical centre is the whole image's centre, as for a camera without a model (the
+    section's centre put a corner crop of a 40 deg lens 15' off)."""
     from ..errors import InvalidArgumentError
     from ..io.images import parse_section
 
     _, full = _full_frame(path, hdu, section, (0, 0))
-    if camera.image_shape != tuple(full):
-        raise InvalidArgumentError(
-            f"--camera is for {camera.image_width}x{camera.image_height} images; {path} is "
-            f"{full[1]}x{full[0]} (with --section the camera describes the whole image)")
     rows, cols = parse_section(section, full)
     w, h = cols.stop - cols.start, rows.stop - rows.start
     dx = 0.5 * (cols.start + cols.stop) - 0.5 * full[1]
     dy = 0.5 * (rows.start + rows.stop) - 0.5 * full[0]
+    camera = options.camera_model
+    if camera is None:
+        return options.replace(crpix=(-dx, -dy))
+    if camera.image_shape != tuple(full):
+        raise InvalidArgumentError(
+            f"--camera is for {camera.image_width}x{camera.image_height} images; {path} is "
+            f"{full[1]}x{full[0]} (with --section the camera describes the whole image)")
     cx, cy = camera.crpix
-    return camera.replace(image_width=w, image_height=h, crpix=(cx - dx, cy - dy))
+    return options.replace(camera_model=camera.replace(image_width=w, image_height=h,
+                                                       crpix=(cx - dx, cy - dy)))
 
 
 def _output_base(path: Path) -> Path:

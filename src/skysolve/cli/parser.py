@@ -68,7 +68,8 @@ the sky position of the image centre.
 --write-wcs writes IMAGE.wcs (a FITS header-only file, as astrometry.net does);
 --update-fits writes IMAGE.solved.fits, a copy of a FITS input with the WCS merged into
 the image header (the input is never modified). With --section the WCS refers to the
-full image's pixel grid.
+full image's pixel grid, and the optical centre is the full image's centre (or
+--camera's, a camera of the full image).
 
 Annual aberration (~20") is removed using the observation time from DATE-AVG/DATE-OBS/
 MJD-OBS of FITS inputs, or --date; --no-aberration turns this off.
@@ -258,9 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hdu", type=_hdu, metavar="N|NAME",
                    help="FITS HDU to read (index or EXTNAME); default: the first image HDU")
     g.add_argument("--section", type=_section, metavar='"[ROWS, COLS]"',
-                   help='solve part of the image, numpy order, e.g. "[:2048, 44:2092]"; its '
-                        "centre is taken as the optical centre, unless --camera (of the "
-                        "whole image) gives it")
+                   help='solve part of the image, numpy order, e.g. "[:2048, 44:2092]"; the '
+                        "optical centre is the whole image's centre, unless --camera (of "
+                        "the whole image) gives it")
     g.add_argument("--sigma", type=_option("extraction", "sigma_threshold"), default=5.0,
                    metavar="S",
                    help="star detection threshold in background sigmas (default 5)")

@@ -30,7 +30,7 @@ from .common import (
     _load_database,
     _output_base,
     _results_misuse,
-    _section_camera,
+    _section_options,
     _show_warning,
 )
 from .parser import EXIT_ERROR, EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
@@ -219,10 +219,9 @@ def _solve_one(job: _Job, handle, file: str):
         return v
 
     options = job.solve
-    if job.section is not None and options.camera_model is not None:
+    if job.section is not None:
         try:
-            options = options.replace(camera_model=_section_camera(
-                options.camera_model, path, job.hdu, job.section))
+            options = _section_options(options, path, job.hdu, job.section)
         except Exception as exc:  # noqa: BLE001 - the frame's error, as process_frame's
             from ..batch.results import FrameResult
             from ..batch.solve_many import frame_error

@@ -113,25 +113,30 @@ class Frame:
 
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
                camera_model: CameraModel | None, projection: str,
-               backend: ModuleType, refine_scale: bool | None = None) -> Frame:
+               backend: ModuleType, refine_scale: bool | None = None,
+               crpix: tuple[float, float] = (0.0, 0.0)) -> Frame:
     """The frame of centred centroid positions ``xy`` (a new array the frame may keep);
     ``refine_scale`` as :attr:`SolveOptions.refine_scale`.
 
     Without a camera model the centroids are taken as ideal offsets from the
-    image centre under ``projection``; a camera model brings its own.
+    optical centre ``crpix`` (px from the image centre) under ``projection``; a
+    camera model brings its own.
     """
     if camera_model is not None:
         u, v = camera_model.ideal_offsets(xy[:, 0], xy[:, 1])
         ideal = np.ascontiguousarray(np.stack([u, v], axis=1), dtype=np.float64)
         return Frame(xy, ideal, width, height, camera_model, True, backend, refine_scale)
-    return Frame(xy, np.ascontiguousarray(xy, dtype=np.float64), width, height,
-                 _plain_camera(width, height, projection), False, backend)
+    cx, cy = (float(c) for c in crpix)
+    return Frame(xy, np.ascontiguousarray(xy - (cx, cy), dtype=np.float64), width, height,
+                 _plain_camera(width, height, projection, cx, cy), False, backend)
 
 
 @lru_cache(maxsize=16)
-def _plain_camera(width: int, height: int, projection: str) -> CameraModel:
-    """Centred, undistorted camera of unit focal length (solved focal lengths replace it)."""
-    return CameraModel(1.0, width, height, projection=projection)
+def _plain_camera(width: int, height: int, projection: str, cx: float = 0.0,
+                  cy: float = 0.0) -> CameraModel:
+    """Undistorted camera of unit focal length about the optical centre ``(cx, cy)`` (solved
+    focal lengths replace it)."""
+    return CameraModel(1.0, width, height, crpix=(cx, cy), projection=projection)
 
 
 class CatalogView:

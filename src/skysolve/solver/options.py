@@ -54,6 +54,7 @@ _fov_rad = partial(_args.positive, maximum=2.0 * math.pi, allow_none=True)
 _pattern_error = partial(_args.positive, maximum=0.25, open_max=True, allow_none=True)
 _velocity_vector = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
                            allow_none=True)
+_crpix = partial(_args.vector, length=2, what="numbers [x, y] in pixels", allow_none=True)
 #: Faster than any spacecraft (the Parker probe: ~190 km/s): likely m/s given as km/s.
 _SUSPICIOUS_SPEED_KM_S = 1000.0
 
@@ -224,6 +225,14 @@ class SolveOptions(Options):
         ``'stereographic'`` or ``'orthographic'``. Default: the camera model's,
         else pinhole. Without a camera model the focal length is searched for
         over the field-of-view range.""")
+    crpix: NDArray[np.float64] | None = option(
+        None, type="array_like (2,), optional", check=_crpix, keyword_only=True, doc="""
+        Without a camera model: the optical centre's offset from the image centre
+        (px, +x right, +y down; as ``CameraModel.crpix``), where the lens axis meets
+        the image; default ``(0, 0)``. For a crop of a frame whose optical centre is
+        the frame's centre, that centre in the crop's centred pixels: a crop's stars
+        are not a pinhole image about the crop's own centre. A camera model brings
+        its own.""")
     origin: str | None = option(
         None, type="{'center', 'zero', 'fits'}, optional", check=_origin, keyword_only=True, doc="""
         Pixel convention of the centroid positions: ``'center'`` (skysolve's
@@ -304,6 +313,10 @@ class SolveOptions(Options):
             _args.exclusive(a, getattr(self, a), b, getattr(self, b))
         self._check_hints()
         cam = self.camera_model
+        if cam is not None and self.crpix is not None:
+            raise InvalidArgumentError(
+                "crpix is for a solve without a camera model: the camera model's crpix is "
+                "the optical centre")
         if (cam is not None and self.projection is not None
                 and self.projection != cam.projection):
             raise InvalidArgumentError(

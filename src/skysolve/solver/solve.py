@@ -424,7 +424,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     cam = options.camera_model
     code = _proj.code_of(options.lens_projection)
     frame = make_frame(xy, width, height, cam, options.lens_projection, be,
-                       options.refine_scale)
+                       options.refine_scale,
+                       (0.0, 0.0) if options.crpix is None else tuple(options.crpix))
     cat = CatalogView(db, velocity, be)
     radius_px = options.match_radius * width
     fov_est = options.fov_estimate
