@@ -143,10 +143,15 @@ def test_solve_from_centroids_honest_failures(tiny_db):
     for xy in (np.zeros((0, 2)), [], XY[:3]):
         res = tiny_db.solve_from_centroids(xy, image_shape=SHAPE)
         assert not res and res.status == "too_few"
-    # a field of view the database cannot solve is a configuration failure
-    res = tiny_db.solve_from_centroids(XY, image_shape=SHAPE, fov_estimate_deg=120,
+    # a field of view below half the database's smallest is a configuration failure
+    res = tiny_db.solve_from_centroids(XY, image_shape=SHAPE, fov_estimate_deg=5,
                                        fov_max_error_deg=1)
     assert not res and res.status == "invalid_config"
+    # a far wider one is searched (parts of it hold the database's patterns), and its
+    # failure names the database's range
+    res = tiny_db.solve_from_centroids(XY, image_shape=SHAPE, fov_estimate_deg=120,
+                                       fov_max_error_deg=1)
+    assert not res and "outside the database's 20-20 deg" in res.message
     # centroids slightly beyond the edge (distortion, rounding) are still accepted
     edge = np.array([[-520.0, -510.0], [505.0, 300.0], [0.0, 0.0], [100.0, -200.0]])
     assert tiny_db.solve_from_centroids(edge, image_shape=SHAPE).status in (
