@@ -273,19 +273,38 @@ class _Flight:
         return bool(self.queue or self.suspects or self.retry or self.running)
 
     def fill(self) -> None:
-        """Submit tasks up to the window; a suspect runs only alone."""
-        if self.suspects:
-            if not self.running:
-                self._submit([self.suspects.popleft()])
-            return
-        while self.retry and len(self.running) < self.window:
-            self._submit([self.retry.popleft()])
-        while self.queue and len(self.running) < self.window:
-            n = chunk_size(len(self.queue), self.workers)
-            self._submit([self.queue.popleft() for _ in range(min(n, len(self.queue)))])
+        """Submit tasks up to the window; a suspect runs only alone.
 
-    def _submit(self, chunk: list[int]) -> None:
-        fut = self.executor.submit(self.chunk_fn, [self.items[i] for i in chunk])
+        A pool that breaks while tasks are being submitted refuses the next one
+        (``BrokenProcessPool`` from ``submit``, not from a task: a worker died a moment
+        ago, which a loaded machine makes likelier). The tasks in flight then fail with
+        it and are handled as any break (:meth:`broken`); with none in flight the pool
+        is started afresh here.
+        """
+        try:
+            if self.suspects:
+                if not self.running:
+                    self._submit([self.suspects.popleft()], self.suspects)
+                return
+            while self.retry and len(self.running) < self.window:
+                self._submit([self.retry.popleft()], self.retry)
+            while self.queue and len(self.running) < self.window:
+                n = chunk_size(len(self.queue), self.workers)
+                self._submit([self.queue.popleft() for _ in range(min(n, len(self.queue)))],
+                             self.queue)
+        except Exception as exc:
+            if not _worker_died(exc):
+                raise
+            if not self.running:
+                self._restart(exc)
+
+    def _submit(self, chunk: list[int], source: deque[int]) -> None:
+        """Submit ``chunk`` (taken from ``source``, where it goes back if refused)."""
+        try:
+            fut = self.executor.submit(self.chunk_fn, [self.items[i] for i in chunk])
+        except BaseException:
+            source.extendleft(reversed(chunk))
+            raise
         self.running[fut] = chunk
 
     def give_up(self, i: int, exc: BaseException, deaths: int) -> Any:
@@ -314,12 +333,16 @@ class _Flight:
                 given_up.append((i, self.give_up(i, exc, self.deaths[i])))
                 lost.clear()
         self.suspects.extendleft(reversed(list(lost)))
+        self._restart(exc)
+        return given_up
+
+    def _restart(self, exc: BaseException) -> None:
+        """Start the broken pool afresh (its worker died: ``exc``)."""
         restart = getattr(self.executor, "restart", None)
         if restart is None:
             raise WorkerLostError("a worker process died and the executor cannot be restarted "
                                   "(skysolve.batch.LocalPool can)") from exc
         restart()
-        return given_up
 
     def cancel(self) -> None:
         for fut in self.running:

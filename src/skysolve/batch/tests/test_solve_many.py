@@ -8,6 +8,7 @@ import functools
 import inspect
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -265,6 +266,36 @@ def test_dead_local_workers_rerun_their_frames_exactly_once(tmp_path):
     # an executor that cannot start afresh says so
     with cf.ProcessPoolExecutor(2) as pool, pytest.raises(WorkerLostError, match="restart"):
         list(iter_tasks(_always_die, range(10), executor=pool))
+
+
+class _BreaksWhileSubmitting(LocalPool):
+    """A pool of 2 whose first pool, at its third ``submit``, waits until it has broken
+    (its first task killed its worker): the race a loaded machine runs into, where a
+    worker dies while the batch is still submitting and ``submit`` itself raises
+    ``BrokenProcessPool``."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.calls, self.first = 0, self._pool
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 3 and self._pool is self.first:
+            while not self._pool._broken:
+                time.sleep(0.01)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_worker_dying_while_tasks_are_submitted_loses_no_frame(tmp_path):
+    """``submit`` refused by a pool broken a moment ago raised BrokenProcessPool out of
+    the batch (CI under load, once): its tasks now rerun as any dead worker's."""
+    items = list(range(30))
+    with _BreaksWhileSubmitting() as pool:
+        got = list(iter_tasks(functools.partial(_die_once, str(tmp_path)), items,
+                              executor=pool))
+    assert pool.calls > 3 and pool._pool is not pool.first  # it broke, and was restarted
+    assert sorted(i for i, _ in got) == items
+    assert dict(got) == {x: x * x for x in items}
 
 
 def test_extraction_results_solve_as_their_images(batch_db, batch_frames, serial_results):
