@@ -37,6 +37,8 @@ Degradations
 ``noise``        extra Gaussian noise
 ``quantise_8bit`` stretched (black point, white point, gamma) to 8 bits
 ``jpeg``         8 bits and JPEG compression (Pillow)
+``text_overlay`` captions burned into a corner or along an edge (timestamp, exposure,
+                 camera name), as all-sky and finder cameras write them (Pillow)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,7 +62,8 @@ from .detector import cosmic_rays as _deposit_tracks
 __all__ = ["DEGRADATIONS", "STRENGTHS", "ImageStatistics", "image_statistics", "degrade",
            "gradient", "light_dome", "moonlight", "cloud", "cloud_transmission", "foreground",
            "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "saturation",
-           "vignetting", "noise", "quantise_8bit", "jpeg", "annulus_kernel", "line_kernel"]
+           "vignetting", "noise", "quantise_8bit", "jpeg", "text_overlay", "annulus_kernel",
+           "line_kernel"]
 
 #: The named strengths.
 STRENGTHS = {"moderate": 0.5, "strong": 1.0}
@@ -579,6 +583,109 @@ def jpeg(image: ArrayLike, strength: float | str = 0.5, *,
 
 
 # ------------------------------------------------------------------------------------
+# overlays
+
+
+#: Where :func:`text_overlay` writes: a corner, or lines along the top or bottom edge.
+TEXT_PLACES = ("top-left", "top-right", "bottom-left", "bottom-right", "top", "bottom")
+
+
+def _caption_fields(rng: np.random.Generator) -> list[str]:
+    """The status fields an all-sky camera writes, with random values."""
+    h, m, sec = (int(v) for v in rng.integers((0, 0, 0), (24, 60, 60)))
+    return [f"2026-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d} "
+            f"{h:02d}:{m:02d}:{sec:02d} UTC",
+            f"Exposure {rng.uniform(0.5, 60.0):.3f} s  Gain {int(rng.integers(0, 400))}",
+            f"Sensor {rng.uniform(-20.0, 30.0):+.1f} C  Stars {int(rng.integers(0, 900))}",
+            f"AllSky Cam #{int(rng.integers(1, 10))}  Lat {rng.uniform(0, 90):.2f}N "
+            f"Lon {rng.uniform(0, 180):.2f}W",
+            f"SQM {rng.uniform(16.0, 22.0):.2f}  Moon {int(rng.integers(0, 101))}%  "
+            f"Sun {rng.uniform(-60.0, -12.0):.1f}",
+            f"T={h:02d}:{m:02d}:{sec:02d}.{int(rng.integers(1000)):03d} "
+            f"RA={int(rng.integers(24))}h{int(rng.integers(60)):02d}m "
+            f"DEC={int(rng.integers(-89, 90)):+d} ALT{int(rng.integers(10, 90))}"]
+
+
+def _font(font: Any, rng: np.random.Generator) -> Any:
+    """The Pillow font :func:`text_overlay` writes with (see there)."""
+    from PIL import ImageFont, features
+
+    if font is None:
+        font = "truetype" if features.check("freetype2") and rng.random() < 0.5 else "bitmap"
+    if font == "bitmap":
+        # (Pillow < 10.1: load_default is the bitmap font)
+        return getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
+    size = int(rng.integers(10, 25))
+    if font == "truetype":
+        return ImageFont.load_default(size)  # Pillow's own TrueType font (Aileron)
+    if isinstance(font, (str, Path)) and Path(font).suffix.lower() in (".ttf", ".otf"):
+        return ImageFont.truetype(str(font), size)
+    raise InvalidArgumentError(
+        f"font must be 'bitmap', 'truetype', None or a .ttf/.otf file, got {font!r}")
+
+
+def text_overlay(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white",
+                 font: Any = None, place: str | None = None,
+                 seed: Any = None) -> NDArray[np.float64]:
+    """Burn captions into the frame, as all-sky and finder cameras do.
+
+    ``max(1, round(6 strength))`` lines of status text (a timestamp, exposure and gain,
+    sensor temperature, the camera's name ...) in a corner or along the top or bottom
+    edge (``place``, one of :data:`TEXT_PLACES`, default random). ``kind``
+    ``'white'``: the text at the frame's full scale (its maximum, at least 100 noise
+    sigmas above the sky), so that it ties with saturated stars; ``'grey'``: 40 % of
+    the way from the sky to that; ``'boxed'``: white text on an opaque box at the
+    frame's minimum. ``font``: ``'bitmap'`` (Pillow's bitmap font, hard-edged, 11 px
+    lines), ``'truetype'`` (Pillow's own TrueType font, anti-aliased, 10-24 px), a
+    .ttf/.otf file (10-24 px), or None (either of the first two). Anti-aliased edges
+    blend the text into the sky by their coverage; the overlay adds no noise.
+    """
+    from PIL import Image, ImageDraw
+
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    kind = _args.choice(kind, "kind", ("white", "grey", "boxed"))
+    place = _args.choice(place, "place", TEXT_PLACES, allow_none=True)
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    h, w = img.shape
+    face = _font(font, rng)
+    place = TEXT_PLACES[int(rng.integers(len(TEXT_PLACES)))] if place is None else place
+    fields = _caption_fields(rng)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    margin = int(rng.integers(3, 13))
+    lines = []
+    for i in range(max(1, int(round(6.0 * s)))):
+        line = fields[(i if place in ("top", "bottom") else int(rng.integers(len(fields))))
+                      % len(fields)]
+        # a status bar: more fields while they fit in the frame's width
+        for k in (rng.permutation(len(fields)) if place in ("top", "bottom") else ()):
+            longer = line + "   " + fields[k]
+            if probe.textlength(longer, font=face) <= w - 2 * margin:
+                line = longer
+        lines.append(line)
+    top = [probe.textbbox((0, 0), line, font=face) for line in lines]
+    pitch = max(b[3] for b in top) + int(rng.integers(1, 4))
+    mask = Image.new("L", (w, h))
+    draw = ImageDraw.Draw(mask)
+    block = pitch * len(lines)
+    y0 = margin if place.startswith("top") else h - margin - block
+    for i, (line, box) in enumerate(zip(lines, top, strict=True)):
+        x = w - margin - box[2] if place.endswith("right") else margin
+        draw.text((x, y0 + i * pitch), line, fill=255, font=face)
+    cover = np.asarray(mask, dtype=np.float64) / 255.0
+    full = max(float(np.nanmax(img)), st.level + 100.0 * st.sigma)
+    if kind == "boxed":
+        rows, cols = np.flatnonzero(cover.any(axis=1)), np.flatnonzero(cover.any(axis=0))
+        if len(rows):
+            pad = 3
+            img[max(rows[0] - pad, 0):rows[-1] + pad + 1,
+                max(cols[0] - pad, 0):cols[-1] + pad + 1] = float(np.nanmin(img))
+    value = st.level + 0.4 * (full - st.level) if kind == "grey" else full
+    return img + cover * (value - img)
+
+
+# ------------------------------------------------------------------------------------
 # recipes
 
 
@@ -588,7 +695,7 @@ DEGRADATIONS: dict[str, Callable[..., NDArray]] = {
     "foreground": foreground, "trails": trails, "hot_pixels": hot_pixels,
     "cosmic_rays": cosmic_rays, "defocus": defocus, "smear": smear,
     "saturation": saturation, "vignetting": vignetting, "noise": noise,
-    "quantise_8bit": quantise_8bit, "jpeg": jpeg,
+    "quantise_8bit": quantise_8bit, "jpeg": jpeg, "text_overlay": text_overlay,
 }
 
 

@@ -267,3 +267,64 @@ def test_bad_recipes_and_images_raise():
         dg.noise(np.zeros(5))
     with pytest.raises(InvalidTypeError, match="numeric"):
         dg.noise(np.zeros((4, 4), dtype=bool))
+
+
+def _text_rows(changed: np.ndarray) -> int:
+    """The number of separate bands of rows that hold text."""
+    rows = changed.any(axis=1).astype(int)
+    return int(np.count_nonzero(np.diff(np.concatenate([[0], rows])) == 1))
+
+
+@pytest.mark.parametrize("place", dg.TEXT_PLACES)
+def test_text_overlay_writes_its_lines_where_asked_at_the_frames_full_scale(place):
+    base = np.random.default_rng(0).normal(LEVEL, SIGMA, (240, 640))
+    out = dg.text_overlay(base, 0.5, font="bitmap", place=place, seed=1)
+    changed = out != base
+    rows, cols = np.nonzero(changed)
+    h, w = base.shape
+    assert (rows.max() < h / 2) if place.startswith("top") else (rows.min() >= h / 2)
+    if place.endswith("left"):
+        assert cols.max() < w / 2
+    elif place.endswith("right"):
+        assert cols.min() >= w / 2
+    else:  # a status bar across the frame
+        assert cols.max() - cols.min() > w / 2
+    assert _text_rows(changed) == 3  # round(6 x 0.5) lines
+    # the bitmap font's pixels are all text: one value, 100 noise sigmas above the sky
+    # (the frame's maximum lies lower)
+    assert np.unique(out[changed]).size == 1
+    assert out[changed][0] == pytest.approx(LEVEL + 100.0 * SIGMA, rel=0.02)
+
+
+def test_text_overlay_kinds_and_fonts():
+    base = np.random.default_rng(0).normal(LEVEL, SIGMA, (240, 360))
+    base[5, 300] = 9000.0  # a saturated star sets the full scale
+    white = dg.text_overlay(base, 1.0, font="bitmap", place="bottom-left", seed=2)
+    assert np.unique(white[white != base]).tolist() == [9000.0]
+    assert _text_rows(white != base) == 6
+    grey = dg.text_overlay(base, 1.0, kind="grey", font="bitmap", place="bottom-left", seed=2)
+    assert np.unique(grey[grey != base]) == pytest.approx(LEVEL + 0.4 * (9000.0 - LEVEL),
+                                                          rel=0.01)
+    boxed = dg.text_overlay(base, 1.0, kind="boxed", font="bitmap", place="bottom-left", seed=2)
+    box = (boxed != base) & (boxed != 9000.0)
+    rows, cols = np.nonzero(box)
+    assert np.all(boxed[rows.min():rows.max() + 1, cols.min():cols.max() + 1][
+        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1]] == base.min())
+    assert np.count_nonzero(boxed == 9000.0) == np.count_nonzero(white == 9000.0)
+    # anti-aliased glyphs blend into the sky by their coverage
+    smooth = dg.text_overlay(base, 1.0, font="truetype", place="bottom-left", seed=2)
+    values = smooth[smooth != base]
+    assert values.max() == 9000.0 and np.count_nonzero(values < 0.5 * (LEVEL + 9000.0)) > 100
+    np.testing.assert_array_equal(dg.text_overlay(base, 0.0, seed=2), base)
+    np.testing.assert_array_equal(
+        dg.degrade(base, [("text_overlay:grey", 1.0, {"font": "truetype"})], seed=4),
+        dg.degrade(base, [("text_overlay:grey", 1.0, {"font": "truetype"})], seed=4))
+
+
+def test_bad_text_overlays_raise():
+    with pytest.raises(InvalidArgumentError, match="kind"):
+        dg.text_overlay(sky(), kind="neon")
+    with pytest.raises(InvalidArgumentError, match="place"):
+        dg.text_overlay(sky(), place="middle")
+    with pytest.raises(InvalidArgumentError, match="font"):
+        dg.text_overlay(sky(), font="comic")
