@@ -633,7 +633,8 @@ def text_overlay(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "
     sensor temperature, the camera's name ...) in a corner or along the top or bottom
     edge (``place``, one of :data:`TEXT_PLACES`, default random). ``kind``
     ``'white'``: the text at the frame's full scale (its maximum, at least 100 noise
-    sigmas above the sky), so that it ties with saturated stars; ``'grey'``: 40 % of
+    sigmas above the sky, at most the largest value of an integer image's type), so
+    that it ties with saturated stars; ``'grey'``: 40 % of
     the way from the sky to that; ``'boxed'``: white text on an opaque box at the
     frame's minimum. ``font``: ``'bitmap'`` (Pillow's bitmap font, hard-edged, 11 px
     lines), ``'truetype'`` (Pillow's own TrueType font, anti-aliased, 10-24 px), a
@@ -643,6 +644,7 @@ def text_overlay(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "
     from PIL import Image, ImageDraw
 
     img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    dtype = np.asarray(image).dtype
     kind = _args.choice(kind, "kind", ("white", "grey", "boxed"))
     place = _args.choice(place, "place", TEXT_PLACES, allow_none=True)
     if s == 0:
@@ -675,6 +677,8 @@ def text_overlay(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "
         draw.text((x, y0 + i * pitch), line, fill=255, font=face)
     cover = np.asarray(mask, dtype=np.float64) / 255.0
     full = max(float(np.nanmax(img)), st.level + 100.0 * st.sigma)
+    if dtype.kind in "iu":
+        full = min(full, float(np.iinfo(dtype).max))
     if kind == "boxed":
         rows, cols = np.flatnonzero(cover.any(axis=1)), np.flatnonzero(cover.any(axis=0))
         if len(rows):

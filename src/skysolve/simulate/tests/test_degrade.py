@@ -328,3 +328,9 @@ def test_bad_text_overlays_raise():
         dg.text_overlay(sky(), place="middle")
     with pytest.raises(InvalidArgumentError, match="font"):
         dg.text_overlay(sky(), font="comic")
+
+
+def test_text_overlay_stays_within_an_integer_frames_range():
+    eight = np.clip(sky(noise=5.0) - 800.0, 0, 255).astype(np.uint8)  # 100 sigmas overflow
+    out = dg.text_overlay(eight, 1.0, font="bitmap", seed=0)
+    assert out[out != eight].max() == 255.0
