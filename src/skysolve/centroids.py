@@ -39,6 +39,10 @@ KEPT_REASONS = ("star", "saturated")
 #:     within ``border_margin`` of the image edge, or saturated at it;
 #: ``'sharp'``
 #:     peak sharpness above ``max_sharpness`` (a hot pixel);
+#: ``'overlay'``
+#:     a piece of a caption burned into the frame (a timestamp, exposure, the
+#:     camera's name): one of a straight line of flat or saturated blobs of one
+#:     value and size (:mod:`skysolve.extraction.overlay`);
 #: ``'elongated'``
 #:     axis ratio above ``max_elongation`` (after taking out the frame's own PSF
 #:     shape when every star is smeared the same way);
@@ -54,8 +58,8 @@ KEPT_REASONS = ("star", "saturated")
 #:     two separate peaks (only with ``deblend='reject'``);
 #: ``'narrow'``
 #:     narrower than the frame's stars (cosmic ray, hot pixel smeared by JPEG).
-REJECT_REASONS = ("small", "large", "border", "sharp", "elongated", "diffuse", "trail",
-                  "foreground", "blend", "narrow")
+REJECT_REASONS = ("small", "large", "border", "sharp", "overlay", "elongated", "diffuse",
+                  "trail", "foreground", "blend", "narrow")
 #: The record of a rejected detection (centred pixels, like the centroids).
 REJECTED_DTYPE = np.dtype([("x", np.float64), ("y", np.float64), ("brightness", np.float64),
                            ("npix", np.int64), ("peak", np.float64), ("reason", "U10")])

@@ -195,9 +195,9 @@ def _field_stars(result: Any, db: SolverDatabase, width: int, height: int, limit
 #: How rejected detections are drawn: reason -> (marker, colour). Single-peak noise
 #: blobs ('small') are far too many to be worth drawing.
 REJECTED_MARKERS = {"large": ("D", "magenta"), "border": ("s", "0.6"), "sharp": ("x", "red"),
-                    "elongated": ("d", "orange"), "diffuse": ("o", "violet"),
-                    "trail": ("^", "lime"), "foreground": ("s", "brown"), "blend": ("v", "pink"),
-                    "narrow": ("+", "red")}
+                    "overlay": ("_", "cyan"), "elongated": ("d", "orange"),
+                    "diffuse": ("o", "violet"), "trail": ("^", "lime"),
+                    "foreground": ("s", "brown"), "blend": ("v", "pink"), "narrow": ("+", "red")}
 
 
 def _draw_rejected(ax: Axes, centroids: Any, ring: float) -> None:
@@ -209,7 +209,7 @@ def _draw_rejected(ax: Axes, centroids: Any, ring: float) -> None:
         sel = rejected["reason"] == reason
         if not sel.any():
             continue
-        filled = marker in ("x", "+")
+        filled = marker in ("x", "+", "_")
         ax.scatter(rejected["x"][sel], rejected["y"][sel], marker=marker, s=(0.8 * ring) ** 2,
                    facecolors=colour if filled else "none", edgecolors=colour,
                    linewidths=0.8, label=f"rejected: {reason} ({int(sel.sum())})")

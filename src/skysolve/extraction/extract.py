@@ -15,7 +15,9 @@ positions, brightness and shape:
    for the detection mask; by default only when the frame keeps few stars or
    its stars are wide) form 8-connected blobs.
 3. **Filtering** (:mod:`.filters`). Blob size (``min_pixels``,
-   ``max_pixels``), image border, peak sharpness (hot pixels), elongation
+   ``max_pixels``), image border, peak sharpness (hot pixels), burned-in captions
+   (:mod:`.overlay`; in a matched-filter pass, also every blob holding a glyph of
+   the unfiltered pass, since the filter merges glyphs into words), elongation
    after the frame's own smear is divided out, diffuse structure, trails (lines
    of elongated pieces, lines of like dots), optional blended-pair rejection,
    and width against the frame's stars (cosmic-ray tracks, hot pixels smeared
@@ -85,8 +87,10 @@ from .filters import (
     undersampled,
 )
 from .kernels import backend, compiled, thread_count
+from .linking import roots
 from .options import ExtractionOptions
 from .orderstats import lower_median
+from .overlay import overlay_blobs
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
@@ -640,11 +644,9 @@ def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]
     ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order of
     each component's first pixel (as ``scipy.ndimage.label`` numbers them).
 
-    Every pixel starts as its own root, labelled by its position in ``idx``. Each
-    round takes the links to an earlier neighbour (left, and the three above) whose
-    ends have different roots, hooks the later root under the earlier, and follows
-    every label to its root. A label is always an earlier pixel of the same blob, so
-    when no link joins two roots, each blob's root is its first pixel.
+    The pixels, by their position in ``idx``, are linked to their earlier neighbours
+    (left, and the three above): each blob's root (:func:`.linking.roots`) is its
+    first pixel.
     """
     k = len(idx)
     col = idx % w
@@ -657,22 +659,7 @@ def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]
             hit &= ok
         a_parts.append(np.flatnonzero(hit))
         b_parts.append(pos[hit])
-    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
-    label = np.arange(k)
-    while True:
-        ra, rb = label[a], label[b]
-        split = ra != rb
-        if not split.any():
-            break
-        ra, rb = ra[split], rb[split]
-        low = np.minimum(ra, rb)
-        np.minimum.at(label, ra, low)  # hook the later root under the earlier one
-        np.minimum.at(label, rb, low)
-        while True:  # every pixel's label to its root
-            root = label[label]
-            if np.array_equal(root, label):
-                break
-            label = root
+    label = roots(np.concatenate(a_parts), np.concatenate(b_parts), k)
     first = label == np.arange(k)
     return np.cumsum(first)[label], int(np.count_nonzero(first))
 
@@ -694,16 +681,25 @@ def _saturated_on_edge(labels: NDArray, work: NDArray, sat_level: float | None,
     return edge
 
 
-def _reference(work, meas, scale, opts: ExtractionOptions):
+def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
+               glyphs: tuple[NDArray, NDArray] | None = None):
     """The first half of :func:`_to_fit`: every label's basic reason code
-    (:func:`.filters.basic_reasons`) and the frame's :class:`~.filters.PSFReference`
-    from the blobs they keep (the automatic matched filter needs no more of a pass that
-    cannot keep enough stars)."""
+    (:func:`.filters.basic_reasons`, then the overlay test, :mod:`.overlay`) and the
+    frame's :class:`~.filters.PSFReference` from the blobs they keep (the automatic
+    matched filter needs no more of a pass that cannot keep enough stars). ``glyphs``:
+    the (rows, columns) of the peaks of an unfiltered pass's overlay blobs."""
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
                            spill=lambda ids: _axis_wings(work, meas, ids, _WING_SNR),
                            edge=meas["edge"])
+    kept = np.flatnonzero(reason == 0)
+    text = overlay_blobs(meas, kept, scale * meas["sigma"], (h, w))
+    if glyphs is not None and len(glyphs[0]):
+        # a matched filter merges a caption's glyphs into words and lines, whose layout
+        # no longer shows: blobs holding a glyph of the unfiltered pass are overlay
+        text |= np.isin(kept, labels[glyphs])
+    reason[kept[text]] = code("overlay")
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
     psf = psf_reference(meas, reason, scale * meas["sigma"], undersampled(meas, reason == 0))
@@ -809,11 +805,12 @@ _AUTO_SIGMA = (1.0, 4.0)
 _AUTO_GAIN = 1.5
 
 
-def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None
-            ) -> _Pass | None:
+def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
+            glyphs: tuple[NDArray, NDArray] | None = None) -> _Pass | None:
     """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
     is above the threshold. ``noise``: the per-pixel noise map, when the image came with
-    one."""
+    one; ``glyphs``: the peaks of an unfiltered pass's overlay blobs
+    (:attr:`_Pass.glyphs`)."""
     scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise)
     if nblobs == 0:
         return None
@@ -822,15 +819,16 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     meas["edge"] = _saturated_on_edge(labels, work, sat_level, len(meas["npix"]))
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
-    reason, psf = _reference(work, meas, scale, opts)
+    reason, psf = _reference(work, meas, scale, opts, labels, glyphs)
     n_max = opts.max_centroids
     basic = np.flatnonzero(reason == 0)
+    text = np.flatnonzero(reason == code("overlay"))
     bound = len(basic)
     return _Pass(lambda: _to_fit(work, bad, bg, labels, meas, scale, opts, reason, psf),
                  lambda ids: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf)[:5],
                               meas, psf, scale * bg.sigma, nblobs),
                  bound if n_max is None else min(bound, n_max), n_max, psf, labels, meas,
-                 basic)
+                 basic, (meas["pr"][text], meas["pc"][text]))
 
 
 class _Pass:
@@ -843,14 +841,15 @@ class _Pass:
     :attr:`most`: ... after the shape tests (the fits' width test only drops);
     ``psf``: its :class:`~.filters.PSFReference`; ``labels``: its blobs' label image;
     :attr:`peaks`: the (rows, columns) of the brightest pixels of the blobs its fits
-    start from; :meth:`result`: ``(kept ids, col, row, fitted, reasons, measurements,
-    psf, threshold, number of blobs)``.
+    start from; :attr:`glyphs`: the (rows, columns) of the peaks of its overlay blobs;
+    :meth:`result`: ``(kept ids, col, row, fitted, reasons, measurements, psf,
+    threshold, number of blobs)``.
     """
 
     def __init__(self, select: Callable[[], NDArray[np.intp]],
                  finish: Callable[[NDArray[np.intp]], tuple], bound: int, n_max: int | None,
-                 psf, labels: NDArray, meas: dict[str, NDArray], basic: NDArray[np.intp]
-                 ) -> None:
+                 psf, labels: NDArray, meas: dict[str, NDArray], basic: NDArray[np.intp],
+                 glyphs: tuple[NDArray, NDArray]) -> None:
         self._select = select
         self._finish = finish
         self._ids: NDArray[np.intp] | None = None
@@ -861,6 +860,7 @@ class _Pass:
         self.labels = labels
         self._meas = meas
         self.basic_peaks = meas["pr"][basic], meas["pc"][basic]
+        self.glyphs = glyphs
 
     def _blob_ids(self) -> NDArray[np.intp]:
         if self._ids is None:
@@ -988,7 +988,7 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     second = _auto_filter(found, options)
     if second is not None:
         again = _detect(work, bad, bg, sat_level, options.replace(matched_filter_sigma=second),
-                        noise)
+                        noise, None if found is None else found.glyphs)
         if _prefer_filtered(found, again, _enough(options)):
             found = again
     if found is None:

@@ -10,6 +10,8 @@ Most tests compare a blob with the frame's own stars rather than with fixed
 numbers, because hard frames change what a star looks like (defocus, smear,
 JPEG blur) while the false detections stay what they are:
 
+* burned-in captions (**overlay**, :mod:`.overlay`) are found among the blobs that
+  passed the size, border and sharpness tests, before anything else is measured;
 * the **PSF reference** (:func:`psf_reference`) is measured on bright,
   unsaturated blobs (fainter ones when too few are bright) that passed the size,
   border and sharpness tests: their median second moments (the shape), the
