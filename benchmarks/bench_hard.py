@@ -74,6 +74,8 @@ RECIPES: dict[str, list] = {
     "8bit": ["quantise_8bit"],
     "jpeg": ["jpeg"],
     "hot_pixels+jpeg": ["hot_pixels", "jpeg"],
+    # captions burned in by an all-sky or finder camera (3 lines moderate, 6 strong)
+    "caption": ["text_overlay"],
     # the mixture real frames are checked with: gradient and light dome, trails, hot
     # pixels and cosmic rays, thin cloud, extra noise, JPEG re-encoding
     "combined": ["gradient", "light_dome", "trails", "hot_pixels", "cosmic_rays", "cloud",
