@@ -694,7 +694,8 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
                            spill=lambda ids: _axis_wings(work, meas, ids, _WING_SNR),
                            edge=meas["edge"])
     kept = np.flatnonzero(reason == 0)
-    text = overlay_blobs(meas, kept, scale * meas["sigma"], (h, w))
+    thr = scale * meas["sigma"]
+    text = overlay_blobs(meas, kept, thr, (h, w))
     if glyphs is not None and len(glyphs[0]):
         # a matched filter merges a caption's glyphs into words and lines, whose layout
         # no longer shows: blobs holding a glyph of the unfiltered pass are overlay
@@ -702,7 +703,7 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
     reason[kept[text]] = code("overlay")
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
-    psf = psf_reference(meas, reason, scale * meas["sigma"], undersampled(meas, reason == 0))
+    psf = psf_reference(meas, reason, thr, undersampled(meas, reason == 0))
     return reason, psf
 
 
@@ -822,13 +823,12 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     reason, psf = _reference(work, meas, scale, opts, labels, glyphs)
     n_max = opts.max_centroids
     basic = np.flatnonzero(reason == 0)
-    text = np.flatnonzero(reason == code("overlay"))
     bound = len(basic)
     return _Pass(lambda: _to_fit(work, bad, bg, labels, meas, scale, opts, reason, psf),
                  lambda ids: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf)[:5],
                               meas, psf, scale * bg.sigma, nblobs),
                  bound if n_max is None else min(bound, n_max), n_max, psf, labels, meas,
-                 basic, (meas["pr"][text], meas["pc"][text]))
+                 basic, reason)
 
 
 class _Pass:
@@ -849,7 +849,7 @@ class _Pass:
     def __init__(self, select: Callable[[], NDArray[np.intp]],
                  finish: Callable[[NDArray[np.intp]], tuple], bound: int, n_max: int | None,
                  psf, labels: NDArray, meas: dict[str, NDArray], basic: NDArray[np.intp],
-                 glyphs: tuple[NDArray, NDArray]) -> None:
+                 reason: NDArray[np.uint8]) -> None:
         self._select = select
         self._finish = finish
         self._ids: NDArray[np.intp] | None = None
@@ -860,7 +860,7 @@ class _Pass:
         self.labels = labels
         self._meas = meas
         self.basic_peaks = meas["pr"][basic], meas["pc"][basic]
-        self.glyphs = glyphs
+        self._reason = reason
 
     def _blob_ids(self) -> NDArray[np.intp]:
         if self._ids is None:
@@ -872,6 +872,11 @@ class _Pass:
         """How many stars it can keep at most (runs the shape tests)."""
         n = len(self._blob_ids())
         return n if self._n_max is None else min(n, self._n_max)
+
+    @property
+    def glyphs(self) -> tuple[NDArray, NDArray]:
+        text = np.flatnonzero(self._reason == code("overlay"))
+        return self._meas["pr"][text], self._meas["pc"][text]
 
     @property
     def peaks(self) -> tuple[NDArray, NDArray]:
