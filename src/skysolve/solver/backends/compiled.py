@@ -900,6 +900,9 @@ def _mutual_small(img, cat, radius):
 #: ``reference.BRUTE_FORCE_PAIRS``: above this many (centroid, star) pairs the matches
 #: are the KD-tree's (:func:`_claims`), below, mutual nearest neighbours.
 _BRUTE_FORCE_PAIRS = _reference.BRUTE_FORCE_PAIRS
+#: ``reference.CLIP_FLOOR_FRACTION`` and ``CLIP_FLOOR_PX`` (a refinement's smallest clip)
+_CLIP_FLOOR_FRACTION = _reference.CLIP_FLOOR_FRACTION
+_CLIP_FLOOR_PX = _reference.CLIP_FLOOR_PX
 #: Up to this many pairs a refinement runs in one kernel (its sweeps scan a strip of
 #: the image per star; beyond, the reference loop's KD-trees cost less).
 _KERNEL_REFINE_PAIRS = 250_000
@@ -1120,7 +1123,7 @@ def _refine_kernel(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, h
                                                         fixed_camera, h, 8 if it == 0 else 1)
         if not ok:
             return False, R, f, img_idx, cat_rows, err
-        floor = max(0.2 * radius, 0.5) / f
+        floor = max(_CLIP_FLOOR_FRACTION * radius, _CLIP_FLOOR_PX) / f
         c = np.sort(err[core])
         m = c.shape[0]
         median = 0.5 * (c[(m - 1) // 2] + c[m // 2])

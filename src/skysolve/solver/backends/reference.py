@@ -29,12 +29,24 @@ from ..keys import edge_ratios, lookup_keys, neighbour_keys, pattern_edge_angles
 from ..keys import pattern_edge_angles_indexed as _indexed_edges
 from ..patterns import canonical_order
 
-__all__ = ["NAME", "BRUTE_FORCE_PAIRS"]
+__all__ = ["NAME", "BRUTE_FORCE_PAIRS", "CLIP_FLOOR_FRACTION", "CLIP_FLOOR_PX", "clip_floor_px",
+           "rematch"]
 
 NAME = "reference"
 
 #: Below this many (centroid, star) pairs, distance matrices replace KD-trees.
 BRUTE_FORCE_PAIRS = 20000
+#: Clipping rejects mismatches, not model error: a refinement never clips inside this
+#: fraction of the match radius, nor inside ``CLIP_FLOOR_PX`` pixels, or the stars a
+#: calibration most needs -- those where the current distortion model is worst -- would
+#: be dropped (:func:`clip_floor_px`).
+CLIP_FLOOR_FRACTION = 0.2
+CLIP_FLOOR_PX = 0.5
+
+
+def clip_floor_px(radius):
+    """The smallest clip radius (px) of a refinement at match radius ``radius`` (px)."""
+    return max(CLIP_FLOOR_FRACTION * radius, CLIP_FLOOR_PX)
 
 
 def _sign(parity: bool) -> float:
@@ -391,23 +403,38 @@ def _matches(prims, trees, ideal_all, n_img, p, radius):
     return kdtree_matches(trees[n_img], p, radius)
 
 
+def rematch(prims, ideal_all, v_all, R, f, parity, proj, cx, cy, half_w, half_h, radius,
+            trees=None):
+    """A refinement's matches under ``(R, f, parity)``: (catalog rows in the image, their
+    ideal px, centroid rows, rows of the first two) within ``radius`` px, one to one.
+
+    The brightest ``3 len(ideal_all)`` catalog stars inside the image meet the brightest
+    ``3`` centroids per star (50 at least). ``prims`` holds the backend's ``in_image`` and
+    ``mutual_matches``; ``trees`` caches KD-trees between calls.
+    """
+    n_img_all = len(ideal_all)
+    rows, p = prims.in_image(v_all, R, f, parity, proj, cx, cy, half_w, half_h, 3 * n_img_all)
+    if len(rows) == 0:
+        return rows, p, np.zeros(0, np.intp), np.zeros(0, np.intp)
+    # limit both sides so that a deep list on one side cannot swamp the other
+    n_img = min(n_img_all, max(3 * len(rows), 50))
+    i, j, _ = _matches(prims, {} if trees is None else trees, ideal_all, n_img, p, radius)
+    return rows, p, i, j
+
+
 def refine_with(prims, ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, half_w,
                 half_h, radius, iterations, sigma_clip):
     """:func:`refine` built from a backend's primitives (``in_image``, ``mutual_matches``,
     ``trimmed_fit``, ``fit_pairs``); the compiled backend runs large fields through it."""
-    n_img_all = len(ideal_all)
-    count = 3 * n_img_all
     trees: dict[int, Any] = {}  # scipy cKDTrees
     img_idx = rows_kept = np.zeros(0, np.intp)
     err = np.zeros(0)
     keep = np.zeros(0, bool)
     for it in range(iterations + 1):
-        rows, p = prims.in_image(v_all, R, f, parity, proj, cx, cy, half_w, half_h, count)
+        rows, p, i, j = rematch(prims, ideal_all, v_all, R, f, parity, proj, cx, cy, half_w,
+                                half_h, radius, trees)
         if len(rows) == 0:
             return False, R, f, img_idx, rows_kept, err
-        # limit both sides so that a deep list on one side cannot swamp the other
-        n_img = min(n_img_all, max(3 * len(rows), 50))
-        i, j, _ = _matches(prims, trees, ideal_all, n_img, p, radius)
         if len(i) < 3:
             return False, R, f, img_idx, rows_kept, err
         if it and np.array_equal(i, img_idx) and np.array_equal(rows[j], rows_kept):
@@ -420,10 +447,7 @@ def refine_with(prims, ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, c
             ideal, v_cat, f, parity, proj, fixed_camera, h, 8 if it == 0 else 1)
         if not ok:
             return False, R, f, img_idx, rows_kept, err
-        # Clipping rejects mismatches, not model error: never clip inside a fifth of the
-        # match radius (nor half a pixel), or the stars a calibration most needs -- those
-        # where the current distortion model is worst -- would be dropped.
-        floor = max(0.2 * radius, 0.5) / f
+        floor = clip_floor_px(radius) / f
         keep = err <= max(sigma_clip * 1.4826 * median(err[core]), floor)
         if keep.sum() < 3:
             return False, R, f, img_idx, rows_kept, err
