@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from skysolve import CameraModel, SolverDatabase
 from skysolve.geometry import angle_between
@@ -96,3 +97,30 @@ def test_an_uncorrected_lens_keeps_its_right_stars(tess_db, hip_catalog):
         wrong += int((~ok).sum())
     assert right >= 2780
     assert wrong <= 50
+
+
+def test_tracking_finds_the_stars_among_three_times_as_many_false_detections(small_db,
+                                                                           hip2025):
+    """An accurate hint (0.05 deg per axis off, 1 deg uncertain) on 30 stars and 100 false
+    detections mixed into the brightness order: the coarse offset histogram's densest
+    block holds twice as many chance pairs as right ones. Measured on these 12 frames:
+    before the finer histogram, 6 were not found; with it, all are, within 6" (0.3 px of
+    noise on 30 stars at 42"/px: ~2.3" per axis)."""
+    rng = np.random.default_rng(3)
+    R0 = random_attitudes(1, rng)[0]
+    cam = CameraModel.from_fov(FOV, W, H)
+    for k in range(12):
+        R = Rotation.from_rotvec(math.radians(0.05) * rng.standard_normal(3)).as_matrix() @ R0
+        sim = simulate_centroids(hip2025, cam, R, centroid_noise_px=0.3, seed=k,
+                                 max_magnitude=6.5)
+        cents = sim.centroids
+        brightness = rng.choice(cents[:, 2], 100) * rng.uniform(0.5, 3.0, 100)
+        false = np.column_stack([rng.uniform(-W / 2, W / 2, 100), rng.uniform(-H / 2, H / 2, 100),
+                                 brightness])
+        cents = np.vstack([cents, false])
+        cents = cents[np.argsort(-cents[:, 2])]
+        res = small_db.solve_from_centroids(cents, image_shape=(H, W), camera_model=cam,
+                                            attitude_hint=R0, hint_uncertainty_deg=1.0,
+                                            strict_hint=True)
+        assert res and res.mode == "tracking", (k, res)
+        assert angle_between(res.rotation_matrix_icrs_to_camera[2], R[2]) * ARCSEC < 10.0, k
