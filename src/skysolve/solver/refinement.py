@@ -6,7 +6,8 @@ fixes it) robustly -- least-trimmed-squares concentration steps, then sigma
 clipping that never clips inside a fifth of the match radius -- and refits
 the inliers (the backend's ``refine``). The kept matches give the reported
 errors and the attitude covariance ``sigma^2 (sum(I - v v^T))^-1``, where
-``v`` are the matched unit vectors and ``sigma`` the rms residual.
+``v`` are the matched unit vectors and ``sigma`` the rms residual over the
+degrees of freedom the fit leaves, widened for few stars (:func:`one_sigma_t`).
 
 The clip's scale comes from the best 60 % of the matches, so false detections that
 land by chance near catalog stars, when they are more than ~40 % of the matches, pass
@@ -43,7 +44,7 @@ from .radialterm import MIN_RSS_RATIO, fit_radial, radial_camera
 from .result import SolveResult
 from .verification import binomial_tail
 
-__all__ = ["Refined", "refine", "refine_field", "build_result", "ARCSEC_PER_RAD"]
+__all__ = ["Refined", "refine", "refine_field", "build_result", "one_sigma_t", "ARCSEC_PER_RAD"]
 
 ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
 #: Fits of a radial lens term at most (each from the stars the previous one matched, while
@@ -61,6 +62,8 @@ class Refined:
     errors_rad: NDArray[np.float64]
     #: the frame of a camera the refinement fitted (a radial term), else None: the solve's
     frame: Frame | None = None
+    #: parameters the last fit took from the matches: the rotation's 3, and the focal length
+    fitted: int = 3
 
 
 def refine_field(frame: Frame, cat: CatalogView, hyp: Hypothesis):
@@ -69,8 +72,16 @@ def refine_field(frame: Frame, cat: CatalogView, hyp: Hypothesis):
 
 
 def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, iterations: int,
-           sigma_clip: float = 3.0, field=None) -> Refined | None:
-    """Re-match all stars and refit ``iterations + 1`` times; None when the fit fails."""
+           sigma_clip: float = 3.0, field=None, chance_check: bool = True) -> Refined | None:
+    """Re-match all stars and refit ``iterations + 1`` times; None when the fit fails.
+
+    ``chance_check``: rebuild the answer from the matches that crowd about their stars
+    when some lie beyond the clip floor (:func:`_without_chance_matches`). It trusts the
+    hypothesis to predict the right stars to a pixel, as a verified pattern's four stars
+    do; a tracking vote's rotation may instead pivot about part of the field, whose
+    scattered matches are what refuses it (``tracking._rigid``), and the check would keep
+    the matches about the pivot (a hint rolled 25 deg: an answer 415" off passed with 31
+    matches): tracking passes False."""
     # one cone query serves every pass: the attitude moves by far less than its margin
     idx_all, v_all = refine_field(frame, cat, hyp) if field is None else field
     cx, cy = frame.centre
@@ -81,13 +92,17 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         return None
     # on clean fields every kept residual lies well inside the clip floor (at most 0.75 of
     # it on 404 solves of 10-20 deg fields): the check costs them nothing
-    if err.max() > clip_floor_px(radius_px) / f:
+    if chance_check and err.max() > clip_floor_px(radius_px) / f:
         clean = _without_chance_matches(frame, hyp, v_all, radius_px, iterations, sigma_clip)
         if clean is not None:
             R, f, img_idx, rows, err = clean
+    scale_free = not frame.fixed_camera
     if frame.fixed_camera and _scale_wanted(frame.refine_scale, len(img_idx)):
+        f0 = f
         R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity, err)
-    ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err)
+        scale_free = f != f0
+    ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err,
+                  fitted=3 + scale_free)
     if frame.fixed_camera:
         return ref
     return _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
@@ -273,6 +288,19 @@ def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.flo
     return R1, f1, err1
 
 
+def one_sigma_t(dof: int) -> float:
+    """The Student-t quantile (``dof`` degrees of freedom) at the normal 1-sigma point
+    (0.8413), ~1.20 for 3 and 1.04 for 13 (Hill's expansion to 1/dof^4: within 2e-4 from 3
+    degrees of freedom, 1.5e-3 for 2, 2 % for 1). The noise behind the attitude covariance
+    is estimated from the residuals, so the error over the reported sigma follows this
+    t distribution rather than the normal one: a frame whose few stars happen to fit well
+    reports a sigma far too small (3 stars and a camera model: 61 % of the errors within
+    1 sigma, 94 % within 3). Scaled by this, 1 sigma covers 68 %; the tails stay heavier
+    than normal ones (3 sigma then covers 96 % for 3 stars, 99 % from 5)."""
+    x = 1.0 / dof
+    return 1.0 + x * (0.5 + x * (0.25 + x * (0.0625 - x * 0.00573)))
+
+
 def _sorted_percentile(v: NDArray[np.float64], q: float) -> float:
     """Percentile ``q`` (0-100) of sorted values, interpolated linearly (numpy's default)."""
     pos = q / 100.0 * (len(v) - 1)
@@ -297,8 +325,10 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
     n = len(err)
     sum_sq = float(err @ err)
     err_sorted = np.sort(err) * ARCSEC_PER_RAD
-    # noise per axis: 2n residual components fit 3 attitude parameters
-    sigma = math.sqrt(sum_sq / max(1, 2 * n - 3))
+    # noise per axis: 2n residual components fit 3 attitude parameters (4 with the focal
+    # length), and the covariance's 1-sigma covers 68 % of the errors (see one_sigma_t)
+    dof = max(1, 2 * n - ref.fitted)
+    sigma = math.sqrt(sum_sq / dof) * one_sigma_t(dof)
     radec = np.empty((n, 2))
     radec[:, 0] = db.star_ra_deg[cat_idx]
     radec[:, 1] = db.star_dec_deg[cat_idx]

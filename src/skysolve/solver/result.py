@@ -90,7 +90,9 @@ class SolveResult:
     probability of the verification. ``attitude_cov_rad2`` is the covariance
     of ``[theta, xi0, eta0]`` (roll about the boresight; the boresight's
     tangent-plane offsets East and North), rad², from the matched stars'
-    geometry and their scatter per axis; ``attitude_sigma_rad`` its
+    geometry and their scatter per axis (over the degrees of freedom the fit
+    leaves, widened for few stars so that 1 sigma covers 68 % of the errors:
+    :func:`~skysolve.solver.refinement.one_sigma_t`); ``attitude_sigma_rad`` its
     square-rooted diagonal.
     """
 

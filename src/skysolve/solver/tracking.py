@@ -284,7 +284,7 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
             n, best, prob = vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
             if best is None or n < 3 or prob * trials >= threshold:
                 continue
-            ref = refine(frame, cat, best, radius_px, refine_iterations)
+            ref = refine(frame, cat, best, radius_px, refine_iterations, chance_check=False)
             if ref is None or len(ref.img_idx) < 3 or not _rigid(frame, cat, ref, radius_px):
                 continue
             return build_result(db, frame, cat, ref, min(1.0, prob * trials), t0, "tracking")

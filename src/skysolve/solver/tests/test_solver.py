@@ -587,6 +587,35 @@ def test_tracking_among_three_times_as_many_false_detections(small_db, hip2025):
     assert worst < 30.0
 
 
+def test_few_star_attitude_sigma_covers_two_thirds_of_the_errors(small_db, hip2025):
+    """3-star tracking solves, with a camera model (3 residual degrees of freedom) and
+    without (2: the focal length is fitted too): the error over the reported sigma follows
+    Student's t, not the normal law, so sigma from the residuals alone covered 50-61 % of
+    the errors; scaled to the t quantile (and counted over the right degrees of freedom),
+    1 sigma covers 68 %, 2 sigma about 90 %."""
+    cam = CameraModel.from_fov(12.0, W, H)
+    z = []
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        R = random_attitudes(1, rng)[0]
+        sim = simulate_centroids(hip2025, cam, R, centroid_noise_px=0.3, seed=rng, num_stars=3)
+        for kw in (dict(camera_model=cam), dict(fov_estimate_deg=12.0, fov_max_error_deg=1.0)):
+            res = small_db.solve_from_centroids(sim.centroids, image_shape=(H, W),
+                                                attitude_hint=R, hint_uncertainty_deg=0.3,
+                                                strict_hint=True, **kw)
+            if res and res.num_matches == 3:
+                Rs = res.rotation_matrix_icrs_to_camera
+                d = Rs @ R.T
+                w = 0.5 * np.array([d[2, 1] - d[1, 2], d[0, 2] - d[2, 0], d[1, 0] - d[0, 1]])
+                north, east = north_east_basis(Rs[2])
+                moved = -w[1] * Rs[0] + w[0] * Rs[1]
+                z.append(np.array([-w[2], moved @ east, moved @ north]) / res.attitude_sigma_rad)
+    z = np.abs(np.array(z))
+    assert len(z) > 250
+    assert 0.64 < (z < 1.0).mean() < 0.72
+    assert (z < 2.0).mean() > 0.87
+
+
 def test_tracking_hints_further_off_than_their_uncertainty_give_no_wrong_answer(small_db,
                                                                                hip2025):
     """Hints 2-3x further off than their stated uncertainty, on 300 hard fields (20 % of
