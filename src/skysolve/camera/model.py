@@ -452,6 +452,24 @@ class CameraModel:
             else self._proj
         return new
 
+    def cropped(self, x0: float, y0: float, width: int, height: int) -> CameraModel:
+        """The camera of the ``width`` x ``height`` px window of this camera's image whose
+        first pixel is column ``x0``, row ``y0`` (0-based) of it, e.g. a section read
+        with ``read_image(..., section=f"[{y0}:{y0 + height}, {x0}:{x0 + width}]")``.
+
+        The optical centre stays where it is on the detector: ``crpix``, measured from
+        the image's centre, moves by the offset of the window's centre from the
+        image's; the distortion, about the optical centre, and everything else are
+        unchanged. The window may reach beyond the image: the camera of the whole
+        image is ``crop.cropped(-x0, -y0, image_width, image_height)`` of the crop's.
+        """
+        x0 = _args.number(x0, "x0")
+        y0 = _args.number(y0, "y0")
+        w = _check_size(width, "width")
+        h = _check_size(height, "height")
+        shift = (x0 + 0.5 * (w - self._w), y0 + 0.5 * (h - self._h))
+        return self.replace(image_width=w, image_height=h, crpix=self._crpix - shift)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description of the model (used by camera files)."""
         d = {"focal_length_px": self._f, "image_width": self._w, "image_height": self._h,

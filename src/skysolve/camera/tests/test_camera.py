@@ -158,6 +158,29 @@ def test_parity_is_a_mirror():
 # --------------------------------------------------------------------------- copies, dunders
 
 
+@pytest.mark.parametrize("name", sorted(CAMERAS))
+def test_a_cropped_camera_sees_its_pixels_as_the_whole_image_does(name):
+    """A crop's camera maps each crop pixel to the direction the whole image's camera maps
+    the same detector pixel to (the optical centre and the distortion stay on the
+    detector); cropping the crop's camera back out to the whole image gives the camera."""
+    cam = CAMERAS[name]
+    x0, y0, w, h = 1100, 37, 640, 480  # the top-right corner, off the optical centre
+    crop = cam.cropped(x0, y0, w, h)
+    assert crop.image_shape == (h, w)
+    cols, rows = np.meshgrid(np.linspace(0, w, 6), np.linspace(0, h, 5))
+    got = crop.pixel_to_vectors(cols - w / 2, rows - h / 2)
+    want = cam.pixel_to_vectors(cols + x0 - W / 2, rows + y0 - H / 2)
+    assert np.max(angle_between(got, want)) < 1e-12
+    back = crop.cropped(-x0, -y0, W, H)
+    assert back.image_shape == cam.image_shape
+    np.testing.assert_allclose(back.crpix, cam.crpix, atol=1e-12)
+    assert back.replace(crpix=cam.crpix) == cam
+    with pytest.raises(InvalidArgumentError, match="x0"):
+        cam.cropped(float("nan"), 0, w, h)
+    with pytest.raises(InvalidArgumentError, match="width"):
+        cam.cropped(0, 0, 0, h)
+
+
 def test_replace_equality_hash_pickle_repr():
     cam = CAMERAS["poly_flip"]
     assert cam.replace() == cam and hash(cam.replace()) == hash(cam)
