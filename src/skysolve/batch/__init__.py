@@ -4,7 +4,8 @@ Modules
 -------
 ``sources``
     What a frame may be (an image file, an image array, a centroid list) and
-    how it becomes centroids.
+    how it becomes centroids; where a section of an image lies in it, and the
+    solve options of the section (the camera of the whole image cropped).
 ``executors``
     Running one task per frame serially or on any ``concurrent.futures``-style
     executor or Dask client (:func:`iter_tasks` as tasks finish,
@@ -26,16 +27,23 @@ The calibration workflow (:mod:`skysolve.calibration.workflow`) runs its
 extractions and solves through here.
 
 May import: ``errors``, ``_args``, ``_options``, ``_progress``, ``_files``,
-``centroids``, ``io``, ``extraction``, ``solver``.
+``centroids``, ``camera``, ``io``, ``extraction``, ``solver``.
 """
 
 from .executors import DatabaseHandle, WorkerLostError, as_executor, iter_tasks, run_tasks
 from .pools import WORKER_CONFIG, BatchTerminated, LocalPool, default_jobs, open_executor
 from .results import BatchResults, FrameResult, ResultsTable, TableSolution
 from .solve_many import process_frame, run_frames, solve_many
-from .sources import frame_centroids, frame_image, is_centroid_source
+from .sources import (
+    frame_centroids,
+    frame_image,
+    frame_section,
+    is_centroid_source,
+    section_options,
+)
 
 __all__ = ["BatchResults", "BatchTerminated", "DatabaseHandle", "FrameResult", "LocalPool",
            "ResultsTable", "WorkerLostError", "as_executor", "default_jobs", "frame_centroids",
-           "frame_image", "is_centroid_source", "iter_tasks", "open_executor", "process_frame",
-           "run_frames", "run_tasks", "solve_many", "TableSolution", "WORKER_CONFIG"]
+           "frame_image", "frame_section", "is_centroid_source", "iter_tasks", "open_executor",
+           "process_frame", "run_frames", "run_tasks", "section_options", "solve_many",
+           "TableSolution", "WORKER_CONFIG"]

@@ -37,7 +37,7 @@ from ..solver.solve import solve
 from .executors import DatabaseHandle, iter_tasks
 from .pools import open_executor, sigterm_stops_batch
 from .results import BatchResults, FrameResult, ResultsTable, source_keys
-from .sources import frame_image
+from .sources import frame_image, frame_section, is_centroid_source, section_options
 
 __all__ = ["solve_many", "run_frames", "process_frame", "frame_error", "solve_task"]
 
@@ -68,7 +68,9 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
                   ) -> tuple[FrameResult, np.ndarray | None, Any]:
     """Read, extract and solve one frame: ``(FrameResult, image, extraction)``.
 
-    An image's size is the solve's image size. ``observer_velocity(source)``,
+    An image's size is the solve's image size; with a ``section`` the options (their
+    camera model, or ``crpix``) are the whole image's, made the section's
+    (:func:`~skysolve.batch.sources.section_options`). ``observer_velocity(source)``,
     if given, is called once the frame is read and extracted, and its value
     (km/s, or None) is the solve's ``observer_velocity_km_s``. Any error
     becomes the result's ``status='error'`` and ``error`` (its reason); the
@@ -79,6 +81,9 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
     fr = FrameResult(None, "error", worker=_worker())
     image = centroids = None
     try:
+        if section is not None and not is_centroid_source(source):
+            options = section_options(options, *frame_section(source, hdu=hdu,
+                                                              section=section))
         image = frame_image(source, hdu=hdu, section=section)
         t1 = time.perf_counter()
         if image is None:
@@ -267,7 +272,10 @@ jobs : int, optional
 extraction : ExtractionOptions or dict, optional
     Extraction parameters for image frames (default: the defaults).
 hdu, section : optional
-    FITS HDU and image section read from image files.
+    FITS HDU and image section (a crop, as :func:`~skysolve.io.images.read_image`
+    takes it) of image frames. The camera model, or ``crpix``, describes the whole
+    image: the optical centre stays where it is on it (without either, the whole
+    image's centre), not at the section's centre.
 results : path-like, optional
     ECSV results table, one row per frame, kept current as frames finish
     (written atomically). Rows are matched to frames by path (``frame N``

@@ -9,11 +9,18 @@ A *frame source* is one of
   :class:`~skysolve.Centroid`, or an ``(N, 2)`` / ``(N, 3)`` array of
   ``x, y[, brightness]`` in centred pixels. A 2-D array with 2 or 3 columns
   is taken for centroids, never for an image 2 or 3 pixels wide.
+
+A ``section`` of an image source is a crop of it (see
+:func:`skysolve.io.images.read_image`). A camera model describes the whole image
+(the detector) the section was cut from, since the optical centre is a property of
+the detector, not of the crop: :func:`section_options` makes the solve options of
+the whole image those of its section.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +29,8 @@ import numpy as np
 from ..centroids import ExtractionResult
 from ..errors import InvalidTypeError
 
-__all__ = ["is_centroid_source", "frame_centroids", "frame_image"]
+__all__ = ["is_centroid_source", "frame_centroids", "frame_image", "frame_section",
+           "section_options"]
 
 
 def is_centroid_source(source: Any) -> bool:
@@ -38,15 +46,16 @@ def is_centroid_source(source: Any) -> bool:
 
 def frame_image(source: Any, *, hdu: int | str | None = None,
                 section: Any = None) -> np.ndarray | None:
-    """The image of an image source (a path is read here), None for centroids."""
+    """The image of an image source (a path is read here), None for centroids; with
+    ``section`` (a path's or an array's), that part of it."""
     if is_centroid_source(source):
         return None
-    if isinstance(source, str | os.PathLike):
-        from ..io.images import read_image
+    from ..io.images import read_image
 
+    if isinstance(source, str | os.PathLike):
         return read_image(source, hdu=hdu, section=section)
     if isinstance(source, np.ndarray):
-        return source
+        return source if section is None else read_image(source, section=section)
     raise InvalidTypeError(
         "a frame must be an image path, a 2-D image array or centroids, got "
         f"{type(source).__name__}")
@@ -70,3 +79,76 @@ def frame_centroids(source: Any, extraction: Any = None, *, hdu: int | str | Non
 
     ext = extract(image, extraction if extraction is not None else ExtractionOptions())
     return ext, (int(image.shape[0]), int(image.shape[1]))
+
+
+def frame_section(source: Any, *, hdu: int | str | None = None,
+                  section: Any = None) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """Where ``section`` of the image ``source`` lies in the whole image.
+
+    Returns
+    -------
+    window : (int, int, int, int)
+        ``(x0, y0, width, height)``: the 0-based column and row of the section's first
+        pixel in the whole image, and its size (``(0, 0, W, H)`` without a section).
+    full_shape : (int, int)
+        The whole image's ``(height, width)``: of a FITS file from its header, without
+        reading the pixels; other files are read.
+    """
+    from ..errors import FileFormatError
+    from ..io.images import parse_section, read_fits_header, read_image
+
+    if is_centroid_source(source):
+        raise InvalidTypeError("a section is part of an image; centroids have none")
+    full = None
+    if isinstance(source, str | os.PathLike):
+        try:
+            hdr = read_fits_header(source, hdu)
+        except FileFormatError:  # not FITS
+            pass
+        else:
+            full = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
+    if full is None:
+        full = tuple(read_image(source, hdu=hdu).shape)
+    if section is None:
+        return (0, 0, full[1], full[0]), full
+    rows, cols = parse_section(section, full)
+    return (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start), full
+
+
+def section_options(options: Any, window: tuple[int, int, int, int],
+                    full_shape: tuple[int, int]) -> Any:
+    """The :class:`~skysolve.SolveOptions` of the ``window`` (``(x0, y0, width, height)``,
+    see :func:`frame_section`) of an image of ``full_shape`` ``(height, width)``, given
+    the whole image's.
+
+    The optical centre stays where it is on the whole image: the camera model, of the
+    whole image, becomes the window's (:meth:`~skysolve.CameraModel.cropped`); without
+    one, the optical centre (``crpix``, default the whole image's centre) is moved into
+    the window's centred pixels. About the window's own centre a corner crop of a 30 deg
+    lens was solved 5' off.
+    """
+    from ..camera.model import CameraModel
+    from ..errors import InvalidArgumentError
+
+    x0, y0, w, h = window
+    camera = options.camera_model
+    if camera is None:
+        # the crpix of a plain camera of the whole image, as the window sees it
+        plain = CameraModel(1.0, full_shape[1], full_shape[0], crpix=options.crpix)
+        return options.replace(crpix=plain.cropped(x0, y0, w, h).crpix)
+    if camera.image_shape == (h, w) != tuple(full_shape):
+        # a camera file that skysolve calibrate --section wrote before cameras of
+        # sections were those of the whole image: the section's own
+        warnings.warn(
+            f"camera_model is {w}x{h}, the section's size, not the whole "
+            f"{full_shape[1]}x{full_shape[0]} image's: taken for a camera of the section "
+            f"(as calibrations of a section wrote them before); recalibrate, or use "
+            f"camera.cropped(-{x0}, -{y0}, {full_shape[1]}, {full_shape[0]}) as the camera",
+            UserWarning, stacklevel=2)
+        return options
+    if camera.image_shape != tuple(full_shape):
+        raise InvalidArgumentError(
+            f"camera_model is for {camera.image_width}x{camera.image_height} images; the "
+            f"image is {full_shape[1]}x{full_shape[0]} (with a section the camera "
+            f"describes the whole image)")
+    return options.replace(camera_model=camera.cropped(x0, y0, w, h))

@@ -109,44 +109,12 @@ def _full_frame(path: Path, hdu: int | str | None, section: str | None,
                 shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
     """0-based (col, row) of the solved image's first pixel in the file, and the file
     image's full (H, W); ``shape`` is the solved image's."""
-    from ..io.images import parse_section, read_fits_header, read_image
+    from ..batch.sources import frame_section
 
     if section is None:
         return (0, 0), tuple(shape)
-    if _is_fits(path):
-        hdr = read_fits_header(path, hdu)
-        full = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
-    else:
-        full = read_image(path).shape
-    rows, cols = parse_section(section, full)
-    return (cols.start, rows.start), full
-
-
-def _section_options(options: Any, path: Path, hdu: int | str | None, section: str) -> Any:
-    """The solve options of ``section`` of the image ``path``: the optical centre stays
-    where it is on the whole image (``crpix`` is measured from the image's centre, which
-    moves with the crop): a ``--camera`` of the whole image becomes the section's (its
-    size, and the distortion, about the optical centre, unchanged); without one the
-    optical centre is the whole image's centre, as for a camera without a model (the
-    section's centre put a corner crop of a 40 deg lens 15' off)."""
-    from ..errors import InvalidArgumentError
-    from ..io.images import parse_section
-
-    _, full = _full_frame(path, hdu, section, (0, 0))
-    rows, cols = parse_section(section, full)
-    w, h = cols.stop - cols.start, rows.stop - rows.start
-    dx = 0.5 * (cols.start + cols.stop) - 0.5 * full[1]
-    dy = 0.5 * (rows.start + rows.stop) - 0.5 * full[0]
-    camera = options.camera_model
-    if camera is None:
-        return options.replace(crpix=(-dx, -dy))
-    if camera.image_shape != tuple(full):
-        raise InvalidArgumentError(
-            f"--camera is for {camera.image_width}x{camera.image_height} images; {path} is "
-            f"{full[1]}x{full[0]} (with --section the camera describes the whole image)")
-    cx, cy = camera.crpix
-    return options.replace(camera_model=camera.replace(image_width=w, image_height=h,
-                                                       crpix=(cx - dx, cy - dy)))
+    (x0, y0, _, _), full = frame_section(path, hdu=hdu, section=section)
+    return (x0, y0), full
 
 
 def _output_base(path: Path) -> Path:

@@ -30,7 +30,6 @@ from .common import (
     _load_database,
     _output_base,
     _results_misuse,
-    _section_options,
     _show_warning,
 )
 from .parser import EXIT_ERROR, EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
@@ -218,16 +217,7 @@ def _solve_one(job: _Job, handle, file: str):
         info["aberration_corrected"] = v is not None
         return v
 
-    options = job.solve
-    if job.section is not None:
-        try:
-            options = _section_options(options, path, job.hdu, job.section)
-        except Exception as exc:  # noqa: BLE001 - the frame's error, as process_frame's
-            from ..batch.results import FrameResult
-            from ..batch.solve_many import frame_error
-
-            return frame_error(FrameResult(None, "error"), exc)
-    fr, image, ext = process_frame(file, handle.database, options, job.extraction,
+    fr, image, ext = process_frame(file, handle.database, job.solve, job.extraction,
                                    hdu=job.hdu, section=job.section, observer_velocity=velocity)
     fr.info = info
     if fr.status == "error":
