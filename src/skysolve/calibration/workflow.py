@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _args
 from ..batch.executors import DatabaseHandle, run_tasks
-from ..batch.sources import frame_centroids, is_centroid_source
+from ..batch.sources import frame_centroids, frame_section, is_centroid_source, section_options
 from ..centroids import ExtractionResult, centroids_to_array
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..extraction.options import ExtractionOptions
@@ -154,7 +154,13 @@ class CalibrationRun:
     centroids : list
         Each frame's centroids, as the solves and fits used them.
     image_shape : (int, int)
-        ``(height, width)`` shared by the frames.
+        ``(height, width)`` shared by the frames (of the section, with one).
+    section : ((int, int, int, int), (int, int)) or None
+        With a ``section`` of the images: its ``(x0, y0, width, height)`` in the whole
+        image and the whole image's ``(height, width)`` (see
+        :func:`~skysolve.batch.sources.frame_section`). The solutions and the passes'
+        calibrations are then in the section's pixels; :attr:`camera_model` is the
+        whole image's.
     passes : list of PassResult
     final : list of SolveResult or SolveFailure, or None
         Every frame solved once more with the final camera (None if not asked).
@@ -163,6 +169,7 @@ class CalibrationRun:
 
     centroids: list[Any]
     image_shape: tuple[int, int]
+    section: tuple[tuple[int, int, int, int], tuple[int, int]] | None = None
     passes: list[PassResult] = field(default_factory=list)
     final: list[SolveResult | SolveFailure] | None = None
     extract_seconds: float = 0.0
@@ -175,9 +182,37 @@ class CalibrationRun:
 
     @property
     def camera_model(self) -> Any:
-        """The calibrated camera (None when no pass got to fit)."""
+        """The calibrated camera (None when no pass got to fit); of the whole image when
+        the frames were a section of it, as camera models are (the optical centre is
+        the detector's), unlike :attr:`calibration`'s, which is the section's."""
         cal = self.calibration
-        return None if cal is None else cal.camera_model
+        if cal is None or self.section is None:
+            return None if cal is None else cal.camera_model
+        (x0, y0, _, _), (height, width) = self.section
+        return cal.camera_model.cropped(-x0, -y0, width, height)
+
+    def save_camera(self, path: str | os.PathLike[str]) -> None:
+        """Write :attr:`camera_model` with the calibration's figures (as
+        :meth:`CalibrateResult.save_to_file <skysolve.CalibrateResult.save_to_file>`).
+
+        With a section the figures' ``section`` holds its ``x0``, ``y0``, ``width`` and
+        ``height`` in the whole image: the stars of the fit came from there only, and
+        the distortion beyond it is extrapolated; the ``sigma_map`` is in the whole
+        image's centred pixels, as the camera is.
+        """
+        cal = self.calibration
+        if cal is None:
+            raise InvalidArgumentError("no pass got to fit a camera: nothing to save")
+        record = cal.calibration_record()
+        if self.section is not None:
+            (x0, y0, w, h), _ = self.section
+            record["section"] = {"x0": x0, "y0": y0, "width": w, "height": h}
+            shift = self.camera_model.crpix - cal.camera_model.crpix
+            grid = record.get("sigma_map")
+            if grid is not None:
+                grid["x"] = [x + float(shift[0]) for x in grid["x"]]
+                grid["y"] = [y + float(shift[1]) for y in grid["y"]]
+        self.camera_model.save_to_file(path, calibration=record)
 
     @property
     def solutions(self) -> list[SolveResult | SolveFailure]:
@@ -193,15 +228,18 @@ class CalibrationRun:
 
 
 def _extract_task(extraction: ExtractionOptions, hdu: Any, section: Any, source: Any):
-    return frame_centroids(source, extraction, hdu=hdu, section=section)
+    where = None if section is None else frame_section(source, hdu=hdu, section=section)
+    return *frame_centroids(source, extraction, hdu=hdu, section=section), where
 
 
 def _extract_all(frames: Sequence[Any], extraction: ExtractionOptions, hdu: Any, section: Any,
-                 executor: Any, progress: bool | None) -> list[tuple[Any, Any]]:
-    """``(centroids, image shape)`` of every frame: images extracted as tasks; centroid
-    frames taken here (sending thousands of ``Centroid`` objects to a worker and back
-    for nothing cost minutes on Dask)."""
-    out = [frame_centroids(f) if is_centroid_source(f) else None for f in frames]
+                 executor: Any, progress: bool | None) -> list[tuple[Any, Any, Any]]:
+    """``(centroids, image shape, section)`` of every frame (the section as
+    :func:`~skysolve.batch.sources.frame_section` gives it, None for centroids and
+    without one): images extracted as tasks; centroid frames taken here (sending
+    thousands of ``Centroid`` objects to a worker and back for nothing cost minutes on
+    Dask)."""
+    out = [(*frame_centroids(f), None) if is_centroid_source(f) else None for f in frames]
     todo = [i for i, r in enumerate(out) if r is None]
     done = run_tasks(functools.partial(_extract_task, extraction, hdu, section),
                      [frames[i] for i in todo], executor=executor, progress=progress,
@@ -278,6 +316,24 @@ def _shape(frames: Sequence[Any], shapes: list[tuple[int, int] | None], image_sh
     return shape
 
 
+def _section(frames: Sequence[Any], sections: list[Any]) -> Any:
+    """The section the image frames share (None without one)."""
+    first = None
+    for i, where in enumerate(sections):
+        if where is None:
+            continue
+        if first is None:
+            first = i
+        elif where != sections[first]:
+            raise InvalidArgumentError(
+                f"{_frame_name(frames[i], i)}: the section is {where[0]} (x0, y0, width, "
+                f"height) of a {where[1][1]}x{where[1][0]} image, "
+                f"{_frame_name(frames[first], first)}'s {sections[first][0]} of a "
+                f"{sections[first][1][1]}x{sections[first][1][0]} one; calibrate images "
+                f"of one camera")
+    return None if first is None else sections[first]
+
+
 def _pass_options(base: SolveOptions, config: CalibrationPass, camera: Any,
                   fov_estimate_deg: float | None, fov_max_error_deg: float | None,
                   shape: tuple[int, int]) -> SolveOptions:
@@ -289,7 +345,8 @@ def _pass_options(base: SolveOptions, config: CalibrationPass, camera: Any,
                         fov_max_error_deg=fov_err, fov_max_error_rad=None,
                         image_shape=shape, image_width=None, image_height=None,
                         match_radius=config.match_radius,
-                        refine_iterations=config.refine_iterations, camera_model=camera)
+                        refine_iterations=config.refine_iterations, camera_model=camera,
+                        crpix=base.crpix if camera is None else None)
 
 
 def _as_options(value: Any, cls: type, name: str) -> Any:
@@ -329,7 +386,8 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
         Field of view estimate and its allowed error (degrees) for the solves
         without a camera model (the first pass unless ``camera_model`` is given).
     camera_model : CameraModel, optional
-        Start from this camera instead of an uncalibrated pinhole.
+        Start from this camera instead of an uncalibrated pinhole (of the whole image
+        with a ``section``).
     image_shape : (int, int), optional
         ``(height, width)``; required when the frames are bare centroids.
     extraction : ExtractionOptions or dict, optional
@@ -343,7 +401,11 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
         each pass sets the model and order; validation, bootstrap and order
         selection run in the last pass.
     hdu, section : optional
-        FITS HDU and image section read from image files.
+        FITS HDU and image section (a crop) of image frames; centroid frames are taken
+        for the section's. The optical centre stays where it is on the whole image:
+        the first pass's solves take the whole image's centre (or ``solve_options``'
+        ``crpix``, of the whole image), ``camera_model`` is the whole image's, and so
+        is the run's :attr:`CalibrationRun.camera_model`.
     observer_velocities_km_s : sequence, optional
         One observer velocity (km/s, ICRS, barycentric; e.g.
         ``earth_barycentric_velocity(t)``) or None per frame: the frame's
@@ -374,9 +436,13 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
     velocities = _velocities(observer_velocities_km_s, len(frames))
     t = time.perf_counter()
     extracted = _extract_all(frames, extraction, hdu, section, executor, progress)
-    centroids = [c for c, _ in extracted]
-    shape = _shape(frames, [s for _, s in extracted], image_shape, camera_model)
-    run = CalibrationRun(centroids, shape, extract_seconds=time.perf_counter() - t)
+    centroids = [c for c, _, _ in extracted]
+    where = _section(frames, [w for _, _, w in extracted])
+    if where is not None:
+        opts = section_options(base.replace(camera_model=camera_model), *where)
+        camera_model, base = opts.camera_model, opts.replace(camera_model=None)
+    shape = _shape(frames, [s for _, s, _ in extracted], image_shape, camera_model)
+    run = CalibrationRun(centroids, shape, where, extract_seconds=time.perf_counter() - t)
     handle = DatabaseHandle(database)
     items = list(zip([_compact(c) for c in centroids], velocities, strict=True))
     camera = camera_model

@@ -10,13 +10,14 @@ from .common import (
     _check_not_input,
     _err,
     _extraction_options,
+    _full_frame,
     _load_camera,
     _load_database,
     _output_base,
     _results_misuse,
 )
 from .parser import EXIT_OK, EXIT_UNSOLVED
-from .solve import _Table, _write_wcs_file
+from .solve import _Table, _wcs_header, _write_wcs_file
 
 
 def _velocities(args: argparse.Namespace) -> list | None:
@@ -39,7 +40,6 @@ def _velocities(args: argparse.Namespace) -> list | None:
 def _write_frame_wcs(args: argparse.Namespace, cal, results) -> None:
     """Each calibrated image's WCS header with SIP terms as ``IMAGE.wcs`` beside it."""
     from ..calibration.export import image_header
-    from .common import _full_frame
 
     order = args.wcs_sip_order
     shape = (cal.camera_model.image_height, cal.camera_model.image_width)
@@ -138,7 +138,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     results = run.final
     _final_solutions(args, run, table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cal.save_to_file(out)
+    run.save_camera(out)
     print(f"camera model: {out} (focal length {camera.focal_length_px:.2f} px, FOV "
           f"{camera.fov_deg:.4f} deg, optical centre offset ({camera.crpix[0]:.2f}, "
           f"{camera.crpix[1]:.2f}) px; with the calibration's uncertainties)")
@@ -148,7 +148,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
         from .. import __version__
 
-        hdr = results[first].to_header()
+        offset, full_shape = _full_frame(Path(args.images[first]), args.hdu, args.section,
+                                         run.image_shape)
+        hdr = _wcs_header(results[first], offset, full_shape)
         hdr["HISTORY"] = f"camera {out.name} calibrated by skysolve {__version__}"
         hdr["HISTORY"] = f"pointing of {Path(args.images[first]).name}"
         with atomic_path(sip) as tmp:

@@ -102,7 +102,9 @@ residuals, the camera with its 1-sigma uncertainties, held-out residuals (an
 plate scale and the residual bias per magnitude bin.
 
 Writes the camera model (JSON, CameraModel.load_from_file reads it; its
-"calibration" block keeps the uncertainties and figures) and beside it
+"calibration" block keeps the uncertainties and figures), of the whole image with
+--section (as --camera is: the optical centre is the detector's, the whole image's
+centre to begin with; the block records the section), and beside it
 CAMERA.sip.fits, a FITS header with the WCS of the first solved image (TAN-SIP for a
 pinhole lens; ARC, ZEA, STG or SIN with SIP terms for a fisheye, see --projection);
 with --write-wcs, IMAGE.wcs beside every image: its calibrated mapping as a
