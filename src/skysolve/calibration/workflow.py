@@ -155,24 +155,24 @@ class CalibrationRun:
         Each frame's centroids, as the solves and fits used them.
     image_shape : (int, int)
         ``(height, width)`` shared by the frames (of the section, with one).
+    passes : list of PassResult
+    final : list of SolveResult or SolveFailure, or None
+        Every frame solved once more with the final camera (None if not asked).
+    extract_seconds : float
     section : ((int, int, int, int), (int, int)) or None
         With a ``section`` of the images: its ``(x0, y0, width, height)`` in the whole
         image and the whole image's ``(height, width)`` (see
         :func:`~skysolve.batch.sources.frame_section`). The solutions and the passes'
         calibrations are then in the section's pixels; :attr:`camera_model` is the
         whole image's.
-    passes : list of PassResult
-    final : list of SolveResult or SolveFailure, or None
-        Every frame solved once more with the final camera (None if not asked).
-    extract_seconds : float
     """
 
     centroids: list[Any]
     image_shape: tuple[int, int]
-    section: tuple[tuple[int, int, int, int], tuple[int, int]] | None = None
     passes: list[PassResult] = field(default_factory=list)
     final: list[SolveResult | SolveFailure] | None = None
     extract_seconds: float = 0.0
+    section: tuple[tuple[int, int, int, int], tuple[int, int]] | None = None
 
     @property
     def calibration(self) -> CalibrateResult | None:
@@ -442,7 +442,8 @@ def calibrate_frames(frames: Sequence[Any], database: Any,
         opts = section_options(base.replace(camera_model=camera_model), *where)
         camera_model, base = opts.camera_model, opts.replace(camera_model=None)
     shape = _shape(frames, [s for _, s, _ in extracted], image_shape, camera_model)
-    run = CalibrationRun(centroids, shape, where, extract_seconds=time.perf_counter() - t)
+    run = CalibrationRun(centroids, shape, extract_seconds=time.perf_counter() - t,
+                         section=where)
     handle = DatabaseHandle(database)
     items = list(zip([_compact(c) for c in centroids], velocities, strict=True))
     camera = camera_model
