@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ def source_path(source: Any) -> str:
     path = os.path.realpath(os.fspath(source))
     return _text(os.fsdecode(path) if isinstance(path, bytes) else path)
 
+
+#: The label of a frame that is no file (:func:`source_label`).
+_FRAME_LABEL = re.compile(r"frame \d+")
 
 #: A row of the results table: its frame's identity (its ``path``, else its label) and
 #: which occurrence of it.
@@ -346,12 +350,19 @@ class ResultsTable:
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad table
             raise FileFormatError(f"{self.path} is not a results table: {exc}") from None
         names = [name for name, _, _ in COLUMNS]
-        # (a table written before the path column: its rows are known by their spelling)
+        # (a table written before the path column: its rows are known by their spelling,
+        # resolved as a path from the working directory)
         if table.colnames not in (names, [name for name in names if name != "path"]):
             raise FileFormatError(f"{self.path} is not a skysolve results table (columns "
                                   f"{', '.join(table.colnames[:4])}, ...)")
         rows = [{name: _plain(rec[name], missing) if name in table.colnames else missing
                  for name, _, missing in COLUMNS} for rec in table]
+        if "path" not in table.colnames:
+            # the file a spelling names from here, as a run given that spelling keys it
+            # (left empty, a relative path was never found again: every frame re-solved)
+            for row in rows:
+                if not _FRAME_LABEL.fullmatch(row["source"]):
+                    row["path"] = source_path(row["source"])
         # occurrences are counted in input order (the index column), rows kept in file order
         by_index = sorted(range(len(rows)), key=lambda k: rows[k]["index"])
         keys: list[RowKey] = [("", 0)] * len(rows)

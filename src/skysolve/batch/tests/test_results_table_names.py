@@ -27,3 +27,27 @@ def test_odd_file_names_keep_one_row_each_and_resume(tmp_path):
         row = resumed.rows[key]
         assert row["index"] == i
         assert (resumed.done(*key) is not None) == bool(i % 2)
+
+
+def test_a_table_without_the_path_column_resumes_relative_paths(tmp_path, monkeypatch):
+    """A table written before the path column, of a run given relative paths: resumed
+    from the same directory, its files are done (they were all solved again, each with a
+    second row), and an array frame's ``frame N`` row is still that frame's."""
+    from astropy.table import Table
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.fits").touch()
+    path = tmp_path / "old.ecsv"
+    table = ResultsTable(path, overwrite=True)
+    sources = ["a.fits", object()]  # a file given relative, and an array frame
+    for i, (source, key) in enumerate(zip(sources, source_keys(sources), strict=True)):
+        table.add(FrameResult(source, "no_match", None).row(i), key[1])
+    table.flush(force=True)
+    old = Table.read(path, format="ascii.ecsv")
+    old.remove_column("path")
+    old.write(path, format="ascii.ecsv", overwrite=True)
+
+    resumed = ResultsTable(path, resume=True)
+    for key in source_keys(["./a.fits", None]):
+        assert resumed.done(*key) is not None, key
+    assert len(resumed.rows) == 2
