@@ -202,7 +202,9 @@ def read_database(path: str | os.PathLike, mmap: bool = False, verify: bool = Tr
     header, hlen = _read_header(path, size)
     record = None if not verify or verified_dir is None else _record(
         Path(verified_dir), path, st, header)
-    recorded = record is not None and record.exists()
+    # (os.path.exists: Path.exists raises, before Python 3.13, on a directory that cannot
+    # be searched -- another user's cache -- which must only cost the load its full check)
+    recorded = record is not None and os.path.exists(record)
     start = _aligned(_PREAMBLE.size + hlen)
     if size < start + header["data_bytes"]:
         raise FileFormatError(

@@ -413,6 +413,22 @@ def test_a_record_never_hides_a_damaged_star_table_or_bad_indices(tiny_file, tmp
                  SolverDatabase.load_from_file(tiny_file))
 
 
+def test_a_cache_directory_that_cannot_be_searched_costs_the_record_only(tiny_file,
+                                                                        tmp_path):
+    """A records directory whose entries cannot be looked up (another user's cache, not
+    searchable; a name longer than the file system allows) failed the load itself with
+    PermissionError / OSError."""
+    unsearchable = tmp_path / "other-users-cache"
+    (unsearchable / "verified").mkdir(parents=True)
+    unsearchable.chmod(0o600)  # (no effect for root: the long name below fails as well)
+    try:
+        for records in (unsearchable, tmp_path / ("x" * 300)):
+            _assert_same(SolverDatabase.load_from_file(tiny_file, verified_dir=records),
+                         SolverDatabase.load_from_file(tiny_file))
+    finally:
+        unsearchable.chmod(0o700)
+
+
 def test_not_a_database(tiny_file, tmp_path):
     raw = tiny_file.read_bytes()
     cases = {
