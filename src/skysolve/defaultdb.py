@@ -115,6 +115,23 @@ def cache_directory(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return base / "skysolve"
 
 
+def load_database_file(path: str | os.PathLike[str]) -> SolverDatabase:
+    """A database file named on a command line: memory-mapped, its checksums verified,
+    the pattern arrays' once per state of the file, recorded in :func:`cache_directory`.
+
+    Without a cache directory (no home directory to put it in: a container's user
+    without a password entry nor ``$HOME``) every load checks the file in full; the
+    file needs none.
+    """
+    from .database import SolverDatabase
+
+    try:
+        records: Path | None = cache_directory()
+    except (RuntimeError, KeyError):  # (Path.home(): "Could not determine home directory")
+        records = None
+    return SolverDatabase.load_from_file(path, mmap=True, verify=True, verified_dir=records)
+
+
 def _generation_defaults() -> dict[str, Any]:
     from .solver.generation import GenerationOptions
 

@@ -109,12 +109,10 @@ def load_database(path: str | None) -> Any:
     """The database in ``path`` (memory-mapped, once per process; its pattern arrays'
     checksums verified once per state of the file, recorded in the cache directory), or
     the default one."""
-    from .database import SolverDatabase
-    from .defaultdb import cache_directory
+    from .defaultdb import default_database, load_database_file
 
     if path:
-        return SolverDatabase.load_from_file(path, mmap=True, verified_dir=cache_directory())
-    from .defaultdb import default_database
+        return load_database_file(path)
 
     return default_database()
 

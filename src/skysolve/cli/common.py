@@ -137,13 +137,11 @@ def _check_not_input(out: Path, src: Path) -> None:
 
 def _load_database(args: argparse.Namespace):
     """(database, its file) from --db, or the cached default database."""
-    from ..database import SolverDatabase
-    from ..defaultdb import cache_directory, default_database, default_database_path
+    from ..defaultdb import default_database, default_database_path, load_database_file
 
     if args.db:
         path = Path(args.db)
-        return SolverDatabase.load_from_file(path, mmap=True, verify=True,
-                                             verified_dir=cache_directory()), path
+        return load_database_file(path), path
 
     db = default_database(progress=None if not args.quiet else False)
     return db, default_database_path()

@@ -526,6 +526,29 @@ def test_a_database_file_is_verified_in_full_once_per_state(tiny_db_file, tmp_pa
     assert len(list((cache / "verified").iterdir())) == 1 and db.num_patterns > 0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the home directory of a POSIX user")
+def test_a_database_file_loads_without_a_home_directory(tiny_db_file, monkeypatch):
+    """A container's user without a password entry nor ``$HOME`` has no cache directory:
+    ``skysolve-field`` and ``skysolve solve --db`` failed with "Could not determine home
+    directory" (RuntimeError) where they need none."""
+    import argparse
+    import pwd
+
+    from skysolve.cli.common import _load_database
+    from skysolve.fields import load_database
+
+    for name in ("HOME", "XDG_CACHE_HOME", "SKYSOLVE_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    db = load_database.__wrapped__(str(tiny_db_file))
+    again, _ = _load_database(argparse.Namespace(db=str(tiny_db_file), quiet=True))
+    assert db.num_patterns == again.num_patterns > 0
+
+
 @pytest.fixture
 def tiny_db_file(hip_catalog, tmp_path):
     from skysolve.database import SolverDatabase
