@@ -608,15 +608,23 @@ def _caption_fields(rng: np.random.Generator) -> list[str]:
 
 def _font(font: Any, rng: np.random.Generator) -> Any:
     """The Pillow font :func:`text_overlay` writes with (see there)."""
+    import PIL
     from PIL import ImageFont, features
 
+    # Pillow's own TrueType font came with Pillow 10.1 (and load_default_imagefont with
+    # it); Pillow 10.0's load_default, which takes no size, is the bitmap font
+    own = hasattr(ImageFont, "load_default_imagefont")
     if font is None:
-        font = "truetype" if features.check("freetype2") and rng.random() < 0.5 else "bitmap"
+        font = ("truetype" if own and features.check("freetype2") and rng.random() < 0.5
+                else "bitmap")
     if font == "bitmap":
-        # (Pillow < 10.1: load_default is the bitmap font)
-        return getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
+        return ImageFont.load_default_imagefont() if own else ImageFont.load_default()
     size = int(rng.integers(10, 25))
     if font == "truetype":
+        if not own:
+            raise InvalidArgumentError(
+                f"font='truetype' needs Pillow 10.1 or later (its own TrueType font), not "
+                f"{PIL.__version__}: font='bitmap' or a .ttf/.otf file")
         return ImageFont.load_default(size)  # Pillow's own TrueType font (Aileron)
     if isinstance(font, (str, Path)) and Path(font).suffix.lower() in (".ttf", ".otf"):
         return ImageFont.truetype(str(font), size)
@@ -637,9 +645,10 @@ def text_overlay(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "
     that it ties with saturated stars; ``'grey'``: 40 % of
     the way from the sky to that; ``'boxed'``: white text on an opaque box at the
     frame's minimum. ``font``: ``'bitmap'`` (Pillow's bitmap font, hard-edged, 11 px
-    lines), ``'truetype'`` (Pillow's own TrueType font, anti-aliased, 10-24 px), a
-    .ttf/.otf file (10-24 px), or None (either of the first two). Anti-aliased edges
-    blend the text into the sky by their coverage; the overlay adds no noise.
+    lines), ``'truetype'`` (Pillow's own TrueType font, anti-aliased, 10-24 px; Pillow
+    10.1 or later), a .ttf/.otf file (10-24 px), or None (either of the first two).
+    Anti-aliased edges blend the text into the sky by their coverage; the overlay adds
+    no noise.
     """
     from PIL import Image, ImageDraw
 

@@ -330,6 +330,23 @@ def test_bad_text_overlays_raise():
         dg.text_overlay(sky(), font="comic")
 
 
+def test_text_overlay_on_pillow_10_0(monkeypatch):
+    """Pillow 10.0 (the oldest the package allows) has no TrueType font of its own and a
+    ``load_default`` without a size: the default font choice failed one call in two
+    with a TypeError, ``font='truetype'`` every time."""
+    from PIL import ImageFont
+
+    bitmap = ImageFont.load_default_imagefont
+    monkeypatch.delattr(ImageFont, "load_default_imagefont")
+    monkeypatch.setattr(ImageFont, "load_default", lambda: bitmap())  # as Pillow 10.0's
+    base = np.random.default_rng(0).normal(LEVEL, SIGMA, (240, 640))
+    for seed in range(6):
+        out = dg.text_overlay(base, 0.5, place="top-left", seed=seed)
+        assert _text_rows(out != base) == 3
+    with pytest.raises(InvalidArgumentError, match=r"font='truetype' needs Pillow 10\.1"):
+        dg.text_overlay(base, 0.5, font="truetype", seed=0)
+
+
 def test_text_overlay_stays_within_an_integer_frames_range():
     eight = np.clip(sky(noise=5.0) - 800.0, 0, 255).astype(np.uint8)  # 100 sigmas overflow
     out = dg.text_overlay(eight, 1.0, font="bitmap", seed=0)
