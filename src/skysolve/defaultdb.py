@@ -58,6 +58,7 @@ __all__ = [
     "cache_directory",
     "default_database",
     "default_database_path",
+    "load_database_file",
 ]
 
 log = logging.getLogger(__name__)
