@@ -208,7 +208,9 @@ class SolveOptions(Options):
         The same in radians.""")
     strict_hint: bool = option(False, type="bool", check=_args.flag, doc="""
         With a hint, do not fall back to the lost-in-space search: an answer must agree
-        with the hinted attitude (within 1.5 ``hint_uncertainty``). Without a camera
+        with the hinted attitude (it moves no direction of the field by more than 1.5
+        ``hint_uncertainty``, or a match radius: a roll about the boresight counts by how
+        far it moves the image's corners, not by its angle). Without a camera
         model, whose scale tracking can only sample, the pattern search held to the
         hint's cone still runs. With fewer than 3 centroids (tracking's minimum) the
         solve fails with ``'too_few'``, as tetra3rs's.""")

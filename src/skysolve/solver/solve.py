@@ -35,7 +35,7 @@ from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
 from .refinement import ARCSEC_PER_RAD
 from .result import SolveFailure, SolveResult
-from .tracking import track, track_scales
+from .tracking import HINT_REACH, hint_offset, hint_reach, track, track_scales
 
 if TYPE_CHECKING:  # pragma: no cover
     from .database import PatternDatabase
@@ -333,9 +333,6 @@ def _deep(flag: bool | None, centroids: Any) -> bool:
     return artefacts > len(centroids)  # (.centroids would build a Centroid per star)
 
 
-#: How far (in hint uncertainties) an answer to an attitude hint may lie from it: as far
-#: as tracking's candidate pairs reach (its search radius is 1.5 uncertainties).
-_HINT_REACH = 1.5
 #: The fewest centroids tracking can solve from; a strict hint with fewer fails with
 #: ``'too_few'`` (as tetra3rs's), not ``'no_match'``.
 _TRACKING_MIN_STARS = 3
@@ -349,17 +346,11 @@ def _strict_failure(n: int, uncertainty_rad: float) -> tuple[str, str]:
     transpose), is a valid rotation far from the attitude, and only fails like this."""
     if n < _TRACKING_MIN_STARS:
         return "too_few", f"{n} centroids; tracking needs {_TRACKING_MIN_STARS}"
-    reach = math.degrees(_HINT_REACH * uncertainty_rad)
+    reach = math.degrees(HINT_REACH * uncertainty_rad)
     return "no_match", (f"no match within {reach:.3g} deg of the attitude hint "
-                        f"({_HINT_REACH:g} times hint_uncertainty; the hint rotates ICRS "
+                        f"({HINT_REACH:g} times hint_uncertainty; the hint rotates ICRS "
                         f"into the camera frame: "
                         f"a [w, x, y, z] quaternion or rotation_matrix_icrs_to_camera)")
-
-
-def _rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
-    """The angle (rad) of the rotation between attitudes ``a`` and ``b``."""
-    c = 0.5 * (float(np.trace(a @ b.T)) - 1.0)
-    return math.acos(max(-1.0, min(1.0, c)))
 
 
 def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
@@ -384,12 +375,12 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
     # without a camera model tracking's votes (angles) depend on a scale it can only
     # sample: the pattern search finds the scale, held to the hint's cone, and its answer
     # must agree with the hinted attitude
-    reach = _HINT_REACH * unc
-    res, _ = patterns(Cone(R_hint[2], reach))
+    res, _ = patterns(Cone(R_hint[2], HINT_REACH * unc))
     if res is None:
         return None
-    R = res.rotation_matrix_icrs_to_camera
-    if _rotation_angle(R, R_hint) > reach or (cone is not None and not cone.holds(R)):
+    R, f = res.rotation_matrix_icrs_to_camera, res.camera_model.focal_length_px
+    if (hint_offset(frame, R, R_hint, f) > hint_reach(unc, radius_px, f)
+            or (cone is not None and not cone.holds(R))):
         return None
     return res
 

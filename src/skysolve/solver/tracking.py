@@ -26,7 +26,10 @@ verify a rotation pivoting about the few stars it does match (or chance pairs):
 its refined matches then scatter across the match radius where a right answer's
 sit within the centroid noise, or along the radius for a camera model that
 misses some of its lens's distortion, and it is refused (``_FIXED_RMS``,
-:func:`_rigid`); the next way of voting then gets its turn.
+:func:`_rigid`); the next way of voting then gets its turn. So is an answer that
+moves the field's stars further from where the hint puts them than the search
+reaches (:func:`hint_offset`): the pair vote's consensus and a refinement can
+wander beyond it.
 """
 
 from __future__ import annotations
@@ -36,13 +39,18 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from ..geometry import angle_between, wahba_rotation
+from ..geometry import angle_between, rotation_to_quaternion, wahba_rotation
 from .frame import CatalogView, Frame, Hypothesis
 from .refinement import build_result, refine
 from .result import SolveResult
 from .verification import VERIFY_CATALOG_FACTOR, VERIFY_CENTROIDS, verify
 
-__all__ = ["track", "track_scales"]
+__all__ = ["HINT_REACH", "hint_offset", "hint_reach", "track", "track_scales"]
+
+#: How far (in hint uncertainties) tracking looks from an attitude hint, and so how far
+#: (:func:`hint_offset`) an answer to it may lie: candidate pairs lie within this many
+#: uncertainties (and at least a match radius) of each other.
+HINT_REACH = 1.5
 
 #: Candidate pairs kept for voting (the brightest centroids' first).
 _MAX_PAIRS = 400
@@ -59,6 +67,38 @@ _FINE_CELL = 0.5
 #: Most rolls the offset histogram is taken at (:func:`_rolls`): 64 histograms of
 #: the 60 x 120 candidate pairs at most.
 _MAX_ROLLS = 64
+
+
+def hint_reach(uncertainty_rad: float, radius_px: float, f: float) -> float:
+    """How far (rad, :func:`hint_offset`) an answer may lie from a hint of
+    ``uncertainty_rad`` at focal length ``f`` (px): :data:`HINT_REACH` uncertainties, and
+    at least the match radius ``radius_px`` (the centroid noise alone moves a right answer
+    off an exact hint)."""
+    return max(radius_px / f, HINT_REACH * uncertainty_rad)
+
+
+def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64],
+                f: float) -> float:
+    """The largest angle (rad) by which the attitude ``R`` moves a direction of the field
+    (focal length ``f``) from where the attitude ``hint_R`` puts it.
+
+    This is what a hint's uncertainty bounds: where the hint puts the stars. At the
+    optical axis it is the boresight's distance from the hint's; a roll about the axis
+    adds its angle times the sine of the distance from the axis, largest at the image's
+    farthest corner (a 6 deg roll moves the corners of a 12 deg field by 0.8 deg), so a
+    fast roll is as far off as it moves the stars, not by its angle. A rotation by
+    ``a`` about an axis at ``b`` from a direction moves it by ``2 asin(sin(a / 2) sin
+    b)``; over the field (within the angle ``rho`` of the axis, a disc through the
+    farthest corner) ``b`` is at most ``min(pi / 2, b0 + rho)``, ``b0`` the angle between
+    the rotation's axis and the optical axis.
+    """
+    q = rotation_to_quaternion(R @ hint_R.T)  # the turn from the hint, in camera axes
+    half = math.hypot(q[1], q[2], q[3])       # sin(a / 2)
+    if half == 0.0:
+        return 0.0
+    rho = frame.angle_of_radius(frame.reach_px(), f)
+    b0 = math.acos(min(1.0, abs(q[3]) / half))
+    return 2.0 * math.asin(min(1.0, half * math.sin(min(0.5 * math.pi, b0 + rho))))
 
 
 def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
@@ -152,29 +192,34 @@ def _roll_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: i
     attitudes as rolls, so its false-match probability is multiplied by their number
     (without, a rotation pivoting about the centre of a field rolled beyond the
     scan verified at 2e-6 with 9 matches, and refined 0.3 deg off in roll)."""
-    rolls = _rolls(frame, search_px, radius_px)
+    rolls = _rolls(frame, hyp.f, search_px, radius_px)
     if not len(rolls):
         return 0, None, 1.0
     n, h, prob = _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px, rolls)
     return n, h, min(1.0, prob * len(rolls))
 
 
-def _rolls(frame: Frame, search_px: float, radius_px: float) -> NDArray[np.float64]:
-    """The rolls (radians, nearest the hint's first, 0 left out) :func:`_roll_vote` tries.
+def _rolls(frame: Frame, f: float, search_px: float, radius_px: float) -> NDArray[np.float64]:
+    """The rolls (radians, nearest the hint's first, 0 left out) :func:`_roll_vote` tries
+    at focal length ``f``.
 
     A step moves a star at the image's reach by one cell of offsets (two match radii),
     so that a right roll's pairs fall within a block of cells at one of them. They go
-    out to the roll that moves stars at half the reach across the search disc less a
-    match radius (fewer stars have partners beyond it, and the pair-of-pairs vote takes
-    over), :data:`_MAX_ROLLS` at most. A hint whose search is under two match radii (0.1
-    deg on 10-20 deg fields) gets none: it holds the roll to what the offset vote
+    out to the roll that moves the image's farthest corner by the search's reach (an
+    answer rolled further is refused: :func:`hint_offset`), or to the one that moves
+    stars at half the reach across the search disc less a match radius, whichever is
+    smaller, :data:`_MAX_ROLLS` at most. A hint whose search is under two match radii
+    (0.1 deg on 10-20 deg fields) gets none: it holds the roll to what the offset vote
     tolerates, and a step beyond that found a rotation pivoting about part of the field
     (105" off) for one of the 900 hints further off than their uncertainty of
     ``test_tracking_hints_further_off_than_their_uncertainty_give_no_wrong_answer``.
     """
     reach = frame.reach_px()
     step = 2.0 * radius_px / reach
-    k = min(int(min(math.pi, 2.0 * (search_px - radius_px) / reach) / step), _MAX_ROLLS // 2)
+    # (hint_offset's largest move of a roll about the axis, solved for the roll)
+    sin_rho = math.sin(frame.angle_of_radius(reach, f))
+    top = 2.0 * math.asin(min(1.0, math.sin(0.5 * search_px / f) / sin_rho))
+    k = min(int(min(top, 2.0 * (search_px - radius_px) / reach) / step), _MAX_ROLLS // 2)
     return step * np.array([side * j for j in range(1, k + 1) for side in (1, -1)],
                            dtype=np.float64)
 
@@ -272,7 +317,8 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
     n_img = min(len(frame.ideal), VERIFY_CENTROIDS)
     if n_img < 3:
         return None
-    search_px = max(radius_px, uncertainty_rad * f * 1.5)
+    reach = hint_reach(uncertainty_rad, radius_px, f)
+    search_px = reach * f
     for parity in parities:
         hyp = Hypothesis(hint_R, f, parity)
         idx, p = cat.projected(frame, hyp, VERIFY_CATALOG_FACTOR * n_img, margin_px=search_px)
@@ -286,6 +332,10 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
                 continue
             ref = refine(frame, cat, best, radius_px, refine_iterations, chance_check=False)
             if ref is None or len(ref.img_idx) < 3 or not _rigid(frame, cat, ref, radius_px):
+                continue
+            # (an answer beyond the search's reach breaks the hint's promise; the votes
+            # can reach further: the pair vote's consensus, a roll about the centre)
+            if hint_offset(frame, ref.hyp.R, hint_R, f) > reach:
                 continue
             return build_result(db, frame, cat, ref, min(1.0, prob * trials), t0, "tracking")
     return None
