@@ -39,7 +39,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from ..geometry import angle_between, rotation_to_quaternion, wahba_rotation
+from ..geometry import angle_between, wahba_rotation
 from .frame import CatalogView, Frame, Hypothesis
 from .refinement import build_result, refine
 from .result import SolveResult
@@ -87,17 +87,19 @@ def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64
     adds its angle times the sine of the distance from the axis, largest at the image's
     farthest corner (a 6 deg roll moves the corners of a 12 deg field by 0.8 deg), so a
     fast roll is as far off as it moves the stars, not by its angle. A rotation by
-    ``a`` about an axis at ``b`` from a direction moves it by ``2 asin(sin(a / 2) sin
-    b)``; over the field (within the angle ``rho`` of the axis, a disc through the
-    farthest corner) ``b`` is at most ``min(pi / 2, b0 + rho)``, ``b0`` the angle between
-    the rotation's axis and the optical axis.
+    ``a`` moves a direction at ``b`` from its axis by ``2 asin(sin(a / 2) sin b)``; over
+    the field (within the angle ``rho`` of the optical axis, a disc through the farthest
+    corner) ``b`` is at most ``min(pi / 2, b0 + rho)``, ``b0`` the angle between the two
+    axes, which the boresight's move gives: ``sin(b0) = sin(d0 / 2) / sin(a / 2)``.
     """
-    q = rotation_to_quaternion(R @ hint_R.T)  # the turn from the hint, in camera axes
-    half = math.hypot(q[1], q[2], q[3])       # sin(a / 2)
+    # (scalars: numpy's small-array calls cost more than the rest of the test)
+    trace = float(np.sum(R * hint_R))              # 1 + 2 cos(a)
+    half = math.sqrt(max(0.0, 0.25 * (3.0 - trace)))  # sin(a / 2)
     if half == 0.0:
         return 0.0
+    bore = math.sqrt(max(0.0, 0.5 * (1.0 - float(R[2] @ hint_R[2]))))  # sin(d0 / 2)
+    b0 = math.asin(min(1.0, bore / half))
     rho = frame.angle_of_radius(frame.reach_px(), f)
-    b0 = math.acos(min(1.0, abs(q[3]) / half))
     return 2.0 * math.asin(min(1.0, half * math.sin(min(0.5 * math.pi, b0 + rho))))
 
 
