@@ -21,11 +21,12 @@ a roll beyond the scan), pairs of pairs whose angular separations agree
 verified the same way (it costs a few times as much: 80,000 pairs of pairs for
 400 candidate pairs). Because the hint, not the matched stars, pins the
 attitude, the false-match probability counts every matched star as evidence, so
-three stars can suffice. A hint further off than its uncertainty can still
-verify a rotation pivoting about the few stars it does match (or chance pairs):
-its refined matches then scatter across the match radius where a right answer's
-sit within the centroid noise, or along the radius for a camera model that
-misses some of its lens's distortion, and it is refused (``_FIXED_RMS``,
+three stars can suffice; it is multiplied by the attitudes a vote took the best of
+(the rolls of the scan, the pair vote's proposals). A hint further off than its
+uncertainty can still verify a rotation pivoting about the few stars it does match
+(or chance pairs): its refined matches then scatter across the match radius where a
+right answer's sit within the centroid noise, or along the radius for a camera model
+that misses some of its lens's distortion, and it is refused (``_FIXED_RMS``,
 :func:`_rigid`); the next way of voting then gets its turn. So is an answer that
 moves the field's stars further from where the hint puts them than the search
 reaches (:func:`hint_offset`): the pair vote's consensus and a refinement can
@@ -121,13 +122,15 @@ def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
 def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
                  search_px: float, radius_px: float,
                  rolls: tuple[float, ...] | NDArray[np.float64] = (0.0,),
-                 cell_radii: float = 2.0) -> tuple[int, Hypothesis | None, float]:
+                 cell_radii: float = 2.0) -> tuple[int, Hypothesis | None, float, int]:
     """The verified attitude of the pairs in the densest cell of offsets (see the module
-    notes): ``(matches, hyp, probability)``, or ``(0, None, 1.0)``. With ``rolls``
-    (radians) the projected catalog stars are first turned by each of these angles about
-    the optical centre, and the densest cell of them all counts; ``cell_radii``: the
-    cells' width in match radii."""
-    none = (0, None, 1.0)
+    notes): ``(matches, hyp, probability, tried)``, or ``(0, None, 1.0, 0)``; ``tried``:
+    the attitudes the answer is the best of (:func:`track` multiplies the probability
+    by them). With ``rolls`` (radians) the projected catalog stars are first turned by
+    each of these angles about the optical centre, and the densest cell of them all
+    counts, the best of as many attitudes; ``cell_radii``: the cells' width in match
+    radii."""
+    none = (0, None, 1.0, 0)
     cell = cell_radii * radius_px
     cells = int(2.0 * search_px / cell) + 2
     if cells > _MAX_OFFSET_CELLS:
@@ -170,11 +173,11 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
         return none
     h = Hypothesis(R, hyp.f, hyp.parity)
     n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
-    return n, h, prob
+    return n, h, prob, len(rolls)
 
 
 def _fine_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
-               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float, int]:
     """:func:`_offset_vote` in cells of :data:`_FINE_CELL` match radii; as it reports.
 
     Cells of two match radii hold the pile of a hint whose roll is off by up to a
@@ -190,17 +193,16 @@ def _fine_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: i
 
 
 def _roll_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
-               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float, int]:
     """:func:`_offset_vote` over rolls about the optical centre (see the module notes), as
     far as :func:`_rolls` reaches; as it reports. The answer is the best of as many
-    attitudes as rolls, so its false-match probability is multiplied by their number
-    (without, a rotation pivoting about the centre of a field rolled beyond the
-    scan verified at 2e-6 with 9 matches, and refined 0.3 deg off in roll)."""
+    attitudes as rolls, which its false-match probability counts (without, a rotation
+    pivoting about the centre of a field rolled beyond the scan verified at 2e-6 with 9
+    matches, and refined 0.3 deg off in roll)."""
     rolls = _rolls(frame, hyp.f, search_px, radius_px)
     if not len(rolls):
-        return 0, None, 1.0
-    n, h, prob = _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px, rolls)
-    return n, h, min(1.0, prob * len(rolls))
+        return 0, None, 1.0, 0
+    return _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px, rolls)
 
 
 def _rolls(frame: Frame, f: float, search_px: float, radius_px: float) -> NDArray[np.float64]:
@@ -277,16 +279,20 @@ def _consensus(v_img, v_cat, ii, jj, start: int, partners, tol: float):
 
 
 def _pair_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
-               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float]:
+               search_px: float, radius_px: float) -> tuple[int, Hypothesis | None, float, int]:
     """The pair-of-pairs vote (see the module notes), as :func:`_offset_vote` reports."""
     votes = _consistent_pairs(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
-    return (0, None, 1.0) if votes is None else _best_vote(frame, cat, hyp, radius_px, votes)
+    return (0, None, 1.0, 0) if votes is None else _best_vote(frame, cat, hyp, radius_px, votes)
 
 
 def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, votes):
-    """The best verified attitude among the best-supported pairs: (matches, hyp, prob)."""
+    """The best verified attitude among the best-supported pairs, as :func:`_offset_vote`
+    reports: ``tried`` counts the attitudes verified (up to :data:`_MAX_PROPOSALS`; taken
+    as one, the best of six let a consensus of 6 pairs through at 3e-6, refined to 3
+    matches, two of them false detections, and 80 px off at the corners)."""
     v_img, v_cat, ii, jj, a, b = votes  # (a, b): the pairs of pairs that agree
     best = (0, None, 1.0)
+    tried = 0
     tol = 2.0 * radius_px / hyp.f
     support = np.bincount(np.concatenate([a, b]), minlength=len(ii))
     covered = np.zeros(len(ii), dtype=bool)  # pairs in a consensus verified already
@@ -305,9 +311,10 @@ def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float
         # The hint, not the matched stars, pins the attitude: no star is spent on
         # defining it, so every match counts as evidence (n_fixed=0).
         n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
+        tried += 1
         if n > best[0]:
             best = (n, h, prob)
-    return best
+    return (*best, tried)
 
 
 def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: float,
@@ -331,8 +338,9 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
         # the cheap ones first; an answer refused after refinement (a rotation pivoting
         # about part of the field) leaves the field to the next
         for vote in (_offset_vote, _fine_vote, _roll_vote, _pair_vote):
-            n, best, prob = vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
-            if best is None or n < 3 or prob * trials >= threshold:
+            n, best, prob, tried = vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px)
+            prob = min(1.0, prob * tried * trials)
+            if best is None or n < 3 or prob >= threshold:
                 continue
             ref = refine(frame, cat, best, radius_px, refine_iterations, chance_check=False)
             if ref is None or len(ref.img_idx) < 3 or not _rigid(frame, cat, ref, radius_px):
@@ -342,7 +350,7 @@ def track(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64], f: fl
             # can reach further: the pair vote's consensus, a roll about the centre)
             if ref is None or hint_offset(frame, ref.hyp.R, hint_R, f) > reach:
                 continue
-            return build_result(db, frame, cat, ref, min(1.0, prob * trials), t0, "tracking")
+            return build_result(db, frame, cat, ref, prob, t0, "tracking")
     return None
 
 
