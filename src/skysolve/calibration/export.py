@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import _args
 from ..errors import InvalidArgumentError
 
 __all__ = ["image_wcs", "image_header", "SIP_TOLERANCE_PX", "EXPORT_GRID"]
@@ -78,6 +79,8 @@ def image_wcs(result: Any, image: int, *, sip_order: int | None = None,
     from ..geometry import angle_between, radec_to_vector
     from ..io.wcs import MAX_SIP_ORDER, fit_sip_wcs
 
+    sip_order = _args.count(sip_order, "sip_order", minimum=2, maximum=MAX_SIP_ORDER,
+                            allow_none=True)
     if result.rotations[image] is None:
         raise InvalidArgumentError(f"image {image} did not take part in the calibration")
     cam = result.image_camera(image)

@@ -19,7 +19,9 @@ load of that file in that state checks the header's and the star table's CRCs
 and not the pattern arrays'. Any write to the file, by any program, changes its
 status-change time (which no tool sets back) or, replaced by another file, its
 inode, so a record only ever matches the very bytes verified -- barring the
-storage corrupting them in place, which then goes unseen in the pattern arrays. A
+storage corrupting them in place, which then goes unseen in the pattern arrays. (On
+Windows ``st_ctime`` is the creation time: a program that rewrites a file in place
+and sets its modification time back keeps its record there.) A
 file changed within :data:`_SETTLED_S` of the read is not recorded: file times
 tick coarsely (a few ms; 2 s on FAT), and a change in the same tick as the one
 before would keep its times.

@@ -65,8 +65,10 @@ def test_aberration_is_undone_in_the_headers(calibrations):
     a = radec_to_vector(*w0.all_pix2world(p[:, 0], p[:, 1], 1))
     b = radec_to_vector(*w1.all_pix2world(p[:, 0], p[:, 1], 1))
     assert np.degrees(np.max(angle_between(a, b))) * 3600 < 0.5
-    with pytest.raises(ValueError, match="order"):
+    with pytest.raises(ValueError, match="sip_order"):
         image_wcs(plain, 0, sip_order=1)
+    with pytest.raises(TypeError, match="sip_order must be a whole number"):
+        image_wcs(plain, 0, sip_order=4.5)  # was cut to 4
     low, err = image_wcs(plain, 0, sip_order=2)
     assert err > 0.01  # an order-2 SIP cannot hold an order-3 camera: the error says so
 
