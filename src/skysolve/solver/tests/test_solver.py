@@ -585,19 +585,26 @@ def test_a_tracking_answer_refused_after_refinement_leaves_the_field_to_the_next
     assert _boresight_error_arcsec(res, R) < 5.0 and res.num_matches >= 50
 
 
+def _hard_tracking_fields(hip2025):
+    """300 hard fields (seeded): ``(R, camera, simulation)``, FOV 10-20 deg, 30-60 stars
+    with 20 % dropped and 20 % false, 0.3 px noise."""
+    rng = np.random.default_rng(3)
+    for R in random_attitudes(300, rng):
+        fov = float(rng.uniform(10, 20))
+        n = int(rng.integers(30, 61))
+        cam = CameraModel.from_fov(fov, 1024, 768)
+        yield R, cam, simulate_centroids(hip2025, cam, R, num_stars=n, centroid_noise_px=0.3,
+                                         drop_fraction=0.2, num_false_stars=int(0.2 * n),
+                                         seed=rng)
+
+
 def test_tracking_hard_fields_rolled_beyond_the_roll_scan(small_db, hip2025):
     """Hints rolled 25 deg (uncertainty 1 deg: the roll scan reaches ~24 deg on these
     fields) on 300 hard fields: no answer may be off. The best roll of the scan is the best
     of 26 attitudes; taken as one, it let a rotation pivoting about the field's centre
     (9 matches) through, refined 0.32 deg off in roll."""
-    rng = np.random.default_rng(3)
     worst = 0.0
-    for R in random_attitudes(300, rng):
-        fov = float(rng.uniform(10, 20))
-        n = int(rng.integers(30, 61))
-        cam = CameraModel.from_fov(fov, 1024, 768)
-        sim = simulate_centroids(hip2025, cam, R, num_stars=n, centroid_noise_px=0.3,
-                                 drop_fraction=0.2, num_false_stars=int(0.2 * n), seed=rng)
+    for R, cam, sim in _hard_tracking_fields(hip2025):
         ra, dec, roll = rotation_to_radec_roll(R)
         hint = radec_roll_to_rotation(ra, dec, roll + 25.0)
         res = small_db.solve_from_centroids(sim.centroids, camera_model=cam, attitude_hint=hint,
@@ -669,14 +676,8 @@ def test_tracking_hints_further_off_than_their_uncertainty_give_no_wrong_answer(
     the stars missing, 20 % false): tracking may find nothing, never a wrong attitude.
     Before, 3 of the 900 solves returned one: a rotation pivoting about the 7-15 stars it
     matched (5-6 px rms for a 10 px match radius, where right answers have 0.5 px)."""
-    rng = np.random.default_rng(3)
     wrong = []
-    for k, R in enumerate(random_attitudes(300, rng)):
-        fov = float(rng.uniform(10, 20))
-        n = int(rng.integers(30, 61))
-        cam = CameraModel.from_fov(fov, 1024, 768)
-        sim = simulate_centroids(hip2025, cam, R, num_stars=n, centroid_noise_px=0.3,
-                                 drop_fraction=0.2, num_false_stars=int(0.2 * n), seed=rng)
+    for k, (R, cam, sim) in enumerate(_hard_tracking_fields(hip2025)):
         ra, dec, roll = rotation_to_radec_roll(R)
         for unc, off in ((0.1, 0.3), (0.3, 0.6), (3.0, 6.0)):
             hint = radec_roll_to_rotation(ra, dec + off, roll + off)
