@@ -197,7 +197,8 @@ class CalibrationRun:
 
         With a section the figures' ``section`` holds its ``x0``, ``y0``, ``width`` and
         ``height`` in the whole image: the stars of the fit came from there only, and
-        the distortion beyond it is extrapolated; the ``sigma_map`` is in the whole
+        the distortion beyond it is extrapolated; the ``sigma_map``, and the fitted
+        ``crpix_x``, ``crpix_y`` of the ``uncertainty``'s ``values``, are in the whole
         image's centred pixels, as the camera is.
         """
         cal = self.calibration
@@ -212,6 +213,14 @@ class CalibrationRun:
             if grid is not None:
                 grid["x"] = [x + float(shift[0]) for x in grid["x"]]
                 grid["y"] = [y + float(shift[1]) for y in grid["y"]]
+            unc = record.get("uncertainty")
+            if unc is not None:
+                # (a shift leaves the covariance as it is)
+                values = unc["values"]
+                for k, name in enumerate(("crpix_x", "crpix_y")):
+                    i = unc["parameters"].index(name) if name in unc["parameters"] else None
+                    if i is not None and values[i] is not None:  # (NaN is written null)
+                        values[i] += float(shift[k])
         self.camera_model.save_to_file(path, calibration=record)
 
     @property

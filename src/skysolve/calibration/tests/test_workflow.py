@@ -271,3 +271,30 @@ def test_a_section_is_calibrated_as_part_of_the_whole_image(small_db, hip_catalo
     err = angle_between(radec_to_vector(*sky),
                         radec_to_vector(*truth.pixel_to_world(x, y, attitudes[4])))
     assert np.max(err) * 206265 < 3.0  # measured 1.0"
+
+
+def test_a_sections_camera_file_gives_the_fitted_optical_centre_of_the_whole_image(
+        small_db, frames, tmp_path):
+    """The six 1024x768 frames taken for the section at (300, 200) of a 2000x1500 image:
+    the camera file's fitted ``crpix_x``, ``crpix_y`` (the uncertainty's values) are the
+    written camera's, in the whole image's pixels, as its sigma map is. They were the
+    section's (-3.9, -0.7 where the camera has -191.9, -166.7)."""
+    import dataclasses
+
+    from skysolve.camera.model import read_camera_file
+
+    _, cents = frames
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a loose first pass)
+        run = calibrate_frames(cents, small_db, seed_passes(2, model="radial"),
+                               fov_estimate_deg=15.0, fov_max_error_deg=2.0, image_shape=(H, W),
+                               calibration_options={"validation_folds": 0})
+    section = dataclasses.replace(run, section=((300, 200, W, H), (1500, 2000)))
+    section.save_camera(tmp_path / "cam.json")
+    cam, record = read_camera_file(tmp_path / "cam.json")
+    np.testing.assert_allclose(cam.crpix, run.camera_model.crpix + (300 + W / 2 - 1000,
+                                                                    200 + H / 2 - 750))
+    fitted = dict(zip(record["uncertainty"]["parameters"], record["uncertainty"]["values"],
+                      strict=True))
+    np.testing.assert_allclose((fitted["crpix_x"], fitted["crpix_y"]), cam.crpix, atol=1e-9)
+    assert fitted["f"] == cam.focal_length_px
