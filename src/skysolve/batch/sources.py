@@ -106,7 +106,10 @@ def frame_section(source: Any, *, hdu: int | str | None = None,
         except FileFormatError:  # not FITS
             pass
         else:
-            full = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
+            # a table's NAXIS1, NAXIS2 are its row length and rows: such an HDU (or a 1-D
+            # one) is read, which says why it is no image
+            if hdr.get("XTENSION", "IMAGE") == "IMAGE" and int(hdr.get("NAXIS", 0)) >= 2:
+                full = (int(hdr["NAXIS2"]), int(hdr["NAXIS1"]))
     if full is None:
         full = tuple(read_image(source, hdu=hdu).shape)
     if section is None:

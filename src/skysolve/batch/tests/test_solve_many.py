@@ -461,3 +461,22 @@ def test_a_section_keeps_the_whole_images_optical_centre(batch_db, hip_catalog, 
     other = CameraModel.from_fov(30.0, 1024, 768)
     bad = solve_many([path], batch_db, camera_model=other, **solve)[0]
     assert bad.status == "error" and "describes the whole image" in bad.error
+
+
+def test_a_section_of_a_fits_file_without_an_image_says_why(batch_db, tmp_path):
+    """With a section, a FITS file holding a table (or a 1-D array) and no image fails as
+    it does without one, saying why. Its header was taken for an image's: "KeyError:
+    Keyword 'NAXIS2' not found", and the table of ``hdu=1`` (8-byte rows) was 'an image
+    of 8 columns' that the section overran."""
+    from astropy.io import fits
+
+    table, line = tmp_path / "table.fits", tmp_path / "line.fits"
+    fits.HDUList([fits.PrimaryHDU(),
+                  fits.BinTableHDU(Table({"a": np.arange(50.0)}))]).writeto(table)
+    fits.PrimaryHDU(np.arange(100.0)).writeto(line)
+    for path, hdu, why in ((table, None, "holds no HDU with image data"),
+                           (table, 1, "holds a BinTableHDU, not image data"),
+                           (line, None, "not a 2-D image")):
+        r = solve_many([path], batch_db, hdu=hdu, section="[0:10, 0:10]", jobs=1,
+                       progress=False)[0]
+        assert r.status == "error" and why in r.error, r.error
