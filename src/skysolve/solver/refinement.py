@@ -106,7 +106,7 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     if frame.fixed_camera:
         return ref
     return _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
-                             iterations, sigma_clip)
+                             iterations, sigma_clip, chance_check)
 
 
 #: The smooth residual field the chance-match check measures residuals about: a polynomial of this
@@ -225,9 +225,11 @@ def _chance_free_radius(r: NDArray[np.float64], floor: float, radius: float) -> 
 
 
 def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArray[np.float64],
-                      field, radius_px: float, iterations: int, sigma_clip: float) -> Refined:
+                      field, radius_px: float, iterations: int, sigma_clip: float,
+                      chance_check: bool = True) -> Refined:
     """``ref``, or its refinement with a radial lens term when its residuals call for one
-    (:mod:`skysolve.solver.radialterm`) and the refit matches better."""
+    (:mod:`skysolve.solver.radialterm`) and the refit matches better (refined with or
+    without the chance-match check as ``ref`` was: see :func:`refine`)."""
     fitted = radial_camera(frame.ideal[ref.img_idx], v_cat, ref.hyp.R, ref.hyp.f,
                            ref.hyp.parity, frame.camera, ref.errors_rad)
     best = ref
@@ -240,7 +242,7 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
         if not np.isfinite(lens.ideal).all():  # a centroid the term cannot undistort
             break
         out = refine(lens, cat, Hypothesis(R, camera.focal_length_px, ref.hyp.parity),
-                     radius_px, iterations, sigma_clip, field=field)
+                     radius_px, iterations, sigma_clip, field=field, chance_check=chance_check)
         if out is None or _mean_square(out) >= _mean_square(best):
             break
         out.frame = lens
