@@ -605,15 +605,10 @@ def test_a_section_without_a_camera_keeps_the_images_centre_as_optical_centre(
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from skysolve.geometry import radec_roll_to_rotation
-    from skysolve.simulate import render_starfield
+    from skysolve.tests.lensframes import barrel_lens_frame
 
-    cam = CameraModel.from_fov(30.0, 1600, 1200,
-                               distortion=RadialDistortion(k1=-0.02, scale=800.0))
-    R = radec_roll_to_rotation(83.8, -5.4, 37.0)
-    image, _ = render_starfield(hip_catalog.propagate(2025.0), cam, R, seed=0)
     img = tmp_path / "lens.fits"
-    fits.PrimaryHDU(image).writeto(img)
+    cam, R, _ = barrel_lens_frame(hip_catalog, img)
     proc = run(cli_env, "solve", img, "--db", db_file, "--json", "--write-wcs", "--section",
                "[0:600, 800:1600]")
     assert proc.returncode == 0, proc.stderr
