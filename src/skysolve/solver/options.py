@@ -292,12 +292,14 @@ class SolveOptions(Options):
         tolerance on the patterns of the brightest 26 centroids, or
         ``pattern_checking_stars`` when that is more (thinned at half the
         separation; 26 in each focal-length window of a search without a scale
-        hint, at the first pass's tolerance): for frames whose brightest
-        centroids are mostly not stars. Giving up then takes three to four times
-        as long. None (default): only for an ``ExtractionResult`` that rejected more
-        artefacts (sharp, elongated, narrow and foreground detections and trails:
-        hot pixels, cosmic rays, JPEG blocks, lit twigs, trails) than it kept
-        centroids, a frame whose kept list likely holds more of the same.""")
+        hint, at the first pass's tolerance), and with a scale hint then on the
+        brightest 50 at the first pass's tolerance: for frames whose brightest
+        centroids are mostly not stars. Giving up then takes several times as
+        long (up to the time limit). None (default): only for an
+        ``ExtractionResult`` that rejected more artefacts (sharp, elongated, narrow
+        and foreground detections and trails: hot pixels, cosmic rays, JPEG blocks,
+        lit twigs, trails) than it kept centroids, a frame whose kept list likely
+        holds more of the same.""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                        keyword_only=True, doc=f"""
         With a ``camera_model``: also refine this image's plate scale (a factor on

@@ -226,3 +226,24 @@ def test_the_windowed_deep_pass_takes_no_more_than_its_own_depth(small_db):
                                         pattern_checking_stars=50, solve_timeout_ms=None,
                                         max_patterns_checked=200_000)
     assert not res and res.status == "no_match"
+
+
+@pytest.mark.parametrize("seed", [1004, 1009])
+def test_the_deepest_pass_solves_a_real_frame_under_the_strong_mixture(small_db, seed):
+    """A real frame under the benchmark's mixture at ``strong`` (gradient, light dome,
+    trails, hot pixels, cosmic rays, cloud, noise and JPEG, each at half strength) keeps
+    about 15 of its stars among 150 centroids, its brightest ranks filled with
+    JPEG-smeared cosmic rays and hot pixels: no pass on 26 pattern stars reaches four of
+    them, the deepest one (DEEPEST_PATTERN_STARS, at the first pass's tolerance) does."""
+    from skysolve import extract_centroids, read_image
+    from skysolve.simulate.degrade import degrade
+    from skysolve.tests.realframes import ALT60, DATA, FOV_DEG, REFERENCE
+
+    steps = ["gradient", "light_dome", "trails", "hot_pixels", "cosmic_rays", "cloud",
+             "noise", "jpeg"]
+    img = degrade(np.asarray(read_image(DATA / ALT60).data), steps, 0.5, seed=seed)
+    res = small_db.solve_from_centroids(extract_centroids(img), fov_estimate_deg=FOV_DEG,
+                                        fov_max_error_deg=0.05 * FOV_DEG, solve_timeout_ms=None)
+    assert res
+    truth = radec_to_vector(*REFERENCE[ALT60])
+    assert np.degrees(angle_between(radec_to_vector(res.ra_deg, res.dec_deg), truth)) < 0.01
