@@ -18,6 +18,8 @@ Modules
     The distortion parametrisations the fit uses and its small linear solves.
 ``radial``
     Start values of a radial model whose optical axis lies off the image.
+``misfits``
+    Images that do not fit the camera the others share: left out and reported.
 ``matching``
     Re-matching the stars under the fit; more stars from a deeper catalog.
 ``stars``

@@ -65,7 +65,11 @@ Gaussian errors a genuine star is rejected with probability
 centroids are noisier or better keep their own, and an image more than
 :data:`~skysolve.calibration.engine.MAX_NOISE_RATIO` times the median image's
 is a misfit, clipped at the median image's scale
-(:func:`~skysolve.calibration.engine.image_noise`). Each pair is weighted by
+(:func:`~skysolve.calibration.engine.image_noise`). An image that keeps less
+than half of its matched stars among three or more is left out and the others
+fitted again without it when that is what makes the others fit (another lens,
+a wrong solve: :mod:`skysolve.calibration.misfits`;
+``CalibrateResult.excluded_images`` says which and why). Each pair is weighted by
 the inverse square of its image's scale (a star of a frame of 0.01 px
 centroids counts as much as a hundred of a frame of 0.1 px), and the
 covariance follows (``CalibrateResult.per_image_noise_px``). The first step
@@ -168,6 +172,7 @@ from .._options import with_options
 from .engine import MAX_NOISE_RATIO, Fitted, fit_camera, star_reach
 from .inputs import image_pairs, pair_lists
 from .lsq import rms
+from .misfits import REJECTED_IMAGE_SHARE, fit_without_misfits
 from .options import CALIBRATE_DOC, CalibrationOptions
 from .result import CalibrateResult
 
@@ -176,10 +181,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CalibrateResult", "CalibrationOptions", "calibrate", "calibrate_camera",
            "CALIBRATE_DOC", "REJECTED_IMAGE_SHARE"]
-
-#: An image whose fit keeps fewer than this share of its matched pairs is named in a
-#: warning (it does not fit the shared camera).
-REJECTED_IMAGE_SHARE = 0.5
 
 
 def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
@@ -269,11 +270,20 @@ def _warn_rejected_images(fitted: Fitted, results: list[Any]) -> None:
                   "than two stars were kept)", UserWarning, stacklevel=4)
 
 
+def _warn_excluded_images(excluded: dict[int, str]) -> None:
+    """Name the images left out of the fit (:mod:`skysolve.calibration.misfits`)."""
+    if excluded:
+        warnings.warn("image(s) left out of the calibration, not fitting the camera the other "
+                      "images share (another lens or focal setting, a wrong solve?): "
+                      + "; ".join(f"{i}: {why}" for i, why in sorted(excluded.items())),
+                      UserWarning, stacklevel=4)
+
+
 def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
               options: CalibrationOptions, provisional: bool = False) -> CalibrateResult:
     """Fit one camera model shared by solved images (see :func:`calibrate_camera`);
     ``provisional`` (a calibration pass whose camera only seeds the next) without the
-    warnings about a residual pattern and rejected images."""
+    warnings about a residual pattern and rejected or left-out images."""
     from .matching import match_catalog
     from .stars import magnitude_bins
     from .uncertainty import Uncertainty
@@ -281,9 +291,12 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
 
     results, cents = pair_lists(solve_results, centroids)
     images, cameras, rmse_before, width, height = image_pairs(db, results, cents, options)
-    n_candidates = sum(len(im) for im in images)  # pairs re-matching drops are outliers too
+    matched = {im.index: len(im) for im in images}
     order, scores = options.order, None
-    fitted = fit_camera(images, cameras, width, height, options, order)
+    fitted, images, cameras, excluded = fit_without_misfits(images, cameras, width, height,
+                                                            options, order)
+    # pairs re-matching drops are outliers too; a left-out image's are not
+    n_candidates = sum(matched[im.index] for im in images)
     if options.catalog is not None:
         added = match_catalog(db, fitted.problem, fitted.params, fitted.camera(width, height),
                               fitted.inliers, options)
@@ -311,9 +324,10 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         per_image_velocity_km_s=s["velocities"], per_image_noise_px=s["noise"],
         uncertainty=unc, validation=validation,
         order_scores=scores, magnitude_bins=bins, center_fitted=fitted.problem.fit_center,
-        residual_pattern=pattern)
+        residual_pattern=pattern, excluded_images=excluded)
     if not provisional:
         _warn_pattern(fitted, result)
+        _warn_excluded_images(excluded)
     return result
 
 

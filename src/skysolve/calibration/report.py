@@ -78,7 +78,9 @@ def _image_lines(r: Any) -> list[str]:
     ssig = r.per_image_scale_sigma
     for i, R in enumerate(r.rotations):
         if R is None:
-            lines.append(f"  {i:5d}  (not solved)")
+            why = r.excluded_images.get(i)
+            lines.append(f"  {i:5d}  " + ("(not solved)" if why is None else
+                                          f"(left out: {why})"))
             continue
         scale = r.per_image_scale[i]
         lines.append(f"  {i:5d}  {r.per_image_inliers[i]:7d}  {_f(r.per_image_rmse_px[i]):>7}  "
@@ -106,6 +108,9 @@ def summary(r: Any, per_image: bool = True) -> str:
              f"outliers), rms {r.rmse_before_px:.4f} -> {r.rmse_after_px:.4f} px in "
              f"{r.iterations} iterations{'' if r.converged else ' (not converged)'}",
              _camera_line(r), _validation_line(r), _pattern_line(r)]
+    if r.excluded_images:
+        lines.append("left out, not fitting the camera the others share: " + "; ".join(
+            f"image {i}: {why}" for i, why in sorted(r.excluded_images.items())))
     sigma = _sigma_line(r)
     if sigma:
         lines.append(sigma)
@@ -141,7 +146,8 @@ def record(r: Any) -> dict[str, Any]:
                       "scale": r.per_image_scale, "holdout_rmse_px": r.per_image_holdout_rmse_px},
         "holdout_rmse_px": r.holdout_rmse_px,
         "validation_folds": 0 if r.validation is None else r.validation.folds,
-        "magnitude_bins": r.magnitude_bins}
+        "magnitude_bins": r.magnitude_bins,
+        "excluded_images": {str(i): why for i, why in sorted(r.excluded_images.items())}}
     if r.residual_pattern is not None:
         out["residual_pattern"] = {"rms_px": r.residual_pattern.rms_px,
                                    "z": r.residual_pattern.z}

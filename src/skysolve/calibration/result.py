@@ -49,6 +49,12 @@ class CalibrateResult:
         RMS residual of each image's inliers (None for skipped images).
     per_image_inliers : list of int or None
         Inlier count of each image (None for skipped images).
+    excluded_images : dict of int to str
+        Images left out of the fit because they do not fit the camera the others share
+        (another lens or focal setting, a wrong solve; see
+        :mod:`skysolve.calibration.misfits`), by index into the solve results, each with
+        why; their per-image entries are None, as a failed solve's. Empty when every
+        image took part.
     per_image_noise_px : list of float or None
         Each image's noise scale: the rms residual length its stars are weighted and
         clipped by (a robust estimate of its centroid errors, for a star of median
@@ -95,7 +101,7 @@ class CalibrateResult:
                  "per_image_inliers", "crpix_fitted", "per_image_scale",
                  "per_image_velocity_km_s", "uncertainty", "validation", "order_scores",
                  "magnitude_bins", "center_fitted", "residual_pattern",
-                 "per_image_noise_px")
+                 "per_image_noise_px", "excluded_images")
 
     def __init__(self, camera_model: CameraModel, rmse_before_px: float, rmse_after_px: float,
                  n_inliers: int, n_outliers: int, iterations: int, converged: bool,
@@ -108,7 +114,8 @@ class CalibrateResult:
                  uncertainty: Uncertainty | None = None, validation: Holdout | None = None,
                  order_scores: dict[int, tuple[float, float]] | None = None,
                  magnitude_bins: list[dict[str, float]] | None = None,
-                 center_fitted: bool = False, residual_pattern: Pattern | None = None) -> None:
+                 center_fitted: bool = False, residual_pattern: Pattern | None = None,
+                 excluded_images: dict[int, str] | None = None) -> None:
         self.camera_model = camera_model
         self.rmse_before_px = float(rmse_before_px)
         self.rmse_after_px = float(rmse_after_px)
@@ -131,10 +138,12 @@ class CalibrateResult:
         self.magnitude_bins = magnitude_bins or []
         self.center_fitted = bool(center_fitted)
         self.residual_pattern = residual_pattern
+        self.excluded_images = dict(excluded_images or {})
 
     @property
     def num_images(self) -> int:
-        """Number of images that took part (failed solves excluded)."""
+        """Number of images that took part (failed solves and :attr:`excluded_images`
+        not)."""
         return sum(r is not None for r in self.rotations)
 
     # -- uncertainties

@@ -87,11 +87,13 @@ def test_clipping_rejects_the_contaminated_pairs(small_db, clean_frames, fractio
         assert _mapping_rms_px(cal.camera_model, R, truth, T) < 0.05
 
 
-def test_a_frame_of_another_camera_is_named_and_has_no_sigma(small_db):
-    """One frame of another camera among nine: the fit rejects all its stars. That used
+def test_a_frame_of_another_camera_is_named_and_left_out(small_db):
+    """One frame of another camera among six: the fit rejects all its stars. That used
     to happen silently, and its mapping_sigma_px (its attitude taken as exact) looked as
-    good as the others'."""
-    from skysolve import CameraModel, RadialDistortion
+    good as the others'; then it was named in a warning, with a NaN sigma; now it is
+    left out of the fit, named with why (``excluded_images``), and has no sigma, as a
+    failed solve."""
+    from skysolve import CameraModel, InvalidArgumentError, RadialDistortion
 
     from .synthetic import synthetic_solves
 
@@ -100,10 +102,12 @@ def test_a_frame_of_another_camera_is_named_and_has_no_sigma(small_db):
                         distortion=RadialDistortion(1e-8))
     res, cents = synthetic_solves(small_db, [lens] * 5 + [other], random_attitudes(6, rng=3),
                                   0.1, seed=3, max_stars=100)
-    with pytest.warns(UserWarning, match=r"image\(s\) 5 \([01] of 100 kept\)"):
+    with pytest.warns(UserWarning, match=r"left out of the calibration.*: 5: \d of its 100 "):
         cal = small_db.calibrate_camera(res, cents, validation_folds=0)
-    assert cal.per_image_inliers[5] <= 1
-    assert np.all(np.isnan(cal.mapping_sigma_px([0.0, 300.0], [0.0, -300.0], image=5)))
+    assert list(cal.excluded_images) == [5]
+    assert cal.per_image_inliers[5] is None and cal.num_images == 5
+    with pytest.raises(InvalidArgumentError, match="did not take part"):
+        cal.mapping_sigma_px([0.0, 300.0], [0.0, -300.0], image=5)
     assert np.all(np.isfinite(cal.mapping_sigma_px([0.0, 300.0], [0.0, -300.0], image=4)))
     # the rms over the images is over those that took part
     assert np.isfinite(cal.mapping_sigma_px(0.0, 0.0))
@@ -112,8 +116,9 @@ def test_a_frame_of_another_camera_is_named_and_has_no_sigma(small_db):
 def test_an_image_whose_stars_are_mostly_displaced_is_named(small_db):
     """90 of one image's 100 matched centroids moved by ~20 px: re-matching under the
     fitted camera drops them before the clipping sees them, so the image kept 6 of 6
-    pairs and the warning, counting against those, named nothing; it counts against the
-    stars the solve matched now."""
+    pairs and the warning, counting against those, named nothing; it was counted against
+    the stars the solve matched, and the image named; now it is left out, with the
+    count of its solve's stars that fit the others' camera."""
     from skysolve import CameraModel, RadialDistortion
 
     from .synthetic import synthetic_solves
@@ -124,6 +129,7 @@ def test_an_image_whose_stars_are_mostly_displaced_is_named(small_db):
     rng = np.random.default_rng(0)
     moved = rng.choice(100, 90, replace=False)
     cents[5][moved, :2] += rng.normal(scale=20.0, size=(90, 2))
-    with pytest.warns(UserWarning, match=r"image\(s\) 5 \(\d+ of 100 kept\)"):
+    with pytest.warns(UserWarning, match=r"left out of the calibration.*: 5: \d+ of its 100 "):
         cal = small_db.calibrate_camera(res, cents, validation_folds=0)
-    assert cal.per_image_inliers[5] <= 10
+    assert list(cal.excluded_images) == [5]
+    assert min(cal.per_image_inliers[:5]) >= 95
