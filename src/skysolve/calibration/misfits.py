@@ -55,7 +55,7 @@ _GAIN = 0.05
 _IMAGE_STEPS = 6
 
 
-def kept_shares(fitted: Fitted, matched: dict[int, int]) -> NDArray[np.float64]:
+def _kept_shares(fitted: Fitted, matched: dict[int, int]) -> NDArray[np.float64]:
     """Each image's inliers over the pairs its solve ``matched`` (by result index)."""
     p = fitted.problem
     return np.array([fitted.inliers[p.rows(k)].sum() / max(matched[im.index], 1)
@@ -109,7 +109,7 @@ def fit_without_misfits(images: list[Pairs], cameras: list[CameraModel], width: 
         return fitted, images, cameras, {}
     out: list[int] = []  # positions in ``images`` left out
     while len(out) < most:
-        shares = kept_shares(fitted, matched)
+        shares = _kept_shares(fitted, matched)
         worst = int(np.argmin(shares))
         typical = float(np.median(shares))
         if not shares[worst] < REJECTED_IMAGE_SHARE:
@@ -122,13 +122,13 @@ def fit_without_misfits(images: list[Pairs], cameras: list[CameraModel], width: 
         # (else it is the fit that is poor everywhere, not the image)
         others = float(np.median(np.delete(shares, worst)))
         if (shares[worst] >= REJECTED_IMAGE_SHARE * typical
-                and not np.median(kept_shares(trial, matched)) > others + _GAIN):
+                and not np.median(_kept_shares(trial, matched)) > others + _GAIN):
             break
         out.append(k)
         fitted = trial
     if not out:
         return fitted, images, cameras, {}
-    typical = float(np.median(kept_shares(fitted, matched)))
+    typical = float(np.median(_kept_shares(fitted, matched)))
     why: dict[int, str] = {}
     back = []
     for k in out:

@@ -106,7 +106,8 @@ class CalibrationOptions(Options):
     sigma_clip: float = option(3.0, type="float", check=_clip, doc="""
         Pairs whose residual exceeds ``sigma_clip`` times the robust rms residual
         of their image (px; ``CalibrateResult.per_image_noise_px``) are left out of
-        the next step (``inf`` disables, and weights every image alike).""")
+        the next step (``inf`` disables, weights every image alike and leaves none out,
+        see ``CalibrateResult.excluded_images``).""")
     convergence_threshold_px: float = option(0.01, type="float", check=_args.nonnegative, doc="""
         Stop when the inlier rms residual changes by less than this (px).""")
     per_image_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
