@@ -81,3 +81,28 @@ def test_good_frames_are_all_kept(small_db):
     assert cal.per_image_noise_px[1] > 1.8 * max(cal.per_image_noise_px[0],
                                                  cal.per_image_noise_px[2])
     assert err < 0.04
+
+
+def test_fits_camera_counts_the_stars_that_fit_the_others_camera(small_db):
+    """A frame of the same lens with half its centroids moved 2-20 px: its other half fits
+    the camera two good frames give (its attitude and scale fitted to it, the moved half
+    notwithstanding); a frame of the other lens: few of its stars, those near the
+    centre."""
+    from skysolve.calibration.engine import fit_camera
+    from skysolve.calibration.inputs import image_pairs, pair_lists
+    from skysolve.calibration.misfits import fits_camera
+    from skysolve.calibration.options import CalibrationOptions
+
+    rots = random_attitudes(4, rng=np.random.default_rng(104))
+    res, cents = synthetic_solves(small_db, [TRUTH] * 3 + [OTHER], rots, NOISE_PX, seed=4,
+                                  max_stars=STARS)
+    rng = np.random.default_rng(4)
+    moved = rng.choice(STARS, STARS // 2, replace=False)
+    angle = rng.uniform(0.0, 2.0 * np.pi, len(moved))
+    cents[2][moved, :2] += rng.uniform(2.0, 20.0, len(moved))[:, None] * np.stack(
+        [np.cos(angle), np.sin(angle)], axis=1)
+    opts = CalibrationOptions(order=3, validation_folds=0)
+    images, cameras, _, w, h = image_pairs(small_db, *pair_lists(res, cents), opts)
+    fitted = fit_camera(images[:2], cameras[:2], w, h, opts)
+    assert STARS // 2 - 2 <= fits_camera(fitted, images[2], w, h, 3.0) <= STARS // 2
+    assert fits_camera(fitted, images[3], w, h, 3.0) < STARS // 4
