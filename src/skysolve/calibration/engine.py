@@ -28,8 +28,8 @@ from .options import MIN_SCALE_PAIRS, CalibrationOptions
 from .radial import folds_over, radial_start, star_coverage
 from .stars import magnitude_weights
 
-__all__ = ["Fitted", "fit_camera", "image_noise", "iterate", "make_camera", "star_reach",
-           "MAX_NOISE_RATIO"]
+__all__ = ["Fitted", "fit_camera", "image_noise", "iterate", "make_camera", "refit_attitudes",
+           "star_reach", "MAX_NOISE_RATIO"]
 
 # Column-normalised condition number above which the optical centre (or the radial
 # distortion centre) is considered unobservable and kept fixed.
@@ -136,7 +136,7 @@ def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: 
     params = Params(f, crpix, c, center)
     for im in images:
         im.scale = 1.0
-    _refit_attitudes(images, make_camera(basis, params, parity, width, height,
+    refit_attitudes(images, make_camera(basis, params, parity, width, height,
                                          projection=start.projection))
     several = len(images) >= 2
     # one image fixes a radial model's centre too where its stars cover the image: the
@@ -156,7 +156,7 @@ def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: 
     return problem, params
 
 
-def _refit_attitudes(images: list[Pairs], camera: CameraModel) -> None:
+def refit_attitudes(images: list[Pairs], camera: CameraModel) -> None:
     """Each image's attitude fitted to ``camera`` alone (Wahba's problem)."""
     for im in images:
         f = camera.focal_length_px
@@ -454,7 +454,7 @@ def _plain_or_radial(problem: Problem, plain: Params, radial: Params, width: int
     """
     turned = [im.R.copy() for im in problem.images]
     radial_rms = robust_rms(problem.residuals(radial))
-    _refit_attitudes(problem.images, make_camera(problem.basis, plain, problem.sign < 0,
+    refit_attitudes(problem.images, make_camera(problem.basis, plain, problem.sign < 0,
                                                  width, height,
                                                  projection=problem.projection))
     if robust_rms(problem.residuals(plain)) < radial_rms:

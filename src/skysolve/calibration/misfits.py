@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..camera.model import CameraModel
-from .engine import Fitted, _refit_attitudes, fit_camera
+from .engine import Fitted, fit_camera, refit_attitudes
 from .lsq import LOCAL, Pairs, Problem, core_rms
 from .options import CalibrationOptions
 
@@ -76,7 +76,7 @@ def fits_camera(fitted: Fitted, image: Pairs, width: int, height: int,
     p = fitted.problem
     one = Problem([image], p.basis, p.sign, False, False, [True], p.projection)
     image.scale = 1.0
-    _refit_attitudes([image], fitted.camera(width, height))
+    refit_attitudes([image], fitted.camera(width, height))
     limit = sigma_clip * float(np.median(fitted.noise))
     zero = np.zeros(one.n_glob)
     keep = np.ones(len(image), dtype=bool)
