@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..camera.model import CameraModel
+from ..errors import InvalidArgumentError
 from .engine import Fitted, fit_camera, refit_attitudes
 from .lsq import LOCAL, Pairs, Problem, core_rms
 from .options import CalibrationOptions
@@ -116,7 +117,10 @@ def fit_without_misfits(images: list[Pairs], cameras: list[CameraModel], width: 
             break
         k = next(j for j, im in enumerate(images)
                  if im.index == fitted.problem.images[worst].index)
-        trial = _refit(pristine, cameras, out + [k], width, height, options, order)
+        try:
+            trial = _refit(pristine, cameras, out + [k], width, height, options, order)
+        except InvalidArgumentError:  # the others alone are too few for the model
+            break
         # an image below half the others' share is out; one that merely keeps less than
         # half of its own stars only when the others keep more of theirs without it
         # (else it is the fit that is poor everywhere, not the image)

@@ -106,3 +106,22 @@ def test_fits_camera_counts_the_stars_that_fit_the_others_camera(small_db):
     fitted = fit_camera(images[:2], cameras[:2], w, h, opts)
     assert STARS // 2 - 2 <= fits_camera(fitted, images[2], w, h, 3.0) <= STARS // 2
     assert fits_camera(fitted, images[3], w, h, 3.0) < STARS // 4
+
+
+def test_an_image_stays_when_the_others_alone_cannot_be_fitted(small_db, monkeypatch):
+    """Where the model has more parameters than the other images' stars constrain (the fit
+    refuses them), the image the others do not share is kept in, and named as before."""
+    from skysolve.calibration import misfits
+    from skysolve.errors import InvalidArgumentError
+
+    fit = misfits.fit_camera
+
+    def refusing(images, *args, **kwargs):
+        if len(images) < 3:
+            raise InvalidArgumentError("too few matched stars")
+        return fit(images, *args, **kwargs)
+
+    monkeypatch.setattr(misfits, "fit_camera", refusing)
+    cal, _, caught = _calibrate(small_db, 3, 1, seed=1)
+    assert cal.excluded_images == {} and cal.num_images == 3
+    assert any("fit rejected most matched stars of image(s) 2" in m for m in caught)
