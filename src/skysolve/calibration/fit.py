@@ -283,7 +283,9 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
               options: CalibrationOptions, provisional: bool = False) -> CalibrateResult:
     """Fit one camera model shared by solved images (see :func:`calibrate_camera`);
     ``provisional`` (a calibration pass whose camera only seeds the next) without the
-    warnings about a residual pattern and rejected or left-out images."""
+    warnings about a residual pattern and rejected or left-out images, and without
+    the search for a camera between two lenses
+    (:func:`~skysolve.calibration.misfits.fit_without_misfits`)."""
     from .matching import match_catalog
     from .stars import magnitude_bins
     from .uncertainty import Uncertainty
@@ -293,8 +295,8 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     images, cameras, rmse_before, width, height = image_pairs(db, results, cents, options)
     matched = {im.index: len(im) for im in images}
     order, scores = options.order, None
-    fitted, images, cameras, excluded = fit_without_misfits(images, cameras, width, height,
-                                                            options, order)
+    fitted, images, cameras, excluded = fit_without_misfits(
+        images, cameras, width, height, options, order, compromise=not provisional)
     # pairs re-matching drops are outliers too; a left-out image's are not
     n_candidates = sum(matched[im.index] for im in images)
     if options.catalog is not None:

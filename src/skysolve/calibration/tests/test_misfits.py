@@ -53,11 +53,17 @@ def _calibrate(db, n_images: int, n_other: int, seed: int, noise=None):
     return cal, err, [str(w.message) for w in caught]
 
 
-@pytest.mark.parametrize("n_images, n_other, seed", [(3, 1, 1), (5, 2, 1), (5, 2, 5)])
+@pytest.mark.parametrize("n_images, n_other, seed", [(3, 1, 1), (5, 2, 1), (5, 2, 5),
+                                                     (5, 2, 10)])
 def test_a_frame_of_another_lens_is_left_out_and_named(small_db, n_images, n_other, seed):
-    # the good frames' mapping was 0.066, 3.0 and 0.23 px off the truth on these draws
+    """The good frames' mapping was 0.066, 3.0, 0.23 and 3.6 px off the truth on these
+    draws. On the last, every frame kept 56-70 % of its stars under a camera between
+    the two lenses (0.28 px noise for 0.07): no frame stood out by its share, but the
+    other lens's frames disagree with that camera most, and without one of them the
+    others keep theirs."""
     cal, err, caught = _calibrate(small_db, n_images, n_other, seed)
-    assert err < 0.04  # 0.027, 0.026, 0.030 px (0.027 px without the other lens's frames)
+    # 0.027, 0.026, 0.030, 0.040 px (as without the other lens's frames)
+    assert err < 0.05
     bad = list(range(n_images - n_other, n_images))
     assert sorted(cal.excluded_images) == bad
     assert cal.num_images == n_images - n_other
@@ -68,6 +74,23 @@ def test_a_frame_of_another_lens_is_left_out_and_named(small_db, n_images, n_oth
     text = cal.summary()
     assert "left out" in text and f"image {bad[0]}:" in text
     assert sorted(cal.calibration_record()["excluded_images"]) == [str(i) for i in bad]
+
+
+def test_the_majority_lens_is_the_camera(small_db):
+    """One frame of the first lens and two of the other: the fit settled between them
+    (the two other-lens frames 4.6 px off their truth); the odd frame is left out now."""
+    rots = random_attitudes(3, rng=np.random.default_rng(110))
+    res, cents = synthetic_solves(small_db, [TRUTH, OTHER, OTHER], rots, NOISE_PX, seed=10,
+                                  max_stars=STARS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = small_db.calibrate_camera(res, cents, model="polynomial", order=3,
+                                        validation_folds=0)
+    assert list(cal.excluded_images) == [0]
+    gx, gy = _grid()
+    for i in (1, 2):  # order 3 leaves 0.2 px of the stronger lens's k1 (inverse r^5 terms)
+        err = mapping_error_px(cal.image_camera(i), cal.rotations[i], OTHER, rots[i], gx, gy)
+        assert np.sqrt(np.mean(err ** 2)) < 0.3
 
 
 def test_good_frames_are_all_kept(small_db):
