@@ -76,6 +76,12 @@ RECIPES: dict[str, list] = {
     "hot_pixels+jpeg": ["hot_pixels", "jpeg"],
     # captions burned in by an all-sky or finder camera (3 lines moderate, 6 strong)
     "caption": ["text_overlay"],
+    # ... compass letters round an all-sky camera's image circle (N, E, S, W moderate,
+    # and NE ... NW strong), a finder's reticle (a cross, and 1 or 2 circles or boxes)
+    # and a logo in a corner
+    "compass": ["compass"],
+    "reticle": ["reticle"],
+    "logo": ["logo"],
     # the mixture real frames are checked with: gradient and light dome, trails, hot
     # pixels and cosmic rays, thin cloud, extra noise, JPEG re-encoding
     "combined": ["gradient", "light_dome", "trails", "hot_pixels", "cosmic_rays", "cloud",

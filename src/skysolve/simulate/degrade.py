@@ -39,6 +39,10 @@ Degradations
 ``jpeg``         8 bits and JPEG compression (Pillow)
 ``text_overlay`` captions burned into a corner or along an edge (timestamp, exposure,
                  camera name), as all-sky and finder cameras write them (Pillow)
+``compass``      compass letters (N, E, S, W ...) round an all-sky camera's image circle
+``reticle``      a finder's or guide camera's cross, circles and boxes, as capture
+                 software draws them over the image
+``logo``         a small flat logo in a corner
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ from .detector import cosmic_rays as _deposit_tracks
 __all__ = ["DEGRADATIONS", "STRENGTHS", "ImageStatistics", "image_statistics", "degrade",
            "gradient", "light_dome", "moonlight", "cloud", "cloud_transmission", "foreground",
            "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "saturation",
-           "vignetting", "noise", "quantise_8bit", "jpeg", "text_overlay", "annulus_kernel",
-           "line_kernel"]
+           "vignetting", "noise", "quantise_8bit", "jpeg", "text_overlay", "compass",
+           "reticle", "logo", "annulus_kernel", "line_kernel"]
 
 #: The named strengths.
 STRENGTHS = {"moderate": 0.5, "strong": 1.0}
@@ -606,8 +610,9 @@ def _caption_fields(rng: np.random.Generator) -> list[str]:
             f"DEC={int(rng.integers(-89, 90)):+d} ALT{int(rng.integers(10, 90))}"]
 
 
-def _font(font: Any, rng: np.random.Generator) -> Any:
-    """The Pillow font :func:`text_overlay` writes with (see there)."""
+def _font(font: Any, rng: np.random.Generator, sizes: tuple[int, int] = (10, 25)) -> Any:
+    """The Pillow font :func:`text_overlay` writes with (see there); a TrueType one of a
+    random size in ``sizes`` (px, the upper bound excluded)."""
     import PIL
     from PIL import ImageFont, features
 
@@ -619,7 +624,7 @@ def _font(font: Any, rng: np.random.Generator) -> Any:
                 else "bitmap")
     if font == "bitmap":
         return ImageFont.load_default_imagefont() if own else ImageFont.load_default()
-    size = int(rng.integers(10, 25))
+    size = int(rng.integers(*sizes))
     if font == "truetype":
         if not own:
             raise InvalidArgumentError(
@@ -685,17 +690,222 @@ def text_overlay(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "
         x = w - margin - box[2] if place.endswith("right") else margin
         draw.text((x, y0 + i * pitch), line, fill=255, font=face)
     cover = np.asarray(mask, dtype=np.float64) / 255.0
-    full = max(float(np.nanmax(img)), st.level + 100.0 * st.sigma)
-    if dtype.kind in "iu":
-        full = min(full, float(np.iinfo(dtype).max))
     if kind == "boxed":
         rows, cols = np.flatnonzero(cover.any(axis=1)), np.flatnonzero(cover.any(axis=0))
         if len(rows):
             pad = 3
             img[max(rows[0] - pad, 0):rows[-1] + pad + 1,
                 max(cols[0] - pad, 0):cols[-1] + pad + 1] = float(np.nanmin(img))
-    value = st.level + 0.4 * (full - st.level) if kind == "grey" else full
+    return _burn(img, cover, _overlay_value(img, st, dtype, kind))
+
+
+def _overlay_value(img: NDArray, st: ImageStatistics, dtype: np.dtype, kind: str) -> float:
+    """The value an overlay of ``kind`` is drawn in: ``'grey'`` 40 % of the way from the
+    sky to the frame's full scale, else the full scale itself (its maximum, at least 100
+    noise sigmas above the sky, at most the largest value of an integer image's type:
+    it ties with saturated stars)."""
+    full = max(float(np.nanmax(img)), st.level + 100.0 * st.sigma)
+    if dtype.kind in "iu":
+        full = min(full, float(np.iinfo(dtype).max))
+    return st.level + 0.4 * (full - st.level) if kind == "grey" else full
+
+
+def _burn(img: NDArray, cover: NDArray, value: float) -> NDArray[np.float64]:
+    """``img`` with ``value`` drawn over it at each pixel's ``cover`` (0-1): a drawn
+    overlay replaces the sky and adds no noise; anti-aliased edges blend by coverage."""
     return img + cover * (value - img)
+
+
+def _cover(mask: Any, supersample: int) -> NDArray[np.float64]:
+    """The coverage (0-1) of a Pillow ``'L'`` mask drawn ``supersample`` times larger
+    (1: aliased, as drawn)."""
+    a = np.asarray(mask, dtype=np.float64) / 255.0
+    if supersample == 1:
+        return a
+    h, w = a.shape[0] // supersample, a.shape[1] // supersample
+    return a[:h * supersample, :w * supersample].reshape(
+        h, supersample, w, supersample).mean(axis=(1, 3))
+
+
+def _lettering(text: str, face: Any, height: float | None = None) -> NDArray[np.float64]:
+    """The coverage (0-1) of ``text`` written in ``face``, cropped to its ink; Pillow's
+    bitmap font (11 px) enlarged by an integer factor (blocky) towards ``height``
+    (px)."""
+    from PIL import Image, ImageDraw
+
+    box = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=face)
+    canvas = Image.new("L", (box[2] - box[0] + 2, box[3] - box[1] + 2))
+    ImageDraw.Draw(canvas).text((1 - box[0], 1 - box[1]), text, fill=255, font=face)
+    g = np.asarray(canvas, dtype=np.float64) / 255.0
+    rows, cols = np.flatnonzero(g.any(axis=1)), np.flatnonzero(g.any(axis=0))
+    if len(rows):  # (the box holds the font's line, not only the ink)
+        g = g[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    if height is not None and not hasattr(face, "size"):  # (the bitmap font)
+        zoom = max(int(round(height / max(box[3] - box[1], 1))), 1)
+        g = np.kron(g, np.ones((zoom, zoom)))
+    return g
+
+
+#: Where :func:`compass` writes: on the image circle of an all-sky lens inscribed in
+#: the frame's height, or at the middles of the frame's edges.
+COMPASS_PLACES = ("circle", "edges")
+
+
+def compass(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white",
+            font: Any = None, place: str | None = None,
+            seed: Any = None) -> NDArray[np.float64]:
+    """Burn compass letters into the frame, as all-sky cameras mark the horizon.
+
+    N, E, S, W (strength up to 0.75) and also NE, SE, SW, NW (above), large (a
+    TrueType font of a size from ``10 + 40 strength`` to ``20 + 60 strength`` px, or
+    the bitmap font enlarged by an integer factor towards it: blocky), at their
+    azimuths (north up to 20 deg off the frame's top, east left or right) just inside
+    the image circle of a lens inscribed in the frame's height (``place='circle'``) or
+    at the middles of the frame's edges and its corners (``'edges'``; default
+    random). ``kind``: ``'white'`` or ``'grey'`` as for :func:`text_overlay`, as is
+    ``font`` (``'bitmap'``, ``'truetype'``, a .ttf/.otf file or None).
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    dtype = np.asarray(image).dtype
+    kind = _args.choice(kind, "kind", ("white", "grey"))
+    place = _args.choice(place, "place", COMPASS_PLACES, allow_none=True)
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    h, w = img.shape
+    size = rng.uniform(10.0 + 40.0 * s, 20.0 + 60.0 * s)
+    face = _font(font, rng, (int(size), int(size) + 1))
+    place = COMPASS_PLACES[int(rng.integers(2))] if place is None else place
+    north = np.radians(rng.uniform(-20.0, 20.0))
+    east = 1.0 if rng.random() < 0.5 else -1.0
+    names = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"]
+    points = names[::2] if s <= 0.75 else names
+    margin = int(rng.integers(4, 16))
+    cover = np.zeros((h, w))
+    for name in points:
+        az = north + east * np.radians(45.0 * names.index(name))
+        g = _lettering(name, face, size)
+        th, tw = g.shape
+        # the letter's centre, as far out along its azimuth as the circle or frame allows
+        dx, dy = np.sin(az), -np.cos(az)
+        if place == "circle":
+            r = 0.5 * min(h, w) - margin - 0.5 * max(tw, th)
+        else:
+            r = min((0.5 * w - margin - 0.5 * tw) / max(abs(dx), 1e-9),
+                    (0.5 * h - margin - 0.5 * th) / max(abs(dy), 1e-9))
+        r0 = int(round(0.5 * h + r * dy - 0.5 * g.shape[0]))
+        c0 = int(round(0.5 * w + r * dx - 0.5 * g.shape[1]))
+        r0, c0 = min(max(r0, 0), h - g.shape[0]), min(max(c0, 0), w - g.shape[1])
+        if r0 < 0 or c0 < 0:  # (a frame smaller than the letter)
+            continue
+        part = cover[r0:r0 + g.shape[0], c0:c0 + g.shape[1]]
+        np.maximum(part, g, out=part)
+    return _burn(img, cover, _overlay_value(img, st, dtype, kind))
+
+
+def reticle(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white",
+            seed: Any = None) -> NDArray[np.float64]:
+    """Burn a finder's or guide camera's reticle into the frame, as capture software
+    draws it over the image (and a screenshot keeps it).
+
+    A cross through the centre (full length, or with a gap round the centre, or dashed)
+    and ``round(3 strength) - 1`` more shapes: circles round the centre and rectangles
+    (a region of interest), 1 or 2 px wide, aliased or anti-aliased, off the centre by
+    up to 2 px. ``kind``: ``'white'`` or ``'grey'`` as for :func:`text_overlay`.
+    """
+    from PIL import Image, ImageDraw
+
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    dtype = np.asarray(image).dtype
+    kind = _args.choice(kind, "kind", ("white", "grey"))
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    h, w = img.shape
+    k = 4 if rng.random() < 0.5 else 1  # (anti-aliased: drawn 4 times larger)
+    width = int(rng.integers(1, 3)) * k
+    mask = Image.new("L", (w * k, h * k))
+    draw = ImageDraw.Draw(mask)
+    cx, cy = (0.5 * w + rng.uniform(-2.0, 2.0)) * k, (0.5 * h + rng.uniform(-2.0, 2.0)) * k
+    style = ("full", "gap", "dashed")[int(rng.integers(3))]
+    gap = rng.uniform(0.03, 0.1) * min(h, w) * k if style == "gap" else 0.0
+    dash, space = rng.uniform(6.0, 20.0) * k, rng.uniform(3.0, 10.0) * k
+    for across, along, mid in ((True, w * k, cx), (False, h * k, cy)):
+        if style == "dashed":
+            stops = [(a, min(a + dash, along)) for a in np.arange(0.0, along, dash + space)]
+        else:
+            stops = [(0.0, mid - gap), (mid + gap, along)] if gap else [(0.0, along)]
+        for a, b in stops:
+            if across:
+                draw.line([(a, cy), (b, cy)], fill=255, width=width)
+            else:
+                draw.line([(cx, a), (cx, b)], fill=255, width=width)
+    for _ in range(max(0, int(round(3.0 * s)) - 1)):
+        r = rng.uniform(0.1, 0.45) * min(h, w) * k
+        if rng.random() < 0.6:
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=255, width=width)
+        else:
+            a = r * rng.uniform(1.0, min(1.6, 0.48 * w * k / r))
+            draw.rectangle([cx - a, cy - r, cx + a, cy + r], outline=255, width=width)
+    return _burn(img, _cover(mask, k), _overlay_value(img, st, dtype, kind))
+
+
+def logo(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white",
+         font: Any = None, seed: Any = None) -> NDArray[np.float64]:
+    """Burn a small logo into a corner of the frame, as cameras and capture software
+    sign their images.
+
+    A flat bitmap ``(0.04 + 0.08 strength)`` of the frame's height tall: two to four
+    capital letters cut out of a filled badge, in a ring, or in a bold outline; the
+    letters in the value of ``kind`` (``'white'`` or ``'grey'``, as for
+    :func:`text_overlay`, as is ``font``), the badge, ring or outline in it too or,
+    half the time, 60 % of the way from the sky to it.
+    """
+    from PIL import Image, ImageDraw
+
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    dtype = np.asarray(image).dtype
+    kind = _args.choice(kind, "kind", ("white", "grey"))
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    h, w = img.shape
+    size = max(int(round((0.04 + 0.08 * s) * h)), 8)
+    face = _font(font, rng, (int(0.55 * size), int(0.55 * size) + 1))
+    word = "".join(chr(65 + int(c)) for c in rng.integers(0, 26, int(rng.integers(2, 5))))
+    text = _lettering(word, face, 0.4 * size)
+    th, tw = text.shape
+    lh, lw = max(size, th + 4), max(tw + size // 2, size)
+    second = 0.6 if rng.random() < 0.5 else 1.0
+    style = ("badge", "ring", "letters")[int(rng.integers(3))]
+    frame = Image.new("L", (lw, lh))
+    line = max(size // 12, 1)
+    if style == "badge":
+        ImageDraw.Draw(frame).rounded_rectangle([0, 0, lw - 1, lh - 1], radius=size // 4,
+                                                fill=255)
+    elif style == "ring":
+        ImageDraw.Draw(frame).ellipse([0, 0, lw - 1, lh - 1], outline=255, width=line)
+    back = np.asarray(frame, dtype=np.float64) / 255.0  # (the badge, ring or outline)
+    front = np.zeros_like(back)  # (the letters)
+    r, c = (lh - th) // 2, (lw - tw) // 2
+    if style == "badge":  # (the letters cut out of the badge)
+        back[r:r + th, c:c + tw] *= 1.0 - text
+    else:
+        if style == "letters":  # (a bold outline round the letters)
+            back[r:r + th, c:c + tw] = ndimage.grey_dilation(
+                text, size=(2 * line + 1, 2 * line + 1))
+        front[r:r + th, c:c + tw] = text
+    lh, lw = min(lh, h), min(lw, w)
+    margin = int(rng.integers(4, 16))
+    corner = int(rng.integers(4))
+    r0 = max(margin if corner < 2 else h - margin - lh, 0)
+    c0 = max(margin if corner % 2 == 0 else w - margin - lw, 0)
+    value = _overlay_value(img, st, dtype, kind)
+    for layer, v in ((back, st.level + second * (value - st.level)), (front, value)):
+        cover = np.zeros((h, w))
+        cover[r0:r0 + lh, c0:c0 + lw] = layer[:lh, :lw]
+        img = _burn(img, cover, v)
+    return img
 
 
 # ------------------------------------------------------------------------------------
@@ -709,6 +919,7 @@ DEGRADATIONS: dict[str, Callable[..., NDArray]] = {
     "cosmic_rays": cosmic_rays, "defocus": defocus, "smear": smear,
     "saturation": saturation, "vignetting": vignetting, "noise": noise,
     "quantise_8bit": quantise_8bit, "jpeg": jpeg, "text_overlay": text_overlay,
+    "compass": compass, "reticle": reticle, "logo": logo,
 }
 
 

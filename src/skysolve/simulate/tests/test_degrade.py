@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
 from skysolve.io.images import read_image
@@ -319,6 +320,81 @@ def test_text_overlay_kinds_and_fonts():
     np.testing.assert_array_equal(
         dg.degrade(base, [("text_overlay:grey", 1.0, {"font": "truetype"})], seed=4),
         dg.degrade(base, [("text_overlay:grey", 1.0, {"font": "truetype"})], seed=4))
+
+
+@pytest.mark.parametrize("place", dg.COMPASS_PLACES)
+def test_compass_letters_round_the_image_circle_or_on_the_edges(place):
+    """Four letters at strength 0.5, eight at 1.0, each in one place: on the image
+    circle inscribed in the frame's height (its distance from the centre the same for
+    all, within a letter), or against the frame's edges (within the margin); the bitmap
+    font's pixels are one value (the full scale), the grey kind's 40 % of it."""
+    base = np.random.default_rng(0).normal(LEVEL, SIGMA, (480, 640))
+    for s, n in ((0.5, 4), (1.0, 8)):
+        out = dg.compass(base, s, font="bitmap", place=place, seed=3)
+        changed = out != base
+        assert np.unique(out[changed]).size == 1
+        assert out[changed][0] == pytest.approx(LEVEL + 100.0 * SIGMA, rel=0.02)
+        lab, count = ndimage.label(ndimage.binary_dilation(changed, iterations=4))
+        assert count == n  # (the letters of NE ... are one group each)
+        cy, cx = np.array(ndimage.center_of_mass(changed, lab, range(1, n + 1))).T
+        h, w = base.shape
+        if place == "circle":
+            r = np.hypot(cx + 0.5 - w / 2, cy + 0.5 - h / 2)
+            assert r.max() - r.min() < 40 and r.max() < h / 2
+        else:
+            rows, cols = np.nonzero(changed)
+            edge = [np.min([rr.min(), h - 1 - rr.max(), cc.min(), w - 1 - cc.max()])
+                    for rr, cc in (np.nonzero(lab == k) for k in range(1, n + 1))]
+            assert max(edge) <= 16
+    grey = dg.compass(base, 0.5, kind="grey", font="bitmap", seed=3)
+    assert np.unique(grey[grey != base]) == pytest.approx(LEVEL + 0.4 * 100.0 * SIGMA,
+                                                          rel=0.02)
+    np.testing.assert_array_equal(dg.compass(base, 0.0, seed=3), base)
+    np.testing.assert_array_equal(dg.degrade(base, [("compass", 1.0)], seed=4),
+                                  dg.degrade(base, [("compass", 1.0)], seed=4))
+
+
+def test_reticle_crosses_the_centre_and_adds_shapes():
+    """A cross through the centre (the middle row and column of the frame, within the
+    2 px it may be off), thin (1-2 px, 3 or 4 with anti-aliasing), and round(3 s) - 1
+    circles or boxes more: every seed draws along the middle row and column and changes
+    more pixels at strength 1 than at 0.5."""
+    base = np.random.default_rng(0).normal(LEVEL, SIGMA, (300, 400))
+    h, w = base.shape
+    for seed in range(6):
+        half = dg.reticle(base, 0.5, seed=seed) != base
+        full = dg.reticle(base, 1.0, seed=seed) != base
+        # (dashes cover a third of the line at least, a gap round the centre a fifth)
+        assert half[h // 2 - 4:h // 2 + 4].any(axis=0).mean() > 0.3
+        assert half[:, w // 2 - 4:w // 2 + 4].any(axis=1).mean() > 0.3
+        # thin: the middle row holds at most 4 px of the vertical arm
+        assert np.count_nonzero(half[h // 4, w // 2 - 8:w // 2 + 8]) <= 4
+        assert full.sum() > half.sum()
+    out = dg.reticle(base, 1.0, kind="grey", seed=1)
+    assert out.max() == pytest.approx(LEVEL + 0.4 * 100.0 * SIGMA, rel=0.02)
+    np.testing.assert_array_equal(dg.reticle(base, 0.0, seed=1), base)
+
+
+def test_logo_sits_in_a_corner():
+    """A logo 0.04 + 0.08 s of the frame's height tall, in one of the corners, in at
+    most two values (the full scale and, half the time, 60 % of the way to it: the
+    bitmap font and the shapes are aliased)."""
+    base = np.random.default_rng(0).normal(LEVEL, SIGMA, (480, 640))
+    h, w = base.shape
+    for seed in range(6):
+        out = dg.logo(base, 1.0, font="bitmap", seed=seed)
+        rows, cols = np.nonzero(out != base)
+        assert rows.max() - rows.min() + 1 <= round(0.12 * h) + 1
+        # (within the margin of 4-15 px; letters alone are centred in the logo's box)
+        assert min(rows.min(), h - 1 - rows.max()) <= 16 + 0.06 * h
+        assert min(cols.min(), w - 1 - cols.max()) <= 16 + 0.06 * h
+        values = np.unique(out[out != base])
+        assert 1 <= len(values) <= 2
+        full = LEVEL + 100.0 * SIGMA
+        for v in values:
+            assert v == pytest.approx(full, rel=0.02) or v == pytest.approx(
+                LEVEL + 0.6 * (full - LEVEL), rel=0.02)
+    np.testing.assert_array_equal(dg.logo(base, 0.0, seed=1), base)
 
 
 def test_bad_text_overlays_raise():
