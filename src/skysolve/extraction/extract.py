@@ -16,6 +16,7 @@ positions, brightness and shape:
    its stars are wide) form 8-connected blobs.
 3. **Filtering** (:mod:`.filters`). Blob size (``min_pixels``,
    ``max_pixels``), image border, peak sharpness (hot pixels), burned-in captions
+   and other drawn graphics: compass letters, logos, a reticle's dashes
    (:mod:`.overlay`; in a matched-filter pass, also every blob holding a glyph of
    the unfiltered pass, since the filter merges glyphs into words), elongation
    after the frame's own smear is divided out, diffuse structure, trails (lines
@@ -90,7 +91,7 @@ from .kernels import backend, compiled, thread_count
 from .linking import roots
 from .options import ExtractionOptions
 from .orderstats import lower_median
-from .overlay import overlay_blobs
+from .overlay import drawn_blobs, overlay_blobs
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
@@ -695,7 +696,7 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
                            edge=meas["edge"])
     kept = np.flatnonzero(reason == 0)
     thr = scale * meas["sigma"]
-    text = overlay_blobs(meas, kept, thr, (h, w))
+    text = overlay_blobs(meas, kept, thr, (h, w)) | drawn_blobs(meas, kept, work, labels, thr)
     if glyphs is not None and len(glyphs[0]):
         # a matched filter merges a caption's glyphs into words and lines, whose layout
         # no longer shows: blobs holding a glyph of the unfiltered pass are overlay

@@ -33,9 +33,23 @@ see the glyphs:
    is text: its blobs, and every kept blob in its band up to :data:`_SPAN` heights
    beyond its ends (thin strokes, dots and punctuation), are overlay.
 
-Single letters (compass points) and graphics (a logo, a crosshair) are not found by
-it: alone they are a few false detections, which the solver tolerates, and the lines
-of a crosshair are trails.
+Other graphics drawn over the frame are found by what drawing leaves
+(:func:`drawn_blobs`, run on the same blobs): a colour, many pixels of exactly one
+value (the text's is often the frame's full scale, as a saturated star's clip is):
+
+* a single **letter** (an all-sky camera's compass points, N, E, S, W ... in a large
+  font) or a **logo** is one blob, or a few, whose plateau (its pixels at exactly its
+  brightest value, all of them one 8-connected run) has sky between its strokes
+  along rows and columns (:data:`_HOLLOW`; a saturated star's plateau is a disk, a
+  blend of saturated stars has a core per star), or which rises from the sky to its
+  plateau in one step (:data:`_STEP`; a star has wings);
+* a reticle's **dashes** (a finder's cross, drawn by the capture software) are flat
+  bars, four or more end to end along one row or column (the pieces of a full line
+  are one large blob, or trails).
+
+Anti-aliased letters whose plateau breaks into pieces, a logo's letters inside an
+outline of another value, and bold bitmap letters on a frame whose stars are only a
+few sigmas from black to white (no step can be told from a star there) are not found.
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ from numpy.typing import NDArray
 from .linking import roots
 from .orderstats import median
 
-__all__ = ["overlay_blobs"]
+__all__ = ["drawn_blobs", "overlay_blobs"]
 
 #: Candidates are saturated, or flat and peak this many local noise sigmas above the
 #: background (a caption lifts the local noise: 26 sigmas of the frame are 14 there) ...
@@ -173,3 +187,164 @@ def overlay_blobs(m: dict[str, NDArray], kept: NDArray[np.intp], thr: NDArray | 
             out[cand[on]] = True
             out |= band
     return out
+
+
+#: Drawn graphics (:func:`drawn_blobs`) are this many noise sigmas above the background
+#: at least (a harsh 8-bit stretch leaves stars a few sigmas of black and white, 0 and
+#: 255: flat and sharp-edged; compass letters at 255 on an 8-bit frame of the Pleiades
+#: are 10-19 sigmas up) ...
+_DRAWN_SNR = 8.0
+#: **Letters** and **logos**: a blob of at least this many pixels ...
+_LETTER = 40
+#: ... holding at least :data:`_TIES` pixels of exactly its brightest value (a drawn
+#: colour, or the clip of saturated stars: independent noisy peaks do not tie), all
+#: of them 8-connected (its **plateau**: a blend of saturated stars has a core for
+#: each star; 8-bit all-sky frames hold dozens of such blends, whose sky between the
+#: cores looks like a letter's) ...
+_TIES = 6
+#: ... and either hollow: at least this fraction of its plateau's pixels again lies
+#: between them along rows and columns outside the blob (the sky between a letter's
+#: strokes and in its counters, a badge's cut-out letters: 1.1-1.9 for the compass
+#: letters of :func:`skysolve.simulate.degrade.compass`; a saturated star's plateau is
+#: a disk, with a bleed trail a column, and the blends of saturated stars whose cores
+#: touch reached 0.56), and no ring ...
+_HOLLOW = 1.0
+#: ... (the spread of the plateau pixels' distances from its centre is at least this
+#: fraction of their mean: a defocused star's annulus about 0.1-0.2; a letter, whose
+#: strokes reach from its middle to its corners, 0.35 and more) ...
+_RING = 0.3
+#: ... or a step: at most this fraction of its pixels lies below its plateau (a bold
+#: bitmap letter's pieces, a filled badge; a saturated star has wings, a ring of pixels
+#: between the threshold and the clip: a third of a bright one's on an 8-bit frame),
+#: it is no bar (a bleed trail has sharp sides) and is at least :data:`_STEP_SNR` noise
+#: sigmas up (below that a harsh stretch leaves no ring: 0 and 255).
+_STEP = 0.05
+_STEP_SNR = 20.0
+#: Only blobs covering at most this fraction of the ellipse of their second moments (a
+#: uniform one covers it all; the compass letters 0.37-0.46), or that are flat to
+#: within twice :data:`_STEP` (by their flux), are looked at pixel by pixel.
+_SPREAD = 0.55
+#: **Dashes** (a reticle's lines): flat blobs at most this thick (px, by their second
+#: moments: a bar's ``sqrt(12 c + 1)``) ...
+_DASH_WIDTH = 3.0
+#: ... at least this many times as long, along a row or a column (the covariance at most
+#: :data:`_SQUARE` of the difference of the moments' axes: within 10 deg) ...
+_DASH_LENGTH = 3.0
+_SQUARE = 0.35
+#: ... :data:`_MEMBERS` or more of them on one row (or column) within this many pixels,
+#: each at most this many of the longer one's lengths from the next: a dashed line
+#: (saturated stars smeared along a row are bars too, but do not line up end to end).
+_DASH_ROW = 1.0
+_DASH_GAP = 2.0
+#: Windows larger than this (px) are not searched (compass letters and logos are
+#: smaller).
+_MAX_WINDOW = 160
+
+
+def drawn_blobs(m: dict[str, NDArray], kept: NDArray[np.intp], work: NDArray,
+                labels: NDArray, thr: NDArray | float) -> NDArray[np.bool_]:
+    """Which of the blobs ``kept`` (ids into the per-label measurements ``m`` of
+    :mod:`.blobs`) are graphics drawn over the frame: compass letters, logos and the
+    dashes of a reticle (see the notes at :data:`_DRAWN_SNR` ... :data:`_DASH_GAP`);
+    ``work``: the working image the blobs were measured on, ``labels`` their label
+    image, ``thr`` the detection threshold above the background (per label, or one).
+    """
+    out = np.zeros(len(kept), dtype=bool)
+    rise, npix = m["peak"][kept], m["npix"][kept]
+    bright = rise >= _DRAWN_SNR * m["sigma"][kept]
+    if not bright.any():
+        return out
+    a, c, b = (m[q][kept] for q in ("cxx", "cyy", "cxy"))
+    half, root = 0.5 * (a + c), np.sqrt(0.25 * (a - c) ** 2 + b * b)
+    long, short = half + root + 1.0 / 12.0, np.maximum(half - root, 0.0) + 1.0 / 12.0
+    bar = long >= _DASH_LENGTH ** 2 * short
+    level = (thr[kept] if np.ndim(thr) else thr) * (1.0 - _FILL) + _FILL * rise
+    flat = m["flux"][kept] >= npix * level
+    dash = (bright & flat & bar & (12.0 * short <= _DASH_WIDTH ** 2)
+            & (np.abs(b) <= _SQUARE * root))
+    if np.count_nonzero(dash) >= _MEMBERS:
+        on, x, y = np.flatnonzero(dash), m["cx"][kept], m["cy"][kept]
+        for across, along, length in ((y, x, a), (x, y, c)):
+            out[on[_dashed_lines(across[on], along[on], np.sqrt(12.0 * length[on] + 1.0))]] = True
+    # (every frame pays for this: the few blobs spread thin over their moments' ellipse
+    # or flat to the edge are looked at, not the thousands of saturated stars of an
+    # all-sky frame)
+    solid = ((m["flux"][kept] >= (1.0 - 2.0 * _STEP) * npix * rise)
+             & (rise >= _STEP_SNR * m["sigma"][kept]) & ~bar)
+    big = np.flatnonzero(bright & (npix >= _LETTER) & ~out & (
+        solid | (npix <= _SPREAD * 4.0 * np.pi * np.sqrt(long * short))))
+    if len(big):
+        out[big[_letters(m, kept[big], work, labels, solid[big])]] = True
+    return out
+
+
+def _dashed_lines(across: NDArray, along: NDArray, length: NDArray) -> NDArray[np.bool_]:
+    """Which of the bars (their centres ``across`` and ``along`` a row, or a column, and
+    their ``length``) lie in chains of :data:`_MEMBERS` or more on one row, each within
+    :data:`_DASH_GAP` lengths of the next."""
+    out = np.zeros(len(across), dtype=bool)
+    order = np.argsort(across, kind="stable")
+    # the bars of each band of rows, in order along it (bars are few)
+    for start in range(len(order)):
+        band = order[start:][across[order[start:]] - across[order[start]] <= _DASH_ROW]
+        if len(band) < _MEMBERS:
+            continue
+        band = band[np.argsort(along[band], kind="stable")]
+        reach = _DASH_GAP * np.maximum(length[band[1:]], length[band[:-1]]) + 0.5 * (
+            length[band[1:]] + length[band[:-1]])
+        cut = np.flatnonzero(np.diff(along[band]) > reach)
+        for chain in np.split(band, cut + 1):
+            if len(chain) >= _MEMBERS:
+                out[chain] = True
+    return out
+
+
+def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels: NDArray,
+             solid: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Which of the blobs ``ids`` are drawn letters or logos (:data:`_LETTER` ...
+    :data:`_STEP_SNR`), looked at in a window round each; ``solid``: which may be steps
+    (bright enough, no bar, flat by their flux)."""
+    from .extract import _label_pixels  # (extract imports this module)
+
+    h, w = labels.shape
+    out = np.zeros(len(ids), dtype=bool)
+    top = work[m["pr"][ids], m["pc"][ids]]
+    # half a bar of its moments is sqrt(3 c); a letter's weight lies towards its edges
+    hy = np.minimum(2.0 * np.sqrt(3.0 * m["cyy"][ids]) + 3.0, _MAX_WINDOW).astype(int)
+    hx = np.minimum(2.0 * np.sqrt(3.0 * m["cxx"][ids]) + 3.0, _MAX_WINDOW).astype(int)
+    cy, cx = np.rint(m["cy"][ids]).astype(int), np.rint(m["cx"][ids]).astype(int)
+    for k, blob in enumerate(ids):
+        r0, r1 = max(cy[k] - hy[k], 0), min(cy[k] + hy[k] + 1, h)
+        c0, c1 = max(cx[k] - hx[k], 0), min(cx[k] + hx[k] + 1, w)
+        mine = labels[r0:r1, c0:c1] == blob
+        flat = mine & (work[r0:r1, c0:c1] == top[k])
+        at = np.flatnonzero(flat)
+        if len(at) < _TIES:
+            continue
+        step = solid[k] and len(at) >= (1.0 - _STEP) * m["npix"][blob]
+        if not step and _gaps(flat, mine) < _HOLLOW * len(at):
+            continue
+        if _label_pixels(at, flat.shape[1])[1] > 1:
+            continue  # (a blend of saturated stars: a core each)
+        if step:
+            out[k] = True
+        else:
+            rows, cols = np.divmod(at, flat.shape[1])
+            d = np.hypot(rows - rows.mean(), cols - cols.mean())
+            out[k] = d.std() >= _RING * d.mean()
+    return out
+
+
+def _gaps(flat: NDArray[np.bool_], mine: NDArray[np.bool_]) -> int:
+    """The pixels of a window outside the blob ``mine`` that lie between pixels of its
+    plateau ``flat`` along a row or a column (counted once along each): the sky between
+    a letter's strokes (a blend of saturated stars has its own light between its
+    plateaus)."""
+    total = 0
+    for a, b in ((flat, mine), (flat.T, mine.T)):
+        first = a.argmax(axis=1)
+        last = a.shape[1] - 1 - a[:, ::-1].argmax(axis=1)
+        inside = np.arange(a.shape[1]) >= first[:, None]
+        inside &= np.arange(a.shape[1]) <= last[:, None]
+        total += int(np.count_nonzero(inside & ~b & a.any(axis=1)[:, None]))
+    return total
