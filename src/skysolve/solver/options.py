@@ -296,9 +296,10 @@ class SolveOptions(Options):
         brightest 50 at the first pass's tolerance: for frames whose brightest
         centroids are mostly not stars. Giving up then takes several times as
         long (up to the time limit). None (default): only for an
-        ``ExtractionResult`` that rejected more artefacts (sharp, elongated, narrow
-        and foreground detections and trails: hot pixels, cosmic rays, JPEG blocks,
-        lit twigs, trails) than it kept centroids, a frame whose kept list likely
+        ``ExtractionResult`` that rejected more artefacts (sharp, overlay, elongated,
+        narrow and foreground detections and trails: hot pixels, burned-in captions
+        and graphics, cosmic rays, JPEG blocks, lit twigs, trails) than it kept
+        centroids, a frame whose kept list likely
         holds more of the same.""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                        keyword_only=True, doc=f"""

@@ -320,7 +320,7 @@ def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, frame: F
 
 
 #: Rejection reasons of detections that are not sky (``SolveOptions.deep_search``).
-_ARTEFACTS = ("sharp", "elongated", "trail", "foreground", "narrow")
+_ARTEFACTS = ("sharp", "overlay", "elongated", "trail", "foreground", "narrow")
 
 
 def _deep(flag: bool | None, centroids: Any) -> bool:
