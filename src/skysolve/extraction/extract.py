@@ -88,7 +88,7 @@ from .filters import (
     undersampled,
 )
 from .kernels import backend, compiled, thread_count
-from .linking import roots
+from .linking import label_pixels
 from .options import ExtractionOptions
 from .orderstats import lower_median
 from .overlay import drawn_blobs, overlay_blobs
@@ -611,16 +611,15 @@ def _label(idx: NDArray[np.intp], h: int, w: int) -> tuple[NDArray, int]:
     """The 8-connected blobs of the pixels at sorted flat indices ``idx``: the label
     image (0: no blob) and the number of blobs, numbered as ``ndimage.label`` does.
 
-    The compiled labeller (union-find) and its numpy twin :func:`_label_pixels`
+    The compiled labeller (union-find) and its numpy twin :func:`.linking.label_pixels`
     (hooking roots in rounds) visit only the candidate pixels; without the compiled
     kernels, ``ndimage.label`` takes over when scipy is loaded already or the
     candidates are many (:data:`_NUMPY_LABEL_MAX`). All three number blobs alike.
     """
-    label_pixels = compiled("label_pixels")
-    if label_pixels is None and ("scipy.ndimage" in sys.modules
-                                 or len(idx) > _NUMPY_LABEL_MAX):
+    fast = compiled("label_pixels")
+    if fast is None and ("scipy.ndimage" in sys.modules or len(idx) > _NUMPY_LABEL_MAX):
         return _ndimage_label(idx, h, w)
-    lab, nblobs = (label_pixels or _label_pixels)(idx, w)
+    lab, nblobs = (fast or label_pixels)(idx, w)
     labels = np.zeros(h * w, dtype=np.uint16 if nblobs < 65536 else np.int32)
     labels[idx] = lab
     return labels.reshape(h, w), int(nblobs)
@@ -638,31 +637,6 @@ def _ndimage_label(idx: NDArray[np.intp], h: int, w: int) -> tuple[NDArray, int]
         return ndimage.label(mask, structure=eight, output=np.uint16)
     except RuntimeError:  # more than 65535 blobs
         return ndimage.label(mask, structure=eight)
-
-
-def _label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]:
-    """8-connected components of the pixels at sorted flat indices ``idx`` of a frame
-    ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order of
-    each component's first pixel (as ``scipy.ndimage.label`` numbers them).
-
-    The pixels, by their position in ``idx``, are linked to their earlier neighbours
-    (left, and the three above): each blob's root (:func:`.linking.roots`) is its
-    first pixel.
-    """
-    k = len(idx)
-    col = idx % w
-    a_parts, b_parts = [], []
-    for offset, ok in ((1, col > 0), (w + 1, col > 0), (w, None), (w - 1, col < w - 1)):
-        nb = idx - offset
-        pos = np.minimum(np.searchsorted(idx, nb), max(k - 1, 0))
-        hit = (idx[pos] == nb) & (nb >= 0) if k else np.zeros(0, bool)
-        if ok is not None:
-            hit &= ok
-        a_parts.append(np.flatnonzero(hit))
-        b_parts.append(pos[hit])
-    label = roots(np.concatenate(a_parts), np.concatenate(b_parts), k)
-    first = label == np.arange(k)
-    return np.cumsum(first)[label], int(np.count_nonzero(first))
 
 
 def _saturated_on_edge(labels: NDArray, work: NDArray, sat_level: float | None,

@@ -1,13 +1,13 @@
 """Connected components of a graph given by its links, in numpy: the blobs of the pixel
-labeller's numpy twin (:func:`.extract._label_pixels`) and the lines of the overlay test
-(:mod:`.overlay`)."""
+labeller's numpy twin (:func:`label_pixels`), and the lines and plateaus of the overlay
+tests (:mod:`.overlay`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["roots"]
+__all__ = ["label_pixels", "roots"]
 
 
 def roots(a: NDArray[np.intp], b: NDArray[np.intp], k: int) -> NDArray[np.intp]:
@@ -34,3 +34,28 @@ def roots(a: NDArray[np.intp], b: NDArray[np.intp], k: int) -> NDArray[np.intp]:
             if np.array_equal(root, label):
                 break
             label = root
+
+
+def label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]:
+    """8-connected components of the pixels at sorted flat indices ``idx`` of a frame
+    ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order of
+    each component's first pixel (as ``scipy.ndimage.label`` numbers them).
+
+    The pixels, by their position in ``idx``, are linked to their earlier neighbours
+    (left, and the three above): each blob's root (:func:`roots`) is its
+    first pixel.
+    """
+    k = len(idx)
+    col = idx % w
+    a_parts, b_parts = [], []
+    for offset, ok in ((1, col > 0), (w + 1, col > 0), (w, None), (w - 1, col < w - 1)):
+        nb = idx - offset
+        pos = np.minimum(np.searchsorted(idx, nb), max(k - 1, 0))
+        hit = (idx[pos] == nb) & (nb >= 0) if k else np.zeros(0, bool)
+        if ok is not None:
+            hit &= ok
+        a_parts.append(np.flatnonzero(hit))
+        b_parts.append(pos[hit])
+    label = roots(np.concatenate(a_parts), np.concatenate(b_parts), k)
+    first = label == np.arange(k)
+    return np.cumsum(first)[label], int(np.count_nonzero(first))

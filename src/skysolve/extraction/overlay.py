@@ -57,7 +57,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .linking import roots
+from .linking import label_pixels, roots
 from .orderstats import median
 
 __all__ = ["drawn_blobs", "overlay_blobs"]
@@ -304,8 +304,6 @@ def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels
     """Which of the blobs ``ids`` are drawn letters or logos (:data:`_LETTER` ...
     :data:`_STEP_SNR`), looked at in a window round each; ``solid``: which may be steps
     (bright enough, no bar, flat by their flux)."""
-    from .extract import _label_pixels  # (extract imports this module)
-
     h, w = labels.shape
     out = np.zeros(len(ids), dtype=bool)
     top = work[m["pr"][ids], m["pc"][ids]]
@@ -324,7 +322,7 @@ def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels
         step = solid[k] and len(at) >= (1.0 - _STEP) * m["npix"][blob]
         if not step and _gaps(flat, mine) < _HOLLOW * len(at):
             continue
-        if _label_pixels(at, flat.shape[1])[1] > 1:
+        if label_pixels(at, flat.shape[1])[1] > 1:
             continue  # (a blend of saturated stars: a core each)
         if step:
             out[k] = True

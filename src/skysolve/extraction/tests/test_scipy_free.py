@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from skysolve.extraction import extract_centroids
 from skysolve.extraction.background import _filter3
-from skysolve.extraction.extract import _label_pixels
+from skysolve.extraction.linking import label_pixels
 from skysolve.tests.frames import tess_like_frame
 
 EIGHT = np.ones((3, 3), dtype=bool)
@@ -25,7 +25,7 @@ EIGHT = np.ones((3, 3), dtype=bool)
 def _check_labels(mask: np.ndarray) -> int:
     expected, n = ndimage.label(mask, structure=EIGHT)
     idx = np.flatnonzero(mask)
-    lab, count = _label_pixels(idx, mask.shape[1])
+    lab, count = label_pixels(idx, mask.shape[1])
     assert count == n
     np.testing.assert_array_equal(lab, expected.ravel()[idx])
     return n
@@ -58,7 +58,7 @@ def test_labels_of_long_and_big_blobs_as_scipy():
     edges = np.zeros((10, 12), dtype=bool)
     edges[3, -1] = edges[4, 0] = edges[6, 0] = edges[5, -1] = True
     assert _check_labels(edges) == 4
-    assert _label_pixels(np.zeros(0, np.intp), 7)[1] == 0
+    assert label_pixels(np.zeros(0, np.intp), 7)[1] == 0
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (3, 3), (9, 13), (2, 7), (64, 97)])
