@@ -31,8 +31,9 @@ that misses some of its lens's distortion, and it is refused (``_FIXED_RMS``,
 moves the field's stars further from where the hint puts them than the search
 reaches (:func:`hint_offset`): the pair vote's consensus and a refinement can
 wander beyond it. An answer whose matches do not all lie within a third of the
-match radius is matched again at that radius (:func:`_consistent`): a chance match
-(a false detection near a catalog star) pulls the fit of a few stars.
+match radius of where the others put their stars is matched again at that radius
+(:func:`_consistent`): a chance match (a false detection near a catalog star) pulls
+the fit of a few stars, and so hides its own residual.
 """
 
 from __future__ import annotations
@@ -362,27 +363,74 @@ _RADIAL_CONSISTENT = 6
 
 def _consistent(frame: Frame, cat: CatalogView, ref, radius_px: float, iterations: int):
     """``ref`` when its matches are consistent at a third of the match radius
-    (:data:`~.verification.FINE_RADII`), else its refinement at that radius: None when
-    fewer than 3 matches are.
+    (:data:`~.verification.FINE_RADII`), else its refinement at that radius from the
+    rotation of all matches but the worst: None when fewer than 3 matches are.
 
     A right answer predicts its stars to within the centroid noise; a chance match (a
     false detection near a catalog star) lands anywhere in the match radius, and with a
-    few stars, which the fit cannot trim, it pulls the fit: 4-7 stars among three to
-    five times as many false detections gave answers whose real stars were left 1-3 px
-    off and the field's corners 3-18 px (5 in 600 frames); re-matched at the tighter
-    radius, which keeps the real stars and loses such chance matches but one in nine,
-    1 (5 px, a chance match 1 px from its star). Right answers are not touched (their
-    matches sit well within it).
+    few stars, which the fit cannot trim, it pulls the fit towards itself: 4-7 stars among
+    three to five times as many false detections gave answers whose real stars were left
+    1-3 px off and the field's corners 3-18 px (5 in 600 frames). So a match counts by its
+    share of the fit's residuals (:func:`_leave_one_out`), the residual it is left plus
+    those it gives the others, not by its own: the chance match whose fit hid it within
+    the tighter radius (1-2 px, the stars 2-4 px) gave 8 answers 3.5-10 px off at the
+    corners in 4100 such frames, and none since. Re-matched at the tighter radius from the
+    others' rotation, the real stars stay and the chance match goes. Right answers are
+    not touched (their matches' shares sit well within it).
     """
     tight = FINE_RADII[1] * radius_px
-    if float(np.max(ref.errors_rad)) * ref.hyp.f <= tight:
+    fitted = frame if ref.frame is None else ref.frame  # (a radial term's, when refined)
+    share = _leave_one_out(fitted, cat, ref)
+    worst = int(np.argmax(share))
+    if share[worst] <= tight:
         return ref
+    others = np.arange(len(share)) != worst
+    hyp = Hypothesis(wahba_rotation(fitted.vectors(ref.hyp.f, ref.hyp.parity,
+                                                   ref.img_idx[others]),
+                                    cat.vectors(ref.cat_idx[others])),
+                     ref.hyp.f, ref.hyp.parity)
     if frame.fixed_camera and len(ref.img_idx) >= _RADIAL_CONSISTENT:
-        left = _radial_left(frame, cat, ref)
+        # (the worst match where the others' rotation and radial term put its star: the
+        # whole fit's would hide a chance match as the rotation's does)
+        left = _radial_left(frame, cat, ref, hyp, others)
         if left is not None and float(np.max(np.hypot(left[:, 0], left[:, 1]))) <= tight:
             return ref
-    ref = refine(frame, cat, ref.hyp, tight, iterations)
+    ref = refine(frame, cat, hyp, tight, iterations)
     return ref if ref is not None and len(ref.img_idx) >= 3 else None
+
+
+def _leave_one_out(frame: Frame, cat: CatalogView, ref) -> NDArray[np.float64]:
+    """Each match's share (px) of the rotation fit's residuals.
+
+    The share of a match is the square root of what leaving it out takes from the fit's
+    sum of squared residuals: its own residual and those its pull gives the other
+    matches. A chance match among a few stars pulls the fit towards itself and is left a
+    residual of a pixel or two, spreading the rest over the others; its share is where it
+    lies from the place the other matches put its star (5-11 px for a 10 px match radius,
+    where they fit within 0.3-0.6 px). A right star far from the others moves the fit
+    little however poorly they predict it, and its share stays within the centroid noise.
+
+    The fit is linear in a small turn ``w`` of the predicted directions ``u``: a residual
+    ``r`` becomes ``r + u x w``, whose normal matrix is ``N = sum(I - u u^T)``. Leaving a
+    match out from the optimum takes ``|r|^2 + t^T M^-1 t`` from the sum, ``t = u x r``
+    and ``M = N - I + u u^T`` (the normal matrix of the others), whose symmetric inverse is
+    taken from its cofactors, entry by entry (numpy's batched 3x3 solves and cross products
+    cost more than the rest of a tracking answer's check).
+    """
+    v = frame.vectors(ref.hyp.f, ref.hyp.parity, ref.img_idx)
+    u = cat.vectors(ref.cat_idx) @ ref.hyp.R.T
+    r = v - u
+    (u0, u1, u2), (r0, r1, r2) = u.T, r.T
+    t0, t1, t2 = u1 * r2 - u2 * r1, u2 * r0 - u0 * r2, u0 * r1 - u1 * r0
+    p = (len(u) - 1.0) * np.eye(3) - u.T @ u
+    m00, m11, m22 = p[0, 0] + u0 * u0, p[1, 1] + u1 * u1, p[2, 2] + u2 * u2
+    m01, m02, m12 = p[0, 1] + u0 * u1, p[0, 2] + u0 * u2, p[1, 2] + u1 * u2
+    c00, c11, c22 = m11 * m22 - m12 * m12, m00 * m22 - m02 * m02, m00 * m11 - m01 * m01
+    c01, c02, c12 = m02 * m12 - m01 * m22, m01 * m12 - m02 * m11, m01 * m02 - m00 * m12
+    det = m00 * c00 + m01 * c01 + m02 * c02
+    pull = (c00 * t0 * t0 + c11 * t1 * t1 + c22 * t2 * t2
+            + 2.0 * (c01 * t0 * t1 + c02 * t0 * t2 + c12 * t1 * t2)) / det
+    return np.sqrt(np.maximum(0.0, r0 * r0 + r1 * r1 + r2 * r2 + pull)) * ref.hyp.f
 
 
 #: Without a camera model, a tracking answer whose matches scatter by more than this
@@ -441,20 +489,24 @@ def _radial_rms_px(frame: Frame, cat: CatalogView, ref) -> float:
     return float(np.sqrt(2.0 * np.sum(left * left) / max(1, 2 * len(left) - 5)))
 
 
-def _radial_left(frame: Frame, cat: CatalogView, ref) -> NDArray[np.float64] | None:
+def _radial_left(frame: Frame, cat: CatalogView, ref, hyp: Hypothesis | None = None,
+                 fit: NDArray[np.bool_] | None = None) -> NDArray[np.float64] | None:
     """The refined matches' image-plane residuals (px, ``(n, 2)``) that the best radial
     term about the optical centre leaves (see :func:`_radial_rms_px`); None with fewer
-    than 3 matches in the image."""
+    than 3 matches in the image. ``hyp``: the attitude they are taken under (``ref``'s);
+    ``fit``: the matches the term is fitted to (all)."""
     v = cat.vectors(ref.cat_idx)
-    rows, p = frame.in_image(v, ref.hyp, len(v), margin_px=math.inf)
+    rows, p = frame.in_image(v, ref.hyp if hyp is None else hyp, len(v), margin_px=math.inf)
     n = len(rows)
-    if n < 3:
+    use = np.ones(n, dtype=bool) if fit is None else fit[rows]
+    if np.count_nonzero(use) < 3:
         return None
     x = frame.ideal[ref.img_idx[rows]]
     e = (x - p).T.ravel()
     rho2 = np.einsum("ij,ij->i", x, x) / frame.reach_px() ** 2
     a = np.stack([x.T.ravel(), (x * rho2[:, None]).T.ravel()], axis=1)
-    coef = np.linalg.lstsq(a, e, rcond=None)[0]
+    both = np.concatenate([use, use])  # (the x rows, then the y rows)
+    coef = np.linalg.lstsq(a[both], e[both], rcond=None)[0]
     return (e - a @ coef).reshape(2, n).T
 
 
