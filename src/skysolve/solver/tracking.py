@@ -43,7 +43,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from ..geometry import angle_between, wahba_rotation
+from ..geometry import angle_between, two_pair_rotation, wahba_rotation
 from .frame import CatalogView, Frame, Hypothesis
 from .refinement import build_result, refine
 from .result import SolveResult
@@ -238,43 +238,43 @@ def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n
                       search_px: float, radius_px: float):
     """Candidate pairs ``(ii, jj)`` within ``search_px`` and the pairs of them (rows
     ``a``, ``b``) that agree: ``(v_img, v_cat, ii, jj, a, b)``, or None."""
-    from scipy.spatial import cKDTree  # not at import: a one-shot solve may not need it
-
     img = frame.ideal[:n_img]
     v_img = frame.vectors(hyp.f, hyp.parity, np.arange(n_img))
     v_cat = cat.vectors(idx)
-    pairs = cKDTree(p).query_ball_point(img, search_px)
-    ii = np.repeat(np.arange(n_img), [len(c) for c in pairs])
-    jj = np.fromiter((j for c in pairs for j in c), dtype=np.intp, count=len(ii))
+    dx = img[:, 0, None] - p[None, :, 0]
+    dy = img[:, 1, None] - p[None, :, 1]
+    ii, jj = np.nonzero(dx * dx + dy * dy <= search_px * search_px)  # (by centroid, star)
     if len(ii) < 2:
         return None
-    order = np.argsort(ii, kind="stable")[:_MAX_PAIRS]
-    ii, jj = ii[order], jj[order]
-    a, b = np.triu_indices(len(ii), k=1)
+    ii, jj = ii[:_MAX_PAIRS], jj[:_MAX_PAIRS]
     # separations from tables of the few stars on each side, not for each of the
     # pairs of pairs (80,000 of them for 400 pairs: three quarters of the vote's time)
     stars, jj_rows = np.unique(jj, return_inverse=True)
     d_img = angle_between(v_img[:, None], v_img[None, :])
     d_cat = angle_between(v_cat[stars, None], v_cat[None, stars])
     tol = 2.0 * radius_px / hyp.f
-    agree = ((np.abs(d_img[ii[a], ii[b]] - d_cat[jj_rows[a], jj_rows[b]]) < tol)
-             & (ii[a] != ii[b]) & (jj[a] != jj[b]))
-    if not agree.any():
+    # every pair of pairs as an (n, n) table, the rows a < b of it taken (row by row, as
+    # np.triu_indices orders them): contiguous, where gathering the tables' entries by
+    # each pair of pairs' rows took most of the vote's time
+    agree = ((np.abs(d_img[np.ix_(ii, ii)] - d_cat[np.ix_(jj_rows, jj_rows)]) < tol)
+             & (ii[:, None] != ii[None, :]) & (jj[:, None] != jj[None, :]))
+    a, b = np.nonzero(np.triu(agree, 1))
+    if not len(a):
         return None
-    return v_img, v_cat, ii, jj, a[agree], b[agree]
+    return v_img, v_cat, ii, jj, a, b
 
 
-def _consensus(v_img, v_cat, ii, jj, start: int, partners, tol: float):
+def _consensus(v_img, v_cat, ii, jj, outer, start: int, partners, tol: float):
     """Rows of the candidate pairs consistent with the best two-pair rotation through
     ``start``: each partner with ``start`` fixes a rotation, which keeps the candidate
     pairs it maps within ``tol`` (a RANSAC over the partners, so that the chance
-    agreements of a wide hint's many candidates do not spoil the fit)."""
+    agreements of a wide hint's many candidates do not spoil the fit). ``outer``: each
+    candidate pair's ``v_img v_cat^T``, ``(n, 9)``."""
     tries = partners[:_MAX_PARTNERS]
     sel = np.stack([np.full(len(tries), start), tries], axis=1)
-    Rs = wahba_rotation(v_img[ii[sel]], v_cat[jj[sel]])            # (k, 3, 3)
+    Rs = two_pair_rotation(v_img[ii[sel]], v_cat[jj[sel]])          # (k, 3, 3)
     # cos[k, n] = v_img[n] . Rs[k] v_cat[n], as one (k, 9) x (9, n) product (the rotated
     # vectors themselves, (k, n, 3), took a third of the vote's time)
-    outer = (v_img[ii][:, :, None] * v_cat[jj][:, None, :]).reshape(len(ii), 9)
     cos = Rs.reshape(len(tries), 9) @ outer.T                       # (k, n)
     inl = cos > np.cos(tol)
     best = int(np.argmax(inl.sum(axis=1)))
@@ -299,6 +299,7 @@ def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float
     tried = 0
     tol = 2.0 * radius_px / hyp.f
     support = np.bincount(np.concatenate([a, b]), minlength=len(ii))
+    outer = (v_img[ii][:, :, None] * v_cat[jj][:, None, :]).reshape(len(ii), 9)
     covered = np.zeros(len(ii), dtype=bool)  # pairs in a consensus verified already
     for start in np.argsort(-support)[:_MAX_PROPOSALS]:
         if covered[start]:
@@ -307,7 +308,7 @@ def _best_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float
         if len(partners) == 0:
             continue
         partners = partners[np.argsort(-support[partners], kind="stable")]
-        sel = _consensus(v_img, v_cat, ii, jj, start, partners, tol)
+        sel = _consensus(v_img, v_cat, ii, jj, outer, start, partners, tol)
         if len(sel) < 2:
             continue
         covered[sel] = True
