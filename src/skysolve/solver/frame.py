@@ -110,6 +110,20 @@ class Frame:
         cx, cy = self.centre
         return math.hypot(self.width, self.height) * 0.5 + margin_px + math.hypot(cx, cy)
 
+    def reach_angle(self, f: float) -> float:
+        """Largest angle (radians) from the optical axis of a direction the image sees at
+        focal length ``f``: its farthest corner's, undistorted (a barrel lens's corners see
+        further out than their raw distance from the centre says: 3 % at the corners of
+        one whose distortion moves them by 3 %); :meth:`reach_px` where the camera cannot
+        undistort them."""
+        if "reach_ideal_px" not in self.memo:
+            x = 0.5 * self.width * np.array([-1.0, 1.0, 1.0, -1.0])
+            y = 0.5 * self.height * np.array([-1.0, -1.0, 1.0, 1.0])
+            u, v = self.camera.ideal_offsets(x, y)
+            r = float(np.max(np.hypot(u, v)))
+            self.memo["reach_ideal_px"] = r if math.isfinite(r) else self.reach_px()
+        return self.angle_of_radius(self.memo["reach_ideal_px"], f)
+
 
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
                camera_model: CameraModel | None, projection: str,

@@ -93,8 +93,9 @@ def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64
     fast roll is as far off as it moves the stars, not by its angle. A rotation by
     ``a`` moves a direction at ``b`` from its axis by ``2 asin(sin(a / 2) sin b)``; over
     the field (within the angle ``rho`` of the optical axis, a disc through the farthest
-    corner) ``b`` is at most ``min(pi / 2, b0 + rho)``, ``b0`` the angle between the two
-    axes, which the boresight's move gives: ``sin(b0) = sin(d0 / 2) / sin(a / 2)``.
+    corner as the lens sees it: :meth:`~.frame.Frame.reach_angle`) ``b`` is at most
+    ``min(pi / 2, b0 + rho)``, ``b0`` the angle between the two axes, which the
+    boresight's move gives: ``sin(b0) = sin(d0 / 2) / sin(a / 2)``.
     """
     # (scalars: numpy's small-array calls cost more than the rest of the test)
     trace = float(np.sum(R * hint_R))              # 1 + 2 cos(a)
@@ -103,7 +104,7 @@ def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64
         return 0.0
     bore = math.sqrt(max(0.0, 0.5 * (1.0 - float(R[2] @ hint_R[2]))))  # sin(d0 / 2)
     b0 = math.asin(min(1.0, bore / half))
-    rho = frame.angle_of_radius(frame.reach_px(), f)
+    rho = frame.reach_angle(f)
     return 2.0 * math.asin(min(1.0, half * math.sin(min(0.5 * math.pi, b0 + rho))))
 
 
@@ -227,7 +228,7 @@ def _rolls(frame: Frame, f: float, search_px: float, radius_px: float) -> NDArra
     reach = frame.reach_px()
     step = 2.0 * radius_px / reach
     # (hint_offset's largest move of a roll about the axis, solved for the roll)
-    sin_rho = math.sin(frame.angle_of_radius(reach, f))
+    sin_rho = math.sin(frame.reach_angle(f))
     top = 2.0 * math.asin(min(1.0, math.sin(0.5 * search_px / f) / sin_rho))
     k = min(int(min(top, 2.0 * (search_px - radius_px) / reach) / step), _MAX_ROLLS // 2)
     return step * np.array([side * j for j in range(1, k + 1) for side in (1, -1)],

@@ -537,6 +537,32 @@ def test_a_strict_hint_answers_within_its_reach_of_the_stars(small_db, hip2025):
         assert _boresight_error_arcsec(res, R) < 5.0
 
 
+@pytest.mark.parametrize("k1", [-0.05, 0.0, 0.05])
+def test_hint_offset_measures_a_roll_at_the_corner_the_lens_sees(k1):
+    """A roll about the boresight moves the image's farthest corner furthest, by as much
+    as the direction the lens images there is from the axis; with barrel distortion
+    (``k1 < 0``) that is further out than the corner's raw distance says, and
+    ``hint_offset`` took the raw one (5 % barrel on this 12 deg field: 5.5 % short, so
+    that a tracking answer could lie that much further off than the hint's reach; 5 %
+    pincushion: 4.5 % over)."""
+    from skysolve.solver.backends import select
+    from skysolve.solver.frame import make_frame
+    from skysolve.solver.tracking import hint_offset
+
+    scale = math.hypot(W / 2, H / 2)
+    cam = CameraModel.from_fov(12.0, W, H, distortion=RadialDistortion(k1, scale=scale))
+    frame = make_frame(np.zeros((3, 2)), W, H, cam, cam.projection, select("reference"))
+    hint = radec_roll_to_rotation(30.0, 40.0, 50.0)
+    x = 0.5 * W * np.array([-1.0, 1.0, 1.0, -1.0])
+    y = 0.5 * H * np.array([-1.0, -1.0, 1.0, 1.0])
+    for roll in (1.0, 6.0, 20.0):
+        R = radec_roll_to_rotation(30.0, 40.0, 50.0 + roll)
+        moved = angle_between(cam.pixel_to_vectors(x, y) @ hint, cam.pixel_to_vectors(x, y) @ R)
+        f = cam.focal_length_px
+        # (rel: the boresight's move from a dot product of unit vectors, ~1e-8 rad for a roll)
+        assert hint_offset(frame, R, hint, f) == pytest.approx(float(np.max(moved)), rel=1e-4)
+
+
 def test_strict_hints_further_off_than_their_reach_give_no_answer(small_db, hip2025):
     """Hints 3 and 2 times further off than their uncertainty (boresight and roll) on 100
     hard fields: the stars lie 1.4-2 times as far from where the hint puts them as the
