@@ -116,13 +116,19 @@ class Frame:
         further out than their raw distance from the centre says: 3 % at the corners of
         one whose distortion moves them by 3 %); :meth:`reach_px` where the camera cannot
         undistort them."""
-        if "reach_ideal_px" not in self.memo:
-            x = 0.5 * self.width * np.array([-1.0, 1.0, 1.0, -1.0])
-            y = 0.5 * self.height * np.array([-1.0, -1.0, 1.0, 1.0])
-            u, v = self.camera.ideal_offsets(x, y)
-            r = float(np.max(np.hypot(u, v)))
-            self.memo["reach_ideal_px"] = r if math.isfinite(r) else self.reach_px()
-        return self.angle_of_radius(self.memo["reach_ideal_px"], f)
+        r = self.memo.get("reach_ideal_px")
+        if r is None:
+            cx, cy = self.centre
+            w, h = 0.5 * self.width, 0.5 * self.height
+            if self.camera.distortion is None:  # (scalars: the usual case, at no cost)
+                r = math.hypot(w + abs(cx), h + abs(cy))
+            else:
+                u, v = self.camera.ideal_offsets(np.array([-w, w, w, -w]),
+                                                 np.array([-h, -h, h, h]))
+                r = float(np.max(np.hypot(u, v)))
+                r = r if math.isfinite(r) else self.reach_px()
+            self.memo["reach_ideal_px"] = r
+        return self.angle_of_radius(r, f)
 
 
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
