@@ -19,21 +19,21 @@ densest cell of them all giving the pairs. When that fails too (a crowded field,
 a roll beyond the scan), pairs of pairs whose angular separations agree
 (rigid-body consistency) vote for one rotation instead, which is fitted and
 verified the same way (it costs a few times as much: 80,000 pairs of pairs for
-400 candidate pairs). Because the hint, not the matched stars, pins the attitude,
-the false-match probability counts every matched star as evidence, so three stars
-can suffice; it is multiplied by the attitudes a vote took the best of (the coarse
-and the fine cells', the rolls of the scan, the pair vote's proposals). A hint
-further off than its uncertainty can still verify a rotation pivoting about the few
-stars it does match (or chance pairs): its refined matches then scatter across the
-match radius where a right answer's sit within the centroid noise, or along the
-radius for a camera model that misses some of its lens's distortion, and it is
-refused (``_FIXED_RMS``, :func:`_rigid`); the next way of voting then gets its turn.
-So is an answer that moves the field's stars further from where the hint puts them
-than the search reaches (:func:`hint_offset`): the pair vote's consensus and a
-refinement can wander beyond it. An answer whose matches do not all lie within a
-third of the match radius of where the others put their stars is matched again at
-that radius (:func:`_consistent`): a chance match (a false detection near a catalog
-star) pulls the fit of a few stars, and so hides its own residual.
+400 candidate pairs). Because the hint, not the matched stars, pins the
+attitude, the false-match probability counts every matched star as evidence, so
+three stars can suffice; it is multiplied by the attitudes a vote took the best of
+(the rolls of the scan, the pair vote's proposals). A hint further off than its
+uncertainty can still verify a rotation pivoting about the few stars it does match
+(or chance pairs): its refined matches then scatter across the match radius where a
+right answer's sit within the centroid noise, or along the radius for a camera model
+that misses some of its lens's distortion, and it is refused (``_FIXED_RMS``,
+:func:`_rigid`); the next way of voting then gets its turn. So is an answer that
+moves the field's stars further from where the hint puts them than the search
+reaches (:func:`hint_offset`): the pair vote's consensus and a refinement can
+wander beyond it. An answer whose matches do not all lie within a third of the
+match radius of where the others put their stars is matched again at that radius
+(:func:`_consistent`): a chance match (a false detection near a catalog star) pulls
+the fit of a few stars, and so hides its own residual.
 """
 
 from __future__ import annotations
@@ -188,13 +188,10 @@ def _fine_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: i
     in a 1 deg search), and the densest of them then need not be the right pile of
     10-15 pairs. A hint whose roll is right to a few tenths of a degree piles its
     right pairs within a pixel or two, where a cell a quarter as wide holds one
-    chance pair. Its histogram is the second of the same offsets at the hint's roll,
-    after the offset vote's, so that its answer is the best of two attitudes, which
-    ``tried`` counts (as the roll scan's counts its rolls).
+    chance pair.
     """
-    n, h, prob, tried = _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px,
-                                     cell_radii=_FINE_CELL)
-    return n, h, prob, tried and tried + 1
+    return _offset_vote(frame, cat, hyp, idx, p, n_img, search_px, radius_px,
+                        cell_radii=_FINE_CELL)
 
 
 def _roll_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,

@@ -667,49 +667,6 @@ def test_tracking_among_three_times_as_many_false_detections(small_db, hip2025):
     assert worst < 30.0
 
 
-def test_the_fine_vote_counts_the_offset_vote_before_it(small_db, hip2025, monkeypatch):
-    """The fine cells' histogram is the second taken of the same offsets at the hint's
-    roll (the offset vote's, whose densest block of coarse cells holds any pile of the
-    fine ones, was verified first), so that its answer is the best of two attitudes and
-    its false-match probability twice its verification's, as the roll scan's counts its
-    rolls (it counted one). Stars among 100 false detections, as in
-    ``test_tracking_among_three_times_as_many_false_detections``, where the fine cells
-    answer."""
-    import importlib
-
-    tracking = importlib.import_module("skysolve.solver.tracking")
-    fine, last = tracking._fine_vote, []
-
-    def spy(*args, **kwargs):
-        out = fine(*args, **kwargs)
-        last.append(out[2])
-        return out
-
-    monkeypatch.setattr(tracking, "_fine_vote", spy)
-    for name in ("_roll_vote", "_pair_vote"):  # (so that an answer after the fine vote's is its)
-        monkeypatch.setattr(tracking, name, lambda *a, **k: (0, None, 1.0, 0))
-    rng = np.random.default_rng(3)
-    cam = CameraModel.from_fov(12.0, W, H)
-    answered = 0
-    for _ in range(12):
-        R = radec_roll_to_rotation(*(np.array([75.0, 20.0, 40.0]) + rng.normal(0.0, 0.05, 3)))
-        stars = simulate_centroids(hip2025, cam, R, centroid_noise_px=0.3, seed=rng,
-                                   max_magnitude=6.5).centroids
-        fake = np.column_stack([rng.uniform(-W / 2, W / 2, 100), rng.uniform(-H / 2, H / 2, 100),
-                                rng.choice(stars[:, 2], 100) * rng.uniform(0.5, 3.0, 100)])
-        xy = np.vstack([stars, fake])
-        last.clear()
-        res = small_db.solve_from_centroids(xy[np.argsort(-xy[:, 2])], image_shape=(H, W),
-                                            camera_model=cam,
-                                            attitude_hint=radec_roll_to_rotation(75.0, 20.0, 40.0),
-                                            hint_uncertainty_deg=1.0, strict_hint=True)
-        if res and last:
-            assert _boresight_error_arcsec(res, R) < 30.0
-            assert res.probability == pytest.approx(2.0 * last[-1], rel=1e-9)
-            answered += 1
-    assert answered >= 4
-
-
 def test_few_star_attitude_sigma_covers_two_thirds_of_the_errors(small_db, hip2025):
     """3-star tracking solves, with a camera model (3 residual degrees of freedom) and
     without (2: the focal length is fitted too): the error over the reported sigma follows
@@ -836,12 +793,11 @@ def test_tracking_a_few_stars_among_many_false_detections_leaves_chance_matches_
     false detection near a catalog star, taken into the fit of a few stars, pulled it (the
     corners 7 and 8.6 px off here; 12 of 2000 such frames, seeds 1-10, put them over
     3.3 px off, 1 since the matches are taken again at a third of the match radius, and
-    406 -> 417 within, 405 since the pair vote counts its proposals, 386 since the fine
-    vote counts the offset vote's attitude); no answer may put the corners further than
-    that from the truth."""
+    406 -> 417 within, 405 since the pair vote counts its proposals); no answer may put
+    the corners further than that from the truth."""
     off, right = _strict_tracking_off_and_right(
         small_db, _few_stars_among_false_detections(hip2025, 6))
-    assert off == [] and right >= 39
+    assert off == [] and right >= 41
 
 
 def test_the_pair_vote_counts_its_proposals(small_db, hip_catalog):
@@ -851,7 +807,7 @@ def test_the_pair_vote_counts_its_proposals(small_db, hip_catalog):
     the corners (13,455"). Counting its proposals refuses it."""
     frames = (f[1:] for f in _noise_set(hip_catalog, 11, 261) if f[0] > 210)
     off, right = _strict_tracking_off_and_right(small_db, frames)
-    assert off == [] and right >= 12
+    assert off == [] and right >= 13
 
 
 def test_tracking_leaves_out_a_chance_match_that_its_fit_hides(small_db, hip_catalog,
@@ -866,10 +822,10 @@ _consistent` holds them to: here the corners were 5.8 px off (seed 1, frame 185 
     false detection lies 6-9 px off; left out, the stars fit within 0.6 px."""
     off, right = _strict_tracking_off_and_right(
         small_db, _few_stars_among_false_detections(hip2025, 1))
-    assert off == [] and right >= 36
+    assert off == [] and right >= 37
     off, right = _strict_tracking_off_and_right(
         small_db, (f[1:] for f in _noise_set(hip_catalog, 17, 147)))
-    assert off == [] and right >= 32
+    assert off == [] and right >= 33
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
