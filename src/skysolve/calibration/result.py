@@ -273,6 +273,9 @@ class CalibrateResult:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k in self.__slots__:
             setattr(self, k, state.get(k))
+        # a result pickled before images were left out of the fit left none out
+        if self.excluded_images is None:
+            self.excluded_images = {}
 
     def __repr__(self) -> str:
         cam = self.camera_model

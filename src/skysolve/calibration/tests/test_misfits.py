@@ -148,3 +148,19 @@ def test_an_image_stays_when_the_others_alone_cannot_be_fitted(small_db, monkeyp
     cal, _, caught = _calibrate(small_db, 3, 1, seed=1)
     assert cal.excluded_images == {} and cal.num_images == 3
     assert any("fit rejected most matched stars of image(s) 2" in m for m in caught)
+
+
+def test_a_result_pickled_before_excluded_images_reads_as_none_left_out(small_db):
+    """A result pickled before ``excluded_images`` existed unpickles with none left out:
+    its summary (an image without figures) and its camera-file record used to raise
+    AttributeError on the missing dict."""
+    import pickle
+
+    cal, _, _ = _calibrate(small_db, 3, 1, seed=1)
+    state = cal.__getstate__()
+    del state["excluded_images"]
+    old = pickle.loads(pickle.dumps(cal))
+    old.__setstate__(state)
+    assert old.excluded_images == {}
+    assert "(not solved)" in old.summary()
+    assert old.calibration_record()["excluded_images"] == {}
