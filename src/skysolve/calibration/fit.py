@@ -292,13 +292,15 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     from .validation import holdout, residual_pattern, select_order
 
     results, cents = pair_lists(solve_results, centroids)
-    images, cameras, rmse_before, width, height = image_pairs(db, results, cents, options)
+    images, cameras, before_sq, width, height = image_pairs(db, results, cents, options)
     matched = {im.index: len(im) for im in images}
     order, scores = options.order, None
     fitted, images, cameras, excluded = fit_without_misfits(
         images, cameras, width, height, options, order, compromise=not provisional)
-    # pairs re-matching drops are outliers too; a left-out image's are not
+    # pairs re-matching drops are outliers too; a left-out image's are not, nor do they
+    # count before
     n_candidates = sum(matched[im.index] for im in images)
+    rmse_before = math.sqrt(sum(before_sq[im.index] for im in images) / max(n_candidates, 1))
     if options.catalog is not None:
         added = match_catalog(db, fitted.problem, fitted.params, fitted.camera(width, height),
                               fitted.inliers, options)

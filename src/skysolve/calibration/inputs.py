@@ -188,12 +188,14 @@ def _check_own_fits(images: list[Pairs], fits: list[float]) -> None:
 
 
 def image_pairs(db: PatternDatabase, results: list, cents: list,
-                options: CalibrationOptions) -> tuple[list[Pairs], list[CameraModel], float,
-                                                      int, int]:
-    """Every successful solve's pairs and camera, the rmse before, and the image size."""
+                options: CalibrationOptions) -> tuple[list[Pairs], list[CameraModel],
+                                                      dict[int, float], int, int]:
+    """Every successful solve's pairs and camera, each image's squared residual sum
+    under its solve (by result index: the rmse before is over the images that take
+    part), and the image size."""
     velocities = _velocities(options, len(results))
     images, cameras, fits = [], [], []
-    before_sq = 0.0
+    before_sq: dict[int, float] = {}
     for i, (res, cs) in enumerate(zip(results, cents, strict=True)):
         if res is None or isinstance(res, SolveFailure):
             continue
@@ -201,7 +203,7 @@ def image_pairs(db: PatternDatabase, results: list, cents: list,
         images.append(im)
         cameras.append(res.camera_model)
         fits.append(math.sqrt(sq / max(len(im.xy), 1)))
-        before_sq += sq
+        before_sq[i] = sq
     if not images:
         raise InvalidArgumentError("solve_results holds no successful solve to calibrate from")
     _check_own_fits(images, fits)
@@ -222,5 +224,4 @@ def image_pairs(db: PatternDatabase, results: list, cents: list,
         raise InvalidArgumentError(
             "solve_results disagree on the lens projection: images of one camera share one "
             f"(got {sorted({cam.projection for cam in cameras})})")
-    n_pairs = sum(len(im) for im in images)
-    return images, cameras, math.sqrt(before_sq / n_pairs), width, height
+    return images, cameras, before_sq, width, height

@@ -30,8 +30,9 @@ class CalibrateResult:
         The fitted shared camera (focal length, optical centre, parity,
         distortion); pass it as ``camera_model=`` to ``solve_from_centroids``.
     rmse_before_px : float
-        RMS pixel residual of all matched pairs under the models the solves
-        used (each its own camera model and attitude).
+        RMS pixel residual of all matched pairs of the images that took part (not
+        :attr:`excluded_images`') under the models the solves used (each its own camera
+        model and attitude).
     rmse_after_px : float
         RMS pixel residual of the inlier pairs under the fitted camera and the
         refined attitudes.
