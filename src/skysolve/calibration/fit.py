@@ -68,7 +68,9 @@ is a misfit, clipped at the median image's scale
 (:func:`~skysolve.calibration.engine.image_noise`). An image that keeps less
 than half of its matched stars among three or more is left out and the others
 fitted again without it when that is what makes the others fit (another lens,
-a wrong solve: :mod:`skysolve.calibration.misfits`;
+a wrong solve), and so is one whose pairs disagree most with a fit that settled
+between two lenses, every image keeping most of its stars; never when the others
+alone cannot be fitted (:mod:`skysolve.calibration.misfits`;
 ``CalibrateResult.excluded_images`` says which and why). Each pair is weighted by
 the inverse square of its image's scale (a star of a frame of 0.01 px
 centroids counts as much as a hundred of a frame of 0.1 px), and the

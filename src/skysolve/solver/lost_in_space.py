@@ -63,6 +63,7 @@ from numpy.typing import NDArray
 
 from .focal import FocalWindow, focal_windows
 from .frame import CatalogView, Frame, Hypothesis
+from .options import MAX_PATTERN_STARS_LIMIT
 from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
 from .verification import verify
@@ -153,7 +154,7 @@ DEEP_PATTERN_STARS = 26
 #: reaches the 5 s time-out on the default one (1.5-3.5 s without it, which solves 9
 #: of the 20 with it and 5 without). Answers found before it are unchanged: it runs
 #: last.
-DEEPEST_PATTERN_STARS = 50
+DEEPEST_PATTERN_STARS = MAX_PATTERN_STARS_LIMIT
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
 _WINDOW_MARGIN = 0.01
