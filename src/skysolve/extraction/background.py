@@ -48,7 +48,8 @@ from .. import _threads
 from .kernels import compiled, thread_count
 from .orderstats import lower_median, percentiles
 
-__all__ = ["Background", "estimate_background", "robust_sigma", "robust_location"]
+__all__ = ["Background", "estimate_background", "flattened_blocks", "robust_sigma",
+           "robust_location"]
 
 #: Serialises the building of models' interpolation tables (:meth:`Background._tables`).
 _TABLES_LOCK = threading.Lock()
@@ -191,6 +192,10 @@ class Background:
         Fraction of the sampled pixels more than :data:`DARK_SIGMAS` noise sigmas
         below the model and the typical sky level (0 for a sky with nothing dark in
         front of it).
+    flattened : bool
+        The image is a JPEG that flattened its sky into constant 8x8 blocks
+        (:func:`flattened_blocks`; set by the extractor, which knows whether its
+        values are counts).
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
@@ -206,6 +211,7 @@ class Background:
         self._bounds: dict[tuple[int, int], NDArray[np.float64]] = {}
         self.noise: Background | None = None
         self.dark_fraction = 0.0
+        self.flattened = False
 
     def sigma_at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64] | float:
         """Noise at integer pixels (the global ``sigma`` when it is uniform)."""
@@ -734,3 +740,71 @@ def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background
     limit = np.maximum(1.0, 6.0 / np.sqrt(np.maximum(n, 1))) * local
     structured = bool(np.any((np.abs(mean) > limit) & (n > 0)))  # (clipped at 3 sigmas)
     return noise, structured
+
+
+#: The blocks a JPEG encoder transforms and quantises independently (px).
+_JPEG_BLOCK = 8
+#: A frame is block-compressed when the pixel steps across one phase of the 8-px grid
+#: are this many times those at the other phases (:func:`_block_phase`; the real and
+#: simulated frames as JPEGs of a sky under a few counts of noise: 2.0-2.3 at quality
+#: 40, 4.0-4.5 at 65, 6-16 at 78; uncompressed, in 8 bits, or a JPEG whose noise its
+#: quantisation kept, 1.002-1.006).
+_BLOCKING_RATIO = 1.25
+#: Pixel steps sampled per axis to look for the block grid (2,000 a phase: its mean
+#: step to ~2 %).
+_PHASE_SAMPLES = 16_384
+#: Pixels of the blocks sampled for their flatness.
+_BLOCKING_SAMPLES = 65_536
+#: The fraction of constant blocks that makes a JPEG's sky flattened (quality 65-78 of
+#: a sky under a few counts of noise: 50-98 %; quality 40-52, 1-18 %).
+_FLAT_FRACTION = 0.25
+
+
+def _block_phase(image: NDArray, axis: int, clip: float) -> int | None:
+    """The offset of the 8-px block grid along ``axis`` (from whole image rows or
+    columns every few): the boundary between pixels ``phase - 1`` and ``phase`` (mod 8)
+    when the steps across it exceed the others' by :data:`_BLOCKING_RATIO`, else None.
+
+    Steps are clipped at ``clip``, so that stars and edges, which rise at every phase,
+    do not swamp the sky's; a flattened sky steps at the boundaries only.
+    """
+    a = image if axis == 1 else image.T
+    n = a.shape[1] - 1
+    if a.shape[0] == 0 or n < 4 * _JPEG_BLOCK:
+        return None
+    every = max(1, int(a.shape[0] * n / _PHASE_SAMPLES))
+    steps = np.abs(np.diff(a[::every].astype(np.float32), axis=1))
+    np.minimum(steps, clip, out=steps)
+    cut = (n // _JPEG_BLOCK) * _JPEG_BLOCK
+    per_phase = steps[:, :cut].reshape(steps.shape[0], -1, _JPEG_BLOCK).mean(axis=(0, 1))
+    top = int(np.argmax(per_phase))
+    others = np.delete(per_phase, top)
+    if not per_phase[top] > _BLOCKING_RATIO * float(np.median(others)):
+        return None
+    return (top + 1) % _JPEG_BLOCK  # the step from pixel top to top + 1
+
+
+def flattened_blocks(image: NDArray, sigma: float) -> bool:
+    """Whether ``image`` (pixel scatter ``sigma``) is a JPEG that flattened its sky: it
+    shows an 8-px block grid (:func:`_block_phase` along both axes, its steps clipped
+    at 3 ``sigma``, and at least a count) and :data:`_FLAT_FRACTION` of its blocks on
+    that grid are constant.
+
+    JPEG zeroes the high-frequency coefficients of quiet 8x8 blocks: a sky under a few
+    counts of noise becomes blocks of one value each, whose pixels are not independent.
+    """
+    h, w = image.shape
+    clip = max(3.0 * sigma, 1.0)
+    pc = _block_phase(image, 1, clip)
+    pr = None if pc is None else _block_phase(image, 0, clip)
+    if pr is None:
+        return False
+    ny, nx = (h - pr) // _JPEG_BLOCK, (w - pc) // _JPEG_BLOCK
+    if ny == 0 or nx == 0:
+        return False
+    every = max(1, int(ny * nx * _JPEG_BLOCK ** 2 / _BLOCKING_SAMPLES))
+    rows = (pr + _JPEG_BLOCK * np.arange(0, ny, every)[:, None]
+            + np.arange(_JPEG_BLOCK)[None, :]).ravel()
+    blocks = image[rows, pc:pc + nx * _JPEG_BLOCK].reshape(-1, _JPEG_BLOCK, nx, _JPEG_BLOCK)
+    flat = np.all(blocks == blocks[:, :1, :, :1], axis=(1, 3))
+    return bool(np.count_nonzero(flat) >= _FLAT_FRACTION * flat.size)

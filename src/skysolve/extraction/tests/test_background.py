@@ -116,3 +116,33 @@ def test_counted_medians_as_partition():
     tiles = frame[:192, :288].reshape(6, 32, 9, 32)[:, ::2, :, ::2].transpose(0, 2, 1, 3)
     np.testing.assert_array_equal(grid[:6, :9], background._kth(
         np.ascontiguousarray(tiles).reshape(6, 9, -1)).astype(np.float64))
+
+
+def test_flattened_jpeg_blocks_are_found_only_in_jpegs():
+    """:func:`flattened_blocks` finds the 8-px block grid of a JPEG that flattened its
+    sky (quality 65; also cut off the grid: a crop), and nothing in the same frame
+    uncompressed, in 8 bits, as a JPEG that kept its noise (quality 85 of its 1-99.9 %
+    stretch: a sky of ~20 counts), or as a JPEG that flattened few blocks (quality 40,
+    1-6 % of them)."""
+    import io
+
+    from PIL import Image
+
+    from skysolve import read_image
+    from skysolve.simulate import degrade as dg
+    from skysolve.tests.realframes import ALT40, DATA
+
+    image = read_image(DATA / ALT40)
+    lo, hi = np.percentile(image, [1.0, 99.9])
+    buf = io.BytesIO()
+    Image.fromarray(np.clip((image - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)).save(
+        buf, "JPEG", quality=85)
+    kept = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    jpeg = dg.jpeg(image, 0.5)
+    for frame in (image, dg.quantise_8bit(image, 0.5), kept, dg.jpeg(image, 1.0)):
+        sigma = extract.extract_centroids(frame).background_sigma
+        assert not background.flattened_blocks(frame.astype(np.float32), sigma)
+    for cut in (jpeg, jpeg[3:, 5:]):
+        phases = [background._block_phase(cut.astype(np.float32), axis, 1.0) for axis in (0, 1)]
+        assert phases == ([0, 0] if cut is jpeg else [5, 3])
+        assert background.flattened_blocks(cut.astype(np.float32), 1.0)
