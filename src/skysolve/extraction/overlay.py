@@ -41,8 +41,10 @@ value (the text's is often the frame's full scale, as a saturated star's clip is
   font) or a **logo** is one blob, or a few, whose plateau (its pixels at exactly its
   brightest value, all of them one 8-connected run) has sky between its strokes
   along rows and columns (:data:`_HOLLOW`; a saturated star's plateau is a disk, a
-  blend of saturated stars has a core per star), or which rises from the sky to its
-  plateau in one step (:data:`_STEP`; a star has wings);
+  blend of saturated stars has a core per star) and whose strokes do not all radiate
+  from its centre (:data:`_SEEN`: a saturated star's diffraction spikes do), or
+  which rises from the sky to its plateau in one step (:data:`_STEP`; a star has
+  wings);
 * a reticle's **dashes** (a finder's cross, drawn by the capture software) are flat
   bars, four or more end to end along one row or column (the pieces of a full line
   are one large blob, or trails).
@@ -213,6 +215,12 @@ _HOLLOW = 1.0
 #: fraction of their mean: a defocused star's annulus about 0.1-0.2; a letter, whose
 #: strokes reach from its middle to its corners, 0.35 and more) ...
 _RING = 0.3
+#: ... and no star's: fewer than this fraction of its plateau's pixels see its centre along
+#: a straight line within the blob (a saturated star's clip is a disk, and its saturated
+#: diffraction spikes run straight out of it, with the sky between them making it
+#: hollow when they lie diagonally: 0.79-1.0 of its pixels see the centre; the compass
+#: letters' strokes bend and part round their counters: 0-0.41) ...
+_SEEN = 0.6
 #: ... or a step: at most this fraction of its pixels lies below its plateau (a bold
 #: bitmap letter's pieces, a filled badge; a saturated star has wings, a ring of pixels
 #: between the threshold and the clip: a third of a bright one's on an 8-bit frame),
@@ -329,8 +337,21 @@ def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels
         else:
             rows, cols = np.divmod(at, flat.shape[1])
             d = np.hypot(rows - rows.mean(), cols - cols.mean())
-            out[k] = d.std() >= _RING * d.mean()
+            out[k] = d.std() >= _RING * d.mean() and _seen(rows, cols, mine) < _SEEN
     return out
+
+
+def _seen(rows: NDArray[np.intp], cols: NDArray[np.intp], mine: NDArray[np.bool_]) -> float:
+    """The fraction of the plateau's pixels (``rows``, ``cols`` in the window) whose
+    straight line to the plateau's centre runs within the blob ``mine``: all of a
+    saturated star's, its clip and the spikes radiating from it (whose light the blob
+    holds about them), few of a letter's."""
+    r0, c0 = rows.mean(), cols.mean()
+    # one sample a pixel along the longest line
+    t = np.linspace(0.0, 1.0, int(np.hypot(rows - r0, cols - c0).max()) + 2)[:, None]
+    inside = mine[np.rint(r0 + t * (rows - r0)).astype(np.intp),
+                  np.rint(c0 + t * (cols - c0)).astype(np.intp)]
+    return float(np.mean(inside.all(axis=0)))
 
 
 def _gaps(flat: NDArray[np.bool_], mine: NDArray[np.bool_]) -> int:
