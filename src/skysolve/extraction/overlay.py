@@ -44,7 +44,8 @@ value (the text's is often the frame's full scale, as a saturated star's clip is
   blend of saturated stars has a core per star) and whose strokes do not all radiate
   from its centre (:data:`_SEEN`: a saturated star's diffraction spikes do), or
   which rises from the sky to its plateau in one step (:data:`_STEP`; a star has
-  wings);
+  wings) and is no star's round clip (:data:`_CLIP`, :data:`_BOX`: a stretch that
+  makes the sky black leaves stars none);
 * a reticle's **dashes** (a finder's cross, drawn by the capture software) are flat
   bars, four or more end to end along one row or column (the pieces of a full line
   are one large blob, or trails).
@@ -228,6 +229,14 @@ _SEEN = 0.6
 #: sigmas up (below that a harsh stretch leaves no ring: 0 and 255).
 _STEP = 0.05
 _STEP_SNR = 20.0
+#: ... and it is no star's clip: one fills at least this fraction of the ellipse of its
+#: second moments (a frame stretched so that the sky is black and a star white a few
+#: sigmas up leaves stars with no ring: their clips filled 0.83-1.0 of it; a bold
+#: letter's pieces and badges with cut-out letters 0.71 at most) ...
+_CLIP = 0.8
+#: ... and at most this fraction of its bounding box (a disk pi / 4, small ones up to
+#: 0.89; a filled rectangle, a badge, all of it).
+_BOX = 0.93
 #: Only blobs covering at most this fraction of the ellipse of their second moments (a
 #: uniform one covers it all; the compass letters 0.37-0.46), or that are flat to
 #: within twice :data:`_STEP` (by their flux), are looked at pixel by pixel.
@@ -279,10 +288,10 @@ def drawn_blobs(m: dict[str, NDArray], kept: NDArray[np.intp], work: NDArray,
     # all-sky frame)
     solid = ((m["flux"][kept] >= (1.0 - 2.0 * _STEP) * npix * rise)
              & (rise >= _STEP_SNR * m["sigma"][kept]) & ~bar)
-    big = np.flatnonzero(bright & (npix >= _LETTER) & ~out & (
-        solid | (npix <= _SPREAD * 4.0 * np.pi * np.sqrt(long * short))))
+    ellipse = 4.0 * np.pi * np.sqrt(long * short)  # (the area of a uniform blob's)
+    big = np.flatnonzero(bright & (npix >= _LETTER) & ~out & (solid | (npix <= _SPREAD * ellipse)))
     if len(big):
-        out[big[_letters(m, kept[big], work, labels, solid[big])]] = True
+        out[big[_letters(m, kept[big], work, labels, solid[big], ellipse[big])]] = True
     return out
 
 
@@ -308,10 +317,11 @@ def _dashed_lines(across: NDArray, along: NDArray, length: NDArray) -> NDArray[n
 
 
 def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels: NDArray,
-             solid: NDArray[np.bool_]) -> NDArray[np.bool_]:
+             solid: NDArray[np.bool_], ellipse: NDArray) -> NDArray[np.bool_]:
     """Which of the blobs ``ids`` are drawn letters or logos (:data:`_LETTER` ...
     :data:`_STEP_SNR`), looked at in a window round each; ``solid``: which may be steps
-    (bright enough, no bar, flat by their flux)."""
+    (bright enough, no bar, flat by their flux); ``ellipse``: the area of the ellipse of
+    their second moments."""
     h, w = labels.shape
     out = np.zeros(len(ids), dtype=bool)
     top = work[m["pr"][ids], m["pc"][ids]]
@@ -333,7 +343,12 @@ def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels
         if label_pixels(at, flat.shape[1])[1] > 1:
             continue  # (a blend of saturated stars: a core each)
         if step:
-            out[k] = True
+            # (a star's clip, a disk or a blend of two, is no step however sharp its
+            # edge, nor is a filled rectangle a star's clip)
+            rows, cols = np.nonzero(mine)
+            box = (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+            npix = m["npix"][blob]
+            out[k] = npix < _CLIP * ellipse[k] or npix > _BOX * box
         else:
             rows, cols = np.divmod(at, flat.shape[1])
             d = np.hypot(rows - rows.mean(), cols - cols.mean())
