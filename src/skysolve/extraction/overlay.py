@@ -47,8 +47,8 @@ value (the text's is often the frame's full scale, as a saturated star's clip is
   wings) and is no star's round clip (:data:`_CLIP`, :data:`_BOX`: a stretch that
   makes the sky black leaves stars none);
 * a reticle's **dashes** (a finder's cross, drawn by the capture software) are flat
-  bars, four or more end to end along one row or column (the pieces of a full line
-  are one large blob, or trails).
+  bars of one length (:data:`_DASH_ALIKE`), four or more end to end along one row or
+  column (the pieces of a full line are one large blob, or trails).
 
 Anti-aliased letters whose plateau breaks into pieces, a logo's letters inside an
 outline of another value, and bold bitmap letters on a frame whose stars are only a
@@ -253,6 +253,10 @@ _SQUARE = 0.35
 #: (saturated stars smeared along a row are bars too, but do not line up end to end).
 _DASH_ROW = 1.0
 _DASH_GAP = 2.0
+#: ... and each at most this factor longer or shorter than the next (a dashed line's
+#: dashes are one length; a faint trail, a star smeared along a row, breaks into pieces
+#: of 3 to 20 px end to end).
+_DASH_ALIKE = 2.0
 #: Windows larger than this (px) are not searched (compass letters and logos are
 #: smaller).
 _MAX_WINDOW = 160
@@ -298,7 +302,7 @@ def drawn_blobs(m: dict[str, NDArray], kept: NDArray[np.intp], work: NDArray,
 def _dashed_lines(across: NDArray, along: NDArray, length: NDArray) -> NDArray[np.bool_]:
     """Which of the bars (their centres ``across`` and ``along`` a row, or a column, and
     their ``length``) lie in chains of :data:`_MEMBERS` or more on one row, each within
-    :data:`_DASH_GAP` lengths of the next."""
+    :data:`_DASH_GAP` lengths of the next and of a length alike (:data:`_DASH_ALIKE`)."""
     out = np.zeros(len(across), dtype=bool)
     order = np.argsort(across, kind="stable")
     # the bars of each band of rows, in order along it (bars are few)
@@ -307,9 +311,10 @@ def _dashed_lines(across: NDArray, along: NDArray, length: NDArray) -> NDArray[n
         if len(band) < _MEMBERS:
             continue
         band = band[np.argsort(along[band], kind="stable")]
-        reach = _DASH_GAP * np.maximum(length[band[1:]], length[band[:-1]]) + 0.5 * (
-            length[band[1:]] + length[band[:-1]])
-        cut = np.flatnonzero(np.diff(along[band]) > reach)
+        longer = np.maximum(length[band[1:]], length[band[:-1]])
+        shorter = np.minimum(length[band[1:]], length[band[:-1]])
+        reach = _DASH_GAP * longer + 0.5 * (longer + shorter)
+        cut = np.flatnonzero((np.diff(along[band]) > reach) | (longer > _DASH_ALIKE * shorter))
         for chain in np.split(band, cut + 1):
             if len(chain) >= _MEMBERS:
                 out[chain] = True
