@@ -254,8 +254,10 @@ def _consistent_pairs(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n
     # every pair of pairs as an (n, n) table, the rows a < b of it taken (row by row, as
     # np.triu_indices orders them): contiguous, where gathering the tables' entries by
     # each pair of pairs' rows took most of the vote's time
-    agree = ((np.abs(d_img[np.ix_(ii, ii)] - d_cat[np.ix_(jj_rows, jj_rows)]) < tol)
-             & (ii[:, None] != ii[None, :]) & (jj[:, None] != jj[None, :]))
+    sep_img, sep_cat = d_img[np.ix_(ii, ii)], d_cat[np.ix_(jj_rows, jj_rows)]
+    # (two directions apart on each side, not only two rows: a centroid given twice
+    # fixes no rotation with its copy, and two_pair_rotation's frame of it is 0 / 0)
+    agree = (np.abs(sep_img - sep_cat) < tol) & (sep_img > 0.0) & (sep_cat > 0.0)
     a, b = np.nonzero(np.triu(agree, 1))
     if not len(a):
         return None

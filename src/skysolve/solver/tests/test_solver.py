@@ -493,6 +493,29 @@ def test_tracking_votes_when_the_offsets_do_not_pile_up(small_db, hip2025, monke
     assert _boresight_error_arcsec(res, R) < 5.0
 
 
+def test_the_pair_vote_takes_centroids_given_twice(small_db, hip2025, monkeypatch):
+    """Each centroid given twice (two extractions merged), the pair vote alone: a centroid
+    and its copy agree with any two catalog stars as close as the tolerance, and the
+    rotation of such a pair of pairs was 0 / 0 (a RuntimeWarning from numpy's divide,
+    an error where warnings are; NaN rotations). The copies fix no rotation, and the
+    answer is the one the centroids give once."""
+    import importlib
+
+    tracking = importlib.import_module("skysolve.solver.tracking")
+    for vote in ("_offset_vote", "_fine_vote", "_roll_vote"):
+        monkeypatch.setattr(tracking, vote, lambda *a, **k: (0, None, 1.0, 0))
+    R = radec_roll_to_rotation(200.0, -15.0, 70.0)
+    cam, sim = _field(hip2025, R, fov=12.0, centroid_noise_px=0.2, seed=5, num_stars=30)
+    hint = radec_roll_to_rotation(200.0, -14.5, 71.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = small_db.solve_from_centroids(np.repeat(sim.centroids, 2, axis=0),
+                                            camera_model=cam, attitude_hint=hint,
+                                            hint_uncertainty_deg=1.5, strict_hint=True)
+    assert res and res.mode == "tracking"
+    assert _boresight_error_arcsec(res, R) < 5.0
+
+
 @pytest.mark.parametrize("roll_deg, uncertainty_deg", [(6.0, 1.0), (-10.0, 1.0), (10.0, 3.0)])
 def test_tracking_a_fast_roll_without_the_pair_vote(small_db, hip2025, monkeypatch, roll_deg,
                                                     uncertainty_deg):
