@@ -750,6 +750,12 @@ _JPEG_BLOCK = 8
 #: 40, 4.0-4.5 at 65, 6-16 at 78; uncompressed, in 8 bits, or a JPEG whose noise its
 #: quantisation kept, 1.002-1.006).
 _BLOCKING_RATIO = 1.25
+#: The fraction of the block boundaries the sky steps across, at least, in a
+#: block-compressed frame (:func:`_block_phase`): a flattened sky's neighbouring blocks
+#: differ (at 13 % of the boundaries of the real frame at quality 78, 53-56 % at 65), a
+#: constant sky's do not (8-bit renders without noise: 0-0.4 %, at their stars' edges,
+#: where so few steps made one phase's mean exceed the others' by chance in 11 of 20).
+_STEPPED_BOUNDARIES = 0.02
 #: Pixel steps sampled per axis to look for the block grid (2,000 a phase: its mean
 #: step to ~2 %).
 _PHASE_SAMPLES = 16_384
@@ -763,7 +769,8 @@ _FLAT_FRACTION = 0.25
 def _block_phase(image: NDArray, axis: int, clip: float) -> int | None:
     """The offset of the 8-px block grid along ``axis`` (from whole image rows or
     columns every few): the boundary between pixels ``phase - 1`` and ``phase`` (mod 8)
-    when the steps across it exceed the others' by :data:`_BLOCKING_RATIO`, else None.
+    when the steps across it exceed the others' by :data:`_BLOCKING_RATIO` and are
+    not zero at :data:`_STEPPED_BOUNDARIES` of it, else None.
 
     Steps are clipped at ``clip``, so that stars and edges, which rise at every phase,
     do not swamp the sky's; a flattened sky steps at the boundaries only.
@@ -780,6 +787,9 @@ def _block_phase(image: NDArray, axis: int, clip: float) -> int | None:
     top = int(np.argmax(per_phase))
     others = np.delete(per_phase, top)
     if not per_phase[top] > _BLOCKING_RATIO * float(np.median(others)):
+        return None
+    boundary = steps[:, top:cut:_JPEG_BLOCK]
+    if np.count_nonzero(boundary) < _STEPPED_BOUNDARIES * boundary.size:
         return None
     return (top + 1) % _JPEG_BLOCK  # the step from pixel top to top + 1
 
