@@ -163,6 +163,43 @@ def _worker_init(owner: int | None) -> None:
                      daemon=True).start()
 
 
+#: Bytes written at a time to the result pipe of a pool whose workers were ended, so
+#: that its reader, stuck in a result a worker did not finish writing, returns.
+_FILLER = bytes(1 << 16)
+
+
+def _release_result_reader(thread: threading.Thread | None, queue: Any,
+                           timeout: float) -> None:
+    """Let the result-reading ``thread`` of a process pool whose workers were ended return
+    (``queue``: the pool's result queue).
+
+    A worker ended while it wrote a result (under load, a large result waits in
+    the pipe for the reader) leaves part of it in the pipe; the pool's thread
+    then waits for the rest forever, as this process also holds the pipe's
+    writing end, and the interpreter, which joins that thread on its way out,
+    never exits (1 in 3 SIGTERMs of a 2-worker batch on a loaded 2-core
+    machine). Writing to the pipe completes the message; the thread fails to
+    read it, marks the pool broken and returns, as when a worker dies alone.
+    A thread that returns by itself (the workers' deaths seen) is waited for
+    first and gets nothing.
+    """
+    if thread is None or queue is None:  # a thread pool, or one that never started
+        return
+    deadline = time.monotonic() + timeout
+    thread.join(min(0.2, timeout))
+    try:
+        fd = queue._writer.fileno()
+        os.set_blocking(fd, False)  # a full pipe must not stop this process in turn
+    except (OSError, ValueError):  # closed: the thread is gone with it
+        return
+    while thread.is_alive() and time.monotonic() < deadline:
+        try:
+            os.write(fd, _FILLER)
+        except OSError:  # full (the reader is not reading) or closed
+            pass
+        thread.join(0.05)
+
+
 class LocalPool(cf.Executor):
     """A pool of ``jobs`` local workers that can be started afresh after a worker dies.
 
@@ -200,6 +237,9 @@ class LocalPool(cf.Executor):
         """Stop now: cancel the tasks not started and end the worker processes (their
         tasks' results are lost; worker threads finish the task they run)."""
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        # (taken before the shutdown, which drops the pool's references to them)
+        reader = (getattr(self._pool, "_executor_manager_thread", None),
+                  getattr(self._pool, "_result_queue", None))
         self._pool.shutdown(wait=False, cancel_futures=True)
         for proc in processes:
             proc.terminate()
@@ -208,6 +248,7 @@ class LocalPool(cf.Executor):
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
+        _release_result_reader(*reader, timeout)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None and issubclass(exc_type, BatchTerminated):
