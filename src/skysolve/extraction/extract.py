@@ -9,7 +9,9 @@ positions, brightness and shape:
    bilinearly between block centres. The noise is one robust (clipped MAD)
    standard deviation of the background-subtracted image. Skies the blocks
    cannot follow (cloud and glare edges, silhouettes) get smaller blocks, and
-   noise that varies over the frame a noise grid (:mod:`.background`).
+   noise that varies over the frame a noise grid (:mod:`.background`). Constant
+   areas far darker than the sky (an all-sky lens circle's black surround) are
+   masked first (:func:`.background.dark_constant_areas`).
 2. **Detection.** Pixels more than ``sigma_threshold`` x the local noise above
    the background (optionally after a Gaussian matched filter that is used only
    for the detection mask; by default only when the frame keeps few stars or
@@ -72,6 +74,7 @@ from .background import (
     DARK_SIGMAS,
     Background,
     _subsample,
+    dark_constant_areas,
     estimate_background,
     flattened_blocks,
     robust_sigma,
@@ -952,6 +955,10 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     work, bad, offset, unit = _finite_work(arr, mask)
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
+    dark = dark_constant_areas(work)
+    if dark is not None:
+        # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
+        work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark)
     if unit != 1.0:  # everything below in the working copy's unit; the result in the image's
         arr = arr / unit
         noise = None if noise is None else noise / unit
