@@ -182,6 +182,10 @@ _CONSTANT_REACH = 16
 _CONSTANT_FRACTION = 0.01
 #: ... of this many pixels (0.05 ms on a frame without them).
 _CONSTANT_SAMPLES = 2_500
+#: A dark value this fraction of the sky away from the constant areas holds is the sky's
+#: (a fisheye stretched to 8 bits, clipped at 0 over 28 % of it) and stays; a lens
+#: circle's surround leaves ~1 % (a strip thinner than the reach along the frame's edge).
+_SKY_HELD = 0.05
 
 
 def _constant_area(image: NDArray, rows: NDArray, cols: NDArray) -> NDArray[np.bool_]:
@@ -229,7 +233,7 @@ def _runs_both_sides(eq: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return run[:, :-r] & run[:, r:]  # left of pixel j: run[:, j]; right: run[:, j + r]
 
 
-def dark_constant_areas(image: NDArray) -> NDArray[np.bool_] | None:
+def dark_constant_areas(image: NDArray, quantum: float | None = None) -> NDArray[np.bool_] | None:
     """The pixels of ``image`` in constant areas darker than its sky -- an all-sky
     camera's black surround of its lens circle, a blacked-out region, zeros or a
     constant level -- or None when they hold less than :data:`_CONSTANT_FRACTION` of it
@@ -241,9 +245,14 @@ def dark_constant_areas(image: NDArray) -> NDArray[np.bool_] | None:
     (the sky's edge pixels rise above the model as a ring of detections), and a JPEG's
     constant blocks there count as a flattened sky (:func:`flattened_blocks`). A constant area has
     :data:`_CONSTANT_REACH` pixels of its value on each side along both axes, or lies
-    within that reach of such a pixel and holds its value; areas brighter than the sky
+    within that reach of such a pixel and holds its value, or lies in a JPEG block
+    beside it (within 7 px); values the sky away from them holds at
+    :data:`_SKY_HELD` of its pixels are the sky's own; areas brighter than the
+    sky
     (saturation) are stars, and stay, as do those less than :data:`DARK_SIGMAS` noise
-    sigmas below it.
+    sigmas below it. ``quantum``: the data's value step, as for
+    :func:`estimate_background` (a sky a JPEG flattened into long runs of one value
+    has no MAD, and its noise is measured in steps).
     """
     h, w = image.shape
     step = _subsample_step((h, w), _CONSTANT_SAMPLES)
@@ -253,25 +262,39 @@ def dark_constant_areas(image: NDArray) -> NDArray[np.bool_] | None:
     if n < _CONSTANT_FRACTION * const.size or n == const.size:
         return None
     sample = image[step // 2::step, step // 2::step]
-    sky = sample[~const]
-    level, sigma = robust_location(sky)
-    # far below the sky: a sky stretched to its black point is clipped at 0 a few noise
-    # sigmas below its level, and holds stars
-    depth = DARK_SIGMAS * _tied_sigma(sky - level, sigma, None)
-    values = np.unique(sample[const])
-    values = values[values < level - depth]
-    if values.size == 0:
+    # the sky away from them (the pixels near their edge do not reach far enough)
+    away = sample[~_dilate(const, _CONSTANT_REACH // step + 2)]
+    values = []
+    for v in np.unique(sample[const]):
+        if np.count_nonzero(away == v) >= _SKY_HELD * away.size:
+            continue  # the sky holds the value too: clipped there, where stars still rise
+        # against the rest of the frame (a JPEG may flatten its sky into constant areas
+        # too): far below the sky, as a sky stretched to its black point, clipped at 0 a
+        # few noise sigmas below its level and holding stars, is not
+        rest = sample[~(const & (sample == v))]
+        level, sigma = robust_location(rest)
+        if v < level - DARK_SIGMAS * _tied_sigma(rest - level, sigma, quantum):
+            values.append(v)
+    if not values:
         return None
     dark = np.isin(image, values)
     core = dark & _runs_both_sides(image[:, 1:] == image[:, :-1]) \
         & _runs_both_sides((image[1:] == image[:-1]).T).T
-    r = _CONSTANT_REACH
-    near = np.zeros((h, w + 2 * r), bool)
-    near[:, r:-r] = core
-    near = _window(near, 2 * r + 1, np.logical_or)
+    area = dark & _dilate(core, _CONSTANT_REACH)
+    # and the blocks a JPEG encoder straddled its edge with: they ring (a ring of
+    # false detections inside an all-sky lens circle's rim)
+    return _dilate(area, _JPEG_BLOCK - 1)
+
+
+def _dilate(mask: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
+    """``mask`` grown by ``r`` pixels along both axes (a square)."""
+    h, w = mask.shape
+    wide = np.zeros((h, w + 2 * r), bool)
+    wide[:, r:w + r] = mask
+    wide = _window(wide, 2 * r + 1, np.logical_or)
     tall = np.zeros((w, h + 2 * r), bool)
-    tall[:, r:-r] = near.T
-    return dark & _window(tall, 2 * r + 1, np.logical_or).T
+    tall[:, r:h + r] = wide.T
+    return _window(tall, 2 * r + 1, np.logical_or).T
 
 
 class Background:

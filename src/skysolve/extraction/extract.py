@@ -513,6 +513,12 @@ def _whole_numbers(arr: NDArray) -> bool:
 _WHOLE_SAMPLES = 25_000
 
 
+def _quantum(arr: NDArray) -> float | None:
+    """The value step of quantised data (integers, or floats holding whole numbers): 1;
+    None for continuous values."""
+    return 1.0 if arr.dtype.kind in "iu" or _whole_numbers(arr) else None
+
+
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
            exact: bool = False, mosaic: bool = False) -> Background:
     """The background, with the noise floored for quantised (integer, or float holding
@@ -526,7 +532,7 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
         # against 0.3 ms for a 1024x768 frame's blocks): widen 8-bit frames, exactly
         counts = arr if arr.dtype.itemsize == 2 else arr.astype(
             np.uint16 if arr.dtype.kind == "u" else np.int16)
-    quantum = 1.0 if arr.dtype.kind in "iu" or _whole_numbers(arr) else None
+    quantum = _quantum(arr)
     bg = estimate_background(work, block, quantum=quantum, counts=counts, mosaic=mosaic)
     if quantum is not None and np.isfinite(bg.sigma):
         bg.flattened = flattened_blocks(work, bg.sigma)
@@ -990,7 +996,7 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     work, bad, offset, unit = _finite_work(arr, mask)
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
-    dark = dark_constant_areas(work)
+    dark = dark_constant_areas(work, _quantum(arr))
     if dark is not None:
         # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
         work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark)
