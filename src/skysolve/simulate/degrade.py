@@ -751,6 +751,14 @@ def _lettering(text: str, face: Any, height: float | None = None) -> NDArray[np.
 COMPASS_PLACES = ("circle", "edges")
 
 
+def _drawing_inputs(image: ArrayLike, strength: float | str, kind: str, seed: Any):
+    """``(image as float, strength, generator, the input's dtype, kind)`` of a graphic
+    burned in as :func:`text_overlay` burns its text (``kind``: ``'white'`` or
+    ``'grey'``)."""
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    return img, s, rng, np.asarray(image).dtype, _args.choice(kind, "kind", ("white", "grey"))
+
+
 def compass(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white",
             font: Any = None, place: str | None = None,
             seed: Any = None) -> NDArray[np.float64]:
@@ -765,9 +773,7 @@ def compass(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white
     random). ``kind``: ``'white'`` or ``'grey'`` as for :func:`text_overlay`, as is
     ``font`` (``'bitmap'``, ``'truetype'``, a .ttf/.otf file or None).
     """
-    img, s, rng = _float(image), _strength(strength), rng_of(seed)
-    dtype = np.asarray(image).dtype
-    kind = _args.choice(kind, "kind", ("white", "grey"))
+    img, s, rng, dtype, kind = _drawing_inputs(image, strength, kind, seed)
     place = _args.choice(place, "place", COMPASS_PLACES, allow_none=True)
     if s == 0:
         return img
@@ -815,9 +821,7 @@ def reticle(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white
     """
     from PIL import Image, ImageDraw
 
-    img, s, rng = _float(image), _strength(strength), rng_of(seed)
-    dtype = np.asarray(image).dtype
-    kind = _args.choice(kind, "kind", ("white", "grey"))
+    img, s, rng, dtype, kind = _drawing_inputs(image, strength, kind, seed)
     if s == 0:
         return img
     st = image_statistics(img)
@@ -863,9 +867,7 @@ def logo(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white",
     """
     from PIL import Image, ImageDraw
 
-    img, s, rng = _float(image), _strength(strength), rng_of(seed)
-    dtype = np.asarray(image).dtype
-    kind = _args.choice(kind, "kind", ("white", "grey"))
+    img, s, rng, dtype, kind = _drawing_inputs(image, strength, kind, seed)
     if s == 0:
         return img
     st = image_statistics(img)
