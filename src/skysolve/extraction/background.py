@@ -166,6 +166,13 @@ def _subsample_step(shape: tuple[int, int], n: int, mosaic: bool = False) -> int
     return step - 1 if mosaic and step % 2 == 0 else step
 
 
+def _sample_grid(shape: tuple[int, int], n: int, mosaic: bool = False
+                 ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """The rows and columns of the frame that :func:`_subsample` takes."""
+    step = _subsample_step(shape, n, mosaic)
+    return np.arange(step // 2, shape[0], step), np.arange(step // 2, shape[1], step)
+
+
 def _subsample(image: NDArray, n: int, mosaic: bool = False) -> NDArray:
     """A regular ~n-pixel subsample of a 2-D array (strided, no copy of the full frame)."""
     step = _subsample_step(image.shape, n, mosaic)
@@ -256,7 +263,7 @@ def dark_constant_areas(image: NDArray, quantum: float | None = None) -> NDArray
     """
     h, w = image.shape
     step = _subsample_step((h, w), _CONSTANT_SAMPLES)
-    rows, cols = np.arange(step // 2, h, step), np.arange(step // 2, w, step)
+    rows, cols = _sample_grid((h, w), _CONSTANT_SAMPLES)
     const = _constant_area(image, rows, cols)
     n = int(np.count_nonzero(const))
     if n < _CONSTANT_FRACTION * const.size or n == const.size:
@@ -665,8 +672,7 @@ def estimate_background(image: NDArray, block_size: int | None,
                     (h, w))
     # noise of the background-subtracted image: gradients no longer inflate it
     step = _subsample_step((h, w), _GLOBAL_SAMPLES, mosaic)
-    rows = np.arange(step // 2, h, step)
-    cols = np.arange(step // 2, w, step)
+    rows, cols = _sample_grid((h, w), _GLOBAL_SAMPLES, mosaic)
     resid = sample - bg.at_grid(rows, cols)
     bg.sigma = _tied_sigma(resid, robust_sigma(resid, iterations=1), quantum)
     replaced = _with_dark(_replace_lifted_blocks(bg), sample, resid)

@@ -74,8 +74,8 @@ from .background import (
     _GLOBAL_SAMPLES,
     DARK_SIGMAS,
     Background,
+    _sample_grid,
     _subsample,
-    _subsample_step,
     dark_constant_areas,
     estimate_background,
     flattened_blocks,
@@ -650,9 +650,7 @@ def _filtered_noise_ratio(det: NDArray[np.float32], bad: NDArray | None, bg: Bac
                           white: float, n: int) -> float:
     """The filtered image's noise over ``white`` times the pixel noise, measured on a
     regular sample of ``n`` pixels (see :func:`_correlated_noise`)."""
-    step = _subsample_step(det.shape, n)
-    rows = np.arange(step // 2, det.shape[0], step)
-    cols = np.arange(step // 2, det.shape[1], step)
+    rows, cols = _sample_grid(det.shape, n)
     resid = _subsample(det, n) - bg.at_grid(rows, cols)
     if bg.noise is not None:
         resid *= bg.sigma / bg.noise.at_grid(rows, cols)
