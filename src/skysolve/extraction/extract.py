@@ -226,32 +226,34 @@ def _gaussian_kernel(sigma: float) -> NDArray[np.float32]:
 
 
 def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Separable convolution with edge replication.
+    """Separable convolution with edge replication, in float32.
 
-    ``ndimage.correlate1d`` is fast along rows; along columns, shifted-slice
-    accumulation into preallocated buffers beats it several times on big frames.
+    Each pass is shifted-slice accumulation into preallocated buffers: the centre tap,
+    then each symmetric pair of taps from the outermost in (one multiply per pair).
     The compiled twins (:func:`.kernels.smooth_rows`, :func:`.kernels.smooth_cols`) do
     the same arithmetic in one pass each, in bands of rows on the extraction's threads.
     """
     rows, cols = compiled("smooth_rows"), compiled("smooth_cols")
     if rows is not None:
         tmp, out = np.empty_like(img), np.empty_like(img)
-        weights = kernel.astype(np.float64)
         h, w = img.shape
         # (each pass does a dozen operations a pixel: worth a thread from 64k pixels)
         chunks = _threads.split(h, thread_count(), max(1, _SMOOTH_THREAD_PIXELS // w))
-        _threads.run_chunks(lambda a, b: rows(img, weights, tmp, a, b), chunks)
+        _threads.run_chunks(lambda a, b: rows(img, kernel, tmp, a, b), chunks)
         _threads.run_chunks(lambda a, b: cols(tmp, kernel, out, a, b), chunks)
         return out
-    from scipy import ndimage  # here: an extraction without a matched filter never needs it
-
     half = len(kernel) // 2
-    h = img.shape[0]
-    tmp = ndimage.correlate1d(img, kernel, axis=1, mode="nearest")
+    h, w = img.shape
+    pad = np.pad(img, ((0, 0), (half, half)), mode="edge")
+    tmp = pad[:, half:half + w] * kernel[half]
+    buf = np.empty_like(tmp)
+    for i in range(half):
+        np.add(pad[:, i:i + w], pad[:, 2 * half - i:2 * half - i + w], out=buf)
+        buf *= kernel[i]
+        tmp += buf
     pad = np.pad(tmp, ((half, half), (0, 0)), mode="edge")
     out = pad[half:half + h] * kernel[half]
-    buf = np.empty_like(out)
-    for i in range(half):  # symmetric kernel: one multiply per pair of taps
+    for i in range(half):
         np.add(pad[i:i + h], pad[2 * half - i:2 * half - i + h], out=buf)
         buf *= kernel[i]
         out += buf
