@@ -414,8 +414,10 @@ class Cone:
     def min_cos(self, frame: Frame, f_lo: float) -> float:
         """The smallest cosine of the angle from the centre a star of a field in the cone
         may have, when the focal length is at least ``f_lo``: the cone's radius plus the
-        field's (to the image corner farthest from the optical axis)."""
-        reach = self.radius + frame.angle_of_radius(frame.reach_px(), f_lo) + _CONE_MARGIN_RAD
+        field's (to the image corner farthest from the optical axis, as far out as the
+        lens sees it: a barrel lens's corners see beyond their raw distance)."""
+        field = max(frame.angle_of_radius(frame.reach_px(), f_lo), frame.reach_angle(f_lo))
+        reach = self.radius + field + _CONE_MARGIN_RAD
         return -2.0 if reach >= math.pi else math.cos(reach)
 
 

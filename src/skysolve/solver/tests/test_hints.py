@@ -341,3 +341,34 @@ def test_the_sparse_note_counts_with_the_solves_own_backend(sparse_db, monkeypat
                                          fov_range_deg=(2.0, 2.5), position_hint=(300.0, -40.0),
                                          position_radius_deg=1.0, backend="reference")
     assert not res and "too few to solve it" in res.message
+
+
+@pytest.mark.parametrize("k1", [-0.05, 0.0, 0.05])
+def test_the_cone_of_pattern_stars_reaches_the_corners_the_lens_sees(k1):
+    """A position hint keeps as pattern stars those within the cone's radius plus the
+    field's reach of its centre (``Cone.min_cos``). Through a barrel lens (``k1 < 0``) the
+    image's corners see further out than their raw distance from the centre says, and
+    the reach took the raw one: with 5 % barrel on this 12 deg field, a star at a corner
+    of a field on the cone's edge lay 0.4 deg beyond the stars kept."""
+    from skysolve.camera import RadialDistortion
+    from skysolve.geometry import angle_between, radec_roll_to_rotation
+    from skysolve.solver.backends import select
+    from skysolve.solver.frame import make_frame
+    from skysolve.solver.lost_in_space import Cone
+
+    cam = CameraModel.from_fov(12.0, W, H,
+                               distortion=RadialDistortion(k1, scale=math.hypot(W / 2, H / 2)))
+    frame = make_frame(np.zeros((3, 2)), W, H, cam, cam.projection, select("reference"))
+    centre = radec_to_vector(30.0, 40.0)
+    cone = Cone(centre, math.radians(1.0))
+    limit = math.degrees(math.acos(cone.min_cos(frame, cam.focal_length_px)))
+    x = 0.5 * W * np.array([-1.0, 1.0, 1.0, -1.0])
+    y = 0.5 * H * np.array([-1.0, -1.0, 1.0, 1.0])
+    corners = cam.pixel_to_vectors(x, y)
+    farthest = 0.0
+    for roll in range(0, 360, 3):  # a boresight on the cone's edge, the field rolled
+        R = radec_roll_to_rotation(30.0, 41.0, float(roll))
+        farthest = max(farthest, math.degrees(float(np.max(angle_between(corners @ R, centre)))))
+    assert farthest <= limit
+    if k1 <= 0.0:  # (pincushion: the raw distance, further than the lens sees, is kept)
+        assert farthest > limit - 0.15  # (the margin: aberration, proper motion, ...)
