@@ -142,7 +142,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"camera model: {out} (focal length {camera.focal_length_px:.2f} px, FOV "
           f"{camera.fov_deg:.4f} deg, optical centre offset ({camera.crpix[0]:.2f}, "
           f"{camera.crpix[1]:.2f}) px; with the calibration's uncertainties)")
-    first = next((i for i, r in enumerate(results) if r), None)
+    # an image the fit left out (another lens, a wrong solve) may still solve with the
+    # camera: its pointing is not the calibration's
+    first = next((i for i, r in enumerate(results) if r and cal.rotations[i] is not None),
+                 None)
     if first is not None:
         from astropy.io import fits
 

@@ -105,8 +105,10 @@ Writes the camera model (JSON, CameraModel.load_from_file reads it; its
 "calibration" block keeps the uncertainties and figures), of the whole image with
 --section (as --camera is: the optical centre is the detector's, the whole image's
 centre to begin with; the block records the section), and beside it
-CAMERA.sip.fits, a FITS header with the WCS of the first solved image (TAN-SIP for a
-pinhole lens; ARC, ZEA, STG or SIN with SIP terms for a fisheye, see --projection);
+CAMERA.sip.fits, a FITS header with the WCS, as solved with the calibrated camera, of
+the first image that took part in the fit (not one it left out, of another lens or
+wrongly solved: see the summary; TAN-SIP for a pinhole lens; ARC, ZEA, STG or SIN with
+SIP terms for a fisheye, see --projection);
 with --write-wcs, IMAGE.wcs beside every image: its calibrated mapping as a
 FITS header with SIP terms (SKYERRPX: how closely it reproduces the calibration, px).
 

@@ -624,6 +624,41 @@ def test_a_section_without_a_camera_keeps_the_images_centre_as_optical_centre(
     assert np.max(angular_separation_deg(sky.ra.deg, sky.dec.deg, ra, dec)) * 3600 < 10.0
 
 
+def test_the_sip_header_is_of_an_image_the_fit_kept(cli_env, db_file, hip_catalog, tmp_path):
+    """CAMERA.sip.fits holds the pointing of the first image that took part in the fit: of
+    three 15 deg frames the first is of another lens (three times the others' barrel
+    distortion), which the fit leaves out but which still solves with the calibrated
+    camera; the header had its pointing (the frames point at random, tens of degrees
+    apart)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from skysolve.simulate import random_attitudes, render_starfield
+
+    lens = CameraModel.from_fov(15.0, 1024, 768,
+                                distortion=RadialDistortion(k1=-0.03, scale=512.0))
+    other = lens.replace(distortion=RadialDistortion(k1=-0.09, scale=512.0))
+    cat = hip_catalog.propagate(2025.0)
+    attitudes = random_attitudes(3, rng=7)
+    paths = []
+    for k, (cam, R) in enumerate(zip([other, lens, lens], attitudes, strict=True)):
+        paths.append(tmp_path / f"f{k}.fits")
+        fits.PrimaryHDU(render_starfield(cat, cam, R, seed=k)[0]).writeto(paths[-1])
+    cam_file = tmp_path / "cam.json"
+    proc = run(cli_env, "calibrate", *paths, "--db", db_file, "--fov", "15", "--fov-error",
+               "2", "--folds", "0", "--passes", "2", "--order", "3", "-o", cam_file, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "image 0:" in proc.stdout and "left out" in proc.stdout
+    hdr = fits.getheader(tmp_path / "cam.sip.fits")
+    assert "pointing of f1.fits" in str(hdr["HISTORY"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = WCS(hdr)
+    centre = radec_to_vector(*wcs.all_pix2world(512.5, 384.5, 1))
+    # the optical axis (at the frame's centre) of the truth
+    assert np.degrees(angle_between(centre, attitudes[1][2])) * 3600 < 10.0
+
+
 def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):
     other = frames / "other.json"
     CameraModel.from_fov(10.0, 640, 480).save_to_file(other)
