@@ -26,6 +26,11 @@ from ..camera.model import CameraModel
 
 __all__ = ["Frame", "CatalogView", "Hypothesis", "make_frame"]
 
+# Points along each edge of the image at which the ideal rectangle is measured
+# (Frame.ideal_half_size): a radial distortion's extreme along an edge lies at its
+# corners or its middle, both sampled.
+_EDGE_SAMPLES = 17
+
 
 @dataclass
 class Hypothesis:
@@ -110,12 +115,11 @@ class Frame:
         cx, cy = self.centre
         return math.hypot(self.width, self.height) * 0.5 + margin_px + math.hypot(cx, cy)
 
-    def reach_angle(self, f: float) -> float:
-        """Largest angle (radians) from the optical axis of a direction the image sees at
-        focal length ``f``: its farthest corner's, undistorted (a barrel lens's corners see
-        further out than their raw distance from the centre says: 3 % at the corners of
-        one whose distortion moves them by 3 %); :meth:`reach_px` where the camera cannot
-        undistort them."""
+    def reach_ideal_px(self) -> float:
+        """Largest distance from the optical centre to the image in ideal offsets: its
+        farthest corner's, undistorted (a barrel lens's corners see further out than their
+        raw distance from the centre says: 3 % at the corners of one whose distortion
+        moves them by 3 %); :meth:`reach_px` where the camera cannot undistort them."""
         r = self.memo.get("reach_ideal_px")
         if r is None:
             cx, cy = self.centre
@@ -128,7 +132,37 @@ class Frame:
                 r = float(np.max(np.hypot(u, v)))
                 r = r if math.isfinite(r) else self.reach_px()
             self.memo["reach_ideal_px"] = r
-        return self.angle_of_radius(r, f)
+        return r
+
+    def reach_angle(self, f: float) -> float:
+        """Largest angle (radians) from the optical axis of a direction the image sees at
+        focal length ``f``: that of :meth:`reach_ideal_px`."""
+        return self.angle_of_radius(self.reach_ideal_px(), f)
+
+    def ideal_half_size(self) -> tuple[float, float]:
+        """Half-width and half-height of the rectangle, about the image centre, that holds
+        the image's ideal offsets (plus the optical centre's offset, as the backends'
+        ``in_image`` tests catalog stars against): the image's own, or larger where the
+        distortion undistorts its edges outwards. A barrel lens's edge stars lie beyond
+        the image's own rectangle in ideal offsets (from 400 px out on a 1024 x 768 image whose
+        distortion moves its corners in by 10 %), and a catalog star there was never
+        matched to its centroid."""
+        size = self.memo.get("ideal_half_size")
+        if size is None:
+            w, h = 0.5 * self.width, 0.5 * self.height
+            size = (w, h)
+            if self.camera.distortion is not None:
+                t = np.linspace(-1.0, 1.0, _EDGE_SAMPLES)
+                ones = np.ones_like(t)
+                x = np.concatenate([t * w, t * w, -w * ones, w * ones])
+                y = np.concatenate([-h * ones, h * ones, t * h, t * h])
+                u, v = self.camera.ideal_offsets(x, y)
+                cx, cy = self.centre
+                ext_w, ext_h = float(np.max(np.abs(u + cx))), float(np.max(np.abs(v + cy)))
+                if math.isfinite(ext_w) and math.isfinite(ext_h):  # (NaN: cannot undistort)
+                    size = (max(w, ext_w), max(h, ext_h))
+            self.memo["ideal_half_size"] = size
+        return size
 
 
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
@@ -191,7 +225,8 @@ class CatalogView:
         The cone is larger than the image rectangle, so proportionally more than
         ``count`` stars are fetched for ``count`` to remain inside the image.
         """
-        reach = frame.reach_px(margin_px)
+        # (a barrel lens's corners see further out than their raw distance says)
+        reach = max(frame.reach_px(margin_px), frame.reach_ideal_px() + margin_px)
         radius = frame.angle_of_radius(reach, hyp.f) * 1.05 + 1e-4
         rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
         return self.cone(hyp.R[2], radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)

@@ -87,7 +87,7 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     cx, cy = frame.centre
     ok, R, f, img_idx, rows, err = frame.backend.refine(
         frame.ideal, v_all, hyp.R, hyp.f, hyp.parity, frame.proj, frame.fixed_camera, cx, cy,
-        0.5 * frame.width, 0.5 * frame.height, radius_px, iterations, sigma_clip)
+        *frame.ideal_half_size(), radius_px, iterations, sigma_clip)
     if not ok:
         return None
     # on clean fields every kept residual lies well inside the clip floor (at most 0.75 of
@@ -190,7 +190,7 @@ def _residual_vectors(frame: Frame, v_all: NDArray[np.float64], R: NDArray[np.fl
     ideal px), as the backend's refinement makes them."""
     cx, cy = frame.centre
     rows, p, i, j = rematch(frame.backend, frame.ideal, v_all, R, f, parity, frame.proj, cx, cy,
-                            0.5 * frame.width, 0.5 * frame.height, radius_px, trees)
+                            *frame.ideal_half_size(), radius_px, trees)
     return i, rows[j], frame.ideal[i] - p[j]
 
 
