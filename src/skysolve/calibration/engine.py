@@ -399,8 +399,11 @@ def _fit(images: list[Pairs], cameras: list[CameraModel], width: int, height: in
     plain, plain_state = start, [(im.R.copy(), im.scale) for im in images]
     scales = problem.scale_free.copy()
     problem.scale_free[:] = False
+    pristine = None
     if options.model == "radial" and problem.fit_crpix:
+        pristine = [dataclasses.replace(im) for im in images]
         poly = _polynomial_camera(images, cameras, width, height, options)
+        problem.refresh()  # the polynomial fit may have re-matched the pairs
         if poly is not None:
             start = _plain_or_radial(problem, start, radial_start(problem, start, poly, width,
                                                                   height), width, height)
@@ -418,6 +421,16 @@ def _fit(images: list[Pairs], cameras: list[CameraModel], width: int, height: in
         for im, (R, scale) in zip(images, plain_state, strict=True):
             im.R, im.scale = R.copy(), scale
         fitted = _settle(problem, plain, options, probe=False)
+    if pristine is not None and _readmitted(images, pristine):
+        # the polynomial start's re-matching rights the pairs the solves got wrong, but
+        # drops for good the stars it cannot hold: a low-order pixel -> sky polynomial
+        # cannot hold a strong lens's edges (the inverse of ``r (1 + k1 r^2)`` is a long
+        # series), and those are the stars that tell the radial terms apart; the radial
+        # fit, once there, judges every pair the solves gave again. (Fitting the start to
+        # copies of the pairs instead left the wrong pairs to the radial fit's first
+        # steps: one draw in ten of a strong lens came out 1100 px off in a corner.)
+        problem.refresh()
+        fitted = _settle(problem, fitted.params, options, probe=False)
     # the final fit: the scales freed, the stars weighted by their magnitude bins, every
     # pair judged again by the usual clipping
     problem.scale_free = scales
@@ -425,6 +438,19 @@ def _fit(images: list[Pairs], cameras: list[CameraModel], width: int, height: in
                                 options.magnitude_weights, _per_pair(problem, fitted.noise))
     return iterate(problem, fitted.params, options, weights=weights, inliers=fitted.inliers,
                    probe=False)
+
+
+def _readmitted(images: list[Pairs], pristine: list[Pairs]) -> bool:
+    """Give the images back the pairs of ``pristine`` (their copies from before a
+    re-matching), keeping their attitudes and scales; whether any pair changed."""
+    changed = False
+    for im, was in zip(images, pristine, strict=True):
+        if im.cidx is None or was.cidx is None or np.array_equal(im.cidx, was.cidx):
+            continue
+        changed = True
+        im.xy, im.stars, im.mag, im.saturated, im.cidx = (was.xy, was.stars, was.mag,
+                                                         was.saturated, was.cidx)
+    return changed
 
 
 def _moved_centre(fitted: Fitted, centre: NDArray[np.float64]) -> bool:
@@ -467,25 +493,14 @@ def _plain_or_radial(problem: Problem, plain: Params, radial: Params, width: int
 def _polynomial_camera(images: list[Pairs], cameras: list[CameraModel], width: int,
                        height: int, options: CalibrationOptions) -> CameraModel | None:
     """A polynomial camera (pixel -> sky, order 4 or the highest the stars support) fitted
-    to the pairs, to start a radial fit from; None when no order fits. The images take
-    its attitudes and scales, not its pairs.
-
-    The polynomial is fitted to copies of the pairs: its re-matching drops the stars it
-    cannot hold, and a low-order pixel -> sky polynomial cannot hold a strong lens's
-    edges (the inverse of ``r (1 + k1 r^2)`` is a long series), so the radial fit lost
-    the very stars that tell its terms apart -- 10-14 of each image's 150, all 580-620 px
-    out, of a 1024 x 768 lens whose distortion moves the corners in by 10 %.
-    """
+    to the pairs, to start a radial fit from; None when no order fits."""
     for order in (4, 3, 2):
-        trial = [dataclasses.replace(im) for im in images]
         try:
-            poly = fit_camera(trial, cameras, width, height, options.replace(
+            poly = fit_camera(images, cameras, width, height, options.replace(
                 model="polynomial", order=order, polynomial_primary="inverse",
                 select_order=False), order)
         except InvalidArgumentError:
             continue
-        for im, fitted in zip(images, trial, strict=True):
-            im.R, im.scale = fitted.R.copy(), fitted.scale
         return poly.camera(width, height)
     return None
 

@@ -298,3 +298,37 @@ def test_a_sections_camera_file_gives_the_fitted_optical_centre_of_the_whole_ima
                       strict=True))
     np.testing.assert_allclose((fitted["crpix_x"], fitted["crpix_y"]), cam.crpix, atol=1e-9)
     assert fitted["f"] == cam.focal_length_px
+
+
+@pytest.mark.parametrize("seed", [9, 10])
+def test_a_strong_lens_off_centre_is_calibrated_to_its_corners(small_db, hip_catalog, seed):
+    """Four radial passes over six frames (60 stars) of a lens whose distortion moves its
+    corners in by 10 % about an axis 8 % off the image centre: the first pass's solves,
+    without a camera, match the stars within ~500 px of the centre only, and the fit's
+    polynomial start, re-matching them, dropped the outermost for good; the camera came
+    out 4.7 and 107 px off the truth at worst on these draws (0.22 and 0.08 px median),
+    and the next passes' solves never matched the edges. Now 0.17 and 0.14 px."""
+    from skysolve import RadialDistortion
+
+    from .synthetic import mapping_error_px
+
+    truth = CameraModel.from_fov(15.0, W, H, crpix=(80.0, -60.0),
+                                 distortion=RadialDistortion(k1=-0.1, scale=0.5 * np.hypot(W, H)))
+    cat = hip_catalog.propagate(2025.0)
+    rots = random_attitudes(6, rng=seed)
+    cents = [simulate_centroids(cat, truth, R, num_stars=60, centroid_noise_px=0.1,
+                                seed=seed + k).centroids for k, R in enumerate(rots)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = calibrate_frames(cents, small_db, seed_passes(4, 6, "radial"),
+                               fov_estimate_deg=15.0, fov_max_error_deg=2.0,
+                               image_shape=(H, W), calibration_options={"validation_folds": 0},
+                               progress=False)
+    cal = run.calibration
+    assert cal.num_images == 6
+    gx, gy = (a.ravel() for a in np.meshgrid(np.linspace(-W / 2 + 0.5, W / 2 - 0.5, 17),
+                                             np.linspace(-H / 2 + 0.5, H / 2 - 0.5, 17)))
+    err = np.concatenate([mapping_error_px(cal.image_camera(i), cal.rotations[i], truth, R,
+                                           gx, gy) for i, R in enumerate(rots)])
+    assert np.median(err) < 0.05
+    assert err.max() < 1.0
