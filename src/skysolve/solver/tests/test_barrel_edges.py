@@ -4,7 +4,7 @@ Such a lens images, near its edges, directions whose undistorted (ideal) offsets
 beyond the image's own rectangle, and its corners directions beyond the cone of their raw
 distance. The refinement fetched and kept catalog stars inside those only: with the true
 camera of a 15 deg, 1024 x 768 lens whose distortion moves the corners in by 10 %, 47-50
-of the 60 brightest stars were matched (the rest from 385 px out), 42-51 with the optical
+of the 60 brightest stars were matched (the rest from 385 px out), 44-51 with the optical
 axis 8 % off the image centre; a calibration's later passes, which solve with the camera of
 the one before, then never took in the edges.
 """
