@@ -48,8 +48,8 @@ from .. import _threads
 from .kernels import compiled, thread_count
 from .orderstats import lower_median, percentiles
 
-__all__ = ["Background", "dark_constant_areas", "estimate_background", "flattened_blocks",
-           "robust_sigma", "robust_location"]
+__all__ = ["Background", "block_grid", "dark_constant_areas", "estimate_background",
+           "flattened_blocks", "robust_sigma", "robust_location"]
 
 #: Serialises the building of models' interpolation tables (:meth:`Background._tables`).
 _TABLES_LOCK = threading.Lock()
@@ -328,6 +328,10 @@ class Background:
         The image is a JPEG that flattened its sky into constant 8x8 blocks
         (:func:`flattened_blocks`; set by the extractor, which knows whether its
         values are counts).
+    block_grid : tuple of int or None
+        The ``(row, column)`` of a pixel that starts an 8x8 block of a block-compressed
+        (JPEG) image (:func:`block_grid`, set by the extractor as ``flattened``), or
+        None.
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
@@ -344,6 +348,7 @@ class Background:
         self.noise: Background | None = None
         self.dark_fraction = 0.0
         self.flattened = False
+        self.block_grid: tuple[int, int] | None = None
 
     def sigma_at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64] | float:
         """Noise at integer pixels (the global ``sigma`` when it is uniform)."""
@@ -925,21 +930,32 @@ def _block_phase(image: NDArray, axis: int, clip: float) -> int | None:
     return (top + 1) % _JPEG_BLOCK  # the step from pixel top to top + 1
 
 
-def flattened_blocks(image: NDArray, sigma: float) -> bool:
+def block_grid(image: NDArray, sigma: float) -> tuple[int, int] | None:
+    """The 8-px block grid of a block-compressed (JPEG) ``image`` (pixel scatter
+    ``sigma``): the ``(row, column)`` of a pixel that starts a block (each in 0-7), from
+    :func:`_block_phase` along both axes (its steps clipped at 3 ``sigma``, and at least
+    a count); None when either axis shows no grid."""
+    clip = max(3.0 * sigma, 1.0)
+    pc = _block_phase(image, 1, clip)
+    pr = None if pc is None else _block_phase(image, 0, clip)
+    return None if pr is None else (pr, pc)
+
+
+def flattened_blocks(image: NDArray, sigma: float,
+                     grid: tuple[int, int] | None = None) -> bool:
     """Whether ``image`` (pixel scatter ``sigma``) is a JPEG that flattened its sky: it
-    shows an 8-px block grid (:func:`_block_phase` along both axes, its steps clipped
-    at 3 ``sigma``, and at least a count) and :data:`_FLAT_FRACTION` of its blocks on
-    that grid are constant.
+    shows an 8-px block grid (:func:`block_grid`; ``grid``: that grid when the caller
+    found it already) and :data:`_FLAT_FRACTION` of its blocks on that grid are constant.
 
     JPEG zeroes the high-frequency coefficients of quiet 8x8 blocks: a sky under a few
     counts of noise becomes blocks of one value each, whose pixels are not independent.
     """
     h, w = image.shape
-    clip = max(3.0 * sigma, 1.0)
-    pc = _block_phase(image, 1, clip)
-    pr = None if pc is None else _block_phase(image, 0, clip)
-    if pr is None:
-        return False
+    if grid is None:
+        grid = block_grid(image, sigma)
+        if grid is None:
+            return False
+    pr, pc = grid
     ny, nx = (h - pr) // _JPEG_BLOCK, (w - pc) // _JPEG_BLOCK
     if ny == 0 or nx == 0:
         return False

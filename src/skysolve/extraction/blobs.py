@@ -141,12 +141,12 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
                    m: dict[str, NDArray], ids: NDArray[np.intp]):
     """Gaussian-fit positions (array col, row of the star centre, pixel-centre origin).
 
-    Returns ``(col, row, ok, sx, sy, free, start)``; ``ok`` is False for saturated
+    Returns ``(col, row, ok, sx, sy, free, rough_sx, rough_sy)``; ``ok`` is False for saturated
     blobs, blobs too big for the fit windows and fits that did not converge; ``sx``,
     ``sy`` are the fitted Gaussian sigmas, measured where ``free`` (bright stars) and
     imposed otherwise (``free``: peaks above ``_FREE_WIDTH_SNR`` local noise sigmas);
-    ``start`` the width every fit started from (the geometric mean of the 3x3
-    log-curvature widths, a rough width of every blob).
+    ``rough_sx``, ``rough_sy`` the 3x3 log-curvature widths at the peak (a rough width of
+    every blob; the free fits start from them).
     """
     h, w = labels.shape
     n = len(ids)
@@ -183,7 +183,7 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
             sxr, syr = median(sx0[fit_me]), median(sy0[fit_me])
         _fit_group(work, labels, bad, m, ids, fixed, x00, y00, np.full(n, sxr),
                    np.full(n, syr), col, row, ok, True)
-    return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free, np.sqrt(sx0 * sy0)
+    return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free, sx0, sy0
 
 
 def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[np.intp],

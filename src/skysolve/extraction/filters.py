@@ -674,7 +674,8 @@ def near_unusable(m: dict[str, NDArray], bad: NDArray[np.bool_] | None,
 
 def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: NDArray,
                  rough: NDArray[np.bool_], start: NDArray, snr: NDArray,
-                 sharp: NDArray, winged: NDArray[np.bool_] | None = None
+                 sharp: NDArray, winged: NDArray[np.bool_] | None = None,
+                 judged: tuple[NDArray, NDArray, NDArray] | None = None
                  ) -> NDArray[np.bool_]:
     """Blobs narrower than any star, among the fitted blobs.
 
@@ -685,7 +686,10 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     saturated nor too big), ``start`` every blob's rough width from its 3x3
     log-curvature, ``snr`` its peak in noise sigmas and ``sharp`` its peak
     sharpness; ``winged`` (None: none) marks the blobs of a frame of undersampled
-    stars whose peak's neighbours hold light along both axes. A blob is narrow when
+    stars whose peak's neighbours hold light along both axes; ``judged`` (None: the
+    measured ones) the widths ``(sx, sy, start)`` each blob is judged by, where the
+    measured ones misrepresent it (a JPEG's block boundary cut it), while the stars'
+    reference widths below still come from the measured ones. A blob is narrow when
 
     * a fitted sigma is below ``_MIN_PSF_SIGMA`` (for a ``winged`` blob, below
       ``_WINGED_FRACTION`` of the winged blobs' median, if that is lower: the fits, two
@@ -707,27 +711,34 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
     pixels are often brighter than any star) as long as these are narrower,
     and nothing on the sky is narrower than its stars.
     """
+    # ``narrow`` (the measured widths) picks the stars the references come from,
+    # ``verdict`` (the judged ones) the blobs dropped
+    jx, jy, jstart = (sx, sy, start) if judged is None else judged
     least = np.minimum(sx, sy)
     floor = np.full(len(sx), _MIN_PSF_SIGMA)
     if winged is not None and (measured & winged).sum() >= _REF_MIN:
         floor[winged] = min(_MIN_PSF_SIGMA,
                             _WINGED_FRACTION * median(least[measured & winged]))
     narrow = measured & (least < floor)
+    verdict = measured & (np.minimum(jx, jy) < floor)
     good = measured & ~narrow
     if good.sum() < _REF_MIN:
-        return narrow
-    width = np.sqrt(sx * sy)
+        return verdict
     # like against like: a smeared star's minor axis is the optics' width while its
     # fitted x and y widths carry the smear, so minor axes are compared with minor axes
-    narrow |= measured & (lmin < _NARROW_FRACTION ** 2 * median(lmin[good]))
+    thin = measured & (lmin < _NARROW_FRACTION ** 2 * median(lmin[good]))
+    narrow |= thin
+    verdict |= thin
+    width = np.sqrt(sx * sy)
     s_ref = percentiles(width[good], (0.75,))[0]
     if s_ref >= _WELL_SAMPLED:
         narrow |= measured & (width < _NARROW_FRACTION * s_ref)
+        verdict |= measured & (np.sqrt(jx * jy) < _NARROW_FRACTION * s_ref)
         stars = good & ~narrow
         sharp_hi = percentiles(sharp[stars], (0.9,))[0] if stars.sum() >= _REF_MIN else 1.0
         # ... and rough widths with the stars' rough widths (the same 3x3 estimate)
         rough_ref = percentiles(start[stars], (0.75,))[0] if stars.sum() >= _REF_MIN else s_ref
         faint = rough & (snr >= _NARROW_SNR)
-        narrow |= faint & ((start < min(_ROUGH_FRACTION * rough_ref, _ROUGH_MAX_PX))
-                           | (sharp > sharp_hi + 0.15 + 2.5 / np.maximum(snr, 1e-9)))
-    return narrow
+        verdict |= faint & ((jstart < min(_ROUGH_FRACTION * rough_ref, _ROUGH_MAX_PX))
+                            | (sharp > sharp_hi + 0.15 + 2.5 / np.maximum(snr, 1e-9)))
+    return verdict

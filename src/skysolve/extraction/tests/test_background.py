@@ -123,7 +123,8 @@ def test_flattened_jpeg_blocks_are_found_only_in_jpegs():
     sky (quality 65; also cut off the grid: a crop), and nothing in the same frame
     uncompressed, in 8 bits, as a JPEG that kept its noise (quality 85 of its 1-99.9 %
     stretch: a sky of ~20 counts), or as a JPEG that flattened few blocks (quality 40,
-    1-6 % of them)."""
+    1-6 % of them); :func:`block_grid` finds the same grid, and none in the frame
+    uncompressed or in 8 bits."""
     import io
 
     from PIL import Image
@@ -142,9 +143,13 @@ def test_flattened_jpeg_blocks_are_found_only_in_jpegs():
     for frame in (image, dg.quantise_8bit(image, 0.5), kept, dg.jpeg(image, 1.0)):
         sigma = extract.extract_centroids(frame).background_sigma
         assert not background.flattened_blocks(frame.astype(np.float32), sigma)
+    for frame in (image, dg.quantise_8bit(image, 0.5)):  # no blocks
+        sigma = extract.extract_centroids(frame).background_sigma
+        assert background.block_grid(frame.astype(np.float32), sigma) is None
     for cut in (jpeg, jpeg[3:, 5:]):
         phases = [background._block_phase(cut.astype(np.float32), axis, 1.0) for axis in (0, 1)]
         assert phases == ([0, 0] if cut is jpeg else [5, 3])
+        assert background.block_grid(cut.astype(np.float32), 1.0) == tuple(phases)
         assert background.flattened_blocks(cut.astype(np.float32), 1.0)
 
 
