@@ -374,23 +374,31 @@ def write_solved(path: Path, field: int = 1) -> None:
 
 def write_new_fits(path: Path, result: Any, width: int, height: int, source: Path | None,
                    image: NDArray | None, hdu: int | None = None) -> None:
-    """The ``.new`` file: the input FITS file (every HDU) with the WCS in the image HDU's
-    header, or for another format a FITS file of the image as read."""
+    """The ``.new`` file: the input FITS file (every HDU) with the WCS in the header of
+    the image HDU (``hdu``, default the one :func:`~skysolve.io.images.read_image`
+    reads), or for another format a FITS file of the image as read.
+
+    The input's HDUs are written back as stored: integers with their ``BSCALE``,
+    ``BZERO`` and ``BLANK``, and a tile-compressed image as its compressed tiles
+    (decoded and encoded again, scaled integers would come back as floats and a
+    quantised float image quantised anew, every pixel changed).
+    """
     from astropy.io import fits
 
+    from .images import image_hdu_index
+
     wcs = wcs_header(result, width, height)
-    if source is not None:
-        with fits.open(source, memmap=False) as hdul:
-            hdul = fits.HDUList([h.copy() for h in hdul])
-        index = hdu if hdu is not None else next(
-            (i for i, h in enumerate(hdul) if getattr(h, "data", None) is not None
-             and getattr(h.data, "ndim", 0) >= 2 and h.data.dtype.fields is None), 0)
+    if source is None:
+        _write(path, fits.HDUList([fits.PrimaryHDU(np.asarray(image), header=wcs)]))
+        return
+    index = image_hdu_index(source, hdu)
+    with fits.open(source, memmap=False, do_not_scale_image_data=True,
+                   disable_image_compression=True) as hdul:
+        # (a compressed image's own header cards are those of its table's header)
         target = hdul[index].header
         for key in _OLD_WCS:
             target.remove(key, ignore_missing=True, remove_all=True)
         for key in {k for k in target if _OLD_WCS_FAMILIES.match(k)}:
             target.remove(key, ignore_missing=True, remove_all=True)
         target.extend(wcs.cards, update=True)
-    else:
-        hdul = fits.HDUList([fits.PrimaryHDU(np.asarray(image), header=wcs)])
-    _write(path, hdul)
+        _write(path, hdul)

@@ -58,6 +58,7 @@ __all__ = [
     "image_epoch",
     "header_mjd",
     "parse_section",
+    "image_hdu_index",
 ]
 
 #: Largest number of pixel values (rows x columns x colour channels actually read)
@@ -697,18 +698,37 @@ def _select_hdu(hdul: Any, hdu: Any, path: Path) -> Any:
     )
 
 
+def _default_image_hdu(hdul: Any, path: Path) -> int:
+    """Index of the HDU :func:`read_image` reads when given no ``hdu``."""
+    index = _first_image_hdu(hdul)
+    if index is None:
+        index = _first_hdu_with_array(hdul)
+    if index is None:
+        raise FileFormatError(f"{path} holds no HDU with image data ({_describe_hdus(hdul)})")
+    return index
+
+
+def image_hdu_index(path: str | os.PathLike[str], hdu: int | str | None = None) -> int:
+    """Index in a FITS file of the HDU :func:`read_image` reads with the same ``hdu``.
+
+    Raises
+    ------
+    FileNotFoundError, skysolve.errors.FileFormatError, skysolve.errors.InvalidArgumentError
+        As :func:`read_image`.
+    """
+    p = _existing_file(path)
+    with _open_fits(p) as hdul:
+        if hdu is None:
+            return _default_image_hdu(hdul, p)
+        return hdul.index_of(_select_hdu(hdul, hdu, p))
+
+
 def _read_fits(path: Path, hdu: Any, section: Any) -> NDArray[Any]:
     from astropy.io import fits
 
     with _open_fits(path) as hdul:
         if hdu is None:
-            index = _first_image_hdu(hdul)
-            if index is None:
-                index = _first_hdu_with_array(hdul)
-            if index is None:
-                raise FileFormatError(
-                    f"{path} holds no HDU with image data ({_describe_hdus(hdul)})"
-                )
+            index = _default_image_hdu(hdul, path)
             h = hdul[index]
             which = f"HDU {index}"
         else:

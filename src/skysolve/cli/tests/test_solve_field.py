@@ -262,6 +262,57 @@ def test_the_new_file_drops_the_inputs_old_distortion_terms(env, fits_frame, tmp
     assert np.max(_separation_arcsec(ra, dec, t_ra, t_dec)) < 5.0
 
 
+def test_the_new_file_keeps_scaled_and_compressed_pixels_as_stored(env, fits_frame, tmp_path):
+    """Cameras write 16-bit integers scaled by BSCALE/BZERO with a BLANK value, and
+    archives tile-compress float frames with quantisation (astropy's default). The .new
+    holds the very stored values and scaling cards: read scaled and written again, the
+    integers came back as float32 (twice the size, the BLANK card left on float data),
+    and the compressed floats re-quantised (every pixel moved, up to 5 ADU)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    path, cam, R = fits_frame
+    with fits.open(path) as hdul:
+        header, image = hdul[0].header.copy(), hdul[0].data.astype(np.float64)
+    stored = np.round((image - 1000.0) / 2.0).clip(-32767, 32767).astype(np.int16)
+    stored[:4] = -32768
+    scaled = fits.PrimaryHDU(stored, header=header.copy())
+    scaled.header.update({"BSCALE": 2.0, "BZERO": 1000.0, "BLANK": -32768})
+    scaled.writeto(tmp_path / "scaled.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
+        image.astype(np.float32), header=header, compression_type="RICE_1",
+        quantize_level=4.0)]).writeto(tmp_path / "packed.fits.fz")
+    proc = solve_field(env, "-O", tmp_path / "scaled.fits", tmp_path / "packed.fits.fz")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Field center: (RA,Dec)") == 2, proc.stdout
+
+    def stored_hdu(name, index):
+        with fits.open(tmp_path / name, do_not_scale_image_data=True,
+                       disable_image_compression=True) as hdul:
+            return hdul[index].header.copy(), np.array(hdul[index].data)
+
+    old_header, old_data = stored_hdu("scaled.fits", 0)
+    new_header, new_data = stored_hdu("scaled.new", 0)
+    assert new_data.dtype == old_data.dtype == np.dtype(">i2")
+    np.testing.assert_array_equal(new_data, old_data)
+    assert {k: new_header.get(k) for k in ("BITPIX", "BSCALE", "BZERO", "BLANK")} == {
+        "BITPIX": 16, "BSCALE": 2.0, "BZERO": 1000.0, "BLANK": -32768}
+    # the compressed tiles are those of the input, so every reader decodes the same pixels
+    old_header, old_tiles = stored_hdu("packed.fits.fz", 1)
+    new_header, new_tiles = stored_hdu("packed.fits.new", 1)
+    assert new_tiles.tobytes() == old_tiles.tobytes()
+    with fits.open(tmp_path / "packed.fits.fz") as old, \
+            fits.open(tmp_path / "packed.fits.new") as new:
+        assert isinstance(new[1], fits.CompImageHDU)
+        np.testing.assert_array_equal(new[1].data, old[1].data)
+        wcs = WCS(new[1].header)
+    col, row = np.meshgrid(np.linspace(0, 1023, 5), np.linspace(0, 767, 4))
+    ra, dec = wcs.pixel_to_world_values(col.ravel(), row.ravel())
+    t_ra, t_dec = cam.pixel_to_world(col.ravel() + 0.5 - 512, row.ravel() + 0.5 - 384, R)
+    assert np.max(_separation_arcsec(ra, dec, t_ra, t_dec)) < 5.0
+    assert WCS(fits.getheader(tmp_path / "scaled.new")).wcs.ctype[0] == "RA---TAN"
+
+
 def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
     path, cam, R = fits_frame
     first = solve_field(env, "-O", "-D", tmp_path, path)
