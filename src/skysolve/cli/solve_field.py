@@ -127,8 +127,13 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: solve-field's options, the ignored ones marked as such."""
+    from .. import __version__
+
     p = _Parser(prog="skysolve-field", add_help=True, allow_abbrev=False,
                 description="astrometry.net solve-field's command line, solved by skysolve")
+    # (the bare version on one line, as solve-field prints it: Siril runs `solve-field
+    # --version` before every solve and reads the first line of its output)
+    p.add_argument("--version", action="version", version=__version__)
     p.add_argument("inputs", nargs="*", metavar="FILE", help="images or x/y lists (.xyls/.axy)")
     for flags, dest, kind, text in VALUE_OPTIONS:
         p.add_argument(*flags, dest=dest, type=kind, help=text)

@@ -406,6 +406,18 @@ def test_existing_outputs_and_bad_command_lines(env, fits_frame, tmp_path):
     assert not (tmp_path / "noise.solved").exists() and not (tmp_path / "noise.wcs").exists()
 
 
+def test_the_probes_siril_makes_before_solving(env):
+    """Siril takes solve-field for installed when ``solve-field -h`` exits 0, then reads
+    the version from the single line ``solve-field --version`` prints (two lines or none
+    are taken for a pre-0.88 solve-field, and no output at all left it nothing to read)."""
+    import skysolve
+
+    assert solve_field(env, "-h").returncode == 0
+    proc = solve_field(env, "--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [skysolve.__version__]
+
+
 def test_stellarsolver_style_line_and_output_name_patterns(env, fits_frame, tmp_path):
     """A line with the flags StellarSolver/KStars send (``--temp-axy`` is a flag, ``-y``
     ``--no-verify``); ``%s`` in a name is the base path (``DIR/BASE``), a name without it
