@@ -11,8 +11,9 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
 * TIFF: tifffile (8/16/32-bit integer and float samples are kept as they are);
   compressions tifffile cannot decode without the optional ``imagecodecs`` package
   (LZW, PackBits, JPEG) are read through Pillow instead.
-* PNG and JPEG: Pillow (16-bit greyscale PNG stays ``uint16``; Pillow reduces 16-bit
-  colour PNG to 8 bits per channel).
+* PNG and JPEG: Pillow (16-bit greyscale PNG stays ``uint16``); a 16-bit colour PNG,
+  which Pillow reduces to 8 bits per channel, is decoded by :mod:`skysolve.io.png`
+  with its 16 bits.
 
 Colour images become one luminance channel with the Rec. 709 (sRGB) weights
 ``0.2126 R + 0.7152 G + 0.0722 B`` applied to the stored values (no gamma
@@ -932,6 +933,11 @@ def _read_pillow(path: Path, fmt: str) -> NDArray[Any]:
 
     if fmt == "PNG":
         _check_png_chunks(path)
+        from .png import read_png16  # (Pillow keeps 8 bits of a 16-bit colour PNG)
+
+        data = read_png16(path, _check_size)
+        if data is not None:
+            return data
     try:
         with warnings.catch_warnings():
             # our own MAX_PIXELS check below replaces Pillow's early warning

@@ -345,6 +345,36 @@ def test_png_8_and_16_bit(tmp_path):
     np.testing.assert_array_equal(out, u16)
 
 
+def test_a_16_bit_colour_png_keeps_its_16_bits(tmp_path):
+    """Colour cameras' capture programs write 16-bit RGB PNGs; Pillow opens them as 8-bit
+    RGB, the low byte of every sample dropped. Every row filter of the format is undone
+    exactly, for RGB, RGBA and grey + alpha, odd sizes included."""
+    from skysolve.tests.pngfiles import encode_png16
+
+    rng = np.random.default_rng(3)
+    for height, width, channels in ((1, 1, 3), (6, 1, 4), (1, 7, 2), (23, 31, 3), (9, 40, 4)):
+        samples = rng.integers(0, 65536, (height, width, channels), dtype=np.uint16)
+        for filters in ([0] * height, [1] * height, [2] * height, [3] * height,
+                        [4] * height, rng.integers(0, 5, height)):
+            (tmp_path / "c.png").write_bytes(encode_png16(samples, filters))
+            out = read_image(tmp_path / "c.png")
+            if channels == 2:  # grey + alpha: the grey samples, as stored
+                assert out.dtype == np.uint16
+                np.testing.assert_array_equal(out, samples[..., 0])
+            else:
+                np.testing.assert_allclose(out, _luma(samples), rtol=1e-6)
+    grey = np.repeat(samples[..., :1], 3, axis=-1)  # (grey stored as colour: its counts)
+    (tmp_path / "g.png").write_bytes(encode_png16(grey, [4] * len(grey)))
+    out = read_image(tmp_path / "g.png")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, samples[..., 0])
+    damaged = bytearray(encode_png16(samples, [4] * len(samples)))
+    damaged[60] ^= 0xFF  # (inside the pixel data: its chunk's CRC no longer matches)
+    (tmp_path / "d.png").write_bytes(bytes(damaged))
+    with pytest.raises(FileFormatError, match="corrupted"):
+        read_image(tmp_path / "d.png")
+
+
 def test_png_colour_palette_and_alpha(tmp_path):
     rgb = _rgb()
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
