@@ -161,9 +161,17 @@ def _angle(text: str, name: str, hours: bool) -> float:
         raise UsageError(f"--{name} {text!r} is neither degrees nor sexagesimal") from exc
 
 
+#: The narrowest scale range searched, as a fraction either side of its middle: a
+#: candidate pattern's implied scale is off by its centroids' noise over its size, so a
+#: scale given as one value (``-L 1.5 -H 1.5``, as scripts pass a known scale) found no
+#: candidate at all.
+MIN_SCALE_HALF_WIDTH = 0.01
+
+
 def _scale_hint(args: argparse.Namespace, projection: str = "pinhole") -> dict[str, Any]:
     """``--scale-*`` as skysolve's ``fov_range_deg`` or ``pixel_scale_range_arcsec``
-    (a focal length through the lens's ``projection``)."""
+    (a focal length through the lens's ``projection``), at least
+    :data:`MIN_SCALE_HALF_WIDTH` wide either side."""
     if args.scale_low is None and args.scale_high is None:
         return {}
     units = (args.scale_units or "degwidth").lower()
@@ -173,6 +181,9 @@ def _scale_hint(args: argparse.Namespace, projection: str = "pinhole") -> dict[s
         return {}
     if lo > hi:
         raise UsageError(f"--scale-low {lo:g} is above --scale-high {hi:g}")
+    middle = 0.5 * (lo + hi)
+    if hi - middle < MIN_SCALE_HALF_WIDTH * middle:
+        lo, hi = middle * (1.0 - MIN_SCALE_HALF_WIDTH), middle * (1.0 + MIN_SCALE_HALF_WIDTH)
     if units in ("arcsecperpix", "app"):
         return {"pixel_scale_range_arcsec": (max(lo, 1e-6), min(hi, 3.6e5))}
     if units in ("focalmm",):  # 35-mm equivalent focal length: the width is 36 mm

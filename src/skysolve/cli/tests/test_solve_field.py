@@ -439,6 +439,41 @@ def test_existing_outputs_and_bad_command_lines(env, fits_frame, tmp_path):
     assert not (tmp_path / "noise.solved").exists() and not (tmp_path / "noise.wcs").exists()
 
 
+def test_sirils_call_with_a_scale_given_as_one_value(env, fits_frame, tmp_path):
+    """Siril writes its stars as an x/y list (float32 X, Y, FLUX, BACKGROUND; IMAGEW and
+    IMAGEH in the table's header), asks for no file but the .wcs, and may pass a known
+    scale as ``-L s -H s``: that empty range found no candidate and never solved."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from skysolve.extraction import extract_centroids
+    from skysolve.io.astrometry_files import fits_pixels
+
+    path, cam, R = fits_frame
+    found = extract_centroids(fits.getdata(path)).as_array()
+    xy = fits_pixels(found[:, :2], 1024, 768)
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column(name=name, format="1E", array=values.astype(np.float32))
+         for name, values in (("X", xy[:, 0]), ("Y", xy[:, 1]), ("FLUX", found[:, 2]),
+                              ("BACKGROUND", np.zeros(len(xy))))])
+    table.header["IMAGEW"], table.header["IMAGEH"] = 1024, 768
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(tmp_path / "frame.xyls")
+    scale = f"{3600.0 * math.degrees(1.0 / cam.focal_length_px):.3f}"
+    proc = solve_field(env, "-C", "stop", "--temp-axy", "-p", "-O", "-N", "none", "-R", "none",
+                       "-M", "none", "-B", "none", "-U", "none", "-S", "none",
+                       "--crpix-center", "-l", "10", "-u", "arcsecperpix", "-L", scale, "-H",
+                       scale, "-s", "FLUX", "-T", "--ra", "83.800000", "--dec", "-5.400000",
+                       "--radius", "10.0", "frame.xyls", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Field center: (RA,Dec)" in proc.stdout, proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.wcs", "frame.xyls"]
+    wcs = WCS(fits.getheader(tmp_path / "frame.wcs"))
+    col, row = np.meshgrid(np.linspace(0, 1023, 5), np.linspace(0, 767, 4))
+    ra, dec = wcs.pixel_to_world_values(col.ravel(), row.ravel())
+    t_ra, t_dec = cam.pixel_to_world(col.ravel() + 0.5 - 512, row.ravel() + 0.5 - 384, R)
+    assert np.max(_separation_arcsec(ra, dec, t_ra, t_dec)) < 5.0
+
+
 def test_the_probes_siril_makes_before_solving(env):
     """Siril takes solve-field for installed when ``solve-field -h`` exits 0, then reads
     the version from the single line ``solve-field --version`` prints (two lines or none
