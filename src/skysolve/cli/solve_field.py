@@ -63,12 +63,12 @@ IGNORED_WITH_VALUE = (
     ("--sort-rdls",), ("--predistort",), ("--extension-name",))
 #: Flags skysolve does not need (accepted and reported).
 IGNORED_FLAGS = (
-    ("--batch",), ("-G", "--use-wget"), ("--just-augment",), ("--timestamp",),
+    ("--batch",), ("-G", "--use-wget"), ("--timestamp",),
     ("--no-delete-temp",), ("--tag-all",), ("--no-verify-uniformize",),
     ("--no-verify-dedup",), ("--no-background-subtraction",), ("-9", "--no-remove-lines"),
     ("-r", "--resort"), ("--use-source-extractor",), ("--use-sextractor",),
     ("-2", "--no-fits2fits"), ("-y", "--no-verify"), ("--fits-image",), ("-g", "--guess-scale"),
-    ("-A", "--dont-augment"), ("--force-ppm",),
+    ("--force-ppm",),
     ("--crpix-center",), ("-T", "--no-tweak"), ("-p", "--no-plots"), ("-v", "--verbose"))
 #: Options skysolve acts on: (flags, dest, type, help).
 VALUE_OPTIONS = (
@@ -113,6 +113,8 @@ FLAG_OPTIONS = (
     (("-a", "--sort-ascending"), "sort_ascending", "sort an x/y list ascending"),
     (("--invert",), "invert", "the stars are dark on a light background"),
     (("--temp-axy",), "temp_axy", "write the .axy file to a temporary file (not kept)"),
+    (("--just-augment",), "just_augment", "write the .axy source list only; do not solve"),
+    (("-A", "--dont-augment"), "just_augment", "the same as --just-augment"),
 )
 
 

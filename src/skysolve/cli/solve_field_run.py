@@ -209,6 +209,8 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
         if out["axy"]:  # (None for an x/y list)
             af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
                          fld.height)
+        if args.just_augment:  # (scripts ask for the source list alone: no solve)
+            return EXIT_OK
         db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None)
         result = solve_field_sources(db, fld, **hints)
         if not result:

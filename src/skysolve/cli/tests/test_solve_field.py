@@ -474,6 +474,22 @@ def test_sirils_call_with_a_scale_given_as_one_value(env, fits_frame, tmp_path):
     assert np.max(_separation_arcsec(ra, dec, t_ra, t_dec)) < 5.0
 
 
+def test_just_augment_writes_the_source_list_only(env, fits_frame, tmp_path):
+    """Scripts take solve-field's source extraction alone with ``--just-augment`` (or
+    ``-A``/``--dont-augment``): the .axy is written and the field is not solved (it was,
+    and every other file written)."""
+    from astropy.table import Table
+
+    path, _, _ = fits_frame
+    for flag in ("--just-augment", "--dont-augment"):
+        proc = solve_field(env, "-O", flag, "-D", tmp_path / flag, path)
+        assert proc.returncode == 0, proc.stderr
+        assert "Field center" not in proc.stdout and "ignored" not in proc.stderr
+        assert [p.name for p in (tmp_path / flag).iterdir()] == ["orion.axy"]
+        axy = Table.read(tmp_path / flag / "orion.axy")
+        assert axy.colnames == ["X", "Y", "FLUX", "BACKGROUND"] and len(axy) >= 50
+
+
 def test_the_probes_siril_makes_before_solving(env):
     """Siril takes solve-field for installed when ``solve-field -h`` exits 0, then reads
     the version from the single line ``solve-field --version`` prints (two lines or none
