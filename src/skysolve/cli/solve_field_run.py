@@ -35,15 +35,16 @@ def _say(message: str) -> None:
 
 
 def _base(path: Path, args: argparse.Namespace) -> str:
-    """solve-field's base name: ``--out`` as given, else the input's name without a
-    ``.gz``/``.bz2`` and then without its last extension."""
-    if args.out:
-        return args.out
-    name = path.name
+    """solve-field's base name: ``--out``, else the input's name, without a ``.gz`` or
+    ``.bz2`` and then without an extension of 2 to 4 characters (``-o field.fits`` names
+    ``field.wcs``, as the input ``field.fits`` does; ``-o run.1`` keeps its ``.1``)."""
+    name = args.out or path.name
     for packed in (".gz", ".bz2"):
         if name.endswith(packed) and len(name) > len(packed):
             name = name[:-len(packed)]
-    return Path(name).stem or name
+            break
+    stem, dot, extension = name.rpartition(".")
+    return stem if dot and stem and 2 <= len(extension) <= 4 else name
 
 
 def _outputs(path: Path, args: argparse.Namespace) -> dict[str, Path | None]:

@@ -490,6 +490,17 @@ def test_just_augment_writes_the_source_list_only(env, fits_frame, tmp_path):
         assert axy.colnames == ["X", "Y", "FLUX", "BACKGROUND"] and len(axy) >= 50
 
 
+def test_an_out_base_loses_its_extension_as_an_input_name_does(env, fits_frame, tmp_path):
+    """solve-field drops a 2-4 character extension from the base name whether it comes
+    from the input or from ``-o`` (``-o field.fits`` wrote ``field.fits.axy``)."""
+    path, _, _ = fits_frame
+    for out, expected in (("field.fits", "field.axy"), ("run.1", "run.1.axy"),
+                          ("night.v2.fit", "night.v2.axy")):
+        proc = solve_field(env, "-O", "--just-augment", "-D", tmp_path / out, "-o", out, path)
+        assert proc.returncode == 0, proc.stderr
+        assert [p.name for p in (tmp_path / out).iterdir()] == [expected]
+
+
 def test_the_probes_siril_makes_before_solving(env):
     """Siril takes solve-field for installed when ``solve-field -h`` exits 0, then reads
     the version from the single line ``solve-field --version`` prints (two lines or none
