@@ -401,4 +401,6 @@ def write_new_fits(path: Path, result: Any, width: int, height: int, source: Pat
         for key in {k for k in target if _OLD_WCS_FAMILIES.match(k)}:
             target.remove(key, ignore_missing=True, remove_all=True)
         target.extend(wcs.cards, update=True)
+        if "CHECKSUM" in target or "DATASUM" in target:  # (a stale sum fails verification)
+            hdul[index].add_checksum()
         _write(path, hdul)

@@ -267,7 +267,10 @@ def test_the_new_file_keeps_scaled_and_compressed_pixels_as_stored(env, fits_fra
     archives tile-compress float frames with quantisation (astropy's default). The .new
     holds the very stored values and scaling cards: read scaled and written again, the
     integers came back as float32 (twice the size, the BLANK card left on float data),
-    and the compressed floats re-quantised (every pixel moved, up to 5 ADU)."""
+    and the compressed floats re-quantised (every pixel moved, up to 5 ADU). The image
+    HDU's CHECKSUM is that of its new header (it was the input's, and failed)."""
+    import warnings
+
     from astropy.io import fits
     from astropy.wcs import WCS
 
@@ -278,10 +281,10 @@ def test_the_new_file_keeps_scaled_and_compressed_pixels_as_stored(env, fits_fra
     stored[:4] = -32768
     scaled = fits.PrimaryHDU(stored, header=header.copy())
     scaled.header.update({"BSCALE": 2.0, "BZERO": 1000.0, "BLANK": -32768})
-    scaled.writeto(tmp_path / "scaled.fits")
+    scaled.writeto(tmp_path / "scaled.fits", checksum=True)
     fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
         image.astype(np.float32), header=header, compression_type="RICE_1",
-        quantize_level=4.0)]).writeto(tmp_path / "packed.fits.fz")
+        quantize_level=4.0)]).writeto(tmp_path / "packed.fits.fz", checksum=True)
     proc = solve_field(env, "-O", tmp_path / "scaled.fits", tmp_path / "packed.fits.fz")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("Field center: (RA,Dec)") == 2, proc.stdout
@@ -311,6 +314,12 @@ def test_the_new_file_keeps_scaled_and_compressed_pixels_as_stored(env, fits_fra
     t_ra, t_dec = cam.pixel_to_world(col.ravel() + 0.5 - 512, row.ravel() + 0.5 - 384, R)
     assert np.max(_separation_arcsec(ra, dec, t_ra, t_dec)) < 5.0
     assert WCS(fits.getheader(tmp_path / "scaled.new")).wcs.ctype[0] == "RA---TAN"
+    for name in ("scaled.new", "packed.fits.new"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with fits.open(tmp_path / name, checksum=True) as hdul:
+                assert all(h.data is not None for h in hdul[-1:])
+        assert not [w for w in caught if "hecksum" in str(w.message)], name
 
 
 def test_a_linear_16_bit_colour_png_solves(env, hip_catalog, tmp_path):
