@@ -732,3 +732,14 @@ def test_tess_like_file_as_the_seed_reads_it(tmp_path):
     assert image_epoch(path) == pytest.approx(
         2000.0 + (58352.0 + 10.25 / 24 - 51544.5) / 365.25, abs=1e-9
     )
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "packbits"])
+def test_a_compressed_16_bit_colour_tiff_keeps_its_16_bits(tmp_path, compression):
+    """Capture programs write colour frames as LZW- or Deflate-compressed 16-bit TIFFs;
+    tifffile decodes those codecs with imagecodecs, and without it they were read by
+    Pillow at 8 bits (the low byte of every sample dropped)."""
+    rng = np.random.default_rng(5)
+    samples = rng.integers(0, 65536, (23, 31, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", samples, photometric="rgb", compression=compression)
+    np.testing.assert_allclose(read_image(tmp_path / "c.tif"), _luma(samples), rtol=1e-6)
