@@ -37,7 +37,6 @@ fisheye or all-sky lens names its projection with ``--projection`` (or
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -163,43 +162,15 @@ def _angle(text: str, name: str, hours: bool) -> float:
         raise UsageError(f"--{name} {text!r} is neither degrees nor sexagesimal") from exc
 
 
-#: The narrowest scale range searched, as a fraction either side of its middle: a
-#: candidate pattern's implied scale is off by its centroids' noise over its size, so a
-#: scale given as one value (``-L 1.5 -H 1.5``, as scripts pass a known scale) found no
-#: candidate at all.
-MIN_SCALE_HALF_WIDTH = 0.01
-
-
 def _scale_hint(args: argparse.Namespace, projection: str = "pinhole") -> dict[str, Any]:
-    """``--scale-*`` as skysolve's ``fov_range_deg`` or ``pixel_scale_range_arcsec``
-    (a focal length through the lens's ``projection``), at least
-    :data:`MIN_SCALE_HALF_WIDTH` wide either side."""
-    if args.scale_low is None and args.scale_high is None:
-        return {}
-    units = (args.scale_units or "degwidth").lower()
-    lo = args.scale_low if args.scale_low is not None else 0.0
-    hi = args.scale_high if args.scale_high is not None else math.inf
-    if lo <= 0 and not math.isfinite(hi):
-        return {}
-    if lo > hi:
-        raise UsageError(f"--scale-low {lo:g} is above --scale-high {hi:g}")
-    middle = 0.5 * (lo + hi)
-    if hi - middle < MIN_SCALE_HALF_WIDTH * middle:
-        lo, hi = middle * (1.0 - MIN_SCALE_HALF_WIDTH), middle * (1.0 + MIN_SCALE_HALF_WIDTH)
-    if units in ("arcsecperpix", "app"):
-        return {"pixel_scale_range_arcsec": (max(lo, 1e-6), min(hi, 3.6e5))}
-    if units in ("focalmm",):  # 35-mm equivalent focal length: the width is 36 mm
-        from ..camera.projection import code_of, fov_from_focal
+    """``--scale-*`` as skysolve's scale range (:func:`~skysolve.io.scale_units.scale_range`;
+    a focal length through the lens's ``projection``)."""
+    from ..io.scale_units import scale_range
 
-        code = code_of(projection)
-        lo, hi = (math.degrees(fov_from_focal(f, 36.0, code)) if f > 0 else 360.0
-                  for f in (hi, lo))
-    elif units in ("arcminwidth", "amw", "aw"):
-        lo, hi = lo / 60.0, hi / 60.0
-    elif units not in ("degwidth", "degw", "dw"):
-        raise UsageError(f"--scale-units {args.scale_units!r}: use degwidth, arcminwidth, "
-                         "arcsecperpix or focalmm")
-    return {"fov_range_deg": (max(lo, 1e-6), min(hi, 360.0))}
+    try:
+        return scale_range(args.scale_low, args.scale_high, args.scale_units, projection)
+    except ValueError as exc:
+        raise UsageError(f"--scale-low/--scale-high/--scale-units: {exc}") from exc
 
 
 def solve_hints(args: argparse.Namespace) -> dict[str, Any]:

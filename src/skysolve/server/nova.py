@@ -9,8 +9,8 @@ nova setting                                skysolve
 ==========================================  ==========================================
 ``scale_units`` (``degwidth``,              ``fov_range_deg`` (image width) or
 ``arcminwidth``, ``arcsecperpix``)          ``pixel_scale_range_arcsec``
-``scale_type`` ``ul``: ``scale_lower``,     the range's ends
-``scale_upper``; ``ev``: ``scale_est``,
+``scale_type`` ``ul``: ``scale_lower``,     the range's ends (at least 1 % either side
+``scale_upper``; ``ev``: ``scale_est``,      of its middle: :mod:`skysolve.io.scale_units`)
 ``scale_err`` (percent)
 ``center_ra``, ``center_dec``, ``radius``   ``position_hint``, ``position_radius_deg``
 ``parity`` 0 / 1 / 2                        ``parity_flip`` True / False / either
@@ -91,7 +91,11 @@ def _number(settings: dict[str, Any], name: str, lo: float | None = None,
 
 
 def _scale(settings: dict[str, Any]) -> dict[str, Any]:
-    units = settings.get("scale_units") or "degwidth"
+    """nova's scale settings as skysolve's scale range
+    (:func:`~skysolve.io.scale_units.scale_range`); ``ev``: an estimate and its error in
+    percent (20 when not given)."""
+    from ..io.scale_units import scale_range
+
     est, err = _number(settings, "scale_est", 0.0), _number(settings, "scale_err", 0.0, 100.0)
     lo, hi = _number(settings, "scale_lower", 0.0), _number(settings, "scale_upper", 0.0)
     if settings.get("scale_type") == "ev" or (lo is None and hi is None and est is not None):
@@ -99,19 +103,10 @@ def _scale(settings: dict[str, Any]) -> dict[str, Any]:
             return {}
         frac = (err if err is not None else 20.0) / 100.0
         lo, hi = est * (1.0 - frac), est * (1.0 + frac)
-    if lo is None and hi is None:
-        return {}
-    lo, hi = lo or 0.0, hi if hi is not None else math.inf
-    if lo > hi:
-        raise BadRequest(f"scale_lower ({lo:g}) is above scale_upper ({hi:g})")
-    if units == "arcsecperpix":
-        return {"pixel_scale_range_arcsec": (max(lo, 1e-6), min(hi, 3.6e5))}
-    if units == "arcminwidth":
-        lo, hi = lo / 60.0, hi / 60.0
-    elif units != "degwidth":
-        raise BadRequest(f"scale_units {str(units)[:40]!r}: use degwidth, arcminwidth or "
-                         "arcsecperpix")
-    return {"fov_range_deg": (max(lo, 1e-6), min(hi, 360.0))}
+    try:
+        return scale_range(lo, hi, settings.get("scale_units"))
+    except ValueError as exc:
+        raise BadRequest(f"scale_lower/scale_upper/scale_units: {exc}") from exc
 
 
 def solve_hints(settings: dict[str, Any], time_limit_s: float) -> dict[str, Any]:

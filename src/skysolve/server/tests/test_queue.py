@@ -29,6 +29,18 @@ def test_nova_settings_become_skysolve_hints():
     assert nova.solve_hints({"parity": 0}, 1.0)["parity_flip"] is True
 
 
+def test_a_scale_given_as_one_value_is_searched_about_it():
+    """A known scale sent as ``scale_lower == scale_upper`` (or ``scale_err`` 0) is
+    searched 1 % either side, as skysolve-field searches it: the empty range found no
+    candidate pattern."""
+    kw = nova.solve_hints({"scale_units": "degwidth", "scale_lower": 11.4,
+                           "scale_upper": 11.4}, 5.0)
+    assert kw["fov_range_deg"] == pytest.approx((11.286, 11.514))
+    ev = nova.solve_hints({"scale_units": "app", "scale_type": "ev", "scale_est": 40,
+                           "scale_err": 0}, 5.0)
+    assert ev["pixel_scale_range_arcsec"] == pytest.approx((39.6, 40.4))
+
+
 @pytest.mark.parametrize("settings,words", [
     ({"center_ra": 400, "center_dec": 0}, "center_ra"),
     ({"scale_lower": True}, "scale_lower"),
