@@ -33,7 +33,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from ..solver.backends import reference
 from ..solver.backends.reference import kdtree_matches
+from ..solver.frame import make_frame
 from .lsq import Pairs, Params, Problem, robust_rms
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,11 +103,19 @@ _TREE: dict[str, Any] = {}
 
 def _field(catalog: Any, camera: Any, R: NDArray[np.float64], epoch: float | None) -> tuple[
         NDArray[np.float64], NDArray[np.float64]]:
-    """Catalog unit vectors (at ``epoch``) and magnitudes in a cone covering an image."""
+    """Catalog unit vectors (at ``epoch``) and magnitudes in a cone covering an image.
+
+    The cone reaches the image's farthest corner as ``camera`` sees it, through its
+    projection and distortion (:meth:`~skysolve.solver.frame.Frame.reach_angle`): a
+    pinhole's ``atan`` of the raw corner distance left out the outer stars of a fisheye
+    (beyond 47 of the 62 deg an equidistant 100 deg lens sees at its corners) and a
+    barrel lens's corners.
+    """
     if _TREE.get("catalog") is not catalog:
         _TREE.update(catalog=catalog, tree=cKDTree(catalog.vectors()))
-    reach = 0.5 * math.hypot(camera.image_width, camera.image_height) + math.hypot(*camera.crpix)
-    radius = math.atan(reach / camera.focal_length_px) * 1.05
+    frame = make_frame(np.zeros((0, 2)), camera.image_width, camera.image_height, camera,
+                       camera.projection, reference)
+    radius = min(frame.reach_angle(camera.focal_length_px) * 1.05, math.pi)
     idx = np.asarray(_TREE["tree"].query_ball_point(R[2], 2.0 * math.sin(0.5 * radius)),
                      dtype=np.intp)
     sub = catalog.select(np.sort(idx))

@@ -99,3 +99,39 @@ def test_catalog_stars_are_added(small_db, hip_catalog):
     assert more.n_inliers > 3 * base.n_inliers
     assert _grid_error(more, truth, rots) < _grid_error(base, truth, rots)
     assert more.rmse_after_px == pytest.approx(NOISE_PX * math.sqrt(2), rel=0.2)
+
+
+@pytest.mark.parametrize("projection, fov, k1, mag", [("equidistant", 100.0, 0.0, 8.0),
+                                                      ("pinhole", 15.0, -0.1, 99.0)])
+def test_catalog_stars_are_added_out_to_the_corners(hip_catalog, projection, fov, k1, mag):
+    """A deeper catalog's stars are looked for in a cone reaching the image's corners as
+    the camera sees them: the cone took a pinhole's ``atan`` of the raw corner distance,
+    which left out every star of an equidistant 100 deg lens beyond 50 deg of its axis
+    (its corners see 62 deg), and the corners of a 15 deg lens whose distortion moves
+    them in by 10 %. Every isolated star in the image is added to its isolated
+    centroid (the centroids: where the camera images the catalog's stars)."""
+    from skysolve.calibration.lsq import Pairs
+    from skysolve.calibration.matching import ISOLATION_PX, _isolated, _one_image
+    from skysolve.camera import CameraModel, RadialDistortion
+
+    w, h = 1024, 768
+    cam = CameraModel.from_fov(fov, w, h, projection=projection,
+                               distortion=RadialDistortion(k1, scale=0.5 * math.hypot(w, h)))
+    cat = hip_catalog.select(np.flatnonzero(np.asarray(hip_catalog.mag) < mag))
+    R = random_attitudes(1, rng=4)[0]
+    v = cat.vectors()
+    x, y = cam.vectors_to_pixel(v @ R.T)
+    inside = np.isfinite(x) & np.isfinite(y) & (abs(x) < 0.5 * w) & (abs(y) < 0.5 * h)
+    # (a barrel polynomial folds back: far stars it maps into the image are not imaged)
+    back = cam.pixel_to_vectors(x[inside], y[inside])
+    rows = np.flatnonzero(inside)[np.einsum("ij,ij->i", back, v[inside] @ R.T) > 1 - 1e-12]
+    xy = np.stack([x[rows], y[rows]], axis=1)
+    im = Pairs(0, xy[:0], v[:0], np.zeros(0), np.zeros(0, bool), R, centroids=xy,
+               cidx=np.zeros(0, np.intp))
+    added = _one_image(cat, im, cam, None, 1.0)
+    alone = np.flatnonzero(_isolated(xy, ISOLATION_PX))
+    corner = 0.5 * math.hypot(w, h)
+    assert np.hypot(*xy[alone].T).max() > 0.95 * corner  # (stars out in the corners)
+    assert added == len(alone)
+    np.testing.assert_array_equal(np.sort(im.cidx), alone)
+    np.testing.assert_allclose(im.stars, v[rows[im.cidx]], atol=1e-12)
