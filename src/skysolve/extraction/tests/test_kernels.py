@@ -176,7 +176,7 @@ def test_background_model_as_numpy(grid_shape):
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_smooth_as_numpy(monkeypatch, threads):
-    """The compiled matched filter gives scipy's and numpy's numbers to the bit: frames
+    """The compiled matched filter gives the numpy code's numbers to the bit: frames
     narrower and shorter than the kernel, odd sizes, filters of 3 to 25 taps, split into
     bands for several threads."""
     extract = importlib.import_module("skysolve.extraction.extract")
@@ -185,7 +185,8 @@ def test_smooth_as_numpy(monkeypatch, threads):
     cases = [(rng.normal(100.0, 5.0, shape) * scale).astype(np.float32)
              for shape in ((3, 4), (9, 200), (200, 7), (301, 257)) for scale in (1.0, 1e4)]
     filters = [extract._gaussian_kernel(s) for s in (0.3, 1.0, 1.5, 4.0)]
-    monkeypatch.setattr(extract, "_THREAD_PIXELS", 1000)  # several bands on small frames
+    # several bands on small frames (the filter cuts its own: _SMOOTH_THREAD_PIXELS)
+    monkeypatch.setattr(extract, "_SMOOTH_THREAD_PIXELS", 100)
     with kernels.backend("compiled", threads):
         compiled = [extract._smooth(img, k) for img in cases for k in filters]
     with kernels.backend("reference"):
