@@ -42,6 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .parser import EXIT_INTERRUPTED
 from .solve_field_run import EXIT_ERROR, EXIT_OK, run_field
 
 #: Exit status of a bad command line (solve-field exits with -1).
@@ -259,10 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skysolve-field: ignored (no meaning for skysolve): {', '.join(skipped)}",
               file=sys.stderr)
     status = EXIT_OK
-    for k, name in enumerate(inputs, 1):
-        print(f'Reading input file {k} of {len(inputs)}: "{name}"...', flush=True)
-        if run_field(Path(name), args, hints) != EXIT_OK:
-            status = EXIT_ERROR
+    try:
+        for k, name in enumerate(inputs, 1):
+            print(f'Reading input file {k} of {len(inputs)}: "{name}"...', flush=True)
+            if run_field(Path(name), args, hints) != EXIT_OK:
+                status = EXIT_ERROR
+    except KeyboardInterrupt:  # (a capture program's cancel, or Ctrl-C: no traceback)
+        print("skysolve-field: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return status
 
 

@@ -522,6 +522,20 @@ def test_the_probes_siril_makes_before_solving(env):
     assert proc.stdout.splitlines() == [skysolve.__version__]
 
 
+def test_an_interrupt_ends_with_a_line_and_status_130(monkeypatch, capsys, tmp_path):
+    """Ctrl-C, or a capture program cancelling the solve with SIGINT, ends the run with
+    one line and the shell's status for an interrupt (it printed a traceback)."""
+    from skysolve.cli import solve_field as cli
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_field", interrupted)
+    assert cli.main(["-p", str(tmp_path / "a.fits"), str(tmp_path / "b.fits")]) == 130
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "skysolve-field: interrupted" and "Traceback" not in err
+
+
 def test_stellarsolver_style_line_and_output_name_patterns(env, fits_frame, tmp_path):
     """A line with the flags StellarSolver/KStars send (``--temp-axy`` is a flag, ``-y``
     ``--no-verify``); ``%s`` in a name is the base path (``DIR/BASE``), a name without it
