@@ -624,7 +624,9 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
         work, _gaussian_kernel(opts.matched_filter_sigma))
     if det is not work and not bg.flattened:
         scale *= _correlated_noise(det, bad, bg, scale / opts.sigma_threshold)
-    if bg.block_grid is not None and noise is None:
+    if bg.block_grid is not None and noise is None and bg.dark_fraction < _DARK_FRACTION:
+        # (a silhouette in front of the sky, its branches and edges far below it, is no
+        # mirror image of the noise: such frames keep the pixel noise's threshold)
         scale = _mirrored_noise_scale(det, bad, bg, scale, opts.min_pixels)
     if noise is not None:
         # a noise map: pre-select at the quietest pixel's threshold, then per pixel
