@@ -413,7 +413,7 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
     are divided by a power of two (:func:`_float32_unit`) rather than lose those pixels
     (and with them every star) to inf. Unusable pixels are filled with flat sky: the
     median of the usable ones plus Gaussian noise (fixed seed) of their scatter (from
-    differences a JPEG block apart), so that the background and noise estimates see the
+    second differences a JPEG block apart), so that the background and noise estimates see the
     usable sky's noise there. (A constant fill would pile up at one value and collapse
     the robust noise estimate of a frame with a large masked or NaN part.) Returns
     ``(None, None, offset, unit)`` when no pixel is usable.
@@ -438,17 +438,24 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
     step = max(1, int(math.sqrt((bad.size - n_bad) / 200_000)))
     sample = work[::step, ::step][~bad[::step, ::step]]
     fill = float(np.median(sample)) if sample.size else float(work[~bad][0])
-    # usable pixels a JPEG block apart along rows: their difference is free of gradients,
-    # and of the block's correlation (a JPEG at quality 60 rounds most blocks to one
-    # value: neighbours' differences were 0, and the fill one constant value, which
-    # shrank the noise estimate of an all-sky frame by a third); measured as the noise
-    # estimate measures the sky (in the data's steps when the MAD says little)
-    d = max(1, min(_JPEG_BLOCK, work.shape[1] - 1))
-    pair = ~bad[::step, :-d] & ~bad[::step, d:]
+    # usable pixels a JPEG block apart along rows, as second differences: free of
+    # gradients (a cloud's, a light dome's), and of the block's correlation (a JPEG at
+    # quality 60 rounds most blocks to one value: neighbours' differences were 0, and
+    # the fill one constant value, which shrank the noise estimate of an all-sky frame
+    # by a third); measured as the noise estimate measures the sky (in the data's
+    # steps when the MAD says little). Frames too narrow for them take neighbours.
+    d = _JPEG_BLOCK if work.shape[1] > 2 * _JPEG_BLOCK else 1
+    rows = work[::step]
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf at unusable pixels
-        diffs = (work[::step, d:] - work[::step, :-d])[pair]
+        if work.shape[1] > 2 * d:
+            trio = ~bad[::step, :-2 * d] & ~bad[::step, d:-d] & ~bad[::step, 2 * d:]
+            diffs = (rows[:, 2 * d:] - 2 * rows[:, d:-d] + rows[:, :-2 * d])[trio]
+            norm = math.sqrt(6.0)
+        else:
+            diffs = (rows[:, 1:] - rows[:, :-1])[~bad[::step, :-1] & ~bad[::step, 1:]]
+            norm = math.sqrt(2.0)
     diffs = diffs[:: max(1, diffs.size // 200_000)]
-    scatter = _tied_sigma(diffs, robust_sigma(diffs), _quantum(arr)) / math.sqrt(2.0) \
+    scatter = _tied_sigma(diffs, robust_sigma(diffs), _quantum(arr)) / norm \
         if diffs.size else 0.0
     work = work.copy()
     noise = np.random.default_rng(0).standard_normal(n_bad).astype(np.float32)
