@@ -67,8 +67,7 @@ IGNORED_FLAGS = (
     ("--no-delete-temp",), ("--tag-all",), ("--no-verify-uniformize",),
     ("--no-verify-dedup",), ("--no-background-subtraction",), ("-9", "--no-remove-lines"),
     ("-r", "--resort"), ("--use-source-extractor",), ("--use-sextractor",),
-    ("-2", "--no-fits2fits"), ("-y", "--no-verify"), ("--fits-image",), ("-g", "--guess-scale"),
-    ("--force-ppm",),
+    ("-2", "--no-fits2fits"), ("-y", "--no-verify"), ("--fits-image",), ("--force-ppm",),
     ("--crpix-center",), ("-T", "--no-tweak"), ("-p", "--no-plots"), ("-v", "--verbose"))
 #: Options skysolve acts on: (flags, dest, type, help).
 VALUE_OPTIONS = (
@@ -115,6 +114,9 @@ FLAG_OPTIONS = (
     (("--temp-axy",), "temp_axy", "write the .axy file to a temporary file (not kept)"),
     (("--just-augment",), "just_augment", "write the .axy source list only; do not solve"),
     (("-A", "--dont-augment"), "just_augment", "the same as --just-augment"),
+    (("-g", "--guess-scale"), "guess_scale",
+     "without a scale range: search about the pixel scale the FITS header states or implies "
+     "(a scale keyword, its WCS, or FOCALLEN and XPIXSZ), then without it"),
 )
 
 

@@ -78,6 +78,35 @@ def _is_xylist(path: Path, args: argparse.Namespace) -> bool:
         path, args.x_column or "X", args.y_column or "Y", args.extension)
 
 
+#: The range searched about a scale guessed from the header, as a fraction either side.
+GUESSED_SCALE_HALF_WIDTH = 0.05
+
+
+def _guessed_scale(path: Path, args: argparse.Namespace, hints: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """With ``--guess-scale`` and no scale range given: the solve's pixel-scale range
+    about the scale a FITS input's header states or implies
+    (:func:`~skysolve.io.scale_units.guess_scale`), said on standard output; else ``{}``."""
+    if not args.guess_scale or "fov_range_deg" in hints or "pixel_scale_range_arcsec" in hints:
+        return {}
+    from ..errors import FileFormatError
+    from ..io.images import read_fits_header
+    from ..io.scale_units import guess_scale, scale_range
+
+    try:
+        header = read_fits_header(path, args.extension)
+    except FileFormatError:  # (not a FITS file: no header to guess from)
+        return {}
+    guess = guess_scale(header)
+    if guess is None:
+        _say("Could not guess the image scale from the FITS header.")
+        return {}
+    scale, keys = guess
+    _say(f"Guessed scale: {scale:g} arcsec/pix (from {keys}).")
+    return scale_range(scale * (1.0 - GUESSED_SCALE_HALF_WIDTH),
+                       scale * (1.0 + GUESSED_SCALE_HALF_WIDTH), "arcsecperpix")
+
+
 def _image_field(path: Path, args: argparse.Namespace) -> Field:
     return image_field(path, hdu=args.extension, downsample=args.downsample,
                        invert=args.invert)
@@ -213,7 +242,11 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
         if args.just_augment:  # (scripts ask for the source list alone: no solve)
             return EXIT_OK
         db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None)
-        result = solve_field_sources(db, fld, **hints)
+        guess = _guessed_scale(path, args, hints)
+        result = solve_field_sources(db, fld, **hints, **guess)
+        if guess and not result:  # (a header can be wrong: a binning it does not include)
+            _say("Did not solve at the guessed scale; trying without it.")
+            result = solve_field_sources(db, fld, **hints)
         if not result:
             _say(f"Did not solve (or no WCS file was written). ({result.message})")
             return EXIT_OK

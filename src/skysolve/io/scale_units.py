@@ -14,6 +14,11 @@ these units, with their short forms:
 skysolve takes a width as ``fov_range_deg`` and a pixel scale as
 ``pixel_scale_range_arcsec``. A range narrower than :data:`MIN_SCALE_HALF_WIDTH`
 either side of its middle is widened to it.
+
+``solve-field --guess-scale`` guesses the pixel scale from the image's FITS header
+(:func:`guess_scale`): a pixel scale keyword, a WCS's CD matrix or CDELT, or the
+focal length and pixel size that capture programs record (``FOCALLEN`` in mm and
+``XPIXSZ`` in micrometres, binning included as MaxIm DL and ASCOM define it).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["MIN_SCALE_HALF_WIDTH", "UNITS", "scale_range"]
+__all__ = ["MIN_SCALE_HALF_WIDTH", "UNITS", "guess_scale", "scale_range"]
 
 #: The narrowest scale range searched, as a fraction either side of its middle: a
 #: candidate pattern's implied scale is off by its centroids' noise over its size, so a
@@ -83,3 +88,56 @@ def scale_range(lo: float | None, hi: float | None, units: str | None,
     elif name == "arcminwidth":
         lo, hi = lo / 60.0, hi / 60.0
     return {"fov_range_deg": (max(lo, 1e-6), min(hi, 360.0))}
+
+
+#: Header keywords holding a pixel scale in arcseconds a pixel, in the order taken.
+SCALE_KEYWORDS = ("SECPIX", "SECPIX1", "PIXSCALE", "PIXSCAL1", "XPIXSCAL", "SCALE")
+#: Arcseconds a radian over a micrometre per millimetre: a pixel of ``p`` um behind a
+#: lens of ``f`` mm spans ``206.265 p / f`` arcseconds.
+_ARCSEC_PER_UM_PER_MM = 206.264806
+
+
+def guess_scale(header: Any) -> tuple[float, str] | None:
+    """The pixel scale a FITS header states or implies, arcseconds a pixel, and the
+    keywords it came from; None when it holds none.
+
+    Parameters
+    ----------
+    header : mapping
+        An ``astropy.io.fits.Header`` (or any mapping of keywords to values).
+
+    Returns
+    -------
+    (float, str) or None
+        The scale (positive and finite) and e.g. ``"FOCALLEN, XPIXSZ"``.
+    """
+    def number(key: str) -> float | None:
+        try:
+            v = float(header.get(key))
+        except (TypeError, ValueError):
+            return None
+        return v if math.isfinite(v) and v > 0 else None
+
+    for key in SCALE_KEYWORDS:
+        v = number(key)
+        if v is not None:
+            return v, key
+    cd = [header.get(f"CD{i}_{j}") for i in (1, 2) for j in (1, 2)]
+    try:
+        det = abs(float(cd[0] or 0.0) * float(cd[3] or 0.0) - float(cd[1] or 0.0)
+                  * float(cd[2] or 0.0))
+    except (TypeError, ValueError):
+        det = 0.0
+    if math.isfinite(det) and det > 0:
+        return 3600.0 * math.sqrt(det), "CD1_1, CD1_2, CD2_1, CD2_2"
+    try:
+        d1, d2 = abs(float(header.get("CDELT1"))), abs(float(header.get("CDELT2")))
+    except (TypeError, ValueError):
+        d1 = d2 = 0.0
+    if math.isfinite(d1 * d2) and d1 * d2 > 0:
+        return 3600.0 * math.sqrt(d1 * d2), "CDELT1, CDELT2"
+    focal, pixel = number("FOCALLEN"), number("XPIXSZ") or number("PIXSIZE1")
+    if focal is not None and pixel is not None:
+        key = "XPIXSZ" if number("XPIXSZ") else "PIXSIZE1"
+        return _ARCSEC_PER_UM_PER_MM * pixel / focal, f"FOCALLEN, {key}"
+    return None

@@ -522,6 +522,30 @@ def test_the_probes_siril_makes_before_solving(env):
     assert proc.stdout.splitlines() == [skysolve.__version__]
 
 
+def test_guess_scale_takes_the_focal_length_and_pixel_size_a_capture_program_records(
+        env, fits_frame, tmp_path):
+    """``--guess-scale`` searches about the scale FOCALLEN (mm) and XPIXSZ (um) give, and
+    without it when that scale is wrong (a binning the header leaves out): it was ignored."""
+    from astropy.io import fits
+
+    path, cam, R = fits_frame
+    scale = 3600.0 * math.degrees(1.0 / cam.focal_length_px)  # arcsec/px
+    for factor, name in ((1.0, "right"), (2.0, "binned")):
+        header = fits.getheader(path)
+        header["FOCALLEN"] = 200.0
+        header["XPIXSZ"] = scale * 200.0 / 206.264806 * factor
+        frame = tmp_path / f"{name}.fits"
+        fits.PrimaryHDU(fits.getdata(path), header=header).writeto(frame)
+        proc = solve_field(env, "-g", "-p", "-O", "-N", "none", frame)
+        assert proc.returncode == 0, proc.stderr
+        guessed = f"Guessed scale: {scale * factor:g} arcsec/pix (from FOCALLEN, XPIXSZ)."
+        assert guessed in proc.stdout.splitlines(), proc.stdout
+        assert ("trying without it" in proc.stdout) == (factor != 1.0)
+        fields = parse(proc.stdout)
+        assert fields["scale"] == pytest.approx(scale, rel=1e-3)
+        assert "guess-scale" not in proc.stderr
+
+
 def test_an_interrupt_ends_with_a_line_and_status_130(monkeypatch, capsys, tmp_path):
     """Ctrl-C, or a capture program cancelling the solve with SIGINT, ends the run with
     one line and the shell's status for an interrupt (it printed a traceback)."""
