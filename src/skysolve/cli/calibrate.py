@@ -62,6 +62,8 @@ def _calibration_options(args: argparse.Namespace) -> dict:
             "select_order": args.select_order}
     if args.catalog:
         opts["catalog"] = args.catalog
+    if args.polynomial_primary is not None:
+        opts["polynomial_primary"] = args.polynomial_primary
     return opts
 
 

@@ -23,3 +23,19 @@ def test_cli_refuses_wcs_sip_order_1(capsys):
                  "--wcs-sip-order", "1"])
     assert code != 0
     assert "--wcs-sip-order" in capsys.readouterr().err
+
+
+def test_cli_polynomial_primary_reaches_the_calibration():
+    """The CLI had no way to fit the polynomial sky -> pixel, the direction in which a strong
+    lens's radial distortion is a short polynomial (pixel -> sky it is a long series)."""
+    from skysolve.calibration.options import CalibrationOptions
+    from skysolve.cli.calibrate import _calibration_options
+    from skysolve.cli.parser import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["calibrate", "x.fits", "-o", "c.json", "--polynomial-primary", "forward"])
+    options = CalibrationOptions(**_calibration_options(args))
+    assert options.polynomial_primary == "forward"
+    default = CalibrationOptions(**_calibration_options(parse(["calibrate", "x.fits", "-o",
+                                                                "c.json"])))
+    assert default.polynomial_primary == CalibrationOptions().polynomial_primary

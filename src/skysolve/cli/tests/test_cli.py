@@ -451,6 +451,8 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     (["calibrate", "x.tiff", "--folds", "1", "-o", "c.json"], "--folds"),
     (["calibrate", "x.tiff", "--wcs-sip-order", "10", "-o", "c.json"], "--wcs-sip-order"),
     (["calibrate", "x.tiff", "--catalog", "tycho", "-o", "c.json"], "--catalog"),
+    (["calibrate", "x.tiff", "--polynomial-primary", "sideways", "-o", "c.json"],
+     "--polynomial-primary"),
     (["db", "build", "--catalog", "tycho"], "--catalog"),
     (["db", "build", "--min-fov", "20", "--max-fov", "10"], "--min-fov"),
 ])
