@@ -128,8 +128,9 @@ def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: 
     radial_scale = 1.0
     if isinstance(start.distortion, RadialDistortion):
         radial_scale = start.distortion.scale
-    basis = Basis(options.model, order, 0.5 * width, radial_scale, options.polynomial_primary,
-                  radial_terms)
+    # 'auto' fits inverse here: calibrate() compares it with a forward fit
+    primary = "forward" if options.polynomial_primary == "forward" else "inverse"
+    basis = Basis(options.model, order, 0.5 * width, radial_scale, primary, radial_terms)
     f0, c, center = project_distortion(basis, start)
     f = float(np.median([cam.focal_length_px for cam in cameras]) * f0 / start.focal_length_px)
     crpix = np.median([cam.crpix for cam in cameras], axis=0).astype(np.float64)

@@ -22,7 +22,7 @@ MIN_SCALE_PAIRS = 20
 
 
 _model = partial(_args.choice, choices=MODELS)
-_primary = partial(_args.choice, choices=PRIMARIES)
+_primary = partial(_args.choice, choices=(*PRIMARIES, "auto"))
 _order = partial(_args.count, minimum=1, maximum=MAX_POLYNOMIAL_ORDER)
 _clip = partial(_args.positive, allow_inf=True)
 _velocity = partial(_args.vector, length=3, what="numbers [vx, vy, vz] in km/s",
@@ -131,12 +131,15 @@ class CalibrationOptions(Options):
         One observation time (UTC) per solve result: the Earth's barycentric
         velocity then (:func:`~skysolve.earth_barycentric_velocity`) aberrates that
         image's stars, for a camera on Earth or in Earth orbit.""")
-    polynomial_primary: str = option("inverse", type="{'inverse', 'forward'}", check=_primary,
-                                     keyword_only=True, doc="""
+    polynomial_primary: str = option("auto", type="{'auto', 'inverse', 'forward'}",
+                                     check=_primary, keyword_only=True, doc="""
         Direction the polynomial is fitted in: ``'inverse'`` (pixel -> sky, the
         direction of FITS SIP A/B, exact for SIP-described optics such as TESS)
-        or ``'forward'`` (sky -> pixel, tetra3rs's). The other direction is
-        fitted to it over the image.""")
+        or ``'forward'`` (sky -> pixel, tetra3rs's; a lens's radial distortion is a
+        short polynomial this way, its inverse a long series). The other direction
+        is fitted to it over the image. ``'auto'``: inverse, unless a forward fit of
+        the same images holds clearly more of their matched stars or fits them
+        clearly better (see :mod:`skysolve.calibration.fit`).""")
     fit_distortion_center: bool | None = option(None, type="bool, optional",
                                                 check=_optional_flag, keyword_only=True, doc="""
         Radial model: fit the distortion centre's offset from the optical centre

@@ -360,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polynomial-primary",
                    type=_option("calibration", "polynomial_primary", str), metavar="DIR",
                    help="direction the polynomial is fitted in: inverse (pixel -> sky, FITS "
-                        "SIP's; default) or forward (sky -> pixel; a strong lens's radial "
-                        "distortion is a short polynomial this way)")
+                        "SIP's), forward (sky -> pixel; a strong lens's radial distortion is "
+                        "a short polynomial this way) or auto (default: inverse unless "
+                        "forward holds clearly more stars or fits them clearly better)")
     p.add_argument("--passes", type=_count("passes", 20),
                    default=4, metavar="N", help="solve/calibrate passes (default 4)")
     p.add_argument("--fov", type=_option("solve", "fov_estimate_deg"), metavar="DEG",

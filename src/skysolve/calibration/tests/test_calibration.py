@@ -84,6 +84,9 @@ def test_tess_pipeline_recovers_the_camera(tess_frames, tess_pipeline):
     cam = cal.camera_model
     assert isinstance(cam.distortion, PolynomialDistortion)
     assert cam.distortion.order == 6
+    # every pass fits pixel -> sky, the direction of the SIP optics (polynomial_primary
+    # 'auto': low-order forward fits hold more stars only through their looser clipping)
+    assert all(c.camera_model.distortion.primary == "inverse" for _, c in passes)
     assert cam.parity_flip
     assert (cam.image_width, cam.image_height) == (W, H)
     assert not cal.crpix_fitted and np.all(cam.crpix == 0)  # kept at the solves' value
