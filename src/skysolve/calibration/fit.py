@@ -92,7 +92,9 @@ pixel → sky: order-6 inverse fits of 8 frames of lenses whose corners move by 
 were 2.6-26 px off at worst, 13-14 px with the axis 100 px off centre (the forward
 fits 0.11-0.64 px), and their re-matching dropped the edge stars they could not hold,
 so ``mapping_sigma_px`` said up to 12 times too little. The images left out
-(:mod:`skysolve.calibration.misfits`) are those of the pixel → sky fit.
+(:mod:`skysolve.calibration.misfits`) are those of the pixel → sky fit. A final
+fit asked for ``'inverse'`` is compared with the forward fit the same way, and a
+``UserWarning`` says so when that one would have been kept.
 After the fit: the magnitude bins' residual bias and scatter, the weights they
 give (:mod:`skysolve.calibration.stars`), the parameter covariance, held-out
 residuals (:mod:`skysolve.calibration.validation`) and bootstrap uncertainties
@@ -208,6 +210,12 @@ _FORWARD_MIN_PAIRS = 3
 _FORWARD_RMS = 0.9
 
 
+def _kept_rms(fitted: Fitted) -> tuple[int, float]:
+    """The pairs a fit holds, and their rms residual (px)."""
+    res = fitted.problem.residuals(fitted.params)[fitted.inliers]
+    return int(fitted.inliers.sum()), rms(res)
+
+
 def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int) -> bool:
     """Whether ``polynomial_primary='auto'`` keeps the ``forward`` fit of ``n_pairs``
     pairs rather than the ``inverse`` one (see the constants above).
@@ -217,11 +225,7 @@ def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int) -> bool:
     distortion is exactly a pixel -> sky polynomial: forward held 2.4-12 % more stars at
     1.2-2.4 times the inverse fit's rms).
     """
-    def kept_rms(fitted: Fitted) -> tuple[int, float]:
-        res = fitted.problem.residuals(fitted.params)[fitted.inliers]
-        return int(fitted.inliers.sum()), rms(res)
-
-    (n_inv, rms_inv), (n_fwd, rms_fwd) = kept_rms(inverse), kept_rms(forward)
+    (n_inv, rms_inv), (n_fwd, rms_fwd) = _kept_rms(inverse), _kept_rms(forward)
     margin = max(_FORWARD_MIN_PAIRS, _FORWARD_GAIN * n_pairs)
     gain = n_fwd - n_inv
     return ((gain >= margin and rms_fwd <= rms_inv)
@@ -229,22 +233,36 @@ def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int) -> bool:
 
 
 def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], width: int,
-               height: int, options: CalibrationOptions
+               height: int, options: CalibrationOptions, provisional: bool
                ) -> tuple[Fitted, list[Any], CalibrationOptions]:
     """The fit, its images and options with ``polynomial_primary`` resolved: ``fitted``
     (the inverse fit that ``'auto'`` starts with) or a forward fit of the same images
     from the pairs the solves gave (``pristine``, by result index), whichever
-    :func:`_forward_holds_more` keeps."""
+    :func:`_forward_holds_more` keeps. A final fit asked for ``'inverse'`` is compared
+    with the forward fit too, and a warning says so when that holds more: its
+    re-matching has dropped the stars it cannot hold, and its residuals do not show it."""
     images = list(fitted.problem.images)
-    if options.polynomial_primary != "auto" or options.model != "polynomial":
+    primary = options.polynomial_primary
+    if options.model != "polynomial" or primary == "forward" or (primary == "inverse"
+                                                                   and provisional):
         return fitted, images, options
-    inverse = options.replace(polynomial_primary="inverse")
     forward = options.replace(polynomial_primary="forward")
     trial = [dataclasses.replace(pristine[im.index]) for im in images]
     other = fit_camera(trial, cameras, width, height, forward)
-    if _forward_holds_more(fitted, other, sum(len(im) for im in trial)):
+    n_pairs = sum(len(im) for im in trial)
+    if not _forward_holds_more(fitted, other, n_pairs):
+        return fitted, images, options.replace(polynomial_primary="inverse")
+    if primary == "auto":
         return other, trial, forward
-    return fitted, images, inverse
+    (n_inv, rms_inv), (n_fwd, rms_fwd) = _kept_rms(fitted), _kept_rms(other)
+    warnings.warn(f"the polynomial fitted pixel -> sky (polynomial_primary='inverse') holds "
+                  f"{n_inv} of the {n_pairs} matched stars at {rms_inv:.3g} px rms, fitted "
+                  f"sky -> pixel it holds {n_fwd} at {rms_fwd:.3g} px: the lens's distortion "
+                  "is no short pixel -> sky polynomial, the stars it could not hold (most at "
+                  "the edges) were dropped, and the camera is off there by more than "
+                  "mapping_sigma_px says; try polynomial_primary='auto' or 'forward'",
+                  UserWarning, stacklevel=4)
+    return fitted, images, options
 
 
 def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
@@ -362,7 +380,8 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     pristine = {im.index: dataclasses.replace(im) for im in images}
     fitted, images, cameras, excluded = fit_without_misfits(
         images, cameras, width, height, options, order, compromise=not provisional)
-    fitted, images, options = _direction(fitted, pristine, cameras, width, height, options)
+    fitted, images, options = _direction(fitted, pristine, cameras, width, height, options,
+                                         provisional)
     # pairs re-matching drops are outliers too; a left-out image's are not, nor do they
     # count before
     n_candidates = sum(matched[im.index] for im in images)

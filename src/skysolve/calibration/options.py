@@ -139,7 +139,8 @@ class CalibrationOptions(Options):
         short polynomial this way, its inverse a long series). The other direction
         is fitted to it over the image. ``'auto'``: inverse, unless a forward fit of
         the same images holds clearly more of their matched stars or fits them
-        clearly better (see :mod:`skysolve.calibration.fit`).""")
+        clearly better (see :mod:`skysolve.calibration.fit`; with ``'inverse'`` a
+        warning says so then).""")
     fit_distortion_center: bool | None = option(None, type="bool, optional",
                                                 check=_optional_flag, keyword_only=True, doc="""
         Radial model: fit the distortion centre's offset from the optical centre
