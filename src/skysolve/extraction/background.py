@@ -326,8 +326,7 @@ class Background:
         front of it).
     flattened : bool
         The image is a JPEG that flattened its sky into constant 8x8 blocks
-        (:func:`flattened_blocks`; set by the extractor, which knows whether its
-        values are counts).
+        (:func:`flattened_blocks`; set by the extractor).
     block_grid : tuple of int or None
         The ``(row, column)`` of a pixel that starts an 8x8 block of a block-compressed
         (JPEG) image (:func:`block_grid`, set by the extractor as ``flattened``), or

@@ -542,7 +542,7 @@ def _quantum(arr: NDArray) -> float | None:
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
            exact: bool = False, mosaic: bool = False) -> Background:
     """The background, with the noise floored for quantised (integer, or float holding
-    whole numbers) and noise-free frames, a quantised frame's JPEG block grid, if any
+    whole numbers) and noise-free frames, the frame's JPEG block grid, if any
     (:attr:`.Background.block_grid`), and whether it flattened its sky
     (:attr:`.Background.flattened`). ``exact``: ``work`` holds
     ``arr``'s values unchanged (no pixel filled in); ``mosaic``: ``work`` is a raw
@@ -555,7 +555,9 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
             np.uint16 if arr.dtype.kind == "u" else np.int16)
     quantum = _quantum(arr)
     bg = estimate_background(work, block, quantum=quantum, counts=counts, mosaic=mosaic)
-    if quantum is not None and np.isfinite(bg.sigma):
+    # (continuous values too: a colour JPEG's luminance, which read_image weights into
+    # floats, keeps its blocks; not a noise-free frame, which has no noise to round)
+    if np.isfinite(bg.sigma) and (quantum is not None or bg.sigma > 0):
         bg.block_grid = block_grid(work, bg.sigma)
         bg.flattened = bg.block_grid is not None and flattened_blocks(work, bg.sigma,
                                                                       bg.block_grid)
