@@ -86,7 +86,8 @@ The polynomial is fitted in the direction ``polynomial_primary`` says
 pixel → sky, the direction of FITS SIP, exact for SIP-described optics; then the
 images that fit is left with are fitted sky → pixel too, from the pairs the solves
 gave, and that fit is kept when it holds clearly more of their stars or about as
-many with a clearly smaller rms (:func:`_forward_holds_more`). A strong lens's
+many with a clearly smaller rms, or (a final fit) with an rms smaller by more than the
+noise alone could account for (:func:`_forward_holds_more`). A strong lens's
 distortion, ``r (1 + k1 r²)``, is a short polynomial sky → pixel but a long series
 pixel → sky: order-6 inverse fits of 8 frames of lenses whose corners move by 10-20 %
 were 2.6-26 px off at worst, 13-14 px with the axis 100 px off centre (the forward
@@ -207,8 +208,21 @@ _FORWARD_MIN_PAIRS = 3
 # ... or about as many with an inlier rms below this share of the inverse fit's (8 frames
 # of 150 stars, 0.1 px noise, of lenses whose corners move by 10-20 %: 0.138-0.140 px,
 # 0.166-0.25 px; of a lens whose corners move by 3 %: 0.1-6 % below; the final fit of the
-# TESS demo's frames, SIP optics: 0.1 % below, with 5 stars fewer).
+# TESS demo's frames, SIP optics: 0.1 % below, with 5 stars fewer) ...
 _FORWARD_RMS = 0.9
+# ... or, in a final fit, a smaller sum of squares by more than the shared parameters
+# fitted to noise alone would buy, by this many standard deviations (chi-square with as
+# many degrees of freedom). Both fits have as many parameters, so for a lens either
+# direction holds they come out within a few of them (the TESS demo's final fit: 13
+# against 84); a few percent lower rms over hundreds of stars is a lens the inverse
+# polynomial cannot hold: under the CLI's defaults (order 4, 8 frames of 60 stars) a lens
+# whose corners move in by 3 % was 0.52-0.64 px off at worst pixel -> sky, 1.8 times
+# what mapping_sigma_px said, at an rms 6 % above the forward fit's: a drop of ~120
+# against 49. Passes whose camera only seeds the next keep to the rules above: the
+# seed passes on the TESS-like camera, whose distortion is an order-4 sky -> pixel
+# polynomial, would turn the order-4 pass's direction and with it the later passes'
+# solves, which end at the same camera either way.
+_FORWARD_Z = 3.0
 
 
 def _kept_rms(fitted: Fitted) -> tuple[int, float]:
@@ -217,7 +231,8 @@ def _kept_rms(fitted: Fitted) -> tuple[int, float]:
     return int(fitted.inliers.sum()), rms(res)
 
 
-def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int) -> bool:
+def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int,
+                        provisional: bool = False) -> bool:
     """Whether ``polynomial_primary='auto'`` keeps the ``forward`` fit of ``n_pairs``
     pairs rather than the ``inverse`` one (see the constants above).
 
@@ -229,8 +244,16 @@ def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int) -> bool:
     (n_inv, rms_inv), (n_fwd, rms_fwd) = _kept_rms(inverse), _kept_rms(forward)
     margin = max(_FORWARD_MIN_PAIRS, _FORWARD_GAIN * n_pairs)
     gain = n_fwd - n_inv
-    return ((gain >= margin and rms_fwd <= rms_inv)
-            or (gain > -margin and rms_fwd < _FORWARD_RMS * rms_inv))
+    if gain >= margin and rms_fwd <= rms_inv:
+        return True
+    if gain <= -margin or not rms_fwd < rms_inv:
+        return False
+    # the drop in chi-square, at the forward fit's noise per coordinate, over the pairs
+    # both hold (a fit that holds more has the larger rms for it: the drop is no larger)
+    drop = 2 * min(n_inv, n_fwd) * ((rms_inv / rms_fwd) ** 2 - 1)
+    k = forward.problem.n_glob
+    return (rms_fwd < _FORWARD_RMS * rms_inv
+            or not provisional and drop > k + _FORWARD_Z * math.sqrt(2 * k))
 
 
 def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], width: int,
@@ -251,7 +274,7 @@ def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], wid
     trial = [dataclasses.replace(pristine[im.index]) for im in images]
     other = fit_camera(trial, cameras, width, height, forward)
     n_pairs = sum(len(im) for im in trial)
-    if not _forward_holds_more(fitted, other, n_pairs):
+    if not _forward_holds_more(fitted, other, n_pairs, provisional):
         return fitted, images, options.replace(polynomial_primary="inverse")
     if primary == "auto":
         return other, trial, forward
@@ -260,8 +283,8 @@ def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], wid
                   f"{n_inv} of the {n_pairs} matched stars at {rms_inv:.3g} px rms, fitted "
                   f"sky -> pixel it holds {n_fwd} at {rms_fwd:.3g} px: the lens's distortion "
                   "is no short pixel -> sky polynomial, the stars it could not hold (most at "
-                  "the edges) were dropped, and the camera is off there by more than "
-                  "mapping_sigma_px says; try polynomial_primary='auto' or 'forward'",
+                  "the edges) were dropped or fitted loosely, and the camera is off there "
+                  "by more than mapping_sigma_px says; try polynomial_primary='auto' or 'forward'",
                   UserWarning, stacklevel=4)
     return fitted, images, options
 
