@@ -84,8 +84,10 @@ def test_tess_pipeline_recovers_the_camera(tess_frames, tess_pipeline):
     cam = cal.camera_model
     assert isinstance(cam.distortion, PolynomialDistortion)
     assert cam.distortion.order == 6
-    # every pass fits pixel -> sky, the direction of the SIP optics (polynomial_primary
-    # 'auto': low-order forward fits hold more stars only through their looser clipping)
+    # every pass fits pixel -> sky (polynomial_primary 'auto'): the passes that seed the
+    # next take sky -> pixel only for more stars at no larger an rms, which low-order
+    # forward fits hold only through their looser clipping, and the final order-6 fit
+    # holds this camera (a sky -> pixel polynomial, tess_like_camera) to the noise
     assert all(c.camera_model.distortion.primary == "inverse" for _, c in passes)
     assert cam.parity_flip
     assert (cam.image_width, cam.image_height) == (W, H)
