@@ -79,6 +79,7 @@ from .background import (
     Background,
     _sample_grid,
     _subsample,
+    _subsample_step,
     _tied_sigma,
     block_grid,
     dark_constant_areas,
@@ -533,10 +534,54 @@ def _whole_numbers(arr: NDArray) -> bool:
 _WHOLE_SAMPLES = 25_000
 
 
+def _whole_steps(arr: NDArray) -> bool:
+    """Whether a float image holds counts plus an offset that varies slowly across it: the
+    steps between neighbouring pixels (differences of half a count or more) are whole
+    numbers, and many of them one.
+
+    A colour JPEG's luminance, which :func:`~skysolve.read_image` weights from its R, G
+    and B counts, is such a frame: each region's chroma adds its own fraction of a count
+    (the real frames in colour, gains 0.8/1/1.25, 4:2:0: a dark sky at 13.366, 13.868,
+    ...), so its values are no whole numbers, but 91-99 % of its steps are (quality
+    50-95), 30-72 % of them one. Taken for continuous values, the MAD of its flattened
+    sky measured the chroma's offsets between neighbouring blocks (0.05 counts where
+    the grey JPEG's noise is 0.8), and the frame failed to solve. Continuous values
+    have a fifth of their steps within :data:`_STEP_TOLERANCE` of a whole number (a
+    TESS-like frame: 20 %; an 8-bit colour frame's luminance, uncompressed: 52-53 %);
+    a lattice of coarser steps (a frame of counts scaled by 2, or 100) no unit steps.
+    """
+    if arr.dtype.kind != "f":
+        return False
+    step = _subsample_step(arr.shape, _WHOLE_SAMPLES)
+    rows = arr[step // 2::step]
+    left = rows[:, step // 2:-1:step]
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.abs(rows[:, step // 2 + 1::step][:, :left.shape[1]].astype(np.float64) - left)
+    steps = d[d >= 0.5]  # (NaN and inf fail it; ties are no steps)
+    steps = steps[np.isfinite(steps)]
+    if steps.size < _MIN_STEPS:
+        return False
+    whole = np.abs(steps - np.round(steps)) <= _STEP_TOLERANCE
+    unit = np.abs(steps - 1.0) <= _STEP_TOLERANCE
+    return bool(np.count_nonzero(whole) >= _WHOLE_STEPS * steps.size
+                and np.count_nonzero(unit) >= _UNIT_STEPS * steps.size)
+
+
+#: A step within this of a whole number (counts) is whole.
+_STEP_TOLERANCE = 0.1
+#: The fraction of the steps that are whole in a frame of counts with an offset ...
+_WHOLE_STEPS = 0.75
+#: ... and that are one count (a lattice of coarser steps has none; a frame of counts
+#: whose noise is so large that few steps are one has no use for its step).
+_UNIT_STEPS = 0.1
+#: :func:`_whole_steps` says nothing about a frame with fewer steps in its sample.
+_MIN_STEPS = 100
+
+
 def _quantum(arr: NDArray) -> float | None:
-    """The value step of quantised data (integers, or floats holding whole numbers): 1;
-    None for continuous values."""
-    return 1.0 if arr.dtype.kind in "iu" or _whole_numbers(arr) else None
+    """The value step of quantised data (integers, floats holding whole numbers, or whole
+    counts plus a varying offset: :func:`_whole_steps`): 1; None for continuous values."""
+    return 1.0 if arr.dtype.kind in "iu" or _whole_numbers(arr) or _whole_steps(arr) else None
 
 
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,

@@ -193,23 +193,42 @@ def test_a_colour_jpegs_quantised_noise_is_not_detected(small_db, frame):
     for, so the threshold kept the pixel noise's: 113 and 139 detections on no source
     of the 16-bit frame (measured now: 14 and 12; 26 and 29 of its 33 and 39 stars
     found, 24 and 27 before)."""
-    import io
-
-    from PIL import Image
-
     image = read_image(DATA / frame)
     clean = extract_centroids(image).as_array()
     deep = extract_centroids(image, sigma_threshold=3.0, matched_filter_sigma=1.0).as_array()
-    u8 = dg.quantise_8bit(image, 0.5).astype(float)
-    rgb = np.clip(np.round(u8[..., None] * np.array([0.8, 1.0, 1.25])), 0, 255)
-    buf = io.BytesIO()
-    Image.fromarray(rgb.astype(np.uint8)).save(buf, "JPEG", quality=50)  # (4:2:0)
-    colour = read_image(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+    colour = read_image(colour_jpeg_of(dg.quantise_8bit(image, 0.5), 50))
     assert colour.dtype.kind == "f"
     res = extract_centroids(colour)
     xy = res.as_array()
     assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= 25
     assert np.count_nonzero(nearest(clean, xy) < 1.5) >= 0.65 * len(clean)
+    sol = small_db.solve_from_centroids(res, fov_estimate_deg=FOV_DEG, image_shape=colour.shape)
+    assert sol
+    miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
+                         radec_to_vector(*REFERENCE[frame]))
+    assert np.degrees(miss) * 3600 < 30.0
+
+
+@pytest.mark.parametrize("frame, quality", [(ALT40, 60), (ALT60, 70)])
+def test_a_colour_jpegs_luminance_is_counts(small_db, frame, quality):
+    """The luminance of a colour JPEG is whole counts plus each region's fraction of a
+    count from its chroma (13.366, 13.868, ...): taken for continuous values, its noise
+    was the MAD of a flattened sky, which measured the chroma's offsets between
+    neighbouring blocks: 0.053 and 0.66 counts where the grey JPEG of the same frame
+    at the same quality has 0.82 and 1.25, and ALT40 found 8 of the 16-bit frame's 33
+    stars and failed to solve. Measured now: 0.79 and 1.16; 26 of 33 and 34 of 39
+    stars found, 11 and 17 detections on no source of the 16-bit frame."""
+    image = read_image(DATA / frame)
+    clean = extract_centroids(image).as_array()
+    deep = extract_centroids(image, sigma_threshold=3.0, matched_filter_sigma=1.0).as_array()
+    u8 = dg.quantise_8bit(image, 0.5)
+    grey = extract_centroids(jpeg_of(u8, quality)).background_sigma
+    colour = read_image(colour_jpeg_of(u8, quality))
+    res = extract_centroids(colour)
+    assert 0.85 * grey < res.background_sigma < 1.1 * grey
+    xy = res.as_array()
+    assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= 25
+    assert np.count_nonzero(nearest(clean, xy) < 1.5) >= 0.7 * len(clean)
     sol = small_db.solve_from_centroids(res, fov_estimate_deg=FOV_DEG, image_shape=colour.shape)
     assert sol
     miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
@@ -622,6 +641,19 @@ def jpeg_of(image: np.ndarray, quality: int) -> np.ndarray:
     buf = io.BytesIO()
     Image.fromarray(np.clip(np.round(image), 0, 255).astype(np.uint8)).save(
         buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+
+
+def colour_jpeg_of(grey: np.ndarray, quality: int) -> np.ndarray:
+    """An 8-bit ``grey`` frame in colour (channel gains 0.8/1/1.25), through Pillow's JPEG
+    at ``quality`` (chroma subsampled 4:2:0), as decoded RGB."""
+    import io
+
+    from PIL import Image
+
+    rgb = np.clip(np.round(grey.astype(float)[..., None] * np.array([0.8, 1.0, 1.25])), 0, 255)
+    buf = io.BytesIO()
+    Image.fromarray(rgb.astype(np.uint8)).save(buf, "JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
 
 

@@ -136,6 +136,28 @@ def test_whole_number_floats_are_counts(seed, tmp_path):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
+def test_counts_with_an_offset_are_counts(seed):
+    """Floats that are whole counts plus an offset varying from region to region (a colour
+    JPEG's luminance: each region's chroma adds its fraction of a count) are quantised
+    in counts; continuous floats are not, however small their noise (0.05: its sigma
+    kept, and as many stars found as at 200 times the scale), nor counts in coarser
+    steps (counts times 2, with the offset)."""
+    from skysolve.extraction.extract import _quantum
+
+    u8, _, _ = dark_8bit_sky(seed)
+    offset = np.random.default_rng(seed).uniform(0.0, 1.0, (3, 4)).repeat(128, 0).repeat(
+        128, 1)
+    assert _quantum((u8 + offset).astype(np.float32)) == 1.0
+    assert _quantum((2.0 * u8 + offset).astype(np.float32)) is None
+    img, x, y, _ = star_frame(seed, 1.5)
+    tiny = (img / 200.0).astype(np.float32)  # (noise 0.05)
+    assert _quantum(tiny) is None
+    res = extract_centroids(tiny)
+    assert res.background_sigma == pytest.approx(NOISE / 200.0, rel=0.1)
+    assert found(res, x, y).sum() == found(extract_centroids(img.astype(np.float32)), x, y).sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
 def test_colour_jpeg_of_a_dark_sky(seed, tmp_path):
     """The luminance of a colour JPEG whose encoder flattened a dark sky (most of it at one
     value, the rest in steps of about a count): its noise is taken from those steps,
