@@ -109,7 +109,7 @@ __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
 T = TypeVar("T")
 
-#: The noise floor of integer data (counts): more than the rounding noise of
+#: The noise floor of quantised data, in its steps (counts): more than the rounding noise of
 #: 1/sqrt(12), because data whose noise is below a count (8-bit frames, JPEG skies the
 #: encoder flattened into equal values) vary by whole counts, in correlated blocks.
 _QUANTISATION_SIGMA = 0.5
@@ -534,54 +534,82 @@ def _whole_numbers(arr: NDArray) -> bool:
 _WHOLE_SAMPLES = 25_000
 
 
-def _whole_steps(arr: NDArray) -> bool:
-    """Whether a float image holds counts plus an offset that varies slowly across it: the
-    steps between neighbouring pixels (differences of half a count or more) are whole
-    numbers, and many of them one.
+def _lattice_step(arr: NDArray) -> float | None:
+    """The step of a float image whose values lie on a lattice with an offset that varies
+    slowly across it (counts, scaled or not, plus each region's own fraction of a step);
+    None for continuous values.
 
-    A colour JPEG's luminance, which :func:`~skysolve.read_image` weights from its R, G
-    and B counts, is such a frame: each region's chroma adds its own fraction of a count
-    (the real frames in colour, gains 0.8/1/1.25, 4:2:0: a dark sky at 13.366, 13.868,
-    ...), so its values are no whole numbers, but 91-99 % of its steps are (quality
-    50-95), 30-72 % of them one. Taken for continuous values, the MAD of its flattened
-    sky measured the chroma's offsets between neighbouring blocks (0.05 counts where
-    the grey JPEG's noise is 0.8), and the frame failed to solve. Continuous values
-    have a fifth of their steps within :data:`_STEP_TOLERANCE` of a whole number (a
-    TESS-like frame: 20 %; an 8-bit colour frame's luminance, uncompressed: 52-53 %);
-    a lattice of coarser steps (a frame of counts scaled by 2, or 100) no unit steps.
+    The step is the commonest difference between neighbouring pixels (to 0.07 %), or its
+    half or third; the values lie on its lattice when a tenth of their differences are
+    ties, a tenth of their steps (differences of half a step or more) are one step, and
+    three quarters a whole number of steps. A colour JPEG's luminance, which
+    :func:`~skysolve.read_image` weights from its R, G and B counts, is such a frame:
+    each region's chroma adds its own fraction of a count (the real frames in colour,
+    gains 0.8/1/1.25, 4:2:0: a dark sky at 13.366, 13.868, ...), so its values are no
+    whole numbers, but 91-99 % of its steps are (quality 50-95), 30-72 % of them one.
+    Taken for continuous values, the MAD of its flattened sky measured the offsets
+    between neighbouring blocks (0.05 counts where the grey JPEG's noise is 0.8), and
+    the frame failed to solve; so did a grey JPEG's scaled to 0-1 (0.19 counts for
+    0.81 at quality 59). Continuous values have no commonest difference (a TESS-like
+    frame; an uncompressed 8-bit colour frame's luminance: 52-53 % whole steps), a
+    noise-free gradient no ties, and float rounding's lattice is below
+    :data:`_FINEST_STEP`.
     """
     if arr.dtype.kind != "f":
-        return False
+        return None
     step = _subsample_step(arr.shape, _WHOLE_SAMPLES)
     rows = arr[step // 2::step]
     left = rows[:, step // 2:-1:step]
     with np.errstate(invalid="ignore", over="ignore"):
         d = np.abs(rows[:, step // 2 + 1::step][:, :left.shape[1]].astype(np.float64) - left)
-    steps = d[d >= 0.5]  # (NaN and inf fail it; ties are no steps)
-    steps = steps[np.isfinite(steps)]
-    if steps.size < _MIN_STEPS:
-        return False
-    whole = np.abs(steps - np.round(steps)) <= _STEP_TOLERANCE
-    unit = np.abs(steps - 1.0) <= _STEP_TOLERANCE
-    return bool(np.count_nonzero(whole) >= _WHOLE_STEPS * steps.size
-                and np.count_nonzero(unit) >= _UNIT_STEPS * steps.size)
+    d = d[np.isfinite(d)]
+    moved = d[d > 0.0]
+    if d.size - moved.size < _TIED_DIFFERENCES * d.size or moved.size < _MIN_STEPS:
+        return None
+    keys = np.round(np.log2(moved) * 1024.0)  # (float rounding of the offsets differs)
+    values, counts = np.unique(keys, return_counts=True)
+    commonest = float(np.median(moved[keys == values[np.argmax(counts)]]))
+    finest = _FINEST_STEP * float(np.max(np.abs(left[np.isfinite(left)]), initial=0.0))
+    for k in range(1, _STEP_DIVISORS + 1):
+        # (a JPEG's flattened blocks step by two counts as often as by one: quality 50)
+        unit = commonest / k
+        if unit < finest:  # (float rounding's own lattice)
+            return None
+        steps = moved[moved >= 0.5 * unit] / unit
+        whole = np.abs(steps - np.round(steps)) <= _STEP_TOLERANCE
+        ones = np.abs(steps - 1.0) <= _STEP_TOLERANCE
+        if (np.count_nonzero(whole) >= _WHOLE_STEPS * steps.size
+                and np.count_nonzero(ones) >= _UNIT_STEPS * steps.size):
+            return unit
+    return None
 
 
-#: A step within this of a whole number (counts) is whole.
+#: A step within this fraction of a lattice step of a whole number of them is whole.
 _STEP_TOLERANCE = 0.1
-#: The fraction of the steps that are whole in a frame of counts with an offset ...
+#: The fraction of the steps that are whole on a lattice ...
 _WHOLE_STEPS = 0.75
-#: ... and that are one count (a lattice of coarser steps has none; a frame of counts
-#: whose noise is so large that few steps are one has no use for its step).
+#: ... and that are one step (a frame whose noise is so large that few steps are one has
+#: no use for its step) ...
 _UNIT_STEPS = 0.1
-#: :func:`_whole_steps` says nothing about a frame with fewer steps in its sample.
+#: ... and of the differences that are ties (a lattice matters where the noise is below
+#: its step, so that neighbours tie: 21-92 % of a colour JPEG's at quality 95-50).
+_TIED_DIFFERENCES = 0.1
+#: The finest lattice step, relative to the largest value: a 16-bit frame's, scaled, is
+#: 2^-16 of it or more; float32 rounding steps by 2^-24 to 2^-23.
+_FINEST_STEP = 2.0 ** -17
+#: The commonest difference may be this many steps, at most.
+_STEP_DIVISORS = 3
+#: :func:`_lattice_step` says nothing about a frame with fewer steps in its sample.
 _MIN_STEPS = 100
 
 
 def _quantum(arr: NDArray) -> float | None:
-    """The value step of quantised data (integers, floats holding whole numbers, or whole
-    counts plus a varying offset: :func:`_whole_steps`): 1; None for continuous values."""
-    return 1.0 if arr.dtype.kind in "iu" or _whole_numbers(arr) or _whole_steps(arr) else None
+    """The value step of quantised data: 1 for integers and floats holding whole numbers,
+    the lattice's for other floats on one (:func:`_lattice_step`); None for continuous
+    values."""
+    if arr.dtype.kind in "iu" or _whole_numbers(arr):
+        return 1.0
+    return _lattice_step(arr)
 
 
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
@@ -606,11 +634,11 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
         bg.block_grid = block_grid(work, bg.sigma)
         bg.flattened = bg.block_grid is not None and flattened_blocks(work, bg.sigma,
                                                                       bg.block_grid)
-    if quantum is not None and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA:
+    if quantum is not None and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA * quantum:
         # integer data whose noise is below one count: a detection needs a few counts,
         # and a few counts below the model are no silhouette (a sky stretched to its
         # black point clips at 0 where the model runs a little high)
-        bg.sigma = _QUANTISATION_SIGMA
+        bg.sigma = _QUANTISATION_SIGMA * quantum
         bg.dark_fraction = 0.0
         if bg.noise is not None:
             bg.noise = Background(np.maximum(bg.noise.grid, bg.sigma), bg.block_size,

@@ -236,6 +236,19 @@ def test_a_colour_jpegs_luminance_is_counts(small_db, frame, quality):
     assert np.degrees(miss) * 3600 < 30.0
 
 
+@pytest.mark.parametrize("frame", [ALT40, ALT60])
+def test_a_jpeg_scaled_to_one_is_its_counts(frame):
+    """A grey JPEG at quality 59 scaled to 0-1 (counts / 255) gives the stars of its
+    counts: taken for continuous values, the MAD of its flattened sky measured the
+    model's interpolation between its blocks: 0.19 and 0.71 counts for 0.81 and 0.97,
+    14 and 32 of the 16-bit frame's 33 and 39 stars found for 25 and 34."""
+    counts = jpeg_of(dg.quantise_8bit(read_image(DATA / frame), 0.5), 59)
+    res, scaled = extract_centroids(counts), extract_centroids(counts / 255.0)
+    assert scaled.background_sigma * 255.0 == pytest.approx(res.background_sigma, rel=1e-3)
+    assert len(scaled) == len(res)  # (equally bright stars may swap places)
+    assert nearest(scaled.as_array(), res.as_array()).max() < 1e-3
+
+
 def test_a_jpeg_with_a_silhouette_keeps_its_stars():
     """Branches in front of the sky, far below it, break into many blobs below the
     model, which are no mirror image of a JPEG's noise: taken for noise, they raised

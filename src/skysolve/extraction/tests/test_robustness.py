@@ -137,18 +137,18 @@ def test_whole_number_floats_are_counts(seed, tmp_path):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_counts_with_an_offset_are_counts(seed):
-    """Floats that are whole counts plus an offset varying from region to region (a colour
-    JPEG's luminance: each region's chroma adds its fraction of a count) are quantised
-    in counts; continuous floats are not, however small their noise (0.05: its sigma
-    kept, and as many stars found as at 200 times the scale), nor counts in coarser
-    steps (counts times 2, with the offset)."""
+    """Floats on a lattice with an offset varying from region to region (a colour JPEG's
+    luminance: each region's chroma adds its fraction of a count), scaled or not, are
+    quantised in the lattice's step; continuous floats are not, however small their
+    noise (0.05: its sigma kept, and as many stars found as at 200 times the scale)."""
     from skysolve.extraction.extract import _quantum
 
     u8, _, _ = dark_8bit_sky(seed)
     offset = np.random.default_rng(seed).uniform(0.0, 1.0, (3, 4)).repeat(128, 0).repeat(
         128, 1)
-    assert _quantum((u8 + offset).astype(np.float32)) == 1.0
-    assert _quantum((2.0 * u8 + offset).astype(np.float32)) is None
+    assert _quantum((u8 + offset).astype(np.float32)) == pytest.approx(1.0, rel=1e-4)
+    assert _quantum((2.0 * u8 + offset).astype(np.float32)) == pytest.approx(2.0, rel=1e-4)
+    assert _quantum((u8 + offset) / 255.0) == pytest.approx(1.0 / 255.0, rel=1e-4)
     img, x, y, _ = star_frame(seed, 1.5)
     tiny = (img / 200.0).astype(np.float32)  # (noise 0.05)
     assert _quantum(tiny) is None
