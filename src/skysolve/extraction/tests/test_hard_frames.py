@@ -160,6 +160,25 @@ def nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hypot(*(a[:, None, :2] - b[None, :, :2]).transpose(2, 0, 1)).min(axis=1)
 
 
+def judged_against_16_bits(db, frame: str, res: ExtractionResult, shape, junk: int,
+                           found: float) -> None:
+    """Check the extraction ``res`` of a real ``frame`` made 8-bit (or JPEG) against its
+    16-bit frame: at most ``junk`` centroids on no source of it (everything its
+    extraction finds at 3 sigmas with a matched filter), at least the fraction ``found``
+    of its default extraction's stars kept, and a solve within 30" of the reference."""
+    image = read_image(DATA / frame)
+    clean = extract_centroids(image).as_array()
+    deep = extract_centroids(image, sigma_threshold=3.0, matched_filter_sigma=1.0).as_array()
+    xy = res.as_array()
+    assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= junk
+    assert np.count_nonzero(nearest(clean, xy) < 1.5) >= found * len(clean)
+    sol = db.solve_from_centroids(res, fov_estimate_deg=FOV_DEG, image_shape=shape)
+    assert sol
+    miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
+                         radec_to_vector(*REFERENCE[frame]))
+    assert np.degrees(miss) * 3600 < 30.0
+
+
 @pytest.mark.parametrize("frame", [ALT40, ALT60])
 def test_a_jpegs_quantised_noise_is_not_detected(small_db, frame):
     """A real frame as a camera JPEG at quality 65: the encoder rounds most of each sky
@@ -171,19 +190,8 @@ def test_a_jpegs_quantised_noise_is_not_detected(small_db, frame):
     few blobs of noise as the noise's mirror image below the sky holds: 9 and 14 such,
     28 and 31 of the 16-bit frame's 33 and 39 stars found (29 and 32 before), and the
     frame solves."""
-    image = read_image(DATA / frame)
-    clean = extract_centroids(image).as_array()
-    deep = extract_centroids(image, sigma_threshold=3.0, matched_filter_sigma=1.0).as_array()
-    jpeg = dg.jpeg(image, 0.5)
-    res = extract_centroids(jpeg)
-    xy = res.as_array()
-    assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= 20
-    assert np.count_nonzero(nearest(clean, xy) < 1.5) >= 0.7 * len(clean)
-    sol = small_db.solve_from_centroids(res, fov_estimate_deg=FOV_DEG, image_shape=jpeg.shape)
-    assert sol
-    miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
-                         radec_to_vector(*REFERENCE[frame]))
-    assert np.degrees(miss) * 3600 < 30.0
+    jpeg = dg.jpeg(read_image(DATA / frame), 0.5)
+    judged_against_16_bits(small_db, frame, extract_centroids(jpeg), jpeg.shape, 20, 0.7)
 
 
 @pytest.mark.parametrize("frame", [ALT40, ALT60])
@@ -193,20 +201,9 @@ def test_a_colour_jpegs_quantised_noise_is_not_detected(small_db, frame):
     for, so the threshold kept the pixel noise's: 113 and 139 detections on no source
     of the 16-bit frame (measured now: 14 and 12; 26 and 29 of its 33 and 39 stars
     found, 24 and 27 before)."""
-    image = read_image(DATA / frame)
-    clean = extract_centroids(image).as_array()
-    deep = extract_centroids(image, sigma_threshold=3.0, matched_filter_sigma=1.0).as_array()
-    colour = read_image(colour_jpeg_of(dg.quantise_8bit(image, 0.5), 50))
+    colour = read_image(colour_jpeg_of(dg.quantise_8bit(read_image(DATA / frame), 0.5), 50))
     assert colour.dtype.kind == "f"
-    res = extract_centroids(colour)
-    xy = res.as_array()
-    assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= 25
-    assert np.count_nonzero(nearest(clean, xy) < 1.5) >= 0.65 * len(clean)
-    sol = small_db.solve_from_centroids(res, fov_estimate_deg=FOV_DEG, image_shape=colour.shape)
-    assert sol
-    miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
-                         radec_to_vector(*REFERENCE[frame]))
-    assert np.degrees(miss) * 3600 < 30.0
+    judged_against_16_bits(small_db, frame, extract_centroids(colour), colour.shape, 25, 0.65)
 
 
 @pytest.mark.parametrize("frame, quality", [(ALT40, 60), (ALT60, 70)])
@@ -218,22 +215,12 @@ def test_a_colour_jpegs_luminance_is_counts(small_db, frame, quality):
     at the same quality has 0.82 and 1.25, and ALT40 found 8 of the 16-bit frame's 33
     stars and failed to solve. Measured now: 0.79 and 1.16; 26 of 33 and 34 of 39
     stars found, 11 and 17 detections on no source of the 16-bit frame."""
-    image = read_image(DATA / frame)
-    clean = extract_centroids(image).as_array()
-    deep = extract_centroids(image, sigma_threshold=3.0, matched_filter_sigma=1.0).as_array()
-    u8 = dg.quantise_8bit(image, 0.5)
+    u8 = dg.quantise_8bit(read_image(DATA / frame), 0.5)
     grey = extract_centroids(jpeg_of(u8, quality)).background_sigma
     colour = read_image(colour_jpeg_of(u8, quality))
     res = extract_centroids(colour)
     assert 0.85 * grey < res.background_sigma < 1.1 * grey
-    xy = res.as_array()
-    assert np.count_nonzero(nearest(xy, deep) >= 1.5) <= 25
-    assert np.count_nonzero(nearest(clean, xy) < 1.5) >= 0.7 * len(clean)
-    sol = small_db.solve_from_centroids(res, fov_estimate_deg=FOV_DEG, image_shape=colour.shape)
-    assert sol
-    miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
-                         radec_to_vector(*REFERENCE[frame]))
-    assert np.degrees(miss) * 3600 < 30.0
+    judged_against_16_bits(small_db, frame, res, colour.shape, 25, 0.7)
 
 
 @pytest.mark.parametrize("frame", [ALT40, ALT60])
