@@ -739,8 +739,8 @@ def _tied_sigma(resid: NDArray, sigma: float, quantum: float | None) -> float:
     values are tied: below the data's value step ``quantum`` (a sky under a count of
     noise), the rms clipped at 3 steps. With no known step, a fifth of the sample at
     exactly the model's level takes the rms clipped at 5 MADs when larger; and a MAD of
-    exactly zero (most of a dark sky at one value: an 8-bit colour frame's luminance,
-    which JPEG flattened) takes the typical step from the sample itself -- the median
+    exactly zero (most of a dark sky at one value, on a lattice the extractor did not
+    recognise: a resized JPEG) takes the typical step from the sample itself -- the median
     departure of the values below the model -- and the noise is that rms clipped at 3
     steps, but at least half a step (as for integer data: a detection needs a few
     steps). Zero stays zero for a sample with (almost) nothing below the model: a
