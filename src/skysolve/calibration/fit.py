@@ -231,6 +231,21 @@ def _kept_rms(fitted: Fitted) -> tuple[int, float]:
     return int(fitted.inliers.sum()), rms(res)
 
 
+def _inlier_sq(fitted: Fitted) -> dict[tuple[int, float, float], float]:
+    """Each inlier pair's squared residual length (px²), by its image and observed pixel:
+    the two directions' fits re-match and clip their pairs apart, so a pair's row differs
+    between them, its centroid does not."""
+    p = fitted.problem
+    res = p.residuals(fitted.params)
+    out = {}
+    for k, im in enumerate(p.images):
+        rows = p.rows(k)
+        keep = fitted.inliers[rows]
+        for (x, y), r in zip(im.xy[keep], res[rows][keep], strict=True):
+            out[im.index, float(x), float(y)] = float(r @ r)
+    return out
+
+
 def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int,
                         provisional: bool = False) -> bool:
     """Whether ``polynomial_primary='auto'`` keeps the ``forward`` fit of ``n_pairs``
@@ -248,12 +263,19 @@ def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int,
         return True
     if gain <= -margin or not rms_fwd < rms_inv:
         return False
+    if rms_fwd < _FORWARD_RMS * rms_inv:
+        return True
+    if provisional:
+        return False
     # the drop in chi-square, at the forward fit's noise per coordinate, over the pairs
-    # both hold (a fit that holds more has the larger rms for it: the drop is no larger)
-    drop = 2 * min(n_inv, n_fwd) * ((rms_inv / rms_fwd) ** 2 - 1)
+    # both hold: a fit that clipped a few more stars has the smaller rms for that alone
+    # (each star clipped near the threshold lowers the sum by ~20 of a hundred-odd pairs'
+    # noise), and with the 1 % of the pairs it may hold fewer that bought the drop
+    inv_sq, fwd_sq = _inlier_sq(inverse), _inlier_sq(forward)
+    common = inv_sq.keys() & fwd_sq.keys()
+    drop = sum(inv_sq[c] - fwd_sq[c] for c in common) / (0.5 * rms_fwd ** 2)
     k = forward.problem.n_glob
-    return (rms_fwd < _FORWARD_RMS * rms_inv
-            or not provisional and drop > k + _FORWARD_Z * math.sqrt(2 * k))
+    return drop > k + _FORWARD_Z * math.sqrt(2 * k)
 
 
 def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], width: int,

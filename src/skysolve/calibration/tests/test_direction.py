@@ -3,13 +3,19 @@ stars (see :mod:`skysolve.calibration.fit`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from skysolve import CameraModel, RadialDistortion
+from skysolve.calibration.engine import fit_camera
+from skysolve.calibration.fit import _forward_holds_more, _kept_rms
+from skysolve.calibration.inputs import image_pairs
+from skysolve.calibration.options import CalibrationOptions
 from skysolve.calibration.workflow import calibrate_frames, seed_passes
+from skysolve.camera.distortion import PolynomialDistortion, polynomial_terms
 from skysolve.simulate import random_attitudes, simulate_centroids
 
 from .synthetic import mapping_error_px, synthetic_solves
@@ -140,3 +146,45 @@ def test_an_inverse_fit_of_a_mild_lens_says_so(small_db, mild_frames):
         run, err, _ = _workflow(small_db, mild_frames, polynomial_primary="inverse")
     assert run.calibration.camera_model.distortion.primary == "inverse"
     assert err.max() > 0.4  # (what the warning is about: 0.52 px)
+
+
+def _sip_lens(k: float) -> CameraModel:
+    """A 15 deg 1024 x 768 lens whose distortion is exactly a pixel -> sky polynomial
+    (SIP optics): ``k`` of the half-width, cubed, at the edge, and a quadratic term."""
+    terms = [tuple(t) for t in polynomial_terms(3)]
+    ap, bp = np.zeros(len(terms)), np.zeros(len(terms))
+    for (p, q), c in {(3, 0): k, (1, 2): k, (2, 0): 0.2 * k}.items():
+        ap[terms.index((p, q))] = c * W / 2
+    for (p, q), c in {(2, 1): k, (0, 3): k}.items():
+        bp[terms.index((p, q))] = c * W / 2
+    return CameraModel.from_fov(15.0, W, H, distortion=PolynomialDistortion.from_inverse(
+        3, W / 2, ap, bp, image_width=W, image_height=H))
+
+
+def test_fewer_stars_held_buy_no_chi_square_drop(small_db):
+    """The final fit's chi-square rule compares the two directions over the pairs both
+    hold. It took the forward fit's rms over its own inliers: a forward fit that clipped
+    stars the inverse fit held (within the 1 % it may hold fewer) had the smaller rms for
+    that alone. A lens whose distortion is a short pixel -> sky polynomial, which both
+    directions hold alike (over the pairs both hold the forward fit is no better): with
+    its 11 worst stars of 1200 clipped, the forward fit's chi-square fell by 103 against
+    a threshold of 84, and it was kept."""
+    truth = _sip_lens(0.02)
+    rots = random_attitudes(8, rng=2000)
+    res, cents = synthetic_solves(small_db, [truth] * 8, rots, 0.1, seed=0, max_stars=150)
+    options = CalibrationOptions(order=6, validation_folds=0)
+    images, cameras, _, width, height = image_pairs(small_db, res, cents, options)
+    fits = {d: fit_camera([dataclasses.replace(im) for im in images], cameras, width, height,
+                          options.replace(polynomial_primary=d))
+            for d in ("inverse", "forward")}
+    inverse, forward = fits["inverse"], fits["forward"]
+    n_pairs = sum(len(im) for im in images)
+    assert not _forward_holds_more(inverse, forward, n_pairs)
+    # the forward fit clips its 11 worst stars, as a slightly tighter clipping would
+    res_fwd = np.hypot(*forward.problem.residuals(forward.params).T)
+    worst = np.argsort(np.where(forward.inliers, res_fwd, -1.0))[-11:]
+    assert 11 < 0.01 * n_pairs and forward.inliers[worst].all()
+    clipped = dataclasses.replace(forward, inliers=forward.inliers.copy())
+    clipped.inliers[worst] = False
+    assert _kept_rms(clipped)[1] < _kept_rms(inverse)[1]  # (what turned the old rule)
+    assert not _forward_holds_more(inverse, clipped, n_pairs)
