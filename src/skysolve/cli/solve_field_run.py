@@ -153,23 +153,19 @@ def match_line(result: Any) -> str:
 
 def field_lines(result: Any, width: int, height: int) -> list[str]:
     """solve-field's summary lines for a solved field."""
-    from astropy.coordinates import Angle
-
-    from ..io.astrometry_files import field_parity, rotation_up_east_of_north
+    from ..io.astrometry_files import (
+        field_parity,
+        field_size_unit,
+        rotation_up_east_of_north,
+        sexagesimal,
+    )
 
     ra, dec = result.pixel_to_world(0.0, 0.0)
-    ra_hms = Angle(ra, unit="deg").to_string(unit="hourangle", sep=":", precision=3, pad=True)
-    dec_dms = Angle(dec, unit="deg").to_string(unit="deg", sep=":", precision=3, pad=True,
-                                               alwayssign=True)
-    # the angles across the image between the midpoints of opposite edges; the unit
-    # from the smaller of the two (as solve-field reports them)
-    size_w = _angle_between(result, (-0.5 * width, 0.0), (0.5 * width, 0.0))
-    size_h = _angle_between(result, (0.0, -0.5 * height), (0.0, 0.5 * height))
-    unit = "degrees"
-    if min(size_w, size_h) < 1.0 / 60.0:
-        size_w, size_h, unit = size_w * 3600.0, size_h * 3600.0, "arcseconds"
-    elif min(size_w, size_h) < 1.0:
-        size_w, size_h, unit = size_w * 60.0, size_h * 60.0, "arcminutes"
+    ra_hms, dec_dms = sexagesimal(ra, dec)
+    # the angles across the image between the midpoints of opposite edges
+    size_w, size_h, unit = field_size_unit(
+        _angle_between(result, (-0.5 * width, 0.0), (0.5 * width, 0.0)),
+        _angle_between(result, (0.0, -0.5 * height), (0.0, 0.5 * height)))
     return [f"Field center: (RA,Dec) = ({ra:.6f}, {dec:.6f}) deg.",
             f"Field center: (RA H:M:S, Dec D:M:S) = ({ra_hms}, {dec_dms}).",
             f"Field size: {size_w:g} x {size_h:g} {unit}",

@@ -307,6 +307,30 @@ def write_index_xyls(path: Path, xy_fits: NDArray, width: int, height: int) -> N
     _write(path, _hdul(_table({"X": xy_fits[:, 0], "Y": xy_fits[:, 1]}), header))
 
 
+def field_size_unit(width_deg: float, height_deg: float) -> tuple[float, float, str]:
+    """A field's size in the unit solve-field reports it in: degrees, or arcminutes or
+    arcseconds when the smaller side is under a degree or an arcminute; returns
+    ``(width, height, unit)`` with ``unit`` one of ``'degrees'``, ``'arcminutes'``,
+    ``'arcseconds'``."""
+    smaller = min(width_deg, height_deg)
+    if smaller < 1.0 / 60.0:
+        return width_deg * 3600.0, height_deg * 3600.0, "arcseconds"
+    if smaller < 1.0:
+        return width_deg * 60.0, height_deg * 60.0, "arcminutes"
+    return width_deg, height_deg, "degrees"
+
+
+def sexagesimal(ra_deg: float, dec_deg: float) -> tuple[str, str]:
+    """``('HH:MM:SS.sss', '+DD:MM:SS.sss')`` of a sky position in degrees, as solve-field
+    prints the field centre."""
+    from astropy.coordinates import Angle
+
+    return (Angle(ra_deg, unit="deg").to_string(unit="hourangle", sep=":", precision=3,
+                                                pad=True),
+            Angle(dec_deg, unit="deg").to_string(unit="deg", sep=":", precision=3, pad=True,
+                                                 alwayssign=True))
+
+
 def field_parity(result: Any) -> str:
     """``'pos'`` when the WCS's ``det(CD) < 0`` (the sky as seen, in FITS's y-up
     display), ``'neg'`` otherwise; with skysolve's conventions ``'pos'`` is

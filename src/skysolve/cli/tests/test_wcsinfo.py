@@ -1,0 +1,149 @@
+"""``skysolve-wcsinfo`` read the way KStars/Ekos (StellarSolver) reads astrometry.net's
+``wcsinfo``: each line split on a space into a key and a value.
+
+Known answers: a TAN header written by hand with a known pointing, scale, rotation and
+parity; and the ``.wcs`` that ``skysolve-field`` writes for a simulated frame, whose
+centre, rotation and parity must be those its standard output states.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skysolve.cli.wcsinfo import main, wcs_summary
+
+from .test_solve_field import env, fits_frame, parse, solve_field  # noqa: F401
+
+#: The keys StellarSolver's external solver reads from wcsinfo.
+READ_KEYS = ("ra_center", "dec_center", "orientation_center", "fieldw", "fieldh",
+             "fieldunits", "ra_center_hms", "dec_center_dms", "pixscale", "parity")
+
+
+def _run(*args) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("skysolve-wcsinfo")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "skysolve.cli.wcsinfo"]
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def _read_like_stellarsolver(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.split("\n"):
+        kv = line.split(" ")
+        if len(kv) > 1:
+            out[kv[0]] = kv[1]
+    return out
+
+
+def _tan_header(width: int, height: int, scale_arcsec: float, up_deg: float, pos: bool,
+                ra: float = 83.8, dec: float = -5.4):
+    """A TAN header at the image centre: up (+y) ``up_deg`` E of N; ``pos`` parity is
+    the sky as seen (east left of north, det CD < 0)."""
+    from astropy.io import fits
+
+    s, t = scale_arcsec / 3600.0, math.radians(up_deg)
+    east_x = -1.0 if pos else 1.0  # the x axis's component along east
+    cd = s * np.array([[east_x * math.cos(t), math.sin(t)],
+                       [-east_x * math.sin(t), math.cos(t)]])
+    return fits.Header({
+        "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": ra, "CRVAL2": dec,
+        "CRPIX1": 0.5 + width / 2, "CRPIX2": 0.5 + height / 2, "CUNIT1": "deg",
+        "CUNIT2": "deg", "CD1_1": cd[0, 0], "CD1_2": cd[0, 1], "CD2_1": cd[1, 0],
+        "CD2_2": cd[1, 1], "IMAGEW": width, "IMAGEH": height})
+
+
+@pytest.mark.parametrize("up, pos", [(30.0, True), (-120.0, False), (179.0, True)])
+def test_a_hand_written_tan_header(up, pos):
+    width, height, scale = 1024, 768, 36.0
+    got = wcs_summary(_tan_header(width, height, scale, up, pos))
+    assert math.isclose(got["ra_center"], 83.8, abs_tol=1e-9)
+    assert math.isclose(got["dec_center"], -5.4, abs_tol=1e-9)
+    for key in ("orientation", "orientation_center"):
+        assert math.isclose(got[key], up, abs_tol=1e-6), key
+    assert got["parity"] == (-1 if pos else 1)
+    assert math.isclose(got["pixscale"], scale, rel_tol=1e-9)
+    assert got["imagew"] == width and got["imageh"] == height
+    assert got["crpix0"] == 512.5 and got["crpix1"] == 384.5
+    # the angle between the edges' midpoints of a TAN field about its tangent point
+    s = math.radians(scale / 3600.0)
+    assert got["fieldunits"] == "degrees"
+    assert math.isclose(got["fieldw"], math.degrees(2 * math.atan(width / 2 * s)), rel_tol=1e-9)
+    assert math.isclose(got["fieldh"], math.degrees(2 * math.atan(height / 2 * s)),
+                        rel_tol=1e-9)
+    assert got["ra_center_hms"] == "05:35:12.000" and got["dec_center_dms"] == "-05:24:00.000"
+
+
+def test_small_fields_in_arcminutes_and_arcseconds():
+    assert wcs_summary(_tan_header(1000, 800, 2.0, 0.0, True))["fieldunits"] == "arcminutes"
+    got = wcs_summary(_tan_header(100, 80, 0.1, 0.0, True))
+    assert got["fieldunits"] == "arcseconds"
+    assert math.isclose(got["fieldw"], 10.0, rel_tol=1e-6)
+
+
+def test_an_off_centre_reference_pixel_reports_the_image_centre():
+    """The tangent point at a corner: the centre's position and orientation are those
+    the mapping gives there (astropy's own), not the reference pixel's."""
+    from astropy.wcs import WCS
+
+    h = _tan_header(1024, 768, 36.0, 30.0, True, ra=10.0, dec=70.0)
+    h["CRPIX1"], h["CRPIX2"] = 1.0, 1.0
+    got = wcs_summary(h)
+    ra, dec = WCS(h).all_pix2world(512.5, 384.5, 1)
+    assert math.isclose(got["ra_center"], float(ra), abs_tol=1e-9)
+    assert math.isclose(got["dec_center"], float(dec), abs_tol=1e-9)
+    assert math.isclose(got["orientation"], 30.0, abs_tol=1e-9)
+    # at 70 deg north the meridians converge: up at the centre is not up at the corner;
+    # astropy's position angle from the centre to a pixel just above it
+    from astropy.coordinates import SkyCoord
+
+    up_ra, up_dec = WCS(h).all_pix2world(512.5, 384.51, 1)
+    pa = SkyCoord(ra, dec, unit="deg").position_angle(SkyCoord(up_ra, up_dec, unit="deg"))
+    assert abs(got["orientation_center"] - 30.0) > 1.0
+    assert math.isclose(got["orientation_center"], pa.wrap_at("180d").deg, abs_tol=1e-3)
+
+
+def test_the_wcs_skysolve_field_writes(env, fits_frame, tmp_path):  # noqa: F811
+    path, cam, R = fits_frame
+    proc = solve_field(env, "-O", "-p", "--dir", tmp_path, "-L", 11, "-H", 13.5, path)
+    assert proc.returncode == 0, proc.stderr
+    lines = parse(proc.stdout)
+    run = _run(tmp_path / "orion.wcs")
+    assert run.returncode == 0, run.stderr
+    got = _read_like_stellarsolver(run.stdout)
+    assert set(READ_KEYS) <= set(got)
+    assert math.isclose(float(got["ra_center"]), lines["ra"], abs_tol=2e-6)
+    assert math.isclose(float(got["dec_center"]), lines["dec"], abs_tol=2e-6)
+    assert math.isclose(float(got["orientation_center"]), lines["rotation"], abs_tol=1e-3)
+    assert got["parity"] == "-1" and lines["parity"] == "pos"  # StellarSolver: -1 is pos
+    unit = {"degrees": 1.0, "arcminutes": 1 / 60.0, "arcseconds": 1 / 3600.0}
+    width = float(got["fieldw"]) * unit[got["fieldunits"]]
+    assert math.isclose(width, lines["width_deg"], rel_tol=1e-4)
+    # the truth: 12.3 deg across, the scale at the centre
+    assert abs(width - 12.3) < 0.05
+    scale = 3600.0 * math.degrees(1.0 / cam.focal_length_px)
+    assert math.isclose(float(got["pixscale"]), scale, rel_tol=2e-3)
+
+
+def test_bad_files_and_command_lines(tmp_path, capsys):
+    from astropy.io import fits
+
+    assert main([str(tmp_path / "missing.wcs")]) == 1
+    fits.PrimaryHDU().writeto(tmp_path / "plain.fits")
+    assert main([str(tmp_path / "plain.fits")]) == 1
+    (tmp_path / "text.wcs").write_text("not a FITS file")
+    assert main([str(tmp_path / "text.wcs")]) == 1
+    h = _tan_header(100, 80, 1.0, 0.0, True)
+    del h["IMAGEW"], h["IMAGEH"]
+    fits.PrimaryHDU(header=h).writeto(tmp_path / "nosize.wcs")
+    assert main([str(tmp_path / "nosize.wcs")]) == 1
+    assert main([]) == 255
+    assert main(["a.wcs", "--bogus"]) == 255
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 6 and all(e.startswith("skysolve-wcsinfo: ") for e in err), err
+    assert "image size" in err[3] and "celestial WCS" in err[1]

@@ -1,0 +1,222 @@
+"""``skysolve-wcsinfo``: astrometry.net's ``wcsinfo``, a WCS file's summary as ``key value`` lines.
+
+Some programs that run ``solve-field`` read its answer not from standard output but by
+running ``wcsinfo FILE.wcs`` and reading lines of a key, one space and a value
+(KStars/Ekos's external astrometry.net solver, through StellarSolver, reads
+``ra_center``, ``dec_center``, ``orientation_center``, ``fieldw``, ``fieldh``,
+``fieldunits``, ``ra_center_hms``, ``dec_center_dms``, ``pixscale`` and ``parity``).
+Pointing such a program's wcsinfo path at ``skysolve-wcsinfo`` completes the drop-in
+for ``skysolve-field``. It reads any FITS file whose header holds a celestial WCS
+(the ``.wcs`` and ``.new`` files, TAN with or without SIP, or a fisheye's ARC, ZEA, STG
+or SIN) and prints::
+
+    crpix0 512.5              reference pixel, 1-based FITS pixels
+    crpix1 384.5
+    crval0 83.8               sky position of the reference pixel (deg)
+    crval1 -5.4
+    ra_tangent 83.8           (the same: the projection's tangent point)
+    dec_tangent -5.4
+    imagew 1024               image size (IMAGEW/IMAGEH, else NAXIS1/NAXIS2)
+    imageh 768
+    cd11 ...                  the CD matrix at the reference pixel (deg/px)
+    cd12 ...
+    cd21 ...
+    cd22 ...
+    det ...                   det(CD), deg^2/px^2
+    parity -1                 the sign of det(CD): -1 is solve-field's "pos"
+    pixscale 43.2             sqrt|det CD| at the reference pixel, arcsec/px
+    orientation 37.0          up (+y, FITS) is this many degrees E of N, at the reference
+    ra_center 83.8            sky position of the image centre (deg)
+    dec_center -5.4
+    orientation_center 37.0   up is this many degrees E of N at the image centre
+    ra_center_hms 05:35:12.000
+    dec_center_dms -05:24:00.000
+    fieldw 12.3               angles between the midpoints of opposite edges, in
+    fieldh 9.2                fieldunits (degrees, arcminutes or arcseconds, as
+    fieldunits degrees        solve-field's "Field size" line)
+
+The values at the image centre are those of ``skysolve-field``'s "Field center",
+"Field size", "Field rotation angle" and "Field parity" lines. The local CD matrix
+there is measured on the tangent plane about the centre (central differences over
+one pixel of the full mapping, distortion included). Exit status: 0, or 1 when the
+file cannot be read or holds no celestial WCS, or 255 for a bad command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Exit status of a file that cannot be summarised, and of a bad command line.
+EXIT_ERROR, EXIT_USAGE = 1, 255
+
+
+def _fail(message: str, status: int = EXIT_ERROR) -> int:
+    print(f"skysolve-wcsinfo: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def _celestial_header(path: Path) -> Any:
+    """The header of the first HDU of ``path`` holding a celestial WCS."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        for hdu in hdul:
+            if "CTYPE1" in hdu.header and "CTYPE2" in hdu.header:
+                return hdu.header.copy()
+    raise ValueError("no HDU holds a celestial WCS (CTYPE1/CTYPE2)")
+
+
+def _image_size(header: Any) -> tuple[int, int]:
+    for w, h in (("IMAGEW", "IMAGEH"), ("NAXIS1", "NAXIS2")):
+        if header.get(w) and header.get(h):
+            return int(header[w]), int(header[h])
+    raise ValueError("the header states no image size (IMAGEW/IMAGEH or NAXIS1/NAXIS2)")
+
+
+def _local_cd(wcs: Any, x: float, y: float, step: float = 0.5) -> np.ndarray:
+    """The CD matrix (deg/px) of ``wcs`` at the 1-based FITS pixel ``(x, y)``: the
+    derivatives of the tangent-plane coordinates about that pixel's sky position (east,
+    north) along the pixel axes."""
+    from ..geometry import north_east_basis, radec_to_vector
+
+    px = np.array([x, x + step, x - step, x, x])
+    py = np.array([y, y, y, y + step, y - step])
+    ra, dec = wcs.all_pix2world(px, py, 1)
+    v = radec_to_vector(ra, dec)
+    north, east = north_east_basis(v[0])
+    depth = v @ v[0]
+    xi = np.degrees(v @ east / depth)
+    eta = np.degrees(v @ north / depth)
+    d = 2.0 * step
+    return np.array([[(xi[1] - xi[2]) / d, (xi[3] - xi[4]) / d],
+                     [(eta[1] - eta[2]) / d, (eta[3] - eta[4]) / d]])
+
+
+def _angle_deg(wcs: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
+    from ..geometry import angle_between, radec_to_vector
+
+    ra, dec = wcs.all_pix2world([a[0], b[0]], [a[1], b[1]], 1)
+    v = radec_to_vector(ra, dec)
+    return math.degrees(float(angle_between(v[0], v[1])))
+
+
+def wcs_summary(header: Any) -> dict[str, Any]:
+    """The ``wcsinfo`` summary of a FITS header holding a celestial WCS.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        A header with a celestial WCS (with SIP terms or not) and the image size
+        (``IMAGEW``/``IMAGEH``, as solve-field's ``.wcs`` files state it, else
+        ``NAXIS1``/``NAXIS2``).
+
+    Returns
+    -------
+    dict
+        Key to value (floats in degrees, arcseconds per pixel for ``pixscale``; see the
+        module docstring), in the order ``wcsinfo`` prints them.
+
+    Raises
+    ------
+    ValueError
+        When the header holds no celestial WCS or states no image size.
+    """
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from ..io.astrometry_files import (
+        field_parity,
+        field_size_unit,
+        rotation_up_east_of_north,
+        sexagesimal,
+    )
+
+    width, height = _image_size(header)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(header, relax=True)
+    if not wcs.has_celestial or wcs.naxis != 2:
+        raise ValueError("the header holds no two-axis celestial WCS")
+    cd = wcs.pixel_scale_matrix
+    # (the shared formulas take a result's CD matrix; degrees or radians alike)
+    ref = _Cd(cd)
+    cx, cy = 0.5 + 0.5 * width, 0.5 + 0.5 * height
+    ra_c, dec_c = (float(a) for a in wcs.all_pix2world(cx, cy, 1))
+    centre = _Cd(_local_cd(wcs, cx, cy))
+    ra_hms, dec_dms = sexagesimal(ra_c, dec_c)
+    fieldw, fieldh, unit = field_size_unit(_angle_deg(wcs, (0.5, cy), (width + 0.5, cy)),
+                                           _angle_deg(wcs, (cx, 0.5), (cx, height + 0.5)))
+    det = float(np.linalg.det(cd))
+    crval = wcs.wcs.crval
+    return {
+        "crpix0": float(wcs.wcs.crpix[0]), "crpix1": float(wcs.wcs.crpix[1]),
+        "crval0": float(crval[0]), "crval1": float(crval[1]),
+        "ra_tangent": float(crval[0]), "dec_tangent": float(crval[1]),
+        "imagew": width, "imageh": height,
+        "cd11": float(cd[0, 0]), "cd12": float(cd[0, 1]),
+        "cd21": float(cd[1, 0]), "cd22": float(cd[1, 1]),
+        "det": det,
+        "parity": -1 if field_parity(ref) == "pos" else 1,
+        "pixscale": 3600.0 * math.sqrt(abs(det)),
+        "orientation": rotation_up_east_of_north(ref),
+        "ra_center": ra_c, "dec_center": dec_c,
+        "orientation_center": rotation_up_east_of_north(centre),
+        "ra_center_hms": ra_hms, "dec_center_dms": dec_dms,
+        "fieldw": fieldw, "fieldh": fieldh, "fieldunits": unit,
+    }
+
+
+class _UsageError(Exception):
+    """A bad command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not the usage block
+        raise _UsageError(message)
+
+
+class _Cd:
+    """A CD matrix where the shared formulas expect a solve result."""
+
+    def __init__(self, cd_matrix: np.ndarray) -> None:
+        self.cd_matrix = cd_matrix
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.12g}"
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``skysolve-wcsinfo FILE``: print the summary of the WCS in ``FILE``."""
+    p = _Parser(
+        prog="skysolve-wcsinfo",
+        description="astrometry.net wcsinfo's summary of a WCS file (a solve-field .wcs "
+                    "or .new), as key-value lines")
+    p.add_argument("file", help="a FITS file whose header holds a celestial WCS")
+    try:
+        args = p.parse_args(argv)
+    except _UsageError as e:
+        return _fail(f"{e} (see skysolve-wcsinfo --help)", EXIT_USAGE)
+    except SystemExit as e:  # (--help)
+        return 0 if e.code in (0, None) else EXIT_USAGE
+    path = Path(args.file)
+    try:
+        summary = wcs_summary(_celestial_header(path))
+    except FileNotFoundError:
+        return _fail(f"{path}: no such file")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return _fail(f"{path}: {e}")
+    sys.stdout.write("".join(f"{k} {_format(v)}\n" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
