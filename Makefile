@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/skysolve demo
 
 test: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
