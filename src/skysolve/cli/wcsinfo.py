@@ -141,8 +141,9 @@ def wcs_summary(header: Any) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = WCS(header, relax=True)
-    if not wcs.has_celestial or wcs.naxis != 2:
-        raise ValueError("the header holds no two-axis celestial WCS")
+    if not wcs.has_celestial:
+        raise ValueError("the header holds no celestial WCS")
+    wcs = wcs.celestial  # (a colour cube's third axis, or a spectral one, dropped)
     cd = wcs.pixel_scale_matrix
     # (the shared formulas take a result's CD matrix; degrees or radians alike)
     ref = _Cd(cd)

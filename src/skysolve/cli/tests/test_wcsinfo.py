@@ -79,6 +79,16 @@ def test_a_hand_written_tan_header(up, pos):
     assert got["ra_center_hms"] == "05:35:12.000" and got["dec_center_dms"] == "-05:24:00.000"
 
 
+def test_a_colour_cube_header():
+    """A third axis (a colour or spectral cube) is not in the way."""
+    h = _tan_header(1024, 768, 36.0, 30.0, True)
+    h.update({"WCSAXES": 3, "CTYPE3": "FREQ", "CRVAL3": 5e14, "CRPIX3": 1.0,
+              "CDELT3": 1e13, "NAXIS": 3, "NAXIS1": 1024, "NAXIS2": 768, "NAXIS3": 3})
+    got = wcs_summary(h)
+    assert math.isclose(got["ra_center"], 83.8, abs_tol=1e-9)
+    assert math.isclose(got["orientation_center"], 30.0, abs_tol=1e-6)
+
+
 def test_small_fields_in_arcminutes_and_arcseconds():
     assert wcs_summary(_tan_header(1000, 800, 2.0, 0.0, True))["fieldunits"] == "arcminutes"
     got = wcs_summary(_tan_header(100, 80, 0.1, 0.0, True))
