@@ -62,7 +62,8 @@ from ..camera.model import CameraModel
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec
 
-__all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "fit_sip_wcs", "MAX_SIP_ORDER"]
+__all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "fit_sip_wcs", "MAX_SIP_ORDER",
+           "move_reference_pixel"]
 
 #: Highest SIP order written by :func:`camera_to_wcs` (the SIP convention's limit).
 MAX_SIP_ORDER = 9
@@ -612,3 +613,100 @@ def wcs_to_header(wcs: Any):
         hdr.insert(1, ("NAXIS1", int(wcs.pixel_shape[0]), "image width, px"))
         hdr.insert(2, ("NAXIS2", int(wcs.pixel_shape[1]), "image height, px"))
     return hdr
+
+
+#: The largest error (arcseconds, over the image) of a WCS moved to another reference
+#: pixel (:func:`move_reference_pixel`): the lowest SIP order within it is written.
+MOVED_WCS_TOLERANCE_ARCSEC = 0.001
+#: ... and the error beyond which no SIP order will do (an error is raised).
+MOVED_WCS_LIMIT_ARCSEC = 0.01
+#: The same for its inverse (sky -> pixel through the linear part and AP/BP), pixels.
+MOVED_WCS_INVERSE_PX, MOVED_WCS_INVERSE_LIMIT_PX = 1e-4, 1e-3
+
+
+def _pixel_grid(width: int, height: int, nx: int, ny: int) -> NDArray[np.float64]:
+    """1-based FITS pixels on an ``nx x ny`` grid from edge to edge of the image."""
+    gx, gy = np.meshgrid(np.linspace(0.5, width + 0.5, nx), np.linspace(0.5, height + 0.5, ny))
+    return np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def _separation_arcsec(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Angles (arcseconds) between unit vectors ``a`` and ``b`` (rows), accurate when small."""
+    return np.degrees(2.0 * np.arcsin(np.clip(0.5 * np.linalg.norm(a - b, axis=1), 0, 1))) * 3600
+
+
+def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
+    """The WCS ``wcs`` of a ``width x height`` image expressed about another reference pixel.
+
+    CRPIX becomes ``crpix`` (1-based FITS pixels) and CRVAL the sky position ``wcs``
+    gives that pixel. A zenithal projection about another point of the sky is another
+    projection plane, which the linear CD matrix cannot map from the same pixels; the
+    difference (and any distortion ``wcs`` has) is held by SIP polynomials about the
+    new reference pixel, of the lowest order that reproduces ``wcs`` within
+    :data:`MOVED_WCS_TOLERANCE_ARCSEC` over the image.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        A celestial WCS in one of the lens projections' FITS codes (TAN, ARC, ZEA, STG,
+        SIN; with or without SIP).
+    crpix : (float, float)
+        The new reference pixel, 1-based FITS pixels (inside the image or not).
+    width, height : int
+        The image's size in pixels: the area over which the result must agree.
+
+    Returns
+    -------
+    astropy.wcs.WCS
+        ``wcs`` itself when its reference pixel is ``crpix`` already.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``crpix`` is not two finite numbers, its sky position is undefined, or no SIP
+        polynomial up to :data:`MAX_SIP_ORDER` reproduces ``wcs`` within
+        :data:`MOVED_WCS_LIMIT_ARCSEC` over the image about that pixel.
+    """
+    c = np.asarray(crpix, dtype=np.float64)
+    if c.shape != (2,) or not np.all(np.isfinite(c)):
+        raise InvalidArgumentError(f"crpix must be two finite numbers, got {crpix!r}")
+    w = _as_wcs(wcs)
+    if np.array_equal(np.asarray(w.wcs.crpix, dtype=np.float64), c):
+        return w
+    projection = _projection_of(w)
+    centre = np.asarray(w.all_pix2world(c[None], 1), dtype=np.float64)[0]
+    if not np.all(np.isfinite(centre)):
+        raise InvalidArgumentError(f"crpix {tuple(c)} has no sky position in the solution")
+    crval = radec_to_vector(centre[0], centre[1])
+    # fitted on one grid, judged on a finer one offset from it (the points between)
+    fit = _pixel_grid(width, height, 41, 31)
+    check = _pixel_grid(width, height, 97, 73)
+    sky = {}
+    for name, pix in (("fit", fit), ("check", check)):
+        rd = np.asarray(w.all_pix2world(pix, 1), dtype=np.float64)
+        sky[name] = radec_to_vector(rd[:, 0], rd[:, 1])
+    best = None
+    for order in range(2, MAX_SIP_ORDER + 1):
+        moved = fit_sip_wcs(fit, sky["fit"], c, crval, order, pixel_shape=w.pixel_shape,
+                            projection=projection)
+        rd = np.asarray(moved.all_pix2world(check, 1), dtype=np.float64)
+        err = float(np.nanmax(_separation_arcsec(radec_to_vector(rd[:, 0], rd[:, 1]),
+                                                 sky["check"])))
+        # the inverse as readers of the header evaluate it: the linear inverse, then AP/BP
+        lin = np.asarray(moved.wcs_world2pix(
+            np.asarray(w.all_pix2world(check, 1), dtype=np.float64), 1), dtype=np.float64)
+        u, v = lin[:, 0] - c[0], lin[:, 1] - c[1]
+        back = float(np.nanmax(np.hypot(lin[:, 0] + _eval_sip(moved.sip.ap, u, v) - check[:, 0],
+                                        lin[:, 1] + _eval_sip(moved.sip.bp, u, v) - check[:, 1])))
+        if best is None or (err, back) < best[:2]:
+            best = (err, back, moved)
+        if err <= MOVED_WCS_TOLERANCE_ARCSEC and back <= MOVED_WCS_INVERSE_PX:
+            break
+    err, back, moved = best
+    if not (err <= MOVED_WCS_LIMIT_ARCSEC and back <= MOVED_WCS_INVERSE_LIMIT_PX):
+        raise InvalidArgumentError(
+            f"the solution about reference pixel {tuple(float(v) for v in c)} differs from "
+            f"itself by {err:.2g}\" (its inverse by {back:.2g} px) at worst: a SIP polynomial "
+            f"of order up to {MAX_SIP_ORDER} cannot hold it there within "
+            f"{MOVED_WCS_LIMIT_ARCSEC:g}\" ({MOVED_WCS_INVERSE_LIMIT_PX:g} px)")
+    return moved

@@ -419,3 +419,56 @@ def test_fit_sip_wcs_in_every_projection_matches_astropy(proj):
         tan = fit_sip_wcs(fits_px, sky, crpix, centre, 6, projection="pinhole")
         ra, dec = tan.all_pix2world(fits_px[:, 0], fits_px[:, 1], 1)
         assert np.max(arcsec_between(ra, dec, ra0, dec0)) > 1.0
+
+
+@pytest.mark.parametrize("name", ["flip", "radial_flip", "poly_forward"])
+@pytest.mark.parametrize("crpix", [(1.0, 1.0), (300.25, 1400.0), (2300.0, -150.0)])
+def test_move_reference_pixel_keeps_every_pixel_within_0_01_arcsec(name, crpix):
+    """solve-field's ``--crpix-x/-y``: the WCS about another reference pixel (CRVAL that
+    pixel's sky position; the other tangent plane and any distortion in SIP) puts every
+    pixel (each third one of the 2048x1536 frame, both ways) where the camera does."""
+    from skysolve.io.wcs import move_reference_pixel
+
+    cam = CAMERAS[name]
+    original = camera_to_wcs(cam, R0)
+    moved = move_reference_pixel(original, crpix, W, H)
+    np.testing.assert_array_equal(moved.wcs.crpix, crpix)
+    assert moved.wcs.ctype[0] == "RA---TAN-SIP"
+    # CRVAL: where the WCS moved puts the pixel (off the image, a lens's distortion
+    # polynomial is the WCS's extrapolation, not the camera's)
+    ra0, dec0 = original.all_pix2world([crpix], 1)[0]
+    assert arcsec_between(*moved.wcs.crval, ra0, dec0) < 1e-6
+    if 0.5 <= crpix[0] <= W + 0.5 and 0.5 <= crpix[1] <= H + 0.5:
+        ra0, dec0 = model_radec(cam, R0, crpix[0] - 0.5 - W / 2, crpix[1] - 0.5 - H / 2)
+        assert arcsec_between(*moved.wcs.crval, ra0, dec0) < 0.001
+    col, row = (a.ravel() for a in np.meshgrid(np.arange(0.0, W, 3), np.arange(0.0, H, 3)))
+    ra, dec = moved.all_pix2world(col, row, 0)
+    t_ra, t_dec = model_radec(cam, R0, col + 0.5 - W / 2, row + 0.5 - H / 2)
+    assert np.max(arcsec_between(ra, dec, t_ra, t_dec)) < 0.01
+    # the inverse as header readers evaluate it: the linear part, then AP/BP
+    lin = moved.wcs_world2pix(np.column_stack([t_ra, t_dec])[::37], 1)
+    u, v = lin[:, 0] - crpix[0], lin[:, 1] - crpix[1]
+    ap, bp = moved.sip.ap, moved.sip.bp
+    back = lin + np.column_stack([
+        sum(ap[p, q] * u**p * v**q for p in range(ap.shape[0]) for q in range(ap.shape[1])),
+        sum(bp[p, q] * u**p * v**q for p in range(bp.shape[0]) for q in range(bp.shape[1]))])
+    np.testing.assert_allclose(back - 1.0, np.column_stack([col, row])[::37], atol=1e-3)
+    # and through a header, as written to a .wcs file
+    again = WCS(wcs_to_header(moved))
+    np.testing.assert_allclose(again.all_pix2world(col[::97], row[::97], 0),
+                               moved.all_pix2world(col[::97], row[::97], 0), atol=1e-9)
+
+
+def test_move_reference_pixel_refuses_what_sip_cannot_hold():
+    """A fisheye's projection about a point off its axis is no polynomial of the pixels
+    within 0.01": refused (naming the pixel), never written off by arcminutes. The
+    reference pixel a WCS already has gives the WCS itself; a non-finite one is refused."""
+    from skysolve.io.wcs import move_reference_pixel
+
+    cam = CameraModel.from_fov(120.0, 800, 600, projection="equidistant")
+    wcs = camera_to_wcs(cam, R0)
+    with pytest.raises(InvalidArgumentError, match=r"reference pixel \(1\.0, 1\.0\)"):
+        move_reference_pixel(wcs, (1.0, 1.0), 800, 600)
+    assert move_reference_pixel(wcs, (400.5, 300.5), 800, 600) is wcs
+    with pytest.raises(InvalidArgumentError, match="crpix"):
+        move_reference_pixel(wcs, (np.nan, 3.0), 800, 600)
