@@ -82,10 +82,17 @@ def effective_downsample(downsample: int | None, height: int, width: int) -> int
 
 
 def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = None,
-                invert: bool = False) -> Field:
+                invert: bool = False, noise: float | None = None, **extraction: Any) -> Field:
     """The sources of an image file (FITS, PNG, JPEG, TIFF; the format sniffed from its
     bytes), extracted from the image binned ``downsample x downsample`` (at most; see
-    :func:`effective_downsample`)."""
+    :func:`effective_downsample`).
+
+    ``noise`` is the pixels' noise level (standard deviation, in the image's values) to
+    detect against instead of the one the extraction estimates (binned ``n x n``, the
+    mean of ``n^2`` pixels, its noise is ``noise / n``); ``extraction`` are keyword
+    arguments of :func:`~skysolve.extraction.extract_centroids` (``sigma_threshold``,
+    ``max_centroids``, ...).
+    """
     from .extraction import extract_centroids
     from .io.images import _sniff, read_image
 
@@ -96,9 +103,17 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
     n = effective_downsample(downsample, height, width)
     if n > 1:
         work = _binned(work, n)
-    found = extract_centroids(work)
+    if noise is not None:
+        from astropy.nddata import NDData, StdDevUncertainty
+
+        # (a constant map, one value broadcast: the extractor's noise map, without
+        # an image-sized array of it)
+        level = np.broadcast_to(np.float64(noise / n), work.shape)
+        work = NDData(work, uncertainty=StdDevUncertainty(level))
+    found = extract_centroids(work, **extraction)
+    shape = (found.image_height, found.image_width)
     # 0-based pixels of the binned image -> 1-based pixels of the full image
-    zero = (found.as_array()[:, :2] + (0.5 * work.shape[1] - 0.5, 0.5 * work.shape[0] - 0.5))
+    zero = (found.as_array()[:, :2] + (0.5 * shape[1] - 0.5, 0.5 * shape[0] - 0.5))
     xy_fits = (zero + 0.5) * n + 0.5
     return Field(xy_fits, found.as_array()[:, 2] * n * n, found.background_mean, width, height,
                  image, path if is_fits else None, hdu if is_fits else None)
@@ -117,11 +132,13 @@ def load_database(path: str | None) -> Any:
     return default_database()
 
 
-def solve_field_sources(db: Any, fld: Field, **hints: Any) -> Any:
-    """Solve a field's sources against ``db`` with skysolve's solve parameters."""
+def solve_field_sources(db: Any, fld: Field, depth: int | None = None, **hints: Any) -> Any:
+    """Solve a field's sources against ``db`` with skysolve's solve parameters; ``depth``:
+    with its brightest ``depth`` sources only (the result's ``matched_centroids`` index
+    the field's list all the same, as it is brightest first)."""
     from .io.astrometry_files import centred_pixels
 
-    centred = centred_pixels(fld.xy_fits, fld.width, fld.height)
+    centred = centred_pixels(fld.xy_fits[:depth], fld.width, fld.height)
     return db.solve_from_centroids(centred, image_width=fld.width, image_height=fld.height,
                                    **hints)
 
@@ -143,9 +160,11 @@ def catalog_in_field(db: Any, result: Any, width: int, height: int):
 
 
 def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any,
-                   before_new: Any = None) -> None:
+                   before_new: Any = None, crpix: tuple[float, float] | None = None) -> None:
     """Write the solution's files named in ``out`` (keys of :data:`OUTPUTS`; None: not
-    written). ``before_new(path)`` is called before the ``.new`` file is written.
+    written). ``before_new(path)`` is called before the ``.new`` file is written;
+    ``crpix`` is the WCS's reference pixel in 1-based FITS pixels (default: the optical
+    centre; see :func:`skysolve.io.astrometry_files.wcs_header`).
 
     All or none: each file is written under a temporary name beside its own, and only
     when every one is written are they renamed into place, the ``.solved`` flag last (a
@@ -176,7 +195,7 @@ def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any
     ids = rows if fld.input_rows is None else np.asarray(fld.input_rows)[rows]
     try:
         if path := stage("wcs"):
-            af.write_wcs(path, result, w, h)
+            af.write_wcs(path, result, w, h, crpix)
         if path := stage("corr"):
             af.write_corr(path, result, fld.xy_fits[rows], ids, w, h,
                           {name: v[rows] for name, v in fld.field_columns().items()})
@@ -187,12 +206,12 @@ def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any
             af.write_index_xyls(path, xy, w, h)
         if path := stage("match"):
             af.write_match(path, result, fld.xy_fits[rows], ids, len(fld.xy_fits), len(ra),
-                           w, h, ranks=rows)
+                           w, h, ranks=rows, crpix=crpix)
         if out.get("new_fits") and (fld.image is not None or fld.fits_source is not None):
             if before_new is not None:
                 before_new(out["new_fits"])
             af.write_new_fits(stage("new_fits"), result, w, h, fld.fits_source, fld.image,
-                              fld.hdu)
+                              fld.hdu, crpix)
         if path := stage("solved"):
             af.write_solved(path)
         for tmp, final in staged:  # (the .solved flag was staged last)

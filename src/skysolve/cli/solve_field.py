@@ -19,13 +19,24 @@ is the image's +y axis in FITS pixels, its position angle east of north; the par
 the position hint (``--ra/--dec/--radius``, degrees or sexagesimal) and the
 parity become skysolve's hints; ``--cpulimit`` its time limit; ``--downsample``
 bins the image for extraction only (positions are reported in full-resolution
-pixels). Options that have no meaning for skysolve (index files, source
-extractor, plots, ...) are accepted and reported as ignored on standard
-error; an unknown option is a one-line error.
+pixels). The extraction takes ``--nsigma`` as its threshold in noise sigmas,
+``--sigma`` as the pixels' noise level (counts) in place of its own estimate, and
+``--objs N`` as the number of brightest sources it keeps (the ``.axy``'s; an x/y
+list is cut likewise after sorting); ``-d/--depth`` (``N``, ``A-B``, or a list of
+them) solves with the brightest sources up to its largest number. The ``.wcs``
+(``.new``, ``.match``) has its reference pixel at the image centre, which is
+what ``--crpix-center`` asks; ``--crpix-x/--crpix-y`` move it
+(:func:`~skysolve.io.wcs.move_reference_pixel`). Options that have no meaning
+for skysolve (index files, source extractor, plots, ...) are accepted and
+reported as ignored on standard error; an unknown option or a bad value is a
+one-line error. The lines saying a field solved are printed once its files are
+in place; warnings are one line each on standard error (``skysolve-field:
+warning: ...``).
 
 Exit status, as solve-field's: 0 when every input was processed, solved or
-not (whether it solved is the ``.solved`` file and the lines above); 1 when
-an input could not be read or written; 255 for a bad command line.
+not (whether it solved is the ``.solved`` file and the lines above), and for a
+command line without a file (the usage is printed); 1 when an input could not
+be read or written; 255 for a bad command line.
 
 The database is ``--db FILE`` (a file from ``SolverDatabase.save_to_file``), else
 the file named by ``$SKYSOLVE_DB`` (for capture programs, which cannot add
@@ -37,8 +48,11 @@ fisheye or all-sky lens names its projection with ``--projection`` (or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +65,11 @@ EXIT_USAGE = 255
 #: Options taking a value that skysolve does not need (accepted and reported).
 IGNORED_WITH_VALUE = (
     ("-b", "--backend-config"), ("--config",), ("--plot-scale",), ("--plot-bg",),
-    ("-d", "--depth"), ("--objs",), ("-c", "--code-tolerance"), ("-E", "--pixel-error"),
+    ("-c", "--code-tolerance"), ("-E", "--pixel-error"),
     ("-q", "--quad-size-min"), ("-Q", "--quad-size-max"), ("--odds-to-tune-up",),
-    ("--odds-to-solve",), ("--odds-to-reject",), ("--odds-to-stop-looking",), ("--sigma",),
-    ("--nsigma",), ("--uniformize",), ("-m", "--temp-dir"), ("--crpix-x",), ("--crpix-y",),
-    ("--xscale",), ("-F", "--fields"), ("--source-extractor-config",),
+    ("--odds-to-solve",), ("--odds-to-reject",), ("--odds-to-stop-looking",),
+    ("--uniformize",), ("-m", "--temp-dir"), ("--xscale",), ("-F", "--fields"),
+    ("--source-extractor-config",),
     ("--source-extractor-path",), ("-i", "--scamp"), ("-n", "--scamp-config"),
     ("-j", "--scamp-ref"), ("-Z", "--kmz"), ("-P", "--pnm"), ("-k", "--keep-xylist"),
     ("-I", "--solved-in"), ("-V", "--verify"), ("--verify-ext",), ("-C", "--cancel"), ("--tag",),
@@ -68,7 +82,7 @@ IGNORED_FLAGS = (
     ("--no-verify-dedup",), ("--no-background-subtraction",), ("-9", "--no-remove-lines"),
     ("-r", "--resort"), ("--use-source-extractor",), ("--use-sextractor",),
     ("-2", "--no-fits2fits"), ("-y", "--no-verify"), ("--fits-image",), ("--force-ppm",),
-    ("--crpix-center",), ("-T", "--no-tweak"), ("-p", "--no-plots"), ("-v", "--verbose"))
+    ("-T", "--no-tweak"), ("-p", "--no-plots"), ("-v", "--verbose"))
 #: Options skysolve acts on: (flags, dest, type, help).
 VALUE_OPTIONS = (
     (("-D", "--dir"), "dir", str, "place all output files in this directory"),
@@ -98,6 +112,15 @@ VALUE_OPTIONS = (
     (("-Y", "--y-column"), "y_column", str, "y column of an x/y list (default Y)"),
     (("-s", "--sort-column"), "sort_column", str, "sort an x/y list by this column"),
     (("-6", "--extension"), "extension", int, "FITS extension holding the image"),
+    (("--objs",), "objs", str, "keep only the N brightest sources found (the .axy's rows)"),
+    (("-d", "--depth"), "depth", str,
+     "the field's brightest sources to solve with: N, or ranges such as 1-50 or 10,20,30 "
+     "(skysolve uses the brightest up to the largest number)"),
+    (("--nsigma",), "nsigma", str, "detection threshold in noise sigmas (default 5)"),
+    (("--sigma",), "sigma", str,
+     "the image's noise level (counts): detect against this fixed noise, not an estimate"),
+    (("--crpix-x",), "crpix_x", str, "the .wcs's reference pixel x (1-based FITS pixels)"),
+    (("--crpix-y",), "crpix_y", str, "the .wcs's reference pixel y (1-based FITS pixels)"),
     (("--db", "--database"), "database", str,
      "skysolve database file (default: $SKYSOLVE_DB, else the cached default database)"),
     (("--projection",), "projection", str,
@@ -114,6 +137,8 @@ FLAG_OPTIONS = (
     (("--temp-axy",), "temp_axy", "write the .axy file to a temporary file (not kept)"),
     (("--just-augment",), "just_augment", "write the .axy source list only; do not solve"),
     (("-A", "--dont-augment"), "just_augment", "the same as --just-augment"),
+    (("--crpix-center",), "crpix_center",
+     "the .wcs's reference pixel at the image centre (where it is by default)"),
     (("-g", "--guess-scale"), "guess_scale",
      "without a scale range: search about the pixel scale the FITS header states or implies "
      "(a scale keyword, its WCS, or FOCALLEN and XPIXSZ), then without it"),
@@ -213,6 +238,88 @@ def _projection(args: argparse.Namespace) -> dict[str, Any]:
     return {"projection": projection.lower()}
 
 
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a number") from None
+
+
+def _checked(check: Any, value: Any, option: str) -> Any:
+    """``check(value, option)``, its error a usage error (one line naming the option)."""
+    from ..errors import SkysolveError
+
+    try:
+        return check(value, option)
+    except SkysolveError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _star_count(text: str, option: str) -> int:
+    """A number of brightest sources (>= 1), checked as ``skysolve solve --max-stars`` is:
+    by the extraction's ``max_centroids`` rule (0 would keep no source at all)."""
+    from ..extraction.options import ExtractionOptions
+
+    n = _checked(lambda v, name: ExtractionOptions.check_value("max_centroids", v, name),
+                 _number(text, option), option)
+    if n < 1:
+        raise UsageError(f"{option} must be at least 1, got {text!r}")
+    return n
+
+
+def _depth(text: str) -> int:
+    """``-d/--depth``'s largest number: ``N``, ``A-B`` or a comma-separated list of them
+    (solve-field looks at the field's sources A to B, or 1 to N, in turns; skysolve
+    solves with the brightest sources up to the largest number at once)."""
+    largest = 0
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low or (dash and not high):
+            raise UsageError(f"-d/--depth {text!r}: give a number or ranges such as 1-50 "
+                             "or 10,20,30")
+        first = _star_count(low, "-d/--depth")
+        last = _star_count(high, "-d/--depth") if dash else first
+        if last < first:
+            raise UsageError(f"-d/--depth {text!r}: the range {part.strip()} runs backwards")
+        largest = max(largest, last)
+    return largest
+
+
+def source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line asks of the sources: the extraction's ``max_centroids``
+    (``--objs``), ``sigma_threshold`` (``--nsigma``) and fixed noise level ``noise``
+    (``--sigma``, counts), and ``depth``, the brightest sources the solve uses
+    (``-d/--depth``). Only those given; each checked by the library's own rule."""
+    from .. import _args
+    from ..extraction.options import ExtractionOptions
+
+    out: dict[str, Any] = {}
+    if args.objs is not None:
+        out["max_centroids"] = _star_count(args.objs, "--objs")
+    if args.depth is not None:
+        out["depth"] = _depth(args.depth)
+    if args.nsigma is not None:
+        out["sigma_threshold"] = _checked(
+            lambda v, name: ExtractionOptions.check_value("sigma_threshold", v, name),
+            _number(args.nsigma, "--nsigma"), "--nsigma")
+    if args.sigma is not None:
+        out["noise"] = _checked(_args.positive, _number(args.sigma, "--sigma"), "--sigma")
+    return out
+
+
+def reference_pixel(args: argparse.Namespace) -> tuple[float | None, float | None] | None:
+    """The ``.wcs``'s reference pixel asked for, 1-based FITS pixels (None on an axis: the
+    image centre there, as ``--crpix-center`` asks on both), or None when none is asked
+    (the solution's own: the optical centre, which is the image centre)."""
+    from .. import _args
+
+    x, y = ((None if text is None else _checked(_args.number, _number(text, option), option))
+            for text, option in ((args.crpix_x, "--crpix-x"), (args.crpix_y, "--crpix-y")))
+    if x is None and y is None and not args.crpix_center:
+        return None
+    return x, y
+
+
 def _ignored(args: argparse.Namespace) -> list[str]:
     names = [flags[-1] for flags in (*IGNORED_WITH_VALUE, *IGNORED_FLAGS)
              if getattr(args, f"ignored{flags[-1]}", None)]
@@ -241,6 +348,38 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def _warnings_on_one_line() -> Iterator[None]:
+    """Warnings raised meanwhile (astropy's, numpy's, skysolve's) as one line each on
+    standard error, ``skysolve-field: warning: ...``, each text once per run: Python's
+    form is two lines (with the source line) and astropy's logger prints its own
+    ``WARNING: ...`` lines, once for every time a file is opened."""
+    from astropy import log
+    from astropy.logger import LoggingError
+
+    said: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split()) or category.__name__
+        if text not in said:
+            said.add(text)
+            print(f"skysolve-field: warning: {text}", file=sys.stderr, flush=True)
+
+    astropy_logs = log.warnings_logging_enabled()
+    if astropy_logs:
+        try:
+            log.disable_warnings_logging()
+        except LoggingError:  # (another handler has taken over since: ours replaces it)
+            astropy_logs = False
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
+    finally:
+        if astropy_logs:
+            log.enable_warnings_logging()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``skysolve-field``; returns the exit status."""
     parser = build_parser()
@@ -248,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(_join_negative_values(
             list(sys.argv[1:] if argv is None else argv)))
         hints = solve_hints(args)
+        sources = source_options(args)
+        crpix = reference_pixel(args)
     except UsageError as exc:
         print(f"skysolve-field: {exc} (see skysolve-field --help)", file=sys.stderr)
         return EXIT_USAGE
@@ -255,18 +396,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.stdin:
         inputs += [line.strip() for line in sys.stdin if line.strip()]
     if not inputs:
-        print("skysolve-field: no input files (see skysolve-field --help)", file=sys.stderr)
-        return EXIT_USAGE
+        # (as solve-field: a command line without a file to process is answered with the
+        # usage on standard output and status 0; an option it does not know is the error)
+        parser.print_help(sys.stdout)
+        print("skysolve-field: no input files given", file=sys.stderr)
+        return EXIT_OK
     skipped = _ignored(args)
     if skipped:
         print(f"skysolve-field: ignored (no meaning for skysolve): {', '.join(skipped)}",
               file=sys.stderr)
     status = EXIT_OK
     try:
-        for k, name in enumerate(inputs, 1):
-            print(f'Reading input file {k} of {len(inputs)}: "{name}"...', flush=True)
-            if run_field(Path(name), args, hints) != EXIT_OK:
-                status = EXIT_ERROR
+        with _warnings_on_one_line():
+            for k, name in enumerate(inputs, 1):
+                print(f'Reading input file {k} of {len(inputs)}: "{name}"...', flush=True)
+                if run_field(Path(name), args, hints, sources, crpix) != EXIT_OK:
+                    status = EXIT_ERROR
     except KeyboardInterrupt:  # (a capture program's cancel, or Ctrl-C: no traceback)
         print("skysolve-field: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

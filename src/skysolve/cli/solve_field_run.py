@@ -107,12 +107,14 @@ def _guessed_scale(path: Path, args: argparse.Namespace, hints: dict[str, Any]
                        scale * (1.0 + GUESSED_SCALE_HALF_WIDTH), "arcsecperpix")
 
 
-def _image_field(path: Path, args: argparse.Namespace) -> Field:
+def _image_field(path: Path, args: argparse.Namespace, sources: dict[str, Any]) -> Field:
+    extraction = {k: v for k, v in sources.items()
+                  if k in ("max_centroids", "sigma_threshold", "noise")}
     return image_field(path, hdu=args.extension, downsample=args.downsample,
-                       invert=args.invert)
+                       invert=args.invert, **extraction)
 
 
-def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
+def _xylist_field(path: Path, args: argparse.Namespace, keep: int | None = None) -> Field:
     from ..io.astrometry_files import read_xylist, xylist_columns
 
     xcol, ycol = args.x_column or "X", args.y_column or "Y"
@@ -131,6 +133,9 @@ def _xylist_field(path: Path, args: argparse.Namespace) -> Field:
               f"{xcol}/{ycol} skipped", file=sys.stderr, flush=True)
         xy, flux, rows = xy[finite], flux[finite], rows[finite]
         columns = {name: v[finite] for name, v in columns.items()}
+    if keep is not None:  # --objs: the brightest (first after sorting) only
+        xy, flux, rows = xy[:keep], flux[:keep], rows[:keep]
+        columns = {name: v[:keep] for name, v in columns.items()}
     return Field(xy, flux, 0.0, int(width), int(height), input_rows=rows, columns=columns)
 
 
@@ -219,10 +224,16 @@ def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) 
     return False
 
 
-def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> int:
-    """Process one input; returns the exit status for it (0 solved or not)."""
+def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
+              sources: dict[str, Any] | None = None,
+              crpix: tuple[float | None, float | None] | None = None) -> int:
+    """Process one input; returns the exit status for it (0 solved or not).
+
+    ``sources``: :func:`~skysolve.cli.solve_field.source_options`; ``crpix``: the
+    reference pixel asked for (:func:`~skysolve.cli.solve_field.reference_pixel`)."""
     from ..io import astrometry_files as af
 
+    sources = sources or {}
     out = _outputs(path, args)
     try:
         _refuse_outputs_over_input(path, out)
@@ -230,7 +241,8 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
             return EXIT_OK
         if args.dir:  # solve-field creates --dir whatever it writes there
             Path(args.dir).mkdir(parents=True, exist_ok=True)
-        fld = _xylist_field(path, args) if _is_xylist(path, args) else _image_field(path, args)
+        fld = (_xylist_field(path, args, sources.get("max_centroids"))
+               if _is_xylist(path, args) else _image_field(path, args, sources))
         _say(f"Extracted {len(fld.xy_fits)} sources.")
         if out["axy"]:  # (None for an x/y list)
             af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
@@ -239,21 +251,27 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any]) -> in
             return EXIT_OK
         db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None)
         guess = _guessed_scale(path, args, hints)
-        result = solve_field_sources(db, fld, **hints, **guess)
+        depth = sources.get("depth")
+        result = solve_field_sources(db, fld, depth, **hints, **guess)
         if guess and not result:  # (a header can be wrong: a binning it does not include)
             _say("Did not solve at the guessed scale; trying without it.")
-            result = solve_field_sources(db, fld, **hints)
+            result = solve_field_sources(db, fld, depth, **hints)
         if not result:
             _say(f"Did not solve (or no WCS file was written). ({result.message})")
             return EXIT_OK
+        reference = None if crpix is None else (
+            0.5 * fld.width + 0.5 if crpix[0] is None else crpix[0],
+            0.5 * fld.height + 0.5 if crpix[1] is None else crpix[1])
+        write_solution(out, result, fld, db, before_new=lambda path: _say(
+            f'Creating new FITS file "{path}"...'), crpix=reference)
+        # (said once every file is in place: a capture program that reads the files when
+        # it sees these lines must find them all)
         index = Path(getattr(db, "file_path", None) or "skysolve").name
         _say(match_line(result))
         _say(f"Field 1: solved with index {index} ({result.num_matches} matched stars, "
              f"{result.rmse_arcsec:.2f}\" rms).")
         if out["solved"]:
             _say(f"Field 1 solved: writing to file {out['solved']} to indicate this.")
-        write_solution(out, result, fld, db, before_new=lambda path: _say(
-            f'Creating new FITS file "{path}"...'))
         _say(f"Field: {path}")
         for line in field_lines(result, fld.width, fld.height):
             _say(line)

@@ -238,9 +238,22 @@ def _cd_form(header: Any) -> Any:
     return header
 
 
-def wcs_header(result: Any, width: int, height: int) -> Any:
-    """The solution's FITS WCS header (CD form) with ``IMAGEW``/``IMAGEH``."""
-    header = _cd_form(result.to_header())
+def wcs_header(result: Any, width: int, height: int,
+               crpix: tuple[float, float] | None = None) -> Any:
+    """The solution's FITS WCS header (CD form) with ``IMAGEW``/``IMAGEH``.
+
+    ``crpix``: its reference pixel there (1-based FITS pixels; solve-field's
+    ``--crpix-x/-y``), CRVAL that pixel's sky position, the solution held about it
+    by SIP terms (:func:`~skysolve.io.wcs.move_reference_pixel`); default: the
+    optical centre, which is the image centre unless the camera model says otherwise.
+    """
+    if crpix is None:
+        header = result.to_header()
+    else:
+        from .wcs import move_reference_pixel, wcs_to_header
+
+        header = wcs_to_header(move_reference_pixel(result.to_wcs(), crpix, width, height))
+    header = _cd_form(header)
     for key in ("NAXIS", "NAXIS1", "NAXIS2"):
         header.remove(key, ignore_missing=True)
     header["IMAGEW"] = (int(width), "image width, pixels")
@@ -250,11 +263,14 @@ def wcs_header(result: Any, width: int, height: int) -> Any:
     return header
 
 
-def write_wcs(path: Path, result: Any, width: int, height: int) -> None:
-    """The ``.wcs`` file: a FITS file holding only the WCS header."""
+def write_wcs(path: Path, result: Any, width: int, height: int,
+              crpix: tuple[float, float] | None = None) -> None:
+    """The ``.wcs`` file: a FITS file holding only the WCS header (``crpix``: its
+    reference pixel, see :func:`wcs_header`)."""
     from astropy.io import fits
 
-    _write(path, fits.HDUList([fits.PrimaryHDU(header=wcs_header(result, width, height))]))
+    _write(path, fits.HDUList([fits.PrimaryHDU(header=wcs_header(result, width, height,
+                                                                 crpix))]))
 
 
 def _wcs_sky(result: Any, xy_fits: NDArray) -> tuple[NDArray, NDArray]:
@@ -347,9 +363,11 @@ def rotation_up_east_of_north(result: Any) -> float:
 
 def write_match(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDArray,
                 num_field: int, num_index: int, width: int, height: int,
-                ranks: NDArray | None = None) -> None:
+                ranks: NDArray | None = None, crpix: tuple[float, float] | None = None
+                ) -> None:
     """The ``.match`` file: one row describing the match. ``ranks``: the matched sources'
-    brightness ranks (default: ``field_ids``, when the list is brightest first)."""
+    brightness ranks (default: ``field_ids``, when the list is brightest first);
+    ``crpix``: the WCS's reference pixel (see :func:`wcs_header`)."""
     from ..geometry import radec_to_vector
 
     # the brightest four matched sources
@@ -365,7 +383,7 @@ def write_match(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDAr
     rd = np.asarray(result.matched_radec_deg).reshape(-1, 2)
     if len(rd):
         xyz[:k] = radec_to_vector(rd[quad, 0], rd[quad, 1])
-    header = wcs_header(result, width, height)
+    header = wcs_header(result, width, height, crpix)
     centre = result.rotation_matrix_icrs_to_camera[2]
     radius = math.degrees(0.5 * math.hypot(width, height) / result.camera_model.focal_length_px)
     row = {"FIELDNUM": np.array([1]), "PARITY": np.array([field_parity(result) == "neg"]),
@@ -397,10 +415,12 @@ def write_solved(path: Path, field: int = 1) -> None:
 
 
 def write_new_fits(path: Path, result: Any, width: int, height: int, source: Path | None,
-                   image: NDArray | None, hdu: int | None = None) -> None:
+                   image: NDArray | None, hdu: int | None = None,
+                   crpix: tuple[float, float] | None = None) -> None:
     """The ``.new`` file: the input FITS file (every HDU) with the WCS in the header of
     the image HDU (``hdu``, default the one :func:`~skysolve.io.images.read_image`
-    reads), or for another format a FITS file of the image as read.
+    reads), or for another format a FITS file of the image as read. ``crpix``: the
+    WCS's reference pixel (see :func:`wcs_header`).
 
     The input's HDUs are written back as stored: integers with their ``BSCALE``,
     ``BZERO`` and ``BLANK``, and a tile-compressed image as its compressed tiles
@@ -411,7 +431,7 @@ def write_new_fits(path: Path, result: Any, width: int, height: int, source: Pat
 
     from .images import image_hdu_index
 
-    wcs = wcs_header(result, width, height)
+    wcs = wcs_header(result, width, height, crpix)
     if source is None:
         _write(path, fits.HDUList([fits.PrimaryHDU(np.asarray(image), header=wcs)]))
         return

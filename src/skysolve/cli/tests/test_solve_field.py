@@ -764,3 +764,209 @@ def tiny_db_file(hip_catalog, tmp_path):
         lattice_field_oversampling=5, verification_stars_per_fov=20, progress=False,
     ).save_to_file(path)
     return path
+
+
+def _truth_offsets(wcs, cam, R, n=(9, 7)):
+    """The largest distance (arcsec) between where ``wcs`` and the true camera put the
+    pixels of an ``n`` grid over the 1024x768 frame."""
+    col, row = np.meshgrid(np.linspace(0, 1023, n[0]), np.linspace(0, 767, n[1]))
+    ra, dec = wcs.pixel_to_world_values(col.ravel(), row.ravel())
+    t_ra, t_dec = cam.pixel_to_world(col.ravel() + 0.5 - 512, row.ravel() + 0.5 - 384, R)
+    return float(np.max(_separation_arcsec(ra, dec, t_ra, t_dec)))
+
+
+def test_objs_and_depth_limit_the_sources_to_the_brightest(env, fits_frame, tmp_path):
+    """``--objs N`` cuts the source list (the .axy) to its N brightest; ``-d/--depth``
+    (a number, or ranges such as ``1-60`` or ``20,40,60``) solves with the brightest up to
+    its largest number while the .axy keeps every source. Both were ignored: the .axy
+    kept all 423 sources and the solve matched sources down to the 300th."""
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    path, cam, R = fits_frame
+    assert solve_field(env, "-O", "-D", tmp_path / "all", path).returncode == 0
+    everything = Table.read(tmp_path / "all" / "orion.axy")
+    assert len(everything) > 200
+    proc = solve_field(env, "-O", "--objs", 60, "-D", tmp_path / "objs", path)
+    assert proc.returncode == 0 and "ignored" not in proc.stderr, proc.stderr
+    axy = Table.read(tmp_path / "objs" / "orion.axy")
+    # the 60 brightest: the first 60 of the full list, brightest first
+    assert len(axy) == 60
+    np.testing.assert_allclose(axy["X"], everything["X"][:60], atol=0.01)
+    np.testing.assert_allclose(axy["Y"], everything["Y"][:60], atol=0.01)
+    assert _truth_offsets(WCS(fits.getheader(tmp_path / "objs" / "orion.wcs")), cam, R) < 10.0
+    for depth in ("60", "1-60", "20,40,60", "1-20,21-60"):
+        out = tmp_path / f"depth{depth.replace(',', '_')}"
+        proc = solve_field(env, "-O", "-d", depth, "-D", out, path)
+        assert proc.returncode == 0 and "ignored" not in proc.stderr, proc.stderr
+        assert len(Table.read(out / "orion.axy")) == len(everything)
+        corr = Table.read(out / "orion.corr")
+        assert len(corr) >= 20 and max(corr["field_id"]) < 60, depth
+        assert _truth_offsets(WCS(fits.getheader(out / "orion.wcs")), cam, R) < 10.0
+    # an x/y list: --objs keeps its brightest rows by the sort column
+    shuffled = everything[np.random.default_rng(4).permutation(len(everything))]
+    shuffled.write(tmp_path / "list.xyls", format="fits")
+    proc = solve_field(env, "-O", "--objs", 60, "-w", 1024, "-e", 768, tmp_path / "list.xyls")
+    assert proc.returncode == 0, proc.stderr
+    ids = np.asarray(Table.read(tmp_path / "list.corr")["field_id"])
+    flux = np.asarray(shuffled["FLUX"])
+    assert flux[ids].min() >= np.sort(flux)[::-1][59]
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--objs", "0"], "--objs"), (["--objs", "many"], "--objs"), (["--objs", "2.5"], "--objs"),
+    (["-d", "60-20"], "-d/--depth"), (["-d", "5-"], "-d/--depth"), (["-d", "0"], "-d/--depth"),
+    (["--depth", "1-x"], "-d/--depth"), (["--nsigma", "-3"], "--nsigma"),
+    (["--nsigma", "high"], "--nsigma"), (["--sigma", "0"], "--sigma"),
+    (["--crpix-x", "nan"], "--crpix-x"), (["--crpix-y", "centre"], "--crpix-y")])
+def test_bad_source_and_reference_pixel_values_are_one_line_errors(env, fits_frame, args,
+                                                                   option):
+    path, _, _ = fits_frame
+    proc = solve_field(env, *args, "--just-augment", "--axy", "none", path)
+    assert proc.returncode == 255, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_nsigma_and_sigma_set_the_detection_threshold_and_noise(env, fits_frame, tmp_path):
+    """``--nsigma`` is the extraction's threshold in noise sigmas and ``--sigma`` the
+    image's noise level (counts) it is scaled to, in place of the estimated one: the .axy
+    is what the library extracts with those settings (both were ignored)."""
+    from astropy.io import fits
+    from astropy.nddata import NDData, StdDevUncertainty
+    from astropy.table import Table
+
+    from skysolve.extraction import extract_centroids
+    from skysolve.io.astrometry_files import fits_pixels
+
+    path, _, _ = fits_frame
+    data = fits.getdata(path)
+    default = extract_centroids(data)
+    # (the simulated stars are bright: a threshold 40 times higher drops a third of them)
+    noise = 40.0 * default.background_sigma
+    expected = {
+        ("--nsigma", "200"): extract_centroids(data, sigma_threshold=200.0),
+        ("--sigma", f"{noise!r}"): extract_centroids(
+            NDData(data, uncertainty=StdDevUncertainty(np.full(data.shape, noise)))),
+    }
+    for (option, value), want in expected.items():
+        out = tmp_path / option.strip("-")
+        proc = solve_field(env, "--just-augment", option, value, "-D", out, path)
+        assert proc.returncode == 0 and "ignored" not in proc.stderr, proc.stderr
+        axy = Table.read(out / "orion.axy")
+        assert 50 <= len(axy) < 0.8 * len(default.centroids), option
+        xy = fits_pixels(want.as_array()[:, :2], 1024, 768)
+        np.testing.assert_allclose(np.column_stack([axy["X"], axy["Y"]]), xy, atol=1e-6)
+
+
+def test_crpix_options_move_the_reference_pixel_and_keep_the_solution(env, fits_frame,
+                                                                      tmp_path):
+    """``--crpix-x/--crpix-y`` put the .wcs's (and the .new's and .match's) reference pixel
+    there, CRVAL at that pixel's sky position, the solution about it in SIP terms: every
+    pixel of the image maps where the default .wcs maps it, within 0.01". The default
+    reference pixel is the image centre, so ``--crpix-center`` writes the default .wcs.
+    (They were ignored: CRPIX stayed at the centre.)"""
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    path, cam, R = fits_frame
+    assert solve_field(env, "-O", "-D", tmp_path / "default", path).returncode == 0
+    default_header = fits.getheader(tmp_path / "default" / "orion.wcs")
+    default = WCS(default_header)
+    assert (default_header["CRPIX1"], default_header["CRPIX2"]) == (512.5, 384.5)
+    col, row = (a.ravel() for a in np.meshgrid(np.arange(1024.0), np.arange(768.0)))
+    sky = default.all_pix2world(col, row, 0)
+    for args, crpix in ((["--crpix-x", 100.5, "--crpix-y", 650], (100.5, 650.0)),
+                        (["--crpix-x", -200, "--crpix-y", -100.25], (-200.0, -100.25)),
+                        (["--crpix-x", 1], (1.0, 384.5))):
+        out = tmp_path / "_".join(map(str, crpix))
+        proc = solve_field(env, "-O", *args, "-D", out, path)
+        assert proc.returncode == 0 and "ignored" not in proc.stderr, proc.stderr
+        header = fits.getheader(out / "orion.wcs")
+        assert (header["CRPIX1"], header["CRPIX2"]) == crpix
+        assert header["CTYPE1"] == "RA---TAN-SIP" and {"CD1_1", "A_ORDER", "AP_ORDER"} <= set(
+            header)
+        moved = WCS(header)
+        # CRVAL: the default solution's sky position of the reference pixel
+        ra0, dec0 = default.all_pix2world([[crpix[0], crpix[1]]], 1)[0]
+        assert _separation_arcsec(header["CRVAL1"], header["CRVAL2"], ra0, dec0) < 0.01
+        # every pixel where the default .wcs puts it, and back through AP/BP
+        ra, dec = moved.all_pix2world(col, row, 0)
+        assert np.max(_separation_arcsec(ra, dec, *sky)) < 0.01
+        lin = moved.wcs_world2pix(np.column_stack(sky)[::101], 1)
+        u, v = lin[:, 0] - crpix[0], lin[:, 1] - crpix[1]
+        back = lin + np.column_stack([
+            sum(moved.sip.ap[p, q] * u**p * v**q for p in range(moved.sip.ap.shape[0])
+                for q in range(moved.sip.ap.shape[1])),
+            sum(moved.sip.bp[p, q] * u**p * v**q for p in range(moved.sip.bp.shape[0])
+                for q in range(moved.sip.bp.shape[1]))])
+        np.testing.assert_allclose(back - 1.0, np.column_stack([col, row])[::101], atol=1e-3)
+        # the .new and the .match carry the same reference pixel
+        new = fits.getheader(out / "orion.new")
+        assert (new["CRPIX1"], new["CRPIX2"]) == crpix and new["A_ORDER"] == header["A_ORDER"]
+        match = Table.read(out / "orion.match")
+        np.testing.assert_array_equal(match["CRPIX"][0], crpix)
+    proc = solve_field(env, "-O", "--crpix-center", "-D", tmp_path / "centre", path)
+    assert proc.returncode == 0 and "ignored" not in proc.stderr, proc.stderr
+    header = fits.getheader(tmp_path / "centre" / "orion.wcs")
+    for key in ("CTYPE1", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD2_1"):
+        assert header[key] == default_header[key], key
+
+
+def test_no_input_file_prints_the_usage_and_exits_0(env):
+    """As solve-field: a command line naming no file is answered with the usage on
+    standard output and status 0 (it was an error, 255); an unknown option stays one."""
+    proc = solve_field(env, "--no-plots", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: skysolve-field") and "--crpix-x" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    proc = solve_field(env, "--no-such-option")
+    assert proc.returncode == 255 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_solved_lines_come_once_the_files_are_written(env, fits_frame, tmp_path,
+                                                          monkeypatch):
+    """A capture program that reads the .wcs when it sees "solved" on standard output must
+    find it (and the .solved flag, and the rest): the lines were printed before the files
+    were written."""
+    from skysolve.cli import solve_field as cli
+
+    path, _, _ = fits_frame
+    for name in ("SKYSOLVE_DB", "SKYSOLVE_CACHE"):
+        monkeypatch.setenv(name, env[name])
+    seen: list[tuple[str, list[str]]] = []
+
+    class Watch:
+        """Standard output that notes which files exist when each line is written."""
+
+        def write(self, text: str) -> int:
+            if text.strip():
+                seen.append((text, sorted(p.name for p in tmp_path.iterdir())))
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Watch())
+    assert cli.main(["-O", "-p", "-D", str(tmp_path), str(path)]) == 0
+    solved_lines = [(text, files) for text, files in seen
+                    if text.startswith(("Field 1", "Field center", "Field:", "  RA,Dec"))]
+    assert len(solved_lines) == 6, seen
+    for text, files in solved_lines:
+        assert {f"orion{s}" for s in OUTPUTS} <= set(files), (text, files)
+
+
+def test_warnings_are_one_line_each_on_stderr(env, fits_frame, tmp_path):
+    """A FITS file with bytes after its last HDU makes astropy warn each time it is opened:
+    that came out as four ``WARNING: ...`` lines of astropy's logger; now one
+    ``skysolve-field: warning:`` line, and the field still solves."""
+    path, _, _ = fits_frame
+    padded = tmp_path / "padded.fits"
+    padded.write_bytes(path.read_bytes() + b"\0" * 100)
+    proc = solve_field(env, "-O", padded)
+    assert proc.returncode == 0 and "Field center" in proc.stdout, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skysolve-field: warning: "), lines
+    assert "padding" in lines[0]
