@@ -83,8 +83,8 @@ def effective_downsample(downsample: int | None, height: int, width: int) -> int
 
 def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = None,
                 invert: bool = False, noise: float | None = None, **extraction: Any) -> Field:
-    """The sources of an image file (FITS, PNG, JPEG, TIFF; the format sniffed from its
-    bytes), extracted from the image binned ``downsample x downsample`` (at most; see
+    """The sources of an image file (FITS, PNG, JPEG, TIFF, BMP, GIF, PNM; the format sniffed
+    from its bytes), extracted from the image binned ``downsample x downsample`` (at most; see
     :func:`effective_downsample`).
 
     ``noise`` is the pixels' noise level (standard deviation, in the image's values) to

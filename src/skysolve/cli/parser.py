@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="plate-solve images", parents=[common, images],
                        description="Find the sky position and orientation of star images.",
                        epilog=_SOLVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="FITS, PNG, JPEG or TIFF images")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="FITS, PNG, JPEG, TIFF, BMP, GIF or PNM images")
     p.add_argument("--fov", type=_option("solve", "fov_estimate_deg"), metavar="DEG",
                    help="estimated horizontal field of view, degrees (default: search the "
                         "database's whole range)")

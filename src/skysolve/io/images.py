@@ -1,4 +1,4 @@
-"""Reading star images from FITS, PNG, JPEG and TIFF files into 2-D numpy arrays.
+"""Reading star images from FITS, PNG, JPEG, TIFF, BMP, GIF and PNM files into 2-D arrays.
 
 One reader for the library and the command line. The format is recognised from the
 file's leading bytes, not its name, so a mis-named file still reads (and a file of
@@ -14,6 +14,10 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
 * PNG and JPEG: Pillow (16-bit greyscale PNG stays ``uint16``); a 16-bit colour PNG,
   which Pillow reduces to 8 bits per channel, is decoded by :mod:`skysolve.io.png`
   with its 16 bits.
+* BMP and GIF (8-bit grey, palette or colour): Pillow.
+* PNM: a binary PGM or PPM (``P5``/``P6``) is read as stored, ``uint8`` or ``uint16``
+  by its largest value, not rescaled (Pillow scales a 12-bit file to 16 bits and keeps
+  8 bits of 16-bit colour); the ASCII and bitmap kinds (``P1``-``P4``) through Pillow.
 
 Colour images become one luminance channel with the Rec. 709 (sRGB) weights
 ``0.2126 R + 0.7152 G + 0.0722 B`` applied to the stored values (no gamma
@@ -70,11 +74,17 @@ MAX_PIXELS: int = 2**28
 #: Rec. 709 / sRGB luma weights for R, G, B used to turn colour into luminance.
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
-_FORMATS_TEXT = "a FITS, PNG, JPEG or TIFF image"
+_FORMATS_TEXT = "a FITS, PNG, JPEG, TIFF, BMP, GIF or PNM (PGM/PPM) image"
 _FITS_MAGIC = b"SIMPLE  ="
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+_BMP_MAGIC = b"BM"
+_GIF_MAGICS = (b"GIF87a", b"GIF89a")
+#: Netpbm: "P1"-"P6" and whitespace (bitmap, grey, colour; ASCII P1-P3, binary P4-P6)
+_PNM_MAGICS = tuple(f"P{k}{c}".encode() for k in range(1, 7) for c in " \t\n\r")
+#: The formats :func:`_sniff` tells, in its messages' order.
+_FORMATS = ("FITS", "PNG", "JPEG", "TIFF", "BMP", "GIF", "PNM")
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZIP2_MAGIC = b"BZh"
 
@@ -83,7 +93,8 @@ _MJD_ZERO = _dt.date(1858, 11, 17)
 _SUFFIX_FORMATS = {
     ".fits": "FITS", ".fit": "FITS", ".fts": "FITS", ".fz": "FITS",
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-    ".tif": "TIFF", ".tiff": "TIFF",
+    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF",
+    ".pnm": "PNM", ".pgm": "PNM", ".ppm": "PNM", ".pbm": "PNM",
 }  # fmt: skip
 
 
@@ -103,7 +114,8 @@ def read_image(
     ----------
     source : str, path-like, ndarray or astropy image container
         Path to a FITS (``.fits``, ``.fit``, ``.fts``, optionally ``.gz``/``.bz2``,
-        or tile-compressed), PNG, JPEG or TIFF file (recognised by content), or an
+        or tile-compressed), PNG, JPEG, TIFF, BMP, GIF or PNM (PGM/PPM) file
+        (recognised by content), or an
         array: a 2-D array is returned as it is (not copied), an ``(H, W, 3)`` or
         ``(H, W, 4)`` colour array is converted to luminance. A ``MaskedArray``,
         ``NDData``/``CCDData`` (masked pixels become NaN), image HDU, ``HDUList``
@@ -135,7 +147,7 @@ def read_image(
     FileNotFoundError
         ``source`` names no existing file.
     skysolve.errors.FileFormatError
-        The file is not a readable FITS/PNG/JPEG/TIFF image, is truncated or
+        The file is not a readable FITS/PNG/JPEG/TIFF/BMP/GIF/PNM image, is truncated or
         corrupted, or (FITS, ``hdu=None``) contains no image.
     skysolve.errors.InvalidArgumentError
         A bad ``hdu`` or ``section``, an HDU without image data, a 1-D, empty or
@@ -160,8 +172,8 @@ def read_image(
         if fmt == "FITS":
             image = _read_fits(path, hdu, section)
         else:
-            image = _finish(_read_tiff(path) if fmt == "TIFF" else _read_pillow(path, fmt),
-                            str(path))
+            read = {"TIFF": _read_tiff, "PNM": _read_pnm}.get(fmt)
+            image = _finish(read(path) if read else _read_pillow(path, fmt), str(path))
             if section is not None:
                 image = _crop(image, section)
     elif isinstance(source, bytes | bytearray | memoryview):
@@ -456,7 +468,7 @@ def _normalise_index(part: Any, n: int, axis: str, section: Any) -> slice:
 
 
 def _sniff(path: Path) -> str:
-    """'FITS', 'PNG', 'JPEG' or 'TIFF' from the leading bytes, else FileFormatError."""
+    """One of :data:`_FORMATS` from the leading bytes, else FileFormatError."""
     with open(path, "rb") as f:
         head = f.read(16)
     if not head:
@@ -469,6 +481,12 @@ def _sniff(path: Path) -> str:
         return "JPEG"
     if head.startswith(_TIFF_MAGICS):
         return "TIFF"
+    if head.startswith(_GIF_MAGICS):
+        return "GIF"
+    if head.startswith(_PNM_MAGICS):
+        return "PNM"
+    if head.startswith(_BMP_MAGIC) and len(head) >= 14:
+        return "BMP"
     compressed = ((_GZIP_MAGIC, gzip.open, "gzip"), (_BZIP2_MAGIC, bz2.open, "bzip2"))
     for magic, opener, kind in compressed:
         if head.startswith(magic):
@@ -485,7 +503,7 @@ def _sniff(path: Path) -> str:
             )
     expected = _SUFFIX_FORMATS.get(_plain_suffix(path))
     if expected:
-        others = [name for name in ("FITS", "PNG", "JPEG", "TIFF") if name != expected]
+        others = [name for name in _FORMATS if name != expected]
         what = f"a {expected} file (nor a {', '.join(others[:-1])} or {others[-1]} image)"
     else:
         what = _FORMATS_TEXT
@@ -856,7 +874,7 @@ def header_mjd(header: Any) -> float | None:
     return start if start is not None else mjd_start
 
 
-# ---------------------------------------------------------------- TIFF, PNG, JPEG
+# ---------------------------------------------------------------- TIFF, PNG, JPEG, BMP, GIF, PNM
 
 
 def _read_tiff(path: Path) -> NDArray[Any]:
@@ -903,6 +921,62 @@ def _read_tiff(path: Path) -> NDArray[Any]:
     if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE and data.dtype.kind in "ui":
         data = np.iinfo(data.dtype).max - data  # stored inverted
     return data
+
+
+#: Bytes of a PNM header read at most (its comments can be long; its numbers are not).
+_PNM_HEADER_BYTES = 1 << 16
+
+
+def _pnm_header(path: Path) -> tuple[bytes, int, int, int, int]:
+    """A binary PGM/PPM's magic, width, height, largest value and the offset of its
+    pixels: the numbers separated by whitespace and ``#`` comments, the pixels after
+    the single whitespace byte that ends the largest value."""
+    with open(path, "rb") as f:
+        head = f.read(_PNM_HEADER_BYTES)
+    numbers: list[int] = []
+    pos = 2
+    while len(numbers) < 3:
+        while pos < len(head) and (head[pos:pos + 1].isspace() or head[pos:pos + 1] == b"#"):
+            if head[pos:pos + 1] == b"#":  # a comment runs to the end of its line
+                end = head.find(b"\n", pos)
+                pos = len(head) if end < 0 else end
+            pos += 1
+        start = pos
+        while pos < len(head) and head[pos:pos + 1].isdigit():
+            pos += 1
+        if pos == start or pos >= len(head) or not head[pos:pos + 1].isspace():
+            raise FileFormatError(f"{path} is a corrupted or truncated PNM file: its header "
+                                  "does not give the width, height and largest value")
+        numbers.append(int(head[start:pos]))
+    width, height, maxval = numbers
+    if width < 1 or height < 1 or not 1 <= maxval <= 65535:
+        raise FileFormatError(f"{path} is a corrupted PNM file: width {width}, height "
+                              f"{height}, largest value {maxval}")
+    return head[:2], width, height, maxval, pos + 1
+
+
+def _read_pnm(path: Path) -> NDArray[Any]:
+    """A binary PGM (P5) or PPM (P6) with its values as stored: 8 bits when the largest
+    value is below 256, else 16 (big-endian in the file). Pillow reads 16-bit colour as
+    8 bits and scales a 12-bit file's values (largest 4095) to 65535; capture programs
+    write both. The ASCII and bitmap kinds (P1-P4) are Pillow's."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic not in (b"P5", b"P6"):
+        return _read_pillow(path, "PNM")
+    _, width, height, maxval, offset = _pnm_header(path)
+    channels = 3 if magic == b"P6" else 1
+    shape = (height, width, channels) if channels == 3 else (height, width)
+    _check_size(width * height * channels, shape, path)
+    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
+    count = width * height * channels
+    if path.stat().st_size - offset < count * dtype.itemsize:
+        raise FileFormatError(
+            f"{path} is a corrupted or truncated PNM file: its header promises "
+            f"{count * dtype.itemsize} bytes of pixels but the file holds "
+            f"{max(0, path.stat().st_size - offset)}")
+    data = np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape)
+    return data.astype(data.dtype.newbyteorder("="), copy=False) if dtype.itemsize > 1 else data
 
 
 _PILLOW_GREY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S")

@@ -970,3 +970,23 @@ def test_warnings_are_one_line_each_on_stderr(env, fits_frame, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("skysolve-field: warning: "), lines
     assert "padding" in lines[0]
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".gif", ".pgm"])
+def test_bmp_gif_and_pnm_frames_solve(env, tmp_path, suffix):
+    """solve-field takes BMP, GIF and PNM images (it converts them first); skysolve-field
+    refused them ("unrecognised leading bytes"). The real frame written by Pillow: 8 bits
+    stretched over the sky for BMP and GIF, its 16 bits for PGM."""
+    from PIL import Image
+
+    from skysolve.io.images import read_image
+
+    u16 = read_image(DATA / ALT40)
+    u8 = np.clip((u16.astype(np.float64) - 2800.0) / 16.0, 0, 255).astype(np.uint8)
+    Image.fromarray(u16 if suffix == ".pgm" else u8).save(tmp_path / f"frame{suffix}")
+    proc = solve_field(env, "-O", "-p", "-L", 10, "-H", 13, tmp_path / f"frame{suffix}")
+    assert proc.returncode == 0, proc.stderr
+    lines = parse(proc.stdout)
+    # (within the 18" the reference pointing is known to)
+    assert _separation_arcsec(lines["ra"], lines["dec"], *REFERENCE[ALT40]) < 18.0
+    assert (tmp_path / "frame.solved").exists() and (tmp_path / "frame.new").exists()

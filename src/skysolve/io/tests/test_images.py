@@ -494,7 +494,7 @@ def test_random_bytes_raise_file_format_error(tmp_path, name):
 def test_messages_say_what_the_file_is_not(tmp_path):
     path = tmp_path / "x.fits"
     path.write_bytes(b"hello world, this is text" * 10)
-    expected = r"is not a FITS file \(nor a PNG, JPEG or TIFF image\)"
+    expected = r"is not a FITS file \(nor a PNG, JPEG, TIFF, BMP, GIF or PNM image\)"
     with pytest.raises(FileFormatError, match=expected):
         read_image(path)
     gz = tmp_path / "x.fits.gz"
@@ -743,3 +743,80 @@ def test_a_compressed_16_bit_colour_tiff_keeps_its_16_bits(tmp_path, compression
     samples = rng.integers(0, 65536, (23, 31, 3), dtype=np.uint16)
     tifffile.imwrite(tmp_path / "c.tif", samples, photometric="rgb", compression=compression)
     np.testing.assert_allclose(read_image(tmp_path / "c.tif"), _luma(samples), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- BMP, GIF, PNM
+
+
+def _real_cut():
+    """A 200 x 300 cut of a real 16-bit frame and its 8-bit stretch (sky ~30 counts)."""
+    from skysolve.tests.realframes import ALT40
+
+    u16 = read_image(DATA / ALT40)[300:500, 400:700]
+    u8 = np.clip((u16.astype(np.float64) - 2800.0) / 16.0, 0, 255).astype(np.uint8)
+    return u16, u8
+
+
+def test_bmp_and_gif_written_by_pillow_read_as_their_counts(tmp_path):
+    """solve-field takes BMP and GIF (8 bits, grey, palette or colour); they were refused
+    as unrecognised."""
+    _, u8 = _real_cut()
+    for name in ("grey.bmp", "grey.gif"):
+        Image.fromarray(u8).save(tmp_path / name)
+        out = read_image(tmp_path / name)
+        assert out.dtype == np.uint8, name
+        np.testing.assert_array_equal(out, u8)
+    rgb = np.stack([u8, u8 // 2, u8 // 3], axis=-1)
+    Image.fromarray(rgb).save(tmp_path / "colour.bmp")
+    np.testing.assert_allclose(read_image(tmp_path / "colour.bmp"), _luma(rgb), rtol=1e-6)
+    # a colour GIF is a palette of at most 256 colours: its pixels are the palette's
+    Image.fromarray(rgb).save(tmp_path / "colour.gif")
+    with Image.open(tmp_path / "colour.gif") as im:
+        expected = _luma(np.asarray(im.convert("RGB")))
+    np.testing.assert_allclose(read_image(tmp_path / "colour.gif"), expected, rtol=1e-6)
+    # named by content, not by name
+    Image.fromarray(u8).save(tmp_path / "misnamed.png", format="BMP")
+    np.testing.assert_array_equal(read_image(tmp_path / "misnamed.png"), u8)
+
+
+def test_pnm_keeps_its_stored_values_at_8_12_and_16_bits(tmp_path):
+    """Binary PGM/PPM as stored: Pillow's 8- and 16-bit PGM of a real frame come back
+    exactly; a 12-bit PGM (largest value 4095), which Pillow scales to 65535, and a
+    16-bit PPM, which Pillow reads as 8 bits, keep their counts (written here by hand:
+    Pillow writes neither)."""
+    u16, u8 = _real_cut()
+    Image.fromarray(u16).save(tmp_path / "frame16.pgm")
+    Image.fromarray(u8).save(tmp_path / "frame8.pgm")
+    with open(tmp_path / "frame16.pgm", "rb") as f:
+        assert f.read(2) == b"P5"
+    for name, want in (("frame16.pgm", u16), ("frame8.pgm", u8)):
+        out = read_image(tmp_path / name)
+        assert out.dtype == want.dtype, name
+        np.testing.assert_array_equal(out, want)
+    h, w = u16.shape
+    twelve = (u16 >> 4).astype(np.uint16)
+    (tmp_path / "frame12.pgm").write_bytes(
+        b"P5\n# 12-bit camera\n%d %d # size\n4095\n" % (w, h) + twelve.astype(">u2").tobytes())
+    out = read_image(tmp_path / "frame12.pgm")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, twelve)
+    rgb = np.stack([u16, u16 // 2, u16 // 3], axis=-1)
+    (tmp_path / "frame.ppm").write_bytes(b"P6 %d %d 65535\n" % (w, h)
+                                         + rgb.astype(">u2").tobytes())
+    np.testing.assert_allclose(read_image(tmp_path / "frame.ppm"), _luma(rgb), rtol=1e-6)
+    grey = np.repeat(u16[..., None], 3, axis=-1)  # (grey stored as colour: its counts)
+    (tmp_path / "grey.ppm").write_bytes(b"P6\n%d %d\n65535\n" % (w, h)
+                                        + grey.astype(">u2").tobytes())
+    np.testing.assert_array_equal(read_image(tmp_path / "grey.ppm"), u16)
+    # ASCII PGM through Pillow
+    text = " ".join(map(str, u8[:4, :5].ravel()))
+    (tmp_path / "ascii.pgm").write_bytes(b"P2\n5 4\n255\n" + text.encode())
+    np.testing.assert_array_equal(read_image(tmp_path / "ascii.pgm"), u8[:4, :5])
+    # damaged: truncated pixels, a header without its numbers
+    data = (tmp_path / "frame16.pgm").read_bytes()
+    (tmp_path / "cut.pgm").write_bytes(data[:-7])
+    with pytest.raises(FileFormatError, match="truncated PNM"):
+        read_image(tmp_path / "cut.pgm")
+    (tmp_path / "bad.pgm").write_bytes(b"P5\n640 x 480\n255\n" + bytes(100))
+    with pytest.raises(FileFormatError, match="width, height and largest value"):
+        read_image(tmp_path / "bad.pgm")
