@@ -31,7 +31,7 @@ for skysolve (index files, source extractor, plots, ...) are accepted and
 reported as ignored on standard error; an unknown option or a bad value is a
 one-line error. The lines saying a field solved are printed once its files are
 in place; warnings are one line each on standard error (``skysolve-field:
-warning: ...``).
+warning: ...``), each text once per input.
 
 Exit status, as solve-field's: 0 when every input was processed, solved or
 not (whether it solved is the ``.solved`` file and the lines above), and for a
@@ -351,7 +351,7 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 @contextlib.contextmanager
 def _warnings_on_one_line() -> Iterator[None]:
     """Warnings raised meanwhile (astropy's, numpy's, skysolve's) as one line each on
-    standard error, ``skysolve-field: warning: ...``, each text once per run: Python's
+    standard error, ``skysolve-field: warning: ...``, each text once (per input): Python's
     form is two lines (with the source line) and astropy's logger prints its own
     ``WARNING: ...`` lines, once for every time a file is opened."""
     from astropy import log
@@ -407,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     status = EXIT_OK
     try:
-        with _warnings_on_one_line():
-            for k, name in enumerate(inputs, 1):
-                print(f'Reading input file {k} of {len(inputs)}: "{name}"...', flush=True)
+        for k, name in enumerate(inputs, 1):
+            print(f'Reading input file {k} of {len(inputs)}: "{name}"...', flush=True)
+            with _warnings_on_one_line():
                 if run_field(Path(name), args, hints, sources, crpix) != EXIT_OK:
                     status = EXIT_ERROR
     except KeyboardInterrupt:  # (a capture program's cancel, or Ctrl-C: no traceback)

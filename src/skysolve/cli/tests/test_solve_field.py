@@ -961,15 +961,17 @@ def test_the_solved_lines_come_once_the_files_are_written(env, fits_frame, tmp_p
 def test_warnings_are_one_line_each_on_stderr(env, fits_frame, tmp_path):
     """A FITS file with bytes after its last HDU makes astropy warn each time it is opened:
     that came out as four ``WARNING: ...`` lines of astropy's logger; now one
-    ``skysolve-field: warning:`` line, and the field still solves."""
+    ``skysolve-field: warning:`` line per input, and the fields still solve."""
     path, _, _ = fits_frame
-    padded = tmp_path / "padded.fits"
-    padded.write_bytes(path.read_bytes() + b"\0" * 100)
-    proc = solve_field(env, "-O", padded)
-    assert proc.returncode == 0 and "Field center" in proc.stdout, proc.stderr
+    for name in ("a.fits", "b.fits"):
+        (tmp_path / name).write_bytes(path.read_bytes() + b"\0" * 100)
+    proc = solve_field(env, "-O", tmp_path / "a.fits", tmp_path / "b.fits")
+    assert proc.returncode == 0 and proc.stdout.count("Field center: (RA,Dec)") == 2, \
+        proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("skysolve-field: warning: "), lines
-    assert "padding" in lines[0]
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert line.startswith("skysolve-field: warning: ") and "padding" in line
 
 
 @pytest.mark.parametrize("suffix", [".bmp", ".gif", ".pgm"])
