@@ -132,12 +132,18 @@ def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
     """Matches of the brightest ``n_img`` centroids and the (smallest) tail probability."""
     count = VERIFY_CATALOG_FACTOR * n_img
     cx, cy = frame.centre
+    # the catalog stars of the rectangle holding the image's ideal offsets: a barrel
+    # lens's edge stars lie beyond the image's own (with the camera of a lens whose
+    # corners move in by 10 %, 8-13 of the 60 brightest centroids had no catalog star
+    # to match); the density is taken over that rectangle, which the bulges beside the
+    # undistorted edges make a little larger than the image: a little more chance
+    half_w, half_h = frame.ideal_half_size()
     n_cat, rows, dist, crowd = frame.backend.verify_counts(
         frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, frame.proj, cx, cy,
-        0.5 * frame.width, 0.5 * frame.height, count, radius_px, crowding_outer(frame, radius_px))
+        half_w, half_h, count, radius_px, crowding_outer(frame, radius_px))
     if n_cat == 0:
         return 0, 1.0
-    uniform = n_cat * math.pi * radius_px ** 2 / max(frame.width * frame.height, 1.0)
+    uniform = n_cat * math.pi * radius_px ** 2 / max(4.0 * half_w * half_h, 1.0)
     chance = max(crowd, uniform)
     n = len(dist)
     prob = false_match_probability(n, n_img, chance, n_fixed)

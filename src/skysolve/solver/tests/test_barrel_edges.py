@@ -43,3 +43,30 @@ def test_every_star_of_a_barrel_lens_is_matched(small_db, hip2025, crpix, backen
         assert np.isin(single, res.matched_centroids).all(), k
         ids = np.asarray(sim.catalog_ids)[np.asarray(res.matched_centroids)]
         assert np.array_equal(ids, np.asarray(res.matched_catalog_ids)), k
+
+
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
+def test_verification_counts_a_barrel_lens_edge_stars(small_db, hip2025, backend):
+    """The true attitude of a barrel lens's frame is verified by all its brightest stars:
+    the catalog stars counted came from the image's own rectangle in ideal offsets, and
+    8-13 of the 60 brightest centroids, near the edges, had none to match (a weaker
+    false-match probability for a right answer: 1e-108 to 1e-123 instead of ~1e-158)."""
+    from skysolve.solver import backends
+    from skysolve.solver.frame import CatalogView, Hypothesis, make_frame
+    from skysolve.solver.verification import verify
+
+    if backend == "compiled":
+        pytest.importorskip("numba")
+    be = backends.select(backend)
+    backends.prepare(be, small_db)
+    cam = CameraModel.from_fov(15.0, W, H, distortion=BARREL)
+    radius = 0.002 * W
+    for k, R in enumerate(random_attitudes(4, rng=5)):
+        sim = simulate_centroids(hip2025, cam, R, num_stars=60, centroid_noise_px=0.1, seed=k)
+        xy = np.ascontiguousarray(sim.centroids[:, :2], dtype=np.float64)
+        frame = make_frame(xy, W, H, cam, cam.projection, be)
+        n, prob = verify(frame, CatalogView(small_db, None, be), Hypothesis(R, cam.focal_length_px,
+                                                                            False), radius, 4)
+        gap = np.sort(np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1)), axis=1)[:, 1]
+        assert n >= (gap > radius).sum() >= 56, k
+        assert prob < 1e-140, k
