@@ -179,3 +179,31 @@ def test_colour_jpeg_of_a_dark_sky(seed, tmp_path):
     assert res.background_sigma >= 0.3  # (counts of luminance; it was 0)
     assert on.mean() >= 0.85
     assert len(res) - on.sum() <= 0.3 * on.sum()  # measured 7-10 false for 43-45 stars
+
+
+@pytest.mark.parametrize("shift, pedestal", [(4, 0), (4, 100), (2, 0), (6, 64)])
+def test_counts_shifted_into_high_bits_are_counts_in_their_step(shift, pedestal):
+    """A 12-bit sky under half a count of read noise stored as 16-bit integers shifted up
+    by ``shift`` bits (a pedestal added or not): the data step by ``2**shift``, and the
+    stars and noise are those of the 12-bit counts, which are found alike as integers
+    and as floats scaled to 0-1. (Taken for steps of 1, the noise was floored at half a
+    count, a 32nd of a step at a shift of 4, and 1,994 pixels a step above the sky were
+    kept beside 56 of the 60 stars.) A thresholded frame (0 and 255: two levels) is
+    no such lattice, and keeps its stars."""
+    rng = np.random.default_rng(5)
+    shape = (480, 640)
+    x, y = scattered_stars(rng, shape, n=60, min_sep=25)
+    flux = 10 ** rng.uniform(1.6, 3.3, len(x))
+    counts = np.clip(np.round(render_stars(shape, x, y, flux, 1.2) + 20.0
+                              + rng.normal(0.0, 0.5, shape)), 0, 4095)
+    twelve = extract_centroids(counts.astype(np.uint16))
+    assert found(twelve, x, y).sum() == len(twelve) == len(x)
+    stored = extract_centroids((counts * 2 ** shift + pedestal).astype(np.uint16))
+    scaled = extract_centroids(counts / 4095.0)
+    for res in (stored, scaled):
+        assert found(res, x, y).sum() == len(res) == len(x)
+    assert stored.background_sigma == pytest.approx(2 ** shift * twelve.background_sigma,
+                                                    rel=1e-6)
+    binary = np.where(counts > 60, 255, 0).astype(np.uint8)  # (the brightest stars' cores)
+    res = extract_centroids(binary)
+    assert found(res, x, y).sum() == len(res) >= 15  # (22 stars rise above 60 counts)
