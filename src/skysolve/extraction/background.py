@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import threading
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
@@ -668,7 +669,8 @@ def estimate_background(image: NDArray, block_size: int | None,
     sample = _subsample(image, _GLOBAL_SAMPLES, mosaic)
     if block_size is None or (block_size >= h and block_size >= w):
         level, sigma0 = robust_location(sample)
-        sigma0 = _tied_sigma(sample - level, sigma0, quantum)
+        sigma0 = _floored_sigma(image, sample, sample - level,
+                                _tied_sigma(sample - level, sigma0, quantum), quantum, mosaic)
         return _with_dark(Background(np.array([[level]]), None, sigma0, (h, w)),
                           sample, sample - level)
     bs = int(block_size)
@@ -678,7 +680,9 @@ def estimate_background(image: NDArray, block_size: int | None,
     step = _subsample_step((h, w), _GLOBAL_SAMPLES, mosaic)
     rows, cols = _sample_grid((h, w), _GLOBAL_SAMPLES, mosaic)
     resid = sample - bg.at_grid(rows, cols)
-    bg.sigma = _tied_sigma(resid, robust_sigma(resid, iterations=1), quantum)
+    bg.sigma = _floored_sigma(image, sample, resid,
+                              _tied_sigma(resid, robust_sigma(resid, iterations=1), quantum),
+                              quantum, mosaic)
     replaced = _with_dark(_replace_lifted_blocks(bg), sample, resid)
     if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0) or bs < 2 * step:
         # (blocks this small hold too few samples to check)
@@ -759,6 +763,61 @@ def _tied_sigma(resid: NDArray, sigma: float, quantum: float | None) -> float:
         quantum = float(np.median(below))
         return max(_clipped_rms(resid, 3.0 * quantum), _TIED_FLOOR * quantum)
     return _clipped_rms(resid, 3.0 * quantum) if sigma < quantum else sigma
+
+
+def _floored_sigma(image: NDArray, sample: NDArray, resid: NDArray, sigma: float,
+                   quantum: float | None, mosaic: bool = False) -> float:
+    """The noise of a continuous sky clipped from below (``sigma``, its MAD's estimate, or
+    more): a float frame whose sky was subtracted and its negative values set to zero (a
+    calibrated frame), or whose bias was over-subtracted, holds
+    :data:`_FLOOR_FRACTION` or more of its ``sample`` (residuals ``resid``) at exactly
+    its least value, scattered over the sky as independent noise is.
+
+    The clipped pixels pile up at (or above) the sky's median: a sky at the floor
+    measured a MAD of a tenth of its noise (0.28 for 3.0), and one clipped over most of
+    it, no MAD at all (taken for noise-free): 2,000 centroids of noise for 60 stars. The
+    pixels above the floor are a Gaussian's upper part: the noise is the spread of
+    their quartiles over the normal quantiles they lie at. Integers (whose floor the
+    steps of :func:`_tied_sigma` measure), a noise-free frame's flat sky (its pixels off
+    the floor lie together around the stars, not beside floor pixels as independent
+    noise's do) and a sample with fewer than :data:`_FLOOR_MIN_SAMPLES` off the floor
+    keep ``sigma``.
+    """
+    if quantum is not None or sample.size == 0:
+        return sigma
+    floor = sample.min()
+    at = sample == floor
+    n_at = int(np.count_nonzero(at))
+    p = n_at / sample.size
+    if p < _FLOOR_FRACTION or sample.size - n_at < _FLOOR_MIN_SAMPLES:
+        return sigma
+    # independent noise: a pixel beside a sampled one is on the floor as often as any
+    rows, cols = _sample_grid(image.shape, _GLOBAL_SAMPLES, mosaic)
+    inside = cols + 1 < image.shape[1]
+    right = image[rows[:, None], (cols[inside] + 1)[None, :]] == floor
+    here = at[:, inside]
+    either = here | right
+    off = np.count_nonzero(~(here & right))  # pairs not both on the floor
+    mixed = np.count_nonzero(either) - np.count_nonzero(here & right)
+    if off == 0 or mixed < _FLOOR_MIXING * (2.0 * p / (1.0 + p)) * off:
+        return sigma
+    above = resid[~at]
+    q1, q3 = np.quantile(above, (0.25, 0.75))
+    normal = NormalDist()
+    spread = normal.inv_cdf(p + 0.75 * (1.0 - p)) - normal.inv_cdf(p + 0.25 * (1.0 - p))
+    return max(sigma, float(q3 - q1) / spread)
+
+
+#: The fraction of a continuous sample at its least value from which the sky is taken as
+#: clipped (:func:`_floored_sigma`; below a quarter, the floor lies a MAD or more below
+#: the median, and the MAD holds: 20 % leaves a margin) ...
+_FLOOR_FRACTION = 0.2
+#: ... its pixels off the floor it needs at least ...
+_FLOOR_MIN_SAMPLES = 200
+#: ... and the fraction, at least, of the neighbouring pairs not both on the floor that
+#: independent noise would put one on the floor and one off (2p / (1 + p) of them: a
+#: noise-free frame's star wings, only at their edges).
+_FLOOR_MIXING = 0.5
 
 
 #: The least noise of a sample whose step :func:`_tied_sigma` had to infer, in steps.

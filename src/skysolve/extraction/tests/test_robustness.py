@@ -207,3 +207,28 @@ def test_counts_shifted_into_high_bits_are_counts_in_their_step(shift, pedestal)
     binary = np.where(counts > 60, 255, 0).astype(np.uint8)  # (the brightest stars' cores)
     res = extract_centroids(binary)
     assert found(res, x, y).sum() == len(res) >= 15  # (22 stars rise above 60 counts)
+
+
+@pytest.mark.parametrize("sky", [0.0, 1.0, -4.0])
+def test_a_sky_clipped_at_zero_keeps_its_noise(sky):
+    """A calibrated float frame whose sky (``sky`` above zero, noise 3) was clipped at
+    zero -- its negative values set to 0 -- holds a quarter to nine tenths of its pixels
+    at exactly 0: the MAD of a sky at the floor measured a tenth of its noise (0.28),
+    and of one mostly below it none (taken for noise-free), and ~2,000 peaks of noise
+    were kept with the 60 stars. Its noise is measured from the pixels above the floor:
+    the stars of the unclipped frame and nothing else. A noise-free frame's flat sky at
+    zero stays noise-free (its stars found)."""
+    rng = np.random.default_rng(7)
+    shape = (480, 640)
+    x, y = scattered_stars(rng, shape, n=60, min_sep=25)
+    stars = render_stars(shape, x, y, 10 ** rng.uniform(2.5, 4.0, len(x)), 1.2)
+    noisy = stars + sky + rng.normal(0.0, 3.0, shape)
+    clipped = np.maximum(noisy, 0.0)
+    assert 0.2 < np.mean(clipped == 0.0) < 0.95
+    for img in (clipped, (clipped / 1000.0).astype(np.float32)):
+        res = extract_centroids(img)
+        assert found(res, x, y).sum() == len(res) == len(x)
+        assert res.background_sigma / img.max() * clipped.max() == pytest.approx(
+            3.0, rel=0.25)
+    noise_free = extract_centroids(np.where(stars > 0.5, stars, 0.0))
+    assert found(noise_free, x, y).sum() == len(noise_free) == len(x)
