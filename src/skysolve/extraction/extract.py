@@ -606,7 +606,7 @@ _MIN_STEPS = 100
 def _count_step(arr: NDArray) -> float:
     """The step of counts (integers, or floats holding whole numbers): the greatest
     common divisor of the differences between sampled neighbouring pixels, when their
-    sample takes at least :data:`_COUNT_LEVELS` values on that lattice; else 1.
+    sample spans at least :data:`_COUNT_LEVELS` steps; else 1.
 
     A 12-bit camera's counts are stored in 16 bits shifted up by 4 (the two real frames:
     multiples of 16), a 10- or 14-bit one's by 6 or 2, often with a pedestal added: the
@@ -614,30 +614,31 @@ def _count_step(arr: NDArray) -> float:
     sky under a step of noise, whose pixels differ by 0 or 16, had its noise floored at
     half a count -- a 32nd of its step -- and every pixel a step above the sky was a
     detection (2,000 on a 640x480 frame of 60 stars whose 12-bit counts, or the same
-    divided to 0-1 floats, find the 60 and nothing else). A sample of fewer levels is
-    no such lattice, however its values step: a thresholded frame (0 and 255) is no
+    divided to 0-1 floats, find the 60 and nothing else). A sample spanning fewer steps
+    is no such lattice, however its values step: a thresholded frame (0 and 255) is no
     camera's sky and keeps steps of 1.
     """
-    if arr.dtype.kind == "f":
-        if not _whole_numbers(arr):
-            return 1.0
     step = _subsample_step(arr.shape, _WHOLE_SAMPLES)
     rows = arr[step // 2::step]
     left = rows[:, step // 2:-1:step]
     right = rows[:, step // 2 + 1::step][:, :left.shape[1]]
     if arr.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
-            ok = np.isfinite(left) & np.isfinite(right) & (np.abs(left) < _EXACT_INTEGERS) \
-                & (np.abs(right) < _EXACT_INTEGERS)
-        left, right = left[ok], right[ok]
-    left, right = left.astype(np.int64).ravel(), right.astype(np.int64).ravel()
-    if np.unique(left).size < _COUNT_LEVELS:
+            ok = (np.abs(left) < _EXACT_INTEGERS) & (np.abs(right) < _EXACT_INTEGERS)
+        left, right = left[ok], right[ok]  # (also drops NaN and inf)
+    d = np.abs(right.astype(np.int64) - left.astype(np.int64)).ravel()
+    # (most frames step by 1 somewhere among their first pixels: no full pass)
+    if d.size == 0 or np.gcd.reduce(d[:_FIRST_STEPS]) == 1:
         return 1.0
-    gcd = int(np.gcd.reduce(np.abs(right - left))) if left.size else 0
-    return float(gcd) if gcd > 1 else 1.0
+    gcd = int(np.gcd.reduce(d))
+    if gcd <= 1 or int(left.max()) - int(left.min()) < (_COUNT_LEVELS - 1) * gcd:
+        return 1.0
+    return float(gcd)
 
 
-#: The fewest values the sample of counts on a lattice takes (4 bits) for its step to be
+#: The differences :func:`_count_step` tries first.
+_FIRST_STEPS = 256
+#: The fewest steps the sample of counts on a lattice spans (4 bits) for its step to be
 #: the data's (:func:`_count_step`).
 _COUNT_LEVELS = 16
 #: Floats are whole numbers an int64 holds exactly below this magnitude.
