@@ -767,23 +767,28 @@ def _tied_sigma(resid: NDArray, sigma: float, quantum: float | None) -> float:
 
 def _floored_sigma(image: NDArray, sample: NDArray, resid: NDArray, sigma: float,
                    quantum: float | None, mosaic: bool = False) -> float:
-    """The noise of a continuous sky clipped from below (``sigma``, its MAD's estimate, or
-    more): a float frame whose sky was subtracted and its negative values set to zero (a
-    calibrated frame), or whose bias was over-subtracted, holds
-    :data:`_FLOOR_FRACTION` or more of its ``sample`` (residuals ``resid``) at exactly
-    its least value, scattered over the sky as independent noise is.
+    """The noise of a sky clipped from below (``sigma``, its MAD's estimate, or more): a
+    frame whose sky was subtracted and its negative values set to zero (a calibrated
+    float frame, a camera's dark-subtracted counts), or whose bias was over-subtracted
+    or its offset set too low, holds :data:`_FLOOR_FRACTION` or more of its ``sample``
+    (residuals ``resid``) at exactly its least value, scattered over the sky as
+    independent noise is.
 
-    The clipped pixels pile up at (or above) the sky's median: a sky at the floor
+    The clipped pixels pile up at (or above) the sky's median: a float sky at the floor
     measured a MAD of a tenth of its noise (0.28 for 3.0), and one clipped over most of
-    it, no MAD at all (taken for noise-free): 2,000 centroids of noise for 60 stars. The
-    pixels above the floor are a Gaussian's upper part: the noise is the spread of
-    their quartiles over the normal quantiles they lie at. Integers (whose floor the
-    steps of :func:`_tied_sigma` measure), a noise-free frame's flat sky (its pixels off
-    the floor lie together around the stars, not beside floor pixels as independent
-    noise's do) and a sample with fewer than :data:`_FLOOR_MIN_SAMPLES` off the floor
-    keep ``sigma``.
+    it no MAD at all (taken for noise-free); counts with a noise of 10 clipped at their
+    sky, 1.0. Each kept ~2,000 peaks of noise with the 60 stars of a 640x480 frame. The
+    pixels above the floor are a Gaussian's upper part: the noise is the spread of the
+    quartiles of those beside a pixel on the floor (not a star's) over the normal
+    quantiles they lie at. Quantised data (value step
+    ``quantum``) need that spread to be :data:`_FLOOR_STEPS` steps or more (a sky under
+    a few counts of noise -- an 8-bit sky stretched to its black point -- has coarse
+    quartiles, and its steps are measured by :func:`_tied_sigma`); a noise-free
+    frame's flat sky (its pixels off the floor lie together around the stars, not
+    beside floor pixels as independent noise's do) and a sample with fewer than
+    :data:`_FLOOR_MIN_SAMPLES` off the floor, or beside it, keep ``sigma``.
     """
-    if quantum is not None or sample.size == 0:
+    if sample.size == 0:
         return sigma
     floor = sample.min()
     at = sample == floor
@@ -796,28 +801,38 @@ def _floored_sigma(image: NDArray, sample: NDArray, resid: NDArray, sigma: float
     inside = cols + 1 < image.shape[1]
     right = image[rows[:, None], (cols[inside] + 1)[None, :]] == floor
     here = at[:, inside]
-    either = here | right
-    off = np.count_nonzero(~(here & right))  # pairs not both on the floor
-    mixed = np.count_nonzero(either) - np.count_nonzero(here & right)
+    both = np.count_nonzero(here & right)
+    off = here.size - both  # pairs not both on the floor
+    mixed = np.count_nonzero(here | right) - both
     if off == 0 or mixed < _FLOOR_MIXING * (2.0 * p / (1.0 + p)) * off:
         return sigma
-    above = resid[~at]
-    q1, q3 = np.quantile(above, (0.25, 0.75))
+    # the noise's pixels off the floor, whatever their value, have a neighbour on it as
+    # often as any pixel; a star's rarely: those beside the floor are the sky's (on a
+    # sky clipped over 97 % of it, stars made a third of the pixels off the floor)
+    beside = resid[:, inside][~here & right]
+    if beside.size < _FLOOR_MIN_SAMPLES:
+        return sigma
+    q1, q3 = np.quantile(beside, (0.25, 0.75))
+    if quantum is not None and q3 - q1 < _FLOOR_STEPS * quantum:
+        return sigma
     normal = NormalDist()
     spread = normal.inv_cdf(p + 0.75 * (1.0 - p)) - normal.inv_cdf(p + 0.25 * (1.0 - p))
     return max(sigma, float(q3 - q1) / spread)
 
 
-#: The fraction of a continuous sample at its least value from which the sky is taken as
+#: The fraction of a sample at its least value from which the sky is taken as
 #: clipped (:func:`_floored_sigma`; below a quarter, the floor lies a MAD or more below
 #: the median, and the MAD holds: 20 % leaves a margin) ...
 _FLOOR_FRACTION = 0.2
-#: ... its pixels off the floor it needs at least ...
-_FLOOR_MIN_SAMPLES = 200
+#: ... its pixels off the floor (and of these, beside a pixel on it) it needs at least ...
+_FLOOR_MIN_SAMPLES = 100
 #: ... and the fraction, at least, of the neighbouring pairs not both on the floor that
 #: independent noise would put one on the floor and one off (2p / (1 + p) of them: a
 #: noise-free frame's star wings, only at their edges).
 _FLOOR_MIXING = 0.5
+#: The spread of the quartiles above the floor, in the data's steps, that quantised data
+#: need (their quartiles are whole steps: off by up to a step each).
+_FLOOR_STEPS = 4.0
 
 
 #: The least noise of a sample whose step :func:`_tied_sigma` had to infer, in steps.

@@ -209,26 +209,30 @@ def test_counts_shifted_into_high_bits_are_counts_in_their_step(shift, pedestal)
     assert found(res, x, y).sum() == len(res) >= 15  # (22 stars rise above 60 counts)
 
 
-@pytest.mark.parametrize("sky", [0.0, 1.0, -4.0])
+@pytest.mark.parametrize("sky", [0.0, 1.0, -4.0, -6.0])
 def test_a_sky_clipped_at_zero_keeps_its_noise(sky):
     """A calibrated float frame whose sky (``sky`` above zero, noise 3) was clipped at
-    zero -- its negative values set to 0 -- holds a quarter to nine tenths of its pixels
-    at exactly 0: the MAD of a sky at the floor measured a tenth of its noise (0.28),
-    and of one mostly below it none (taken for noise-free), and ~2,000 peaks of noise
-    were kept with the 60 stars. Its noise is measured from the pixels above the floor:
-    the stars of the unclipped frame and nothing else. A noise-free frame's flat sky at
-    zero stays noise-free (its stars found)."""
+    zero -- its negative values set to 0 -- holds a quarter to 98 % of its pixels at
+    exactly 0: the MAD of a sky at the floor measured a tenth of its noise (0.28), and
+    of one mostly below it none (taken for noise-free), and up to ~2,000 peaks of noise
+    were kept with the 60 stars. Its noise is measured from the pixels above the floor
+    beside one on it: the stars of the unclipped frame and nothing else. So for a
+    camera's dark-subtracted counts (noise 10) clipped at zero (the MAD measured 1.0:
+    1,864 peaks of noise kept). A noise-free frame's flat sky at zero stays noise-free
+    (its stars found)."""
     rng = np.random.default_rng(7)
     shape = (480, 640)
     x, y = scattered_stars(rng, shape, n=60, min_sep=25)
     stars = render_stars(shape, x, y, 10 ** rng.uniform(2.5, 4.0, len(x)), 1.2)
-    noisy = stars + sky + rng.normal(0.0, 3.0, shape)
-    clipped = np.maximum(noisy, 0.0)
-    assert 0.2 < np.mean(clipped == 0.0) < 0.95
-    for img in (clipped, (clipped / 1000.0).astype(np.float32)):
+    noise = rng.normal(0.0, 1.0, shape)
+    clipped = np.maximum(stars + sky + 3.0 * noise, 0.0)
+    counts = np.maximum(np.round(10.0 / 3.0 * (stars + sky) + 10.0 * noise), 0).astype(
+        np.uint16)
+    assert 0.2 < np.mean(clipped == 0.0) < 0.99
+    for img, sigma in ((clipped, 3.0), ((clipped / 1000.0).astype(np.float32), 0.003),
+                       (counts, 10.0)):
         res = extract_centroids(img)
         assert found(res, x, y).sum() == len(res) == len(x)
-        assert res.background_sigma / img.max() * clipped.max() == pytest.approx(
-            3.0, rel=0.25)
+        assert res.background_sigma == pytest.approx(sigma, rel=0.25)
     noise_free = extract_centroids(np.where(stars > 0.5, stars, 0.0))
     assert found(noise_free, x, y).sum() == len(noise_free) == len(x)
