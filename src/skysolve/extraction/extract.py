@@ -404,11 +404,12 @@ def _by_rows(fn: Callable[[NDArray], T], image: NDArray) -> list[T]:
     return _threads.run_chunks(lambda a, b: fn(image[a:b]), chunks)
 
 
-def _finite_work(arr: NDArray, mask: NDArray | None = None
+def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | None = None
                  ) -> tuple[NDArray[np.float32] | None, NDArray | None, float, float]:
     """The float32 working copy, the mask of unusable pixels (non-finite or masked), the
     offset :func:`_as_float32` subtracted and the unit of the working copy: image value
-    = (working value + offset) x unit.
+    = (working value + offset) x unit. ``quantum``: the image's value step
+    (:func:`_quantum`), which the fill's scatter is measured in.
 
     The unit is 1 but for float images with finite values beyond float32's range, which
     are divided by a power of two (:func:`_float32_unit`) rather than lose those pixels
@@ -456,7 +457,8 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None
             diffs = (rows[:, 1:] - rows[:, :-1])[~bad[::step, :-1] & ~bad[::step, 1:]]
             norm = math.sqrt(2.0)
     diffs = diffs[:: max(1, diffs.size // 200_000)]
-    scatter = _tied_sigma(diffs, robust_sigma(diffs), _quantum(arr)) / norm \
+    scatter = _tied_sigma(diffs, robust_sigma(diffs),
+                          None if quantum is None else quantum / unit) / norm \
         if diffs.size else 0.0
     work = work.copy()
     noise = np.random.default_rng(0).standard_normal(n_bad).astype(np.float32)
@@ -605,7 +607,8 @@ _MIN_STEPS = 100
 
 def _count_step(arr: NDArray) -> float:
     """The step of counts (integers, or floats holding whole numbers): the greatest
-    common divisor of the differences between sampled neighbouring pixels, when their
+    common divisor of the commonest differences between sampled neighbouring pixels,
+    when all but :data:`_OFF_LATTICE` of the differences are multiples of it and the
     sample spans at least :data:`_COUNT_LEVELS` steps; else 1.
 
     A 12-bit camera's counts are stored in 16 bits shifted up by 4 (the two real frames:
@@ -614,11 +617,13 @@ def _count_step(arr: NDArray) -> float:
     sky under a step of noise, whose pixels differ by 0 or 16, had its noise floored at
     half a count -- a 32nd of its step -- and every pixel a step above the sky was a
     detection (2,000 on a 640x480 frame of 60 stars whose 12-bit counts, or the same
-    divided to 0-1 floats, find the 60 and nothing else). A sample spanning fewer steps
-    is no such lattice, however its values step: a thresholded frame (0 and 255) is no
-    camera's sky and keeps steps of 1.
+    divided to 0-1 floats, find the 60 and nothing else). A few values off the lattice
+    (saturated pixels set to 65535, bad pixels) leave it one (99 saturated pixels among
+    its stars made a strict greatest common divisor 1, and the frame kept 1,878 peaks
+    of noise). A sample spanning fewer steps is no such lattice, however its values
+    step: a thresholded frame (0 and 255) is no camera's sky and keeps steps of 1.
     """
-    step = _subsample_step(arr.shape, _WHOLE_SAMPLES)
+    step = _subsample_step(arr.shape, _COUNT_SAMPLES)
     rows = arr[step // 2::step]
     left = rows[:, step // 2:-1:step]
     right = rows[:, step // 2 + 1::step][:, :left.shape[1]]
@@ -627,17 +632,31 @@ def _count_step(arr: NDArray) -> float:
             ok = (np.abs(left) < _EXACT_INTEGERS) & (np.abs(right) < _EXACT_INTEGERS)
         left, right = left[ok], right[ok]  # (also drops NaN and inf)
     d = np.abs(right.astype(np.int64) - left.astype(np.int64)).ravel()
-    # (most frames step by 1 somewhere among their first pixels: no full pass)
-    if d.size == 0 or np.gcd.reduce(d[:_FIRST_STEPS]) == 1:
+    d = d[d > 0]
+    small = d[d < _STEP_BINS]
+    if small.size < _MIN_STEPS:
         return 1.0
-    gcd = int(np.gcd.reduce(d))
-    if gcd <= 1 or int(left.max()) - int(left.min()) < (_COUNT_LEVELS - 1) * gcd:
+    counts = np.bincount(small)
+    if counts[1] > _OFF_LATTICE * d.size:
+        return 1.0  # (most frames: steps of 1, which lie on no coarser lattice)
+    common = np.argpartition(counts, -_COMMON_STEPS)[-_COMMON_STEPS:] \
+        if counts.size > _COMMON_STEPS else np.arange(counts.size)
+    gcd = int(np.gcd.reduce(common[counts[common] > 0]))
+    if gcd <= 1 or np.count_nonzero(d % gcd) > _OFF_LATTICE * d.size \
+            or int(left.max()) - int(left.min()) < (_COUNT_LEVELS - 1) * gcd:
         return 1.0
     return float(gcd)
 
 
-#: The differences :func:`_count_step` tries first.
-_FIRST_STEPS = 256
+#: Pairs of neighbouring pixels :func:`_count_step` samples (its 1 % off the lattice to
+#: ~0.1 %) ...
+_COUNT_SAMPLES = 8_192
+#: ... the commonest of their differences it takes the lattice's step from ...
+_COMMON_STEPS = 8
+#: ... below this size (a lattice matters where the noise is a few steps) ...
+_STEP_BINS = 4096
+#: ... and allows this fraction of the differences off it.
+_OFF_LATTICE = 0.01
 #: The fewest steps the sample of counts on a lattice spans (4 bits) for its step to be
 #: the data's (:func:`_count_step`).
 _COUNT_LEVELS = 16
@@ -656,20 +675,23 @@ def _quantum(arr: NDArray) -> float | None:
 
 
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
-           exact: bool = False, mosaic: bool = False) -> Background:
+           exact: bool = False, mosaic: bool = False,
+           quantum: float | None | str = "measure") -> Background:
     """The background, with the noise floored for quantised (integer, or float holding
     whole numbers) and noise-free frames, the frame's JPEG block grid, if any
     (:attr:`.Background.block_grid`), and whether it flattened its sky
     (:attr:`.Background.flattened`). ``exact``: ``work`` holds
     ``arr``'s values unchanged (no pixel filled in); ``mosaic``: ``work`` is a raw
-    colour frame's levelled phases."""
+    colour frame's levelled phases; ``quantum``: ``arr``'s value step when the caller
+    has it (:func:`_quantum`; ``'measure'``: measured here)."""
     counts = None
     if exact and arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2:
         # numpy's partition selects 16-bit integers with SIMD, 8-bit ones without (1.4
         # against 0.3 ms for a 1024x768 frame's blocks): widen 8-bit frames, exactly
         counts = arr if arr.dtype.itemsize == 2 else arr.astype(
             np.uint16 if arr.dtype.kind == "u" else np.int16)
-    quantum = _quantum(arr)
+    if isinstance(quantum, str):
+        quantum = _quantum(arr)
     bg = estimate_background(work, block, quantum=quantum, counts=counts, mosaic=mosaic)
     # (continuous values too: a colour JPEG's luminance, which read_image weights into
     # floats, keeps its blocks; not a noise-free frame, which has no noise to round)
@@ -1295,19 +1317,23 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
 def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     arr, mask, noise = _check_image(image)
     h, w = arr.shape
-    work, bad, offset, unit = _finite_work(arr, mask)
+    quantum = _quantum(arr)  # (once: a sample's pass, which the steps below all need)
+    work, bad, offset, unit = _finite_work(arr, mask, quantum)
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
-    dark = dark_constant_areas(work, _quantum(arr))
+    if quantum is not None:
+        quantum /= unit  # (a power of two: the scaled values' lattice)
+    dark = dark_constant_areas(work, quantum)
     if dark is not None:
         # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
-        work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark)
+        work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark,
+                                               None if quantum is None else quantum * unit)
     if unit != 1.0:  # everything below in the working copy's unit; the result in the image's
         arr = arr / unit
         noise = None if noise is None else noise / unit
     work, mosaic = _equalized_phases(work, bad)
     bg = _noise(work, arr, options.local_bg_block_size, exact=bad is None and not mosaic,
-                mosaic=mosaic)
+                mosaic=mosaic, quantum=quantum)
     sigma = bg.sigma
     if not (np.isfinite(sigma) and sigma > 0):
         return _empty_result(h, w, (bg.mean + offset) * unit,

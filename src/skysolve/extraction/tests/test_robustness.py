@@ -209,6 +209,28 @@ def test_counts_shifted_into_high_bits_are_counts_in_their_step(shift, pedestal)
     assert found(res, x, y).sum() == len(res) >= 15  # (22 stars rise above 60 counts)
 
 
+def test_counts_in_high_bits_with_saturated_pixels_off_their_lattice():
+    """The 12-bit counts of :func:`test_counts_shifted_into_high_bits_are_counts_in_their_step`
+    shifted up by 4 bits, with five saturating stars whose 99 clipped pixels read 65535
+    (off the lattice of 16): a strict greatest common divisor of the steps was 1, and
+    1,878 peaks of noise were kept; the lattice holds, and the 60 stars are found as
+    with the clipped pixels at 65520."""
+    rng = np.random.default_rng(5)
+    shape = (480, 640)
+    x, y = scattered_stars(rng, shape, n=60, min_sep=25)
+    flux = 10 ** rng.uniform(1.6, 3.3, len(x))
+    flux[:5] = 3e5
+    counts = np.clip(np.round(render_stars(shape, x, y, flux, 1.2) + 20.0
+                              + rng.normal(0.0, 0.5, shape)), 0, 4095)
+    on = (counts * 16).astype(np.uint16)
+    off = np.where(counts == 4095, 65535, on).astype(np.uint16)
+    assert np.count_nonzero(off % 16) == 99
+    for img in (on, off):
+        res = extract_centroids(img)
+        assert found(res, x, y).sum() == len(res) == len(x)
+        assert res.saturated.sum() == 5
+
+
 @pytest.mark.parametrize("sky", [0.0, 1.0, -4.0, -6.0])
 def test_a_sky_clipped_at_zero_keeps_its_noise(sky):
     """A calibrated float frame whose sky (``sky`` above zero, noise 3) was clipped at
