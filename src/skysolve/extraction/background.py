@@ -992,7 +992,10 @@ def _block_phase(image: NDArray, axis: int, clip: float) -> int | None:
     steps = np.abs(np.diff(a[::every].astype(np.float32), axis=1))
     np.minimum(steps, clip, out=steps)
     cut = (n // _JPEG_BLOCK) * _JPEG_BLOCK
-    per_phase = steps[:, :cut].reshape(steps.shape[0], -1, _JPEG_BLOCK).mean(axis=(0, 1))
+    # (summed in float64: the clipped steps of a frame scaled near float32's range
+    # overflowed float32's sum)
+    per_phase = steps[:, :cut].reshape(steps.shape[0], -1, _JPEG_BLOCK).mean(
+        axis=(0, 1), dtype=np.float64)
     top = int(np.argmax(per_phase))
     others = np.delete(per_phase, top)
     if not per_phase[top] > _BLOCKING_RATIO * float(np.median(others)):

@@ -209,6 +209,30 @@ def test_counts_shifted_into_high_bits_are_counts_in_their_step(shift, pedestal)
     assert found(res, x, y).sum() == len(res) >= 15  # (22 stars rise above 60 counts)
 
 
+@pytest.mark.parametrize("scale", [2.0 ** 120, 1e36])
+def test_counts_scaled_beyond_exact_integers_keep_their_step(scale):
+    """The 12-bit counts of :func:`test_counts_shifted_into_high_bits_are_counts_in_their_step`
+    (read noise 0.5) scaled by 2^120 or 1e36 as float64: every such value is a whole
+    number, and they were taken for counts in steps of 1, their noise (under a step of
+    2^120) for none: 49 of the 60 stars found, and 20 peaks of noise. Their step is the
+    lattice's, and the counts' stars and noise are found (and the block-grid search no
+    longer overflows float32 summing their steps)."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    shape = (480, 640)
+    x, y = scattered_stars(rng, shape, n=60, min_sep=25)
+    flux = 10 ** rng.uniform(1.6, 3.3, len(x))
+    counts = np.clip(np.round(render_stars(shape, x, y, flux, 1.2) + 20.0
+                              + rng.normal(0.0, 0.5, shape)), 0, 4095)
+    plain = extract_centroids(counts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = extract_centroids(counts * scale)
+    assert found(res, x, y).sum() == len(res) == len(plain) == len(x)
+    assert res.background_sigma / scale == pytest.approx(plain.background_sigma, rel=1e-3)
+
+
 def test_counts_in_high_bits_with_saturated_pixels_off_their_lattice():
     """The 12-bit counts of :func:`test_counts_shifted_into_high_bits_are_counts_in_their_step`
     shifted up by 4 bits, with five saturating stars whose 99 clipped pixels read 65535
