@@ -49,7 +49,7 @@ from ..camera.distortion import RadialDistortion
 from ..camera.model import CameraModel
 
 __all__ = ["CLIP_FACTOR", "MIN_F", "MIN_MATCHES", "MIN_RMS_PX", "MIN_RSS_RATIO", "fit_radial",
-           "radial_camera"]
+           "radial_camera", "worth_testing"]
 
 #: Fewest matched stars for the test.
 MIN_MATCHES = 10
@@ -153,14 +153,24 @@ def radial_camera(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArra
         and the attitude fitted with it; None when the residuals do not call for
         a radial term (see the module notes) or its fit fails.
     """
-    n = len(xy)
-    rss = float(errors_rad @ errors_rad)
-    if n < MIN_MATCHES or not math.sqrt(rss / n) * f >= MIN_RMS_PX:
+    if not worth_testing(errors_rad, f):
         return None
     s = 0.5 * math.hypot(camera.image_width, camera.image_height)
     if not _called_for(*_design(xy, v_cat, R, f, parity, camera.projection_code, s)):
         return None
     return fit_radial(xy, v_cat, R, f, parity, camera)
+
+
+def worth_testing(errors_rad: NDArray[np.float64], f: float) -> bool:
+    """Whether a solve's residuals (radians, one per matched pair, at focal length ``f``
+    px) are many and large enough for :func:`radial_camera` to test them: at least
+    :data:`MIN_MATCHES` pairs of at least :data:`MIN_RMS_PX` rms. Most solves are not,
+    and a caller that asks first is spared gathering the pairs for it."""
+    n = len(errors_rad)
+    if n < MIN_MATCHES:
+        return False
+    rss = float(errors_rad @ errors_rad)
+    return math.sqrt(rss / n) * f >= MIN_RMS_PX
 
 
 def _offsets(v_cam: NDArray[np.float64], f: float, parity: bool, proj: int

@@ -40,7 +40,7 @@ from ..camera.distortion import polynomial_design_matrix
 from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
 from .backends.reference import clip_floor_px, median, rematch
 from .frame import CatalogView, Frame, Hypothesis, make_frame
-from .radialterm import MIN_RSS_RATIO, fit_radial, radial_camera
+from .radialterm import MIN_RSS_RATIO, fit_radial, radial_camera, worth_testing
 from .result import SolveResult
 from .verification import binomial_tail
 
@@ -103,7 +103,8 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         scale_free = f != f0
     ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err,
                   fitted=3 + scale_free)
-    if frame.fixed_camera:
+    # (most solves' residuals are too few or too small to test: no pairs gathered for it)
+    if frame.fixed_camera or not worth_testing(err, f):
         return ref
     return _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
                              iterations, sigma_clip, chance_check)
@@ -252,6 +253,8 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
         # the stars the term brought in (the field's edge) pin it down better
         fitted = fit_radial(frame.ideal[out.img_idx], cat.vectors(out.cat_idx), out.hyp.R,
                             out.hyp.f, out.hyp.parity, frame.camera)
+    if best is ref:  # no term fitted, or no refit with it matched better
+        return ref
     # the term must explain most of the residual, not tidy up noise and a few outliers
     return best if MIN_RSS_RATIO * _mean_square(best) <= _mean_square(ref) else ref
 

@@ -19,7 +19,7 @@ import pytest
 from skysolve import LensModelWarning, load_gaia
 from skysolve.camera import CameraModel, RadialDistortion
 from skysolve.simulate import random_attitudes, simulate_centroids
-from skysolve.solver.radialterm import radial_camera
+from skysolve.solver.radialterm import MIN_MATCHES, MIN_RMS_PX, radial_camera, worth_testing
 
 BARREL = CameraModel.from_fov(62.0, 1920, 1280,
                               distortion=RadialDistortion(-0.03, scale=math.hypot(960, 640)))
@@ -132,3 +132,20 @@ def test_the_term_is_taken_only_when_it_explains_the_residuals():
     # too few pairs to test
     assert radial_camera(xy[:9], v[:9], np.eye(3), plain.focal_length_px, False, plain,
                          err[:9]) is None
+
+
+def test_worth_testing_is_the_screen_of_radial_camera():
+    # the solver asks worth_testing before it gathers the pairs for radial_camera: the two
+    # must refuse the same residuals (too few pairs, or an rms below MIN_RMS_PX)
+    rng = np.random.default_rng(5)
+    plain = CameraModel(BARREL.focal_length_px, 1920, 1280)
+    xy, v = _pairs(BARREL, 60, 0.1, rng)
+    f = plain.focal_length_px
+    for n, rms_px in ((MIN_MATCHES - 1, 3.0), (60, 0.999 * MIN_RMS_PX),
+                      (MIN_MATCHES, 3.0), (60, 3.0)):
+        err = np.full(n, rms_px / f)
+        worth = worth_testing(err, f)
+        assert worth == (n >= MIN_MATCHES and rms_px >= MIN_RMS_PX)
+        if not worth:
+            assert radial_camera(xy[:n], v[:n], np.eye(3), f, False, plain, err) is None
+    assert radial_camera(xy, v, np.eye(3), f, False, plain, np.full(60, 3.0 / f)) is not None
