@@ -71,6 +71,12 @@ def _check_extent(xy: np.ndarray, width: int, height: int, given: str,
     ``height_given`` (the height defaulted to the width), in x only."""
     if not len(xy):
         return
+    # the usual case, every centroid inside, in scalars (numpy's per-call overhead on the
+    # two limits cost more than the test); NaN and any centroid outside fail it
+    rx, ry = np.maximum.reduce(np.abs(xy), axis=0).tolist()
+    ly = 0.5 * height * (1.0 + _EDGE_FRACTION) + _EDGE_PX if height_given else math.inf
+    if rx <= 0.5 * width * (1.0 + _EDGE_FRACTION) + _EDGE_PX and ry <= ly:
+        return
     limits = _extent_limits(width, height)
     if not height_given:  # tetra3rs's square default: a portrait frame is no mistake
         limits[1] = np.inf

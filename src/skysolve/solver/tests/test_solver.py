@@ -1081,6 +1081,24 @@ def test_centroids_outside_the_declared_image_are_refused(small_db, hip2025):
                                       fov_estimate_deg=15)
 
 
+def test_the_extent_check_takes_the_limits_to_the_bit():
+    # the check's scalar test of the usual case and its array form agree at the limits
+    # themselves: on them passes, the next float beyond fails, in x and in y (in x only
+    # when the height was not given), and a NaN fails whatever it is compared with
+    from skysolve.solver.solve import _check_extent, _extent_limits
+
+    lx, ly = _extent_limits(W, H)
+    inside = np.array([[lx, 0.0], [-lx, -ly], [0.0, ly]])
+    _check_extent(inside, W, H, "image_shape")
+    for row, height_given in (([np.nextafter(lx, np.inf), 0.0], True),
+                              ([0.0, -np.nextafter(ly, np.inf)], True),
+                              ([-np.nextafter(lx, np.inf), 2 * ly], False),
+                              ([np.nan, 0.0], True), ([0.0, np.nan], False)):
+        with pytest.raises(InvalidArgumentError):
+            _check_extent(np.vstack([inside, row]), W, H, "image_shape", height_given)
+    _check_extent(np.vstack([inside, [0.0, 10 * ly]]), W, H, "image_width", False)
+
+
 def test_a_portrait_frame_given_only_its_width_still_solves(small_db, hip2025):
     # tetra3rs's image_height defaults to image_width: a 768 x 1024 portrait frame given
     # image_width=768 reaches 512 px in y, beyond the square default's 384; only x is
