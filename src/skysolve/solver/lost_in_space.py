@@ -206,15 +206,22 @@ def _hypotheses(frame: Frame, ideal: NDArray[np.float64], cv: NDArray[np.float64
     usually it is the answer and the others are never needed.
     """
     n = len(f_est)
-    for lo, hi in ((0, min(1, n)), (1, n)):
-        if lo >= hi:
-            continue
-        part = slice(lo, hi)
+    if n == 0:
+        return
+    # the first candidate in scalars (numpy's per-call overhead on one row cost more
+    # than the test): the same arithmetic as the array form below
+    R_all, res, par = frame.backend.pattern_attitudes(ideal[:1], cv[:1], f_est[:1], parities,
+                                                      frame.proj)
+    f0 = f_est[0]
+    if res[0] <= 2.0 * tol * clargest[0] + 3.0 / f0:
+        yield Hypothesis(R_all[0], float(f0), bool(par[0]), ideal[0])
+    if n > 1:
+        part = slice(1, n)
         R_all, res, par = frame.backend.pattern_attitudes(ideal[part], cv[part], f_est[part],
                                                           parities, frame.proj)
         limit = 2.0 * tol * clargest[part] + 3.0 / f_est[part]
         for m in np.flatnonzero(res <= limit):
-            yield Hypothesis(R_all[m], float(f_est[lo + m]), bool(par[m]), ideal[lo + m])
+            yield Hypothesis(R_all[m], float(f_est[1 + m]), bool(par[m]), ideal[1 + m])
 
 
 class _Tried:
