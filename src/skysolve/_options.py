@@ -187,10 +187,29 @@ def _defaults(cls: type) -> tuple[dict[str, Any], frozenset[str]] | None:
     return out, frozenset(out)
 
 
-def _new(cls: type[T], kwargs: dict[str, Any]) -> T:
+@functools.cache
+def _check_order(cls: type) -> dict[str, tuple[int, Any, Callable[[Any, str], Any]]]:
+    """``name -> (position, default, check)`` of every checked field (see :func:`_checks`)."""
+    return {name: (i, default, check) for i, (name, default, check) in enumerate(_checks(cls))}
+
+
+#: Checked values of plain arguments: ``(class, field, _plain_key(value)) -> checked value``
+#: (checks are pure functions of the value; a value that fails, and a checked value that
+#: is not itself plain, are never stored).
+_CHECKED: dict[tuple, Any] = {}
+_CHECKED_MAX = 256
+
+
+def _new(cls: type[T], kwargs: dict[str, Any], keys: dict[str, Any] | None = None) -> T:
     """``cls(**kwargs)``, checked alike, without the frozen dataclass ``__init__``: it sets
     each of some thirty fields through ``object.__setattr__`` (~9 us, a few percent of a
-    small-field solve whose FOV estimate changes from call to call)."""
+    small-field solve whose FOV estimate changes from call to call).
+
+    Only the fields given can differ from their (valid) defaults, so only they are
+    checked, in field order as :meth:`Options.__post_init__` does, and a plain value
+    (``keys``: its :func:`_plain_key`) that passed its field's check before takes the
+    checked value again: a loop over frames changes one or two arguments (the FOV
+    estimate) and passes the others unchanged."""
     plain = _defaults(cls)
     if plain is None or not plain[1].issuperset(kwargs):
         return cls(**kwargs)  # (an unknown name: the dataclass's own TypeError)
@@ -198,8 +217,33 @@ def _new(cls: type[T], kwargs: dict[str, Any]) -> T:
     values = opts.__dict__
     values.update(plain[0])
     values.update(kwargs)
-    opts.__post_init__()
+    if type(opts).__post_init__ is not Options.__post_init__:
+        opts.__post_init__()  # a class that checks more than its fields
+        return opts
+    order = _check_order(cls)
+    for name in sorted((n for n in kwargs if n in order), key=lambda n: order[n][0]):
+        _, default, check = order[name]
+        value = values[name]
+        if value is default:
+            continue
+        key = None if keys is None else keys.get(name)
+        if key is None:
+            new = check(value, name)
+        else:
+            memo = (cls, name, key)
+            new = _CHECKED.get(memo, _UNCHECKED)
+            if new is _UNCHECKED:
+                new = check(value, name)
+                if _plain_key(new) is not None:  # (an array or an object is not shared)
+                    if len(_CHECKED) >= _CHECKED_MAX:
+                        _CHECKED.clear()
+                    _CHECKED[memo] = new
+        values[name] = new
+    opts._check_together()
     return opts
+
+
+_UNCHECKED = object()
 
 
 def _options_of(cls: type[T], kwargs: dict[str, Any]) -> T:
@@ -209,13 +253,13 @@ def _options_of(cls: type[T], kwargs: dict[str, Any]) -> T:
     frames passes the same arguments every time. Arguments that are not plain
     scalars (arrays, camera models, times) are checked afresh on every call.
     """
-    keys = [(k, _plain_key(v)) for k, v in kwargs.items()]
-    if any(key is None for _, key in keys):
-        return _new(cls, kwargs)
-    key = (cls, *sorted(keys))
+    keys = {k: _plain_key(v) for k, v in kwargs.items()}
+    if None in keys.values():
+        return _new(cls, kwargs, keys)
+    key = (cls, *sorted(keys.items()))
     opts = _BUILT.get(key)
     if opts is None:
-        opts = _new(cls, kwargs)
+        opts = _new(cls, kwargs, keys)
         if len(_BUILT) >= _BUILT_MAX:
             _BUILT.clear()
         _BUILT[key] = opts

@@ -189,6 +189,40 @@ def test_a_call_with_the_same_plain_arguments_reuses_its_checked_options(monkeyp
     assert made[0] is not made[1] and made[0] == made[1]
 
 
+def test_options_made_from_plain_arguments_are_checked_as_the_class_checks_them():
+    # _options_of checks only the arguments given, and takes a plain argument's checked
+    # value again when another argument changed (the FOV estimate of a loop over frames):
+    # the options are those the class makes, a bad value fails every time, and with two
+    # bad values the same one is named (field order); a checked value that is not plain
+    # (an array) is never shared between options objects
+    from skysolve import _options
+
+    def made(**kw):
+        return _options._options_of(skysolve.SolveOptions, kw)
+
+    for fov in (11.0, 12.5):
+        kw = dict(fov_estimate_deg=fov, image_shape=(768.0, 1024), match_radius=0.01,
+                  solve_timeout_ms=5000)
+        assert made(**kw) == skysolve.SolveOptions(**kw)
+        assert made(**kw).image_shape == (768, 1024)
+    a, b = made(image_shape=[768, 1024], fov_estimate_deg=10.0), \
+        made(image_shape=(768, 1024), fov_estimate_deg=10.5)
+    assert a.image_shape == b.image_shape == (768, 1024)
+    for _ in range(2):
+        with pytest.raises(InvalidArgumentError, match="match_radius"):
+            made(fov_estimate_deg=11.0 + _, match_radius=-1.0)
+    bad = dict(solve_timeout_ms=-5, match_radius=-1.0, fov_estimate_deg=-3.0)
+    with pytest.raises(InvalidArgumentError) as expected:
+        skysolve.SolveOptions(**bad)
+    with pytest.raises(InvalidArgumentError) as got:
+        made(**bad)
+    assert str(got.value) == str(expected.value)
+    v1 = made(observer_velocity_km_s=(10.0, 0.0, 0.0), fov_estimate_deg=10.0)
+    v2 = made(observer_velocity_km_s=(10.0, 0.0, 0.0), fov_estimate_deg=11.0)
+    assert np.array_equal(v1.observer_velocity_km_s, v2.observer_velocity_km_s)
+    assert v1.observer_velocity_km_s is not v2.observer_velocity_km_s
+
+
 @pytest.mark.parametrize("cls", [skysolve.SolveOptions, skysolve.ExtractionOptions,
                                  skysolve.CalibrationOptions, skysolve.StarfieldOptions],
                          ids=lambda c: c.__name__)
