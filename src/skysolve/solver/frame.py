@@ -99,8 +99,11 @@ class Frame:
     @property
     def centre(self) -> tuple[float, float]:
         """Offset of the optical centre from the image centre, px."""
-        c = self.camera.crpix
-        return float(c[0]), float(c[1])
+        c = self.memo.get("centre")  # (asked for by every stage of a solve)
+        if c is None:
+            crpix = self.camera.crpix
+            c = self.memo["centre"] = (float(crpix[0]), float(crpix[1]))
+        return c
 
     def in_image(self, vectors: NDArray[np.float64], hyp: Hypothesis, count: int,
                  margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:

@@ -246,6 +246,13 @@ class _Tried:
         return False
 
 
+@lru_cache(maxsize=4)
+def _parity_array(parities: tuple[bool, ...]) -> NDArray[np.bool_]:
+    """``parities`` as the array the backend takes (made once per tuple; treat as
+    read-only: a read-only flag would retype the kernels)."""
+    return np.array(parities, dtype=bool)
+
+
 def _budget(ends: NDArray[np.intp], max_patterns: int | None) -> tuple[NDArray[np.intp], bool]:
     """Batch ends cut at the pattern budget, and whether the budget cut them."""
     if max_patterns is None or max_patterns >= ends[-1]:
@@ -558,7 +565,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     """
     windows = _windows(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
     left = [max_patterns]
-    parity_options = np.array(parities, dtype=bool)
+    parity_options = _parity_array(parities)
     state = [_Tried(), 0]
     status = "too_few"
     done: list[tuple[float, int, float, bool]] = []  # the passes run, per window

@@ -22,7 +22,7 @@ from .._options import Options, option
 from ..camera.projection import PROJECTIONS, code_of, max_angle
 from ..centroids import ORIGINS
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..geometry import as_rotation_matrix
+from ..geometry import as_rotation_matrix, radec_to_vector
 
 __all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT", "MIN_SCALE_MATCHES"]
 
@@ -402,8 +402,6 @@ class SolveOptions(Options):
         """The position hint as ``(ICRS unit vector, radius in radians)``, or None."""
         if self.position_hint is None:
             return None
-        from ..geometry import radec_to_vector
-
         radius = self.position_radius_deg
         radius = DEFAULT_POSITION_RADIUS_DEG if radius is None else radius
         return np.asarray(radec_to_vector(*self.position_hint), dtype=np.float64), \

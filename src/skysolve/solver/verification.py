@@ -40,6 +40,7 @@ also lets one of the eleven known near misses of the soak run (the
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -127,6 +128,13 @@ def crowding_outer(frame: Frame, radius_px: float) -> float:
     return max(5.0 * radius_px, 0.1 * frame.width)
 
 
+@lru_cache(maxsize=16)
+def _fine_radii(radius_px: float) -> np.ndarray:
+    """The finer radii (px) of :data:`FINE_RADII` for match radius ``radius_px`` (the same
+    every solve of a camera: made once; treat as read-only)."""
+    return _FINE[1:] * radius_px
+
+
 def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
           n_img: int) -> tuple[int, float]:
     """Matches of the brightest ``n_img`` centroids and the (smallest) tail probability."""
@@ -150,7 +158,7 @@ def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
     if hyp.anchors is None:
         return n, prob
     k, n_far = frame.backend.fine_counts(frame.ideal, n_img, hyp.anchors, rows, dist,
-                                         _FINE[1:] * radius_px, FINE_SLACK)
+                                         _fine_radii(radius_px), FINE_SLACK)
     for t, s in enumerate(FINE_RADII[1:]):
         prob = min(prob, false_match_probability(int(k[t]), int(n_far[t]), chance * s * s, 0))
     return n, min(1.0, len(FINE_RADII) * prob)

@@ -1081,6 +1081,28 @@ def test_centroids_outside_the_declared_image_are_refused(small_db, hip2025):
                                       fov_estimate_deg=15)
 
 
+def test_a_solve_leaves_the_arrays_it_shares_between_solves_as_they_were(small_db, hip2025):
+    # the parities of the search and the verification's finer radii are made once and
+    # shared by every solve (a kernel writing to them would change later answers); the
+    # frame's optical centre is taken once per solve, as floats
+    from skysolve.solver.frame import make_frame
+    from skysolve.solver.lost_in_space import _parity_array
+    from skysolve.solver.verification import _FINE, _fine_radii
+
+    R = random_attitudes(1, rng=3)[0]
+    _, sim = _field(hip2025, R, num_stars=40)
+    radius = 0.01 * W
+    for _ in range(2):
+        assert small_db.solve_from_centroids(sim.centroids, image_shape=(H, W),
+                                             fov_estimate_deg=15, match_radius=0.01)
+    assert _parity_array((False, True)).tolist() == [False, True]
+    assert _fine_radii(radius) is _fine_radii(radius)
+    assert np.array_equal(_fine_radii(radius), _FINE[1:] * radius)
+    frame = make_frame(sim.centroids[:, :2].copy(), W, H, None, "pinhole", None,
+                       crpix=(np.float32(1.5), 2))
+    assert frame.centre == (1.5, 2.0) and all(type(c) is float for c in frame.centre)
+
+
 def test_the_extent_check_takes_the_limits_to_the_bit():
     # the check's scalar test of the usual case and its array form agree at the limits
     # themselves: on them passes, the next float beyond fails, in x and in y (in x only
