@@ -149,6 +149,10 @@ def wcs_summary(header: Any) -> dict[str, Any]:
     ref = _Cd(cd)
     cx, cy = 0.5 + 0.5 * width, 0.5 + 0.5 * height
     ra_c, dec_c = (float(a) for a in wcs.all_pix2world(cx, cy, 1))
+    # (WCSLIB keeps the header's CRVAL1 branch: a CRVAL1 of -0.5 gives -0.5; wcsinfo's
+    # readers take an RA in [0, 360))
+    ra_c %= 360.0
+    ra_c = 0.0 if ra_c == 360.0 else ra_c  # (-1e-17 % 360 is 360.0)
     centre = _Cd(_local_cd(wcs, cx, cy))
     ra_hms, dec_dms = sexagesimal(ra_c, dec_c)
     fieldw, fieldh, unit = field_size_unit(_angle_deg(wcs, (0.5, cy), (width + 0.5, cy)),

@@ -338,13 +338,25 @@ def field_size_unit(width_deg: float, height_deg: float) -> tuple[float, float, 
 
 def sexagesimal(ra_deg: float, dec_deg: float) -> tuple[str, str]:
     """``('HH:MM:SS.sss', '+DD:MM:SS.sss')`` of a sky position in degrees, as solve-field
-    prints the field centre."""
-    from astropy.coordinates import Angle
+    prints the field centre.
 
-    return (Angle(ra_deg, unit="deg").to_string(unit="hourangle", sep=":", precision=3,
-                                                pad=True),
-            Angle(dec_deg, unit="deg").to_string(unit="deg", sep=":", precision=3, pad=True,
-                                                 alwayssign=True))
+    Both are rounded to the millisecond before they are split, so a carry runs into the
+    minutes and hours (59.9995 s is ``01:00.000``) and the hours wrap at 24: an RA a
+    millisecond of time short of 360 deg is ``00:00:00.000``, never ``24:00:00.000``
+    (astropy's formatting carries, but not round the clock). The declination's sign is
+    its value's (``-00:00:00.000`` just south of the equator).
+    """
+    day_ms = 24 * 3600 * 1000
+    ra_ms = round((float(ra_deg) % 360.0) / 15.0 * 3600.0 * 1000.0) % day_ms
+    dec_ms = round(abs(float(dec_deg)) * 3600.0 * 1000.0)
+
+    def split(ms: int) -> str:
+        whole, milli = divmod(ms, 1000)
+        minutes, seconds = divmod(whole, 60)
+        units, minutes = divmod(minutes, 60)
+        return f"{units:02d}:{minutes:02d}:{seconds:02d}.{milli:03d}"
+
+    return split(ra_ms), ("-" if float(dec_deg) < 0 else "+") + split(dec_ms)
 
 
 def field_parity(result: Any) -> str:

@@ -157,3 +157,30 @@ def test_bad_files_and_command_lines(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 6 and all(e.startswith("skysolve-wcsinfo: ") for e in err), err
     assert "image size" in err[3] and "celestial WCS" in err[1]
+
+
+@pytest.mark.parametrize("ra, want_hms", [
+    (359.99999999, "00:00:00.000"),  # 23:59:59.9999976 rounds to the next day: 00h, not 24h
+    (15.0 * 59.9995 / 3600.0, "00:01:00.000"),  # 59.9995 s carries into the minute
+    (15.0 * (23 + 59 / 60 + 59.9994 / 3600), "23:59:59.999"),
+])
+def test_sexagesimal_rounding_carries_and_wraps_at_24h(ra, want_hms):
+    """Rounded to the millisecond the centre's RA carries into minutes and hours and wraps
+    at 24h (it printed ``24:00:00.000``, which no reader takes for 0h); the same function
+    writes skysolve-field's "Field center" line."""
+    from skysolve.io.astrometry_files import sexagesimal
+
+    assert sexagesimal(ra, 0.0)[0] == want_hms
+    assert sexagesimal(ra, 89.99999999)[1] == "+90:00:00.000"
+    assert sexagesimal(ra, -(59 + 59.9996 / 60) / 60)[1] == "-01:00:00.000"
+    assert sexagesimal(ra, 12.5)[1] == "+12:30:00.000"
+
+
+def test_ra_center_is_in_0_360_whatever_the_headers_crval():
+    """A header's CRVAL1 may be negative (or 360 and more): the centre's RA is the same
+    direction in [0, 360) (it was the header's -0.5, printed ``-00:02:00.000``)."""
+    for crval, want in ((-0.5, 359.5), (-360.25, 359.75), (720.5, 0.5)):
+        got = wcs_summary(_tan_header(1024, 768, 36.0, 30.0, True, ra=crval, dec=10.0))
+        assert math.isclose(got["ra_center"], want, abs_tol=1e-9), crval
+        assert got["ra_center_hms"] == {359.5: "23:58:00.000", 359.75: "23:59:00.000",
+                                        0.5: "00:02:00.000"}[want]
