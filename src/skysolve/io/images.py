@@ -14,10 +14,12 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
 * PNG and JPEG: Pillow (16-bit greyscale PNG stays ``uint16``); a 16-bit colour PNG,
   which Pillow reduces to 8 bits per channel, is decoded by :mod:`skysolve.io.png`
   with its 16 bits.
-* BMP and GIF (8-bit grey, palette or colour): Pillow.
-* PNM: a binary PGM or PPM (``P5``/``P6``) is read as stored, ``uint8`` or ``uint16``
-  by its largest value, not rescaled (Pillow scales a 12-bit file to 16 bits and keeps
-  8 bits of 16-bit colour); the ASCII and bitmap kinds (``P1``-``P4``) through Pillow.
+* BMP and GIF (8-bit grey, palette or colour): Pillow; an animated GIF's first
+  frame.
+* PNM: a PGM or PPM (binary ``P5``/``P6`` or ASCII ``P2``/``P3``) is read as stored,
+  ``uint8`` or ``uint16`` by its largest value, not rescaled (Pillow scales a 12-bit
+  file to 16 bits and keeps 8 bits of 16-bit colour); the bitmaps (``P1``/``P4``)
+  through Pillow.
 
 Colour images become one luminance channel with the Rec. 709 (sRGB) weights
 ``0.2126 R + 0.7152 G + 0.0722 B`` applied to the stored values (no gamma
@@ -925,29 +927,44 @@ def _read_tiff(path: Path) -> NDArray[Any]:
 
 #: Bytes of a PNM header read at most (its comments can be long; its numbers are not).
 _PNM_HEADER_BYTES = 1 << 16
+#: Digits of a PNM header's number at most (a width, height or largest value beyond
+#: this is a damaged header, whatever the pixel limit).
+_PNM_MAX_DIGITS = 12
+_PNM_COMMENT = re.compile(rb"#[^\r\n]*")
 
 
 def _pnm_header(path: Path) -> tuple[bytes, int, int, int, int]:
-    """A binary PGM/PPM's magic, width, height, largest value and the offset of its
-    pixels: the numbers separated by whitespace and ``#`` comments, the pixels after
-    the single whitespace byte that ends the largest value."""
+    """A PGM/PPM's magic, width, height, largest value and the offset of its pixels.
+
+    As Netpbm reads them: the numbers separated by whitespace and ``#`` comments (which
+    run to the next CR or LF, and may follow a number directly), the pixels after the
+    single character that ends the largest value (a whitespace byte; a comment there
+    ends at its line's end, the pixels after that).
+    """
     with open(path, "rb") as f:
         head = f.read(_PNM_HEADER_BYTES)
+
+    def comment_end(pos: int) -> int:  # the CR or LF ending the comment at ``pos``
+        ends = [k for k in (head.find(b"\n", pos), head.find(b"\r", pos)) if k >= 0]
+        return min(ends) if ends else len(head)
+
     numbers: list[int] = []
     pos = 2
     while len(numbers) < 3:
         while pos < len(head) and (head[pos:pos + 1].isspace() or head[pos:pos + 1] == b"#"):
-            if head[pos:pos + 1] == b"#":  # a comment runs to the end of its line
-                end = head.find(b"\n", pos)
-                pos = len(head) if end < 0 else end
+            if head[pos:pos + 1] == b"#":
+                pos = comment_end(pos)
             pos += 1
         start = pos
         while pos < len(head) and head[pos:pos + 1].isdigit():
             pos += 1
-        if pos == start or pos >= len(head) or not head[pos:pos + 1].isspace():
+        if (pos == start or pos >= len(head) or pos - start > _PNM_MAX_DIGITS
+                or not (head[pos:pos + 1].isspace() or head[pos:pos + 1] == b"#")):
             raise FileFormatError(f"{path} is a corrupted or truncated PNM file: its header "
                                   "does not give the width, height and largest value")
         numbers.append(int(head[start:pos]))
+        if head[pos:pos + 1] == b"#":
+            pos = comment_end(pos)
     width, height, maxval = numbers
     if width < 1 or height < 1 or not 1 <= maxval <= 65535:
         raise FileFormatError(f"{path} is a corrupted PNM file: width {width}, height "
@@ -956,20 +973,22 @@ def _pnm_header(path: Path) -> tuple[bytes, int, int, int, int]:
 
 
 def _read_pnm(path: Path) -> NDArray[Any]:
-    """A binary PGM (P5) or PPM (P6) with its values as stored: 8 bits when the largest
-    value is below 256, else 16 (big-endian in the file). Pillow reads 16-bit colour as
-    8 bits and scales a 12-bit file's values (largest 4095) to 65535; capture programs
-    write both. The ASCII and bitmap kinds (P1-P4) are Pillow's."""
+    """A PGM (P5, or P2 in ASCII) or PPM (P6, P3) with its values as stored: 8 bits when
+    the largest value is below 256, else 16 (big-endian in a binary file). Pillow reads
+    16-bit colour as 8 bits and scales other largest values (a 12-bit file's 4095) to
+    255 or 65535; capture programs write both. The bitmaps (P1, P4) are Pillow's."""
     with open(path, "rb") as f:
         magic = f.read(2)
-    if magic not in (b"P5", b"P6"):
+    if magic not in (b"P2", b"P3", b"P5", b"P6"):
         return _read_pillow(path, "PNM")
     _, width, height, maxval, offset = _pnm_header(path)
-    channels = 3 if magic == b"P6" else 1
+    channels = 3 if magic in (b"P3", b"P6") else 1
     shape = (height, width, channels) if channels == 3 else (height, width)
     _check_size(width * height * channels, shape, path)
-    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
     count = width * height * channels
+    if magic in (b"P2", b"P3"):
+        return _read_pnm_ascii(path, offset, count, maxval).reshape(shape)
+    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
     if path.stat().st_size - offset < count * dtype.itemsize:
         raise FileFormatError(
             f"{path} is a corrupted or truncated PNM file: its header promises "
@@ -977,6 +996,25 @@ def _read_pnm(path: Path) -> NDArray[Any]:
             f"{max(0, path.stat().st_size - offset)}")
     data = np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape)
     return data.astype(data.dtype.newbyteorder("="), copy=False) if dtype.itemsize > 1 else data
+
+
+def _read_pnm_ascii(path: Path, offset: int, count: int, maxval: int) -> NDArray[Any]:
+    """The first ``count`` decimal values after byte ``offset`` of an ASCII PNM (P2/P3),
+    ``uint8`` or ``uint16`` by ``maxval``; comments skipped as Netpbm skips them."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        tokens = _PNM_COMMENT.sub(b" ", f.read()).split()
+    if len(tokens) < count:
+        raise FileFormatError(f"{path} is a corrupted or truncated PNM file: its header "
+                              f"promises {count} values but the file holds {len(tokens)}")
+    if not all(t.isdigit() and len(t) <= _PNM_MAX_DIGITS for t in tokens[:count]):
+        raise FileFormatError(f"{path} is a corrupted PNM file: a pixel value is not a "
+                              "whole number")
+    values = np.array(tokens[:count]).astype(np.int64)
+    if values.max() > 65535:
+        raise FileFormatError(f"{path} is a corrupted PNM file: a value of {values.max()} "
+                              "does not fit 16 bits")
+    return values.astype(np.uint8 if maxval < 256 else np.uint16)
 
 
 _PILLOW_GREY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S")

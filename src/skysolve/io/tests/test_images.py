@@ -820,3 +820,51 @@ def test_pnm_keeps_its_stored_values_at_8_12_and_16_bits(tmp_path):
     (tmp_path / "bad.pgm").write_bytes(b"P5\n640 x 480\n255\n" + bytes(100))
     with pytest.raises(FileFormatError, match="width, height and largest value"):
         read_image(tmp_path / "bad.pgm")
+
+
+def test_pnm_headers_netpbm_accepts_and_ascii_values_as_stored(tmp_path):
+    """Netpbm ends a header comment at a CR as at an LF and lets one follow a number
+    directly (``640#w``); both were refused as corrupted. An absurdly long number is a
+    corrupted file (it was Python's ValueError about integer digits). The ASCII kinds
+    (P2/P3) keep their stored values as the binary ones do: Pillow scaled a largest value
+    of 4095 to 65535 and of 100 to 255, and cut a 16-bit P3 to 8 bits (60000 -> 233)."""
+    pixels = bytes([0, 1, 2, 100, 50, 20])
+    want = np.array([[0, 1, 2], [100, 50, 20]], dtype=np.uint8)
+    for name, data in (
+            ("cr.pgm", b"P5\r# written on a classic Mac\r3 2\r255\r" + pixels),
+            ("hash.pgm", b"P5\n3#width\n2 255\n" + pixels),
+            ("maxhash.pgm", b"P5 3 2 255# the raster starts on the next line\n" + pixels)):
+        (tmp_path / name).write_bytes(data)
+        out = read_image(tmp_path / name)
+        assert out.dtype == np.uint8, name
+        np.testing.assert_array_equal(out, want, err_msg=name)
+    (tmp_path / "long.pgm").write_bytes(b"P5\n" + b"9" * 5000 + b" 2\n255\n" + pixels)
+    with pytest.raises(FileFormatError, match="corrupted"):
+        read_image(tmp_path / "long.pgm")
+    # ASCII: P2 with a 12-bit and a 7-bit largest value, P3 with 16 bits
+    (tmp_path / "a12.pgm").write_bytes(b"P2\n# 12-bit\n3 2\n4095\n0 1 2\n4095 100 2000\n")
+    out = read_image(tmp_path / "a12.pgm")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, [[0, 1, 2], [4095, 100, 2000]])
+    (tmp_path / "a100.pgm").write_bytes(b"P2 3 2 100 0 1 2 100 50 20")
+    np.testing.assert_array_equal(read_image(tmp_path / "a100.pgm"), want)
+    rgb = np.array([[[1, 2, 3], [60000, 60000, 60000]]], dtype=np.uint16)
+    (tmp_path / "a16.ppm").write_bytes(b"P3\n2 1\n65535\n1 2 3\n60000 60000 60000\n")
+    np.testing.assert_allclose(read_image(tmp_path / "a16.ppm"), _luma(rgb), rtol=1e-6)
+    (tmp_path / "short.pgm").write_bytes(b"P2\n3 2\n255\n0 1 2 3\n")
+    with pytest.raises(FileFormatError, match="truncated PNM"):
+        read_image(tmp_path / "short.pgm")
+    (tmp_path / "word.pgm").write_bytes(b"P2\n3 2\n255\n0 1 2 x 4 5\n")
+    with pytest.raises(FileFormatError, match="corrupted"):
+        read_image(tmp_path / "word.pgm")
+    # a claim of 10^10 pixels is refused from the header, before any allocation
+    (tmp_path / "huge.pgm").write_bytes(b"P2\n100000 100000\n255\n0 1 2\n")
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        read_image(tmp_path / "huge.pgm")
+
+
+def test_an_animated_gif_reads_its_first_frame(tmp_path):
+    """What solve-field's conversion of a GIF gives too: the first image."""
+    frames = [Image.fromarray(np.full((4, 5), v, np.uint8)) for v in (10, 200, 90)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    np.testing.assert_array_equal(read_image(tmp_path / "anim.gif"), np.full((4, 5), 10))
