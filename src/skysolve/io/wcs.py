@@ -687,8 +687,11 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
         sky[name] = radec_to_vector(rd[:, 0], rd[:, 1])
     best = None
     for order in range(2, MAX_SIP_ORDER + 1):
-        moved = fit_sip_wcs(fit, sky["fit"], c, crval, order, pixel_shape=w.pixel_shape,
-                            projection=projection)
+        try:
+            moved = fit_sip_wcs(fit, sky["fit"], c, crval, order, pixel_shape=w.pixel_shape,
+                                projection=projection)
+        except np.linalg.LinAlgError:  # (offsets so large that their powers overflow)
+            continue
         rd = np.asarray(moved.all_pix2world(check, 1), dtype=np.float64)
         err = float(np.nanmax(_separation_arcsec(radec_to_vector(rd[:, 0], rd[:, 1]),
                                                  sky["check"])))
@@ -702,7 +705,7 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
             best = (err, back, moved)
         if err <= MOVED_WCS_TOLERANCE_ARCSEC and back <= MOVED_WCS_INVERSE_PX:
             break
-    err, back, moved = best
+    err, back, moved = best if best is not None else (np.inf, np.inf, None)
     if not (err <= MOVED_WCS_LIMIT_ARCSEC and back <= MOVED_WCS_INVERSE_LIMIT_PX):
         raise InvalidArgumentError(
             f"the solution about reference pixel {tuple(float(v) for v in c)} differs from "

@@ -472,3 +472,14 @@ def test_move_reference_pixel_refuses_what_sip_cannot_hold():
     assert move_reference_pixel(wcs, (400.5, 300.5), 800, 600) is wcs
     with pytest.raises(InvalidArgumentError, match="crpix"):
         move_reference_pixel(wcs, (np.nan, 3.0), 800, 600)
+
+
+def test_move_reference_pixel_far_beyond_any_fit_is_refused_as_such():
+    """A reference pixel so far out that the fit's matrix is singular (1e300 px) is the
+    same refusal as any other SIP cannot hold (it was numpy's bare 'Singular matrix')."""
+    from skysolve.io.wcs import move_reference_pixel
+
+    wcs = camera_to_wcs(CameraModel.from_fov(12.3, 1024, 768), R0)
+    for crpix in ((1e300, 384.5), (512.5, -1e300)):
+        with pytest.raises(InvalidArgumentError, match="reference pixel"):
+            move_reference_pixel(wcs, crpix, 1024, 768)
