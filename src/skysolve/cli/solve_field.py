@@ -26,7 +26,9 @@ list is cut likewise after sorting); ``-d/--depth`` (``N``, ``A-B``, or a list o
 them) solves with the brightest sources up to its largest number. The ``.wcs``
 (``.new``, ``.match``) has its reference pixel at the image centre, which is
 what ``--crpix-center`` asks; ``--crpix-x/--crpix-y`` move it
-(:func:`~skysolve.io.wcs.move_reference_pixel`). Options that have no meaning
+(:func:`~skysolve.io.wcs.move_reference_pixel`; where SIP terms cannot hold the
+solution about that pixel, the files are written about the centre with a warning).
+Options that have no meaning
 for skysolve (index files, source extractor, plots, ...) are accepted and
 reported as ignored on standard error; an unknown option or a bad value is a
 one-line error. The lines saying a field solved are printed once its files are

@@ -992,3 +992,30 @@ def test_bmp_gif_and_pnm_frames_solve(env, tmp_path, suffix):
     # (within the 18" the reference pointing is known to)
     assert _separation_arcsec(lines["ra"], lines["dec"], *REFERENCE[ALT40]) < 18.0
     assert (tmp_path / "frame.solved").exists() and (tmp_path / "frame.new").exists()
+
+
+def test_a_reference_pixel_sip_cannot_hold_still_writes_the_solution(env, fits_frame,
+                                                                     tmp_path):
+    """``--crpix-x/-y`` where no SIP polynomial holds the solution within 0.01" (2000 px
+    off a 12 deg frame), or nowhere at all (1e300): the solved field's files are written
+    about the image centre, as without the options, and one warning line says so. They
+    were an error (status 1) and no file at all, the solution lost."""
+    from astropy.io import fits
+
+    path, cam, R = fits_frame
+    assert solve_field(env, "-O", "-D", tmp_path / "default", path).returncode == 0
+    default = fits.getheader(tmp_path / "default" / "orion.wcs")
+    for args in (("--crpix-x", -2000, "--crpix-y", 3000), ("--crpix-x", "1e300")):
+        out = tmp_path / str(args[1])
+        proc = solve_field(env, "-O", *args, "-D", out, path)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.count("Field center: (RA,Dec)") == 1
+        for suffix in OUTPUTS:
+            assert (out / f"orion{suffix}").exists(), suffix
+        header = fits.getheader(out / "orion.wcs")
+        for key in ("CTYPE1", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD2_1"):
+            assert header[key] == default[key], key
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("skysolve-field: warning: --crpix-x/--crpix-y")
+        assert "image centre" in lines[0] and "Traceback" not in proc.stderr
