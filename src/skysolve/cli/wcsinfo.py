@@ -128,7 +128,7 @@ def wcs_summary(header: Any) -> dict[str, Any]:
     ValueError
         When the header holds no celestial WCS or states no image size.
     """
-    from astropy.wcs import WCS, FITSFixedWarning
+    from astropy.wcs import WCS, WCSSUB_CELESTIAL, FITSFixedWarning
 
     from ..io.astrometry_files import (
         field_parity,
@@ -140,10 +140,11 @@ def wcs_summary(header: Any) -> dict[str, Any]:
     width, height = _image_size(header)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(header, relax=True)
+        # the celestial axes only, taken before the SIP terms are read: a colour cube's
+        # third axis (or a spectral one) dropped, as astropy reads SIP with two axes only
+        wcs = WCS(header, relax=True, naxis=[WCSSUB_CELESTIAL])
     if not wcs.has_celestial:
         raise ValueError("the header holds no celestial WCS")
-    wcs = wcs.celestial  # (a colour cube's third axis, or a spectral one, dropped)
     cd = wcs.pixel_scale_matrix
     # (the shared formulas take a result's CD matrix; degrees or radians alike)
     ref = _Cd(cd)

@@ -184,3 +184,27 @@ def test_ra_center_is_in_0_360_whatever_the_headers_crval():
         assert math.isclose(got["ra_center"], want, abs_tol=1e-9), crval
         assert got["ra_center_hms"] == {359.5: "23:58:00.000", 359.75: "23:59:00.000",
                                         0.5: "00:02:00.000"}[want]
+
+
+def test_a_colour_new_file_with_sip_terms():
+    """A colour FITS input's ``.new`` is a 3-axis image (NAXIS3 = 3) with a 2-axis TAN-SIP
+    WCS (what ``skysolve-field --crpix-x/-y`` writes for it): astropy refuses to read SIP
+    with three axes, so wcsinfo failed ("SIP distortions only work in 2 dimensions").
+    Known answer: astropy's reading of the same header as a 2-D image's."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    h = _tan_header(1024, 768, 36.0, 30.0, True, ra=120.0, dec=40.0)
+    h["CRPIX1"], h["CRPIX2"] = 1.0, 1.0
+    h["CTYPE1"], h["CTYPE2"] = "RA---TAN-SIP", "DEC--TAN-SIP"
+    h.update({"A_ORDER": 2, "B_ORDER": 2, "A_2_0": 2e-6, "A_0_2": -1e-6, "B_1_1": 3e-6,
+              "WCSAXES": 2})
+    plain = WCS(h)
+    ra, dec = plain.all_pix2world(512.5, 384.5, 1)
+    cube = fits.Header({"SIMPLE": True, "BITPIX": 16, "NAXIS": 3, "NAXIS1": 1024,
+                        "NAXIS2": 768, "NAXIS3": 3})
+    cube.update(h)
+    got = wcs_summary(cube)
+    assert math.isclose(got["ra_center"], float(ra), abs_tol=1e-9)
+    assert math.isclose(got["dec_center"], float(dec), abs_tol=1e-9)
+    assert got == wcs_summary(h)
