@@ -1011,9 +1011,9 @@ def _read_pnm_ascii(path: Path, offset: int, count: int, maxval: int) -> NDArray
         raise FileFormatError(f"{path} is a corrupted PNM file: a pixel value is not a "
                               "whole number")
     values = np.array(tokens[:count]).astype(np.int64)
-    if values.max() > 65535:
+    if values.max() > maxval:  # (as Netpbm refuses it; cast, it would wrap round)
         raise FileFormatError(f"{path} is a corrupted PNM file: a value of {values.max()} "
-                              "does not fit 16 bits")
+                              f"above its largest value {maxval}")
     return values.astype(np.uint8 if maxval < 256 else np.uint16)
 
 

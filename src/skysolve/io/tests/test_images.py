@@ -854,6 +854,9 @@ def test_pnm_headers_netpbm_accepts_and_ascii_values_as_stored(tmp_path):
     (tmp_path / "short.pgm").write_bytes(b"P2\n3 2\n255\n0 1 2 3\n")
     with pytest.raises(FileFormatError, match="truncated PNM"):
         read_image(tmp_path / "short.pgm")
+    (tmp_path / "above.pgm").write_bytes(b"P2\n3 2\n255\n0 1 2 300 4 5\n")  # (not 44)
+    with pytest.raises(FileFormatError, match="above its largest value 255"):
+        read_image(tmp_path / "above.pgm")
     (tmp_path / "word.pgm").write_bytes(b"P2\n3 2\n255\n0 1 2 x 4 5\n")
     with pytest.raises(FileFormatError, match="corrupted"):
         read_image(tmp_path / "word.pgm")
