@@ -153,7 +153,8 @@ def wcs_summary(header: Any) -> dict[str, Any]:
     # (WCSLIB keeps the header's CRVAL1 branch: a CRVAL1 of -0.5 gives -0.5; wcsinfo's
     # readers take an RA in [0, 360))
     ra_c %= 360.0
-    ra_c = 0.0 if ra_c == 360.0 else ra_c  # (-1e-17 % 360 is 360.0)
+    # (-1e-17 % 360 is 360.0, and 360 - 1e-11 prints as 360 to the 12 digits written)
+    ra_c = 0.0 if float(_format(ra_c)) >= 360.0 else ra_c
     centre = _Cd(_local_cd(wcs, cx, cy))
     ra_hms, dec_dms = sexagesimal(ra_c, dec_c)
     fieldw, fieldh, unit = field_size_unit(_angle_deg(wcs, (0.5, cy), (width + 0.5, cy)),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skysolve.cli.wcsinfo import main, wcs_summary
+from skysolve.cli.wcsinfo import _format, main, wcs_summary
 
 from .test_solve_field import env, fits_frame, parse, solve_field  # noqa: F401
 
@@ -184,6 +184,11 @@ def test_ra_center_is_in_0_360_whatever_the_headers_crval():
         assert math.isclose(got["ra_center"], want, abs_tol=1e-9), crval
         assert got["ra_center_hms"] == {359.5: "23:58:00.000", 359.75: "23:59:00.000",
                                         0.5: "00:02:00.000"}[want]
+    # as printed (12 significant digits): 360 - 1e-11 deg is 0, as its 00:00:00.000 is
+    h = _tan_header(1024, 768, 36.0, 30.0, True, ra=360.0 - 1e-11, dec=10.0)
+    got = _read_like_stellarsolver("".join(f"{k} {_format(v)}\n"
+                                           for k, v in wcs_summary(h).items()))
+    assert 0.0 <= float(got["ra_center"]) < 360.0 and got["ra_center_hms"] == "00:00:00.000"
 
 
 def test_a_colour_new_file_with_sip_terms():
