@@ -147,13 +147,20 @@ def _angle_between(result: Any, a: tuple[float, float], b: tuple[float, float]) 
     return math.degrees(float(angle_between(va, vb)))
 
 
+def _ra_text(ra: float, spec: str) -> str:
+    """``ra`` (degrees, in [0, 360)) formatted by ``spec``, in [0, 360) as printed too:
+    359.9999999 is ``0.000000``, not ``360.000000`` (with ``00:00:00.000`` beside it)."""
+    text = format(ra, spec)
+    return format(0.0, spec) if float(text) >= 360.0 else text
+
+
 def match_line(result: Any) -> str:
     """astrometry-engine's line for the match, which scripts read the pixel scale from:
     the image centre and the scale there (arcseconds per pixel, ``sqrt(|det CD|)``; the
     CD matrix in radians)."""
     ra, dec = result.pixel_to_world(0.0, 0.0)
     scale = 3600.0 * math.degrees(math.sqrt(abs(float(np.linalg.det(result.cd_matrix)))))
-    return f"  RA,Dec = ({ra:g},{dec:g}), pixel scale {scale:g} arcsec/pix."
+    return f"  RA,Dec = ({_ra_text(ra, 'g')},{dec:g}), pixel scale {scale:g} arcsec/pix."
 
 
 def field_lines(result: Any, width: int, height: int) -> list[str]:
@@ -171,7 +178,7 @@ def field_lines(result: Any, width: int, height: int) -> list[str]:
     size_w, size_h, unit = field_size_unit(
         _angle_between(result, (-0.5 * width, 0.0), (0.5 * width, 0.0)),
         _angle_between(result, (0.0, -0.5 * height), (0.0, 0.5 * height)))
-    return [f"Field center: (RA,Dec) = ({ra:.6f}, {dec:.6f}) deg.",
+    return [f"Field center: (RA,Dec) = ({_ra_text(ra, '.6f')}, {dec:.6f}) deg.",
             f"Field center: (RA H:M:S, Dec D:M:S) = ({ra_hms}, {dec_dms}).",
             f"Field size: {size_w:g} x {size_h:g} {unit}",
             f"Field rotation angle: up is {rotation_up_east_of_north(result):g} degrees E of N",

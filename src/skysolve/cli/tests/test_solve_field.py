@@ -1019,3 +1019,21 @@ def test_a_reference_pixel_sip_cannot_hold_still_writes_the_solution(env, fits_f
         assert len(lines) == 1, lines
         assert lines[0].startswith("skysolve-field: warning: --crpix-x/--crpix-y")
         assert "image centre" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_a_centre_just_short_of_ra_360_prints_as_0():
+    """The centre's RA as printed stays in [0, 360): 360 - 1e-8 deg was
+    ``360.000000`` in the "Field center" line (beside ``00:00:00.000``) and ``360`` in the
+    match line. A hand-made result: 36"/px, north up, centred there."""
+    from skysolve.cli.solve_field_run import field_lines, match_line
+
+    class Result:
+        cd_matrix = np.radians([[-0.01, 0.0], [0.0, 0.01]])
+
+        def pixel_to_world(self, x, y):  # (small offsets: a flat patch of sky)
+            return (360.0 - 1e-8 - 0.01 * x) % 360.0, 20.0 + 0.01 * y
+
+    lines = field_lines(Result(), 100, 80)
+    assert lines[0] == "Field center: (RA,Dec) = (0.000000, 20.000000) deg."
+    assert lines[1] == "Field center: (RA H:M:S, Dec D:M:S) = (00:00:00.000, +20:00:00.000)."
+    assert match_line(Result()).startswith("  RA,Dec = (0,20), pixel scale 36 ")
