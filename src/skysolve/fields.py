@@ -133,12 +133,21 @@ def load_database(path: str | None) -> Any:
 
 
 def solve_field_sources(db: Any, fld: Field, depth: int | None = None, **hints: Any) -> Any:
-    """Solve a field's sources against ``db`` with skysolve's solve parameters; ``depth``:
-    with its brightest ``depth`` sources only (the result's ``matched_centroids`` index
-    the field's list all the same, as it is brightest first)."""
-    from .io.astrometry_files import centred_pixels
+    """Solve a field's sources (brightest first) against ``db`` with skysolve's solve
+    parameters.
 
-    centred = centred_pixels(fld.xy_fits[:depth], fld.width, fld.height)
+    ``depth`` (solve-field's ``--depth``): the patterns are formed from the brightest
+    ``depth`` sources only -- ``pattern_checking_stars``, within the 4 stars of a pattern
+    and :data:`~skysolve.solver.options.MAX_PATTERN_STARS_LIMIT` -- with no deeper search
+    beyond them, while every source verifies and fits the match, as solve-field's depth
+    limits the sources it builds quads from, not those that confirm a match."""
+    from .io.astrometry_files import centred_pixels
+    from .solver.options import MAX_PATTERN_STARS_LIMIT
+
+    if depth is not None:
+        hints = {**hints, "deep_search": False,
+                 "pattern_checking_stars": min(max(int(depth), 4), MAX_PATTERN_STARS_LIMIT)}
+    centred = centred_pixels(fld.xy_fits, fld.width, fld.height)
     return db.solve_from_centroids(centred, image_width=fld.width, image_height=fld.height,
                                    **hints)
 

@@ -23,7 +23,8 @@ pixels). The extraction takes ``--nsigma`` as its threshold in noise sigmas,
 ``--sigma`` as the pixels' noise level (counts) in place of its own estimate, and
 ``--objs N`` as the number of brightest sources it keeps (the ``.axy``'s; an x/y
 list is cut likewise after sorting); ``-d/--depth`` (``N``, ``A-B``, or a list of
-them) solves with the brightest sources up to its largest number. The ``.wcs``
+them) forms the patterns from the brightest sources up to its largest number (4 to
+50), every source verifying the match. The ``.wcs``
 (``.new``, ``.match``) has its reference pixel at the image centre, which is
 what ``--crpix-center`` asks; ``--crpix-x/--crpix-y`` move it
 (:func:`~skysolve.io.wcs.move_reference_pixel`; where SIP terms cannot hold the
@@ -271,8 +272,9 @@ def _star_count(text: str, option: str) -> int:
 
 def _depth(text: str) -> int:
     """``-d/--depth``'s largest number: ``N``, ``A-B`` or a comma-separated list of them
-    (solve-field looks at the field's sources A to B, or 1 to N, in turns; skysolve
-    solves with the brightest sources up to the largest number at once)."""
+    (solve-field builds quads from the field's sources A to B, or 1 to N, in turns;
+    skysolve forms patterns from the brightest sources up to the largest number at
+    once)."""
     largest = 0
     for part in text.split(","):
         low, dash, high = part.strip().partition("-")
@@ -290,8 +292,8 @@ def _depth(text: str) -> int:
 def source_options(args: argparse.Namespace) -> dict[str, Any]:
     """What the command line asks of the sources: the extraction's ``max_centroids``
     (``--objs``), ``sigma_threshold`` (``--nsigma``) and fixed noise level ``noise``
-    (``--sigma``, counts), and ``depth``, the brightest sources the solve uses
-    (``-d/--depth``). Only those given; each checked by the library's own rule."""
+    (``--sigma``, counts), and ``depth``, the brightest sources the solve forms
+    patterns from (``-d/--depth``). Only those given; each checked by the library's own rule."""
     from .. import _args
     from ..extraction.options import ExtractionOptions
 

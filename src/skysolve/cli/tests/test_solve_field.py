@@ -777,9 +777,9 @@ def _truth_offsets(wcs, cam, R, n=(9, 7)):
 
 def test_objs_and_depth_limit_the_sources_to_the_brightest(env, fits_frame, tmp_path):
     """``--objs N`` cuts the source list (the .axy) to its N brightest; ``-d/--depth``
-    (a number, or ranges such as ``1-60`` or ``20,40,60``) solves with the brightest up to
-    its largest number while the .axy keeps every source. Both were ignored: the .axy
-    kept all 423 sources and the solve matched sources down to the 300th."""
+    (a number, or ranges such as ``1-60`` or ``20,40,60``) forms the patterns from the
+    brightest up to its largest number while every source verifies the match and the
+    .axy keeps every source. Both were ignored: the .axy kept all 423 sources."""
     from astropy.io import fits
     from astropy.table import Table
     from astropy.wcs import WCS
@@ -802,8 +802,25 @@ def test_objs_and_depth_limit_the_sources_to_the_brightest(env, fits_frame, tmp_
         assert proc.returncode == 0 and "ignored" not in proc.stderr, proc.stderr
         assert len(Table.read(out / "orion.axy")) == len(everything)
         corr = Table.read(out / "orion.corr")
-        assert len(corr) >= 20 and max(corr["field_id"]) < 60, depth
+        # every source verifies and fits the match, not only the first 60
+        assert len(corr) >= 100 and max(corr["field_id"]) >= 60, depth
         assert _truth_offsets(WCS(fits.getheader(out / "orion.wcs")), cam, R) < 10.0
+    # the patterns come from the brightest `depth` sources: twelve bright false sources
+    # ahead of the stars leave -d 12 nothing to match, and -d 40 the stars after them (a
+    # scale range: without one, each focal-length window takes its brightest 14 at most)
+    junk = Table({"X": np.random.default_rng(9).uniform(1, 1024, 12),
+                  "Y": np.random.default_rng(10).uniform(1, 768, 12),
+                  "FLUX": np.linspace(2, 1.5, 12) * everything["FLUX"].max()})
+    listed = Table({k: np.concatenate([junk[k], everything[k]]) for k in ("X", "Y", "FLUX")})
+    listed.write(tmp_path / "junk.xyls", format="fits")
+    for depth, solved in (("12", False), ("40", True)):
+        out = tmp_path / f"junk{depth}"
+        proc = solve_field(env, "-O", "-d", depth, "-w", 1024, "-e", 768, "-L", 11, "-H",
+                           13.5, "-D", out, tmp_path / "junk.xyls")
+        assert proc.returncode == 0, proc.stderr
+        assert (out / "junk.solved").exists() == solved, (depth, proc.stdout)
+        if solved:
+            assert max(Table.read(out / "junk.corr")["field_id"]) >= 40
     # an x/y list: --objs keeps its brightest rows by the sort column
     shuffled = everything[np.random.default_rng(4).permutation(len(everything))]
     shuffled.write(tmp_path / "list.xyls", format="fits")
