@@ -256,8 +256,8 @@ wall time, and the frame's CPU time).
 Parameters
 ----------
 sources : sequence
-    Frames: image paths (FITS, PNG, JPEG, TIFF), 2-D image arrays, or
-    centroids (``ExtractionResult``, lists of ``Centroid``, ``(N, 2|3)``
+    Frames: image paths (FITS, PNG, JPEG, TIFF, BMP, GIF, PNM), 2-D image
+    arrays, or centroids (``ExtractionResult``, lists of ``Centroid``, ``(N, 2|3)``
     arrays in centred pixels; give ``image_shape`` then).
 database : SolverDatabase
     Workers open its file memory-mapped, once per process (never pickled
