@@ -8,9 +8,9 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
   without memory mapping so no file handle outlives the call; BSCALE/BZERO applied
   (16-bit unsigned data come back as ``uint16``). With ``section`` only the needed
   part of the file is read.
-* TIFF: tifffile (8/16/32-bit integer and float samples are kept as they are);
-  compressions tifffile cannot decode without the optional ``imagecodecs`` package
-  (LZW, PackBits, JPEG) are read through Pillow instead.
+* TIFF: tifffile (8/16/32-bit integer and float samples are kept as they are), its
+  compressions (LZW, PackBits, Deflate, JPEG) decoded by ``imagecodecs``, a dependency;
+  a palette image, or a compression the installed ``imagecodecs`` lacks, through Pillow.
 * PNG and JPEG: Pillow (16-bit greyscale PNG stays ``uint16``); a 16-bit colour PNG,
   which Pillow reduces to 8 bits per channel, is decoded by :mod:`skysolve.io.png`
   with its 16 bits.
@@ -29,8 +29,8 @@ and so do grey images stored as colour (all three channels equal).
 
 Images with more than :data:`MAX_PIXELS` pixel values are refused before any pixel
 data is read, so a corrupt header claiming 100000 x 100000 pixels cannot exhaust
-memory. For PNG and JPEG, Pillow's own decompression-bomb limit
-(``2 * PIL.Image.MAX_IMAGE_PIXELS``) applies as well.
+memory. For the files Pillow decodes (PNG, JPEG, BMP, GIF, the PNM bitmaps), its own
+decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``) applies as well.
 """
 
 from __future__ import annotations
