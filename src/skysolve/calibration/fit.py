@@ -214,14 +214,14 @@ _FORWARD_RMS = 0.9
 # fitted to noise alone would buy, by this many standard deviations (chi-square with as
 # many degrees of freedom). Both fits have as many parameters, so for a lens either
 # direction holds they come out within a few of them (the TESS demo's final fit: -65,
-# over the stars both hold, against 84); a few percent lower rms over hundreds of stars is a lens the inverse
-# polynomial cannot hold: under the CLI's defaults (order 4, 8 frames of 60 stars) a lens
-# whose corners move in by 3 % was 0.52-0.64 px off at worst pixel -> sky, 1.8 times
-# what mapping_sigma_px said, at an rms 6 % above the forward fit's: a drop of ~120
-# against 49. Passes whose camera only seeds the next keep to the rules above: the
-# seed passes on the TESS-like camera, whose distortion is an order-4 sky -> pixel
-# polynomial, would turn the order-4 pass's direction and with it the later passes'
-# solves, which end at the same camera either way.
+# over the stars both hold, against 84); a few percent lower rms over hundreds of stars
+# is a lens the inverse polynomial cannot hold: under the CLI's defaults (order 4, 8
+# frames of 60 stars) a lens whose corners move in by 3 % was 0.52-0.64 px off at worst
+# pixel -> sky, 1.8 times what mapping_sigma_px said, at an rms 6 % above the forward
+# fit's: a drop of ~120 against 49. Passes whose camera only seeds the next keep to the
+# rules above: the seed passes on the TESS-like camera, whose distortion is an order-4
+# sky -> pixel polynomial, would turn the order-4 pass's direction and with it the later
+# passes' solves, which end at the same camera either way.
 _FORWARD_Z = 3.0
 
 
