@@ -8,7 +8,8 @@ settings (`astrometry.net's API documentation
 nova setting                                skysolve
 ==========================================  ==========================================
 ``scale_units`` (``degwidth``,              ``fov_range_deg`` (image width) or
-``arcminwidth``, ``arcsecperpix``)          ``pixel_scale_range_arcsec``
+``arcminwidth``, ``arcsecperpix``,          ``pixel_scale_range_arcsec``
+``focalmm``; short forms such as ``dw``)
 ``scale_type`` ``ul``: ``scale_lower``,     the range's ends (at least 1 % either side
 ``scale_upper``; ``ev``: ``scale_est``,      of its middle: :mod:`skysolve.io.scale_units`)
 ``scale_err`` (percent)
