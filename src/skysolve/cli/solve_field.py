@@ -148,6 +148,20 @@ FLAG_OPTIONS = (
 )
 
 
+_EPILOG = """\
+exit status (0, 1 and 255 as solve-field's):
+  0    every input processed, solved or not (the .solved file says which), and a
+       command line without a file (the usage is printed)
+  1    an input could not be read or a file not written
+  130  interrupted (Ctrl-C, SIGINT)
+  255  bad command line (an unknown option, or a bad value)
+
+environment:
+  SKYSOLVE_DB          database file (like --db; default: the cached default database)
+  SKYSOLVE_PROJECTION  the lens's projection (like --projection)
+"""
+
+
 class UsageError(Exception):
     """A bad command line."""
 
@@ -162,11 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     p = _Parser(prog="skysolve-field", add_help=True, allow_abbrev=False,
-                description="astrometry.net solve-field's command line, solved by skysolve")
+                description="astrometry.net solve-field's command line, solved by skysolve",
+                epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     # (the bare version on one line, as solve-field prints it: Siril runs `solve-field
     # --version` before every solve and reads the first line of its output)
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("inputs", nargs="*", metavar="FILE", help="images or x/y lists (.xyls/.axy)")
+    p.add_argument("inputs", nargs="*", metavar="FILE",
+                   help="FITS, PNG, JPEG, TIFF, BMP, GIF or PNM images, or x/y lists "
+                        "(.xyls/.axy/.xy, or a FITS table with the -X/-Y columns)")
     for flags, dest, kind, text in VALUE_OPTIONS:
         p.add_argument(*flags, dest=dest, type=kind, help=text)
     for flags, dest, text in FLAG_OPTIONS:

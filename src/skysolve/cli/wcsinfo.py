@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     p = _Parser(
         prog="skysolve-wcsinfo",
         description="astrometry.net wcsinfo's summary of a WCS file (a solve-field .wcs "
-                    "or .new), as key-value lines")
+                    "or .new), as key-value lines",
+        epilog="exit status: 0; 1 when the file cannot be read or holds no celestial WCS; "
+               "255 for a bad command line")
     p.add_argument("file", help="a FITS file whose header holds a celestial WCS")
     try:
         args = p.parse_args(argv)
