@@ -39,7 +39,8 @@ warning: ...``), each text once per input.
 Exit status, as solve-field's: 0 when every input was processed, solved or
 not (whether it solved is the ``.solved`` file and the lines above), and for a
 command line without a file (the usage is printed); 1 when an input could not
-be read or written; 255 for a bad command line.
+be read or written; 255 for a bad command line; 130 when interrupted (Ctrl-C, or a
+capture program's SIGINT: one line, no traceback).
 
 The database is ``--db FILE`` (a file from ``SolverDatabase.save_to_file``), else
 the file named by ``$SKYSOLVE_DB`` (for capture programs, which cannot add
