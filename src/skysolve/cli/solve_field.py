@@ -3,13 +3,14 @@
 Capture and processing programs call ``solve-field IMAGE [options]`` and read
 the files it leaves next to the image (or in ``--dir``) and a few lines of its
 standard output. ``skysolve-field`` takes the same command line, writes the same
-files (:mod:`skysolve.io.astrometry_files`) and prints the same lines::
+files (:mod:`skysolve.io.astrometry_files`) and prints the same lines (here for the
+test frame ``2019-07-29T204726_Alt40_Azi-135_Try1.tiff``)::
 
-    Field center: (RA,Dec) = (230.669012, 11.036321) deg.
-    Field center: (RA H:M:S, Dec D:M:S) = (15:22:40.563, +11:02:10.756).
-    Field size: 11.4 x 8.55 degrees
-    Field rotation angle: up is -12.3456 degrees E of N
-    Field parity: pos
+    Field center: (RA,Dec) = (230.667638, 11.035543) deg.
+    Field center: (RA H:M:S, Dec D:M:S) = (15:22:40.233, +11:02:07.954).
+    Field size: 11.4273 x 8.58291 degrees
+    Field rotation angle: up is -152.275 degrees E of N
+    Field parity: neg
 
 The field centre is the sky position of the image centre; the field size the angles
 between the midpoints of opposite image edges (in the unit that suits the smaller); "up"
