@@ -8,33 +8,33 @@ running ``wcsinfo FILE.wcs`` and reading lines of a key, one space and a value
 Pointing such a program's wcsinfo path at ``skysolve-wcsinfo`` completes the drop-in
 for ``skysolve-field``. It reads any FITS file whose header holds a celestial WCS
 (the ``.wcs`` and ``.new`` files, TAN with or without SIP, or a fisheye's ARC, ZEA, STG
-or SIN) and prints::
+or SIN) and prints, for the ``.wcs`` of the test frame
+``2019-07-29T204726_Alt40_Azi-135_Try1.tiff`` (see :mod:`skysolve.cli.solve_field`)::
 
-    crpix0 512.5              reference pixel, 1-based FITS pixels
+    crpix0 512.5                      reference pixel, 1-based FITS pixels
     crpix1 384.5
-    crval0 83.8               sky position of the reference pixel (deg)
-    crval1 -5.4
-    ra_tangent 83.8           (the same: the projection's tangent point)
-    dec_tangent -5.4
-    imagew 1024               image size (IMAGEW/IMAGEH, else NAXIS1/NAXIS2)
+    crval0 230.667637663              sky position of the reference pixel (deg)
+    crval1 11.0355428668
+    ra_tangent 230.667637663          (the same: the projection's tangent point)
+    dec_tangent 11.0355428668
+    imagew 1024                       image size (IMAGEW/IMAGEH, else NAXIS1/NAXIS2)
     imageh 768
-    cd11 ...                  the CD matrix at the reference pixel (deg/px)
-    cd12 ...
-    cd21 ...
-    cd22 ...
-    det ...                   det(CD), deg^2/px^2
-    parity -1                 the sign of det(CD): -1 is solve-field's "pos"
-    pixscale 43.2             sqrt|det CD| at the reference pixel, arcsec/px
-    orientation 37.0          up (+y, FITS) is this many degrees E of N, at the reference
-    ra_center 83.8            sky position of the image centre (deg)
-    dec_center -5.4
-    orientation_center 37.0   up is this many degrees E of N at the image centre
-    ra_center_hms 05:35:12.000
-    dec_center_dms -05:24:00.000
-    fieldw 12.3               angles between the midpoints of opposite edges, in
-    fieldh 9.2                fieldunits (degrees, arcminutes or arcseconds, as
-    fieldunits degrees        solve-field's "Field size" line)
-
+    cd11 -0.00991109367614            the CD matrix at the reference pixel (deg/px)
+    cd12 -0.0052090505084
+    cd21 0.0052090505084
+    cd22 -0.00991109367614
+    det 0.000125363985056             det(CD), deg^2/px^2
+    parity 1                          the sign of det(CD): -1 is solve-field's "pos"
+    pixscale 40.3077814613            sqrt|det CD| at the reference pixel, arcsec/px
+    orientation -152.274582352        up (+y, FITS), degrees E of N, at the reference pixel
+    ra_center 230.667637663           sky position of the image centre (deg)
+    dec_center 11.0355428668
+    orientation_center -152.274582352 up, degrees E of N, at the image centre
+    ra_center_hms 15:22:40.233
+    dec_center_dms +11:02:07.954
+    fieldw 11.4272937691              angles between the midpoints of opposite edges, in
+    fieldh 8.582907217                fieldunits (degrees, arcminutes or arcseconds, as
+    fieldunits degrees                solve-field's "Field size" line)
 The values at the image centre are those of ``skysolve-field``'s "Field center",
 "Field size", "Field rotation angle" and "Field parity" lines. The local CD matrix
 there is measured on the tangent plane about the centre (central differences over
