@@ -159,7 +159,8 @@ def read_image(
 
     Examples
     --------
-    >>> img = read_image("tests/data/2019-07-29T204726_Alt40_Azi-135_Try1.tiff")
+    >>> from skysolve.tests.realframes import ALT40, DATA   # the bundled test frames
+    >>> img = read_image(DATA / ALT40)
     >>> img.shape, img.dtype
     ((768, 1024), dtype('uint16'))
     """
