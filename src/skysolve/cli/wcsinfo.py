@@ -66,10 +66,17 @@ def _celestial_header(path: Path) -> Any:
     """The header of the first HDU of ``path`` holding a celestial WCS."""
     from astropy.io import fits
 
-    with fits.open(path) as hdul:
-        for hdu in hdul:
-            if "CTYPE1" in hdu.header and "CTYPE2" in hdu.header:
-                return hdu.header.copy()
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # (astropy's own message for another format speaks of its reader's options)
+    if not head.startswith((b"SIMPLE  =", b"\x1f\x8b", b"BZh")):
+        raise ValueError("not a FITS file")
+    with warnings.catch_warnings():  # (a damaged file: one line below, not astropy's)
+        warnings.simplefilter("ignore")
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                if "CTYPE1" in hdu.header and "CTYPE2" in hdu.header:
+                    return hdu.header.copy()
     raise ValueError("no HDU holds a celestial WCS (CTYPE1/CTYPE2)")
 
 
