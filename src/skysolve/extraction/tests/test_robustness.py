@@ -181,6 +181,18 @@ def test_colour_jpeg_of_a_dark_sky(seed, tmp_path):
     assert len(res) - on.sum() <= 0.3 * on.sum()  # measured 7-10 false for 43-45 stars
 
 
+def _twelve_bit_field():
+    """60 stars on a 640x480 12-bit sky (20 counts) under 0.5 count of read noise:
+    (counts as floats, star x, star y)."""
+    rng = np.random.default_rng(5)
+    shape = (480, 640)
+    x, y = scattered_stars(rng, shape, n=60, min_sep=25)
+    flux = 10 ** rng.uniform(1.6, 3.3, len(x))
+    counts = np.clip(np.round(render_stars(shape, x, y, flux, 1.2) + 20.0
+                              + rng.normal(0.0, 0.5, shape)), 0, 4095)
+    return counts, x, y
+
+
 @pytest.mark.parametrize("shift, pedestal", [(4, 0), (4, 100), (2, 0), (6, 64)])
 def test_counts_shifted_into_high_bits_are_counts_in_their_step(shift, pedestal):
     """A 12-bit sky under half a count of read noise stored as 16-bit integers shifted up
@@ -190,12 +202,7 @@ def test_counts_shifted_into_high_bits_are_counts_in_their_step(shift, pedestal)
     count, a 32nd of a step at a shift of 4, and 1,994 pixels a step above the sky were
     kept beside 56 of the 60 stars.) A thresholded frame (0 and 255: two levels) is
     no such lattice, and keeps its stars."""
-    rng = np.random.default_rng(5)
-    shape = (480, 640)
-    x, y = scattered_stars(rng, shape, n=60, min_sep=25)
-    flux = 10 ** rng.uniform(1.6, 3.3, len(x))
-    counts = np.clip(np.round(render_stars(shape, x, y, flux, 1.2) + 20.0
-                              + rng.normal(0.0, 0.5, shape)), 0, 4095)
+    counts, x, y = _twelve_bit_field()
     twelve = extract_centroids(counts.astype(np.uint16))
     assert found(twelve, x, y).sum() == len(twelve) == len(x)
     stored = extract_centroids((counts * 2 ** shift + pedestal).astype(np.uint16))
@@ -219,12 +226,7 @@ def test_counts_scaled_beyond_exact_integers_keep_their_step(scale):
     longer overflows float32 summing their steps)."""
     import warnings
 
-    rng = np.random.default_rng(5)
-    shape = (480, 640)
-    x, y = scattered_stars(rng, shape, n=60, min_sep=25)
-    flux = 10 ** rng.uniform(1.6, 3.3, len(x))
-    counts = np.clip(np.round(render_stars(shape, x, y, flux, 1.2) + 20.0
-                              + rng.normal(0.0, 0.5, shape)), 0, 4095)
+    counts, x, y = _twelve_bit_field()
     plain = extract_centroids(counts)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
