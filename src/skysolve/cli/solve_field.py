@@ -168,8 +168,11 @@ class UsageError(Exception):
     """A bad command line."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, never a traceback or the whole usage
+class UsageParser(argparse.ArgumentParser):
+    """An argument parser whose errors raise :class:`UsageError` (the caller prints one
+    line, never a traceback or the whole usage)."""
+
+    def error(self, message: str):
         raise UsageError(message)
 
 
@@ -177,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser: solve-field's options, the ignored ones marked as such."""
     from .. import __version__
 
-    p = _Parser(prog="skysolve-field", add_help=True, allow_abbrev=False,
+    p = UsageParser(prog="skysolve-field", add_help=True, allow_abbrev=False,
                 description="astrometry.net solve-field's command line, solved by skysolve",
                 epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     # (the bare version on one line, as solve-field prints it: Siril runs `solve-field

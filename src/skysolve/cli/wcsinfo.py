@@ -44,7 +44,6 @@ file cannot be read or holds no celestial WCS, or 255 for a bad command line.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import warnings
@@ -186,15 +185,6 @@ def wcs_summary(header: Any) -> dict[str, Any]:
     }
 
 
-class _UsageError(Exception):
-    """A bad command line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not the usage block
-        raise _UsageError(message)
-
-
 class _Cd:
     """A CD matrix where the shared formulas expect a solve result."""
 
@@ -210,7 +200,9 @@ def _format(value: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``skysolve-wcsinfo FILE``: print the summary of the WCS in ``FILE``."""
-    p = _Parser(
+    from .solve_field import UsageError, UsageParser
+
+    p = UsageParser(
         prog="skysolve-wcsinfo",
         description="astrometry.net wcsinfo's summary of a WCS file (a solve-field .wcs "
                     "or .new), as key-value lines",
@@ -219,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file", help="a FITS file whose header holds a celestial WCS")
     try:
         args = p.parse_args(argv)
-    except _UsageError as e:
+    except UsageError as e:
         return _fail(f"{e} (see skysolve-wcsinfo --help)", EXIT_USAGE)
     except SystemExit as e:  # (--help)
         return 0 if e.code in (0, None) else EXIT_USAGE
