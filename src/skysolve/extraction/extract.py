@@ -542,6 +542,16 @@ def _whole_numbers(arr: NDArray) -> bool:
 _WHOLE_SAMPLES = 25_000
 
 
+def _neighbour_pairs(arr: NDArray, n: int) -> tuple[NDArray, NDArray]:
+    """About ``n`` pixels of ``arr`` on a regular grid and their right-hand neighbours:
+    ``(left, right)``, views of the same shape (a lattice's steps are read from their
+    differences)."""
+    step = _subsample_step(arr.shape, n)
+    rows = arr[step // 2::step]
+    left = rows[:, step // 2:-1:step]
+    return left, rows[:, step // 2 + 1::step][:, :left.shape[1]]
+
+
 def _lattice_step(arr: NDArray) -> float | None:
     """The step of a float image whose values lie on a lattice with an offset that varies
     slowly across it (counts, scaled or not, plus each region's own fraction of a step);
@@ -565,11 +575,9 @@ def _lattice_step(arr: NDArray) -> float | None:
     """
     if arr.dtype.kind != "f":
         return None
-    step = _subsample_step(arr.shape, _WHOLE_SAMPLES)
-    rows = arr[step // 2::step]
-    left = rows[:, step // 2:-1:step]
+    left, right = _neighbour_pairs(arr, _WHOLE_SAMPLES)
     with np.errstate(invalid="ignore", over="ignore"):
-        d = np.abs(rows[:, step // 2 + 1::step][:, :left.shape[1]].astype(np.float64) - left)
+        d = np.abs(right.astype(np.float64) - left)
     d = d[np.isfinite(d)]
     moved = d[d > 0.0]
     if d.size - moved.size < _TIED_DIFFERENCES * d.size or moved.size < _MIN_STEPS:
@@ -629,10 +637,7 @@ def _count_step(arr: NDArray) -> float:
     of noise). A sample spanning fewer steps is no such lattice, however its values
     step: a thresholded frame (0 and 255) is no camera's sky and keeps steps of 1.
     """
-    step = _subsample_step(arr.shape, _COUNT_SAMPLES)
-    rows = arr[step // 2::step]
-    left = rows[:, step // 2:-1:step]
-    right = rows[:, step // 2 + 1::step][:, :left.shape[1]]
+    left, right = _neighbour_pairs(arr, _COUNT_SAMPLES)
     if arr.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             ok = (np.abs(left) < _EXACT_INTEGERS) & (np.abs(right) < _EXACT_INTEGERS)
