@@ -985,16 +985,16 @@ def _read_pnm(path: Path) -> NDArray[Any]:
     _, width, height, maxval, offset = _pnm_header(path)
     channels = 3 if magic in (b"P3", b"P6") else 1
     shape = (height, width, channels) if channels == 3 else (height, width)
-    _check_size(width * height * channels, shape, path)
     count = width * height * channels
+    _check_size(count, shape, path)
     if magic in (b"P2", b"P3"):
         return _read_pnm_ascii(path, offset, count, maxval).reshape(shape)
     dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
-    if path.stat().st_size - offset < count * dtype.itemsize:
+    held = path.stat().st_size - offset
+    if held < count * dtype.itemsize:
         raise FileFormatError(
             f"{path} is a corrupted or truncated PNM file: its header promises "
-            f"{count * dtype.itemsize} bytes of pixels but the file holds "
-            f"{max(0, path.stat().st_size - offset)}")
+            f"{count * dtype.itemsize} bytes of pixels but the file holds {max(0, held)}")
     data = np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape)
     return data.astype(data.dtype.newbyteorder("="), copy=False) if dtype.itemsize > 1 else data
 
