@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/skysolve demo
 
+# the suite runs on up to 4 of the machine's cores (pytest-xdist; TEST_JOBS=0 runs it in this
+# process); each worker builds its own session databases, a few seconds each
+TEST_JOBS ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0))))")
+
 test: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=15
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=15 -n $(TEST_JOBS)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
