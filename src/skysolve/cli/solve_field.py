@@ -18,7 +18,8 @@ is the image's +y axis in FITS pixels, its position angle east of north; the par
 ``pos`` when the WCS's ``det(CD) < 0``. Scale hints (``--scale-low/-high`` in
 ``--scale-units`` ``degwidth``, ``arcminwidth``, ``arcsecperpix`` or ``focalmm``),
 the position hint (``--ra/--dec/--radius``, degrees or sexagesimal) and the
-parity become skysolve's hints; ``--cpulimit`` its time limit; ``--downsample``
+parity become skysolve's hints; ``--cpulimit`` its time limit; ``-C/--cancel FILE``
+stops the solve when FILE appears (capture programs create it to abort); ``--downsample``
 bins the image for extraction only (positions are reported in full-resolution
 pixels). The extraction takes ``--nsigma`` as its threshold in noise sigmas,
 ``--sigma`` as the pixels' noise level (counts) in place of its own estimate, and
@@ -77,7 +78,7 @@ IGNORED_WITH_VALUE = (
     ("--source-extractor-config",),
     ("--source-extractor-path",), ("-i", "--scamp"), ("-n", "--scamp-config"),
     ("-j", "--scamp-ref"), ("-Z", "--kmz"), ("-P", "--pnm"), ("-k", "--keep-xylist"),
-    ("-I", "--solved-in"), ("-V", "--verify"), ("--verify-ext",), ("-C", "--cancel"), ("--tag",),
+    ("-I", "--solved-in"), ("-V", "--verify"), ("--verify-ext",), ("--tag",),
     ("--index-dir",), ("--index-file",),
     ("--sort-rdls",), ("--predistort",), ("--extension-name",))
 #: Flags skysolve does not need (accepted and reported).
@@ -117,6 +118,8 @@ VALUE_OPTIONS = (
     (("-Y", "--y-column"), "y_column", str, "y column of an x/y list (default Y)"),
     (("-s", "--sort-column"), "sort_column", str, "sort an x/y list by this column"),
     (("-6", "--extension"), "extension", int, "FITS extension holding the image"),
+    (("-C", "--cancel"), "cancel", str,
+     "stop solving when this file appears (an input is then not solved; the run goes on)"),
     (("--objs",), "objs", str, "keep only the N brightest sources found (the .axy's rows)"),
     (("-d", "--depth"), "depth", str,
      "the field's brightest sources to solve with: N, or ranges such as 1-50 or 10,20,30 "

@@ -26,12 +26,89 @@ from ..fields import (
 
 #: Exit status per input: processed (solved or not), or an input that could not be used.
 EXIT_OK, EXIT_ERROR = 0, 1
+#: Seconds between two looks for ``-C/--cancel``'s file while an input is processed.
+CANCEL_POLL_S = 0.1
 #: Inputs read as x/y lists rather than images.
 XYLIST_SUFFIXES = (".xyls", ".axy", ".xy")
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+class Cancelled(BaseException):
+    """``-C/--cancel``'s file appeared while an input was read or solved (a BaseException,
+    as KeyboardInterrupt: no ``except Exception`` on the way may take it for an error)."""
+
+
+class CancelWatch:
+    """Stops the work of :meth:`watching` blocks when the file ``path`` appears, as
+    solve-field's ``-C/--cancel FILE`` does (capture programs create the file to abort).
+
+    A thread looks for the file every :data:`CANCEL_POLL_S` seconds; when it appears while
+    a block runs, the main thread is interrupted (the solver returns to Python between
+    its compiled steps) and the block raises :class:`Cancelled`. A real Ctrl-C stays a
+    KeyboardInterrupt. Outside a block (files being written) the file is only noticed by
+    the next :meth:`requested`: an interrupt never lands in the middle of a write. Off
+    the main thread, where Python delivers no interrupt, the file is looked for only
+    between the steps.
+    """
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.path = None if path is None else Path(path)
+
+    def requested(self) -> bool:
+        """Whether the cancel file exists now."""
+        return self.path is not None and self.path.exists()
+
+    def watching(self) -> Any:
+        """A context manager: the block raises :class:`Cancelled` when the file appears."""
+        import contextlib
+        import signal
+        import threading
+
+        if self.path is None or threading.current_thread() is not threading.main_thread():
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def block():
+            import _thread
+
+            state = {"armed": True, "seen": False}
+            previous = signal.getsignal(signal.SIGINT)
+            stop = threading.Event()
+
+            def on_interrupt(signum: int, frame: Any) -> None:
+                if state["seen"]:
+                    if state["armed"]:  # (after the block it is too late: ignored)
+                        raise Cancelled
+                    return
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous != signal.SIG_IGN:
+                    raise KeyboardInterrupt
+
+            def look() -> None:
+                while not stop.wait(CANCEL_POLL_S):
+                    if self.requested():
+                        state["seen"] = True
+                        _thread.interrupt_main(signal.SIGINT)
+                        return
+
+            signal.signal(signal.SIGINT, on_interrupt)
+            watcher = threading.Thread(target=look, name="skysolve-cancel-watch", daemon=True)
+            watcher.start()
+            try:
+                yield
+            finally:
+                state["armed"] = False
+                stop.set()
+                watcher.join()
+                # (signal.signal runs a pending interrupt first, with on_interrupt: a cancel
+                # seen as the block ended is dropped there, not raised later)
+                signal.signal(signal.SIGINT, previous)
+
+        return block()
 
 
 def _base(path: Path, args: argparse.Namespace) -> str:
@@ -261,14 +338,18 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
 
     sources = sources or {}
     out = _outputs(path, args)
+    cancel = CancelWatch(getattr(args, "cancel", None))
     try:
         _refuse_outputs_over_input(path, out)
         if _blocked(path, out, args):
             return EXIT_OK
+        if cancel.requested():
+            raise Cancelled
         if args.dir:  # solve-field creates --dir whatever it writes there
             Path(args.dir).mkdir(parents=True, exist_ok=True)
-        fld = (_xylist_field(path, args, sources.get("max_centroids"))
-               if _is_xylist(path, args) else _image_field(path, args, sources))
+        with cancel.watching():
+            fld = (_xylist_field(path, args, sources.get("max_centroids"))
+                   if _is_xylist(path, args) else _image_field(path, args, sources))
         _say(f"Extracted {len(fld.xy_fits)} sources.")
         if out["axy"]:  # (None for an x/y list)
             af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
@@ -278,10 +359,15 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None)
         guess = _guessed_scale(path, args, hints)
         depth = sources.get("depth")
-        result = solve_field_sources(db, fld, depth, **hints, **guess)
-        if guess and not result:  # (a header can be wrong: a binning it does not include)
+        with cancel.watching():
+            result = solve_field_sources(db, fld, depth, **hints, **guess)
+        if guess and not result and not cancel.requested():
+            # (a header can be wrong: a binning it does not include)
             _say("Did not solve at the guessed scale; trying without it.")
-            result = solve_field_sources(db, fld, depth, **hints)
+            with cancel.watching():
+                result = solve_field_sources(db, fld, depth, **hints)
+        if cancel.requested():  # (appeared as the solve ended: its files are not written)
+            raise Cancelled
         if not result:
             _say(f"Did not solve (or no WCS file was written). ({result.message})")
             return EXIT_OK
@@ -303,6 +389,9 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         _say(f"Field: {path}")
         for line in field_lines(result, fld.width, fld.height):
             _say(line)
+        return EXIT_OK
+    except Cancelled:  # (solve-field's -C: the field is given up, the run goes on)
+        _say(f'Did not solve: cancelled (the cancel file "{cancel.path}" exists).')
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - one line per input, never a traceback
         text = " ".join(str(exc).split()) or type(exc).__name__
