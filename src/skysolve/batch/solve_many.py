@@ -334,6 +334,19 @@ def solve_many(sources: Sequence[Any], database: Any, options: SolveOptions, *,
                                f"{type(extraction).__name__}")
     resume = _args.flag(resume, "resume")
     overwrite = _args.flag(overwrite, "overwrite")
+    # (checked here, not by the first frame that finishes: a bad value would otherwise end
+    # the batch with a bare TypeError once its workers had started and its first frame run)
+    if progress is not None:
+        progress = _args.flag(progress, "progress")
+    if on_result is not None and not callable(on_result):
+        raise InvalidTypeError(f"on_result must be a callable on_result(index, frame_result) "
+                               f"or None, got {type(on_result).__name__}")
+    if results is not None:
+        results = _args.path(results, "results")
+    if isinstance(section, str):  # (a bad one would be every frame's error, in every row)
+        from ..io.images import _parse_section_text
+
+        _parse_section_text(section)
     if not hasattr(database, "pattern_keys"):
         raise InvalidTypeError(f"database must be a SolverDatabase, got "
                                f"{type(database).__name__}")

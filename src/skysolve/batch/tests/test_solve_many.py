@@ -474,3 +474,23 @@ def test_a_section_of_a_fits_file_without_an_image_says_why(batch_db, tmp_path):
         r = solve_many([path], batch_db, hdu=hdu, section="[0:10, 0:10]", jobs=1,
                        progress=False)[0]
         assert r.status == "error" and why in r.error, r.error
+
+
+@pytest.mark.parametrize("kw, error, words", [
+    ({"on_result": 5}, InvalidTypeError, "on_result"),
+    ({"results": 5}, InvalidTypeError, "results"),
+    ({"progress": "no"}, InvalidTypeError, "progress"),
+    ({"section": "abc"}, InvalidArgumentError, "section"),
+])
+def test_batch_arguments_are_checked_before_any_frame_runs(batch_db, batch_frames, kw, error,
+                                                           words):
+    """A bad ``on_result``, ``results``, ``progress`` or ``section`` is an error naming it,
+    before a frame is read (``on_result=5`` ended the batch with "'int' object is not
+    callable" after its first frame; ``section='abc'`` was every frame's failed row;
+    ``progress='no'`` drew the bar)."""
+    ran = []
+    task_frames = [batch_frames.sources[0]]
+    with pytest.raises(error, match=words):
+        solve_many(task_frames, batch_db, jobs=1, **kw,
+                   **({} if "on_result" in kw else {"on_result": lambda i, fr: ran.append(i)}))
+    assert ran == []
