@@ -12,7 +12,8 @@ database from a file (memory-mapped, cached per process), the solve of a
 Binning maps the centre of binned pixel ``k`` (0-based) back to full-resolution
 1-based pixel ``(k + 0.5) n + 0.5``.
 
-May import: ``errors``, ``geometry``, ``io``, ``extraction``, ``database``, ``defaultdb``.
+May import: ``errors``, ``_args``, ``geometry``, ``io``, ``extraction``, ``database``,
+``defaultdb``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Field", "OUTPUTS", "MIN_BINNED_PX", "effective_downsample", "image_field",
-           "load_database", "solve_field_sources", "write_solution", "catalog_in_field"]
+           "load_database", "solve_field_sources", "write_solution", "catalog_in_field",
+           "source_options", "reference_pixel", "holdable_reference"]
 
 #: solve-field's output files: key -> suffix of the base name.
 OUTPUTS = {"axy": ".axy", "wcs": ".wcs", "corr": ".corr", "match": ".match", "rdls": ".rdls",
@@ -117,6 +119,125 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
     xy_fits = (zero + 0.5) * n + 0.5
     return Field(xy_fits, found.as_array()[:, 2] * n * n, found.background_mean, width, height,
                  image, path if is_fits else None, hdu if is_fits else None)
+
+
+def _number(value: Any, name: str) -> float:
+    """A number given as text (a command line's) or as a number (a JSON request's)."""
+    from .errors import InvalidArgumentError
+
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise InvalidArgumentError(f"{name} {str(value)[:40]!r} is not a number")
+
+
+def _star_count(value: Any, name: str) -> int:
+    """A number of brightest sources (>= 1), by the extraction's ``max_centroids`` rule
+    (0 would keep no source at all)."""
+    from .errors import InvalidArgumentError
+    from .extraction.options import ExtractionOptions
+
+    n = ExtractionOptions.check_value("max_centroids", _number(value, name), name)
+    if n < 1:
+        raise InvalidArgumentError(f"{name} must be at least 1, got {value!r}")
+    return n
+
+
+def _depth(value: Any, name: str) -> int:
+    """solve-field's ``--depth``'s largest number: ``N``, ``A-B`` or a comma-separated list
+    of them (solve-field builds quads from the field's sources A to B, or 1 to N, in turns;
+    skysolve forms patterns from the brightest sources up to the largest number at once)."""
+    from .errors import InvalidArgumentError
+
+    text = str(int(value)) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        raise InvalidArgumentError(f"{name} {value!r}: give a number or ranges such as 1-50 "
+                                   "or 10,20,30")
+    largest = 0
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low or (dash and not high):
+            raise InvalidArgumentError(f"{name} {text!r}: give a number or ranges such as "
+                                       "1-50 or 10,20,30")
+        first = _star_count(low, name)
+        last = _star_count(high, name) if dash else first
+        if last < first:
+            raise InvalidArgumentError(f"{name} {text!r}: the range {part.strip()} runs "
+                                       "backwards")
+        largest = max(largest, last)
+    return largest
+
+
+def source_options(objs: Any = None, depth: Any = None, nsigma: Any = None, sigma: Any = None,
+                   *, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """solve-field's source options, checked: the extraction's ``max_centroids``
+    (``objs``, the brightest sources kept), ``sigma_threshold`` (``nsigma``) and fixed
+    noise level ``noise`` (``sigma``, counts), and ``depth`` (the brightest sources the
+    solve forms patterns from; see :func:`solve_field_sources`). Each value is text (a
+    command line's) or a number; only those given (not None) are returned.
+
+    ``names`` names each option in errors (default: its keyword, as a web request has
+    it; skysolve-field gives ``--objs``, ...). A bad value raises
+    :class:`~skysolve.errors.InvalidArgumentError` naming it.
+    """
+    from . import _args
+    from .extraction.options import ExtractionOptions
+
+    name = {k: k for k in ("objs", "depth", "nsigma", "sigma")} | (names or {})
+    out: dict[str, Any] = {}
+    if objs is not None:
+        out["max_centroids"] = _star_count(objs, name["objs"])
+    if depth is not None:
+        out["depth"] = _depth(depth, name["depth"])
+    if nsigma is not None:
+        out["sigma_threshold"] = ExtractionOptions.check_value(
+            "sigma_threshold", _number(nsigma, name["nsigma"]), name["nsigma"])
+    if sigma is not None:
+        out["noise"] = _args.positive(_number(sigma, name["sigma"]), name["sigma"])
+    return out
+
+
+def reference_pixel(crpix_x: Any = None, crpix_y: Any = None, crpix_center: bool = False, *,
+                    names: dict[str, str] | None = None
+                    ) -> tuple[float | None, float | None] | None:
+    """The WCS reference pixel asked for, 1-based FITS pixels (None on an axis: the image
+    centre there, as ``crpix_center`` asks on both), or None when none is asked (the
+    solution's own: the optical centre, which is the image centre). ``crpix_x``,
+    ``crpix_y``: text or numbers; ``names`` as in :func:`source_options`."""
+    from . import _args
+
+    name = {"crpix_x": "crpix_x", "crpix_y": "crpix_y"} | (names or {})
+    x, y = (None if v is None else _args.number(_number(v, name[k]), name[k])
+            for v, k in ((crpix_x, "crpix_x"), (crpix_y, "crpix_y")))
+    if x is None and y is None and not crpix_center:
+        return None
+    return x, y
+
+
+def holdable_reference(result: Any, crpix: tuple[float | None, float | None] | None,
+                       width: int, height: int) -> tuple[tuple[float, float] | None, str | None]:
+    """``(reference pixel, None)`` for the files of ``result``: ``crpix``
+    (:func:`reference_pixel`; an axis None is the image centre's) when the solution can be
+    written about it (within the SIP tolerance of
+    :func:`~skysolve.io.wcs.move_reference_pixel`); else ``(None, why)``, the files then
+    written about the solution's own reference pixel, the image centre -- the field
+    solved, and its files are worth more than the reference pixel asked for."""
+    from .errors import InvalidArgumentError
+    from .io.wcs import move_reference_pixel
+
+    if crpix is None:
+        return None, None
+    reference = (0.5 * width + 0.5 if crpix[0] is None else crpix[0],
+                 0.5 * height + 0.5 if crpix[1] is None else crpix[1])
+    try:
+        move_reference_pixel(result.to_wcs(), reference, width, height)
+    except InvalidArgumentError as exc:
+        return None, " ".join(str(exc).split())
+    return reference, None
 
 
 @lru_cache(maxsize=2)

@@ -266,87 +266,36 @@ def _projection(args: argparse.Namespace) -> dict[str, Any]:
     return {"projection": projection.lower()}
 
 
-def _number(text: str, option: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is not a number") from None
+#: How skysolve-field's source and reference-pixel options are named in its errors.
+OPTION_NAMES = {"objs": "--objs", "depth": "-d/--depth", "nsigma": "--nsigma",
+                "sigma": "--sigma", "crpix_x": "--crpix-x", "crpix_y": "--crpix-y"}
 
 
-def _checked(check: Any, value: Any, option: str) -> Any:
-    """``check(value, option)``, its error a usage error (one line naming the option)."""
+def source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line asks of the sources (:func:`skysolve.fields.source_options`,
+    the server's too): ``max_centroids`` (``--objs``), ``depth`` (``-d/--depth``),
+    ``sigma_threshold`` (``--nsigma``) and ``noise`` (``--sigma``); only those given. A bad
+    value is a :class:`UsageError` naming the option."""
     from ..errors import SkysolveError
+    from ..fields import source_options as checked
 
     try:
-        return check(value, option)
+        return checked(args.objs, args.depth, args.nsigma, args.sigma, names=OPTION_NAMES)
     except SkysolveError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _star_count(text: str, option: str) -> int:
-    """A number of brightest sources (>= 1), checked as ``skysolve solve --max-stars`` is:
-    by the extraction's ``max_centroids`` rule (0 would keep no source at all)."""
-    from ..extraction.options import ExtractionOptions
-
-    n = _checked(lambda v, name: ExtractionOptions.check_value("max_centroids", v, name),
-                 _number(text, option), option)
-    if n < 1:
-        raise UsageError(f"{option} must be at least 1, got {text!r}")
-    return n
-
-
-def _depth(text: str) -> int:
-    """``-d/--depth``'s largest number: ``N``, ``A-B`` or a comma-separated list of them
-    (solve-field builds quads from the field's sources A to B, or 1 to N, in turns;
-    skysolve forms patterns from the brightest sources up to the largest number at
-    once)."""
-    largest = 0
-    for part in text.split(","):
-        low, dash, high = part.strip().partition("-")
-        if not low or (dash and not high):
-            raise UsageError(f"-d/--depth {text!r}: give a number or ranges such as 1-50 "
-                             "or 10,20,30")
-        first = _star_count(low, "-d/--depth")
-        last = _star_count(high, "-d/--depth") if dash else first
-        if last < first:
-            raise UsageError(f"-d/--depth {text!r}: the range {part.strip()} runs backwards")
-        largest = max(largest, last)
-    return largest
-
-
-def source_options(args: argparse.Namespace) -> dict[str, Any]:
-    """What the command line asks of the sources: the extraction's ``max_centroids``
-    (``--objs``), ``sigma_threshold`` (``--nsigma``) and fixed noise level ``noise``
-    (``--sigma``, counts), and ``depth``, the brightest sources the solve forms
-    patterns from (``-d/--depth``). Only those given; each checked by the library's own rule."""
-    from .. import _args
-    from ..extraction.options import ExtractionOptions
-
-    out: dict[str, Any] = {}
-    if args.objs is not None:
-        out["max_centroids"] = _star_count(args.objs, "--objs")
-    if args.depth is not None:
-        out["depth"] = _depth(args.depth)
-    if args.nsigma is not None:
-        out["sigma_threshold"] = _checked(
-            lambda v, name: ExtractionOptions.check_value("sigma_threshold", v, name),
-            _number(args.nsigma, "--nsigma"), "--nsigma")
-    if args.sigma is not None:
-        out["noise"] = _checked(_args.positive, _number(args.sigma, "--sigma"), "--sigma")
-    return out
-
-
 def reference_pixel(args: argparse.Namespace) -> tuple[float | None, float | None] | None:
-    """The ``.wcs``'s reference pixel asked for, 1-based FITS pixels (None on an axis: the
-    image centre there, as ``--crpix-center`` asks on both), or None when none is asked
-    (the solution's own: the optical centre, which is the image centre)."""
-    from .. import _args
+    """The ``.wcs``'s reference pixel asked for (:func:`skysolve.fields.reference_pixel`):
+    1-based FITS pixels, None on an axis for the image centre there, or None when
+    ``--crpix-x/--crpix-y/--crpix-center`` ask for none."""
+    from ..errors import SkysolveError
+    from ..fields import reference_pixel as checked
 
-    x, y = ((None if text is None else _checked(_args.number, _number(text, option), option))
-            for text, option in ((args.crpix_x, "--crpix-x"), (args.crpix_y, "--crpix-y")))
-    if x is None and y is None and not args.crpix_center:
-        return None
-    return x, y
+    try:
+        return checked(args.crpix_x, args.crpix_y, args.crpix_center, names=OPTION_NAMES)
+    except SkysolveError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _ignored(args: argparse.Namespace) -> list[str]:

@@ -18,6 +18,7 @@ from ..errors import InvalidArgumentError
 from ..fields import (
     OUTPUTS,
     Field,
+    holdable_reference,
     image_field,
     load_database,
     solve_field_sources,
@@ -308,32 +309,13 @@ def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) 
     return False
 
 
-def _holdable_reference(result: Any, crpix: tuple[float, float], width: int,
-                        height: int) -> tuple[float, float] | None:
-    """``crpix`` when the solution can be written about it (within the SIP tolerance of
-    :func:`~skysolve.io.wcs.move_reference_pixel`), else None (the solution's own reference
-    pixel, the image centre) and a warning line: the field solved, and its files are
-    worth more to the caller than the reference pixel it asked for."""
-    from ..errors import InvalidArgumentError
-    from ..io.wcs import move_reference_pixel
-
-    try:
-        move_reference_pixel(result.to_wcs(), crpix, width, height)
-    except InvalidArgumentError as exc:
-        print(f"skysolve-field: warning: --crpix-x/--crpix-y: {' '.join(str(exc).split())}; "
-              "the files have their reference pixel at the image centre instead",
-              file=sys.stderr, flush=True)
-        return None
-    return crpix
-
-
 def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
               sources: dict[str, Any] | None = None,
               crpix: tuple[float | None, float | None] | None = None) -> int:
     """Process one input; returns the exit status for it (0 solved or not).
 
     ``sources``: :func:`~skysolve.cli.solve_field.source_options`; ``crpix``: the
-    reference pixel asked for (:func:`~skysolve.cli.solve_field.reference_pixel`)."""
+    reference pixel asked for (:func:`~skysolve.fields.reference_pixel`)."""
     from ..io import astrometry_files as af
 
     sources = sources or {}
@@ -371,11 +353,11 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         if not result:
             _say(f"Did not solve (or no WCS file was written). ({result.message})")
             return EXIT_OK
-        reference = None if crpix is None else (
-            0.5 * fld.width + 0.5 if crpix[0] is None else crpix[0],
-            0.5 * fld.height + 0.5 if crpix[1] is None else crpix[1])
-        if reference is not None:
-            reference = _holdable_reference(result, reference, fld.width, fld.height)
+        reference, why = holdable_reference(result, crpix, fld.width, fld.height)
+        if why:
+            print(f"skysolve-field: warning: --crpix-x/--crpix-y: {why}; the files have "
+                  "their reference pixel at the image centre instead", file=sys.stderr,
+                  flush=True)
         write_solution(out, result, fld, db, before_new=lambda path: _say(
             f'Creating new FITS file "{path}"...'), crpix=reference)
         # (said once every file is in place: a capture program that reads the files when

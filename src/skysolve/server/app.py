@@ -254,6 +254,7 @@ async def login(request: Request) -> Response:
 def _accept(svc: Service, kind: str, settings: dict[str, Any], inputs: dict[str, Any],
             filename: str | None, store_input: Any = None) -> dict[str, Any]:
     """Reserve a job, store its input, accept it (runs in a thread)."""
+    inputs = {**inputs, **nova.field_options(settings)}
     hints = {"input": inputs, "solve": nova.solve_hints(settings, svc.config.time_limit_s),
              "settings": {k: v for k, v in settings.items() if k not in ("session", "x", "y")}}
     job_id = svc.store.reserve(kind, hints, filename, svc.config.max_queue)

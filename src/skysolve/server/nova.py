@@ -16,11 +16,16 @@ nova setting                                skysolve
 ``center_ra``, ``center_dec``, ``radius``   ``position_hint``, ``position_radius_deg``
 ``parity`` 0 / 1 / 2                        ``parity_flip`` True / False / either
 ``downsample_factor``                       the image binned for extraction only
+``invert``                                  the stars are dark on a light background
+``objs``, ``depth``, ``nsigma``, ``sigma``,  skysolve-field's ``--objs``, ``--depth``,
+``crpix_x``, ``crpix_y`` (skysolve's own,   ``--nsigma``, ``--sigma``, ``--crpix-x``,
+not nova's)                                 ``--crpix-y`` (:func:`field_options`)
 ``x``, ``y``, ``image_width``,              the sources themselves (``url_upload``)
 ``image_height``
 ``tweak_order``, ``crpix_center``,          accepted (the WCS is TAN, SIP only for a
 ``positional_error``, ``publicly_visible``,  fitted lens term, with its reference pixel
-                                            at the image centre)
+                                            at the image centre unless ``crpix_x``,
+                                            ``crpix_y`` move it)
 ``allow_*``, ``use_sextractor``, ...
 ==========================================  ==========================================
 
@@ -35,7 +40,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["BadRequest", "parse_request_json", "solve_hints", "source_list",
+__all__ = ["BadRequest", "parse_request_json", "solve_hints", "field_options", "source_list",
            "calibration", "submission", "job_status"]
 
 #: Settings accepted without effect on skysolve's solve.
@@ -44,7 +49,7 @@ ACCEPTED = {"session", "publicly_visible", "allow_commercial_use", "allow_modifi
             "invert", "scale_type", "image_url", "url", "x", "y", "image_width",
             "image_height", "apikey", "scale_units", "scale_lower", "scale_upper",
             "scale_est", "scale_err", "center_ra", "center_dec", "radius", "parity",
-            "downsample_factor"}
+            "downsample_factor", "objs", "depth", "nsigma", "sigma", "crpix_x", "crpix_y"}
 #: Most sources a source list may hold.
 MAX_SOURCES = 100_000
 
@@ -132,6 +137,37 @@ def solve_hints(settings: dict[str, Any], time_limit_s: float) -> dict[str, Any]
 def downsample(settings: dict[str, Any]) -> int | None:
     value = _number(settings, "downsample_factor", 1.0, 64.0, whole=True)
     return None if value is None else int(value)
+
+
+def field_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """The job's source and reference-pixel settings: ``invert`` (a boolean), and
+    skysolve-field's ``objs``, ``depth``, ``nsigma``, ``sigma``, ``crpix_x``, ``crpix_y``
+    (numbers, or text as on its command line: ``depth`` ``"1-50"``), checked by the one
+    definition both share (:func:`skysolve.fields.source_options`,
+    :func:`~skysolve.fields.reference_pixel`). Returns only what was given:
+    ``{"invert": True, "extraction": {...}, "depth": N, "crpix": [x, y]}``."""
+    from ..errors import SkysolveError
+    from ..fields import reference_pixel, source_options
+
+    out: dict[str, Any] = {}
+    invert = settings.get("invert")
+    if invert not in (None, True, False):
+        raise BadRequest(f"invert must be true or false, got {json.dumps(invert)[:40]}")
+    if invert:
+        out["invert"] = True
+    try:
+        sources = source_options(*(settings.get(k) for k in ("objs", "depth", "nsigma",
+                                                               "sigma")))
+        crpix = reference_pixel(settings.get("crpix_x"), settings.get("crpix_y"))
+    except SkysolveError as exc:
+        raise BadRequest(str(exc)) from None
+    if "depth" in sources:
+        out["depth"] = sources.pop("depth")
+    if sources:
+        out["extraction"] = sources
+    if crpix is not None:
+        out["crpix"] = list(crpix)
+    return out
 
 
 def source_list(settings: dict[str, Any]) -> dict[str, Any]:

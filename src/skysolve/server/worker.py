@@ -113,9 +113,13 @@ def figures(result: Any, width: int, height: int) -> dict[str, Any]:
 def _field(job_dir: Path, kind: str, hints: dict[str, Any]) -> Any:
     from ..fields import Field, image_field
 
+    extraction = hints.get("extraction") or {}
     if kind == "image":
-        return image_field(job_dir / hints["input"], downsample=hints.get("downsample"))
+        return image_field(job_dir / hints["input"], downsample=hints.get("downsample"),
+                           invert=bool(hints.get("invert")), **extraction)
     xy = np.column_stack([np.asarray(hints["x"], float), np.asarray(hints["y"], float)])
+    # (objs: the list's first, as skysolve-field cuts an x/y list: brightest first)
+    xy = xy[:extraction.get("max_centroids", len(xy))]
     return Field(xy, np.zeros(len(xy)), 0.0, int(hints["image_width"]),
                  int(hints["image_height"]))
 
@@ -136,11 +140,13 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
     """Solve one job; returns its summary (also written to ``result.json``).
 
     ``hints`` holds the job's input description (``input`` file name, or ``x``/``y``
-    lists with ``image_width``/``image_height``, and ``downsample``); ``solve_kw``
+    lists with ``image_width``/``image_height``, and ``downsample``, ``invert``,
+    ``extraction``, ``depth``, ``crpix``: :func:`~skysolve.server.nova.field_options`);
+    ``solve_kw``
     the solve parameters; ``handle`` the :class:`~skysolve.batch.DatabaseHandle`.
     """
     from .._files import write_text_atomic
-    from ..fields import solve_field_sources, write_solution
+    from ..fields import holdable_reference, solve_field_sources, write_solution
     from ..io import astrometry_files as af
 
     t0 = time.perf_counter()
@@ -153,12 +159,18 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
     if fld.image is not None:
         summary["preview_scale"] = preview_png(fld.image, folder / FILES["preview"])
     db = handle.database
-    result = solve_field_sources(db, fld, **solve_kw)
+    result = solve_field_sources(db, fld, hints.get("depth"), **solve_kw)
     summary["solved"] = bool(result)
     if result:
         out = {"wcs": folder / FILES["wcs_file"], "corr": folder / FILES["corr_file"],
                "rdls": folder / FILES["rdls_file"], "new_fits": folder / FILES["new_fits_file"]}
-        write_solution(out, result, fld, db)
+        crpix = hints.get("crpix")
+        reference, why = holdable_reference(result, None if crpix is None else tuple(crpix),
+                                            fld.width, fld.height)
+        if why:
+            summary["warning"] = (f"crpix_x/crpix_y: {why}; the files have their reference "
+                                  "pixel at the image centre instead")
+        write_solution(out, result, fld, db, crpix=reference)
         summary["figures"] = figures(result, fld.width, fld.height)
         summary["overlay"] = _overlay(result, fld)
     else:
