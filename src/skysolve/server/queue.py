@@ -117,6 +117,12 @@ class JobQueue:
             self._thread.join(timeout=10.0)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._thread is None or not self._thread.is_alive():
+            # the jobs still running go back to the queue uncharged: a server stopped three
+            # times while a long job ran failed it as if it had killed the server each time
+            for job_id in list(self._flight):
+                self.store.release(job_id)
+            self._flight.clear()
 
     def poke(self) -> None:
         """A job was queued: look now rather than at the next tick."""

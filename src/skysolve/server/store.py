@@ -196,6 +196,14 @@ class JobStore:
         self._run("UPDATE jobs SET state = 'queued', started = NULL WHERE id = ? "
                   "AND state = 'solving'", (job_id,))
 
+    def release(self, job_id: int) -> None:
+        """A job the server stopped while solving, on purpose (a graceful stop): queued
+        again, its attempt not counted -- :data:`MAX_ATTEMPTS` is for the server dying
+        under a job, not for an operator restarting it."""
+        self._run("UPDATE jobs SET state = 'queued', started = NULL, "
+                  "attempts = MAX(attempts - 1, 0) WHERE id = ? AND state = 'solving'",
+                  (job_id,))
+
     def finish(self, job_id: int, solved: bool, result: dict[str, Any] | None,
                error: str | None = None) -> None:
         self._run("UPDATE jobs SET state = ?, finished = ?, result = ?, error = ? "

@@ -289,3 +289,40 @@ def test_only_the_job_that_kills_its_worker_fails(tmp_path, monkeypatch):
         assert "worker stopped" in store.get(jobs[1])["error"]
     finally:
         q.stop()
+
+
+def test_a_graceful_stop_does_not_count_against_the_job_it_interrupts(tmp_path, monkeypatch):
+    """A server stopped (Ctrl-C, a service restart) while a job runs queues it again
+    uncharged: three such restarts failed the job with "the server stopped while solving
+    this job 3 times", the verdict meant for a job that kills the server."""
+    from skysolve.batch import LocalPool
+    from skysolve.server import queue as queue_module
+    from skysolve.server import worker
+
+    release = threading.Event()
+
+    def long_job(*args):  # still running when the server stops
+        release.wait(60)
+        return {"solved": False, "message": "released"}
+
+    monkeypatch.setattr(worker, "run_job", long_job)
+    store = JobStore(tmp_path)
+    job = store.reserve("xy", {"input": {}, "solve": {}}, None)
+    store.accept(job, None)
+    try:
+        for _ in range(MAX_ATTEMPTS + 1):  # start, stop gracefully, start again, ...
+            store.recover()
+            q = queue_module.JobQueue(store, None, workers=1, time_limit_s=30.0)
+            q._pool = LocalPool(1, "thread")
+            q._thread = threading.Thread(target=q._run, daemon=True)
+            q._thread.start()
+            deadline = time.monotonic() + 30
+            while store.get(job)["state"] != "solving" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert store.get(job)["state"] == "solving"
+            q.stop()
+        store.recover()
+        row = store.get(job)
+        assert row["state"] == "queued" and row["error"] is None, dict(row)
+    finally:
+        release.set()
