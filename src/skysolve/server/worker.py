@@ -42,9 +42,16 @@ def preview_png(image: np.ndarray, path: Path) -> float:
     data = np.asarray(image, dtype=np.float32)
     if data.ndim == 3:
         data = data.mean(axis=2)
-    norm = ImageNormalize(data, interval=PercentileInterval(99.7), stretch=AsinhStretch(0.1),
-                          clip=True)
-    pixels = (255.0 * np.nan_to_num(norm(data).filled(0.0))).astype(np.uint8)
+    finite = np.isfinite(data)
+    if finite.any():
+        # (the stretch from the finite pixels: a percentile of NaNs is NaN, and of none at
+        # all an IndexError, which failed the job of an all-NaN frame)
+        norm = ImageNormalize(data[finite], interval=PercentileInterval(99.7),
+                              stretch=AsinhStretch(0.1), clip=True)
+        pixels = (255.0 * np.nan_to_num(norm(np.where(finite, data, np.nan)).filled(0.0))
+                  ).astype(np.uint8)
+    else:  # nothing to show: a black preview, and the job says why it did not solve
+        pixels = np.zeros(data.shape, np.uint8)
     picture = Image.fromarray(pixels)
     scale = min(1.0, PREVIEW_SIZE / max(picture.size))
     if scale < 1.0:
