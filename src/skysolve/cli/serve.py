@@ -24,14 +24,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
                           max_queue=args.max_queue,
                           time_limit_s=args.time_limit, cors_origins=args.cors_origin or [])
-    if not args.quiet:
-        print(f"skysolve serve: http://{args.host}:{args.port}/ (data in {args.data_dir}, "
-              f"{args.workers} worker{'s' if args.workers != 1 else ''}; Ctrl-C stops)",
-              file=sys.stderr, flush=True)
+    def ready() -> None:  # (said once the database is loaded: not before a failed start)
+        if not args.quiet:
+            print(f"skysolve serve: http://{args.host}:{args.port}/ (data in {args.data_dir}, "
+                  f"{args.workers} worker{'s' if args.workers != 1 else ''}; Ctrl-C stops)",
+                  file=sys.stderr, flush=True)
+
     from ..server.store import DataDirInUse
 
     try:
-        serve(config)
+        serve(config, on_ready=ready)
     except DataDirInUse as exc:
         print(f"skysolve serve: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -57,13 +57,25 @@ def create_app(*args: Any, **kwargs: Any) -> Any:
     return _create(*args, **kwargs)
 
 
-def serve(config: Any) -> None:
-    """Run the service until interrupted (see :class:`skysolve.server.app.ServerConfig`)."""
+def serve(config: Any, on_ready: Any = None) -> None:
+    """Run the service until interrupted (see :class:`skysolve.server.app.ServerConfig`).
+
+    The data directory is taken and the database loaded first, so that a missing or bad
+    database file is this call's exception (``FileNotFoundError``, a ``FileFormatError``)
+    rather than a failed start of the web server (a traceback on its console and
+    ``SystemExit(3)``); the service's start then finds the database loaded
+    (:func:`skysolve.fields.load_database` keeps it). ``on_ready()``, if given, is called
+    once both are done, before the server starts listening.
+    """
     import uvicorn
 
+    from ..fields import load_database
     from .app import create_app as _create
     from .store import exclusive
 
     with exclusive(config.data_dir):
+        load_database(config.database)
+        if on_ready is not None:
+            on_ready()
         uvicorn.run(_create(config), host=config.host, port=config.port, log_level="warning",
                     timeout_graceful_shutdown=5)

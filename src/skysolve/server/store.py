@@ -69,6 +69,9 @@ def exclusive(data_dir: str | Path):
     (:meth:`JobStore.recover`). Raises :class:`DataDirInUse` when another process holds it
     (an advisory lock on ``data_dir/server.lock``, released when the process ends)."""
     folder = Path(data_dir)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"the data directory {folder} is a file (--data-dir names a "
+                                 "directory, created if missing)")
     folder.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl

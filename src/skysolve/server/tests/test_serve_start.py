@@ -1,0 +1,33 @@
+"""``skysolve serve`` that cannot start: one line naming why, status 1, no banner."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import free_port
+
+pytest.importorskip("uvicorn")
+
+
+@pytest.mark.parametrize("what", ["missing", "not a database", "data dir is a file"])
+def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path, capsys, what):
+    """A missing or bad ``--db`` printed the "http://...; Ctrl-C stops" banner, then
+    uvicorn's 30-line traceback of its failed start, and exited 3; a ``--data-dir`` that
+    is a file said only "File exists"."""
+    from skysolve.cli import EXIT_ERROR, main
+
+    db, data = tmp_path / "sky.db", tmp_path / "data"
+    if what == "not a database":
+        db.write_text("hello")
+    if what == "data dir is a file":
+        data.write_text("jobs?")
+        db.write_text("never read")
+    status = main(["serve", "--db", str(db), "--data-dir", str(data),
+                   "--port", str(free_port())])
+    err = capsys.readouterr().err
+    assert status == EXIT_ERROR, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err and "Ctrl-C stops" not in err, err
+    words = {"missing": "not found", "not a database": "database",
+             "data dir is a file": "data directory"}[what]
+    assert words in lines[0] and str(db if what != "data dir is a file" else data) in lines[0]
