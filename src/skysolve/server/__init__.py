@@ -69,13 +69,34 @@ def serve(config: Any, on_ready: Any = None) -> None:
     """
     import uvicorn
 
+    from ..errors import SkysolveError
     from ..fields import load_database
     from .app import create_app as _create
     from .store import exclusive
 
-    with exclusive(config.data_dir):
+    with exclusive(config.data_dir), _listen(config.host, config.port) as sock:
         load_database(config.database)
         if on_ready is not None:
             on_ready()
-        uvicorn.run(_create(config), host=config.host, port=config.port, log_level="warning",
-                    timeout_graceful_shutdown=5)
+        server = uvicorn.Server(uvicorn.Config(_create(config), log_level="warning",
+                                               timeout_graceful_shutdown=5))
+        server.run(sockets=[sock])
+        if not server.started:  # (as uvicorn.run's exit status 3)
+            raise SkysolveError("the service did not start (its error is above)")
+
+
+def _listen(host: str, port: int) -> Any:
+    """The server's listening socket, bound here: a port in use or an address that is not
+    this computer's is an ``OSError`` naming them (uvicorn, binding it itself, logs the
+    error and exits the process with status 3, after the service's start)."""
+    import contextlib
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                    flags=socket.AI_PASSIVE)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: "
+                                 f"{exc.strerror or exc}") from None
+    return contextlib.closing(sock)

@@ -31,3 +31,20 @@ def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path, capsys, what)
     words = {"missing": "not found", "not a database": "database",
              "data dir is a file": "data directory"}[what]
     assert words in lines[0] and str(db if what != "data dir is a file" else data) in lines[0]
+
+
+def test_a_port_in_use_is_one_line_naming_it(tmp_path, capsys, small_db_file):
+    """A second server on a port in use printed its banner, started its workers and then
+    uvicorn's "[Errno 98] error while attempting to bind", exiting 3."""
+    import socket
+
+    from skysolve.cli import EXIT_ERROR, main
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        status = main(["serve", "--db", str(small_db_file), "--data-dir",
+                       str(tmp_path / "data"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert status == EXIT_ERROR, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Ctrl-C" not in err, err
