@@ -324,6 +324,13 @@ class ResultsTable:
             raise InvalidArgumentError("give resume or overwrite, not both")
         if self.path.is_dir():
             raise InvalidArgumentError(f"results table {self.path} is a directory")
+        try:  # (now, not at the first rewrite: after a frame's work, with "File exists")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"results table {self.path}: its folder {self.path.parent} cannot be made "
+                f"({exc.strerror or exc}{': ' + exc.filename if exc.filename else ''})"
+            ) from None
         self.rows: dict[RowKey, dict[str, Any]] = {}  # by row key (see the notes), in order
         self._lines: dict[RowKey, str] = {}
         self._pending: list[RowKey] = []

@@ -494,3 +494,21 @@ def test_batch_arguments_are_checked_before_any_frame_runs(batch_db, batch_frame
         solve_many(task_frames, batch_db, jobs=1, **kw,
                    **({} if "on_result" in kw else {"on_result": lambda i, fr: ran.append(i)}))
     assert ran == []
+
+
+def test_a_results_table_whose_folder_cannot_be_made_is_refused_before_any_frame(
+        batch_db, batch_frames, tmp_path, monkeypatch):
+    """``results`` under a path that is a file: an error naming the results table before
+    any frame is read (it was "[Errno 17] File exists" from the first rewrite, once the
+    first frame's work was done)."""
+    import importlib
+
+    module = importlib.import_module("skysolve.batch.solve_many")  # (the module)
+    read = []
+    monkeypatch.setattr(module, "process_frame", lambda *a, **k: (
+        read.append(a), (module.FrameResult(None, "no_match"), None, None))[1])
+    (tmp_path / "night").write_text("a file, not a folder")
+    with pytest.raises(InvalidArgumentError, match="results table .*night"):
+        solve_many(batch_frames.sources[:2], batch_db, jobs=1,
+                   results=tmp_path / "night" / "r.ecsv")
+    assert read == []
