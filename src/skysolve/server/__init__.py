@@ -60,8 +60,9 @@ def create_app(*args: Any, **kwargs: Any) -> Any:
 def serve(config: Any, on_ready: Any = None) -> None:
     """Run the service until interrupted (see :class:`skysolve.server.app.ServerConfig`).
 
-    The data directory is taken and the database loaded first, so that a missing or bad
-    database file is this call's exception (``FileNotFoundError``, a ``FileFormatError``)
+    The data directory is taken, its job store opened, the port bound and the database
+    loaded first, so that a port in use, a damaged store or a missing or bad database
+    file is this call's exception (``FileNotFoundError``, a ``FileFormatError``)
     rather than a failed start of the web server (a traceback on its console and
     ``SystemExit(3)``); the service's start then finds the database loaded
     (:func:`skysolve.fields.load_database` keeps it). ``on_ready()``, if given, is called
@@ -72,9 +73,10 @@ def serve(config: Any, on_ready: Any = None) -> None:
     from ..errors import SkysolveError
     from ..fields import load_database
     from .app import create_app as _create
-    from .store import exclusive
+    from .store import JobStore, exclusive
 
     with exclusive(config.data_dir), _listen(config.host, config.port) as sock:
+        JobStore(config.data_dir).close()  # (a store that cannot be opened: said here)
         load_database(config.database)
         if on_ready is not None:
             on_ready()

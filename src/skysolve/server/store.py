@@ -103,10 +103,18 @@ class JobStore:
         self._db = sqlite3.connect(self.data_dir / "jobs.sqlite", check_same_thread=False,
                                    isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            from ..errors import FileFormatError
+
+            raise FileFormatError(
+                f"{self.data_dir / 'jobs.sqlite'} is not a skysolve serve job store ({exc}): "
+                "move it away, or give another --data-dir") from None
 
     def close(self) -> None:
         with self._lock:

@@ -48,3 +48,20 @@ def test_a_port_in_use_is_one_line_naming_it(tmp_path, capsys, small_db_file):
     assert status == EXIT_ERROR, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Ctrl-C" not in err, err
+
+
+def test_a_damaged_job_store_is_one_line_naming_it(tmp_path, capsys, small_db_file):
+    """A ``jobs.sqlite`` that is not a database (a disk error, another program's file) was
+    uvicorn's traceback of "sqlite3.DatabaseError: file is not a database", status 3."""
+    from skysolve.cli import EXIT_ERROR, main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "jobs.sqlite").write_bytes(b"not a database " * 100)
+    status = main(["serve", "--db", str(small_db_file), "--data-dir", str(data),
+                   "--port", str(free_port())])
+    err = capsys.readouterr().err
+    assert status == EXIT_ERROR, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "jobs.sqlite" in lines[0] and "Traceback" not in err, err
+    assert (data / "jobs.sqlite").read_bytes() == b"not a database " * 100  # left as it was
