@@ -72,6 +72,8 @@ def parse_request_json(text: Any) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError as exc:
         raise BadRequest(f"request-json is not valid JSON: {exc}") from None
+    except RecursionError:  # (arrays nested thousands deep: a 500 before)
+        raise BadRequest("request-json is nested too deeply") from None
     if not isinstance(value, dict):
         raise BadRequest("request-json must be a JSON object")
     return value
@@ -102,6 +104,10 @@ def _scale(settings: dict[str, Any]) -> dict[str, Any]:
     percent (20 when not given)."""
     from ..io.scale_units import scale_range
 
+    units = settings.get("scale_units")
+    if units is not None and not isinstance(units, str):  # (a list was a 500)
+        raise BadRequest(f"scale_units must be text such as \"degwidth\", got "
+                         f"{json.dumps(units)[:40]}")
     est, err = _number(settings, "scale_est", 0.0), _number(settings, "scale_err", 0.0, 100.0)
     lo, hi = _number(settings, "scale_lower", 0.0), _number(settings, "scale_upper", 0.0)
     if settings.get("scale_type") == "ev" or (lo is None and hi is None and est is not None):
@@ -110,7 +116,7 @@ def _scale(settings: dict[str, Any]) -> dict[str, Any]:
         frac = (err if err is not None else 20.0) / 100.0
         lo, hi = est * (1.0 - frac), est * (1.0 + frac)
     try:
-        return scale_range(lo, hi, settings.get("scale_units"))
+        return scale_range(lo, hi, units)
     except ValueError as exc:
         raise BadRequest(f"scale_lower/scale_upper/scale_units: {exc}") from exc
 

@@ -47,6 +47,8 @@ def test_a_scale_given_as_one_value_is_searched_about_it():
     ({"scale_err": 150, "scale_est": 1}, "scale_err"),
     ({"parity": 1.5}, "whole"),
     ({"scale_upper": float("nan")}, "scale_upper"),
+    ({"scale_units": ["degwidth"], "scale_lower": 1, "scale_upper": 2}, "scale_units"),
+    ({"scale_units": 7, "scale_lower": 1, "scale_upper": 2}, "scale_units"),
 ])
 def test_nova_settings_out_of_range_name_the_setting(settings, words):
     with pytest.raises(BadRequest, match=words):
@@ -326,3 +328,16 @@ def test_a_graceful_stop_does_not_count_against_the_job_it_interrupts(tmp_path, 
         assert row["state"] == "queued" and row["error"] is None, dict(row)
     finally:
         release.set()
+
+
+def test_request_json_nested_too_deeply_is_a_400_not_a_500(tmp_path):
+    """Arrays nested 100,000 deep (a small body) made ``json.loads`` raise RecursionError,
+    answered 500 "internal error"; likewise a ``scale_units`` that is no text."""
+    client = _offline_app(tmp_path)
+    for text in ("[" * 100_000, '{"x": ' + "[" * 100_000 + "}"):
+        r = client.post("/api/url_upload", data={"request-json": text})
+        assert r.status_code == 400 and "request-json" in r.json()["errormessage"], r.text
+    r = client.post("/api/url_upload", data={"request-json": json.dumps(
+        {"x": [1.0, 2.0], "y": [3.0, 4.0], "image_width": 10, "image_height": 10,
+         "scale_units": ["a"], "scale_lower": 1, "scale_upper": 2})})
+    assert r.status_code == 400 and "scale_units" in r.json()["errormessage"], r.text
