@@ -68,7 +68,8 @@ class CancelWatch:
         import signal
         import threading
 
-        if self.path is None or threading.current_thread() is not threading.main_thread():
+        if (self.path is None or threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is None):  # (a handler not Python's)
             return contextlib.nullcontext()
 
         @contextlib.contextmanager
