@@ -210,11 +210,10 @@ def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = Non
 
 def _plain(exc: Exception, folder: Path) -> str:
     """The reader's message about a file in a job's folder, with "the file" for its path
-    (the server's folders and file names are nobody else's business)."""
-    import re
+    (:func:`~skysolve.server.store.plain_message`)."""
+    from .store import plain_message
 
-    text = re.sub(re.escape(str(folder)) + r"[/\\]?[\w.-]*", "the file", str(exc))
-    return " ".join(text.split())
+    return plain_message(str(exc), folder)
 
 
 async def _form(request: Request) -> Any:

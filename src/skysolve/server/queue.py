@@ -21,10 +21,11 @@ import concurrent.futures as cf
 import contextlib
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ..batch import LocalPool
-from .store import MAX_ATTEMPTS, JobStore
+from .store import MAX_ATTEMPTS, JobStore, plain_message
 
 __all__ = ["JobQueue"]
 
@@ -151,12 +152,13 @@ class JobQueue:
             del self._flight[job_id]
             try:
                 summary = fut.result()
-            except cf.process.BrokenProcessPool:
+            except BrokenProcessPool:
                 broken.append(job_id)
                 continue
             except Exception as exc:  # noqa: BLE001 - the job's failure, recorded as its error
                 self._suspects.discard(job_id)
-                text = " ".join(str(exc).split()) or type(exc).__name__
+                text = (plain_message(str(exc), self.store.job_dir(job_id))
+                        or type(exc).__name__)
                 self.store.finish(job_id, False, None, text[:500])
                 continue
             self._suspects.discard(job_id)

@@ -54,6 +54,16 @@ CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, created REAL NOT NULL
 """
 
 
+def plain_message(text: str, folder: str | Path) -> str:
+    """``text`` on one line, with "the file" for any path in the job's ``folder`` (the
+    server's folders and file names are nobody else's business: a job's error is shown
+    to whoever asks for it)."""
+    import re
+
+    text = re.sub(re.escape(str(folder)) + r"[/\\]?[\w.-]*", "the file", text)
+    return " ".join(text.split())
+
+
 class DataDirInUse(RuntimeError):
     """Another server holds the data directory."""
 

@@ -25,3 +25,32 @@ def test_a_frame_without_stars_fails_saying_why_and_has_a_preview(small_db, tmp_
         assert preview.size == (160, 120)
         if not np.isfinite(fill):  # (nothing to show)
             assert np.asarray(preview).max() == 0
+
+
+def test_a_jobs_error_names_no_server_path(tmp_path):
+    """A job whose input went missing (a data directory cleaned while it waited) failed
+    with "no such image file: /srv/skysolve-data/jobs/1/input.tiff": the server's folders
+    in an answer anyone may read. Its error says "the file" instead."""
+    import threading
+    import time
+
+    from skysolve.batch import LocalPool
+    from skysolve.server.queue import JobQueue
+    from skysolve.server.store import JobStore
+
+    store = JobStore(tmp_path / "data")
+    job = store.reserve("image", {"input": {"input": "input.tiff"}, "solve": {}}, "m31.tiff")
+    store.accept(job, "input.tiff")  # (its file never arrives)
+    q = JobQueue(store, None, workers=1, time_limit_s=30.0)
+    q._pool = LocalPool(1, "thread")
+    q._thread = threading.Thread(target=q._run, daemon=True)
+    q._thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while store.get(job)["state"] != "failure" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        error = store.get(job)["error"]
+        assert store.get(job)["state"] == "failure" and "the file" in error, error
+        assert str(tmp_path) not in error and "input.tiff" not in error, error
+    finally:
+        q.stop()
