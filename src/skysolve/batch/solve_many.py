@@ -37,7 +37,14 @@ from ..solver.solve import solve
 from .executors import DatabaseHandle, iter_tasks
 from .pools import open_executor, sigterm_stops_batch
 from .results import BatchResults, FrameResult, ResultsTable, source_keys
-from .sources import frame_image, frame_section, is_centroid_source, section_options
+from .sources import (
+    NotAFrame,
+    frame_image,
+    frame_section,
+    is_centroid_source,
+    is_frame_type,
+    section_options,
+)
 
 __all__ = ["solve_many", "run_frames", "process_frame", "frame_error", "solve_task"]
 
@@ -354,9 +361,19 @@ def solve_many(sources: Sequence[Any], database: Any, options: SolveOptions, *,
         raise InvalidArgumentError("resume and overwrite need a results table (results=)")
     handle = DatabaseHandle(database)
     task = functools.partial(solve_task, handle, options, extraction, hdu, section)
-    out = run_frames(task, frames, database=handle, client=client, jobs=jobs, results=results,
+    # a source of no frame type travels as a stand-in that fails as it would: one failed
+    # frame, as when solved here (an open file cannot be pickled: it failed the batch)
+    sent = [f if is_frame_type(f) else NotAFrame(type(f).__name__) for f in frames]
+
+    def reported(i: int, fr: FrameResult) -> None:
+        fr.source = frames[i]
+        on_result(i, fr)
+
+    out = run_frames(task, sent, database=handle, client=client, jobs=jobs, results=results,
                      resume=resume, overwrite=overwrite, progress=progress,
-                     on_result=on_result)
+                     on_result=None if on_result is None else reported)
+    for fr, frame in zip(out, frames, strict=True):
+        fr.source = frame
     if progress_enabled(progress):
         import sys
 

@@ -44,6 +44,26 @@ def is_centroid_source(source: Any) -> bool:
     return False
 
 
+class NotAFrame:
+    """What a batch sends in place of a source of no frame type (an open file, None, ...):
+    its task fails as the source itself would (:func:`frame_image`), one failed frame,
+    where sending the source could fail for the whole batch (an open file cannot be
+    pickled for a worker process)."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def is_frame_type(source: Any) -> bool:
+    """Whether ``source`` is of a type a frame can have: a path, an array, an
+    ``ExtractionResult`` or a sequence (centroids); whether it is a usable frame is
+    found out when it is processed."""
+    return (isinstance(source, str | os.PathLike | np.ndarray | ExtractionResult)
+            or (isinstance(source, Sequence) and not isinstance(source, bytes)))
+
+
 def frame_image(source: Any, *, hdu: int | str | None = None,
                 section: Any = None) -> np.ndarray | None:
     """The image of an image source (a path is read here), None for centroids; with
@@ -56,9 +76,9 @@ def frame_image(source: Any, *, hdu: int | str | None = None,
         return read_image(source, hdu=hdu, section=section)
     if isinstance(source, np.ndarray):
         return source if section is None else read_image(source, section=section)
+    name = source.type_name if isinstance(source, NotAFrame) else type(source).__name__
     raise InvalidTypeError(
-        "a frame must be an image path, a 2-D image array or centroids, got "
-        f"{type(source).__name__}")
+        f"a frame must be an image path, a 2-D image array or centroids, got {name}")
 
 
 def frame_centroids(source: Any, extraction: Any = None, *, hdu: int | str | None = None,
@@ -99,6 +119,8 @@ def frame_section(source: Any, *, hdu: int | str | None = None,
 
     if is_centroid_source(source):
         raise InvalidTypeError("a section is part of an image; centroids have none")
+    if not is_frame_type(source):
+        frame_image(source)  # (its error: no frame type)
     full = None
     if isinstance(source, str | os.PathLike):
         try:

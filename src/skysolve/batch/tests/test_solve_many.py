@@ -512,3 +512,23 @@ def test_a_results_table_whose_folder_cannot_be_made_is_refused_before_any_frame
         solve_many(batch_frames.sources[:2], batch_db, jobs=1,
                    results=tmp_path / "night" / "r.ecsv")
     assert read == []
+
+
+def test_a_source_of_no_frame_type_is_one_failed_frame_on_workers_too(batch_db, batch_frames,
+                                                                       tmp_path):
+    """An open file (or None) among the sources is one failed frame whether the batch runs
+    here or on worker processes: with jobs=2 the whole batch failed with "cannot pickle
+    '_io.BufferedReader' object" (serially it was already one failed row)."""
+    seen = []
+    with open(batch_frames.folder / "frame_003.fits", "rb") as handle:
+        sources = [batch_frames.sources[0], handle, None, batch_frames.sources[3]]
+        got = {jobs: solve_many(sources, batch_db, jobs=jobs, progress=False,
+                                results=tmp_path / f"r{jobs}.ecsv",
+                                on_result=lambda i, fr: seen.append((i, fr.source)), **SOLVE)
+               for jobs in (1, 2)}
+        for jobs, out in got.items():
+            assert [r.status for r in out] == ["match_found", "error", "error",
+                                               "match_found"], jobs
+            assert [r.source for r in out] == sources
+            assert "BufferedReader" in out[1].error and "NoneType" in out[2].error
+        assert seen == [(i, s) for i, s in enumerate(sources)] * 2
