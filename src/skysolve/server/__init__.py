@@ -66,7 +66,7 @@ def serve(config: Any, on_ready: Any = None) -> None:
     rather than a failed start of the web server (a traceback on its console and
     ``SystemExit(3)``); the service's start then finds the database loaded
     (:func:`skysolve.fields.load_database` keeps it). ``on_ready()``, if given, is called
-    once both are done, before the server starts listening.
+    once they are done, before the server answers requests.
     """
     import uvicorn
 
@@ -94,9 +94,9 @@ def _listen(host: str, port: int) -> Any:
     import contextlib
     import socket
 
+    # (the address family as uvicorn chooses it: "localhost" is 127.0.0.1, not ::1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                    flags=socket.AI_PASSIVE)[0][0]
         sock = socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: "
