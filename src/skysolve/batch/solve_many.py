@@ -350,6 +350,9 @@ def solve_many(sources: Sequence[Any], database: Any, options: SolveOptions, *,
                                f"or None, got {type(on_result).__name__}")
     if results is not None:
         results = _args.path(results, "results")
+    if hdu is not None and (isinstance(hdu, bool) or not isinstance(hdu, int | str | tuple)):
+        raise InvalidTypeError(f"hdu must be an HDU index (int) or an extension name (str), "
+                               f"got {type(hdu).__name__}")
     if isinstance(section, str):  # (a bad one would be every frame's error, in every row)
         from ..io.images import _parse_section_text
 

@@ -481,10 +481,11 @@ def test_a_section_of_a_fits_file_without_an_image_says_why(batch_db, tmp_path):
     ({"results": 5}, InvalidTypeError, "results"),
     ({"progress": "no"}, InvalidTypeError, "progress"),
     ({"section": "abc"}, InvalidArgumentError, "section"),
+    ({"hdu": 1.5}, InvalidTypeError, "hdu"),
 ])
 def test_batch_arguments_are_checked_before_any_frame_runs(batch_db, batch_frames, kw, error,
                                                            words):
-    """A bad ``on_result``, ``results``, ``progress`` or ``section`` is an error naming it,
+    """A bad ``on_result``, ``results``, ``progress``, ``section`` or ``hdu`` is an error naming it,
     before a frame is read (``on_result=5`` ended the batch with "'int' object is not
     callable" after its first frame; ``section='abc'`` was every frame's failed row;
     ``progress='no'`` drew the bar)."""
