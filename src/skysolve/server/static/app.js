@@ -42,10 +42,11 @@ function settings() {
     if (hi !== null) s.scale_upper = hi;
   }
   const ra = number("ra"), dec = number("dec"), radius = number("radius");
-  if (ra !== null && dec !== null) {
-    s.center_ra = ra; s.center_dec = dec;
-    if (radius !== null) s.radius = radius;
-  }
+  // (one of RA and Dec is sent alone, for the server to refuse: dropped, the position the
+  // user typed was silently not used)
+  if (ra !== null) s.center_ra = ra;
+  if (dec !== null) s.center_dec = dec;
+  if ((ra !== null || dec !== null) && radius !== null) s.radius = radius;
   return s;
 }
 

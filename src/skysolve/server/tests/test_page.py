@@ -83,3 +83,22 @@ def test_upload_a_real_frame_and_see_the_solution(server, browser):
     keep = os.environ.get("SKYSOLVE_PAGE_SCREENSHOT")
     if keep:
         browser.save_screenshot(keep)
+
+
+def test_a_position_half_given_is_refused_not_dropped(server, browser):
+    """RA typed without Dec: the page said nothing and solved without the position the
+    user gave; now the server's refusal is shown and no job is made."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server.url + "/")
+    jobs_before = sum(server.get("/api/health")["jobs"].values())  # (any state)
+    browser.find_element(By.ID, "file").send_keys(str(DATA / ALT40))
+    browser.find_element(By.ID, "ra").send_keys("230.7")
+    browser.find_element(By.ID, "apikey").send_keys(API_KEY)
+    browser.find_element(By.ID, "solve").click()
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 120).until(
+        lambda d: status.text.startswith(("Refused", "Job")) and "solving" not in status.text)
+    assert "center_ra and center_dec go together" in status.text, status.text
+    assert sum(server.get("/api/health")["jobs"].values()) == jobs_before
