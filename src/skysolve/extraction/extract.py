@@ -507,6 +507,55 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None
     return out, True
 
 
+def _bridge_gaps(work: NDArray[np.float32], bad: NDArray | None) -> NDArray[np.bool_] | None:
+    """The unusable pixels of ``bad`` that are one-pixel gaps (both neighbours above and
+    below usable, or else both left and right), filled in place in ``work`` (a copy
+    :func:`_finite_work` made) with the mean of those two neighbours; None when there
+    are none.
+
+    Detection bridges these gaps: an interlaced or defective readout that loses every
+    second row (or column) cut each star into one-row pieces, not 8-connected across
+    the lost rows, and each piece was a detection (100 stars: 290 kept, 140 of them
+    no star's). The filled values only join a star's pixels into one blob; the gaps
+    stay unusable for the position fits and the shape measures that exclude bad
+    pixels, so that the centroids come from the measured rows alone.
+    """
+    if bad is None or min(bad.shape) < 3:
+        return None
+    good = ~bad
+    gaps = np.zeros_like(bad)
+    gaps[1:-1] = bad[1:-1] & good[:-2] & good[2:]
+    rows = gaps.copy()
+    gaps[:, 1:-1] |= bad[:, 1:-1] & good[:, :-2] & good[:, 2:]
+    if not gaps.any():
+        return None
+    _fill_gaps(work, good, rows, 0)
+    _fill_gaps(work, good, gaps & ~rows, 1)
+    return gaps
+
+
+def _fill_gaps(work: NDArray[np.float32], good: NDArray[np.bool_], gap: NDArray[np.bool_],
+               axis: int) -> None:
+    """Fill the one-pixel gaps ``gap`` of ``work`` from their usable neighbours along
+    ``axis`` (0: above and below): cubic through the two either side where all four are
+    usable, else the mean of the two. (A linear fill runs below a star's peak between the
+    measured rows: its fits ended 0.1-0.16 px off towards the measured row, the cubic
+    fill's at most 0.08-0.13 and 0.05-0.06 px rms.)"""
+    r, c = np.nonzero(gap)
+    if not len(r):
+        return
+    pos, size = (r, gap.shape[0]) if axis == 0 else (c, gap.shape[1])
+
+    def at(k: int) -> tuple[NDArray, NDArray]:
+        i = np.clip(pos + k, 0, size - 1)
+        return (i, c) if axis == 0 else (r, i)
+
+    near = work[at(-1)].astype(np.float64) + work[at(1)]
+    far_ok = (pos >= 3) & (pos < size - 3) & good[at(-3)] & good[at(3)]
+    far = work[at(-3)].astype(np.float64) + work[at(3)]
+    work[r, c] = np.where(far_ok, (9.0 * near - far) / 16.0, 0.5 * near)
+
+
 def _bad_noise(noise: NDArray, bad: NDArray | None) -> NDArray[np.bool_]:
     """``bad`` with the pixels whose noise is not a positive number added."""
     unusable = ~(noise > 0) | ~np.isfinite(noise)
@@ -784,8 +833,10 @@ def _folded_rss(kernel: NDArray[np.float64], n: int) -> float:
 
 
 def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
-           opts: ExtractionOptions, noise: NDArray | None = None):
-    """Threshold, candidate pixels and their 8-connected labels.
+           opts: ExtractionOptions, noise: NDArray | None = None,
+           gaps: NDArray | None = None):
+    """Threshold, candidate pixels and their 8-connected labels; ``gaps``: the unusable
+    pixels that may still join a blob (:func:`_bridge_gaps`).
 
     Returns ``(threshold scale, labels, number of blobs, pixel indices, background
     there)``; the threshold at a pixel is the scale times the noise there.
@@ -807,12 +858,43 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
     else:
         idx, idx_bg = _candidate_pixels(det, bg, scale)
     if bad is not None and len(idx):
-        good = ~bad.ravel()[idx]
+        good = ~(bad if gaps is None else bad & ~gaps).ravel()[idx]
         idx, idx_bg = idx[good], idx_bg[good]
     if len(idx) == 0:
         return scale, None, 0, idx, idx_bg
     labels, nblobs = _label(idx, h, w)
+    if gaps is not None:
+        labels, nblobs, idx, idx_bg = _without_gaps(labels, idx, idx_bg, gaps)
     return scale, labels, nblobs, idx, idx_bg
+
+
+def _without_gaps(labels: NDArray, idx: NDArray[np.intp], idx_bg: NDArray[np.float64],
+                  gaps: NDArray[np.bool_]) -> tuple[NDArray, int, NDArray[np.intp],
+                                                    NDArray[np.float64]]:
+    """The blobs labelled across bridged gaps (:func:`_bridge_gaps`) with the gap pixels
+    taken out again: ``(labels, number of blobs, idx, idx_bg)``.
+
+    The gaps only join a star's measured pieces. Kept in the blob, an interpolated row
+    could hold its brightest pixel, and the position fit, which starts from there and
+    from the curvature across it, ended 0.1-0.4 px off along the gap axis (0.13 px rms
+    against 0.02 px for the measured rows' centroid)."""
+    on_gap = gaps.ravel()[idx]
+    if not on_gap.any():
+        return labels, int(labels.max()), idx, idx_bg
+    flat = labels.ravel()
+    flat[idx[on_gap]] = 0
+    idx, idx_bg = idx[~on_gap], idx_bg[~on_gap]
+    # number the blobs again in the order of their first pixels (ndimage's): a gap pixel
+    # joins real ones (it rises above the threshold only beside one), so none vanishes
+    # in practice; the renumbering keeps the labels dense if one did
+    lab = flat[idx]
+    used = np.zeros(int(lab.max(initial=0)) + 1, bool)
+    used[lab] = True
+    if used[1:].all():
+        return labels, len(used) - 1, idx, idx_bg
+    new = np.cumsum(used).astype(labels.dtype)
+    flat[idx] = new[lab]
+    return labels, int(new[-1]), idx, idx_bg
 
 
 def _mirrored_noise_scale(det: NDArray[np.float32], bad: NDArray | None, bg: Background,
@@ -1185,12 +1267,14 @@ _AUTO_GAIN = 1.5
 
 
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
-            glyphs: tuple[NDArray, NDArray] | None = None) -> _Pass | None:
+            glyphs: tuple[NDArray, NDArray] | None = None,
+            gaps: NDArray | None = None) -> _Pass | None:
     """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
     is above the threshold. ``noise``: the per-pixel noise map, when the image came with
     one; ``glyphs``: the peaks of an unfiltered pass's overlay blobs
-    (:attr:`_Pass.glyphs`)."""
-    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise)
+    (:attr:`_Pass.glyphs`); ``gaps``: the unusable pixels detection bridges
+    (:func:`_bridge_gaps`)."""
+    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps)
     if nblobs == 0:
         return None
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
@@ -1202,8 +1286,12 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     n_max = opts.max_centroids
     basic = np.flatnonzero(reason == 0)
     bound = len(basic)
-    return _Pass(lambda: _to_fit(work, bad, bg, labels, meas, scale, opts, reason, psf),
-                 lambda ids: (*_fitted(work, bad, labels, meas, opts, ids, reason, psf,
+    # the fits see a bridged gap's interpolated values as data: a window missing every
+    # second row, imputed from the model over two iterations, put the centre 0.1-0.3 px
+    # off along the gap axis (the interpolation leaves < 0.03 px)
+    fit_bad = bad if gaps is None else bad & ~gaps
+    return _Pass(lambda: _to_fit(work, fit_bad, bg, labels, meas, scale, opts, reason, psf),
+                 lambda ids: (*_fitted(work, fit_bad, labels, meas, opts, ids, reason, psf,
                                        bg.block_grid)[:5],
                               meas, psf, scale * bg.sigma, nblobs),
                  bound if n_max is None else min(bound, n_max), n_max, psf, labels, meas,
@@ -1376,11 +1464,12 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         bg.noise = None  # the map, not the estimated noise grid, sets the threshold
     plain = options.replace(matched_filter_sigma=None) \
         if options.matched_filter_sigma == "auto" else options
-    found = _detect(work, bad, bg, sat_level, plain, noise)
+    gaps = _bridge_gaps(work, bad)
+    found = _detect(work, bad, bg, sat_level, plain, noise, gaps=gaps)
     second = _auto_filter(found, options)
     if second is not None:
         again = _detect(work, bad, bg, sat_level, options.replace(matched_filter_sigma=second),
-                        noise, None if found is None else found.glyphs)
+                        noise, None if found is None else found.glyphs, gaps)
         if _prefer_filtered(found, again, _enough(options)):
             found = again
     if found is None:
