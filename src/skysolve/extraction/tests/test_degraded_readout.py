@@ -73,3 +73,16 @@ def test_a_masked_column_beside_a_star_still_joins_its_halves():
     assert set(range(10)) <= set(idx[hit].tolist())
     on = np.isin(idx, np.arange(10))
     assert np.max(np.hypot(dx[on], dy[on])) < 0.15
+
+
+@pytest.mark.parametrize("noise", [0.8, 1.2, 1.6, 2.2])
+@pytest.mark.parametrize("sky", [100.0, 100.3])
+def test_integer_sky_under_a_few_counts_of_noise_measures_its_noise(noise, sky):
+    # the MAD of integer residuals is a whole number of counts: 1.48 for any noise of
+    # 0.8-2.2 counts. The known sigma of the rounded Gaussian noise must be measured
+    rng, x, y, light = stars(3, (100.0, 3000.0))
+    img = np.round(light + sky + rng.normal(0.0, noise, SHAPE)).astype(np.uint16)
+    res = extract_centroids(img)
+    assert res.background_sigma == pytest.approx(noise, rel=0.12)
+    idx, _, _ = matched(res, x, y)
+    assert np.count_nonzero(idx < 0) <= 2
