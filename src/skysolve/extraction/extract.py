@@ -73,10 +73,13 @@ from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..imagedata import as_image_data
 from .background import (
+    _DITHER_STEPS,
     _GLOBAL_SAMPLES,
     _JPEG_BLOCK,
     DARK_SIGMAS,
     Background,
+    _dithered_sigma,
+    _even_spread,
     _sample_grid,
     _subsample,
     _subsample_step,
@@ -473,11 +476,12 @@ _PHASE_OFFSET_NOISE = 0.5
 _PHASE_SAMPLES = 2_000
 
 
-def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None
-                      ) -> tuple[NDArray[np.float32], bool]:
+def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None,
+                      quantum: float | None = None) -> tuple[NDArray[np.float32], bool]:
     """``work`` with each of its four 2x2 phases shifted to their common sky level when
     they differ by more than :data:`_PHASE_OFFSET_NOISE` of the pixel noise (a raw Bayer
     frame, or a sensor's odd/even row offsets), and whether they did; else ``work``.
+    ``quantum``: the image's value step (:func:`_quantum`), None for continuous values.
 
     A raw colour frame's red, green and blue pixels see the sky at levels 10-20 % apart:
     taken as one image, every green pixel stands above the red and blue ones around it,
@@ -488,7 +492,7 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None
     if h < 16 or w < 16:
         return work, False
     step = max(1, int(math.sqrt(h * w / 4 / _PHASE_SAMPLES)))
-    levels, scatter = [], []
+    levels, scatter, phases = [], [], []
     for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
         p = work[dy::2, dx::2][::step, ::step]
         p = p.ravel() if bad is None else p[~bad[dy::2, dx::2][::step, ::step]]
@@ -497,7 +501,18 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None
         m = lower_median(p)
         levels.append(m)
         scatter.append(1.4826 * lower_median(np.abs(p - np.float32(m))))
+        phases.append(p)
     noise = float(np.median(scatter))
+    if quantum is not None and noise < _DITHER_STEPS * quantum:
+        # counts under a few steps of noise: medians and MADs are whole steps, and the
+        # phases of a sky of ~1 count under 3 of noise, clipped at 0, took medians 0
+        # and 1 a count apart, "offsets" of 0.7 MADs: levelled as a colour mosaic, the
+        # sky lost its floor (the noise estimate of a clipped sky) and kept 10-20 peaks
+        # of noise. Spread over their steps, the values give the levels to a few
+        # hundredths of the noise.
+        levels = [float(np.median(p + _even_spread(p.size, quantum))) for p in phases]
+        noise = float(np.median([_dithered_sigma(p - m, quantum)
+                                 for p, m in zip(phases, levels, strict=True)]))
     if not noise > 0 or max(levels) - min(levels) <= _PHASE_OFFSET_NOISE * noise:
         return work, False
     common = float(np.median(levels))
@@ -1444,7 +1459,7 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     if unit != 1.0:  # everything below in the working copy's unit; the result in the image's
         arr = arr / unit
         noise = None if noise is None else noise / unit
-    work, mosaic = _equalized_phases(work, bad)
+    work, mosaic = _equalized_phases(work, bad, quantum)
     bg = _noise(work, arr, options.local_bg_block_size, exact=bad is None and not mosaic,
                 mosaic=mosaic, quantum=quantum)
     sigma = bg.sigma

@@ -86,3 +86,25 @@ def test_integer_sky_under_a_few_counts_of_noise_measures_its_noise(noise, sky):
     assert res.background_sigma == pytest.approx(noise, rel=0.12)
     idx, _, _ = matched(res, x, y)
     assert np.count_nonzero(idx < 0) <= 2
+
+
+def peaks(light: np.ndarray, x, y) -> np.ndarray:
+    """The rendered light in each star's central pixel."""
+    return light[np.round(y + SHAPE[0] / 2 - 0.5).astype(int),
+                 np.round(x + SHAPE[1] / 2 - 0.5).astype(int)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("sky", [-1.0, 0.0, 0.5, 1.0])
+def test_integer_sky_clipped_at_zero_under_few_counts(seed, sky):
+    # a sky of about a count under 3 counts of noise, clipped at 0 (half the pixels or
+    # more): its noise read 1.3-1.9 counts, and frames kept 10-120 peaks of noise
+    noise = 3.0
+    rng, x, y, light = stars(seed, (30.0, 3000.0), sigma=1.1)
+    img = np.clip(np.round(light + sky + rng.normal(0.0, noise, SHAPE)), 0, None)
+    res = extract_centroids(img.astype(np.uint16))
+    assert res.background_sigma == pytest.approx(noise, rel=0.12)
+    idx, _, _ = matched(res, x, y)
+    assert np.count_nonzero(idx < 0) <= 2
+    clear = peaks(light, x, y) > 8.0 * noise  # stars whose peak stands 8 sigmas up
+    assert np.isin(np.flatnonzero(clear), idx).mean() >= 0.97
