@@ -12,10 +12,15 @@ Noise is one global robust standard deviation (MAD scaled to a Gaussian sigma,
 with iterative clipping of the bright tail) of the background-subtracted image; where
 the data are quantised more coarsely than their noise, so that many values tie and
 the MAD shrinks or vanishes (an 8-bit sky under a count of noise, a colour frame's
-luminance), a clipped rms in the data's steps instead (:func:`_tied_sigma`); and
-where the sky was clipped from below (negative values of a calibrated frame set to
-zero, a camera offset set too low), so that a large part of it sits at one least
-value, the spread of the pixels above that floor (:func:`_floored_sigma`).
+luminance), a clipped rms in the data's steps instead (:func:`_tied_sigma`; also
+for counts divided by a flat, whose step drifts over the frame:
+:func:`_varying_step`); under a few steps of noise, the MAD of the values spread
+evenly over their steps, whose own MAD is a whole number of steps
+(:func:`_dithered_sigma`); and where the sky was clipped from below (negative
+values of a calibrated frame set to zero, a camera offset set too low), so that a
+large part of it sits at one least value, the spread of the pixels above that floor
+(:func:`_floored_sigma`; of their values spread over their steps under a few steps
+of noise).
 
 Two checks on a sparse sample of the residual (image minus model, ~25,000
 pixels) make the model follow skies that are not smooth on the block scale

@@ -17,7 +17,9 @@ positions, brightness and shape:
    for the detection mask; by default only when the frame keeps few stars or
    its stars are wide) form 8-connected blobs. On a JPEG, whose quantised noise is
    no Gaussian of the pixel noise, the threshold rises until the noise's mirror image
-   below the sky holds few such blobs (:func:`_mirrored_noise_scale`).
+   below the sky holds few such blobs (:func:`_mirrored_noise_scale`). One-pixel
+   gaps of unusable pixels (every second row lost, a bad column) are bridged:
+   filled from their neighbours, they join a star's pieces (:func:`_bridge_gaps`).
 3. **Filtering** (:mod:`.filters`). Blob size (``min_pixels``,
    ``max_pixels``), image border, peak sharpness (hot pixels), burned-in captions
    and other drawn graphics: compass letters, logos, a reticle's dashes
@@ -525,15 +527,16 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None,
 def _bridge_gaps(work: NDArray[np.float32], bad: NDArray | None) -> NDArray[np.bool_] | None:
     """The unusable pixels of ``bad`` that are one-pixel gaps (both neighbours above and
     below usable, or else both left and right), filled in place in ``work`` (a copy
-    :func:`_finite_work` made) with the mean of those two neighbours; None when there
-    are none.
+    :func:`_finite_work` made) from their usable neighbours (:func:`_fill_gaps`); None
+    when there are none.
 
     Detection bridges these gaps: an interlaced or defective readout that loses every
     second row (or column) cut each star into one-row pieces, not 8-connected across
     the lost rows, and each piece was a detection (100 stars: 290 kept, 140 of them
-    no star's). The filled values only join a star's pixels into one blob; the gaps
-    stay unusable for the position fits and the shape measures that exclude bad
-    pixels, so that the centroids come from the measured rows alone.
+    no star's). The filled values join a star's pixels into one blob, whose sums and
+    brightest pixel stay the measured pixels' (:func:`_without_gaps`); the position fits
+    and the shape tests read them as data (a fit missing every second row, imputed from
+    its model over two iterations, ended 0.1-0.3 px off across the gaps).
     """
     if bad is None or min(bad.shape) < 3:
         return None
@@ -890,9 +893,8 @@ def _without_gaps(labels: NDArray, idx: NDArray[np.intp], idx_bg: NDArray[np.flo
     taken out again: ``(labels, number of blobs, idx, idx_bg)``.
 
     The gaps only join a star's measured pieces. Kept in the blob, an interpolated row
-    could hold its brightest pixel, and the position fit, which starts from there and
-    from the curvature across it, ended 0.1-0.4 px off along the gap axis (0.13 px rms
-    against 0.02 px for the measured rows' centroid)."""
+    could hold its brightest pixel, which the position fit's window and start values
+    are centred on."""
     on_gap = gaps.ravel()[idx]
     if not on_gap.any():
         return labels, int(labels.max()), idx, idx_bg
@@ -1301,9 +1303,9 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     n_max = opts.max_centroids
     basic = np.flatnonzero(reason == 0)
     bound = len(basic)
-    # the fits see a bridged gap's interpolated values as data: a window missing every
-    # second row, imputed from the model over two iterations, put the centre 0.1-0.3 px
-    # off along the gap axis (the interpolation leaves < 0.03 px)
+    # the fits see a bridged gap's filled values as data: a window missing every second
+    # row, imputed from the model over two iterations, put the centre 0.1-0.3 px off
+    # across the gaps (the cubic fill: 0.05-0.06 px rms)
     fit_bad = bad if gaps is None else bad & ~gaps
     return _Pass(lambda: _to_fit(work, fit_bad, bg, labels, meas, scale, opts, reason, psf),
                  lambda ids: (*_fitted(work, fit_bad, labels, meas, opts, ids, reason, psf,
