@@ -206,32 +206,22 @@ def _pair_angles(v, m, valid, out):
 
 
 @_jit
-def _quad_edges(angles, quad, e):
-    """Sorted six edges of the pattern ``quad`` from the pair angles of its stars."""
-    t = 0
-    for i in range(4):
-        for j in range(i + 1, 4):
-            a, b = quad[i], quad[j]
-            e[t] = angles[a, b] if a < b else angles[b, a]
-            t += 1
-    _sort_small(e)
-
-
-@_jit
-def _largest_ratio_change(a0, a1, valid, quad, e0, e1):
-    """Largest change of the five edge ratios of one pattern between two sets of its
-    stars' pair angles (NaN when a star is not imaged in either)."""
-    for i in range(4):
-        if not valid[quad[i]]:
-            return np.nan
-    _quad_edges(a0, quad, e0)
-    _quad_edges(a1, quad, e1)
-    best = 0.0
-    for k in range(5):
-        d = abs(e1[k] / e1[5] - e0[k] / e0[5])
-        if not d <= best:
-            best = d
-    return best
+def _quad_edges(angles, q0, q1, q2, q3, e):
+    """Sorted six edges of the pattern of stars ``q0 .. q3`` from the pair angles of its
+    stars (``angles[i, j]``, ``i < j``), written to ``e``."""
+    e[0] = angles[q0, q1] if q0 < q1 else angles[q1, q0]
+    e[1] = angles[q0, q2] if q0 < q2 else angles[q2, q0]
+    e[2] = angles[q0, q3] if q0 < q3 else angles[q3, q0]
+    e[3] = angles[q1, q2] if q1 < q2 else angles[q2, q1]
+    e[4] = angles[q1, q3] if q1 < q3 else angles[q3, q1]
+    e[5] = angles[q2, q3] if q2 < q3 else angles[q3, q2]
+    for i in range(1, 6):  # insertion sort
+        x = e[i]
+        j = i - 1
+        while j >= 0 and e[j] > x:
+            e[j + 1] = e[j]
+            j -= 1
+        e[j + 1] = x
 
 
 @_jit
@@ -266,8 +256,22 @@ def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
         for i in range(n):
             ok0[i] = ok0[i] and ok1[i]
         finite = 0
+        # the largest change of each pattern's five edge ratios, written out in this loop:
+        # a call per pattern with its seven arrays cost twice the pattern's arithmetic
+        # (70 probe patterns: 11-15 -> 5 us)
         for k in range(m):
-            change[k] = _largest_ratio_change(a0, a1, ok0, probe[k], e0, e1) / step
+            q0, q1, q2, q3 = probe[k, 0], probe[k, 1], probe[k, 2], probe[k, 3]
+            if not (ok0[q0] and ok0[q1] and ok0[q2] and ok0[q3]):
+                change[k] = np.nan  # a star not imaged at either focal length
+                continue
+            _quad_edges(a0, q0, q1, q2, q3, e0)
+            _quad_edges(a1, q0, q1, q2, q3, e1)
+            best = 0.0
+            for r in range(5):
+                d = abs(e1[r] / e1[5] - e0[r] / e0[5])
+                if not d <= best:
+                    best = d
+            change[k] = best / step
             if change[k] == change[k]:
                 finite += 1
         if finite == 0:
@@ -276,18 +280,6 @@ def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
         srt = np.sort(change)  # NaN last
         out[t] = srt[int(math.floor(percentile / 100.0 * max(finite - 1, 0)))]
     return out
-
-
-@_jit
-def _sort_small(a):
-    """In-place insertion sort of a short 1-D array (stable)."""
-    for i in range(1, a.shape[0]):
-        x = a[i]
-        j = i - 1
-        while j >= 0 and a[j] > x:
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = x
 
 
 # ------------------------------------------------------------------------------------
@@ -422,14 +414,23 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
 
 
 @_jit
-def _edges_sorted(ax, ay, az, e):
-    """Sorted six inter-star angles of four stars given as component arrays."""
-    t = 0
-    for i in range(4):
-        for j in range(i + 1, 4):
-            e[t] = _angle(ax[i], ay[i], az[i], ax[j], ay[j], az[j])
-            t += 1
-    _sort_small(e)
+def _edges_sorted(x0, y0, z0, x1, y1, z1, x2, y2, z2, x3, y3, z3, e):
+    """Sorted six inter-star angles of four stars (unit vectors ``(x, y, z)``), written to
+    ``e``. The stars come as numbers: the search calls this per image pattern and per
+    catalog pattern, and component arrays filled for it cost more than the angles."""
+    e[0] = _angle(x0, y0, z0, x1, y1, z1)
+    e[1] = _angle(x0, y0, z0, x2, y2, z2)
+    e[2] = _angle(x0, y0, z0, x3, y3, z3)
+    e[3] = _angle(x1, y1, z1, x2, y2, z2)
+    e[4] = _angle(x1, y1, z1, x3, y3, z3)
+    e[5] = _angle(x2, y2, z2, x3, y3, z3)
+    for i in range(1, 6):  # insertion sort
+        x = e[i]
+        j = i - 1
+        while j >= 0 and e[j] > x:
+            e[j + 1] = e[j]
+            j -= 1
+        e[j + 1] = x
 
 
 @_jit
@@ -456,10 +457,11 @@ def _grow(a, n, cap):
 
 
 @_jit
-def _quad_components(v, quad, ax, ay, az):
-    """The x, y, z components of the four rows ``quad`` of ``v``, into ``ax, ay, az``."""
+def _quad_components(v, quads, k, ax, ay, az):
+    """The x, y, z components of the four rows ``quads[k]`` of ``v``, into ``ax, ay, az``
+    (the pattern as its array and row: a row view made per pattern costs more than this)."""
     for s in range(4):
-        row = quad[s]
+        row = quads[k, s]
         ax[s], ay[s], az[s] = v[row, 0], v[row, 1], v[row, 2]
 
 
@@ -473,12 +475,15 @@ def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_p
     largest edges; returns the number of keys and the (possibly grown) key
     and owner arrays. ``work`` is a :class:`_Work` of scratch arrays.
     """
-    e, ax, ay, az = work.e, work.ax, work.ay, work.az
+    e = work.e
     lo, span, digit = work.lo, work.span, work.digit
     n_q = 0
     for u in range(stop - p):
-        _quad_components(v_guess, combos[p + u], ax, ay, az)
-        _edges_sorted(ax, ay, az, e)
+        r0, r1, r2, r3 = combos[p + u, 0], combos[p + u, 1], combos[p + u, 2], combos[p + u, 3]
+        _edges_sorted(v_guess[r0, 0], v_guess[r0, 1], v_guess[r0, 2],
+                      v_guess[r1, 0], v_guess[r1, 1], v_guess[r1, 2],
+                      v_guess[r2, 0], v_guess[r2, 1], v_guess[r2, 2],
+                      v_guess[r3, 0], v_guess[r3, 1], v_guess[r3, 2], e)
         largest[u] = e[5]
         if not e[5] > 0:
             continue
@@ -505,11 +510,11 @@ def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_p
 
 
 @_jit
-def _canonical_order4(v, quad, order, work):
-    """Mirror of ``patterns.canonical_order`` for one pattern: increasing distance from
-    the mean direction (a stable sort), written to ``order``."""
+def _canonical_order4(v, quads, k, order, work):
+    """Mirror of ``patterns.canonical_order`` for the pattern ``quads[k]``: increasing
+    distance from the mean direction (a stable sort), written to ``order``."""
     ax, ay, az, dist = work.ax, work.ay, work.az, work.dist
-    _quad_components(v, quad, ax, ay, az)
+    _quad_components(v, quads, k, ax, ay, az)
     mx = 0.25 * (ax[0] + ax[1] + ax[2] + ax[3])
     my = 0.25 * (ay[0] + ay[1] + ay[2] + ay[3])
     mz = 0.25 * (az[0] + az[1] + az[2] + az[3])
@@ -521,36 +526,6 @@ def _canonical_order4(v, quad, order, work):
         while j > 0 and dist[order[j - 1]] > dist[order[j]]:
             order[j - 1], order[j] = order[j], order[j - 1]
             j -= 1
-
-
-@_jit
-def _catalog_match(row, u, ratios, largest, tol, pattern_stars, star_xyz, hint, min_cos,
-                   f_guess, f_lo, f_hi, work):
-    """Whether catalog pattern ``row`` matches image pattern ``u``: (ok, f, catalog largest).
-
-    Its stars must lie within ``acos(min_cos)`` of the unit vector ``hint``
-    (unless ``hint`` is empty), its exact ratios must agree within ``tol`` and
-    the focal length its scale implies must lie in ``[f_lo, f_hi]``.
-    """
-    cx, cy, cz, ce = work.cx, work.cy, work.cz, work.ce
-    if hint.shape[0] > 0:
-        for s in range(4):
-            st = pattern_stars[row, s]
-            if (star_xyz[0, st] * hint[0] + star_xyz[1, st] * hint[1]
-                    + star_xyz[2, st] * hint[2]) < min_cos:
-                return False, 0.0, 0.0
-    for s in range(4):
-        st = pattern_stars[row, s]
-        cx[s], cy[s], cz[s] = star_xyz[0, st], star_xyz[1, st], star_xyz[2, st]
-    _edges_sorted(cx, cy, cz, ce)
-    clargest = ce[5]
-    if not clargest > 0:
-        return False, 0.0, clargest
-    for v in range(5):
-        if abs(ce[v] / clargest - ratios[u, v]) > tol:
-            return False, 0.0, clargest
-    f = f_guess * largest[u] / clargest
-    return f >= f_lo and f <= f_hi, f, clargest
 
 
 @_jit
@@ -626,6 +601,7 @@ def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, k
     work = _Work(np.empty(6), np.empty(6), np.empty(4), np.empty(4), np.empty(4), np.empty(4),
                  np.empty(4), np.empty(4), np.empty(4), np.empty(5, np.int64),
                  np.empty(5, np.int64), np.empty(5, np.uint64))
+    ce = work.ce
     order = np.empty(4, np.intp)
     chunk = 32
     ratios = np.empty((chunk, 5))
@@ -665,12 +641,43 @@ def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, k
             key, u = q_key[t], q_pat[t]
             row = _first_at_least(keys_sorted, key, q_lo[t], q_hi[t])
             while row < n_rows and keys_sorted[row] == key:
-                ok, f, clargest = _catalog_match(row, u, ratios, largest, tol, pattern_stars,
-                                                 star_xyz, hint, min_cos, f_guess, f_lo,
-                                                 f_hi, work)
-                if ok:
+                # whether catalog pattern ``row`` matches image pattern ``u`` (written out
+                # here: a call per catalog pattern with its arrays cost more than the test):
+                # its stars lie within acos(min_cos) of the unit vector ``hint`` (unless
+                # ``hint`` is empty), its exact ratios agree within ``tol`` and the focal
+                # length its scale implies lies in [f_lo, f_hi]
+                r = row
+                row += 1
+                s0, s1 = pattern_stars[r, 0], pattern_stars[r, 1]
+                s2, s3 = pattern_stars[r, 2], pattern_stars[r, 3]
+                if hint.shape[0] > 0 and (
+                        star_xyz[0, s0] * hint[0] + star_xyz[1, s0] * hint[1]
+                        + star_xyz[2, s0] * hint[2] < min_cos
+                        or star_xyz[0, s1] * hint[0] + star_xyz[1, s1] * hint[1]
+                        + star_xyz[2, s1] * hint[2] < min_cos
+                        or star_xyz[0, s2] * hint[0] + star_xyz[1, s2] * hint[1]
+                        + star_xyz[2, s2] * hint[2] < min_cos
+                        or star_xyz[0, s3] * hint[0] + star_xyz[1, s3] * hint[1]
+                        + star_xyz[2, s3] * hint[2] < min_cos):
+                    continue
+                _edges_sorted(star_xyz[0, s0], star_xyz[1, s0], star_xyz[2, s0],
+                              star_xyz[0, s1], star_xyz[1, s1], star_xyz[2, s1],
+                              star_xyz[0, s2], star_xyz[1, s2], star_xyz[2, s2],
+                              star_xyz[0, s3], star_xyz[1, s3], star_xyz[2, s3], ce)
+                clargest = ce[5]
+                if not clargest > 0:
+                    continue
+                ok = True
+                for v in range(5):
+                    if abs(ce[v] / clargest - ratios[u, v]) > tol:
+                        ok = False
+                        break
+                if not ok:
+                    continue
+                f = f_guess * largest[u] / clargest
+                if f >= f_lo and f <= f_hi:
                     if have_order != u:
-                        _canonical_order4(v_guess, combos[p + u], order, work)
+                        _canonical_order4(v_guess, combos, p + u, order, work)
                         have_order = u
                     if k == cap:
                         cap *= 2
@@ -678,11 +685,10 @@ def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, k
                         f_est, c_big = _grow(f_est, k, cap), _grow(c_big, k, cap)
                     for s in range(4):
                         img_q[k, s] = combos[p + u, order[s]]
-                        cat_q[k, s] = pattern_stars[row, s]
+                        cat_q[k, s] = pattern_stars[r, s]
                     f_est[k] = f
                     c_big[k] = clargest
                     k += 1
-                row += 1
         p = stop
     return img_q[:k], cat_q[:k], f_est[:k], c_big[:k], p
 
