@@ -144,6 +144,14 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("attitude_covariance",
              "attitude_covariance(ideal, f, parity, proj, sigma) -> (3, 3) covariance, rad^2",
              lambda ex: [(ex.ideal[:6], 1000.0, False, 0, 1e-5)]),
+    Function("solution_arrays",
+             "solution_arrays(ideal, xy, img_idx, cat_idx, err, star_ra_deg, star_dec_deg, f, "
+             "parity, proj, sigma) -> (centroid rows, star rows, xy, (ra, dec) deg, residuals "
+             "arcsec, 90th percentile arcsec, largest arcsec, attitude covariance): a result's "
+             "matches in increasing centroid row",
+             lambda ex: [(ex.ideal, ex.ideal + 0.25, np.array([5, 0, 3, 1], dtype=np.intp),
+                          np.array([2, 0, 1, 3], dtype=np.intp), np.array([1e-5, 3e-6, 2e-5, 5e-6]),
+                          ex.db.star_ra_deg, ex.db.star_dec_deg, 1000.0, False, 0, 1e-5)]),
 )
 
 

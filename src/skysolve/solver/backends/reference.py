@@ -42,6 +42,8 @@ BRUTE_FORCE_PAIRS = 20000
 #: be dropped (:func:`clip_floor_px`).
 CLIP_FLOOR_FRACTION = 0.2
 CLIP_FLOOR_PX = 0.5
+#: Arc seconds per radian (a result's residuals are reported in arc seconds).
+ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
 
 
 def clip_floor_px(radius):
@@ -488,6 +490,34 @@ def attitude_covariance(ideal, f, parity, proj, sigma):
         return sigma ** 2 * np.linalg.inv(info)
     except np.linalg.LinAlgError:
         return np.full((3, 3), np.nan)
+
+
+def solution_arrays(ideal, xy, img_idx, cat_idx, err, star_ra_deg, star_dec_deg, f, parity,
+                    proj, sigma):
+    """The arrays and statistics of a result from its kept matches.
+
+    ``img_idx``, ``cat_idx``: the matches' centroid rows (of ``ideal`` and ``xy``) and
+    star-table rows (of ``star_ra_deg``, ``star_dec_deg``); ``err``: their residuals
+    (radians). Returns, the matches in increasing centroid row (a stable order):
+    (centroid rows, star-table rows, their ``xy``, their (RA, Dec) in degrees (n, 2),
+    residuals in arc seconds, the residuals' 90th percentile (interpolated linearly,
+    numpy's default) and largest in arc seconds, and :func:`attitude_covariance` of the
+    matched centroids with ``sigma``).
+    """
+    order = np.argsort(img_idx, kind="stable")
+    rows = img_idx[order]
+    stars = cat_idx[order]
+    radec = np.empty((len(stars), 2))
+    radec[:, 0] = star_ra_deg[stars]
+    radec[:, 1] = star_dec_deg[stars]
+    err_sorted = np.sort(err) * ARCSEC_PER_RAD
+    pos = 90.0 / 100.0 * (len(err_sorted) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(err_sorted) - 1)
+    p90 = float(err_sorted[lo] + (pos - lo) * (err_sorted[hi] - err_sorted[lo]))
+    cov = attitude_covariance(ideal[rows], f, parity, proj, sigma)
+    return (rows, stars, xy[rows], radec, err[order] * ARCSEC_PER_RAD, p90,
+            float(err_sorted[-1]), cov)
 
 
 _PRIMITIVES = SimpleNamespace(in_image=in_image, mutual_matches=mutual_matches,

@@ -570,6 +570,37 @@ def test_fine_counts_match_and_count_by_hand():
         assert list(k) == [1, 1] and list(n_far) == [2, 1]
 
 
+def test_solution_arrays_match_and_order_by_hand():
+    """A result's arrays: the matches in increasing centroid row, with their positions,
+    stars, residuals in arc seconds, the 90th percentile and largest residual, and the
+    attitude covariance of the matched centroids (each backend's own); both backends alike,
+    to the bit but for the covariance (an adjugate against numpy's inverse: to rounding)."""
+    rng = np.random.default_rng(8)
+    ideal = rng.uniform(-400.0, 400.0, (7, 2))
+    xy = ideal + 0.25
+    img_idx = np.array([5, 0, 3, 1], dtype=np.intp)
+    cat_idx = np.array([2, 0, 1, 3], dtype=np.intp)
+    err = np.array([1e-5, 3e-6, 2e-5, 5e-6])
+    ra, dec = np.array([10.0, 11.0, 12.0, 13.0]), np.array([-1.0, -2.0, -3.0, -4.0])
+    arcsec = 180.0 * 3600.0 / math.pi
+    outs = [be.solution_arrays(ideal, xy, img_idx, cat_idx, err, ra, dec, 1000.0, True, 0, 2e-5)
+            for be in (comp, ref)]
+    for got, want in zip(outs[0][:-1], outs[1][:-1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(outs[0][-1], outs[1][-1], rtol=1e-12)
+    for be, out in zip((comp, ref), outs, strict=True):
+        np.testing.assert_array_equal(
+            out[-1], be.attitude_covariance(ideal[[0, 1, 3, 5]], 1000.0, True, 0, 2e-5))
+    rows, stars, m_xy, radec, res, p90, largest, cov = outs[1]
+    assert list(rows) == [0, 1, 3, 5] and list(stars) == [0, 3, 1, 2]
+    np.testing.assert_array_equal(m_xy, xy[[0, 1, 3, 5]])
+    np.testing.assert_array_equal(radec, [[10.0, -1.0], [13.0, -4.0], [11.0, -2.0], [12.0, -3.0]])
+    np.testing.assert_allclose(res, np.array([3e-6, 5e-6, 2e-5, 1e-5]) * arcsec, rtol=1e-15)
+    assert p90 == pytest.approx(1.7e-5 * arcsec, rel=1e-12)  # 0.7 of the way from 1e-5 to 2e-5
+    assert p90 == pytest.approx(np.percentile(err * arcsec, 90.0), rel=1e-12)
+    assert largest == pytest.approx(2e-5 * arcsec, rel=1e-15)
+
+
 @pytest.mark.parametrize("proj", range(len(PROJECTIONS)))
 def test_fit_functions_match_on_outliers(proj):
     """fit_pairs / trimmed_fit with wrong pairs, a fixed camera and a failing focal fit,
