@@ -223,6 +223,29 @@ def test_options_made_from_plain_arguments_are_checked_as_the_class_checks_them(
     assert v1.observer_velocity_km_s is not v2.observer_velocity_km_s
 
 
+def test_the_checks_of_the_names_given_are_kept_per_class_and_names():
+    # the checks a call runs are looked up once per class and argument names (in any
+    # order, in field order): another set of names, or another class, has its own
+    from skysolve import _options
+
+    def made(cls=skysolve.SolveOptions, **kw):
+        return _options._options_of(cls, kw)
+
+    made(fov_estimate_deg=10.0, match_radius=0.01)
+    with pytest.raises(InvalidArgumentError, match="solve_timeout_ms"):
+        made(match_radius=0.01, fov_estimate_deg=10.5, solve_timeout_ms=-5)
+    with pytest.raises(InvalidArgumentError, match="match_radius"):
+        made(match_radius=-1.0, fov_estimate_deg=10.5)
+    given = ("match_radius", "solve_timeout_ms", "fov_estimate_deg")
+    for names in (given, given[::-1]):
+        checks = _options._given_checks(skysolve.SolveOptions, names)
+        assert [c[0] for c in checks] == [n for n in skysolve.SolveOptions.names() if n in given]
+    ext = _options._given_checks(skysolve.ExtractionOptions, ("min_pixels", "sigma_threshold"))
+    assert [c[0] for c in ext] == ["sigma_threshold", "min_pixels"]
+    with pytest.raises(InvalidArgumentError, match="min_pixels"):
+        made(skysolve.ExtractionOptions, sigma_threshold=5.0, min_pixels=-1)
+
+
 @pytest.mark.parametrize("cls", [skysolve.SolveOptions, skysolve.ExtractionOptions,
                                  skysolve.CalibrationOptions, skysolve.StarfieldOptions],
                          ids=lambda c: c.__name__)
