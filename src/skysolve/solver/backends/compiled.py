@@ -40,7 +40,7 @@ _angle_of_radius = _jit(_proj.scalar_angle_of_radius)
 _radius_of_angle = _jit(_proj.scalar_radius_of_angle)
 #: Scratch arrays of the pattern search, allocated once per call: allocating inside
 #: the per-pattern loops dominated the time of searches that find nothing.
-_Work = namedtuple("_Work", "e ce ax ay az cx cy cz dist lo span digit")
+_Work = namedtuple("_Work", "e ce ax ay az dist lo span digit")
 #: ``reference.ARCSEC_PER_RAD`` (a result's residuals are reported in arc seconds)
 _ARCSEC_PER_RAD = _reference.ARCSEC_PER_RAD
 #: Cost of visiting one sky cell in a compiled cone query, in star-table rows scanned.
@@ -601,8 +601,7 @@ def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, k
     c_big = np.empty(cap)
     k = 0
     work = _Work(np.empty(6), np.empty(6), np.empty(4), np.empty(4), np.empty(4), np.empty(4),
-                 np.empty(4), np.empty(4), np.empty(4), np.empty(5, np.int64),
-                 np.empty(5, np.int64), np.empty(5, np.uint64))
+                 np.empty(5, np.int64), np.empty(5, np.int64), np.empty(5, np.uint64))
     ce = work.ce
     order = np.empty(4, np.intp)
     chunk = 32
