@@ -1103,6 +1103,21 @@ def test_a_solve_leaves_the_arrays_it_shares_between_solves_as_they_were(small_d
     assert frame.centre == (1.5, 2.0) and all(type(c) is float for c in frame.centre)
 
 
+def test_a_frame_s_offsets_are_the_positions_less_the_optical_centre_to_the_bit():
+    # (with the centre at the image's, the offsets are copied: the signs of zeros, NaN and
+    # denormals as the subtraction gives them; a centre of -0.0 still subtracts)
+    from skysolve.solver import backends
+    from skysolve.solver.frame import make_frame
+
+    xy = np.array([[-0.0, 0.0], [np.nan, -3.5], [1e-320, -1e300], [5.0, -0.0]])
+    for crpix in ((0.0, 0.0), (-0.0, 0.0), (0.0, -0.0), (1.5, -2.0)):
+        frame = make_frame(xy, 100, 100, None, "pinhole", backends.select("reference"),
+                           crpix=crpix)
+        want = xy - np.array(crpix)
+        assert frame.ideal.tobytes() == want.tobytes() and frame.ideal.flags.c_contiguous
+        assert not np.shares_memory(frame.ideal, xy)
+
+
 def test_the_extent_check_takes_the_limits_to_the_bit():
     # the check's scalar test of the usual case and its array form agree at the limits
     # themselves: on them passes, the next float beyond fails, in x and in y (in x only
