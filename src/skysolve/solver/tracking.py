@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..geometry import angle_between, two_pair_rotation, wahba_rotation
+from .backends.reference import unique_pairs
 from .frame import CatalogView, Frame, Hypothesis
 from .refinement import build_result, refine
 from .result import SolveResult
@@ -108,19 +109,6 @@ def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64
     return 2.0 * math.asin(min(1.0, half * math.sin(min(0.5 * math.pi, b0 + rho))))
 
 
-def _unique_pairs(ii: NDArray[np.intp], jj: NDArray[np.intp],
-                  closeness: NDArray[np.float64]) -> NDArray[np.intp]:
-    """Rows of pairs ``(ii, jj)`` keeping one catalog star per centroid and one centroid
-    per star: the closest pairs (largest ``closeness``) first."""
-    if np.bincount(ii).max() <= 1 and np.bincount(jj).max() <= 1:
-        return np.arange(len(ii))  # (the usual case: nothing to choose between)
-    rows = np.argsort(-closeness, kind="stable")
-    _, first_i = np.unique(ii[rows], return_index=True)
-    rows = rows[np.sort(first_i)]
-    _, first_j = np.unique(jj[rows], return_index=True)
-    return rows[np.sort(first_j)]
-
-
 def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
                  search_px: float, radius_px: float,
                  rolls: tuple[float, ...] | NDArray[np.float64] = (0.0,),
@@ -137,40 +125,15 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
     cells = int(2.0 * search_px / cell) + 2
     if cells > _MAX_OFFSET_CELLS:
         return none
-    img = frame.ideal[:n_img]
-    dx = img[:, 0, None] - p[None, :, 0]  # (one 2-D array per axis: 3x faster than (n, m, 2))
-    dy = img[:, 1, None] - p[None, :, 1]
-    ii, jj = np.nonzero(dx * dx + dy * dy <= search_px * search_px)
+    rolls = np.asarray(rolls, dtype=np.float64)
+    ii, jj = frame.backend.offset_pairs(frame.ideal[:n_img], p, search_px, cell, cells,
+                                        np.cos(rolls), np.sin(rolls))
     if len(ii) < 3:
-        return none
-    # offsets after each roll, (rolls, pairs); a roll of 0 leaves them as they are
-    c, s = np.cos(rolls)[:, None], np.sin(rolls)[:, None]
-    px, py = p[jj, 0], p[jj, 1]
-    ox = img[ii, 0] - (c * px - s * py)
-    oy = img[ii, 1] - (s * px + c * py)
-    kx = ((ox + search_px) // cell).astype(np.intp)
-    ky = ((oy + search_px) // cell).astype(np.intp)
-    inside = (kx >= 0) & (kx < cells) & (ky >= 0) & (ky < cells)
-    keys = (np.arange(len(rolls))[:, None] * cells + kx) * cells + ky
-    counts = np.bincount(keys[inside], minlength=len(rolls) * cells * cells)
-    counts = counts.reshape(len(rolls), cells, cells)
-    # blocks of 2x2 cells: a pile split by a cell edge still counts whole
-    blocks = (counts[:, :-1, :-1] + counts[:, 1:, :-1] + counts[:, :-1, 1:]
-              + counts[:, 1:, 1:])
-    k, bx, by = np.unravel_index(int(np.argmax(blocks)), blocks.shape)
-    if blocks[k, bx, by] < 3:
-        return none
-    ox, oy = ox[k], oy[k]
-    miss = np.maximum(np.abs(ox - ((bx + 1.0) * cell - search_px)),
-                      np.abs(oy - ((by + 1.0) * cell - search_px)))
-    rows = np.flatnonzero(miss <= cell)
-    rows = rows[_unique_pairs(ii[rows], jj[rows], -miss[rows])]
-    if len(rows) < 3:
         return none
     # (the backend's fit skips centroids the projection does not image: a fisheye's corners)
     R, _, _, ok = frame.backend.fit_pairs(
-        np.ascontiguousarray(frame.ideal[ii[rows]]), cat.vectors(idx[jj[rows]]),
-        np.arange(len(rows)), hyp.f, hyp.parity, frame.proj, True)
+        np.ascontiguousarray(frame.ideal[ii]), cat.vectors(idx[jj]),
+        np.arange(len(ii)), hyp.f, hyp.parity, frame.proj, True)
     if not ok:
         return none
     h = Hypothesis(R, hyp.f, hyp.parity)
@@ -279,7 +242,7 @@ def _consensus(v_img, v_cat, ii, jj, outer, start: int, partners, tol: float):
     inl = cos > np.cos(tol)
     best = int(np.argmax(inl.sum(axis=1)))
     rows = np.flatnonzero(inl[best])
-    return rows[_unique_pairs(ii[rows], jj[rows], cos[best, rows])]
+    return rows[unique_pairs(ii[rows], jj[rows], cos[best, rows])]
 
 
 def _pair_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,

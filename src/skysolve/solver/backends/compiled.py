@@ -1250,3 +1250,122 @@ class _Primitives:
 
 
 _PRIMITIVES = _Primitives
+
+
+# ------------------------------------------------------------------------------------
+# Tracking
+
+
+@_jit
+def _floor_divide(a, b):
+    """numpy's floor division of two floats (its ``npy_divmod``), not ``floor(a / b)``:
+    the two differ where ``a / b`` rounds up to a whole number, and the offset cells of
+    :func:`offset_pairs` must be the reference's."""
+    mod = np.fmod(a, b)
+    div = (a - mod) / b
+    if mod != 0.0 and (b < 0.0) != (mod < 0.0):
+        div -= 1.0
+    if div == 0.0:
+        return math.copysign(0.0, a / b)
+    whole = math.floor(div)
+    if div - whole > 0.5:
+        whole += 1.0
+    return whole
+
+
+@_jit
+def _unique_pairs(ii, jj, miss, n_i, n_j):
+    """Positions of pairs ``(ii, jj)`` keeping one star per centroid and one centroid per
+    star, the smallest ``miss`` first (``reference.unique_pairs`` of ``-miss``); centroid
+    rows lie below ``n_i``, star rows below ``n_j``."""
+    n = ii.shape[0]
+    seen_i = np.zeros(n_i, np.bool_)
+    seen_j = np.zeros(n_j, np.bool_)
+    twice = False
+    for t in range(n):
+        if seen_i[ii[t]] or seen_j[jj[t]]:
+            twice = True
+        seen_i[ii[t]] = True
+        seen_j[jj[t]] = True
+    if not twice:
+        return np.arange(n)
+    order = np.argsort(miss, kind="mergesort")  # (stable, as the reference's)
+    seen_i[:] = False
+    seen_j[:] = False
+    keep = np.empty(n, np.intp)
+    k = 0
+    for t in range(n):  # first the centroids' closest ...
+        row = order[t]
+        if not seen_i[ii[row]]:
+            seen_i[ii[row]] = True
+            keep[k] = row
+            k += 1
+    out = np.empty(k, np.intp)
+    m = 0
+    for t in range(k):  # ... then of those, the stars'
+        row = keep[t]
+        if not seen_j[jj[row]]:
+            seen_j[jj[row]] = True
+            out[m] = row
+            m += 1
+    return out[:m]
+
+
+@_jit
+def offset_pairs(img, p, search_px, cell, cells, cos_roll, sin_roll):
+    """The candidate pairs in the densest block of offsets (``reference.offset_pairs``)."""
+    n, m = img.shape[0], p.shape[0]
+    s2 = search_px * search_px
+    ii = np.empty(n * m, np.intp)
+    jj = np.empty(n * m, np.intp)
+    k = 0
+    for i in range(n):  # (by centroid, then star: np.nonzero's order)
+        for j in range(m):
+            dx = img[i, 0] - p[j, 0]
+            dy = img[i, 1] - p[j, 1]
+            if dx * dx + dy * dy <= s2:
+                ii[k] = i
+                jj[k] = j
+                k += 1
+    if k < 3:
+        return ii[:0], jj[:0]
+    n_rolls = cos_roll.shape[0]
+    counts = np.zeros((n_rolls, cells, cells), np.int64)
+    for r in range(n_rolls):
+        c, s = cos_roll[r], sin_roll[r]
+        for t in range(k):
+            px, py = p[jj[t], 0], p[jj[t], 1]
+            x = _floor_divide(img[ii[t], 0] - (c * px - s * py) + search_px, cell)
+            y = _floor_divide(img[ii[t], 1] - (s * px + c * py) + search_px, cell)
+            if 0.0 <= x < cells and 0.0 <= y < cells:
+                counts[r, int(x), int(y)] += 1
+    # the densest block of 2x2 cells, the first of equals in (roll, x, y) order
+    best, br, bx, by = -1, 0, 0, 0
+    for r in range(n_rolls):
+        for x in range(cells - 1):
+            for y in range(cells - 1):
+                b = counts[r, x, y] + counts[r, x + 1, y] + counts[r, x, y + 1] \
+                    + counts[r, x + 1, y + 1]
+                if b > best:
+                    best, br, bx, by = b, r, x, y
+    if best < 3:
+        return ii[:0], jj[:0]
+    c, s = cos_roll[br], sin_roll[br]
+    mx = (bx + 1.0) * cell - search_px
+    my = (by + 1.0) * cell - search_px
+    rows = np.empty(k, np.intp)
+    miss = np.empty(k)
+    n_rows = 0
+    for t in range(k):
+        px, py = p[jj[t], 0], p[jj[t], 1]
+        d = max(abs(img[ii[t], 0] - (c * px - s * py) - mx),
+                abs(img[ii[t], 1] - (s * px + c * py) - my))
+        if d <= cell:
+            rows[n_rows] = t
+            miss[n_rows] = d
+            n_rows += 1
+    rows = rows[:n_rows]
+    sel_i = ii[rows]
+    sel_j = jj[rows]
+    keep = _unique_pairs(sel_i, sel_j, miss[:n_rows], n, m)
+    return sel_i[keep], sel_j[keep]

@@ -152,6 +152,15 @@ FUNCTIONS: tuple[Function, ...] = (
              lambda ex: [(ex.ideal, ex.ideal + 0.25, np.array([5, 0, 3, 1], dtype=np.intp),
                           np.array([2, 0, 1, 3], dtype=np.intp), np.array([1e-5, 3e-6, 2e-5, 5e-6]),
                           ex.db.star_ra_deg, ex.db.star_dec_deg, 1000.0, False, 0, 1e-5)]),
+    Function("offset_pairs",
+             "offset_pairs(img, p, search_px, cell, cells, cos_roll, sin_roll) -> (centroid "
+             "rows, star rows): tracking's candidate pairs within `search_px` whose offsets "
+             "(the stars `p` turned by each roll) fall in the densest block of 2x2 cells, "
+             "one per centroid and per star",
+             # the block's pairs: each once, and a star claimed twice
+             lambda ex: [(ex.ideal, ex.ideal[:6] + 1.0, 50.0, 10.0, 12, np.ones(1), np.zeros(1)),
+                         (ex.ideal, np.vstack([ex.ideal[:6], ex.ideal[:1] + 2.0]), 50.0, 10.0,
+                          12, np.cos([0.0, 0.01]), np.sin([0.0, 0.01]))]),
 )
 
 

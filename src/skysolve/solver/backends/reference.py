@@ -30,7 +30,7 @@ from ..keys import pattern_edge_angles_indexed as _indexed_edges
 from ..patterns import canonical_order
 
 __all__ = ["NAME", "BRUTE_FORCE_PAIRS", "CLIP_FLOOR_FRACTION", "CLIP_FLOOR_PX", "clip_floor_px",
-           "rematch"]
+           "rematch", "unique_pairs"]
 
 NAME = "reference"
 
@@ -519,6 +519,67 @@ def solution_arrays(ideal, xy, img_idx, cat_idx, err, star_ra_deg, star_dec_deg,
     return (rows, stars, xy[rows], radec, err[order] * ARCSEC_PER_RAD, p90,
             float(err_sorted[-1]), cov)
 
+
+# ------------------------------------------------------------------------------------
+# Tracking
+
+
+def unique_pairs(ii, jj, closeness):
+    """Rows of pairs ``(ii, jj)`` keeping one catalog star per centroid and one centroid
+    per star: the closest pairs (largest ``closeness``) first, in that order; every row,
+    in its own order, when no centroid and no star appears twice."""
+    if np.bincount(ii).max() <= 1 and np.bincount(jj).max() <= 1:
+        return np.arange(len(ii))  # (the usual case: nothing to choose between)
+    rows = np.argsort(-closeness, kind="stable")
+    _, first_i = np.unique(ii[rows], return_index=True)
+    rows = rows[np.sort(first_i)]
+    _, first_j = np.unique(jj[rows], return_index=True)
+    return rows[np.sort(first_j)]
+
+
+def offset_pairs(img, p, search_px, cell, cells, cos_roll, sin_roll):
+    """The candidate pairs in the densest block of image-plane offsets (tracking's vote).
+
+    Candidate pairs are (centroid ``img[i]``, projected catalog star ``p[j]``) within
+    ``search_px`` of each other, by centroid then star. Their offsets ``img[i] - p[j]``,
+    with the stars first turned about the optical centre by each roll (``cos_roll``,
+    ``sin_roll``), fall in ``cells`` x ``cells`` square cells ``cell`` px wide from
+    ``-search_px``; the densest block of 2 x 2 cells over all rolls (the first in
+    (roll, x, y) order among equals) gives the pairs within a cell of its centre, one
+    per centroid and per star (:func:`unique_pairs`, closest first). Returns
+    ``(centroid rows, star rows)``, empty when fewer than 3 pairs are candidates or the
+    block holds fewer than 3.
+    """
+    none = np.zeros(0, np.intp), np.zeros(0, np.intp)
+    dx = img[:, 0, None] - p[None, :, 0]  # (one 2-D array per axis: 3x faster than (n, m, 2))
+    dy = img[:, 1, None] - p[None, :, 1]
+    ii, jj = np.nonzero(dx * dx + dy * dy <= search_px * search_px)
+    if len(ii) < 3:
+        return none
+    # offsets after each roll, (rolls, pairs); a roll of 0 leaves them as they are
+    c, s = cos_roll[:, None], sin_roll[:, None]
+    px, py = p[jj, 0], p[jj, 1]
+    ox = img[ii, 0] - (c * px - s * py)
+    oy = img[ii, 1] - (s * px + c * py)
+    kx = ((ox + search_px) // cell).astype(np.intp)
+    ky = ((oy + search_px) // cell).astype(np.intp)
+    inside = (kx >= 0) & (kx < cells) & (ky >= 0) & (ky < cells)
+    n_rolls = len(cos_roll)
+    keys = (np.arange(n_rolls)[:, None] * cells + kx) * cells + ky
+    counts = np.bincount(keys[inside], minlength=n_rolls * cells * cells)
+    counts = counts.reshape(n_rolls, cells, cells)
+    # blocks of 2x2 cells: a pile split by a cell edge still counts whole
+    blocks = (counts[:, :-1, :-1] + counts[:, 1:, :-1] + counts[:, :-1, 1:]
+              + counts[:, 1:, 1:])
+    k, bx, by = np.unravel_index(int(np.argmax(blocks)), blocks.shape)
+    if blocks[k, bx, by] < 3:
+        return none
+    ox, oy = ox[k], oy[k]
+    miss = np.maximum(np.abs(ox - ((bx + 1.0) * cell - search_px)),
+                      np.abs(oy - ((by + 1.0) * cell - search_px)))
+    rows = np.flatnonzero(miss <= cell)
+    rows = rows[unique_pairs(ii[rows], jj[rows], -miss[rows])]
+    return ii[rows], jj[rows]
 
 _PRIMITIVES = SimpleNamespace(in_image=in_image, mutual_matches=mutual_matches,
                               trimmed_fit=trimmed_fit, fit_pairs=fit_pairs)

@@ -755,3 +755,53 @@ def test_a_background_compile_is_reaped_when_it_ends(monkeypatch):
     while psutil.pid_exists(child.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not psutil.pid_exists(child.pid)  # a zombie still has its pid
+
+
+def test_offset_pairs_agree_and_pick_the_densest_block():
+    """Tracking's offset vote: both backends give the same pairs, in the same order, on
+    random frames whose stars share an offset (some turned by a roll, false detections
+    and copies among the centroids, so that centroids and stars are claimed twice), and
+    the pairs of a hand-made pile."""
+    rng = np.random.default_rng(21)
+    for trial in range(200):
+        m = int(rng.integers(0, 60))
+        p = rng.uniform(-500.0, 500.0, (m, 2))
+        roll = float(rng.uniform(-0.05, 0.05))
+        c, s = math.cos(roll), math.sin(roll)
+        turned = np.column_stack([c * p[:, 0] - s * p[:, 1], s * p[:, 0] + c * p[:, 1]])
+        img = turned[rng.permutation(m)[: int(rng.integers(0, m + 1))]]
+        img = img + rng.uniform(-40.0, 40.0, 2) + rng.normal(0.0, 0.5, img.shape)
+        false = rng.uniform(-500.0, 500.0, (int(rng.integers(0, 40)), 2))
+        img = np.vstack([img, img[:3] + 1.0, false])
+        img = np.ascontiguousarray(img[rng.permutation(len(img))])
+        search, radius = float(rng.choice([15.0, 60.0, 150.0])), float(rng.choice([2.0, 10.0]))
+        cell = float(rng.choice([0.5, 2.0])) * radius
+        rolls = np.array([0.0]) if trial % 2 else np.linspace(-0.06, 0.06, 13)
+        args = (img, p, search, cell, int(2.0 * search / cell) + 2, np.cos(rolls), np.sin(rolls))
+        got, want = comp.offset_pairs(*args), ref.offset_pairs(*args)
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype == np.intp
+            np.testing.assert_array_equal(a, b)
+    # three stars shifted by (20, 5); a fourth centroid as close to star 2 as its own
+    # centroid (the closer kept), a fifth alone
+    p = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [300.0, 300.0]])
+    img = np.array([[20.0, 5.0], [120.0, 5.0], [20.0, 105.0], [21.0, 105.5], [-300.0, 0.0]])
+    for be in (comp, ref):
+        ii, jj = be.offset_pairs(img, p, 50.0, 20.0, 7, np.ones(1), np.zeros(1))
+        assert sorted(zip(ii.tolist(), jj.tolist(), strict=True)) == [(0, 0), (1, 1), (2, 2)]
+        ii, jj = be.offset_pairs(img[:2], p, 50.0, 20.0, 7, np.ones(1), np.zeros(1))
+        assert len(ii) == len(jj) == 0  # fewer than three candidate pairs
+
+
+def test_compiled_floor_division_is_numpys():
+    """The compiled offset cells use numpy's floor division, which differs from
+    ``floor(a / b)`` where the quotient rounds up to a whole number (1 // 0.1 is 9)."""
+    assert comp._floor_divide(1.0, 0.1) == 9.0 == np.floor_divide(1.0, 0.1)
+    rng = np.random.default_rng(3)
+    a = np.concatenate([rng.uniform(-300.0, 300.0, 2000), np.arange(-30, 31) * 0.1,
+                        [0.0, -0.0, 1e-300, -1e-300]])
+    for b in (0.1, 1.0, 20.0, 3.7):
+        want = np.floor_divide(a, b)
+        got = np.array([comp._floor_divide(float(x), b) for x in a])
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
