@@ -381,23 +381,12 @@ def _leave_one_out(frame: Frame, cat: CatalogView, ref) -> NDArray[np.float64]:
     ``r`` becomes ``r + u x w``, whose normal matrix is ``N = sum(I - u u^T)``. Leaving a
     match out from the optimum takes ``|r|^2 + t^T M^-1 t`` from the sum, ``t = u x r``
     and ``M = N - I + u u^T`` (the normal matrix of the others), whose symmetric inverse is
-    taken from its cofactors, entry by entry (numpy's batched 3x3 solves and cross products
-    cost more than the rest of a tracking answer's check).
+    taken from its cofactors (the backend's ``fit_shares``).
     """
     v = frame.vectors(ref.hyp.f, ref.hyp.parity, ref.img_idx)
     u = cat.vectors(ref.cat_idx) @ ref.hyp.R.T
-    r = v - u
-    (u0, u1, u2), (r0, r1, r2) = u.T, r.T
-    t0, t1, t2 = u1 * r2 - u2 * r1, u2 * r0 - u0 * r2, u0 * r1 - u1 * r0
-    p = (len(u) - 1.0) * np.eye(3) - u.T @ u
-    m00, m11, m22 = p[0, 0] + u0 * u0, p[1, 1] + u1 * u1, p[2, 2] + u2 * u2
-    m01, m02, m12 = p[0, 1] + u0 * u1, p[0, 2] + u0 * u2, p[1, 2] + u1 * u2
-    c00, c11, c22 = m11 * m22 - m12 * m12, m00 * m22 - m02 * m02, m00 * m11 - m01 * m01
-    c01, c02, c12 = m02 * m12 - m01 * m22, m01 * m12 - m02 * m11, m01 * m02 - m00 * m12
-    det = m00 * c00 + m01 * c01 + m02 * c02
-    pull = (c00 * t0 * t0 + c11 * t1 * t1 + c22 * t2 * t2
-            + 2.0 * (c01 * t0 * t1 + c02 * t0 * t2 + c12 * t1 * t2)) / det
-    return np.sqrt(np.maximum(0.0, r0 * r0 + r1 * r1 + r2 * r2 + pull)) * ref.hyp.f
+    # (the sums of the normal matrix here, the per-match arithmetic in the backend)
+    return frame.backend.fit_shares(v, u, (len(u) - 1.0) * np.eye(3) - u.T @ u, ref.hyp.f)
 
 
 #: Without a camera model, a tracking answer whose matches scatter by more than this

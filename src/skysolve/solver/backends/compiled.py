@@ -1369,3 +1369,25 @@ def offset_pairs(img, p, search_px, cell, cells, cos_roll, sin_roll):
     sel_j = jj[rows]
     keep = _unique_pairs(sel_i, sel_j, miss[:n_rows], n, m)
     return sel_i[keep], sel_j[keep]
+
+
+@_jit
+def fit_shares(v, u, normal, f):
+    """Each match's share of a rotation fit's residuals (``reference.fit_shares``: the same
+    sums in the same order, so the same bits)."""
+    n = u.shape[0]
+    out = np.empty(n)
+    for k in range(n):
+        u0, u1, u2 = u[k, 0], u[k, 1], u[k, 2]
+        r0, r1, r2 = v[k, 0] - u0, v[k, 1] - u1, v[k, 2] - u2
+        t0, t1, t2 = u1 * r2 - u2 * r1, u2 * r0 - u0 * r2, u0 * r1 - u1 * r0
+        m00, m11, m22 = normal[0, 0] + u0 * u0, normal[1, 1] + u1 * u1, normal[2, 2] + u2 * u2
+        m01, m02, m12 = normal[0, 1] + u0 * u1, normal[0, 2] + u0 * u2, normal[1, 2] + u1 * u2
+        c00, c11, c22 = m11 * m22 - m12 * m12, m00 * m22 - m02 * m02, m00 * m11 - m01 * m01
+        c01, c02, c12 = m02 * m12 - m01 * m22, m01 * m12 - m02 * m11, m01 * m02 - m00 * m12
+        det = m00 * c00 + m01 * c01 + m02 * c02
+        pull = (c00 * t0 * t0 + c11 * t1 * t1 + c22 * t2 * t2
+                + 2.0 * (c01 * t0 * t1 + c02 * t0 * t2 + c12 * t1 * t2)) / det
+        left = r0 * r0 + r1 * r1 + r2 * r2 + pull
+        out[k] = math.sqrt(0.0 if left < 0.0 else left) * f  # (NaN stays, as np.maximum's)
+    return out

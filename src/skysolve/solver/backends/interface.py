@@ -161,6 +161,11 @@ FUNCTIONS: tuple[Function, ...] = (
              lambda ex: [(ex.ideal, ex.ideal[:6] + 1.0, 50.0, 10.0, 12, np.ones(1), np.zeros(1)),
                          (ex.ideal, np.vstack([ex.ideal[:6], ex.ideal[:1] + 2.0]), 50.0, 10.0,
                           12, np.cos([0.0, 0.01]), np.sin([0.0, 0.01]))]),
+    Function("fit_shares",
+             "fit_shares(v, u, normal, f) -> (n,) each match's share (px) of a rotation "
+             "fit's residuals, its centroid's vector `v` against its star's `u` as the fit "
+             "puts it; `normal`: (n - 1) I - sum(u u^T)",
+             lambda ex: [(ex.v, ex.v[::-1].copy(), 5.0 * np.eye(3) - ex.v.T @ ex.v, 1000.0)]),
 )
 
 

@@ -581,5 +581,32 @@ def offset_pairs(img, p, search_px, cell, cells, cos_roll, sin_roll):
     rows = rows[unique_pairs(ii[rows], jj[rows], -miss[rows])]
     return ii[rows], jj[rows]
 
+
+def fit_shares(v, u, normal, f):
+    """Each match's share (px at focal length ``f``) of a rotation fit's residuals: the
+    square root of what leaving it out takes from the fit's sum of squared residuals.
+
+    ``v``: the matched centroids' unit vectors, ``u``: their stars' as the fit's rotation
+    puts them (``(n, 3)`` each); ``normal``: ``(n - 1) I - sum(u u^T)``. The fit is linear
+    in a small turn ``w`` of ``u``: a residual ``r = v - u`` becomes ``r + u x w``, whose
+    normal matrix is ``N = sum(I - u u^T)``; leaving a match out from the optimum takes
+    ``|r|^2 + t^T M^-1 t`` from the sum, ``t = u x r`` and ``M = N - I + u u^T`` (the
+    normal matrix of the others, ``normal + u u^T``), whose symmetric inverse is taken
+    from its cofactors, entry by entry (numpy's batched 3x3 solves and cross products
+    cost more than the rest of a tracking answer's check).
+    """
+    r = v - u
+    (u0, u1, u2), (r0, r1, r2) = u.T, r.T
+    t0, t1, t2 = u1 * r2 - u2 * r1, u2 * r0 - u0 * r2, u0 * r1 - u1 * r0
+    p = normal
+    m00, m11, m22 = p[0, 0] + u0 * u0, p[1, 1] + u1 * u1, p[2, 2] + u2 * u2
+    m01, m02, m12 = p[0, 1] + u0 * u1, p[0, 2] + u0 * u2, p[1, 2] + u1 * u2
+    c00, c11, c22 = m11 * m22 - m12 * m12, m00 * m22 - m02 * m02, m00 * m11 - m01 * m01
+    c01, c02, c12 = m02 * m12 - m01 * m22, m01 * m12 - m02 * m11, m01 * m02 - m00 * m12
+    det = m00 * c00 + m01 * c01 + m02 * c02
+    pull = (c00 * t0 * t0 + c11 * t1 * t1 + c22 * t2 * t2
+            + 2.0 * (c01 * t0 * t1 + c02 * t0 * t2 + c12 * t1 * t2)) / det
+    return np.sqrt(np.maximum(0.0, r0 * r0 + r1 * r1 + r2 * r2 + pull)) * f
+
 _PRIMITIVES = SimpleNamespace(in_image=in_image, mutual_matches=mutual_matches,
                               trimmed_fit=trimmed_fit, fit_pairs=fit_pairs)

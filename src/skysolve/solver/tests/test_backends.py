@@ -805,3 +805,36 @@ def test_compiled_floor_division_is_numpys():
         got = np.array([comp._floor_divide(float(x), b) for x in a])
         np.testing.assert_array_equal(got, want)
         assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+def _skew(u):
+    """``[u]_x``: the matrices of ``w -> u x w``, ``(n, 3, 3)``."""
+    z = np.zeros(len(u))
+    return np.stack([np.stack([z, -u[:, 2], u[:, 1]], 1), np.stack([u[:, 2], z, -u[:, 0]], 1),
+                     np.stack([-u[:, 1], u[:, 0], z], 1)], 1)
+
+
+def test_fit_shares_agree_and_are_what_leaving_a_match_out_takes():
+    """Tracking's leave-one-out shares: the same bits from both backends, and each the
+    square root of what leaving its match out takes from the (linearised) rotation fit's
+    sum of squared residuals, refitted by least squares without it."""
+    rng = np.random.default_rng(8)
+    for n in (3, 4, 7, 25):
+        u = rng.normal(0.0, 0.1, (n, 3)) + [0.0, 0.0, 1.0]
+        u /= np.linalg.norm(u, axis=1)[:, None]
+        a = _skew(u).reshape(3 * n, 3)
+        raw = rng.normal(0.0, 1e-4, 3 * n)
+        raw[:3] += 2e-3  # a chance match
+        w = np.linalg.lstsq(a, -raw, rcond=None)[0]
+        r = (raw + a @ w).reshape(n, 3)  # the residuals of the best turn
+        v = u + r
+        normal = (n - 1.0) * np.eye(3) - u.T @ u
+        got, want = comp.fit_shares(v, u, normal, 1000.0), ref.fit_shares(v, u, normal, 1000.0)
+        np.testing.assert_array_equal(got, want)
+        whole = float(r.ravel() @ r.ravel())
+        for k in range(n):
+            keep = np.repeat(np.arange(n) != k, 3)
+            w_k = np.linalg.lstsq(a[keep], -r.ravel()[keep], rcond=None)[0]
+            left = r.ravel()[keep] + a[keep] @ w_k
+            share = math.sqrt(max(0.0, whole - float(left @ left))) * 1000.0
+            assert got[k] == pytest.approx(share, rel=1e-6, abs=1e-9)
