@@ -838,3 +838,57 @@ def test_fit_shares_agree_and_are_what_leaving_a_match_out_takes():
             left = r.ravel()[keep] + a[keep] @ w_k
             share = math.sqrt(max(0.0, whole - float(left @ left))) * 1000.0
             assert got[k] == pytest.approx(share, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("slack", [None, 0.5])
+def test_brightest_in_cones_are_each_cones_own_query(small_db, monkeypatch, slack):
+    """Cones about one centre from one query: each the stars (rows, order and vectors) of
+    its own brightest_in_cone, on both backends; with too little slack (0.5) the narrower
+    cones fall short of their counts and are queried again, alike."""
+    if slack is not None:
+        monkeypatch.setattr(comp, "_CONES_SLACK", slack)
+    rng = np.random.default_rng(12)
+    centres = rng.normal(size=(60, 3))
+    centres[:2] = [[0, 0, 1], [1, -1e-9, 0]]
+    centres /= np.linalg.norm(centres, axis=1)[:, None]
+    index = small_db.sky_index
+    for k, c in enumerate(centres):
+        r = float(rng.uniform(0.02, 0.3))
+        radii = (r, r * float(rng.choice([1.0, 1.03, 1.5, 3.0])), r * 0.97)[: 2 + k % 2]
+        counts = tuple(int(n) for n in rng.integers(0, 600, len(radii)))
+        for be in (comp, ref):
+            got = be.brightest_in_cones(index, c, radii, counts)
+            assert len(got) == len(radii)
+            for (rows, v), radius, count in zip(got, radii, counts, strict=True):
+                want, v_want = ref.brightest_in_cone(index, c, radius, count)
+                np.testing.assert_array_equal(rows, want)
+                np.testing.assert_array_equal(v, v_want)
+
+
+def test_a_tracking_answer_is_verified_and_refined_from_one_cone_query(small_db, fields,
+                                                                      monkeypatch):
+    """A tracking solve queries the catalog twice: about the hint, and once for its answer's
+    verification and refinement (three times before, one a cone for each); its answer is
+    the one each cone's own query gives, bit for bit."""
+    from skysolve.solver.frame import CatalogView
+
+    backends.prepare(comp, small_db)  # (its examples query cones too)
+    calls = []
+    one = comp.brightest_in_cone
+    monkeypatch.setattr(comp, "brightest_in_cone",
+                        lambda *a: calls.append(a[2:]) or one(*a))
+    for xy, R_true, cam, mirror in fields[:4]:
+        kw = {"camera_model": cam.replace(parity_flip=mirror), "attitude_hint": R_true,
+              "hint_uncertainty_deg": 1.0, "strict_hint": True}
+        calls.clear()
+        res = small_db.solve_from_centroids(xy, backend="compiled", **kw)
+        assert res and res.mode == "tracking"
+        assert len(calls) == 2, calls
+        with monkeypatch.context() as m:  # every cone its own query
+            m.setattr(CatalogView, "prefetch", lambda *a: None)
+            calls.clear()
+            alone = small_db.solve_from_centroids(xy, backend="compiled", **kw)
+            assert len(calls) == 3
+        for name in ("rotation_matrix_icrs_to_camera", "matched_centroids",
+                     "matched_catalog_ids", "probability", "rmse_arcsec"):
+            np.testing.assert_array_equal(getattr(res, name), getattr(alone, name))
