@@ -235,12 +235,17 @@ class CatalogView:
     @staticmethod
     def _field_cone(frame: Frame, hyp: Hypothesis, count: int,
                     margin_px: float) -> tuple[float, int]:
-        """The radius (rad) and star count of :meth:`field`'s cone."""
-        # (a barrel lens's corners see further out than their raw distance says)
-        reach = max(frame.reach_px(margin_px), frame.reach_ideal_px() + margin_px)
-        radius = frame.angle_of_radius(reach, hyp.f) * 1.05 + 1e-4
-        rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
-        return radius, int(count * math.pi * reach ** 2 / rect_px2) + 8
+        """The radius (rad) and star count of :meth:`field`'s cone (kept in the frame's
+        memo: a tracking solve asks for the same few five times)."""
+        key = ("field_cone", hyp.f, count, margin_px)
+        cone = frame.memo.get(key)
+        if cone is None:
+            # (a barrel lens's corners see further out than their raw distance says)
+            reach = max(frame.reach_px(margin_px), frame.reach_ideal_px() + margin_px)
+            radius = frame.angle_of_radius(reach, hyp.f) * 1.05 + 1e-4
+            rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
+            cone = frame.memo[key] = (radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
+        return cone
 
     def field(self, frame: Frame, hyp: Hypothesis, count: int,
               margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:

@@ -78,6 +78,9 @@ _FINE_CELL = 0.5
 #: Most rolls the offset histogram is taken at (:func:`_rolls`): 64 histograms of
 #: the 60 x 120 candidate pairs at most.
 _MAX_ROLLS = 64
+#: The offset histogram's rolls (radians) without a roll scan, and their cosines and sines.
+_NO_ROLL = np.zeros(1)
+_NO_ROLL_COS_SIN = (np.ones(1), np.zeros(1))
 
 
 def hint_reach(uncertainty_rad: float, radius_px: float, f: float) -> float:
@@ -117,7 +120,7 @@ def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64
 
 def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,
                  search_px: float, radius_px: float,
-                 rolls: tuple[float, ...] | NDArray[np.float64] = (0.0,),
+                 rolls: NDArray[np.float64] = _NO_ROLL,
                  cell_radii: float = 2.0) -> tuple[int, Hypothesis | None, float, int]:
     """The verified attitude of the pairs in the densest cell of offsets (see the module
     notes): ``(matches, hyp, probability, tried)``, or ``(0, None, 1.0, 0)``; ``tried``:
@@ -131,9 +134,12 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
     cells = int(2.0 * search_px / cell) + 2
     if cells > _MAX_OFFSET_CELLS:
         return none
-    rolls = np.asarray(rolls, dtype=np.float64)
+    if rolls is _NO_ROLL:
+        cos_roll, sin_roll = _NO_ROLL_COS_SIN  # (numpy's cos and sin of small arrays cost)
+    else:
+        cos_roll, sin_roll = np.cos(rolls), np.sin(rolls)
     ii, jj = frame.backend.offset_pairs(frame.ideal[:n_img], p, search_px, cell, cells,
-                                        np.cos(rolls), np.sin(rolls))
+                                        cos_roll, sin_roll)
     if len(ii) < 3:
         return none
     # (the backend's fit skips centroids the projection does not image: a fisheye's corners)
