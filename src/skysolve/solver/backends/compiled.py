@@ -1317,7 +1317,14 @@ _PRIMITIVES = _Primitives
 def _floor_divide(a, b):
     """numpy's floor division of two floats (its ``npy_divmod``), not ``floor(a / b)``:
     the two differ where ``a / b`` rounds up to a whole number, and the offset cells of
-    :func:`offset_pairs` must be the reference's."""
+    :func:`offset_pairs` must be the reference's. Away from whole numbers they agree: the
+    rounded quotient lies within ``|a / b| 2^-52`` of the exact one, so a quotient more
+    than 1e-6 from a whole number (and below 1e9) has the exact floor, without the
+    remainder (``fmod`` took most of the vote's time)."""
+    q = a / b
+    whole = math.floor(q)
+    if 1e-6 < q - whole < 1.0 - 1e-6 and abs(q) < 1e9:
+        return whole
     mod = np.fmod(a, b)
     div = (a - mod) / b
     if mod != 0.0 and (b < 0.0) != (mod < 0.0):

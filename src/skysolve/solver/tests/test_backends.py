@@ -799,8 +799,11 @@ def test_compiled_floor_division_is_numpys():
     assert comp._floor_divide(1.0, 0.1) == 9.0 == np.floor_divide(1.0, 0.1)
     rng = np.random.default_rng(3)
     a = np.concatenate([rng.uniform(-300.0, 300.0, 2000), np.arange(-30, 31) * 0.1,
-                        [0.0, -0.0, 1e-300, -1e-300]])
-    for b in (0.1, 1.0, 20.0, 3.7):
+                        [0.0, -0.0, 1e-300, -1e-300, 1e12 + 0.5, -3e15]])
+    for b in (0.1, 1.0, 20.0, 3.7, 1.0 / 3.0):
+        # and next to whole multiples of b, both sides
+        near = (np.arange(-40, 41) * b)[:, None] * (1.0 + np.array([-4e-16, 0.0, 4e-16]))
+        a = np.concatenate([a, near.ravel(), np.nextafter(near.ravel(), np.inf)])
         want = np.floor_divide(a, b)
         got = np.array([comp._floor_divide(float(x), b) for x in a])
         np.testing.assert_array_equal(got, want)
