@@ -211,9 +211,6 @@ class CatalogView:
         self.db = db
         self.velocity = velocity
         self.backend = backend
-        #: Fields fetched ahead (:meth:`prefetch`), by (centre, radius, count) of their
-        #: cones: :meth:`field` answers a request for one of them from here.
-        self._ahead: dict = {}
 
     def _aberrate(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
         if self.velocity is None or not len(v):
@@ -232,21 +229,6 @@ class CatalogView:
         """Vectors of star-table rows ``idx``."""
         return self._aberrate(self.db.star_vectors[idx])
 
-    @staticmethod
-    def _field_cone(frame: Frame, hyp: Hypothesis, count: int,
-                    margin_px: float) -> tuple[float, int]:
-        """The radius (rad) and star count of :meth:`field`'s cone (kept in the frame's
-        memo: a tracking solve asks for the same few five times)."""
-        key = ("field_cone", hyp.f, count, margin_px)
-        cone = frame.memo.get(key)
-        if cone is None:
-            # (a barrel lens's corners see further out than their raw distance says)
-            reach = max(frame.reach_px(margin_px), frame.reach_ideal_px() + margin_px)
-            radius = frame.angle_of_radius(reach, hyp.f) * 1.05 + 1e-4
-            rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
-            cone = frame.memo[key] = (radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
-        return cone
-
     def field(self, frame: Frame, hyp: Hypothesis, count: int,
               margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Stars of a cone covering the image under ``hyp``: (rows, vectors), brightest first.
@@ -254,27 +236,11 @@ class CatalogView:
         The cone is larger than the image rectangle, so proportionally more than
         ``count`` stars are fetched for ``count`` to remain inside the image.
         """
-        radius, n = self._field_cone(frame, hyp, count, margin_px)
-        if self._ahead:
-            ahead = self._ahead.get((hyp.R[2].tobytes(), radius, n))
-            if ahead is not None:
-                return ahead
-        return self.cone(hyp.R[2], radius, n)
-
-    def prefetch(self, frame: Frame, hyp: Hypothesis,
-                 requests: tuple[tuple[int, float], ...]) -> None:
-        """Fetch the fields :meth:`field` gives under ``hyp`` for each ``(count, margin_px)``
-        of ``requests`` with one query (the backend's ``brightest_in_cones``), for
-        :meth:`field` to answer them from; the fields fetched before are dropped. The
-        cones share their centre and differ little in radius: a tracking answer's
-        verification and its refinement."""
-        cones = [self._field_cone(frame, hyp, count, margin) for count, margin in requests]
-        got = self.backend.brightest_in_cones(self.db.sky_index, hyp.R[2],
-                                              tuple(r for r, _ in cones),
-                                              tuple(n for _, n in cones))
-        key = hyp.R[2].tobytes()
-        self._ahead = {(key, r, n): (idx, self._aberrate(v))
-                       for (r, n), (idx, v) in zip(cones, got, strict=True)}
+        # (a barrel lens's corners see further out than their raw distance says)
+        reach = max(frame.reach_px(margin_px), frame.reach_ideal_px() + margin_px)
+        radius = frame.angle_of_radius(reach, hyp.f) * 1.05 + 1e-4
+        rect_px2 = (frame.width + 2 * margin_px) * (frame.height + 2 * margin_px)
+        return self.cone(hyp.R[2], radius, int(count * math.pi * reach ** 2 / rect_px2) + 8)
 
     def projected(self, frame: Frame, hyp: Hypothesis, count: int,
                   margin_px: float = 0.0) -> tuple[NDArray[np.intp], NDArray[np.float64]]:

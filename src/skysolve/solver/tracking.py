@@ -48,13 +48,7 @@ from .backends.reference import unique_pairs
 from .frame import CatalogView, Frame, Hypothesis
 from .refinement import build_result, refine
 from .result import SolveResult
-from .verification import (
-    FINE_RADII,
-    VERIFY_CATALOG_FACTOR,
-    VERIFY_CENTROIDS,
-    VERIFY_CENTROIDS_DEEP,
-    verify,
-)
+from .verification import FINE_RADII, VERIFY_CATALOG_FACTOR, VERIFY_CENTROIDS, verify
 
 __all__ = ["HINT_REACH", "hint_offset", "hint_reach", "track", "track_scales"]
 
@@ -149,22 +143,8 @@ def _offset_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img:
     if not ok:
         return none
     h = Hypothesis(R, hyp.f, hyp.parity)
-    # (the cones of its verification and of its refinement, mostly next, in one query)
-    cat.prefetch(frame, h, _answer_fields(frame))
     n, prob = verify(frame, cat, h, radius_px, n_fixed=0)
     return n, h, prob, len(rolls)
-
-
-def _answer_fields(frame: Frame) -> tuple[tuple[int, float], ...]:
-    """The ``(count, margin_px)`` of the fields (:meth:`~.frame.CatalogView.field`) that
-    :func:`~.verification.verify` and :func:`~.refinement.refine` take about an
-    attitude, as they ask for them: their cones share the attitude's boresight and
-    differ by ~3 % in radius, and :meth:`~.frame.CatalogView.prefetch` answers both with
-    one query (one that asks otherwise is answered by its own query: the same stars)."""
-    n_all = len(frame.ideal)
-    deep = min(n_all, VERIFY_CENTROIDS_DEEP) if n_all > VERIFY_CENTROIDS else 0
-    return ((VERIFY_CATALOG_FACTOR * max(deep, VERIFY_CENTROIDS), 0.0),
-            (3 * n_all, 0.02 * frame.width))
 
 
 def _fine_vote(frame: Frame, cat: CatalogView, hyp: Hypothesis, idx, p, n_img: int,

@@ -1241,61 +1241,6 @@ def brightest_in_cone(index, centre, radius_rad, count):
 
 
 
-#: Stars a query of :func:`brightest_in_cones` fetches beyond its cones' counts at the sky's
-#: mean density (a narrower cone that falls short of its count is queried again).
-_CONES_SLACK = 1.15
-
-
-def _cone_test(centre, radius_rad):
-    """The unit centre ``(x, y, z)`` and the least dot product of a star inside the cone,
-    exactly as :func:`brightest_in_cone` computes them."""
-    radius = min(radius_rad, math.pi)
-    chord = 2.0 * math.sin(0.5 * radius) * (1 + 1e-12)  # as the KD-tree query
-    x, y, z = np.asarray(centre, dtype=np.float64).tolist()
-    norm = math.sqrt(x * x + y * y + z * z)
-    return x / norm, y / norm, z / norm, 1.0 - 0.5 * chord * chord
-
-
-@_jit
-def _in_cone(v, cx, cy, cz, min_dot, count):
-    """Positions of the first ``count`` of ``v`` within a cone (the cone queries' test)."""
-    out = np.empty(min(count, v.shape[0]), np.intp)
-    k = 0
-    for i in range(v.shape[0]):
-        if k == out.shape[0]:
-            break
-        if v[i, 0] * cx + v[i, 1] * cy + v[i, 2] * cz >= min_dot:
-            out[k] = i
-            k += 1
-    return out[:k]
-
-
-def brightest_in_cones(index, centre, radii, counts):
-    """The brightest stars of cones about one centre (``reference.brightest_in_cones``).
-
-    One query at the widest radius, for as many stars as the cones need at the sky's
-    mean density (:data:`_CONES_SLACK`); a narrower cone's stars are those of its radius
-    among them (the same dot products and bound as its own query's, so the same stars):
-    its ``count`` brightest when they hold ``count`` of them or hold every star of the
-    widest cone, else the cone is queried on its own.
-    """
-    widest = max(min(r, math.pi) for r in radii)
-    area = 1.0 - math.cos(widest)
-    total = max(c if min(r, math.pi) == widest
-                else math.ceil(_CONES_SLACK * c * area / max(1.0 - math.cos(r), 1e-300))
-                for r, c in zip(radii, counts, strict=True))
-    rows, v = brightest_in_cone(index, centre, widest, total)
-    out = []
-    for r, c in zip(radii, counts, strict=True):
-        if min(r, math.pi) == widest:
-            out.append((rows[:c], v[:c]))
-            continue
-        inside = _in_cone(v, *_cone_test(centre, r), c)
-        if len(inside) == c or len(rows) < total:
-            out.append((rows[inside], v[inside]))
-        else:
-            out.append(brightest_in_cone(index, centre, r, c))
-    return tuple(out)
 
 class _Primitives:
     """The compiled pieces the reference's refinement loop uses for large fields."""

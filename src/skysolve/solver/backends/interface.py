@@ -88,10 +88,6 @@ FUNCTIONS: tuple[Function, ...] = (
              # visits cells
              lambda ex: [(ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 1.0, 2),  # a scan
                          (ex.db.sky_index, np.array([0.0, 0.0, 1.0]), 0.1, 10 ** 6)]),  # cells
-    Function("brightest_in_cones",
-             "brightest_in_cones(index, centre, radii, counts) -> ((rows, vectors), ...): "
-             "brightest_in_cone of each cone (radii[k], counts[k]) about one centre",
-             lambda ex: [(ex.db.sky_index, np.array([0.0, 0.0, 1.0]), (0.1, 0.12), (5, 8))]),
     Function("pattern_candidates",
              "pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, "
              "keys_sorted, directory, shift, pattern_stars, star_xyz, hint, min_cos, "

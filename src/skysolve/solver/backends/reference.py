@@ -111,14 +111,6 @@ def brightest_in_cone(index, centre, radius_rad, count):
     return idx, index.vectors[idx]
 
 
-
-def brightest_in_cones(index, centre, radii, counts):
-    """:func:`brightest_in_cone` of each cone ``(radii[k], counts[k])`` about one centre:
-    a tuple of ``(rows, vectors)``, one per cone (the compiled backend answers them from
-    one query)."""
-    return tuple(brightest_in_cone(index, centre, r, c) for r, c in zip(radii, counts,
-                                                                       strict=True))
-
 def in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count):
     """The first ``count`` of ``vectors`` that project inside the image: (rows, ideal px).
 
