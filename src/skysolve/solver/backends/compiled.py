@@ -1240,8 +1240,6 @@ def brightest_in_cone(index, centre, radius_rad, count):
                       int(scan_rows) + 64)
 
 
-
-
 class _Primitives:
     """The compiled pieces the reference's refinement loop uses for large fields."""
 
