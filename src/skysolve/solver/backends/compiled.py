@@ -580,6 +580,42 @@ def pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, ke
 
 
 @_jit
+def _pattern_in_cone(star_xyz, pattern_stars, r, hint, min_cos):
+    """Whether the four stars of catalog pattern ``r`` (columns of the component-major
+    ``star_xyz``) lie within acos(``min_cos``) of the unit vector ``hint``."""
+    for t in range(4):
+        s = pattern_stars[r, t]
+        if star_xyz[0, s] * hint[0] + star_xyz[1, s] * hint[1] + star_xyz[2, s] * hint[2] \
+                < min_cos:
+            return False
+    return True
+
+
+@_jit
+def _pattern_edges(star_xyz, pattern_stars, r, ce):
+    """Catalog pattern ``r``'s six inter-star angles, sorted, into ``ce``."""
+    s0, s1 = pattern_stars[r, 0], pattern_stars[r, 1]
+    s2, s3 = pattern_stars[r, 2], pattern_stars[r, 3]
+    _edges_sorted(star_xyz[0, s0], star_xyz[1, s0], star_xyz[2, s0],
+                  star_xyz[0, s1], star_xyz[1, s1], star_xyz[2, s1],
+                  star_xyz[0, s2], star_xyz[1, s2], star_xyz[2, s2],
+                  star_xyz[0, s3], star_xyz[1, s3], star_xyz[2, s3], ce)
+
+
+@_jit
+def _key_ranges(q_key, n_q, key_filter_words, ubits, directory, shift, q_lo, q_hi):
+    """The directory range ``[q_lo, q_hi)`` of each of the first ``n_q`` query keys, an
+    empty one for a key the filter does not hold (independent loads the CPU overlaps)."""
+    for t in range(n_q):
+        if not _may_hold(key_filter_words, q_key[t], ubits):
+            q_lo[t] = q_hi[t] = 0
+            continue
+        bucket = np.int64(_key_bucket(q_key[t], np.uint64(shift)))
+        q_lo[t] = directory[bucket]
+        q_hi[t] = directory[bucket + 1]
+
+
+@_jit
 def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, keys_sorted,
                         directory, shift, key_filter_words, filter_bits, pattern_stars,
                         star_xyz, hint, min_cos, f_guess, f_lo, f_hi):
@@ -628,13 +664,7 @@ def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, k
         if q_lo.shape[0] < n_q:
             q_lo = np.empty(q_key.shape[0], np.int64)
             q_hi = np.empty(q_key.shape[0], np.int64)
-        for t in range(n_q):
-            if not _may_hold(key_filter_words, q_key[t], ubits):
-                q_lo[t] = q_hi[t] = 0
-                continue
-            bucket = np.int64(_key_bucket(q_key[t], np.uint64(shift)))
-            q_lo[t] = directory[bucket]
-            q_hi[t] = directory[bucket + 1]
+        _key_ranges(q_key, n_q, key_filter_words, ubits, directory, shift, q_lo, q_hi)
         have_order = -1
         for t in range(n_q):
             if q_hi[t] <= q_lo[t]:
@@ -649,22 +679,10 @@ def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, k
                 # length its scale implies lies in [f_lo, f_hi]
                 r = row
                 row += 1
-                s0, s1 = pattern_stars[r, 0], pattern_stars[r, 1]
-                s2, s3 = pattern_stars[r, 2], pattern_stars[r, 3]
-                if hint.shape[0] > 0 and (
-                        star_xyz[0, s0] * hint[0] + star_xyz[1, s0] * hint[1]
-                        + star_xyz[2, s0] * hint[2] < min_cos
-                        or star_xyz[0, s1] * hint[0] + star_xyz[1, s1] * hint[1]
-                        + star_xyz[2, s1] * hint[2] < min_cos
-                        or star_xyz[0, s2] * hint[0] + star_xyz[1, s2] * hint[1]
-                        + star_xyz[2, s2] * hint[2] < min_cos
-                        or star_xyz[0, s3] * hint[0] + star_xyz[1, s3] * hint[1]
-                        + star_xyz[2, s3] * hint[2] < min_cos):
+                if hint.shape[0] > 0 and not _pattern_in_cone(star_xyz, pattern_stars, r, hint,
+                                                              min_cos):
                     continue
-                _edges_sorted(star_xyz[0, s0], star_xyz[1, s0], star_xyz[2, s0],
-                              star_xyz[0, s1], star_xyz[1, s1], star_xyz[2, s1],
-                              star_xyz[0, s2], star_xyz[1, s2], star_xyz[2, s2],
-                              star_xyz[0, s3], star_xyz[1, s3], star_xyz[2, s3], ce)
+                _pattern_edges(star_xyz, pattern_stars, r, ce)
                 clargest = ce[5]
                 if not clargest > 0:
                     continue
