@@ -161,8 +161,9 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     peak = m["peak"][ids]
     bgp = m["bg_peak"][ids]
     # start values from the 3x3 log-curvature at the peak (Gaussian: -1/s^2)
-    r3 = np.clip(pr[:, None] + np.array([-1, 0, 1]), 0, h - 1)
-    c3 = np.clip(pc[:, None] + np.array([-1, 0, 1]), 0, w - 1)
+    # (minimum/maximum: np.clip checks its integer bounds at every call)
+    r3 = np.minimum(np.maximum(pr[:, None] + np.array([-1, 0, 1]), 0), h - 1)
+    c3 = np.minimum(np.maximum(pc[:, None] + np.array([-1, 0, 1]), 0), w - 1)
     flat = work.ravel()  # (flat gathers: a third of the time of 2-D fancy indexing)
     lr = flat[(pr * w)[:, None] + c3].astype(np.float64) - bgp[:, None]
     ud = flat[r3 * w + pc[:, None]].astype(np.float64) - bgp[:, None]
@@ -228,7 +229,7 @@ def _fit_group(work, labels, bad, m, ids, members, x00, y00, sx0, sy0, col, row,
     pc = m["pc"][ids]
     bgp = m["bg_peak"][ids]
     # window half-size ~2 sigma (2..6 px): the wings add little position information
-    half = np.clip(np.ceil(2.0 * np.sqrt(sx0 * sy0)).astype(int), 2, 6)
+    half = np.minimum(np.maximum(np.ceil(2.0 * np.sqrt(sx0 * sy0)).astype(int), 2), 6)
     # (per star, never from the other stars: a star's position must not depend
     # on which other stars are being fitted)
     fit_windows = compiled("fit_windows")

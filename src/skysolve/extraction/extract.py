@@ -1035,8 +1035,9 @@ def _block_peaks(det: NDArray[np.float32], bg: Background, idx: NDArray[np.intp]
                     + (cols - pc) // _JPEG_BLOCK + 1, return_inverse=True)
     br, bc = np.divmod(blk[0], w // _JPEG_BLOCK + 2)
     off = np.arange(_JPEG_BLOCK)
-    r = np.clip(pr + br[:, None] * _JPEG_BLOCK + off, 0, h - 1)
-    c = np.clip(pc + (bc - 1)[:, None] * _JPEG_BLOCK + off, 0, w - 1)
+    # (minimum/maximum: np.clip checks its integer bounds at every call)
+    r = np.minimum(np.maximum(pr + br[:, None] * _JPEG_BLOCK + off, 0), h - 1)
+    c = np.minimum(np.maximum(pc + (bc - 1)[:, None] * _JPEG_BLOCK + off, 0), w - 1)
     flat = (r[:, :, None] * w + c[:, None, :]).reshape(len(br), -1)
     rise = det.ravel()[flat] - bg.at_flat(flat.ravel()).reshape(flat.shape)
     return rise.max(axis=1)[blk[1]]

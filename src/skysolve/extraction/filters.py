@@ -618,7 +618,8 @@ def _windows(m: dict[str, NDArray], ids: NDArray[np.intp], reach: int,
     rows = m["pr"][ids][:, None, None] + offs[None, :, None]
     cols = m["pc"][ids][:, None, None] + offs[None, None, :]
     inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    return np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1), inside
+    # (minimum/maximum: np.clip checks its integer bounds at every call)
+    return np.minimum(np.maximum(rows, 0), h - 1), np.minimum(np.maximum(cols, 0), w - 1), inside
 
 
 #: Blobs with at least _BAD_PIXELS unusable pixels this close to their peak have no
