@@ -331,8 +331,10 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
         exactly; its forward A/B are fitted over the image. SIP AP/BP in the
         header are not used (they are only approximate inverses) unless A/B
         are of order > 6: then AP/BP of order <= 6 that invert A/B to 1e-4 px
-        define a ``primary="forward"`` model, and otherwise A/B are refitted
-        at order 6 (approximate).
+        define a ``primary="forward"`` model, and otherwise the mapping is
+        refitted at order 6, pixel → ideal or ideal → pixel, whichever holds
+        it more closely (a ``UserWarning`` gives the error when it exceeds
+        0.01 px).
     rotation : ndarray, shape ``(3, 3)``
         ICRS→camera rotation (rows: camera +X, +Y, +Z in ICRS; ``R[2]`` is
         the CRVAL direction).
@@ -449,15 +451,57 @@ def _inverse_distortion(w: Any, lin: NDArray[np.float64], scale: float, width: i
         forward = _forward_from_sip_inverse(sip, lin, scale, width, height, crpix)
         if forward is not None:
             return forward
-        # refit the high-order SIP on a grid at the highest supported order
-        gu, gv = _image_grid(width, height, crpix)
-        mm = polynomial_design_matrix(gu, gv, sip_order, scale)
-        tu, tv = mm @ ap, mm @ bp
-        m6 = polynomial_design_matrix(gu, gv, order, scale)
-        sol = np.linalg.lstsq(m6, np.stack([tu, tv], 1), rcond=None)[0]
-        ap, bp = sol[:, 0], sol[:, 1]
+        return _refit_high_order(ap, bp, sip_order, order, scale, width, height, crpix)
     return PolynomialDistortion.from_inverse(order, scale, ap, bp, image_width=width,
                                              image_height=height, crpix=crpix)
+
+
+def _refit_high_order(ap: NDArray[np.float64], bp: NDArray[np.float64], sip_order: int,
+                      order: int, scale: float, width: int, height: int,
+                      crpix: NDArray[np.float64]) -> PolynomialDistortion:
+    """The order-``order`` model closest to a pixel -> ideal polynomial of higher order.
+
+    Fitted both ways on a grid over the image: pixel -> ideal (the header's direction)
+    and ideal -> pixel (a lens's ``r (1 + k1 r^2)`` is a short polynomial that way, its
+    inverse the long series an order-9 SIP approximates); the one whose mapping is
+    closer to the header's on a finer grid is kept, and a ``UserWarning`` says how far
+    off it still is when that exceeds :data:`_SIP_WARN_PX`.
+    """
+    def exact(u: NDArray[np.float64], v: NDArray[np.float64]) -> tuple[NDArray[np.float64],
+                                                                        NDArray[np.float64]]:
+        mm = polynomial_design_matrix(u, v, sip_order, scale)
+        return u + mm @ ap, v + mm @ bp
+
+    gu, gv = _image_grid(width, height, crpix)
+    tu, tv = exact(gu, gv)
+    m_pix = polynomial_design_matrix(gu, gv, order, scale)
+    sol = np.linalg.lstsq(m_pix, np.stack([tu - gu, tv - gv], 1), rcond=None)[0]
+    candidates = [PolynomialDistortion.from_inverse(order, scale, sol[:, 0], sol[:, 1],
+                                                    image_width=width, image_height=height,
+                                                    crpix=crpix)]
+    m_ideal = polynomial_design_matrix(tu, tv, order, scale)
+    sol = np.linalg.lstsq(m_ideal, np.stack([gu - tu, gv - tv], 1), rcond=None)[0]
+    try:
+        candidates.append(PolynomialDistortion.from_forward(
+            order, scale, sol[:, 0], sol[:, 1], image_width=width, image_height=height,
+            crpix=crpix))
+    except InvalidArgumentError:  # not invertible over the image: not a candidate
+        pass
+    # judged between the fitting grid's points, as pixel -> ideal (the header's meaning)
+    cu, cv = _image_grid(width, height, crpix, n=67)
+    eu, ev = exact(cu, cv)
+    errors = []
+    for cand in candidates:
+        iu, iv = cand.undistort(cu, cv)
+        err = np.hypot(np.asarray(iu) - eu, np.asarray(iv) - ev)
+        errors.append(float(np.max(np.where(np.isfinite(err), err, np.inf))))
+    best = int(np.argmin(errors))
+    if errors[best] > _SIP_WARN_PX:
+        warnings.warn(f"the wcs's SIP polynomial of order {sip_order} is held by a camera "
+                      f"distortion of order {order} (the highest it has) to "
+                      f"{errors[best]:.2g} px at worst over the image", UserWarning,
+                      stacklevel=4)
+    return candidates[best]
 
 
 def _eval_sip(m: NDArray[np.float64], u: NDArray[np.float64],
