@@ -78,7 +78,25 @@ def _check_order(order: Any, name: str = "order") -> int:
     return _args.count(order, name, minimum=1, maximum=MAX_POLYNOMIAL_ORDER)
 
 
+def numbers_only(value: Any, name: str, what: str) -> None:
+    """Refuse booleans and strings among the entries of an array-like of numbers.
+
+    ``np.array(..., dtype=float)`` would read ``true`` as 1.0 and ``"0.5"`` as 0.5, where
+    a scalar field of the same file (``k1``, ``focal_length_px``) refuses them.
+    """
+    if isinstance(value, np.ndarray):
+        bad = value.dtype.kind in "bSUO" and (value.dtype.kind != "O" or any(
+            isinstance(v, bool | np.bool_ | str | bytes) for v in value.ravel()))
+    elif isinstance(value, list | tuple):
+        bad = any(isinstance(v, bool | np.bool_ | str | bytes) for v in value)
+    else:
+        bad = False
+    if bad:
+        raise InvalidTypeError(f"{name} must be {what}, got {value!r}")
+
+
 def _check_coeffs(c: Any, n: int, name: str, order: int) -> NDArray[np.float64]:
+    numbers_only(c, name, f"a sequence of {n} numbers")
     try:
         a = np.array(c, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -89,6 +107,7 @@ def _check_coeffs(c: Any, n: int, name: str, order: int) -> NDArray[np.float64]:
             f"got shape {a.shape}")
     if not np.all(np.isfinite(a)):
         raise InvalidArgumentError(f"{name} must be finite")
+    a += 0.0  # -0.0 -> 0.0: equal models hash equal (the hash reads the bytes)
     a.flags.writeable = False
     return a
 
@@ -337,13 +356,15 @@ class RadialDistortion:
     def __init__(self, k1: float = 0.0, k2: float = 0.0, k3: float = 0.0, p1: float = 0.0,
                  p2: float = 0.0, center: ArrayLike = (0.0, 0.0), *,
                  scale: float = 1.0) -> None:
+        # (+ 0.0: -0.0 -> 0.0, so that equal models hash equal)
         c = np.array([_check_finite_float(val, name) for val, name in
-                      zip((k1, k2, k3, p1, p2), ("k1", "k2", "k3", "p1", "p2"), strict=True)])
+                      zip((k1, k2, k3, p1, p2), ("k1", "k2", "k3", "p1", "p2"), strict=True)]) + 0.0
         c.flags.writeable = False
         self._coeffs = c
         self._scale = _check_finite_float(scale, "scale", positive=True)
-        cx, cy = _args.vector(center, "center", length=2, what="two numbers (cx, cy) in pixels")
-        self._center = (float(cx), float(cy))
+        numbers_only(center, "center", "two numbers (cx, cy) in pixels")
+        cx, cy = _args.vector(center, "center", length=2, what="numbers (cx, cy) in pixels")
+        self._center = (float(cx) + 0.0, float(cy) + 0.0)
 
     # -- properties
     k1 = property(lambda self: float(self._coeffs[0]), doc="First radial coefficient.")

@@ -51,7 +51,12 @@ from ..geometry import (
     vector_to_radec,
 )
 from . import projection as _proj
-from .distortion import PolynomialDistortion, RadialDistortion, distortion_from_dict
+from .distortion import (
+    PolynomialDistortion,
+    RadialDistortion,
+    distortion_from_dict,
+    numbers_only,
+)
 
 __all__ = ["CameraModel", "CAMERA_FILE_FORMAT", "CAMERA_FILE_VERSION", "read_camera_file"]
 
@@ -82,6 +87,7 @@ def _check_crpix(value: Any) -> NDArray[np.float64]:
     if value is None:
         c = np.zeros(2)
     else:
+        numbers_only(value, "crpix", "two numbers [x, y]")
         try:
             c = np.array(value, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -90,6 +96,7 @@ def _check_crpix(value: Any) -> NDArray[np.float64]:
             raise InvalidArgumentError(f"crpix must be two numbers [x, y], got shape {c.shape}")
         if not np.all(np.isfinite(c)):
             raise InvalidArgumentError(f"crpix must be finite, got {c.tolist()}")
+        c += 0.0  # -0.0 -> 0.0: equal cameras hash equal (the hash reads the bytes)
     c.flags.writeable = False
     return c
 
