@@ -60,7 +60,7 @@ from ..camera.distortion import (
 )
 from ..camera.model import CameraModel
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec
+from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec, wahba_rotation
 
 __all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "fit_sip_wcs", "MAX_SIP_ORDER",
            "move_reference_pixel"]
@@ -337,7 +337,8 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
         0.01 px).
     rotation : ndarray, shape ``(3, 3)``
         ICRS→camera rotation (rows: camera +X, +Y, +Z in ICRS; ``R[2]`` is
-        the CRVAL direction).
+        the CRVAL direction). A WCS in FK5 or FK4 (``RADESYS``, ``EQUINOX``) is
+        converted to ICRS; other frames (e.g. ``GAPPT``) are refused.
     """
     w = _as_wcs(wcs)
     off = _check_offset(pixel_offset)
@@ -397,7 +398,42 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
     dist = _inverse_distortion(w, lin, scale, width, height, crpix)
     cam = CameraModel(f, width, height, crpix=crpix, parity_flip=sign < 0, distortion=dist,
                       projection=projection)
-    return cam, rot
+    frame = _frame_to_icrs(w, cam, rot)
+    return cam, rot if frame is None else rot @ frame
+
+
+def _frame_to_icrs(w: Any, cam: CameraModel,
+                   rot: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """Rotation ``M`` with ``v_frame ≈ M @ v_icrs`` over the image, for a WCS whose
+    celestial frame is not ICRS (None when it is).
+
+    ``rot`` maps the WCS's own frame to the camera; ``rot @ M`` maps ICRS. A header in
+    FK4 B1950 read as ICRS put the field 0.7 deg from where its stars are. FK5 and FK4
+    differ from ICRS by rotations, FK4 also by its E-terms of aberration (under 0.35",
+    nearly constant over a field): the rotation is fitted over the image's pixels, which
+    leaves 0.02" of the E-terms on a 6 deg field.
+    """
+    from astropy import units as u
+    from astropy.coordinates import FK4, FK5, ICRS, FK4NoETerms, SkyCoord
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    try:
+        frame = wcs_to_celestial_frame(w)
+    except ValueError:
+        frame = None
+    if isinstance(frame, ICRS):
+        return None
+    if not isinstance(frame, FK5 | FK4 | FK4NoETerms):
+        raise InvalidArgumentError(
+            f"wcs celestial frame RADESYS {str(w.wcs.radesys)!r} is not supported: only "
+            "ICRS, FK5 and FK4 (with their EQUINOX) give the ICRS attitude a camera has")
+    gx, gy = (g.ravel() for g in np.meshgrid(np.linspace(-0.5, 0.5, 9) * cam.image_width,
+                                             np.linspace(-0.5, 0.5, 9) * cam.image_height))
+    v_frame = cam.pixel_to_vectors(gx, gy) @ rot
+    v_frame = v_frame[np.all(np.isfinite(v_frame), axis=1)]
+    lon, lat = vector_to_radec(v_frame)
+    icrs = SkyCoord(np.asarray(lon) * u.deg, np.asarray(lat) * u.deg, frame=frame).icrs
+    return wahba_rotation(v_frame, radec_to_vector(icrs.ra.deg, icrs.dec.deg))
 
 
 def _projection_of(w: Any) -> str:
@@ -750,6 +786,13 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
         if err <= MOVED_WCS_TOLERANCE_ARCSEC and back <= MOVED_WCS_INVERSE_PX:
             break
     err, back, moved = best if best is not None else (np.inf, np.inf, None)
+    if moved is not None and str(w.wcs.radesys).strip() not in ("", "ICRS"):
+        # fit_sip_wcs writes ICRS; the positions fitted are in the frame of ``wcs``
+        moved.wcs.radesys = w.wcs.radesys
+        moved.wcs.equinox = w.wcs.equinox
+        moved.wcs.dateobs = w.wcs.dateobs
+        moved.wcs.mjdobs = w.wcs.mjdobs
+        moved.wcs.set()
     if not (err <= MOVED_WCS_LIMIT_ARCSEC and back <= MOVED_WCS_INVERSE_LIMIT_PX):
         raise InvalidArgumentError(
             f"the solution about reference pixel {tuple(float(v) for v in c)} differs from "
