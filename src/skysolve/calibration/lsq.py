@@ -335,10 +335,13 @@ class Problem:
         """Residuals and design of every image (:meth:`design`), for reuse."""
         return [self.design(p, k) for k in range(len(self.images))]
 
-    def assemble(self, designs: list, mask: NDArray[np.bool_], weights: NDArray[np.float64]
+    def assemble(self, designs: list, mask: NDArray[np.bool_], weights: NDArray[np.float64],
+                 min_pairs: int = MIN_IMAGE_INLIERS
                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
         """Full normal matrix and right-hand side of the pairs in ``mask``, and which
-        images have enough of them (:data:`MIN_IMAGE_INLIERS`) to take part."""
+        images have enough of them (``min_pairs``, :data:`MIN_IMAGE_INLIERS`) to take
+        part; ``min_pairs=1`` for pieces that are summed before an image's count is
+        known (the held-out folds)."""
         n_img = len(self.images)
         n_full = self.n_glob + LOCAL * n_img
         nmat = np.zeros((n_full, n_full))
@@ -347,7 +350,7 @@ class Problem:
         glob = np.arange(self.n_glob)
         for k, (res, a) in enumerate(designs):
             keep = mask[self.rows(k)]
-            if keep.sum() < MIN_IMAGE_INLIERS:
+            if keep.sum() < max(min_pairs, 1):
                 continue
             used[k] = True
             res, a = res[keep], a[keep]

@@ -188,8 +188,11 @@ def holdout(fitted: Fitted, options: CalibrationOptions, designs: list | None = 
     k = options.validation_folds
     fold = _folds(fitted, k)
     designs = problem.designs(p) if designs is None else designs
-    parts = [problem.assemble(designs, fitted.inliers & (fold == j), fitted.weights)
-             for j in range(k)]
+    # every pair counts (min_pairs=1): a fold holds one or two of a few-star image's
+    # stars, and dropping that piece left them out of every other fold's refit too;
+    # which images keep their attitude in a refit is decided on its training pairs
+    parts = [problem.assemble(designs, fitted.inliers & (fold == j), fitted.weights,
+                              min_pairs=1) for j in range(k)]
     nmat = sum(part[0] for part in parts)
     rvec = sum(part[1] for part in parts)
     out = np.full((problem.n_pairs, 2), np.nan)
