@@ -41,6 +41,12 @@ def _camera_line(r: Any) -> str:
 def _validation_line(r: Any) -> str:
     if r.validation is None:
         return "held-out validation: not run"
+    if not math.isfinite(r.holdout_rmse_px):
+        from .validation import MIN_VALIDATED_PAIRS
+
+        # (NaN compares as no overfitting: "[ok]" would vouch for what was not tested)
+        return (f"held-out ({r.validation.folds}-fold over stars): no image has the "
+                f"{MIN_VALIDATED_PAIRS} inliers a pooled figure needs [not validated]")
     ratio = r.holdout_rmse_px / r.rmse_after_px if r.rmse_after_px > 0 else math.nan
     verdict = "OVERFITTING: use a lower order" if r.overfitting else "ok"
     line = (f"held-out ({r.validation.folds}-fold over stars): {r.holdout_rmse_px:.4f} px vs "

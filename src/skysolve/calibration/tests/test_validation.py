@@ -150,3 +150,14 @@ def test_held_out_residuals_of_few_star_images_are_not_the_in_sample_ones(small_
     inside = np.array(cal.per_image_rmse_px, dtype=float)
     # each held-out star's attitude comes from the other four: it is predicted worse
     assert np.mean(held / inside) > 1.1
+
+
+def test_a_validation_with_no_image_to_pool_says_so_not_ok(small_db):
+    # every image below MIN_VALIDATED_PAIRS stars: no pooled held-out rms (NaN), and the
+    # summary said "nan px ... (xnan) [ok]"
+    res, cents = _frames(small_db, 8, 5, seed=11)
+    cal = small_db.calibrate_camera(res, cents, order=2)
+    assert math.isnan(cal.holdout_rmse_px)
+    line = next(s for s in cal.summary().splitlines() if s.startswith("held-out"))
+    assert "[ok]" not in line and "nan" not in line
+    assert "10" in line  # the stars an image needs
