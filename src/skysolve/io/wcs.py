@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .. import _args
 from ..camera import projection as _proj
 from ..camera.distortion import (
     MAX_POLYNOMIAL_ORDER,
@@ -255,9 +256,7 @@ def camera_to_wcs(camera: CameraModel, rotation: ArrayLike, *,
         raise InvalidTypeError(f"camera must be a CameraModel, got {type(camera).__name__}")
     R = as_rotation_matrix(rotation, "rotation")
     off = _check_offset(pixel_offset)
-    tol = float(sip_tolerance_px)
-    if not tol > 0:
-        raise InvalidArgumentError(f"sip_tolerance_px must be > 0, got {sip_tolerance_px!r}")
+    tol = _args.positive(sip_tolerance_px, "sip_tolerance_px")
     x_axis, y_axis, bore = R
     ra0, dec0 = (float(t) for t in vector_to_radec(bore))
     _, i1, i2 = _intermediate_axes(ra0, dec0)
@@ -356,6 +355,9 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
             w.wcs.set()
         except ValueError as exc:  # astropy's WcsError family (e.g. a singular CD matrix)
             raise InvalidArgumentError(f"wcs is not a valid celestial WCS: {exc}") from None
+    # (int() of an explicit 100.5 was a camera of 100 px, its crpix a quarter pixel off)
+    image_width = _args.size(image_width, "image_width", allow_none=True)
+    image_height = _args.size(image_height, "image_height", allow_none=True)
     if image_width is None or image_height is None:
         shape = w.pixel_shape
         if shape is None:
@@ -592,6 +594,21 @@ def _lstsq(m: NDArray[np.float64], rhs: NDArray[np.float64]) -> NDArray[np.float
     return np.linalg.solve(nmat, np.einsum("ni,nk->ik", mn, rhs, optimize=False)) / d[:, None]
 
 
+def _points(value: ArrayLike, name: str, dim: int, finite: bool = True) -> NDArray[np.float64]:
+    """An ``(n, dim)`` array of numbers, finite unless ``finite=False`` (checked, naming
+    ``name``)."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(f"{name} must be an (n, {dim}) array of numbers") from exc
+    if a.ndim != 2 or a.shape[1] != dim:
+        raise InvalidArgumentError(f"{name} must have shape (n, {dim}), got {a.shape}")
+    if finite and not np.all(np.isfinite(a)):
+        raise InvalidArgumentError(f"{name} must be finite (a NaN or inf is in row "
+                                   f"{int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])})")
+    return a
+
+
 def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: ArrayLike,
                 order: int, *, pixel_shape: tuple[int, int] | None = None,
                 projection: str = "pinhole"):
@@ -610,7 +627,8 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
     pixels : array_like, shape ``(n, 2)``
         FITS pixel coordinates (1-based ``p1, p2``) covering the image.
     vectors : array_like, shape ``(n, 3)``
-        ICRS unit vectors of those pixels.
+        ICRS unit vectors of those pixels; rows with NaN (pixels with no sky
+        direction) are left out of the fit.
     crpix : (float, float)
         FITS pixel of the tangent point.
     crval : array_like, shape ``(3,)``
@@ -629,13 +647,23 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
     """
     from astropy.wcs import WCS, Sip
 
-    order = int(order)
-    if not 2 <= order <= MAX_SIP_ORDER:
-        raise InvalidArgumentError(f"order must be 2 to {MAX_SIP_ORDER}, got {order}")
-    pix = np.asarray(pixels, dtype=np.float64)
-    v = np.asarray(vectors, dtype=np.float64)
-    c = np.asarray(crpix, dtype=np.float64)
-    ra0, dec0 = (float(t) for t in vector_to_radec(np.asarray(crval, dtype=np.float64)))
+    order = _args.count(order, "order", minimum=2, maximum=MAX_SIP_ORDER)
+    pix = _points(pixels, "pixels", 2)
+    v = _points(vectors, "vectors", 3, finite=False)
+    if len(v) != len(pix):
+        raise InvalidArgumentError(
+            f"vectors must have one row per pixel ({len(pix)}), got {len(v)}")
+    seen = np.all(np.isfinite(v), axis=1)  # (pixels with no sky: beyond a fold-over)
+    pix, v = pix[seen], v[seen]
+    if len(pix) < num_polynomial_terms(order):
+        raise InvalidArgumentError(
+            f"a SIP fit of order {order} needs at least {num_polynomial_terms(order)} "
+            f"points, got {len(pix)}")
+    c = _args.vector(crpix, "crpix", length=2)
+    cv = _args.vector(crval, "crval", length=3, what="numbers (an ICRS vector)")
+    if not np.any(cv):
+        raise InvalidArgumentError("crval must be a non-zero vector, got [0, 0, 0]")
+    ra0, dec0 = (float(t) for t in vector_to_radec(cv))
     b, i1, i2 = _intermediate_axes(ra0, dec0)
     code = _proj.code_of(projection)
     world = np.degrees(np.stack(_proj.vectors_to_plane(
@@ -747,9 +775,10 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
         polynomial up to :data:`MAX_SIP_ORDER` reproduces ``wcs`` within
         :data:`MOVED_WCS_LIMIT_ARCSEC` over the image about that pixel.
     """
-    c = np.asarray(crpix, dtype=np.float64)
-    if c.shape != (2,) or not np.all(np.isfinite(c)):
-        raise InvalidArgumentError(f"crpix must be two finite numbers, got {crpix!r}")
+    c = _args.vector(crpix, "crpix", length=2)
+    # (a width of 0 was "fitted" over a grid of one column)
+    width = _args.size(width, "width")
+    height = _args.size(height, "height")
     w = _as_wcs(wcs)
     if np.array_equal(np.asarray(w.wcs.crpix, dtype=np.float64), c):
         return w

@@ -1,0 +1,59 @@
+"""Bad arguments to the WCS functions are errors that name them (not numpy's, and not a
+silently truncated number)."""
+
+import numpy as np
+import pytest
+
+from skysolve.camera import CameraModel
+from skysolve.errors import InvalidArgumentError, InvalidTypeError
+from skysolve.io.wcs import camera_to_wcs, fit_sip_wcs, move_reference_pixel, wcs_to_camera
+
+CAM = CameraModel.from_fov(10.0, 100, 80)
+WCS0 = camera_to_wcs(CAM, np.eye(3))
+RNG = np.random.default_rng(2)
+PIX = RNG.uniform(0, 100, (50, 2))
+VEC = CAM.pixel_to_vectors(PIX[:, 0] - 50.5, PIX[:, 1] - 40.5)
+
+
+def test_wcs_to_camera_refuses_a_fractional_or_non_numeric_image_size():
+    # image_width=2.5 became a 2-pixel camera (int() truncates), its crpix off by the 0.25
+    with pytest.raises(InvalidTypeError, match="image_width"):
+        wcs_to_camera(WCS0, 100.5, 80)
+    with pytest.raises(InvalidTypeError, match="image_height"):
+        wcs_to_camera(WCS0, 100, "80")
+    cam, _ = wcs_to_camera(WCS0, 100.0, 80.0)  # whole floats are sizes
+    assert (cam.image_width, cam.image_height) == (100, 80)
+
+
+def test_camera_to_wcs_names_a_non_numeric_tolerance():
+    with pytest.raises(InvalidTypeError, match="sip_tolerance_px"):
+        camera_to_wcs(CAM, np.eye(3), sip_tolerance_px="a")
+
+
+@pytest.mark.parametrize("args, kwargs, exc, word", [
+    ((np.zeros((50, 3)), VEC, (50, 40), [0, 0, 1], 2), {}, InvalidArgumentError, "pixels"),
+    ((PIX[:10], VEC, (50, 40), [0, 0, 1], 2), {}, InvalidArgumentError, "vectors"),
+    ((PIX, VEC, (50, 40), [0, 1], 2), {}, InvalidArgumentError, "crval"),
+    ((PIX, VEC, (50, 40, 1), [0, 0, 1], 2), {}, InvalidArgumentError, "crpix"),
+    ((PIX, VEC, (50, 40), [0, 0, 1], 2.5), {}, InvalidTypeError, "order"),
+    ((PIX, VEC, (50, 40), [0, 0, 1], "x"), {}, InvalidTypeError, "order"),
+    ((np.where(PIX == PIX[3, 0], np.nan, PIX), VEC, (50, 40), [0, 0, 1], 2), {},
+     InvalidArgumentError, "pixels"),
+    ((PIX[:4], VEC[:4], (50, 40), [0, 0, 1], 3), {}, InvalidArgumentError, "order 3"),
+])
+def test_fit_sip_wcs_names_the_bad_argument(args, kwargs, exc, word):
+    with pytest.raises(exc, match=word):
+        fit_sip_wcs(*args, **kwargs)
+
+
+@pytest.mark.parametrize("width, height, exc", [
+    (0, 80, InvalidArgumentError), ("a", 80, InvalidTypeError), (100, 80.5, InvalidTypeError)])
+def test_move_reference_pixel_names_a_bad_image_size(width, height, exc):
+    # width 0 was "fitted" over a grid of one column
+    with pytest.raises(exc, match="width|height"):
+        move_reference_pixel(WCS0, (10.0, 10.0), width, height)
+
+
+def test_move_reference_pixel_names_a_non_numeric_crpix():
+    with pytest.raises(InvalidTypeError, match="crpix"):
+        move_reference_pixel(WCS0, "ab", 100, 80)
