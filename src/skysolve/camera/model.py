@@ -606,7 +606,11 @@ def read_camera_file(path: str | os.PathLike[str]) -> tuple[CameraModel,
             f"tetra3rs camera file is binary and cannot be read: build the CameraModel "
             f"from its values)") from exc
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise FileFormatError(
+            f"camera file {p!r} is corrupted: field {exc.args[0]!r} is given twice (which "
+            f"one is meant?)") from None
     except (json.JSONDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
         raise FileFormatError(
             f"camera file {p!r} is truncated or corrupted: invalid JSON ({exc})") from None
@@ -642,6 +646,19 @@ def read_camera_file(path: str | os.PathLike[str]) -> tuple[CameraModel,
         return CameraModel.from_dict(body), calibration
     except (ValueError, TypeError, KeyError) as exc:
         raise FileFormatError(f"camera file {p!r} is corrupted: {exc}") from exc
+
+
+class _DuplicateKey(Exception):
+    """A JSON object names a field twice (``json`` would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def _fspath(path: Any) -> str:

@@ -59,3 +59,17 @@ def test_equal_cameras_hash_equal_with_negative_zeros():
     p0 = PolynomialDistortion(1, 512.0, [0.0, 1e-3, 0.0], z, z, z)
     p1 = PolynomialDistortion(1, 512.0, [-0.0, 1e-3, 0.0], z, z, z)
     assert p0 == p1 and hash(p0) == hash(p1)
+
+
+def test_a_field_given_twice_is_refused_not_the_last_one_taken(tmp_path):
+    # a hand edit that adds a line instead of changing one: json.loads kept the last
+    text = json.dumps(BASE, indent=2).replace(
+        '"focal_length_px": 1500.0,', '"focal_length_px": 1500.0,\n  "focal_length_px": 1600.0,')
+    p = tmp_path / "camera.json"
+    p.write_text(text)
+    with pytest.raises(FileFormatError, match="focal_length_px"):
+        CameraModel.load_from_file(p)
+    nested = dict(BASE, distortion={"type": "radial", "k1": 1e-9})
+    p.write_text(json.dumps(nested).replace('"k1": 1e-09', '"k1": 1e-09, "k1": 2e-09'))
+    with pytest.raises(FileFormatError, match="k1"):
+        CameraModel.load_from_file(p)
