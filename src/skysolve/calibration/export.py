@@ -78,9 +78,11 @@ def image_wcs(result: Any, image: int, *, sip_order: int | None = None,
     """
     from ..geometry import angle_between, radec_to_vector
     from ..io.wcs import MAX_SIP_ORDER, fit_sip_wcs
+    from .result import checked_image
 
     sip_order = _args.count(sip_order, "sip_order", minimum=2, maximum=MAX_SIP_ORDER,
                             allow_none=True)
+    image = checked_image(image, len(result.rotations))
     if result.rotations[image] is None:
         raise InvalidArgumentError(f"image {image} did not take part in the calibration")
     cam = result.image_camera(image)

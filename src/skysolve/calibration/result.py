@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .. import _args
 from ..camera.model import CameraModel
+from ..errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uncertainty import Uncertainty
@@ -20,6 +22,16 @@ __all__ = ["CalibrateResult", "OVERFIT_RATIO"]
 #: Held-out rms above this multiple of the in-sample rms flags overfitting.
 OVERFIT_RATIO = 1.2
 
+
+
+def checked_image(image: Any, n_results: int) -> int:
+    """``image`` as an index into a calibration's ``n_results`` solve results (checked:
+    a whole number ``0 <= image < n_results``; -1, True or "0" are no image's index)."""
+    i = _args.count(image, "image", minimum=0)
+    if i >= n_results:
+        raise InvalidArgumentError(f"image {i} is past the calibration's {n_results} solve "
+                                   f"results (0 to {n_results - 1})")
+    return i
 
 class CalibrateResult:
     """Outcome of :func:`calibrate_camera`.
@@ -205,6 +217,8 @@ class CalibrateResult:
             Covariance from the fit, or from the bootstrap resamples (needs
             ``bootstrap`` > 0).
         """
+        if image is not None:
+            image = checked_image(image, len(self.rotations))
         if self.uncertainty is None:
             raise ValueError("this result carries no uncertainties")
         return self.uncertainty.mapping_sigma_px(x, y, image, method)
@@ -242,9 +256,9 @@ class CalibrateResult:
     # -- per image
     def image_camera(self, image: int) -> CameraModel:
         """The camera of one image: the shared one with that image's plate scale."""
-        scale = self.per_image_scale[image]
+        scale = self.per_image_scale[checked_image(image, len(self.rotations))]
         if scale is None:
-            raise ValueError(f"image {image} did not take part in the calibration")
+            raise InvalidArgumentError(f"image {image} did not take part in the calibration")
         cam = self.camera_model
         return cam.replace(focal_length_px=cam.focal_length_px * scale)
 
