@@ -526,7 +526,7 @@ def _refit_high_order(ap: NDArray[np.float64], bp: NDArray[np.float64], sip_orde
     except InvalidArgumentError:  # not invertible over the image: not a candidate
         pass
     # judged between the fitting grid's points, as pixel -> ideal (the header's meaning)
-    cu, cv = _image_grid(width, height, crpix, n=67)
+    cu, cv = _image_grid(width, height, crpix, n=67, margin=0.0)
     eu, ev = exact(cu, cv)
     errors = []
     for cand in candidates:
