@@ -131,13 +131,22 @@ without changing the fit). They are removed explicitly:
   (:func:`~skysolve.calibration.radial.star_coverage`; from stars in the middle
   only, the centre would be whatever the extrapolated distortion makes of their
   noise) and then only if it moves significantly from the input (chi-square of
-  the shift above 11.8) -- and when the column-normalised design with it stays
+  the shift above 11.8) -- when the stars leave at least
+  :data:`~skysolve.calibration.engine.MIN_REDUNDANCY` residual degrees of
+  freedom per shared parameter with it (three equations per shared parameter
+  beyond those the images' attitudes take; a ``UserWarning`` says so
+  otherwise), and when the column-normalised design with it stays
   well conditioned (condition number below ``1e6``); otherwise it is kept at
-  its input value.
+  its input value. The design can be well conditioned with too few stars to
+  fit it: 6 frames of 3 stars (18 equations beyond the attitudes for the 10
+  shared parameters of a radial model) put it 66 px from the truth (median of
+  8 draws, up to 205 px) and the mapping 2.9 px off at worst, ``converged``.
 * **Radial distortion centre vs decentring terms.** Moving the centre of a
   radial distortion changes it, to first order, exactly like ``p1``/``p2``;
   the centre's offset from ``crpix`` (``RadialDistortion.center``) is fitted
-  only when the design stays well conditioned with it.
+  only when the design stays well conditioned with it, and only with
+  ``MIN_REDUNDANCY`` degrees of freedom per shared parameter (it is the first
+  to be kept at its input value, before the optical centre).
 
 The optical axis of a radial model may legitimately lie far from the image:
 each TESS CCD has the camera's axis just beyond one of its corners, ~1500 px
@@ -185,7 +194,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._options import with_options
-from .engine import MAX_NOISE_RATIO, Fitted, fit_camera, star_reach
+from .engine import MAX_NOISE_RATIO, MIN_REDUNDANCY, Fitted, fit_camera, star_reach
 from .inputs import image_pairs, pair_lists
 from .lsq import rms
 from .misfits import REJECTED_IMAGE_SHARE, fit_without_misfits
@@ -345,6 +354,28 @@ def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
                   stacklevel=4)
 
 
+def _warn_held_centres(fitted: Fitted) -> None:
+    """Say so when the optical (or distortion) centre kept its input value because the
+    stars leave too few degrees of freedom to fit it (see
+    :data:`~skysolve.calibration.engine.MIN_REDUNDANCY`)."""
+    p = fitted.problem
+    if not p.held:
+        return
+    # the equations the images' attitudes (and scales) leave, and the shared parameters
+    # the fit would have had with the centres free
+    spare = 2 * p.n_pairs - (p.n_params - p.n_glob)
+    wanted = p.n_glob + 2 * len(p.held)
+    per = MIN_REDUNDANCY + 1
+    crpix = fitted.params.crpix
+    warnings.warn(f"{p.n_pairs} matched stars in {len(p.images)} image(s) leave {spare} "
+                  f"equations beyond the images' attitudes for {wanted} shared camera "
+                  f"parameters (fitting the centres needs {per:g} per parameter): the "
+                  f"{' and the '.join(p.held)} not fitted (the optical centre stays at its "
+                  f"input value, {crpix[0]:.1f}, {crpix[1]:.1f} px); calibrate with more "
+                  "images or more matched stars per image to fit them", UserWarning,
+                  stacklevel=4)
+
+
 def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> None:
     """Say so when the residuals hold a pattern over the image larger than the mapping's
     1-sigma: the model cannot represent the lens, and ``mapping_sigma_px`` (the noise's
@@ -442,6 +473,7 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         order, scores = select_order(images, cameras, width, height, options)
         fitted = fit_camera(images, cameras, width, height, options, order)
     _warn_fixed_terms(fitted, width, height)
+    _warn_held_centres(fitted)
     if not provisional:
         _warn_rejected_images(fitted, results)
     bins = magnitude_bins(fitted.problem, fitted.params, fitted.inliers,

@@ -217,6 +217,8 @@ class Problem:
         self.fit_center = fit_center and basis.kind == "radial"
         free = np.asarray(scale_free, dtype=bool)
         self.scale_free = free if free.sum() >= 2 else np.zeros(len(images), dtype=bool)
+        #: The centres kept at their input values for want of stars (set by the engine).
+        self.held: tuple[str, ...] = ()
         self.refresh()
 
     def refresh(self) -> None:
@@ -256,6 +258,10 @@ class Problem:
         """Free parameters after the gauge reduction."""
         n_scale = int(self.scale_free.sum())
         return self.n_glob + 3 * len(self.images) + max(n_scale - 1, 0)
+
+    def redundancy(self) -> float:
+        """Residual degrees of freedom (``2 * n_pairs - n_params``) per shared parameter."""
+        return (2 * self.n_pairs - self.n_params) / self.n_glob
 
     def rows(self, k: int) -> slice:
         return slice(int(self.offsets[k]), int(self.offsets[k + 1]))
