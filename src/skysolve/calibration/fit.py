@@ -367,11 +367,12 @@ def _warn_held_centres(fitted: Fitted) -> None:
     wanted = p.n_glob + 2 * len(p.held)
     per = MIN_REDUNDANCY + 1
     crpix = fitted.params.crpix
+    kept = (f" (it stays at its input value, {crpix[0]:.1f}, {crpix[1]:.1f} px)"
+            if "optical centre" in p.held else "")
     warnings.warn(f"{p.n_pairs} matched stars in {len(p.images)} image(s) leave {spare} "
                   f"equations beyond the images' attitudes for {wanted} shared camera "
                   f"parameters (fitting the centres needs {per:g} per parameter): the "
-                  f"{' and the '.join(p.held)} not fitted (the optical centre stays at its "
-                  f"input value, {crpix[0]:.1f}, {crpix[1]:.1f} px); calibrate with more "
+                  f"{' and the '.join(p.held)} not fitted{kept}; calibrate with more "
                   "images or more matched stars per image to fit them", UserWarning,
                   stacklevel=4)
 

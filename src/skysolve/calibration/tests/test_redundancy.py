@@ -60,6 +60,18 @@ def test_six_frames_of_three_stars_keep_the_centres(small_db):
     assert float(np.median(errors)) < 0.3  # was 0.69 (0.42-1.25)
 
 
+def test_the_distortion_centre_goes_first(small_db):
+    """8 frames of 3 stars leave 24 equations beyond the attitudes: enough for the 8
+    shared parameters without the distortion centre, not for the 10 with it."""
+    res, cents, _ = _frames(small_db, 8, 3, 0)
+    with pytest.warns(UserWarning, match=HELD) as record:
+        cal = small_db.calibrate_camera(res, cents, model="radial")
+    message = next(str(w.message) for w in record if HELD in str(w.message))
+    assert "leave 24 equations" in message and "the distortion centre not fitted;" in message
+    assert "optical centre" not in message
+    assert cal.crpix_fitted and not cal.center_fitted
+
+
 @pytest.mark.parametrize(("n", "stars"), [(6, 5), (10, 3), (3, 10)])
 def test_enough_stars_still_fit_the_centres(small_db, n, stars):
     """6 frames of 5 stars, 10 of 3 and 3 of 10 leave 4-5 residual degrees of freedom per
