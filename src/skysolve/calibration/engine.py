@@ -163,11 +163,13 @@ def _setup(images: list[Pairs], cameras: list[CameraModel], width: int, height: 
                   and options.fit_distortion_center is not False)
     problem = Problem(images, basis, -1.0 if parity else 1.0, fit_crpix, fit_center,
                       _scale_free(images, options), start.projection)
-    _hold_centres(problem)
     if 2 * problem.n_pairs < problem.n_params + 2:
         raise InvalidArgumentError(
             f"{problem.n_pairs} matched stars cannot constrain {problem.n_params} parameters "
             f"(model={options.model!r}, order={order}); use a lower order or more images")
+    # after the count: stars too few for the full model are refused as they were, not
+    # fitted with the centres held and even fewer equations to spare per parameter
+    _hold_centres(problem)
     return problem, params
 
 

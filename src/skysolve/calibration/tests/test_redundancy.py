@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from skysolve import CameraModel, RadialDistortion
+from skysolve.errors import InvalidArgumentError
 from skysolve.simulate import random_attitudes
 
 from .synthetic import mapping_error_px, synthetic_solves
@@ -70,6 +71,15 @@ def test_the_distortion_centre_goes_first(small_db):
     assert "leave 24 equations" in message and "the distortion centre not fitted;" in message
     assert "optical centre" not in message
     assert cal.crpix_fitted and not cal.center_fitted
+
+
+def test_stars_too_few_for_the_full_model_are_still_refused(small_db):
+    """3 frames of 3 stars: 18 equations for 19 parameters. Holding the centres would
+    leave 6 shared parameters to 9 equations beyond the attitudes; the fit is refused,
+    naming the counts, as it was."""
+    res, cents, _ = _frames(small_db, 3, 3, 0)
+    with pytest.raises(InvalidArgumentError, match="9 matched stars cannot constrain 19"):
+        small_db.calibrate_camera(res, cents, model="radial")
 
 
 @pytest.mark.parametrize(("n", "stars"), [(6, 5), (10, 3), (3, 10)])
