@@ -56,27 +56,36 @@ def test_too_high_order_is_caught_and_the_order_chosen(small_db):
         small_db.calibrate_camera(res, cents, order=6, select_order=True, validation_folds=0)
 
 
-def test_fast_folds_equal_explicit_refits(small_db):
-    """Each fold's one-step refit from the solution equals refitting without the fold."""
-    res, cents = _frames(small_db, 3, 120)
-    opts = CalibrationOptions(order=3, validation_folds=4)
+def _fast_and_refit_folds(db, res, cents, opts):
+    """The fast held-out residuals of a fit of ``res``/``cents`` under ``opts``, and per
+    fold (its stars, their residuals refitted explicitly without the fold's stars)."""
     from skysolve.calibration.engine import fit_camera
     from skysolve.calibration.inputs import image_pairs, pair_lists
 
-    images, cameras, _, w, h = image_pairs(small_db, *pair_lists(res, cents), opts)
+    images, cameras, _, w, h = image_pairs(db, *pair_lists(res, cents), opts)
     fitted = fit_camera(images, cameras, w, h, opts)
     fast = holdout(fitted, opts)
-    fold = _folds(fitted, 4)
+    fold = _folds(fitted, opts.validation_folds)
     state = fitted.save_state()
-    for j in range(4):
+    folds = []
+    for j in range(opts.validation_folds):
         fitted.restore(state)
         slow = iterate(fitted.problem, fitted.params, opts.replace(sigma_clip=math.inf),
                        weights=fitted.weights, inliers=fitted.inliers & (fold != j),
                        probe=False)
         test = fold == j
-        explicit = fitted.problem.residuals(slow.params)[test]
-        assert np.allclose(fast.residuals[test], explicit, atol=1e-4)
+        folds.append((test, fitted.problem.residuals(slow.params)[test]))
     fitted.restore(state)
+    return fast, folds
+
+
+def test_fast_folds_equal_explicit_refits(small_db):
+    """Each fold's one-step refit from the solution equals refitting without the fold."""
+    res, cents = _frames(small_db, 3, 120)
+    opts = CalibrationOptions(order=3, validation_folds=4)
+    fast, folds = _fast_and_refit_folds(small_db, res, cents, opts)
+    for test, explicit in folds:
+        assert np.allclose(fast.residuals[test], explicit, atol=1e-4)
     assert calibrate(small_db, res, cents, opts).holdout_rmse_px == pytest.approx(
         fast.rmse_px, rel=1e-6)
 
@@ -122,25 +131,11 @@ def test_fast_folds_equal_explicit_refits_for_images_of_few_stars(small_db):
     """
     res, cents = _frames(small_db, 8, 6, seed=11)
     opts = CalibrationOptions(order=2, validation_folds=4)
-    from skysolve.calibration.engine import fit_camera
-    from skysolve.calibration.inputs import image_pairs, pair_lists
-
-    images, cameras, _, w, h = image_pairs(small_db, *pair_lists(res, cents), opts)
-    fitted = fit_camera(images, cameras, w, h, opts)
-    fast = holdout(fitted, opts)
-    fold = _folds(fitted, 4)
-    state = fitted.save_state()
-    for j in range(4):
-        fitted.restore(state)
-        slow = iterate(fitted.problem, fitted.params, opts.replace(sigma_clip=math.inf),
-                       weights=fitted.weights, inliers=fitted.inliers & (fold != j),
-                       probe=False)
-        test = fold == j
-        explicit = fitted.problem.residuals(slow.params)[test]
+    fast, folds = _fast_and_refit_folds(small_db, res, cents, opts)
+    for test, explicit in folds:
         # (held out from 4-5 stars the residuals are ~2 px: one step is within 0.01 px of
         # the converged refit; without the fold's piece it was the in-sample residual)
         assert np.allclose(fast.residuals[test], explicit, atol=0.02)
-    fitted.restore(state)
 
 
 def test_held_out_residuals_of_few_star_images_are_not_the_in_sample_ones(small_db):
