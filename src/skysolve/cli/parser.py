@@ -199,6 +199,16 @@ def _section(text: str) -> str:
 
 def _date(text: str) -> _dt.datetime:
     try:
+        _dt.date.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    else:
+        # datetime.fromisoformat takes a date alone as its midnight: the Earth's velocity
+        # of up to a day off, silently (the library refuses a date alone for this reason)
+        raise argparse.ArgumentTypeError(
+            "a date alone is ambiguous by a day: give the time too, such as "
+            f"2019-07-29T20:47:26 (UTC), got {text!r}")
+    try:
         d = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(

@@ -442,6 +442,7 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     (["solve", "x.tiff", "--match-radius", "2"], "--match-radius"),
     (["solve", "x.tiff", "--section", "[1:9:2]"], "--section"),
     (["solve", "x.tiff", "--date", "yesterday"], "--date"),
+    (["solve", "x.tiff", "--date", "2019-07-29"], "--date: a date alone is ambiguous"),
     (["solve", "x.tiff", "--bogus"], "--bogus"),
     (["solve"], "IMAGE"),
     (["solve", "x.tiff", "--results", "t.ecsv", "--resume", "--overwrite"],
