@@ -17,7 +17,7 @@ from .common import (
     _results_misuse,
 )
 from .parser import EXIT_OK, EXIT_UNSOLVED
-from .solve import _Table, _wcs_header, _write_wcs_file
+from .solve import _check_outputs, _Table, _wcs_header, _write_wcs_file
 
 
 def _velocities(args: argparse.Namespace) -> list | None:
@@ -101,6 +101,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if Path(image).exists():
             for written in (out, sip):
                 _check_not_input(written, Path(image))
+    # a.fits and a.tiff would both write a.wcs after the whole calibration: the second
+    # replaced the first's, silently
+    _check_outputs(args)
     misuse = _results_misuse(args)
     if misuse is not None:
         return misuse

@@ -290,10 +290,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse before solving what ``--write-wcs``/``--update-fits`` could not do right: two
     images whose output would be one file (``a.fits`` and ``a.tiff`` both write
     ``a.wcs``: the second replaced the first), and ``--update-fits`` of an image that is
-    no FITS file (its solve was reported as an error after the fact)."""
+    no FITS file (its solve was reported as an error after the fact). ``calibrate``'s
+    ``--write-wcs`` is checked here too (it has no ``--update-fits``)."""
     from ..errors import InvalidArgumentError
 
-    suffixes = [s for s, on in ((".wcs", args.write_wcs), (".solved.fits", args.update_fits))
+    update_fits = getattr(args, "update_fits", False)
+    suffixes = [s for s, on in ((".wcs", args.write_wcs), (".solved.fits", update_fits))
                 if on]
     seen: dict[str, str] = {}
     for image in args.images:
@@ -305,7 +307,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
                     f"{seen[target]} and {image} would both write {base.name + suffix}: "
                     "solve them in separate runs, or rename one")
             seen[target] = image
-    if args.update_fits:
+    if update_fits:
         for image in args.images:
             if Path(image).exists() and not _is_fits(Path(image)):
                 raise InvalidArgumentError(

@@ -662,6 +662,16 @@ def test_the_sip_header_is_of_an_image_the_fit_kept(cli_env, db_file, hip_catalo
     assert np.degrees(angle_between(centre, attitudes[1][2])) * 3600 < 10.0
 
 
+def test_calibrate_refuses_two_images_writing_one_wcs_file(cli_env, db_file, frames):
+    # as solve does: a.tiff and a.fits both write a.wcs, the second over the first
+    fits_copy(frames / ALT40, frames / (Path(ALT40).stem + ".fits"))
+    proc = run(cli_env, "calibrate", frames / ALT40, frames / (Path(ALT40).stem + ".fits"),
+               "--db", db_file, "--fov", "11.4", "--order", "3", "--passes", "1",
+               "-o", frames / "camera.json", "--write-wcs")
+    assert_user_error(proc, 1, f"would both write {Path(ALT40).stem}.wcs")
+    assert not (frames / "camera.json").exists()
+
+
 def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):
     other = frames / "other.json"
     CameraModel.from_fov(10.0, 640, 480).save_to_file(other)
