@@ -199,8 +199,8 @@ def _plot_file(out: Path, image, res, centroids, db, title: str) -> None:
     plot_solution(image, res, centroids, db=db, ax=ax)
     ax.set_title(f"{title}\n{ax.get_title()}", fontsize=9)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    with atomic_path(out) as tmp:  # (the file type its name says: checked by _plot_targets)
+        fig.savefig(tmp, dpi=100, format=out.suffix[1:].lower() or "png")
 
 
 def _solve_one(job: _Job, handle, file: str):
@@ -322,12 +322,24 @@ def _plot_targets(args: argparse.Namespace) -> list[str | None]:
         return [None] * len(args.images)
     target = Path(args.plot)
     if len(args.images) == 1 and not target.is_dir() and target.suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        # a PNG in a file named .pdf or .jpg (as was written) is not what was asked for
+        kind = target.suffix[1:].lower()
+        if kind not in FigureCanvasBase.get_supported_filetypes():
+            raise InvalidArgumentError(
+                f"--plot {args.plot}: matplotlib cannot write .{kind} files; name a .png, "
+                ".pdf, .svg or .jpg file, or a directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         out = [target]
     elif target.suffix and not target.is_dir():
         raise InvalidArgumentError(
             f"--plot {args.plot}: give a directory when solving {len(args.images)} images")
     else:
+        if target.exists() and not target.is_dir():
+            raise InvalidArgumentError(
+                f"--plot {args.plot}: a file, not a directory for the plots of "
+                f"{len(args.images)} image{'s' if len(args.images) > 1 else ''}")
         target.mkdir(parents=True, exist_ok=True)
         names = [_output_base(Path(f)).name for f in args.images]
         dup = {n for n in names if names.count(n) > 1}
@@ -401,12 +413,12 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     misuse = _results_misuse(args)
     if misuse is not None:
         return misuse
-    plots = _plot_targets(args)
-    _check_outputs(args)
-    if args.plot is not None:
+    if args.plot is not None:  # (before _plot_targets, which asks matplotlib)
         from ..plotting import _require_matplotlib
 
         _require_matplotlib()
+    plots = _plot_targets(args)
+    _check_outputs(args)
     camera = _load_camera(args.camera)
     missing = [f for f in args.images if not Path(f).exists()]
     if len(missing) == len(args.images):

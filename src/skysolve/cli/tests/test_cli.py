@@ -407,7 +407,7 @@ def test_an_unsolved_row_says_why_on_stderr(cli_env, db_file, frames):
 @pytest.mark.parametrize("case", [
     "missing image", "not an image", "bad camera", "missing db", "bad db",
     "update-fits on tiff", "plot file for two images", "two images, one .wcs",
-    "calibrate over an input",
+    "calibrate over an input", "plot of an unknown file type", "plot directory is a file",
 ])
 def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     img = frames / ALT40
@@ -415,6 +415,8 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
     garbage.write_bytes(b"not an image at all")
     bad_json = frames / "camera.json"
     bad_json.write_text("{ truncated")
+    plain = frames / "plots"
+    plain.write_text("a file where a directory is asked for")
     args, fragment = {
         "missing image": (["solve", frames / "nope.fits", "--db", db_file], "nope.fits"),
         "not an image": (["solve", garbage, "--db", db_file], "garbage.tiff"),
@@ -431,8 +433,24 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
         "calibrate over an input": (["calibrate", shutil.copy(img, frames / "cam.sip.fits"),
                                      "--db", db_file, "-o", frames / "cam.json"],
                                     "refusing to overwrite the input image"),
+        # (a PNG was written under that name)
+        "plot of an unknown file type": (["solve", img, "--db", db_file, "--plot",
+                                          frames / "x.xyz"], "--plot"),
+        # (was "File exists: ...", naming no option)
+        "plot directory is a file": (["solve", img, img, "--db", db_file, "--plot", plain],
+                                     "plots: a file, not a directory"),
     }[case]
     assert_user_error(run(cli_env, *args), 1, fragment)
+
+
+@pytest.mark.parametrize("suffix, magic", [(".pdf", b"%PDF"), (".jpg", b"\xff\xd8\xff"),
+                                           (".svg", b"<?xml")])
+def test_a_plot_file_is_of_the_type_its_name_says(cli_env, db_file, frames, suffix, magic):
+    # (--plot OUT.pdf wrote PNG bytes into OUT.pdf)
+    out = frames / ("plot" + suffix)
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--plot", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes().startswith(magic)
 
 
 @pytest.mark.parametrize("args, fragment", [
