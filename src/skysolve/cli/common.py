@@ -160,6 +160,11 @@ def _load_camera(path: str | None):
     if path is None:
         return None
     from ..camera.model import CameraModel
+    from ..errors import InvalidArgumentError
+
+    if not Path(path).is_file():  # (the OS error named the file but not the option)
+        what = "a directory" if Path(path).is_dir() else "no such file"
+        raise InvalidArgumentError(f"--camera {path}: {what}, not a camera model file")
 
     return CameraModel.load_from_file(path)
 

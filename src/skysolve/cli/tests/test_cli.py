@@ -405,7 +405,8 @@ def test_an_unsolved_row_says_why_on_stderr(cli_env, db_file, frames):
 
 
 @pytest.mark.parametrize("case", [
-    "missing image", "not an image", "bad camera", "missing db", "bad db",
+    "missing image", "not an image", "bad camera", "missing camera", "calibrate, missing camera",
+    "missing db", "bad db",
     "update-fits on tiff", "plot file for two images", "two images, one .wcs",
     "calibrate over an input", "plot of an unknown file type", "plot directory is a file",
 ])
@@ -421,6 +422,12 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
         "missing image": (["solve", frames / "nope.fits", "--db", db_file], "nope.fits"),
         "not an image": (["solve", garbage, "--db", db_file], "garbage.tiff"),
         "bad camera": (["solve", img, "--db", db_file, "--camera", bad_json], "camera file"),
+        # (was "No such file or directory: ...", naming no option)
+        "missing camera": (["solve", img, "--db", db_file, "--camera", frames / "no.json"],
+                           "--camera"),
+        "calibrate, missing camera": (["calibrate", img, "--db", db_file, "--camera",
+                                       frames / "no.json", "-o", frames / "c.json"],
+                                      "--camera"),
         "missing db": (["solve", img, "--db", frames / "none.db"], "none.db"),
         "bad db": (["solve", img, "--db", bad_json], "skysolve database"),
         "update-fits on tiff": (["solve", img, "--db", db_file, "--update-fits"], "FITS"),
