@@ -107,6 +107,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     misuse = _results_misuse(args)
     if misuse is not None:
         return misuse
+    if not args.overwrite:
+        # a previous calibration (or the --camera being refined) was replaced after the
+        # run without a word; refused before the work, as an existing --results table is
+        for written in (out, sip):
+            if written.exists():
+                raise InvalidArgumentError(
+                    f"-o {args.output}: {written} exists: --overwrite to replace it")
     camera = _load_camera(args.camera)
     db, _ = _load_database(args)
     n = len(args.images)

@@ -68,14 +68,15 @@ def _results_misuse(args: argparse.Namespace) -> int | None:
     status, or None: checked before a database is loaded (or built).
 
     ``calibrate`` has no ``--resume`` (a calibration uses every image), so its advice for an
-    existing table names only ``--overwrite``.
+    existing table names only ``--overwrite``; its ``--overwrite`` also replaces an existing
+    ``-o`` camera file, so it needs no ``--results``.
     """
     from .parser import EXIT_USAGE
 
     resumable = hasattr(args, "resume")
     resume = getattr(args, "resume", False)
     if not args.results:
-        if resume or args.overwrite:
+        if resume or (args.overwrite and resumable):
             _err(f"{'--resume and --overwrite need' if resumable else '--overwrite needs'} "
                  "--results FILE")
             return EXIT_USAGE

@@ -101,7 +101,8 @@ residuals, the camera with its 1-sigma uncertainties, held-out residuals (an
 "OVERFITTING" flag when they exceed the in-sample ones by 20 %), each image's
 plate scale and the residual bias per magnitude bin.
 
-Writes the camera model (JSON, CameraModel.load_from_file reads it; its
+Writes the camera model (JSON, CameraModel.load_from_file reads it; an existing
+file, or CAMERA.sip.fits, is replaced only with --overwrite; its
 "calibration" block keeps the uncertainties and figures), of the whole image with
 --section (as --camera is: the optical centre is the detector's, the whole image's
 centre to begin with; the block records the section), and beside it
@@ -501,7 +502,8 @@ def _batch_options(p: argparse.ArgumentParser, resume: bool) -> None:
                                  "images done there (printed from the table; failed ones are "
                                  "tried again)")
     either.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --results table")
+                        help="replace an existing --results table" + (
+                            "" if resume else " and an existing -o camera file"))
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> int:

@@ -810,9 +810,30 @@ def test_an_existing_results_table_gets_advice_the_command_takes(cli_env, db_fil
     assert "calibrate has no --resume" in proc.stderr  # (the option it cannot take)
     proc = run(cli_env, "solve", "x.tiff", "--db", db_file, "--results", table)
     assert_user_error(proc, 1, "exists: --resume to skip the images done there, or --overwrite")
-    proc = run(cli_env, "calibrate", "x.tiff", "--db", db_file, "--overwrite",
-               "-o", tmp_path / "c.json")
-    assert_user_error(proc, 2, "--overwrite needs --results")
+    proc = run(cli_env, "solve", "x.tiff", "--db", db_file, "--overwrite")
+    assert_user_error(proc, 2, "--overwrite need --results")
+
+
+def test_calibrate_keeps_an_existing_camera_file_without_overwrite(cli_env, db_file, frames):
+    # (a previous calibration, or the --camera being refined, was replaced without a word)
+    cam = frames / "camera.json"
+    CameraModel.from_fov(11.4, 1024, 768).save_to_file(cam)
+    before = cam.read_bytes()
+    args = ["calibrate", frames / ALT40, frames / ALT60, "--db", db_file, "--fov", "11.4",
+            "--order", "3", "--passes", "1", "--folds", "2", "-o", cam]
+    proc = run(cli_env, *args, "--camera", cam)
+    assert_user_error(proc, 1, f"{cam} exists: --overwrite to replace it")
+    assert cam.read_bytes() == before
+    # the SIP header written beside it counts too
+    cam.unlink()
+    (frames / "camera.sip.fits").write_bytes(b"kept")
+    assert_user_error(run(cli_env, *args), 1, "camera.sip.fits exists: --overwrite")
+    assert (frames / "camera.sip.fits").read_bytes() == b"kept"
+    # --overwrite (no --results needed) replaces them
+    proc = run(cli_env, *args, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert CameraModel.load_from_file(cam).distortion is not None
+    assert (frames / "camera.sip.fits").read_bytes() != b"kept"
 
 
 @pytest.mark.slow
