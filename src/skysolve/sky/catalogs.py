@@ -546,6 +546,14 @@ def load_catalog_csv(path: str | os.PathLike, epoch: float | None = None) -> Cat
     names = [h.strip() for h in header]
     columns = {}
     for j, name in enumerate(names):
+        if name.lower() in TABLE_COLUMNS["id"]:
+            # as integers: through float64 a Gaia source_id (~1e18, beyond 2**53) lost its
+            # last digits, and neighbouring stars shared an id
+            try:
+                columns[name] = np.array([int(r[j]) for r in rows], dtype=np.int64)
+                continue
+            except (ValueError, IndexError, OverflowError):
+                pass  # (not all integers: read as the other columns are, or refused)
         try:
             columns[name] = np.array([float(r[j]) if r[j].strip() else np.nan for r in rows])
         except (ValueError, IndexError) as exc:

@@ -20,6 +20,7 @@ from skysolve.sky.catalogs import (
     HIPPARCOS_EPOCH,
     Catalog,
     CatalogStar,
+    load_catalog,
     load_catalog_csv,
     load_gaia,
     load_hipparcos,
@@ -339,6 +340,16 @@ def test_csv_with_proper_motion_and_case_insensitive_names(tmp_path):
     moved = cat.propagate(2026.0)  # 10 yr x 223.6 mas/yr
     sep = _sep_deg(moved.ra_deg, moved.dec_deg, cat.ra_deg, cat.dec_deg) * 3.6e6
     np.testing.assert_allclose(sep, [10 * np.hypot(100, 200), 0.0], atol=1e-6)
+
+
+def test_csv_keeps_gaia_source_ids_exact(tmp_path):
+    # two Gaia DR3 source_ids 2 apart: beyond float64's 2**53 they were one (wrong) id
+    ids = [1165987658411091201, 1165987658411091203]
+    p = tmp_path / "gaia.csv"
+    p.write_text("source_id,ra,dec,phot_g_mean_mag\n"
+                 f"{ids[0]},10.0,20.0,5.0\n{ids[1]},11.0,21.0,6.0\n")
+    for cat in (load_catalog_csv(p), load_catalog(p)):
+        assert cat.ids.tolist() == ids
 
 
 def test_csv_errors(tmp_path):
