@@ -847,6 +847,22 @@ def _parse_fits_date(value: Any) -> float | None:
     return days + (hour + (minute + second / 60.0) / 60.0) / 24.0
 
 
+def _date_and_time(header: Any, date_key: str, time_keys: tuple[str, ...]) -> float | None:
+    """MJD of a date card, with the time of day from a separate card when the date has
+    none (the pre-1997 ``DATE-OBS = '25/07/98'``, ``TIME-OBS = '19:01:42'`` form, still
+    written by capture programs): without it the time was midnight, up to a day off."""
+    mjd = _parse_fits_date(header.get(date_key))
+    if mjd is None or ":" in str(header.get(date_key)):
+        return mjd
+    for key in time_keys:
+        value = header.get(key)
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?",
+                         value.strip()) if isinstance(value, str) else None
+        if m and int(m[1]) < 24 and int(m[2]) < 60 and float(m[3] or 0.0) < 61:
+            return mjd + (int(m[1]) + (int(m[2]) + float(m[3] or 0.0) / 60.0) / 60.0) / 24.0
+    return mjd
+
+
 def _header_number(header: Any, key: str) -> float | None:
     value = header.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -866,8 +882,8 @@ def header_mjd(header: Any) -> float | None:
     mjd_avg = _header_number(header, "MJD-AVG")
     if mjd_avg is not None:
         return mjd_avg
-    start = _parse_fits_date(header.get("DATE-OBS"))
-    end = _parse_fits_date(header.get("DATE-END"))
+    start = _date_and_time(header, "DATE-OBS", ("TIME-OBS", "UT", "UTSTART"))
+    end = _date_and_time(header, "DATE-END", ("TIME-END", "UTEND"))
     if start is not None and end is not None:
         return 0.5 * (start + end)
     mjd_start = _header_number(header, "MJD-OBS")

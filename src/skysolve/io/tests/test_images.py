@@ -321,6 +321,16 @@ def test_image_epoch(tmp_path):
     assert image_epoch(path) == pytest.approx(2000.0 + (58849.0 - 51544.5) / 365.25)
     _write_with_header(path, {"DATE-OBS": "25/07/98"})  # pre-2000 FITS date form
     assert image_epoch(path) == pytest.approx(2000.0 + (51019.0 - 51544.5) / 365.25)
+    # a date card without a time of day and the time in its own card (it was midnight)
+    noon = 2000.0 + (51019.5 - 51544.5) / 365.25  # 1998-07-25T12:00:00 = MJD 51019.5
+    for cards in ({"DATE-OBS": "25/07/98", "TIME-OBS": "12:00:00"},
+                  {"DATE-OBS": "1998-07-25", "UT": "12:00"},
+                  {"DATE-OBS": "1998-07-25", "TIME-OBS": "11:00:00",
+                   "DATE-END": "1998-07-25", "TIME-END": "13:00:00.0"}):
+        _write_with_header(path, cards)
+        assert image_epoch(path) == pytest.approx(noon, abs=1e-9)
+    _write_with_header(path, {"DATE-OBS": "1998-07-25T06:00:00", "TIME-OBS": "12:00:00"})
+    assert image_epoch(path) == pytest.approx(noon - 0.25 / 365.25, abs=1e-9)  # its own
     _write_with_header(path, {"OBJECT": "nothing useful", "DATE-OBS": "yesterday"})
     assert image_epoch(path) is None
     tifffile.imwrite(tmp_path / "x.tif", np.zeros((4, 4), np.uint8))
