@@ -81,6 +81,16 @@ def _results_misuse(args: argparse.Namespace) -> int | None:
                  "--results FILE")
             return EXIT_USAGE
         return None
+    table = Path(args.results)
+    if table.is_file() and args.overwrite:
+        with table.open("rb") as fh:
+            head = fh.read(7)
+        if head and head != b"# %ECSV":
+            # (``--overwrite --results *.tiff``: the first image became the table and was
+            # replaced by it)
+            _err(f"--results {args.results} exists and is no results table (ECSV): "
+                 "refusing to replace it")
+            return EXIT_ERROR
     if Path(args.results).exists() and not (resume or args.overwrite):
         if resumable:
             advice = "--resume to skip the images done there, or --overwrite to replace it"

@@ -814,6 +814,17 @@ def test_an_existing_results_table_gets_advice_the_command_takes(cli_env, db_fil
     assert_user_error(proc, 2, "--overwrite need --results")
 
 
+def test_overwrite_replaces_only_a_results_table(cli_env, db_file, frames):
+    # (``--overwrite --results *.tiff``: the first image was replaced by the table)
+    image = frames / ALT60
+    before = image.read_bytes()
+    for command in (["solve"], ["calibrate", "-o", frames / "c.json"]):
+        proc = run(cli_env, *command, "--overwrite", "--results", image, frames / ALT40,
+                   "--db", db_file)
+        assert_user_error(proc, 1, f"--results {image} exists and is no results table")
+        assert image.read_bytes() == before
+
+
 def test_calibrate_keeps_an_existing_camera_file_without_overwrite(cli_env, db_file, frames):
     # (a previous calibration, or the --camera being refined, was replaced without a word)
     cam = frames / "camera.json"
