@@ -410,6 +410,12 @@ class _Report:
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
+    if args.date is not None and args.no_aberration:
+        # --date serves only the correction --no-aberration turns off: one of the two
+        # is a mistake, and the time was dropped without a word
+        _err("--date is the time for the aberration correction, which --no-aberration "
+             "turns off: give one of them")
+        return EXIT_USAGE
     misuse = _results_misuse(args)
     if misuse is not None:
         return misuse

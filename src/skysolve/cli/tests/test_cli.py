@@ -468,6 +468,8 @@ def test_a_plot_file_is_of_the_type_its_name_says(cli_env, db_file, frames, suff
     (["solve", "x.tiff", "--section", "[1:9:2]"], "--section"),
     (["solve", "x.tiff", "--date", "yesterday"], "--date"),
     (["solve", "x.tiff", "--date", "2019-07-29"], "--date: a date alone is ambiguous"),
+    (["solve", "x.tiff", "--date", "2019-07-29T20:47:26", "--no-aberration"],
+     "--date is the time for the aberration correction, which --no-aberration turns off"),
     (["solve", "x.tiff", "--bogus"], "--bogus"),
     (["solve"], "IMAGE"),
     (["solve", "x.tiff", "--results", "t.ecsv", "--resume", "--overwrite"],
