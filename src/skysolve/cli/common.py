@@ -152,6 +152,11 @@ def _load_database(args: argparse.Namespace):
 
     if args.db:
         path = Path(args.db)
+        if not path.is_file():  # (a directory was "database file not found", the option unnamed)
+            from ..errors import InvalidArgumentError
+
+            what = "a directory" if path.is_dir() else "no such file"
+            raise InvalidArgumentError(f"--db {args.db}: {what}, not a skysolve database")
         return load_database_file(path), path
 
     db = default_database(progress=None if not args.quiet else False)

@@ -406,6 +406,7 @@ def test_an_unsolved_row_says_why_on_stderr(cli_env, db_file, frames):
 
 @pytest.mark.parametrize("case", [
     "missing image", "not an image", "bad camera", "missing camera", "calibrate, missing camera",
+    "db is a directory",
     "missing db", "bad db",
     "update-fits on tiff", "plot file for two images", "two images, one .wcs",
     "calibrate over an input", "plot of an unknown file type", "plot directory is a file",
@@ -428,7 +429,8 @@ def test_user_errors_exit_1_with_one_line(cli_env, db_file, frames, case):
         "calibrate, missing camera": (["calibrate", img, "--db", db_file, "--camera",
                                        frames / "no.json", "-o", frames / "c.json"],
                                       "--camera"),
-        "missing db": (["solve", img, "--db", frames / "none.db"], "none.db"),
+        "missing db": (["solve", img, "--db", frames / "none.db"], "--db"),
+        "db is a directory": (["solve", img, "--db", frames], "a directory, not a skysolve"),
         "bad db": (["solve", img, "--db", bad_json], "skysolve database"),
         "update-fits on tiff": (["solve", img, "--db", db_file, "--update-fits"], "FITS"),
         "plot file for two images": (["solve", img, img, "--db", db_file, "--plot",
