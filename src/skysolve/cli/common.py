@@ -156,7 +156,10 @@ def _load_database(args: argparse.Namespace):
             from ..errors import InvalidArgumentError
 
             what = "a directory" if path.is_dir() else "no such file"
-            raise InvalidArgumentError(f"--db {args.db}: {what}, not a skysolve database")
+            # (--db's default is $SKYSOLVE_DB: the user may not have typed it)
+            option = ("--db (or $SKYSOLVE_DB)" if args.db == os.environ.get("SKYSOLVE_DB")
+                      else "--db")
+            raise InvalidArgumentError(f"{option} {args.db}: {what}, not a skysolve database")
         return load_database_file(path), path
 
     db = default_database(progress=None if not args.quiet else False)
