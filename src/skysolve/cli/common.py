@@ -153,13 +153,12 @@ def _load_database(args: argparse.Namespace):
     if args.db:
         path = Path(args.db)
         if not path.is_file():  # (a directory was "database file not found", the option unnamed)
-            from ..errors import InvalidArgumentError
-
-            what = "a directory" if path.is_dir() else "no such file"
             # (--db's default is $SKYSOLVE_DB: the user may not have typed it)
             option = ("--db (or $SKYSOLVE_DB)" if args.db == os.environ.get("SKYSOLVE_DB")
                       else "--db")
-            raise InvalidArgumentError(f"{option} {args.db}: {what}, not a skysolve database")
+            error = IsADirectoryError if path.is_dir() else FileNotFoundError
+            what = "a directory" if path.is_dir() else "no such file"
+            raise error(f"{option} {args.db}: {what}, not a skysolve database")
         return load_database_file(path), path
 
     db = default_database(progress=None if not args.quiet else False)
@@ -179,11 +178,11 @@ def _load_camera(path: str | None):
     if path is None:
         return None
     from ..camera.model import CameraModel
-    from ..errors import InvalidArgumentError
 
     if not Path(path).is_file():  # (the OS error named the file but not the option)
+        error = IsADirectoryError if Path(path).is_dir() else FileNotFoundError
         what = "a directory" if Path(path).is_dir() else "no such file"
-        raise InvalidArgumentError(f"--camera {path}: {what}, not a camera model file")
+        raise error(f"--camera {path}: {what}, not a camera model file")
 
     return CameraModel.load_from_file(path)
 
