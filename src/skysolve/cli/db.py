@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import _err, _error_text, _info, _jsonable
-from .parser import EXIT_OK, EXIT_USAGE
+from .parser import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 
 
 def _db_summary(db, path: Path | None) -> dict[str, Any]:
@@ -39,6 +39,9 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
     if args.min_fov is not None and args.max_fov is not None and args.min_fov > args.max_fov:
         _err(f"--min-fov {args.min_fov:g} is above --max-fov {args.max_fov:g}")
         return EXIT_USAGE
+    if args.overwrite and not args.output:
+        _err("--overwrite replaces an -o file: without -o the database goes into the cache")
+        return EXIT_USAGE
     params: dict[str, Any] = {}
     if args.pattern_max_error is not None:
         params["pattern_max_error"] = args.pattern_max_error
@@ -46,6 +49,11 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
         params["epoch_proper_motion_year"] = args.epoch
     t0 = time.perf_counter()
     progress = False if args.quiet else None
+    if args.output and Path(args.output).exists() and not args.overwrite:
+        # refused before the build: a database takes minutes to make, and a mistyped -o
+        # replaced one without a word
+        _err(f"-o {args.output}: {args.output} exists: --overwrite to replace it")
+        return EXIT_ERROR
     if args.output:
         from ..database import SolverDatabase
         from ..defaultdb import _resolve_request

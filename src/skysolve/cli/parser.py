@@ -433,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="YEAR", help="proper-motion epoch of the star positions (2025)")
     b.add_argument("-o", "--output", metavar="PATH",
                    help="write the database here instead of into the cache")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace an existing -o file (otherwise refused before the build)")
     b.set_defaults(func=_command("db", "_cmd_db_build"))
     i = dbsub.add_parser("info", help="show a database file, or the cache", parents=[common],
                          description="Show a database's parameters, counts and size, or the "

@@ -485,6 +485,7 @@ def test_a_plot_file_is_of_the_type_its_name_says(cli_env, db_file, frames, suff
      "--polynomial-primary"),
     (["db", "build", "--catalog", "tycho"], "--catalog"),
     (["db", "build", "--min-fov", "20", "--max-fov", "10"], "--min-fov"),
+    (["db", "build", "--overwrite"], "--overwrite"),
 ])
 def test_usage_errors_exit_2_with_one_line(cli_env, args, fragment):
     assert_user_error(run(cli_env, *args), 2, fragment)
@@ -530,6 +531,17 @@ def test_db_build_and_info(cli_env, tmp_path):
     assert info["parameters"]["catalog"] == "hipparcos"
     assert info["min_fov_deg"] == info["max_fov_deg"] == 60.0
     assert info["num_stars"] > 1000 and info["num_patterns"] > 1000
+
+    # an existing database is replaced only with --overwrite, refused before the build (a
+    # mistyped -o replaced a database that took minutes to make, without a word)
+    before = out.read_bytes()
+    proc = run(cli_env, "db", "build", *small, "-o", out, "-q")
+    assert proc.returncode == 1 and "--overwrite" in proc.stderr and str(out) in proc.stderr
+    assert "Traceback" not in proc.stderr and out.read_bytes() == before
+    stamp = out.stat().st_mtime_ns
+    proc = run(cli_env, "db", "build", *small, "-o", out, "-q", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mtime_ns != stamp and out.read_bytes() == before  # (deterministic)
 
     cache = Path(cli_env["SKYSOLVE_CACHE"])
     proc = run(cli_env, "db", "info", "--json")
