@@ -14,6 +14,7 @@ from .common import (
     _load_camera,
     _load_database,
     _output_base,
+    _refuse_existing,
     _results_misuse,
 )
 from .parser import EXIT_OK, EXIT_UNSOLVED
@@ -110,10 +111,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if not args.overwrite:
         # a previous calibration (or the --camera being refined) was replaced after the
         # run without a word; refused before the work, as an existing --results table is
-        for written in (out, sip):
-            if written.exists():
-                raise InvalidArgumentError(
-                    f"-o {args.output}: {written} exists: --overwrite to replace it")
+        _refuse_existing(f"-o {args.output}", [out, sip])
     camera = _load_camera(args.camera)
     db, _ = _load_database(args)
     n = len(args.images)

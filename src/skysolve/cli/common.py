@@ -146,19 +146,34 @@ def _check_not_input(out: Path, src: Path) -> None:
         raise InvalidArgumentError(f"refusing to overwrite the input image {src}")
 
 
+def _require_file(path: Path, option: str, kind: str) -> None:
+    """Raise the OS's error for a ``path`` that is no file, naming the ``option`` it came
+    from (the OS's message named the file only, and a directory was "not found")."""
+    if not path.is_file():
+        error = IsADirectoryError if path.is_dir() else FileNotFoundError
+        what = "a directory" if path.is_dir() else "no such file"
+        raise error(f"{option} {path}: {what}, not {kind}")
+
+
+def _refuse_existing(option: str, paths: list[Path]) -> None:
+    """Refuse, before the work, to replace an existing output of ``option`` (a previous
+    result replaced after the run without a word); ``--overwrite`` allows it."""
+    from ..errors import InvalidArgumentError
+
+    for path in paths:
+        if path.exists():
+            raise InvalidArgumentError(f"{option}: {path} exists: --overwrite to replace it")
+
+
 def _load_database(args: argparse.Namespace):
     """(database, its file) from --db, or the cached default database."""
     from ..defaultdb import default_database, default_database_path, load_database_file
 
     if args.db:
         path = Path(args.db)
-        if not path.is_file():  # (a directory was "database file not found", the option unnamed)
-            # (--db's default is $SKYSOLVE_DB: the user may not have typed it)
-            option = ("--db (or $SKYSOLVE_DB)" if args.db == os.environ.get("SKYSOLVE_DB")
-                      else "--db")
-            error = IsADirectoryError if path.is_dir() else FileNotFoundError
-            what = "a directory" if path.is_dir() else "no such file"
-            raise error(f"{option} {args.db}: {what}, not a skysolve database")
+        # (--db's default is $SKYSOLVE_DB: the user may not have typed it)
+        option = "--db (or $SKYSOLVE_DB)" if args.db == os.environ.get("SKYSOLVE_DB") else "--db"
+        _require_file(path, option, "a skysolve database")
         return load_database_file(path), path
 
     db = default_database(progress=None if not args.quiet else False)
@@ -179,11 +194,7 @@ def _load_camera(path: str | None):
         return None
     from ..camera.model import CameraModel
 
-    if not Path(path).is_file():  # (the OS error named the file but not the option)
-        error = IsADirectoryError if Path(path).is_dir() else FileNotFoundError
-        what = "a directory" if Path(path).is_dir() else "no such file"
-        raise error(f"--camera {path}: {what}, not a camera model file")
-
+    _require_file(Path(path), "--camera", "a camera model file")
     return CameraModel.load_from_file(path)
 
 

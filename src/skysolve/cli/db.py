@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import _err, _error_text, _info, _jsonable
-from .parser import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from .common import _err, _error_text, _info, _jsonable, _refuse_existing
+from .parser import EXIT_OK, EXIT_USAGE
 
 
 def _db_summary(db, path: Path | None) -> dict[str, Any]:
@@ -49,11 +49,8 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
         params["epoch_proper_motion_year"] = args.epoch
     t0 = time.perf_counter()
     progress = False if args.quiet else None
-    if args.output and Path(args.output).exists() and not args.overwrite:
-        # refused before the build: a database takes minutes to make, and a mistyped -o
-        # replaced one without a word
-        _err(f"-o {args.output}: {args.output} exists: --overwrite to replace it")
-        return EXIT_ERROR
+    if args.output and not args.overwrite:  # (a database takes minutes to make)
+        _refuse_existing(f"-o {args.output}", [Path(args.output)])
     if args.output:
         from ..database import SolverDatabase
         from ..defaultdb import _resolve_request
