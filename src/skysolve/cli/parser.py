@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write IMAGE.solved.fits: a copy of a FITS input with the WCS added")
     p.add_argument("--plot", metavar="OUT.png|DIR",
                    help="draw the image with matched and catalog stars (a directory for "
-                        "several images)")
+                        "several images); an existing file is replaced only if it is a "
+                        "plot skysolve wrote")
     p.add_argument("--date", type=_date, metavar="ISO",
                    help="observation time (UTC) for the aberration correction (default: "
                         "from the FITS header)")

@@ -199,8 +199,30 @@ def _plot_file(out: Path, image, res, centroids, db, title: str) -> None:
     plot_solution(image, res, centroids, db=db, ax=ax)
     ax.set_title(f"{title}\n{ax.get_title()}", fontsize=9)
     fig.tight_layout()
+    kind = out.suffix[1:].lower() or "png"
     with atomic_path(out) as tmp:  # (the file type its name says: checked by _plot_targets)
-        fig.savefig(tmp, dpi=100, format=out.suffix[1:].lower() or "png")
+        fig.savefig(tmp, dpi=100, format=kind, **_PLOT_MARKS.get(kind, {}))
+
+
+# What a plot file carries to say skysolve wrote it: an existing file without it (a
+# camera frame named by mistake) is never replaced by a plot
+_PLOT_MARK = "skysolve solve --plot"
+_PLOT_MARKS = {
+    **{k: {"metadata": {"Creator": _PLOT_MARK}} for k in ("pdf", "svg", "ps", "eps")},
+    "png": {"metadata": {"Software": _PLOT_MARK}},
+    **{k: {"pil_kwargs": {"comment": _PLOT_MARK}} for k in ("jpg", "jpeg")},
+    **{k: {"pil_kwargs": {"description": _PLOT_MARK}} for k in ("tif", "tiff")},
+}
+
+
+def _is_plot_file(path: Path) -> bool:
+    """Whether the file at ``path`` is a plot skysolve wrote (its mark in the first or
+    last 64 KiB: PNG/JPEG/TIFF put it in a header, PDF in its closing information)."""
+    mark = _PLOT_MARK.encode()
+    with open(path, "rb") as f:
+        head = f.read(65536)
+        f.seek(max(f.seek(0, os.SEEK_END) - 65536, 0))
+        return mark in head or mark in f.read()
 
 
 def _solve_one(job: _Job, handle, file: str):
@@ -349,6 +371,12 @@ def _plot_targets(args: argparse.Namespace) -> list[str | None]:
         for image in args.images:
             if Path(image).exists():
                 _check_not_input(plot, Path(image))
+        # (``--plot a.png b.png`` meant to solve both: a.png, a camera frame, became the
+        # plot and was replaced by it)
+        if plot.is_file() and not _is_plot_file(plot):
+            raise InvalidArgumentError(
+                f"--plot {args.plot}: {plot} exists and is not a plot skysolve wrote; "
+                "delete it or name another file (images to solve go before --plot)")
     return [str(p) for p in out]
 
 

@@ -462,6 +462,27 @@ def test_a_plot_file_is_of_the_type_its_name_says(cli_env, db_file, frames, suff
     assert out.read_bytes().startswith(magic)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".pdf"])
+def test_a_plot_never_replaces_a_file_it_did_not_write(cli_env, db_file, frames, suffix):
+    from PIL import Image
+
+    # ``--plot a.png b.png`` (meant: solve both) made the camera frame a.png the plot
+    # target and replaced it; a plot skysolve wrote is replaced on the next run
+    frame = frames / ("camera_frame" + suffix)
+    if suffix == ".pdf":
+        frame.write_bytes(b"%PDF-1.4 a document that is not a skysolve plot")
+    else:
+        Image.open(frames / ALT40).convert("L").save(frame)
+    before = frame.read_bytes()
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--plot", frame, "-q")
+    assert_user_error(proc, 1, "is not a plot skysolve wrote")
+    assert frame.read_bytes() == before
+    out = frames / ("again" + suffix)
+    for _ in range(2):
+        proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--plot", out, "-q")
+        assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["solve", "x.tiff", "--fov", "-3"], "--fov"),
     (["solve", "x.tiff", "--fov", "abc"], "--fov"),
