@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,8 @@ class Catalog:
         table : astropy.table.Table or mapping of str to array_like
         epoch : float, optional
             Julian year of the positions. Default: the table's epoch column
-            (which must hold one value), else J2000.0.
+            (which must hold one value), else J2000.0, with a ``UserWarning``
+            when the stars have proper motions (Gaia DR3 positions are at 2016.0).
         name : str
             A label for the catalog.
 
@@ -193,7 +195,8 @@ class Catalog:
         pmra = _table_column(table, "pmra", required=False)
         pmdec = _table_column(table, "pmdec", required=False)
         if epoch is None:
-            epoch = _table_epoch(table)
+            epoch = _table_epoch(table, moving=any(
+                pm is not None and np.any(pm != 0.0) for pm in (pmra, pmdec)))
         return cls(np.arange(n, dtype=np.int64) if ids is None else ids, ra,
                    _table_column(table, "dec"), _table_column(table, "mag"),
                    pmra, pmdec, epoch=epoch, name=name)
@@ -353,10 +356,18 @@ def _unit_factor(key, unit, wanted: str | None) -> float:
             f"column {key!r} is in {unit}, which does not convert to {wanted}") from None
 
 
-def _table_epoch(table) -> float:
-    """The one Julian year of a table's epoch column, else J2000.0."""
+def _table_epoch(table, moving: bool) -> float:
+    """The one Julian year of a table's epoch column, else J2000.0 (with a warning when
+    the stars have proper motions, whose epoch then matters)."""
     epochs = _table_column(table, "epoch", required=False)
     if epochs is None or len(epochs) == 0:
+        if moving:
+            # (a Gaia query without ref_epoch moved every star by 16 years of its motion,
+            # up to arcseconds, without a word)
+            warnings.warn("the catalog's positions have no epoch (no ref_epoch or epoch "
+                          "column, no epoch= argument): J2000.0 assumed for their proper "
+                          "motions; give epoch= (Gaia DR3: 2016.0)", UserWarning,
+                          stacklevel=3)
         return 2000.0
     values = np.unique(epochs)
     if len(values) != 1 or not np.isfinite(values[0]):

@@ -399,6 +399,22 @@ def test_astropy_table_with_units_and_proper_motion():
     np.testing.assert_array_equal(cat.brighter_than(4.0).ids, [1, 2])
 
 
+def test_proper_motions_without_an_epoch_warn_and_are_taken_at_j2000():
+    t = Table({"id": [1, 2], "ra": [10.0, 20.0], "dec": [1.0, 2.0], "mag": [1.0, 2.0],
+               "pmra": [100.0, 0.0], "pmdec": [0.0, -50.0]})
+    with pytest.warns(UserWarning, match="no epoch.*J2000.0 assumed.*epoch="):
+        cat = Catalog.from_table(t)
+    assert cat.epoch == 2000.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Catalog.from_table(t, epoch=2016.0).epoch == 2016.0
+        assert Catalog.from_table({**{k: t[k] for k in t.colnames},
+                                   "ref_epoch": [2016.0, 2016.0]}).epoch == 2016.0
+        # without motions the epoch changes nothing: no warning
+        still = Table({k: t[k] for k in ("id", "ra", "dec", "mag")})
+        assert Catalog.from_table(still).epoch == 2000.0
+
+
 def test_astropy_table_without_proper_motion_and_missing_column():
     t = Table({"id": [1, 2], "ra": [0.0, 90.0], "dec": [0.0, 45.0], "mag": [1.0, 2.0]})
     cat = Catalog.from_table(t)
