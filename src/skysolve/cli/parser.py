@@ -477,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default=30.0, metavar="S", help="per-job time limit, seconds (default 30)")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (default: none)")
+    p.add_argument("--keep-days", type=_positive("keep-days"), metavar="DAYS",
+                   help="forget finished jobs, with their uploads and files, DAYS days "
+                        "after they finished (default: keep them)")
     p.set_defaults(func=_command("serve", "_cmd_serve"))
 
     # -- demo (arguments are passed through untouched; see main())

@@ -23,7 +23,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           workers=args.workers, data_dir=args.data_dir, api_key=args.api_key,
                           max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
                           max_queue=args.max_queue,
-                          time_limit_s=args.time_limit, cors_origins=args.cors_origin or [])
+                          time_limit_s=args.time_limit, cors_origins=args.cors_origin or [],
+                          keep_days=args.keep_days)
     def ready() -> None:  # (said once the database is loaded: not before a failed start)
         if not args.quiet:
             print(f"skysolve serve: http://{args.host}:{args.port}/ (data in {args.data_dir}, "

@@ -79,6 +79,8 @@ class ServerConfig:
     max_queue: int = 1000
     time_limit_s: float = 30.0
     cors_origins: list[str] = field(default_factory=list)
+    #: Days a finished job (its row, upload and files) is kept; None keeps it for good.
+    keep_days: float | None = None
 
 
 def _error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -142,7 +144,9 @@ class Service:
 
         self.store = JobStore(self.config.data_dir)
         handle = DatabaseHandle(load_database(self.config.database))
-        self.queue = JobQueue(self.store, handle, self.config.workers, self.config.time_limit_s)
+        keep = self.config.keep_days
+        self.queue = JobQueue(self.store, handle, self.config.workers, self.config.time_limit_s,
+                              keep_s=None if keep is None else keep * 86400.0)
         self.queue.start()
 
     def stop(self) -> None:

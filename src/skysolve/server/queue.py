@@ -88,10 +88,17 @@ class ServerPool(LocalPool):
 class JobQueue:
     """Runs the store's queued jobs on ``workers`` processes until :meth:`stop`."""
 
+    #: Seconds between two looks for finished jobs past their keeping time.
+    EXPIRE_EVERY_S = 600.0
+
     def __init__(self, store: JobStore, handle: Any, workers: int, time_limit_s: float,
-                 grace_s: float = 30.0) -> None:
+                 grace_s: float = 30.0, keep_s: float | None = None) -> None:
         self.store, self.handle = store, handle
         self.workers, self.time_limit_s, self.grace_s = workers, time_limit_s, grace_s
+        #: Finished jobs are forgotten, files and all, this long after they finished
+        #: (None: kept until the data directory is cleared by hand).
+        self.keep_s = keep_s
+        self._expired_at = -float("inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flight: dict[int, tuple[cf.Future, float]] = {}
@@ -219,12 +226,19 @@ class JobQueue:
         self._flight.clear()
         self._pool.restart()
 
+    def _expire(self) -> None:
+        now = time.monotonic()
+        if self.keep_s is not None and now - self._expired_at >= self.EXPIRE_EVERY_S:
+            self._expired_at = now
+            self.store.expire(self.keep_s)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 if self._collect() | self._overdue():
                     self._restart()
                 self._dispatch()
+                self._expire()
             except Exception as exc:  # noqa: BLE001 - the dispatcher must outlive any one job
                 import sys
 

@@ -232,6 +232,22 @@ class JobStore:
                   ("success" if solved else "failure", time.time(),
                    None if result is None else json.dumps(result), error, job_id))
 
+    def expire(self, age_s: float) -> int:
+        """Forget the jobs that finished more than ``age_s`` seconds ago: their rows and
+        their folders (the uploaded image, the written files). Returns how many."""
+        import shutil
+
+        where = "state IN ('success', 'failure') AND finished < ?"
+        with self._lock:
+            # the rows first: a job is never listed whose files are half deleted
+            cutoff = time.time() - age_s
+            ids = [int(r[0]) for r in self._db.execute(f"SELECT id FROM jobs WHERE {where}",
+                                                       (cutoff,)).fetchall()]
+            self._db.execute(f"DELETE FROM jobs WHERE {where}", (cutoff,))
+        for job_id in ids:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        return len(ids)
+
     def get(self, job_id: int) -> sqlite3.Row | None:
         rows = self._run("SELECT * FROM jobs WHERE id = ? AND state != 'new'", (job_id,))
         return rows[0] if rows else None

@@ -197,6 +197,66 @@ def test_a_job_past_its_time_limit_fails_and_the_workers_start_afresh(tmp_path, 
         q.stop()
 
 
+def _finished_job(store: JobStore, days_ago: float, solved: bool = True) -> int:
+    job = store.reserve("xy", {"input": {}, "solve": {}}, "frame.fits")
+    store.accept(job, "input.fits")
+    (store.job_dir(job) / "input.fits").write_bytes(b"an upload")
+    store.start(job)
+    store.finish(job, solved, {"solved": solved})
+    store._run("UPDATE jobs SET finished = ? WHERE id = ?",
+               (time.time() - days_ago * 86400.0, job))
+    return job
+
+
+def test_finished_jobs_past_their_keeping_time_are_forgotten_with_their_files(tmp_path):
+    # (a server running for months kept every upload: the disk filled)
+    store = JobStore(tmp_path)
+    old, old_failed = _finished_job(store, 8.0), _finished_job(store, 8.0, solved=False)
+    recent = _finished_job(store, 6.0)
+    waiting = store.reserve("xy", {}, "later.fits")
+    store.accept(waiting, None)
+    assert store.expire(7 * 86400.0) == 2
+    for job in (old, old_failed):
+        assert store.get(job) is None and not store.job_dir(job).exists()
+    assert store.get(recent)["state"] == "success"
+    assert (store.job_dir(recent) / "input.fits").read_bytes() == b"an upload"
+    assert store.get(waiting)["state"] == "queued"
+    assert store.expire(7 * 86400.0) == 0
+    store.close()
+
+
+def test_the_queue_forgets_old_jobs_only_when_told_to(tmp_path):
+    from skysolve.batch import LocalPool
+    from skysolve.server import queue as queue_module
+
+    for keep_s, gone in ((None, False), (86400.0, True)):
+        store = JobStore(tmp_path / str(keep_s))
+        job = _finished_job(store, 2.0)
+        q = queue_module.JobQueue(store, None, workers=1, time_limit_s=5.0, keep_s=keep_s)
+        q._pool = LocalPool(1, "thread")
+        q._thread = threading.Thread(target=q._run, daemon=True)
+        q._thread.start()
+        time.sleep(0.3)  # (the dispatcher looks at once, then every EXPIRE_EVERY_S)
+        q.stop()
+        assert (store.get(job) is None) is gone
+        assert store.job_dir(job).exists() is not gone
+        store.close()
+
+
+def test_serve_keep_days_reaches_the_service(monkeypatch, capsys):
+    import skysolve.server
+    from skysolve.cli import main
+
+    seen = {}
+    monkeypatch.setattr(skysolve.server, "missing_extra", lambda: [])
+    monkeypatch.setattr(skysolve.server, "serve",
+                        lambda config, on_ready: seen.setdefault("config", config))
+    assert main(["serve", "--keep-days", "0.5", "-q"]) == 0
+    assert seen["config"].keep_days == 0.5
+    assert main(["serve", "--keep-days", "-1"]) == 2
+    assert "--keep-days" in capsys.readouterr().err
+
+
 def test_serve_without_the_extra_names_it(monkeypatch, capsys):
     import skysolve.server
     from skysolve.cli import EXIT_ERROR, main
