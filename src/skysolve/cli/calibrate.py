@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .common import (
     _check_not_input,
+    _date_misuse,
     _err,
     _extraction_options,
     _full_frame,
@@ -22,7 +23,8 @@ from .solve import _check_outputs, _Table, _wcs_header, _write_wcs_file
 
 
 def _velocities(args: argparse.Namespace) -> list | None:
-    """Each image's Earth velocity from its FITS observation time (None when unknown/off)."""
+    """Each image's Earth velocity at ``--date``, else at its FITS observation time (None
+    when unknown or off)."""
     if args.no_aberration:
         return None
     from astropy.time import Time
@@ -30,6 +32,8 @@ def _velocities(args: argparse.Namespace) -> list | None:
     from ..io.images import image_epoch
     from ..sky.aberration import earth_barycentric_velocity
 
+    if args.date is not None:
+        return [earth_barycentric_velocity(args.date)] * len(args.images)
     out = []
     for path in args.images:
         epoch = image_epoch(path, args.hdu)
@@ -105,7 +109,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     # a.fits and a.tiff would both write a.wcs after the whole calibration: the second
     # replaced the first's, silently
     _check_outputs(args)
-    misuse = _results_misuse(args)
+    misuse = _date_misuse(args) or _results_misuse(args)
     if misuse is not None:
         return misuse
     if not args.overwrite:

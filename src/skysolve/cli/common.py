@@ -139,6 +139,19 @@ def _output_base(path: Path) -> Path:
     return path.with_name(stem if stem else name)
 
 
+def _date_misuse(args: argparse.Namespace) -> int | None:
+    """``--date`` with ``--no-aberration``: said, and the usage exit status returned."""
+    from .parser import EXIT_USAGE
+
+    if args.date is not None and args.no_aberration:
+        # --date serves only the correction --no-aberration turns off: one of the two
+        # is a mistake, and the time was dropped without a word
+        _err("--date is the time for the aberration correction, which --no-aberration "
+             "turns off: give one of them")
+        return EXIT_USAGE
+    return None
+
+
 def _check_not_input(out: Path, src: Path) -> None:
     from ..errors import InvalidArgumentError
 

@@ -95,7 +95,7 @@ examples:
   skysolve solve new.fits --camera camera.json
 
 Every image's stars are aberrated with the Earth's velocity at its observation
-time when its FITS header gives one (--no-aberration: never). The last pass also
+time when its FITS header gives one, or --date (--no-aberration: never). The last pass also
 cross-validates (k-fold over the stars) and prints the calibration summary:
 residuals, the camera with its 1-sigma uncertainties, held-out residuals (an
 "OVERFITTING" flag when they exceed the in-sample ones by 20 %), each image's
@@ -405,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=_option("calibration", "bootstrap", int), default=0,
                    metavar="N", help="bootstrap resamples for bootstrap uncertainties "
                                      "(default 0: the fit covariance only)")
+    p.add_argument("--date", type=_date, metavar="ISO",
+                   help="observation time (UTC) of the images for the aberration correction "
+                        "(default: each FITS header's); one time serves a night's images, "
+                        "the correction drifting by under 0.4\" a day")
     p.add_argument("--no-aberration", action="store_true",
                    help="do not correct each image's velocity aberration, even when its FITS "
                         "header gives the observation time")

@@ -20,6 +20,7 @@ from .._files import atomic_path
 from ..errors import SkysolveError
 from .common import (
     _check_not_input,
+    _date_misuse,
     _err,
     _extraction_options,
     _full_frame,
@@ -438,13 +439,7 @@ class _Report:
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
-    if args.date is not None and args.no_aberration:
-        # --date serves only the correction --no-aberration turns off: one of the two
-        # is a mistake, and the time was dropped without a word
-        _err("--date is the time for the aberration correction, which --no-aberration "
-             "turns off: give one of them")
-        return EXIT_USAGE
-    misuse = _results_misuse(args)
+    misuse = _date_misuse(args) or _results_misuse(args)
     if misuse is not None:
         return misuse
     if args.plot is not None:  # (before _plot_targets, which asks matplotlib)

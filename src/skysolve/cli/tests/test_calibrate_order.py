@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from skysolve.calibration.workflow import seed_passes
 
 
@@ -39,3 +41,39 @@ def test_cli_polynomial_primary_reaches_the_calibration():
     default = CalibrationOptions(**_calibration_options(parse(["calibrate", "x.fits", "-o",
                                                                 "c.json"])))
     assert default.polynomial_primary == CalibrationOptions().polynomial_primary
+
+
+def test_cli_date_gives_every_image_the_earths_velocity_then():
+    """``calibrate`` had no ``--date``: frames without a FITS time (TIFF, JPEG) were
+    calibrated without the aberration correction ``solve --date`` applies (up to 20")."""
+    from astropy.coordinates import get_body_barycentric_posvel
+    from astropy.time import Time
+
+    from skysolve.cli.calibrate import _velocities
+    from skysolve.cli.parser import build_parser
+    from skysolve.tests.realframes import DATA
+
+    # the two real frames: TIFFs, no header time (only --date gives one)
+    frames = [str(p) for p in sorted(DATA.glob("2019-07-29T204726_Alt*_Try1.tiff"))]
+    args = build_parser().parse_args(["calibrate", *frames, "-o", "c.json",
+                                      "--date", "2019-07-29T20:47:26"])
+    velocities = _velocities(args)
+    # astropy's ephemeris: the Earth's barycentric velocity then, in km/s
+    _, vel = get_body_barycentric_posvel("earth", Time("2019-07-29T20:47:26", scale="utc"))
+    expected = vel.xyz.to_value("km/s")
+    assert len(velocities) == 2
+    for v in velocities:
+        assert np.allclose(v, expected, atol=0.05)
+    args.date = None
+    assert _velocities(args) is None
+
+
+def test_cli_date_with_no_aberration_is_a_usage_error(capsys):
+    from skysolve.cli.main import main
+
+    code = main(["calibrate", "x.tiff", "-o", "c.json", "--date", "2019-07-29T20:47:26",
+                 "--no-aberration"])
+    assert code == 2
+    assert "--no-aberration turns off" in capsys.readouterr().err
+    assert main(["calibrate", "x.tiff", "-o", "c.json", "--date", "2019-07-29"]) == 2
+    assert "a date alone is ambiguous" in capsys.readouterr().err
