@@ -123,8 +123,9 @@ def read_image(
         ``NDData``/``CCDData`` (masked pixels become NaN), image HDU, ``HDUList``
         or ``Quantity`` gives its pixels (see :mod:`skysolve.imagedata`).
     hdu : int, str or (str, int), optional
-        FITS files and ``HDUList`` only: index or extension name (EXTNAME,
-        optionally with EXTVER) of the HDU to read. By default the primary HDU if it
+        FITS files and ``HDUList`` only: index (0 the primary HDU; negative counts
+        from the end, ``-1`` the last) or extension name (EXTNAME, optionally with
+        EXTVER) of the HDU to read. By default the primary HDU if it
         holds an image, else the first extension with 2-D image data (as in TESS
         full-frame images). A 3-plane cube ``(3, H, W)`` is read as colour;
         degenerate leading axes are dropped.
