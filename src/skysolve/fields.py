@@ -269,8 +269,28 @@ def solve_field_sources(db: Any, fld: Field, depth: int | None = None, **hints: 
         hints = {**hints, "deep_search": False,
                  "pattern_checking_stars": min(max(int(depth), 4), MAX_PATTERN_STARS_LIMIT)}
     centred = centred_pixels(fld.xy_fits, fld.width, fld.height)
+    _check_inside(fld, centred)
     return db.solve_from_centroids(centred, image_width=fld.width, image_height=fld.height,
                                    **hints)
+
+
+def _check_inside(fld: Field, centred: np.ndarray) -> None:
+    """Refuse sources outside the field's image, in the 1-based pixels they came in (the
+    solver's own message spoke of centred pixels and ``origin=``, which an x/y list's
+    sender never saw)."""
+    from .errors import InvalidArgumentError
+    from .solver.solve import _extent_limits
+
+    outside = ~(np.abs(centred) <= _extent_limits(fld.width, fld.height)).all(axis=1)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        x, y = fld.xy_fits[i]
+        raise InvalidArgumentError(
+            f"{int(outside.sum())} of {len(centred)} sources lie outside the "
+            f"{fld.width}x{fld.height} image, e.g. source {i + 1} at x={x:.1f}, y={y:.1f}, "
+            f"where 1-based FITS pixels span 0.5 to {fld.width + 0.5:g} in x and 0.5 to "
+            f"{fld.height + 0.5:g} in y: check the image width and height given with the "
+            "list")
 
 
 def catalog_in_field(db: Any, result: Any, width: int, height: int):

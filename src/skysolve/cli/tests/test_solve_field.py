@@ -384,6 +384,12 @@ def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
     quad = Table.read(tmp_path / "stars.match")["FIELDOBJS"][0]
     flux = np.asarray(shuffled["FLUX"])
     assert set(quad) <= set(ids) and flux[quad].min() >= np.sort(flux[ids])[::-1][3]
+    # a list wider than the size given: said in the list's 1-based pixels (the message
+    # spoke of centred pixels and origin=, which the list's sender never saw)
+    proc = solve_field(env, "-O", "--width", 512, "--height", 768, xyls)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "1-based FITS pixels span 0.5 to 512.5 in x" in proc.stderr, proc.stderr
+    assert "origin=" not in proc.stderr
 
 
 def test_a_sextractor_catalog_is_an_xylist_by_its_content(env, fits_frame, tmp_path):

@@ -27,6 +27,22 @@ def test_a_frame_without_stars_fails_saying_why_and_has_a_preview(small_db, tmp_
             assert np.asarray(preview).max() == 0
 
 
+def test_a_source_list_outside_its_image_is_said_in_its_own_pixels(small_db, tmp_path):
+    """url_upload's x/y are 1-based image pixels: a source beyond image_width was refused
+    as "centroids ... at (4949.5, -44.5) ... centred pixels ... origin='zero'"."""
+    from skysolve.batch import DatabaseHandle
+    from skysolve.errors import InvalidArgumentError
+    from skysolve.server.worker import run_job
+
+    hints = {"x": [10.0, 5000.0, 30.0, 40.0], "y": [5.0, 6.0, 7.0, 8.0],
+             "image_width": 100, "image_height": 80}
+    with pytest.raises(InvalidArgumentError) as err:
+        run_job(str(tmp_path), "xy", hints, {}, DatabaseHandle(small_db))
+    text = str(err.value)
+    assert "1 of 4 sources" in text and "source 2 at x=5000.0, y=6.0" in text
+    assert "0.5 to 100.5 in x and 0.5 to 80.5 in y" in text and "origin" not in text
+
+
 def test_a_jobs_error_names_no_server_path(tmp_path):
     """A job whose input went missing (a data directory cleaned while it waited) failed
     with "no such image file: /srv/skysolve-data/jobs/1/input.tiff": the server's folders
