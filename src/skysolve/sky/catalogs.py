@@ -11,6 +11,7 @@ Nothing is downloaded: the Hipparcos and Gaia files come from the
 from __future__ import annotations
 
 import csv
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -177,7 +178,8 @@ class Catalog:
         table : astropy.table.Table or mapping of str to array_like
         epoch : float, optional
             Julian year of the positions. Default: the table's epoch column
-            (which must hold one value), else J2000.0, with a ``UserWarning``
+            (which must hold one value), else its ``meta["epoch"]`` (as
+            :meth:`to_table` writes it), else J2000.0, with a ``UserWarning``
             when the stars have proper motions (Gaia DR3 positions are at 2016.0).
         name : str
             A label for the catalog.
@@ -357,24 +359,49 @@ def _unit_factor(key, unit, wanted: str | None) -> float:
 
 
 def _table_epoch(table, moving: bool) -> float:
-    """The one Julian year of a table's epoch column, else J2000.0 (with a warning when
-    the stars have proper motions, whose epoch then matters)."""
+    """The one Julian year of a table's epoch column, else of its ``meta``'s ``epoch``
+    (or ``ref_epoch``; any case), else J2000.0 (with a warning when the stars have
+    proper motions, whose epoch then matters)."""
     epochs = _table_column(table, "epoch", required=False)
     if epochs is None or len(epochs) == 0:
-        if moving:
+        epoch = _meta_epoch(table)
+        if epoch is None and moving:
             # (a Gaia query without ref_epoch moved every star by 16 years of its motion,
             # up to arcseconds, without a word)
             warnings.warn("the catalog's positions have no epoch (no ref_epoch or epoch "
                           "column, no epoch= argument): J2000.0 assumed for their proper "
                           "motions; give epoch= (Gaia DR3: 2016.0)", UserWarning,
                           stacklevel=3)
-        return 2000.0
+        return 2000.0 if epoch is None else epoch
     values = np.unique(epochs)
     if len(values) != 1 or not np.isfinite(values[0]):
         raise InvalidArgumentError(
             f"the table's epoch column holds several or missing values ({values[:5]}): "
             "give epoch= for positions at one epoch")
     return float(values[0])
+
+
+def _meta_epoch(table) -> float | None:
+    """The epoch :meth:`Catalog.to_table` puts in a table's ``meta`` (an ECSV file keeps
+    the key, a FITS file the EPOCH keyword), else None: without it, a catalog written
+    at J2016 and read back was taken as J2000, its positions 16 years of proper motion
+    off."""
+    meta = getattr(table, "meta", None)
+    if not hasattr(meta, "items"):
+        return None
+    keys = {str(k).lower(): k for k in meta}
+    key = next((keys[k] for k in ("epoch", "ref_epoch") if k in keys), None)
+    if key is None:
+        return None
+    value = meta[key]
+    try:
+        epoch = float(value)
+    except (TypeError, ValueError):
+        epoch = math.nan
+    if isinstance(value, bool) or not math.isfinite(epoch):
+        raise InvalidArgumentError(
+            f"the table's meta[{key!r}] = {value!r} is not a Julian year: give epoch=")
+    return epoch
 
 
 # --------------------------------------------------------------------------------------
@@ -592,7 +619,8 @@ def load_catalog(path: str | os.PathLike, epoch: float | None = None,
     path : path-like
     epoch : float, optional
         Julian year of the positions (default: the table's ``ref_epoch`` or
-        ``epoch`` column, else J2000.0).
+        ``epoch`` column, else the ``epoch`` in its metadata, as
+        :meth:`Catalog.to_table` writes it, else J2000.0).
     format : str, optional
         An astropy table format (``"fits"``, ``"ascii.ecsv"``, ``"votable"``, ...).
 

@@ -458,3 +458,23 @@ def test_catalog_select_and_pickle(hip_catalog):
     clone = pickle.loads(pickle.dumps(part))
     assert clone == part and clone.name == "hipparcos"
     assert part != part.propagate(2000.0)
+
+
+@pytest.mark.parametrize("suffix", [".ecsv", ".fits"])
+def test_to_table_round_trips_through_a_file_with_its_epoch(tmp_path, suffix):
+    """``Catalog.to_table`` keeps the epoch in the table's meta; reading the table back
+    (``from_table``, ``load_catalog`` of the file written) must keep it too: positions
+    of J2016 taken as J2000 are 16 years of proper motion off."""
+    cat = Catalog([7, 9], [10.0, 200.0], [5.0, -35.0], [3.0, 4.5], pmra=[500.0, -20.0],
+                  pmdec=[-300.0, 4.0], epoch=2016.0, name="mine")
+    table = cat.to_table()
+    assert Catalog.from_table(table) == cat
+    path = tmp_path / f"cat{suffix}"
+    table.write(path)
+    back = load_catalog(path)
+    assert back == cat and back.epoch == 2016.0
+    # an explicit epoch= still wins over the table's own
+    assert Catalog.from_table(table, epoch=2000.0).epoch == 2000.0
+    table.meta["epoch"] = "J2016"
+    with pytest.raises(InvalidArgumentError, match="epoch"):
+        Catalog.from_table(table)
