@@ -7,7 +7,8 @@ into one :class:`ImageData`:
 input                           taken as
 ==============================  =============================================================
 ``numpy.ndarray``               the pixels
-``numpy.ma.MaskedArray``        the pixels and its mask (True: masked)
+``numpy.ma.MaskedArray``,       the pixels and its mask (True: masked)
+astropy's ``Masked``
 ``astropy.nddata.NDData``,      ``data``; ``mask`` honoured (True: masked); ``uncertainty``
 ``CCDData``                     as the per-pixel noise (standard deviation, converted from
                                 variance or inverse variance); ``meta`` as the header when
@@ -74,10 +75,18 @@ def _is_hdulist(obj: Any) -> bool:
     return hasattr(obj, "index_of") and hasattr(obj, "fileinfo") and not _is_hdu(obj)
 
 
+def _is_astropy_masked(obj: Any) -> bool:
+    """An ``astropy.utils.masked.Masked`` array or Quantity (not a numpy ``MaskedArray``):
+    its values are ``.unmasked``, and numpy's functions do not drop its mask."""
+    return (isinstance(obj, np.ndarray) and not isinstance(obj, np.ma.MaskedArray)
+            and hasattr(obj, "unmasked") and hasattr(obj, "mask"))
+
+
 def is_image_container(obj: Any) -> bool:
     """Whether ``obj`` is one of the astropy/numpy containers :func:`as_image_data` unpacks."""
     return (isinstance(obj, np.ma.MaskedArray) or _is_nddata(obj) or _is_hdu(obj)
-            or _is_hdulist(obj) or (isinstance(obj, np.ndarray) and hasattr(obj, "unit")))
+            or _is_hdulist(obj) or (isinstance(obj, np.ndarray) and hasattr(obj, "unit"))
+            or _is_astropy_masked(obj))
 
 
 def _mask(mask: Any, shape: tuple[int, ...], what: str) -> NDArray[np.bool_] | None:
@@ -143,7 +152,7 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
 
     Parameters
     ----------
-    source : ndarray, MaskedArray, NDData/CCDData, HDU, HDUList, Quantity or array_like
+    source : ndarray, MaskedArray, Masked, NDData/CCDData, HDU, HDUList, Quantity or array_like
         See the module documentation. Anything else goes through
         ``numpy.asarray``.
     hdu : int or str, optional
@@ -191,6 +200,12 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
     if isinstance(source, np.ma.MaskedArray):
         data = np.asarray(source.data)
         return ImageData(data, _mask(np.ma.getmask(source), data.shape, "MaskedArray"))
+    if _is_astropy_masked(source):
+        # (before the Quantity test: a masked Quantity has a unit too, and taking its
+        # .value kept the values and dropped the mask)
+        data = source.unmasked
+        data = np.asarray(getattr(data, "value", data))
+        return ImageData(data, _mask(source.mask, data.shape, type(source).__name__))
     if isinstance(source, np.ndarray) and hasattr(source, "unit"):  # an astropy Quantity
         return ImageData(np.asarray(source.value))
     if isinstance(source, np.ndarray):

@@ -34,14 +34,20 @@ def _left_half(frame):
 
 
 def _containers(frame, mask):
+    import astropy.units as u
     from astropy.nddata import CCDData, NDData
+    from astropy.utils.masked import Masked
 
     return {"MaskedArray": np.ma.MaskedArray(frame, mask),
             "CCDData": CCDData(frame, unit="adu", mask=mask),
-            "NDData": NDData(frame, mask=mask)}
+            "NDData": NDData(frame, mask=mask),
+            # astropy's own masked arrays (the masked columns of a QTable are these)
+            "Masked": Masked(frame, mask=mask),
+            "MaskedQuantity": Masked(frame * u.adu, mask=mask)}
 
 
-@pytest.mark.parametrize("kind", ["MaskedArray", "CCDData", "NDData"])
+@pytest.mark.parametrize("kind", ["MaskedArray", "CCDData", "NDData", "Masked",
+                                  "MaskedQuantity"])
 def test_a_mask_removes_its_stars_and_keeps_the_others(frame, unmasked, kind):
     mask = _left_half(frame)
     got = skysolve.extract_centroids(_containers(frame, mask)[kind]).as_array()
@@ -52,6 +58,13 @@ def test_a_mask_removes_its_stars_and_keeps_the_others(frame, unmasked, kind):
     assert len(want) >= 10
     d = np.hypot(want[:, None, 0] - got[None, :, 0], want[:, None, 1] - got[None, :, 1])
     assert np.all(d.min(axis=1) < 0.05), d.min(axis=1)
+
+
+@pytest.mark.parametrize("kind", ["MaskedArray", "NDData", "Masked", "MaskedQuantity"])
+def test_read_image_makes_masked_pixels_nan(frame, kind):
+    mask = _left_half(frame)
+    got = skysolve.read_image(_containers(frame, mask)[kind])
+    assert np.all(np.isnan(got[mask])) and np.array_equal(got[~mask], frame[~mask])
 
 
 def test_an_uncertainty_is_the_noise_map(frame, unmasked):
