@@ -483,19 +483,30 @@ def table_to_array(table: Any, name: str = "centroids"
     """Positions ``(N, 2)`` (in the table's own pixel convention) and brightness of a
     centroid table.
 
-    Positions come from the first pair of columns present among ``x``/``y``,
+    Positions come from the pair of columns present among ``x``/``y``,
     ``xcentroid``/``ycentroid`` (photutils), ``X``/``Y`` (``.axy``/``.xyls``),
-    ``x_fit``/``y_fit``, ``xcenter``/``ycenter``; brightness from the first of
+    ``x_fit``/``y_fit``, ``xcenter``/``ycenter``, ``x_centroid``/``y_centroid`` (two
+    pairs with different values are refused); brightness from the first of
     ``brightness``, ``flux``, ``FLUX``, ``flux_fit``, ``segment_flux``, ``sum``
     (None when there is none).
     """
     names = set(table.colnames)
-    pair = next((p for p in _XY_COLUMNS if p[0] in names and p[1] in names), None)
-    if pair is None:
+    pairs = [p for p in _XY_COLUMNS if p[0] in names and p[1] in names]
+    if not pairs:
         raise InvalidArgumentError(
             f"{name}: the table has no position columns (one of "
             f"{', '.join('/'.join(p) for p in _XY_COLUMNS)}); it has {sorted(names)}")
+    pair = pairs[0]
     xy = np.column_stack([_column(table, pair[0], True), _column(table, pair[1], True)])
+    for other in pairs[1:]:
+        # two pairs that disagree (x/y added beside photutils' xcentroid/ycentroid, say)
+        # do not say which holds the positions: picking one would be a guess
+        oxy = np.column_stack([_column(table, other[0], True), _column(table, other[1], True)])
+        if not np.array_equal(xy, oxy, equal_nan=True):
+            raise InvalidArgumentError(
+                f"{name}: the table has two pairs of position columns with different "
+                f"values, {'/'.join(pair)} and {'/'.join(other)}; keep the pair that holds "
+                f"the positions (e.g. table.remove_columns({list(other)!r}))")
     if not np.isfinite(xy).all():
         raise InvalidArgumentError(f"{name} contains non-finite x/y positions")
     flux = next((c for c in _FLUX_COLUMNS if c in names), None)

@@ -240,3 +240,22 @@ def test_solve_image_refuses_a_database_that_is_not_one_by_name(frame, database)
 
     with pytest.raises(InvalidTypeError, match="database must be a SolverDatabase"):
         skysolve.solve_image(frame, database=database)
+
+
+def test_a_table_with_two_different_position_columns_is_refused(small_db, frame):
+    """A table holding two pairs of position columns (``x``/``y`` beside photutils'
+    ``xcentroid``/``ycentroid``) that disagree does not say which the positions are: no
+    pair is picked silently. Equal pairs (a copy) are no ambiguity."""
+    from astropy.table import Table
+
+    z = skysolve.extract_centroids(frame).to_table(origin="zero")
+    kw = dict(fov_estimate_deg=FOV_DEG, image_width=1024, image_height=768, origin="zero")
+    both = Table({"x": z["x"] + 5.0, "y": z["y"], "xcentroid": z["x"], "ycentroid": z["y"],
+                  "flux": z["brightness"]})
+    with pytest.raises(InvalidArgumentError, match="x/y.*xcentroid/ycentroid"):
+        small_db.solve_from_centroids(both, **kw)
+    both["x"] = z["x"]
+    res = small_db.solve_from_centroids(both, **kw)
+    from astropy.coordinates import SkyCoord
+
+    assert res and res.boresight.separation(SkyCoord(*REFERENCE[ALT40], unit="deg")).deg < 0.02
