@@ -24,31 +24,50 @@ from .solver.result import SolveFailure, SolveResult
 __all__ = ["solve_image"]
 
 
-def _image_and_header(image_or_path: Any, hdu: Any) -> tuple[Any, Any]:
-    """The image to extract from (a container keeps its mask and noise) and its header."""
-    from .io.images import read_ccd_planes, read_fits_header, read_image
+def _image_and_headers(image_or_path: Any, hdu: Any) -> tuple[Any, list[Any]]:
+    """The image to extract from (a container keeps its mask and noise) and its headers:
+    the image HDU's, then the primary HDU's when the image is in an extension (a
+    multi-extension file keeps DATE-OBS and the like in its primary header); none
+    without a FITS header."""
+    from .io.images import image_hdu_index, read_ccd_planes, read_fits_header, read_image
 
     if isinstance(image_or_path, str | os.PathLike):
         image = read_image(image_or_path, hdu=hdu)
         try:
-            header = read_fits_header(image_or_path, hdu=hdu)
+            headers = [read_fits_header(image_or_path, hdu=hdu)]
         except Exception:  # noqa: BLE001 - not a FITS file: no header
-            return image, None
+            return image, []
+        if image_hdu_index(image_or_path, hdu) != 0:
+            headers.append(read_fits_header(image_or_path, hdu=0))
         if hdu in (None, 0):  # a CCDData file: its mask and uncertainty planes count too
             mask, uncertainty = read_ccd_planes(image_or_path, image.shape)
             if mask is not None or uncertainty is not None:
                 from astropy.nddata import NDData
 
                 image = NDData(image, mask=mask, uncertainty=uncertainty)
-        return image, header
+        return image, headers
     if is_image_container(image_or_path):
         unpacked = as_image_data(image_or_path, hdu=hdu)
+        headers = [] if unpacked.header is None else [unpacked.header]
         if hasattr(image_or_path, "index_of"):  # an HDUList: the chosen HDU's pixels
-            return unpacked.data, unpacked.header
-        return image_or_path, unpacked.header
+            primary = image_or_path[0].header
+            if headers and primary is not headers[0]:
+                headers.append(primary)
+            return unpacked.data, headers
+        return image_or_path, headers
     if hdu is not None:
         raise InvalidArgumentError("hdu applies to FITS files and HDULists only")
-    return read_image(image_or_path), None
+    return read_image(image_or_path), []
+
+
+def _header_time(headers: list[Any]) -> Any:
+    """The first of ``headers`` with a time of observation (else the first: the solve's
+    check of ``obstime`` then says what it lacks)."""
+    from .io.images import header_mjd
+
+    if not headers:
+        raise InvalidArgumentError("obstime='header' needs an image with a FITS header")
+    return next((h for h in headers if header_mjd(h) is not None), headers[0])
 
 
 def _extraction_options(extraction: Any) -> ExtractionOptions:
@@ -87,7 +106,8 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
         Any parameter of :meth:`SolverDatabase.solve_from_centroids`
         (``fov_estimate_deg``, ``position_hint``, ``obstime``, ...). The image size
         is taken from the image. ``obstime="header"`` takes the time of
-        observation from the image's FITS header.
+        observation from the image's FITS header (the image HDU's, else the
+        primary HDU's).
 
     Returns
     -------
@@ -109,11 +129,9 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
                 if isinstance(database, str | os.PathLike) else "")
         raise InvalidTypeError(f"database must be a SolverDatabase, got "
                                f"{type(database).__name__}{hint}")
-    image, header = _image_and_header(image_or_path, hdu)
-    if solve_options.get("obstime") == "header":
-        if header is None:
-            raise InvalidArgumentError("obstime='header' needs an image with a FITS header")
-        solve_options["obstime"] = header
+    image, headers = _image_and_headers(image_or_path, hdu)
+    if isinstance(solve_options.get("obstime"), str) and solve_options["obstime"] == "header":
+        solve_options["obstime"] = _header_time(headers)
     for name in ("image_shape", "image_width", "image_height"):
         if name in solve_options:
             raise InvalidArgumentError(f"solve_image takes the image size from the image; "

@@ -157,6 +157,34 @@ def test_solve_image_takes_obstime_from_a_fits_header(small_db, frame, tmp_path)
                                 abs_tol=0.1)
 
 
+def test_obstime_header_falls_back_to_the_primary_header(small_db, frame, tmp_path):
+    """A multi-extension FITS file keeps DATE-OBS in its primary header and the pixels
+    in an extension: ``obstime="header"`` finds the time there (the image HDU's own,
+    when it has one, first), from a file as from an HDUList."""
+    from astropy.io import fits
+
+    def hdul(image_date=None):
+        image_header = fits.Header({"DATE-OBS": image_date} if image_date else {})
+        return fits.HDUList([fits.PrimaryHDU(header=fits.Header(
+            {"DATE-OBS": "2019-07-29T20:47:26"})), fits.ImageHDU(frame, image_header,
+                                                                 name="SCI")])
+
+    path = tmp_path / "mef.fits"
+    hdul().writeto(path)
+    want = skysolve.earth_barycentric_velocity("2019-07-29T20:47:26")
+    for source, kw in ((path, {}), (path, {"hdu": "SCI"}), (hdul(), {}), (hdul(), {"hdu": 1})):
+        res = skysolve.solve_image(source, database=small_db, fov_estimate_deg=FOV_DEG,
+                                   obstime="header", **kw)
+        assert res, (source, kw)
+        np.testing.assert_allclose(res.observer_velocity_km_s, want, atol=1e-9)
+    # the image HDU's own time, half a year on, comes first
+    res = skysolve.solve_image(hdul("2020-01-29T20:47:26"), database=small_db,
+                               fov_estimate_deg=FOV_DEG, obstime="header")
+    np.testing.assert_allclose(res.observer_velocity_km_s,
+                               skysolve.earth_barycentric_velocity("2020-01-29T20:47:26"),
+                               atol=1e-9)
+
+
 def test_pixel_sky_conversions_and_wcs_give_catalog_positions_with_obstime(small_db, frame):
     # A solve that removes the annual aberration reports the aberration-free attitude,
     # but its pixel <-> sky conversions and WCS map the image onto catalog (ICRS)
