@@ -130,7 +130,11 @@ def _noise(uncertainty: Any, shape: tuple[int, ...], unit: Any = None
         raise InvalidArgumentError(
             f"image uncertainty of type {kind!r} cannot be used as a noise map "
             "(give a StdDevUncertainty, VarianceUncertainty or InverseVariance)")
-    values = np.broadcast_to(values, shape)
+    try:
+        values = np.broadcast_to(values, shape)
+    except ValueError:  # (NDData does not check its uncertainty's shape)
+        raise InvalidArgumentError(
+            f"NDData: the uncertainty has shape {values.shape}, the data {shape}") from None
     return values
 
 

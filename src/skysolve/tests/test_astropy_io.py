@@ -212,6 +212,13 @@ def test_pixel_sky_conversions_and_wcs_give_catalog_positions_with_obstime(small
         (timed.ra_deg + 180) % 360, -timed.dec_deg) is None
 
 
+def test_an_uncertainty_of_another_shape_is_refused_by_name(frame):
+    from astropy.nddata import NDData, StdDevUncertainty
+
+    with pytest.raises(InvalidArgumentError, match=r"uncertainty has shape \(10, 10\)"):
+        skysolve.extract_centroids(NDData(frame, uncertainty=StdDevUncertainty(np.ones((10, 10)))))
+
+
 def test_an_uncertainty_in_its_own_unit_is_converted(frame, unmasked):
     """An uncertainty may carry a unit of its own (mJy for data in Jy): it is converted to
     the data's, for a standard deviation, a variance and an inverse variance alike."""
