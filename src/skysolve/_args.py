@@ -239,8 +239,12 @@ def bounds(value: Any, name: str, *, maximum: float | None = None,
     if value is None and allow_none:
         return None
     _required(value, name)
+    try:
+        ndim = np.ndim(value)
+    except (TypeError, ValueError):  # e.g. a pair of Quantities: refused by item below
+        ndim = 1 if isinstance(value, Sequence) else -1
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) \
-            or np.ndim(value) != 1:
+            or ndim != 1:
         raise InvalidTypeError(f"{name} must be a (low, high) pair, got {_describe(value)}")
     if len(value) != 2:
         raise InvalidArgumentError(f"{name} must be a (low, high) pair, got {len(value)} values")

@@ -256,3 +256,20 @@ def test_defaults_pass_their_own_checks_unchanged(cls):
 
     check_defaults(cls)
     check_defaults(GenerationOptions)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("fov_range_deg", ("tuple", 11.0, 12.0, "deg")),
+    ("fov_range_deg", ("array", 11.0, 12.0, "deg")),
+    ("pixel_scale_range_arcsec", ("tuple", 38.0, 42.0, "arcsec")),
+])
+def test_a_range_of_quantities_is_refused_by_name(name, value):
+    """A ``(low, high)`` of astropy Quantities gets the rule's own message (plain numbers
+    in the unit the name says), not numpy's TypeError from inside the check."""
+    import astropy.units as u
+
+    kind, lo, hi, unit = value
+    pair = (lo * u.Unit(unit), hi * u.Unit(unit)) if kind == "tuple" \
+        else [lo, hi] * u.Unit(unit)
+    with pytest.raises(InvalidTypeError, match=rf"{name}\[0\].*Quantity"):
+        skysolve.SolveOptions(**{name: pair})
