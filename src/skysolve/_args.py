@@ -263,12 +263,26 @@ def sky_position(value: Any, name: str, *, allow_none: bool = False) -> tuple[fl
     if value is None and allow_none:
         return None
     _required(value, name)
-    if hasattr(value, "icrs") and hasattr(value, "isscalar"):  # an astropy SkyCoord
+    # an astropy SkyCoord or coordinate frame (Galactic(l=, b=)), in any representation
+    if hasattr(value, "transform_to") and hasattr(value, "isscalar") \
+            and hasattr(value, "represent_as"):
+        kind = type(value).__name__
         if not value.isscalar:
-            raise InvalidArgumentError(f"{name} must be one position, got a SkyCoord of "
+            raise InvalidArgumentError(f"{name} must be one position, got a {kind} of "
                                        f"shape {value.shape}")
-        icrs = value.icrs
-        ra, dec = float(icrs.ra.deg), float(icrs.dec.deg)
+        from astropy.coordinates import ICRS, UnitSphericalRepresentation
+
+        try:
+            icrs = value.transform_to(ICRS())
+        except Exception as exc:  # noqa: BLE001 - astropy raises Attribute-, Value-, ...Error
+            frame = getattr(getattr(value, "frame", value), "name", kind)
+            raise InvalidArgumentError(
+                f"{name}: the {kind} in frame {frame!r} does not convert to ICRS ({exc}); "
+                "give the position in ICRS, or with what its frame needs (an AltAz "
+                "frame's obstime and location)") from None
+        # (not .ra/.dec: a SkyCoord in cartesian representation has neither)
+        sph = icrs.represent_as(UnitSphericalRepresentation)
+        ra, dec = float(sph.lon.deg), float(sph.lat.deg)
     else:
         if isinstance(value, Sequence) and not isinstance(value, str | bytes):
             # (ra, dec) as astropy angles or Quantities: degrees

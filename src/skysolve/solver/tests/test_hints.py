@@ -170,6 +170,28 @@ def test_a_position_hint_of_astropy_angles(small_db, fields):
         assert res and _err_deg(res, R) < 0.05
 
 
+def test_every_form_of_an_astropy_sky_position_is_a_position_hint():
+    """A SkyCoord in any representation (cartesian too) or a bare coordinate frame
+    (``Galactic(l=, b=)``) gives its ICRS position, astropy's own conversion; one that
+    cannot be converted (an AltAz frame without location) is refused by name, not as
+    'got a SkyCoord'."""
+    from astropy import units as u
+    from astropy.coordinates import ICRS, Galactic, SkyCoord
+
+    from skysolve import SolveOptions
+
+    truth = SkyCoord(230.669, 11.036, unit="deg")
+    gal = truth.galactic
+    cart = SkyCoord(truth.cartesian, frame="icrs", representation_type="cartesian")
+    for hint in (truth, gal, cart, Galactic(l=gal.l, b=gal.b), ICRS(ra=truth.ra, dec=truth.dec),
+                 SkyCoord(truth.ra, truth.dec, distance=10 * u.pc)):
+        got = SolveOptions(position_hint=hint).position_hint
+        np.testing.assert_allclose(got, (230.669, 11.036), atol=1e-9)
+    altaz = SkyCoord(az=10 * u.deg, alt=40 * u.deg, frame="altaz")
+    with pytest.raises(InvalidArgumentError, match="position_hint.*altaz.*ICRS"):
+        SolveOptions(position_hint=altaz)
+
+
 def test_an_observer_velocity_is_checked_by_its_name(small_db, fields):
     xy = fields[0][0]
     with pytest.raises(InvalidArgumentError, match="observer_velocity_km_s.*light"):
