@@ -89,6 +89,11 @@ def _optional_flag(value: Any, name: str) -> bool | None:
     return None if value is None else _args.flag(value, name)
 
 
+#: The header cards :func:`~skysolve.io.images.header_mjd` takes a time from alone (an end
+#: time only with a start).
+_TIME_CARDS = ("DATE-AVG", "MJD-AVG", "DATE-OBS", "MJD-OBS")
+
+
 def _obstime(value: Any, name: str) -> Any:
     """An astropy ``Time`` from a Time, datetime, ISO string or a FITS header's date."""
     if value is None:
@@ -102,8 +107,12 @@ def _obstime(value: Any, name: str) -> Any:
 
         mjd = header_mjd(value)
         if mjd is None:
+            # a card that is there but holds no date says which, not "has no time"
+            bad = next((f"{key} = {value[key]!r}" for key in _TIME_CARDS if key in value), None)
             raise InvalidArgumentError(
-                f"{name}: the FITS header has no DATE-AVG, DATE-OBS or MJD-OBS time")
+                f"{name}: the FITS header has no DATE-AVG, DATE-OBS or MJD-OBS time"
+                if bad is None else f"{name}: the FITS header's {bad} is not a time "
+                "(a date 'YYYY-MM-DDThh:mm:ss', or an MJD number)")
         return Time(mjd, format="mjd", scale="utc")
     t = _as_time(value, name)
     if not t.isscalar:

@@ -268,6 +268,20 @@ def test_obstime_gives_the_earth_velocity(small_db, fields):
                                    by_velocity.rotation_matrix_icrs_to_camera, atol=1e-12)
 
 
+def test_an_unreadable_date_in_a_header_is_named():
+    """A header whose DATE-OBS is no date says so, not that it has no DATE-OBS."""
+    from astropy.io import fits
+
+    from skysolve import SolveOptions
+
+    with pytest.raises(InvalidArgumentError, match="obstime.*DATE-OBS = 'yesterday'"):
+        SolveOptions(obstime=fits.Header({"DATE-OBS": "yesterday"}))
+    with pytest.raises(InvalidArgumentError, match="obstime.*MJD-OBS = 'soon'"):
+        SolveOptions(obstime=fits.Header({"MJD-OBS": "soon"}))
+    with pytest.raises(InvalidArgumentError, match="obstime.*no DATE-AVG, DATE-OBS or MJD-OBS"):
+        SolveOptions(obstime=fits.Header({"EXPTIME": 1.0}))
+
+
 def _Q(value, unit):
     from astropy import units as u
 
