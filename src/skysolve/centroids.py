@@ -23,8 +23,8 @@ from numpy.typing import ArrayLike, NDArray
 from .errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positions",
-           "table_to_array", "is_table", "ORIGINS", "KEPT_REASONS", "REJECT_REASONS",
-           "REJECTED_DTYPE"]
+           "table_to_array", "is_table", "origin_shift", "ORIGINS", "KEPT_REASONS",
+           "REJECT_REASONS", "REJECTED_DTYPE"]
 
 #: Why a detection was kept (:attr:`ExtractionResult.flags`): it passed every test
 #: (``'star'``), or it reached the saturation level, which exempts it from the
@@ -326,11 +326,7 @@ class ExtractionResult:
         """
         from astropy.table import Table
 
-        if origin not in ORIGINS:
-            raise InvalidArgumentError(f"origin must be one of {list(ORIGINS)}, got {origin!r}")
-        shift = {"center": (0.0, 0.0), "zero": (-0.5 + self.image_width / 2,
-                                                -0.5 + self.image_height / 2),
-                 "fits": (0.5 + self.image_width / 2, 0.5 + self.image_height / 2)}[origin]
+        shift = origin_shift(origin, self.image_width, self.image_height)
         table = Table({"x": self._x + shift[0], "y": self._y + shift[1],
                        "brightness": self._brightness, "cov_xx": self._cov[:, 0, 0],
                        "cov_xy": self._cov[:, 0, 1], "cov_yy": self._cov[:, 1, 1],
@@ -455,6 +451,15 @@ def _column(table: Any, name: str, pixels: bool = False) -> NDArray[np.float64]:
     if hasattr(values, "filled"):
         values = values.filled(np.nan)
     return np.asarray(values, dtype=np.float64)
+
+
+def origin_shift(origin: str, width: int, height: int) -> tuple[float, float]:
+    """What to add to centred pixel coordinates for the ``origin`` convention
+    (``'center'``, ``'zero'`` or ``'fits'``; see :func:`centred_positions`, its inverse)."""
+    if origin not in ORIGINS:
+        raise InvalidArgumentError(f"origin must be one of {list(ORIGINS)}, got {origin!r}")
+    base = {"center": None, "zero": -0.5, "fits": 0.5}[origin]
+    return (0.0, 0.0) if base is None else (base + 0.5 * width, base + 0.5 * height)
 
 
 def centred_positions(xy: ArrayLike, origin: str | None, width: int, height: int,

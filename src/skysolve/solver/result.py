@@ -198,19 +198,34 @@ class SolveResult:
 
         return SkyCoord(self.ra_deg, self.dec_deg, unit="deg", frame="icrs")
 
-    def to_table(self) -> Any:
+    def to_table(self, origin: str = "center") -> Any:
         """The matched stars as an astropy ``QTable``, one row per match.
 
-        Columns: ``centroid`` (row of the solve's input), ``x``, ``y`` (centred
-        pixels), ``catalog_id``, ``ra``, ``dec`` (catalog position, deg),
-        ``residual`` (arcsec, after refinement), ``sky`` (the catalog position as
-        a ``SkyCoord``). Results made before these were recorded give NaN
-        positions.
+        Parameters
+        ----------
+        origin : {'center', 'zero', 'fits'}
+            Pixel convention of the ``x``, ``y`` columns, as the ``origin`` of a
+            solve: centred pixels (default), 0-based array pixels (photutils, and
+            ``to_wcs().pixel_to_world``) or 1-based FITS pixels.
+
+        Returns
+        -------
+        astropy.table.QTable
+            Columns ``centroid`` (row of the solve's input), ``x``, ``y`` (px, in
+            ``origin``'s convention), ``catalog_id``, ``ra``, ``dec`` (catalog
+            position, deg), ``residual`` (arcsec, after refinement), ``sky`` (the
+            catalog position as a ``SkyCoord``); ``meta["origin"]`` states the pixel
+            convention (a solve of the table must agree with it). Results made
+            before these were recorded give NaN positions.
         """
         from astropy import units as u
         from astropy.coordinates import SkyCoord
         from astropy.table import QTable
 
+        from ..centroids import origin_shift
+
+        cam = self.camera_model
+        shift = origin_shift(origin, cam.image_width, cam.image_height)
         n = len(self.matched_centroids)
         xy = self.matched_xy if len(self.matched_xy) == n else np.full((n, 2), np.nan)
         rd = self.matched_radec_deg if len(self.matched_radec_deg) == n \
@@ -219,14 +234,19 @@ class SolveResult:
             else np.full(n, np.nan)
         table = QTable()
         table["centroid"] = np.asarray(self.matched_centroids, dtype=np.int64)
-        table["x"] = xy[:, 0] * u.pix
-        table["y"] = xy[:, 1] * u.pix
+        table["x"] = (xy[:, 0] + shift[0]) * u.pix
+        table["y"] = (xy[:, 1] + shift[1]) * u.pix
         table["catalog_id"] = np.asarray(self.matched_catalog_ids, dtype=np.int64)
         table["ra"] = rd[:, 0] * u.deg
         table["dec"] = rd[:, 1] * u.deg
         table["residual"] = res * u.arcsec
         table["sky"] = SkyCoord(rd[:, 0], rd[:, 1], unit="deg", frame="icrs")
-        table.meta["comments"] = ["x, y: centred pixels (origin at the image centre, +y down)"]
+        table.meta["origin"] = origin
+        table.meta["comments"] = [{
+            "center": "x, y: centred pixels (origin at the image centre, +y down)",
+            "zero": "x, y: 0-based array pixels (the centre of pixel [row, col] is (col, row))",
+            "fits": "x, y: 1-based FITS pixels (the centre of pixel [row, col] is "
+                    "(col + 1, row + 1))"}[origin]]
         return table
 
     # -- coordinate conversions -----------------------------------------------------------

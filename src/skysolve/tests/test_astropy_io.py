@@ -294,3 +294,33 @@ def test_a_table_with_two_different_position_columns_is_refused(small_db, frame)
     from astropy.coordinates import SkyCoord
 
     assert res and res.boresight.separation(SkyCoord(*REFERENCE[ALT40], unit="deg")).deg < 0.02
+
+
+@pytest.mark.parametrize("origin", ["center", "zero", "fits"])
+def test_the_matched_stars_table_in_each_pixel_convention(small_db, frame, origin):
+    """``SolveResult.to_table(origin=)`` writes the matched stars' pixels in the input
+    table's own convention (the rows of the table solved, unchanged), states it in its
+    meta, and maps through ``to_wcs`` (0-based, 1-based) to the catalog positions; fed
+    back, it solves alike with that origin and is refused with another."""
+    from astropy.coordinates import SkyCoord
+
+    ext = skysolve.extract_centroids(frame)
+    given = ext.to_table(origin=origin)
+    kw = dict(fov_estimate_deg=FOV_DEG, image_shape=frame.shape)
+    res = small_db.solve_from_centroids(given, origin=origin, **kw)
+    assert res
+    out = res.to_table(origin=origin)
+    assert out.meta["origin"] == origin
+    rows = out["centroid"]
+    np.testing.assert_allclose(out["x"].value, given["x"][rows], atol=1e-9)
+    np.testing.assert_allclose(out["y"].value, given["y"][rows], atol=1e-9)
+    if origin != "center":
+        wcs = res.to_wcs()
+        ra, dec = wcs.all_pix2world(out["x"].value, out["y"].value, 0 if origin == "zero" else 1)
+        sep = SkyCoord(ra, dec, unit="deg").separation(out["sky"]).arcsec
+        np.testing.assert_allclose(sep, out["residual"].value, atol=0.05)
+    again = small_db.solve_from_centroids(out, origin=origin, **kw)
+    assert again and again.boresight.separation(res.boresight).arcsec < 1
+    other = "fits" if origin == "zero" else "zero"
+    with pytest.raises(InvalidArgumentError, match="meta"):
+        small_db.solve_from_centroids(out, origin=other, **kw)
