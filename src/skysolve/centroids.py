@@ -513,6 +513,11 @@ def table_to_array(table: Any, name: str = "centroids"
                 f"values, {'/'.join(pair)} and {'/'.join(other)}; keep the pair that holds "
                 f"the positions (e.g. table.remove_columns({list(other)!r}))")
     if not np.isfinite(xy).all():
-        raise InvalidArgumentError(f"{name} contains non-finite x/y positions")
+        # (masked entries were filled with NaN: a table of detections with gaps)
+        bad = np.flatnonzero(~np.isfinite(xy).all(axis=1))
+        rows = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        raise InvalidArgumentError(
+            f"{name}: {'/'.join(pair)} of table row{'s' if len(bad) > 1 else ''} {rows} "
+            f"({len(bad)} of {len(xy)}) are masked or not finite; remove those rows")
     flux = next((c for c in _FLUX_COLUMNS if c in names), None)
     return xy, (None if flux is None else _column(table, flux))

@@ -324,3 +324,13 @@ def test_the_matched_stars_table_in_each_pixel_convention(small_db, frame, origi
     other = "fits" if origin == "zero" else "zero"
     with pytest.raises(InvalidArgumentError, match="meta"):
         small_db.solve_from_centroids(out, origin=other, **kw)
+
+
+def test_a_table_with_masked_positions_names_the_rows(small_db, frame):
+    from astropy.table import MaskedColumn, Table
+
+    z = skysolve.extract_centroids(frame).to_table(origin="zero")
+    t = Table({"xcentroid": MaskedColumn(z["x"], mask=np.arange(len(z)) == 3),
+               "ycentroid": z["y"]})
+    with pytest.raises(InvalidArgumentError, match=r"row 3 .*masked"):
+        small_db.solve_from_centroids(t, origin="zero", image_shape=frame.shape)
