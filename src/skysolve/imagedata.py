@@ -144,10 +144,19 @@ def _from_hdulist(hdul: Any, hdu: Any) -> Any:
             return hdul[hdu]
         except (KeyError, IndexError) as exc:
             raise InvalidArgumentError(f"hdu={hdu!r} is not in the HDUList") from exc
-    for h in hdul:
-        data = getattr(h, "data", None)
-        if isinstance(data, np.ndarray) and data.dtype.fields is None and data.ndim >= 2:
+    arrays = [h for h in hdul if isinstance(getattr(h, "data", None), np.ndarray)
+              and h.data.dtype.fields is None and h.data.ndim >= 2]
+    # the first image as a FITS file's is chosen (skysolve.io.images): 2-D once leading
+    # axes of length one are dropped, or three colour planes; a data cube ahead of the
+    # image is passed over (it was taken, and refused as "not a 2-D image")
+    for h in arrays:
+        shape = h.data.shape
+        while len(shape) > 2 and shape[0] == 1:
+            shape = shape[1:]
+        if (len(shape) == 2 or (len(shape) == 3 and shape[0] == 3)) and min(shape) > 0:
             return h
+    if arrays:
+        return arrays[0]  # (its shape is refused where the pixels are used, by name)
     raise InvalidArgumentError("the HDUList holds no HDU with 2-D image data")
 
 

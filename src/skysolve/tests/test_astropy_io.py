@@ -334,3 +334,15 @@ def test_a_table_with_masked_positions_names_the_rows(small_db, frame):
                "ycentroid": z["y"]})
     with pytest.raises(InvalidArgumentError, match=r"row 3 .*masked"):
         small_db.solve_from_centroids(t, origin="zero", image_shape=frame.shape)
+
+
+def test_an_hdulist_skips_a_cube_as_its_file_does(frame, unmasked, tmp_path):
+    """The first HDU that is an image, in memory as in a file: a data cube (not three
+    colour planes) ahead of the image is passed over, not taken and refused."""
+    from astropy.io import fits
+
+    hdul = fits.HDUList([fits.PrimaryHDU(np.zeros((5, 10, 10))), fits.ImageHDU(frame)])
+    hdul.writeto(tmp_path / "cube.fits")
+    np.testing.assert_array_equal(skysolve.read_image(tmp_path / "cube.fits"), frame)
+    np.testing.assert_array_equal(skysolve.read_image(hdul), frame)
+    np.testing.assert_allclose(skysolve.extract_centroids(hdul).as_array(), unmasked, atol=1e-9)
