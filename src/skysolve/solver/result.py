@@ -193,10 +193,22 @@ class SolveResult:
 
     @property
     def boresight(self) -> Any:
-        """The boresight (``ra_deg``, ``dec_deg``) as an astropy ``SkyCoord`` (ICRS)."""
+        """The boresight as an astropy ``SkyCoord`` (ICRS): the catalog position the
+        optical axis points at.
+
+        That is (``ra_deg``, ``dec_deg``), unless the solve removed the observer's
+        velocity aberration (``obstime``, ``observer_velocity_km_s``): then
+        (``ra_deg``, ``dec_deg``) is the apparent direction the camera points in, up
+        to 20.5" from the ICRS position there, and the ``SkyCoord`` is that position,
+        as :meth:`pixel_to_world` and :meth:`to_wcs` give (astropy's ICRS of the
+        apparent, GCRS direction at the time, to milliarcseconds).
+        """
         from astropy.coordinates import SkyCoord
 
-        return SkyCoord(self.ra_deg, self.dec_deg, unit="deg", frame="icrs")
+        # (an ICRS SkyCoord holding the apparent direction sat ~10-20" beside every
+        # catalog it was compared with)
+        ra, dec = self._astrometric(self.ra_deg, self.dec_deg, -1.0)
+        return SkyCoord(ra, dec, unit="deg", frame="icrs")
 
     def to_table(self, origin: str = "center") -> Any:
         """The matched stars as an astropy ``QTable``, one row per match.

@@ -195,7 +195,22 @@ def test_pixel_sky_conversions_and_wcs_give_catalog_positions_with_obstime(small
     timed = skysolve.solve_image(frame, database=small_db, fov_estimate_deg=FOV_DEG,
                                  obstime="2019-07-29T20:47:26")
     assert plain and timed
-    assert timed.boresight.separation(plain.boresight).arcsec > 3  # the attitude moved
+    # the attitude moved ...
+    assert SkyCoord(timed.ra_deg, timed.dec_deg, unit="deg").separation(
+        plain.boresight).arcsec > 3
+    # ... while the boresight SkyCoord, in ICRS, is the catalog position it points at:
+    # astropy's own GCRS -> ICRS of the apparent direction (ra_deg, dec_deg) at the time,
+    # and the solve without the time (~10" beside both when it was (ra_deg, dec_deg))
+    from astropy.coordinates import GCRS
+    from astropy.time import Time
+    from astropy.utils import iers
+
+    with iers.conf.set_temp("auto_download", False):
+        apparent = SkyCoord(timed.ra_deg, timed.dec_deg, unit="deg",
+                            frame=GCRS(obstime=Time("2019-07-29T20:47:26", scale="utc")))
+        assert timed.boresight.separation(apparent.icrs).arcsec < 0.05
+    assert timed.boresight.frame.name == "icrs"
+    assert timed.boresight.separation(plain.boresight).arcsec < 1
     xy = timed.matched_xy
     cat = SkyCoord(timed.matched_radec_deg[:, 0], timed.matched_radec_deg[:, 1], unit="deg")
     for res in (plain, timed):
