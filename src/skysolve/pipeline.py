@@ -13,6 +13,7 @@ May import: ``errors``, ``_args``, ``imagedata``, ``io``, ``extraction``, ``solv
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidArgumentError, InvalidTypeError
@@ -49,6 +50,11 @@ def _image_and_headers(image_or_path: Any, hdu: Any) -> tuple[Any, list[Any]]:
     if is_image_container(image_or_path):
         unpacked = as_image_data(image_or_path, hdu=hdu)
         headers = [] if unpacked.header is None else [unpacked.header]
+        meta = getattr(image_or_path, "meta", None)
+        if not headers and isinstance(meta, Mapping):
+            # an NDData's meta as a dict (CCDData(..., meta={"DATE-OBS": ...})): its
+            # time cards, as a FITS header would hold them
+            headers = _time_cards(meta)
         if hasattr(image_or_path, "index_of"):  # an HDUList: the chosen HDU's pixels
             primary = image_or_path[0].header
             if headers and primary is not headers[0]:
@@ -60,13 +66,30 @@ def _image_and_headers(image_or_path: Any, hdu: Any) -> tuple[Any, list[Any]]:
     return read_image(image_or_path), []
 
 
+#: The keys of a time of observation :func:`~skysolve.io.images.header_mjd` reads.
+_TIME_KEYS = ("DATE-AVG", "MJD-AVG", "DATE-OBS", "TIME-OBS", "UT", "UTSTART", "DATE-END",
+              "TIME-END", "UTEND", "MJD-OBS", "MJD-END")
+
+
+def _time_cards(meta: Mapping[Any, Any]) -> list[Any]:
+    """A FITS header of the time cards in a metadata dict (keys in any case); none
+    when it has none."""
+    from astropy.io import fits
+
+    cards = [(str(k).upper(), v) for k, v in meta.items()
+             if str(k).upper() in _TIME_KEYS and isinstance(v, str | int | float)]
+    return [fits.Header(cards)] if cards else []
+
+
 def _header_time(headers: list[Any]) -> Any:
     """The first of ``headers`` with a time of observation (else the first: the solve's
     check of ``obstime`` then says what it lacks)."""
     from .io.images import header_mjd
 
     if not headers:
-        raise InvalidArgumentError("obstime='header' needs an image with a FITS header")
+        raise InvalidArgumentError(
+            "obstime='header' needs an image with a FITS header (or an NDData meta) "
+            "holding its time: DATE-OBS, DATE-AVG or MJD-OBS")
     return next((h for h in headers if header_mjd(h) is not None), headers[0])
 
 
@@ -107,7 +130,7 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
         (``fov_estimate_deg``, ``position_hint``, ``obstime``, ...). The image size
         is taken from the image. ``obstime="header"`` takes the time of
         observation from the image's FITS header (the image HDU's, else the
-        primary HDU's).
+        primary HDU's; an NDData's ``meta``).
 
     Returns
     -------

@@ -185,6 +185,23 @@ def test_obstime_header_falls_back_to_the_primary_header(small_db, frame, tmp_pa
                                atol=1e-9)
 
 
+def test_obstime_header_reads_an_ndata_meta_dict(small_db, frame):
+    """``CCDData(..., meta={"DATE-OBS": ...})`` keeps its meta as a dict, not a FITS
+    header: ``obstime="header"`` reads the time from it (any case of the keys) too."""
+    from astropy.nddata import CCDData, NDData
+
+    want = skysolve.earth_barycentric_velocity("2019-07-29T20:47:26")
+    for image in (CCDData(frame, unit="adu", meta={"DATE-OBS": "2019-07-29T20:47:26"}),
+                  NDData(frame, meta={"date-obs": "2019-07-29", "time-obs": "20:47:26"})):
+        res = skysolve.solve_image(image, database=small_db, fov_estimate_deg=FOV_DEG,
+                                   obstime="header")
+        assert res
+        np.testing.assert_allclose(res.observer_velocity_km_s, want, atol=1e-9)
+    with pytest.raises(InvalidArgumentError, match="header"):
+        skysolve.solve_image(NDData(frame, meta={"EXPTIME": 1.0}), database=small_db,
+                             obstime="header")
+
+
 def test_pixel_sky_conversions_and_wcs_give_catalog_positions_with_obstime(small_db, frame):
     # A solve that removes the annual aberration reports the aberration-free attitude,
     # but its pixel <-> sky conversions and WCS map the image onto catalog (ICRS)
