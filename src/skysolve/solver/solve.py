@@ -103,6 +103,23 @@ def _check_extent(xy: np.ndarray, width: int, height: int, given: str | Callable
         "0- or 1-based array pixels).")
 
 
+def _own_size(centroids: Any) -> tuple[tuple[int, int], str] | None:
+    """The ``(width, height)`` of the image the centroids carry, and what they are (for
+    messages): an ``ExtractionResult``'s, or a table's ``meta["image_width"]`` and
+    ``meta["image_height"]`` (as ``to_table`` writes them); None otherwise."""
+    if isinstance(centroids, ExtractionResult):
+        return ((_args.size(centroids.image_width, "the ExtractionResult's image_width"),
+                 _args.size(centroids.image_height, "the ExtractionResult's image_height")),
+                "an ExtractionResult")
+    if is_table(centroids):
+        meta = getattr(centroids, "meta", None) or {}
+        if meta.get("image_width") is not None and meta.get("image_height") is not None:
+            return ((_args.size(meta["image_width"], "the table's meta['image_width']"),
+                     _args.size(meta["image_height"], "the table's meta['image_height']")),
+                    "a table whose meta gives")
+    return None
+
+
 def _size_given(options: SolveOptions, centroids: Any) -> tuple[Callable[[], str], bool]:
     """What declared the image's size, for :func:`_check_extent`'s message (a function
     that words it: the message is needed only when the check fails, and wording it cost
@@ -112,22 +129,35 @@ def _size_given(options: SolveOptions, centroids: Any) -> tuple[Callable[[], str
         return lambda: f"image_shape={tuple(int(v) for v in options.image_shape)}", True
     if options.image_width is not None or options.image_height is not None:
         if (options.image_height is None and options.camera_model is None
-                and not isinstance(centroids, ExtractionResult)):
+                and _own_size(centroids) is None):
             return lambda: f"image_width={options.image_width}", False
         return lambda: "image_width/image_height", True
     if options.camera_model is not None:
         return lambda: "the camera model", True
-    return lambda: "the ExtractionResult", True
+    if isinstance(centroids, ExtractionResult):
+        return lambda: "the ExtractionResult", True
+    return lambda: "the table's meta", True
 
 
 def _image_size(options: SolveOptions, centroids: Any) -> tuple[int, int]:
-    """``(width, height)``: the options', else an ``ExtractionResult``'s own, which fills
-    the dimensions not given and must agree with those given (centred positions are
-    relative to the image's centre: a wrong size moves every star)."""
-    if not isinstance(centroids, ExtractionResult):
-        return options.image_size()
-    own = (_args.size(centroids.image_width, "the ExtractionResult's image_width"),
-           _args.size(centroids.image_height, "the ExtractionResult's image_height"))
+    """``(width, height)``: the options', else the image size the centroids carry (an
+    ``ExtractionResult``'s, a table's meta), which fills the dimensions not given and
+    must agree with those given (centred positions are relative to the image's centre: a
+    wrong size moves every star)."""
+    carried = _own_size(centroids)
+    if carried is None:
+        size = options.image_size()
+        if (options.origin in ("zero", "fits") and options.image_shape is None
+                and options.image_height is None and options.camera_model is None):
+            # array pixels are centred about the image's centre: a height taken to be the
+            # width (tetra3rs's square default) moved every star of a 4:3 frame by 1/8 of
+            # its width (0.7 deg on an 11 deg field)
+            raise InvalidArgumentError(
+                f"origin={options.origin!r}: 0- or 1-based pixels need the image's height "
+                "as well as its width (give image_height or image_shape); it is not taken "
+                "to be the width")
+        return size
+    own, what = carried
     if options.image_shape is not None:
         size, given = options.image_size(), f"image_shape={tuple(options.image_shape)}"
     elif options.image_width is not None or options.image_height is not None:
@@ -143,7 +173,7 @@ def _image_size(options: SolveOptions, centroids: Any) -> tuple[int, int]:
         return own
     if size != own:
         raise InvalidArgumentError(
-            f"{given} disagrees with the centroids' image (an ExtractionResult of a "
+            f"{given} disagrees with the centroids' image ({what} of a "
             f"{own[0]}x{own[1]} image)")
     return size
 

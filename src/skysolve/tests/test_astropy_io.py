@@ -378,3 +378,30 @@ def test_an_hdulist_skips_a_cube_as_its_file_does(frame, unmasked, tmp_path):
     np.testing.assert_array_equal(skysolve.read_image(tmp_path / "cube.fits"), frame)
     np.testing.assert_array_equal(skysolve.read_image(hdul), frame)
     np.testing.assert_allclose(skysolve.extract_centroids(hdul).as_array(), unmasked, atol=1e-9)
+
+
+def test_a_table_in_array_pixels_needs_its_true_image_size(small_db, frame):
+    """0- or 1-based pixels are centred about the image's centre: a wrong height moves
+    every star. A table that states its image's size (``meta``, as ``to_table``
+    writes) gives it, and a size given must agree with it; without any, the height
+    is not guessed as the width (tetra3rs's square default) for such pixels."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    truth = SkyCoord(*REFERENCE[ALT40], unit="deg")
+    table = skysolve.extract_centroids(frame).to_table(origin="zero")
+    for kw in ({}, {"image_width": 1024}, {"image_shape": frame.shape}):
+        res = small_db.solve_from_centroids(table, origin="zero", fov_estimate_deg=FOV_DEG, **kw)
+        assert res and res.boresight.separation(truth).deg < 0.02, kw
+    for kw in ({"image_shape": (700, 1000)}, {"image_height": 1024}):
+        with pytest.raises(InvalidArgumentError, match="disagrees"):
+            small_db.solve_from_centroids(table, origin="zero", fov_estimate_deg=FOV_DEG, **kw)
+    bare = Table({"x": table["x"], "y": table["y"]})
+    xy = np.column_stack([table["x"], table["y"]])
+    for centroids in (bare, xy):
+        with pytest.raises(InvalidArgumentError, match="image_height"):
+            small_db.solve_from_centroids(centroids, origin="zero", fov_estimate_deg=FOV_DEG,
+                                          image_width=1024)
+        res = small_db.solve_from_centroids(centroids, origin="zero", fov_estimate_deg=FOV_DEG,
+                                            image_width=1024, image_height=768)
+        assert res and res.boresight.separation(truth).deg < 0.02
