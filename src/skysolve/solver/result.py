@@ -226,8 +226,9 @@ class SolveResult:
             Columns ``centroid`` (row of the solve's input), ``x``, ``y`` (px, in
             ``origin``'s convention), ``catalog_id``, ``ra``, ``dec`` (catalog
             position, deg), ``residual`` (arcsec, after refinement), ``sky`` (the
-            catalog position as a ``SkyCoord``); ``meta["origin"]`` states the pixel
-            convention (a solve of the table must agree with it). Results made
+            catalog position as a ``SkyCoord``); ``meta`` states the pixel convention
+            (``origin``: a solve of the table must agree with it) and the image size
+            (``image_width``, ``image_height``). Results made
             before these were recorded give NaN positions.
         """
         from astropy import units as u
@@ -253,7 +254,8 @@ class SolveResult:
         table["dec"] = rd[:, 1] * u.deg
         table["residual"] = res * u.arcsec
         table["sky"] = SkyCoord(rd[:, 0], rd[:, 1], unit="deg", frame="icrs")
-        table.meta["origin"] = origin
+        table.meta.update(origin=origin, image_width=cam.image_width,
+                          image_height=cam.image_height)
         table.meta["comments"] = [{
             "center": "x, y: centred pixels (origin at the image centre, +y down)",
             "zero": "x, y: 0-based array pixels (the centre of pixel [row, col] is (col, row))",
