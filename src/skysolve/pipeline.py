@@ -40,7 +40,8 @@ def _image_and_headers(image_or_path: Any, hdu: Any) -> tuple[Any, list[Any]]:
             return image, []
         if image_hdu_index(image_or_path, hdu) != 0:
             headers.append(read_fits_header(image_or_path, hdu=0))
-        if hdu in (None, 0):  # a CCDData file: its mask and uncertainty planes count too
+        else:  # a CCDData file: its mask and uncertainty planes count too (by default,
+            # or the primary HDU named: hdu=0, "PRIMARY")
             mask, uncertainty = read_ccd_planes(image_or_path, image.shape)
             if mask is not None or uncertainty is not None:
                 from astropy.nddata import NDData

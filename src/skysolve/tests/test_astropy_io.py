@@ -298,6 +298,9 @@ def test_a_ccddata_file_keeps_its_mask(small_db, frame, tmp_path):
     in_memory = skysolve.solve_image(ccd, database=small_db, fov_estimate_deg=FOV_DEG)
     assert by_path and in_memory
     np.testing.assert_allclose(by_path.extraction.as_array(), in_memory.extraction.as_array())
+    for hdu in (0, "PRIMARY"):  # the primary HDU named is the same image, mask and all
+        named = skysolve.solve_image(path, database=small_db, fov_estimate_deg=FOV_DEG, hdu=hdu)
+        np.testing.assert_allclose(named.extraction.as_array(), in_memory.extraction.as_array())
     assert np.all(by_path.extraction.as_array()[:, 0] > -frame.shape[1] / 2 + frame.shape[1] // 3)
 
 
