@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from .errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positions",
-           "table_to_array", "is_table", "origin_shift", "ORIGINS", "KEPT_REASONS",
+           "table_to_array", "is_table", "as_table", "origin_shift", "ORIGINS", "KEPT_REASONS",
            "REJECT_REASONS", "REJECTED_DTYPE"]
 
 #: Why a detection was kept (:attr:`ExtractionResult.flags`): it passed every test
@@ -439,6 +439,20 @@ _FLUX_COLUMNS = ("brightness", "flux", "FLUX", "flux_fit", "segment_flux", "sum"
 def is_table(obj: Any) -> bool:
     """Whether ``obj`` is a table of centroids (an astropy ``Table``/``QTable``)."""
     return hasattr(obj, "colnames") and hasattr(obj, "columns")
+
+
+def as_table(obj: Any) -> Any:
+    """A numpy structured array (sep's ``extract``) or a pandas ``DataFrame`` as an astropy
+    ``Table`` of the same columns and rows; anything else unchanged."""
+    if isinstance(obj, np.ndarray) and obj.dtype.names:
+        from astropy.table import Table
+
+        return Table(obj)
+    if hasattr(obj, "columns") and hasattr(obj, "to_numpy") and hasattr(obj, "iloc"):
+        from astropy.table import Table
+
+        return Table.from_pandas(obj)
+    return obj
 
 
 def _column(table: Any, name: str, pixels: bool = False) -> NDArray[np.float64]:

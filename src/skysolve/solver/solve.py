@@ -24,6 +24,7 @@ from ..camera import projection as _proj
 from ..centroids import (
     ORIGINS,
     ExtractionResult,
+    as_table,
     centred_positions,
     centroids_to_array,
     is_table,
@@ -182,9 +183,11 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
                ) -> tuple[np.ndarray, np.ndarray | None]:
     """Centred positions, brightest first, and the input row of each (None: input order).
 
-    A table's positions are converted from ``origin`` (required) and its rows
-    ordered by a flux column when it has one; arrays are converted from ``origin``.
+    A table's positions (an astropy ``Table``, a numpy structured array, a pandas
+    ``DataFrame``) are converted from ``origin`` (required) and its rows ordered by a
+    flux column when it has one; arrays are converted from ``origin``.
     """
+    centroids = as_table(centroids)
     if is_table(centroids):
         if origin is None:
             raise InvalidArgumentError(
@@ -591,7 +594,8 @@ Parameters
 centroids : list of Centroid, ExtractionResult, array_like (N, 2) or (N, 3), or Table
     Pixel positions (x, y[, brightness]) of the stars, brightest first: centred
     pixels (origin at the image centre, +x right, +y down) unless ``origin``
-    says otherwise; an astropy ``Table`` needs ``origin``. Centroids more than
+    says otherwise; an astropy ``Table`` (or a numpy structured array, such as
+    sep's, or a pandas ``DataFrame``) needs ``origin``. Centroids more than
     15 % of the half-width (half-height) beyond the image's edge are refused
     (a transposed ``image_shape``, or pixels that are not centred).
 {parameters}

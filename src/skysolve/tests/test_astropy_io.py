@@ -409,3 +409,26 @@ def test_a_table_in_array_pixels_needs_its_true_image_size(small_db, frame):
         res = small_db.solve_from_centroids(centroids, origin="zero", fov_estimate_deg=FOV_DEG,
                                             image_width=1024, image_height=768)
         assert res and res.boresight.separation(truth).deg < 0.02
+
+
+def test_a_structured_array_or_dataframe_of_centroids_is_a_table(small_db, frame):
+    """sep's ``extract`` gives a numpy structured array (fields ``x``, ``y``, ``flux``;
+    0-based pixels), and pandas users hold a DataFrame: each solves as the table of the
+    same columns does, its pixel convention stated, and its rows counted as given."""
+    pd = pytest.importorskip("pandas")
+    from astropy.coordinates import SkyCoord
+
+    z = skysolve.extract_centroids(frame).to_table(origin="zero")
+    order = np.random.default_rng(3).permutation(len(z))  # not brightest first
+    sep_like = np.zeros(len(z), dtype=[("x", "f8"), ("y", "f8"), ("flux", "f8")])
+    for name, col in (("x", "x"), ("y", "y"), ("flux", "brightness")):
+        sep_like[name] = np.asarray(z[col])[order]
+    kw = dict(fov_estimate_deg=FOV_DEG, image_shape=frame.shape)
+    truth = SkyCoord(*REFERENCE[ALT40], unit="deg")
+    for centroids in (sep_like, pd.DataFrame(sep_like)):
+        res = small_db.solve_from_centroids(centroids, origin="zero", **kw)
+        assert res and res.boresight.separation(truth).deg < 0.02
+        rows = res.matched_centroids
+        np.testing.assert_allclose(sep_like["x"][rows] - 511.5, res.matched_xy[:, 0])
+        with pytest.raises(InvalidArgumentError, match="origin"):
+            small_db.solve_from_centroids(centroids, **kw)
