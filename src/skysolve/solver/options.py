@@ -117,6 +117,10 @@ def _obstime(value: Any, name: str) -> Any:
     t = _as_time(value, name)
     if not t.isscalar:
         raise InvalidArgumentError(f"{name} must be one time, got {t.shape} times")
+    if t.scale == "local":  # (astropy's free-running clock: no conversion to TDB)
+        raise InvalidArgumentError(
+            f"{name}: a Time in the 'local' scale cannot be placed in TDB, where the "
+            "Earth's velocity is looked up; give it in UTC, TT, TAI or TDB")
     return t
 
 

@@ -282,6 +282,18 @@ def test_an_unreadable_date_in_a_header_is_named():
         SolveOptions(obstime=fits.Header({"EXPTIME": 1.0}))
 
 
+def test_an_obstime_in_the_local_scale_is_refused_by_name():
+    """A ``Time`` in astropy's free-running 'local' scale has no place in TDB, where the
+    Earth's velocity is looked up: refused naming obstime, not with astropy's
+    ScaleValueError from inside the solve."""
+    from astropy.time import Time
+
+    from skysolve import SolveOptions
+
+    with pytest.raises(InvalidArgumentError, match="obstime.*'local'"):
+        SolveOptions(obstime=Time(2019.5, format="jyear", scale="local"))
+
+
 def _Q(value, unit):
     from astropy import units as u
 
