@@ -431,9 +431,11 @@ def centroids_to_array(centroids: Any, name: str = "centroids"
 ORIGINS = ("center", "zero", "fits")
 #: Column-name pairs read as positions from a centroid table, in order of preference.
 _XY_COLUMNS = (("x", "y"), ("xcentroid", "ycentroid"), ("X", "Y"), ("x_fit", "y_fit"),
-               ("xcenter", "ycenter"), ("x_centroid", "y_centroid"))
+               ("xcenter", "ycenter"), ("x_centroid", "y_centroid"),
+               ("X_IMAGE", "Y_IMAGE"), ("XWIN_IMAGE", "YWIN_IMAGE"))  # (SExtractor's)
 #: Column names read as brightness from a centroid table, in order of preference.
-_FLUX_COLUMNS = ("brightness", "flux", "FLUX", "flux_fit", "segment_flux", "sum")
+_FLUX_COLUMNS = ("brightness", "flux", "FLUX", "flux_fit", "segment_flux", "sum",
+                 "aperture_sum", "FLUX_AUTO", "FLUX_ISO", "FLUX_BEST")
 
 
 def is_table(obj: Any) -> bool:
@@ -504,10 +506,11 @@ def table_to_array(table: Any, name: str = "centroids"
 
     Positions come from the pair of columns present among ``x``/``y``,
     ``xcentroid``/``ycentroid`` (photutils), ``X``/``Y`` (``.axy``/``.xyls``),
-    ``x_fit``/``y_fit``, ``xcenter``/``ycenter``, ``x_centroid``/``y_centroid`` (two
-    pairs with different values are refused); brightness from the first of
-    ``brightness``, ``flux``, ``FLUX``, ``flux_fit``, ``segment_flux``, ``sum``
-    (None when there is none).
+    ``x_fit``/``y_fit``, ``xcenter``/``ycenter``, ``x_centroid``/``y_centroid``,
+    ``X_IMAGE``/``Y_IMAGE``, ``XWIN_IMAGE``/``YWIN_IMAGE`` (SExtractor) (two pairs with
+    different values are refused); brightness from the first of ``brightness``,
+    ``flux``, ``FLUX``, ``flux_fit``, ``segment_flux``, ``sum``, ``aperture_sum``,
+    ``FLUX_AUTO``, ``FLUX_ISO``, ``FLUX_BEST`` (None when there is none).
     """
     names = set(table.colnames)
     pairs = [p for p in _XY_COLUMNS if p[0] in names and p[1] in names]
@@ -534,4 +537,11 @@ def table_to_array(table: Any, name: str = "centroids"
             f"{name}: {'/'.join(pair)} of table row{'s' if len(bad) > 1 else ''} {rows} "
             f"({len(bad)} of {len(xy)}) are masked or not finite; remove those rows")
     flux = next((c for c in _FLUX_COLUMNS if c in names), None)
-    return xy, (None if flux is None else _column(table, flux))
+    if flux is None:
+        return xy, None
+    values = _column(table, flux)
+    if values.shape != (len(xy),):  # (a vector column: one value per aperture, say)
+        raise InvalidArgumentError(
+            f"{name}: the flux column {flux!r} holds {values.shape[1:]} values per row; "
+            "one is needed to order the stars (keep one, e.g. as a new column 'flux')")
+    return xy, values

@@ -432,3 +432,25 @@ def test_a_structured_array_or_dataframe_of_centroids_is_a_table(small_db, frame
         np.testing.assert_allclose(sep_like["x"][rows] - 511.5, res.matched_xy[:, 0])
         with pytest.raises(InvalidArgumentError, match="origin"):
             small_db.solve_from_centroids(centroids, **kw)
+
+
+def test_a_sextractor_catalog_solves(small_db, frame):
+    """SExtractor's catalogs (read by astropy) name positions X_IMAGE/Y_IMAGE (1-based
+    FITS pixels) and fluxes FLUX_AUTO and the like; rows in any order."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    f = skysolve.extract_centroids(frame).to_table(origin="fits")
+    order = np.random.default_rng(5).permutation(len(f))
+    cat = Table({"NUMBER": np.arange(1, len(f) + 1), "X_IMAGE": f["x"][order],
+                 "Y_IMAGE": f["y"][order], "FLUX_AUTO": f["brightness"][order]})
+    res = small_db.solve_from_centroids(cat, origin="fits", fov_estimate_deg=FOV_DEG,
+                                        image_shape=frame.shape)
+    assert res and res.boresight.separation(SkyCoord(*REFERENCE[ALT40], unit="deg")).deg < 0.02
+    np.testing.assert_allclose(cat["X_IMAGE"][res.matched_centroids] - 512.5,
+                               res.matched_xy[:, 0])
+    # a vector flux column (one value per aperture) cannot order the rows
+    cat["FLUX_AUTO"] = np.column_stack([f["brightness"][order]] * 3)
+    with pytest.raises(InvalidArgumentError, match="FLUX_AUTO"):
+        small_db.solve_from_centroids(cat, origin="fits", fov_estimate_deg=FOV_DEG,
+                                      image_shape=frame.shape)
