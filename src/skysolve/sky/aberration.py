@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -52,9 +53,29 @@ def _offline_time() -> Iterator[None]:
         yield
 
 
+#: The UTC offset that ends an ISO 8601 time (``+02:00``, ``-0100``), which astropy's
+#: parser does not read.
+_UTC_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}$")
+
+
+def _utc_text(value: Any) -> Any:
+    """An ISO 8601 time with a UTC offset as the naive UTC ``datetime`` it names (astropy
+    refused ``'2019-07-29T22:47:26+02:00'`` as no ISO time); anything else unchanged."""
+    if isinstance(value, str) and "T" in value and _UTC_OFFSET.search(value.strip()):
+        try:
+            aware = _dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value  # (refused as it is, by the caller)
+        if aware.utcoffset() is not None:
+            return aware.astimezone(_dt.UTC).replace(tzinfo=None)
+    return value
+
+
 def _as_time(value: Any, name: str):
     """Convert a datetime, astropy Time, ISO string or array of those to a Time."""
     from astropy.time import Time
+
+    value = _utc_text(value)
 
     if isinstance(value, Time):
         return value
@@ -88,7 +109,7 @@ def _as_time(value: Any, name: str):
             naive = [
                 item.astimezone(_dt.UTC).replace(tzinfo=None)
                 if isinstance(item, _dt.datetime) and item.utcoffset() is not None
-                else item
+                else _utc_text(item)
                 for item in flat
             ]
             try:
@@ -116,7 +137,8 @@ def earth_barycentric_velocity(dt: Any) -> NDArray[np.float64]:
     ----------
     dt : datetime.datetime, astropy.time.Time, str, or array_like of those
         Time of observation. A naive ``datetime`` is taken as UTC, an aware one is
-        converted to UTC; strings are ISO 8601 (``'2019-07-29T20:47:26'``) in UTC;
+        converted to UTC; strings are ISO 8601 (``'2019-07-29T20:47:26'``) in UTC,
+        or with their UTC offset (``'2019-07-29T22:47:26+02:00'``);
         a ``Time`` keeps its own scale.
 
     Returns

@@ -115,9 +115,15 @@ def test_input_forms_agree():
         Time("2019-07-29T20:47:26", scale="utc"),
         Time("2019-07-29T20:47:26", scale="utc").tdb,
         np.datetime64("2019-07-29T20:47:26"),
+        # ISO 8601 strings with a UTC offset are the instant they name
+        "2019-07-30T02:17:26+05:30",
+        "2019-07-29T19:47:26-0100",
+        "2019-07-29T20:47:26Z",
     ]
     for form in forms:
         np.testing.assert_allclose(earth_barycentric_velocity(form), reference, atol=1e-9)
+    np.testing.assert_allclose(earth_barycentric_velocity(["2019-07-29T22:47:26+02:00"]),
+                               [reference], atol=1e-9)
     # A shifted aware time is not the same instant as the naive one read as UTC.
     shifted = naive.replace(tzinfo=datetime.timezone(datetime.timedelta(hours=12)))
     assert np.linalg.norm(earth_barycentric_velocity(shifted) - reference) > 1e-3
