@@ -61,7 +61,7 @@ _UTC_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}$")
 def _utc_text(value: Any) -> Any:
     """An ISO 8601 time with a UTC offset as the naive UTC ``datetime`` it names (astropy
     refused ``'2019-07-29T22:47:26+02:00'`` as no ISO time); anything else unchanged."""
-    if isinstance(value, str) and "T" in value and _UTC_OFFSET.search(value.strip()):
+    if isinstance(value, str) and ":" in value and _UTC_OFFSET.search(value.strip()):
         try:
             aware = _dt.datetime.fromisoformat(value.strip())
         except ValueError:

@@ -118,6 +118,7 @@ def test_input_forms_agree():
         # ISO 8601 strings with a UTC offset are the instant they name
         "2019-07-30T02:17:26+05:30",
         "2019-07-29T19:47:26-0100",
+        "2019-07-29 21:47:26+01:00",
         "2019-07-29T20:47:26Z",
     ]
     for form in forms:
