@@ -108,6 +108,8 @@ def _own_size(centroids: Any) -> tuple[tuple[int, int], str] | None:
     """The ``(width, height)`` of the image the centroids carry, and what they are (for
     messages): an ``ExtractionResult``'s, or a table's ``meta["image_width"]`` and
     ``meta["image_height"]`` (as ``to_table`` writes them); None otherwise."""
+    if type(centroids) is np.ndarray:  # the common case, without the table tests
+        return None
     if isinstance(centroids, ExtractionResult):
         return ((_args.size(centroids.image_width, "the ExtractionResult's image_width"),
                  _args.size(centroids.image_height, "the ExtractionResult's image_height")),
@@ -187,7 +189,8 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
     ``DataFrame``) are converted from ``origin`` (required) and its rows ordered by a
     flux column when it has one; arrays are converted from ``origin``.
     """
-    centroids = as_table(centroids)
+    if type(centroids) is not np.ndarray or centroids.dtype.names:  # (plain arrays: as fast)
+        centroids = as_table(centroids)
     if is_table(centroids):
         if origin is None:
             raise InvalidArgumentError(
