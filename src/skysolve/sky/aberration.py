@@ -71,6 +71,19 @@ def _utc_text(value: Any) -> Any:
     return value
 
 
+def _date_alone(value: Any) -> bool:
+    """Whether ``value`` is an ISO date without a time of day (text, or a numpy
+    ``datetime64`` in days or coarser)."""
+    if isinstance(value, np.datetime64):
+        return np.datetime_data(value.dtype)[0] in ("D", "W", "M", "Y")
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    try:
+        _dt.date.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
 def _as_time(value: Any, name: str):
     """Convert a datetime, astropy Time, ISO string or array of those to a Time."""
     from astropy.time import Time
@@ -89,6 +102,12 @@ def _as_time(value: Any, name: str):
             f"an astropy Time or an ISO time string, got {value!r}"
         )
     if isinstance(value, str | bytes | np.datetime64):
+        if _date_alone(value):
+            # (taken as its midnight: the Earth's velocity of up to a day off, as a
+            # datetime.date or the command line's --date would be and are refused)
+            raise InvalidArgumentError(
+                f"{name}: a date alone is ambiguous by a day; give the time too, such as "
+                f"'2019-07-29T20:47:26' (UTC), got {value!r}")
         try:
             return Time(value, scale="utc")
         except (ValueError, TypeError) as exc:

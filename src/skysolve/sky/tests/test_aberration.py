@@ -332,3 +332,18 @@ def test_bad_velocity_type():
 def test_bad_vectors(vectors):
     with pytest.raises(InvalidArgumentError, match="vectors"):
         aberrate(vectors, [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("date", ["2019-07-29", b"2019-07-29", " 2019-07-29 ",
+                                  np.datetime64("2019-07-29")])
+def test_a_date_alone_is_refused_as_a_datetime_date_is(date):
+    """An ISO date without a time was taken as its midnight (the Earth's velocity up to a
+    day off, ~0.35") while ``datetime.date`` and the command line's ``--date`` refuse it."""
+    with pytest.raises(InvalidArgumentError, match="dt: a date alone is ambiguous"):
+        earth_barycentric_velocity(date)
+    with pytest.raises(InvalidArgumentError, match="obstime: a date alone"):
+        skysolve.SolveOptions(obstime=date)
+    # with its time of day it is the time astropy reads
+    expected = get_body_barycentric_posvel("earth", Time("2019-07-29T20:47:26", scale="utc"))
+    np.testing.assert_allclose(earth_barycentric_velocity("2019-07-29 20:47:26"),
+                               expected[1].xyz.to_value("km/s"), atol=1e-6)
