@@ -31,7 +31,9 @@ distortion) come back as NaN, never as a silently wrong number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -430,7 +432,9 @@ class RadialDistortion:
     def undistort(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
         """Distorted → ideal pixel offsets (Newton inverse of :meth:`distort`).
 
-        NaN where the distorted offset is outside the range the model can reach.
+        NaN where the distorted offset is outside the range the model can reach;
+        where a radius that turns over and back up gives it several ideal offsets,
+        the one on the branch about the centre.
         """
         u, v, shape, scalar = _prepare_xy(x, y)
         if self.is_identity:
@@ -444,7 +448,72 @@ class RadialDistortion:
         radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
         radial = np.where(radial > 0.1, radial, 1.0)
         xn, yn = _newton_invert(self._map, tu, tv, tu / radial, tv / radial)
+        # Newton from that guess may leave the branch of the radius about the centre: where
+        # the radius bends over slowly (pincushion k1 with negative k3: from 82 % of the
+        # fold radius on) it ends beyond the fold (NaN), and where the radius turns over
+        # and back up (k1, k2, k3 of alternating signs) on a root past the second turn,
+        # thousands of px from the lens's. Those points start again from the radial
+        # inverse on the central branch, which the tangential terms only nudge; its root
+        # is kept wherever there is one (a point beyond that branch's reach keeps the
+        # only root it has)
+        turns = _radius_turns(float(k1), float(k2), float(k3))
+        retry = np.isnan(xn) & np.isfinite(tu) & np.isfinite(tv)
+        if len(turns) > 1:
+            retry |= np.hypot(xn, yn) > turns[1]
+        lost = np.flatnonzero(retry)
+        if lost.size:
+            gu, gv = self._radial_guess(tu[lost], tv[lost])
+            xl, yl = _newton_invert(self._map, tu[lost], tv[lost], gu, gv)
+            better = np.isfinite(xl) & np.isfinite(yl)
+            if len(turns) > 1:
+                better &= np.isnan(xn[lost]) | (np.hypot(xl, yl) <= turns[1])
+            xn[lost[better]], yn[lost[better]] = xl[better], yl[better]
         return _finish(xn * s + cx, yn * s + cy, shape, scalar)
+
+    def _fold_radius(self) -> float:
+        """Normalised radius where ``r (1 + k1 r² + k2 r⁴ + k3 r⁶)`` stops growing (inf when
+        it never does)."""
+        turns = _radius_turns(*(float(k) for k in self._coeffs[:3]))
+        return turns[0] if turns else math.inf
+
+    def _radial_guess(self, tu: NDArray[np.float64], tv: NDArray[np.float64]) -> tuple[
+            NDArray[np.float64], NDArray[np.float64]]:
+        """Normalised ideal offsets of distorted ones ``(tu, tv)`` on the one-to-one branch
+        of the radius: the radial terms inverted exactly (bisection up to the fold-over
+        radius, where an offset beyond the branch's reach is put), the small tangential
+        displacement taken out by fixed-point iteration."""
+        k1, k2, k3, p1, p2 = (float(k) for k in self._coeffs)
+
+        def radius(r: NDArray[np.float64]) -> NDArray[np.float64]:
+            r2 = r * r
+            return r * (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)))
+
+        fold = self._fold_radius()
+        xn, yn = tu.copy(), tv.copy()
+        for _ in range(8 if p1 or p2 else 1):
+            r2 = xn * xn + yn * yn
+            wu = tu - (2.0 * p1 * xn * yn + p2 * (r2 + 2.0 * xn * xn))
+            wv = tv - (p1 * (r2 + 2.0 * yn * yn) + 2.0 * p2 * xn * yn)
+            rd = np.hypot(wu, wv)
+            if math.isfinite(fold):
+                hi = np.full_like(rd, fold)
+            else:  # monotone: any radius past the target brackets it
+                hi = np.maximum(rd, 1.0)
+                for _ in range(64):
+                    short = radius(hi) < rd
+                    if not short.any():
+                        break
+                    hi[short] *= 2.0
+            lo = np.zeros_like(rd)
+            for _ in range(60):  # the bracket shrinks to ~1e-18 of itself
+                mid = 0.5 * (lo + hi)
+                below = radius(mid) < rd
+                lo = np.where(below, mid, lo)
+                hi = np.where(below, hi, mid)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                k = np.where(rd > 0, 0.5 * (lo + hi) / np.where(rd > 0, rd, 1.0), 1.0)
+            xn, yn = wu * k, wv * k
+        return xn, yn
 
     # -- serialisation and dunders
     def to_dict(self) -> dict[str, Any]:
@@ -490,6 +559,18 @@ class RadialDistortion:
         if self._scale != 1.0:
             parts.append(f"scale={self._scale!r}")
         return f"RadialDistortion({', '.join(parts)})"
+
+
+@lru_cache(maxsize=64)
+def _radius_turns(k1: float, k2: float, k3: float) -> tuple[float, ...]:
+    """Normalised radii, ascending, where ``r (1 + k1 r² + k2 r⁴ + k3 r⁶)`` turns (its
+    derivative ``1 + 3 k1 r² + 5 k2 r⁴ + 7 k3 r⁶``, a cubic in ``r²``, changes sign)."""
+    # as the monic cubic in 1/r² (the coefficients in r² may be 1e-27 in pixel units, and
+    # np.roots divides by the leading one); a zero k3 (k2) drops the root 1/r² = 0
+    roots = np.roots(np.trim_zeros([1.0, 3.0 * k1, 5.0 * k2, 7.0 * k3], "b"))
+    inv = sorted((z.real for z in roots if z.real > 0 and abs(z.imag) <= 1e-9 * abs(z)),
+                 reverse=True)
+    return tuple(1.0 / math.sqrt(t) for t in inv)
 
 
 def _radial_from_state(coeffs: tuple[float, ...], scale: float,
