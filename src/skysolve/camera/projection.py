@@ -196,8 +196,16 @@ def vectors_to_plane(v: ArrayLike, code: int) -> tuple[NDArray[np.float64],
 
 
 def fov_from_focal(f: float, width: float, code: int) -> float:
-    """Horizontal field of view (radians) across ``width`` pixels at focal length ``f``."""
-    return 2.0 * scalar_angle_of_radius(0.5 * width / f, code)
+    """Horizontal field of view (radians) across ``width`` pixels at focal length ``f``.
+
+    A width reaching beyond the projection's image (equisolid ``2 f``, equidistant
+    ``f pi``, orthographic ``f`` from the axis) sees all it images: twice its largest
+    angle (as :attr:`CameraModel.fov_deg <skysolve.camera.model.CameraModel.fov_deg>`).
+    """
+    rho = 0.5 * width / f
+    if rho >= _MAX_RADIUS[code]:  # (NaN from the inverse beyond it: an 8 mm fisheye)
+        return 2.0 * _MAX_ANGLE[code]
+    return 2.0 * scalar_angle_of_radius(rho, code)
 
 
 def focal_from_fov(fov: float, width: float, code: int) -> float:

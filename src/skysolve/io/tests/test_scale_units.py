@@ -40,3 +40,27 @@ def test_a_range_in_each_unit_and_one_value_widened():
         scale_range(1.0, 2.0, "furlongs")
     with pytest.raises(ValueError, match="above"):
         scale_range(3.0, 2.0, "dw")
+
+
+@pytest.mark.parametrize("projection, focal_mm, expected_deg", [
+    # a 36 mm width wider than the whole image of the projection (r = 2 f for equisolid,
+    # f pi for equidistant, f for orthographic) sees all it images: twice its largest
+    # angle, as CameraModel.fov_deg says of such a frame
+    ("equisolid", 8.0, 360.0),          # the classic circular 8 mm fisheye: 18 > 2 x 8
+    ("equidistant", 5.0, 360.0),        # 18 > pi x 5
+    ("orthographic", 15.0, 180.0),      # 18 > 15
+])
+def test_a_fisheye_focal_length_shorter_than_half_the_width_is_its_whole_field(
+        projection, focal_mm, expected_deg):
+    hint = scale_range(focal_mm, focal_mm, "focalmm", projection)
+    lo, hi = hint["fov_range_deg"]
+    assert lo == pytest.approx(expected_deg) and hi == pytest.approx(expected_deg)
+
+
+def test_a_fisheye_focal_range_reaching_past_the_image_circle_is_capped():
+    # 6-20 mm equisolid: 20 mm is 2 x 2 asin(18 / 40) = 106.97 deg, 6 mm all it images
+    lo, hi = scale_range(6.0, 20.0, "focalmm", "equisolid")["fov_range_deg"]
+    assert lo == pytest.approx(4.0 * math.degrees(math.asin(18.0 / 40.0)))
+    assert hi == pytest.approx(360.0)
+    lo, hi = scale_range(4.0, 30.0, "focalmm", "equidistant")["fov_range_deg"]
+    assert lo == pytest.approx(math.degrees(36.0 / 30.0)) and hi == pytest.approx(360.0)
