@@ -218,12 +218,17 @@ def _xylist_field(path: Path, args: argparse.Namespace, keep: int | None = None)
     return Field(xy, flux, 0.0, int(width), int(height), input_rows=rows, columns=columns)
 
 
-def _angle_between(result: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
-    """The angle (degrees) between the sky positions of centred pixels ``a`` and ``b``."""
-    from ..geometry import angle_between, radec_to_vector
+def _extent(result: Any, edge: tuple[float, float]) -> float:
+    """The field's size (degrees) along the line through the image centre from centred
+    pixel ``edge`` to its opposite (:func:`~skysolve.io.astrometry_files.field_extent_deg`:
+    a fisheye's edges may be more than 180 deg apart, or see no sky at all)."""
+    from ..geometry import radec_to_vector
+    from ..io.astrometry_files import EXTENT_SAMPLES, field_extent_deg
 
-    va, vb = (radec_to_vector(*result.pixel_to_world(*p)) for p in (a, b))
-    return math.degrees(float(angle_between(va, vb)))
+    t = np.linspace(-1.0, 1.0, 2 * EXTENT_SAMPLES + 1)
+    ra, dec = result.pixel_to_world(t * edge[0], t * edge[1])
+    return field_extent_deg(radec_to_vector(np.asarray(ra, dtype=np.float64),
+                                            np.asarray(dec, dtype=np.float64)))
 
 
 def _ra_text(ra: float, spec: str) -> str:
@@ -253,10 +258,9 @@ def field_lines(result: Any, width: int, height: int) -> list[str]:
 
     ra, dec = result.pixel_to_world(0.0, 0.0)
     ra_hms, dec_dms = sexagesimal(ra, dec)
-    # the angles across the image between the midpoints of opposite edges
-    size_w, size_h, unit = field_size_unit(
-        _angle_between(result, (-0.5 * width, 0.0), (0.5 * width, 0.0)),
-        _angle_between(result, (0.0, -0.5 * height), (0.0, 0.5 * height)))
+    # the sizes across the image through its centre, between opposite edges' midpoints
+    size_w, size_h, unit = field_size_unit(_extent(result, (0.5 * width, 0.0)),
+                                           _extent(result, (0.0, 0.5 * height)))
     return [f"Field center: (RA,Dec) = ({_ra_text(ra, '.6f')}, {dec:.6f}) deg.",
             f"Field center: (RA H:M:S, Dec D:M:S) = ({ra_hms}, {dec_dms}).",
             f"Field size: {size_w:g} x {size_h:g} {unit}",

@@ -105,12 +105,18 @@ def _local_cd(wcs: Any, x: float, y: float, step: float = 0.5) -> np.ndarray:
                      [(eta[1] - eta[2]) / d, (eta[3] - eta[4]) / d]])
 
 
-def _angle_deg(wcs: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
-    from ..geometry import angle_between, radec_to_vector
+def _extent_deg(wcs: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
+    """The field's size (degrees) along the line from FITS pixel ``a`` to ``b`` through the
+    image centre (:func:`~skysolve.io.astrometry_files.field_extent_deg`)."""
+    from ..geometry import radec_to_vector
+    from ..io.astrometry_files import EXTENT_SAMPLES, field_extent_deg
 
-    ra, dec = wcs.all_pix2world([a[0], b[0]], [a[1], b[1]], 1)
-    v = radec_to_vector(ra, dec)
-    return math.degrees(float(angle_between(v[0], v[1])))
+    t = np.linspace(0.0, 1.0, 2 * EXTENT_SAMPLES + 1)
+    with warnings.catch_warnings():  # (pixels beyond a fisheye's image: NaN, as meant)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ra, dec = wcs.all_pix2world(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]), 1)
+    return field_extent_deg(radec_to_vector(np.asarray(ra, dtype=np.float64),
+                                            np.asarray(dec, dtype=np.float64)))
 
 
 def wcs_summary(header: Any) -> dict[str, Any]:
@@ -163,8 +169,8 @@ def wcs_summary(header: Any) -> dict[str, Any]:
     ra_c = 0.0 if float(_format(ra_c)) >= 360.0 else ra_c
     centre = _Cd(_local_cd(wcs, cx, cy))
     ra_hms, dec_dms = sexagesimal(ra_c, dec_c)
-    fieldw, fieldh, unit = field_size_unit(_angle_deg(wcs, (0.5, cy), (width + 0.5, cy)),
-                                           _angle_deg(wcs, (cx, 0.5), (cx, height + 0.5)))
+    fieldw, fieldh, unit = field_size_unit(_extent_deg(wcs, (0.5, cy), (width + 0.5, cy)),
+                                           _extent_deg(wcs, (cx, 0.5), (cx, height + 0.5)))
     det = float(np.linalg.det(cd))
     crval = wcs.wcs.crval
     return {

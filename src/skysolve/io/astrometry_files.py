@@ -323,6 +323,37 @@ def write_index_xyls(path: Path, xy_fits: NDArray, width: int, height: int) -> N
     _write(path, _hdul(_table({"X": xy_fits[:, 0], "Y": xy_fits[:, 1]}), header))
 
 
+#: Points along each half of a line across the image at which its sky positions are taken
+#: (:func:`field_extent_deg`).
+EXTENT_SAMPLES = 256
+
+
+def field_extent_deg(vectors: NDArray) -> float:
+    """A field's size along a line across the image through its centre, degrees.
+
+    ``vectors`` (``(2 n + 1, 3)``, NaN rows where the camera images no sky) are the sky
+    directions of points evenly along the line from one edge to the other, the
+    image's centre in the middle row. The size is the angle from the centre out to the
+    farthest imaged point on each side, summed: a fisheye's 200 deg across, which no
+    angle between the two edges can be (at most 180 deg: 160 for it), and the width of
+    an all-sky image circle narrower than the frame, whose edges see no sky. For a
+    pinhole lens, whose straight lines through the centre are great circles, it is the
+    angle between the edges. NaN when the centre images no sky.
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    mid = len(v) // 2
+    centre = v[mid]
+    if not np.all(np.isfinite(centre)):
+        return math.nan
+    total = 0.0
+    for half in (v[mid::-1], v[mid:]):
+        seen = np.flatnonzero(np.all(np.isfinite(half), axis=1))
+        far = half[seen[-1]]  # (the centre at least)
+        chord = float(np.linalg.norm(far - centre))
+        total += 2.0 * math.asin(min(1.0, 0.5 * chord))
+    return math.degrees(total)
+
+
 def field_size_unit(width_deg: float, height_deg: float) -> tuple[float, float, str]:
     """A field's size in the unit solve-field reports it in: degrees, or arcminutes or
     arcseconds when the smaller side is under a degree or an arcminute; returns
