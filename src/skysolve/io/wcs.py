@@ -43,6 +43,7 @@ mirror image (``parity_flip=False``), ``det(CD) < 0`` is (``parity_flip=True``).
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -668,6 +669,20 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
     code = _proj.code_of(projection)
     world = np.degrees(np.stack(_proj.vectors_to_plane(
         np.stack([v @ i1, v @ i2, v @ b], axis=1), code), axis=1))
+    beyond = np.flatnonzero(~np.all(np.isfinite(world), axis=1))
+    if beyond.size:
+        # (a TAN plane holds nothing 90 deg or more from its tangent point: the fit was
+        # all NaN, CD included, a WCS mapping every pixel nowhere)
+        row = int(np.flatnonzero(seen)[beyond[0]])
+        away = math.degrees(math.acos(max(-1.0, min(1.0, float(v[beyond[0]] @ b)
+                                                     / float(np.linalg.norm(v[beyond[0]]))))))
+        limit = math.degrees(_proj.max_angle(code))
+        reach = f"under {limit:g}" if code in (_proj.PINHOLE, _proj.STEREOGRAPHIC) else \
+            f"up to {limit:g}"
+        raise InvalidArgumentError(
+            f"vectors: {beyond.size} of the {len(v)} directions (the first, row {row}, "
+            f"{away:.4g} deg from crval) lie where a {_proj.FITS_CODES[projection]} "
+            f"projection about crval images nothing (it reaches {reach} deg from it)")
     u = pix - c
     scale = float(np.max(np.abs(u))) or 1.0
     terms = polynomial_terms(order)[1:]  # no constant: crval is at crpix
@@ -785,7 +800,8 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
     projection = _projection_of(w)
     centre = np.asarray(w.all_pix2world(c[None], 1), dtype=np.float64)[0]
     if not np.all(np.isfinite(centre)):
-        raise InvalidArgumentError(f"crpix {tuple(c)} has no sky position in the solution")
+        raise InvalidArgumentError(f"crpix {tuple(float(v) for v in c)} has no sky position "
+                                   "in the solution")
     crval = radec_to_vector(centre[0], centre[1])
     # fitted on one grid, judged on a finer one offset from it (the points between)
     fit = _pixel_grid(width, height, 41, 31)
@@ -801,6 +817,18 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
                                 projection=projection)
         except np.linalg.LinAlgError:  # (offsets so large that their powers overflow)
             continue
+        except InvalidArgumentError:  # part of the image beyond the projection's reach
+            cosines = np.clip(np.concatenate([sky["fit"], sky["check"]]) @ crval, -1.0, 1.0)
+            away = math.degrees(float(np.nanmax(np.arccos(cosines))))
+            code = _proj.code_of(projection)
+            limit = math.degrees(_proj.max_angle(code))
+            reach = f"under {limit:g}" if code in (_proj.PINHOLE, _proj.STEREOGRAPHIC) else \
+                f"up to {limit:g}"
+            raise InvalidArgumentError(
+                f"the solution cannot be written about reference pixel "
+                f"{tuple(float(v) for v in c)}: the image reaches {away:.4g} deg from it, "
+                f"and its {_proj.FITS_CODES[projection]} projection about that pixel images "
+                f"{reach} deg from it") from None
         rd = np.asarray(moved.all_pix2world(check, 1), dtype=np.float64)
         err = float(np.nanmax(_separation_arcsec(radec_to_vector(rd[:, 0], rd[:, 1]),
                                                  sky["check"])))

@@ -57,3 +57,31 @@ def test_move_reference_pixel_names_a_bad_image_size(width, height, exc):
 def test_move_reference_pixel_names_a_non_numeric_crpix():
     with pytest.raises(InvalidTypeError, match="crpix"):
         move_reference_pixel(WCS0, "ab", 100, 80)
+
+
+def _wide_pinhole_grid():
+    """Pixels (FITS) and sky directions of a 120 deg pinhole camera at the identity
+    attitude, and the direction of its corner pixel: the opposite corner lies
+    2 x atan(tan(60 deg) x 1000 / 800) = 130.2 deg from it."""
+    cam = CameraModel.from_fov(120.0, 1600, 1200)
+    gx, gy = np.meshgrid(np.linspace(-800.0, 800.0, 21), np.linspace(-600.0, 600.0, 15))
+    vectors = cam.pixel_to_vectors(gx.ravel(), gy.ravel())
+    pixels = np.column_stack([gx.ravel() + 800.5, gy.ravel() + 600.5])
+    return pixels, vectors, cam.pixel_to_vectors(-800.0, -600.0)
+
+
+def test_fit_sip_wcs_refuses_directions_its_projection_cannot_hold():
+    # a TAN (gnomonic) plane about the corner holds nothing 90 deg or more from it: the
+    # fit was all NaN (CD included), a WCS that maps every pixel nowhere, without a word
+    pixels, vectors, corner = _wide_pinhole_grid()
+    with pytest.raises(InvalidArgumentError, match=r"vectors.*TAN.*90"):
+        fit_sip_wcs(pixels, vectors, (0.5, 0.5), corner, 3)
+
+
+def test_move_reference_pixel_says_why_a_tan_plane_cannot_hold_a_wide_field():
+    cam = CameraModel.from_fov(120.0, 1600, 1200)
+    wcs = camera_to_wcs(cam, np.eye(3))
+    with pytest.raises(InvalidArgumentError, match=r"reference pixel \(1\.0, 1\.0\)") as info:
+        move_reference_pixel(wcs, (1.0, 1.0), 1600, 1200)
+    message = str(info.value)
+    assert "nan" not in message and "90" in message, message
