@@ -404,6 +404,21 @@ def rotation_up_east_of_north(result: Any) -> float:
     return angle if angle > -180.0 else angle + 360.0
 
 
+def field_radius_deg(camera: Any, width: int, height: int) -> float:
+    """The angle (degrees) from the optical axis out to the image's farthest corner, through
+    the camera's lens model: ``atan`` of the half-diagonal over the focal length for a
+    pinhole lens (the half-diagonal times the pixel scale, 41.4 deg for a 62 deg field of
+    1920 x 1280 px whose corners are 35.8 deg out, only for narrow ones), and as far as
+    the projection images (180 deg for a fisheye's) where a corner lies beyond it."""
+    from ..camera import projection as _proj
+
+    hw, hh = 0.5 * width, 0.5 * height
+    v = camera.pixel_to_vectors(np.array([-hw, hw, hw, -hw]), np.array([-hh, -hh, hh, hh]))
+    if not np.all(np.isfinite(v)):
+        return math.degrees(_proj.max_angle(camera.projection_code))
+    return math.degrees(float(np.max(np.arctan2(np.hypot(v[:, 0], v[:, 1]), v[:, 2]))))
+
+
 def write_match(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDArray,
                 num_field: int, num_index: int, width: int, height: int,
                 ranks: NDArray | None = None, crpix: tuple[float, float] | None = None
@@ -428,7 +443,7 @@ def write_match(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDAr
         xyz[:k] = radec_to_vector(rd[quad, 0], rd[quad, 1])
     header = wcs_header(result, width, height, crpix)
     centre = result.rotation_matrix_icrs_to_camera[2]
-    radius = math.degrees(0.5 * math.hypot(width, height) / result.camera_model.focal_length_px)
+    radius = field_radius_deg(result.camera_model, width, height)
     row = {"FIELDNUM": np.array([1]), "PARITY": np.array([field_parity(result) == "neg"]),
            "STARS": stars[None], "FIELDOBJS": objs[None], "QUADPIX": pix.reshape(1, 8),
            "QUADXYZ": xyz.reshape(1, 12), "CENTERXYZ": centre.reshape(1, 3),
