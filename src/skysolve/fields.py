@@ -295,12 +295,24 @@ def _check_inside(fld: Field, centred: np.ndarray) -> None:
 
 def catalog_in_field(db: Any, result: Any, width: int, height: int):
     """Catalog stars inside the image, brightest first: (ra, dec, 1-based x/y)."""
-    from .geometry import vector_to_radec
+    from .geometry import angle_between, radec_to_vector, vector_to_radec
     from .io.astrometry_files import fits_pixels
 
     ra_c, dec_c = result.pixel_to_world(0.0, 0.0)
-    half_diag = math.degrees(0.5 * math.hypot(width, height) / result.camera_model.focal_length_px)
-    idx = db.cone_indices(ra_c, dec_c, min(180.0, 1.1 * half_diag + 0.1))
+    # the cone out to the farthest corner through the lens model: the small-angle
+    # half-diagonal fell short of an orthographic or equisolid frame's corners (60.5 of
+    # 73.3 deg on a 100 deg orthographic one); a corner beyond a fisheye's image: all sky
+    hw, hh = 0.5 * width, 0.5 * height
+    ra_k, dec_k = result.pixel_to_world(np.array([-hw, hw, hw, -hw]),
+                                        np.array([-hh, -hh, hh, hh]))
+    corners = radec_to_vector(np.asarray(ra_k, dtype=np.float64),
+                              np.asarray(dec_k, dtype=np.float64))
+    if np.all(np.isfinite(corners)):
+        reach = math.degrees(float(np.max(angle_between(radec_to_vector(ra_c, dec_c),
+                                                        corners))))
+    else:
+        reach = 180.0
+    idx = db.cone_indices(ra_c, dec_c, min(180.0, 1.02 * reach + 0.1))
     ra, dec = vector_to_radec(db.star_vectors[idx])
     x, y = result.world_to_pixel(ra, dec)
     inside = np.isfinite(x) & (np.abs(x) <= 0.5 * width) & (np.abs(y) <= 0.5 * height)
