@@ -306,6 +306,56 @@ def _newton_invert(fun: _MapWithJac, tu: NDArray[np.float64], tv: NDArray[np.flo
     return u, v
 
 
+#: A Newton inverse this far (a fraction of the model's scale plus the offset's length)
+#: from its first guess is checked by continuation (:func:`_invert_from_centre`).
+_FAR_FRACTION = 0.25
+#: Steps of that continuation from the centre out to the offset.
+_CONTINUATION_STEPS = 16
+#: The most a continuation step's root may move per unit its target moves (a map that
+#: compresses tenfold is at a fold: beyond it lies another branch).
+_MAX_STRETCH = 10.0
+
+
+def _invert_from_centre(fun: _MapWithJac, tu: NDArray[np.float64], tv: NDArray[np.float64],
+                        u0: NDArray[np.float64], v0: NDArray[np.float64],
+                        scale: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`_newton_invert`, with the points that have no root or one far from their
+    first guess solved again along the way out from the centre.
+
+    A polynomial has other roots besides the lens's, and Newton from a poor guess may
+    end on one that keeps the orientation (25,000 px out from an image corner 1000 px
+    out). The lens's root is the one reached from the centre: the target is moved from
+    the map's image of the origin (whose root is the origin) out to the offset in
+    :data:`_CONTINUATION_STEPS` steps, each started from the last one's root; where that
+    path finds a root it is the inverse, and where it does not the offset has none (NaN).
+    """
+    u, v = _newton_invert(fun, tu, tv, u0, v0)
+    if (np.abs(u - u0) + np.abs(v - v0)).max(initial=0.0) <= _FAR_FRACTION * scale:
+        return u, v  # (every root near its guess: the usual case, at a few us)
+    finite_t = np.isfinite(tu) & np.isfinite(tv)
+    with np.errstate(invalid="ignore"):
+        far = np.hypot(u - u0, v - v0) > _FAR_FRACTION * (scale + np.hypot(tu, tv))
+    check = np.flatnonzero(finite_t & (np.isnan(u) | far))
+    if not check.size:
+        return u, v
+    zero = np.zeros(1)
+    cu, cv = (float(a[0]) for a in fun(zero, zero)[:2])  # the image of the origin
+    du, dv = tu[check] - cu, tv[check] - cv
+    pu, pv = np.zeros(check.size), np.zeros(check.size)
+    stride = np.hypot(du, dv) / _CONTINUATION_STEPS
+    for t in np.linspace(1.0, _CONTINUATION_STEPS, _CONTINUATION_STEPS) / _CONTINUATION_STEPS:
+        qu, qv = _newton_invert(fun, cu + t * du, cv + t * dv, pu, pv)
+        # a step onto another branch: across a fold, where the lens compresses tenfold
+        with np.errstate(invalid="ignore"):
+            jumped = np.hypot(qu - pu, qv - pv) > _MAX_STRETCH * stride + _RESIDUAL_TOL_PX
+        qu[jumped] = qv[jumped] = np.nan
+        pu, pv = qu, qv
+    # where the path from the centre ends short of the offset, the offset lies beyond the
+    # lens's reach and a far root is no inverse of it: NaN
+    u[check], v[check] = pu, pv
+    return u, v
+
+
 # ---------------------------------------------------------------------------
 # Brown–Conrady
 
@@ -862,8 +912,8 @@ class PolynomialDistortion:
         if self._primary == "forward":
             return _finish(*self._eval(self._a, self._b, u, v), shape, scalar)
         u0, v0 = self._eval(self._a, self._b, u, v)
-        return _finish(*_newton_invert(self._poly_map(self._ap, self._bp), u, v, u0, v0),
-                       shape, scalar)
+        return _finish(*_invert_from_centre(self._poly_map(self._ap, self._bp), u, v, u0, v0,
+                                            self._scale), shape, scalar)
 
     def undistort(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatOrArray, FloatOrArray]:
         """Distorted → ideal pixel offsets from the optical centre.
@@ -874,8 +924,8 @@ class PolynomialDistortion:
         if self._primary == "inverse":
             return _finish(*self._eval(self._ap, self._bp, u, v), shape, scalar)
         u0, v0 = self._eval(self._ap, self._bp, u, v)
-        return _finish(*_newton_invert(self._poly_map(self._a, self._b), u, v, u0, v0),
-                       shape, scalar)
+        return _finish(*_invert_from_centre(self._poly_map(self._a, self._b), u, v, u0, v0,
+                                            self._scale), shape, scalar)
 
     # -- serialisation and dunders
     def to_dict(self) -> dict[str, Any]:
