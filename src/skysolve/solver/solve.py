@@ -547,15 +547,46 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
         return "timeout", (f"no match within max_patterns_checked="
                            f"{options.max_patterns_checked} patterns{outside}")
+    width = _width_note(options, code, fov_lo, fov_hi, size) if status == "no_match" else ""
     if status == "no_match" and cone is not None:
-        return status, f"{_FAILURE_MESSAGES[status]} within the position hint's cone{outside}"
+        return status, (f"{_FAILURE_MESSAGES[status]} within the position hint's "
+                        f"cone{outside}{width}")
     if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
         lens = ("" if code != _proj.PINHOLE or fov_hi < math.radians(_FISHEYE_HINT_DEG) else
                 "; a fisheye or all-sky lens needs its projection named (projection=)")
         scope = outside or (f"; the database solves fields of view of "
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
-        return status, f"{_FAILURE_MESSAGES[status]}{scope}{lens}"
+        return status, f"{_FAILURE_MESSAGES[status]}{scope}{lens}{width}"
     return status, _FAILURE_MESSAGES[status] + outside
+
+
+def _width_note(options: SolveOptions, code: int, fov_lo: float, fov_hi: float,
+                size: tuple[float, float]) -> str:
+    """The note of a failure's message that the field-of-view hint, read over the image's
+    height or diagonal instead of its width, is a field outside the range searched; else
+    ``""``. A fisheye's 180 deg image circle fills the height of its frame and is told as
+    180 deg, where the hint means the field across the width (240 deg for an
+    equidistant 4:3 frame), and the search found nothing without a word of it."""
+    if options.fov_estimate is not None:
+        hint = options.fov_estimate
+    elif options.fov_range_deg is not None:
+        hint = math.radians(0.5 * (options.fov_range_deg[0] + options.fov_range_deg[1]))
+    else:
+        return ""
+    width, height = size
+    notes = []
+    for name, length in (("height", height), ("diagonal", math.hypot(width, height))):
+        if length == width or not hint < 2.0 * _proj.max_angle(code):
+            continue
+        wide = _proj.fov_from_focal(_proj.focal_from_fov(hint, length, code), width, code)
+        if math.isfinite(wide) and not fov_lo <= wide <= fov_hi:
+            notes.append(f"over the {name} ({length:.0f} px) it is a "
+                         f"{math.degrees(wide):.4g} deg wide field")
+    if not notes:
+        return ""
+    return (f"; the field of view hint ({math.degrees(hint):.4g} deg) is the field across "
+            f"the image's width ({width:.0f} px) through the optical axis: "
+            + ", ".join(notes))
 
 
 #: A position-hinted field whose catalog holds fewer stars than this, in a circle of the
