@@ -32,9 +32,9 @@ or SIN) and prints, for the ``.wcs`` of the test frame
     orientation_center -152.274582352 up, degrees E of N, at the image centre
     ra_center_hms 15:22:40.233
     dec_center_dms +11:02:07.954
-    fieldw 11.4272937691              angles between the midpoints of opposite edges, in
-    fieldh 8.582907217                fieldunits (degrees, arcminutes or arcseconds, as
-    fieldunits degrees                solve-field's "Field size" line)
+    fieldw 11.4272937691              sizes across the centre, from the midpoint of one
+    fieldh 8.582907217                edge to the opposite one's, in fieldunits (degrees,
+    fieldunits degrees                arcminutes or arcseconds, as "Field size")
 The values at the image centre are those of ``skysolve-field``'s "Field center",
 "Field size", "Field rotation angle" and "Field parity" lines. The local CD matrix
 there is measured on the tangent plane about the centre (central differences over
