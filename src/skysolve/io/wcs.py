@@ -368,6 +368,7 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
             image_width = int(round(shape[0] - off[0]))
         if image_height is None:
             image_height = int(round(shape[1] - off[1]))
+    _check_within_grid(w.pixel_shape, image_width, image_height, off)
 
     crval = np.asarray(w.wcs.crval, dtype=np.float64)
     bore, i1, i2 = _intermediate_axes(float(crval[0]), float(crval[1]), float(w.wcs.lonpole),
@@ -403,6 +404,26 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
                       projection=projection)
     frame = _frame_to_icrs(w, cam, rot)
     return cam, rot if frame is None else rot @ frame
+
+
+def _check_within_grid(shape: Any, width: int, height: int, off: NDArray[np.float64]) -> None:
+    """Refuse a camera image that reaches beyond the WCS's pixel grid (``NAXISn``): a
+    ``(height, width)`` given as ``(width, height)`` made a camera of another image, its
+    optical centre moved by their difference, without a word. A cut-out within the grid
+    (TESS's science area) is a camera of its own."""
+    if shape is None:
+        return
+    for axis, (name, size) in enumerate((("image_width", width), ("image_height", height))):
+        grid = int(shape[axis])
+        if size + off[axis] > grid + 0.5:
+            other = ("image_height", "image_width")[axis]
+            swapped = ((height, width) == (int(shape[0]), int(shape[1])) and width != height)
+            hint = (f"; {name} and {other} swapped? (the WCS's image is {int(shape[0])} "
+                    f"x {int(shape[1])}, width x height)") if swapped else ""
+            offset = f" at pixel_offset {off[axis]:g}" if off[axis] else ""
+            raise InvalidArgumentError(
+                f"{name}={size}{offset} reaches beyond the WCS's pixel grid (NAXIS{axis + 1}"
+                f"={grid}){hint}")
 
 
 def _frame_to_icrs(w: Any, cam: CameraModel,

@@ -85,3 +85,18 @@ def test_move_reference_pixel_says_why_a_tan_plane_cannot_hold_a_wide_field():
         move_reference_pixel(wcs, (1.0, 1.0), 1600, 1200)
     message = str(info.value)
     assert "nan" not in message and "90" in message, message
+
+
+def test_wcs_to_camera_refuses_a_size_beyond_the_wcs_pixel_grid():
+    # (height, width) given for (width, height): a 1200 x 1600 camera of a 1600 x 1200
+    # WCS came back with its optical centre moved (200, -200) px, without a word
+    cam = CameraModel.from_fov(120.0, 1600, 1200, projection="equidistant")
+    wcs = camera_to_wcs(cam, np.eye(3))
+    with pytest.raises(InvalidArgumentError, match=r"image_height.*1600.*NAXIS2.*1200.*swapped"):
+        wcs_to_camera(wcs, 1200, 1600)
+    with pytest.raises(InvalidArgumentError, match=r"image_width.*pixel_offset"):
+        wcs_to_camera(wcs, 1600, 1200, pixel_offset=(10, 0))
+    # a cut-out inside the grid is a camera of its own (TESS's science area)
+    part, _ = wcs_to_camera(wcs, 1500, 1100, pixel_offset=(50, 50))
+    assert (part.image_width, part.image_height) == (1500, 1100)
+    assert tuple(part.crpix) == (0.0, 0.0)
