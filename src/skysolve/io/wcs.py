@@ -314,7 +314,8 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
         ``orthographic``; lookup-table distortions are not supported.
     image_width, image_height : int, optional
         Size of the camera image; default: the WCS's ``pixel_shape`` minus
-        ``pixel_offset``.
+        ``pixel_offset``. At ``pixel_offset`` it must lie within the WCS's
+        ``pixel_shape`` when the WCS has one.
     pixel_offset : (float, float), keyword-only
         0-based (column, row) in the WCS pixel grid of the camera image's
         first pixel (TESS science area: ``(44, 0)``).
