@@ -64,3 +64,22 @@ def test_a_fisheye_focal_range_reaching_past_the_image_circle_is_capped():
     assert hi == pytest.approx(360.0)
     lo, hi = scale_range(4.0, 30.0, "focalmm", "equidistant")["fov_range_deg"]
     assert lo == pytest.approx(math.degrees(36.0 / 30.0)) and hi == pytest.approx(360.0)
+
+
+def test_an_8mm_circular_fisheye_solves_with_its_focal_length_hint(wide_db):
+    """An 8 mm equisolid circular fisheye on a 36 mm wide sensor of 1500 x 1000 px (f =
+    333 px): its focalmm hint was (nan, nan) and the solve refused it; it solves."""
+    from skysolve.camera import CameraModel
+    from skysolve.simulate import random_attitudes, simulate_centroids
+    from skysolve.sky.catalogs import load_hipparcos
+
+    w, h = 1500, 1000
+    f = 8.0 / (36.0 / w)
+    cam = CameraModel(f, w, h, projection="equisolid")
+    sim = simulate_centroids(load_hipparcos(), cam, random_attitudes(1, rng=0)[0],
+                             num_stars=80, seed=0, image_circle_deg=90.0, epoch_year=2025.0)
+    hint = scale_range(8.0, 8.0, "focalmm", "equisolid")
+    res = wide_db.solve_from_centroids(sim.centroids, image_width=w, image_height=h,
+                                       projection="equisolid", **hint)
+    assert res, res
+    assert res.camera_model.focal_length_px == pytest.approx(f, rel=1e-3)
