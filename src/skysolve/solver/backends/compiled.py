@@ -340,6 +340,56 @@ def cone_scan(vectors, cx, cy, cz, min_dot, count, max_scan):
     return out[:k], v, i
 
 
+#: Most entries of a bucket :func:`_lowest_first` sorts by insertion (more: by argsort).
+_BUCKET_INSERTION_MAX = 32
+
+
+@_jit
+def _lowest_first(values, n, count):
+    """Positions of the ``count`` lowest of the distinct ``values[:n]``, lowest first: the
+    first ``count`` of ``np.argsort(values[:n])`` (distinct values have one order).
+
+    A bucket sort over ``[0, max]``: the cone query's rows come spread over the bound
+    they were read below, a few per bucket, and an argsort of its few hundred rows cost
+    twice the query's scan (~10 us a solve). A bucket is ordered by insertion, or by
+    argsort when the rows crowd into it; buckets past the ``count``-th entry are left.
+    """
+    m = min(count, n)
+    if n == 0:
+        return np.empty(0, np.intp)
+    top = values[0]
+    for t in range(n):
+        top = max(top, values[t])
+    scale = n / (top + 1.0)  # (monotone: lower values never land in later buckets)
+    head = np.zeros(n + 1, np.intp)
+    for t in range(n):
+        head[int(values[t] * scale) + 1] += 1
+    for b in range(n):
+        head[b + 1] += head[b]
+    order = np.empty(n, np.intp)
+    fill = head[:n].copy()
+    for t in range(n):
+        b = int(values[t] * scale)
+        order[fill[b]] = t
+        fill[b] += 1
+    for b in range(n):
+        lo, hi = head[b], head[b + 1]
+        if lo >= m:
+            break
+        if hi - lo > _BUCKET_INSERTION_MAX:
+            part = order[lo:hi].copy()
+            order[lo:hi] = part[np.argsort(values[part])]
+            continue
+        for i in range(lo + 1, hi):
+            x = order[i]
+            j = i - 1
+            while j >= lo and values[order[j]] > values[x]:
+                order[j + 1] = order[j]
+                j -= 1
+            order[j + 1] = x
+    return order[:m]
+
+
 @_jit
 def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, dec0, radius,
                cx, cy, cz, min_dot, count, first_bound):
@@ -405,7 +455,7 @@ def cone_query(cell_vectors, members, starts, band_first, band_cells, h, ra0, de
         if n_found >= count or bound >= n_rows:
             break
         bound *= 2
-    order = np.argsort(found[:n_found])[:count]
+    order = _lowest_first(found, n_found, count)
     rows = np.empty(order.shape[0], np.intp)
     v = np.empty((order.shape[0], 3))
     for t in range(order.shape[0]):

@@ -262,6 +262,23 @@ def test_brightest_in_cone_matches_trees(small_db):
     assert len(rows_scan) > 100
 
 
+def test_lowest_first_orders_crowded_and_spread_rows():
+    """The cone query's ordering of the rows it found (distinct star-table rows, in cell
+    order): the ``count`` lowest first, as an argsort, however they crowd -- spread over
+    the bound, all but one at the low end (one bucket holds them), runs in cell order,
+    one row, none."""
+    rng = np.random.default_rng(5)
+    cases = [rng.permutation(60000)[:300], np.append(rng.permutation(400), 60000),
+             np.concatenate([np.sort(rng.permutation(5000)[:80]) + 5000 * k for k in (3, 0, 2, 1)]),
+             np.array([7]), np.zeros(0, np.intp), np.arange(500)[::-1].copy()]
+    for values in cases:
+        values = np.asarray(values, dtype=np.intp)
+        padded = np.concatenate([values, rng.integers(0, 10, 5)])  # only the first n count
+        for count in (1, 3, len(values) // 2, len(values), len(values) + 10):
+            got = comp._lowest_first(padded, len(values), count)
+            np.testing.assert_array_equal(got, np.argsort(values, kind="stable")[:count])
+
+
 def test_mutual_matches_with_ties_and_crowds():
     """Grid-aligned points (many equal distances), clusters, and empty inputs."""
     rng = np.random.default_rng(4)
