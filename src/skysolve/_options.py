@@ -263,7 +263,8 @@ def _options_of(cls: type[T], kwargs: dict[str, Any]) -> T:
     frames passes the same arguments every time. Arguments that are not plain
     scalars (arrays, camera models, times) are checked afresh on every call.
     """
-    keys = {k: _plain_key(v) for k, v in kwargs.items()}
+    # (a plain scalar's key written out: the call per argument cost ~1 us a solve)
+    keys = {k: (type(v), v) if type(v) in _PLAIN else _plain_key(v) for k, v in kwargs.items()}
     if None in keys.values():
         return _new(cls, kwargs, keys)
     key = (cls, *sorted(keys.items()))

@@ -55,6 +55,8 @@ __all__ = [
 
 #: The projections, in the order of their integer codes (0: pinhole, ...).
 PROJECTIONS = ("pinhole", "equidistant", "equisolid", "stereographic", "orthographic")
+#: The code of each name as listed in :data:`PROJECTIONS`.
+_CODES = {name: code for code, name in enumerate(PROJECTIONS)}
 #: FITS WCS projection code of each projection (by name).
 FITS_CODES = {"pinhole": "TAN", "equidistant": "ARC", "equisolid": "ZEA",
               "stereographic": "STG", "orthographic": "SIN"}
@@ -67,6 +69,9 @@ _MAX_RADIUS = (math.inf, math.pi, 2.0, math.inf, 1.0)
 
 def code_of(projection: str, name: str = "projection") -> int:
     """The integer code of a projection name (checked)."""
+    code = _CODES.get(projection) if type(projection) is str else None
+    if code is not None:  # a name as listed (every solve asks twice: ~1 us of checks)
+        return code
     return PROJECTIONS.index(_args.choice(projection, name, PROJECTIONS))
 
 
