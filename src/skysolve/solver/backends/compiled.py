@@ -209,7 +209,31 @@ def _pair_angles(v, m, valid, out):
 
 @_jit
 def _sort6(e):
-    """Sort the six values of ``e`` in place (an insertion sort: the fastest for six)."""
+    """Sort the six values of ``e`` in place.
+
+    Six numbers (no NaN) go through a sorting network of 12 min/max pairs, which compile
+    to branch-free code: the insertion sort's data-dependent branches, mispredicted about
+    every other pattern, took 45 ns a sort against 15 (the ratio sensitivity sorts 140
+    patterns a solve, the pattern search one per image and catalog pattern). Sorted
+    numbers are the same numbers whatever the algorithm (the edges are angles, never
+    -0.0); with a NaN the insertion sort below places it, as it always did.
+    """
+    a0, a1, a2, a3, a4, a5 = e[0], e[1], e[2], e[3], e[4], e[5]
+    if a0 == a0 and a1 == a1 and a2 == a2 and a3 == a3 and a4 == a4 and a5 == a5:
+        a0, a5 = min(a0, a5), max(a0, a5)
+        a1, a3 = min(a1, a3), max(a1, a3)
+        a2, a4 = min(a2, a4), max(a2, a4)
+        a1, a2 = min(a1, a2), max(a1, a2)
+        a3, a4 = min(a3, a4), max(a3, a4)
+        a0, a3 = min(a0, a3), max(a0, a3)
+        a2, a5 = min(a2, a5), max(a2, a5)
+        a0, a1 = min(a0, a1), max(a0, a1)
+        a2, a3 = min(a2, a3), max(a2, a3)
+        a4, a5 = min(a4, a5), max(a4, a5)
+        a1, a2 = min(a1, a2), max(a1, a2)
+        a3, a4 = min(a3, a4), max(a3, a4)
+        e[0], e[1], e[2], e[3], e[4], e[5] = a0, a1, a2, a3, a4, a5
+        return
     for i in range(1, 6):
         x = e[i]
         j = i - 1

@@ -262,6 +262,36 @@ def test_brightest_in_cone_matches_trees(small_db):
     assert len(rows_scan) > 100
 
 
+def test_sort6_sorts_finite_values_and_places_nan_as_an_insertion_sort():
+    """The pattern edges' sort: six numbers in increasing order (ties, zeros, equal
+    runs); with a NaN among them, where an insertion sort leaves it (the pattern
+    search's keys of an image pattern with a star the projection does not image)."""
+    def insertion(values):
+        e = list(values)
+        for i in range(1, 6):
+            x, j = e[i], i - 1
+            while j >= 0 and e[j] > x:
+                e[j + 1] = e[j]
+                j -= 1
+            e[j + 1] = x
+        return np.array(e)
+
+    rng = np.random.default_rng(6)
+    rows = [rng.random(6), rng.integers(0, 3, 6).astype(float), np.zeros(6),
+            np.array([3.0, 2.0, 1.0, 0.0, 0.0, 1.0]), np.full(6, 0.25)]
+    rows += [rng.permutation([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) for _ in range(200)]
+    for e in rows:
+        got = e.copy()
+        comp._sort6(got)
+        np.testing.assert_array_equal(got, np.sort(e))
+    for k in range(60):
+        e = rng.integers(0, 4, 6).astype(float)
+        e[rng.choice(6, 1 + k % 3, replace=False)] = np.nan
+        got = e.copy()
+        comp._sort6(got)
+        np.testing.assert_array_equal(got, insertion(e))
+
+
 def test_lowest_first_orders_crowded_and_spread_rows():
     """The cone query's ordering of the rows it found (distinct star-table rows, in cell
     order): the ``count`` lowest first, as an argsort, however they crowd -- spread over
