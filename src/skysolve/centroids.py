@@ -394,7 +394,9 @@ def centroids_to_array(centroids: Any, name: str = "centroids"
             isinstance(centroids, Sequence) and len(centroids)
             and not hasattr(centroids[0], "x")):
         try:
-            if np.iscomplexobj(centroids):  # float64 casting would drop the imaginary part
+            # float64 casting would drop the imaginary part (an array's dtype says it at once)
+            if (centroids.dtype.kind == "c" if isinstance(centroids, np.ndarray)
+                    else np.iscomplexobj(centroids)):
                 raise TypeError
             arr = np.asarray(centroids, dtype=np.float64)
         except (TypeError, ValueError):

@@ -71,6 +71,7 @@ FloatOrArray = float | NDArray[np.float64]
 
 _FIELDS = ("focal_length_px", "image_width", "image_height", "crpix", "parity_flip",
            "distortion", "projection")
+_FIELD_SET = frozenset(_FIELDS)
 
 
 def _check_size(value: Any, name: str) -> int:
@@ -438,7 +439,7 @@ class CameraModel:
         Accepts the constructor's argument names; ``crpix=None`` and
         ``distortion=None`` reset them.
         """
-        unknown = set(changes) - set(_FIELDS)
+        unknown = changes.keys() - _FIELD_SET
         if unknown:
             raise InvalidTypeError(
                 f"replace() got unexpected argument(s) {sorted(unknown)}; allowed: {list(_FIELDS)}")

@@ -198,6 +198,12 @@ class PatternDatabase:
         return int(self._parameters["pattern_bins"])
 
     @property
+    def _pattern_max_error(self) -> float:
+        """The edge-ratio tolerance the patterns were stored with (for the solver, which
+        asks every solve: :attr:`parameters` copies the whole dictionary)."""
+        return float(self._parameters["pattern_max_error"])
+
+    @property
     def star_ids(self) -> NDArray[np.int64]:
         """Catalog ids of the star table (brightest first, read-only)."""
         return self._star_ids

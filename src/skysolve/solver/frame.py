@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -60,9 +60,9 @@ class Frame:
     #: treat as read-only.
     memo: dict = field(default_factory=dict)
 
-    @property
+    @cached_property
     def proj(self) -> int:
-        """The lens projection's integer code."""
+        """The lens projection's integer code (kept: asked for a dozen times a solve)."""
         return self.camera.projection_code
 
     def vectors(self, f: float, parity: bool, idx: Any = slice(None)) -> NDArray[np.float64]:

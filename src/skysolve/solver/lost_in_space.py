@@ -519,7 +519,7 @@ def _passes(db, tol: float, n_stars: int, deep: bool = False,
     in several focal-length windows), and, unless ``windowed``, ``tol`` on the brightest
     :data:`DEEPEST_PATTERN_STARS` at that separation."""
     passes = [(tol, n_stars, SEPARATION_FRACTION, False)]
-    wide = WIDE_TOLERANCE_FACTOR * float(db.parameters["pattern_max_error"])
+    wide = WIDE_TOLERANCE_FACTOR * db._pattern_max_error
     narrow_sep = SEPARATION_FRACTION * WIDE_SEPARATION_FACTOR
     if wide > tol:
         passes.append((wide, min(n_stars, WIDE_PATTERN_STARS), narrow_sep, False))

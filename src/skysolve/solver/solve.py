@@ -457,7 +457,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     deadline = None if not timeout else t0 + timeout / 1e3
     tol = options.match_max_error
     if tol is None:
-        tol = float(db.parameters["pattern_max_error"])
+        tol = db._pattern_max_error
 
     cam = options.camera_model
     code = _proj.code_of(options.lens_projection)
