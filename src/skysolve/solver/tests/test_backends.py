@@ -292,6 +292,23 @@ def test_sort6_sorts_finite_values_and_places_nan_as_an_insertion_sort():
         np.testing.assert_array_equal(got, insertion(e))
 
 
+def test_stable_rank_sorts_agree_with_numpy():
+    """The small sorts counted by rank: numpy's stable argsort, sort and the rows of
+    the ``h`` smallest, on ties, signed zeros, infinities, NaN, integers and arrays
+    past the counting's size (where numpy's own sort takes over)."""
+    rng = np.random.default_rng(7)
+    arrays = [rng.random(45), rng.integers(0, 4, 40).astype(float), np.zeros(0), np.ones(1),
+              np.array([0.0, -0.0, 0.0, -0.0, 1.0]), np.array([np.inf, 1.0, np.inf, 0.5]),
+              np.array([1.0, np.nan, 0.5, np.nan, 0.2]), rng.random(200),
+              rng.integers(0, 5, 300).astype(float), rng.permutation(60)]
+    for x in arrays:
+        np.testing.assert_array_equal(comp._stable_argsort(x), np.argsort(x, kind="stable"))
+        np.testing.assert_array_equal(comp._sorted(x), np.sort(x))
+        for h in {1, len(x) // 2, len(x)} - {0}:
+            np.testing.assert_array_equal(comp._smallest(x, h),
+                                          np.sort(np.argsort(x, kind="stable")[:h]))
+
+
 def test_lowest_first_orders_crowded_and_spread_rows():
     """The cone query's ordering of the rows it found (distinct star-table rows, in cell
     order): the ``count`` lowest first, as an argsort, however they crowd -- spread over
