@@ -309,7 +309,7 @@ def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
         if finite == 0:
             out[t] = np.nan
             continue
-        srt = np.sort(change)  # NaN last
+        srt = _sorted(change)  # NaN last
         out[t] = srt[int(math.floor(percentile / 100.0 * max(finite - 1, 0)))]
     return out
 
@@ -1335,7 +1335,7 @@ def _refine_kernel(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, h
         if not ok:
             return False, R, f, img_idx, cat_rows, err
         floor = max(_CLIP_FLOOR_FRACTION * radius, _CLIP_FLOOR_PX) / f
-        c = np.sort(err[core])
+        c = _sorted(err[core])
         m = c.shape[0]
         median = 0.5 * (c[(m - 1) // 2] + c[m // 2])
         keep = err <= max(sigma_clip * 1.4826 * median, floor)
@@ -1463,7 +1463,7 @@ def _unique_pairs(ii, jj, miss, n_i, n_j):
         seen_j[jj[t]] = True
     if not twice:
         return np.arange(n)
-    order = np.argsort(miss, kind="mergesort")  # (stable, as the reference's)
+    order = _stable_argsort(miss)  # (stable, as the reference's)
     seen_i[:] = False
     seen_j[:] = False
     keep = np.empty(n, np.intp)
