@@ -40,7 +40,7 @@ _angle_of_radius = _jit(_proj.scalar_angle_of_radius)
 _radius_of_angle = _jit(_proj.scalar_radius_of_angle)
 #: Scratch arrays of the pattern search, allocated once per call: allocating inside
 #: the per-pattern loops dominated the time of searches that find nothing.
-_Work = namedtuple("_Work", "e ce ax ay az dist lo span digit")
+_Work = namedtuple("_Work", "e ce ax ay az dist lo span digit cur")
 #: ``reference.ARCSEC_PER_RAD`` (a result's residuals are reported in arc seconds)
 _ARCSEC_PER_RAD = _reference.ARCSEC_PER_RAD
 #: Cost of visiting one sky cell in a compiled cone query, in star-table rows scanned.
@@ -552,7 +552,7 @@ def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_p
     and owner arrays. ``work`` is a :class:`_Work` of scratch arrays.
     """
     e = work.e
-    lo, span, digit = work.lo, work.span, work.digit
+    lo, span, digit, cur = work.lo, work.span, work.digit, work.cur
     n_q = 0
     for u in range(stop - p):
         r0, r1, r2, r3 = combos[p + u, 0], combos[p + u, 1], combos[p + u, 2], combos[p + u, 3]
@@ -573,15 +573,24 @@ def _query_keys(v_guess, combos, p, stop, bins, tol, ratios, largest, q_key, q_p
             cap = 2 * (n_q + n_keys)
             q_key = _grow(q_key, n_q, cap)
             q_pat = _grow(q_pat, n_q, cap)
-        for c in range(n_keys):
-            rem = c  # offsets come off c with the last digit fastest
-            for t in range(4, -1, -1):
-                digit[t] = lo[t] + rem % span[t]
-                rem //= span[t]
+        # the bins counted through like an odometer, the last digit fastest (the key's
+        # mixed-radix digits by division cost ten integer divisions a key)
+        for t in range(5):
+            cur[t] = lo[t]
+        for _ in range(n_keys):
+            for t in range(5):
+                digit[t] = cur[t]
             q_key[n_q] = _pack_key(digit[0], digit[1], digit[2], digit[3], digit[4],
                                    np.uint64(bins))
             q_pat[n_q] = u
             n_q += 1
+            t = 4
+            while t >= 0:
+                cur[t] += 1
+                if cur[t] < lo[t] + span[t]:
+                    break
+                cur[t] = lo[t]
+                t -= 1
     return n_q, q_key, q_pat
 
 
@@ -711,7 +720,8 @@ def _pattern_candidates(v_guess, combos, start, ends, max_patterns, bins, tol, k
     c_big = np.empty(cap)
     k = 0
     work = _Work(np.empty(6), np.empty(6), np.empty(4), np.empty(4), np.empty(4), np.empty(4),
-                 np.empty(5, np.int64), np.empty(5, np.int64), np.empty(5, np.uint64))
+                 np.empty(5, np.int64), np.empty(5, np.int64), np.empty(5, np.uint64),
+                 np.empty(5, np.int64))
     ce = work.ce
     order = np.empty(4, np.intp)
     chunk = 32
