@@ -241,17 +241,16 @@ def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np
 
     Each pass is shifted-slice accumulation into preallocated buffers: the centre tap,
     then each symmetric pair of taps from the outermost in (one multiply per pair).
-    The compiled twins (:func:`.kernels.smooth_rows`, :func:`.kernels.smooth_cols`) do
-    the same arithmetic in one pass each, in bands of rows on the extraction's threads.
+    The compiled twin (:func:`.kernels.smooth`) does the same arithmetic in one pass
+    over the frame for both, in bands of rows on the extraction's threads.
     """
-    rows, cols = compiled("smooth_rows"), compiled("smooth_cols")
-    if rows is not None:
-        tmp, out = np.empty_like(img), np.empty_like(img)
+    both = compiled("smooth")
+    if both is not None:
+        out = np.empty_like(img)
         h, w = img.shape
         # (each pass does a dozen operations a pixel: worth a thread from 64k pixels)
         chunks = _threads.split(h, thread_count(), max(1, _SMOOTH_THREAD_PIXELS // w))
-        _threads.run_chunks(lambda a, b: rows(img, kernel, tmp, a, b), chunks)
-        _threads.run_chunks(lambda a, b: cols(tmp, kernel, out, a, b), chunks)
+        _threads.run_chunks(lambda a, b: both(img, kernel, out, a, b), chunks)
         return out
     half = len(kernel) // 2
     h, w = img.shape

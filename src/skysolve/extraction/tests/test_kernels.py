@@ -195,6 +195,29 @@ def test_smooth_as_numpy(monkeypatch, threads):
         np.testing.assert_array_equal(a, b)
 
 
+def test_smooth_in_any_bands_as_numpy():
+    """The compiled filter's one pass (its first pass's rows made into a ring as the
+    second needs them) gives the numpy code's two passes to the bit in bands cut at any
+    rows: one-row bands, bands ending within a kernel's reach of the frame's edges, a
+    frame shorter than the kernel, 3 to 25 taps."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    kernels.warm_up()
+    smooth = kernels.compiled("smooth")
+    rng = np.random.default_rng(11)
+    for shape in ((2, 30), (5, 1), (40, 33), (97, 64)):
+        img = rng.normal(100.0, 5.0, shape).astype(np.float32)
+        for sigma in (0.3, 1.5, 4.0):
+            k = extract._gaussian_kernel(sigma)
+            with kernels.backend("reference"):
+                want = extract._smooth(img, k)
+            cuts = np.unique(np.r_[0, rng.integers(0, shape[0], 6), 1, shape[0] - 1,
+                                   shape[0]].clip(0, shape[0]))
+            got = np.full_like(img, np.nan)
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+                smooth(img, k, got, int(a), int(b))
+            np.testing.assert_array_equal(got, want)
+
+
 def test_counted_medians_as_numpy():
     """The compiled block medians of a dark integer sky give numpy's numbers to the bit."""
     background = importlib.import_module("skysolve.extraction.background")
