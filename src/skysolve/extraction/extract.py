@@ -270,15 +270,18 @@ def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np
     return out
 
 
-def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float
+def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float,
+                      counts: NDArray | None = None
                       ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """Flat indices of pixels with ``det > background + scale x noise``, and the
-    background there.
+    background there. ``counts``: the camera's integers (8 or 16 bits) whose values
+    ``det`` holds unchanged, when it does.
 
     A lower bound of the threshold level per tile of :data:`_TILE` pixels (the
     background's, plus the noise's when it varies: :meth:`.Background.tile_lower_bound`)
-    pre-selects candidates in one pass over the frame; the exact (bilinear) model is
-    evaluated only there.
+    pre-selects candidates in one pass over the frame -- over ``counts`` when given
+    (:func:`_count_limits`: the same pixels, from a half or a quarter of the bytes); the
+    exact (bilinear) model is evaluated only there.
     """
     h, w = det.shape
     th, tw = _TILE
@@ -288,15 +291,18 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float
     lim = lb.astype(np.float32)
     # never above the float64 bound (the exact test compares in float64)
     lim = np.where(lim > lb, np.nextafter(lim, np.float32(-np.inf)), lim)
+    src = det
+    if counts is not None and (climits := _count_limits(lim, counts.dtype)) is not None:
+        src, lim = counts, climits
     if bg.grid.size == 1:
-        cand = np.flatnonzero(det > lim.min())
+        cand = np.flatnonzero(src > lim.min())
         return cand, np.full(len(cand), bg.grid[0, 0])  # a global model is exact already
     flat = det.ravel()
 
     def band(b0: int, b1: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """The candidates of tile rows ``b0:b1``."""
         r0, r1 = b0 * th, min(b1 * th, h)
-        cand = np.flatnonzero(_above(det[r0:r1], lim[b0:b1], th, tw)) + r0 * w
+        cand = np.flatnonzero(_above(src[r0:r1], lim[b0:b1], th, tw)) + r0 * w
         level = bg.at_flat(cand)
         cut = thr if bg.noise is None else scale * bg.noise.at_flat(cand)
         keep = flat[cand] > level + cut
@@ -314,8 +320,19 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _above(det: NDArray[np.float32], lim: NDArray[np.float32], th: int, tw: int
-           ) -> NDArray[np.bool_]:
+def _count_limits(lim: NDArray[np.float32], dtype: np.dtype) -> NDArray | None:
+    """The limits ``lim`` (float32) for integers of ``dtype``: ``v > lim`` exactly when
+    ``v > floor(lim)`` for a whole number ``v``, in ``dtype`` (limits above its range
+    kept by none, as before); None when a limit lies below its range or is not finite
+    (every value passes: no such limit in ``dtype``)."""
+    low = np.floor(lim)
+    info = np.iinfo(dtype)
+    if not (np.isfinite(low).all() and low.min() >= info.min):
+        return None
+    return np.minimum(low, info.max).astype(dtype)
+
+
+def _above(det: NDArray, lim: NDArray, th: int, tw: int) -> NDArray[np.bool_]:
     """``det > lim`` with ``lim`` one value per ``th`` x ``tw`` tile (the last row and
     column of tiles partial): ``lim`` widened to a row per row of tiles, so that the
     comparison runs along whole image rows."""
@@ -869,9 +886,10 @@ def _folded_rss(kernel: NDArray[np.float64], n: int) -> float:
 
 def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
            opts: ExtractionOptions, noise: NDArray | None = None,
-           gaps: NDArray | None = None):
+           gaps: NDArray | None = None, counts: NDArray | None = None):
     """Threshold, candidate pixels and their 8-connected labels; ``gaps``: the unusable
-    pixels that may still join a blob (:func:`_bridge_gaps`).
+    pixels that may still join a blob (:func:`_bridge_gaps`); ``counts``: the camera's
+    integers whose values ``work`` holds unchanged, if it does (:func:`_candidate_pixels`).
 
     Returns ``(threshold scale, labels, number of blobs, pixel indices, background
     there)``; the threshold at a pixel is the scale times the noise there.
@@ -884,14 +902,15 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
         scale *= _correlated_noise(det, bad, bg, scale / opts.sigma_threshold)
     if bg.block_grid is not None and noise is None:
         scale = _mirrored_noise_scale(det, bad, bg, scale, opts.min_pixels)
+    counts = counts if det is work else None
     if noise is not None:
         # a noise map: pre-select at the quietest pixel's threshold, then per pixel
         floor = float(np.nanmin(noise)) / bg.sigma if np.isfinite(noise).any() else 1.0
-        idx, idx_bg = _candidate_pixels(det, bg, max(scale * floor, 0.0))
+        idx, idx_bg = _candidate_pixels(det, bg, max(scale * floor, 0.0), counts)
         keep = _noise_cut(det, idx, idx_bg, noise, scale)
         idx, idx_bg = idx[keep], idx_bg[keep]
     else:
-        idx, idx_bg = _candidate_pixels(det, bg, scale)
+        idx, idx_bg = _candidate_pixels(det, bg, scale, counts)
     if bad is not None and len(idx):
         good = ~(bad if gaps is None else bad & ~gaps).ravel()[idx]
         idx, idx_bg = idx[good], idx_bg[good]
@@ -1303,13 +1322,14 @@ _AUTO_GAIN = 1.5
 
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
             glyphs: tuple[NDArray, NDArray] | None = None,
-            gaps: NDArray | None = None) -> _Pass | None:
+            gaps: NDArray | None = None, counts: NDArray | None = None) -> _Pass | None:
     """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
     is above the threshold. ``noise``: the per-pixel noise map, when the image came with
     one; ``glyphs``: the peaks of an unfiltered pass's overlay blobs
     (:attr:`_Pass.glyphs`); ``gaps``: the unusable pixels detection bridges
-    (:func:`_bridge_gaps`)."""
-    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps)
+    (:func:`_bridge_gaps`); ``counts``: the camera's integers whose values ``work``
+    holds unchanged, if it does."""
+    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps, counts)
     if nblobs == 0:
         return None
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
@@ -1488,10 +1508,12 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         return _empty_result(h, w, (bg.mean + offset) * unit,
                              (0.0 if np.isfinite(sigma) else sigma) * unit, float("nan"))
     sat_level = options.saturation_level
+    # the camera's integers, when the working copy holds them unchanged (half the bytes,
+    # or a quarter, to read where every pixel is compared)
+    counts = arr if (bad is None and not mosaic and arr.dtype.kind in "iu"
+                     and arr.dtype.itemsize <= 2) else None
     if sat_level == "auto":
-        exact = (bad is None and not mosaic and arr.dtype.kind in "iu"
-                 and arr.dtype.itemsize <= 2)
-        sat_level = _auto_saturation(arr if exact else work, bg.mean, sigma)
+        sat_level = _auto_saturation(work if counts is None else counts, bg.mean, sigma)
     elif sat_level is not None:
         sat_level = float(sat_level) / unit - offset  # in the working copy's values
     if noise is not None:
@@ -1500,11 +1522,13 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         bg.noise = None  # the map, not the estimated noise grid, sets the threshold
     plain = options.replace(matched_filter_sigma=None) \
         if options.matched_filter_sigma == "auto" else options
-    found = _detect(work, bad, bg, sat_level, plain, noise, gaps=gaps)
+    found = _detect(work, bad, bg, sat_level, plain, noise, gaps=gaps,
+                    counts=None if noise is not None else counts)
     second = _auto_filter(found, options)
     if second is not None:
         again = _detect(work, bad, bg, sat_level, options.replace(matched_filter_sigma=second),
-                        noise, None if found is None else found.glyphs, gaps)
+                        noise, None if found is None else found.glyphs, gaps,
+                        None if noise is not None else counts)
         if _prefer_filtered(found, again, _enough(options)):
             found = again
     if found is None:

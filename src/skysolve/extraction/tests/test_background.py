@@ -95,6 +95,35 @@ def test_tile_bound_and_candidates_by_brute_force():
         np.testing.assert_array_equal(level, model.ravel()[want])
 
 
+def test_candidates_from_counts_as_from_floats():
+    """The candidate pass over a camera's integers (8 and 16 bits, signed and not) keeps
+    exactly the pixels, and the levels, of the pass over their float32 copy: skies whose
+    thresholds fall between counts, on whole counts, above the type's range (no pixel
+    passes) and below it (every pixel is a candidate: no such limit in the type)."""
+    rng = np.random.default_rng(5)
+    for dtype in (np.uint8, np.uint16, np.int16):
+        info = np.iinfo(dtype)
+        for level in (info.min - 40.0, info.min + 20.0, 0.5 * (info.min + info.max),
+                      info.max - 3.0, info.max + 40.0):
+            h, w = int(rng.integers(20, 200)), int(rng.integers(20, 200))
+            bs = int(rng.choice([16, 33, 64]))
+            ny, nx = (len(n) for n in background._block_nodes((h, w), bs))
+            grid = level + rng.normal(0.0, 4.0, (ny, nx)) + 3.0 * np.arange(nx)
+            bg = background.Background(grid, bs, 2.0, (h, w))
+            counts = np.clip(rng.normal(level, 10.0, (h, w)), info.min, info.max).astype(dtype)
+            det = counts.astype(np.float32)
+            for scale in (0.0, 0.25, 1.0, 3.0):
+                want = extract._candidate_pixels(det, bg, scale)
+                got = extract._candidate_pixels(det, bg, scale, counts)
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
+    flat = background.Background(np.array([[100.0]]), None, 2.0, (30, 40))
+    counts = rng.integers(90, 120, (30, 40)).astype(np.uint8)
+    want = extract._candidate_pixels(counts.astype(np.float32), flat, 2.5)
+    got = extract._candidate_pixels(counts.astype(np.float32), flat, 2.5, counts)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
 def test_counted_medians_as_partition():
     """Block medians of a dark integer sky (a few values: counted) equal the partition's
     to the bit, odd and even sample counts, 8- and 16-bit, with bright outliers; and the
