@@ -473,8 +473,19 @@ class Background:
         ny, nx = self.grid.shape
         if ny == 1 and nx == 1 or self._tab is not None:
             return self.at(rows[:, None], cols[None, :])
-        coarse, step, r0, fr = self._columns(rows, cols)
-        return coarse[r0] + fr[:, None] * step[r0]
+        return self._on_grid(rows, cols)
+
+    def _on_grid(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64]:
+        """The model on the grid ``rows`` x ``cols`` (pixel positions, whole or not) by
+        :meth:`_columns`; compiled (:func:`.kernels.grid_model`: the same arithmetic in
+        one call, not a dozen) once the extractor's kernels are warm."""
+        kernel = compiled("grid_model")
+        if kernel is None:
+            coarse, step, r0, fr = self._columns(rows, cols)
+            return coarse[r0] + fr[:, None] * step[r0]
+        c0, c1, fc = self._weights(cols, self.nodes[1])
+        r0, _, fr = self._weights(rows, self.nodes[0])
+        return kernel(np.ascontiguousarray(self.grid, dtype=np.float64), c0, c1, fc, r0, fr)
 
     def at_flat(self, flat: NDArray[np.intp]) -> NDArray[np.float64]:
         """Background level at flat pixel indices (``row * width + col``), as :meth:`at`
@@ -519,8 +530,7 @@ class Background:
             return np.full((-(-h // th), -(-w // tw)), float(self.grid[0, 0]))
         ry, start_y, end_y = _lattice(h, th, self.nodes[0])
         cx, start_x, end_x = _lattice(w, tw, self.nodes[1])
-        coarse, step, r0, fr = self._columns(ry, cx)
-        vals = coarse[r0] + fr[:, None] * step[r0]
+        vals = self._on_grid(ry, cx)
         vals = _tile_min(_tile_min(vals, start_y, end_y, 0), start_x, end_x, 1)
         bound = vals - 1e-9 * (np.abs(vals) + float(np.ptp(self.grid)) + 1e-30)
         self._bounds[(th, tw)] = bound

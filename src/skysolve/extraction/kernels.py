@@ -18,9 +18,10 @@ definition:
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
   (to rounding: the sums run in another order);
-* :func:`model_at` and :func:`cell_sums`: the background model at flat pixel
-  indices (:meth:`.background.Background.at`, per pixel rather than from its
-  tables) and the residual's half-cell sums (:func:`.background._half_cell_sums`);
+* :func:`model_at`, :func:`grid_model` and :func:`cell_sums`: the background model at
+  flat pixel indices (:meth:`.background.Background.at`, per pixel rather than from
+  its tables) and on a grid of rows x columns (:meth:`.background.Background.at_grid`),
+  and the residual's half-cell sums (:func:`.background._half_cell_sums`);
 * :func:`counted_medians`: block medians of a dark integer sky by one histogram per
   block (:func:`.background._counted_medians`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
@@ -457,6 +458,31 @@ def model_at(flat, w, grid, c0, c1, fc, r0, fr):
     return out
 
 
+def grid_model(grid, c0, c1, fc, r0, fr):
+    """A :class:`.background.Background` model on the grid of pixel rows x columns whose
+    node indices and fractions are ``r0``, ``fr`` (rows) and ``c0``, ``c1``, ``fc``
+    (columns), as :meth:`.background.Background.at_grid` computes it with numpy (the
+    same operations in the same order): the grid interpolated to the columns at every
+    row node, the differences between consecutive row nodes (0 after the last), then
+    ``coarse[r0] + fr x step[r0]``, in one call rather than a dozen small ones."""
+    ny = grid.shape[0]
+    m = len(c0)
+    coarse = np.empty((ny, m))
+    for g in range(ny):
+        for j in range(m):
+            coarse[g, j] = grid[g, c0[j]] * (1.0 - fc[j]) + grid[g, c1[j]] * fc[j]
+    step = np.zeros((ny, m))
+    for g in range(ny - 1):
+        for j in range(m):
+            step[g, j] = coarse[g + 1, j] - coarse[g, j]
+    out = np.empty((len(r0), m))
+    for i in range(len(r0)):
+        g = r0[i]
+        for j in range(m):
+            out[i, j] = coarse[g, j] + fr[i] * step[g, j]
+    return out
+
+
 def blob_pixels(labels, work, idx, idx_bg):
     """The label, row, column, value and value above background (float64) of the blob
     pixels at flat indices ``idx``, as :func:`.blobs._measure_blobs` gathers them with
@@ -629,8 +655,8 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-_KERNELS = ("cell_sums", "counted_medians", "model_at", "_smooth_row", "smooth", "blob_pixels",
-            "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
+_KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "_smooth_row", "smooth",
+            "blob_pixels", "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
             "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
@@ -720,6 +746,7 @@ def warm_up() -> bool:
     one = np.zeros(1, np.intp)
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
+    _COMPILED["grid_model"](np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     for dtype in (np.uint16, np.int16):  # (8-bit frames are widened to 16 bits)
         _COMPILED["counted_medians"](np.ones((1, 2), dtype), 1, 1)
     image = np.ones((3, 3), np.float32)

@@ -174,6 +174,34 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("shape", [(300, 410), (40, 410), (300, 50), (130, 100)])
+def test_grid_model_as_numpy(shape):
+    """The compiled model on a grid of rows x columns is numpy's to the bit: on the
+    noise sample's grid (:meth:`~.background.Background.at_grid`), on the lattice of tile
+    edges (fractional positions) behind :meth:`~.background.Background.tile_lower_bound`,
+    and called directly; one-node axes included, steep skies."""
+    background = importlib.import_module("skysolve.extraction.background")
+    rng = np.random.default_rng(8)
+    kernels.warm_up()
+    grid_shape = tuple(len(n) for n in background._block_nodes(shape, 64))
+    grid = rng.normal(100.0, 5.0, grid_shape) + 40.0 * np.arange(grid_shape[1])
+    rows = np.arange(int(rng.integers(0, 5)), shape[0], int(rng.integers(2, 9)))
+    cols = np.arange(int(rng.integers(0, 5)), shape[1], int(rng.integers(2, 9)))
+    out = {}
+    for name in ("compiled", "reference"):
+        with kernels.backend(name):
+            bg = background.Background(grid, 64, 2.0, shape)
+            out[name] = (bg.at_grid(rows, cols), bg.tile_lower_bound(16, 32),
+                         bg.at_grid(rows + 0.25, cols + 0.5))
+    for a, b in zip(out["compiled"], out["reference"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    bg = background.Background(grid, 64, 2.0, shape)
+    coarse, step, r0, fr = bg._columns(rows, cols)
+    c0, c1, fc = bg._weights(cols, bg.nodes[1])
+    np.testing.assert_array_equal(kernels.compiled("grid_model")(grid, c0, c1, fc, r0, fr),
+                                  coarse[r0] + fr[:, None] * step[r0])
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_smooth_as_numpy(monkeypatch, threads):
     """The compiled matched filter gives the numpy code's numbers to the bit: frames
