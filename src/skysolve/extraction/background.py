@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 
 from .. import _threads
 from .kernels import compiled, thread_count
-from .orderstats import lower_median, percentiles
+from .orderstats import lower_median, median, percentiles
 
 __all__ = ["Background", "block_grid", "dark_constant_areas", "estimate_background",
            "flattened_blocks", "robust_sigma", "robust_location"]
@@ -401,7 +401,7 @@ class Background:
     def sky_level(self) -> float:
         """The frame's typical sky level: the median of the grid (the foreground test's
         reference, where starlight or a silhouette moves single blocks)."""
-        return float(np.median(self.grid))
+        return median(self.grid)  # (np.median's value, without its ~10 us of overhead)
 
     @property
     def mean(self) -> float:
@@ -1157,8 +1157,8 @@ def _block_phase(image: NDArray, axis: int, clip: float) -> int | None:
     per_phase = steps[:, :cut].reshape(steps.shape[0], -1, _JPEG_BLOCK).mean(
         axis=(0, 1), dtype=np.float64)
     top = int(np.argmax(per_phase))
-    others = np.delete(per_phase, top)
-    if not per_phase[top] > _BLOCKING_RATIO * float(np.median(others)):
+    others = np.concatenate((per_phase[:top], per_phase[top + 1:]))
+    if not per_phase[top] > _BLOCKING_RATIO * median(others):
         return None
     boundary = steps[:, top:cut:_JPEG_BLOCK]
     if np.count_nonzero(boundary) < _STEPPED_BOUNDARIES * boundary.size:

@@ -107,7 +107,7 @@ from .filters import (
 from .kernels import backend, compiled, thread_count
 from .linking import label_pixels
 from .options import ExtractionOptions
-from .orderstats import lower_median
+from .orderstats import lower_median, median
 from .overlay import drawn_blobs, overlay_blobs
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
@@ -520,7 +520,7 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None,
         levels.append(m)
         scatter.append(1.4826 * lower_median(np.abs(p - np.float32(m))))
         phases.append(p)
-    noise = float(np.median(scatter))
+    noise = median(np.array(scatter))
     if quantum is not None and noise < _DITHER_STEPS * quantum:
         # counts under a few steps of noise: medians and MADs are whole steps, and the
         # phases of a sky of ~1 count under 3 of noise, clipped at 0, took medians 0
@@ -529,11 +529,11 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None,
         # of noise. Spread over their steps, the values give the levels to a few
         # hundredths of the noise.
         levels = [float(np.median(p + _even_spread(p.size, quantum))) for p in phases]
-        noise = float(np.median([_dithered_sigma(p - m, quantum)
+        noise = median(np.array([_dithered_sigma(p - m, quantum)
                                  for p, m in zip(phases, levels, strict=True)]))
     if not noise > 0 or max(levels) - min(levels) <= _PHASE_OFFSET_NOISE * noise:
         return work, False
-    common = float(np.median(levels))
+    common = median(np.array(levels))
     out = work.copy()  # (work may be the caller's float32 array)
     for (dy, dx), m in zip(((0, 0), (0, 1), (1, 0), (1, 1)), levels, strict=True):
         out[dy::2, dx::2] -= np.float32(m - common)
