@@ -630,8 +630,16 @@ def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     """:func:`_tile_medians` of one band."""
     ny, nx = region.shape[0] // bh, region.shape[1] // bw
     sy, sx = _sample_step(bh), _sample_step(bw)
-    tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx]
-    tiles = np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(ny, nx, -1)
+    tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx].transpose(0, 2, 1, 3)
+    if tiles.dtype.kind in "iu" and tiles.dtype.itemsize == 1:
+        # numpy's partition selects 16-bit integers with SIMD, 8-bit ones without (1.4
+        # against 0.3 ms for a 1024x768 frame's blocks): 8-bit samples are widened,
+        # exactly, as they are gathered (not the whole frame first)
+        wide = np.empty(tiles.shape, np.uint16 if tiles.dtype.kind == "u" else np.int16)
+        np.copyto(wide, tiles)
+        tiles = wide.reshape(ny, nx, -1)
+    else:
+        tiles = np.ascontiguousarray(tiles).reshape(ny, nx, -1)
     if tiles.dtype.kind in "iu" and len(np.unique(tiles[0, 0])) <= _TIED_LEVELS:
         lo, hi = int(tiles.min()), int(tiles.max())
         if (hi - lo + 1) * ny * nx <= _COUNTING_BINS:

@@ -147,6 +147,23 @@ def test_counted_medians_as_partition():
         np.ascontiguousarray(tiles).reshape(6, 9, -1)).astype(np.float64))
 
 
+def test_block_levels_of_8_bit_counts_as_of_their_floats():
+    """The block medians of 8-bit counts (widened to 16 bits as they are gathered) are
+    those of the same values as 16-bit integers and as float32, on a dark sky of a few
+    values (counted) and a bright one (partitioned), unsigned and signed, odd and even
+    samples per block (partial edge blocks)."""
+    rng = np.random.default_rng(6)
+    for dtype, wide, level in ((np.uint8, np.uint16, 20), (np.uint8, np.uint16, 120),
+                               (np.int8, np.int16, -100), (np.int8, np.int16, 10)):
+        frame = np.clip(level + rng.normal(0.0, 1.0 if level == 20 else 9.0, (150, 211)),
+                        np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+        frame[40:43, 50:53] = np.iinfo(dtype).max
+        for bs in (32, 33, 64):
+            want = background._block_levels(frame.astype(np.float32), bs)
+            np.testing.assert_array_equal(background._block_levels(frame, bs), want)
+            np.testing.assert_array_equal(background._block_levels(frame.astype(wide), bs), want)
+
+
 def test_flattened_jpeg_blocks_are_found_only_in_jpegs():
     """:func:`flattened_blocks` finds the 8-px block grid of a JPEG that flattened its
     sky (quality 65; also cut off the grid: a crop), and nothing in the same frame
