@@ -239,7 +239,12 @@ _SKY_HELD = 0.05
 def _constant_area(image: NDArray, rows: NDArray, cols: NDArray) -> NDArray[np.bool_]:
     """Which pixels of the grid ``rows`` x ``cols`` have :data:`_CONSTANT_REACH` pixels of
     exactly their value on each side along both axes (clipped at the frame's edges),
-    shape ``(len(rows), len(cols))``."""
+    shape ``(len(rows), len(cols))`` (compiled: :func:`.kernels.constant_area`, for the
+    extractor's float32 working copy)."""
+    kernel = compiled("constant_area")
+    if kernel is not None and image.dtype == np.float32 and image.flags.c_contiguous:
+        return kernel(image, np.asarray(rows, np.intp), np.asarray(cols, np.intp),
+                      _CONSTANT_REACH)
     h, w = image.shape
     flat_image = image.ravel()
     r = np.repeat(np.asarray(rows, np.intp), len(cols))

@@ -22,6 +22,8 @@ definition:
   flat pixel indices (:meth:`.background.Background.at`, per pixel rather than from
   its tables) and on a grid of rows x columns (:meth:`.background.Background.at_grid`),
   and the residual's half-cell sums (:func:`.background._half_cell_sums`);
+* :func:`constant_area`: the sample pixels in constant areas
+  (:func:`.background._constant_area`);
 * :func:`counted_medians`: block medians of a dark integer sky by one histogram per
   block (:func:`.background._counted_medians`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
@@ -483,6 +485,28 @@ def grid_model(grid, c0, c1, fc, r0, fr):
     return out
 
 
+def constant_area(image, rows, cols, reach):
+    """:func:`.background._constant_area`: which pixels of the grid ``rows`` x ``cols``
+    have ``reach`` pixels of exactly their value on each side along both axes (clipped
+    at the frame's edges); each pixel's neighbours read until one differs, rather than
+    numpy's gather of every remaining candidate's neighbour 64 times over."""
+    h, w = image.shape
+    out = np.zeros((len(rows), len(cols)), np.bool_)
+    for i in range(len(rows)):
+        r = rows[i]
+        for j in range(len(cols)):
+            c = cols[j]
+            v = image[r, c]
+            same = True
+            for d in range(reach, 0, -1):  # (the farthest first: a noisy sky stops there)
+                if (image[min(r + d, h - 1), c] != v or image[max(r - d, 0), c] != v
+                        or image[r, min(c + d, w - 1)] != v or image[r, max(c - d, 0)] != v):
+                    same = False
+                    break
+            out[i, j] = same
+    return out
+
+
 def blob_pixels(labels, work, idx, idx_bg):
     """The label, row, column, value and value above background (float64) of the blob
     pixels at flat indices ``idx``, as :func:`.blobs._measure_blobs` gathers them with
@@ -656,8 +680,9 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 
 
 _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "_smooth_row", "smooth",
-            "blob_pixels", "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step",
-            "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels")
+            "constant_area", "blob_pixels", "neighbour_sums", "blob_sums", "_profile",
+            "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root",
+            "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -751,6 +776,7 @@ def warm_up() -> bool:
         _COMPILED["counted_medians"](np.ones((1, 2), dtype), 1, 1)
     image = np.ones((3, 3), np.float32)
     _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
+    _COMPILED["constant_area"](image, one, one, 16)
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
                                 one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types

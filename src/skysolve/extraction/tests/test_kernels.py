@@ -202,6 +202,37 @@ def test_grid_model_as_numpy(shape):
                                   coarse[r0] + fr[:, None] * step[r0])
 
 
+def test_constant_area_as_numpy(monkeypatch):
+    """The compiled constant-area test gives numpy's pixels: a black surround (a lens
+    circle's), constant runs reaching the frame's edges, runs one pixel short of the
+    reach, 8x8 blocks of one value (a flattened JPEG sky), noise, and a frame smaller
+    than the reach."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(12)
+    frames = []
+    noisy = rng.normal(100.0, 3.0, (120, 150)).astype(np.float32)
+    yy, xx = np.mgrid[:120, :150]
+    frames.append(np.where((yy - 60) ** 2 + (xx - 75) ** 2 > 50 ** 2, 0.0, noisy))
+    short = noisy.copy()
+    short[20:53, 30:62] = 7.0  # 33 x 32: along its rows one pixel short of 2 x 16 + 1
+    frames.append(short)
+    blocks = np.repeat(np.repeat(np.round(rng.normal(100.0, 0.4, (15, 19))), 8, 0), 8, 1)
+    frames.append(blocks[:120, :150])
+    tiny = np.full((9, 12), 10.0)
+    tiny[4, 5] = 11.0  # (every pixel in its row or column sees it)
+    frames.append(tiny)
+    frames = [np.ascontiguousarray(f, dtype=np.float32) for f in frames]
+    for f, some in zip(frames, (True, False, True, True), strict=True):
+        rows = np.arange(int(rng.integers(0, 3)), f.shape[0], int(rng.integers(1, 5)))
+        cols = np.arange(int(rng.integers(0, 3)), f.shape[1], int(rng.integers(1, 5)))
+        got = kernels.compiled("constant_area")(f, rows, cols, background._CONSTANT_REACH)
+        with kernels.backend("reference"):
+            want = background._constant_area(f, rows, cols)
+        assert want.any() == some
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_smooth_as_numpy(monkeypatch, threads):
     """The compiled matched filter gives the numpy code's numbers to the bit: frames
