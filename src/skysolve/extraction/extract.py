@@ -386,10 +386,12 @@ _CLIPPED_PIXELS = 4
 _CLIPPED_SNR = 10.0
 
 
-def _auto_saturation(work: NDArray, background: float, sigma: float) -> float | None:
+def _auto_saturation(work: NDArray, background: float, sigma: float,
+                     row_max: NDArray | None = None) -> float | None:
     """The saturation level of a frame with a flat (up to read noise) top, else None.
     ``work``: the working image, or the camera's integers it holds unchanged (half the
-    bytes to read).
+    bytes to read); ``row_max``: the maxima of its rows, when known already
+    (:func:`_counts_work`).
 
     Saturated pixels pile up within a few noise sigmas of the frame maximum, while an
     unsaturated star has a single pixel there. So: at least 3 pixels within
@@ -401,7 +403,8 @@ def _auto_saturation(work: NDArray, background: float, sigma: float) -> float | 
     """
     # the rows' maxima in one pass; the pixels near the top are then counted in the few
     # rows that reach it rather than in a second pass over the frame
-    row_max = np.concatenate(_by_rows(lambda rows: np.max(rows, axis=1), work))
+    if row_max is None:
+        row_max = np.concatenate(_by_rows(lambda rows: np.max(rows, axis=1), work))
     top = float(row_max.max())
     if not np.isfinite(top):
         return None
@@ -425,12 +428,32 @@ def _by_rows(fn: Callable[[NDArray], T], image: NDArray) -> list[T]:
     return _threads.run_chunks(lambda a, b: fn(image[a:b]), chunks)
 
 
-def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | None = None
+def _counts_work(arr: NDArray) -> tuple[NDArray[np.float32], NDArray] | None:
+    """A camera's integers (8 or 16 bits) as :func:`_as_float32`'s working copy (offset
+    0), and the maxima of their rows (:func:`_auto_saturation`'s), from one compiled
+    pass (:func:`.kernels.counts_to_float32`); None for other images, or without the
+    kernels. (Integers of the other byte order or strided arrays would compile the
+    kernel once more, for seconds: converted by numpy.)"""
+    kernel = compiled("counts_to_float32")
+    if (kernel is None or arr.dtype.kind not in "iu" or arr.dtype.itemsize > 2
+            or not (arr.dtype.isnative and arr.flags.c_contiguous)):
+        return None
+    h, w = arr.shape
+    work, row_max = np.empty((h, w), np.float32), np.empty(h, arr.dtype)
+    chunks = _threads.split(h, thread_count(), max(1, _THREAD_PIXELS // w))
+    _threads.run_chunks(lambda a, b: kernel(arr, work, row_max, a, b), chunks)
+    return work, row_max
+
+
+def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | None = None,
+                 work: NDArray[np.float32] | None = None
                  ) -> tuple[NDArray[np.float32] | None, NDArray | None, float, float]:
     """The float32 working copy, the mask of unusable pixels (non-finite or masked), the
     offset :func:`_as_float32` subtracted and the unit of the working copy: image value
     = (working value + offset) x unit. ``quantum``: the image's value step
-    (:func:`_quantum`), which the fill's scatter is measured in.
+    (:func:`_quantum`), which the fill's scatter is measured in; ``work``: the working
+    copy of integers with offset 0 when made already (:func:`_counts_work`; filled in
+    place).
 
     The unit is 1 but for float images with finite values beyond float32's range, which
     are divided by a power of two (:func:`_float32_unit`) rather than lose those pixels
@@ -441,7 +464,7 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
     the robust noise estimate of a frame with a large masked or NaN part.) Returns
     ``(None, None, offset, unit)`` when no pixel is usable.
     """
-    work, offset = _as_float32(arr)
+    work, offset = _as_float32(arr) if work is None else (work, 0.0)
     unit = 1.0
     bad = None if mask is None else mask.copy()
     if work.dtype.kind == "f" and arr.dtype.kind == "f" and not all(
@@ -1482,7 +1505,9 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     arr, mask, noise = _check_image(image)
     h, w = arr.shape
     quantum = _quantum(arr)  # (once: a sample's pass, which the steps below all need)
-    work, bad, offset, unit = _finite_work(arr, mask, quantum)
+    counted = _counts_work(arr)
+    work, bad, offset, unit = _finite_work(arr, mask, quantum,
+                                           None if counted is None else counted[0])
     if work is None:
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
     if quantum is not None:
@@ -1509,7 +1534,8 @@ def _extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     counts = arr if (bad is None and not mosaic and arr.dtype.kind in "iu"
                      and arr.dtype.itemsize <= 2) else None
     if sat_level == "auto":
-        sat_level = _auto_saturation(work if counts is None else counts, bg.mean, sigma)
+        sat_level = _auto_saturation(work if counts is None else counts, bg.mean, sigma,
+                                     None if counts is None or counted is None else counted[1])
     elif sat_level is not None:
         sat_level = float(sat_level) / unit - offset  # in the working copy's values
     if noise is not None:

@@ -24,6 +24,8 @@ definition:
   and the residual's half-cell sums (:func:`.background._half_cell_sums`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
+* :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
+  rows' maxima (:func:`.extract._counts_work`);
 * :func:`counted_medians`: block medians of a dark integer sky by one histogram per
   block (:func:`.background._counted_medians`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
@@ -408,6 +410,23 @@ def smooth(img, kernel, out, r0, r1):
                 dst[c] += (up[c] + down[c]) * ki
 
 
+def counts_to_float32(arr, out, row_max, r0, r1):
+    """Rows ``r0:r1`` of a camera's integers (8 or 16 bits) as float32 into ``out``
+    (exact), and each row's maximum into ``row_max``: the working copy and the rows'
+    maxima that :func:`.extract._auto_saturation` reads, in one pass over the frame
+    instead of two."""
+    w = arr.shape[1]
+    for r in range(r0, r1):
+        src = arr[r]
+        dst = out[r]
+        top = src[0]
+        for c in range(w):
+            v = src[c]
+            dst[c] = np.float32(v)
+            top = max(top, v)
+        row_max[r] = top
+
+
 def counted_medians(tiles, lo, levels):
     """:func:`.background._counted_medians` of integer tiles ``(m, n)`` with values in
     ``lo .. lo + levels - 1``: each tile's histogram, walked up to the middle."""
@@ -680,9 +699,9 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 
 
 _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "_smooth_row", "smooth",
-            "constant_area", "blob_pixels", "neighbour_sums", "blob_sums", "_profile",
-            "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root",
-            "label_pixels")
+            "constant_area", "counts_to_float32", "blob_pixels", "neighbour_sums",
+            "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
+            "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -777,6 +796,12 @@ def warm_up() -> bool:
     image = np.ones((3, 3), np.float32)
     _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
     _COMPILED["constant_area"](image, one, one, 16)
+    for dtype in (np.uint8, np.uint16, np.int8, np.int16):  # (the counts a camera gives)
+        for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
+            counts = np.ones((1, 1), dtype)
+            counts.flags.writeable = writeable
+            _COMPILED["counts_to_float32"](counts, np.empty((1, 1), np.float32),
+                                           np.empty(1, dtype), 0, 1)
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
                                 one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types

@@ -233,6 +233,35 @@ def test_constant_area_as_numpy(monkeypatch):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16])
+def test_counts_to_float32_as_numpy(dtype):
+    """The compiled working copy of a camera's integers is numpy's float32 conversion, and
+    its rows' maxima numpy's, the type's extremes included, in bands of any rows; the
+    extractor's copy (:func:`.extract._counts_work`) is the same."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    kernels.warm_up()
+    rng = np.random.default_rng(13)
+    info = np.iinfo(dtype)
+    arr = rng.integers(info.min, info.max, (37, 53), endpoint=True).astype(dtype)
+    arr[3] = info.min
+    arr[5, 7] = info.max
+    work, row_max = np.full(arr.shape, np.nan, np.float32), np.zeros(len(arr), dtype)
+    for a, b in ((0, 1), (1, 20), (20, 37)):
+        kernels.compiled("counts_to_float32")(arr, work, row_max, a, b)
+    np.testing.assert_array_equal(work, arr.astype(np.float32))
+    np.testing.assert_array_equal(row_max, arr.max(axis=1))
+    assert row_max.dtype == arr.max(axis=1).dtype
+    with kernels.backend("compiled", 2):
+        made, top = extract._counts_work(arr)
+    np.testing.assert_array_equal(made, arr.astype(np.float32))
+    np.testing.assert_array_equal(top, arr.max(axis=1))
+    arr.flags.writeable = False  # (np.asarray of a PIL image)
+    with kernels.backend("compiled", 1):
+        made, top = extract._counts_work(arr)
+    np.testing.assert_array_equal(made, arr.astype(np.float32))
+    np.testing.assert_array_equal(top, arr.max(axis=1))
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_smooth_as_numpy(monkeypatch, threads):
     """The compiled matched filter gives the numpy code's numbers to the bit: frames
