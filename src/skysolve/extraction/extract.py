@@ -401,8 +401,9 @@ def _auto_saturation(work: NDArray, background: float, sigma: float,
     independent peaks do not tie, clipped ones do); the level is then a quarter of
     the way (at most 5 sigma) below it.
     """
-    # the rows' maxima in one pass; the pixels near the top are then counted in the few
-    # rows that reach it rather than in a second pass over the frame
+    # the rows' maxima in one pass; the pixels near the top are then counted in the rows
+    # that reach it rather than in a second pass over the frame: each holds one at least,
+    # so a few of them tell (a JPEG's stars reach its top of 255 on hundreds of rows)
     if row_max is None:
         row_max = np.concatenate(_by_rows(lambda rows: np.max(rows, axis=1), work))
     top = float(row_max.max())
@@ -412,12 +413,24 @@ def _auto_saturation(work: NDArray, background: float, sigma: float,
     if height >= 50.0 * sigma:
         level = top - max(5.0 * sigma, 1.0 if top >= 1000.0 else 0.0)
         cut = np.float32(level)  # compared as in float32, whichever array it is
-        near = work[np.flatnonzero(row_max >= cut)]
-        return level if np.count_nonzero(near >= cut) >= 3 else None
-    if height >= _CLIPPED_SNR * sigma and np.count_nonzero(
-            work[np.flatnonzero(row_max == top)] == top) >= _CLIPPED_PIXELS:
+        near = np.flatnonzero(row_max >= cut)
+        return level if _holds(work, near, lambda row: row >= cut, 3) else None
+    if height >= _CLIPPED_SNR * sigma and _holds(
+            work, np.flatnonzero(row_max == top), lambda row: row == top, _CLIPPED_PIXELS):
         return top - min(5.0 * sigma, 0.25 * height)
     return None
+
+
+def _holds(image: NDArray, rows: NDArray[np.intp], test: Callable[[NDArray], NDArray],
+           n: int) -> bool:
+    """Whether the rows ``rows`` of ``image`` hold ``n`` pixels that pass ``test``,
+    counted a row at a time until they do."""
+    found = 0
+    for r in rows:
+        found += int(np.count_nonzero(test(image[r])))
+        if found >= n:
+            return True
+    return False
 
 
 def _by_rows(fn: Callable[[NDArray], T], image: NDArray) -> list[T]:

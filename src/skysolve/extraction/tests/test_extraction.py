@@ -6,6 +6,7 @@ every pixel with erf, so true star positions are exact.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 
 import numpy as np
@@ -925,3 +926,24 @@ def test_one_channel_with_a_third_axis_is_the_image():
     want = extract_centroids(img).as_array()
     for one in (img[None], img[:, :, None]):
         np.testing.assert_array_equal(extract_centroids(one).as_array(), want)
+
+
+def test_auto_saturation_counts_the_top_pixels_across_rows():
+    """The automatic saturation level needs 3 pixels near a top 50 sigmas up (or 4 tied
+    at a lower one), wherever they lie: one a row on 3 rows, 3 on one row, or 2 spread
+    over rows (too few); the rows' maxima given or not, integers or float32."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(21)
+    for dtype in (np.uint16, np.float32):
+        for spots, top, want in ((((5, 7), (40, 9), (77, 100)), 4000, 3996.0),
+                                 (((5, 7), (5, 30), (5, 31)), 4000, 3996.0),
+                                 (((5, 7), (60, 9)), 4000, None),
+                                 (((5, 7), (6, 9), (70, 1), (71, 2)), 130, 126.0),
+                                 (((5, 7), (70, 1), (71, 2)), 130, None)):
+            frame = np.round(rng.normal(100.0, 0.3, (90, 120))).astype(dtype)
+            for r, c in spots:
+                frame[r, c] = top
+            frame[50, 50] = top - 10  # (a star below the top: no saturation by itself)
+            for row_max in (None, frame.max(axis=1)):
+                got = extract._auto_saturation(frame, 100.0, 0.8, row_max)
+                assert got == want, (dtype, spots, row_max is None)
