@@ -465,8 +465,8 @@ class Background:
             return np.full(np.broadcast(rows, cols).shape, self.grid[0, 0])
         rows = np.asarray(rows)
         if self._tab is None and compiled("model_at") is not None:
-            rows, cols = np.broadcast_arrays(rows, cols)
-            return self.at_flat((rows * self.shape[1] + cols).ravel()).reshape(rows.shape)
+            flat = rows * self.shape[1] + cols  # (broadcast)
+            return self.at_flat(flat.ravel()).reshape(flat.shape)
         level, step, row_offset, fr = self._tables()
         flat = row_offset[rows] + cols
         return level[flat] + fr[rows] * step[flat]
@@ -554,13 +554,20 @@ class Background:
         if self.grid.size == 1:
             z = np.zeros(np.broadcast(rows, cols).shape)
             return z, z
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if rows.shape != cols.shape:
+            rows, cols = np.broadcast_arrays(rows, cols)
+        shape, rows, cols = rows.shape, rows.ravel(), cols.ravel()
         cm = np.maximum(cols - 1, 0)
         cp = np.minimum(cols + 1, w - 1)
         rm = np.maximum(rows - 1, 0)
         rp = np.minimum(rows + 1, h - 1)
-        gx = (self.at(rows, cp) - self.at(rows, cm)) / np.maximum(cp - cm, 1)
-        gy = (self.at(rp, cols) - self.at(rm, cols)) / np.maximum(rp - rm, 1)
-        return gx, gy
+        # the four neighbours' levels in one evaluation (the model is per pixel)
+        n = rows.size
+        level = self.at(np.concatenate((rows, rows, rp, rm)), np.concatenate((cp, cm, cols, cols)))
+        gx = (level[:n] - level[n:2 * n]) / np.maximum(cp - cm, 1)
+        gy = (level[2 * n:3 * n] - level[3 * n:]) / np.maximum(rp - rm, 1)
+        return gx.reshape(shape), gy.reshape(shape)
 
 
 def _lattice(n: int, tile: int, nodes: NDArray) -> tuple[NDArray, NDArray, NDArray]:

@@ -174,6 +174,36 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
+def test_background_gradient_as_numpy():
+    """The model's local slope (its four neighbours evaluated at once) is the numpy
+    tables' to the bit, at the frame's edges and corners too, for 1-D and broadcast
+    pixel arrays; on a plane sky it is the plane's slope (half a step at the edges, one
+    step over one pixel there)."""
+    background = importlib.import_module("skysolve.extraction.background")
+    rng = np.random.default_rng(14)
+    shape = (300, 410)
+    ny, nx = (len(n) for n in background._block_nodes(shape, 64))
+    grid = rng.normal(100.0, 5.0, (ny, nx))
+    rows = np.r_[0, 299, rng.integers(0, 300, 200)]
+    cols = np.r_[409, 0, rng.integers(0, 410, 200)]
+    out = {}
+    for name in ("compiled", "reference"):
+        with kernels.backend(name):
+            bg = background.Background(grid, 64, 2.0, shape)
+            out[name] = (*bg.gradient_at(rows, cols),
+                         *bg.gradient_at(rows[:20, None], cols[None, :30]))
+    for a, b in zip(out["compiled"], out["reference"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert out["compiled"][2].shape == (20, 30)
+    nodes = background._block_nodes(shape, 64)
+    plane = background.Background(0.25 * nodes[1][None, :] - 0.5 * nodes[0][:, None] + 7.0,
+                                  64, 2.0, shape)
+    with kernels.backend("compiled"):
+        gx, gy = plane.gradient_at(rows, cols)
+    np.testing.assert_allclose(gx, 0.25, atol=1e-12)
+    np.testing.assert_allclose(gy, -0.5, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(300, 410), (40, 410), (300, 50), (130, 100)])
 def test_grid_model_as_numpy(shape):
     """The compiled model on a grid of rows x columns is numpy's to the bit: on the
