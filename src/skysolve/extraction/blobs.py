@@ -196,6 +196,11 @@ def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[n
     Neighbours off the image hold no light."""
     h, w = work.shape
     pr, pc, bgp = m["pr"][ids], m["pc"][ids], m["bg_peak"][ids]
+    need = snr * np.sqrt(2.0) * m["sigma"][ids]
+    kernel = compiled("axis_light")
+    if kernel is not None:
+        across, along = kernel(work, pr, pc, bgp)
+        return (across >= need) & (along >= need)
     flat = work.ravel()
 
     def light(dr: int, dc: int) -> NDArray:
@@ -205,7 +210,6 @@ def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[n
         at = np.minimum(np.maximum(r, 0), h - 1) * w + np.minimum(np.maximum(c, 0), w - 1)
         return np.where(inside, flat[at].astype(np.float64) - bgp, 0.0)
 
-    need = snr * np.sqrt(2.0) * m["sigma"][ids]
     return (light(0, -1) + light(0, 1) >= need) & (light(-1, 0) + light(1, 0) >= need)
 
 

@@ -11,10 +11,11 @@ definition:
 
 * :func:`label_pixels`: union-find over the candidate pixels only, numbered as
   ``scipy.ndimage.label`` numbers them (:func:`.extract._label`);
-* :func:`blob_pixels`, :func:`blob_sums` and :func:`neighbour_sums`: the blob
-  pixels gathered, per-blob counts, flux, peaks and moments, and the peaks'
-  neighbour sums behind the sharpness, the same sums in the same order as
-  :func:`.blobs._measure_blobs` and :func:`.blobs._blob_sums`;
+* :func:`blob_pixels`, :func:`blob_sums`, :func:`neighbour_sums` and
+  :func:`axis_light`: the blob pixels gathered, per-blob counts, flux, peaks and
+  moments, and the peaks' neighbour sums behind the sharpness and the wings, the same
+  sums in the same order as :func:`.blobs._measure_blobs`, :func:`.blobs._blob_sums`
+  and :func:`.blobs._axis_wings`;
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
   (to rounding: the sums run in another order);
@@ -581,6 +582,25 @@ def neighbour_sums(work, bad, use_bad, pr, pc, level):
     return total, count
 
 
+def axis_light(work, pr, pc, bgp):
+    """The light above the background ``bgp`` of each peak's two neighbours left and right,
+    and of the two above and below (neighbours off the image hold none), as
+    :func:`.blobs._axis_wings` adds them up: ``(along rows, along columns)``."""
+    h, w = work.shape
+    n = len(pr)
+    across = np.empty(n)
+    along = np.empty(n)
+    for i in range(n):
+        r, c = pr[i], pc[i]
+        left = np.float64(work[r, c - 1]) - bgp[i] if c - 1 >= 0 else 0.0
+        right = np.float64(work[r, c + 1]) - bgp[i] if c + 1 < w else 0.0
+        up = np.float64(work[r - 1, c]) - bgp[i] if r - 1 >= 0 else 0.0
+        down = np.float64(work[r + 1, c]) - bgp[i] if r + 1 < h else 0.0
+        across[i] = left + right
+        along[i] = up + down
+    return across, along
+
+
 def blob_sums(lab, rows, cols, val, n):
     """Per-blob pixel count, flux, peak (value and pixel) and intensity-weighted
     moments about the peak pixel, as :func:`.blobs._measure_blobs` computes them with
@@ -699,7 +719,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 
 
 _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "_smooth_row", "smooth",
-            "constant_area", "counts_to_float32", "blob_pixels", "neighbour_sums",
+            "constant_area", "counts_to_float32", "axis_light", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
             "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
@@ -802,6 +822,7 @@ def warm_up() -> bool:
             counts.flags.writeable = writeable
             _COMPILED["counts_to_float32"](counts, np.empty((1, 1), np.float32),
                                            np.empty(1, dtype), 0, 1)
+    _COMPILED["axis_light"](image, one + 1, one + 1, np.zeros(1))
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
                                 one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types

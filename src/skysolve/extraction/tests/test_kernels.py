@@ -174,6 +174,36 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
+def test_axis_wings_as_numpy():
+    """The compiled light beside each peak gives numpy's wings: peaks on the frame's edges
+    and corners (neighbours off the image hold no light), stars, hot pixels and a
+    cosmic-ray track along a row."""
+    blobs = importlib.import_module("skysolve.extraction.blobs")
+    kernels.warm_up()
+    rng = np.random.default_rng(15)
+    work = rng.normal(10.0, 1.0, (40, 50)).astype(np.float32)
+    work[20, 20:23] = 60.0  # a track along its row: light left and right only
+    work[10, 10] = 80.0  # a hot pixel
+    yy, xx = np.mgrid[:40, :50]
+    work += (70.0 * np.exp(-0.5 * ((yy - 30) ** 2 + (xx - 35) ** 2) / 1.2)).astype(np.float32)
+    pr = np.r_[0, 39, 0, 39, 20, 10, 30, rng.integers(0, 40, 30)]
+    pc = np.r_[0, 49, 49, 0, 21, 10, 35, rng.integers(0, 50, 30)]
+    m = {"pr": pr, "pc": pc, "bg_peak": rng.normal(10.0, 0.5, len(pr)),
+         "sigma": np.full(len(pr), 1.0)}
+    ids = np.arange(len(pr))
+    out = {}
+    for name in ("compiled", "reference"):
+        with kernels.backend(name):
+            out[name] = [blobs._axis_wings(work, m, ids, snr) for snr in (0.0, 3.0, 10.0)]
+    for a, b in zip(out["compiled"], out["reference"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not out["compiled"][1][4] and not out["compiled"][1][5] and out["compiled"][1][6]
+    across, along = kernels.compiled("axis_light")(work, pr, pc, m["bg_peak"])
+    b = m["bg_peak"]
+    assert across[4] == (60.0 - b[4]) + (60.0 - b[4])  # the track's neighbours
+    assert across[0] == work[0, 1] - b[0] and along[0] == work[1, 0] - b[0]  # a corner
+
+
 def test_background_gradient_as_numpy():
     """The model's local slope (its four neighbours evaluated at once) is the numpy
     tables' to the bit, at the frame's edges and corners too, for 1-D and broadcast
