@@ -23,6 +23,7 @@ definition:
   flat pixel indices (:meth:`.background.Background.at`, per pixel rather than from
   its tables) and on a grid of rows x columns (:meth:`.background.Background.at_grid`),
   and the residual's half-cell sums (:func:`.background._half_cell_sums`);
+* :func:`median9`: the 3x3 median of a block grid (:func:`.background._filter3`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
@@ -505,6 +506,30 @@ def grid_model(grid, c0, c1, fc, r0, fr):
     return out
 
 
+def median9(grid, network):
+    """:func:`.background._filter3`'s median: every cell's 3x3 neighbourhood (the edges
+    replicated) through the compare-exchange ``network`` (pairs of positions), each
+    exchange as ``np.minimum``/``np.maximum`` take it (the second of equal values, NaN
+    from either), the median ending in position 4: numpy's 38 calls on whole grids in
+    one."""
+    ny, nx = grid.shape
+    out = np.empty((ny, nx))
+    p = np.empty(9)
+    for i in range(ny):
+        for j in range(nx):
+            for a in range(3):
+                r = min(max(i + a - 1, 0), ny - 1)
+                for b in range(3):
+                    p[3 * a + b] = grid[r, min(max(j + b - 1, 0), nx - 1)]
+            for q in range(network.shape[0]):
+                x = p[network[q, 0]]
+                y = p[network[q, 1]]
+                p[network[q, 0]] = x if x < y or x != x else y
+                p[network[q, 1]] = x if x > y or x != x else y
+            out[i, j] = p[4]
+    return out
+
+
 def constant_area(image, rows, cols, reach):
     """:func:`.background._constant_area`: which pixels of the grid ``rows`` x ``cols``
     have ``reach`` pixels of exactly their value on each side along both axes (clipped
@@ -719,9 +744,9 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 
 
 _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "_smooth_row", "smooth",
-            "constant_area", "counts_to_float32", "axis_light", "blob_pixels", "neighbour_sums",
-            "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
-            "fit_windows", "_root", "label_pixels")
+            "median9", "constant_area", "counts_to_float32", "axis_light", "blob_pixels",
+            "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one",
+            "fit_stamps", "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -816,6 +841,7 @@ def warm_up() -> bool:
     image = np.ones((3, 3), np.float32)
     _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
     _COMPILED["constant_area"](image, one, one, 16)
+    _COMPILED["median9"](np.zeros((1, 1)), np.zeros((1, 2), np.intp))
     for dtype in (np.uint8, np.uint16, np.int8, np.int16):  # (the counts a camera gives)
         for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
             counts = np.ones((1, 1), dtype)

@@ -174,6 +174,32 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
+def test_median9_as_numpy():
+    """The compiled 3x3 median of a block grid is the numpy network's to the bit (signed
+    zeros and NaN included) and every cell's median of its 9 neighbours (edges
+    replicated): grids of one cell, one row, one column, ties."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(16)
+    grids = [rng.normal(100.0, 5.0, shape) for shape in ((1, 1), (1, 6), (5, 1), (7, 9))]
+    grids.append(np.round(rng.normal(0.0, 1.0, (6, 8))) * 0.0)  # +0 and -0 only
+    grids.append(np.round(rng.normal(3.0, 1.0, (6, 8))))  # ties
+    nan = rng.normal(100.0, 5.0, (6, 8))
+    nan[2, 3] = np.nan
+    grids.append(nan)
+    for grid in grids:
+        got = kernels.compiled("median9")(grid, background._MEDIAN_NETWORK)
+        with kernels.backend("reference"):
+            want = background._filter3(grid, "median")
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        if not np.isnan(grid).any():
+            pad = np.pad(grid, 1, mode="edge")
+            hoods = np.stack([pad[i:i + grid.shape[0], j:j + grid.shape[1]]
+                              for i in range(3) for j in range(3)])
+            np.testing.assert_array_equal(got, np.median(hoods, axis=0))
+
+
 def test_axis_wings_as_numpy():
     """The compiled light beside each peak gives numpy's wings: peaks on the frame's edges
     and corners (neighbours off the image hold no light), stars, hot pixels and a
