@@ -775,6 +775,15 @@ def _count_step(arr: NDArray) -> float:
     step: a thresholded frame (0 and 255) is no camera's sky and keeps steps of 1.
     """
     left, right = _neighbour_pairs(arr, _COUNT_SAMPLES)
+    # (the same numbers in one pass, for the strided views of a camera's native integers
+    # it is compiled for: a contiguous view, of a tiny frame, would compile it again)
+    kernel = compiled("step_counts") if (
+        arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2 and arr.dtype.isnative
+        and not any(a.flags.c_contiguous or a.flags.f_contiguous for a in (left, right))
+    ) else None
+    if kernel is not None:
+        d, counts, moved, lo, hi = kernel(left, right, _STEP_BINS)
+        return _lattice_gcd(d, counts, moved, int(hi) - int(lo))
     if arr.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             ok = (np.abs(left) < _EXACT_INTEGERS) & (np.abs(right) < _EXACT_INTEGERS)
@@ -788,6 +797,14 @@ def _count_step(arr: NDArray) -> float:
     d = np.abs(d, out=d).ravel()
     moved = int(np.count_nonzero(d))  # (ties say nothing of the step)
     counts = np.bincount(d[d < _STEP_BINS], minlength=2)
+    return _lattice_gcd(d, counts, moved, int(left.max()) - int(left.min())
+                        if left.size else 0)
+
+
+def _lattice_gcd(d: NDArray, counts: NDArray, moved: int, span: int) -> float:
+    """:func:`_count_step` from the absolute differences ``d`` of the sampled neighbours,
+    their histogram ``counts`` (below :data:`_STEP_BINS`), how many are not zero, and
+    the span of the sampled values (largest less least)."""
     counts[0] = 0
     if int(counts.sum()) < _MIN_STEPS:
         return 1.0
@@ -804,8 +821,7 @@ def _count_step(arr: NDArray) -> float:
         return 1.0
     # (a power of two, as a camera's shift is, by a mask: int64 division is slow)
     off = d & (gcd - 1) if gcd & (gcd - 1) == 0 else d % gcd
-    if np.count_nonzero(off) > _OFF_LATTICE * moved \
-            or int(left.max()) - int(left.min()) < (_COUNT_LEVELS - 1) * gcd:
+    if np.count_nonzero(off) > _OFF_LATTICE * moved or span < (_COUNT_LEVELS - 1) * gcd:
         return 1.0
     return float(gcd)
 

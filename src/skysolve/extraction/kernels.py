@@ -23,6 +23,8 @@ definition:
   flat pixel indices (:meth:`.background.Background.at`, per pixel rather than from
   its tables) and on a grid of rows x columns (:meth:`.background.Background.at_grid`),
   and the residual's half-cell sums (:func:`.background._half_cell_sums`);
+* :func:`step_counts`: the histogram of neighbouring counts' differences behind the
+  data's step (:func:`.extract._count_step`);
 * :func:`median9`: the 3x3 median of a block grid (:func:`.background._filter3`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
@@ -506,6 +508,35 @@ def grid_model(grid, c0, c1, fc, r0, fr):
     return out
 
 
+def step_counts(left, right, bins):
+    """:func:`.extract._count_step`'s differences of integer neighbours in one pass:
+    ``|right - left|`` (flattened, int64), the histogram of those below ``bins`` (as
+    ``np.bincount`` with ``minlength=2`` makes it: up to the largest), how many are not
+    zero, and the least and largest of ``left``."""
+    m, n = left.shape
+    d = np.empty(m * n, np.int64)
+    counts = np.zeros(max(bins, 2), np.int64)
+    moved = 0
+    top = 1
+    lo = np.int64(left[0, 0]) if m * n else np.int64(0)
+    hi = lo
+    k = 0
+    for i in range(m):
+        for j in range(n):
+            a = np.int64(left[i, j])
+            x = abs(np.int64(right[i, j]) - a)
+            d[k] = x
+            k += 1
+            if x != 0:
+                moved += 1
+            if x < bins:
+                counts[x] += 1
+                top = max(top, x)
+            lo = min(lo, a)
+            hi = max(hi, a)
+    return d, counts[:top + 1].copy(), moved, lo, hi
+
+
 def median9(grid, network):
     """:func:`.background._filter3`'s median: every cell's 3x3 neighbourhood (the edges
     replicated) through the compare-exchange ``network`` (pairs of positions), each
@@ -744,9 +775,9 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 
 
 _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "_smooth_row", "smooth",
-            "median9", "constant_area", "counts_to_float32", "axis_light", "blob_pixels",
-            "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one",
-            "fit_stamps", "fit_windows", "_root", "label_pixels")
+            "step_counts", "median9", "constant_area", "counts_to_float32", "axis_light",
+            "blob_pixels", "neighbour_sums", "blob_sums", "_profile", "_solve_sym4",
+            "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -842,6 +873,12 @@ def warm_up() -> bool:
     _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
     _COMPILED["constant_area"](image, one, one, 16)
     _COMPILED["median9"](np.zeros((1, 1)), np.zeros((1, 2), np.intp))
+    for dtype in (np.uint8, np.uint16, np.int8, np.int16):  # (the counts a camera gives)
+        for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
+            counts = np.ones((4, 8), dtype)
+            counts.flags.writeable = writeable
+            # (strided views, as _neighbour_pairs cuts them: no contiguous ones)
+            _COMPILED["step_counts"](counts[::2, 0:-1:2], counts[::2, 1::2], 4096)
     for dtype in (np.uint8, np.uint16, np.int8, np.int16):  # (the counts a camera gives)
         for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
             counts = np.ones((1, 1), dtype)

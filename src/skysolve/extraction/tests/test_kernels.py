@@ -174,6 +174,37 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
+def test_count_step_as_numpy():
+    """The compiled differences of neighbouring counts give numpy's step: a 12-bit
+    camera's counts shifted up by 4 bits (step 16) with a pedestal, with saturated
+    pixels off the lattice, 8-bit and signed counts (step 1), a thresholded frame, a
+    frame too small for strided samples; and the histogram is ``np.bincount``'s."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    kernels.warm_up()
+    rng = np.random.default_rng(17)
+    sky = rng.normal(300.0, 6.0, (200, 300))
+    shifted = (np.round(sky) * 16 + 7).astype(np.uint16)
+    clipped = shifted.copy()
+    clipped[50:60, 50:60] = 65535
+    frames = [(shifted, 16.0), (clipped, 16.0), (np.round(sky).astype(np.uint16), 1.0),
+              (np.clip(np.round(sky - 200), 0, 255).astype(np.uint8), 1.0),
+              ((np.round(sky) - 300).astype(np.int16) * 4, 4.0),
+              (np.where(sky > 300, 255, 0).astype(np.uint8), 1.0),
+              ((np.round(sky[:20, :30]) * 16).astype(np.uint16), 16.0)]
+    for frame, step in frames:
+        with kernels.backend("compiled"):
+            got = extract._count_step(frame)
+        with kernels.backend("reference"):
+            want = extract._count_step(frame)
+        assert got == want == step
+    left, right = extract._neighbour_pairs(clipped, extract._COUNT_SAMPLES)
+    d, counts, moved, lo, hi = kernels.compiled("step_counts")(left, right, 4096)
+    want = np.abs(right.astype(np.int64) - left).ravel()
+    np.testing.assert_array_equal(d, want)
+    np.testing.assert_array_equal(counts, np.bincount(want[want < 4096], minlength=2))
+    assert (moved, lo, hi) == (np.count_nonzero(want), left.min(), left.max())
+
+
 def test_median9_as_numpy():
     """The compiled 3x3 median of a block grid is the numpy network's to the bit (signed
     zeros and NaN included) and every cell's median of its 9 neighbours (edges
