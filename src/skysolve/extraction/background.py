@@ -541,8 +541,12 @@ class Background:
         ry, start_y, end_y = _lattice(h, th, self.nodes[0])
         cx, start_x, end_x = _lattice(w, tw, self.nodes[1])
         vals = self._on_grid(ry, cx)
-        vals = _tile_min(_tile_min(vals, start_y, end_y, 0), start_x, end_x, 1)
-        bound = vals - 1e-9 * (np.abs(vals) + float(np.ptp(self.grid)) + 1e-30)
+        kernel = compiled("tile_bound")
+        if kernel is not None:
+            bound = kernel(vals, start_y, end_y, start_x, end_x, float(np.ptp(self.grid)))
+        else:
+            vals = _tile_min(_tile_min(vals, start_y, end_y, 0), start_x, end_x, 1)
+            bound = vals - 1e-9 * (np.abs(vals) + float(np.ptp(self.grid)) + 1e-30)
         self._bounds[(th, tw)] = bound
         return bound.copy()
 

@@ -19,10 +19,12 @@ definition:
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
   (to rounding: the sums run in another order);
-* :func:`model_at`, :func:`grid_model` and :func:`cell_sums`: the background model at
-  flat pixel indices (:meth:`.background.Background.at`, per pixel rather than from
-  its tables) and on a grid of rows x columns (:meth:`.background.Background.at_grid`),
-  and the residual's half-cell sums (:func:`.background._half_cell_sums`);
+* :func:`model_at`, :func:`grid_model`, :func:`tile_bound` and :func:`cell_sums`: the
+  background model at flat pixel indices (:meth:`.background.Background.at`, per pixel
+  rather than from its tables), on a grid of rows x columns
+  (:meth:`.background.Background.at_grid`) and its least per tile
+  (:meth:`.background.Background.tile_lower_bound`), and the residual's half-cell sums
+  (:func:`.background._half_cell_sums`);
 * :func:`step_counts`: the histogram of neighbouring counts' differences behind the
   data's step (:func:`.extract._count_step`);
 * :func:`median9`: the 3x3 median of a block grid (:func:`.background._filter3`);
@@ -561,6 +563,25 @@ def median9(grid, network):
     return out
 
 
+def tile_bound(vals, start_y, end_y, start_x, end_x, spread):
+    """:meth:`.background.Background.tile_lower_bound` from the model's values ``vals`` on
+    the lattice of tile edges and nodes: each tile's least value over its lines
+    ``start:end + 1`` along both axes (as ``np.minimum`` takes it: NaN from either),
+    less the rounding margin ``1e-9 (|value| + spread + 1e-30)``; numpy's dozen calls
+    in one."""
+    ny, nx = len(start_y), len(start_x)
+    out = np.empty((ny, nx))
+    for i in range(ny):
+        for j in range(nx):
+            m = vals[start_y[i], start_x[j]]
+            for r in range(start_y[i], end_y[i] + 1):
+                for c in range(start_x[j], end_x[j] + 1):
+                    v = vals[r, c]
+                    m = m if m < v or m != m else v
+            out[i, j] = m - 1e-9 * (abs(m) + spread + 1e-30)
+    return out
+
+
 def constant_area(image, rows, cols, reach):
     """:func:`.background._constant_area`: which pixels of the grid ``rows`` x ``cols``
     have ``reach`` pixels of exactly their value on each side along both axes (clipped
@@ -774,10 +795,11 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-_KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "_smooth_row", "smooth",
-            "step_counts", "median9", "constant_area", "counts_to_float32", "axis_light",
-            "blob_pixels", "neighbour_sums", "blob_sums", "_profile", "_solve_sym4",
-            "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels")
+_KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "tile_bound",
+            "_smooth_row", "smooth", "step_counts", "median9", "constant_area",
+            "counts_to_float32", "axis_light", "blob_pixels", "neighbour_sums", "blob_sums",
+            "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps", "fit_windows",
+            "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -867,6 +889,7 @@ def warm_up() -> bool:
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
     _COMPILED["grid_model"](np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
+    _COMPILED["tile_bound"](np.zeros((1, 1)), one - 1, one - 1, one - 1, one - 1, 0.0)
     for dtype in (np.uint16, np.int16):  # (8-bit frames are widened to 16 bits)
         _COMPILED["counted_medians"](np.ones((1, 2), dtype), 1, 1)
     image = np.ones((3, 3), np.float32)

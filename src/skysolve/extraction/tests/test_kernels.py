@@ -174,6 +174,26 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
+def test_tile_bound_as_numpy():
+    """The compiled least per tile of the model's lattice values, less the rounding
+    margin, is numpy's to the bit: tiles of one line and of several, a NaN (which
+    numpy's minimum passes on), the real lattices of a 300x410 frame."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(18)
+    ry, sy, ey = background._lattice(300, 16, background._block_nodes((300, 410), 64)[0])
+    cx, sx, ex = background._lattice(410, 32, background._block_nodes((300, 410), 64)[1])
+    for nan in (False, True):
+        vals = rng.normal(100.0, 30.0, (len(ry), len(cx)))
+        if nan:
+            vals[5, 7] = np.nan
+        want = background._tile_min(background._tile_min(vals, sy, ey, 0), sx, ex, 1)
+        want = want - 1e-9 * (np.abs(want) + 12.5 + 1e-30)
+        got = kernels.compiled("tile_bound")(vals, sy, ey, sx, ex, 12.5)
+        np.testing.assert_array_equal(got, want)
+        assert np.isnan(got).any() == nan
+
+
 def test_count_step_as_numpy():
     """The compiled differences of neighbouring counts give numpy's step: a 12-bit
     camera's counts shifted up by 4 bits (step 16) with a pedestal, with saturated
