@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..centroids import REJECT_REASONS
+from .kernels import compiled
 from .orderstats import median, percentiles
 
 __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
@@ -519,10 +520,15 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     # chance alignments: Poisson with this mean (a band across the whole frame)
     expected = len(pool) * 2.0 * tol * np.hypot(h, w) / max(h * w, 1.0)
     need = max(_DOT_MIN, int(np.ceil(expected + 5.0 * np.sqrt(expected) + 1.0)))
-    d = np.abs((x[None, :] - x[i, None]) * uy[:, None] - (y[None, :] - y[i, None]) * ux[:, None])
-    alike = np.abs(lf[None, :] - 0.5 * (lf[i] + lf[j])[:, None]) <= _DOT_FLUX_LOG
-    band = d <= tol
-    count = (band & alike).sum(axis=1)
+    bands = compiled("dot_bands")
+    if bands is not None:
+        band, alike, count = bands(x, y, lf, i, j, ux, uy, float(tol), float(_DOT_FLUX_LOG))
+    else:
+        d = np.abs((x[None, :] - x[i, None]) * uy[:, None]
+                   - (y[None, :] - y[i, None]) * ux[:, None])
+        alike = np.abs(lf[None, :] - 0.5 * (lf[i] + lf[j])[:, None]) <= _DOT_FLUX_LOG
+        band = d <= tol
+        count = (band & alike).sum(axis=1)
     standing = np.flatnonzero(count >= need)
     # evenly spaced flashes of one flux (a subset of the alike ones), on lines with no
     # more blobs of other fluxes than chance puts there: a row of a lattice has blobs

@@ -27,6 +27,8 @@ definition:
   (:func:`.background._half_cell_sums`);
 * :func:`step_counts`: the histogram of neighbouring counts' differences behind the
   data's step (:func:`.extract._count_step`);
+* :func:`dot_bands`: the dots near each line of pairs of bright dots, and of its flux
+  (:func:`.filters._dotted_lines`);
 * :func:`median9`: the 3x3 median of a block grid (:func:`.background._filter3`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
@@ -678,6 +680,28 @@ def axis_light(work, pr, pc, bgp):
     return across, along
 
 
+def dot_bands(x, y, lf, i, j, ux, uy, tol, flux_log):
+    """For each line through dots ``i`` and ``j`` (unit direction ``ux``, ``uy``), which of
+    the dots at ``x``, ``y`` (log flux ``lf``) lie within ``tol`` of it, which have about
+    the pair's flux (within ``flux_log`` of its mean log), and how many do both: the
+    same arithmetic as :func:`.filters._dotted_lines`' arrays, in one pass over them."""
+    n_lines, n = len(i), len(x)
+    band = np.empty((n_lines, n), np.bool_)
+    alike = np.empty((n_lines, n), np.bool_)
+    count = np.zeros(n_lines, np.int64)
+    for q in range(n_lines):
+        a = i[q]
+        mid = 0.5 * (lf[a] + lf[j[q]])
+        for p in range(n):
+            near = abs((x[p] - x[a]) * uy[q] - (y[p] - y[a]) * ux[q]) <= tol
+            same = abs(lf[p] - mid) <= flux_log
+            band[q, p] = near
+            alike[q, p] = same
+            if near and same:
+                count[q] += 1
+    return band, alike, count
+
+
 def blob_sums(lab, rows, cols, val, n):
     """Per-blob pixel count, flux, peak (value and pixel) and intensity-weighted
     moments about the peak pixel, as :func:`.blobs._measure_blobs` computes them with
@@ -797,9 +821,9 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 
 _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "tile_bound",
             "_smooth_row", "smooth", "step_counts", "median9", "constant_area",
-            "counts_to_float32", "axis_light", "blob_pixels", "neighbour_sums", "blob_sums",
-            "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps", "fit_windows",
-            "_root", "label_pixels")
+            "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
+            "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
+            "fit_windows", "_root", "label_pixels")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -909,6 +933,8 @@ def warm_up() -> bool:
             _COMPILED["counts_to_float32"](counts, np.empty((1, 1), np.float32),
                                            np.empty(1, dtype), 0, 1)
     _COMPILED["axis_light"](image, one + 1, one + 1, np.zeros(1))
+    _COMPILED["dot_bands"](np.zeros(2), np.zeros(2), np.zeros(2), one, one + 1, np.ones(1),
+                           np.zeros(1), 1.0, 0.2)
     _COMPILED["neighbour_sums"](np.ones((3, 3), np.float32), np.zeros((1, 1), bool), False,
                                 one + 1, one + 1, np.zeros(1))
     for dtype in (np.uint16, np.int32):  # the label images' two types

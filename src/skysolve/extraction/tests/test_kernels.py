@@ -174,6 +174,35 @@ def test_background_model_as_numpy(grid_shape):
         np.testing.assert_array_equal(a, b)
 
 
+def test_dot_bands_as_numpy():
+    """The compiled bands of the lines through pairs of bright dots are numpy's: a strobe's
+    line of equal dots among random stars (its count the dots on it), ties at the band's
+    edge, no lines at all."""
+    kernels.warm_up()
+    rng = np.random.default_rng(19)
+    x = np.r_[np.arange(10) * 12.0 + 5.0, rng.uniform(0, 500, 40)]
+    y = np.r_[np.arange(10) * 5.0 + 100.0, rng.uniform(0, 400, 40)]
+    lf = np.r_[np.full(10, 7.0), rng.normal(7.0, 1.0, 40)]
+    i, j = np.triu_indices(20, 1)
+    dx, dy = x[j] - x[i], y[j] - y[i]
+    length = np.hypot(dx, dy)
+    ux, uy = dx / length, dy / length
+    for tol in (2.5, 0.0):
+        for a, b in ((i, j), (i[:0], j[:0])):
+            got = kernels.compiled("dot_bands")(x, y, lf, a, b, ux[:len(a)], uy[:len(a)], tol,
+                                                float(np.log(1.25)))
+            d = np.abs((x[None, :] - x[a, None]) * uy[:len(a), None]
+                       - (y[None, :] - y[a, None]) * ux[:len(a), None])
+            alike = np.abs(lf[None, :] - 0.5 * (lf[a] + lf[b])[:, None]) <= np.log(1.25)
+            band = d <= tol
+            for g, w in zip(got, (band, alike, (band & alike).sum(axis=1)), strict=True):
+                np.testing.assert_array_equal(g, w)
+    assert got[2].size == 0
+    strobe = kernels.compiled("dot_bands")(x, y, lf, i[:1], j[:1], ux[:1], uy[:1], 2.5,
+                                           float(np.log(1.25)))
+    assert strobe[2][0] >= 10  # (the line through the first two flashes holds all ten)
+
+
 def test_tile_bound_as_numpy():
     """The compiled least per tile of the model's lattice values, less the rounding
     margin, is numpy's to the bit: tiles of one line and of several, a NaN (which
