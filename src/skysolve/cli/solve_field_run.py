@@ -218,19 +218,6 @@ def _xylist_field(path: Path, args: argparse.Namespace, keep: int | None = None)
     return Field(xy, flux, 0.0, int(width), int(height), input_rows=rows, columns=columns)
 
 
-def _extent(result: Any, edge: tuple[float, float]) -> float:
-    """The field's size (degrees) along the line through the image centre from centred
-    pixel ``edge`` to its opposite (:func:`~skysolve.io.astrometry_files.field_extent_deg`:
-    a fisheye's edges may be more than 180 deg apart, or see no sky at all)."""
-    from ..geometry import radec_to_vector
-    from ..io.astrometry_files import EXTENT_SAMPLES, field_extent_deg
-
-    t = np.linspace(-1.0, 1.0, 2 * EXTENT_SAMPLES + 1)
-    ra, dec = result.pixel_to_world(t * edge[0], t * edge[1])
-    return field_extent_deg(radec_to_vector(np.asarray(ra, dtype=np.float64),
-                                            np.asarray(dec, dtype=np.float64)))
-
-
 def _ra_text(ra: float, spec: str) -> str:
     """``ra`` (degrees, in [0, 360)) formatted by ``spec``, in [0, 360) as printed too:
     359.9999999 is ``0.000000``, not ``360.000000`` (with ``00:00:00.000`` beside it)."""
@@ -254,13 +241,15 @@ def field_lines(result: Any, width: int, height: int) -> list[str]:
         field_size_unit,
         rotation_up_east_of_north,
         sexagesimal,
+        solution_extent_deg,
     )
 
     ra, dec = result.pixel_to_world(0.0, 0.0)
     ra_hms, dec_dms = sexagesimal(ra, dec)
     # the sizes across the image through its centre, between opposite edges' midpoints
-    size_w, size_h, unit = field_size_unit(_extent(result, (0.5 * width, 0.0)),
-                                           _extent(result, (0.0, 0.5 * height)))
+    size_w, size_h, unit = field_size_unit(
+        solution_extent_deg(result, (0.5 * width, 0.0)),
+        solution_extent_deg(result, (0.0, 0.5 * height)))
     return [f"Field center: (RA,Dec) = ({_ra_text(ra, '.6f')}, {dec:.6f}) deg.",
             f"Field center: (RA H:M:S, Dec D:M:S) = ({ra_hms}, {dec_dms}).",
             f"Field size: {size_w:g} x {size_h:g} {unit}",

@@ -354,6 +354,18 @@ def field_extent_deg(vectors: NDArray) -> float:
     return math.degrees(total)
 
 
+def solution_extent_deg(result: Any, edge: tuple[float, float]) -> float:
+    """A solution's field size (degrees) along the line through the image centre from
+    centred pixel ``edge`` to its opposite (:func:`field_extent_deg`): ``edge = (w / 2,
+    0)`` gives the width, ``(0, h / 2)`` the height."""
+    from ..geometry import radec_to_vector
+
+    t = np.linspace(-1.0, 1.0, 2 * EXTENT_SAMPLES + 1)
+    ra, dec = result.pixel_to_world(t * edge[0], t * edge[1])
+    return field_extent_deg(radec_to_vector(np.asarray(ra, dtype=np.float64),
+                                            np.asarray(dec, dtype=np.float64)))
+
+
 def field_size_unit(width_deg: float, height_deg: float) -> tuple[float, float, str]:
     """A field's size in the unit solve-field reports it in: degrees, or arcminutes or
     arcseconds when the smaller side is under a degree or an arcminute; returns

@@ -102,16 +102,20 @@ def grid_lines(wcs: Any, width: int, height: int, samples: int = 64) -> dict[str
 
 def figures(result: Any, width: int, height: int) -> dict[str, Any]:
     """The numbers the page shows and nova's calibration is made of."""
-    from ..io.astrometry_files import field_parity, rotation_up_east_of_north
+    from ..io import astrometry_files as af
 
     ra, dec = result.pixel_to_world(0.0, 0.0)
     scale_deg = math.degrees(1.0 / result.camera_model.focal_length_px)
+    # (sizes across the centre and the corners' angle through the lens model, as
+    # skysolve-field and the .match file give them: width x scale said 160 deg of a
+    # 200 deg fisheye, and overstated a wide pinhole field's radius by 5 deg)
     return {"ra": float(ra), "dec": float(dec), "roll": float(result.roll_deg),
-            "orientation": float(rotation_up_east_of_north(result)),
-            "parity": field_parity(result),
-            "fov_width_deg": float(width * scale_deg), "fov_height_deg": float(height * scale_deg),
+            "orientation": float(af.rotation_up_east_of_north(result)),
+            "parity": af.field_parity(result),
+            "fov_width_deg": af.solution_extent_deg(result, (0.5 * width, 0.0)),
+            "fov_height_deg": af.solution_extent_deg(result, (0.0, 0.5 * height)),
             "pixscale_arcsec": float(scale_deg * 3600.0),
-            "radius_deg": float(0.5 * math.hypot(width, height) * scale_deg),
+            "radius_deg": af.field_radius_deg(result.camera_model, width, height),
             "matches": int(result.num_matches), "rmse_arcsec": float(result.rmse_arcsec),
             "probability": float(result.probability),
             "solve_time_ms": float(result.solve_time_ms)}

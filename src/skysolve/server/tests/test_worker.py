@@ -70,3 +70,25 @@ def test_a_jobs_error_names_no_server_path(tmp_path):
         assert str(tmp_path) not in error and "input.tiff" not in error, error
     finally:
         q.stop()
+
+
+def test_the_figures_are_the_fields_angles_not_pixels_times_the_scale(small_db):
+    """The page's field of view and nova's calibration radius were the pixel counts
+    times the central pixel scale: 160 deg for a 200 deg fisheye, and a pinhole field's
+    corners farther out than they are. Now the angles through the lens, as skysolve-field
+    prints them: for a pinhole lens ``2 atan(w / 2f)`` across and ``atan(d / 2f)`` out
+    to a corner."""
+    import skysolve
+    from skysolve.server.worker import figures
+    from skysolve.tests.realframes import DATA
+
+    frame = skysolve.read_image(DATA / "2019-07-29T204726_Alt40_Azi-135_Try1.tiff")
+    res = small_db.solve_from_centroids(skysolve.extract_centroids(frame),
+                                        fov_estimate_deg=11.4, image_shape=frame.shape)
+    assert res
+    f = res.camera_model.focal_length_px
+    fig = figures(res, 1024, 768)
+    assert fig["fov_width_deg"] == pytest.approx(2 * np.degrees(np.arctan(512 / f)), abs=1e-4)
+    assert fig["fov_height_deg"] == pytest.approx(2 * np.degrees(np.arctan(384 / f)), abs=1e-4)
+    assert fig["radius_deg"] == pytest.approx(np.degrees(np.arctan(640 / f)), abs=1e-4)
+    assert fig["pixscale_arcsec"] == pytest.approx(3600 * np.degrees(1 / f))
