@@ -118,7 +118,9 @@ class ExtractionOptions(Options):
         Threads for one frame (tetra3rs's parameter; 1 to {MAX_THREADS}). The
         position fits, block medians and candidate pixels of a frame are cut into
         chunks that run in parallel (compiled kernels and numpy release the GIL);
-        the result never depends on the count. None: every core the process may
+        the result never depends on the count. None: one for a frame under
+        1,048,576 pixels (a 1024x768 frame's parallel work is too short to repay
+        handing it to other threads); for a larger one every core the process may
         use when called from a process's main thread, one in worker threads and
         in worker processes (``batch``, the service and Dask already keep every
         core busy with a frame each).""")

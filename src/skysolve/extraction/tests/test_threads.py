@@ -143,3 +143,22 @@ def test_default_threads_one_in_worker_processes():
     for method in ("fork", "spawn"):
         with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
             assert pool.submit(_threads.resolve, None).result() == 1
+
+
+def test_default_threads_one_below_a_megapixel(monkeypatch):
+    """``threads=None`` cuts the chunks of a frame under a megapixel for one thread (its
+    parallel work is too short to repay the hand-offs), a larger frame's for every
+    core; the result is the one-thread result either way."""
+    monkeypatch.setattr(_threads, "available_cores", lambda: 3)
+    asked = []
+    split, weighted = _threads.split, _threads.split_weighted
+    monkeypatch.setattr(_threads, "split", lambda n, t, m: asked.append(t) or split(n, t, m))
+    monkeypatch.setattr(_threads, "split_weighted",
+                        lambda c, t, m: asked.append(t) or weighted(c, t, m))
+    for shape, n_stars, threads in (((480, 640), 150, 1), ((768, 1024), 300, 1),
+                                    ((1024, 1024), 400, 3)):
+        img = tess_like_frame(seed=2, shape=shape, n_stars=n_stars)[0]
+        asked.clear()
+        default = extract_centroids(img)
+        assert asked and set(asked) == {threads}, shape
+        _same(default, extract_centroids(img, threads=1))
