@@ -147,6 +147,23 @@ def test_counted_medians_as_partition():
         np.ascontiguousarray(tiles).reshape(6, 9, -1)).astype(np.float64))
 
 
+
+def test_block_levels_partition_gathered_copies_only():
+    """The block medians partition the samples in place only when they were gathered
+    into a copy: a frame narrower than a small block is its own tiles (no copy), and
+    stays as it was; the levels are each block's median (np.median) either way."""
+    rng = np.random.default_rng(11)
+    for shape, bs in (((40, 5), 8), ((40, 70), 8), ((100, 130), 32)):
+        frame = rng.integers(0, 4000, shape).astype(np.uint16)
+        before = frame.copy()
+        grid = background._block_levels(frame, bs)
+        np.testing.assert_array_equal(frame, before)
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                block = frame[i * bs:(i + 1) * bs, j * bs:(j + 1) * bs]
+                step = [background._sample_step(n) for n in block.shape]
+                assert grid[i, j] == np.median(block[::step[0], ::step[1]]), (shape, i, j)
+
 def test_block_levels_of_8_bit_counts_as_of_their_floats():
     """The block medians of 8-bit counts (widened to 16 bits as they are gathered) are
     those of the same values as 16-bit integers and as float32, on a dark sky of a few
