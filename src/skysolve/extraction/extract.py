@@ -1534,11 +1534,11 @@ _ONE_THREAD_PIXELS = 1_048_576
 
 def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     """Detect stars in ``image`` with ``options`` (see :func:`extract_centroids`)."""
-    with backend(options.backend, options.threads):
-        arr, mask, noise = _check_image(image)
-        if options.threads is None and arr.size < _ONE_THREAD_PIXELS:
-            with backend(options.backend, 1):
-                return _extract(arr, mask, noise, options)
+    arr, mask, noise = _check_image(image)
+    threads = options.threads
+    if threads is None and arr.size < _ONE_THREAD_PIXELS:
+        threads = 1
+    with backend(options.backend, threads):
         return _extract(arr, mask, noise, options)
 
 
