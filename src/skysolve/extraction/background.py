@@ -621,8 +621,9 @@ def _block_nodes(shape: tuple[int, int], bs: int | None) -> tuple[NDArray, NDArr
             out.append(np.array([0.5 * (length - 1)]))
             continue
         full = length // bs
-        nodes = [i * bs + _sample_step(bs) * ((bs - 1) // _sample_step(bs)) / 2.0
-                 for i in range(full)]
+        st = _sample_step(bs)
+        middle = st * ((bs - 1) // st) / 2.0  # (once, not twice a block)
+        nodes = [i * bs + middle for i in range(full)]
         rest = length - full * bs
         if rest:
             st = _sample_step(rest)

@@ -237,3 +237,21 @@ def test_a_constant_sky_is_no_flattened_jpeg():
             found = extract.extract_centroids(image).as_array()
             near = np.hypot(found[:, None, 0] - x, found[:, None, 1] - y).min(axis=1) < 1.5
             assert len(x) == 21 and np.count_nonzero(near) >= 19 and near.all()
+
+
+def test_block_nodes_are_the_mean_sampled_positions():
+    """Each block's node is the mean of the rows (columns) its median samples: every
+    other one from 16 px up, every one in a thinner edge block; a block as large as the
+    frame has one node at its middle."""
+    for shape, bs in (((100, 70), 32), ((40, 5), 8), ((64, 64), 64), ((50, 33), 16)):
+        rows, cols = background._block_nodes(shape, bs)
+        for nodes, length in ((rows, shape[0]), (cols, shape[1])):
+            if bs >= length:
+                assert nodes.tolist() == [0.5 * (length - 1)]
+                continue
+            want = []
+            for start in range(0, length, bs):
+                size = min(bs, length - start)
+                want.append(float(np.mean(np.arange(start, start + size,
+                                                    background._sample_step(size)))))
+            assert nodes.tolist() == want, (shape, bs)
