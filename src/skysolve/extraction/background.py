@@ -161,23 +161,25 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
     # the same rank of all the deviations when no clipped value lies among the smallest
     # of them, as they lie beyond the clip (else it is taken from the kept ones). The
     # same order statistics as clipping the sample; a gather cost as much as a partition.
-    keep = np.ones(v.size, bool)
+    keep = None
     n_kept = v.size
     pivots = [k]
     for _ in range(iterations):
         if sig <= 0:
             break
-        np.logical_and(keep, dev < clip * sig, out=keep)
+        inside = dev < clip * sig
+        keep = inside if keep is None else np.logical_and(keep, inside, out=keep)
         n_keep = int(np.count_nonzero(keep))
         if n_keep == n_kept or n_keep < 10:
             break
         n_kept = n_keep
-        rank = int(np.count_nonzero(~keep & (v < med))) + (n_keep - 1) // 2
+        out = ~keep
+        rank = int(np.count_nonzero(out & (v < med))) + (n_keep - 1) // 2
         med = _order_statistic(order, pivots, rank)
         dev = np.abs(v - med)
         j = (n_keep - 1) // 2
         mad = float(np.partition(dev, j)[j])
-        if np.count_nonzero(~keep & (dev <= mad)):
+        if np.count_nonzero(out & (dev <= mad)):
             mad = lower_median(dev[keep])
         sig = MAD_TO_SIGMA * mad
     return med, sig
