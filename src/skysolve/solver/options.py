@@ -233,8 +233,9 @@ class SolveOptions(Options):
         with the hinted attitude (it moves no direction of the field by more than 1.5
         ``hint_uncertainty``, or a match radius: a roll about the boresight counts by how
         far it moves the image's corners, not by its angle). Without a camera
-        model, whose scale tracking can only sample, the pattern search held to the
-        hint's cone still runs. With fewer than 3 centroids (tracking's minimum) the
+        model, whose scale tracking can only sample, or with a hint whose reach goes
+        beyond the image's corners, the pattern search held to the hint's cone still
+        runs. With fewer than 3 centroids (tracking's minimum) the
         solve fails with ``'too_few'``, as tetra3rs's.""")
     # -- skysolve's own parameters (keyword-only, so that positional calls written
     # for tetra3rs 0.14 mean the same)

@@ -955,6 +955,30 @@ def test_strict_tracking_without_a_scale_searches_patterns_near_the_hint(small_d
         assert not res and res.status == "no_match"
 
 
+def test_a_strict_hint_with_a_camera_and_a_wide_uncertainty_still_finds_the_field(small_db,
+                                                                                  hip2025):
+    """An uncertainty is a bound: the true attitude given as the hint, 20-90 deg uncertain,
+    with a camera model, must still be found (tracking's catalog stars then spread over
+    the whole search and it found none, and a strict hint answered no_match where
+    tetra3rs 0.14 answers); a hint elsewhere on the sky still answers nothing."""
+    rng = np.random.default_rng(21)
+    for R in random_attitudes(3, rng):
+        fov = float(rng.uniform(12.0, 19.0))
+        cam, sim = _field(hip2025, R, fov=fov, centroid_noise_px=0.3, num_stars=40,
+                          seed=rng)
+        for unc in (20.0, 30.0, 90.0):
+            res = small_db.solve_from_centroids(sim.centroids, camera_model=cam,
+                                                attitude_hint=R, hint_uncertainty_deg=unc,
+                                                strict_hint=True)
+            assert res and _boresight_error_arcsec(res, R) < 30.0, (fov, unc)
+        ra, dec, roll = rotation_to_radec_roll(R)
+        away = radec_roll_to_rotation((ra + 180.0) % 360.0, -dec, roll)
+        res = small_db.solve_from_centroids(sim.centroids, camera_model=cam,
+                                            attitude_hint=away, hint_uncertainty_deg=20.0,
+                                            strict_hint=True)
+        assert not res and res.status == "no_match"
+
+
 # ------------------------------------------------------------------------------------
 # Failures and bad input
 
