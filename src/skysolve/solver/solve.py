@@ -563,8 +563,24 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                 "; a fisheye or all-sky lens needs its projection named (projection=)")
         scope = outside or (f"; the database solves fields of view of "
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
-        return status, f"{_FAILURE_MESSAGES[status]}{scope}{lens}{width}"
+        # (a range outside the database's is named by ``outside`` already)
+        held = "" if outside else _estimate_note(options, fov_lo, fov_hi)
+        return status, f"{_FAILURE_MESSAGES[status]}{scope}{held}{lens}{width}"
     return status, _FAILURE_MESSAGES[status] + outside
+
+
+def _estimate_note(options: SolveOptions, fov_lo: float, fov_hi: float) -> str:
+    """The note of a failure's message that names the field-of-view range a
+    ``fov_estimate`` held the search to (no camera model, which fixes the scale), and how
+    to widen it; else ``""``. Without ``fov_max_error`` the range is 0.6 to 1/0.6 times
+    the estimate, where tetra3rs searches without limit: a loose estimate (twice the
+    field) failed with only the database's range, which held the field."""
+    if options.fov_estimate is None or options.camera_model is not None:
+        return ""
+    how = ("0.6 to 1/0.6 times the estimate" if options.fov_max_error is None
+           else "the estimate +- fov_max_error")
+    return (f"; fov_estimate held the search to {math.degrees(fov_lo):.3g}-"
+            f"{math.degrees(fov_hi):.3g} deg ({how}; a wider fov_max_error_deg widens it)")
 
 
 def _width_note(options: SolveOptions, code: int, fov_lo: float, fov_hi: float,
