@@ -565,8 +565,22 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
         # (a range outside the database's is named by ``outside`` already)
         held = "" if outside else _estimate_note(options, fov_lo, fov_hi)
-        return status, f"{_FAILURE_MESSAGES[status]}{scope}{held}{lens}{width}"
+        return status, f"{_FAILURE_MESSAGES[status]}{scope}{held}{_parity_note(options)}" \
+            f"{lens}{width}"
     return status, _FAILURE_MESSAGES[status] + outside
+
+
+def _parity_note(options: SolveOptions) -> str:
+    """The note of a failure's message that the camera model fixed the parity the search
+    tried; else ``""``. tetra3rs 0.14 solves an image that is not mirrored with a
+    ``parity_flip=True`` camera all the same; skysolve holds the search to the camera's
+    parity, and the failure said only the database's range."""
+    cam = options.camera_model
+    if cam is None:
+        return ""
+    flip = bool(cam.parity_flip)
+    return (f"; the camera model fixes parity_flip={flip} (an image "
+            f"{'not ' if flip else ''}mirrored needs parity_flip={not flip})")
 
 
 def _estimate_note(options: SolveOptions, fov_lo: float, fov_hi: float) -> str:

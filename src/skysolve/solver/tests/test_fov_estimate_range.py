@@ -34,3 +34,20 @@ def test_an_estimate_that_misses_the_field_names_the_range_searched(small_db, hi
     res = small_db.solve_from_centroids(sim.centroids, **kw, fov_max_error_deg=12.0)
     assert res and np.degrees(angle_between(res.rotation_matrix_icrs_to_camera[2], R[2])) \
         < 0.01
+
+
+def test_a_camera_of_the_other_parity_is_named_in_the_failure(small_db, hip2025):
+    """A camera model fixes the parity (tetra3rs 0.14 solved this field with
+    ``parity_flip=True`` anyway); skysolve's search then cannot match an image that is not
+    mirrored, and its message said only the database's range."""
+    R = random_attitudes(1, rng=4)[0]
+    cam = CameraModel.from_fov(14.0, W, H)
+    sim = simulate_centroids(hip2025, cam, R, num_stars=40, max_magnitude=8.0,
+                             centroid_noise_px=0.3, seed=2)
+    flipped = CameraModel(cam.focal_length_px, W, H, parity_flip=True)
+    res = small_db.solve_from_centroids(sim.centroids, camera_model=flipped)
+    assert not res and res.status == "no_match"
+    assert "parity_flip=True" in res.message, res.message
+    res = small_db.solve_from_centroids(sim.centroids, camera_model=cam)
+    assert res and not res.parity_flip
+    assert np.degrees(angle_between(res.rotation_matrix_icrs_to_camera[2], R[2])) < 0.01
