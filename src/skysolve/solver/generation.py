@@ -87,6 +87,23 @@ class GenerationOptions(Options):
         return self.min_fov_deg if self.min_fov_deg is not None else self.max_fov_deg
 
 
+def _check_unique_ids(ids: NDArray[np.int64]) -> None:
+    """Refuse a star table in which two stars share a catalog id.
+
+    A lookup by id (:meth:`PatternDatabase.indices_of_ids`: the calibration's way from
+    a solve's matched ids back to star positions) finds one star per id, so a match of
+    the other would silently take that one's position.
+    """
+    values, counts = np.unique(ids, return_counts=True)
+    repeated = values[counts > 1]
+    if repeated.size:
+        shown = ", ".join(str(int(i)) for i in repeated[:5])
+        raise InvalidArgumentError(
+            f"catalog ids must be unique among the stars kept, but {repeated.size} are "
+            f"repeated ({shown}{', ...' if repeated.size > 5 else ''}): give each star its "
+            "own id, or leave the id column out (rows are then numbered)")
+
+
 def _star_table(catalog: Any, options: GenerationOptions) -> Any:
     """The catalog's stars the database keeps: propagated, brightest first, cut."""
     if len(catalog) < 4:
@@ -101,6 +118,7 @@ def _star_table(catalog: Any, options: GenerationOptions) -> Any:
         catalog = catalog.select(np.arange(n_keep))
     if len(catalog) < 4:
         raise InvalidArgumentError("fewer than 4 catalog stars pass star_max_magnitude")
+    _check_unique_ids(catalog.ids)
     # propagated last, so only the stars kept (magnitudes do not move)
     if options.epoch_proper_motion_year is not None:
         catalog = catalog.propagate(options.epoch_proper_motion_year)

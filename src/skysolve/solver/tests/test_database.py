@@ -633,3 +633,26 @@ def test_seed_database(hip_catalog):
     hit = np.zeros(500, dtype=bool)
     hit[owner[found == rows[owner]]] = True
     assert hit.all()
+
+
+def test_duplicate_catalog_ids_are_refused(random_catalog):
+    """Two kept stars with one id: every lookup by id (the calibration's way from a
+    solve's matched ids back to star positions) found only one of them, so a match of
+    the other was calibrated against the wrong star's position."""
+    ids = random_catalog.ids.copy()
+    order = np.argsort(random_catalog.mag)
+    bright, faint = order[0], order[-1]
+    ids[faint] = ids[order[1]]  # the faintest star takes the second brightest's id
+    dup = Catalog(ids, random_catalog.ra_deg, random_catalog.dec_deg, random_catalog.mag,
+                  epoch=2000.0)
+    kwargs = dict(max_fov_deg=40.0, patterns_per_lattice_field=10, lattice_field_oversampling=5,
+                  epoch_proper_motion_year=None, progress=False)
+    with pytest.raises(InvalidArgumentError, match=rf"catalog ids .*{ids[order[1]]}"):
+        SolverDatabase.generate_from_catalog(dup, **kwargs)
+    # a duplicate among the stars the magnitude limit leaves out never reaches the table
+    limit = float(random_catalog.mag[order[-2]])
+    db = SolverDatabase.generate_from_catalog(dup, star_max_magnitude=limit, **kwargs)
+    assert db.num_stars == len(ids) - 1
+    second = db.get_star_by_id(int(ids[order[1]]))
+    assert second.magnitude == np.float32(random_catalog.mag[order[1]])
+    assert db.get_star(0).id == ids[bright]
