@@ -19,6 +19,7 @@ once built (safe to share between threads). The public
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from functools import cached_property
@@ -74,6 +75,49 @@ _PARAMETER_SECTIONS = (
                     "field_radius_fraction")),
     ("other", ()),
 )
+
+
+#: The dtype kinds each array must have: the same bytes read as another type (a header
+#: edited with its CRC recomputed) pass every checksum and give wrong ids or positions.
+_ARRAY_KINDS = {"star_ids": "i", "star_ra_deg": "f", "star_dec_deg": "f", "star_mag": "f",
+                "pattern_stars": "ui", "pattern_keys": "u"}
+_KIND_NAMES = {"i": "signed integers", "f": "floating point", "ui": "integers",
+               "u": "unsigned integers"}
+
+
+def _real(value: Any) -> float | None:
+    """``value`` as a finite float, or None (not a number, a bool, NaN or infinite)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _parameter_problems(params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the parameters the solver relies on (a loaded file's header).
+
+    The field of view sizes the sky index and the solver's searches, and the keys were
+    quantised into ``pattern_bins = bins_for_error(pattern_max_error)`` bins: keys
+    looked up with other bins than the stored ones silently never match.
+    """
+    problems = []
+    fov = {k: _real(params[k]) for k in ("min_fov_deg", "max_fov_deg")}
+    for name, value in fov.items():
+        if value is None or not 0.0 < value <= 180.0:
+            problems.append(f"{name} is {params[name]!r}, not a number in (0, 180]")
+    if None not in fov.values() and fov["min_fov_deg"] > fov["max_fov_deg"]:
+        problems.append(f"min_fov_deg {params['min_fov_deg']!r} exceeds max_fov_deg "
+                        f"{params['max_fov_deg']!r}")
+    error = _real(params["pattern_max_error"])
+    if error is None or not 0.0 < error < 0.25:
+        problems.append(f"pattern_max_error is {params['pattern_max_error']!r}, not a number "
+                        "in (0, 0.25)")
+    bins = params["pattern_bins"]
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
+        problems.append(f"pattern_bins is {bins!r}, not a positive integer")
+    elif error is not None and 0.0 < error < 0.25 and bins != keys.bins_for_error(error):
+        problems.append(f"pattern_bins is {bins}, but pattern_max_error {error:g} quantises "
+                        f"into {keys.bins_for_error(error)} bins")
+    return problems
 
 
 def _format_parameter(value: Any) -> str:
@@ -407,10 +451,16 @@ class PatternDatabase:
         if self._pattern_stars.shape != (m, 4):
             problems.append(f"pattern_stars has shape {self._pattern_stars.shape}, "
                             f"expected ({m}, 4)")
+        for name, kinds in _ARRAY_KINDS.items():
+            dtype = self._arrays()[name].dtype
+            if dtype.kind not in kinds:
+                problems.append(f"{name} has dtype {dtype}, expected {_KIND_NAMES[kinds]}")
         required = {"max_fov_deg", "min_fov_deg", "pattern_bins", "pattern_max_error"}
         missing = required - set(self._parameters)
         if missing:
             problems.append(f"parameters lack {sorted(missing)}")
+        else:
+            problems += _parameter_problems(self._parameters)
         if not problems:
             if m and int(self._pattern_stars.max()) >= n:
                 problems.append("pattern star indices point outside the star table")
@@ -468,7 +518,10 @@ class PatternDatabase:
                                        verify=_args.flag(verify, "verify"),
                                        verified_dir=None if verified_dir is None else
                                        _args.path(verified_dir, "verified_dir"))
-        db = cls(**arrays, parameters=params)
+        try:
+            db = cls(**arrays, parameters=params)
+        except FileFormatError as exc:  # (the checks of the arrays, which name no file)
+            raise FileFormatError(f"{os.fspath(path)}: {exc}") from None
         db._file_path = os.fspath(path)
         return db
 

@@ -514,6 +514,44 @@ def test_header_missing_fields_or_inconsistent_arrays(tiny_file, tmp_path):
             SolverDatabase.load_from_file(p)
 
 
+
+@pytest.mark.parametrize("where, key, value, message", [
+    # the same bytes read as another type: every CRC still matches
+    ("arrays", "star_ids", "<f8", "star_ids"),
+    ("arrays", "star_ra_deg", "<i8", "star_ra_deg"),
+    ("arrays", "pattern_keys", "<f8", "pattern_keys"),
+    ("arrays", "pattern_stars", "<f4", "pattern_stars"),
+    # parameters the solver relies on, out of range or inconsistent with the keys
+    ("parameters", "pattern_bins", 0, "pattern_bins"),
+    ("parameters", "pattern_bins", "x", "pattern_bins"),
+    ("parameters", "pattern_bins", 7, "pattern_bins"),
+    ("parameters", "pattern_max_error", "x", "pattern_max_error"),
+    ("parameters", "pattern_max_error", math.nan, "pattern_max_error"),
+    ("parameters", "max_fov_deg", math.nan, "max_fov_deg"),
+    ("parameters", "max_fov_deg", None, "max_fov_deg"),
+    ("parameters", "max_fov_deg", 200.0, "max_fov_deg"),
+    ("parameters", "min_fov_deg", 0.0, "min_fov_deg"),
+    ("parameters", "min_fov_deg", 50.0, "min_fov_deg"),
+])
+def test_header_with_valid_checksums_but_impossible_content(tiny_file, tmp_path, where, key,
+                                                            value, message):
+    """A header edited with its CRC recomputed (or written by another program): star ids
+    read as floats, keys quantised with other bins than the stored ones, a NaN field of
+    view loaded and gave wrong ids, no match, or a crash deep in numpy (pattern_bins 0:
+    a 3.5 TiB allocation) at the first solve."""
+    raw = tiny_file.read_bytes()
+    _, header, start = _layout(raw)
+    if where == "arrays":
+        header["arrays"][key]["dtype"] = value
+    else:
+        header["parameters"][key] = value
+    p = _write(tmp_path, "edited.db", _with_header(json.dumps(header).encode(), raw[start:]))
+    for verify in (True, False):
+        with pytest.raises(FileFormatError, match=message) as err:
+            SolverDatabase.load_from_file(p, verify=verify)
+        assert str(p) in str(err.value)
+
+
 # -- generation arguments ------------------------------------------------------------------
 
 
