@@ -510,6 +510,8 @@ class PatternDatabase:
         ------
         FileNotFoundError
             If the file does not exist.
+        IsADirectoryError
+            If ``path`` is a directory.
         FileFormatError
             If the file is not a skysolve database, is of another format
             version, or is truncated or corrupted.

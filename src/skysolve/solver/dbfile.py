@@ -192,11 +192,15 @@ def read_database(path: str | os.PathLike, mmap: bool = False, verify: bool = Tr
     ------
     FileNotFoundError
         If the file does not exist.
+    IsADirectoryError
+        If ``path`` is a directory.
     FileFormatError
         If the file is not a skysolve database, is of another format version,
         or is truncated or corrupted.
     """
     path = file_path(path)
+    if path.is_dir():  # (was "not found": the path is there, but is no file)
+        raise IsADirectoryError(f"{path} is a directory, not a database file")
     if not path.is_file():
         raise FileNotFoundError(f"database file not found: {path}")
     st = path.stat()  # (before the reads: a change during them cannot match the record)

@@ -445,8 +445,9 @@ def test_not_a_database(tiny_file, tmp_path):
             SolverDatabase.load_from_file(_write(tmp_path, f"{name}.db", data))
     with pytest.raises(FileNotFoundError):
         SolverDatabase.load_from_file(tmp_path / "missing.db")
-    with pytest.raises(FileNotFoundError):
-        SolverDatabase.load_from_file(tmp_path)  # a directory
+    # a directory is named as one (it was "database file not found", of a path that exists)
+    with pytest.raises(IsADirectoryError, match=f"{tmp_path} is a directory"):
+        SolverDatabase.load_from_file(tmp_path)
 
 
 class _Exploit:
