@@ -49,6 +49,9 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
         params["epoch_proper_motion_year"] = args.epoch
     t0 = time.perf_counter()
     progress = False if args.quiet else None
+    if args.output and Path(args.output).is_dir():
+        # (--overwrite cannot replace a directory: the save failed after the build)
+        raise IsADirectoryError(f"-o {args.output}: a directory, not a database file")
     if args.output and not args.overwrite:  # (a database takes minutes to make)
         _refuse_existing(f"-o {args.output}", [Path(args.output)])
     if args.output:

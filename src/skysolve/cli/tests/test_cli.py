@@ -559,6 +559,12 @@ def test_db_build_and_info(cli_env, tmp_path):
     proc = run(cli_env, "db", "build", *small, "-o", out, "-q")
     assert proc.returncode == 1 and "--overwrite" in proc.stderr and str(out) in proc.stderr
     assert "Traceback" not in proc.stderr and out.read_bytes() == before
+    # a directory is no database to replace: refused before the build (which took minutes
+    # for the default, then failed to save), --overwrite or not
+    for extra in ([], ["--overwrite"]):
+        proc = run(cli_env, "db", "build", *small, "-o", tmp_path, *extra)
+        assert proc.returncode == 1 and "directory" in proc.stderr
+        assert "building" not in proc.stderr and "Traceback" not in proc.stderr
     stamp = out.stat().st_mtime_ns
     proc = run(cli_env, "db", "build", *small, "-o", out, "-q", "--overwrite")
     assert proc.returncode == 0, proc.stderr
