@@ -84,7 +84,10 @@ def write_database(path: str | os.PathLike, arrays: dict[str, NDArray],
     path = file_path(path)
     if path.is_dir():
         raise IsADirectoryError(f"path is a directory, not a file: {path}")
-    arrays = {k: np.ascontiguousarray(arrays[k]) for k in ARRAY_NAMES}
+    # little-endian before the CRCs, which are of the bytes written (of the arrays' own
+    # bytes, a big-endian array's file failed its own checksums)
+    arrays = {k: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+              for k, a in ((k, np.asarray(arrays[k])) for k in ARRAY_NAMES)}
     descr = {}
     offset = 0
     for name, a in arrays.items():
@@ -105,7 +108,7 @@ def write_database(path: str | os.PathLike, arrays: dict[str, NDArray],
             for name, a in arrays.items():
                 target = start + descr[name]["offset"]
                 fh.write(b"\0" * (target - pos))
-                fh.write(a.astype(a.dtype.newbyteorder("<"), copy=False).data)
+                fh.write(a.data)
                 pos = target + a.nbytes
         os.replace(tmp, path)
     finally:

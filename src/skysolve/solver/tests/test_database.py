@@ -249,6 +249,22 @@ def test_pickle_round_trip(small_db, tiny_db):
         clone.pattern_stars[0, 0] = 1
 
 
+
+def test_a_database_of_big_endian_arrays_saves_a_file_that_loads(tiny_db, tmp_path):
+    """The file is little-endian; the CRCs were taken of the arrays' own bytes, so a
+    database holding big-endian arrays (a big-endian machine's native order, or a pickle
+    from one) wrote a file that failed its own checksums."""
+    state = tiny_db.__getstate__()
+    swapped = {k: v if k == "parameters" else v.astype(v.dtype.newbyteorder(">"))
+               for k, v in state.items()}
+    big = SolverDatabase.__new__(SolverDatabase)
+    big.__setstate__(swapped)
+    assert big.star_ids.dtype.byteorder == ">"
+    big.save_to_file(tmp_path / "big.db")
+    tiny_db.save_to_file(tmp_path / "little.db")
+    assert (tmp_path / "big.db").read_bytes() == (tmp_path / "little.db").read_bytes()
+    _assert_same(SolverDatabase.load_from_file(tmp_path / "big.db"), tiny_db)
+
 def _layout(raw: bytes):
     magic, version, hlen, _ = PREAMBLE.unpack_from(raw)
     header = json.loads(raw[PREAMBLE.size:PREAMBLE.size + hlen])
