@@ -111,6 +111,12 @@ def write_database(path: str | os.PathLike, arrays: dict[str, NDArray],
                 fh.write(a.data)
                 pos = target + a.nbytes
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        # (the OS's message named the hidden temporary file, not the path asked for)
+        raise type(exc)(exc.errno, f"cannot write the database: {exc.strerror}",
+                        str(path)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

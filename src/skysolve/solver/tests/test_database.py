@@ -265,6 +265,16 @@ def test_a_database_of_big_endian_arrays_saves_a_file_that_loads(tiny_db, tmp_pa
     assert (tmp_path / "big.db").read_bytes() == (tmp_path / "little.db").read_bytes()
     _assert_same(SolverDatabase.load_from_file(tmp_path / "big.db"), tiny_db)
 
+
+def test_a_save_that_fails_names_the_file_asked_for(tiny_db, tmp_path):
+    """The error named the hidden temporary file (``.z.db.<pid>.tmp``) the write goes
+    through, not the path the user gave."""
+    target = tmp_path / "missing" / "z.db"
+    with pytest.raises(FileNotFoundError) as err:
+        tiny_db.save_to_file(target)
+    assert str(target) in str(err.value) and ".tmp" not in str(err.value)
+    assert not (tmp_path / "missing").exists()
+
 def _layout(raw: bytes):
     magic, version, hlen, _ = PREAMBLE.unpack_from(raw)
     header = json.loads(raw[PREAMBLE.size:PREAMBLE.size + hlen])
