@@ -132,9 +132,13 @@ def _read_header(path: Path, size: int) -> tuple[dict[str, Any], int]:
         if magic != _MAGIC:
             raise FileFormatError(f"{path} is not a skysolve database (bad magic number)")
         if version != DATABASE_FORMAT_VERSION:
+            # (a newer file: the user's other skysolve is newer, and upgrading this one
+            # keeps the file, which took minutes to build)
+            advice = ("written by a newer skysolve: upgrade skysolve, or regenerate it with "
+                      "this one" if version > DATABASE_FORMAT_VERSION else "regenerate it")
             raise FileFormatError(
                 f"{path} is a skysolve database of format version {version}; this "
-                f"skysolve reads version {DATABASE_FORMAT_VERSION}: regenerate it")
+                f"skysolve reads version {DATABASE_FORMAT_VERSION}: {advice}")
         if hlen > 1 << 24:
             raise FileFormatError(f"{path}: header length {hlen} is impossible (corrupted)")
         if _PREAMBLE.size + hlen > size:

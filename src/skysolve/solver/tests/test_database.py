@@ -460,8 +460,8 @@ def test_not_a_database(tiny_file, tmp_path):
     cases = {
         "magic": (b"SKYSOLVE-XX\x00" + raw[12:], "not a skysolve database"),
         "future": (raw[:12] + struct.pack("<I", DATABASE_FORMAT_VERSION + 1) + raw[16:],
-                   f"format version {DATABASE_FORMAT_VERSION + 1}"),
-        "old": (raw[:12] + struct.pack("<I", 1) + raw[16:], "format version 1"),
+                   f"format version {DATABASE_FORMAT_VERSION + 1}.*newer skysolve: upgrade"),
+        "old": (raw[:12] + struct.pack("<I", 1) + raw[16:], "format version 1.*regenerate"),
         "random": (np.random.default_rng(0).bytes(5000), "not a skysolve database"),
         "empty": (b"", "too short"),
         "text": (b"hello world, this is a text file\n" * 10, "not a skysolve database"),
