@@ -233,7 +233,7 @@ def test_solve_from_centroids_random_arrays(tiny_db, arr):
     (lambda db: ss.SolverDatabase.load_from_file(None), InvalidTypeError, "path"),
     (lambda db: ss.SolverDatabase.load_from_file("/nonexistent/robust.db"), FileNotFoundError,
      "robust.db"),
-    (lambda db: ss.SolverDatabase.load_from_file("/tmp"), FileNotFoundError, "/tmp"),
+    (lambda db: ss.SolverDatabase.load_from_file("/tmp"), IsADirectoryError, "/tmp is a directory"),
 ])
 def test_database_queries_and_files_refuse_bad_arguments(tiny_db, fn, exc, word):
     raises_naming(exc, word, lambda: fn(tiny_db))
