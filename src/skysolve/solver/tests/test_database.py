@@ -721,3 +721,26 @@ def test_duplicate_catalog_ids_are_refused(random_catalog):
     second = db.get_star_by_id(int(ids[order[1]]))
     assert second.magnitude == np.float32(random_catalog.mag[order[1]])
     assert db.get_star(0).id == ids[bright]
+
+
+
+def test_a_catalog_too_sparse_for_the_smallest_field_warns(random_catalog, hip_catalog):
+    """400 stars over the sky average about one per 10 deg field: the database built
+    without a word and solved almost nothing (Hipparcos for 0.5 deg fields likewise).
+    A catalog of part of the sky is judged by the part it covers."""
+    kwargs = dict(patterns_per_lattice_field=10, lattice_field_oversampling=5,
+                  epoch_proper_motion_year=None, progress=False)
+    with pytest.warns(UserWarning, match=r"typically \d per 10 deg field"):
+        SolverDatabase.generate_from_catalog(random_catalog, max_fov_deg=10.0, **kwargs)
+    with pytest.warns(UserWarning, match="per 40 deg field"):  # 100 stars: 6.4 per field
+        SolverDatabase.generate_from_catalog(random_catalog, max_fov_deg=40.0,
+                                             star_max_magnitude=1.5, **kwargs)
+    # Hipparcos within 10 deg of Orion's belt: ~30 stars per 3 deg field where it has any
+    near = _sep_deg(hip_catalog.ra_deg, hip_catalog.dec_deg, 84.0, -1.0) < 10.0
+    region = hip_catalog.select(near)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SolverDatabase.generate_from_catalog(random_catalog, max_fov_deg=40.0, **kwargs)
+        SolverDatabase.generate_from_catalog(region, max_fov_deg=3.0, **kwargs)
+    with pytest.warns(UserWarning, match="per 1 deg field"):  # ~3 per field
+        SolverDatabase.generate_from_catalog(region, max_fov_deg=1.0, **kwargs)
