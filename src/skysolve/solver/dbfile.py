@@ -40,6 +40,7 @@ import json
 import math
 import os
 import struct
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -98,7 +99,9 @@ def write_database(path: str | os.PathLike, arrays: dict[str, NDArray],
     header = json.dumps({"parameters": parameters, "arrays": descr,
                          "data_bytes": offset}).encode()
     start = _aligned(_PREAMBLE.size + len(header))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # (named by thread too: two threads of one process saving to one path wrote into
+    # one temporary file, and one's rename took the other's half-written bytes)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(_PREAMBLE.pack(_MAGIC, DATABASE_FORMAT_VERSION, len(header),

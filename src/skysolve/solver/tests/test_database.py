@@ -275,6 +275,32 @@ def test_a_save_that_fails_names_the_file_asked_for(tiny_db, tmp_path):
     assert str(target) in str(err.value) and ".tmp" not in str(err.value)
     assert not (tmp_path / "missing").exists()
 
+
+def test_threads_saving_to_one_path_never_share_a_temporary_file(small_db, tiny_db, tmp_path):
+    """The temporary file was named by the process id alone: two threads saving to one
+    path wrote into the same file, one's rename took the other's half-written bytes
+    and the other's failed (4 of 20 saves, FileNotFoundError)."""
+    import threading
+
+    path = tmp_path / "shared.db"
+    errors = []
+
+    def save(db):
+        for _ in range(15):
+            try:
+                db.save_to_file(path)
+            except OSError as exc:  # pragma: no cover - the defect
+                errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(db,)) for db in (small_db, tiny_db)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert path.read_bytes() in (small_db.to_bytes(), tiny_db.to_bytes())
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.db"]
+
 def _layout(raw: bytes):
     magic, version, hlen, _ = PREAMBLE.unpack_from(raw)
     header = json.loads(raw[PREAMBLE.size:PREAMBLE.size + hlen])
