@@ -494,7 +494,11 @@ class PatternDatabase:
         path : path-like
         mmap : bool
             Memory-map the arrays instead of reading them (fast start, shared
-            pages between processes).
+            pages between processes). The database then reads the file for as long
+            as it is in use: a file replaced by :meth:`save_to_file` or a rename
+            leaves it intact, but one rewritten in place (``cp`` over it) changes its
+            stars and patterns under it, unchecked, and one truncated ends the
+            process (SIGBUS) -- replace files, never rewrite them.
         verify : bool
             Check the CRC-32 of every array (recommended; ~0.1 s per 100 MB).
         verified_dir : path-like, optional
