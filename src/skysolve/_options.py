@@ -245,9 +245,7 @@ def _new(cls: type[T], kwargs: dict[str, Any], keys: dict[str, Any] | None = Non
             if new is _UNCHECKED:
                 new = check(value, name)
                 if _plain_key(new) is not None:  # (an array or an object is not shared)
-                    if len(_CHECKED) >= _CHECKED_MAX:
-                        _CHECKED.clear()
-                    _CHECKED[memo] = new
+                    _store(_CHECKED, _CHECKED_MAX, memo, new)
         values[name] = new
     opts._check_together()
     return opts
@@ -271,10 +269,20 @@ def _options_of(cls: type[T], kwargs: dict[str, Any]) -> T:
     opts = _BUILT.get(key)
     if opts is None:
         opts = _new(cls, kwargs, keys)
-        if len(_BUILT) >= _BUILT_MAX:
-            _BUILT.clear()
-        _BUILT[key] = opts
+        _store(_BUILT, _BUILT_MAX, key, opts)
     return opts
+
+
+def _store(memo: dict, size: int, key: Any, value: Any) -> None:
+    """``memo[key] = value``, dropping the oldest entry when ``memo`` holds ``size``.
+
+    One entry at a time, not the whole memo: a loop whose FOV estimate changes every
+    call adds an entry every call, and clearing all 64 options at once every 64th
+    call freed them in one go (a periodic spike of tens of us) and lost the entries
+    made just before it."""
+    if len(memo) >= size:
+        del memo[next(iter(memo))]  # (dicts keep insertion order: the first is the oldest)
+    memo[key] = value
 
 
 def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], doc: str,

@@ -189,6 +189,23 @@ def test_a_call_with_the_same_plain_arguments_reuses_its_checked_options(monkeyp
     assert made[0] is not made[1] and made[0] == made[1]
 
 
+def test_a_full_options_memo_drops_its_oldest_entry_only(monkeypatch):
+    # a loop whose FOV estimate changes every call adds an options object every call: a
+    # full memo drops the oldest, not every one (freeing all at once was a periodic spike)
+    from skysolve import _options
+
+    monkeypatch.setattr(_options, "_BUILT", {})
+    size = _options._BUILT_MAX
+
+    def make(i):
+        return _options._options_of(skysolve.SolveOptions, {"fov_estimate_deg": 1.0 + i})
+
+    first = [make(i) for i in range(size + 1)]
+    assert len(_options._BUILT) == size
+    assert make(size) is first[size] and make(1) is first[1]  # kept
+    assert make(0) is not first[0] and make(0) == first[0]  # dropped, made again
+
+
 def test_options_made_from_plain_arguments_are_checked_as_the_class_checks_them():
     # _options_of checks only the arguments given, and takes a plain argument's checked
     # value again when another argument changed (the FOV estimate of a loop over frames):
