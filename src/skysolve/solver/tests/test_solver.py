@@ -1160,6 +1160,24 @@ def test_the_extent_check_takes_the_limits_to_the_bit():
     _check_extent(np.vstack([inside, [0.0, 10 * ly]]), W, H, "image_width", False)
 
 
+def test_a_plain_array_with_a_nan_or_an_infinite_position_is_refused(small_db):
+    # plain float arrays skip the conversion's own finiteness test: the extent check
+    # refuses them, with its message, whatever column, sign or image size
+    xy = np.array([[10.0, 20.0], [-30.0, 5.0], [40.0, -45.0], [1.0, 2.0], [3.0, 4.0]])
+    for bad in (np.nan, np.inf, -np.inf):
+        for col in (0, 1):
+            arr = xy.copy()
+            arr[2, col] = bad
+            for cols, size in ((arr, dict(image_shape=(H, W))),
+                               (np.column_stack([arr, np.ones(5)]), dict(image_width=W))):
+                with pytest.raises(InvalidArgumentError,
+                                   match="centroids contains non-finite x/y positions"):
+                    small_db.solve_from_centroids(cols, **size)
+    # as the other forms are
+    with pytest.raises(InvalidArgumentError, match="centroids contains non-finite"):
+        small_db.solve_from_centroids(xy.astype(np.float32) * np.nan, image_shape=(H, W))
+
+
 def test_a_portrait_frame_given_only_its_width_still_solves(small_db, hip2025):
     # tetra3rs's image_height defaults to image_width: a 768 x 1024 portrait frame given
     # image_width=768 reaches 512 px in y, beyond the square default's 384; only x is
