@@ -1154,7 +1154,8 @@ def test_the_extent_check_takes_the_limits_to_the_bit():
     for row, height_given in (([np.nextafter(lx, np.inf), 0.0], True),
                               ([0.0, -np.nextafter(ly, np.inf)], True),
                               ([-np.nextafter(lx, np.inf), 2 * ly], False),
-                              ([np.nan, 0.0], True), ([0.0, np.nan], False)):
+                              ([np.nan, 0.0], True), ([0.0, np.nan], False),
+                              ([0.0, np.inf], False), ([-np.inf, 0.0], False)):
         with pytest.raises(InvalidArgumentError):
             _check_extent(np.vstack([inside, row]), W, H, "image_shape", height_given)
     _check_extent(np.vstack([inside, [0.0, 10 * ly]]), W, H, "image_width", False)
