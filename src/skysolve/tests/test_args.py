@@ -6,6 +6,7 @@ import fractions
 import inspect
 import math
 import pydoc
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,7 @@ def test_a_full_options_memo_drops_its_oldest_entry_only(monkeypatch):
     from skysolve import _options
 
     monkeypatch.setattr(_options, "_BUILT", {})
+    monkeypatch.setattr(_options, "_BUILT_ORDER", deque())
     size = _options._BUILT_MAX
 
     def make(i):
