@@ -632,6 +632,13 @@ def _points(value: ArrayLike, name: str, dim: int, finite: bool = True) -> NDArr
     return a
 
 
+def _reach_text(code: int) -> str:
+    """How far from its centre a projection images, for a message: "under 90" (open:
+    pinhole, stereographic) or "up to 180"."""
+    limit = math.degrees(_proj.max_angle(code))
+    return f"under {limit:g}" if code in (_proj.PINHOLE, _proj.STEREOGRAPHIC) else \
+        f"up to {limit:g}"
+
 def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: ArrayLike,
                 order: int, *, pixel_shape: tuple[int, int] | None = None,
                 projection: str = "pinhole"):
@@ -698,9 +705,7 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
         row = int(np.flatnonzero(seen)[beyond[0]])
         away = math.degrees(math.acos(max(-1.0, min(1.0, float(v[beyond[0]] @ b)
                                                      / float(np.linalg.norm(v[beyond[0]]))))))
-        limit = math.degrees(_proj.max_angle(code))
-        reach = f"under {limit:g}" if code in (_proj.PINHOLE, _proj.STEREOGRAPHIC) else \
-            f"up to {limit:g}"
+        reach = _reach_text(code)
         raise InvalidArgumentError(
             f"vectors: {beyond.size} of the {len(v)} directions (the first, row {row}, "
             f"{away:.4g} deg from crval) lie where a {_proj.FITS_CODES[projection]} "
@@ -842,10 +847,7 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
         except InvalidArgumentError:  # part of the image beyond the projection's reach
             cosines = np.clip(np.concatenate([sky["fit"], sky["check"]]) @ crval, -1.0, 1.0)
             away = math.degrees(float(np.nanmax(np.arccos(cosines))))
-            code = _proj.code_of(projection)
-            limit = math.degrees(_proj.max_angle(code))
-            reach = f"under {limit:g}" if code in (_proj.PINHOLE, _proj.STEREOGRAPHIC) else \
-                f"up to {limit:g}"
+            reach = _reach_text(_proj.code_of(projection))
             raise InvalidArgumentError(
                 f"the solution cannot be written about reference pixel "
                 f"{tuple(float(v) for v in c)}: the image reaches {away:.4g} deg from it, "
