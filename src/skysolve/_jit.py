@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,8 @@ def mark_warm(sources: list[Path]) -> None:
     path = _marker(sources)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        # (named by thread too, as _files names its temporary files: _jit imports none)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(_stamp(sources)))
         os.replace(tmp, path)
     except OSError:

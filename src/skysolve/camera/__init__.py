@@ -9,7 +9,7 @@ Modules
     :class:`RadialDistortion` (Brown-Conrady) and :class:`PolynomialDistortion`
     (SIP-like), their design matrices and exact inverses.
 
-May import: ``errors``, ``_args``, ``geometry``.
+May import: ``errors``, ``_args``, ``geometry``, ``_files``.
 """
 
 from .distortion import PolynomialDistortion, RadialDistortion

@@ -578,15 +578,9 @@ class CameraModel:
 
 def _write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from .._files import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def read_camera_file(path: str | os.PathLike[str]) -> tuple[CameraModel,

@@ -417,14 +417,11 @@ def _frame_is_valid(path: Path, sector: int, faint_star_depth_mag: float,
 
 
 def _write_atomic(hdul: fits.HDUList, path: Path) -> None:
+    from .._files import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         hdul.writeto(tmp, overwrite=True, checksum=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def ensure_frames(workdir: str | os.PathLike, sectors: Sequence[int] = DEFAULT_SECTORS, *,

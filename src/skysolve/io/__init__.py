@@ -8,7 +8,7 @@ Modules
     Camera model + attitude ↔ astropy WCS (the zenithal TAN, ARC, ZEA, STG, SIN
     projections of the lens projections, with SIP for distortion) and FITS headers.
 
-May import: ``errors``, ``_args``, ``geometry``, ``camera``, ``imagedata``.
+May import: ``errors``, ``_args``, ``geometry``, ``camera``, ``imagedata``, ``_files``.
 """
 
 from .images import read_image

@@ -76,13 +76,10 @@ def centred_pixels(xy: NDArray[np.float64], width: int, height: int) -> NDArray[
 
 def _write(path: Path, hdul: Any) -> None:
     """Write an HDUList atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from .._files import atomic_path
+
+    with atomic_path(path) as tmp:
         hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _table(columns: dict[str, NDArray], header: Any = None) -> Any:
@@ -475,13 +472,10 @@ def write_match(path: Path, result: Any, field_xy_fits: NDArray, field_ids: NDAr
 
 def write_solved(path: Path, field: int = 1) -> None:
     """The ``.solved`` file: byte ``field - 1`` set to 1."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from .._files import atomic_path
+
+    with atomic_path(path) as tmp:
         tmp.write_bytes(b"\x00" * (field - 1) + b"\x01")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_new_fits(path: Path, result: Any, width: int, height: int, source: Path | None,
