@@ -139,6 +139,10 @@ def _noise(uncertainty: Any, shape: tuple[int, ...], unit: Any = None
 
 
 def _from_hdulist(hdul: Any, hdu: Any) -> Any:
+    if isinstance(hdu, bool | np.bool_):
+        # (astropy reads True as index 1: a flag passed where the HDU goes read an HDU)
+        raise InvalidArgumentError(
+            f"hdu must be an HDU index (int) or an extension name (str), got {hdu!r}")
     if hdu is not None:
         try:
             return hdul[hdu]

@@ -154,7 +154,8 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
         raise InvalidTypeError(f"database must be a SolverDatabase, got "
                                f"{type(database).__name__}{hint}")
     image, headers = _image_and_headers(image_or_path, hdu)
-    if isinstance(solve_options.get("obstime"), str) and solve_options["obstime"] == "header":
+    if (isinstance(solve_options.get("obstime"), str)
+            and solve_options["obstime"].strip().lower() == "header"):
         solve_options["obstime"] = _header_time(headers)
     for name in ("image_shape", "image_width", "image_height"):
         if name in solve_options:

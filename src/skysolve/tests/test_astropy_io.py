@@ -96,6 +96,9 @@ def test_hdus_hdulists_and_quantities(frame, unmasked):
         np.testing.assert_allclose(got, unmasked, atol=1e-9)
     hdul = fits.HDUList([fits.PrimaryHDU(frame[::-1]), image])
     np.testing.assert_allclose(skysolve.read_image(hdul, hdu="SCI"), frame)
+    # (a flag where the HDU goes: astropy reads True as index 1, the image)
+    with pytest.raises(InvalidArgumentError, match="hdu must be an HDU index"):
+        skysolve.read_image(hdul, hdu=True)
     # cubes in memory as in a file: a degenerate leading axis, three colour planes
     got = skysolve.extract_centroids(fits.PrimaryHDU(frame[None])).as_array()
     np.testing.assert_allclose(got, unmasked, atol=1e-9)
@@ -172,9 +175,11 @@ def test_obstime_header_falls_back_to_the_primary_header(small_db, frame, tmp_pa
     path = tmp_path / "mef.fits"
     hdul().writeto(path)
     want = skysolve.earth_barycentric_velocity("2019-07-29T20:47:26")
-    for source, kw in ((path, {}), (path, {"hdu": "SCI"}), (hdul(), {}), (hdul(), {"hdu": 1})):
+    for source, kw, word in ((path, {}, "header"), (path, {"hdu": "SCI"}, "Header"),
+                             (hdul(), {}, " HEADER"), (hdul(), {"hdu": 1}, "header")):
+        # (any case, as the FITS keys are read: 'HEADER' was taken for an ISO time)
         res = skysolve.solve_image(source, database=small_db, fov_estimate_deg=FOV_DEG,
-                                   obstime="header", **kw)
+                                   obstime=word, **kw)
         assert res, (source, kw)
         np.testing.assert_allclose(res.observer_velocity_km_s, want, atol=1e-9)
     # the image HDU's own time, half a year on, comes first
