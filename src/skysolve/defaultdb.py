@@ -36,6 +36,7 @@ building it again. A cached file that fails its checksums is rebuilt with a warn
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -260,6 +261,16 @@ def _build(catalog: str, catalog_file: Path, params: dict[str, Any],
     return generate(catalog_path=catalog_file, progress=progress, **params)
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files a builder of ``path`` killed while saving left behind
+    (``.NAME.PID.THREAD.tmp``, up to the database's size: 1.4 GB for a wide one, kept in
+    the cache forever). Called with ``path``'s lock held: no live builder of ``path``
+    is writing one then."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
 def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None = None,
                      catalog: str | None = None, progress: bool | None = None,
                      cache_dir: str | os.PathLike[str] | None = None,
@@ -334,6 +345,7 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
                 return _load(path, full)
             except FileFormatError:
                 pass  # still broken: rebuild it ourselves (warned about above)
+        _remove_stale_temporaries(path)
         db = _build(name, cat_file, full, progress)
         try:
             db.save_to_file(path)

@@ -152,6 +152,21 @@ def test_built_once_then_memory_mapped(tmp_path, builds):
     np.testing.assert_array_equal(direct.star_ids, db.star_ids)
 
 
+def test_a_build_removes_what_a_killed_builder_left(tmp_path, builds):
+    """A builder killed while saving left its hidden temporary file (up to 1.4 GB) in
+    the cache for good; the next build of that file, holding its lock, removes it, and
+    leaves other files' alone."""
+    path = default_database_path(cache_dir=tmp_path,
+                                 **{k: v for k, v in TINY.items() if k != "progress"})
+    stale = path.with_name(f".{path.name}.4242.140000000000.tmp")
+    other = path.with_name(f".other-{path.name}.4242.1.tmp")
+    for p in (stale, other):
+        p.write_bytes(b"half a database")
+    default_database(cache_dir=tmp_path, **TINY)
+    assert builds.count == 1
+    assert not stale.exists() and other.exists()
+
+
 def test_changed_parameters_build_a_second_file(tmp_path, builds):
     a = default_database(cache_dir=tmp_path, **TINY)
     b = default_database(cache_dir=tmp_path, **{**TINY, "patterns_per_lattice_field": 12})
