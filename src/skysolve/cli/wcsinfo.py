@@ -107,16 +107,12 @@ def _local_cd(wcs: Any, x: float, y: float, step: float = 0.5) -> np.ndarray:
 
 def _extent_deg(wcs: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
     """The field's size (degrees) along the line from FITS pixel ``a`` to ``b`` through the
-    image centre (:func:`~skysolve.io.astrometry_files.field_extent_deg`)."""
-    from ..geometry import radec_to_vector
-    from ..io.astrometry_files import EXTENT_SAMPLES, field_extent_deg
+    image centre (:func:`~skysolve.io.astrometry_files.line_extent_deg`)."""
+    from ..io.astrometry_files import line_extent_deg
 
-    t = np.linspace(0.0, 1.0, 2 * EXTENT_SAMPLES + 1)
     with warnings.catch_warnings():  # (pixels beyond a fisheye's image: NaN, as meant)
         warnings.simplefilter("ignore", RuntimeWarning)
-        ra, dec = wcs.all_pix2world(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]), 1)
-    return field_extent_deg(radec_to_vector(np.asarray(ra, dtype=np.float64),
-                                            np.asarray(dec, dtype=np.float64)))
+        return line_extent_deg(lambda x, y: wcs.all_pix2world(x, y, 1), a, b)
 
 
 def wcs_summary(header: Any) -> dict[str, Any]:

@@ -351,16 +351,23 @@ def field_extent_deg(vectors: NDArray) -> float:
     return math.degrees(total)
 
 
-def solution_extent_deg(result: Any, edge: tuple[float, float]) -> float:
-    """A solution's field size (degrees) along the line through the image centre from
-    centred pixel ``edge`` to its opposite (:func:`field_extent_deg`): ``edge = (w / 2,
-    0)`` gives the width, ``(0, h / 2)`` the height."""
+def line_extent_deg(to_world: Any, a: tuple[float, float], b: tuple[float, float]) -> float:
+    """A field's size (degrees) along the line from pixel ``a`` to ``b`` through the image
+    centre (its midpoint), sampled evenly: ``to_world(x, y)`` gives RA, Dec in degrees
+    (NaN where no sky is imaged); see :func:`field_extent_deg`."""
     from ..geometry import radec_to_vector
 
-    t = np.linspace(-1.0, 1.0, 2 * EXTENT_SAMPLES + 1)
-    ra, dec = result.pixel_to_world(t * edge[0], t * edge[1])
+    t = np.linspace(0.0, 1.0, 2 * EXTENT_SAMPLES + 1)
+    ra, dec = to_world(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
     return field_extent_deg(radec_to_vector(np.asarray(ra, dtype=np.float64),
                                             np.asarray(dec, dtype=np.float64)))
+
+
+def solution_extent_deg(result: Any, edge: tuple[float, float]) -> float:
+    """A solution's field size (degrees) along the line through the image centre from
+    centred pixel ``edge`` to its opposite (:func:`line_extent_deg`): ``edge = (w / 2,
+    0)`` gives the width, ``(0, h / 2)`` the height."""
+    return line_extent_deg(result.pixel_to_world, (-edge[0], -edge[1]), edge)
 
 
 def field_size_unit(width_deg: float, height_deg: float) -> tuple[float, float, str]:
