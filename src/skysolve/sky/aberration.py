@@ -84,6 +84,16 @@ def _date_alone(value: Any) -> bool:
     return True
 
 
+def _refuse_date_alone(value: Any, name: str) -> None:
+    """Refuse an ISO date without a time of day: it would be taken as its midnight (the
+    Earth's velocity up to a day off), as a ``datetime.date`` or the command line's
+    ``--date`` would be and are refused."""
+    if _date_alone(value):
+        raise InvalidArgumentError(
+            f"{name}: a date alone is ambiguous by a day; give the time too, such as "
+            f"'2019-07-29T20:47:26' (UTC), got {value!r}")
+
+
 def _as_time(value: Any, name: str):
     """Convert a datetime, astropy Time, ISO string or array of those to a Time."""
     from astropy.time import Time
@@ -102,12 +112,7 @@ def _as_time(value: Any, name: str):
             f"an astropy Time or an ISO time string, got {value!r}"
         )
     if isinstance(value, str | bytes | np.datetime64):
-        if _date_alone(value):
-            # (taken as its midnight: the Earth's velocity of up to a day off, as a
-            # datetime.date or the command line's --date would be and are refused)
-            raise InvalidArgumentError(
-                f"{name}: a date alone is ambiguous by a day; give the time too, such as "
-                f"'2019-07-29T20:47:26' (UTC), got {value!r}")
+        _refuse_date_alone(value, name)
         try:
             return Time(value, scale="utc")
         except (ValueError, TypeError) as exc:
@@ -117,12 +122,16 @@ def _as_time(value: Any, name: str):
     if isinstance(value, np.ndarray) and value.dtype.kind == "M":
         if value.size == 0:
             raise InvalidArgumentError(f"{name} must hold at least one time, got an empty array")
+        _refuse_date_alone(value.ravel()[0], name)
         return Time(value, scale="utc")
     if isinstance(value, list | tuple | np.ndarray):
         items = np.asarray(value, dtype=object)
         if items.size == 0:
             raise InvalidArgumentError(f"{name} must hold at least one time, got an empty array")
         flat = items.ravel()
+        for item in flat:
+            if isinstance(item, str | bytes | np.datetime64):
+                _refuse_date_alone(item, name)
         if all(isinstance(item, _dt.datetime | str) for item in flat):
             # one Time for the whole array: per-element Time objects are slow
             naive = [

@@ -343,6 +343,11 @@ def test_a_date_alone_is_refused_as_a_datetime_date_is(date):
         earth_barycentric_velocity(date)
     with pytest.raises(InvalidArgumentError, match="obstime: a date alone"):
         skysolve.SolveOptions(obstime=date)
+    # inside a list or an array of times as well (each was taken as its midnight)
+    for many in ([date, "2019-07-30T01:00:00"], ["2019-07-30T01:00:00", date],
+                 np.array([np.datetime64("2019-07-29"), np.datetime64("2019-07-30")])):
+        with pytest.raises(InvalidArgumentError, match="dt: a date alone is ambiguous"):
+            earth_barycentric_velocity(many)
     # with its time of day it is the time astropy reads
     expected = get_body_barycentric_posvel("earth", Time("2019-07-29T20:47:26", scale="utc"))
     np.testing.assert_allclose(earth_barycentric_velocity("2019-07-29 20:47:26"),
