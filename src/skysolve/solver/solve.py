@@ -216,6 +216,8 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
                 f"origin={meta['origin']!r} (its meta['origin'])")
         xy, flux = table_to_array(centroids, "centroids")
         xy = centred_positions(xy, origin, width, height)
+        if flux is not None and not np.isfinite(flux).all():
+            flux = _faintest_when_unknown(flux)
         if flux is None or not np.any(np.diff(flux) > 0):
             return xy, None
         order = np.argsort(-flux, kind="stable")
@@ -300,6 +302,18 @@ def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
         f"pattern over the image): {model} {verdict}, and the attitude "
         "and WCS may be off by several pixels or more (name the lens's projection, or give "
         "a calibrated camera_model)", LensModelWarning, stacklevel=5)
+
+
+def _faintest_when_unknown(flux: np.ndarray) -> np.ndarray:
+    """The flux column with its masked or non-finite values as the faintest (a NaN first
+    in the table was kept first, one further down went last), said in a warning."""
+    import warnings
+
+    bad = ~np.isfinite(flux)
+    warnings.warn(
+        f"centroids: the flux of {int(bad.sum())} of {len(flux)} table rows is masked or "
+        "not finite; those stars are taken as the faintest", UserWarning, stacklevel=5)
+    return np.where(bad, -np.inf, flux)
 
 
 def _in_input_order(result: SolveResult, order: np.ndarray | None) -> SolveResult:

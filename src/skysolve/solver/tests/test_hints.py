@@ -19,6 +19,7 @@ from skysolve.camera import CameraModel
 from skysolve.errors import InvalidArgumentError, InvalidTypeError
 from skysolve.geometry import radec_to_vector, vector_to_radec
 from skysolve.simulate import random_attitudes, simulate_centroids
+from skysolve.solver.solve import _positions
 
 W, H = 1024, 768
 
@@ -133,8 +134,10 @@ def sparse_db():
     dec = np.r_[dec, 20.0 + rng.uniform(-1.0, 1.0, 40)]
     cat = Catalog(np.arange(1, ra.size + 1), ra, dec, rng.uniform(0.0, 8.0, ra.size),
                   name="sparse")
-    return SolverDatabase.generate_from_catalog(cat, max_fov_deg=3.0, min_fov_deg=2.0,
-                                                lattice_field_oversampling=1, progress=False)
+    with pytest.warns(UserWarning, match="fewer than 10"):  # (sparse by design)
+        return SolverDatabase.generate_from_catalog(cat, max_fov_deg=3.0, min_fov_deg=2.0,
+                                                    lattice_field_oversampling=1,
+                                                    progress=False)
 
 
 def test_a_position_hint_where_the_catalog_is_too_sparse_says_so(sparse_db):
@@ -366,6 +369,22 @@ def test_a_table_of_centroids_solves_alike_in_every_origin(small_db):
     got = small_db.solve_from_centroids(photutils, origin="zero", **kw)
     assert got and _sep_arcsec(got, want) < 1e-6
     np.testing.assert_array_equal(np.sort(rows[got.matched_centroids]), want.matched_centroids)
+    # a masked flux is taken as the faintest, with a warning, wherever the row is (a
+    # masked first row was kept first, silently, so the solve's brightest star was unknown)
+    for row in (0, len(photutils) // 2):
+        gaps = Table(photutils, masked=True, copy=True)
+        gaps["flux"].mask[np.argsort(-gaps["flux"])[:3]] = True  # the three brightest
+        gaps.insert_row(row, {"id": 0, "xcentroid": 1.0, "ycentroid": 2.0, "flux": 0.0})
+        gaps["flux"].mask[row] = True
+        with pytest.warns(UserWarning, match="flux of 4 of .* masked or not finite"):
+            got = small_db.solve_from_centroids(gaps, origin="zero", **kw)
+        assert got and _sep_arcsec(got, want) < 60
+        with pytest.warns(UserWarning, match="masked"):
+            _, order = _positions(gaps, "zero", W, H)
+        masked = np.flatnonzero(gaps["flux"].mask)
+        np.testing.assert_array_equal(np.sort(order[-4:]), masked)
+        kept = gaps["flux"].data[order[:-4]]
+        assert np.all(np.diff(kept) <= 0)
     # the same positions as a plain array in 1-based FITS pixels
     fits_xy = ext.as_array()[:, :2] + (W / 2 + 0.5, H / 2 + 0.5)
     got = small_db.solve_from_centroids(fits_xy, origin="fits", **kw)
