@@ -848,20 +848,23 @@ def _parse_fits_date(value: Any) -> float | None:
     return days + (hour + (minute + second / 60.0) / 60.0) / 24.0
 
 
-def _date_and_time(header: Any, date_key: str, time_keys: tuple[str, ...]) -> float | None:
+def _date_and_time(header: Any, date_key: str, time_keys: tuple[str, ...]
+                   ) -> tuple[float | None, bool]:
     """MJD of a date card, with the time of day from a separate card when the date has
     none (the pre-1997 ``DATE-OBS = '25/07/98'``, ``TIME-OBS = '19:01:42'`` form, still
-    written by capture programs): without it the time was midnight, up to a day off."""
+    written by capture programs): without it the time was midnight, up to a day off.
+    Also whether a time of day was found (False: the MJD is the date's midnight)."""
     mjd = _parse_fits_date(header.get(date_key))
     if mjd is None or ":" in str(header.get(date_key)):
-        return mjd
+        return mjd, mjd is not None
     for key in time_keys:
         value = header.get(key)
         m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?",
                          value.strip()) if isinstance(value, str) else None
         if m and int(m[1]) < 24 and int(m[2]) < 60 and float(m[3] or 0.0) < 61:
-            return mjd + (int(m[1]) + (int(m[2]) + float(m[3] or 0.0) / 60.0) / 60.0) / 24.0
-    return mjd
+            hours = int(m[1]) + (int(m[2]) + float(m[3] or 0.0) / 60.0) / 60.0
+            return mjd + hours / 24.0, True
+    return mjd, False
 
 
 def _header_number(header: Any, key: str) -> float | None:
@@ -876,6 +879,9 @@ def header_mjd(header: Any) -> float | None:
 
     The first of: ``DATE-AVG``; ``MJD-AVG``; the midpoint of ``DATE-OBS`` and
     ``DATE-END``; the midpoint of ``MJD-OBS`` and ``MJD-END``; ``DATE-OBS``; ``MJD-OBS``.
+    A date card without a time of day (``'2019-07-29'``, and no ``TIME-OBS``, ``UT`` or
+    ``UTSTART`` card) comes after the MJD cards, and alone is taken as its midnight
+    (the Earth's velocity up to a day off: up to 0.35" in the aberration).
     """
     date_avg = _parse_fits_date(header.get("DATE-AVG"))
     if date_avg is not None:
@@ -883,15 +889,19 @@ def header_mjd(header: Any) -> float | None:
     mjd_avg = _header_number(header, "MJD-AVG")
     if mjd_avg is not None:
         return mjd_avg
-    start = _date_and_time(header, "DATE-OBS", ("TIME-OBS", "UT", "UTSTART"))
-    end = _date_and_time(header, "DATE-END", ("TIME-END", "UTEND"))
-    if start is not None and end is not None:
+    start, start_timed = _date_and_time(header, "DATE-OBS", ("TIME-OBS", "UT", "UTSTART"))
+    end, end_timed = _date_and_time(header, "DATE-END", ("TIME-END", "UTEND"))
+    if start_timed and end_timed:
         return 0.5 * (start + end)
     mjd_start = _header_number(header, "MJD-OBS")
     mjd_end = _header_number(header, "MJD-END")
     if mjd_start is not None and mjd_end is not None:
         return 0.5 * (mjd_start + mjd_end)
-    return start if start is not None else mjd_start
+    if start_timed or mjd_start is not None:
+        return start if start_timed else mjd_start
+    if start is not None and end is not None:
+        return 0.5 * (start + end)
+    return start
 
 
 # ---------------------------------------------------------------- TIFF, PNG, JPEG, BMP, GIF, PNM

@@ -331,6 +331,16 @@ def test_image_epoch(tmp_path):
         assert image_epoch(path) == pytest.approx(noon, abs=1e-9)
     _write_with_header(path, {"DATE-OBS": "1998-07-25T06:00:00", "TIME-OBS": "12:00:00"})
     assert image_epoch(path) == pytest.approx(noon - 0.25 / 365.25, abs=1e-9)  # its own
+    # a date without a time of day gives way to an MJD with one (it was taken, as
+    # midnight, before MJD-OBS), and to a timed start beside an untimed end
+    for cards in ({"DATE-OBS": "1998-07-25", "MJD-OBS": 51019.5},
+                  {"DATE-OBS": "1998-07-25", "DATE-END": "1998-07-25", "MJD-OBS": 51019.5},
+                  {"DATE-OBS": "1998-07-25", "MJD-OBS": 51019.25, "MJD-END": 51019.75},
+                  {"DATE-OBS": "1998-07-25T12:00:00", "DATE-END": "1998-07-26"}):
+        _write_with_header(path, cards)
+        assert image_epoch(path) == pytest.approx(noon, abs=1e-9), cards
+    _write_with_header(path, {"DATE-OBS": "1998-07-25", "DATE-END": "1998-07-26"})
+    assert image_epoch(path) == pytest.approx(noon, abs=1e-9)  # between two midnights
     _write_with_header(path, {"OBJECT": "nothing useful", "DATE-OBS": "yesterday"})
     assert image_epoch(path) is None
     tifffile.imwrite(tmp_path / "x.tif", np.zeros((4, 4), np.uint8))
