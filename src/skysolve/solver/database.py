@@ -36,7 +36,7 @@ from ..geometry import radec_to_vector
 from ..sky.catalogs import Catalog, CatalogStar, load_catalog, load_gaia, load_hipparcos
 from ..sky.index import SkyIndex
 from . import backends, keys
-from .dbfile import ARRAY_NAMES, read_database, write_database
+from .dbfile import ARRAY_NAMES, DATABASE_FORMAT_VERSION, read_database, write_database
 from .generation import GenerationOptions, generate
 
 __all__ = ["PatternDatabase"]
@@ -117,6 +117,67 @@ def _parameter_problems(params: Mapping[str, Any]) -> list[str]:
     elif error is not None and 0.0 < error < 0.25 and bins != keys.bins_for_error(error):
         problems.append(f"pattern_bins is {bins}, but pattern_max_error {error:g} quantises "
                         f"into {keys.bins_for_error(error)} bins")
+    return problems
+
+
+def _count(value: Any) -> int | None:
+    """``value`` as a non-negative int, or None (not an integer, a bool, or negative)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        return None
+    return int(value)
+
+
+def _header_problems(params: Mapping[str, Any], num_stars: int, num_patterns: int,
+                     star_mag: NDArray) -> list[str]:
+    """Where the header's counts and summaries disagree with the arrays stored.
+
+    A file whose checksums all pass can still say one thing in its header and hold
+    another in its arrays (written by a buggy or foreign writer, or edited with the
+    CRC recomputed): ``num_stars``/``num_patterns`` are what ``db info`` and
+    :attr:`PatternDatabase.parameters` report, ``star_max_magnitude`` is the depth
+    the solver's advice quotes, ``fov_scales_deg`` the scales the patterns were
+    built for, and ``epoch_proper_motion_year`` the epoch calibration propagates
+    other catalogs to. Only the keys present are checked (a table built in memory
+    by hand need not have them).
+    """
+    problems = []
+    for key, actual, what in (("num_stars", num_stars, "stars in the star table"),
+                              ("num_patterns", num_patterns, "patterns stored")):
+        if key not in params:
+            continue
+        value = _count(params[key])
+        if value is None:
+            problems.append(f"header {key} is {params[key]!r}, not a count")
+        elif value != actual:
+            problems.append(f"header {key} is {value}, but the file holds {actual} {what}")
+    if "format_version" in params and params["format_version"] != DATABASE_FORMAT_VERSION:
+        problems.append(f"header format_version is {params['format_version']!r}, but the "
+                        f"file is of format version {DATABASE_FORMAT_VERSION}")
+    if "star_max_magnitude" in params and num_stars:
+        value = _real(params["star_max_magnitude"])
+        faintest = float(np.max(star_mag))
+        # (the header keeps the float64 magnitude, the table its float32 copy)
+        if value is None or abs(value - faintest) > 1e-3 * max(1.0, abs(faintest)):
+            problems.append(f"header star_max_magnitude is {params['star_max_magnitude']!r}, "
+                            f"but the faintest star of the table is {faintest:.3f}")
+    if "fov_scales_deg" in params:
+        scales = params["fov_scales_deg"]
+        values = ([_real(v) for v in scales] if isinstance(scales, list) and scales
+                  else [None])
+        fov = (_real(params.get("max_fov_deg")), _real(params.get("min_fov_deg")))
+        if None in values or any(v <= 0 for v in values):
+            problems.append(f"header fov_scales_deg is {scales!r}, not a list of positive "
+                            "numbers")
+        elif None not in fov and not (
+                math.isclose(values[0], fov[0], rel_tol=1e-9)
+                and math.isclose(values[-1], fov[1], rel_tol=1e-9)
+                and all(a > b for a, b in zip(values, values[1:], strict=False))):
+            problems.append(f"header fov_scales_deg {scales!r} does not run down from "
+                            f"max_fov_deg {fov[0]:g} to min_fov_deg {fov[1]:g}")
+    if "epoch_proper_motion_year" in params and params["epoch_proper_motion_year"] is not None \
+            and _real(params["epoch_proper_motion_year"]) is None:
+        problems.append(f"header epoch_proper_motion_year is "
+                        f"{params['epoch_proper_motion_year']!r}, not a Julian year")
     return problems
 
 
@@ -461,6 +522,8 @@ class PatternDatabase:
             problems.append(f"parameters lack {sorted(missing)}")
         else:
             problems += _parameter_problems(self._parameters)
+        if not problems:
+            problems += _header_problems(self._parameters, n, m, self._star_mag)
         if not problems:
             if m and int(self._pattern_stars.max()) >= n:
                 problems.append("pattern star indices point outside the star table")

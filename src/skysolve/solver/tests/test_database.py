@@ -605,6 +605,70 @@ def test_header_with_valid_checksums_but_impossible_content(tiny_file, tmp_path,
         assert str(p) in str(err.value)
 
 
+def _patterns_dropped(raw: bytes, drop: int) -> bytes:
+    """The file as a writer that lost the last ``drop`` patterns would write it: the
+    pattern arrays' shapes and checksums describe the shorter arrays (every CRC
+    passes, the keys stay sorted, the star indices in range), the header's
+    ``num_patterns`` still counts them all."""
+    _, header, start = _layout(raw)
+    body = raw[start:]
+    for name, width in (("pattern_stars", 4), ("pattern_keys", 1)):
+        d = header["arrays"][name]
+        d["shape"][0] -= drop
+        itemsize = np.dtype(d["dtype"]).itemsize
+        d["crc32"] = zlib.crc32(body[d["offset"]:d["offset"]
+                                     + itemsize * width * d["shape"][0]]) & 0xFFFFFFFF
+    return _with_header(json.dumps(header).encode(), body)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("num_stars", +1, "num_stars is {n_plus}, but the file holds {n} stars"),
+    ("num_stars", -1, "num_stars is {n_minus}, but the file holds {n} stars"),
+    ("num_stars", "many", "num_stars is 'many', not a count"),
+    ("num_stars", True, "num_stars is True, not a count"),
+    ("num_patterns", +5, "num_patterns is {m_plus}, but the file holds {m} patterns"),
+    ("num_patterns", None, "num_patterns is None, not a count"),
+    ("star_max_magnitude", 12.0, "star_max_magnitude is 12.0, but the faintest star"),
+    ("fov_scales_deg", [20.0], "fov_scales_deg [20.0] does not run down from max_fov_deg 40"),
+    ("fov_scales_deg", [], "fov_scales_deg is [], not a list"),
+    ("format_version", 1, "format_version is 1"),
+    ("epoch_proper_motion_year", "J2016", "epoch_proper_motion_year is 'J2016'"),
+])
+def test_header_counts_that_disagree_with_the_arrays_are_refused(tiny_db, tiny_file, tmp_path,
+                                                                key, value, message):
+    """A header with a valid checksum whose counts are not those of the arrays stored (a
+    buggy writer's) loaded: ``db info`` reported stars and patterns the file has not."""
+    raw = tiny_file.read_bytes()
+    _, header, start = _layout(raw)
+    n, m = tiny_db.num_stars, tiny_db.num_patterns
+    if key in ("num_stars", "num_patterns") and isinstance(value, int) \
+            and not isinstance(value, bool):
+        value = header["parameters"][key] + value
+    header["parameters"][key] = value
+    p = _write(tmp_path, "counts.db", _with_header(json.dumps(header).encode(), raw[start:]))
+    expected = message.format(n=n, m=m, n_plus=n + 1, n_minus=n - 1, m_plus=m + 5)
+    for verify in (True, False):
+        with pytest.raises(FileFormatError) as err:
+            SolverDatabase.load_from_file(p, verify=verify)
+        assert str(p) in str(err.value) and expected in str(err.value), str(err.value)
+
+
+def test_a_file_that_lost_patterns_is_refused_by_its_count(tiny_db, tiny_file, tmp_path):
+    p = _write(tmp_path, "short.db", _patterns_dropped(tiny_file.read_bytes(), 3))
+    for mmap in (False, True):
+        with pytest.raises(FileFormatError) as err:
+            SolverDatabase.load_from_file(p, mmap=mmap)
+        assert str(p) in str(err.value)
+        assert (f"num_patterns is {tiny_db.num_patterns}, but the file holds "
+                f"{tiny_db.num_patterns - 3} patterns") in str(err.value)
+    # the same file with its header's count made to agree loads (the check is of the count)
+    raw = _patterns_dropped(tiny_file.read_bytes(), 3)
+    _, header, start = _layout(raw)
+    header["parameters"]["num_patterns"] -= 3
+    fixed = _write(tmp_path, "fixed.db", _with_header(json.dumps(header).encode(), raw[start:]))
+    assert SolverDatabase.load_from_file(fixed).num_patterns == tiny_db.num_patterns - 3
+
+
 # -- generation arguments ------------------------------------------------------------------
 
 
