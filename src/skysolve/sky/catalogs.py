@@ -77,7 +77,8 @@ class Catalog:
     ids : array_like of int
         Catalog identifiers (int64).
     ra_deg, dec_deg : array_like of float
-        ICRS positions in degrees at ``epoch``.
+        ICRS positions in degrees at ``epoch``: RA in [0, 360), Dec in [-90, 90]
+        (others are refused, not wrapped: they are usually another column or unit).
     mag : array_like of float
         Magnitudes.
     pmra, pmdec : array_like of float, optional
@@ -87,6 +88,12 @@ class Catalog:
         Julian year of the positions.
     name : str
         A label (``"hipparcos"``, ``"gaia"``, ``"user"``).
+
+    Raises
+    ------
+    InvalidArgumentError
+        If a column has another length than ``ids``, a position or magnitude is
+        not finite, a position is outside its range, or an id is not an integer.
     """
 
     __slots__ = ("ids", "ra_deg", "dec_deg", "mag", "pmra_mas_yr", "pmdec_mas_yr", "epoch",
@@ -121,12 +128,12 @@ class Catalog:
         for key in ("pmra", "pmdec"):
             # unknown proper motion is treated as zero rather than poisoning positions
             cols[key] = np.nan_to_num(cols[key], nan=0.0, posinf=0.0, neginf=0.0)
-        if np.any(np.abs(cols["dec_deg"]) > 90.0):
-            raise InvalidArgumentError("dec_deg must lie in [-90, 90]")
+        _check_range(cols["ra_deg"], "ra", "ra_deg")
+        _check_range(cols["dec_deg"], "dec", "dec_deg")
         if not np.isfinite(epoch):
             raise InvalidArgumentError("epoch must be a finite Julian year")
         self.ids = ids.astype(np.int64, copy=False)
-        self.ra_deg = np.mod(cols["ra_deg"], 360.0)
+        self.ra_deg = cols["ra_deg"]
         self.dec_deg = cols["dec_deg"]
         self.mag = cols["mag"]
         self.pmra_mas_yr = cols["pmra"]
@@ -189,11 +196,15 @@ class Catalog:
         InvalidArgumentError
             If a required column is missing (the message lists the names looked
             for and the table's columns), has missing or non-finite values, or
-            has a unit that does not convert.
+            has a unit that does not convert; if ``ra`` is outside [0, 360) or
+            ``dec`` outside [-90, 90] degrees; if the ids are not integers or
+            not unique. Each message names the column and the first rows at fault.
         """
         ra = _table_column(table, "ra")
         n = len(ra)
         ids = _table_column(table, "id", required=False)
+        if ids is not None:
+            _check_unique(ids, _column_key(table, "id"))
         pmra = _table_column(table, "pmra", required=False)
         pmdec = _table_column(table, "pmdec", required=False)
         if epoch is None:
@@ -313,11 +324,111 @@ def _column_names(table) -> list:
     return list(table.colnames if hasattr(table, "colnames") else table.keys())
 
 
+def _column_key(table, field: str) -> Any:
+    """The name of ``field``'s column in ``table`` (see :data:`TABLE_COLUMNS`), or None."""
+    names = {str(k).lower(): k for k in _column_names(table)}
+    return next((names[c] for c in TABLE_COLUMNS[field] if c in names), None)
+
+
+def _rows_text(bad: NDArray[np.bool_]) -> str:
+    """``"rows 3, 7, ..."``: the first (0-based) rows where ``bad`` holds."""
+    rows = np.flatnonzero(bad)
+    return (f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}"
+            f"{', ...' if len(rows) > 5 else ''}")
+
+
+def _count_text(bad: NDArray[np.bool_]) -> str:
+    """``"3 of 120 values"``."""
+    return f"{int(bad.sum())} of {bad.size} value{'s' if bad.size > 1 else ''}"
+
+
+#: The ranges of the position columns (SPEC conventions: RA in [0, 360), Dec in
+#: [-90, 90]); the upper bound of RA is open.
+_RANGES = {"ra": (0.0, 360.0, True), "dec": (-90.0, 90.0, False)}
+
+
+def _check_range(values: NDArray[np.float64], field: str, label: str) -> None:
+    """Refuse positions outside the range of ``field`` (``"ra"`` or ``"dec"``), naming
+    ``label`` (the argument, or ``column 'RA_ICRS'``).
+
+    A right ascension of 400 or -10 degrees is a column in another unit or convention
+    (or another column altogether): wrapping it into [0, 360) without a word took a
+    wrong column for a right one.
+    """
+    low, high, open_high = _RANGES[field]
+    with np.errstate(invalid="ignore"):
+        bad = (values < low) | ((values >= high) if open_high else (values > high))
+    if np.any(bad):
+        first = float(values[np.flatnonzero(bad)[0]])
+        interval = f"[{low:g}, {high:g}{')' if open_high else ']'}"
+        hint = (" (right ascensions from -180 to 180 become ra % 360)" if open_high else "")
+        raise InvalidArgumentError(
+            f"{label} must lie in {interval} degrees, but {_count_text(bad)} do not "
+            f"({_rows_text(bad)}; the first: {first:g}){hint}")
+
+
+def _check_unique(ids: NDArray[np.int64], label: str) -> None:
+    """Refuse a table whose id column repeats an id (a lookup by id finds one star)."""
+    order = np.argsort(ids, kind="stable")
+    same = ids[order][1:] == ids[order][:-1]
+    if np.any(same):
+        repeated = np.unique(ids[order][1:][same])
+        shown = ", ".join(str(int(i)) for i in repeated[:5])
+        raise InvalidArgumentError(
+            f"column {label!r} repeats {repeated.size} ids ({shown}"
+            f"{', ...' if repeated.size > 5 else ''}): give each star its own id, or leave "
+            "the id column out (rows are then numbered)")
+
+
+def _integer_ids(data: NDArray, key: Any) -> NDArray[np.int64]:
+    """An id column as int64: integers, or numbers and texts of integral value."""
+    if data.dtype.kind in "iu":
+        if data.dtype.kind == "u" and data.size and int(data.max()) > np.iinfo(np.int64).max:
+            raise InvalidArgumentError(f"column {key!r} holds ids beyond the int64 range")
+        return data.astype(np.int64)
+    if data.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            if np.all(np.isfinite(data) & (data == np.round(data)) & (np.abs(data) < 2.0**63)):
+                return data.astype(np.int64)
+    elif data.dtype.kind in "US":
+        try:
+            return data.astype(np.int64)  # (exact, digit by digit: no float64 on the way)
+        except (ValueError, OverflowError):
+            pass  # (some are not plain integers: each is tried below)
+    out = np.zeros(len(data), dtype=np.int64)
+    bad = np.zeros(len(data), dtype=bool)
+    for i, value in enumerate(data.tolist()):
+        try:
+            if isinstance(value, (bytes, bytearray)):
+                value = value.decode()
+            if isinstance(value, str):
+                text = value.strip()
+                try:
+                    out[i] = int(text)  # (exact: a Gaia id through float64 lost digits)
+                    continue
+                except ValueError:
+                    value = float(text)
+            if isinstance(value, bool) or not float(value).is_integer():
+                raise ValueError
+            out[i] = int(value)
+        except (ValueError, TypeError, OverflowError):
+            bad[i] = True
+    if bad.any():
+        example = data.tolist()[np.flatnonzero(bad)[0]]
+        if isinstance(example, bytes):  # (a FITS text column)
+            example = example.decode(errors="replace")
+        raise InvalidArgumentError(
+            f"column {key!r} must hold integer ids, but {_count_text(bad)} do not "
+            f"({_rows_text(bad)}; the first: {example!r}); leave the id column out (rows "
+            "are then numbered), or rename a text identifier column so that it is not "
+            f"taken for the id (ids are looked for as {list(TABLE_COLUMNS['id'])})")
+    return out
+
+
 def _table_column(table, field: str, required: bool = True) -> NDArray | None:
     """The values of ``field``'s column (float64 in the unit skysolve uses; NaN where
-    masked), or None when it is absent and not required."""
-    names = {str(k).lower(): k for k in _column_names(table)}
-    key = next((names[c] for c in TABLE_COLUMNS[field] if c in names), None)
+    masked; int64 for ids), or None when it is absent and not required."""
+    key = _column_key(table, field)
     if key is None:
         if required:
             raise InvalidArgumentError(
@@ -331,16 +442,19 @@ def _table_column(table, field: str, required: bool = True) -> NDArray | None:
     data = np.asarray(getattr(data, "value", data))
     if field == "id":
         if mask.any():
-            raise InvalidArgumentError(f"column {key!r} has {int(mask.sum())} missing ids")
-        return data
+            raise InvalidArgumentError(f"column {key!r} has {int(mask.sum())} missing ids "
+                                       f"({_rows_text(np.broadcast_to(mask, data.shape))})")
+        return _integer_ids(data, key)
     values = data.astype(np.float64) * _unit_factor(key, getattr(col, "unit", None),
                                                      _TABLE_UNITS.get(field))
     values[np.broadcast_to(mask, values.shape)] = np.nan
     if field in ("ra", "dec", "mag") and not np.all(np.isfinite(values)):
-        bad = np.flatnonzero(~np.isfinite(values))
+        bad = ~np.isfinite(values)
         raise InvalidArgumentError(
-            f"column {key!r} has {len(bad)} missing or non-finite values (rows "
-            f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}): remove those rows")
+            f"column {key!r} has {int(bad.sum())} missing or non-finite values "
+            f"({_rows_text(bad)}): remove those rows")
+    if field in _RANGES:
+        _check_range(values, field, f"column {key!r}")
     return values
 
 
@@ -578,26 +692,42 @@ def load_catalog_csv(path: str | os.PathLike, epoch: float | None = None) -> Cat
             header = next(reader, None)
             if not header:
                 raise FileFormatError(f"{p} is empty; expected a CSV header row")
-            rows = [r for r in reader if r and any(c.strip() for c in r)]
+            # (with their line numbers, for the messages; a blank line is skipped)
+            rows = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r)]
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{p} is not a text CSV file: {exc}") from None
     names = [h.strip() for h in header]
-    columns = {}
+    for line, r in rows:
+        # (a short row took the next column's values; say which row, not "index out of range")
+        if len(r) < len(names) or any(c.strip() for c in r[len(names):]):
+            missing = names[len(r):]
+            raise FileFormatError(
+                f"{p}: line {line} has {len(r)} values for the header's {len(names)} columns"
+                + (f" (no value for {', '.join(map(repr, missing))})" if missing else ""))
+    columns: dict[str, NDArray] = {}
     for j, name in enumerate(names):
+        values = [r[j] for _, r in rows]
         if name.lower() in TABLE_COLUMNS["id"]:
-            # as integers: through float64 a Gaia source_id (~1e18, beyond 2**53) lost its
-            # last digits, and neighbouring stars shared an id
-            try:
-                columns[name] = np.array([int(r[j]) for r in rows], dtype=np.int64)
-                continue
-            except (ValueError, IndexError, OverflowError):
-                pass  # (not all integers: read as the other columns are, or refused)
+            # as texts, which Catalog.from_table reads as integers exactly: through
+            # float64 a Gaia source_id (~1e18, beyond 2**53) lost its last digits, and
+            # neighbouring stars shared an id; a text id is refused there, naming the column
+            columns[name] = np.array(values, dtype=str)
+            continue
         try:
-            columns[name] = np.array([float(r[j]) if r[j].strip() else np.nan for r in rows])
-        except (ValueError, IndexError) as exc:
-            raise FileFormatError(f"{p}: column {name!r} has a non-numeric or missing value "
+            columns[name] = np.array([float(v) if v.strip() else np.nan for v in values])
+        except ValueError as exc:
+            raise FileFormatError(f"{p}: column {name!r} has a non-numeric value "
                                   f"({exc})") from None
-    return Catalog.from_table(columns, epoch=epoch, name=p.stem)
+    return _from_file_table(p, columns, epoch)
+
+
+def _from_file_table(path: Path, table: Any, epoch: float | None) -> Catalog:
+    """:meth:`Catalog.from_table` of a file's table, its errors naming the file."""
+    try:
+        catalog = Catalog.from_table(table, epoch=epoch, name=path.stem)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{path}: {exc}") from None
+    return catalog
 
 
 #: File name endings :func:`load_catalog` reads as CSV with :func:`load_catalog_csv`.
@@ -645,4 +775,4 @@ def load_catalog(path: str | os.PathLike, epoch: float | None = None,
     except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for unreadable files
         raise FileFormatError(f"{p} is not a table astropy can read "
                               f"({type(exc).__name__}: {exc})") from None
-    return Catalog.from_table(table, epoch=epoch, name=p.stem)
+    return _from_file_table(p, table, epoch)

@@ -318,10 +318,10 @@ def test_gaia_truncated_copy_of_real_file(tmp_path, gaia_path):
 
 def test_csv_without_proper_motion(tmp_path):
     p = tmp_path / "stars.csv"
-    p.write_text("id,ra,dec,mag\n1,10.5,-20.25,3.5\n2,359.5,89.0,1.25\n\n7,-10.0,0,6\n")
+    p.write_text("id,ra,dec,mag\n1,10.5,-20.25,3.5\n2,359.5,89.0,1.25\n\n7,350.0,0,6\n")
     cat = load_catalog_csv(p)
     np.testing.assert_array_equal(cat.ids, [1, 2, 7])
-    np.testing.assert_array_equal(cat.ra_deg, [10.5, 359.5, 350.0])  # wrapped into [0, 360)
+    np.testing.assert_array_equal(cat.ra_deg, [10.5, 359.5, 350.0])
     np.testing.assert_array_equal(cat.dec_deg, [-20.25, 89.0, 0.0])
     np.testing.assert_array_equal(cat.mag, [3.5, 1.25, 6.0])
     np.testing.assert_array_equal(cat.pmra_mas_yr, 0.0)
@@ -377,8 +377,78 @@ def test_csv_errors(tmp_path):
         load_catalog_csv(binary)
     badpole = tmp_path / "pole.csv"
     badpole.write_text("id,ra,dec,mag\n1,2,91,4\n")
-    with pytest.raises(InvalidArgumentError, match="dec_deg"):
+    with pytest.raises(InvalidArgumentError, match="column 'dec' must lie in"):
         load_catalog_csv(badpole)
+
+
+_GOOD_ROWS = "2,11.0,21.0,4.0\n3,12.0,22.0,5.0\n"
+
+
+@pytest.mark.parametrize("header, row, message", [
+    # ids that are not integers: a text id, a fraction, none at all
+    ("id,ra,dec,mag", "HD 1,10.0,20.0,3.0",
+     r"column 'id' must hold integer ids, but 1 of 3 values do not \(row 0; the first: 'HD 1'\)"),
+    ("source_id,ra,dec,mag", "1.5,10.0,20.0,3.0", r"column 'source_id' must hold integer ids"),
+    ("ID,ra,dec,mag", ",10.0,20.0,3.0", r"column 'ID' must hold integer ids"),
+    # two stars with one id
+    ("id,ra,dec,mag", "2,10.0,20.0,3.0", r"column 'id' repeats 1 ids \(2\)"),
+    # positions missing, not numbers, or outside their range
+    ("id,ra,dec,mag", "1,nan,20.0,3.0", r"column 'ra' has 1 missing or non-finite values \(row 0"),
+    ("id,RA_deg,dec,mag", "1,,20.0,3.0", r"column 'RA_deg' has 1 missing"),
+    ("id,ra,dec,mag", "1,10.0,inf,3.0", r"column 'dec' has 1 missing or non-finite"),
+    ("id,ra,dec,mag", "1,360.0,20.0,3.0",
+     r"column 'ra' must lie in \[0, 360\) degrees, but 1 of 3 values do not \(row 0; the "
+     r"first: 360\)"),
+    ("id,ra,dec,mag", "1,-0.5,20.0,3.0", r"column 'ra' must lie in \[0, 360\).*ra % 360"),
+    ("id,ra_deg,dec,mag", "1,400,20.0,3.0", r"column 'ra_deg' must lie in \[0, 360\)"),
+    ("id,ra,dec,mag", "1,10.0,-90.5,3.0", r"column 'dec' must lie in \[-90, 90\] degrees"),
+    ("id,ra,Dec_deg,mag", "1,10.0,91,3.0", r"column 'Dec_deg' must lie in \[-90, 90\]"),
+    ("id,ra,dec,mag", "1,10.0,20.0,", r"column 'mag' has 1 missing"),
+])
+@pytest.mark.parametrize("suffix", [".csv", ".ecsv", ".fits"])
+def test_a_bad_user_catalog_names_the_file_and_column(tmp_path, header, row, message, suffix):
+    """Every loader of a user's table (CSV read by skysolve, ECSV and FITS by astropy)
+    refuses the same faults with the same message, naming the file and the column."""
+    csv = tmp_path / "stars.csv"
+    csv.write_text(f"{header}\n{row}\n{_GOOD_ROWS}")
+    path = csv
+    if suffix != ".csv":
+        if row.startswith(","):  # (astropy reads an empty id as a masked one)
+            message = r"column 'ID' has 1 missing ids \(row 0\)"
+        table = Table.read(csv, format="ascii.csv")
+        path = tmp_path / f"stars{suffix}"
+        table.write(path)
+    with pytest.raises(InvalidArgumentError, match=message) as err:
+        load_catalog(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_a_short_or_long_csv_row_names_its_line(tmp_path):
+    short = tmp_path / "short.csv"
+    short.write_text("id,ra,dec,mag\n1,10,20,3\n\n2,11,21\n")
+    with pytest.raises(FileFormatError, match=r"short.csv: line 4 has 3 values for the "
+                                              r"header's 4 columns \(no value for 'mag'\)"):
+        load_catalog(short)
+    long = tmp_path / "long.csv"
+    long.write_text("id,ra,dec,mag\n1,10,20,3,7\n")
+    with pytest.raises(FileFormatError, match="line 2 has 5 values"):
+        load_catalog(long)
+    # an empty trailing field (a spreadsheet's "1,10,20,3,") is no value
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("id,ra,dec,mag\n1,10,20,3,\n2,11,21,4,\n")
+    assert load_catalog(trailing).ids.tolist() == [1, 2]
+
+
+def test_catalog_arrays_outside_the_sky_are_refused():
+    ok = dict(ids=[1, 2, 3], ra_deg=[1.0, 2.0, 3.0], dec_deg=[0.0, 10.0, -10.0],
+              mag=[1.0, 2.0, 3.0])
+    for ra in ([1.0, 360.0, 3.0], [-1.0, 2.0, 3.0], [1.0, 2.0, 725.0]):
+        with pytest.raises(InvalidArgumentError, match=r"ra_deg must lie in \[0, 360\)"):
+            Catalog(**{**ok, "ra_deg": ra})
+    with pytest.raises(InvalidArgumentError, match=r"dec_deg must lie in \[-90, 90\].*row 1"):
+        Catalog(**{**ok, "dec_deg": [0.0, -90.001, 0.0]})
+    assert Catalog(**{**ok, "ra_deg": [0.0, 359.999999, 180.0]}).ra_deg.tolist() == [
+        0.0, 359.999999, 180.0]
 
 
 def test_astropy_table_with_units_and_proper_motion():
