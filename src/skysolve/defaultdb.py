@@ -155,6 +155,16 @@ def _resolve_request(max_fov_deg: float | None, min_fov_deg: float | None,
         raise InvalidArgumentError(f"catalog must be 'gaia' or 'hipparcos', got {catalog!r}")
     params = dict(params)
     catalog_path = params.pop("catalog_path", None)
+    full = _full_parameters(max_fov_deg, min_fov_deg, params)
+    path = _resolve(catalog_path, _CATALOG_PACKAGES[name]).resolve()
+    return name, path, full
+
+
+def _full_parameters(max_fov_deg: float | None, min_fov_deg: float | None,
+                     params: dict[str, Any]) -> dict[str, Any]:
+    """Complete, checked generation parameters of a request: :data:`DEFAULT_PARAMETERS`
+    over the defaults of :class:`~skysolve.solver.generation.GenerationOptions`, then
+    ``params`` and the field-of-view bounds (``skysolve db build`` of any catalog)."""
     full = _generation_defaults()
     unknown = sorted(set(params) - set(full))
     if unknown:
@@ -174,9 +184,7 @@ def _resolve_request(max_fov_deg: float | None, min_fov_deg: float | None,
     from .solver.generation import GenerationOptions
 
     # the database's own rules check every parameter (and return them normalised)
-    full = {k: v for k, v in GenerationOptions(**full).as_dict().items() if k != "progress"}
-    path = _resolve(catalog_path, _CATALOG_PACKAGES[name]).resolve()
-    return name, path, full
+    return {k: v for k, v in GenerationOptions(**full).as_dict().items() if k != "progress"}
 
 
 def _cache_key(catalog: str, catalog_file: Path, params: dict[str, Any]) -> str:

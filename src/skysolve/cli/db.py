@@ -26,13 +26,49 @@ def _db_summary(db, path: Path | None) -> dict[str, Any]:
 def _print_summary(info: dict[str, Any]) -> None:
     if "file" in info:
         print(f"file:         {info['file']} ({info['file_size_bytes'] / 1e6:.1f} MB)")
-    print(f"stars:        {info['num_stars']}")
+    params = info["parameters"]
+    source = params.get("catalog_file")
+    epoch = params.get("catalog_epoch")
+    print(f"catalog:      {params.get('catalog', '?')}"
+          + (f" ({source})" if source else "")
+          + (f", positions at J{epoch:g}" if isinstance(epoch, float | int) else ""))
+    print(f"stars:        {info['num_stars']}"
+          + (f" of {params['catalog_stars']}" if "catalog_stars" in params else ""))
     print(f"patterns:     {info['num_patterns']}")
     print(f"fov range:    {info['min_fov_deg']:g} - {info['max_fov_deg']:g} deg")
-    for key, value in sorted(info["parameters"].items()):
+    for key, value in sorted(params.items()):
         if isinstance(value, list):
             value = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)
         print(f"  {key + ':':<28}{value}")
+
+
+#: ``skysolve db build`` options and the generation parameters they give (the options
+#: are checked by the parameters' own rules when parsed, see parser.py).
+_BUILD_PARAMETERS = (
+    ("pattern_max_error", "pattern_max_error"),
+    ("epoch", "epoch_proper_motion_year"),
+    ("max_magnitude", "star_max_magnitude"),
+    ("verification_stars", "verification_stars_per_fov"),
+    ("patterns_per_field", "patterns_per_lattice_field"),
+    ("oversampling", "lattice_field_oversampling"),
+    ("multiscale_step", "multiscale_step"),
+)
+
+
+def _build_from_file(args: argparse.Namespace, params: dict[str, Any],
+                     progress: bool | None):
+    """The database of ``--catalog-file``, with the default database's field of view
+    and pattern tolerance unless given (as for the bundled catalogs)."""
+    from ..database import SolverDatabase
+    from ..defaultdb import _full_parameters
+    from ..sky.catalogs import load_catalog
+
+    full = _full_parameters(args.max_fov, args.min_fov, params)
+    catalog = load_catalog(args.catalog_file, epoch=args.catalog_epoch,
+                           format=args.catalog_format)
+    _info(args, f"building a database of {args.catalog_file} ({len(catalog)} stars) for "
+                f"{full['min_fov_deg']:g}-{full['max_fov_deg']:g} deg")
+    return SolverDatabase.generate_from_catalog(catalog, progress=progress, **full)
 
 
 def _cmd_db_build(args: argparse.Namespace) -> int:
@@ -42,11 +78,20 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
     if args.overwrite and not args.output:
         _err("--overwrite replaces an -o file: without -o the database goes into the cache")
         return EXIT_USAGE
-    params: dict[str, Any] = {}
-    if args.pattern_max_error is not None:
-        params["pattern_max_error"] = args.pattern_max_error
-    if args.epoch is not None:
-        params["epoch_proper_motion_year"] = args.epoch
+    if args.catalog_file is None:
+        for flag, value in (("--catalog-epoch", args.catalog_epoch),
+                            ("--catalog-format", args.catalog_format)):
+            if value is not None:
+                _err(f"{flag} describes a --catalog-file: the bundled catalogs know theirs")
+                return EXIT_USAGE
+    elif not args.output:
+        # (the cache holds the bundled catalogs' databases, which solve uses by default;
+        # one of your catalog is used through --db FILE)
+        _err("--catalog-file needs -o FILE: the database of your catalog goes into a file "
+             "(use it with --db FILE or SKYSOLVE_DB)")
+        return EXIT_USAGE
+    params: dict[str, Any] = {name: getattr(args, dest) for dest, name in _BUILD_PARAMETERS
+                              if getattr(args, dest) is not None}
     t0 = time.perf_counter()
     progress = False if args.quiet else None
     if args.output and Path(args.output).is_dir():
@@ -54,7 +99,12 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
         raise IsADirectoryError(f"-o {args.output}: a directory, not a database file")
     if args.output and not args.overwrite:  # (a database takes minutes to make)
         _refuse_existing(f"-o {args.output}", [Path(args.output)])
-    if args.output:
+    if args.catalog_file is not None:
+        db = _build_from_file(args, params, progress)
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db.save_to_file(path)
+    elif args.output:
         from ..database import SolverDatabase
         from ..defaultdb import _resolve_request
 

@@ -123,6 +123,16 @@ examples:
   skysolve db info hip_10_20.db
 """
 
+_DB_BUILD_EPILOG = _DB_EPILOG + """\
+  skysolve db build --catalog-file deep.fits --min-fov 1.5 --max-fov 2.5 -o deep.db
+  skysolve db build --catalog-file mystars.csv --catalog-epoch 2016 --min-fov 60 \\
+      --max-fov 120 --max-magnitude 6 --verification-stars 50 -o wide.db
+
+The database parameters map one to one to the arguments of
+SolverDatabase.generate_from_catalog (and generate_from_gaia/_hipparcos), whose
+documentation says how each trades build time and size for solving power.
+"""
+
 
 # ------------------------------------------------------------------ argument parsing
 
@@ -423,19 +433,58 @@ def build_parser() -> argparse.ArgumentParser:
     b = dbsub.add_parser("build", help="build a database (default: the cached default one)",
                          description="Build a solver database from a bundled catalog, into "
                                      "the cache\n(the default database when no option is "
-                                     "given) or into a file with -o.",
-                         parents=[common], epilog=_DB_EPILOG,
+                                     "given) or into a file with -o; or from\nyour own "
+                                     "catalog (--catalog-file) into a file.",
+                         parents=[common], epilog=_DB_BUILD_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--catalog", choices=("gaia", "hipparcos"), default=None,
-                   help="bundled catalog (default gaia)")
-    b.add_argument("--min-fov", type=_option("generation", "min_fov_deg"), metavar="DEG",
-                   help="smallest field of view (5)")
-    b.add_argument("--max-fov", type=_option("generation", "max_fov_deg"), metavar="DEG",
-                   help="largest field of view (30)")
-    b.add_argument("--pattern-max-error", type=_option("generation", "pattern_max_error"),
-                   metavar="E", help="edge-ratio tolerance of patterns (default 0.005)")
-    b.add_argument("--epoch", type=_option("generation", "epoch_proper_motion_year"),
-                   metavar="YEAR", help="proper-motion epoch of the star positions (2025)")
+    source = b.add_argument_group("catalog (one of)")
+    which = source.add_mutually_exclusive_group()
+    which.add_argument("--catalog", choices=("gaia", "hipparcos"), default=None,
+                       help="bundled catalog (default gaia)")
+    which.add_argument("--catalog-file", metavar="PATH",
+                       help="your own catalog: a CSV, ECSV, FITS or VOTable table with "
+                            "columns ra, dec (deg), mag and optionally id, pmra, pmdec "
+                            "(mas/yr), ref_epoch (names as Catalog.from_table finds them: "
+                            "source_id, phot_g_mean_mag, RA_ICRS, ... also work); needs -o")
+    source.add_argument("--catalog-epoch", type=float, metavar="YEAR",
+                        help="Julian year of the --catalog-file positions (default: its "
+                             "ref_epoch/epoch column or metadata, else 2000)")
+    source.add_argument("--catalog-format", metavar="FORMAT",
+                        help="astropy table format of --catalog-file (default: from its "
+                             "name; e.g. ascii.ecsv, fits, votable, ascii.basic)")
+    g = b.add_argument_group(
+        "database parameters",
+        "The arguments of SolverDatabase.generate_from_catalog (named in brackets),\n"
+        "checked by the same rules; defaults as there, except the field of view (5-30\n"
+        "deg) and --pattern-max-error (0.005), which are the default database's.")
+    g.add_argument("--min-fov", type=_option("generation", "min_fov_deg"), metavar="DEG",
+                   help="smallest field of view (5) [min_fov_deg]")
+    g.add_argument("--max-fov", type=_option("generation", "max_fov_deg"), metavar="DEG",
+                   help="largest field of view (30) [max_fov_deg]")
+    g.add_argument("--pattern-max-error", type=_option("generation", "pattern_max_error"),
+                   metavar="E", help="edge-ratio tolerance of patterns (0.005) "
+                                     "[pattern_max_error]")
+    g.add_argument("--max-magnitude", type=_option("generation", "star_max_magnitude"),
+                   metavar="MAG", help="faintest star kept (default: as faint as "
+                                       "--verification-stars needs) [star_max_magnitude]")
+    g.add_argument("--verification-stars", metavar="N",
+                   type=_option("generation", "verification_stars_per_fov", int),
+                   help="stars kept per average smallest field (150) "
+                        "[verification_stars_per_fov]")
+    g.add_argument("--patterns-per-field", metavar="N",
+                   type=_option("generation", "patterns_per_lattice_field", int),
+                   help="patterns from the brightest stars of each field (50) "
+                        "[patterns_per_lattice_field]")
+    g.add_argument("--oversampling", metavar="X",
+                   type=_option("generation", "lattice_field_oversampling"),
+                   help="pattern fields per field-of-view area (100) "
+                        "[lattice_field_oversampling]")
+    g.add_argument("--multiscale-step", type=_option("generation", "multiscale_step"),
+                   metavar="X", help="ratio between field-of-view scales, > 1 (1.5) "
+                                     "[multiscale_step]")
+    g.add_argument("--epoch", type=_option("generation", "epoch_proper_motion_year"),
+                   metavar="YEAR", help="proper-motion epoch of the star positions (2025) "
+                                        "[epoch_proper_motion_year]")
     b.add_argument("-o", "--output", metavar="PATH",
                    help="write the database here instead of into the cache")
     b.add_argument("--overwrite", action="store_true",

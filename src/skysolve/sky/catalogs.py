@@ -88,6 +88,10 @@ class Catalog:
         Julian year of the positions.
     name : str
         A label (``"hipparcos"``, ``"gaia"``, ``"user"``).
+    source : str, optional
+        Where the stars came from: the loaders put the absolute path of the file
+        read here, and a database built from the catalog keeps it among its
+        parameters (``catalog_file``). None for a catalog made in memory.
 
     Raises
     ------
@@ -97,11 +101,11 @@ class Catalog:
     """
 
     __slots__ = ("ids", "ra_deg", "dec_deg", "mag", "pmra_mas_yr", "pmdec_mas_yr", "epoch",
-                 "name")
+                 "name", "source")
 
     def __init__(self, ids: ArrayLike, ra_deg: ArrayLike, dec_deg: ArrayLike, mag: ArrayLike,
                  pmra: ArrayLike | None = None, pmdec: ArrayLike | None = None,
-                 epoch: float = 2000.0, name: str = "user"):
+                 epoch: float = 2000.0, name: str = "user", source: str | None = None):
         ids = np.asarray(ids)
         if ids.ndim != 1:
             raise InvalidArgumentError(f"ids must be one-dimensional, got shape {ids.shape}")
@@ -140,6 +144,7 @@ class Catalog:
         self.pmdec_mas_yr = cols["pmdec"]
         self.epoch = float(epoch)
         self.name = str(name)
+        self.source = None if source is None else str(source)
 
     def to_table(self) -> Any:
         """The catalog as an astropy ``QTable``: ``id``, ``ra``, ``dec`` (deg),
@@ -166,7 +171,8 @@ class Catalog:
         return cls(ids, ra_deg, dec_deg, mag, pmra, pmdec, epoch=epoch, name=name)
 
     @classmethod
-    def from_table(cls, table, epoch: float | None = None, name: str = "user") -> Catalog:
+    def from_table(cls, table, epoch: float | None = None, name: str = "user",
+                   source: str | None = None) -> Catalog:
         """Build a catalog from an astropy Table (or any mapping of column arrays).
 
         Columns are found by name, case-insensitively, among those of
@@ -190,6 +196,8 @@ class Catalog:
             when the stars have proper motions (Gaia DR3 positions are at 2016.0).
         name : str
             A label for the catalog.
+        source : str, optional
+            Where the table came from (see the class parameters).
 
         Raises
         ------
@@ -212,7 +220,7 @@ class Catalog:
                 pm is not None and np.any(pm != 0.0) for pm in (pmra, pmdec)))
         return cls(np.arange(n, dtype=np.int64) if ids is None else ids, ra,
                    _table_column(table, "dec"), _table_column(table, "mag"),
-                   pmra, pmdec, epoch=epoch, name=name)
+                   pmra, pmdec, epoch=epoch, name=name, source=source)
 
     # -- container behaviour ----------------------------------------------------------
     def __len__(self) -> int:
@@ -234,7 +242,8 @@ class Catalog:
 
     def __setstate__(self, state):
         for k in self.__slots__:
-            object.__setattr__(self, k, state[k])
+            # (a catalog pickled before ``source`` existed has none)
+            object.__setattr__(self, k, state.get(k) if k == "source" else state[k])
 
     def select(self, index: ArrayLike) -> Catalog:
         """A new catalog with the rows picked by a boolean mask or an index array."""
@@ -242,7 +251,7 @@ class Catalog:
         out = Catalog.__new__(Catalog)
         for k in ("ids", "ra_deg", "dec_deg", "mag", "pmra_mas_yr", "pmdec_mas_yr"):
             setattr(out, k, getattr(self, k)[idx])
-        out.epoch, out.name = self.epoch, self.name
+        out.epoch, out.name, out.source = self.epoch, self.name, self.source
         return out
 
     def sorted_by_magnitude(self) -> Catalog:
@@ -594,7 +603,8 @@ def load_hipparcos(path: str | os.PathLike | None = None) -> Catalog:
     ra = np.degrees(col("ra_rad", np.float64))
     dec = np.degrees(col("dec_rad", np.float64))
     return Catalog(col("hip", np.int64), ra, dec, col("hp", np.float64), col("pmra", np.float64),
-                   col("pmdec", np.float64), epoch=HIPPARCOS_EPOCH, name="hipparcos")
+                   col("pmdec", np.float64), epoch=HIPPARCOS_EPOCH, name="hipparcos",
+                   source=str(p.resolve()))
 
 
 _GDR3_MAGIC = b"GDR3"
@@ -657,7 +667,8 @@ def load_gaia(path: str | os.PathLike | None = None) -> Catalog:
         pmra = pmdec = None
     # copies, so that the catalog does not keep the whole file's bytes alive
     return Catalog(rec["id"].copy(), rec["ra"].copy(), rec["dec"].copy(),
-                   rec["mag"].astype(np.float64), pmra, pmdec, epoch=GAIA_EPOCH, name="gaia")
+                   rec["mag"].astype(np.float64), pmra, pmdec, epoch=GAIA_EPOCH, name="gaia",
+                   source=str(p.resolve()))
 
 
 def _looks_like_photometry(pmra: NDArray[np.float64], pmdec: NDArray[np.float64]) -> bool:
@@ -724,7 +735,8 @@ def load_catalog_csv(path: str | os.PathLike, epoch: float | None = None) -> Cat
 def _from_file_table(path: Path, table: Any, epoch: float | None) -> Catalog:
     """:meth:`Catalog.from_table` of a file's table, its errors naming the file."""
     try:
-        catalog = Catalog.from_table(table, epoch=epoch, name=path.stem)
+        catalog = Catalog.from_table(table, epoch=epoch, name=path.stem,
+                                     source=str(path.resolve()))
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"{path}: {exc}") from None
     return catalog

@@ -66,8 +66,8 @@ def _generate_doc(what: str, details: str, first: str) -> str:
 _EPOCH_EQUINOX = 2000
 #: The sections of :meth:`PatternDatabase.print_parameters` ("other": whatever is left).
 _PARAMETER_SECTIONS = (
-    ("catalog", ("catalog", "num_stars", "star_max_magnitude", "epoch_equinox",
-                 "epoch_proper_motion_year")),
+    ("catalog", ("catalog", "catalog_file", "catalog_epoch", "catalog_stars", "num_stars",
+                 "star_max_magnitude", "epoch_equinox", "epoch_proper_motion_year")),
     ("field of view", ("min_fov_deg", "max_fov_deg", "multiscale_step", "fov_scales_deg")),
     ("pattern hash", ("num_patterns", "pattern_max_error", "pattern_bins")),
     ("generation", ("lattice_field_oversampling", "patterns_per_lattice_field",

@@ -170,6 +170,9 @@ def _warn_if_sparse(catalog: Any, options: GenerationOptions) -> None:
 def generate(catalog: Any, options: GenerationOptions) -> tuple[dict[str, NDArray],
                                                                 dict[str, Any]]:
     """The arrays (star table and patterns) and parameters of a database of ``catalog``."""
+    # (where the stars came from, for ``db info``: the file, its epoch and size)
+    source = {"catalog_file": catalog.source, "catalog_epoch": catalog.epoch,
+              "catalog_stars": len(catalog)}
     catalog = _star_table(catalog, options)
     _warn_if_sparse(catalog, options)
     bins = bins_for_error(options.pattern_max_error)
@@ -181,6 +184,7 @@ def generate(catalog: Any, options: GenerationOptions) -> tuple[dict[str, NDArra
     params = {
         "format_version": DATABASE_FORMAT_VERSION,
         "catalog": catalog.name,
+        **source,
         "num_stars": len(catalog),
         "num_patterns": int(len(pset.keys)),
         "max_fov_deg": options.max_fov_deg,

