@@ -133,7 +133,8 @@ def _header_problems(params: Mapping[str, Any], num_stars: int, num_patterns: in
 
     A file whose checksums all pass can still say one thing in its header and hold
     another in its arrays (written by a buggy or foreign writer, or edited with the
-    CRC recomputed): ``num_stars``/``num_patterns`` are what ``db info`` and
+    CRC recomputed): ``num_stars``/``num_patterns`` (and ``catalog_stars``, the
+    catalog's stars before the cut) are what ``db info`` and
     :attr:`PatternDatabase.parameters` report, ``star_max_magnitude`` is the depth
     the solver's advice quotes, ``fov_scales_deg`` the scales the patterns were
     built for, and ``epoch_proper_motion_year`` the epoch calibration propagates
@@ -150,6 +151,11 @@ def _header_problems(params: Mapping[str, Any], num_stars: int, num_patterns: in
             problems.append(f"header {key} is {params[key]!r}, not a count")
         elif value != actual:
             problems.append(f"header {key} is {value}, but the file holds {actual} {what}")
+    if "catalog_stars" in params:  # (the stars of the catalog, before the magnitude cut)
+        value = _count(params["catalog_stars"])
+        if value is None or value < num_stars:
+            problems.append(f"header catalog_stars is {params['catalog_stars']!r}, fewer than "
+                            f"the {num_stars} stars of the table")
     if "format_version" in params and params["format_version"] != DATABASE_FORMAT_VERSION:
         problems.append(f"header format_version is {params['format_version']!r}, but the "
                         f"file is of format version {DATABASE_FORMAT_VERSION}")

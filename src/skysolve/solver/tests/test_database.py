@@ -629,6 +629,7 @@ def _patterns_dropped(raw: bytes, drop: int) -> bytes:
     ("num_stars", True, "num_stars is True, not a count"),
     ("num_patterns", +5, "num_patterns is {m_plus}, but the file holds {m} patterns"),
     ("num_patterns", None, "num_patterns is None, not a count"),
+    ("catalog_stars", 7, "catalog_stars is 7, fewer than the {n} stars of the table"),
     ("star_max_magnitude", 12.0, "star_max_magnitude is 12.0, but the faintest star"),
     ("fov_scales_deg", [20.0], "fov_scales_deg [20.0] does not run down from max_fov_deg 40"),
     ("fov_scales_deg", [], "fov_scales_deg is [], not a list"),
