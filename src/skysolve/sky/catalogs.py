@@ -77,8 +77,9 @@ class Catalog:
     ids : array_like of int
         Catalog identifiers (int64).
     ra_deg, dec_deg : array_like of float
-        ICRS positions in degrees at ``epoch``: RA in [0, 360), Dec in [-90, 90]
-        (others are refused, not wrapped: they are usually another column or unit).
+        ICRS positions in degrees at ``epoch``: RA in [-360, 360] (wrapped into
+        [0, 360): -10 is 350), Dec in [-90, 90] (others are refused: they are usually
+        another column or unit).
     mag : array_like of float
         Magnitudes.
     pmra, pmdec : array_like of float, optional
@@ -137,7 +138,7 @@ class Catalog:
         if not np.isfinite(epoch):
             raise InvalidArgumentError("epoch must be a finite Julian year")
         self.ids = ids.astype(np.int64, copy=False)
-        self.ra_deg = cols["ra_deg"]
+        self.ra_deg = np.mod(cols["ra_deg"], 360.0)  # (-180..180 is a common convention)
         self.dec_deg = cols["dec_deg"]
         self.mag = cols["mag"]
         self.pmra_mas_yr = cols["pmra"]
@@ -204,7 +205,7 @@ class Catalog:
         InvalidArgumentError
             If a required column is missing (the message lists the names looked
             for and the table's columns), has missing or non-finite values, or
-            has a unit that does not convert; if ``ra`` is outside [0, 360) or
+            has a unit that does not convert; if ``ra`` is outside [-360, 360] or
             ``dec`` outside [-90, 90] degrees; if the ids are not integers or
             not unique. Each message names the column and the first rows at fault.
         """
@@ -351,29 +352,27 @@ def _count_text(bad: NDArray[np.bool_]) -> str:
     return f"{int(bad.sum())} of {bad.size} value{'s' if bad.size > 1 else ''}"
 
 
-#: The ranges of the position columns (SPEC conventions: RA in [0, 360), Dec in
-#: [-90, 90]); the upper bound of RA is open.
-_RANGES = {"ra": (0.0, 360.0, True), "dec": (-90.0, 90.0, False)}
+#: The ranges of the position columns: RA in [-360, 360] (wrapped into [0, 360), the
+#: SPEC's convention: -180..180 is a common one), Dec in [-90, 90].
+_RANGES = {"ra": (-360.0, 360.0), "dec": (-90.0, 90.0)}
 
 
 def _check_range(values: NDArray[np.float64], field: str, label: str) -> None:
     """Refuse positions outside the range of ``field`` (``"ra"`` or ``"dec"``), naming
     ``label`` (the argument, or ``column 'RA_ICRS'``).
 
-    A right ascension of 400 or -10 degrees is a column in another unit or convention
-    (or another column altogether): wrapping it into [0, 360) without a word took a
-    wrong column for a right one.
+    A right ascension of 400 or -500 degrees is a column in another unit (or another
+    column altogether): wrapping it into [0, 360) without a word took a wrong column for
+    a right one. One of -10 is 350 (RA from -180 to 180 is a common convention).
     """
-    low, high, open_high = _RANGES[field]
+    low, high = _RANGES[field]
     with np.errstate(invalid="ignore"):
-        bad = (values < low) | ((values >= high) if open_high else (values > high))
+        bad = (values < low) | (values > high)
     if np.any(bad):
         first = float(values[np.flatnonzero(bad)[0]])
-        interval = f"[{low:g}, {high:g}{')' if open_high else ']'}"
-        hint = (" (right ascensions from -180 to 180 become ra % 360)" if open_high else "")
         raise InvalidArgumentError(
-            f"{label} must lie in {interval} degrees, but {_count_text(bad)} do not "
-            f"({_rows_text(bad)}; the first: {first:g}){hint}")
+            f"{label} must lie in [{low:g}, {high:g}] degrees, but {_count_text(bad)} do "
+            f"not ({_rows_text(bad)}; the first: {first:g})")
 
 
 def _check_unique(ids: NDArray[np.int64], label: str) -> None:

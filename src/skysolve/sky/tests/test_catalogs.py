@@ -319,10 +319,10 @@ def test_gaia_truncated_copy_of_real_file(tmp_path, gaia_path):
 
 def test_csv_without_proper_motion(tmp_path):
     p = tmp_path / "stars.csv"
-    p.write_text("id,ra,dec,mag\n1,10.5,-20.25,3.5\n2,359.5,89.0,1.25\n\n7,350.0,0,6\n")
+    p.write_text("id,ra,dec,mag\n1,10.5,-20.25,3.5\n2,359.5,89.0,1.25\n\n7,-10.0,0,6\n")
     cat = load_catalog_csv(p)
     np.testing.assert_array_equal(cat.ids, [1, 2, 7])
-    np.testing.assert_array_equal(cat.ra_deg, [10.5, 359.5, 350.0])
+    np.testing.assert_array_equal(cat.ra_deg, [10.5, 359.5, 350.0])  # wrapped into [0, 360)
     np.testing.assert_array_equal(cat.dec_deg, [-20.25, 89.0, 0.0])
     np.testing.assert_array_equal(cat.mag, [3.5, 1.25, 6.0])
     np.testing.assert_array_equal(cat.pmra_mas_yr, 0.0)
@@ -397,11 +397,11 @@ _GOOD_ROWS = "2,11.0,21.0,4.0\n3,12.0,22.0,5.0\n"
     ("id,ra,dec,mag", "1,nan,20.0,3.0", r"column 'ra' has 1 missing or non-finite values \(row 0"),
     ("id,RA_deg,dec,mag", "1,,20.0,3.0", r"column 'RA_deg' has 1 missing"),
     ("id,ra,dec,mag", "1,10.0,inf,3.0", r"column 'dec' has 1 missing or non-finite"),
-    ("id,ra,dec,mag", "1,360.0,20.0,3.0",
-     r"column 'ra' must lie in \[0, 360\) degrees, but 1 of 3 values do not \(row 0; the "
-     r"first: 360\)"),
-    ("id,ra,dec,mag", "1,-0.5,20.0,3.0", r"column 'ra' must lie in \[0, 360\).*ra % 360"),
-    ("id,ra_deg,dec,mag", "1,400,20.0,3.0", r"column 'ra_deg' must lie in \[0, 360\)"),
+    ("id,ra,dec,mag", "1,360.5,20.0,3.0",
+     r"column 'ra' must lie in \[-360, 360\] degrees, but 1 of 3 values do not \(row 0; "
+     r"the first: 360.5\)"),
+    ("id,ra,dec,mag", "1,-400,20.0,3.0", r"column 'ra' must lie in \[-360, 360\]"),
+    ("id,ra_deg,dec,mag", "1,400,20.0,3.0", r"column 'ra_deg' must lie in \[-360, 360\]"),
     ("id,ra,dec,mag", "1,10.0,-90.5,3.0", r"column 'dec' must lie in \[-90, 90\] degrees"),
     ("id,ra,Dec_deg,mag", "1,10.0,91,3.0", r"column 'Dec_deg' must lie in \[-90, 90\]"),
     ("id,ra,dec,mag", "1,10.0,20.0,", r"column 'mag' has 1 missing"),
@@ -443,9 +443,12 @@ def test_a_short_or_long_csv_row_names_its_line(tmp_path):
 def test_catalog_arrays_outside_the_sky_are_refused():
     ok = dict(ids=[1, 2, 3], ra_deg=[1.0, 2.0, 3.0], dec_deg=[0.0, 10.0, -10.0],
               mag=[1.0, 2.0, 3.0])
-    for ra in ([1.0, 360.0, 3.0], [-1.0, 2.0, 3.0], [1.0, 2.0, 725.0]):
-        with pytest.raises(InvalidArgumentError, match=r"ra_deg must lie in \[0, 360\)"):
+    for ra in ([1.0, 360.5, 3.0], [-361.0, 2.0, 3.0], [1.0, 2.0, 725.0]):
+        with pytest.raises(InvalidArgumentError, match=r"ra_deg must lie in \[-360, 360\]"):
             Catalog(**{**ok, "ra_deg": ra})
+    # RA from -180 to 180 (or 360 itself) is the same sky, wrapped into [0, 360)
+    cat = Catalog(**{**ok, "ra_deg": [-10.0, 360.0, -180.0]})
+    np.testing.assert_array_equal(cat.ra_deg, [350.0, 0.0, 180.0])
     with pytest.raises(InvalidArgumentError, match=r"dec_deg must lie in \[-90, 90\].*row 1"):
         Catalog(**{**ok, "dec_deg": [0.0, -90.001, 0.0]})
     assert Catalog(**{**ok, "ra_deg": [0.0, 359.999999, 180.0]}).ra_deg.tolist() == [
