@@ -28,8 +28,10 @@ __all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positi
 
 #: Why a detection was kept (:attr:`ExtractionResult.flags`): it passed every test
 #: (``'star'``), or it reached the saturation level, which exempts it from the
-#: shape tests (``'saturated'``).
-KEPT_REASONS = ("star", "saturated")
+#: shape tests (``'saturated'``), or it passed them but is shaped like a compressed
+#: hot pixel or cosmic-ray track on a JPEG (``'doubtful'``; listed after the others,
+#: see ``extract_centroids(demote_doubtful=...)``).
+KEPT_REASONS = ("star", "saturated", "doubtful")
 #: Why a detection was rejected (``reason`` of :attr:`ExtractionResult.rejected`),
 #: in the order the tests run (a detection gets the first that fails):
 #:
@@ -184,7 +186,8 @@ def _call_model(model: Any, method: str, x, y):
 
 
 class ExtractionResult:
-    """Stars found by :func:`extract_centroids`, brightest first.
+    """Stars found by :func:`extract_centroids`, brightest first (on a JPEG the doubtful
+    ones after the others, see :attr:`flags`).
 
     Attributes
     ----------

@@ -97,6 +97,7 @@ from .filters import (
     _WING_SNR,
     basic_reasons,
     code,
+    doubtful_blobs,
     foreground_blobs,
     narrow_blobs,
     near_unusable,
@@ -1264,11 +1265,13 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
 
 
 def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, psf,
-            grid: tuple[int, int] | None = None):
+            grid: tuple[int, int] | None = None, scale: float = 1.0):
     """The position fits of :func:`_to_fit`'s blobs and the stars they keep: ``(ids, col,
-    row, fitted, reason, psf)`` (the fits' width test may drop some, and
+    row, fitted, reason, psf, doubtful)`` (the fits' width test may drop some, and
     ``max_centroids`` cuts); ``grid``: the frame's JPEG block grid
-    (:attr:`.Background.block_grid`)."""
+    (:attr:`.Background.block_grid`); ``scale``: the detection threshold in local noise
+    sigmas. On a JPEG (``grid`` given) with ``demote_doubtful``, the doubtful stars
+    (:func:`.filters.doubtful_blobs`, flagged in ``doubtful``) come after the others."""
     col = meas["cx"][blob_ids].copy()
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
@@ -1305,10 +1308,19 @@ def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, 
             narrow &= ~lone  # (shaped like the stars, it is no narrower; its fit says nothing)
             reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
+    doubt = np.zeros(len(blob_ids), dtype=bool)
+    if opts.demote_doubtful and grid is not None and len(blob_ids):
+        # star-like blobs first, in their brightness order, the doubtful ones after them
+        # (before the cut to max_centroids, which should keep stars)
+        doubt = doubtful_blobs(work, meas, blob_ids, scale * meas["sigma"] / opts.sigma_threshold)
+        order = np.argsort(doubt, kind="stable")
+        blob_ids, col, row, fitted, doubt = (v[order] for v in (blob_ids, col, row, fitted,
+                                                                doubt))
     n_max = opts.max_centroids
     if n_max is not None:
-        blob_ids, col, row, fitted = (v[:n_max] for v in (blob_ids, col, row, fitted))
-    return blob_ids, col, row, fitted, reason, psf
+        blob_ids, col, row, fitted, doubt = (v[:n_max] for v in (blob_ids, col, row, fitted,
+                                                                 doubt))
+    return blob_ids, col, row, fitted, reason, psf, doubt
 
 
 def _uncut_widths(meas: dict[str, NDArray], ids: NDArray[np.intp], grid: tuple[int, int],
@@ -1395,7 +1407,7 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     fit_bad = bad if gaps is None else bad & ~gaps
     return _Pass(lambda: _to_fit(work, fit_bad, bg, labels, meas, scale, opts, reason, psf),
                  lambda ids: (*_fitted(work, fit_bad, labels, meas, opts, ids, reason, psf,
-                                       bg.block_grid)[:5],
+                                       bg.block_grid, scale),
                               meas, psf, scale * bg.sigma, nblobs),
                  bound if n_max is None else min(bound, n_max), n_max, psf, labels, meas,
                  basic, reason)
@@ -1412,8 +1424,9 @@ class _Pass:
     ``psf``: its :class:`~.filters.PSFReference`; ``labels``: its blobs' label image;
     :attr:`peaks`: the (rows, columns) of the brightest pixels of the blobs its fits
     start from; :attr:`glyphs`: the (rows, columns) of the peaks of its overlay blobs;
-    :meth:`result`: ``(kept ids, col, row, fitted, reasons, measurements, psf,
-    threshold, number of blobs)``.
+    :meth:`result`: ``(kept ids, col, row, fitted, reasons, psf, doubtful,
+    measurements, psf, threshold, number of blobs)`` (:func:`_fitted`'s, then the
+    pass's).
     """
 
     def __init__(self, select: Callable[[], NDArray[np.intp]],
@@ -1598,7 +1611,7 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
     if found is None:
         return _empty_result(h, w, (bg.mean + offset) * unit, sigma * unit,
                              _threshold_scale(plain, (h, w), bg.flattened) * sigma * unit)
-    blob_ids, col, row, fitted, reason, meas, _, thr, nblobs = found.result()
+    blob_ids, col, row, fitted, reason, _, doubt, meas, _, thr, nblobs = found.result()
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
     cov[:, 1, 1] = meas["cyy"][blob_ids]
@@ -1613,7 +1626,8 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         image_width=w, image_height=h, background_mean=(bg.mean + offset) * unit,
         background_sigma=sigma * unit, threshold=thr * unit, num_blobs_raw=nblobs,
         saturated=sat, npix=meas["npix"][blob_ids], peak=meas["peak"][blob_ids] * unit,
-        fitted=fitted, flags=np.where(sat, "saturated", "star"), rejected=rejected)
+        fitted=fitted, flags=np.where(sat, "saturated", np.where(doubt, "doubtful", "star")),
+        rejected=rejected)
 
 
 EXTRACT_DOC = """Detect stars in an image and measure their sub-pixel centroids.

@@ -132,6 +132,17 @@ class ExtractionOptions(Options):
         typical bright star's PSF variance (about one-pixel-wide cosmic-ray
         tracks and hot lines, also diagonal ones too short for
         ``max_elongation``).""")
+    demote_doubtful: bool = option(True, type="bool", check=_args.flag, keyword_only=True,
+                                   doc="""
+        On a JPEG (a frame showing JPEG's 8x8 block grid), list the doubtful stars
+        after the others (``flags`` ``'doubtful'``), each group brightest first:
+        crosses, whose diagonal neighbours hold far less light than a separable
+        profile's (a hot pixel or cosmic-ray hit the compression smeared into its
+        row and column), and blobs of 8 pixels or more elongated beyond 2 (the
+        compression widens a cosmic-ray track below ``max_elongation``). They
+        stay in the list: a solver takes its patterns from the first centroids,
+        which then hold the stars. False: brightest first, whatever their
+        shape.""")
     fit_positions: bool = option(True, type="bool", check=_args.flag, keyword_only=True, doc="""
         Refine positions with the pixel-integrated Gaussian fit (default). If
         False, positions are intensity-weighted centroids over the blob.""")

@@ -1,0 +1,105 @@
+"""JPEG frames: detections shaped like compressed hot pixels and cosmic rays are listed
+after the star-like ones (``demote_doubtful``), and nothing is lost by it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from skysolve import read_image
+from skysolve.extraction import extract_centroids
+from skysolve.simulate import degrade as dg
+from skysolve.tests.frames import render_stars, scattered_stars
+from skysolve.tests.realframes import DATA, REFERENCE
+
+#: bench_hard's ``combined`` mixture (the one hidden real frames are checked with), each
+#: step at half of ``strong``
+COMBINED = ["gradient", "light_dome", "trails", "hot_pixels", "cosmic_rays", "cloud", "noise",
+            "jpeg"]
+HALF_STRONG = 0.5
+
+
+def _same_set(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two centroid arrays hold the same rows in any order."""
+    return len(a) == len(b) and np.array_equal(np.unique(a, axis=0), np.unique(b, axis=0))
+
+
+@pytest.mark.parametrize("frame, seeds", [(0, (0, 1)), (1, (0, 1, 3, 4))])
+def test_stars_lead_a_real_frame_under_the_combined_mixture(frame, seeds):
+    """The two real frames under the combined mixture: 81-116 detections, of which
+    5-15 are stars (within 2 px of one of the clean frame's centroids), the others
+    mostly hot pixels and cosmic-ray tracks that 8 bits and JPEG smeared into
+    star-sized blobs, many brighter than the stars. Brightest first, the first 24
+    held 2-3 stars (frame 0) and 3-5 (frame 1); with the compressed impulses' crosses
+    and the tracks listed after the star-like blobs, 3-4 and 7-8."""
+    name = list(REFERENCE)[frame]
+    image = read_image(DATA / name)
+    clean = extract_centroids(image).as_array()[:, :2]
+    need = {0: 3, 1: 6}[frame]  # (brightest first: at most 3 and 5)
+    for seed in seeds:
+        degraded = dg.degrade(image, COMBINED, HALF_STRONG, seed=1000 * frame + seed)
+        res = extract_centroids(degraded)
+        xy = res.as_array()
+        star = np.hypot(xy[:, None, 0] - clean[None, :, 0],
+                        xy[:, None, 1] - clean[None, :, 1]).min(axis=1) < 2.0
+        assert star[:24].sum() >= need, (seed, star[:24].sum())
+        assert set(res.flags) <= {"star", "saturated", "doubtful"}
+        # the doubtful ones follow the others, each group brightest first
+        doubt = res.flags == "doubtful"
+        assert doubt.any() and not (doubt[:-1] & ~doubt[1:]).any()
+        for group in (doubt, ~doubt):
+            assert np.all(np.diff(xy[group, 2]) <= 0)
+        # demotion only reorders: the same detections as brightest first
+        plain = extract_centroids(degraded, demote_doubtful=False)
+        assert _same_set(plain.as_array(), xy)
+        assert np.all(np.diff(plain.as_array()[:, 2]) <= 0)
+        assert "doubtful" not in set(plain.flags)
+
+
+def _artefact_frame(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """35 stars (PSF sigma 0.65 px, peaks 8-200 noise sigmas, like the real frames') on a
+    1024x768 sky of 150 counts noise, under the combined mixture without trails (whose
+    photon noise hides where they are): ``(image, x, y, artefact pixels)``, the last the
+    pixels the hot-pixel and cosmic-ray steps changed."""
+    shape, psf = (768, 1024), 0.65
+    rng = np.random.default_rng(seed)
+    x, y = scattered_stars(rng, shape, n=35)
+    peak = np.exp(rng.uniform(np.log(8.0), np.log(200.0), len(x))) * 150.0
+    img = render_stars(shape, x, y, peak * 2.0 * np.pi * psf**2, psf) + 3300.0 \
+        + rng.normal(0.0, 150.0, shape)
+    artefact = np.zeros(shape, dtype=bool)
+    for name in COMBINED:
+        if name == "trails":
+            continue
+        out = dg.DEGRADATIONS[name](img, HALF_STRONG, seed=rng)
+        if name in ("hot_pixels", "cosmic_rays"):
+            artefact |= out != img
+        img = out
+    return img, x, y, artefact
+
+
+def test_injected_hot_pixels_and_cosmic_rays_do_not_lead_a_jpeg():
+    """Synthetic frames with hot pixels and cosmic-ray tracks at known pixels, through 8
+    bits and JPEG at quality 65: brightest first, 45 of the first 60 centroids of six
+    frames were on injected pixels (within 2 px, not on a star) and 37 of their first 120
+    on stars; with the doubtful ones after the others, 30 and 49."""
+    on_artefact = on_star = 0
+    for seed in range(6):
+        img, x, y, artefact = _artefact_frame(seed)
+        res = extract_centroids(img)
+        xy = res.as_array()
+        h, w = img.shape
+        col = np.floor(xy[:, 0] + w / 2).astype(int)
+        row = np.floor(xy[:, 1] + h / 2).astype(int)
+        star = np.hypot(xy[:, None, 0] - x[None], xy[:, None, 1] - y[None]).min(axis=1) < 1.5
+        fake = ndimage.binary_dilation(artefact, iterations=2)[row, col] & ~star
+        on_artefact += int(fake[:10].sum())
+        on_star += int(star[:20].sum())
+    assert on_artefact <= 38 and on_star >= 45, (on_artefact, on_star)
+
+
+def test_demote_doubtful_is_checked():
+    img = np.zeros((32, 32))
+    with pytest.raises(TypeError, match="demote_doubtful must be True or False"):
+        extract_centroids(img, demote_doubtful="yes")
