@@ -32,7 +32,12 @@ positions, brightness and shape:
    :attr:`ExtractionResult.saturated`) together with their bleed trails, which
    therefore never come back as separate stars. Every kept centroid carries a
    flag (:attr:`ExtractionResult.flags`) and every rejected detection its
-   reason (:attr:`ExtractionResult.rejected`).
+   reason (:attr:`ExtractionResult.rejected`). On a JPEG, kept blobs shaped like
+   a compressed hot pixel or cosmic-ray track (:func:`.filters.doubtful_blobs`:
+   a cross, a diagonal, or elongated beyond 2) are flagged ``'doubtful'`` and
+   listed after the others (``demote_doubtful``): JPEG smears such impulses into
+   star-sized blobs that the width tests cannot tell from stars, and that may
+   outnumber and outshine them.
 4. **Measurement.** Brightness is the summed flux above background over the blob
    and ``cov`` the intensity-weighted second moments of the blob pixels (px^2;
    they underestimate the PSF's variance, since only pixels above threshold
