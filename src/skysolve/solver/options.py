@@ -316,7 +316,7 @@ class SolveOptions(Options):
         ``pattern_checking_stars`` when that is more (thinned at half the
         separation; 26 in each focal-length window of a search without a scale
         hint, at the first pass's tolerance), and with a scale hint then on the
-        brightest 50 at the first pass's tolerance: for frames whose brightest
+        brightest 50, then 60, at the first pass's tolerance: for frames whose brightest
         centroids are mostly not stars. Giving up then takes several times as
         long (seconds on a database of ``pattern_max_error=0.005``, as far as
         ``solve_timeout_ms`` allows). None (default): only for an

@@ -254,3 +254,60 @@ def test_the_deepest_pass_solves_a_real_frame_under_the_strong_mixture(small_db,
     assert res
     truth = radec_to_vector(*REFERENCE[ALT60])
     assert np.degrees(angle_between(radec_to_vector(res.ra_deg, res.dec_deg), truth)) < 0.01
+
+
+def _buried_stars_list(catalog, seed: int, ranks: tuple[int, ...], n: int = 100):
+    """``(centroids, true rotation, fov)``: a 10-20 deg field's brightest ``len(ranks)``
+    stars (0.3 px noise) placed at ``ranks`` of a brightest-first list of ``n`` centroids,
+    the other entries uniformly random false detections, as a frame under the
+    benchmark's ``strong`` mixture lists them (hot pixels and JPEG-smeared cosmic rays
+    outshining most stars)."""
+    rng = np.random.default_rng(seed)
+    R = random_attitudes(1, rng)[0]
+    fov = float(rng.uniform(10.0, 20.0))
+    sim = simulate_centroids(catalog, CameraModel.from_fov(fov, W, H), R,
+                             num_stars=len(ranks), epoch_year=EPOCH, centroid_noise_px=0.3,
+                             resolve_px=3.0, seed=rng)
+    stars = np.asarray(sim.centroids, dtype=float)[:, :2]
+    assert len(stars) == len(ranks)
+    xy = np.column_stack([rng.uniform(-0.5 * W, 0.5 * W, n), rng.uniform(-0.5 * H, 0.5 * H, n)])
+    xy[list(ranks)] = stars
+    return np.column_stack([xy, np.arange(n, 0, -1.0)]), R, fov
+
+
+@pytest.mark.parametrize("seed", [11, 13])
+def test_stars_below_the_brightest_fifty_solve(small_db, hip_catalog, seed, monkeypatch):
+    """Ten stars among 100 centroids, only three of them among the brightest 50 (true
+    stars at ranks 2, 9, 23, 52, 54, 56, 58, 70, 80, 90, much as a real frame under the
+    strong mixture lists them): no pass on 50 pattern stars holds a pattern of four
+    stars, the one on FARTHEST_PATTERN_STARS does, and finds the known attitude."""
+    from skysolve.solver import lost_in_space as lis
+
+    xy, R, fov = _buried_stars_list(hip_catalog, seed, (2, 9, 23, 52, 54, 56, 58, 70, 80, 90))
+    kw = dict(fov_estimate_deg=fov * 1.01, fov_max_error_deg=0.05 * fov, image_shape=(H, W),
+              solve_timeout_ms=None, deep_search=True)
+    res = small_db.solve_from_centroids(xy, **kw)
+    assert res
+    assert np.degrees(angle_between(radec_to_vector(res.ra_deg, res.dec_deg), R[2])) < 0.01
+    every_pass = lis._passes
+    monkeypatch.setattr(lis, "_passes", lambda *a: [
+        p for p in every_pass(*a) if p[1] < lis.FARTHEST_PATTERN_STARS])
+    assert not small_db.solve_from_centroids(xy, **kw)
+    # not asked for (a plain array: no extraction to judge by), the search stops at 24
+    monkeypatch.undo()
+    assert not small_db.solve_from_centroids(xy, **{**kw, "deep_search": None})
+
+
+def test_random_points_do_not_solve_with_the_widened_pool(small_db):
+    """Lists of random points only, searched as deep as the search goes (every pass to
+    FARTHEST_PATTERN_STARS): more patterns looked up are more chances of a chance match,
+    which the multiple-hypothesis correction must absorb: none solves."""
+    rng = np.random.default_rng(11)
+    for _ in range(2):
+        points = np.column_stack([rng.uniform(-0.5 * W, 0.5 * W, 100),
+                                  rng.uniform(-0.5 * H, 0.5 * H, 100), np.arange(100, 0, -1.0)])
+        fov = float(rng.uniform(10.0, 20.0))
+        res = small_db.solve_from_centroids(points, fov_estimate_deg=fov,
+                                            fov_max_error_deg=0.05 * fov, image_shape=(H, W),
+                                            solve_timeout_ms=None, deep_search=True)
+        assert not res and res.status == "no_match", res
