@@ -163,10 +163,11 @@ DEEPEST_PATTERN_STARS = MAX_PATTERN_STARS_LIMIT
 #: mixture at ``strong`` the first real frame keeps only 5-9 stars among 80-115
 #: centroids, some of them at ranks 50-60 (true stars at ranks 4, 12, 17, 41, 55, 58, 59
 #: of one list): of its six lists (seeds 1-9) the deepest pass left unsolved, this one
-#: solves two (seeds 1 and 3; 70 or 80 stars solved no more, 80 taking 6-7.5 s to give
-#: up), none wrong; giving up on the other four takes 2.0-2.4 s of CPU instead of 1.2-1.6
-#: s. It runs only where the deepest pass ran, after it: answers found before are
-#: unchanged, and frames without ``deep_search`` never reach it.
+#: solves two (seeds 1 and 3; 70, 80 or 100 stars solved no more of them), none wrong;
+#: giving up on the other four takes 0.18-0.26 s of CPU instead of 0.09-0.12 s (the
+#: benchmark's 10-20 deg Gaia database, warm). It runs only where the deepest pass ran,
+#: after it: answers found before are unchanged, and frames without ``deep_search`` never
+#: reach it.
 FARTHEST_PATTERN_STARS = 60
 #: Margin on a focal-length window's inner bounds for the scale a candidate implies
 #: (that estimate is itself slightly off when the window's centre is).
@@ -453,7 +454,9 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
          refine_iterations: int, t0: float, cone: Cone | None):
     """Verify the candidates ``found`` by ``plan``'s latest batch; the result, or None.
 
-    ``state`` is ``[attitudes tried, number verified]`` across the whole search.
+    ``state`` is ``[attitudes tried, number verified, catalog-side test]`` across the
+    whole search (the last: whether verification also tests from the catalog's side,
+    :func:`~skysolve.solver.verification.catalog_side_probability`).
     Hypotheses (and refined answers) with the boresight outside ``cone`` are skipped.
     """
     iquads, cstars, f_est, clargest = found
@@ -472,7 +475,8 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
         state[1] += 1
         field = (refine_field(frame, cat, hyp)
                  if len(frame.ideal) <= _SHARED_CONE_CENTROIDS else None)
-        n, prob = verify(frame, cat, hyp, radius_px, n_fixed=4, field=field)
+        n, prob = verify(frame, cat, hyp, radius_px, n_fixed=4, field=field,
+                         catalog_side=state[2])
         if prob * state[1] >= threshold:
             continue
         ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
@@ -581,7 +585,9 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     windows = _windows(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
     left = [max_patterns]
     parity_options = _parity_array(parities)
-    state = [_Tried(), 0]
+    # a deep search's lists are mostly false detections, or rank their stars low: its
+    # hypotheses are also verified from the catalog's side (answers without it unchanged)
+    state = [_Tried(), 0, deep]
     status = "too_few"
     done: list[tuple[float, int, float, bool]] = []  # the passes run, per window
     windowed = len(windows) > 1
