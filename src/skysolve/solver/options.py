@@ -317,7 +317,9 @@ class SolveOptions(Options):
         separation; 26 in each focal-length window of a search without a scale
         hint, at the first pass's tolerance), and with a scale hint then on the
         brightest 50, then 60, at the first pass's tolerance: for frames whose brightest
-        centroids are mostly not stars. Giving up then takes several times as
+        centroids are mostly not stars. Its hypotheses are also verified from the
+        catalog's side (are the brightest catalog stars in the image detected, wherever
+        the list ranks them?). Giving up then takes several times as
         long (seconds on a database of ``pattern_max_error=0.005``, as far as
         ``solve_timeout_ms`` allows). None (default): only for an
         ``ExtractionResult`` that rejected more artefacts (sharp, overlay, elongated,
