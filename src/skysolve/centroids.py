@@ -222,6 +222,10 @@ class ExtractionResult:
         ``y`` (centred pixels, intensity-weighted), ``brightness``, ``npix``,
         ``peak`` and ``reason`` (one of :data:`REJECT_REASONS`). Detections
         merely beyond ``max_centroids`` are in neither list.
+    sky_circle : tuple of float or None
+        ``(x, y, radius)`` (centred pixels) of the all-sky lens's image circle the
+        extraction kept to (``ExtractionOptions.sky_circle``), or None: the whole
+        frame.
     """
 
     def __init__(self, centroids: Sequence[Centroid], image_width: int, image_height: int,
@@ -263,6 +267,7 @@ class ExtractionResult:
         self.flags = np.asarray(flags, dtype="U10")
         self.rejected = (np.zeros(0, REJECTED_DTYPE) if rejected is None
                          else np.asarray(rejected, dtype=REJECTED_DTYPE))
+        self.sky_circle = None
 
     @classmethod
     def _from_arrays(cls, x, y, brightness, cov, *, image_width, image_height,
@@ -355,6 +360,7 @@ class ExtractionResult:
         # results pickled before flags and rejections existed
         state.setdefault("flags", np.where(state["saturated"], "saturated", "star"))
         state.setdefault("rejected", np.zeros(0, REJECTED_DTYPE))
+        state.setdefault("sky_circle", None)
         self.__dict__.update(state)
 
 

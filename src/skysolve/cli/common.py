@@ -199,7 +199,8 @@ def _extraction_options(args: argparse.Namespace):
 
     return ExtractionOptions(sigma_threshold=args.sigma, min_pixels=args.min_pixels,
                              max_elongation=args.max_elongation,
-                             local_bg_block_size=args.bg_block, max_centroids=args.max_stars)
+                             local_bg_block_size=args.bg_block, max_centroids=args.max_stars,
+                             sky_circle=getattr(args, "sky_circle", "auto"))
 
 
 def _load_camera(path: str | None):

@@ -251,6 +251,23 @@ def _command(module: str, name: str) -> Any:
     return run
 
 
+def _sky_circle(text: str) -> Any:
+    """``--sky-circle``'s text: 'auto', 'none', a radius or 'x,y,radius'."""
+    low = text.strip().lower()
+    if low in ("auto", "none"):
+        return None if low == "none" else "auto"
+    try:
+        values = [float(p) for p in low.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto, none, a radius R or X,Y,R (centred pixels), got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _check_sky_circle(value: Any, name: str) -> Any:
+    return _options_class("extraction").check_value(name, value)
+
+
 def _options_class(name: str) -> type:
     if name == "solve":
         from ..solver.options import SolveOptions
@@ -300,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="block size of the local background estimate, px (default 64)")
     g.add_argument("--max-stars", type=_option("extraction", "max_centroids", int), metavar="N",
                    help="use only the N brightest stars (default all)")
+    g.add_argument("--sky-circle", type=_checked(_sky_circle, _check_sky_circle, "sky_circle"),
+                   default="auto", metavar="auto|none|R|X,Y,R",
+                   help="an all-sky lens's image circle: where the sky is, in centred pixels "
+                        "(a radius about the image centre, or the centre's x,y and the "
+                        "radius); 'auto' (default) finds a disc inside a dark surround, "
+                        "'none': the whole frame is sky")
     g = images.add_argument_group("solver options")
     g.add_argument("--db", metavar="PATH", default=os.environ.get("SKYSOLVE_DB") or None,
                    help="solver database file (default: $SKYSOLVE_DB, else the cached "

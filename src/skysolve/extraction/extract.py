@@ -115,6 +115,7 @@ from .linking import label_pixels
 from .options import ExtractionOptions
 from .orderstats import lower_median, median
 from .overlay import drawn_blobs, overlay_blobs
+from .skycircle import sky_circle, within_rim
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
@@ -1557,7 +1558,15 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     if threads is None and arr.size < _ONE_THREAD_PIXELS:
         threads = 1
     with backend(options.backend, threads):
-        return _extract(arr, mask, noise, options)
+        circle = sky_circle(arr, mask, options.sky_circle)
+        if circle is None:
+            return _extract(arr, mask, noise, options)
+        # the detections beyond the rim band dropped before the brightest max_centroids
+        # are kept (the extraction keeps them all until then). The surround is not
+        # masked: a crowded disc's noise estimate, inflated by starlight, doubled
+        # without the surround's read noise beside it, and fewer true stars were found
+        found = _extract(arr, mask, noise, options.replace(max_centroids=None))
+        return within_rim(found, circle, options.max_centroids)
 
 
 def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,

@@ -9,6 +9,7 @@ from typing import Any
 from .. import _args
 from .._options import Options, option
 from ..errors import InvalidArgumentError
+from .skycircle import check_sky_circle
 
 __all__ = ["ExtractionOptions", "DEBLEND", "BACKENDS"]
 
@@ -143,6 +144,17 @@ class ExtractionOptions(Options):
         stay in the list: a solver takes its patterns from the first centroids,
         which then hold the stars. False: brightest first, whatever their
         shape.""")
+    sky_circle: Any = option("auto", type="'auto', None, float or (float, float, float)",
+                             check=check_sky_circle, keyword_only=True, doc="""
+        Where a circular fisheye's sky is, in an all-sky frame whose lens draws it as a
+        disc (its image circle) inside a dark surround: ``(x, y, radius)`` in centred
+        pixels, a radius alone (about the image centre), ``'auto'`` (default: found
+        from the frame, when it holds such a disc: three dark corners, a sharp circular
+        rim, a dark surround; see :func:`skysolve.extraction.skycircle.find_sky_circle`)
+        or None (the whole frame is sky). Detections beyond the circle (captions and
+        compass letters in the surround) and in the band inside the rim where its edge
+        cuts stars (0.3 % of the radius, at least 2 px) are rejected as ``'border'``.
+        The circle used is :attr:`ExtractionResult.sky_circle`.""")
     fit_positions: bool = option(True, type="bool", check=_args.flag, keyword_only=True, doc="""
         Refine positions with the pixel-integrated Gaussian fit (default). If
         False, positions are intensity-weighted centroids over the blob.""")

@@ -1,0 +1,134 @@
+"""All-sky frames: the sky is a disc (the lens's image circle) inside a dark surround.
+
+Known answers: the simulator's image circle (``image_circle_deg`` through the lens
+formula gives its radius in pixels), the rendered stars' true positions, and the
+attitude the frame was rendered at.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import skysolve
+from skysolve import CameraModel, SolverDatabase, extract_centroids
+from skysolve.camera import projection as _proj
+from skysolve.errors import InvalidArgumentError
+from skysolve.extraction.skycircle import find_sky_circle, rim_band_px
+from skysolve.geometry import radec_roll_to_rotation
+from skysolve.simulate import degrade as dg
+from skysolve.simulate import render_starfield
+from skysolve.tests.realframes import ALT40, DATA
+
+
+def _allsky(catalog, projection="equisolid", w=1024, h=1024, half_deg=95.0, radius=None,
+            seed=1, jpeg=True, text=True):
+    """An all-sky frame: a ``half_deg`` lens whose circle (``radius`` px, default just
+    inside the shorter side) sits in a black surround with read noise, vignetted towards
+    the rim, a horizon 5 deg up, captions burned into the surround and JPEG."""
+    code = _proj.code_of(projection)
+    radius = 0.5 * min(w, h) - 8 if radius is None else radius
+    f = radius / _proj.scalar_radius_of_angle(math.radians(half_deg), code)
+    cam = CameraModel(f, w, h, projection=projection)
+    R = radec_roll_to_rotation(40.0 + 70 * seed, 20.0 + 5 * seed, 30.0)
+    img, truth = render_starfield(catalog, cam, R, image_circle_deg=half_deg, horizon_deg=5.0,
+                                  vignetting=0.5, psf=1.2, background_e=300.0,
+                                  read_noise_e=8.0, bias_adu=100.0, zeropoint_mag=15.0,
+                                  seed=seed)
+    if text:
+        img = dg.text_overlay(img, 1.0, kind="white", place="top", seed=seed)
+    if jpeg:
+        img = dg.jpeg(img, 0.5, seed=seed)
+    return img, truth, cam, R, radius
+
+
+@pytest.fixture(scope="module")
+def allsky_db():
+    """An all-sky Gaia database (140-180 deg), in a fraction of a second."""
+    return SolverDatabase.generate_from_gaia(max_fov_deg=180.0, min_fov_deg=140.0,
+                                             progress=False)
+
+
+@pytest.mark.parametrize("projection, w, h, radius", [
+    ("equisolid", 1024, 1024, None),       # the whole disc inside the frame
+    ("equidistant", 1280, 960, 600.0),     # cut by the frame's top and bottom
+    ("equidistant", 1280, 960, 400.0)])    # a small disc, far from every edge
+def test_the_image_circle_is_found_within_two_pixels(hip_catalog, projection, w, h, radius):
+    img, _, _, _, r = _allsky(hip_catalog, projection, w, h, radius=radius, jpeg=False)
+    circle = find_sky_circle(np.asarray(img))
+    assert circle is not None
+    assert abs(circle[0]) < 2.0 and abs(circle[1]) < 2.0
+    assert circle[2] == pytest.approx(r, abs=2.0)
+    # and through JPEG's ringing of the rim; its 8-bit stretch clips the vignetted sky
+    # next to the rim to black (0-2 counts over the outer 10-11 % of the disc), so
+    # the disc it leaves may be smaller, never larger
+    # (or none at all, when the clipped sky no longer ends in a sharp rim)
+    circle = find_sky_circle(np.asarray(dg.jpeg(img, 0.5, seed=3)))
+    if circle is not None:
+        assert abs(circle[0]) < 2.0 and abs(circle[1]) < 2.0
+        assert 0.85 * r <= circle[2] <= r + 2.0
+
+
+def test_frames_without_a_disc_have_no_circle(hip_catalog):
+    import skysolve.io.images as images
+
+    real = images.read_image(DATA / ALT40)
+    assert find_sky_circle(np.asarray(real)) is None
+    # a wide lens vignetted by 90 % at the corners: its corners are dark, but the light
+    # falls smoothly, with no rim
+    cam = CameraModel.from_fov(120.0, 1280, 960, projection="equidistant")
+    img, _ = render_starfield(hip_catalog, cam, radec_roll_to_rotation(100, 10, 5), seed=3,
+                              background_e=300.0, vignetting=0.9)
+    for recipe in ("vignetting", "foreground:roof", ["light_dome", "jpeg"]):
+        assert find_sky_circle(np.asarray(dg.degrade(img, recipe, 1.0, seed=2))) is None
+    assert extract_centroids(img).sky_circle is None
+
+
+def test_captions_in_the_surround_and_the_rim_give_no_stars(hip_catalog):
+    img, truth, _, _, r = _allsky(hip_catalog)
+    found = extract_centroids(img)
+    assert found.sky_circle is not None
+    xy = found.as_array()[:, :2]
+    dist = np.hypot(xy[:, 0], xy[:, 1])
+    # nothing beyond the rim band (captions, the rim's JPEG ringing)
+    assert dist.max() <= r - rim_band_px(r) + 2.0
+    # and the brightest 100 are stars of the frame (within 1.5 px of a true position)
+    true_xy = np.column_stack([truth.x, truth.y])
+    d = np.min(np.hypot(*(xy[:100, None, :] - true_xy[None, :, :]).transpose(2, 0, 1)), axis=1)
+    assert np.count_nonzero(d < 1.5) >= 95
+    # the detections dropped beyond the band are reported, as 'border'
+    rej = found.rejected
+    assert (rej["reason"] == "border").any()
+    r_found = found.sky_circle[2]
+    border = np.hypot(rej["x"], rej["y"])[rej["reason"] == "border"]
+    assert (border > r_found - rim_band_px(r_found)).all()
+
+
+def test_a_given_circle_is_kept_to(hip_catalog):
+    img, _, _, _, r = _allsky(hip_catalog, jpeg=False, text=False)
+    small = 300.0
+    for value in (small, (0.0, 0.0, small)):
+        found = extract_centroids(img, sky_circle=value)
+        assert found.sky_circle == (0.0, 0.0, small)
+        xy = found.as_array()[:, :2]
+        assert np.hypot(xy[:, 0], xy[:, 1]).max() <= small - rim_band_px(small)
+    # max_centroids counts the stars inside the circle
+    found = extract_centroids(img, sky_circle=small, max_centroids=20)
+    assert len(found) == 20
+
+
+@pytest.mark.parametrize("value", ["circle", -3.0, (1.0, 2.0), (0.0, 0.0, 0.0), [1, 2, "x"]])
+def test_a_bad_sky_circle_names_the_argument(value):
+    with pytest.raises((InvalidArgumentError, TypeError), match="sky_circle"):
+        extract_centroids(np.zeros((64, 64)), sky_circle=value)
+
+
+def test_an_all_sky_jpeg_with_captions_solves(hip_catalog, allsky_db):
+    img, _, cam, R, _ = _allsky(hip_catalog, seed=2)
+    res = skysolve.solve_image(img, database=allsky_db, projection="equisolid")
+    assert res, res
+    err = math.degrees(math.acos(min(1.0, res.rotation_matrix_icrs_to_camera[2] @ R[2])))
+    assert err * 3600 < 60.0  # the pixel is ~670"
+    assert res.camera_model.focal_length_px == pytest.approx(cam.focal_length_px, rel=2e-3)
