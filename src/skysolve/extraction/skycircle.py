@@ -31,7 +31,7 @@ __all__ = ["check_sky_circle", "find_sky_circle", "outside_circle", "rim_band_px
            "within_rim"]
 
 #: The blocks of the coarse map are at most this many per side of the frame ...
-_GRID = 256
+_GRID = 128
 #: ... and at least this many pixels wide.
 _MIN_BLOCK = 8
 #: Corner patches (fraction of the shorter side of the block grid) give the dark level.
@@ -45,8 +45,9 @@ _MIN_CONTRAST = 10.0
 #: Across the rim (from 1.5 to 3 blocks either side) the level must fall by at least this
 #: fraction of the light inside it: a lens's rim is sharp, vignetting is not.
 _STEP = 0.6
-#: Most pixels over which the rim's profile falls from 80 % to 20 % of its step.
-_RIM_WIDTH = 6.0
+#: Most pixels over which the rim's profile falls from 80 % to 20 % of the sky inside it.
+_RIM_WIDTH = 6
+_RIM_WIDTH_PX = _RIM_WIDTH
 #: Blocks farther than 1.5 blocks outside the circle that are dark (a caption or a
 #: compass letter may light a few).
 _OUTSIDE_DARK = 0.9
@@ -236,6 +237,28 @@ def _sector_profiles(image: NDArray, circle: NDArray, radii: NDArray
     return prof, centres
 
 
+def _sharp(prof: NDArray, outer: NDArray, last: NDArray, block: int) -> bool:
+    """Whether the rims of most sectors (``prof``: their radial profiles, one column
+    each; ``last``: the index of each one's last lit radius) are sharp edges."""
+    sharp = []
+    for j, k in enumerate(last):
+        if k - 3 * block < 0:
+            continue
+        col = prof[:, j] - outer[j]
+        near = float(np.median(col[k - 8:k - 1]))
+        far = float(np.median(col[k - 3 * block:k - 2 * block + 1]))
+        if not far > 0:
+            continue
+        # the fall from 80 % to 20 % of the sky just inside, in pixels
+        high = np.flatnonzero(col[:k + 1 + _RIM_WIDTH_PX] > 0.8 * near)
+        low = np.flatnonzero(col > 0.2 * near)
+        width = (low[-1] - high[-1]) if high.size and low.size else np.inf
+        sharp.append(near >= 0.6 * far and width <= _RIM_WIDTH)
+    # (an 8-bit stretch may clip the vignetted sky 2-3 blocks inside the rim to black in
+    # most sectors of an all-sky JPEG: the few it leaves still tell a rim from a ramp)
+    return len(sharp) >= 3 and np.mean(sharp) >= 0.5
+
+
 def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
                     ) -> tuple[float, float, float] | None:
     """The image circle of an all-sky frame: ``(x, y, radius)`` in centred pixels, or
@@ -283,8 +306,11 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     darkest = np.sort(levels[np.isfinite(levels)])[:3]
     dark = float(np.median(darkest))
     q = int(0.25 * min(h, w))
-    cs = max(1, q // 64)  # (about 128 x 128 samples)
+    cs = max(1, q // 32)  # (about 64 x 64 samples)
     light = _finite_median(img[h // 2 - q:h // 2 + q:cs, w // 2 - q:w // 2 + q:cs]) - dark
+    # three corners dark alike (one may hold a caption, a lamp, a tree)
+    if not (light > 0 and np.ptp(darkest) < 0.5 * _SKY_FRACTION * light):
+        return None
     # the dark corners' pixel noise (differences of neighbours: gradients do not count),
     # at least half a step of an integer image's values
     diffs = [np.diff(img[:k, :k].astype(np.float64), axis=1).ravel(),
@@ -293,8 +319,7 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     diff = diff[np.isfinite(diff)]
     noise = 1.4826 * float(np.median(np.abs(diff))) / math.sqrt(2.0) if diff.size else 0.0
     noise = max(noise, 0.5 if image.dtype.kind in "iu" else 0.0, 1e-9 * abs(dark))
-    # three corners dark alike (one may hold a caption, a lamp, a tree)
-    if not (light > _MIN_CONTRAST * noise and np.ptp(darkest) < 0.5 * _SKY_FRACTION * light):
+    if not light > _MIN_CONTRAST * noise:
         return None
     grid = _block_medians(img, block)
     yy, xx = np.mgrid[0:hb, 0:wb]
@@ -315,13 +340,14 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     # falls half way from the sky inside it to the dark outside (the blocks straddling
     # the rim count as sky or not by how bright the sky is there: a light dome moves
     # the coarse circle towards itself)
+    # (a block further in than out: the sharpness test looks 3 blocks inside the rim)
     reach = 3 * block
-    radii = circle[2] + np.arange(-reach, reach + 1.0)
+    radii = circle[2] + np.arange(-reach - block, reach + 1.0)
     prof, phi = _sector_profiles(img, circle, radii)
     if phi.size < 8:
         return None
     edge = int(1.5 * block) + 1
-    inner = np.nanmedian(prof[:edge], axis=0)
+    inner = np.nanmedian(prof[block:block + edge], axis=0)
     outer = np.nanmedian(prof[-edge:], axis=0)
     step = inner - outer
     # a sharp rim: most of the light is lost within a few blocks (vignetting falls slowly)
@@ -329,17 +355,15 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
             and np.nanmedian(inner) - dark > 0.5 * _SKY_FRACTION * light):
         return None
     lit = prof > 0.5 * (inner + outer)[None, :]
-    good = np.isfinite(step) & (step > 0.5 * _SKY_FRACTION * light) & lit[0] & ~lit[-1]
+    good = np.isfinite(step) & (step > 0.5 * _SKY_FRACTION * light) & lit[block] & ~lit[-1]
     if np.count_nonzero(good) < 8:
         return None
     # the last radius still lit, to its outer edge
     last = radii.size - 1 - np.argmax(lit[::-1, good], axis=0)
-    # and the rim is sharp: the fall from 80 % to 20 % of the step takes a few pixels,
-    # where a vignetted sky stretched to a clipped black point falls over dozens
-    high = prof[:, good] > (outer + 0.8 * step)[None, good]
-    low = prof[:, good] > (outer + 0.2 * step)[None, good]
-    width = np.argmax(high[::-1], axis=0) - np.argmax(low[::-1], axis=0)
-    if float(np.median(width)) > _RIM_WIDTH:
+    # and the rim is sharp: the sky just inside it (2-8 px) is nearly as bright as
+    # deeper in (2-3 blocks), and falls to the dark within a few pixels; a vignetted sky
+    # stretched to a clipped black point ramps down to it over dozens
+    if not _sharp(prof[:, good], outer[good], last, block):
         return None
     r_rim = radii[last] + 0.5
     px = circle[0] + r_rim * np.cos(phi[good])
