@@ -112,6 +112,11 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
         # an image-sized array of it)
         level = np.broadcast_to(np.float64(noise / n), work.shape)
         work = NDData(work, uncertainty=StdDevUncertainty(level))
+    circle = extraction.get("sky_circle")
+    if n > 1 and circle is not None and not isinstance(circle, str):
+        # a circle in the full image's centred pixels, in the binned image's
+        c = np.atleast_1d(np.asarray(circle, dtype=np.float64))
+        extraction["sky_circle"] = tuple(c / n) if c.size == 3 else float(c[0]) / n
     found = extract_centroids(work, **extraction)
     shape = (found.image_height, found.image_width)
     # 0-based pixels of the binned image -> 1-based pixels of the full image

@@ -127,6 +127,10 @@ VALUE_OPTIONS = (
     (("--nsigma",), "nsigma", str, "detection threshold in noise sigmas (default 5)"),
     (("--sigma",), "sigma", str,
      "the image's noise level (counts): detect against this fixed noise, not an estimate"),
+    (("--sky-circle",), "sky_circle", str,
+     "an all-sky lens's image circle, where the sky is: auto (default: found from the "
+     "image), none (the whole image), a radius R about the image centre or X,Y,R (centred "
+     "pixels of the full image); sources beyond it are dropped"),
     (("--crpix-x",), "crpix_x", str, "the .wcs's reference pixel x (1-based FITS pixels)"),
     (("--crpix-y",), "crpix_y", str, "the .wcs's reference pixel y (1-based FITS pixels)"),
     (("--db", "--database"), "database", str,
@@ -268,7 +272,8 @@ def _projection(args: argparse.Namespace) -> dict[str, Any]:
 
 #: How skysolve-field's source and reference-pixel options are named in its errors.
 OPTION_NAMES = {"objs": "--objs", "depth": "-d/--depth", "nsigma": "--nsigma",
-                "sigma": "--sigma", "crpix_x": "--crpix-x", "crpix_y": "--crpix-y"}
+                "sigma": "--sigma", "crpix_x": "--crpix-x", "crpix_y": "--crpix-y",
+                "sky_circle": "--sky-circle"}
 
 
 def source_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -280,9 +285,31 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
     from ..fields import source_options as checked
 
     try:
-        return checked(args.objs, args.depth, args.nsigma, args.sigma, names=OPTION_NAMES)
+        out = checked(args.objs, args.depth, args.nsigma, args.sigma, names=OPTION_NAMES)
+        circle = getattr(args, "sky_circle", None)
+        if circle is not None:
+            out["sky_circle"] = _sky_circle(circle)
+        return out
     except SkysolveError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _sky_circle(text: str) -> Any:
+    """``--sky-circle``'s value for the extraction: 'auto', None, or the checked circle."""
+    from ..errors import InvalidArgumentError
+    from ..extraction.options import ExtractionOptions
+
+    low = text.strip().lower()
+    if low in ("auto", "none"):
+        return None if low == "none" else "auto"
+    try:
+        values = [float(p) for p in low.replace(",", " ").split()]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--sky-circle {text!r}: give auto, none, a radius R or X,Y,R (centred "
+            "pixels)") from None
+    value = values[0] if len(values) == 1 else values
+    return ExtractionOptions.check_value("sky_circle", value, "--sky-circle")
 
 
 def reference_pixel(args: argparse.Namespace) -> tuple[float | None, float | None] | None:

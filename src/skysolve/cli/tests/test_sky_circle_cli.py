@@ -1,4 +1,5 @@
-"""``skysolve solve --sky-circle``: an all-sky JPEG with a caption line in its surround.
+"""``--sky-circle`` of ``skysolve solve`` and ``skysolve-field``: an all-sky JPEG frame with a
+caption line in its surround.
 
 Known answers: the attitude the frame was rendered at (boresight RA 180, Dec 30) and
 its lens's image circle (504 px about the image centre).
@@ -21,11 +22,14 @@ from skysolve.geometry import angle_between, radec_to_vector
 
 @pytest.fixture(scope="module")
 def allsky(hip_catalog, tmp_path_factory):
-    """(the frame's JPEG file, a 140-180 deg database file, the true boresight)."""
+    """(the frame's file, a 140-180 deg database file, the true boresight). The frame went
+    through JPEG once; it is saved losslessly (compressed again, the 8-bit stretch's
+    clipped sky near the rim and the surround's noise blur the rim: no circle is
+    found, and the extraction keeps to the whole frame)."""
     folder = tmp_path_factory.mktemp("allsky")
     img, _, _, R, _ = _allsky(hip_catalog, seed=2)
-    path = folder / "allsky.jpg"
-    Image.fromarray(np.asarray(img)).save(path, quality=95)
+    path = folder / "allsky.png"
+    Image.fromarray(np.asarray(img)).save(path)
     db = folder / "allsky.db"
     SolverDatabase.generate_from_gaia(max_fov_deg=180.0, min_fov_deg=140.0,
                                       progress=False).save_to_file(db)
@@ -63,3 +67,26 @@ def test_a_bad_sky_circle_is_a_usage_error(capsys, allsky, value):
     code, out = _solve(capsys, allsky, "--sky-circle", value)
     assert code == 2
     assert "--sky-circle" in out.err and "Traceback" not in out.err
+
+
+def test_skysolve_field_keeps_its_sources_in_the_circle(capsys, allsky, tmp_path):
+    """A circle given in the full image's pixels holds for a binned extraction too."""
+    from astropy.io import fits
+
+    from skysolve.cli.solve_field import main as field_main
+
+    path, db, boresight = allsky
+    for extra in ([], ["--sky-circle", "250", "--downsample", "2"]):
+        code = field_main(["-O", "-p", "-D", str(tmp_path), "--db", str(db),
+                           "--projection", "equisolid", *extra, str(path)])
+        assert code == 0, capsys.readouterr().err
+        assert (tmp_path / "allsky.solved").exists()
+        xy = fits.getdata(tmp_path / "allsky.axy", 1)
+        # 1-based FITS pixels of a 1024 x 1024 frame: its centre at 512.5
+        r = np.hypot(xy["X"] - 512.5, xy["Y"] - 512.5)
+        limit = 250.0 if extra else 504.0
+        assert r.max() <= limit, extra
+    capsys.readouterr()
+    assert field_main(["-O", "-p", "-D", str(tmp_path), "--db", str(db),
+                       "--sky-circle", "0,0,-3", str(path)]) == 255
+    assert "--sky-circle" in capsys.readouterr().err
