@@ -334,7 +334,11 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     bx, by = (xx + 0.5) * block, (yy + 0.5) * block
     dist = np.hypot(bx - circle[0], by - circle[1])
     out = dist > circle[2] + 1.5 * block
-    if not out.any() or np.count_nonzero(~sky[out]) < _OUTSIDE_DARK * np.count_nonzero(out):
+    # (dark: below half the centre's light. A sky stretched to 8 bits may clip to black
+    # some way inside the lens's rim, and the stars there, or a JPEG's ringing about
+    # them, lift a good share of the block medians of that ring a little)
+    bright = np.nan_to_num(grid, nan=dark) > dark + 0.5 * light
+    if not out.any() or np.count_nonzero(~bright[out]) < _OUTSIDE_DARK * np.count_nonzero(out):
         return None
     # measured again at full resolution, sector by sector: the rim where the profile
     # falls half way from the sky inside it to the dark outside (the blocks straddling

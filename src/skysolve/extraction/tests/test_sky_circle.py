@@ -89,8 +89,12 @@ def test_frames_without_a_disc_have_no_circle(hip_catalog):
     assert extract_centroids(img).sky_circle is None
 
 
-def test_captions_in_the_surround_and_the_rim_give_no_stars(hip_catalog):
-    img, truth, _, _, r = _allsky(hip_catalog)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_captions_in_the_surround_and_the_rim_give_no_stars(hip_catalog, seed):
+    # (seed 2: the 8-bit stretch clips the vignetted sky to black from ~462 px out, and
+    # the stars there lift many block medians of that ring a little: the surround is
+    # judged dark against half the centre's light)
+    img, truth, _, _, r = _allsky(hip_catalog, seed=seed)
     found = extract_centroids(img)
     assert found.sky_circle is not None
     xy = found.as_array()[:, :2]
@@ -106,7 +110,8 @@ def test_captions_in_the_surround_and_the_rim_give_no_stars(hip_catalog):
     assert (rej["reason"] == "border").any()
     r_found = found.sky_circle[2]
     border = np.hypot(rej["x"], rej["y"])[rej["reason"] == "border"]
-    assert (border > r_found - rim_band_px(r_found)).all()
+    # (their records give the intensity-weighted position, the cut took the fitted one)
+    assert (border > r_found - rim_band_px(r_found) - 1.5).all()
 
 
 def test_a_given_circle_is_kept_to(hip_catalog):
