@@ -146,7 +146,12 @@ without changing the fit). They are removed explicitly:
   the centre's offset from ``crpix`` (``RadialDistortion.center``) is fitted
   only when the design stays well conditioned with it, and only with
   ``MIN_REDUNDANCY`` degrees of freedom per shared parameter (it is the first
-  to be kept at its input value, before the optical centre).
+  to be kept at its input value, before the optical centre); and, unless
+  ``fit_distortion_center=True``, only when freeing it lowers the residual
+  sum of squares significantly (a likelihood-ratio test,
+  :func:`~skysolve.calibration.engine._centre_identified`): for a lens without
+  clear higher radial terms only their noise told the two apart, the fitted
+  centre was noise, and its sigma and ``p1``/``p2``'s were ~2x too small.
 
 The optical axis of a radial model may legitimately lie far from the image:
 each TESS CCD has the camera's axis just beyond one of its corners, ~1500 px

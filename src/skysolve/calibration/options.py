@@ -145,7 +145,9 @@ class CalibrationOptions(Options):
                                                 check=_optional_flag, keyword_only=True, doc="""
         Radial model: fit the distortion centre's offset from the optical centre
         (``RadialDistortion.center``) besides the optical centre itself. None:
-        when the data determine it (the fit stays well conditioned).""")
+        when the data determine it (the fit stays well conditioned, and the free
+        centre lowers the residuals significantly: otherwise ``p1``, ``p2`` carry the
+        decentring, which to first order is the same); True: without that last test.""")
     validation_folds: int = option(5, type="int", check=_folds, keyword_only=True, doc="""
         k-fold cross-validation over the stars: each fold is left out in turn, the
         camera and attitudes refitted without it and its stars predicted, giving
