@@ -7,13 +7,13 @@ Fit covariance
     (:meth:`skysolve.calibration.lsq.Problem.covariance`). It is honest when the
     model can represent the camera and the centroid errors are independent;
     with magnitude weights it also follows stars whose errors differ. It is
-    not where a parameter is identified only by the noise of others: a radial
-    model's distortion centre moves the distortion, to first order, as ``p1``,
-    ``p2`` do, unless ``k2``/``k3`` tell them apart, so for a lens without
-    them the centre's and ``p1``/``p2``'s sigma is ~2x too small (measured
-    figures in :attr:`CalibrateResult.parameter_sigma
-    <skysolve.calibration.result.CalibrateResult.parameter_sigma>`); the
-    mapping's sigma is not affected.
+    not where a parameter is identified only by the noise of others or at
+    second order: a radial model's distortion centre moves the distortion, to
+    first order, as ``p1``, ``p2`` do, so it is fitted only when it lowers the
+    residuals significantly, and where that is by second-order terms alone its
+    sigma and ``p1``/``p2``'s are still ~2x too small (measured figures in
+    :attr:`CalibrateResult.parameter_sigma
+    <skysolve.calibration.result.CalibrateResult.parameter_sigma>`).
 Bootstrap
     Each image's inlier stars are resampled with replacement (``bootstrap``
     times), the fit is redone from the solution with the resampled stars (one
