@@ -50,7 +50,8 @@ def _validation_line(r: Any) -> str:
     ratio = r.holdout_rmse_px / r.rmse_after_px if r.rmse_after_px > 0 else math.nan
     verdict = "OVERFITTING: use a lower order" if r.overfitting else "ok"
     line = (f"held-out ({r.validation.folds}-fold over stars): {r.holdout_rmse_px:.4f} px vs "
-            f"{r.rmse_after_px:.4f} px in sample (x{ratio:.3f}) [{verdict}]")
+            f"{r.rmse_after_px:.4f} px in sample (x{ratio:.3f}; "
+            f"x{getattr(r.validation, 'expected_ratio', 1.0):.3f} expected) [{verdict}]")
     if r.order_scores:
         line += "; orders (in / held-out px): " + ", ".join(
             f"{o}: {a:.4f}/{b:.4f}" for o, (a, b) in sorted(r.order_scores.items()))

@@ -98,7 +98,8 @@ Every image's stars are aberrated with the Earth's velocity at its observation
 time when its FITS header gives one, or --date (--no-aberration: never). The last pass also
 cross-validates (k-fold over the stars) and prints the calibration summary:
 residuals, the camera with its 1-sigma uncertainties, held-out residuals (an
-"OVERFITTING" flag when they exceed the in-sample ones by 20 %), each image's
+"OVERFITTING" flag when they exceed the in-sample ones by 20 % more than a model
+of the right form with as many parameters would), each image's
 plate scale and the residual bias per magnitude bin.
 
 Writes the camera model (JSON, CameraModel.load_from_file reads it; an existing
