@@ -102,7 +102,8 @@ class CalibrationOptions(Options):
         the two non-conformal linear terms are fitted); with ``select_order`` the
         highest order tried.""")
     max_iterations: int = option(10, type="int", check=_args.positive_count, doc="""
-        Most Gauss-Newton steps (>= 1).""")
+        Most Gauss-Newton steps (>= 1) of the final fit (``CalibrateResult.iterations``);
+        the rounds of re-matching before it take up to two each.""")
     sigma_clip: float = option(3.0, type="float", check=_clip, doc="""
         Pairs whose residual exceeds ``sigma_clip`` times the robust rms residual
         of their image (px; ``CalibrateResult.per_image_noise_px``) are left out of

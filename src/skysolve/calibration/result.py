@@ -52,7 +52,10 @@ class CalibrateResult:
     n_inliers, n_outliers : int
         Pairs kept and rejected by the sigma clipping.
     iterations : int
-        Gauss-Newton steps taken.
+        Gauss-Newton steps of the final fit: the one from the settled pairs, with the
+        per-image scales and magnitude weights (the rounds of re-matching before it,
+        up to two steps each, are not counted: a fit of 6 frames of a strong lens
+        reports 1).
     converged : bool
         True when the inlier rms changed by less than the convergence
         threshold before ``max_iterations`` ran out.
