@@ -158,7 +158,8 @@ class CalibrationOptions(Options):
         Polynomial model: fit every order from 2 to ``order`` and keep the one with
         the smallest held-out residual (needs ``validation_folds``).""")
     bootstrap: int = option(0, type="int", check=_resamples, keyword_only=True, doc="""
-        Bootstrap resamples (of each image's stars) for bootstrap uncertainties
+        Bootstrap refits (a wild bootstrap over the stars' residuals) for bootstrap
+        uncertainties
         beside the fit covariance; 0 skips them.""")
     catalog: Any = option(None, type="None, 'gaia' or Catalog", check=_catalog,
                           keyword_only=True, doc="""

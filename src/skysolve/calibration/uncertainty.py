@@ -15,11 +15,14 @@ Fit covariance
     :attr:`CalibrateResult.parameter_sigma
     <skysolve.calibration.result.CalibrateResult.parameter_sigma>`).
 Bootstrap
-    Each image's inlier stars are resampled with replacement (``bootstrap``
-    times), the fit is redone from the solution with the resampled stars (one
-    Gauss-Newton step, which at the solution is the refit), and the spread of
-    every parameter gives a second covariance that does not assume the
-    residuals are Gaussian or equally good.
+    A wild bootstrap over the inlier stars (``bootstrap`` times): every star's
+    residual, scaled up by its leverage, has its sign flipped at random and the
+    fit is redone from the solution (one Gauss-Newton step, which at the
+    solution is the refit); the spread of every parameter gives a second
+    covariance that does not assume the residuals are Gaussian or equally good.
+    Each star keeps its place in its image, so an image of 3 stars keeps all 3
+    (resampling them with replacement left 1 or 2 distinct ones, and the
+    bootstrap sigma 1.3-2 times too large).
 1-sigma maps
     The error of where an image's calibrated mapping puts a sky direction is,
     to first order, ``A δθ`` with ``A`` the derivative of the predicted pixel
@@ -42,7 +45,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidArgumentError
 from .basis import solve_normal
-from .lsq import LOCAL, MIN_IMAGE_INLIERS, Pairs, Params, Problem
+from .lsq import LOCAL, MIN_IMAGE_INLIERS, Pairs, Params, Problem, inverse_normal
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..camera.model import CameraModel
@@ -202,22 +205,41 @@ def _bootstrap(fitted: Fitted, options: CalibrationOptions,
                designs: list) -> NDArray[np.float64]:
     """Covariance of the full parameter vector over bootstrap refits (see the notes).
 
-    Each refit is one Gauss-Newton step from the solution with the resampled
-    stars' multiplicities as weights: at the solution the problem is linear to
-    far below the noise, so that step is the refit.
+    A wild bootstrap: each refit is the fit of the inlier stars with every residual's
+    sign flipped at random, star by star, each residual first scaled up by its leverage
+    (``1 / sqrt(1 - h)``, ``h`` the mean of its 2 x 2 hat block's diagonal) so that it
+    stands for its star's error, not for what the fit left of it. At the solution the
+    problem is linear to far below the noise, so one Gauss-Newton step is the refit, and
+    every refit shares the normal matrix. Resampling each image's stars instead left an
+    image of 3 stars with 1 or 2 distinct ones most times, its attitude taking what the
+    camera would have: over 50 draws of 20 frames of 3 stars the bootstrap sigma of
+    ``f``, ``k1``..``k3`` and the optical centre came out 1.3-2 times the scatter.
     """
     problem = fitted.problem
     rng = np.random.default_rng(BOOTSTRAP_SEED)
+    inl, w = fitted.inliers, fitted.weights
+    nmat, _, used = problem.assemble(designs, inl, w)
+    nred, _, red = problem.reduce(nmat, np.zeros(len(nmat)), used)
+    cov = problem.expand_matrix(red, inverse_normal(nred))
+    glob = np.arange(problem.n_glob)
+    terms = []  # per used image: its columns, weighted design and scaled residuals
+    for k, (res, a) in enumerate(designs):
+        if not used[k]:
+            continue
+        keep = inl[problem.rows(k)]
+        idx = np.concatenate([glob, problem.n_glob + LOCAL * k + np.arange(LOCAL)])
+        ak, wk = a[keep], w[problem.rows(k)][keep]
+        lev = 0.5 * wk * np.einsum("mai,ij,maj->m", ak, cov[np.ix_(idx, idx)], ak,
+                                   optimize=False)
+        scaled = res[keep] / np.sqrt(np.maximum(1.0 - lev, 1e-3))[:, None]
+        terms.append((idx, ak * wk[:, None, None], scaled))
     samples = []
     for _ in range(options.bootstrap):
-        counts = np.zeros(problem.n_pairs)
-        for k in range(len(problem.images)):
-            rows = np.flatnonzero(fitted.inliers[problem.rows(k)]) + problem.offsets[k]
-            if len(rows):
-                counts[rows] = np.bincount(rng.integers(0, len(rows), len(rows)),
-                                           minlength=len(rows))
-        nred, rred, red = problem.reduce(*problem.assemble(designs, counts > 0,
-                                                           fitted.weights * counts))
+        rvec = np.zeros(len(nmat))
+        for idx, wa, scaled in terms:
+            flip = rng.choice((-1.0, 1.0), size=(len(scaled), 1))
+            rvec[idx] += np.einsum("nai,na->i", wa, scaled * flip, optimize=False)
+        rred = problem.reduce(nmat, rvec, used)[1]
         samples.append(problem.expand(red, solve_normal(nred, rred)[0]))
     if len(samples) < 2:
         return np.zeros((len(problem.glob_names()) + LOCAL * len(problem.images),) * 2)
