@@ -91,7 +91,7 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         return None
     # on clean fields every kept residual lies well inside the clip floor (at most 0.75 of
     # it on 404 solves of 10-20 deg fields): the check costs them nothing
-    if chance_check and err.max() > clip_floor_px(radius_px) / f:
+    if chance_check and _largest(err) > clip_floor_px(radius_px) / f:
         clean = _without_chance_matches(frame, hyp, v_all, radius_px, iterations, sigma_clip)
         if clean is not None:
             R, f, img_idx, rows, err = clean
@@ -107,6 +107,17 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         return ref
     return _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
                              iterations, sigma_clip, chance_check)
+
+
+#: Kept matches up to which :func:`_largest` takes Python's max (beyond, numpy's).
+_SCALAR_MAX_ROWS = 128
+
+
+def _largest(err: NDArray[np.float64]) -> float:
+    """The largest of the kept residuals ``err`` (finite: each passed the clip). A few dozen
+    in Python floats: numpy's reduction machinery is otherwise run by nothing else in a
+    solve, and fetching its code is most of its cost on a cold solve."""
+    return max(err.tolist()) if len(err) <= _SCALAR_MAX_ROWS else float(err.max())
 
 
 #: The smooth residual field the chance-match check measures residuals about: a polynomial of this

@@ -319,6 +319,23 @@ def ratio_sensitivity(ideal, proj, focal_lengths, probe, step, percentile):
 
 
 @_jit
+def extent(xy):
+    """``reference.extent``: the largest ``|x|`` and ``|y|``, NaN once either column holds
+    a NaN (as numpy's maximum); a solve's first check, where numpy's reduction machinery
+    was the code a cold solve fetched first (~800 cache lines)."""
+    rx = 0.0
+    ry = 0.0
+    for t in range(xy.shape[0]):
+        ax = abs(xy[t, 0])
+        ay = abs(xy[t, 1])
+        if ax > rx or ax != ax:  # (once NaN, no comparison is true: it stays)
+            rx = ax
+        if ay > ry or ay != ay:
+            ry = ay
+    return rx, ry
+
+
+@_jit
 def thin_pixels(ideal, sep_px, limit):
     """Centroids with no brighter centroid within ``sep_px`` (``reference.thin_pixels``)."""
     n = ideal.shape[0]

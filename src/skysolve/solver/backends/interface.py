@@ -65,6 +65,10 @@ class _Example:
 
 
 FUNCTIONS: tuple[Function, ...] = (
+    Function("extent",
+             "extent(xy) -> (largest |x|, largest |y|) of (n >= 1, 2) positions, NaN when "
+             "that column holds a NaN",
+             lambda ex: [(ex.ideal,)]),
     Function("thin_pixels",
              "thin_pixels(ideal, sep_px, limit) -> rows: the first `limit` centroids with no "
              "brighter (earlier) centroid within `sep_px`",

@@ -59,6 +59,12 @@ def _sign(parity: bool) -> float:
 # Centroids, vectors, catalog cones
 
 
+def extent(xy):
+    """``(largest |x|, largest |y|)`` of ``(n >= 1, 2)`` positions (NaN with any NaN)."""
+    rx, ry = np.maximum.reduce(np.abs(xy), axis=0).tolist()
+    return rx, ry
+
+
 def thin_pixels(ideal, sep_px, limit):
     """Rows of the first ``limit`` centroids with no brighter centroid within ``sep_px``."""
     keep = np.ones(len(ideal), bool)

@@ -1142,23 +1142,32 @@ def test_a_frame_s_offsets_are_the_positions_less_the_optical_centre_to_the_bit(
         assert not np.shares_memory(frame.ideal, xy)
 
 
-def test_the_extent_check_takes_the_limits_to_the_bit():
+@pytest.mark.parametrize("kernel", [False, True])
+def test_the_extent_check_takes_the_limits_to_the_bit(kernel):
     # the check's scalar test of the usual case and its array form agree at the limits
     # themselves: on them passes, the next float beyond fails, in x and in y (in x only
-    # when the height was not given), and a NaN fails whatever it is compared with
+    # when the height was not given), and a NaN fails whatever it is compared with, with
+    # the largest offsets from numpy or from the compiled backend's kernel
+    from skysolve.solver import backends
     from skysolve.solver.solve import _check_extent, _extent_limits
 
+    be = backends.select("compiled") if kernel else None
+    if kernel and not backends.available():
+        pytest.skip("numba unavailable")
     lx, ly = _extent_limits(W, H)
     inside = np.array([[lx, 0.0], [-lx, -ly], [0.0, ly]])
-    _check_extent(inside, W, H, "image_shape")
+    _check_extent(inside, W, H, "image_shape", backend=be)
     for row, height_given in (([np.nextafter(lx, np.inf), 0.0], True),
                               ([0.0, -np.nextafter(ly, np.inf)], True),
                               ([-np.nextafter(lx, np.inf), 2 * ly], False),
                               ([np.nan, 0.0], True), ([0.0, np.nan], False),
                               ([0.0, np.inf], False), ([-np.inf, 0.0], False)):
-        with pytest.raises(InvalidArgumentError):
-            _check_extent(np.vstack([inside, row]), W, H, "image_shape", height_given)
-    _check_extent(np.vstack([inside, [0.0, 10 * ly]]), W, H, "image_width", False)
+        # the bad row last, first and in the middle (a running maximum that compares a
+        # NaN loses it unless it keeps it on purpose)
+        for rows in ([inside, row], [[row], inside], [inside[:1], [row], inside[1:]]):
+            with pytest.raises(InvalidArgumentError):
+                _check_extent(np.vstack(rows), W, H, "image_shape", height_given, backend=be)
+    _check_extent(np.vstack([inside, [0.0, 10 * ly]]), W, H, "image_width", False, backend=be)
 
 
 def test_a_plain_array_with_a_nan_or_an_infinite_position_is_refused(small_db):
