@@ -63,7 +63,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .focal import FocalWindow, focal_windows
-from .frame import CatalogView, Frame, Hypothesis
+from .frame import CatalogView, Frame, Hypothesis, rows_of
 from .options import MAX_PATTERN_STARS_LIMIT
 from .patterns import SEPARATION_FRACTION, brightest_first_combinations
 from .refinement import build_result, refine, refine_field
@@ -348,7 +348,7 @@ def _windows(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol:
     if frame.fixed_camera:
         return [FocalWindow(f_lo, f_guess, f_hi)]
     probe = pattern_stars(frame, math.sqrt(f_lo * f_hi), n_stars)
-    return focal_windows(frame.ideal[probe], frame.proj, f_lo, f_hi, tol, f_guess,
+    return focal_windows(rows_of(frame.ideal, probe), frame.proj, f_lo, f_hi, tol, f_guess,
                          frame.backend)
 
 
@@ -465,7 +465,7 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
         f_est = np.full(len(f_est), plan.window.centre)
     # apparent directions when an observer velocity is given, as in verification
     cv = cat.vectors(cstars.ravel()).reshape(cstars.shape + (3,))
-    ideal = frame.ideal[plan.stars[iquads]]  # (m, 4, 2)
+    ideal = rows_of(frame.ideal, rows_of(plan.stars, iquads))  # (m, 4, 2)
     for hyp in _hypotheses(frame, ideal, cv, f_est, clargest, tol, parity_options):
         if deadline is not None and time.perf_counter() > deadline:
             return "timeout"

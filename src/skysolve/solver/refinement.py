@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from ..camera.distortion import polynomial_design_matrix
 from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
 from .backends.reference import ARCSEC_PER_RAD, clip_floor_px, median, rematch
-from .frame import CatalogView, Frame, Hypothesis, make_frame
+from .frame import CatalogView, Frame, Hypothesis, make_frame, rows_of
 from .radialterm import MIN_RSS_RATIO, fit_radial, radial_camera, worth_testing
 from .result import SolveResult
 from .verification import binomial_tail
@@ -100,7 +100,7 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         f0 = f
         R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity, err)
         scale_free = f != f0
-    ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, idx_all[rows], err,
+    ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, rows_of(idx_all, rows), err,
                   fitted=3 + scale_free)
     # (most solves' residuals are too few or too small to test: no pairs gathered for it)
     if frame.fixed_camera or not worth_testing(err, f):
@@ -348,7 +348,7 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
         p90e_arcsec=float(p90), max_err_arcsec=float(largest),
         probability=float(probability), solve_time_ms=(time.perf_counter() - t0) * 1e3,
         matched_centroids=img_idx.astype(np.intp, copy=False),  # (a new array already)
-        matched_catalog_ids=db.star_ids[cat_idx].astype(np.int64, copy=False),
+        matched_catalog_ids=rows_of(db.star_ids, cat_idx).astype(np.int64, copy=False),
         observer_velocity_km_s=None if cat.velocity is None else cat.velocity.copy(),
         attitude_cov_rad2=cov, mode=mode, matched_xy=matched_xy,
         matched_radec_deg=radec, matched_residuals_arcsec=residuals)

@@ -1127,6 +1127,31 @@ def test_a_solve_leaves_the_arrays_it_shares_between_solves_as_they_were(small_d
     assert frame.centre == (1.5, 2.0) and all(type(c) is float for c in frame.centre)
 
 
+def test_rows_of_gathers_as_indexing_does(tmp_path):
+    # the solver's row gathers (numpy's take for integer arrays) give indexing's arrays:
+    # the same values, shape (a 2-D index gives a block of rows), dtype, class and a
+    # fresh writeable copy; other indices (masks, slices) and memory-mapped arrays index
+    from skysolve.solver.frame import rows_of
+
+    a = np.arange(30.0).reshape(10, 3)
+    a.setflags(write=False)
+    for idx in (np.array([3, 0, 9, -1]), np.array([[1, 2, 3, 4], [0, 0, 5, 9]]),
+                np.array([2, 4], dtype=np.uint32), np.zeros(0, np.intp),
+                np.arange(10) % 2 == 0, slice(2, 5)):
+        got, want = rows_of(a, idx), a[idx]
+        assert type(got) is np.ndarray and got.dtype == want.dtype
+        assert got.shape == want.shape and np.array_equal(got, want)
+        if not isinstance(idx, slice):
+            assert got.flags.writeable and got.flags.c_contiguous
+            assert not np.shares_memory(got, a)
+    with pytest.raises(IndexError):
+        rows_of(a, np.array([10]))
+    np.save(tmp_path / "a.npy", a)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    got = rows_of(mapped, np.array([1, 2]))
+    assert type(got) is np.ndarray and np.array_equal(got, a[[1, 2]])
+
+
 def test_a_frame_s_offsets_are_the_positions_less_the_optical_centre_to_the_bit():
     # (with the centre at the image's, the offsets are copied: the signs of zeros, NaN and
     # denormals as the subtraction gives them; a centre of -0.0 still subtracts)
