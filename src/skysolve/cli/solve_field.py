@@ -298,17 +298,12 @@ def _sky_circle(text: str) -> Any:
     """``--sky-circle``'s value for the extraction: 'auto', None, or the checked circle."""
     from ..errors import InvalidArgumentError
     from ..extraction.options import ExtractionOptions
+    from .parser import _sky_circle as parsed
 
-    low = text.strip().lower()
-    if low in ("auto", "none"):
-        return None if low == "none" else "auto"
     try:
-        values = [float(p) for p in low.replace(",", " ").split()]
-    except ValueError:
-        raise InvalidArgumentError(
-            f"--sky-circle {text!r}: give auto, none, a radius R or X,Y,R (centred "
-            "pixels)") from None
-    value = values[0] if len(values) == 1 else values
+        value = parsed(text)
+    except argparse.ArgumentTypeError as exc:
+        raise InvalidArgumentError(f"--sky-circle: {exc}") from None
     return ExtractionOptions.check_value("sky_circle", value, "--sky-circle")
 
 
