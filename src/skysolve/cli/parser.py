@@ -470,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "columns ra, dec (deg), mag and optionally id, pmra, pmdec "
                             "(mas/yr), ref_epoch (names as Catalog.from_table finds them: "
                             "source_id, phot_g_mean_mag, RA_ICRS, ... also work); needs -o")
-    source.add_argument("--catalog-epoch", type=float, metavar="YEAR",
+    source.add_argument("--catalog-epoch", metavar="YEAR",
+                        type=_option("generation", "epoch_proper_motion_year"),
                         help="Julian year of the --catalog-file positions (default: its "
                              "ref_epoch/epoch column or metadata, else 2000)")
     source.add_argument("--catalog-format", metavar="FORMAT",

@@ -198,6 +198,8 @@ def test_a_bad_catalog_file_is_one_error_naming_the_file_and_column(tmp_path, ca
     (["--catalog-file", "{csv}", "--max-magnitude", "inf", "-o", "{out}"],
      "star_max_magnitude"),
     (["--catalog-file", "{csv}", "--max-fov", "200", "-o", "{out}"], "max_fov_deg"),
+    (["--catalog-file", "{csv}", "--catalog-epoch", "nan", "-o", "{out}"],
+     "argument --catalog-epoch"),
 ])
 def test_bad_build_options_are_usage_errors_naming_the_option(tmp_path, capsys, args, fragment):
     csv_path = _write_csv(tmp_path / "mine.csv", ["id", "ra", "dec", "mag"], GOOD)
