@@ -138,7 +138,8 @@ _FIT_CHUNK = 64
 
 
 def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,
-                   m: dict[str, NDArray], ids: NDArray[np.intp]):
+                   m: dict[str, NDArray], ids: NDArray[np.intp],
+                   untrusted: NDArray[np.bool_] | None = None):
     """Gaussian-fit positions (array col, row of the star centre, pixel-centre origin).
 
     Returns ``(col, row, ok, sx, sy, free, rough_sx, rough_sy)``; ``ok`` is False for saturated
@@ -146,7 +147,8 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     ``sy`` are the fitted Gaussian sigmas, measured where ``free`` (bright stars) and
     imposed otherwise (``free``: peaks above ``_FREE_WIDTH_SNR`` local noise sigmas);
     ``rough_sx``, ``rough_sy`` the 3x3 log-curvature widths at the peak (a rough width of
-    every blob; the free fits start from them).
+    every blob; the free fits start from them). ``untrusted``: blobs (of ``ids``) whose
+    free fits must not set the faint ones' widths (a JPEG's doubtful stars).
     """
     h, w = labels.shape
     n = len(ids)
@@ -178,6 +180,11 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     if fixed.any():
         # the bright stars' fitted widths, else the start values, set the faint ones'
         ref = ok & free
+        if untrusted is not None:
+            # (a compressed hot pixel's fit is narrow: as a reference it would narrow
+            # the faint stars' fits and move them, and which such blobs are fitted
+            # depends on max_centroids)
+            ref &= ~untrusted
         if ref.sum() >= 3:
             sxr, syr = median(m["_fit_sx"][ref]), median(m["_fit_sy"][ref])
         else:

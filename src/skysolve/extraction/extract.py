@@ -1266,7 +1266,18 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
     blob_ids = blob_ids[np.argsort(-meas["flux"][blob_ids], kind="stable")]
     n_max = opts.max_centroids
     if n_max is not None:
-        blob_ids = blob_ids[:n_max + n_max // 5 + 10]
+        keep = n_max + n_max // 5 + 10
+        if opts.demote_doubtful and bg.block_grid is not None and len(blob_ids) > keep:
+            # :func:`_fitted` lists the doubtful stars after the others, then cuts to
+            # max_centroids: cutting here by brightness alone lost the fainter star-like
+            # blobs behind bright doubtful ones (JPEG-smeared hot pixels outshine most
+            # stars). Keep every blob down to the keep-th star-like one instead, the
+            # doubtful ones among them too: the cut still takes only the faintest, and
+            # the faint stars' fits take their width from the same bright ones as
+            # without it. (The test is per blob: _fitted finds the same ones again.)
+            doubt = doubtful_blobs(work, meas, blob_ids, thr / opts.sigma_threshold)
+            keep = int(np.searchsorted(np.cumsum(~doubt), keep)) + 1
+        blob_ids = blob_ids[:keep]
     return blob_ids
 
 
@@ -1281,11 +1292,17 @@ def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, 
     col = meas["cx"][blob_ids].copy()
     row = meas["cy"][blob_ids].copy()
     fitted = np.zeros(len(blob_ids), dtype=bool)
+    # (the test is per blob and needs no fit; the fits take no widths from doubtful
+    # stars whether or not they are demoted: demote_doubtful only orders the list)
+    jpeg = grid is not None and len(blob_ids) > 0
+    doubt = doubtful_blobs(work, meas, blob_ids, scale * meas["sigma"] / opts.sigma_threshold) \
+        if jpeg else np.zeros(len(blob_ids), dtype=bool)
     # a Gaussian fit around the brightest pixel of a defocus ring would lock onto the
     # ring: rings keep their intensity-weighted centroids
     if opts.fit_positions and len(blob_ids) and not psf.ring:
         fit_col, fit_row, ok, fsx, fsy, free, rsx, rsy = _fit_positions(work, labels, bad,
-                                                                        meas, blob_ids)
+                                                                        meas, blob_ids,
+                                                                        untrusted=doubt)
         # ... and along a trail onto its brightest noise: a blob shaped like the frame's
         # trailed stars keeps its centroid too (a blend of trails is shaped otherwise,
         # and the fit puts it on one of them)
@@ -1313,15 +1330,16 @@ def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, 
                                   judged) & ~meas["cut"][blob_ids]
             narrow &= ~lone  # (shaped like the stars, it is no narrower; its fit says nothing)
             reason[blob_ids[narrow]] = code("narrow")
-            blob_ids, col, row, fitted = (v[~narrow] for v in (blob_ids, col, row, fitted))
-    doubt = np.zeros(len(blob_ids), dtype=bool)
-    if opts.demote_doubtful and grid is not None and len(blob_ids):
+            blob_ids, col, row, fitted, doubt = (v[~narrow] for v in (blob_ids, col, row,
+                                                                      fitted, doubt))
+    if jpeg and opts.demote_doubtful:
         # star-like blobs first, in their brightness order, the doubtful ones after them
         # (before the cut to max_centroids, which should keep stars)
-        doubt = doubtful_blobs(work, meas, blob_ids, scale * meas["sigma"] / opts.sigma_threshold)
         order = np.argsort(doubt, kind="stable")
         blob_ids, col, row, fitted, doubt = (v[order] for v in (blob_ids, col, row, fitted,
                                                                 doubt))
+    else:
+        doubt = np.zeros(len(blob_ids), dtype=bool)  # (flagged only where demoted)
     n_max = opts.max_centroids
     if n_max is not None:
         blob_ids, col, row, fitted, doubt = (v[:n_max] for v in (blob_ids, col, row, fitted,

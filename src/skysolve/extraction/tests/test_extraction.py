@@ -261,9 +261,9 @@ def test_auto_filter_takes_the_pass_with_more_stars_and_fits_only_what_it_needs(
     fits, chosen = [], []
     fit, choose = extract._fit_positions, extract._auto_filter
 
-    def counted_fit(*args):
+    def counted_fit(*args, **kwargs):
         fits.append(len(args[-1]))
-        return fit(*args)
+        return fit(*args, **kwargs)
 
     def recorded_choice(*args):
         chosen.append(choose(*args))
