@@ -140,7 +140,11 @@ class ExtractionOptions(Options):
         crosses, whose diagonal neighbours hold far less light than a separable
         profile's (a hot pixel or cosmic-ray hit the compression smeared into its
         row and column), and blobs of 8 pixels or more elongated beyond 2 (the
-        compression widens a cosmic-ray track below ``max_elongation``). They
+        compression widens a cosmic-ray track below ``max_elongation``). On a
+        frame (not a JPEG) with something dark in front of the sky (a
+        silhouette; see the foreground test), also the blobs with 3 pixels
+        within 6 px of their peak that are dark (7 sigmas below the sky, 3 below
+        the background model there): a lit silhouette's specks. They
         stay in the list: a solver takes its patterns from the first centroids,
         which then hold the stars. False: brightest first, whatever their
         shape.""")
