@@ -134,6 +134,8 @@ _QUANTISATION_SIGMA = 0.5
 #: of the frame (lit branches in front: 1.6 %), while a few cold pixels or the gaps of a
 #: crowded field (a TESS-like frame: 0.03 %) would make every blob pay for a window.
 _DARK_FRACTION = 1e-3
+#: Blobs per call of the near-silhouette test (its windows: a few tens of MB).
+_NEAR_DARK_CHUNK = 4096
 
 #: Noise assumed for noise-free frames, relative to the frame's signal scale.
 _NOISE_FREE_SIGMA = 1e-6
@@ -1268,8 +1270,11 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
             # sigmas; on synthetic JPEGs with hot pixels and cosmic rays, 6 frames,
             # this demoted 8 of their brightest 20 stars, most beside such rings.)
             near = np.zeros(len(meas["npix"]), dtype=bool)
-            near[blob_ids] = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma,
-                                              bg.sky_level, bad, NEAR_DARK_REACH, bg.at)
+            # (in chunks: 169 pixels a blob, and a crowded frame keeps tens of thousands)
+            for lo in range(0, len(blob_ids), _NEAR_DARK_CHUNK):
+                ids = blob_ids[lo:lo + _NEAR_DARK_CHUNK]
+                near[ids] = foreground_blobs(work, meas, ids, DARK_SIGMAS, bg.sigma,
+                                             bg.sky_level, bad, NEAR_DARK_REACH, bg.at)
             meas["near_dark"] = near
     if opts.deblend == "reject" and len(blob_ids):
         blend = _blended(work, bg, labels, meas, blob_ids, bg.sigma, scale * bg.sigma)
