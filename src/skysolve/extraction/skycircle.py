@@ -124,10 +124,22 @@ _TRIES = 300
 
 
 def _finite_median(a: NDArray) -> float:
-    """Median of the finite values (NaN when there are none)."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    a = a[np.isfinite(a)]
-    return float(np.median(a)) if a.size else float("nan")
+    """Median of the finite values (NaN when there are none), as ``np.median`` gives it.
+
+    (Partitioned here: ``np.median``'s own checks and dispatch cost more than the
+    partition of these few hundred values, and every frame pays for its five calls.)
+    """
+    a = np.array(a, dtype=np.float64).ravel()
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        a = a[np.isfinite(a)]
+    n = a.size
+    if not n:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(np.partition(a, k)[k])
+    a.partition((k - 1, k))
+    return float((a[k - 1] + a[k]) / 2.0)
 
 
 def _fit_circle(x: NDArray, y: NDArray, tol: float) -> tuple[NDArray, NDArray[np.bool_]]:
