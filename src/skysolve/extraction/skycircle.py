@@ -53,6 +53,11 @@ _RIM_WIDTH_PX = _RIM_WIDTH
 _OUTSIDE_DARK = 0.9
 #: Edge points the circle must hold (the horizon's trees pull whole sectors inwards).
 _KEPT = 0.4
+#: Sectors (of :data:`_SECTORS`) whose rim must lie on the fine circle: a fifth of its
+#: circumference. A circle fitted to a short arc is not a lens's rim: the straight edge of
+#: a stack's black wedge or border, an oval crop's arc (6-27 sectors on rotated, shifted
+#: stacks and oval crops; 55 on a disc cut by three sides of the frame, 87-148 on others).
+_MIN_ARC = 36
 #: The disc leaves at least this fraction of the frame outside it, or there is nothing
 #: to mask (a full-frame fisheye's corners, or no disc at all).
 _MIN_OUTSIDE = 0.03
@@ -385,11 +390,16 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     px = circle[0] + r_rim * np.cos(phi[good])
     py = circle[1] + r_rim * np.sin(phi[good])
     fine, on = _fit_circle(px, py, 2.0)
-    if not np.isfinite(fine).all() or np.count_nonzero(on) < _KEPT * px.size:
+    if (not np.isfinite(fine).all() or np.count_nonzero(on) < _KEPT * px.size
+            or np.count_nonzero(on) < _MIN_ARC):
         return None
     circle = fine
     radius = float(circle[2])
     x0, y0 = circle[0] - 0.5 * w, circle[1] - 0.5 * h
+    # a lens's axis is in the frame (a circle centred thousands of pixels away is a
+    # straight edge: a stack's black border)
+    if abs(x0) > 0.5 * w or abs(y0) > 0.5 * h:
+        return None
     # the frame's share outside the circle (its corners at least)
     area_in = _disc_area_in_frame(x0, y0, radius, h, w)
     if area_in > (1.0 - _MIN_OUTSIDE) * h * w:

@@ -140,3 +140,46 @@ def test_an_all_sky_jpeg_with_captions_solves(hip_catalog, allsky_db):
     err = math.degrees(math.acos(min(1.0, res.rotation_matrix_icrs_to_camera[2] @ R[2])))
     assert err * 3600 < 60.0  # the pixel is ~670"
     assert res.camera_model.focal_length_px == pytest.approx(cam.focal_length_px, rel=2e-3)
+
+
+def _stacked(catalog, w, h, angle_deg=0.0, shift=(0.0, 0.0), oval=False, seed=1):
+    """A star field registered onto a reference frame as a stacker leaves it: rotated by
+    ``angle_deg`` and shifted by ``shift`` px, black (0) where the frame had no pixels;
+    or cropped by software to the oval the frame's sides touch. And the lit mask."""
+    cam = CameraModel.from_fov(20.0, w, h)
+    img, _ = render_starfield(catalog, cam, radec_roll_to_rotation(70.0, -10.0, 5.0),
+                              seed=seed, background_e=300.0, bias_adu=100.0,
+                              read_noise_e=8.0)
+    img = np.asarray(img, dtype=np.float64)
+    if oval:
+        yy, xx = np.mgrid[0:h, 0:w]
+        lit = (((xx + 0.5 - 0.5 * w) / (0.5 * w)) ** 2
+               + ((yy + 0.5 - 0.5 * h) / (0.5 * h)) ** 2 <= 1)
+        return np.where(lit, img, 0.0), lit
+    from scipy import ndimage
+
+    def moved(a, order):  # (as a stacker registers a frame: interpolated, black outside)
+        a = ndimage.rotate(a, angle_deg, reshape=False, order=order, cval=0.0)
+        return ndimage.shift(a, shift[::-1], order=0, cval=0.0)
+
+    return moved(img, 1), moved(np.ones_like(img), 0) > 0.5
+
+
+@pytest.mark.parametrize("w, h, angle, shift, oval", [
+    # (before: a circle inscribed in the lit square, 39,202 lit pixels beyond it)
+    (1024, 1024, 20.0, (200.0, 150.0), False),
+    # (before: circles of 9,800-16,800 px radius along a black border's edge)
+    (1600, 1066, 20.0, (60.0, 40.0), False),
+    (1024, 768, 20.0, (200.0, 150.0), False),
+    # (before: a circle through the oval's top arc; 130,021 lit pixels beyond it)
+    (1600, 1066, 0.0, (0.0, 0.0), True)])
+def test_a_stack_with_black_wedges_or_an_oval_crop_has_no_circle(hip_catalog, w, h, angle,
+                                                                   shift, oval):
+    img, lit = _stacked(hip_catalog, w, h, angle, shift, oval)
+    assert find_sky_circle(img) is None
+    found = extract_centroids(img)
+    assert found.sky_circle is None
+    assert not (found.rejected["reason"] == "border").any()
+    # every star of the lit part kept: as many as with no circle at all
+    assert len(found) == len(extract_centroids(img, sky_circle=None)) > 20
+    assert lit.mean() < 0.9
