@@ -18,8 +18,9 @@ nova setting                                skysolve
 ``downsample_factor``                       the image binned for extraction only
 ``invert``                                  the stars are dark on a light background
 ``objs``, ``depth``, ``nsigma``, ``sigma``,  skysolve-field's ``--objs``, ``--depth``,
-``crpix_x``, ``crpix_y`` (skysolve's own,   ``--nsigma``, ``--sigma``, ``--crpix-x``,
-not nova's)                                 ``--crpix-y`` (:func:`field_options`)
+``crpix_x``, ``crpix_y``, ``sky_circle``   ``--nsigma``, ``--sigma``, ``--crpix-x``,
+(skysolve's own, not nova's)                ``--crpix-y``, ``--sky-circle``
+                                            (:func:`field_options`)
 ``x``, ``y``, ``image_width``,              the sources themselves (``url_upload``)
 ``image_height``
 ``tweak_order``, ``crpix_center``,          accepted (the WCS is TAN, SIP only for a
@@ -49,7 +50,8 @@ ACCEPTED = {"session", "publicly_visible", "allow_commercial_use", "allow_modifi
             "invert", "scale_type", "image_url", "url", "x", "y", "image_width",
             "image_height", "apikey", "scale_units", "scale_lower", "scale_upper",
             "scale_est", "scale_err", "center_ra", "center_dec", "radius", "parity",
-            "downsample_factor", "objs", "depth", "nsigma", "sigma", "crpix_x", "crpix_y"}
+            "downsample_factor", "objs", "depth", "nsigma", "sigma", "crpix_x", "crpix_y",
+            "sky_circle"}
 #: Most sources a source list may hold.
 MAX_SOURCES = 100_000
 
@@ -150,7 +152,11 @@ def field_options(settings: dict[str, Any]) -> dict[str, Any]:
     skysolve-field's ``objs``, ``depth``, ``nsigma``, ``sigma``, ``crpix_x``, ``crpix_y``
     (numbers, or text as on its command line: ``depth`` ``"1-50"``), checked by the one
     definition both share (:func:`skysolve.fields.source_options`,
-    :func:`~skysolve.fields.reference_pixel`). Returns only what was given:
+    :func:`~skysolve.fields.reference_pixel`); and ``sky_circle`` (``--sky-circle``:
+    ``"auto"``, ``"none"``, a radius or ``[x, y, radius]`` in the full image's centred
+    pixels, or that text: ``"0,0,500"``). The default finds an all-sky lens's image
+    circle and drops the sources beyond it; ``"none"`` lets a client keep the whole frame
+    when that finding goes wrong. Returns only what was given:
     ``{"invert": True, "extraction": {...}, "depth": N, "crpix": [x, y]}``."""
     from ..errors import SkysolveError
     from ..fields import reference_pixel, source_options
@@ -165,6 +171,8 @@ def field_options(settings: dict[str, Any]) -> dict[str, Any]:
         sources = source_options(*(settings.get(k) for k in ("objs", "depth", "nsigma",
                                                                "sigma")))
         crpix = reference_pixel(settings.get("crpix_x"), settings.get("crpix_y"))
+        if settings.get("sky_circle") is not None:
+            sources["sky_circle"] = _sky_circle(settings["sky_circle"])
     except SkysolveError as exc:
         raise BadRequest(str(exc)) from None
     if "depth" in sources:
@@ -174,6 +182,25 @@ def field_options(settings: dict[str, Any]) -> dict[str, Any]:
     if crpix is not None:
         out["crpix"] = list(crpix)
     return out
+
+
+def _sky_circle(value: Any) -> Any:
+    """``sky_circle``'s setting for the extraction (JSON: a list, not a tuple)."""
+    import argparse
+
+    from ..cli.parser import _sky_circle as parsed
+    from ..extraction.options import ExtractionOptions
+
+    if isinstance(value, bool):  # (JSON true is no circle: refused, not read as 1 px)
+        raise BadRequest(f"sky_circle must be 'auto', 'none', a radius or [x, y, radius], "
+                         f"got {json.dumps(value)}")
+    if isinstance(value, str):
+        try:
+            value = parsed(value)
+        except argparse.ArgumentTypeError as exc:
+            raise BadRequest(f"sky_circle: {exc}") from None
+    value = ExtractionOptions.check_value("sky_circle", value, "sky_circle")
+    return list(value) if isinstance(value, tuple) else value
 
 
 def source_list(settings: dict[str, Any]) -> dict[str, Any]:

@@ -120,3 +120,41 @@ def test_invert_solves_a_frame_of_dark_stars(small_db, tmp_path):
     ra, dec = REFERENCE[ALT40]
     fig = inverted["figures"]
     assert math.hypot((fig["ra"] - ra) * math.cos(math.radians(dec)), fig["dec"] - dec) < 0.01
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("auto", "auto"), ("none", None), ("NONE", None), (480, [0.0, 0.0, 480.0]),
+    ("10,-5,480", [10.0, -5.0, 480.0]), ([10, -5, 480.5], [10.0, -5.0, 480.5])])
+def test_sky_circle_is_a_setting(value, expected):
+    # (before: unknown to the server, a client could not turn the image circle's
+    # finding off, nor give the circle)
+    got = nova.field_options({"sky_circle": value})
+    assert got == {"extraction": {"sky_circle": expected}}
+    assert json.loads(json.dumps(got)) == got  # (the job's hints are stored as JSON)
+
+
+@pytest.mark.parametrize("value", ["x", "1,2", [1, 2], -3, 0, [0, 0, -5], True, {"r": 5},
+                                   "0,0,nan"])
+def test_a_bad_sky_circle_is_refused_naming_it(value):
+    with pytest.raises(BadRequest, match="sky_circle"):
+        nova.field_options({"sky_circle": value})
+
+
+def test_a_jobs_sky_circle_keeps_its_sources_in_it(hip_catalog, tmp_path):
+    """The setting, through the job's stored hints, on an all-sky frame with a caption in
+    its surround (its lens's circle: 504 px about the centre of the 1024 x 1024 frame)."""
+    from PIL import Image
+
+    from skysolve.extraction.tests.test_sky_circle import _allsky
+    from skysolve.fields import image_field
+
+    img, *_ = _allsky(hip_catalog, seed=2)
+    path = tmp_path / "allsky.jpg"
+    Image.fromarray(np.asarray(img)).save(path, quality=95)
+    far = {}
+    for value in ("auto", "none", "0,0,250"):
+        hints = json.loads(json.dumps(nova.field_options({"sky_circle": value})))
+        field = image_field(path, **hints["extraction"])
+        far[value] = np.hypot(*(field.xy_fits - 512.5).T).max()  # 1-based FITS pixels
+    assert far["auto"] <= 504.0 and far["0,0,250"] <= 250.0
+    assert far["none"] > 600.0  # the caption's sources are kept
