@@ -114,9 +114,13 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
         work = NDData(work, uncertainty=StdDevUncertainty(level))
     circle = extraction.get("sky_circle")
     if n > 1 and circle is not None and not isinstance(circle, str):
-        # a circle in the full image's centred pixels, in the binned image's
+        # a circle in the full image's centred pixels, in the binned image's: binning
+        # dropped the last (height % n) rows and (width % n) columns, so the binned
+        # image's centre is half of those towards the full image's first pixel
         c = np.atleast_1d(np.asarray(circle, dtype=np.float64))
-        extraction["sky_circle"] = tuple(c / n) if c.size == 3 else float(c[0]) / n
+        x, y, r = (c if c.size == 3 else (0.0, 0.0, float(c[0])))
+        extraction["sky_circle"] = ((x + 0.5 * (width % n)) / n, (y + 0.5 * (height % n)) / n,
+                                    r / n)
     found = extract_centroids(work, **extraction)
     shape = (found.image_height, found.image_width)
     # 0-based pixels of the binned image -> 1-based pixels of the full image

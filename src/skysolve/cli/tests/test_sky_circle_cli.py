@@ -87,3 +87,40 @@ def test_skysolve_field_keeps_its_sources_in_the_circle(capsys, allsky, tmp_path
     assert field_main(["-O", "-p", "-D", str(tmp_path), "--db", str(db),
                        "--sky-circle", "0,0,-3", str(path)]) == 255
     assert "--sky-circle" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_a_circle_holds_for_a_binned_frame_of_odd_size(tmp_path, n):
+    """Binning drops the rows and columns that do not fill a block, which moves the
+    centre: a circle in the full image's centred pixels must follow. Stars on two rings
+    0.75 px inside and outside the rim band's edge (``n`` x 2 px inside the rim): the
+    inner ones kept, the outer ones dropped (before: a 1539 px frame binned 4 x 4 took the
+    circle 1.5 px towards its corner, keeping and dropping the wrong ones)."""
+    from astropy.io import fits
+
+    from skysolve.fields import image_field
+
+    size = 1539  # (1539 = 4 x 384 + 3: 3 rows and columns dropped by 4 x 4 binning)
+    x0, y0, radius = 30.0, -20.0, 600.0
+    edge = radius - 2.0 * n  # (rim_band_px of the binned radius: 2 binned px)
+    phi = np.radians(np.arange(0.0, 360.0, 15.0))
+    rings = {}
+    for name, r, turn in (("in", edge - 0.75, 0.0), ("out", edge + 0.75, np.radians(7.5))):
+        rings[name] = np.column_stack([x0 + r * np.cos(phi + turn), y0 + r * np.sin(phi + turn)])
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5 - 0.5 * size  # centred pixels
+    rng = np.random.default_rng(1)
+    img = 100.0 + rng.normal(0.0, 2.0, (size, size))
+    for sx, sy in np.concatenate(list(rings.values())):
+        sl = (slice(int(sy + 0.5 * size) - 15, int(sy + 0.5 * size) + 16),
+              slice(int(sx + 0.5 * size) - 15, int(sx + 0.5 * size) + 16))
+        img[sl] += 4000.0 * np.exp(-((xx[sl] - sx) ** 2 + (yy[sl] - sy) ** 2) / (2 * 3.0 ** 2))
+    path = tmp_path / "odd.fits"
+    fits.writeto(path, img.astype(np.float32))
+    field = image_field(path, downsample=n, sky_circle=(x0, y0, radius))
+    # 1-based FITS pixels of the full image -> its centred pixels
+    xy = field.xy_fits - 0.5 - 0.5 * size
+    d_in = np.min(np.hypot(*(xy[:, None, :] - rings["in"][None]).transpose(2, 0, 1)), axis=0)
+    d_out = np.min(np.hypot(*(xy[:, None, :] - rings["out"][None]).transpose(2, 0, 1)),
+                   axis=0)
+    assert (d_in < 0.5).all()  # every inner star kept
+    assert (d_out > 1.0).all()  # every outer star dropped
