@@ -425,6 +425,15 @@ def sky_circle(image: NDArray, mask: NDArray[np.bool_] | None,
         return None
     if isinstance(value, str):
         return find_sky_circle(image, mask)
+    # a given circle clear of the frame would drop every star, silently: refused
+    h, w = image.shape
+    x0, y0, r = value
+    gap = math.hypot(max(abs(x0) - 0.5 * w, 0.0), max(abs(y0) - 0.5 * h, 0.0))
+    if not gap < r - rim_band_px(r):
+        raise InvalidArgumentError(
+            f"sky_circle {tuple(value)} holds no pixel of the {w} x {h} frame (centred "
+            f"pixels: the frame spans x {-0.5 * w:g} to {0.5 * w:g}, y {-0.5 * h:g} to "
+            f"{0.5 * h:g})")
     return value
 
 

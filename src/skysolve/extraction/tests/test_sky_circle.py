@@ -133,6 +133,17 @@ def test_a_bad_sky_circle_names_the_argument(value):
         extract_centroids(np.zeros((64, 64)), sky_circle=value)
 
 
+@pytest.mark.parametrize("value", [(1e9, 0.0, 5.0), (700.0, 0.0, 150.0), (0.0, -600.0, 80.0)])
+def test_a_given_circle_clear_of_the_frame_is_refused(value):
+    # (before: every detection dropped as 'border', an empty result and no word why)
+    img = np.zeros((768, 1024))
+    img[384, 512] = 100.0
+    with pytest.raises(InvalidArgumentError, match="sky_circle"):
+        extract_centroids(img, sky_circle=value)
+    # a circle that reaches into the frame is kept to
+    assert extract_centroids(img, sky_circle=(700.0, 0.0, 250.0)).sky_circle is not None
+
+
 def test_an_all_sky_jpeg_with_captions_solves(hip_catalog, allsky_db):
     img, _, cam, R, _ = _allsky(hip_catalog, seed=2)
     res = skysolve.solve_image(img, database=allsky_db, projection="equisolid")
