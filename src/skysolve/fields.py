@@ -181,6 +181,32 @@ def _depth(value: Any, name: str) -> int:
     return largest
 
 
+def sky_circle_option(value: Any, name: str = "sky_circle") -> Any:
+    """An all-sky lens's image circle as the command lines and the service take it:
+    ``'auto'``, ``'none'`` (None), a radius or ``(x, y, radius)`` in the full image's
+    centred pixels, as numbers or as text (``"500"``, ``"0,0,500"``); checked by the
+    extraction option's own rule (:attr:`.ExtractionOptions.sky_circle`). A bad value
+    raises :class:`~skysolve.errors.InvalidArgumentError` naming ``name``."""
+    from .errors import InvalidArgumentError
+    from .extraction.options import ExtractionOptions
+
+    if isinstance(value, bool):  # (JSON true is no circle: refused, not read as 1 px)
+        raise InvalidArgumentError(
+            f"{name} must be auto, none, a radius R or X,Y,R (centred pixels), got {value!r}")
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("auto", "none"):
+            return None if low == "none" else "auto"
+        try:
+            numbers = [float(p) for p in low.replace(",", " ").split()]
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{name}: give auto, none, a radius R or X,Y,R (centred pixels), got "
+                f"{value!r}") from None
+        value = numbers[0] if len(numbers) == 1 else numbers
+    return ExtractionOptions.check_value("sky_circle", value, name)
+
+
 def source_options(objs: Any = None, depth: Any = None, nsigma: Any = None, sigma: Any = None,
                    *, names: dict[str, str] | None = None) -> dict[str, Any]:
     """solve-field's source options, checked: the extraction's ``max_centroids``

@@ -253,20 +253,14 @@ def _command(module: str, name: str) -> Any:
 
 
 def _sky_circle(text: str) -> Any:
-    """``--sky-circle``'s text: 'auto', 'none', a radius or 'x,y,radius'."""
-    low = text.strip().lower()
-    if low in ("auto", "none"):
-        return None if low == "none" else "auto"
+    """``--sky-circle``'s text: 'auto', 'none', a radius or 'x,y,radius' (checked)."""
+    from ..errors import SkysolveError
+    from ..fields import sky_circle_option
+
     try:
-        values = [float(p) for p in low.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected auto, none, a radius R or X,Y,R (centred pixels), got {text!r}") from None
-    return values[0] if len(values) == 1 else values
-
-
-def _check_sky_circle(value: Any, name: str) -> Any:
-    return _options_class("extraction").check_value(name, value)
+        return sky_circle_option(text, "--sky-circle")
+    except SkysolveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _options_class(name: str) -> type:
@@ -318,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="block size of the local background estimate, px (default 64)")
     g.add_argument("--max-stars", type=_option("extraction", "max_centroids", int), metavar="N",
                    help="use only the N brightest stars (default all)")
-    g.add_argument("--sky-circle", type=_checked(_sky_circle, _check_sky_circle, "sky_circle"),
+    g.add_argument("--sky-circle", type=_sky_circle,
                    default="auto", metavar="auto|none|R|X,Y,R",
                    help="an all-sky lens's image circle: where the sky is, in centred pixels "
                         "(a radius about the image centre, or the centre's x,y and the "

@@ -282,29 +282,17 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
     ``sigma_threshold`` (``--nsigma``) and ``noise`` (``--sigma``); only those given. A bad
     value is a :class:`UsageError` naming the option."""
     from ..errors import SkysolveError
+    from ..fields import sky_circle_option
     from ..fields import source_options as checked
 
     try:
         out = checked(args.objs, args.depth, args.nsigma, args.sigma, names=OPTION_NAMES)
         circle = getattr(args, "sky_circle", None)
         if circle is not None:
-            out["sky_circle"] = _sky_circle(circle)
+            out["sky_circle"] = sky_circle_option(circle, "--sky-circle")
         return out
     except SkysolveError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _sky_circle(text: str) -> Any:
-    """``--sky-circle``'s value for the extraction: 'auto', None, or the checked circle."""
-    from ..errors import InvalidArgumentError
-    from ..extraction.options import ExtractionOptions
-    from .parser import _sky_circle as parsed
-
-    try:
-        value = parsed(text)
-    except argparse.ArgumentTypeError as exc:
-        raise InvalidArgumentError(f"--sky-circle: {exc}") from None
-    return ExtractionOptions.check_value("sky_circle", value, "--sky-circle")
 
 
 def reference_pixel(args: argparse.Namespace) -> tuple[float | None, float | None] | None:

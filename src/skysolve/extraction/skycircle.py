@@ -386,16 +386,22 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     # stretched to a clipped black point ramps down to it over dozens
     if not _sharp(prof[:, good], outer[good], last, block):
         return None
-    r_rim = radii[last] + 0.5
-    px = circle[0] + r_rim * np.cos(phi[good])
-    py = circle[1] + r_rim * np.sin(phi[good])
+    return _fine_circle(circle, radii[last] + 0.5, phi[good], h, w)
+
+
+def _fine_circle(circle: NDArray, r_rim: NDArray, phi: NDArray, h: int, w: int
+                 ) -> tuple[float, float, float] | None:
+    """The circle through the rim measured at full resolution (``r_rim`` about the
+    coarse ``circle``'s centre at azimuths ``phi``, array coordinates) in centred pixels,
+    or None when it is no lens's image circle."""
+    px = circle[0] + r_rim * np.cos(phi)
+    py = circle[1] + r_rim * np.sin(phi)
     fine, on = _fit_circle(px, py, 2.0)
     if (not np.isfinite(fine).all() or np.count_nonzero(on) < _KEPT * px.size
             or np.count_nonzero(on) < _MIN_ARC):
         return None
-    circle = fine
-    radius = float(circle[2])
-    x0, y0 = circle[0] - 0.5 * w, circle[1] - 0.5 * h
+    radius = float(fine[2])
+    x0, y0 = fine[0] - 0.5 * w, fine[1] - 0.5 * h
     # a lens's axis is in the frame (a circle centred thousands of pixels away is a
     # straight edge: a stack's black border)
     if abs(x0) > 0.5 * w or abs(y0) > 0.5 * h:

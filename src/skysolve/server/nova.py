@@ -186,20 +186,9 @@ def field_options(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _sky_circle(value: Any) -> Any:
     """``sky_circle``'s setting for the extraction (JSON: a list, not a tuple)."""
-    import argparse
+    from ..fields import sky_circle_option
 
-    from ..cli.parser import _sky_circle as parsed
-    from ..extraction.options import ExtractionOptions
-
-    if isinstance(value, bool):  # (JSON true is no circle: refused, not read as 1 px)
-        raise BadRequest(f"sky_circle must be 'auto', 'none', a radius or [x, y, radius], "
-                         f"got {json.dumps(value)}")
-    if isinstance(value, str):
-        try:
-            value = parsed(value)
-        except argparse.ArgumentTypeError as exc:
-            raise BadRequest(f"sky_circle: {exc}") from None
-    value = ExtractionOptions.check_value("sky_circle", value, "sky_circle")
+    value = sky_circle_option(value, "sky_circle")
     return list(value) if isinstance(value, tuple) else value
 
 
