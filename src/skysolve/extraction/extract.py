@@ -886,6 +886,8 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
         bg.block_grid = block_grid(work, bg.sigma)
         bg.flattened = bg.block_grid is not None and flattened_blocks(work, bg.sigma,
                                                                       bg.block_grid)
+        if bg.block_grid is not None and bg.dark_fraction >= _DARK_FRACTION:
+            bg.dark_fraction = _unringed_dark_fraction(work, bg)
     if quantum is not None and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA * quantum:
         # integer data whose noise is below one count: a detection needs a few counts,
         # and a few counts below the model are no silhouette (a sky stretched to its
@@ -901,6 +903,35 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
         scale = max(abs(bg.mean), float(np.max(work)) - bg.mean)
         bg.sigma = _NOISE_FREE_SIGMA * scale
     return bg
+
+
+def _unringed_dark_fraction(work: NDArray, bg: Background) -> float:
+    """The fraction of a JPEG frame's pixels that are dark (:data:`.background.DARK_SIGMAS`
+    below the model and the typical sky, as :attr:`.Background.dark_fraction` counts
+    them) in 8x8 blocks of its grid (``bg.block_grid``) holding no pixel as far above the
+    model.
+
+    JPEG rings below the sky beside every bright impulse, by many of its noise sigmas
+    and down to black on a dark sky, but only inside the blocks the impulse lit (each
+    block is coded on its own), while a silhouette in front of the sky darkens whole
+    blocks: counted in every block, the rings of sharp bright stars alone (640 x 480,
+    80 stars of sigma 0.5 px at quality 75) made the frame look as if something stood in
+    front of the sky, and the foreground test then rejected 34 of the 80 stars.
+    """
+    h, w = work.shape
+    pr, pc = bg.block_grid
+    depth = DARK_SIGMAS * bg.sigma
+    model = bg.full(np.float32)
+    dark = (work < model - depth) & (work < bg.sky_level - depth)
+    if not dark.any():
+        return 0.0
+    # each pixel's block: rows before the grid's first full block form block 0
+    brow = (np.arange(h) - pr + _JPEG_BLOCK) // _JPEG_BLOCK
+    bcol = (np.arange(w) - pc + _JPEG_BLOCK) // _JPEG_BLOCK
+    nbc = int(bcol[-1]) + 1
+    block = brow[:, None] * nbc + bcol[None, :]
+    lit = np.bincount(block[work > model + depth], minlength=int(block.max()) + 1) > 0
+    return float(np.count_nonzero(dark & ~lit[block])) / work.size
 
 
 def _threshold_scale(opts: ExtractionOptions, shape: tuple[int, int],
