@@ -28,9 +28,10 @@ __all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positi
 
 #: Why a detection was kept (:attr:`ExtractionResult.flags`): it passed every test
 #: (``'star'``), or it reached the saturation level, which exempts it from the
-#: shape tests (``'saturated'``), or it passed them but is shaped like a compressed
-#: hot pixel or cosmic-ray track on a JPEG (``'doubtful'``; listed after the others,
-#: see ``extract_centroids(demote_doubtful=...)``).
+#: shape tests (``'saturated'``), or it passed them but is doubtful (``'doubtful'``):
+#: on a JPEG, shaped like a compressed hot pixel or cosmic-ray track; on another frame
+#: with a dark silhouette in front of the sky, a speck close to it. Doubtful ones are
+#: listed after the others (``extract_centroids(demote_doubtful=...)``).
 KEPT_REASONS = ("star", "saturated", "doubtful")
 #: Why a detection was rejected (``reason`` of :attr:`ExtractionResult.rejected`),
 #: in the order the tests run (a detection gets the first that fails):
@@ -186,13 +187,17 @@ def _call_model(model: Any, method: str, x, y):
 
 
 class ExtractionResult:
-    """Stars found by :func:`extract_centroids`, brightest first (on a JPEG the doubtful
-    ones after the others, see :attr:`flags`).
+    """Stars found by :func:`extract_centroids`, brightest first; with
+    ``demote_doubtful`` (the default) the ones flagged ``'doubtful'`` (see
+    :attr:`flags`: on a JPEG, or on a frame with a dark silhouette in front of the sky)
+    follow all the others, each group brightest first. ``demote_doubtful=False`` lists
+    them all brightest first.
 
     Attributes
     ----------
     centroids : list of Centroid
-        Detected stars, brightest first (built on first access).
+        Detected stars, brightest first, the doubtful ones after the others (see
+        above; built on first access).
     image_width, image_height : int
         Image size in pixels.
     background_mean : float
@@ -284,7 +289,7 @@ class ExtractionResult:
 
     @property
     def centroids(self) -> list[Centroid]:
-        """The stars as :class:`Centroid` objects, brightest first."""
+        """The stars as :class:`Centroid` objects, in :attr:`centroids`' order."""
         if self._centroids is None:
             new = Centroid.__new__
             out = [new(Centroid) for _ in range(len(self._x))]
@@ -308,7 +313,8 @@ class ExtractionResult:
         return self.centroids[index]
 
     def as_array(self) -> NDArray[np.float64]:
-        """``(N, 3)`` float64 array of ``x, y, brightness`` (centred pixels), brightest first."""
+        """``(N, 3)`` float64 array of ``x, y, brightness`` (centred pixels), in
+        :attr:`centroids`' order (brightest first, the doubtful ones after the others)."""
         return np.column_stack([self._x, self._y, self._brightness])
 
     def covariances(self) -> NDArray[np.float64]:
@@ -316,7 +322,8 @@ class ExtractionResult:
         return self._cov.copy()
 
     def to_table(self, origin: str = "center") -> Any:
-        """The stars as an astropy ``Table``, brightest first.
+        """The stars as an astropy ``Table``, in :attr:`centroids`' order (brightest
+        first, the doubtful ones after the others).
 
         Parameters
         ----------
@@ -328,9 +335,12 @@ class ExtractionResult:
         -------
         astropy.table.Table
             Columns ``x``, ``y``, ``brightness``, ``cov_xx``, ``cov_xy``, ``cov_yy``
-            (px^2), ``saturated``, ``npix``, ``peak``, ``fitted``; ``meta`` holds
-            the image size, ``origin`` and the background statistics. It goes
-            back into a solve as ``solve_from_centroids(table, origin=origin, ...)``.
+            (px^2), ``saturated``, ``npix``, ``peak``, ``fitted``, ``flags`` (one of
+            :data:`KEPT_REASONS`); ``meta`` holds the image size, ``origin`` and the
+            background statistics. It goes back into a solve as
+            ``solve_from_centroids(table, origin=origin, ...)``, in this order (a solve
+            orders a table's rows by its flux column, but with a ``flags`` column the
+            ``'doubtful'`` rows after the others).
         """
         from astropy.table import Table
 
@@ -339,7 +349,7 @@ class ExtractionResult:
                        "brightness": self._brightness, "cov_xx": self._cov[:, 0, 0],
                        "cov_xy": self._cov[:, 0, 1], "cov_yy": self._cov[:, 1, 1],
                        "saturated": self.saturated, "npix": self.npix, "peak": self.peak,
-                       "fitted": self.fitted})
+                       "fitted": self.fitted, "flags": self.flags})
         table.meta.update(image_width=self.image_width, image_height=self.image_height,
                           origin=origin, background_mean=self.background_mean,
                           background_sigma=self.background_sigma, threshold=self.threshold)

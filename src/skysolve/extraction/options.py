@@ -60,7 +60,10 @@ class ExtractionOptions(Options):
         Largest blob size in pixels above threshold (>= ``min_pixels``).""")
     max_centroids: int | None = option(None, type="int, optional", check=_args.optional_count,
                                        doc="""
-        Keep only the brightest N stars (``None``: all).""")
+        Keep only the first N stars of the list (``None``: all): the brightest N, or
+        with ``demote_doubtful`` on a frame where some are doubtful, the first N of
+        the star-like ones followed by the doubtful ones (a bright doubtful star may
+        be cut while fainter star-like ones stay).""")
     local_bg_block_size: int | None = option(64, type="int or None", check=_block, doc="""
         Block size (px, >= 4) of the local background grid; ``None`` or 0 uses one
         global level.""")

@@ -198,7 +198,9 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
 
     A table's positions (an astropy ``Table``, a numpy structured array, a pandas
     ``DataFrame``) are converted from ``origin`` (required) and its rows ordered by a
-    flux column when it has one; arrays are converted from ``origin``.
+    flux column when it has one (with a ``flags`` column, as ``ExtractionResult.to_table``
+    writes, its ``'doubtful'`` rows after the others); arrays are converted from
+    ``origin``.
     """
     if (type(centroids) is np.ndarray and centroids.dtype == np.float64
             and centroids.ndim == 2 and centroids.shape[1] in (2, 3)
@@ -223,9 +225,15 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
         xy = centred_positions(xy, origin, width, height)
         if flux is not None and not np.isfinite(flux).all():
             flux = _faintest_when_unknown(flux)
+        # (a table of an extraction's stars, ExtractionResult.to_table, keeps the
+        # extractor's doubtful stars after the others: a solve draws its patterns from
+        # the first rows)
+        doubt = (np.asarray(centroids["flags"]) == "doubtful"
+                 if "flags" in centroids.colnames else None)
         if flux is None or not np.any(np.diff(flux) > 0):
             return xy, None
-        order = np.argsort(-flux, kind="stable")
+        order = (np.argsort(-flux, kind="stable") if doubt is None
+                 else np.lexsort((-flux, doubt)))
         return xy[order], order
     xy, _ = centroids_to_array(centroids, name="centroids")
     if origin not in (None, "center"):

@@ -158,3 +158,21 @@ def test_stars_lead_a_real_frame_behind_lit_branches(frame, seeds):
 def test_no_doubtful_stars_on_the_clean_real_frames():
     for name in REFERENCE:
         assert "doubtful" not in set(extract_centroids(read_image(DATA / name)).flags)
+
+
+def test_a_table_of_the_stars_keeps_the_doubtful_ones_last():
+    """``to_table`` writes each star's flag, and a solve given the table (which orders a
+    table's rows by its flux column) keeps the extractor's order: the doubtful stars
+    after the others. (Without the column the table went back brightest first, and the
+    compressed hot pixels of a real frame under the combined mixture led it again.)"""
+    from skysolve.solver.solve import _positions
+
+    name = list(REFERENCE)[1]
+    degraded = dg.degrade(read_image(DATA / name), COMBINED, HALF_STRONG, seed=1000)
+    res = extract_centroids(degraded)
+    doubt = res.flags == "doubtful"
+    assert doubt.any() and not doubt[0]
+    table = res.to_table(origin="zero")
+    assert list(table["flags"]) == list(res.flags)
+    xy, _ = _positions(table, "zero", res.image_width, res.image_height)
+    np.testing.assert_allclose(xy, res.as_array()[:, :2], atol=1e-9)
