@@ -228,8 +228,9 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
         # (a table of an extraction's stars, ExtractionResult.to_table, keeps the
         # extractor's doubtful stars after the others: a solve draws its patterns from
         # the first rows)
-        doubt = (np.asarray(centroids["flags"]) == "doubtful"
-                 if "flags" in centroids.colnames else None)
+        flags = np.asarray(centroids["flags"]) if "flags" in centroids.colnames else None
+        doubt = (flags == "doubtful" if flags is not None and flags.dtype.kind in "UO"
+                 else None)  # (SExtractor-like integer flags say nothing of it)
         if flux is None or not np.any(np.diff(flux) > 0):
             return xy, None
         order = (np.argsort(-flux, kind="stable") if doubt is None
