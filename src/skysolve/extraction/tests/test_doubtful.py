@@ -39,22 +39,27 @@ def test_stars_lead_a_real_frame_under_the_combined_mixture(frame, seeds):
     need = {0: 3, 1: 6}[frame]  # (brightest first: at most 3 and 5)
     for seed in seeds:
         degraded = dg.degrade(image, COMBINED, HALF_STRONG, seed=1000 * frame + seed)
-        res = extract_centroids(degraded)
-        xy = res.as_array()
-        star = np.hypot(xy[:, None, 0] - clean[None, :, 0],
-                        xy[:, None, 1] - clean[None, :, 1]).min(axis=1) < 2.0
-        assert star[:24].sum() >= need, (seed, star[:24].sum())
-        assert set(res.flags) <= {"star", "saturated", "doubtful"}
-        # the doubtful ones follow the others, each group brightest first
-        doubt = res.flags == "doubtful"
-        assert doubt.any() and not (doubt[:-1] & ~doubt[1:]).any()
-        for group in (doubt, ~doubt):
-            assert np.all(np.diff(xy[group, 2]) <= 0)
-        # demotion only reorders: the same detections as brightest first
-        plain = extract_centroids(degraded, demote_doubtful=False)
-        assert _same_set(plain.as_array(), xy)
-        assert np.all(np.diff(plain.as_array()[:, 2]) <= 0)
-        assert "doubtful" not in set(plain.flags)
+        _check_demoted(degraded, clean, need, seed)
+
+
+def _check_demoted(degraded: np.ndarray, clean: np.ndarray, need: int, seed: int) -> None:
+    """The first 24 centroids of ``degraded`` hold at least ``need`` of the ``clean``
+    frame's stars (within 2 px); the doubtful ones follow the others, each group
+    brightest first; and demotion only reorders the brightest-first list."""
+    res = extract_centroids(degraded)
+    xy = res.as_array()
+    star = np.hypot(xy[:, None, 0] - clean[None, :, 0],
+                    xy[:, None, 1] - clean[None, :, 1]).min(axis=1) < 2.0
+    assert star[:24].sum() >= need, (seed, star[:24].sum())
+    assert set(res.flags) <= {"star", "saturated", "doubtful"}
+    doubt = res.flags == "doubtful"
+    assert doubt.any() and not (doubt[:-1] & ~doubt[1:]).any()
+    for group in (doubt, ~doubt):
+        assert np.all(np.diff(xy[group, 2]) <= 0)
+    plain = extract_centroids(degraded, demote_doubtful=False)
+    assert _same_set(plain.as_array(), xy)
+    assert np.all(np.diff(plain.as_array()[:, 2]) <= 0)
+    assert "doubtful" not in set(plain.flags)
 
 
 def _artefact_frame(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -140,19 +145,7 @@ def test_stars_lead_a_real_frame_behind_lit_branches(frame, seeds):
     for seed in seeds:
         degraded = dg.degrade(image, ["foreground:branches"], dg.STRENGTHS["strong"],
                               seed=1000 * frame + seed)
-        res = extract_centroids(degraded)
-        xy = res.as_array()
-        star = np.hypot(xy[:, None, 0] - clean[None, :, 0],
-                        xy[:, None, 1] - clean[None, :, 1]).min(axis=1) < 2.0
-        assert star[:24].sum() >= 10, (seed, star[:24].sum())
-        doubt = res.flags == "doubtful"
-        assert doubt.any() and not (doubt[:-1] & ~doubt[1:]).any()
-        for group in (doubt, ~doubt):
-            assert np.all(np.diff(xy[group, 2]) <= 0)
-        # demotion only reorders
-        plain = extract_centroids(degraded, demote_doubtful=False)
-        assert _same_set(plain.as_array(), xy)
-        assert "doubtful" not in set(plain.flags)
+        _check_demoted(degraded, clean, 10, seed)
 
 
 def test_no_doubtful_stars_on_the_clean_real_frames():
