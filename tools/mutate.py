@@ -97,9 +97,8 @@ MUTANTS: list[Mutant] = [
     Mutant("planted-cd-mirror", S + "solver/result.py", [
         ("s = -1.0 if self.parity_flip else 1.0", "s = 1.0"),
     ], [T_INDEP, T_WCS], "cd_matrix ignores the mirror"),
-    Mutant("planted-plain-rms-clip", S + "calibration/fit.py", [
-        ("clip_px = max(opts.sigma_clip * _robust_rms(res[inl]), _MIN_CLIP_PX)",
-         "clip_px = max(opts.sigma_clip * _rms(res[inl]), _MIN_CLIP_PX)"),
+    Mutant("planted-plain-rms-clip", S + "calibration/engine.py", [
+        ("            robust=robust_rms) -> Fitted:", "            robust=rms) -> Fitted:"),
     ], [T_CONTAM], "calibration clips at k x plain rms instead of the robust rms"),
     Mutant("planted-no-hypothesis-factor", S + "solver/lost_in_space.py", [
         ("if prob * state[1] >= threshold:", "if prob >= threshold:"),
@@ -134,11 +133,13 @@ MUTANTS: list[Mutant] = [
          "if a0 * (b1 * c2 - b2 * c1) - a1 * (b0 * c2 - b2 * c0) + a2 * (b0 * c1 - b1 * c0) > 0:"),
     ], [T_INDEP, T_SOLVER], "Wahba's solution keeps reflections and flips proper rotations"),
     Mutant("geometry-quaternion-order", S + "geometry.py", [
-        ("as_quat(\n        canonical=True, scalar_first=True)",
-         "as_quat(\n        canonical=True, scalar_first=False)"),
+        ("q = rows[np.arange(len(r)), k]", "q = rows[np.arange(len(r)), k][:, [1, 2, 3, 0]]"),
     ], [T_SOLVER], "quaternion returned scalar-last"),
     Mutant("geometry-covariance-theta", S + "geometry.py", [
-        ("J = np.array([[0.0, 0.0, -1.0],", "J = np.array([[0.0, 0.0, 1.0],"),
+        ("[c22, -(c20 * j1[0] + c21 * j1[1]), -(c20 * j2[0] + c21 * j2[1])],",
+         "[c22, c20 * j1[0] + c21 * j1[1], c20 * j2[0] + c21 * j2[1]],"),
+        ("[-m1[2], m1[0]", "[m1[2], m1[0]"),
+        ("[-m2[2], m2[0]", "[m2[2], m2[0]"),
     ], [T_INDEP], "d theta = +w_z: the roll's covariance with the boresight changes sign"),
     # -- solve results, WCS views and export -------------------------------------------
     Mutant("result-theta-axes", S + "solver/result.py", [
@@ -147,17 +148,17 @@ MUTANTS: list[Mutant] = [
     Mutant("result-roll-negated", S + "solver/refinement.py", [
         ("roll_deg=signed_degrees(roll)", "roll_deg=signed_degrees(-roll)"),
     ], [T_INDEP, T_SOLVER], "reported roll negated"),
-    Mutant("result-p90-median", S + "solver/refinement.py", [
-        ("p90e_arcsec=_sorted_percentile(err_sorted, 90.0)",
-         "p90e_arcsec=_sorted_percentile(err_sorted, 50.0)"),
-    ], [T_INDEP], "p90e is the median"),
+    Mutant("result-p90-median", S + "solver/backends/reference.py", [
+        ("pos = 90.0 / 100.0 * (len(err_sorted) - 1)",
+         "pos = 50.0 / 100.0 * (len(err_sorted) - 1)"),
+    ], [T_BACKENDS, T_INDEP], "p90e is the median (numpy backend)"),
     Mutant("result-sigma-dof", S + "solver/refinement.py", [
-        ("sigma = math.sqrt(sum_sq / max(1, 2 * n - 3))",
-         "sigma = math.sqrt(sum_sq / max(1, n - 3))"),
+        ("dof = max(1, 2 * n - ref.fitted)", "dof = max(1, n - ref.fitted)"),
     ], [T_INDEP], "attitude covariance from one residual component per star"),
-    Mutant("result-ids-unsorted", S + "solver/refinement.py", [
-        ("cat_idx = ref.cat_idx[order]", "cat_idx = ref.cat_idx"),
-    ], [T_INDEP, T_SOLVER], "matched catalog ids not reordered with the centroids"),
+    Mutant("result-ids-unsorted", S + "solver/backends/reference.py", [
+        ("stars = cat_idx[order]", "stars = cat_idx"),
+    ], [T_BACKENDS, T_INDEP, T_SOLVER],
+        "matched catalog ids not reordered with the centroids (numpy backend)"),
     Mutant("wcs-crpix-half-pixel", S + "io/wcs.py", [
         ("crpix = np.array([0.5 * w + 0.5, 0.5 * h + 0.5])",
          "crpix = np.array([0.5 * w, 0.5 * h])"),
@@ -195,8 +196,8 @@ MUTANTS: list[Mutant] = [
         ("prob * state[1], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
     ], [T_FMP], "reported probability without the multiple-hypothesis factor"),
     Mutant("verify-tail-off-by-one", S + "solver/verification.py", [
-        ("return float(bdtrc(k - 1, trials, min(1.0, p_match)))",
-         "return float(bdtrc(k, trials, min(1.0, p_match)))"),
+        ("return binomial_tail(k, trials, min(1.0, float(p_match)))",
+         "return binomial_tail(k + 1, trials, min(1.0, float(p_match)))"),
     ], [T_FMP], "P(X > k) instead of P(X >= k)"),
     Mutant("verify-fixed-ignored", S + "solver/verification.py", [
         ("trials = n_image - fixed", "trials = n_image"),
@@ -210,7 +211,7 @@ MUTANTS: list[Mutant] = [
          "keep = err <= max(sigma_clip * median(err[core]), floor)"),
     ], [T_BACKENDS], "refinement clipping without the MAD's Gaussian scale (numpy backend)"),
     # -- calibration -------------------------------------------------------------------
-    Mutant("calib-mad-scale", S + "calibration/fit.py", [
+    Mutant("calib-mad-scale", S + "calibration/lsq.py", [
         ("return float(math.sqrt(2.0) * 1.4826 * mad)", "return float(1.4826 * mad)"),
     ], [T_CONTAM], "robust rms of one axis taken for the 2-D length"),
     # -- extraction --------------------------------------------------------------------
