@@ -587,7 +587,7 @@ class PatternDatabase:
             If ``path`` is a directory.
         FileFormatError
             If the file is not a skysolve database, is of another format
-            version, or is truncated or corrupted.
+            version, is truncated or corrupted, or holds bytes after its data.
         """
         arrays, params = read_database(path, mmap=_args.flag(mmap, "mmap"),
                                        verify=_args.flag(verify, "verify"),

@@ -3,8 +3,10 @@
 A file is ``b"SKYSOLVE-DB\\0"``, a u32 format version, a u32 header length, the
 u32 CRC-32 of the header, a JSON header (the generation parameters and, per
 array, dtype, shape, offset and CRC-32), then the raw little-endian arrays,
-each aligned to 64 bytes so that they can be memory-mapped. Nothing in a file
-is ever executed: no pickle inside.
+each aligned to 64 bytes so that they can be memory-mapped, the file ending with the
+last array's last byte (``data_bytes`` after the aligned end of the header): a file
+longer or shorter than that is refused. Nothing in a file is ever executed: no
+pickle inside.
 
 Writing is atomic (a temporary file in the same directory, then a rename), so
 an interrupted save never leaves a half-written database behind.
@@ -212,7 +214,7 @@ def read_database(path: str | os.PathLike, mmap: bool = False, verify: bool = Tr
         If ``path`` is a directory.
     FileFormatError
         If the file is not a skysolve database, is of another format version,
-        or is truncated or corrupted.
+        is truncated or corrupted, or holds bytes after its data.
     """
     path = file_path(path)
     if path.is_dir():  # (was "not found": the path is there, but is no file)
@@ -228,9 +230,14 @@ def read_database(path: str | os.PathLike, mmap: bool = False, verify: bool = Tr
     # be searched -- another user's cache -- which must only cost the load its full check)
     recorded = record is not None and os.path.exists(record)
     start = _aligned(_PREAMBLE.size + hlen)
-    if size < start + header["data_bytes"]:
-        raise FileFormatError(
-            f"{path} is truncated: {size} bytes, expected {start + header['data_bytes']}")
+    expected = start + header["data_bytes"]
+    if size < expected:
+        raise FileFormatError(f"{path} is truncated: {size} bytes, expected {expected}")
+    if size > expected:
+        # (the writer ends a file with its last array: bytes after it are a download
+        # appended to, two files concatenated, or a header describing less than the file)
+        raise FileFormatError(f"{path} has {size - expected} extra bytes after its data "
+                              f"({size} bytes, expected {expected}): a damaged copy")
     arrays = {}
     for name in ARRAY_NAMES:
         dtype, shape, offset, crc = _array_layout(path, name, header["arrays"][name],

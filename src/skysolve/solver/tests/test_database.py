@@ -328,6 +328,26 @@ def test_truncated_files(tiny_file, tmp_path):
             SolverDatabase.load_from_file(p, mmap=True)
 
 
+@pytest.mark.parametrize("extra", [1, 63, 64, "copy"])
+def test_bytes_after_the_data_are_refused(tiny_db, tiny_file, tmp_path, extra):
+    """A file with bytes after its last array (a download appended to, the file
+    concatenated with another: every checksum still passes) loaded as if whole."""
+    raw = tiny_file.read_bytes()
+    _, header, start = _layout(raw)
+    assert len(raw) == start + header["data_bytes"]  # what the writer writes: no tail
+    tail = raw if extra == "copy" else b"\0" * (extra - 1) + b"\x01"
+    p = _write(tmp_path, "tail.db", raw + tail)
+    for kwargs in ({}, {"mmap": True}, {"verify": False}):
+        with pytest.raises(FileFormatError) as err:
+            SolverDatabase.load_from_file(p, **kwargs)
+        assert str(p) in str(err.value)
+        assert f"{len(tail)} extra bytes after its data" in str(err.value)
+    # the file as written still loads, and a saved copy of it is byte for byte the same
+    again = SolverDatabase.load_from_file(_write(tmp_path, "whole.db", raw))
+    _assert_same(again, tiny_db)
+    assert again.to_bytes() == raw
+
+
 def test_flipped_bytes_in_header(tiny_file, tmp_path):
     raw = tiny_file.read_bytes()
     hlen, header, start = _layout(raw)
