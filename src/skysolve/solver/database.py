@@ -31,13 +31,14 @@ from numpy.typing import NDArray
 
 from .. import _args
 from .._options import with_options
-from ..errors import FileFormatError, InvalidArgumentError, InvalidTypeError
+from ..errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
 from ..geometry import radec_to_vector
 from ..sky.catalogs import Catalog, CatalogStar, load_catalog, load_gaia, load_hipparcos
 from ..sky.index import SkyIndex
 from . import backends, keys
 from .dbfile import ARRAY_NAMES, DATABASE_FORMAT_VERSION, read_database, write_database
 from .generation import GenerationOptions, generate
+from .patterns import PATTERN_RULES
 
 __all__ = ["PatternDatabase"]
 
@@ -95,28 +96,41 @@ def _real(value: Any) -> float | None:
 def _parameter_problems(params: Mapping[str, Any]) -> list[str]:
     """What is wrong with the parameters the solver relies on (a loaded file's header).
 
-    The field of view sizes the sky index and the solver's searches, and the keys were
-    quantised into ``pattern_bins = bins_for_error(pattern_max_error)`` bins: keys
-    looked up with other bins than the stored ones silently never match.
+    Each generation option the header records is checked by the check that option has
+    when a database is built (:class:`~.generation.GenerationOptions`: one rule for
+    both), and the rules between them too. The field of view sizes the sky index and
+    the solver's searches; the keys were quantised into ``pattern_bins =
+    bins_for_error(pattern_max_error)`` bins, and keys looked up with other bins than
+    the stored ones silently never match; and the solver thins the image's stars and
+    takes its patterns by the rules the patterns were made by
+    (:data:`~.patterns.PATTERN_RULES`), so a header recording other rules describes
+    patterns it would not find.
     """
+    options = {k: params[k] for k in GenerationOptions.names() if k in params}
     problems = []
-    fov = {k: _real(params[k]) for k in ("min_fov_deg", "max_fov_deg")}
-    for name, value in fov.items():
-        if value is None or not 0.0 < value <= 180.0:
-            problems.append(f"{name} is {params[name]!r}, not a number in (0, 180]")
-    if None not in fov.values() and fov["min_fov_deg"] > fov["max_fov_deg"]:
-        problems.append(f"min_fov_deg {params['min_fov_deg']!r} exceeds max_fov_deg "
-                        f"{params['max_fov_deg']!r}")
-    error = _real(params["pattern_max_error"])
-    if error is None or not 0.0 < error < 0.25:
-        problems.append(f"pattern_max_error is {params['pattern_max_error']!r}, not a number "
-                        "in (0, 0.25)")
+    for name, value in options.items():
+        try:
+            GenerationOptions.check_value(name, value)
+        except SkysolveError as exc:
+            problems.append(f"header {exc}")
+    if params["min_fov_deg"] is None:  # (an option's default; the header records its value)
+        problems.append("header min_fov_deg is None, not a field of view")
+    if not problems:
+        try:
+            GenerationOptions(**options)  # (the rules between options: min <= max fov)
+        except SkysolveError as exc:
+            problems.append(f"header {exc}")
     bins = params["pattern_bins"]
     if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
         problems.append(f"pattern_bins is {bins!r}, not a positive integer")
-    elif error is not None and 0.0 < error < 0.25 and bins != keys.bins_for_error(error):
-        problems.append(f"pattern_bins is {bins}, but pattern_max_error {error:g} quantises "
-                        f"into {keys.bins_for_error(error)} bins")
+    elif not problems and bins != keys.bins_for_error(params["pattern_max_error"]):
+        problems.append(f"pattern_bins is {bins}, but pattern_max_error "
+                        f"{params['pattern_max_error']:g} quantises into "
+                        f"{keys.bins_for_error(params['pattern_max_error'])} bins")
+    for name, value in PATTERN_RULES.items():
+        if name in params and _real(params[name]) != value:
+            problems.append(f"header {name} is {params[name]!r}, but this skysolve makes and "
+                            f"searches patterns with {value:g} (regenerate the database)")
     return problems
 
 
@@ -137,8 +151,7 @@ def _header_problems(params: Mapping[str, Any], num_stars: int, num_patterns: in
     catalog's stars before the cut) are what ``db info`` and
     :attr:`PatternDatabase.parameters` report, ``star_max_magnitude`` is the depth
     the solver's advice quotes, ``fov_scales_deg`` the scales the patterns were
-    built for, and ``epoch_proper_motion_year`` the epoch calibration propagates
-    other catalogs to. Only the keys present are checked (a table built in memory
+    built for. Only the keys present are checked (a table built in memory
     by hand need not have them).
     """
     problems = []
@@ -180,10 +193,6 @@ def _header_problems(params: Mapping[str, Any], num_stars: int, num_patterns: in
                 and all(a > b for a, b in zip(values, values[1:], strict=False))):
             problems.append(f"header fov_scales_deg {scales!r} does not run down from "
                             f"max_fov_deg {fov[0]:g} to min_fov_deg {fov[1]:g}")
-    if "epoch_proper_motion_year" in params and params["epoch_proper_motion_year"] is not None \
-            and _real(params["epoch_proper_motion_year"]) is None:
-        problems.append(f"header epoch_proper_motion_year is "
-                        f"{params['epoch_proper_motion_year']!r}, not a Julian year")
     return problems
 
 

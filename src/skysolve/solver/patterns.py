@@ -30,6 +30,8 @@ from .patternstore import ChunkDeduplicator, PatternStore
 __all__ = [
     "PATTERN_SIZE",
     "SEPARATION_FRACTION",
+    "FIELD_RADIUS_FRACTION",
+    "PATTERN_RULES",
     "fibonacci_sphere",
     "brightest_first_combinations",
     "stars_per_field",
@@ -50,6 +52,12 @@ SEPARATION_FRACTION = 0.01
 #: patterns span at most one field of view. (0.4 and 0.5 solved 1500 of 1500
 #: harsh synthetic fields alike; 0.5 keeps the longest patterns.)
 FIELD_RADIUS_FRACTION = 0.5
+
+#: The rules of pattern making that are not parameters, as a database's header records
+#: them (the solver thins the image's stars by the same separation): a database whose
+#: header records others is refused on load.
+PATTERN_RULES = {"separation_fraction": SEPARATION_FRACTION,
+                 "field_radius_fraction": FIELD_RADIUS_FRACTION}
 
 
 def fibonacci_sphere(n: int, start: int = 0, stop: int | None = None) -> NDArray[np.float64]:

@@ -606,6 +606,7 @@ def test_header_missing_fields_or_inconsistent_arrays(tiny_file, tmp_path):
     ("parameters", "max_fov_deg", 200.0, "max_fov_deg"),
     ("parameters", "min_fov_deg", 0.0, "min_fov_deg"),
     ("parameters", "min_fov_deg", 50.0, "min_fov_deg"),
+    ("parameters", "min_fov_deg", None, "min_fov_deg"),
 ])
 def test_header_with_valid_checksums_but_impossible_content(tiny_file, tmp_path, where, key,
                                                             value, message):
@@ -624,6 +625,66 @@ def test_header_with_valid_checksums_but_impossible_content(tiny_file, tmp_path,
         with pytest.raises(FileFormatError, match=message) as err:
             SolverDatabase.load_from_file(p, verify=verify)
         assert str(p) in str(err.value)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("multiscale_step", 1.0),
+    ("multiscale_step", "1.5"),
+    ("lattice_field_oversampling", -1.0),
+    ("patterns_per_lattice_field", 0),
+    ("patterns_per_lattice_field", 2.5),
+    ("verification_stars_per_fov", -150),
+    ("pattern_max_error", 0.3),
+    ("max_fov_deg", 181.0),
+    ("min_fov_deg", -2.0),
+])
+def test_a_header_option_out_of_range_is_refused_by_the_build_check(tiny_file, tmp_path,
+                                                                    random_catalog, key, value):
+    """A generation option the header records, out of its range, is refused on load with
+    the message the same value gets when a database is built (one check for both)."""
+    raw = tiny_file.read_bytes()
+    _, header, start = _layout(raw)
+    header["parameters"][key] = value
+    p = _write(tmp_path, "option.db", _with_header(json.dumps(header).encode(), raw[start:]))
+    with pytest.raises((InvalidArgumentError, InvalidTypeError)) as built:
+        SolverDatabase.generate_from_catalog(random_catalog, **{key: value})
+    assert key in str(built.value)
+    for verify in (True, False):
+        with pytest.raises(FileFormatError) as err:
+            SolverDatabase.load_from_file(p, verify=verify)
+        assert str(p) in str(err.value) and f"header {built.value}" in str(err.value), \
+            str(err.value)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("separation_fraction", 0.02),
+    ("separation_fraction", 0.0),
+    ("separation_fraction", "0.01"),
+    ("separation_fraction", None),
+    ("field_radius_fraction", 0.4),
+    ("field_radius_fraction", math.inf),
+])
+def test_a_header_recording_other_pattern_rules_is_refused(tiny_file, tmp_path, key, value):
+    """The solver thins the image's stars by 1 % of the field and takes patterns within
+    half a field, the rules the patterns were made by; a header recording others (a
+    foreign writer's, an edit with the CRC recomputed) loaded without a word."""
+    raw = tiny_file.read_bytes()
+    _, header, start = _layout(raw)
+    # the rules this skysolve makes patterns by, as the writer records them
+    assert header["parameters"]["separation_fraction"] == 0.01
+    assert header["parameters"]["field_radius_fraction"] == 0.5
+    header["parameters"][key] = value
+    p = _write(tmp_path, "rules.db", _with_header(json.dumps(header).encode(), raw[start:]))
+    for verify in (True, False):
+        with pytest.raises(FileFormatError) as err:
+            SolverDatabase.load_from_file(p, verify=verify)
+        assert str(p) in str(err.value) and f"header {key} is {value!r}" in str(err.value), \
+            str(err.value)
+    # a header without them (a table of another writer that does not record them) loads
+    for name in ("separation_fraction", "field_radius_fraction"):
+        del header["parameters"][name]
+    p = _write(tmp_path, "norules.db", _with_header(json.dumps(header).encode(), raw[start:]))
+    assert SolverDatabase.load_from_file(p).num_stars > 0
 
 
 def _patterns_dropped(raw: bytes, drop: int) -> bytes:
@@ -654,7 +715,8 @@ def _patterns_dropped(raw: bytes, drop: int) -> bytes:
     ("fov_scales_deg", [20.0], "fov_scales_deg [20.0] does not run down from max_fov_deg 40"),
     ("fov_scales_deg", [], "fov_scales_deg is [], not a list"),
     ("format_version", 1, "format_version is 1"),
-    ("epoch_proper_motion_year", "J2016", "epoch_proper_motion_year is 'J2016'"),
+    ("epoch_proper_motion_year", "J2016", "epoch_proper_motion_year must be a number, got "
+                                          "'J2016'"),
 ])
 def test_header_counts_that_disagree_with_the_arrays_are_refused(tiny_db, tiny_file, tmp_path,
                                                                 key, value, message):
