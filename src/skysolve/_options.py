@@ -15,17 +15,20 @@ parameter means adding one field.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import inspect
 import textwrap
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from .errors import InvalidTypeError
 
-__all__ = ["Options", "option", "with_options", "parameters_doc", "check_defaults"]
+__all__ = ["Options", "option", "with_options", "parameters_doc", "check_defaults",
+           "named", "shown_name"]
 
 T = TypeVar("T", bound="Options")
 R = TypeVar("R")
@@ -127,6 +130,29 @@ def _checks(cls: type) -> tuple[tuple[str, Any, Callable[[Any, str], Any]], ...]
     """``(name, default, check)`` of every checked field (computed once per class)."""
     return tuple((f.name, f.default, f.metadata["check"]) for f in dataclasses.fields(cls)
                  if f.metadata.get("check") is not None)
+
+
+#: What the parameters are called where the user gave them (:func:`named`).
+_SHOWN_NAMES: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "skysolve_shown_names", default=None)
+
+
+@contextlib.contextmanager
+def named(names: Mapping[str, str]) -> Iterator[None]:
+    """Within the block (in this thread or task), advice of the library that names a
+    parameter gives it the name ``names`` maps it to (:func:`shown_name`): a command
+    line's flag, where the user gave ``--max-magnitude``, not ``star_max_magnitude=``."""
+    token = _SHOWN_NAMES.set(names)
+    try:
+        yield
+    finally:
+        _SHOWN_NAMES.reset(token)
+
+
+def shown_name(name: str) -> str:
+    """The parameter ``name`` as the caller knows it (see :func:`named`; else ``name``)."""
+    names = _SHOWN_NAMES.get()
+    return name if names is None else names.get(name, name)
 
 
 def check_defaults(cls: type[Options]) -> None:

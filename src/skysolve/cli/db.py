@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._options import named
 from .common import _err, _error_text, _info, _jsonable, _refuse_existing
-from .parser import EXIT_OK, EXIT_USAGE
+from .parser import BUILD_FLAGS, EXIT_OK, EXIT_USAGE
 
 
 def _db_summary(db, path: Path | None) -> dict[str, Any]:
@@ -42,17 +43,9 @@ def _print_summary(info: dict[str, Any]) -> None:
         print(f"  {key + ':':<28}{value}")
 
 
-#: ``skysolve db build`` options and the generation parameters they give (the options
-#: are checked by the parameters' own rules when parsed, see parser.py).
-_BUILD_PARAMETERS = (
-    ("pattern_max_error", "pattern_max_error"),
-    ("epoch", "epoch_proper_motion_year"),
-    ("max_magnitude", "star_max_magnitude"),
-    ("verification_stars", "verification_stars_per_fov"),
-    ("patterns_per_field", "patterns_per_lattice_field"),
-    ("oversampling", "lattice_field_oversampling"),
-    ("multiscale_step", "multiscale_step"),
-)
+#: The field of view, which the default database's parameters are resolved from, and
+#: the other generation parameters, passed as given.
+_FOV = ("min_fov_deg", "max_fov_deg")
 
 
 def _build_from_file(args: argparse.Namespace, params: dict[str, Any],
@@ -63,7 +56,7 @@ def _build_from_file(args: argparse.Namespace, params: dict[str, Any],
     from ..defaultdb import _full_parameters
     from ..sky.catalogs import load_catalog
 
-    full = _full_parameters(args.max_fov, args.min_fov, params)
+    full = _full_parameters(args.max_fov_deg, args.min_fov_deg, params)
     catalog = load_catalog(args.catalog_file, epoch=args.catalog_epoch,
                            format=args.catalog_format)
     _info(args, f"building a database of {args.catalog_file} ({len(catalog)} stars) for "
@@ -72,8 +65,9 @@ def _build_from_file(args: argparse.Namespace, params: dict[str, Any],
 
 
 def _cmd_db_build(args: argparse.Namespace) -> int:
-    if args.min_fov is not None and args.max_fov is not None and args.min_fov > args.max_fov:
-        _err(f"--min-fov {args.min_fov:g} is above --max-fov {args.max_fov:g}")
+    lo, hi = args.min_fov_deg, args.max_fov_deg
+    if lo is not None and hi is not None and lo > hi:
+        _err(f"{BUILD_FLAGS['min_fov_deg']} {lo:g} is above {BUILD_FLAGS['max_fov_deg']} {hi:g}")
         return EXIT_USAGE
     if args.overwrite and not args.output:
         _err("--overwrite replaces an -o file: without -o the database goes into the cache")
@@ -90,8 +84,8 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
         _err("--catalog-file needs -o FILE: the database of your catalog goes into a file "
              "(use it with --db FILE or SKYSOLVE_DB)")
         return EXIT_USAGE
-    params: dict[str, Any] = {name: getattr(args, dest) for dest, name in _BUILD_PARAMETERS
-                              if getattr(args, dest) is not None}
+    params: dict[str, Any] = {name: getattr(args, name) for name in BUILD_FLAGS
+                              if name not in _FOV and getattr(args, name) is not None}
     t0 = time.perf_counter()
     progress = False if args.quiet else None
     if args.output and Path(args.output).is_dir():
@@ -99,36 +93,43 @@ def _cmd_db_build(args: argparse.Namespace) -> int:
         raise IsADirectoryError(f"-o {args.output}: a directory, not a database file")
     if args.output and not args.overwrite:  # (a database takes minutes to make)
         _refuse_existing(f"-o {args.output}", [Path(args.output)])
+    # (the library's advice during the build names the flags the user gave, not the
+    # parameters: a sparse catalog's warning says --max-magnitude, not star_max_magnitude)
+    with named(BUILD_FLAGS):
+        db, path = _build(args, params, progress)
+    _info(args, f"done in {time.perf_counter() - t0:.1f} s")
+    _print_summary(_db_summary(db, path))
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace, params: dict[str, Any], progress: bool | None):
+    """The database ``skysolve db build`` asks for, saved, and its file: ``(db, path)``."""
+    lo, hi = args.min_fov_deg, args.max_fov_deg
     if args.catalog_file is not None:
         db = _build_from_file(args, params, progress)
-        path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db.save_to_file(path)
     elif args.output:
         from ..database import SolverDatabase
         from ..defaultdb import _resolve_request
 
-        name, cat_file, full = _resolve_request(args.max_fov, args.min_fov, args.catalog, params)
+        name, cat_file, full = _resolve_request(hi, lo, args.catalog, params)
         generate = (SolverDatabase.generate_from_gaia if name == "gaia"
                     else SolverDatabase.generate_from_hipparcos)
         _info(args, f"building a {name} database for {full['min_fov_deg']:g}-"
                     f"{full['max_fov_deg']:g} deg")
         db = generate(catalog_path=cat_file, progress=progress, **full)
-        path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db.save_to_file(path)
     else:
         from ..defaultdb import default_database, default_database_path
 
-        path = default_database_path(args.max_fov, args.min_fov, args.catalog, **params)
+        path = default_database_path(hi, lo, args.catalog, **params)
         existed = path.is_file()
-        db = default_database(args.max_fov, args.min_fov, args.catalog, progress=progress,
-                              **params)
+        db = default_database(hi, lo, args.catalog, progress=progress, **params)
         if existed:
             _info(args, "already built")
-    _info(args, f"done in {time.perf_counter() - t0:.1f} s")
-    _print_summary(_db_summary(db, path))
-    return EXIT_OK
+        return db, path
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db.save_to_file(path)
+    return db, path
 
 
 def _cmd_db_info(args: argparse.Namespace) -> int:

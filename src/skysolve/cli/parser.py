@@ -281,6 +281,32 @@ def _options_class(name: str) -> type:
     return CalibrationOptions
 
 
+#: The options of the generation parameters ``skysolve db build`` takes: parameter, flag,
+#: metavar, value type, help (the parameter's name is added in brackets). Each flag is
+#: defined here once, for the parser (which keeps the value under the parameter's name)
+#: and for the library's messages during a build (:data:`BUILD_FLAGS`).
+_BUILD_OPTIONS = (
+    ("min_fov_deg", "--min-fov", "DEG", float, "smallest field of view (5)"),
+    ("max_fov_deg", "--max-fov", "DEG", float, "largest field of view (30)"),
+    ("pattern_max_error", "--pattern-max-error", "E", float,
+     "edge-ratio tolerance of patterns (0.005)"),
+    ("star_max_magnitude", "--max-magnitude", "MAG", float,
+     "faintest star kept (default: as faint as --verification-stars needs)"),
+    ("verification_stars_per_fov", "--verification-stars", "N", int,
+     "stars kept per average smallest field (150)"),
+    ("patterns_per_lattice_field", "--patterns-per-field", "N", int,
+     "patterns from the brightest stars of each field (50)"),
+    ("lattice_field_oversampling", "--oversampling", "X", float,
+     "pattern fields per field-of-view area (100)"),
+    ("multiscale_step", "--multiscale-step", "X", float,
+     "ratio between field-of-view scales, > 1 (1.5)"),
+    ("epoch_proper_motion_year", "--epoch", "YEAR", float,
+     "proper-motion epoch of the star positions (2025)"),
+)
+#: The flag of each generation parameter of ``skysolve db build``.
+BUILD_FLAGS = {name: flag for name, flag, *_ in _BUILD_OPTIONS}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``skysolve`` command (for documentation tools)."""
     from .. import __version__
@@ -476,34 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
         "The arguments of SolverDatabase.generate_from_catalog (named in brackets),\n"
         "checked by the same rules; defaults as there, except the field of view (5-30\n"
         "deg) and --pattern-max-error (0.005), which are the default database's.")
-    g.add_argument("--min-fov", type=_option("generation", "min_fov_deg"), metavar="DEG",
-                   help="smallest field of view (5) [min_fov_deg]")
-    g.add_argument("--max-fov", type=_option("generation", "max_fov_deg"), metavar="DEG",
-                   help="largest field of view (30) [max_fov_deg]")
-    g.add_argument("--pattern-max-error", type=_option("generation", "pattern_max_error"),
-                   metavar="E", help="edge-ratio tolerance of patterns (0.005) "
-                                     "[pattern_max_error]")
-    g.add_argument("--max-magnitude", type=_option("generation", "star_max_magnitude"),
-                   metavar="MAG", help="faintest star kept (default: as faint as "
-                                       "--verification-stars needs) [star_max_magnitude]")
-    g.add_argument("--verification-stars", metavar="N",
-                   type=_option("generation", "verification_stars_per_fov", int),
-                   help="stars kept per average smallest field (150) "
-                        "[verification_stars_per_fov]")
-    g.add_argument("--patterns-per-field", metavar="N",
-                   type=_option("generation", "patterns_per_lattice_field", int),
-                   help="patterns from the brightest stars of each field (50) "
-                        "[patterns_per_lattice_field]")
-    g.add_argument("--oversampling", metavar="X",
-                   type=_option("generation", "lattice_field_oversampling"),
-                   help="pattern fields per field-of-view area (100) "
-                        "[lattice_field_oversampling]")
-    g.add_argument("--multiscale-step", type=_option("generation", "multiscale_step"),
-                   metavar="X", help="ratio between field-of-view scales, > 1 (1.5) "
-                                     "[multiscale_step]")
-    g.add_argument("--epoch", type=_option("generation", "epoch_proper_motion_year"),
-                   metavar="YEAR", help="proper-motion epoch of the star positions (2025) "
-                                        "[epoch_proper_motion_year]")
+    for name, flag, metavar, kind, text in _BUILD_OPTIONS:
+        g.add_argument(flag, dest=name, type=_option("generation", name, kind),
+                       metavar=metavar, help=f"{text} [{name}]")
     b.add_argument("-o", "--output", metavar="PATH",
                    help="write the database here instead of into the cache")
     b.add_argument("--overwrite", action="store_true",

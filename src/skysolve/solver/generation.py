@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import _args
-from .._options import Options, option
+from .._options import Options, option, shown_name
 from ..errors import InvalidArgumentError
 from . import patterns as _patterns
 from .dbfile import DATABASE_FORMAT_VERSION
@@ -162,8 +162,8 @@ def _warn_if_sparse(catalog: Any, options: GenerationOptions) -> None:
             f"the catalog's {len(catalog)} stars kept (to magnitude {catalog.mag.max():.2f}) "
             f"number typically {per_field:g} per {options.min_fov:g} deg field (fewer than "
             f"{MIN_STARS_PER_FIELD:g}): many fields of that size hold too few stars for a "
-            "pattern and will not solve; use a deeper catalog (or a fainter "
-            "star_max_magnitude) or a larger min_fov_deg",
+            f"pattern and will not solve; use a deeper catalog (or a fainter "
+            f"{shown_name('star_max_magnitude')}) or a larger {shown_name('min_fov_deg')}",
             UserWarning, stacklevel=6)  # (the caller of generate_from_*)
 
 

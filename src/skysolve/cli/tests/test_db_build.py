@@ -234,3 +234,33 @@ def test_help_shows_each_build_parameter_with_the_library_default(capsys):
     for flag in ("--catalog-file PATH", "--catalog-epoch YEAR", "--catalog-format FORMAT",
                  "--max-magnitude MAG", "[star_max_magnitude]", "--catalog-file mystars.csv"):
         assert flag in text, flag
+
+
+def test_a_sparse_catalog_warning_names_the_flags_on_the_command_line(tmp_path, capsys):
+    """The warning for a catalog too sparse for the smallest field told a user of ``db
+    build`` to give a fainter ``star_max_magnitude`` or a larger ``min_fov_deg``, the
+    library's names: on the command line they are --max-magnitude and --min-fov."""
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(400, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)  # 400 stars over the sky: ~1 per 10 deg
+    rows = [(i + 1, repr(float(np.degrees(np.arctan2(y, x)) % 360.0)),
+             repr(float(np.degrees(np.arcsin(z)))), repr(float(m)))
+            for i, ((x, y, z), m) in enumerate(zip(v, rng.uniform(0, 6, len(v)), strict=True))]
+    csv_path = _write_csv(tmp_path / "sparse.csv", ["id", "ra", "dec", "mag"], rows)
+    argv = ["db", "build", "--catalog-file", str(csv_path), "--min-fov", "10", "--max-fov", "10",
+            "--patterns-per-field", "10", "--oversampling", "5", "-o", str(tmp_path / "s.db"),
+            "-q"]
+    assert main(argv) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(r"warning: .*typically \d per 10 deg field", err), err
+    assert "a fainter --max-magnitude) or a larger --min-fov" in err, err
+    assert "star_max_magnitude" not in err and "min_fov_deg" not in err, err
+    # the library's own call, after the command, names its parameters
+    from skysolve.sky.catalogs import load_catalog
+
+    with pytest.warns(UserWarning) as caught:
+        SolverDatabase.generate_from_catalog(load_catalog(csv_path), max_fov_deg=10.0,
+                                             patterns_per_lattice_field=10,
+                                             lattice_field_oversampling=5, progress=False)
+    text = " ".join(str(caught[0].message).split())
+    assert "a fainter star_max_magnitude) or a larger min_fov_deg" in text, text
