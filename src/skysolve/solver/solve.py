@@ -441,6 +441,12 @@ def _strict_failure(n: int, uncertainty_rad: float) -> tuple[str, str]:
                         f"a [w, x, y, z] quaternion or rotation_matrix_icrs_to_camera)")
 
 
+def _beyond_image(uncertainty_rad: float, radius_px: float, f: float, frame: Any) -> bool:
+    """Whether tracking's search from a hint of ``uncertainty_rad`` reaches, at focal
+    length ``f`` (px), as far as the image's farthest corner from its centre or beyond."""
+    return hint_reach(uncertainty_rad, radius_px, f) * f >= frame.reach_px()
+
+
 def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
             focal: tuple[float, float, float | None], parities: tuple[bool, ...],
             radius_px: float, t0: float, cone: Cone | None, patterns: Any) -> SolveResult | None:
@@ -453,6 +459,13 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
     if frame.fixed_camera:
         res = track(db, frame, cat, R_hint, f_track, parities, unc, radius_px,
                     options.match_threshold, options.refine_iterations, t0)
+    elif options.strict_hint and _beyond_image(unc, radius_px, f_lo, frame):
+        # Tracking's search would reach beyond the image's corners at every focal length
+        # of the range: its votes then take the catalog's brightest stars over a sky many
+        # times the field's, few of them in it, at each of the scales, and found 5-10 of
+        # 30 fields from hints 30 deg uncertain in 0.5-1 s, where the pattern search held
+        # to the hint's cone (below) finds them all and gives up within ~0.1 s.
+        res = None
     else:
         res = track_scales(db, frame, cat, R_hint, f_lo, f_hi, f_track, parities, unc,
                            radius_px, options.match_threshold, options.refine_iterations, t0)
@@ -468,7 +481,7 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
     # attitude given as a hint 20-90 deg uncertain found nothing on 12-19 deg fields.
     # (Narrower hints are left to tracking: a strict hint that finds nothing costs ~1 ms,
     # ~40 with the pattern search.)
-    if frame.fixed_camera and hint_reach(unc, radius_px, f_track) * f_track < frame.reach_px():
+    if frame.fixed_camera and not _beyond_image(unc, radius_px, f_track, frame):
         return None
     res, _ = patterns(Cone(R_hint[2], HINT_REACH * unc))
     if res is None:

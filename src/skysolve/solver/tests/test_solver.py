@@ -979,6 +979,50 @@ def test_a_strict_hint_with_a_camera_and_a_wide_uncertainty_still_finds_the_fiel
         assert not res and res.status == "no_match"
 
 
+def test_a_strict_hint_without_a_camera_wider_than_the_image_is_left_to_the_cone_search(
+        small_db, hip2025, monkeypatch):
+    """Without a camera model, a strict hint whose search reaches beyond the image's
+    corners at every focal length of the range (30 deg uncertain on 12-19 deg fields) took
+    tracking's votes at each of the scales, 0.5-1 s, to find a few fields and give up on
+    the rest (a field it cannot solve: 1-1.6 s); the pattern search held to the hint's
+    cone finds them all and gives up in a few ms. The fields are still found, a hint
+    elsewhere still answers nothing, and a narrower hint is still tracked."""
+    import importlib
+
+    solve_module = importlib.import_module("skysolve.solver.solve")
+    calls = []
+    track_scales = solve_module.track_scales
+
+    def counted(*args, **kwargs):
+        calls.append(args[8])  # (the hint's uncertainty, radians)
+        return track_scales(*args, **kwargs)
+
+    monkeypatch.setattr(solve_module, "track_scales", counted)
+    rng = np.random.default_rng(33)
+    for R in random_attitudes(3, rng):
+        fov = float(rng.uniform(12.0, 19.0))
+        _, sim = _field(hip2025, R, fov=fov, centroid_noise_px=0.3, num_stars=40, seed=rng)
+        ra, dec, roll = rotation_to_radec_roll(R)
+        hint = radec_roll_to_rotation(ra, max(-89.0, dec - 8.0), roll + 5.0)
+        for scale in ({}, {"fov_estimate_deg": fov, "fov_max_error_deg": 0.5}):
+            kw = dict(image_width=W, image_height=H, hint_uncertainty_deg=30.0,
+                      strict_hint=True, **scale)
+            res = small_db.solve_from_centroids(sim.centroids, attitude_hint=hint, **kw)
+            assert res and _boresight_error_arcsec(res, R) < 30.0, (fov, scale)
+            away = radec_roll_to_rotation((ra + 180.0) % 360.0, -dec, roll)
+            res = small_db.solve_from_centroids(sim.centroids, attitude_hint=away, **kw)
+            assert not res and res.status == "no_match"
+        assert calls == []
+        near = radec_roll_to_rotation(ra, max(-89.0, dec - 0.5), roll)
+        res = small_db.solve_from_centroids(sim.centroids, attitude_hint=near,
+                                            hint_uncertainty_deg=1.0, strict_hint=True,
+                                            image_width=W, image_height=H,
+                                            fov_estimate_deg=fov, fov_max_error_deg=0.5)
+        assert res and res.mode == "tracking" and _boresight_error_arcsec(res, R) < 30.0
+        assert calls == [pytest.approx(math.radians(1.0))]
+        calls.clear()
+
+
 # ------------------------------------------------------------------------------------
 # Failures and bad input
 
