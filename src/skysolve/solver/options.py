@@ -235,9 +235,9 @@ class SolveOptions(Options):
         far it moves the image's corners, not by its angle). Without a camera
         model, whose scale tracking can only sample, or with a hint whose reach goes
         beyond the image's corners, the pattern search held to the hint's cone still
-        runs; without a camera model and a reach beyond the corners at every scale
-        of the range, only that search runs (tracking's votes there took ~1 s to
-        find a few fields). With fewer than 3 centroids (tracking's minimum) the
+        runs; without a camera model, tracking is left out at the focal lengths
+        where the reach goes beyond the image's corners (its votes there took up
+        to ~1 s to find a few fields). With fewer than 3 centroids (tracking's minimum) the
         solve fails with ``'too_few'``, as tetra3rs's.""")
     # -- skysolve's own parameters (keyword-only, so that positional calls written
     # for tetra3rs 0.14 mean the same)

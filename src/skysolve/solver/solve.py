@@ -39,7 +39,7 @@ from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
 from .refinement import ARCSEC_PER_RAD
 from .result import SolveFailure, SolveResult
-from .tracking import HINT_REACH, hint_offset, hint_reach, track, track_scales
+from .tracking import HINT_REACH, beyond_image, hint_offset, hint_reach, track, track_scales
 
 if TYPE_CHECKING:  # pragma: no cover
     from .database import PatternDatabase
@@ -441,12 +441,6 @@ def _strict_failure(n: int, uncertainty_rad: float) -> tuple[str, str]:
                         f"a [w, x, y, z] quaternion or rotation_matrix_icrs_to_camera)")
 
 
-def _beyond_image(uncertainty_rad: float, radius_px: float, f: float, frame: Any) -> bool:
-    """Whether tracking's search from a hint of ``uncertainty_rad`` reaches, at focal
-    length ``f`` (px), as far as the image's farthest corner from its centre or beyond."""
-    return hint_reach(uncertainty_rad, radius_px, f) * f >= frame.reach_px()
-
-
 def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
             focal: tuple[float, float, float | None], parities: tuple[bool, ...],
             radius_px: float, t0: float, cone: Cone | None, patterns: Any) -> SolveResult | None:
@@ -459,16 +453,12 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
     if frame.fixed_camera:
         res = track(db, frame, cat, R_hint, f_track, parities, unc, radius_px,
                     options.match_threshold, options.refine_iterations, t0)
-    elif options.strict_hint and _beyond_image(unc, radius_px, f_lo, frame):
-        # Tracking's search would reach beyond the image's corners at every focal length
-        # of the range: its votes then take the catalog's brightest stars over a sky many
-        # times the field's, few of them in it, at each of the scales, and found 5-10 of
-        # 30 fields from hints 30 deg uncertain in 0.5-1 s, where the pattern search held
-        # to the hint's cone (below) finds them all and gives up within ~0.1 s.
-        res = None
     else:
+        # (a strict hint's scales at which the search reaches beyond the image are left
+        # to the pattern search held to its cone, below: see track_scales)
         res = track_scales(db, frame, cat, R_hint, f_lo, f_hi, f_track, parities, unc,
-                           radius_px, options.match_threshold, options.refine_iterations, t0)
+                           radius_px, options.match_threshold, options.refine_iterations, t0,
+                           within_image=options.strict_hint)
     if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
         return res
     if not options.strict_hint or len(frame.ideal) < 4:
@@ -481,7 +471,7 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
     # attitude given as a hint 20-90 deg uncertain found nothing on 12-19 deg fields.
     # (Narrower hints are left to tracking: a strict hint that finds nothing costs ~1 ms,
     # ~40 with the pattern search.)
-    if frame.fixed_camera and not _beyond_image(unc, radius_px, f_track, frame):
+    if frame.fixed_camera and not beyond_image(unc, radius_px, f_track, frame):
         return None
     res, _ = patterns(Cone(R_hint[2], HINT_REACH * unc))
     if res is None:
