@@ -43,8 +43,8 @@ def _print_summary(info: dict[str, Any]) -> None:
         print(f"  {key + ':':<28}{value}")
 
 
-#: The field of view, which the default database's parameters are resolved from, and
-#: the other generation parameters, passed as given.
+#: The build parameters passed apart from the others (given as they are): the field of
+#: view, from which the default database's parameters are resolved.
 _FOV = ("min_fov_deg", "max_fov_deg")
 
 
