@@ -906,3 +906,30 @@ def test_fit_shares_agree_and_are_what_leaving_a_match_out_takes():
             share = math.sqrt(max(0.0, whole - float(left @ left))) * 1000.0
             assert got[k] == pytest.approx(share, rel=1e-6, abs=1e-9)
 
+
+
+@pytest.mark.parametrize("be", [comp, ref], ids=["compiled", "reference"])
+def test_refinement_clips_at_the_gaussian_scale_of_the_core(be):
+    """The refinement drops a pair further than ``sigma_clip`` (3) times the core's
+    Gaussian scale, 1.4826 x the median residual of its best 60 % (~0.8 px here, where 28
+    centroids sit 1 px from their stars in random directions): ~3.6 px. A pair 3 px off
+    is kept (clipping at 3 medians, ~2.4 px, would drop it), one 4.6 px off and one
+    8 px off (both within the 12 px match radius) are dropped."""
+    rng = np.random.default_rng(21)
+    f, n = 1000.0, 30
+    xy = rng.uniform([-0.45 * W, -0.45 * H], [0.45 * W, 0.45 * H], (n, 2))
+    cam_v = np.column_stack([xy / f, np.ones(n)])
+    v = np.ascontiguousarray(cam_v / np.linalg.norm(cam_v, axis=1)[:, None])
+    angle = rng.uniform(0.0, 2.0 * math.pi, n)
+    unit = np.column_stack([np.cos(angle), np.sin(angle)])
+    for off, kept in ((3.0, True), (4.6, False)):
+        d = np.ones(n)
+        d[0], d[1] = off, 8.0
+        ideal = np.ascontiguousarray(xy + d[:, None] * unit)
+        ok, _, _, i, j, err = be.refine(ideal, v, np.eye(3), f, False, 0, True, 0.0, 0.0,
+                                        W / 2, H / 2, 12.0, 2, 3.0)
+        assert ok
+        assert (0 in i) == kept, off
+        assert 1 not in i
+        assert sorted(set(range(2, n))) == sorted(set(i) - {0})
+        np.testing.assert_array_equal(i, j)  # (catalog row k is centroid k's star)
