@@ -219,6 +219,18 @@ MUTANTS: list[Mutant] = [
         ("off = np.clip(0.5 * (lv[:, 0] - lv[:, 2]) / c2, -0.5, 0.5)",
          "off = np.clip(0.5 * (lv[:, 2] - lv[:, 0]) / c2, -0.5, 0.5)"),
     ], [T_EXTRACT], "parabolic peak offset of the wrong sign"),
+    # -- hints and database files ------------------------------------------------------
+    Mutant("hint-cone-ignored", S + "solver/lost_in_space.py", [
+        ("cone is not None and not cone.holds(hyp.R, _HYPOTHESIS_SLACK_PX / hyp.f)):",
+         "False):"),
+        ("if ref is None or (cone is not None and not cone.holds(ref.hyp.R)):",
+         "if ref is None:"),
+    ], [S + "solver/tests/test_hints.py"],
+        "a position hint's cone only picks the catalog stars: answers outside it pass"),
+    Mutant("dbfile-trailing-bytes", S + "solver/dbfile.py", [
+        ("    if size > expected:\n", "    if size > expected + (1 << 40):\n"),
+    ], [S + "solver/tests/test_database.py"],
+        "a database file with bytes after its data loads"),
     # -- aberration --------------------------------------------------------------------
     Mutant("aberration-sign", S + "sky/aberration.py", [
         ("return _boost(u, v / SPEED_OF_LIGHT_KM_S)", "return _boost(u, -v / SPEED_OF_LIGHT_KM_S)"),
