@@ -221,7 +221,10 @@ class SolveOptions(Options):
     attitude_hint: NDArray[np.float64] | None = option(
         None, type="quaternion [w, x, y, z] or 3x3 matrix, optional", check=_attitude, doc="""
         Tracking mode: match against catalog stars around this ICRS-to-camera
-        attitude, falling back to the lost-in-space search unless ``strict_hint``.""")
+        attitude, falling back to the lost-in-space search unless ``strict_hint``.
+        Without a camera model, tracking is left out at the focal lengths where the
+        hint's reach goes beyond the image's corners: the pattern search answers
+        there (its votes took up to ~1 s to find a few such fields).""")
     hint_uncertainty_deg: float | None = option(
         None, type="float, optional", check=_args.optional_positive, doc="""
         Uncertainty of the hint, degrees (give at most one of the two; default 1).""")
@@ -235,9 +238,8 @@ class SolveOptions(Options):
         far it moves the image's corners, not by its angle). Without a camera
         model, whose scale tracking can only sample, or with a hint whose reach goes
         beyond the image's corners, the pattern search held to the hint's cone still
-        runs; without a camera model, tracking is left out at the focal lengths
-        where the reach goes beyond the image's corners (its votes there took up
-        to ~1 s to find a few fields). With fewer than 3 centroids (tracking's minimum) the
+        runs (see ``attitude_hint`` for the focal lengths tracking leaves to it). With
+        fewer than 3 centroids (tracking's minimum) the
         solve fails with ``'too_few'``, as tetra3rs's.""")
     # -- skysolve's own parameters (keyword-only, so that positional calls written
     # for tetra3rs 0.14 mean the same)

@@ -454,11 +454,11 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
         res = track(db, frame, cat, R_hint, f_track, parities, unc, radius_px,
                     options.match_threshold, options.refine_iterations, t0)
     else:
-        # (a strict hint's scales at which the search reaches beyond the image are left
-        # to the pattern search held to its cone, below: see track_scales)
+        # (the scales at which the search reaches beyond the image are left to the pattern
+        # search: a strict hint's held to its cone, below, a loose hint's over the sky
+        # after this returns: see track_scales)
         res = track_scales(db, frame, cat, R_hint, f_lo, f_hi, f_track, parities, unc,
-                           radius_px, options.match_threshold, options.refine_iterations, t0,
-                           within_image=options.strict_hint)
+                           radius_px, options.match_threshold, options.refine_iterations, t0)
     if res is not None and (cone is None or cone.holds(res.rotation_matrix_icrs_to_camera)):
         return res
     if not options.strict_hint or len(frame.ideal) < 4:

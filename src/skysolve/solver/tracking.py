@@ -484,8 +484,7 @@ def _radial_left(frame: Frame, cat: CatalogView, ref, hyp: Hypothesis | None = N
 def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64],
                  f_lo: float, f_hi: float, f_guess: float, parities: tuple[bool, ...],
                  uncertainty_rad: float, radius_px: float, threshold: float,
-                 refine_iterations: int, t0: float,
-                 within_image: bool = False) -> SolveResult | None:
+                 refine_iterations: int, t0: float) -> SolveResult | None:
     """:func:`track` when the focal length is only known to lie in ``[f_lo, f_hi]`` (no
     camera model): the votes compare angles, which scale with ``1 / f``, so they are
     taken at focal lengths spaced so that a star at the image's reach moves by at most
@@ -494,12 +493,12 @@ def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64]
     by the number of focal lengths and parities tried (with three or four stars, chance
     agreements at one of up to 22 gave 5 wrong attitudes in 80 hints 3 deg uncertain).
 
-    With ``within_image`` (a strict hint, whose caller then runs the pattern search held
-    to the hint's cone) the focal lengths at which the search reaches beyond the image
-    (:func:`beyond_image`) are left to that search: there the votes of each scale took
+    The focal lengths at which the search reaches beyond the image (:func:`beyond_image`)
+    are left to the pattern search the caller runs next (held to the hint's cone for a
+    strict hint, over the sky for a loose one): there the votes of each scale took
     0.1-0.2 s and found few fields (5-10 of 30 hints 30 deg uncertain on 10-20 deg
     fields, in 0.5-1 s in all; 1-1.6 s to give up on a field it cannot solve), where the
-    cone's search finds them all in about a millisecond. The probability still counts
+    pattern search finds them all in about a millisecond. The probability still counts
     every focal length of the range (so an answer found at one searched is unchanged)."""
     step = math.log1p(radius_px / frame.reach_px())
     lo, hi = math.log(f_lo), math.log(f_hi)
@@ -507,7 +506,7 @@ def track_scales(db, frame: Frame, cat: CatalogView, hint_R: NDArray[np.float64]
     offsets = [0] + [side * k for k in range(1, _MAX_SCALES) for side in (-1, 1)]
     fs = [centre + d * step for d in offsets if lo <= centre + d * step <= hi][:_MAX_SCALES]
     for u in fs:
-        if within_image and beyond_image(uncertainty_rad, radius_px, math.exp(u), frame):
+        if beyond_image(uncertainty_rad, radius_px, math.exp(u), frame):
             continue
         res = track(db, frame, cat, hint_R, math.exp(u), parities, uncertainty_rad, radius_px,
                     threshold, refine_iterations + _SCALE_REFINE_PASSES, t0, trials=len(fs))

@@ -1029,6 +1029,42 @@ def test_a_strict_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_t
         tracked.clear()
 
 
+def test_a_loose_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_the_image(
+        small_db, hip2025, monkeypatch):
+    """The same rule for a loose hint, whose fallback is the lost-in-space search: a hint
+    30 deg uncertain took tracking's votes at every focal length, 0.5-1.1 s, before that
+    search answered (1.1 s to give up on a field nothing solves); now tracking runs only
+    at the focal lengths where its search stays within the image, and the fields are
+    found (by the pattern search, in about a millisecond), a hint 8 deg off included."""
+    import importlib
+
+    tracking = importlib.import_module("skysolve.solver.tracking")
+    tracked = []  # (focal length, uncertainty) of each scale tracked
+    track = tracking.track
+
+    def counted(*args, **kwargs):
+        tracked.append((args[4], args[6]))
+        return track(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "track", counted)
+    corner_px = math.hypot(W / 2, H / 2)
+    rng = np.random.default_rng(35)
+    for R in random_attitudes(3, rng):
+        fov = float(rng.uniform(12.0, 19.0))
+        _, sim = _field(hip2025, R, fov=fov, centroid_noise_px=0.3, num_stars=40, seed=rng)
+        ra, dec, roll = rotation_to_radec_roll(R)
+        hint = radec_roll_to_rotation(ra, max(-89.0, dec - 8.0), roll + 5.0)
+        for scale in ({}, {"fov_estimate_deg": fov, "fov_max_error_deg": 0.5}):
+            for unc in (30.0, 12.0):
+                res = small_db.solve_from_centroids(sim.centroids, attitude_hint=hint,
+                                                    hint_uncertainty_deg=unc, image_width=W,
+                                                    image_height=H, **scale)
+                assert res and _boresight_error_arcsec(res, R) < 30.0, (fov, scale, unc)
+        assert all(1.5 * unc * f < corner_px for f, unc in tracked), tracked
+        assert not any(unc == pytest.approx(math.radians(30.0)) for _, unc in tracked)
+        tracked.clear()
+
+
 # ------------------------------------------------------------------------------------
 # Failures and bad input
 
