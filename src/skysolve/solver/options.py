@@ -222,9 +222,10 @@ class SolveOptions(Options):
         None, type="quaternion [w, x, y, z] or 3x3 matrix, optional", check=_attitude, doc="""
         Tracking mode: match against catalog stars around this ICRS-to-camera
         attitude, falling back to the lost-in-space search unless ``strict_hint``.
-        Without a camera model, tracking is left out at the focal lengths where the
-        hint's reach goes beyond the image's corners: the pattern search answers
-        there (its votes took up to ~1 s to find a few such fields).""")
+        Tracking is left out where the hint's reach goes beyond the image's corners
+        (at each focal length of the range without a camera model): the pattern
+        search answers there (tracking's votes took 45 ms to 1 s to find a few such
+        fields).""")
     hint_uncertainty_deg: float | None = option(
         None, type="float, optional", check=_args.optional_positive, doc="""
         Uncertainty of the hint, degrees (give at most one of the two; default 1).""")

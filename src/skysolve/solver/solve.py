@@ -451,8 +451,10 @@ def _hinted(db: PatternDatabase, frame: Any, cat: Any, options: SolveOptions,
     # without a scale, tracking starts at the middle of the range
     f_track = math.sqrt(f_lo * f_hi) if f_guess is None else f_guess
     if frame.fixed_camera:
-        res = track(db, frame, cat, R_hint, f_track, parities, unc, radius_px,
-                    options.match_threshold, options.refine_iterations, t0)
+        # (a search reaching beyond the image is left to the pattern search, as below)
+        res = None if beyond_image(unc, radius_px, f_track, frame) else track(
+            db, frame, cat, R_hint, f_track, parities, unc, radius_px,
+            options.match_threshold, options.refine_iterations, t0)
     else:
         # (the scales at which the search reaches beyond the image are left to the pattern
         # search: a strict hint's held to its cone, below, a loose hint's over the sky
