@@ -195,8 +195,10 @@ def sky_circle_option(value: Any, name: str = "sky_circle") -> Any:
             f"{name} must be auto, none, a radius R or X,Y,R (centred pixels), got {value!r}")
     if isinstance(value, str):
         low = value.strip().lower()
-        if low in ("auto", "none"):
-            return None if low == "none" else "auto"
+        if low == "none":
+            return None
+        if low == "auto":  # ('auto' in any case: the extraction option's own rule)
+            return ExtractionOptions.check_value("sky_circle", value, name)
         try:
             numbers = [float(p) for p in low.replace(",", " ").split()]
         except ValueError:

@@ -64,9 +64,12 @@ _MIN_OUTSIDE = 0.03
 
 
 def check_sky_circle(value: Any, name: str) -> str | tuple[float, float, float] | None:
-    """``'auto'``, None, a radius (about the image centre) or ``(x, y, radius)``."""
-    if value is None or (isinstance(value, str) and value == "auto"):
+    """``'auto'`` (in any case: the command line's ``--sky-circle AUTO`` reads it so too),
+    None, a radius (about the image centre) or ``(x, y, radius)``."""
+    if value is None:
         return value
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
     if isinstance(value, str):
         raise InvalidArgumentError(
             f"{name} must be 'auto', None, a radius in pixels or (x, y, radius), got {value!r}")

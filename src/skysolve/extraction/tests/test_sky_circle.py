@@ -194,3 +194,16 @@ def test_a_stack_with_black_wedges_or_an_oval_crop_has_no_circle(hip_catalog, w,
     # every star of the lit part kept: as many as with no circle at all
     assert len(found) == len(extract_centroids(img, sky_circle=None)) > 20
     assert lit.mean() < 0.9
+
+
+@pytest.mark.parametrize("text", ["auto", "AUTO", " Auto "])
+def test_auto_is_one_word_in_any_case_for_the_api_and_the_command_line(hip_catalog, text):
+    # (before: 'AUTO' refused by extract_centroids, taken by --sky-circle)
+    from skysolve.extraction.options import ExtractionOptions
+    from skysolve.fields import sky_circle_option
+
+    assert ExtractionOptions(sky_circle=text).sky_circle == "auto"
+    assert sky_circle_option(text, "--sky-circle") == "auto"
+    img, _, _, _, r = _allsky(hip_catalog, jpeg=False, text=False)
+    found = extract_centroids(img, sky_circle=text)
+    assert found.sky_circle is not None and found.sky_circle[2] == pytest.approx(r, abs=2.0)
