@@ -105,7 +105,14 @@ def _block_medians(image: NDArray, block: int) -> NDArray[np.float64]:
     step = max(1, block // 4)
     k = block // step
     hb, wb = h // block, w // block
-    sub = image[: hb * block: step, : wb * block: step].astype(np.float64)
+    if block % step:
+        # (a block of 13 px sampled every 3 px: a plain stride would take the tiles 12 px
+        # apart, drawing a disc 13/12 times its size and distance from the frame's corner)
+        rows = (np.arange(hb)[:, None] * block + np.arange(k) * step).ravel()
+        cols = (np.arange(wb)[:, None] * block + np.arange(k) * step).ravel()
+        sub = image[np.ix_(rows, cols)].astype(np.float64)
+    else:
+        sub = image[: hb * block: step, : wb * block: step].astype(np.float64)
     sub = sub[: hb * k, : wb * k].reshape(hb, k, wb, k).transpose(0, 2, 1, 3).reshape(hb, wb, -1)
     if np.isnan(sub).any():
         with np.errstate(all="ignore"):
@@ -279,6 +286,37 @@ def _sharp(prof: NDArray, outer: NDArray, last: NDArray, block: int) -> bool:
     return len(sharp) >= 3 and np.mean(sharp) >= 0.5
 
 
+#: A disc's sky covers at least this share of the frame (a disc of 0.2 x the shorter
+#: side's radius in a 4:3 frame; an all-sky lens's circle fills most of its sensor).
+_MIN_LIT = 0.1
+
+
+def _sky_light(img: NDArray, dark: float, corners: list[NDArray], integer: bool) -> float:
+    """The sky's light above ``dark``: the median of the frame's lit samples (about
+    64 x 64 of them, lit: 5 noise sigmas of the dark ``corners`` above it), or 0 when
+    they are under :data:`_MIN_LIT` of the frame.
+
+    The lit part's median, not the frame centre's: a disc off the frame's centre leaves
+    it dark, and a moon or a glare filling it is far brighter than the sky around (the
+    circle of the sky blocks drawn at a fifth of its light was the moon's).
+    """
+    h, w = img.shape
+    cs = max(1, min(h, w) // 64)
+    sample = img[cs // 2::cs, cs // 2::cs].ravel()
+    if sample.dtype.kind == "f":
+        sample = sample[np.isfinite(sample)]
+    # the corners' noise from differences of their sampled neighbours (a few px apart)
+    diff = np.concatenate([np.diff(np.asarray(p, dtype=np.float64), axis=1).ravel()
+                           for p in corners])
+    noise = 1.4826 * _finite_median(np.abs(diff)) / math.sqrt(2.0) if diff.size else 0.0
+    noise = max(noise if math.isfinite(noise) else 0.0, 0.5 if integer else 0.0)
+    lit = sample > dark + 5.0 * noise
+    n_lit = int(np.count_nonzero(lit))
+    if not sample.size or n_lit < _MIN_LIT * sample.size:
+        return 0.0
+    return _finite_median(sample[lit]) - dark
+
+
 def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
                     ) -> tuple[float, float, float] | None:
     """The image circle of an all-sky frame: ``(x, y, radius)`` in centred pixels, or
@@ -314,7 +352,7 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     img = image
     if bad is not None and bad.any():
         img = np.where(bad, np.nan, image.astype(np.float32))
-    # first the corners against the centre, from a few patches (most frames end here)
+    # first the corners against the sky, from a few patches (most frames end here)
     c = max(2, int(round(_CORNER * min(hb, wb))))
     k = c * block
     step = max(1, block // 4)
@@ -323,11 +361,19 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     levels = np.array([_finite_median(p) for p in patches])
     if np.count_nonzero(np.isfinite(levels)) < 3:
         return None
-    darkest = np.sort(levels[np.isfinite(levels)])[:3]
-    dark = float(np.median(darkest))
+    order = np.argsort(np.where(np.isfinite(levels), levels, np.inf))[:3]
+    darkest = levels[order]
+    dark = float(darkest[1])  # (their median: the middle of three, in order)
+    light = _sky_light(img, dark, [patches[i] for i in order], image.dtype.kind in "iu")
+    # the frame centre's light when it is the sky's (a disc about the centre, vignetted
+    # towards its rim: its lit part's median is lower, and lets an 8-bit stretch's ramp
+    # to black pass for the rim); not a moon or a glare there, nor the surround of a
+    # disc off the centre
     q = int(0.25 * min(h, w))
     cs = max(1, q // 32)  # (about 64 x 64 samples)
-    light = _finite_median(img[h // 2 - q:h // 2 + q:cs, w // 2 - q:w // 2 + q:cs]) - dark
+    centre = _finite_median(img[h // 2 - q:h // 2 + q:cs, w // 2 - q:w // 2 + q:cs]) - dark
+    if 0.5 * light <= centre <= 2.0 * light:
+        light = centre
     # three corners dark alike (one may hold a caption, a lamp, a tree)
     if not (light > 0 and np.ptp(darkest) < 0.5 * _SKY_FRACTION * light):
         return None
@@ -337,8 +383,8 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
              np.diff(img[-k:, -k:].astype(np.float64), axis=1).ravel()]
     diff = np.concatenate(diffs)
     diff = diff[np.isfinite(diff)]
-    noise = 1.4826 * float(np.median(np.abs(diff))) / math.sqrt(2.0) if diff.size else 0.0
-    noise = max(noise, 0.5 if image.dtype.kind in "iu" else 0.0, 1e-9 * abs(dark))
+    pixel_noise = 1.4826 * float(np.median(np.abs(diff))) / math.sqrt(2.0) if diff.size else 0.0
+    noise = max(pixel_noise, 0.5 if image.dtype.kind in "iu" else 0.0, 1e-9 * abs(dark))
     if not light > _MIN_CONTRAST * noise:
         return None
     grid = _block_medians(img, block)
@@ -389,7 +435,87 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     # stretched to a clipped black point ramps down to it over dozens
     if not _sharp(prof[:, good], outer[good], last, block):
         return None
-    return _fine_circle(circle, radii[last] + 0.5, phi[good], h, w)
+    found = _fine_circle(circle, radii[last] + 0.5, phi[good], h, w)
+    if found is None or _plateau(img, found, dark):
+        return None
+    # the lens's edge: beyond a sky an 8-bit stretch clipped to black, where its last
+    # noise and stars end (a threshold 3 sigmas of the surround's pixels above it; any
+    # count above an 8-bit surround clipped to 0)
+    lit_level = dark + max(3.0 * pixel_noise, 0.5 if image.dtype.kind in "iu" else 0.0)
+    corners = np.concatenate([np.asarray(patches[i], dtype=np.float64).ravel() for i in order])
+    corners = corners[np.isfinite(corners)]
+    # (only where the stretch clipped the surround to its black point, most of its
+    # pixels at one lowest value: a raw frame's rim is where its level falls, and the
+    # glow of a moon or a dome beyond it is no sky)
+    if not corners.size or np.mean(corners <= corners.min()) < 0.5:
+        return found
+    return _lens_edge(img, found, lit_level, float(np.mean(corners > lit_level)))
+
+
+#: Sky pixels lit above the surround's share by this much still count as the lens's sky.
+_LIT_MARGIN = 0.05
+#: The lens's edge is looked for up to this fraction of the radius beyond the rim found.
+_MAX_EXTENSION = 0.15
+
+
+def _lens_edge(img: NDArray, circle: tuple[float, float, float], lit_level: float,
+               surround: float) -> tuple[float, float, float]:
+    """``circle`` (centred pixels) widened to where the sky's last lit pixels end.
+
+    An all-sky JPEG's stretch clips its vignetted sky to black some way inside the
+    lens's rim (0-2 counts over the outer 8-9 % of the radius): the level's rim found is
+    that of the clipped sky, and the dark ring beyond it, sky with its stars near the
+    horizon, was dropped as surround. Here, ring by ring outwards, the median over
+    sectors of the share of pixels above ``lit_level`` (three rings of eight azimuths
+    a sector) is compared with the surround's share (its corners'): the edge is the
+    last ring with :data:`_LIT_MARGIN` more lit pixels than the surround, up to
+    :data:`_MAX_EXTENSION` of the radius out (a sharp rim moves by a pixel at most).
+    """
+    h, w = img.shape
+    x0, y0, r = circle
+    centre = np.array([x0 + 0.5 * w, y0 + 0.5 * h, r])
+    radii = r - 0.5 + np.arange(0.0, math.ceil(_MAX_EXTENSION * r) + 3.0)
+    phi = (np.arange(_SECTORS * _PER_SECTOR) + 0.5) * (2 * np.pi / (_SECTORS * _PER_SECTOR))
+    cols = np.floor(centre[0] + radii[:, None] * np.cos(phi)[None, :]).astype(np.int64)
+    rows = np.floor(centre[1] + radii[:, None] * np.sin(phi)[None, :]).astype(np.int64)
+    inside = ((cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)).all(axis=0)
+    ok = inside.reshape(_SECTORS, _PER_SECTOR).all(axis=1)
+    if np.count_nonzero(ok) < 8:
+        return circle
+    sel = np.repeat(ok, _PER_SECTOR)
+    lit = (img[rows[:, sel], cols[:, sel]] > lit_level).reshape(radii.size, -1, _PER_SECTOR)
+    counts = lit.sum(axis=2).astype(np.float64)  # (radii, sectors)
+    # three rings at a time, 24 pixels a sector
+    share = (counts[:-2] + counts[1:-1] + counts[2:]) / (3.0 * _PER_SECTOR)
+    ring = np.median(share, axis=1)  # (centred on radii[1:-1])
+    above = ring > surround + _LIT_MARGIN
+    if not above[0]:
+        return circle
+    end = int(np.argmin(above)) if not above.all() else above.size
+    # (ring i is centred on radii[i + 1]; the last lit one's middle radius is radii[end],
+    # whose pixels reach half a pixel less far than the three-ring window: a sharp rim
+    # stays where it was)
+    edge = float(radii[end]) - 0.5
+    return (x0, y0, max(r, edge))
+
+
+def _plateau(img: NDArray, circle: tuple[float, float, float], dark: float) -> bool:
+    """Whether most of the disc ``circle`` (centred pixels) is at the frame's brightest
+    level: a saturated moon or glare, flat and starless, not a lens's sky (whose light
+    is the sky's, with its noise and stars, under the stars' peaks)."""
+    h, w = img.shape
+    cs = max(1, min(h, w) // 64)
+    rows = np.arange(cs // 2, h, cs)
+    cols = np.arange(cs // 2, w, cs)
+    sample = np.asarray(img[cs // 2::cs, cs // 2::cs], dtype=np.float64)
+    x0, y0, r = circle
+    inside = ((cols + 0.5 - 0.5 * w - x0) ** 2)[None, :] + ((rows + 0.5 - 0.5 * h - y0) ** 2
+                                                           )[:, None] <= r * r
+    values = sample[inside & np.isfinite(sample)]
+    if not values.size:
+        return False
+    top = float(np.nanmax(sample))
+    return bool(np.mean(values >= top - 0.01 * (top - dark)) > 0.5)
 
 
 def _fine_circle(circle: NDArray, r_rim: NDArray, phi: NDArray, h: int, w: int

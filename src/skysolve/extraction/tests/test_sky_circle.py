@@ -24,14 +24,15 @@ from skysolve.tests.realframes import ALT40, DATA
 
 
 def _allsky(catalog, projection="equisolid", w=1024, h=1024, half_deg=95.0, radius=None,
-            seed=1, jpeg=True, text=True):
+            seed=1, jpeg=True, text=True, centre=None):
     """An all-sky frame: a ``half_deg`` lens whose circle (``radius`` px, default just
     inside the shorter side) sits in a black surround with read noise, vignetted towards
-    the rim, a horizon 5 deg up, captions burned into the surround and JPEG."""
+    the rim, a horizon 5 deg up, captions burned into the surround and JPEG; the lens's
+    axis at ``centre`` (centred pixels, default the frame's centre)."""
     code = _proj.code_of(projection)
     radius = 0.5 * min(w, h) - 8 if radius is None else radius
     f = radius / _proj.scalar_radius_of_angle(math.radians(half_deg), code)
-    cam = CameraModel(f, w, h, projection=projection)
+    cam = CameraModel(f, w, h, projection=projection, crpix=centre)
     R = radec_roll_to_rotation(40.0 + 70 * seed, 20.0 + 5 * seed, 30.0)
     img, truth = render_starfield(catalog, cam, R, image_circle_deg=half_deg, horizon_deg=5.0,
                                   vignetting=0.5, psf=1.2, background_e=300.0,
@@ -107,7 +108,9 @@ def test_captions_in_the_surround_and_the_rim_give_no_stars(hip_catalog, seed):
     assert np.count_nonzero(d < 1.5) >= 95
     # the detections dropped beyond the band are reported, as 'border'
     rej = found.rejected
-    assert (rej["reason"] == "border").any()
+    # (seed 2: the circle reaches the clipped sky's last lit pixels, 482 px, and beyond
+    # its band lie only the captions, rejected as 'overlay' already)
+    assert (rej["reason"] == "border").any() or seed == 2
     r_found = found.sky_circle[2]
     border = np.hypot(rej["x"], rej["y"])[rej["reason"] == "border"]
     # (their records give the intensity-weighted position, the cut took the fitted one)
@@ -207,3 +210,84 @@ def test_auto_is_one_word_in_any_case_for_the_api_and_the_command_line(hip_catal
     img, _, _, _, r = _allsky(hip_catalog, jpeg=False, text=False)
     found = extract_centroids(img, sky_circle=text)
     assert found.sky_circle is not None and found.sky_circle[2] == pytest.approx(r, abs=2.0)
+
+
+def _moon(img, radius, halo):
+    """``img`` with a moon or a glare of ``radius`` px at the frame's centre, saturated (at
+    the frame's brightest level, a flat plateau) and, with ``halo``, its scattered light
+    falling off beyond it."""
+    img = np.asarray(img, dtype=np.float64).copy()
+    h, w = img.shape
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    d = np.hypot(xx - 0.5 * w, yy - 0.5 * h)
+    top = img.max()
+    if halo:
+        fall = np.maximum(d - radius, 0) / (0.3 * radius)
+        img += 0.3 * (top - np.median(img)) / (1 + fall ** 2)
+    img[d <= radius] = top
+    return np.minimum(img, top)
+
+
+@pytest.mark.parametrize("radius", [150.0, 250.0])
+@pytest.mark.parametrize("halo", [False, True])
+def test_a_saturated_moon_filling_the_centre_is_not_the_sky_circle(hip_catalog, radius, halo):
+    # (before: the moon's 250 px disc was reported, and every star beyond it dropped)
+    img, truth, _, _, r = _allsky(hip_catalog, jpeg=False, text=False)
+    moonlit = _moon(img, radius, halo)
+    for frame, low in ((moonlit, r - 2.0), (dg.jpeg(moonlit, 0.5, seed=1), 0.85 * r)):
+        circle = find_sky_circle(frame)
+        # the lens's circle (on a JPEG, the stretch may clip its sky to black inside
+        # its rim), or none (nothing dropped), never the moon's
+        assert circle is None or (low <= circle[2] <= r + 2.0
+                                  and math.hypot(circle[0], circle[1]) < 2.0), circle
+    if not halo:  # a flat moon leaves the sky's rim as it was: found
+        found = extract_centroids(moonlit)
+        assert found.sky_circle is not None and found.sky_circle[2] == pytest.approx(r, abs=2)
+        # the true stars beyond the moon are kept
+        xy = found.as_array()[:, :2]
+        true_xy = np.column_stack([truth.x, truth.y])
+        far = np.hypot(true_xy[:, 0], true_xy[:, 1])
+        bright = true_xy[(far > radius + 20) & (far < r - 20)][:50]
+        d = np.min(np.hypot(*(bright[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)), axis=1)
+        assert np.count_nonzero(d < 1.5) >= 40
+
+
+def test_a_saturated_glare_on_an_ordinary_frame_is_no_sky_circle(hip_catalog):
+    # (before: a 300 px flat glare at the centre of a 60 deg frame was its "sky circle")
+    cam = CameraModel.from_fov(60.0, 1024, 768)
+    img, _ = render_starfield(hip_catalog, cam, radec_roll_to_rotation(100, 10, 5), seed=3,
+                              background_e=300.0, bias_adu=100.0, read_noise_e=8.0)
+    for radius in (200.0, 300.0):
+        for halo in (False, True):
+            glare = _moon(img, radius, halo)
+            assert find_sky_circle(glare) is None
+            assert extract_centroids(glare).sky_circle is None
+
+
+@pytest.mark.parametrize("centre", [(300.0, 250.0), (-250.0, 200.0)])
+def test_a_disc_off_centre_near_a_corner_is_found(hip_catalog, centre):
+    # (before: none; the frame's centre in its surround, and the 13 px blocks of a
+    # 1600 px frame sampled 12 px apart, which drew the disc 13/12 times too far out)
+    img, _, _, _, r = _allsky(hip_catalog, w=1600, h=1200, radius=400.0, centre=centre,
+                              jpeg=False)
+    for frame in (img, dg.jpeg(img, 0.5, seed=1)):
+        circle = find_sky_circle(np.asarray(frame))
+        assert circle is not None
+        assert circle[0] == pytest.approx(centre[0], abs=2.0)
+        assert circle[1] == pytest.approx(centre[1], abs=2.0)
+        assert circle[2] == pytest.approx(r, abs=2.0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_stretched_jpegs_circle_is_the_lens_edge_not_where_its_sky_clips(hip_catalog, seed):
+    # the 8-bit stretch clips the vignetted sky to black (0-2 counts) from ~462 px out of
+    # the 504 px lens; the sky's last lit pixels end at the lens's edge, and its surround
+    # is 0 (before: 461 px, the dark ring of sky beyond dropped as surround)
+    img, _, _, _, r = _allsky(hip_catalog, seed=seed)
+    circle = find_sky_circle(np.asarray(img))
+    assert circle is not None
+    assert math.hypot(circle[0], circle[1]) < 2.0
+    assert 0.95 * r <= circle[2] <= r + 2.0
+    # a raw frame's rim stays where its level falls
+    raw, _, _, _, _ = _allsky(hip_catalog, seed=seed, jpeg=False)
+    assert find_sky_circle(np.asarray(raw))[2] == pytest.approx(r, abs=1.0)
