@@ -50,6 +50,9 @@ class Field:
     hdu: int | None = None
     input_rows: np.ndarray | None = None  # each source's row in an x/y list read
     columns: dict[str, np.ndarray] | None = None  # an x/y list's other columns, per source
+    # an all-sky lens's image circle the sources were kept to: (x, y, radius) in the full
+    # image's centred pixels (its sky ends there: the field's size is measured to it)
+    sky_circle: tuple[float, float, float] | None = None
 
     def field_columns(self) -> dict[str, np.ndarray]:
         """The list's columns other than the positions, one value per source: an x/y
@@ -126,8 +129,13 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
     # 0-based pixels of the binned image -> 1-based pixels of the full image
     zero = (found.as_array()[:, :2] + (0.5 * shape[1] - 0.5, 0.5 * shape[0] - 0.5))
     xy_fits = (zero + 0.5) * n + 0.5
+    circle = found.sky_circle
+    if circle is not None:  # the binned image's centred pixels -> the full image's
+        circle = (circle[0] * n - 0.5 * (width % n), circle[1] * n - 0.5 * (height % n),
+                  circle[2] * n)
     return Field(xy_fits, found.as_array()[:, 2] * n * n, found.background_mean, width, height,
-                 image, path if is_fits else None, hdu if is_fits else None)
+                 image, path if is_fits else None, hdu if is_fits else None,
+                 sky_circle=circle)
 
 
 def _number(value: Any, name: str) -> float:

@@ -234,8 +234,10 @@ def match_line(result: Any) -> str:
     return f"  RA,Dec = ({_ra_text(ra, 'g')},{dec:g}), pixel scale {scale:g} arcsec/pix."
 
 
-def field_lines(result: Any, width: int, height: int) -> list[str]:
-    """solve-field's summary lines for a solved field."""
+def field_lines(result: Any, width: int, height: int,
+                sky_circle: tuple[float, float, float] | None = None) -> list[str]:
+    """solve-field's summary lines for a solved field; its size measured within
+    ``sky_circle`` (an all-sky lens's image circle, centred pixels), when it has one."""
     from ..io.astrometry_files import (
         field_parity,
         field_size_unit,
@@ -247,9 +249,10 @@ def field_lines(result: Any, width: int, height: int) -> list[str]:
     ra, dec = result.pixel_to_world(0.0, 0.0)
     ra_hms, dec_dms = sexagesimal(ra, dec)
     # the sizes across the image through its centre, between opposite edges' midpoints
+    # (or the sky circle's rim, where the sky ends)
     size_w, size_h, unit = field_size_unit(
-        solution_extent_deg(result, (0.5 * width, 0.0)),
-        solution_extent_deg(result, (0.0, 0.5 * height)))
+        solution_extent_deg(result, (0.5 * width, 0.0), sky_circle),
+        solution_extent_deg(result, (0.0, 0.5 * height), sky_circle))
     return [f"Field center: (RA,Dec) = ({_ra_text(ra, '.6f')}, {dec:.6f}) deg.",
             f"Field center: (RA H:M:S, Dec D:M:S) = ({ra_hms}, {dec_dms}).",
             f"Field size: {size_w:g} x {size_h:g} {unit}",
@@ -363,7 +366,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         if out["solved"]:
             _say(f"Field 1 solved: writing to file {out['solved']} to indicate this.")
         _say(f"Field: {path}")
-        for line in field_lines(result, fld.width, fld.height):
+        for line in field_lines(result, fld.width, fld.height, fld.sky_circle):
             _say(line)
         return EXIT_OK
     except Cancelled:  # (solve-field's -C: the field is given up, the run goes on)

@@ -363,11 +363,25 @@ def line_extent_deg(to_world: Any, a: tuple[float, float], b: tuple[float, float
                                             np.asarray(dec, dtype=np.float64)))
 
 
-def solution_extent_deg(result: Any, edge: tuple[float, float]) -> float:
+def solution_extent_deg(result: Any, edge: tuple[float, float],
+                        sky_circle: tuple[float, float, float] | None = None) -> float:
     """A solution's field size (degrees) along the line through the image centre from
     centred pixel ``edge`` to its opposite (:func:`line_extent_deg`): ``edge = (w / 2,
-    0)`` gives the width, ``(0, h / 2)`` the height."""
-    return line_extent_deg(result.pixel_to_world, (-edge[0], -edge[1]), edge)
+    0)`` gives the width, ``(0, h / 2)`` the height. With ``sky_circle`` (an all-sky
+    lens's image circle, ``(x, y, radius)`` in centred pixels) the points beyond it
+    image no sky: the size is the sky's, not the frame's (a 190 deg circle in a frame
+    whose edges are 2 % farther out was 194 deg)."""
+    to_world = result.pixel_to_world
+    if sky_circle is not None:
+        x0, y0, r = (float(v) for v in sky_circle)
+
+        def to_world(x: Any, y: Any) -> tuple[Any, Any]:
+            ra, dec = result.pixel_to_world(x, y)
+            beyond = np.hypot(np.asarray(x) - x0, np.asarray(y) - y0) > r
+            return (np.where(beyond, np.nan, np.asarray(ra, dtype=np.float64)),
+                    np.where(beyond, np.nan, np.asarray(dec, dtype=np.float64)))
+
+    return line_extent_deg(to_world, (-edge[0], -edge[1]), edge)
 
 
 def field_size_unit(width_deg: float, height_deg: float) -> tuple[float, float, str]:

@@ -67,3 +67,17 @@ def test_wcsinfo_reports_a_fisheyes_size_across_its_centre(projection, f, width,
     assert got["fieldunits"] == "degrees"
     assert got["fieldw"] == pytest.approx(size_w, abs=0.5)
     assert got["fieldh"] == pytest.approx(size_h, abs=0.5)
+
+
+
+def test_skysolve_field_prints_the_size_of_a_sky_circle_not_of_the_frame():
+    # an equidistant 190 deg circle (radius 500 px) in a 1024 x 1024 frame, its edges'
+    # midpoints 12 px beyond the rim (before: 194.6 deg printed, the frame's size)
+    cam = CameraModel(500.0 / math.radians(95.0), 1024, 1024, projection="equidistant")
+    pattern = r"Field size: ([\d.]+) x ([\d.]+) degrees"
+    found = re.search(pattern, "\n".join(field_lines(_Result(cam), 1024, 1024,
+                                                     (0.0, 0.0, 500.0))))
+    assert float(found[1]) == pytest.approx(190.0, abs=0.5)
+    assert float(found[2]) == pytest.approx(190.0, abs=0.5)
+    frame = re.search(pattern, "\n".join(field_lines(_Result(cam), 1024, 1024)))
+    assert float(frame[1]) == pytest.approx(190.0 * 512 / 500, abs=0.5)

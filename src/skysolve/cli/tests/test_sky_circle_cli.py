@@ -124,3 +124,25 @@ def test_a_circle_holds_for_a_binned_frame_of_odd_size(tmp_path, n):
                    axis=0)
     assert (d_in < 0.5).all()  # every inner star kept
     assert (d_out > 1.0).all()  # every outer star dropped
+
+
+def test_skysolve_field_prints_the_sky_circles_size(capsys, allsky, hip_catalog, tmp_path):
+    """A 190 deg lens's circle (504 px) in a 1024 x 1024 frame: the field is 190 deg
+    across, not the 194 deg out to the frame's edges' midpoints (before)."""
+    import re
+
+    from astropy.io import fits
+
+    from skysolve.cli.solve_field import main as field_main
+
+    img, _, _, _, _ = _allsky(hip_catalog, seed=1, jpeg=False)
+    path = tmp_path / "raw.fits"
+    fits.writeto(path, np.asarray(img, dtype=np.float32))
+    code = field_main(["-O", "-p", "-D", str(tmp_path), "--db", str(allsky[1]),
+                       "--projection", "equisolid", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    size = re.search(r"Field size: ([\d.]+) x ([\d.]+) degrees", out)
+    assert size, out
+    assert float(size[1]) == pytest.approx(190.0, abs=1.5)
+    assert float(size[2]) == pytest.approx(190.0, abs=1.5)
