@@ -273,6 +273,7 @@ def _sharp(prof: NDArray, outer: NDArray, last: NDArray, block: int) -> bool:
             continue
         col = prof[:, j] - outer[j]
         near = float(np.median(col[k - 8:k - 1]))
+        mid = float(np.median(col[k - 16:k - 8]))
         far = float(np.median(col[k - 3 * block:k - 2 * block + 1]))
         if not far > 0:
             continue
@@ -280,7 +281,10 @@ def _sharp(prof: NDArray, outer: NDArray, last: NDArray, block: int) -> bool:
         high = np.flatnonzero(col[:k + 1 + _RIM_WIDTH_PX] > 0.8 * near)
         low = np.flatnonzero(col > 0.2 * near)
         width = (low[-1] - high[-1]) if high.size and low.size else np.inf
-        sharp.append(near >= 0.6 * far and width <= _RIM_WIDTH)
+        # (or level over the last 16 px: the sky below a horizon, starless, is dimmer
+        # than above it, where the stars of a coarse pixel scale lift it; a ramp is not)
+        level = near >= 0.6 * far or (near >= 0.3 * far and near >= 0.8 * mid)
+        sharp.append(level and width <= _RIM_WIDTH)
     # (an 8-bit stretch may clip the vignetted sky 2-3 blocks inside the rim to black in
     # most sectors of an all-sky JPEG: the few it leaves still tell a rim from a ramp)
     return len(sharp) >= 3 and np.mean(sharp) >= 0.5
@@ -453,9 +457,11 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
 
 
 #: Sky pixels lit above the surround's share by this much still count as the lens's sky.
-_LIT_MARGIN = 0.05
+_LIT_MARGIN = 0.01
 #: The lens's edge is looked for up to this fraction of the radius beyond the rim found.
 _MAX_EXTENSION = 0.15
+#: A JPEG's blocks (px a side).
+_JPEG_BLOCK = 8
 
 
 def _lens_edge(img: NDArray, circle: tuple[float, float, float], lit_level: float,
@@ -484,11 +490,19 @@ def _lens_edge(img: NDArray, circle: tuple[float, float, float], lit_level: floa
         return circle
     sel = np.repeat(ok, _PER_SECTOR)
     lit = (img[rows[:, sel], cols[:, sel]] > lit_level).reshape(radii.size, -1, _PER_SECTOR)
-    counts = lit.sum(axis=2).astype(np.float64)  # (radii, sectors)
-    # three rings at a time, 24 pixels a sector
-    share = (counts[:-2] + counts[1:-1] + counts[2:]) / (3.0 * _PER_SECTOR)
-    ring = np.median(share, axis=1)  # (centred on radii[1:-1])
-    above = ring > surround + _LIT_MARGIN
+    counts = lit.sum(axis=2)  # (radii, sectors)
+    # the sectors whose outer third is the surround's black: a caption, a compass letter
+    # or a glow lighting the others says nothing of where the sky ends
+    clean = counts[-(radii.size // 3):].sum(axis=0) == 0
+    if np.count_nonzero(clean) < 8:
+        return circle
+    pooled = counts[:, clean].sum(axis=1).astype(np.float64)
+    # three rings at a time, pooled over the sectors (the last stars and noise of a
+    # clipped sky are sparse: a median over sectors missed them)
+    ring = (pooled[:-2] + pooled[1:-1] + pooled[2:]) / (3.0 * _PER_SECTOR
+                                                       * np.count_nonzero(clean))
+    # (the surround's share there is 0: those sectors' outer thirds hold no lit pixel)
+    above = ring > _LIT_MARGIN
     if not above[0]:
         return circle
     end = int(np.argmin(above)) if not above.all() else above.size
@@ -496,7 +510,9 @@ def _lens_edge(img: NDArray, circle: tuple[float, float, float], lit_level: floa
     # whose pixels reach half a pixel less far than the three-ring window: a sharp rim
     # stays where it was)
     edge = float(radii[end]) - 0.5
-    return (x0, y0, max(r, edge))
+    # (lit pixels up to a JPEG block and a bit beyond the rim are its ringing in the
+    # blocks the rim crosses, 6-8 px past a sharp rim, not a clipped ring of sky)
+    return (x0, y0, edge) if edge > r + 1.25 * _JPEG_BLOCK else circle
 
 
 def _plateau(img: NDArray, circle: tuple[float, float, float], dark: float) -> bool:
