@@ -327,8 +327,10 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     None when the frame holds no such disc.
 
     The frame is reduced to block medians (at most :data:`_GRID` blocks a side). The
-    dark level is that of three of its four corners, the sky's that of its centre;
-    blocks brighter than the dark by :data:`_SKY_FRACTION` of the sky's light are sky.
+    dark level is that of three of its four corners, the sky's that of its centre when
+    that is like its lit part's (else the lit part's: a disc off the centre, a moon or
+    a glare filling it; see :func:`_sky_light`); blocks brighter than the dark by
+    :data:`_SKY_FRACTION` of the sky's light are sky.
     The outer edge of the sky blocks (each row's and column's first and last, where the
     frame does not cut them) is fitted with a circle, trimming outliers (captions
     lighting the surround, trees and buildings pulling the horizon in), and the circle
@@ -338,8 +340,11 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     A disc is reported only when it is one: the corners at least :data:`_MIN_CONTRAST`
     noise sigmas darker than the centre, most edge points on the circle, the blocks
     outside it dark, the level falling by :data:`_STEP` of the light across the rim
-    within a few blocks (vignetting falls smoothly), and at least :data:`_MIN_OUTSIDE`
-    of the frame outside it.
+    within a few blocks (vignetting falls smoothly), at least :data:`_MIN_OUTSIDE`
+    of the frame outside it, and not mostly at the frame's brightest level (a saturated
+    moon or glare: :func:`_plateau`). Where an 8-bit stretch clipped the surround and the
+    sky near the rim to black, the radius is taken out to the sky's last lit pixels
+    (:func:`_lens_edge`).
 
     Parameters
     ----------
