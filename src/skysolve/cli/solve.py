@@ -129,11 +129,6 @@ def _wcs_header(res, offset: tuple[int, int], full_shape: tuple[int, int]):
     return wcs_to_header(wcs)
 
 
-# keys of the primary WCS replaced when merging a new solution into a FITS header
-_WCS_KEY_PATTERN = (r"^(WCSAXES|CRPIX\d|CRVAL\d|CTYPE\d|CUNIT\d|CDELT\d|CROTA\d|CD\d_\d|PC\d_\d"
-                    r"|PV\d_\d+|PS\d_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|WCSNAME"
-                    r"|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+"
-                    r"|BP_\d+_\d+|A_DMAX|B_DMAX|SIP_\w+)$")
 _TIME_KEYS = {"MJDREF", "MJDREFI", "MJDREFF", "DATEREF", "MJD-OBS", "DATE-OBS", "TIMESYS",
               "TIMEUNIT", "MJD-AVG", "DATE-AVG"}
 
@@ -155,35 +150,21 @@ def _write_wcs_file(path: Path, header, full_shape: tuple[int, int], source: Pat
 
 
 def _write_solved_fits(path: Path, src: Path, hdu: int | str | None, header) -> None:
-    import re
-
+    """The input FITS file with the solution in the header of the image HDU that was
+    solved (as ``skysolve-field``'s ``.new``: the HDUs as stored, old WCS keys removed)."""
     from astropy.io import fits
 
     from .. import __version__
     from ..errors import InvalidArgumentError
+    from ..io.astrometry_files import write_fits_with_wcs
 
     _check_not_input(path, src)
     if not _is_fits(src):
         raise InvalidArgumentError(f"--update-fits needs a FITS image; {src} is not one")
-    pattern = re.compile(_WCS_KEY_PATTERN)
-    with fits.open(src, memmap=False) as hdul:
-        if hdu is not None:
-            target = hdul[hdu]
-        else:
-            target = next((h for h in hdul if h.is_image and h.header.get("NAXIS", 0) >= 2),
-                          None)
-            if target is None:
-                raise InvalidArgumentError(f"{src} holds no image HDU")
-        hdr = target.header
-        for key in [k for k in hdr.keys() if pattern.match(k)]:
-            del hdr[key]
-        for card in header.cards:
-            if card.keyword in ("NAXIS", "NAXIS1", "NAXIS2") or card.keyword in _TIME_KEYS:
-                continue
-            hdr[card.keyword] = (card.value, card.comment)
-        hdr["HISTORY"] = f"WCS added by skysolve {__version__}"
-        with atomic_path(path) as tmp:
-            hdul.writeto(tmp, output_verify="silentfix")
+    cards = fits.Header([card for card in header.cards if card.keyword not in (
+        "NAXIS", "NAXIS1", "NAXIS2") and card.keyword not in _TIME_KEYS])
+    cards["HISTORY"] = f"WCS added by skysolve {__version__}"
+    write_fits_with_wcs(path, src, cards, hdu)
 
 
 def _plot_file(out: Path, image, res, centroids, db, title: str) -> None:

@@ -46,14 +46,16 @@ from ..errors import FileFormatError, InvalidArgumentError
 
 __all__ = ["write_axy", "read_xylist", "is_xylist", "xylist_columns", "write_wcs",
            "write_corr", "write_rdls", "write_index_xyls", "write_match", "write_solved",
-           "write_new_fits", "wcs_header", "fits_pixels", "centred_pixels", "field_parity",
-           "rotation_up_east_of_north"]
+           "write_new_fits", "write_fits_with_wcs", "wcs_header", "fits_pixels",
+           "centred_pixels", "field_parity", "rotation_up_east_of_north"]
 
-#: WCS keywords removed from an input header before the solution's are added.
+#: WCS keywords removed from an input header before the solution's are added (``RADECSYS``
+#: is the old spelling of ``RADESYS``: an input's ``'FK4'`` stayed beside the new ``ICRS``).
 _OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CRPIX1",
             "CRPIX2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "CDELT1", "CDELT2", "PC1_1", "PC1_2",
-            "PC2_1", "PC2_2", "CROTA1", "CROTA2", "LONPOLE", "LATPOLE", "RADESYS", "EQUINOX",
-            "A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "A_DMAX", "B_DMAX", "MJDREF")
+            "PC2_1", "PC2_2", "CROTA1", "CROTA2", "LONPOLE", "LATPOLE", "RADESYS", "RADECSYS",
+            "EQUINOX", "WCSNAME", "A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "A_DMAX",
+            "B_DMAX", "MJDREF")
 #: Families of keywords of an input's old WCS, removed likewise: SIP terms, projection
 #: parameters (``PVi_m``: a SCAMP TPV solution's polynomial, which under the new ``TAN``
 #: would move the reference point), ``PSi_m`` and PinPoint's ``TRi_n`` (as solve-field).
@@ -505,21 +507,35 @@ def write_new_fits(path: Path, result: Any, width: int, height: int, source: Pat
     """The ``.new`` file: the input FITS file (every HDU) with the WCS in the header of
     the image HDU (``hdu``, default the one :func:`~skysolve.io.images.read_image`
     reads), or for another format a FITS file of the image as read. ``crpix``: the
-    WCS's reference pixel (see :func:`wcs_header`).
-
-    The input's HDUs are written back as stored: integers with their ``BSCALE``,
-    ``BZERO`` and ``BLANK``, and a tile-compressed image as its compressed tiles
-    (decoded and encoded again, scaled integers would come back as floats and a
-    quantised float image quantised anew, every pixel changed).
+    WCS's reference pixel (see :func:`wcs_header`). The input's HDUs are written back
+    as stored (see :func:`write_fits_with_wcs`).
     """
     from astropy.io import fits
-
-    from .images import image_hdu_index
 
     wcs = wcs_header(result, width, height, crpix)
     if source is None:
         _write(path, fits.HDUList([fits.PrimaryHDU(np.asarray(image), header=wcs)]))
         return
+    write_fits_with_wcs(path, source, wcs, hdu)
+
+
+def write_fits_with_wcs(path: Path, source: Path, wcs: Any, hdu: int | str | None = None
+                        ) -> None:
+    """The FITS file ``source`` (every HDU) written to ``path`` with the header cards
+    ``wcs`` in the header of its image HDU (``hdu``, default the one
+    :func:`~skysolve.io.images.read_image` reads: a data cube before the image is not it).
+
+    The image HDU's old WCS keywords (``_OLD_WCS``: CDELT/CROTA, PC, SIP, TPV's ``PVi_m``,
+    ``RADECSYS``, ...) are removed first, so that astropy reads the new WCS alone. The HDUs
+    are written back as stored: integers with their ``BSCALE``, ``BZERO`` and ``BLANK``,
+    and a tile-compressed image as its compressed tiles (decoded and encoded again,
+    scaled integers would come back as floats and a quantised float image quantised
+    anew, every pixel changed). A ``CHECKSUM`` of the image HDU is recomputed.
+    """
+    from astropy.io import fits
+
+    from .images import image_hdu_index
+
     index = image_hdu_index(source, hdu)
     with fits.open(source, memmap=False, do_not_scale_image_data=True,
                    disable_image_compression=True) as hdul:
@@ -529,6 +545,8 @@ def write_new_fits(path: Path, result: Any, width: int, height: int, source: Pat
             target.remove(key, ignore_missing=True, remove_all=True)
         for key in {k for k in target if _OLD_WCS_FAMILIES.match(k)}:
             target.remove(key, ignore_missing=True, remove_all=True)
+        # (the compressed image's own header checksum, of the header changed here)
+        target.remove("ZHECKSUM", ignore_missing=True)
         target.extend(wcs.cards, update=True)
         if "CHECKSUM" in target or "DATASUM" in target:  # (a stale sum fails verification)
             hdul[index].add_checksum()

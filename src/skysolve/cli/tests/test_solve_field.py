@@ -248,12 +248,15 @@ def test_the_new_file_drops_the_inputs_old_distortion_terms(env, fits_frame, tmp
     for axis in (1, 2):
         header.update({f"PV{axis}_0": 0.0, f"PV{axis}_1": 1.0, f"PV{axis}_2": 0.0,
                        f"PV{axis}_4": 1e-4})
-    header.update({"A_ORDER": 2, "A_2_0": 1e-5, "TR1_0": 1.0, "PV1_1A": 1.0, "B_MAG": 12.5})
+    header.update({"A_ORDER": 2, "A_2_0": 1e-5, "TR1_0": 1.0, "PV1_1A": 1.0, "B_MAG": 12.5,
+                   "RADECSYS": "FK4", "WCSNAME": "SCAMP"})
     fits.PrimaryHDU(data, header=header).writeto(tmp_path / "tpv.fits")
     proc = solve_field(env, "-O", tmp_path / "tpv.fits")
     assert proc.returncode == 0, proc.stderr
     new = fits.getheader(tmp_path / "tpv.new")
-    dropped = ("PV1_0", "PV1_1", "PV1_4", "PV2_1", "PV2_4", "A_ORDER", "A_2_0", "TR1_0")
+    # (and the old spelling of RADESYS: its 'FK4' stayed beside the new ICRS)
+    dropped = ("PV1_0", "PV1_1", "PV1_4", "PV2_1", "PV2_4", "A_ORDER", "A_2_0", "TR1_0",
+               "RADECSYS", "WCSNAME")
     assert not set(dropped) & set(new), list(new)
     assert new["PV1_1A"] == 1.0 and new["B_MAG"] == 12.5  # (an alternate WCS's; not WCS)
     col, row = np.meshgrid(np.linspace(0, 1023, 5), np.linspace(0, 767, 4))
