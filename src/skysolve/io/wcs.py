@@ -314,8 +314,9 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
         ``orthographic``; lookup-table distortions are not supported.
     image_width, image_height : int, optional
         Size of the camera image; default: the WCS's ``pixel_shape`` minus
-        ``pixel_offset``. At ``pixel_offset`` it must lie within the WCS's
-        ``pixel_shape`` when the WCS has one.
+        ``pixel_offset`` (for a header without ``NAXIS1``/``NAXIS2``, such as a
+        header-only ``.wcs`` file, its ``IMAGEW``/``IMAGEH``). At ``pixel_offset`` it
+        must lie within that size when the WCS states one.
     pixel_offset : (float, float), keyword-only
         0-based (column, row) in the WCS pixel grid of the camera image's
         first pixel (TESS science area: ``(44, 0)``).
@@ -343,6 +344,11 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
     """
     w = _as_wcs(wcs)
     off = _check_offset(pixel_offset)
+    if w.pixel_shape is None and w is not wcs and "IMAGEW" in wcs and "IMAGEH" in wcs:
+        # a header-only .wcs file (solve-field's, skysolve's own) has NAXIS = 0 and states
+        # its image's size so (``w`` is built here from the header: setting it is safe)
+        w.pixel_shape = (_args.size(wcs["IMAGEW"], "the header's IMAGEW"),
+                         _args.size(wcs["IMAGEH"], "the header's IMAGEH"))
     if w.naxis != 2:
         raise InvalidArgumentError(f"wcs must have 2 axes, got {w.naxis}")
     projection = _projection_of(w)
@@ -364,7 +370,8 @@ def wcs_to_camera(wcs: Any, image_width: int | None = None, image_height: int | 
         shape = w.pixel_shape
         if shape is None:
             raise InvalidArgumentError(
-                "image_width and image_height are required: the WCS has no NAXIS1/NAXIS2")
+                "image_width and image_height are required: the WCS has no NAXIS1/NAXIS2 "
+                "(nor IMAGEW/IMAGEH)")
         if image_width is None:
             image_width = int(round(shape[0] - off[0]))
         if image_height is None:

@@ -483,3 +483,32 @@ def test_move_reference_pixel_far_beyond_any_fit_is_refused_as_such():
     for crpix in ((1e300, 384.5), (512.5, -1e300)):
         with pytest.raises(InvalidArgumentError, match="reference pixel"):
             move_reference_pixel(wcs, crpix, 1024, 768)
+
+
+@pytest.mark.parametrize("name", ["flip", "radial_flip"])
+def test_a_wcs_file_states_its_image_size_as_imagew_imageh(name, tmp_path):
+    """A ``.wcs`` file (solve-field's, ``skysolve-field``'s, ``skysolve solve --write-wcs``)
+    is a header-only FITS file: ``NAXIS = 0``, the image size in ``IMAGEW``/``IMAGEH``.
+    ``wcs_to_camera`` of skysolve's own output asked for the image size it states."""
+    from skysolve.io.astrometry_files import write_wcs
+
+    cam = CAMERAS[name]
+
+    class Result:  # what write_wcs reads of a SolveResult
+        def to_header(self):
+            return wcs_to_header(camera_to_wcs(cam, R0))
+
+    write_wcs(tmp_path / "frame.wcs", Result(), W, H)
+    header = fits.getheader(tmp_path / "frame.wcs")
+    assert header["NAXIS"] == 0 and (header["IMAGEW"], header["IMAGEH"]) == (W, H)
+    cam2, R2 = wcs_to_camera(header)
+    assert (cam2.image_width, cam2.image_height) == (W, H)
+    np.testing.assert_allclose(cam2.crpix, CRPIX, atol=1e-9)
+    x, y = centred_grid(n=17)
+    ra, dec = model_radec(cam2, R2, x, y)
+    ra0, dec0 = model_radec(cam, R0, x, y)
+    assert np.max(arcsec_between(ra, dec, ra0, dec0)) < 1e-3
+    # a size given wins; one that is not the file's image is refused by name
+    assert wcs_to_camera(header, W - 48, H - 48)[0].image_width == W - 48
+    with pytest.raises(InvalidArgumentError, match="image_width"):
+        wcs_to_camera(header, W + 10, H)
