@@ -217,10 +217,14 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
                 "centroids given as a Table need origin='center', 'zero' (0-based array "
                 "pixels, e.g. photutils) or 'fits' (1-based, e.g. .axy files)")
         meta = getattr(centroids, "meta", None) or {}
-        if meta.get("origin") in ORIGINS and meta["origin"] != origin:
+        # (a table written to a FITS file and read back has the card ORIGIN: short
+        # keys come back in capitals; an institution's ORIGIN is none of ORIGINS)
+        key = next((k for k in ("origin", "ORIGIN") if k in meta), "origin")
+        stated = meta.get(key)
+        if isinstance(stated, str) and stated in ORIGINS and stated != origin:
             raise InvalidArgumentError(
                 f"origin={origin!r}, but the table says its positions have "
-                f"origin={meta['origin']!r} (its meta['origin'])")
+                f"origin={stated!r} (its meta[{key!r}])")
         xy, flux = table_to_array(centroids, "centroids")
         xy = centred_positions(xy, origin, width, height)
         if flux is not None and not np.isfinite(flux).all():

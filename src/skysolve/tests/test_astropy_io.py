@@ -289,6 +289,27 @@ def test_table_positions_must_be_pixels_in_the_origin_the_table_states(small_db,
     assert small_db.solve_from_centroids(pix, origin="center", **kw)
 
 
+@pytest.mark.parametrize("fmt", ["fits", "ascii.ecsv"])
+def test_a_table_written_to_a_file_still_states_its_origin(small_db, frame, tmp_path, fmt):
+    """Written to FITS, the table's meta['origin'] comes back as the card ORIGIN: a table of
+    1-based pixels solved with origin='zero' was taken, every star 1 px off (the WCS
+    with them), without a word."""
+    from astropy.table import Table
+
+    ext = skysolve.extract_centroids(frame)
+    path = tmp_path / f"stars.{fmt.split('.')[-1]}"
+    ext.to_table(origin="fits").write(path, format=fmt)
+    table = Table.read(path, format=fmt)
+    kw = dict(fov_estimate_deg=FOV_DEG, image_width=1024, image_height=768)
+    from astropy.coordinates import SkyCoord
+
+    res = small_db.solve_from_centroids(table, origin="fits", **kw)
+    assert res and res.boresight.separation(SkyCoord(*REFERENCE[ALT40], unit="deg")).deg < 0.02
+    for wrong in ("zero", "center"):
+        with pytest.raises(InvalidArgumentError, match="origin='fits'"):
+            small_db.solve_from_centroids(table, origin=wrong, **kw)
+
+
 def test_a_ccddata_file_keeps_its_mask(small_db, frame, tmp_path):
     """``CCDData.write`` puts the mask in a MASK extension: solving the file by its path
     honours it as solving the CCDData does."""
