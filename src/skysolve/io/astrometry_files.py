@@ -58,8 +58,12 @@ _OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2
             "B_DMAX", "MJDREF")
 #: Families of keywords of an input's old WCS, removed likewise: SIP terms, projection
 #: parameters (``PVi_m``: a SCAMP TPV solution's polynomial, which under the new ``TAN``
-#: would move the reference point), ``PSi_m`` and PinPoint's ``TRi_n`` (as solve-field).
-_OLD_WCS_FAMILIES = re.compile(r"^(?:A|B|AP|BP)_\d+_\d+$|^P[VS]\d+_\d+$|^TR[12]_\d+$")
+#: would move the reference point), ``PSi_m`` and PinPoint's ``TRi_n`` (as solve-field),
+#: and a lookup-table distortion's (``CPDISj``, ``DPj.*``, ``D2IMDISj``, ...: astropy reads
+#: a file's WCS with its tables, an HST frame's on top of the new SIP).
+_OLD_WCS_FAMILIES = re.compile(r"^(?:A|B|AP|BP)_\d+_\d+$|^P[VS]\d+_\d+$|^TR[12]_\d+$"
+                               r"|^(?:CPDIS|CPERR|D2IMDIS|D2IMERR)\d$|^(?:DP|DQ|D2IM)\d\."
+                               r"|^D2IMEXT$|^AXISCORR$")
 
 
 #: FITS binary-table column codes by numpy kind: doubles, 64-bit integers, logicals.
@@ -526,7 +530,8 @@ def write_fits_with_wcs(path: Path, source: Path, wcs: Any, hdu: int | str | Non
     :func:`~skysolve.io.images.read_image` reads: a data cube before the image is not it).
 
     The image HDU's old WCS keywords (``_OLD_WCS``: CDELT/CROTA, PC, SIP, TPV's ``PVi_m``,
-    ``RADECSYS``, ...) are removed first, so that astropy reads the new WCS alone. The HDUs
+    ``RADECSYS``, a lookup-table distortion's ``CPDISj``/``DPj``, ...) are removed first,
+    so that astropy reads the new WCS alone. The HDUs
     are written back as stored: integers with their ``BSCALE``, ``BZERO`` and ``BLANK``,
     and a tile-compressed image as its compressed tiles (decoded and encoded again,
     scaled integers would come back as floats and a quantised float image quantised

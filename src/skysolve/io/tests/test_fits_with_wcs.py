@@ -1,0 +1,86 @@
+"""``write_fits_with_wcs``: an input FITS file written back with a new solution in its image
+header (``skysolve-field``'s ``.new``, ``skysolve solve --update-fits``).
+
+Astropy reads such a file as ``WCS(header, hdulist)``: every distortion the header
+names is applied, the new SIP and an old one alike. The solution is a known camera at a
+known attitude; the file's WCS, read that way, must map the image as the camera does.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from skysolve.camera.distortion import RadialDistortion
+from skysolve.camera.model import CameraModel
+from skysolve.geometry import angle_between, radec_roll_to_rotation, radec_to_vector
+from skysolve.io.astrometry_files import write_fits_with_wcs
+from skysolve.io.wcs import camera_to_wcs, wcs_to_header
+
+W, H = 640, 480
+CAMERA = CameraModel.from_fov(8.0, W, H, parity_flip=True,
+                              distortion=RadialDistortion(k1=-3e-8))
+R = radec_roll_to_rotation(83.8, -5.4, 37.0)
+
+
+def _lookup_table_distortion(header: fits.Header) -> list[fits.ImageHDU]:
+    """HST-style lookup-table distortion: ``CPDISj``/``DPj`` cards (and ``D2IMDISj``)
+    naming ``WCSDVARR`` extensions of a 3 px shift."""
+    for j in (1, 2):
+        header[f"CPDIS{j}"] = "Lookup"
+        header[f"CPERR{j}"] = 0.5
+        for record in (f"EXTVER: {j}.0", "NAXES: 2", "AXIS.1: 1", "AXIS.2: 2"):
+            header.append(fits.Card.fromstring(f"DP{j}     = '{record}'"))
+    tables = []
+    for j in (1, 2):
+        hdu = fits.ImageHDU(np.full((8, 8), 3.0, np.float32), name="WCSDVARR")
+        hdu.header["EXTVER"] = j
+        for axis in (1, 2):
+            hdu.header.update({f"CRPIX{axis}": 0.0, f"CRVAL{axis}": 0.0,
+                               f"CDELT{axis}": 100.0})
+        tables.append(hdu)
+    return tables
+
+
+def _max_error_arcsec(header: fits.Header, hdul: fits.HDUList) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = WCS(header, hdul)
+    col, row = np.meshgrid(np.linspace(0, W - 1, 9), np.linspace(0, H - 1, 7))
+    ra, dec = wcs.all_pix2world(col.ravel(), row.ravel(), 0)
+    t_ra, t_dec = CAMERA.pixel_to_world(col.ravel() + 0.5 - W / 2, row.ravel() + 0.5 - H / 2, R)
+    return float(np.max(np.degrees(angle_between(radec_to_vector(ra, dec),
+                                                 radec_to_vector(t_ra, t_dec)))) * 3600)
+
+
+@pytest.mark.parametrize("where", [0, 1])
+def test_an_old_lookup_table_distortion_is_not_applied_on_top_of_the_new_wcs(tmp_path, where):
+    """The .new kept CPDISj/DPj: astropy applied the input's lookup table (3 px) on top of
+    the new SIP, 180" off."""
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 80.0,
+                          "CRVAL2": -5.0, "CRPIX1": 320.5, "CRPIX2": 240.5, "CD1_1": -0.01,
+                          "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 0.01, "OBJECT": "M42"})
+    tables = _lookup_table_distortion(header)
+    image = np.arange(W * H, dtype=np.float32).reshape(H, W)
+    hdus = ([fits.PrimaryHDU(image, header=header)] if where == 0 else
+            [fits.PrimaryHDU(), fits.ImageHDU(image, header=header, name="SCI")])
+    fits.HDUList([*hdus, *tables]).writeto(tmp_path / "in.fits")
+    with fits.open(tmp_path / "in.fits") as hdul:  # (the input's own WCS uses the tables)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert WCS(hdul[where].header, hdul).cpdis1 is not None
+
+    solution = wcs_to_header(camera_to_wcs(CAMERA, R))
+    solution.remove("NAXIS"), solution.remove("NAXIS1"), solution.remove("NAXIS2")
+    write_fits_with_wcs(tmp_path / "out.fits", tmp_path / "in.fits", solution)
+    with fits.open(tmp_path / "out.fits") as hdul:
+        header = hdul[where].header
+        assert not [k for k in header if k.split(".")[0] in (
+            "CPDIS1", "CPDIS2", "CPERR1", "CPERR2", "DP1", "DP2")], list(header)
+        assert header["OBJECT"] == "M42"
+        np.testing.assert_array_equal(hdul[where].data, image)
+        assert _max_error_arcsec(header, hdul) < 0.01
