@@ -550,8 +550,6 @@ def write_fits_with_wcs(path: Path, source: Path, wcs: Any, hdu: int | str | Non
             target.remove(key, ignore_missing=True, remove_all=True)
         for key in {k for k in target if _OLD_WCS_FAMILIES.match(k)}:
             target.remove(key, ignore_missing=True, remove_all=True)
-        # (the compressed image's own header checksum, of the header changed here)
-        target.remove("ZHECKSUM", ignore_missing=True)
         target.extend(wcs.cards, update=True)
         if "CHECKSUM" in target or "DATASUM" in target:  # (a stale sum fails verification)
             hdul[index].add_checksum()
