@@ -89,6 +89,13 @@ _SMEAR_ELONGATION = 1.4
 _TRAIL_ELONGATION = 2.5
 #: Mean resultant length of the reference blobs' orientations (coherent smear).
 _SMEAR_COHERENCE = 0.7
+#: A smeared population among the reference candidates (:func:`_smeared_population`),
+#: sought among the brightest this many: elongated blobs whose orientations agree within
+#: this angle (radians) and major axes within this factor, on this many lines at least.
+_SMEAR_POOL = 200
+_SMEAR_ANGLE = np.radians(15.0)
+_SMEAR_LENGTH = 1.5
+_SMEAR_LINES = 3
 #: A blob is diffuse beyond this many times the reference area for its peak ...
 _DIFFUSE_FACTOR = 8.0
 #: ... plus this many pixels.
@@ -321,7 +328,11 @@ def undersampled(m: dict[str, NDArray], candidates: NDArray[np.bool_]) -> bool:
 def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
                   under: bool = False) -> PSFReference:
     """The frame's PSF from the bright, unsaturated blobs still kept; ``under``: whether
-    the stars are undersampled (:func:`undersampled`)."""
+    the stars are undersampled (:func:`undersampled`).
+
+    Its shape and area are the medians of the brightest of them, unless those are round
+    while a smeared population (:func:`_smeared_population`) stands among the fainter or
+    more numerous compact ones: then they are that population's."""
     snr = m["peak"] / m["sigma"]
     usable = (reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
     ref = np.flatnonzero(usable & (snr >= _REF_SNR))
@@ -330,25 +341,86 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
     if len(ref) < _PSF_MIN:
         return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref),
                             undersampled=under)
-    ref = ref[np.argsort(-snr[ref], kind="stable")[:_REF_MAX]]  # the brightest first
+    ref = ref[np.argsort(-snr[ref], kind="stable")]  # the brightest first
+    pool, ref = ref[:_SMEAR_POOL], ref[:_REF_MAX]
     a, c, b = (v[ref] for v in _moments(m))
+    # rings are round: elongated blobs (cosmic-ray tracks, trails) peak off-centre too
+    round_ = _elongation(a, c, b) <= _RING_ROUNDNESS
+    offset = median(np.hypot(m["cx"][ref] - m["pc"][ref], m["cy"][ref] - m["pr"][ref])[
+        round_][:_AREA_BLOBS]) if round_.sum() >= _PSF_MIN else float("nan")
+    if not _smeared(a, c, b):
+        smeared = _smeared_population(m, pool)
+        if smeared is not None:
+            ref = smeared[:_REF_MAX]
+            a, c, b = (v[ref] for v in _moments(m))
     cov = (median(a), median(c), median(b))
     thr_ref = thr[ref] if np.ndim(thr) else thr
     per_blob = m["npix"][ref] / _log_ratio({"peak": m["peak"][ref]}, thr_ref)
     # the brightest: faint defocused rings show only fragments above threshold
     area = median(per_blob[:_AREA_BLOBS])
-    # rings are round: elongated blobs (cosmic-ray tracks, trails) peak off-centre too
-    round_ = _elongation(a, c, b) <= _RING_ROUNDNESS
-    offset = median(np.hypot(m["cx"][ref] - m["pc"][ref], m["cy"][ref] - m["pr"][ref])[
-        round_][:_AREA_BLOBS]) if round_.sum() >= _PSF_MIN else float("nan")
     whiten = None
-    if _elongation(*(np.array([v]) for v in cov))[0] > _SMEAR_ELONGATION:
-        angle2 = np.arctan2(2.0 * b, a - c)  # twice each blob's major-axis angle
-        if np.hypot(np.mean(np.cos(angle2)), np.mean(np.sin(angle2))) > _SMEAR_COHERENCE:
-            vals, vecs = np.linalg.eigh(np.array([[cov[0], cov[2]], [cov[2], cov[1]]]))
-            vals = np.maximum(vals, 1e-12)
-            whiten = vecs @ np.diag(np.sqrt(np.sqrt(vals.prod()) / vals)) @ vecs.T
+    if _smeared(a, c, b):
+        vals, vecs = np.linalg.eigh(np.array([[cov[0], cov[2]], [cov[2], cov[1]]]))
+        vals = np.maximum(vals, 1e-12)
+        whiten = vecs @ np.diag(np.sqrt(np.sqrt(vals.prod()) / vals)) @ vecs.T
     return PSFReference(cov, whiten, area, len(ref), offset, under)
+
+
+def _smeared(a: NDArray, c: NDArray, b: NDArray) -> bool:
+    """Whether the median shape of blobs of moments ``a, c, b`` is a coherent smear
+    (:data:`_SMEAR_ELONGATION`, :data:`_SMEAR_COHERENCE`): what :func:`psf_reference`
+    whitens."""
+    cov = (median(a), median(c), median(b))
+    if _elongation(*(np.array([v]) for v in cov))[0] <= _SMEAR_ELONGATION:
+        return False
+    angle2 = np.arctan2(2.0 * b, a - c)  # twice each blob's major-axis angle
+    return bool(np.hypot(np.mean(np.cos(angle2)), np.mean(np.sin(angle2))) > _SMEAR_COHERENCE)
+
+
+def _smeared_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray | None:
+    """The blobs of ``pool`` (reference candidates, brightest first) that share one
+    smear, or None: at least :data:`_REF_MIN` elongated blobs (beyond
+    :data:`_SMEAR_ELONGATION`) of the same orientation (within :data:`_SMEAR_ANGLE`) and
+    length (major axes within :data:`_SMEAR_LENGTH`), most of the pool's blobs as
+    extended as they are (major axis at least half theirs), and spread over the frame
+    (on :data:`_SMEAR_LINES` lines along their axis at least, and on as many as half of
+    them).
+
+    Smear draws every star of a frame out the same way, so their common shape is the
+    PSF however many sharper detections outshine them: JPEG spreads a hot pixel into a
+    round blob of 5-7 pixels, and 300 of them (``hot_pixels`` at strength 1) hold most
+    of the brightest blobs of a frame whose stars are smeared over 8 px. The median shape
+    of those is round, and every smeared star then elongated (rejected, or doubtful on a
+    JPEG and listed after the hot pixels). The impulses are far more compact than the
+    smeared stars, so they do not count against them; cosmic-ray tracks lie every way
+    and differ in length; the pieces of a satellite or aircraft trail, alike in angle,
+    lie on one or a few lines.
+    """
+    a, c, b = (v[pool] for v in _moments(m))
+    lmax, lmin = _axes(a, c, b)
+    long_ = np.flatnonzero(lmax > _SMEAR_ELONGATION**2 * lmin)
+    if len(long_) < _REF_MIN:
+        return None
+    angle2 = np.arctan2(2.0 * b[long_], a[long_] - c[long_])
+    log_len = np.log(lmax[long_])
+    alike = ((np.cos(angle2[:, None] - angle2[None, :]) > np.cos(2.0 * _SMEAR_ANGLE))
+             & (np.abs(log_len[:, None] - log_len[None, :]) <= 2.0 * np.log(_SMEAR_LENGTH)))
+    # each long blob's alike ones, and the pool's blobs at least half as long as it
+    count = alike.sum(axis=1)
+    extended = (lmax[None, :] >= 0.25 * lmax[long_, None]).sum(axis=1)
+    # (JPEG draws some impulses out along a row or a column, alike too: but as long as
+    # those are most of the pool)
+    seeds = np.flatnonzero((count >= _REF_MIN) & (2 * count > extended))
+    for best in seeds[np.argsort(-count[seeds], kind="stable")]:
+        # the lines along the group's axis its blobs lie on: their offsets across it
+        # (within _LINE_TOLERANCE_PX of the next) from one line
+        ids = pool[long_[alike[best]]]
+        half = 0.5 * angle2[best]
+        across = np.sort(m["cx"][ids] * np.sin(half) - m["cy"][ids] * np.cos(half))
+        lines = 1 + int((np.diff(across) > _LINE_TOLERANCE_PX).sum())
+        if lines >= max(_SMEAR_LINES, 0.5 * len(ids)):
+            return ids
+    return None
 
 
 def _relative_elongation(m: dict[str, NDArray], psf: PSFReference) -> NDArray:
