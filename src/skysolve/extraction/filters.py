@@ -17,7 +17,10 @@ JPEG blur) while the false detections stay what they are:
   border and sharpness tests: their median second moments (the shape), the
   median of ``npix / ln(peak / threshold)`` over the brightest of them (the
   area a star of a given peak covers above threshold: for a Gaussian of sigma
-  ``s``, ``2 pi s^2``);
+  ``s``, ``2 pi s^2``); when their median shape is round but many of them are drawn
+  out alike, spread over the frame (a smear, common to every star, among compact
+  impulses such as JPEG-compressed hot pixels: :func:`_smeared_population`), both come
+  from those instead;
 * **elongation** is measured after the reference shape is divided out when
   the frame's stars are all drawn out the same way (smear), so a smeared
   star counts as round and a trail still as long;
