@@ -137,9 +137,32 @@ _FREE_WIDTH_SNR = 30.0
 _FIT_CHUNK = 64
 
 
+def _free_fits(m: dict[str, NDArray], ids: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """Which of the blobs ``ids`` :func:`_fit_positions` fits with a free width: those
+    it fits at all (unsaturated, at most 400 pixels) that peak above ``_FREE_WIDTH_SNR``
+    local noise sigmas."""
+    fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 400)
+    return fit_me & (m["peak"][ids] > _FREE_WIDTH_SNR * m["sigma"][ids])
+
+
+def _start_widths(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[np.intp]):
+    """``(sx0, x00, sy0, y00)``: the 3x3 log-curvature widths and offsets at the peaks of
+    the blobs ``ids`` (Gaussian: -1/s^2), where the fits start."""
+    h, w = work.shape
+    pr, pc, peak, bgp = m["pr"][ids], m["pc"][ids], m["peak"][ids], m["bg_peak"][ids]
+    # (minimum/maximum: np.clip checks its integer bounds at every call)
+    r3 = np.minimum(np.maximum(pr[:, None] + np.array([-1, 0, 1]), 0), h - 1)
+    c3 = np.minimum(np.maximum(pc[:, None] + np.array([-1, 0, 1]), 0), w - 1)
+    flat = work.ravel()  # (flat gathers: a third of the time of 2-D fancy indexing)
+    lr = flat[(pr * w)[:, None] + c3].astype(np.float64) - bgp[:, None]
+    ud = flat[r3 * w + pc[:, None]].astype(np.float64) - bgp[:, None]
+    return (*_log_parabola(lr, peak), *_log_parabola(ud, peak))
+
+
 def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | None,
                    m: dict[str, NDArray], ids: NDArray[np.intp],
-                   untrusted: NDArray[np.bool_] | None = None):
+                   untrusted: NDArray[np.bool_] | None = None, n_out: int | None = None,
+                   rest: NDArray[np.intp] | None = None):
     """Gaussian-fit positions (array col, row of the star centre, pixel-centre origin).
 
     Returns ``(col, row, ok, sx, sy, free, rough_sx, rough_sy)``; ``ok`` is False for saturated
@@ -149,32 +172,24 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     ``rough_sx``, ``rough_sy`` the 3x3 log-curvature widths at the peak (a rough width of
     every blob; the free fits start from them). ``untrusted``: blobs (of ``ids``) whose
     free fits must not set the faint ones' widths (a JPEG's doubtful stars).
+
+    ``n_out``: the faint blobs are fitted among the first ``n_out`` only (None: all); the
+    others are free fits (:func:`_free_fits`) cut from the list after them, which, with
+    the cut ``rest`` (all the blobs that followed the first ``n_out``), set the faint
+    stars' widths as they do in the uncut list: a star's position does not depend on
+    the cut.
     """
-    h, w = labels.shape
     n = len(ids)
+    n_out = n if n_out is None else n_out
     col = np.full(n, np.nan)
     row = np.full(n, np.nan)
     ok = np.zeros(n, dtype=bool)
     m["_fit_sx"] = np.full(n, np.nan)
     m["_fit_sy"] = np.full(n, np.nan)
-
-    pr = m["pr"][ids]
-    pc = m["pc"][ids]
-    peak = m["peak"][ids]
-    bgp = m["bg_peak"][ids]
-    # start values from the 3x3 log-curvature at the peak (Gaussian: -1/s^2)
-    # (minimum/maximum: np.clip checks its integer bounds at every call)
-    r3 = np.minimum(np.maximum(pr[:, None] + np.array([-1, 0, 1]), 0), h - 1)
-    c3 = np.minimum(np.maximum(pc[:, None] + np.array([-1, 0, 1]), 0), w - 1)
-    flat = work.ravel()  # (flat gathers: a third of the time of 2-D fancy indexing)
-    lr = flat[(pr * w)[:, None] + c3].astype(np.float64) - bgp[:, None]
-    ud = flat[r3 * w + pc[:, None]].astype(np.float64) - bgp[:, None]
-    sx0, x00 = _log_parabola(lr, peak)
-    sy0, y00 = _log_parabola(ud, peak)
-
+    sx0, x00, sy0, y00 = _start_widths(work, m, ids)
     fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 400)
-    free = fit_me & (peak > _FREE_WIDTH_SNR * m["sigma"][ids])
-    fixed = fit_me & ~free
+    free = _free_fits(m, ids)
+    fixed = fit_me & ~free & (np.arange(n) < n_out)
     if free.any():
         _fit_group(work, labels, bad, m, ids, free, x00, y00, sx0, sy0, col, row, ok, False)
     if fixed.any():
@@ -187,6 +202,12 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
             ref &= ~untrusted
         if ref.sum() >= 3:
             sxr, syr = median(m["_fit_sx"][ref]), median(m["_fit_sy"][ref])
+        elif rest is not None and len(rest):
+            # (of every blob of the uncut list)
+            every = np.concatenate([ids[:n_out], rest])
+            every = every[~m["saturated"][every] & (m["npix"][every] <= 400)]
+            wx, _, wy, _ = _start_widths(work, m, every)
+            sxr, syr = median(wx), median(wy)
         else:
             sxr, syr = median(sx0[fit_me]), median(sy0[fit_me])
         _fit_group(work, labels, bad, m, ids, fixed, x00, y00, np.full(n, sxr),

@@ -100,7 +100,7 @@ from .background import (
     flattened_blocks,
     robust_sigma,
 )
-from .blobs import _axis_wings, _blended, _fit_positions, _measure_blobs
+from .blobs import _axis_wings, _blended, _fit_positions, _free_fits, _measure_blobs
 from .filters import (
     _WING_SNR,
     NEAR_DARK_REACH,
@@ -1280,10 +1280,12 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
 
 
 def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason, psf):
-    """The blobs the position fits start from, brightest first; ``reason``, ``psf``:
-    :func:`_reference`'s, ``reason`` completed for every label (:mod:`.filters`; 0 for
-    the kept ones and those beyond ``max_centroids``). :func:`_fitted` finishes the
-    pass."""
+    """``(ids, n)``: the blobs kept by the tests before the position fits, brightest
+    first, and how many of them the fits start from (fewer with ``max_centroids``: the
+    others only set the faint stars' fitted widths, :func:`_fitted`); ``reason``,
+    ``psf``: :func:`_reference`'s, ``reason`` completed for every label
+    (:mod:`.filters`; 0 for the kept ones and those beyond ``max_centroids``).
+    :func:`_fitted` finishes the pass."""
     h, w = work.shape
     thr = scale * meas["sigma"]
     cut = near_unusable(meas, bad, (h, w), psf)
@@ -1315,6 +1317,7 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
     # a margin for the stars the width test below may still drop
     blob_ids = blob_ids[np.argsort(-meas["flux"][blob_ids], kind="stable")]
     n_max = opts.max_centroids
+    keep = len(blob_ids)
     if n_max is not None:
         keep = n_max + n_max // 5 + 10
         if opts.demote_doubtful and len(blob_ids) > keep and (
@@ -1328,56 +1331,75 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
             # without it. (The tests are per blob: _fitted finds the same ones again.)
             doubt = _doubtful(work, meas, blob_ids, bg.block_grid, thr / opts.sigma_threshold)
             keep = int(np.searchsorted(np.cumsum(~doubt), keep)) + 1
-        blob_ids = blob_ids[:keep]
-    return blob_ids
+        keep = min(keep, len(blob_ids))
+    return blob_ids, keep
 
 
-def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, psf,
+def _fitted(work, bad, labels, meas, opts: ExtractionOptions, to_fit, reason, psf,
             grid: tuple[int, int] | None = None, scale: float = 1.0):
-    """The position fits of :func:`_to_fit`'s blobs and the stars they keep: ``(ids, col,
-    row, fitted, reason, psf, doubtful)`` (the fits' width test may drop some, and
-    ``max_centroids`` cuts); ``grid``: the frame's JPEG block grid
+    """The position fits of :func:`_to_fit`'s blobs ``to_fit`` and the stars they keep:
+    ``(ids, col, row, fitted, reason, psf, doubtful)`` (the fits' width test may drop
+    some, and ``max_centroids`` cuts); ``grid``: the frame's JPEG block grid
     (:attr:`.Background.block_grid`); ``scale``: the detection threshold in local noise
     sigmas. On a JPEG (``grid`` given) with ``demote_doubtful``, the doubtful stars
-    (:func:`.filters.doubtful_blobs`, flagged in ``doubtful``) come after the others."""
+    (:func:`.filters.doubtful_blobs`, flagged in ``doubtful``) come after the others.
+
+    With ``max_centroids``, the stars are the first of those the whole list keeps: the
+    fits start from :func:`_to_fit`'s first blobs, and take in more while fewer than
+    ``max_centroids`` of them survive ahead of the blobs not fitted yet (star-like ones:
+    doubtful ones come after every star-like one). (The width test dropped more than
+    the margin _to_fit leaves on JPEGs with impulse noise: doubtful blobs took the
+    places of star-like ones.)"""
+    every, n = to_fit
+    n_max = opts.max_centroids
+    while True:
+        ids, col, row, fitted, reason, psf, doubt = _fits(
+            work, bad, labels, meas, opts, (every, n), reason, psf, grid, scale)
+        if n_max is None or n >= len(every) or int((~doubt).sum()) >= n_max:
+            break
+        n = min(len(every), max(2 * n, n + n_max))
+    if n_max is not None:
+        ids, col, row, fitted, doubt = (v[:n_max] for v in (ids, col, row, fitted, doubt))
+    return ids, col, row, fitted, reason, psf, doubt
+
+
+def _fits(work, bad, labels, meas, opts: ExtractionOptions, to_fit, reason, psf,
+          grid: tuple[int, int] | None, scale: float):
+    """:func:`_fitted` of the first ``n`` blobs of ``to_fit = (ids, n)``, every star they
+    keep."""
+    every, n = to_fit
+    blob_ids, rest = every[:n], every[n:]
+    n = len(blob_ids)
     col = meas["cx"][blob_ids].copy()
     row = meas["cy"][blob_ids].copy()
-    fitted = np.zeros(len(blob_ids), dtype=bool)
+    fitted = np.zeros(n, dtype=bool)
+    noise = scale * meas["sigma"] / opts.sigma_threshold
     # (the tests are per blob and need no fit; the fits take no widths from doubtful
     # stars whether or not they are demoted: demote_doubtful only orders the list)
-    doubt = _doubtful(work, meas, blob_ids, grid, scale * meas["sigma"] / opts.sigma_threshold)
+    doubt = _doubtful(work, meas, blob_ids, grid, noise)
     # a Gaussian fit around the brightest pixel of a defocus ring would lock onto the
     # ring: rings keep their intensity-weighted centroids
-    if opts.fit_positions and len(blob_ids) and not psf.ring:
-        fit_col, fit_row, ok, fsx, fsy, free, rsx, rsy = _fit_positions(work, labels, bad,
-                                                                        meas, blob_ids,
-                                                                        untrusted=doubt)
+    if opts.fit_positions and n and not psf.ring:
+        # the bright blobs max_centroids cut are fitted still (and then dropped): they set
+        # the faint stars' widths and the stars' widths the width test judges by, as in
+        # the uncut list (a star's position and fate do not depend on the cut: on JPEGs
+        # with impulse noise, it moved faint stars by up to 0.3 px)
+        setters = rest[_free_fits(meas, rest)]
+        ids = np.concatenate([blob_ids, setters])
+        fit = _fit_positions(
+            work, labels, bad, meas, ids,
+            untrusted=np.concatenate([doubt, _doubtful(work, meas, setters, grid, noise)]),
+            n_out=n, rest=rest)
         # ... and along a trail onto its brightest noise: a blob shaped like the frame's
         # trailed stars keeps its centroid too (a blend of trails is shaped otherwise,
         # and the fit puts it on one of them)
-        lone = (meas["elong"][blob_ids] <= _TRAIL_SHAPE) if psf.trailed \
-            else np.zeros(len(blob_ids), dtype=bool)
-        fitted = ok & ~lone
-        col = np.where(fitted, fit_col, col)
-        row = np.where(fitted, fit_row, row)
+        lone = (meas["elong"][ids] <= _TRAIL_SHAPE) if psf.trailed \
+            else np.zeros(len(ids), dtype=bool)
+        fitted = fit[2][:n] & ~lone[:n]
+        col = np.where(fitted, fit[0][:n], col)
+        row = np.where(fitted, fit[1][:n], row)
         if opts.reject_cosmic_rays:
-            # fits that ran into the lower width bound did not converge, but are narrow
-            measured = free & np.isfinite(fsx) & np.isfinite(fsy) & (
-                ok | (np.minimum(fsx, fsy) <= 0.2 + 1e-9))
-            start = np.sqrt(rsx * rsy)
-            judged = None
-            if grid is not None:
-                jx, jy, jrx, jry = _uncut_widths(meas, blob_ids, grid, fsx, fsy, rsx, rsy)
-                judged = jx, jy, np.sqrt(jrx * jry)
-            a, c, b = (meas[k][blob_ids] for k in ("cxx", "cyy", "cxy"))
-            lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b) + 1.0 / 12.0
-            snr = meas["peak"][blob_ids] / meas["sigma"][blob_ids]
-            rough = ~free & ~meas["saturated"][blob_ids] & np.isfinite(fsx)
-            winged = _axis_wings(work, meas, blob_ids, _WING_SNR) if psf.undersampled else None
-            narrow = narrow_blobs(fsx, fsy, measured, lmin, rough, start, snr,
-                                  meas["sharpness"][blob_ids], winged,
-                                  judged) & ~meas["cut"][blob_ids]
-            narrow &= ~lone  # (shaped like the stars, it is no narrower; its fit says nothing)
+            narrow = _narrow(work, meas, ids, psf, grid, fit, lone)[:n]
             reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted, doubt = (v[~narrow] for v in (blob_ids, col, row,
                                                                       fitted, doubt))
@@ -1389,11 +1411,31 @@ def _fitted(work, bad, labels, meas, opts: ExtractionOptions, blob_ids, reason, 
                                                                 doubt))
     else:
         doubt = np.zeros(len(blob_ids), dtype=bool)  # (flagged only where demoted)
-    n_max = opts.max_centroids
-    if n_max is not None:
-        blob_ids, col, row, fitted, doubt = (v[:n_max] for v in (blob_ids, col, row, fitted,
-                                                                 doubt))
     return blob_ids, col, row, fitted, reason, psf, doubt
+
+
+def _narrow(work, meas: dict[str, NDArray], ids: NDArray[np.intp], psf,
+            grid: tuple[int, int] | None, fit: tuple, lone: NDArray[np.bool_]) -> NDArray:
+    """Which of the fitted blobs ``ids`` the width test drops (:func:`.filters.narrow_blobs`;
+    ``fit``: :func:`.blobs._fit_positions`'s of them, ``lone``: the trails that keep
+    their centroids)."""
+    _, _, ok, fsx, fsy, free, rsx, rsy = fit
+    # fits that ran into the lower width bound did not converge, but are narrow
+    measured = free & np.isfinite(fsx) & np.isfinite(fsy) & (
+        ok | (np.minimum(fsx, fsy) <= 0.2 + 1e-9))
+    start = np.sqrt(rsx * rsy)
+    judged = None
+    if grid is not None:
+        jx, jy, jrx, jry = _uncut_widths(meas, ids, grid, fsx, fsy, rsx, rsy)
+        judged = jx, jy, np.sqrt(jrx * jry)
+    a, c, b = (meas[k][ids] for k in ("cxx", "cyy", "cxy"))
+    lmin = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b) + 1.0 / 12.0
+    snr = meas["peak"][ids] / meas["sigma"][ids]
+    rough = ~free & ~meas["saturated"][ids] & np.isfinite(fsx)
+    winged = _axis_wings(work, meas, ids, _WING_SNR) if psf.undersampled else None
+    narrow = narrow_blobs(fsx, fsy, measured, lmin, rough, start, snr,
+                          meas["sharpness"][ids], winged, judged) & ~meas["cut"][ids]
+    return narrow & ~lone  # (shaped like the stars, it is no narrower; its fit says nothing)
 
 
 def _doubtful(work: NDArray, meas: dict[str, NDArray], ids: NDArray[np.intp],
@@ -1516,13 +1558,14 @@ class _Pass:
     pass's).
     """
 
-    def __init__(self, select: Callable[[], NDArray[np.intp]],
-                 finish: Callable[[NDArray[np.intp]], tuple], bound: int, n_max: int | None,
+    def __init__(self, select: Callable[[], tuple[NDArray[np.intp], int]],
+                 finish: Callable[[tuple[NDArray[np.intp], int]], tuple], bound: int,
+                 n_max: int | None,
                  psf, labels: NDArray, meas: dict[str, NDArray], basic: NDArray[np.intp],
                  reason: NDArray[np.uint8]) -> None:
         self._select = select
         self._finish = finish
-        self._ids: NDArray[np.intp] | None = None
+        self._ids: tuple[NDArray[np.intp], int] | None = None
         self._result: tuple | None = None
         self.bound = bound
         self._n_max = n_max
@@ -1532,10 +1575,15 @@ class _Pass:
         self.basic_peaks = meas["pr"][basic], meas["pc"][basic]
         self._reason = reason
 
-    def _blob_ids(self) -> NDArray[np.intp]:
+    def _to_fit(self) -> tuple[NDArray[np.intp], int]:
         if self._ids is None:
             self._ids = self._select()
         return self._ids
+
+    def _blob_ids(self) -> NDArray[np.intp]:
+        """The blobs the fits start from (:func:`_to_fit`'s first ``n``)."""
+        every, n = self._to_fit()
+        return every[:n]
 
     @property
     def most(self) -> int:
@@ -1555,7 +1603,7 @@ class _Pass:
 
     def result(self) -> tuple:
         if self._result is None:
-            self._result = self._finish(self._blob_ids())
+            self._result = self._finish(self._to_fit())
         return self._result
 
     def kept(self) -> int:
