@@ -243,14 +243,17 @@ def test_smeared_gaia_fields_lead_their_jpegs_among_hot_pixels():
 
 @pytest.mark.parametrize("recipe, strength, seed, found, false", [
     (COMBINED, HALF_STRONG * dg.STRENGTHS["moderate"], 1001, 15, 60),
-    (["trails"], dg.STRENGTHS["moderate"], 1007, 30, 11)])
+    (["trails"], dg.STRENGTHS["moderate"], 1007, 30, 11),
+    (["foreground:roof"], dg.STRENGTHS["strong"], 1003, 24, 20)])
 def test_a_trails_pieces_are_not_taken_for_a_smear(recipe, strength, seed, found, false):
     """A trail's pieces (an aircraft's, 13 of them; a strobe's dots, 27) are alike in
     angle and length and outnumber the stars among the frame's extended blobs, as a
     smear's stars would, but lie along one line. Taken for the smear, they made the
     stars elongated: the real frame under the combined mixture kept 5 detections, 3 of
     them stars of the clean frame (18 otherwise), and behind a strobe's line kept 4 of
-    its dots more (15 detections off the clean frame's stars, 11 otherwise)."""
+    its dots more (15 detections off the clean frame's stars, 11 otherwise). So did 10
+    specks along the lit edges of a roof (along two lines and beside them): 22 of the
+    clean frame's stars kept, 25 otherwise."""
     image = read_image(DATA / list(REFERENCE)[1])
     clean = extract_centroids(image).as_array()
     xy = extract_centroids(dg.degrade(image, recipe, strength, seed=seed)).as_array()
