@@ -63,7 +63,11 @@ class ExtractionOptions(Options):
         Keep only the first N stars of the list (``None``: all): the brightest N, or
         with ``demote_doubtful`` on a frame where some are doubtful, the first N of
         the star-like ones followed by the doubtful ones (a bright doubtful star may
-        be cut while fainter star-like ones stay).""")
+        be cut while fainter star-like ones stay). The kept stars and their positions
+        are those of the uncut list, except that with ``matched_filter_sigma='auto'``
+        and N below 30 the choice between the unfiltered and the filtered detection
+        pass asks for N stars instead of 30, and may then differ from the uncut
+        list's (and so may the stars and positions).""")
     local_bg_block_size: int | None = option(64, type="int or None", check=_block, doc="""
         Block size (px, >= 4) of the local background grid; ``None`` or 0 uses one
         global level.""")
