@@ -65,9 +65,9 @@ class ExtractionOptions(Options):
         the star-like ones followed by the doubtful ones (a bright doubtful star may
         be cut while fainter star-like ones stay). The kept stars and their positions
         are those of the uncut list, except that with ``matched_filter_sigma='auto'``
-        and N below 30 the choice between the unfiltered and the filtered detection
-        pass asks for N stars instead of 30, and may then differ from the uncut
-        list's (and so may the stars and positions).""")
+        the choice between the unfiltered and the filtered detection pass counts the
+        stars of the cut list (and asks for N instead of 30 when N is below 30): it
+        may then differ from the uncut list's, and so may the stars and positions.""")
     local_bg_block_size: int | None = option(64, type="int or None", check=_block, doc="""
         Block size (px, >= 4) of the local background grid; ``None`` or 0 uses one
         global level.""")
