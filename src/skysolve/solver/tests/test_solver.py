@@ -997,6 +997,23 @@ def test_a_strict_hint_with_a_camera_and_a_wide_uncertainty_still_finds_the_fiel
         assert tracked == []
 
 
+def _tracked_scales(monkeypatch) -> list:
+    """A list that gets ``(focal length, uncertainty)`` of each scale tracking runs at
+    without a camera model (``tracking.track`` as ``track_scales`` calls it)."""
+    import importlib
+
+    tracking = importlib.import_module("skysolve.solver.tracking")
+    tracked = []
+    track = tracking.track
+
+    def counted(*args, **kwargs):
+        tracked.append((args[4], args[6]))
+        return track(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "track", counted)
+    return tracked
+
+
 def test_a_strict_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_the_image(
         small_db, hip2025, monkeypatch):
     """Without a camera model, a strict hint was tracked at every focal length of the
@@ -1006,17 +1023,7 @@ def test_a_strict_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_t
     1-1.6 s to give up on a field it cannot solve); the pattern search held to the
     hint's cone finds them in a few ms. The fields are still found, a hint elsewhere
     still answers nothing, and a 1 deg hint is still tracked."""
-    import importlib
-
-    tracking = importlib.import_module("skysolve.solver.tracking")
-    tracked = []  # (focal length, uncertainty) of each scale tracked
-    track = tracking.track
-
-    def counted(*args, **kwargs):
-        tracked.append((args[4], args[6]))
-        return track(*args, **kwargs)
-
-    monkeypatch.setattr(tracking, "track", counted)
+    tracked = _tracked_scales(monkeypatch)
     corner_px = math.hypot(W / 2, H / 2)
     rng = np.random.default_rng(33)
     for R in random_attitudes(3, rng):
@@ -1054,17 +1061,7 @@ def test_a_loose_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_th
     search answered (1.1 s to give up on a field nothing solves); now tracking runs only
     at the focal lengths where its search stays within the image, and the fields are
     found (by the pattern search, in about a millisecond), a hint 8 deg off included."""
-    import importlib
-
-    tracking = importlib.import_module("skysolve.solver.tracking")
-    tracked = []  # (focal length, uncertainty) of each scale tracked
-    track = tracking.track
-
-    def counted(*args, **kwargs):
-        tracked.append((args[4], args[6]))
-        return track(*args, **kwargs)
-
-    monkeypatch.setattr(tracking, "track", counted)
+    tracked = _tracked_scales(monkeypatch)
     corner_px = math.hypot(W / 2, H / 2)
     rng = np.random.default_rng(35)
     for R in random_attitudes(3, rng):
