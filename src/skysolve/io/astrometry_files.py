@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -43,28 +42,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import FileFormatError, InvalidArgumentError
+from .wcs import replace_wcs
 
 __all__ = ["write_axy", "read_xylist", "is_xylist", "xylist_columns", "write_wcs",
            "write_corr", "write_rdls", "write_index_xyls", "write_match", "write_solved",
            "write_new_fits", "write_fits_with_wcs", "wcs_header", "fits_pixels",
            "centred_pixels", "field_parity", "rotation_up_east_of_north"]
-
-#: WCS keywords removed from an input header before the solution's are added (``RADECSYS``
-#: is the old spelling of ``RADESYS``: an input's ``'FK4'`` stayed beside the new ``ICRS``).
-_OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CRPIX1",
-            "CRPIX2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "CDELT1", "CDELT2", "PC1_1", "PC1_2",
-            "PC2_1", "PC2_2", "CROTA1", "CROTA2", "LONPOLE", "LATPOLE", "RADESYS", "RADECSYS",
-            "EQUINOX", "WCSNAME", "A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "A_DMAX",
-            "B_DMAX", "MJDREF")
-#: Families of keywords of an input's old WCS, removed likewise: SIP terms, projection
-#: parameters (``PVi_m``: a SCAMP TPV solution's polynomial, which under the new ``TAN``
-#: would move the reference point), ``PSi_m`` and PinPoint's ``TRi_n`` (as solve-field),
-#: and a lookup-table distortion's (``CPDISj``, ``DPj.*``, ``D2IMDISj``, ...: astropy reads
-#: a file's WCS with its tables, an HST frame's on top of the new SIP).
-_OLD_WCS_FAMILIES = re.compile(r"^(?:A|B|AP|BP)_\d+_\d+$|^P[VS]\d+_\d+$|^TR[12]_\d+$"
-                               r"|^(?:CPDIS|CPERR|D2IMDIS|D2IMERR)\d$|^(?:DP|DQ|D2IM)\d\."
-                               r"|^D2IMEXT$|^AXISCORR$")
-
 
 #: FITS binary-table column codes by numpy kind: doubles, 64-bit integers, logicals.
 _FITS_CODES = {"f": "D", "i": "K", "u": "K", "b": "L"}
@@ -529,8 +512,7 @@ def write_fits_with_wcs(path: Path, source: Path, wcs: Any, hdu: int | str | Non
     ``wcs`` in the header of its image HDU (``hdu``, default the one
     :func:`~skysolve.io.images.read_image` reads: a data cube before the image is not it).
 
-    The image HDU's old WCS keywords (``_OLD_WCS``: CDELT/CROTA, PC, SIP, TPV's ``PVi_m``,
-    ``RADECSYS``, a lookup-table distortion's ``CPDISj``/``DPj``, ...) are removed first,
+    The image HDU's old WCS keywords are removed first (:func:`~skysolve.io.wcs.replace_wcs`),
     so that astropy reads the new WCS alone. The HDUs
     are written back as stored: integers with their ``BSCALE``, ``BZERO`` and ``BLANK``,
     and a tile-compressed image as its compressed tiles (decoded and encoded again,
@@ -546,11 +528,7 @@ def write_fits_with_wcs(path: Path, source: Path, wcs: Any, hdu: int | str | Non
                    disable_image_compression=True) as hdul:
         # (a compressed image's own header cards are those of its table's header)
         target = hdul[index].header
-        for key in _OLD_WCS:
-            target.remove(key, ignore_missing=True, remove_all=True)
-        for key in {k for k in target if _OLD_WCS_FAMILIES.match(k)}:
-            target.remove(key, ignore_missing=True, remove_all=True)
-        target.extend(wcs.cards, update=True)
+        replace_wcs(target, wcs)
         if "CHECKSUM" in target or "DATASUM" in target:  # (a stale sum fails verification)
             hdul[index].add_checksum()
         _write(path, hdul)

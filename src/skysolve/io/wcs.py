@@ -44,6 +44,7 @@ mirror image (``parity_flip=False``), ``det(CD) < 0`` is (``parity_flip=True``).
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import Any
 
@@ -64,7 +65,8 @@ from ..camera.model import CameraModel
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec, wahba_rotation
 
-__all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "fit_sip_wcs", "MAX_SIP_ORDER",
+__all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "replace_wcs", "fit_sip_wcs",
+           "MAX_SIP_ORDER",
            "move_reference_pixel"]
 
 #: Highest SIP order written by :func:`camera_to_wcs` (the SIP convention's limit).
@@ -745,6 +747,56 @@ def fit_sip_wcs(pixels: ArrayLike, vectors: ArrayLike, crpix: ArrayLike, crval: 
         wcs.pixel_shape = (int(pixel_shape[0]), int(pixel_shape[1]))
     wcs.wcs.set()
     return wcs
+
+
+#: WCS keywords :func:`replace_wcs` removes from a header before the new WCS's are added
+#: (``RADECSYS`` is the old spelling of ``RADESYS``: an input's ``'FK4'`` stayed beside the
+#: new ``ICRS``).
+_OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CRPIX1",
+            "CRPIX2", "CD1_1", "CD1_2", "CD2_1", "CD2_2", "CDELT1", "CDELT2", "PC1_1", "PC1_2",
+            "PC2_1", "PC2_2", "CROTA1", "CROTA2", "LONPOLE", "LATPOLE", "RADESYS", "RADECSYS",
+            "EQUINOX", "WCSNAME", "A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "A_DMAX",
+            "B_DMAX", "MJDREF")
+#: Families of keywords of a header's old WCS, removed likewise: SIP terms, projection
+#: parameters (``PVi_m``: a SCAMP TPV solution's polynomial, which under the new ``TAN``
+#: would move the reference point), ``PSi_m`` and PinPoint's ``TRi_n`` (as solve-field),
+#: and a lookup-table distortion's (``CPDISj``, ``DPj.*``, ``D2IMDISj``, ...: astropy reads
+#: a file's WCS with its tables, an HST frame's on top of the new SIP).
+_OLD_WCS_FAMILIES = re.compile(r"^(?:A|B|AP|BP)_\d+_\d+$|^P[VS]\d+_\d+$|^TR[12]_\d+$"
+                               r"|^(?:CPDIS|CPERR|D2IMDIS|D2IMERR)\d$|^(?:DP|DQ|D2IM)\d\."
+                               r"|^D2IMEXT$|^AXISCORR$")
+
+
+def replace_wcs(header: Any, wcs: Any) -> None:
+    """Replace the WCS of the FITS ``header`` (in place) with the cards of ``wcs``.
+
+    The header's old WCS keywords go first -- its CD/PC/CDELT/CROTA terms, SIP and TPV
+    (``PVi_m``) polynomials, a lookup-table distortion's ``CPDISj``/``DPj.*``,
+    ``RADECSYS``/``EQUINOX`` -- so that astropy reads the new WCS alone: cards merged with
+    ``header.update(...)`` leave an old SIP or TPV polynomial that astropy then applies on
+    top of the new solution. ``NAXIS`` cards of ``wcs`` are not copied: the header's own
+    describe its data.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The header to change, e.g. an image HDU's.
+    wcs : astropy.io.fits.Header
+        The new WCS's cards (``SolveResult.to_header()``, :func:`wcs_to_header`).
+    """
+    from astropy.io import fits
+
+    if not isinstance(header, fits.Header):
+        raise InvalidTypeError(f"header must be an astropy.io.fits.Header, "
+                               f"got {type(header).__name__}")
+    if not isinstance(wcs, fits.Header):
+        raise InvalidTypeError(f"wcs must be an astropy.io.fits.Header, got {type(wcs).__name__}")
+    for key in _OLD_WCS:
+        header.remove(key, ignore_missing=True, remove_all=True)
+    for key in {k for k in header if _OLD_WCS_FAMILIES.match(k)}:
+        header.remove(key, ignore_missing=True, remove_all=True)
+    header.extend([c for c in wcs.cards if c.keyword not in ("NAXIS", "NAXIS1", "NAXIS2")],
+                  update=True)
 
 
 def wcs_to_header(wcs: Any):

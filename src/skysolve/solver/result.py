@@ -381,6 +381,25 @@ class SolveResult:
 
         return wcs_to_header(self.to_wcs())
 
+    def update_header(self, header: astropy.io.fits.Header) -> astropy.io.fits.Header:
+        """Write this solution's WCS into an existing FITS header (in place) and return it.
+
+        The header's old WCS goes first (CD/PC/CDELT terms, SIP and TPV ``PVi_m``
+        polynomials, lookup-table distortions, ``RADECSYS``...: see
+        :func:`skysolve.io.wcs.replace_wcs`): ``header.update(result.to_header())`` would
+        leave an old polynomial that astropy applies on top of the solution. Its other
+        cards (``DATE-OBS``, ``EXPTIME``, ``NAXIS``...) stay.
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header
+            E.g. the solved image's HDU's header, ``hdul[0].header``.
+        """
+        from ..io.wcs import replace_wcs
+
+        replace_wcs(header, self.to_header())
+        return header
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (no arrays larger than the matched lists); its
         ``camera_model`` is the solve's whole camera (``CameraModel.to_dict``: focal

@@ -46,13 +46,14 @@ def _lookup_table_distortion(header: fits.Header) -> list[fits.ImageHDU]:
     return tables
 
 
-def _max_error_arcsec(header: fits.Header, hdul: fits.HDUList) -> float:
+def _max_error_arcsec(header: fits.Header, hdul: fits.HDUList | None,
+                      camera: CameraModel = CAMERA) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wcs = WCS(header, hdul)
     col, row = np.meshgrid(np.linspace(0, W - 1, 9), np.linspace(0, H - 1, 7))
     ra, dec = wcs.all_pix2world(col.ravel(), row.ravel(), 0)
-    t_ra, t_dec = CAMERA.pixel_to_world(col.ravel() + 0.5 - W / 2, row.ravel() + 0.5 - H / 2, R)
+    t_ra, t_dec = camera.pixel_to_world(col.ravel() + 0.5 - W / 2, row.ravel() + 0.5 - H / 2, R)
     return float(np.max(np.degrees(angle_between(radec_to_vector(ra, dec),
                                                  radec_to_vector(t_ra, t_dec)))) * 3600)
 
@@ -84,3 +85,34 @@ def test_an_old_lookup_table_distortion_is_not_applied_on_top_of_the_new_wcs(tmp
         assert header["OBJECT"] == "M42"
         np.testing.assert_array_equal(hdul[where].data, image)
         assert _max_error_arcsec(header, hdul) < 0.01
+
+
+def test_replace_wcs_leaves_no_old_polynomial_for_astropy_to_apply():
+    """A header holding an old SCAMP TPV solution (``PVi_m``), SIP terms, CDELT/CROTA2 and
+    an FK4 ``RADECSYS``: ``replace_wcs`` (behind ``SolveResult.update_header``) leaves the
+    new WCS alone, mapping the image as the camera does; a plain ``header.update`` of the
+    same cards (a TAN solution without SIP) keeps the old SIP terms, which astropy then
+    applies to it. The header's other cards stay, and its ``NAXIS`` cards are its own."""
+    from skysolve.io.wcs import replace_wcs
+
+    old = fits.Header({"NAXIS": 2, "NAXIS1": W, "NAXIS2": H, "EXPTIME": 10.0,
+                       "CTYPE1": "RA---TPV", "CTYPE2": "DEC--TPV", "CRVAL1": 80.0,
+                       "CRVAL2": -5.0, "CRPIX1": 320.5, "CRPIX2": 240.5, "CDELT1": -0.01,
+                       "CDELT2": 0.01, "CROTA2": 12.0, "RADECSYS": "FK4", "EQUINOX": 1950.0,
+                       "PV1_1": 1.0, "PV1_4": 3e-3, "PV2_1": 1.0, "PV2_5": -4e-3,
+                       "A_ORDER": 2, "A_2_0": 2e-5, "B_ORDER": 2, "B_0_2": -2e-5})
+    plain = CAMERA.replace(distortion=None)  # (a plain TAN solution: no SIP of its own)
+    solution = wcs_to_header(camera_to_wcs(plain, R))
+    merged = old.copy()
+    merged.update(solution)
+    replaced = old.copy()
+    replace_wcs(replaced, solution)
+    assert replaced["EXPTIME"] == 10.0 and replaced["RADESYS"] == "ICRS"
+    assert (replaced["NAXIS1"], replaced["NAXIS2"]) == (W, H)
+    assert not [k for k in replaced if k.startswith("PV") or k in ("CROTA2", "RADECSYS",
+                                                                    "EQUINOX")]
+    assert replaced["CDELT1"] == 1.0  # (the new WCS's, with its PC matrix)
+    assert _max_error_arcsec(replaced, None, plain) < 0.01
+    assert _max_error_arcsec(merged, None, plain) > 10.0  # (astropy uses the old SIP)
+    with pytest.raises(TypeError, match="header must be"):
+        replace_wcs(dict(old), solution)
