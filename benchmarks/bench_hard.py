@@ -74,6 +74,9 @@ RECIPES: dict[str, list] = {
     "8bit": ["quantise_8bit"],
     "jpeg": ["jpeg"],
     "hot_pixels+jpeg": ["hot_pixels", "jpeg"],
+    # a warm sensor behind optics slightly out of focus, saved as JPEG: rings among
+    # compressed hot pixels that outshine them in peak
+    "defocus+hot_pixels+jpeg": ["defocus", "hot_pixels", "jpeg"],
     # captions burned in by an all-sky or finder camera (3 lines moderate, 6 strong)
     "caption": ["text_overlay"],
     # ... compass letters round an all-sky camera's image circle (N, E, S, W moderate,

@@ -19,7 +19,9 @@ JPEG blur) while the false detections stay what they are:
   area a star of a given peak covers above threshold: for a Gaussian of sigma
   ``s``, ``2 pi s^2``); when their median shape is round but many of them are drawn
   out alike, spread over the frame (a smear, common to every star, among compact
-  impulses such as JPEG-compressed hot pixels: :func:`_smeared_population`), both come
+  impulses such as JPEG-compressed hot pixels: :func:`_smeared_population`), or when
+  they are compact while a population of wide, alike rings or flat discs stands among
+  them (defocused stars among such impulses: :func:`_ring_population`), both come
   from those instead;
 * **elongation** is measured after the reference shape is divided out when
   the frame's stars are all drawn out the same way (smear), so a smeared
@@ -117,6 +119,9 @@ _WIDE_PSF = 4.0
 _RING_OFFSET_PX = 1.0
 #: ... measured on the reference blobs this round (axis ratio).
 _RING_ROUNDNESS = 1.5
+#: A population of rings (:func:`_ring_population`) has widths (mean second moments)
+#: within this factor of their median.
+_RING_ALIKE = 1.5
 #: Trail pieces: elongation and pixels of a blob that may define a line.
 _PIECE_ELONGATION = 2.5
 _PIECE_NPIX = 6
@@ -336,7 +341,8 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
 
     Its shape and area are the medians of the brightest of them, unless those are round
     while a smeared population (:func:`_smeared_population`) stands among the fainter or
-    more numerous compact ones: then they are that population's."""
+    more numerous compact ones, or compact while a population of rings
+    (:func:`_ring_population`) does: then they are that population's."""
     snr = m["peak"] / m["sigma"]
     usable = (reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
     ref = np.flatnonzero(usable & (snr >= _REF_SNR))
@@ -357,6 +363,13 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
         if smeared is not None:
             ref = smeared[:_REF_MAX]
             a, c, b = (v[ref] for v in _moments(m))
+    if 0.5 * (median(a) + median(c)) <= _WIDE_PSF and not offset > _RING_OFFSET_PX:
+        rings = _ring_population(m, pool)
+        if rings is not None:
+            ref = rings[:_REF_MAX]
+            a, c, b = (v[ref] for v in _moments(m))
+            offset = median(np.hypot(m["cx"][ref] - m["pc"][ref],
+                                     m["cy"][ref] - m["pr"][ref])[:_AREA_BLOBS])
     cov = (median(a), median(c), median(b))
     thr_ref = thr[ref] if np.ndim(thr) else thr
     per_blob = m["npix"][ref] / _log_ratio({"peak": m["peak"][ref]}, thr_ref)
@@ -436,6 +449,37 @@ def _smeared_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArra
         if _deviation(across) >= _SMEAR_SPREAD * _deviation(along):
             return ids
     return None
+
+
+def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray | None:
+    """The blobs of ``pool`` (reference candidates, brightest first) that are one
+    population of defocused stars, or None: at least :data:`_REF_MIN` round blobs
+    (:data:`_RING_ROUNDNESS`) wider than :data:`_WIDE_PSF` whose widths agree (mean
+    second moments within :data:`_RING_ALIKE` of their median) and whose brightest
+    pixels lie off their centres (median beyond :data:`_RING_OFFSET_PX`: rings and flat
+    discs).
+
+    Defocus widens every star of a frame alike, so such a population is the PSF however
+    many sharper detections outshine it: JPEG spreads a hot pixel into a compact blob of
+    5-12 pixels, far brighter in peak than a ring that spreads its light over a hundred,
+    and half of a frame's brightest blobs are such impulses at ``hot_pixels`` moderate.
+    Their median shape is then compact, its area a tenth of a ring's, and most rings were
+    rejected as diffuse (12 Gaia fields under defocus, hot pixels and JPEG at moderate
+    strength: 2 solved). A peak off the centre tells a ring or a flat top from a galaxy,
+    a blend or a patch of cloud glow, which peak near their middles or differ in size.
+    """
+    a, c, b = (v[pool] for v in _moments(m))
+    w2 = 0.5 * (a + c)
+    wide = np.flatnonzero((w2 > _WIDE_PSF) & (_elongation(a, c, b) <= _RING_ROUNDNESS))
+    if len(wide) < _REF_MIN:
+        return None
+    typical = median(w2[wide])
+    wide = wide[np.abs(np.log(w2[wide] / typical)) <= np.log(_RING_ALIKE)]
+    ids = pool[wide]
+    if len(ids) < _REF_MIN or median(np.hypot(m["cx"][ids] - m["pc"][ids],
+                                              m["cy"][ids] - m["pr"][ids])) <= _RING_OFFSET_PX:
+        return None
+    return ids
 
 
 def _relative_elongation(m: dict[str, NDArray], psf: PSFReference) -> NDArray:
