@@ -219,26 +219,32 @@ def test_smeared_stars_lead_a_real_jpeg_among_hot_pixels(frame, seed):
     assert _stars_in_top(extract_centroids(degraded), clean[:, 0], clean[:, 1]) >= 6
 
 
-def test_smeared_gaia_fields_lead_their_jpegs_among_hot_pixels():
-    """Gaia fields of known attitude (FOV 15 deg, PSF sigma 1 px) smeared over 8 px, with
-    300 hot pixels, as JPEGs at quality 40: of the first 24 centroids, 14, 4 and 6 were
-    stars (the smeared stars doubtful, after the round compressed hot pixels; 23-24 with
-    ``demote_doubtful=False``); 23-24 with the smear as the PSF (the hot pixels, round
-    where the stars are drawn out, are elongated against it)."""
+def _degraded_gaia_fields(recipe: list, strength: str, n: int):
+    """``n`` Gaia fields of known attitude (FOV 15 deg, PSF sigma 1 px) under ``recipe`` at
+    ``strength``: (degraded image, truth x, truth y, boresight)."""
     from skysolve import load_gaia
     from skysolve.camera import CameraModel
     from skysolve.simulate import random_attitudes, render_starfield
 
     cam = CameraModel.from_fov(15.0, 1024, 768)
     gaia = load_gaia().propagate(2025.0)
-    for k, R in enumerate(random_attitudes(3, rng=7)):
+    for k, R in enumerate(random_attitudes(n, rng=7)):
         img, truth = render_starfield(gaia, cam, R, psf=1.0, exposure_s=1.0,
                                       zeropoint_mag=15.7, background_e=800.0,
                                       read_noise_e=10.0, full_well_e=60000.0, adc_bits=16,
                                       seed=k)
-        degraded = dg.degrade(img, SMEARED_IMPULSES, dg.STRENGTHS["strong"], seed=k)
-        res = extract_centroids(degraded)
-        assert _stars_in_top(res, truth.x, truth.y) >= 20, k
+        degraded = dg.degrade(img, recipe, dg.STRENGTHS[strength], seed=k)
+        yield degraded, truth.x, truth.y, R[2]
+
+
+def test_smeared_gaia_fields_lead_their_jpegs_among_hot_pixels():
+    """Gaia fields of known attitude (FOV 15 deg, PSF sigma 1 px) smeared over 8 px, with
+    300 hot pixels, as JPEGs at quality 40: of the first 24 centroids, 14, 4 and 6 were
+    stars (the smeared stars doubtful, after the round compressed hot pixels; 23-24 with
+    ``demote_doubtful=False``); 23-24 with the smear as the PSF (the hot pixels, round
+    where the stars are drawn out, are elongated against it)."""
+    for k, (img, x, y, _) in enumerate(_degraded_gaia_fields(SMEARED_IMPULSES, "strong", 3)):
+        assert _stars_in_top(extract_centroids(img), x, y) >= 20, k
 
 
 @pytest.mark.parametrize("recipe, strength, seed, found, false", [
@@ -269,21 +275,8 @@ DEFOCUSED_IMPULSES = ["defocus", "hot_pixels", "jpeg"]
 
 
 def _defocused_gaia_fields():
-    """Gaia fields of known attitude (FOV 15 deg, PSF sigma 1 px) under
-    :data:`DEFOCUSED_IMPULSES`: (degraded image, truth x, truth y, boresight)."""
-    from skysolve import load_gaia
-    from skysolve.camera import CameraModel
-    from skysolve.simulate import random_attitudes, render_starfield
-
-    cam = CameraModel.from_fov(15.0, 1024, 768)
-    gaia = load_gaia().propagate(2025.0)
-    for k, R in enumerate(random_attitudes(4, rng=7)):
-        img, truth = render_starfield(gaia, cam, R, psf=1.0, exposure_s=1.0,
-                                      zeropoint_mag=15.7, background_e=800.0,
-                                      read_noise_e=10.0, full_well_e=60000.0, adc_bits=16,
-                                      seed=k)
-        degraded = dg.degrade(img, DEFOCUSED_IMPULSES, dg.STRENGTHS["moderate"], seed=k)
-        yield degraded, truth.x, truth.y, R[2]
+    """:func:`_degraded_gaia_fields` under :data:`DEFOCUSED_IMPULSES` at moderate strength."""
+    return _degraded_gaia_fields(DEFOCUSED_IMPULSES, "moderate", 4)
 
 
 def test_defocused_gaia_fields_lead_their_jpegs_among_hot_pixels():
