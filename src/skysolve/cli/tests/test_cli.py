@@ -939,11 +939,29 @@ def test_solve_with_hints(cli_env, db_file, frames):
 UNNEEDED_FOR_ONE_SHOT = ("scipy", "astropy")
 
 
-def test_one_shot_solve_loads_only_what_it_needs(db_file, cli_env, frames):
+def _stretched_png(frames: Path, tmp_path: Path) -> Path:
+    """The Alt40 frame as an 8-bit PNG (1st-99.9th percentile stretch): lossless, its
+    faint stars kept, some 90 centroids where the TIFF gives 33."""
+    from PIL import Image
+
+    from skysolve.io.images import read_image
+
+    a = np.asarray(read_image(frames / ALT40), dtype=np.float64)
+    lo, hi = np.percentile(a, [1.0, 99.9])
+    path = tmp_path / "alt40.png"
+    Image.fromarray((np.clip((a - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("form", ["tiff", "png8"])
+def test_one_shot_solve_loads_only_what_it_needs(db_file, cli_env, frames, tmp_path, form):
+    """Also for a lossless 8-bit frame (~90 centroids, the faint stars a 16-bit frame's
+    first pass leaves)."""
+    image = frames / ALT40 if form == "tiff" else _stretched_png(frames, tmp_path)
     code = ("import json, sys\nfrom skysolve.cli import main\nstatus = main()\n"
             f"print(json.dumps([status, [m for m in {UNNEEDED_FOR_ONE_SHOT!r} "
             "if m in sys.modules]]))")
-    out = subprocess.run([sys.executable, "-c", code, "solve", str(frames / ALT40), "--fov",
+    out = subprocess.run([sys.executable, "-c", code, "solve", str(image), "--fov",
                           "11.4", "--db", str(db_file), "--json"],
                          capture_output=True, text=True, env=cli_env, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -36,6 +36,10 @@ NAME = "reference"
 
 #: Below this many (centroid, star) pairs, distance matrices replace KD-trees.
 BRUTE_FORCE_PAIRS = 20000
+#: Up to this many pairs the KD-tree's claims (:func:`kdtree_matches`) are read from a
+#: distance matrix (a few MB) instead: importing ``scipy.spatial`` costs a one-shot solve
+#: 0.3-1 s, more than the numpy path of a frame with a few hundred stars.
+CLAIMS_MATRIX_PAIRS = 250_000
 #: Clipping rejects mismatches, not model error: a refinement never clips inside this
 #: fraction of the match radius, nor inside ``CLIP_FLOOR_PX`` pixels, or the stars a
 #: calibration most needs -- those where the current distortion model is worst -- would
@@ -242,8 +246,28 @@ def kdtree_matches(tree, cat, radius):
     """
     d, i = tree.query(cat, distance_upper_bound=radius)
     j = np.flatnonzero(np.isfinite(d))
-    i = i[j]
-    d = d[j]
+    return _keep_closest_claims(i[j], j, d[j])
+
+
+def claims_matrix(img, cat, radius):
+    """:func:`kdtree_matches` from the distance matrix, for problems up to
+    :data:`CLAIMS_MATRIX_PAIRS` pairs: each catalog star takes its nearest centroid
+    closer than ``radius`` (strictly, as the KD-tree's upper bound; of centroids at one
+    distance the lower row, as ``argmin``), a centroid claimed by several stars keeps
+    the closest. The differences are formed directly (not expanded as in
+    :func:`_distance2`), so the distances are the KD-tree's to the last bit."""
+    dx = cat[:, 0, None] - img[None, :, 0]
+    dy = cat[:, 1, None] - img[None, :, 1]
+    d2 = dx * dx + dy * dy
+    i = np.argmin(d2, axis=1)
+    best = d2[np.arange(len(cat)), i]
+    j = np.flatnonzero(best < radius * radius)
+    return _keep_closest_claims(i[j], j, np.sqrt(best[j]))
+
+
+def _keep_closest_claims(i, j, d):
+    """Of the claims (centroid ``i``, star ``j``, distance ``d``; ``j`` ascending), each
+    centroid's closest (ties to the lower star row: the sort is stable)."""
     if len(j) == 0:
         return i, j, d
     order = np.lexsort((d, i))
@@ -269,6 +293,8 @@ def mutual_matches(img, cat, radius):
     if len(img) == 0 or len(cat) == 0:
         return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
     if len(img) * len(cat) > BRUTE_FORCE_PAIRS:
+        if len(img) * len(cat) <= CLAIMS_MATRIX_PAIRS:
+            return claims_matrix(img, cat, radius)
         from scipy.spatial import cKDTree  # here: a small solve never needs scipy.spatial
 
         return kdtree_matches(cKDTree(img), cat, radius)
@@ -404,6 +430,8 @@ def _matches(prims, trees, ideal_all, n_img, p, radius):
     """:func:`mutual_matches` of the first ``n_img`` centroids, KD-trees cached per call."""
     if n_img * len(p) <= BRUTE_FORCE_PAIRS:
         return prims.mutual_matches(ideal_all[:n_img], p, radius)
+    if n_img * len(p) <= CLAIMS_MATRIX_PAIRS:
+        return claims_matrix(ideal_all[:n_img], p, radius)
     if n_img not in trees:
         from scipy.spatial import cKDTree
 

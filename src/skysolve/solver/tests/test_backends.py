@@ -11,7 +11,10 @@ compile inside a solve.
 from __future__ import annotations
 
 import inspect
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -361,10 +364,12 @@ def test_large_problems_take_the_same_kd_tree_path():
 
 
 def test_kd_tree_claims_by_sweep_match_the_kd_tree():
-    """The compiled sweep gives the reference KD-tree's matches (each star its nearest
-    centroid closer than the radius, a centroid kept by its closest star), crowded and
-    sparse, with stars exactly at the radius (no match). (Of two centroids at the very same
-    position either may be the match: the KD-tree's traversal decides.)"""
+    """The compiled sweep and the reference's distance matrix (which spares a one-shot
+    solve the import of scipy.spatial) give the reference KD-tree's matches (each star its
+    nearest centroid closer than the radius, a centroid kept by its closest star), crowded
+    and sparse, with stars exactly at the radius (no match), distances to the last bit.
+    (Of two centroids at the very same position either may be the match: the KD-tree's
+    traversal decides.)"""
     from scipy.spatial import cKDTree
 
     rng = np.random.default_rng(12)
@@ -376,9 +381,42 @@ def test_kd_tree_claims_by_sweep_match_the_kd_tree():
                          rng.uniform(-spread, spread, (m - m // 2, 2))])
         if trial % 5 == 0:
             cat[0] = img[0] + [3.0, 0.0]  # exactly at the radius: not a match
-        for got, want in zip(comp._claims(img, cat, 3.0),
-                             ref.kdtree_matches(cKDTree(img), cat, 3.0), strict=True):
-            np.testing.assert_array_equal(got, want)
+        want = ref.kdtree_matches(cKDTree(img), cat, 3.0)
+        for got in (comp._claims(img, cat, 3.0), ref.claims_matrix(img, cat, 3.0)):
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_crowded_numpy_refinement_needs_no_scipy_spatial():
+    """The numpy backend (a one-shot command's) refines a frame of 200 centroids, whose
+    matching is above the brute-force size, without importing scipy.spatial (0.3-1 s of
+    a one-shot solve), and matches every star seen."""
+    code = """if True:
+        import json, sys
+        import numpy as np
+        from skysolve.solver.backends import reference as ref
+        rng = np.random.default_rng(3)
+        W, H, f = 1024.0, 768.0, 1200.0
+        xy = rng.uniform([-0.6 * W, -0.6 * H], [0.6 * W, 0.6 * H], (400, 2))
+        v = np.column_stack([xy / f, np.ones(len(xy))])
+        v = np.ascontiguousarray(v / np.linalg.norm(v, axis=1)[:, None])
+        seen = np.flatnonzero((np.abs(xy[:, 0]) < W / 2) & (np.abs(xy[:, 1]) < H / 2))[:100]
+        ideal = np.vstack([xy[seen] + rng.normal(scale=0.2, size=(len(seen), 2)),
+                           rng.uniform([-W / 2, -H / 2], [W / 2, H / 2], (100, 2))])
+        ok, R, f1, i, j, err = ref.refine(ideal, v, np.eye(3), 1195.0, False, 0, False, 0.0,
+                                          0.0, W / 2, H / 2, 10.0, 2, 3.0)
+        true = sorted((int(a), int(b)) for a, b in enumerate(seen))
+        print(json.dumps([bool(ok), f1, set(true) <= set(zip(i.tolist(), j.tolist())),
+                          len(ideal) * 3 * len(ideal) > ref.BRUTE_FORCE_PAIRS,
+                          "scipy.spatial" in sys.modules]))
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    ok, f1, true_matches, above_brute_force, spatial = json.loads(out.stdout)
+    assert ok and true_matches and above_brute_force
+    assert f1 == pytest.approx(1200.0, rel=1e-3)
+    assert not spatial
 
 
 def test_refinement_of_crowded_frames_agrees():
