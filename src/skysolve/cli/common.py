@@ -16,6 +16,20 @@ from typing import Any
 from .parser import EXIT_ERROR  # noqa: F401  (re-exported for the commands)
 
 
+def one_shot_backend(n_images: int, distributed: bool = False) -> str:
+    """The solver's (and extraction's) backend for a command over ``n_images`` images:
+    numpy for a single image (``distributed``: sent to a cluster, never), the compiled
+    kernels for several.
+
+    Loading numba and the compiled kernels takes about half a second a process (and
+    compiling them, on a machine's first run, ten), while the numpy reference solves a
+    frame in a few milliseconds more than they do: a one-shot command (a capture program
+    calls ``skysolve-field`` once per frame) is over sooner without them. The answers are
+    the same.
+    """
+    return "reference" if n_images == 1 and not distributed else "auto"
+
+
 def _err(message: str) -> None:
     print(f"skysolve: error: {message}", file=sys.stderr, flush=True)
 

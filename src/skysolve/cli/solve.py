@@ -32,6 +32,7 @@ from .common import (
     _output_base,
     _results_misuse,
     _show_warning,
+    one_shot_backend,
 )
 from .parser import EXIT_ERROR, EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
 
@@ -68,7 +69,8 @@ def _solve_options(args: argparse.Namespace):
                         position_hint=None if args.ra is None else (args.ra, args.dec),
                         position_radius_deg=args.radius,
                         parity_flip=None if args.parity is None else args.parity == "mirrored",
-                        backend=_backend(args))
+                        backend=one_shot_backend(len(args.images),
+                                                 args.scheduler is not None))
 
 
 #: The library's names of the hints in error messages, and their options.
@@ -86,18 +88,6 @@ def _option_names(message: str) -> str:
     for name, option in _OPTION_NAMES:
         message = message.replace(name, option)
     return message
-
-
-def _backend(args: argparse.Namespace) -> str:
-    """The solver's (and extraction's) backend: numpy for a single image, the compiled
-    kernels for several.
-
-    Loading numba and the compiled kernels takes about half a second a process (and
-    compiling them, on a machine's first run, ten), while the numpy reference solves a
-    frame in a few milliseconds more than they do: a one-shot command is over sooner
-    without them. The answers are the same.
-    """
-    return "reference" if len(args.images) == 1 and args.scheduler is None else "auto"
 
 
 def _velocity(path: Path, opts: _Job):

@@ -62,6 +62,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .common import one_shot_backend
 from .parser import EXIT_INTERRUPTED
 from .solve_field_run import EXIT_ERROR, EXIT_OK, run_field
 
@@ -389,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stdout)
         print("skysolve-field: no input files given", file=sys.stderr)
         return EXIT_OK
+    backend = one_shot_backend(len(inputs))
+    hints, sources = {**hints, "backend": backend}, {**sources, "backend": backend}
     skipped = _ignored(args)
     if skipped:
         print(f"skysolve-field: ignored (no meaning for skysolve): {', '.join(skipped)}",

@@ -188,7 +188,7 @@ def _guessed_scale(path: Path, args: argparse.Namespace, hints: dict[str, Any]
 
 def _image_field(path: Path, args: argparse.Namespace, sources: dict[str, Any]) -> Field:
     extraction = {k: v for k, v in sources.items()
-                  if k in ("max_centroids", "sigma_threshold", "noise", "sky_circle")}
+                  if k in ("max_centroids", "sigma_threshold", "noise", "sky_circle", "backend")}
     return image_field(path, hdu=args.extension, downsample=args.downsample,
                        invert=args.invert, **extraction)
 

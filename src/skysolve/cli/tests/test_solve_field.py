@@ -12,6 +12,7 @@ the image).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -181,6 +182,23 @@ def test_ekos_style_call_on_the_real_frames(env, tmp_path, name, hip_catalog):
     assert np.hypot(*off.mean(axis=0)) < 5.0
     for half in (x < 511.5, x > 511.5, y < 383.5, y > 383.5):
         assert half.sum() >= 8 and np.hypot(*off[half].mean(axis=0)) < 5.0, off[half]
+
+
+def test_a_one_frame_call_loads_no_compiled_kernels(env, tmp_path):
+    """Capture programs call solve-field once per frame: such a call solves with the numpy
+    backend (numba and the compiled kernels cost a process about a second to load; the
+    answers are the same) and needs no scipy either."""
+    shutil.copy(DATA / ALT40, tmp_path / "frame.tiff")
+    code = ("import json, sys\nfrom skysolve.cli.solve_field import main\nstatus = main()\n"
+            "print(json.dumps([status, [m for m in ('numba', 'scipy') if m in sys.modules]]))")
+    args = ["-O", "-p", "-L", FOV_DEG * 0.9, "-H", FOV_DEG * 1.1, "-u", "degwidth",
+            tmp_path / "frame.tiff"]
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = parse(proc.stdout)
+    assert _separation_arcsec(lines["ra"], lines["dec"], *REFERENCE[ALT40]) < 18.0
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [0, []]
 
 
 @pytest.fixture(scope="module")
