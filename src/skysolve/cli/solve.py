@@ -455,10 +455,26 @@ def _cmd_solve(args: argparse.Namespace) -> int:
             _info(args, f"the frames done are in {args.results}; run again with --resume to "
                         "finish")
         raise
-    return _finish(args, batch)
+    return _finish(args, batch, db)
 
 
-def _finish(args: argparse.Namespace, batch) -> int:
+def _scale_advice(args: argparse.Namespace, batch, db) -> str | None:
+    """What to try when frames searched without a scale found no match: the search
+    without one spans the database's fields of view (and a little beyond), and a field
+    far outside them is neither found nor said to be out of range."""
+    if (args.fov is not None or args.fov_range is not None or args.pixel_scale is not None
+            or args.camera is not None):
+        return None
+    if not any(fr.status in ("no_match", "timeout") for fr in batch):
+        return None
+    return (f"skysolve: (no scale given: the search spanned the database's fields of view, "
+            f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg wide; if a field is much wider or "
+            f"narrower, give --fov or --fov-range, and for one outside the database's "
+            f"range build a database for it: skysolve db build --min-fov A --max-fov B, "
+            f"then --db)")
+
+
+def _finish(args: argparse.Namespace, batch, db) -> int:
     """Summary lines on stderr and the exit status."""
     n = len(batch)
     resumed = sum(fr.resumed for fr in batch)
@@ -467,6 +483,9 @@ def _finish(args: argparse.Namespace, batch) -> int:
     if batch.num_unsolved and not args.quiet:
         print(f"skysolve: {batch.num_unsolved} of {n} image{'s' if n > 1 else ''} not solved",
               file=sys.stderr)
+        advice = _scale_advice(args, batch, db)
+        if advice:
+            print(advice, file=sys.stderr)
     if n > 1:
         _info(args, batch.summary())
     if batch.num_failed:

@@ -338,6 +338,9 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "2 of 4 images not solved" in proc.stderr
+    # no match without a scale: the search spanned the database's 10-20 deg, and the
+    # message says how to search another
+    assert "10-20 deg wide" in proc.stderr and "skysolve db build --min-fov" in proc.stderr
     rows = {Path(line.split()[0]).name: line.split()[1:]
             for line in proc.stdout.splitlines()[2:]}
     assert list(rows) == [ALT40, ALT60, "flat.png", "fake.png"]
@@ -353,6 +356,11 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
     assert proc.returncode == 3
     rec = json_lines(proc.stdout)[0]
     assert (rec["status"], rec["num_centroids"]) == ("too_few", 0)
+    assert "db build" not in proc.stderr  # (too few stars: no scale advice)
+    # no match with a scale given: no advice either
+    proc = run(cli_env, "solve", fake, "--db", db_file, "--fov", "11.4", "--timeout", "3000")
+    assert proc.returncode == 3 and "not solved" in proc.stderr
+    assert "db build" not in proc.stderr
 
 
 def test_a_closed_output_pipe_ends_quietly(cli_env, db_file, frames):
