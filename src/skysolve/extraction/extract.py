@@ -1527,9 +1527,7 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
     reason, psf = _reference(work, meas, scale, opts, labels, glyphs)
-    n_max = opts.max_centroids
     basic = np.flatnonzero(reason == 0)
-    bound = len(basic)
     # the fits see a bridged gap's filled values as data: a window missing every second
     # row, imputed from the model over two iterations, put the centre 0.1-0.3 px off
     # across the gaps (the cubic fill: 0.05-0.06 px rms)
@@ -1538,8 +1536,10 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
                  lambda ids: (*_fitted(work, fit_bad, labels, meas, opts, ids, reason, psf,
                                        bg.block_grid, scale),
                               meas, psf, scale * bg.sigma, nblobs),
-                 bound if n_max is None else min(bound, n_max), n_max, psf, labels, meas,
-                 basic, reason)
+                 # (counting only: the reasons it completes are those of the list's fits)
+                 lambda ids: len(_fits(work, fit_bad, labels, meas, opts, ids, reason.copy(),
+                                       psf, bg.block_grid, scale)[0]),
+                 opts.max_centroids, psf, labels, meas, basic, reason)
 
 
 class _Pass:
@@ -1547,27 +1547,32 @@ class _Pass:
     ``matched_filter_sigma='auto'`` a first pass that keeps too few stars is usually
     replaced by the filtered one, and then its shape tests and fits are never needed.
 
-    ``bound``: how many stars it can keep at most by the basic tests alone (known at
-    once), ``basic_peaks`` the (rows, columns) of those blobs' brightest pixels;
-    :attr:`most`: ... after the shape tests (the fits' width test only drops);
-    ``psf``: its :class:`~.filters.PSFReference`; ``labels``: its blobs' label image;
-    :attr:`peaks`: the (rows, columns) of the brightest pixels of the blobs its fits
-    start from; :attr:`glyphs`: the (rows, columns) of the peaks of its overlay blobs;
-    :meth:`result`: ``(kept ids, col, row, fitted, reasons, psf, doubtful,
-    measurements, psf, threshold, number of blobs)`` (:func:`_fitted`'s, then the
-    pass's).
+    Its counts are those of the uncut list, whatever ``max_centroids`` (``n_max``): the
+    choice between the passes is then that of the uncut list, and a cut list the first
+    ``n_max`` of the uncut list's pass. ``bound``: how many stars it can keep at most by
+    the basic tests alone (known at once), ``basic_peaks`` the (rows, columns) of those
+    blobs' brightest pixels; :attr:`most`: ... after the shape tests (the fits' width
+    test only drops); ``psf``: its :class:`~.filters.PSFReference`; ``labels``: its
+    blobs' label image; :attr:`peaks`: the (rows, columns) of the brightest pixels of the
+    blobs that pass the shape tests; :attr:`glyphs`: the (rows, columns) of the peaks of
+    its overlay blobs; :meth:`result`: ``(kept ids, col, row, fitted, reasons, psf,
+    doubtful, measurements, psf, threshold, number of blobs)`` (:func:`_fitted`'s, cut
+    to ``n_max``, then the pass's); ``count((ids, n))``: how many stars the fits of the
+    first ``n`` of :func:`_to_fit`'s ``ids`` keep.
     """
 
     def __init__(self, select: Callable[[], tuple[NDArray[np.intp], int]],
-                 finish: Callable[[tuple[NDArray[np.intp], int]], tuple], bound: int,
-                 n_max: int | None,
+                 finish: Callable[[tuple[NDArray[np.intp], int]], tuple],
+                 count: Callable[[tuple[NDArray[np.intp], int]], int], n_max: int | None,
                  psf, labels: NDArray, meas: dict[str, NDArray], basic: NDArray[np.intp],
                  reason: NDArray[np.uint8]) -> None:
         self._select = select
         self._finish = finish
+        self._count = count
+        self._uncut: int | None = None
         self._ids: tuple[NDArray[np.intp], int] | None = None
         self._result: tuple | None = None
-        self.bound = bound
+        self.bound = len(basic)
         self._n_max = n_max
         self.psf = psf
         self.labels = labels
@@ -1580,16 +1585,10 @@ class _Pass:
             self._ids = self._select()
         return self._ids
 
-    def _blob_ids(self) -> NDArray[np.intp]:
-        """The blobs the fits start from (:func:`_to_fit`'s first ``n``)."""
-        every, n = self._to_fit()
-        return every[:n]
-
     @property
     def most(self) -> int:
         """How many stars it can keep at most (runs the shape tests)."""
-        n = len(self._blob_ids())
-        return n if self._n_max is None else min(n, self._n_max)
+        return len(self._to_fit()[0])
 
     @property
     def glyphs(self) -> tuple[NDArray, NDArray]:
@@ -1598,7 +1597,7 @@ class _Pass:
 
     @property
     def peaks(self) -> tuple[NDArray, NDArray]:
-        ids = self._blob_ids()
+        ids = self._to_fit()[0]
         return self._meas["pr"][ids], self._meas["pc"][ids]
 
     def result(self) -> tuple:
@@ -1606,9 +1605,20 @@ class _Pass:
             self._result = self._finish(self._to_fit())
         return self._result
 
-    def kept(self) -> int:
-        """The number of stars it keeps (runs the fits)."""
-        return len(self.result()[0])
+    def kept(self, enough: int | None = None) -> int:
+        """The number of stars it keeps, uncut (runs the fits); with ``enough``, when
+        the cut list holds that many, its number (the uncut list's is no less).
+
+        A cut list shorter than ``n_max`` is the whole list: :func:`_fitted` fits more
+        blobs while fewer than ``n_max`` stars survive. A full one may be short of the
+        uncut list: every blob is then fitted to count its stars."""
+        got = len(self.result()[0])
+        if self._n_max is None or got < self._n_max or (enough is not None and got >= enough):
+            return got
+        if self._uncut is None:
+            every = self._to_fit()[0]
+            self._uncut = self._count((every, len(every)))
+        return self._uncut
 
 
 def _auto_filter(first, opts: ExtractionOptions) -> float | None:
@@ -1618,21 +1628,14 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
     if first is None:
         return 1.5
     psf = first.psf
-    enough = _enough(opts)
+    enough = _AUTO_MIN_STARS
     # (a pass that cannot keep enough stars needs no fits to say so)
     if not psf.wide and first.bound >= enough and first.most >= enough \
-            and first.kept() >= enough:
+            and first.kept(enough) >= enough:
         return None
     if not np.isfinite(psf.width2):
         return 1.5
     return float(np.clip(np.sqrt(psf.width2), *_AUTO_SIGMA))
-
-
-def _enough(opts: ExtractionOptions) -> int:
-    """The stars a frame keeps before ``matched_filter_sigma='auto'`` leaves it unfiltered
-    for its number of stars alone."""
-    n_max = opts.max_centroids
-    return _AUTO_MIN_STARS if n_max is None else min(_AUTO_MIN_STARS, n_max)
 
 
 def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> bool:
@@ -1740,21 +1743,31 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         bad = _bad_noise(noise, bad)
         sigma = bg.sigma = float(np.median(noise[~bad])) if not bad.all() else sigma
         bg.noise = None  # the map, not the estimated noise grid, sets the threshold
-    plain = options.replace(matched_filter_sigma=None) \
-        if options.matched_filter_sigma == "auto" else options
+    n_max = options.max_centroids
+    passes = options
+    if options.matched_filter_sigma == "auto" and n_max is not None:
+        # the passes are chosen by the uncut list's stars, _AUTO_MIN_STARS of which decide
+        # most frames: the passes keep as many, cut to n_max below (a cut list is the first
+        # of a longer one, :func:`_fitted`)
+        passes = options.replace(max_centroids=max(n_max, _AUTO_MIN_STARS))
+    plain = passes.replace(matched_filter_sigma=None) \
+        if options.matched_filter_sigma == "auto" else passes
     found = _detect(work, bad, bg, sat_level, plain, noise, gaps=gaps,
                     counts=None if noise is not None else counts)
     second = _auto_filter(found, options)
     if second is not None:
-        again = _detect(work, bad, bg, sat_level, options.replace(matched_filter_sigma=second),
+        again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
                         noise, None if found is None else found.glyphs, gaps,
                         None if noise is not None else counts)
-        if _prefer_filtered(found, again, _enough(options)):
+        if _prefer_filtered(found, again, _AUTO_MIN_STARS):
             found = again
     if found is None:
         return _empty_result(h, w, (bg.mean + offset) * unit, sigma * unit,
                              _threshold_scale(plain, (h, w), bg.flattened) * sigma * unit)
     blob_ids, col, row, fitted, reason, _, doubt, meas, _, thr, nblobs = found.result()
+    if n_max is not None:
+        blob_ids, col, row, fitted, doubt = (v[:n_max] for v in (blob_ids, col, row, fitted,
+                                                                 doubt))
     cov = np.empty((len(blob_ids), 2, 2))
     cov[:, 0, 0] = meas["cxx"][blob_ids]
     cov[:, 1, 1] = meas["cyy"][blob_ids]

@@ -64,10 +64,9 @@ class ExtractionOptions(Options):
         with ``demote_doubtful`` on a frame where some are doubtful, the first N of
         the star-like ones followed by the doubtful ones (a bright doubtful star may
         be cut while fainter star-like ones stay). The kept stars and their positions
-        are those of the uncut list, except that with ``matched_filter_sigma='auto'``
-        the choice between the unfiltered and the filtered detection pass counts the
-        stars of the cut list (and asks for N instead of 30 when N is below 30): it
-        may then differ from the uncut list's, and so may the stars and positions.""")
+        are those of the uncut list: with ``matched_filter_sigma='auto'`` the choice
+        between the unfiltered and the filtered detection pass counts the stars of
+        the uncut list (so a cut list may need more position fits than its N stars).""")
     local_bg_block_size: int | None = option(64, type="int or None", check=_block, doc="""
         Block size (px, >= 4) of the local background grid; ``None`` or 0 uses one
         global level.""")

@@ -340,6 +340,59 @@ def test_max_centroids_keeps_the_brightest():
     assert len(extract_centroids(img, max_centroids=0)) == 0
 
 
+def _real_jpeg(name: str) -> np.ndarray:
+    """A real frame as an 8-bit JPEG (quality 85) of its 1st-99.9th percentile stretch,
+    the form of most finder and all-sky camera frames."""
+    import io
+
+    from PIL import Image
+
+    from skysolve import read_image
+
+    img = read_image(DATA / name)
+    lo, hi = np.percentile(img, [1.0, 99.9])
+    u8 = np.clip((img - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, "JPEG", quality=85)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+
+
+def _few_stars(seed: int, n: int, recipe: list[str] | None) -> np.ndarray:
+    """A 320x240 frame of up to ``n`` scattered Gaussian stars (sigma 1.2 px) over a sky
+    of 100 +- 5, degraded by ``recipe`` at strength 0.5."""
+    from skysolve.simulate import degrade as dg
+    from skysolve.tests.frames import scattered_stars
+
+    rng = np.random.default_rng(seed)
+    shape = (240, 320)
+    x, y = scattered_stars(rng, shape, n)
+    flux = 10 ** rng.uniform(2.5, 4.5, len(x))
+    img = render_stars(shape, x, y, flux, 1.2) + 100 + rng.normal(0, 5, shape)
+    return dg.degrade(img, recipe, 0.5, seed=seed) if recipe else img
+
+
+@pytest.mark.parametrize("frame", [
+    "jpeg:" + name for name in sorted(p.name for p in DATA.glob("*.tiff"))] + [
+    (0, 15, None), (0, 40, ["defocus"]), (1, 15, ["smear"])])
+def test_max_centroids_cuts_the_list_of_the_automatic_filters_choice(frame):
+    """With ``matched_filter_sigma='auto'`` (the default), ``max_centroids=k`` gives the
+    first k stars of the uncut list: the same pass, flags and positions. (The choice
+    between the unfiltered and the filtered pass counted the cut list's stars: the real
+    frames as JPEGs, 84 and 95 stars, were cut from the other pass at k <= 10 and
+    k <= 20, and so were frames of 15-40 simulated stars, plain, defocused or smeared,
+    at k below their number of stars.)"""
+    img = _real_jpeg(frame[5:]) if isinstance(frame, str) else _few_stars(*frame)
+    full = extract_centroids(img)
+    ref = full.as_array()
+    assert len(ref) >= 14
+    for k in (3, 5, 10, 20, 35):
+        res = extract_centroids(img, max_centroids=k)
+        got = res.as_array()
+        assert len(got) == min(k, len(ref)), k
+        np.testing.assert_allclose(got, ref[:k], rtol=0, atol=1e-9, err_msg=str(k))
+        assert list(res.flags) == list(full.flags[:k]), k
+
+
 def test_border_margin_drops_edge_stars():
     shape = (100, 100)
     x = np.array([-48.0, 0.3, 47.5])
