@@ -242,39 +242,60 @@ def read_ccd_planes(path: str | os.PathLike[str], shape: tuple[int, ...]
 
     ``CCDData.write`` keeps the pixels in the primary HDU, the mask in an
     extension named ``MASK`` (non-zero: masked) and the uncertainty in one named
-    ``UNCERT`` whose ``UTYPE`` keyword names its class. Planes whose shape is not
-    ``shape`` (the image's) are left out, as is anything in a file that is not FITS.
+    ``UNCERT`` whose ``UTYPE`` keyword names its class. Shapes are compared as
+    :func:`read_image` reads the pixels: leading axes of length one dropped (some
+    writers store an ``(H, W)`` image as ``(1, H, W)``), so a ``(1, H, W)`` plane goes
+    with an ``(H, W)`` image and the other way round. Nothing is read when the
+    primary HDU is not the image of ``shape`` (the image's), nor from a file that is
+    not FITS.
 
     Returns
     -------
     mask : ndarray of bool or None
     uncertainty : astropy.nddata.NDUncertainty or None
         A ``StdDevUncertainty``, ``VarianceUncertainty`` or ``InverseVariance``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A ``MASK`` or ``UNCERT`` plane whose shape is not the image's (a mask or a
+        noise map of other pixels would be applied to the wrong ones).
     """
     path = _existing_file(path)
     if _sniff(path) != "FITS":
         return None, None
-    def shaped(h: Any) -> bool:
+    want = tuple(int(n) for n in shape)
+
+    def core(h: Any) -> tuple[int, ...] | None:
         # (from the header: the primary's pixels, read already, are not read again)
-        return _is_image_hdu(h) and tuple(int(n) for n in h.shape) == tuple(shape)
+        layout = _image_layout(h)
+        return None if layout is None else tuple(layout[0])
+
+    def plane(h: Any, name: str) -> NDArray[Any]:
+        if core(h) != want:
+            raise InvalidArgumentError(
+                f"{path}: its {name} plane has shape {tuple(getattr(h, 'shape', None) or ())}"
+                f", not the image's {want}: it cannot be the image's {name}; read the "
+                f"pixels alone with read_image to solve without it")
+        return np.asarray(h.data).reshape(want)
 
     hdul = _open_fits(path)
     try:
-        if not shaped(hdul[0]):
+        if core(hdul[0]) != want:
             return None, None  # the image is not CCDData's primary array
         names = {str(h.name).upper(): h for h in hdul[1:]}
         mask = uncertainty = None
         h = names.get("MASK")
-        if h is not None and shaped(h):
-            mask = np.asarray(h.data) != 0
+        if h is not None:
+            mask = plane(h, "MASK") != 0
         h = names.get("UNCERT")
         kind = None if h is None else _UNCERTAINTY_TYPES.get(str(h.header.get("UTYPE", "")))
-        if kind is not None and shaped(h):
+        if kind is not None:
             from astropy import nddata
 
             cls = {"std": nddata.StdDevUncertainty, "var": nddata.VarianceUncertainty,
                    "ivar": nddata.InverseVariance}[kind]
-            uncertainty = cls(np.asarray(h.data, dtype=np.float64))
+            uncertainty = cls(np.asarray(plane(h, "UNCERT"), dtype=np.float64))
         return mask, uncertainty
     finally:
         hdul.close()

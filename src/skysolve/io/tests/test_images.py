@@ -891,3 +891,54 @@ def test_an_animated_gif_reads_its_first_frame(tmp_path):
     frames = [Image.fromarray(np.full((4, 5), v, np.uint8)) for v in (10, 200, 90)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     np.testing.assert_array_equal(read_image(tmp_path / "anim.gif"), np.full((4, 5), 10))
+
+
+def _ccd_file(path: Path, image: np.ndarray, mask: np.ndarray, sigma: np.ndarray) -> Path:
+    """A FITS file laid out as ``CCDData.write`` lays it out: the pixels in the primary
+    HDU, a MASK extension and an UNCERT one of standard deviations."""
+    unc = fits.ImageHDU(sigma, name="UNCERT")
+    unc.header["UTYPE"] = "StdDevUncertainty"
+    fits.HDUList([fits.PrimaryHDU(image), fits.ImageHDU(mask.astype(np.uint8), name="MASK"),
+                  unc]).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("image_lead, plane_lead", [(1, 1), (1, 0), (0, 1), (2, 1)])
+def test_ccd_planes_go_with_an_image_stored_with_leading_axes_of_one(tmp_path, image_lead,
+                                                                      plane_lead):
+    """A primary image stored as (1, H, W) (or (1, 1, H, W)) is read as (H, W): its MASK
+    and UNCERT planes, stored either way, are the image's. (They were left out when the
+    image or the plane had a leading axis: its shape was not the image's as read.)"""
+    from astropy.nddata import StdDevUncertainty
+
+    from skysolve.pipeline import _image_and_headers
+
+    image = _ramp((30, 40), np.float32)
+    mask = np.zeros((30, 40), bool)
+    mask[:, :13] = True
+    sigma = np.linspace(1.0, 2.0, 1200).reshape(30, 40)
+    path = _ccd_file(tmp_path / "ccd.fits", image.reshape((1,) * image_lead + image.shape),
+                     mask.reshape((1,) * plane_lead + mask.shape),
+                     sigma.reshape((1,) * plane_lead + sigma.shape))
+    read = read_image(path)
+    assert read.shape == (30, 40)
+    got_mask, got_unc = imageio.read_ccd_planes(path, read.shape)
+    np.testing.assert_array_equal(got_mask, mask)
+    assert isinstance(got_unc, StdDevUncertainty)
+    np.testing.assert_array_equal(got_unc.array, sigma)
+    container, _ = _image_and_headers(path, None)  # what solve_image extracts from
+    np.testing.assert_array_equal(container.mask, mask)
+    np.testing.assert_array_equal(container.uncertainty.array, sigma)
+
+
+@pytest.mark.parametrize("plane", ["MASK", "UNCERT"])
+def test_a_ccd_plane_of_other_pixels_is_refused_by_name(tmp_path, plane):
+    """A MASK or UNCERT plane whose shape is not the image's is refused, naming the
+    plane: it cannot say which of the image's pixels it is about."""
+    image = _ramp((30, 40), np.float32)
+    wrong = np.ones((2, 30, 40))
+    path = _ccd_file(tmp_path / "ccd.fits", image,
+                     wrong if plane == "MASK" else np.zeros((30, 40)),
+                     wrong if plane == "UNCERT" else np.ones((30, 40)))
+    with pytest.raises(InvalidArgumentError, match=f"{plane} plane has shape \\(2, 30, 40\\)"):
+        imageio.read_ccd_planes(path, (30, 40))
