@@ -517,7 +517,9 @@ def write_fits_with_wcs(path: Path, source: Path, wcs: Any, hdu: int | str | Non
     are written back as stored: integers with their ``BSCALE``, ``BZERO`` and ``BLANK``,
     and a tile-compressed image as its compressed tiles (decoded and encoded again,
     scaled integers would come back as floats and a quantised float image quantised
-    anew, every pixel changed). A ``CHECKSUM`` of the image HDU is recomputed.
+    anew, every pixel changed). A ``CHECKSUM`` of the image HDU is recomputed; the
+    ``ZHECKSUM`` of a compressed one (its decompressed header's) is dropped, its
+    ``ZDATASUM`` kept (the decompressed data are the same).
     """
     from astropy.io import fits
 
@@ -529,6 +531,12 @@ def write_fits_with_wcs(path: Path, source: Path, wcs: Any, hdu: int | str | Non
         # (a compressed image's own header cards are those of its table's header)
         target = hdul[index].header
         replace_wcs(target, wcs)
+        if "ZHECKSUM" in target:
+            # a compressed image's ZHECKSUM is the CHECKSUM of its header decompressed,
+            # which the new cards changed. It is dropped, not recomputed: its value depends
+            # on the bytes of the header a reader decompresses (the writer's card comments
+            # count too), not ours to know. ZDATASUM holds still: the tiles are as stored
+            del target["ZHECKSUM"]
         if "CHECKSUM" in target or "DATASUM" in target:  # (a stale sum fails verification)
             hdul[index].add_checksum()
         _write(path, hdul)

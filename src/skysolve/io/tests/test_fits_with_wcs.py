@@ -116,3 +116,54 @@ def test_replace_wcs_leaves_no_old_polynomial_for_astropy_to_apply():
     assert _max_error_arcsec(merged, None, plain) > 10.0  # (astropy uses the old SIP)
     with pytest.raises(TypeError, match="header must be"):
         replace_wcs(dict(old), solution)
+
+
+def _decompressed_checksum_warnings(path, tmp_path) -> list[str]:
+    """HDU 1 of ``path`` decompressed by astropy and written uncompressed with its header
+    (where a compressed HDU's ZHECKSUM and ZDATASUM become CHECKSUM and DATASUM), then
+    read with ``checksum=True``: the warnings."""
+    with fits.open(path) as hdul:
+        header, data = hdul[1].header.copy(), hdul[1].data.copy()
+    out = tmp_path / "decompressed.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header)]).writeto(out, overwrite=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with fits.open(out, checksum=True) as hdul:
+            for hdu in hdul:
+                _ = hdu.data
+    return [str(w.message) for w in caught]
+
+
+def test_a_compressed_images_stale_header_checksum_is_not_written(tmp_path):
+    """A tile-compressed image whose ZHECKSUM and ZDATASUM are its decompressed HDU's sums
+    (as compressing writers may store them): written with a WCS, its decompressed header
+    no longer has that ZHECKSUM, which is dropped; ZDATASUM still holds (the tiles are as
+    stored), and the compressed HDU's own CHECKSUM is recomputed. (The old ZHECKSUM was
+    copied: the decompressed HDU failed verification.)"""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 4000, (H, W)).astype(np.int16)
+    source = tmp_path / "packed.fits.fz"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(pixels, fits.Header({"OBJECT": "M42"}))]
+                 ).writeto(source, checksum=True)
+    with fits.open(source) as hdul:  # the decompressed HDU's sums, with their comments
+        plain = fits.ImageHDU(hdul[1].data, hdul[1].header.copy())
+    plain.add_checksum()
+    with fits.open(source, mode="update", disable_image_compression=True) as hdul:
+        for key in ("CHECKSUM", "DATASUM"):
+            hdul[1].header[{"CHECKSUM": "ZHECKSUM", "DATASUM": "ZDATASUM"}[key]] = (
+                plain.header[key], plain.header.comments[key])
+        hdul[1].add_checksum()
+    assert _decompressed_checksum_warnings(source, tmp_path) == []  # (the source is sound)
+
+    out = tmp_path / "new.fits"
+    write_fits_with_wcs(out, source, wcs_to_header(camera_to_wcs(CAMERA, R)))
+    assert _decompressed_checksum_warnings(out, tmp_path) == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with fits.open(out, checksum=True) as hdul:
+            assert hdul[1].header["CTYPE1"].startswith("RA---")
+            np.testing.assert_array_equal(hdul[1].data, pixels)
+    assert [str(w.message) for w in caught] == []
+    with fits.open(out, disable_image_compression=True) as hdul:
+        assert "ZHECKSUM" not in hdul[1].header
+        assert hdul[1].header["ZDATASUM"] == plain.header["DATASUM"]
