@@ -16,6 +16,10 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
   with its 16 bits.
 * BMP and GIF (8-bit grey, palette or colour): Pillow; an animated GIF's first
   frame.
+* An EXIF Orientation tag (JPEG from phones and some cameras, PNG) is not applied:
+  pixels are read in their stored order, as FITS pixels and astropy's are, so the
+  centroids and the WCS refer to the stored raster; the image's viewers may show it
+  turned, and a ``UserWarning`` names the orientation when it is not 1.
 * PNM: a PGM or PPM (binary ``P5``/``P6`` or ASCII ``P2``/``P3``) is read as stored,
   ``uint8`` or ``uint16`` by its largest value, not rescaled (Pillow scales a 12-bit
   file to 16 bits and keeps 8 bits of 16-bit colour); the bitmaps (``P1``/``P4``)
@@ -143,7 +147,9 @@ def read_image(
     -------
     ndarray, 2-D, shape ``(height, width)``
         Pixel values in native byte order; row 0 is the first row stored in the
-        file (FITS: the first row of data, i.e. pixel y = 1).
+        file (FITS: the first row of data, i.e. pixel y = 1). An EXIF Orientation
+        (phones, some cameras) is not applied: the raster is the stored one, which a
+        viewer may show turned, and a ``UserWarning`` names the orientation.
 
     Raises
     ------
@@ -1068,6 +1074,35 @@ def _read_pnm_ascii(path: Path, offset: int, count: int, maxval: int) -> NDArray
 
 _PILLOW_GREY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S")
 
+#: The EXIF Orientation tag's values other than 1 (as stored): how a viewer that honours
+#: it turns the stored raster for display.
+_EXIF_ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180 degrees",
+                      4: "mirrored top-bottom",
+                      5: "mirrored left-right and rotated 90 degrees anticlockwise",
+                      6: "rotated 90 degrees clockwise",
+                      7: "mirrored left-right and rotated 90 degrees clockwise",
+                      8: "rotated 90 degrees anticlockwise"}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def _warn_orientation(im: Any, path: Path) -> None:
+    """Warn when a Pillow image's EXIF Orientation asks viewers to turn it: its pixels are
+    read as stored, and the centroids and the WCS refer to that raster, as FITS pixels and
+    astropy's do (one raster for every reader of the file and every output written from
+    it: the ``.axy``, the ``.wcs``, the ``.new`` FITS image), while the image a viewer
+    shows is turned."""
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION_TAG)
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block says nothing reliable
+        return
+    turn = _EXIF_ORIENTATIONS.get(value) if isinstance(value, int) else None
+    if turn is not None:
+        warnings.warn(
+            f"{path}: its EXIF Orientation is {value}: viewers show it {turn}, but its "
+            f"pixels are read as stored, unturned; pixel coordinates and the WCS refer to "
+            f"the stored raster (turn the image first, e.g. with PIL.ImageOps.exif_transpose, "
+            f"for coordinates in the displayed one)", UserWarning, stacklevel=4)
+
 
 def _check_png_chunks(path: Path) -> None:
     """Refuse a PNG whose chunks claim more bytes than the file holds: Pillow would
@@ -1108,6 +1143,7 @@ def _read_pillow(path: Path, fmt: str) -> NDArray[Any]:
                 channels = len(im.getbands())
                 _check_size(width * height * channels, (height, width, channels), path)
                 im.load()
+                _warn_orientation(im, path)
                 mode = im.mode
                 if mode in _PILLOW_GREY_MODES:
                     data = np.asarray(im)

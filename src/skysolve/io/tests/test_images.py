@@ -942,3 +942,39 @@ def test_a_ccd_plane_of_other_pixels_is_refused_by_name(tmp_path, plane):
                      wrong if plane == "UNCERT" else np.ones((30, 40)))
     with pytest.raises(InvalidArgumentError, match=f"{plane} plane has shape \\(2, 30, 40\\)"):
         imageio.read_ccd_planes(path, (30, 40))
+
+
+def _jpeg_with_orientation(path: Path, pixels: np.ndarray, orientation: int | None) -> Path:
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation  # the EXIF Orientation tag
+    Image.fromarray(pixels).save(path, "JPEG", quality=95, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("orientation, turn", [
+    (6, "rotated 90 degrees clockwise"), (3, "rotated 180 degrees"),
+    (8, "rotated 90 degrees anticlockwise"), (2, "mirrored left-right")])
+def test_a_jpeg_with_an_exif_orientation_is_read_as_stored_with_a_warning(tmp_path,
+                                                                          orientation, turn):
+    """A JPEG whose EXIF Orientation turns it for display (phones, some cameras) is read
+    in its stored order, as the same pixels without the tag are (pixel coordinates and the
+    WCS refer to the stored raster), and a warning names the orientation. (It was read so
+    without a word: the solution's pixels disagreed with the image a viewer shows.)"""
+    pixels = np.full((48, 80), 20, np.uint8)
+    pixels[:16, :16] = 220  # a bright corner block at the stored top left
+    plain = read_image(_jpeg_with_orientation(tmp_path / "plain.jpg", pixels, None))
+    with pytest.warns(UserWarning, match=f"EXIF Orientation is {orientation}: viewers show "
+                                         f"it {turn}, but its pixels are read as stored"):
+        turned = read_image(_jpeg_with_orientation(tmp_path / "t.jpg", pixels, orientation))
+    assert turned.shape == (48, 80)
+    np.testing.assert_array_equal(turned, plain)
+    assert turned[:16, :16].min() > 200 and turned[-16:, -16:].max() < 40
+
+
+def test_a_jpeg_with_orientation_1_reads_without_a_warning(tmp_path):
+    pixels = np.full((48, 80), 20, np.uint8)
+    path = _jpeg_with_orientation(tmp_path / "upright.jpg", pixels, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(path).shape == (48, 80)
