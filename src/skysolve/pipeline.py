@@ -69,7 +69,7 @@ def _image_and_headers(image_or_path: Any, hdu: Any) -> tuple[Any, list[Any]]:
 
 #: The keys of a time of observation :func:`~skysolve.io.images.header_mjd` reads.
 _TIME_KEYS = ("DATE-AVG", "MJD-AVG", "DATE-OBS", "TIME-OBS", "UT", "UTSTART", "DATE-END",
-              "TIME-END", "UTEND", "MJD-OBS", "MJD-END")
+              "TIME-END", "UTEND", "MJD-OBS", "MJD-END", "EXPTIME", "EXPOSURE")
 
 
 def _time_cards(meta: Mapping[Any, Any]) -> list[Any]:

@@ -313,8 +313,9 @@ def image_epoch(path: str | os.PathLike[str], hdu: int | str | None = None) -> f
     Looks in the header of the image HDU (see :func:`read_fits_header`) and then in
     the primary header for, in this order: ``DATE-AVG``; ``MJD-AVG``; the midpoint of
     ``DATE-OBS`` and ``DATE-END``; the midpoint of ``MJD-OBS`` and ``MJD-END``;
-    ``DATE-OBS``; ``MJD-OBS``. The time scale (UTC, TT, TDB) is ignored: it changes
-    the result by less than 3e-6 year.
+    ``DATE-OBS``, then ``MJD-OBS``, each plus half the exposure time (``EXPTIME`` or
+    ``EXPOSURE``) when the header gives one (see :func:`header_mjd`). The time scale
+    (UTC, TT, TDB) is ignored: it changes the result by less than 3e-6 year.
 
     Parameters
     ----------
@@ -901,14 +902,28 @@ def _header_number(header: Any, key: str) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _exposure_days(header: Any) -> float | None:
+    """The exposure time of a FITS header in days: its ``EXPTIME``, else its ``EXPOSURE``
+    (seconds), the first that is a number >= 0; None without one."""
+    for key in ("EXPTIME", "EXPOSURE"):
+        seconds = _header_number(header, key)
+        if seconds is not None and seconds >= 0.0:
+            return seconds / 86400.0
+    return None
+
+
 def header_mjd(header: Any) -> float | None:
-    """The time of observation in a FITS header as an MJD (UTC), or None.
+    """The time of observation in a FITS header as an MJD (UTC), or None: the exposure's
+    midpoint where the header tells it.
 
     The first of: ``DATE-AVG``; ``MJD-AVG``; the midpoint of ``DATE-OBS`` and
-    ``DATE-END``; the midpoint of ``MJD-OBS`` and ``MJD-END``; ``DATE-OBS``; ``MJD-OBS``.
-    A date card without a time of day (``'2019-07-29'``, and no ``TIME-OBS``, ``UT`` or
-    ``UTSTART`` card) comes after the MJD cards, and alone is taken as its midnight
-    (the Earth's velocity up to a day off: up to 0.35" in the aberration).
+    ``DATE-END``; the midpoint of ``MJD-OBS`` and ``MJD-END``; ``DATE-OBS`` plus half the
+    exposure time (``EXPTIME``, else ``EXPOSURE``, in seconds; a card that is not a
+    number >= 0 is passed over), or ``DATE-OBS`` alone, the exposure's start, without
+    one; ``MJD-OBS`` likewise. A date card without a time of day (``'2019-07-29'``,
+    and no ``TIME-OBS``, ``UT`` or ``UTSTART`` card) comes after the MJD cards, and
+    alone is taken as its midnight, the exposure time not added (the Earth's velocity
+    up to a day off: up to 0.35" in the aberration).
     """
     date_avg = _parse_fits_date(header.get("DATE-AVG"))
     if date_avg is not None:
@@ -925,7 +940,12 @@ def header_mjd(header: Any) -> float | None:
     if mjd_start is not None and mjd_end is not None:
         return 0.5 * (mjd_start + mjd_end)
     if start_timed or mjd_start is not None:
-        return start if start_timed else mjd_start
+        # (DATE-OBS is the exposure's start; the stars' light averages over the
+        # exposure, whose midpoint stands for it: the Earth's velocity turns by
+        # 0.007 degrees in 10 minutes)
+        begin = start if start_timed else mjd_start
+        exposure = _exposure_days(header)
+        return begin if exposure is None else begin + 0.5 * exposure
     if start is not None and end is not None:
         return 0.5 * (start + end)
     return start

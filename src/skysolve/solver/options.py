@@ -305,7 +305,9 @@ class SolveOptions(Options):
         Time of observation from the Earth (or near it): the catalog is aberrated
         with the Earth's barycentric velocity then (``earth_barycentric_velocity``),
         in place of ``observer_velocity_km_s``. A FITS header gives its
-        DATE-AVG, MJD-AVG, DATE-OBS/DATE-END midpoint, DATE-OBS or MJD-OBS (UTC).""")
+        DATE-AVG, MJD-AVG, DATE-OBS/DATE-END midpoint, or DATE-OBS or MJD-OBS plus
+        half its EXPTIME (or EXPOSURE) when it has one (UTC; see
+        :func:`skysolve.io.images.header_mjd`).""")
     backend: str = option("auto", type="{'auto', 'compiled', 'reference'}", check=_backend,
                           keyword_only=True, doc="""
         Solver implementation: the numba-compiled kernels, or the pure-numpy

@@ -978,3 +978,41 @@ def test_a_jpeg_with_orientation_1_reads_without_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_image(path).shape == (48, 80)
+
+
+
+def test_a_start_time_with_an_exposure_time_gives_the_exposures_midpoint(tmp_path):
+    """DATE-OBS (or MJD-OBS), the exposure's start, with EXPTIME (or EXPOSURE) seconds
+    gives the exposure's midpoint. (It gave the start: a 600 s exposure's time was off by
+    300 s.) A time of the middle or of the end, where given, is taken before it; a date
+    without a time of day stays its midnight; an exposure time that is not a number of
+    seconds >= 0 is passed over."""
+    from skysolve.io.images import header_mjd
+    from skysolve.pipeline import _time_cards
+
+    # 2020-03-01 is MJD 58909 (2020-01-01 is 58849, then 31 + 29 days); the exposure of
+    # 600 s from 10:00:00 has its midpoint at 10:05:00
+    start = 58909.0 + 10.0 / 24.0
+    middle = 58909.0 + (10.0 * 3600.0 + 300.0) / 86400.0
+    cases = [({"DATE-OBS": "2020-03-01T10:00:00", "EXPTIME": 600.0}, middle),
+             ({"DATE-OBS": "2020-03-01T10:00:00", "EXPOSURE": 600}, middle),
+             ({"DATE-OBS": "2020-03-01", "TIME-OBS": "10:00:00", "EXPTIME": 600.0}, middle),
+             ({"MJD-OBS": start, "EXPTIME": 600.0}, middle),
+             ({"DATE-OBS": "2020-03-01T10:00:00", "EXPTIME": 600.0, "EXPOSURE": 60.0}, middle),
+             ({"DATE-OBS": "2020-03-01T10:00:00", "EXPTIME": -1.0, "EXPOSURE": 600.0}, middle),
+             ({"DATE-OBS": "2020-03-01T10:00:00"}, start),
+             ({"DATE-OBS": "2020-03-01T10:00:00", "EXPTIME": "600"}, start),
+             ({"DATE-OBS": "2020-03-01T10:00:00", "EXPTIME": -600.0}, start),
+             ({"DATE-AVG": "2020-03-01T10:00:00", "DATE-OBS": "2020-03-01T09:55:00",
+               "EXPTIME": 600.0}, start),
+             ({"DATE-OBS": "2020-03-01T10:00:00", "DATE-END": "2020-03-01T10:02:00",
+               "EXPTIME": 600.0}, start + 60.0 / 86400.0),
+             ({"DATE-OBS": "2020-03-01", "EXPTIME": 600.0}, 58909.0)]
+    for cards, mjd in cases:
+        assert header_mjd(fits.Header(cards)) == pytest.approx(mjd, abs=1e-9), cards
+    path = tmp_path / "exposure.fits"
+    _write_with_header(path, cases[0][0])
+    assert image_epoch(path) == pytest.approx(2000.0 + (middle - 51544.5) / 365.25, abs=1e-12)
+    # an NDData's meta dict, as solve_image(obstime='header') reads it
+    (header,) = _time_cards({"date-obs": "2020-03-01T10:00:00", "exptime": 600.0})
+    assert header_mjd(header) == pytest.approx(middle, abs=1e-9)
