@@ -88,7 +88,7 @@ def effective_downsample(downsample: int | None, height: int, width: int) -> int
 
 def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = None,
                 invert: bool = False, noise: float | None = None, **extraction: Any) -> Field:
-    """The sources of an image file (FITS, PNG, JPEG, TIFF, BMP, GIF, PNM; the format sniffed
+    """The sources of an image file (FITS, PNG, JPEG, TIFF, BMP, GIF, WebP, PNM; the format sniffed
     from its bytes), extracted from the image binned ``downsample x downsample`` (at most; see
     :func:`effective_downsample`).
 

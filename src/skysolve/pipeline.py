@@ -114,7 +114,7 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
     Parameters
     ----------
     image_or_path : str, path-like, ndarray, MaskedArray, NDData/CCDData, HDU or HDUList
-        A FITS, PNG, JPEG, TIFF, BMP, GIF or PNM file, or an image in memory. A mask (True:
+        A FITS, PNG, JPEG, TIFF, BMP, GIF, WebP or PNM file, or an image in memory. A mask (True:
         masked) is honoured and an ``NDData`` uncertainty is the noise map (see
         :func:`skysolve.extract_centroids`); so are the ``MASK`` and ``UNCERT``
         extensions of a FITS file written by ``CCDData.write``.

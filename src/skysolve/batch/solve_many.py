@@ -263,7 +263,7 @@ wall time, and the frame's CPU time).
 Parameters
 ----------
 sources : sequence
-    Frames: image paths (FITS, PNG, JPEG, TIFF, BMP, GIF, PNM), 2-D image
+    Frames: image paths (FITS, PNG, JPEG, TIFF, BMP, GIF, WebP, PNM), 2-D image
     arrays, or centroids (``ExtractionResult``, lists of ``Centroid``, ``(N, 2|3)``
     arrays in centred pixels; give ``image_shape`` then).
 database : SolverDatabase

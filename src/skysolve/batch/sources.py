@@ -2,7 +2,7 @@
 
 A *frame source* is one of
 
-* a path (``str`` or ``os.PathLike``) of an image file (FITS, PNG, JPEG, TIFF, BMP, GIF, PNM),
+* a path (``str`` or ``os.PathLike``) of an image file (FITS, PNG, JPEG, TIFF, BMP, GIF, WebP, PNM),
   read with :func:`skysolve.io.images.read_image` and extracted;
 * a 2-D image array, extracted;
 * centroids: an :class:`~skysolve.ExtractionResult`, a list of

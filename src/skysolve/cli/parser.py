@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Find the sky position and orientation of star images.",
                        epilog=_SOLVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="FITS, PNG, JPEG, TIFF, BMP, GIF or PNM images")
+                   help="FITS, PNG, JPEG, TIFF, BMP, GIF, WebP or PNM images")
     p.add_argument("--fov", type=_option("solve", "fov_estimate_deg"), metavar="DEG",
                    help="estimated horizontal field of view, degrees (default: search the "
                         "database's whole range)")

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --version` before every solve and reads the first line of its output)
     p.add_argument("--version", action="version", version=__version__)
     p.add_argument("inputs", nargs="*", metavar="FILE",
-                   help="FITS, PNG, JPEG, TIFF, BMP, GIF or PNM images, or x/y lists "
+                   help="FITS, PNG, JPEG, TIFF, BMP, GIF, WebP or PNM images, or x/y lists "
                         "(.xyls/.axy/.xy, or a FITS table with the -X/-Y columns)")
     for flags, dest, kind, text in VALUE_OPTIONS:
         p.add_argument(*flags, dest=dest, type=kind, help=text)

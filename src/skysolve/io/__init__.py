@@ -3,7 +3,7 @@
 Modules
 -------
 ``images``
-    :func:`read_image` (FITS, PNG, JPEG, TIFF, BMP, GIF, PNM, arrays), FITS headers and times.
+    :func:`read_image` (FITS, PNG, JPEG, TIFF, BMP, GIF, WebP, PNM, arrays), FITS headers and times.
 ``wcs``
     Camera model + attitude ↔ astropy WCS (the zenithal TAN, ARC, ZEA, STG, SIN
     projections of the lens projections, with SIP for distortion) and FITS headers.

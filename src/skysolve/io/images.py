@@ -1,4 +1,5 @@
-"""Reading star images from FITS, PNG, JPEG, TIFF, BMP, GIF and PNM files into 2-D arrays.
+"""Reading star images from FITS, PNG, JPEG, TIFF, BMP, GIF, WebP and PNM files into 2-D
+arrays.
 
 One reader for the library and the command line. The format is recognised from the
 file's leading bytes, not its name, so a mis-named file still reads (and a file of
@@ -16,7 +17,10 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
   with its 16 bits.
 * BMP and GIF (8-bit grey, palette or colour): Pillow; an animated GIF's first
   frame.
-* An EXIF Orientation tag (JPEG from phones and some cameras, PNG) is not applied:
+* WebP (lossy or lossless, as all-sky cameras and phones save it): Pillow, which
+  decodes it as RGB or RGBA (a grey image as three equal channels: read as grey); an
+  animated WebP's first frame.
+* An EXIF Orientation tag (JPEG from phones and some cameras, PNG, WebP) is not applied:
   pixels are read in their stored order, as FITS pixels and astropy's are, so the
   centroids and the WCS refer to the stored raster; the image's viewers may show it
   turned, and a ``UserWarning`` names the orientation when it is not 1.
@@ -33,7 +37,7 @@ and so do grey images stored as colour (all three channels equal).
 
 Images with more than :data:`MAX_PIXELS` pixel values are refused before any pixel
 data is read, so a corrupt header claiming 100000 x 100000 pixels cannot exhaust
-memory. For the files Pillow decodes (PNG, JPEG, BMP, GIF, the PNM bitmaps), its own
+memory. For the files Pillow decodes (PNG, JPEG, BMP, GIF, WebP, the PNM bitmaps), its own
 decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``) applies as well.
 """
 
@@ -80,17 +84,20 @@ MAX_PIXELS: int = 2**28
 #: Rec. 709 / sRGB luma weights for R, G, B used to turn colour into luminance.
 LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
-_FORMATS_TEXT = "a FITS, PNG, JPEG, TIFF, BMP, GIF or PNM (PGM/PPM) image"
+_FORMATS_TEXT = "a FITS, PNG, JPEG, TIFF, BMP, GIF, WebP or PNM (PGM/PPM) image"
 _FITS_MAGIC = b"SIMPLE  ="
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _BMP_MAGIC = b"BM"
 _GIF_MAGICS = (b"GIF87a", b"GIF89a")
+#: A WebP file is a RIFF container: "RIFF", its length (4 bytes), then "WEBP".
+_RIFF_MAGIC = b"RIFF"
+_WEBP_MAGIC = b"WEBP"
 #: Netpbm: "P1"-"P6" and whitespace (bitmap, grey, colour; ASCII P1-P3, binary P4-P6)
 _PNM_MAGICS = tuple(f"P{k}{c}".encode() for k in range(1, 7) for c in " \t\n\r")
 #: The formats :func:`_sniff` tells, in its messages' order.
-_FORMATS = ("FITS", "PNG", "JPEG", "TIFF", "BMP", "GIF", "PNM")
+_FORMATS = ("FITS", "PNG", "JPEG", "TIFF", "BMP", "GIF", "WebP", "PNM")
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZIP2_MAGIC = b"BZh"
 
@@ -99,7 +106,7 @@ _MJD_ZERO = _dt.date(1858, 11, 17)
 _SUFFIX_FORMATS = {
     ".fits": "FITS", ".fit": "FITS", ".fts": "FITS", ".fz": "FITS",
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF",
+    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF", ".webp": "WebP",
     ".pnm": "PNM", ".pgm": "PNM", ".ppm": "PNM", ".pbm": "PNM",
 }  # fmt: skip
 
@@ -120,7 +127,7 @@ def read_image(
     ----------
     source : str, path-like, ndarray or astropy image container
         Path to a FITS (``.fits``, ``.fit``, ``.fts``, optionally ``.gz``/``.bz2``,
-        or tile-compressed), PNG, JPEG, TIFF, BMP, GIF or PNM (PGM/PPM) file
+        or tile-compressed), PNG, JPEG, TIFF, BMP, GIF, WebP or PNM (PGM/PPM) file
         (recognised by content), or an
         array: a 2-D array is returned as it is (not copied), an ``(H, W, 3)`` or
         ``(H, W, 4)`` colour array is converted to luminance. A ``MaskedArray``,
@@ -156,8 +163,8 @@ def read_image(
     FileNotFoundError
         ``source`` names no existing file.
     skysolve.errors.FileFormatError
-        The file is not a readable FITS/PNG/JPEG/TIFF/BMP/GIF/PNM image, is truncated or
-        corrupted, or (FITS, ``hdu=None``) contains no image.
+        The file is not a readable FITS/PNG/JPEG/TIFF/BMP/GIF/WebP/PNM image, is
+        truncated or corrupted, or (FITS, ``hdu=None``) contains no image.
     skysolve.errors.InvalidArgumentError
         A bad ``hdu`` or ``section``, an HDU without image data, a 1-D, empty or
         otherwise non-image array, or more than :data:`MAX_PIXELS` pixel values.
@@ -515,6 +522,8 @@ def _sniff(path: Path) -> str:
         return "TIFF"
     if head.startswith(_GIF_MAGICS):
         return "GIF"
+    if head.startswith(_RIFF_MAGIC) and head[8:12] == _WEBP_MAGIC:
+        return "WebP"
     if head.startswith(_PNM_MAGICS):
         return "PNM"
     if head.startswith(_BMP_MAGIC) and len(head) >= 14:
@@ -951,7 +960,7 @@ def header_mjd(header: Any) -> float | None:
     return start
 
 
-# ---------------------------------------------------------------- TIFF, PNG, JPEG, BMP, GIF, PNM
+# ------------------------------------------------------------- TIFF, PNG, JPEG, BMP, GIF, WebP, PNM
 
 
 def _read_tiff(path: Path) -> NDArray[Any]:

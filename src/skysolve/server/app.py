@@ -207,8 +207,8 @@ def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = Non
         raise BadRequest(f"the upload is too large to solve here: {_plain(exc, folder)}"
                          + ("" if pillow else " (skysolve serve --max-pixels)"), 413) from None
     except (SkysolveError, OSError, ValueError) as exc:
-        raise BadRequest(f"the upload is not a readable FITS, PNG, JPEG, TIFF, BMP, GIF or PNM "
-                         f"image: {_plain(exc, folder)[:300]}", 415) from None
+        raise BadRequest(f"the upload is not a readable FITS, PNG, JPEG, TIFF, BMP, GIF, WebP "
+                         f"or PNM image: {_plain(exc, folder)[:300]}", 415) from None
     return name, digest.hexdigest()
 
 

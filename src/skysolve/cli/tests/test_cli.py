@@ -977,3 +977,26 @@ def test_one_shot_solve_loads_only_what_it_needs(db_file, cli_env, frames, tmp_p
     record = json.loads(lines[0])
     assert near_peer(record["ra_deg"], record["dec_deg"], ALT40)
     assert json.loads(lines[-1]) == [0, []]
+
+
+@pytest.mark.parametrize("name", [ALT40, ALT60])
+def test_a_lossy_webp_image_solves(cli_env, db_file, tmp_path, name):
+    """All-sky cameras and phones save WebP; ``skysolve solve frame.webp`` refused it
+    ("unrecognised leading bytes b'RIFF...'"). A real frame stretched to 8 bits and saved
+    as colour lossy WebP (quality 90) solves within the 18" its reference pointing is
+    known to, and no warning is printed."""
+    from PIL import Image
+
+    from skysolve.io.images import read_image
+
+    u16 = read_image(DATA / name)
+    u8 = np.clip((u16.astype(np.float64) - 2800.0) / 16.0, 0, 255).astype(np.uint8)
+    path = tmp_path / "frame.webp"
+    Image.fromarray(np.repeat(u8[..., None], 3, axis=-1)).save(path, quality=90)
+    assert path.read_bytes()[8:16] == b"WEBPVP8 "  # (lossy; "VP8L" is lossless)
+    proc = run(cli_env, "solve", path, "--fov", "11.4", "--db", db_file, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    record = json_lines(proc.stdout)[0]
+    assert angular_separation_deg(record["ra_deg"], record["dec_deg"],
+                                  *REFERENCE[name]) * 3600 < 18.0

@@ -1018,11 +1018,12 @@ def test_warnings_are_one_line_each_on_stderr(env, fits_frame, tmp_path):
         assert line.startswith("skysolve-field: warning: ") and "padding" in line
 
 
-@pytest.mark.parametrize("suffix", [".bmp", ".gif", ".pgm"])
-def test_bmp_gif_and_pnm_frames_solve(env, tmp_path, suffix):
+@pytest.mark.parametrize("suffix", [".bmp", ".gif", ".pgm", ".webp"])
+def test_bmp_gif_pnm_and_webp_frames_solve(env, tmp_path, suffix):
     """solve-field takes BMP, GIF and PNM images (it converts them first); skysolve-field
-    refused them ("unrecognised leading bytes"). The real frame written by Pillow: 8 bits
-    stretched over the sky for BMP and GIF, its 16 bits for PGM."""
+    refused them ("unrecognised leading bytes"), and WebP too. The real frame written by
+    Pillow: 8 bits stretched over the sky for BMP, GIF and WebP (lossy, Pillow's default
+    quality 80), its 16 bits for PGM."""
     from PIL import Image
 
     from skysolve.io.images import read_image

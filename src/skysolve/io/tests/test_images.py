@@ -498,7 +498,7 @@ def test_package_export():
 
 @pytest.mark.parametrize(
     "name", ["r.fits", "r.fit", "r.fts", "r.fits.gz", "r.png", "r.jpg", "r.jpeg", "r.tif",
-             "r.tiff", "r.dat", "r"]
+             "r.tiff", "r.webp", "r.dat", "r"]
 )
 def test_random_bytes_raise_file_format_error(tmp_path, name):
     path = tmp_path / name
@@ -514,7 +514,7 @@ def test_random_bytes_raise_file_format_error(tmp_path, name):
 def test_messages_say_what_the_file_is_not(tmp_path):
     path = tmp_path / "x.fits"
     path.write_bytes(b"hello world, this is text" * 10)
-    expected = r"is not a FITS file \(nor a PNG, JPEG, TIFF, BMP, GIF or PNM image\)"
+    expected = r"is not a FITS file \(nor a PNG, JPEG, TIFF, BMP, GIF, WebP or PNM image\)"
     with pytest.raises(FileFormatError, match=expected):
         read_image(path)
     gz = tmp_path / "x.fits.gz"
@@ -538,16 +538,17 @@ def test_content_wins_over_extension(tmp_path):
 
 
 def _save(fmt: str, path: Path) -> None:
-    data = _ramp(shape=(120, 150), dtype=np.uint16 if fmt != "jpg" else np.uint8, seed=12)
+    data = _ramp(shape=(120, 150), dtype=np.uint16 if fmt in ("tif", "png") else np.uint8,
+                 seed=12)
     if fmt == "tif":
         tifffile.imwrite(path, data)
     elif fmt == "png":
         Image.fromarray(data).save(path)
-    else:
+    else:  # JPEG, lossy WebP
         Image.fromarray(data).save(path, quality=90)
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpg", "tif"])
+@pytest.mark.parametrize("fmt", ["png", "jpg", "tif", "webp"])
 @pytest.mark.parametrize("fraction", [0.02, 0.5, 0.9])
 def test_truncated_raster_files(tmp_path, fmt, fraction):
     full = tmp_path / f"full.{fmt}"
@@ -555,8 +556,9 @@ def test_truncated_raster_files(tmp_path, fmt, fraction):
     raw = full.read_bytes()
     cut = tmp_path / f"cut.{fmt}"
     cut.write_bytes(raw[: max(16, int(len(raw) * fraction))])
-    with pytest.raises(FileFormatError, match="corrupted or truncated"):
+    with pytest.raises(FileFormatError, match="corrupted or truncated") as info:
         read_image(cut)
+    assert str(cut) in str(info.value)
 
 
 def test_huge_png_and_tiff_headers_are_refused(tmp_path):
@@ -893,6 +895,79 @@ def test_an_animated_gif_reads_its_first_frame(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "anim.gif"), np.full((4, 5), 10))
 
 
+def _stretched_frame() -> np.ndarray:
+    """A whole real frame stretched to 8 bits over its sky (as all-sky cameras save)."""
+    from skysolve.tests.realframes import ALT40
+
+    u16 = read_image(DATA / ALT40)
+    return np.clip((u16.astype(np.float64) - 2800.0) / 16.0, 0, 255).astype(np.uint8)
+
+
+def test_a_lossless_webp_reads_back_its_pixels(tmp_path):
+    """All-sky cameras and phones save WebP; it was refused ("unrecognised leading bytes
+    b'RIFF...'"). Lossless, a real frame's 8-bit stretch comes back pixel for pixel, as
+    ``uint8`` (Pillow decodes grey WebP as three equal channels: grey, not luminance
+    as float); colour becomes luminance as the other colour formats do; the format
+    is known by content, not by name."""
+    u8 = _stretched_frame()
+    Image.fromarray(u8).save(tmp_path / "frame.webp", lossless=True)
+    assert (tmp_path / "frame.webp").read_bytes()[8:12] == b"WEBP"
+    out = read_image(tmp_path / "frame.webp")
+    assert out.dtype == np.uint8 and out.shape == (768, 1024)
+    np.testing.assert_array_equal(out, u8)
+    rgb = np.stack([u8, u8 // 2, u8 // 3], axis=-1)[:200, :300]
+    Image.fromarray(rgb).save(tmp_path / "colour.webp", lossless=True)
+    np.testing.assert_allclose(read_image(tmp_path / "colour.webp"), _luma(rgb), rtol=1e-6)
+    rgba = np.concatenate([rgb, np.full((200, 300, 1), 255, np.uint8)], axis=-1)
+    Image.fromarray(rgba).save(tmp_path / "alpha.webp", lossless=True)
+    np.testing.assert_allclose(read_image(tmp_path / "alpha.webp"), _luma(rgb), rtol=1e-6)
+    Image.fromarray(u8).save(tmp_path / "misnamed.png", format="WEBP", lossless=True)
+    np.testing.assert_array_equal(read_image(tmp_path / "misnamed.png"), u8)
+    np.testing.assert_array_equal(read_image(tmp_path / "frame.webp", section="[10:20, 5:9]"),
+                                  u8[10:20, 5:9])
+
+
+def test_a_lossy_webp_reads_close_to_its_pixels(tmp_path):
+    """Lossy (quality 90, colour, as cameras save): the luminance of what was written,
+    within the codec's loss (its chroma is subsampled: the colour written is grey)."""
+    u8 = _stretched_frame()
+    Image.fromarray(np.repeat(u8[..., None], 3, axis=-1)).save(tmp_path / "q90.webp",
+                                                               quality=90)
+    out = read_image(tmp_path / "q90.webp")
+    assert out.shape == (768, 1024)
+    error = np.abs(out.astype(np.float64) - u8)
+    assert np.median(error) <= 2 and error.max() < 32
+
+
+def test_an_animated_webp_reads_its_first_frame(tmp_path):
+    """As an animated GIF: the first image."""
+    frames = [Image.fromarray(np.full((4, 5), v, np.uint8)) for v in (10, 200, 90)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:],
+                   lossless=True)
+    with Image.open(tmp_path / "anim.webp") as im:
+        assert im.n_frames == 3
+    np.testing.assert_array_equal(read_image(tmp_path / "anim.webp"), np.full((4, 5), 10))
+
+
+def test_a_damaged_webp_is_a_file_format_error_naming_it(tmp_path):
+    """Cut anywhere, or its RIFF header alone: a FileFormatError naming the file."""
+    Image.fromarray(_real_cut()[1]).save(tmp_path / "full.webp", quality=90)
+    raw = (tmp_path / "full.webp").read_bytes()
+    for n in (16, 30, len(raw) // 2, len(raw) - 1):
+        cut = tmp_path / f"cut{n}.webp"
+        cut.write_bytes(raw[:n])
+        with pytest.raises(FileFormatError, match="corrupted or truncated WebP") as info:
+            read_image(cut)
+        assert str(cut) in str(info.value) and "\n" not in str(info.value)
+    (tmp_path / "head.webp").write_bytes(raw[:10])  # (too short to say WEBP)
+    with pytest.raises(FileFormatError, match="is not a WebP file") as info:
+        read_image(tmp_path / "head.webp")
+    assert str(tmp_path / "head.webp") in str(info.value)
+    (tmp_path / "sound.webp").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))
+    with pytest.raises(FileFormatError, match="is not a WebP file"):
+        read_image(tmp_path / "sound.webp")
+
+
 def _ccd_file(path: Path, image: np.ndarray, mask: np.ndarray, sigma: np.ndarray) -> Path:
     """A FITS file laid out as ``CCDData.write`` lays it out: the pixels in the primary
     HDU, a MASK extension and an UNCERT one of standard deviations."""
@@ -1016,3 +1091,4 @@ def test_a_start_time_with_an_exposure_time_gives_the_exposures_midpoint(tmp_pat
     # an NDData's meta dict, as solve_image(obstime='header') reads it
     (header,) = _time_cards({"date-obs": "2020-03-01T10:00:00", "exptime": 600.0})
     assert header_mjd(header) == pytest.approx(middle, abs=1e-9)
+

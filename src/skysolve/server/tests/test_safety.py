@@ -196,3 +196,37 @@ def test_a_client_gone_mid_upload_leaves_no_error_on_the_console(server, http):
         printed = log.read().decode(errors="replace")
     assert "Traceback" not in printed and "ERROR" not in printed, printed[-1500:]
     assert sum(http.get("/api/health").json()["jobs"].values()) == jobs_before
+
+
+def test_a_webp_upload_solves_and_a_cut_one_is_refused(http, session):
+    """All-sky cameras save WebP: an upload of one was refused as "not a readable" image.
+    A real frame stretched to 8 bits as colour lossy WebP (quality 90) solves within the
+    18" its reference pointing is known to; the file cut short is a 415 naming WebP."""
+    import io
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    from skysolve.geometry import angle_between, radec_to_vector
+    from skysolve.io.images import read_image
+    from skysolve.tests.realframes import REFERENCE
+
+    u8 = np.clip((read_image(DATA / ALT40).astype(np.float64) - 2800.0) / 16.0, 0, 255)
+    buf = io.BytesIO()
+    Image.fromarray(np.repeat(u8.astype(np.uint8)[..., None], 3, axis=-1)).save(
+        buf, format="WEBP", quality=90)
+    webp = buf.getvalue()
+    r = _upload(http, session, webp, {"scale_units": "degwidth", "scale_lower": 10,
+                                      "scale_upper": 13}, name="allsky.webp")
+    assert r.status_code == 200, r.text
+    job = r.json()["subid"]
+    while http.get(f"/api/jobs/{job}").json()["status"] == "solving":
+        time.sleep(0.2)
+    assert http.get(f"/api/jobs/{job}").json()["status"] == "success"
+    cal = http.get(f"/api/jobs/{job}/calibration").json()
+    sep = angle_between(radec_to_vector(cal["ra"], cal["dec"]), radec_to_vector(*REFERENCE[ALT40]))
+    assert np.degrees(sep) * 3600 < 18.0
+    _refused(_upload(http, session, webp[:5000], name="cut.webp"), 415,
+             "the upload is not a readable FITS, PNG, JPEG, TIFF, BMP, GIF, WebP or PNM image")
+    _healthy(http)
