@@ -20,10 +20,11 @@ random bytes named ``.fits`` fails with a clear :class:`~skysolve.errors.FileFor
 * WebP (lossy or lossless, as all-sky cameras and phones save it): Pillow, which
   decodes it as RGB or RGBA (a grey image as three equal channels: read as grey); an
   animated WebP's first frame.
-* An EXIF Orientation tag (JPEG from phones and some cameras, PNG, WebP) is not applied:
-  pixels are read in their stored order, as FITS pixels and astropy's are, so the
-  centroids and the WCS refer to the stored raster; the image's viewers may show it
-  turned, and a ``UserWarning`` names the orientation when it is not 1.
+* An orientation tag (EXIF Orientation in a JPEG from phones and some cameras, a PNG's
+  EXIF, a WebP's; the TIFF Orientation tag) is not applied: pixels are read in their
+  stored order, as FITS pixels and astropy's are, so the centroids and the WCS refer to
+  the stored raster; the image's viewers may show it turned, and a ``UserWarning``
+  names the orientation when it is not 1.
 * PNM: a PGM or PPM (binary ``P5``/``P6`` or ASCII ``P2``/``P3``) is read as stored,
   ``uint8`` or ``uint16`` by its largest value, not rescaled (Pillow scales a 12-bit
   file to 16 bits and keeps 8 bits of 16-bit colour); the bitmaps (``P1``/``P4``)
@@ -48,9 +49,11 @@ import contextlib
 import contextvars
 import datetime as _dt
 import gzip
+import io
 import math
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,9 +157,10 @@ def read_image(
     -------
     ndarray, 2-D, shape ``(height, width)``
         Pixel values in native byte order; row 0 is the first row stored in the
-        file (FITS: the first row of data, i.e. pixel y = 1). An EXIF Orientation
-        (phones, some cameras) is not applied: the raster is the stored one, which a
-        viewer may show turned, and a ``UserWarning`` names the orientation.
+        file (FITS: the first row of data, i.e. pixel y = 1). An EXIF or TIFF
+        Orientation (phones, some cameras) is not applied: the raster is the stored
+        one, which a viewer may show turned, and a ``UserWarning`` names the
+        orientation.
 
     Raises
     ------
@@ -985,8 +989,9 @@ def _read_tiff(path: Path) -> NDArray[Any]:
                     raise FileFormatError(
                         f"{path} is a corrupted or truncated TIFF file: its header promises "
                         f"{page.nbytes} bytes of pixels but the file holds {stored}")
+            orientation = page.tags.get(_EXIF_ORIENTATION_TAG)
             if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
-                return _read_pillow(path, "TIFF")
+                return _read_tiff_pillow(path, tif, orientation)
             try:
                 data = page.asarray()
             except (KeyError, ValueError) as exc:
@@ -994,11 +999,12 @@ def _read_tiff(path: Path) -> NDArray[Any]:
                 # common ones (LZW, PackBits, JPEG)
                 if "imagecodecs" not in str(exc):
                     raise
-                return _read_pillow(path, "TIFF")
+                return _read_tiff_pillow(path, tif, orientation)
     except SkysolveError:
         raise
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, OSError, ...
         raise FileFormatError(f"{path} is a corrupted or truncated TIFF file: {exc}") from exc
+    _warn_orientation(None if orientation is None else orientation.value, path, "TIFF")
     data = np.asarray(data)
     if axes.startswith("S") and data.ndim == 3:
         data = np.moveaxis(data, 0, -1)  # planar colour: (S, Y, X) -> (Y, X, S)
@@ -1007,6 +1013,28 @@ def _read_tiff(path: Path) -> NDArray[Any]:
     if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE and data.dtype.kind in "ui":
         data = np.iinfo(data.dtype).max - data  # stored inverted
     return data
+
+
+def _read_tiff_pillow(path: Path, tif: Any, orientation: Any) -> NDArray[Any]:
+    """A TIFF tifffile does not decode (a palette, a compression the installed
+    ``imagecodecs`` lacks) decoded by Pillow, as stored.
+
+    Pillow's TIFF reader turns the raster as the Orientation tag (``orientation``,
+    tifffile's, or None) says, unlike its JPEG and PNG readers and tifffile (and Pillow
+    13 scrambles the rows of an uncompressed raster turned a quarter: 5 to 8). Pillow is
+    given the file's bytes with the tag's value set to 1, so that the raster is the stored
+    one, as for every other file; the warning of :func:`_warn_orientation` is given here.
+    """
+    value = None if orientation is None else orientation.value
+    if (isinstance(value, int) and value in _EXIF_ORIENTATIONS and orientation.count == 1
+            and orientation.valuebytecount <= 8):  # (an inline value: always, for 1)
+        _warn_orientation(value, path, "TIFF")
+        raw = bytearray(path.read_bytes())
+        at, n = orientation.valueoffset, orientation.valuebytecount
+        order = "little" if tif.byteorder == "<" else "big"
+        raw[at:at + n] = (1).to_bytes(n, order)
+        return _read_pillow(path, "TIFF", io.BytesIO(raw))
+    return _read_pillow(path, "TIFF")
 
 
 #: Bytes of a PNM header read at most (its comments can be long; its numbers are not).
@@ -1103,8 +1131,8 @@ def _read_pnm_ascii(path: Path, offset: int, count: int, maxval: int) -> NDArray
 
 _PILLOW_GREY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S")
 
-#: The EXIF Orientation tag's values other than 1 (as stored): how a viewer that honours
-#: it turns the stored raster for display.
+#: The Orientation tag's values other than 1 (as stored; EXIF's tag is TIFF's, 274): how
+#: a viewer that honours it turns the stored raster for display.
 _EXIF_ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180 degrees",
                       4: "mirrored top-bottom",
                       5: "mirrored left-right and rotated 90 degrees anticlockwise",
@@ -1114,31 +1142,76 @@ _EXIF_ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180 degrees",
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
-def _warn_orientation(im: Any, path: Path) -> None:
-    """Warn when a Pillow image's EXIF Orientation asks viewers to turn it: its pixels are
-    read as stored, and the centroids and the WCS refer to that raster, as FITS pixels and
+def _warn_orientation(value: Any, path: Path, fmt: str) -> None:
+    """Warn when an image's Orientation tag asks viewers to turn it: its pixels are read
+    as stored, and the centroids and the WCS refer to that raster, as FITS pixels and
     astropy's do (one raster for every reader of the file and every output written from
     it: the ``.axy``, the ``.wcs``, the ``.new`` FITS image), while the image a viewer
-    shows is turned."""
-    try:
-        value = im.getexif().get(_EXIF_ORIENTATION_TAG)
-    except Exception:  # noqa: BLE001 - an unreadable EXIF block says nothing reliable
+    shows is turned.
+
+    The one rule for every reader: ``value`` is the tag as the file stores it (None when
+    it has none), ``fmt`` the format it was read as (a TIFF's tag is its own, the others'
+    in their EXIF block). 1 (top left) and values outside 1-8 say nothing.
+    """
+    turn = (_EXIF_ORIENTATIONS.get(int(value))
+            if isinstance(value, int | np.integer) and not isinstance(value, bool) else None)
+    if turn is None:
         return
-    turn = _EXIF_ORIENTATIONS.get(value) if isinstance(value, int) else None
-    if turn is not None:
-        warnings.warn(
-            f"{path}: its EXIF Orientation is {value}: viewers show it {turn}, but its "
-            f"pixels are read as stored, unturned; pixel coordinates and the WCS refer to "
-            f"the stored raster (turn the image first, e.g. with PIL.ImageOps.exif_transpose, "
-            f"for coordinates in the displayed one)", UserWarning, stacklevel=4)
+    tag = "TIFF Orientation" if fmt == "TIFF" else "EXIF Orientation"
+    warnings.warn(
+        f"{path}: its {tag} is {int(value)}: viewers show it {turn}, but its pixels are "
+        f"read as stored, unturned; pixel coordinates and the WCS refer to the stored "
+        f"raster (turn the image first, e.g. with PIL.ImageOps.exif_transpose, for "
+        f"coordinates in the displayed one)", UserWarning, stacklevel=_outside_stacklevel())
 
 
-def _check_png_chunks(path: Path) -> None:
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning given by the caller of this function
+    to the first frame outside this module (the caller of :func:`read_image`): the
+    readers reach the warning through different depths (a palette TIFF through
+    tifffile's reader, then Pillow's)."""
+    frame = sys._getframe(1)  # the function that warns: stacklevel 1
+    level = 1
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _exif_orientation(exif: bytes | None) -> Any:
+    """The Orientation tag of an EXIF block (a TIFF header and its first directory,
+    optionally after ``Exif\\0\\0``), or None: none, or a block Pillow cannot parse
+    (which says nothing reliable)."""
+    if not exif:
+        return None
+    from PIL import Image
+
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        return parsed.get(_EXIF_ORIENTATION_TAG)
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block says nothing reliable
+        return None
+
+
+def _pillow_orientation(im: Any) -> Any:
+    """The Orientation tag of an image Pillow opened (its EXIF block, or a TIFF's own
+    tag), or None."""
+    try:
+        return im.getexif().get(_EXIF_ORIENTATION_TAG)
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block says nothing reliable
+        return None
+
+
+def _check_png_chunks(path: Path) -> bytes | None:
     """Refuse a PNG whose chunks claim more bytes than the file holds: Pillow would
     allocate a damaged length field's claim (80 MiB for one flipped bit of an 860-byte
-    file) before finding the file too short."""
+    file) before finding the file too short. Returns the data of its (first) ``eXIf``
+    chunk, the EXIF block, or None: the 16-bit colour PNGs read without Pillow are
+    checked for an orientation from it."""
     size = path.stat().st_size
     pos = len(_PNG_MAGIC)
+    exif = None
     with open(path, "rb") as f:
         while pos + 8 <= size:
             f.seek(pos)
@@ -1148,31 +1221,37 @@ def _check_png_chunks(path: Path) -> None:
                 raise FileFormatError(
                     f"{path} is a corrupted or truncated PNG file: a {head[4:8]!r} chunk at "
                     f"byte {pos} claims {length} bytes, beyond the file's {size}")
+            if head[4:8] == b"eXIf" and exif is None:
+                exif = f.read(length)
             if head[4:8] == b"IEND":
-                return
+                break
             pos += 12 + length
+    return exif
 
 
-def _read_pillow(path: Path, fmt: str) -> NDArray[Any]:
+def _read_pillow(path: Path, fmt: str, source: Any = None) -> NDArray[Any]:
+    """The pixels of ``path`` (a ``fmt`` file) decoded by Pillow, from ``source`` (a file
+    object with its bytes) when given, else from ``path``."""
     from PIL import Image
 
     if fmt == "PNG":
-        _check_png_chunks(path)
+        exif = _check_png_chunks(path)
         from .png import read_png16  # (Pillow keeps 8 bits of a 16-bit colour PNG)
 
         data = read_png16(path, _check_size)
         if data is not None:
+            _warn_orientation(_exif_orientation(exif), path, fmt)
             return data
     try:
         with warnings.catch_warnings():
             # our own MAX_PIXELS check below replaces Pillow's early warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path if source is None else source) as im:
                 width, height = im.size
                 channels = len(im.getbands())
                 _check_size(width * height * channels, (height, width, channels), path)
                 im.load()
-                _warn_orientation(im, path)
+                _warn_orientation(_pillow_orientation(im), path, fmt)
                 mode = im.mode
                 if mode in _PILLOW_GREY_MODES:
                     data = np.asarray(im)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import re
 import struct
 import warnings
 import zlib
@@ -1092,3 +1093,131 @@ def test_a_start_time_with_an_exposure_time_gives_the_exposures_midpoint(tmp_pat
     (header,) = _time_cards({"date-obs": "2020-03-01T10:00:00", "exptime": 600.0})
     assert header_mjd(header) == pytest.approx(middle, abs=1e-9)
 
+
+_TURNS = [(6, "rotated 90 degrees clockwise"), (3, "rotated 180 degrees"),
+          (8, "rotated 90 degrees anticlockwise"), (2, "mirrored left-right")]
+#: The EXIF (and TIFF) specification's other three.
+_ALL_TURNS = [*_TURNS, (4, "mirrored top-bottom"),
+              (5, "mirrored left-right and rotated 90 degrees anticlockwise"),
+              (7, "mirrored left-right and rotated 90 degrees clockwise")]
+
+
+def _corner_block() -> np.ndarray:
+    pixels = np.full((48, 80), 20, np.uint8)
+    pixels[:16, :16] = 220  # a bright corner block at the stored top left
+    return pixels
+
+
+def _read_warning(path: Path, match: str) -> np.ndarray:
+    """``read_image(path)`` and its one warning, which is given where read_image was
+    called (here), however deep in the reader the tag was found."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = read_image(path)
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert issubclass(caught[0].category, UserWarning)
+    assert re.search(match, str(caught[0].message)), str(caught[0].message)
+    assert str(path) in str(caught[0].message)
+    assert caught[0].filename == __file__
+    return out
+
+
+def _read_silently(path: Path) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return read_image(path)
+
+
+@pytest.mark.parametrize("orientation, turn", _ALL_TURNS)
+def test_a_tiff_orientation_tag_is_read_as_stored_with_a_warning(tmp_path, orientation,
+                                                                 turn):
+    """A TIFF read through tifffile whose Orientation tag (274) turns it for display is
+    read in its stored order, as the same pixels without the tag, with the warning a JPEG's
+    EXIF Orientation gives (it was read so without a word). A palette TIFF, read through
+    Pillow, is read as stored too, and warns once (Pillow's reader turned it without a
+    word: 2-4 turned, 5-8 scrambled rows), in either byte order."""
+    pixels = _corner_block()
+    tifffile.imwrite(tmp_path / "plain.tif", pixels)
+    tifffile.imwrite(tmp_path / "t.tif", pixels,
+                     extratags=[(274, "H", 1, orientation, True)])
+    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
+        assert tif.pages[0].tags[274].value == orientation
+    turned = _read_warning(tmp_path / "t.tif", f"its TIFF Orientation is {orientation}: "
+                           f"viewers show it {turn}, but its pixels are read as stored")
+    np.testing.assert_array_equal(turned, _read_silently(tmp_path / "plain.tif"))
+    np.testing.assert_array_equal(turned, pixels)
+    # colour and 16 bits: the same rule
+    rgb16 = np.stack([pixels, pixels, pixels], axis=-1).astype(np.uint16) * 257
+    tifffile.imwrite(tmp_path / "rgb16.tif", rgb16, photometric="rgb",
+                     extratags=[(274, "H", 1, orientation, True)])
+    _read_warning(tmp_path / "rgb16.tif", f"TIFF Orientation is {orientation}")
+    cmap = np.repeat(np.arange(256, dtype=np.uint16)[None] * 257, 3, axis=0)
+    for byteorder in "<>":
+        tifffile.imwrite(tmp_path / "palette.tif", pixels, photometric="palette",
+                         colormap=cmap, byteorder=byteorder,
+                         extratags=[(274, "H", 1, orientation, True)])
+        out = _read_warning(tmp_path / "palette.tif", f"TIFF Orientation is {orientation}")
+        np.testing.assert_array_equal(out, pixels)
+
+
+def test_a_tiff_at_orientation_1_and_the_real_frames_read_without_a_warning(tmp_path):
+    """Orientation 1 (top left) is the default: nothing to say. The real frames of the
+    test data carry no Orientation tag and warn nothing."""
+    pixels = _corner_block()
+    tifffile.imwrite(tmp_path / "upright.tif", pixels, extratags=[(274, "H", 1, 1, True)])
+    np.testing.assert_array_equal(_read_silently(tmp_path / "upright.tif"), pixels)
+    for frame in REAL_FRAMES:
+        with tifffile.TiffFile(frame) as tif:
+            assert 274 not in tif.pages[0].tags
+        assert _read_silently(frame).shape == (768, 1024)
+
+
+def _exif(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the EXIF Orientation tag
+    return exif
+
+
+def _with_exif_chunk(png: bytes, tiff_block: bytes, after_idat: bool) -> bytes:
+    """A PNG with an ``eXIf`` chunk inserted after its IHDR (as the PNG extensions ask:
+    before the pixels) or before its IEND (as some writers put it)."""
+    chunk = (struct.pack(">I", len(tiff_block)) + b"eXIf" + tiff_block
+             + struct.pack(">I", zlib.crc32(b"eXIf" + tiff_block)))
+    at = len(png) - 12 if after_idat else 8 + 25  # (the signature, then IHDR's 25 bytes)
+    return png[:at] + chunk + png[at:]
+
+
+@pytest.mark.parametrize("orientation, turn", _TURNS)
+@pytest.mark.parametrize("after_idat", [False, True])
+def test_a_16_bit_colour_png_with_an_exif_orientation_warns(tmp_path, orientation, turn,
+                                                             after_idat):
+    """A 16-bit colour PNG, decoded without Pillow, whose ``eXIf`` chunk holds an
+    Orientation other than 1 is read as stored with the warning an 8-bit PNG gives (it was
+    read without a word); without the chunk, or at 1, nothing is said."""
+    from skysolve.tests.pngfiles import encode_png16
+
+    samples = np.stack([_corner_block()] * 3, axis=-1).astype(np.uint16) * 257
+    png = encode_png16(samples, [0] * len(samples))
+    (tmp_path / "plain.png").write_bytes(png)
+    plain = _read_silently(tmp_path / "plain.png")
+    np.testing.assert_array_equal(plain, samples[..., 0])
+    tiff_block = _exif(orientation).tobytes()[len(b"Exif\0\0"):]  # (eXIf holds no prefix)
+    (tmp_path / "t.png").write_bytes(_with_exif_chunk(png, tiff_block, after_idat))
+    turned = _read_warning(tmp_path / "t.png", f"its EXIF Orientation is {orientation}: "
+                           f"viewers show it {turn}, but its pixels are read as stored")
+    np.testing.assert_array_equal(turned, plain)
+    upright = _exif(1).tobytes()[len(b"Exif\0\0"):]
+    (tmp_path / "upright.png").write_bytes(_with_exif_chunk(png, upright, after_idat))
+    np.testing.assert_array_equal(_read_silently(tmp_path / "upright.png"), plain)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_an_8_bit_png_or_webp_with_an_exif_orientation_warns(tmp_path, fmt):
+    """Pillow's readers: the same warning as a JPEG's, at 6; nothing at 1."""
+    pixels = _corner_block()
+    Image.fromarray(pixels).save(tmp_path / "t.img", fmt, exif=_exif(6), lossless=True)
+    out = _read_warning(tmp_path / "t.img", "its EXIF Orientation is 6: viewers show it "
+                                            "rotated 90 degrees clockwise")
+    np.testing.assert_array_equal(out, pixels)
+    Image.fromarray(pixels).save(tmp_path / "u.img", fmt, exif=_exif(1), lossless=True)
+    np.testing.assert_array_equal(_read_silently(tmp_path / "u.img"), pixels)
