@@ -38,7 +38,8 @@ JPEG blur) while the false detections stay what they are:
   (one dark pixel, a dead one, does not count). Only frames whose background
   sample holds such pixels at all (:attr:`.Background.dark_fraction`) run it;
 * **narrow** blobs have fitted widths below the stars' (cosmic rays, and hot
-  pixels that JPEG smeared into small blobs).
+  pixels that JPEG smeared into small blobs); on a frame of rings, whose centroids are
+  not fitted, bright blobs narrower across than the rings (:func:`narrower_than_rings`).
 
 Saturated blobs are exempt from the diffuse test (flat tops make them wide) and,
 when their long axis runs along a column or a row (within :data:`_BLEED_ANGLE_DEG`:
@@ -64,7 +65,8 @@ from .kernels import compiled
 from .orderstats import median, percentiles
 
 __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
-           "foreground_blobs", "NEAR_DARK_REACH", "narrow_blobs", "near_unusable",
+           "foreground_blobs", "NEAR_DARK_REACH", "narrow_blobs", "across_rings",
+           "narrower_than_rings", "near_unusable",
            "undersampled", "doubtful_blobs"]
 
 #: Blobs need this peak (local noise sigmas) to enter the PSF reference, which holds
@@ -453,11 +455,11 @@ def _smeared_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArra
 
 def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray | None:
     """The blobs of ``pool`` (reference candidates, brightest first) that are one
-    population of defocused stars, or None: at least :data:`_REF_MIN` round blobs
-    (:data:`_RING_ROUNDNESS`) wider than :data:`_WIDE_PSF` whose widths agree (mean
-    second moments within :data:`_RING_ALIKE` of their median) and whose brightest
-    pixels lie off their centres (median beyond :data:`_RING_OFFSET_PX`: rings and flat
-    discs).
+    population of defocused stars, or None: at least :data:`_PSF_MIN` (as many as any
+    reference needs) round blobs (:data:`_RING_ROUNDNESS`) wider than :data:`_WIDE_PSF`
+    whose widths agree (mean second moments within :data:`_RING_ALIKE` of their median)
+    and whose brightest pixels lie off their centres (median beyond
+    :data:`_RING_OFFSET_PX`: rings and flat discs).
 
     Defocus widens every star of a frame alike, so such a population is the PSF however
     many sharper detections outshine it: JPEG spreads a hot pixel into a compact blob of
@@ -467,17 +469,22 @@ def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray |
     rejected as diffuse (12 Gaia fields under defocus, hot pixels and JPEG at moderate
     strength: 2 solved). A peak off the centre tells a ring or a flat top from a galaxy,
     a blend or a patch of cloud glow, which peak near their middles or differ in size.
+    Stronger defocus spreads a star's light over more pixels, so that only the brightest
+    few stars show whole rings above the threshold (outer radius 6 px, among 315
+    compressed hot pixels: 3-6 of them on Gaia fields, the rest arcs; on the real frames
+    defocused as far, as few as 1): three alike rings wider than any focused star are
+    the PSF.
     """
     a, c, b = (v[pool] for v in _moments(m))
     w2 = 0.5 * (a + c)
     wide = np.flatnonzero((w2 > _WIDE_PSF) & (_elongation(a, c, b) <= _RING_ROUNDNESS))
-    if len(wide) < _REF_MIN:
+    if len(wide) < _PSF_MIN:
         return None
     typical = median(w2[wide])
     wide = wide[np.abs(np.log(w2[wide] / typical)) <= np.log(_RING_ALIKE)]
     ids = pool[wide]
-    if len(ids) < _REF_MIN or median(np.hypot(m["cx"][ids] - m["pc"][ids],
-                                              m["cy"][ids] - m["pr"][ids])) <= _RING_OFFSET_PX:
+    if len(ids) < _PSF_MIN or median(np.hypot(m["cx"][ids] - m["pc"][ids],
+                                          m["cy"][ids] - m["pr"][ids])) <= _RING_OFFSET_PX:
         return None
     return ids
 
@@ -908,6 +915,39 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
         verdict |= faint & ((jstart < min(_ROUGH_FRACTION * rough_ref, _ROUGH_MAX_PX))
                             | (sharp > sharp_hi + 0.15 + 2.5 / np.maximum(snr, 1e-9)))
     return verdict
+
+
+def across_rings(m: dict[str, NDArray], ids: NDArray[np.intp],
+                 psf: PSFReference) -> NDArray[np.bool_]:
+    """Which of the blobs ``ids`` of a frame of defocused stars (``psf.ring``) are as wide
+    across as its rings: their minor-axis second moment (pixel extent included) is at
+    least ``_NARROW_FRACTION`` squared of the reference's, the rule :func:`narrow_blobs`
+    applies to fitted blobs."""
+    a, c, b = (v[ids] for v in _moments(m))
+    ref_min = _axes(*(np.array([v]) for v in psf.cov))[1][0]
+    return _axes(a, c, b)[1] >= _NARROW_FRACTION ** 2 * ref_min
+
+
+def narrower_than_rings(m: dict[str, NDArray], ids: NDArray[np.intp],
+                        psf: PSFReference) -> NDArray[np.bool_]:
+    """Which of the blobs ``ids`` of a frame of defocused stars (``psf.ring``) are narrow:
+    not as wide across as its rings (:func:`across_rings`), though bright enough
+    (``_NARROW_SNR`` noise sigmas) to show a whole ring.
+
+    Rings keep their centroids unfitted, so the fitted widths that :func:`narrow_blobs`
+    judges by are never measured on such a frame, and hot pixels, compact however JPEG
+    spreads them (3-12 pixels, minor moments 0.2-0.7 px^2 against the rings' 3.4-12),
+    were kept as stars and outshone the rings. A defocused star bright enough to peak
+    ``_NARROW_SNR`` noise sigmas high shows its whole ring above the threshold, as wide
+    across as the reference; fainter ones show arcs of it, as thin as the impulses and a
+    ring's radius off their star, but kept, as :func:`narrow_blobs` keeps faint blobs of
+    doubtful shape (a real frame defocused at ``strong``: 9 of the 12 blobs the moments
+    alone would drop, all below 4 sigmas, were such arcs; dropped, 2 of 10 such frames
+    did not solve).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bright = m["peak"][ids] >= _NARROW_SNR * m["sigma"][ids]
+    return bright & ~across_rings(m, ids, psf)
 
 
 #: A JPEG-smeared impulse (a hot pixel or a cosmic-ray hit, compressed) is a cross: JPEG
