@@ -30,8 +30,9 @@ __all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positi
 #: (``'star'``), or it reached the saturation level, which exempts it from the
 #: shape tests (``'saturated'``), or it passed them but is doubtful (``'doubtful'``):
 #: on a JPEG, shaped like a compressed hot pixel or cosmic-ray track; on another frame
-#: with a dark silhouette in front of the sky, a speck close to it. Doubtful ones are
-#: listed after the others (``extract_centroids(demote_doubtful=...)``).
+#: with a dark silhouette in front of the sky, a speck close to it; on any frame, a
+#: saturated blob merged from several stars (``'doubtful'`` then, though saturated).
+#: Doubtful ones are listed after the others (``extract_centroids(demote_doubtful=...)``).
 KEPT_REASONS = ("star", "saturated", "doubtful")
 #: Why a detection was rejected (``reason`` of :attr:`ExtractionResult.rejected`),
 #: in the order the tests run (a detection gets the first that fails):

@@ -40,7 +40,10 @@ positions, brightness and shape:
    outnumber and outshine them. On a frame (not a JPEG) with a dark silhouette in
    front of the sky, so are the kept blobs within 6 px of it
    (:data:`.filters.NEAR_DARK_REACH`): the specks of its lit side that the
-   foreground test, which looks 3 px around, missed.
+   foreground test, which looks 3 px around, missed. On any frame, so are saturated
+   blobs elongated at an angle to the pixel grid (:func:`.filters.merged_saturated`):
+   stars merged into one clipped blob, which on a hard-stretched all-sky JPEG (its
+   bright stars and its Milky Way's knots all clipped) outshone its single stars.
 4. **Measurement.** Brightness is the summed flux above background over the blob
    and ``cov`` the intensity-weighted second moments of the blob pixels (px^2;
    they underestimate the PSF's variance, since only pixels above threshold
@@ -109,6 +112,7 @@ from .filters import (
     code,
     doubtful_blobs,
     foreground_blobs,
+    merged_saturated,
     narrow_blobs,
     narrower_than_rings,
     near_unusable,
@@ -1322,8 +1326,7 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
     keep = len(blob_ids)
     if n_max is not None:
         keep = n_max + n_max // 5 + 10
-        if opts.demote_doubtful and len(blob_ids) > keep and (
-                bg.block_grid is not None or "near_dark" in meas):
+        if opts.demote_doubtful and len(blob_ids) > keep:
             # :func:`_fitted` lists the doubtful stars after the others, then cuts to
             # max_centroids: cutting here by brightness alone lost the fainter star-like
             # blobs behind bright doubtful ones (JPEG-smeared hot pixels outshine most
@@ -1332,7 +1335,8 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
             # the faint stars' fits take their width from the same bright ones as
             # without it. (The tests are per blob: _fitted finds the same ones again.)
             doubt = _doubtful(work, meas, blob_ids, bg.block_grid, thr / opts.sigma_threshold)
-            keep = int(np.searchsorted(np.cumsum(~doubt), keep)) + 1
+            if doubt.any():
+                keep = int(np.searchsorted(np.cumsum(~doubt), keep)) + 1
         keep = min(keep, len(blob_ids))
     return blob_ids, keep
 
@@ -1343,8 +1347,8 @@ def _fitted(work, bad, labels, meas, opts: ExtractionOptions, to_fit, reason, ps
     ``(ids, col, row, fitted, reason, psf, doubtful)`` (the fits' width test may drop
     some, and ``max_centroids`` cuts); ``grid``: the frame's JPEG block grid
     (:attr:`.Background.block_grid`); ``scale``: the detection threshold in local noise
-    sigmas. On a JPEG (``grid`` given) with ``demote_doubtful``, the doubtful stars
-    (:func:`.filters.doubtful_blobs`, flagged in ``doubtful``) come after the others.
+    sigmas. With ``demote_doubtful``, the doubtful stars (:func:`_doubtful`, flagged in
+    ``doubtful``) come after the others.
 
     With ``max_centroids``, the stars are the first of those the whole list keeps: the
     fits start from :func:`_to_fit`'s first blobs, and take in more while fewer than
@@ -1411,7 +1415,7 @@ def _fits(work, bad, labels, meas, opts: ExtractionOptions, to_fit, reason, psf,
         reason[blob_ids[narrow]] = code("narrow")
         blob_ids, col, row, fitted, doubt = (v[~narrow] for v in (blob_ids, col, row, fitted,
                                                                   doubt))
-    if opts.demote_doubtful and (grid is not None or "near_dark" in meas):
+    if opts.demote_doubtful and (grid is not None or "near_dark" in meas or doubt.any()):
         # star-like blobs first, in their brightness order, the doubtful ones after them
         # (before the cut to max_centroids, which should keep stars)
         order = np.argsort(doubt, kind="stable")
@@ -1448,13 +1452,15 @@ def _narrow(work, meas: dict[str, NDArray], ids: NDArray[np.intp], psf,
 
 def _doubtful(work: NDArray, meas: dict[str, NDArray], ids: NDArray[np.intp],
               grid: tuple[int, int] | None, noise: NDArray) -> NDArray[np.bool_]:
-    """Which of the blobs ``ids`` are doubtful stars: on a JPEG (block grid ``grid``),
-    shaped like a compressed impulse (:func:`.filters.doubtful_blobs`, ``noise`` each
-    label's effective pixel noise); on a frame with something dark in front of the sky,
-    near it (``meas["near_dark"]``, set by :func:`_to_fit`: a lit silhouette's specks)."""
-    doubt = np.zeros(len(ids), dtype=bool)
+    """Which of the blobs ``ids`` are doubtful stars: on any frame, saturated blobs
+    merged from several stars (:func:`.filters.merged_saturated`); on a JPEG (block grid
+    ``grid``), shaped like a compressed impulse (:func:`.filters.doubtful_blobs`,
+    ``noise`` each label's effective pixel noise); on a frame with something dark in
+    front of the sky, near it (``meas["near_dark"]``, set by :func:`_to_fit`: a lit
+    silhouette's specks)."""
+    doubt = merged_saturated(meas, ids)
     if grid is not None and len(ids):
-        doubt = doubtful_blobs(work, meas, ids, noise)
+        doubt |= doubtful_blobs(work, meas, ids, noise)
     if "near_dark" in meas:
         doubt |= meas["near_dark"][ids]
     return doubt
@@ -1801,7 +1807,7 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         image_width=w, image_height=h, background_mean=(bg.mean + offset) * unit,
         background_sigma=sigma * unit, threshold=thr * unit, num_blobs_raw=nblobs,
         saturated=sat, npix=meas["npix"][blob_ids], peak=meas["peak"][blob_ids] * unit,
-        fitted=fitted, flags=np.where(sat, "saturated", np.where(doubt, "doubtful", "star")),
+        fitted=fitted, flags=np.where(doubt, "doubtful", np.where(sat, "saturated", "star")),
         rejected=rejected)
 
 

@@ -150,7 +150,10 @@ class ExtractionOptions(Options):
         frame (not a JPEG) with something dark in front of the sky (a
         silhouette; see the foreground test), also the blobs with 3 pixels
         within 6 px of their peak that are dark (7 sigmas below the sky, 3 below
-        the background model there): a lit silhouette's specks. They
+        the background model there): a lit silhouette's specks. On any frame,
+        saturated blobs elongated beyond 1.4 at an angle to the pixel grid
+        (stars merged into one clipped blob, whose position is none of theirs;
+        a star bleeding along a column or a row is not one). They
         stay in the list: a solver takes its patterns from the first centroids,
         which then hold the stars. False: brightest first, whatever their
         shape.""")
