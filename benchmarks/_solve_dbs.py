@@ -25,7 +25,9 @@ TESS = dict(max_fov_deg=14.0, pattern_max_error=0.005, lattice_field_oversamplin
             epoch_proper_motion_year=2018.0)
 #: every field of view (bench_wide): 2-180 deg, default parameters otherwise
 WIDE = dict(max_fov_deg=180.0, min_fov_deg=2.0, epoch_proper_motion_year=2016.0)
-PARAMS = {"small": SMALL, "tess": TESS, "wide": WIDE}
+#: wide lenses and all-sky images (bench_allsky): 60-180 deg, default parameters otherwise
+ALLSKY = dict(max_fov_deg=180.0, min_fov_deg=60.0, epoch_proper_motion_year=2016.0)
+PARAMS = {"small": SMALL, "tess": TESS, "wide": WIDE, "allsky": ALLSKY}
 #: tetra3rs refuses a 180 deg field: its nearest
 _PEER_LIMITS = {"max_fov_deg": 179.9}
 

@@ -11,6 +11,7 @@ process run::
      ...any further figures (memory, sizes, accuracy)...}
 
 Ratios, not absolute times, are the figures to quote: machines are shared and noisy.
+A module that sets ``DEFAULT = False`` (``bench_allsky``) runs only when ``--only`` names it.
 
 Usage::
 
@@ -65,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted(HERE.glob("bench_*.py")):
         if args.only and not any(s in path.stem for s in args.only):
             continue
-        print(f"== {path.stem}", flush=True)
         t0 = time.perf_counter()
         module = _load(path)
+        # (a module with DEFAULT = False, e.g. bench_allsky's ~10 minutes of rendered
+        # images, runs only when --only names it)
+        if not args.only and not getattr(module, "DEFAULT", True):
+            continue
+        print(f"== {path.stem}", flush=True)
         for row in module.run(quick=args.quick):
             row.setdefault("module", path.stem)
             rows.append(row)
