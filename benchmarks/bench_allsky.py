@@ -35,7 +35,7 @@ should; no full-frame one may), and the median and largest process CPU time of
 ``solve_image`` per image (extraction and solve). tetra3rs has no fisheye
 projection; no peer runs here.
 
-Not part of ``run.py``'s default set (760 rendered images, about 4 minutes on a
+Not part of ``run.py``'s default set (880 rendered images, about 5 minutes on a
 shared 2-core machine; ``--quick``: 3 frames a camera, about a minute); run it with
 ``benchmarks/run.py --only bench_allsky`` or standalone::
 
@@ -89,6 +89,12 @@ RECIPES: dict[str, list] = {
     "moonlight+jpeg": ["moonlight", "jpeg"],
     "combined": ["gradient", "light_dome", "trails", "hot_pixels", "cosmic_rays", "cloud",
                  "noise", "jpeg"],
+    # an all-sky camera's overlays: captions (in the surround's corners or along the top or
+    # bottom edge) and compass letters just inside the circle, on its JPEG, whose
+    # surround a light dome or the moon may light too
+    "captions+jpeg": ["text_overlay", "compass", "jpeg"],
+    "captions+light_dome+jpeg": ["light_dome", "text_overlay", "compass", "jpeg"],
+    "captions+moonlight+jpeg": ["moonlight", "text_overlay", "compass", "jpeg"],
 }
 SCALE = {"combined": 0.5}
 STRENGTH_NAMES = ("moderate", "strong")
