@@ -66,7 +66,7 @@ from .focal import FocalWindow, focal_windows
 from .frame import CatalogView, Frame, Hypothesis, rows_of
 from .options import MAX_PATTERN_STARS_LIMIT
 from .patterns import SEPARATION_FRACTION, brightest_first_combinations
-from .refinement import build_result, refine, refine_field
+from .refinement import build_result, mostly_chance, refine, refine_field
 from .verification import verify
 
 __all__ = ["DEEP_PATTERN_STARS", "DEEPEST_PATTERN_STARS", "FARTHEST_PATTERN_STARS",
@@ -481,6 +481,8 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
             continue
         ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
         if ref is None or (cone is not None and not cone.holds(ref.hyp.R)):
+            continue
+        if mostly_chance(frame, cat, ref, radius_px):  # a drift off a patch (see there)
             continue
         return build_result(db, frame, cat, ref, prob * state[1], t0, "lost_in_space")
     return None

@@ -49,7 +49,7 @@ from ..camera.distortion import RadialDistortion
 from ..camera.model import CameraModel
 
 __all__ = ["CLIP_FACTOR", "MIN_F", "MIN_MATCHES", "MIN_RMS_PX", "MIN_RSS_RATIO", "fit_radial",
-           "radial_camera", "worth_testing"]
+           "offsets", "radial_camera", "worth_testing"]
 
 #: Fewest matched stars for the test.
 MIN_MATCHES = 10
@@ -81,7 +81,7 @@ _STEP_RAD = 1e-6
 def _design(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.float64],
             f: float, parity: bool, proj: int, s: float):
     """Columns ``(u, u rho^2, u rho^4)`` stacked over both axes, and the centroids ``d``."""
-    u = _offsets(v_cat @ R.T, f, parity, proj)
+    u = offsets(v_cat @ R.T, f, parity, proj)
     rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
     A = np.empty((2 * len(xy), 3))
     A[:, 0] = u.ravel()
@@ -173,8 +173,8 @@ def worth_testing(errors_rad: NDArray[np.float64], f: float) -> bool:
     return math.sqrt(rss / n) * f >= MIN_RMS_PX
 
 
-def _offsets(v_cam: NDArray[np.float64], f: float, parity: bool, proj: int
-             ) -> NDArray[np.float64]:
+def offsets(v_cam: NDArray[np.float64], f: float, parity: bool, proj: int
+            ) -> NDArray[np.float64]:
     """Ideal pixel offsets ``(n, 2)`` of camera-frame vectors at focal length ``f``."""
     qx, qy = _proj.vectors_to_plane(v_cam, proj)
     return np.stack([(-f if parity else f) * qx, f * qy], axis=1)
@@ -185,14 +185,14 @@ def _jacobian(v_cat, R, f, parity, proj, s, k1):
     camera frame, ``ln f``, ``k1``) -- the rotation's columns by finite differences
     through the projection (a turn ``w`` moves ``v`` by ``w x v``), the rest exact."""
     vc = v_cat @ R.T
-    u = _offsets(vc, f, parity, proj)
+    u = offsets(vc, f, parity, proj)
     rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
     g = 1.0 + k1 * rho2
     dg = 2.0 * k1 / (s * s)  # d g / d |u|^2, times 2 below
     J = np.empty((2 * len(u), 5))
     for i in range(3):
         turned = vc + _STEP_RAD * np.cross(np.eye(3)[i], vc)
-        du = (_offsets(turned, f, parity, proj) - u) / _STEP_RAD
+        du = (offsets(turned, f, parity, proj) - u) / _STEP_RAD
         J[:, i] = (g[:, None] * du + (dg * np.einsum("ij,ij->i", u, du))[:, None] * u).ravel()
     J[:, 3] = (u * (1.0 + 3.0 * k1 * rho2)[:, None]).ravel()
     J[:, 4] = (u * rho2[:, None]).ravel()
@@ -240,7 +240,7 @@ def fit_radial(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[n
         if fitted is None:
             return None
         R, f, k1 = fitted
-        u = _offsets(v_cat @ R.T, f, parity, proj)
+        u = offsets(v_cat @ R.T, f, parity, proj)
         rho2 = (u[:, 0] ** 2 + u[:, 1] ** 2) / (s * s)
         miss = np.hypot(*(xy - u * (1.0 + k1 * rho2)[:, None]).T)
         now = miss <= max(CLIP_FACTOR * float(np.median(miss[keep])), 1.0)
