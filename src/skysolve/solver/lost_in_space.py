@@ -37,7 +37,9 @@ both parities unless a camera fixes it); a candidate whose stars fit is
 verified (:mod:`skysolve.solver.verification`) and, if its false-match
 probability times the number of hypotheses verified so far is below
 ``match_threshold``, refined (:mod:`skysolve.solver.refinement`) into the
-answer.
+answer -- unless most of the refined answer's matches are chance ones
+(:func:`~skysolve.solver.refinement.mostly_chance`: a hypothesis right only about its
+pattern, refitted to the chance matches of a dense list), when the search goes on.
 
 With a position hint (a cone of radius ``r`` about a direction, roll
 unknown), every star of the true field lies within ``r`` plus the field's
