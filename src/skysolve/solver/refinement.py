@@ -276,6 +276,12 @@ CORE_SHARE = 0.5
 #: ... exceed what chance alone puts there (``CORE_SHARE**2`` of the matches, uniform in the
 #: match disc) by less than this share of the rest: most of its matches are chance ones.
 MIN_REAL_SHARE = 0.5
+#: ... where a random centroid falls within the match radius of a catalog star with at
+#: least this chance (the centroids' density times the match disc): on sparser lists
+#: chance matches are too few to make up an answer, and a right one's residuals, with a
+#: match radius of two or three times the centroid noise, also spread towards the edge of
+#: the disc (a 1 px radius for 0.5 px of noise: half of 25 small fields were refused).
+MIN_CHANCE_PER_STAR = 0.1
 
 
 def _real_share(r: NDArray[np.float64], radius_px: float) -> float:
@@ -302,11 +308,15 @@ def mostly_chance(frame: Frame, cat: CatalogView, ref: Refined, radius_px: float
     of them within a ninth of the radius where a right answer's are 83-92 % (472 right
     all-sky solves of ``bench_allsky``, all within a third of it). Chance alone puts
     ``CORE_SHARE**2`` of the matches within ``CORE_SHARE`` of the radius; 2.5 px of
-    centroid noise per axis at a 10 px radius, 88 %."""
+    centroid noise per axis at a 10 px radius, 88 %. Only lists dense enough for chance
+    matches to make up an answer are judged (:data:`MIN_CHANCE_PER_STAR`)."""
+    lens = frame if ref.frame is None else ref.frame
+    chance = len(lens.ideal) * math.pi * radius_px ** 2 / (lens.width * lens.height)
+    if chance < MIN_CHANCE_PER_STAR:
+        return False
     err_px = ref.errors_rad * ref.hyp.f  # (the scale at the centre: a first screen)
     if len(err_px) == 0 or _real_share(err_px, radius_px) >= MIN_REAL_SHARE:
         return False
-    lens = frame if ref.frame is None else ref.frame
     u = offsets(cat.vectors(ref.cat_idx) @ ref.hyp.R.T, ref.hyp.f, ref.hyp.parity, lens.proj)
     xy = lens.ideal[ref.img_idx]
     d = xy - u
