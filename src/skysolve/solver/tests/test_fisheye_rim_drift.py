@@ -78,8 +78,11 @@ def test_matches_uniform_in_the_disc_are_chance_and_a_tight_core_is_not():
     f = CameraModel.from_fov(12.0, 1024, 768).focal_length_px
     rng = np.random.default_rng(0)
     n, radius = 200, 10.0
-    xy = rng.uniform([-500.0, -370.0], [500.0, 370.0], (n, 2))
-    frame = make_frame(xy, 1024, 768, None, "pinhole", backends.select("reference"))
+    # 400 centroids: a random one within 10 px of a star with chance 0.16, dense enough
+    # for chance matches to make up an answer (the first 200 are the matches)
+    xy = rng.uniform([-500.0, -370.0], [500.0, 370.0], (2 * n, 2))
+    dense = make_frame(xy, 1024, 768, None, "pinhole", backends.select("reference"))
+    sparse = make_frame(xy[:n], 1024, 768, None, "pinhole", backends.select("reference"))
 
     class _Stars:
         def __init__(self, v):
@@ -88,8 +91,8 @@ def test_matches_uniform_in_the_disc_are_chance_and_a_tight_core_is_not():
         def vectors(self, idx):
             return self.v[idx]
 
-    def judged(residual):
-        p = frame.ideal - residual
+    def judged(residual, frame=dense):
+        p = frame.ideal[:n] - residual
         v = np.column_stack([p / f, np.ones(n)])
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         ref = Refined(Hypothesis(np.eye(3), f, False), np.arange(n), np.arange(n),
@@ -99,6 +102,9 @@ def test_matches_uniform_in_the_disc_are_chance_and_a_tight_core_is_not():
     angle = rng.uniform(0.0, 2 * math.pi, n)
     r = radius * np.sqrt(rng.uniform(0.0, 1.0, n))
     assert judged(np.column_stack([r * np.cos(angle), r * np.sin(angle)]))
+    # a list of 200 (chance 0.08) is not judged: chance matches are too few there to make
+    # up an answer, and a match radius of 2-3 centroid noise spreads right ones as wide
+    assert not judged(np.column_stack([r * np.cos(angle), r * np.sin(angle)]), sparse)
     # ... and with a quarter of right matches among them
     right = rng.random(n) < 0.25
     assert judged(np.where(right[:, None], rng.normal(0.0, 0.3, (n, 2)),
@@ -106,7 +112,7 @@ def test_matches_uniform_in_the_disc_are_chance_and_a_tight_core_is_not():
     # 2.5 px of centroid noise per axis at a 10 px radius is no chance
     assert not judged(rng.normal(0.0, 2.5, (n, 2)))
     # nor a lens the model misses by up to 8 px, smoothly over the image
-    x, y = xy[:, 0] / 500.0, xy[:, 1] / 370.0
+    x, y = xy[:n, 0] / 500.0, xy[:n, 1] / 370.0
     lens = np.column_stack([6.0 * x ** 3 + 2.0 * y, 5.0 * x * y]) + rng.normal(0.0, 0.3, (n, 2))
     assert np.hypot(*lens.T).max() > 0.5 * radius
     assert not judged(lens)
