@@ -137,12 +137,17 @@ _FREE_WIDTH_SNR = 30.0
 _FIT_CHUNK = 64
 
 
+def _fittable(m: dict[str, NDArray], ids: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """Which of the blobs ``ids`` :func:`_fit_positions` fits at all: unsaturated, at most
+    400 pixels (larger ones overflow the fit windows)."""
+    return ~m["saturated"][ids] & (m["npix"][ids] <= 400)
+
+
 def _free_fits(m: dict[str, NDArray], ids: NDArray[np.intp]) -> NDArray[np.bool_]:
     """Which of the blobs ``ids`` :func:`_fit_positions` fits with a free width: those
-    it fits at all (unsaturated, at most 400 pixels) that peak above ``_FREE_WIDTH_SNR``
-    local noise sigmas."""
-    fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 400)
-    return fit_me & (m["peak"][ids] > _FREE_WIDTH_SNR * m["sigma"][ids])
+    it fits at all (:func:`_fittable`) that peak above ``_FREE_WIDTH_SNR`` local noise
+    sigmas."""
+    return _fittable(m, ids) & (m["peak"][ids] > _FREE_WIDTH_SNR * m["sigma"][ids])
 
 
 def _start_widths(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[np.intp]):
@@ -187,7 +192,7 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     m["_fit_sx"] = np.full(n, np.nan)
     m["_fit_sy"] = np.full(n, np.nan)
     sx0, x00, sy0, y00 = _start_widths(work, m, ids)
-    fit_me = ~m["saturated"][ids] & (m["npix"][ids] <= 400)
+    fit_me = _fittable(m, ids)
     free = _free_fits(m, ids)
     fixed = fit_me & ~free & (np.arange(n) < n_out)
     if free.any():
@@ -205,7 +210,7 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
         elif rest is not None and len(rest):
             # (of every blob of the uncut list)
             every = np.concatenate([ids[:n_out], rest])
-            every = every[~m["saturated"][every] & (m["npix"][every] <= 400)]
+            every = every[_fittable(m, every)]
             wx, _, wy, _ = _start_widths(work, m, every)
             sxr, syr = median(wx), median(wy)
         else:
