@@ -997,6 +997,26 @@ def test_a_strict_hint_with_a_camera_and_a_wide_uncertainty_still_finds_the_fiel
         assert tracked == []
 
 
+def _fields_with_a_hint_8_deg_off(catalog, seed: int):
+    """Three small fields (12-19 deg, 40 stars, 0.3 px noise), each with an attitude
+    hint 8 deg south of it and turned 5 deg: ``(R, fov, sim, hint)``."""
+    rng = np.random.default_rng(seed)
+    for R in random_attitudes(3, rng):
+        fov = float(rng.uniform(12.0, 19.0))
+        _, sim = _field(catalog, R, fov=fov, centroid_noise_px=0.3, num_stars=40, seed=rng)
+        ra, dec, roll = rotation_to_radec_roll(R)
+        yield R, fov, sim, radec_roll_to_rotation(ra, max(-89.0, dec - 8.0), roll + 5.0)
+
+
+def _assert_tracked_within_image(tracked: list) -> None:
+    """Every scale tracked searched within the image's corners (1.5 uncertainties), and
+    none at the 30 deg uncertainty; the record is cleared."""
+    corner_px = math.hypot(W / 2, H / 2)
+    assert all(1.5 * unc * f < corner_px for f, unc in tracked), tracked
+    assert not any(unc == pytest.approx(math.radians(30.0)) for _, unc in tracked)
+    tracked.clear()
+
+
 def _tracked_scales(monkeypatch) -> list:
     """A list that gets ``(focal length, uncertainty)`` of each scale tracking runs at
     without a camera model (``tracking.track`` as ``track_scales`` calls it)."""
@@ -1024,13 +1044,8 @@ def test_a_strict_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_t
     hint's cone finds them in a few ms. The fields are still found, a hint elsewhere
     still answers nothing, and a 1 deg hint is still tracked."""
     tracked = _tracked_scales(monkeypatch)
-    corner_px = math.hypot(W / 2, H / 2)
-    rng = np.random.default_rng(33)
-    for R in random_attitudes(3, rng):
-        fov = float(rng.uniform(12.0, 19.0))
-        _, sim = _field(hip2025, R, fov=fov, centroid_noise_px=0.3, num_stars=40, seed=rng)
+    for R, fov, sim, hint in _fields_with_a_hint_8_deg_off(hip2025, 33):
         ra, dec, roll = rotation_to_radec_roll(R)
-        hint = radec_roll_to_rotation(ra, max(-89.0, dec - 8.0), roll + 5.0)
         away = radec_roll_to_rotation((ra + 180.0) % 360.0, -dec, roll)
         for scale in ({}, {"fov_estimate_deg": fov, "fov_max_error_deg": 0.5}):
             kw = dict(image_width=W, image_height=H, strict_hint=True, **scale)
@@ -1041,9 +1056,7 @@ def test_a_strict_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_t
             res = small_db.solve_from_centroids(sim.centroids, attitude_hint=away,
                                                 hint_uncertainty_deg=30.0, **kw)
             assert not res and res.status == "no_match"
-        assert all(1.5 * unc * f < corner_px for f, unc in tracked), tracked
-        assert not any(unc == pytest.approx(math.radians(30.0)) for _, unc in tracked)
-        tracked.clear()
+        _assert_tracked_within_image(tracked)
         near = radec_roll_to_rotation(ra, max(-89.0, dec - 0.5), roll)
         res = small_db.solve_from_centroids(sim.centroids, attitude_hint=near,
                                             hint_uncertainty_deg=1.0, strict_hint=True,
@@ -1062,22 +1075,14 @@ def test_a_loose_hint_without_a_camera_is_not_tracked_where_it_reaches_beyond_th
     at the focal lengths where its search stays within the image, and the fields are
     found (by the pattern search, in about a millisecond), a hint 8 deg off included."""
     tracked = _tracked_scales(monkeypatch)
-    corner_px = math.hypot(W / 2, H / 2)
-    rng = np.random.default_rng(35)
-    for R in random_attitudes(3, rng):
-        fov = float(rng.uniform(12.0, 19.0))
-        _, sim = _field(hip2025, R, fov=fov, centroid_noise_px=0.3, num_stars=40, seed=rng)
-        ra, dec, roll = rotation_to_radec_roll(R)
-        hint = radec_roll_to_rotation(ra, max(-89.0, dec - 8.0), roll + 5.0)
+    for R, fov, sim, hint in _fields_with_a_hint_8_deg_off(hip2025, 35):
         for scale in ({}, {"fov_estimate_deg": fov, "fov_max_error_deg": 0.5}):
             for unc in (30.0, 12.0):
                 res = small_db.solve_from_centroids(sim.centroids, attitude_hint=hint,
                                                     hint_uncertainty_deg=unc, image_width=W,
                                                     image_height=H, **scale)
                 assert res and _boresight_error_arcsec(res, R) < 30.0, (fov, scale, unc)
-        assert all(1.5 * unc * f < corner_px for f, unc in tracked), tracked
-        assert not any(unc == pytest.approx(math.radians(30.0)) for _, unc in tracked)
-        tracked.clear()
+        _assert_tracked_within_image(tracked)
 
 
 # ------------------------------------------------------------------------------------
