@@ -460,18 +460,18 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 def _scale_advice(args: argparse.Namespace, batch, db) -> str | None:
     """What to try when frames searched without a scale found no match: the search
-    without one spans the database's fields of view (and a little beyond), and a field
-    far outside them is neither found nor said to be out of range."""
+    without one spans the database's fields of view and wider ones (a pinhole's to
+    :data:`~skysolve.solver.solve.BLIND_WIDEST_FOV_DEG`), and a field far narrower is
+    neither found nor said to be out of range."""
     if (args.fov is not None or args.fov_range is not None or args.pixel_scale is not None
             or args.camera is not None):
         return None
     if not any(fr.status in ("no_match", "timeout") for fr in batch):
         return None
     return (f"skysolve: (no scale given: the search spanned the database's fields of view, "
-            f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg wide; if a field is much wider or "
-            f"narrower, give --fov or --fov-range, and for one outside the database's "
-            f"range build a database for it: skysolve db build --min-fov A --max-fov B, "
-            f"then --db)")
+            f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg wide, and wider ones; a field much "
+            f"narrower needs a database built for it: skysolve db build --min-fov A "
+            f"--max-fov B, then --db; a fisheye or all-sky lens needs --projection)")
 
 
 def _finish(args: argparse.Namespace, batch, db) -> int:

@@ -568,15 +568,16 @@ def _tried(done: list[tuple[float, int, float, bool]], tol: float
 def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
            threshold: float, deadline: float | None, refine_iterations: int, t0: float,
-           pattern_stars: int, max_patterns: int | None, cone: Cone | None = None,
+           pattern_stars: int, budget: list[int | None], cone: Cone | None = None,
            deep: bool = False):
     """The pattern search over focal lengths ``[f_lo, f_hi]`` (px); returns ``(SolveResult
     or None, status)``.
 
     ``f_guess`` is the camera's focal length when the frame's camera is fixed,
     else an optional estimate. ``pattern_stars`` thinned centroids form
-    patterns; ``max_patterns`` patterns at most are looked up (over every
-    window and pass); ``cone`` is an optional position hint. The search runs at
+    patterns; ``budget[0]`` more patterns at most are looked up (over every
+    window and pass; None: no limit), and ``budget[0]`` is left with those left (a solve's
+    searches share it); ``cone`` is an optional position hint. The search runs at
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
     (see :func:`_passes`) on fewer pattern stars thinned at a smaller separation, then
     on pattern stars spread over the image, then on pattern stars thinned at a much
@@ -587,7 +588,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     ``'budget'`` (the pattern budget spent) or ``'no_match'``.
     """
     windows = _windows(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
-    left = [max_patterns]
+    left = budget
     parity_options = _parity_array(parities)
     # a deep search's lists are mostly false detections, or rank their stars low: its
     # hypotheses are also verified from the catalog's side (answers without it unchanged)

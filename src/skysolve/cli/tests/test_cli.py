@@ -338,9 +338,10 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "2 of 4 images not solved" in proc.stderr
-    # no match without a scale: the search spanned the database's 10-20 deg, and the
-    # message says how to search another
-    assert "10-20 deg wide" in proc.stderr and "skysolve db build --min-fov" in proc.stderr
+    # no match without a scale: the search spanned the database's 10-20 deg (and wider
+    # fields), and the message says how to search a narrower one
+    assert "10-20 deg wide, and wider ones" in proc.stderr
+    assert "skysolve db build --min-fov" in proc.stderr
     rows = {Path(line.split()[0]).name: line.split()[1:]
             for line in proc.stdout.splitlines()[2:]}
     assert list(rows) == [ALT40, ALT60, "flat.png", "fake.png"]
