@@ -103,7 +103,8 @@ VALUE_OPTIONS = (
     (("-5", "--radius"), "radius", float, "search radius around --ra/--dec, degrees"),
     (("-8", "--parity"), "parity", str, "pos, neg or both"),
     (("-z", "--downsample"), "downsample", int, "bin the image by this factor first"),
-    (("-l", "--cpulimit"), "cpulimit", float, "give up after this many seconds"),
+    (("-l", "--cpulimit"), "cpulimit", float,
+     "give up after this many seconds (default 300; 0 or less: no limit)"),
     (("-N", "--new-fits"), "new_fits", str, "name of the .new file ('none': do not write)"),
     (("-W", "--wcs"), "wcs", str, "name of the .wcs file ('none': do not write)"),
     (("-B", "--corr"), "corr", str, "name of the .corr file ('none': do not write)"),
@@ -223,6 +224,13 @@ def _angle(text: str, name: str, hours: bool) -> float:
         raise UsageError(f"--{name} {text!r} is neither degrees nor sexagesimal") from exc
 
 
+#: The time limit (s) of a solve without ``--cpulimit``: the library's default of 5 s suits
+#: a star tracker's loop; a one-shot solve of a large frame told no scale (a 24 MP
+#: landscape of the Milky Way, 28,000 centroids: ~9 s on a loaded 2-core machine) takes
+#: longer, and a capture program that wants less says so with ``--cpulimit``.
+DEFAULT_CPULIMIT_S = 300.0
+
+
 def _scale_hint(args: argparse.Namespace, projection: str = "pinhole") -> dict[str, Any]:
     """``--scale-*`` as skysolve's scale range (:func:`~skysolve.io.scale_units.scale_range`;
     a focal length through the lens's ``projection``)."""
@@ -254,8 +262,9 @@ def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"--parity {args.parity!r}: use pos, neg or both")
         if parity != "both":
             kw["parity_flip"] = parity == "pos"
-    if args.cpulimit is not None and args.cpulimit > 0:  # solve-field: <= 0 is no limit
-        kw["solve_timeout_ms"] = args.cpulimit * 1000.0
+    limit = DEFAULT_CPULIMIT_S if args.cpulimit is None else args.cpulimit
+    # (solve-field: <= 0 is no limit; before, it left the library's 5 s)
+    kw["solve_timeout_ms"] = limit * 1000.0 if limit > 0 else None
     return kw
 
 

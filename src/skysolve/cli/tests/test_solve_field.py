@@ -738,6 +738,18 @@ def test_a_focal_length_scale_goes_through_the_lens_projection():
         assert (lo, hi) == pytest.approx((width(18.0), width(16.0)), rel=1e-9)
 
 
+@pytest.mark.parametrize(("given", "timeout_ms"), [((), 300_000.0), (("-l", "30"), 30_000.0),
+                                                  (("--cpulimit", "0"), None),
+                                                  (("--cpulimit", "-1"), None)])
+def test_the_cpu_limit_is_the_solve_s_time_limit(given, timeout_ms):
+    """``--cpulimit 0`` (or less) is no limit, as solve-field's; it left the library's 5 s
+    before. Without the option: 300 s."""
+    from skysolve.cli.solve_field import _join_negative_values, build_parser, solve_hints
+
+    args = build_parser().parse_args(_join_negative_values([*given, "x.fits"]))
+    assert solve_hints(args)["solve_timeout_ms"] == timeout_ms
+
+
 def test_a_database_file_is_verified_in_full_once_per_state(tiny_db_file, tmp_path,
                                                             monkeypatch):
     """``skysolve-field`` and ``skysolve solve --db`` record a database file whose checksums
