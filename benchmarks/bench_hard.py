@@ -21,7 +21,8 @@ Each image is degraded with one recipe of ``skysolve.simulate.degrade`` at the
 ``moderate`` and the ``strong`` strength (``none``: as rendered / as recorded);
 ``combined`` (the mixture the hidden real set is checked with: gradient, light
 dome, trails, hot pixels, cosmic rays, thin cloud, extra noise, JPEG) runs each
-of its eight steps at half the named strength.
+of its eight steps at half the named strength; ``sensor`` (amplifier glow, banding,
+bad columns, diffraction spikes, dust, JPEG: an uncalibrated frame) at the full one.
 A solve is *wrong* when its boresight is more than 0.1 deg from the truth.
 
 cedar-solve runs in its own venv (``cedar_worker.py images``): it reads the
@@ -89,6 +90,17 @@ RECIPES: dict[str, list] = {
     # pixels and cosmic rays, thin cloud, extra noise, JPEG re-encoding
     "combined": ["gradient", "light_dome", "trails", "hot_pixels", "cosmic_rays", "cloud",
                  "noise", "jpeg"],
+    # sensor defects that darks, flats and bias frames would have removed: amplifier
+    # glow from a corner or an edge, row pattern noise and slow bands, hot and dead
+    # columns, a reflector's diffraction spikes, dust donuts
+    "amp_glow": ["amp_glow"],
+    "banding": ["banding"],
+    "bad_columns": ["bad_columns"],
+    "spikes": ["diffraction_spikes"],
+    "dust": ["dust"],
+    # ... all five on one uncalibrated frame, in the order light meets them (the
+    # optics, the sensor, the readout), saved as JPEG
+    "sensor": ["diffraction_spikes", "dust", "amp_glow", "bad_columns", "banding", "jpeg"],
 }
 #: Recipes whose steps run at a fraction of the named strength: eight steps at full
 #: strength each leave little to solve for anyone

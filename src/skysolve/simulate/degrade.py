@@ -43,6 +43,11 @@ Degradations
 ``reticle``      a finder's or guide camera's cross, circles and boxes, as capture
                  software draws them over the image
 ``logo``         a small flat logo in a corner
+``amp_glow``     CMOS amplifier glow from a corner or an edge
+``banding``      row (and column) pattern noise and slow horizontal bands
+``bad_columns``  hot and dead columns, full or partial, and a hot row
+``diffraction_spikes`` the spikes of a reflector's spider vanes on every bright star
+``dust``         dust shadows (donuts) a flat field would have removed
 """
 
 from __future__ import annotations
@@ -67,7 +72,8 @@ __all__ = ["DEGRADATIONS", "STRENGTHS", "ImageStatistics", "image_statistics", "
            "gradient", "light_dome", "moonlight", "cloud", "cloud_transmission", "foreground",
            "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "saturation",
            "vignetting", "noise", "quantise_8bit", "jpeg", "text_overlay", "compass",
-           "reticle", "logo", "annulus_kernel", "line_kernel"]
+           "reticle", "logo", "amp_glow", "banding", "bad_columns", "diffraction_spikes",
+           "dust", "dust_transmission", "annulus_kernel", "line_kernel"]
 
 #: The named strengths.
 STRENGTHS = {"moderate": 0.5, "strong": 1.0}
@@ -911,6 +917,254 @@ def logo(image: ArrayLike, strength: float | str = 0.5, *, kind: str = "white",
 
 
 # ------------------------------------------------------------------------------------
+# sensor defects the flat, the dark and the bias would have removed
+
+
+def amp_glow(image: ArrayLike, strength: float | str = 0.5, *, sources: int | None = None,
+             seed: Any = None) -> NDArray[np.float64]:
+    """Add CMOS amplifier glow: a bright smooth glow from a corner or an edge.
+
+    ``sources`` (1 or 2, default random) glows, each at a random corner or at a
+    random point of a random edge (there stretched 3 times along the edge, as the
+    readout circuits lie along it). The added light is ``A exp(-d / L)`` with ``d``
+    the (stretched) distance in px from the source, ``L`` 3-6 % of the image
+    diagonal (so that the glow falls to 5 % of its peak within 9-18 % of the
+    diagonal) and, at strength 1, ``A`` = 300 noise sigmas (150 at ``'moderate'``);
+    the glow brings its photon noise.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if sources is not None and (isinstance(sources, bool) or sources not in (1, 2)):
+        raise InvalidArgumentError(f"sources must be 1, 2 or None, got {sources!r}")
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    h, w = img.shape
+    diag = float(np.hypot(w, h))
+    n = int(rng.integers(1, 3)) if sources is None else int(sources)
+    x, y = _centred_grid(img.shape)
+    light = np.zeros(img.shape)
+    for _ in range(n):
+        scale = rng.uniform(0.03, 0.06) * diag
+        if rng.random() < 0.5:  # a corner
+            cx, cy = rng.choice([-0.5, 0.5]) * w, rng.choice([-0.5, 0.5]) * h
+            d = np.hypot(x - cx, y - cy)
+        else:  # a point on an edge, the glow stretched along the edge
+            t = rng.uniform(-0.4, 0.4)
+            edge = int(rng.integers(4))
+            if edge < 2:  # left or right
+                cx, cy = (-0.5 if edge == 0 else 0.5) * w, t * h
+                d = np.hypot(x - cx, (y - cy) / 3.0)
+            else:  # top or bottom
+                cx, cy = t * w, (-0.5 if edge == 2 else 0.5) * h
+                d = np.hypot((x - cx) / 3.0, y - cy)
+        light = light + 300.0 * s * st.sigma * np.exp(-d / scale)
+    return _add_light(img, light, st, rng)
+
+
+def banding(image: ArrayLike, strength: float | str = 0.5, *, columns: bool | None = None,
+            seed: Any = None) -> NDArray[np.float64]:
+    """Add readout pattern noise: every row offset by its own amount, and slow bands.
+
+    Each row is offset by a Gaussian amount of sd ``2 strength`` noise sigmas (1
+    sigma at ``'moderate'``, 2 at ``'strong'``), independently of its neighbours;
+    on top, low-frequency horizontal bands: a smooth random function of the row
+    (structure on 20-80 rows) of sd ``1.5 strength`` noise sigmas. With
+    ``columns`` (default: half the time) each column is offset too, by a
+    Gaussian amount of sd ``0.5 strength`` noise sigmas. The offsets are readout
+    noise: constant along their row (column), they bring no photon noise.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if columns is not None and not isinstance(columns, (bool, np.bool_)):
+        raise InvalidTypeError(f"columns must be True, False or None, got {columns!r}")
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    h, w = img.shape
+    rows = rng.standard_normal(h) * 2.0 * s * st.sigma
+    scale = rng.uniform(20.0, 80.0)
+    bands = ndimage.gaussian_filter1d(rng.standard_normal(h + 8 * int(scale)), scale / 3.0)
+    bands = bands[4 * int(scale):4 * int(scale) + h]
+    bands = (bands - bands.mean()) / max(float(bands.std()), 1e-12) * 1.5 * s * st.sigma
+    out = img + (rows + bands)[:, None]
+    if columns is None:
+        columns = bool(rng.random() < 0.5)
+    if columns:
+        out += (rng.standard_normal(w) * 0.5 * s * st.sigma)[None, :]
+    return out
+
+
+def bad_columns(image: ArrayLike, strength: float | str = 0.5, *,
+                seed: Any = None) -> NDArray[np.float64]:
+    """Add defective columns and a hot row, as CCDs and some CMOS sensors have.
+
+    ``1 + round(4 strength)`` columns (3 at ``'moderate'``, 5 at ``'strong'``) and,
+    at any strength > 0, one row. Two thirds of the columns are hot: dark current
+    of log-uniform 5 to ``5 + 195 strength`` noise sigmas per pixel with its photon
+    noise (the hot row likewise); the others dead: they read 20 noise sigmas below
+    the sky (at least 0 if the image is), without light or noise. Half of them
+    are partial, from a charge trap at a random row to the edge the charge is read
+    out at (top or bottom).
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    h, w = img.shape
+    light = np.zeros(img.shape)
+    dead = np.zeros(img.shape, dtype=bool)
+    for k in range(1 + int(round(4.0 * s)) + 1):
+        is_row = k == 0
+        n = w if is_row else h
+        at = int(rng.integers(h if is_row else w))
+        a, b = 0, n
+        if rng.random() < 0.5:  # partial: from a trap to the readout edge
+            trap = int(rng.integers(n // 10, n - n // 10))
+            a, b = (0, trap) if rng.random() < 0.5 else (trap, n)
+        part = (at, slice(a, b)) if is_row else (slice(a, b), at)
+        if is_row or rng.random() < 2.0 / 3.0:
+            hi = (5.0 + 195.0 * s) * st.sigma
+            light[part] += float(np.exp(rng.uniform(np.log(5.0 * st.sigma), np.log(hi))))
+        else:
+            dead[part] = True
+    out = _add_light(img, light, st, rng)
+    low = st.level - 20.0 * st.sigma
+    if float(np.nanmin(img)) >= 0.0:
+        low = max(low, 0.0)
+    out[dead] = low
+    return out
+
+
+def _stars_of(img: NDArray, st: ImageStatistics, min_sigmas: float
+              ) -> tuple[NDArray, NDArray, NDArray]:
+    """``(x, y, flux)`` (array coordinates, pixel centres at +0.5; image units) of the
+    blobs of ``img`` whose smoothed peak stands ``min_sigmas`` noise sigmas above the
+    sky: the stars a degradation acts on in any image, rendered or real."""
+    above = img - st.level
+    blobs, n = ndimage.label(ndimage.gaussian_filter(above, 1.0) > min_sigmas * st.sigma)
+    if n == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    grown = ndimage.grey_dilation(blobs, size=(5, 5))  # (the wings, below the threshold)
+    grown = np.where(blobs > 0, blobs, grown)
+    index = np.arange(1, n + 1)
+    weight = np.maximum(above, 0.0)
+    flux = ndimage.sum_labels(weight, grown, index)
+    r, c = np.indices(img.shape)
+    x = ndimage.sum_labels(weight * c, grown, index) / np.maximum(flux, 1e-300) + 0.5
+    y = ndimage.sum_labels(weight * r, grown, index) / np.maximum(flux, 1e-300) + 0.5
+    return x, y, flux
+
+
+def _add_ray(light: NDArray, x0: float, y0: float, angle: float, length: float,
+             level: float, r0: float, width: float) -> None:
+    """Add one diffraction spike to ``light`` in place: from ``(x0, y0)`` (array
+    coordinates) along ``angle`` (radians, x towards y) for ``length`` px, on its axis
+    ``level r0^2 / (r0 + r)^2`` at distance ``r``, a Gaussian cross-section of sigma
+    ``width`` px."""
+    h, w = light.shape
+    u = np.array([np.cos(angle), np.sin(angle)])
+    x1, y1 = x0 + length * u[0], y0 + length * u[1]
+    reach = 4.0 * width
+    c0 = max(int(np.floor(min(x0, x1) - reach)), 0)
+    c1 = min(int(np.ceil(max(x0, x1) + reach)) + 1, w)
+    r0_ = max(int(np.floor(min(y0, y1) - reach)), 0)
+    r1 = min(int(np.ceil(max(y0, y1) + reach)) + 1, h)
+    if c0 >= c1 or r0_ >= r1:
+        return
+    px = (np.arange(c0, c1) + 0.5)[None, :] - x0
+    py = (np.arange(r0_, r1) + 0.5)[:, None] - y0
+    t = px * u[0] + py * u[1]
+    d = px * u[1] - py * u[0]
+    on = (t >= 0.0) & (t <= length) & (np.abs(d) <= reach)
+    tt = np.maximum(t, 0.0)
+    light[r0_:r1, c0:c1] += np.where(
+        on, level * (r0 / (r0 + tt)) ** 2 * np.exp(-0.5 * (d / width) ** 2), 0.0)
+
+
+def diffraction_spikes(image: ArrayLike, strength: float | str = 0.5, *,
+                       spikes: int | None = None, angle_deg: float | None = None,
+                       seed: Any = None) -> NDArray[np.float64]:
+    """Add the diffraction spikes of a reflector's spider vanes to every bright star.
+
+    The stars are the image's own: blobs standing 20 noise sigmas above the sky
+    (Gaussian-smoothed, sigma 1 px), with their flux ``F`` (image units, the light
+    above the sky within 2 px of the blob). Each gets ``spikes`` (4: a four-vane
+    spider, or 6: three vanes; default random) thin spikes along ``angle_deg``
+    (deg, from +x towards +y in array coordinates; default random) plus multiples of
+    ``360 / spikes`` deg. On its axis a spike is ``I(r) = I0 (r0 / (r0 + r))^2`` at
+    ``r`` px from the star, with ``r0`` = 4 px and
+    ``I0 = 0.02 strength F / (r0 sqrt(2 pi) 0.8 px)`` (each spike holds 2 % of the
+    star's flux at strength 1, 1 % at ``'moderate'``), across it a Gaussian of sigma
+    0.8 px; it ends where ``I`` falls to 0.5 noise sigma, so its length grows with
+    the square root of the star's flux (at most a third of the frame's longer side).
+    The spikes bring their photon noise; pixels away from them are untouched.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if spikes is not None and (isinstance(spikes, bool) or spikes not in (4, 6)):
+        raise InvalidArgumentError(f"spikes must be 4, 6 or None, got {spikes!r}")
+    n_spikes = (4 if rng.random() < 0.7 else 6) if spikes is None else int(spikes)
+    angle0 = np.radians(rng.uniform(0.0, 360.0) if angle_deg is None else float(angle_deg))
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    r0, width = 4.0, 0.8
+    light = np.zeros(img.shape)
+    longest = max(img.shape) / 3.0
+    for x, y, f in zip(*_stars_of(img, st, 20.0), strict=True):
+        peak = 0.02 * s * f / (r0 * np.sqrt(2.0 * np.pi) * width)
+        length = min(r0 * (np.sqrt(peak / (0.5 * st.sigma)) - 1.0), longest)
+        if length <= 1.0:
+            continue
+        for k in range(n_spikes):
+            _add_ray(light, x, y, angle0 + 2.0 * np.pi * k / n_spikes, length, peak, r0,
+                     width)
+    return _add_light(img, light, st, rng)
+
+
+def dust_transmission(shape: tuple[int, int], strength: float | str = 0.5, *,
+                      seed: Any = None) -> NDArray[np.float64]:
+    """The transmission map of :func:`dust` (1 where clean).
+
+    ``2 + round(4 strength)`` shadows of dust on a filter or the sensor's window,
+    each the out-of-focus image of the aperture: a disc 20-60 px across with soft
+    edges (1.5 px), and in 70 % of them the dark ring of an obstructed aperture
+    round a hole (the obstruction 30-50 % of the diameter, darkened by a fifth of the
+    ring's depth). The depth (the light the ring loses) is
+    ``strength x`` uniform 6-15 % (3-7.5 % at ``'moderate'``).
+    """
+    s, rng = _strength(strength), rng_of(seed)
+    h, w = (int(v) for v in shape)
+    t = np.ones((h, w))
+    if s == 0:
+        return t
+    for _ in range(2 + int(round(4.0 * s))):
+        radius = 0.5 * rng.uniform(20.0, 60.0)
+        cx, cy = rng.uniform(0.0, w), rng.uniform(0.0, h)
+        depth = s * rng.uniform(0.06, 0.15)
+        hole = rng.uniform(0.3, 0.5) * radius if rng.random() < 0.7 else 0.0
+        c0, c1 = max(int(cx - radius - 3), 0), min(int(cx + radius + 4), w)
+        r0, r1 = max(int(cy - radius - 3), 0), min(int(cy + radius + 4), h)
+        if c0 >= c1 or r0 >= r1:
+            continue
+        d = np.hypot((np.arange(c0, c1) + 0.5)[None, :] - cx,
+                     (np.arange(r0, r1) + 0.5)[:, None] - cy)
+        disc = np.clip((radius - d) / 1.5 + 0.5, 0.0, 1.0)
+        if hole:
+            inner = np.clip((hole - d) / 1.5 + 0.5, 0.0, 1.0)
+            disc = disc - 0.8 * inner
+        t[r0:r1, c0:c1] *= 1.0 - depth * disc
+    return t
+
+
+def dust(image: ArrayLike, strength: float | str = 0.5, *,
+         seed: Any = None) -> NDArray[np.float64]:
+    """Dust shadows ("donuts") a flat field would have removed: the image (sky and
+    stars) multiplied by :func:`dust_transmission` (same ``seed``); pixels outside
+    the shadows are untouched."""
+    img, s = _float(image), _strength(strength)
+    return img * dust_transmission(img.shape, s, seed=rng_of(seed))
+
+
+# ------------------------------------------------------------------------------------
 # recipes
 
 
@@ -921,7 +1175,9 @@ DEGRADATIONS: dict[str, Callable[..., NDArray]] = {
     "cosmic_rays": cosmic_rays, "defocus": defocus, "smear": smear,
     "saturation": saturation, "vignetting": vignetting, "noise": noise,
     "quantise_8bit": quantise_8bit, "jpeg": jpeg, "text_overlay": text_overlay,
-    "compass": compass, "reticle": reticle, "logo": logo,
+    "compass": compass, "reticle": reticle, "logo": logo, "amp_glow": amp_glow,
+    "banding": banding, "bad_columns": bad_columns, "diffraction_spikes": diffraction_spikes,
+    "dust": dust,
 }
 
 

@@ -427,3 +427,239 @@ def test_text_overlay_stays_within_an_integer_frames_range():
     eight = np.clip(sky(noise=5.0) - 800.0, 0, 255).astype(np.uint8)  # 100 sigmas overflow
     out = dg.text_overlay(eight, 1.0, font="bitmap", seed=0)
     assert out[out != eight].max() == 255.0
+
+
+# ------------------------------------------------------------------------------------
+# sensor defects: amplifier glow, banding, bad columns, diffraction spikes, dust
+
+NEW_SENSOR = ("amp_glow", "banding", "bad_columns", "diffraction_spikes", "dust")
+
+
+def test_amp_glow_rises_from_the_border_and_falls_off_exponentially():
+    base = flat()
+    sigma = dg.image_statistics(base).sigma  # 1e-3 of the level
+    diag = np.hypot(*SHAPE)
+    h, w = SHAPE
+    for seed in range(12):
+        added = dg.amp_glow(base, 1.0, sources=1, seed=seed) - base
+        r, c = np.unravel_index(np.argmax(added), SHAPE)
+        assert r in (0, h - 1) or c in (0, w - 1), seed  # at a corner or an edge
+        # 300 sigmas at the source (its nearest pixel centre is 0.5-0.7 px from it)
+        assert 0.9 * 300.0 * sigma < added.max() < 300.0 * sigma + 5.0, seed
+        # below 5 % of the peak 18 % of the diagonal in from every edge
+        m = int(np.ceil(0.18 * diag))
+        assert added[m:-m, m:-m].max() < 0.05 * added.max(), seed
+        # inward from the source, perpendicular to its edge: exp(-d / L), L 3-6 % of
+        # the diagonal (a corner's pixels along the edge are 0.5 px off its axis)
+        profile = added[:, c] if r in (0, h - 1) else added[r, :]
+        if r == h - 1 or (r not in (0, h - 1) and c == w - 1):
+            profile = profile[::-1]
+        k = np.arange(len(profile))
+        use = profile > 20.0 * sigma
+        use &= k < np.argmin(use)  # (the run from the edge, not another glow)
+        slope = np.polyfit(k[use], np.log(profile[use]), 1)[0]
+        assert 0.03 * diag * 0.9 < -1.0 / slope < 0.06 * diag * 1.1, seed
+
+
+def test_amp_glow_brings_its_photon_noise_and_has_one_or_two_sources():
+    big = np.full((1600, 2000), LEVEL)  # a glow 77-154 px deep: smooth to the pixel
+    gain = dg.image_statistics(big).gain
+    added = dg.amp_glow(big, 1.0, sources=1, seed=3) - big
+    # the noise of the bright part, from second differences along the rows (the
+    # glow's own curvature there is < 0.05 units)
+    second = (added[:, 2:] - 2.0 * added[:, 1:-1] + added[:, :-2]) / np.sqrt(6.0)
+    bright = added[:, 1:-1] > 100.0
+    # photon noise of 100-300 units at gain 1000: sd 0.32-0.55
+    assert np.sqrt(100.0 / gain) < second[bright].std() < np.sqrt(300.0 / gain)
+    base = flat()
+    added = dg.amp_glow(base, 1.0, sources=1, seed=3) - base
+    peaks = {int(np.sum(dg.amp_glow(base, 1.0, seed=seed) - base > 150.0)) > 0
+             for seed in range(8)}
+    assert peaks == {True}
+    two = dg.amp_glow(base, 1.0, sources=2, seed=5) - base
+    one = dg.amp_glow(base, 1.0, sources=1, seed=5) - base
+    assert two.sum() > one.sum()
+    assert dg.amp_glow(base, "moderate", sources=1, seed=3).max() - LEVEL == pytest.approx(
+        0.5 * added.max(), rel=0.03)
+
+
+def test_banding_offsets_whole_rows_by_the_stated_amounts():
+    tall = np.full((4000, 40), LEVEL)  # noise-free: sigma 1 unit
+    for strength, s in (("moderate", 0.5), (1.0, 1.0)):
+        added = dg.banding(tall, strength, columns=False, seed=1) - tall
+        # constant along every row: readout offsets, no photon noise
+        assert np.ptp(added, axis=1).max() < 1e-9
+        rows = added[:, 0]
+        # rows independent of their neighbours, sd 2 s sigma (the slow bands, on 20-80
+        # rows, barely change from one row to the next)
+        assert np.diff(rows).std() / np.sqrt(2.0) == pytest.approx(2.0 * s, rel=0.08)
+        # the bands: what a 9-row mean keeps of the offsets, about 1.5 s sigma (plus
+        # the independent offsets averaged down by 3)
+        slow = ndimage.uniform_filter1d(rows, 9)
+        expected = np.hypot(1.5 * s, 2.0 * s / 3.0)
+        assert slow.std() == pytest.approx(expected, rel=0.25)
+
+
+def test_banding_columns_add_a_column_pattern():
+    wide = np.full((300, 3000), LEVEL)
+    added = dg.banding(wide, 1.0, columns=True, seed=2) - wide
+    cols = added[0] - added[0].mean()
+    rows = added[:, 0] - added[0, 0]
+    # row + column offsets, nothing else
+    np.testing.assert_allclose(added, added[0][None, :] + rows[:, None], atol=1e-9)
+    assert cols.std() == pytest.approx(0.5, rel=0.08)
+    none = dg.banding(wide, 1.0, columns=False, seed=2) - wide
+    assert np.ptp(none[0]) < 1e-9
+
+
+def test_bad_columns_are_lines_to_the_readout_edge_and_nothing_else_changes():
+    sigma = dg.image_statistics(sky()).sigma
+    kinds = set()
+    for seed in range(10):
+        for s, n_cols in ((0.5, 3), (1.0, 5)):
+            base = sky(seed)
+            out = dg.bad_columns(base, s, seed=seed)
+            changed = out != base
+            hot_rows = np.flatnonzero(changed.sum(axis=1) > n_cols)
+            assert len(hot_rows) == 1, (seed, s)
+            rest = changed.copy()
+            rest[hot_rows[0]] = False
+            cols = np.flatnonzero(rest.any(axis=0))
+            # (two defects can fall on one column)
+            assert 1 <= len(cols) <= n_cols and len(cols) >= n_cols - 1, (seed, s)
+            row = changed[hot_rows[0]].copy()
+            row[cols] = False  # (the columns cross the row)
+            for line, crossing in [(row, cols)] + [(rest[:, c], hot_rows) for c in cols]:
+                on = np.flatnonzero(line)
+                # one run (where it crosses the others left out), from a trap (or the far
+                # edge) to the top or bottom edge
+                gaps = set(range(on[0], on[-1] + 1)) - set(on)
+                assert gaps <= set(crossing), (seed, s)
+                assert on[0] == 0 or on[-1] == len(line) - 1, (seed, s)
+            st = dg.image_statistics(base)
+            for c in cols:
+                v = (out - base)[rest[:, c], c]
+                if np.all(out[rest[:, c], c] == st.level - 20.0 * st.sigma):
+                    kinds.add("dead")
+                else:
+                    kinds.add("hot")
+                    assert 5.0 * sigma - 5.0 * sigma / np.sqrt(v.size) < v.mean()
+                    assert v.mean() < (5.0 + 195.0 * s) * sigma * 1.1
+    assert kinds == {"hot", "dead"}
+
+
+def test_dead_columns_read_zero_not_below_it_on_an_unsigned_frame():
+    eight = np.full(SHAPE, 10.0)  # a dark 8-bit frame: 20 sigmas below its sky is < 0
+    eight += np.random.default_rng(0).normal(0.0, 1.0, SHAPE)
+    eight = np.clip(eight, 0, 255)
+    lows = [dg.bad_columns(eight, 1.0, seed=seed).min() for seed in range(10)]
+    assert min(lows) == 0.0
+
+
+def _spike_image(fluxes, xs, ys, **kw):
+    base = flat() + render_stars(SHAPE, xs, ys, fluxes, 1.2)
+    return base, dg.diffraction_spikes(base, 1.0, **kw) - base
+
+
+@pytest.mark.parametrize("spikes, angle", [(4, 20.0), (6, -35.0)])
+def test_diffraction_spikes_point_along_the_stated_angles(spikes, angle):
+    base, added = _spike_image([5e4], [0.3], [-0.4], spikes=spikes, angle_deg=angle, seed=1)
+    h, w = SHAPE
+    cx, cy = 0.3 + w / 2, -0.4 + h / 2  # array coordinates of the star
+    expected = (angle + 360.0 / spikes * np.arange(spikes)) % 360.0
+    for radius in (20.0, 30.0):
+        deg = np.arange(0.0, 360.0, 0.25)
+        a = np.radians(deg)
+        # the added light round a circle about the star (bilinear; pixel centres +0.5)
+        ring = ndimage.map_coordinates(
+            added, [cy + radius * np.sin(a) - 0.5, cx + radius * np.cos(a) - 0.5], order=1)
+        off = np.min(np.abs((deg[:, None] - expected[None, :] + 180.0) % 360.0 - 180.0),
+                     axis=1)
+        # all but the Gaussian tails of the spikes' cross-section (sigma 0.8 px) within
+        # 3 of its sigmas of the stated angles, and every one of them lit
+        within = np.degrees(np.arctan(3.0 * 0.8 / radius))
+        assert ring[off < within].sum() > 0.99 * ring.sum()
+        for e in expected:
+            near = np.abs((deg - e + 180.0) % 360.0 - 180.0) < 5.0
+            assert ring[near].max() > 0.5 * ring.max()
+        # half-way between two spikes nothing was added
+        between = np.radians(expected + 180.0 / spikes)
+        r_b = (cy + radius * np.sin(between)).astype(int)
+        c_b = (cx + radius * np.cos(between)).astype(int)
+        assert np.all(added[r_b, c_b] == 0.0)
+
+
+def test_diffraction_spike_length_grows_as_the_square_root_of_the_flux():
+    # on a flat frame (sigma 1 unit) a spike ends where I0 (r0 / (r0 + r))^2 = 0.5,
+    # I0 = 0.02 F / (r0 sqrt(2 pi) 0.8): r = r0 (sqrt(2 I0) - 1), r0 = 4 px
+    fluxes, xs = np.array([5e3, 2e4]), np.array([-50.0, 50.0])
+    base, added = _spike_image(fluxes, xs, [0.0, 0.0], spikes=4, angle_deg=0.0, seed=2)
+    h, w = SHAPE
+    i0 = 0.02 * fluxes / (4.0 * np.sqrt(2.0 * np.pi) * 0.8)
+    expected = 4.0 * (np.sqrt(i0 / 0.5) - 1.0)
+    row = added[h // 2 - 1:h // 2 + 1].any(axis=0)  # the +-x spikes lie along the row
+    for x, length in zip(xs, expected, strict=True):
+        c = int(x + w / 2)
+        right = np.flatnonzero(~row[c:])[0]  # first untouched pixel to the right
+        left = np.flatnonzero(~row[:c][::-1])[0]
+        assert right == pytest.approx(length, abs=1.5)
+        assert left == pytest.approx(length, abs=1.5)
+    # symmetric spikes: the star's centroid stays where it was
+    box = (slice(h // 2 - 6, h // 2 + 6), slice(int(xs[1] + w / 2) - 6, int(xs[1] + w / 2) + 6))
+    star_light = base[box] - LEVEL
+    after = star_light + added[box]
+    cols = np.arange(box[1].start, box[1].stop)
+    x_before = (star_light.sum(axis=0) * cols).sum() / star_light.sum()
+    x_after = (after.sum(axis=0) * cols).sum() / after.sum()
+    assert x_after == pytest.approx(x_before, abs=0.02)
+
+
+def test_faint_stars_get_no_spikes():
+    base, added = _spike_image([100.0], [0.0], [0.0], spikes=4, angle_deg=0.0, seed=3)
+    assert not added.any()
+
+
+def test_dust_darkens_by_its_stated_depth_in_donuts_of_the_stated_size():
+    shape = (900, 1200)  # room for the shadows to lie apart
+    for s, (lo, hi) in ((1.0, (0.06, 0.15)), ("moderate", (0.03, 0.075))):
+        t = dg.dust_transmission(shape, s, seed=np.random.default_rng(4))
+        labels, n = ndimage.label(t < 1.0)
+        assert n == 2 + round(4 * dg.STRENGTHS.get(s, s))
+        rings = 0
+        for k, box in enumerate(ndimage.find_objects(labels), start=1):
+            inside = labels[box] == k
+            depth = 1.0 - t[box][inside].min()
+            assert lo * 0.999 < depth < hi * 1.001
+            size = max(box[0].stop - box[0].start, box[1].stop - box[1].start)
+            if all(b.start > 0 and b.stop < n_ for b, n_ in zip(box, shape, strict=True)):
+                assert 20.0 <= size <= 60.0 + 4.0  # (its soft edge)
+            centre = t[box][inside.shape[0] // 2, inside.shape[1] // 2]
+            rings += centre > 1.0 - 0.5 * depth  # a donut: the hole less dark
+        assert rings >= 1
+    base = sky()
+    out = dg.dust(base, 1.0, seed=5)
+    t = dg.dust_transmission(SHAPE, 1.0, seed=np.random.default_rng(5))
+    np.testing.assert_allclose(out, base * t, rtol=1e-12)
+    assert np.array_equal(out[t == 1.0], base[t == 1.0])  # untouched outside
+
+
+@pytest.mark.parametrize("name", NEW_SENSOR)
+def test_sensor_defects_are_registered_reproducible_and_off_at_zero(name):
+    img = read_image(DATA / ALT40)
+    a = dg.degrade(img, name, "strong", seed=7)
+    b = dg.degrade(img, name, "strong", seed=7)
+    assert a.shape == img.shape and a.dtype == np.float64
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, img)
+    np.testing.assert_array_equal(dg.DEGRADATIONS[name](img, 0.0, seed=7), img)
+
+
+def test_bad_sensor_defect_arguments_raise():
+    with pytest.raises(InvalidArgumentError, match="sources"):
+        dg.amp_glow(sky(), 0.5, sources=3)
+    with pytest.raises(InvalidArgumentError, match="spikes"):
+        dg.diffraction_spikes(sky(), 0.5, spikes=5)
+    with pytest.raises(InvalidTypeError, match="columns"):
+        dg.banding(sky(), 0.5, columns="yes")
+    with pytest.raises(InvalidArgumentError, match="strength"):
+        dg.dust(sky(), -0.5)
