@@ -103,6 +103,7 @@ from .background import (
     flattened_blocks,
     robust_sigma,
 )
+from .banding import unbanded
 from .blobs import _axis_wings, _blended, _fit_positions, _free_fits, _measure_blobs
 from .filters import (
     _WING_SNR,
@@ -1747,9 +1748,11 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         arr = arr / unit
         noise = None if noise is None else noise / unit
     work, mosaic = _equalized_phases(work, bad, quantum)
+    # (after the phases: a colour mosaic's channels would read as odd/even row offsets)
+    work, banded = unbanded(work, bad, quantum, options.local_bg_block_size)
     gaps, sky = _bridge_gaps(work, bad)
-    bg = _noise(sky, arr, options.local_bg_block_size, exact=bad is None and not mosaic,
-                mosaic=mosaic, quantum=quantum)
+    bg = _noise(sky, arr, options.local_bg_block_size,
+                exact=bad is None and not mosaic and not banded, mosaic=mosaic, quantum=quantum)
     sigma = bg.sigma
     if not (np.isfinite(sigma) and sigma > 0):
         return _empty_result(h, w, (bg.mean + offset) * unit,
@@ -1757,7 +1760,7 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
     sat_level = options.saturation_level
     # the camera's integers, when the working copy holds them unchanged (half the bytes,
     # or a quarter, to read where every pixel is compared)
-    counts = arr if (bad is None and not mosaic and arr.dtype.kind in "iu"
+    counts = arr if (bad is None and not mosaic and not banded and arr.dtype.kind in "iu"
                      and arr.dtype.itemsize <= 2) else None
     if sat_level == "auto":
         sat_level = _auto_saturation(work if counts is None else counts, bg.mean, sigma,
