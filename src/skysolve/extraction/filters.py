@@ -82,6 +82,9 @@ _REF_NPIX = 5
 #: The PSF reference needs this many blobs (with fewer, generous defaults apply), and
 #: the width tests this many fitted stars.
 _PSF_MIN = 3
+#: A blob whose second moment across the rows (or the columns) is at most this (px^2)
+#: lies within one row (column): 1 % of its light in a second row already gives 0.0099.
+_LINE_MOMENT = 0.005
 _REF_MIN = 5
 #: Elongation of the reference shape above which the frame counts as smeared ...
 _SMEAR_ELONGATION = 1.4
@@ -346,7 +349,11 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
     more numerous compact ones, or compact while a population of rings
     (:func:`_ring_population`) does: then they are that population's."""
     snr = m["peak"] / m["sigma"]
-    usable = (reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
+    # (blobs within one row or one column are no star's image, however sharp or smeared:
+    # the pieces of a row or column pattern the background could not follow, or of a
+    # bad row, which else made a banded frame's reference a smear along the rows)
+    usable = ((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
+              & (m["cxx"] > _LINE_MOMENT) & (m["cyy"] > _LINE_MOMENT))
     ref = np.flatnonzero(usable & (snr >= _REF_SNR))
     if len(ref) < _PSF_MIN:
         ref = np.flatnonzero(usable & (snr >= _REF_SNR_FAINT))
