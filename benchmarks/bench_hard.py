@@ -98,6 +98,9 @@ RECIPES: dict[str, list] = {
     "bad_columns": ["bad_columns"],
     "spikes": ["diffraction_spikes"],
     "dust": ["dust"],
+    # ... row pattern noise saved as JPEG: the gamma stretch makes each row's offset
+    # depend on the sky under it, and JPEG breaks the stripes into blobs
+    "banding+jpeg": ["banding", "jpeg"],
     # ... all five on one uncalibrated frame, in the order light meets them (the
     # optics, the sensor, the readout), saved as JPEG
     "sensor": ["diffraction_spikes", "dust", "amp_glow", "bad_columns", "banding", "jpeg"],
