@@ -43,8 +43,11 @@ __all__ = ["unbanded"]
 #: Rows (columns) are levelled when their offsets' spread, estimated from the second
 #: differences across the rows against those along them, is at least this fraction of
 #: the pixel noise (second differences of offsets of sd ``s`` add ``6 s^2`` to the
-#: variance: at 0.5 the noise across the rows reads 1.12 times that along them).
-BAND_NOISE = 0.5
+#: variance: at 0.65 the noise across the rows reads 1.19 times that along them).
+#: Frames without a pattern read up to 0.48 (bench_allsky's discs, their rims and
+#: burned-in captions, 208 frames); bench_hard's banded frames 0.83 and more (rows 1
+#: sigma apart, 16-bit) and 1.2 and more as JPEGs.
+BAND_NOISE = 0.65
 #: ... and when the measured offsets (each row's level less the smoothed levels) spread
 #: by this fraction of the pixel noise or more, and by this many times the precision of
 #: one row's level (a clipped mean of ``n`` pixels: sigma / sqrt(n)).
