@@ -11,7 +11,9 @@ positions, brightness and shape:
    cannot follow (cloud and glare edges, silhouettes) get smaller blocks, and
    noise that varies over the frame a noise grid (:mod:`.background`). Constant
    areas far darker than the sky (an all-sky lens circle's black surround) are
-   masked first (:func:`.background.dark_constant_areas`).
+   masked first (:func:`.background.dark_constant_areas`), and rows (or columns)
+   that an uncalibrated readout left offset from their neighbours are levelled
+   (:func:`.banding.unbanded`): the background cannot follow stripes one row wide.
 2. **Detection.** Pixels more than ``sigma_threshold`` x the local noise above
    the background (optionally after a Gaussian matched filter that is used only
    for the detection mask; by default only when the frame keeps few stars or
