@@ -28,7 +28,6 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from .background import (
     _JPEG_BLOCK,
@@ -131,6 +130,10 @@ def _row_offsets(work: NDArray[np.float32], bad: NDArray | None, sigma: float,
         levels.append(np.where(n > 0, level, med))
         counts.append(n)
     level = np.column_stack(levels)
+    # (here, not at the top: only a frame the pattern test flags gets this far, and a
+    # one-shot solve of a plain frame loads no scipy)
+    from scipy import ndimage
+
     size = (min(window, 2 * ((h - 1) // 2) + 1), 1)
     offsets = level - ndimage.median_filter(level, size=size, mode="nearest")
     spread = robust_sigma(offsets.ravel())
