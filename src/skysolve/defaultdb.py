@@ -16,7 +16,10 @@ Narrower ranges build faster and smaller, smaller fields slower and larger (a 1-
 degree Gaia database: about 2 minutes, 1.7 GB of memory and a 1.4 GB file); fields
 outside the range need :meth:`SolverDatabase.generate_from_gaia` with other
 ``min_fov_deg``/``max_fov_deg`` (or :func:`default_database` with those arguments,
-which caches that database too).
+which caches that database too). A solve that names no database and is told a scale
+narrower than the default's (:func:`skysolve.solve_image`, ``skysolve solve``,
+``skysolve-field``) takes such a cached database when one holds it
+(:func:`database_for_fields`).
 
 Cache location, first match wins: the ``cache_dir`` argument; the ``SKYSOLVE_CACHE``
 environment variable; ``$XDG_CACHE_HOME/skysolve`` or ``~/.cache/skysolve`` (Linux and
@@ -41,12 +44,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _args
 from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +62,10 @@ __all__ = [
     "DEFAULT_PARAMETERS",
     "CACHE_ENV_VAR",
     "cache_directory",
+    "cached_databases",
+    "database_for_fields",
+    "database_for_solve",
+    "fields_told",
     "default_database",
     "default_database_path",
     "load_database_file",
@@ -365,3 +374,115 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
         return _load(path, full)
     finally:
         lock.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------- choosing by the field's width
+
+#: The name :func:`default_database` gives a cached file (see :func:`_file_name`).
+_CACHED_NAME = re.compile(r"^(?P<catalog>[a-z]+)_(?P<lo>[0-9.e+-]+)-(?P<hi>[0-9.e+-]+)deg_"
+                          r"[0-9a-f]{16}\.db$")
+
+
+def cached_databases(cache_dir: str | os.PathLike[str] | None = None
+                     ) -> list[tuple[Path, float, float]]:
+    """The databases :func:`default_database` (or ``skysolve db build`` without ``-o``)
+    has built in the cache directory, as ``(file, min_fov_deg, max_fov_deg)``, read from
+    their names (no file is opened), in name order."""
+    directory = cache_directory(cache_dir)
+    if not directory.is_dir():
+        return []
+    out = []
+    for path in sorted(directory.glob("*.db")):
+        m = _CACHED_NAME.match(path.name)
+        if m is None or m["catalog"] not in _CATALOG_PACKAGES or not path.is_file():
+            continue
+        try:
+            lo, hi = float(m["lo"]), float(m["hi"])
+        except ValueError:
+            continue
+        out.append((path, lo, hi))
+    return out
+
+
+def database_for_fields(fov_range_deg: tuple[float, float] | None = None, *,
+                        progress: bool | None = None,
+                        cache_dir: str | os.PathLike[str] | None = None) -> SolverDatabase:
+    """The database to solve fields ``fov_range_deg`` wide with, when none is named.
+
+    The default database (:func:`default_database`, built on first use) unless the
+    fields are narrower than its smallest (5 deg): those need a database of their own
+    scale, which takes minutes to build and often a gigabyte, so none is built here;
+    the smallest cached one (:func:`cached_databases`, built by ``skysolve db build
+    --min-fov A --max-fov B`` or :func:`default_database` with those bounds) whose range
+    holds the fields is taken, as solve-field takes the index files of the scale it is
+    told. None held: the default database, with a ``RuntimeWarning`` that says how to
+    build one (the solve then says the range is outside the default database's).
+
+    Parameters
+    ----------
+    fov_range_deg : (float, float), optional
+        The horizontal fields of view the solve is told, degrees (low, high); None: no
+        scale (the default database).
+    progress : bool or None
+        Progress bar while the default database is built; None: on a terminal only.
+    cache_dir : path-like, optional
+        Cache directory (see :func:`cache_directory`).
+
+    Returns
+    -------
+    SolverDatabase
+    """
+    default_lo = float(DEFAULT_PARAMETERS["min_fov_deg"])
+    if fov_range_deg is not None:
+        lo, hi = _args.bounds(fov_range_deg, "fov_range_deg")
+        if hi < default_lo:
+            # (a field a little wider than a database's largest still solves in it)
+            held = [(db_hi, path) for path, db_lo, db_hi in cached_databases(cache_dir)
+                    if db_lo <= hi and lo <= db_hi / 0.6]
+            for _, path in sorted(held):
+                try:
+                    return load_database_file(path)
+                except (FileFormatError, OSError) as exc:
+                    warnings.warn(f"the cached database {path} cannot be read ({exc}); "
+                                  f"passed over", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"fields {lo:.3g}-{hi:.3g} deg wide are narrower than the default database's "
+                f"{default_lo:g} deg, and no cached database holds them: build one once, "
+                f"with default_database(min_fov_deg={lo:.2g}, max_fov_deg={hi:.2g}) or "
+                f"'skysolve db build --min-fov {lo:.2g} --max-fov {hi:.2g}' (minutes), and "
+                f"it is chosen for such fields", RuntimeWarning, stacklevel=2)
+    return default_database(progress=progress, cache_dir=cache_dir)
+
+
+def fields_told(solve_options: Mapping[str, Any], image_width: int | None
+                ) -> tuple[float, float] | None:
+    """The horizontal fields of view (deg, ``(low, high)``) that the keyword arguments
+    ``solve_options`` of :meth:`~skysolve.SolverDatabase.solve_from_centroids` allow an
+    image ``image_width`` px wide (their scale hints, else their camera model's field; a
+    pixel-scale range only with the width;
+    see :meth:`~skysolve.solver.options.SolveOptions.told_fov_range`); None without
+    either, or when the solve would refuse the arguments (it then says why)."""
+    import math
+
+    from .errors import SkysolveError
+    from .solver.options import SolveOptions
+
+    names = SolveOptions.__dataclass_fields__
+    base = solve_options.get("options")
+    try:
+        opts = (base if isinstance(base, SolveOptions) else SolveOptions()).replace(
+            **{k: v for k, v in solve_options.items() if k in names})
+    except (SkysolveError, TypeError, ValueError):
+        return None
+    cam = opts.camera_model
+    est = (math.radians(cam.fov_deg) if cam is not None and math.isfinite(cam.fov_deg)
+           else None)
+    told = opts.told_fov_range(est, image_width)
+    return None if told is None else (math.degrees(told[0]), math.degrees(told[1]))
+
+
+def database_for_solve(solve_options: Mapping[str, Any], image_width: int, *,
+                       progress: bool | None = None) -> SolverDatabase:
+    """:func:`database_for_fields` for the fields a solve of an image ``image_width`` px
+    wide is told (:func:`fields_told`)."""
+    return database_for_fields(fields_told(solve_options, image_width), progress=progress)

@@ -285,17 +285,18 @@ def holdable_reference(result: Any, crpix: tuple[float | None, float | None] | N
     return reference, None
 
 
-@lru_cache(maxsize=2)
-def load_database(path: str | None) -> Any:
+@lru_cache(maxsize=4)
+def load_database(path: str | None, fov_range_deg: tuple[float, float] | None = None) -> Any:
     """The database in ``path`` (memory-mapped, once per process; its pattern arrays'
     checksums verified once per state of the file, recorded in the cache directory), or
-    the default one."""
-    from .defaultdb import default_database, load_database_file
+    the one for fields ``fov_range_deg`` wide (:func:`~skysolve.defaultdb.database_for_fields`:
+    the default one, or a cached one of a narrower field's scale)."""
+    from .defaultdb import database_for_fields, load_database_file
 
     if path:
         return load_database_file(path)
 
-    return default_database()
+    return database_for_fields(fov_range_deg)
 
 
 def solve_field_sources(db: Any, fld: Field, depth: int | None = None, **hints: Any) -> Any:

@@ -120,7 +120,9 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
         extensions of a FITS file written by ``CCDData.write``.
     database : SolverDatabase, optional
         The database to solve against; default :func:`skysolve.default_database`
-        (built once and cached on first use).
+        (built once and cached on first use), or for fields narrower than its smallest
+        (a scale hint's) a database of their scale already built into the cache
+        directory (:func:`skysolve.defaultdb.database_for_fields`).
     hdu : int or str, optional
         The HDU of a FITS file or ``HDUList`` (default: the first image).
     extraction : ExtractionOptions or dict, optional
@@ -163,9 +165,9 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
                                        f"do not pass {name}")
     found = extract_centroids(image, options=_extraction_options(extraction))
     if database is None:
-        from .defaultdb import default_database
+        from .defaultdb import database_for_solve
 
-        database = default_database()
+        database = database_for_solve(solve_options, found.image_width)
     result = database.solve_from_centroids(
         found, image_shape=(found.image_height, found.image_width), **solve_options)
     result.extraction = found

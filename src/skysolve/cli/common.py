@@ -192,9 +192,11 @@ def _refuse_existing(option: str, paths: list[Path]) -> None:
             raise InvalidArgumentError(f"{option}: {path} exists: --overwrite to replace it")
 
 
-def _load_database(args: argparse.Namespace):
-    """(database, its file) from --db, or the cached default database."""
-    from ..defaultdb import default_database, default_database_path, load_database_file
+def _load_database(args: argparse.Namespace, fields: tuple[float, float] | None = None):
+    """(database, its file) from --db, else the database for ``fields`` deg wide (the
+    cached default database, or a cached one of a narrower field's scale: see
+    :func:`~skysolve.defaultdb.database_for_fields`)."""
+    from ..defaultdb import database_for_fields, default_database_path, load_database_file
 
     if args.db:
         path = Path(args.db)
@@ -203,8 +205,8 @@ def _load_database(args: argparse.Namespace):
         _require_file(path, option, "a skysolve database")
         return load_database_file(path), path
 
-    db = default_database(progress=None if not args.quiet else False)
-    return db, default_database_path()
+    db = database_for_fields(fields, progress=None if not args.quiet else False)
+    return db, Path(getattr(db, "file_path", None) or default_database_path())
 
 
 def _extraction_options(args: argparse.Namespace):

@@ -431,7 +431,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     except SkysolveError as exc:
         _err(_option_names(str(exc)))
         return EXIT_USAGE
-    db, db_path = _load_database(args)
+    from ..defaultdb import fields_told
+
+    # (--pixel-scale depends on each image's width: it chooses the default database)
+    db, db_path = _load_database(args, fields_told({"options": solve_options}, None))
     from ..batch import BatchTerminated, DatabaseHandle, run_frames
 
     job = _Job(solve=solve_options,

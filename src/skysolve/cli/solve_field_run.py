@@ -335,8 +335,11 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
                          fld.height)
         if args.just_augment:  # (scripts ask for the source list alone: no solve)
             return EXIT_OK
-        db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None)
         guess = _guessed_scale(path, args, hints)
+        from ..defaultdb import fields_told
+
+        db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None,
+                           fields_told({**hints, **guess}, fld.width))
         depth = sources.get("depth")
         with cancel.watching():
             result = solve_field_sources(db, fld, depth, **hints, **guess)

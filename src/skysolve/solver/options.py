@@ -418,6 +418,29 @@ class SolveOptions(Options):
             return math.radians(self.fov_max_error_deg)
         return self.fov_max_error_rad
 
+    def told_fov_range(self, fov_estimate: float | None = None,
+                       image_width: int | None = None) -> tuple[float, float] | None:
+        """The horizontal fields of view (radians, ``(low, high)``) the scale hints allow:
+        ``fov_range_deg``; else the estimate (this one's, or ``fov_estimate``: a camera
+        model's) within ``fov_max_error``, or from 0.6 to 1/0.6 times it; else, given the
+        ``image_width`` (px), ``pixel_scale_range_arcsec`` times it (the scale at the
+        optical centre over the whole width: a pinhole's field to within its tangent);
+        None without a scale hint."""
+        if self.fov_range_deg is not None:
+            lo, hi = self.fov_range_deg
+            return math.radians(lo), math.radians(hi)
+        est = self.fov_estimate if self.fov_estimate is not None else fov_estimate
+        if est is not None:
+            err = self.fov_max_error
+            if err is not None:
+                return max(est - err, 1e-6), est + err
+            return est * 0.6, est / 0.6
+        if self.pixel_scale_range_arcsec is not None and image_width is not None:
+            lo, hi = self.pixel_scale_range_arcsec
+            return (math.radians(lo / 3600.0) * image_width,
+                    math.radians(hi / 3600.0) * image_width)
+        return None
+
     @property
     def hint_uncertainty(self) -> float:
         """The hint uncertainty in radians (1 degree unless given)."""

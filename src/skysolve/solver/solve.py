@@ -365,22 +365,17 @@ def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
                code: int) -> tuple[float, float]:
     """The allowed field-of-view range (radians) of the pattern search."""
     cap = _fov_cap(code)
-    fov_err = options.fov_max_error
-    if options.fov_range_deg is not None:
-        lo, hi = (math.radians(v) for v in options.fov_range_deg)
-        return min(lo, cap), min(hi, cap)
-    if fov_est is None:
-        # a field somewhat beyond the database's scales still holds its patterns
-        hi = math.radians(db.max_fov_deg)
-        if _proj.max_angle(code) > 0.5 * math.pi:
-            # a fisheye's horizontal field spans the frame's dark corners too: a
-            # circular fisheye inscribed in a 4:3 frame is 240-300 deg across while
-            # its stars span no more than the database's largest field
-            return math.radians(db.min_fov_deg) * 0.6, cap
-        return math.radians(db.min_fov_deg) * 0.6, min(hi / 0.6, hi + math.radians(30.0), cap)
-    if fov_err is not None:
-        return max(fov_est - fov_err, 1e-6), min(fov_est + fov_err, cap)
-    return fov_est * 0.6, min(fov_est / 0.6, cap)
+    told = options.told_fov_range(fov_est)
+    if told is not None:
+        return min(told[0], cap), min(told[1], cap)
+    # no scale: a field somewhat beyond the database's scales still holds its patterns
+    hi = math.radians(db.max_fov_deg)
+    if _proj.max_angle(code) > 0.5 * math.pi:
+        # a fisheye's horizontal field spans the frame's dark corners too: a circular
+        # fisheye inscribed in a 4:3 frame is 240-300 deg across while its stars span no
+        # more than the database's largest field
+        return math.radians(db.min_fov_deg) * 0.6, cap
+    return math.radians(db.min_fov_deg) * 0.6, min(hi / 0.6, hi + math.radians(30.0), cap)
 
 
 #: How far below the focal length whose image circle just reaches the farthest centroid

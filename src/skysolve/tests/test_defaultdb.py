@@ -236,3 +236,82 @@ def test_concurrent_first_use_builds_one_file(tmp_path):
     (path,) = db_files(tmp_path)  # one database, no temporary files left
     assert path.suffix == ".db"
     SolverDatabase.load_from_file(path, verify=True)
+
+
+# ------------------------------------------------------------ the database for a field's width
+
+#: What ``skysolve db build --min-fov 2 --max-fov 3`` leaves in the cache, in miniature.
+NARROW = dict(TINY, min_fov_deg=2.0, max_fov_deg=3.0)
+
+
+@pytest.mark.filterwarnings("ignore:the catalog's")  # (the miniatures' sparse stars)
+def test_fields_narrower_than_the_default_take_the_cached_database_that_holds_them(
+        tmp_path, monkeypatch):
+    from skysolve import defaultdb
+    from skysolve.defaultdb import cached_databases, database_for_fields
+
+    narrow = default_database(cache_dir=tmp_path, **NARROW)
+    other = default_database(cache_dir=tmp_path, **dict(TINY, min_fov_deg=8.0, max_fov_deg=8.0))
+    (tmp_path / "notes.db").write_text("not a cached database")  # (a name not ours)
+    assert [(Path(p).name[:17], lo, hi) for p, lo, hi in cached_databases(tmp_path)] == [
+        ("hipparcos_2-3deg_", 2.0, 3.0), ("hipparcos_8-8deg_", 8.0, 8.0)]
+    # the default database is never built here: a stand-in for it
+    monkeypatch.setattr(defaultdb, "default_database", lambda **kw: "default")
+    assert database_for_fields((2.2, 2.6), cache_dir=tmp_path).file_path == narrow.file_path
+    # a field somewhat wider than a database's largest still solves in it
+    assert database_for_fields((3.5, 4.5), cache_dir=tmp_path).file_path == narrow.file_path
+    # fields the default database covers, or no scale: the default, whatever is cached
+    assert database_for_fields((7.5, 8.5), cache_dir=tmp_path) == "default"
+    assert database_for_fields(None, cache_dir=tmp_path) == "default"
+    assert other.file_path != narrow.file_path
+    # narrower than anything cached: the default, and how to build one
+    with pytest.warns(RuntimeWarning, match=r"skysolve db build --min-fov 0\.5 --max-fov 0\.8"):
+        assert database_for_fields((0.5, 0.8), cache_dir=tmp_path) == "default"
+    with pytest.raises(InvalidArgumentError, match="fov_range_deg"):
+        database_for_fields((3.0, 2.0), cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("options", "width", "told"), [
+    ({}, 1000, None),
+    ({"fov_estimate_deg": 10.0}, 1000, (6.0, 10.0 / 0.6)),
+    ({"fov_estimate_deg": 10.0, "fov_max_error_deg": 1.0}, 1000, (9.0, 11.0)),
+    ({"fov_range_deg": (2.0, 3.0)}, 1000, (2.0, 3.0)),
+    # the scale at the centre over the width: 3.6-7.2" a pixel, 1,000 pixels
+    ({"pixel_scale_range_arcsec": (3.6, 7.2)}, 1000, (1.0, 2.0)),
+    ({"pixel_scale_range_arcsec": (3.6, 7.2)}, None, None),
+    ({"fov_estimate_deg": -1.0}, 1000, None),  # (refused by the solve, which says why)
+])
+def test_the_fields_a_solve_is_told(options, width, told):
+    from skysolve.defaultdb import fields_told
+
+    got = fields_told(options, width)
+    assert got == (None if told is None else pytest.approx(told, rel=1e-12))
+
+
+def test_the_fields_a_camera_or_ready_options_tell():
+    from skysolve import CameraModel
+    from skysolve.defaultdb import fields_told
+    from skysolve.solver.options import SolveOptions
+
+    cam = CameraModel.from_fov(12.0, 1024, 768)
+    assert fields_told({"camera_model": cam}, 1024) == pytest.approx((7.2, 20.0))
+    opts = SolveOptions(fov_estimate_deg=10.0)
+    assert fields_told({"options": opts, "fov_max_error_deg": 1.0}, 1024) == \
+        pytest.approx((9.0, 11.0))
+
+
+def test_solve_image_without_a_database_asks_for_the_fields_it_is_told(small_db, monkeypatch):
+    import skysolve
+    from skysolve import defaultdb
+    from skysolve.tests.realframes import ALT40, DATA, FOV_DEG
+
+    asked = []
+
+    def database_for_fields(fov_range_deg, progress=None):
+        asked.append(fov_range_deg)
+        return small_db
+
+    monkeypatch.setattr(defaultdb, "database_for_fields", database_for_fields)
+    res = skysolve.solve_image(DATA / ALT40, fov_range_deg=(FOV_DEG - 1, FOV_DEG + 1))
+    assert res
+    assert asked == [pytest.approx((FOV_DEG - 1, FOV_DEG + 1))]

@@ -41,7 +41,7 @@ def field(monkeypatch, tmp_path):
         calls.append("ran out")
         return SolveFailure("no_match", UNSTOPPED_S * 1e3, "the stand-in ran out")
 
-    monkeypatch.setattr(run, "load_database", lambda path: object())
+    monkeypatch.setattr(run, "load_database", lambda path, fov_range_deg=None: object())
     monkeypatch.setattr(run, "solve_field_sources", slow_solve)
     return cli.main, calls
 
@@ -87,7 +87,7 @@ def test_ctrl_c_while_the_cancel_file_is_watched_is_still_an_interrupt(monkeypat
         time.sleep(UNSTOPPED_S)
         return SolveFailure("no_match", 0.0, "not interrupted")
 
-    monkeypatch.setattr(run, "load_database", lambda path: object())
+    monkeypatch.setattr(run, "load_database", lambda path, fov_range_deg=None: object())
     monkeypatch.setattr(run, "solve_field_sources", interrupted_solve)
     # Python's own Ctrl-C handling, as a program started from a terminal has it (a test
     # run started in the background by a shell inherits SIGINT ignored: no Ctrl-C there)
