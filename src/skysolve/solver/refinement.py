@@ -100,10 +100,11 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
                                             sigma_clip, (R, f, img_idx, rows, err))
         if len(img_idx) > n:  # (the chance check matches under the settled answer)
             hyp = Hypothesis(R, f, hyp.parity)
-    if chance_check and _largest(err) > clip_floor_px(radius_px) / f:
-        clean = _without_chance_matches(frame, hyp, v_all, radius_px, iterations, sigma_clip)
-        if clean is not None:
-            R, f, img_idx, rows, err = clean
+        if len(img_idx) == n or _largest(err) > clip_floor_px(radius_px) / f:
+            clean = _without_chance_matches(frame, hyp, v_all, radius_px, iterations,
+                                            sigma_clip)
+            if clean is not None:
+                R, f, img_idx, rows, err = clean
     scale_free = not frame.fixed_camera
     if frame.fixed_camera and _scale_wanted(frame.refine_scale, len(img_idx)):
         f0 = f

@@ -575,8 +575,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     if len(xy) < 4:
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
     result, status = patterns(cone)
-    widest = _blind_widest(options, code, fov_hi)
-    if result is None and status == "no_match" and widest is not None:
+    widest = None if status != "no_match" else _blind_widest(options, code, fov_hi)
+    if widest is not None:
         # no scale told, and nothing in the database's range: perhaps an ultra-wide lens
         # (without the deep passes: on 80 random points asked for 50 pattern stars they
         # looked up 334,000 patterns, against 41,000 without)
