@@ -755,10 +755,13 @@ def estimate_background(image: NDArray, block_size: int | None,
     """
     h, w = image.shape
     sample = _subsample(image, _GLOBAL_SAMPLES, mosaic)
+    # (the pixels whose spread is the noise: all but constant areas', which have none)
+    noisy = _noisy_samples(image, sample, mosaic)
     if block_size is None or (block_size >= h and block_size >= w):
-        level, sigma0 = robust_location(sample)
+        spread = sample if noisy is None else sample[noisy]
+        level, sigma0 = robust_location(spread)
         sigma0 = _floored_sigma(image, sample, sample - level,
-                                _tied_sigma(sample - level, sigma0, quantum), quantum, mosaic)
+                                _tied_sigma(spread - level, sigma0, quantum), quantum, mosaic)
         return _with_dark(Background(np.array([[level]]), None, sigma0, (h, w)),
                           sample, sample - level)
     bs = int(block_size)
@@ -768,8 +771,9 @@ def estimate_background(image: NDArray, block_size: int | None,
     step = _subsample_step((h, w), _GLOBAL_SAMPLES, mosaic)
     rows, cols = _sample_grid((h, w), _GLOBAL_SAMPLES, mosaic)
     resid = sample - bg.at_grid(rows, cols)
+    spread = resid if noisy is None else resid[noisy]
     bg.sigma = _floored_sigma(image, sample, resid,
-                              _tied_sigma(resid, robust_sigma(resid, iterations=1), quantum),
+                              _tied_sigma(spread, robust_sigma(spread, iterations=1), quantum),
                               quantum, mosaic)
     replaced = _with_dark(_replace_lifted_blocks(bg), sample, resid)
     if not adaptive or not (np.isfinite(bg.sigma) and bg.sigma > 0) or bs < 2 * step:
@@ -783,6 +787,39 @@ def estimate_background(image: NDArray, block_size: int | None,
         return estimate_background(image, bs // 2, adaptive, quantum, counts, mosaic)
     bg.noise = noise
     return _with_dark(bg, sample, resid)
+
+
+def _noisy_samples(image: NDArray, sample: NDArray, mosaic: bool = False
+                   ) -> NDArray[np.bool_] | None:
+    """Which pixels of the noise ``sample`` of ``image`` (:func:`_subsample`) lie outside
+    constant areas (:func:`_constant_area`); None for all of them: a sample with few ties
+    between neighbours (:data:`_TIED_FRACTION`; the test is skipped), without constant
+    areas, or whose other pixels are mostly at its least or greatest value too
+    (:data:`_CLIPPED_REST`).
+
+    A constant area has no noise to measure: an all-sky camera's surround stretched to
+    one value, with the vignetted sky at the rim clipped at the black point beside it,
+    which :func:`dark_constant_areas` leaves alone (the sky holds the value too). Left
+    in, its pixels tie at the model's level: with a third of the sample there, the MAD
+    of an all-sky JPEG's sky came out at 0.5 counts where its scatter is 13, and the
+    sky's mottle was detected as blobs of thousands of pixels. A frame whose sky clips
+    at black and white both (a disc stretched to 0 or 255 nearly everywhere) has no
+    noise to measure elsewhere either, and keeps the whole sample."""
+    if np.count_nonzero(sample[:, 1:] == sample[:, :-1]) <= _TIED_FRACTION * sample.size:
+        return None
+    rows, cols = _sample_grid(image.shape, _GLOBAL_SAMPLES, mosaic)
+    const = _constant_area(image, rows, cols)
+    if not const.any():
+        return None
+    rest = sample[~const]
+    clipped = np.count_nonzero((rest == sample.min()) | (rest == sample.max()))
+    return None if clipped > _CLIPPED_REST * rest.size else ~const
+
+
+#: The share of the pixels outside a frame's constant areas at its least or greatest
+#: value beyond which they are no sky either (:func:`_noisy_samples`: all-sky JPEGs
+#: stretched hard, 2-15 %; an 8-bit disc clipped to 0 or 255 nearly everywhere, 81-83 %).
+_CLIPPED_REST = 0.5
 
 
 def _with_dark(bg: Background, sample: NDArray, resid: NDArray) -> Background:

@@ -255,3 +255,21 @@ def test_block_nodes_are_the_mean_sampled_positions():
                 want.append(float(np.mean(np.arange(start, start + size,
                                                     background._sample_step(size)))))
             assert nodes.tolist() == want, (shape, bs)
+
+
+def test_a_constant_surround_is_left_out_of_the_noise():
+    """An all-sky lens's disc of 8-bit sky (noise 3-8 counts, vignetted so that its rim
+    clips at 0) in a surround at one value (1: a JPEG's decoded black) over a third of
+    the frame. The surround's pixels tied at the model's level and the MAD of the whole
+    sample measured 0.6-0.8 counts for all three (the threshold then lay in the sky's
+    noise); they have no noise to measure, and are left out of it."""
+    rng = np.random.default_rng(3)
+    h, w = 960, 1280
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    r = np.hypot(xx - 0.5 * w, yy - 0.5 * h)
+    level = 85.0 * np.clip(1.0 - (r / 520.0) ** 2, 0.0, None) - 5.0
+    for noise in (3.0, 5.0, 8.0):
+        sky = np.clip(np.round(level + rng.normal(0.0, noise, (h, w))), 0, 255)
+        image = np.where(r < 520.0, sky, 1.0).astype(np.float32)
+        bg = background.estimate_background(image, 64, quantum=1.0)
+        assert abs(bg.sigma - noise) < 0.2 * noise, (noise, bg.sigma)
