@@ -1263,12 +1263,13 @@ def _saturated_on_edge(labels: NDArray, work: NDArray, sat_level: float | None,
 
 
 def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
-               glyphs: tuple[NDArray, NDArray] | None = None):
+               glyphs: tuple[NDArray, NDArray] | None = None, jpeg: bool = False):
     """The first half of :func:`_to_fit`: every label's basic reason code
     (:func:`.filters.basic_reasons`, then the overlay test, :mod:`.overlay`) and the
     frame's :class:`~.filters.PSFReference` from the blobs they keep (the automatic
     matched filter needs no more of a pass that cannot keep enough stars). ``glyphs``:
-    the (rows, columns) of the peaks of an unfiltered pass's overlay blobs."""
+    the (rows, columns) of the peaks of an unfiltered pass's overlay blobs; ``jpeg``: the
+    frame is block-compressed (its drawn colours no longer one value)."""
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
@@ -1276,7 +1277,8 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
                            edge=meas["edge"])
     kept = np.flatnonzero(reason == 0)
     thr = scale * meas["sigma"]
-    text = overlay_blobs(meas, kept, thr, (h, w)) | drawn_blobs(meas, kept, work, labels, thr)
+    text = overlay_blobs(meas, kept, thr, (h, w)) | drawn_blobs(meas, kept, work, labels, thr,
+                                                                jpeg)
     if glyphs is not None and len(glyphs[0]):
         # a matched filter merges a caption's glyphs into words and lines, whose layout
         # no longer shows: blobs holding a glyph of the unfiltered pass are overlay
@@ -1543,7 +1545,7 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     meas["edge"] = _saturated_on_edge(labels, work, sat_level, len(meas["npix"]))
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
-    reason, psf = _reference(work, meas, scale, opts, labels, glyphs)
+    reason, psf = _reference(work, meas, scale, opts, labels, glyphs, bg.block_grid is not None)
     basic = np.flatnonzero(reason == 0)
     # the fits see a bridged gap's filled values as data: a window missing every second
     # row, imputed from the model over two iterations, put the centre 0.1-0.3 px off

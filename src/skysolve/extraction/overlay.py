@@ -46,6 +46,10 @@ value (the text's is often the frame's full scale, as a saturated star's clip is
   which rises from the sky to its plateau in one step (:data:`_STEP`; a star has
   wings) and is no star's round clip (:data:`_CLIP`, :data:`_BOX`: a stretch that
   makes the sky black leaves stars none);
+* on a JPEG, whose ringing breaks a drawn colour's plateau and whose lit sky may join
+  a letter's strokes, a **large letter** is a blob whose upper half (above half its
+  peak) holds a piece of :data:`_GLYPH` pixels or more that mostly does not see its
+  centre along straight lines within it (a star's is a disk);
 * a reticle's **dashes** (a finder's cross, drawn by the capture software) are flat
   bars of one length (:data:`_DASH_ALIKE`), four or more end to end along one row or
   column (the pieces of a full line are one large blob, or trails).
@@ -257,18 +261,39 @@ _DASH_GAP = 2.0
 #: dashes are one length; a faint trail, a star smeared along a row, breaks into pieces
 #: of 3 to 20 px end to end).
 _DASH_ALIKE = 2.0
+#: **Large letters** by their strokes: a blob whose upper half (its pixels above half
+#: its peak's rise: a drawn colour's strokes, which a JPEG's ringing or an anti-aliased
+#: edge moves by less than that, where the plateau of exactly one value breaks up and
+#: the sky between the strokes joins the blob) holds a piece of at least this many
+#: pixels, fewer than :data:`_SEEN` of which see its centre along a straight line within
+#: it (a star's upper half is its clip or core, a disk, with any spikes radiating from
+#: it; a blend of two a pair of disks; the compass letters of
+#: :func:`skysolve.simulate.degrade.compass` on 72 all-sky JPEGs of ``bench_allsky``
+#: stretched hard: below 0.6 in 273 of 285 such pieces; on the same frames none of the 8
+#: pieces of stars and Milky Way knots this large, whose least was 0.77). Smaller pieces
+#: are left to the tests above: a knot of clipped stars, C-shaped, had a 100-pixel upper
+#: half that saw its centre from none of its pixels. On a JPEG (its block grid found)
+#: only: elsewhere the drawn colour is one value, and the tests above tell a letter from
+#: a cluster of saturated stars touching, a core for each star (the crowded rim of an
+#: uncompressed 8-bit fisheye clipped to 0 and 255 held 30-33 such clusters of 200-1,500
+#: px, their upper halves seeing their centres from few pixels; their share at the top
+#: value, 0.68-0.92, is no sure sign either: the letters' pieces on the JPEGs above held
+#: 0.05-0.74 of theirs).
+_GLYPH = 200
 #: Windows larger than this (px) are not searched (compass letters and logos are
 #: smaller).
 _MAX_WINDOW = 160
 
 
 def drawn_blobs(m: dict[str, NDArray], kept: NDArray[np.intp], work: NDArray,
-                labels: NDArray, thr: NDArray | float) -> NDArray[np.bool_]:
+                labels: NDArray, thr: NDArray | float, jpeg: bool = False) -> NDArray[np.bool_]:
     """Which of the blobs ``kept`` (ids into the per-label measurements ``m`` of
     :mod:`.blobs`) are graphics drawn over the frame: compass letters, logos and the
     dashes of a reticle (see the notes at :data:`_DRAWN_SNR` ... :data:`_DASH_GAP`);
     ``work``: the working image the blobs were measured on, ``labels`` their label
-    image, ``thr`` the detection threshold above the background (per label, or one).
+    image, ``thr`` the detection threshold above the background (per label, or one),
+    ``jpeg``: the frame is block-compressed (large letters are then told by their strokes,
+    :data:`_GLYPH`).
     """
     out = np.zeros(len(kept), dtype=bool)
     rise, npix = m["peak"][kept], m["npix"][kept]
@@ -296,6 +321,9 @@ def drawn_blobs(m: dict[str, NDArray], kept: NDArray[np.intp], work: NDArray,
     big = np.flatnonzero(bright & (npix >= _LETTER) & ~out & (solid | (npix <= _SPREAD * ellipse)))
     if len(big):
         out[big[_letters(m, kept[big], work, labels, solid[big], ellipse[big])]] = True
+    large = np.flatnonzero(bright & (npix >= _GLYPH) & ~out) if jpeg else ()
+    if len(large):
+        out[large[_strokes(m, kept[large], work, labels)]] = True
     return out
 
 
@@ -358,6 +386,39 @@ def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels
             rows, cols = np.divmod(at, flat.shape[1])
             d = np.hypot(rows - rows.mean(), cols - cols.mean())
             out[k] = d.std() >= _RING * d.mean() and _seen(rows, cols, mine) < _SEEN
+    return out
+
+
+def _strokes(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray,
+             labels: NDArray) -> NDArray[np.bool_]:
+    """Which of the blobs ``ids`` are large drawn letters by the shape of their upper half
+    (see :data:`_GLYPH`), looked at in a window round each as :func:`_letters` does."""
+    h, w = labels.shape
+    out = np.zeros(len(ids), dtype=bool)
+    top = work[m["pr"][ids], m["pc"][ids]]
+    half = top - 0.5 * m["peak"][ids]  # (the peak's rise above the background there)
+    hy = np.minimum(2.0 * np.sqrt(3.0 * m["cyy"][ids]) + 3.0, _MAX_WINDOW).astype(int)
+    hx = np.minimum(2.0 * np.sqrt(3.0 * m["cxx"][ids]) + 3.0, _MAX_WINDOW).astype(int)
+    cy, cx = np.rint(m["cy"][ids]).astype(int), np.rint(m["cx"][ids]).astype(int)
+    for k, blob in enumerate(ids):
+        r0, r1 = max(cy[k] - hy[k], 0), min(cy[k] + hy[k] + 1, h)
+        c0, c1 = max(cx[k] - hx[k], 0), min(cx[k] + hx[k] + 1, w)
+        upper = (labels[r0:r1, c0:c1] == blob) & (work[r0:r1, c0:c1] >= half[k])
+        at = np.flatnonzero(upper)
+        if len(at) < _GLYPH:
+            continue
+        # its largest piece: one letter of a word (the sky the strokes stand on may join
+        # a letter to its neighbours, or to stars, in one blob)
+        lab, n = label_pixels(at, upper.shape[1])
+        if n > 1:
+            sizes = np.bincount(lab)
+            at = at[lab == int(np.argmax(sizes))]
+            if len(at) < _GLYPH:
+                continue
+            upper = np.zeros_like(upper)
+            upper.flat[at] = True
+        rows, cols = np.divmod(at, upper.shape[1])
+        out[k] = _seen(rows, cols, upper) < _SEEN
     return out
 
 
