@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import warnings
@@ -104,7 +105,7 @@ VALUE_OPTIONS = (
     (("-8", "--parity"), "parity", str, "pos, neg or both"),
     (("-z", "--downsample"), "downsample", int, "bin the image by this factor first"),
     (("-l", "--cpulimit"), "cpulimit", float,
-     "give up after this many seconds (default 300; 0 or less: no limit)"),
+     "give up after this many seconds (default 300; 0 or less, or inf: no limit)"),
     (("-N", "--new-fits"), "new_fits", str, "name of the .new file ('none': do not write)"),
     (("-W", "--wcs"), "wcs", str, "name of the .wcs file ('none': do not write)"),
     (("-B", "--corr"), "corr", str, "name of the .corr file ('none': do not write)"),
@@ -263,8 +264,11 @@ def solve_hints(args: argparse.Namespace) -> dict[str, Any]:
         if parity != "both":
             kw["parity_flip"] = parity == "pos"
     limit = DEFAULT_CPULIMIT_S if args.cpulimit is None else args.cpulimit
-    # (solve-field: <= 0 is no limit; before, it left the library's 5 s)
-    kw["solve_timeout_ms"] = limit * 1000.0 if limit > 0 else None
+    if math.isnan(limit):  # (it read as no limit, silently)
+        raise UsageError(f"--cpulimit {limit!r} is not a number of seconds")
+    # (solve-field: <= 0 is no limit, as is an infinite one, which the library refused
+    # after the extraction, naming its solve_timeout_ms; before, <= 0 left its 5 s)
+    kw["solve_timeout_ms"] = limit * 1000.0 if 0 < limit < math.inf else None
     return kw
 
 

@@ -740,14 +740,24 @@ def test_a_focal_length_scale_goes_through_the_lens_projection():
 
 @pytest.mark.parametrize(("given", "timeout_ms"), [((), 300_000.0), (("-l", "30"), 30_000.0),
                                                   (("--cpulimit", "0"), None),
-                                                  (("--cpulimit", "-1"), None)])
+                                                  (("--cpulimit", "-1"), None),
+                                                  (("--cpulimit", "inf"), None)])
 def test_the_cpu_limit_is_the_solve_s_time_limit(given, timeout_ms):
     """``--cpulimit 0`` (or less) is no limit, as solve-field's; it left the library's 5 s
-    before. Without the option: 300 s."""
+    before. Without the option: 300 s. An infinite limit is none (the library refused it
+    after the extraction, naming its ``solve_timeout_ms``)."""
     from skysolve.cli.solve_field import _join_negative_values, build_parser, solve_hints
 
     args = build_parser().parse_args(_join_negative_values([*given, "x.fits"]))
     assert solve_hints(args)["solve_timeout_ms"] == timeout_ms
+
+
+def test_a_cpu_limit_that_is_not_a_number_is_refused_by_name():
+    """``--cpulimit nan`` read as no limit, silently."""
+    from skysolve.cli.solve_field import UsageError, build_parser, solve_hints
+
+    with pytest.raises(UsageError, match="--cpulimit nan is not a number of seconds"):
+        solve_hints(build_parser().parse_args(["--cpulimit", "nan", "x.fits"]))
 
 
 def test_a_database_file_is_verified_in_full_once_per_state(tiny_db_file, tmp_path,
