@@ -582,13 +582,14 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         # looked up 334,000 patterns, against 41,000 without)
         result, status = patterns(cone, (_proj.focal_from_fov(widest, width, code), f_lo),
                                   deep=False)
-        fov_hi = widest
+    else:
+        widest = None
     if result is not None:
         if warn_loose:
             _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
     return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone,
-                                 (width, height), be))
+                                 (width, height), be, widest))
 
 
 def _blind_widest(options: SolveOptions, code: int, fov_hi: float) -> float | None:
@@ -612,20 +613,25 @@ def _outside_range(db: PatternDatabase, fov_lo: float, fov_hi: float) -> str:
 
 def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, code: int,
                     fov_lo: float, fov_hi: float, cone: Cone | None,
-                    size: tuple[float, float], be: Any) -> tuple[str, str]:
+                    size: tuple[float, float], be: Any,
+                    widest: float | None = None) -> tuple[str, str]:
     """``(status, message)`` of a pattern search that found nothing.
 
     A scale hint that puts the field wholly outside the database's range (a 0.5 deg
     field against a 1-3 deg database, which may still solve down to half its
     smallest field) says so whatever the search ended with: without it, a search
     that ran out of time gave only "no match within 5000 ms". So does a position
-    hint where the catalog holds too few stars for the widest field the search
-    allowed (:func:`_sparse_note`).
+    hint where the catalog holds too few stars for the widest field the search of the
+    database's range allowed, ``fov_hi`` (:func:`_sparse_note`). ``widest``: the widest
+    field a search told no scale went on to (:func:`_blind_widest`), if it did.
     """
     if fov_hi < math.radians(db.min_fov_deg) or fov_lo > math.radians(db.max_fov_deg):
         outside = "; " + _outside_range(db, fov_lo, fov_hi)
     else:
         outside = ""
+    # (over the database's range: a field as wide as the blind search's widest holds
+    # plenty of stars anywhere, and a no-scale search where the catalog is too sparse
+    # for the database's fields lost the note)
     outside += _sparse_note(db, fov_hi, cone, size, be)
     if status == "timeout":
         return status, f"no match within {options.solve_timeout_ms} ms{outside}"
@@ -637,7 +643,8 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
         return status, (f"{_FAILURE_MESSAGES[status]} within the position hint's "
                         f"cone{outside}{width}")
     if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
-        lens = ("" if code != _proj.PINHOLE or fov_hi < math.radians(_FISHEYE_HINT_DEG) else
+        reached = fov_hi if widest is None else widest  # (the blind search's, if it ran)
+        lens = ("" if code != _proj.PINHOLE or reached < math.radians(_FISHEYE_HINT_DEG) else
                 "; a fisheye or all-sky lens needs its projection named (projection=)")
         scope = outside or (f"; the database solves fields of view of "
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")

@@ -159,6 +159,24 @@ def test_a_position_hint_where_the_catalog_is_too_sparse_says_so(sparse_db):
         assert (note in res.message) == sparse, res.message
 
 
+
+def test_a_position_hint_where_the_catalog_is_too_sparse_says_so_without_a_scale(sparse_db):
+    """Told no scale, the search spans the 2-3 deg database's range to 5 deg (3 / 0.6),
+    then goes on to pinhole fields up to 125 deg (``BLIND_WIDEST_FOV_DEG``); the note
+    counts the stars in the area of a 5 deg field, the widest of the database's range
+    searched. It counted them for a 125 deg one, which holds plenty anywhere, and the
+    note was never given."""
+    noise = np.random.default_rng(4).uniform((-512, -384), (512, 384), (40, 2))
+    where = (300.0, -40.0)
+    radius = math.radians(math.sqrt(5.0 * 3.75 / math.pi))  # a 5 x 3.75 deg field's area
+    held = int(np.sum(sparse_db.star_vectors @ radec_to_vector(*where) >= math.cos(radius)))
+    assert held < 6
+    res = sparse_db.solve_from_centroids(noise, image_width=W, image_height=H,
+                                         position_hint=where, position_radius_deg=1.0)
+    assert not res and res.status == "no_match"
+    assert (f") holds {held} stars in the area of a 5.00 deg wide field, too few to solve "
+            f"it" in res.message), res.message
+
 def test_a_position_hint_of_astropy_angles(small_db, fields):
     # (ra, dec) as Quantities or Angles, in any angle unit, is read in degrees
     from astropy import units as u
