@@ -471,10 +471,13 @@ def _scale_advice(args: argparse.Namespace, batch, db) -> str | None:
         return None
     if not any(fr.status in ("no_match", "timeout") for fr in batch):
         return None
+    # (a fisheye's projection named already: the advice to name it misled)
+    lens = ("; a fisheye or all-sky lens needs --projection"
+            if args.projection in (None, "pinhole") else "")
     return (f"skysolve: (no scale given: the search spanned the database's fields of view, "
             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg wide, and wider ones; a field much "
             f"narrower needs a database built for it: skysolve db build --min-fov A "
-            f"--max-fov B, then --db; a fisheye or all-sky lens needs --projection)")
+            f"--max-fov B, then --db{lens})")
 
 
 def _finish(args: argparse.Namespace, batch, db) -> int:

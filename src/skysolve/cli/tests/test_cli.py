@@ -853,6 +853,26 @@ def test_results_table_resume_and_overwrite(cli_env, db_file, frames):
     assert_user_error(run(cli_env, "solve", frames / ALT40, "--resume"), 2, "--results")
 
 
+
+@pytest.mark.parametrize(("projection", "named"), [(None, True), ("pinhole", True),
+                                                   ("equidistant", False)])
+def test_the_no_scale_advice_names_projection_only_when_none_was_given(projection, named):
+    """Frames told no scale that found no match get advice on the scale; that a fisheye
+    needs ``--projection`` is said only when the projection given (or not) was a
+    pinhole's: a fisheye's frames told ``--projection equidistant`` were advised to
+    give it."""
+    import argparse
+    from types import SimpleNamespace
+
+    from skysolve.cli.solve import _scale_advice
+
+    args = argparse.Namespace(fov=None, fov_range=None, pixel_scale=None, camera=None,
+                              projection=projection)
+    db = SimpleNamespace(min_fov_deg=10.0, max_fov_deg=20.0)
+    advice = _scale_advice(args, [SimpleNamespace(status="no_match")], db)
+    assert "10-20 deg wide, and wider ones" in advice
+    assert ("a fisheye or all-sky lens needs --projection" in advice) == named, advice
+
 def test_an_existing_results_table_gets_advice_the_command_takes(cli_env, db_file, tmp_path):
     table = tmp_path / "t.ecsv"
     table.write_text("")
