@@ -456,7 +456,7 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
          refine_iterations: int, t0: float, cone: Cone | None):
     """Verify the candidates ``found`` by ``plan``'s latest batch; the result, or None.
 
-    ``state`` is ``[attitudes tried, number verified, catalog-side test]`` across the
+    ``state`` is ``[attitudes tried, [number verified], catalog-side test]`` across the
     whole search (the last: whether verification also tests from the catalog's side,
     :func:`~skysolve.solver.verification.catalog_side_probability`).
     Hypotheses (and refined answers) with the boresight outside ``cone`` are skipped.
@@ -474,19 +474,19 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
         if state[0].seen(hyp.R) or (
                 cone is not None and not cone.holds(hyp.R, _HYPOTHESIS_SLACK_PX / hyp.f)):
             continue
-        state[1] += 1
+        state[1][0] += 1
         field = (refine_field(frame, cat, hyp)
                  if len(frame.ideal) <= _SHARED_CONE_CENTROIDS else None)
         n, prob = verify(frame, cat, hyp, radius_px, n_fixed=4, field=field,
                          catalog_side=state[2])
-        if prob * state[1] >= threshold:
+        if prob * state[1][0] >= threshold:
             continue
         ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
         if ref is None or (cone is not None and not cone.holds(ref.hyp.R)):
             continue
         if mostly_chance(frame, cat, ref, radius_px):  # a drift off a patch (see there)
             continue
-        return build_result(db, frame, cat, ref, prob * state[1], t0, "lost_in_space")
+        return build_result(db, frame, cat, ref, prob * state[1][0], t0, "lost_in_space")
     return None
 
 
@@ -569,7 +569,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
            threshold: float, deadline: float | None, refine_iterations: int, t0: float,
            pattern_stars: int, budget: list[int | None], cone: Cone | None = None,
-           deep: bool = False):
+           deep: bool = False, verified: list[int] | None = None):
     """The pattern search over focal lengths ``[f_lo, f_hi]`` (px); returns ``(SolveResult
     or None, status)``.
 
@@ -577,7 +577,8 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     else an optional estimate. ``pattern_stars`` thinned centroids form
     patterns; ``budget[0]`` more patterns at most are looked up (over every
     window and pass; None: no limit), and ``budget[0]`` is left with those left (a solve's
-    searches share it); ``cone`` is an optional position hint. The search runs at
+    searches share it); ``verified[0]`` (if given) counts the hypotheses verified, on from
+    a solve's earlier searches; ``cone`` is an optional position hint. The search runs at
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
     (see :func:`_passes`) on fewer pattern stars thinned at a smaller separation, then
     on pattern stars spread over the image, then on pattern stars thinned at a much
@@ -592,7 +593,10 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     parity_options = _parity_array(parities)
     # a deep search's lists are mostly false detections, or rank their stars low: its
     # hypotheses are also verified from the catalog's side (answers without it unchanged)
-    state = [_Tried(), 0, deep]
+    # (the count of hypotheses verified, by which a candidate's false-match probability
+    # is multiplied, goes on from a solve's earlier searches: the blind search after one
+    # over the database's range verified 2-31 on random lists, after 3,300-4,300 there)
+    state = [_Tried(), [0] if verified is None else verified, deep]
     status = "too_few"
     done: list[tuple[float, int, float, bool]] = []  # the passes run, per window
     windowed = len(windows) > 1

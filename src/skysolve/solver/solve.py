@@ -547,8 +547,9 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     position = options.position_cone
     cone = None if position is None else Cone(*position)
 
-    # (max_patterns_checked holds for the solve: its searches draw on one budget)
-    budget = [options.max_patterns_checked]
+    # (max_patterns_checked holds for the solve: its searches draw on one budget; and a
+    # candidate's false-match probability counts the hypotheses all of them verified)
+    budget, verified = [options.max_patterns_checked], [0]
 
     def patterns(within: Cone | None, f_range: tuple[float, float] = (f_lo, f_hi),
                  deep: bool = _deep(options.deep_search, centroids)):
@@ -560,7 +561,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
             radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
             refine_iterations=options.refine_iterations, t0=t0,
             pattern_stars=options.pattern_checking_stars,
-            budget=budget, cone=within, deep=deep)
+            budget=budget, cone=within, deep=deep, verified=verified)
 
     if options.attitude_hint is not None:
         res = _hinted(db, frame, cat, options, (f_lo, f_hi, f_guess), parities, radius_px, t0,

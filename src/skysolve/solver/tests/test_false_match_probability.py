@@ -136,3 +136,36 @@ def test_threshold_just_above_and_just_below(small_db, late_frames, verification
         assert verifications[-1] * len(verifications) < corrected * 0.98
         assert below.probability < corrected * 0.98
         assert len(verifications) > round(corrected / raw)
+
+
+def test_the_correction_counts_every_search_of_a_solve(small_db, hip2025, verifications,
+                                                       monkeypatch):
+    """A 60 deg pinhole field (30 % of its centroids false) told no scale: the search of
+    the 10-20 deg database's range (to 33 deg) verifies hypotheses of the false ones and
+    finds nothing; the blind search of wider fields (``BLIND_WIDEST_FOV_DEG``) finds the
+    field. Its probability is corrected by every hypothesis the solve verified: it was
+    counted from the blind search's first alone, as though the search before it had
+    verified none."""
+    import sys
+
+    import skysolve.solver.solve  # noqa: F401  (the module, not the function of that name)
+
+    solve_module = sys.modules["skysolve.solver.solve"]
+    per_search: list[int] = []
+    real_search = solve_module.search
+
+    def search(*args, **kwargs):
+        before = len(verifications)
+        out = real_search(*args, **kwargs)
+        per_search.append(len(verifications) - before)
+        return out
+
+    monkeypatch.setattr(solve_module, "search", search)
+    R = random_attitudes(4, 11)[0]
+    sim = simulate_centroids(hip2025, CameraModel.from_fov(60.0, W, H), R, num_stars=60,
+                             centroid_noise_px=0.5, false_fraction=0.3, seed=0)
+    res = small_db.solve_from_centroids(sim.centroids, image_width=W, image_height=H)
+    assert res and _boresight_error_deg(res, R) < 0.05
+    assert len(per_search) == 2 and per_search[0] >= 1 and per_search[1] >= 1
+    # (a ratio: approx's absolute tolerance, 1e-12, takes any two probabilities this small)
+    assert res.probability / verifications[-1] == pytest.approx(len(verifications), rel=1e-12)
