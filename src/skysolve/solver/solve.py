@@ -583,8 +583,6 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         # looked up 334,000 patterns, against 41,000 without)
         result, status = patterns(cone, (_proj.focal_from_fov(widest, width, code), f_lo),
                                   deep=False)
-    else:
-        widest = None
     if result is not None:
         if warn_loose:
             _warn_if_loose(result, radius_px)
