@@ -101,8 +101,8 @@ MUTANTS: list[Mutant] = [
         ("            robust=robust_rms) -> Fitted:", "            robust=rms) -> Fitted:"),
     ], [T_CONTAM], "calibration clips at k x plain rms instead of the robust rms"),
     Mutant("planted-no-hypothesis-factor", S + "solver/lost_in_space.py", [
-        ("if prob * state[1] >= threshold:", "if prob >= threshold:"),
-        ("prob * state[1], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
+        ("if prob * state[1][0] >= threshold:", "if prob >= threshold:"),
+        ("prob * state[1][0], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
     ], [T_FMP], "false-match test without the multiple-hypothesis factor"),
     Mutant("planted-half-pixel", S + "extraction/extract.py", [
         ("col + 0.5 - w / 2.0, row + 0.5 - h / 2.0", "col - w / 2.0, row - h / 2.0"),
@@ -193,7 +193,7 @@ MUTANTS: list[Mutant] = [
        fresh=True),
     # -- verification and its probability ----------------------------------------------
     Mutant("verify-factor-report-only", S + "solver/lost_in_space.py", [
-        ("prob * state[1], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
+        ("prob * state[1][0], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
     ], [T_FMP], "reported probability without the multiple-hypothesis factor"),
     Mutant("verify-tail-off-by-one", S + "solver/verification.py", [
         ("return binomial_tail(k, trials, min(1.0, float(p_match)))",
