@@ -191,7 +191,9 @@ class SolveOptions(Options):
     max_patterns_checked: int | None = option(
         10_000_000, type="int or None", check=_patterns_checked, doc="""
         Budget of image patterns (4-star combinations of the pattern stars) the
-        lost-in-space search looks up; when it runs out before a match the
+        lost-in-space search looks up (all its searches together: a tracking hint's
+        pattern search, the search of the database's range, a search told no scale
+        going on to wider fields); when it runs out before a match the
         solve fails with status ``'timeout'``, as when ``solve_timeout_ms``
         runs out (>= 1; None: no budget; the patterns of every focal-length
         window count). The default is larger than any single-scale search:

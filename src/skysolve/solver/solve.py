@@ -55,8 +55,14 @@ _FISHEYE_HINT_DEG = 90.0
 #: database's patterns in parts of the field as a wide field does, and a landscape
 #: frame of the Milky Way is often solved with no scale told. Searched second, so that
 #: no answer within the database's range changes (giving up on 30-60 random centroids
-#: takes ~0.5 s more against the default database), without the deep passes.
+#: against the default database: 0.39-0.46 s of CPU time before, 1.04-1.09 s now),
+#: without the deep passes.
 BLIND_WIDEST_FOV_DEG = 125.0
+#: ... and no wider than this many times the database's largest field: a narrow
+#: database's patterns are rare in a field many times wider (sub-windows of fields 2-3
+#: times a 2-6 deg database's largest solved 10 of 10, 6 times 5-6, 10 times 2), and a
+#: 1-5 deg database searched to 125 deg took 32-47 s to give up, against 22-27 s.
+BLIND_WIDEST_FACTOR = 5.0
 _FAILURE_MESSAGES = {"too_few": "fewer than 4 well-separated centroids",
                      "no_match": "no pattern verified against the catalog"}
 
@@ -576,7 +582,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     if len(xy) < 4:
         return fail("too_few", f"{len(xy)} centroids; a pattern needs 4")
     result, status = patterns(cone)
-    widest = None if status != "no_match" else _blind_widest(options, code, fov_hi)
+    widest = None if status != "no_match" else _blind_widest(db, options, code, fov_hi)
     if widest is not None:
         # no scale told, and nothing in the database's range: perhaps an ultra-wide lens
         # (without the deep passes: on 80 random points asked for 50 pattern stars they
@@ -591,15 +597,18 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
                                  (width, height), be, widest))
 
 
-def _blind_widest(options: SolveOptions, code: int, fov_hi: float) -> float | None:
+def _blind_widest(db: PatternDatabase, options: SolveOptions, code: int,
+                  fov_hi: float) -> float | None:
     """The widest field (radians) a search told no scale goes on to once the database's
-    range to ``fov_hi`` found nothing (:data:`BLIND_WIDEST_FOV_DEG`); None when a scale
+    range to ``fov_hi`` found nothing (:data:`BLIND_WIDEST_FOV_DEG`, and at most
+    :data:`BLIND_WIDEST_FACTOR` times the database's largest field); None when a scale
     or a camera was given, or the projection's search already reached its widest."""
     if (options.fov_estimate is not None or options.fov_range_deg is not None
             or options.pixel_scale_range_arcsec is not None or options.camera_model is not None
             or code != _proj.PINHOLE):
         return None
-    widest = min(math.radians(BLIND_WIDEST_FOV_DEG), _fov_cap(code))
+    widest = min(math.radians(min(BLIND_WIDEST_FOV_DEG, BLIND_WIDEST_FACTOR * db.max_fov_deg)),
+                 _fov_cap(code))
     return widest if widest > fov_hi else None
 
 

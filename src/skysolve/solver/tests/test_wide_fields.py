@@ -122,3 +122,24 @@ def test_projection_must_agree_with_the_camera(wide_db):
     res = wide_db.solve_from_centroids(np.zeros((3, 2)), image_width=100, fov_estimate_deg=190,
                                        projection="equidistant")
     assert not res and res.status == "too_few"
+
+
+def test_a_search_told_no_scale_goes_on_to_wider_fields_in_proportion_to_the_database():
+    """To 125 deg after a 5-30 deg database's range; after a 1-5 deg one's, to 25 deg (it
+    went to 125 too, and took 32-47 s instead of 22-27 s to give up on random lists);
+    never with a scale, a camera or a fisheye projection."""
+    from types import SimpleNamespace
+
+    from skysolve import SolveOptions
+    from skysolve.camera import projection as _proj
+    from skysolve.solver.solve import _blind_widest
+
+    pinhole, rad = _proj.PINHOLE, math.radians
+    default, narrow = SimpleNamespace(max_fov_deg=30.0), SimpleNamespace(max_fov_deg=5.0)
+    assert _blind_widest(default, SolveOptions(), pinhole, rad(50.0)) == pytest.approx(rad(125))
+    assert _blind_widest(narrow, SolveOptions(), pinhole, rad(8.3)) == pytest.approx(rad(25))
+    assert _blind_widest(narrow, SolveOptions(), pinhole, rad(30.0)) is None
+    for told in (dict(fov_estimate_deg=60.0), dict(fov_range_deg=(50.0, 70.0)),
+                 dict(pixel_scale_range_arcsec=(100.0, 200.0))):
+        assert _blind_widest(default, SolveOptions(**told), pinhole, rad(50.0)) is None
+    assert _blind_widest(default, SolveOptions(), _proj.EQUIDISTANT, rad(50.0)) is None
