@@ -349,24 +349,31 @@ def _dashed_lines(across: NDArray, along: NDArray, length: NDArray) -> NDArray[n
     return out
 
 
+def _windows(m: dict[str, NDArray], ids: NDArray[np.intp], shape: tuple[int, int]):
+    """``(k, blob, window)`` for each blob ``ids[k]``: the slices of a window round it in
+    a frame of ``shape``, reaching twice half a bar of its moments, and 3 px, each way (at
+    most :data:`_MAX_WINDOW`)."""
+    h, w = shape
+    # half a bar of its moments is sqrt(3 c); a letter's weight lies towards its edges
+    hy = np.minimum(2.0 * np.sqrt(3.0 * m["cyy"][ids]) + 3.0, _MAX_WINDOW).astype(int)
+    hx = np.minimum(2.0 * np.sqrt(3.0 * m["cxx"][ids]) + 3.0, _MAX_WINDOW).astype(int)
+    cy, cx = np.rint(m["cy"][ids]).astype(int), np.rint(m["cx"][ids]).astype(int)
+    for k, blob in enumerate(ids):
+        yield k, blob, (slice(max(cy[k] - hy[k], 0), min(cy[k] + hy[k] + 1, h)),
+                        slice(max(cx[k] - hx[k], 0), min(cx[k] + hx[k] + 1, w)))
+
+
 def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels: NDArray,
              solid: NDArray[np.bool_], ellipse: NDArray) -> NDArray[np.bool_]:
     """Which of the blobs ``ids`` are drawn letters or logos (:data:`_LETTER` ...
     :data:`_STEP_SNR`), looked at in a window round each; ``solid``: which may be steps
     (bright enough, no bar, flat by their flux); ``ellipse``: the area of the ellipse of
     their second moments."""
-    h, w = labels.shape
     out = np.zeros(len(ids), dtype=bool)
     top = work[m["pr"][ids], m["pc"][ids]]
-    # half a bar of its moments is sqrt(3 c); a letter's weight lies towards its edges
-    hy = np.minimum(2.0 * np.sqrt(3.0 * m["cyy"][ids]) + 3.0, _MAX_WINDOW).astype(int)
-    hx = np.minimum(2.0 * np.sqrt(3.0 * m["cxx"][ids]) + 3.0, _MAX_WINDOW).astype(int)
-    cy, cx = np.rint(m["cy"][ids]).astype(int), np.rint(m["cx"][ids]).astype(int)
-    for k, blob in enumerate(ids):
-        r0, r1 = max(cy[k] - hy[k], 0), min(cy[k] + hy[k] + 1, h)
-        c0, c1 = max(cx[k] - hx[k], 0), min(cx[k] + hx[k] + 1, w)
-        mine = labels[r0:r1, c0:c1] == blob
-        flat = mine & (work[r0:r1, c0:c1] == top[k])
+    for k, blob, window in _windows(m, ids, labels.shape):
+        mine = labels[window] == blob
+        flat = mine & (work[window] == top[k])
         at = np.flatnonzero(flat)
         if len(at) < _TIES:
             continue
@@ -393,17 +400,11 @@ def _strokes(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray,
              labels: NDArray) -> NDArray[np.bool_]:
     """Which of the blobs ``ids`` are large drawn letters by the shape of their upper half
     (see :data:`_GLYPH`), looked at in a window round each as :func:`_letters` does."""
-    h, w = labels.shape
     out = np.zeros(len(ids), dtype=bool)
     top = work[m["pr"][ids], m["pc"][ids]]
     half = top - 0.5 * m["peak"][ids]  # (the peak's rise above the background there)
-    hy = np.minimum(2.0 * np.sqrt(3.0 * m["cyy"][ids]) + 3.0, _MAX_WINDOW).astype(int)
-    hx = np.minimum(2.0 * np.sqrt(3.0 * m["cxx"][ids]) + 3.0, _MAX_WINDOW).astype(int)
-    cy, cx = np.rint(m["cy"][ids]).astype(int), np.rint(m["cx"][ids]).astype(int)
-    for k, blob in enumerate(ids):
-        r0, r1 = max(cy[k] - hy[k], 0), min(cy[k] + hy[k] + 1, h)
-        c0, c1 = max(cx[k] - hx[k], 0), min(cx[k] + hx[k] + 1, w)
-        upper = (labels[r0:r1, c0:c1] == blob) & (work[r0:r1, c0:c1] >= half[k])
+    for k, blob, window in _windows(m, ids, labels.shape):
+        upper = (labels[window] == blob) & (work[window] >= half[k])
         at = np.flatnonzero(upper)
         if len(at) < _GLYPH:
             continue

@@ -159,6 +159,21 @@ def test_an_all_sky_jpeg_with_captions_solves(hip_catalog, allsky_db):
     assert res.camera_model.focal_length_px == pytest.approx(cam.focal_length_px, rel=2e-3)
 
 
+def _gaia_allsky(R, half_deg: float, circle_px: float, size: tuple[int, int], seed: int):
+    """A 16-bit equisolid all-sky frame ``size`` (width, height) of the Gaia stars at
+    attitude ``R``: the lens's circle ``circle_px`` in radius at ``half_deg`` from the
+    boresight, stars lost within 5 deg of the horizon, bench_allsky's detector."""
+    f = circle_px / _proj.scalar_radius_of_angle(math.radians(half_deg),
+                                                 _proj.code_of("equisolid"))
+    cam = CameraModel(f, *size, projection="equisolid")
+    img, _ = render_starfield(skysolve.load_gaia(), cam, R, image_circle_deg=half_deg,
+                              horizon_deg=5.0, psf=1.2, background_e=300.0, read_noise_e=8.0,
+                              bias_adu=100.0, zeropoint_mag=15.0, vignetting=0.5,
+                              full_well_e=60000.0, adc_bits=16, faint_star_depth_mag=1.0,
+                              seed=seed)
+    return img
+
+
 def test_a_cut_all_sky_jpeg_stretched_hard_measures_its_sky_noise(allsky_db):
     """A 190 deg equisolid lens's circle (520 px) cut by a 1280x960 frame of Gaia stars,
     with captions and compass letters, stretched hard to 8 bits and JPEG'd at quality 40:
@@ -169,14 +184,8 @@ def test_a_cut_all_sky_jpeg_stretched_hard_measures_its_sky_noise(allsky_db):
     rendered, and the sky's scatter about its 7x7 median inside the disc."""
     from scipy.ndimage import median_filter
 
-    f = 520.0 / _proj.scalar_radius_of_angle(math.radians(95.0), _proj.code_of("equisolid"))
-    cam = CameraModel(f, 1280, 960, projection="equisolid")
     R = radec_roll_to_rotation(80.0, -24.0, 50.0)
-    img, _ = render_starfield(skysolve.load_gaia(), cam, R, image_circle_deg=95.0,
-                              horizon_deg=5.0, psf=1.2, background_e=300.0, read_noise_e=8.0,
-                              bias_adu=100.0, zeropoint_mag=15.0, vignetting=0.5,
-                              full_well_e=60000.0, adc_bits=16, faint_star_depth_mag=1.0,
-                              seed=2)
+    img = _gaia_allsky(R, 95.0, 520.0, (1280, 960), seed=2)
     frame = dg.degrade(img, ["text_overlay", "compass", "jpeg"], "strong", seed=2)
     h, w = frame.shape
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
@@ -202,14 +211,8 @@ def test_compass_letters_on_a_lit_all_sky_jpeg_are_no_stars(allsky_db, font):
     attitude rendered."""
     from scipy.ndimage import binary_dilation
 
-    f = 504.0 / _proj.scalar_radius_of_angle(math.radians(90.0), _proj.code_of("equisolid"))
-    cam = CameraModel(f, 1024, 1024, projection="equisolid")
     R = radec_roll_to_rotation(120.0, -11.0, 75.0)
-    img, _ = render_starfield(skysolve.load_gaia(), cam, R, image_circle_deg=90.0,
-                              horizon_deg=5.0, psf=1.2, background_e=300.0, read_noise_e=8.0,
-                              bias_adu=100.0, zeropoint_mag=15.0, vignetting=0.5,
-                              full_well_e=60000.0, adc_bits=16, faint_star_depth_mag=1.0,
-                              seed=3)
+    img = _gaia_allsky(R, 90.0, 504.0, (1024, 1024), seed=3)
     lit = dg.light_dome(img, 1.0, seed=3)
     drawn = dg.compass(lit, 1.0, font=font, place="edges", seed=3)
     letters = binary_dilation(drawn != lit, iterations=2)
