@@ -641,6 +641,11 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     # plenty of stars anywhere, and a no-scale search where the catalog is too sparse
     # for the database's fields lost the note)
     outside += _sparse_note(db, fov_hi, cone, size, be)
+    if widest is not None and status in ("timeout", "budget"):
+        # (the search of the database's range had ended with no match: that is worth saying)
+        outside += (f"; none in the database's fields of view ({db.min_fov_deg:g}-"
+                    f"{db.max_fov_deg:g} deg), the search of wider ones (to "
+                    f"{math.degrees(widest):.0f} deg) cut short")
     if status == "timeout":
         return status, f"no match within {options.solve_timeout_ms} ms{outside}"
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too

@@ -143,3 +143,27 @@ def test_a_search_told_no_scale_goes_on_to_wider_fields_in_proportion_to_the_dat
                  dict(pixel_scale_range_arcsec=(100.0, 200.0))):
         assert _blind_widest(default, SolveOptions(**told), pinhole, rad(50.0)) is None
     assert _blind_widest(default, SolveOptions(), _proj.EQUIDISTANT, rad(50.0)) is None
+
+
+def test_a_blind_search_cut_short_still_says_the_database_s_range_found_nothing(small_db):
+    """A search told no scale that went on to wider fields and ran out of time (or
+    patterns) said only "no match within 5000 ms": the search of the database's range,
+    which had ended with no match, went unsaid."""
+    from skysolve import SolveOptions
+    from skysolve.camera import projection as _proj
+    from skysolve.solver import backends
+    from skysolve.solver.solve import _search_failure
+
+    be = backends.select("reference")
+    lo, hi, wide = math.radians(6.0), math.radians(33.3), math.radians(100.0)
+    for status, options in (("timeout", SolveOptions()),
+                            ("budget", SolveOptions(max_patterns_checked=1000))):
+        got, message = _search_failure(status, small_db, options, _proj.PINHOLE, lo, hi, None,
+                                       (1024, 768), be, wide)
+        assert got == "timeout"
+        assert "none in the database's fields of view (10-20 deg)" in message
+        assert "wider ones (to 100 deg) cut short" in message
+        # without the blind search, as before
+        _, plain = _search_failure(status, small_db, options, _proj.PINHOLE, lo, hi, None,
+                                   (1024, 768), be)
+        assert "database's fields" not in plain
