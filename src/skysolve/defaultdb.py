@@ -474,10 +474,7 @@ def fields_told(solve_options: Mapping[str, Any], image_width: int | None
             **{k: v for k, v in solve_options.items() if k in names})
     except (SkysolveError, TypeError, ValueError):
         return None
-    cam = opts.camera_model
-    est = (math.radians(cam.fov_deg) if cam is not None and math.isfinite(cam.fov_deg)
-           else None)
-    told = opts.told_fov_range(est, image_width)
+    told = opts.told_fov_range(image_width)
     return None if told is None else (math.degrees(told[0]), math.degrees(told[1]))
 
 

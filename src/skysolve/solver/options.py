@@ -420,18 +420,25 @@ class SolveOptions(Options):
             return math.radians(self.fov_max_error_deg)
         return self.fov_max_error_rad
 
-    def told_fov_range(self, fov_estimate: float | None = None,
-                       image_width: int | None = None) -> tuple[float, float] | None:
+    @property
+    def field_estimate(self) -> float | None:
+        """The field of view estimate in radians: the one given, else the camera model's
+        (when finite), else None."""
+        if self.fov_estimate is not None or self.camera_model is None:
+            return self.fov_estimate
+        fov = self.camera_model.fov_deg
+        return math.radians(fov) if math.isfinite(fov) else None
+
+    def told_fov_range(self, image_width: int | None = None) -> tuple[float, float] | None:
         """The horizontal fields of view (radians, ``(low, high)``) the scale hints allow:
-        ``fov_range_deg``; else the estimate (this one's, or ``fov_estimate``: a camera
-        model's) within ``fov_max_error``, or from 0.6 to 1/0.6 times it; else, given the
-        ``image_width`` (px), ``pixel_scale_range_arcsec`` times it (the scale at the
-        optical centre over the whole width: a pinhole's field to within its tangent);
-        None without a scale hint."""
+        ``fov_range_deg``; else :attr:`field_estimate` within ``fov_max_error``, or from 0.6
+        to 1/0.6 times it; else, given the ``image_width`` (px),
+        ``pixel_scale_range_arcsec`` times it (the scale at the optical centre over the
+        whole width: a pinhole's field to within its tangent); None without a scale hint."""
         if self.fov_range_deg is not None:
             lo, hi = self.fov_range_deg
             return math.radians(lo), math.radians(hi)
-        est = self.fov_estimate if self.fov_estimate is not None else fov_estimate
+        est = self.field_estimate
         if est is not None:
             err = self.fov_max_error
             if err is not None:

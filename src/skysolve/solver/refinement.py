@@ -86,10 +86,8 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     matches): tracking passes False."""
     # one cone query serves every pass: the attitude moves by far less than its margin
     idx_all, v_all = refine_field(frame, cat, hyp) if field is None else field
-    cx, cy = frame.centre
-    ok, R, f, img_idx, rows, err = frame.backend.refine(
-        frame.ideal, v_all, hyp.R, hyp.f, hyp.parity, frame.proj, frame.fixed_camera, cx, cy,
-        *frame.ideal_half_size(), radius_px, iterations, sigma_clip)
+    ok, R, f, img_idx, rows, err = _passes(frame, v_all, hyp.R, hyp.f, hyp.parity, radius_px,
+                                           iterations, sigma_clip)
     if not ok:
         return None
     # on clean fields every kept residual lies well inside the clip floor (at most 0.75 of
@@ -140,21 +138,28 @@ _MORE_REFINEMENTS = 4
 _SETTLING_GROWTH, _SETTLING_GAIN = 1.2, 0.75
 
 
+def _passes(frame: Frame, v_all: NDArray[np.float64], R: NDArray[np.float64], f: float,
+            parity: bool, radius_px: float, iterations: int, sigma_clip: float):
+    """The backend's refinement passes from ``(R, f, parity)`` over the cone ``v_all``:
+    ``(ok, R, f, image rows, cone rows, residuals)``."""
+    cx, cy = frame.centre
+    return frame.backend.refine(frame.ideal, v_all, R, f, parity, frame.proj,
+                                frame.fixed_camera, cx, cy, *frame.ideal_half_size(),
+                                radius_px, iterations, sigma_clip)
+
+
 def _settled(frame: Frame, v_all: NDArray[np.float64], parity: bool, radius_px: float,
              iterations: int, sigma_clip: float, fit: tuple):
     """The backend refinement ``fit`` = ``(R, f, image rows, cone rows, residuals)``, run
     again from its own answer while it has not settled (:data:`_UNSETTLED_MEDIAN`) and
     that matches many more stars, or more and better (:data:`_MORE_REFINEMENTS` times at
     most)."""
-    cx, cy = frame.centre
     for _ in range(_MORE_REFINEMENTS):
         R, f, img_idx, _, err = fit
         spread = median(err) * f
         if spread <= _UNSETTLED_MEDIAN * radius_px:
             break
-        ok, *again = frame.backend.refine(
-            frame.ideal, v_all, R, f, parity, frame.proj, frame.fixed_camera, cx, cy,
-            *frame.ideal_half_size(), radius_px, iterations, sigma_clip)
+        ok, *again = _passes(frame, v_all, R, f, parity, radius_px, iterations, sigma_clip)
         n, n_again = len(img_idx), len(again[2])
         if not ok or n_again <= n or (n_again < _SETTLING_GROWTH * n
                                       and median(again[4]) * again[1] > _SETTLING_GAIN * spread):

@@ -367,11 +367,10 @@ def _fov_cap(code: int) -> float:
     return 2.0 * _proj.max_angle(code) * 0.999
 
 
-def _fov_range(db: Any, options: SolveOptions, fov_est: float | None,
-               code: int) -> tuple[float, float]:
+def _fov_range(db: Any, options: SolveOptions, code: int) -> tuple[float, float]:
     """The allowed field-of-view range (radians) of the pattern search."""
     cap = _fov_cap(code)
-    told = options.told_fov_range(fov_est)
+    told = options.told_fov_range()
     if told is not None:
         return min(told[0], cap), min(told[1], cap)
     # no scale: a field somewhat beyond the database's scales still holds its patterns
@@ -393,7 +392,7 @@ _CIRCLE_MARGIN = 0.05
 _CAMERA_MARGIN = 0.05
 
 
-def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, frame: Frame,
+def _focal_range(db: Any, options: SolveOptions, frame: Frame,
                  code: int) -> tuple[float, float, float, float]:
     """``(f_lo, f_hi, fov_lo, fov_hi)``: focal lengths (px) and fields of view (radians)."""
     width = frame.width
@@ -402,7 +401,7 @@ def _focal_range(db: Any, options: SolveOptions, fov_est: float | None, frame: F
         f_lo, f_hi = 1.0 / hi, 1.0 / lo  # the scale at the optical centre is 1 / f
         return (f_lo, f_hi, _proj.fov_from_focal(f_hi, width, code),
                 _proj.fov_from_focal(f_lo, width, code))
-    fov_lo, fov_hi = _fov_range(db, options, fov_est, code)
+    fov_lo, fov_hi = _fov_range(db, options, code)
     f_lo = _proj.focal_from_fov(fov_hi, width, code)
     f_hi = _proj.focal_from_fov(fov_lo, width, code)
     limit = _proj.max_radius(code)
@@ -532,16 +531,14 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
                        (0.0, 0.0) if options.crpix is None else tuple(options.crpix))
     cat = CatalogView(db, velocity, be)
     radius_px = options.match_radius * width
-    fov_est = options.fov_estimate
     if cam is not None:
         f_guess: float | None = cam.focal_length_px
-        if fov_est is None and math.isfinite(cam.fov_deg):
-            fov_est = math.radians(cam.fov_deg)
         parities: tuple[bool, ...] = (bool(cam.parity_flip),)
     else:
+        fov_est = options.fov_estimate
         f_guess = None if fov_est is None else _proj.focal_from_fov(fov_est, width, code)
         parities = (False, True) if options.parity_flip is None else (options.parity_flip,)
-    f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, fov_est, frame, code)
+    f_lo, f_hi, fov_lo, fov_hi = _focal_range(db, options, frame, code)
     # A field wider than the database's largest is searched whatever the hint: its
     # brightest stars still make the database's patterns in sub-windows of it (simulated
     # fields 2-3x a 2-6 deg Gaia or 10-20 deg Hipparcos database's largest solved 10 of 10,
