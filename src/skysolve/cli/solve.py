@@ -433,8 +433,11 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from ..defaultdb import fields_told
 
-    # (--pixel-scale depends on each image's width: it chooses the default database)
-    db, db_path = _load_database(args, fields_told({"options": solve_options}, None))
+    # (a pixel scale's field is the first image's width times it: that chooses the
+    # database, as skysolve-field's does; the other images' are solved in the same one)
+    width = (_first_width(args) if args.pixel_scale is not None and not args.db
+             and camera is None else None)
+    db, db_path = _load_database(args, fields_told({"options": solve_options}, width))
     from ..batch import BatchTerminated, DatabaseHandle, run_frames
 
     job = _Job(solve=solve_options,
@@ -459,6 +462,20 @@ def _cmd_solve(args: argparse.Namespace) -> int:
                         "finish")
         raise
     return _finish(args, batch, db)
+
+
+def _first_width(args: argparse.Namespace) -> int | None:
+    """The width (px) of the first of ``args.images`` that reads (its --hdu and --section),
+    or None when none does (each frame then reports its own error)."""
+    from ..errors import SkysolveError
+    from ..io.images import read_image
+
+    for f in args.images:
+        try:
+            return int(read_image(f, hdu=args.hdu, section=args.section).shape[-1])
+        except (SkysolveError, OSError, ValueError):
+            continue
+    return None
 
 
 def _scale_advice(args: argparse.Namespace, batch, db) -> str | None:

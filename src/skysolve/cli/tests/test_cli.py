@@ -400,6 +400,38 @@ def test_a_broken_pipe_elsewhere_is_an_error_like_any(monkeypatch, capsys, db_fi
         os.close(stdout)
 
 
+def test_a_pixel_scale_without_db_asks_for_the_first_images_fields(monkeypatch, capsys,
+                                                                    small_db, tmp_path):
+    # a pixel scale is a field only with the width: the first image's chooses the database
+    # (a narrow cached one for a telescope's scale), as skysolve-field's does
+    from skysolve import defaultdb
+    from skysolve.cli.main import main
+
+    asked = []
+
+    def database_for_fields(fov_range_deg, progress=None):
+        asked.append(fov_range_deg)
+        return small_db
+
+    monkeypatch.setattr(defaultdb, "database_for_fields", database_for_fields)
+    monkeypatch.setenv("SKYSOLVE_CACHE", str(tmp_path))
+    monkeypatch.delenv("SKYSOLVE_DB", raising=False)
+    frame = str(DATA / ALT40)  # 1024 px wide
+    assert main(["solve", frame, "--pixel-scale", "36", "45", "--quiet"]) == 0
+    assert asked == [pytest.approx((36 * 1024 / 3600, 45 * 1024 / 3600), rel=1e-9)]
+    # a frame cut to 512 columns: half the field
+    assert main(["solve", frame, "--section", "[:, 256:768]", "--pixel-scale", "36", "45",
+                 "--quiet"]) in (0, 3)
+    assert asked[1] == pytest.approx((36 * 512 / 3600, 45 * 512 / 3600), rel=1e-9)
+    # a field of view needs no width; nothing readable: no width, no scale told
+    main(["solve", frame, "--fov-range", "10", "13", "--quiet"])
+    main(["solve", str(tmp_path / "none.tiff"), frame + ".missing", "--pixel-scale", "36",
+          "45", "--quiet"])
+    assert asked[2] == pytest.approx((10, 13))
+    assert len(asked) == 3  # (no file at all: refused before any database)
+    capsys.readouterr()
+
+
 def test_an_unsolved_row_says_why_on_stderr(cli_env, db_file, frames):
     # the table has room for the status only: a field of view outside the database's
     # range is named on stderr, as the JSON line's "message" names it
