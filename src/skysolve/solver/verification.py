@@ -141,6 +141,10 @@ def _fine_radii(radius_px: float) -> np.ndarray:
     return _FINE[1:] * radius_px
 
 
+#: A hypothesis without pattern stars: no finer-radius counts (treat as read-only).
+_NO_ANCHORS, _NO_RADII = np.zeros((0, 2)), np.zeros(0)
+
+
 def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
           n_img: int) -> tuple[int, float]:
     """Matches of the brightest ``n_img`` centroids and the (smallest) tail probability."""
@@ -152,19 +156,21 @@ def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
     # to match); the density is taken over that rectangle, which the bulges beside the
     # undistorted edges make a little larger than the image: a little more chance
     half_w, half_h = frame.ideal_half_size()
-    n_cat, rows, dist, crowd = frame.backend.verify_counts(
+    # (the finer radii's counts in the same backend call: a second one, and the match
+    # rows and distances handed back to Python for it, cost more than the counting)
+    fine = hyp.anchors is not None
+    n_cat, n, crowd, k, n_far = frame.backend.verify_tail_counts(
         frame.ideal, n_img, field[1], hyp.R, hyp.f, hyp.parity, frame.proj, cx, cy,
-        half_w, half_h, count, radius_px, crowding_outer(frame, radius_px))
+        half_w, half_h, count, radius_px, crowding_outer(frame, radius_px),
+        hyp.anchors if fine else _NO_ANCHORS, _fine_radii(radius_px) if fine else _NO_RADII,
+        FINE_SLACK)
     if n_cat == 0:
         return 0, 1.0
     uniform = n_cat * math.pi * radius_px ** 2 / max(4.0 * half_w * half_h, 1.0)
     chance = max(crowd, uniform)
-    n = len(dist)
     prob = false_match_probability(n, n_img, chance, n_fixed)
-    if hyp.anchors is None:
+    if not fine:
         return n, prob
-    k, n_far = frame.backend.fine_counts(frame.ideal, n_img, hyp.anchors, rows, dist,
-                                         _fine_radii(radius_px), FINE_SLACK)
     for t, s in enumerate(FINE_RADII[1:]):
         prob = min(prob, false_match_probability(int(k[t]), int(n_far[t]), chance * s * s, 0))
     return n, min(1.0, len(FINE_RADII) * prob)

@@ -1204,6 +1204,19 @@ def fine_counts(ideal, n_img, anchors, rows, dist, radii, slack):
 
 
 @_jit
+def verify_tail_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, half_h,
+                       count, radius, outer, anchors, radii, slack):
+    """``reference.verify_tail_counts``: :func:`verify_counts` and :func:`fine_counts` in
+    one dispatch, the match rows and distances kept inside the kernel."""
+    n_cat, rows, dist, crowd = verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx,
+                                             cy, half_w, half_h, count, radius, outer)
+    if n_cat == 0 or radii.shape[0] == 0:
+        return n_cat, rows.shape[0], crowd, np.zeros(0, np.intp), np.zeros(0, np.intp)
+    k, n_far = fine_counts(ideal, n_img, anchors, rows, dist, radii, slack)
+    return n_cat, rows.shape[0], crowd, k, n_far
+
+
+@_jit
 def _fit_rotation(ideal, v_cat, use, f, s, proj, v_img):
     """Image vectors at focal length ``f`` (written to ``v_img``) and the Wahba rotation of
     the pairs ``use`` whose centroid is imaged; (R, number of pairs fitted)."""

@@ -131,6 +131,16 @@ FUNCTIONS: tuple[Function, ...] = (
              "from every anchor, and how many of them are matches `rows` within rho",
              lambda ex: [(ex.ideal, 6, ex.ideal[:4] + 0.5, np.arange(3), np.array([0.5, 2.0, 9.0]),
                           np.array([5.0, 5.0 / 3.0]), 0.05)]),
+    Function("verify_tail_counts",
+             "verify_tail_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, "
+             "half_h, count, radius, outer, anchors, radii, slack) -> (catalog stars in the "
+             "image, matches, crowding chance, fine_counts' matches and centroids, empty when "
+             "no star is imaged or `radii` is empty): verify_counts then fine_counts, in one "
+             "call",
+             lambda ex: [(ex.ideal, 6, ex.v, ex.eye, 1000.0, False, 0, 0.0, 0.0, 512.0, 384.0,
+                          10, 5.0, 50.0, anchors, radii, 0.05)
+                         for anchors, radii in ((ex.ideal[:4] + 0.5, np.array([5.0, 5.0 / 3.0])),
+                                                (np.zeros((0, 2)), np.zeros(0)))]),
     Function("fit_pairs",
              "fit_pairs(ideal, v_cat, use, f, parity, proj, fixed_camera) -> (R, f, residuals, "
              "ok): attitude (and focal length unless fixed) from the pairs `use`",

@@ -355,6 +355,23 @@ def fine_counts(ideal, n_img, anchors, rows, dist, radii, slack):
     return k, n_far
 
 
+def verify_tail_counts(ideal, n_img, vectors, R, f, parity, proj, cx, cy, half_w, half_h,
+                       count, radius, outer, anchors, radii, slack):
+    """A verification's counts in one call: :func:`verify_counts` (with the number of
+    matches for their rows and distances), then, unless no catalog star is imaged or
+    ``radii`` is empty, :func:`fine_counts` of those matches.
+
+    Returns (catalog stars in the image, matches, crowding chance, matches at each of
+    ``radii``, centroids at each of ``radii``); the last two are empty when not counted.
+    """
+    n_cat, rows, dist, crowd = verify_counts(ideal, n_img, vectors, R, f, parity, proj, cx,
+                                             cy, half_w, half_h, count, radius, outer)
+    if n_cat == 0 or len(radii) == 0:
+        return n_cat, len(rows), crowd, np.zeros(0, np.intp), np.zeros(0, np.intp)
+    k, n_far = fine_counts(ideal, n_img, anchors, rows, dist, radii, slack)
+    return n_cat, len(rows), crowd, k, n_far
+
+
 # ------------------------------------------------------------------------------------
 # Fits
 

@@ -672,6 +672,54 @@ def test_fine_counts_match_and_count_by_hand():
         assert list(k) == [1, 1] and list(n_far) == [2, 1]
 
 
+def test_verify_tail_counts_agree_and_count_by_hand():
+    """The one-call verification counts agree between the backends, with and without the
+    finer radii, on crowded frames (above the brute-force size too), and count a hand-made
+    frame: four stars matched, one centroid and one star left over."""
+    rng = np.random.default_rng(21)
+    radii = np.array([8.0 / 3.0, 8.0 / 9.0])
+    for trial in range(20):
+        R = random_attitudes(1, rng)[0]
+        xy = rng.uniform([-0.5 * W, -0.5 * H], [0.5 * W, 0.5 * H], (300, 2))
+        cam_v = np.column_stack([xy / 1200.0, np.ones(len(xy))])
+        v = np.ascontiguousarray((cam_v / np.linalg.norm(cam_v, axis=1)[:, None]) @ R)
+        ideal = np.vstack([xy[:80] + rng.normal(scale=4.0, size=(80, 2)),
+                           rng.uniform([-W / 2, -H / 2], [W / 2, H / 2], (70, 2))])
+        anchors = np.ascontiguousarray(ideal[rng.choice(80, 4, replace=False)])
+        n_img = 120 if trial % 2 else 60
+        for fine in (radii, np.zeros(0)):
+            args = (ideal, n_img, v, R, 1200.0, bool(trial % 3 == 0), 0, 0.0, 0.0, W / 2,
+                    H / 2, 2 * n_img, 8.0, 60.0, anchors, fine, 0.05)
+            got, want = comp.verify_tail_counts(*args), ref.verify_tail_counts(*args)
+            assert got[:2] == want[:2]
+            assert got[2] == pytest.approx(want[2], rel=1e-12)
+            for a, b in zip(got[3:], want[3:], strict=True):
+                np.testing.assert_array_equal(a, b)
+                assert len(a) == len(fine)
+    f = 1000.0
+    stars = np.array([[0.0, 0.0], [30.0, 0.0], [100.0, 0.0], [0.0, 10.0], [300.0, 200.0]])
+    v = np.column_stack([stars / f, np.ones(len(stars))])
+    v /= np.linalg.norm(v, axis=1)[:, None]
+    ideal = np.array([[0.0, 0.0], [30.5, 0.0], [100.0, 2.0], [0.0, 10.5], [-400.0, -300.0]])
+    anchors = np.array([[0.0, 0.0]])
+    for be in (comp, ref):
+        base = (ideal, 5, v, np.eye(3), f, False, 0, 0.0, 0.0, W / 2, H / 2, 10, 5.0, 50.0,
+                anchors)
+        n_cat, n, _, k, n_far = be.verify_tail_counts(*base, np.array([1.0, 5.0]), 0.05)
+        # rho 1: centroids >= 20 px from the anchor are rows 1, 2 and 4; of the matches,
+        # row 1 (0.5 px) lies within 1 px; rho 5: >= 100 px, rows 2 and 4, row 2 (2 px)
+        assert (n_cat, n) == (5, 4)
+        assert list(k) == [1, 1] and list(n_far) == [3, 2]
+        n_cat, n, _, k, n_far = be.verify_tail_counts(*base, np.zeros(0), 0.05)
+        assert (n_cat, n, len(k), len(n_far)) == (5, 4, 0, 0)
+        # the camera turned away from the stars: none imaged, nothing counted
+        away = np.diag([1.0, -1.0, -1.0])
+        n_cat, n, crowd, k, n_far = be.verify_tail_counts(
+            ideal, 5, v, away, f, False, 0, 0.0, 0.0, W / 2, H / 2, 10, 5.0, 50.0, anchors,
+            np.array([1.0, 5.0]), 0.05)
+        assert (n_cat, n, crowd, len(k), len(n_far)) == (0, 0, 0.0, 0, 0)
+
+
 def test_solution_arrays_match_and_order_by_hand():
     """A result's arrays: the matches in increasing centroid row, with their positions,
     stars, residuals in arc seconds, the 90th percentile and largest residual, and the
