@@ -171,8 +171,8 @@ def _tail(frame: Frame, hyp: Hypothesis, radius_px: float, n_fixed: int, field,
     prob = false_match_probability(n, n_img, chance, n_fixed)
     if not fine:
         return n, prob
-    for t, s in enumerate(FINE_RADII[1:]):
-        prob = min(prob, false_match_probability(int(k[t]), int(n_far[t]), chance * s * s, 0))
+    for s, k_s, n_s in zip(FINE_RADII[1:], k.tolist(), n_far.tolist(), strict=True):
+        prob = min(prob, false_match_probability(k_s, n_s, chance * s * s, 0))
     return n, min(1.0, len(FINE_RADII) * prob)
 
 
