@@ -35,8 +35,8 @@ PHASES = (("skysolve.solver.solve", "search"), ("skysolve.solver.solve", "track"
           *(("backend", name) for name in ("thin_pixels", "unit_vectors", "brightest_in_cone",
                                            "pattern_candidates", "pattern_attitudes",
                                            "in_image", "mutual_matches", "crowding",
-                                           "verify_counts", "fit_pairs", "trimmed_fit", "refine",
-                                           "attitude_covariance")))
+                                           "verify_tail_counts", "fit_pairs", "trimmed_fit",
+                                           "refine", "attitude_covariance")))
 
 
 def main(argv: list[str] | None = None) -> int:
