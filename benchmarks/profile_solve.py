@@ -34,6 +34,7 @@ PHASES = (("skysolve.solver.solve", "search"), ("skysolve.solver.solve", "track"
           ("skysolve.solver.lost_in_space", "refine_field"),
           *(("backend", name) for name in ("thin_pixels", "unit_vectors", "brightest_in_cone",
                                            "pattern_candidates", "pattern_attitudes",
+                                           "pattern_attitude",
                                            "in_image", "mutual_matches", "crowding",
                                            "verify_tail_counts", "fit_pairs", "trimmed_fit",
                                            "refine", "attitude_covariance")))

@@ -224,13 +224,13 @@ def _hypotheses(frame: Frame, ideal: NDArray[np.float64], cv: NDArray[np.float64
     n = len(f_est)
     if n == 0:
         return
-    # the first candidate in scalars (numpy's per-call overhead on one row cost more
-    # than the test): the same arithmetic as the array form below
-    R_all, res, par = frame.backend.pattern_attitudes(ideal[:1], cv[:1], f_est[:1], parities,
-                                                      frame.proj)
+    # the first candidate on its own, in scalars (numpy's per-call overhead on one row,
+    # and arrays handed back by the kernel, cost more than the test): the same arithmetic
+    # as the array form below
     f0 = f_est[0]
-    if res[0] <= 2.0 * tol * clargest[0] + 3.0 / f0:
-        yield Hypothesis(R_all[0], float(f0), bool(par[0]), ideal[0])
+    R0, res0, par0 = frame.backend.pattern_attitude(ideal, cv, 0, f0, parities, frame.proj)
+    if res0 <= 2.0 * tol * clargest[0] + 3.0 / f0:
+        yield Hypothesis(R0, float(f0), bool(par0), ideal[0])
     if n > 1:
         part = slice(1, n)
         R_all, res, par = frame.backend.pattern_attitudes(ideal[part], cv[part], f_est[part],

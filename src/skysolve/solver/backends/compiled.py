@@ -843,30 +843,50 @@ def pattern_attitudes(ideal4, cat4, f_est, parities, proj):
     vi = np.empty((4, 3))
     B = np.empty((3, 3))
     for c in range(k):
-        best = np.inf
-        first = True
-        for parity in parities:
-            s = -1.0 if parity else 1.0
-            for t in range(4):
-                vi[t, 0], vi[t, 1], vi[t, 2] = _unit_from_ideal(
-                    ideal4[c, t, 0], ideal4[c, t, 1], f_est[c], s, proj)
-            for a in range(3):
-                for b in range(3):
-                    acc = 0.0
-                    for t in range(4):
-                        acc += vi[t, a] * cat4[c, t, b]
-                    B[a, b] = acc
-            R = _wahba(B)
-            res = _pattern_residual(vi, cat4, c, R)
-            if not res == res:
-                res = np.inf  # a star outside the projection's image
-            if first or res < best:
-                first = False
-                best = res
-                R_out[c] = R
-                par_out[c] = parity
-        res_out[c] = best
+        R, res_out[c], par_out[c] = _attitude_of(ideal4, cat4, c, f_est[c], parities, proj,
+                                                 vi, B)
+        R_out[c] = R
     return R_out, res_out, par_out
+
+
+@_jit
+def pattern_attitude(ideal4, cat4, c, f, parities, proj):
+    """``reference.pattern_attitude``: :func:`pattern_attitudes` of the one candidate ``c``
+    at focal length ``f``, as (R, residual, parity) -- one array handed back, not three."""
+    return _attitude_of(ideal4, cat4, c, f, parities, proj, np.empty((4, 3)),
+                        np.empty((3, 3)))
+
+
+@_jit
+def _attitude_of(ideal4, cat4, c, f, parities, proj, vi, B):
+    """Candidate ``c``'s attitude at focal length ``f`` for the better of ``parities``
+    (the first on a tie): (R, largest star residual in radians, parity). ``vi`` (4, 3)
+    and ``B`` (3, 3) are scratch."""
+    best = np.inf
+    first = True
+    R_best = np.empty((3, 3))
+    par = False
+    for parity in parities:
+        s = -1.0 if parity else 1.0
+        for t in range(4):
+            vi[t, 0], vi[t, 1], vi[t, 2] = _unit_from_ideal(ideal4[c, t, 0], ideal4[c, t, 1],
+                                                            f, s, proj)
+        for a in range(3):
+            for b in range(3):
+                acc = 0.0
+                for t in range(4):
+                    acc += vi[t, a] * cat4[c, t, b]
+                B[a, b] = acc
+        R = _wahba(B)
+        res = _pattern_residual(vi, cat4, c, R)
+        if not res == res:
+            res = np.inf  # a star outside the projection's image
+        if first or res < best:
+            first = False
+            best = res
+            R_best = R
+            par = parity
+    return R_best, best, par
 
 
 @_jit

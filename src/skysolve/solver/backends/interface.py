@@ -106,6 +106,11 @@ FUNCTIONS: tuple[Function, ...] = (
              "pattern_attitudes(ideal4, cat4, f_est, parities, proj) -> (R, residual, parity): "
              "Wahba attitude of each candidate pair for the better allowed parity",
              lambda ex: [ex.pattern_attitudes()]),
+    Function("pattern_attitude",
+             "pattern_attitude(ideal4, cat4, c, f, parities, proj) -> (R, residual, parity): "
+             "pattern_attitudes of the one candidate row `c` at focal length `f`",
+             lambda ex: [(*ex.pattern_attitudes()[:2], 0, 1000.0,
+                          *ex.pattern_attitudes()[3:])]),
     Function("in_image",
              "in_image(vectors, R, f, parity, proj, cx, cy, half_w, half_h, count) -> (rows, "
              "ideal px): the first `count` vectors projecting inside the image",

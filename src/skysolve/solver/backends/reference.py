@@ -234,6 +234,15 @@ def pattern_attitudes(ideal4, cat4, f_est, parities, proj):
             np.asarray(parities, dtype=bool)[pick])
 
 
+def pattern_attitude(ideal4, cat4, c, f, parities, proj):
+    """:func:`pattern_attitudes` of the one candidate row ``c`` of ``ideal4`` and ``cat4``
+    at focal length ``f`` (px): (R (3, 3), its largest star residual in radians, the
+    parity chosen)."""
+    R, res, par = pattern_attitudes(ideal4[c:c + 1], cat4[c:c + 1], np.array([f]), parities,
+                                    proj)
+    return R[0], float(res[0]), bool(par[0])
+
+
 # ------------------------------------------------------------------------------------
 # Matching and verification
 
