@@ -29,6 +29,7 @@ solve makes), so both backends give the same answer by construction.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     scattered matches are what refuses it (``tracking._rigid``), and the check would keep
     the matches about the pivot (a hint rolled 25 deg: an answer 415" off passed with 31
     matches): tracking passes False."""
+    if chance_per_star(frame, radius_px) > _CROWDED_CHANCE:
+        hyp = _from_brightest(frame, cat, hyp, radius_px, iterations, sigma_clip, chance_check)
     # one cone query serves every pass: the attitude moves by far less than its margin
     idx_all, v_all = refine_field(frame, cat, hyp) if field is None else field
     ok, R, f, img_idx, rows, err = _passes(frame, v_all, hyp.R, hyp.f, hyp.parity, radius_px,
@@ -115,6 +118,38 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
         return ref
     return _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
                              iterations, sigma_clip, chance_check)
+
+
+#: A centroid list so crowded that on average this many of its centroids fall by chance
+#: within the match radius of a catalog star ...
+_CROWDED_CHANCE = 1.0
+#: ... is first refined on its brightest centroids alone, as many as put this many there:
+#: every star of a crowded list has a chance match, so a hypothesis a few pixels off (a
+#: pattern of a 5-30 deg database in a 90 deg field of 10,500 centroids: 0.4 deg and 1.6 %
+#: of focal length off) is refitted to them and stays off (0.36 deg, 9,518 matches of
+#: which 2,072 right, at 1.8 px median residual), where the bright ones, sparse enough for
+#: the right stars to stand out, pull it onto the right answer.
+_BRIGHT_CHANCE = 0.25
+
+
+def chance_per_star(frame: Frame, radius_px: float) -> float:
+    """How many of the frame's centroids fall by chance, on average, within ``radius_px``
+    (px) of a catalog star: their density times the match disc."""
+    return len(frame.ideal) * math.pi * radius_px ** 2 / (frame.width * frame.height)
+
+
+def _from_brightest(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float,
+                    iterations: int, sigma_clip: float, chance_check: bool) -> Hypothesis:
+    """``hyp`` refined on the brightest centroids of a crowded frame (see
+    :data:`_BRIGHT_CHANCE`); ``hyp`` itself when they do not refine."""
+    count = max(4, int(len(frame.ideal) * _BRIGHT_CHANCE / chance_per_star(frame, radius_px)))
+    # (centroids are brightest first; a fresh memo: it holds results of the whole list)
+    bright = dataclasses.replace(frame, xy=frame.xy[:count], ideal=frame.ideal[:count],
+                                 _radii=None, memo={})
+    out = refine(bright, cat, hyp, radius_px, iterations, sigma_clip, chance_check=chance_check)
+    if out is None:
+        return hyp
+    return Hypothesis(out.hyp.R, out.hyp.f, hyp.parity)
 
 
 #: A refinement whose median kept residual exceeds this fraction of the match radius has
@@ -369,7 +404,7 @@ def mostly_chance(frame: Frame, cat: CatalogView, ref: Refined, radius_px: float
     centroid noise per axis at a 10 px radius, 88 %. Only lists dense enough for chance
     matches to make up an answer are judged (:data:`MIN_CHANCE_PER_STAR`)."""
     lens = frame if ref.frame is None else ref.frame
-    chance = len(lens.ideal) * math.pi * radius_px ** 2 / (lens.width * lens.height)
+    chance = chance_per_star(lens, radius_px)
     if chance < MIN_CHANCE_PER_STAR:
         return False
     err_px = ref.errors_rad * ref.hyp.f  # (the scale at the centre: a first screen)
