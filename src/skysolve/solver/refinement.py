@@ -149,9 +149,22 @@ def _from_brightest(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: 
     bright = dataclasses.replace(frame, xy=frame.xy[:count], ideal=frame.ideal[:count],
                                  _radii=None, memo={})
     out = refine(bright, cat, hyp, radius_px, iterations, sigma_clip, chance_check=chance_check)
-    if out is None:
+    # a hypothesis that already places the stars where their refinement does is kept
+    # as it is: the whole list refines it as before (TESS-like frames, 2.8 chance
+    # centroids per star, are solved to the same answers)
+    if out is None or _moved_px(bright, cat.vectors(out.cat_idx), hyp, out.hyp.R,
+                                out.hyp.f) <= clip_floor_px(radius_px):
         return hyp
     return Hypothesis(out.hyp.R, out.hyp.f, hyp.parity)
+
+
+def _moved_px(frame: Frame, v: NDArray[np.float64], hyp: Hypothesis, R: NDArray[np.float64],
+              f: float) -> float:
+    """How far (ideal px) ``(R, f)`` places the catalog vectors ``v`` from where ``hyp``
+    does, at most (0 for none)."""
+    d = (offsets(v @ R.T, f, hyp.parity, frame.proj)
+         - offsets(v @ hyp.R.T, hyp.f, hyp.parity, frame.proj))
+    return float(np.nanmax(np.hypot(d[:, 0], d[:, 1]))) if len(v) else 0.0
 
 
 #: A refinement whose median kept residual exceeds this fraction of the match radius has
@@ -323,10 +336,7 @@ def _more_crowded(frame: Frame, v_all: NDArray[np.float64], hyp: Hypothesis, rad
     hypothesis is trusted, the rebuild is kept whatever the crowding (a refinement pulled
     onto three false detections crowds more, having more matches)."""
     parity = hyp.parity
-    v = v_all[fit[3]]
-    moved = (offsets(v @ fit[0].T, fit[1], parity, frame.proj)
-             - offsets(v @ hyp.R.T, hyp.f, parity, frame.proj))
-    if not len(v) or not np.nanmax(np.hypot(moved[:, 0], moved[:, 1])) > radius_px:
+    if not _moved_px(frame, v_all[fit[3]], hyp, fit[0], fit[1]) > radius_px:
         return clean
     p_clean = _crowding(frame, v_all, clean[0], clean[1], parity, radius_px)
     p_fit = _crowding(frame, v_all, fit[0], fit[1], parity, radius_px)
