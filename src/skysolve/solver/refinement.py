@@ -15,7 +15,14 @@ it and pull the fit. When a kept residual lies beyond the clip's floor (never on
 fields), the matches are made again under the hypothesis and the core of right ones
 found by where they crowd, whatever the share of chance ones, and refitted
 (:func:`_without_chance_matches`, outside the backends and through their primitives,
-so both give the same answer).
+so both give the same answer). That rebuild trusts the hypothesis to place every star
+to a pixel; where the refinement moved some star further than the match radius from it
+(a pattern in one part of a very wide field), the answer whose matches crowd more about
+their stars is kept (:func:`_more_crowded`).
+
+A list so crowded that every catalog star has a chance centroid within the match
+radius is refined on its brightest centroids first (:data:`_CROWDED_CHANCE`): the
+whole list cannot pull a hypothesis some pixels off onto its stars.
 
 With a camera model the matching runs at the camera's focal length; then,
 when the matches determine it (``SolveOptions.refine_scale``), the kept
