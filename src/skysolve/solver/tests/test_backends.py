@@ -452,6 +452,19 @@ def test_refinement_of_crowded_frames_agrees():
         np.testing.assert_allclose(e_c, e_r, rtol=1e-5, atol=1e-12)
 
 
+def _crowded_frame(rng):
+    """A crowded verification case: attitude ``R``, 300 catalog vectors of a 1200 px
+    focal length over the frame, and 150 centroids (80 of the stars at 4 px noise, 70
+    at random)."""
+    R = random_attitudes(1, rng)[0]
+    xy = rng.uniform([-0.5 * W, -0.5 * H], [0.5 * W, 0.5 * H], (300, 2))
+    cam_v = np.column_stack([xy / 1200.0, np.ones(len(xy))])
+    v = np.ascontiguousarray((cam_v / np.linalg.norm(cam_v, axis=1)[:, None]) @ R)
+    ideal = np.vstack([xy[:80] + rng.normal(scale=4.0, size=(80, 2)),
+                       rng.uniform([-W / 2, -H / 2], [W / 2, H / 2], (70, 2))])
+    return R, v, ideal
+
+
 def test_deep_verification_counts_agree():
     """Verification of 120 centroids against 240 stars (above the brute-force size, where
     the reference matches by KD-tree claims) counts the same matches in both backends, on
@@ -459,12 +472,7 @@ def test_deep_verification_counts_agree():
     rng = np.random.default_rng(14)
     differs = 0
     for _ in range(20):
-        R = random_attitudes(1, rng)[0]
-        xy = rng.uniform([-0.5 * W, -0.5 * H], [0.5 * W, 0.5 * H], (300, 2))
-        cam_v = np.column_stack([xy / 1200.0, np.ones(len(xy))])
-        v = np.ascontiguousarray((cam_v / np.linalg.norm(cam_v, axis=1)[:, None]) @ R)
-        ideal = np.vstack([xy[:80] + rng.normal(scale=4.0, size=(80, 2)),
-                           rng.uniform([-W / 2, -H / 2], [W / 2, H / 2], (70, 2))])
+        R, v, ideal = _crowded_frame(rng)
         args = (ideal, 120, v, R, 1200.0, False, 0, 0.0, 0.0, W / 2, H / 2, 240, 8.0, 60.0)
         got, want = comp.verify_counts(*args), ref.verify_counts(*args)
         assert got[0] == want[0]
@@ -714,12 +722,7 @@ def test_verify_tail_counts_agree_and_count_by_hand():
     rng = np.random.default_rng(21)
     radii = np.array([8.0 / 3.0, 8.0 / 9.0])
     for trial in range(20):
-        R = random_attitudes(1, rng)[0]
-        xy = rng.uniform([-0.5 * W, -0.5 * H], [0.5 * W, 0.5 * H], (300, 2))
-        cam_v = np.column_stack([xy / 1200.0, np.ones(len(xy))])
-        v = np.ascontiguousarray((cam_v / np.linalg.norm(cam_v, axis=1)[:, None]) @ R)
-        ideal = np.vstack([xy[:80] + rng.normal(scale=4.0, size=(80, 2)),
-                           rng.uniform([-W / 2, -H / 2], [W / 2, H / 2], (70, 2))])
+        R, v, ideal = _crowded_frame(rng)
         anchors = np.ascontiguousarray(ideal[rng.choice(80, 4, replace=False)])
         n_img = 120 if trial % 2 else 60
         for fine in (radii, np.zeros(0)):
