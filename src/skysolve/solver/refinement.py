@@ -21,8 +21,9 @@ to a pixel; where the refinement moved some star further than the match radius f
 their stars is kept (:func:`_more_crowded`).
 
 A list so crowded that every catalog star has a chance centroid within the match
-radius is refined on its brightest centroids first (:data:`_CROWDED_CHANCE`): the
-whole list cannot pull a hypothesis some pixels off onto its stars.
+radius, and whose refinement is not clean (a kept residual beyond the clip floor), is
+refined again from a start found on its brightest centroids (:data:`_CROWDED_CHANCE`):
+the whole list cannot pull a hypothesis some pixels off onto its stars.
 
 With a camera model the matching runs at the camera's focal length; then,
 when the matches determine it (``SolveOptions.refine_scale``), the kept
