@@ -17,7 +17,12 @@ scale alone, or ``a1`` with ``a2`` against it, passes the F test
 ``2n`` coordinates less the attitude's three parameters, the scale and the terms)
 at :data:`MIN_F`. The refined solve with the term must leave at most
 ``1 / MIN_RSS_RATIO`` of the plain solve's mean square residual, so that a lens
-whose distortion is within the centroid noise keeps the plain solve.
+whose distortion is within the centroid noise keeps the plain solve -- or match a fifth
+more stars than it and crowd them more about their stars: the two mean squares are over
+different stars, and a lens far from its projection, fitted only approximately, keeps
+residuals of pixels on the edge stars the term brings in (a 60 deg equidistant lens
+solved as a pinhole: 63 matches at 6.0 px rms, 0.02 deg off, against 44 at 6.3 px, 0.28
+deg off).
 
 One coefficient is fitted, ``k1``, with the attitude and the focal length, by
 Gauss-Newton on the pixel residuals ``d - u (1 + k1 rho^2)``, refitted without

@@ -422,7 +422,9 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
                       chance_check: bool = True) -> Refined:
     """``ref``, or its refinement with a radial lens term when its residuals call for one
     (:mod:`skysolve.solver.radialterm`) and the refit matches better (refined with or
-    without the chance-match check as ``ref`` was: see :func:`refine`)."""
+    without the chance-match check as ``ref`` was: see :func:`refine`): it leaves at most
+    ``1 / MIN_RSS_RATIO`` of ``ref``'s mean square residual, or it matches many more
+    stars that crowd more about their stars (:func:`_matches_more`)."""
     fitted = radial_camera(frame.ideal[ref.img_idx], v_cat, ref.hyp.R, ref.hyp.f,
                            ref.hyp.parity, frame.camera, ref.errors_rad)
     best = ref
@@ -448,7 +450,30 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
     if best is ref:  # no term fitted, or no refit with it matched better
         return ref
     # the term must explain most of the residual, not tidy up noise and a few outliers
-    return best if MIN_RSS_RATIO * _mean_square(best) <= _mean_square(ref) else ref
+    if MIN_RSS_RATIO * _mean_square(best) <= _mean_square(ref):
+        return best
+    return best if _matches_more(frame, best, ref, field[1], radius_px) else ref
+
+
+def _matches_more(frame: Frame, lens: Refined, plain: Refined, v_all: NDArray[np.float64],
+                  radius_px: float) -> bool:
+    """Whether the refit with a radial term ``lens`` matches :data:`_SETTLING_GROWTH`
+    times as many stars as the plain refinement ``plain`` and they crowd more about their
+    stars (:func:`_crowding`, over the cone ``v_all``).
+
+    The mean squares of two answers are over different stars: the term brings in the
+    field's edge, whose stars a term of one coefficient fits worst, and a lens far from
+    the named projection keeps residuals of pixels with it (a 60 deg equidistant lens
+    solved as a pinhole: 63 matches 0.02 deg off at 6.0 px rms, kept 1.16 times better
+    than 44 matches 0.28 deg off at 6.3 px). Crowding counts the right matches the term
+    brings in instead of their share of the residual; many more is asked, so that a term
+    within the centroid noise, which matches the same stars give or take a few, still
+    keeps the plain solve."""
+    if len(lens.img_idx) < _SETTLING_GROWTH * len(plain.img_idx):
+        return False
+    p_lens = _crowding(lens.frame, v_all, lens.hyp.R, lens.hyp.f, lens.hyp.parity, radius_px)
+    p_plain = _crowding(frame, v_all, plain.hyp.R, plain.hyp.f, plain.hyp.parity, radius_px)
+    return p_lens < p_plain
 
 
 #: An answer is refused when its matches within this share of the match radius of their
