@@ -36,6 +36,8 @@ definition:
   rows' maxima (:func:`.extract._counts_work`);
 * :func:`counted_medians`: block medians of a dark integer sky by one histogram per
   block (:func:`.background._counted_medians`);
+* :func:`sky_candidates`: the quick extraction's pass over the frame, the pixels above
+  a bilinear sky (:func:`.fast._candidates`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
   shifted-slice sums along rows, then columns) in one pass over the frame, the same
   arithmetic to the bit.
@@ -757,6 +759,69 @@ def blob_sums(lab, rows, cols, val, n):
     return npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy
 
 
+
+def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0, r1):
+    """The pixels of rows ``r0:r1`` of ``img`` (finite) more than ``limit`` above the sky,
+    the sky bilinear in the block levels ``grid`` with the rows' and columns' block
+    indices and weights (``ri0``, ``ri1``, ``rt0``, ``rt1`` per row; ``cj0``... per
+    column), as :func:`.fast._candidates` computes them (the same arithmetic in the same
+    order): ``(flat indices, value less the sky)``.
+
+    Between two block centres a row's sky lies between their levels, so a pixel at or
+    below the lower level plus ``limit`` is no candidate: a run of pixels between two
+    centres whose largest value is that low is passed over whole (its maximum, in the
+    camera's own type, is a loop the compiler vectorises), and in the others only the
+    pixels above it are judged against the sky's exact value.
+    """
+    h, w = img.shape
+    nx = grid.shape[1]
+    cap = (r1 - r0) * w // 64 + w
+    idx = np.empty(cap, np.intp)
+    val = np.empty(cap)
+    level = np.empty(nx)
+    # the columns' segments: runs of columns between the same two block centres
+    seg = np.empty(w + 1, np.intp)
+    nseg = 0
+    for c in range(w):
+        if c == 0 or cj0[c] != cj0[c - 1] or cj1[c] != cj1[c - 1]:
+            seg[nseg] = c
+            nseg += 1
+    seg[nseg] = w
+    k = 0
+    for r in range(r0, r1):
+        a, b, ta, tb = ri0[r], ri1[r], rt0[r], rt1[r]
+        for j in range(nx):
+            level[j] = grid[a, j] * ta + grid[b, j] * tb
+        if k + w > cap:  # (room for a whole row: no check, and no new array, per pixel)
+            cap = 2 * cap + w
+            grown = np.empty(cap, np.intp)
+            grown[:k] = idx[:k]
+            idx = grown
+            more = np.empty(cap)
+            more[:k] = val[:k]
+            val = more
+        base = r * w
+        for s in range(nseg):
+            c0, c1 = seg[s], seg[s + 1]
+            low = min(level[cj0[c0]], level[cj1[c0]]) + limit
+            top = img[r, c0]
+            for c in range(c0 + 1, c1):
+                t = img[r, c]
+                if t > top:
+                    top = t
+            if float(top) <= low:
+                continue
+            for c in range(c0, c1):
+                v = float(img[r, c])
+                if v > low:
+                    d = v - (level[cj0[c]] * cu0[c] + level[cj1[c]] * cu1[c])
+                    if d > limit:
+                        idx[k] = base + c
+                        val[k] = d
+                        k += 1
+    return idx[:k], val[:k]
+
+
 #: Largest fit window (px): half-sizes run from 2 to 6 (:func:`.blobs._fit_group`).
 _MAX_WINDOW = 13
 
@@ -823,7 +888,7 @@ _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "tile_boun
             "_smooth_row", "smooth", "step_counts", "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
-            "fit_windows", "_root", "label_pixels")
+            "fit_windows", "_root", "label_pixels", "sky_candidates")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -945,6 +1010,14 @@ def warm_up() -> bool:
             np.ones((9, 9), np.float32), np.zeros((9, 9), dtype), np.zeros((1, 1), bool),
             False, one + 4, one + 4, np.zeros(1), np.zeros(1), np.zeros(1), one, one + 2,
             np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), False)
+    # the quick extraction's pass reads a camera's counts as they come (no float copy)
+    weights = (one - 1, one - 1, np.ones(1), np.zeros(1))
+    for dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
+            pixels = np.ones((1, 1), dtype)
+            pixels.flags.writeable = writeable
+            _COMPILED["sky_candidates"](pixels, np.zeros((1, 1)), *weights, *weights, 0.5, 0,
+                                        1)
     _jit.mark_warm(SOURCES)
     return True
 

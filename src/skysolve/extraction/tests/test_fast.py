@@ -1,0 +1,164 @@
+"""The quick extraction (:mod:`skysolve.extraction.fast`) against the truth, its tests of
+shape, and its compiled pass against the numpy code it twins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skysolve import _jit
+from skysolve.extraction import extract_centroids, extract_centroids_fast, kernels
+from skysolve.extraction.fast import _candidates, _levels, _quick, _weights
+from skysolve.extraction.options import ExtractionOptions
+from skysolve.tests.frames import gradient_background, isolated, match_to_truth, render_stars
+
+from .test_extraction import synthetic_scene
+
+numba_only = pytest.mark.skipif(not _jit.available(), reason="numba not available")
+
+
+def _frame(dtype=np.uint16, seed: int = 0, sky: float = 1000.0, gradient: float = 400.0,
+           noise: float = 10.0, shape=(300, 420)):
+    """Stars on a steep sky gradient: image (of ``dtype``) and the true x, y, flux."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    x = rng.uniform(-w / 2 + 12, w / 2 - 12, 60)
+    y = rng.uniform(-h / 2 + 12, h / 2 - 12, 60)
+    flux = np.exp(rng.uniform(np.log(3000.0), np.log(60000.0), 60))
+    img = render_stars(shape, x, y, flux, 1.2) + gradient_background(shape, sky, gradient)
+    img += rng.normal(0.0, noise, shape)
+    if np.dtype(dtype).kind in "iu":
+        img = np.clip(np.round(img), 0, np.iinfo(dtype).max)
+    return img.astype(dtype), x, y, flux
+
+
+def _quick_options(**kw) -> ExtractionOptions:
+    base = dict(matched_filter_sigma=None, deblend="off", fit_positions=False,
+                reject_cosmic_rays=False, min_pixels=2, saturation_level=None)
+    return ExtractionOptions(**{**base, **kw})
+
+
+@numba_only
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("writeable", [True, False])
+def test_candidate_pass_is_its_numpy_twin(dtype, writeable):
+    img, *_ = _frame(np.uint16 if dtype == np.uint8 else dtype, seed=1)
+    if dtype == np.uint8:
+        img = (img // 64).astype(np.uint8)
+    img.flags.writeable = writeable
+    h, w = img.shape
+    for block in (16, 64, 1000):
+        grid, _ = _levels(img, block, min(8, block))
+        wr, wc = _weights(h, block, grid.shape[0]), _weights(w, block, grid.shape[1])
+        for limit, r0, r1 in ((30.0, 0, h), (5.0, 17, 123), (1e9, 0, h)):
+            want = _candidates(img, grid, *wr, *wc, limit, r0, r1)
+            got = kernels._compile()["sky_candidates"](img, grid, *wr, *wc, limit, r0, r1)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+            assert limit == 1e9 or len(want[0]) > 50
+
+
+@numba_only
+@pytest.mark.parametrize("threads", [1, 3])
+def test_quick_extraction_is_the_same_either_way(threads):
+    img, _ = synthetic_scene(1.2, seed=3)
+    opts = _quick_options(threads=threads, border_margin=3, max_elongation=4.0,
+                          saturation_level=60000.0)
+    with kernels.backend("reference", threads):
+        want = _quick(img, opts)
+    with kernels.backend("compiled", threads):
+        got = _quick(img, opts)
+    np.testing.assert_array_equal(got.as_array(), want.as_array())
+    np.testing.assert_array_equal(got.saturated, want.saturated)
+    np.testing.assert_array_equal(got.rejected["reason"], want.rejected["reason"])
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_quick_path_finds_the_stars_on_a_steep_gradient(dtype):
+    img, x, y, flux = _frame(dtype, seed=4)
+    res = extract_centroids_fast(img)
+    xy = res.as_array()
+    idx, d = match_to_truth(xy[:, 0], xy[:, 1], x, y, radius=1.0)
+    iso = isolated(x, y, flux, radius=6.0, flux_ratio=0.01)
+    assert (match_to_truth(xy[:, 0], xy[:, 1], x[iso], y[iso], radius=1.0)[0] >= 0).all()
+    assert iso.sum() == 53 and (idx >= 0).sum() >= 54  # (of 60: blends of close pairs)
+    assert np.median(d[idx >= 0]) < 0.05
+    # nothing but stars and blends: the bilinear sky follows the 400-count ramp
+    assert len(res) - (idx >= 0).sum() <= 2
+    # brightest first, as every extraction; the noise measured near the truth
+    assert np.all(np.diff(xy[:, 2]) <= 0)
+    assert 8.0 < res.background_sigma < 12.0
+    assert not res.fitted.any()
+
+
+def test_quick_path_rejects_hot_pixels_and_flags_saturation():
+    img, t = synthetic_scene(1.5, seed=5)
+    res = extract_centroids_fast(img, saturation_level=60000.0)
+    xy = res.as_array()
+    # the single hot pixels (the last is a pair, whose peak's neighbour holds 5/6 of it:
+    # sharpness 0.9, not above it -- the full extractor's fits tell it from a star)
+    single = t["hot"][:5]
+    hot = match_to_truth(xy[:, 0], xy[:, 1], single[:, 0], single[:, 1], radius=1.5)[0]
+    assert (hot < 0).all()
+    rej = res.rejected
+    near = match_to_truth(rej["x"], rej["y"], single[:, 0], single[:, 1], radius=1.5)[0]
+    assert (near >= 0).sum() == 5 and set(rej["reason"][near >= 0]) == {"small"}
+    one = extract_centroids_fast(img, min_pixels=1).rejected  # (one pixel is a blob now)
+    near = match_to_truth(one["x"], one["y"], single[:, 0], single[:, 1], radius=1.5)[0]
+    assert (near >= 0).sum() == 5 and set(one["reason"][near >= 0]) == {"sharp"}
+    sat = np.flatnonzero(res.saturated)
+    assert len(sat) == 1
+    assert np.hypot(*(xy[sat[0], :2] - t["sat"])) < 2.0
+    # without a level, nothing is saturated; without the test, the hot pixels come back
+    assert not extract_centroids_fast(img).saturated.any()
+    loose = extract_centroids_fast(img, min_pixels=1, max_sharpness=None).as_array()
+    back = match_to_truth(loose[:, 0], loose[:, 1], t["hot"][:, 0], t["hot"][:, 1], 1.5)[0]
+    assert (back >= 0).sum() >= 5
+
+
+def test_quick_path_shape_and_border_tests():
+    shape = (200, 240)
+    h, w = shape
+    rng = np.random.default_rng(6)
+    x = np.array([-100.0, 0.0, 40.0, -50.0])
+    y = np.array([0.0, 0.0, 50.0, -60.0])
+    img = render_stars(shape, x, y, np.full(4, 40000.0), 1.3) + 500.0
+    # a streak (an elongated blob) well inside the frame
+    img += render_stars(shape, np.linspace(60, 90, 31), np.full(31, -40.0), np.full(31, 3000.0),
+                        1.0)
+    img += rng.normal(0.0, 5.0, shape)
+    found = extract_centroids_fast(img)
+    assert len(found) == 5
+    # the star 20 px from the left edge goes with a 25 px margin
+    near_edge = extract_centroids_fast(img, border_margin=25)
+    assert len(near_edge) == 4 and np.all(near_edge.as_array()[:, 0] > -w / 2 + 25)
+    assert list(near_edge.rejected["reason"]) == ["border"]
+    long = extract_centroids_fast(img, max_elongation=3.0)
+    assert len(long) == 4 and np.all(long.as_array()[:, 0] < 55)
+    assert list(long.rejected["reason"]) == ["elongated"]
+    assert len(extract_centroids_fast(img, max_centroids=2)) == 2
+    # the streak's 31 x ~5 pixels are too many for max_pixels=100
+    assert len(extract_centroids_fast(img, max_pixels=100)) == 4
+    # a global sky level (bg_grid None or 0) on this flat frame: the same stars
+    flat = extract_centroids_fast(img, bg_grid=None).as_array()
+    np.testing.assert_allclose(flat[np.argsort(flat[:, 0])],
+                               found.as_array()[np.argsort(found.as_array()[:, 0])],
+                               atol=0.05, rtol=5e-3)
+
+
+def test_frames_the_quick_path_cannot_judge_go_to_the_full_extractor():
+    img, t = synthetic_scene(1.5, seed=7)
+    # NaN pixels (a dead region): no star there, the others found as the full path does
+    holed = img.copy()
+    holed[:, :100] = np.nan
+    res = extract_centroids_fast(holed)
+    full = extract_centroids(holed, matched_filter_sigma=None, deblend="off",
+                             fit_positions=False, reject_cosmic_rays=False, min_pixels=2,
+                             max_elongation=None, local_bg_block_size=64, saturation_level=None)
+    np.testing.assert_array_equal(res.as_array(), full.as_array())
+    assert np.all(res.as_array()[:, 0] > 100 - 256)
+    # a mask: honoured, never a star under it
+    masked = np.ma.MaskedArray(img, mask=np.zeros(img.shape, bool))
+    masked.mask[:, 256:] = True
+    assert len(extract_centroids_fast(masked)) > 20
+    assert np.all(extract_centroids_fast(masked).as_array()[:, 0] < 0)
