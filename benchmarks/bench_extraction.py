@@ -20,8 +20,9 @@ the form of most finder and all-sky camera frames: fewer than 30 stars survive t
 first pass there, so skysolve detects again through a matched filter.
 
 The last two rows time ``extract_centroids_fast`` (tetra3rs's quick path; in
-skysolve the same extractor without the Gaussian fits and the matched filter)
-on both frames with its defaults.
+skysolve a lean pipeline of its own, :mod:`skysolve.extraction.fast`: a bilinear
+sky from block medians, one compiled pass above it, intensity centroids) on both
+frames with its defaults.
 
 Each library keeps its own defaults for everything not passed (tetra3rs applies a
 1.5 px matched filter by default, skysolve does not), so a second 2048 row passes

@@ -36,8 +36,9 @@ definition:
   rows' maxima (:func:`.extract._counts_work`);
 * :func:`counted_medians`: block medians of a dark integer sky by one histogram per
   block (:func:`.background._counted_medians`);
-* :func:`sky_candidates`: the quick extraction's pass over the frame, the pixels above
-  a bilinear sky (:func:`.fast._candidates`);
+* :func:`lattice_levels` and :func:`sky_candidates`: the quick extraction's block
+  medians of a pixel lattice, and its pass over the frame for the pixels above a
+  bilinear sky (:func:`.fast._block_medians`, :func:`.fast._candidates`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
   shifted-slice sums along rows, then columns) in one pass over the frame, the same
   arithmetic to the bit.
@@ -760,6 +761,23 @@ def blob_sums(lab, rows, cols, val, n):
 
 
 
+def lattice_levels(samples, k):
+    """The median of each ``k x k`` block of ``samples`` (a lattice of ``(ny k, nx k)``
+    pixels), as :func:`.fast._block_medians` takes them: ``(ny, nx)`` float64."""
+    ny, nx = samples.shape[0] // k, samples.shape[1] // k
+    out = np.empty((ny, nx))
+    buf = np.empty(k * k)
+    for i in range(ny):
+        for j in range(nx):
+            q = 0
+            for a in range(k):
+                for b in range(k):
+                    buf[q] = samples[i * k + a, j * k + b]
+                    q += 1
+            out[i, j] = np.median(buf)
+    return out
+
+
 def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0, r1):
     """The pixels of rows ``r0:r1`` of ``img`` (finite) more than ``limit`` above the sky,
     the sky bilinear in the block levels ``grid`` with the rows' and columns' block
@@ -769,8 +787,8 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
 
     Between two block centres a row's sky lies between their levels, so a pixel at or
     below the lower level plus ``limit`` is no candidate: a run of pixels between two
-    centres whose largest value is that low is passed over whole (its maximum, in the
-    camera's own type, is a loop the compiler vectorises), and in the others only the
+    centres whose largest value is that low is passed over whole (a maximum in the
+    camera's own type: a loop the compiler vectorises), and in the others only the
     pixels above it are judged against the sky's exact value.
     """
     h, w = img.shape
@@ -779,14 +797,14 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
     idx = np.empty(cap, np.intp)
     val = np.empty(cap)
     level = np.empty(nx)
-    # the columns' segments: runs of columns between the same two block centres
-    seg = np.empty(w + 1, np.intp)
-    nseg = 0
+    # the columns' runs between the same two block centres
+    run = np.empty(w + 1, np.intp)
+    nrun = 0
     for c in range(w):
         if c == 0 or cj0[c] != cj0[c - 1] or cj1[c] != cj1[c - 1]:
-            seg[nseg] = c
-            nseg += 1
-    seg[nseg] = w
+            run[nrun] = c
+            nrun += 1
+    run[nrun] = w
     k = 0
     for r in range(r0, r1):
         a, b, ta, tb = ri0[r], ri1[r], rt0[r], rt1[r]
@@ -801,9 +819,10 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
             more[:k] = val[:k]
             val = more
         base = r * w
-        for s in range(nseg):
-            c0, c1 = seg[s], seg[s + 1]
-            low = min(level[cj0[c0]], level[cj1[c0]]) + limit
+        for s in range(nrun):
+            c0, c1 = run[s], run[s + 1]
+            left, right = level[cj0[c0]], level[cj1[c0]]
+            low = min(left, right) + limit
             top = img[r, c0]
             for c in range(c0 + 1, c1):
                 t = img[r, c]
@@ -814,7 +833,7 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
             for c in range(c0, c1):
                 v = float(img[r, c])
                 if v > low:
-                    d = v - (level[cj0[c]] * cu0[c] + level[cj1[c]] * cu1[c])
+                    d = v - (left * cu0[c] + right * cu1[c])
                     if d > limit:
                         idx[k] = base + c
                         val[k] = d
@@ -888,7 +907,7 @@ _KERNELS = ("cell_sums", "counted_medians", "model_at", "grid_model", "tile_boun
             "_smooth_row", "smooth", "step_counts", "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
-            "fit_windows", "_root", "label_pixels", "sky_candidates")
+            "fit_windows", "_root", "label_pixels", "lattice_levels", "sky_candidates")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -1018,6 +1037,7 @@ def warm_up() -> bool:
             pixels.flags.writeable = writeable
             _COMPILED["sky_candidates"](pixels, np.zeros((1, 1)), *weights, *weights, 0.5, 0,
                                         1)
+            _COMPILED["lattice_levels"](pixels, 1)  # (the lattice keeps the frame's type)
     _jit.mark_warm(SOURCES)
     return True
 

@@ -8,7 +8,7 @@ import pytest
 
 from skysolve import _jit
 from skysolve.extraction import extract_centroids, extract_centroids_fast, kernels
-from skysolve.extraction.fast import _candidates, _levels, _quick, _weights
+from skysolve.extraction.fast import _block_medians, _candidates, _levels, _quick, _weights
 from skysolve.extraction.options import ExtractionOptions
 from skysolve.tests.frames import gradient_background, isolated, match_to_truth, render_stars
 
@@ -56,6 +56,19 @@ def test_candidate_pass_is_its_numpy_twin(dtype, writeable):
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_array_equal(got[1], want[1])
             assert limit == 1e9 or len(want[0]) > 50
+
+
+@numba_only
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+def test_block_medians_are_their_numpy_twin(dtype):
+    rng = np.random.default_rng(2)
+    for k, ny, nx in ((8, 5, 7), (5, 3, 4), (4, 1, 1), (64, 1, 1)):
+        samples = rng.normal(100.0, 20.0, (ny * k, nx * k))
+        samples = np.clip(samples, 0, 127).astype(dtype)
+        want = _block_medians(samples, k)
+        np.testing.assert_array_equal(kernels._compile()["lattice_levels"](samples, k), want)
+        # against the definition, block by block
+        assert want[-1, -1] == np.median(samples[-k:, -k:].astype(np.float64))
 
 
 @numba_only
