@@ -98,9 +98,10 @@ def test_quick_path_finds_the_stars_on_a_steep_gradient(dtype):
     assert np.median(d[idx >= 0]) < 0.05
     # nothing but stars and blends: the bilinear sky follows the 400-count ramp
     assert len(res) - (idx >= 0).sum() <= 2
-    # brightest first, as every extraction; the noise measured near the truth
+    # brightest first, as every extraction; the noise measured near the truth (10, and
+    # the block levels' own noise and the bump a bilinear sky misses: ~11)
     assert np.all(np.diff(xy[:, 2]) <= 0)
-    assert 8.0 < res.background_sigma < 12.0
+    assert 9.8 < res.background_sigma < 12.0
     assert not res.fitted.any()
 
 
