@@ -31,7 +31,13 @@ of its own, for frames that need none of the full extractor's repairs:
    mean of its 8 neighbours, ``(peak - mean) / peak``: a hot pixel's neighbours
    hold only sky); ``max_elongation`` against ``sqrt(l_max / l_min)`` of the blob's
    second moments (no PSF divided out). A blob with a pixel at or above
-   ``saturation_level`` is flagged saturated and kept.
+   ``saturation_level`` is flagged saturated and kept. Lines of burned-in text (a
+   finder's or an all-sky camera's caption: bright flat blobs side by side along a
+   row) are dropped as the full extractor drops them (:func:`.overlay.overlay_blobs`,
+   with the blobs that reach the frame's brightest value as its saturated ones);
+   other drawn graphics (compass letters, logos, reticles) are not looked for, nor
+   the single strokes of anti-aliased grey text that the full extractor finds by
+   their one value.
 
 Positions are intensity centroids over the pixels above the threshold: a few
 hundredths of a pixel on well-sampled stars, against the fits' thousandths.
@@ -40,7 +46,7 @@ matched filter switched off (``fit_positions=False``, ``matched_filter_sigma=Non
 ``deblend='off'``): masked images or images with a noise map, NaN or infinite
 pixels, ``saturation_level='auto'``, and noise-free (rendered) frames. The full
 extractor's repairs -- JPEG block grids, row banding, colour mosaics, image circles,
-dark constant areas, trails, overlays -- are what the quick path leaves out;
+dark constant areas, trails, drawn graphics -- are what the quick path leaves out;
 :func:`extract_centroids` has them.
 """
 
@@ -59,6 +65,7 @@ from .filters import _elongation, _moments, basic_reasons, code
 from .kernels import backend, compiled, thread_count
 from .linking import label_pixels
 from .options import ExtractionOptions
+from .overlay import overlay_blobs
 
 __all__ = ["extract_centroids_fast"]
 
@@ -171,14 +178,15 @@ def _sky_at(grid, weights_r, weights_c, rows, cols) -> NDArray[np.float64]:
     return left * cu0 + right * cu1
 
 
-def _sharpness(img, grid, weights_r, weights_c, pr, pc, peak) -> NDArray[np.float64]:
-    """``(peak - mean of the in-image 8 neighbours) / peak``, above the sky at the peak."""
+def _sharpness(img, pr, pc, peak, sky) -> NDArray[np.float64]:
+    """``(peak - mean of the in-image 8 neighbours) / peak``, above the ``sky`` at the
+    peak."""
     h, w = img.shape
     offs = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
     nr, nc = pr[:, None] + offs[:, 0], pc[:, None] + offs[:, 1]
     inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
     near = img[np.clip(nr, 0, h - 1), np.clip(nc, 0, w - 1)].astype(np.float64)
-    near -= _sky_at(grid, weights_r, weights_c, pr, pc)[:, None]
+    near -= sky[:, None]
     cnt = inside.sum(axis=1)
     mean = np.where(cnt > 0, np.where(inside, near, 0.0).sum(axis=1) / np.maximum(cnt, 1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -219,9 +227,14 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
     else:
         npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = _blob_sums(lab, idx, val, n, w)
         rows, cols = np.divmod(idx, w)
+    sky = _sky_at(grid, weights_r, weights_c, pr, pc)
+    sat_level = options.saturation_level
+    saturated = (np.zeros(n, bool) if sat_level is None else
+                 np.bincount(lab, weights=img.ravel()[idx] >= float(sat_level), minlength=n) > 0)
     meas = {"npix": npix, "flux": flux, "peak": peak, "sumw": sw, "cx": pc + mx,
-            "cy": pr + my,
-            "sharpness": _sharpness(img, grid, weights_r, weights_c, pr, pc, peak)}
+            "cy": pr + my, "cxx": cxx, "cyy": cyy, "pr": pr, "pc": pc, "bg_peak": sky,
+            "sigma": np.broadcast_to(sigma, (n,)), "saturated": saturated,
+            "sharpness": _sharpness(img, pr, pc, peak, sky)}
     if options.border_margin > 0:
         for key, fn, start in (("rmin", np.minimum, h), ("rmax", np.maximum, -1),
                                ("cmin", np.minimum, w), ("cmax", np.maximum, -1)):
@@ -234,9 +247,13 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
         long = _elongation(*_moments({"cxx": cxx, "cyy": cyy, "cxy": cxy})) \
             > options.max_elongation
         reason[(reason == 0) & long] = code("elongated")
-    sat_level = options.saturation_level
-    saturated = (np.zeros(n, bool) if sat_level is None else
-                 np.bincount(lab, weights=img.ravel()[idx] >= float(sat_level), minlength=n) > 0)
+    kept = np.flatnonzero(reason == 0)
+    # (a caption's colour is often the frame's full scale, where the full extractor finds
+    # its glyphs saturated: blobs that reach the frame's brightest value count as such)
+    top = peak + sky
+    meas["saturated"] = saturated | (top >= top.max()) if n > 1 else saturated
+    reason[kept[overlay_blobs(meas, kept, limit, (h, w))]] = code("overlay")
+    meas["saturated"] = saturated
     ids = np.flatnonzero(reason == 0)
     ids = ids[np.argsort(-flux[ids], kind="stable")][:options.max_centroids]
     cov = np.empty((len(ids), 2, 2))
@@ -265,7 +282,8 @@ def extract_centroids_fast(image: ArrayLike, sigma_threshold: float = 5.0, bg_gr
     ``max_elongation`` (off) default differently from :func:`extract_centroids`.
     The pipeline (sky, noise, tests) is in :mod:`skysolve.extraction.fast`'s
     notes: none of :func:`extract_centroids`'s repairs of JPEG blocks, banding,
-    image circles or overlays, no fits and no matched filter.
+    image circles or drawn graphics (captions are dropped), no fits and no
+    matched filter.
 
     Parameters
     ----------

@@ -176,3 +176,20 @@ def test_frames_the_quick_path_cannot_judge_go_to_the_full_extractor():
     masked.mask[:, 256:] = True
     assert len(extract_centroids_fast(masked)) > 20
     assert np.all(extract_centroids_fast(masked).as_array()[:, 0] < 0)
+
+
+def test_quick_path_drops_burned_in_captions():
+    from skysolve.simulate.degrade import text_overlay
+
+    img, x, y, flux = _frame(np.float64, seed=8, gradient=0.0)
+    # three lines of text at the frame's full scale along the top edge
+    res = extract_centroids_fast(text_overlay(img, 0.5, kind="white", place="top", seed=3))
+    xy = res.as_array()
+    # every centroid kept is a star, none a glyph (53 stars clear of the text)
+    idx, _ = match_to_truth(xy[:, 0], xy[:, 1], x, y, radius=1.5)
+    assert len(xy) == (idx >= 0).sum() == 53
+    glyphs = res.rejected[res.rejected["reason"] == "overlay"]
+    assert len(glyphs) >= 50 and np.all(glyphs["y"] < -80)  # (the top rows)
+    # grey text (40 % of the way to full scale): most glyphs go, a few strokes stay
+    grey = extract_centroids_fast(text_overlay(img, 0.5, kind="grey", place="top", seed=3))
+    assert (grey.rejected["reason"] == "overlay").sum() >= 50
