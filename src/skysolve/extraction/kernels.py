@@ -38,7 +38,8 @@ definition:
   block (:func:`.background._counted_medians`);
 * :func:`lattice_levels` and :func:`sky_candidates`: the quick extraction's block
   medians of a pixel lattice, and its pass over the frame for the pixels above a
-  bilinear sky (:func:`.fast._block_medians`, :func:`.fast._candidates`);
+  bilinear sky by more than a bilinear limit (:func:`.fast._block_medians`,
+  :func:`.fast._candidates`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
   shifted-slice sums along rows, then columns) in one pass over the frame, the same
   arithmetic to the bit.
@@ -778,18 +779,18 @@ def lattice_levels(samples, k):
     return out
 
 
-def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0, r1):
-    """The pixels of rows ``r0:r1`` of ``img`` (finite) more than ``limit`` above the sky,
-    the sky bilinear in the block levels ``grid`` with the rows' and columns' block
-    indices and weights (``ri0``, ``ri1``, ``rt0``, ``rt1`` per row; ``cj0``... per
-    column), as :func:`.fast._candidates` computes them (the same arithmetic in the same
-    order): ``(flat indices, value less the sky)``.
+def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0, r1):
+    """The pixels of rows ``r0:r1`` of ``img`` (finite) more above the sky than the limit
+    there, both bilinear in the blocks' ``grid`` and ``limits`` with the rows' and
+    columns' block indices and weights (``ri0``, ``ri1``, ``rt0``, ``rt1`` per row;
+    ``cj0``... per column), as :func:`.fast._candidates` computes them (the same
+    arithmetic in the same order): ``(flat indices, value less the sky)``.
 
-    Between two block centres a row's sky lies between their levels, so a pixel at or
-    below the lower level plus ``limit`` is no candidate: a run of pixels between two
-    centres whose largest value is that low is passed over whole (a maximum in the
-    camera's own type: a loop the compiler vectorises), and in the others only the
-    pixels above it are judged against the sky's exact value.
+    Between two block centres a row's sky and limit lie between their values there, so a
+    pixel at or below the lower sky plus the lower limit is no candidate: a run of pixels
+    between two centres whose largest value is that low is passed over whole (a maximum
+    in the camera's own type: a loop the compiler vectorises), and in the others only the
+    pixels above it are judged against the exact sky and limit.
     """
     h, w = img.shape
     nx = grid.shape[1]
@@ -797,6 +798,7 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
     idx = np.empty(cap, np.intp)
     val = np.empty(cap)
     level = np.empty(nx)
+    bound = np.empty(nx)
     # the columns' runs between the same two block centres
     run = np.empty(w + 1, np.intp)
     nrun = 0
@@ -810,6 +812,7 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
         a, b, ta, tb = ri0[r], ri1[r], rt0[r], rt1[r]
         for j in range(nx):
             level[j] = grid[a, j] * ta + grid[b, j] * tb
+            bound[j] = limits[a, j] * ta + limits[b, j] * tb
         if k + w > cap:  # (room for a whole row: no check, and no new array, per pixel)
             cap = 2 * cap + w
             grown = np.empty(cap, np.intp)
@@ -822,7 +825,11 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
         for s in range(nrun):
             c0, c1 = run[s], run[s + 1]
             left, right = level[cj0[c0]], level[cj1[c0]]
-            low = min(left, right) + limit
+            lim0, lim1 = bound[cj0[c0]], bound[cj1[c0]]
+            low = min(left, right) + min(lim0, lim1)
+            # (less a margin for the rounding of the exact sky and limit: a rounded
+            # convex combination may fall an ulp below both ends)
+            low -= 1e-12 * (abs(left) + abs(right) + abs(lim0) + abs(lim1))
             top = img[r, c0]
             for c in range(c0 + 1, c1):
                 t = img[r, c]
@@ -834,7 +841,7 @@ def sky_candidates(img, grid, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, limit, r0,
                 v = float(img[r, c])
                 if v > low:
                     d = v - (left * cu0[c] + right * cu1[c])
-                    if d > limit:
+                    if d > lim0 * cu0[c] + lim1 * cu1[c]:
                         idx[k] = base + c
                         val[k] = d
                         k += 1
@@ -1035,8 +1042,8 @@ def warm_up() -> bool:
         for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
             pixels = np.ones((1, 1), dtype)
             pixels.flags.writeable = writeable
-            _COMPILED["sky_candidates"](pixels, np.zeros((1, 1)), *weights, *weights, 0.5, 0,
-                                        1)
+            _COMPILED["sky_candidates"](pixels, np.zeros((1, 1)), np.ones((1, 1)), *weights,
+                                        *weights, 0, 1)
             _COMPILED["lattice_levels"](pixels, 1)  # (the lattice keeps the frame's type)
     _jit.mark_warm(SOURCES)
     return True

@@ -8,7 +8,7 @@ import pytest
 
 from skysolve import _jit
 from skysolve.extraction import extract_centroids, extract_centroids_fast, kernels
-from skysolve.extraction.fast import _block_medians, _candidates, _levels, _quick, _weights
+from skysolve.extraction.fast import _block_medians, _candidates, _edges, _levels, _quick, _weights
 from skysolve.extraction.options import ExtractionOptions
 from skysolve.tests.frames import gradient_background, isolated, match_to_truth, render_stars
 
@@ -47,12 +47,16 @@ def test_candidate_pass_is_its_numpy_twin(dtype, writeable):
         img = (img // 64).astype(np.uint8)
     img.flags.writeable = writeable
     h, w = img.shape
+    rng = np.random.default_rng(3)
     for block in (16, 64, 1000):
-        grid, _ = _levels(img, block, min(8, block))
-        wr, wc = _weights(h, block, grid.shape[0]), _weights(w, block, grid.shape[1])
+        er, ec = _edges(h, block), _edges(w, block)
+        grid, _ = _levels(img, er, ec, min(8, block))
+        wr, wc = _weights(h, er), _weights(w, ec)
         for limit, r0, r1 in ((30.0, 0, h), (5.0, 17, 123), (1e9, 0, h)):
-            want = _candidates(img, grid, *wr, *wc, limit, r0, r1)
-            got = kernels._compile()["sky_candidates"](img, grid, *wr, *wc, limit, r0, r1)
+            # limits that differ from block to block, as the noise does
+            limits = limit * rng.uniform(0.5, 1.5, grid.shape)
+            want = _candidates(img, grid, limits, *wr, *wc, r0, r1)
+            got = kernels._compile()["sky_candidates"](img, grid, limits, *wr, *wc, r0, r1)
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_array_equal(got[1], want[1])
             assert limit == 1e9 or len(want[0]) > 50
@@ -98,10 +102,10 @@ def test_quick_path_finds_the_stars_on_a_steep_gradient(dtype):
     assert np.median(d[idx >= 0]) < 0.05
     # nothing but stars and blends: the bilinear sky follows the 400-count ramp
     assert len(res) - (idx >= 0).sum() <= 2
-    # brightest first, as every extraction; the noise measured near the truth (10, and
-    # the block levels' own noise and the bump a bilinear sky misses: ~11)
+    # brightest first, as every extraction; the noise measured near the truth (10: the
+    # median of the blocks' own, each from 64 samples)
     assert np.all(np.diff(xy[:, 2]) <= 0)
-    assert 9.8 < res.background_sigma < 12.0
+    assert 9.0 < res.background_sigma < 11.0
     assert not res.fitted.any()
 
 
@@ -116,10 +120,10 @@ def test_quick_path_rejects_hot_pixels_and_flags_saturation():
     assert (hot < 0).all()
     rej = res.rejected
     near = match_to_truth(rej["x"], rej["y"], single[:, 0], single[:, 1], radius=1.5)[0]
-    assert (near >= 0).sum() == 5 and set(rej["reason"][near >= 0]) == {"small"}
+    assert (near >= 0).all() and set(rej["reason"][near]) == {"small"}
     one = extract_centroids_fast(img, min_pixels=1).rejected  # (one pixel is a blob now)
     near = match_to_truth(one["x"], one["y"], single[:, 0], single[:, 1], radius=1.5)[0]
-    assert (near >= 0).sum() == 5 and set(one["reason"][near >= 0]) == {"sharp"}
+    assert (near >= 0).all() and set(one["reason"][near]) == {"sharp"}
     sat = np.flatnonzero(res.saturated)
     assert len(sat) == 1
     assert np.hypot(*(xy[sat[0], :2] - t["sat"])) < 2.0
@@ -193,3 +197,61 @@ def test_quick_path_drops_burned_in_captions():
     # grey text (40 % of the way to full scale): most glyphs go, a few strokes stay
     grey = extract_centroids_fast(text_overlay(img, 0.5, kind="grey", place="top", seed=3))
     assert (grey.rejected["reason"] == "overlay").sum() >= 50
+
+
+@pytest.mark.parametrize(("shape", "bg_grid"), [((65, 65), 64), ((100, 100), 96),
+                                                ((130, 130), 64), ((7, 300), 64),
+                                                ((300, 7), 16), ((4, 4), 4),
+                                                ((480, 640), 64), ((480, 640), None)])
+def test_pure_noise_gives_no_stars_whatever_the_blocks(shape, bg_grid):
+    # (a thin last block, judged on a pixel's row sampled over and over, once set the
+    # sky and the noise of a corner: up to 28 false stars on these frames)
+    for seed in range(10):
+        img = np.random.default_rng(seed).normal(1000.0, 10.0, shape)
+        res = extract_centroids_fast(img, bg_grid=bg_grid)
+        assert len(res) == 0
+        # (16 pixels say little of the noise: no bound on 4 x 4)
+        assert img.size < 1000 or 8.5 < res.background_sigma < 11.5
+
+
+def test_a_dead_last_row_leaves_the_noise_and_the_stars_alone():
+    # (a flat sky: one level for the frame, bg_grid=None, would count a ramp as noise)
+    img, x, y, flux = _frame(np.uint16, seed=9, shape=(768, 1024), sky=100.0, gradient=0.0)
+    img[-1, :] = 0
+    for bg_grid in (None, 64):
+        res = extract_centroids_fast(img, bg_grid=bg_grid)
+        xy = res.as_array()
+        idx, _ = match_to_truth(xy[:, 0], xy[:, 1], x, y, radius=1.0)
+        assert 9.0 < res.background_sigma < 11.5
+        assert (idx >= 0).sum() >= 58
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_flat_integer_sky_is_judged_as_its_float_copy(dtype):
+    # a sky of one value (clipped, or dark-subtracted) with stars and hot pixels: the
+    # lattice's few bright samples once set a "camera step" of thousands of counts
+    rng = np.random.default_rng(4)
+    img = np.zeros((480, 640), dtype)
+    for r, c in rng.integers(10, 470, (10, 2)):
+        img[r - 1:r + 2, c - 1:c + 2] = 120
+        img[r, c] = 200
+    img.flat[rng.integers(0, img.size, 300)] = 255  # hot pixels
+    ints, floats = (extract_centroids_fast(a, min_pixels=3) for a in (img, img.astype(np.float32)))
+    assert ints.background_sigma == 0.5  # (half the integers' step)
+    assert len(ints) == 10
+    np.testing.assert_array_equal(ints.as_array(), floats.as_array())
+
+
+@numba_only
+def test_candidates_at_the_threshold_agree_with_the_numpy_twin():
+    # a pixel that rounds to the lower sky plus the limit, yet lies above the exact sky
+    # by more than the limit: the compiled pass's shortcut must not skip it
+    sky, limit = 636.9616873214543, 13.562357016817128
+    img = np.full((1, 16), sky + limit)
+    er, ec = _edges(1, 16), _edges(16, 16)
+    args = (img, np.full((1, 1), sky), np.full((1, 1), limit), *_weights(1, er),
+            *_weights(16, ec), 0, 1)
+    want = _candidates(*args)
+    got = kernels._compile()["sky_candidates"](*args)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
