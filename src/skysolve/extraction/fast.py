@@ -106,8 +106,18 @@ _LEAST_SIGMA = 0.01
 _STEP_SAMPLES = 512
 #: Fewest rows per band of the candidate pass worth handing to another thread.
 _BAND_ROWS = 256
-#: The camera types the candidate pass reads as they are; others are read as float64.
-_READ_AS_IS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+#: The types the candidate pass reads as they are; others are read as float64.
+_READ_AS_IS = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+def _pixels(arr: NDArray) -> NDArray:
+    """The frame as the candidate pass reads it: a camera's 8- and 16-bit counts as they
+    are (read-only too), float32 and float64 writeable, other types as float64 (one
+    compiled pass per type and layout: each costs a fresh install a second of
+    compilation)."""
+    if arr.dtype in _READ_AS_IS and (arr.flags.writeable or arr.dtype.itemsize <= 2):
+        return arr
+    return arr.copy() if arr.dtype in _READ_AS_IS else arr.astype(np.float64)
 
 
 def _edges(n: int, block: int) -> NDArray[np.intp]:
@@ -140,7 +150,9 @@ def _levels(img: NDArray, edges_r: NDArray[np.intp], edges_c: NDArray[np.intp],
     rows, cols = _lattice(edges_r, k), _lattice(edges_c, k)
     # (whole rows first, then their columns: a tenth of the time of a 2-D gather)
     samples = img.take(rows, axis=0).take(cols, axis=1)
-    return (compiled("lattice_levels") or _block_medians)(samples, k), (samples, rows, cols)
+    levels = compiled("lattice_levels")
+    return (_block_medians(samples, k) if levels is None else
+            levels(samples.astype(np.float64), k)), (samples, rows, cols)
 
 
 def _lattice_sky(grid: NDArray[np.float64], weights_r: tuple, weights_c: tuple,
@@ -266,7 +278,7 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
     h, w = arr.shape
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return None  # (then neither the levels nor the candidates hold a NaN)
-    img = arr if arr.dtype in _READ_AS_IS else arr.astype(np.float64)
+    img = _pixels(arr)
     block = options.local_bg_block_size or max(h, w)
     edges_r, edges_c = _edges(h, block), _edges(w, block)
     # (a frame of few blocks samples each more densely: a block's noise from 64 samples

@@ -763,8 +763,8 @@ def blob_sums(lab, rows, cols, val, n):
 
 
 def lattice_levels(samples, k):
-    """The median of each ``k x k`` block of ``samples`` (a lattice of ``(ny k, nx k)``
-    pixels), as :func:`.fast._block_medians` takes them: ``(ny, nx)`` float64."""
+    """The median of each ``k x k`` block of ``samples`` (a float64 lattice of ``(ny k,
+    nx k)`` pixels), as :func:`.fast._block_medians` takes them: ``(ny, nx)``."""
     ny, nx = samples.shape[0] // k, samples.shape[1] // k
     out = np.empty((ny, nx))
     buf = np.empty(k * k)
@@ -1036,15 +1036,16 @@ def warm_up() -> bool:
             np.ones((9, 9), np.float32), np.zeros((9, 9), dtype), np.zeros((1, 1), bool),
             False, one + 4, one + 4, np.zeros(1), np.zeros(1), np.zeros(1), one, one + 2,
             np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), False)
-    # the quick extraction's pass reads a camera's counts as they come (no float copy)
+    # the quick extraction's pass reads a camera's counts as they come (no float copy),
+    # read-only too (np.asarray of a PIL image); its floats writeable (.fast._pixels)
     weights = (one - 1, one - 1, np.ones(1), np.zeros(1))
-    for dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
-        for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
-            pixels = np.ones((1, 1), dtype)
-            pixels.flags.writeable = writeable
-            _COMPILED["sky_candidates"](pixels, np.zeros((1, 1)), np.ones((1, 1)), *weights,
-                                        *weights, 0, 1)
-            _COMPILED["lattice_levels"](pixels, 1)  # (the lattice keeps the frame's type)
+    for dtype, writeable in ((np.uint8, True), (np.uint8, False), (np.uint16, True),
+                             (np.uint16, False), (np.float32, True), (np.float64, True)):
+        pixels = np.ones((1, 1), dtype)
+        pixels.flags.writeable = writeable
+        _COMPILED["sky_candidates"](pixels, np.zeros((1, 1)), np.ones((1, 1)), *weights,
+                                    *weights, 0, 1)
+    _COMPILED["lattice_levels"](np.ones((1, 1)), 1)
     _jit.mark_warm(SOURCES)
     return True
 
