@@ -61,6 +61,7 @@ areas, trails -- are what the quick path leaves out;
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -142,17 +143,30 @@ def _block_medians(samples: NDArray, k: int) -> NDArray[np.float64]:
     return np.median(blocks.reshape(ny, nx, k * k), axis=2)
 
 
-def _levels(img: NDArray, edges_r: NDArray[np.intp], edges_c: NDArray[np.intp],
-            k: int) -> tuple[NDArray[np.float64], tuple]:
-    """The levels ``(ny, nx)`` of the blocks between the row and column ``edges``
-    (medians of each block's ``k x k`` lattice) and the lattice: ``(samples (rows x
-    columns), rows, columns)``."""
-    rows, cols = _lattice(edges_r, k), _lattice(edges_c, k)
+@functools.lru_cache(maxsize=8)
+def _layout(h: int, w: int, block: int) -> tuple:
+    """An ``h x w`` frame cut into blocks of about ``block`` px: ``(k, lattice rows,
+    lattice columns, row weights, column weights)`` (see :func:`_lattice`,
+    :func:`_weights`). Kept for the next frames of that size: a camera's stream is one
+    size (the arrays are the caller's to read, not to change)."""
+    edges_r, edges_c = _edges(h, block), _edges(w, block)
+    # (a frame of few blocks samples each more densely: a block's noise from 64 samples
+    # alone may be a quarter off)
+    nb = (len(edges_r) - 1) * (len(edges_c) - 1)
+    k = min(max(_LATTICE, math.ceil(math.sqrt(_FRAME_SAMPLES / nb))), block)
+    return (k, _lattice(edges_r, k), _lattice(edges_c, k), _weights(h, edges_r),
+            _weights(w, edges_c))
+
+
+def _levels(img: NDArray, rows: NDArray[np.intp], cols: NDArray[np.intp],
+            k: int) -> tuple[NDArray[np.float64], NDArray]:
+    """The levels ``(ny, nx)`` of the blocks of the lattice ``rows x cols`` (medians of
+    each block's ``k x k``) and the lattice's samples."""
     # (whole rows first, then their columns: a tenth of the time of a 2-D gather)
     samples = img.take(rows, axis=0).take(cols, axis=1)
     levels = compiled("lattice_levels")
     return (_block_medians(samples, k) if levels is None else
-            levels(samples.astype(np.float64), k)), (samples, rows, cols)
+            levels(samples.astype(np.float64), k)), samples
 
 
 def _lattice_sky(grid: NDArray[np.float64], weights_r: tuple, weights_c: tuple,
@@ -279,15 +293,9 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return None  # (then neither the levels nor the candidates hold a NaN)
     img = _pixels(arr)
-    block = options.local_bg_block_size or max(h, w)
-    edges_r, edges_c = _edges(h, block), _edges(w, block)
-    # (a frame of few blocks samples each more densely: a block's noise from 64 samples
-    # alone may be a quarter off)
-    k = max(_LATTICE, math.ceil(math.sqrt(_FRAME_SAMPLES / ((len(edges_r) - 1)
-                                                             * (len(edges_c) - 1)))))
-    k = min(k, block)
-    grid, (samples, rows, cols) = _levels(img, edges_r, edges_c, k)
-    weights_r, weights_c = _weights(h, edges_r), _weights(w, edges_c)
+    k, rows, cols, weights_r, weights_c = _layout(h, w,
+                                                   options.local_bg_block_size or max(h, w))
+    grid, samples = _levels(img, rows, cols, k)
     # (the deviations from the sky itself: from a block's level, a steep sky's slope
     # across the block would count as noise)
     sigmas = _sigmas(samples - _lattice_sky(grid, weights_r, weights_c, rows, cols), k,

@@ -8,7 +8,15 @@ import pytest
 
 from skysolve import _jit
 from skysolve.extraction import extract_centroids, extract_centroids_fast, kernels
-from skysolve.extraction.fast import _block_medians, _candidates, _edges, _levels, _quick, _weights
+from skysolve.extraction.fast import (
+    _block_medians,
+    _candidates,
+    _edges,
+    _layout,
+    _levels,
+    _quick,
+    _weights,
+)
 from skysolve.extraction.options import ExtractionOptions
 from skysolve.tests.frames import gradient_background, isolated, match_to_truth, render_stars
 
@@ -50,9 +58,8 @@ def test_candidate_pass_is_its_numpy_twin(dtype, writeable):
     h, w = img.shape
     rng = np.random.default_rng(3)
     for block in (16, 64, 1000):
-        er, ec = _edges(h, block), _edges(w, block)
-        grid, _ = _levels(img, er, ec, min(8, block))
-        wr, wc = _weights(h, er), _weights(w, ec)
+        k, rows, cols, wr, wc = _layout(h, w, block)
+        grid, _ = _levels(img, rows, cols, k)
         for limit, r0, r1 in ((30.0, 0, h), (5.0, 17, 123), (1e9, 0, h)):
             # limits that differ from block to block, as the noise does
             limits = limit * rng.uniform(0.5, 1.5, grid.shape)
