@@ -241,7 +241,8 @@ def _candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0, r
 
 
 def _sky_at(grid, weights_r, weights_c, rows, cols) -> NDArray[np.float64]:
-    """The sky at pixels ``(rows, cols)``, as :func:`_candidates` has it."""
+    """The bilinear surface of the block values ``grid`` (the sky's levels, or the
+    limits) at pixels ``(rows, cols)``, as :func:`_candidates` has it."""
     ri0, ri1, rt0, rt1 = (a[rows] for a in weights_r)
     cj0, cj1, cu0, cu1 = (a[cols] for a in weights_c)
     left = grid[ri0, cj0] * rt0 + grid[ri1, cj0] * rt1
@@ -315,12 +316,11 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
     lab, nblobs = (compiled("label_pixels") or label_pixels)(idx, w)
     n = nblobs + 1
     sums = compiled("blob_sums")
+    at_r, at_c = np.divmod(idx, w)  # (the candidate pixels' rows and columns)
     if sums is not None:
-        rows, cols = np.divmod(idx, w)
-        npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = sums(lab, rows, cols, val, n)
+        npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = sums(lab, at_r, at_c, val, n)
     else:
         npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = _blob_sums(lab, idx, val, n, w)
-        rows, cols = np.divmod(idx, w)
     sky = _sky_at(grid, weights_r, weights_c, pr, pc)
     limit = _sky_at(limits, weights_r, weights_c, pr, pc)  # (at each blob's peak)
     sat_level = options.saturation_level
@@ -335,7 +335,7 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
         for key, fn, start in (("rmin", np.minimum, h), ("rmax", np.maximum, -1),
                                ("cmin", np.minimum, w), ("cmax", np.maximum, -1)):
             meas[key] = np.full(n, start, dtype=np.intp)
-            fn.at(meas[key], lab, rows if key[0] == "r" else cols)
+            fn.at(meas[key], lab, at_r if key[0] == "r" else at_c)
     reason = basic_reasons(meas, h, w, min_pixels=options.min_pixels,
                            max_pixels=options.max_pixels, max_sharpness=options.max_sharpness,
                            border_margin=options.border_margin)
