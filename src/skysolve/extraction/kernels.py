@@ -761,7 +761,6 @@ def blob_sums(lab, rows, cols, val, n):
     return npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy
 
 
-
 def lattice_levels(samples, k):
     """The median of each ``k x k`` block of ``samples`` (a float64 lattice of ``(ny k,
     nx k)`` pixels), as :func:`.fast._block_medians` takes them: ``(ny, nx)``."""
