@@ -73,20 +73,8 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
         total, cnt = neighbours(work, np.zeros((1, 1), bool) if bad is None else bad,
                                 bad is not None, pr, pc, bg_peak)
     else:
-        offs = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
-        nr = pr[:, None] + offs[:, 0]
-        nc = pc[:, None] + offs[:, 1]
-        inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
-        nrc = np.clip(nr, 0, h - 1)
-        ncc = np.clip(nc, 0, w - 1)
-        nval = work[nrc, ncc].astype(np.float64) - bg_peak[:, None]
-        if bad is not None:
-            inside &= ~bad[nrc, ncc]
-        cnt = inside.sum(axis=1)
-        total = np.where(inside, nval, 0.0).sum(axis=1)
-    nmean = np.where(cnt > 0, total / np.maximum(cnt, 1), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sharp = np.where(peak > 0, (peak - nmean) / peak, np.inf)
+        total, cnt = neighbour_totals(work, bad, pr, pc, bg_peak)
+    sharp = sharpness(peak, total, cnt)
 
     sig = bg.sigma_at(pr, pc)
     return {
@@ -97,6 +85,34 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
         "saturated": saturated, "sharpness": sharp, "sumw": sw, "bg_peak": bg_peak,
         "bg_gx": bg_gx, "bg_gy": bg_gy,
     }
+
+
+def neighbour_totals(work: NDArray, bad: NDArray | None, pr: NDArray[np.intp],
+                     pc: NDArray[np.intp], level: NDArray[np.float64]
+                     ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """The sum above ``level`` of the valid in-image 8 neighbours of each peak ``(pr, pc)``
+    and their number (compiled twin: :func:`.kernels.neighbour_sums`)."""
+    h, w = work.shape
+    offs = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
+    nr = pr[:, None] + offs[:, 0]
+    nc = pc[:, None] + offs[:, 1]
+    inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
+    nrc = np.clip(nr, 0, h - 1)
+    ncc = np.clip(nc, 0, w - 1)
+    nval = work[nrc, ncc].astype(np.float64) - level[:, None]
+    if bad is not None:
+        inside &= ~bad[nrc, ncc]
+    return np.where(inside, nval, 0.0).sum(axis=1), inside.sum(axis=1)
+
+
+def sharpness(peak: NDArray[np.float64], total: NDArray[np.float64],
+              cnt: NDArray[np.intp]) -> NDArray[np.float64]:
+    """``(peak - mean of the neighbours) / peak`` from the neighbours' ``total`` and
+    number ``cnt`` (:func:`neighbour_totals`); infinite where the peak is not above the
+    background."""
+    nmean = np.where(cnt > 0, total / np.maximum(cnt, 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(peak > 0, (peak - nmean) / peak, np.inf)
 
 
 def _blob_sums(lab: NDArray, idx: NDArray[np.intp], val: NDArray[np.float64], n: int,

@@ -70,7 +70,7 @@ from numpy.typing import ArrayLike, NDArray
 from .. import _threads
 from ..centroids import ExtractionResult
 from .background import _filter3
-from .blobs import _blob_sums
+from .blobs import _blob_sums, neighbour_totals, sharpness
 from .extract import _ONE_THREAD_PIXELS, _check_image, _quantum, _rejected, extract
 from .filters import _elongation, _moments, basic_reasons, code
 from .kernels import backend, compiled, thread_count
@@ -169,9 +169,11 @@ def _levels(img: NDArray, rows: NDArray[np.intp], cols: NDArray[np.intp],
             levels(samples.astype(np.float64), k)), samples
 
 
-def _lattice_sky(grid: NDArray[np.float64], weights_r: tuple, weights_c: tuple,
-                 rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.float64]:
-    """The sky on the lattice ``rows x cols``: bilinear, as :func:`_candidates` has it."""
+def _surface(grid: NDArray[np.float64], weights_r: tuple, weights_c: tuple,
+             rows: NDArray[np.intp] | slice, cols: NDArray[np.intp] | slice
+             ) -> NDArray[np.float64]:
+    """The bilinear surface of the block values ``grid`` (the sky's levels, or the limits)
+    on the pixels ``rows x cols``: interpolated along the rows, then the columns."""
     ri0, ri1, rt0, rt1 = (a[rows] for a in weights_r)
     cj0, cj1, cu0, cu1 = (a[cols] for a in weights_c)
     level = grid[ri0] * rt0[:, None] + grid[ri1] * rt1[:, None]
@@ -231,12 +233,9 @@ def _candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0, r
     """The pixels of rows ``r0:r1`` (finite) more above the sky than the limit there,
     both bilinear in the blocks' ``grid`` and ``limits``: ``(flat indices, value less the
     sky)`` (compiled twin: :func:`.kernels.sky_candidates`)."""
-    def surface(g: NDArray[np.float64]) -> NDArray[np.float64]:
-        level = g[ri0[r0:r1]] * rt0[r0:r1, None] + g[ri1[r0:r1]] * rt1[r0:r1, None]
-        return level[:, cj0] * cu0 + level[:, cj1] * cu1
-
-    d = img[r0:r1].astype(np.float64) - surface(grid)
-    idx = np.flatnonzero(d > surface(limits))
+    weights = ((ri0, ri1, rt0, rt1), (cj0, cj1, cu0, cu1), slice(r0, r1), slice(None))
+    d = img[r0:r1].astype(np.float64) - _surface(grid, *weights)
+    idx = np.flatnonzero(d > _surface(limits, *weights))
     return idx + r0 * img.shape[1], d.ravel()[idx]
 
 
@@ -248,21 +247,6 @@ def _sky_at(grid, weights_r, weights_c, rows, cols) -> NDArray[np.float64]:
     left = grid[ri0, cj0] * rt0 + grid[ri1, cj0] * rt1
     right = grid[ri0, cj1] * rt0 + grid[ri1, cj1] * rt1
     return left * cu0 + right * cu1
-
-
-def _sharpness(img, pr, pc, peak, sky) -> NDArray[np.float64]:
-    """``(peak - mean of the in-image 8 neighbours) / peak``, above the ``sky`` at the
-    peak."""
-    h, w = img.shape
-    offs = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
-    nr, nc = pr[:, None] + offs[:, 0], pc[:, None] + offs[:, 1]
-    inside = (nr >= 0) & (nr < h) & (nc >= 0) & (nc < w)
-    near = img[np.clip(nr, 0, h - 1), np.clip(nc, 0, w - 1)].astype(np.float64)
-    near -= sky[:, None]
-    cnt = inside.sum(axis=1)
-    mean = np.where(cnt > 0, np.where(inside, near, 0.0).sum(axis=1) / np.maximum(cnt, 1), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(peak > 0, (peak - mean) / peak, np.inf)
 
 
 class _Labels:
@@ -299,7 +283,7 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
     grid, samples = _levels(img, rows, cols, k)
     # (the deviations from the sky itself: from a block's level, a steep sky's slope
     # across the block would count as noise)
-    sigmas = _sigmas(samples - _lattice_sky(grid, weights_r, weights_c, rows, cols), k,
+    sigmas = _sigmas(samples - _surface(grid, weights_r, weights_c, rows, cols), k,
                      _step(samples) if arr.dtype.kind in "iu" else _quantum(arr))
     sigma = float(np.median(sigmas))
     if not (math.isfinite(sigma) and sigma > 0):
@@ -330,7 +314,7 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
             "cy": pr + my, "cxx": cxx, "cyy": cyy, "cxy": cxy, "pr": pr, "pc": pc,
             "bg_peak": sky,
             "sigma": limit / options.sigma_threshold, "saturated": saturated,
-            "sharpness": _sharpness(img, pr, pc, peak, sky)}
+            "sharpness": sharpness(peak, *neighbour_totals(img, None, pr, pc, sky))}
     if options.border_margin > 0:
         for key, fn, start in (("rmin", np.minimum, h), ("rmax", np.maximum, -1),
                                ("cmin", np.minimum, w), ("cmax", np.maximum, -1)):

@@ -14,8 +14,8 @@ definition:
 * :func:`blob_pixels`, :func:`blob_sums`, :func:`neighbour_sums` and
   :func:`axis_light`: the blob pixels gathered, per-blob counts, flux, peaks and
   moments, and the peaks' neighbour sums behind the sharpness and the wings, the same
-  sums in the same order as :func:`.blobs._measure_blobs`, :func:`.blobs._blob_sums`
-  and :func:`.blobs._axis_wings`;
+  sums in the same order as :func:`.blobs._measure_blobs`, :func:`.blobs._blob_sums`,
+  :func:`.blobs.neighbour_totals` and :func:`.blobs._axis_wings`;
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
   (to rounding: the sums run in another order);
