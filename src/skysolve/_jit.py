@@ -85,10 +85,12 @@ def _cache_dir() -> Path:
 
 def _stamp(sources: list[Path]) -> dict[str, Any]:
     """What numba's cache of these sources depends on: their time stamps and sizes, the
-    numba installation's and the interpreter's."""
+    numba installation's and the interpreter's (its file and environment, each however
+    named: ``.venv/bin/python3``, ``bin/../bin/python`` and an absolute path are one)."""
     spec = importlib.util.find_spec("numba")
     files = [*sources, Path(spec.origin)] if spec and spec.origin else list(sources)
-    return {"python": sys.version, "executable": sys.executable,
+    return {"python": sys.version, "executable": os.path.realpath(sys.executable),
+            "prefix": os.path.realpath(sys.prefix),
             "files": {str(p): [p.stat().st_mtime_ns, p.stat().st_size] for p in files}}
 
 

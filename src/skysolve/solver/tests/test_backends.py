@@ -843,15 +843,15 @@ def test_kernel_sources_are_the_files_of_the_kernels():
     assert files == set(backends.KERNEL_SOURCES)
 
 
-def _fresh(code: str, cache) -> str:
+def _fresh(code: str, cache, python: str | None = None, cwd=None) -> str:
     import os
     import subprocess
     import sys
 
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), SKYSOLVE_NO_BACKGROUND_COMPILE="1")
     env.pop("SKYSOLVE_DISABLE_NUMBA", None)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    return subprocess.run([python or sys.executable, "-c", code], env=env, cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_auto_takes_the_kernels_only_once_they_are_compiled(tmp_path):
@@ -875,6 +875,25 @@ def test_auto_takes_the_kernels_only_once_they_are_compiled(tmp_path):
     marker.write_text(json.dumps(stamp))
     assert _fresh(code, tmp_path).startswith("reference")
     assert not _jit.is_warm([tmp_path / "no such file.py"])
+
+
+def test_the_marker_holds_for_the_interpreter_however_it_is_named(tmp_path):
+    """One interpreter started by another spelling of its path (``bin/../bin/python``,
+    as ``cd benchmarks && ../.venv/bin/python`` gives) finds the marker another left:
+    the spelling once made every other process take the numpy backend (10x slower
+    solves) and compile again in the background."""
+    import os
+    import sys
+
+    code = ("import sys\nfrom skysolve.solver import backends\n"
+            "print(backends.select('auto').NAME, sys.executable)")
+    _fresh("from skysolve import _jit\nfrom skysolve.solver import backends\n"
+           "_jit.mark_warm(backends.WARM_SOURCES)", tmp_path)
+    bindir, name = os.path.split(sys.executable)
+    other = os.path.join("..", os.path.basename(bindir), name)  # (run from bindir)
+    backend, executable = _fresh(code, tmp_path, other, cwd=bindir).split(" ", 1)
+    assert executable == os.path.join(bindir, other)  # (the spelling reached the process)
+    assert backend == "compiled"
 
 
 @pytest.mark.slow
