@@ -69,6 +69,9 @@ class Frame:
     #: Results the search asks for more than once (pattern stars by their arguments);
     #: treat as read-only.
     memo: dict = field(default_factory=dict)
+    #: No projection was told (no camera model either): the frame's pinhole is a guess
+    #: the refinement may replace by a fisheye's (``refinement.with_projection``).
+    guessed_projection: bool = False
 
     @cached_property
     def proj(self) -> int:
@@ -181,13 +184,14 @@ class Frame:
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
                camera_model: CameraModel | None, projection: str,
                backend: ModuleType, refine_scale: bool | None = None,
-               crpix: tuple[float, float] = (0.0, 0.0)) -> Frame:
+               crpix: tuple[float, float] = (0.0, 0.0), guessed: bool = False) -> Frame:
     """The frame of centred centroid positions ``xy`` (a new array the frame may keep);
     ``refine_scale`` as :attr:`SolveOptions.refine_scale`.
 
     Without a camera model the centroids are taken as ideal offsets from the
-    optical centre ``crpix`` (px from the image centre) under ``projection``; a
-    camera model brings its own.
+    optical centre ``crpix`` (px from the image centre) under ``projection``
+    (``guessed``: nobody told it, see :attr:`Frame.guessed_projection`); a camera
+    model brings its own.
     """
     if camera_model is not None:
         u, v = camera_model.ideal_offsets(xy[:, 0], xy[:, 1])
@@ -203,7 +207,7 @@ def make_frame(xy: NDArray[np.float64], width: int, height: int,
     else:
         ideal = np.ascontiguousarray(xy - (cx, cy), dtype=np.float64)
     return Frame(xy, ideal, width, height, _plain_camera(width, height, projection, cx, cy),
-                 False, backend)
+                 False, backend, guessed_projection=guessed)
 
 
 @lru_cache(maxsize=16)

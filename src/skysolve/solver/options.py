@@ -255,8 +255,12 @@ class SolveOptions(Options):
         Lens projection (see :class:`~skysolve.CameraModel`): ``'pinhole'``
         (gnomonic), or a fisheye's ``'equidistant'``, ``'equisolid'``,
         ``'stereographic'`` or ``'orthographic'``. Default: the camera model's,
-        else pinhole. Without a camera model the focal length is searched for
-        over the field-of-view range.""")
+        else pinhole; told neither, a wide field (corners 20 deg or more off the
+        axis) whose pinhole fit leaves pixels of residual is refined under the
+        fisheye projections too, and the one that fits far better is taken
+        (``result.camera_model.projection``; see the user guide's Lens projections).
+        Without a camera model the focal length is searched for over the
+        field-of-view range.""")
     crpix: NDArray[np.float64] | None = option(
         None, type="array_like (2,), optional", check=_crpix, keyword_only=True, doc="""
         Without a camera model: the optical centre's offset from the image centre

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ..camera import projection as _proj
 from ..camera.distortion import polynomial_design_matrix
 from ..geometry import attitude_covariance_on_sky, rotation_to_radec_roll, signed_degrees
 from .backends.reference import ARCSEC_PER_RAD, clip_floor_px, median, rematch
@@ -135,8 +136,62 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     # (most solves' residuals are too few or too small to test: no pairs gathered for it)
     if frame.fixed_camera or not worth_testing(err, f):
         return ref
-    return _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
-                             iterations, sigma_clip, chance_check)
+    ref = _with_radial_term(frame, cat, ref, v_all[rows], (idx_all, v_all), radius_px,
+                            iterations, sigma_clip, chance_check)
+    return with_projection(frame, cat, ref, radius_px, iterations, sigma_clip, chance_check)
+
+
+#: The fisheye projections a solve told none tries when the pinhole does not fit ...
+GUESSED_PROJECTIONS = ("equidistant", "equisolid", "stereographic")
+#: ... on fields whose corners lie at least this far from the axis (radians). The
+#: projections differ from one another by a term cubic in the angle from the axis to
+#: leading order, which the radial lens term absorbs; what it leaves, of fifth order, is
+#: under a pixel below this (a 60 deg equidistant lens leaves ~6 px rms).
+_GUESS_REACH = math.radians(20.0)
+
+
+def with_projection(frame: Frame, cat: CatalogView, ref: Refined, radius_px: float,
+                    iterations: int, sigma_clip: float, chance_check: bool = True) -> Refined:
+    """``ref``, or its refinement under a fisheye projection that fits the image far
+    better, when the solve was told no projection (:attr:`Frame.guessed_projection`).
+
+    A fisheye solved as the pinhole it was not said not to be fits, with the radial term,
+    to pixels at its edge (a 60 deg equidistant lens: 44-63 matches at 4-6 px rms, up to
+    0.16 deg off, with a :class:`~skysolve.errors.LensModelWarning`). Where the pinhole's
+    residuals are large enough to test (:func:`.radialterm.worth_testing`) on a wide field
+    (:data:`_GUESS_REACH`), each of :data:`GUESSED_PROJECTIONS` refines the attitude and
+    focal length from the pinhole's (the projections agree near the axis), its own radial
+    term included; one is taken when it matches at least as many stars and leaves at most
+    ``1 / MIN_RSS_RATIO`` of the mean square residual of the best so far. The result's
+    camera model then names it.
+    """
+    if (not frame.guessed_projection or frame.fixed_camera
+            or not worth_testing(ref.errors_rad, ref.hyp.f)
+            or frame.reach_angle(ref.hyp.f) < _GUESS_REACH):
+        return ref
+    best = ref
+    # the matched stars' distances from the optical centre (px) and angles from the axis:
+    # each projection's focal length to start from (the pinhole's is a few per cent off
+    # that of a fisheye, and its edge stars then start beyond the match radius)
+    r = frame.radii[ref.img_idx]
+    theta = np.arccos(np.clip(cat.vectors(ref.cat_idx) @ ref.hyp.R[2], -1.0, 1.0))
+    for name in GUESSED_PROJECTIONS:
+        other = make_frame(frame.xy, frame.width, frame.height, None, name, frame.backend,
+                           crpix=frame.centre)
+        rho = _proj.radius_of_angle(theta, other.proj)
+        f = float(r @ rho / (rho @ rho))
+        if not (math.isfinite(f) and f > 0.0):
+            continue
+        out = refine(other, cat, Hypothesis(ref.hyp.R, f, ref.hyp.parity), radius_px,
+                     iterations, sigma_clip, chance_check=chance_check)
+        if out is None:
+            continue
+        if out.frame is None:
+            out.frame = other
+        if (len(out.img_idx) >= len(best.img_idx)
+                and MIN_RSS_RATIO * _mean_square(out) <= _mean_square(best)):
+            best = out
+    return best
 
 
 #: A centroid list so crowded that on average this many of its centroids fall by chance
@@ -162,9 +217,10 @@ def _from_brightest(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: 
     """``hyp`` refined on the brightest centroids of a crowded frame (see
     :data:`_BRIGHT_CHANCE`); ``hyp`` itself when they do not refine."""
     count = max(4, int(len(frame.ideal) * _BRIGHT_CHANCE / chance_per_star(frame, radius_px)))
-    # (centroids are brightest first; a fresh memo: it holds results of the whole list)
+    # (centroids are brightest first; a fresh memo: it holds results of the whole list; the
+    # projection kept: the whole list's refinement decides whether another fits better)
     bright = dataclasses.replace(frame, xy=frame.xy[:count], ideal=frame.ideal[:count],
-                                 _radii=None, memo={})
+                                 _radii=None, memo={}, guessed_projection=False)
     out = refine(bright, cat, hyp, radius_px, iterations, sigma_clip, chance_check=chance_check)
     # a hypothesis that already places the stars where their refinement does is kept
     # as it is: the whole list refines it as before (TESS-like frames, 2.8 chance

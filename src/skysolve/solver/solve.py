@@ -528,7 +528,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     code = _proj.code_of(options.lens_projection)
     frame = make_frame(xy, width, height, cam, options.lens_projection, be,
                        options.refine_scale,
-                       (0.0, 0.0) if options.crpix is None else tuple(options.crpix))
+                       (0.0, 0.0) if options.crpix is None else tuple(options.crpix),
+                       guessed=options.projection is None and cam is None)
     cat = CatalogView(db, velocity, be)
     radius_px = options.match_radius * width
     if cam is not None:

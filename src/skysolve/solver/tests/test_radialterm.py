@@ -100,26 +100,60 @@ def test_a_wrong_projection_is_not_bent_into_a_plausible_fit(wide_db, gaia):
     assert not res or any(w.category is LensModelWarning for w in seen)
 
 
-def test_a_term_that_matches_many_more_stars_is_taken_though_it_fits_them_loosely(gaia):
-    # a 60 deg equidistant lens solved as a pinhole (no projection named): one coefficient
-    # fits it only to ~6 px rms, but brings in the edge. Its refit (63 matches, 0.02 deg
-    # off) was refused for leaving 1/1.16 of the plain solve's mean square, taken over
-    # 44 other matches 0.28 deg off; the field of a wrong-answer sweep (seed 1056, 9th)
+@pytest.fixture(scope="module")
+def fisheye60(gaia):
+    """A 60 deg equidistant lens's fields from a wrong-answer sweep (seed 1056, in its
+    order): ``(database, camera, [(attitude, centroids), ...])``."""
     db = SolverDatabase.generate_from_gaia(min_fov_deg=30.0, max_fov_deg=180.0,
                                            epoch_proper_motion_year=2016.0, progress=False)
     cam = CameraModel.from_fov(60.0, 1280, 960, projection="equidistant")
     rng = np.random.default_rng(1056)
-    for R in random_attitudes(10, rng)[:9]:  # (the sweep's draws, in its order)
+    fields = []
+    for R in random_attitudes(10, rng):
         sim = simulate_centroids(gaia, cam, R, num_stars=80, epoch_year=2016.0,
                                  centroid_noise_px=0.3, drop_fraction=0.1, false_fraction=0.1,
                                  seed=rng)
+        fields.append((R, sim.centroids))
+    return db, cam, fields
+
+
+def test_a_term_that_matches_many_more_stars_is_taken_though_it_fits_them_loosely(fisheye60):
+    # the 60 deg equidistant lens solved as a pinhole (named): one coefficient fits it
+    # only to ~6 px rms, but brings in the edge. Its refit (63 matches, 0.02 deg off) was
+    # refused for leaving 1/1.16 of the plain solve's mean square, taken over 44 other
+    # matches 0.28 deg off (the sweep's 9th field)
+    db, _, fields = fisheye60
+    R, xy = fields[8]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LensModelWarning)
-        res = db.solve_from_centroids(sim.centroids, image_width=1280, image_height=960)
+        res = db.solve_from_centroids(xy, image_width=1280, image_height=960,
+                                      projection="pinhole")
     assert res
     # the pixel is 169"; the plain answer was 1010" off
     assert _error_arcsec(res, R) < 2 * 169.0
     assert res.camera_model.distortion is not None and res.num_matches >= 60
+    assert res.camera_model.projection == "pinhole"
+
+
+def test_a_fisheye_told_no_projection_is_solved_through_its_own(fisheye60):
+    # told nothing, the solver took the pinhole: with its radial term 44-63 matches at
+    # 4-6 px rms, 0.01-0.16 deg off, each with a LensModelWarning (the 7th field 0.16 deg)
+    db, cam, fields = fisheye60
+    solved = 0
+    for k, (R, xy) in enumerate(fields):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LensModelWarning)
+            res = db.solve_from_centroids(xy, image_width=1280, image_height=960)
+        if not res:  # (3 of the 10: no pattern of the pinhole search matched)
+            continue
+        solved += 1
+        assert res.camera_model.projection == "equidistant", k
+        assert res.camera_model.distortion is None, k
+        assert _error_arcsec(res, R) < 0.15 * 169.0, k
+        assert res.camera_model.focal_length_px == pytest.approx(cam.focal_length_px,
+                                                                 rel=2e-3), k
+        assert res.rmse_arcsec < 0.6 * 169.0, k
+    assert solved >= 7
 
 
 def test_an_ideal_lens_keeps_the_plain_solve(wide_db, gaia):
