@@ -141,7 +141,8 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     return with_projection(frame, cat, ref, radius_px, iterations, sigma_clip, chance_check)
 
 
-#: The fisheye projections a solve told none tries when the pinhole does not fit ...
+#: The fisheye projections a solve told none tries when its own (the pinhole, or the
+#: equidistant of a fisheye search) does not fit ...
 GUESSED_PROJECTIONS = ("equidistant", "equisolid", "stereographic")
 #: ... on fields whose corners lie at least this far from the axis (radians). The
 #: projections differ from one another by a term cubic in the angle from the axis to
@@ -176,6 +177,8 @@ def with_projection(frame: Frame, cat: CatalogView, ref: Refined, radius_px: flo
     r = frame.radii[ref.img_idx]
     theta = np.arccos(np.clip(cat.vectors(ref.cat_idx) @ ref.hyp.R[2], -1.0, 1.0))
     for name in GUESSED_PROJECTIONS:
+        if name == frame.camera.projection:
+            continue
         other = make_frame(frame.xy, frame.width, frame.height, None, name, frame.backend,
                            crpix=frame.centre)
         rho = _proj.radius_of_angle(theta, other.proj)

@@ -49,6 +49,9 @@ __all__ = ["solve", "solve_from_centroids", "SOLVE_DOC"]
 #: A pinhole search reaching fields this wide (deg) that found nothing may have been
 #: given a fisheye frame: its failure says how to name the projection.
 _FISHEYE_HINT_DEG = 90.0
+#: Told no projection, such a search goes on as an equidistant fisheye's over fields
+#: from this wide (deg; see :func:`_fisheye_next`).
+_FISHEYE_FROM_DEG = 60.0
 #: The widest horizontal field (deg) a pinhole search without any scale reaches, once the
 #: database's own range (and a little beyond) found nothing: ultra-wide rectilinear lenses
 #: (a 14 mm lens on a full-frame sensor is 104 deg wide, 10 mm 122 deg) make the
@@ -556,11 +559,13 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     budget, verified = [options.max_patterns_checked], [0]
 
     def patterns(within: Cone | None, f_range: tuple[float, float] = (f_lo, f_hi),
-                 deep: bool = _deep(options.deep_search, centroids)):
+                 deep: bool = _deep(options.deep_search, centroids), lens: Frame = frame,
+                 f_start: float | None = f_guess):
         """The pattern search over focal lengths ``f_range`` (px), held to the cone
-        ``within`` (or not), ending with its deep pass when ``deep``."""
+        ``within`` (or not), ending with its deep pass when ``deep``; of the centroids
+        as ``lens`` takes them, from ``f_start`` (px) when a scale was told."""
         return search(
-            db, frame, cat, f_lo=f_range[0], f_hi=f_range[1], f_guess=f_guess,
+            db, lens, cat, f_lo=f_range[0], f_hi=f_range[1], f_guess=f_start,
             parities=parities, tol=tol,
             radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
             refine_iterations=options.refine_iterations, t0=t0,
@@ -587,6 +592,21 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         # looked up 334,000 patterns, against 41,000 without)
         result, status = patterns(cone, (_proj.focal_from_fov(widest, width, code), f_lo),
                                   deep=False)
+    if result is None and status == "no_match" and _fisheye_next(frame, fov_hi, widest):
+        # told no projection, and a pinhole search of fields this wide found nothing: most
+        # likely a fisheye, whose patterns far off the axis a pinhole cannot match
+        lens = make_frame(frame.xy, width, height, None, "equidistant", be,
+                          crpix=frame.centre, guessed=True)
+        eq = _proj.code_of("equidistant")
+        fl, fh, _, _ = _focal_range(db, options, lens, eq)
+        # (narrower fisheyes are near enough a pinhole for its search, and its radial term)
+        fh = min(fh, _proj.focal_from_fov(math.radians(_FISHEYE_FROM_DEG), width, eq))
+        if widest is not None:  # (told no scale: as wide as the pinhole's blind search went)
+            fl = max(fl, _proj.focal_from_fov(widest, width, eq))
+        start = None if options.fov_estimate is None else _proj.focal_from_fov(
+            options.fov_estimate, width, eq)
+        if fl < fh:
+            result, status = patterns(cone, (fl, fh), deep=False, lens=lens, f_start=start)
     if result is not None:
         if warn_loose:
             _warn_if_loose(result, radius_px)
@@ -608,6 +628,16 @@ def _blind_widest(db: PatternDatabase, options: SolveOptions, code: int,
     widest = min(math.radians(min(BLIND_WIDEST_FOV_DEG, BLIND_WIDEST_FACTOR * db.max_fov_deg)),
                  _fov_cap(code))
     return widest if widest > fov_hi else None
+
+
+def _fisheye_next(frame: Frame, fov_hi: float, widest: float | None) -> bool:
+    """Whether a pinhole search that found nothing goes on with the equidistant projection:
+    nobody told the projection (:attr:`Frame.guessed_projection`), and the search reached
+    fields of :data:`_FISHEYE_HINT_DEG` or wider (``fov_hi``, or the blind search's
+    ``widest``, radians)."""
+    reached = fov_hi if widest is None else widest
+    return (frame.guessed_projection and frame.proj == _proj.PINHOLE
+            and reached >= math.radians(_FISHEYE_HINT_DEG))
 
 
 def _outside_range(db: PatternDatabase, fov_lo: float, fov_hi: float) -> str:

@@ -19,7 +19,7 @@ import pytest
 from skysolve import LensModelWarning, load_gaia
 from skysolve.camera import CameraModel, RadialDistortion
 from skysolve.database import SolverDatabase
-from skysolve.simulate import random_attitudes, simulate_centroids
+from skysolve.simulate import random_attitudes, random_centroids, simulate_centroids
 from skysolve.solver.radialterm import MIN_MATCHES, MIN_RMS_PX, radial_camera, worth_testing
 
 BARREL = CameraModel.from_fov(62.0, 1920, 1280,
@@ -144,8 +144,9 @@ def test_a_fisheye_told_no_projection_is_solved_through_its_own(fisheye60):
         with warnings.catch_warnings():
             warnings.simplefilter("error", LensModelWarning)
             res = db.solve_from_centroids(xy, image_width=1280, image_height=960)
-        if not res:  # (3 of the 10: no pattern of the pinhole search matched)
-            continue
+        # (3 of the 10 found no pattern in the pinhole search: the equidistant search
+        # after it solves them)
+        assert res, k
         solved += 1
         assert res.camera_model.projection == "equidistant", k
         assert res.camera_model.distortion is None, k
@@ -153,7 +154,28 @@ def test_a_fisheye_told_no_projection_is_solved_through_its_own(fisheye60):
         assert res.camera_model.focal_length_px == pytest.approx(cam.focal_length_px,
                                                                  rel=2e-3), k
         assert res.rmse_arcsec < 0.6 * 169.0, k
-    assert solved >= 7
+    assert solved == 10
+
+
+def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wide_db, gaia):
+    # a 120 deg equidistant lens: no pattern of the pinhole search matched (the solve
+    # failed, advising to name the projection); the search goes on as an equidistant
+    # lens's over fields of 60 deg and wider
+    for k, R in enumerate(random_attitudes(3, rng=8)):
+        sim = simulate_centroids(gaia, FISHEYE, R, num_stars=120, centroid_noise_px=0.3,
+                                 drop_fraction=0.1, num_false_stars=6, seed=k)
+        res = wide_db.solve_from_centroids(sim.centroids, image_shape=(1200, 1600))
+        assert res, (k, res)
+        assert res.camera_model.projection == "equidistant", k
+        # (the pixel is 270")
+        assert _error_arcsec(res, R) < 0.2 * 270.0, k
+        assert res.camera_model.focal_length_px == pytest.approx(FISHEYE.focal_length_px,
+                                                                 rel=2e-3), k
+    # and lists of random points still find nothing
+    for k in range(3):
+        xy = random_centroids(FISHEYE, 60, seed=k)
+        res = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600))
+        assert not res and res.status == "no_match", k
 
 
 def test_an_ideal_lens_keeps_the_plain_solve(wide_db, gaia):
