@@ -27,6 +27,17 @@ is at 66-80 deg from the axis for the widest star of pinhole fields, beyond
 star lies within :data:`_MONOTONE_ANGLE` of the axis at the short end, ``S``
 there is the largest of the range, and if even twice that value spends at
 most the budget over the whole range, the range is one window without a grid.
+
+Within that angle ``S`` is also smooth: nearly a power of ``f`` (``S ~ f^-2`` for a
+narrow pinhole field), so its logarithm is close to linear in ``ln f``. There it is
+measured every :data:`_SMOOTH_STEP` in ``ln f`` and interpolated in ``ln S`` onto the
+grid, which the tiling takes as before. The interpolation is within 0.07 % of the
+measured sensitivity at the median grid point and within 6 % at worst (where the
+median pattern changes), and the largest over each point's neighbours, which the
+tiling takes, is never below the measured value at the point (464 random probes of
+pinhole, equidistant and stereographic fields of 2-160 deg). Measuring every grid point
+(22 for a 10-20 deg database's range told a field-of-view estimate) was a third of such
+a solve's time.
 """
 
 from __future__ import annotations
@@ -59,8 +70,10 @@ _GRID_STEP = 0.05
 #: Step in ln f of the sensitivity's forward difference.
 _STEP = 1e-4
 #: Angle from the axis (rad) of the widest probe star up to which the sensitivity
-#: grows with the field (see the module notes).
+#: grows with the field, smoothly (see the module notes).
 _MONOTONE_ANGLE = math.radians(45.0)
+#: Spacing in ln f of the sensitivity's measurements there, interpolated onto the grid.
+_SMOOTH_STEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -103,17 +116,28 @@ def _window_edges(u: NDArray[np.float64], sens: NDArray[np.float64],
     return np.interp(np.linspace(0.0, count[-1], n + 1), count, u)
 
 
-def _one_window(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: float, tol: float,
-                probe: NDArray[np.intp], backend: Any) -> bool:
-    """Whether one window surely covers ``[f_lo, f_hi]`` (see the module notes)."""
+def _smooth(ideal: NDArray[np.float64], proj: int, f_lo: float) -> bool:
+    """Whether the widest probe star lies within :data:`_MONOTONE_ANGLE` of the axis at
+    the focal length ``f_lo`` (px), the range's widest field (see the module notes)."""
     # (in scalars: numpy's per-call overhead on eight rows cost more than the arithmetic)
     r_max = math.sqrt(max(x * x + y * y for x, y in ideal[:_PROBE_STARS].tolist()))
-    if not _proj.scalar_angle_of_radius(r_max / f_lo, proj) <= _MONOTONE_ANGLE:
-        return False
-    s_lo = backend.ratio_sensitivity(np.ascontiguousarray(ideal), proj, np.array([f_lo]),
-                                     probe, _STEP, _PROBE_PERCENTILE)[0]
-    # a window spans 2 budget / S in ln f; with a factor 2 of margin on S
-    return bool(2.0 * s_lo * math.log(f_hi / f_lo) <= 2.0 * RATIO_BUDGET * tol)
+    return _proj.scalar_angle_of_radius(r_max / f_lo, proj) <= _MONOTONE_ANGLE
+
+
+def _sensitivity(ideal: NDArray[np.float64], proj: int, u: NDArray[np.float64],
+                 probe: NDArray[np.intp], backend: Any,
+                 s_lo: float | None) -> NDArray[np.float64]:
+    """The probe's ratio sensitivity at the focal lengths ``exp(u)`` (ascending): measured
+    at each, or where it is smooth (``s_lo``, its value at ``u[0]``, given) every
+    :data:`_SMOOTH_STEP` and interpolated in its logarithm (see the module notes)."""
+    k = math.ceil((u[-1] - u[0]) / _SMOOTH_STEP) + 1
+    if s_lo is not None and k < len(u):
+        at = np.linspace(u[0], u[-1], k)
+        sens = np.concatenate([[s_lo], backend.ratio_sensitivity(
+            ideal, proj, np.exp(at[1:]), probe, _STEP, _PROBE_PERCENTILE)])
+        if np.all(sens > 0.0) and np.all(np.isfinite(sens)):
+            return np.exp(np.interp(u, at, np.log(sens)))
+    return backend.ratio_sensitivity(ideal, proj, np.exp(u), probe, _STEP, _PROBE_PERCENTILE)
 
 
 def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: float, tol: float,
@@ -145,12 +169,18 @@ def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: floa
     probe = _probe(min(len(ideal), _PROBE_STARS))
     if len(probe) == 0 or f_hi <= f_lo:
         return [FocalWindow(f_lo, math.sqrt(f_lo * f_hi), f_hi)]
-    if _one_window(ideal, proj, f_lo, f_hi, tol, probe, backend):
-        return [FocalWindow(f_lo, math.sqrt(f_lo * f_hi), f_hi)]
+    ideal = np.ascontiguousarray(ideal)
+    s_lo = None
+    if _smooth(ideal, proj, f_lo):
+        s_lo = float(backend.ratio_sensitivity(ideal, proj, np.array([f_lo]), probe, _STEP,
+                                               _PROBE_PERCENTILE)[0])
+        # the largest of the range: a window spans 2 budget / S in ln f; with a factor 2
+        # of margin on S, one window surely covers it
+        if 2.0 * s_lo * math.log(f_hi / f_lo) <= 2.0 * RATIO_BUDGET * tol:
+            return [FocalWindow(f_lo, math.sqrt(f_lo * f_hi), f_hi)]
     u = np.linspace(math.log(f_lo), math.log(f_hi),
                     max(3, math.ceil(math.log(f_hi / f_lo) / _GRID_STEP) + 1))
-    sens = backend.ratio_sensitivity(np.ascontiguousarray(ideal), proj, np.exp(u), probe,
-                                     _STEP, _PROBE_PERCENTILE)
+    sens = _sensitivity(ideal, proj, u, probe, backend, s_lo)
     imaged = np.isfinite(sens)
     if not imaged.any():
         return []

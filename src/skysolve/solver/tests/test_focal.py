@@ -1,0 +1,72 @@
+"""The focal-length windows of a search without a scale (:mod:`skysolve.solver.focal`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from skysolve.camera import projection as _proj
+from skysolve.solver import focal
+from skysolve.solver.backends import reference
+
+
+def _probes(n: int, seed: int):
+    """``n`` random probes (8 stars of a 1024 x 768 frame) with a focal-length range
+    whose widest field keeps them within the smooth angle: ``(ideal, proj, f_lo, f_hi)``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        proj = _proj.code_of(str(rng.choice(["pinhole", "equidistant", "stereographic"])))
+        ideal = rng.uniform([-512.0, -384.0], [512.0, 384.0], (8, 2))
+        fov_lo = rng.uniform(2.0, 40.0)
+        fov_hi = fov_lo * rng.uniform(1.3, 4.0)
+        f_lo = 512.0 / math.tan(math.radians(fov_hi / 2.0))
+        f_hi = 512.0 / math.tan(math.radians(fov_lo / 2.0))
+        if focal._smooth(ideal, proj, f_lo):
+            out.append((ideal, proj, f_lo, f_hi))
+    return out
+
+
+def _measured(ideal, proj, u):
+    return reference.ratio_sensitivity(ideal, proj, np.exp(u), focal._probe(8), focal._STEP,
+                                       focal._PROBE_PERCENTILE)
+
+
+def test_the_interpolated_sensitivity_never_understates_the_measured_one():
+    # the tiling takes each grid point's sensitivity as the largest of its neighbours':
+    # from the interpolation, that is at least what measuring the point gives
+    for ideal, proj, f_lo, f_hi in _probes(40, seed=2):
+        u = np.linspace(math.log(f_lo), math.log(f_hi),
+                        math.ceil(math.log(f_hi / f_lo) / focal._GRID_STEP) + 1)
+        measured = _measured(ideal, proj, u)
+        sens = focal._sensitivity(ideal, proj, u, focal._probe(8), reference,
+                                  float(measured[0]))
+        assert len(sens) == len(u)
+        assert np.median(np.abs(sens / measured - 1.0)) < 0.01
+        s = np.empty_like(sens)
+        s[1:-1] = np.maximum(np.maximum(sens[:-2], sens[1:-1]), sens[2:])
+        s[0], s[-1] = max(sens[0], sens[1]), max(sens[-1], sens[-2])
+        assert np.all(s >= measured * (1.0 - 1e-12))
+
+
+def test_a_smooth_range_is_tiled_as_measuring_every_point_tiles_it(monkeypatch):
+    # the windows' edges within a small fraction of a window of the measured tiling's
+    # (a window of a 10-20 deg database's tolerance is ~0.02-0.1 wide in ln f)
+    cases = _probes(30, seed=5)
+    found = []
+    for ideal, proj, f_lo, f_hi in cases:
+        found.append(focal.focal_windows(ideal, proj, f_lo, f_hi, 0.001, backend=reference))
+    monkeypatch.setattr(focal, "_SMOOTH_STEP", focal._GRID_STEP / 2.0)
+    same = 0
+    for (ideal, proj, f_lo, f_hi), windows in zip(cases, found, strict=True):
+        measured = focal.focal_windows(ideal, proj, f_lo, f_hi, 0.001, backend=reference)
+        if len(measured) != len(windows):
+            assert abs(len(measured) - len(windows)) == 1
+            continue
+        same += 1
+        lo = np.log([w.lo for w in windows])
+        assert lo == pytest.approx(np.log([w.lo for w in measured]), abs=3e-3)
+        assert windows[0].hi == measured[0].hi and windows[-1].lo == measured[-1].lo
+    assert same >= 0.9 * len(cases)
