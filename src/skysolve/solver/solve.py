@@ -430,7 +430,10 @@ def _deep(flag: bool | None, centroids: Any) -> bool:
     """Whether the search ends with its deep pass (see ``SolveOptions.deep_search``)."""
     if flag is not None:
         return flag
-    if not isinstance(centroids, ExtractionResult) or len(centroids.rejected) == 0:
+    # (more artefacts than stars needs more rejections than stars: most frames have fewer,
+    # and counting the reasons was a twentieth of a small field's solve)
+    if (not isinstance(centroids, ExtractionResult)
+            or len(centroids.rejected) <= len(centroids)):
         return False
     artefacts = int(np.isin(centroids.rejected["reason"], _ARTEFACTS).sum())
     return artefacts > len(centroids)  # (.centroids would build a Centroid per star)
