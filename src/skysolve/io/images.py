@@ -861,18 +861,29 @@ def _check_fits_length(h: Any, path: Path) -> None:
 
 
 def _parse_fits_date(value: Any) -> float | None:
-    """MJD of a FITS date string ('YYYY-MM-DD[Thh:mm:ss[.s]]' or old 'DD/MM/YY')."""
+    """MJD (UTC) of a FITS date string ('YYYY-MM-DD[Thh:mm:ss[.s]]' or old 'DD/MM/YY').
+
+    The standard's form is UTC without a zone; a trailing ``Z``, or an ISO 8601 offset
+    from UTC (``+02:00``, ``-0500``) that some capture programs write after the time, is
+    honoured (such a date was refused, and the solve went without its time).
+    """
     if not isinstance(value, str):
         return None
     text = value.strip()
     m = re.fullmatch(
-        r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?)?Z?", text
+        r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?"
+        r"(?:([+-])(\d{2}):?(\d{2}))?)?Z?", text
     )
+    offset = 0.0
     if m:
         year, month, day = int(m[1]), int(m[2]), int(m[3])
         hour = int(m[4] or 0)
         minute = int(m[5] or 0)
         second = float(m[6] or 0.0)
+        if m[7]:
+            if int(m[8]) > 14 or int(m[9]) >= 60:  # (ISO 8601 offsets span -12 to +14 h)
+                return None
+            offset = (1.0 if m[7] == "+" else -1.0) * (int(m[8]) + int(m[9]) / 60.0) / 24.0
     else:
         m = re.fullmatch(r"(\d{2})/(\d{2})/(\d{2})", text)
         if not m:
@@ -886,7 +897,8 @@ def _parse_fits_date(value: Any) -> float | None:
         days = (_dt.date(year, month, day) - _MJD_ZERO).days
     except ValueError:  # e.g. 31 February
         return None
-    return days + (hour + (minute + second / 60.0) / 60.0) / 24.0
+    # (local time = UTC + offset)
+    return days + (hour + (minute + second / 60.0) / 60.0) / 24.0 - offset
 
 
 def _date_and_time(header: Any, date_key: str, time_keys: tuple[str, ...]

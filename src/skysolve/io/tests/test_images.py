@@ -1094,6 +1094,22 @@ def test_a_start_time_with_an_exposure_time_gives_the_exposures_midpoint(tmp_pat
     assert header_mjd(header) == pytest.approx(middle, abs=1e-9)
 
 
+def test_a_date_with_an_offset_from_utc_is_taken_in_utc():
+    """An ISO 8601 offset after the time of day (written by some capture programs, though
+    the FITS standard's dates are UTC without one) was refused: the header had no time,
+    and the command-line solve went without the Earth's velocity."""
+    from skysolve.io.images import header_mjd
+
+    ten = 58909.0 + 10.0 / 24.0  # 2020-03-01T10:00:00 UTC
+    for text, mjd in (("2020-03-01T12:00:00+02:00", ten), ("2020-03-01T05:00:00-0500", ten),
+                      ("2020-03-01T10:00:00Z", ten), ("2020-03-01T10:00:00+00:00", ten),
+                      ("2020-03-01T15:30:00.5+05:30", ten + 0.5 / 86400.0),
+                      ("2020-03-01Z", 58909.0), ("2020-03-01T10:00:00+15:00", None),
+                      ("2020-03-01T10:00:00+02:60", None)):
+        got = header_mjd(fits.Header({"DATE-OBS": text}))
+        assert got == (None if mjd is None else pytest.approx(mjd, abs=1e-9)), text
+
+
 _TURNS = [(6, "rotated 90 degrees clockwise"), (3, "rotated 180 degrees"),
           (8, "rotated 90 degrees anticlockwise"), (2, "mirrored left-right")]
 #: The EXIF (and TIFF) specification's other three.
