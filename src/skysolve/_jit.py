@@ -6,7 +6,7 @@ function has a pure-numpy twin (the reference backend of the solver), and
 switch is read once per process, without importing numba: building or loading
 a database never pays for numba's import; only the first compiled solve does.
 
-May import: nothing of skysolve.
+May import: ``_cachedir``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ._cachedir import user_cache_dir
 
 __all__ = ["available", "jit", "dispatchers", "is_warm", "mark_warm", "warm_in_background"]
 
@@ -74,13 +76,13 @@ def dispatchers(namespace: dict[str, Any]) -> dict[str, Any]:
 # kernels in a background process (``python -m skysolve.solver.warmup``).
 
 
-def _cache_dir() -> Path:
-    """Where the warm marker lives: numba's ``NUMBA_CACHE_DIR`` if set, else the user's
-    cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``) / skysolve."""
+def _cache_dir() -> Path | None:
+    """Where the warm marker lives: numba's ``NUMBA_CACHE_DIR`` if set, else skysolve's
+    user cache directory (:func:`skysolve._cachedir.user_cache_dir`, the default
+    databases'); None without either (no home directory): no marker then."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return Path(os.environ["NUMBA_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "skysolve"
+    return user_cache_dir()
 
 
 def _stamp(sources: list[Path]) -> dict[str, Any]:
@@ -94,27 +96,38 @@ def _stamp(sources: list[Path]) -> dict[str, Any]:
             "files": {str(p): [p.stat().st_mtime_ns, p.stat().st_size] for p in files}}
 
 
-def _marker(sources: list[Path]) -> Path:
+def _marker(sources: list[Path]) -> Path | None:
+    """The warm marker's file for ``sources``; None without a cache directory."""
+    directory = _cache_dir()
+    if directory is None:
+        return None
     key = hashlib.sha1("\n".join(sorted(map(str, sources))).encode()).hexdigest()[:12]
-    return _cache_dir() / f"kernels-warm-{key}.json"
+    return directory / f"kernels-warm-{key}.json"
 
 
 def is_warm(sources: list[Path]) -> bool:
     """Whether a process compiled the kernels of ``sources`` into numba's cache (a marker
-    matching their current stamps). Reads one small file; never imports numba."""
+    matching their current stamps). Reads one small file; never imports numba. Without a
+    cache directory for the marker: never (the numpy reference then solves)."""
+    path = _marker(sources)
+    if path is None:
+        return False
     try:
-        return json.loads(_marker(sources).read_text()) == _stamp(sources)
+        return json.loads(path.read_text()) == _stamp(sources)
     except (OSError, ValueError):
         return False
 
 
 def mark_warm(sources: list[Path]) -> None:
     """Record that the kernels of ``sources`` are in numba's cache (atomically; best
-    effort: a read-only cache directory only means the next process checks again)."""
+    effort: a read-only cache directory, or none at all, only means the next process
+    checks again)."""
     path = _marker(sources)
+    if path is None:
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # (named by thread too, as _files names its temporary files: _jit imports none)
+        # (named by thread too, as _files names its temporary files: _jit imports no _files)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(_stamp(sources)))
         os.replace(tmp, path)
@@ -127,10 +140,12 @@ def warm_in_background(module: str) -> bool:
     it started.
 
     ``SKYSOLVE_NO_BACKGROUND_COMPILE=1`` turns this off (the kernels then compile when
-    ``backend='compiled'`` is asked for, or by running the module by hand).
+    ``backend='compiled'`` is asked for, or by running the module by hand). Nor is it
+    started without a cache directory for the warm marker (no home directory): no
+    marker could record the compile, and every process would start it again.
     """
     if module in _BACKGROUND or os.environ.get("SKYSOLVE_NO_BACKGROUND_COMPILE",
-                                                "") not in ("", "0"):
+                                                "") not in ("", "0") or _cache_dir() is None:
         return False
     _BACKGROUND.add(module)
     import subprocess

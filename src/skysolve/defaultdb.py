@@ -45,13 +45,13 @@ import json
 import logging
 import os
 import re
-import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _args
+from ._cachedir import user_cache_dir
 from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,21 +109,24 @@ def cache_directory(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     -------
     pathlib.Path
         ``cache_dir``, else ``$SKYSOLVE_CACHE``, else the platform's user cache
-        directory followed by ``skysolve``.
+        directory followed by ``skysolve`` (:func:`skysolve._cachedir.user_cache_dir`).
+
+    Raises
+    ------
+    RuntimeError
+        Neither is given and the user has no home directory to hold a cache
+        (``$HOME`` unset and no password entry: a container's arbitrary uid).
     """
     if cache_dir is not None:
         return Path(os.fspath(cache_dir)).expanduser()
     env = os.environ.get(CACHE_ENV_VAR)
     if env:
         return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "skysolve" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "skysolve"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "skysolve"
+    directory = user_cache_dir()
+    if directory is None:
+        raise RuntimeError("no cache directory: the home directory is unknown ($HOME unset "
+                           f"and no password entry); set {CACHE_ENV_VAR} to have one")
+    return directory
 
 
 def load_database_file(path: str | os.PathLike[str]) -> SolverDatabase:
@@ -138,7 +141,7 @@ def load_database_file(path: str | os.PathLike[str]) -> SolverDatabase:
 
     try:
         records: Path | None = cache_directory()
-    except (RuntimeError, KeyError):  # (Path.home(): "Could not determine home directory")
+    except RuntimeError:  # (no home directory)
         records = None
     return SolverDatabase.load_from_file(path, mmap=True, verify=True, verified_dir=records)
 
@@ -317,8 +320,8 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
     -------
     SolverDatabase
         Memory-mapped from the cache file (read-only, shared between processes),
-        or built in memory when the cache directory cannot be written (with a
-        warning).
+        or built in memory when the cache directory cannot be written, or there is
+        none (no home directory), with a warning.
 
     Raises
     ------
@@ -339,7 +342,12 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
     (5.0, 30.0)
     """
     name, cat_file, full = _resolve_request(max_fov_deg, min_fov_deg, catalog, params)
-    directory = cache_directory(cache_dir)
+    try:
+        directory = cache_directory(cache_dir)
+    except RuntimeError as exc:  # (no home directory: as for a cache that cannot be written)
+        warnings.warn(f"{exc}; building the database in memory only", RuntimeWarning,
+                      stacklevel=2)
+        return _build(name, cat_file, full, progress)
     path = directory / _file_name(name, full, _cache_key(name, cat_file, full))
     # fast path: no lock needed to read a finished file (it only ever appears by rename)
     if path.is_file():
@@ -387,8 +395,11 @@ def cached_databases(cache_dir: str | os.PathLike[str] | None = None
                      ) -> list[tuple[Path, float, float]]:
     """The databases :func:`default_database` (or ``skysolve db build`` without ``-o``)
     has built in the cache directory, as ``(file, min_fov_deg, max_fov_deg)``, read from
-    their names (no file is opened), in name order."""
-    directory = cache_directory(cache_dir)
+    their names (no file is opened), in name order; none without a cache directory."""
+    try:
+        directory = cache_directory(cache_dir)
+    except RuntimeError:  # (no home directory: nothing was ever cached)
+        return []
     if not directory.is_dir():
         return []
     out = []

@@ -54,7 +54,11 @@ def _lock(wait: bool) -> Iterator[bool]:
     except ImportError:  # pragma: no cover - Windows: no lock, at worst compiled twice
         yield True
         return
-    path = _jit._cache_dir() / "kernels-warm.lock"
+    directory = _jit._cache_dir()
+    if directory is None:  # (no home directory: nowhere to lock, at worst compiled twice)
+        yield True
+        return
+    path = directory / "kernels-warm.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

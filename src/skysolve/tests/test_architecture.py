@@ -19,8 +19,8 @@ PACKAGE = "skysolve"
 #: The stages and helpers from the bottom of the package to its top. A module may
 #: import from its own component and from components of a lower rank only.
 RANKS = {
-    "errors": 0, "_jit": 0, "_threads": 0, "_progress": 0, "_meta": 0, "_files": 0,
-    "_args": 1,
+    "errors": 0, "_cachedir": 0, "_threads": 0, "_progress": 0, "_meta": 0, "_files": 0,
+    "_args": 1, "_jit": 1,
     "_options": 2, "geometry": 2,
     "sky": 3, "centroids": 3, "camera": 3, "imagedata": 3,
     "io": 4, "extraction": 4,

@@ -206,6 +206,32 @@ def test_unwritable_cache_builds_in_memory(tmp_path, builds):
     assert not isinstance(db.pattern_keys, np.memmap)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the home directory of a POSIX user")
+def test_no_home_directory_builds_in_memory(monkeypatch, tmp_path, builds):
+    """A container's user without ``$HOME`` nor a password entry has no cache directory:
+    default_database() raised RuntimeError ("Could not determine home directory"); it
+    now builds the database in memory with a warning, as for a cache it cannot write,
+    and writes nothing (no ``./~`` in the working directory)."""
+    import pwd
+
+    from skysolve.defaultdb import cached_databases
+
+    for name in ("HOME", "XDG_CACHE_HOME", CACHE_ENV_VAR):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(RuntimeWarning, match="home directory"):
+        db = default_database(**TINY)
+    assert builds.count == 1 and db.num_patterns > 0
+    assert not isinstance(db.pattern_keys, np.memmap)
+    assert cached_databases() == []
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------- concurrency
 
 

@@ -1,0 +1,64 @@
+"""The compiled kernels' warm marker: where it lives, and where it must not."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from skysolve import _jit
+from skysolve.defaultdb import CACHE_ENV_VAR, cache_directory
+
+#: A file for the marker to stamp (any source will do: the marker records its state).
+SOURCES = [Path(_jit.__file__)]
+
+posix_home = pytest.mark.skipif(sys.platform == "win32",
+                                reason="the home directory of a POSIX user")
+
+
+@pytest.fixture
+def no_home(monkeypatch, tmp_path):
+    """A container's user: no ``$HOME`` and no password entry (``~`` stays ``~``), run in
+    an empty working directory."""
+    import pwd
+
+    for name in ("HOME", "XDG_CACHE_HOME", "NUMBA_CACHE_DIR", CACHE_ENV_VAR):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@posix_home
+def test_without_a_home_directory_there_is_no_marker(no_home, monkeypatch):
+    """Without a home directory the marker went to ``./~/.cache/skysolve``: a directory
+    named ``~`` in whatever the working directory was, and a warm state that followed
+    it. Now there is no marker: the kernels count as not compiled, nothing is written
+    and no background compile (that nothing could record) is started."""
+    assert _jit._cache_dir() is None
+    _jit.mark_warm(SOURCES)
+    assert not _jit.is_warm(SOURCES)
+    monkeypatch.delenv("SKYSOLVE_NO_BACKGROUND_COMPILE", raising=False)
+    monkeypatch.setattr(_jit, "_BACKGROUND", set())
+    assert not _jit.warm_in_background("json.tool")
+    assert list(no_home.iterdir()) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG_CACHE_HOME is Linux's")
+def test_a_relative_xdg_cache_home_is_ignored(monkeypatch, tmp_path):
+    """The XDG Base Directory specification ignores a relative ``$XDG_CACHE_HOME``; the
+    default databases' cache did, the marker went to that path in the working directory.
+    Both now take ``~/.cache/skysolve``, one rule for both."""
+    for name in ("NUMBA_CACHE_DIR", CACHE_ENV_VAR):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.chdir(tmp_path)
+    assert _jit._cache_dir() == tmp_path / "home" / ".cache" / "skysolve" == cache_directory()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _jit._cache_dir() == tmp_path / "xdg" / "skysolve" == cache_directory()
