@@ -76,12 +76,31 @@ def dispatchers(namespace: dict[str, Any]) -> dict[str, Any]:
 # kernels in a background process (``python -m skysolve.solver.warmup``).
 
 
+def _pin_numba_cache_dir() -> None:
+    """Make a relative ``NUMBA_CACHE_DIR`` absolute, against the working directory of
+    skysolve's import (before numba's, which reads it then).
+
+    numba joins a relative one to the working directory of each read and write, and
+    the marker followed it: a process that changed directory (a service), or started the
+    background compile from another one, compiled into one cache and looked for the
+    marker in another. Pinned in the environment, numba, the marker and the processes
+    started from here name one directory.
+    """
+    value = os.environ.get("NUMBA_CACHE_DIR")
+    if value and not os.path.isabs(value):
+        os.environ["NUMBA_CACHE_DIR"] = os.path.abspath(value)
+
+
+_pin_numba_cache_dir()
+
+
 def _cache_dir() -> Path | None:
-    """Where the warm marker lives: numba's ``NUMBA_CACHE_DIR`` if set, else skysolve's
-    user cache directory (:func:`skysolve._cachedir.user_cache_dir`, the default
-    databases'); None without either (no home directory): no marker then."""
+    """Where the warm marker lives: numba's ``NUMBA_CACHE_DIR`` if set (absolute, see
+    :func:`_pin_numba_cache_dir`), else skysolve's user cache directory
+    (:func:`skysolve._cachedir.user_cache_dir`, the default databases'); None without
+    either (no home directory): no marker then."""
     if os.environ.get("NUMBA_CACHE_DIR"):
-        return Path(os.environ["NUMBA_CACHE_DIR"])
+        return Path(os.path.abspath(os.environ["NUMBA_CACHE_DIR"]))
     return user_cache_dir()
 
 

@@ -62,3 +62,24 @@ def test_a_relative_xdg_cache_home_is_ignored(monkeypatch, tmp_path):
     assert _jit._cache_dir() == tmp_path / "home" / ".cache" / "skysolve" == cache_directory()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _jit._cache_dir() == tmp_path / "xdg" / "skysolve" == cache_directory()
+
+
+def test_a_relative_numba_cache_dir_is_pinned_where_skysolve_was_imported(tmp_path):
+    """numba joins a relative ``NUMBA_CACHE_DIR`` to the working directory of the moment,
+    and the marker went with it: after a change of directory the marker was looked for
+    elsewhere. It is now made absolute once, at skysolve's import, for numba (imported
+    later), the marker and the processes started from there alike."""
+    import os
+    import subprocess
+
+    if not _jit.available():
+        pytest.skip("numba not available")
+    (tmp_path / "elsewhere").mkdir()
+    code = ("import os, sys\nfrom skysolve import _jit\nos.chdir('elsewhere')\n"
+            "import numba\n"
+            "print(_jit._cache_dir(), numba.config.CACHE_DIR, os.environ['NUMBA_CACHE_DIR'], "
+            "sep='\\n')")
+    env = dict(os.environ, NUMBA_CACHE_DIR="relative/numba")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [str(tmp_path / "relative" / "numba")] * 3
