@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _args
 from ._cachedir import user_cache_dir
+from ._files import lock_unsupported
 from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -238,21 +239,34 @@ def default_database_path(max_fov_deg: float | None = None, min_fov_deg: float |
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if needed)."""
+def _exclusive_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed); yields whether
+    it is held.
+
+    A file system that cannot lock (NFS without a lock daemon, Lustre without
+    ``flock``: :func:`~skysolve._files.lock_unsupported`) yields False: the database is
+    still saved by an atomic rename, so concurrent first users at worst build it twice,
+    where the error had made every run build it in memory.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: the atomic rename still protects the file
-        yield
+        yield True  # (and a temporary file still open cannot be deleted there)
         return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        held = True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("waiting for another process that is building %s", path.with_suffix(""))
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        except OSError as exc:
+            if not lock_unsupported(exc):
+                raise
+            log.info("no lock on %s (%s): building without it", path, exc.strerror)
+            held = False
+        yield held
     finally:
         os.close(fd)  # closing releases the lock
 
@@ -359,7 +373,7 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock = _exclusive_lock(path.with_name(path.name + ".lock"))
-        lock.__enter__()
+        locked = lock.__enter__()
     except OSError as exc:
         warnings.warn(f"cannot use the cache directory {directory} ({exc}); building the "
                       f"database in memory only", RuntimeWarning, stacklevel=2)
@@ -370,7 +384,8 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
                 return _load(path, full)
             except FileFormatError:
                 pass  # still broken: rebuild it ourselves (warned about above)
-        _remove_stale_temporaries(path)
+        if locked:  # (unlocked, another builder's temporary file may be live)
+            _remove_stale_temporaries(path)
         db = _build(name, cat_file, full, progress)
         try:
             db.save_to_file(path)

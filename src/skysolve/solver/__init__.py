@@ -24,7 +24,7 @@ Modules, in the order of a solve
     Compiles the numba kernels into numba's disk cache ahead of any solve
     (``python -m skysolve.solver.warmup``; started in the background when needed).
 
-May import: ``errors``, ``_args``, ``_options``, ``_jit``, ``_progress``,
+May import: ``errors``, ``_args``, ``_options``, ``_jit``, ``_progress``, ``_files``,
 ``geometry``, ``sky``, ``centroids``, ``camera``, ``io``.
 """
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _jit
+from .._files import lock_unsupported
 from ..sky.catalogs import Catalog
 from . import backends
 from .database import PatternDatabase
@@ -48,7 +49,8 @@ _TOLERANCES = (0.005, 0.001)
 
 @contextlib.contextmanager
 def _lock(wait: bool) -> Iterator[bool]:
-    """Hold the warm-up lock; yields False when another process holds it and not ``wait``."""
+    """Hold the warm-up lock; yields False when another process holds it and not ``wait``
+    (True without a lock where the file system has none)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock, at worst compiled twice
@@ -62,12 +64,17 @@ def _lock(wait: bool) -> Iterator[bool]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        held = True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            yield False
-            return
-        yield True
+            held = False
+        except OSError as exc:
+            # a file system without locks (NFS, Lustre): compile unlocked, at worst twice
+            # (numba's cache and the marker are written by renames); it crashed the warm-up
+            if not lock_unsupported(exc):
+                raise
+        yield held
     finally:
         os.close(fd)
 

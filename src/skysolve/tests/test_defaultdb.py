@@ -235,6 +235,35 @@ def test_no_home_directory_builds_in_memory(monkeypatch, tmp_path, builds):
 # ---------------------------------------------------------------- concurrency
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl.flock is POSIX's")
+def test_a_file_system_without_locks_still_caches(tmp_path, builds, monkeypatch):
+    """NFS without a lock daemon, Lustre without ``flock``: flock raises ENOLCK (or
+    ENOSYS, EOPNOTSUPP, EINVAL). That was taken for an unusable cache: every run built
+    the database in memory, with a warning. The file is written by an atomic rename
+    anyway: it is now built once without the lock and loaded from the cache after. Not
+    holding the lock, it leaves the temporary files alone (another builder's, maybe
+    being written)."""
+    import errno
+    import fcntl
+    import warnings
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    path = default_database_path(cache_dir=tmp_path,
+                                 **{k: v for k, v in TINY.items() if k != "progress"})
+    other = path.with_name(f".{path.name}.4242.140000000000.tmp")
+    other.write_bytes(b"another builder's half database")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        db = default_database(cache_dir=tmp_path, **TINY)
+        again = default_database(cache_dir=tmp_path, **TINY)
+    assert builds.count == 1 and other.exists()
+    assert isinstance(db.pattern_keys, np.memmap)  # (saved, then loaded from the file)
+    np.testing.assert_array_equal(again.pattern_keys, db.pattern_keys)
+
+
 def _first_use(cache_dir: str, barrier, queue) -> None:
     logger = logging.getLogger("skysolve.defaultdb")
     handler = _Builds()
