@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._files import lock_unsupported
+
 __all__ = ["JobStore", "QueueFull", "MAX_ATTEMPTS", "ACTIVE", "DONE"]
 
 #: Times a job may be running when the server dies before it is given up.
@@ -89,15 +91,27 @@ def exclusive(data_dir: str | Path):
         yield
         return
     with open(folder / "server.lock", "a+") as handle:
+        held = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise DataDirInUse(f"the data directory {folder} is in use by another skysolve "
-                               "serve (give each server its own --data-dir)") from None
+        except OSError as exc:
+            if not lock_unsupported(exc):
+                raise DataDirInUse(f"the data directory {folder} is in use by another "
+                                   "skysolve serve (give each server its own --data-dir)"
+                                   ) from None
+            # a file system without locks (NFS, Lustre) was taken for a directory in
+            # use, and no server started on it: one starts, unguarded, with a word
+            import warnings
+
+            warnings.warn(f"the data directory {folder} cannot be locked ({exc.strerror}): "
+                          "a second skysolve serve on it would not be noticed",
+                          RuntimeWarning, stacklevel=3)
+            held = False
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if held:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class JobStore:
