@@ -30,6 +30,30 @@ def one_shot_backend(n_images: int, distributed: bool = False) -> str:
     return "reference" if n_images == 1 and not distributed else "auto"
 
 
+def stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (``... | head -1``),
+    rather than another pipe or socket broken inside a command."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # (no poll, or no file behind stdout)
+        return False
+
+
+def drop_stdout() -> None:
+    """Point standard output's file at the null device: what is still buffered, flushed
+    at exit, goes nowhere instead of raising "Exception ignored ... BrokenPipeError"
+    on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def _err(message: str) -> None:
     print(f"skysolve: error: {message}", file=sys.stderr, flush=True)
 

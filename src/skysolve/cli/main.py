@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .common import _console, _err, _error_text
+from .common import _console, _err, _error_text, drop_stdout, stdout_gone
 from .parser import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -63,18 +63,6 @@ def _split_demo(argv: list[str]) -> tuple[list[str], list[str]] | None:
 
 
 # ------------------------------------------------------------------ entry point
-
-
-def _stdout_gone() -> bool:
-    """Whether standard output is a pipe whose reader has closed it."""
-    import select
-
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
-    except (AttributeError, OSError, ValueError):  # (no poll, or no file behind stdout)
-        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,18 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("skysolve: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except BrokenPipeError as exc:
-        if args.debug or not _stdout_gone():  # (another pipe or socket: an error as any)
+        if args.debug or not stdout_gone():  # (another pipe or socket: an error as any)
             if args.debug:
                 raise
             _err(_error_text(exc))
             return EXIT_ERROR
         # the reader of the output went away (``skysolve solve ... --json | head``): no
         # "error: Broken pipe", and nothing more written to the closed pipe at exit
-        import os
-
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        drop_stdout()
         return EXIT_ERROR
     except (SkysolveError, OSError, ValueError, ImportError) as exc:
         if args.debug:

@@ -63,7 +63,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import one_shot_backend
+from .common import drop_stdout, one_shot_backend
 from .parser import EXIT_INTERRUPTED
 from .solve_field_run import EXIT_ERROR, EXIT_OK, run_field
 
@@ -419,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # (a capture program's cancel, or Ctrl-C: no traceback)
         print("skysolve-field: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of the output went away (``skysolve-field ... | head -1``): the run
+        # ends as solve-field's does on SIGPIPE, without a traceback nor an error per
+        # input, and nothing more is written to the closed pipe at exit
+        drop_stdout()
+        return EXIT_ERROR
     return status
 
 

@@ -24,6 +24,7 @@ from ..fields import (
     solve_field_sources,
     write_solution,
 )
+from .common import stdout_gone
 
 #: Exit status per input: processed (solved or not), or an input that could not be used.
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -376,6 +377,10 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         _say(f'Did not solve: cancelled (the cancel file "{cancel.path}" exists).')
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - one line per input, never a traceback
+        if isinstance(exc, BrokenPipeError) and stdout_gone():
+            # the reader of the output went away (``skysolve-field ... | head -1``): no
+            # input's error, the run ends (in solve_field.main, quietly)
+            raise
         text = " ".join(str(exc).split()) or type(exc).__name__
         print(f"skysolve-field: {path}: {text}", file=sys.stderr, flush=True)
         return EXIT_ERROR
