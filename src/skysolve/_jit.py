@@ -154,6 +154,32 @@ def mark_warm(sources: list[Path]) -> None:
         pass
 
 
+def _child_environment() -> dict[str, str]:
+    """This process's environment, for a Python process that must import this skysolve.
+
+    Returns
+    -------
+    dict
+        ``os.environ`` with the directory holding the ``skysolve`` package first in
+        ``PYTHONPATH``: a skysolve found through ``sys.path`` (a source tree put there
+        by a script, ``PYTHONPATH`` changed in the process) was not found by the child,
+        whose warm-up then failed at its import, every run. Not where that directory is
+        one of the interpreter's site directories (an installed skysolve): the child
+        finds it there anyway, and put first it would also put the packages installed
+        beside skysolve before the standard library.
+    """
+    import site
+
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sites = [*getattr(site, "getsitepackages", list)(), site.getusersitepackages()]
+    if os.path.realpath(here) in {os.path.realpath(d) for d in sites}:
+        return env
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([here, *(p for p in paths if p != here)])
+    return env
+
+
 def warm_in_background(module: str) -> bool:
     """Start ``python -m module`` detached, at most once per process and module; whether
     it started.
@@ -173,7 +199,7 @@ def warm_in_background(module: str) -> bool:
     try:
         proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                env=_child_environment(), start_new_session=True)
     except OSError:
         return False
     # reaped when it ends: a long-running process (the service, a pool's worker) would

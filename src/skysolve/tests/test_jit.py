@@ -83,3 +83,41 @@ def test_a_relative_numba_cache_dir_is_pinned_where_skysolve_was_imported(tmp_pa
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == [str(tmp_path / "relative" / "numba")] * 3
+
+
+def test_the_background_compile_imports_this_skysolve(monkeypatch, tmp_path):
+    """A skysolve found through ``sys.path`` alone (a source tree a script put there, not
+    installed) was not found by the background compile, a new interpreter: its warm-up
+    failed at the import, every run. The child's ``PYTHONPATH`` now starts with the
+    directory holding this skysolve."""
+    import site
+    import subprocess
+
+    here = Path(_jit.__file__).resolve().parent
+    sites = {Path(d).resolve() for d in [*site.getsitepackages(), site.getusersitepackages()]}
+    if here.parent in sites:
+        pytest.skip("skysolve is installed in a site directory: any child finds it")
+    started = []
+
+    class Started:
+        def __init__(self, command, **kw):
+            started.append(kw.get("env"))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # (found through sys.path only)
+    monkeypatch.delenv("SKYSOLVE_NO_BACKGROUND_COMPILE", raising=False)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_jit, "_BACKGROUND", set())
+    with monkeypatch.context() as m:
+        m.setattr(subprocess, "Popen", Started)
+        assert _jit.warm_in_background("skysolve.solver.warmup")
+    (env,) = started
+    assert env is not None
+    # an interpreter without its site directories (-S: no installed packages, nor the
+    # editable install's path) finds this skysolve through that environment alone
+    code = "import importlib.util\nprint(importlib.util.find_spec('skysolve').origin)"
+    found = subprocess.run([sys.executable, "-S", "-c", code], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(found).resolve() == here / "__init__.py"
