@@ -291,16 +291,20 @@ def _check_outputs(args: argparse.Namespace) -> None:
     update_fits = getattr(args, "update_fits", False)
     suffixes = [s for s, on in ((".wcs", args.write_wcs), (".solved.fits", update_fits))
                 if on]
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}  # output file -> (image, the image's own file)
     for image in args.images:
         base = _output_base(Path(image))
+        real = os.path.realpath(image)  # (one image named twice writes its files once)
         for suffix in suffixes:
-            target = os.path.abspath(base.with_name(base.name + suffix))
-            if target in seen and seen[target] != image:
+            # the directory's real path: through a symlinked one (or ..), two names of one
+            # file were two files, and one image's output replaced the other's, or the
+            # other image itself; the name kept, as the write renames onto it
+            target = os.path.join(os.path.realpath(base.parent), base.name + suffix)
+            if target in seen and seen[target][1] != real:
                 raise InvalidArgumentError(
-                    f"{seen[target]} and {image} would both write {base.name + suffix}: "
+                    f"{seen[target][0]} and {image} would both write {base.name + suffix}: "
                     "solve them in separate runs, or rename one")
-            seen[target] = image
+            seen[target] = (image, real)
     if update_fits:
         for image in args.images:
             if Path(image).exists() and not _is_fits(Path(image)):

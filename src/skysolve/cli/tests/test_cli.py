@@ -781,6 +781,28 @@ def test_calibrate_refuses_two_images_writing_one_wcs_file(cli_env, db_file, fra
     assert not (frames / "camera.json").exists()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a symlinked directory")
+@pytest.mark.parametrize("second", ["a.tiff", "a.wcs"])
+def test_two_names_of_one_output_through_a_symlink_are_one_file(tmp_path, second):
+    """``real/a.fits`` and ``link/a.tiff``, ``link`` a symlink to ``real``, both write
+    ``real/a.wcs``; the paths were compared as written (``abspath``), so the second's
+    replaced the first's, or (``link/a.wcs``, an image) the other's output replaced that
+    image. Refused before solving now; one image named twice still is not."""
+    import argparse
+
+    from skysolve.cli.solve import _check_outputs
+    from skysolve.errors import InvalidArgumentError
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    first, other = str(tmp_path / "real" / "a.fits"), str(tmp_path / "link" / second)
+    with pytest.raises(InvalidArgumentError, match="would both write a.wcs"):
+        _check_outputs(argparse.Namespace(images=[first, other], write_wcs=True))
+    # the same image by two names: one file written twice with the same solution
+    _check_outputs(argparse.Namespace(images=[first, str(tmp_path / "link" / "a.fits")],
+                                      write_wcs=True))
+
+
 def test_calibrate_rejects_a_camera_of_another_size(cli_env, db_file, frames):
     other = frames / "other.json"
     CameraModel.from_fov(10.0, 640, 480).save_to_file(other)
