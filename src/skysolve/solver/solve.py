@@ -595,27 +595,15 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         # looked up 334,000 patterns, against 41,000 without)
         result, status = patterns(cone, (_proj.focal_from_fov(widest, width, code), f_lo),
                                   deep=False)
+    fisheye = None  # (the equidistant search's status, if it ran)
     if result is None and status == "no_match" and _fisheye_next(frame, fov_hi, widest):
-        # told no projection, and a pinhole search of fields this wide found nothing: most
-        # likely a fisheye, whose patterns far off the axis a pinhole cannot match
-        lens = make_frame(frame.xy, width, height, None, "equidistant", be,
-                          crpix=frame.centre, guessed=True)
-        eq = _proj.code_of("equidistant")
-        fl, fh, _, _ = _focal_range(db, options, lens, eq)
-        # (narrower fisheyes are near enough a pinhole for its search, and its radial term)
-        fh = min(fh, _proj.focal_from_fov(math.radians(_FISHEYE_FROM_DEG), width, eq))
-        if widest is not None:  # (told no scale: as wide as the pinhole's blind search went)
-            fl = max(fl, _proj.focal_from_fov(widest, width, eq))
-        start = None if options.fov_estimate is None else _proj.focal_from_fov(
-            options.fov_estimate, width, eq)
-        if fl < fh:
-            result, status = patterns(cone, (fl, fh), deep=False, lens=lens, f_start=start)
+        result, fisheye = _fisheye_search(db, options, frame, widest, patterns)
     if result is not None:
         if warn_loose:
             _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
     return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone,
-                                 (width, height), be, widest))
+                                 (width, height), be, widest, fisheye))
 
 
 def _blind_widest(db: PatternDatabase, options: SolveOptions, code: int,
@@ -643,6 +631,33 @@ def _fisheye_next(frame: Frame, fov_hi: float, widest: float | None) -> bool:
             and reached >= math.radians(_FISHEYE_HINT_DEG))
 
 
+def _fisheye_search(db: PatternDatabase, options: SolveOptions, frame: Frame,
+                    widest: float | None, patterns: Any) -> tuple[Any, str | None]:
+    """``(result, status)`` of the search that goes on with an equidistant fisheye's
+    projection (:func:`_fisheye_next`): told no projection, and a pinhole search of fields
+    this wide found nothing, most likely a fisheye, whose patterns far off the axis a
+    pinhole cannot match. Fields from :data:`_FISHEYE_FROM_DEG` (narrower fisheyes are
+    near enough a pinhole for its search and its radial term) to the database's widest,
+    or as wide as the pinhole's blind search went (``widest``, radians) when told no
+    scale; ``status`` is None when that range is empty (nothing searched).
+    ``patterns``: the solve's search, as ``patterns(cone, f_range, deep=, lens=,
+    f_start=)``."""
+    width, height = frame.width, frame.height
+    lens = make_frame(frame.xy, width, height, None, "equidistant", frame.backend,
+                      crpix=frame.centre, guessed=True)
+    eq = _proj.code_of("equidistant")
+    fl, fh, _, _ = _focal_range(db, options, lens, eq)
+    fh = min(fh, _proj.focal_from_fov(math.radians(_FISHEYE_FROM_DEG), width, eq))
+    if widest is not None:
+        fl = max(fl, _proj.focal_from_fov(widest, width, eq))
+    if fl >= fh:
+        return None, None
+    start = None if options.fov_estimate is None else _proj.focal_from_fov(
+        options.fov_estimate, width, eq)
+    cone = None if options.position_cone is None else Cone(*options.position_cone)
+    return patterns(cone, (fl, fh), deep=False, lens=lens, f_start=start)
+
+
 def _outside_range(db: PatternDatabase, fov_lo: float, fov_hi: float) -> str:
     """That the field-of-view range ``fov_lo``-``fov_hi`` (radians) lies outside the
     database's."""
@@ -653,7 +668,8 @@ def _outside_range(db: PatternDatabase, fov_lo: float, fov_hi: float) -> str:
 def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, code: int,
                     fov_lo: float, fov_hi: float, cone: Cone | None,
                     size: tuple[float, float], be: Any,
-                    widest: float | None = None) -> tuple[str, str]:
+                    widest: float | None = None,
+                    fisheye: str | None = None) -> tuple[str, str]:
     """``(status, message)`` of a pattern search that found nothing.
 
     A scale hint that puts the field wholly outside the database's range (a 0.5 deg
@@ -662,7 +678,9 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     that ran out of time gave only "no match within 5000 ms". So does a position
     hint where the catalog holds too few stars for the widest field the search of the
     database's range allowed, ``fov_hi`` (:func:`_sparse_note`). ``widest``: the widest
-    field a search told no scale went on to (:func:`_blind_widest`), if it did.
+    field a search told no scale went on to (:func:`_blind_widest`), if it did;
+    ``fisheye``: the status of the equidistant search that followed a pinhole one's
+    ``no_match`` (:func:`_fisheye_search`), if one ran.
     """
     if fov_hi < math.radians(db.min_fov_deg) or fov_lo > math.radians(db.max_fov_deg):
         outside = "; " + _outside_range(db, fov_lo, fov_hi)
@@ -672,7 +690,13 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     # plenty of stars anywhere, and a no-scale search where the catalog is too sparse
     # for the database's fields lost the note)
     outside += _sparse_note(db, fov_hi, cone, size, be)
-    if widest is not None and status in ("timeout", "budget"):
+    if fisheye in ("timeout", "budget"):
+        # (the pinhole search had found nothing: the fisheye's was the one cut short)
+        reached = fov_hi if widest is None else widest
+        outside += (f"; none as a pinhole lens's field (to {math.degrees(reached):.0f} deg), "
+                    f"the search as an equidistant fisheye's cut short")
+        status = fisheye
+    elif widest is not None and status in ("timeout", "budget"):
         # (the search of the database's range had ended with no match: that is worth saying)
         outside += (f"; none in the database's fields of view ({db.min_fov_deg:g}-"
                     f"{db.max_fov_deg:g} deg), the search of wider ones (to "
@@ -689,7 +713,9 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
         reached = fov_hi if widest is None else widest  # (the blind search's, if it ran)
         lens = ("" if code != _proj.PINHOLE or reached < math.radians(_FISHEYE_HINT_DEG) else
-                "; a fisheye or all-sky lens needs its projection named (projection=)")
+                "; a fisheye or all-sky lens needs its projection named (projection=)"
+                if fisheye is None else "; nor as an equidistant fisheye: a lens of another "
+                "projection needs it named (projection=)")
         scope = outside or (f"; the database solves fields of view of "
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
         # (a range outside the database's is named by ``outside`` already)

@@ -9,6 +9,7 @@ that hides it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import warnings
@@ -157,6 +158,34 @@ def test_a_fisheye_told_no_projection_is_solved_through_its_own(fisheye60):
     assert solved == 10
 
 
+def test_a_noisy_ordinary_lens_refines_no_fisheye_projection(fisheye60, gaia, monkeypatch):
+    # 40 deg pinhole fields with 0.7 px centroid noise leave residuals worth testing: each
+    # fisheye projection was refined in full from the pinhole's answer, none fitting
+    # better, and the solve took 10-20 times as long
+    from skysolve.camera.projection import PINHOLE
+    from skysolve.solver import refinement
+
+    db = fisheye60[0]
+    cam = CameraModel.from_fov(40.0, 1280, 960)
+    tried = []
+    real = refinement.refine
+
+    def refine(frame, *args, **kwargs):
+        tried.append(frame.proj)
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr(refinement, "refine", refine)
+    for k, R in enumerate(random_attitudes(3, rng=47)):
+        sim = simulate_centroids(gaia, cam, R, num_stars=120, epoch_year=2016.0,
+                                 centroid_noise_px=0.7, drop_fraction=0.1,
+                                 false_fraction=0.1, seed=k)
+        res = db.solve_from_centroids(sim.centroids, image_width=1280, image_height=960)
+        assert res and res.camera_model.projection == "pinhole", k
+        # (the pixel is 113")
+        assert _error_arcsec(res, R) < 0.5 * 113.0, k
+    assert all(proj == PINHOLE for proj in tried), tried
+
+
 def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wide_db, gaia):
     # a 120 deg equidistant lens: no pattern of the pinhole search matched (the solve
     # failed, advising to name the projection); the search goes on as an equidistant
@@ -171,11 +200,26 @@ def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wi
         assert _error_arcsec(res, R) < 0.2 * 270.0, k
         assert res.camera_model.focal_length_px == pytest.approx(FISHEYE.focal_length_px,
                                                                  rel=2e-3), k
-    # and lists of random points still find nothing
+    # and lists of random points still find nothing, saying both lenses were tried
     for k in range(3):
         xy = random_centroids(FISHEYE, 60, seed=k)
         res = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600))
         assert not res and res.status == "no_match", k
+        assert "nor as an equidistant fisheye" in res.message, k
+
+
+def test_a_cut_short_equidistant_search_is_named_in_the_failure(wide_db, monkeypatch):
+    # the pinhole search had found nothing; the message said the pinhole search of wider
+    # fields was cut short, when the equidistant one had been
+    # (the package's ``solve`` is the function: the module is taken from the import system)
+    solve_module = importlib.import_module("skysolve.solver.solve")
+    monkeypatch.setattr(solve_module, "_fisheye_search", lambda *a: (None, "budget"))
+    res = wide_db.solve_from_centroids(random_centroids(FISHEYE, 60, seed=0),
+                                       image_shape=(1200, 1600))
+    assert not res and res.status == "timeout"
+    assert "as an equidistant fisheye's cut short" in res.message
+    assert "none as a pinhole lens's field" in res.message
+    assert "wider ones" not in res.message
 
 
 def test_an_ideal_lens_keeps_the_plain_solve(wide_db, gaia):
