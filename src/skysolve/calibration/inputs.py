@@ -17,6 +17,7 @@ the attitude.
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -221,7 +222,10 @@ def image_pairs(db: PatternDatabase, results: list, cents: list,
         raise InvalidArgumentError(
             "solve_results disagree on parity_flip: images of one camera share one parity")
     if len({cam.projection for cam in cameras}) > 1:
+        # (solves told no projection guess each image's: a wide lens's frames can differ)
+        counts = collections.Counter(cam.projection for cam in cameras)
         raise InvalidArgumentError(
             "solve_results disagree on the lens projection: images of one camera share one "
-            f"(got {sorted({cam.projection for cam in cameras})})")
+            f"(got {dict(counts.most_common())} images); solve them with the lens's "
+            f"projection named (projection={counts.most_common(1)[0][0]!r}, that of most)")
     return images, cameras, before_sq, width, height

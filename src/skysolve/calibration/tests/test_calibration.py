@@ -334,6 +334,11 @@ def test_bad_inputs(tess_db, one, small_db):
     flipped = dataclasses.replace(res, camera_model=res.camera_model.replace(parity_flip=False))
     with pytest.raises(InvalidArgumentError, match="parity"):
         tess_db.calibrate_camera([res, flipped], [cents, cents])
+    # (solves told no projection guess each frame's; the error names the one to tell them)
+    other = dataclasses.replace(
+        res, camera_model=res.camera_model.replace(projection="equidistant"))
+    with pytest.raises(InvalidArgumentError, match=r"projection='pinhole', that of most"):
+        tess_db.calibrate_camera([res, other, res], [cents] * 3)
     with pytest.raises(InvalidArgumentError, match=r"centroids\[0\]"):
         tess_db.calibrate_camera([res], [cents[:5]])
     # a database without the matched stars
