@@ -352,9 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="MS",
                    help="give up on an image after this many milliseconds (default 5000)")
     g.add_argument("--projection", type=_option("solve", "projection", str), metavar="NAME",
-                   help="lens projection: pinhole (default; rectilinear lenses), or the "
+                   help="lens projection: pinhole (rectilinear lenses), or the "
                         "fisheyes' equidistant, equisolid, stereographic or orthographic "
-                        "(default: the --camera model's)")
+                        "(default: the --camera model's; without one, pinhole, and an "
+                        "answer a fisheye's projection fits far better takes that one)")
 
     parser = _Parser(
         prog="skysolve",

@@ -139,9 +139,9 @@ VALUE_OPTIONS = (
     (("--db", "--database"), "database", str,
      "skysolve database file (default: $SKYSOLVE_DB, else the cached default database)"),
     (("--projection",), "projection", str,
-     "the lens's projection: pinhole (default), equidistant, equisolid, stereographic or "
-     "orthographic (default: $SKYSOLVE_PROJECTION); a fisheye's .wcs is then ARC, ZEA, "
-     "STG or SIN"),
+     "the lens's projection: pinhole, equidistant, equisolid, stereographic or "
+     "orthographic (default: $SKYSOLVE_PROJECTION; unset, the pinhole, and a fisheye's "
+     "that fits the answer far better); a fisheye's .wcs is then ARC, ZEA, STG or SIN"),
 )
 FLAG_OPTIONS = (
     (("-O", "--overwrite"), "overwrite", "overwrite existing output files"),
