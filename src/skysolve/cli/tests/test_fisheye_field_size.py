@@ -5,7 +5,8 @@ edge's midpoint and back. Known answers from the lens formulas: a 1600 px wide
 equidistant frame at ``f = 800 / (100 deg in radians)`` is 200 deg across (wider than
 any angle between two points), and an orthographic all-sky circle of radius ``f`` =
 600 px inscribed in a 1600 x 1200 frame is 180 deg across both ways, its edge
-midpoints on the left and right seeing no sky at all.
+midpoints on the left and right seeing no sky at all; as is one of radius 590 px, whose
+rim falls between the points sampled along the line.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from skysolve.io.wcs import camera_to_wcs, wcs_to_header
 #: (projection, focal length px, width, height, expected width and height, deg)
 FRAMES = [("equidistant", 800.0 / math.radians(100.0), 1600, 1600, 200.0, 200.0),
           ("equidistant", 800.0 / math.radians(100.0), 1600, 1200, 200.0, 150.0),
-          ("orthographic", 600.0, 1600, 1200, 180.0, 180.0)]
+          ("orthographic", 600.0, 1600, 1200, 180.0, 180.0),
+          # (its rim between two of the points sampled across the frame: 169 deg before)
+          ("orthographic", 590.0, 1600, 1200, 180.0, 180.0)]
 
 #: an attitude: boresight at RA 30 deg, Dec 40 deg, turned about it
 _R = np.array([[0.3, 0.9, 0.1], [-0.8, 0.2, 0.5], [0.4, -0.3, 0.8]])
