@@ -260,7 +260,7 @@ class SolveOptions(Options):
         fisheye projections too, and the one that fits far better is taken
         (``result.camera_model.projection``; see the user guide's Lens projections);
         and a pinhole search of fields to 90 deg or wider that found nothing
-        searches again as an equidistant fisheye's, over fields of 60 deg and wider.
+        searches again as an equidistant fisheye's, over fields of 40 deg and wider.
         Without a camera model the focal length is searched for over the
         field-of-view range.""")
     crpix: NDArray[np.float64] | None = option(

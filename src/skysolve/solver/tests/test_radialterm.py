@@ -189,7 +189,7 @@ def test_a_noisy_ordinary_lens_refines_no_fisheye_projection(fisheye60, gaia, mo
 def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wide_db, gaia):
     # a 120 deg equidistant lens: no pattern of the pinhole search matched (the solve
     # failed, advising to name the projection); the search goes on as an equidistant
-    # lens's over fields of 60 deg and wider
+    # lens's over fields of 40 deg and wider
     for k, R in enumerate(random_attitudes(3, rng=8)):
         sim = simulate_centroids(gaia, FISHEYE, R, num_stars=120, centroid_noise_px=0.3,
                                  drop_fraction=0.1, num_false_stars=6, seed=k)
@@ -220,6 +220,24 @@ def test_a_cut_short_equidistant_search_is_named_in_the_failure(wide_db, monkeyp
     assert "as an equidistant fisheye's cut short" in res.message
     assert "none as a pinhole lens's field" in res.message
     assert "wider ones" not in res.message
+
+
+def test_a_narrower_fisheye_told_no_projection_is_found_by_the_equidistant_search(fisheye60,
+                                                                                  gaia):
+    # a 50 deg equidistant lens: the pinhole search found no pattern in 5 of these 8
+    # fields, and the equidistant search after it began at 60 deg
+    db = fisheye60[0]
+    cam = CameraModel.from_fov(50.0, 1280, 960, projection="equidistant")
+    for k, R in enumerate(random_attitudes(8, rng=61)):
+        sim = simulate_centroids(gaia, cam, R, num_stars=80, epoch_year=2016.0,
+                                 centroid_noise_px=0.3, drop_fraction=0.1,
+                                 false_fraction=0.1, seed=k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LensModelWarning)
+            res = db.solve_from_centroids(sim.centroids, image_width=1280, image_height=960)
+        assert res, (k, res)
+        # (the pixel is 141")
+        assert _error_arcsec(res, R) < 0.2 * 141.0, k
 
 
 def test_an_ideal_lens_keeps_the_plain_solve(wide_db, gaia):
