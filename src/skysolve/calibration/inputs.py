@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -188,6 +189,32 @@ def _check_own_fits(images: list[Pairs], fits: list[float]) -> None:
             "catalog ids?)")
 
 
+def _one_projection(images: list[Pairs], cameras: list[CameraModel]) -> list[CameraModel]:
+    """``cameras``, those of a lens projection other than most images' replaced by one of
+    most images' (with a warning): solves told no projection guess each frame's (a
+    wide lens's frames can differ), and the matched stars of all are calibrated under the
+    one most took; their attitudes are refitted under it anyway. Refused when no
+    projection has more images than every other."""
+    counts = collections.Counter(cam.projection for cam in cameras).most_common()
+    if len(counts) == 1:
+        return cameras
+    top = counts[0][0]
+    if counts[0][1] == counts[1][1]:
+        raise InvalidArgumentError(
+            "solve_results disagree on the lens projection: images of one camera share one "
+            f"(got {dict(counts)} images); solve them with the lens's projection named "
+            "(projection=)")
+    stand_in = next(cam for cam in cameras if cam.projection == top)
+    for im, cam in zip(images, cameras, strict=True):
+        if cam.projection != top:
+            warnings.warn(
+                f"solve_results[{im.index}] was solved as a {cam.projection} lens, "
+                f"{counts[0][1]} of {len(cameras)} images as {top}: its matched stars are "
+                f"calibrated as {top}'s (solve with projection= named to hold every image "
+                "to one)", UserWarning, stacklevel=4)
+    return [cam if cam.projection == top else stand_in for cam in cameras]
+
+
 def image_pairs(db: PatternDatabase, results: list, cents: list,
                 options: CalibrationOptions) -> tuple[list[Pairs], list[CameraModel],
                                                       dict[int, float], int, int]:
@@ -221,11 +248,5 @@ def image_pairs(db: PatternDatabase, results: list, cents: list,
     if len({cam.parity_flip for cam in cameras}) > 1:
         raise InvalidArgumentError(
             "solve_results disagree on parity_flip: images of one camera share one parity")
-    if len({cam.projection for cam in cameras}) > 1:
-        # (solves told no projection guess each image's: a wide lens's frames can differ)
-        counts = collections.Counter(cam.projection for cam in cameras)
-        raise InvalidArgumentError(
-            "solve_results disagree on the lens projection: images of one camera share one "
-            f"(got {dict(counts.most_common())} images); solve them with the lens's "
-            f"projection named (projection={counts.most_common(1)[0][0]!r}, that of most)")
+    cameras = _one_projection(images, cameras)
     return images, cameras, before_sq, width, height

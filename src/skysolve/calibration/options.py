@@ -193,7 +193,10 @@ Parameters
 solve_results : SolveResult, SolveFailure, None, or a sequence of them
     Plate solutions. Failed solves (None or :class:`SolveFailure`) are
     skipped together with their centroid sets, so a list of solver outputs
-    can be passed straight through.
+    can be passed straight through. They share one parity; solved under
+    different lens projections (solves told none guess each frame's), the
+    matched stars of all are calibrated under the one most were solved with,
+    with a ``UserWarning`` naming the others (as many of two is refused).
 centroids : list of centroid sets, or one centroid set for a single result
     Each set as given to ``solve_from_centroids`` (list of
     :class:`~skysolve.Centroid`, ``ExtractionResult``, or ``(N, 2)`` /

@@ -319,6 +319,25 @@ def test_bad_arguments(tess_db, one, kwargs, exc, word):
         tess_db.calibrate_camera([res], [cents], **kwargs)
 
 
+def test_an_image_solved_under_another_projection_is_calibrated_under_most_images(tess_db,
+                                                                                  one):
+    # solves told no projection guess each frame's, and a wide lens's frames can differ:
+    # calibrate_camera refused them all. The odd one's matched stars are taken under the
+    # projection most images were solved with (the attitude is refitted under it)
+    res, cents = one
+    other = dataclasses.replace(
+        res, camera_model=res.camera_model.replace(projection="equidistant"))
+    with pytest.warns(UserWarning, match=r"solve_results\[1\] was solved as a equidistant"):
+        cal = tess_db.calibrate_camera([res, other, res], [cents] * 3, model="radial")
+    assert cal.camera_model.projection == "pinhole"
+    # the odd one's stars are fitted as if it had been solved as the others: the same
+    # stars, the same camera
+    same = tess_db.calibrate_camera([res] * 3, [cents] * 3, model="radial")
+    assert cal.n_inliers == same.n_inliers >= 3 * 0.9 * res.num_matches
+    assert cal.camera_model.focal_length_px == pytest.approx(
+        same.camera_model.focal_length_px, rel=1e-9)
+
+
 def test_bad_inputs(tess_db, one, small_db):
     res, cents = one
     with pytest.raises(InvalidArgumentError, match="same length"):
@@ -334,11 +353,11 @@ def test_bad_inputs(tess_db, one, small_db):
     flipped = dataclasses.replace(res, camera_model=res.camera_model.replace(parity_flip=False))
     with pytest.raises(InvalidArgumentError, match="parity"):
         tess_db.calibrate_camera([res, flipped], [cents, cents])
-    # (solves told no projection guess each frame's; the error names the one to tell them)
+    # (solves told no projection guess each frame's: as many of each is refused)
     other = dataclasses.replace(
         res, camera_model=res.camera_model.replace(projection="equidistant"))
-    with pytest.raises(InvalidArgumentError, match=r"projection='pinhole', that of most"):
-        tess_db.calibrate_camera([res, other, res], [cents] * 3)
+    with pytest.raises(InvalidArgumentError, match=r"projection.*'pinhole': 1"):
+        tess_db.calibrate_camera([res, other], [cents] * 2)
     with pytest.raises(InvalidArgumentError, match=r"centroids\[0\]"):
         tess_db.calibrate_camera([res], [cents[:5]])
     # a database without the matched stars
