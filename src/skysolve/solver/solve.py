@@ -627,11 +627,12 @@ def _blind_widest(db: PatternDatabase, options: SolveOptions, code: int,
 def _fisheye_next(frame: Frame, fov_hi: float, widest: float | None) -> bool:
     """Whether a pinhole search that found nothing goes on with the equidistant projection:
     nobody told the projection (:attr:`Frame.guessed_projection`), and the search reached
-    fields of :data:`_FISHEYE_HINT_DEG` or wider (``fov_hi``, or the blind search's
-    ``widest``, radians)."""
+    fields wider than :data:`_FISHEYE_FROM_DEG` (``fov_hi``, or the blind search's
+    ``widest``, radians): a ``fov_range_deg`` of (48, 72) as well as no scale (a
+    range had to reach 90 deg, and a 60 deg fisheye told its range found nothing)."""
     reached = fov_hi if widest is None else widest
     return (frame.guessed_projection and frame.proj == _proj.PINHOLE
-            and reached >= math.radians(_FISHEYE_HINT_DEG))
+            and reached > math.radians(_FISHEYE_FROM_DEG))
 
 
 def _fisheye_search(db: PatternDatabase, options: SolveOptions, frame: Frame,
@@ -715,10 +716,15 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                         f"cone{outside}{width}")
     if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
         reached = fov_hi if widest is None else widest  # (the blind search's, if it ran)
-        lens = ("" if code != _proj.PINHOLE or reached < math.radians(_FISHEYE_HINT_DEG) else
-                "; a fisheye or all-sky lens needs its projection named (projection=)"
-                if fisheye is None else "; nor as an equidistant fisheye: a lens of another "
-                "projection needs it named (projection=)")
+        if code != _proj.PINHOLE:
+            lens = ""
+        elif fisheye is not None:
+            lens = "; nor as an equidistant fisheye: a lens of another projection needs it " \
+                "named (projection=)"
+        elif reached >= math.radians(_FISHEYE_HINT_DEG):
+            lens = "; a fisheye or all-sky lens needs its projection named (projection=)"
+        else:
+            lens = ""
         scope = outside or (f"; the database solves fields of view of "
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
         # (a range outside the database's is named by ``outside`` already)

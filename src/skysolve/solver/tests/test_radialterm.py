@@ -186,6 +186,18 @@ def test_a_noisy_ordinary_lens_refines_no_fisheye_projection(fisheye60, gaia, mo
     assert all(proj == PINHOLE for proj in tried), tried
 
 
+def test_a_fisheye_told_its_field_range_but_no_projection_is_found(fisheye60):
+    # the equidistant search after the pinhole's ran only when the range reached 90 deg:
+    # told (48, 72), 3 of the 10 found no pattern and failed
+    db, cam, fields = fisheye60
+    for k, (R, xy) in enumerate(fields):
+        res = db.solve_from_centroids(xy, image_width=1280, image_height=960,
+                                      fov_range_deg=(48.0, 72.0))
+        assert res, (k, res)
+        assert res.camera_model.projection == "equidistant", k
+        assert _error_arcsec(res, R) < 0.15 * 169.0, k
+
+
 def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wide_db, gaia):
     # a 120 deg equidistant lens: no pattern of the pinhole search matched (the solve
     # failed, advising to name the projection); the search goes on as an equidistant
