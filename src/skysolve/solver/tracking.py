@@ -43,9 +43,10 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from ..camera.projection import PROJECTIONS
 from ..geometry import angle_between, two_pair_rotation, wahba_rotation
 from .backends.reference import unique_pairs
-from .frame import CatalogView, Frame, Hypothesis
+from .frame import CatalogView, Frame, Hypothesis, make_frame
 from .refinement import build_result, refine
 from .result import SolveResult
 from .verification import FINE_RADII, VERIFY_CATALOG_FACTOR, VERIFY_CENTROIDS, verify
@@ -377,8 +378,18 @@ def _consistent(frame: Frame, cat: CatalogView, ref, radius_px: float, iteration
         left = _radial_left(frame, cat, ref, hyp, others)
         if left is not None and float(np.max(np.hypot(left[:, 0], left[:, 1]))) <= tight:
             return ref
-    ref = refine(frame, cat, hyp, tight, iterations)
-    return ref if ref is not None and len(ref.img_idx) >= 3 else None
+    lens = frame
+    if fitted.proj != frame.proj:
+        # (a fisheye projection the refinement took for a solve told none: the rotation
+        # and focal length are its, and so are the stars' places)
+        lens = make_frame(frame.xy, frame.width, frame.height, None,
+                          PROJECTIONS[fitted.proj], frame.backend, crpix=frame.centre)
+    ref = refine(lens, cat, hyp, tight, iterations)
+    if ref is None or len(ref.img_idx) < 3:
+        return None
+    if ref.frame is None and lens is not frame:
+        ref.frame = lens  # (the answer's camera: the solve's frame is the pinhole's)
+    return ref
 
 
 def _leave_one_out(frame: Frame, cat: CatalogView, ref) -> NDArray[np.float64]:

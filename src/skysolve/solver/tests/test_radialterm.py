@@ -198,6 +198,32 @@ def test_a_fisheye_told_its_field_range_but_no_projection_is_found(fisheye60):
         assert _error_arcsec(res, R) < 0.15 * 169.0, k
 
 
+def test_a_tracked_fisheye_told_no_projection_is_rechecked_under_its_own(fisheye60,
+                                                                          monkeypatch):
+    # tracking re-refines an answer whose worst match may be a chance one from the others'
+    # rotation at a tighter radius: it did so in the pinhole frame the solve started in,
+    # with the fisheye's rotation and focal length (here every answer's first match is
+    # taken for a chance one, so that the re-refinement runs)
+    tracking = importlib.import_module("skysolve.solver.tracking")
+    real = tracking._leave_one_out
+
+    def one_suspect(frame, cat, ref):
+        share = real(frame, cat, ref)
+        share[0] = 1e3
+        return share
+
+    monkeypatch.setattr(tracking, "_leave_one_out", one_suspect)
+    db, cam, fields = fisheye60
+    for k, (R, xy) in enumerate(fields[:4]):
+        res = db.solve_from_centroids(xy, image_width=1280, image_height=960,
+                                      attitude_hint=R, hint_uncertainty_deg=0.5,
+                                      fov_estimate_deg=60.0, strict_hint=True)
+        assert res and res.mode == "tracking", (k, res)
+        assert res.camera_model.projection == "equidistant", k
+        assert _error_arcsec(res, R) < 0.15 * 169.0, k
+        assert res.num_matches >= 40, k
+
+
 def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wide_db, gaia):
     # a 120 deg equidistant lens: no pattern of the pinhole search matched (the solve
     # failed, advising to name the projection); the search goes on as an equidistant
