@@ -98,10 +98,16 @@ def _velocity(path: Path, opts: _Job):
 
     if opts.date is not None:
         return earth_barycentric_velocity(opts.date)
-    from ..io.images import image_epoch
+    from ..io.images import image_epoch, unread_time_cards
 
     epoch = image_epoch(path, opts.hdu)
     if epoch is None:
+        cards = unread_time_cards(path, opts.hdu)
+        if cards:  # (a header that says when, unreadably: not to be passed over silently)
+            told = ", ".join(f"{key} = {value!r}" for key, value in cards.items())
+            warnings.warn(f"{path.name}: no observation time could be read from {told}: "
+                          "solved without the aberration correction (--date gives the time)",
+                          UserWarning, stacklevel=2)
         return None
     from astropy.time import Time
 

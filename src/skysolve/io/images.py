@@ -342,21 +342,55 @@ def image_epoch(path: str | os.PathLike[str], hdu: int | str | None = None) -> f
         epochs such as J2016.0 (pass it as ``epoch_proper_motion_year``); None for
         non-FITS files and FITS files without a usable date.
     """
+    for header in _epoch_headers(path, hdu):
+        mjd = header_mjd(header)
+        if mjd is not None:
+            return 2000.0 + (mjd - 51544.5) / 365.25
+    return None
+
+
+def _epoch_headers(path: str | os.PathLike[str], hdu: int | str | None) -> list[Any]:
+    """The headers :func:`image_epoch` searches, in its order; none for non-FITS files."""
     p = _existing_file(path)
     if _sniff(p) != "FITS":
-        return None
+        return []
     with _open_fits(p) as hdul:
         if hdu is None:
             index = _first_image_hdu(hdul)
-            headers = [hdul[0].header] if index in (None, 0) else [hdul[index].header,
-                                                                   hdul[0].header]
+            chosen = [hdul[0]] if index in (None, 0) else [hdul[index], hdul[0]]
         else:
-            headers = [_select_hdu(hdul, hdu, p).header, hdul[0].header]
-        for header in headers:
-            mjd = header_mjd(header)
-            if mjd is not None:
-                return 2000.0 + (mjd - 51544.5) / 365.25
-    return None
+            chosen = [_select_hdu(hdul, hdu, p), hdul[0]]
+        return [h.header.copy() for h in chosen]
+
+
+#: The cards :func:`header_mjd` takes an observation time from first (the others it
+#: reads, ``DATE-END`` and the like, only with one of them).
+_TIME_CARDS = ("DATE-AVG", "MJD-AVG", "DATE-OBS", "MJD-OBS")
+
+
+def unread_time_cards(path: str | os.PathLike[str],
+                      hdu: int | str | None = None) -> dict[str, Any]:
+    """The observation-time cards of an image file whose headers gave no time.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image file.
+    hdu : int, str or (str, int), optional
+        FITS HDU whose header to search first, as :func:`image_epoch`.
+
+    Returns
+    -------
+    dict
+        ``{key: value as written}`` of the ``DATE-AVG``, ``MJD-AVG``, ``DATE-OBS`` and
+        ``MJD-OBS`` cards the headers :func:`image_epoch` searches hold, when it finds
+        no time in them (``DATE-OBS = 'yesterday'``); empty when it finds one, when
+        they hold none of the cards, and for non-FITS files.
+    """
+    headers = _epoch_headers(path, hdu)
+    if any(header_mjd(h) is not None for h in headers):
+        return {}
+    return {key: h[key] for h in headers for key in _TIME_CARDS if key in h}
 
 
 def parse_section(

@@ -284,6 +284,15 @@ def test_update_fits_with_aberration_and_section(cli_env, db_file, tmp_path):
                                    plain["dec_deg"]) * 3600
     assert 3 < shift < 40
 
+    # a date that cannot be read: said, not passed over (the record only said
+    # aberration_corrected false)
+    bad = fits_copy(DATA / ALT40, tmp_path / "undated.fits", date="yesterday")
+    proc = run(cli_env, "solve", bad, "--db", db_file, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json_lines(proc.stdout)[0]["aberration_corrected"] is False
+    assert "undated.fits: no observation time could be read from DATE-OBS = 'yesterday'" \
+        in proc.stderr
+
     # a section: the WCS refers to the pixel grid of the whole image
     proc = run(cli_env, "solve", src, "--db", db_file, "--json", "--write-wcs",
                "--section", "[100:700, 50:1000]", "--hdu", "SCI")

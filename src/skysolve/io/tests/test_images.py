@@ -301,6 +301,21 @@ def _write_with_header(path, cards, where="primary"):
     hdul.writeto(path, overwrite=True)
 
 
+def test_unread_time_cards_name_a_date_that_gives_no_time(tmp_path):
+    path = tmp_path / "e.fits"
+    _write_with_header(path, {"DATE-OBS": "yesterday", "EXPTIME": 5.0}, where="ext-primary")
+    assert imageio.unread_time_cards(path) == {"DATE-OBS": "yesterday"}
+    _write_with_header(path, {"DATE-OBS": "2019-02-31T00:00:00", "MJD-OBS": "soon"})
+    assert imageio.unread_time_cards(path) == {"DATE-OBS": "2019-02-31T00:00:00",
+                                                "MJD-OBS": "soon"}
+    # a time read from any card, or no card at all: nothing to say
+    _write_with_header(path, {"DATE-OBS": "yesterday", "MJD-OBS": 58000.0})
+    assert imageio.unread_time_cards(path) == {}
+    _write_with_header(path, {"EXPTIME": 5.0})
+    assert imageio.unread_time_cards(path) == {}
+    assert imageio.unread_time_cards(DATA / "2019-07-29T204726_Alt40_Azi-135_Try1.tiff") == {}
+
+
 def test_image_epoch(tmp_path):
     path = tmp_path / "e.fits"
     # TESS-like: DATE-OBS and DATE-END in the primary header, image in extension 1
