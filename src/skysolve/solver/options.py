@@ -259,8 +259,9 @@ class SolveOptions(Options):
         axis) whose pinhole fit leaves pixels of residual is refined under the
         fisheye projections too, and the one that fits far better is taken
         (``result.camera_model.projection``; see the user guide's Lens projections);
-        and a pinhole search reaching fields wider than 40 deg that found nothing
-        searches again as an equidistant fisheye's, over its fields from 40 deg.
+        and a pinhole search that found nothing, told a scale of 40 deg or wider
+        or none, searches again as an equidistant fisheye's, over its fields from
+        40 deg.
         Without a camera model the focal length is searched for over the
         field-of-view range.""")
     crpix: NDArray[np.float64] | None = option(

@@ -52,8 +52,8 @@ _FISHEYE_HINT_DEG = 90.0
 #: Told no projection, such a search goes on as an equidistant fisheye's over fields
 #: from this wide (deg; see :func:`_fisheye_next`): 50-60 deg equidistant and equisolid
 #: lenses, whose pinhole search found no pattern in half their fields, solve 8 of 8
-#: from 40 (a 30-180 deg database, Hipparcos or Gaia), at no cost to a list that
-#: matches nothing.
+#: from 40 (a 30-180 deg database, Hipparcos or Gaia); a list told no scale that
+#: matches nothing gives up in as long as from 60.
 _FISHEYE_FROM_DEG = 40.0
 #: The widest horizontal field (deg) a pinhole search without any scale reaches, once the
 #: database's own range (and a little beyond) found nothing: ultra-wide rectilinear lenses
@@ -599,7 +599,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         result, status = patterns(cone, (_proj.focal_from_fov(widest, width, code), f_lo),
                                   deep=False)
     fisheye = None  # (the equidistant search's status, if it ran)
-    if result is None and status == "no_match" and _fisheye_next(frame, fov_hi, widest):
+    if result is None and status == "no_match" and _fisheye_next(frame, options, fov_lo,
+                                                                  fov_hi, widest):
         result, fisheye = _fisheye_search(db, options, frame, widest, patterns)
     if result is not None:
         if warn_loose:
@@ -615,24 +616,37 @@ def _blind_widest(db: PatternDatabase, options: SolveOptions, code: int,
     range to ``fov_hi`` found nothing (:data:`BLIND_WIDEST_FOV_DEG`, and at most
     :data:`BLIND_WIDEST_FACTOR` times the database's largest field); None when a scale
     or a camera was given, or the projection's search already reached its widest."""
-    if (options.fov_estimate is not None or options.fov_range_deg is not None
-            or options.pixel_scale_range_arcsec is not None or options.camera_model is not None
-            or code != _proj.PINHOLE):
+    if _scale_told(options) or code != _proj.PINHOLE:
         return None
     widest = min(math.radians(min(BLIND_WIDEST_FOV_DEG, BLIND_WIDEST_FACTOR * db.max_fov_deg)),
                  _fov_cap(code))
     return widest if widest > fov_hi else None
 
 
-def _fisheye_next(frame: Frame, fov_hi: float, widest: float | None) -> bool:
+def _fisheye_next(frame: Frame, options: SolveOptions, fov_lo: float, fov_hi: float,
+                  widest: float | None) -> bool:
     """Whether a pinhole search that found nothing goes on with the equidistant projection:
-    nobody told the projection (:attr:`Frame.guessed_projection`), and the search reached
-    fields wider than :data:`_FISHEYE_FROM_DEG` (``fov_hi``, or the blind search's
-    ``widest``, radians): a ``fov_range_deg`` of (48, 72) as well as no scale (a
-    range had to reach 90 deg, and a 60 deg fisheye told its range found nothing)."""
+    nobody told the projection (:attr:`Frame.guessed_projection`), and either a scale
+    was told whose range (``fov_lo`` to ``fov_hi``, radians) is centred (geometrically)
+    on fields of :data:`_FISHEYE_FROM_DEG` or wider -- a ``fov_range_deg`` of (48, 72),
+    whose pinhole search did not reach 90 deg, held a 60 deg fisheye -- or none was and
+    the search reached fields of :data:`_FISHEYE_HINT_DEG` (``fov_hi``, or the blind
+    search's ``widest``). Not for any range merely reaching past 40 deg: an estimate of
+    25 deg (to 42 deg) would search fields a fisheye's pinhole answer with its radial term
+    holds already, and giving up took 2.6 times as long on the default database."""
+    if not (frame.guessed_projection and frame.proj == _proj.PINHOLE):
+        return False
+    if _scale_told(options):
+        return math.sqrt(fov_lo * fov_hi) >= math.radians(_FISHEYE_FROM_DEG)
     reached = fov_hi if widest is None else widest
-    return (frame.guessed_projection and frame.proj == _proj.PINHOLE
-            and reached > math.radians(_FISHEYE_FROM_DEG))
+    return reached >= math.radians(_FISHEYE_HINT_DEG)
+
+
+def _scale_told(options: SolveOptions) -> bool:
+    """Whether the solve was told its scale: a field of view or pixel-scale hint, or a
+    camera model."""
+    return (options.fov_estimate is not None or options.fov_range_deg is not None
+            or options.pixel_scale_range_arcsec is not None or options.camera_model is not None)
 
 
 def _fisheye_search(db: PatternDatabase, options: SolveOptions, frame: Frame,
@@ -694,13 +708,7 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     # plenty of stars anywhere, and a no-scale search where the catalog is too sparse
     # for the database's fields lost the note)
     outside += _sparse_note(db, fov_hi, cone, size, be)
-    if fisheye in ("timeout", "budget"):
-        # (the pinhole search had found nothing: the fisheye's was the one cut short)
-        reached = fov_hi if widest is None else widest
-        outside += (f"; none as a pinhole lens's field (to {math.degrees(reached):.0f} deg), "
-                    f"the search as an equidistant fisheye's cut short")
-        status = fisheye
-    elif widest is not None and status in ("timeout", "budget"):
+    if widest is not None and status in ("timeout", "budget"):
         # (the search of the database's range had ended with no match: that is worth saying)
         outside += (f"; none in the database's fields of view ({db.min_fov_deg:g}-"
                     f"{db.max_fov_deg:g} deg), the search of wider ones (to "
@@ -711,20 +719,12 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
         return "timeout", (f"no match within max_patterns_checked="
                            f"{options.max_patterns_checked} patterns{outside}")
     width = _width_note(options, code, fov_lo, fov_hi, size) if status == "no_match" else ""
+    reached = fov_hi if widest is None else widest  # (the blind search's, if it ran)
+    lens = _fisheye_note(code, fisheye, reached)
     if status == "no_match" and cone is not None:
         return status, (f"{_FAILURE_MESSAGES[status]} within the position hint's "
-                        f"cone{outside}{width}")
+                        f"cone{outside}{width}{lens}")
     if status == "no_match":  # the likeliest cause besides too few stars: a field out of range
-        reached = fov_hi if widest is None else widest  # (the blind search's, if it ran)
-        if code != _proj.PINHOLE:
-            lens = ""
-        elif fisheye is not None:
-            lens = "; nor as an equidistant fisheye: a lens of another projection needs it " \
-                "named (projection=)"
-        elif reached >= math.radians(_FISHEYE_HINT_DEG):
-            lens = "; a fisheye or all-sky lens needs its projection named (projection=)"
-        else:
-            lens = ""
         scope = outside or (f"; the database solves fields of view of "
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
         # (a range outside the database's is named by ``outside`` already)
@@ -732,6 +732,27 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
         return status, f"{_FAILURE_MESSAGES[status]}{scope}{held}{_parity_note(options)}" \
             f"{lens}{width}"
     return status, _FAILURE_MESSAGES[status] + outside
+
+
+def _fisheye_note(code: int, fisheye: str | None, reached: float) -> str:
+    """The note of a pinhole ``no_match``'s message on fisheyes: what the equidistant
+    search after it ended with (``fisheye``: its status, None when it did not run), or,
+    without one, that a fisheye needs its projection named when the search ``reached``
+    (radians) fields of :data:`_FISHEYE_HINT_DEG`; else ``""``. A search cut short (the
+    time-out or ``max_patterns_checked``) leaves the status the pinhole search's: it was
+    ``timeout``, which callers take for "more time may solve it", and the scale notes
+    were lost."""
+    if code != _proj.PINHOLE:
+        return ""
+    if fisheye == "no_match":
+        return "; nor as an equidistant fisheye: a lens of another projection needs it " \
+            "named (projection=)"
+    if fisheye in ("timeout", "budget"):
+        return "; the search as an equidistant fisheye's after it was cut short (a fisheye " \
+            "named with projection= is searched as one from the start)"
+    if reached >= math.radians(_FISHEYE_HINT_DEG):
+        return "; a fisheye or all-sky lens needs its projection named (projection=)"
+    return ""
 
 
 def _parity_note(options: SolveOptions) -> str:

@@ -247,17 +247,40 @@ def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wi
 
 
 def test_a_cut_short_equidistant_search_is_named_in_the_failure(wide_db, monkeypatch):
-    # the pinhole search had found nothing; the message said the pinhole search of wider
-    # fields was cut short, when the equidistant one had been
+    # the pinhole search had found nothing and the equidistant one after it was cut short:
+    # the failure was a timeout saying the pinhole search of wider fields was cut short
+    # (callers take a timeout for "more time may solve it"); it is the pinhole's no_match
     # (the package's ``solve`` is the function: the module is taken from the import system)
     solve_module = importlib.import_module("skysolve.solver.solve")
     monkeypatch.setattr(solve_module, "_fisheye_search", lambda *a: (None, "budget"))
-    res = wide_db.solve_from_centroids(random_centroids(FISHEYE, 60, seed=0),
-                                       image_shape=(1200, 1600))
-    assert not res and res.status == "timeout"
-    assert "as an equidistant fisheye's cut short" in res.message
-    assert "none as a pinhole lens's field" in res.message
+    xy = random_centroids(FISHEYE, 60, seed=0)
+    res = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600))
+    assert not res and res.status == "no_match"
+    assert "the search as an equidistant fisheye's after it was cut short" in res.message
     assert "wider ones" not in res.message
+    # a scale told keeps its note
+    res = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600), fov_estimate_deg=100.0)
+    assert not res and res.status == "no_match"
+    assert "fov_estimate held the search to" in res.message
+    assert "equidistant fisheye's after it was cut short" in res.message
+
+
+def test_a_scale_told_runs_the_equidistant_search_only_for_a_wide_field(wide_db, monkeypatch):
+    # any range reaching past 40 deg ran it: an estimate of 25 deg (15-42 deg) searched
+    # fields the pinhole's radial term holds already, and giving up took 2.6 times as long
+    solve_module = importlib.import_module("skysolve.solver.solve")
+    ran = []
+    monkeypatch.setattr(solve_module, "_fisheye_search",
+                        lambda *a: ran.append(a[1].fov_range_deg) or (None, "no_match"))
+    xy = random_centroids(FISHEYE, 60, seed=1)
+    for fov_range, runs in (((15.0, 42.0), False), ((30.0, 50.0), False),
+                            ((48.0, 72.0), True), ((62.0, 100.0), True)):
+        ran.clear()
+        res = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600),
+                                           fov_range_deg=fov_range)
+        assert not res and res.status == "no_match", fov_range
+        assert bool(ran) == runs, fov_range
+        assert ("nor as an equidistant fisheye" in res.message) == runs, fov_range
 
 
 def test_a_narrower_fisheye_told_no_projection_is_found_by_the_equidistant_search(fisheye60,
