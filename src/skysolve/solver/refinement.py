@@ -212,19 +212,25 @@ _BRIGHT_CHANCE = 0.25
 
 #: A projection is refined only when the pinhole's matched pairs, refitted under it
 #: without a radial term, leave at most this many times the pinhole solve's median
-#: square residual (:func:`_fits_as_well`). Fisheyes (60-90 deg equidistant) the pinhole
-#: solved, even 1.3 deg off, left 0.13-3.0 times; pinhole fields of 40-80 deg with
+#: square residual (:func:`_fits_as_well`) ... Fisheyes (60-90 deg equidistant) the
+#: pinhole solved, even 1.3 deg off, left 0.13-3.0 times, a 100 deg equisolid and a 120
+#: deg stereographic lens's true projection 6.5-8.4; pinhole fields of 40-80 deg with
 #: 0.7-1 px centroid noise, whose residuals are worth testing, 19-970 times.
 _SCREEN_RATIO = 5.0
+#: ... unless the pinhole's answer is this loose (rms px of its matches): such noisy
+#: pinholes fitted to 1-1.5 px, the two fisheyes the screen turned away to 4.9-6.2 px.
+_SCREEN_LOOSE_PX = 2.5
 
 
 def _fits_as_well(other: Frame, cat: CatalogView, ref: Refined, f: float) -> bool:
     """Whether ``ref``'s matched pairs, refitted under ``other``'s projection from focal
-    length ``f`` (px) without a radial term, fit about as well as ``ref`` did (see
-    :data:`_SCREEN_RATIO`): a screen before :func:`refine`, which costs several times
+    length ``f`` (px) without a radial term, fit about as well as ``ref`` did, or ``ref``
+    is loose (see :data:`_SCREEN_RATIO`): a screen before :func:`refine`, which costs several times
     more; three of them had made noisy wide pinhole solves 10-20 times slower. Medians,
     as pairs the pinhole matched by chance fit no projection."""
     n = len(ref.img_idx)
+    if math.sqrt(_mean_square(ref)) * ref.hyp.f >= _SCREEN_LOOSE_PX:
+        return True
     _, _, err, ok = other.backend.fit_pairs(
         other.ideal[ref.img_idx], cat.vectors(ref.cat_idx), np.arange(n, dtype=np.int64),
         f, ref.hyp.parity, other.proj, False)
