@@ -208,10 +208,10 @@ def _one_projection(images: list[Pairs], cameras: list[CameraModel]) -> list[Cam
     for im, cam in zip(images, cameras, strict=True):
         if cam.projection != top:
             warnings.warn(
-                f"solve_results[{im.index}] was solved as a {cam.projection} lens, "
-                f"{counts[0][1]} of {len(cameras)} images as {top}: its matched stars are "
-                f"calibrated as {top}'s (solve with projection= named to hold every image "
-                "to one)", UserWarning, stacklevel=4)
+                f"solve_results[{im.index}] was solved with the {cam.projection} "
+                f"projection, {counts[0][1]} of {len(cameras)} images with the {top}: its "
+                f"matched stars are calibrated under the {top} (solve with projection= "
+                "named to hold every image to one)", UserWarning, stacklevel=4)
     return [cam if cam.projection == top else stand_in for cam in cameras]
 
 

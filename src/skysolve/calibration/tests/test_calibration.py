@@ -327,7 +327,7 @@ def test_an_image_solved_under_another_projection_is_calibrated_under_most_image
     res, cents = one
     other = dataclasses.replace(
         res, camera_model=res.camera_model.replace(projection="equidistant"))
-    with pytest.warns(UserWarning, match=r"solve_results\[1\] was solved as a equidistant"):
+    with pytest.warns(UserWarning, match=r"solve_results\[1\] was solved with the equidistant"):
         cal = tess_db.calibrate_camera([res, other, res], [cents] * 3, model="radial")
     assert cal.camera_model.projection == "pinhole"
     # the odd one's stars are fitted as if it had been solved as the others: the same
