@@ -224,6 +224,29 @@ def test_a_tracked_fisheye_told_no_projection_is_rechecked_under_its_own(fisheye
         assert res.num_matches >= 40, k
 
 
+@pytest.mark.parametrize("projection, fov, n, k", [("stereographic", 120.0, 8, 7),
+                                                   ("equisolid", 100.0, 6, 1)])
+def test_a_loose_pinhole_answer_is_refined_under_every_projection(fisheye60, gaia,
+                                                                   projection, fov, n, k):
+    # fisheye fields the pinhole search solved (review sweep, 2 of 54): the screen before
+    # the fisheye refinements turned their true projection away (6.5-8.4 times the
+    # pinhole's median square), and they came back pinholes with 52-65 matches at 5-6 px
+    db = fisheye60[0]
+    cam = CameraModel.from_fov(fov, 1600, 1200, projection=projection)
+    R = random_attitudes(n, rng=int(fov) + len(projection))[k]
+    sim = simulate_centroids(gaia, cam, R, num_stars=120, epoch_year=2016.0,
+                             centroid_noise_px=0.3, drop_fraction=0.1, false_fraction=0.05,
+                             seed=k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LensModelWarning)
+        res = db.solve_from_centroids(sim.centroids, image_width=1600, image_height=1200)
+    assert res and res.camera_model.projection != "pinhole"
+    assert res.num_matches >= 100
+    pixel = math.degrees(1.0 / cam.focal_length_px) * 3600.0
+    assert _error_arcsec(res, R) < 0.5 * pixel
+    assert res.rmse_arcsec < 1.0 * pixel
+
+
 def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wide_db, gaia):
     # a 120 deg equidistant lens: no pattern of the pinhole search matched (the solve
     # failed, advising to name the projection); the search goes on as an equidistant
