@@ -19,7 +19,7 @@ from .common import (
     _results_misuse,
 )
 from .parser import EXIT_OK, EXIT_UNSOLVED
-from .solve import _check_outputs, _Table, _wcs_header, _write_wcs_file
+from .solve import _check_outputs, _Table, _wcs_header, _write_wcs_file, file_velocity
 
 
 def _velocities(args: argparse.Namespace) -> list | None:
@@ -27,18 +27,11 @@ def _velocities(args: argparse.Namespace) -> list | None:
     when unknown or off)."""
     if args.no_aberration:
         return None
-    from astropy.time import Time
-
-    from ..io.images import image_epoch
     from ..sky.aberration import earth_barycentric_velocity
 
     if args.date is not None:
         return [earth_barycentric_velocity(args.date)] * len(args.images)
-    out = []
-    for path in args.images:
-        epoch = image_epoch(path, args.hdu)
-        out.append(None if epoch is None else earth_barycentric_velocity(
-            Time(epoch, format="jyear", scale="utc")))
+    out = [file_velocity(path, args.hdu) for path in args.images]
     return out if any(v is not None for v in out) else None
 
 

@@ -98,16 +98,23 @@ def _velocity(path: Path, opts: _Job):
 
     if opts.date is not None:
         return earth_barycentric_velocity(opts.date)
-    from ..io.images import image_epoch, unread_time_cards
+    return file_velocity(path, opts.hdu)
 
-    epoch = image_epoch(path, opts.hdu)
+
+def file_velocity(path: Path, hdu: Any):
+    """Earth's barycentric velocity at the observation time an image file's FITS header
+    gives, or None (with a warning when it has a date card that gives no time)."""
+    from ..io.images import image_epoch, unread_time_cards
+    from ..sky.aberration import earth_barycentric_velocity
+
+    epoch = image_epoch(path, hdu)
     if epoch is None:
-        cards = unread_time_cards(path, opts.hdu)
+        cards = unread_time_cards(path, hdu)
         if cards:  # (a header that says when, unreadably: not to be passed over silently)
             told = ", ".join(f"{key} = {value!r}" for key, value in cards.items())
-            warnings.warn(f"{path.name}: no observation time could be read from {told}: "
-                          "solved without the aberration correction (--date gives the time)",
-                          UserWarning, stacklevel=2)
+            warnings.warn(f"{Path(path).name}: no observation time could be read from "
+                          f"{told}: without the aberration correction (--date gives the "
+                          "time)", UserWarning, stacklevel=2)
         return None
     from astropy.time import Time
 

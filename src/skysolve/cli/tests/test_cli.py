@@ -780,6 +780,19 @@ def test_the_sip_header_is_of_an_image_the_fit_kept(cli_env, db_file, hip_catalo
     assert np.degrees(angle_between(centre, attitudes[1][2])) * 3600 < 10.0
 
 
+def test_calibrate_says_an_unreadable_date_is_passed_over(cli_env, db_file, frames):
+    # as solve does: the images were calibrated without the aberration correction silently
+    a = fits_copy(frames / ALT40, frames / "a.fits", date="yesterday")
+    b = fits_copy(frames / ALT60, frames / "b.fits", date="2019-07-29T25:61:00")
+    proc = run(cli_env, "calibrate", a, b, "--db", db_file, "--fov", "11.4", "--order", "3",
+               "--passes", "1", "-o", frames / "camera.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "a.fits: no observation time could be read from DATE-OBS = 'yesterday'" \
+        in proc.stderr
+    assert "b.fits: no observation time could be read from DATE-OBS = " \
+        "'2019-07-29T25:61:00'" in proc.stderr
+
+
 def test_calibrate_refuses_two_images_writing_one_wcs_file(cli_env, db_file, frames):
     # as solve does: a.tiff and a.fits both write a.wcs, the second over the first
     fits_copy(frames / ALT40, frames / (Path(ALT40).stem + ".fits"))
