@@ -1275,6 +1275,23 @@ def _check_png_chunks(path: Path) -> bytes | None:
     return exif
 
 
+#: The fewest pixels one byte of a JPEG file can describe, with a margin of 2: each 8 x 8
+#: block of a component takes at least one Huffman-coded bit, for its DC coefficient.
+#: (Arithmetic coding, which almost no camera writes, could hold a blank image in less.)
+_JPEG_PIXELS_PER_BYTE = 2 * 8 * 64
+
+
+def _check_jpeg_bytes(width: int, height: int, path: Path) -> None:
+    """Refuse a JPEG whose header claims more pixels than its bytes can describe: a
+    damaged size (found by the fuzzer: a 753-byte file claiming 32800 x 1024 pixels,
+    which libjpeg fills with grey past the data's end, decoded as a 34 MB image)."""
+    size = path.stat().st_size
+    if width * height > size * _JPEG_PIXELS_PER_BYTE:
+        raise FileFormatError(
+            f"{path} is a corrupted or truncated JPEG file: it claims {width} x {height} "
+            f"pixels, more than its {size} bytes can describe")
+
+
 def _read_pillow(path: Path, fmt: str, source: Any = None) -> NDArray[Any]:
     """The pixels of ``path`` (a ``fmt`` file) decoded by Pillow, from ``source`` (a file
     object with its bytes) when given, else from ``path``."""
@@ -1296,6 +1313,8 @@ def _read_pillow(path: Path, fmt: str, source: Any = None) -> NDArray[Any]:
                 width, height = im.size
                 channels = len(im.getbands())
                 _check_size(width * height * channels, (height, width, channels), path)
+                if fmt == "JPEG" and source is None:
+                    _check_jpeg_bytes(width, height, path)
                 im.load()
                 _warn_orientation(_pillow_orientation(im), path, fmt)
                 mode = im.mode

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import re
 import struct
 import warnings
@@ -299,6 +300,28 @@ def _write_with_header(path, cards, where="primary"):
     for key, value in cards.items():
         target[key] = value
     hdul.writeto(path, overwrite=True)
+
+
+def test_a_jpeg_claiming_more_pixels_than_its_bytes_hold_is_refused(tmp_path):
+    # (the fuzzer: three bytes overwritten in the frame header of a 32 x 24 JPEG made it
+    # 32800 x 1024, decoded as 34 MB of grey past the data's end)
+    rng = np.random.default_rng(5)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 250, (24, 32)).astype(np.uint8)).save(buf, format="JPEG")
+    raw = bytearray(buf.getvalue())
+    sof = raw.index(b"\xff\xc0")
+    assert raw[sof + 5:sof + 9] == struct.pack(">HH", 24, 32)
+    path = tmp_path / "f.jpg"
+    path.write_bytes(bytes(raw))
+    assert read_image(path).shape == (24, 32)
+    raw[sof + 5:sof + 9] = struct.pack(">HH", 1024, 32800)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match=r"claims 32800 x 1024 pixels, more than its"):
+        read_image(path)
+    # a real night-sky frame as a JPEG (1024 x 768, clipped to 8 bits: 9.5 KB) loads
+    frame = read_image(DATA / "2019-07-29T204726_Alt40_Azi-135_Try1.tiff")
+    Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(path, format="JPEG")
+    assert read_image(path).shape == (768, 1024)
 
 
 def test_unread_time_cards_name_a_date_that_gives_no_time(tmp_path):
