@@ -261,7 +261,7 @@ class SolveOptions(Options):
         (``result.camera_model.projection``; see the user guide's Lens projections);
         and a pinhole search that found nothing, told a scale of 40 deg or wider
         or none, searches again as an equidistant fisheye's, over its fields from
-        40 deg.
+        40 deg (told no scale, then as an equisolid one's).
         Without a camera model the focal length is searched for over the
         field-of-view range.""")
     crpix: NDArray[np.float64] | None = option(

@@ -266,7 +266,7 @@ def test_a_wide_fisheye_told_no_projection_is_found_by_the_equidistant_search(wi
         xy = random_centroids(FISHEYE, 60, seed=k)
         res = wide_db.solve_from_centroids(xy, image_shape=(1200, 1600))
         assert not res and res.status == "no_match", k
-        assert "nor as an equidistant fisheye" in res.message, k
+        assert "nor as an equidistant or equisolid fisheye" in res.message, k
 
 
 def test_a_cut_short_equidistant_search_is_named_in_the_failure(wide_db, monkeypatch):
@@ -322,6 +322,23 @@ def test_a_narrower_fisheye_told_no_projection_is_found_by_the_equidistant_searc
         assert res, (k, res)
         # (the pixel is 141")
         assert _error_arcsec(res, R) < 0.2 * 141.0, k
+
+
+def test_a_wide_equisolid_fisheye_told_nothing_is_found_by_its_own_search(fisheye60, gaia):
+    # a 150 deg equisolid lens: neither the pinhole search nor the equidistant one after it
+    # found a pattern in 3 of these 6 fields (its patterns away from the axis match no
+    # equidistant lens's); told no scale, an equisolid search follows
+    db = fisheye60[0]
+    cam = CameraModel.from_fov(150.0, 1280, 960, projection="equisolid")
+    for k, R in enumerate(random_attitudes(6, rng=157)):
+        sim = simulate_centroids(gaia, cam, R, num_stars=120, epoch_year=2016.0,
+                                 centroid_noise_px=0.3, drop_fraction=0.1,
+                                 false_fraction=0.1, seed=k)
+        res = db.solve_from_centroids(sim.centroids, image_width=1280, image_height=960)
+        assert res, (k, res)
+        assert res.camera_model.projection in ("equisolid", "equidistant"), k
+        # (the pixel is 422")
+        assert _error_arcsec(res, R) < 0.2 * 422.0, k
 
 
 def test_an_ideal_lens_keeps_the_plain_solve(wide_db, gaia):
