@@ -40,6 +40,16 @@ def _solve(db, gaia, cam, R, seed, projection):
                                    image_shape=(cam.image_height, cam.image_width))
 
 
+def _gaia_field(gaia, cam: CameraModel, R, seed, num_stars: int = 120, noise_px: float = 0.3,
+                false_fraction: float = 0.1):
+    """Centroids of a simulated field of the Gaia catalog at epoch 2016 through ``cam`` at
+    attitude ``R``: its ``num_stars`` brightest, ``noise_px`` of noise, 10 % dropped and
+    ``false_fraction`` false detections."""
+    return simulate_centroids(gaia, cam, R, num_stars=num_stars, epoch_year=2016.0,
+                              centroid_noise_px=noise_px, drop_fraction=0.1,
+                              false_fraction=false_fraction, seed=seed).centroids
+
+
 def _mapping_error_px(cam: CameraModel, truth: CameraModel) -> float:
     """Largest distance (px) between where ``truth`` images the directions ``cam`` gives
     a grid over the image (corners included) and the grid's pixels."""
@@ -111,10 +121,7 @@ def fisheye60(gaia):
     rng = np.random.default_rng(1056)
     fields = []
     for R in random_attitudes(10, rng):
-        sim = simulate_centroids(gaia, cam, R, num_stars=80, epoch_year=2016.0,
-                                 centroid_noise_px=0.3, drop_fraction=0.1, false_fraction=0.1,
-                                 seed=rng)
-        fields.append((R, sim.centroids))
+        fields.append((R, _gaia_field(gaia, cam, R, rng, num_stars=80)))
     return db, cam, fields
 
 
@@ -176,10 +183,8 @@ def test_a_noisy_ordinary_lens_refines_no_fisheye_projection(fisheye60, gaia, mo
 
     monkeypatch.setattr(refinement, "refine", refine)
     for k, R in enumerate(random_attitudes(3, rng=47)):
-        sim = simulate_centroids(gaia, cam, R, num_stars=120, epoch_year=2016.0,
-                                 centroid_noise_px=0.7, drop_fraction=0.1,
-                                 false_fraction=0.1, seed=k)
-        res = db.solve_from_centroids(sim.centroids, image_width=1280, image_height=960)
+        xy = _gaia_field(gaia, cam, R, k, noise_px=0.7)
+        res = db.solve_from_centroids(xy, image_width=1280, image_height=960)
         assert res and res.camera_model.projection == "pinhole", k
         # (the pixel is 113")
         assert _error_arcsec(res, R) < 0.5 * 113.0, k
@@ -234,12 +239,10 @@ def test_a_loose_pinhole_answer_is_refined_under_every_projection(fisheye60, gai
     db = fisheye60[0]
     cam = CameraModel.from_fov(fov, 1600, 1200, projection=projection)
     R = random_attitudes(n, rng=int(fov) + len(projection))[k]
-    sim = simulate_centroids(gaia, cam, R, num_stars=120, epoch_year=2016.0,
-                             centroid_noise_px=0.3, drop_fraction=0.1, false_fraction=0.05,
-                             seed=k)
+    xy = _gaia_field(gaia, cam, R, k, false_fraction=0.05)
     with warnings.catch_warnings():
         warnings.simplefilter("error", LensModelWarning)
-        res = db.solve_from_centroids(sim.centroids, image_width=1600, image_height=1200)
+        res = db.solve_from_centroids(xy, image_width=1600, image_height=1200)
     assert res and res.camera_model.projection != "pinhole"
     assert res.num_matches >= 100
     pixel = math.degrees(1.0 / cam.focal_length_px) * 3600.0
@@ -313,12 +316,10 @@ def test_a_narrower_fisheye_told_no_projection_is_found_by_the_equidistant_searc
     db = fisheye60[0]
     cam = CameraModel.from_fov(50.0, 1280, 960, projection="equidistant")
     for k, R in enumerate(random_attitudes(8, rng=61)):
-        sim = simulate_centroids(gaia, cam, R, num_stars=80, epoch_year=2016.0,
-                                 centroid_noise_px=0.3, drop_fraction=0.1,
-                                 false_fraction=0.1, seed=k)
+        xy = _gaia_field(gaia, cam, R, k, num_stars=80)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LensModelWarning)
-            res = db.solve_from_centroids(sim.centroids, image_width=1280, image_height=960)
+            res = db.solve_from_centroids(xy, image_width=1280, image_height=960)
         assert res, (k, res)
         # (the pixel is 141")
         assert _error_arcsec(res, R) < 0.2 * 141.0, k
@@ -331,10 +332,8 @@ def test_a_wide_equisolid_fisheye_told_nothing_is_found_by_its_own_search(fishey
     db = fisheye60[0]
     cam = CameraModel.from_fov(150.0, 1280, 960, projection="equisolid")
     for k, R in enumerate(random_attitudes(6, rng=157)):
-        sim = simulate_centroids(gaia, cam, R, num_stars=120, epoch_year=2016.0,
-                                 centroid_noise_px=0.3, drop_fraction=0.1,
-                                 false_fraction=0.1, seed=k)
-        res = db.solve_from_centroids(sim.centroids, image_width=1280, image_height=960)
+        xy = _gaia_field(gaia, cam, R, k)
+        res = db.solve_from_centroids(xy, image_width=1280, image_height=960)
         assert res, (k, res)
         assert res.camera_model.projection in ("equisolid", "equidistant"), k
         # (the pixel is 422")
