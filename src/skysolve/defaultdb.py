@@ -45,7 +45,6 @@ import json
 import logging
 import os
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from . import _args
 from ._cachedir import user_cache_dir
 from ._files import lock_unsupported
-from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError
+from .errors import FileFormatError, InvalidArgumentError, InvalidTypeError, warn_caller
 
 if TYPE_CHECKING:  # pragma: no cover
     from .database import SolverDatabase
@@ -359,8 +358,7 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
     try:
         directory = cache_directory(cache_dir)
     except RuntimeError as exc:  # (no home directory: as for a cache that cannot be written)
-        warnings.warn(f"{exc}; building the database in memory only", RuntimeWarning,
-                      stacklevel=2)
+        warn_caller(f"{exc}; building the database in memory only", RuntimeWarning)
         return _build(name, cat_file, full, progress)
     path = directory / _file_name(name, full, _cache_key(name, cat_file, full))
     # fast path: no lock needed to read a finished file (it only ever appears by rename)
@@ -368,15 +366,15 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
         try:
             return _load(path, full)
         except FileFormatError as exc:
-            warnings.warn(f"the cached database {path} is corrupted ({exc}); rebuilding it",
-                          RuntimeWarning, stacklevel=2)
+            warn_caller(f"the cached database {path} is corrupted ({exc}); rebuilding it",
+                        RuntimeWarning)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock = _exclusive_lock(path.with_name(path.name + ".lock"))
         locked = lock.__enter__()
     except OSError as exc:
-        warnings.warn(f"cannot use the cache directory {directory} ({exc}); building the "
-                      f"database in memory only", RuntimeWarning, stacklevel=2)
+        warn_caller(f"cannot use the cache directory {directory} ({exc}); building the "
+                    f"database in memory only", RuntimeWarning)
         return _build(name, cat_file, full, progress)
     try:
         if path.is_file():  # built (or repaired) by another process while we waited
@@ -390,8 +388,7 @@ def default_database(max_fov_deg: float | None = None, min_fov_deg: float | None
         try:
             db.save_to_file(path)
         except OSError as exc:
-            warnings.warn(f"cannot write the database cache {path} ({exc})", RuntimeWarning,
-                          stacklevel=2)
+            warn_caller(f"cannot write the database cache {path} ({exc})", RuntimeWarning)
             return db
         log.info("saved the database to %s", path)
         return _load(path, full)
@@ -469,14 +466,14 @@ def database_for_fields(fov_range_deg: tuple[float, float] | None = None, *,
                 try:
                     return load_database_file(path)
                 except (FileFormatError, OSError) as exc:
-                    warnings.warn(f"the cached database {path} cannot be read ({exc}); "
-                                  f"passed over", RuntimeWarning, stacklevel=2)
-            warnings.warn(
+                    warn_caller(f"the cached database {path} cannot be read ({exc}); "
+                                f"passed over", RuntimeWarning)
+            warn_caller(
                 f"fields {lo:.3g}-{hi:.3g} deg wide are narrower than the default database's "
                 f"{default_lo:g} deg, and no cached database holds them: build one once, "
                 f"with default_database(min_fov_deg={lo:.2g}, max_fov_deg={hi:.2g}) or "
                 f"'skysolve db build --min-fov {lo:.2g} --max-fov {hi:.2g}' (minutes), and "
-                f"it is chosen for such fields", RuntimeWarning, stacklevel=2)
+                f"it is chosen for such fields", RuntimeWarning)
     return default_database(progress=progress, cache_dir=cache_dir)
 
 

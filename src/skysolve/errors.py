@@ -7,6 +7,11 @@ working, while ``except skysolve.SkysolveError`` catches them all.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import warnings
+
 __all__ = [
     "SkysolveError",
     "InvalidArgumentError",
@@ -15,6 +20,7 @@ __all__ = [
     "BatchTerminated",
     "LensModelWarning",
     "describe",
+    "warn_caller",
 ]
 
 
@@ -63,3 +69,29 @@ def describe(exc: BaseException) -> str:
         return exc.strerror
     text = str(exc) or type(exc).__name__
     return " ".join(text.split())  # one line
+
+
+#: The package's folder: frames of files under it (other than its tests) are skysolve's own.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_own(filename: str) -> bool:
+    if filename == contextlib.__file__:  # (the ``with`` of one of skysolve's context managers)
+        return True
+    path = os.path.abspath(filename)
+    return path.startswith(_PACKAGE) and f"{os.sep}tests{os.sep}" not in path[len(_PACKAGE) - 1:]
+
+
+def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn, attributing the warning to the first frame outside skysolve (the line of
+    the user's code that called into it), however deep inside the package it is given:
+    the same warning is reached through different depths (``calibrate_camera`` directly,
+    or through the calibration workflow, a batch task), which a fixed ``stacklevel``
+    cannot follow. A warning given with no frame outside (a thread's task) is attributed
+    to the outermost frame."""
+    frame = sys._getframe(1)  # the function that warns: stacklevel 2 from here
+    level = 2
+    while frame.f_back is not None and _is_own(frame.f_code.co_filename):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

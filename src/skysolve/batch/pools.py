@@ -64,12 +64,11 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from .. import _args
-from ..errors import BatchTerminated, InvalidArgumentError, InvalidTypeError
+from ..errors import BatchTerminated, InvalidArgumentError, InvalidTypeError, warn_caller
 from .executors import DatabaseHandle, _is_dask_client, as_executor
 
 __all__ = ["DISTRIBUTED_MISSING", "LOCAL_KINDS", "TRIM_CONFIG", "WORKER_CONFIG", "BatchTerminated",
@@ -319,12 +318,12 @@ def _check_workers(client: Any, database: DatabaseHandle | None) -> None:
     trimmed = {w: v for w, v in client.run(_malloc_trim).items() if v is not None}
     if trimmed:
         value = next(iter(trimmed.values()))
-        warnings.warn(
+        warn_caller(
             f"{len(trimmed)} Dask worker(s) run with MALLOC_TRIM_THRESHOLD_={value} (Dask's "
             "default), which makes every frame's image buffers fresh memory: skysolve's "
             "per-frame work then costs ~1.6x the CPU time. "
             "Start the workers with it unset (dask config "
-            f"{TRIM_CONFIG}: null); see docs/batch.rst", RuntimeWarning, stacklevel=4)
+            f"{TRIM_CONFIG}: null); see docs/batch.rst", RuntimeWarning)
     if database is None:
         return
     path = database.path

@@ -20,14 +20,13 @@ the whole image those of its section.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..centroids import ExtractionResult
-from ..errors import InvalidTypeError
+from ..errors import InvalidTypeError, warn_caller
 
 __all__ = ["is_centroid_source", "frame_centroids", "frame_image", "frame_section",
            "section_options"]
@@ -164,12 +163,12 @@ def section_options(options: Any, window: tuple[int, int, int, int],
     if camera.image_shape == (h, w) != tuple(full_shape):
         # a camera file that skysolve calibrate --section wrote before cameras of
         # sections were those of the whole image: the section's own
-        warnings.warn(
+        warn_caller(
             f"camera_model is {w}x{h}, the section's size, not the whole "
             f"{full_shape[1]}x{full_shape[0]} image's: taken for a camera of the section "
             f"(as calibrations of a section wrote them before); recalibrate, or use "
             f"camera.cropped(-{x0}, -{y0}, {full_shape[1]}, {full_shape[0]}) as the camera",
-            UserWarning, stacklevel=2)
+            UserWarning)
         return options
     if camera.image_shape != tuple(full_shape):
         raise InvalidArgumentError(

@@ -22,14 +22,13 @@ warning.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .. import _args
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, warn_caller
 
 __all__ = ["image_wcs", "image_header", "SIP_TOLERANCE_PX", "EXPORT_GRID"]
 
@@ -138,7 +137,7 @@ def image_wcs(result: Any, image: int, *, sip_order: int | None = None,
     else:
         why = ("the calibrated mapping gives no sky direction at some pixels of the image "
                "(its distortion folds over there): SKYERRPX is NaN")
-    warnings.warn(f"image {image}: {why}", UserWarning, stacklevel=2)
+    warn_caller(f"image {image}: {why}", UserWarning)
     return wcs, err
 
 

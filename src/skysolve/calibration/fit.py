@@ -193,12 +193,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._options import with_options
+from ..errors import warn_caller
 from .engine import MAX_NOISE_RATIO, MIN_REDUNDANCY, Fitted, fit_camera, star_reach
 from .inputs import image_pairs, pair_lists
 from .lsq import rms
@@ -315,13 +315,13 @@ def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], wid
     if primary == "auto":
         return other, trial, forward
     (n_inv, rms_inv), (n_fwd, rms_fwd) = _kept_rms(fitted), _kept_rms(other)
-    warnings.warn(f"the polynomial fitted pixel -> sky (polynomial_primary='inverse') holds "
-                  f"{n_inv} of the {n_pairs} matched stars at {rms_inv:.3g} px rms, fitted "
-                  f"sky -> pixel it holds {n_fwd} at {rms_fwd:.3g} px: the lens's distortion "
-                  "is no short pixel -> sky polynomial, the stars it could not hold (most at "
-                  "the edges) were dropped or fitted loosely, and the camera is off there "
-                  "by more than mapping_sigma_px says; try polynomial_primary='auto' or 'forward'",
-                  UserWarning, stacklevel=4)
+    warn_caller(f"the polynomial fitted pixel -> sky (polynomial_primary='inverse') holds "
+                f"{n_inv} of the {n_pairs} matched stars at {rms_inv:.3g} px rms, fitted "
+                f"sky -> pixel it holds {n_fwd} at {rms_fwd:.3g} px: the lens's distortion "
+                "is no short pixel -> sky polynomial, the stars it could not hold (most at "
+                "the edges) were dropped or fitted loosely, and the camera is off there "
+                "by more than mapping_sigma_px says; try polynomial_primary='auto' or 'forward'",
+                UserWarning)
     return fitted, images, options
 
 
@@ -352,11 +352,10 @@ def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
         return
     fixed = " and ".join(f"k{j}" for j in range(basis.radial_terms + 1, 4))
     reach, corner = star_reach(fitted, width, height)
-    warnings.warn(f"the matched stars reach only {reach:.0f} px from the image centre (its "
-                  f"corners are {corner:.0f} px out), and the radial distortion fitted to them "
-                  f"folded over inside the image: {fixed} fixed at 0; the camera beyond "
-                  f"{reach:.0f} px is an extrapolation (see mapping_sigma_px)", UserWarning,
-                  stacklevel=4)
+    warn_caller(f"the matched stars reach only {reach:.0f} px from the image centre (its "
+                f"corners are {corner:.0f} px out), and the radial distortion fitted to them "
+                f"folded over inside the image: {fixed} fixed at 0; the camera beyond "
+                f"{reach:.0f} px is an extrapolation (see mapping_sigma_px)", UserWarning)
 
 
 def _warn_held_centres(fitted: Fitted) -> None:
@@ -374,12 +373,11 @@ def _warn_held_centres(fitted: Fitted) -> None:
     crpix = fitted.params.crpix
     kept = (f" (it stays at its input value, {crpix[0]:.1f}, {crpix[1]:.1f} px)"
             if "optical centre" in p.held else "")
-    warnings.warn(f"{p.n_pairs} matched stars in {len(p.images)} image(s) leave {spare} "
-                  f"equations beyond the images' attitudes for {wanted} shared camera "
-                  f"parameters (fitting the centres needs {per:g} per parameter): the "
-                  f"{' and the '.join(p.held)} not fitted{kept}; calibrate with more "
-                  "images or more matched stars per image to fit them", UserWarning,
-                  stacklevel=4)
+    warn_caller(f"{p.n_pairs} matched stars in {len(p.images)} image(s) leave {spare} "
+                f"equations beyond the images' attitudes for {wanted} shared camera "
+                f"parameters (fitting the centres needs {per:g} per parameter): the "
+                f"{' and the '.join(p.held)} not fitted{kept}; calibrate with more "
+                "images or more matched stars per image to fit them", UserWarning)
 
 
 def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> None:
@@ -404,11 +402,11 @@ def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> None:
             hint += (", or more images or stars over more of the image (the optical "
                      "centre stayed at its input value, "
                      f"{fitted.params.crpix[0]:.1f}, {fitted.params.crpix[1]:.1f} px)")
-    warnings.warn(f"the residuals hold a pattern over the image ({pattern.rms_px:.3g} px rms, "
-                  f"z = {pattern.z:.0f}) that the {model} cannot represent: the camera is "
-                  f"off by more than mapping_sigma_px says (median {sigma:.2g} px; it covers "
-                  f"the noise only), most beyond the stars and in the corners; try {hint}",
-                  UserWarning, stacklevel=4)
+    warn_caller(f"the residuals hold a pattern over the image ({pattern.rms_px:.3g} px rms, "
+                f"z = {pattern.z:.0f}) that the {model} cannot represent: the camera is "
+                f"off by more than mapping_sigma_px says (median {sigma:.2g} px; it covers "
+                f"the noise only), most beyond the stars and in the corners; try {hint}",
+                UserWarning)
 
 
 def _warn_rejected_images(fitted: Fitted, results: list[Any]) -> None:
@@ -425,23 +423,23 @@ def _warn_rejected_images(fitted: Fitted, results: list[Any]) -> None:
             bad.append(f"{im.index} ({kept} of {matched} kept)")
     if not bad:
         return
-    warnings.warn(f"the fit rejected most matched stars of image(s) {', '.join(bad)}: they do "
-                  "not fit the camera the other stars share within their image's noise, or "
-                  f"their image's residuals exceed {MAX_NOISE_RATIO:g} times the median "
-                  "image's (centroids far noisier than the other images', another camera "
-                  "or lens setting, a wrong solve?), and barely take part in the "
-                  "calibration (calibrate images of similar quality together); their rotations "
-                  "and per-image figures mean little (mapping_sigma_px is NaN where fewer "
-                  "than two stars were kept)", UserWarning, stacklevel=4)
+    warn_caller(f"the fit rejected most matched stars of image(s) {', '.join(bad)}: they do "
+                "not fit the camera the other stars share within their image's noise, or "
+                f"their image's residuals exceed {MAX_NOISE_RATIO:g} times the median "
+                "image's (centroids far noisier than the other images', another camera "
+                "or lens setting, a wrong solve?), and barely take part in the "
+                "calibration (calibrate images of similar quality together); their rotations "
+                "and per-image figures mean little (mapping_sigma_px is NaN where fewer "
+                "than two stars were kept)", UserWarning)
 
 
 def _warn_excluded_images(excluded: dict[int, str]) -> None:
     """Name the images left out of the fit (:mod:`skysolve.calibration.misfits`)."""
     if excluded:
-        warnings.warn("image(s) left out of the calibration, not fitting the camera the other "
-                      "images share (another lens or focal setting, a wrong solve?): "
-                      + "; ".join(f"{i}: {why}" for i, why in sorted(excluded.items())),
-                      UserWarning, stacklevel=4)
+        warn_caller("image(s) left out of the calibration, not fitting the camera the other "
+                    "images share (another lens or focal setting, a wrong solve?): "
+                    + "; ".join(f"{i}: {why}" for i, why in sorted(excluded.items())),
+                    UserWarning)
 
 
 def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,

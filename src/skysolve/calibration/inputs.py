@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import math
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,7 @@ from numpy.typing import NDArray
 from .. import _args
 from ..camera.model import CameraModel
 from ..centroids import ExtractionResult, centroids_to_array
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import InvalidArgumentError, InvalidTypeError, warn_caller
 from ..solver.result import SolveFailure, SolveResult
 from .lsq import Pairs
 from .options import CalibrationOptions
@@ -207,11 +206,11 @@ def _one_projection(images: list[Pairs], cameras: list[CameraModel]) -> list[Cam
     stand_in = next(cam for cam in cameras if cam.projection == top)
     for im, cam in zip(images, cameras, strict=True):
         if cam.projection != top:
-            warnings.warn(
+            warn_caller(
                 f"solve_results[{im.index}] was solved with the {cam.projection} "
                 f"projection, {counts[0][1]} of {len(cameras)} images with the {top}: its "
                 f"matched stars are calibrated under the {top} (solve with projection= "
-                "named to hold every image to one)", UserWarning, stacklevel=4)
+                "named to hold every image to one)", UserWarning)
     return [cam if cam.projection == top else stand_in for cam in cameras]
 
 

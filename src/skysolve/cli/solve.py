@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import atomic_path
-from ..errors import SkysolveError
+from ..errors import SkysolveError, warn_caller
 from .common import (
     _check_not_input,
     _date_misuse,
@@ -112,9 +112,9 @@ def file_velocity(path: Path, hdu: Any):
         cards = unread_time_cards(path, hdu)
         if cards:  # (a header that says when, unreadably: not to be passed over silently)
             told = ", ".join(f"{key} = {value!r}" for key, value in cards.items())
-            warnings.warn(f"{Path(path).name}: no observation time could be read from "
-                          f"{told}: without the aberration correction (--date gives the "
-                          "time)", UserWarning, stacklevel=2)
+            warn_caller(f"{Path(path).name}: no observation time could be read from "
+                        f"{told}: without the aberration correction (--date gives the "
+                        "time)", UserWarning)
         return None
     from astropy.time import Time
 

@@ -62,7 +62,7 @@ from ..camera.distortion import (
     polynomial_terms,
 )
 from ..camera.model import CameraModel
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import InvalidArgumentError, InvalidTypeError, warn_caller
 from ..geometry import as_rotation_matrix, radec_to_vector, vector_to_radec, wahba_rotation
 
 __all__ = ["camera_to_wcs", "wcs_to_camera", "wcs_to_header", "replace_wcs", "fit_sip_wcs",
@@ -169,10 +169,10 @@ def _fit_sip(src_u: NDArray[np.float64], src_v: NDArray[np.float64], dst_u: NDAr
         raise InvalidArgumentError("too few invertible grid points to fit a SIP polynomial")
     worst, order, sol = best
     if worst > max(tol, _SIP_WARN_PX):
-        warnings.warn(f"the SIP polynomial of order {order} reproduces the camera's distortion "
-                      f"to {worst:.2g} px at worst, not the {tol:g} px asked "
-                      f"(sip_tolerance_px): a SIP header cannot hold it more closely",
-                      UserWarning, stacklevel=4)
+        warn_caller(f"the SIP polynomial of order {order} reproduces the camera's distortion "
+                    f"to {worst:.2g} px at worst, not the {tol:g} px asked "
+                    f"(sip_tolerance_px): a SIP header cannot hold it more closely",
+                    UserWarning)
     return (_to_sip_matrix(sol[:, 0], order, scale, order),
             _to_sip_matrix(sol[:, 1], order, scale, order), order)
 
@@ -567,10 +567,9 @@ def _refit_high_order(ap: NDArray[np.float64], bp: NDArray[np.float64], sip_orde
         errors.append(float(np.max(np.where(np.isfinite(err), err, np.inf))))
     best = int(np.argmin(errors))
     if errors[best] > _SIP_WARN_PX:
-        warnings.warn(f"the wcs's SIP polynomial of order {sip_order} is held by a camera "
-                      f"distortion of order {order} (the highest it has) to "
-                      f"{errors[best]:.2g} px at worst over the image", UserWarning,
-                      stacklevel=4)
+        warn_caller(f"the wcs's SIP polynomial of order {sip_order} is held by a camera "
+                    f"distortion of order {order} (the highest it has) to "
+                    f"{errors[best]:.2g} px at worst over the image", UserWarning)
     return candidates[best]
 
 

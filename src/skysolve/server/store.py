@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import lock_unsupported
+from ..errors import warn_caller
 
 __all__ = ["JobStore", "QueueFull", "MAX_ATTEMPTS", "ACTIVE", "DONE"]
 
@@ -101,11 +102,10 @@ def exclusive(data_dir: str | Path):
                                    ) from None
             # a file system without locks (NFS, Lustre) was taken for a directory in
             # use, and no server started on it: one starts, unguarded, with a word
-            import warnings
 
-            warnings.warn(f"the data directory {folder} cannot be locked ({exc.strerror}): "
-                          "a second skysolve serve on it would not be noticed",
-                          RuntimeWarning, stacklevel=3)
+            warn_caller(f"the data directory {folder} cannot be locked ({exc.strerror}): "
+                        "a second skysolve serve on it would not be noticed",
+                        RuntimeWarning)
             held = False
         try:
             yield

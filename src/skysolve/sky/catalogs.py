@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import FileFormatError, InvalidArgumentError
+from ..errors import FileFormatError, InvalidArgumentError, warn_caller
 from ..geometry import north_east_basis, radec_to_vector, vector_to_radec
 
 __all__ = [
@@ -490,10 +489,9 @@ def _table_epoch(table, moving: bool) -> float:
         if epoch is None and moving:
             # (a Gaia query without ref_epoch moved every star by 16 years of its motion,
             # up to arcseconds, without a word)
-            warnings.warn("the catalog's positions have no epoch (no ref_epoch or epoch "
-                          "column, no epoch= argument): J2000.0 assumed for their proper "
-                          "motions; give epoch= (Gaia DR3: 2016.0)", UserWarning,
-                          stacklevel=3)
+            warn_caller("the catalog's positions have no epoch (no ref_epoch or epoch "
+                        "column, no epoch= argument): J2000.0 assumed for their proper "
+                        "motions; give epoch= (Gaia DR3: 2016.0)", UserWarning)
         return 2000.0 if epoch is None else epoch
     values = np.unique(epochs)
     if len(values) != 1 or not np.isfinite(values[0]):

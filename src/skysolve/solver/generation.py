@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from functools import partial
 from typing import Any
 
@@ -20,7 +19,7 @@ from numpy.typing import NDArray
 
 from .. import _args
 from .._options import Options, option, shown_name
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, warn_caller
 from . import patterns as _patterns
 from .dbfile import DATABASE_FORMAT_VERSION
 from .keys import bins_for_error
@@ -158,13 +157,13 @@ def _warn_if_sparse(catalog: Any, options: GenerationOptions) -> None:
     """
     per_field = _stars_per_field(catalog.ra_deg, catalog.dec_deg, options.min_fov)
     if per_field < MIN_STARS_PER_FIELD:
-        warnings.warn(
+        warn_caller(
             f"the catalog's {len(catalog)} stars kept (to magnitude {catalog.mag.max():.2f}) "
             f"number typically {per_field:g} per {options.min_fov:g} deg field (fewer than "
             f"{MIN_STARS_PER_FIELD:g}): many fields of that size hold too few stars for a "
             f"pattern and will not solve; use a deeper catalog (or a fainter "
             f"{shown_name('star_max_magnitude')}) or a larger {shown_name('min_fov_deg')}",
-            UserWarning, stacklevel=6)  # (the caller of generate_from_*)
+            UserWarning)  # (the caller of generate_from_*)
 
 
 def generate(catalog: Any, options: GenerationOptions) -> tuple[dict[str, NDArray],

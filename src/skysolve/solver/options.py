@@ -21,7 +21,7 @@ from .. import _args
 from .._options import Options, option
 from ..camera.projection import PROJECTIONS, code_of, max_angle
 from ..centroids import ORIGINS
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import InvalidArgumentError, InvalidTypeError, warn_caller
 from ..geometry import as_rotation_matrix, radec_to_vector
 
 __all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT", "MIN_SCALE_MATCHES"]
@@ -72,10 +72,9 @@ def _velocity(value: Any, name: str) -> NDArray[np.float64] | None:
         raise InvalidArgumentError(f"{name} must be slower than light "
                                    f"({SPEED_OF_LIGHT_KM_S:g} km/s), got |v| = {speed:g} km/s")
     if speed > _SUSPICIOUS_SPEED_KM_S:
-        import warnings
 
-        warnings.warn(f"{name}: |v| = {speed:g} km/s is faster than any spacecraft; is it "
-                      "in m/s? (the Earth moves at ~30 km/s)", UserWarning, stacklevel=2)
+        warn_caller(f"{name}: |v| = {speed:g} km/s is faster than any spacecraft; is it "
+                    "in m/s? (the Earth moves at ~30 km/s)", UserWarning)
     return v
 
 

@@ -327,8 +327,11 @@ def test_an_image_solved_under_another_projection_is_calibrated_under_most_image
     res, cents = one
     other = dataclasses.replace(
         res, camera_model=res.camera_model.replace(projection="equidistant"))
-    with pytest.warns(UserWarning, match=r"solve_results\[1\] was solved with the equidistant"):
+    with pytest.warns(UserWarning, match=r"solve_results\[1\] was solved with the equidistant"
+                      ) as caught:
         cal = tess_db.calibrate_camera([res, other, res], [cents] * 3, model="radial")
+    # given where calibrate_camera was called (a fixed stacklevel pointed into skysolve)
+    assert [w.filename for w in caught if "was solved with" in str(w.message)] == [__file__]
     assert cal.camera_model.projection == "pinhole"
     # the odd one's stars are fitted as if it had been solved as the others: the same
     # stars, the same camera
