@@ -53,7 +53,6 @@ import io
 import math
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +60,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ..errors import FileFormatError, InvalidArgumentError, InvalidTypeError, SkysolveError
+from ..errors import (
+    FileFormatError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    SkysolveError,
+    warn_caller,
+)
 from ..imagedata import as_image_data
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -385,12 +390,23 @@ def unread_time_cards(path: str | os.PathLike[str],
         ``{key: value as written}`` of the ``DATE-AVG``, ``MJD-AVG``, ``DATE-OBS`` and
         ``MJD-OBS`` cards the headers :func:`image_epoch` searches hold, when it finds
         no time in them (``DATE-OBS = 'yesterday'``); empty when it finds one, when
-        they hold none of the cards, and for non-FITS files.
+        they hold none of the cards or only empty ones (``DATE-OBS = ''``), and for
+        non-FITS files.
     """
     headers = _epoch_headers(path, hdu)
     if any(header_mjd(h) is not None for h in headers):
         return {}
-    return {key: h[key] for h in headers for key in _TIME_CARDS if key in h}
+    return {key: h[key] for h in headers for key in _TIME_CARDS
+            if key in h and not _blank(h[key])}
+
+
+def _blank(value: Any) -> bool:
+    """A card left empty (``DATE-OBS = ''``, or no value at all): it says no time, as
+    a missing card does (software writes the card before it knows the time)."""
+    from astropy.io.fits.card import Undefined
+
+    return (value is None or isinstance(value, Undefined)
+            or (isinstance(value, str) and not value.strip()))
 
 
 def parse_section(
@@ -1204,24 +1220,11 @@ def _warn_orientation(value: Any, path: Path, fmt: str) -> None:
     if turn is None:
         return
     tag = "TIFF Orientation" if fmt == "TIFF" else "EXIF Orientation"
-    warnings.warn(
+    warn_caller(
         f"{path}: its {tag} is {int(value)}: viewers show it {turn}, but its pixels are "
         f"read as stored, unturned; pixel coordinates and the WCS refer to the stored "
         f"raster (turn the image first, e.g. with PIL.ImageOps.exif_transpose, for "
-        f"coordinates in the displayed one)", UserWarning, stacklevel=_outside_stacklevel())
-
-
-def _outside_stacklevel() -> int:
-    """The ``stacklevel`` that attributes a warning given by the caller of this function
-    to the first frame outside this module (the caller of :func:`read_image`): the
-    readers reach the warning through different depths (a palette TIFF through
-    tifffile's reader, then Pillow's)."""
-    frame = sys._getframe(1)  # the function that warns: stacklevel 1
-    level = 1
-    while frame is not None and frame.f_code.co_filename == __file__:
-        frame = frame.f_back
-        level += 1
-    return level
+        f"coordinates in the displayed one)", UserWarning)
 
 
 def _exif_orientation(exif: bytes | None) -> Any:

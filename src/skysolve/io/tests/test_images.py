@@ -336,6 +336,13 @@ def test_unread_time_cards_name_a_date_that_gives_no_time(tmp_path):
     assert imageio.unread_time_cards(path) == {}
     _write_with_header(path, {"EXPTIME": 5.0})
     assert imageio.unread_time_cards(path) == {}
+    # an empty card says no time, as a missing one (it was named: DATE-OBS = '')
+    _write_with_header(path, {"DATE-OBS": "", "MJD-OBS": " "})
+    assert imageio.unread_time_cards(path) == {}
+    _write_with_header(path, {"DATE-OBS": None})  # (a card with no value)
+    assert imageio.unread_time_cards(path) == {}
+    _write_with_header(path, {"DATE-OBS": "", "MJD-OBS": "soon"})
+    assert imageio.unread_time_cards(path) == {"MJD-OBS": "soon"}
     assert imageio.unread_time_cards(DATA / "2019-07-29T204726_Alt40_Azi-135_Try1.tiff") == {}
 
 
@@ -1084,6 +1091,21 @@ def test_a_jpeg_with_an_exif_orientation_is_read_as_stored_with_a_warning(tmp_pa
     assert turned.shape == (48, 80)
     np.testing.assert_array_equal(turned, plain)
     assert turned[:16, :16].min() > 200 and turned[-16:, -16:].max() < 40
+
+
+def test_a_warning_given_deep_inside_skysolve_points_at_the_callers_line(tmp_path):
+    """The orientation warning reached through another skysolve function (image_field
+    reads the file) is attributed to the line that called into skysolve, here, not to
+    skysolve's own caller of read_image (a fixed stacklevel pointed at fields.py)."""
+    from skysolve.fields import image_field
+
+    path = _jpeg_with_orientation(tmp_path / "t.jpg", _corner_block(), 6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image_field(path)
+    turned = [w for w in caught if "EXIF Orientation is 6" in str(w.message)]
+    assert len(turned) == 1
+    assert turned[0].filename == __file__
 
 
 def test_a_jpeg_with_orientation_1_reads_without_a_warning(tmp_path):
