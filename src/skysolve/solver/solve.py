@@ -31,7 +31,7 @@ from ..centroids import (
     is_table,
     table_to_array,
 )
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, warn_caller
 from . import backends
 from .backends import reference as _reference
 from .frame import CatalogView, Frame, make_frame
@@ -57,9 +57,11 @@ _FISHEYE_HINT_DEG = 90.0
 _FISHEYE_FROM_DEG = 40.0
 #: ... as these projections' in turn (told a scale, only the first): told nothing, a 150
 #: deg equisolid lens solved 3 of 6 fields with the equidistant search alone, 6 with
-#: both; a list that matches nothing gave up on the default database in 1.33 s against
-#: 1.08 s.
-_FISHEYE_SEARCHES = ("equidistant", "equisolid")
+#: the equisolid one after it; 100-150 deg stereographic lenses 12 of 24 with those
+#: two, 24 with the stereographic one too. A list that matches nothing gave up on the
+#: default database in 1.08 s with the first, 1.20-1.33 s with two, 1.60 s with all
+#: three (CPU time, 10 random 30-point lists).
+_FISHEYE_SEARCHES = ("equidistant", "equisolid", "stereographic")
 #: The widest horizontal field (deg) a pinhole search without any scale reaches, once the
 #: database's own range (and a little beyond) found nothing: ultra-wide rectilinear lenses
 #: (a 14 mm lens on a full-frame sensor is 104 deg wide, 10 mm 122 deg) make the
@@ -331,7 +333,6 @@ def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
     if field_px < LOOSE_FIT_PX and not (rms_px >= LOOSE_RMS_PX
                                         and rms_px >= LOOSE_RADIUS_SHARE * radius_px):
         return
-    import warnings
 
     from ..errors import LensModelWarning
 
@@ -340,22 +341,21 @@ def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
     verdict = ("does not fit this image" if field_px >= LOOSE_FIT_PX else  # large, no pattern
                "may not fit this image, or some matches are chance coincidences with false "
                "detections")
-    warnings.warn(
+    warn_caller(
         f"the solution's residuals are {rms_px:.1f} px rms ({field_px:.1f} px of it a "
         f"pattern over the image): {model} {verdict}, and the attitude "
         "and WCS may be off by several pixels or more (name the lens's projection, or give "
-        "a calibrated camera_model)", LensModelWarning, stacklevel=5)
+        "a calibrated camera_model)", LensModelWarning)
 
 
 def _faintest_when_unknown(flux: np.ndarray) -> np.ndarray:
     """The flux column with its masked or non-finite values as the faintest (a NaN first
     in the table was kept first, one further down went last), said in a warning."""
-    import warnings
 
     bad = ~np.isfinite(flux)
-    warnings.warn(
+    warn_caller(
         f"centroids: the flux of {int(bad.sum())} of {len(flux)} table rows is masked or "
-        "not finite; those stars are taken as the faintest", UserWarning, stacklevel=5)
+        "not finite; those stars are taken as the faintest", UserWarning)
     return np.where(bad, -np.inf, flux)
 
 
@@ -768,7 +768,8 @@ def _fisheye_note(code: int, fisheye: str | None, tried: list[str], reached: flo
     if code != _proj.PINHOLE:
         return ""
     if fisheye == "no_match":
-        return f"; nor as an {' or '.join(tried)} fisheye: a lens of another projection " \
+        named = " or ".join(tried) if len(tried) < 3 else f"{', '.join(tried[:-1])} or {tried[-1]}"
+        return f"; nor as an {named} fisheye: a lens of another projection " \
             "needs it named (projection=)"
     if fisheye in ("timeout", "budget"):
         return f"; the search as an {tried[-1]} fisheye's after it was cut short (a " \
