@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,21 +130,59 @@ def cache_directory(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return directory
 
 
+#: The databases loaded here, by file, with the state of the file they were loaded from
+#: (device, inode, size, modification and status-change times): :func:`_mapped`.
+_LOADED: dict[Path, tuple[tuple[int, ...], SolverDatabase]] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def _mapped(path: Path, verified_dir: Path | None) -> SolverDatabase:
+    """``path`` memory-mapped and verified (:meth:`SolverDatabase.load_from_file`), once
+    per state of the file in a process: the same database again while the file is
+    unchanged. Each load built the solver's indexes afresh, so that
+    :func:`skysolve.solve_image` told no database spent 90 ms of a real frame's 100 ms
+    loading and indexing the default one. A file rebuilt, replaced or written to since
+    is loaded (and checked) again: any write changes its status-change time, a
+    replacement its inode. As for the verified-once records
+    (:mod:`skysolve.solver.dbfile`), a file changed within the settling time of a load
+    is not kept (file times tick coarsely: a write in the same tick keeps them)."""
+    import time
+
+    from .database import SolverDatabase
+    from .solver import dbfile
+
+    try:
+        st = os.stat(path)
+    except OSError:  # (the load says what is wrong, in its words)
+        return SolverDatabase.load_from_file(path, mmap=True, verify=True,
+                                             verified_dir=verified_dir)
+    state = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = Path(os.path.realpath(path))
+    with _LOADED_LOCK:
+        held = _LOADED.get(key)
+        if held is not None and held[0] == state:
+            return held[1]
+    db = SolverDatabase.load_from_file(path, mmap=True, verify=True, verified_dir=verified_dir)
+    if time.time() - max(st.st_mtime, st.st_ctime) > dbfile._SETTLED_S:
+        with _LOADED_LOCK:
+            _LOADED[key] = (state, db)
+    return db
+
+
 def load_database_file(path: str | os.PathLike[str]) -> SolverDatabase:
     """A database file named on a command line: memory-mapped, its checksums verified,
-    the pattern arrays' once per state of the file, recorded in :func:`cache_directory`.
+    the pattern arrays' once per state of the file, recorded in :func:`cache_directory`;
+    loaded once in a process while the file is unchanged (the same database again).
 
     Without a cache directory (no home directory to put it in: a container's user
     without a password entry nor ``$HOME``) every load checks the file in full; the
     file needs none.
     """
-    from .database import SolverDatabase
-
     try:
         records: Path | None = cache_directory()
     except RuntimeError:  # (no home directory)
         records = None
-    return SolverDatabase.load_from_file(path, mmap=True, verify=True, verified_dir=records)
+    return _mapped(Path(path), records)
 
 
 def _generation_defaults() -> dict[str, Any]:
@@ -273,9 +312,7 @@ def _exclusive_lock(path: Path) -> Iterator[bool]:
 def _load(path: Path, params: dict[str, Any]) -> SolverDatabase:
     """Load a cached file (memory-mapped, checksums verified, the pattern arrays' once per
     state of the file: a record in its directory) and check it is the one asked for."""
-    from .database import SolverDatabase
-
-    db = SolverDatabase.load_from_file(path, mmap=True, verify=True, verified_dir=path.parent)
+    db = _mapped(path, path.parent)
     got = db.parameters
     for key in ("max_fov_deg", "min_fov_deg", "pattern_max_error"):
         if abs(float(got.get(key, float("nan"))) - float(params[key])) > 1e-9:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from skysolve import defaultdb
 from skysolve.database import SolverDatabase
 from skysolve.defaultdb import (
     CACHE_ENV_VAR,
@@ -150,6 +151,32 @@ def test_built_once_then_memory_mapped(tmp_path, builds):
         **{k: v for k, v in TINY.items() if k != "catalog"})
     np.testing.assert_array_equal(direct.pattern_stars, db.pattern_stars)
     np.testing.assert_array_equal(direct.star_ids, db.star_ids)
+
+
+def test_a_cached_database_is_loaded_once_while_its_file_is_unchanged(tmp_path, builds,
+                                                                      monkeypatch):
+    """solve_image told no database loaded and indexed the default one on every call
+    (90 ms of a real frame's 100); the same database comes back while its file is
+    unchanged, and any write to the file loads it again."""
+    from skysolve.solver import dbfile
+
+    monkeypatch.setattr(dbfile, "_SETTLED_S", -1.0)  # (the file was written just now)
+    first = default_database(cache_dir=tmp_path, **TINY)
+    assert default_database(cache_dir=tmp_path, **TINY) is first
+    path = default_database_path(cache_dir=tmp_path,
+                                 **{k: v for k, v in TINY.items() if k != "progress"})
+    assert defaultdb.load_database_file(path) is first
+    path.write_bytes(path.read_bytes())  # the same bytes, written again
+    again = default_database(cache_dir=tmp_path, **TINY)
+    assert again is not first
+    np.testing.assert_array_equal(again.pattern_keys, first.pattern_keys)
+    assert builds.count == 1
+
+
+def test_a_file_written_within_the_settling_time_is_loaded_again(tmp_path, builds):
+    # (file times tick coarsely: a write in the same tick as the load would keep them)
+    first = default_database(cache_dir=tmp_path, **TINY)
+    assert default_database(cache_dir=tmp_path, **TINY) is not first
 
 
 def test_a_build_removes_what_a_killed_builder_left(tmp_path, builds):
