@@ -7,7 +7,7 @@ with the image size filled in. The :class:`~skysolve.ExtractionResult` is
 attached to what comes back as ``.extraction``.
 
 May import: ``errors``, ``_args``, ``imagedata``, ``io``, ``extraction``, ``solver``,
-``database``, ``defaultdb``.
+``batch``, ``database``, ``defaultdb``.
 """
 
 from __future__ import annotations
@@ -163,12 +163,19 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
         if name in solve_options:
             raise InvalidArgumentError(f"solve_image takes the image size from the image; "
                                        f"do not pass {name}")
-    found = extract_centroids(image, options=_extraction_options(extraction))
+    from .batch.deeper import solve_deeper
+
+    extraction = _extraction_options(extraction)
+    found = extract_centroids(image, options=extraction)
     if database is None:
         from .defaultdb import database_for_solve
 
         database = database_for_solve(solve_options, found.image_width)
-    result = database.solve_from_centroids(
-        found, image_shape=(found.image_height, found.image_width), **solve_options)
+
+    def solve(centroids: Any) -> SolveResult | SolveFailure:
+        return database.solve_from_centroids(
+            centroids, image_shape=(found.image_height, found.image_width), **solve_options)
+
+    result, found = solve_deeper(image, found, solve(found), extraction, solve)
     result.extraction = found
     return result

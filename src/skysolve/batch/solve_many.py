@@ -34,6 +34,7 @@ from ..errors import InvalidArgumentError, InvalidTypeError, SkysolveError, desc
 from ..extraction.options import ExtractionOptions
 from ..solver.options import SolveOptions
 from ..solver.solve import solve
+from .deeper import solve_deeper
 from .executors import DatabaseHandle, iter_tasks
 from .pools import open_executor, sigterm_stops_batch
 from .results import BatchResults, FrameResult, ResultsTable, source_keys
@@ -101,8 +102,8 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
             from ..extraction import extract
 
             fr.timings["read"] = t1 - t0
-            centroids = extract(image, extraction if extraction is not None
-                                else ExtractionOptions())
+            extraction = extraction if extraction is not None else ExtractionOptions()
+            centroids = extract(image, extraction)
             fr.image_shape = (int(image.shape[0]), int(image.shape[1]))
             fr.timings["extract"] = time.perf_counter() - t1
             options = options.replace(image_shape=fr.image_shape, image_width=None,
@@ -114,6 +115,10 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
         # (an ExtractionResult as such: its image size, and its rejected detections for
         # the automatic deep search, as solve_image has them)
         res = solve(database, centroids, options)
+        if image is not None:  # (a frame short of stars: extracted deeper, solved again)
+            res, centroids = solve_deeper(image, centroids, res, extraction,
+                                          functools.partial(solve, database, options=options))
+            fr.num_centroids = len(centroids)
         fr.timings["solve"] = time.perf_counter() - t2
         fr.status, fr.result = res.status, res
     except Exception as exc:  # noqa: BLE001 - one frame's failure is its row, not the batch's

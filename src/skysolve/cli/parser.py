@@ -391,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parity hint: only unmirrored or only mirrored images (default both)")
     p.add_argument("--camera", metavar="CAMERA.json",
                    help="calibrated camera model (fixes focal length, centre, distortion)")
+    p.add_argument("--retry-sigma", type=_option("extraction", "retry_sigma_threshold"),
+                   default=3.0, metavar="S",
+                   help="an image that keeps fewer than 20 stars and finds no match is "
+                        "extracted again at this threshold, in background sigmas, and "
+                        "solved again (default 3; 0: never)")
     p.add_argument("--match-radius", type=_option("solve", "match_radius"), default=0.01,
                    metavar="R",
                    help="star match radius as a fraction of the image width (default 0.01)")

@@ -458,7 +458,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from ..batch import BatchTerminated, DatabaseHandle, run_frames
 
     job = _Job(solve=solve_options,
-               extraction=_extraction_options(args).replace(backend=solve_options.backend),
+               extraction=_extraction_options(args).replace(
+                   backend=solve_options.backend, retry_sigma_threshold=args.retry_sigma),
                hdu=args.hdu, section=args.section,
                aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
                update_fits=args.update_fits, debug=args.debug,

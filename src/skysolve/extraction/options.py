@@ -40,6 +40,12 @@ MAX_THREADS = 1024
 _threads = partial(_args.count, minimum=1, maximum=MAX_THREADS, allow_none=True)
 
 
+def _retry_sigma(value: Any, name: str) -> float | None:
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    return _args.positive(value, name)
+
+
 def _filter_sigma(value: Any, name: str) -> float | str | None:
     if isinstance(value, str):
         if value != "auto":
@@ -168,6 +174,16 @@ class ExtractionOptions(Options):
         compass letters in the surround) and in the band inside the rim where its edge
         cuts stars (0.3 % of the radius, at least 2 px) are rejected as ``'border'``.
         The circle used is :attr:`ExtractionResult.sky_circle`.""")
+    retry_sigma_threshold: float | None = option(3.0, type="float or None",
+                                                 check=_retry_sigma, keyword_only=True, doc="""
+        Where an image is read, extracted and solved in one go
+        (:func:`skysolve.solve_image`, :func:`skysolve.solve_many`, ``skysolve
+        solve``): when the solve fails for want of stars (``'too_few'`` or
+        ``'no_match'``) and the extraction kept fewer than 20, the image is extracted
+        again at this threshold (sigmas, below ``sigma_threshold``) and the deeper list
+        solved; its answer is taken when it finds one (see
+        :mod:`skysolve.batch.deeper`). ``None`` or 0: never. Not used by
+        :func:`extract_centroids` itself.""")
     fit_positions: bool = option(True, type="bool", check=_args.flag, keyword_only=True, doc="""
         Refine positions with the pixel-integrated Gaussian fit (default). If
         False, positions are intensity-weighted centroids over the blob.""")

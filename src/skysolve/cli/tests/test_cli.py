@@ -373,6 +373,31 @@ def test_table_and_unsolvable_images_exit_3(cli_env, db_file, frames):
     assert "db build" not in proc.stderr
 
 
+def test_a_noisy_frame_short_of_stars_is_extracted_again_deeper(cli_env, db_file, tmp_path):
+    # the real frame with three times its noise keeps 4 stars at 5 sigmas and finds no
+    # match; extracted again at 3 sigmas (--retry-sigma, default 3) it solves
+    from astropy.io import fits
+
+    from skysolve.io.images import read_image
+
+    img = read_image(DATA / ALT40).astype(np.float64)
+    sigma = 1.4826 * np.median(np.abs(img - np.median(img)))
+    noisy = tmp_path / "noisy.fits"
+    fits.PrimaryHDU((img + np.random.default_rng(1).normal(0.0, 3.0 * sigma, img.shape))
+                    .astype(np.float32)).writeto(noisy)
+    proc = run(cli_env, "solve", noisy, "--db", db_file, "--fov", "11.4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rec = json_lines(proc.stdout)[0]
+    assert rec["status"] == "match_found" and rec["num_centroids"] > 100
+    assert near_peer(rec["ra_deg"], rec["dec_deg"], ALT40, extra_arcsec=60.0)
+    proc = run(cli_env, "solve", noisy, "--db", db_file, "--fov", "11.4", "--json",
+               "--retry-sigma", "0")
+    assert proc.returncode == 3
+    rec = json_lines(proc.stdout)[0]
+    assert rec["status"] == "no_match" and rec["num_centroids"] < 20
+    assert_user_error(run(cli_env, "solve", noisy, "--retry-sigma", "-1"), 2, "--retry-sigma")
+
+
 def test_a_closed_output_pipe_ends_quietly(cli_env, db_file, frames):
     # `skysolve solve ... --json | head -1`: the reader has gone; no "error: Broken pipe"
     read_end, write_end = os.pipe()

@@ -1,0 +1,74 @@
+"""A deeper second extraction for a frame whose solve found too few stars.
+
+A solve can fail for want of stars: a short exposure, a small aperture, haze or a
+bright sky leave few above the extraction's threshold (5 noise sigmas by default).
+The two real 1024x768 star-tracker frames with three times their noise added keep
+4-7 of their 33-39 stars at 5 sigmas, and one of them solved 1 of 4 such noise
+draws; at 3 sigmas they keep 9-14 of them among 150-240 detections, most of them
+noise, and solve 4 of 4. The solver takes its patterns from the brightest
+centroids and verifies every answer against the whole list, so the noise costs
+search time, not answers: frames of pure noise extracted at 3 sigmas (160-210
+detections) match nothing.
+
+:func:`solve_deeper` is that second try, taken only after a failure for want of
+stars: status ``'too_few'`` or ``'no_match'`` with fewer than :data:`FEW_STARS`
+centroids kept. A frame that keeps many stars and matches nothing (another
+database's scale, a wrong hint) is not short of stars; a ``'timeout'`` is no
+question of depth. The threshold is the extraction's
+``retry_sigma_threshold`` (3 by default; None: no second try).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..extraction import extract
+from ..extraction.options import ExtractionOptions
+
+__all__ = ["solve_deeper", "FEW_STARS"]
+
+#: A failed solve of fewer centroids than this may have wanted stars: the real frames
+#: keep 33-39 at 5 sigmas, and with three times their noise 4-7.
+FEW_STARS = 20
+#: The failures a deeper list may mend.
+_WANTING = ("too_few", "no_match")
+
+
+def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOptions,
+                 solve_found: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """The solve of a deeper extraction of ``image`` when ``result`` failed for want of
+    stars.
+
+    Parameters
+    ----------
+    image : ndarray, MaskedArray or NDData
+        The image ``found`` was extracted from (what
+        :func:`~skysolve.extraction.extract` takes).
+    found : ExtractionResult
+        Its extraction with ``extraction``.
+    result : SolveResult or SolveFailure
+        The solve of ``found``.
+    extraction : ExtractionOptions
+        The options ``found`` was extracted with; ``retry_sigma_threshold`` is the
+        deeper threshold (in noise sigmas; no second try when None or not below
+        ``sigma_threshold``).
+    solve_found : callable
+        ``solve_found(extraction_result) -> SolveResult | SolveFailure``: the same
+        solve, of another list.
+
+    Returns
+    -------
+    (result, found)
+        The deeper extraction and its solve when that solve succeeded; else
+        ``result`` and ``found`` as given (the failure said of the list asked for).
+    """
+    sigma = extraction.retry_sigma_threshold
+    if (result or sigma is None or sigma >= extraction.sigma_threshold
+            or getattr(result, "status", None) not in _WANTING or len(found) >= FEW_STARS):
+        return result, found
+    deeper = extract(image, extraction.replace(sigma_threshold=sigma))
+    if len(deeper) <= len(found):
+        return result, found
+    again = solve_found(deeper)
+    return (again, deeper) if again else (result, found)

@@ -1,0 +1,91 @@
+"""A frame short of stars is extracted again, deeper, and solved again (batch.deeper)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import skysolve
+from skysolve.batch import deeper
+from skysolve.batch.solve_many import solve_many
+from skysolve.errors import InvalidArgumentError
+from skysolve.extraction import ExtractionOptions, extract_centroids
+from skysolve.tests.realframes import ALT40, DATA, FOV_DEG, REFERENCE
+
+
+def _noisy(seed: int) -> np.ndarray:
+    """The real frame with three times its noise added (its MAD sigma, 427 ADU): at 5
+    sigmas 4-5 of its 33 stars are kept, and these draws found no match."""
+    img = skysolve.read_image(DATA / ALT40).astype(np.float64)
+    sigma = 1.4826 * np.median(np.abs(img - np.median(img)))
+    return img + np.random.default_rng(seed).normal(0.0, 3.0 * sigma, img.shape)
+
+
+def _error_deg(res) -> float:
+    truth = skysolve.geometry.radec_to_vector(*REFERENCE[ALT40])
+    return math.degrees(math.acos(min(1.0, float(res.rotation_matrix_icrs_to_camera[2]
+                                                 @ truth))))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_noisy_frame_is_solved_from_a_deeper_extraction(small_db, seed):
+    image = _noisy(seed)
+    plain = skysolve.solve_image(image, database=small_db, fov_estimate_deg=FOV_DEG,
+                                 extraction={"retry_sigma_threshold": None})
+    assert not plain and plain.status == "no_match"
+    assert len(plain.extraction) < deeper.FEW_STARS
+    res = skysolve.solve_image(image, database=small_db, fov_estimate_deg=FOV_DEG)
+    assert res and _error_deg(res) < 0.1
+    # the extraction attached is the deeper one the answer came from
+    assert len(res.extraction) > 100
+    assert res.extraction.threshold < plain.extraction.threshold
+    assert res.num_matches >= 8
+
+
+def test_solve_many_takes_the_deeper_extraction_too(small_db):
+    got = solve_many([_noisy(1)], small_db, fov_estimate_deg=FOV_DEG, jobs=1, progress=False)
+    assert got[0].status == "match_found" and _error_deg(got[0].result) < 0.1
+    assert got[0].num_centroids > 100
+    off = solve_many([_noisy(1)], small_db, fov_estimate_deg=FOV_DEG, jobs=1, progress=False,
+                     extraction={"retry_sigma_threshold": None})
+    assert off[0].status == "no_match" and off[0].num_centroids < deeper.FEW_STARS
+
+
+def test_pure_noise_finds_nothing_deeper_and_keeps_the_first_failure(small_db):
+    image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
+    res = skysolve.solve_image(image, database=small_db, fov_estimate_deg=FOV_DEG)
+    assert not res and res.status == "too_few"
+    assert len(res.extraction) < 3  # the list the failure is about, not the deeper one
+
+
+def test_only_a_failure_for_want_of_stars_is_tried_again(small_db, monkeypatch):
+    calls = []
+    monkeypatch.setattr(deeper, "extract",
+                        lambda image, options: calls.append(options) or extract_centroids(
+                            image, options=options))
+    frame = skysolve.read_image(DATA / ALT40)
+    # solved: nothing more
+    assert skysolve.solve_image(frame, database=small_db, fov_estimate_deg=FOV_DEG)
+    # 33 stars kept that match nothing at a wrong scale: not short of stars
+    res = skysolve.solve_image(frame, database=small_db, fov_estimate_deg=18.0,
+                               fov_max_error_deg=0.5)
+    assert not res and len(res.extraction) >= deeper.FEW_STARS
+    # a threshold already at or below the retry's: nothing deeper to try
+    skysolve.solve_image(_noisy(1), database=small_db, fov_estimate_deg=FOV_DEG,
+                         extraction={"sigma_threshold": 3.0})
+    assert calls == []
+    skysolve.solve_image(_noisy(1), database=small_db, fov_estimate_deg=FOV_DEG)
+    assert [c.sigma_threshold for c in calls] == [3.0]
+
+
+@pytest.mark.parametrize("value, expected", [(None, None), (0, None), (2.5, 2.5)])
+def test_the_retry_threshold_option(value, expected):
+    assert ExtractionOptions(retry_sigma_threshold=value).retry_sigma_threshold == expected
+
+
+@pytest.mark.parametrize("value", [-1.0, "deep", float("nan")])
+def test_a_bad_retry_threshold_is_refused_by_name(value):
+    with pytest.raises((InvalidArgumentError, TypeError), match="retry_sigma_threshold"):
+        ExtractionOptions(retry_sigma_threshold=value)
