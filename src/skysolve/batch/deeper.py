@@ -26,13 +26,25 @@ from typing import Any
 from ..extraction import extract
 from ..extraction.options import ExtractionOptions
 
-__all__ = ["solve_deeper", "FEW_STARS"]
+__all__ = ["solve_deeper", "deeper_threshold", "FEW_STARS"]
 
 #: A failed solve of fewer centroids than this may have wanted stars: the real frames
 #: keep 33-39 at 5 sigmas, and with three times their noise 4-7.
 FEW_STARS = 20
 #: The failures a deeper list may mend.
 _WANTING = ("too_few", "no_match")
+
+
+def deeper_threshold(kept: int, result: Any, sigma_threshold: float,
+                     retry_sigma_threshold: float | None) -> float | None:
+    """The threshold (noise sigmas) to extract a frame again at, or None: when ``result``,
+    the solve of the ``kept`` centroids its extraction at ``sigma_threshold`` kept,
+    failed for want of stars (``'too_few'`` or ``'no_match'``, fewer than
+    :data:`FEW_STARS` kept), ``retry_sigma_threshold`` when it is lower."""
+    if (result or retry_sigma_threshold is None or retry_sigma_threshold >= sigma_threshold
+            or getattr(result, "status", None) not in _WANTING or kept >= FEW_STARS):
+        return None
+    return retry_sigma_threshold
 
 
 def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOptions,
@@ -63,9 +75,9 @@ def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOpti
         The deeper extraction and its solve when that solve succeeded; else
         ``result`` and ``found`` as given (the failure said of the list asked for).
     """
-    sigma = extraction.retry_sigma_threshold
-    if (result or sigma is None or sigma >= extraction.sigma_threshold
-            or getattr(result, "status", None) not in _WANTING or len(found) >= FEW_STARS):
+    sigma = deeper_threshold(len(found), result, extraction.sigma_threshold,
+                             extraction.retry_sigma_threshold)
+    if sigma is None:
         return result, found
     deeper = extract(image, extraction.replace(sigma_threshold=sigma))
     if len(deeper) <= len(found):

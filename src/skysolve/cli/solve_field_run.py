@@ -194,6 +194,31 @@ def _image_field(path: Path, args: argparse.Namespace, sources: dict[str, Any]) 
                        invert=args.invert, **extraction)
 
 
+def _deeper(path: Path, args: argparse.Namespace, sources: dict[str, Any], fld: Field,
+            result: Any, solve: Any) -> tuple[Any, Field]:
+    """``(result, fld)``: an image that kept few sources and did not solve for want of
+    stars, extracted again at the deeper threshold and solved (``solve(field)``), as
+    ``skysolve solve`` does (:mod:`skysolve.batch.deeper`); ``result`` and ``fld`` as
+    given when that does not solve, or when ``--nsigma`` set the threshold."""
+    from ..batch.deeper import deeper_threshold
+    from ..extraction.options import ExtractionOptions
+
+    if "sigma_threshold" in sources:  # (asked for by name: kept)
+        return result, fld
+    defaults = ExtractionOptions()
+    sigma = deeper_threshold(len(fld.xy_fits), result, defaults.sigma_threshold,
+                             defaults.retry_sigma_threshold)
+    if sigma is None:
+        return result, fld
+    deeper = _image_field(path, args, {**sources, "sigma_threshold": sigma})
+    if len(deeper.xy_fits) <= len(fld.xy_fits):
+        return result, fld
+    _say(f"Did not solve; extracted again at {sigma:g} sigmas: {len(deeper.xy_fits)} "
+         "sources.")
+    again = solve(deeper)
+    return (again, deeper) if again else (result, fld)
+
+
 def _xylist_field(path: Path, args: argparse.Namespace, keep: int | None = None) -> Field:
     from ..io.astrometry_files import read_xylist, xylist_columns
 
@@ -349,6 +374,14 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
             _say("Did not solve at the guessed scale; trying without it.")
             with cancel.watching():
                 result = solve_field_sources(db, fld, depth, **hints)
+        if not result and not cancel.requested() and not _is_xylist(path, args):
+            with cancel.watching():
+                result, fld = _deeper(path, args, sources, fld, result,
+                                      lambda deeper: solve_field_sources(db, deeper, depth,
+                                                                         **hints))
+            if result and out["axy"]:  # (the .corr's field ids index the list solved)
+                af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
+                             fld.height)
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled
         if not result:

@@ -184,6 +184,35 @@ def test_ekos_style_call_on_the_real_frames(env, tmp_path, name, hip_catalog):
         assert half.sum() >= 8 and np.hypot(*off[half].mean(axis=0)) < 5.0, off[half]
 
 
+def test_a_noisy_frame_short_of_stars_is_extracted_again_deeper(env, tmp_path):
+    # the real frame with three times its noise keeps 4 sources at 5 sigmas, which match
+    # nothing; as skysolve solve, skysolve-field extracts it again at 3 sigmas, solves,
+    # and the .axy is the list solved (the .corr's field ids index it); --nsigma asked
+    # for is kept
+    from astropy.io import fits
+
+    from skysolve.io.images import read_image
+
+    img = read_image(DATA / ALT40).astype(np.float64)
+    sigma = 1.4826 * np.median(np.abs(img - np.median(img)))
+    noisy = img + np.random.default_rng(1).normal(0.0, 3.0 * sigma, img.shape)
+    fits.PrimaryHDU(noisy.astype(np.float32)).writeto(tmp_path / "noisy.fits")
+    args = ("--no-plots", "-O", "-L", FOV_DEG * 0.95, "-H", FOV_DEG * 1.05, "-u", "degwidth")
+    proc = solve_field(env, *args, tmp_path / "noisy.fits")
+    assert proc.returncode == 0, proc.stderr
+    assert "Extracted 4 sources." in proc.stdout
+    assert "extracted again at 3 sigmas" in proc.stdout
+    lines = parse(proc.stdout)
+    assert _separation_arcsec(lines["ra"], lines["dec"], *REFERENCE[ALT40]) < 60.0
+    wcs, tables = read_back(tmp_path, "noisy", 1024, 768)
+    assert len(tables[".axy"]) > 100
+    _check_consistent(lines, wcs, tables, 1024, 768)
+    proc = solve_field(env, *args, "--nsigma", 5, "--dir", tmp_path / "asked",
+                       tmp_path / "noisy.fits")
+    assert proc.returncode == 0 and "Did not solve" in proc.stdout
+    assert "extracted again" not in proc.stdout
+
+
 def test_a_one_frame_call_loads_no_compiled_kernels(env, tmp_path):
     """Capture programs call solve-field once per frame: such a call solves with the numpy
     backend (numba and the compiled kernels cost a process about a second to load; the
