@@ -12,14 +12,15 @@ database from a file (memory-mapped, cached per process), the solve of a
 Binning maps the centre of binned pixel ``k`` (0-based) back to full-resolution
 1-based pixel ``(k + 0.5) n + 0.5``.
 
-May import: ``errors``, ``_args``, ``geometry``, ``io``, ``extraction``, ``database``,
-``defaultdb``.
+May import: ``errors``, ``_args``, ``geometry``, ``io``, ``extraction``, ``batch``,
+``database``, ``defaultdb``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,8 +29,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Field", "OUTPUTS", "MIN_BINNED_PX", "effective_downsample", "image_field",
-           "load_database", "solve_field_sources", "write_solution", "catalog_in_field",
-           "source_options", "reference_pixel", "holdable_reference"]
+           "deeper_field", "load_database", "solve_field_sources", "write_solution",
+           "catalog_in_field", "source_options", "reference_pixel", "holdable_reference"]
 
 #: solve-field's output files: key -> suffix of the base name.
 OUTPUTS = {"axy": ".axy", "wcs": ".wcs", "corr": ".corr", "match": ".match", "rdls": ".rdls",
@@ -137,6 +138,39 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
                  image, path if is_fits else None, hdu if is_fits else None,
                  sky_circle=circle)
 
+
+
+def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field], Any], *,
+                 hdu: int | None = None, downsample: int | None = None, invert: bool = False,
+                 **extraction: Any) -> tuple[Any, Field]:
+    """``(result, fld)`` after a second, deeper extraction of an image that did not solve
+    for want of stars, as :func:`skysolve.solve_image` makes
+    (:mod:`skysolve.batch.deeper`).
+
+    ``fld`` is :func:`image_field` of ``path`` with the keyword arguments given here,
+    and ``result`` its solve's; when that failed for want of stars (``'too_few'`` or
+    ``'no_match'`` with fewer than 20 sources), the image is extracted again at the
+    default ``retry_sigma_threshold`` (3 sigmas) and solved with ``solve(field)``.
+    Returns the deeper field and its answer when it solves, else ``result`` and ``fld``
+    as given -- as well when ``extraction`` names a ``sigma_threshold`` (a threshold
+    asked for is kept).
+    """
+    from .batch.deeper import deeper_threshold
+    from .extraction.options import ExtractionOptions
+
+    if "sigma_threshold" in extraction:
+        return result, fld
+    defaults = ExtractionOptions()
+    sigma = deeper_threshold(len(fld.xy_fits), result, defaults.sigma_threshold,
+                             defaults.retry_sigma_threshold)
+    if sigma is None:
+        return result, fld
+    deeper = image_field(path, hdu=hdu, downsample=downsample, invert=invert,
+                         **{**extraction, "sigma_threshold": sigma})
+    if len(deeper.xy_fits) <= len(fld.xy_fits):
+        return result, fld
+    again = solve(deeper)
+    return (again, deeper) if again else (result, fld)
 
 def _number(value: Any, name: str) -> float:
     """A number given as text (a command line's) or as a number (a JSON request's)."""

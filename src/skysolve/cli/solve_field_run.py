@@ -18,6 +18,7 @@ from ..errors import InvalidArgumentError
 from ..fields import (
     OUTPUTS,
     Field,
+    deeper_field,
     holdable_reference,
     image_field,
     load_database,
@@ -187,36 +188,35 @@ def _guessed_scale(path: Path, args: argparse.Namespace, hints: dict[str, Any]
                        scale * (1.0 + GUESSED_SCALE_HALF_WIDTH), "arcsecperpix")
 
 
+#: The source options that are :func:`~skysolve.fields.image_field`'s extraction arguments.
+_EXTRACTION_KEYS = ("max_centroids", "sigma_threshold", "noise", "sky_circle", "backend")
+
+
 def _image_field(path: Path, args: argparse.Namespace, sources: dict[str, Any]) -> Field:
-    extraction = {k: v for k, v in sources.items()
-                  if k in ("max_centroids", "sigma_threshold", "noise", "sky_circle", "backend")}
+    extraction = {k: v for k, v in sources.items() if k in _EXTRACTION_KEYS}
     return image_field(path, hdu=args.extension, downsample=args.downsample,
                        invert=args.invert, **extraction)
 
 
 def _deeper(path: Path, args: argparse.Namespace, sources: dict[str, Any], fld: Field,
-            result: Any, solve: Any) -> tuple[Any, Field]:
-    """``(result, fld)``: an image that kept few sources and did not solve for want of
-    stars, extracted again at the deeper threshold and solved (``solve(field)``), as
-    ``skysolve solve`` does (:mod:`skysolve.batch.deeper`); ``result`` and ``fld`` as
-    given when that does not solve, or when ``--nsigma`` set the threshold."""
-    from ..batch.deeper import deeper_threshold
+            result: Any, axy: Path | None, solve: Any) -> tuple[Any, Field]:
+    """``(result, fld)`` after :func:`~skysolve.fields.deeper_field` (an image short of
+    stars extracted again, deeper, as ``skysolve solve`` does); a deeper list that solved
+    is said and written over the ``.axy`` (the ``.corr``'s field ids index it)."""
     from ..extraction.options import ExtractionOptions
+    from ..io import astrometry_files as af
 
-    if "sigma_threshold" in sources:  # (asked for by name: kept)
-        return result, fld
-    defaults = ExtractionOptions()
-    sigma = deeper_threshold(len(fld.xy_fits), result, defaults.sigma_threshold,
-                             defaults.retry_sigma_threshold)
-    if sigma is None:
-        return result, fld
-    deeper = _image_field(path, args, {**sources, "sigma_threshold": sigma})
-    if len(deeper.xy_fits) <= len(fld.xy_fits):
-        return result, fld
-    _say(f"Did not solve; extracted again at {sigma:g} sigmas: {len(deeper.xy_fits)} "
-         "sources.")
-    again = solve(deeper)
-    return (again, deeper) if again else (result, fld)
+    extraction = {k: v for k, v in sources.items() if k in _EXTRACTION_KEYS}
+    again, deeper = deeper_field(path, fld, result, solve, hdu=args.extension,
+                                 downsample=args.downsample, invert=args.invert, **extraction)
+    if deeper is not fld:
+        sigma = ExtractionOptions().retry_sigma_threshold
+        _say(f"Did not solve; extracted again at {sigma:g} sigmas: {len(deeper.xy_fits)} "
+             "sources.")
+        if axy is not None:
+            af.write_axy(axy, deeper.xy_fits, deeper.flux, deeper.background, deeper.width,
+                         deeper.height)
+    return again, deeper
 
 
 def _xylist_field(path: Path, args: argparse.Namespace, keep: int | None = None) -> Field:
@@ -376,12 +376,9 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
                 result = solve_field_sources(db, fld, depth, **hints)
         if not result and not cancel.requested() and not _is_xylist(path, args):
             with cancel.watching():
-                result, fld = _deeper(path, args, sources, fld, result,
+                result, fld = _deeper(path, args, sources, fld, result, out["axy"],
                                       lambda deeper: solve_field_sources(db, deeper, depth,
                                                                          **hints))
-            if result and out["axy"]:  # (the .corr's field ids index the list solved)
-                af.write_axy(out["axy"], fld.xy_fits, fld.flux, fld.background, fld.width,
-                             fld.height)
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled
         if not result:

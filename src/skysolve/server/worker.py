@@ -157,7 +157,7 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
     the solve parameters; ``handle`` the :class:`~skysolve.batch.DatabaseHandle`.
     """
     from .._files import write_text_atomic
-    from ..fields import holdable_reference, solve_field_sources, write_solution
+    from ..fields import deeper_field, holdable_reference, solve_field_sources, write_solution
     from ..io import astrometry_files as af
 
     t0 = time.perf_counter()
@@ -171,6 +171,17 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
         summary["preview_scale"] = preview_png(fld.image, folder / FILES["preview"])
     db = handle.database
     result = solve_field_sources(db, fld, hints.get("depth"), **solve_kw)
+    if kind == "image":  # (short of stars: extracted again, deeper, as skysolve solve does)
+        result, deeper = deeper_field(
+            folder / hints["input"], fld, result,
+            lambda f: solve_field_sources(db, f, hints.get("depth"), **solve_kw),
+            downsample=hints.get("downsample"), invert=bool(hints.get("invert")),
+            **(hints.get("extraction") or {}))
+        if deeper is not fld:  # (the .corr's field ids index the list solved)
+            fld = deeper
+            af.write_axy(folder / FILES["axy_file"], fld.xy_fits, fld.flux, fld.background,
+                         fld.width, fld.height)
+            summary["sources"] = len(fld.xy_fits)
     summary["solved"] = bool(result)
     if result:
         out = {"wcs": folder / FILES["wcs_file"], "corr": folder / FILES["corr_file"],

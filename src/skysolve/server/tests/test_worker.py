@@ -27,6 +27,32 @@ def test_a_frame_without_stars_fails_saying_why_and_has_a_preview(small_db, tmp_
             assert np.asarray(preview).max() == 0
 
 
+def test_a_noisy_frame_short_of_stars_is_extracted_again_deeper(small_db, tmp_path):
+    """The real frame with three times its noise keeps 4 sources at 5 sigmas and matches
+    nothing; the job extracts it again at 3 sigmas, as skysolve solve does, and its
+    .axy is the list solved (the .corr's field ids index it)."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from skysolve.batch import DatabaseHandle
+    from skysolve.io.images import read_image
+    from skysolve.server.worker import FILES, run_job
+    from skysolve.tests.realframes import ALT40, DATA, FOV_DEG
+
+    img = read_image(DATA / ALT40).astype(np.float64)
+    sigma = 1.4826 * np.median(np.abs(img - np.median(img)))
+    noisy = img + np.random.default_rng(1).normal(0.0, 3.0 * sigma, img.shape)
+    fits.PrimaryHDU(noisy.astype(np.float32)).writeto(tmp_path / "input.fits")
+    summary = run_job(str(tmp_path), "image", {"input": "input.fits"},
+                      {"fov_estimate_deg": FOV_DEG}, DatabaseHandle(small_db))
+    assert summary["solved"] is True and summary["sources"] > 100
+    axy = Table.read(tmp_path / FILES["axy_file"], hdu=1)
+    corr = Table.read(tmp_path / FILES["corr_file"], hdu=1)
+    assert len(axy) == summary["sources"]
+    rows = np.asarray(corr["field_id"], dtype=np.intp)
+    assert np.allclose(axy["X"][rows], corr["field_x"], atol=1e-6)
+
+
 def test_a_source_list_outside_its_image_is_said_in_its_own_pixels(small_db, tmp_path):
     """url_upload's x/y are 1-based image pixels: a source beyond image_width was refused
     as "centroids ... at (4949.5, -44.5) ... centred pixels ... origin='zero'"."""
