@@ -140,7 +140,7 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
 
 
 
-def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field], Any], *,
+def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field, float], Any], *,
                  hdu: int | None = None, downsample: int | None = None, invert: bool = False,
                  **extraction: Any) -> tuple[Any, Field]:
     """``(result, fld)`` after a second, deeper extraction of an image that did not solve
@@ -150,12 +150,14 @@ def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field], A
     ``fld`` is :func:`image_field` of ``path`` with the keyword arguments given here,
     and ``result`` its solve's; when that failed for want of stars (``'too_few'`` or
     ``'no_match'`` with fewer than 20 sources), the image is extracted again at the
-    default ``retry_sigma_threshold`` (3 sigmas) and solved with ``solve(field)``.
+    default ``retry_sigma_threshold`` (3 sigmas) and solved with ``solve(field,
+    timeout_ms)`` (its time limit at most ``timeout_ms``: see
+    :mod:`skysolve.batch.deeper`).
     Returns the deeper field and its answer when it solves, else ``result`` and ``fld``
     as given -- as well when ``extraction`` names a ``sigma_threshold`` (a threshold
     asked for is kept).
     """
-    from .batch.deeper import deeper_threshold
+    from .batch.deeper import DEEPER_TIMEOUT_MS, deeper_threshold
     from .extraction.options import ExtractionOptions
 
     if "sigma_threshold" in extraction:
@@ -169,7 +171,7 @@ def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field], A
                          **{**extraction, "sigma_threshold": sigma})
     if len(deeper.xy_fits) <= len(fld.xy_fits):
         return result, fld
-    again = solve(deeper)
+    again = solve(deeper, DEEPER_TIMEOUT_MS)
     return (again, deeper) if again else (result, fld)
 
 def _number(value: Any, name: str) -> float:

@@ -163,7 +163,7 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
         if name in solve_options:
             raise InvalidArgumentError(f"solve_image takes the image size from the image; "
                                        f"do not pass {name}")
-    from .batch.deeper import solve_deeper
+    from .batch.deeper import limited, solve_deeper
 
     extraction = _extraction_options(extraction)
     found = extract_centroids(image, options=extraction)
@@ -172,9 +172,10 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
 
         database = database_for_solve(solve_options, found.image_width)
 
-    def solve(centroids: Any) -> SolveResult | SolveFailure:
+    def solve(centroids: Any, limit_ms: float | None = None) -> SolveResult | SolveFailure:
+        kw = solve_options if limit_ms is None else limited(solve_options, limit_ms)
         return database.solve_from_centroids(
-            centroids, image_shape=(found.image_height, found.image_width), **solve_options)
+            centroids, image_shape=(found.image_height, found.image_width), **kw)
 
     result, found = solve_deeper(image, found, solve(found), extraction, solve)
     result.extraction = found

@@ -15,7 +15,8 @@ stars: status ``'too_few'`` or ``'no_match'`` with fewer than :data:`FEW_STARS`
 centroids kept. A frame that keeps many stars and matches nothing (another
 database's scale, a wrong hint) is not short of stars; a ``'timeout'`` is no
 question of depth. The threshold is the extraction's
-``retry_sigma_threshold`` (3 by default; None: no second try).
+``retry_sigma_threshold`` (3 by default; None: no second try). The second solve is
+given at most :data:`DEEPER_TIMEOUT_MS`.
 """
 
 from __future__ import annotations
@@ -26,13 +27,44 @@ from typing import Any
 from ..extraction import extract
 from ..extraction.options import ExtractionOptions
 
-__all__ = ["solve_deeper", "deeper_threshold", "FEW_STARS"]
+__all__ = ["solve_deeper", "deeper_threshold", "deeper_timeout", "limited",
+           "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS"]
 
 #: A failed solve of fewer centroids than this may have wanted stars: the real frames
 #: keep 33-39 at 5 sigmas, and with three times their noise 4-7.
 FEW_STARS = 20
 #: The failures a deeper list may mend.
 _WANTING = ("too_few", "no_match")
+#: The longest (ms) the deeper list's solve may take, or the solve's own limit when
+#: shorter: the noisy real frames' deeper lists solved in 0.1-0.4 s, while giving up on
+#: a starless frame's 150-250 detections took 0.5-1.9 s (told no scale: the database's
+#: range, wider fields and the fisheye searches).
+DEEPER_TIMEOUT_MS = 1000.0
+
+
+def deeper_timeout(told_ms: float | None, limit_ms: float = DEEPER_TIMEOUT_MS) -> float:
+    """The time limit (ms) of the deeper list's solve: ``limit_ms``, or the solve's own
+    limit ``told_ms`` when shorter (None: it has none)."""
+    return limit_ms if told_ms is None else min(float(told_ms), limit_ms)
+
+
+def limited(solve_kwargs: dict[str, Any], limit_ms: float) -> dict[str, Any]:
+    """Keyword arguments of :meth:`~skysolve.SolverDatabase.solve_from_centroids` with
+    their time limit at most ``limit_ms`` (:func:`deeper_timeout`)."""
+    return {**solve_kwargs,
+            "solve_timeout_ms": deeper_timeout(solve_timeout_of(solve_kwargs), limit_ms)}
+
+
+def solve_timeout_of(solve_kwargs: dict[str, Any]) -> float | None:
+    """The ``solve_timeout_ms`` the keyword arguments of
+    :meth:`~skysolve.SolverDatabase.solve_from_centroids` set: their own, else their
+    ``options``', else the default."""
+    from ..solver.options import SolveOptions
+
+    if "solve_timeout_ms" in solve_kwargs:
+        return solve_kwargs["solve_timeout_ms"]
+    base = solve_kwargs.get("options")
+    return (base if isinstance(base, SolveOptions) else SolveOptions()).solve_timeout_ms
 
 
 def deeper_threshold(kept: int, result: Any, sigma_threshold: float,
@@ -66,8 +98,9 @@ def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOpti
         deeper threshold (in noise sigmas; no second try when None or not below
         ``sigma_threshold``).
     solve_found : callable
-        ``solve_found(extraction_result) -> SolveResult | SolveFailure``: the same
-        solve, of another list.
+        ``solve_found(extraction_result, timeout_ms) -> SolveResult | SolveFailure``:
+        the same solve, of another list, with its time limit at most ``timeout_ms``
+        (:func:`deeper_timeout`).
 
     Returns
     -------
@@ -82,5 +115,5 @@ def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOpti
     deeper = extract(image, extraction.replace(sigma_threshold=sigma))
     if len(deeper) <= len(found):
         return result, found
-    again = solve_found(deeper)
+    again = solve_found(deeper, DEEPER_TIMEOUT_MS)
     return (again, deeper) if again else (result, found)

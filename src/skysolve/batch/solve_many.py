@@ -34,7 +34,7 @@ from ..errors import InvalidArgumentError, InvalidTypeError, SkysolveError, desc
 from ..extraction.options import ExtractionOptions
 from ..solver.options import SolveOptions
 from ..solver.solve import solve
-from .deeper import solve_deeper
+from .deeper import deeper_timeout, solve_deeper
 from .executors import DatabaseHandle, iter_tasks
 from .pools import open_executor, sigterm_stops_batch
 from .results import BatchResults, FrameResult, ResultsTable, source_keys
@@ -116,8 +116,11 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
         # the automatic deep search, as solve_image has them)
         res = solve(database, centroids, options)
         if image is not None:  # (a frame short of stars: extracted deeper, solved again)
-            res, centroids = solve_deeper(image, centroids, res, extraction,
-                                          functools.partial(solve, database, options=options))
+            def again(found: Any, limit_ms: float) -> Any:
+                return solve(database, found, options.replace(
+                    solve_timeout_ms=deeper_timeout(options.solve_timeout_ms, limit_ms)))
+
+            res, centroids = solve_deeper(image, centroids, res, extraction, again)
             fr.num_centroids = len(centroids)
         fr.timings["solve"] = time.perf_counter() - t2
         fr.status, fr.result = res.status, res

@@ -199,12 +199,18 @@ def _image_field(path: Path, args: argparse.Namespace, sources: dict[str, Any]) 
 
 
 def _deeper(path: Path, args: argparse.Namespace, sources: dict[str, Any], fld: Field,
-            result: Any, axy: Path | None, solve: Any) -> tuple[Any, Field]:
+            result: Any, axy: Path | None, db: Any, hints: dict[str, Any]
+            ) -> tuple[Any, Field]:
     """``(result, fld)`` after :func:`~skysolve.fields.deeper_field` (an image short of
-    stars extracted again, deeper, as ``skysolve solve`` does); a deeper list that solved
-    is said and written over the ``.axy`` (the ``.corr``'s field ids index it)."""
+    stars extracted again, deeper, and solved with ``hints`` against ``db``, as
+    ``skysolve solve`` does); a deeper list that solved is said and written over the
+    ``.axy`` (the ``.corr``'s field ids index it)."""
+    from ..batch.deeper import limited
     from ..extraction.options import ExtractionOptions
     from ..io import astrometry_files as af
+
+    def solve(deeper: Field, limit_ms: float) -> Any:
+        return solve_field_sources(db, deeper, sources.get("depth"), **limited(hints, limit_ms))
 
     extraction = {k: v for k, v in sources.items() if k in _EXTRACTION_KEYS}
     again, deeper = deeper_field(path, fld, result, solve, hdu=args.extension,
@@ -376,9 +382,8 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
                 result = solve_field_sources(db, fld, depth, **hints)
         if not result and not cancel.requested() and not _is_xylist(path, args):
             with cancel.watching():
-                result, fld = _deeper(path, args, sources, fld, result, out["axy"],
-                                      lambda deeper: solve_field_sources(db, deeper, depth,
-                                                                         **hints))
+                result, fld = _deeper(path, args, sources, fld, result, out["axy"], db,
+                                      hints)
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled
         if not result:

@@ -181,7 +181,7 @@ class ExtractionOptions(Options):
         solve``): when the solve fails for want of stars (``'too_few'`` or
         ``'no_match'``) and the extraction kept fewer than 20, the image is extracted
         again at this threshold (sigmas, below ``sigma_threshold``) and the deeper list
-        solved; its answer is taken when it finds one (see
+        solved, in 1 s at most; its answer is taken when it finds one (see
         :mod:`skysolve.batch.deeper`). ``None`` or 0: never. Not used by
         :func:`extract_centroids` itself.""")
     fit_positions: bool = option(True, type="bool", check=_args.flag, keyword_only=True, doc="""

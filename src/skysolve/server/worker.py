@@ -157,6 +157,7 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
     the solve parameters; ``handle`` the :class:`~skysolve.batch.DatabaseHandle`.
     """
     from .._files import write_text_atomic
+    from ..batch.deeper import limited
     from ..fields import deeper_field, holdable_reference, solve_field_sources, write_solution
     from ..io import astrometry_files as af
 
@@ -174,7 +175,8 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
     if kind == "image":  # (short of stars: extracted again, deeper, as skysolve solve does)
         result, deeper = deeper_field(
             folder / hints["input"], fld, result,
-            lambda f: solve_field_sources(db, f, hints.get("depth"), **solve_kw),
+            lambda f, limit_ms: solve_field_sources(db, f, hints.get("depth"),
+                                                    **limited(solve_kw, limit_ms)),
             downsample=hints.get("downsample"), invert=bool(hints.get("invert")),
             **(hints.get("extraction") or {}))
         if deeper is not fld:  # (the .corr's field ids index the list solved)

@@ -89,3 +89,53 @@ def test_the_retry_threshold_option(value, expected):
 def test_a_bad_retry_threshold_is_refused_by_name(value):
     with pytest.raises((InvalidArgumentError, TypeError), match="retry_sigma_threshold"):
         ExtractionOptions(retry_sigma_threshold=value)
+
+
+class _Spy:
+    """A database that records the time limit of every solve."""
+
+    def __init__(self, db):
+        self.db, self.limits = db, []
+
+    def solve_from_centroids(self, centroids, **kwargs):
+        self.limits.append(kwargs.get("solve_timeout_ms", "default"))
+        return self.db.solve_from_centroids(centroids, **kwargs)
+
+
+def test_the_deeper_solve_is_given_a_second_at_most(small_db):
+    # giving up on a starless frame's 150-250 detections took 0.5-1.9 s
+    image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
+    spy = _Spy(small_db)
+    assert not skysolve.solve_image(image, database=spy)
+    assert spy.limits == ["default", 1000.0]
+    spy = _Spy(small_db)
+    assert not skysolve.solve_image(image, database=spy, solve_timeout_ms=300.0)
+    assert spy.limits == [300.0, 300.0]  # (a shorter limit of the solve's own is kept)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({}, 1000.0), ({"solve_timeout_ms": 300.0}, 300.0), ({"solve_timeout_ms": None}, 1000.0),
+    ({"options": skysolve.SolveOptions(solve_timeout_ms=200.0)}, 200.0),
+    ({"options": skysolve.SolveOptions(solve_timeout_ms=200.0), "solve_timeout_ms": 4000.0},
+     1000.0)])
+def test_the_limit_of_the_deeper_solve(kwargs, expected):
+    assert deeper.limited(kwargs, 1000.0)["solve_timeout_ms"] == expected
+
+
+def test_solve_many_gives_the_deeper_solve_a_second_at_most(small_db, monkeypatch):
+    import importlib
+
+    # (skysolve.batch's solve_many is the function: the module through the import system)
+    module = importlib.import_module("skysolve.batch.solve_many")
+    limits = []
+    real = module.solve
+
+    def spy(db, centroids, options, **kw):
+        limits.append(options.solve_timeout_ms)
+        return real(db, centroids, options, **kw)
+
+    monkeypatch.setattr(module, "solve", spy)
+    image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
+    got = solve_many([image], small_db, fov_estimate_deg=FOV_DEG, jobs=1, progress=False)
+    assert got[0].status == "too_few"
+    assert limits == [5000.0, 1000.0]
