@@ -157,12 +157,15 @@ def _mapped(path: Path, verified_dir: Path | None) -> SolverDatabase:
         return SolverDatabase.load_from_file(path, mmap=True, verify=True,
                                              verified_dir=verified_dir)
     state = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    key = Path(os.path.realpath(path))
+    # (by the absolute path, which the database keeps as its file_path: a relative one
+    # would name another file once the process changed directory, as its workers open it)
+    key = Path(os.path.abspath(path))
     with _LOADED_LOCK:
         held = _LOADED.get(key)
-        if held is not None and held[0] == state:
+        # (a holder that saved it elsewhere moved its file_path: loaded afresh)
+        if held is not None and held[0] == state and held[1].file_path == str(key):
             return held[1]
-    db = SolverDatabase.load_from_file(path, mmap=True, verify=True, verified_dir=verified_dir)
+    db = SolverDatabase.load_from_file(key, mmap=True, verify=True, verified_dir=verified_dir)
     if time.time() - max(st.st_mtime, st.st_ctime) > dbfile._SETTLED_S:
         with _LOADED_LOCK:
             _LOADED[key] = (state, db)

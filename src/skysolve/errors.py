@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import warnings
+from typing import Any
 
 __all__ = [
     "SkysolveError",
@@ -75,8 +76,13 @@ def describe(exc: BaseException) -> str:
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def _is_own(filename: str) -> bool:
+def _is_own(frame: Any) -> bool:
+    filename = frame.f_code.co_filename
     if filename == contextlib.__file__:  # (the ``with`` of one of skysolve's context managers)
+        return True
+    # (by the module, too: a dataclass's generated __init__ is compiled from "<string>")
+    module = frame.f_globals.get("__name__", "")
+    if module == "skysolve" or (module.startswith("skysolve.") and ".tests" not in module):
         return True
     path = os.path.abspath(filename)
     return path.startswith(_PACKAGE) and f"{os.sep}tests{os.sep}" not in path[len(_PACKAGE) - 1:]
@@ -87,11 +93,11 @@ def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
     the user's code that called into it), however deep inside the package it is given:
     the same warning is reached through different depths (``calibrate_camera`` directly,
     or through the calibration workflow, a batch task), which a fixed ``stacklevel``
-    cannot follow. A warning given with no frame outside (a thread's task) is attributed
-    to the outermost frame."""
+    cannot follow. A warning given in a thread that skysolve started is attributed to
+    the thread's start (in ``threading`` or ``concurrent.futures``)."""
     frame = sys._getframe(1)  # the function that warns: stacklevel 2 from here
     level = 2
-    while frame.f_back is not None and _is_own(frame.f_code.co_filename):
+    while frame.f_back is not None and _is_own(frame):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)

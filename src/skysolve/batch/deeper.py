@@ -44,8 +44,8 @@ DEEPER_TIMEOUT_MS = 1000.0
 
 def deeper_timeout(told_ms: float | None, limit_ms: float = DEEPER_TIMEOUT_MS) -> float:
     """The time limit (ms) of the deeper list's solve: ``limit_ms``, or the solve's own
-    limit ``told_ms`` when shorter (None: it has none)."""
-    return limit_ms if told_ms is None else min(float(told_ms), limit_ms)
+    limit ``told_ms`` when shorter (None or 0: it has none)."""
+    return limit_ms if not told_ms else min(float(told_ms), limit_ms)
 
 
 def limited(solve_kwargs: dict[str, Any], limit_ms: float) -> dict[str, Any]:

@@ -383,7 +383,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         if not result and not cancel.requested() and not _is_xylist(path, args):
             with cancel.watching():
                 result, fld = _deeper(path, args, sources, fld, result, out["axy"], db,
-                                      hints)
+                                      {**hints, **guess})
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled
         if not result:

@@ -173,6 +173,26 @@ def test_a_cached_database_is_loaded_once_while_its_file_is_unchanged(tmp_path, 
     assert builds.count == 1
 
 
+def test_the_database_loaded_once_names_its_file_absolutely(tmp_path, builds, monkeypatch):
+    """Loaded first by a relative path, the one database kept named it relatively: after
+    a change of directory its file_path named another file (the one workers open); and
+    one holder's save elsewhere moved the file_path every caller got."""
+    from skysolve.solver import dbfile
+
+    monkeypatch.setattr(dbfile, "_SETTLED_S", -1.0)
+    default_database(cache_dir=tmp_path, **TINY)
+    path = default_database_path(cache_dir=tmp_path,
+                                 **{k: v for k, v in TINY.items() if k != "progress"})
+    monkeypatch.chdir(path.parent)
+    first = defaultdb.load_database_file(path.name)
+    assert first.file_path == str(path)
+    monkeypatch.chdir(tmp_path.parent)
+    assert defaultdb.load_database_file(path) is first
+    first.save_to_file(tmp_path / "copy.db")
+    again = defaultdb.load_database_file(path)
+    assert again is not first and again.file_path == str(path)
+
+
 def test_a_file_written_within_the_settling_time_is_loaded_again(tmp_path, builds):
     # (file times tick coarsely: a write in the same tick as the load would keep them)
     first = default_database(cache_dir=tmp_path, **TINY)

@@ -115,6 +115,7 @@ def test_the_deeper_solve_is_given_a_second_at_most(small_db):
 
 @pytest.mark.parametrize("kwargs, expected", [
     ({}, 1000.0), ({"solve_timeout_ms": 300.0}, 300.0), ({"solve_timeout_ms": None}, 1000.0),
+    ({"solve_timeout_ms": 0}, 1000.0),  # (0: no limit, as None)
     ({"options": skysolve.SolveOptions(solve_timeout_ms=200.0)}, 200.0),
     ({"options": skysolve.SolveOptions(solve_timeout_ms=200.0), "solve_timeout_ms": 4000.0},
      1000.0)])

@@ -1108,6 +1108,17 @@ def test_a_warning_given_deep_inside_skysolve_points_at_the_callers_line(tmp_pat
     assert turned[0].filename == __file__
 
 
+def test_a_warning_from_a_generated_dataclass_method_points_at_the_callers_line():
+    # a dataclass's __init__ is compiled from "<string>": the warning pointed there
+    from skysolve import SolveOptions
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SolveOptions(observer_velocity_km_s=[1e5, 0.0, 0.0])
+    fast = [w for w in caught if "faster than any spacecraft" in str(w.message)]
+    assert len(fast) == 1 and fast[0].filename == __file__
+
+
 def test_a_jpeg_with_orientation_1_reads_without_a_warning(tmp_path):
     pixels = np.full((48, 80), 20, np.uint8)
     path = _jpeg_with_orientation(tmp_path / "upright.jpg", pixels, 1)
