@@ -157,22 +157,18 @@ def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field, fl
     as given -- as well when ``extraction`` names a ``sigma_threshold`` (a threshold
     asked for is kept).
     """
-    from .batch.deeper import DEEPER_TIMEOUT_MS, deeper_threshold
+    from .batch.deeper import retry_deeper
     from .extraction.options import ExtractionOptions
 
     if "sigma_threshold" in extraction:
         return result, fld
     defaults = ExtractionOptions()
-    sigma = deeper_threshold(len(fld.xy_fits), result, defaults.sigma_threshold,
-                             defaults.retry_sigma_threshold)
-    if sigma is None:
-        return result, fld
-    deeper = image_field(path, hdu=hdu, downsample=downsample, invert=invert,
-                         **{**extraction, "sigma_threshold": sigma})
-    if len(deeper.xy_fits) <= len(fld.xy_fits):
-        return result, fld
-    again = solve(deeper, DEEPER_TIMEOUT_MS)
-    return (again, deeper) if again else (result, fld)
+    return retry_deeper(fld, result, defaults.sigma_threshold, defaults.retry_sigma_threshold,
+                        lambda sigma: image_field(path, hdu=hdu, downsample=downsample,
+                                                  invert=invert,
+                                                  **{**extraction, "sigma_threshold": sigma}),
+                        solve, count=lambda f: len(f.xy_fits))
+
 
 def _number(value: Any, name: str) -> float:
     """A number given as text (a command line's) or as a number (a JSON request's)."""

@@ -27,7 +27,7 @@ from typing import Any
 from ..extraction import extract
 from ..extraction.options import ExtractionOptions
 
-__all__ = ["solve_deeper", "deeper_threshold", "deeper_timeout", "limited",
+__all__ = ["solve_deeper", "retry_deeper", "deeper_threshold", "deeper_timeout", "limited",
            "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS"]
 
 #: A failed solve of fewer centroids than this may have wanted stars: the real frames
@@ -36,7 +36,7 @@ FEW_STARS = 20
 #: The failures a deeper list may mend.
 _WANTING = ("too_few", "no_match")
 #: The longest (ms) the deeper list's solve may take, or the solve's own limit when
-#: shorter: the noisy real frames' deeper lists solved in 0.1-0.4 s, while giving up on
+#: shorter: the noisy real frames' deeper lists solved in 0.01-0.4 s, while giving up on
 #: a starless frame's 150-250 detections took 0.5-1.9 s (told no scale: the database's
 #: range, wider fields and the fisheye searches).
 DEEPER_TIMEOUT_MS = 1000.0
@@ -108,12 +108,26 @@ def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOpti
         The deeper extraction and its solve when that solve succeeded; else
         ``result`` and ``found`` as given (the failure said of the list asked for).
     """
-    sigma = deeper_threshold(len(found), result, extraction.sigma_threshold,
-                             extraction.retry_sigma_threshold)
+    return retry_deeper(found, result, extraction.sigma_threshold,
+                        extraction.retry_sigma_threshold,
+                        lambda sigma: extract(image, extraction.replace(sigma_threshold=sigma)),
+                        solve_found)
+
+
+def retry_deeper(found: Any, result: Any, sigma_threshold: float,
+                 retry_sigma_threshold: float | None, extract_at: Callable[[float], Any],
+                 solve_found: Callable[[Any, float], Any],
+                 count: Callable[[Any], int] = len) -> tuple[Any, Any]:
+    """:func:`solve_deeper` for any kind of source list: ``found``, extracted at
+    ``sigma_threshold`` and solved into ``result``; ``extract_at(sigma)`` the same
+    extraction at another threshold, ``solve_found`` as there, ``count(list)`` its
+    sources. Returns ``(result, found)`` of the deeper list when it solved, else as
+    given."""
+    sigma = deeper_threshold(count(found), result, sigma_threshold, retry_sigma_threshold)
     if sigma is None:
         return result, found
-    deeper = extract(image, extraction.replace(sigma_threshold=sigma))
-    if len(deeper) <= len(found):
+    deeper = extract_at(sigma)
+    if count(deeper) <= count(found):
         return result, found
     again = solve_found(deeper, DEEPER_TIMEOUT_MS)
     return (again, deeper) if again else (result, found)
