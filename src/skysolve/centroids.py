@@ -30,8 +30,10 @@ __all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positi
 #: (``'star'``), or it reached the saturation level, which exempts it from the
 #: shape tests (``'saturated'``), or it passed them but is doubtful (``'doubtful'``):
 #: on a JPEG, shaped like a compressed hot pixel or cosmic-ray track; on another frame
-#: with a dark silhouette in front of the sky, a speck close to it; on any frame, a
-#: saturated blob merged from several stars (``'doubtful'`` then, though saturated).
+#: with a dark silhouette in front of the sky, a speck close to it; on a frame of
+#: undersampled stars (not a JPEG), a blob as sharp as a hot pixel and too faint for
+#: the light a star spills beside its peak to show; on any frame, a saturated blob
+#: merged from several stars (``'doubtful'`` then, though saturated).
 #: Doubtful ones are listed after the others (``extract_centroids(demote_doubtful=...)``).
 KEPT_REASONS = ("star", "saturated", "doubtful")
 #: Why a detection was rejected (``reason`` of :attr:`ExtractionResult.rejected`),
@@ -190,7 +192,8 @@ def _call_model(model: Any, method: str, x, y):
 class ExtractionResult:
     """Stars found by :func:`extract_centroids`, brightest first; with
     ``demote_doubtful`` (the default) the ones flagged ``'doubtful'`` (see
-    :attr:`flags`: on a JPEG, or on a frame with a dark silhouette in front of the sky)
+    :attr:`flags`: on a JPEG, on a frame with a dark silhouette in front of the sky, or
+    on a frame of undersampled stars)
     follow all the others, each group brightest first. ``demote_doubtful=False`` lists
     them all brightest first.
 

@@ -236,20 +236,17 @@ def _fit_positions(work: NDArray[np.float32], labels: NDArray, bad: NDArray | No
     return col, row, ok, m.pop("_fit_sx"), m.pop("_fit_sy"), free, sx0, sy0
 
 
-def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[np.intp],
-                snr: float) -> NDArray[np.bool_]:
-    """Which blobs ``ids`` hold light beside their peak along both axes: the sum of the
-    two neighbours left and right, and of the two above and below, each ``snr`` noise
-    sigmas (of that sum) above the background. A star's light spills both ways; a hot
-    pixel's neighbours hold noise, a cosmic-ray track's light lies along one line.
-    Neighbours off the image hold no light."""
+def axis_light(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[np.intp]
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The light above the background beside the peaks of the blobs ``ids``: the sum of
+    the two neighbours left and right, and of the two above and below, ``(across,
+    along)`` (compiled twin: :func:`.kernels.axis_light`). Neighbours off the image hold
+    no light."""
     h, w = work.shape
     pr, pc, bgp = m["pr"][ids], m["pc"][ids], m["bg_peak"][ids]
-    need = snr * np.sqrt(2.0) * m["sigma"][ids]
     kernel = compiled("axis_light")
     if kernel is not None:
-        across, along = kernel(work, pr, pc, bgp)
-        return (across >= need) & (along >= need)
+        return kernel(work, pr, pc, bgp)
     flat = work.ravel()
 
     def light(dr: int, dc: int) -> NDArray:
@@ -259,7 +256,18 @@ def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[n
         at = np.minimum(np.maximum(r, 0), h - 1) * w + np.minimum(np.maximum(c, 0), w - 1)
         return np.where(inside, flat[at].astype(np.float64) - bgp, 0.0)
 
-    return (light(0, -1) + light(0, 1) >= need) & (light(-1, 0) + light(1, 0) >= need)
+    return light(0, -1) + light(0, 1), light(-1, 0) + light(1, 0)
+
+
+def _axis_wings(work: NDArray[np.float32], m: dict[str, NDArray], ids: NDArray[np.intp],
+                snr: float) -> NDArray[np.bool_]:
+    """Which blobs ``ids`` hold light beside their peak along both axes: each of
+    :func:`axis_light`'s sums ``snr`` noise sigmas (of that sum) above the background.
+    A star's light spills both ways; a hot pixel's neighbours hold noise, a cosmic-ray
+    track's light lies along one line."""
+    across, along = axis_light(work, m, ids)
+    need = snr * np.sqrt(2.0) * m["sigma"][ids]
+    return (across >= need) & (along >= need)
 
 
 def _log_parabola(v: NDArray, peak: NDArray) -> tuple[NDArray, NDArray]:

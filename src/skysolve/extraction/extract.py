@@ -106,7 +106,7 @@ from .background import (
     robust_sigma,
 )
 from .banding import unbanded
-from .blobs import _axis_wings, _blended, _fit_positions, _free_fits, _measure_blobs
+from .blobs import _axis_wings, _blended, _fit_positions, _free_fits, _measure_blobs, axis_light
 from .filters import (
     _WING_SNR,
     NEAR_DARK_REACH,
@@ -1273,8 +1273,8 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
-                           spill=lambda ids: _axis_wings(work, meas, ids, _WING_SNR),
-                           edge=meas["edge"])
+                           spill=lambda ids: axis_light(work, meas, ids),
+                           edge=meas["edge"], keep_untold=not jpeg)
     kept = np.flatnonzero(reason == 0)
     thr = scale * meas["sigma"]
     text = overlay_blobs(meas, kept, thr, (h, w)) | drawn_blobs(meas, kept, work, labels, thr,
@@ -1462,12 +1462,14 @@ def _doubtful(work: NDArray, meas: dict[str, NDArray], ids: NDArray[np.intp],
     ``grid``), shaped like a compressed impulse (:func:`.filters.doubtful_blobs`,
     ``noise`` each label's effective pixel noise); on a frame with something dark in
     front of the sky, near it (``meas["near_dark"]``, set by :func:`_to_fit`: a lit
-    silhouette's specks)."""
+    silhouette's specks); on a frame of undersampled stars, sharp blobs too faint to
+    show whether they are (``meas["untold"]``, :func:`.filters.wing_verdicts`)."""
     doubt = merged_saturated(meas, ids)
     if grid is not None and len(ids):
         doubt |= doubtful_blobs(work, meas, ids, noise)
-    if "near_dark" in meas:
-        doubt |= meas["near_dark"][ids]
+    for key in ("near_dark", "untold"):
+        if key in meas:
+            doubt |= meas[key][ids]
     return doubt
 
 

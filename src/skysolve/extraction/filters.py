@@ -67,7 +67,7 @@ from .orderstats import median, percentiles
 __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
            "foreground_blobs", "NEAR_DARK_REACH", "narrow_blobs", "across_rings",
            "narrower_than_rings", "near_unusable",
-           "undersampled", "doubtful_blobs"]
+           "undersampled", "wing_verdicts", "doubtful_blobs"]
 
 #: Blobs need this peak (local noise sigmas) to enter the PSF reference, which holds
 #: the brightest _REF_MAX of them ...
@@ -182,6 +182,12 @@ _ROUGH_MAX_PX = 1.0
 #: A blob's neighbours hold a PSF's wings when their mean lies this many noise sigmas
 #: (of that mean) above the background ...
 _WING_SNR = 5.0
+#: ... and a sharp blob without wings on a frame of undersampled stars is a hot pixel
+#: when a star as bright would have shown wings this many noise sigmas above that
+#: limit (:func:`wing_verdicts`; fainter ones are doubtful stars), judged by at least
+#: _TOLD_MIN sharp stars with wings.
+_TOLD_SIGMAS = 3.0
+_TOLD_MIN = 2
 #: ... and a frame's stars are undersampled when the median sharpness of its bright
 #: blobs with wings exceeds this (Gaussian stars at random sub-pixel phases: sigma 0.5
 #: px, 0.80; 0.6 px, 0.72; 1 px, 0.46).
@@ -267,17 +273,20 @@ def _log_ratio(m: dict[str, NDArray], thr: NDArray | float) -> NDArray:
 
 def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max_pixels: int,
                   max_sharpness: float | None, border_margin: int,
-                  spill: Callable[[NDArray[np.intp]], NDArray[np.bool_]] | None = None,
-                  edge: NDArray[np.bool_] | None = None) -> NDArray[np.uint8]:
+                  spill: Callable[[NDArray[np.intp]], tuple[NDArray, NDArray]] | None = None,
+                  edge: NDArray[np.bool_] | None = None,
+                  keep_untold: bool = True) -> NDArray[np.uint8]:
     """Reason codes of the size, border and sharpness tests (0: passed).
 
     ``edge`` says which blobs hold a saturated pixel in the image's outer rows or columns:
     they are a ``border`` whatever ``border_margin`` (their position is that of the flat
     top and bleed the edge cut: 1.6 px off for a star whose bleed runs off the frame).
 
-    ``spill(ids)`` says which of the blobs ``ids`` hold light beside their peak along both
-    axes (:func:`.blobs._axis_wings`; asked only for those above ``max_sharpness``, on a
-    frame of undersampled stars, :func:`undersampled`): these pass the sharpness test.
+    ``spill(ids)`` gives the light beside the peaks of the blobs ``ids``, ``(across,
+    along)`` (:func:`.blobs.axis_light`; asked only for those above ``max_sharpness``, on
+    a frame of undersampled stars, :func:`undersampled`): those it shows to be stars or,
+    with ``keep_untold``, cannot tell from hot pixels (:func:`wing_verdicts`) pass the
+    sharpness test, the latter marked in ``m["untold"]`` (doubtful stars).
     """
     n = len(m["npix"])
     reason = np.zeros(n, dtype=np.uint8)
@@ -299,11 +308,47 @@ def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max
         # on a frame of undersampled stars, a sharp blob whose light spills both ways is
         # a star (the width test still judges it); a hot pixel's neighbours hold noise,
         # a cosmic-ray track's light lies along one line
+        m.pop("untold", None)
         if spill is not None and sharp.any() and undersampled(m, reason == 0):
             ids = np.flatnonzero(sharp)
-            sharp[ids[spill(ids)]] = False
+            winged, untold = wing_verdicts(m, ids, *spill(ids), keep_untold)
+            sharp[ids[winged | untold]] = False
+            if untold.any():
+                m["untold"] = np.zeros(n, dtype=bool)
+                m["untold"][ids[untold]] = True
         mark(sharp, "sharp")
     return reason
+
+
+def wing_verdicts(m: dict[str, NDArray], ids: NDArray[np.intp], across: NDArray,
+                  along: NDArray, tell: bool = True
+                  ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(winged, untold)``: which of the sharp blobs ``ids`` of a frame of undersampled
+    stars hold light beside their peak along both axes (``across``, ``along``: the sums
+    of the two neighbours each way above the background, each ``_WING_SNR`` noise
+    sigmas of that sum), and which of the others are too faint for their wings to show
+    (none unless ``tell``).
+
+    An undersampled star's wings hold a fraction of its peak that depends on where it
+    falls on its pixel: the frame's winged sharp blobs give its lower quartile ``k``
+    (of the lesser of the two sums). A blob without wings whose ``k * peak`` lies
+    ``_TOLD_SIGMAS`` noise sigmas (of the sum) above the detection limit would have
+    shown them: a hot pixel. A fainter one cannot be told from one (4x binned real
+    frames: k = 0.05-0.2, so that stars of 20-100 sigmas spill 1-20 sigmas): it is
+    kept, as a doubtful star (listed after the others), rather than dropped; on such
+    frames, the sharpness test dropped two of every three stars. Fewer than
+    ``_TOLD_MIN`` winged blobs show no sharp stars to judge by (specks along a lit
+    edge are sharp too): none is kept.
+    """
+    noise = np.sqrt(2.0) * m["sigma"][ids]
+    winged = (across >= _WING_SNR * noise) & (along >= _WING_SNR * noise)
+    untold = np.zeros(len(ids), dtype=bool)
+    if tell and winged.sum() >= _TOLD_MIN:
+        peak = m["peak"][ids]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = percentiles(np.minimum(across, along)[winged] / peak[winged], (0.25,))[0]
+        untold = ~winged & (peak > 0) & (k * peak < (_WING_SNR + _TOLD_SIGMAS) * noise)
+    return winged, untold
 
 
 def _wings(m: dict[str, NDArray]) -> NDArray[np.bool_]:

@@ -15,7 +15,7 @@ definition:
   :func:`axis_light`: the blob pixels gathered, per-blob counts, flux, peaks and
   moments, and the peaks' neighbour sums behind the sharpness and the wings, the same
   sums in the same order as :func:`.blobs._measure_blobs`, :func:`.blobs._blob_sums`,
-  :func:`.blobs.neighbour_totals` and :func:`.blobs._axis_wings`;
+  :func:`.blobs.neighbour_totals` and :func:`.blobs.axis_light`;
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
   (to rounding: the sums run in another order);
@@ -668,7 +668,7 @@ def neighbour_sums(work, bad, use_bad, pr, pc, level):
 def axis_light(work, pr, pc, bgp):
     """The light above the background ``bgp`` of each peak's two neighbours left and right,
     and of the two above and below (neighbours off the image hold none), as
-    :func:`.blobs._axis_wings` adds them up: ``(along rows, along columns)``."""
+    :func:`.blobs.axis_light` adds them up: ``(along rows, along columns)``."""
     h, w = work.shape
     n = len(pr)
     across = np.empty(n)

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from skysolve.extraction import extract_centroids
+from skysolve.io.images import read_image
 from skysolve.simulate import degrade as dg
 from skysolve.simulate import render_stars
 from skysolve.tests.frames import match_to_truth, scattered_stars
+from skysolve.tests.realframes import DATA, REFERENCE
 
 SHAPE = (384, 512)
 SKY, NOISE = 1000.0, 10.0
@@ -55,9 +57,57 @@ def test_a_frame_of_undersampled_stars_keeps_its_stars_and_drops_hot_pixels(sigm
         res = extract_centroids(img, min_pixels=min_pixels)
         assert found(res, x, y).mean() > 0.95
         xy = res.as_array()
-        kept_hot = [np.min(np.hypot(xy[:, 0] - a, xy[:, 1] - b)) < 1.0
-                    for a, b in zip(hx[apart], hy[apart], strict=True)]
-        assert not any(kept_hot)
+        d = np.hypot(xy[:, None, 0] - hx[apart], xy[:, None, 1] - hy[apart])
+        kept_hot = np.flatnonzero(d.min(axis=1) < 1.0)
+        if min_pixels == 3:
+            assert len(kept_hot) == 0
+        else:
+            # the faint ones (20-50 sigmas: 3 of 40) cannot be told from stars whose light
+            # falls on one pixel: kept as doubtful, after every star-like centroid
+            assert len(kept_hot) <= 5
+            assert (res.flags[kept_hot] == "doubtful").all()
+            assert kept_hot.min(initial=len(res)) >= (res.flags != "doubtful").sum()
+
+
+def _binned(image: np.ndarray, factor: int) -> np.ndarray:
+    h, w = (s - s % factor for s in image.shape)
+    return image[:h, :w].astype(float).reshape(
+        h // factor, factor, w // factor, factor).sum(axis=(1, 3))
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_binned_real_frames_keep_their_faint_stars(name):
+    """The real frames binned 3x and 4x (341x256, 256x192: stars a pixel wide). The
+    sharpness test took their fainter stars, whose light beside the peak is too little
+    to show, for hot pixels: 12 and 21 of the stars the unbinned frames give at 3 sigmas
+    were kept at 3x, 3 and 8 at 4x. Those are kept now, as doubtful stars after the
+    others: 27 and 31, 10 and 21; of those doubtful, at most 3 a frame lie off them."""
+    image = read_image(DATA / name)
+    stars = extract_centroids(image, sigma_threshold=3.0).as_array()
+    for factor, least in ((3, 25), (4, 10)):
+        res = extract_centroids(_binned(image, factor))
+        xy = res.as_array()
+        near = np.hypot(xy[:, None, 0] - stars[:, 0] / factor,
+                        xy[:, None, 1] - stars[:, 1] / factor).min(axis=1) < 1.0
+        doubtful = res.flags == "doubtful"
+        assert near.sum() >= least, factor
+        assert doubtful.any() and not doubtful[0]
+        assert (doubtful & ~near).sum() <= 3, factor
+        assert (doubtful & near).sum() >= 3 * (doubtful & ~near).sum(), factor
+
+
+def test_a_real_frame_binned_4x_solves_told_nothing(small_db):
+    """... so that the 4x binned frame, 3 centroids before (``too_few``), solves with
+    no scale, within 30" of the reference boresight (its 10 centroids all on stars)."""
+    from skysolve.geometry import angle_between, radec_to_vector
+    from skysolve.tests.realframes import ALT40
+
+    sol = small_db.solve_from_centroids(extract_centroids(_binned(read_image(DATA / ALT40), 4)))
+    assert sol, sol.status
+    miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
+                         radec_to_vector(*REFERENCE[ALT40]))
+    assert np.degrees(miss) * 3600 < 30.0
+    assert sol.num_matches >= 8
 
 
 def test_hot_pixels_beside_well_sampled_stars_stay_sharp():
@@ -284,3 +334,24 @@ def test_a_sky_clipped_at_zero_keeps_its_noise(sky):
         assert res.background_sigma == pytest.approx(sigma, rel=0.25)
     noise_free = extract_centroids(np.where(stars > 0.5, stars, 0.0))
     assert found(noise_free, x, y).sum() == len(noise_free) == len(x)
+
+
+def test_wing_verdicts_tell_hot_pixels_by_the_light_a_star_as_bright_would_spill():
+    """Noise sigma 1 (so 1.41 for a sum of two neighbours, wings at 7.07): three winged
+    stars spilling 10-20 % of their peak on each axis (the lesser: 10, 15, 10 %, lower
+    quartile k = 0.1); a blob of 40 sigmas would spill 4 (below 11.3: untold, kept), one
+    of 200 sigmas 20 (none seen: a hot pixel); a peak not above the background is no star."""
+    from skysolve.extraction.filters import wing_verdicts
+
+    peak = np.array([100.0, 100.0, 100.0, 40.0, 200.0, -1.0])
+    m = {"sigma": np.ones(6), "peak": peak}
+    across = np.array([10.0, 15.0, 20.0, 0.5, 1.0, 0.0])
+    along = np.array([20.0, 15.0, 10.0, 2.0, -1.0, 0.0])
+    ids = np.arange(6)
+    winged, untold = wing_verdicts(m, ids, across, along)
+    assert winged.tolist() == [True, True, True, False, False, False]
+    assert untold.tolist() == [False, False, False, True, False, False]
+    # told not to keep any, or with one winged star to judge by: none kept
+    assert not wing_verdicts(m, ids, across, along, tell=False)[1].any()
+    one = np.array([10.0, 0.0, 0.0, 0.5, 1.0, 0.0])
+    assert not wing_verdicts(m, ids, one, one)[1].any()
