@@ -23,7 +23,8 @@ does not hide the stars elsewhere; then a fourth, at the first's tolerance and
 number of pattern stars, thins them at a much wider separation
 (:data:`SPARSE_SEPARATION_FACTOR`), so that they reach far down a list whose
 brightest entries are mostly false detections. With ``SolveOptions.deep_search`` (automatic
-for an extraction that rejected more artefacts than it kept centroids), a last
+for an extraction that rejected more artefacts, with the doubtful centroids it kept,
+than it kept other centroids), a last
 pass at the wide tolerance (the first's, in a search over several focal-length
 windows) looks up the patterns of the brightest
 :data:`DEEP_PATTERN_STARS` (or more, when more pattern stars are asked for, but

@@ -339,8 +339,9 @@ class SolveOptions(Options):
         ``solve_timeout_ms`` allows). None (default): only for an
         ``ExtractionResult`` that rejected more artefacts (sharp, overlay, elongated,
         narrow and foreground detections and trails: hot pixels, burned-in captions
-        and graphics, cosmic rays, JPEG blocks, lit twigs, trails) than it kept
-        centroids, a frame whose kept list likely holds more of the same.""")
+        and graphics, cosmic rays, JPEG blocks, lit twigs, trails), with its
+        ``'doubtful'`` centroids, than it kept other centroids: a frame whose kept list
+        likely holds more of the same.""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                        keyword_only=True, doc=f"""
         With a ``camera_model``: also refine this image's plate scale (a factor on

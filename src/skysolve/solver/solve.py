@@ -438,13 +438,19 @@ def _deep(flag: bool | None, centroids: Any) -> bool:
     """Whether the search ends with its deep pass (see ``SolveOptions.deep_search``)."""
     if flag is not None:
         return flag
+    if not isinstance(centroids, ExtractionResult):
+        return False
+    # the doubtful centroids kept are as likely artefacts as stars: on one side, with the
+    # rejected artefacts (an undersampled frame keeps its faint sharp blobs as doubtful,
+    # where it rejected them as hot pixels)
+    doubtful = int(np.count_nonzero(centroids.flags == "doubtful"))
+    stars = len(centroids) - doubtful
     # (more artefacts than stars needs more rejections than stars: most frames have fewer,
     # and counting the reasons was a twentieth of a small field's solve)
-    if (not isinstance(centroids, ExtractionResult)
-            or len(centroids.rejected) <= len(centroids)):
+    if len(centroids.rejected) + doubtful <= stars:
         return False
     artefacts = int(np.isin(centroids.rejected["reason"], _ARTEFACTS).sum())
-    return artefacts > len(centroids)  # (.centroids would build a Centroid per star)
+    return artefacts + doubtful > stars  # (.centroids would build a Centroid per star)
 
 
 #: The fewest centroids tracking can solve from; a strict hint with fewer fails with

@@ -183,20 +183,27 @@ def test_a_frame_rejecting_many_artefacts_gets_the_deep_pass(small_db, hip_catal
     assert not small_db.solve_from_centroids(xy, **kw)
     assert right(small_db.solve_from_centroids(xy, deep_search=True, **kw))
 
-    def extraction(n_rejected: int) -> ExtractionResult:
+    def extraction(n_rejected: int, n_doubtful: int = 0) -> ExtractionResult:
         rejected = np.zeros(n_rejected, dtype=REJECTED_DTYPE)
         rejected["reason"] = np.resize(reasons, n_rejected)
         n = len(xy)
+        # (flags only: the list's order, which the solve keeps, is the same)
+        flags = np.where(np.arange(n) < n - n_doubtful, "star", "doubtful")
         return ExtractionResult._from_arrays(
             xy[:, 0], xy[:, 1], xy[:, 2], np.zeros((n, 2, 2)), image_width=W, image_height=H,
             background_mean=0.0, background_sigma=1.0, threshold=5.0,
             num_blobs_raw=n + n_rejected, saturated=np.zeros(n, bool),
-            npix=np.full(n, 5), peak=xy[:, 2], fitted=np.ones(n, bool), rejected=rejected)
+            npix=np.full(n, 5), peak=xy[:, 2], fitted=np.ones(n, bool), flags=flags,
+            rejected=rejected)
 
     many = extraction(2 * len(xy))
     assert right(small_db.solve_from_centroids(many, **kw))
     assert not small_db.solve_from_centroids(many, deep_search=False, **kw)
     assert not small_db.solve_from_centroids(extraction(len(xy) // 2), **kw)
+    # the doubtful centroids kept count with the artefacts rejected, not with the stars
+    n = len(xy)
+    assert right(small_db.solve_from_centroids(extraction(n // 2, n // 3), **kw))
+    assert not small_db.solve_from_centroids(extraction(n // 2, n // 8), **kw)
 
 
 @pytest.mark.parametrize("seed", [145, 188])
