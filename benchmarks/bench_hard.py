@@ -105,6 +105,9 @@ RECIPES: dict[str, list] = {
     # ... all five on one uncalibrated frame, in the order light meets them (the
     # optics, the sensor, the readout), saved as JPEG
     "sensor": ["diffraction_spikes", "dust", "amp_glow", "bad_columns", "banding", "jpeg"],
+    # a camera binning 2x2 (moderate) or 4x4 (strong) to read out faster: the real
+    # frames' stars a pixel wide, and a quarter or a sixteenth of the pixels
+    "binning": ["binning"],
 }
 #: Recipes whose steps run at a fraction of the named strength: eight steps at full
 #: strength each leave little to solve for anyone

@@ -48,6 +48,7 @@ Degradations
 ``bad_columns``  hot and dead columns, full or partial, and a hot row
 ``diffraction_spikes`` the spikes of a reflector's spider vanes on every bright star
 ``dust``         dust shadows (donuts) a flat field would have removed
+``binning``      k x k binning (the frame shrinks; stars a pixel wide at 4x)
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ __all__ = ["DEGRADATIONS", "STRENGTHS", "ImageStatistics", "image_statistics", "
            "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "saturation",
            "vignetting", "noise", "quantise_8bit", "jpeg", "text_overlay", "compass",
            "reticle", "logo", "amp_glow", "banding", "bad_columns", "diffraction_spikes",
-           "dust", "dust_transmission", "annulus_kernel", "line_kernel"]
+           "dust", "binning", "dust_transmission", "annulus_kernel", "line_kernel"]
 
 #: The named strengths.
 STRENGTHS = {"moderate": 0.5, "strong": 1.0}
@@ -1164,6 +1165,27 @@ def dust(image: ArrayLike, strength: float | str = 0.5, *,
     return img * dust_transmission(img.shape, s, seed=rng_of(seed))
 
 
+def binning(image: ArrayLike, strength: float | str = 0.5, *,
+            seed: Any = None) -> NDArray[np.float64]:
+    """Bin the frame ``k x k`` as a camera does to read out faster: each output pixel the
+    mean of ``k x k`` input pixels, ``k = round(4 ** strength)`` (2 at ``moderate``, 4
+    at ``strong``, 1, the image unchanged, at 0). The image shrinks to ``H // k`` by
+    ``W // k`` pixels, the rows and columns left over split between the two sides, so
+    that the frame's centre stays where it was (within half an input pixel); the stars
+    become ``k`` times narrower in pixels, down to a pixel or less. ``seed`` is unused
+    (binning draws nothing)."""
+    img, s = _float(image), _strength(strength)
+    k = max(1, int(round(4.0 ** s)))
+    if k == 1:
+        return img
+    h, w = img.shape[0] // k, img.shape[1] // k
+    if h == 0 or w == 0:
+        raise InvalidArgumentError(
+            f"image of shape {img.shape} is smaller than one {k}x{k} bin (strength {s})")
+    r0, c0 = (img.shape[0] - h * k) // 2, (img.shape[1] - w * k) // 2
+    return img[r0:r0 + h * k, c0:c0 + w * k].reshape(h, k, w, k).mean(axis=(1, 3))
+
+
 # ------------------------------------------------------------------------------------
 # recipes
 
@@ -1177,7 +1199,7 @@ DEGRADATIONS: dict[str, Callable[..., NDArray]] = {
     "quantise_8bit": quantise_8bit, "jpeg": jpeg, "text_overlay": text_overlay,
     "compass": compass, "reticle": reticle, "logo": logo, "amp_glow": amp_glow,
     "banding": banding, "bad_columns": bad_columns, "diffraction_spikes": diffraction_spikes,
-    "dust": dust,
+    "dust": dust, "binning": binning,
 }
 
 

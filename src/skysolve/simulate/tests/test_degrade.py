@@ -663,3 +663,26 @@ def test_bad_sensor_defect_arguments_raise():
         dg.banding(sky(), 0.5, columns="yes")
     with pytest.raises(InvalidArgumentError, match="strength"):
         dg.dust(sky(), -0.5)
+
+
+def test_binning_averages_k_by_k_blocks_about_the_frames_centre():
+    """2x2 at moderate, 4x4 at strong, nothing at 0. A 7x10 frame binned 2x keeps 3 rows
+    of bins: the row left over is split between the two sides, the top's half rounded
+    down (rows 0-5 used); an 18x23 frame binned 4x uses rows 1-16 and columns 1-20."""
+    img = np.arange(70, dtype=float).reshape(7, 10)
+    out = dg.binning(img, "moderate")
+    assert out.shape == (3, 5)
+    assert out[0, 0] == np.mean(img[0:2, 0:2]) and out[2, 4] == np.mean(img[4:6, 8:10])
+    strong = dg.binning(np.ones((18, 23)), "strong")
+    assert strong.shape == (4, 5) and np.all(strong == 1.0)
+    np.testing.assert_array_equal(dg.binning(img, 0.0), img)
+    assert dg.DEGRADATIONS["binning"] is dg.binning
+    # a star's centre stays put about the frame's centre: binned 4x, its centred position
+    # is a quarter of the original's
+    frame = star(40.0, -20.0, flux=1e5, sigma=2.0) + sky(1)
+    b = dg.degrade(frame, "binning", "strong", seed=1)
+    r, c = np.unravel_index(np.argmax(b), b.shape)
+    assert abs((c + 0.5 - b.shape[1] / 2) - 40.0 / 4) <= 1.0
+    assert abs((r + 0.5 - b.shape[0] / 2) - (-20.0 / 4)) <= 1.0
+    with pytest.raises(InvalidArgumentError, match="smaller than one 4x4 bin"):
+        dg.binning(np.ones((3, 8)), "strong")
