@@ -46,6 +46,10 @@ positions, brightness and shape:
    blobs elongated at an angle to the pixel grid (:func:`.filters.merged_saturated`):
    stars merged into one clipped blob, which on a hard-stretched all-sky JPEG (its
    bright stars and its Milky Way's knots all clipped) outshone its single stars.
+   On a frame of undersampled stars (not a JPEG), so are the sharp blobs too faint
+   for the light beside their peak to show whether they are stars or hot pixels
+   (:func:`.filters.wing_verdicts`): a 3-4x binned frame's fainter stars, which the
+   sharpness test dropped two in three of.
 4. **Measurement.** Brightness is the summed flux above background over the blob
    and ``cov`` the intensity-weighted second moments of the blob pixels (px^2;
    they underestimate the PSF's variance, since only pixels above threshold
@@ -1274,7 +1278,8 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
                            spill=lambda ids: axis_light(work, meas, ids),
-                           edge=meas["edge"], keep_untold=not jpeg)
+                           edge=meas["edge"],
+                           keep_untold=not jpeg and opts.demote_doubtful)
     kept = np.flatnonzero(reason == 0)
     thr = scale * meas["sigma"]
     text = overlay_blobs(meas, kept, thr, (h, w)) | drawn_blobs(meas, kept, work, labels, thr,

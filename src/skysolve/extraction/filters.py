@@ -303,14 +303,16 @@ def basic_reasons(m: dict[str, NDArray], h: int, w: int, *, min_pixels: int, max
              "border")
     if edge is not None:
         mark(edge, "border")
+    m.pop("untold", None)
     if max_sharpness is not None:
         sharp = m["sharpness"] > max_sharpness
         # on a frame of undersampled stars, a sharp blob whose light spills both ways is
         # a star (the width test still judges it); a hot pixel's neighbours hold noise,
         # a cosmic-ray track's light lies along one line
-        m.pop("untold", None)
         if spill is not None and sharp.any() and undersampled(m, reason == 0):
-            ids = np.flatnonzero(sharp)
+            # (only blobs no other test dropped: the background label, a blob too small
+            # or cut by the border would count as a winged star and move the quartile)
+            ids = np.flatnonzero(sharp & (reason == 0))
             winged, untold = wing_verdicts(m, ids, *spill(ids), keep_untold)
             sharp[ids[winged | untold]] = False
             if untold.any():

@@ -159,10 +159,13 @@ class ExtractionOptions(Options):
         the background model there): a lit silhouette's specks. On any frame,
         saturated blobs elongated beyond 1.4 at an angle to the pixel grid
         (stars merged into one clipped blob, whose position is none of theirs;
-        a star bleeding along a column or a row is not one). They
-        stay in the list: a solver takes its patterns from the first centroids,
-        which then hold the stars. False: brightest first, whatever their
-        shape.""")
+        a star bleeding along a column or a row is not one). On a frame of
+        undersampled stars (not a JPEG), the sharp blobs too faint for the light
+        beside their peak to show whether they are stars or hot pixels, judged
+        by the frame's winged stars (at least 2; a binned frame's faint stars).
+        They stay in the list: a solver takes its patterns from the first
+        centroids, which then hold the stars. False: brightest first, whatever
+        their shape, and those faint sharp blobs dropped as hot pixels.""")
     sky_circle: Any = option("auto", type="'auto', None, float or (float, float, float)",
                              check=check_sky_circle, keyword_only=True, doc="""
         Where a circular fisheye's sky is, in an all-sky frame whose lens draws it as a

@@ -94,6 +94,10 @@ def test_binned_real_frames_keep_their_faint_stars(name):
         assert doubtful.any() and not doubtful[0]
         assert (doubtful & ~near).sum() <= 3, factor
         assert (doubtful & near).sum() >= 3 * (doubtful & ~near).sum(), factor
+        # told not to demote doubtful stars, it keeps none of them as a star either (the
+        # PSF reference it draws from the rest may differ by a blob)
+        plain = extract_centroids(_binned(image, factor), demote_doubtful=False)
+        assert abs(len(plain) - (~doubtful).sum()) <= 1 < doubtful.sum(), factor
 
 
 def test_a_real_frame_binned_4x_solves_told_nothing(small_db):
@@ -355,3 +359,35 @@ def test_wing_verdicts_tell_hot_pixels_by_the_light_a_star_as_bright_would_spill
     assert not wing_verdicts(m, ids, across, along, tell=False)[1].any()
     one = np.array([10.0, 0.0, 0.0, 0.5, 1.0, 0.0])
     assert not wing_verdicts(m, ids, one, one)[1].any()
+
+
+def test_only_blobs_the_other_tests_kept_are_judged_by_their_wings(monkeypatch):
+    """The background label (its sharpness infinite, its 'peak' pixel (0, 0) beside a
+    corner star), a blob at the border and one too small are dropped by their own tests:
+    they are neither asked about nor counted among the winged stars whose lower quartile
+    tells a faint star (4, kept as doubtful) from a hot pixel (5, dropped)."""
+    from skysolve.extraction import filters
+
+    monkeypatch.setattr(filters, "undersampled", lambda m, candidates: True)
+    #           bg     star   star   star   faint  hot    border small
+    peak = np.array([-np.inf, 100.0, 100.0, 100.0, 40.0, 200.0, 100.0, 100.0])
+    n = len(peak)
+    m = {"npix": np.array([0, 4, 4, 4, 3, 3, 4, 1]), "sumw": np.ones(n),
+         "rmin": np.full(n, 50), "cmin": np.full(n, 50), "rmax": np.full(n, 52),
+         "cmax": np.full(n, 52), "sharpness": np.full(n, 0.95), "peak": peak,
+         "sigma": np.ones(n)}
+    m["sharpness"][0] = np.inf
+    m["rmin"][6] = 0
+    light = np.array([400.0, 10.0, 15.0, 20.0, 0.5, 1.0, 300.0, 300.0])
+    asked = []
+
+    def spill(ids):
+        asked.append(ids.tolist())
+        return light[ids], light[ids]
+
+    reason = filters.basic_reasons(m, 200, 200, min_pixels=2, max_pixels=100,
+                                   max_sharpness=0.9, border_margin=3, spill=spill)
+    assert asked == [[1, 2, 3, 4, 5]]
+    assert (reason[1:5] == 0).all() and reason[5] == filters.code("sharp")
+    assert reason[6] == filters.code("border") and reason[7] == filters.code("small")
+    assert m["untold"].tolist() == [False] * 4 + [True] + [False] * 3
