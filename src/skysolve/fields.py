@@ -54,6 +54,8 @@ class Field:
     # an all-sky lens's image circle the sources were kept to: (x, y, radius) in the full
     # image's centred pixels (its sky ends there: the field's size is measured to it)
     sky_circle: tuple[float, float, float] | None = None
+    # how many of the sources are doubtful stars (an image's extraction lists them last)
+    doubtful: int = 0
 
     def field_columns(self) -> dict[str, np.ndarray]:
         """The list's columns other than the positions, one value per source: an x/y
@@ -136,7 +138,8 @@ def image_field(path: Path, *, hdu: int | None = None, downsample: int | None = 
                   circle[2] * n)
     return Field(xy_fits, found.as_array()[:, 2] * n * n, found.background_mean, width, height,
                  image, path if is_fits else None, hdu if is_fits else None,
-                 sky_circle=circle)
+                 sky_circle=circle,
+                 doubtful=int(np.count_nonzero(found.flags == "doubtful")))
 
 
 
@@ -149,9 +152,9 @@ def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field, fl
 
     ``fld`` is :func:`image_field` of ``path`` with the keyword arguments given here,
     and ``result`` its solve's; when that failed for want of stars (``'too_few'`` or
-    ``'no_match'`` with fewer than 20 sources), the image is extracted again at the
-    default ``retry_sigma_threshold`` (3 sigmas) and solved with ``solve(field,
-    timeout_ms)`` (its time limit at most ``timeout_ms``: see
+    ``'no_match'`` with fewer than 20 sources, doubtful ones not counted), the image is
+    extracted again at the default ``retry_sigma_threshold`` (3 sigmas) and solved with
+    ``solve(field, timeout_ms)`` (its time limit at most ``timeout_ms``: see
     :mod:`skysolve.batch.deeper`).
     Returns the deeper field and its answer when it solves, else ``result`` and ``fld``
     as given -- as well when ``extraction`` names a ``sigma_threshold`` (a threshold
@@ -167,7 +170,7 @@ def deeper_field(path: Path, fld: Field, result: Any, solve: Callable[[Field, fl
                         lambda sigma: image_field(path, hdu=hdu, downsample=downsample,
                                                   invert=invert,
                                                   **{**extraction, "sigma_threshold": sigma}),
-                        solve, count=lambda f: len(f.xy_fits))
+                        solve, count=lambda f: len(f.xy_fits) - f.doubtful)
 
 
 def _number(value: Any, name: str) -> float:

@@ -24,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..extraction import extract
+import numpy as np
+
+from ..extraction import ExtractionResult, extract
 from ..extraction.options import ExtractionOptions
 
-__all__ = ["solve_deeper", "retry_deeper", "deeper_threshold", "deeper_timeout", "limited",
-           "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS"]
+__all__ = ["solve_deeper", "retry_deeper", "star_count", "deeper_threshold", "deeper_timeout",
+           "limited", "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS"]
 
 #: A failed solve of fewer centroids than this may have wanted stars: the real frames
 #: keep 33-39 at 5 sigmas, and with three times their noise 4-7.
@@ -79,6 +81,16 @@ def deeper_threshold(kept: int, result: Any, sigma_threshold: float,
     return retry_sigma_threshold
 
 
+def star_count(found: Any) -> int:
+    """How many of an extraction's centroids are stars: its doubtful ones (listed after
+    them: a binned frame's sharp blobs too faint to tell from hot pixels, a JPEG's
+    compressed impulses) are not counted, so that a frame they pad out past
+    :data:`FEW_STARS` is still extracted deeper. Any other list: its length."""
+    if isinstance(found, ExtractionResult):
+        return int(np.count_nonzero(found.flags != "doubtful"))
+    return len(found)
+
+
 def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOptions,
                  solve_found: Callable[[Any], Any]) -> tuple[Any, Any]:
     """The solve of a deeper extraction of ``image`` when ``result`` failed for want of
@@ -117,12 +129,13 @@ def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOpti
 def retry_deeper(found: Any, result: Any, sigma_threshold: float,
                  retry_sigma_threshold: float | None, extract_at: Callable[[float], Any],
                  solve_found: Callable[[Any, float], Any],
-                 count: Callable[[Any], int] = len) -> tuple[Any, Any]:
+                 count: Callable[[Any], int] | None = None) -> tuple[Any, Any]:
     """:func:`solve_deeper` for any kind of source list: ``found``, extracted at
     ``sigma_threshold`` and solved into ``result``; ``extract_at(sigma)`` the same
     extraction at another threshold, ``solve_found`` as there, ``count(list)`` its
-    sources. Returns ``(result, found)`` of the deeper list when it solved, else as
-    given."""
+    stars (default :func:`star_count`). Returns ``(result, found)`` of the deeper list
+    when it solved, else as given."""
+    count = star_count if count is None else count
     sigma = deeper_threshold(count(found), result, sigma_threshold, retry_sigma_threshold)
     if sigma is None:
         return result, found

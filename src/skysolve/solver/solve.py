@@ -441,8 +441,9 @@ def _deep(flag: bool | None, centroids: Any) -> bool:
     if not isinstance(centroids, ExtractionResult):
         return False
     # the doubtful centroids kept are as likely artefacts as stars: on one side, with the
-    # rejected artefacts (an undersampled frame keeps its faint sharp blobs as doubtful,
-    # where it rejected them as hot pixels)
+    # rejected artefacts. All kinds of them (an undersampled frame's faint sharp blobs,
+    # which it rejected as hot pixels before; a JPEG's compressed impulses, a silhouette's
+    # specks, merged saturated stars): a frame whose list is half doubt is a hard one
     doubtful = int(np.count_nonzero(centroids.flags == "doubtful"))
     stars = len(centroids) - doubtful
     # (more artefacts than stars needs more rejections than stars: most frames have fewer,

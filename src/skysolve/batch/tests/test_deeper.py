@@ -140,3 +140,23 @@ def test_solve_many_gives_the_deeper_solve_a_second_at_most(small_db, monkeypatc
     got = solve_many([image], small_db, fov_estimate_deg=FOV_DEG, jobs=1, progress=False)
     assert got[0].status == "too_few"
     assert limits == [5000.0, 1000.0]
+
+
+def test_doubtful_centroids_do_not_count_as_stars():
+    """The real frame binned 4x keeps 24 centroids, 12 of them doubtful (sharp blobs too
+    faint to tell from hot pixels): a failure of it is short of stars, and the frame is
+    extracted again deeper; its 12 stars alone would have been, as would a list of 24
+    unflagged sources."""
+    from skysolve.extraction.tests.test_robustness import _binned
+    from skysolve.solver.result import SolveFailure
+    from skysolve.tests.realframes import ALT60
+
+    found = extract_centroids(_binned(skysolve.read_image(DATA / ALT60), 4))
+    doubtful = int((found.flags == "doubtful").sum())
+    assert len(found) >= deeper.FEW_STARS > deeper.star_count(found) == len(found) - doubtful
+    failed = SolveFailure("no_match", 1.0)
+    asked = []
+    got = deeper.retry_deeper(found, failed, 5.0, 3.0,
+                              lambda sigma: asked.append(sigma) or found, lambda *a: None)
+    assert asked == [3.0] and got == (failed, found)  # (no more stars deeper: kept)
+    assert deeper.star_count(found.as_array()) == len(found)
