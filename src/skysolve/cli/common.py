@@ -234,13 +234,26 @@ def _load_database(args: argparse.Namespace, fields: tuple[float, float] | None 
 
 
 def _extraction_options(args: argparse.Namespace):
-    """The library's extraction options from the image flags."""
+    """The library's extraction options from the image flags (``--sigma`` only when
+    given: the deeper retry's default depends on it, :func:`retry_sigma`)."""
     from ..extraction.options import ExtractionOptions
 
-    return ExtractionOptions(sigma_threshold=args.sigma, min_pixels=args.min_pixels,
+    given = {"sigma_threshold": args.sigma} if hasattr(args, "sigma") else {}
+    return ExtractionOptions(**given, min_pixels=args.min_pixels,
                              max_elongation=args.max_elongation,
                              local_bg_block_size=args.bg_block, max_centroids=args.max_stars,
                              sky_circle=getattr(args, "sky_circle", "auto"))
+
+
+def retry_sigma(args: argparse.Namespace) -> float | None:
+    """The deeper retry's threshold: ``--retry-sigma`` (0: None, never), else the
+    library's default, or none when ``--sigma`` was given (a threshold asked for is
+    kept, as skysolve-field keeps ``--nsigma``)."""
+    from ..extraction.options import ExtractionOptions
+
+    if hasattr(args, "retry_sigma"):
+        return args.retry_sigma
+    return None if hasattr(args, "sigma") else ExtractionOptions().retry_sigma_threshold
 
 
 def _load_camera(path: str | None):

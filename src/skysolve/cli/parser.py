@@ -325,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='solve part of the image, numpy order, e.g. "[:2048, 44:2092]"; the '
                         "optical centre is the whole image's centre, unless --camera (of "
                         "the whole image) gives it")
-    g.add_argument("--sigma", type=_option("extraction", "sigma_threshold"), default=5.0,
-                   metavar="S",
+    g.add_argument("--sigma", type=_option("extraction", "sigma_threshold"),
+                   default=argparse.SUPPRESS, metavar="S",
                    help="star detection threshold in background sigmas (default 5)")
     g.add_argument("--min-pixels", type=_option("extraction", "min_pixels", int), default=3,
                    metavar="N",
@@ -392,10 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", metavar="CAMERA.json",
                    help="calibrated camera model (fixes focal length, centre, distortion)")
     p.add_argument("--retry-sigma", type=_option("extraction", "retry_sigma_threshold"),
-                   default=3.0, metavar="S",
+                   default=argparse.SUPPRESS, metavar="S",
                    help="an image that keeps fewer than 20 stars and finds no match is "
                         "extracted again at this threshold, in background sigmas, and "
-                        "solved again (default 3; 0: never)")
+                        "solved again (default 3, or never when --sigma is given; 0: "
+                        "never)")
     p.add_argument("--match-radius", type=_option("solve", "match_radius"), default=0.01,
                    metavar="R",
                    help="star match radius as a fraction of the image width (default 0.01)")

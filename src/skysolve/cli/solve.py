@@ -33,6 +33,7 @@ from .common import (
     _results_misuse,
     _show_warning,
     one_shot_backend,
+    retry_sigma,
 )
 from .parser import EXIT_ERROR, EXIT_OK, EXIT_UNSOLVED, EXIT_USAGE
 
@@ -459,7 +460,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     job = _Job(solve=solve_options,
                extraction=_extraction_options(args).replace(
-                   backend=solve_options.backend, retry_sigma_threshold=args.retry_sigma),
+                   backend=solve_options.backend, retry_sigma_threshold=retry_sigma(args)),
                hdu=args.hdu, section=args.section,
                aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
                update_fits=args.update_fits, debug=args.debug,

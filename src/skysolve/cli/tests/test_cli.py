@@ -395,6 +395,14 @@ def test_a_noisy_frame_short_of_stars_is_extracted_again_deeper(cli_env, db_file
     assert proc.returncode == 3
     rec = json_lines(proc.stdout)[0]
     assert rec["status"] == "no_match" and rec["num_centroids"] < 20
+    # a threshold asked for is kept (as skysolve-field keeps --nsigma), unless a retry is
+    # asked for too
+    proc = run(cli_env, "solve", noisy, "--db", db_file, "--fov", "11.4", "--json",
+               "--sigma", "5")
+    assert proc.returncode == 3 and json_lines(proc.stdout)[0]["num_centroids"] < 20
+    proc = run(cli_env, "solve", noisy, "--db", db_file, "--fov", "11.4", "--json",
+               "--sigma", "5", "--retry-sigma", "3")
+    assert proc.returncode == 0 and json_lines(proc.stdout)[0]["num_centroids"] > 100
     assert_user_error(run(cli_env, "solve", noisy, "--retry-sigma", "-1"), 2, "--retry-sigma")
 
 
