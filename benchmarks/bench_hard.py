@@ -108,10 +108,13 @@ RECIPES: dict[str, list] = {
     # a camera binning 2x2 (moderate) or 4x4 (strong) to read out faster: the real
     # frames' stars a pixel wide, and a quarter or a sixteenth of the pixels
     "binning": ["binning"],
+    # every star drawn out into a trail 16 px (moderate) or 32 px (strong) long: a fixed
+    # tripod's exposure, a tracker slewing (``smear`` itself: 4 and 8 px)
+    "long_smear": ["smear"],
 }
-#: Recipes whose steps run at a fraction of the named strength: eight steps at full
-#: strength each leave little to solve for anyone
-SCALE = {"combined": 0.5}
+#: Recipes whose steps run at a fraction (or a multiple) of the named strength: eight
+#: steps at full strength each leave little to solve for anyone
+SCALE = {"combined": 0.5, "long_smear": 4.0}
 STRENGTH_NAMES = ("moderate", "strong")
 
 

@@ -17,7 +17,8 @@ positions, brightness and shape:
 2. **Detection.** Pixels more than ``sigma_threshold`` x the local noise above
    the background (optionally after a Gaussian matched filter that is used only
    for the detection mask; by default only when the frame keeps few stars or
-   its stars are wide) form 8-connected blobs. On a JPEG, whose quantised noise is
+   its stars are wide; on a frame of few stars smeared into trails, a filter of
+   the trail's shape, :mod:`.smear`) form 8-connected blobs. On a JPEG, whose quantised noise is
    no Gaussian of the pixel noise, the threshold rises until the noise's mirror image
    below the sky holds few such blobs (:func:`_mirrored_noise_scale`). One-pixel
    gaps of unusable pixels (every second row lost, a bad column) are bridged:
@@ -133,6 +134,7 @@ from .options import ExtractionOptions
 from .orderstats import lower_median, median
 from .overlay import drawn_blobs, overlay_blobs
 from .skycircle import sky_circle, within_rim
+from .smear import convolve, frame_smear, smear_kernel
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
@@ -948,7 +950,7 @@ def _unringed_dark_fraction(work: NDArray, bg: Background) -> float:
 
 
 def _threshold_scale(opts: ExtractionOptions, shape: tuple[int, int],
-                     flattened: bool = False) -> float:
+                     flattened: bool = False, kernel: NDArray | None = None) -> float:
     """The detection threshold in noise sigmas of the (filtered) detection image of a
     frame of ``shape``: the filtered image's noise is the kernel's root sum of squares
     (a linear background passes the filter unchanged).
@@ -968,6 +970,8 @@ def _threshold_scale(opts: ExtractionOptions, shape: tuple[int, int],
     quality 78: a threshold of 0.71 counts on its filtered image, 296 detections of
     which 254 lie on no source of the 16-bit frame).
     """
+    if kernel is not None:  # a trail's 2-D kernel (:mod:`.smear`), on frames larger than it
+        return opts.sigma_threshold * math.sqrt(float(np.sum(kernel ** 2)))
     if opts.matched_filter_sigma is None or flattened:
         return opts.sigma_threshold
     kernel = _gaussian_kernel(opts.matched_filter_sigma).astype(np.float64)
@@ -991,18 +995,24 @@ def _folded_rss(kernel: NDArray[np.float64], n: int) -> float:
 
 def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
            opts: ExtractionOptions, noise: NDArray | None = None,
-           gaps: NDArray | None = None, counts: NDArray | None = None):
+           gaps: NDArray | None = None, counts: NDArray | None = None,
+           kernel: NDArray | None = None):
     """Threshold, candidate pixels and their 8-connected labels; ``gaps``: the unusable
     pixels that may still join a blob (:func:`_bridge_gaps`); ``counts``: the camera's
-    integers whose values ``work`` holds unchanged, if it does (:func:`_candidate_pixels`).
+    integers whose values ``work`` holds unchanged, if it does (:func:`_candidate_pixels`);
+    ``kernel``: a trail's matched filter (:func:`.smear.smear_kernel`), instead of
+    ``opts.matched_filter_sigma``'s.
 
     Returns ``(threshold scale, labels, number of blobs, pixel indices, background
     there)``; the threshold at a pixel is the scale times the noise there.
     """
     h, w = work.shape
-    scale = _threshold_scale(opts, (h, w), bg.flattened)
-    det = work if opts.matched_filter_sigma is None else _smooth(
-        work, _gaussian_kernel(opts.matched_filter_sigma))
+    scale = _threshold_scale(opts, (h, w), bg.flattened, kernel)
+    if kernel is not None:
+        det = convolve(work, kernel)
+    else:
+        det = work if opts.matched_filter_sigma is None else _smooth(
+            work, _gaussian_kernel(opts.matched_filter_sigma))
     if det is not work and not bg.flattened:
         scale *= _correlated_noise(det, bad, bg, scale / opts.sigma_threshold)
     if bg.block_grid is not None and noise is None:
@@ -1537,14 +1547,16 @@ _AUTO_GAIN = 1.5
 
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
             glyphs: tuple[NDArray, NDArray] | None = None,
-            gaps: NDArray | None = None, counts: NDArray | None = None) -> _Pass | None:
+            gaps: NDArray | None = None, counts: NDArray | None = None,
+            kernel: NDArray | None = None) -> _Pass | None:
     """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
     is above the threshold. ``noise``: the per-pixel noise map, when the image came with
     one; ``glyphs``: the peaks of an unfiltered pass's overlay blobs
     (:attr:`_Pass.glyphs`); ``gaps``: the unusable pixels detection bridges
     (:func:`_bridge_gaps`); ``counts``: the camera's integers whose values ``work``
-    holds unchanged, if it does."""
-    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps, counts)
+    holds unchanged, if it does; ``kernel``: a trail's matched filter (:mod:`.smear`)."""
+    scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps, counts,
+                                                kernel)
     if nblobs == 0:
         return None
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
@@ -1667,6 +1679,36 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
     if not np.isfinite(psf.width2):
         return 1.5
     return float(np.clip(np.sqrt(psf.width2), *_AUTO_SIGMA))
+
+
+#: Blobs whose shapes tell a frame's smear (:func:`.smear.frame_smear`): those kept by
+#: the shape tests, and those they dropped for their length.
+_SMEAR_REASONS = (0, code("elongated"), code("trail"))
+
+
+def _trail_pass(tried: tuple[_Pass | None, ...], found: _Pass | None, work, bad, bg,
+                sat_level, opts: ExtractionOptions, noise, gaps) -> _Pass | None:
+    """A detection pass with a trail's matched filter (:mod:`.smear`), when the pass
+    chosen so far (``found``) keeps fewer than ``_AUTO_MIN_STARS`` stars and the bright
+    blobs of one of the passes ``tried`` (the unfiltered one first: the Gaussian filter
+    widens a trail, and joins its faint pieces) show a common smear; else None."""
+    if bg.flattened or (found is not None and found.kept(_AUTO_MIN_STARS) >= _AUTO_MIN_STARS):
+        return None  # (a JPEG's flat sky blocks: no filtered threshold, see _threshold_scale)
+    smear = None
+    for done in tried:
+        if done is None:
+            continue
+        _ = done.most  # (runs the shape tests, which give the reasons read)
+        smear = frame_smear(done._meas, np.flatnonzero(np.isin(done._reason, _SMEAR_REASONS)))
+        if smear is not None:
+            break
+    if smear is None:
+        return None
+    kernel = smear_kernel(smear)
+    if min(work.shape[0] / kernel.shape[0], work.shape[1] / kernel.shape[1]) < 4:
+        return None
+    return _detect(work, bad, bg, sat_level, opts.replace(matched_filter_sigma=None), noise,
+                   tried[0].glyphs if tried[0] is not None else None, gaps, None, kernel)
 
 
 def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> bool:
@@ -1798,8 +1840,13 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
                         noise, None if found is None else found.glyphs, gaps,
                         None if noise is not None else counts)
+        first = found
         if _prefer_filtered(found, again, _AUTO_MIN_STARS):
             found = again
+        trail = _trail_pass((first, again), found, work, bad, bg, sat_level, passes, noise,
+                            gaps)
+        if trail is not None and _prefer_filtered(found, trail, _AUTO_MIN_STARS):
+            found = trail
     if found is None:
         return _empty_result(h, w, (bg.mean + offset) * unit, sigma * unit,
                              _threshold_scale(plain, (h, w), bg.flattened) * sigma * unit)

@@ -97,7 +97,10 @@ class ExtractionOptions(Options):
         star of the first pass whose blob it merged with another's (a wide
         filter joins neighbouring defocus rings), and, when the first pass
         keeps 30 stars already, 1.5 times as many (a filter scaled to white
-        noise raises correlated noise, JPEG's or a blur's, into detections).""")
+        noise raises correlated noise, JPEG's or a blur's, into detections).
+        A frame still short of 30 stars whose bright blobs are trails of one
+        direction, 8 px or longer, is detected once more with the trail's shape
+        as the filter (:mod:`skysolve.extraction.smear`), which wins likewise.""")
     max_sharpness: float | None = option(0.9, type="float or None", check=_args.optional_positive,
                                          doc="""
         Reject blobs whose peak sharpness ``(peak - mean(8 neighbours)) / peak``
