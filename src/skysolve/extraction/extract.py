@@ -1681,6 +1681,23 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
     return float(np.clip(np.sqrt(psf.width2), *_AUTO_SIGMA))
 
 
+def _filtered(first: _Pass | None, options: ExtractionOptions, passes: ExtractionOptions,
+              work, bad, bg, sat_level, noise, gaps, counts) -> _Pass | None:
+    """The pass an extraction keeps: the unfiltered ``first``, or the automatic Gaussian
+    filter's (:func:`_auto_filter`; ``passes``: the options of the filtered passes), or
+    a trail's (:func:`_trail_pass`), when it keeps more stars (:func:`_prefer_filtered`)."""
+    second = _auto_filter(first, options)
+    if second is None:
+        return first
+    again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
+                    noise, None if first is None else first.glyphs, gaps, counts)
+    found = again if _prefer_filtered(first, again, _AUTO_MIN_STARS) else first
+    trail = _trail_pass((first, again), found, work, bad, bg, sat_level, passes, noise, gaps)
+    if trail is not None and _prefer_filtered(found, trail, _AUTO_MIN_STARS):
+        found = trail
+    return found
+
+
 #: Blobs whose shapes tell a frame's smear (:func:`.smear.frame_smear`): those kept by
 #: the shape tests, and those they dropped for their length.
 _SMEAR_REASONS = (0, code("elongated"), code("trail"))
@@ -1835,18 +1852,8 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         if options.matched_filter_sigma == "auto" else passes
     found = _detect(work, bad, bg, sat_level, plain, noise, gaps=gaps,
                     counts=None if noise is not None else counts)
-    second = _auto_filter(found, options)
-    if second is not None:
-        again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
-                        noise, None if found is None else found.glyphs, gaps,
-                        None if noise is not None else counts)
-        first = found
-        if _prefer_filtered(found, again, _AUTO_MIN_STARS):
-            found = again
-        trail = _trail_pass((first, again), found, work, bad, bg, sat_level, passes, noise,
-                            gaps)
-        if trail is not None and _prefer_filtered(found, trail, _AUTO_MIN_STARS):
-            found = trail
+    found = _filtered(found, options, passes, work, bad, bg, sat_level, noise, gaps,
+                      None if noise is not None else counts)
     if found is None:
         return _empty_result(h, w, (bg.mean + offset) * unit, sigma * unit,
                              _threshold_scale(plain, (h, w), bg.flattened) * sigma * unit)
