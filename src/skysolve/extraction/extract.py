@@ -1009,7 +1009,7 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
     h, w = work.shape
     scale = _threshold_scale(opts, (h, w), bg.flattened, kernel)
     if kernel is not None:
-        det = convolve(work, kernel)
+        det = convolve(work, kernel, bg.full())
     else:
         det = work if opts.matched_filter_sigma is None else _smooth(
             work, _gaussian_kernel(opts.matched_filter_sigma))
@@ -1562,6 +1562,8 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
                           need_bbox=opts.border_margin > 0)
     meas["edge"] = _saturated_on_edge(labels, work, sat_level, len(meas["npix"]))
+    if kernel is not None:
+        meas["edge"] |= _cut_trails(meas, kernel, work.shape)
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
     reason, psf = _reference(work, meas, scale, opts, labels, glyphs, bg.block_grid is not None)
@@ -1578,6 +1580,17 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
                  lambda ids: len(_fits(work, fit_bad, labels, meas, opts, ids, reason.copy(),
                                        psf, bg.block_grid, scale)[0]),
                  opts.max_centroids, psf, labels, meas, basic, reason)
+
+
+def _cut_trails(meas: dict[str, NDArray], kernel: NDArray, shape: tuple[int, int]) -> NDArray:
+    """Which blobs of a trail-filtered pass (``kernel``: the trail's shape) lie within half
+    a trail of the frame's edges: their trails may run off it, and the light left
+    inside puts their centroids up to half a trail off the star (they are a ``border``)."""
+    hy, hx = kernel.shape[0] // 2, kernel.shape[1] // 2
+    h, w = shape
+    with np.errstate(invalid="ignore"):
+        return ((meas["cx"] < hx) | (meas["cx"] > w - 1 - hx)
+                | (meas["cy"] < hy) | (meas["cy"] > h - 1 - hy))
 
 
 class _Pass:
@@ -1658,6 +1671,11 @@ class _Pass:
             self._uncut = self._count((every, len(every)))
         return self._uncut
 
+    def shaped(self) -> tuple[dict[str, NDArray], NDArray[np.uint8]]:
+        """Its blobs' measurements and reason codes after the shape tests (runs them)."""
+        self._to_fit()
+        return self._meas, self._reason
+
     def whole_rings(self) -> int:
         """How many of the stars it keeps are as wide across as its rings
         (:func:`.filters.across_rings`; runs the fits)."""
@@ -1715,17 +1733,24 @@ def _trail_pass(tried: tuple[_Pass | None, ...], found: _Pass | None, work, bad,
     for done in tried:
         if done is None:
             continue
-        _ = done.most  # (runs the shape tests, which give the reasons read)
-        smear = frame_smear(done._meas, np.flatnonzero(np.isin(done._reason, _SMEAR_REASONS)))
+        meas, reason = done.shaped()
+        smear = frame_smear(meas, np.flatnonzero(np.isin(reason, _SMEAR_REASONS)))
         if smear is not None:
             break
     if smear is None:
         return None
-    kernel = smear_kernel(smear)
-    if min(work.shape[0] / kernel.shape[0], work.shape[1] / kernel.shape[1]) < 4:
-        return None
-    return _detect(work, bad, bg, sat_level, opts.replace(matched_filter_sigma=None), noise,
-                   tried[0].glyphs if tried[0] is not None else None, gaps, None, kernel)
+    best = None
+    for length in smear.lengths():
+        kernel = smear_kernel(smear, length)
+        half = max(kernel.shape) // 2
+        if min(work.shape) < 8 * half:
+            continue
+        trail = _detect(work, bad, bg, sat_level, opts.replace(matched_filter_sigma=None),
+                        noise, tried[0].glyphs if tried[0] is not None else None, gaps, None,
+                        kernel)
+        if best is None or _prefer_filtered(best, trail, _AUTO_MIN_STARS):
+            best = trail
+    return best
 
 
 def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> bool:

@@ -16,7 +16,8 @@ the PSF's variance, across it the PSF's alone. :func:`frame_smear` reads them
 from a detection pass; :func:`smear_kernel` is the trail's own shape (a line of
 length ``L`` along the direction, widened by the PSF's width across), the
 matched filter of a trail; :func:`convolve` applies it (by FFT: a kernel of a
-few hundred taps). Detected on the filtered image, each trail is one blob, whose
+few hundred taps), its noise the same up to the frame's edges. Detected on the
+filtered image, each trail is one blob, whose
 intensity-weighted centroid on the unfiltered pixels is the star's position at
 mid-exposure.
 """
@@ -47,6 +48,8 @@ _SMEAR_COHERENCE = 0.9
 _SMEAR_ELONGATION = 2.5
 #: Trails shorter than this (px) are left to the Gaussian filter.
 _SMEAR_MIN_LENGTH = 8.0
+#: A longest blob this many times the next (of the three brightest) may be no star's.
+_SMEAR_LONGER = 2.0
 #: The kernel's width across the trail (its Gaussian sigma, px) within these bounds.
 _SMEAR_WIDTH = (0.7, 2.5)
 
@@ -54,11 +57,18 @@ _SMEAR_WIDTH = (0.7, 2.5)
 @dataclass(frozen=True)
 class Smear:
     """A frame's trails: ``length`` (px) along ``angle`` (radians, from +x towards +y),
-    ``width`` the PSF's sigma across them (px)."""
+    ``width`` the PSF's sigma across them (px); ``shorter``: another length worth a try
+    (px; NaN: none), when the longest bright blob is far longer than the others (a
+    satellite's trail along the stars', or two trails in one blob)."""
 
     length: float
     angle: float
     width: float
+    shorter: float = float("nan")
+
+    def lengths(self) -> tuple[float, ...]:
+        """The lengths to try, longest first."""
+        return (self.length,) if math.isnan(self.shorter) else (self.length, self.shorter)
 
 
 def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp]) -> Smear | None:
@@ -72,7 +82,9 @@ def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp]) -> Smear
     ``sqrt(12 (major - minor))`` of their second moments, the longest of the three
     brightest: the moments see only the pixels above the threshold, which a fainter
     trail's ends are not (the real frames smeared over 24-40 px: their brightest trail
-    measured 24-38 px, the next ones 6-20).
+    measured 24-38 px, the next ones 6-20). When it is more than ``_SMEAR_LONGER`` times
+    the second longest of them, that one (at least ``_SMEAR_MIN_LENGTH``) is
+    :attr:`Smear.shorter`: the longest may be a satellite's trail.
     """
     ids = np.asarray(candidates, dtype=np.intp)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -92,18 +104,27 @@ def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp]) -> Smear
     resultant = np.hypot(np.mean(np.cos(doubled)), np.mean(np.sin(doubled)))
     if resultant < _SMEAR_COHERENCE:
         return None
-    length = float(np.max(np.sqrt(12.0 * (major - minor))[:3]))
+    top = np.sort(np.sqrt(12.0 * (major - minor))[:3])[::-1]
+    length = float(top[0])
     if not length >= _SMEAR_MIN_LENGTH:
         return None
-    angle = 0.5 * math.atan2(float(np.mean(np.sin(doubled))), float(np.mean(np.cos(doubled))))
+    shorter = float(top[1]) if len(top) > 1 else float("nan")
+    if not (_SMEAR_MIN_LENGTH <= shorter and _SMEAR_LONGER * shorter < length):
+        shorter = float("nan")
+    # the median direction about the mean one: a satellite's trail among the stars' (a
+    # long, bright blob a few degrees off theirs) does not turn it
+    mean = math.atan2(float(np.mean(np.sin(doubled))), float(np.mean(np.cos(doubled))))
+    turn = float(np.median(np.angle(np.exp(1j * (doubled - mean)))))
+    angle = 0.5 * (mean + turn)
     width = float(np.clip(np.sqrt(np.median(minor)), *_SMEAR_WIDTH))
-    return Smear(length, angle, width)
+    return Smear(length, angle, width, shorter)
 
 
-def smear_kernel(smear: Smear) -> NDArray[np.float64]:
-    """A trail's shape, normalised to sum 1: a line of ``smear.length`` px along
-    ``smear.angle`` (sampled every 0.1 px, spread over the four nearest pixels),
-    convolved with a Gaussian of sigma ``smear.width``. Odd-sized, centred."""
+def smear_kernel(smear: Smear, length: float | None = None) -> NDArray[np.float64]:
+    """A trail's shape, normalised to sum 1: a line of ``length`` px (default
+    ``smear.length``; 0: a point) along ``smear.angle`` convolved with a Gaussian of
+    sigma ``smear.width``. Odd-sized, centred."""
+    smear = smear if length is None else Smear(float(length), smear.angle, smear.width)
     c, s = math.cos(smear.angle), math.sin(smear.angle)
     reach = 0.5 * smear.length + 3.0 * smear.width
     half_x = int(math.ceil(abs(0.5 * smear.length * c) + 3.0 * smear.width))
@@ -118,17 +139,36 @@ def smear_kernel(smear: Smear) -> NDArray[np.float64]:
     from scipy.special import erf
 
     line = 0.5 * (erf((along + ends) / (math.sqrt(2.0) * w))
-                  - erf((along - ends) / (math.sqrt(2.0) * w)))
+                  - erf((along - ends) / (math.sqrt(2.0) * w))) if ends > 1e-3 * w \
+        else np.exp(-0.5 * (along / w) ** 2)
     kernel = np.exp(-0.5 * (across / w) ** 2) * line
     kernel[np.hypot(x, y) > reach + 1.0] = 0.0
     return kernel / kernel.sum()
 
 
-def convolve(image: NDArray, kernel: NDArray[np.float64]) -> NDArray[np.float32]:
-    """``image`` convolved with ``kernel`` (odd-sized, centred), its edges replicated
-    (a sky level passes unchanged), in float32."""
+def convolve(image: NDArray, kernel: NDArray[np.float64],
+             background: NDArray) -> NDArray[np.float32]:
+    """``image`` convolved with ``kernel`` (odd-sized, centred) about its ``background``
+    (a map of the image's shape), in float32, its noise that of the full kernel up to
+    the edges.
+
+    What lies beyond the edges is not made up: the sums run over the pixels inside,
+    and near an edge they are scaled by the root sum of squares of the kernel over that
+    of its taps inside. (Replicated edges fold the taps beyond an edge onto its pixels:
+    half a 32 px trail in, the filtered noise was up to three times the threshold's,
+    and blobs of noise rose there.)
+    """
     from scipy.signal import fftconvolve
 
-    hy, hx = kernel.shape[0] // 2, kernel.shape[1] // 2
-    padded = np.pad(np.asarray(image, dtype=np.float32), ((hy, hy), (hx, hx)), mode="edge")
-    return fftconvolve(padded, kernel.astype(np.float32), mode="valid").astype(np.float32)
+    k = kernel.astype(np.float32)
+    bg = np.asarray(background, dtype=np.float32)
+    resid = np.asarray(image, dtype=np.float32) - bg
+    out = fftconvolve(resid, k, mode="same")
+    inside = fftconvolve(np.ones(resid.shape, np.float32), k * k, mode="same")
+    full = float(np.sum(k * k))
+    # (FFT round-off leaves the interior's sums a few 1e-7 off the full one)
+    scale = np.sqrt(full / np.clip(inside, 1e-6 * full, None))
+    scale[scale < 1.0 + 1e-4] = 1.0
+    out *= scale
+    out += bg
+    return out.astype(np.float32, copy=False)
