@@ -162,13 +162,38 @@ def convolve(image: NDArray, kernel: NDArray[np.float64],
 
     k = kernel.astype(np.float32)
     bg = np.asarray(background, dtype=np.float32)
-    resid = np.asarray(image, dtype=np.float32) - bg
-    out = fftconvolve(resid, k, mode="same")
-    inside = fftconvolve(np.ones(resid.shape, np.float32), k * k, mode="same")
-    full = float(np.sum(k * k))
-    # (FFT round-off leaves the interior's sums a few 1e-7 off the full one)
-    scale = np.sqrt(full / np.clip(inside, 1e-6 * full, None))
-    scale[scale < 1.0 + 1e-4] = 1.0
-    out *= scale
+    out = fftconvolve(np.asarray(image, dtype=np.float32) - bg, k, mode="same")
+    h, w = out.shape
+    hy, hx = k.shape[0] // 2, k.shape[1] // 2
+    scale = _edge_scale(kernel, (h, w))
+    if 2 * hy >= h or 2 * hx >= w:
+        out *= scale(np.arange(h), np.arange(w))
+    else:  # (only the bands within half a kernel of an edge)
+        top = np.r_[0:hy, h - hy:h]
+        out[top] *= scale(top, np.arange(w))
+        side = np.r_[0:hx, w - hx:w]
+        out[hy:h - hy, side] *= scale(np.arange(hy, h - hy), side)
     out += bg
     return out.astype(np.float32, copy=False)
+
+
+def _edge_scale(kernel: NDArray[np.float64], shape: tuple[int, int]):
+    """``scale(rows, cols)``: the kernel's root sum of squares over that of its taps that
+    fall inside a frame of ``shape`` at those pixels (1 where all do), by a summed-area
+    table of the squared kernel."""
+    kh, kw = kernel.shape
+    hy, hx = kh // 2, kw // 2
+    h, w = shape
+    table = np.zeros((kh + 1, kw + 1))
+    table[1:, 1:] = np.cumsum(np.cumsum(np.asarray(kernel, np.float64) ** 2, axis=0), axis=1)
+    full = table[-1, -1]
+
+    def scale(rows: NDArray, cols: NDArray) -> NDArray[np.float32]:
+        r0 = np.maximum(0, hy - rows)[:, None]
+        r1 = (np.minimum(kh - 1, hy + h - 1 - rows) + 1)[:, None]
+        c0 = np.maximum(0, hx - cols)[None, :]
+        c1 = (np.minimum(kw - 1, hx + w - 1 - cols) + 1)[None, :]
+        inside = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+        return np.sqrt(full / np.maximum(inside, 1e-12 * full)).astype(np.float32)
+
+    return scale
