@@ -167,3 +167,39 @@ def test_a_worker_ended_while_it_wrote_its_result_does_not_hang_the_exit():
                              f"{err!r}") from None
     assert "terminated" in out, err
     assert proc.returncode == 0, err
+
+
+def test_the_pools_cancelled_task_race_prints_no_traceback(monkeypatch):
+    """Python 3.11's process pool, ending, may set its broken-pool error on a task this
+    process had just cancelled, and its managing thread then dies of InvalidStateError
+    with a traceback on stderr (test_sigterm failed so once in ~50 runs). That thread's
+    InvalidStateError is kept quiet; another thread's, or another exception, is not;
+    the previous hook is back once the thread is gone."""
+    import concurrent.futures as cf
+    import threading
+
+    from skysolve.batch.pools import _quiet_cancelled_race
+
+    reported = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(str(args.exc_value)))
+    before = threading.excepthook
+
+    def dies_of(exc):
+        def run():
+            raise exc
+        return threading.Thread(target=run)
+
+    manager = dies_of(cf.InvalidStateError("CANCELLED: <Future state=cancelled>"))
+    restore = _quiet_cancelled_race(manager)
+    other = dies_of(cf.InvalidStateError("elsewhere"))
+    for t in (manager, other):
+        t.start()
+        t.join()
+    restore()
+    assert reported == ["elsewhere"] and threading.excepthook is before
+    loud = dies_of(ValueError("not a race"))
+    restore = _quiet_cancelled_race(loud)
+    loud.start()
+    loud.join()
+    restore()
+    assert reported == ["elsewhere", "not a race"] and threading.excepthook is before
