@@ -327,10 +327,12 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
 
     The public function has the signature ``(*leading, <fields with defaults>,
     [options=None])``; a leading parameter is a name, or ``(name, default)``.
-    Fields declared ``keyword_only`` (and ``options``) are keyword-only.
+    Fields declared ``keyword_only`` are keyword-only; ``options`` is taken by name, or
+    positionally when it is the only argument after the leading ones.
     ``doc`` is its docstring, in which ``{parameters}`` is replaced by the
     fields' numpydoc entries. With ``accept_options``, a ready ``options=``
-    instance may be passed, and keyword arguments then override its values.
+    instance may be passed (also positionally, right after the leading parameters), and
+    keyword arguments then override its values.
 
     With ``keywords`` (``(name, default)`` pairs) the signature is
     ``(*leading, *, <keywords>, <fields>, [options=None])``: everything after
@@ -358,6 +360,11 @@ def with_options(cls: type[Options], leading: Sequence[str | tuple[str, Any]], d
                     raise TypeError(f"{public}() missing required argument {missing[0]!r}")
                 args = (*args, *(kwargs.pop(n, d) for n, d in rest))
             extra = args[n_lead:]
+            if extra and accept_options and len(extra) == 1 and isinstance(extra[0], cls):
+                # (a ready options object in the first field's place: what the caller means)
+                if "options" in kwargs:
+                    raise TypeError(f"{public}() got multiple values for argument 'options'")
+                kwargs["options"], extra = extra[0], ()
             if len(extra) > len(positional):
                 raise TypeError(f"{public}() takes at most {n_lead + len(positional)} "
                                 f"positional arguments ({len(args)} given)")

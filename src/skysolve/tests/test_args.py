@@ -135,6 +135,27 @@ def test_public_functions_show_every_option(fn, options_class, leading):
         assert f"{name} : " in text, name  # a numpydoc entry per parameter in help()
 
 
+def test_an_options_object_may_take_the_first_fields_place():
+    # render_starfield(catalog, camera, attitude, StarfieldOptions(...)) read the options
+    # as the first field (wcs) and answered "give either wcs, or camera and attitude"
+    cam = skysolve.CameraModel.from_fov(10.0, 64, 48)
+    opts = skysolve.StarfieldOptions(psf=1.5, seed=3, background_e=50.0)
+    cat = skysolve.load_hipparcos()
+    img, _ = skysolve.render_starfield(cat, cam, np.eye(3), opts)
+    ref, _ = skysolve.render_starfield(cat, cam, np.eye(3), options=opts)
+    assert np.array_equal(img, ref)
+    assert np.array_equal(skysolve.render_starfield(cat, cam, np.eye(3), opts, seed=4)[0],
+                          skysolve.render_starfield(cat, cam, np.eye(3), psf=1.5, seed=4,
+                                                    background_e=50.0)[0])
+    ex = skysolve.ExtractionOptions(sigma_threshold=8.0)
+    assert skysolve.extract_centroids(img, ex).threshold == \
+        skysolve.extract_centroids(img, sigma_threshold=8.0).threshold
+    with pytest.raises(TypeError, match="options"):
+        skysolve.extract_centroids(img, ex, options=ex)
+    with pytest.raises(InvalidTypeError, match="sigma_threshold"):  # another class: a value
+        skysolve.extract_centroids(img, opts)
+
+
 def test_solve_options_are_checked_once_and_reused(small_db):
     opts = skysolve.SolveOptions(fov_estimate_deg=15, image_shape=(768, 1024.0))
     assert opts.fov_estimate_deg == 15.0 and opts.image_shape == (768, 1024)
