@@ -557,10 +557,10 @@ class Background:
 
     def full(self, dtype=np.float32) -> NDArray:
         """The model at every pixel, shape ``(height, width)`` (costs a full frame)."""
+        # (on the grid of every row and column: flat indices of every pixel cost
+        # 11 ms on 1024x768, the grid 1-2)
         h, w = self.shape
-        rows = np.repeat(np.arange(h), w)
-        cols = np.tile(np.arange(w), h)
-        return self.at(rows, cols).reshape(h, w).astype(dtype)
+        return self.at_grid(np.arange(h), np.arange(w)).astype(dtype)
 
     def gradient_at(self, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
         """Local slope ``(d/dcol, d/drow)`` of the model (per pixel) at pixels."""
