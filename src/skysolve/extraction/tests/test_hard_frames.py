@@ -482,6 +482,18 @@ def test_the_sky_between_crowded_stars_is_not_foreground(hip_catalog):
     assert len(res) > 8000
 
 
+def _rich_field(fov_deg: float, R: np.ndarray, psf: float, zeropoint_mag: float, seed: int):
+    """A 1280x720 pinhole frame of the bundled Gaia stars, ``fov_deg`` wide, 3 s deep at
+    ``zeropoint_mag`` (a Milky Way field holds tens of thousands): ``(image, truth)``."""
+    from skysolve import load_gaia
+    from skysolve.camera import CameraModel
+    from skysolve.simulate import render_starfield
+
+    return render_starfield(load_gaia(), CameraModel.from_fov(fov_deg, 1280, 720), R,
+                            psf=psf, exposure_s=3.0, background_e=300.0, read_noise_e=8.0,
+                            zeropoint_mag=zeropoint_mag, full_well_e=60000.0, seed=seed)
+
+
 def test_a_crowded_field_of_focused_stars_is_not_taken_for_defocused_rings():
     """The Milky Way through a 90 deg lens (Gaia stars, 1280x720, PSF sigma 1.3 px):
     among the 200 brightest blobs, 5-14 round blends of two or three stars peak off
@@ -489,14 +501,9 @@ def test_a_crowded_field_of_focused_stars_is_not_taken_for_defocused_rings():
     stars, narrower than the blends, were rejected (637 kept, against 5,343 now); most
     of the compact blobs hold as much light as the blends, as no hot pixel does beside a
     defocused star's ring."""
-    from skysolve import load_gaia
-    from skysolve.camera import CameraModel
-    from skysolve.simulate import random_attitudes, render_starfield
+    from skysolve.simulate import random_attitudes
 
-    cam = CameraModel.from_fov(90.0, 1280, 720)
-    img, truth = render_starfield(load_gaia(), cam, random_attitudes(8, 901)[3], psf=1.3,
-                                  exposure_s=3.0, background_e=300.0, read_noise_e=8.0,
-                                  zeropoint_mag=18.0, full_well_e=60000.0, seed=3)
+    img, truth = _rich_field(90.0, random_attitudes(8, 901)[3], 1.3, 18.0, 3)
     res = extract_centroids(img)
     assert (res.rejected["reason"] == "narrow").sum() < 0.01 * len(res)
     xy = res.as_array()
@@ -514,14 +521,9 @@ def test_chains_of_blended_stars_in_a_crowded_field_cost_few_stars_as_trails():
     kept). The band now reaches as far as it holds about one blob by chance: 99
     (3,956 kept). The real frames' trails are cut as before (a broken trail and a
     strobe line, above)."""
-    from skysolve import load_gaia
-    from skysolve.camera import CameraModel
-    from skysolve.simulate import random_attitudes, render_starfield
+    from skysolve.simulate import random_attitudes
 
-    cam = CameraModel.from_fov(45.0, 1280, 720)
-    img, _ = render_starfield(load_gaia(), cam, random_attitudes(1, 1)[0], psf=1.5,
-                              exposure_s=3.0, background_e=300.0, read_noise_e=8.0,
-                              zeropoint_mag=19.0, full_well_e=60000.0, seed=1)
+    img, _ = _rich_field(45.0, random_attitudes(1, 1)[0], 1.5, 19.0, 1)
     res = extract_centroids(img)
     assert (res.rejected["reason"] == "trail").sum() < 0.05 * len(res)
     assert len(res) > 3700
