@@ -290,16 +290,15 @@ _UNSETTLED_MEDIAN = 0.1
 #: radius, on an all-sky JPEG of 1,248 centroids; a settling one 60, 75 then 150 at 5.3,
 #: 4.8 then 0.4 px).
 _MORE_REFINEMENTS = 4
-#: See :data:`_MORE_REFINEMENTS`.
+#: See :data:`_MORE_REFINEMENTS`. On a list with at most :data:`_BRIGHT_CHANCE` chance
+#: centroids a star (a crowded list's brightest), a refit that moved its matched stars
+#: further than the clip floor goes on too: a hypothesis still on its way (a crowded 90
+#: deg field of 3,611 centroids, its pattern 1.2 deg and 4.5 % of focal length off: on
+#: its brightest 447, 295 then 331 matches at 5.4 then 4.9 px, the stars moved 10 px,
+#: then 422 at 0.13 px on the right answer; it stopped at the second, and was returned
+#: 0.8 deg off at 5 px rms). Not on denser lists, where a refit among chance matches
+#: moves as far and drifts (an all-sky JPEG's rim patch: 1.7 deg off).
 _SETTLING_GROWTH, _SETTLING_GAIN = 1.2, 0.75
-#: On a list with at most :data:`_BRIGHT_CHANCE` chance centroids a star (a crowded list's
-#: brightest), a refit that moved its matched stars further than the clip floor goes on
-#: too: a hypothesis still on its way (a crowded 90 deg field of 3,611 centroids, its
-#: pattern 1.2 deg and 4.5 % of focal length off: on its brightest 447, 295 then 331
-#: matches at 5.4 then 4.9 px, the stars moved 10 px, then 422 at 0.13 px on the right
-#: answer; it stopped at the second, and was returned 0.8 deg off at 5 px rms). Not on
-#: denser lists, where a refit among chance matches moves as far and drifts (an all-sky
-#: JPEG's rim patch: 1.7 deg off).
 
 
 def _passes(frame: Frame, v_all: NDArray[np.float64], R: NDArray[np.float64], f: float,
