@@ -412,6 +412,13 @@ def _empty_result(h: int, w: int, bg_mean: float, sigma: float, thr: float,
 _CLIPPED_PIXELS = 4
 #: ... as long as it lies this many noise sigmas above the background.
 _CLIPPED_SNR = 10.0
+#: A frame whose top is shared, within this fraction of its height above the sky, by ...
+_SOFT_CLIP_SPAN = 0.02
+#: ... this many separate (8-connected) blobs is clipped there too: a JPEG's clipped stars
+#: do not tie (its compression spreads their plateaus over a few counts).
+_CLIPPED_BLOBS = 3
+#: Its level lies this fraction of the height (at most 5 sigma) below the top.
+_SOFT_CLIP_DEPTH = 0.1
 
 
 def _auto_saturation(work: NDArray, background: float, sigma: float,
@@ -427,7 +434,13 @@ def _auto_saturation(work: NDArray, background: float, sigma: float,
     A lower maximum counts when at least ``_CLIPPED_PIXELS`` pixels hold exactly its
     value (a small full well, or a bright sky, clips stars a few dozen sigmas up:
     independent peaks do not tie, clipped ones do); the level is then a quarter of
-    the way (at most 5 sigma) below it.
+    the way (at most 5 sigma) below it. Nor do a JPEG's clipped stars tie: its
+    compression spreads their plateaus over a few counts, and a stretched 8-bit sky's
+    noise may put its 255 less than 20 sigmas up. So a maximum is a clip as well when
+    ``_CLIPPED_BLOBS`` separate blobs reach within ``_SOFT_CLIP_SPAN`` of its height
+    (an unclipped star, however wide, is one blob there; the second brightest peaks
+    lower by chance), the level ``_SOFT_CLIP_DEPTH`` of the height (at most 5 sigma)
+    below it.
     """
     # the rows' maxima in one pass; the pixels near the top are then counted in the rows
     # that reach it rather than in a second pass over the frame: each holds one at least,
@@ -443,10 +456,27 @@ def _auto_saturation(work: NDArray, background: float, sigma: float,
         cut = np.float32(level)  # compared as in float32, whichever array it is
         near = np.flatnonzero(row_max >= cut)
         return level if _holds(work, near, lambda row: row >= cut, 3) else None
-    if height >= _CLIPPED_SNR * sigma and _holds(
-            work, np.flatnonzero(row_max == top), lambda row: row == top, _CLIPPED_PIXELS):
+    if height < _CLIPPED_SNR * sigma:
+        return None
+    if _holds(work, np.flatnonzero(row_max == top), lambda row: row == top, _CLIPPED_PIXELS):
         return top - min(5.0 * sigma, 0.25 * height)
+    if _blobs_near_top(work, row_max, top - _SOFT_CLIP_SPAN * height) >= _CLIPPED_BLOBS:
+        return top - min(5.0 * sigma, _SOFT_CLIP_DEPTH * height)
     return None
+
+
+def _blobs_near_top(work: NDArray, row_max: NDArray, cut: float) -> int:
+    """How many 8-connected blobs the pixels of ``work`` at or above ``cut`` make (its
+    rows' maxima ``row_max`` tell the rows that hold them)."""
+    cut = np.float32(cut)
+    rows = np.flatnonzero(row_max >= cut)
+    if len(rows) == 0:
+        return 0
+    r, c = np.nonzero(work[rows] >= cut)
+    if len(r) < _CLIPPED_BLOBS:
+        return len(r)
+    h, w = work.shape
+    return _label(np.sort(rows[r] * w + c), h, w)[1]
 
 
 def _holds(image: NDArray, rows: NDArray[np.intp], test: Callable[[NDArray], NDArray],

@@ -1000,3 +1000,35 @@ def test_auto_saturation_counts_the_top_pixels_across_rows():
             for row_max in (None, frame.max(axis=1)):
                 got = extract._auto_saturation(frame, 100.0, 0.8, row_max)
                 assert got == want, (dtype, spots, row_max is None)
+
+
+def test_auto_saturation_of_clipped_stars_that_do_not_tie():
+    """A JPEG's clipped stars: plateaus spread over a few counts below 255 (its
+    compression), on a sky whose noise (12 counts: a stretched crowded sky) puts the top
+    less than 50 sigmas up, with no 4 pixels tied at the top. Three such stars make a
+    clip, its level a tenth of the height below the top (at most 5 sigma); two do not,
+    nor does one wide flat-topped blob however many pixels it has at its top."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:120, 0:160]
+
+    def frame(centres, plateau_px=2.5):
+        img = 35.0 + rng.normal(0.0, 12.0, (120, 160))
+        for r, c in centres:
+            d = np.hypot(yy - r, xx - c)
+            star = 40.0 + 260.0 * np.exp(-0.5 * (np.maximum(d - plateau_px, 0.0) / 1.5) ** 2)
+            img = np.maximum(img, np.where(d < 9, star, 0.0))
+        # clipped at 255, then the compression's few counts over the plateaus
+        img = np.minimum(img, 255.0) - rng.uniform(0.0, 4.0, img.shape) * (img >= 255.0)
+        return img.astype(np.float32)
+
+    three = frame([(30, 30), (80, 50), (60, 130)])
+    top = float(three.max())
+    assert np.count_nonzero(three == top) < 4
+    got = extract._auto_saturation(three, 35.0, 12.0)
+    assert got == pytest.approx(top - 0.1 * (top - 35.0), rel=1e-6)
+    assert extract._auto_saturation(frame([(30, 30), (80, 50)]), 35.0, 12.0) is None
+    assert extract._auto_saturation(frame([(60, 80)], plateau_px=8.0), 35.0, 12.0) is None
+    # the stars are flagged and kept
+    found = extract_centroids(three)
+    assert found.saturated.sum() == 3
