@@ -53,7 +53,8 @@ from .frame import CatalogView, Frame, Hypothesis
 
 __all__ = ["CATALOG_SIDE_COUNTS", "CATALOG_SIDE_SHARE", "VERIFY_CENTROIDS", "VERIFY_CENTROIDS_DEEP",
            "VERIFY_CATALOG_FACTOR", "FINE_RADII", "FINE_SLACK", "binomial_tail",
-           "catalog_side_probability", "false_match_probability", "crowding_outer", "verify"]
+           "log_binomial_tail", "catalog_side_probability", "false_match_probability",
+           "crowding_outer", "verify"]
 
 #: Centroids compared when verifying a hypothesis (the brightest) ...
 VERIFY_CENTROIDS = 60
@@ -127,6 +128,25 @@ def binomial_tail(k: int, n: int, p: float) -> float:
         total += term
         j -= 1
     return min(1.0, max(0.0, 1.0 - total))
+
+
+def log_binomial_tail(k: int, n: int, p: float) -> float:
+    """The natural logarithm of :func:`binomial_tail`, also where the tail underflows a
+    float (below ~1e-308: the matches of a few thousand centroids on their stars): -inf
+    for a tail of exactly 0."""
+    tail = binomial_tail(k, n, p)
+    if tail > 1e-300 or k > n or p <= 0.0:
+        return math.log(tail) if tail > 0.0 else -math.inf
+    # k lies far above the mean here: the terms from k on fall at once (as there)
+    j, q = k, 1.0 - p
+    log_term = (math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+                + j * math.log(p) + (n - j) * math.log1p(-p))
+    term = total = 1.0
+    while j < n and term > _TAIL_EPS * total:
+        term *= (n - j) / (j + 1) * p / q
+        total += term
+        j += 1
+    return log_term + math.log(total)
 
 
 def crowding_outer(frame: Frame, radius_px: float) -> float:

@@ -14,6 +14,7 @@ uncorrected probability is 20 times under the threshold.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -21,7 +22,11 @@ import pytest
 from skysolve.camera.model import CameraModel
 from skysolve.simulate import random_attitudes, simulate_centroids
 from skysolve.solver import lost_in_space
-from skysolve.solver.verification import binomial_tail, false_match_probability
+from skysolve.solver.verification import (
+    binomial_tail,
+    false_match_probability,
+    log_binomial_tail,
+)
 
 W, H = 1024, 768
 # attitudes from random_attitudes(40, rng 5) whose right hypothesis comes late (measured:
@@ -65,6 +70,33 @@ def test_binomial_tail_as_scipy():
     assert binomial_tail(1, 10, 0.0) == 0.0 and binomial_tail(10, 10, 1.0) == 1.0
     assert binomial_tail(1, 10, 0.1) == pytest.approx(1.0 - 0.9 ** 10, rel=1e-14)
     assert binomial_tail(10, 10, 0.1) == pytest.approx(1e-10, rel=1e-12)
+
+
+def _exact_log_tail(k: int, n: int, p: Fraction) -> float:
+    """ln P(X >= k), X ~ Binomial(n, p), in exact rational arithmetic."""
+    tail = sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k, n + 1))
+    return math.log(tail.numerator) - math.log(tail.denominator)
+
+
+def test_log_binomial_tail_where_the_tail_underflows_a_float():
+    """The logarithm of the tail, against exact rational sums: where the tail is a float
+    (the same as ``log(binomial_tail)``), and far below the smallest (the matches of a
+    right answer among a thousand centroids: 10^-500 and less), where ``binomial_tail``
+    says 0 and the refinement compared two answers as equally likely."""
+    for k, n, p in [(5, 100, Fraction(1, 100)), (50, 100, Fraction(1, 10)),
+                    (300, 1000, Fraction(1, 20)), (700, 1459, Fraction(1, 25)),
+                    (1300, 1459, Fraction(1, 5)), (60, 60, Fraction(1, 3))]:
+        want = _exact_log_tail(k, n, p)
+        got = log_binomial_tail(k, n, float(p))
+        assert got == pytest.approx(want, rel=1e-10), (k, n, p)
+        tail = binomial_tail(k, n, float(p))
+        if tail > 1e-300:
+            assert got == pytest.approx(math.log(tail), rel=1e-12)
+        else:
+            assert want < -690.0  # (exp of it underflows)
+    assert log_binomial_tail(5, 4, 0.5) == -math.inf
+    assert log_binomial_tail(3, 10, 0.0) == -math.inf
+    assert log_binomial_tail(3, 10, 1.0) == 0.0
 
 
 @pytest.fixture
