@@ -94,6 +94,30 @@ def test_a_crowded_list_is_refined_onto_its_stars_not_onto_chance_matches(
     assert same.mean() > 0.95
 
 
+@pytest.mark.parametrize("fov, n, f_factor, pivot, seed", [
+    (110.0, 800, 1.045, (400.0, -250.0), 2), (110.0, 1500, 0.955, (400.0, -250.0), 1),
+    (110.0, 1500, 1.045, (-450.0, 300.0), 4), (90.0, 2000, 1.045, (400.0, -250.0), 3)])
+def test_a_list_with_a_chance_match_for_every_other_star_is_refined_onto_its_stars(
+        small_db, hip2025, fov, n, f_factor, pivot, seed):
+    """Lists of 800-2,000 centroids on 90-110 deg fields, 0.3-0.8 chance matches a star,
+    from a hypothesis right at one pixel with a focal length 4.5 % off (as a 5-30 deg
+    database's pattern gives on such a frame): every pass moved the stars a few pixels
+    the right way while matching about as many at about the same median, and the
+    refinement stopped 0.68-1.33 deg off (43 of 48 cases: 2 focal errors, 2 pivots, 6
+    seeds, 110 deg with 800 and 1,500 centroids; at 90 deg all 6 seeds of the last case),
+    or the chance check took a rebuild
+    about the pattern for the better answer, both having matches less likely than a
+    float holds. It looks further ahead while the matches crowd more about their stars,
+    and compares such answers in logarithms: all 48 reach the truth."""
+    ref, R, sim = _pivoted_refinement(small_db, hip2025, fov, n, seed, f_factor, pivot)
+    assert ref is not None
+    assert math.degrees(angle_between(ref.hyp.R[2], R[2])) < 0.01
+    assert ref.hyp.f == pytest.approx(CameraModel.from_fov(fov, 1280, 960).focal_length_px,
+                                      rel=1e-3)
+    same = small_db.star_ids[ref.cat_idx] == sim.catalog_ids[ref.img_idx]
+    assert same.mean() > 0.95
+
+
 @pytest.mark.parametrize("seed", [1, 8])
 def test_a_wide_field_hypothesis_off_at_its_edges_is_not_rebuilt_about_its_pattern(
         small_db, hip2025, seed):
