@@ -1002,6 +1002,37 @@ def test_auto_saturation_counts_the_top_pixels_across_rows():
                 assert got == want, (dtype, spots, row_max is None)
 
 
+def test_a_clipped_star_is_placed_at_its_plateau_not_pulled_to_its_neighbour():
+    """A clipped star with two bright unclipped neighbours 5 px away (a crowded field on
+    a coarse scale): their light merges into its blob and pulled the intensity centroid
+    1.4 px towards them; the centre of the clipped plateau is the star's. A lone
+    clipped star keeps its intensity centroid (finer than the plateau's centre), and
+    so does a star bleeding along its column, the charge centred on the star."""
+    rng = np.random.default_rng(3)
+    shape = (100, 140)
+    xs, ys = np.array([-40.3, 30.6]), np.array([-10.2, 15.7])
+    img = render_stars(shape, xs, ys, [4e6, 4e6], 1.5)
+    # two unclipped neighbours 5 px away on one side
+    img += render_stars(shape, xs[0] + np.array([5.0, 4.5]), ys[0] + np.array([1.0, -2.5]),
+                        [2.2e5, 2.2e5], 1.5)
+    clip = 20000.0
+    img = np.minimum(img + 200.0 + rng.normal(0.0, 5.0, shape), clip)
+    # a third star bleeding along its column: its charge spilled up the column
+    x3, y3 = 0.4, -30.3
+    star = render_stars(shape, [x3], [y3], [6e6], 1.5)
+    col = int(round(x3 + shape[1] / 2 - 0.5))
+    row = int(round(y3 + shape[0] / 2 - 0.5))
+    img[row - 6:row + 7, col] = clip  # a symmetric bleed, 13 px long
+    img = np.maximum(img, np.minimum(star + 200.0, clip))
+    res = extract_centroids(img, saturation_level=clip - 100.0)
+    xy = res.as_array()
+    sat = res.saturated
+    for x0, y0 in ((xs[0], ys[0]), (xs[1], ys[1]), (x3, y3)):
+        d = np.hypot(xy[:, 0] - x0, xy[:, 1] - y0)
+        i = int(np.argmin(d))
+        assert sat[i] and d[i] < 0.35, (x0, y0, d[i])
+
+
 def test_auto_saturation_of_clipped_stars_that_do_not_tie():
     """A JPEG's clipped stars: plateaus spread over a few counts below 255 (its
     compression), on a sky whose noise (12 counts: a stretched crowded sky) puts the top
