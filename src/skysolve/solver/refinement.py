@@ -24,11 +24,12 @@ A list so crowded that every catalog star has a chance centroid within the match
 radius, and whose refinement is not clean (a kept residual beyond the clip floor), is
 refined again from a start found on its brightest centroids (:data:`_CROWDED_CHANCE`):
 the whole list cannot pull a hypothesis some pixels off onto its stars. So is a list
-with a chance centroid for every fourth star or more whose refinement has not settled
-(:data:`_UNSETTLED_MEDIAN`). On such lists a refinement that stalls unsettled (as many
-matches at the same median, pass after pass) looks further ahead, and keeps a pass whose
-matches crowd far more about their stars (:func:`_looked_ahead`); crowding is compared
-in logarithms, as a right answer's is beyond what a float holds.
+with a chance centroid for every fourth star or more whose refinement's median
+residual is not yet fine (:data:`_BRIGHT_START_MEDIAN`). On such lists a refinement
+that stalls unsettled (as many matches at the same median, pass after pass) looks
+further ahead, and keeps a pass whose matches crowd far more about their stars
+(:func:`_looked_ahead`); crowding is compared in logarithms, as a right answer's is
+beyond what a float holds.
 
 With a camera model the matching runs at the camera's focal length; then,
 when the matches determine it (``SolveOptions.refine_scale``), the kept
