@@ -111,17 +111,10 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     q = 1.0 - p
     upper = k > n * p
     j = k if upper else k - 1  # the first term: the tail's largest
-    log_term = (math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
-                + j * math.log(p) + (n - j) * math.log1p(-p))
-    term = math.exp(log_term)
-    total = term
+    term = math.exp(_log_term(j, n, p))
     if upper:
-        odds = p / q
-        while j < n and term > _TAIL_EPS * total:
-            term *= (n - j) / (j + 1) * odds
-            total += term
-            j += 1
-        return min(1.0, total)
+        return min(1.0, _upward_sum(j, n, p / q, term))
+    total = term
     odds = q / p
     while j > 0 and term > _TAIL_EPS * total:
         term *= j / (n - j + 1) * odds
@@ -137,16 +130,26 @@ def log_binomial_tail(k: int, n: int, p: float) -> float:
     tail = binomial_tail(k, n, p)
     if tail > 1e-300 or k > n or p <= 0.0:
         return math.log(tail) if tail > 0.0 else -math.inf
-    # k lies far above the mean here: the terms from k on fall at once (as there)
-    j, q = k, 1.0 - p
-    log_term = (math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
-                + j * math.log(p) + (n - j) * math.log1p(-p))
-    term = total = 1.0
+    # k lies far above the mean here: the tail summed upwards as there, relative to its
+    # first term
+    return _log_term(k, n, p) + math.log(_upward_sum(k, n, p / (1.0 - p), 1.0))
+
+
+def _log_term(j: int, n: int, p: float) -> float:
+    """``ln P(X = j)`` for ``X ~ Binomial(n, p)``, ``0 < p < 1``."""
+    return (math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+            + j * math.log(p) + (n - j) * math.log1p(-p))
+
+
+def _upward_sum(j: int, n: int, odds: float, term: float) -> float:
+    """``term`` (the binomial term at ``j``, or a multiple of it) and the terms above it,
+    each ``(n - j) / (j + 1) * odds`` times the last, until they no longer count."""
+    total = term
     while j < n and term > _TAIL_EPS * total:
-        term *= (n - j) / (j + 1) * p / q
+        term *= (n - j) / (j + 1) * odds
         total += term
         j += 1
-    return log_term + math.log(total)
+    return total
 
 
 def crowding_outer(frame: Frame, radius_px: float) -> float:
