@@ -63,6 +63,8 @@ RECIPES: dict[str, list] = {
     "light_dome": ["light_dome"],
     "moonlight": ["moonlight"],
     "cloud": ["cloud"],
+    # a bright emission nebula over half the frame: knots as bright as stars, far wider
+    "nebula": ["nebula"],
     "branches": ["foreground:branches"],
     "roof": ["foreground:roof"],
     "trails": ["trails"],

@@ -24,6 +24,8 @@ Degradations
 ``moonlight``    glare from a bright source just outside the frame, and its ghost
 ``cloud``        thin cloud: smooth multiplicative attenuation with sharp-ish
                  edges, plus the light the cloud scatters
+``nebula``       a bright emission nebula over part of the frame, knots and
+                 filaments on every scale
 ``foreground``   silhouettes (tree branches from a corner, or a roof edge with an
                  antenna) that hide the sky, partly lit by a lamp
 ``trails``       satellite and aircraft trails (aircraft: two wing lights and a
@@ -70,7 +72,8 @@ from .detector import bleed, rng_of
 from .detector import cosmic_rays as _deposit_tracks
 
 __all__ = ["DEGRADATIONS", "STRENGTHS", "ImageStatistics", "image_statistics", "degrade",
-           "gradient", "light_dome", "moonlight", "cloud", "cloud_transmission", "foreground",
+           "gradient", "light_dome", "moonlight", "cloud", "cloud_transmission", "nebula",
+           "nebula_light", "foreground",
            "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "saturation",
            "vignetting", "noise", "quantise_8bit", "jpeg", "text_overlay", "compass",
            "reticle", "logo", "amp_glow", "banding", "bad_columns", "diffraction_spikes",
@@ -272,6 +275,67 @@ def cloud(image: ArrayLike, strength: float | str = 0.5, *,
 
 # ------------------------------------------------------------------------------------
 # foreground
+
+
+#: The nebula's brightest knot at strength 1: the level above the sky that this quantile
+#: of the frame's pixels reaches (the brightest stars' cores) ...
+_NEBULA_QUANTILE = 0.9999
+#: ... and at least this many noise sigmas.
+_NEBULA_MIN_SIGMAS = 20.0
+#: Its finest structure (px); the coarsest is a quarter of the frame's longer side.
+_NEBULA_FINEST_PX = 8.0
+#: A frame is clipped at its maximum when this many pixels lie within 3 noise sigmas of
+#: it (read noise added after the clip spreads a saturated star's plateau; a rendered
+#: star centred on a pixel corner ties four) and it lies this many above the sky.
+_CLIP_PIXELS = 5
+_CLIP_SIGMAS = 100.0
+
+
+def nebula_light(shape: tuple[int, int], strength: float | str = 0.5, *,
+                 seed: Any = None) -> NDArray[np.float64]:
+    """The shape of the light :func:`nebula` adds: 0 to ``strength`` at its brightest.
+
+    An emission nebula's brightness is lognormal: ``exp(0.8 g)`` of a sum ``g`` of
+    smooth random fields on scales from 8 px to a quarter of the frame, doubling,
+    weighted as ``scale^0.6`` (knots and filaments on every scale, the large ones
+    strongest), normalised to unit deviation; its extent a smooth field on half the
+    frame's scale, cut at zero, so that about half the frame is nebula and the rest
+    open sky, with soft edges.
+    """
+    s, rng = _strength(strength), rng_of(seed)
+    h, w = (int(v) for v in shape)
+    scales = [_NEBULA_FINEST_PX]
+    while scales[-1] * 2.0 <= max(h, w) / 4.0:
+        scales.append(scales[-1] * 2.0)
+    g = sum(_smooth_field((h, w), k, rng) * (k / scales[-1]) ** 0.6 for k in scales)
+    bright = np.exp(0.8 * g / max(float(np.std(g)), 1e-12))
+    light = bright * np.clip(_smooth_field((h, w), max(h, w) / 2.0, rng) + 0.3, 0.0, None)
+    top = float(light.max())
+    return light * (s / top) if top > 0 else light
+
+
+def nebula(image: ArrayLike, strength: float | str = 0.5, *,
+           seed: Any = None) -> NDArray[np.float64]:
+    """Add the light of a bright emission nebula across part of the frame
+    (:func:`nebula_light`, same ``seed``): structure on every scale from 8 px up, its
+    brightest knot as bright above the sky as the frame's brightest stars at strength 1
+    (the level its brightest 0.01 % of pixels reach, at least 20 noise sigmas: a
+    nebula's core in a long exposure, saturating with them), half that at
+    ``'moderate'``; its knots far wider than stars. The light brings its photon noise; a
+    frame clipped at its top (saturated stars: :data:`_CLIP_PIXELS` or more pixels within
+    3 noise sigmas of a maximum 100 sigmas above the sky) stays clipped at its
+    maximum, as the sensor would have clipped the sum."""
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if s == 0:
+        return img
+    st = image_statistics(img)
+    top = float(img.max())
+    clipped = (top - st.level >= _CLIP_SIGMAS * st.sigma
+               and int(np.count_nonzero(img >= top - 3.0 * st.sigma)) >= _CLIP_PIXELS)
+    peak = max(float(np.quantile(img, _NEBULA_QUANTILE)) - st.level,
+               _NEBULA_MIN_SIGMAS * st.sigma)
+    out = _add_light(img, peak * nebula_light(img.shape, s, seed=rng), st, rng)
+    return np.minimum(out, top) if clipped else out
 
 
 def _segments_mask(shape: tuple[int, int], segs: NDArray) -> NDArray[np.bool_]:
@@ -1193,6 +1257,7 @@ def binning(image: ArrayLike, strength: float | str = 0.5, *,
 #: Every degradation by name.
 DEGRADATIONS: dict[str, Callable[..., NDArray]] = {
     "gradient": gradient, "light_dome": light_dome, "moonlight": moonlight, "cloud": cloud,
+    "nebula": nebula,
     "foreground": foreground, "trails": trails, "hot_pixels": hot_pixels,
     "cosmic_rays": cosmic_rays, "defocus": defocus, "smear": smear,
     "saturation": saturation, "vignetting": vignetting, "noise": noise,

@@ -84,6 +84,52 @@ def test_cloud_attenuates_stars_by_its_transmission_and_adds_scattered_light():
         assert flux == pytest.approx(50_000.0 * t[r, c], rel=0.02)
 
 
+def test_a_nebula_lights_part_of_the_frame_as_bright_as_its_brightest_stars():
+    base = flat() + star(0.0, 0.0)
+    gain = dg.image_statistics(base).gain  # 1000: sky 1000, its noise taken as 1 unit
+    # the level the brightest 0.01 % of pixels reach: the star's core
+    peak = np.quantile(base, 0.9999) - LEVEL
+    assert peak > 3000.0
+    lit = []
+    for seed in range(8):
+        light = dg.nebula_light(SHAPE, 1.0, seed=np.random.default_rng(seed))
+        assert light.min() >= 0.0 and light.max() == pytest.approx(1.0)
+        lit.append((light > 0.01).mean())
+        added = dg.nebula(base, 1.0, seed=seed) - base
+        # the light and its photon noise
+        resid = (added - peak * light) / np.sqrt(np.maximum(peak * light / gain, 1e-12))
+        bright = light > 0.1
+        assert abs(resid[bright].mean()) < 0.1 and resid[bright].std() == pytest.approx(
+            1.0, rel=0.1)
+        assert np.all(added[light == 0.0] == 0.0)
+        # moderate: half as bright
+        half = dg.nebula(base, "moderate", seed=seed) - base
+        assert half[bright].sum() == pytest.approx(0.5 * added[bright].sum(), rel=0.01)
+    assert 0.3 < min(lit) and max(lit) < 0.8  # about half the frame
+    # knots and filaments on every scale: the light changes by a tenth of its level
+    # across 8 px, and by far more across the frame
+    light = dg.nebula_light((768, 1024), 1.0, seed=np.random.default_rng(1))
+    inner = light > 0.05
+    both = inner[:, 8:] & inner[:, :-8]
+    step = np.abs(np.log(light[:, 8:][both] / light[:, :-8][both]))
+    assert 0.05 < np.median(step) < 0.5
+    assert np.quantile(light[inner], 0.99) > 5.0 * np.quantile(light[inner], 0.1)
+
+
+def test_a_nebula_over_a_clipped_frame_stays_clipped():
+    base = np.minimum(flat() + star(0.0, 0.0, flux=500_000.0), 5000.0)
+    assert (base == 5000.0).sum() >= 5
+    out = dg.nebula(base, 1.0, seed=2)
+    assert out.max() == 5000.0 and (out > base).sum() > 0.2 * base.size
+    # unclipped frames are not clipped at their maximum (which this star's four central
+    # pixels share)
+    base = flat() + star(0.0, 0.0)
+    assert (base == base.max()).sum() == 4
+    assert dg.nebula(base, 1.0, seed=2).max() > base.max()
+    np.testing.assert_array_equal(dg.nebula(base, 0.0, seed=2), base)
+    assert dg.DEGRADATIONS["nebula"] is dg.nebula
+
+
 def test_roof_hides_the_sky_below_its_edge():
     base = sky() + star(0.0, 70.0)  # a star near the bottom edge
     out = dg.foreground(base, 1.0, kind="roof", seed=5)
