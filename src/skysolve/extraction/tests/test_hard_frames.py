@@ -647,6 +647,63 @@ def test_a_frame_of_faint_defocus_rings_is_still_taken_for_rings():
     assert psf_reference(m, np.zeros(n, np.uint8), 3.0 * NOISE).count == 5
 
 
+def _knots_and_compact_blobs(compact_moment: float):
+    """Blob measurements of 40 compact round blobs (mean second moment ``compact_moment``
+    px^2, peaks 40-100 sigma, 2,000 light each) among 12 round wide ones (12 px^2,
+    peaks 15 sigma, brightest pixels 2 px off their centres, 20,000 light each)."""
+    n_c, n_w = 40, 12
+    n = 1 + n_c + n_w  # label 0 is the background
+    cx, cy = np.arange(n) * 30.0, np.full(n, 100.0)
+    wide = np.arange(n) > n_c
+    snr = np.where(wide, 15.0, np.linspace(100.0, 40.0, n))
+    snr[0] = 0.0
+    w2 = np.where(wide, 12.0, compact_moment)
+    return {"peak": snr * NOISE, "sigma": np.full(n, NOISE), "saturated": np.zeros(n, bool),
+            "npix": np.where(wide, 150, 30), "flux": np.where(wide, 20000.0, 2000.0),
+            "cx": cx, "cy": cy, "pc": cx + np.where(wide, 2.0, 0.0), "pr": cy.copy(),
+            "cxx": w2, "cyy": w2 * 1.05, "cxy": np.zeros(n)}
+
+
+def test_focused_stars_among_a_nebulas_knots_are_no_impulses_beside_rings():
+    """Round compact blobs wider than any impulse (3.3 px^2: stars of sigma 1.8 px) are
+    focused stars, and the wide round blobs that peak off their centres and hold more
+    light a nebula's knots: the PSF is the stars'. As wide as JPEG-smeared hot pixels
+    (0.5 px^2), the compact blobs are impulses and the wide ones defocus rings, as
+    before."""
+    from skysolve.extraction.filters import psf_reference
+
+    n = 53
+    stars = psf_reference(_knots_and_compact_blobs(3.3), np.zeros(n, np.uint8), 3.0 * NOISE)
+    assert not stars.ring and stars.width2 == pytest.approx(3.3 * 1.025 + 1.0 / 12.0)
+    impulses = psf_reference(_knots_and_compact_blobs(0.5), np.zeros(n, np.uint8),
+                             3.0 * NOISE)
+    assert impulses.ring and impulses.width2 == pytest.approx(12.0 * 1.025 + 1.0 / 12.0)
+
+
+def test_stars_beside_a_bright_nebula_are_kept_and_lead_the_list():
+    """A 6 deg field of Gaia stars (1280x720, PSF sigma 1.8 px) across a bright nebula
+    (``nebula`` at strong: knots and filaments on every scale, the brightest as bright
+    as the stars): among the brightest blobs, a dozen of the nebula's knots, round and
+    peaking off their centres, were taken for defocus rings beside compact impulses, and
+    the stars rejected as narrow (292 of them; 1 of the first 30 centroids on a star).
+    Now 27 of the first 30 are stars, and the knots are rejected as diffuse."""
+    from skysolve import load_gaia
+    from skysolve.camera import CameraModel
+    from skysolve.simulate import random_attitudes, render_starfield
+
+    img, truth = render_starfield(load_gaia(), CameraModel.from_fov(6.0, 1280, 720),
+                                  random_attitudes(6, 77)[0], psf=1.8, exposure_s=30.0,
+                                  background_e=500.0, read_noise_e=5.0, zeropoint_mag=19.0,
+                                  full_well_e=100000.0, seed=0)
+    res = extract_centroids(dg.nebula(img, "strong", seed=0))
+    assert (res.rejected["reason"] == "narrow").sum() < 10
+    assert (res.rejected["reason"] == "diffuse").sum() > 20
+    xy = res.as_array()[:30]
+    on = truth.on_image
+    idx, _ = match_to_truth(xy[:, 0], xy[:, 1], truth.x[on], truth.y[on], 1.5)
+    assert (idx >= 0).sum() >= 20
+
+
 def test_stars_clipped_by_a_small_full_well_are_kept_as_saturated():
     # a full well only ~32 sigma above the sky (a short well, or a bright sky): most
     # stars are clipped flat and bloom up and down their columns; 16,050 pixels share
