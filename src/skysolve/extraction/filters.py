@@ -125,8 +125,12 @@ _RING_OFFSET_PX = 1.0
 #: ... measured on the reference blobs this round (axis ratio).
 _RING_ROUNDNESS = 1.5
 #: A population of rings (:func:`_ring_population`) has widths (mean second moments)
-#: within this factor of their median.
+#: within this factor of their median ...
 _RING_ALIKE = 1.5
+#: ... and holds at least this share of the round wide blobs (defocus rings: 0.6-1 of
+#: them; a bright nebula's knots beside stars too narrow for :data:`_FOCUSED_MOMENT`:
+#: 0.2-0.48; see :func:`_ring_population`).
+_RING_ALIKE_SHARE = 0.55
 #: ... unless more than this fraction of the compact blobs among them holds at least
 #: ``_RING_LIGHT`` of the rings' median light (see :func:`_ring_population`).
 _LIT_COMPACT = 0.25
@@ -550,14 +554,17 @@ def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray |
     the compact blobs as bright) was taken for defocused, and its thousands of stars,
     narrower than the blends, were rejected.
 
-    Nor are the round compact blobs impulses when three in four of them are wider than
-    any impulse (:data:`_FOCUSED_MOMENT`): they are focused stars, and the wide round
-    blobs whatever the background left of a nebula's knots, lumpy enough to peak off
-    their centres, holding more light than the stars (a 6 deg field across a nebula
-    100 times the sky at its brightest: 120 round compact blobs, their moments' lower
-    quartile 2.1 px^2, were taken for impulses and rejected as narrow beside 12 knots;
-    on bench_hard's defocused frames with hot pixels and JPEG that quartile is
-    0.4-0.6 px^2).
+    A bright nebula's knots, what the background left of them, are round and wide too,
+    lumpy enough to peak off their centres, and hold more light than the stars (a 6 deg
+    field across a nebula 100 times the sky at its brightest: 12 knots among its
+    brightest blobs, and 120 stars rejected as narrow). Defocus makes its rings alike,
+    while knots come in every size: where fewer than :data:`_RING_ALIKE_SHARE` of the
+    round wide blobs are alike (bench_hard's defocused frames, with and without hot
+    pixels and JPEG, at 5 and 3 sigmas: 60-100 % of 3-41; nebulae over 6-10 deg fields
+    of stars of sigma 0.8-2.4 px: mostly 10-48 % of 4-50), or where three in four of the
+    round compact blobs are wider than any impulse (:data:`_FOCUSED_MOMENT`; on those
+    defocused frames the lower quartile is 0.37-0.65 px^2, beside the nebulae whose
+    knots are more alike 1.5-3.6), there is no population of rings.
     """
     a, c, b = (v[pool] for v in _moments(m))
     w2 = 0.5 * (a + c)
@@ -565,8 +572,10 @@ def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray |
     if len(wide) < _PSF_MIN:
         return None
     typical = median(w2[wide])
-    wide = wide[np.abs(np.log(w2[wide] / typical)) <= np.log(_RING_ALIKE)]
-    ids = pool[wide]
+    alike = wide[np.abs(np.log(w2[wide] / typical)) <= np.log(_RING_ALIKE)]
+    if len(alike) < _RING_ALIKE_SHARE * len(wide):
+        return None  # (a nebula's knots, of every size)
+    ids = pool[alike]
     if len(ids) < _PSF_MIN or median(np.hypot(m["cx"][ids] - m["pc"][ids],
                                           m["cy"][ids] - m["pr"][ids])) <= _RING_OFFSET_PX:
         return None
