@@ -329,10 +329,13 @@ def nebula(image: ArrayLike, strength: float | str = 0.5, *,
     if s == 0:
         return img
     st = image_statistics(img)
-    top = float(img.max())
+    values = img[np.isfinite(img)]  # (NaN pixels stay NaN)
+    if values.size == 0:
+        return img
+    top = float(values.max())
     clipped = (top - st.level >= _CLIP_SIGMAS * st.sigma
-               and int(np.count_nonzero(img >= top - 3.0 * st.sigma)) >= _CLIP_PIXELS)
-    peak = max(float(np.quantile(img, _NEBULA_QUANTILE)) - st.level,
+               and int(np.count_nonzero(values >= top - 3.0 * st.sigma)) >= _CLIP_PIXELS)
+    peak = max(float(np.quantile(values, _NEBULA_QUANTILE)) - st.level,
                _NEBULA_MIN_SIGMAS * st.sigma)
     out = _add_light(img, peak * nebula_light(img.shape, s, seed=rng), st, rng)
     return np.minimum(out, top) if clipped else out

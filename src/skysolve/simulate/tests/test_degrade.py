@@ -128,6 +128,12 @@ def test_a_nebula_over_a_clipped_frame_stays_clipped():
     assert dg.nebula(base, 1.0, seed=2).max() > base.max()
     np.testing.assert_array_equal(dg.nebula(base, 0.0, seed=2), base)
     assert dg.DEGRADATIONS["nebula"] is dg.nebula
+    # NaN pixels (a masked frame) stay NaN, the others are lit as without them
+    holed = base.copy()
+    holed[:10] = np.nan
+    out = dg.nebula(holed, 1.0, seed=2)
+    assert np.isnan(out[:10]).all() and np.isfinite(out[10:]).all()
+    assert np.nanmax(out - holed) > 0.5 * (np.quantile(base, 0.9999) - LEVEL)
 
 
 def test_roof_hides_the_sky_below_its_edge():
