@@ -556,8 +556,8 @@ def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray |
 
     A bright nebula's knots, what the background left of them, are round and wide too,
     lumpy enough to peak off their centres, and hold more light than the stars (a 6 deg
-    field across a nebula 100 times the sky at its brightest: 12 knots among its
-    brightest blobs, and 120 stars rejected as narrow). Defocus makes its rings alike,
+    1280x720 field across a nebula as bright as its brightest stars: 292 stars rejected
+    as narrow, 1 of its first 30 centroids on a star). Defocus makes its rings alike,
     while knots come in every size: where fewer than :data:`_RING_ALIKE_SHARE` of the
     round wide blobs are alike (bench_hard's defocused frames, with and without hot
     pixels and JPEG, at 5 and 3 sigmas: 60-100 % of 3-41; nebulae over 6-10 deg fields

@@ -273,10 +273,6 @@ def cloud(image: ArrayLike, strength: float | str = 0.5, *,
     return _add_light(out, scatter, st, rng)
 
 
-# ------------------------------------------------------------------------------------
-# foreground
-
-
 #: The nebula's brightest knot at strength 1: the level above the sky that this quantile
 #: of the frame's pixels reaches (the brightest stars' cores) ...
 _NEBULA_QUANTILE = 0.9999
@@ -339,6 +335,10 @@ def nebula(image: ArrayLike, strength: float | str = 0.5, *,
                _NEBULA_MIN_SIGMAS * st.sigma)
     out = _add_light(img, peak * nebula_light(img.shape, s, seed=rng), st, rng)
     return np.minimum(out, top) if clipped else out
+
+
+# ------------------------------------------------------------------------------------
+# foreground
 
 
 def _segments_mask(shape: tuple[int, int], segs: NDArray) -> NDArray[np.bool_]:
