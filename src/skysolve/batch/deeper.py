@@ -15,12 +15,26 @@ stars: status ``'too_few'`` or ``'no_match'`` with fewer than :data:`FEW_STARS`
 centroids kept. A frame that keeps many stars and matches nothing (another
 database's scale, a wrong hint) is not short of stars; a ``'timeout'`` is no
 question of depth. The threshold is the extraction's
-``retry_sigma_threshold`` (3 by default; None: no second try). The second solve is
-given at most :data:`DEEPER_TIMEOUT_MS`.
+``retry_sigma_threshold`` (3 by default; None: no second try). The second solve
+looks up at most :data:`DEEPER_PATTERNS` patterns and takes at most
+:data:`DEEPER_TIMEOUT_MS`.
+
+The deeper list's brightest centroids are the first list's (noise between 3 and 5
+sigmas is fainter than anything found at 5), so a match in it comes from patterns of
+those few bright stars, which the first solve had looked up: what the deeper list adds
+is the fainter stars that verify the match. On frames short of stars (the noisy real
+frames above, simulated 1024x768 frames of 5-30 deg with exposures that leave 0-19
+centroids at 5 sigmas, with and without a scale estimate) every deeper solve that
+succeeded did so within the first 255 patterns it looked up; with no limit at all,
+those that did not looked up all of their 11,000-175,000 patterns (0.35-2.3 s) and
+matched nothing. A starless or clouded frame took the whole second to give up; with the
+budget 0.2-0.25 s with a field-of-view estimate, 0.5-0.7 s without (the default
+database; what is left is verifying the hypotheses those patterns make).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +44,8 @@ from ..extraction import ExtractionResult, extract
 from ..extraction.options import ExtractionOptions
 
 __all__ = ["solve_deeper", "retry_deeper", "star_count", "deeper_threshold", "deeper_timeout",
-           "limited", "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS"]
+           "limited", "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS", "DEEPER_PATTERNS",
+           "deeper_limits"]
 
 #: A failed solve of fewer centroids than this may have wanted stars: the real frames
 #: keep 33-39 at 5 sigmas, and with three times their noise 4-7.
@@ -40,8 +55,14 @@ _WANTING = ("too_few", "no_match")
 #: The longest (ms) the deeper list's solve may take, or the solve's own limit when
 #: shorter: the noisy real frames' deeper lists solved in 0.01-0.4 s, while giving up on
 #: a starless frame's 150-250 detections took 0.5-1.9 s (told no scale: the database's
-#: range, wider fields and the fisheye searches).
+#: range, wider fields and the fisheye searches) before :data:`DEEPER_PATTERNS` bounded
+#: it; a safeguard now, for slow machines.
 DEEPER_TIMEOUT_MS = 1000.0
+#: The most patterns the deeper list's solve looks up (its ``max_patterns_checked``, or
+#: the solve's own when fewer): as many as the brightest :data:`FEW_STARS` centroids
+#: make, C(20, 4), the stars a first list short of them had. The successful deeper solves
+#: measured (see above) needed at most 255.
+DEEPER_PATTERNS = math.comb(FEW_STARS, 4)
 
 
 def deeper_timeout(told_ms: float | None, limit_ms: float = DEEPER_TIMEOUT_MS) -> float:
@@ -50,23 +71,44 @@ def deeper_timeout(told_ms: float | None, limit_ms: float = DEEPER_TIMEOUT_MS) -
     return limit_ms if not told_ms else min(float(told_ms), limit_ms)
 
 
+def deeper_limits(told_ms: float | None, told_patterns: int | None,
+                  limit_ms: float = DEEPER_TIMEOUT_MS) -> dict[str, Any]:
+    """The limits of the deeper list's solve, as keyword arguments of
+    :meth:`~skysolve.SolverDatabase.solve_from_centroids`: ``solve_timeout_ms`` from
+    :func:`deeper_timeout`, and ``max_patterns_checked`` :data:`DEEPER_PATTERNS`, or the
+    solve's own ``told_patterns`` when fewer (None: it has none)."""
+    patterns = DEEPER_PATTERNS if told_patterns is None else min(told_patterns,
+                                                                 DEEPER_PATTERNS)
+    return {"solve_timeout_ms": deeper_timeout(told_ms, limit_ms),
+            "max_patterns_checked": patterns}
+
+
 def limited(solve_kwargs: dict[str, Any], limit_ms: float) -> dict[str, Any]:
     """Keyword arguments of :meth:`~skysolve.SolverDatabase.solve_from_centroids` with
-    their time limit at most ``limit_ms`` (:func:`deeper_timeout`)."""
-    return {**solve_kwargs,
-            "solve_timeout_ms": deeper_timeout(solve_timeout_of(solve_kwargs), limit_ms)}
+    the deeper list's limits (:func:`deeper_limits`): its time limit at most
+    ``limit_ms``, its patterns at most :data:`DEEPER_PATTERNS`."""
+    return {**solve_kwargs, **deeper_limits(solve_timeout_of(solve_kwargs),
+                                            _told(solve_kwargs, "max_patterns_checked"),
+                                            limit_ms)}
 
 
 def solve_timeout_of(solve_kwargs: dict[str, Any]) -> float | None:
     """The ``solve_timeout_ms`` the keyword arguments of
     :meth:`~skysolve.SolverDatabase.solve_from_centroids` set: their own, else their
     ``options``', else the default."""
+    return _told(solve_kwargs, "solve_timeout_ms")
+
+
+def _told(solve_kwargs: dict[str, Any], name: str) -> Any:
+    """The option ``name`` the keyword arguments of
+    :meth:`~skysolve.SolverDatabase.solve_from_centroids` set: their own, else their
+    ``options``', else the default."""
     from ..solver.options import SolveOptions
 
-    if "solve_timeout_ms" in solve_kwargs:
-        return solve_kwargs["solve_timeout_ms"]
+    if name in solve_kwargs:
+        return solve_kwargs[name]
     base = solve_kwargs.get("options")
-    return (base if isinstance(base, SolveOptions) else SolveOptions()).solve_timeout_ms
+    return getattr(base if isinstance(base, SolveOptions) else SolveOptions(), name)
 
 
 def deeper_threshold(kept: int, result: Any, sigma_threshold: float,
@@ -111,8 +153,9 @@ def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOpti
         ``sigma_threshold``).
     solve_found : callable
         ``solve_found(extraction_result, timeout_ms) -> SolveResult | SolveFailure``:
-        the same solve, of another list, with its time limit at most ``timeout_ms``
-        (:func:`deeper_timeout`).
+        the same solve, of another list, with the deeper list's limits
+        (:func:`deeper_limits`: its time limit at most ``timeout_ms``, its patterns at
+        most :data:`DEEPER_PATTERNS`).
 
     Returns
     -------

@@ -34,7 +34,7 @@ from ..errors import InvalidArgumentError, InvalidTypeError, SkysolveError, desc
 from ..extraction.options import ExtractionOptions
 from ..solver.options import SolveOptions
 from ..solver.solve import solve
-from .deeper import deeper_timeout, solve_deeper
+from .deeper import deeper_limits, solve_deeper
 from .executors import DatabaseHandle, iter_tasks
 from .pools import open_executor, sigterm_stops_batch
 from .results import BatchResults, FrameResult, ResultsTable, source_keys
@@ -117,8 +117,8 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
         res = solve(database, centroids, options)
         if image is not None:  # (a frame short of stars: extracted deeper, solved again)
             def again(found: Any, limit_ms: float) -> Any:
-                return solve(database, found, options.replace(
-                    solve_timeout_ms=deeper_timeout(options.solve_timeout_ms, limit_ms)))
+                return solve(database, found, options.replace(**deeper_limits(
+                    options.solve_timeout_ms, options.max_patterns_checked, limit_ms)))
 
             res, centroids = solve_deeper(image, centroids, res, extraction, again)
             fr.num_centroids = len(centroids)
