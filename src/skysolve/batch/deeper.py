@@ -28,8 +28,9 @@ centroids at 5 sigmas, with and without a scale estimate) every deeper solve tha
 succeeded did so within the first 255 patterns it looked up; with no limit at all,
 those that did not looked up all of their 11,000-175,000 patterns (0.35-2.3 s) and
 matched nothing. A starless or clouded frame took the whole second to give up; with the
-budget 0.2-0.25 s with a field-of-view estimate, 0.5-0.7 s without (the default
-database; what is left is verifying the hypotheses those patterns make).
+budget 0.1-0.25 s with a field-of-view estimate, 0.3-0.7 s without (the default
+database, ``benchmarks/giveup_image.py``; what is left is verifying the hypotheses
+those patterns make).
 """
 
 from __future__ import annotations
