@@ -457,9 +457,10 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
          refine_iterations: int, t0: float, cone: Cone | None):
     """Verify the candidates ``found`` by ``plan``'s latest batch; the result, or None.
 
-    ``state`` is ``[attitudes tried, [number verified], catalog-side test]`` across the
-    whole search (the last: whether verification also tests from the catalog's side,
-    :func:`~skysolve.solver.verification.catalog_side_probability`).
+    ``state`` is ``[attitudes tried, [number verified], catalog-side test, most to
+    verify]`` across the whole search (the third: whether verification also tests from
+    the catalog's side, :func:`~skysolve.solver.verification.catalog_side_probability`;
+    the last None, or the budget of hypotheses verified: ``'budget'`` when it is spent).
     Hypotheses (and refined answers) with the boresight outside ``cone`` are skipped.
     """
     iquads, cstars, f_est, clargest = found
@@ -475,6 +476,8 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
         if state[0].seen(hyp.R) or (
                 cone is not None and not cone.holds(hyp.R, _HYPOTHESIS_SLACK_PX / hyp.f)):
             continue
+        if state[3] is not None and state[1][0] >= state[3]:
+            return "budget"
         state[1][0] += 1
         field = (refine_field(frame, cat, hyp)
                  if len(frame.ideal) <= _SHARED_CONE_CENTROIDS else None)
@@ -521,8 +524,8 @@ def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], ready, tol
             continue
         out = _try(db, frame, cat, plan, found, tol, parity_options, state, radius_px,
                    threshold, deadline, refine_iterations, t0, cone)
-        if isinstance(out, str):
-            return None, "timeout"
+        if isinstance(out, str):  # ('timeout', or 'budget': the hypotheses' spent)
+            return None, out
         if out is not None:
             return out, "match_found"
     return None, "budget" if left[0] is not None and left[0] <= 0 else "no_match"
@@ -570,7 +573,8 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
            f_guess: float | None, parities: tuple[bool, ...], tol: float, radius_px: float,
            threshold: float, deadline: float | None, refine_iterations: int, t0: float,
            pattern_stars: int, budget: list[int | None], cone: Cone | None = None,
-           deep: bool = False, verified: list[int] | None = None):
+           deep: bool = False, verified: list[int] | None = None,
+           max_verified: int | None = None):
     """The pattern search over focal lengths ``[f_lo, f_hi]`` (px); returns ``(SolveResult
     or None, status)``.
 
@@ -579,7 +583,8 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     patterns; ``budget[0]`` more patterns at most are looked up (over every
     window and pass; None: no limit), and ``budget[0]`` is left with those left (a solve's
     searches share it); ``verified[0]`` (if given) counts the hypotheses verified, on from
-    a solve's earlier searches; ``cone`` is an optional position hint. The search runs at
+    a solve's earlier searches, and at most ``max_verified`` are (None: no limit);
+    ``cone`` is an optional position hint. The search runs at
     ratio tolerance ``tol`` and, when that finds nothing, once more at a wider one
     (see :func:`_passes`) on fewer pattern stars thinned at a smaller separation, then
     on pattern stars spread over the image, then on pattern stars thinned at a much
@@ -587,7 +592,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     ``tol`` on :data:`DEEP_PATTERN_STARS` in each of several focal-length windows), then,
     in one window, on still more at ``tol``. The
     status is ``'match_found'``, ``'too_few'``, ``'timeout'`` (the deadline passed),
-    ``'budget'`` (the pattern budget spent) or ``'no_match'``.
+    ``'budget'`` (the pattern budget or ``max_verified`` spent) or ``'no_match'``.
     """
     windows = _windows(frame, f_lo, f_hi, f_guess, tol, pattern_stars)
     left = budget
@@ -597,7 +602,7 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     # (the count of hypotheses verified, by which a candidate's false-match probability
     # is multiplied, goes on from a solve's earlier searches: the blind search after one
     # over the database's range verified 2-31 on random lists, after 3,300-4,300 there)
-    state = [_Tried(), [0] if verified is None else verified, deep]
+    state = [_Tried(), [0] if verified is None else verified, deep, max_verified]
     status = "too_few"
     done: list[tuple[float, int, float, bool]] = []  # the passes run, per window
     windowed = len(windows) > 1

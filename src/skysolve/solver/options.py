@@ -342,6 +342,16 @@ class SolveOptions(Options):
         and graphics, cosmic rays, JPEG blocks, lit twigs, trails), with its
         ``'doubtful'`` centroids, than it kept other centroids: a frame whose kept list
         likely holds more of the same.""")
+    max_hypotheses_verified: int | None = option(
+        None, type="int or None", check=_patterns_checked, keyword_only=True, doc="""
+        Budget of attitude hypotheses (a pattern's stars fitted to a catalog pattern's)
+        the lost-in-space search verifies against the whole list, all its searches
+        together; when it runs out before a match the solve fails with status
+        ``'timeout'``, as when ``max_patterns_checked`` runs out (>= 1; None, the
+        default: no budget). A list of real stars verifies its answer among its first
+        few hypotheses; a list of noise makes thousands, and verifying them is most
+        of the time a search of it takes (``solve_image``'s deeper second extraction
+        of a frame short of stars is solved with 1,000).""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                        keyword_only=True, doc=f"""
         With a ``camera_model``: also refine this image's plate scale (a factor on

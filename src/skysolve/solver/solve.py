@@ -573,7 +573,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     cone = None if position is None else Cone(*position)
 
     # (max_patterns_checked holds for the solve: its searches draw on one budget; and a
-    # candidate's false-match probability counts the hypotheses all of them verified)
+    # candidate's false-match probability counts the hypotheses all of them verified, as
+    # max_hypotheses_verified does)
     budget, verified = [options.max_patterns_checked], [0]
 
     def patterns(within: Cone | None, f_range: tuple[float, float] = (f_lo, f_hi),
@@ -588,7 +589,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
             radius_px=radius_px, threshold=options.match_threshold, deadline=deadline,
             refine_iterations=options.refine_iterations, t0=t0,
             pattern_stars=options.pattern_checking_stars,
-            budget=budget, cone=within, deep=deep, verified=verified)
+            budget=budget, cone=within, deep=deep, verified=verified,
+            max_verified=options.max_hypotheses_verified)
 
     if options.attitude_hint is not None:
         res = _hinted(db, frame, cat, options, (f_lo, f_hi, f_guess), parities, radius_px, t0,
@@ -619,7 +621,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
             _warn_if_loose(result, radius_px)
         return _in_input_order(result, order)
     return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone,
-                                 (width, height), be, widest, fisheye))
+                                 (width, height), be, widest, fisheye, verified[0]))
 
 
 def _blind_widest(db: PatternDatabase, options: SolveOptions, code: int,
@@ -716,7 +718,8 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                     fov_lo: float, fov_hi: float, cone: Cone | None,
                     size: tuple[float, float], be: Any,
                     widest: float | None = None,
-                    fisheye: tuple[str | None, list[str]] = (None, [])) -> tuple[str, str]:
+                    fisheye: tuple[str | None, list[str]] = (None, []),
+                    verified: int = 0) -> tuple[str, str]:
     """``(status, message)`` of a pattern search that found nothing.
 
     A scale hint that puts the field wholly outside the database's range (a 0.5 deg
@@ -727,7 +730,9 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
     database's range allowed, ``fov_hi`` (:func:`_sparse_note`). ``widest``: the widest
     field a search told no scale went on to (:func:`_blind_widest`), if it did;
     ``fisheye``: the status of the last fisheye search that followed a pinhole one's
-    ``no_match`` (:func:`_fisheye_search`; None if none ran), and their projections.
+    ``no_match`` (:func:`_fisheye_search`; None if none ran), and their projections;
+    ``verified``: the hypotheses the searches verified (a ``'budget'`` spent on them is
+    named as ``max_hypotheses_verified``, else as ``max_patterns_checked``).
     """
     if fov_hi < math.radians(db.min_fov_deg) or fov_lo > math.radians(db.max_fov_deg):
         outside = "; " + _outside_range(db, fov_lo, fov_hi)
@@ -744,6 +749,10 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                     f"{math.degrees(widest):.0f} deg) cut short")
     if status == "timeout":
         return status, f"no match within {options.solve_timeout_ms} ms{outside}"
+    most = options.max_hypotheses_verified
+    if status == "budget" and most is not None and verified >= most:
+        return "timeout", (f"no match within max_hypotheses_verified={most} "
+                           f"hypotheses{outside}")
     if status == "budget":  # tetra3rs reports a spent pattern budget as a time-out too
         return "timeout", (f"no match within max_patterns_checked="
                            f"{options.max_patterns_checked} patterns{outside}")
@@ -769,7 +778,8 @@ def _fisheye_note(code: int, fisheye: str | None, tried: list[str], reached: flo
     status, None when none ran), or,
     without one, that a fisheye needs its projection named when the search ``reached``
     (radians) fields of :data:`_FISHEYE_HINT_DEG`; else ``""``. A search cut short (the
-    time-out or ``max_patterns_checked``) leaves the status the pinhole search's: it was
+    time-out, ``max_patterns_checked`` or ``max_hypotheses_verified``) leaves the status
+    the pinhole search's: it was
     ``timeout``, which callers take for "more time may solve it", and the scale notes
     were lost."""
     if code != _proj.PINHOLE:

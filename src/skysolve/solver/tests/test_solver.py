@@ -1131,6 +1131,35 @@ def test_pattern_budget_ends_as_timeout(small_db, hip2025):
                                       b.rotation_matrix_icrs_to_camera)
 
 
+def test_hypothesis_budget_ends_as_timeout_after_that_many_verified(small_db, hip2025,
+                                                                     monkeypatch):
+    import importlib
+
+    lis = importlib.import_module("skysolve.solver.lost_in_space")
+    calls = []
+    real_verify = lis.verify
+    monkeypatch.setattr(lis, "verify", lambda *a, **k: calls.append(1) or real_verify(*a, **k))
+    rng = np.random.default_rng(3)
+    xy = np.stack([rng.uniform(-W / 2, W / 2, 60), rng.uniform(-H / 2, H / 2, 60)], axis=1)
+    kw = dict(fov_estimate_deg=15, image_width=W, image_height=H)
+    free = small_db.solve_from_centroids(xy, **kw)  # the default: no budget
+    assert not free and free.status == "no_match" and len(calls) > 20
+    calls.clear()
+    spent = small_db.solve_from_centroids(xy, max_hypotheses_verified=20, **kw)
+    assert not spent and spent.status == "timeout" and len(calls) == 20
+    assert "max_hypotheses_verified=20 hypotheses" in spent.message
+    # a real field verifies its answer first: a budget of 1 changes nothing
+    _, sim = _field(hip2025, radec_roll_to_rotation(120.0, 35.0, 70.0), seed=4)
+    a = small_db.solve_from_centroids(sim.centroids, max_hypotheses_verified=1, **kw)
+    b = small_db.solve_from_centroids(sim.centroids, **kw)
+    assert a and b and np.array_equal(a.rotation_matrix_icrs_to_camera,
+                                      b.rotation_matrix_icrs_to_camera)
+    for bad in (0, -3, 2.5, "many"):
+        with pytest.raises((InvalidArgumentError, InvalidTypeError),
+                           match="max_hypotheses_verified"):
+            small_db.solve_from_centroids(xy, max_hypotheses_verified=bad, **kw)
+
+
 def test_pattern_checking_stars_reach_past_false_detections(small_db, hip2025):
     """The ten brightest detections are false: 8 pattern stars cannot solve, 24 do."""
     R = radec_roll_to_rotation(201.3, -11.2, 100.0)
