@@ -6,7 +6,7 @@ Gaussian hump of 300 ADU, sigma 300 px), ``-n`` noise draws of each, solved
 with ``solve_image`` on the default database with no hint and with a 12 deg
 field-of-view estimate. Their first extraction (5 sigmas) keeps 0-1 centroids,
 so each is extracted again at 3 sigmas (:mod:`skysolve.batch.deeper`) and the
-150-250 noise detections are searched until the deeper solve's pattern budget or
+150-250 noise detections are searched until the deeper solve's hypothesis budget or
 time limit ends it. Prints the wall time of every solve (ms) and the median::
 
     .venv/bin/python benchmarks/giveup_image.py [-n 3]

@@ -16,26 +16,28 @@ centroids kept. A frame that keeps many stars and matches nothing (another
 database's scale, a wrong hint) is not short of stars; a ``'timeout'`` is no
 question of depth. The threshold is the extraction's
 ``retry_sigma_threshold`` (3 by default; None: no second try). The second solve
-looks up at most :data:`DEEPER_PATTERNS` patterns and takes at most
+verifies at most :data:`DEEPER_HYPOTHESES` hypotheses and takes at most
 :data:`DEEPER_TIMEOUT_MS`.
 
 The deeper list's brightest centroids are the first list's (noise between 3 and 5
 sigmas is fainter than anything found at 5), so a match in it comes from patterns of
-those few bright stars, which the first solve had looked up: what the deeper list adds
-is the fainter stars that verify the match. On frames short of stars (the noisy real
-frames above, simulated 1024x768 frames of 5-30 deg with exposures that leave 0-19
-centroids at 5 sigmas, with and without a scale estimate) every deeper solve that
-succeeded did so within the first 255 patterns it looked up; with no limit at all,
-those that did not looked up all of their 11,000-175,000 patterns (0.35-2.3 s) and
-matched nothing. A starless or clouded frame took the whole second to give up; with the
-budget 0.1-0.25 s with a field-of-view estimate, 0.3-0.7 s without (the default
-database, ``benchmarks/giveup_image.py``; what is left is verifying the hypotheses
-those patterns make).
+those few bright stars, found early: what the deeper list adds is the fainter stars
+that verify the match. Its noise makes hypotheses instead, thousands of them, and
+verifying them is most of the time a search of it takes. On frames short of stars (the
+noisy real frames above; simulated 1024x768 frames of 5-30 deg with exposures that
+leave 0-19 centroids at 5 sigmas; simulated 180 deg all-sky frames, told their
+projection, as faint), every deeper solve that succeeded verified at most 59
+hypotheses; the noisy real frames' deeper lists that did not, and those of pure noise,
+verified 2,700-5,200 when searched to the end, with no limit, and matched nothing. A
+starless or clouded frame took the whole second to give up; with the budget 0.15-0.2 s
+(the default database, ``benchmarks/giveup_image.py``). A search whose time goes to
+looking up patterns rather than verifying them (an all-sky lens's hundreds of
+focal-length windows: its successful deeper solves looked up to 127,000 patterns,
+within 60 ms) still has the time limit.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +47,8 @@ from ..extraction import ExtractionResult, extract
 from ..extraction.options import ExtractionOptions
 
 __all__ = ["solve_deeper", "retry_deeper", "star_count", "deeper_threshold", "deeper_timeout",
-           "limited", "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS", "DEEPER_PATTERNS",
-           "deeper_limits"]
+           "limited", "solve_timeout_of", "FEW_STARS", "DEEPER_TIMEOUT_MS",
+           "DEEPER_HYPOTHESES", "deeper_limits"]
 
 #: A failed solve of fewer centroids than this may have wanted stars: the real frames
 #: keep 33-39 at 5 sigmas, and with three times their noise 4-7.
@@ -56,14 +58,13 @@ _WANTING = ("too_few", "no_match")
 #: The longest (ms) the deeper list's solve may take, or the solve's own limit when
 #: shorter: the noisy real frames' deeper lists solved in 0.01-0.4 s, while giving up on
 #: a starless frame's 150-250 detections took 0.5-1.9 s (told no scale: the database's
-#: range, wider fields and the fisheye searches) before :data:`DEEPER_PATTERNS` bounded
-#: it; a safeguard now, for slow machines.
+#: range, wider fields and the fisheye searches) before :data:`DEEPER_HYPOTHESES`
+#: bounded it; it still bounds a search whose time goes to looking up patterns.
 DEEPER_TIMEOUT_MS = 1000.0
-#: The most patterns the deeper list's solve looks up (its ``max_patterns_checked``, or
-#: the solve's own when fewer): as many as the brightest :data:`FEW_STARS` centroids
-#: make, C(20, 4), the stars a first list short of them had. The successful deeper solves
-#: measured (see above) needed at most 255.
-DEEPER_PATTERNS = math.comb(FEW_STARS, 4)
+#: The most hypotheses the deeper list's solve verifies (its ``max_hypotheses_verified``,
+#: or the solve's own when fewer): the successful deeper solves measured (see above)
+#: verified at most 59, giving up on a starless frame thousands.
+DEEPER_HYPOTHESES = 1000
 
 
 def deeper_timeout(told_ms: float | None, limit_ms: float = DEEPER_TIMEOUT_MS) -> float:
@@ -72,24 +73,24 @@ def deeper_timeout(told_ms: float | None, limit_ms: float = DEEPER_TIMEOUT_MS) -
     return limit_ms if not told_ms else min(float(told_ms), limit_ms)
 
 
-def deeper_limits(told_ms: float | None, told_patterns: int | None,
+def deeper_limits(told_ms: float | None, told_hypotheses: int | None,
                   limit_ms: float = DEEPER_TIMEOUT_MS) -> dict[str, Any]:
     """The limits of the deeper list's solve, as keyword arguments of
     :meth:`~skysolve.SolverDatabase.solve_from_centroids`: ``solve_timeout_ms`` from
-    :func:`deeper_timeout`, and ``max_patterns_checked`` :data:`DEEPER_PATTERNS`, or the
-    solve's own ``told_patterns`` when fewer (None: it has none)."""
-    patterns = DEEPER_PATTERNS if told_patterns is None else min(told_patterns,
-                                                                 DEEPER_PATTERNS)
+    :func:`deeper_timeout`, and ``max_hypotheses_verified`` :data:`DEEPER_HYPOTHESES`,
+    or the solve's own ``told_hypotheses`` when fewer (None: it has none)."""
+    most = (DEEPER_HYPOTHESES if told_hypotheses is None
+            else min(told_hypotheses, DEEPER_HYPOTHESES))
     return {"solve_timeout_ms": deeper_timeout(told_ms, limit_ms),
-            "max_patterns_checked": patterns}
+            "max_hypotheses_verified": most}
 
 
 def limited(solve_kwargs: dict[str, Any], limit_ms: float) -> dict[str, Any]:
     """Keyword arguments of :meth:`~skysolve.SolverDatabase.solve_from_centroids` with
     the deeper list's limits (:func:`deeper_limits`): its time limit at most
-    ``limit_ms``, its patterns at most :data:`DEEPER_PATTERNS`."""
+    ``limit_ms``, its hypotheses at most :data:`DEEPER_HYPOTHESES`."""
     return {**solve_kwargs, **deeper_limits(solve_timeout_of(solve_kwargs),
-                                            _told(solve_kwargs, "max_patterns_checked"),
+                                            _told(solve_kwargs, "max_hypotheses_verified"),
                                             limit_ms)}
 
 
@@ -155,8 +156,8 @@ def solve_deeper(image: Any, found: Any, result: Any, extraction: ExtractionOpti
     solve_found : callable
         ``solve_found(extraction_result, timeout_ms) -> SolveResult | SolveFailure``:
         the same solve, of another list, with the deeper list's limits
-        (:func:`deeper_limits`: its time limit at most ``timeout_ms``, its patterns at
-        most :data:`DEEPER_PATTERNS`).
+        (:func:`deeper_limits`: its time limit at most ``timeout_ms``, its hypotheses at
+        most :data:`DEEPER_HYPOTHESES`).
 
     Returns
     -------

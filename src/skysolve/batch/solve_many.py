@@ -118,7 +118,7 @@ def process_frame(source: Any, database: Any, options: SolveOptions,
         if image is not None:  # (a frame short of stars: extracted deeper, solved again)
             def again(found: Any, limit_ms: float) -> Any:
                 return solve(database, found, options.replace(**deeper_limits(
-                    options.solve_timeout_ms, options.max_patterns_checked, limit_ms)))
+                    options.solve_timeout_ms, options.max_hypotheses_verified, limit_ms)))
 
             res, centroids = solve_deeper(image, centroids, res, extraction, again)
             fr.num_centroids = len(centroids)

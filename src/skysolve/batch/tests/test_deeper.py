@@ -92,57 +92,57 @@ def test_a_bad_retry_threshold_is_refused_by_name(value):
 
 
 class _Spy:
-    """A database that records the time limit and pattern budget of every solve."""
+    """A database that records the time limit and hypothesis budget of every solve."""
 
     def __init__(self, db):
         self.db, self.limits, self.budgets = db, [], []
 
     def solve_from_centroids(self, centroids, **kwargs):
         self.limits.append(kwargs.get("solve_timeout_ms", "default"))
-        self.budgets.append(kwargs.get("max_patterns_checked", "default"))
+        self.budgets.append(kwargs.get("max_hypotheses_verified", "default"))
         return self.db.solve_from_centroids(centroids, **kwargs)
 
 
-def test_the_deeper_solve_is_given_a_second_and_the_patterns_of_20_stars_at_most(small_db):
+def test_the_deeper_solve_is_given_a_second_and_a_thousand_hypotheses_at_most(small_db):
     # giving up on a starless frame's 150-250 detections took 0.5-1.9 s
     image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
     spy = _Spy(small_db)
     assert not skysolve.solve_image(image, database=spy)
     assert spy.limits == ["default", 1000.0]
-    assert spy.budgets == ["default", 4845]  # C(20, 4)
+    assert spy.budgets == ["default", 1000]
     spy = _Spy(small_db)
     assert not skysolve.solve_image(image, database=spy, solve_timeout_ms=300.0,
-                                    max_patterns_checked=1000)
+                                    max_hypotheses_verified=200)
     assert spy.limits == [300.0, 300.0]  # (a shorter limit of the solve's own is kept)
-    assert spy.budgets == [1000, 1000]  # (and a smaller budget)
+    assert spy.budgets == [200, 200]  # (and a smaller budget)
 
 
 def test_the_budget_not_the_clock_ends_a_starless_frames_deeper_solve(small_db):
-    """The 3 sigma detections of a starless frame: a search of all their patterns takes
-    seconds and finds nothing; the deeper solve's budget ends it, not its time limit."""
+    """The 3 sigma detections of a starless frame: a search of all their patterns verifies
+    thousands of hypotheses and finds nothing; the deeper solve's budget ends it, not its
+    time limit."""
     image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
     noise = extract_centroids(image, sigma_threshold=3.0)
     assert len(noise) > 100
     unbounded = small_db.solve_from_centroids(
-        noise, image_shape=image.shape, fov_estimate_deg=FOV_DEG, solve_timeout_ms=None,
-        max_patterns_checked=None)
+        noise, image_shape=image.shape, fov_estimate_deg=FOV_DEG, solve_timeout_ms=None)
     assert not unbounded and unbounded.status == "no_match"
     bounded = small_db.solve_from_centroids(
         noise, image_shape=image.shape, fov_estimate_deg=FOV_DEG,
         **deeper.limited({"solve_timeout_ms": None}, 60_000.0))
     assert not bounded and bounded.status == "timeout"
-    assert "max_patterns_checked=4845" in bounded.message
+    assert "max_hypotheses_verified=1000 hypotheses" in bounded.message
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_noisy_frames_deeper_lists_match_well_within_the_budget(small_db, seed):
     """The deeper list of a frame short of stars matches on patterns of its brightest
-    few centroids: a twentieth of the budget is enough."""
+    few centroids, among its first hypotheses: a twentieth of the budget is enough."""
     image = _noisy(seed)
     found = extract_centroids(image, sigma_threshold=3.0)
     res = small_db.solve_from_centroids(found, image_shape=image.shape,
                                         fov_estimate_deg=FOV_DEG,
-                                        max_patterns_checked=deeper.DEEPER_PATTERNS // 20)
+                                        max_hypotheses_verified=deeper.DEEPER_HYPOTHESES // 20)
     assert res and _error_deg(res) < 0.1
 
 
@@ -157,14 +157,14 @@ def test_the_limit_of_the_deeper_solve(kwargs, expected):
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    ({}, 4845), ({"max_patterns_checked": 300}, 300), ({"max_patterns_checked": None}, 4845),
-    ({"max_patterns_checked": 10**6}, 4845),
-    ({"options": skysolve.SolveOptions(max_patterns_checked=200)}, 200),
-    ({"options": skysolve.SolveOptions(max_patterns_checked=200),
-      "max_patterns_checked": 9000}, 4845)])
-def test_the_pattern_budget_of_the_deeper_solve(kwargs, expected):
+    ({}, 1000), ({"max_hypotheses_verified": 300}, 300),
+    ({"max_hypotheses_verified": None}, 1000), ({"max_hypotheses_verified": 10**6}, 1000),
+    ({"options": skysolve.SolveOptions(max_hypotheses_verified=200)}, 200),
+    ({"options": skysolve.SolveOptions(max_hypotheses_verified=200),
+      "max_hypotheses_verified": 9000}, 1000)])
+def test_the_hypothesis_budget_of_the_deeper_solve(kwargs, expected):
     got = deeper.limited({**kwargs, "fov_estimate_deg": 11.4}, 1000.0)
-    assert got["max_patterns_checked"] == expected
+    assert got["max_hypotheses_verified"] == expected
     assert got["fov_estimate_deg"] == 11.4  # (the other arguments kept)
 
 
@@ -177,14 +177,14 @@ def test_solve_many_gives_the_deeper_solve_a_second_and_its_budget_at_most(small
     real = module.solve
 
     def spy(db, centroids, options, **kw):
-        limits.append((options.solve_timeout_ms, options.max_patterns_checked))
+        limits.append((options.solve_timeout_ms, options.max_hypotheses_verified))
         return real(db, centroids, options, **kw)
 
     monkeypatch.setattr(module, "solve", spy)
     image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
     got = solve_many([image], small_db, fov_estimate_deg=FOV_DEG, jobs=1, progress=False)
     assert got[0].status == "too_few"
-    assert limits == [(5000.0, 10_000_000), (1000.0, 4845)]
+    assert limits == [(5000.0, None), (1000.0, 1000)]
 
 
 def test_doubtful_centroids_do_not_count_as_stars():
