@@ -351,7 +351,7 @@ class SolveOptions(Options):
         default: no budget). A list of real stars verifies its answer among its first
         few hypotheses; a list of noise makes thousands, and verifying them is most
         of the time a search of it takes (``solve_image``'s deeper second extraction
-        of a frame short of stars is solved with 1,000).""")
+        of a frame short of stars is solved with 2,000).""")
     refine_scale: bool | None = option(None, type="bool, optional", check=_optional_flag,
                                        keyword_only=True, doc=f"""
         With a ``camera_model``: also refine this image's plate scale (a factor on

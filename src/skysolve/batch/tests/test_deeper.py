@@ -103,13 +103,13 @@ class _Spy:
         return self.db.solve_from_centroids(centroids, **kwargs)
 
 
-def test_the_deeper_solve_is_given_a_second_and_a_thousand_hypotheses_at_most(small_db):
+def test_the_deeper_solve_is_given_a_second_and_2000_hypotheses_at_most(small_db):
     # giving up on a starless frame's 150-250 detections took 0.5-1.9 s
     image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
     spy = _Spy(small_db)
     assert not skysolve.solve_image(image, database=spy)
     assert spy.limits == ["default", 1000.0]
-    assert spy.budgets == ["default", 1000]
+    assert spy.budgets == ["default", 2000]
     spy = _Spy(small_db)
     assert not skysolve.solve_image(image, database=spy, solve_timeout_ms=300.0,
                                     max_hypotheses_verified=200)
@@ -117,21 +117,29 @@ def test_the_deeper_solve_is_given_a_second_and_a_thousand_hypotheses_at_most(sm
     assert spy.budgets == [200, 200]  # (and a smaller budget)
 
 
-def test_the_budget_not_the_clock_ends_a_starless_frames_deeper_solve(small_db):
-    """The 3 sigma detections of a starless frame: a search of all their patterns verifies
-    thousands of hypotheses and finds nothing; the deeper solve's budget ends it, not its
-    time limit."""
-    image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
+def test_the_budget_not_the_clock_ends_a_starless_frames_deeper_solve(small_db, monkeypatch):
+    """The 3 sigma detections of a starless frame: a search of all their patterns (told no
+    scale) verifies thousands of hypotheses and finds nothing; the deeper solve's budget
+    ends it after exactly that many, not its time limit."""
+    import importlib
+
+    lis = importlib.import_module("skysolve.solver.lost_in_space")
+    calls = []
+    real_verify = lis.verify
+    monkeypatch.setattr(lis, "verify", lambda *a, **k: calls.append(1) or real_verify(*a, **k))
+    image = np.random.default_rng(1).normal(1000.0, 30.0, (768, 1024))
     noise = extract_centroids(image, sigma_threshold=3.0)
     assert len(noise) > 100
-    unbounded = small_db.solve_from_centroids(
-        noise, image_shape=image.shape, fov_estimate_deg=FOV_DEG, solve_timeout_ms=None)
+    unbounded = small_db.solve_from_centroids(noise, image_shape=image.shape,
+                                              solve_timeout_ms=None)
     assert not unbounded and unbounded.status == "no_match"
+    assert len(calls) > deeper.DEEPER_HYPOTHESES == 2000
+    calls.clear()
     bounded = small_db.solve_from_centroids(
-        noise, image_shape=image.shape, fov_estimate_deg=FOV_DEG,
-        **deeper.limited({"solve_timeout_ms": None}, 60_000.0))
+        noise, image_shape=image.shape, **deeper.limited({"solve_timeout_ms": None}, 60_000.0))
     assert not bounded and bounded.status == "timeout"
-    assert "max_hypotheses_verified=1000 hypotheses" in bounded.message
+    assert "max_hypotheses_verified=2000 hypotheses" in bounded.message
+    assert len(calls) == 2000
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -157,11 +165,11 @@ def test_the_limit_of_the_deeper_solve(kwargs, expected):
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    ({}, 1000), ({"max_hypotheses_verified": 300}, 300),
-    ({"max_hypotheses_verified": None}, 1000), ({"max_hypotheses_verified": 10**6}, 1000),
+    ({}, 2000), ({"max_hypotheses_verified": 300}, 300),
+    ({"max_hypotheses_verified": None}, 2000), ({"max_hypotheses_verified": 10**6}, 2000),
     ({"options": skysolve.SolveOptions(max_hypotheses_verified=200)}, 200),
     ({"options": skysolve.SolveOptions(max_hypotheses_verified=200),
-      "max_hypotheses_verified": 9000}, 1000)])
+      "max_hypotheses_verified": 9000}, 2000)])
 def test_the_hypothesis_budget_of_the_deeper_solve(kwargs, expected):
     got = deeper.limited({**kwargs, "fov_estimate_deg": 11.4}, 1000.0)
     assert got["max_hypotheses_verified"] == expected
@@ -184,7 +192,7 @@ def test_solve_many_gives_the_deeper_solve_a_second_and_its_budget_at_most(small
     image = np.random.default_rng(0).normal(1000.0, 30.0, (768, 1024))
     got = solve_many([image], small_db, fov_estimate_deg=FOV_DEG, jobs=1, progress=False)
     assert got[0].status == "too_few"
-    assert limits == [(5000.0, None), (1000.0, 1000)]
+    assert limits == [(5000.0, None), (1000.0, 2000)]
 
 
 def test_doubtful_centroids_do_not_count_as_stars():
