@@ -25,9 +25,26 @@ from numpy.typing import NDArray
 __all__ = ["lower_median", "median", "percentiles"]
 
 
+#: Samples from this size on are partitioned, not sorted, for their median: numpy's sort
+#: took 14 us for 1,024 doubles and 150 for 6,348 on the development machine (the
+#: banding test's four samples), its partition 10 and 64.
+_PARTITION_SIZE = 1024
+
+
 def median(values: NDArray) -> float:
     """``float(np.median(values))`` of a 1-D sample (NaN for an empty one or one holding
     a NaN)."""
+    if values.size >= _PARTITION_SIZE and values.dtype.kind in "fiu":
+        n = values.size
+        k = (n - 1) // 2
+        v = np.partition(values, k, axis=None)
+        if v.dtype.kind == "f" and np.isnan(v[k:]).any():  # (NaN, the largest, lies after k)
+            return float("nan")
+        if n % 2:
+            return float(v[k])
+        if v.dtype.kind == "f":
+            return float((v[k] + v[k + 1:].min()) / 2)
+        return (float(v[k]) + float(v[k + 1:].min())) / 2  # (in float64: no wrap-around)
     v = np.sort(values, axis=None)
     if v.dtype.kind in "iub":  # (numpy averages integers in float64: no wrap-around)
         v = v.astype(np.float64)

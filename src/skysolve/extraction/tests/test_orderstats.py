@@ -29,16 +29,29 @@ def test_percentiles_of_nan_and_empty_samples_are_nan():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.uint16])
 def test_median_as_numpy(dtype):
     """Odd and even counts, ties, float32 (whose mean of the two middle values numpy takes
-    in float32) and integers."""
+    in float32) and integers; sorted (small) and partitioned (from 1,024 values) samples,
+    2-D ones too."""
     rng = np.random.default_rng(4)
-    for n in list(range(1, 50)) + [400, 1001]:
+    for n in list(range(1, 50)) + [400, 1001, 1023, 1024, 1025, 6348, 6349]:
         v = (rng.normal(100.0, 30.0, n) * rng.uniform(0.01, 100.0)).astype(dtype)
         assert median(v) == float(np.median(v))
         assert median(np.round(v / 7.0)) == float(np.median(np.round(v / 7.0)))
-    top = np.array([65535, 65534, 65533, 65532], dtype=np.uint16)  # no wrap-around
-    assert median(top) == float(np.median(top)) == 65533.5
+        if n > 1000:
+            grid = v[:n - n % 2].reshape(2, -1).T  # (a strided 2-D view)
+            assert median(grid) == float(np.median(grid))
+    for n in (4, 2048):  # no wrap-around of the two middle values' sum
+        top = np.tile(np.array([65535, 65534, 65533, 65532], dtype=np.uint16), n // 4)
+        assert median(top) == float(np.median(top)) == 65533.5
 
 
 def test_median_of_nan_and_empty_samples_is_nan():
     assert np.isnan(median(np.array([1.0, np.nan, 3.0])))
     assert np.isnan(median(np.zeros(0)))
+    rng = np.random.default_rng(5)
+    for n in (1024, 1025):  # partitioned: a NaN anywhere, one or many
+        for at in (0, n // 2, n - 1):
+            v = rng.normal(size=n).astype(np.float32)
+            v[at] = np.nan
+            assert np.isnan(median(v))
+            v[: n // 3] = np.nan
+            assert np.isnan(median(v))
