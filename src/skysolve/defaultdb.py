@@ -43,6 +43,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -473,13 +474,18 @@ def database_for_fields(fov_range_deg: tuple[float, float] | None = None, *,
     """The database to solve fields ``fov_range_deg`` wide with, when none is named.
 
     The default database (:func:`default_database`, built on first use) unless the
-    fields are narrower than its smallest (5 deg): those need a database of their own
-    scale, which takes minutes to build and often a gigabyte, so none is built here;
-    the smallest cached one (:func:`cached_databases`, built by ``skysolve db build
-    --min-fov A --max-fov B`` or :func:`default_database` with those bounds) whose range
-    holds the fields is taken, as solve-field takes the index files of the scale it is
-    told. None held: the default database, with a ``RuntimeWarning`` that says how to
-    build one (the solve then says the range is outside the default database's).
+    fields are narrower than its smallest (5 deg; the middle of the told range, its
+    geometric mean, below it): those need a database of their own scale, which takes
+    minutes to build and often a gigabyte, so none is built here; the cached one
+    (:func:`cached_databases`, built by ``skysolve db build --min-fov A --max-fov B`` or
+    :func:`default_database` with those bounds) that covers most of the told range is
+    taken, in ``ln fov`` and reaching 1/0.6 times its largest field (a field a little
+    wider than a database's largest still solves in it), if it covers more of it than the
+    default does, as solve-field takes the index files of the scale it is told (a 3 deg
+    estimate allows 1.8-5 deg: the default database solved none of four such frames, a
+    2-5 deg one all four). None does: the default database, with a ``RuntimeWarning``
+    that says how to build one (the solve then says the range is outside the default
+    database's).
 
     Parameters
     ----------
@@ -498,11 +504,11 @@ def database_for_fields(fov_range_deg: tuple[float, float] | None = None, *,
     default_lo = float(DEFAULT_PARAMETERS["min_fov_deg"])
     if fov_range_deg is not None:
         lo, hi = _args.bounds(fov_range_deg, "fov_range_deg")
-        if hi < default_lo:
-            # (a field a little wider than a database's largest still solves in it)
-            held = [(db_hi, path) for path, db_lo, db_hi in cached_databases(cache_dir)
-                    if db_lo <= hi and lo <= db_hi / 0.6]
-            for _, path in sorted(held):
+        if lo * hi < default_lo * default_lo:
+            default_share = _covered(lo, hi, default_lo, math.inf)
+            held = [(-share, db_hi, path) for path, db_lo, db_hi in cached_databases(cache_dir)
+                    if (share := _covered(lo, hi, db_lo, db_hi / 0.6)) > default_share]
+            for _, _, path in sorted(held):
                 try:
                     return load_database_file(path)
                 except (FileFormatError, OSError) as exc:
@@ -517,6 +523,14 @@ def database_for_fields(fov_range_deg: tuple[float, float] | None = None, *,
     return default_database(progress=progress, cache_dir=cache_dir)
 
 
+def _covered(lo: float, hi: float, db_lo: float, db_hi: float) -> float:
+    """How much of the fields ``lo``-``hi`` (deg) the range ``db_lo``-``db_hi`` covers, in
+    ``ln fov`` (a single told field: 1 when it lies in the range)."""
+    if hi <= lo:
+        return float(db_lo <= lo <= db_hi)
+    return max(0.0, math.log(min(hi, db_hi) / max(lo, db_lo)))
+
+
 def fields_told(solve_options: Mapping[str, Any], image_width: int | None
                 ) -> tuple[float, float] | None:
     """The horizontal fields of view (deg, ``(low, high)``) that the keyword arguments
@@ -525,8 +539,6 @@ def fields_told(solve_options: Mapping[str, Any], image_width: int | None
     pixel-scale range only with the width;
     see :meth:`~skysolve.solver.options.SolveOptions.told_fov_range`); None without
     either, or when the solve would refuse the arguments (it then says why)."""
-    import math
-
     from .errors import SkysolveError
     from .solver.options import SolveOptions
 

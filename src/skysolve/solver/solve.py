@@ -766,7 +766,7 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
         scope = outside or (f"; the database solves fields of view of "
                             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg")
         # (a range outside the database's is named by ``outside`` already)
-        held = "" if outside else _estimate_note(options, fov_lo, fov_hi)
+        held = "" if outside else _estimate_note(options, fov_lo, fov_hi, db)
         return status, f"{_FAILURE_MESSAGES[status]}{scope}{held}{_parity_note(options)}" \
             f"{lens}{width}"
     return status, _FAILURE_MESSAGES[status] + outside
@@ -809,18 +809,29 @@ def _parity_note(options: SolveOptions) -> str:
             f"{'not ' if flip else ''}mirrored needs parity_flip={not flip})")
 
 
-def _estimate_note(options: SolveOptions, fov_lo: float, fov_hi: float) -> str:
+def _estimate_note(options: SolveOptions, fov_lo: float, fov_hi: float,
+                   db: PatternDatabase) -> str:
     """The note of a failure's message that names the field-of-view range a
     ``fov_estimate`` held the search to (no camera model, which fixes the scale), and how
-    to widen it; else ``""``. Without ``fov_max_error`` the range is 0.6 to 1/0.6 times
-    the estimate, where tetra3rs searches without limit: a loose estimate (twice the
-    field) failed with only the database's range, which held the field."""
+    to widen it, or, for an estimate narrower than the database's smallest field, that
+    such fields need a database of their scale; else ``""``. Without ``fov_max_error`` the
+    range is 0.6 to 1/0.6 times the estimate, where tetra3rs searches without limit: a
+    loose estimate (twice the field) failed with only the database's range, which held
+    the field; a 3 deg estimate's 1.8-5 deg reached the default database's 5-30, and
+    four 3 deg frames failed in it (a 2-5 deg database solved them all)."""
     if options.fov_estimate is None or options.camera_model is not None:
         return ""
     how = ("0.6 to 1/0.6 times the estimate" if options.fov_max_error is None
            else "the estimate +- fov_max_error")
-    return (f"; fov_estimate held the search to {math.degrees(fov_lo):.3g}-"
-            f"{math.degrees(fov_hi):.3g} deg ({how}; a wider fov_max_error_deg widens it)")
+    note = (f"; fov_estimate held the search to {math.degrees(fov_lo):.3g}-"
+            f"{math.degrees(fov_hi):.3g} deg ({how}")
+    est = math.degrees(options.fov_estimate)
+    if est < db.min_fov_deg:
+        lo, hi = f"{math.degrees(fov_lo):.2g}", f"{min(math.degrees(fov_hi), db.min_fov_deg):.2g}"
+        return (f"{note}); a field of {est:.3g} deg is narrower than the database's "
+                f"smallest: a database built for such fields solves it (min_fov_deg={lo}, "
+                f"max_fov_deg={hi}, or 'skysolve db build --min-fov {lo} --max-fov {hi}')")
+    return f"{note}; a wider fov_max_error_deg widens it)"
 
 
 def _width_note(options: SolveOptions, code: int, fov_lo: float, fov_hi: float,

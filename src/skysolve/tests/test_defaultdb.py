@@ -362,6 +362,12 @@ def test_fields_narrower_than_the_default_take_the_cached_database_that_holds_th
     assert database_for_fields((2.2, 2.6), cache_dir=tmp_path).file_path == narrow.file_path
     # a field somewhat wider than a database's largest still solves in it
     assert database_for_fields((3.5, 4.5), cache_dir=tmp_path).file_path == narrow.file_path
+    # an estimate's range (0.6 to 1/0.6 times it) reaching the default's smallest field:
+    # a 3 deg estimate, a 4.2 deg one (the narrow database covers more of either)
+    assert database_for_fields((1.8, 5.0), cache_dir=tmp_path).file_path == narrow.file_path
+    assert database_for_fields((2.52, 7.0), cache_dir=tmp_path).file_path == narrow.file_path
+    # ... a 6 deg one lies in the default's range
+    assert database_for_fields((3.6, 10.0), cache_dir=tmp_path) == "default"
     # fields the default database covers, or no scale: the default, whatever is cached
     assert database_for_fields((7.5, 8.5), cache_dir=tmp_path) == "default"
     assert database_for_fields(None, cache_dir=tmp_path) == "default"
@@ -369,6 +375,9 @@ def test_fields_narrower_than_the_default_take_the_cached_database_that_holds_th
     # narrower than anything cached: the default, and how to build one
     with pytest.warns(RuntimeWarning, match=r"skysolve db build --min-fov 0\.5 --max-fov 0\.8"):
         assert database_for_fields((0.5, 0.8), cache_dir=tmp_path) == "default"
+    # (a 0.9 deg estimate's range: nothing cached reaches it)
+    with pytest.warns(RuntimeWarning, match=r"--min-fov 0\.54 --max-fov 1\.5"):
+        assert database_for_fields((0.54, 1.5), cache_dir=tmp_path) == "default"
     with pytest.raises(InvalidArgumentError, match="fov_range_deg"):
         database_for_fields((3.0, 2.0), cache_dir=tmp_path)
 

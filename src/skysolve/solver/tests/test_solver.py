@@ -114,6 +114,25 @@ def test_ratios_beyond_the_tolerance_solve_in_the_wider_pass(small_db, hip2025, 
     assert small_db.solve_from_centroids(sim.centroids, **args).status == "no_match"
 
 
+def test_an_estimate_below_the_database_smallest_field_names_the_database_to_build(small_db):
+    """A 6 deg estimate (3.6-10 deg searched) against the 10-20 deg database: the failure
+    says such fields need a database of their scale, and how to build it; an estimate
+    within the range says how to widen the search instead."""
+    xy = np.random.default_rng(3).uniform(-400, 400, (40, 2))
+    res = small_db.solve_from_centroids(xy, fov_estimate_deg=6.0, image_width=W,
+                                        image_height=H)
+    assert not res and res.status == "no_match"
+    assert "held the search to 3.6-10 deg" in res.message
+    assert ("a field of 6 deg is narrower than the database's smallest: a database built "
+            "for such fields solves it (min_fov_deg=3.6, max_fov_deg=10, or 'skysolve db "
+            "build --min-fov 3.6 --max-fov 10')") in res.message
+    res = small_db.solve_from_centroids(xy, fov_estimate_deg=12.0, image_width=W,
+                                        image_height=H)
+    assert not res and res.status == "no_match"
+    assert "a wider fov_max_error_deg widens it" in res.message
+    assert "narrower" not in res.message
+
+
 def test_random_centroids_never_solve(small_db):
     """Centroids with no real stars behind them: no solve, ever."""
     rng = np.random.default_rng(7)
