@@ -67,6 +67,10 @@ RECIPES: dict[str, list] = {
     "nebula": ["nebula"],
     "branches": ["foreground:branches"],
     "roof": ["foreground:roof"],
+    # ... saved as JPEG: its rings beside bright blobs are no silhouette's shade
+    "branches+jpeg": ["foreground:branches", "jpeg"],
+    # thin cloud over a dark stretch saved as JPEG: the gaps lie below the typical sky
+    "cloud+jpeg": ["cloud", "jpeg"],
     "trails": ["trails"],
     "hot_pixels": ["hot_pixels"],
     "cosmic_rays": ["cosmic_rays"],

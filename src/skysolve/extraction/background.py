@@ -297,11 +297,16 @@ def _runs_both_sides(eq: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return run[:, :-r] & run[:, r:]  # left of pixel j: run[:, j]; right: run[:, j + r]
 
 
-def dark_constant_areas(image: NDArray, quantum: float | None = None) -> NDArray[np.bool_] | None:
+def dark_constant_areas(image: NDArray, quantum: float | None = None
+                        ) -> tuple[NDArray[np.bool_], tuple[NDArray[np.intp], NDArray] | None] \
+        | None:
     """The pixels of ``image`` in constant areas darker than its sky -- an all-sky
     camera's black surround of its lens circle, a blacked-out region, zeros or a
     constant level -- or None when they hold less than :data:`_CONSTANT_FRACTION` of it
-    (or all of it: a noise-free frame).
+    (or all of it: a noise-free frame); with them, the stars such an area holds, when it
+    holds some (a sky stretched to its black point, :func:`_held_stars`), as ``(flat
+    indices, light above the area's value)``, else None (their pixels are not in the
+    mask).
 
     They are no sky: left in, their pixels pile up at the model's level and shrink the
     noise estimate (a sky of 3.0 counts came out at 2.3-2.7 with a lens circle's black
@@ -337,17 +342,88 @@ def dark_constant_areas(image: NDArray, quantum: float | None = None) -> NDArray
         # few noise sigmas below its level and holding stars, is not
         rest = sample[~(const & (sample == v))]
         level, sigma = robust_location(rest)
-        if v < level - DARK_SIGMAS * _tied_sigma(rest - level, sigma, quantum):
-            values.append(v)
+        sigma = _tied_sigma(rest - level, sigma, quantum)
+        if v < level - DARK_SIGMAS * sigma:
+            values.append((v, sigma))
     if not values:
         return None
-    dark = np.isin(image, values)
+    out = np.zeros(image.shape, dtype=bool)
+    held_idx, held_lift = [], []
+    for v, sigma in values:
+        area = _constant_area_of(image, v)
+        idx = _held_stars(image, area, v, sigma)
+        if idx is not None:  # a sky stretched to black, its stars rising from it
+            area.flat[idx] = False
+            held_idx.append(idx)
+            held_lift.append(image.ravel()[idx] - v)
+        out |= area
+    if not out.any():
+        return None
+    if not held_idx:
+        return out, None
+    return out, (np.concatenate(held_idx), np.concatenate(held_lift))
+
+
+def _constant_area_of(image: NDArray, v: float) -> NDArray[np.bool_]:
+    """The pixels of :func:`dark_constant_areas`'s area at the value ``v``."""
+    dark = image == v
     core = dark & _runs_both_sides(image[:, 1:] == image[:, :-1]) \
         & _runs_both_sides((image[1:] == image[:-1]).T).T
     area = dark & _dilate(core, _CONSTANT_REACH)
     # and the blocks a JPEG encoder straddled its edge with: they ring (a ring of
     # false detections inside an all-sky lens circle's rim)
     return _dilate(area, _JPEG_BLOCK - 1)
+
+
+#: A constant dark area holding this many stars is sky (see :func:`_holds_stars`) ...
+_HELD_STARS = 3
+#: ... counted at least this far (px) inside it (a lens circle's rim rings into it) ...
+_HELD_DEPTH = 16  # (two JPEG blocks)
+#: ... each at most this many pixels above the area's value.
+_HELD_PIXELS = 400
+
+
+def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float,
+                sigma: float) -> NDArray[np.intp] | None:
+    """The flat indices of the stars' pixels in the constant dark ``area`` (value ``v``)
+    when it holds :data:`_HELD_STARS` stars or more (a sky stretched to its black point,
+    not a lens circle's surround or a blacked-out part), else None.
+
+    A star there is a small blob of pixels above ``v`` lying wholly :data:`_HELD_DEPTH`
+    inside the area (a lens circle's rim rings into its surround), peaking
+    :data:`~skysolve.extraction.background.DARK_SIGMAS` noise sigmas (the rest of the
+    frame's) above it, and resolved: two pixels at least reach half its peak, where an
+    impulse's JPEG ringing does not. Thin cloud over half a dark frame stretched to 8
+    bits clipped its clear gaps to 0: masked whole as no sky, their stars, the frame's
+    brightest, were lost (``bench_hard.py``'s ``cloud+jpeg``); the gaps held 3-25 such
+    stars, the lens-circle surrounds of the tests none. The area stays masked (its
+    edges, where the sky drops to black, would ring with false detections); its stars
+    are lifted onto the fill's sky (:func:`.extract._extract`).
+    """
+    h, w = image.shape
+    deep = area & ~_dilate(~area, _HELD_DEPTH)
+    idx = np.flatnonzero(deep & (image != v))
+    if len(idx) < _HELD_STARS * 2:
+        return None
+    from .linking import label_pixels  # (numpy's union-find: a few stars' pixels)
+
+    # (a star's pixels leave ``deep`` only if the star reaches its edge: not wholly inside)
+    lab, n = label_pixels(idx, w)
+    edge = np.zeros(n + 1, dtype=bool)
+    rows, cols = idx // w, idx % w
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        r, c = np.clip(rows + dr, 0, h - 1), np.clip(cols + dc, 0, w - 1)
+        edge[lab[~deep[r, c]]] = True
+    size = np.bincount(lab, minlength=n + 1)
+    lift = image.ravel()[idx].astype(np.float64) - v
+    peak = np.zeros(n + 1)
+    np.maximum.at(peak, lab, lift)
+    half = np.bincount(lab, weights=lift >= 0.5 * peak[lab], minlength=n + 1)
+    star = ~edge & (size <= _HELD_PIXELS) & (peak >= DARK_SIGMAS * sigma) & (half >= 2)
+    star[0] = False
+    if np.count_nonzero(star) < _HELD_STARS:
+        return None
+    return idx[star[lab]]
 
 
 def _dilate(mask: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
@@ -388,6 +464,11 @@ class Background:
         The ``(row, column)`` of a pixel that starts an 8x8 block of a block-compressed
         (JPEG) image (:func:`block_grid`, set by the extractor as ``flattened``), or
         None.
+    ringed : ndarray of bool or None
+        Of a JPEG image whose dark pixels were counted (``dark_fraction``), the pixels
+        of its 8x8 blocks holding a pixel :data:`DARK_SIGMAS` above the model, where
+        compression rings below the sky beside every bright impulse (set by the
+        extractor); None otherwise.
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,
@@ -405,6 +486,7 @@ class Background:
         self.dark_fraction = 0.0
         self.flattened = False
         self.block_grid: tuple[int, int] | None = None
+        self.ringed: NDArray[np.bool_] | None = None
 
     def sigma_at(self, rows: NDArray, cols: NDArray) -> NDArray[np.float64] | float:
         """Noise at integer pixels (the global ``sigma`` when it is uniform)."""

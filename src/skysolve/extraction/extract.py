@@ -932,7 +932,7 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
         bg.flattened = bg.block_grid is not None and flattened_blocks(work, bg.sigma,
                                                                       bg.block_grid)
         if bg.block_grid is not None and bg.dark_fraction >= _DARK_FRACTION:
-            bg.dark_fraction = _unringed_dark_fraction(work, bg)
+            bg.dark_fraction, bg.ringed = _unringed_dark_fraction(work, bg)
     if quantum is not None and np.isfinite(bg.sigma) and bg.sigma < _QUANTISATION_SIGMA * quantum:
         # integer data whose noise is below one count: a detection needs a few counts,
         # and a few counts below the model are no silhouette (a sky stretched to its
@@ -950,11 +950,13 @@ def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
     return bg
 
 
-def _unringed_dark_fraction(work: NDArray, bg: Background) -> float:
+def _unringed_dark_fraction(work: NDArray, bg: Background
+                            ) -> tuple[float, NDArray[np.bool_] | None]:
     """The fraction of a JPEG frame's pixels that are dark (:data:`.background.DARK_SIGMAS`
     below the model and the typical sky, as :attr:`.Background.dark_fraction` counts
     them) in 8x8 blocks of its grid (``bg.block_grid``) holding no pixel as far above the
-    model.
+    model, and the pixels of the blocks that hold one (:attr:`.Background.ringed`; None
+    when nothing is dark).
 
     JPEG rings below the sky beside every bright impulse, by many of its noise sigmas
     and down to black on a dark sky, but only inside the blocks the impulse lit (each
@@ -969,14 +971,24 @@ def _unringed_dark_fraction(work: NDArray, bg: Background) -> float:
     model = bg.full(np.float32)
     dark = (work < model - depth) & (work < bg.sky_level - depth)
     if not dark.any():
-        return 0.0
+        return 0.0, None
     # each pixel's block: rows before the grid's first full block form block 0
     brow = (np.arange(h) - pr + _JPEG_BLOCK) // _JPEG_BLOCK
     bcol = (np.arange(w) - pc + _JPEG_BLOCK) // _JPEG_BLOCK
     nbc = int(bcol[-1]) + 1
+    nbr = int(brow[-1]) + 1
     block = brow[:, None] * nbc + bcol[None, :]
-    lit = np.bincount(block[work > model + depth], minlength=int(block.max()) + 1) > 0
-    return float(np.count_nonzero(dark & ~lit[block])) / work.size
+    lit = np.bincount(block[work > model + depth], minlength=nbr * nbc) > 0
+    fraction = float(np.count_nonzero(dark & ~lit[block])) / work.size
+    # the lit blocks beside none that is dark and unlit: a silhouette darkens the blocks
+    # around a lit edge too, a ring stays in its block
+    shade = (np.bincount(block[dark], minlength=nbr * nbc) > 0) & ~lit
+    shade = np.pad(shade.reshape(nbr, nbc), 1)
+    near = np.zeros((nbr, nbc), dtype=bool)
+    for dr in range(3):
+        for dc in range(3):
+            near |= shade[dr:dr + nbr, dc:dc + nbc]
+    return fraction, (lit & ~near.ravel())[block]
 
 
 def _threshold_scale(opts: ExtractionOptions, shape: tuple[int, int],
@@ -1349,7 +1361,14 @@ def _to_fit(work, bad, bg, labels, meas, scale, opts: ExtractionOptions, reason,
     meas["elong"] = shape_reasons(meas, reason, thr, psf, opts.max_elongation, (h, w), cut)
     blob_ids = np.flatnonzero(reason == 0)
     if bg.dark_fraction >= _DARK_FRACTION and len(blob_ids):
-        fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma, bg.sky_level, bad)
+        # (on a JPEG, not the rings it coded beside every bright blob: they darkened the
+        # sky beside saturated stars on a dark stretch, and under clouds, whose clear gaps
+        # lie below the typical sky, the frame's brightest stars were taken for lit
+        # foreground: 8 of a 2.5 deg frame's 15 brightest, which then failed to solve)
+        unusable = bad if bg.ringed is None else (
+            bg.ringed if bad is None else bad | bg.ringed)
+        fg = foreground_blobs(work, meas, blob_ids, DARK_SIGMAS, bg.sigma, bg.sky_level,
+                              unusable)
         reason[blob_ids[fg]] = code("foreground")
         blob_ids = blob_ids[~fg]
         if bg.block_grid is None:
@@ -1867,8 +1886,15 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
     dark = dark_constant_areas(work, quantum)
     if dark is not None:
         # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
+        dark, held = dark
         work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark,
                                                None if quantum is None else quantum * unit)
+        if held is not None:
+            # a sky stretched to black: its stars, their light above the black, on the
+            # fill's sky (the median the fill's noise scatters about)
+            idx, lift = held
+            sky = work[bad]
+            work.flat[idx] = np.median(sky[::max(1, sky.size // 20_000)]) + lift
     if unit != 1.0:  # everything below in the working copy's unit; the result in the image's
         arr = arr / unit
         noise = None if noise is None else noise / unit

@@ -273,3 +273,43 @@ def test_a_constant_surround_is_left_out_of_the_noise():
         image = np.where(r < 520.0, sky, 1.0).astype(np.float32)
         bg = background.estimate_background(image, 64, quantum=1.0)
         assert abs(bg.sigma - noise) < 0.2 * noise, (noise, bg.sigma)
+
+
+def test_a_black_area_holding_stars_keeps_them():
+    """A sky clipped to black (0) over the left half of an 8-bit frame, the right half
+    sky of 30 counts under 2 of noise: the black area is masked either way (its edge
+    would ring with false detections), but the stars it holds -- small blobs rising 7
+    sigmas and more above it, resolved, wholly 16 px inside -- are handed back with
+    their light above the black; impulses (hot pixels) and stars at its edge are not,
+    and fewer than three stars leave it a surround."""
+    from skysolve.tests.frames import render_stars
+
+    h, w = 400, 600
+    rng = np.random.default_rng(5)
+    sky = 30.0 + rng.normal(0.0, 2.0, (h, w))
+    x = np.array([-200.0, -150.0, -100.0, -220.0, -60.0])  # centred pixels
+    y = np.array([-120.0, 40.0, 130.0, 90.0, -30.0])
+    stars = render_stars((h, w), x, y, np.full(5, 3000.0), 1.2)
+    black = (np.arange(w) < w // 2)[None, :].repeat(h, axis=0)
+    image = np.round(np.where(black, np.clip(stars, 0, 255), sky + stars))
+    mask, held = background.dark_constant_areas(image.astype(np.float32), 1.0)
+    assert held is not None
+    idx, lift = held
+    kept = mask.copy()
+    kept.ravel()[idx] = True
+    assert kept[:, : w // 2 - 20].all() and not mask[:, w // 2 + 20:].any()
+    assert not mask.ravel()[idx].any()
+    rows, cols = np.unravel_index(idx, (h, w))
+    near = np.hypot(cols[:, None] + 0.5 - w / 2 - x, rows[:, None] + 0.5 - h / 2 - y).min(axis=0)
+    assert (near < 1.0).all()  # every star's peak handed back
+    assert np.array_equal(lift, image.ravel()[idx])  # (their light above the black, 0)
+    # hot pixels instead of stars: a surround
+    impulses = np.where(black, 0.0, np.round(sky))
+    impulses[h // 2 + np.arange(-150, 151, 30), 100] = 200.0
+    mask, held = background.dark_constant_areas(impulses.astype(np.float32), 1.0)
+    assert mask[:, : w // 2 - 20].all() and held is None
+    # two stars deep inside and the others at its edge: a surround
+    edge_x = np.array([-200.0, -150.0, -10.0, -5.0, -12.0])
+    few = render_stars((h, w), edge_x, y, np.full(5, 3000.0), 1.2)
+    image = np.round(np.where(black, np.clip(few, 0, 255), sky + few))
+    assert background.dark_constant_areas(image.astype(np.float32), 1.0)[1] is None
