@@ -347,15 +347,18 @@ def dark_constant_areas(image: NDArray, quantum: float | None = None
             values.append((v, sigma))
     if not values:
         return None
+    # (the runs of equal neighbours both ways, whatever their value: made once)
+    runs = _runs_both_sides(image[:, 1:] == image[:, :-1]) \
+        & _runs_both_sides((image[1:] == image[:-1]).T).T
     out = np.zeros(image.shape, dtype=bool)
     held_idx, held_lift = [], []
     for v, sigma in values:
-        area = _constant_area_of(image, v)
-        idx = _held_stars(image, area, v, sigma)
-        if idx is not None:  # a sky stretched to black, its stars rising from it
-            area.flat[idx] = False
-            held_idx.append(idx)
-            held_lift.append(image.ravel()[idx] - v)
+        area = _constant_area_of(image, v, runs)
+        held = _held_stars(image, area, v, sigma)
+        if held is not None:  # a sky stretched to black, its stars rising from it
+            area.flat[held[0]] = False
+            held_idx.append(held[0])
+            held_lift.append(held[1])
         out |= area
     if not out.any():
         return None
@@ -364,30 +367,30 @@ def dark_constant_areas(image: NDArray, quantum: float | None = None
     return out, (np.concatenate(held_idx), np.concatenate(held_lift))
 
 
-def _constant_area_of(image: NDArray, v: float) -> NDArray[np.bool_]:
-    """The pixels of :func:`dark_constant_areas`'s area at the value ``v``."""
+def _constant_area_of(image: NDArray, v: float, runs: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The pixels of :func:`dark_constant_areas`'s area at the value ``v`` (``runs``: the
+    pixels in runs of equal values both ways)."""
     dark = image == v
-    core = dark & _runs_both_sides(image[:, 1:] == image[:, :-1]) \
-        & _runs_both_sides((image[1:] == image[:-1]).T).T
+    core = dark & runs
     area = dark & _dilate(core, _CONSTANT_REACH)
     # and the blocks a JPEG encoder straddled its edge with: they ring (a ring of
     # false detections inside an all-sky lens circle's rim)
     return _dilate(area, _JPEG_BLOCK - 1)
 
 
-#: A constant dark area holding this many stars is sky (see :func:`_holds_stars`) ...
+#: A constant dark area holding this many stars is sky (see :func:`_held_stars`) ...
 _HELD_STARS = 3
 #: ... counted at least this far (px) inside it (a lens circle's rim rings into it) ...
 _HELD_DEPTH = 16  # (two JPEG blocks)
-#: ... each at most this many pixels above the area's value.
+#: ... each a blob of at most this many pixels above the area's value.
 _HELD_PIXELS = 400
 
 
-def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float,
-                sigma: float) -> NDArray[np.intp] | None:
-    """The flat indices of the stars' pixels in the constant dark ``area`` (value ``v``)
-    when it holds :data:`_HELD_STARS` stars or more (a sky stretched to its black point,
-    not a lens circle's surround or a blacked-out part), else None.
+def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float, sigma: float
+                ) -> tuple[NDArray[np.intp], NDArray[np.float64]] | None:
+    """The stars' pixels in the constant dark ``area`` (value ``v``), as ``(flat indices,
+    light above v)``, when it holds :data:`_HELD_STARS` stars or more (a sky stretched to
+    its black point, not a lens circle's surround or a blacked-out part), else None.
 
     A star there is a small blob of pixels above ``v`` lying wholly :data:`_HELD_DEPTH`
     inside the area (a lens circle's rim rings into its surround), peaking
@@ -423,7 +426,7 @@ def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float,
     star[0] = False
     if np.count_nonzero(star) < _HELD_STARS:
         return None
-    return idx[star[lab]]
+    return idx[star[lab]], lift[star[lab]]
 
 
 def _dilate(mask: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
@@ -466,9 +469,9 @@ class Background:
         None.
     ringed : ndarray of bool or None
         Of a JPEG image whose dark pixels were counted (``dark_fraction``), the pixels
-        of its 8x8 blocks holding a pixel :data:`DARK_SIGMAS` above the model, where
-        compression rings below the sky beside every bright impulse (set by the
-        extractor); None otherwise.
+        of its 8x8 blocks holding a pixel :data:`DARK_SIGMAS` above the model and beside
+        no dark block without one, where compression rings below the sky beside a bright
+        impulse (set by the extractor); None otherwise.
     """
 
     def __init__(self, grid: NDArray, block_size: int | None, sigma: float,

@@ -955,8 +955,8 @@ def _unringed_dark_fraction(work: NDArray, bg: Background
     """The fraction of a JPEG frame's pixels that are dark (:data:`.background.DARK_SIGMAS`
     below the model and the typical sky, as :attr:`.Background.dark_fraction` counts
     them) in 8x8 blocks of its grid (``bg.block_grid``) holding no pixel as far above the
-    model, and the pixels of the blocks that hold one (:attr:`.Background.ringed`; None
-    when nothing is dark).
+    model, and the pixels of the blocks that hold one and lie beside no such dark block
+    (:attr:`.Background.ringed`; None when nothing is dark).
 
     JPEG rings below the sky beside every bright impulse, by many of its noise sigmas
     and down to black on a dark sky, but only inside the blocks the impulse lit (each
