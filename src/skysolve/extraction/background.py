@@ -297,7 +297,8 @@ def _runs_both_sides(eq: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return run[:, :-r] & run[:, r:]  # left of pixel j: run[:, j]; right: run[:, j + r]
 
 
-def dark_constant_areas(image: NDArray, quantum: float | None = None
+def dark_constant_areas(image: NDArray, quantum: float | None = None,
+                        bad: NDArray[np.bool_] | None = None
                         ) -> tuple[NDArray[np.bool_], tuple[NDArray[np.intp], NDArray] | None] \
         | None:
     """The pixels of ``image`` in constant areas darker than its sky -- an all-sky
@@ -321,7 +322,8 @@ def dark_constant_areas(image: NDArray, quantum: float | None = None
     (saturation) are stars, and stay, as do those less than :data:`DARK_SIGMAS` noise
     sigmas below it. ``quantum``: the data's value step, as for
     :func:`estimate_background` (a sky a JPEG flattened into long runs of one value
-    has no MAD, and its noise is measured in steps).
+    has no MAD, and its noise is measured in steps). ``bad``: pixels that hold no data
+    (masked or not finite, filled with sky noise): never a held star.
     """
     h, w = image.shape
     step = _subsample_step((h, w), _CONSTANT_SAMPLES)
@@ -354,7 +356,7 @@ def dark_constant_areas(image: NDArray, quantum: float | None = None
     held_idx, held_lift = [], []
     for v, sigma in values:
         area = _constant_area_of(image, v, runs)
-        held = _held_stars(image, area, v, sigma)
+        held = _held_stars(image, area, v, sigma, bad)
         if held is not None:  # a sky stretched to black, its stars rising from it
             area.flat[held[0]] = False
             held_idx.append(held[0])
@@ -386,7 +388,8 @@ _HELD_DEPTH = 16  # (two JPEG blocks)
 _HELD_PIXELS = 400
 
 
-def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float, sigma: float
+def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float, sigma: float,
+                bad: NDArray[np.bool_] | None = None
                 ) -> tuple[NDArray[np.intp], NDArray[np.float64]] | None:
     """The stars' pixels in the constant dark ``area`` (value ``v``), as ``(flat indices,
     light above v)``, when it holds :data:`_HELD_STARS` stars or more (a sky stretched to
@@ -401,22 +404,34 @@ def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float, sigma: float
     brightest, were lost (``bench_hard.py``'s ``cloud+jpeg``); the gaps held 3-25 such
     stars, the lens-circle surrounds of the tests none. The area stays masked (its
     edges, where the sky drops to black, would ring with false detections); its stars
-    are lifted onto the fill's sky (:func:`.extract._extract`).
+    are lifted onto the fill's sky (:func:`.extract._extract`). ``bad``: pixels with no
+    data, filled with the sky's noise before this test (a masked patch there would rise
+    from the black as a star).
     """
     h, w = image.shape
     deep = area & ~_dilate(~area, _HELD_DEPTH)
-    idx = np.flatnonzero(deep & (image != v))
+    # the frame's edge bounds the area as its sky does (a star it cuts is not wholly inside)
+    d = _HELD_DEPTH
+    deep[:d] = deep[-d:] = False
+    deep[:, :d] = deep[:, -d:] = False
+    lit = deep & (image != v)
+    if bad is not None:
+        lit &= ~bad
+    idx = np.flatnonzero(lit)
     if len(idx) < _HELD_STARS * 2:
         return None
     from .linking import label_pixels  # (numpy's union-find: a few stars' pixels)
 
-    # (a star's pixels leave ``deep`` only if the star reaches its edge: not wholly inside)
+    # (a star's pixels leave ``deep`` only if the star reaches its edge: not wholly inside;
+    # one beside a pixel with no data may be cut by it)
     lab, n = label_pixels(idx, w)
+    outside = ~deep if bad is None else ~deep | bad
     edge = np.zeros(n + 1, dtype=bool)
     rows, cols = idx // w, idx % w
-    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        r, c = np.clip(rows + dr, 0, h - 1), np.clip(cols + dc, 0, w - 1)
-        edge[lab[~deep[r, c]]] = True
+    for dr in (-1, 0, 1):  # (the eight neighbours the labels link)
+        for dc in (-1, 0, 1):
+            r, c = np.clip(rows + dr, 0, h - 1), np.clip(cols + dc, 0, w - 1)
+            edge[lab[outside[r, c]]] = True
     size = np.bincount(lab, minlength=n + 1)
     lift = image.ravel()[idx].astype(np.float64) - v
     peak = np.zeros(n + 1)

@@ -1883,7 +1883,7 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
     if quantum is not None:
         quantum /= unit  # (a power of two: the scaled values' lattice)
-    dark = dark_constant_areas(work, quantum)
+    dark = dark_constant_areas(work, quantum, bad)
     if dark is not None:
         # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
         dark, held = dark

@@ -313,3 +313,42 @@ def test_a_black_area_holding_stars_keeps_them():
     few = render_stars((h, w), edge_x, y, np.full(5, 3000.0), 1.2)
     image = np.round(np.where(black, np.clip(few, 0, 255), sky + few))
     assert background.dark_constant_areas(image.astype(np.float32), 1.0)[1] is None
+
+
+def test_dark_area_edge_and_masked_pixels_hold_no_star():
+    """A black half-frame is a surround, not a sky stretched to black, when of its
+    stars only two lie wholly inside it: stars the frame's edge cuts are not wholly
+    inside (the edge bounds the area as the sky does), and neither are pixels with no
+    data (masked, filled with sky noise before the test) a star rising from the black."""
+    from skysolve.tests.frames import render_stars
+
+    h, w = 400, 600
+    rng = np.random.default_rng(7)
+    sky = 30.0 + rng.normal(0.0, 2.0, (h, w))
+    black = (np.arange(w) < w // 2)[None, :].repeat(h, axis=0)
+    x = np.array([-200.0, -150.0])  # centred pixels, deep inside
+    y = np.array([-120.0, 40.0])
+
+    def frame(xs, ys):
+        stars = render_stars((h, w), np.asarray(xs), np.asarray(ys), np.full(len(xs), 3000.0),
+                             1.2)
+        return np.round(np.where(black, np.clip(stars, 0, 255), sky + stars)).astype(np.float32)
+
+    # three more stars, cut by the left, top and bottom edges of the frame
+    cut = frame(np.r_[x, -w / 2 + 0.5, -100.0, -180.0], np.r_[y, 10.0, -h / 2 + 0.5, h / 2 - 1.0])
+    mask, held = background.dark_constant_areas(cut, 1.0)
+    assert mask[:, : w // 2 - 20].all() and held is None
+    # the same three moved 40 px inside: a sky stretched to black, its five stars held
+    inside = frame(np.r_[x, -w / 2 + 40.0, -100.0, -180.0],
+                   np.r_[y, 10.0, -h / 2 + 40.0, h / 2 - 40.0])
+    held = background.dark_constant_areas(inside, 1.0)[1]
+    assert held is not None and len(np.unique(held[0])) >= 5
+    # three masked patches filled with the sky's noise, as the extraction fills them
+    image = frame(x, y)
+    bad = np.zeros((h, w), bool)
+    for r, c in ((60, 60), (200, 120), (330, 200)):
+        bad[r:r + 3, c:c + 3] = True
+    image[bad] = sky[bad].astype(np.float32)
+    assert background.dark_constant_areas(image, 1.0)[1] is not None  # (taken for stars)
+    mask, held = background.dark_constant_areas(image, 1.0, bad)
+    assert mask[:, : w // 2 - 20].all() and held is None
