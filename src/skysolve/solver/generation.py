@@ -87,6 +87,21 @@ class GenerationOptions(Options):
         return self.min_fov_deg if self.min_fov_deg is not None else self.max_fov_deg
 
 
+def fov_bounds_text(lo_deg: float, hi_deg: float) -> tuple[str, str]:
+    """``min_fov_deg`` and ``max_fov_deg`` to suggest for a database that holds fields
+    ``lo_deg``-``hi_deg`` wide, as short decimals: the low one rounded down and the high
+    one up to two significant figures (a range of 1.86-5 deg asks for 1.8-5, where
+    rounding to the nearest left 1.86 outside it), never in exponent form."""
+    def text(x: float, up: bool) -> str:
+        e = math.floor(math.log10(x)) - 1  # (the second significant figure's place)
+        q = x / 10.0 ** e
+        q = math.ceil(q - 1e-9) if up else math.floor(q + 1e-9)  # (float noise: 3.0 is 3)
+        digits = max(0, -e)
+        return f"{q * 10.0 ** e:.{digits}f}".rstrip("0").rstrip(".") if digits \
+            else f"{q * 10 ** e:d}"
+    return text(lo_deg, False), text(hi_deg, True)
+
+
 def _check_unique_ids(ids: NDArray[np.int64]) -> None:
     """Refuse a star table in which two stars share a catalog id.
 

@@ -35,6 +35,7 @@ from ..errors import InvalidArgumentError, warn_caller
 from . import backends
 from .backends import reference as _reference
 from .frame import CatalogView, Frame, make_frame
+from .generation import fov_bounds_text
 from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
 from .refinement import ARCSEC_PER_RAD
@@ -827,7 +828,7 @@ def _estimate_note(options: SolveOptions, fov_lo: float, fov_hi: float,
             f"{math.degrees(fov_hi):.3g} deg ({how}")
     est = math.degrees(options.fov_estimate)
     if est < db.min_fov_deg:
-        lo, hi = f"{math.degrees(fov_lo):.2g}", f"{min(math.degrees(fov_hi), db.min_fov_deg):.2g}"
+        lo, hi = fov_bounds_text(math.degrees(fov_lo), min(math.degrees(fov_hi), db.min_fov_deg))
         return (f"{note}); a field of {est:.3g} deg is narrower than the database's "
                 f"smallest: a database built for such fields solves it (min_fov_deg={lo}, "
                 f"max_fov_deg={hi}, or 'skysolve db build --min-fov {lo} --max-fov {hi}')")

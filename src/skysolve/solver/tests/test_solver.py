@@ -131,6 +131,11 @@ def test_an_estimate_below_the_database_smallest_field_names_the_database_to_bui
     assert not res and res.status == "no_match"
     assert "a wider fov_max_error_deg widens it" in res.message
     assert "narrower" not in res.message
+    # the bounds suggested hold the range searched: 3.75-10.4 deg asks for 3.7-10, not 3.8
+    res = small_db.solve_from_centroids(xy, fov_estimate_deg=6.25, image_width=W,
+                                        image_height=H)
+    assert not res and "(min_fov_deg=3.7, max_fov_deg=10, or 'skysolve db build " \
+        "--min-fov 3.7 --max-fov 10')" in res.message
 
 
 def test_random_centroids_never_solve(small_db):
