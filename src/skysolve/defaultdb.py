@@ -47,7 +47,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,8 @@ __all__ = [
     "cache_directory",
     "cached_databases",
     "database_for_fields",
+    "narrower_databases",
+    "solve_in_narrower",
     "database_for_solve",
     "fields_told",
     "default_database",
@@ -514,11 +516,16 @@ def database_for_fields(fov_range_deg: tuple[float, float] | None = None, *,
                 except (FileFormatError, OSError) as exc:
                     warn_caller(f"the cached database {path} cannot be read ({exc}); "
                                 f"passed over", RuntimeWarning)
+            from .solver.generation import fov_bounds_text
+
+            # (the default database holds the fields from its smallest up)
+            low, high = fov_bounds_text(lo, min(hi, default_lo))
+            what = "are narrower than" if hi <= default_lo else "reach below"
             warn_caller(
-                f"fields {lo:.3g}-{hi:.3g} deg wide are narrower than the default database's "
+                f"fields {lo:.3g}-{hi:.3g} deg wide {what} the default database's smallest, "
                 f"{default_lo:g} deg, and no cached database holds them: build one once, "
-                f"with default_database(min_fov_deg={lo:.2g}, max_fov_deg={hi:.2g}) or "
-                f"'skysolve db build --min-fov {lo:.2g} --max-fov {hi:.2g}' (minutes), and "
+                f"with default_database(min_fov_deg={low}, max_fov_deg={high}) or "
+                f"'skysolve db build --min-fov {low} --max-fov {high}' (minutes), and "
                 f"it is chosen for such fields", RuntimeWarning)
     return default_database(progress=progress, cache_dir=cache_dir)
 
@@ -551,6 +558,60 @@ def fields_told(solve_options: Mapping[str, Any], image_width: int | None
         return None
     told = opts.told_fov_range(image_width)
     return None if told is None else (math.degrees(told[0]), math.degrees(told[1]))
+
+
+def narrower_databases(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The cached databases (:func:`cached_databases`) of fields narrower than the
+    default database's smallest, widest first: where a solve told no scale looks after
+    the default database found no match (:func:`solve_in_narrower`)."""
+    default_lo = float(DEFAULT_PARAMETERS["min_fov_deg"])
+    held = [(-hi, -lo, path) for path, lo, hi in cached_databases(cache_dir) if lo < default_lo]
+    return [path for _, _, path in sorted(held)]
+
+
+def solve_in_narrower(solve: Callable[[SolverDatabase], Any], failed: Any,
+                      solve_options: Mapping[str, Any], image_width: int | None, *,
+                      cache_dir: str | os.PathLike[str] | None = None
+                      ) -> tuple[Any, SolverDatabase | None]:
+    """A solve told no scale that found no match in the default database, tried again in
+    each cached database of narrower fields (:func:`narrower_databases`) until one
+    solves, as solve-field searches every index it has: ``(result, the database that
+    solved it)``, or ``(failed, None)``.
+
+    Without a scale the search spans the default database's fields (5-30 deg) and
+    wider ones, and a 2-5 deg frame failed there even with a 2-5 deg database built
+    into the cache; told its scale, the solve takes that database from the start
+    (:func:`database_for_fields`), and nothing is tried here. Only a ``no_match`` is
+    tried again (a time-out ran out of the time it was given).
+
+    Parameters
+    ----------
+    solve : callable
+        ``solve(database)``: the same solve in another database (its result is truthy
+        when solved).
+    failed : SolveFailure
+        The failure of the solve in the default database.
+    solve_options : mapping
+        The solve's keyword arguments (their scale hints, see :func:`fields_told`).
+    image_width : int or None
+        The image's width, px (a pixel-scale hint's field).
+    cache_dir : path-like, optional
+        Cache directory (see :func:`cache_directory`).
+    """
+    if failed or getattr(failed, "status", None) != "no_match" \
+            or fields_told(solve_options, image_width) is not None:
+        return failed, None
+    for path in narrower_databases(cache_dir):
+        try:
+            db = load_database_file(path)
+        except (FileFormatError, OSError) as exc:
+            warn_caller(f"the cached database {path} cannot be read ({exc}); passed over",
+                        RuntimeWarning)
+            continue
+        result = solve(db)
+        if result:
+            return result, db
+    return failed, None
 
 
 def database_for_solve(solve_options: Mapping[str, Any], image_width: int, *,

@@ -122,7 +122,9 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
         The database to solve against; default :func:`skysolve.default_database`
         (built once and cached on first use), or for fields narrower than its smallest
         (a scale hint's) a database of their scale already built into the cache
-        directory (:func:`skysolve.defaultdb.database_for_fields`).
+        directory (:func:`skysolve.defaultdb.database_for_fields`); told no scale, the
+        cached databases of narrower fields too, after the default one found no match
+        (:func:`skysolve.defaultdb.solve_in_narrower`).
     hdu : int or str, optional
         The HDU of a FITS file or ``HDUList`` (default: the first image).
     extraction : ExtractionOptions or dict, optional
@@ -167,16 +169,23 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
 
     extraction = _extraction_options(extraction)
     found = extract_centroids(image, options=extraction)
-    if database is None:
+    chosen = database is None
+    if chosen:
         from .defaultdb import database_for_solve
 
         database = database_for_solve(solve_options, found.image_width)
 
-    def solve(centroids: Any, limit_ms: float | None = None) -> SolveResult | SolveFailure:
+    def solve(centroids: Any, limit_ms: float | None = None, db: Any = database
+              ) -> SolveResult | SolveFailure:
         kw = solve_options if limit_ms is None else limited(solve_options, limit_ms)
-        return database.solve_from_centroids(
+        return db.solve_from_centroids(
             centroids, image_shape=(found.image_height, found.image_width), **kw)
 
     result, found = solve_deeper(image, found, solve(found), extraction, solve)
+    if chosen:  # (no scale: the cached databases of narrower fields too, as solve-field)
+        from .defaultdb import solve_in_narrower
+
+        result, _ = solve_in_narrower(lambda db: solve(found, db=db), result, solve_options,
+                                      found.image_width)
     result.extraction = found
     return result

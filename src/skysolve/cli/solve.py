@@ -52,6 +52,7 @@ class _Job:
     update_fits: bool
     debug: bool
     plots: dict[str, str]  # image -> plot file
+    narrower: bool = False  # no --db: a frame told no scale tries narrower cached databases
 
 
 def _solve_options(args: argparse.Namespace):
@@ -225,8 +226,30 @@ def _solve_one(job: _Job, handle, file: str):
         info["aberration_corrected"] = v is not None
         return v
 
-    fr, image, ext = process_frame(file, handle.database, job.solve, job.extraction,
-                                   hdu=job.hdu, section=job.section, observer_velocity=velocity)
+    def attempt(db):
+        return process_frame(file, db, job.solve, job.extraction, hdu=job.hdu,
+                             section=job.section, observer_velocity=velocity)
+
+    fr, image, ext = attempt(handle.database)
+    db = handle.database
+    if job.narrower and fr.status == "no_match":
+        from ..defaultdb import solve_in_narrower
+
+        tries = {}
+
+        def again(other):
+            tries[id(other)] = out = attempt(other)
+            return out[0].result
+
+        _, narrow = solve_in_narrower(again, fr.result, {"options": job.solve},
+                                      fr.image_shape[1] if fr.image_shape else None)
+        if narrow is not None:
+            first = fr.timings
+            fr, image, ext = tries[id(narrow)]
+            db = narrow
+            for key in ("total", "cpu"):  # (the frame's time: every attempt's)
+                fr.timings[key] = fr.timings.get(key, 0.0) + first.get(key, 0.0)
+            info["database"] = os.fspath(getattr(narrow, "file_path", "") or "")
     fr.info = info
     if fr.status == "error":
         return fr
@@ -235,7 +258,7 @@ def _solve_one(job: _Job, handle, file: str):
             fr.info.update(_write_outputs(fr.result, path, job, fr.image_shape))
         plot = job.plots.get(file)
         if plot is not None:
-            _plot_file(Path(plot), image, fr.result, ext.centroids, handle.database, path.name)
+            _plot_file(Path(plot), image, fr.result, ext.centroids, db, path.name)
             fr.info["plot"] = plot
     except Exception as exc:  # noqa: BLE001 - the frame's error, as process_frame does
         from ..batch.solve_many import frame_error
@@ -288,7 +311,7 @@ def _record(fr, debug: bool) -> dict[str, Any]:
         record["pixel_scale_arcsec"] = math.degrees(res.camera_model.pixel_scale()) * 3600
     else:
         record.update(status=res.status, message=res.message, solve_time_ms=res.solve_time_ms)
-    for key in ("wcs_file", "solved_fits", "plot"):
+    for key in ("wcs_file", "solved_fits", "plot", "database"):
         if key in fr.info:
             record[key] = fr.info[key]
     return _jsonable(record)
@@ -464,7 +487,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
                hdu=args.hdu, section=args.section,
                aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
                update_fits=args.update_fits, debug=args.debug,
-               plots={f: p for f, p in zip(args.images, plots, strict=True) if p is not None})
+               plots={f: p for f, p in zip(args.images, plots, strict=True) if p is not None},
+               narrower=not args.db)
     if args.debug:
         _info(args, f"database {db_path} and options ready after "
                     f"{time.perf_counter() - t_start:.3f} s")
@@ -510,10 +534,12 @@ def _scale_advice(args: argparse.Namespace, batch, db) -> str | None:
     # (a fisheye's projection named already: the advice to name it misled)
     lens = ("; a fisheye or all-sky lens needs --projection"
             if args.projection in (None, "pinhole") else "")
+    # (without --db, the cached databases of narrower fields were searched too)
+    then = "then --db" if args.db else "which later solves search too (or --db)"
     return (f"skysolve: (no scale given: the search spanned the database's fields of view, "
             f"{db.min_fov_deg:g}-{db.max_fov_deg:g} deg wide, and wider ones; a field much "
             f"narrower needs a database built for it: skysolve db build --min-fov A "
-            f"--max-fov B, then --db{lens})")
+            f"--max-fov B, {then}{lens})")
 
 
 def _finish(args: argparse.Namespace, batch, db) -> int:

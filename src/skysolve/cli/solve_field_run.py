@@ -370,8 +370,8 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         guess = _guessed_scale(path, args, hints)
         from ..defaultdb import fields_told
 
-        db = load_database(args.database or os.environ.get("SKYSOLVE_DB") or None,
-                           fields_told({**hints, **guess}, fld.width))
+        named = args.database or os.environ.get("SKYSOLVE_DB") or None
+        db = load_database(named, fields_told({**hints, **guess}, fld.width))
         depth = sources.get("depth")
         with cancel.watching():
             result = solve_field_sources(db, fld, depth, **hints, **guess)
@@ -384,6 +384,16 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
             with cancel.watching():
                 result, fld = _deeper(path, args, sources, fld, result, out["axy"], db,
                                       {**hints, **guess})
+        if not result and not cancel.requested() and named is None:
+            # (no scale told: the cached databases of narrower fields, as solve-field
+            # searches every index it has)
+            from ..defaultdb import solve_in_narrower
+
+            with cancel.watching():
+                result, narrow = solve_in_narrower(
+                    lambda d: solve_field_sources(d, fld, depth, **hints), result, hints,
+                    fld.width)
+            db = narrow or db
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled
         if not result:

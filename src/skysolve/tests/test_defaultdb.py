@@ -380,6 +380,12 @@ def test_fields_narrower_than_the_default_take_the_cached_database_that_holds_th
         assert database_for_fields((0.54, 1.5), cache_dir=tmp_path) == "default"
     with pytest.raises(InvalidArgumentError, match="fov_range_deg"):
         database_for_fields((3.0, 2.0), cache_dir=tmp_path)
+    # nothing cached: a range reaching above the default's smallest field (5 deg) asks for
+    # a database up to it, its low end rounded down (1.9 would leave 1.86 outside)
+    empty = tmp_path / "empty"
+    with pytest.warns(RuntimeWarning, match=r"1\.86-6 deg wide reach below the default "
+                      r"database's smallest, 5 deg.*--min-fov 1\.8 --max-fov 5'"):
+        assert database_for_fields((1.86, 6.0), cache_dir=empty) == "default"
 
 
 @pytest.mark.parametrize(("options", "width", "told"), [
@@ -426,3 +432,69 @@ def test_solve_image_without_a_database_asks_for_the_fields_it_is_told(small_db,
     res = skysolve.solve_image(DATA / ALT40, fov_range_deg=(FOV_DEG - 1, FOV_DEG + 1))
     assert res
     assert asked == [pytest.approx((FOV_DEG - 1, FOV_DEG + 1))]
+
+
+@pytest.fixture
+def narrower_cache(small_db, wide_db, tmp_path, monkeypatch):
+    """A cache holding a database of fields narrower than the default's, in miniature:
+    the default stands in as the 60-180 deg ``wide_db``, the 10-20 deg ``small_db`` saved
+    into the cache under a cached database's name."""
+    from skysolve import defaultdb
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    path = cache / "hipparcos_10-20deg_0123456789abcdef.db"
+    small_db.save_to_file(path)
+    monkeypatch.setenv(defaultdb.CACHE_ENV_VAR, str(cache))
+    monkeypatch.setitem(defaultdb.DEFAULT_PARAMETERS, "min_fov_deg", 60.0)
+    monkeypatch.setitem(defaultdb.DEFAULT_PARAMETERS, "max_fov_deg", 179.9)
+    monkeypatch.setattr(defaultdb, "default_database", lambda **kw: wide_db)
+    return path
+
+
+def test_a_solve_told_no_scale_searches_the_narrower_cached_databases(narrower_cache, wide_db):
+    """A real 11.4 deg frame told no scale: the default database (here 60-180 deg) finds
+    no match, and the cached database of narrower fields solves it, as solve-field
+    searches every index it has; named, a database is the only one searched."""
+    import skysolve
+    from skysolve.defaultdb import narrower_databases
+    from skysolve.tests.realframes import ALT40, DATA, REFERENCE
+
+    assert narrower_databases() == [narrower_cache]
+    res = skysolve.solve_image(DATA / ALT40)
+    assert res, res
+    ra, dec = REFERENCE[ALT40]
+    assert abs(res.ra_deg - ra) * np.cos(np.radians(dec)) < 0.01 and abs(res.dec_deg - dec) < 0.01
+    assert 10.0 < res.fov_deg < 13.0
+    res = skysolve.solve_image(DATA / ALT40, database=wide_db)
+    assert not res and res.status == "no_match"
+
+
+def test_the_command_lines_told_no_scale_search_the_narrower_cached_databases(
+        narrower_cache, tmp_path, capsys, monkeypatch):
+    """``skysolve solve`` and ``skysolve-field`` without --db and without a scale: the
+    frame the default database (here 60-180 deg) cannot solve is solved in the cached
+    database of narrower fields, which the JSON record and solve-field's index line name;
+    with --db only that database is searched."""
+    import json
+
+    from skysolve.cli import solve_field
+    from skysolve.cli.main import main
+    from skysolve.tests.realframes import ALT40, DATA
+
+    monkeypatch.delenv("SKYSOLVE_DB", raising=False)
+    frame = str(DATA / ALT40)
+    capsys.readouterr()
+    assert main(["solve", frame, "--json", "--quiet"]) == 0
+    record = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert record["status"] == "match_found" and record["database"] == str(narrower_cache)
+    assert abs(record["fov_deg"] - 11.4) < 0.1
+    wide = tmp_path / "wide.db"
+    defaultdb.default_database().save_to_file(wide)  # (the stand-in default, named)
+    assert main(["solve", frame, "--json", "--quiet", "--db", str(wide)]) != 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["status"] == "no_match"
+    out = tmp_path / "sf"
+    assert solve_field.main(["--no-plots", "-D", str(out), frame]) == 0
+    said = capsys.readouterr().out
+    assert f"solved with index {narrower_cache.name}" in said
+    assert (out / (Path(frame).stem + ".wcs")).exists()

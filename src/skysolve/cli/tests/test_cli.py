@@ -976,11 +976,16 @@ def test_the_no_scale_advice_names_projection_only_when_none_was_given(projectio
     from skysolve.cli.solve import _scale_advice
 
     args = argparse.Namespace(fov=None, fov_range=None, pixel_scale=None, camera=None,
-                              projection=projection)
+                              projection=projection, db=None)
     db = SimpleNamespace(min_fov_deg=10.0, max_fov_deg=20.0)
     advice = _scale_advice(args, [SimpleNamespace(status="no_match")], db)
     assert "10-20 deg wide, and wider ones" in advice
     assert ("a fisheye or all-sky lens needs --projection" in advice) == named, advice
+    # (without --db, a database built into the cache is searched by later solves)
+    assert "--max-fov B, which later solves search too (or --db)" in advice
+    args.db = "sky.db"
+    assert "--max-fov B, then --db" in _scale_advice(args, [SimpleNamespace(status="no_match")],
+                                                     db)
 
 def test_an_existing_results_table_gets_advice_the_command_takes(cli_env, db_file, tmp_path):
     table = tmp_path / "t.ecsv"
