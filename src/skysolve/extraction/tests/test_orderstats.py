@@ -42,6 +42,9 @@ def test_median_as_numpy(dtype):
     for n in (4, 2048):  # no wrap-around of the two middle values' sum
         top = np.tile(np.array([65535, 65534, 65533, 65532], dtype=np.uint16), n // 4)
         assert median(top) == float(np.median(top)) == 65533.5
+    for n in (4, 2048):  # half floats near their largest: no overflow to inf either
+        top = np.tile(np.array([60000, 59968, 59936, 59904], dtype=np.float16), n // 4)
+        assert median(top) == float(np.median(top)) and np.isfinite(median(top))
 
 
 def test_median_of_nan_and_empty_samples_is_nan():
