@@ -1319,13 +1319,15 @@ def _saturated_on_edge(labels: NDArray, work: NDArray, sat_level: float | None,
 
 
 def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
-               glyphs: tuple[NDArray, NDArray] | None = None, jpeg: bool = False):
+               glyphs: tuple[NDArray, NDArray] | None = None, jpeg: bool = False,
+               min_area: float = 0.0):
     """The first half of :func:`_to_fit`: every label's basic reason code
     (:func:`.filters.basic_reasons`, then the overlay test, :mod:`.overlay`) and the
     frame's :class:`~.filters.PSFReference` from the blobs they keep (the automatic
     matched filter needs no more of a pass that cannot keep enough stars). ``glyphs``:
     the (rows, columns) of the peaks of an unfiltered pass's overlay blobs; ``jpeg``: the
-    frame is block-compressed (its drawn colours no longer one value)."""
+    frame is block-compressed (its drawn colours no longer one value); ``min_area``: the
+    smallest reference area (:func:`.filters.psf_reference`)."""
     h, w = work.shape
     reason = basic_reasons(meas, h, w, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
                            max_sharpness=opts.max_sharpness, border_margin=opts.border_margin,
@@ -1343,7 +1345,7 @@ def _reference(work, meas, scale, opts: ExtractionOptions, labels: NDArray,
     reason[kept[text]] = code("overlay")
     # (the blobs the sharpness test kept tell what it was told: on a frame that is not
     # undersampled it dropped only blobs above the limit, which lowers their median)
-    psf = psf_reference(meas, reason, thr, undersampled(meas, reason == 0))
+    psf = psf_reference(meas, reason, thr, undersampled(meas, reason == 0), min_area)
     return reason, psf
 
 
@@ -1597,13 +1599,14 @@ _AUTO_GAIN = 1.5
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
             glyphs: tuple[NDArray, NDArray] | None = None,
             gaps: NDArray | None = None, counts: NDArray | None = None,
-            kernel: NDArray | None = None) -> _Pass | None:
+            kernel: NDArray | None = None, min_area: float = 0.0) -> _Pass | None:
     """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
     is above the threshold. ``noise``: the per-pixel noise map, when the image came with
     one; ``glyphs``: the peaks of an unfiltered pass's overlay blobs
     (:attr:`_Pass.glyphs`); ``gaps``: the unusable pixels detection bridges
     (:func:`_bridge_gaps`); ``counts``: the camera's integers whose values ``work``
-    holds unchanged, if it does; ``kernel``: a trail's matched filter (:mod:`.smear`)."""
+    holds unchanged, if it does; ``kernel``: a trail's matched filter (:mod:`.smear`);
+    ``min_area``: the smallest reference area (:func:`.filters.psf_reference`)."""
     scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps, counts,
                                                 kernel)
     if nblobs == 0:
@@ -1615,7 +1618,8 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
         meas["edge"] |= _cut_trails(meas, kernel, work.shape)
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
-    reason, psf = _reference(work, meas, scale, opts, labels, glyphs, bg.block_grid is not None)
+    reason, psf = _reference(work, meas, scale, opts, labels, glyphs, bg.block_grid is not None,
+                             min_area)
     basic = np.flatnonzero(reason == 0)
     # the fits see a bridged gap's filled values as data: a window missing every second
     # row, imputed from the model over two iterations, put the centre 0.1-0.3 px off
@@ -1725,10 +1729,11 @@ class _Pass:
         self._to_fit()
         return self._meas, self._reason
 
-    def whole_rings(self) -> int:
-        """How many of the stars it keeps are as wide across as its rings
-        (:func:`.filters.across_rings`; runs the fits)."""
-        return int(across_rings(self._meas, self.result()[0], self.psf).sum())
+    def whole_rings(self, psf=None) -> int:
+        """How many of the stars it keeps are as wide across as the rings of ``psf`` (a
+        :class:`~.filters.PSFReference`; default its own) (:func:`.filters.across_rings`;
+        runs the fits)."""
+        return int(across_rings(self._meas, self.result()[0], psf or self.psf).sum())
 
 
 def _auto_filter(first, opts: ExtractionOptions) -> float | None:
@@ -1756,8 +1761,12 @@ def _filtered(first: _Pass | None, options: ExtractionOptions, passes: Extractio
     second = _auto_filter(first, options)
     if second is None:
         return first
+    # (a filter only widens a star: its reference area is at least the unfiltered one's,
+    # when that pass had a reference)
+    floor = first.psf.area if first is not None and first.psf.measured else 0.0
     again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
-                    noise, None if first is None else first.glyphs, gaps, counts)
+                    noise, None if first is None else first.glyphs, gaps, counts,
+                    min_area=floor)
     found = again if _prefer_filtered(first, again, _AUTO_MIN_STARS) else first
     trail = _trail_pass((first, again), found, work, bad, bg, sat_level, passes, noise, gaps)
     if trail is not None and _prefer_filtered(found, trail, _AUTO_MIN_STARS):
@@ -1819,12 +1828,24 @@ def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> b
         return False
     if first is None:
         return True
-    if first.psf.ring and again.psf.ring and again.whole_rings() > first.whole_rings():
+    if again.psf.ring and (first.psf.ring or again.psf.defocused):
         # a frame of rings shows its fainter ones as arcs, several a ring and a ring's
         # radius off its star, which the filter joins into whole rings: arcs do not count
         # (3 whole rings and 17 arcs and faint impulses against 13 whole rings: the
-        # stronger defocus of bench_hard's defocus+hot_pixels+jpeg, Gaia fields)
-        return True
+        # stronger defocus of bench_hard's defocus+hot_pixels+jpeg, Gaia fields). Both
+        # passes are measured against the wider rings of their references: JPEG-smeared
+        # hot pixels that outshine the rings in peak made the unfiltered pass's reference
+        # (not a ring, or rings a fifth as wide), against which it counted its every
+        # impulse a whole ring (67 against 48), while the filter joined the rings into
+        # 46-81 (its reference theirs); the impulses it kept instead failed to solve (4
+        # of 40 Gaia fields at moderate strength, which tetra3rs solved). (Rings the
+        # unfiltered pass did not see must be wider than a focused star: a real frame's
+        # focused stars under thin cloud as a JPEG peaked 1.01 px off their centres
+        # filtered, a "ring" of 0.84 px^2.)
+        rings = again.psf if not first.psf.ring or again.psf.minor >= first.psf.minor \
+            else first.psf
+        if again.whole_rings(rings) > first.whole_rings(rings):
+            return True
     kept = again.kept()
 
     def gain(peaks: tuple[NDArray, NDArray]) -> int:

@@ -361,3 +361,49 @@ def test_a_defocused_real_frame_among_hot_pixels_solves(small_db):
     miss = angle_between(radec_to_vector(sol.ra_deg, sol.dec_deg),
                          radec_to_vector(*REFERENCE[name]))
     assert np.degrees(miss) < 0.05
+
+
+def _varied_gaia_fields(picks: tuple[int, ...], total: int = 20):
+    """Gaia fields 10-20 deg wide with PSF sigmas of 0.8-1.4 px and faint stars 2 mag
+    below the catalog (the simulated frames of ``benchmarks/bench_hard.py``), those of the
+    ``total`` at ``picks``: (index, image, truth x, truth y)."""
+    from skysolve import load_gaia
+    from skysolve.camera import CameraModel
+    from skysolve.simulate import random_attitudes, render_starfield
+
+    gaia = load_gaia()
+    rng = np.random.default_rng(21)
+    for k, R in enumerate(random_attitudes(total, rng)[:max(picks) + 1]):
+        fov, psf = float(rng.uniform(10.0, 20.0)), float(rng.uniform(0.8, 1.4))
+        img, truth = render_starfield(gaia, CameraModel.from_fov(fov, 1024, 768), R, psf=psf,
+                                      exposure_s=1.0, zeropoint_mag=15.7, background_e=800.0,
+                                      read_noise_e=10.0, full_well_e=60000.0, adc_bits=16,
+                                      faint_star_depth_mag=2.0, epoch_year=2025.0, seed=rng)
+        if k in picks:
+            yield k, img, truth.x, truth.y
+
+
+def test_filtered_rings_keep_the_unfiltered_reference_area():
+    """Strongly defocused wide-PSF fields among JPEG-compressed hot pixels: the pass
+    filtered for the rings is preferred for its whole rings, but the filter widens the
+    hot pixels into round blobs as wide as the rings and brighter in peak, and they made
+    its reference, whose area was a tenth of a ring's: the frame's brightest rings were
+    dropped as diffuse (16 and 18 stars among the first 24 centroids; such frames failed
+    to solve where tetra3rs solved them). A filter only widens a star: the filtered
+    pass's reference area is at least the unfiltered one's (23-24)."""
+    for k, img, x, y in _varied_gaia_fields((9, 14)):
+        degraded = dg.degrade(img, DEFOCUSED_IMPULSES, dg.STRENGTHS["strong"], seed=1000 * k)
+        assert _stars_in_top(extract_centroids(degraded), x, y) >= 22, k
+
+
+def test_filtered_rings_are_counted_against_the_same_rings():
+    """Moderately defocused wide-PSF fields among JPEG-compressed hot pixels: the
+    impulses outshine the rings in peak and made the unfiltered pass's reference
+    (compact, or "rings" a fifth as wide), against which that pass counted its impulses
+    as whole rings, or did not count rings at all; the pass filtered for the rings joined
+    46-81 of them but kept fewer blobs and was passed over: 12-17 stars among the first
+    24 centroids, and none of the four solved (tetra3rs solved them). Counted against
+    the wider rings of the two references, the filtered pass is kept: 24 each."""
+    for k, img, x, y in _varied_gaia_fields((8, 19, 21), total=40):
+        degraded = dg.degrade(img, DEFOCUSED_IMPULSES, dg.STRENGTHS["moderate"], seed=1000 * k)
+        assert _stars_in_top(extract_centroids(degraded), x, y) >= 22, k
