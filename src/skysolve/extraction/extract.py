@@ -120,6 +120,7 @@ from .filters import (
     code,
     doubtful_blobs,
     foreground_blobs,
+    lit_rings,
     merged_saturated,
     narrow_blobs,
     narrower_than_rings,
@@ -1683,6 +1684,7 @@ class _Pass:
         self._meas = meas
         self.basic_peaks = meas["pr"][basic], meas["pc"][basic]
         self._reason = reason
+        self._basic = reason.copy()  # (the shape tests complete ``reason`` in place)
 
     def _to_fit(self) -> tuple[NDArray[np.intp], int]:
         if self._ids is None:
@@ -1724,8 +1726,11 @@ class _Pass:
             self._uncut = self._count((every, len(every)))
         return self._uncut
 
-    def shaped(self) -> tuple[dict[str, NDArray], NDArray[np.uint8]]:
-        """Its blobs' measurements and reason codes after the shape tests (runs them)."""
+    def shaped(self, tested: bool = True) -> tuple[dict[str, NDArray], NDArray[np.uint8]]:
+        """Its blobs' measurements and reason codes after the shape tests (runs them;
+        ``tested=False``: a copy of the codes before them)."""
+        if not tested:
+            return self._meas, (self._reason if self._ids is None else self._basic).copy()
         self._to_fit()
         return self._meas, self._reason
 
@@ -1744,10 +1749,15 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
         return 1.5
     psf = first.psf
     enough = _AUTO_MIN_STARS
-    # (a pass that cannot keep enough stars needs no fits to say so)
-    if not psf.wide and first.bound >= enough and first.most >= enough \
-            and first.kept(enough) >= enough:
-        return None
+    if not psf.wide and first.bound >= enough:
+        # (before the shape tests, which drop such rings as diffuse beside the compact
+        # reference)
+        rings = lit_rings(*first.shaped(tested=False))
+        # (a pass that cannot keep enough stars needs no fits to say so)
+        if rings is None and first.most >= enough and first.kept(enough) >= enough:
+            return None
+        if rings is not None:  # defocused stars behind impulses: a filter as wide as them
+            return float(np.clip(np.sqrt(rings), *_AUTO_SIGMA))
     if not np.isfinite(psf.width2):
         return 1.5
     return float(np.clip(np.sqrt(psf.width2), *_AUTO_SIGMA))

@@ -552,6 +552,45 @@ def _smeared_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArra
     return None
 
 
+#: A frame whose reference blobs are compact may still hide defocused stars behind
+#: impulses that outshine them in peak: this many round blobs wider than
+#: :data:`_WIDE_PSF`, peaking off their centres, each holding this many times the compact
+#: blobs' median light (:func:`lit_rings`) ...
+_LIT_RINGS = 2
+_LIT_RINGS_LIGHT = 5.0
+
+
+def lit_rings(m: dict[str, NDArray], reason: NDArray) -> float | None:
+    """The mean second moment (px^2) of the defocused stars a compact reference hides
+    (:data:`_LIT_RINGS`), or None.
+
+    Strongly defocused stars show whole rings above the threshold only when bright:
+    on a 10-13 deg Gaia field under ``defocus``, ``hot_pixels`` and ``jpeg`` at strong,
+    2-3 whole rings stood among 57-69 compressed hot pixels (which held a tenth of a
+    ring's light or less, their peaks higher), too few for a population of rings
+    (:func:`_ring_population`): the reference was the impulses', the frame kept them as
+    its stars and was not filtered, and it failed to solve where tetra3rs solved it (4 of
+    40). Such rings ask for the pass a filter as wide as them gives (its fainter rings'
+    arcs joined into whole rings), which :func:`.extract._prefer_filtered` weighs on its
+    whole rings. ``reason``: the blobs' reason codes before the shape tests."""
+    snr = m["peak"] / m["sigma"]
+    ids = np.flatnonzero((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
+                        & (m["cxx"] > _LINE_MOMENT) & (m["cyy"] > _LINE_MOMENT)
+                        & (snr >= _REF_SNR_FAINT))
+    if len(ids) > _SMEAR_POOL:  # (the pool the reference's populations come from)
+        ids = ids[np.argpartition(-snr[ids], _SMEAR_POOL)[:_SMEAR_POOL]]
+    a, c, b = (v[ids] for v in _moments(m))
+    w2 = 0.5 * (a + c)
+    compact = w2 <= _WIDE_PSF
+    if compact.sum() < _PSF_MIN:
+        return None
+    flux = m["flux"][ids]
+    off = np.hypot(m["cx"][ids] - m["pc"][ids], m["cy"][ids] - m["pr"][ids])
+    rings = (~compact & (_elongation(a, c, b) <= _RING_ROUNDNESS) & (off > _RING_OFFSET_PX)
+             & (flux >= _LIT_RINGS_LIGHT * median(flux[compact])))
+    return median(w2[rings]) if rings.sum() >= _LIT_RINGS else None
+
+
 def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray | None:
     """The blobs of ``pool`` (reference candidates, brightest first) that are one
     population of defocused stars, or None: at least :data:`_PSF_MIN` (as many as any
