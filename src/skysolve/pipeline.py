@@ -185,7 +185,7 @@ def solve_image(image_or_path: Any, *, database: Any = None, hdu: int | str | No
     if chosen:  # (no scale: the cached databases of narrower fields too, as solve-field)
         from .defaultdb import solve_in_narrower
 
-        result, _ = solve_in_narrower(lambda db: solve(found, db=db), result, solve_options,
-                                      found.image_width)
+        result, _ = solve_in_narrower(lambda db, ms: solve(found, ms, db), result,
+                                      solve_options, found.image_width)
     result.extraction = found
     return result

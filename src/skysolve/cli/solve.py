@@ -226,19 +226,21 @@ def _solve_one(job: _Job, handle, file: str):
         info["aberration_corrected"] = v is not None
         return v
 
-    def attempt(db):
-        return process_frame(file, db, job.solve, job.extraction, hdu=job.hdu,
+    def attempt(db, options=job.solve):
+        return process_frame(file, db, options, job.extraction, hdu=job.hdu,
                              section=job.section, observer_velocity=velocity)
 
     fr, image, ext = attempt(handle.database)
     db = handle.database
     if job.narrower and fr.status == "no_match":
+        from ..batch.deeper import deeper_limits
         from ..defaultdb import solve_in_narrower
 
         tries = {}
 
-        def again(other):
-            tries[id(other)] = out = attempt(other)
+        def again(other, limit_ms):
+            tries[id(other)] = out = attempt(other, job.solve.replace(**deeper_limits(
+                job.solve.solve_timeout_ms, job.solve.max_hypotheses_verified, limit_ms)))
             return out[0].result
 
         _, narrow = solve_in_narrower(again, fr.result, {"options": job.solve},

@@ -387,12 +387,13 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         if not result and not cancel.requested() and named is None:
             # (no scale told: the cached databases of narrower fields, as solve-field
             # searches every index it has)
+            from ..batch.deeper import limited
             from ..defaultdb import solve_in_narrower
 
             with cancel.watching():
                 result, narrow = solve_in_narrower(
-                    lambda d: solve_field_sources(d, fld, depth, **hints), result, hints,
-                    fld.width)
+                    lambda d, ms: solve_field_sources(d, fld, depth, **limited(hints, ms)),
+                    result, hints, fld.width)
             db = narrow or db
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled

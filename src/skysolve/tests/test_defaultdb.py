@@ -498,3 +498,29 @@ def test_the_command_lines_told_no_scale_search_the_narrower_cached_databases(
     said = capsys.readouterr().out
     assert f"solved with index {narrower_cache.name}" in said
     assert (out / (Path(frame).stem + ".wcs")).exists()
+
+
+def test_a_narrower_search_takes_at_most_the_time_the_failed_one_took(narrower_cache):
+    """Each narrower database is searched at most as long as the default one was (at
+    least NARROWER_MIN_MS): a frame nothing solves gave up 5 s later without the limit.
+    Only a no_match told no scale is searched again."""
+    from skysolve.defaultdb import NARROWER_MIN_MS, solve_in_narrower
+    from skysolve.solver.result import SolveFailure
+
+    asked = []
+
+    def solve(db, limit_ms):
+        asked.append((Path(db.file_path), limit_ms))
+        return "solved"
+
+    result, db = solve_in_narrower(solve, SolveFailure("no_match", 1234.0), {}, 1024)
+    assert result == "solved" and Path(db.file_path) == narrower_cache
+    assert asked == [(narrower_cache, 1234.0)]
+    assert solve_in_narrower(solve, SolveFailure("no_match", 3.0), {}, 1024)[1] is not None
+    assert asked[-1][1] == NARROWER_MIN_MS
+    n = len(asked)
+    for status, opts in (("timeout", {}), ("too_few", {}),
+                         ("no_match", {"fov_estimate_deg": 12.0})):
+        other = SolveFailure(status, 100.0)
+        assert solve_in_narrower(solve, other, opts, 1024) == (other, None)
+    assert len(asked) == n
