@@ -237,21 +237,28 @@ def _solve_one(job: _Job, handle, file: str):
         from ..defaultdb import solve_in_narrower
 
         tries = {}
+        spent = {"total": 0.0, "cpu": 0.0}
 
         def again(other, limit_ms):
-            tries[id(other)] = out = attempt(other, job.solve.replace(**deeper_limits(
+            # (the frame read and extracted again: each attempt is process_frame's whole)
+            out = attempt(other, job.solve.replace(**deeper_limits(
                 job.solve.solve_timeout_ms, job.solve.max_hypotheses_verified, limit_ms)))
+            for key in spent:
+                spent[key] += out[0].timings.get(key, 0.0)
+            if out[0].result:
+                tries[id(other)] = out
             return out[0].result
 
         _, narrow = solve_in_narrower(again, fr.result, {"options": job.solve},
                                       fr.image_shape[1] if fr.image_shape else None)
+        first = fr.timings
         if narrow is not None:
-            first = fr.timings
             fr, image, ext = tries[id(narrow)]
             db = narrow
-            for key in ("total", "cpu"):  # (the frame's time: every attempt's)
-                fr.timings[key] = fr.timings.get(key, 0.0) + first.get(key, 0.0)
             info["database"] = os.fspath(getattr(narrow, "file_path", "") or "")
+        # (the frame's time: every attempt's, failed ones included)
+        fr.timings["total"] = first.get("total", 0.0) + spent["total"]
+        fr.timings["cpu"] = first.get("cpu", 0.0) + spent["cpu"]
     fr.info = info
     if fr.status == "error":
         return fr

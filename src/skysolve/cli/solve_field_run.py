@@ -384,9 +384,10 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
             with cancel.watching():
                 result, fld = _deeper(path, args, sources, fld, result, out["axy"], db,
                                       {**hints, **guess})
-        if not result and not cancel.requested() and named is None:
-            # (no scale told: the cached databases of narrower fields, as solve-field
-            # searches every index it has)
+        if not result and not cancel.requested() and named is None \
+                and fields_told({**hints, **guess}, fld.width) is None:
+            # (no scale told or guessed, the default database searched: the cached
+            # databases of narrower fields, as solve-field searches every index it has)
             from ..batch.deeper import limited
             from ..defaultdb import solve_in_narrower
 

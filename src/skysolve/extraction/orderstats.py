@@ -34,7 +34,8 @@ _PARTITION_SIZE = 1024
 def median(values: NDArray) -> float:
     """``float(np.median(values))`` of a 1-D sample (NaN for an empty one or one holding
     a NaN)."""
-    if values.dtype == np.float16:  # (numpy averages half floats in float32: no overflow)
+    # (numpy averages half floats in float32: no overflow; an empty one is NaN below)
+    if values.dtype == np.float16 and values.size:
         return float(np.median(values))
     if values.size >= _PARTITION_SIZE and values.dtype.kind in "fiu":
         n = values.size
