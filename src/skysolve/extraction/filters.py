@@ -417,6 +417,13 @@ def undersampled(m: dict[str, NDArray], candidates: NDArray[np.bool_]) -> bool:
                 and sharp[(n - 1) // 10] > _SOFT_SHARPNESS)
 
 
+def _reference_candidates(m: dict[str, NDArray], reason: NDArray) -> NDArray[np.bool_]:
+    """The blobs a reference may come from: kept, unsaturated, of ``_REF_NPIX`` pixels or
+    more, and not within one row or one column (:func:`psf_reference`)."""
+    return ((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
+            & (m["cxx"] > _LINE_MOMENT) & (m["cyy"] > _LINE_MOMENT))
+
+
 def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
                   under: bool = False, min_area: float = 0.0) -> PSFReference:
     """The frame's PSF from the bright, unsaturated blobs still kept; ``under``: whether
@@ -442,8 +449,7 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
     # (blobs within one row or one column are no star's image, however sharp or smeared:
     # the pieces of a row or column pattern the background could not follow, or of a
     # bad row, which else made a banded frame's reference a smear along the rows)
-    usable = ((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
-              & (m["cxx"] > _LINE_MOMENT) & (m["cyy"] > _LINE_MOMENT))
+    usable = _reference_candidates(m, reason)
     ref = np.flatnonzero(usable & (snr >= _REF_SNR))
     if len(ref) < _PSF_MIN:
         ref = np.flatnonzero(usable & (snr >= _REF_SNR_FAINT))
@@ -574,9 +580,7 @@ def lit_rings(m: dict[str, NDArray], reason: NDArray) -> float | None:
     arcs joined into whole rings), which :func:`.extract._prefer_filtered` weighs on its
     whole rings. ``reason``: the blobs' reason codes before the shape tests."""
     snr = m["peak"] / m["sigma"]
-    ids = np.flatnonzero((reason == 0) & ~m["saturated"] & (m["npix"] >= _REF_NPIX)
-                        & (m["cxx"] > _LINE_MOMENT) & (m["cyy"] > _LINE_MOMENT)
-                        & (snr >= _REF_SNR_FAINT))
+    ids = np.flatnonzero(_reference_candidates(m, reason) & (snr >= _REF_SNR_FAINT))
     if len(ids) > _SMEAR_POOL:  # (the pool the reference's populations come from)
         ids = ids[np.argpartition(-snr[ids], _SMEAR_POOL)[:_SMEAR_POOL]]
     a, c, b = (v[ids] for v in _moments(m))
