@@ -1684,7 +1684,6 @@ class _Pass:
         self._meas = meas
         self.basic_peaks = meas["pr"][basic], meas["pc"][basic]
         self._reason = reason
-        self._basic = reason.copy()  # (the shape tests complete ``reason`` in place)
 
     def _to_fit(self) -> tuple[NDArray[np.intp], int]:
         if self._ids is None:
@@ -1728,9 +1727,11 @@ class _Pass:
 
     def shaped(self, tested: bool = True) -> tuple[dict[str, NDArray], NDArray[np.uint8]]:
         """Its blobs' measurements and reason codes after the shape tests (runs them;
-        ``tested=False``: a copy of the codes before them)."""
+        ``tested=False``: the codes before them, asked before anything ran them)."""
         if not tested:
-            return self._meas, (self._reason if self._ids is None else self._basic).copy()
+            if self._ids is not None:  # (the shape tests complete the codes in place)
+                raise RuntimeError("the shape tests ran already")
+            return self._meas, self._reason
         self._to_fit()
         return self._meas, self._reason
 
