@@ -10,6 +10,11 @@ the lower median:
   for an even count (``np.median``); NaN when the sample is empty or holds a NaN;
 * :func:`lower_median`: the lower middle value (``k = (n - 1) // 2``) by one partition,
   for the tens of thousands of background samples (one selection, no average of two);
+* :func:`partition`: ``np.partition`` of a 1-D sample, by the compiled selection
+  (:func:`.kernels.select`) once the extraction's kernels are compiled: numpy's took
+  several times longer on the development machine (an order statistic is numpy's to
+  the bit either way; the order of the other values may differ, never which side of
+  the statistic they lie on);
 * :func:`percentiles`: ``np.percentile``'s default linear interpolation of the sample
   as float64, ``a + (b - a) t`` below the midpoint of two order statistics and
   ``b - (b - a) (1 - t)`` from it; NaN likewise.
@@ -22,13 +27,35 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["lower_median", "median", "percentiles"]
+from .kernels import SELECT_TYPES, compiled
+
+__all__ = ["lower_median", "median", "partition", "percentiles"]
 
 
 #: Samples from this size on are partitioned, not sorted, for their median: numpy's sort
 #: took 14 us for 1,024 doubles and 150 for 6,348 on the development machine (the
 #: banding test's four samples), its partition 10 and 64.
 _PARTITION_SIZE = 1024
+
+
+def partition(values: NDArray, k: int, overwrite: bool = False) -> NDArray:
+    """``np.partition(values, k)`` of a 1-D sample (NaN last): the value at ``k`` in
+    its sorted place, smaller or equal values before it and larger or equal ones after;
+    with ``overwrite``, ``values`` itself partitioned in place when it is contiguous
+    (the returned array is the partitioned one either way)."""
+    kernel = compiled("select") if values.dtype in SELECT_TYPES else None
+    if kernel is None:
+        if overwrite and values.flags.c_contiguous:
+            values.partition(k)
+            return values
+        return np.partition(values, k)
+    part = values if overwrite and values.flags.c_contiguous else np.array(values, order="C")
+    if k < 0:  # (numpy's negative ranks count from the end)
+        k += part.size
+    if not 0 <= k < part.size:
+        raise ValueError(f"kth(={k}) out of bounds ({part.size})")
+    kernel(part, k)
+    return part
 
 
 def median(values: NDArray) -> float:
@@ -40,7 +67,7 @@ def median(values: NDArray) -> float:
     if values.size >= _PARTITION_SIZE and values.dtype.kind in "fiu":
         n = values.size
         k = (n - 1) // 2
-        v = np.partition(values, k, axis=None)
+        v = partition(values.ravel(), k)
         if v.dtype.kind == "f" and np.isnan(v[k:]).any():  # (NaN, the largest, lies after k)
             return float("nan")
         if n % 2:
@@ -62,7 +89,7 @@ def lower_median(values: NDArray) -> float:
     """The lower median of a 1-D sample (order statistic ``(n - 1) // 2``), by one
     partition."""
     k = (values.size - 1) // 2
-    return float(np.partition(values, k)[k])
+    return float(partition(values, k)[k])
 
 
 def percentiles(values: NDArray, fractions: tuple[float, ...]) -> list[float]:
