@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 
 from .. import _threads
 from .kernels import compiled, thread_count
-from .orderstats import lower_median, median, partition, percentiles
+from .orderstats import lower_median, median, order_statistic, partition, percentiles
 
 __all__ = ["Background", "block_grid", "dark_constant_areas", "estimate_background",
            "flattened_blocks", "robust_sigma", "robust_location"]
@@ -179,7 +179,7 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
         med = _order_statistic(order, pivots, rank)
         dev = np.abs(v - med)
         j = (n_keep - 1) // 2
-        mad = float(partition(dev, j)[j])
+        mad = order_statistic(dev, j)
         if np.count_nonzero(out & (dev <= mad)):
             mad = lower_median(dev[keep])
         sig = MAD_TO_SIGMA * mad

@@ -14,7 +14,7 @@ the lower median:
   (:func:`.kernels.select`) once the extraction's kernels are compiled: numpy's took
   several times longer on the development machine (an order statistic is numpy's to
   the bit either way; the order of the other values may differ, never which side of
-  the statistic they lie on);
+  the statistic they lie on); :func:`order_statistic` selects the value alone;
 * :func:`percentiles`: ``np.percentile``'s default linear interpolation of the sample
   as float64, ``a + (b - a) t`` below the midpoint of two order statistics and
   ``b - (b - a) (1 - t)`` from it; NaN likewise.
@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from .kernels import SELECT_TYPES, compiled
 
-__all__ = ["lower_median", "median", "partition", "percentiles"]
+__all__ = ["lower_median", "median", "order_statistic", "partition", "percentiles"]
 
 
 #: Samples from this size on are partitioned, not sorted, for their median: numpy's sort
@@ -56,6 +56,18 @@ def partition(values: NDArray, k: int, overwrite: bool = False) -> NDArray:
         raise ValueError(f"kth(={k}) out of bounds ({part.size})")
     kernel(part, k)
     return part
+
+
+def order_statistic(values: NDArray, k: int) -> float:
+    """``float(np.partition(values, k)[k])`` of a 1-D sample (NaN last), ``values``
+    left as they are: by the compiled selection of the value alone
+    (:func:`.kernels.select_value`) once the kernels are compiled."""
+    kernel = compiled("select_value") if values.dtype in SELECT_TYPES else None
+    if kernel is None or not values.flags.c_contiguous:
+        return float(np.partition(values, k)[k])
+    if not 0 <= k < values.size:
+        raise ValueError(f"kth(={k}) out of bounds ({values.size})")
+    return float(kernel(values, k))
 
 
 def median(values: NDArray) -> float:
@@ -88,8 +100,7 @@ def median(values: NDArray) -> float:
 def lower_median(values: NDArray) -> float:
     """The lower median of a 1-D sample (order statistic ``(n - 1) // 2``), by one
     partition."""
-    k = (values.size - 1) // 2
-    return float(partition(values, k)[k])
+    return order_statistic(values, (values.size - 1) // 2)
 
 
 def percentiles(values: NDArray, fractions: tuple[float, ...]) -> list[float]:

@@ -488,11 +488,12 @@ def _samples(rng, n):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint16, np.int16])
 def test_select_partitions_as_numpy(dtype):
-    """The compiled selection gives numpy's order statistic for every rank tried, leaves
-    the sample partitioned about it and holds the same values, on samples from 1 to
-    31,570 values of every layout in _samples."""
+    """The compiled selections give numpy's order statistic for every rank tried; the
+    partitioning one leaves the sample partitioned about it and holds the same values,
+    on samples from 1 to 31,570 values of every layout in _samples."""
     kernels.warm_up()
     select = kernels.compiled("select")
+    select_value = kernels.compiled("select_value")
     rng = np.random.default_rng(12)
     for n in (1, 2, 3, 47, 48, 49, 50, 1000, 6348, 31570):
         for v in _samples(rng, n):
@@ -501,6 +502,7 @@ def test_select_partitions_as_numpy(dtype):
                 a = v.copy()
                 got = select(a, k)
                 assert got == np.partition(v, k)[k]
+                assert select_value(a, k) == got and select_value(v, k) == got
                 assert a[k] == got
                 assert (a[:k] <= got).all() and (a[k + 1:] >= got).all()
                 np.testing.assert_array_equal(np.sort(a), np.sort(v))
@@ -511,6 +513,7 @@ def test_select_puts_nan_last_as_numpy():
     (the NaNs after it), a rank among the NaNs gives NaN."""
     kernels.warm_up()
     select = kernels.compiled("select")
+    select_value = kernels.compiled("select_value")
     rng = np.random.default_rng(13)
     for n in (5, 100, 3000):
         for dtype in (np.float64, np.float32):
@@ -518,17 +521,19 @@ def test_select_puts_nan_last_as_numpy():
             v[rng.random(n) < 0.2] = np.nan
             m = int(np.count_nonzero(~np.isnan(v)))
             for k in (0, m // 2, max(m - 1, 0), min(m, n - 1), n - 1):
+                want = np.partition(v, k)[k]
+                value = select_value(v, k)
+                assert (np.isnan(value) and np.isnan(want)) or value == want
                 a = v.copy()
                 got = select(a, k)
-                want = np.partition(v, k)[k]
                 assert (np.isnan(got) and np.isnan(want)) or got == want
                 assert np.isnan(a[m:]).all() and not np.isnan(a[:m]).any()
 
 
 def test_orderstats_compiled_as_numpy():
-    """The medians, lower medians and clipped location and sigma of the extraction's
-    large samples are the same numbers through the compiled selection as through numpy's
-    partition."""
+    """The medians, lower medians, order statistics and clipped location and sigma of
+    the extraction's large samples are the same numbers through the compiled selections
+    as through numpy's partition."""
     background = importlib.import_module("skysolve.extraction.background")
     orderstats = importlib.import_module("skysolve.extraction.orderstats")
     kernels.warm_up()
@@ -537,12 +542,13 @@ def test_orderstats_compiled_as_numpy():
         for v in _samples(rng, n):
             for dtype in (np.float64, np.float32):
                 w = v.astype(dtype)
+                k = int(rng.integers(n))
                 with kernels.backend("reference"):
                     want = (orderstats.median(w), orderstats.lower_median(w),
-                            background.robust_location(w))
+                            orderstats.order_statistic(w, k), background.robust_location(w))
                 with kernels.backend("compiled"):
                     got = (orderstats.median(w), orderstats.lower_median(w),
-                           background.robust_location(w))
+                           orderstats.order_statistic(w, k), background.robust_location(w))
                 assert got == want
 
 
