@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 
 from .. import _threads
 from .kernels import compiled, thread_count
-from .orderstats import lower_median, median, order_statistic, partition, percentiles
+from .orderstats import lower_median, median, order_statistic, percentiles
 
 __all__ = ["Background", "block_grid", "dark_constant_areas", "estimate_background",
            "flattened_blocks", "robust_sigma", "robust_location"]
@@ -150,21 +150,18 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
     # a selection (numpy's partition, or the compiled one) beats a compiled histogram
     # selection on the 30,000-sample residuals; the deviations serve the MAD and the
     # clip both
-    k = (v.size - 1) // 2
-    order = partition(v, k)
-    med = float(order[k])
+    med = order_statistic(v, (v.size - 1) // 2)
     dev = np.abs(v - med)
     sig = MAD_TO_SIGMA * lower_median(dev)
     # The clipped sample is never gathered: what is kept, |v - med| < clip * sig, is a run
     # of consecutive order statistics of ``v`` (the rounded difference is monotonic on
-    # either side of med), so its median is one of ``v``'s, selected within the stretch
-    # of ``order`` between the ranks already selected (half a partition); and its MAD is
-    # the same rank of all the deviations when no clipped value lies among the smallest
-    # of them, as they lie beyond the clip (else it is taken from the kept ones). The
-    # same order statistics as clipping the sample; a gather cost as much as a partition.
+    # either side of med), so its median is one of ``v``'s, selected by its rank; and
+    # its MAD is the same rank of all the deviations when no clipped value lies among
+    # the smallest of them, as they lie beyond the clip (else it is taken from the kept
+    # ones). The same order statistics as clipping the sample; a gather cost as much as
+    # a selection.
     keep = None
     n_kept = v.size
-    pivots = [k]
     for _ in range(iterations):
         if sig <= 0:
             break
@@ -175,30 +172,13 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
             break
         n_kept = n_keep
         out = ~keep
-        rank = int(np.count_nonzero(out & (v < med))) + (n_keep - 1) // 2
-        med = _order_statistic(order, pivots, rank)
+        med = order_statistic(v, int(np.count_nonzero(out & (v < med))) + (n_keep - 1) // 2)
         dev = np.abs(v - med)
-        j = (n_keep - 1) // 2
-        mad = order_statistic(dev, j)
+        mad = order_statistic(dev, (n_keep - 1) // 2)
         if np.count_nonzero(out & (dev <= mad)):
             mad = lower_median(dev[keep])
         sig = MAD_TO_SIGMA * mad
     return med, sig
-
-
-def _order_statistic(order: NDArray, pivots: list[int], rank: int) -> float:
-    """The order statistic ``rank`` of the sample ``order``, a copy partitioned at the
-    sorted ranks ``pivots`` (each in its place, the smaller values before it, the
-    larger after): partitioned in place between the pivots around ``rank``, which joins
-    them."""
-    i = int(np.searchsorted(pivots, rank))
-    if i < len(pivots) and pivots[i] == rank:
-        return float(order[rank])
-    lo = pivots[i - 1] + 1 if i > 0 else 0
-    hi = pivots[i] if i < len(pivots) else order.size
-    partition(order[lo:hi], rank - lo, overwrite=True)
-    pivots.insert(i, rank)
-    return float(order[rank])
 
 
 def robust_sigma(values: NDArray, iterations: int = 2, clip: float = 3.0) -> float:
