@@ -554,8 +554,9 @@ def test_orderstats_compiled_as_numpy():
 
 def test_integer_medians_as_numpy():
     """The compiled block medians of 16-bit integer tiles give numpy's numbers to the
-    bit: dark skies of a few values, ordinary ones of hundreds, tiles with a hot pixel
-    whose range is too wide to count (selected instead), odd and even sample counts."""
+    bit: dark skies of a few values, ordinary ones of hundreds, tiles of a range wider
+    than the histogram's bins (values spread over 20,000 counts, or a hot pixel), odd
+    and even sample counts."""
     background = importlib.import_module("skysolve.extraction.background")
     kernels.warm_up()
     medians = kernels.compiled("integer_medians")
@@ -564,7 +565,7 @@ def test_integer_medians_as_numpy():
         m, n = int(rng.integers(1, 20)), int(rng.integers(1, 1100))
         dtype = rng.choice([np.uint16, np.int16])
         top = 32000 if dtype == np.int16 else 65535
-        spread = int(rng.choice([1, 4, 20, 300, 3000]))
+        spread = int(rng.choice([1, 4, 20, 300, 3000, 20000]))
         tiles = (int(rng.integers(0, 100)) + rng.integers(0, spread, (1, m, n))).astype(dtype)
         if trial % 3 == 0:
             tiles[0, rng.integers(m), rng.integers(n)] = top  # a hot pixel
