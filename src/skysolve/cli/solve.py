@@ -226,39 +226,41 @@ def _solve_one(job: _Job, handle, file: str):
         info["aberration_corrected"] = v is not None
         return v
 
-    def attempt(db, options=job.solve):
-        return process_frame(file, db, options, job.extraction, hdu=job.hdu,
-                             section=job.section, observer_velocity=velocity)
-
-    fr, image, ext = attempt(handle.database)
+    fr, image, ext = process_frame(file, handle.database, job.solve, job.extraction,
+                                   hdu=job.hdu, section=job.section,
+                                   observer_velocity=velocity)
     db = handle.database
     if job.narrower and fr.status == "no_match":
         from ..batch.deeper import deeper_limits
+        from ..batch.sources import frame_section, section_options
         from ..defaultdb import solve_in_narrower
 
         tries = {}
-        spent = {"total": 0.0, "cpu": 0.0}
+        spent = {"solve": 0.0, "total": 0.0, "cpu": 0.0}
+        # (the frame's extraction searched again, as solve_image does: not read and
+        # extracted anew, nor extracted deeper, which would take it past the time limit)
+        options = job.solve if job.section is None else section_options(
+            job.solve, *frame_section(file, hdu=job.hdu, section=job.section))
 
         def again(other, limit_ms):
-            # (the frame read and extracted again: each attempt is process_frame's whole)
-            out = attempt(other, job.solve.replace(**deeper_limits(
-                job.solve.solve_timeout_ms, job.solve.max_hypotheses_verified, limit_ms)))
+            out = process_frame(ext, other, options.replace(**deeper_limits(
+                job.solve.solve_timeout_ms, job.solve.max_hypotheses_verified, limit_ms)),
+                job.extraction, observer_velocity=velocity)[0]
             for key in spent:
-                spent[key] += out[0].timings.get(key, 0.0)
-            if out[0].result:
+                spent[key] += out.timings.get(key, 0.0)
+            if out.result:
                 tries[id(other)] = out
-            return out[0].result
+            return out.result
 
         _, narrow = solve_in_narrower(again, fr.result, {"options": job.solve},
                                       fr.image_shape[1] if fr.image_shape else None)
         first = fr.timings
         if narrow is not None:
-            fr, image, ext = tries[id(narrow)]
+            fr = tries[id(narrow)]
             db = narrow
             info["database"] = os.fspath(getattr(narrow, "file_path", "") or "")
         # (the frame's time: every attempt's, failed ones included)
-        fr.timings["total"] = first.get("total", 0.0) + spent["total"]
-        fr.timings["cpu"] = first.get("cpu", 0.0) + spent["cpu"]
+        fr.timings = {**first, **{key: first.get(key, 0.0) + spent[key] for key in spent}}
     fr.info = info
     if fr.status == "error":
         return fr

@@ -474,20 +474,26 @@ def test_the_command_lines_told_no_scale_search_the_narrower_cached_databases(
         narrower_cache, tmp_path, capsys, monkeypatch):
     """``skysolve solve`` and ``skysolve-field`` without --db and without a scale: the
     frame the default database (here 60-180 deg) cannot solve is solved in the cached
-    database of narrower fields, which the JSON record and solve-field's index line name;
-    with --db only that database is searched."""
+    database of narrower fields, which the JSON record and solve-field's index line name,
+    from the frame's one extraction; with --db only that database is searched."""
     import json
 
+    from skysolve import extraction
     from skysolve.cli import solve_field
     from skysolve.cli.main import main
     from skysolve.tests.realframes import ALT40, DATA
 
     monkeypatch.delenv("SKYSOLVE_DB", raising=False)
     frame = str(DATA / ALT40)
+    extracted = []
+    extract = extraction.extract
+    monkeypatch.setattr(extraction, "extract", lambda *a, **k: extracted.append(1) or
+                        extract(*a, **k))
     capsys.readouterr()
     assert main(["solve", frame, "--json", "--quiet"]) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])
     assert record["status"] == "match_found" and record["database"] == str(narrower_cache)
+    assert len(extracted) == 1  # (the narrower search reuses the frame's extraction)
     assert abs(record["fov_deg"] - 11.4) < 0.1
     wide = tmp_path / "wide.db"
     defaultdb.default_database().save_to_file(wide)  # (the stand-in default, named)
