@@ -9,6 +9,7 @@ import argparse
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +339,19 @@ def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) 
     return False
 
 
+def time_left(hints: dict[str, Any], started: float) -> dict[str, Any] | None:
+    """``hints`` with the part of their time limit (``solve_timeout_ms``, from
+    ``--cpulimit``) not yet spent since ``started`` (a :func:`time.perf_counter`
+    reading): solve-field's limit bounds a field's whole search, not each attempt of it
+    (another scale, a deeper extraction, the narrower databases). None when nothing is
+    left; ``hints`` themselves when they set no limit."""
+    told = hints.get("solve_timeout_ms")
+    if told is None:
+        return hints
+    left = float(told) - 1000.0 * (time.perf_counter() - started)
+    return {**hints, "solve_timeout_ms": left} if left > 0 else None
+
+
 def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
               sources: dict[str, Any] | None = None,
               crpix: tuple[float | None, float | None] | None = None) -> int:
@@ -373,17 +387,20 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         named = args.database or os.environ.get("SKYSOLVE_DB") or None
         db = load_database(named, fields_told({**hints, **guess}, fld.width))
         depth = sources.get("depth")
+        started = time.perf_counter()
         with cancel.watching():
             result = solve_field_sources(db, fld, depth, **hints, **guess)
-        if guess and not result and not cancel.requested():
+        # (each later attempt within what --cpulimit leaves: it bounds the field's search)
+        if guess and not result and not cancel.requested() \
+                and (left := time_left(hints, started)) is not None:
             # (a header can be wrong: a binning it does not include)
             _say("Did not solve at the guessed scale; trying without it.")
             with cancel.watching():
-                result = solve_field_sources(db, fld, depth, **hints)
-        if not result and not cancel.requested() and not _is_xylist(path, args):
+                result = solve_field_sources(db, fld, depth, **left)
+        if not result and not cancel.requested() and not _is_xylist(path, args) \
+                and (left := time_left({**hints, **guess}, started)) is not None:
             with cancel.watching():
-                result, fld = _deeper(path, args, sources, fld, result, out["axy"], db,
-                                      {**hints, **guess})
+                result, fld = _deeper(path, args, sources, fld, result, out["axy"], db, left)
         if not result and not cancel.requested() and named is None \
                 and fields_told({**hints, **guess}, fld.width) is None:
             # (no scale told or guessed, the default database searched: the cached
@@ -391,10 +408,13 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
             from ..batch.deeper import limited
             from ..defaultdb import solve_in_narrower
 
+            def narrower(other: Any, limit_ms: float) -> Any:
+                left = time_left(hints, started)
+                return None if left is None else solve_field_sources(
+                    other, fld, depth, **limited(left, limit_ms))
+
             with cancel.watching():
-                result, narrow = solve_in_narrower(
-                    lambda d, ms: solve_field_sources(d, fld, depth, **limited(hints, ms)),
-                    result, hints, fld.width)
+                result, narrow = solve_in_narrower(narrower, result, hints, fld.width)
             db = narrow or db
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled

@@ -530,3 +530,36 @@ def test_a_narrower_search_takes_at_most_the_time_the_failed_one_took(narrower_c
         other = SolveFailure(status, 100.0)
         assert solve_in_narrower(solve, other, opts, 1024) == (other, None)
     assert len(asked) == n
+
+
+def test_solve_field_cpulimit_bounds_the_whole_search(narrower_cache, tmp_path, monkeypatch):
+    """skysolve-field's --cpulimit bounds a field's whole search, as solve-field's does:
+    the narrower cached database is searched in what the default database's search left
+    of it (each search here takes its whole time limit, at most 0.2 s), not in a limit
+    of its own; with nothing left it is not searched."""
+    import time
+
+    from skysolve.cli import solve_field, solve_field_run
+    from skysolve.solver.result import SolveFailure
+    from skysolve.tests.realframes import ALT40, DATA
+
+    monkeypatch.delenv("SKYSOLVE_DB", raising=False)
+    searches = []
+
+    def searched(db, fld, depth=None, **hints):
+        t = min(0.2, hints["solve_timeout_ms"] / 1000.0)
+        searches.append((Path(getattr(db, "file_path", None) or "default").name, t))
+        time.sleep(t)
+        return SolveFailure("no_match", 1000.0 * t)
+
+    monkeypatch.setattr(solve_field_run, "solve_field_sources", searched)
+    frame = str(DATA / ALT40)
+    assert solve_field.main(["--no-plots", "-D", str(tmp_path / "a"), "--cpulimit", "0.3",
+                             frame]) == 0
+    assert searches[0] == ("default", 0.2)
+    assert [name for name, _ in searches[1:]] == [narrower_cache.name]
+    assert sum(t for _, t in searches) <= 0.3
+    searches.clear()
+    assert solve_field.main(["--no-plots", "-D", str(tmp_path / "b"), "--cpulimit", "0.2",
+                             frame]) == 0
+    assert searches == [("default", 0.2)]
