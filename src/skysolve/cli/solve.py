@@ -237,12 +237,16 @@ def _solve_one(job: _Job, handle, file: str):
 
         tries = {}
         spent = {"solve": 0.0, "total": 0.0, "cpu": 0.0}
+
         # (the frame's extraction searched again, as solve_image does: not read and
         # extracted anew, nor extracted deeper, which would take it past the time limit)
-        options = job.solve if job.section is None else section_options(
-            job.solve, *frame_section(file, hdu=job.hdu, section=job.section))
+        @functools.cache
+        def section_solve():  # (the whole image's options made the section's, once)
+            return section_options(job.solve, *frame_section(file, hdu=job.hdu,
+                                                             section=job.section))
 
         def again(other, limit_ms):
+            options = job.solve if job.section is None else section_solve()
             out = process_frame(ext, other, options.replace(**deeper_limits(
                 job.solve.solve_timeout_ms, job.solve.max_hypotheses_verified, limit_ms)),
                 job.extraction, observer_velocity=velocity)[0]

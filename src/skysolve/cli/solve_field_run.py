@@ -200,18 +200,21 @@ def _image_field(path: Path, args: argparse.Namespace, sources: dict[str, Any]) 
 
 
 def _deeper(path: Path, args: argparse.Namespace, sources: dict[str, Any], fld: Field,
-            result: Any, axy: Path | None, db: Any, hints: dict[str, Any]
+            result: Any, axy: Path | None, db: Any, hints: dict[str, Any], started: float
             ) -> tuple[Any, Field]:
     """``(result, fld)`` after :func:`~skysolve.fields.deeper_field` (an image short of
     stars extracted again, deeper, and solved with ``hints`` against ``db``, as
-    ``skysolve solve`` does); a deeper list that solved is said and written over the
-    ``.axy`` (the ``.corr``'s field ids index it)."""
+    ``skysolve solve`` does, in what is left of their time limit since ``started``, see
+    :func:`time_left`); a deeper list that solved is said and written over the ``.axy``
+    (the ``.corr``'s field ids index it)."""
     from ..batch.deeper import limited
     from ..extraction.options import ExtractionOptions
     from ..io import astrometry_files as af
 
     def solve(deeper: Field, limit_ms: float) -> Any:
-        return solve_field_sources(db, deeper, sources.get("depth"), **limited(hints, limit_ms))
+        left = time_left(hints, started)  # (after the frame's second extraction)
+        return None if left is None else solve_field_sources(
+            db, deeper, sources.get("depth"), **limited(left, limit_ms))
 
     extraction = {k: v for k, v in sources.items() if k in _EXTRACTION_KEYS}
     again, deeper = deeper_field(path, fld, result, solve, hdu=args.extension,
@@ -352,6 +355,22 @@ def time_left(hints: dict[str, Any], started: float) -> dict[str, Any] | None:
     return {**hints, "solve_timeout_ms": left} if left > 0 else None
 
 
+def _in_narrower(fld: Field, depth: int | None, failed: Any, hints: dict[str, Any],
+                 started: float) -> tuple[Any, Any]:
+    """:func:`~skysolve.defaultdb.solve_in_narrower` of the field's sources, each
+    database searched in what is left of the time limit since ``started``
+    (:func:`time_left`): ``(result, the database that solved it or None)``."""
+    from ..batch.deeper import limited
+    from ..defaultdb import solve_in_narrower
+
+    def narrower(other: Any, limit_ms: float) -> Any:
+        left = time_left(hints, started)
+        return None if left is None else solve_field_sources(
+            other, fld, depth, **limited(left, limit_ms))
+
+    return solve_in_narrower(narrower, failed, hints, fld.width)
+
+
 def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
               sources: dict[str, Any] | None = None,
               crpix: tuple[float | None, float | None] | None = None) -> int:
@@ -398,23 +417,16 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
             with cancel.watching():
                 result = solve_field_sources(db, fld, depth, **left)
         if not result and not cancel.requested() and not _is_xylist(path, args) \
-                and (left := time_left({**hints, **guess}, started)) is not None:
+                and time_left(hints, started) is not None:
             with cancel.watching():
-                result, fld = _deeper(path, args, sources, fld, result, out["axy"], db, left)
+                result, fld = _deeper(path, args, sources, fld, result, out["axy"], db,
+                                      {**hints, **guess}, started)
         if not result and not cancel.requested() and named is None \
                 and fields_told({**hints, **guess}, fld.width) is None:
             # (no scale told or guessed, the default database searched: the cached
             # databases of narrower fields, as solve-field searches every index it has)
-            from ..batch.deeper import limited
-            from ..defaultdb import solve_in_narrower
-
-            def narrower(other: Any, limit_ms: float) -> Any:
-                left = time_left(hints, started)
-                return None if left is None else solve_field_sources(
-                    other, fld, depth, **limited(left, limit_ms))
-
             with cancel.watching():
-                result, narrow = solve_in_narrower(narrower, result, hints, fld.width)
+                result, narrow = _in_narrower(fld, depth, result, hints, started)
             db = narrow or db
         if cancel.requested():  # (appeared as the solve ended: its files are not written)
             raise Cancelled

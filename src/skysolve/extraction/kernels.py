@@ -475,7 +475,7 @@ def integer_medians(tiles):
     out = np.empty(m)
     bins = 4096
     hist = np.empty(bins, np.int64)
-    fine = np.empty(1 << 16, np.int64)
+    fine = np.empty(16, np.int64)  # (16-bit values: at most 16 per bin)
     for t in range(m):
         row = tiles[t]
         lo = row[0]
@@ -508,6 +508,8 @@ def integer_medians(tiles):
                 break
             below += hist[c]
         if shift:
+            if fine.size < (1 << shift):
+                fine = np.empty(1 << shift, np.int64)
             a = _rank_in_bin(row, base, shift, a, k - below_a, fine)
             if n % 2 == 0:
                 b = _rank_in_bin(row, base, shift, b, k + 1 - below_b, fine)
@@ -684,8 +686,9 @@ def _select_range(a, lo, hi, k, buf):
 
 def select(a, k):
     """``a.partition(k)`` of a contiguous 1-D sample, in place (the NaNs last, as numpy
-    orders them); ``a[k]``, its order statistic ``k``. The value is numpy's; the order
-    of the values on either side of ``k`` may differ.
+    orders them); ``a[k]``, its order statistic ``k`` (``0 <= k < a.size``, unchecked).
+    The value is numpy's (but for the sign of a zero among zeros of both signs, which
+    compare equal); the order of the values on either side of ``k`` may differ.
 
     numpy's introselect took 300 us for the 31,570 float64 background residuals of a
     1024x768 frame on the development machine (a 2-core AMD EPYC without AVX-512,
@@ -698,7 +701,8 @@ def select(a, k):
 
 def select_value(a, k):
     """The order statistic ``k`` of the contiguous 1-D sample ``a`` (NaN last, as numpy
-    orders them), leaving ``a`` as it is: :func:`select`'s value, from half its work.
+    orders them; ``0 <= k < a.size``, unchecked), leaving ``a`` as it is: :func:`select`'s
+    value, from a third of its work.
 
     Each round takes two values of a small sample bracketing ``k`` as
     :func:`_select_range` does, counts the values below and above them (a pass without
@@ -711,7 +715,9 @@ def select_value(a, k):
         m += 0 if a[q] != a[q] else 1
     if k >= m:
         return a[k] if m == n else np.nan * a[0]  # (NaN in a's type; a holds one)
-    buf = np.empty(m, a.dtype)
+    # (room for every value: the first gather writes each one, NaN too, before it
+    # advances past the kept ones only)
+    buf = np.empty(n, a.dtype)
     src = a
     n = a.size
     r = 0x2545F491
@@ -1249,7 +1255,10 @@ def warm_up() -> bool:
     _COMPILED["median9"](np.zeros((1, 1)), np.zeros((1, 2), np.intp))
     for dtype in SELECT_TYPES:
         _COMPILED["select"](np.zeros(2, dtype), 0)
-        _COMPILED["select_value"](np.zeros(2, dtype), 0)
+        for writeable in (True, False):  # (it only reads: a caller's array as it is)
+            sample = np.zeros(2, dtype)
+            sample.flags.writeable = writeable
+            _COMPILED["select_value"](sample, 0)
     for dtype in (np.uint8, np.uint16, np.int8, np.int16):  # (the counts a camera gives)
         for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
             counts = np.ones((4, 8), dtype)

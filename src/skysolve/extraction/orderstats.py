@@ -13,8 +13,9 @@ the lower median:
 * :func:`partition`: ``np.partition`` of a 1-D sample, by the compiled selection
   (:func:`.kernels.select`) once the extraction's kernels are compiled: numpy's took
   several times longer on the development machine (an order statistic is numpy's to
-  the bit either way; the order of the other values may differ, never which side of
-  the statistic they lie on); :func:`order_statistic` selects the value alone;
+  the bit either way, but for the sign of a zero among zeros of both signs; the order
+  of the other values may differ, never which side of the statistic they lie on);
+  :func:`order_statistic` selects the value alone;
 * :func:`percentiles`: ``np.percentile``'s default linear interpolation of the sample
   as float64, ``a + (b - a) t`` below the midpoint of two order statistics and
   ``b - (b - a) (1 - t)`` from it; NaN likewise.
@@ -38,23 +39,15 @@ __all__ = ["lower_median", "median", "order_statistic", "partition", "percentile
 _PARTITION_SIZE = 1024
 
 
-def partition(values: NDArray, k: int, overwrite: bool = False) -> NDArray:
-    """``np.partition(values, k)`` of a 1-D sample (NaN last): the value at ``k`` in
-    its sorted place, smaller or equal values before it and larger or equal ones after;
-    with ``overwrite``, ``values`` itself partitioned in place when it is contiguous
-    (the returned array is the partitioned one either way)."""
-    kernel = compiled("select") if values.dtype in SELECT_TYPES else None
+def partition(values: NDArray, k: int) -> NDArray:
+    """``np.partition(values, k)`` of a 1-D sample (NaN last), a new array: the value at
+    ``k`` in its sorted place, smaller or equal values before it and larger or equal
+    ones after."""
+    kernel = _kernel("select", values, k)
     if kernel is None:
-        if overwrite and values.flags.c_contiguous:
-            values.partition(k)
-            return values
         return np.partition(values, k)
-    part = values if overwrite and values.flags.c_contiguous else np.array(values, order="C")
-    if k < 0:  # (numpy's negative ranks count from the end)
-        k += part.size
-    if not 0 <= k < part.size:
-        raise ValueError(f"kth(={k}) out of bounds ({part.size})")
-    kernel(part, k)
+    part = np.array(values, order="C")
+    kernel(part, k % part.size)
     return part
 
 
@@ -62,12 +55,20 @@ def order_statistic(values: NDArray, k: int) -> float:
     """``float(np.partition(values, k)[k])`` of a 1-D sample (NaN last), ``values``
     left as they are: by the compiled selection of the value alone
     (:func:`.kernels.select_value`) once the kernels are compiled."""
-    kernel = compiled("select_value") if values.dtype in SELECT_TYPES else None
+    kernel = _kernel("select_value", values, k)
     if kernel is None or not values.flags.c_contiguous:
         return float(np.partition(values, k)[k])
-    if not 0 <= k < values.size:
-        raise ValueError(f"kth(={k}) out of bounds ({values.size})")
-    return float(kernel(values, k))
+    return float(kernel(values, k % values.size))
+
+
+def _kernel(name: str, values: NDArray, k: int):
+    """The compiled selection ``name`` for a 1-D sample of a type it is compiled for
+    and a rank numpy takes (negative ones count from the end); None for numpy's (which
+    raises numpy's errors)."""
+    if values.ndim != 1 or values.dtype not in SELECT_TYPES \
+            or not -values.size <= k < values.size:
+        return None
+    return compiled(name)
 
 
 def median(values: NDArray) -> float:

@@ -530,6 +530,45 @@ def test_select_puts_nan_last_as_numpy():
                 assert np.isnan(a[m:]).all() and not np.isnan(a[:m]).any()
 
 
+def test_selection_kernels_stay_inside_their_arrays():
+    """The selections and the block medians compiled with bounds checks (numba checks
+    none otherwise: a write past an array corrupts memory silently) on samples with NaN
+    anywhere, ties, few values and the edges' ranks: no index out of range, numpy's
+    values. (A sample whose values all lay between the pivots wrote one past the
+    scratch space for each NaN after the last of them.)"""
+    import inspect
+    import math
+
+    import numba
+
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels._compile()
+    names = ("_nan_last", "_select_range", "select", "select_value", "_rank_in_bin",
+             "integer_medians")
+    namespace = {"np": np, "math": math}
+    for name in names:
+        exec(inspect.getsource(getattr(kernels, name).py_func), namespace)
+    for name in names:
+        namespace[name] = numba.njit(boundscheck=True)(namespace[name])
+    rng = np.random.default_rng(15)
+    for trial in range(3000):
+        n = int(rng.integers(1, 200 if trial % 10 else 3000))
+        v = rng.choice([rng.normal(size=n), np.round(rng.normal(size=n)),
+                        rng.integers(0, 3, n).astype(float)])
+        v[rng.random(n) < rng.choice([0.0, 0.1, 0.5])] = np.nan
+        if trial % 7 == 0:
+            v[-1] = np.nan
+        k = int(rng.integers(n))
+        want = np.partition(v, k)[k]
+        for got in (namespace["select_value"](v, k), namespace["select"](v.copy(), k)):
+            assert (np.isnan(got) and np.isnan(want)) or got == want
+    for _ in range(300):
+        m, n = int(rng.integers(1, 6)), int(rng.integers(1, 1100))
+        tiles = rng.integers(0, int(rng.choice([3, 300, 60000])), (1, m, n)).astype(np.uint16)
+        np.testing.assert_array_equal(namespace["integer_medians"](tiles[0]),
+                                      background._kth(tiles.copy())[0].astype(np.float64))
+
+
 def test_orderstats_compiled_as_numpy():
     """The medians, lower medians, order statistics and clipped location and sigma of
     the extraction's large samples are the same numbers through the compiled selections
