@@ -612,6 +612,31 @@ def _nan_last(a):
     return m
 
 
+def _pivots(src, lo, n, m, k, single, r):
+    """Two values of ``src[lo:lo + n]`` (``m`` of them not NaN) bracketing its order
+    statistic ``k``, ``(low, high, r)``: of a random sample of ``s`` values (a power of
+    two, ``s**2 >= 2 m`` up to 512, drawn by the linear congruential sequence from ``r``,
+    NaN passed over), those ``sqrt(s) + 1`` sample ranks either side of ``k``'s; with
+    ``single``, ``k``'s sample value twice."""
+    s = 32
+    while s * s < 2 * m and s < 512:
+        s *= 2
+    sample = np.empty(s, src.dtype)
+    q = 0
+    while q < s:
+        r = (r * 1103515245 + 12345) & 0x7FFFFFFF
+        v = src[lo + r % n]
+        if v == v:
+            sample[q] = v
+            q += 1
+    sample.sort()
+    t = k * s // m
+    if single:
+        return sample[t], sample[t], r
+    d = int(math.sqrt(s)) + 1
+    return sample[max(t - d, 0)], sample[min(t + d, s - 1)], r
+
+
 def _select_range(a, lo, hi, k, buf):
     """Partitions ``a[lo:hi]`` (no NaN) in place around its order statistic ``k``
     (``lo <= k < hi``): smaller or equal values before position ``k``, larger or equal
@@ -635,21 +660,7 @@ def _select_range(a, lo, hi, k, buf):
     single = False
     while hi - lo > 48:
         n = hi - lo
-        s = 32
-        while s * s < 2 * n and s < 512:
-            s *= 2
-        sample = np.empty(s, a.dtype)
-        for q in range(s):
-            r = (r * 1103515245 + 12345) & 0x7FFFFFFF
-            sample[q] = a[lo + r % n]
-        sample.sort()
-        t = (k - lo) * s // n
-        if single:
-            p1 = p2 = sample[t]
-        else:
-            d = int(math.sqrt(s)) + 1
-            p1 = sample[max(t - d, 0)]
-            p2 = sample[min(t + d, s - 1)]
+        p1, p2, r = _pivots(a, lo, n, n, k - lo, single, r)
         # below p1 from buf's front, above p2 from its back, between compacted in a
         top = n - 1
         nl = 0
@@ -727,25 +738,7 @@ def select_value(a, k):
         if not first and n <= 48:
             part = np.sort(buf[:n])
             return part[k]
-        s = 32
-        while s * s < 2 * m and s < 512:
-            s *= 2
-        sample = np.empty(s, a.dtype)
-        q = 0
-        while q < s:
-            r = (r * 1103515245 + 12345) & 0x7FFFFFFF
-            v = src[r % n]
-            if v == v:
-                sample[q] = v
-                q += 1
-        sample.sort()
-        t = k * s // m
-        if single:
-            p1 = p2 = sample[t]
-        else:
-            d = int(math.sqrt(s)) + 1
-            p1 = sample[max(t - d, 0)]
-            p2 = sample[min(t + d, s - 1)]
+        p1, p2, r = _pivots(src, 0, n, m, k, single, r)
         nl = 0
         ng = 0
         for q in range(n):
@@ -1148,9 +1141,9 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 #: camera's 16-bit counts (8-bit ones are widened first).
 SELECT_TYPES = (np.float64, np.float32, np.uint16, np.int16)
 
-_KERNELS = ("cell_sums", "model_at", "grid_model", "tile_bound",
-            "_smooth_row", "smooth", "step_counts", "_nan_last", "_select_range", "select",
-            "select_value", "_rank_in_bin", "integer_medians", "median9", "constant_area",
+_KERNELS = ("cell_sums", "model_at", "grid_model", "tile_bound", "_smooth_row", "smooth",
+            "step_counts", "_nan_last", "_pivots", "_select_range", "select", "select_value",
+            "_rank_in_bin", "integer_medians", "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
             "fit_windows", "_root", "label_pixels", "lattice_levels", "sky_candidates")

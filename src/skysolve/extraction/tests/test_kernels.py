@@ -543,8 +543,8 @@ def test_selection_kernels_stay_inside_their_arrays():
 
     background = importlib.import_module("skysolve.extraction.background")
     kernels._compile()
-    names = ("_nan_last", "_select_range", "select", "select_value", "_rank_in_bin",
-             "integer_medians")
+    names = ("_nan_last", "_pivots", "_select_range", "select", "select_value",
+             "_rank_in_bin", "integer_medians")
     namespace = {"np": np, "math": math}
     for name in names:
         exec(inspect.getsource(getattr(kernels, name).py_func), namespace)
