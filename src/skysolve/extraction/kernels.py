@@ -30,8 +30,9 @@ definition:
 * :func:`dot_bands`: the dots near each line of pairs of bright dots, and of its flux
   (:func:`.filters._dotted_lines`);
 * :func:`median9`: the 3x3 median of a block grid (:func:`.background._filter3`);
-* :func:`select`: an order statistic of a sample, by partitioning it in place as
-  ``ndarray.partition`` does (:func:`.orderstats.partition`);
+* :func:`select` and :func:`select_value`: an order statistic of a sample, by
+  partitioning it in place as ``ndarray.partition`` does, or of the value alone
+  (:func:`.orderstats.partition`, :func:`.orderstats.order_statistic`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
@@ -1136,7 +1137,7 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-#: The samples' types :func:`select` is compiled for (by
+#: The samples' types :func:`select` and :func:`select_value` are compiled for (by
 #: :func:`warm_up`): the background's float residuals, the working copy's float32 and a
 #: camera's 16-bit counts (8-bit ones are widened first).
 SELECT_TYPES = (np.float64, np.float32, np.uint16, np.int16)
