@@ -30,9 +30,8 @@ definition:
 * :func:`dot_bands`: the dots near each line of pairs of bright dots, and of its flux
   (:func:`.filters._dotted_lines`);
 * :func:`median9`: the 3x3 median of a block grid (:func:`.background._filter3`);
-* :func:`select` and :func:`select_value`: an order statistic of a sample, by
-  partitioning it in place as ``ndarray.partition`` does, or of the value alone
-  (:func:`.orderstats.partition`, :func:`.orderstats.order_statistic`);
+* :func:`select_value`: an order statistic of a sample, as ``np.partition`` selects it
+  (:func:`.orderstats.order_statistic`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
@@ -599,26 +598,13 @@ def step_counts(left, right, bins):
     return d, counts[:top + 1].copy(), moved, lo, hi
 
 
-def _nan_last(a):
-    """Moves the NaNs of the 1-D sample ``a`` to its end (in place); the count of the
-    other values (for integers, which hold none, the sample's size)."""
-    m = a.size
-    i = 0
-    while i < m:
-        if a[i] != a[i]:
-            m -= 1
-            a[i], a[m] = a[m], a[i]
-        else:
-            i += 1
-    return m
-
-
-def _pivots(src, lo, n, m, k, single, r):
-    """Two values of ``src[lo:lo + n]`` (``m`` of them not NaN) bracketing its order
-    statistic ``k``, ``(low, high, r)``: of a random sample of ``s`` values (a power of
-    two, ``s**2 >= 2 m`` up to 512, drawn by the linear congruential sequence from ``r``,
-    NaN passed over), those ``sqrt(s) + 1`` sample ranks either side of ``k``'s; with
-    ``single``, ``k``'s sample value twice."""
+def _pivots(src, n, m, k, single, r):
+    """Two values of ``src[:n]`` (``m`` of them not NaN) bracketing its order statistic
+    ``k``, ``(low, high, r)``: of a random sample of ``s`` values (a power of two,
+    ``s**2 >= 2 m`` up to 512, drawn by the linear congruential sequence from ``r``, a
+    fixed one so that a sample always takes the same steps; NaN passed over), those
+    ``sqrt(s) + 1`` sample ranks either side of ``k``'s; with ``single``, ``k``'s
+    sample value twice."""
     s = 32
     while s * s < 2 * m and s < 512:
         s *= 2
@@ -626,7 +612,7 @@ def _pivots(src, lo, n, m, k, single, r):
     q = 0
     while q < s:
         r = (r * 1103515245 + 12345) & 0x7FFFFFFF
-        v = src[lo + r % n]
+        v = src[r % n]
         if v == v:
             sample[q] = v
             q += 1
@@ -638,89 +624,22 @@ def _pivots(src, lo, n, m, k, single, r):
     return sample[max(t - d, 0)], sample[min(t + d, s - 1)], r
 
 
-def _select_range(a, lo, hi, k, buf):
-    """Partitions ``a[lo:hi]`` (no NaN) in place around its order statistic ``k``
-    (``lo <= k < hi``): smaller or equal values before position ``k``, larger or equal
-    ones after; ``buf`` is scratch space for ``hi - lo`` values.
-
-    Floyd and Rivest's selection: two values of a small random sample (a fixed
-    pseudo-random sequence, so that a sample always takes the same steps) bracket the
-    rank ``k`` with a margin of ``sqrt(s)`` of the ``s`` sampled ranks, and one pass
-    splits the range into the values below the lower one, those above the upper one
-    and those between, where ``k`` almost always lies: each round keeps ~10 % of the
-    range. The pass has no branch on the values (each value is written to the three
-    places it may go and the right count advanced), so its speed does not depend on
-    how they are ordered: Hoare's partition of a frame's 31,570 residuals took 40 to
-    320 us depending on how often the processor mispredicted which side a value went,
-    numpy's 260 to 390, this 100-150 on the development machine. A range whose values
-    all lie between the two is split about one sampled value instead (the values equal
-    to it in the middle, so that it ends when ``k`` is among them or the range shrinks),
-    and what is left below 48 values is sorted.
-    """
-    r = 0x2545F491
-    single = False
-    while hi - lo > 48:
-        n = hi - lo
-        p1, p2, r = _pivots(a, lo, n, n, k - lo, single, r)
-        # below p1 from buf's front, above p2 from its back, between compacted in a
-        top = n - 1
-        nl = 0
-        ng = 0
-        nm = 0
-        for q in range(lo, hi):
-            v = a[q]
-            buf[nl] = v
-            buf[top - ng] = v
-            a[lo + nm] = v
-            lt = 1 if v < p1 else 0
-            gt = 1 if v > p2 else 0
-            nl += lt
-            ng += gt
-            nm += 1 - lt - gt
-        for q in range(nm - 1, -1, -1):  # (overlapping: moved from the end)
-            a[lo + nl + q] = a[lo + q]
-        a[lo:lo + nl] = buf[:nl]
-        a[hi - ng:hi] = buf[n - ng:n]
-        if nm == n:
-            if p1 == p2:  # (all equal)
-                return
-            single = True
-            continue
-        single = False
-        if k < lo + nl:
-            hi = lo + nl
-        elif k >= lo + nl + nm:
-            lo = lo + nl + nm
-        else:
-            lo, hi = lo + nl, lo + nl + nm
-    a[lo:hi] = np.sort(a[lo:hi])
-
-
-def select(a, k):
-    """``a.partition(k)`` of a contiguous 1-D sample, in place (the NaNs last, as numpy
-    orders them); ``a[k]``, its order statistic ``k`` (``0 <= k < a.size``, unchecked).
-    The value is numpy's (but for the sign of a zero among zeros of both signs, which
-    compare equal); the order of the values on either side of ``k`` may differ.
-
-    numpy's introselect took 300 us for the 31,570 float64 background residuals of a
-    1024x768 frame on the development machine (a 2-core AMD EPYC without AVX-512,
-    which numpy's vectorised selection needs), this 100-150 us."""
-    m = _nan_last(a)
-    if k < m:
-        _select_range(a, 0, m, k, np.empty(m, a.dtype))
-    return a[k]
-
-
 def select_value(a, k):
     """The order statistic ``k`` of the contiguous 1-D sample ``a`` (NaN last, as numpy
-    orders them; ``0 <= k < a.size``, unchecked), leaving ``a`` as it is: :func:`select`'s
-    value, from a third of its work.
+    orders them; ``0 <= k < a.size``, unchecked), ``a`` left as it is: numpy's value
+    (but for the sign of a zero among zeros of both signs, which compare equal).
 
-    Each round takes two values of a small sample bracketing ``k`` as
-    :func:`_select_range` does, counts the values below and above them (a pass without
-    stores) and gathers only the part that holds ``k`` into scratch space, where the
-    next round works; a part no smaller than its range is split about one sampled value
-    instead, and what is left below 48 values is sorted."""
+    Floyd and Rivest's selection: each round takes two values of a small random sample
+    bracketing ``k`` (:func:`_pivots`), counts the values below and above them (a pass
+    without stores) and gathers only the part that holds ``k`` into scratch space, where
+    the next round works (it keeps ~10 % of the values); a part no smaller than its
+    range is split about one sampled value instead, and what is left below 48 values is
+    sorted. Neither pass branches on the values, so the time does not depend on how
+    they are ordered: numpy's introselect took 260-390 us for the 31,570 float64
+    background residuals of a 1024x768 frame on the development machine (a 2-core AMD
+    EPYC without the AVX-512 its vectorised selection needs), a Hoare selection 40 to
+    320 us depending on how often the processor mispredicted which side a value went,
+    this 33-38 us."""
     n = a.size
     m = 0
     for q in range(n):
@@ -739,7 +658,7 @@ def select_value(a, k):
         if not first and n <= 48:
             part = np.sort(buf[:n])
             return part[k]
-        p1, p2, r = _pivots(src, 0, n, m, k, single, r)
+        p1, p2, r = _pivots(src, n, m, k, single, r)
         nl = 0
         ng = 0
         for q in range(n):
@@ -1137,14 +1056,14 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
     return p, ok
 
 
-#: The samples' types :func:`select` and :func:`select_value` are compiled for (by
+#: The samples' types :func:`select_value` is compiled for (by
 #: :func:`warm_up`): the background's float residuals, the working copy's float32 and a
 #: camera's 16-bit counts (8-bit ones are widened first).
 SELECT_TYPES = (np.float64, np.float32, np.uint16, np.int16)
 
 _KERNELS = ("cell_sums", "model_at", "grid_model", "tile_bound", "_smooth_row", "smooth",
-            "step_counts", "_nan_last", "_pivots", "_select_range", "select", "select_value",
-            "_rank_in_bin", "integer_medians", "median9", "constant_area",
+            "step_counts", "_pivots", "select_value", "_rank_in_bin", "integer_medians",
+            "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
             "fit_windows", "_root", "label_pixels", "lattice_levels", "sky_candidates")
@@ -1248,7 +1167,6 @@ def warm_up() -> bool:
     _COMPILED["constant_area"](image, one, one, 16)
     _COMPILED["median9"](np.zeros((1, 1)), np.zeros((1, 2), np.intp))
     for dtype in SELECT_TYPES:
-        _COMPILED["select"](np.zeros(2, dtype), 0)
         for writeable in (True, False):  # (it only reads: a caller's array as it is)
             sample = np.zeros(2, dtype)
             sample.flags.writeable = writeable

@@ -8,14 +8,12 @@ the lower median:
 
 * :func:`median`: the middle value, or the mean ``(a + b) / 2`` of the two middle ones
   for an even count (``np.median``); NaN when the sample is empty or holds a NaN;
-* :func:`lower_median`: the lower middle value (``k = (n - 1) // 2``) by one partition,
+* :func:`lower_median`: the lower middle value (``k = (n - 1) // 2``) by one selection,
   for the tens of thousands of background samples (one selection, no average of two);
-* :func:`partition`: ``np.partition`` of a 1-D sample, by the compiled selection
-  (:func:`.kernels.select`) once the extraction's kernels are compiled: numpy's took
-  several times longer on the development machine (an order statistic is numpy's to
-  the bit either way, but for the sign of a zero among zeros of both signs; the order
-  of the other values may differ, never which side of the statistic they lie on);
-  :func:`order_statistic` selects the value alone;
+* :func:`order_statistic`: ``np.partition(values, k)[k]`` of a 1-D sample, by the
+  compiled selection (:func:`.kernels.select_value`) once the extraction's kernels are
+  compiled: numpy's took several times longer on the development machine (numpy's
+  value either way, but for the sign of a zero among zeros of both signs);
 * :func:`percentiles`: ``np.percentile``'s default linear interpolation of the sample
   as float64, ``a + (b - a) t`` below the midpoint of two order statistics and
   ``b - (b - a) (1 - t)`` from it; NaN likewise.
@@ -30,25 +28,13 @@ from numpy.typing import NDArray
 
 from .kernels import SELECT_TYPES, compiled
 
-__all__ = ["lower_median", "median", "order_statistic", "partition", "percentiles"]
+__all__ = ["lower_median", "median", "order_statistic", "percentiles"]
 
 
-#: Samples from this size on are partitioned, not sorted, for their median: numpy's sort
+#: Samples from this size on are selected, not sorted, for their median: numpy's sort
 #: took 14 us for 1,024 doubles and 150 for 6,348 on the development machine (the
 #: banding test's four samples), its partition 10 and 64.
 _PARTITION_SIZE = 1024
-
-
-def partition(values: NDArray, k: int) -> NDArray:
-    """``np.partition(values, k)`` of a 1-D sample (NaN last), a new array: the value at
-    ``k`` in its sorted place, smaller or equal values before it and larger or equal
-    ones after."""
-    kernel = _kernel("select", values, k)
-    if kernel is None:
-        return np.partition(values, k)
-    part = np.array(values, order="C")
-    kernel(part, k % part.size)
-    return part
 
 
 def order_statistic(values: NDArray, k: int) -> float:
@@ -78,16 +64,18 @@ def median(values: NDArray) -> float:
     if values.dtype == np.float16 and values.size:
         return float(np.median(values))
     if values.size >= _PARTITION_SIZE and values.dtype.kind in "fiu":
-        n = values.size
-        k = (n - 1) // 2
-        v = partition(values.ravel(), k)
-        if v.dtype.kind == "f" and np.isnan(v[k:]).any():  # (NaN, the largest, lies after k)
+        flat = values.ravel()
+        if flat.dtype.kind == "f" and np.isnan(flat).any():
             return float("nan")
+        n = flat.size
+        k = (n - 1) // 2
+        a = order_statistic(flat, k)
         if n % 2:
-            return float(v[k])
-        if v.dtype.kind == "f":
-            return float((v[k] + v[k + 1:].min()) / 2)
-        return (float(v[k]) + float(v[k + 1:].min())) / 2  # (in float64: no wrap-around)
+            return a
+        b = order_statistic(flat, k + 1)
+        if flat.dtype.kind == "f":  # (numpy averages in the sample's type)
+            return float((flat.dtype.type(a) + flat.dtype.type(b)) / 2)
+        return (a + b) / 2  # (in float64: no wrap-around)
     v = np.sort(values, axis=None)
     if v.dtype.kind in "iub":  # (numpy averages integers in float64: no wrap-around)
         v = v.astype(np.float64)
@@ -100,7 +88,7 @@ def median(values: NDArray) -> float:
 
 def lower_median(values: NDArray) -> float:
     """The lower median of a 1-D sample (order statistic ``(n - 1) // 2``), by one
-    partition."""
+    selection."""
     return order_statistic(values, (values.size - 1) // 2)
 
 
