@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from .. import _args
 from ..errors import InvalidArgumentError
+from .kernels import compiled
 
 __all__ = ["check_sky_circle", "find_sky_circle", "outside_circle", "rim_band_px", "sky_circle",
            "within_rim"]
@@ -142,8 +143,16 @@ def _finite_median(a: NDArray) -> float:
     """Median of the finite values (NaN when there are none), as ``np.median`` gives it.
 
     (Partitioned here: ``np.median``'s own checks and dispatch cost more than the
-    partition of these few hundred values, and every frame pays for its five calls.)
+    partition of these few hundred values, and every frame pays for its seven calls. A
+    camera's 8- and 16-bit counts are counted instead, by the compiled block medians'
+    kernel: 4 against 12-25 us for a few thousand of them.)
     """
+    if a.dtype in _COUNTS and a.size:
+        kernel = compiled("integer_medians")
+        if kernel is not None:
+            row = np.empty((1, a.size), _COUNTS[a.dtype])
+            row.reshape(a.shape)[...] = a  # (gathered and widened in one copy)
+            return float(kernel(row)[0])
     a = np.array(a, dtype=np.float64).ravel()
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         a = a[np.isfinite(a)]
@@ -155,6 +164,12 @@ def _finite_median(a: NDArray) -> float:
         return float(np.partition(a, k)[k])
     a.partition((k - 1, k))
     return float((a[k - 1] + a[k]) / 2.0)
+
+
+#: Integer samples :func:`_finite_median` counts, and the 16-bit type they widen to (the
+#: kernel's types).
+_COUNTS = {np.dtype(t): np.dtype(w) for t, w in ((np.uint8, np.uint16), (np.uint16, np.uint16),
+                                                 (np.int8, np.int16), (np.int16, np.int16))}
 
 
 def _fit_circle(x: NDArray, y: NDArray, tol: float) -> tuple[NDArray, NDArray[np.bool_]]:
