@@ -102,6 +102,18 @@ _SHARED_CONE_CENTROIDS = 100
 #: search at the tolerance finds nothing, it runs again at this wider one (4x the
 #: keys per pattern; its hypotheses count towards the same false-match bound).
 WIDE_TOLERANCE_FACTOR = 2.0
+#: ... on a small frame, at least this many pixels over the frame's diagonal ``D``
+#: (px): centroids a pixel or two wide (a binning camera, a finder of few pixels) are
+#: off by ~1/8 px, and its patterns are ~``D / 4`` long, so their ratios move by
+#: ~``2 (1/8) / (D / 4) = 1 / D``. A 1024x768 frame's 0.0008 is within the wide
+#: tolerance of the benchmarks' tightest database (0.001): only frames of fewer than
+#: ~500 px across are searched wider. The two real frames binned 4x (256x192 px) on that
+#: database: 2 and 10 of 10 seeds of the first solved at 0.002 and at 0.003.
+SMALL_FRAME_RATIO_PX = 1.0
+#: ... but at most this many times the database's tolerance (the keys a pattern looks
+#: up grow with the square of the tolerance: giving up on a binned frame took 60 ms at
+#: 3x, 210 ms at 5x and 1.0 s at 8x).
+WIDE_TOLERANCE_MAX_FACTOR = 4.0
 #: The second pass's pattern-star separation, in units of the database's: the catalog
 #: stars were thinned against catalog stars only, the centroids also against false
 #: detections, so a false star just brighter than a pattern star would hide it.
@@ -531,11 +543,13 @@ def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], ready, tol
     return None, "budget" if left[0] is not None and left[0] <= 0 else "no_match"
 
 
-def _passes(db, tol: float, n_stars: int, deep: bool = False,
-            windowed: bool = False) -> list[tuple[float, int, float, bool]]:
+def _passes(db, tol: float, n_stars: int, deep: bool = False, windowed: bool = False,
+            diagonal_px: float = math.inf) -> list[tuple[float, int, float, bool]]:
     """The search's passes as ``(ratio tolerance, pattern stars, separation, spread)``:
     ``tol`` on the brightest ``n_stars``; when wider, :data:`WIDE_TOLERANCE_FACTOR` times
-    the database's tolerance on the brightest :data:`WIDE_PATTERN_STARS` thinned at
+    the database's tolerance (on a frame of ``diagonal_px`` pixels across, at least
+    :data:`SMALL_FRAME_RATIO_PX` over it, up to :data:`WIDE_TOLERANCE_MAX_FACTOR` times
+    the database's) on the brightest :data:`WIDE_PATTERN_STARS` thinned at
     :data:`WIDE_SEPARATION_FACTOR` times the separation; then ``tol`` on
     :data:`SPREAD_PATTERN_STARS` spread over the image; then ``tol`` on ``n_stars``
     thinned at :data:`SPARSE_SEPARATION_FACTOR` times the separation; with ``deep``, the
@@ -545,7 +559,9 @@ def _passes(db, tol: float, n_stars: int, deep: bool = False,
     :data:`DEEPEST_PATTERN_STARS`, then :data:`FARTHEST_PATTERN_STARS`, at that
     separation."""
     passes = [(tol, n_stars, SEPARATION_FRACTION, False)]
-    wide = WIDE_TOLERANCE_FACTOR * db._pattern_max_error
+    wide = max(WIDE_TOLERANCE_FACTOR * db._pattern_max_error,
+               min(SMALL_FRAME_RATIO_PX / diagonal_px,
+                   WIDE_TOLERANCE_MAX_FACTOR * db._pattern_max_error))
     narrow_sep = SEPARATION_FRACTION * WIDE_SEPARATION_FACTOR
     if wide > tol:
         passes.append((wide, min(n_stars, WIDE_PATTERN_STARS), narrow_sep, False))
@@ -606,7 +622,8 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
     status = "too_few"
     done: list[tuple[float, int, float, bool]] = []  # the passes run, per window
     windowed = len(windows) > 1
-    passes = _passes(db, tol, pattern_stars, deep, windowed)
+    passes = _passes(db, tol, pattern_stars, deep, windowed,
+                     math.hypot(frame.width, frame.height))
     for i, (pass_tol, n, separation, spread) in enumerate(passes):
         # the deep pass keeps its depth in every window (see DEEP_PATTERN_STARS), but no
         # more: 50 pattern stars asked for are 230,300 patterns a window

@@ -110,7 +110,9 @@ def test_ratios_beyond_the_tolerance_solve_in_the_wider_pass(small_db, hip2025, 
     res = small_db.solve_from_centroids(sim.centroids, **args)
     assert res, res
     assert _boresight_error_arcsec(res, R) < 60.0
-    monkeypatch.setattr(lost_in_space, "WIDE_TOLERANCE_FACTOR", 0.0)  # the first pass alone
+    # the first pass alone (nor a small frame's floor on the wide tolerance)
+    monkeypatch.setattr(lost_in_space, "WIDE_TOLERANCE_FACTOR", 0.0)
+    monkeypatch.setattr(lost_in_space, "SMALL_FRAME_RATIO_PX", 0.0)
     assert small_db.solve_from_centroids(sim.centroids, **args).status == "no_match"
 
 
