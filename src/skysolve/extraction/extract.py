@@ -122,12 +122,12 @@ from .filters import (
     foreground_blobs,
     lit_rings,
     merged_saturated,
-    narrow_blobs,
     narrower_than_rings,
     near_unusable,
     psf_reference,
     shape_reasons,
     undersampled,
+    width_verdicts,
 )
 from .kernels import backend, compiled, thread_count
 from .linking import label_pixels
@@ -1477,7 +1477,13 @@ def _fits(work, bad, labels, meas, opts: ExtractionOptions, to_fit, reason, psf,
         col = np.where(fitted, fit[0][:n], col)
         row = np.where(fitted, fit[1][:n], row)
         if opts.reject_cosmic_rays:
-            narrow = _narrow(work, meas, ids, psf, grid, fit, lone)[:n]
+            narrow, untold = (v[:n] for v in _narrow(work, meas, ids, psf, grid, fit, lone))
+            # (blobs as sharp as the frame's undersampled stars: doubtful stars where the
+            # shape tests keep such ones, see filters.shape_reasons; a JPEG's are dropped)
+            if grid is None and opts.demote_doubtful:
+                doubt |= untold
+            else:
+                narrow |= untold
             reason[blob_ids[narrow]] = code("narrow")
             blob_ids, col, row, fitted, doubt = (v[~narrow] for v in (blob_ids, col, row,
                                                                       fitted, doubt))
@@ -1499,10 +1505,12 @@ def _fits(work, bad, labels, meas, opts: ExtractionOptions, to_fit, reason, psf,
 
 
 def _narrow(work, meas: dict[str, NDArray], ids: NDArray[np.intp], psf,
-            grid: tuple[int, int] | None, fit: tuple, lone: NDArray[np.bool_]) -> NDArray:
-    """Which of the fitted blobs ``ids`` the width test drops (:func:`.filters.narrow_blobs`;
-    ``fit``: :func:`.blobs._fit_positions`'s of them, ``lone``: the trails that keep
-    their centroids)."""
+            grid: tuple[int, int] | None, fit: tuple, lone: NDArray[np.bool_]
+            ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Which of the fitted blobs ``ids`` the width test drops, and which it cannot tell
+    from the frame's undersampled stars (:func:`.filters.width_verdicts`; ``fit``:
+    :func:`.blobs._fit_positions`'s of them, ``lone``: the trails that keep their
+    centroids)."""
     _, _, ok, fsx, fsy, free, rsx, rsy = fit
     # fits that ran into the lower width bound did not converge, but are narrow
     measured = free & np.isfinite(fsx) & np.isfinite(fsy) & (
@@ -1517,9 +1525,11 @@ def _narrow(work, meas: dict[str, NDArray], ids: NDArray[np.intp], psf,
     snr = meas["peak"][ids] / meas["sigma"][ids]
     rough = ~free & ~meas["saturated"][ids] & np.isfinite(fsx)
     winged = _axis_wings(work, meas, ids, _WING_SNR) if psf.undersampled else None
-    narrow = narrow_blobs(fsx, fsy, measured, lmin, rough, start, snr,
-                          meas["sharpness"][ids], winged, judged) & ~meas["cut"][ids]
-    return narrow & ~lone  # (shaped like the stars, it is no narrower; its fit says nothing)
+    narrow, untold = width_verdicts(fsx, fsy, measured, lmin, rough, start, snr,
+                                    meas["sharpness"][ids], winged, judged)
+    # (shaped like the stars, a lone trail is no narrower; its fit says nothing)
+    keep = ~meas["cut"][ids] & ~lone
+    return narrow & keep, untold & keep
 
 
 def _doubtful(work: NDArray, meas: dict[str, NDArray], ids: NDArray[np.intp],
