@@ -32,8 +32,9 @@ __all__ = ["Centroid", "ExtractionResult", "centroids_to_array", "centred_positi
 #: on a JPEG, shaped like a compressed hot pixel or cosmic-ray track; on another frame
 #: with a dark silhouette in front of the sky, a speck close to it; on a frame of
 #: undersampled stars (not a JPEG), a blob as sharp as a hot pixel and too faint for
-#: the light a star spills beside its peak to show; on any frame, a saturated blob
-#: merged from several stars (``'doubtful'`` then, though saturated).
+#: the light a star spills beside its peak to show, or too sharp for the width test
+#: where too few bright blobs show that light (hot pixels among them); on any frame, a
+#: saturated blob merged from several stars (``'doubtful'`` then, though saturated).
 #: Doubtful ones are listed after the others (``extract_centroids(demote_doubtful=...)``).
 KEPT_REASONS = ("star", "saturated", "doubtful")
 #: Why a detection was rejected (``reason`` of :attr:`ExtractionResult.rejected`),

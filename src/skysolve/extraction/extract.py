@@ -50,7 +50,9 @@ positions, brightness and shape:
    On a frame of undersampled stars (not a JPEG), so are the sharp blobs too faint
    for the light beside their peak to show whether they are stars or hot pixels
    (:func:`.filters.wing_verdicts`): a 3-4x binned frame's fainter stars, which the
-   sharpness test dropped two in three of.
+   sharpness test dropped two in three of; and the bright blobs below the width test's
+   floor when too few show that light to set it (:func:`.filters.width_verdicts`: a
+   4x binned frame's brightest stars, and bright hot pixels beside them).
 4. **Measurement.** Brightness is the summed flux above background over the blob
    and ``cov`` the intensity-weighted second moments of the blob pixels (px^2;
    they underestimate the PSF's variance, since only pixels above threshold
@@ -1479,7 +1481,8 @@ def _fits(work, bad, labels, meas, opts: ExtractionOptions, to_fit, reason, psf,
         if opts.reject_cosmic_rays:
             narrow, untold = (v[:n] for v in _narrow(work, meas, ids, psf, grid, fit, lone))
             # (blobs as sharp as the frame's undersampled stars: doubtful stars where the
-            # shape tests keep such ones, see filters.shape_reasons; a JPEG's are dropped)
+            # sharpness test keeps such ones, see filters.basic_reasons; a JPEG's are
+            # dropped)
             if grid is None and opts.demote_doubtful:
                 doubt |= untold
             else:
@@ -1540,7 +1543,8 @@ def _doubtful(work: NDArray, meas: dict[str, NDArray], ids: NDArray[np.intp],
     ``noise`` each label's effective pixel noise); on a frame with something dark in
     front of the sky, near it (``meas["near_dark"]``, set by :func:`_to_fit`: a lit
     silhouette's specks); on a frame of undersampled stars, sharp blobs too faint to
-    show whether they are (``meas["untold"]``, :func:`.filters.wing_verdicts`)."""
+    show whether they are (``meas["untold"]``, :func:`.filters.wing_verdicts`). (The
+    caller adds those its width test cannot tell from such stars: :func:`_narrow`.)"""
     doubt = merged_saturated(meas, ids)
     if grid is not None and len(ids):
         doubt |= doubtful_blobs(work, meas, ids, noise)

@@ -1030,7 +1030,8 @@ def narrow_blobs(sx: NDArray, sy: NDArray, measured: NDArray[np.bool_], lmin: ND
                  judged: tuple[NDArray, NDArray, NDArray] | None = None
                  ) -> NDArray[np.bool_]:
     """Blobs narrower than any star, among the fitted blobs: :func:`width_verdicts`'s
-    narrow ones and those it cannot tell from stars, both."""
+    narrow ones and those it cannot tell from stars, both (the extraction itself keeps
+    the latter as doubtful stars: it calls :func:`width_verdicts`)."""
     narrow, untold = width_verdicts(sx, sy, measured, lmin, rough, start, snr, sharp, winged,
                                     judged)
     return narrow | untold

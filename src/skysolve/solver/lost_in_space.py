@@ -13,7 +13,8 @@ own unprojection, the windows taking turns batch by batch so that the
 brightest patterns of every window come first. When nothing matches, the
 whole search runs once more at a wider tolerance
 (:data:`WIDE_TOLERANCE_FACTOR`; centroid noise on short patterns and an
-unknown lens distortion move true ratios beyond the database's) on the
+unknown lens distortion move true ratios beyond the database's; on a small frame at
+least :data:`SMALL_FRAME_RATIO_PX` over its diagonal) on the
 patterns of the brightest :data:`WIDE_PATTERN_STARS` centroids, thinned at a
 smaller separation (:data:`WIDE_SEPARATION_FACTOR`); when that finds nothing
 either, a third pass at the first's tolerance takes its pattern stars in turns
@@ -75,8 +76,8 @@ from .verification import verify
 __all__ = ["DEEP_PATTERN_STARS", "DEEPEST_PATTERN_STARS", "FARTHEST_PATTERN_STARS",
            "MAX_PATTERN_STARS",
            "SPARSE_SEPARATION_FACTOR", "SPREAD_CELLS", "SPREAD_PATTERN_STARS",
-           "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR", "WIDE_TOLERANCE_FACTOR", "Cone",
-           "search"]
+           "SMALL_FRAME_RATIO_PX", "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR",
+           "WIDE_TOLERANCE_FACTOR", "WIDE_TOLERANCE_MAX_FACTOR", "Cone", "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
@@ -106,9 +107,11 @@ WIDE_TOLERANCE_FACTOR = 2.0
 #: (px): centroids a pixel or two wide (a binning camera, a finder of few pixels) are
 #: off by ~1/8 px, and its patterns are ~``D / 4`` long, so their ratios move by
 #: ~``2 (1/8) / (D / 4) = 1 / D``. A 1024x768 frame's 0.0008 is within the wide
-#: tolerance of the benchmarks' tightest database (0.001): only frames of fewer than
-#: ~500 px across are searched wider. The two real frames binned 4x (256x192 px) on that
-#: database: 2 and 10 of 10 seeds of the first solved at 0.002 and at 0.003.
+#: tolerance of a database of ``pattern_max_error`` 0.0004 or more (the default 0.001
+#: gives 0.002: only frames under ~500 px across are searched wider; in general those
+#: under ``1 / (WIDE_TOLERANCE_FACTOR * pattern_max_error)`` px). The first real frame
+#: binned 4x (256x192 px) on a 0.001 database: of 10 FOV estimates within 2 %, 2 solved
+#: at 0.002 and all 10 at 0.003.
 SMALL_FRAME_RATIO_PX = 1.0
 #: ... but at most this many times the database's tolerance (the keys a pattern looks
 #: up grow with the square of the tolerance: giving up on a binned frame took 60 ms at

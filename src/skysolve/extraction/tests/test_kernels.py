@@ -627,7 +627,7 @@ def test_sky_circle_medians_of_counts_as_numpy():
             frame[rng.integers(frame.shape[0]), rng.integers(frame.shape[1])] = info.max
         step = int(rng.integers(1, 4))
         sample = frame[::step, int(rng.integers(0, 2))::step]
-        if trial % 4 == 0:
+        if trial % 4 == 0 and sample.size:
             sample = sample.ravel()[sample.ravel() > np.median(sample)]
         want = float(np.median(sample)) if sample.size else float("nan")
         for name in ("compiled", "reference"):
