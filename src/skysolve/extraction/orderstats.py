@@ -40,21 +40,15 @@ _PARTITION_SIZE = 1024
 def order_statistic(values: NDArray, k: int) -> float:
     """``float(np.partition(values, k)[k])`` of a 1-D sample (NaN last), ``values``
     left as they are: by the compiled selection of the value alone
-    (:func:`.kernels.select_value`) once the kernels are compiled."""
-    kernel = _kernel("select_value", values, k)
-    if kernel is None or not values.flags.c_contiguous:
-        return float(np.partition(values, k)[k])
-    return float(kernel(values, k % values.size))
-
-
-def _kernel(name: str, values: NDArray, k: int):
-    """The compiled selection ``name`` for a 1-D sample of a type it is compiled for
-    and a rank numpy takes (negative ones count from the end); None for numpy's (which
-    raises numpy's errors)."""
-    if values.ndim != 1 or values.dtype not in SELECT_TYPES \
-            or not -values.size <= k < values.size:
-        return None
-    return compiled(name)
+    (:func:`.kernels.select_value`) once the kernels are compiled, for a contiguous
+    sample of a type it is compiled for and a rank numpy takes (negative ones count
+    from the end); else numpy's (which raises numpy's errors)."""
+    if (values.ndim == 1 and values.dtype in SELECT_TYPES and values.flags.c_contiguous
+            and -values.size <= k < values.size):
+        kernel = compiled("select_value")
+        if kernel is not None:
+            return float(kernel(values, k % values.size))
+    return float(np.partition(values, k)[k])
 
 
 def median(values: NDArray) -> float:
