@@ -200,6 +200,46 @@ def test_wahba_matches_svd():
         assert np.linalg.det(got) == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("width_deg", [0.1, 1.0, 3.0, 10.0, 30.0])
+def test_wahba_of_narrow_fields_matches_svd(width_deg):
+    # the eigenvalues of Davenport's matrix cluster as the field narrows (the roll's
+    # curvature falls with its square): the rotation is then determined only to ~1e-14
+    # over the squared half-width by any method; the kernel's must be as close to
+    # LAPACK's SVD as that, whichever of its two eigenvector paths it takes
+    rng = np.random.default_rng(int(width_deg * 10))
+    half = math.radians(width_deg / 2)
+    paths = set()
+    for k in range(100):
+        n = int(rng.integers(2, 40))
+        r, ph = half * np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
+        cam = np.c_[np.sin(r) * np.cos(ph), np.sin(r) * np.sin(ph), np.cos(r)]
+        sky = cam @ wahba_rotation(rng.normal(size=(3, 3)), np.eye(3))
+        body = cam + rng.normal(scale=1e-3 * half, size=(n, 3))
+        if k % 3 == 0:
+            body[:, 0] *= -1.0
+        B = body.T @ sky
+        np.testing.assert_allclose(comp._wahba(B), wahba_rotation(body, sky),
+                                   atol=1e-13 / half ** 2)
+        K = np.zeros((4, 4))
+        K[:3, :3] = B + B.T - np.trace(B) * np.eye(3)
+        K[:3, 3] = K[3, :3] = B[1, 2] - B[2, 1], B[2, 0] - B[0, 2], B[0, 1] - B[1, 0]
+        K[3, 3] = np.trace(B)
+        paths.add(bool(np.array_equal(comp._largest_eigenvector4(K),
+                                      comp._jacobi_eigenvector4(K))))
+    # fields under a degree or so take Jacobi, wider ones the cofactors
+    assert paths == ({True} if width_deg < 1 else {False} if width_deg > 3 else {True, False})
+
+
+def test_wahba_of_degenerate_profiles():
+    # no pairs, one direction, a half-turn: the eigenvalue is repeated or the profile
+    # says nothing of some axis, and the kernel falls back to Jacobi's answer
+    for B in (np.zeros((3, 3)), np.outer([0.0, 0.0, 1.0], [0.0, 0.0, 1.0]),
+              np.diag([1.0, -1.0, -1.0]), np.eye(3)):
+        R = comp._wahba(B)
+        np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-15)
+        assert np.trace(R.T @ B) == pytest.approx(np.linalg.svd(B)[1].sum(), abs=1e-12)
+
+
 def _frame(xy, backend):
     return make_frame(np.ascontiguousarray(xy, dtype=np.float64), W, H, None, "pinhole",
                       backend)
