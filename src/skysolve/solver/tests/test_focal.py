@@ -42,13 +42,42 @@ def test_the_interpolated_sensitivity_never_understates_the_measured_one():
                         math.ceil(math.log(f_hi / f_lo) / focal._GRID_STEP) + 1)
         measured = _measured(ideal, proj, u)
         sens = focal._sensitivity(ideal, proj, u, focal._probe(8), reference,
-                                  float(measured[0]))
+                                  float(measured[0]), 0.0)
         assert len(sens) == len(u)
         assert np.median(np.abs(sens / measured - 1.0)) < 0.01
         s = np.empty_like(sens)
         s[1:-1] = np.maximum(np.maximum(sens[:-2], sens[1:-1]), sens[2:])
         s[0], s[-1] = max(sens[0], sens[1]), max(sens[-1], sens[-2])
         assert np.all(s >= measured * (1.0 - 1e-12))
+
+
+def test_a_range_whose_measurements_fit_one_window_is_one_window():
+    # a range the test without measurements turns away (its margin of 2 on the
+    # sensitivity), but whose measured sensitivity spends at most the budget over the
+    # range: one window, which the tiling of the interpolated sensitivity also makes
+    early = 0
+    for ideal, proj, f_lo, f_hi in _probes(60, seed=8):
+        f_hi = f_lo * math.exp(0.1)
+        s_lo = float(_measured(ideal, proj, np.array([math.log(f_lo)]))[0])
+        s_hi = float(_measured(ideal, proj, np.array([math.log(f_hi)]))[0])
+        # a tolerance between what one window needs and the unmeasured test's margin
+        budget = 0.1 * max(s_lo, s_hi) * 0.6
+        tol = budget / focal.RATIO_BUDGET
+        if 2.0 * s_lo * 0.1 <= 2.0 * budget:
+            continue
+        u = np.linspace(math.log(f_lo), math.log(f_hi), 3)
+        assert focal._sensitivity(ideal, proj, u, focal._probe(8), reference, s_lo,
+                                  budget) is None
+        early += 1
+        windows = focal.focal_windows(ideal, proj, f_lo, f_hi, tol, backend=reference)
+        assert [(w.lo, w.hi) for w in windows] == [(f_lo, f_hi)]
+        at = np.linspace(u[0], u[-1], 2)
+        interpolated = np.exp(np.interp(u, at, np.log([s_lo, s_hi])))
+        assert len(focal._window_edges(u, interpolated, budget)) == 2
+        # a tolerance a little tighter than the measurements allow: the tiling decides
+        assert focal._sensitivity(ideal, proj, u, focal._probe(8), reference, s_lo,
+                                  0.9 * 0.1 * max(s_lo, s_hi) / 2.0) is not None
+    assert early >= 30
 
 
 def test_a_smooth_range_is_tiled_as_measuring_every_point_tiles_it(monkeypatch):
