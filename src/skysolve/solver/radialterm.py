@@ -174,7 +174,9 @@ def worth_testing(errors_rad: NDArray[np.float64], f: float) -> bool:
     n = len(errors_rad)
     if n < MIN_MATCHES:
         return False
-    rss = float(errors_rad @ errors_rad)
+    # (the array method, not ``@``: numpy's matmul machinery, which nothing else runs in
+    # most solves, made this line 2.4 % of a real frame's solve, the method 1.0 %)
+    rss = float(errors_rad.dot(errors_rad))
     return math.sqrt(rss / n) * f >= MIN_RMS_PX
 
 

@@ -706,7 +706,7 @@ def mostly_chance(frame: Frame, cat: CatalogView, ref: Refined, radius_px: float
 
 def _mean_square(ref: Refined) -> float:
     err = ref.errors_rad
-    return float(err @ err) / max(len(err), 1)
+    return float(err.dot(err)) / max(len(err), 1)
 
 
 def _scale_wanted(mode: bool | None, n_matches: int) -> bool:
@@ -762,7 +762,8 @@ def build_result(db, frame: Frame, cat: CatalogView, ref: Refined, probability: 
     camera = frame.camera.replace(focal_length_px=f, parity_flip=parity)
     err = ref.errors_rad
     n = len(err)
-    sum_sq = float(err @ err)
+    # (the array method, not ``@``: see radialterm.worth_testing)
+    sum_sq = float(err.dot(err))
     # noise per axis: 2n residual components fit 3 attitude parameters (4 with the focal
     # length), and the covariance's 1-sigma covers 68 % of the errors (see one_sigma_t)
     dof = max(1, 2 * n - ref.fitted)
