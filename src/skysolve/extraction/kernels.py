@@ -933,10 +933,13 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
     arithmetic in the same order): ``(flat indices, value less the sky)``.
 
     Between two block centres a row's sky and limit lie between their values there, so a
-    pixel at or below the lower sky plus the lower limit is no candidate: a run of pixels
-    between two centres whose largest value is that low is passed over whole (a maximum
-    in the camera's own type: a loop the compiler vectorises), and in the others only the
-    pixels above it are judged against the exact sky and limit.
+    pixel at or below the lower sky plus the lower limit is no candidate. Each row is
+    first compared whole with that bound, column by column (a loop the compiler
+    vectorises, into a byte per pixel), and only the pixels above it, found eight bytes
+    at a time, are judged against the exact sky and limit. (A maximum per run of
+    columns, to pass over runs without a star, cost more than the comparison: the
+    reductions of 64 pixels each were as many horizontal steps; 0.62 against 0.28 ms on
+    bench_extraction's 1024 x 768 frame of 600 stars.)
     """
     h, w = img.shape
     nx = grid.shape[1]
@@ -953,6 +956,9 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
             run[nrun] = c
             nrun += 1
     run[nrun] = w
+    low = np.empty(w)
+    above = np.zeros(w + 7 - (w + 7) % 8, np.uint8)
+    above_words = above.view(np.uint64)
     k = 0
     for r in range(r0, r1):
         a, b, ta, tb = ri0[r], ri1[r], rt0[r], rt1[r]
@@ -967,27 +973,25 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
             more = np.empty(cap)
             more[:k] = val[:k]
             val = more
-        base = r * w
         for s in range(nrun):
-            c0, c1 = run[s], run[s + 1]
+            c0 = run[s]
             left, right = level[cj0[c0]], level[cj1[c0]]
             lim0, lim1 = bound[cj0[c0]], bound[cj1[c0]]
-            low = min(left, right) + min(lim0, lim1)
             # (less a margin for the rounding of the exact sky and limit: a rounded
             # convex combination may fall an ulp below both ends)
-            low -= 1e-12 * (abs(left) + abs(right) + abs(lim0) + abs(lim1))
-            top = img[r, c0]
-            for c in range(c0 + 1, c1):
-                t = img[r, c]
-                if t > top:
-                    top = t
-            if float(top) <= low:
+            low[c0:run[s + 1]] = (min(left, right) + min(lim0, lim1)
+                                  - 1e-12 * (abs(left) + abs(right) + abs(lim0) + abs(lim1)))
+        row = img[r]
+        for c in range(w):
+            above[c] = float(row[c]) > low[c]
+        base = r * w
+        for q in range(above_words.shape[0]):
+            if above_words[q] == 0:
                 continue
-            for c in range(c0, c1):
-                v = float(img[r, c])
-                if v > low:
-                    d = v - (left * cu0[c] + right * cu1[c])
-                    if d > lim0 * cu0[c] + lim1 * cu1[c]:
+            for c in range(8 * q, min(8 * q + 8, w)):
+                if above[c]:
+                    d = float(row[c]) - (level[cj0[c]] * cu0[c] + level[cj1[c]] * cu1[c])
+                    if d > bound[cj0[c]] * cu0[c] + bound[cj1[c]] * cu1[c]:
                         idx[k] = base + c
                         val[k] = d
                         k += 1
