@@ -9,7 +9,7 @@ for a few thousand candidate pixels. The kernels here do the same arithmetic in
 compiled loops, each the twin of a numpy function that stays the readable
 definition:
 
-* :func:`label_pixels`: union-find over the candidate pixels only, numbered as
+* :func:`label_pixels`: union-find over the runs of candidate pixels only, numbered as
   ``scipy.ndimage.label`` numbers them (:func:`.extract._label`);
 * :func:`blob_pixels`, :func:`blob_sums`, :func:`neighbour_sums` and
   :func:`axis_light`: the blob pixels gathered, per-blob counts, flux, peaks and
@@ -281,13 +281,21 @@ def label_pixels(idx, w):
     ``w`` pixels wide: ``(label of each pixel (1..n), n)``, numbered in raster order
     of each component's first pixel as ``scipy.ndimage.label`` numbers them.
 
-    One pass in raster order joins every pixel to its already visited neighbours
-    (left, and the three above: found by a pointer that walks the previous row's
-    pixels), so the cost grows with the number of pixels, not the frame's size.
+    The pixels are first cut into runs (consecutive pixels of a row), and the runs
+    joined: one pass in raster order joins each run to the runs of the row above that
+    touch it (reaching one column beyond its ends), found by a pointer that walks that
+    row's runs, so the cost grows with the number of pixels, not the frame's size. A
+    component's root is its first run, whose first pixel is its first in raster order.
+    (Joined pixel by pixel, each to its left neighbour and the three above, the 399,129
+    candidate pixels of a 2048 x 2048 TESS-like frame at 5 sigma took 4.9 ms; as their
+    64,664 runs, 2.1 ms.)
     """
     n = len(idx)
-    parent = np.arange(n)
-    j = 0  # first pixel that may lie above-left of the current one
+    first = np.empty(n + 1, np.intp)  # each run's first position in idx
+    run_row = np.empty(n, np.intp)
+    run_lo = np.empty(n, np.intp)  # its first and last columns
+    run_hi = np.empty(n, np.intp)
+    m = 0
     r = 0
     row_start = 0
     for i in range(n):
@@ -296,19 +304,28 @@ def label_pixels(idx, w):
             r = p // w
             row_start = r * w
         c = p - row_start
-        # ``root``: the current pixel's root, kept at hand (it starts alone, and every
-        # earlier pixel's index is smaller, so it is never another tree's root)
-        root = i
-        if c > 0 and i > 0 and idx[i - 1] == p - 1:
-            root = parent[i] = _root(parent, i - 1)
+        if i == 0 or c == 0 or idx[i - 1] != p - 1:
+            first[m] = i
+            run_row[m] = r
+            run_lo[m] = c
+            m += 1
+        run_hi[m - 1] = c
+    first[m] = n
+    parent = np.arange(m)
+    j = 0  # the first run of the row above that may touch the current one
+    for s in range(m):
+        r = run_row[s]
         if r == 0:
             continue
-        lo = p - w - 1 if c > 0 else p - w
-        hi = p - w + 1 if c < w - 1 else p - w
-        while j < i and idx[j] < lo:
+        lo = run_lo[s] - 1
+        hi = run_hi[s] + 1
+        while j < s and (run_row[j] < r - 1 or (run_row[j] == r - 1 and run_hi[j] < lo)):
             j += 1
+        # ``root``: the run's root, kept at hand (runs of one row never touch, so it is
+        # still alone here, and every earlier run's index is smaller)
+        root = s
         q = j
-        while q < i and idx[q] <= hi:
+        while q < s and run_row[q] == r - 1 and run_lo[q] <= hi:
             other = _root(parent, q)
             if other < root:
                 parent[root] = other
@@ -317,14 +334,17 @@ def label_pixels(idx, w):
                 parent[other] = root
             q += 1
     lab = np.empty(n, dtype=np.int32)
+    run_lab = np.empty(m, dtype=np.int32)
     count = 0
-    for i in range(n):
-        root = _root(parent, i)
-        if root == i:
+    for s in range(m):
+        root = _root(parent, s)
+        if root == s:
             count += 1
-            lab[i] = count
+            run_lab[s] = count
         else:
-            lab[i] = lab[root]
+            run_lab[s] = run_lab[root]
+        for i in range(first[s], first[s + 1]):
+            lab[i] = run_lab[s]
     return lab, count
 
 

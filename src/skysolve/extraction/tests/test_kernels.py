@@ -91,6 +91,43 @@ def test_labels_as_ndimage(shape, density, grow):
     np.testing.assert_array_equal(lab, expected.ravel()[idx])
 
 
+def test_labels_of_runs_as_ndimage():
+    """The compiled labeller joins runs of pixels: runs that touch only at their ends'
+    diagonals, a one-pixel path folded over the frame (each row's run joined to the next
+    at alternate ends), a disc, blobs on the left and right edges (no wrap-around
+    between the end of a row and the start of the next), runs under and over several
+    runs of the row above, and random masks of every density."""
+    kernels.warm_up()
+    label = kernels.compiled("label_pixels")
+    snake = np.zeros((201, 150), dtype=bool)
+    snake[::2] = True
+    for r in range(1, 201, 2):
+        snake[r, -1 if r % 4 == 1 else 0] = True
+    yy, xx = np.mgrid[:300, :400]
+    edges = np.zeros((10, 12), dtype=bool)
+    edges[3, -1] = edges[4, 0] = edges[6, 0] = edges[5, -1] = True
+    comb = np.zeros((6, 40), dtype=bool)
+    comb[0, ::3] = comb[2, 1:39] = comb[4, ::2] = comb[5, 20] = True  # teeth over a bar
+    steps = np.zeros((8, 30), dtype=bool)
+    for r in range(8):
+        steps[r, 3 * r:3 * r + 3] = True  # runs touching only corner to corner
+    masks = [snake, (xx - 200) ** 2 + (yy - 150) ** 2 < 120 ** 2,
+             np.eye(30, dtype=bool) | np.eye(30, dtype=bool)[::-1], edges, comb, steps]
+    rng = np.random.default_rng(5)
+    for k in range(60):
+        shape = tuple(int(v) for v in rng.integers(1, 80, 2))
+        mask = rng.random(shape) < rng.uniform(0.0, 0.9)
+        masks.append(ndimage.binary_dilation(mask) if k % 2 else mask)
+    for mask in masks:
+        expected, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        idx = np.flatnonzero(mask)
+        lab, count = label(idx, mask.shape[1])
+        assert count == n
+        np.testing.assert_array_equal(lab, expected.ravel()[idx])
+    assert [m.any() for m in masks[:6]] == [True] * 6
+    assert label(np.zeros(0, np.intp), 7)[1] == 0
+
+
 def test_blob_sums_as_numpy():
     """Per-blob sums, peaks and moments: the same sums in the same order as bincount."""
     rng = np.random.default_rng(4)
