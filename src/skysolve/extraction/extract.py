@@ -131,7 +131,7 @@ from .filters import (
     undersampled,
     width_verdicts,
 )
-from .kernels import backend, compiled, thread_count
+from .kernels import TILE_CANDIDATE_TYPES, backend, compiled, thread_count
 from .linking import label_pixels
 from .options import ExtractionOptions
 from .orderstats import lower_median, median
@@ -332,8 +332,7 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float,
 
     def band(b0: int, b1: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """The candidates of tile rows ``b0:b1``."""
-        r0, r1 = b0 * th, min(b1 * th, h)
-        cand = np.flatnonzero(_above(src[r0:r1], lim[b0:b1], th, tw)) + r0 * w
+        cand = _above_indices(src, lim, th, tw, b0, b1)
         level = bg.at_flat(cand)
         cut = thr if bg.noise is None else scale * bg.noise.at_flat(cand)
         keep = flat[cand] > level + cut
@@ -361,6 +360,20 @@ def _count_limits(lim: NDArray[np.float32], dtype: np.dtype) -> NDArray | None:
     if not (np.isfinite(low).all() and low.min() >= info.min):
         return None
     return np.minimum(low, info.max).astype(dtype)
+
+
+def _above_indices(src: NDArray, lim: NDArray, th: int, tw: int, b0: int,
+                   b1: int) -> NDArray[np.intp]:
+    """Flat indices (raster order) of the pixels of tile rows ``b0:b1`` of ``src`` above
+    their tile's limit in ``lim`` (:func:`_above`; both of the pixels' type); compiled
+    twin :func:`.kernels.tile_candidates`, for the types it is compiled for."""
+    kernel = compiled("tile_candidates")
+    if (kernel is not None and src.flags.c_contiguous and lim.flags.c_contiguous
+            and src.dtype == lim.dtype and src.dtype.isnative
+            and (src.dtype.type, src.flags.writeable) in TILE_CANDIDATE_TYPES):
+        return kernel(src, lim, th, tw, b0, b1)
+    r0, r1 = b0 * th, min(b1 * th, src.shape[0])
+    return np.flatnonzero(_above(src[r0:r1], lim[b0:b1], th, tw)) + r0 * src.shape[1]
 
 
 def _above(det: NDArray, lim: NDArray, th: int, tw: int) -> NDArray[np.bool_]:

@@ -128,6 +128,32 @@ def test_labels_of_runs_as_ndimage():
     assert label(np.zeros(0, np.intp), 7)[1] == 0
 
 
+@pytest.mark.parametrize(("dtype", "writeable"), kernels.TILE_CANDIDATE_TYPES)
+def test_tile_candidates_as_numpy(dtype, writeable):
+    """The first selection of candidates: the pixels above their tile's limit, as numpy's
+    comparison and flatnonzero find them, on frames whose last tiles are partial, bands
+    that start below the first tile row, limits at, between and beyond the values."""
+    extract_mod = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(7)
+    kernels.warm_up()
+    kernel = kernels.compiled("tile_candidates")
+    checked = 0
+    for h, w, th, tw in ((37, 45, 8, 16), (64, 1024, 32, 32), (5, 3, 2, 2), (1, 9, 4, 4)):
+        top = 250 if dtype == np.uint8 else 4000
+        src = rng.integers(0, top, (h, w)).astype(dtype)
+        src.flags.writeable = writeable
+        ny, nx = -(-h // th), -(-w // tw)
+        lim = rng.integers(0, top, (ny, nx)).astype(dtype)
+        lim[0, 0], lim[-1, -1] = 0, top  # every pixel but zeros above; none above
+        for b0, b1 in ((0, ny), (ny // 2, ny), (0, 1)):
+            got = kernel(src, lim, th, tw, b0, b1)
+            r0, r1 = b0 * th, min(b1 * th, h)
+            want = np.flatnonzero(extract_mod._above(src[r0:r1], lim[b0:b1], th, tw)) + r0 * w
+            np.testing.assert_array_equal(got, want)
+            checked += len(want)
+    assert checked > 1000
+
+
 def test_blob_sums_as_numpy():
     """Per-blob sums, peaks and moments: the same sums in the same order as bincount."""
     rng = np.random.default_rng(4)
