@@ -85,6 +85,25 @@ def test_block_medians_are_their_numpy_twin(dtype):
 
 
 @numba_only
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
+def test_block_levels_of_counts_are_their_medians(dtype):
+    # a camera's counts take the full extractor's counted medians: the blocks' medians
+    # all the same, even sizes (the mean of the two middle values) and odd alike
+    rng = np.random.default_rng(4)
+    kernels.warm_up()
+    for h, w, block in ((300, 420, 64), (97, 61, 16), (40, 40, 1000)):
+        img = rng.normal(100.0, 30.0, (h, w))
+        img[rng.random((h, w)) < 0.01] = 250.0  # stars and hot pixels among the samples
+        img = np.clip(img, 0, 255).astype(dtype)
+        k, rows, cols, _, _ = _layout(h, w, block)
+        levels, samples = _levels(img, rows, cols, k)
+        np.testing.assert_array_equal(samples, img[np.ix_(rows, cols)])
+        want = _block_medians(samples, k)
+        np.testing.assert_array_equal(levels, want)
+        assert levels[0, 0] == np.median(samples[:k, :k].astype(np.float64))
+
+
+@numba_only
 @pytest.mark.parametrize("threads", [1, 3])
 def test_quick_extraction_is_the_same_either_way(threads):
     img, _ = synthetic_scene(1.2, seed=3)
