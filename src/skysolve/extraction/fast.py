@@ -325,7 +325,7 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
             "cy": pr + my, "cxx": cxx, "cyy": cyy, "cxy": cxy, "pr": pr, "pc": pc,
             "bg_peak": sky,
             "sigma": limit / options.sigma_threshold, "saturated": saturated,
-            "sharpness": sharpness(peak, *neighbour_totals(img, None, pr, pc, sky))}
+            "sharpness": sharpness(peak, *_neighbours(img, pr, pc, sky))}
     if options.border_margin > 0:
         for key, fn, start in (("rmin", np.minimum, h), ("rmax", np.maximum, -1),
                                ("cmin", np.minimum, w), ("cmax", np.maximum, -1)):
@@ -365,6 +365,20 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
         npix=npix[ids], peak=peak[ids], fitted=np.zeros(len(ids), bool),
         flags=np.where(sat, "saturated", "star"), rejected=_rejected(meas, reason, h, w))
     return found if circle is None else within_rim(found, circle, options.max_centroids)
+
+
+def _neighbours(img: NDArray, pr: NDArray[np.intp], pc: NDArray[np.intp],
+                sky: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """:func:`.blobs.neighbour_totals` of the peaks ``(pr, pc)`` above the sky there
+    (compiled: :func:`.kernels.neighbour_sums`, as the full extractor takes them)."""
+    kernel = compiled("neighbour_sums")
+    if kernel is None:
+        return neighbour_totals(img, None, pr, pc, sky)
+    return kernel(img, _NO_BAD, False, pr, pc, sky)
+
+
+#: No bad pixels (:func:`.kernels.neighbour_sums` reads none when told so).
+_NO_BAD = np.zeros((1, 1), bool)
 
 
 def _dark_corners(grid: NDArray[np.float64], sigmas: NDArray[np.float64]) -> bool:

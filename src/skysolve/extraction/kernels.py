@@ -1127,6 +1127,11 @@ def fit_windows(work, labels, bad, use_bad, pr, pc, bgp, gx, gy, ids, half, p0, 
 #: :func:`warm_up`): the background's float residuals, the working copy's float32 and a
 #: camera's 16-bit counts (8-bit ones are widened first).
 SELECT_TYPES = (np.float64, np.float32, np.uint16, np.int16)
+#: The pixels' types (and whether writeable) the quick extraction reads a frame in
+#: (:func:`.fast._pixels`), which :func:`sky_candidates` and :func:`neighbour_sums` are
+#: compiled for.
+QUICK_PIXEL_TYPES = ((np.uint8, True), (np.uint8, False), (np.uint16, True),
+                     (np.uint16, False), (np.float32, True), (np.float64, True))
 #: The pixels' types (and whether writeable) :func:`tile_candidates` is compiled for:
 #: the extractor's float32 detection image, and a camera's 8- and 16-bit counts as given.
 TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False),
@@ -1271,12 +1276,13 @@ def warm_up() -> bool:
     # the quick extraction's pass reads a camera's counts as they come (no float copy),
     # read-only too (np.asarray of a PIL image); its floats writeable (.fast._pixels)
     weights = (one - 1, one - 1, np.ones(1), np.zeros(1))
-    for dtype, writeable in ((np.uint8, True), (np.uint8, False), (np.uint16, True),
-                             (np.uint16, False), (np.float32, True), (np.float64, True)):
+    for dtype, writeable in QUICK_PIXEL_TYPES:
         pixels = np.ones((1, 1), dtype)
         pixels.flags.writeable = writeable
         _COMPILED["sky_candidates"](pixels, np.zeros((1, 1)), np.ones((1, 1)), *weights,
                                     *weights, 0, 1)
+        _COMPILED["neighbour_sums"](pixels, np.zeros((1, 1), bool), False, one, one,
+                                    np.zeros(1))
     _COMPILED["lattice_levels"](np.ones((1, 1)), 1)
     for dtype, writeable in TILE_CANDIDATE_TYPES:
         pixels = np.ones((1, 1), dtype)

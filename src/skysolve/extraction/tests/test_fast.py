@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from skysolve import _jit
-from skysolve.extraction import extract_centroids, extract_centroids_fast, kernels
+from skysolve.extraction import extract_centroids, extract_centroids_fast, fast, kernels
+from skysolve.extraction.blobs import neighbour_totals
 from skysolve.extraction.fast import (
     _block_medians,
     _candidates,
@@ -82,6 +83,25 @@ def test_block_medians_are_their_numpy_twin(dtype):
         np.testing.assert_array_equal(got, want)
         # against the definition, block by block
         assert want[-1, -1] == np.median(samples[-k:, -k:].astype(np.float64))
+
+
+@numba_only
+@pytest.mark.parametrize(("dtype", "writeable"), kernels.QUICK_PIXEL_TYPES)
+def test_peak_neighbours_as_numpy(dtype, writeable):
+    # the sharpness test's neighbour sums, compiled for the pixels as the quick path reads
+    # them: the same sums (numpy's pairwise order) and counts, at the frame's edges too
+    rng = np.random.default_rng(6)
+    kernels.warm_up()
+    img = rng.uniform(0, 250, (40, 30)).astype(dtype)
+    img.flags.writeable = writeable
+    pr = np.concatenate([rng.integers(0, 40, 50), [0, 0, 39, 39, 20]])
+    pc = np.concatenate([rng.integers(0, 30, 50), [0, 29, 0, 29, 0]])
+    sky = rng.uniform(0, 100, len(pr))
+    got = fast._neighbours(img, pr, pc, sky)
+    want = neighbour_totals(img, None, pr, pc, sky)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert sorted(set(got[1].tolist())) == [3, 5, 8]
 
 
 @numba_only
