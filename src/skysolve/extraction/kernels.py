@@ -947,6 +947,26 @@ def lattice_levels(samples, k):
     return out
 
 
+def _columns_above(row, bound, above, cols):
+    """The columns ``c`` of ``row`` with ``row[c] > bound[c]``, written to ``cols`` in
+    increasing order; how many. The row is compared whole first, into a byte per pixel
+    (``above``, of a length a multiple of 8: a loop the compiler vectorises), and the
+    bytes are then scanned eight at a time."""
+    w = row.shape[0]
+    for c in range(w):
+        above[c] = row[c] > bound[c]
+    words = above.view(np.uint64)
+    m = 0
+    for q in range(words.shape[0]):
+        if words[q] == 0:
+            continue
+        for c in range(8 * q, min(8 * q + 8, w)):
+            if above[c]:
+                cols[m] = c
+                m += 1
+    return m
+
+
 def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0, r1):
     """The pixels of rows ``r0:r1`` of ``img`` (finite) more above the sky than the limit
     there, both bilinear in the blocks' ``grid`` and ``limits`` with the rows' and
@@ -980,7 +1000,7 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
     run[nrun] = w
     low = np.empty(w)
     above = np.zeros(w + 7 - (w + 7) % 8, np.uint8)
-    above_words = above.view(np.uint64)
+    cols = np.empty(w, np.intp)
     k = 0
     for r in range(r0, r1):
         a, b, ta, tb = ri0[r], ri1[r], rt0[r], rt1[r]
@@ -1004,19 +1024,14 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
             low[c0:run[s + 1]] = (min(left, right) + min(lim0, lim1)
                                   - 1e-12 * (abs(left) + abs(right) + abs(lim0) + abs(lim1)))
         row = img[r]
-        for c in range(w):
-            above[c] = float(row[c]) > low[c]
         base = r * w
-        for q in range(above_words.shape[0]):
-            if above_words[q] == 0:
-                continue
-            for c in range(8 * q, min(8 * q + 8, w)):
-                if above[c]:
-                    d = float(row[c]) - (level[cj0[c]] * cu0[c] + level[cj1[c]] * cu1[c])
-                    if d > bound[cj0[c]] * cu0[c] + bound[cj1[c]] * cu1[c]:
-                        idx[k] = base + c
-                        val[k] = d
-                        k += 1
+        for t in range(_columns_above(row, low, above, cols)):
+            c = cols[t]
+            d = float(row[c]) - (level[cj0[c]] * cu0[c] + level[cj1[c]] * cu1[c])
+            if d > bound[cj0[c]] * cu0[c] + bound[cj1[c]] * cu1[c]:
+                idx[k] = base + c
+                val[k] = d
+                k += 1
     return idx[:k], val[:k]
 
 
@@ -1036,7 +1051,7 @@ def tile_candidates(src, lim, th, tw, b0, b1):
     idx = np.empty(cap, np.intp)
     row_lim = np.empty(w, src.dtype)
     above = np.zeros(w + 7 - (w + 7) % 8, np.uint8)
-    above_words = above.view(np.uint64)
+    cols = np.empty(w, np.intp)
     k = 0
     for b in range(b0, b1):
         for j in range(lim.shape[1]):
@@ -1047,17 +1062,10 @@ def tile_candidates(src, lim, th, tw, b0, b1):
                 grown = np.empty(cap, np.intp)
                 grown[:k] = idx[:k]
                 idx = grown
-            row = src[r]
-            for c in range(w):
-                above[c] = row[c] > row_lim[c]
             base = r * w
-            for q in range(above_words.shape[0]):
-                if above_words[q] == 0:
-                    continue
-                for c in range(8 * q, min(8 * q + 8, w)):
-                    if above[c]:
-                        idx[k] = base + c
-                        k += 1
+            for t in range(_columns_above(src[r], row_lim, above, cols)):
+                idx[k] = base + cols[t]
+                k += 1
     return idx[:k]
 
 
@@ -1142,8 +1150,8 @@ _KERNELS = ("cell_sums", "model_at", "grid_model", "tile_bound", "_smooth_row", 
             "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
-            "fit_windows", "_root", "label_pixels", "lattice_levels", "sky_candidates",
-            "tile_candidates")
+            "fit_windows", "_root", "label_pixels", "lattice_levels", "_columns_above",
+            "sky_candidates", "tile_candidates")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
