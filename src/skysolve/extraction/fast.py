@@ -168,9 +168,9 @@ def _levels(img: NDArray, rows: NDArray[np.intp], cols: NDArray[np.intp],
                if samples.dtype.kind in "iu" and samples.dtype.itemsize <= 2 else None)
     if counted is not None:
         # a camera's counts: the blocks' medians from a histogram each (the full
-        # extractor's block medians, :func:`.kernels.integer_medians`; the same values,
-        # 0.2 ms less than sorting the float64 samples of a 1024x768 frame's 192 blocks),
-        # the samples widened to the 16 bits it is compiled for as they are gathered
+        # extractor's block medians, :func:`.kernels.integer_medians`; the same values, 45
+        # against 77 us for the float64 samples' medians of a 1024x768 frame's 192
+        # blocks), the samples widened to the 16 bits it is compiled for as gathered
         ny, nx = samples.shape[0] // k, samples.shape[1] // k
         blocks = np.empty((ny, nx, k, k), np.uint16 if samples.dtype.kind == "u" else np.int16)
         np.copyto(blocks, samples.reshape(ny, k, nx, k).transpose(0, 2, 1, 3))

