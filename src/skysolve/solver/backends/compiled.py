@@ -55,9 +55,11 @@ _CELL_COST = 60.0
 #: ``|K|^3``: about the product of the top eigenvalue's three gaps, relative) the
 #: cofactor eigenvector loses digits Jacobi keeps, and Jacobi is used instead. On 20,000
 #: random Wahba problems (2-60 pairs, fields 0.1-180 deg across, noise 0-1e-2 rad,
-#: mirrored or not) the cofactor vector was as close to LAPACK's ``eigh`` as Jacobi's
-#: from 1e-5 up (errors 1e-14 to 1.3e-10, the same per decade), and worse below (fields
-#: under ~0.3 deg across, ~10 % of those drawn; 2e-7 at 1e-6).
+#: mirrored or not) the eigenvector was then as close to LAPACK's ``eigh`` as Jacobi's at
+#: every field width (the largest errors 5e-14 at 180 deg, 6.7e-10 at 1 deg, 2.8e-8 at
+#: 0.1 deg, Jacobi's the same); the cofactors alone had erred by 3e-4 and more on fields 0.1
+#: deg across. Jacobi took every field of 0.1-0.3 deg, a quarter of those of 1 deg and
+#: none from 10 deg.
 _COFACTOR_MIN_GAP = 1e-5
 
 
