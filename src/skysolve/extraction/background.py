@@ -738,18 +738,9 @@ def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     """:func:`_tile_medians` of one band."""
     ny, nx = region.shape[0] // bh, region.shape[1] // bw
     sy, sx = _sample_step(bh), _sample_step(bw)
-    tiles = region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx].transpose(0, 2, 1, 3)
-    if tiles.dtype.kind in "iu" and tiles.dtype.itemsize == 1:
-        # numpy's partition selects 16-bit integers with SIMD, 8-bit ones without (1.4
-        # against 0.3 ms for a 1024x768 frame's blocks): 8-bit samples are widened,
-        # exactly, as they are gathered (not the whole frame first)
-        wide = np.empty(tiles.shape, np.uint16 if tiles.dtype.kind == "u" else np.int16)
-        np.copyto(wide, tiles)
-        tiles = wide.reshape(ny, nx, -1)
-    else:
-        tiles = np.ascontiguousarray(tiles).reshape(ny, nx, -1)
-    # (the kernel is compiled for native 16-bit integers: 8-bit frames are widened)
-    kernel = compiled("integer_medians") if tiles.dtype in _COUNTED_TYPES else None
+    tiles = gathered_tiles(
+        region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx].transpose(0, 2, 1, 3))
+    kernel = counting_kernel(tiles)
     if kernel is not None:
         return kernel(tiles.reshape(ny * nx, -1)).reshape(ny, nx)
     if tiles.dtype.kind in "iu" and len(np.unique(tiles[0, 0])) <= _TIED_LEVELS:
@@ -758,6 +749,27 @@ def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
             return _counted_medians(tiles, lo, hi - lo + 1)
     # (the samples were gathered into a copy unless the tiles were the region itself)
     return _kth(tiles, overwrite=not np.may_share_memory(tiles, region)).astype(np.float64)
+
+
+def gathered_tiles(tiles: NDArray) -> NDArray:
+    """The samples of tiles ``(ny, nx, ...)`` (a strided view) gathered into a contiguous
+    ``(ny, nx, n)``; a camera's 8-bit counts widened to 16 bits, exactly, as they are
+    gathered (not the whole frame first): numpy's partition selects 16-bit integers with
+    SIMD, 8-bit ones without (1.4 against 0.3 ms for a 1024x768 frame's blocks), and the
+    counted medians' kernel is compiled for 16-bit ones."""
+    ny, nx = tiles.shape[:2]
+    if tiles.dtype.kind in "iu" and tiles.dtype.itemsize == 1:
+        wide = np.empty(tiles.shape, np.uint16 if tiles.dtype.kind == "u" else np.int16)
+        np.copyto(wide, tiles)
+        return wide.reshape(ny, nx, -1)
+    return np.ascontiguousarray(tiles).reshape(ny, nx, -1)
+
+
+def counting_kernel(tiles: NDArray):
+    """The compiled counted medians (:func:`.kernels.integer_medians`) for gathered tiles
+    (:func:`gathered_tiles`) of native 16-bit integers, when the kernels are warm; else
+    None."""
+    return compiled("integer_medians") if tiles.dtype in _COUNTED_TYPES else None
 
 
 #: A tile whose samples take at most this many values is a dark integer sky (under a
