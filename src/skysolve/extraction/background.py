@@ -592,7 +592,13 @@ class Background:
         kernel = compiled("model_at")
         if kernel is None:
             return self.at(*np.divmod(flat, self.shape[1]))
-        return kernel(flat, self.shape[1], self.grid, *self._axis_weights())
+        return kernel(flat, self.shape[1], *self.kernel_tables())
+
+    def kernel_tables(self) -> tuple[NDArray, ...]:
+        """``(grid, c0, c1, fc, r0, fr)``: the model's grid and per-column and per-row
+        interpolation tables, as the compiled kernels that evaluate it take them
+        (:func:`.kernels.model_at`)."""
+        return (self.grid, *self._axis_weights())
 
     def _axis_weights(self):
         """``(c0, c1, fc)`` of every column and ``(r0, fr)`` of every row (see

@@ -329,9 +329,12 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float,
         cand = np.flatnonzero(src > lim.min())
         return cand, np.full(len(cand), bg.grid[0, 0])  # a global model is exact already
     flat = det.ravel()
+    fused = _band_kernel(src, lim, th, tw, det, bg, scale, thr)
 
     def band(b0: int, b1: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """The candidates of tile rows ``b0:b1``."""
+        if fused is not None:
+            return fused(b0, b1)
         cand = _above_indices(src, lim, th, tw, b0, b1)
         level = bg.at_flat(cand)
         cut = thr if bg.noise is None else scale * bg.noise.at_flat(cand)
@@ -350,6 +353,28 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float,
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _band_kernel(src: NDArray, lim: NDArray, th: int, tw: int, det: NDArray[np.float32],
+                 bg: Background, scale: float, thr: float
+                 ) -> Callable[[int, int], tuple[NDArray[np.intp], NDArray]] | None:
+    """A band's candidates in :func:`_candidate_pixels`, compiled
+    (:func:`.kernels.band_candidates`: the tiles' bound, then the background, the noise
+    and the comparison on the row just read; the same arithmetic), or None for the
+    numpy code: for the pixel types it is compiled for."""
+    kernel = compiled("band_candidates")
+    if (kernel is None or not (src.flags.c_contiguous and lim.flags.c_contiguous)
+            or src.dtype != lim.dtype or not src.dtype.isnative
+            or (src.dtype.type, src.flags.writeable) not in TILE_CANDIDATE_TYPES
+            or det.dtype != np.float32 or not det.flags.c_contiguous):
+        return None
+    tables = bg.kernel_tables()
+    noise = tables if bg.noise is None else bg.noise.kernel_tables()
+    use_noise = bg.noise is not None
+    if use_noise and bg.noise.grid.size == 1:  # (a uniform noise: at_flat's constant)
+        thr, use_noise = scale * float(bg.noise.grid[0, 0]), False
+    return lambda b0, b1: kernel(src, lim, th, tw, b0, b1, det, *tables, *noise, scale, thr,
+                                 use_noise)
+
+
 def _count_limits(lim: NDArray[np.float32], dtype: np.dtype) -> NDArray | None:
     """The limits ``lim`` (float32) for integers of ``dtype``: ``v > lim`` exactly when
     ``v > floor(lim)`` for a whole number ``v``, in ``dtype`` (limits above its range
@@ -365,13 +390,7 @@ def _count_limits(lim: NDArray[np.float32], dtype: np.dtype) -> NDArray | None:
 def _above_indices(src: NDArray, lim: NDArray, th: int, tw: int, b0: int,
                    b1: int) -> NDArray[np.intp]:
     """Flat indices (raster order) of the pixels of tile rows ``b0:b1`` of ``src`` above
-    their tile's limit in ``lim`` (:func:`_above`; both of the pixels' type); compiled
-    twin :func:`.kernels.tile_candidates`, for the types it is compiled for."""
-    kernel = compiled("tile_candidates")
-    if (kernel is not None and src.flags.c_contiguous and lim.flags.c_contiguous
-            and src.dtype == lim.dtype and src.dtype.isnative
-            and (src.dtype.type, src.flags.writeable) in TILE_CANDIDATE_TYPES):
-        return kernel(src, lim, th, tw, b0, b1)
+    their tile's limit in ``lim`` (:func:`_above`; both of the pixels' type)."""
     r0, r1 = b0 * th, min(b1 * th, src.shape[0])
     return np.flatnonzero(_above(src[r0:r1], lim[b0:b1], th, tw)) + r0 * src.shape[1]
 

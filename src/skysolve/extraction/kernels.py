@@ -38,8 +38,9 @@ definition:
   rows' maxima (:func:`.extract._counts_work`);
 * :func:`integer_medians`: block medians of 16-bit integer samples by one histogram per
   block (:func:`.background._kth`, :func:`.background._counted_medians`);
-* :func:`tile_candidates`: the pixels above their tile's limit, the extractor's first
-  selection of candidates (:func:`.extract._above_indices`);
+* :func:`band_candidates`: the pixels above their tile's limit, the extractor's first
+  selection of candidates (:func:`.extract._above_indices`), and of those the pixels
+  above the background model by the threshold (:func:`.extract._candidate_pixels`);
 * :func:`lattice_levels` and :func:`sky_candidates`: the quick extraction's block
   medians of a pixel lattice, and its pass over the frame for the pixels above a
   bilinear sky by more than a bilinear limit (:func:`.fast._block_medians`,
@@ -542,6 +543,18 @@ def integer_medians(tiles):
     return out
 
 
+def _lerp2(a0, a1, b0, b1, f, t, between):
+    """``a + t (b - a)``, ``a`` and ``b`` interpolated between ``a0, a1`` and ``b0, b1`` by
+    ``f``; ``b - a`` taken as 0 unless ``between``: a background model's value
+    (:func:`model_at`). (It takes numbers, not the arrays: a compiled call that takes
+    arrays counts their references, 80 ns a pixel.)"""
+    a = a0 * (1.0 - f) + a1 * f
+    step = 0.0
+    if between:
+        step = (b0 * (1.0 - f) + b1 * f) - a
+    return a + t * step
+
+
 def model_at(flat, w, grid, c0, c1, fc, r0, fr):
     """A :class:`.background.Background` model at flat pixel indices, with the arithmetic
     of its tables (the grid interpolated along the row nodes ``r0`` and ``r0 + 1`` to the
@@ -558,11 +571,9 @@ def model_at(flat, w, grid, c0, c1, fc, r0, fr):
             start = r * w
         c = flat[i] - start
         g = r0[r]
-        a = grid[g, c0[c]] * (1.0 - fc[c]) + grid[g, c1[c]] * fc[c]
-        step = 0.0
-        if g < last:
-            step = (grid[g + 1, c0[c]] * (1.0 - fc[c]) + grid[g + 1, c1[c]] * fc[c]) - a
-        out[i] = a + fr[r] * step
+        nxt = min(g + 1, last)
+        out[i] = _lerp2(grid[g, c0[c]], grid[g, c1[c]], grid[nxt, c0[c]], grid[nxt, c1[c]],
+                        fc[c], fr[r], g < last)
     return out
 
 
@@ -947,23 +958,32 @@ def lattice_levels(samples, k):
     return out
 
 
+#: Times the lowest set bit of a word of 0/1 bytes, ``2 ** (8 i)``, this puts ``i`` in
+#: the top byte: byte ``7 - i`` of the constant holds ``i``.
+_BYTE_INDEX = 0x0001020304050607
+
+
 def _columns_above(row, bound, above, cols):
     """The columns ``c`` of ``row`` with ``row[c] > bound[c]``, written to ``cols`` in
     increasing order; how many. The row is compared whole first, into a byte per pixel
-    (``above``, of a length a multiple of 8: a loop the compiler vectorises), and the
-    bytes are then scanned eight at a time."""
+    (``above``, of a length a multiple of 8, zero beyond the row: a loop the compiler
+    vectorises), and the bytes are then read eight at a time as a little-endian word,
+    whose set bytes are taken lowest first by their lowest bit (:data:`_BYTE_INDEX`):
+    a step per column above, and no branch per byte for the processor to guess
+    (:func:`band_candidates` over ALT40: 0.095 ms against 0.12 with a test per byte;
+    over a TESS-like frame, 6.0 against 6.9)."""
     w = row.shape[0]
     for c in range(w):
         above[c] = row[c] > bound[c]
     words = above.view(np.uint64)
     m = 0
     for q in range(words.shape[0]):
-        if words[q] == 0:
-            continue
-        for c in range(8 * q, min(8 * q + 8, w)):
-            if above[c]:
-                cols[m] = c
-                m += 1
+        v = words[q]
+        while v != 0:
+            low = v & (~v + np.uint64(1))
+            cols[m] = 8 * q + np.intp((low * np.uint64(_BYTE_INDEX)) >> np.uint64(56))
+            m += 1
+            v ^= low
     return m
 
 
@@ -1035,36 +1055,66 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
     return idx[:k], val[:k]
 
 
-def tile_candidates(src, lim, th, tw, b0, b1):
-    """:func:`.extract._above_indices`: the flat indices of the pixels of tile rows
-    ``b0:b1`` above their tile's limit, ``src[r, c] > lim[r // th, c // tw]`` (both in
-    the pixels' own type), in raster order.
+def band_candidates(src, lim, th, tw, b0, b1, det, grid, c0, c1, fc, r0, fr, ngrid, nc0,
+                    nc1, nfc, nr0, nfr, scale, thr, use_noise):
+    """The candidate pixels of tile rows ``b0:b1``, as ``band`` in
+    :func:`.extract._candidate_pixels` selects them with numpy: ``(flat indices in
+    raster order, the background there)``.
 
-    Each tile row's limits are spread over a row of the frame's width once, and each
-    pixel row is compared whole with it (:func:`_columns_above`): 0.12 ms for ALT40's
-    16-bit counts, against 0.17 for numpy's comparison into a mask and ``flatnonzero``."""
+    First the pixels above their tile's limit, ``src[r, c] > lim[r // th, c // tw]``
+    (both in the pixels' own type, :func:`.extract._above_indices`): each tile row's
+    limits are spread over a row of the frame's width once, and each pixel row is
+    compared whole with it (:func:`_columns_above`). Then those whose value in ``det``
+    (float32, the same frame) exceeds the background model (``grid`` and its tables, as
+    :func:`model_at` takes them) plus the threshold: ``thr``, or with ``use_noise``
+    ``scale`` times the noise model (``ngrid`` and its tables). The second test runs on
+    the row just read, with the row's interpolation weights looked up once, and writes
+    no array between the steps (a 2048 x 2048 TESS-like frame's 384,000 candidates: 9.2
+    ms on one thread as the first selection, then numpy's model, gathers and
+    comparison; 8.0 ms fused; 6.3-7.0 with :func:`_columns_above`'s scan by bits)."""
     h, w = src.shape
-    r0, r1 = b0 * th, min(b1 * th, h)
-    cap = (r1 - r0) * w // 64 + w
+    ra, rb = b0 * th, min(b1 * th, h)
+    cap = (rb - ra) * w // 64 + w
     idx = np.empty(cap, np.intp)
+    level = np.empty(cap)
     row_lim = np.empty(w, src.dtype)
     above = np.zeros(w + 7 - (w + 7) % 8, np.uint8)
     cols = np.empty(w, np.intp)
+    last = grid.shape[0] - 1
+    nlast = ngrid.shape[0] - 1
     k = 0
     for b in range(b0, b1):
         for j in range(lim.shape[1]):
             row_lim[min(j * tw, w):min((j + 1) * tw, w)] = lim[b, j]
-        for r in range(b * th, min((b + 1) * th, r1)):
+        for r in range(b * th, min((b + 1) * th, rb)):
             if k + w > cap:  # (room for a whole row: no check per pixel)
                 cap = 2 * cap + w
                 grown = np.empty(cap, np.intp)
                 grown[:k] = idx[:k]
                 idx = grown
+                more = np.empty(cap)
+                more[:k] = level[:k]
+                level = more
+            g, t = r0[r], fr[r]
+            gn = min(g + 1, last)
+            ng, nt = nr0[r], nfr[r]
+            ngn = min(ng + 1, nlast)
+            values = det[r]
             base = r * w
-            for t in range(_columns_above(src[r], row_lim, above, cols)):
-                idx[k] = base + cols[t]
-                k += 1
-    return idx[:k]
+            for q in range(_columns_above(src[r], row_lim, above, cols)):
+                c = cols[q]
+                bg = _lerp2(grid[g, c0[c]], grid[g, c1[c]], grid[gn, c0[c]], grid[gn, c1[c]],
+                            fc[c], t, g < last)
+                cut = thr
+                if use_noise:
+                    cut = scale * _lerp2(ngrid[ng, nc0[c]], ngrid[ng, nc1[c]],
+                                         ngrid[ngn, nc0[c]], ngrid[ngn, nc1[c]], nfc[c], nt,
+                                         ng < nlast)
+                if values[c] > bg + cut:
+                    idx[k] = base + c
+                    level[k] = bg
+                    k += 1
+    return idx[:k], level[:k]
 
 
 #: Largest fit window (px): half-sizes run from 2 to 6 (:func:`.blobs._fit_group`).
@@ -1138,18 +1188,19 @@ SELECT_TYPES = (np.float64, np.float32, np.uint16, np.int16)
 #: compiled for.
 QUICK_PIXEL_TYPES = ((np.uint8, True), (np.uint8, False), (np.uint16, True),
                      (np.uint16, False), (np.float32, True), (np.float64, True))
-#: The pixels' types (and whether writeable) :func:`tile_candidates` is compiled for:
+#: The pixels' types (and whether writeable) :func:`band_candidates` is compiled for:
 #: the extractor's float32 detection image, and a camera's 8- and 16-bit counts as given.
 TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False),
                         (np.uint8, True), (np.uint8, False))
 
-_KERNELS = ("cell_sums", "model_at", "grid_model", "tile_bound", "_smooth_row", "smooth",
+_KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
+            "tile_bound", "_smooth_row", "smooth",
             "step_counts", "_pivots", "select_value", "_rank_in_bin", "integer_medians",
             "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
             "fit_windows", "_root", "label_pixels", "lattice_levels", "_columns_above",
-            "sky_candidates", "tile_candidates")
+            "sky_candidates", "band_candidates")
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
@@ -1290,10 +1341,13 @@ def warm_up() -> bool:
         _COMPILED["neighbour_sums"](pixels, np.zeros((1, 1), bool), False, one, one,
                                     np.zeros(1))
     _COMPILED["lattice_levels"](np.ones((1, 1)), 1)
+    tables = (np.zeros((1, 1)), one - 1, one - 1, np.zeros(1), one - 1, np.zeros(1))
     for dtype, writeable in TILE_CANDIDATE_TYPES:
         pixels = np.ones((1, 1), dtype)
         pixels.flags.writeable = writeable
-        _COMPILED["tile_candidates"](pixels, np.zeros((1, 1), dtype), 1, 1, 0, 1)
+        _COMPILED["band_candidates"](pixels, np.zeros((1, 1), dtype), 1, 1, 0, 1,
+                                     np.ones((1, 1), np.float32), *tables, *tables, 1.0, 0.0,
+                                     True)
     _jit.mark_warm(SOURCES)
     return True
 

@@ -129,29 +129,51 @@ def test_labels_of_runs_as_ndimage():
 
 
 @pytest.mark.parametrize(("dtype", "writeable"), kernels.TILE_CANDIDATE_TYPES)
-def test_tile_candidates_as_numpy(dtype, writeable):
-    """The first selection of candidates: the pixels above their tile's limit, as numpy's
-    comparison and flatnonzero find them, on frames whose last tiles are partial, bands
+def test_band_candidates_as_numpy(dtype, writeable):
+    """The candidate pixels of a band of tile rows: those above their tile's limit (as
+    numpy's comparison and flatnonzero find them) and of those the pixels above the
+    bilinear background by the threshold, a fixed one or a noise model's (as the
+    background's numpy model gives them); on frames whose last tiles are partial, bands
     that start below the first tile row, limits at, between and beyond the values."""
+    from skysolve.extraction import background
+
     extract_mod = importlib.import_module("skysolve.extraction.extract")
     rng = np.random.default_rng(7)
     kernels.warm_up()
-    kernel = kernels.compiled("tile_candidates")
-    checked = 0
-    for h, w, th, tw in ((37, 45, 8, 16), (64, 1024, 32, 32), (5, 3, 2, 2), (1, 9, 4, 4)):
+    kernel = kernels.compiled("band_candidates")
+    checked = dropped = 0
+    for h, w, th, tw, bs in ((37, 45, 8, 16, 8), (64, 1024, 32, 32, 16), (5, 3, 2, 2, 2),
+                             (1, 9, 4, 4, 4), (70, 90, 16, 32, 12)):
         top = 250 if dtype == np.uint8 else 4000
         src = rng.integers(0, top, (h, w)).astype(dtype)
         src.flags.writeable = writeable
+        det = src.astype(np.float32)
         ny, nx = -(-h // th), -(-w // tw)
         lim = rng.integers(0, top, (ny, nx)).astype(dtype)
         lim[0, 0], lim[-1, -1] = 0, top  # every pixel but zeros above; none above
-        for b0, b1 in ((0, ny), (ny // 2, ny), (0, 1)):
-            got = kernel(src, lim, th, tw, b0, b1)
-            r0, r1 = b0 * th, min(b1 * th, h)
-            want = np.flatnonzero(extract_mod._above(src[r0:r1], lim[b0:b1], th, tw)) + r0 * w
-            np.testing.assert_array_equal(got, want)
-            checked += len(want)
-    assert checked > 1000
+        bg = background.Background(rng.uniform(0.3, 0.6, (-(-h // bs), -(-w // bs))) * top,
+                                   bs, 0.02 * top, (h, w))
+        for noise in (None, rng.uniform(0.01, 0.04, bg.grid.shape) * top):
+            bg.noise = None if noise is None else background.Background(noise, bs, 1.0,
+                                                                        (h, w), bg.nodes)
+            scale, thr = 3.0, 3.0 * bg.sigma
+            tables = bg.kernel_tables()
+            ntables = tables if bg.noise is None else bg.noise.kernel_tables()
+            for b0, b1 in ((0, ny), (ny // 2, ny), (0, 1)):
+                got = kernel(src, lim, th, tw, b0, b1, det, *tables, *ntables, scale, thr,
+                             noise is not None)
+                r0, r1 = b0 * th, min(b1 * th, h)
+                above = np.flatnonzero(extract_mod._above(src[r0:r1], lim[b0:b1], th, tw))
+                above += r0 * w
+                rows, cols = np.divmod(above, w)
+                level = bg.at(rows, cols)
+                cut = thr if noise is None else scale * bg.noise.at(rows, cols)
+                keep = det.ravel()[above] > level + cut
+                np.testing.assert_array_equal(got[0], above[keep])
+                np.testing.assert_array_equal(got[1], level[keep])
+                checked += int(keep.sum())
+                dropped += int((~keep).sum())
+    assert checked > 1000 and dropped > 1000
 
 
 def test_blob_sums_as_numpy():
