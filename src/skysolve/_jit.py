@@ -45,16 +45,19 @@ def available() -> bool:
     return _AVAILABLE
 
 
-def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+def jit(fn: Callable[..., Any], inline: bool = False) -> Callable[..., Any]:
     """``numba.njit(cache=True, nogil=True)`` of ``fn`` (imports numba).
 
     Kernels are compiled on first use and cached on disk, so only the first
     solve on a machine pays for compilation; ``nogil`` lets threads solve in
-    parallel.
+    parallel. ``inline``: a helper that takes arrays and is called per element
+    (per star, per run of pixels) is compiled into its callers
+    (``inline='always'``): a call between compiled functions counts the
+    references of every array it passes, atomically, at entry and exit.
     """
     import numba
 
-    return numba.njit(cache=True, nogil=True)(fn)
+    return numba.njit(cache=True, nogil=True, inline="always" if inline else "never")(fn)
 
 
 def dispatchers(namespace: dict[str, Any]) -> dict[str, Any]:

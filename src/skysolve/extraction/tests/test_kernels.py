@@ -767,3 +767,28 @@ def test_backend_option(monkeypatch):
     with pytest.raises(InvalidArgumentError, match="needs numba"):
         extract_centroids(img, backend="compiled")
     assert len(extract_centroids(img, backend="auto").centroids) > 10  # numpy, quietly
+
+
+def test_after_warm_up_a_new_process_compiles_nothing():
+    """Once warm_up() has filled numba's cache, a new process's extraction of a frame
+    (the fits among them, whose helpers are compiled into their callers) loads every
+    kernel it runs from the cache."""
+    import os
+    import subprocess
+    import sys
+
+    assert kernels.warm_up()
+    code = ("from skysolve.extraction import kernels\n"
+            "from skysolve.tests.frames import tess_like_frame\n"
+            "from skysolve import extract_centroids\n"
+            "img = tess_like_frame(seed=2, shape=(256, 320), n_stars=200)[0]\n"
+            "res = extract_centroids(img, backend='auto')\n"
+            "ks = [k for k in kernels._COMPILED.values() if k.signatures]\n"
+            "fits = kernels._COMPILED['fit_windows'].signatures\n"
+            "print(len(res.centroids) > 5, len(fits) > 0, "
+            "sum(sum(k.stats.cache_misses.values()) for k in ks))")
+    env = dict(os.environ, SKYSOLVE_NO_BACKGROUND_COMPILE="1")
+    env.pop("SKYSOLVE_DISABLE_NUMBA", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "True True 0"
