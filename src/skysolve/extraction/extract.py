@@ -342,6 +342,8 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float,
         return cand[keep], level[keep]
 
     def bands(b0: int, b1: int) -> list[tuple[NDArray[np.intp], NDArray[np.float64]]]:
+        if fused is not None:
+            return [fused(b0, b1)]
         # a band's mask and candidates stay in a core's cache
         step = max(1, _BAND_PIXELS // (th * w))
         return [band(b, min(b + step, b1)) for b in range(b0, b1, step)]
@@ -421,7 +423,8 @@ _TILE = (16, 32)
 
 #: Fewest pixels of a band of the compiled matched filter worth another thread.
 _SMOOTH_THREAD_PIXELS = 65_536
-#: Pixels of a band of :func:`_candidate_pixels` (its mask and candidates stay in cache)
+#: Pixels of a band of :func:`_candidate_pixels`' numpy code (its mask and candidates
+#: stay in cache; the compiled pass takes a thread's rows at once, a row at a time)
 _BAND_PIXELS = 262_144
 #: ... and the fewest worth handing to another thread (on a 1024x768 frame two threads
 #: cost more than they save: 8.1 against 7.4 ms).
