@@ -332,9 +332,7 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float,
     fused = _band_kernel(src, lim, th, tw, det, bg, scale, thr)
 
     def band(b0: int, b1: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-        """The candidates of tile rows ``b0:b1``."""
-        if fused is not None:
-            return fused(b0, b1)
+        """The candidates of tile rows ``b0:b1``, by numpy."""
         cand = _above_indices(src, lim, th, tw, b0, b1)
         level = bg.at_flat(cand)
         cut = thr if bg.noise is None else scale * bg.noise.at_flat(cand)
