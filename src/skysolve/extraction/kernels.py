@@ -803,11 +803,16 @@ def blob_pixels(labels, work, idx, idx_bg):
     cols = np.empty(n, np.intp)
     raw = np.empty(n, work.dtype)
     val = np.empty(n)
+    r = 0
+    start = 0  # the first flat index of row r
     for i in range(n):
         q = idx[i]
         lab[i] = lab_flat[q]
-        rows[i] = q // w
-        cols[i] = q - rows[i] * w
+        if q < start or q >= start + w:  # (sorted indices: a division per row, not pixel)
+            r = q // w
+            start = r * w
+        rows[i] = r
+        cols[i] = q - start
         raw[i] = work_flat[q]
         val[i] = np.float64(raw[i]) - idx_bg[i]
     return lab, rows, cols, raw, val
