@@ -963,6 +963,14 @@ def lattice_levels(samples, k):
     return out
 
 
+def _grown(a, k, cap):
+    """The first ``k`` items of ``a`` in a new array of ``cap`` items (an output that
+    outgrew its room)."""
+    out = np.empty(cap, a.dtype)
+    out[:k] = a[:k]
+    return out
+
+
 #: Times the lowest set bit of a word of 0/1 bytes, ``2 ** (8 i)``, this puts ``i`` in
 #: the top byte: byte ``7 - i`` of the constant holds ``i``.
 _BYTE_INDEX = 0x0001020304050607
@@ -1034,12 +1042,7 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
             bound[j] = limits[a, j] * ta + limits[b, j] * tb
         if k + w > cap:  # (room for a whole row: no check, and no new array, per pixel)
             cap = 2 * cap + w
-            grown = np.empty(cap, np.intp)
-            grown[:k] = idx[:k]
-            idx = grown
-            more = np.empty(cap)
-            more[:k] = val[:k]
-            val = more
+            idx, val = _grown(idx, k, cap), _grown(val, k, cap)
         for s in range(nrun):
             c0 = run[s]
             left, right = level[cj0[c0]], level[cj1[c0]]
@@ -1094,12 +1097,7 @@ def band_candidates(src, lim, th, tw, b0, b1, det, grid, c0, c1, fc, r0, fr, ngr
         for r in range(b * th, min((b + 1) * th, rb)):
             if k + w > cap:  # (room for a whole row: no check per pixel)
                 cap = 2 * cap + w
-                grown = np.empty(cap, np.intp)
-                grown[:k] = idx[:k]
-                idx = grown
-                more = np.empty(cap)
-                more[:k] = level[:k]
-                level = more
+                idx, level = _grown(idx, k, cap), _grown(level, k, cap)
             g, t = r0[r], fr[r]
             gn = min(g + 1, last)
             ng, nt = nr0[r], nfr[r]
@@ -1204,7 +1202,7 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "blob_pixels", "neighbour_sums",
             "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one", "fit_stamps",
-            "fit_windows", "_root", "label_pixels", "lattice_levels", "_columns_above",
+            "fit_windows", "_root", "label_pixels", "lattice_levels", "_grown", "_columns_above",
             "sky_candidates", "band_candidates")
 #: The helpers compiled into their callers (:func:`skysolve._jit.jit`): called several
 #: times per star with arrays, whose references a call would count (the fits of a
