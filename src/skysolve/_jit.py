@@ -50,8 +50,8 @@ def jit(fn: Callable[..., Any], inline: bool = False) -> Callable[..., Any]:
 
     Kernels are compiled on first use and cached on disk, so only the first
     solve on a machine pays for compilation; ``nogil`` lets threads solve in
-    parallel. ``inline``: a helper that takes arrays and is called per element
-    (per star, per run of pixels) is compiled into its callers
+    parallel. ``inline``: a helper that takes arrays and is called several times per
+    element (the position fit's, per star) is compiled into its callers
     (``inline='always'``): a call between compiled functions counts the
     references of every array it passes, atomically, at entry and exit.
     """
