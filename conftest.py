@@ -15,6 +15,11 @@ and shared by every test file that asks for it.
     Run in a temporary directory with ``db`` (``small_db``) and ``DATA`` (the real
     frames' folder) in their namespace, so that the documentation's examples take
     seconds.
+``SKYSOLVE_HYPOTHESIS_PROFILE``
+    The Hypothesis profile of the property tests: ``"ci"`` (the default) draws the
+    same examples on every run, so that a run passes or fails by the code alone;
+    ``"explore"`` draws new ones each run (with ``SKYSOLVE_FUZZ_EXAMPLES`` for more of
+    them), to look for failures the fixed draw misses.
 ``wide_db``
     A wide-field Hipparcos database (``WIDE_DB_PARAMETERS``: fields of view
     60-180 deg, the default pattern tolerance; about 1,700 stars and 28,000
@@ -27,9 +32,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from skysolve.database import SolverDatabase
 from skysolve.sky.catalogs import Catalog, load_hipparcos
+
+#: The Hypothesis profiles (see the module docstring); loaded before any test module
+#: builds its ``settings``, which take their unset fields from the loaded profile.
+HYPOTHESIS_PROFILE_ENV_VAR = "SKYSOLVE_HYPOTHESIS_PROFILE"
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV_VAR, "ci"))
 
 #: Arguments of ``SolverDatabase.generate_from_hipparcos`` for ``small_db``.
 SMALL_DB_PARAMETERS = dict(
