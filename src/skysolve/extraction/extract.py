@@ -1319,7 +1319,11 @@ def _label(idx: NDArray[np.intp], h: int, w: int) -> tuple[NDArray, int]:
         return _ndimage_label(idx, h, w)
     lab, nblobs = (fast or label_pixels)(idx, w)
     labels = np.zeros(h * w, dtype=np.uint16 if nblobs < 65536 else np.int32)
-    labels[idx] = lab
+    paint = compiled("paint_labels")
+    if paint is None:
+        labels[idx] = lab
+    else:
+        paint(labels, idx, lab)
     return labels.reshape(h, w), int(nblobs)
 
 

@@ -768,30 +768,46 @@ def _trails(m: dict[str, NDArray], reason: NDArray[np.uint8], elong: NDArray,
     ux, uy = np.cos(angle), np.sin(angle)
     px, py = m["cx"][piece], m["cy"][piece]
     sigma_psf = np.sqrt(0.5 * (psf.cov[0] + psf.cov[1])) if np.isfinite(psf.cov[0]) else 1.5
+    half = 0.5 * np.sqrt(12.0 * lmax[piece])
     # pieces on each other's lines (row: the line's piece), pointing the same way
-    dx = px[None, :] - px[:, None]
-    dy = py[None, :] - py[:, None]
-    along = dx * ux[:, None] + dy * uy[:, None]
-    off = np.abs(dx * uy[:, None] - dy * ux[:, None])
-    # (|sin| of the angle between the axes as a cross product: 400^2 sines cost 1.4 ms)
-    on = ((off <= _PIECE_OFFSET_PX + sigma_psf) & (np.abs(along) <= _PIECE_GAP_PX)
-          & (np.abs(uy[None, :] * ux[:, None] - ux[None, :] * uy[:, None])
-             < np.sin(_PIECE_ANGLE)))
-    line = (on.sum(axis=1) - 1 >= 2) | (np.sqrt(12.0 * lmax[piece]) >= _LONG_PIECE_PX)
+    lines = compiled("piece_lines")
+    n_on, lo, hi = (_piece_lines if lines is None else lines)(
+        px, py, ux, uy, half, float(_PIECE_OFFSET_PX + sigma_psf), _PIECE_GAP_PX,
+        float(np.sin(_PIECE_ANGLE)))
+    line = (n_on - 1 >= 2) | (np.sqrt(12.0 * lmax[piece]) >= _LONG_PIECE_PX)
     if not line.any():
         return
     tol = _LINE_TOLERANCE_PX + 2.0 * sigma_psf
     reach = min(_PIECE_GAP_PX,
                 _REACH_CHANCE_BLOBS * shape[0] * shape[1] / (2.0 * tol * len(kept)))
-    half = 0.5 * np.sqrt(12.0 * lmax[piece])
-    lo = np.where(on, along - half[None, :], np.inf).min(axis=1)[line] - reach
-    hi = np.where(on, along + half[None, :], -np.inf).max(axis=1)[line] + reach
+    lo = lo[line] - reach
+    hi = hi[line] + reach
     kx = m["cx"][kept][None, :] - px[line, None]
     ky = m["cy"][kept][None, :] - py[line, None]
     t = kx * ux[line, None] + ky * uy[line, None]
     d = np.abs(kx * uy[line, None] - ky * ux[line, None])
     on_line = ((d <= tol) & (t >= lo[:, None]) & (t <= hi[:, None])).any(axis=0)
     reason[kept[on_line]] = code("trail")
+
+
+def _piece_lines(px: NDArray, py: NDArray, ux: NDArray, uy: NDArray, half: NDArray,
+                 off_tol: float, gap: float, sin_angle: float
+                 ) -> tuple[NDArray[np.intp], NDArray, NDArray]:
+    """For the line of each trail piece (centre ``px``, ``py``, unit major axis ``ux``,
+    ``uy``): the pieces on it, itself included (within ``off_tol`` of the line, ``gap``
+    along it, their axes less than ``asin(sin_angle)`` from its), how many, and the span
+    along the line their ends reach (``half``: each piece's half-length), as ``(count,
+    lo, hi)``: every pair at once (compiled twin: :func:`.kernels.piece_lines`)."""
+    dx = px[None, :] - px[:, None]
+    dy = py[None, :] - py[:, None]
+    along = dx * ux[:, None] + dy * uy[:, None]
+    off = np.abs(dx * uy[:, None] - dy * ux[:, None])
+    # (|sin| of the angle between the axes as a cross product: 400^2 sines cost 1.4 ms)
+    on = ((off <= off_tol) & (np.abs(along) <= gap)
+          & (np.abs(uy[None, :] * ux[:, None] - ux[None, :] * uy[:, None]) < sin_angle))
+    lo = np.where(on, along - half[None, :], np.inf).min(axis=1)
+    hi = np.where(on, along + half[None, :], -np.inf).max(axis=1)
+    return on.sum(axis=1), lo, hi
 
 
 @lru_cache(maxsize=32)

@@ -91,6 +91,22 @@ def test_labels_as_ndimage(shape, density, grow):
     np.testing.assert_array_equal(lab, expected.ravel()[idx])
 
 
+@pytest.mark.parametrize("step", [2, 3])
+def test_label_image_as_ndimage(step):
+    """The label image the extractor paints is scipy's, in 16-bit labels for fewer than
+    65,536 blobs and 32-bit ones beyond (isolated pixels every other row and column of
+    a 600 x 600 frame are 90,000 blobs; every third, 40,000), with a blob of many runs."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    kernels.warm_up()
+    mask = np.zeros((600, 600), dtype=bool)
+    mask[::step, ::step] = True
+    mask[100:140, 201:260] = True
+    expected, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    labels, count = extract._label(np.flatnonzero(mask), *mask.shape)
+    assert count == n and labels.dtype == (np.int32 if n >= 65536 else np.uint16)
+    np.testing.assert_array_equal(labels, expected)
+
+
 def test_labels_of_runs_as_ndimage():
     """The compiled labeller joins runs of pixels: runs that touch only at their ends'
     diagonals, a one-pixel path folded over the frame (each row's run joined to the next
@@ -286,6 +302,36 @@ def test_dot_bands_as_numpy():
     strobe = kernels.compiled("dot_bands")(x, y, lf, i[:1], j[:1], ux[:1], uy[:1], 2.5,
                                            float(np.log(1.25)))
     assert strobe[2][0] >= 10  # (the line through the first two flashes holds all ten)
+
+
+def test_piece_lines_as_numpy():
+    """The compiled lines of trail pieces are numpy's pairs to the bit: a broken trail's
+    collinear pieces among random ones (each of its pieces counts them all), pieces at
+    the offset's and the gap's very edges, a NaN half-length (passed on to the spans
+    that take it, as numpy's minimum does), one piece."""
+    filters = importlib.import_module("skysolve.extraction.filters")
+    kernels.warm_up()
+    rng = np.random.default_rng(23)
+    angle = np.r_[np.full(6, 0.3), rng.uniform(-np.pi, np.pi, 60)]
+    px = np.r_[np.arange(6) * 40.0 * np.cos(0.3), rng.uniform(0, 900, 60)]
+    py = np.r_[np.arange(6) * 40.0 * np.sin(0.3), rng.uniform(0, 700, 60)]
+    px[6:9], py[6:9], angle[6:9] = (500.0, 650.0, 520.0), (600.0, 600.0, 603.5), 0.0
+    # (from piece 6: 7 lies 150 px along, on the gap's edge; 8 3.5 px off, the offset's)
+    ux, uy = np.cos(angle), np.sin(angle)
+    half = rng.uniform(2.0, 30.0, len(px))
+    args = (3.5, 150.0, float(np.sin(np.radians(6.0))))
+    cases = [(px, py, ux, uy, half)]
+    with_nan = half.copy()
+    with_nan[2] = np.nan
+    cases += [(px, py, ux, uy, with_nan), tuple(a[:1] for a in cases[0])]
+    for case in cases:
+        got = kernels.compiled("piece_lines")(*case, *args)
+        for g, w in zip(got, filters._piece_lines(*case, *args), strict=True):
+            np.testing.assert_array_equal(g, w)
+    count = kernels.compiled("piece_lines")(*cases[0], *args)[0]
+    # (the trail's pieces 40 px apart: those within 150 px along; the edge cases counted)
+    assert count[:6].tolist() == [4, 5, 6, 6, 5, 4] and count[6] >= 3
+    assert np.isnan(kernels.compiled("piece_lines")(*cases[1], *args)[1][:6]).all()
 
 
 def test_tile_bound_as_numpy():
