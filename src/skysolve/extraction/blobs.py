@@ -30,15 +30,27 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     """
     h, w = labels.shape
     n = nblobs + 1
-    sums = compiled("blob_sums")
+    sums = compiled("blob_sums_of")
     if sums is not None:
         gather = compiled("blob_pixels")
-        # (a gather that misses the cache at every pixel: chunks on the threads)
-        parts = _threads.run_chunks(lambda a, b: gather(labels, work, idx[a:b], idx_bg[a:b]),
-                                    _threads.split(len(idx), thread_count(), _GATHER_CHUNK))
-        lab, rows, cols, raw, val = (parts[0][q] if len(parts) == 1 else
-                                     np.concatenate([p[q] for p in parts]) for q in range(5))
-        npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy = sums(lab, rows, cols, val, n)
+        m = len(idx)
+        lab, rows, cols = np.empty(m, labels.dtype), np.empty(m, np.intp), np.empty(m, np.intp)
+        raw, val = np.empty(m, work.dtype), np.empty(m)
+        # (a gather that misses the cache at every pixel: chunks on the threads, each
+        # writing its share of the arrays)
+        _threads.run_chunks(lambda a, b: gather(labels, work, idx[a:b], idx_bg[a:b], lab[a:b],
+                                                rows[a:b], cols[a:b], raw[a:b], val[a:b]),
+                            _threads.split(m, thread_count(), _GATHER_CHUNK))
+        out = (npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy) = (
+            np.zeros(n, np.intp), np.zeros(n), np.full(n, -np.inf), np.zeros(n, np.intp),
+            np.zeros(n, np.intp), np.zeros(n), *(np.empty(n) for _ in range(5)))
+        # the blobs shared out by label (each scans every pixel for its own): a blob's sums
+        # do not depend on the share; the second share starts at the middle pixel's blob
+        shares = [(0, n)]
+        if thread_count() > 1 and m >= _SUMS_SPLIT:
+            half = int(lab[m // 2])
+            shares = [(0, half), (half, n)]
+        _threads.run_chunks(lambda lo, hi: sums(lab, rows, cols, val, lo, hi, *out), shares)
     else:
         lab = labels.ravel()[idx]
         rows, cols = np.divmod(idx, w)
@@ -75,8 +87,13 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
     bg_gx, bg_gy = bg.gradient_at(pr, pc)
     neighbours = compiled("neighbour_sums")
     if neighbours is not None:
-        total, cnt = neighbours(work, np.zeros((1, 1), bool) if bad is None else bad,
-                                bad is not None, pr, pc, bg_peak)
+        bad_arg = np.zeros((1, 1), bool) if bad is None else bad
+        parts = _threads.run_chunks(
+            lambda a, b: neighbours(work, bad_arg, bad is not None, pr[a:b], pc[a:b],
+                                    bg_peak[a:b]),
+            _threads.split(n, thread_count(), _NEIGHBOUR_CHUNK))
+        total, cnt = (parts[0][q] if len(parts) == 1 else np.concatenate([p[q] for p in parts])
+                      for q in (0, 1))
     else:
         total, cnt = neighbour_totals(work, bad, pr, pc, bg_peak)
     sharp = sharpness(peak, total, cnt)
@@ -190,6 +207,11 @@ def _blob_sums(lab: NDArray, idx: NDArray[np.intp], val: NDArray[np.float64], n:
 
 #: Fewest blob pixels whose gathering is worth handing to another thread.
 _GATHER_CHUNK = 50_000
+#: Fewest blob pixels whose sums are worth sharing out between two threads by label
+#: (each reads every pixel: 1.45 against 2.04 ms on the 376,000 of a TESS-like frame).
+_SUMS_SPLIT = 100_000
+#: Fewest blobs whose peaks' neighbour sums are worth handing to another thread (~0.3 ms).
+_NEIGHBOUR_CHUNK = 2_000
 #: Stars whose peak is above this many noise sigmas fit their PSF width freely;
 #: fainter ones use the median width of the bright ones.
 _FREE_WIDTH_SNR = 30.0

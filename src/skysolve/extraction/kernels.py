@@ -802,22 +802,17 @@ def constant_area(image, rows, cols, reach):
     return out
 
 
-def blob_pixels(labels, work, idx, idx_bg):
+def blob_pixels(labels, work, idx, idx_bg, lab, rows, cols, raw, val):
     """The label, row, column, value and value above background (float64) of the blob
     pixels at flat indices ``idx``, as :func:`.blobs._measure_blobs` gathers them with
-    numpy, in one pass."""
+    numpy, in one pass, written to ``lab``, ``rows``, ``cols``, ``raw`` and ``val`` (a
+    thread's chunk of each: the chunks need no joining)."""
     w = labels.shape[1]
     lab_flat = labels.ravel()
     work_flat = work.ravel()
-    n = len(idx)
-    lab = np.empty(n, labels.dtype)
-    rows = np.empty(n, np.intp)
-    cols = np.empty(n, np.intp)
-    raw = np.empty(n, work.dtype)
-    val = np.empty(n)
     r = 0
     start = 0  # the first flat index of row r
-    for i in range(n):
+    for i in range(len(idx)):
         q = idx[i]
         lab[i] = lab_flat[q]
         if q < start or q >= start + w:  # (sorted indices: a division per row, not pixel)
@@ -827,7 +822,6 @@ def blob_pixels(labels, work, idx, idx_bg):
         cols[i] = q - start
         raw[i] = work_flat[q]
         val[i] = np.float64(raw[i]) - idx_bg[i]
-    return lab, rows, cols, raw, val
 
 
 def neighbour_sums(work, bad, use_bad, pr, pc, level):
@@ -938,51 +932,68 @@ def blob_sums(lab, rows, cols, val, n):
     npix = np.zeros(n, dtype=np.intp)
     flux = np.zeros(n)
     peak = np.full(n, -np.inf)
-    at = np.zeros(n, dtype=np.intp)
-    for i in range(len(lab)):
-        b = lab[i]
-        v = val[i]
-        npix[b] += 1
-        flux[b] += v
-        if v >= peak[b]:  # ties: the last pixel, as numpy's fancy assignment
-            peak[b] = v
-            at[b] = i
-    sw = np.zeros(n)
-    sx = np.zeros(n)
-    sy = np.zeros(n)
-    sxx = np.zeros(n)
-    syy = np.zeros(n)
-    sxy = np.zeros(n)
     pr = np.zeros(n, dtype=np.intp)
     pc = np.zeros(n, dtype=np.intp)
-    for b in range(n):
-        if npix[b]:
-            pr[b] = rows[at[b]]
-            pc[b] = cols[at[b]]
-    for i in range(len(lab)):
-        b = lab[i]
-        wt = max(val[i], 0.0)
-        dx = float(cols[i] - pc[b])
-        dy = float(rows[i] - pr[b])
-        sw[b] += wt
-        sx[b] += wt * dx
-        sy[b] += wt * dy
-        sxx[b] += wt * dx * dx
-        syy[b] += wt * dy * dy
-        sxy[b] += wt * dx * dy
+    sw = np.zeros(n)
     mx = np.empty(n)
     my = np.empty(n)
     cxx = np.empty(n)
     cyy = np.empty(n)
     cxy = np.empty(n)
-    for b in range(n):
-        safe = sw[b] if sw[b] > 0 else 1.0
-        mx[b] = sx[b] / safe
-        my[b] = sy[b] / safe
-        cxx[b] = sxx[b] / safe - mx[b] * mx[b]
-        cyy[b] = syy[b] / safe - my[b] * my[b]
-        cxy[b] = sxy[b] / safe - mx[b] * my[b]
+    blob_sums_of(lab, rows, cols, val, 0, n, npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy,
+                 cxy)
     return npix, flux, peak, pr, pc, sw, mx, my, cxx, cyy, cxy
+
+
+def blob_sums_of(lab, rows, cols, val, lo, hi, npix, flux, peak, pr, pc, sw, mx, my, cxx,
+                 cyy, cxy):
+    """:func:`blob_sums` of the blobs labelled ``lo`` to ``hi - 1``, written to the arrays
+    given (of every label: ``npix``, ``flux``, ``sw`` zero, ``peak`` -inf): a thread's
+    share of the labels. Each blob's pixels are summed in their order whatever the
+    share, so the sums are the same however the labels are shared out."""
+    at = np.zeros(hi - lo, dtype=np.intp)
+    for i in range(len(lab)):
+        b = lab[i]
+        if b < lo or b >= hi:
+            continue
+        v = val[i]
+        npix[b] += 1
+        flux[b] += v
+        if v >= peak[b]:  # ties: the last pixel, as numpy's fancy assignment
+            peak[b] = v
+            at[b - lo] = i
+    for b in range(lo, hi):
+        if npix[b]:
+            pr[b] = rows[at[b - lo]]
+            pc[b] = cols[at[b - lo]]
+    k = hi - lo
+    sx = np.zeros(k)
+    sy = np.zeros(k)
+    sxx = np.zeros(k)
+    syy = np.zeros(k)
+    sxy = np.zeros(k)
+    for i in range(len(lab)):
+        b = lab[i]
+        if b < lo or b >= hi:
+            continue
+        wt = max(val[i], 0.0)
+        dx = float(cols[i] - pc[b])
+        dy = float(rows[i] - pr[b])
+        q = b - lo
+        sw[b] += wt
+        sx[q] += wt * dx
+        sy[q] += wt * dy
+        sxx[q] += wt * dx * dx
+        syy[q] += wt * dy * dy
+        sxy[q] += wt * dx * dy
+    for b in range(lo, hi):
+        q = b - lo
+        safe = sw[b] if sw[b] > 0 else 1.0
+        mx[b] = sx[q] / safe
+        my[b] = sy[q] / safe
+        cxx[b] = sxx[q] / safe - mx[b] * mx[b]
+        cyy[b] = syy[q] / safe - my[b] * my[b]
+        cxy[b] = sxy[q] / safe - mx[b] * my[b]
 
 
 def lattice_levels(samples, k):
@@ -1240,9 +1251,10 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "step_counts", "_pivots", "select_value", "_rank_in_bin", "integer_medians",
             "median9", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "piece_lines", "blob_pixels",
-            "neighbour_sums", "blob_sums", "_profile", "_solve_sym4", "_axis_step", "_fit_one",
-            "fit_stamps", "fit_windows", "_root", "label_pixels", "paint_labels",
-            "lattice_levels", "_grown", "_columns_above", "sky_candidates", "band_candidates")
+            "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
+            "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels",
+            "paint_labels", "lattice_levels", "_grown", "_columns_above", "sky_candidates",
+            "band_candidates")
 #: The helpers compiled into their callers (:func:`skysolve._jit.jit`): called several
 #: times per star with arrays, whose references a call would count (the fits of a
 #: TESS-like frame's 7,625 stars: 11.6 ms on one thread as calls, 10.1 inlined).
@@ -1373,8 +1385,12 @@ def warm_up() -> bool:
     for dtype in (np.uint16, np.int32):  # the label images' two types
         _COMPILED["paint_labels"](np.zeros(2, dtype), one, np.ones(1, np.int32))
         _COMPILED["blob_sums"](np.ones(2, dtype), one, one, np.ones(2), 2)
+        sums = (np.zeros(2, np.intp), np.zeros(2), np.zeros(2), np.zeros(2, np.intp),
+                np.zeros(2, np.intp), *(np.zeros(2) for _ in range(6)))
+        _COMPILED["blob_sums_of"](np.ones(2, dtype), *sums[3:5], np.ones(2), 0, 2, *sums)
         _COMPILED["blob_pixels"](np.ones((2, 2), dtype), np.ones((2, 2), np.float32), one,
-                                 np.zeros(1))
+                                 np.zeros(1), np.empty(1, dtype), np.empty(1, np.intp),
+                                 np.empty(1, np.intp), np.empty(1, np.float32), np.empty(1))
         _COMPILED["fit_windows"](
             np.ones((9, 9), np.float32), np.zeros((9, 9), dtype), np.zeros((1, 1), bool),
             False, one + 4, one + 4, np.zeros(1), np.zeros(1), np.zeros(1), one, one + 2,

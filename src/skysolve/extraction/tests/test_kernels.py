@@ -203,8 +203,18 @@ def test_blob_sums_as_numpy():
     kernels.warm_up()
     rows, cols = np.divmod(idx, 90)
     got = kernels.compiled("blob_sums")(lab, rows, cols, val, n + 1)
-    for a, b in zip(got, _blob_sums(lab, idx, val, n + 1, 90), strict=True):
+    want = _blob_sums(lab, idx, val, n + 1, 90)
+    for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
+    # the labels shared out (as threads share them), in either order, and none to one side
+    for cut in (1, n // 3, n + 1):
+        out = (np.zeros(n + 1, np.intp), np.zeros(n + 1), np.full(n + 1, -np.inf),
+               np.zeros(n + 1, np.intp), np.zeros(n + 1, np.intp), np.zeros(n + 1),
+               *(np.empty(n + 1) for _ in range(5)))
+        for lo, hi in ((cut, n + 1), (0, cut)):
+            kernels.compiled("blob_sums_of")(lab, rows, cols, val, lo, hi, *out)
+        for a, b in zip(out, want, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("with_bad", [False, True])

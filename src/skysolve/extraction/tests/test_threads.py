@@ -53,7 +53,9 @@ def small_chunks(monkeypatch):
                                 ("background", "_THREAD_SAMPLES", 3_000),
                                 ("background", "_BAND_SAMPLES", 5_000),
                                 ("blobs", "_FIT_CHUNK", 16),
-                                ("blobs", "_GATHER_CHUNK", 500)):
+                                ("blobs", "_GATHER_CHUNK", 500),
+                                ("blobs", "_SUMS_SPLIT", 500),
+                                ("blobs", "_NEIGHBOUR_CHUNK", 50)):
         monkeypatch.setattr(importlib.import_module(f"skysolve.extraction.{module}"), name,
                             value)
 
