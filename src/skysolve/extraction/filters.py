@@ -62,7 +62,7 @@ from numpy.typing import NDArray
 
 from ..centroids import REJECT_REASONS
 from .kernels import compiled
-from .orderstats import median, percentiles
+from .orderstats import largest_first, median, percentiles
 
 __all__ = ["PSFReference", "code", "psf_reference", "basic_reasons", "shape_reasons",
            "foreground_blobs", "NEAR_DARK_REACH", "narrow_blobs", "width_verdicts",
@@ -456,7 +456,7 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
     if len(ref) < _PSF_MIN:
         return PSFReference((np.nan, np.nan, np.nan), None, _DEFAULT_AREA, len(ref),
                             undersampled=under)
-    ref = ref[np.argsort(-snr[ref], kind="stable")]  # the brightest first
+    ref = ref[largest_first(snr[ref], max(_SMEAR_POOL, _REF_MAX))]  # the brightest first
     pool, ref = ref[:_SMEAR_POOL], ref[:_REF_MAX]
     a, c, b = (v[ref] for v in _moments(m))
     # rings are round: elongated blobs (cosmic-ray tracks, trails) peak off-centre too
@@ -840,8 +840,7 @@ def _dotted_lines(m: dict[str, NDArray], reason: NDArray[np.uint8], psf: PSFRefe
     if len(kept) < _DOT_MIN:
         return
     h, w = shape
-    order = kept[np.argsort(-m["flux"][kept], kind="stable")]
-    pool = order[:_DOT_POOL]
+    pool = kept[largest_first(m["flux"][kept], _DOT_POOL)]
     x, y, lf = m["cx"][pool], m["cy"][pool], np.log(np.maximum(m["flux"][pool], 1e-300))
     k = min(len(pool), _DOT_PAIRS)
     i, j = _pairs(k)

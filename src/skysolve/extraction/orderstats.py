@@ -16,7 +16,10 @@ the lower median:
   value either way, but for the sign of a zero among zeros of both signs);
 * :func:`percentiles`: ``np.percentile``'s default linear interpolation of the sample
   as float64, ``a + (b - a) t`` below the midpoint of two order statistics and
-  ``b - (b - a) (1 - t)`` from it; NaN likewise.
+  ``b - (b - a) (1 - t)`` from it; NaN likewise;
+* :func:`largest_first`: the positions of the ``k`` largest values, largest first, ties
+  in position order, as ``np.argsort(-values, kind="stable")[:k]`` gives them, without
+  sorting the thousands of others (the brightest of a crowded frame's blobs).
 """
 
 from __future__ import annotations
@@ -28,13 +31,33 @@ from numpy.typing import NDArray
 
 from .kernels import SELECT_TYPES, compiled
 
-__all__ = ["lower_median", "median", "order_statistic", "percentiles"]
+__all__ = ["largest_first", "lower_median", "median", "order_statistic", "percentiles"]
 
 
 #: Samples from this size on are selected, not sorted, for their median: numpy's sort
 #: took 14 us for 1,024 doubles and 150 for 6,348 on the development machine (the
 #: banding test's four samples), its partition 10 and 64.
 _PARTITION_SIZE = 1024
+#: Samples from this size on have their largest values selected before they are sorted
+#: (:func:`largest_first`): a stable sort of a crowded frame's 7,600 fluxes took 0.5 ms.
+_SELECT_FIRST_SIZE = 2048
+
+
+def largest_first(values: NDArray, k: int) -> NDArray[np.intp]:
+    """``np.argsort(-values, kind="stable")[:k]`` of a 1-D float sample: the positions of
+    its ``k`` largest values, largest first, equal ones in position order, NaN last.
+
+    On a large sample only the values at least as large as the ``k``-th largest are
+    sorted (all of them, ties included, in position order: the same stable order as
+    the whole sample's); when fewer than ``k`` values are not NaN, the whole sample is.
+    """
+    neg = -values
+    if k < values.size and values.size >= _SELECT_FIRST_SIZE:
+        kth = np.partition(neg, k - 1)[k - 1] if k > 0 else -np.inf
+        if not np.isnan(kth):
+            top = np.flatnonzero(neg <= kth)
+            return top[np.argsort(neg[top], kind="stable")][:k]
+    return np.argsort(neg, kind="stable")[:k]
 
 
 def order_statistic(values: NDArray, k: int) -> float:

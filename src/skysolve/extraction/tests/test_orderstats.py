@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysolve.extraction.orderstats import median, percentiles
+from skysolve.extraction.orderstats import largest_first, median, percentiles
 
 
 def test_percentiles_as_numpy():
@@ -58,3 +58,27 @@ def test_median_of_nan_and_empty_samples_is_nan():
             assert np.isnan(median(v))
             v[: n // 3] = np.nan
             assert np.isnan(median(v))
+
+
+def test_largest_first_as_a_stable_argsort():
+    """The positions of the k largest values, largest first, are a stable argsort's of
+    the negated sample, to the position: small samples and large ones (selected first),
+    ties at the k-th value (whole numbers), zeros of both signs, infinities, NaN (last;
+    more NaN than room: the whole sample sorted), k of 0, 1, the size and beyond."""
+    rng = np.random.default_rng(12)
+    for n in (1, 50, 2047, 2048, 7600):
+        for kind in ("normal", "ties", "signed zeros", "nan", "mostly nan", "inf"):
+            v = rng.normal(0.0, 5.0, n)
+            if kind == "ties":
+                v = np.round(v)
+            elif kind == "signed zeros":
+                v = np.where(rng.random(n) < 0.5, 0.0, -0.0) * (rng.random(n) < 0.9)
+            elif kind == "nan":
+                v[rng.random(n) < 0.2] = np.nan
+            elif kind == "mostly nan":
+                v[rng.random(n) < 0.99] = np.nan
+            elif kind == "inf":
+                v[rng.random(n) < 0.1] = np.inf
+            for k in (0, 1, 100, 200, n, n + 5):
+                np.testing.assert_array_equal(largest_first(v, k),
+                                              np.argsort(-v, kind="stable")[:k])
