@@ -12,10 +12,11 @@ definition:
 * :func:`label_pixels` and :func:`paint_labels`: union-find over the runs of candidate
   pixels only, numbered as ``scipy.ndimage.label`` numbers them, and the labels painted
   on the label image (:func:`.extract._label`);
-* :func:`blob_pixels`, :func:`blob_sums`, :func:`neighbour_sums` and
-  :func:`axis_light`: the blob pixels gathered, per-blob counts, flux, peaks and
-  moments, and the peaks' neighbour sums behind the sharpness and the wings, the same
-  sums in the same order as :func:`.blobs._measure_blobs`, :func:`.blobs._blob_sums`,
+* :func:`blob_pixels`, :func:`blob_sums` (:func:`blob_sums_of`: a thread's share of
+  the blobs), :func:`neighbour_sums` and :func:`axis_light`: the blob pixels gathered,
+  per-blob counts, flux, peaks and moments, and the peaks' neighbour sums behind the
+  sharpness and the wings, the same sums in the same order as
+  :func:`.blobs._measure_blobs`, :func:`.blobs._blob_sums`,
   :func:`.blobs.neighbour_totals` and :func:`.blobs.axis_light`;
 * :func:`fit_windows` (and :func:`fit_stamps`): each star's window cut out and
   fitted as :func:`.blobs._fit_group` and :func:`.psffit.fit_gaussian_stamps` do
