@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["available_cores", "resolve", "split", "split_weighted", "run_chunks"]
+__all__ = ["available_cores", "resolve", "split", "split_weighted", "run_chunks", "joined"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures as cf
@@ -104,3 +104,11 @@ def run_chunks(fn: Callable[[int, int], T], chunks: list[tuple[int, int]]) -> li
     futures = [pool.submit(contextvars.copy_context().run, fn, *c) for c in chunks[1:]]
     first = fn(*chunks[0])
     return [first, *(f.result() for f in futures)]
+
+
+def joined(parts: list[tuple[NDArray, ...]]) -> tuple[NDArray, ...]:
+    """The chunks' results (tuples of arrays, in chunk order) joined position by position:
+    the one chunk's arrays themselves when there is one."""
+    if len(parts) == 1:
+        return tuple(parts[0])
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))

@@ -92,8 +92,7 @@ def _measure_blobs(work: NDArray[np.float32], bg: Background, labels: NDArray,
             lambda a, b: neighbours(work, bad_arg, bad is not None, pr[a:b], pc[a:b],
                                     bg_peak[a:b]),
             _threads.split(n, thread_count(), _NEIGHBOUR_CHUNK))
-        total, cnt = (parts[0][q] if len(parts) == 1 else np.concatenate([p[q] for p in parts])
-                      for q in (0, 1))
+        total, cnt = _threads.joined(parts)
     else:
         total, cnt = neighbour_totals(work, bad, pr, pc, bg_peak)
     sharp = sharpness(peak, total, cnt)

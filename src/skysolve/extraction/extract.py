@@ -347,10 +347,8 @@ def _candidate_pixels(det: NDArray[np.float32], bg: Background, scale: float,
         return [band(b, min(b + step, b1)) for b in range(b0, b1, step)]
 
     chunks = _threads.split(len(lim), thread_count(), max(1, _THREAD_PIXELS // (th * w)))
-    parts = [p for ps in _threads.run_chunks(bands, chunks) for p in ps]
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    cand, level = _threads.joined([p for ps in _threads.run_chunks(bands, chunks) for p in ps])
+    return cand, level
 
 
 def _band_kernel(src: NDArray, lim: NDArray, th: int, tw: int, det: NDArray[np.float32],

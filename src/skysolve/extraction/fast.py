@@ -305,7 +305,7 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
         lambda r0, r1: (kernel or _candidates)(img, grid, limits, *weights_r, *weights_c, r0,
                                                r1),
         _threads.split(h, thread_count(), _BAND_ROWS))
-    idx, val = (np.concatenate([p[q] for p in parts]) for q in (0, 1))
+    idx, val = _threads.joined(parts)
     lab, nblobs = (compiled("label_pixels") or label_pixels)(idx, w)
     n = nblobs + 1
     sums = compiled("blob_sums")

@@ -87,6 +87,17 @@ def test_split_covers_the_range_in_order():
                 assert len(chunks) == 1 or min(b - a for a, b in chunks) >= min_size
 
 
+def test_joined_chunks_keep_their_order():
+    """Chunk results join position by position in chunk order; one chunk's arrays come
+    back themselves (no copy)."""
+    a, b = (np.arange(3), np.ones(3)), (np.arange(3, 5), np.zeros(2))
+    idx, val = _threads.joined([a, b])
+    np.testing.assert_array_equal(idx, np.arange(5))
+    np.testing.assert_array_equal(val, [1, 1, 1, 0, 0])
+    one = _threads.joined([a])
+    assert one[0] is a[0] and one[1] is a[1]
+
+
 def test_chunks_run_in_the_callers_context():
     """A chunk on a pool thread sees the caller's backend and thread count, not the
     defaults of a fresh thread."""
