@@ -99,3 +99,17 @@ def test_a_smooth_range_is_tiled_as_measuring_every_point_tiles_it(monkeypatch):
         assert lo == pytest.approx(np.log([w.lo for w in measured]), abs=3e-3)
         assert windows[0].hi == measured[0].hi and windows[-1].lo == measured[-1].lo
     assert same >= 0.9 * len(cases)
+
+
+def test_grid_is_linspace_to_the_bit():
+    """The windows' sample grids are ``np.linspace``'s to the bit: random ends of either
+    order and sign, from 1 to 300 points, and the cases it hands to numpy (one point,
+    equal ends, an infinite end)."""
+    rng = np.random.default_rng(31)
+    for _ in range(500):
+        a, b = rng.normal(0.0, 10.0, 2) * 10.0 ** rng.integers(-3, 4, 2)
+        n = int(rng.integers(1, 300))
+        np.testing.assert_array_equal(focal._grid(float(a), float(b), n), np.linspace(a, b, n))
+    with np.errstate(invalid="ignore"):  # (numpy's own inf * 0 in the infinite case)
+        for a, b, n in ((2.0, 2.0, 5), (0.0, 1.0, 1), (0.0, np.inf, 4), (-1.5, 7.25, 2)):
+            np.testing.assert_array_equal(focal._grid(a, b, n), np.linspace(a, b, n))
