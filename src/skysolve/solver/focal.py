@@ -100,7 +100,8 @@ _PROBES: dict[int, NDArray[np.intp]] = {}
 
 def _grid(a: float, b: float, n: int) -> NDArray[np.float64]:
     """``np.linspace(a, b, n)`` to the bit (the same products and sums), without its
-    argument handling: 10 us a call, three calls a search told no scale."""
+    argument handling (3.9 against 1.7 us for 36 points; three calls a search told no
+    scale)."""
     step = (b - a) / (n - 1) if n > 1 else 0.0
     if step == 0.0 or not math.isfinite(step):
         return np.linspace(a, b, n)
