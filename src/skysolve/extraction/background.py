@@ -1254,6 +1254,15 @@ def _group(a: NDArray, g: int) -> NDArray:
     return a.reshape(a.shape[0] // g, g, a.shape[1] // g, g).sum(axis=(1, 3))
 
 
+def _block_sums(cells: NDArray, ny: int, nx: int) -> NDArray:
+    """The sums of a ``(2 ny, 2 nx)`` grid of half-block cells over each block's 2x2 cells:
+    each row's pair, then the two rows' sums (the order its compiled twin adds them in;
+    numpy's own sum over two axes at once follows the array's shape: another order for
+    a grid one block wide)."""
+    q = cells.reshape(ny, 2, nx, 2)
+    return (q[:, 0, :, 0] + q[:, 0, :, 1]) + (q[:, 1, :, 0] + q[:, 1, :, 1])
+
+
 def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background
                   ) -> tuple[Background | None, bool]:
     """The noise grid (None when uniform) and whether the sky has structure the
@@ -1262,16 +1271,24 @@ def _local_checks(resid: NDArray, rows: NDArray, cols: NDArray, bg: Background
     The sample is summed in cells of half a block, clipped at 3 global sigmas
     and then at 3 of each block's own (so that stars barely move a cell, and a
     noisier block is not clipped to look quiet): blocks add up their four
-    cells for the noise; the cells' means show structure.
+    cells for the noise; the cells' means show structure. Blocks that each hold
+    their own sample take the compiled twin (:func:`.kernels.local_checks`).
     """
     bs = bg.block_size
     ny, nx = bg.grid.shape
     half = max(bs // 2, 1)
     g = _noise_group(bs, rows, cols)
+    kernel = compiled("local_checks") if g == 1 else None
+    if kernel is not None:
+        grid, noisy, structured = kernel(resid, rows, cols, half, bg.sigma,
+                                         _NOISE_FLOOR * bg.sigma, _CLIPPED_VAR_3, _NOISE_RATIO,
+                                         _MEDIAN_NETWORK, ny, nx)
+        return (Background(grid, bs, bg.sigma, bg.shape, bg.nodes) if noisy else None,
+                bool(structured))
     clip: float | NDArray = 3.0 * bg.sigma
     for _ in range(2):
         n, s1, s2 = _half_cell_sums(resid, rows, cols, half, (ny, nx), clip)
-        nb, b1, b2 = (_group(a.reshape(ny, 2, nx, 2).sum(axis=(1, 3)), g) for a in (n, s1, s2))
+        nb, b1, b2 = (_group(_block_sums(a, ny, nx), g) for a in (n, s1, s2))
         m1 = b1 / np.maximum(nb, 1)
         m2 = b2 / np.maximum(nb, 1)
         rms = np.sqrt(np.maximum(m2 - m1 * m1, 0.0) / _CLIPPED_VAR_3)

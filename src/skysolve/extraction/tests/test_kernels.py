@@ -265,6 +265,49 @@ def test_background_kernels_as_numpy(monkeypatch):
     np.testing.assert_array_equal(reference[-1], bg.at(*np.divmod(flat, w)))
 
 
+@pytest.mark.parametrize("grid_shape", [(6, 8), (2, 5), (6, 1), (1, 1)])
+@pytest.mark.parametrize("sky", ["flat", "noisier_half", "bump", "sparse"])
+def test_local_checks_as_numpy(grid_shape, sky):
+    """The compiled noise grid and structure test (:func:`.kernels.local_checks`) are
+    numpy's to the bit: a uniform sky (neither), noise three times as large over half
+    the frame (a noise grid, 3x3-median filtered on grids of 3x3 blocks and more), a
+    bump the model missed (structure), and a sample too sparse for some blocks (their
+    noise the global sigma); grids one block wide or tall included."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(hash((grid_shape, sky)) % 2**32)
+    bs = 32
+    ny, nx = grid_shape
+    shape = (ny * bs - 5, nx * bs - 3)  # (the last blocks partial)
+    step = 11 if sky == "sparse" else 5
+    rows, cols = np.arange(2, shape[0], step), np.arange(1, shape[1], step)
+    sigma = 2.0
+    resid = rng.normal(0.0, sigma, (len(rows), len(cols)))
+    if sky == "noisier_half":
+        resid[:, cols >= shape[1] // 2] *= 3.0
+    elif sky == "bump":
+        resid += 4.0 * sigma * np.exp(-((rows[:, None] - 40.0) ** 2
+                                        + (cols[None, :] - 30.0) ** 2) / 200.0)
+    resid[rng.random(resid.shape) < 0.01] += 50.0 * sigma  # stars
+    bg = background.Background(rng.normal(100.0, 1.0, grid_shape), bs, sigma, shape)
+    assert background._noise_group(bs, rows, cols) == 1
+    assert kernels.compiled("local_checks") is not None
+    out = {}
+    for name in ("compiled", "reference"):
+        with kernels.backend(name):
+            noise, structured = background._local_checks(resid, rows, cols, bg)
+        out[name] = (None if noise is None else noise.grid, structured)
+    (got, got_s), (want, want_s) = out["compiled"], out["reference"]
+    assert got_s == want_s
+    assert (got is None) == (want is None)
+    if want is not None:
+        np.testing.assert_array_equal(got, want)
+    if sky == "noisier_half" and nx > 1:
+        assert want is not None  # (the test's premise: a noise grid)
+    if sky == "bump" and grid_shape == (6, 8):
+        assert want_s
+
+
 @pytest.mark.parametrize("grid_shape", [(5, 7), (1, 7), (5, 1)])
 def test_background_model_as_numpy(grid_shape):
     """The compiled model (interpolated per pixel, no tables) is the tables' to the bit,
