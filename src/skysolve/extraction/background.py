@@ -147,6 +147,10 @@ def robust_location(values: NDArray, iterations: int = 2, clip: float = 3.0) -> 
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         return float("nan"), float("nan")
+    kernel = compiled("robust_location")
+    if kernel is not None:  # (its twin: the same order statistics, without the temporaries)
+        med, sig = kernel(v, int(iterations), float(clip), MAD_TO_SIGMA)
+        return float(med), float(sig)
     # a selection (numpy's partition, or the compiled one) beats a compiled histogram
     # selection on the 30,000-sample residuals; the deviations serve the MAD and the
     # clip both

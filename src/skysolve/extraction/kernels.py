@@ -37,7 +37,8 @@ definition:
 * :func:`local_checks`: the background's noise grid and structure test, from the
   residual's half-cell sums (:func:`.background._local_checks`);
 * :func:`select_value`: an order statistic of a sample, as ``np.partition`` selects it
-  (:func:`.orderstats.order_statistic`);
+  (:func:`.orderstats.order_statistic`), and :func:`robust_location`: a sample's clipped
+  median and MAD sigma by them (:func:`.background.robust_location`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
@@ -740,6 +741,55 @@ def select_value(a, k):
         first = False
 
 
+def robust_location(v, iterations, clip, mad_to_sigma):
+    """:func:`.background.robust_location` of a contiguous float64 sample ``v`` (not
+    empty): its clipped median and MAD sigma by the same order statistics
+    (:func:`select_value`), the deviations and the kept values' mask made in loops of
+    their own rather than by numpy's temporaries (a dozen whole-sample passes)."""
+    n = v.size
+    med = select_value(v, (n - 1) // 2)
+    dev = np.empty(n)
+    for q in range(n):
+        dev[q] = abs(v[q] - med)
+    sig = mad_to_sigma * select_value(dev, (n - 1) // 2)
+    keep = np.ones(n, np.bool_)
+    n_kept = n
+    for _ in range(iterations):
+        if sig <= 0:
+            break
+        lim = clip * sig
+        n_keep = 0
+        for q in range(n):
+            k = keep[q] and dev[q] < lim
+            keep[q] = k
+            n_keep += 1 if k else 0
+        if n_keep == n_kept or n_keep < 10:
+            break
+        n_kept = n_keep
+        below = 0
+        for q in range(n):
+            below += 1 if not keep[q] and v[q] < med else 0
+        med = select_value(v, below + (n_keep - 1) // 2)
+        for q in range(n):
+            dev[q] = abs(v[q] - med)
+        mad = select_value(dev, (n_keep - 1) // 2)
+        clipped_small = False
+        for q in range(n):
+            if not keep[q] and dev[q] <= mad:
+                clipped_small = True
+                break
+        if clipped_small:
+            kept = np.empty(n_keep)
+            c = 0
+            for q in range(n):
+                if keep[q]:
+                    kept[c] = dev[q]
+                    c += 1
+            mad = select_value(kept, (n_keep - 1) // 2)
+        sig = mad_to_sigma * mad
+    return med, sig
+
+
 def median9(grid, network):
     """:func:`.background._filter3`'s median: every cell's 3x3 neighbourhood (the edges
     replicated) through the compare-exchange ``network`` (pairs of positions), each
@@ -1338,7 +1388,8 @@ TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False
 
 _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "tile_bound", "_smooth_row", "smooth",
-            "step_counts", "_pivots", "select_value", "_rank_in_bin", "integer_medians",
+            "step_counts", "_pivots", "select_value", "robust_location", "_rank_in_bin",
+            "integer_medians",
             "median9", "local_checks", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "piece_lines", "blob_pixels",
             "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
@@ -1456,6 +1507,10 @@ def warm_up() -> bool:
             sample = np.zeros(2, dtype)
             sample.flags.writeable = writeable
             _COMPILED["select_value"](sample, 0)
+    for writeable in (True, False):  # (a caller's float64 sample, read as it is)
+        sample = np.zeros(2)
+        sample.flags.writeable = writeable
+        _COMPILED["robust_location"](sample, 2, 3.0, 1.5)
     for dtype in (np.uint8, np.uint16, np.int8, np.int16):  # (the counts a camera gives)
         for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
             counts = np.ones((4, 8), dtype)

@@ -265,6 +265,41 @@ def test_background_kernels_as_numpy(monkeypatch):
     np.testing.assert_array_equal(reference[-1], bg.at(*np.divmod(flat, w)))
 
 
+def test_robust_location_as_numpy(monkeypatch):
+    """The compiled clipped median and MAD sigma are the numpy code's to the bit (the same
+    order statistics): Gaussian samples with stars, NaN, ties on an integer lattice, a
+    constant sample (no spread), fewer than 10 values, clipped values among the smallest
+    deviations (a lopsided sample: the kept values' own MAD), and 0-3 iterations."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(23)
+    base = rng.normal(100.0, 5.0, 4001)
+    stars = base.copy()
+    stars[rng.random(base.size) < 0.05] += rng.uniform(50.0, 5000.0, 1)
+    nan = stars.copy()
+    nan[::97] = np.nan
+    lopsided = np.r_[rng.normal(0.0, 1.0, 3000), rng.normal(40.0, 1.0, 2000)]
+    samples = [base, stars, nan, np.round(stars), np.full(500, 7.0), base[:7], lopsided,
+               rng.standard_cauchy(3000)]
+    readonly = stars.copy()
+    readonly.flags.writeable = False
+    samples.append(readonly)
+    calls = []
+    kernel = kernels.compiled("robust_location")
+    assert kernel is not None
+    for values in samples:
+        for iterations in (0, 1, 2, 3):
+            got = background.robust_location(values, iterations)
+            with monkeypatch.context() as m:
+                m.setattr(background, "compiled",
+                          lambda name: None if name == "robust_location"
+                          else kernels.compiled(name))
+                want = background.robust_location(values, iterations)
+            np.testing.assert_array_equal(got, want)
+            calls.append(want)
+    assert np.isfinite(calls[4]).all() and abs(calls[4][1] - 5.0) < 0.5  # (premise)
+
+
 @pytest.mark.parametrize("grid_shape", [(6, 8), (2, 5), (6, 1), (1, 1)])
 @pytest.mark.parametrize("sky", ["flat", "noisier_half", "bump", "sparse"])
 def test_local_checks_as_numpy(grid_shape, sky):
