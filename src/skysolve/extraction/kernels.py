@@ -44,7 +44,9 @@ definition:
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
   rows' maxima (:func:`.extract._counts_work`);
 * :func:`integer_medians`: block medians of 16-bit integer samples by one histogram per
-  block (:func:`.background._kth`, :func:`.background._counted_medians`);
+  block (:func:`.background._kth`, :func:`.background._counted_medians`), and
+  :func:`network_medians`: those of the float32 working copy through a sorting network,
+  a row of blocks side by side (:func:`.background._band_medians`);
 * :func:`band_candidates`: the pixels above their tile's limit, the extractor's first
   selection of candidates (:func:`.extract._above_indices`), and of those the pixels
   above the background model by the threshold (:func:`.extract._candidate_pixels`);
@@ -556,6 +558,47 @@ def integer_medians(tiles):
             out[t] = np.float64(a + base)
         else:
             out[t] = 0.5 * (np.float64(a + base) + (b + base))
+    return out
+
+
+def network_medians(region, bh, bw, sy, sx, pairs, size):
+    """:func:`.background._kth` of the float32 samples every ``sy`` rows and ``sx``
+    columns of every ``bh`` x ``bw`` block of ``region`` (tiled exactly by them), shape
+    ``(ny, nx)``: the same order statistics, through the compare-exchanges ``pairs`` of
+    :func:`.background.median_network` (``size`` values, those beyond a block's own
+    +inf), a row of blocks at a time: each block's samples gathered into a column of a
+    ``(size, nx)`` array, each exchange a pass along two of its rows (a loop the
+    compiler vectorises). A 2048x2048 frame's 16,384 blocks of 64 samples: 1.2 ms
+    against 3.3 for numpy's gather and partition. The values must be finite (the
+    working copy's: no NaN)."""
+    ny, nx = region.shape[0] // bh, region.shape[1] // bw
+    rs = (bh + sy - 1) // sy
+    cs = (bw + sx - 1) // sx
+    n = rs * cs
+    k = (n - 1) // 2
+    d = np.empty((size, nx), np.float32)
+    d[n:] = np.inf
+    out = np.empty((ny, nx))
+    for by in range(ny):
+        for ii in range(rs):
+            r = by * bh + ii * sy
+            for jj in range(cs):
+                dst = d[ii * cs + jj]
+                for bx in range(nx):
+                    dst[bx] = region[r, bx * bw + jj * sx]
+        for q in range(pairs.shape[0]):
+            pa = d[pairs[q, 0]]
+            pb = d[pairs[q, 1]]
+            for t in range(nx):
+                x = pa[t]
+                y = pb[t]
+                pa[t] = min(x, y)
+                pb[t] = max(x, y)
+        for t in range(nx):
+            if n % 2 == 0:  # (the two middle values' mean, in float64, as _kth takes it)
+                out[by, t] = 0.5 * (np.float64(d[k, t]) + d[k + 1, t])
+            else:
+                out[by, t] = d[k, t]
     return out
 
 
@@ -1389,7 +1432,7 @@ TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False
 _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "tile_bound", "_smooth_row", "smooth",
             "step_counts", "_pivots", "select_value", "robust_location", "_rank_in_bin",
-            "integer_medians",
+            "integer_medians", "network_medians",
             "median9", "local_checks", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "piece_lines", "blob_pixels",
             "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
@@ -1496,6 +1539,9 @@ def warm_up() -> bool:
             tiles = np.ones((1, 2), dtype)
             tiles.flags.writeable = writeable
             _COMPILED["integer_medians"](tiles)
+    image = np.ones((4, 4), np.float32)
+    for region in (image, image[:, :2]):  # (a whole frame's width, and part of it)
+        _COMPILED["network_medians"](region, 2, 2, 1, 1, np.array([[0, 1]], np.intp), 4)
     image = np.ones((3, 3), np.float32)
     _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
     _COMPILED["constant_area"](image, one, one, 16)

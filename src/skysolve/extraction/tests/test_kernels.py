@@ -799,6 +799,50 @@ def test_orderstats_compiled_as_numpy():
                 assert got == want
 
 
+def test_median_network_sorts():
+    """The pruned odd-even merge networks put the middle order statistics in place: every
+    0/1 input of up to 12 values (the 0-1 principle, all inputs at once), and random
+    ones of up to 300 values (blocks of 16x16 samples and their partial edge blocks)."""
+    import itertools
+
+    background = importlib.import_module("skysolve.extraction.background")
+    rng = np.random.default_rng(31)
+    for n in [*range(1, 80), 100, 127, 128, 129, 255, 256, 257, 300]:
+        pairs, size = background.median_network(n)
+        assert size >= n and size & (size - 1) == 0
+        values = (np.array(list(itertools.product((0.0, 1.0), repeat=n))) if n <= 12
+                  else rng.normal(size=(20, n)))
+        v = np.hstack([values, np.full((len(values), size - n), np.inf)])
+        for a, b in pairs:  # (every input at once)
+            v[:, a], v[:, b] = np.minimum(v[:, a], v[:, b]), np.maximum(v[:, a], v[:, b])
+        want = np.sort(values, axis=1)
+        for k in {(n - 1) // 2, n // 2}:
+            np.testing.assert_array_equal(v[:, k], want[:, k])
+    assert len(background.median_network(64)[0]) == 445
+
+
+@pytest.mark.parametrize("block", [(16, 16), (32, 32), (8, 8), (7, 16), (16, 5), (1, 1), (3, 2)])
+def test_network_medians_as_numpy(block):
+    """The compiled float32 block medians (a sorting network across a row of blocks) are
+    numpy's partition's to the bit: Gaussian skies with stars, ties (values on a
+    lattice), odd and even sample counts, whole-width frames and part of one."""
+    background = importlib.import_module("skysolve.extraction.background")
+    kernels.warm_up()
+    rng = np.random.default_rng(block[0] * 100 + block[1])
+    bh, bw = block
+    for trial in range(6):
+        ny, nx = int(rng.integers(1, 9)), int(rng.integers(1, 12))
+        image = rng.normal(300.0, 5.0, (ny * bh, nx * bw + 3)).astype(np.float32)
+        image[rng.random(image.shape) < 0.02] += 1e4
+        if trial % 2:
+            image = np.round(image / 4.0) * 4.0  # (ties)
+        for region in (image[:, :nx * bw], np.ascontiguousarray(image[:, :nx * bw])):
+            got = background._band_medians(region, bh, bw)
+            with kernels.backend("reference"):
+                want = background._band_medians(region, bh, bw)
+            np.testing.assert_array_equal(got, want)
+
+
 def test_integer_medians_as_numpy():
     """The compiled block medians of 16-bit integer tiles give numpy's numbers to the
     bit: dark skies of a few values, ordinary ones of hundreds, tiles of a range wider
