@@ -55,7 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import _threads
-from .kernels import compiled, thread_count
+from .kernels import NETWORK_MEDIAN_TYPES, compiled, thread_count
 from .orderstats import lower_median, median, order_statistic, percentiles
 
 __all__ = ["Background", "block_grid", "dark_constant_areas", "estimate_background",
@@ -779,16 +779,38 @@ def _tile_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     return np.concatenate(_threads.run_chunks(rows, chunks))
 
 
+#: Blocks of at most this many samples take their medians through a sorting network
+#: (:func:`.kernels.network_medians`) ...
+_NETWORK_SAMPLES = 64
+#: ... and float blocks of up to this many too, in rows of at least this many blocks.
+_NETWORK_FLOAT_SAMPLES, _NETWORK_ROW_BLOCKS = 1024, 32
+
+
+def _by_network(n: int, nx: int, dtype: np.dtype) -> bool:
+    """Whether blocks of ``n`` samples, ``nx`` to a row, take the sorting network: it
+    exchanges across a row of blocks at once, its exchanges grow as ``n log^2 n``.
+    Measured (ms, network against gather and partition, or counting for 16-bit counts):
+    64 samples, 2.3-2.8 times faster (float32 1024x768 0.26 against 0.60, 2048x2048 1.2
+    against 3.3; uint16 0.21 against 0.40, 0.91 against 1.97); 256, float32 even, uint16
+    1.5-1.8 times slower; 1,024 in rows of 32 blocks, float32 4.8 against 6.8, in rows
+    of 16 a little slower (1.22 against 1.16; uint16 1.0 against 0.76)."""
+    return n <= _NETWORK_SAMPLES or (dtype.kind == "f" and n <= _NETWORK_FLOAT_SAMPLES
+                                     and nx >= _NETWORK_ROW_BLOCKS)
+
+
 def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     """:func:`_tile_medians` of one band."""
     ny, nx = region.shape[0] // bh, region.shape[1] // bw
     sy, sx = _sample_step(bh), _sample_step(bw)
-    if region.dtype == np.float32 and not (region.flags.f_contiguous
-                                           and not region.flags.c_contiguous):
+    n = len(range(0, bh, sy)) * len(range(0, bw, sx))
+    if (_by_network(n, nx, region.dtype) and (region.dtype, region.flags.writeable)
+            in NETWORK_MEDIAN_TYPES
+            and not (region.flags.f_contiguous and not region.flags.c_contiguous)):
         kernel = compiled("network_medians")
-        if kernel is not None:  # (the working copy's floats: no partition, no gather)
-            n = len(range(0, bh, sy)) * len(range(0, bw, sx))
-            return kernel(region, bh, bw, sy, sx, *median_network(n))
+        if kernel is not None:  # (no gather, no partition or counting)
+            kind = region.dtype
+            top = kind.type(np.inf if kind.kind == "f" else np.iinfo(kind).max)
+            return kernel(region, bh, bw, sy, sx, *median_network(n), top)
     tiles = gathered_tiles(
         region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx].transpose(0, 2, 1, 3))
     kernel = counting_kernel(tiles)

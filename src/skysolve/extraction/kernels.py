@@ -45,8 +45,8 @@ definition:
   rows' maxima (:func:`.extract._counts_work`);
 * :func:`integer_medians`: block medians of 16-bit integer samples by one histogram per
   block (:func:`.background._kth`, :func:`.background._counted_medians`), and
-  :func:`network_medians`: those of the float32 working copy through a sorting network,
-  a row of blocks side by side (:func:`.background._band_medians`);
+  :func:`network_medians`: those of the float32 working copy or a camera's counts through
+  a sorting network, a row of blocks side by side (:func:`.background._band_medians`);
 * :func:`band_candidates`: the pixels above their tile's limit, the extractor's first
   selection of candidates (:func:`.extract._above_indices`), and of those the pixels
   above the background model by the threshold (:func:`.extract._candidate_pixels`);
@@ -561,23 +561,24 @@ def integer_medians(tiles):
     return out
 
 
-def network_medians(region, bh, bw, sy, sx, pairs, size):
-    """:func:`.background._kth` of the float32 samples every ``sy`` rows and ``sx``
-    columns of every ``bh`` x ``bw`` block of ``region`` (tiled exactly by them), shape
-    ``(ny, nx)``: the same order statistics, through the compare-exchanges ``pairs`` of
-    :func:`.background.median_network` (``size`` values, those beyond a block's own
-    +inf), a row of blocks at a time: each block's samples gathered into a column of a
-    ``(size, nx)`` array, each exchange a pass along two of its rows (a loop the
-    compiler vectorises). A 2048x2048 frame's 16,384 blocks of 64 samples: 1.2 ms
-    against 3.3 for numpy's gather and partition. The values must be finite (the
+def network_medians(region, bh, bw, sy, sx, pairs, size, top):
+    """:func:`.background._kth` of the samples every ``sy`` rows and ``sx`` columns of
+    every ``bh`` x ``bw`` block of ``region`` (tiled exactly by them; float32 or a
+    camera's 8- or 16-bit counts), shape ``(ny, nx)``: the same order statistics,
+    through the compare-exchanges ``pairs`` of :func:`.background.median_network`
+    (``size`` values, those beyond a block's own ``top``, the type's largest), a row of
+    blocks at a time: each block's samples gathered into a column of a ``(size, nx)``
+    array of their type, each exchange a pass along two of its rows (a loop the
+    compiler vectorises). A 2048x2048 float32 frame's 16,384 blocks of 64 samples:
+    1.2 ms against 3.3 for numpy's gather and partition. Floats must be finite (the
     working copy's: no NaN)."""
     ny, nx = region.shape[0] // bh, region.shape[1] // bw
     rs = (bh + sy - 1) // sy
     cs = (bw + sx - 1) // sx
     n = rs * cs
     k = (n - 1) // 2
-    d = np.empty((size, nx), np.float32)
-    d[n:] = np.inf
+    d = np.empty((size, nx), region.dtype)
+    d[n:] = top
     out = np.empty((ny, nx))
     for by in range(ny):
         for ii in range(rs):
@@ -1424,6 +1425,11 @@ SELECT_TYPES = (np.float64, np.float32, np.uint16, np.int16)
 #: compiled for.
 QUICK_PIXEL_TYPES = ((np.uint8, True), (np.uint8, False), (np.uint16, True),
                      (np.uint16, False), (np.float32, True), (np.float64, True))
+#: The samples' types (and whether writeable) :func:`network_medians` is compiled for:
+#: the working copy's float32, and a camera's 8- and 16-bit counts as given.
+NETWORK_MEDIAN_TYPES = ((np.dtype(np.float32), True), (np.dtype(np.uint8), True),
+                        (np.dtype(np.uint8), False), (np.dtype(np.uint16), True),
+                        (np.dtype(np.uint16), False))
 #: The pixels' types (and whether writeable) :func:`band_candidates` is compiled for:
 #: the extractor's float32 detection image, and a camera's 8- and 16-bit counts as given.
 TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False),
@@ -1539,9 +1545,13 @@ def warm_up() -> bool:
             tiles = np.ones((1, 2), dtype)
             tiles.flags.writeable = writeable
             _COMPILED["integer_medians"](tiles)
-    image = np.ones((4, 4), np.float32)
-    for region in (image, image[:, :2]):  # (a whole frame's width, and part of it)
-        _COMPILED["network_medians"](region, 2, 2, 1, 1, np.array([[0, 1]], np.intp), 4)
+    for dtype, writeable in NETWORK_MEDIAN_TYPES:
+        image = np.ones((4, 4), dtype)
+        image.flags.writeable = writeable
+        top = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+        for region in (image, image[:, :2]):  # (a whole frame's width, and part of it)
+            _COMPILED["network_medians"](region, 2, 2, 1, 1, np.array([[0, 1]], np.intp), 4,
+                                         dtype.type(top))
     image = np.ones((3, 3), np.float32)
     _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
     _COMPILED["constant_area"](image, one, one, 16)

@@ -821,26 +821,42 @@ def test_median_network_sorts():
     assert len(background.median_network(64)[0]) == 445
 
 
-@pytest.mark.parametrize("block", [(16, 16), (32, 32), (8, 8), (7, 16), (16, 5), (1, 1), (3, 2)])
-def test_network_medians_as_numpy(block):
-    """The compiled float32 block medians (a sorting network across a row of blocks) are
-    numpy's partition's to the bit: Gaussian skies with stars, ties (values on a
-    lattice), odd and even sample counts, whole-width frames and part of one."""
+@pytest.mark.parametrize("block", [(16, 16), (32, 32), (64, 64), (8, 8), (7, 16), (16, 5),
+                                   (1, 1), (3, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.uint8])
+def test_network_medians_as_numpy(block, dtype):
+    """The compiled block medians (a sorting network across a row of blocks) are the
+    numpy code's to the bit (its partition, or its counting for a dark integer sky):
+    skies with stars, ties (values on a lattice; 8-bit counts of a few values), odd and
+    even sample counts, the type's largest value among the samples, whole-width frames
+    and part of one, read-only counts (a PIL image's)."""
     background = importlib.import_module("skysolve.extraction.background")
     kernels.warm_up()
     rng = np.random.default_rng(block[0] * 100 + block[1])
     bh, bw = block
+    top = np.inf if np.dtype(dtype).kind == "f" else np.iinfo(dtype).max
     for trial in range(6):
         ny, nx = int(rng.integers(1, 9)), int(rng.integers(1, 12))
-        image = rng.normal(300.0, 5.0, (ny * bh, nx * bw + 3)).astype(np.float32)
+        sky, noise = (300.0, 5.0) if dtype != np.uint8 else (20.0, 1.5 + 3 * (trial % 3))
+        image = rng.normal(sky, noise, (ny * bh, nx * bw + 3))
         image[rng.random(image.shape) < 0.02] += 1e4
         if trial % 2:
             image = np.round(image / 4.0) * 4.0  # (ties)
+        image = np.clip(image, 0, None if np.isinf(top) else top).astype(dtype)
+        if trial == 5 and not np.isinf(top):
+            image[::3] = top
+        if trial == 4:
+            image.flags.writeable = False
+        sy, sx = background._sample_step(bh), background._sample_step(bw)
+        pairs, size = background.median_network(len(range(0, bh, sy)) * len(range(0, bw, sx)))
         for region in (image[:, :nx * bw], np.ascontiguousarray(image[:, :nx * bw])):
-            got = background._band_medians(region, bh, bw)
+            got = kernels.compiled("network_medians")(region, bh, bw, sy, sx, pairs, size,
+                                                      image.dtype.type(top))
             with kernels.backend("reference"):
                 want = background._band_medians(region, bh, bw)
             np.testing.assert_array_equal(got, want)
+            # (and the extraction takes it where it is faster)
+            np.testing.assert_array_equal(background._band_medians(region, bh, bw), want)
 
 
 def test_integer_medians_as_numpy():
