@@ -1522,20 +1522,8 @@ def compiled_fit() -> Callable[..., Any] | None:
     return compiled("fit_stamps")
 
 
-def warm_up() -> bool:
-    """Compile (or load) the kernels into numba's cache and leave the warm marker;
-    whether they are there (False without numba)."""
-    if not _jit.available():
-        return False
-    fit = _compile()["fit_stamps"]
-    for k in (5, 7):  # the argument types are what counts, not the sizes
-        stamps = np.zeros((1, k, k), np.float32)
-        stamps[0, k // 2, k // 2] = 1.0
-        weights = np.ones((1, k, k), bool)
-        for fix in (False, True):
-            fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
-    _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
-    one = np.zeros(1, np.intp)
+def _warm_background(one: np.ndarray) -> None:
+    """:func:`warm_up`'s calls of the background's kernels (``one``: an index array)."""
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
     _COMPILED["grid_model"](np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
@@ -1552,12 +1540,29 @@ def warm_up() -> bool:
         for region in (image, image[:, :2]):  # (a whole frame's width, and part of it)
             _COMPILED["network_medians"](region, 2, 2, 1, 1, np.array([[0, 1]], np.intp), 4,
                                          dtype.type(top))
-    image = np.ones((3, 3), np.float32)
-    _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
-    _COMPILED["constant_area"](image, one, one, 16)
     _COMPILED["median9"](np.zeros((1, 1)), np.zeros((1, 2), np.intp))
     _COMPILED["local_checks"](np.zeros((1, 1)), one, one, 1, 1.0, 0.5, 1.0, 1.5,
                               np.zeros((1, 2), np.intp), 1, 1)
+
+
+def warm_up() -> bool:
+    """Compile (or load) the kernels into numba's cache and leave the warm marker;
+    whether they are there (False without numba)."""
+    if not _jit.available():
+        return False
+    fit = _compile()["fit_stamps"]
+    for k in (5, 7):  # the argument types are what counts, not the sizes
+        stamps = np.zeros((1, k, k), np.float32)
+        stamps[0, k // 2, k // 2] = 1.0
+        weights = np.ones((1, k, k), bool)
+        for fix in (False, True):
+            fit(stamps, weights, np.array([[0.0, 0.0, 1.0, 1.0, 1.0]]), 2, fix)
+    _COMPILED["label_pixels"](np.array([0, 1, 5], dtype=np.intp), 4)
+    one = np.zeros(1, np.intp)
+    _warm_background(one)
+    image = np.ones((3, 3), np.float32)
+    _COMPILED["smooth"](image, np.ones(3, np.float32), image.copy(), 0, 3)
+    _COMPILED["constant_area"](image, one, one, 16)
     for dtype in SELECT_TYPES:
         for writeable in (True, False):  # (it only reads: a caller's array as it is)
             sample = np.zeros(2, dtype)
