@@ -1072,7 +1072,7 @@ def _tied_sigma(resid: NDArray, sigma: float, quantum: float | None) -> float:
         below = -resid[resid < 0.0]
         if below.size <= _TIED_BELOW * resid.size:
             return 0.0
-        quantum = float(np.median(below))
+        quantum = median(below)
         return max(_clipped_rms(resid, 3.0 * quantum), _TIED_FLOOR * quantum)
     if sigma < quantum:
         return _clipped_rms(resid, 3.0 * quantum)
@@ -1101,11 +1101,11 @@ def _varying_step(resid: NDArray) -> float | None:
     several of its steps of noise (a real frame's, as floats), are no single step of a
     broad spread of differences."""
     d = np.abs(np.diff(resid.ravel().astype(np.float64)))
-    tie = float(np.median(d)) if d.size else 0.0
+    tie = median(d) if d.size else 0.0  # (np.median's values, by the compiled selection)
     steps = d[d > _TIE_GAP * tie]
     if steps.size < max(_MIN_STEP_PAIRS, _STEP_SHARE * d.size):
         return None
-    step = float(np.median(steps))
+    step = median(steps)
     if tie > _TIE_SPREAD * step:
         return None
     k = steps / step

@@ -588,7 +588,7 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
         return None, None, offset, unit
     step = max(1, int(math.sqrt((bad.size - n_bad) / 200_000)))
     sample = work[::step, ::step][~bad[::step, ::step]]
-    fill = float(np.median(sample)) if sample.size else float(work[~bad][0])
+    fill = median(sample) if sample.size else float(work[~bad][0])
     # usable pixels a JPEG block apart along rows, as second differences: free of
     # gradients (a cloud's, a light dome's), and of the block's correlation (a JPEG at
     # quality 60 rounds most blocks to one value: neighbours' differences were 0, and
@@ -1975,7 +1975,7 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
             # fill's sky (the median the fill's noise scatters about)
             idx, lift = held
             sky = work[bad]
-            work.flat[idx] = np.median(sky[::max(1, sky.size // 20_000)]) + lift
+            work.flat[idx] = median(sky[::max(1, sky.size // 20_000)]) + lift
     if unit != 1.0:  # everything below in the working copy's unit; the result in the image's
         arr = arr / unit
         noise = None if noise is None else noise / unit
@@ -2001,7 +2001,7 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         sat_level = float(sat_level) / unit - offset  # in the working copy's values
     if noise is not None:
         bad = _bad_noise(noise, bad)
-        sigma = bg.sigma = float(np.median(noise[~bad])) if not bad.all() else sigma
+        sigma = bg.sigma = median(noise[~bad]) if not bad.all() else sigma
         bg.noise = None  # the map, not the estimated noise grid, sets the threshold
     n_max = options.max_centroids
     passes = options
