@@ -37,8 +37,9 @@ definition:
 * :func:`local_checks`: the background's noise grid and structure test, from the
   residual's half-cell sums (:func:`.background._local_checks`);
 * :func:`select_value`: an order statistic of a sample, as ``np.partition`` selects it
-  (:func:`.orderstats.order_statistic`), and :func:`robust_location`: a sample's clipped
-  median and MAD sigma by them (:func:`.background.robust_location`);
+  (:func:`.orderstats.order_statistic`), :func:`next_order_statistic`: the one after it
+  (an even sample's median, :func:`.orderstats.median`), and :func:`robust_location`: a
+  sample's clipped median and MAD sigma by them (:func:`.background.robust_location`);
 * :func:`constant_area`: the sample pixels in constant areas
   (:func:`.background._constant_area`);
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
@@ -785,6 +786,21 @@ def select_value(a, k):
         first = False
 
 
+def next_order_statistic(a, k, x):
+    """The order statistic ``k + 1`` of the sample ``a`` (no NaN) whose order statistic
+    ``k`` is ``x``: ``x`` when more than ``k + 1`` values are at most ``x``, else the
+    least value above it; one pass without stores (a loop the compiler vectorises), where
+    a second selection reads and gathers (an even sample's median: 5 against 30 us for
+    25,000 values)."""
+    at_most = 0
+    least = np.inf
+    for q in range(a.size):
+        v = a[q]
+        at_most += 1 if v <= x else 0
+        least = v if v > x and v < least else least
+    return np.float64(x) if at_most >= k + 2 else least
+
+
 def robust_location(v, iterations, clip, mad_to_sigma):
     """:func:`.background.robust_location` of a contiguous float64 sample ``v`` (not
     empty): its clipped median and MAD sigma by the same order statistics
@@ -1437,7 +1453,8 @@ TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False
 
 _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "tile_bound", "_smooth_row", "smooth",
-            "step_counts", "_pivots", "select_value", "robust_location", "_rank_in_bin",
+            "step_counts", "_pivots", "select_value", "next_order_statistic", "robust_location",
+            "_rank_in_bin",
             "integer_medians", "network_medians",
             "median9", "local_checks", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "piece_lines", "blob_pixels",
@@ -1568,6 +1585,7 @@ def warm_up() -> bool:
             sample = np.zeros(2, dtype)
             sample.flags.writeable = writeable
             _COMPILED["select_value"](sample, 0)
+            _COMPILED["next_order_statistic"](sample, 0, dtype(0))
     for writeable in (True, False):  # (a caller's float64 sample, read as it is)
         sample = np.zeros(2)
         sample.flags.writeable = writeable

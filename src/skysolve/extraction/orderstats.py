@@ -89,7 +89,7 @@ def median(values: NDArray) -> float:
         a = order_statistic(flat, k)
         if n % 2:
             return a
-        b = order_statistic(flat, k + 1)
+        b = _next_order_statistic(flat, k, a)
         if flat.dtype.kind == "f":  # (numpy averages in the sample's type)
             return float((flat.dtype.type(a) + flat.dtype.type(b)) / 2)
         return (a + b) / 2  # (in float64: no wrap-around)
@@ -101,6 +101,17 @@ def median(values: NDArray) -> float:
         return float("nan")
     k = (n - 1) // 2
     return float(v[k]) if n % 2 else float((v[k] + v[k + 1]) / 2)
+
+
+def _next_order_statistic(flat: NDArray, k: int, a: float) -> float:
+    """``order_statistic(flat, k + 1)`` of a sample without NaN whose order statistic ``k``
+    is ``a``: by one compiled pass (:func:`.kernels.next_order_statistic`) where the
+    selection's kernel would run, else by numpy."""
+    if flat.dtype in SELECT_TYPES and flat.flags.c_contiguous and k + 1 < flat.size:
+        kernel = compiled("next_order_statistic")
+        if kernel is not None:
+            return float(kernel(flat, k, flat.dtype.type(a)))
+    return order_statistic(flat, k + 1)
 
 
 def lower_median(values: NDArray) -> float:

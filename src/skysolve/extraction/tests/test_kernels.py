@@ -799,6 +799,27 @@ def test_orderstats_compiled_as_numpy():
                 assert got == want
 
 
+def test_next_order_statistic_as_sorted():
+    """The order statistic after a known one, by one compiled pass, is the sorted sample's
+    next value: ties across it (integers on a few levels), the last two values, every
+    type the selection takes; and an even sample's median is np.median's."""
+    orderstats = importlib.import_module("skysolve.extraction.orderstats")
+    kernels.warm_up()
+    kernel = kernels.compiled("next_order_statistic")
+    rng = np.random.default_rng(41)
+    for trial in range(300):
+        n = int(rng.integers(2, 3000))
+        dtype = rng.choice([np.float64, np.float32, np.uint16, np.int16])
+        levels = int(rng.choice([3, 50, 30000]))
+        v = (rng.integers(0, levels, n) if trial % 2 else rng.normal(0, levels, n))
+        v = np.clip(v, -30000, 30000).astype(dtype)
+        srt = np.sort(v)
+        for k in {0, n // 2 - 1, n - 2, int(rng.integers(n - 1))}:
+            assert kernel(v, k, srt[k]) == float(srt[k + 1])
+        if n >= 1024 and n % 2 == 0:
+            assert orderstats.median(v) == float(np.median(v))
+
+
 def test_median_network_sorts():
     """The pruned odd-even merge networks put the middle order statistics in place: every
     0/1 input of up to 12 values (the 0-1 principle, all inputs at once), and random
