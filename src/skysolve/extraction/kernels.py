@@ -562,6 +562,31 @@ def integer_medians(tiles):
     return out
 
 
+def _exchange(p, pairs, n, nan):
+    """The compare-exchanges ``pairs`` (rows ``(a, b)``) of a sorting network, applied to
+    the first ``n`` lanes of the rows of ``p`` (one value of each item a row): the
+    smaller value into row ``a``, the larger into row ``b``; with ``nan``, each as
+    ``np.minimum``/``np.maximum`` take it (the second of equal values, NaN from either),
+    which values without NaN need not pay for (a TESS-like frame's block medians: 1.3
+    against 1.9 ms). Each exchange a pass along the two rows, a loop the compiler
+    vectorises."""
+    for q in range(pairs.shape[0]):
+        pa = p[pairs[q, 0]]
+        pb = p[pairs[q, 1]]
+        if nan:
+            for j in range(n):
+                x = pa[j]
+                y = pb[j]
+                pa[j] = x if x < y or x != x else y
+                pb[j] = x if x > y or x != x else y
+        else:
+            for j in range(n):
+                x = pa[j]
+                y = pb[j]
+                pa[j] = min(x, y)
+                pb[j] = max(x, y)
+
+
 def network_medians(region, bh, bw, sy, sx, pairs, size, top):
     """:func:`.background._kth` of the samples every ``sy`` rows and ``sx`` columns of
     every ``bh`` x ``bw`` block of ``region`` (tiled exactly by them; float32 or a
@@ -588,14 +613,7 @@ def network_medians(region, bh, bw, sy, sx, pairs, size, top):
                 dst = d[ii * cs + jj]
                 for bx in range(nx):
                     dst[bx] = region[r, bx * bw + jj * sx]
-        for q in range(pairs.shape[0]):
-            pa = d[pairs[q, 0]]
-            pb = d[pairs[q, 1]]
-            for t in range(nx):
-                x = pa[t]
-                y = pb[t]
-                pa[t] = min(x, y)
-                pb[t] = max(x, y)
+        _exchange(d, pairs, nx, False)
         for t in range(nx):
             if n % 2 == 0:  # (the two middle values' mean, in float64, as _kth takes it)
                 out[by, t] = 0.5 * (np.float64(d[k, t]) + d[k + 1, t])
@@ -870,14 +888,7 @@ def median9(grid, network):
                 shift = b - 1
                 for j in range(nx):
                     row[j] = src[min(max(j + shift, 0), nx - 1)]
-        for q in range(network.shape[0]):
-            pa = p[network[q, 0]]
-            pb = p[network[q, 1]]
-            for j in range(nx):
-                x = pa[j]
-                y = pb[j]
-                pa[j] = x if x < y or x != x else y
-                pb[j] = x if x > y or x != x else y
+        _exchange(p, network, nx, True)
         mid = p[4]
         dst = out[i]
         for j in range(nx):
@@ -1455,7 +1466,7 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "tile_bound", "_smooth_row", "smooth",
             "step_counts", "_pivots", "select_value", "next_order_statistic", "robust_location",
             "_rank_in_bin",
-            "integer_medians", "network_medians",
+            "integer_medians", "_exchange", "network_medians",
             "median9", "local_checks", "constant_area",
             "counts_to_float32", "axis_light", "dot_bands", "piece_lines", "blob_pixels",
             "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
