@@ -37,8 +37,15 @@ pixels) make the model follow skies that are not smooth on the block scale
   (3x3-median smoothed, interpolated like the levels, never below half the
   global noise) and detection thresholds follow it.
 
-A smooth sky passes both (three bincounts over the sample) and keeps the
-single model and the global noise. The sample also says whether anything in
+A smooth sky passes both (three bincounts over the sample; compiled, both checks
+are one kernel, :func:`.kernels.local_checks`) and keeps the single model and the
+global noise.
+
+A block's median is an exact order statistic of its samples (every other pixel of
+blocks from 16 px): numpy's partition of the gathered samples, a histogram of a
+camera's 16-bit counts, or, compiled, a sorting network applied to a row of blocks at
+once (:func:`median_network`, :func:`.kernels.network_medians`; where it is faster:
+:func:`_by_network`). All give the same numbers. The sample also says whether anything in
 front of the sky is far darker than it (:attr:`Background.dark_fraction`: the
 fraction of samples more than :data:`DARK_SIGMAS` below both the model and the
 typical sky level), which the extractor's foreground test needs to know.
