@@ -910,12 +910,11 @@ def local_checks(resid, rows, cols, half, sigma, floor, var3, ratio, network, ny
     one."""
     clip = np.full((ny, nx), 3.0 * sigma)
     grid = np.empty((ny, nx))
-    cells = np.empty((3, 2 * ny, 2 * nx))
     nb = np.empty((ny, nx))
     b1 = np.empty((ny, nx))
     b2 = np.empty((ny, nx))
-    for _ in range(2):
-        cells = cell_sums(resid, rows, cols, half, clip)
+    cells = cell_sums(resid, rows, cols, half, clip)
+    for again in (True, False):  # (the second round's sums at the first round's clip)
         for a, out in ((0, nb), (1, b1), (2, b2)):
             c = cells[a]
             for i in range(ny):
@@ -941,6 +940,8 @@ def local_checks(resid, rows, cols, half, sigma, floor, var3, ratio, network, ny
             g = floor if g < floor else g
             fg[k] = g
             fc[k] = 3.0 * g
+        if again:
+            cells = cell_sums(resid, rows, cols, half, clip)
     srt = np.sort(grid.ravel())
     m = srt.shape[0]
     lo_hi = np.full(2, np.nan)
