@@ -656,7 +656,7 @@ def _equalized_phases(work: NDArray[np.float32], bad: NDArray | None,
         # sky lost its floor (the noise estimate of a clipped sky) and kept 10-20 peaks
         # of noise. Spread over their steps, the values give the levels to a few
         # hundredths of the noise.
-        levels = [float(np.median(p + _even_spread(p.size, quantum))) for p in phases]
+        levels = [median(p + _even_spread(p.size, quantum)) for p in phases]
         noise = median(np.array([_dithered_sigma(p - m, quantum)
                                  for p, m in zip(phases, levels, strict=True)]))
     if not noise > 0 or max(levels) - min(levels) <= _PHASE_OFFSET_NOISE * noise:
@@ -813,7 +813,7 @@ def _lattice_step(arr: NDArray) -> float | None:
         return None
     keys = np.round(np.log2(moved) * 1024.0)  # (float rounding of the offsets differs)
     values, counts = np.unique(keys, return_counts=True)
-    commonest = float(np.median(moved[keys == values[np.argmax(counts)]]))
+    commonest = median(moved[keys == values[np.argmax(counts)]])
     finest = _FINEST_STEP * float(np.max(np.abs(left[np.isfinite(left)]), initial=0.0))
     for k in range(1, _STEP_DIVISORS + 1):
         # (a JPEG's flattened blocks step by two counts as often as by one: quality 50)
