@@ -805,19 +805,34 @@ def _by_network(n: int, nx: int, dtype: np.dtype) -> bool:
                                      and nx >= _NETWORK_ROW_BLOCKS)
 
 
+def network_block_medians(region: NDArray, bh: int, bw: int, sy: int, sx: int
+                          ) -> NDArray[np.float64] | None:
+    """The medians of the samples every ``sy`` rows and ``sx`` columns of every ``bh`` x
+    ``bw`` block of ``region`` (tiled exactly by them), through the compiled sorting
+    network (:func:`.kernels.network_medians`): :func:`_kth`'s values, in float64. None
+    where the kernel does not take ``region`` (cold kernels, a type or layout it is not
+    compiled for). Floats must hold no NaN."""
+    if ((region.dtype, region.flags.writeable) not in NETWORK_MEDIAN_TYPES
+            or (region.flags.f_contiguous and not region.flags.c_contiguous)):
+        return None
+    kernel = compiled("network_medians")
+    if kernel is None:
+        return None
+    n = len(range(0, bh, sy)) * len(range(0, bw, sx))
+    kind = region.dtype
+    top = kind.type(np.inf if kind.kind == "f" else np.iinfo(kind).max)
+    return kernel(region, bh, bw, sy, sx, *median_network(n), top)
+
+
 def _band_medians(region: NDArray, bh: int, bw: int) -> NDArray[np.float64]:
     """:func:`_tile_medians` of one band."""
     ny, nx = region.shape[0] // bh, region.shape[1] // bw
     sy, sx = _sample_step(bh), _sample_step(bw)
     n = len(range(0, bh, sy)) * len(range(0, bw, sx))
-    if (_by_network(n, nx, region.dtype) and (region.dtype, region.flags.writeable)
-            in NETWORK_MEDIAN_TYPES
-            and not (region.flags.f_contiguous and not region.flags.c_contiguous)):
-        kernel = compiled("network_medians")
-        if kernel is not None:  # (no gather, no partition or counting)
-            kind = region.dtype
-            top = kind.type(np.inf if kind.kind == "f" else np.iinfo(kind).max)
-            return kernel(region, bh, bw, sy, sx, *median_network(n), top)
+    if _by_network(n, nx, region.dtype):
+        found = network_block_medians(region, bh, bw, sy, sx)
+        if found is not None:  # (no gather, no partition or counting)
+            return found
     tiles = gathered_tiles(
         region.reshape(ny, bh, nx, bw)[:, ::sy, :, ::sx].transpose(0, 2, 1, 3))
     kernel = counting_kernel(tiles)

@@ -374,3 +374,166 @@ def test_a_small_frames_disc_is_found_though_its_stars_end_above_the_horizon(hip
     assert circle is not None
     assert math.hypot(circle[0], circle[1]) < 2.0
     assert circle[2] == pytest.approx(r, abs=2.0)
+
+
+# The search's steps against their plain numpy forms (the answers the search was built
+# and tested with: its faster steps must give the same values, to the bit)
+
+def _frame_of(dtype, seed=0, shape=(200, 264), nan=False, writeable=True):
+    rng = np.random.default_rng(seed)
+    img = rng.normal(100.0, 20.0, shape)
+    img[60:120, 80:200] += 150.0  # a lit patch: the medians span more than the noise
+    if np.dtype(dtype).kind in "iu":
+        img = np.clip(np.round(img), 0, np.iinfo(dtype).max)
+    img = img.astype(dtype)
+    if nan:
+        img[10:30, 40:90] = np.nan  # (a whole tile and parts of others)
+    img.flags.writeable = writeable
+    return img
+
+
+@pytest.mark.parametrize("dtype, writeable, nan", [
+    (np.uint8, True, False), (np.uint8, False, False), (np.uint16, True, False),
+    (np.uint16, False, False), (np.float32, True, False), (np.float32, False, False),
+    (np.float64, True, False), (np.float32, True, True), (np.float64, True, True),
+    (np.int16, True, False)])
+@pytest.mark.parametrize("block", [8, 10, 13, 16])
+def test_block_medians_are_numpys(dtype, writeable, nan, block):
+    import warnings
+
+    from skysolve.extraction.skycircle import _block_medians
+
+    img = _frame_of(dtype, nan=nan, writeable=writeable)
+    h, w = img.shape
+    step = max(1, block // 4)
+    k = block // step
+    hb, wb = h // block, w // block
+    rows = (np.arange(hb)[:, None] * block + np.arange(k) * step).ravel()
+    cols = (np.arange(wb)[:, None] * block + np.arange(k) * step).ravel()
+    tiles = img[np.ix_(rows, cols)].astype(np.float64).reshape(hb, k, wb, k)
+    tiles = tiles.transpose(0, 2, 1, 3).reshape(hb, wb, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(tiles, axis=2) if nan else np.median(tiles, axis=2)
+    got = _block_medians(img, block)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+    if nan:
+        assert np.isnan(got).any()
+
+
+def test_points_on_circles_are_counted_as_by_hypot():
+    from skysolve.extraction.skycircle import _on_circles
+
+    rng = np.random.default_rng(3)
+    # rim points on a block grid, circles of every kind, and points exactly ``tol`` off
+    # a circle (3-4-5 triangles: the fast distance and np.hypot both exact) or a
+    # rounding's width either side of it
+    x = rng.integers(-60, 60, 450).astype(float) * 8.0
+    y = rng.integers(-45, 45, 450).astype(float) * 8.0
+    ux = np.concatenate([rng.normal(0, 50, 250), np.zeros(50)])
+    uy = np.concatenate([rng.normal(0, 50, 250), np.zeros(50)])
+    ur = np.concatenate([rng.uniform(100, 600, 250), np.full(50, 392.0)])
+    tol = 8.0
+    x[:4] = [400.0, 0.0, 240.0, np.nextafter(384.0, 0.0)]
+    y[:4] = [0.0, -384.0, 320.0, 0.0]
+    expected = np.count_nonzero(
+        np.abs(np.hypot(x[None, :] - ux[:, None], y[None, :] - uy[:, None]) - ur[:, None])
+        <= tol, axis=1)
+    got = _on_circles(x, y, ux, uy, ur, tol)
+    np.testing.assert_array_equal(got, expected)
+    assert got[-1] == expected[-1] >= 3  # the ties at exactly ``tol`` count
+
+
+def _rim_points_by_rows(sky, block):
+    """The rim points as a loop over rows, then columns, finds them."""
+    hb, wb = sky.shape
+    xs, ys = [], []
+    for r in np.flatnonzero(sky.any(axis=1)):
+        c = np.flatnonzero(sky[r])
+        if c[0] > 0:
+            xs.append(c[0] * block)
+            ys.append((r + 0.5) * block)
+        if c[-1] < wb - 1:
+            xs.append((c[-1] + 1) * block)
+            ys.append((r + 0.5) * block)
+    for c in np.flatnonzero(sky.any(axis=0)):
+        r = np.flatnonzero(sky[:, c])
+        if r[0] > 0:
+            xs.append((c + 0.5) * block)
+            ys.append(r[0] * block)
+        if r[-1] < hb - 1:
+            xs.append((c + 0.5) * block)
+            ys.append((r[-1] + 1) * block)
+    return np.asarray(xs, float), np.asarray(ys, float)
+
+
+@pytest.mark.parametrize("kind", ["disc", "cut", "random", "empty", "full"])
+def test_rim_points_are_each_rows_and_columns_ends_in_order(kind):
+    from skysolve.extraction.skycircle import _rim_points
+
+    yy, xx = np.mgrid[0:96, 0:128]
+    sky = {"disc": np.hypot(xx - 60, yy - 50) < 40,
+           "cut": np.hypot(xx - 64, yy - 48) < 60,
+           "random": np.random.default_rng(1).random((96, 128)) < 0.3,
+           "empty": np.zeros((96, 128), bool),
+           "full": np.ones((96, 128), bool)}[kind]
+    got = _rim_points(sky, 8)
+    expected = _rim_points_by_rows(sky, 8)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == np.float64
+        np.testing.assert_array_equal(g, e)
+
+
+def _sharp_by_sectors(prof, outer, last, block, width_px=6):
+    """The sharpness verdict on each sector, as a loop over them, three np.median calls
+    each."""
+    sharp = []
+    for j, k in enumerate(last):
+        if k - 3 * block < 0:
+            continue
+        col = prof[:, j] - outer[j]
+        near = float(np.median(col[k - 8:k - 1]))
+        mid = float(np.median(col[k - 16:k - 8]))
+        far = float(np.median(col[k - 3 * block:k - 2 * block + 1]))
+        if not far > 0:
+            continue
+        high = np.flatnonzero(col[:k + 1 + width_px] > 0.8 * near)
+        low = np.flatnonzero(col > 0.2 * near)
+        width = (low[-1] - high[-1]) if high.size and low.size else np.inf
+        level = near >= 0.6 * far or (near >= 0.3 * far and near >= 0.8 * mid)
+        sharp.append(level and width <= width_px)
+    return np.array(sharp, dtype=bool)
+
+
+def test_sharp_rims_are_judged_as_sector_by_sector():
+    from skysolve.extraction import skycircle
+
+    assert skycircle._RIM_WIDTH == skycircle._RIM_WIDTH_PX == 6
+    verdicts = []
+    for seed in range(24):
+        rng = np.random.default_rng(seed)
+        block, n_radii, n = 8, 57, 150
+        radius = np.arange(n_radii)[:, None]
+        edge = rng.integers(30, 50, n)
+        # rims from steps to ramps (a share of steps from none to all), some sectors
+        # unlit, some ending short of three blocks
+        steps = rng.random(n) < seed / 23
+        width = np.where(steps, rng.choice([0.3, 0.8, 1.5], n), rng.choice([5.0, 20.0], n))
+        prof = (100.0 / (1.0 + np.exp((radius - edge[None, :]) / width[None, :]))
+                + rng.normal(0, 2, (n_radii, n)))
+        # shelves: a sky dimmer over the last 12-20 px inside the rim (below a horizon)
+        shelf = rng.random(n) < 0.4
+        inside = (radius > edge[None, :] - rng.integers(12, 21, n)[None, :]) & shelf[None, :]
+        prof[inside] *= np.broadcast_to(rng.uniform(0.2, 0.9, n)[None, :], prof.shape)[inside]
+        prof[:, rng.random(n) < 0.1] = rng.normal(0, 3, (n_radii, 1))
+        prof[:, rng.random(n) < 0.05] = 5.0  # (flat: nothing lit inside the rim)
+        outer = np.median(prof[-13:], axis=0)
+        last = np.where(rng.random(n) < 0.9, edge, rng.integers(0, n_radii, n))
+        expected = _sharp_by_sectors(prof, outer, last, block)
+        np.testing.assert_array_equal(skycircle._sharp_sectors(prof, outer, last, block),
+                                      expected)
+        got = skycircle._sharp(prof, outer, last, block)
+        assert got == (expected.size >= 3 and expected.mean() >= 0.5), seed
+        verdicts.append(bool(got))
+    assert 3 <= sum(verdicts) <= 21  # (rims judged sharp and not)
