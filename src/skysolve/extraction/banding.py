@@ -35,7 +35,7 @@ from .background import (
     _subsample_step,
     robust_sigma,
 )
-from .orderstats import median
+from .orderstats import median, row_medians, running_median
 
 __all__ = ["unbanded"]
 
@@ -114,14 +114,14 @@ def _row_offsets(work: NDArray[np.float32], bad: NDArray | None, sigma: float,
                  window: int, width: int) -> NDArray[np.float64] | None:
     """Each row's offset from the smoothed levels of its neighbours, in stretches of
     ``width`` columns (``(H, k)``: row, stretch), or None when they are no pattern (see
-    :data:`BAND_SPREAD`)."""
+    :data:`BAND_SPREAD`). ``work``: the working copy (finite)."""
     h, w = work.shape
     k = max(1, w // width)
     edges = np.linspace(0, w, k + 1).astype(int)
     levels, counts = [], []
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         part = work[:, a:b]
-        med = np.median(part, axis=1).astype(np.float32)
+        med = row_medians(part).astype(np.float32, copy=False)
         near = np.abs(part - med[:, None]) < BAND_CLIP * sigma
         if bad is not None:
             near &= ~bad[:, a:b]
@@ -130,12 +130,7 @@ def _row_offsets(work: NDArray[np.float32], bad: NDArray | None, sigma: float,
         levels.append(np.where(n > 0, level, med))
         counts.append(n)
     level = np.column_stack(levels)
-    # (here, not at the top: only a frame the pattern test flags gets this far, and a
-    # one-shot solve of a plain frame loads no scipy)
-    from scipy import ndimage
-
-    size = (min(window, 2 * ((h - 1) // 2) + 1), 1)
-    offsets = level - ndimage.median_filter(level, size=size, mode="nearest")
+    offsets = level - running_median(level, min(window, 2 * ((h - 1) // 2) + 1))
     spread = robust_sigma(offsets.ravel())
     precision = sigma / math.sqrt(max(float(np.median(np.column_stack(counts))), 1.0))
     if not spread >= max(BAND_SPREAD * sigma, BAND_PRECISION * precision):
@@ -149,11 +144,42 @@ def _spread_along(offsets: NDArray[np.float64], w: int) -> NDArray[np.float64]:
     k = offsets.shape[1]
     if k == 1:
         return np.broadcast_to(offsets, (offsets.shape[0], w))
+    lo, t = _between_stretches(k, w)
+    return offsets[:, lo] * (1.0 - t) + offsets[:, lo + 1] * t
+
+
+def _between_stretches(k: int, w: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """:func:`_spread_along`'s interpolation along a row of ``w`` pixels between the
+    middles of ``k`` stretches: each pixel's stretch to the left and its fraction of the
+    way to the next."""
     mids = (np.arange(k) + 0.5) * w / k
     pos = np.clip(np.interp(np.arange(w) + 0.5, mids, np.arange(k)), 0, k - 1)
     lo = np.minimum(pos.astype(int), k - 2)
-    t = pos - lo
-    return offsets[:, lo] * (1.0 - t) + offsets[:, lo + 1] * t
+    return lo, pos - lo
+
+
+def _levelled(work: NDArray[np.float32], offsets: NDArray[np.float64], quantum: float | None,
+              axis: int) -> NDArray[np.float32]:
+    """``work`` less its rows' (``axis`` 0) or columns' (1) offsets (``(n, k)``,
+    :func:`_row_offsets`) spread along them (:func:`_spread_along`), in whole steps of
+    ``quantum`` when given: a new array, laid out as ``work``.
+
+    A band of rows (or columns) at a time: the frame-sized float64 temporaries of the
+    whole frame at once took 4.4 of a 1024x768 frame's 10.6 ms of levelling, most of
+    it their first touch."""
+    out = np.empty_like(work)
+    src, dst = (work, out) if axis == 0 else (work.T, out.T)
+    for r0 in range(0, src.shape[0], _LEVEL_ROWS):
+        r1 = min(r0 + _LEVEL_ROWS, src.shape[0])
+        shift = _spread_along(offsets[r0:r1], src.shape[1])
+        if quantum is not None:
+            shift = np.round(shift / quantum) * quantum
+        np.subtract(src[r0:r1], shift.astype(np.float32), out=dst[r0:r1])
+    return out
+
+
+#: Rows :func:`_levelled` takes at a time.
+_LEVEL_ROWS = 32
 
 
 def unbanded(work: NDArray[np.float32], bad: NDArray | None, quantum: float | None,
@@ -195,9 +221,5 @@ def unbanded(work: NDArray[np.float32], bad: NDArray | None, quantum: float | No
                                sigma, window, 2 * window)
         if offsets is None:
             continue
-        shift = _spread_along(offsets, view.shape[1])
-        if quantum is not None:
-            shift = np.round(shift / quantum) * quantum
-        shift = shift.astype(np.float32)
-        out = out - (shift if axis == 0 else shift.T)
+        out = _levelled(out, offsets, quantum, axis)
     return out, out is not work

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysolve.extraction.orderstats import largest_first, median, percentiles
+from skysolve.extraction.orderstats import (
+    largest_first,
+    median,
+    percentiles,
+    row_medians,
+    running_median,
+)
 
 
 def test_percentiles_as_numpy():
@@ -82,3 +88,41 @@ def test_largest_first_as_a_stable_argsort():
             for k in (0, 1, 100, 200, n, n + 5):
                 np.testing.assert_array_equal(largest_first(v, k),
                                               np.argsort(-v, kind="stable")[:k])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_medians_as_numpy(dtype):
+    """Odd and even rows, ties, the two middle values' mean in the array's own type, a
+    strided band of a frame's columns, NaN anywhere in a row."""
+    rng = np.random.default_rng(6)
+    for n in (1, 2, 3, 8, 145, 146, 1024):
+        for scale in (1.0, 1e-5, 3e4):
+            v = (rng.normal(300.0, 20.0, (40, n)) * scale).astype(dtype)
+            for a in (v, np.round(v / (7.0 * scale)), v[::2, ::-1]):
+                got = row_medians(a)
+                assert got.dtype == a.dtype
+                np.testing.assert_array_equal(got, np.median(a, axis=1))
+    frame = rng.normal(300.0, 20.0, (64, 512)).astype(dtype)
+    band = frame[:, 146:292]  # (as the banding test takes a stretch of every row)
+    np.testing.assert_array_equal(row_medians(band), np.median(band, axis=1))
+    band = band.copy()
+    band[3, 0] = band[7, -1] = band[9, 70] = np.nan
+    band[11] = np.nan
+    got = row_medians(band)
+    np.testing.assert_array_equal(got, np.median(band, axis=1))
+    assert np.isnan(got[[3, 7, 9, 11]]).all() and np.isfinite(np.delete(got, [3, 7, 9, 11])).all()
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 65])
+@pytest.mark.parametrize("rows", [1, 2, 30, 768])
+def test_running_median_as_scipy(size, rows):
+    """The levels of a frame's stretches of rows smoothed over a window: scipy's median
+    filter along the first axis, edges replicated, to the bit (windows longer than the
+    column too)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(rows * 100 + size)
+    for level in (rng.normal(300.0, 5.0, (rows, 7)), np.round(rng.normal(300.0, 2.0, (rows, 3))),
+                  np.cumsum(rng.normal(0.0, 1.0, (rows, 5)), axis=0)):
+        expected = ndimage.median_filter(level, size=(size, 1), mode="nearest")
+        np.testing.assert_array_equal(running_median(level, size), expected)
