@@ -1,8 +1,10 @@
 """The background's robust statistics against their plain definitions."""
 
 import importlib
+import math
 
 import numpy as np
+import pytest
 
 from skysolve.extraction.background import robust_location
 
@@ -352,3 +354,19 @@ def test_dark_area_edge_and_masked_pixels_hold_no_star():
     assert background.dark_constant_areas(image, 1.0)[1] is not None  # (taken for stars)
     mask, held = background.dark_constant_areas(image, 1.0, bad)
     assert mask[:, : w // 2 - 20].all() and held is None
+
+
+def test_even_spread_is_the_same_sequence_whatever_sizes_came_before():
+    """The golden-ratio offsets are kept for the process and sliced: each size's are
+    ``(k * phi mod 1 - 1/2) * quantum`` to the bit, in any order of sizes, and the kept
+    sequence cannot be changed through a returned array."""
+    from skysolve.extraction import background
+
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    for n, q in ((5, 1.0), (31570, 0.5), (7, 3.0), (100_000, 1.0), (31304, 2.0), (0, 1.0)):
+        got = background._even_spread(n, q)
+        expected = (np.arange(n, dtype=np.float64) * golden % 1.0 - 0.5) * q
+        np.testing.assert_array_equal(got, expected)
+        assert got.min(initial=0.0) >= -0.5 * q and got.max(initial=0.0) < 0.5 * q
+    with pytest.raises(ValueError):
+        background._golden_offsets(10)[0] = 1.0
