@@ -63,6 +63,7 @@ from numpy.typing import NDArray
 
 from .. import _threads
 from .kernels import NETWORK_MEDIAN_TYPES, compiled, thread_count
+from .linking import pixel_labels
 from .orderstats import lower_median, median, order_statistic, percentiles
 
 __all__ = ["Background", "block_grid", "dark_constant_areas", "estimate_background",
@@ -447,11 +448,9 @@ def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float, sigma: float,
     idx = np.flatnonzero(lit)
     if len(idx) < _HELD_STARS * 2:
         return None
-    from .linking import label_pixels  # (numpy's union-find: a few stars' pixels)
-
     # (a star's pixels leave ``deep`` only if the star reaches its edge: not wholly inside;
     # one beside a pixel with no data may be cut by it)
-    lab, n = label_pixels(idx, w)
+    lab, n = pixel_labels(idx, w)
     outside = ~deep if bad is None else ~deep | bad
     edge = np.zeros(n + 1, dtype=bool)
     rows, cols = idx // w, idx % w

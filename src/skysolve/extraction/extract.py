@@ -132,7 +132,7 @@ from .filters import (
     width_verdicts,
 )
 from .kernels import TILE_CANDIDATE_TYPES, backend, compiled, thread_count
-from .linking import label_pixels
+from .linking import label_pixels, pixel_labels
 from .options import ExtractionOptions
 from .orderstats import lower_median, median
 from .overlay import drawn_blobs, overlay_blobs
@@ -1173,7 +1173,7 @@ def _mirrored_noise_scale(det: NDArray[np.float32], bad: NDArray | None, bg: Bac
     idx, depth, level = idx[keep], depth[keep], level[keep]
     near = _near_dark(det, bg, idx, level)
     depth /= bg.sigma if bg.noise is None else bg.noise.at_flat(idx)
-    lab, nblobs = (compiled("label_pixels") or label_pixels)(idx, det.shape[1])
+    lab, nblobs = pixel_labels(idx, det.shape[1])
     if near.any():
         foreground = np.zeros(nblobs + 1, bool)
         foreground[lab[near]] = True

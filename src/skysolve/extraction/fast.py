@@ -74,7 +74,7 @@ from .blobs import _blob_sums, neighbour_totals, sharpness
 from .extract import _ONE_THREAD_PIXELS, _check_image, _quantum, _rejected, extract
 from .filters import _elongation, _moments, basic_reasons, code
 from .kernels import backend, compiled, thread_count
-from .linking import label_pixels
+from .linking import pixel_labels
 from .options import ExtractionOptions
 from .overlay import drawn_blobs, overlay_blobs
 from .skycircle import find_sky_circle, within_rim
@@ -306,7 +306,7 @@ def _quick(arr: NDArray, options: ExtractionOptions) -> ExtractionResult | None:
                                                r1),
         _threads.split(h, thread_count(), _BAND_ROWS))
     idx, val = _threads.joined(parts)
-    lab, nblobs = (compiled("label_pixels") or label_pixels)(idx, w)
+    lab, nblobs = pixel_labels(idx, w)
     n = nblobs + 1
     sums = compiled("blob_sums")
     at_r, at_c = np.divmod(idx, w)  # (the candidate pixels' rows and columns)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["label_pixels", "roots"]
+from .kernels import compiled
+
+__all__ = ["label_pixels", "pixel_labels", "roots"]
 
 
 def roots(a: NDArray[np.intp], b: NDArray[np.intp], k: int) -> NDArray[np.intp]:
@@ -59,3 +61,11 @@ def label_pixels(idx: NDArray[np.intp], w: int) -> tuple[NDArray[np.intp], int]:
     label = roots(np.concatenate(a_parts), np.concatenate(b_parts), k)
     first = label == np.arange(k)
     return np.cumsum(first)[label], int(np.count_nonzero(first))
+
+
+def pixel_labels(idx: NDArray[np.intp], w: int) -> tuple[NDArray, int]:
+    """:func:`label_pixels`, by the compiled labeller (:func:`.kernels.label_pixels`, the
+    same labels, as int32) once the extraction's kernels are compiled: ~2 against 60 us
+    for the few hundred pixels of one blob's window, which the overlay tests label
+    blob by blob."""
+    return (compiled("label_pixels") or label_pixels)(idx, w)

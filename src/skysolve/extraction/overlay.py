@@ -64,7 +64,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .linking import label_pixels, roots
+from .linking import pixel_labels, roots
 from .orderstats import median
 
 __all__ = ["drawn_blobs", "overlay_blobs"]
@@ -380,7 +380,7 @@ def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels
         step = solid[k] and len(at) >= (1.0 - _STEP) * m["npix"][blob]
         if not step and _gaps(flat, mine) < _HOLLOW * len(at):
             continue
-        if label_pixels(at, flat.shape[1])[1] > 1:
+        if pixel_labels(at, flat.shape[1])[1] > 1:
             continue  # (a blend of saturated stars: a core each)
         if step:
             # (a star's clip, a disk or a blend of two, is no step however sharp its
@@ -410,7 +410,7 @@ def _strokes(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray,
             continue
         # its largest piece: one letter of a word (the sky the strokes stand on may join
         # a letter to its neighbours, or to stars, in one blob)
-        lab, n = label_pixels(at, upper.shape[1])
+        lab, n = pixel_labels(at, upper.shape[1])
         if n > 1:
             sizes = np.bincount(lab)
             at = at[lab == int(np.argmax(sizes))]
