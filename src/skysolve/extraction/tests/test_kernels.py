@@ -618,6 +618,48 @@ def test_constant_area_as_numpy(monkeypatch):
         np.testing.assert_array_equal(got, want)
 
 
+def test_levelled_rows_as_numpy():
+    """A banded frame less its rows' or columns' offsets, spread between stretches: the
+    compiled pass gives numpy's frame to the bit, with offsets in whole steps (halves of
+    a step round to even, as ``np.round`` rounds them) or not, one stretch or several,
+    frames wider and narrower than tall."""
+    banding = importlib.import_module("skysolve.extraction.banding")
+    kernels.warm_up()
+    rng = np.random.default_rng(21)
+    for h, w in ((96, 128), (37, 50), (5, 300)):
+        work = rng.normal(300.0, 10.0, (h, w)).astype(np.float32)
+        for axis in (0, 1):
+            lines = (h, w)[axis]
+            for k in (1, 2, 7):
+                offsets = rng.normal(0.0, 3.0, (lines, k))
+                offsets[::3] = rng.integers(-6, 6, (len(offsets[::3]), k)) + 0.5  # (ties)
+                for quantum in (None, 1.0, 0.25, 3.0):
+                    got = banding._levelled(work, offsets, quantum, axis)
+                    with kernels.backend("reference"):
+                        want = banding._levelled(work, offsets, quantum, axis)
+                    assert got.dtype == np.float32 and got.flags.c_contiguous
+                    np.testing.assert_array_equal(got, want)
+                    assert not np.array_equal(got, work)
+
+
+def test_running_medians_as_scipy():
+    """The banding test's smoothed levels: the compiled sliding window gives scipy's
+    median filter (and the numpy path's) to the bit, over windows longer than the
+    column, ties, steps and ramps."""
+    orderstats = importlib.import_module("skysolve.extraction.orderstats")
+    kernels.warm_up()
+    rng = np.random.default_rng(22)
+    for rows, cols, size in ((768, 7, 65), (30, 3, 65), (1, 2, 1), (200, 5, 3), (64, 1, 33)):
+        for level in (rng.normal(300.0, 5.0, (rows, cols)),
+                      np.round(rng.normal(300.0, 1.0, (rows, cols))),
+                      np.cumsum(rng.normal(0.0, 1.0, (rows, cols)), axis=0),
+                      np.repeat(rng.normal(0.0, 9.0, (rows // 8 + 1, cols)), 8, 0)[:rows]):
+            want = ndimage.median_filter(level, size=(size, 1), mode="nearest")
+            np.testing.assert_array_equal(orderstats.running_median(level, size), want)
+            with kernels.backend("reference"):
+                np.testing.assert_array_equal(orderstats.running_median(level, size), want)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16])
 def test_counts_to_float32_as_numpy(dtype):
     """The compiled working copy of a camera's integers is numpy's float32 conversion, and
