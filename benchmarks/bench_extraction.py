@@ -19,6 +19,14 @@ takes the same frames as 8-bit JPEGs (their 1st-99.9th percentile stretch, quali
 the form of most finder and all-sky camera frames: fewer than 30 stars survive the
 first pass there, so skysolve detects again through a matched filter.
 
+A row over the hard frames of ``bench_hard.py`` (the two real frames and three
+simulated ones, each under every degradation recipe at ``moderate`` and ``strong``:
+gradients, clouds, JPEG, banding, vignetting, captions, binning...; default settings
+both) reports the median over the frames of each one's time ratio (skysolve /
+tetra3rs, the median of 3 alternating calls each), the median times, and the median
+ratio per recipe: the frames of real cameras take the extractor's robustness checks,
+which the clean synthetic rows above do not.
+
 The last two rows time ``extract_centroids_fast`` (tetra3rs's quick path; in
 skysolve a lean pipeline of its own, :mod:`skysolve.extraction.fast`: a bilinear
 sky from block medians, one compiled pass above it, intensity centroids) on both
@@ -189,6 +197,51 @@ def _compare_real(repeat: int, jpeg: bool = False) -> dict:
             "skysolve_within_1px_of_peer": [c[2] for c in counts]}
 
 
+def _compare_hard(quick: bool) -> dict:
+    """The hard frames of ``bench_hard.py`` (see the module docstring), default settings
+    both: per frame the median of 3 alternating calls each (1 in a quick run, on the
+    real frames and a few recipes only)."""
+    import bench_hard
+    import tetra3rs
+
+    import skysolve
+
+    bases = bench_hard.real_frames()
+    recipes = list(bench_hard.RECIPES)
+    if quick:
+        recipes = ["none", "jpeg", "vignetting", "banding", "combined"]
+    else:
+        bases += bench_hard.sim_frames(skysolve.load_gaia(), 3, seed=5)
+    repeat = 1 if quick else 3
+    for base in bases:  # (untimed: each library's first call on each kind of frame)
+        skysolve.extract_centroids(base["image"])
+        tetra3rs.extract_centroids(base["image"])
+    per_recipe: dict[str, list[float]] = {}
+    ts, tp, ratios = [], [], []
+    for base in bases:
+        for recipe in recipes:
+            for strength in ("moderate",) if recipe == "none" else ("moderate", "strong"):
+                img = bench_hard.degraded(base, recipe, strength, seed=1)
+                fs, fp = [], []
+                for _ in range(repeat):
+                    fs.append(timed(lambda img=img: _built(skysolve.extract_centroids(img)),
+                                    1)[0])
+                    fp.append(timed(lambda img=img: _built(tetra3rs.extract_centroids(img)),
+                                    1)[0])
+                s_t, p_t = float(np.median(fs)), float(np.median(fp))
+                ts.append(s_t)
+                tp.append(p_t)
+                ratios.append(s_t / p_t)
+                per_recipe.setdefault(recipe, []).append(s_t / p_t)
+    by_recipe = {k: round(float(np.median(v)), 2) for k, v in per_recipe.items()}
+    return {"benchmark": f"extract {len(ratios)} hard frames (bench_hard's recipes), defaults",
+            "peer": "tetra3rs", "skysolve_s": float(np.median(ts)),
+            "peer_s": float(np.median(tp)), "ratio": float(np.median(ratios)),
+            "ratio_p90": float(np.percentile(ratios, 90)), "n_frames": len(ratios),
+            "median_ratio_by_recipe": by_recipe,
+            "worst_recipes": sorted(by_recipe, key=by_recipe.get, reverse=True)[:5]}
+
+
 def _built(result):
     _ = result.centroids  # building the Python objects is part of the cost
     return result
@@ -213,6 +266,7 @@ def run(quick: bool) -> list[dict]:
                          repeat))
     rows.append(_compare_real(repeat))
     rows.append(_compare_real(repeat, jpeg=True))
+    rows.append(_compare_hard(quick))
     rows.append(_compare("extract_centroids_fast 1024x768 uint16, defaults", img, x, y, flux,
                          {}, {}, repeat, function="extract_centroids_fast"))
     img, x, y, flux, _ = tess_like_frame(seed=1)
