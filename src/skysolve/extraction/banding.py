@@ -139,20 +139,23 @@ def _row_offsets(work: NDArray[np.float32], bad: NDArray | None, sigma: float,
     return offsets
 
 
-def _spread_along(offsets: NDArray[np.float64], w: int) -> NDArray[np.float64]:
+def _spread_along(offsets: NDArray[np.float64], lo: NDArray[np.intp],
+                  t: NDArray[np.float64]) -> NDArray[np.float64]:
     """Offsets of stretches (``(H, k)``) interpolated linearly along the rows between
-    the stretches' middles (constant beyond the outer ones): ``(H, W)``."""
+    the stretches' middles (constant beyond the outer ones; ``lo``, ``t``:
+    :func:`_between_stretches`): ``(H, W)``."""
     k = offsets.shape[1]
     if k == 1:
-        return np.broadcast_to(offsets, (offsets.shape[0], w))
-    lo, t = _between_stretches(k, w)
+        return np.broadcast_to(offsets, (offsets.shape[0], len(t)))
     return offsets[:, lo] * (1.0 - t) + offsets[:, lo + 1] * t
 
 
 def _between_stretches(k: int, w: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """:func:`_spread_along`'s interpolation along a row of ``w`` pixels between the
     middles of ``k`` stretches: each pixel's stretch to the left and its fraction of the
-    way to the next."""
+    way to the next (zeros for one stretch, which has no next)."""
+    if k == 1:
+        return np.zeros(w, np.intp), np.zeros(w)
     mids = (np.arange(k) + 0.5) * w / k
     pos = np.clip(np.interp(np.arange(w) + 0.5, mids, np.arange(k)), 0, k - 1)
     lo = np.minimum(pos.astype(int), k - 2)
@@ -165,22 +168,21 @@ def _levelled(work: NDArray[np.float32], offsets: NDArray[np.float64], quantum: 
     :func:`_row_offsets`) spread along them (:func:`_spread_along`), in whole steps of
     ``quantum`` when given: a new array, laid out as ``work``.
 
-    A band of rows (or columns) at a time: the frame-sized float64 temporaries of the
-    whole frame at once took 4.4 of a 1024x768 frame's 10.6 ms of levelling, most of
-    it their first touch."""
+    In one compiled pass (:func:`.kernels.level_rows`) once the kernels are compiled,
+    else by numpy a band of rows (or columns) at a time: the frame-sized float64
+    temporaries of the whole frame at once took 4.4 of a 1024x768 frame's 10.6 ms of
+    levelling, most of it their first touch."""
     out = np.empty_like(work)
+    lo, t = _between_stretches(offsets.shape[1], work.shape[1 - axis])
     kernel = compiled("level_rows")
     if kernel is not None and work.flags.c_contiguous and work.flags.writeable:
-        k = offsets.shape[1]
-        lo, t = _between_stretches(k, work.shape[1 - axis]) if k > 1 else (np.zeros(1, np.intp),
-                                                                          np.zeros(1))
         kernel(work, np.ascontiguousarray(offsets), lo, t, 1.0 - t,
                0.0 if quantum is None else float(quantum), axis, out)
         return out
     src, dst = (work, out) if axis == 0 else (work.T, out.T)
     for r0 in range(0, src.shape[0], _LEVEL_ROWS):
         r1 = min(r0 + _LEVEL_ROWS, src.shape[0])
-        shift = _spread_along(offsets[r0:r1], src.shape[1])
+        shift = _spread_along(offsets[r0:r1], lo, t)
         if quantum is not None:
             shift = np.round(shift / quantum) * quantum
         np.subtract(src[r0:r1], shift.astype(np.float32), out=dst[r0:r1])
