@@ -1063,3 +1063,27 @@ def test_auto_saturation_of_clipped_stars_that_do_not_tie():
     # the stars are flagged and kept
     found = extract_centroids(three)
     assert found.saturated.sum() == 3
+
+
+@pytest.mark.parametrize("shape", [(768, 1024), (9, 13), (16, 16), (33, 7)])
+@pytest.mark.parametrize("phase", [(0, 0), (3, 5), (7, 7), (7, 0)])
+def test_jpeg_blocks_count_and_spread_by_each_pixels_block(shape, phase):
+    """A JPEG's 8x8 blocks whose grid starts at ``phase`` (the rows and columns before it
+    partial blocks of their own): per-block counts and the block map spread back over
+    the pixels, against each pixel's block index ``((r - pr + 8) // 8, (c - pc + 8) // 8)``."""
+    extract = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(sum(shape) + 10 * phase[0] + phase[1])
+    h, w = shape
+    pr, pc = phase
+    brow = (np.arange(h) - pr + 8) // 8
+    bcol = (np.arange(w) - pc + 8) // 8
+    nbr, nbc = brow[-1] + 1, bcol[-1] + 1
+    index = brow[:, None] * nbc + bcol[None, :]
+    blocks = extract._JpegBlocks(shape, pr, pc)
+    mask = rng.random(shape) < 0.03
+    counts = blocks.count(mask)
+    assert counts.shape == (nbr, nbc)
+    np.testing.assert_array_equal(counts.ravel(),
+                                  np.bincount(index[mask], minlength=nbr * nbc))
+    per_block = rng.random((nbr, nbc)) < 0.5
+    np.testing.assert_array_equal(blocks.spread(per_block), per_block.ravel()[index])
