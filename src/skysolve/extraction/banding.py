@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from . import scratch
 from .background import (
     _JPEG_BLOCK,
     _even_spread,
@@ -172,7 +173,8 @@ def _levelled(work: NDArray[np.float32], offsets: NDArray[np.float64], quantum: 
     else by numpy a band of rows (or columns) at a time: the frame-sized float64
     temporaries of the whole frame at once took 4.4 of a 1024x768 frame's 10.6 ms of
     levelling, most of it their first touch."""
-    out = np.empty_like(work)
+    out = scratch.empty(work.shape, work.dtype) if work.flags.c_contiguous \
+        else np.empty_like(work)
     lo, t = _between_stretches(offsets.shape[1], work.shape[1 - axis])
     kernel = compiled("level_rows")
     if kernel is not None and work.flags.c_contiguous and work.flags.writeable:

@@ -94,6 +94,7 @@ from .._options import with_options
 from ..centroids import REJECT_REASONS, REJECTED_DTYPE, ExtractionResult
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..imagedata import as_image_data
+from . import scratch
 from .background import (
     _DITHER_STEPS,
     _GLOBAL_SAMPLES,
@@ -210,7 +211,7 @@ def _as_float32(arr: NDArray) -> tuple[NDArray[np.float32], float]:
         # compiled kernels would be compiled once more for read-only arrays, for seconds)
         return (np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy()), 0.0
     if arr.dtype.itemsize <= 2 or arr.dtype == np.float16:
-        return arr.astype(np.float32), 0.0  # exact
+        return scratch.copy(arr, np.float32), 0.0  # exact
     # wide types: float32 holds 24 bits; remove a large common offset first
     if arr.dtype.kind == "f":
         sample = np.abs(arr[::7, ::7])
@@ -225,7 +226,7 @@ def _as_float32(arr: NDArray) -> tuple[NDArray[np.float32], float]:
             finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
             offset = float(np.round(np.median(finite[:: max(1, finite.size // 100_000)])))
             return (arr.astype(np.float64) - offset).astype(np.float32), offset
-        return arr.astype(np.float32), 0.0
+        return scratch.copy(arr, np.float32), 0.0
 
 
 #: A float image whose finite values overflow float32 is divided by a power of two that
@@ -277,7 +278,7 @@ def _smooth(img: NDArray[np.float32], kernel: NDArray[np.float32]) -> NDArray[np
     """
     both = compiled("smooth")
     if both is not None:
-        out = np.empty_like(img)
+        out = scratch.empty(img.shape, img.dtype)
         h, w = img.shape
         # (each pass does a dozen operations a pixel: worth a thread from 64k pixels)
         chunks = _threads.split(h, thread_count(), max(1, _SMOOTH_THREAD_PIXELS // w))
@@ -544,7 +545,7 @@ def _counts_work(arr: NDArray) -> tuple[NDArray[np.float32], NDArray] | None:
             or not (arr.dtype.isnative and arr.flags.c_contiguous)):
         return None
     h, w = arr.shape
-    work, row_max = np.empty((h, w), np.float32), np.empty(h, arr.dtype)
+    work, row_max = scratch.empty((h, w), np.float32), np.empty(h, arr.dtype)
     chunks = _threads.split(h, thread_count(), max(1, _THREAD_PIXELS // w))
     _threads.run_chunks(lambda a, b: kernel(arr, work, row_max, a, b), chunks)
     return work, row_max
@@ -609,7 +610,7 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
     scatter = _tied_sigma(diffs, robust_sigma(diffs),
                           None if quantum is None else quantum / unit) / norm \
         if diffs.size else 0.0
-    work = work.copy()
+    work = scratch.copy(work)
     noise = np.random.default_rng(0).standard_normal(n_bad).astype(np.float32)
     work[bad] = fill + (scatter if math.isfinite(scatter) else 0.0) * noise
     return work, bad, offset, unit
@@ -1340,7 +1341,7 @@ def _label(idx: NDArray[np.intp], h: int, w: int) -> tuple[NDArray, int]:
     if fast is None and ("scipy.ndimage" in sys.modules or len(idx) > _NUMPY_LABEL_MAX):
         return _ndimage_label(idx, h, w)
     lab, nblobs = (fast or label_pixels)(idx, w)
-    labels = np.zeros(h * w, dtype=np.uint16 if nblobs < 65536 else np.int32)
+    labels = scratch.zeros(h * w, dtype=np.uint16 if nblobs < 65536 else np.int32)
     paint = compiled("paint_labels")
     if paint is None:
         labels[idx] = lab
@@ -1964,7 +1965,7 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
     threads = options.threads
     if threads is None and arr.size < _ONE_THREAD_PIXELS:
         threads = 1
-    with backend(options.backend, threads):
+    with backend(options.backend, threads), scratch.reuse():
         circle = sky_circle(arr, mask, options.sky_circle)
         if circle is None:
             return _extract(arr, mask, noise, options)

@@ -1,0 +1,138 @@
+"""Scratch arrays reused from one extraction to the next (:mod:`skysolve.extraction.scratch`).
+
+The pool must never hand out an array still in use, must give the same stars as fresh
+arrays do, and must not let any of the result's arrays live in a reused one.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from skysolve.extraction import extract_centroids, scratch
+from skysolve.tests.realframes import ALT40, ALT60
+
+from .test_extraction import _real_jpeg
+
+
+def test_outside_a_scope_the_arrays_are_numpys():
+    a, b = scratch.empty((4, 5), np.float32), scratch.empty((4, 5), np.float32)
+    assert a.shape == (4, 5) and a.dtype == np.float32 and not np.shares_memory(a, b)
+    z = scratch.zeros(7, np.uint16)
+    assert z.dtype == np.uint16 and not z.any()
+    assert not scratch._POOL.scopes
+
+
+def test_a_scope_hands_out_distinct_arrays_and_the_next_reuses_them():
+    with scratch.reuse():
+        a = scratch.empty((6, 8), np.float32)
+        b = scratch.empty((6, 8), np.float32)
+        c = scratch.empty((6, 8), np.float64)
+        assert not np.shares_memory(a, b)
+        assert c.dtype == np.float64
+        a[:] = 1.0
+    with scratch.reuse():
+        again = {id(scratch.empty((6, 8), np.float32)) for _ in range(2)}
+        third = scratch.empty((6, 8), np.float32)  # (only two are free)
+        third[:] = 2.0
+    assert again == {id(a), id(b)}
+    assert id(third) not in again
+    with scratch.reuse():  # a reused array, dirty: zeroed
+        z = scratch.zeros((6, 8), np.float32)
+        assert z is third and not z.any()
+
+
+def test_nested_scopes_never_share_a_taken_array():
+    with scratch.reuse():
+        outer = scratch.empty(10, np.float32)
+        with scratch.reuse():
+            inner = scratch.empty(10, np.float32)
+            assert not np.shares_memory(outer, inner)
+        # the inner scope's array is free again; the outer one still is not
+        later = scratch.empty(10, np.float32)
+        assert later is inner
+        assert not np.shares_memory(later, outer)
+
+
+def test_an_extraction_keeps_only_the_kinds_it_asked_for():
+    with scratch.reuse():
+        scratch.empty((3, 3), np.float32)
+        scratch.empty((2, 2), np.int32)
+    with scratch.reuse():
+        scratch.empty((3, 3), np.float32)
+    assert set(scratch._POOL.free) == {((3, 3), np.dtype(np.float32).str)}
+
+
+def test_a_failed_extraction_frees_its_arrays():
+    with pytest.raises(ValueError), scratch.reuse():
+        a = scratch.empty(5, np.float64)
+        raise ValueError("boom")
+    assert not scratch._POOL.scopes
+    with scratch.reuse():
+        assert scratch.empty(5, np.float64) is a
+
+
+def test_copy_casts_as_astype():
+    rng = np.random.default_rng(1)
+    wide = rng.normal(0, 1e30, (5, 7)) * rng.choice([1.0, 1e10], (5, 7))  # some beyond float32
+    counts = rng.integers(0, 65536, (5, 7)).astype(np.uint16)
+    with scratch.reuse(), np.errstate(over="ignore"):
+        for src in (wide, counts, wide[:, ::2]):
+            got = scratch.copy(src, np.float32)
+            np.testing.assert_array_equal(got, src.astype(np.float32))
+            assert got.flags.c_contiguous
+        same = scratch.copy(counts)
+        assert same.dtype == np.uint16 and not np.shares_memory(same, counts)
+        np.testing.assert_array_equal(same, counts)
+
+
+def test_each_thread_has_its_own_arrays():
+    with scratch.reuse():
+        mine = scratch.empty(9, np.float32)
+    seen = []
+
+    def other():
+        with scratch.reuse():
+            seen.append(scratch.empty(9, np.float32))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert not np.shares_memory(seen[0], mine)
+    with scratch.reuse():
+        assert scratch.empty(9, np.float32) is mine
+
+
+def _result_arrays(result) -> list[np.ndarray]:
+    return [v for v in vars(result).values() if isinstance(v, np.ndarray)]
+
+
+def test_extractions_on_reused_arrays_find_the_same_stars():
+    """The real frames as JPEGs (the working copy, the matched filter's frame and the
+    label images all come from the pool): a frame extracted on a fresh thread, and again
+    after the other frame left its arrays, gives the same result to the bit; none of the
+    result's arrays shares memory with a pooled array, and the next extraction leaves it
+    unchanged."""
+    first, second = _real_jpeg(ALT40), _real_jpeg(ALT60)
+    fresh = {}
+    t = threading.Thread(target=lambda: fresh.setdefault("r", extract_centroids(first)))
+    t.start()
+    t.join()
+    extract_centroids(second)
+    kind = ((768, 1024), np.dtype(np.float32).str)
+    pooled = {id(a) for a in scratch._POOL.free[kind]}
+    again = extract_centroids(first)
+    assert {id(a) for a in scratch._POOL.free[kind]} == pooled  # (reused, none new)
+    assert len(again) > 50
+    np.testing.assert_array_equal(again.as_array(), fresh["r"].as_array())
+    np.testing.assert_array_equal(again.covariances(), fresh["r"].covariances())
+    np.testing.assert_array_equal(again.rejected, fresh["r"].rejected)
+    free = [a for arrays in scratch._POOL.free.values() for a in arrays]
+    for arr in _result_arrays(again):
+        assert not any(np.shares_memory(arr, f) for f in free)
+    kept = [a.copy() for a in _result_arrays(again)]
+    extract_centroids(second)
+    for arr, copy in zip(_result_arrays(again), kept, strict=True):
+        np.testing.assert_array_equal(arr, copy)
