@@ -19,6 +19,13 @@ takes the same frames as 8-bit JPEGs (their 1st-99.9th percentile stretch, quali
 the form of most finder and all-sky camera frames: fewer than 30 stars survive the
 first pass there, so skysolve detects again through a matched filter.
 
+Two more rows time the same real frames (TIFF, then JPEG) in a new process that extracts
+nothing else, as a program that reads a camera's frames one after another does, and
+count each library's page faults per call: whether the C allocator hands a freed
+frame-sized block back to the system after each call (and the next call faults on every
+page of a new one) depends on what the process allocated before; in this process, the
+2048x2048 rows above keep such blocks in the allocator.
+
 A row over the hard frames of ``bench_hard.py`` (the two real frames and three
 simulated ones, each under every degradation recipe at ``moderate`` and ``strong``:
 gradients, clouds, JPEG, banding, vignetting, captions, binning...; default settings
@@ -197,6 +204,61 @@ def _compare_real(repeat: int, jpeg: bool = False) -> dict:
             "skysolve_within_1px_of_peer": [c[2] for c in counts]}
 
 
+def _compare_real_fresh(repeat: int, jpeg: bool) -> dict:
+    """:func:`_compare_real` in a new process that extracts nothing else (a camera's
+    frames, one after another), run by :func:`_fresh_child`: per frame the median time
+    of each library (alternating), the median over the frames, and each library's
+    page faults per call (``resource`` minor faults), which the rows in this process
+    hide: after the 2048x2048 rows the C allocator keeps frame-sized blocks, in a
+    process of 1024x768 frames alone it may hand them back to the system after every
+    call."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--fresh-real", "jpeg" if jpeg else "tiff",
+                          str(repeat)], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    kind = "8-bit JPEG" if jpeg else "16-bit TIFF"
+    return {"benchmark": f"extract the 2 real 1024x768 frames ({kind}), defaults, "
+                         "a process of their own",
+            "peer": "tetra3rs", **got, "ratio": got["skysolve_s"] / got["peer_s"]}
+
+
+def _fresh_child(kind: str, repeat: int) -> None:
+    """The child of :func:`_compare_real_fresh`: prints its figures as one JSON line."""
+    import json
+    import resource
+
+    import tetra3rs
+
+    import skysolve
+
+    def faults() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    calls = {"skysolve": lambda img: _built(skysolve.extract_centroids(img)),
+             "peer": lambda img: _built(tetra3rs.extract_centroids(img))}
+    med = {k: [] for k in calls}
+    flt = {k: 0 for k in calls}
+    images = _real_images(kind == "jpeg")
+    for img in images:
+        for fn in calls.values():
+            fn(img)  # (untimed: each library's first call)
+        times = {k: [] for k in calls}
+        for _ in range(repeat):
+            for k, fn in calls.items():
+                f0 = faults()
+                times[k].append(timed(lambda fn=fn, img=img: fn(img), 1)[0])
+                flt[k] += faults() - f0
+        for k in calls:
+            med[k].append(float(np.median(times[k])))
+    n = repeat * len(images)
+    print(json.dumps({"skysolve_s": float(np.median(med["skysolve"])),
+                      "peer_s": float(np.median(med["peer"])),
+                      "skysolve_faults_per_call": flt["skysolve"] / n,
+                      "peer_faults_per_call": flt["peer"] / n}))
+
+
 def _compare_hard(quick: bool) -> dict:
     """The hard frames of ``bench_hard.py`` (see the module docstring), default settings
     both: per frame the median of 3 alternating calls each (1 in a quick run, on the
@@ -266,6 +328,8 @@ def run(quick: bool) -> list[dict]:
                          repeat))
     rows.append(_compare_real(repeat))
     rows.append(_compare_real(repeat, jpeg=True))
+    rows.append(_compare_real_fresh(repeat, jpeg=False))
+    rows.append(_compare_real_fresh(repeat, jpeg=True))
     rows.append(_compare_hard(quick))
     rows.append(_compare("extract_centroids_fast 1024x768 uint16, defaults", img, x, y, flux,
                          {}, {}, repeat, function="extract_centroids_fast"))
@@ -276,5 +340,9 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
-        print(row)
+    if "--fresh-real" in sys.argv:
+        at = sys.argv.index("--fresh-real")
+        _fresh_child(sys.argv[at + 1], int(sys.argv[at + 2]))
+    else:
+        for row in run(quick="--quick" in sys.argv):
+            print(row)
