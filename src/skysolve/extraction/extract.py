@@ -572,23 +572,23 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
     """
     work, offset = _as_float32(arr) if work is None else (work, 0.0)
     unit = 1.0
-    bad = None if mask is None else mask.copy()
+    bad = None if mask is None else scratch.copy(mask)
     if work.dtype.kind == "f" and arr.dtype.kind == "f" and not all(
             _by_rows(lambda rows: bool(np.isfinite(rows).all()), work)):
-        unusable = ~np.isfinite(work)
+        unusable = _not_finite(work)
         if arr.dtype.itemsize > 4 and np.isfinite(arr[unusable]).any():
             unit = _float32_unit(arr)
             if unit != 1.0:
                 work, offset = _as_float32(arr / unit)
-                unusable = ~np.isfinite(work)
-        bad = unusable if bad is None else bad | unusable
+                unusable = _not_finite(work)
+        bad = unusable if bad is None else np.logical_or(bad, unusable, out=bad)
     if bad is None:
         return work, None, offset, unit
     n_bad = int(np.count_nonzero(bad))
     if n_bad == bad.size:
         return None, None, offset, unit
     step = max(1, int(math.sqrt((bad.size - n_bad) / 200_000)))
-    sample = work[::step, ::step][~bad[::step, ::step]]
+    sample = _gathered(work[::step, ::step], _not(bad[::step, ::step]))
     fill = median(sample) if sample.size else float(work[~bad][0])
     # usable pixels a JPEG block apart along rows, as second differences: free of
     # gradients (a cloud's, a light dome's), and of the block's correlation (a JPEG at
@@ -600,8 +600,16 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
     rows = work[::step]
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf at unusable pixels
         if work.shape[1] > 2 * d:
-            trio = ~bad[::step, :-2 * d] & ~bad[::step, d:-d] & ~bad[::step, 2 * d:]
-            diffs = (rows[:, 2 * d:] - 2 * rows[:, d:-d] + rows[:, :-2 * d])[trio]
+            # (as ``~b1 & ~b2 & ~b3`` and ``(r3 - 2 r2) + r1``, in frame-sized buffers
+            # reused from the last extraction: see :mod:`.scratch`)
+            lost = bad[::step]
+            trio = np.logical_or(lost[:, :-2 * d], lost[:, d:-d],
+                                 out=scratch.empty(rows[:, d:-d].shape, np.bool_))
+            np.logical_or(trio, lost[:, 2 * d:], out=trio)
+            second = np.multiply(rows[:, d:-d], 2, out=scratch.empty(trio.shape, work.dtype))
+            np.subtract(rows[:, 2 * d:], second, out=second)
+            np.add(second, rows[:, :-2 * d], out=second)
+            diffs = _gathered(second, np.logical_not(trio, out=trio))
             norm = math.sqrt(6.0)
         else:
             diffs = (rows[:, 1:] - rows[:, :-1])[~bad[::step, :-1] & ~bad[::step, 1:]]
@@ -693,19 +701,24 @@ def _bridge_gaps(work: NDArray[np.float32], bad: NDArray | None
     """
     if bad is None or min(bad.shape) < 3:
         return None, work
-    good = ~bad
-    gaps = np.zeros_like(bad)
-    gaps[1:-1] = bad[1:-1] & good[:-2] & good[2:]
+    good = _not(bad)
+    gaps = scratch.zeros(bad.shape, np.bool_)
+    inner = gaps[1:-1]
+    np.logical_and(np.logical_and(bad[1:-1], good[:-2], out=inner), good[2:], out=inner)
     rows = gaps.copy()
-    gaps[:, 1:-1] |= bad[:, 1:-1] & good[:, :-2] & good[:, 2:]
+    across = np.logical_and(bad[:, 1:-1], good[:, :-2],
+                            out=scratch.empty(gaps[:, 1:-1].shape, np.bool_))
+    np.logical_and(across, good[:, 2:], out=across)
+    np.logical_or(gaps[:, 1:-1], across, out=gaps[:, 1:-1])
     if not gaps.any():
         return None, work
     at = np.flatnonzero(gaps)
     scatter = robust_sigma(work.ravel()[at[::max(1, at.size // _GLOBAL_SAMPLES)]])
-    gain = np.zeros(work.shape, np.float32)
+    gain = scratch.zeros(work.shape, np.float32)
     _fill_gaps(work, good, rows, 0, gain)
-    _fill_gaps(work, good, gaps & ~rows, 1, gain)
-    sky = work.copy()
+    _fill_gaps(work, good, np.logical_and(gaps, np.logical_not(rows, out=rows), out=rows), 1,
+               gain)
+    sky = scratch.copy(work)
     if np.isfinite(scatter) and scatter > 0:
         extra = np.sqrt(1.0 - gain.ravel()[at]) * scatter
         noise = np.random.default_rng(1).standard_normal(at.size)
@@ -735,6 +748,24 @@ def _fill_gaps(work: NDArray[np.float32], good: NDArray[np.bool_], gap: NDArray[
     far = work[at(-3)].astype(np.float64) + work[at(3)]
     work[r, c] = np.where(far_ok, (9.0 * near - far) / 16.0, 0.5 * near)
     gain[r, c] = np.where(far_ok, (2 * 9.0 ** 2 + 2) / 16.0 ** 2, 0.5)
+
+
+def _not(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``~mask``, in a buffer of :mod:`.scratch`."""
+    return np.logical_not(mask, out=scratch.empty(mask.shape, np.bool_))
+
+
+def _not_finite(work: NDArray) -> NDArray[np.bool_]:
+    """``~np.isfinite(work)``, in a buffer of :mod:`.scratch`."""
+    out = np.isfinite(work, out=scratch.empty(work.shape, np.bool_))
+    return np.logical_not(out, out=out)
+
+
+def _gathered(values: NDArray, keep: NDArray[np.bool_]) -> NDArray:
+    """``values[keep]`` (the same values in the same order), in a buffer of
+    :mod:`.scratch`."""
+    out = scratch.empty(int(np.count_nonzero(keep)), values.dtype)
+    return np.compress(keep.ravel(), values.ravel(), out=out)
 
 
 def _bad_noise(noise: NDArray, bad: NDArray | None) -> NDArray[np.bool_]:

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from .. import _args
 from ..errors import InvalidArgumentError
+from . import scratch
 from .background import _kth, network_block_medians
 from .kernels import compiled
 
@@ -461,7 +462,8 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
         return None
     img = image
     if bad is not None and bad.any():
-        img = np.where(bad, np.nan, image.astype(np.float32))
+        img = scratch.copy(image, np.float32)  # (the frame with NaN where it is bad)
+        np.copyto(img, np.nan, where=bad)
     # first the corners against the sky, from a few patches (most frames end here)
     c = max(2, int(round(_CORNER * min(hb, wb))))
     k = c * block

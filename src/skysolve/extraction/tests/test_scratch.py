@@ -6,6 +6,7 @@ arrays do, and must not let any of the result's arrays live in a reused one.
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import numpy as np
@@ -136,3 +137,59 @@ def test_extractions_on_reused_arrays_find_the_same_stars():
     extract_centroids(second)
     for arr, copy in zip(_result_arrays(again), kept, strict=True):
         np.testing.assert_array_equal(arr, copy)
+
+
+def test_the_scratch_backed_helpers_give_numpys_arrays():
+    ex = importlib.import_module("skysolve.extraction.extract")  # (the module, not the function)
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(40, 60)).astype(np.float32)
+    a[rng.random(a.shape) < 0.1] = np.nan
+    a[3, 4], a[5, 6] = np.inf, -np.inf
+    keep = rng.random(a.shape) < 0.3
+    with scratch.reuse():
+        for _ in range(2):  # (the second time on reused buffers, dirty)
+            np.testing.assert_array_equal(ex._not_finite(a), ~np.isfinite(a))
+            np.testing.assert_array_equal(ex._not(keep), ~keep)
+            np.testing.assert_array_equal(ex._gathered(a, keep), a[keep])
+            strided = a[::3, ::2]
+            np.testing.assert_array_equal(ex._gathered(strided, keep[::3, ::2]),
+                                          strided[keep[::3, ::2]])
+            assert ex._gathered(a, np.zeros_like(keep)).size == 0
+
+
+def _damaged(kind: str) -> np.ndarray:
+    from skysolve import read_image
+    from skysolve.tests.realframes import DATA
+
+    img = read_image(DATA / ALT40)
+    if kind == "mask":
+        mask = np.zeros(img.shape, bool)
+        mask[:, :300] = True
+        return np.ma.MaskedArray(img, mask)
+    img = img.astype(np.float32)
+    if kind == "nan_border":
+        img[:, :40] = np.nan
+    else:  # every second row lost (the gaps are bridged)
+        img[1::2] = np.nan
+    return img
+
+
+@pytest.mark.parametrize("kind", ["nan_border", "lost_rows", "mask"])
+def test_damaged_frames_on_reused_arrays_find_the_same_stars(kind):
+    """Masked and NaN pixels take the fill's buffers (the unusable pixels' mask, the
+    sample of the usable ones, the second differences, the gaps): a frame extracted on a
+    fresh thread and again after another damaged frame gives the same result."""
+    img = _damaged(kind)
+    fresh = {}
+    t = threading.Thread(target=lambda: fresh.setdefault("r", extract_centroids(img)))
+    t.start()
+    t.join()
+    extract_centroids(_damaged("lost_rows" if kind != "lost_rows" else "nan_border"))
+    again = extract_centroids(img)
+    assert len(again) > 20
+    np.testing.assert_array_equal(again.as_array(), fresh["r"].as_array())
+    np.testing.assert_array_equal(again.rejected, fresh["r"].rejected)
+    assert again.background_sigma == fresh["r"].background_sigma
+    if kind != "lost_rows":  # nothing from the unusable columns
+        x0 = -img.shape[1] / 2.0 + (300 if kind == "mask" else 40)
+        assert (again.as_array()[:, 0] > x0).all()
