@@ -19,8 +19,9 @@ the same shape and type is free, and keep every array they hand out for the next
 Only arrays that never leave the extraction may come from here: the result's arrays
 are always new. When the outermost :func:`reuse` of a thread ends, the arrays of
 shapes and types that extraction did not ask for are dropped, so a thread holds at
-most the scratch arrays of its latest extraction (a few frames' worth). Outside
-:func:`reuse` both are plain :func:`numpy.empty` and :func:`numpy.zeros`.
+most the scratch arrays of its latest extraction (a few frames' worth), and no more
+than :data:`MAX_KEPT_BYTES` of them (the largest go first). Outside :func:`reuse` both
+are plain :func:`numpy.empty` and :func:`numpy.zeros`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from contextlib import contextmanager
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
+
+#: The most bytes of scratch arrays a thread keeps between extractions (a 4096x4096
+#: frame's float32 working copy, its matched filter's frame and its labels: 160 MB).
+MAX_KEPT_BYTES = 256 * 2**20
 
 
 class _Pool(threading.local):
@@ -99,5 +104,19 @@ def reuse() -> Iterator[None]:
         for arr in pool.scopes.pop():
             pool.free.setdefault(_key(arr.shape, arr.dtype), []).append(arr)
         if outermost:
-            pool.free = {k: v for k, v in pool.free.items() if k in pool.asked}
+            pool.free = _within_budget({k: v for k, v in pool.free.items() if k in pool.asked})
             pool.asked = set()
+
+
+def _within_budget(free: dict[tuple, list[NDArray]]) -> dict[tuple, list[NDArray]]:
+    """``free`` less its largest arrays while they hold more than :data:`MAX_KEPT_BYTES`."""
+    arrays = sorted((a for v in free.values() for a in v), key=lambda a: a.nbytes)
+    total = sum(a.nbytes for a in arrays)
+    if total <= MAX_KEPT_BYTES:
+        return free
+    while arrays and total > MAX_KEPT_BYTES:
+        total -= arrays.pop().nbytes
+    kept: dict[tuple, list[NDArray]] = {}
+    for a in arrays:
+        kept.setdefault(_key(a.shape, a.dtype), []).append(a)
+    return kept

@@ -66,6 +66,17 @@ def test_an_extraction_keeps_only_the_kinds_it_asked_for():
     assert set(scratch._POOL.free) == {((3, 3), np.dtype(np.float32).str)}
 
 
+def test_a_thread_keeps_no_more_than_its_budget(monkeypatch):
+    monkeypatch.setattr(scratch, "MAX_KEPT_BYTES", 1000)
+    with scratch.reuse():
+        big = scratch.empty(100, np.float64)  # 800 bytes
+        small = scratch.empty(50, np.float32)  # 200 bytes
+        scratch.empty(30, np.int16)  # 60 bytes: over the budget with the others
+    kept = [a for arrays in scratch._POOL.free.values() for a in arrays]
+    assert len(kept) == 2 and not any(a is big for a in kept)
+    assert any(a is small for a in kept) and sum(a.nbytes for a in kept) == 260
+
+
 def test_a_failed_extraction_frees_its_arrays():
     with pytest.raises(ValueError), scratch.reuse():
         a = scratch.empty(5, np.float64)
