@@ -108,7 +108,7 @@ MUTANTS: list[Mutant] = [
         ("col + 0.5 - w / 2.0, row + 0.5 - h / 2.0", "col - w / 2.0, row - h / 2.0"),
     ], [T_EXTRACT], "centroids half a pixel off (corner instead of centre origin)"),
     Mutant("planted-mask-dropped", S + "extraction/extract.py", [
-        ("bad = None if mask is None else mask.copy()", "bad = None"),
+        ("bad = None if mask is None else scratch.copy(mask)", "bad = None"),
     ], [T_EXTRACT], "the image's mask is ignored"),
     # -- geometry and conventions -------------------------------------------------------
     Mutant("geometry-roll-sign-arrays", S + "geometry.py", [

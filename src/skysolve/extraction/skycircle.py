@@ -423,6 +423,13 @@ def _sky_light(img: NDArray, dark: float, corners: list[NDArray], integer: bool)
     return _finite_median(sample[lit]) - dark
 
 
+def _with_nan(image: NDArray, bad: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """``image`` in float32 with NaN at the ``bad`` pixels (a :mod:`.scratch` buffer)."""
+    img = scratch.copy(image, np.float32)
+    np.copyto(img, np.nan, where=bad)
+    return img
+
+
 def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
                     ) -> tuple[float, float, float] | None:
     """The image circle of an all-sky frame: ``(x, y, radius)`` in centred pixels, or
@@ -460,10 +467,7 @@ def find_sky_circle(image: NDArray, bad: NDArray[np.bool_] | None = None
     hb, wb = h // block, w // block
     if min(hb, wb) < 16:
         return None
-    img = image
-    if bad is not None and bad.any():
-        img = scratch.copy(image, np.float32)  # (the frame with NaN where it is bad)
-        np.copyto(img, np.nan, where=bad)
+    img = _with_nan(image, bad) if bad is not None and bad.any() else image
     # first the corners against the sky, from a few patches (most frames end here)
     c = max(2, int(round(_CORNER * min(hb, wb))))
     k = c * block
