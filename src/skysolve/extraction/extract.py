@@ -104,6 +104,7 @@ from .background import (
     _dithered_sigma,
     _even_spread,
     _sample_grid,
+    _sample_residuals,
     _subsample,
     _subsample_step,
     _tied_sigma,
@@ -1334,9 +1335,10 @@ def _filtered_noise_ratio(det: NDArray[np.float32], bad: NDArray | None, bg: Bac
     """The filtered image's noise over ``white`` times the pixel noise, measured on a
     regular sample of ``n`` pixels (see :func:`_correlated_noise`)."""
     rows, cols = _sample_grid(det.shape, n)
-    resid = _subsample(det, n) - bg.at_grid(rows, cols)
+    resid = _sample_residuals(_subsample(det, n), bg, rows, cols)
     if bg.noise is not None:
-        resid *= bg.sigma / bg.noise.at_grid(rows, cols)
+        local = bg.noise.at_grid(rows, cols, scratch.empty(resid.shape))
+        resid *= np.divide(bg.sigma, local, out=local)
     if bad is not None:
         resid = resid[~_subsample(bad, n)]
     return float(robust_sigma(resid) / (white * bg.sigma))

@@ -37,7 +37,8 @@ definition:
 * :func:`local_checks`: the background's noise grid and structure test, from the
   residual's half-cell sums (:func:`.background._local_checks`);
 * :func:`select_value`: an order statistic of a sample, as ``np.partition`` selects it
-  (:func:`.orderstats.order_statistic`), :func:`next_order_statistic`: the one after it
+  (:func:`select_into` in the caller's scratch space: :func:`.orderstats.order_statistic`),
+  :func:`next_order_statistic`: the one after it
   (an even sample's median, :func:`.orderstats.median`), and :func:`robust_location`: a
   sample's clipped median and MAD sigma by them (:func:`.background.robust_location`);
 * :func:`constant_area`: the sample pixels in constant areas
@@ -659,13 +660,14 @@ def model_at(flat, w, grid, c0, c1, fc, r0, fr):
     return out
 
 
-def grid_model(grid, c0, c1, fc, r0, fr):
+def grid_model(grid, c0, c1, fc, r0, fr, out):
     """A :class:`.background.Background` model on the grid of pixel rows x columns whose
     node indices and fractions are ``r0``, ``fr`` (rows) and ``c0``, ``c1``, ``fc``
     (columns), as :meth:`.background.Background.at_grid` computes it with numpy (the
     same operations in the same order): the grid interpolated to the columns at every
     row node, the differences between consecutive row nodes (0 after the last), then
-    ``coarse[r0] + fr x step[r0]``, in one call rather than a dozen small ones."""
+    ``coarse[r0] + fr x step[r0]``, in one call rather than a dozen small ones; into
+    ``out`` (float64, ``(len(r0), len(c0))``), which it returns."""
     ny = grid.shape[0]
     m = len(c0)
     coarse = np.empty((ny, m))
@@ -676,7 +678,6 @@ def grid_model(grid, c0, c1, fc, r0, fr):
     for g in range(ny - 1):
         for j in range(m):
             step[g, j] = coarse[g + 1, j] - coarse[g, j]
-    out = np.empty((len(r0), m))
     for i in range(len(r0)):
         g = r0[i]
         for j in range(m):
@@ -742,7 +743,16 @@ def _pivots(src, n, m, k, single, r):
 def select_value(a, k):
     """The order statistic ``k`` of the contiguous 1-D sample ``a`` (NaN last, as numpy
     orders them; ``0 <= k < a.size``, unchecked), ``a`` left as it is: numpy's value
-    (but for the sign of a zero among zeros of both signs, which compare equal).
+    (but for the sign of a zero among zeros of both signs, which compare equal);
+    :func:`select_into` with scratch space of its own."""
+    return select_into(a, k, np.empty(a.size, a.dtype))
+
+
+def select_into(a, k, buf):
+    """:func:`select_value` with the scratch space ``buf`` (contiguous, ``a``'s type, at
+    least ``a.size`` long, not ``a``): a caller's reused array, where a new one of a
+    frame-sized sample came fresh from the system on a small frame and paid a page fault
+    per 4 kB page (see :mod:`.scratch`).
 
     Floyd and Rivest's selection: each round takes two values of a small random sample
     bracketing ``k`` (:func:`_pivots`), counts the values below and above them (a pass
@@ -763,7 +773,6 @@ def select_value(a, k):
         return a[k] if m == n else np.nan * a[0]  # (NaN in a's type; a holds one)
     # (room for every value: the first gather writes each one, NaN too, before it
     # advances past the kept ones only)
-    buf = np.empty(n, a.dtype)
     src = a
     n = a.size
     r = 0x2545F491
@@ -822,18 +831,19 @@ def next_order_statistic(a, k, x):
     return np.float64(x) if at_most >= k + 2 else least
 
 
-def robust_location(v, iterations, clip, mad_to_sigma):
+def robust_location(v, iterations, clip, mad_to_sigma, dev, keep, kept, buf):
     """:func:`.background.robust_location` of a contiguous float64 sample ``v`` (not
     empty): its clipped median and MAD sigma by the same order statistics
-    (:func:`select_value`), the deviations and the kept values' mask made in loops of
-    their own rather than by numpy's temporaries (a dozen whole-sample passes)."""
+    (:func:`select_into`), the deviations and the kept values' mask made in loops of
+    their own rather than by numpy's temporaries (a dozen whole-sample passes).
+    ``dev``, ``kept``, ``buf`` (float64) and ``keep`` (bool), each ``v.size`` long, are
+    the scratch space (the caller's reused arrays, see :func:`select_into`)."""
     n = v.size
-    med = select_value(v, (n - 1) // 2)
-    dev = np.empty(n)
+    med = select_into(v, (n - 1) // 2, buf)
     for q in range(n):
         dev[q] = abs(v[q] - med)
-    sig = mad_to_sigma * select_value(dev, (n - 1) // 2)
-    keep = np.ones(n, np.bool_)
+    sig = mad_to_sigma * select_into(dev, (n - 1) // 2, buf)
+    keep[:] = True
     n_kept = n
     for _ in range(iterations):
         if sig <= 0:
@@ -850,23 +860,22 @@ def robust_location(v, iterations, clip, mad_to_sigma):
         below = 0
         for q in range(n):
             below += 1 if not keep[q] and v[q] < med else 0
-        med = select_value(v, below + (n_keep - 1) // 2)
+        med = select_into(v, below + (n_keep - 1) // 2, buf)
         for q in range(n):
             dev[q] = abs(v[q] - med)
-        mad = select_value(dev, (n_keep - 1) // 2)
+        mad = select_into(dev, (n_keep - 1) // 2, buf)
         clipped_small = False
         for q in range(n):
             if not keep[q] and dev[q] <= mad:
                 clipped_small = True
                 break
         if clipped_small:
-            kept = np.empty(n_keep)
             c = 0
             for q in range(n):
                 if keep[q]:
                     kept[c] = dev[q]
                     c += 1
-            mad = select_value(kept, (n_keep - 1) // 2)
+            mad = select_into(kept[:n_keep], (n_keep - 1) // 2, buf)
         sig = mad_to_sigma * mad
     return med, sig
 
@@ -1559,7 +1568,8 @@ TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False
 
 _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "tile_bound", "_smooth_row", "smooth",
-            "step_counts", "_pivots", "select_value", "next_order_statistic", "robust_location",
+            "step_counts", "_pivots", "select_into", "select_value", "next_order_statistic",
+            "robust_location",
             "_rank_in_bin",
             "integer_medians", "_exchange", "network_medians",
             "median9", "local_checks", "constant_area", "level_rows", "running_medians",
@@ -1649,7 +1659,8 @@ def _warm_background(one: np.ndarray) -> None:
     """:func:`warm_up`'s calls of the background's kernels (``one``: an index array)."""
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
-    _COMPILED["grid_model"](np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
+    _COMPILED["grid_model"](np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1),
+                            np.zeros((1, 1)))
     _COMPILED["tile_bound"](np.zeros((1, 1)), one - 1, one - 1, one - 1, one - 1, 0.0)
     for dtype in (np.uint16, np.int16):  # (8-bit frames are widened to 16 bits)
         for writeable in (True, False):
@@ -1694,11 +1705,13 @@ def warm_up() -> bool:
             sample = np.zeros(2, dtype)
             sample.flags.writeable = writeable
             _COMPILED["select_value"](sample, 0)
+            _COMPILED["select_into"](sample, 0, np.empty(2, dtype))
             _COMPILED["next_order_statistic"](sample, 0, dtype(0))
     for writeable in (True, False):  # (a caller's float64 sample, read as it is)
         sample = np.zeros(2)
         sample.flags.writeable = writeable
-        _COMPILED["robust_location"](sample, 2, 3.0, 1.5)
+        _COMPILED["robust_location"](sample, 2, 3.0, 1.5, np.empty(2), np.empty(2, np.bool_),
+                                     np.empty(2), np.empty(2))
     for dtype in (np.uint8, np.uint16, np.int8, np.int16):  # (the counts a camera gives)
         for writeable in (True, False):  # (np.asarray of a PIL image is read-only)
             counts = np.ones((4, 8), dtype)

@@ -33,6 +33,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from . import scratch
 from .kernels import SELECT_TYPES, compiled
 
 __all__ = ["largest_first", "lower_median", "median", "order_statistic", "percentiles",
@@ -73,9 +74,11 @@ def order_statistic(values: NDArray, k: int) -> float:
     from the end); else numpy's (which raises numpy's errors)."""
     if (values.ndim == 1 and values.dtype in SELECT_TYPES and values.flags.c_contiguous
             and -values.size <= k < values.size):
-        kernel = compiled("select_value")
+        kernel = compiled("select_into")
         if kernel is not None:
-            return float(kernel(values, k % values.size))
+            with scratch.borrowed():  # (its scratch space free again for the next selection)
+                return float(kernel(values, k % values.size,
+                                    scratch.empty(values.size, values.dtype)))
     return float(np.partition(values, k)[k])
 
 

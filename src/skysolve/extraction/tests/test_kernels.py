@@ -583,8 +583,10 @@ def test_grid_model_as_numpy(shape):
     bg = background.Background(grid, 64, 2.0, shape)
     coarse, step, r0, fr = bg._columns(rows, cols)
     c0, c1, fc = bg._weights(cols, bg.nodes[1])
-    np.testing.assert_array_equal(kernels.compiled("grid_model")(grid, c0, c1, fc, r0, fr),
-                                  coarse[r0] + fr[:, None] * step[r0])
+    out = np.full((len(rows), len(cols)), np.nan)
+    got = kernels.compiled("grid_model")(grid, c0, c1, fc, r0, fr, out)
+    assert got is out
+    np.testing.assert_array_equal(got, coarse[r0] + fr[:, None] * step[r0])
 
 
 def test_constant_area_as_numpy(monkeypatch):
@@ -794,7 +796,7 @@ def test_selection_kernels_stay_inside_their_arrays():
 
     background = importlib.import_module("skysolve.extraction.background")
     kernels._compile()
-    names = ("_pivots", "select_value", "_rank_in_bin", "integer_medians")
+    names = ("_pivots", "select_into", "select_value", "_rank_in_bin", "integer_medians")
     namespace = {"np": np, "math": math}
     for name in names:
         exec(inspect.getsource(getattr(kernels, name).py_func), namespace)
