@@ -24,7 +24,12 @@ nothing else, as a program that reads a camera's frames one after another does, 
 count each library's page faults per call: whether the C allocator hands a freed
 frame-sized block back to the system after each call (and the next call faults on every
 page of a new one) depends on what the process allocated before; in this process, the
-2048x2048 rows above keep such blocks in the allocator.
+2048x2048 rows above keep such blocks in the allocator. A third such row takes small
+frames cut from the real TIFFs -- a 640x480 and a 320x240 crop about each one's centre
+and the whole frame binned 2x2 (512x384, the sums of 16-bit counts) -- the sizes of
+finder cameras and binned star trackers, where a fixed cost per frame weighs most; it
+gives the median ratio over the six frames and the ratio per size, each size in a
+process of its own (a camera's frames are all of one size).
 
 A row over the hard frames of ``bench_hard.py`` (the two real frames and three
 simulated ones, each under every degradation recipe at ``moderate`` and ``strong``:
@@ -204,6 +209,57 @@ def _compare_real(repeat: int, jpeg: bool = False) -> dict:
             "skysolve_within_1px_of_peer": [c[2] for c in counts]}
 
 
+#: The small frames of :func:`_small_images`: a crop about the centre (height, width) of
+#: each real TIFF, or (None) the whole frame binned 2x2.
+SMALL_SIZES = {"640x480": (480, 640), "320x240": (240, 320), "512x384": None}
+
+
+def _small_images(size: str) -> list[np.ndarray]:
+    """The two real TIFFs cut to ``size`` (:data:`SMALL_SIZES`): a crop about the centre,
+    or the frame binned 2x2 (uint16 sums of its counts)."""
+    out = []
+    for img in _real_images():
+        h, w = img.shape
+        crop = SMALL_SIZES[size]
+        if crop is None:
+            binned = img.reshape(h // 2, 2, w // 2, 2).astype(np.uint32).sum(axis=(1, 3))
+            out.append(np.clip(binned, 0, 65535).astype(np.uint16))
+        else:
+            y0, x0 = (h - crop[0]) // 2, (w - crop[1]) // 2
+            out.append(np.ascontiguousarray(img[y0:y0 + crop[0], x0:x0 + crop[1]]))
+    return out
+
+
+def _compare_small_fresh(repeat: int) -> dict:
+    """The frames of each size of :data:`SMALL_SIZES` timed as :func:`_compare_real_fresh`
+    times the real frames, in a process of their own per size (a camera's frames are of
+    one size): the median over the six frames of each library's time and of each frame's
+    time ratio, the ratio and page faults per call per size, and the physical floor (one
+    pass over a 640x480 frame's pixels)."""
+    import json
+    import subprocess
+
+    ratios, sky, peer, by_size, faults = [], [], [], {}, {}
+    for size in SMALL_SIZES:
+        out = subprocess.run([sys.executable, __file__, "--fresh-real", size, str(repeat)],
+                             capture_output=True, text=True, check=True)
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        each = np.array(got["skysolve_each"]) / np.array(got["peer_each"])
+        ratios += each.tolist()
+        sky += got["skysolve_each"]
+        peer += got["peer_each"]
+        by_size[size] = float(np.median(each))
+        faults[size] = [got["skysolve_faults_per_call"], got["peer_faults_per_call"]]
+    frame = _small_images("640x480")[0]
+    floor = timed(frame.sum, 21)[0]
+    return {"benchmark": "extract small frames cut from the 2 real frames (640x480 and "
+                         "320x240 crops, 2x2 binned), defaults, a process per size",
+            "peer": "tetra3rs", "skysolve_s": float(np.median(sky)),
+            "peer_s": float(np.median(peer)), "ratio": float(np.median(ratios)),
+            "ratio_by_size": by_size, "faults_per_call_by_size": faults,
+            "one_pass_640x480_s": floor}
+
+
 def _compare_real_fresh(repeat: int, jpeg: bool) -> dict:
     """:func:`_compare_real` in a new process that extracts nothing else (a camera's
     frames, one after another), run by :func:`_fresh_child`: per frame the median time
@@ -240,7 +296,7 @@ def _fresh_child(kind: str, repeat: int) -> None:
              "peer": lambda img: _built(tetra3rs.extract_centroids(img))}
     med = {k: [] for k in calls}
     flt = {k: 0 for k in calls}
-    images = _real_images(kind == "jpeg")
+    images = _small_images(kind) if kind in SMALL_SIZES else _real_images(kind == "jpeg")
     for img in images:
         for fn in calls.values():
             fn(img)  # (untimed: each library's first call)
@@ -253,10 +309,13 @@ def _fresh_child(kind: str, repeat: int) -> None:
         for k in calls:
             med[k].append(float(np.median(times[k])))
     n = repeat * len(images)
-    print(json.dumps({"skysolve_s": float(np.median(med["skysolve"])),
-                      "peer_s": float(np.median(med["peer"])),
-                      "skysolve_faults_per_call": flt["skysolve"] / n,
-                      "peer_faults_per_call": flt["peer"] / n}))
+    got = {"skysolve_s": float(np.median(med["skysolve"])),
+           "peer_s": float(np.median(med["peer"])),
+           "skysolve_faults_per_call": flt["skysolve"] / n,
+           "peer_faults_per_call": flt["peer"] / n}
+    if kind in SMALL_SIZES:
+        got.update(skysolve_each=med["skysolve"], peer_each=med["peer"])
+    print(json.dumps(got))
 
 
 def _compare_hard(quick: bool) -> dict:
@@ -330,6 +389,7 @@ def run(quick: bool) -> list[dict]:
     rows.append(_compare_real(repeat, jpeg=True))
     rows.append(_compare_real_fresh(repeat, jpeg=False))
     rows.append(_compare_real_fresh(repeat, jpeg=True))
+    rows.append(_compare_small_fresh(repeat))
     rows.append(_compare_hard(quick))
     rows.append(_compare("extract_centroids_fast 1024x768 uint16, defaults", img, x, y, flux,
                          {}, {}, repeat, function="extract_centroids_fast"))
