@@ -66,6 +66,13 @@ def largest_first(values: NDArray, k: int) -> NDArray[np.intp]:
     return np.argsort(neg, kind="stable")[:k]
 
 
+#: From this size (bytes) a sample's selection space is a reused array (:mod:`.scratch`):
+#: glibc maps larger blocks afresh (its threshold starts at 128 kB), and a small frame's
+#: whole-frame samples then paid a page fault per 4 kB; smaller ones come from the heap
+#: at less than a reused array's bookkeeping (~3 us).
+_SCRATCH_BYTES = 128 * 1024
+
+
 def order_statistic(values: NDArray, k: int) -> float:
     """``float(np.partition(values, k)[k])`` of a 1-D sample (NaN last), ``values``
     left as they are: by the compiled selection of the value alone
@@ -74,11 +81,16 @@ def order_statistic(values: NDArray, k: int) -> float:
     from the end); else numpy's (which raises numpy's errors)."""
     if (values.ndim == 1 and values.dtype in SELECT_TYPES and values.flags.c_contiguous
             and -values.size <= k < values.size):
-        kernel = compiled("select_into")
-        if kernel is not None:
-            with scratch.borrowed():  # (its scratch space free again for the next selection)
-                return float(kernel(values, k % values.size,
-                                    scratch.empty(values.size, values.dtype)))
+        if values.nbytes < _SCRATCH_BYTES:
+            kernel = compiled("select_value")
+            if kernel is not None:
+                return float(kernel(values, k % values.size))
+        else:
+            kernel = compiled("select_into")
+            if kernel is not None:
+                with scratch.borrowed():  # (free again for the next selection)
+                    return float(kernel(values, k % values.size,
+                                        scratch.empty(values.size, values.dtype)))
     return float(np.partition(values, k)[k])
 
 

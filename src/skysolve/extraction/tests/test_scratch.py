@@ -82,6 +82,28 @@ def test_a_borrowed_scope_frees_its_arrays_inside_an_extraction_only():
             assert scratch.empty(8) is lent
 
 
+def test_large_selections_and_clipped_mads_on_borrowed_space_give_numpys_values():
+    """Inside an extraction a large sample's order statistic and clipped MAD take their
+    scratch space from the pool, hand it back at once, and give the values of numpy's
+    partition and of the uncompiled clipped MAD, on fresh and on dirty reused space."""
+    from skysolve.extraction import background, kernels, orderstats
+
+    kernels.warm_up()
+    rng = np.random.default_rng(3)
+    big = rng.standard_cauchy(40_000)  # (320 kB: above orderstats._SCRATCH_BYTES)
+    assert big.nbytes >= orderstats._SCRATCH_BYTES
+    with kernels.backend("reference"):
+        want = background.robust_location(big, 2)
+    with scratch.reuse():
+        for _ in range(2):
+            for k in (0, 7, 20_000, 39_999):
+                assert orderstats.order_statistic(big, k) == np.partition(big, k)[k]
+            assert background.robust_location(big, 2) == want
+        # (the clipped MAD's four arrays, lent and handed back; the selection's among them)
+        assert len(scratch._POOL.free[((40_000,), np.dtype(np.float64).str)]) == 3
+        assert len(scratch._POOL.free[((40_000,), np.dtype(np.bool_).str)]) == 1
+
+
 def test_a_thread_keeps_no_more_than_its_budget(monkeypatch):
     monkeypatch.setattr(scratch, "MAX_KEPT_BYTES", 1000)
     with scratch.reuse():
