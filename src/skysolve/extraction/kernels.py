@@ -47,7 +47,8 @@ definition:
   (:func:`.banding._levelled`), and :func:`running_medians`: the smoothed levels they
   are measured against (:func:`.orderstats.running_median`);
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
-  rows' maxima (:func:`.extract._counts_work`);
+  rows' maxima (:func:`.extract._counts_work`), and :func:`fill_gaps`: its one-pixel gaps
+  filled from their neighbours (:func:`.extract._fill_gaps`);
 * :func:`integer_medians`: block medians of 16-bit integer samples by one histogram per
   block (:func:`.background._kth`, :func:`.background._counted_medians`), and
   :func:`network_medians`: those of the float32 working copy or a camera's counts through
@@ -468,6 +469,44 @@ def smooth(img, kernel, out, r0, r1):
             ki = kernel[i]
             for c in range(w):
                 dst[c] += (up[c] + down[c]) * ki
+
+
+def fill_gaps(work, good, gap, axis, gain):
+    """:func:`.extract._fill_gaps` to the bit, pixel by pixel: each gap of ``gap`` in
+    ``work`` from its usable neighbours along ``axis`` (0: above and below), the cubic
+    through the two either side where all four are usable (and inside the frame), else
+    the mean of the two, in float64 and stored in float32; ``gain`` takes the fill's
+    noise variance over a pixel's. The gaps' values are independent: a gap's nearest
+    neighbours are usable, never gaps, and a farther one is read only when usable, so
+    filling in place reads what numpy's whole-array form reads (which made a dozen
+    temporaries the size of the gaps: 38 ms for a 1024x768 frame missing every second
+    row)."""
+    h, w = work.shape
+    size = h if axis == 0 else w
+    cubic_gain = (2 * 9.0 ** 2 + 2) / 16.0 ** 2
+    for i in range(h):
+        for j in range(w):
+            if not gap[i, j]:
+                continue
+            pos = i if axis == 0 else j
+            lo1 = max(pos - 1, 0)
+            hi1 = min(pos + 1, size - 1)
+            lo3 = max(pos - 3, 0)
+            hi3 = min(pos + 3, size - 1)
+            if axis == 0:
+                near = np.float64(work[lo1, j]) + work[hi1, j]
+                far_ok = pos >= 3 and pos < size - 3 and good[lo3, j] and good[hi3, j]
+                far = np.float64(work[lo3, j]) + work[hi3, j]
+            else:
+                near = np.float64(work[i, lo1]) + work[i, hi1]
+                far_ok = pos >= 3 and pos < size - 3 and good[i, lo3] and good[i, hi3]
+                far = np.float64(work[i, lo3]) + work[i, hi3]
+            if far_ok:
+                work[i, j] = (9.0 * near - far) / 16.0
+                gain[i, j] = cubic_gain
+            else:
+                work[i, j] = 0.5 * near
+                gain[i, j] = 0.5
 
 
 def counts_to_float32(arr, out, row_max, r0, r1):
@@ -1573,7 +1612,8 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "_rank_in_bin",
             "integer_medians", "_exchange", "network_medians",
             "median9", "local_checks", "constant_area", "level_rows", "running_medians",
-            "counts_to_float32", "axis_light", "dot_bands", "piece_lines", "blob_pixels",
+            "counts_to_float32", "fill_gaps", "axis_light", "dot_bands", "piece_lines",
+            "blob_pixels",
             "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
             "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels",
             "paint_labels", "lattice_levels", "_grown", "_columns_above", "sky_candidates",
@@ -1724,6 +1764,8 @@ def warm_up() -> bool:
             counts.flags.writeable = writeable
             _COMPILED["counts_to_float32"](counts, np.empty((1, 1), np.float32),
                                            np.empty(1, dtype), 0, 1)
+    _COMPILED["fill_gaps"](np.ones((3, 3), np.float32), np.ones((3, 3), bool),
+                           np.zeros((3, 3), bool), 0, np.zeros((3, 3), np.float32))
     _COMPILED["axis_light"](image, one + 1, one + 1, np.zeros(1))
     _COMPILED["dot_bands"](np.zeros(2), np.zeros(2), np.zeros(2), one, one + 1, np.ones(1),
                            np.zeros(1), 1.0, 0.2)

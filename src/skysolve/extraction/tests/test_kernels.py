@@ -1051,3 +1051,39 @@ def test_after_warm_up_a_new_process_compiles_nothing():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "True True 0"
+
+
+def test_fill_gaps_as_numpy():
+    """The compiled gap fill gives numpy's filled frame and fill gains to the bit, along
+    both axes: frames missing every second row or column, and lone unusable pixels
+    (gaps at the frame's edges, and beside other unusable pixels, which a cubic's far
+    neighbours must skip)."""
+    ex = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(21)
+    filled = 0
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(3, 48, 2))
+        work = (rng.normal(100.0, 10.0, (h, w)) * rng.choice([1.0, 1e-3, 1e4])).astype(
+            np.float32)
+        bad = rng.random((h, w)) < rng.choice([0.05, 0.2, 0.4])
+        if trial % 3 == 0:
+            bad[1::2] = True
+        elif trial % 3 == 1:
+            bad[:, int(rng.integers(2))::2] = True
+        good = ~bad
+        rows = np.zeros_like(bad)
+        rows[1:-1] = bad[1:-1] & good[:-2] & good[2:]
+        cols = np.zeros_like(bad)
+        cols[:, 1:-1] = bad[:, 1:-1] & good[:, :-2] & good[:, 2:] & ~rows[:, 1:-1]
+        for axis, gap in ((0, rows), (1, cols)):
+            out = {}
+            for name in ("compiled", "reference"):
+                with kernels.backend(name):
+                    frame, gain = work.copy(), np.zeros((h, w), np.float32)
+                    ex._fill_gaps(frame, good, gap, axis, gain)
+                    out[name] = (frame, gain)
+            np.testing.assert_array_equal(out["compiled"][0], out["reference"][0])
+            np.testing.assert_array_equal(out["compiled"][1], out["reference"][1])
+            filled += int(gap.sum())
+            assert not np.array_equal(out["compiled"][0], work) or not gap.any()
+    assert filled > 1000
