@@ -721,9 +721,13 @@ def _bridge_gaps(work: NDArray[np.float32], bad: NDArray | None
                gain)
     sky = scratch.copy(work)
     if np.isfinite(scatter) and scatter > 0:
-        extra = np.sqrt(1.0 - gain.ravel()[at]) * scatter
         noise = np.random.default_rng(1).standard_normal(at.size)
-        sky.ravel()[at] += (extra * noise).astype(np.float32)
+        kernel = compiled("add_gap_noise")
+        if kernel is not None:  # (the same sums, without the gaps-sized temporaries)
+            kernel(sky, at, gain, scatter, noise)
+        else:
+            extra = np.sqrt(1.0 - gain.ravel()[at]) * scatter
+            sky.ravel()[at] += (extra * noise).astype(np.float32)
     return gaps, sky
 
 

@@ -47,8 +47,9 @@ definition:
   (:func:`.banding._levelled`), and :func:`running_medians`: the smoothed levels they
   are measured against (:func:`.orderstats.running_median`);
 * :func:`counts_to_float32`: a camera's integers as the float32 working copy, with the
-  rows' maxima (:func:`.extract._counts_work`), and :func:`fill_gaps`: its one-pixel gaps
-  filled from their neighbours (:func:`.extract._fill_gaps`);
+  rows' maxima (:func:`.extract._counts_work`), :func:`fill_gaps`: its one-pixel gaps
+  filled from their neighbours (:func:`.extract._fill_gaps`), and :func:`add_gap_noise`:
+  the noise the fill averaged away (:func:`.extract._bridge_gaps`);
 * :func:`integer_medians`: block medians of 16-bit integer samples by one histogram per
   block (:func:`.background._kth`, :func:`.background._counted_medians`), and
   :func:`network_medians`: those of the float32 working copy or a camera's counts through
@@ -507,6 +508,22 @@ def fill_gaps(work, good, gap, axis, gain):
             else:
                 work[i, j] = 0.5 * near
                 gain[i, j] = 0.5
+
+
+def add_gap_noise(sky, at, gain, scatter, noise):
+    """:func:`.extract._bridge_gaps`'s noise on the filled gaps, to the bit: at each flat
+    index of ``at`` (distinct), ``sky`` (float32) gains ``noise`` times the noise the
+    fill averaged away, ``sqrt(1 - gain) * scatter``, in numpy's types (that factor in
+    float32, as numpy keeps a float32 array times a Python float; the product with the
+    float64 noise in float64, stored in float32). numpy's form made half a dozen
+    temporaries the size of the gaps."""
+    flat = sky.reshape(-1)
+    g = gain.reshape(-1)
+    s = np.float32(scatter)
+    for t in range(at.shape[0]):
+        q = at[t]
+        extra = np.float32(np.sqrt(np.float32(1.0) - g[q])) * s
+        flat[q] = flat[q] + np.float32(np.float64(extra) * noise[t])
 
 
 def counts_to_float32(arr, out, row_max, r0, r1):
@@ -1612,7 +1629,8 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "_rank_in_bin",
             "integer_medians", "_exchange", "network_medians",
             "median9", "local_checks", "constant_area", "level_rows", "running_medians",
-            "counts_to_float32", "fill_gaps", "axis_light", "dot_bands", "piece_lines",
+            "counts_to_float32", "fill_gaps", "add_gap_noise", "axis_light", "dot_bands",
+            "piece_lines",
             "blob_pixels",
             "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
             "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels",
@@ -1766,6 +1784,8 @@ def warm_up() -> bool:
                                            np.empty(1, dtype), 0, 1)
     _COMPILED["fill_gaps"](np.ones((3, 3), np.float32), np.ones((3, 3), bool),
                            np.zeros((3, 3), bool), 0, np.zeros((3, 3), np.float32))
+    _COMPILED["add_gap_noise"](np.zeros((3, 3), np.float32), one, np.zeros((3, 3), np.float32),
+                               1.0, np.zeros(1))
     _COMPILED["axis_light"](image, one + 1, one + 1, np.zeros(1))
     _COMPILED["dot_bands"](np.zeros(2), np.zeros(2), np.zeros(2), one, one + 1, np.ones(1),
                            np.zeros(1), 1.0, 0.2)
