@@ -706,7 +706,7 @@ def _bridge_gaps(work: NDArray[np.float32], bad: NDArray | None
     gaps = scratch.zeros(bad.shape, np.bool_)
     inner = gaps[1:-1]
     np.logical_and(np.logical_and(bad[1:-1], good[:-2], out=inner), good[2:], out=inner)
-    rows = gaps.copy()
+    rows = scratch.copy(gaps)
     across = np.logical_and(bad[:, 1:-1], good[:, :-2],
                             out=scratch.empty(gaps[:, 1:-1].shape, np.bool_))
     np.logical_and(across, good[:, 2:], out=across)
