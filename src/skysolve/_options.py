@@ -211,11 +211,19 @@ def _plain_key(value: Any) -> Any:
     """A key that tells ``value`` apart by type as well as by value (``1``, ``1.0`` and
     ``True`` compare equal but may check differently), or None when ``value`` is not
     a plain scalar or a tuple of them."""
-    if type(value) in _PLAIN:
-        return type(value), value
-    if type(value) is tuple:
-        keys = tuple(_plain_key(v) for v in value)
-        return None if None in keys else (tuple, keys)
+    kind = type(value)
+    if kind in _PLAIN:
+        return kind, value
+    if kind is tuple:
+        # (a loop, not a generator of calls: a pair's key (image_shape, a position hint
+        # new every frame) is taken twice a call)
+        keys = []
+        for v in value:
+            key = (type(v), v) if type(v) in _PLAIN else _plain_key(v)
+            if key is None:
+                return None
+            keys.append(key)
+        return tuple, tuple(keys)
     return None
 
 

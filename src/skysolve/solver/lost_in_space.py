@@ -452,10 +452,17 @@ class Cone:
     centre: NDArray[np.float64]
     radius: float
 
+    def __post_init__(self) -> None:
+        # (the centre as floats: numpy's product of two 3-vectors cost ~2 us a test, and a
+        # hinted solve tests every hypothesis and its refinement)
+        self._xyz = tuple(float(c) for c in self.centre)
+
     def holds(self, R: NDArray[np.float64], slack: float = 0.0) -> bool:
         """Whether the boresight (camera +Z) of attitude ``R`` lies in the cone widened
         by ``slack`` (rad)."""
-        return float(R[2] @ self.centre) >= math.cos(min(self.radius + slack, math.pi))
+        x, y, z = R[2].tolist()
+        cx, cy, cz = self._xyz
+        return x * cx + y * cy + z * cz >= math.cos(min(self.radius + slack, math.pi))
 
     def min_cos(self, frame: Frame, f_lo: float) -> float:
         """The smallest cosine of the angle from the centre a star of a field in the cone

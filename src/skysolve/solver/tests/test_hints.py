@@ -457,3 +457,55 @@ def test_the_cone_of_pattern_stars_reaches_the_corners_the_lens_sees(k1):
     assert farthest <= limit
     if k1 <= 0.0:  # (pincushion: the raw distance, further than the lens sees, is kept)
         assert farthest > limit - 0.15  # (the margin: aberration, proper motion, ...)
+
+
+def test_every_plain_form_of_a_position_hint_is_the_same_cone():
+    """A tuple of two Python numbers (a tracker's hint, checked on every call by a short
+    path) gives the position and the cone centre that a list, an array and a SkyCoord
+    give, the RA wrapped into [0, 360); its bad values are refused by the same names."""
+    from astropy.coordinates import SkyCoord
+
+    from skysolve import SolveOptions
+
+    rng = np.random.default_rng(7)
+    for ra, dec in zip(rng.uniform(-400.0, 400.0, 50), rng.uniform(-90.0, 90.0, 50),
+                       strict=True):
+        want = (float(ra) % 360.0, float(dec))
+        forms = [(float(ra), float(dec)), [float(ra), float(dec)], np.array([ra, dec])]
+        for hint in forms:
+            opts = SolveOptions(position_hint=hint, position_radius_deg=2.0)
+            assert opts.position_hint == want
+            centre, radius = opts.position_cone
+            np.testing.assert_allclose(centre, radec_to_vector(*want), rtol=0, atol=1e-15)
+            assert radius == math.radians(2.0)
+        sky = SolveOptions(position_hint=SkyCoord(*want, unit="deg")).position_hint
+        np.testing.assert_allclose(sky, want, atol=1e-9)
+    assert SolveOptions(position_hint=(-30, 10)).position_hint == (330.0, 10.0)
+    for bad, error, words in [((10.0, 90.5), InvalidArgumentError, r"position_hint\[1\]"),
+                              ((math.nan, 0.0), InvalidArgumentError, r"position_hint\[0\]"),
+                              ((math.inf, 0.0), InvalidArgumentError, r"position_hint\[0\]"),
+                              ((True, 0.0), InvalidTypeError, r"position_hint\[0\]"),
+                              ((10.0, "20"), InvalidTypeError, r"position_hint\[1\]"),
+                              ((10.0, 20.0, 1.0), InvalidArgumentError, "position_hint")]:
+        with pytest.raises(error, match=words):
+            SolveOptions(position_hint=bad)
+
+
+def test_the_cone_holds_the_boresights_within_its_radius():
+    """``Cone.holds`` (the test of every hypothesis of a hinted search and of its
+    refinement) against the angle between the boresight and the centre, with and without
+    slack, on attitudes about the edge."""
+    from skysolve.geometry import radec_roll_to_rotation
+    from skysolve.solver.lost_in_space import Cone
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        centre = radec_to_vector(float(rng.uniform(0, 360)), float(rng.uniform(-90, 90)))
+        radius = math.radians(float(rng.uniform(0.1, 10.0)))
+        slack = float(rng.choice([0.0, 1e-3]))
+        cone = Cone(centre, radius)
+        off = radius + slack + math.radians(float(rng.choice([-1e-3, 1e-3])))
+        ra, dec = _radec(_offset(centre, math.degrees(off), rng))
+        R = radec_roll_to_rotation(ra, dec, float(rng.uniform(0, 360)))
+        inside = math.acos(min(1.0, float(R[2] @ centre))) <= radius + slack
+        assert cone.holds(R, slack) == inside
