@@ -410,34 +410,93 @@ def cell_sums(resid, rows, cols, half, clip):
     return out
 
 
+def _sweep(out, o, first, base, b, f, src, a0, z0, k0, a1, z1, k1, a2, z2, k2, m, n):
+    """With ``first``, ``out[o:o + n] = base[b:b + n] * f`` plus the first ``m`` (0-3)
+    symmetric tap pairs ``(src[a:a + n] + src[z:z + n]) * k``, added in that order, in
+    float32 (``f``: the centre tap); else those pairs added to ``out`` as it is.
+
+    Up to three pairs in one pass over the pixels: the sum stays in a register between
+    them, where a pass per pair loads and stores each pixel again. The rows are read at
+    offsets, not through slices: a slice counts its array's references (atomically) when
+    made and dropped, and a dozen a row cost more than the arithmetic. The pairs added to
+    ``out`` in place have loops of their own: read through another name, ``out`` looks
+    to the compiler as if it might overlap what it reads at some other offset, and the
+    loop ran a pixel at a time."""
+    # (unsigned indices: numba wraps a negative signed index around, a test per load
+    # that kept the loop from reading the rows as vectors)
+    o, b, n = np.uint64(o), np.uint64(b), np.uint64(n)
+    a0, z0, a1, z1 = np.uint64(a0), np.uint64(z0), np.uint64(a1), np.uint64(z1)
+    a2, z2 = np.uint64(a2), np.uint64(z2)
+    if not first:
+        if m >= 3:
+            for c in range(n):
+                out[o + c] = ((out[o + c] + (src[a0 + c] + src[z0 + c]) * k0)
+                              + (src[a1 + c] + src[z1 + c]) * k1) \
+                    + (src[a2 + c] + src[z2 + c]) * k2
+        elif m == 2:
+            for c in range(n):
+                out[o + c] = (out[o + c] + (src[a0 + c] + src[z0 + c]) * k0) \
+                    + (src[a1 + c] + src[z1 + c]) * k1
+        elif m == 1:
+            for c in range(n):
+                out[o + c] = out[o + c] + (src[a0 + c] + src[z0 + c]) * k0
+    elif m >= 3:
+        for c in range(n):
+            out[o + c] = ((base[b + c] * f + (src[a0 + c] + src[z0 + c]) * k0)
+                          + (src[a1 + c] + src[z1 + c]) * k1) + (src[a2 + c] + src[z2 + c]) * k2
+    elif m == 2:
+        for c in range(n):
+            out[o + c] = (base[b + c] * f + (src[a0 + c] + src[z0 + c]) * k0) \
+                + (src[a1 + c] + src[z1 + c]) * k1
+    elif m == 1:
+        for c in range(n):
+            out[o + c] = base[b + c] * f + (src[a0 + c] + src[z0 + c]) * k0
+    else:
+        for c in range(n):
+            out[o + c] = base[b + c] * f
+
+
+def _tapped(src, kernel, c):
+    """Pixel ``c`` of :func:`_smooth_row`'s output, its partners past the row's ends read
+    at the end pixels: the centre tap, then each pair from the outermost in."""
+    w = src.shape[0]
+    half = kernel.shape[0] // 2
+    acc = src[c] * kernel[half]
+    for i in range(half):
+        d = half - i
+        acc += (src[max(c - d, 0)] + src[min(c + d, w - 1)]) * kernel[i]
+    return acc
+
+
 def _smooth_row(src, kernel, dst):
     """One row of :func:`.extract._smooth`'s first pass (along the row, its end pixels
     replicated), to the bit: in float32, the centre tap first, then each symmetric pair
-    from the outermost in, as the numpy code adds them. Each tap pair is one pass over
-    the output row, taps outermost and pixels innermost, so that the compiler vectorises
-    over pixels (float32: twice the pixels a vector of float64 holds); the pixels whose
-    pair reaches past the row's ends (``d`` of them at each end for a pair ``d`` px
-    out) read the end pixels instead, the rest read the row directly through slices
-    (indices provably in range: no copy of the row with its ends replicated)."""
+    from the outermost in, as the numpy code adds them. The pixels whose pairs all lie in
+    the row take up to three pairs a pass over them (:func:`_sweep`: the compiler
+    vectorises over pixels, float32 twice the pixels a vector of float64 holds); the
+    ``len(kernel) // 2`` at each end read the end pixels for the partners past them, one
+    pixel at a time."""
     w = src.shape[0]
     half = kernel.shape[0] // 2
-    centre = kernel[half]
-    for c in range(w):
-        dst[c] = src[c] * centre
-    for i in range(half):
-        ki = kernel[i]
-        d = half - i
-        lo = min(d, w)  # pixels lo:hi have both partners inside the row
-        hi = max(w - d, lo)
-        for c in range(lo):
-            dst[c] += (src[max(c - d, 0)] + src[min(c + d, w - 1)]) * ki
-        left = src[lo - d:hi - d]
-        right = src[lo + d:hi + d]
-        mid = dst[lo:hi]
-        for c in range(hi - lo):
-            mid[c] += (left[c] + right[c]) * ki
-        for c in range(hi, w):
-            dst[c] += (src[max(c - d, 0)] + src[min(c + d, w - 1)]) * ki
+    lo = min(half, w)  # pixels lo:hi have all their partners inside the row
+    hi = max(w - half, lo)
+    for c in range(lo):
+        dst[c] = _tapped(src, kernel, c)
+    for c in range(hi, w):
+        dst[c] = _tapped(src, kernel, c)
+    if hi == lo:
+        return
+    n = hi - lo
+    i = 0
+    while True:
+        m = min(half - i, 3)
+        d0, d1, d2 = half - i, half - i - 1, half - i - 2
+        _sweep(dst, lo, i == 0, src, lo, kernel[half], src, lo - d0, lo + d0, kernel[i],
+               lo - d1, lo + d1, kernel[min(i + 1, half)], lo - d2, lo + d2,
+               kernel[min(i + 2, half)], m, n)
+        i += m  # (the pairs left: added to dst in place)
+        if i >= half:
+            return
 
 
 def smooth(img, kernel, out, r0, r1):
@@ -447,29 +506,35 @@ def smooth(img, kernel, out, r0, r1):
 
     The first pass's rows are made as the second needs them, into a ring of the
     ``len(kernel)`` latest (a few kB, in a core's cache), rather than into a frame
-    between the passes that is written out and read back (a 1024x768 frame, 7 taps:
-    0.31 against 0.47 ms for the two passes apart). A band of rows recomputes the
-    first pass of the ``len(kernel) // 2`` rows beyond each of its ends."""
+    between the passes that is written out and read back. A band of rows recomputes
+    the first pass of the ``len(kernel) // 2`` rows beyond each of its ends. Each pass
+    takes up to three tap pairs at a time (:func:`_sweep`): a 1024x768 frame on one
+    thread took 0.80 ms with 7 taps (1.39 with 11, 2.66 with 25) at a pass per pair, 0.45
+    (0.86, 1.9) so."""
     h, w = img.shape
     half = kernel.shape[0] // 2
     k = 2 * half + 1
-    ring = np.empty((k, w), np.float32)  # first-pass row s at ring[s % k]
+    ring = np.empty(k * w, np.float32)  # first-pass row s at ring[(s % k) * w:][:w]
     made = max(r0 - half, 0)  # the next first-pass row to make
-    centre = kernel[half]
     for r in range(r0, r1):
         while made <= min(r + half, h - 1):
-            _smooth_row(img[made], kernel, ring[made % k])
+            _smooth_row(img[made], kernel, ring[(made % k) * w:(made % k + 1) * w])
             made += 1
         dst = out[r]
-        mid = ring[r % k]
-        for c in range(w):
-            dst[c] = mid[c] * centre
-        for i in range(half):
-            up = ring[max(r - half + i, 0) % k]
-            down = ring[min(r + half - i, h - 1) % k]
-            ki = kernel[i]
-            for c in range(w):
-                dst[c] += (up[c] + down[c]) * ki
+        i = 0
+        while True:
+            m = min(half - i, 3)
+            i1, i2 = min(i + 1, half), min(i + 2, half)
+            _sweep(dst, 0, i == 0, ring, (r % k) * w, kernel[half], ring,
+                   (max(r - half + i, 0) % k) * w, (min(r + half - i, h - 1) % k) * w,
+                   kernel[i],
+                   (max(r - half + i1, 0) % k) * w, (min(r + half - i1, h - 1) % k) * w,
+                   kernel[i1],
+                   (max(r - half + i2, 0) % k) * w, (min(r + half - i2, h - 1) % k) * w,
+                   kernel[i2], m, w)
+            i += m  # (the pairs left: added to dst in place)
+            if i >= half:
+                break
 
 
 def fill_gaps(work, good, gap, axis, gain):
@@ -1623,7 +1688,7 @@ TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False
                         (np.uint8, True), (np.uint8, False))
 
 _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
-            "tile_bound", "_smooth_row", "smooth",
+            "tile_bound", "_sweep", "_tapped", "_smooth_row", "smooth",
             "step_counts", "_pivots", "select_into", "select_value", "next_order_statistic",
             "robust_location",
             "_rank_in_bin",
@@ -1639,7 +1704,8 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
 #: The helpers compiled into their callers (:func:`skysolve._jit.jit`): called several
 #: times per star with arrays, whose references a call would count (the fits of a
 #: TESS-like frame's 7,625 stars: 11.6 ms on one thread as calls, 10.1 inlined).
-_INLINE = frozenset(("_profile", "_solve_sym4", "_axis_step", "_fit_one"))
+_INLINE = frozenset(("_profile", "_solve_sym4", "_axis_step", "_fit_one", "_sweep",
+                     "_tapped"))
 _COMPILED: dict[str, Callable[..., Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
