@@ -213,10 +213,6 @@ def quaternion_to_rotation(q: ArrayLike) -> NDArray[np.float64]:
     return Rotation.from_quat(np.asarray(q, dtype=np.float64), scalar_first=True).as_matrix()
 
 
-_EYE3 = np.eye(3)
-_EYE3.setflags(write=False)
-
-
 def as_rotation_matrix(attitude: ArrayLike, name: str = "attitude") -> NDArray[np.float64]:
     """Accept a ``[w, x, y, z]`` quaternion or a 3×3 matrix and return the matrix.
 
@@ -233,6 +229,20 @@ def as_rotation_matrix(attitude: ArrayLike, name: str = "attitude") -> NDArray[n
         raise InvalidTypeError(
             f"{name} must be a [w, x, y, z] quaternion or a 3x3 rotation matrix, got "
             f"{type(attitude).__name__}") from None
+    if a.shape == (3, 3):
+        # (scalar checks: a tracking solve passes one every frame, and numpy's reductions
+        # and product of 3x3 arrays cost ~5 us)
+        (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = rows = a.tolist()
+        if not all(math.isfinite(x) for row in rows for x in row):
+            raise InvalidArgumentError(f"{name} must be finite")
+        det = a0 * (b1 * c2 - b2 * c1) - a1 * (b0 * c2 - b2 * c0) + a2 * (b0 * c1 - b1 * c0)
+        # the largest entry of R R^T - I
+        off = max(abs(a0 * a0 + a1 * a1 + a2 * a2 - 1.0), abs(b0 * b0 + b1 * b1 + b2 * b2 - 1.0),
+                  abs(c0 * c0 + c1 * c1 + c2 * c2 - 1.0), abs(a0 * b0 + a1 * b1 + a2 * b2),
+                  abs(a0 * c0 + a1 * c1 + a2 * c2), abs(b0 * c0 + b1 * c1 + b2 * c2))
+        if off > 1e-6 or det < 0:
+            raise InvalidArgumentError(f"{name} must be a proper rotation matrix")
+        return a
     if not np.all(np.isfinite(a)):
         raise InvalidArgumentError(f"{name} must be finite")
     if a.shape == (4,):
@@ -240,13 +250,6 @@ def as_rotation_matrix(attitude: ArrayLike, name: str = "attitude") -> NDArray[n
         if n < 1e-12:
             raise InvalidArgumentError(f"{name} quaternion must be non-zero")
         return quaternion_to_rotation(a / n)
-    if a.shape == (3, 3):
-        # (scalar checks: a tracking solve passes one every frame)
-        (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = a.tolist()
-        det = a0 * (b1 * c2 - b2 * c1) - a1 * (b0 * c2 - b2 * c0) + a2 * (b0 * c1 - b1 * c0)
-        if float(np.abs(a @ a.T - _EYE3).max()) > 1e-6 or det < 0:
-            raise InvalidArgumentError(f"{name} must be a proper rotation matrix")
-        return a
     raise InvalidArgumentError(
         f"{name} must be a [w, x, y, z] quaternion or a 3x3 rotation matrix, got shape {a.shape}")
 
