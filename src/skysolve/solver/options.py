@@ -22,7 +22,7 @@ from .._options import Options, option
 from ..camera.projection import PROJECTIONS, code_of, max_angle
 from ..centroids import ORIGINS
 from ..errors import InvalidArgumentError, InvalidTypeError, warn_caller
-from ..geometry import as_rotation_matrix
+from ..geometry import as_rotation_matrix, radec_to_vector
 
 __all__ = ["SolveOptions", "BACKENDS", "MAX_PATTERN_STARS_LIMIT", "MIN_SCALE_MATCHES"]
 
@@ -483,12 +483,7 @@ class SolveOptions(Options):
             return None
         radius = self.position_radius_deg
         radius = DEFAULT_POSITION_RADIUS_DEG if radius is None else radius
-        # (math on the two floats, not geometry.radec_to_vector's numpy scalars: ~2 us a
-        # solve, and a tracker's hint is new every frame)
-        ra, dec = (math.radians(a) for a in self.position_hint)
-        cos_dec = math.cos(dec)
-        return np.array([cos_dec * math.cos(ra), cos_dec * math.sin(ra), math.sin(dec)]), \
-            math.radians(radius)
+        return radec_to_vector(*self.position_hint), math.radians(radius)
 
     @cached_property
     def observer_velocity(self) -> NDArray[np.float64] | None:
