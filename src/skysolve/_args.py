@@ -255,6 +255,28 @@ def bounds(value: Any, name: str, *, maximum: float | None = None,
     return lo, hi
 
 
+def _pair(value: Any, name: str) -> Sequence | np.ndarray:
+    """``value`` as a sequence of two values for :func:`sky_position` (astropy angles in
+    degrees), or the error naming ``name``."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        # (ra, dec) as astropy angles or Quantities: degrees
+        value = [v.to_value("deg") if hasattr(v, "unit") and hasattr(v, "to_value")
+                 and getattr(v.unit, "physical_type", None) == "angle" else v
+                 for v in value]
+    try:
+        ndim = np.ndim(value)
+    except (TypeError, ValueError):  # e.g. Quantities that are not angles
+        ndim = -1
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) \
+            or ndim != 1:
+        raise InvalidTypeError(f"{name} must be (ra_deg, dec_deg) or a SkyCoord, got "
+                               f"{_describe(value)}")
+    if len(value) != 2:
+        raise InvalidArgumentError(f"{name} must be (ra_deg, dec_deg), got {len(value)} "
+                                   "values")
+    return value
+
+
 def sky_position(value: Any, name: str, *, allow_none: bool = False) -> tuple[float, float] | None:
     """``(ra_deg, dec_deg)`` from a pair of numbers or a scalar astropy ``SkyCoord``.
 
@@ -263,16 +285,12 @@ def sky_position(value: Any, name: str, *, allow_none: bool = False) -> tuple[fl
     if value is None and allow_none:
         return None
     _required(value, name)
-    if type(value) is tuple and len(value) == 2:
-        # the common case first: a tracker's hint, new every frame, so checked every call
-        # (the general path's ABC checks and array conversion cost ~4 us a solve)
-        ra, dec = value
-        if type(ra) in (float, int) and type(dec) in (float, int):
-            ra = number(ra, f"{name}[0] (RA, degrees)")
-            dec = number(dec, f"{name}[1] (Dec, degrees)", minimum=-90.0, maximum=90.0)
-            return ra % 360.0, dec
+    # the common case: two plain numbers (a tracker's hint, new every frame, so checked
+    # every call), straight to the numbers' checks (the others' cost ~4 us a solve)
+    plain = type(value) is tuple and len(value) == 2 \
+        and type(value[0]) in (float, int) and type(value[1]) in (float, int)
     # an astropy SkyCoord or coordinate frame (Galactic(l=, b=)), in any representation
-    if hasattr(value, "transform_to") and hasattr(value, "isscalar") \
+    if not plain and hasattr(value, "transform_to") and hasattr(value, "isscalar") \
             and hasattr(value, "represent_as"):
         kind = type(value).__name__
         if not value.isscalar:
@@ -292,22 +310,8 @@ def sky_position(value: Any, name: str, *, allow_none: bool = False) -> tuple[fl
         sph = icrs.represent_as(UnitSphericalRepresentation)
         ra, dec = float(sph.lon.deg), float(sph.lat.deg)
     else:
-        if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-            # (ra, dec) as astropy angles or Quantities: degrees
-            value = [v.to_value("deg") if hasattr(v, "unit") and hasattr(v, "to_value")
-                     and getattr(v.unit, "physical_type", None) == "angle" else v
-                     for v in value]
-        try:
-            ndim = np.ndim(value)
-        except (TypeError, ValueError):  # e.g. Quantities that are not angles
-            ndim = -1
-        if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) \
-                or ndim != 1:
-            raise InvalidTypeError(f"{name} must be (ra_deg, dec_deg) or a SkyCoord, got "
-                                   f"{_describe(value)}")
-        if len(value) != 2:
-            raise InvalidArgumentError(f"{name} must be (ra_deg, dec_deg), got {len(value)} "
-                                       "values")
+        if not plain:
+            value = _pair(value, name)
         ra = number(value[0], f"{name}[0] (RA, degrees)")
         dec = number(value[1], f"{name}[1] (Dec, degrees)", minimum=-90.0, maximum=90.0)
     return ra % 360.0, dec
