@@ -960,6 +960,26 @@ def test_after_warm_up_a_new_process_compiles_nothing(tmp_path, small_db):
     assert _fresh(code, cache) == "compiled 0 True"
 
 
+def test_the_selected_order_statistic_is_the_sorted_arrays():
+    """The ratio sensitivity's percentile is selected (``_kth_smallest``), not sorted out:
+    at every rank the value of the sorted prefix, with ties, infinities and the values
+    past the prefix left out."""
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 7, 70, 141):
+        for kind in ("distinct", "ties", "inf"):
+            a = rng.normal(size=n + 5)
+            if kind == "ties":
+                a = np.round(a * 2.0) / 2.0
+            elif kind == "inf":
+                a[rng.integers(0, n, 2)] = np.inf
+            want = np.sort(a[:n])
+            for k in range(n):
+                work = a.copy()
+                assert comp._kth_smallest(work, n, k) == want[k]
+                assert np.array_equal(np.sort(work[:n]), want)  # (reordered, not lost)
+                assert np.array_equal(work[n:], a[n:])
+
+
 @pytest.mark.parametrize("proj", range(len(PROJECTIONS)))
 def test_ratio_sensitivity_and_focal_windows_agree(proj):
     """Both backends measure the same pattern sensitivities (NaN where a field is too
