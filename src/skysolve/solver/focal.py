@@ -222,9 +222,11 @@ def focal_windows(ideal: NDArray[np.float64], proj: int, f_lo: float, f_hi: floa
         if len(u) < 3:
             u = np.linspace(u[0], u[-1], 3)
             sens = np.full(3, float(np.max(sens)))
-    edges = _window_edges(u, sens, RATIO_BUDGET * tol)[::-1]  # longest focal length first
+    # longest focal length first, the windows beyond MAX_WINDOWS never made (a 2 deg field
+    # told no scale on a 2-180 deg database tiles some 330)
+    edges = _window_edges(u, sens, RATIO_BUDGET * tol)[::-1][:MAX_WINDOWS + 1].tolist()
     windows = [FocalWindow(math.exp(lo), math.exp(0.5 * (lo + hi)), math.exp(hi))
-               for hi, lo in zip(edges[:-1], edges[1:], strict=True)][:MAX_WINDOWS]
+               for hi, lo in zip(edges[:-1], edges[1:], strict=True)]
     if f_guess is not None:
         windows.sort(key=lambda w: abs(math.log(w.centre / f_guess)))
     return windows

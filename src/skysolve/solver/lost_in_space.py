@@ -370,14 +370,12 @@ def _windows(frame: Frame, f_lo: float, f_hi: float, f_guess: float | None, tol:
                          frame.backend)
 
 
-def _plans(windows: list[FocalWindow], f_lo: float, f_hi: float) -> list[_Plan]:
-    """A plan per window, its patterns not yet set up (:func:`_prepare`)."""
-    plans = []
-    for w in windows:
-        lo = w.lo if w.lo <= f_lo else w.lo * (1.0 - _WINDOW_MARGIN)
-        hi = w.hi if w.hi >= f_hi else w.hi * (1.0 + _WINDOW_MARGIN)
-        plans.append(_Plan(w, lo, hi))
-    return plans
+def _plan(w: FocalWindow, f_lo: float, f_hi: float) -> _Plan:
+    """The plan of window ``w`` of the range ``[f_lo, f_hi]``, its patterns not yet set up
+    (:func:`_prepare`)."""
+    lo = w.lo if w.lo <= f_lo else w.lo * (1.0 - _WINDOW_MARGIN)
+    hi = w.hi if w.hi >= f_hi else w.hi * (1.0 + _WINDOW_MARGIN)
+    return _Plan(w, lo, hi)
 
 
 def _prepare(plan: _Plan, frame: Frame, limit: int, separation: float,
@@ -412,20 +410,27 @@ def _prepare(plan: _Plan, frame: Frame, limit: int, separation: float,
     return True
 
 
-def _schedule(plans: list[_Plan], ready):
-    """The order the windows' batches are searched in: the window with the fewest
-    patterns searched per unit of its weight goes next.
+def _schedule(windows: list[FocalWindow], f_lo: float, f_hi: float, ready):
+    """The plans of ``windows`` (of the range ``[f_lo, f_hi]``) in the order their batches
+    are searched in: the window with the fewest patterns searched per unit of its weight
+    goes next.
 
     A window's weight is the range of fields of view it covers, in ``ln fov``:
     every field size is equally likely a priori, so a window covering 2-6 deg
     deserves as much effort as the hundred that cover 100-120 deg together.
     Ties go to the earlier window (nearest the estimate when there is one).
-    ``ready(plan)`` sets a plan up on its first turn; a plan it refuses is dropped.
+    A window's plan is made on its first turn (:func:`_plan`: a search told no scale
+    tiles a wide range into up to :data:`~.focal.MAX_WINDOWS` windows, and usually
+    ends within a few of them), where ``ready(plan)`` sets it up; a plan it refuses is
+    dropped.
     """
-    heap = [(0.0, i) for i in range(len(plans))]
+    heap = [(0.0, i) for i in range(len(windows))]
+    plans: dict[int, _Plan] = {}
     while heap:
         _, i = heapq.heappop(heap)
-        plan = plans[i]
+        plan = plans.get(i)
+        if plan is None:
+            plan = plans[i] = _plan(windows[i], f_lo, f_hi)
         if plan.ends is None and not ready(plan):
             continue
         yield plan
@@ -516,20 +521,22 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
     return None
 
 
-def _run_pass(db, frame: Frame, cat: CatalogView, plans: list[_Plan], ready, tol: float,
-              parity_options, state, left: list, radius_px: float, threshold: float,
-              deadline: float | None, refine_iterations: int, t0: float, cone: Cone | None):
-    """One pass of the pattern search at ratio tolerance ``tol`` over ``plans`` (set up by
-    ``ready`` on their first turn, see :func:`_schedule`); returns ``(SolveResult or
-    None, status)`` with status ``'match_found'``, ``'timeout'``, ``'budget'`` or
-    ``'no_match'``. ``state`` and ``left`` (the patterns left of the budget, ``[None]``
-    for none) carry over from pass to pass."""
+def _run_pass(db, frame: Frame, cat: CatalogView, windows: list[FocalWindow], f_lo: float,
+              f_hi: float, ready, tol: float, parity_options, state, left: list,
+              radius_px: float, threshold: float, deadline: float | None,
+              refine_iterations: int, t0: float, cone: Cone | None):
+    """One pass of the pattern search at ratio tolerance ``tol`` over the plans of
+    ``windows`` of the range ``[f_lo, f_hi]`` (set up by ``ready`` on their first turn,
+    see :func:`_schedule`); returns ``(SolveResult or None, status)`` with status
+    ``'match_found'``, ``'timeout'``, ``'budget'`` or ``'no_match'``. ``state`` and
+    ``left`` (the patterns left of the budget, ``[None]`` for none) carry over from pass
+    to pass."""
     hint = _NO_HINT if cone is None else cone.centre
     directory, shift = db.key_directory
     # one window: whole batches until one has candidates (_MAX_BATCH patterns at most, so
     # that the time-out is still checked often); several: one batch at a time
-    step = _MAX_BATCH if len(plans) == 1 else 1
-    for plan in _schedule(plans, ready):
+    step = _MAX_BATCH if len(windows) == 1 else 1
+    for plan in _schedule(windows, f_lo, f_hi, ready):
         if deadline is not None and time.perf_counter() > deadline:
             return None, "timeout"
         ends, cut = _budget(plan.ends, None if left[0] is None else plan.done + left[0])
@@ -651,9 +658,9 @@ def search(db, frame: Frame, cat: CatalogView, *, f_lo: float, f_hi: float,
             usable.append(_prepare(plan, frame, limit, separation, cone, spread, tried))
             return usable[-1]
 
-        result, pass_status = _run_pass(db, frame, cat, _plans(windows, f_lo, f_hi), ready,
-                                        pass_tol, parity_options, state, left, radius_px,
-                                        threshold, deadline, refine_iterations, t0, cone)
+        result, pass_status = _run_pass(db, frame, cat, windows, f_lo, f_hi, ready, pass_tol,
+                                        parity_options, state, left, radius_px, threshold,
+                                        deadline, refine_iterations, t0, cone)
         if pass_status not in ("no_match", "too_few"):
             return result, pass_status
         if any(usable):  # a pass without a plan of four stars leaves the status as it was
