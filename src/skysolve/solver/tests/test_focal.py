@@ -113,3 +113,21 @@ def test_grid_is_linspace_to_the_bit():
     with np.errstate(invalid="ignore"):  # (numpy's own inf * 0 in the infinite case)
         for a, b, n in ((2.0, 2.0, 5), (0.0, 1.0, 1), (0.0, np.inf, 4), (-1.5, 7.25, 2)):
             np.testing.assert_array_equal(focal._grid(a, b, n), np.linspace(a, b, n))
+
+
+def test_a_range_of_more_windows_than_searched_keeps_the_narrowest_fields(monkeypatch):
+    """A 2 deg pinhole field told no scale on a 2-180 deg range tiles some 330 windows: the
+    MAX_WINDOWS kept are the tiling's first from the narrowest field, to the bit, from the
+    range's longest focal length down without a gap."""
+    rng = np.random.default_rng(4)
+    ideal = rng.uniform([-512.0, -384.0], [512.0, 384.0], (8, 2))
+    f_lo = 512.0 / math.tan(math.radians(89.9))
+    f_hi = 512.0 / math.tan(math.radians(1.0))
+    kept = focal.focal_windows(ideal, _proj.PINHOLE, f_lo, f_hi, 0.001, None, reference)
+    monkeypatch.setattr(focal, "MAX_WINDOWS", 10**6)
+    every = focal.focal_windows(ideal, _proj.PINHOLE, f_lo, f_hi, 0.001, None, reference)
+    assert len(every) > len(kept) == 256
+    assert kept == every[:256]
+    assert kept[0].hi == pytest.approx(f_hi, rel=1e-12) and kept[-1].lo > f_lo
+    for a, b in zip(kept[:-1], kept[1:], strict=True):
+        assert b.hi == a.lo and a.lo < a.centre < a.hi
