@@ -53,7 +53,8 @@ definition:
 * :func:`integer_medians`: block medians of 16-bit integer samples by one histogram per
   block (:func:`.background._kth`, :func:`.background._counted_medians`), and
   :func:`network_medians`: those of the float32 working copy or a camera's counts through
-  a sorting network, a row of blocks side by side (:func:`.background._band_medians`);
+  a sorting network, a row of blocks side by side (:func:`.background._band_medians`;
+  also a float64 frame's, :func:`.skycircle._block_medians`);
 * :func:`band_candidates`: the pixels above their tile's limit, the extractor's first
   selection of candidates (:func:`.extract._above_indices`), and of those the pixels
   above the background model by the threshold (:func:`.extract._candidate_pixels`);
@@ -61,6 +62,8 @@ definition:
   medians of a pixel lattice, and its pass over the frame for the pixels above a
   bilinear sky by more than a bilinear limit (:func:`.fast._block_medians`,
   :func:`.fast._candidates`);
+* :func:`on_circles`: how many rim points lie on each trial circle of an all-sky frame's
+  image circle (:func:`.skycircle._on_circles`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
   shifted-slice sums along rows, then columns) in one pass over the frame, the same
   arithmetic to the bit.
@@ -714,8 +717,8 @@ def _exchange(p, pairs, n, nan):
 
 def network_medians(region, bh, bw, sy, sx, pairs, size, top):
     """:func:`.background._kth` of the samples every ``sy`` rows and ``sx`` columns of
-    every ``bh`` x ``bw`` block of ``region`` (tiled exactly by them; float32 or a
-    camera's 8- or 16-bit counts), shape ``(ny, nx)``: the same order statistics,
+    every ``bh`` x ``bw`` block of ``region`` (tiled exactly by them; float32, float64 or
+    a camera's 8- or 16-bit counts), shape ``(ny, nx)``: the same order statistics,
     through the compare-exchanges ``pairs`` of :func:`.background.median_network`
     (``size`` values, those beyond a block's own ``top``, the type's largest), a row of
     blocks at a time: each block's samples gathered into a column of a ``(size, nx)``
@@ -1549,6 +1552,31 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
     return idx[:k], val[:k]
 
 
+def on_circles(x, y, ux, uy, ur, tol, margin):
+    """:func:`.skycircle._on_circles`: how many points ``(x, y)`` lie within ``tol`` of each
+    circle ``(ux, uy, ur)`` (float64, contiguous), by the same arithmetic: the distance
+    from the centre as ``sqrt(dx^2 + dy^2)``, and where the verdict is within ``margin``
+    (relative to the radius and ``tol``) of changing, as ``hypot`` (the C library's, as
+    ``np.hypot`` takes it). One pass per circle, no temporaries: 300 circles of 450 rim
+    points in ~0.1 ms, where numpy's blocks of circles took ~0.4 ms."""
+    out = np.empty(ux.size, np.intp)
+    for i in range(ux.size):
+        cx = ux[i]
+        cy = uy[i]
+        r = ur[i]
+        band = margin * (abs(r) + tol)
+        c = 0
+        for j in range(x.size):
+            dx = cx - x[j]
+            dy = cy - y[j]
+            res = abs(math.sqrt(dx * dx + dy * dy) - r)
+            if abs(res - tol) <= band:
+                res = abs(math.hypot(dx, dy) - r)
+            c += 1 if res <= tol else 0
+        out[i] = c
+    return out
+
+
 def band_candidates(src, lim, th, tw, b0, b1, det, grid, c0, c1, fc, r0, fr, ngrid, nc0,
                     nc1, nfc, nr0, nfr, scale, thr, use_noise):
     """The candidate pixels of tile rows ``b0:b1``, as ``band`` in
@@ -1678,10 +1706,11 @@ SELECT_TYPES = (np.float64, np.float32, np.uint16, np.int16)
 QUICK_PIXEL_TYPES = ((np.uint8, True), (np.uint8, False), (np.uint16, True),
                      (np.uint16, False), (np.float32, True), (np.float64, True))
 #: The samples' types (and whether writeable) :func:`network_medians` is compiled for:
-#: the working copy's float32, and a camera's 8- and 16-bit counts as given.
+#: the working copy's float32, a camera's 8- and 16-bit counts as given, and a float64
+#: frame as given (the sky circle's coarse map, :func:`.skycircle._block_medians`).
 NETWORK_MEDIAN_TYPES = ((np.dtype(np.float32), True), (np.dtype(np.uint8), True),
                         (np.dtype(np.uint8), False), (np.dtype(np.uint16), True),
-                        (np.dtype(np.uint16), False))
+                        (np.dtype(np.uint16), False), (np.dtype(np.float64), True))
 #: The pixels' types (and whether writeable) :func:`band_candidates` is compiled for:
 #: the extractor's float32 detection image, and a camera's 8- and 16-bit counts as given.
 TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False),
@@ -1700,7 +1729,7 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
             "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels",
             "paint_labels", "lattice_levels", "_grown", "_columns_above", "sky_candidates",
-            "band_candidates")
+            "band_candidates", "on_circles")
 #: The helpers compiled into their callers (:func:`skysolve._jit.jit`): called several
 #: times per star with arrays, whose references a call would count (the fits of a
 #: TESS-like frame's 7,625 stars: 11.6 ms on one thread as calls, 10.1 inlined).
@@ -1804,6 +1833,14 @@ def _warm_background(one: np.ndarray) -> None:
     _COMPILED["running_medians"](np.zeros((3, 1)), 3, np.zeros((1, 1)))
     _COMPILED["local_checks"](np.zeros((1, 1)), one, one, 1, 1.0, 0.5, 1.0, 1.5,
                               np.zeros((1, 2), np.intp), 1, 1)
+    _warm_sky_circle()
+
+
+def _warm_sky_circle() -> None:
+    """:func:`warm_up`'s call of the sky circle's kernel (its block medians are the
+    background's, :func:`_warm_background`, which calls this)."""
+    _COMPILED["on_circles"](np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1),
+                            1.0, 1e-13)
 
 
 def warm_up() -> bool:

@@ -888,7 +888,7 @@ def test_median_network_sorts():
 
 @pytest.mark.parametrize("block", [(16, 16), (32, 32), (64, 64), (8, 8), (7, 16), (16, 5),
                                    (1, 1), (3, 2)])
-@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.uint8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.uint8])
 def test_network_medians_as_numpy(block, dtype):
     """The compiled block medians (a sorting network across a row of blocks) are the
     numpy code's to the bit (its partition, or its counting for a dark integer sky):

@@ -422,8 +422,13 @@ def test_block_medians_are_numpys(dtype, writeable, nan, block):
         assert np.isnan(got).any()
 
 
-def test_points_on_circles_are_counted_as_by_hypot():
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_points_on_circles_are_counted_as_by_hypot(backend):
+    from skysolve.extraction import kernels
     from skysolve.extraction.skycircle import _on_circles
+
+    if backend == "compiled" and not kernels._jit.available():
+        pytest.skip("numba is not available")
 
     rng = np.random.default_rng(3)
     # rim points on a block grid, circles of every kind, and points exactly ``tol`` off
@@ -440,7 +445,8 @@ def test_points_on_circles_are_counted_as_by_hypot():
     expected = np.count_nonzero(
         np.abs(np.hypot(x[None, :] - ux[:, None], y[None, :] - uy[:, None]) - ur[:, None])
         <= tol, axis=1)
-    got = _on_circles(x, y, ux, uy, ur, tol)
+    with kernels.backend(backend):
+        got = _on_circles(x, y, ux, uy, ur, tol)
     np.testing.assert_array_equal(got, expected)
     assert got[-1] == expected[-1] >= 3  # the ties at exactly ``tol`` count
 
