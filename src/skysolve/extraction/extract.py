@@ -1041,14 +1041,12 @@ def _unringed_dark_fraction(work: NDArray, bg: Background
     front of the sky, and the foreground test then rejected 34 of the 80 stars.
     """
     pr, pc = bg.block_grid
-    depth = DARK_SIGMAS * bg.sigma
-    model = bg.full(np.float32)
-    dark = (work < model - depth) & (work < bg.sky_level - depth)
-    if not dark.any():
-        return 0.0, None
     blocks = _JpegBlocks(work.shape, pr, pc)
-    lit = blocks.count(work > model + depth) > 0
-    dark_count = blocks.count(dark)
+    dark_count, lit_count = _dark_and_lit(work, bg.full(np.float32), DARK_SIGMAS * bg.sigma,
+                                          bg.sky_level, blocks)
+    if not dark_count.any():
+        return 0.0, None
+    lit = lit_count > 0
     fraction = float(dark_count[~lit].sum()) / work.size
     # the lit blocks beside none that is dark and unlit: a silhouette darkens the blocks
     # around a lit edge too, a ring stays in its block
@@ -1059,6 +1057,21 @@ def _unringed_dark_fraction(work: NDArray, bg: Background
         for dc in range(3):
             near |= shade[dr:dr + nbr, dc:dc + nbc]
     return fraction, blocks.spread(lit & ~near)
+
+
+def _dark_and_lit(work: NDArray[np.float32], model: NDArray[np.float32], depth: float,
+                  sky: float, blocks: _JpegBlocks) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Per block of ``blocks``: how many pixels of ``work`` lie ``depth`` below both the
+    ``model`` and the ``sky`` level, and how many ``depth`` above the model (in float32,
+    as numpy compares a float32 frame with numbers). In one compiled pass when the kernels
+    are ready (:func:`.kernels.jpeg_block_counts`)."""
+    kernel = compiled("jpeg_block_counts")
+    if (kernel is not None and work.dtype == model.dtype == np.float32
+            and work.flags.c_contiguous and model.flags.c_contiguous):
+        return kernel(work, model, np.float32(depth), np.float32(sky - depth), blocks.top,
+                      blocks.left, _JPEG_BLOCK, blocks.rows, blocks.cols)
+    dark = (work < model - depth) & (work < sky - depth)
+    return blocks.count(dark), blocks.count(work > model + depth)
 
 
 class _JpegBlocks:

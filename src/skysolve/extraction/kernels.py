@@ -62,6 +62,8 @@ definition:
   medians of a pixel lattice, and its pass over the frame for the pixels above a
   bilinear sky by more than a bilinear limit (:func:`.fast._block_medians`,
   :func:`.fast._candidates`);
+* :func:`jpeg_block_counts`: the dark and the lit pixels of each JPEG block of a frame
+  (:func:`.extract._unringed_dark_fraction`);
 * :func:`on_circles`: how many rim points lie on each trial circle of an all-sky frame's
   image circle (:func:`.skycircle._on_circles`);
 * :func:`smooth`: the matched filter's two passes (:func:`.extract._smooth`:
@@ -1552,6 +1554,34 @@ def sky_candidates(img, grid, limits, ri0, ri1, rt0, rt1, cj0, cj1, cu0, cu1, r0
     return idx[:k], val[:k]
 
 
+def jpeg_block_counts(work, model, depth, sky_below, top, left, size, nrows, ncols):
+    """:func:`.extract._unringed_dark_fraction`'s counts per JPEG block: of the pixels of
+    ``work`` below ``model - depth`` and below ``sky_below``, and of those above ``model +
+    depth`` (float32 frames and float32 bounds, as numpy compares them), each in the block
+    ``((row + top) // size, (column + left) // size)`` of an ``(nrows, ncols)`` grid. One
+    pass over the two frames, where numpy's masks and padded block sums made seven (5.3
+    against ~1 ms on a 1024x768 frame)."""
+    h, w = work.shape
+    dark = np.zeros((nrows, ncols), np.intp)
+    lit = np.zeros((nrows, ncols), np.intp)
+    for r in range(h):
+        wr = work[r]
+        mr = model[r]
+        drow = dark[(r + top) // size]
+        lrow = lit[(r + top) // size]
+        for b in range(ncols):
+            nd = 0
+            nl = 0
+            for c in range(max(0, b * size - left), min(w, (b + 1) * size - left)):
+                v = wr[c]
+                m = mr[c]
+                nd += (v < m - depth) & (v < sky_below)
+                nl += v > m + depth
+            drow[b] += nd
+            lrow[b] += nl
+    return dark, lit
+
+
 def on_circles(x, y, ux, uy, ur, tol, margin):
     """:func:`.skycircle._on_circles`: how many points ``(x, y)`` lie within ``tol`` of each
     circle ``(ux, uy, ur)`` (float64, contiguous), by the same arithmetic: the distance
@@ -1729,7 +1759,7 @@ _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "neighbour_sums", "blob_sums_of", "blob_sums", "_profile", "_solve_sym4",
             "_axis_step", "_fit_one", "fit_stamps", "fit_windows", "_root", "label_pixels",
             "paint_labels", "lattice_levels", "_grown", "_columns_above", "sky_candidates",
-            "band_candidates", "on_circles")
+            "band_candidates", "on_circles", "jpeg_block_counts")
 #: The helpers compiled into their callers (:func:`skysolve._jit.jit`): called several
 #: times per star with arrays, whose references a call would count (the fits of a
 #: TESS-like frame's 7,625 stars: 11.6 ms on one thread as calls, 10.1 inlined).
@@ -1834,6 +1864,14 @@ def _warm_background(one: np.ndarray) -> None:
     _COMPILED["local_checks"](np.zeros((1, 1)), one, one, 1, 1.0, 0.5, 1.0, 1.5,
                               np.zeros((1, 2), np.intp), 1, 1)
     _warm_sky_circle()
+    _warm_jpeg_blocks()
+
+
+def _warm_jpeg_blocks() -> None:
+    """:func:`warm_up`'s call of :func:`jpeg_block_counts` (float32 frames, C order)."""
+    frame = np.zeros((2, 2), np.float32)
+    _COMPILED["jpeg_block_counts"](frame, frame, np.float32(1.0), np.float32(0.0), 8, 8, 8,
+                                   2, 2)
 
 
 def _warm_sky_circle() -> None:

@@ -1120,3 +1120,41 @@ def test_gap_bridging_as_numpy():
             np.testing.assert_array_equal(got[2], want[2])
             noisy += int(np.count_nonzero(want[2] != want[0]))
     assert noisy > 1000
+
+
+def test_jpeg_block_counts_as_numpy():
+    """The compiled counts of each JPEG block's dark pixels (below the model and the sky
+    level by the depth) and lit ones (above the model by it) are numpy's float32
+    comparisons' to the bit: frames of any size and block phase, pixels exactly at each
+    bound and one float32 step either side of it, a model that varies across the frame,
+    depths and sky levels that float32 rounds."""
+    ex = importlib.import_module("skysolve.extraction.extract")
+    rng = np.random.default_rng(31)
+    hits = np.zeros(2, int)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        pr, pc = (int(v) for v in rng.integers(0, 8, 2))
+        model = (100.0 + rng.normal(0.0, 3.0) * np.linspace(-1, 1, w)[None, :]
+                 + rng.normal(0.0, 3.0) * np.linspace(-1, 1, h)[:, None]).astype(np.float32)
+        depth = float(rng.uniform(1.0, 30.0)) * (1.0 + 1e-9)
+        sky = float(100.0 + rng.normal(0.0, 2.0)) + 1e-7
+        work = (model + rng.normal(0.0, 10.0, (h, w))).astype(np.float32)
+        # pixels at the bounds (as numpy rounds them) and a step either side
+        at = rng.random((h, w))
+        lower = model - np.float32(depth)
+        upper = model + np.float32(depth)
+        for lo, hi, bound in ((0.0, 0.1, lower), (0.1, 0.2, upper)):
+            pick = (at >= lo) & (at < hi)
+            step = rng.integers(-1, 2, (h, w)).astype(np.float32)
+            work[pick] = np.nextafter(bound, bound + step)[pick]
+        work[at >= 0.95] = np.float32(sky - depth)
+        blocks = ex._JpegBlocks((h, w), pr, pc)
+        got = {}
+        for name in ("compiled", "reference"):
+            with kernels.backend(name):
+                got[name] = ex._dark_and_lit(work, model, depth, sky, blocks)
+        for a, b in zip(got["compiled"], got["reference"], strict=True):
+            assert a.shape == b.shape == (blocks.rows, blocks.cols)
+            np.testing.assert_array_equal(a, b)
+        hits += [int(got["reference"][0].sum()), int(got["reference"][1].sum())]
+    assert (hits > 500).all()
