@@ -475,7 +475,12 @@ def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float, sigma: float,
 
 
 def _dilate(mask: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
-    """``mask`` grown by ``r`` pixels along both axes (a square)."""
+    """``mask`` grown by ``r`` pixels along both axes (a square); compiled
+    (:func:`.kernels.dilate`, the same pixels) for a C-ordered mask once the kernels
+    are warm."""
+    kernel = compiled("dilate")
+    if kernel is not None and mask.dtype == np.bool_ and mask.flags.writeable:
+        return kernel(np.ascontiguousarray(mask), int(r))
     h, w = mask.shape
     wide = np.zeros((h, w + 2 * r), bool)
     wide[:, r:w + r] = mask

@@ -1158,3 +1158,32 @@ def test_jpeg_block_counts_as_numpy():
             np.testing.assert_array_equal(a, b)
         hits += [int(got["reference"][0].sum()), int(got["reference"][1].sum())]
     assert (hits > 500).all()
+
+
+def test_dilate_as_numpy():
+    """The compiled square dilation of a mask is numpy's doubling spans' to the bit:
+    sparse and dense masks, reaches of 0 to beyond the frame's size, frames of one row
+    or column, masks set along the frame's edges, views that are not C-ordered."""
+    background = importlib.import_module("skysolve.extraction.background")
+    rng = np.random.default_rng(41)
+    grown = 0
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        mask = rng.random((h, w)) < rng.choice([0.002, 0.02, 0.3])
+        if rng.random() < 0.3:
+            mask[:, 0] = mask[-1] = True
+        if rng.random() < 0.3:
+            mask = np.asfortranarray(mask)
+        r = int(rng.choice([0, 1, 3, 7, 16, 80]))
+        got = {}
+        for name in ("compiled", "reference"):
+            with kernels.backend(name):
+                got[name] = background._dilate(mask, r)
+        np.testing.assert_array_equal(got["compiled"], got["reference"])
+        rows, cols = np.nonzero(mask)
+        want = np.zeros((h, w), bool)
+        for i, j in zip(rows, cols, strict=True):
+            want[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1] = True
+        np.testing.assert_array_equal(got["compiled"], want)
+        grown += int(got["compiled"].sum() - mask.sum())
+    assert grown > 1000
