@@ -615,7 +615,8 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
         else:
             diffs = (rows[:, 1:] - rows[:, :-1])[~bad[::step, :-1] & ~bad[::step, 1:]]
             norm = math.sqrt(2.0)
-    diffs = diffs[:: max(1, diffs.size // 200_000)]
+    # (at an odd stride: every column phase of the JPEG blocks in turn)
+    diffs = diffs[::max(1, -(-diffs.size // _FILL_SAMPLES)) | 1]
     scatter = _tied_sigma(diffs, robust_sigma(diffs),
                           None if quantum is None else quantum / unit) / norm \
         if diffs.size else 0.0
@@ -625,6 +626,11 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
     return work, bad, offset, unit
 
 
+#: The fill's scatter (:func:`_finite_work`) is measured on at most this many second
+#: differences: twice the noise estimate's sample (a clipped MAD within 0.5 %). The 370,000
+#: of a 1024x768 JPEG whose sky a stretch clipped to black over half the frame took 8.6 ms
+#: (the MAD, then again spread over the 8-bit steps) of its 48.
+_FILL_SAMPLES = 50_000
 #: A raw colour frame's four 2x2 phases (its colour filter pattern) differ in level by
 #: the channels' gains; offsets beyond this fraction of the pixel noise are removed.
 _PHASE_OFFSET_NOISE = 0.5
