@@ -615,8 +615,8 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
         else:
             diffs = (rows[:, 1:] - rows[:, :-1])[~bad[::step, :-1] & ~bad[::step, 1:]]
             norm = math.sqrt(2.0)
-    # (at an odd stride: every column phase of the JPEG blocks in turn)
-    diffs = diffs[::max(1, -(-diffs.size // _FILL_SAMPLES)) | 1]
+    # (at an odd stride: the column phases of the JPEG blocks in turn)
+    diffs = diffs[::max(1, diffs.size // _FILL_SAMPLES) | 1]
     scatter = _tied_sigma(diffs, robust_sigma(diffs),
                           None if quantum is None else quantum / unit) / norm \
         if diffs.size else 0.0
@@ -626,10 +626,11 @@ def _finite_work(arr: NDArray, mask: NDArray | None = None, quantum: float | Non
     return work, bad, offset, unit
 
 
-#: The fill's scatter (:func:`_finite_work`) is measured on at most this many second
-#: differences: twice the noise estimate's sample (a clipped MAD within 0.5 %). The 370,000
-#: of a 1024x768 JPEG whose sky a stretch clipped to black over half the frame took 8.6 ms
-#: (the MAD, then again spread over the 8-bit steps) of its 48.
+#: The fill's scatter (:func:`_finite_work`) is measured on all the second differences up
+#: to twice this many, else on every k-th (k odd): two thirds to twice this many, more
+#: than the noise estimate's sample (a clipped MAD within ~0.5 %). The 370,000 of a 1024x768
+#: JPEG whose sky a stretch clipped to black over half the frame took 8.6 ms (the MAD, then
+#: again spread over the 8-bit steps) of its 48.
 _FILL_SAMPLES = 50_000
 #: A raw colour frame's four 2x2 phases (its colour filter pattern) differ in level by
 #: the channels' gains; offsets beyond this fraction of the pixel noise are removed.
@@ -1071,6 +1072,7 @@ def _dark_and_lit(work: NDArray[np.float32], model: NDArray[np.float32], depth: 
     ``model`` and the ``sky`` level, and how many ``depth`` above the model (in float32,
     as numpy compares a float32 frame with numbers). In one compiled pass when the kernels
     are ready (:func:`.kernels.jpeg_block_counts`)."""
+    depth, sky = float(depth), float(sky)  # (numbers, which numpy compares in float32)
     kernel = compiled("jpeg_block_counts")
     if (kernel is not None and work.dtype == model.dtype == np.float32
             and work.flags.c_contiguous and model.flags.c_contiguous):

@@ -1561,7 +1561,7 @@ def dilate(mask, r):
     axes (a square), the frame's edges bounding it: each row's running count of the set
     pixels within ``r`` of every pixel, then each column's of those, one pass each
     (numpy's doubling spans made ~2 log2(r) passes and two transposed copies: 1.25
-    against ~0.2 ms on 1024x768 with ``r`` 16)."""
+    against 0.64 ms on 1024x768 with ``r`` 16, most of it the serial row pass)."""
     h, w = mask.shape
     wide = np.zeros((h, w), np.bool_)
     for i in range(h):
@@ -1597,7 +1597,7 @@ def jpeg_block_counts(work, model, depth, sky_below, top, left, size, nrows, nco
     depth`` (float32 frames and float32 bounds, as numpy compares them), each in the block
     ``((row + top) // size, (column + left) // size)`` of an ``(nrows, ncols)`` grid. One
     pass over the two frames, where numpy's masks and padded block sums made seven (5.3
-    against ~1 ms on a 1024x768 frame)."""
+    against 0.9-1.2 ms on a 1024x1024 all-sky JPEG)."""
     h, w = work.shape
     dark = np.zeros((nrows, ncols), np.intp)
     lit = np.zeros((nrows, ncols), np.intp)

@@ -248,9 +248,10 @@ def _on_circles(x: NDArray, y: NDArray, ux: NDArray, uy: NDArray, ur: NDArray,
     """
     kernel = compiled("on_circles")
     if kernel is not None:
-        return kernel(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(y, np.float64),
-                      np.ascontiguousarray(ux, np.float64), np.ascontiguousarray(uy, np.float64),
-                      np.ascontiguousarray(ur, np.float64), float(tol), _HYPOT_MARGIN)
+        # (fresh writeable copies, a few hundred values each: a read-only or strided
+        # array would compile the kernel again, for seconds)
+        return kernel(*(np.array(v, np.float64) for v in (x, y, ux, uy, ur)), float(tol),
+                      _HYPOT_MARGIN)
     out = np.empty(ux.size, np.intp)
     for a in range(0, ux.size, _CIRCLES_AT_ONCE):
         cx, cy, r = (v[a:a + _CIRCLES_AT_ONCE] for v in (ux, uy, ur))

@@ -449,6 +449,21 @@ def test_points_on_circles_are_counted_as_by_hypot(backend):
         got = _on_circles(x, y, ux, uy, ur, tol)
     np.testing.assert_array_equal(got, expected)
     assert got[-1] == expected[-1] >= 3  # the ties at exactly ``tol`` count
+    # points whose verdict the fast distance and np.hypot give differently: circles through
+    # the centre's offsets less ``tol``, kept where the two disagree
+    dx, dy = rng.uniform(-600, 600, (2, 100_000))
+    r = np.hypot(dx, dy) - tol
+    fast = np.abs(np.sqrt(dx * dx + dy * dy) - r) <= tol
+    split = fast != (np.abs(np.hypot(dx, dy) - r) <= tol)
+    dx, dy, r = dx[split][:200], dy[split][:200], r[split][:200]
+    zero = np.zeros(len(r))
+    expected = np.count_nonzero(
+        np.abs(np.hypot(dx[None, :], dy[None, :]) - r[:, None]) <= tol, axis=1)
+    by_sqrt = np.count_nonzero(
+        np.abs(np.sqrt(dx[None, :] ** 2 + dy[None, :] ** 2) - r[:, None]) <= tol, axis=1)
+    assert len(r) == 200 and (by_sqrt != expected).sum() > 50  # (the data tells them apart)
+    with kernels.backend(backend):
+        np.testing.assert_array_equal(_on_circles(dx, dy, zero, zero, r, tol), expected)
 
 
 def _rim_points_by_rows(sky, block):
