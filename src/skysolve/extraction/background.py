@@ -477,8 +477,7 @@ def _held_stars(image: NDArray, area: NDArray[np.bool_], v: float, sigma: float,
 def _dilate(mask: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
     """``mask`` grown by ``r`` pixels along both axes (a square); compiled
     (:func:`.kernels.dilate`, the same pixels; a mask not in C order copied to it) for a
-    writeable mask once the kernels
-    are warm."""
+    writeable mask once the kernels are warm."""
     kernel = compiled("dilate")
     if kernel is not None and mask.dtype == np.bool_ and mask.flags.writeable:
         return kernel(np.ascontiguousarray(mask), int(r))

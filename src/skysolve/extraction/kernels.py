@@ -1900,22 +1900,17 @@ def _warm_background(one: np.ndarray) -> None:
     _COMPILED["running_medians"](np.zeros((3, 1)), 3, np.zeros((1, 1)))
     _COMPILED["local_checks"](np.zeros((1, 1)), one, one, 1, 1.0, 0.5, 1.0, 1.5,
                               np.zeros((1, 2), np.intp), 1, 1)
-    _warm_sky_circle()
-    _warm_jpeg_blocks()
+    _warm_dark_areas()
 
 
-def _warm_jpeg_blocks() -> None:
-    """:func:`warm_up`'s calls of :func:`jpeg_block_counts` (float32 frames, C order) and
-    :func:`dilate` (the dark areas' masks)."""
+def _warm_dark_areas() -> None:
+    """:func:`warm_up`'s calls of the kernels of dark areas and all-sky discs (called by
+    :func:`_warm_background`): :func:`jpeg_block_counts` (float32 frames, C order),
+    :func:`dilate` (writeable masks, C order) and :func:`on_circles` (float64 copies)."""
     frame = np.zeros((2, 2), np.float32)
     _COMPILED["jpeg_block_counts"](frame, frame, np.float32(1.0), np.float32(0.0), 8, 8, 8,
                                    2, 2)
     _COMPILED["dilate"](np.zeros((2, 2), bool), 1)
-
-
-def _warm_sky_circle() -> None:
-    """:func:`warm_up`'s call of the sky circle's kernel (its block medians are the
-    background's, :func:`_warm_background`, which calls this)."""
     _COMPILED["on_circles"](np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1),
                             1.0, 1e-13)
 
