@@ -795,7 +795,8 @@ def grid_model(grid, c0, c1, fc, r0, fr, out):
     same operations in the same order): the grid interpolated to the columns at every
     row node, the differences between consecutive row nodes (0 after the last), then
     ``coarse[r0] + fr x step[r0]``, in one call rather than a dozen small ones; into
-    ``out`` (float64, ``(len(r0), len(c0))``), which it returns."""
+    ``out`` (``(len(r0), len(c0))``, float64, or float32: the values rounded as they are
+    stored, as ``astype`` rounds them), which it returns."""
     ny = grid.shape[0]
     m = len(c0)
     coarse = np.empty((ny, m))
@@ -1879,8 +1880,9 @@ def _warm_background(one: np.ndarray) -> None:
     """:func:`warm_up`'s calls of the background's kernels (``one``: an index array)."""
     _COMPILED["model_at"](one, 1, np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1))
     _COMPILED["cell_sums"](np.zeros((1, 1)), one, one, 1, np.ones((1, 1)))
-    _COMPILED["grid_model"](np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1),
-                            np.zeros((1, 1)))
+    for dtype in (np.float64, np.float32):  # (a model's samples; a float32 frame of it)
+        _COMPILED["grid_model"](np.zeros((1, 1)), one, one, np.zeros(1), one, np.zeros(1),
+                                np.zeros((1, 1), dtype))
     _COMPILED["tile_bound"](np.zeros((1, 1)), one - 1, one - 1, one - 1, one - 1, 0.0)
     for dtype in (np.uint16, np.int16):  # (8-bit frames are widened to 16 bits)
         for writeable in (True, False):

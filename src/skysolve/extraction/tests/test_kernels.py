@@ -564,7 +564,9 @@ def test_grid_model_as_numpy(shape):
     """The compiled model on a grid of rows x columns is numpy's to the bit: on the
     noise sample's grid (:meth:`~.background.Background.at_grid`), on the lattice of tile
     edges (fractional positions) behind :meth:`~.background.Background.tile_lower_bound`,
-    and called directly; one-node axes included, steep skies."""
+    and called directly; one-node axes included, steep skies; and the whole frame's
+    model in float32 (:meth:`~.background.Background.full`: numpy's float64 values as
+    ``astype`` rounds them, though the kernel rounds them as it stores them)."""
     background = importlib.import_module("skysolve.extraction.background")
     rng = np.random.default_rng(8)
     kernels.warm_up()
@@ -577,9 +579,15 @@ def test_grid_model_as_numpy(shape):
         with kernels.backend(name):
             bg = background.Background(grid, 64, 2.0, shape)
             out[name] = (bg.at_grid(rows, cols), bg.tile_lower_bound(16, 32),
-                         bg.at_grid(rows + 0.25, cols + 0.5))
+                         bg.at_grid(rows + 0.25, cols + 0.5), bg.full(np.float32),
+                         bg.full(np.float64))
     for a, b in zip(out["compiled"], out["reference"], strict=True):
+        assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
+    full64 = out["reference"][4]
+    assert out["compiled"][3].dtype == np.float32
+    np.testing.assert_array_equal(out["compiled"][3], full64.astype(np.float32))
+    assert not np.array_equal(out["compiled"][3], full64)  # (the rounding is taken)
     bg = background.Background(grid, 64, 2.0, shape)
     coarse, step, r0, fr = bg._columns(rows, cols)
     c0, c1, fc = bg._weights(cols, bg.nodes[1])
