@@ -70,7 +70,7 @@ from .focal import FocalWindow, focal_windows
 from .frame import CatalogView, Frame, Hypothesis, rows_of
 from .options import MAX_PATTERN_STARS_LIMIT
 from .patterns import SEPARATION_FRACTION, brightest_first_combinations
-from .refinement import build_result, mostly_chance, refine, refine_field
+from .refinement import build_result, mostly_chance, refine, refine_field, refit_wider
 from .verification import verify
 
 __all__ = ["DEEP_PATTERN_STARS", "DEEPEST_PATTERN_STARS", "FARTHEST_PATTERN_STARS",
@@ -513,7 +513,10 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
         if prob * state[1][0] >= threshold:
             continue
         ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
-        if ref is None or (cone is not None and not cone.holds(ref.hyp.R)):
+        if ref is None:
+            continue
+        ref = refit_wider(frame, cat, ref, radius_px, refine_iterations)
+        if cone is not None and not cone.holds(ref.hyp.R):
             continue
         if mostly_chance(frame, cat, ref, radius_px):  # a drift off a patch (see there)
             continue
