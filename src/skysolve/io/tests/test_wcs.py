@@ -453,10 +453,33 @@ def test_move_reference_pixel_keeps_every_pixel_within_0_01_arcsec(name, crpix):
         sum(ap[p, q] * u**p * v**q for p in range(ap.shape[0]) for q in range(ap.shape[1])),
         sum(bp[p, q] * u**p * v**q for p in range(bp.shape[0]) for q in range(bp.shape[1]))])
     np.testing.assert_allclose(back - 1.0, np.column_stack([col, row])[::37], atol=1e-3)
+    # and as astropy inverts it (world_to_pixel iterates the forward SIP, reading no AP/BP)
+    again_px = moved.all_world2pix(np.column_stack([t_ra, t_dec])[::37], 0, quiet=False)
+    np.testing.assert_allclose(again_px, np.column_stack([col, row])[::37], atol=1e-3)
     # and through a header, as written to a .wcs file
     again = WCS(wcs_to_header(moved))
     np.testing.assert_allclose(again.all_pix2world(col[::97], row[::97], 0),
                                moved.all_pix2world(col[::97], row[::97], 0), atol=1e-9)
+
+
+def test_move_reference_pixel_refuses_what_astropy_cannot_invert():
+    """A 1024x768 pinhole frame 20 deg wide about pixel (-300, 1500), 1,400 px from its
+    centre: SIP of order 6 held it forward within 0.001" and AP/BP inverted it to 1e-4 px,
+    but its terms reached 2,187 px and astropy's ``world_to_pixel`` (which iterates them,
+    reading no AP/BP) diverged, putting stars 25 px off with a warning. Refused now,
+    naming the inverse; pixels about which astropy converges are still moved to."""
+    from skysolve.io.wcs import move_reference_pixel
+
+    cam = CameraModel.from_fov(20.0, 1024, 768)
+    wcs = camera_to_wcs(cam, R0)
+    with pytest.raises(InvalidArgumentError, match="astropy's inverse of it does not converge"):
+        move_reference_pixel(wcs, (-300.0, 1500.0), 1024, 768)
+    col, row = (a.ravel() for a in np.meshgrid(np.linspace(1, 1024, 30), np.linspace(1, 768, 20)))
+    sky = wcs.all_pix2world(np.column_stack([col, row]), 1)
+    for crpix in ((1.0, 1.0), (-100.0, -100.0)):
+        moved = move_reference_pixel(wcs, crpix, 1024, 768)
+        np.testing.assert_allclose(moved.all_world2pix(sky, 1, quiet=False),
+                                   np.column_stack([col, row]), atol=1e-3)
 
 
 def test_move_reference_pixel_refuses_what_sip_cannot_hold():
