@@ -789,15 +789,21 @@ def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.flo
                   R: NDArray[np.float64], f: float, parity: bool,
                   err: NDArray[np.float64]) -> tuple[NDArray[np.float64], float,
                                                      NDArray[np.float64]]:
-    """Attitude and focal length refitted to the kept pairs (see the module notes)."""
+    """Attitude and focal length refitted to the kept pairs (see the module notes): two
+    alternations of the backend's ``fit_pairs``, on to their fixed point when the second
+    still moved the focal length (``converged_fit``: an optical centre off the image's)."""
     ideal = np.ascontiguousarray(frame.ideal[img_idx])
     use = np.arange(len(ideal), dtype=np.intp)
+    be = frame.backend
     R1, f1, err1 = R, f, err
-    for _ in range(2):  # fit_pairs alternates once; twice converges to ~1e-12
-        R1, f1, err1, ok = frame.backend.fit_pairs(ideal, v_cat, use, f1, parity,
-                                                   frame.proj, False)
+    f_from = f
+    for _ in range(2):
+        f_from = f1
+        R1, f1, err1, ok = be.fit_pairs(ideal, v_cat, use, f1, parity, frame.proj, False)
         if not ok:
             return R, f, err
+    R1, f1, err1 = be.converged_fit(ideal, v_cat, use, R1, f1, f_from, err1, parity,
+                                    frame.proj)
     if abs(f1 / f - 1.0) > _MAX_SCALE_CHANGE:
         return R, f, err
     return R1, f1, err1

@@ -1293,6 +1293,10 @@ _BRUTE_FORCE_PAIRS = _reference.BRUTE_FORCE_PAIRS
 #: ``reference.CLIP_FLOOR_FRACTION`` and ``CLIP_FLOOR_PX`` (a refinement's smallest clip)
 _CLIP_FLOOR_FRACTION = _reference.CLIP_FLOOR_FRACTION
 _CLIP_FLOOR_PX = _reference.CLIP_FLOOR_PX
+#: ``reference.FIT_CLOSE``, ``FIT_CONVERGED`` and ``FIT_ROUNDS`` (:func:`converged_fit`)
+_FIT_CLOSE = _reference.FIT_CLOSE
+_FIT_CONVERGED = _reference.FIT_CONVERGED
+_FIT_ROUNDS = _reference.FIT_ROUNDS
 #: Up to this many pairs a refinement runs in one kernel (its sweeps scan a strip of
 #: the image per star; beyond, the reference loop's KD-trees cost less).
 _KERNEL_REFINE_PAIRS = 250_000
@@ -1465,6 +1469,43 @@ def _smallest(err, h):
 
 
 @_jit
+def converged_fit(ideal, v_cat, use, R, f, f_from, err, parity, proj):
+    """``reference.converged_fit``: the pairs' least-squares attitude and focal length from
+    their fit ``(R, f, err)`` from ``f_from``; returns ``(R, f, residuals)``."""
+    if not abs(f - f_from) > _FIT_CLOSE * f:
+        return R, f, err
+    f0 = f_from
+    f1 = f
+    R1 = R
+    err1 = err
+    for _ in range(_FIT_ROUNDS):
+        R2, f2, err2, ok = fit_pairs(ideal, v_cat, use, f1, parity, proj, False)
+        if not ok:
+            return R, f, err
+        if abs(f2 - f1) <= _FIT_CONVERGED * f1:
+            R1, f1, err1 = R2, f2, err2
+            break
+        bend = f2 - 2.0 * f1 + f0
+        jump = f0 - (f1 - f0) ** 2 / bend if bend != 0.0 else f2
+        if not (math.isfinite(jump) and jump > 0.0):
+            jump = f2
+        R1, f1, err1, ok = fit_pairs(ideal, v_cat, use, jump, parity, proj, False)
+        if not ok:
+            return R, f, err
+        f0 = jump
+        if abs(f1 - f0) <= _FIT_CONVERGED * f0:
+            break
+    before = 0.0
+    after = 0.0
+    for u in use:
+        before += err[u] * err[u]
+        after += err1[u] * err1[u]
+    if not after <= before:
+        return R, f, err
+    return R1, f1, err1
+
+
+@_jit
 def trimmed_fit(ideal, v_cat, f, parity, proj, fixed_camera, h, steps):
     """``reference.trimmed_fit``.
 
@@ -1538,6 +1579,7 @@ def _refine_kernel(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, h
         ideal = ideal_all[img_idx]
         v_cat = v_all[cat_rows]
         h = min(i.shape[0], max(5, math.ceil(0.6 * i.shape[0])))
+        f_from = f
         R0, f0, err0, R, f, err, core, ok = trimmed_fit(ideal, v_cat, f, parity, proj,
                                                         fixed_camera, h, 8 if it == 0 else 1)
         if not ok:
@@ -1553,10 +1595,15 @@ def _refine_kernel(ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, cy, h
         if n_keep == keep.shape[0]:
             R, f, err = R0, f0, err0  # nothing clipped: the first fit used exactly these
         else:
+            f_from = f
             R, f, err, ok = fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity, proj,
                                       fixed_camera)
             if not ok:
                 return False, R, f, img_idx, cat_rows, err
+    if not fixed_camera and (cx != 0.0 or cy != 0.0):
+        # (an optical centre off the image's: the stars off the axis, on one side)
+        R, f, err = converged_fit(ideal, v_cat, np.flatnonzero(keep), R, f, f_from, err,
+                                  parity, proj)
     return True, R, f, img_idx[keep], cat_rows[keep], err[keep]
 
 
@@ -1622,6 +1669,7 @@ class _Primitives:
     mutual_matches = staticmethod(mutual_matches)
     trimmed_fit = staticmethod(trimmed_fit)
     fit_pairs = staticmethod(fit_pairs)
+    converged_fit = staticmethod(converged_fit)
 
 
 _PRIMITIVES = _Primitives

@@ -150,6 +150,14 @@ FUNCTIONS: tuple[Function, ...] = (
              "fit_pairs(ideal, v_cat, use, f, parity, proj, fixed_camera) -> (R, f, residuals, "
              "ok): attitude (and focal length unless fixed) from the pairs `use`",
              lambda ex: [(ex.ideal[:6], ex.v, np.arange(6), 1000.0, False, 0, False)]),
+    Function("converged_fit",
+             "converged_fit(ideal, v_cat, use, R, f, f_from, err, parity, proj) -> (R, f, "
+             "residuals): the pairs' least-squares attitude and focal length from their "
+             "fit_pairs fit (R, f, err) from f_from: that fit when its step is within "
+             "FIT_CLOSE, else the alternation's fixed point when it fits no worse",
+             lambda ex: [(ex.ideal[:6], ex.v, np.arange(6), ex.eye, f, 1000.0,
+                          np.zeros(6), parity, 0)
+                         for f, parity in ((1000.0, False), (1010.0, True))]),
     Function("trimmed_fit",
              "trimmed_fit(ideal, v_cat, f, parity, proj, fixed_camera, h, steps) -> (R0, f0, "
              "err0, R, f, err, core, ok): least-trimmed-squares concentration steps",

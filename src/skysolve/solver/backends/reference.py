@@ -418,6 +418,58 @@ def fit_pairs(ideal, v_cat, use, f, parity, proj, fixed_camera):
     return R, f, np.where(np.isnan(err), np.inf, err), True
 
 
+#: :func:`converged_fit`: a fit whose last alternation moved the focal length by at most
+#: this share of it is taken as it is (0.006 px at 600 px from the axis) ...
+FIT_CLOSE = 1e-5
+#: ... else the alternation runs to where its step is within this share ...
+FIT_CONVERGED = 1e-9
+#: ... taking at most this many extrapolated steps.
+FIT_ROUNDS = 20
+
+
+def converged_fit(ideal, v_cat, use, R, f, f_from, err, parity, proj):
+    """The least-squares attitude and focal length of the pairs ``use``, from their fit
+    ``(R, f, err)`` by :func:`fit_pairs` from focal length ``f_from``: that fit itself
+    when its step ``f - f_from`` is within :data:`FIT_CLOSE` of ``f``; else the fixed
+    point of the alternation (:data:`FIT_CONVERGED`), by Aitken's extrapolation of its
+    steps, when it fits the pairs no worse. Returns ``(R, f, residuals)``.
+
+    :func:`fit_pairs` alternates once: a rotation for the focal length, then the focal
+    length for it. Where a change of focal length looks like a tilt -- the stars off the
+    optical axis on one side: an optical centre off the image's, a cloud or a roof over
+    part of the frame -- each alternation takes only part of the focal length's error
+    off (0.39 of it a step on a 13 deg field about an optical centre 360 px from the
+    image's), and the refinement's passes stopped 3.4 px of 5,532 short, the boresight
+    7.8" off. The steps shrink geometrically there, so the extrapolation of three
+    lands on the fixed point in two or three rounds.
+    """
+    if not abs(f - f_from) > FIT_CLOSE * f:
+        return R, f, err
+    f0, f1 = f_from, f
+    R1, err1 = R, err
+    for _ in range(FIT_ROUNDS):
+        R2, f2, err2, ok = fit_pairs(ideal, v_cat, use, f1, parity, proj, False)
+        if not ok:
+            return R, f, err
+        if abs(f2 - f1) <= FIT_CONVERGED * f1:
+            R1, f1, err1 = R2, f2, err2
+            break
+        bend = f2 - 2.0 * f1 + f0
+        jump = f0 - (f1 - f0) ** 2 / bend if bend != 0.0 else f2
+        if not (math.isfinite(jump) and jump > 0.0):
+            jump = f2
+        R1, f1, err1, ok = fit_pairs(ideal, v_cat, use, jump, parity, proj, False)
+        if not ok:
+            return R, f, err
+        f0 = jump
+        if abs(f1 - f0) <= FIT_CONVERGED * f0:
+            break
+    # (the fixed point is the pairs' least-squares fit: never worse than the start)
+    if not float(np.sum(err1[use] ** 2)) <= float(np.sum(err[use] ** 2)):
+        return R, f, err
+    return R1, f1, err1
+
+
 def trimmed_fit(ideal, v_cat, f, parity, proj, fixed_camera, h, steps):
     """Least-trimmed-squares concentration steps over matched pairs.
 
@@ -505,6 +557,7 @@ def refine_with(prims, ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, c
         ideal, v_cat = ideal_all[img_idx], v_all[rows_kept]
         # later passes start from a clean fit: one step (fit everything) suffices there
         h = min(len(i), max(5, math.ceil(0.6 * len(i))))
+        f_from = f
         R0, f0, err0, R, f, err, core, ok = prims.trimmed_fit(
             ideal, v_cat, f, parity, proj, fixed_camera, h, 8 if it == 0 else 1)
         if not ok:
@@ -516,10 +569,15 @@ def refine_with(prims, ideal_all, v_all, R, f, parity, proj, fixed_camera, cx, c
         if keep.all():
             R, f, err = R0, f0, err0  # nothing clipped: the first fit used exactly these
         else:
+            f_from = f
             R, f, err, ok = prims.fit_pairs(ideal, v_cat, np.flatnonzero(keep), f, parity,
                                             proj, fixed_camera)
             if not ok:
                 return False, R, f, img_idx, rows_kept, err
+    if not fixed_camera and (cx != 0.0 or cy != 0.0):
+        # (an optical centre off the image's: the stars off the axis, on one side)
+        R, f, err = prims.converged_fit(ideal, v_cat, np.flatnonzero(keep), R, f, f_from, err,
+                                        parity, proj)
     return True, R, f, img_idx[keep], rows_kept[keep], err[keep]
 
 
@@ -669,4 +727,5 @@ def fit_shares(v, u, normal, f):
     return np.sqrt(np.maximum(0.0, r0 * r0 + r1 * r1 + r2 * r2 + pull)) * f
 
 _PRIMITIVES = SimpleNamespace(in_image=in_image, mutual_matches=mutual_matches,
-                              trimmed_fit=trimmed_fit, fit_pairs=fit_pairs)
+                              trimmed_fit=trimmed_fit, fit_pairs=fit_pairs,
+                              converged_fit=converged_fit)
