@@ -944,11 +944,15 @@ def move_reference_pixel(wcs: Any, crpix: ArrayLike, width: int, height: int):
         back = float(np.nanmax(np.hypot(lin[:, 0] + _eval_sip(moved.sip.ap, u, v) - check[:, 0],
                                         lin[:, 1] + _eval_sip(moved.sip.bp, u, v) - check[:, 1])))
         back = max(back, _iterated_inverse_px(moved, rd_check, check))
-        if best is None or (err, back) < best[:2]:
-            best = (err, back, moved)
+        # (an order within both limits before any that is not: a divergent inverse, inf,
+        # must not lose to a smaller forward error)
+        rank = (not (err <= MOVED_WCS_LIMIT_ARCSEC and back <= MOVED_WCS_INVERSE_LIMIT_PX),
+                err, back)
+        if best is None or rank < best[0]:
+            best = (rank, err, back, moved)
         if err <= MOVED_WCS_TOLERANCE_ARCSEC and back <= MOVED_WCS_INVERSE_PX:
             break
-    err, back, moved = best if best is not None else (np.inf, np.inf, None)
+    _, err, back, moved = best if best is not None else (None, np.inf, np.inf, None)
     if moved is not None and str(w.wcs.radesys).strip() not in ("", "ICRS"):
         # fit_sip_wcs writes ICRS; the positions fitted are in the frame of ``wcs``
         moved.wcs.radesys = w.wcs.radesys

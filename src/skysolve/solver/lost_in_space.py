@@ -515,7 +515,7 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
         ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
         if ref is None:
             continue
-        ref = refit_wider(frame, cat, ref, radius_px, refine_iterations)
+        ref = refit_wider(frame, cat, ref, radius_px, refine_iterations, deadline=deadline)
         if cone is not None and not cone.holds(ref.hyp.R):
             continue
         if mostly_chance(frame, cat, ref, radius_px):  # a drift off a patch (see there)

@@ -153,23 +153,54 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     return with_projection(frame, cat, ref, radius_px, iterations, sigma_clip, chance_check)
 
 
-#: A lost-in-space answer that matched fewer than this share of the centroids (right
-#: answers on the fields below matched 95-98 % of them, the stuck ones 16-44 %) ...
+#: :func:`refit_wider` looks at a lost-in-space answer that matched fewer than this share
+#: of the centroids (a right answer on the 300 x 1600 field below matched 95-99 % of
+#: them, the stuck ones 16-44 %) ...
 _WIDER_SHARE = 0.5
-#: ... on a list this sparse (chance centroids a star within the match radius,
-#: :func:`chance_per_star`), and has not settled (:data:`_UNSETTLED_MEDIAN`), is refined
-#: at these multiples of the radius in turn, each from the last (:func:`refit_wider`) ...
+#: ... of a list this sparse (chance centroids a star within the match radius,
+#: :func:`chance_per_star`) ...
 _WIDER_CHANCE = 0.25
+#: ... whose matches leave a part of the image bare: a third of it (a band of rows or
+#: columns) or a ninth (a cell of the 3 x 3 grid) that holds at least this share of the
+#: centroids ...
+_WIDER_CELL_SHARE = 0.1
+#: ... where the answer matched under this fraction of its share overall (a right answer
+#: among false detections matches about its share everywhere; the stuck ones of the
+#: field below matched 0.06-0.39 of it in the third farthest from their pattern) ...
+_WIDER_BARE = 0.5
+#: The multiples of the match radius it refines at, in turn, each from the last ...
 _WIDER_RADII = (2.0, 4.0, 8.0)
 #: ... those that put at most this many chance centroids within the wider radius of a star.
 _WIDER_MAX_CHANCE = 5.0
 
 
+def _bare_part(frame: Frame, img_idx: NDArray[np.intp]) -> bool:
+    """Whether the matched centroids ``img_idx`` leave a part of the image bare (see
+    :data:`_WIDER_CELL_SHARE` and :data:`_WIDER_BARE`)."""
+    xy = frame.xy
+    n = len(xy)
+    col = np.clip(((xy[:, 0] / frame.width + 0.5) * 3).astype(np.intp), 0, 2)
+    row = np.clip(((xy[:, 1] / frame.height + 0.5) * 3).astype(np.intp), 0, 2)
+    cells = np.bincount(3 * row + col, minlength=9).reshape(3, 3)
+    hits = np.zeros(n, np.intp)
+    hits[img_idx] = 1
+    matched = np.bincount(3 * row + col, weights=hits, minlength=9).reshape(3, 3)
+    share = len(img_idx) / n
+    parts = [(cells.ravel(), matched.ravel()), (cells.sum(axis=1), matched.sum(axis=1)),
+             (cells.sum(axis=0), matched.sum(axis=0))]
+    least = max(_WIDER_CELL_SHARE * n, 10)
+    return any(bool(np.any((every >= least) & (got < _WIDER_BARE * share * every)))
+               for every, got in parts)
+
+
 def refit_wider(frame: Frame, cat: CatalogView, ref: Refined, radius_px: float,
-                iterations: int, sigma_clip: float = 3.0) -> Refined:
+                iterations: int, sigma_clip: float = 3.0,
+                deadline: float | None = None) -> Refined:
     """``ref``, a lost-in-space refinement, or a better one refined from wider radii, when
     ``ref`` matched few of the centroids (:data:`_WIDER_SHARE`) of a sparse list
-    (:data:`_WIDER_CHANCE`) and has not settled.
+    (:data:`_WIDER_CHANCE`), has not settled (:data:`_UNSETTLED_MEDIAN`) and left a part
+    of the image bare (:func:`_bare_part`); ``deadline``: the solve's
+    (``time.perf_counter``), checked before each wider refinement.
 
     A pattern near the end of a very wide pinhole field predicts its own part of the
     field to a pixel and the rest ever worse (the focal length trades off against a
@@ -182,37 +213,46 @@ def refit_wider(frame: Frame, cat: CatalogView, ref: Refined, radius_px: float,
     four to eight times the radius. So the refinements at :data:`_WIDER_RADII` times the
     radius run in turn, each from the last (while chance puts at most
     :data:`_WIDER_MAX_CHANCE` centroids within that radius of a star), and from each a
-    refinement at the radius; the answer is the one of these that matches most stars,
-    when that is more than ``ref`` and at a smaller median residual, and the search
-    stops at one that has settled. They run in the solve's ``frame``: each tests a
-    radial lens term of its own, and a term ``ref`` fitted to part of the field may not
-    hold for the rest.
+    refinement at the radius; the answer is the one of these that matches more stars
+    than ``ref`` and every earlier one at a smaller median residual than theirs, and
+    the search stops at one that has settled. They run in the solve's ``frame``: each
+    tests a radial lens term of its own (a term ``ref`` fitted to part of the field may
+    not hold for the rest); a wider refinement that took another projection ends them.
+
+    The gates keep right answers out: the median residual of a converged one is the
+    centroid noise, and on a noisy list (1 px at a 10 px radius) it exceeds a tenth of
+    the radius, but its matches, however few among false detections, spread over the
+    image as the centroids do.
     """
     lens = frame if ref.frame is None else ref.frame
     if len(ref.img_idx) >= _WIDER_SHARE * len(lens.ideal):
         return ref
     err, f = ref.errors_rad, ref.hyp.f
+    # (the largest residual first: a cheap screen, no larger than the median)
     if _largest(err) * f <= _UNSETTLED_MEDIAN * radius_px:
         return ref
     chance = chance_per_star(lens, radius_px)
     spread = median(err) * f
-    if chance > _WIDER_CHANCE or spread <= _UNSETTLED_MEDIAN * radius_px:
+    if (chance > _WIDER_CHANCE or spread <= _UNSETTLED_MEDIAN * radius_px
+            or not _bare_part(lens, ref.img_idx)):
         return ref
-    start, best = ref.hyp, ref
+    start, best, best_spread = ref.hyp, ref, spread
     for times in _WIDER_RADII:
-        if chance * times * times > _WIDER_MAX_CHANCE:
+        if (chance * times * times > _WIDER_MAX_CHANCE
+                or deadline is not None and time.perf_counter() > deadline):
             break
         wide = refine(frame, cat, start, times * radius_px, iterations, sigma_clip,
                       chance_check=False)
-        if wide is None:
+        if wide is None or (wide.frame is not None
+                            and wide.frame.camera.projection != frame.camera.projection):
             break
         start = wide.hyp
         out = refine(frame, cat, start, radius_px, iterations, sigma_clip)
         if out is None or len(out.img_idx) <= len(best.img_idx):
             continue
         spread_out = median(out.errors_rad) * out.hyp.f
-        if spread_out < spread:
-            best = out
+        if spread_out < best_spread:
+            best, best_spread = out, spread_out
             if spread_out <= _UNSETTLED_MEDIAN * radius_px:
                 break
     return best
@@ -790,20 +830,24 @@ def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.flo
                   err: NDArray[np.float64]) -> tuple[NDArray[np.float64], float,
                                                      NDArray[np.float64]]:
     """Attitude and focal length refitted to the kept pairs (see the module notes): two
-    alternations of the backend's ``fit_pairs``, on to their fixed point when the second
-    still moved the focal length (``converged_fit``: an optical centre off the image's)."""
+    alternations of the backend's ``fit_pairs``; about an optical centre off the image's,
+    on to their fixed point when the second still moved the focal length
+    (``converged_fit``, as the refinement's passes do), unless that lies beyond
+    :data:`_MAX_SCALE_CHANGE`."""
     ideal = np.ascontiguousarray(frame.ideal[img_idx])
     use = np.arange(len(ideal), dtype=np.intp)
     be = frame.backend
     R1, f1, err1 = R, f, err
-    f_from = f
     for _ in range(2):
         f_from = f1
         R1, f1, err1, ok = be.fit_pairs(ideal, v_cat, use, f1, parity, frame.proj, False)
         if not ok:
             return R, f, err
-    R1, f1, err1 = be.converged_fit(ideal, v_cat, use, R1, f1, f_from, err1, parity,
-                                    frame.proj)
+    if frame.centre != (0.0, 0.0):
+        R2, f2, err2 = be.converged_fit(ideal, v_cat, use, R1, f1, f_from, err1, parity,
+                                        frame.proj)
+        if abs(f2 / f - 1.0) <= _MAX_SCALE_CHANGE:
+            return R2, f2, err2
     if abs(f1 / f - 1.0) > _MAX_SCALE_CHANGE:
         return R, f, err
     return R1, f1, err1

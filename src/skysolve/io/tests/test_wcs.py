@@ -462,18 +462,20 @@ def test_move_reference_pixel_keeps_every_pixel_within_0_01_arcsec(name, crpix):
                                moved.all_pix2world(col[::97], row[::97], 0), atol=1e-9)
 
 
-def test_move_reference_pixel_refuses_what_astropy_cannot_invert():
+@pytest.mark.parametrize("fov, far", [(20.0, (-300.0, 1500.0)), (20.0, (1500.0, -300.0))])
+def test_move_reference_pixel_refuses_what_astropy_cannot_invert(fov, far):
     """A 1024x768 pinhole frame 20 deg wide about pixel (-300, 1500), 1,400 px from its
     centre: SIP of order 6 held it forward within 0.001" and AP/BP inverted it to 1e-4 px,
     but its terms reached 2,187 px and astropy's ``world_to_pixel`` (which iterates them,
     reading no AP/BP) diverged, putting stars 25 px off with a warning. Refused now,
-    naming the inverse; pixels about which astropy converges are still moved to."""
+    naming the inverse, as is a pixel 300 px beyond another edge (written at order 7-8
+    before); pixels about which astropy converges are still moved to."""
     from skysolve.io.wcs import move_reference_pixel
 
-    cam = CameraModel.from_fov(20.0, 1024, 768)
+    cam = CameraModel.from_fov(fov, 1024, 768)
     wcs = camera_to_wcs(cam, R0)
     with pytest.raises(InvalidArgumentError, match="astropy's inverse of it does not converge"):
-        move_reference_pixel(wcs, (-300.0, 1500.0), 1024, 768)
+        move_reference_pixel(wcs, far, 1024, 768)
     col, row = (a.ravel() for a in np.meshgrid(np.linspace(1, 1024, 30), np.linspace(1, 768, 20)))
     sky = wcs.all_pix2world(np.column_stack([col, row]), 1)
     for crpix in ((1.0, 1.0), (-100.0, -100.0)):

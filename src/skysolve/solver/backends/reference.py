@@ -464,7 +464,8 @@ def converged_fit(ideal, v_cat, use, R, f, f_from, err, parity, proj):
         f0 = jump
         if abs(f1 - f0) <= FIT_CONVERGED * f0:
             break
-    # (the fixed point is the pairs' least-squares fit: never worse than the start)
+    # (a guard: the fixed point minimises the plane's misfit in f and Wahba's in R, not
+    # the summed squared angles, so it could in principle come out a hair worse)
     if not float(np.sum(err1[use] ** 2)) <= float(np.sum(err[use] ** 2)):
         return R, f, err
     return R1, f1, err1

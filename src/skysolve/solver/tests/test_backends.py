@@ -1136,3 +1136,31 @@ def test_refinement_clips_at_the_gaussian_scale_of_the_core(be):
         assert 1 not in i
         assert sorted(set(range(2, n))) == sorted(set(i) - {0})
         np.testing.assert_array_equal(i, j)  # (catalog row k is centroid k's star)
+
+
+def test_refinement_about_an_optical_centre_off_the_image_centre_matches(small_db, fields):
+    """Both backends refine a field about an optical centre told 300 px off the image's
+    (``converged_fit`` at the end of the passes) to the same answer; the numpy twin and
+    the kernel also agree on ``converged_fit``'s fallback when the fit cannot improve."""
+    for xy, hyp in list(_hypotheses(fields))[:4]:
+        # the same sky seen about another optical centre: the ideal offsets shift by it
+        frames = [make_frame(np.ascontiguousarray(xy, dtype=np.float64) + [-300.0, 200.0], W,
+                             H, None, "pinhole", be, crpix=(-300.0, 200.0))
+                  for be in (comp, ref)]
+        cats = [CatalogView(small_db, None, be) for be in (comp, ref)]
+        start = Hypothesis(hyp.R, hyp.f * 1.003, hyp.parity)
+        field = refine_field(frames[1], cats[1], start)
+        got, want = (refine(fr, cat, start, 0.01 * W, 2, field=field)
+                     for fr, cat in zip(frames, cats, strict=True))
+        np.testing.assert_array_equal(got.img_idx, want.img_idx)
+        np.testing.assert_allclose(got.hyp.R, want.hyp.R, atol=1e-11)
+        assert got.hyp.f == pytest.approx(want.hyp.f, rel=1e-10)
+        np.testing.assert_allclose(got.errors_rad, want.errors_rad, rtol=1e-5, atol=1e-12)
+    ideal = np.column_stack([np.linspace(100.0, 400.0, 8), np.linspace(-200.0, 200.0, 8)])
+    v = np.column_stack([ideal / 1000.0, np.ones(8)])
+    v /= np.linalg.norm(v, axis=1)[:, None]
+    use = np.arange(8, dtype=np.intp)
+    for be in (comp, ref):  # pairs of a flipped image: no fit of them improves, kept as is
+        R, f, err, _ = be.fit_pairs(ideal, v[::-1].copy(), use, 1000.0, False, 0, False)
+        out = be.converged_fit(ideal, v[::-1].copy(), use, R, f, 0.9 * f, err, False, 0)
+        assert out[1] > 0 and np.all(np.isfinite(out[0]))

@@ -203,3 +203,46 @@ def test_converged_fit_reaches_the_alternations_fixed_point(name):
     R3, f3, err3 = be.converged_fit(ideal, v_cat, use, R2, f2, f2 * (1.0 + 1e-6), err2,
                                     False, 0)
     assert R3 is R2 and f3 == f2 and err3 is err2
+
+
+def test_a_right_answer_among_false_detections_takes_no_wider_look(small_db, hip2025,
+                                                                    monkeypatch):
+    """Right answers on noisy lists of mostly false detections (1 px noise at a 10 px
+    radius, 55 % false): under half the centroids matched and a median residual over a
+    tenth of the radius, as a stuck answer has, but their matches spread over the image
+    as the centroids do. ``refit_wider`` hands them back untouched (each look costs
+    refinements at wider radii: 48-81 ms on such lists before the bare-part test); a
+    stuck answer's matches leave a part of the image bare."""
+    from skysolve.solver import lost_in_space, refinement
+
+    seen, looks = [], []
+    real, real_refine = refinement.refit_wider, refinement.refine
+
+    def spy(frame, cat, ref, *args, **kwargs):
+        looks.clear()
+        out = real(frame, cat, ref, *args, **kwargs)
+        seen.append((out is ref and not looks, len(ref.img_idx) / len(frame.xy)))
+        return out
+
+    def counted(*args, **kwargs):  # (only refit_wider calls it through the module)
+        looks.append(1)
+        return real_refine(*args, **kwargs)
+
+    monkeypatch.setattr(lost_in_space, "refit_wider", spy)
+    monkeypatch.setattr(refinement, "refine", counted)
+    cam = CameraModel.from_fov(15.0, 1024, 768)
+    for k, R in enumerate(random_attitudes(6, 31)):
+        sim = simulate_centroids(hip2025, cam, R, num_stars=300, centroid_noise_px=1.0,
+                                 false_fraction=0.55, seed=k)
+        res = small_db.solve_from_centroids(sim.centroids, image_shape=(768, 1024),
+                                            fov_estimate_deg=15.0)
+        if res:
+            assert math.degrees(angle_between(res.rotation_matrix_icrs_to_camera[2],
+                                              R[2])) < 0.01
+    assert seen and all(same for same, _ in seen)
+    assert min(share for _, share in seen) < refinement._WIDER_SHARE  # (the gate it passes)
+    # the stuck answer of the 300 x 1600 field: its matches at the end the pattern lay in
+    xy = np.column_stack([np.zeros(900), np.linspace(-799.0, 799.0, 900)])
+    frame = make_frame(xy, 300, 1600, None, "pinhole", backends.select("reference"))
+    assert refinement._bare_part(frame, np.arange(250))
+    assert not refinement._bare_part(frame, np.arange(0, 900, 2))
