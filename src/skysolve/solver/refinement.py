@@ -181,10 +181,9 @@ def _bare_part(frame: Frame, img_idx: NDArray[np.intp]) -> bool:
     n = len(xy)
     col = np.clip(((xy[:, 0] / frame.width + 0.5) * 3).astype(np.intp), 0, 2)
     row = np.clip(((xy[:, 1] / frame.height + 0.5) * 3).astype(np.intp), 0, 2)
-    cells = np.bincount(3 * row + col, minlength=9).reshape(3, 3)
-    hits = np.zeros(n, np.intp)
-    hits[img_idx] = 1
-    matched = np.bincount(3 * row + col, weights=hits, minlength=9).reshape(3, 3)
+    cell = 3 * row + col
+    cells = np.bincount(cell, minlength=9).reshape(3, 3)
+    matched = np.bincount(cell[img_idx], minlength=9).reshape(3, 3)  # (distinct rows)
     share = len(img_idx) / n
     parts = [(cells.ravel(), matched.ravel()), (cells.sum(axis=1), matched.sum(axis=1)),
              (cells.sum(axis=0), matched.sum(axis=0))]

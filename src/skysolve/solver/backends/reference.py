@@ -441,7 +441,9 @@ def converged_fit(ideal, v_cat, use, R, f, f_from, err, parity, proj):
     off (0.39 of it a step on a 13 deg field about an optical centre 360 px from the
     image's), and the refinement's passes stopped 3.4 px of 5,532 short, the boresight
     7.8" off. The steps shrink geometrically there, so the extrapolation of three
-    lands on the fixed point in two or three rounds.
+    lands on the fixed point in two or three rounds. The refinement's passes
+    (:func:`refine_with`) call it about an optical centre off the image's only: about a
+    centred one, stars on one side are left to the passes (see benchmarks/README.md).
     """
     if not abs(f - f_from) > FIT_CLOSE * f:
         return R, f, err
