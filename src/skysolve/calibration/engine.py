@@ -422,6 +422,20 @@ def fit_camera(images: list[Pairs], cameras: list[CameraModel], width: int, heig
         "corners, or with model='polynomial'")
 
 
+def constrained_order(images: list[Pairs], cameras: list[CameraModel], width: int,
+                      height: int, options: CalibrationOptions) -> int:
+    """The highest polynomial order, up to ``options.order``, whose parameters the pairs
+    of ``images`` can constrain (``options.order`` when none can: its fit says why)."""
+    for order in range(options.order, 0, -1):
+        try:
+            _setup([dataclasses.replace(im) for im in images], cameras, width, height,
+                   options, order)
+        except InvalidArgumentError:
+            continue
+        return order
+    return options.order
+
+
 def star_reach(fitted: Fitted, width: int, height: int) -> tuple[float, float]:
     """How far the inlier stars reach from the image centre, and how far its corners are
     (px)."""

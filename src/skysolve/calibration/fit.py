@@ -94,8 +94,15 @@ were 2.6-26 px off at worst, 13-14 px with the axis 100 px off centre (the forwa
 fits 0.11-0.64 px), and their re-matching dropped the edge stars they could not hold,
 so ``mapping_sigma_px`` said up to 12 times too little. The images left out
 (:mod:`skysolve.calibration.misfits`) are those of the pixel → sky fit. A final
+fit whose two directions hold the stars alike goes to the direction that holds them
+better at the next lower order at which one does
+(:func:`_forward_fits_lower_orders`): both series fit the stars, and the one that
+needs fewer terms for them is the one that extrapolates beyond them. A final
 fit asked for ``'inverse'`` is compared with the forward fit the same way, and a
-``UserWarning`` says so when that one would have been kept.
+``UserWarning`` says so when that one would have been kept. A polynomial of order
+2-5 is also fitted at the next order, and a ``UserWarning`` says so when that holds
+the stars better than their noise could account for and moves the mapping by more
+than ``mapping_sigma_px`` (:func:`_warn_order`).
 After the fit: the magnitude bins' residual bias and scatter, the weights they
 give (:mod:`skysolve.calibration.stars`), the parameter covariance, held-out
 residuals (:mod:`skysolve.calibration.validation`) and bootstrap uncertainties
@@ -198,13 +205,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._options import with_options
+from ..camera.distortion import MAX_POLYNOMIAL_ORDER
 from ..errors import warn_caller
-from .engine import MAX_NOISE_RATIO, MIN_REDUNDANCY, Fitted, fit_camera, star_reach
+from .compare import chi_square_drop, drop_z, kept_rms, mapping_gap
+from .engine import (
+    MAX_NOISE_RATIO,
+    MIN_REDUNDANCY,
+    Fitted,
+    constrained_order,
+    fit_camera,
+    star_reach,
+)
 from .inputs import image_pairs, pair_lists
 from .lsq import rms
 from .misfits import REJECTED_IMAGE_SHARE, fit_without_misfits
 from .options import CALIBRATE_DOC, CalibrationOptions
 from .result import CalibrateResult
+from .validation import ORDER_WARN_Z
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..solver.database import PatternDatabase
@@ -239,27 +256,6 @@ _FORWARD_RMS = 0.9
 _FORWARD_Z = 3.0
 
 
-def _kept_rms(fitted: Fitted) -> tuple[int, float]:
-    """The pairs a fit holds, and their rms residual (px)."""
-    res = fitted.problem.residuals(fitted.params)[fitted.inliers]
-    return int(fitted.inliers.sum()), rms(res)
-
-
-def _inlier_sq(fitted: Fitted) -> dict[tuple[int, float, float], float]:
-    """Each inlier pair's squared residual length (px²), by its image and observed pixel:
-    the two directions' fits re-match and clip their pairs apart, so a pair's row differs
-    between them, its centroid does not."""
-    p = fitted.problem
-    res = p.residuals(fitted.params)
-    out = {}
-    for k, im in enumerate(p.images):
-        rows = p.rows(k)
-        keep = fitted.inliers[rows]
-        for (x, y), r in zip(im.xy[keep], res[rows][keep], strict=True):
-            out[im.index, float(x), float(y)] = float(r @ r)
-    return out
-
-
 def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int,
                         provisional: bool = False) -> bool:
     """Whether ``polynomial_primary='auto'`` keeps the ``forward`` fit of ``n_pairs``
@@ -270,7 +266,7 @@ def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int,
     frames, whose distortion is a pixel -> sky polynomial: forward held 2.5-9.5 % more
     stars at 1.2-2.4 times the inverse fit's rms).
     """
-    (n_inv, rms_inv), (n_fwd, rms_fwd) = _kept_rms(inverse), _kept_rms(forward)
+    (n_inv, rms_inv), (n_fwd, rms_fwd) = kept_rms(inverse), kept_rms(forward)
     margin = max(_FORWARD_MIN_PAIRS, _FORWARD_GAIN * n_pairs)
     gain = n_fwd - n_inv
     if gain >= margin and rms_fwd <= rms_inv:
@@ -285,11 +281,38 @@ def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int,
     # both hold: a fit that clipped a few more stars has the smaller rms for that alone
     # (each star clipped near the threshold lowers the sum by ~20 of a hundred-odd pairs'
     # noise), and with the 1 % of the pairs it may hold fewer that bought the drop
-    inv_sq, fwd_sq = _inlier_sq(inverse), _inlier_sq(forward)
-    common = inv_sq.keys() & fwd_sq.keys()
-    drop = sum(inv_sq[c] - fwd_sq[c] for c in common) / (0.5 * rms_fwd ** 2)
-    k = forward.problem.n_glob
-    return drop > k + _FORWARD_Z * math.sqrt(2 * k)
+    return drop_z(chi_square_drop(inverse, forward), forward.problem.n_glob) > _FORWARD_Z
+
+
+def _forward_fits_lower_orders(inverse: Fitted, forward: Fitted, pristine: dict[int, Any],
+                               cameras: list[Any], width: int, height: int,
+                               options: CalibrationOptions, n_pairs: int) -> bool:
+    """Whether a final fit whose two directions hold the stars alike at the order asked
+    (neither keeps the other out by :func:`_forward_holds_more`) is the forward one: the
+    direction whose polynomial holds them better at the next lower order at which one
+    does (order ``options.order - 1`` down to 2, from the pairs the solves gave).
+
+    Two series that fit the stars alike need not agree beyond them: a lens's radial
+    distortion is short sky -> pixel and long pixel -> sky, and where the solves left
+    the edge stars unmatched (an uncalibrated pinhole misses them) both order-6 fits
+    hold the rest at the noise, the pixel -> sky one 1.4-2.4 px off in the corners, at
+    1.4-1.8 times its stated uncertainty, the sky -> pixel one 0.5-0.7 px, honestly (8
+    frames of 80 stars of a 1280 x 960 20 deg lens whose corners move in by 6 %). The
+    direction that needs fewer terms for the same stars is the one whose terms beyond
+    them are small: there, at order 4, pixel -> sky fits at 2.2 times the rms.
+    """
+    if _forward_holds_more(forward, inverse, n_pairs):  # (the inverse holds more)
+        return False
+    indices = [im.index for im in inverse.problem.images]
+    for order in range(options.order - 1, 1, -1):
+        inv, fwd = (fit_camera([dataclasses.replace(pristine[i]) for i in indices], cameras,
+                               width, height, options.replace(polynomial_primary=d), order)
+                    for d in ("inverse", "forward"))
+        if _forward_holds_more(inv, fwd, n_pairs):
+            return True
+        if _forward_holds_more(fwd, inv, n_pairs):
+            return False
+    return False
 
 
 def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], width: int,
@@ -311,10 +334,14 @@ def _direction(fitted: Fitted, pristine: dict[int, Any], cameras: list[Any], wid
     other = fit_camera(trial, cameras, width, height, forward)
     n_pairs = sum(len(im) for im in trial)
     if not _forward_holds_more(fitted, other, n_pairs, provisional):
+        if (primary == "auto" and not provisional
+                and _forward_fits_lower_orders(fitted, other, pristine, cameras, width,
+                                               height, options, n_pairs)):
+            return other, trial, forward
         return fitted, images, options.replace(polynomial_primary="inverse")
     if primary == "auto":
         return other, trial, forward
-    (n_inv, rms_inv), (n_fwd, rms_fwd) = _kept_rms(fitted), _kept_rms(other)
+    (n_inv, rms_inv), (n_fwd, rms_fwd) = kept_rms(fitted), kept_rms(other)
     warn_caller(f"the polynomial fitted pixel -> sky (polynomial_primary='inverse') holds "
                 f"{n_inv} of the {n_pairs} matched stars at {rms_inv:.3g} px rms, fitted "
                 f"sky -> pixel it holds {n_fwd} at {rms_fwd:.3g} px: the lens's distortion "
@@ -358,6 +385,42 @@ def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
                 f"{reach:.0f} px is an extrapolation (see mapping_sigma_px)", UserWarning)
 
 
+#: Points per side of the grid over the image on which a fitted camera's round trip
+#: pixel -> sky -> pixel is checked (:func:`_warn_not_one_to_one`), and the largest
+#: miss (px) that counts as a return.
+_ROUND_TRIP_GRID = 33
+_ROUND_TRIP_PX = 0.1
+
+
+def _warn_not_one_to_one(camera: Any, fitted: Fitted, width: int, height: int) -> None:
+    """Say so when the fitted camera does not map the image one-to-one: a polynomial
+    fitted to stars that stop short of the corners can turn over between them and the
+    corners, and its other direction, fitted to it over the image, cannot follow
+    (pixel -> sky -> pixel misses or is NaN there, and so is ``mapping_sigma_px``). A
+    180 deg fisheye solved in 4 frames, 90 % of its matched stars within two thirds of
+    the way to the corners, at order 6: 10.5 % of the image so, 1,198 px off there,
+    without a word."""
+    gx, gy = (g.ravel() for g in np.meshgrid(
+        np.linspace(-width / 2 + 0.5, width / 2 - 0.5, _ROUND_TRIP_GRID),
+        np.linspace(-height / 2 + 0.5, height / 2 - 0.5, _ROUND_TRIP_GRID)))
+    with np.errstate(all="ignore"):
+        px, py = camera.vectors_to_pixel(camera.pixel_to_vectors(gx, gy))
+        miss = np.hypot(px - gx, py - gy)
+    bad = ~(miss <= _ROUND_TRIP_PX)
+    if not bad.any():
+        return
+    reach, corner = star_reach(fitted, width, height)
+    basis = fitted.problem.basis
+    model = (f"polynomial of order {basis.order}" if basis.kind == "polynomial"
+             else "radial distortion")
+    warn_caller(f"the fitted camera does not map {bad.mean():.1%} of the image one-to-one "
+                f"(pixel -> sky -> pixel misses there, and mapping_sigma_px is NaN or "
+                f"meaningless): its {model}, fitted to stars that reach {reach:.0f} px from "
+                f"the image centre, turns over before the corners ({corner:.0f} px out); "
+                "calibrate with a lower order, model='radial', or frames whose stars reach "
+                "nearer the corners", UserWarning)
+
+
 def _warn_held_centres(fitted: Fitted) -> None:
     """Say so when the optical (or distortion) centre kept its input value because the
     stars leave too few degrees of freedom to fit it (see
@@ -380,17 +443,17 @@ def _warn_held_centres(fitted: Fitted) -> None:
                 "images or more matched stars per image to fit them", UserWarning)
 
 
-def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> None:
+def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> bool:
     """Say so when the residuals hold a pattern over the image larger than the mapping's
     1-sigma: the model cannot represent the lens, and ``mapping_sigma_px`` (the noise's
     share only) understates the camera's error (see
-    :func:`~skysolve.calibration.validation.residual_pattern`)."""
+    :func:`~skysolve.calibration.validation.residual_pattern`); whether it did."""
     pattern = result.residual_pattern
     if pattern is None or not pattern.significant:
-        return
+        return False
     sigma = float(np.nanmedian(result.sigma_map()[2]))
     if not pattern.rms_px > sigma:
-        return
+        return False
     basis = fitted.problem.basis
     if basis.kind == "polynomial":
         model = f"polynomial of order {basis.order}"
@@ -406,6 +469,53 @@ def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> None:
                 f"z = {pattern.z:.0f}) that the {model} cannot represent: the camera is "
                 f"off by more than mapping_sigma_px says (median {sigma:.2g} px; it covers "
                 f"the noise only), most beyond the stars and in the corners; try {hint}",
+                UserWarning)
+    return True
+
+
+def _warn_order(fitted: Fitted, result: CalibrateResult, images: list[Any],
+                cameras: list[Any], width: int, height: int,
+                options: CalibrationOptions) -> None:
+    """Say so when a polynomial of the next order holds the stars better than the noise
+    could account for, and puts them farther from where this one does than
+    ``mapping_sigma_px`` says: the order asked for cannot represent the lens.
+
+    The residual pattern (:func:`_warn_pattern`) looks for any smooth pattern, cell by
+    cell; this looks for the one the next terms make, and tells it from fewer stars.
+    8 frames of 80 stars of a 1280 x 960 20 deg lens whose corners move out by 6 %,
+    solved with a pinhole camera, at order 4: the order-5 fit's chi-square was 111-144
+    lower, against 12 from the noise (20-27 standard deviations), where the residual
+    pattern's z was 0-1.4; the camera was 0.9-1.2 px off at worst, its rms error 2.1
+    times mapping_sigma_px, and no warning said so. Fewer stars than the next order's
+    terms can spare (:data:`~skysolve.calibration.engine.MIN_REDUNDANCY` equations per
+    shared parameter) are not tested.
+    """
+    p, order = fitted.problem, fitted.problem.basis.order
+    if (options.model != "polynomial" or options.select_order
+            or not 2 <= order < MAX_POLYNOMIAL_ORDER):
+        return
+    # the next order's terms (each of x and y) must leave the equations to spare that
+    # fitting the centres asks for, or its fit is refused or fits the noise
+    extra = 2 * (order + 2)
+    if 2 * p.n_pairs - p.n_params - extra < MIN_REDUNDANCY * (p.n_glob + extra):
+        return
+    higher = fit_camera([dataclasses.replace(im) for im in images], cameras, width, height,
+                        options, order + 1)
+    k = higher.problem.n_glob - p.n_glob
+    drop = chi_square_drop(fitted, higher)
+    if not drop_z(drop, k) > ORDER_WARN_Z:
+        return
+    gap = mapping_gap(fitted, higher, width, height)
+    gap_rms = math.sqrt(float(np.mean(gap ** 2))) if len(gap) else 0.0
+    sigma = float(np.nanmedian(result.sigma_map()[2]))
+    if not gap_rms > sigma:
+        return
+    warn_caller(f"a polynomial of order {order + 1} holds the matched stars better than "
+                f"order {order} by more than their noise could (chi-square {drop:.0f} lower, "
+                f"against {k} expected), and puts the sky up to {gap.max():.2g} px (rms "
+                f"{gap_rms:.2g} px) from where order {order} does: the camera is off by "
+                f"more than mapping_sigma_px says (median {sigma:.2g} px; it covers the noise "
+                f"only), most in the corners; try order={order + 1} or select_order=True",
                 UserWarning)
 
 
@@ -457,6 +567,11 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
     results, cents = pair_lists(solve_results, centroids)
     images, cameras, before_sq, width, height = image_pairs(db, results, cents, options)
     matched = {im.index: len(im) for im in images}
+    if options.select_order and options.model == "polynomial":
+        # the orders it chooses among reach only as high as the stars constrain, and so
+        # do the fits before it (2 frames of 15 stars and order=6 were refused)
+        options = options.replace(order=constrained_order(images, cameras, width, height,
+                                                          options))
     order, scores = options.order, None
     pristine = {im.index: dataclasses.replace(im) for im in images}
     fitted, images, cameras, excluded = fit_without_misfits(
@@ -497,7 +612,9 @@ def calibrate(db: PatternDatabase, solve_results: Any, centroids: Any,
         order_scores=scores, magnitude_bins=bins, center_fitted=fitted.problem.fit_center,
         residual_pattern=pattern, excluded_images=excluded)
     if not provisional:
-        _warn_pattern(fitted, result)
+        _warn_not_one_to_one(camera, fitted, width, height)
+        if not _warn_pattern(fitted, result):
+            _warn_order(fitted, result, images, cameras, width, height, options)
         _warn_excluded_images(excluded)
     return result
 

@@ -140,8 +140,9 @@ class CalibrationOptions(Options):
         short polynomial this way, its inverse a long series). The other direction
         is fitted to it over the image. ``'auto'``: inverse, unless a forward fit of
         the same images holds clearly more of their matched stars or fits them
-        clearly better (see :mod:`skysolve.calibration.fit`; with ``'inverse'`` a
-        warning says so then).""")
+        clearly better, or the two hold them alike and the forward direction holds
+        them better at a lower order (see :mod:`skysolve.calibration.fit`; with
+        ``'inverse'`` a warning says so when the forward fit is clearly better).""")
     fit_distortion_center: bool | None = option(None, type="bool, optional",
                                                 check=_optional_flag, keyword_only=True, doc="""
         Radial model: fit the distortion centre's offset from the optical centre
@@ -155,8 +156,10 @@ class CalibrationOptions(Options):
         out-of-sample residuals per image (``CalibrateResult.holdout_rmse_px``).
         0 skips it.""")
     select_order: bool = option(False, type="bool", check=_args.flag, keyword_only=True, doc="""
-        Polynomial model: fit every order from 2 to ``order`` and keep the one with
-        the smallest held-out residual (needs ``validation_folds``).""")
+        Polynomial model: fit every order from 2 to ``order`` (as high as the stars
+        constrain) and keep the lowest whose held-out residual is within 1 % of the
+        smallest and which no higher order fits clearly better than the noise allows
+        (see :mod:`skysolve.calibration.validation`; needs ``validation_folds``).""")
     bootstrap: int = option(0, type="int", check=_resamples, keyword_only=True, doc="""
         Bootstrap refits (a wild bootstrap over the stars' residuals) for bootstrap
         uncertainties

@@ -436,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="direction the polynomial is fitted in: inverse (pixel -> sky, FITS "
                         "SIP's), forward (sky -> pixel; a strong lens's radial distortion is "
                         "a short polynomial this way) or auto (default: inverse unless "
-                        "forward holds clearly more stars or fits them clearly better)")
+                        "forward holds clearly more stars, fits them clearly better, or "
+                        "holds them as well and better at a lower order)")
     p.add_argument("--passes", type=_count("passes", 20),
                    default=4, metavar="N", help="solve/calibrate passes (default 4)")
     p.add_argument("--fov", type=_option("solve", "fov_estimate_deg"), metavar="DEG",
