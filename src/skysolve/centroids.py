@@ -294,7 +294,13 @@ class ExtractionResult:
 
     @property
     def centroids(self) -> list[Centroid]:
-        """The stars as :class:`Centroid` objects, in :attr:`centroids`' order."""
+        """The stars as :class:`Centroid` objects, in :attr:`centroids`' order (a new
+        list each time, as tetra3rs gives: reordering or trimming it leaves the result
+        as it was)."""
+        return list(self._centroid_list())
+
+    def _centroid_list(self) -> list[Centroid]:
+        """The cached list :attr:`centroids` copies."""
         if self._centroids is None:
             new = Centroid.__new__
             out = [new(Centroid) for _ in range(len(self._x))]
@@ -312,10 +318,10 @@ class ExtractionResult:
         return len(self._x)
 
     def __iter__(self):
-        return iter(self.centroids)
+        return iter(self._centroid_list())
 
     def __getitem__(self, index):
-        return self.centroids[index]
+        return self._centroid_list()[index]
 
     def as_array(self) -> NDArray[np.float64]:
         """``(N, 3)`` float64 array of ``x, y, brightness`` (centred pixels), in

@@ -792,6 +792,22 @@ def test_result_views_agree():
     assert "ExtractionResult(" in repr(res)
 
 
+def test_the_centroid_list_is_the_callers_own():
+    """``centroids`` handed out the result's own list: reversing or trimming it changed
+    the result (its length, its brightest-first order, and what a later solve of it
+    matched). Each call gives a new list, as tetra3rs's does."""
+    img, _ = synthetic_scene(0.6, seed=14)
+    res = extract_centroids(img)
+    before = res.as_array().copy()
+    cs = res.centroids
+    cs.reverse()
+    del cs[:5]
+    assert len(res) == len(res.centroids) == len(before) == len(cs) + 5
+    assert [c.x for c in res.centroids] == before[:, 0].tolist()
+    assert [c.x for c in res] == before[:, 0].tolist() and res[0].x == before[0, 0]
+    assert res.centroids is not res.centroids
+
+
 def test_centroids_to_array_forms_and_errors():
     cs = [Centroid(1, 2, 30), Centroid(3, 4, 20)]
     xy, b = centroids_to_array(cs)
