@@ -206,6 +206,16 @@ MUTANTS: list[Mutant] = [
         ("max(crowd, uniform)", "crowd"),
     ], [T_FMP, T_SOLVER, T_FALSE], "local density without the uniform floor"),
     # -- refinement --------------------------------------------------------------------
+    Mutant("centroids-given-order", S + "solver/solve.py", [
+        ("    order = _brightness_order(brightness)\n", "    order = None\n"),
+        ("order = _brightness_order(centroids[:, 2]) if centroids.shape[1] == 3 else None",
+         "order = None"),
+    ], [T_SOLVER], "centroids taken in the order given, not brightest first"),
+    Mutant("camera-scale-kept", S + "solver/refinement.py", [
+        ("        fit = _refit_scale(frame, v_all, hyp.parity, radius_px, iterations, "
+         "sigma_clip,\n", "        fit = None and _refit_scale(frame, v_all, hyp.parity, "
+         "radius_px, iterations, sigma_clip,\n"),
+    ], [T_SOLVER], "a camera model's focal length kept however far off the stars put it"),
     Mutant("refine-clip-scale", S + "solver/backends/reference.py", [
         ("keep = err <= max(sigma_clip * 1.4826 * median(err[core]), floor)",
          "keep = err <= max(sigma_clip * median(err[core]), floor)"),
@@ -214,6 +224,16 @@ MUTANTS: list[Mutant] = [
     Mutant("calib-mad-scale", S + "calibration/lsq.py", [
         ("return float(math.sqrt(2.0) * 1.4826 * mad)", "return float(1.4826 * mad)"),
     ], [T_CONTAM], "robust rms of one axis taken for the 2-D length"),
+    Mutant("calib-orders-share-pairs", S + "calibration/validation.py", [
+        ("fitted = fit_camera([dataclasses.replace(im) for im in images], cameras, width,\n"
+         "                                height, options, order)",
+         "fitted = fit_camera(images, cameras, width, height, options, order)"),
+    ], [S + "calibration/tests/test_validation.py"],
+        "select_order fits every order to the pairs the last one re-matched"),
+    Mutant("calib-direction-tie-inverse", S + "calibration/fit.py", [
+        ("        if (primary == \"auto\" and not provisional\n", "        if (False\n"),
+    ], [S + "calibration/tests/test_direction.py"],
+        "a tie between the two directions always goes pixel -> sky"),
     # -- extraction --------------------------------------------------------------------
     Mutant("extract-subpixel-sign", S + "extraction/blobs.py", [
         ("off = np.clip(0.5 * (lv[:, 0] - lv[:, 2]) / c2, -0.5, 0.5)",

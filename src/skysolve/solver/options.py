@@ -128,8 +128,21 @@ _projection = partial(_args.choice, choices=PROJECTIONS, allow_none=True)
 _MIN_PATTERN_STARS = 4
 #: Most pattern stars: the brightest-first pattern list has ``C(n, 4)`` entries.
 MAX_PATTERN_STARS_LIMIT = 50
-_pattern_stars = partial(_args.count, minimum=_MIN_PATTERN_STARS,
-                         maximum=MAX_PATTERN_STARS_LIMIT)
+
+
+def _pattern_stars(value: Any, name: str) -> int:
+    """A count of at least four; above :data:`MAX_PATTERN_STARS_LIMIT` (which tetra3rs
+    takes) the brightest that many, with a warning."""
+    n = _args.count(value, name, minimum=_MIN_PATTERN_STARS)
+    if n > MAX_PATTERN_STARS_LIMIT:
+        most = MAX_PATTERN_STARS_LIMIT
+        warn_caller(f"{name}={n}: patterns are drawn from at most the brightest {most} "
+                    f"centroids ({math.comb(most, 4):,} patterns); those are used",
+                    UserWarning)
+        return MAX_PATTERN_STARS_LIMIT
+    return n
+
+
 _patterns_checked = partial(_args.count, minimum=1, allow_none=True)
 #: Fewest matches for which ``refine_scale=None`` refines the plate scale of a camera model.
 MIN_SCALE_MATCHES = 20
@@ -201,7 +214,8 @@ class SolveOptions(Options):
         24, type="int", check=_pattern_stars, doc=f"""
         How many centroids form patterns: the brightest ones, after dropping
         any closer to a brighter one than the database's pattern-star
-        separation ({_MIN_PATTERN_STARS} to {MAX_PATTERN_STARS_LIMIT}). Patterns
+        separation (at least {_MIN_PATTERN_STARS}; above {MAX_PATTERN_STARS_LIMIT}, the
+        brightest {MAX_PATTERN_STARS_LIMIT} with a warning). Patterns
         are tried brightest first, so more stars only help frames whose
         brightest stars are mostly not in the catalog (false detections,
         satellites), at up to ``C(n, 4)`` patterns. When the scale is searched
@@ -359,7 +373,11 @@ class SolveOptions(Options):
         aberration, focus) from the matched stars after refinement; the result's
         ``camera_model`` carries the refined focal length. None: when at least
         {MIN_SCALE_MATCHES} stars matched; False: keep the camera's focal length.
-        Without a camera model the focal length is always fitted.""")
+        Unless False, a camera whose focal length the matched stars put 0.1-10 %
+        off, fitting their own scale far better, is taken for a wrong one (a
+        nominal field of view, another lens): the solve goes on from the stars'
+        scale, with a warning. Without a camera model the focal length is always
+        fitted.""")
 
     def _check_together(self) -> None:
         values = self.__dict__  # (read directly: ~2 us of getattr calls a solve)

@@ -61,7 +61,7 @@ from .result import SolveResult
 from .verification import binomial_tail, log_binomial_tail
 
 __all__ = ["Refined", "refine", "refine_field", "refit_wider", "build_result", "mostly_chance",
-           "one_sigma_t", "ARCSEC_PER_RAD"]
+           "one_sigma_t", "ARCSEC_PER_RAD", "MAX_SCALE_CHANGE"]
 
 #: Fits of a radial lens term at most (each from the stars the previous one matched, while
 #: the refit matches better: a strong term brings in the field's edge in steps).
@@ -139,9 +139,14 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
                                                          iterations, sigma_clip, clean,
                                                          (R, f, img_idx, rows, err))
     scale_free = not frame.fixed_camera
-    if frame.fixed_camera and _scale_wanted(frame.refine_scale, len(img_idx)):
+    if frame.fixed_camera and frame.refine_scale is not False:
         f0 = f
-        R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity, err)
+        fit = _refit_scale(frame, v_all, hyp.parity, radius_px, iterations, sigma_clip,
+                           (R, f, img_idx, rows, err))
+        if fit is not None:
+            R, f, img_idx, rows, err = fit
+        if _scale_wanted(frame.refine_scale, len(img_idx)):
+            R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity, err)
         scale_free = f != f0
     ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, rows_of(idx_all, rows), err,
                   fitted=3 + scale_free)
@@ -819,20 +824,20 @@ def _scale_wanted(mode: bool | None, n_matches: int) -> bool:
     return bool(mode) if mode is not None else n_matches >= MIN_SCALE_MATCHES
 
 
-# A plate scale further than this from the camera's is not a per-image change but a
-# wrong camera or a bad match: the camera's focal length is kept then.
-_MAX_SCALE_CHANGE = 1e-3
+#: A plate scale further than this from the camera's is not a per-image change but a
+#: wrong camera or a bad match: the camera's focal length is kept then, unless the
+#: stars clearly fit another (:data:`_WRONG_SCALE_MAX`).
+MAX_SCALE_CHANGE = 1e-3
 
 
-def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.float64],
-                  R: NDArray[np.float64], f: float, parity: bool,
-                  err: NDArray[np.float64]) -> tuple[NDArray[np.float64], float,
-                                                     NDArray[np.float64]]:
+def _scale_fit(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.float64],
+               R: NDArray[np.float64], f: float, parity: bool, err: NDArray[np.float64],
+               limit: float) -> tuple[NDArray[np.float64], float, NDArray[np.float64]]:
     """Attitude and focal length refitted to the kept pairs (see the module notes): two
     alternations of the backend's ``fit_pairs``; about an optical centre off the image's,
     on to their fixed point when the second still moved the focal length
-    (``converged_fit``, as the refinement's passes do), unless that lies beyond
-    :data:`_MAX_SCALE_CHANGE`."""
+    (``converged_fit``, as the refinement's passes do); the given ``(R, f, err)`` when
+    the fit fails or moves the focal length by more than ``limit`` of it."""
     ideal = np.ascontiguousarray(frame.ideal[img_idx])
     use = np.arange(len(ideal), dtype=np.intp)
     be = frame.backend
@@ -845,11 +850,65 @@ def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.flo
     if frame.centre != (0.0, 0.0):
         R2, f2, err2 = be.converged_fit(ideal, v_cat, use, R1, f1, f_from, err1, parity,
                                         frame.proj)
-        if abs(f2 / f - 1.0) <= _MAX_SCALE_CHANGE:
+        if abs(f2 / f - 1.0) <= limit:
             return R2, f2, err2
-    if abs(f1 / f - 1.0) > _MAX_SCALE_CHANGE:
+    if abs(f1 / f - 1.0) > limit:
         return R, f, err
     return R1, f1, err1
+
+
+def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.float64],
+                  R: NDArray[np.float64], f: float, parity: bool,
+                  err: NDArray[np.float64]) -> tuple[NDArray[np.float64], float,
+                                                     NDArray[np.float64]]:
+    """This image's plate scale (:func:`_scale_fit`) within :data:`MAX_SCALE_CHANGE` of
+    the camera's."""
+    return _scale_fit(frame, img_idx, v_cat, R, f, parity, err, MAX_SCALE_CHANGE)
+
+
+#: A camera model whose focal length the matched stars put further off than
+#: :data:`MAX_SCALE_CHANGE` (and at most this far) is taken for a wrong one when freeing
+#: the focal length lowers their chi-square by more than :data:`_WRONG_SCALE_DROP` (1
+#: degree of freedom: that many of its variance): the solve goes on from the stars'
+#: scale, and says so (``SolveResult.camera_model``; a warning in
+#: :func:`~skysolve.solver.solve.solve`). A nominal ``CameraModel.from_fov(11.4, ...)``
+#: of the real frames (11.42 deg) left them at 28" rms, 4 times the right camera's, and
+#: 11.2 or 11.0 deg at 226-240", the answer 0.11 deg off with 13 stars, where tetra3rs,
+#: which fits the focal length, was right.
+_WRONG_SCALE_MAX = 0.1
+_WRONG_SCALE_DROP = 25.0
+#: Refits of a wrong camera's scale at most, each from the stars the last one matched.
+_WRONG_SCALE_ROUNDS = 3
+
+
+def _refit_scale(frame: Frame, v_all: NDArray[np.float64], parity: bool, radius_px: float,
+                 iterations: int, sigma_clip: float, fit: tuple):
+    """The refinement ``fit`` = ``(R, f, image rows, cone rows, residuals)`` of a fixed
+    camera redone at the focal length its matched stars fit, when that lies further
+    from the camera's than :data:`MAX_SCALE_CHANGE` and fits them clearly better (see
+    :data:`_WRONG_SCALE_MAX`), and the redone passes match as many stars; again from
+    those while the scale still moves so (the stars of a scale 2 % off are matched
+    wrongly at the edge); else None."""
+    out = None
+    f_camera = fit[1]
+    for _ in range(_WRONG_SCALE_ROUNDS):
+        R, f, img_idx, rows, err = fit
+        n = len(img_idx)
+        if n < 5:
+            break
+        R1, f1, err1 = _scale_fit(frame, img_idx, v_all[rows], R, f, parity, err,
+                                  _WRONG_SCALE_MAX)
+        if abs(f1 / f - 1.0) <= MAX_SCALE_CHANGE or abs(f1 / f_camera - 1.0) > _WRONG_SCALE_MAX:
+            break
+        # residuals per coordinate of the free fit (2n equations, 4 parameters)
+        chi0, chi1 = float(err @ err), float(err1 @ err1)
+        if not chi0 - chi1 > _WRONG_SCALE_DROP * chi1 / max(2 * n - 4, 1):
+            break
+        ok, *again = _passes(frame, v_all, R1, f1, parity, radius_px, iterations, sigma_clip)
+        if not ok or len(again[2]) < n:
+            break
+        fit = out = tuple(again)
+    return out
 
 
 def one_sigma_t(dof: int) -> float:

@@ -38,11 +38,12 @@ from .frame import CatalogView, Frame, make_frame
 from .generation import fov_bounds_text
 from .lost_in_space import Cone, all_combos, search
 from .options import SolveOptions
-from .refinement import ARCSEC_PER_RAD
+from .refinement import ARCSEC_PER_RAD, MAX_SCALE_CHANGE
 from .result import SolveFailure, SolveResult
 from .tracking import HINT_REACH, beyond_image, hint_offset, hint_reach, track, track_scales
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..camera.model import CameraModel
     from .database import PatternDatabase
 
 __all__ = ["solve", "solve_from_centroids", "SOLVE_DOC"]
@@ -228,7 +229,8 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
     ``DataFrame``) are converted from ``origin`` (required) and its rows ordered by a
     flux column when it has one (with a ``flags`` column, as ``ExtractionResult.to_table``
     writes, its ``'doubtful'`` rows after the others); arrays are converted from
-    ``origin``.
+    ``origin``, and they and lists of centroids ordered by their brightness unless it is
+    in order already (:func:`_brightness_order`); an ``ExtractionResult`` keeps its own.
     """
     if (type(centroids) is np.ndarray and centroids.dtype == np.float64
             and centroids.ndim == 2 and centroids.shape[1] in (2, 3)
@@ -236,7 +238,9 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
         # the usual input, as centroids_to_array takes it without its type tests and its
         # finiteness test (~2.5 us a solve): _check_extent, which every solve runs next,
         # refuses a NaN or an infinite position with the same message
-        return centroids[:, :2].copy(), None
+        xy = centroids[:, :2].copy()
+        order = _brightness_order(centroids[:, 2]) if centroids.shape[1] == 3 else None
+        return (xy, None) if order is None else (xy[order], order)
     if type(centroids) is not np.ndarray or centroids.dtype.names:  # (plain arrays: as fast)
         centroids = as_table(centroids)
     if is_table(centroids):
@@ -268,14 +272,34 @@ def _positions(centroids: Any, origin: str | None, width: int, height: int
         order = (np.argsort(-flux, kind="stable") if doubt is None
                  else np.lexsort((-flux, doubt)))
         return xy[order], order
-    xy, _ = centroids_to_array(centroids, name="centroids")
+    xy, brightness = centroids_to_array(centroids, name="centroids")
     if origin not in (None, "center"):
         if isinstance(centroids, ExtractionResult) or hasattr(
                 next(iter(centroids), None), "brightness"):
             raise InvalidArgumentError(
                 f"origin={origin!r}: Centroid objects are always in centred pixels")
         xy = centred_positions(xy, origin, width, height)
-    return xy, None
+    if brightness is None or isinstance(centroids, ExtractionResult):
+        return xy, None  # (an extraction's order: its doubtful stars after the others)
+    order = _brightness_order(brightness)
+    return (xy, None) if order is None else (xy[order], order)
+
+
+def _brightness_order(brightness: np.ndarray) -> np.ndarray | None:
+    """The rows brightest first (stable), or None to keep the given order: a list
+    brightest first, or in two groups each brightest first (an extraction's list, its
+    doubtful stars after the others: ``demote_doubtful``), is taken as given.
+
+    Solves draw their patterns from the first stars, and tetra3rs sorts them by
+    brightness itself: centroids from another extractor, listed by position or label
+    with a flux column, did not solve (the real frames' own centroids shuffled:
+    ``no_match``, where tetra3rs found them).
+    """
+    if np.count_nonzero(brightness[1:] > brightness[:-1]) <= 1:
+        return None
+    if not np.isfinite(brightness).all():
+        brightness = _faintest_when_unknown(brightness)
+    return np.argsort(-brightness, kind="stable")
 
 
 #: An answer whose residuals hold a smooth field over the image (a lens model that does
@@ -349,13 +373,30 @@ def _warn_if_loose(result: SolveResult, radius_px: float) -> None:
         "a calibrated camera_model)", LensModelWarning)
 
 
+def _warn_if_rescaled(result: SolveResult, camera: CameraModel | None) -> None:
+    """A ``UserWarning`` when the answer's stars took the focal length of a
+    ``camera_model`` they put clearly off (see ``refinement._refit_scale``): the camera
+    may be another lens's, or a nominal one."""
+    if camera is None:
+        return
+    change = result.camera_model.focal_length_px / camera.focal_length_px - 1.0
+    if abs(change) <= MAX_SCALE_CHANGE:
+        return
+    warn_caller(
+        f"the matched stars put camera_model's focal length {change:+.2%} off "
+        f"({camera.focal_length_px:.6g} px; they fit {result.camera_model.focal_length_px:.6g} "
+        f"px, a horizontal field of {result.fov_deg:.4g} deg): the answer uses theirs "
+        "(result.camera_model); check the camera model (another lens or focus, or a "
+        "nominal one?), or pass refine_scale=False to keep its focal length", UserWarning)
+
+
 def _faintest_when_unknown(flux: np.ndarray) -> np.ndarray:
     """The flux column with its masked or non-finite values as the faintest (a NaN first
     in the table was kept first, one further down went last), said in a warning."""
 
     bad = ~np.isfinite(flux)
     warn_caller(
-        f"centroids: the flux of {int(bad.sum())} of {len(flux)} table rows is masked or "
+        f"centroids: the flux of {int(bad.sum())} of {len(flux)} rows is masked or "
         "not finite; those stars are taken as the faintest", UserWarning)
     return np.where(bad, -np.inf, flux)
 
@@ -599,6 +640,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         if res is not None:
             if warn_loose:
                 _warn_if_loose(res, radius_px)
+                _warn_if_rescaled(res, cam)
             return _in_input_order(res, order)
         if options.strict_hint:
             return fail(*_strict_failure(len(xy), options.hint_uncertainty))
@@ -620,6 +662,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     if result is not None:
         if warn_loose:
             _warn_if_loose(result, radius_px)
+            _warn_if_rescaled(result, cam)
         return _in_input_order(result, order)
     return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone,
                                  (width, height), be, widest, fisheye, verified[0]))
