@@ -102,7 +102,9 @@ fit asked for ``'inverse'`` is compared with the forward fit the same way, and a
 ``UserWarning`` says so when that one would have been kept. A polynomial of order
 2-5 is also fitted at the next order, and a ``UserWarning`` says so when that holds
 the stars better than their noise could account for and moves the mapping by more
-than ``mapping_sigma_px`` (:func:`_warn_order`).
+than ``mapping_sigma_px`` (:func:`_warn_order`); at order 6 the radial model is, and
+a warning says so when it holds them better with its few parameters
+(:func:`_warn_radial_better`).
 After the fit: the magnitude bins' residual bias and scatter, the weights they
 give (:mod:`skysolve.calibration.stars`), the parameter covariance, held-out
 residuals (:mod:`skysolve.calibration.validation`) and bootstrap uncertainties
@@ -206,7 +208,7 @@ import numpy as np
 
 from .._options import with_options
 from ..camera.distortion import MAX_POLYNOMIAL_ORDER
-from ..errors import warn_caller
+from ..errors import InvalidArgumentError, warn_caller
 from .compare import chi_square_drop, drop_z, kept_rms, mapping_gap
 from .engine import (
     MAX_NOISE_RATIO,
@@ -371,14 +373,34 @@ def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
     return {**out, "rmse_after": rms(res[fitted.inliers]), "n_in": int(fitted.inliers.sum())}
 
 
+#: A radial fit whose stars reach less than this share of the way to the image's corners
+#: warns that the camera beyond them is an extrapolation (:func:`_warn_fixed_terms`): its
+#: ``k2`` and ``k3`` terms grow as the 5th and 7th power of the radius. 12 frames of a
+#: 1280 x 960 lens whose stars reached 250-350 px of the 800 to the corners were off by
+#: 30-1,500 px there (at up to 6.7 times mapping_sigma_px, rms) where the fit did not
+#: fold over, silently; reaching 450 px, 6-15 px at 0.7-1.2 times; 550 px, under 1 px.
+_RADIAL_REACH = 0.5
+
+
 def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
     """Say so when a radial fit kept ``k3`` (and ``k2``) at 0 to stay one-to-one over the
-    image (see :func:`~skysolve.calibration.engine.fit_camera`)."""
+    image (see :func:`~skysolve.calibration.engine.fit_camera`), or when its stars reach
+    less than :data:`_RADIAL_REACH` of the way to the corners."""
     basis = fitted.problem.basis
-    if basis.kind != "radial" or basis.radial_terms == 3:
+    if basis.kind != "radial":
+        return
+    reach, corner = star_reach(fitted, width, height)
+    if basis.radial_terms == 3:
+        if reach >= _RADIAL_REACH * corner:
+            return
+        warn_caller(f"the matched stars reach only {reach:.0f} px from the image centre (its "
+                    f"corners are {corner:.0f} px out): the radial distortion fitted to them "
+                    "grows beyond them as the 5th and 7th power of the radius (k2, k3), and "
+                    f"the camera beyond {reach:.0f} px is an extrapolation that may be off by "
+                    "far more than mapping_sigma_px says; calibrate with frames whose stars "
+                    "reach nearer the corners, or with model='polynomial'", UserWarning)
         return
     fixed = " and ".join(f"k{j}" for j in range(basis.radial_terms + 1, 4))
-    reach, corner = star_reach(fitted, width, height)
     warn_caller(f"the matched stars reach only {reach:.0f} px from the image centre (its "
                 f"corners are {corner:.0f} px out), and the radial distortion fitted to them "
                 f"folded over inside the image: {fixed} fixed at 0; the camera beyond "
@@ -491,8 +513,12 @@ def _warn_order(fitted: Fitted, result: CalibrateResult, images: list[Any],
     shared parameter) are not tested.
     """
     p, order = fitted.problem, fitted.problem.basis.order
-    if (options.model != "polynomial" or options.select_order
-            or not 2 <= order < MAX_POLYNOMIAL_ORDER):
+    if options.model != "polynomial" or order < 2:
+        return
+    if order == MAX_POLYNOMIAL_ORDER:
+        _warn_radial_better(fitted, result, images, cameras, width, height, options)
+        return
+    if options.select_order:
         return
     # the next order's terms (each of x and y) must leave the equations to spare that
     # fitting the centres asks for, or its fit is refused or fits the noise
@@ -517,6 +543,42 @@ def _warn_order(fitted: Fitted, result: CalibrateResult, images: list[Any],
                 f"more than mapping_sigma_px says (median {sigma:.2g} px; it covers the noise "
                 f"only), most in the corners; try order={order + 1} or select_order=True",
                 UserWarning)
+
+
+def _warn_radial_better(fitted: Fitted, result: CalibrateResult, images: list[Any],
+                        cameras: list[Any], width: int, height: int,
+                        options: CalibrationOptions) -> None:
+    """At the highest order, where no next one can be tried (:func:`_warn_order`): say so
+    when the radial model, of far fewer parameters, holds the stars better than the
+    polynomial by more than the noise could account for, and puts the sky farther from
+    it than ``mapping_sigma_px`` says. A lens with a ``k3`` term (its 7th power of the
+    radius) at order 6, 8 frames of 150 stars: 1.1-1.9 px off in the corners at 2.3-2.5
+    times the stated uncertainty, the residual pattern's test mostly silent; the radial
+    model holds it to 0.1 px."""
+    try:
+        radial = fit_camera([dataclasses.replace(im) for im in images], cameras, width, height,
+                            options.replace(model="radial"))
+    except InvalidArgumentError:
+        return  # (it folds over inside the image: no better)
+    # a polynomial that holds the lens beats the radial model's chi-square by about its
+    # extra parameters; one it beats by more than the noise of as many is wanting
+    drop = chi_square_drop(fitted, radial)
+    k = fitted.problem.n_glob
+    if not drop > ORDER_WARN_Z * math.sqrt(2 * k):
+        return
+    gap = mapping_gap(fitted, radial, width, height)
+    gap_rms = math.sqrt(float(np.mean(gap ** 2))) if len(gap) else 0.0
+    sigma = float(np.nanmedian(result.sigma_map()[2]))
+    if not gap_rms > sigma:
+        return
+    order = fitted.problem.basis.order
+    warn_caller(f"the radial model (model='radial'), with {radial.problem.n_glob} shared "
+                f"parameters, holds the matched stars better than the polynomial of order "
+                f"{order} with {k} (chi-square {drop:.0f} lower), and puts the sky up to "
+                f"{gap.max():.2g} px (rms {gap_rms:.2g} px) from where it does: the lens is "
+                "no polynomial of this order, and the camera is off by more than "
+                f"mapping_sigma_px says (median {sigma:.2g} px; it covers the noise only), "
+                "most in the corners; try model='radial'", UserWarning)
 
 
 def _warn_rejected_images(fitted: Fitted, results: list[Any]) -> None:

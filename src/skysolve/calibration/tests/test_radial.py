@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -118,6 +119,28 @@ def test_a_fit_that_would_fold_over_inside_the_image_keeps_k3_at_zero(small_db):
                                            gx[inside], gy[inside])
                           for i, R in enumerate(rots)])
     assert math.sqrt(np.mean(err ** 2)) < 0.1
+
+
+def test_stars_short_of_the_corners_say_the_camera_beyond_is_extrapolated(small_db):
+    """12 frames of a lens with k1 and k2, stars within 300 px of the 800 to the corners:
+    the radial fit did not fold over and said nothing, 1,400 px off in the corners at
+    6.7 times its stated uncertainty (rms) through k2 and k3 extrapolated. It warns now;
+    stars reaching 550 px fit it to under a pixel, and do not warn."""
+    w, h = 1280, 960
+    truth = CameraModel.from_fov(20.0, w, h, crpix=(25.0, -18.0), distortion=RadialDistortion(
+        k1=-0.05, k2=0.01, scale=0.5 * math.hypot(w, h)))
+    rots = random_attitudes(12, rng=101)
+    pairs = synthetic_solves(small_db, [truth] * 12, rots, 0.1, seed=1, max_stars=150)
+    with pytest.warns(UserWarning, match=r"reach only 2\d\d px .* 800 px out.* extrapolation"):
+        small_db.calibrate_camera(*within_radius(*pairs, 300.0), model="radial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        cal = small_db.calibrate_camera(*within_radius(*pairs, 550.0), model="radial")
+    gx, gy = (a.ravel() for a in np.meshgrid(np.linspace(-w / 2, w / 2, 17),
+                                             np.linspace(-h / 2, h / 2, 17)))
+    err = np.concatenate([mapping_error_px(cal.image_camera(i), cal.rotations[i], truth, R,
+                                           gx, gy) for i, R in enumerate(rots)])
+    assert err.max() < 1.0
 
 
 def test_folds_over_finds_turns_of_the_radius_inside_the_image():
