@@ -761,9 +761,16 @@ _OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2
 #: would move the reference point), ``PSi_m`` and PinPoint's ``TRi_n`` (as solve-field),
 #: and a lookup-table distortion's (``CPDISj``, ``DPj.*``, ``D2IMDISj``, ...: astropy reads
 #: a file's WCS with its tables, an HST frame's on top of the new SIP).
+#: So is the primary WCS's matrix in every spelling wcslib reads: any axis (``PC3_3`` of
+#: a colour cube's three-axis WCS), leading zeros (``PC01_01``) and the 1996 draft's
+#: ``PC001001``/``CD001001``: a ``PCi_j`` left beside the new ``CDi_j`` makes wcslib take
+#: the PC matrix with unit ``CDELT`` and drop the CD one (a .new 90 deg off at its
+#: corners). A cube's other axes keep their ``CTYPE3`` .. ``CDELT3``; alternate WCSs
+#: (``PC1_1A``) are left alone.
 _OLD_WCS_FAMILIES = re.compile(r"^(?:A|B|AP|BP)_\d+_\d+$|^P[VS]\d+_\d+$|^TR[12]_\d+$"
                                r"|^(?:CPDIS|CPERR|D2IMDIS|D2IMERR)\d$|^(?:DP|DQ|D2IM)\d\."
-                               r"|^D2IMEXT$|^AXISCORR$")
+                               r"|^D2IMEXT$|^AXISCORR$"
+                               r"|^(?:PC|CD)\d+_\d+$|^(?:PC|CD)\d{6}$")
 
 
 def replace_wcs(header: Any, wcs: Any) -> None:

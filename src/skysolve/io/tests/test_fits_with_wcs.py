@@ -51,6 +51,8 @@ def _max_error_arcsec(header: fits.Header, hdul: fits.HDUList | None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wcs = WCS(header, hdul)
+        if wcs.naxis > 2:  # (a cube's: its celestial axes)
+            wcs = wcs.celestial
     col, row = np.meshgrid(np.linspace(0, W - 1, 9), np.linspace(0, H - 1, 7))
     ra, dec = wcs.all_pix2world(col.ravel(), row.ravel(), 0)
     t_ra, t_dec = camera.pixel_to_world(col.ravel() + 0.5 - W / 2, row.ravel() + 0.5 - H / 2, R)
@@ -116,6 +118,37 @@ def test_replace_wcs_leaves_no_old_polynomial_for_astropy_to_apply():
     assert _max_error_arcsec(merged, None, plain) > 10.0  # (astropy uses the old SIP)
     with pytest.raises(TypeError, match="header must be"):
         replace_wcs(dict(old), solution)
+
+
+@pytest.mark.parametrize("old", [
+    {"PC001001": 0.5, "PC001002": 0.5, "PC002001": -0.5, "PC002002": 0.5},  # 1996 draft
+    {"PC01_01": 0.5, "PC01_02": 0.5, "PC02_01": -0.5, "PC02_02": 0.5},  # leading zeros
+    {"WCSAXES": 3, "CTYPE3": "RGB", "CRVAL3": 1.0, "CRPIX3": 1.0, "CDELT3": 1.0,
+     "PC1_1": 1.0, "PC2_2": 1.0, "PC3_3": 1.0},  # a colour cube's three axes
+    {"CD001001": -1e-3, "CD002002": 1e-3},
+], ids=["PC001001", "PC01_01", "PC3_3", "CD001001"])
+def test_replace_wcs_leaves_no_old_matrix_in_any_spelling(old):
+    """A solution in the CD form (as ``skysolve-field`` writes its ``.new``) over a header
+    whose old matrix is spelt otherwise than ``PC1_1``: the old cards stayed, and wcslib,
+    finding a PC matrix, took it with unit CDELT and dropped the new CD matrix (the
+    ``.new`` 90 deg off at its corners). A cube's third axis keeps its own cards."""
+    from skysolve.io.wcs import replace_wcs
+
+    plain = CAMERA.replace(distortion=None)
+    solution = wcs_to_header(camera_to_wcs(plain, R))
+    cd = np.diag([solution["CDELT1"], solution["CDELT2"]]) @ np.array(
+        [[solution.get(f"PC{i}_{j}", float(i == j)) for j in (1, 2)] for i in (1, 2)])
+    for key in ("CDELT1", "CDELT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2"):
+        solution.remove(key, ignore_missing=True)
+    for (i, j), value in np.ndenumerate(cd):
+        solution[f"CD{i + 1}_{j + 1}"] = value
+    header = fits.Header({"NAXIS": 2, "NAXIS1": W, "NAXIS2": H, "CTYPE1": "RA---TAN",
+                         "CTYPE2": "DEC--TAN", "CRVAL1": 10.0, "CRVAL2": 41.0,
+                         "CRPIX1": 320.5, "CRPIX2": 240.5, "CDELT1": -0.01,
+                         "CDELT2": 0.01, **old})
+    replace_wcs(header, solution)
+    assert _max_error_arcsec(header, None, plain) < 0.01
+    assert header.get("CTYPE3") == old.get("CTYPE3")
 
 
 def _decompressed_checksum_warnings(path, tmp_path) -> list[str]:
