@@ -494,6 +494,10 @@ def _parse_section_text(text: str) -> tuple[int | slice, ...]:
         raise InvalidArgumentError(f"section {text!r} is empty; expected e.g. '[:2048, 44:2092]'")
     parts: list[int | slice] = []
     for raw in body.split(","):
+        if re.search(r"\d\s+[+-]?\d", raw):
+            raise InvalidArgumentError(
+                f"section {text!r}: {raw.strip()!r} holds two numbers apart by a space; "
+                "the entries are separated by commas, e.g. '[0:384, 0:512]'")
         item = re.sub(r"\s+", "", raw)
         match = _PART_RE.match(item)
         if match is None:
@@ -857,9 +861,9 @@ def _read_fits(path: Path, hdu: Any, section: Any) -> NDArray[Any]:
                         else f"data of shape {shape}, not a 2-D image")
             else:
                 what = f"a {type(h).__name__}, not image data"
-            raise InvalidArgumentError(
-                f"hdu={hdu!r}: {label} holds {what} (HDUs: {_describe_hdus(hdul)})"
-            )
+            told = "" if hdu is None else f"hdu={hdu!r}: "
+            raise InvalidArgumentError(f"{told}{label} holds {what} (HDUs: "
+                                       f"{_describe_hdus(hdul)})")
         core, lead = layout
         if 0 in core:
             raise InvalidArgumentError(f"{label} is an empty image (shape {core})")
@@ -1036,7 +1040,9 @@ def _read_tiff(path: Path) -> NDArray[Any]:
         with tifffile.TiffFile(path) as tif:
             if not tif.pages:
                 raise FileFormatError(f"{path} is a TIFF file without any image")
-            page = tif.pages[0]
+            page = _full_resolution_page(tif)
+            if page is not tif.pages[0]:
+                return _read_tiff_page(path, page)
             shape = tuple(int(n) for n in page.shape)
             axes = page.axes
             _check_size(math.prod(shape), shape, path)
@@ -1067,14 +1073,54 @@ def _read_tiff(path: Path) -> NDArray[Any]:
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, OSError, ...
         raise FileFormatError(f"{path} is a corrupted or truncated TIFF file: {exc}") from exc
     _warn_orientation(None if orientation is None else orientation.value, path, "TIFF")
+    return _tiff_pixels(data, axes, page.photometric)
+
+
+def _tiff_pixels(data: Any, axes: str, photometric: int) -> NDArray[Any]:
+    """A decoded TIFF page's pixels as an image: planar colour moved last, single axes
+    dropped, a MINISWHITE one inverted back."""
     data = np.asarray(data)
     if axes.startswith("S") and data.ndim == 3:
         data = np.moveaxis(data, 0, -1)  # planar colour: (S, Y, X) -> (Y, X, S)
     elif data.ndim > 2 and not axes.endswith("YXS"):
         data = np.squeeze(data)
-    if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE and data.dtype.kind in "ui":
-        data = np.iinfo(data.dtype).max - data  # stored inverted
+    if photometric == 0 and data.dtype.kind in "ui":  # MINISWHITE: stored inverted
+        data = np.iinfo(data.dtype).max - data
     return data
+
+
+def _full_resolution_page(tif: Any) -> Any:
+    """The TIFF page that holds the image: the first, unless it is marked a
+    reduced-resolution one (``NewSubfileType`` bit 0: a DNG's, a camera TIFF's preview),
+    when the largest full-resolution page -- a later one or one of its SubIFDs -- is
+    (a DNG-like file was solved at its 256 x 192 preview's size, its WCS 4 times too
+    coarse for the frame, without a word)."""
+    first = tif.pages[0]
+    if not int(getattr(first, "subfiletype", 0)) & 1:
+        return first
+    found = []
+    for page in tif.pages:
+        found.append(page)
+        found.extend(getattr(page, "pages", None) or ())
+    full = [p for p in found if not int(getattr(p, "subfiletype", 0)) & 1
+            and hasattr(p, "imagewidth")]
+    return max(full, key=lambda p: p.imagewidth * p.imagelength, default=first)
+
+
+def _read_tiff_page(path: Path, page: Any) -> NDArray[Any]:
+    """The full-resolution image ``page`` of a TIFF whose first page is a preview
+    (:func:`_full_resolution_page`); refused when it cannot be decoded, rather than
+    solving the preview."""
+    _check_size(math.prod(page.shape), tuple(page.shape), path)
+    try:
+        data = page.asarray()
+    except Exception as exc:
+        raise FileFormatError(
+            f"{path}: its full-resolution image ({page.imagewidth} x {page.imagelength}, "
+            f"compression {page.compression.name}) could not be decoded ({exc}); its first "
+            "image is a reduced-resolution preview, which is not solved in its place; "
+            "convert the file to FITS or a plain TIFF") from exc
+    return _tiff_pixels(data, page.axes, page.photometric)
 
 
 def _read_tiff_pillow(path: Path, tif: Any, orientation: Any) -> NDArray[Any]:

@@ -172,7 +172,8 @@ def test_fits_hdu_without_image(tmp_path):
 
 def test_fits_one_dimensional_and_empty(tmp_path):
     fits.PrimaryHDU(np.arange(10, dtype=np.float32)).writeto(tmp_path / "line.fits")
-    with pytest.raises(InvalidArgumentError, match=r"shape \(10,\), not a 2-D image"):
+    with pytest.raises(InvalidArgumentError, match=r"^\S*line.fits HDU 0 holds data of shape "
+                       r"\(10,\), not a 2-D image"):  # (no hdu=None: none was given)
         read_image(tmp_path / "line.fits")
     header = fits.Header()
     header["SIMPLE"] = True
@@ -734,6 +735,7 @@ def test_parse_section_objects():
     [
         ("[::2]", InvalidArgumentError, "steps"),
         ("[0:10:1]", InvalidArgumentError, "steps"),
+        ("[0:38 0:40]", InvalidArgumentError, "apart by a space.*separated by commas"),
         ("[1:2, 3:4, 5:6]", InvalidArgumentError, "1 or 2 entries"),
         ("[]", InvalidArgumentError, "empty"),
         ("", InvalidArgumentError, "empty"),
@@ -782,6 +784,33 @@ def test_tiff_first_page_and_min_is_white(tmp_path):
     grey = np.array([[0, 10], [200, 255]], np.uint8)
     tifffile.imwrite(tmp_path / "mw.tif", grey, photometric="miniswhite")
     np.testing.assert_array_equal(read_image(tmp_path / "mw.tif"), 255 - grey)
+
+
+@pytest.mark.parametrize("layout", ["subifd", "second page"])
+def test_a_tiff_whose_first_image_is_a_preview_reads_the_full_one(tmp_path, layout):
+    """A DNG or camera TIFF keeps a small RGB preview first, marked reduced-resolution,
+    and the frame in a SubIFD (or a later page): the preview was read and solved, every
+    pixel coordinate and the WCS of a 4 times smaller image. The full frame is read; one
+    that cannot be decoded is refused, not replaced by the preview."""
+    frame = _ramp(shape=(96, 128), dtype=np.uint16, seed=21)
+    preview = np.zeros((24, 32, 3), np.uint8)
+    path = tmp_path / "camera.tif"
+    sub = {"subifds": 1} if layout == "subifd" else {}
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(preview, subfiletype=1, **sub)
+        tif.write(frame, photometric="minisblack", compression="zlib")
+    np.testing.assert_array_equal(read_image(path), frame)
+    # a full frame that cannot be decoded (its compression tag says JPEG 2000 of zlib
+    # data): refused, naming the preview
+    with tifffile.TiffFile(path) as tif:
+        full = tif.pages[0].pages[0] if sub else tif.pages[1]
+        tag = full.tags["Compression"]
+        at, order = tag.valueoffset, "little" if tif.byteorder == "<" else "big"
+    raw = bytearray(path.read_bytes())
+    raw[at:at + 2] = (34712).to_bytes(2, order)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match="reduced-resolution preview"):
+        read_image(path)
 
 
 def test_tess_like_file_as_the_seed_reads_it(tmp_path):
