@@ -141,12 +141,16 @@ def refine(frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float, it
     scale_free = not frame.fixed_camera
     if frame.fixed_camera and frame.refine_scale is not False:
         f0 = f
-        fit = _refit_scale(frame, v_all, hyp.parity, radius_px, iterations, sigma_clip,
-                           (R, f, img_idx, rows, err))
-        if fit is not None:
-            R, f, img_idx, rows, err = fit
         if _scale_wanted(frame.refine_scale, len(img_idx)):
             R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity, err)
+        if f == f0:  # (not refined, or beyond this image's own scale: a wrong camera?)
+            fit = _refit_scale(frame, v_all, hyp.parity, radius_px, iterations, sigma_clip,
+                               (R, f, img_idx, rows, err))
+            if fit is not None:
+                R, f, img_idx, rows, err = fit
+                if _scale_wanted(frame.refine_scale, len(img_idx)):
+                    R, f, err = _refine_scale(frame, img_idx, v_all[rows], R, f, hyp.parity,
+                                              err)
         scale_free = f != f0
     ref = Refined(Hypothesis(R, f, hyp.parity), img_idx, rows_of(idx_all, rows), err,
                   fitted=3 + scale_free)
