@@ -881,6 +881,12 @@ def _refine_scale(frame: Frame, img_idx: NDArray[np.intp], v_cat: NDArray[np.flo
 #: which fits the focal length, was right.
 _WRONG_SCALE_MAX = 0.1
 _WRONG_SCALE_DROP = 25.0
+#: ... and leaves at most this share of their sum of squares: a focal length off the
+#: stars' takes most of it (the frames above: 1-6 % of it left), a distortion the camera
+#: lacks only some, freeing the focal length (TESS-like frames, their ~60 px of
+#: distortion left out of a camera of the right focal length: it moved 0.5-0.6 % on 6
+#: of 10 frames, and back on the others).
+_WRONG_SCALE_LEFT = 0.25
 #: Refits of a wrong camera's scale at most, each from the stars the last one matched.
 _WRONG_SCALE_ROUNDS = 3
 
@@ -894,7 +900,7 @@ def _refit_scale(frame: Frame, v_all: NDArray[np.float64], parity: bool, radius_
     those while the scale still moves so (the stars of a scale 2 % off are matched
     wrongly at the edge); else None."""
     out = None
-    f_camera = fit[1]
+    f_camera = frame.camera.focal_length_px
     for _ in range(_WRONG_SCALE_ROUNDS):
         R, f, img_idx, rows, err = fit
         n = len(img_idx)
@@ -904,9 +910,11 @@ def _refit_scale(frame: Frame, v_all: NDArray[np.float64], parity: bool, radius_
                                   _WRONG_SCALE_MAX)
         if abs(f1 / f - 1.0) <= MAX_SCALE_CHANGE or abs(f1 / f_camera - 1.0) > _WRONG_SCALE_MAX:
             break
-        # residuals per coordinate of the free fit (2n equations, 4 parameters)
+        # residuals per coordinate of the free fit (2n equations, 4 parameters); a wrong
+        # scale leaves the noise, a distortion the camera lacks most of what it had
         chi0, chi1 = float(err @ err), float(err1 @ err1)
-        if not chi0 - chi1 > _WRONG_SCALE_DROP * chi1 / max(2 * n - 4, 1):
+        if not (chi0 - chi1 > _WRONG_SCALE_DROP * chi1 / max(2 * n - 4, 1)
+                and chi1 < _WRONG_SCALE_LEFT * chi0):
             break
         ok, *again = _passes(frame, v_all, R1, f1, parity, radius_px, iterations, sigma_clip)
         if not ok or len(again[2]) < n:
