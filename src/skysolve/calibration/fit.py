@@ -205,6 +205,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._options import with_options
 from ..camera.distortion import MAX_POLYNOMIAL_ORDER
@@ -286,13 +287,20 @@ def _forward_holds_more(inverse: Fitted, forward: Fitted, n_pairs: int,
     return drop_z(chi_square_drop(inverse, forward), forward.problem.n_glob) > _FORWARD_Z
 
 
+#: Lower orders :func:`_forward_fits_lower_orders` looks at, at most (two fits each): the
+#: lens below was told at order 4 of 6; lenses either direction holds alike tie at every
+#: order, and looking down to order 2 took 5 times the calibration's time.
+_LOWER_ORDERS = 2
+
+
 def _forward_fits_lower_orders(inverse: Fitted, forward: Fitted, pristine: dict[int, Any],
                                cameras: list[Any], width: int, height: int,
                                options: CalibrationOptions, n_pairs: int) -> bool:
     """Whether a final fit whose two directions hold the stars alike at the order asked
     (neither keeps the other out by :func:`_forward_holds_more`) is the forward one: the
     direction whose polynomial holds them better at the next lower order at which one
-    does (order ``options.order - 1`` down to 2, from the pairs the solves gave).
+    does (orders ``options.order - 1`` and ``- 2``, :data:`_LOWER_ORDERS`, from the pairs
+    the solves gave).
 
     Two series that fit the stars alike need not agree beyond them: a lens's radial
     distortion is short sky -> pixel and long pixel -> sky, and where the solves left
@@ -306,7 +314,7 @@ def _forward_fits_lower_orders(inverse: Fitted, forward: Fitted, pristine: dict[
     if _forward_holds_more(forward, inverse, n_pairs):  # (the inverse holds more)
         return False
     indices = [im.index for im in inverse.problem.images]
-    for order in range(options.order - 1, 1, -1):
+    for order in range(options.order - 1, max(1, options.order - 1 - _LOWER_ORDERS), -1):
         inv, fwd = (fit_camera([dataclasses.replace(pristine[i]) for i in indices], cameras,
                                width, height, options.replace(polynomial_primary=d), order)
                     for d in ("inverse", "forward"))
@@ -393,10 +401,19 @@ def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
     if basis.radial_terms == 3:
         if reach >= _RADIAL_REACH * corner:
             return
-        warn_caller(f"the matched stars reach only {reach:.0f} px from the image centre (its "
-                    f"corners are {corner:.0f} px out): the radial distortion fitted to them "
-                    "grows beyond them as the 5th and 7th power of the radius (k2, k3), and "
-                    f"the camera beyond {reach:.0f} px is an extrapolation that may be off by "
+        # a circular fisheye's stars reach its image circle at most, short of the corners
+        gx, gy = (g.ravel() for g in np.meshgrid(
+            np.linspace(-width / 2 + 0.5, width / 2 - 0.5, _ROUND_TRIP_GRID),
+            np.linspace(-height / 2 + 0.5, height / 2 - 0.5, _ROUND_TRIP_GRID)))
+        sky = _sees_sky(fitted.camera(width, height).replace(distortion=None), gx, gy)
+        if not sky.all():
+            corner = float(np.hypot(gx, gy)[sky].max(initial=0.0))
+            if reach >= _RADIAL_REACH * corner:
+                return
+        warn_caller(f"the matched stars reach only {reach:.0f} px from the image centre (the "
+                    f"sky it images reaches {corner:.0f} px out): the radial distortion fitted "
+                    "to them grows beyond them as the 5th and 7th power of the radius (k2, k3), "
+                    f"and the camera beyond {reach:.0f} px is an extrapolation that may be off by "
                     "far more than mapping_sigma_px says; calibrate with frames whose stars "
                     "reach nearer the corners, or with model='polynomial'", UserWarning)
         return
@@ -414,6 +431,14 @@ _ROUND_TRIP_GRID = 33
 _ROUND_TRIP_PX = 0.1
 
 
+def _sees_sky(camera: Any, x: NDArray[np.float64], y: NDArray[np.float64]
+              ) -> NDArray[np.bool_]:
+    """Which pixels ``camera`` maps to a sky direction and back."""
+    with np.errstate(all="ignore"):
+        px, py = camera.vectors_to_pixel(camera.pixel_to_vectors(x, y))
+        return np.hypot(px - x, py - y) <= _ROUND_TRIP_PX
+
+
 def _warn_not_one_to_one(camera: Any, fitted: Fitted, width: int, height: int) -> None:
     """Say so when the fitted camera does not map the image one-to-one: a polynomial
     fitted to stars that stop short of the corners can turn over between them and the
@@ -428,7 +453,9 @@ def _warn_not_one_to_one(camera: Any, fitted: Fitted, width: int, height: int) -
     with np.errstate(all="ignore"):
         px, py = camera.vectors_to_pixel(camera.pixel_to_vectors(gx, gy))
         miss = np.hypot(px - gx, py - gy)
-    bad = ~(miss <= _ROUND_TRIP_PX)
+    # (the corners of a circular fisheye's image lie beyond its projection's widest
+    # angle: no camera maps them)
+    bad = ~(miss <= _ROUND_TRIP_PX) & _sees_sky(camera.replace(distortion=None), gx, gy)
     if not bad.any():
         return
     reach, corner = star_reach(fitted, width, height)
@@ -545,6 +572,13 @@ def _warn_order(fitted: Fitted, result: CalibrateResult, images: list[Any],
                 UserWarning)
 
 
+#: :func:`_warn_radial_better` fits the radial model where the polynomial's residual
+#: pattern (:func:`~skysolve.calibration.validation.residual_pattern`) stands at least
+#: this far above the noise (the k3 lens below: 4.4-8.4, short of significance at 5 in
+#: three draws of eight).
+_RADIAL_LOOK_Z = 2.0
+
+
 def _warn_radial_better(fitted: Fitted, result: CalibrateResult, images: list[Any],
                         cameras: list[Any], width: int, height: int,
                         options: CalibrationOptions) -> None:
@@ -555,6 +589,9 @@ def _warn_radial_better(fitted: Fitted, result: CalibrateResult, images: list[An
     radius) at order 6, 8 frames of 150 stars: 1.1-1.9 px off in the corners at 2.3-2.5
     times the stated uncertainty, the residual pattern's test mostly silent; the radial
     model holds it to 0.1 px."""
+    pattern = result.residual_pattern
+    if pattern is None or not pattern.z > _RADIAL_LOOK_Z:
+        return  # (a radial fit costs as much as the polynomial's: only where it may tell)
     try:
         radial = fit_camera([dataclasses.replace(im) for im in images], cameras, width, height,
                             options.replace(model="radial"))

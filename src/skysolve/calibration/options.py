@@ -157,9 +157,10 @@ class CalibrationOptions(Options):
         0 skips it.""")
     select_order: bool = option(False, type="bool", check=_args.flag, keyword_only=True, doc="""
         Polynomial model: fit every order from 2 to ``order`` (as high as the stars
-        constrain) and keep the lowest whose held-out residual is within 1 % of the
-        smallest and which no higher order fits clearly better than the noise allows
-        (see :mod:`skysolve.calibration.validation`; needs ``validation_folds``).""")
+        constrain) and keep, from the lowest whose held-out residual is within 1 % of
+        the smallest upwards, the first that no higher order fits clearly better than
+        the noise allows (see :mod:`skysolve.calibration.validation`; needs
+        ``validation_folds``).""")
     bootstrap: int = option(0, type="int", check=_resamples, keyword_only=True, doc="""
         Bootstrap refits (a wild bootstrap over the stars' residuals) for bootstrap
         uncertainties

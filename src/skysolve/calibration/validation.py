@@ -12,11 +12,13 @@ freedom than the stars support (a too-high polynomial order on few stars) fits
 their noise, and its held-out residuals grow beyond that while the in-sample
 ones shrink (:attr:`CalibrateResult.overfitting`).
 
-:func:`select_order` fits orders 2 .. ``order`` and keeps the lowest whose
-held-out rms is within :data:`ORDER_TOLERANCE` of the best and which no higher
-order beats by more than the noise could (a chi-square no more than :data:`ORDER_Z`
-standard deviations lower than the higher order's extra terms take out of the noise
-alone: :mod:`skysolve.calibration.compare`). The held-out rms, pooled over
+:func:`select_order` fits orders 2 .. ``order`` and, from the lowest whose held-out
+rms is within :data:`ORDER_TOLERANCE` of the best upwards, keeps the first that no
+higher order beats by more than the noise could (a chi-square no more than
+:data:`ORDER_Z` standard deviations lower than the higher order's extra terms take out
+of the noise alone: :mod:`skysolve.calibration.compare`), whether or not its own
+held-out rms is within the tolerance: the chi-square, over the same stars with the
+parameters counted, is the sharper test. The held-out rms, pooled over
 every star, barely moves for an error in the few stars near the corners: for a lens
 with ``k2`` and ``k3`` terms (8 frames of 150 stars) orders 3-6 scored within 4 %,
 and order 3 was kept, 0.8 px off in the corners at 2.9 times its stated

@@ -1094,7 +1094,8 @@ def _full_resolution_page(tif: Any) -> Any:
     reduced-resolution one (``NewSubfileType`` bit 0: a DNG's, a camera TIFF's preview),
     when the largest full-resolution page -- a later one or one of its SubIFDs -- is
     (a DNG-like file was solved at its 256 x 192 preview's size, its WCS 4 times too
-    coarse for the frame, without a word)."""
+    coarse for the frame, without a word). A DNG's is its raw colour mosaic, read as one
+    plane (the extraction takes a Bayer mosaic as it comes)."""
     first = tif.pages[0]
     if not int(getattr(first, "subfiletype", 0)) & 1:
         return first
@@ -1102,7 +1103,8 @@ def _full_resolution_page(tif: Any) -> Any:
     for page in tif.pages:
         found.append(page)
         found.extend(getattr(page, "pages", None) or ())
-    full = [p for p in found if not int(getattr(p, "subfiletype", 0)) & 1
+    # (a transparency or depth mask of the same size is marked too: 4, 16)
+    full = [p for p in found if int(getattr(p, "subfiletype", 0)) == 0
             and hasattr(p, "imagewidth")]
     return max(full, key=lambda p: p.imagewidth * p.imagelength, default=first)
 
@@ -1117,9 +1119,11 @@ def _read_tiff_page(path: Path, page: Any) -> NDArray[Any]:
     except Exception as exc:
         raise FileFormatError(
             f"{path}: its full-resolution image ({page.imagewidth} x {page.imagelength}, "
-            f"compression {page.compression.name}) could not be decoded ({exc}); its first "
+            f"compression {int(page.compression)}) could not be decoded ({exc}); its first "
             "image is a reduced-resolution preview, which is not solved in its place; "
             "convert the file to FITS or a plain TIFF") from exc
+    orientation = page.tags.get(_EXIF_ORIENTATION_TAG)
+    _warn_orientation(None if orientation is None else orientation.value, path, "TIFF")
     return _tiff_pixels(data, page.axes, page.photometric)
 
 
