@@ -296,7 +296,7 @@ class ExtractionResult:
     def centroids(self) -> list[Centroid]:
         """The stars as :class:`Centroid` objects, in :attr:`centroids`' order (a new
         list each time, as tetra3rs gives: reordering or trimming it leaves the result
-        as it was)."""
+        as it was; the objects in it are the result's own)."""
         return list(self._centroid_list())
 
     def _centroid_list(self) -> list[Centroid]:

@@ -765,7 +765,8 @@ _OLD_WCS = ("WCSAXES", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2
 #: a colour cube's three-axis WCS), leading zeros (``PC01_01``) and the 1996 draft's
 #: ``PC001001``/``CD001001``: a ``PCi_j`` left beside the new ``CDi_j`` makes wcslib take
 #: the PC matrix with unit ``CDELT`` and drop the CD one (a .new 90 deg off at its
-#: corners). A cube's other axes keep their ``CTYPE3`` .. ``CDELT3``; alternate WCSs
+#: corners). A cube's other axes keep their ``CTYPE3`` .. ``CRPIX3`` cards (under the
+#: new CD matrix wcslib reads their scale as 1, not ``CDELT3``); alternate WCSs
 #: (``PC1_1A``) are left alone.
 _OLD_WCS_FAMILIES = re.compile(r"^(?:A|B|AP|BP)_\d+_\d+$|^P[VS]\d+_\d+$|^TR[12]_\d+$"
                                r"|^(?:CPDIS|CPERR|D2IMDIS|D2IMERR)\d$|^(?:DP|DQ|D2IM)\d\."
