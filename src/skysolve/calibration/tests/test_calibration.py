@@ -84,13 +84,12 @@ def test_tess_pipeline_recovers_the_camera(tess_frames, tess_pipeline):
     cam = cal.camera_model
     assert isinstance(cam.distortion, PolynomialDistortion)
     assert cam.distortion.order == 6
-    # the passes that seed the next fit pixel -> sky (polynomial_primary 'auto'): they
-    # take sky -> pixel only for more stars at no larger an rms, which low-order forward
-    # fits hold only through their looser clipping. The final order-6 fit holds this
-    # camera (an order-4 sky -> pixel polynomial, tess_like_camera) to the noise either
-    # way, and is fitted sky -> pixel, which holds the stars better at a lower order
-    assert [c.camera_model.distortion.primary for _, c in passes] == [
-        "inverse", "inverse", "inverse", "forward"]
+    # every pass fits pixel -> sky (polynomial_primary 'auto'): the passes that seed the
+    # next take sky -> pixel only for more stars at no larger an rms, which low-order
+    # forward fits hold only through their looser clipping, and the final order-6 fit
+    # holds this camera (a sky -> pixel polynomial, tess_like_camera) to the noise either
+    # way: the two put the sky within half the noise of each other over every frame
+    assert all(c.camera_model.distortion.primary == "inverse" for _, c in passes)
     assert cam.parity_flip
     assert (cam.image_width, cam.image_height) == (W, H)
     assert not cal.crpix_fitted and np.all(cam.crpix == 0)  # kept at the solves' value
