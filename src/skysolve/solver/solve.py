@@ -297,6 +297,12 @@ def _brightness_order(brightness: np.ndarray) -> np.ndarray | None:
     """
     if np.count_nonzero(brightness[1:] > brightness[:-1]) <= 1:
         return None
+    if not np.any(brightness[1:] < brightness[:-1]):
+        warn_caller(
+            "centroids: their brightness rises down the whole list (the faintest first?); "
+            "they are taken brightest first. A third column of magnitudes, which fall as "
+            "brightness rises, reads backwards: give fluxes (e.g. 10**(-0.4 * mag))",
+            UserWarning)
     if not np.isfinite(brightness).all():
         brightness = _faintest_when_unknown(brightness)
     return np.argsort(-brightness, kind="stable")

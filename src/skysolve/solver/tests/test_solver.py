@@ -211,6 +211,11 @@ def test_an_order_by_brightness_in_two_groups_is_kept():
     assert _brightness_order(np.array([9.0, 7.0, 2.0, 8.0, 1.0])) is None  # demoted 8, 1
     np.testing.assert_array_equal(_brightness_order(np.array([2.0, 9.0, 1.0, 7.0, 8.0])),
                                   [1, 4, 3, 0, 2])
+    # a column that rises down the whole list (magnitudes, brightest first?) is sorted as
+    # brightness, as tetra3rs does, and said
+    with pytest.warns(UserWarning, match="rises down the whole list.*magnitudes"):
+        np.testing.assert_array_equal(_brightness_order(np.array([5.0, 6.5, 7.0, 8.2])),
+                                      [3, 2, 1, 0])
 
 
 @pytest.mark.parametrize("fov", [11.4, 11.2, 11.0])
