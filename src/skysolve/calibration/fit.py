@@ -533,6 +533,17 @@ def _warn_pattern(fitted: Fitted, result: CalibrateResult) -> bool:
     return True
 
 
+def _apart(fitted: Fitted, other: Fitted, result: CalibrateResult, width: int,
+           height: int) -> tuple[NDArray[np.float64], float, float] | None:
+    """``(gap, its rms, median sigma)``: how far apart (px) the two fits put the sky over
+    the images (:func:`~skysolve.calibration.compare.mapping_gap`), when that is more in
+    rms than ``fitted``'s median ``mapping_sigma_px``; else None."""
+    gap = mapping_gap(fitted, other, width, height)
+    gap_rms = math.sqrt(float(np.mean(gap ** 2))) if len(gap) else 0.0
+    sigma = float(np.nanmedian(result.sigma_map()[2]))
+    return (gap, gap_rms, sigma) if gap_rms > sigma else None
+
+
 def _warn_order(fitted: Fitted, result: CalibrateResult, images: list[Any],
                 cameras: list[Any], width: int, height: int,
                 options: CalibrationOptions) -> None:
@@ -569,11 +580,10 @@ def _warn_order(fitted: Fitted, result: CalibrateResult, images: list[Any],
     drop = chi_square_drop(fitted, higher)
     if not drop_z(drop, k) > ORDER_WARN_Z:
         return
-    gap = mapping_gap(fitted, higher, width, height)
-    gap_rms = math.sqrt(float(np.mean(gap ** 2))) if len(gap) else 0.0
-    sigma = float(np.nanmedian(result.sigma_map()[2]))
-    if not gap_rms > sigma:
+    apart = _apart(fitted, higher, result, width, height)
+    if apart is None:
         return
+    gap, gap_rms, sigma = apart
     warn_caller(f"a polynomial of order {order + 1} holds the matched stars better than "
                 f"order {order} by more than their noise could (chi-square {drop:.0f} lower, "
                 f"against {k} expected), and puts the sky up to {gap.max():.2g} px (rms "
@@ -614,11 +624,10 @@ def _warn_radial_better(fitted: Fitted, result: CalibrateResult, images: list[An
     k = fitted.problem.n_glob
     if not drop > ORDER_WARN_Z * math.sqrt(2 * k):
         return
-    gap = mapping_gap(fitted, radial, width, height)
-    gap_rms = math.sqrt(float(np.mean(gap ** 2))) if len(gap) else 0.0
-    sigma = float(np.nanmedian(result.sigma_map()[2]))
-    if not gap_rms > sigma:
+    apart = _apart(fitted, radial, result, width, height)
+    if apart is None:
         return
+    gap, gap_rms, sigma = apart
     order = fitted.problem.basis.order
     warn_caller(f"the radial model (model='radial'), with {radial.problem.n_glob} shared "
                 f"parameters, holds the matched stars better than the polynomial of order "
