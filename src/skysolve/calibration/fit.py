@@ -395,10 +395,12 @@ def _summary(fitted: Fitted, n_results: int) -> dict[str, Any]:
 #: A radial fit whose stars reach less than this share of the way to the image's corners
 #: warns that the camera beyond them is an extrapolation (:func:`_warn_fixed_terms`): its
 #: ``k2`` and ``k3`` terms grow as the 5th and 7th power of the radius. 12 frames of a
-#: 1280 x 960 lens whose stars reached 250-350 px of the 800 to the corners were off by
-#: 30-1,500 px there (at up to 6.7 times mapping_sigma_px, rms) where the fit did not
-#: fold over, silently; reaching 450 px, 6-15 px at 0.7-1.2 times; 550 px, under 1 px.
-_RADIAL_REACH = 0.5
+#: 1280 x 960 lens whose stars reached 250-300 px of the 800 to the corners were off by
+#: 70-1,500 px there (at up to 6.7 times mapping_sigma_px, rms) where the fit did not
+#: fold over, silently; reaching 350 px, 3-150 px at 0.6-1.5 times; 450 px, 6-15 px at
+#: 0.7-1.2 times. Frames of 1024 x 768 lenses whose stars reached 0.45-0.49 of the way
+#: were 18-78 px off in the corners, at 0.6-1.2 times: the 1-sigma map said so itself.
+_RADIAL_REACH = 0.4
 
 
 def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
@@ -425,7 +427,7 @@ def _warn_fixed_terms(fitted: Fitted, width: int, height: int) -> None:
                     f"sky it images reaches {corner:.0f} px out): the radial distortion fitted "
                     "to them grows beyond them as the 5th and 7th power of the radius (k2, k3), "
                     f"and the camera beyond {reach:.0f} px is an extrapolation that may be off by "
-                    "far more than mapping_sigma_px says; calibrate with frames whose stars "
+                    "more than mapping_sigma_px says; calibrate with frames whose stars "
                     "reach nearer the corners, or with model='polynomial'", UserWarning)
         return
     fixed = " and ".join(f"k{j}" for j in range(basis.radial_terms + 1, 4))
