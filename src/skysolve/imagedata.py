@@ -20,6 +20,10 @@ astropy's ``Masked``
 ``astropy.units.Quantity``      its values (the unit is dropped: pixel values are counts)
 ==============================  =============================================================
 
+Three colour planes ``(3, H, W)`` (as FITS stores colour) in an HDU or an NDData are
+taken as their luminance, as a FITS file's are read (a pixel masked in any plane is
+masked; the noise is the weighted sum's).
+
 A masked pixel never makes a star: extraction ignores it exactly like a NaN.
 The package's stages take pixels through this one function (``extract_centroids``,
 ``read_image``, ``solve_image``) so that a mask or an uncertainty is never dropped
@@ -38,7 +42,49 @@ from numpy.typing import NDArray
 
 from .errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["ImageData", "as_image_data", "is_image_container"]
+__all__ = ["LUMINANCE_WEIGHTS", "ImageData", "as_image_data", "is_colour_planes",
+           "is_image_container", "luminance"]
+
+#: Rec. 709 / sRGB luma weights for R, G, B used to turn colour into luminance.
+LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
+
+
+def luminance(rgb: NDArray[Any]) -> NDArray[Any]:
+    """Rec. 709 luminance of an (..., >=3) array; channels beyond the third are dropped.
+    A grey image stored as colour (the three channels equal) is its first channel, in
+    its stored dtype: whole counts stay whole (the weights' float32 sum is not exactly 1)."""
+    if rgb.shape[-1] >= 3 and all(  # (a sparse sample first: a colour frame differs there)
+            np.array_equal(part[..., 0], part[..., c])
+            for part in (rgb[::17, ::19], rgb) for c in (1, 2)):
+        return np.ascontiguousarray(rgb[..., 0])
+    wide = (rgb.dtype.itemsize >= 4 and rgb.dtype.kind != "f") or rgb.dtype == np.float64
+    work = np.float64 if wide else np.float32
+    weights = np.asarray(LUMINANCE_WEIGHTS, dtype=work)
+    return rgb[..., :3].astype(work, copy=False) @ weights
+
+
+def is_colour_planes(data: NDArray[Any]) -> bool:
+    """Whether ``data`` is three colour planes ``(3, H, W)``, as FITS stores colour (and
+    ``fits.getdata`` returns it), rather than an ``(H, W, 3|4)`` colour image."""
+    return data.ndim == 3 and data.shape[0] == 3 and data.shape[-1] > 4
+
+
+def _colour(data: NDArray[Any], mask: NDArray[np.bool_] | None,
+            noise: NDArray[np.floating] | None
+            ) -> tuple[NDArray[Any], NDArray[np.bool_] | None, NDArray[np.floating] | None]:
+    """The luminance of colour planes ``(3, H, W)`` with the mask and noise it has: a
+    pixel masked in any plane is masked; the noise of the weighted sum (of the first
+    plane where the three are equal, a grey image stored as colour)."""
+    grey = luminance(np.moveaxis(data, 0, -1))
+    if mask is not None:
+        mask = mask.any(axis=0)
+    if noise is not None:
+        if np.array_equal(data[0], data[1]) and np.array_equal(data[0], data[2]):
+            noise = noise[0]
+        else:
+            w = np.asarray(LUMINANCE_WEIGHTS)[:, None, None]
+            noise = np.sqrt(np.sum((w * noise) ** 2, axis=0))
+    return grey, mask, noise
 
 
 @dataclass
@@ -199,8 +245,8 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
         # one dropped, three colour planes (3, H, W) taken as an (H, W, 3) colour image
         while data.ndim > 2 and data.shape[0] == 1:
             data = data[0]
-        if data.ndim == 3 and data.shape[0] == 3:
-            data = np.moveaxis(data, 0, -1)
+        if is_colour_planes(data):  # (its luminance, as a FITS file's is read)
+            data = _colour(data, None, None)[0]
         return ImageData(data, header=source.header)
     if _is_nddata(source):
         data = source.data
@@ -212,8 +258,10 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
             m = mm if m is None else (m if mm is None else m | mm)
         meta = source.meta
         header = meta if hasattr(meta, "cards") else None
-        return ImageData(data, m, _noise(source.uncertainty, data.shape,
-                                         getattr(source, "unit", None)), header)
+        noise = _noise(source.uncertainty, data.shape, getattr(source, "unit", None))
+        if is_colour_planes(data):
+            data, m, noise = _colour(data, m, noise)
+        return ImageData(data, m, noise, header)
     if isinstance(source, np.ma.MaskedArray):
         data = np.asarray(source.data)
         return ImageData(data, _mask(np.ma.getmask(source), data.shape, "MaskedArray"))

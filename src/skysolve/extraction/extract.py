@@ -192,7 +192,8 @@ def _check_image(image: Any) -> tuple[NDArray, NDArray | None, NDArray | None]:
             f"image must be 2-D (height, width), got {arr.ndim}-D shape {arr.shape}"
             + ("" if arr.ndim != 3 else "; convert colour images to one channel first"
                + (": skysolve.read_image(image) gives an (H, W, 3|4) colour array's "
-                  "luminance" if arr.shape[2] in (3, 4) else "")))
+                  "luminance, or three colour planes' (3, H, W)"
+                  if arr.shape[2] in (3, 4) or arr.shape[0] == 3 else "")))
     if arr.size == 0:
         raise InvalidArgumentError(f"image must not be empty, got shape {arr.shape}")
     # Fortran-ordered or strided pixels (a transpose, a column slice) are laid out in rows

@@ -67,7 +67,7 @@ from ..errors import (
     SkysolveError,
     warn_caller,
 )
-from ..imagedata import as_image_data
+from ..imagedata import LUMINANCE_WEIGHTS, as_image_data, is_colour_planes, luminance
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.io.fits import Header
@@ -89,8 +89,6 @@ __all__ = [
 #: Assign a larger value to this module attribute to read bigger images.
 MAX_PIXELS: int = 2**28
 
-#: Rec. 709 / sRGB luma weights for R, G, B used to turn colour into luminance.
-LUMINANCE_WEIGHTS = (0.2126, 0.7152, 0.0722)
 
 _FORMATS_TEXT = "a FITS, PNG, JPEG, TIFF, BMP, GIF, WebP or PNM (PGM/PPM) image"
 _FITS_MAGIC = b"SIMPLE  ="
@@ -138,7 +136,8 @@ def read_image(
         or tile-compressed), PNG, JPEG, TIFF, BMP, GIF, WebP or PNM (PGM/PPM) file
         (recognised by content), or an
         array: a 2-D array is returned as it is (not copied), an ``(H, W, 3)`` or
-        ``(H, W, 4)`` colour array is converted to luminance. A ``MaskedArray``,
+        ``(H, W, 4)`` colour array, or three colour planes ``(3, H, W)`` as FITS
+        stores them (``fits.getdata``), is converted to luminance. A ``MaskedArray``,
         ``NDData``/``CCDData`` (masked pixels become NaN), image HDU, ``HDUList``
         or ``Quantity`` gives its pixels (see :mod:`skysolve.imagedata`).
     hdu : int, str or (str, int), optional
@@ -655,20 +654,6 @@ def pixel_limit(n_values: int | None):
 # ---------------------------------------------------------------- arrays and colour
 
 
-def _luminance(rgb: NDArray[Any]) -> NDArray[Any]:
-    """Rec. 709 luminance of an (..., >=3) array; channels beyond the third are dropped.
-    A grey image stored as colour (the three channels equal) is its first channel, in
-    its stored dtype: whole counts stay whole (the weights' float32 sum is not exactly 1)."""
-    if rgb.shape[-1] >= 3 and all(  # (a sparse sample first: a colour frame differs there)
-            np.array_equal(part[..., 0], part[..., c])
-            for part in (rgb[::17, ::19], rgb) for c in (1, 2)):
-        return np.ascontiguousarray(rgb[..., 0])
-    wide = (rgb.dtype.itemsize >= 4 and rgb.dtype.kind != "f") or rgb.dtype == np.float64
-    work = np.float64 if wide else np.float32
-    weights = np.asarray(LUMINANCE_WEIGHTS, dtype=work)
-    return rgb[..., :3].astype(work, copy=False) @ weights
-
-
 def _array_image(source: Any, hdu: Any = None) -> NDArray[Any]:
     try:
         unpacked = as_image_data(source, hdu=hdu)
@@ -693,10 +678,12 @@ def _array_image(source: Any, hdu: Any = None) -> NDArray[Any]:
 
 def _finish(arr: NDArray[Any], what: str) -> NDArray[Any]:
     """Reduce a decoded array to a native-order 2-D image (colour -> luminance)."""
+    if is_colour_planes(arr):  # (3, H, W), as FITS stores colour
+        arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 3 and arr.shape[-1] in (1, 2):
         arr = arr[..., 0]  # grey (+ alpha)
     elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = _luminance(arr)
+        arr = luminance(arr)
     if arr.ndim != 2:
         raise InvalidArgumentError(
             f"{what} must be a 2-D image (or an (H, W, 3|4) colour image), "

@@ -480,3 +480,42 @@ def test_a_sextractor_catalog_solves(small_db, frame):
     with pytest.raises(InvalidArgumentError, match="FLUX_AUTO"):
         small_db.solve_from_centroids(cat, origin="fits", fov_estimate_deg=FOV_DEG,
                                       image_shape=frame.shape)
+
+
+def test_colour_planes_in_memory_are_taken_as_their_file_is(frame, tmp_path):
+    """Three colour planes (3, H, W), as FITS stores colour: the file's luminance, and the
+    same from its HDUList, HDU, ``fits.getdata`` array and a CCDData of it (each was
+    refused as 'not a 2-D image'); a mask in one plane masks the pixel, and the noise
+    map is the weighted sum's."""
+    from astropy.io import fits
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    from skysolve.imagedata import LUMINANCE_WEIGHTS, as_image_data
+
+    gains = np.array([0.6, 1.0, 0.8])[:, None, None]  # a colour frame: planes unequal
+    planes = (frame[None] * gains).astype(np.float32)
+    path = tmp_path / "colour.fits"
+    fits.PrimaryHDU(planes).writeto(path)
+    grey = skysolve.read_image(path)
+    expected = np.tensordot(np.asarray(LUMINANCE_WEIGHTS), planes.astype(np.float64), 1)
+    np.testing.assert_allclose(grey, expected, rtol=1e-5)
+    want = skysolve.extract_centroids(grey).as_array()
+    assert len(want) > 20
+    with fits.open(path) as hdul:
+        for source in (hdul, hdul[0], CCDData(planes, unit="adu")):
+            np.testing.assert_allclose(skysolve.read_image(source), grey, rtol=1e-6)
+            got = skysolve.extract_centroids(source).as_array()
+            np.testing.assert_allclose(got, want, atol=1e-6)
+        # a bare array of planes is read so too (extract_centroids asks for it read)
+        np.testing.assert_allclose(skysolve.read_image(fits.getdata(path)), grey, rtol=1e-6)
+        with pytest.raises(InvalidArgumentError, match=r"read_image.*\(3, H, W\)"):
+            skysolve.extract_centroids(fits.getdata(path))
+    mask = np.zeros(planes.shape, bool)
+    mask[1, :, :100] = True  # one plane's left edge
+    sigma = np.stack([np.full(frame.shape, s) for s in (3.0, 4.0, 5.0)])
+    unpacked = as_image_data(CCDData(planes, unit="adu", mask=mask,
+                                     uncertainty=StdDevUncertainty(sigma)))
+    assert unpacked.data.shape == frame.shape
+    np.testing.assert_array_equal(unpacked.mask, mask[1])
+    w = np.asarray(LUMINANCE_WEIGHTS)
+    np.testing.assert_allclose(unpacked.noise, np.sqrt(np.sum((w * [3.0, 4.0, 5.0]) ** 2)))
