@@ -286,7 +286,9 @@ def reference_pixel(crpix_x: Any = None, crpix_y: Any = None, crpix_center: bool
                     ) -> tuple[float | None, float | None] | None:
     """The WCS reference pixel asked for, 1-based FITS pixels (None on an axis: the image
     centre there, as ``crpix_center`` asks on both), or None when none is asked (the
-    solution's own: the optical centre, which is the image centre). ``crpix_x``,
+    solution's own: the optical centre -- the image centre, unless the solve took the
+    lens's axis elsewhere: an all-sky frame's image circle, a wide field's fitted
+    centre). ``crpix_x``,
     ``crpix_y``: text or numbers; ``names`` as in :func:`source_options`."""
     from . import _args
 
@@ -304,7 +306,7 @@ def holdable_reference(result: Any, crpix: tuple[float | None, float | None] | N
     (:func:`reference_pixel`; an axis None is the image centre's) when the solution can be
     written about it (within the SIP tolerance of
     :func:`~skysolve.io.wcs.move_reference_pixel`); else ``(None, why)``, the files then
-    written about the solution's own reference pixel, the image centre -- the field
+    written about the solution's own reference pixel, the optical centre -- the field
     solved, and its files are worth more than the reference pixel asked for."""
     from .errors import InvalidArgumentError
     from .io.wcs import move_reference_pixel
@@ -345,12 +347,18 @@ def solve_field_sources(db: Any, fld: Field, depth: int | None = None, **hints: 
     limits the sources it builds quads from, not those that confirm a match."""
     from .io.astrometry_files import centred_pixels
     from .solver.options import MAX_PATTERN_STARS_LIMIT
+    from .solver.solve import circle_axis
 
     if depth is not None:
         hints = {**hints, "deep_search": False,
                  "pattern_checking_stars": min(max(int(depth), 4), MAX_PATTERN_STARS_LIMIT)}
     centred = centred_pixels(fld.xy_fits, fld.width, fld.height)
     _check_inside(fld, centred)
+    axis = circle_axis(fld.sky_circle)
+    if axis is not None and hints.get("crpix") is None and hints.get("camera_model") is None:
+        # the lens's axis: the centre of its image circle (as solve_image takes it from
+        # the extraction: skysolve.solver.solve.optical_centre)
+        hints = {**hints, "crpix": axis}
     return db.solve_from_centroids(centred, image_width=fld.width, image_height=fld.height,
                                    **hints)
 

@@ -281,7 +281,9 @@ class SolveOptions(Options):
         None, type="array_like (2,), optional", check=_crpix, keyword_only=True, doc="""
         Without a camera model: the optical centre's offset from the image centre
         (px, +x right, +y down; as ``CameraModel.crpix``), where the lens axis meets
-        the image; default ``(0, 0)``. For a crop of a frame whose optical centre is
+        the image; default: the centre of the image circle the extraction kept to
+        (an ``ExtractionResult``'s ``sky_circle``: an all-sky lens's circle is centred
+        on its axis), else ``(0, 0)``. For a crop of a frame whose optical centre is
         the frame's centre, that centre in the crop's centred pixels: a crop's stars
         are not a pinhole image about the crop's own centre. A camera model brings
         its own.""")

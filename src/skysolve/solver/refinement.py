@@ -729,9 +729,11 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
         best = out
         if round_ == _RADIAL_ROUNDS - 1:
             break
-        # the stars the term brought in (the field's edge) pin it down better
+        # the stars the term brought in (the field's edge) pin it down better (the
+        # optical centre fitted again if the first fit freed it)
+        centre = bool(np.any(np.asarray(camera.crpix) != np.asarray(frame.camera.crpix)))
         fitted = fit_radial(frame.ideal[out.img_idx], cat.vectors(out.cat_idx), out.hyp.R,
-                            out.hyp.f, out.hyp.parity, frame.camera)
+                            out.hyp.f, out.hyp.parity, frame.camera, centre)
     if best is ref:  # no term fitted, or no refit with it matched better
         return ref
     # the term must explain most of the residual, not tidy up noise and a few outliers

@@ -385,6 +385,7 @@ def test_the_term_is_taken_only_when_it_explains_the_residuals():
                                               / BARREL.distortion.scale ** 2, rel=0.05)
     assert cam.focal_length_px == pytest.approx(BARREL.focal_length_px, rel=1e-3)
     assert math.degrees(math.acos(min(1.0, R[2, 2]))) * 3600 < 10.0
+    assert tuple(cam.crpix) == (0.0, 0.0)  # a centred lens: no centre fitted
     # too few pairs to test
     assert radial_camera(xy[:9], v[:9], np.eye(3), plain.focal_length_px, False, plain,
                          err[:9]) is None
@@ -405,3 +406,37 @@ def test_worth_testing_is_the_screen_of_radial_camera():
         if not worth:
             assert radial_camera(xy[:n], v[:n], np.eye(3), f, False, plain, err) is None
     assert radial_camera(xy, v, np.eye(3), f, False, plain, np.full(60, 3.0 / f)) is not None
+
+
+@pytest.mark.parametrize("truth", [
+    CameraModel.from_fov(120.0, 1600, 1200, projection="equidistant", crpix=(40.0, -24.0)),
+    CameraModel.from_fov(62.0, 1920, 1280, crpix=(-30.0, 50.0))])
+def test_an_optical_centre_off_the_image_centre_is_fitted(wide_db, gaia, truth):
+    # Taken to be the image's centre, the lens's axis 40-60 px off moved the stars of a
+    # wide field against one another by pixels: the fit came out 3-4 px rms, the image of
+    # the sky 8-30 px off in the corners. Its centre is fitted now, to a pixel.
+    for k, R in enumerate(random_attitudes(2, rng=8)):
+        xy = _gaia_field(gaia, truth, R, seed=k, num_stars=80)
+        res = wide_db.solve_from_centroids(xy, projection=truth.projection,
+                                           image_shape=(truth.image_height, truth.image_width))
+        assert res, k
+        assert res.camera_model.crpix == pytest.approx(truth.crpix, abs=1.5)
+        assert _mapping_error_px(res.camera_model, truth) < 1.0
+
+
+def test_a_centre_shift_is_fitted_only_where_the_pairs_call_for_it():
+    rng = np.random.default_rng(6)
+    lens = CameraModel.from_fov(120.0, 1600, 1200, projection="equidistant")
+    shifted = CameraModel.from_fov(120.0, 1600, 1200, projection="equidistant",
+                                   crpix=(25.0, 10.0))
+    f = lens.focal_length_px
+    # pairs through the shifted lens (pixels from the image centre)
+    xy, v = _pairs(shifted, 60, 0.2, rng)
+    # (the attitude and focal length of the plain fit do not matter to the start)
+    cam, _ = radial_camera(xy, v, np.eye(3), f, False, lens, np.full(60, 3.0 / f))
+    assert cam.crpix == pytest.approx((25.0, 10.0), abs=0.3)
+    # too few pairs: no centre, and noise alone calls for none
+    few = radial_camera(xy[:19], v[:19], np.eye(3), f, False, lens, np.full(19, 3.0 / f))
+    assert few is None or tuple(few[0].crpix) == (0.0, 0.0)
+    xy, v = _pairs(lens, 60, 1.0, rng)
+    assert radial_camera(xy, v, np.eye(3), f, False, lens, np.full(60, 1.4 / f)) is None
