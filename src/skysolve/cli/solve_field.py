@@ -86,7 +86,7 @@ IGNORED_WITH_VALUE = (
 #: Flags skysolve does not need (accepted and reported).
 IGNORED_FLAGS = (
     ("--batch",), ("-G", "--use-wget"), ("--timestamp",),
-    ("--no-delete-temp",), ("--tag-all",), ("--no-verify-uniformize",),
+    ("-7", "--no-delete-temp"), ("--tag-all",), ("--no-verify-uniformize",),
     ("--no-verify-dedup",), ("--no-background-subtraction",), ("-9", "--no-remove-lines"),
     ("-r", "--resort"), ("--use-source-extractor",), ("--use-sextractor",),
     ("-2", "--no-fits2fits"), ("-y", "--no-verify"), ("--fits-image",), ("--force-ppm",),
@@ -190,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser: solve-field's options, the ignored ones marked as such."""
     from .. import __version__
 
-    p = UsageParser(prog="skysolve-field", add_help=True, allow_abbrev=False,
+    # (long options by any unambiguous prefix, as solve-field's getopt_long takes them:
+    # scripts write --scale-unit and --no-plot)
+    p = UsageParser(prog="skysolve-field", add_help=True, allow_abbrev=True,
                 description="astrometry.net solve-field's command line, solved by skysolve",
                 epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     # (the bare version on one line, as solve-field prints it: Siril runs `solve-field
@@ -200,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FITS, PNG, JPEG, TIFF, BMP, GIF, WebP or PNM images, or x/y lists "
                         "(.xyls/.axy/.xy, or a FITS table with the -X/-Y columns)")
     for flags, dest, kind, text in VALUE_OPTIONS:
-        p.add_argument(*flags, dest=dest, type=kind, help=text)
+        p.add_argument(*flags, dest=dest, type=_whole if kind is int else kind, help=text)
     for flags, dest, text in FLAG_OPTIONS:
         p.add_argument(*flags, dest=dest, action="store_true", help=text)
     p.add_argument("-f", "--files-on-stdin", dest="stdin", action="store_true",
@@ -211,6 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     for flags in IGNORED_FLAGS:
         ignored.add_argument(*flags, dest=f"ignored{flags[-1]}", action="count")
     return p
+
+
+def _whole(text: str) -> int:
+    """An integer option's value: a whole number, also written as a decimal (``2.0``, as
+    solve-field's ``atoi`` reads it; scripts compute them)."""
+    value = float(text)  # (a ValueError: argparse names the option and the value)
+    if not value.is_integer():
+        raise ValueError(text)
+    return int(value)
+
+
+_whole.__name__ = "whole number"  # (argparse's message: "invalid whole number value")
 
 
 def _angle(text: str, name: str, hours: bool) -> float:
@@ -396,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     inputs = list(args.inputs)
     if args.stdin:
-        inputs += [line.strip() for line in sys.stdin if line.strip()]
+        if sys.stdin is None or sys.stdin.closed:  # (started with standard input closed)
+            print("skysolve-field: failed to read a file name from standard input",
+                  file=sys.stderr)
+        else:
+            inputs += [line.strip() for line in sys.stdin if line.strip()]
     if not inputs:
         # (as solve-field: a command line without a file to process is answered with the
         # usage on standard output and status 0; an option it does not know is the error)

@@ -151,6 +151,16 @@ def _outputs(path: Path, args: argparse.Namespace) -> dict[str, Path | None]:
     return out
 
 
+def _cancel_path(path: Path, args: argparse.Namespace) -> Path | None:
+    """``-C/--cancel``'s file for the input ``path``: a pattern as the output names are
+    (``%s`` the base path), or None."""
+    given = getattr(args, "cancel", None)
+    if given is None:
+        return None
+    folder = Path(args.dir) if args.dir else path.parent
+    return Path(given.replace("%s", str(folder / _base(path, args))))
+
+
 def _is_xylist(path: Path, args: argparse.Namespace) -> bool:
     """An x/y list: named ``.xyls``/``.axy``/``.xy``, or by content as solve-field decides
     (a FITS table with the x and y columns, such as a SExtractor catalog)."""
@@ -382,10 +392,12 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
 
     sources = sources or {}
     out = _outputs(path, args)
-    cancel = CancelWatch(getattr(args, "cancel", None))
+    cancel = CancelWatch(_cancel_path(path, args))
     try:
         _refuse_outputs_over_input(path, out)
-        if _blocked(path, out, args):
+        # (the cancel file counts among the outputs, as solve-field's: --overwrite
+        # deletes one a cancelled run left, which would stop every later solve)
+        if _blocked(path, {**out, "cancel": cancel.path}, args):
             return EXIT_OK
         if cancel.requested():
             raise Cancelled

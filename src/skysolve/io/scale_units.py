@@ -68,8 +68,9 @@ def scale_range(lo: float | None, hi: float | None, units: str | None,
     if name is None:
         raise ValueError(f"unknown scale units {str(units)[:40]!r}: use degwidth, "
                          "arcminwidth, arcsecperpix or focalmm")
-    lo = lo if lo is not None else 0.0
-    hi = hi if hi is not None else math.inf
+    # (as solve-field: an end of 0 or less is no end, -L 0 -H 0 no scale at all)
+    lo = lo if lo is not None and lo > 0 else 0.0
+    hi = hi if hi is not None and hi > 0 else math.inf
     if lo <= 0 and not math.isfinite(hi):
         return {}
     if lo > hi:
@@ -78,7 +79,7 @@ def scale_range(lo: float | None, hi: float | None, units: str | None,
     if hi - middle < MIN_SCALE_HALF_WIDTH * middle:
         lo, hi = middle * (1.0 - MIN_SCALE_HALF_WIDTH), middle * (1.0 + MIN_SCALE_HALF_WIDTH)
     if name == "arcsecperpix":
-        return {"pixel_scale_range_arcsec": (max(lo, 1e-6), min(hi, 3.6e5))}
+        return {"pixel_scale_range_arcsec": _held(lo, hi, 1e-6, 3.6e5, units)}
     if name == "focalmm":
         from ..camera.projection import code_of, fov_from_focal
 
@@ -87,7 +88,18 @@ def scale_range(lo: float | None, hi: float | None, units: str | None,
                   for f in (hi, lo))
     elif name == "arcminwidth":
         lo, hi = lo / 60.0, hi / 60.0
-    return {"fov_range_deg": (max(lo, 1e-6), min(hi, 360.0))}
+    return {"fov_range_deg": _held(lo, hi, 1e-6, 360.0, units)}
+
+
+def _held(lo: float, hi: float, least: float, most: float, units: str | None
+          ) -> tuple[float, float]:
+    """``(lo, hi)`` held to ``[least, most]``; a ValueError when nothing of the range is
+    left (the scale of no image: a field over 360 deg wide, a pixel of over 100 deg)."""
+    lo, hi = max(lo, least), min(hi, most)
+    if not lo <= hi:  # (equal at 360 deg: a fisheye's focal length, its whole field)
+        raise ValueError(f"the scale range holds no image's scale (in {units or 'degwidth'}: "
+                         f"fields up to 360 deg wide, pixels up to 3.6e5 arcsec)")
+    return lo, hi
 
 
 #: Header keywords holding a pixel scale in arcseconds a pixel, in the order taken.

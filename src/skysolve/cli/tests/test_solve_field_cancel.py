@@ -66,13 +66,35 @@ def test_the_cancel_file_stops_the_solve_and_writes_no_solution(field, tmp_path,
 
 
 def test_an_existing_cancel_file_solves_nothing(field, tmp_path, capsys):
+    # as solve-field, the cancel file counts among the outputs: one that exists stops the
+    # input as an existing output does, and with --continue the solve is cancelled
     main, calls = field
     image = _frame(tmp_path)
     (tmp_path / "cancel").touch()
     assert main(["-p", "--cancel", str(tmp_path / "cancel"), str(image), str(image)]) == 0
     out = capsys.readouterr().out
-    assert calls == [] and out.count("cancelled") == 2
+    assert calls == [] and out.count("Output file already exists") == 2
+    assert main(["-p", "-K", "--cancel", str(tmp_path / "cancel"), str(image)]) == 0
+    assert calls == [] and capsys.readouterr().out.count("cancelled") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cancel", "frame.tiff"]
+
+
+def test_overwrite_deletes_the_cancel_file_a_cancelled_run_left(field, tmp_path, capsys):
+    # (before: every later run printed 'Did not solve: cancelled', -O or not; Siril passes
+    # -C stop -O and reads that line as no solution)
+    main, calls = field
+    image = _frame(tmp_path)
+    (tmp_path / "cancel").touch()
+    assert main(["-p", "-O", "-C", str(tmp_path / "cancel"), str(image)]) == 0
+    assert calls == ["cut"]  # (the stand-in solve ran, and its own cancel stopped it)
+
+
+def test_the_cancel_file_names_a_pattern_as_the_outputs_do(field, tmp_path, capsys):
+    main, calls = field
+    image = _frame(tmp_path)
+    (tmp_path / "frame.cancel").touch()
+    assert main(["-p", "-K", "-C", "%s.cancel", str(image)]) == 0
+    assert calls == [] and "cancelled" in capsys.readouterr().out
 
 
 def test_ctrl_c_while_the_cancel_file_is_watched_is_still_an_interrupt(monkeypatch, tmp_path,
