@@ -426,6 +426,11 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
                 and (left := time_left(hints, started)) is not None:
             # (a header can be wrong: a binning it does not include)
             _say("Did not solve at the guessed scale; trying without it.")
+            # (from here on as if no scale was guessed: the database for the scale told,
+            # if any, and the narrower cached ones after it; the guessed scale's database
+            # may be a telescope's narrow one, which the frame is not)
+            guess = {}
+            db = load_database(named, fields_told(hints, fld.width))
             with cancel.watching():
                 result = solve_field_sources(db, fld, depth, **left)
         if not result and not cancel.requested() and not _is_xylist(path, args) \

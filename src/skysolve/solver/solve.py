@@ -835,7 +835,7 @@ def _search_failure(status: str, db: PatternDatabase, options: SolveOptions, cod
                     f"{db.max_fov_deg:g} deg), the search of wider ones (to "
                     f"{math.degrees(widest):.0f} deg) cut short")
     if status == "timeout":
-        return status, f"no match within {options.solve_timeout_ms} ms{outside}"
+        return status, f"no match within {options.solve_timeout_ms:.6g} ms{outside}"
     most = options.max_hypotheses_verified
     if status == "budget" and most is not None and verified >= most:
         return "timeout", (f"no match within max_hypotheses_verified={most} "

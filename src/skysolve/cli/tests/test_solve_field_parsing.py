@@ -62,3 +62,42 @@ def test_files_on_a_closed_standard_input_are_none():
                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "standard input" in run.stderr
+
+
+def test_a_wrong_guessed_scale_is_retried_on_the_database_for_no_scale(monkeypatch, tmp_path,
+                                                                        capsys):
+    # A header scale 10x off (the frame is 40"/px): the retry without it searched the
+    # guessed scale's database again (a telescope's 0.8-1.5 deg one, when cached) and
+    # never solved; it takes the one for no scale, then the narrower cached ones.
+    from astropy.io import fits
+
+    import skysolve
+    from skysolve.cli import solve_field_run as run
+    from skysolve.solver.result import SolveFailure
+    from skysolve.tests.realframes import ALT40, DATA
+
+    path = tmp_path / "frame.fits"
+    header = fits.Header()
+    header["SCALE"] = 4.0
+    fits.PrimaryHDU(skysolve.read_image(DATA / ALT40), header=header).writeto(path)
+    asked, used = [], []
+
+    def load(named, fov_range_deg=None):
+        asked.append(fov_range_deg)
+        return f"db for {fov_range_deg}"
+
+    def solve(db, fld, depth=None, **hints):
+        used.append((db, "pixel_scale_range_arcsec" in hints))
+        return SolveFailure("no_match", 1.0, "stand-in")
+
+    monkeypatch.setattr(run, "load_database", load)
+    monkeypatch.setattr(run, "solve_field_sources", solve)
+    monkeypatch.setattr(run, "_in_narrower", lambda fld, depth, failed, hints, started:
+                        (used.append(("narrower", False)) or failed, None))
+    assert main(["-g", "-p", "-O", "-N", "none", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "trying without it" in out
+    assert asked[0] is not None and asked[1] is None  # the guessed fields, then none told
+    assert used[0] == (f"db for {asked[0]}", True)
+    assert used[1] == ("db for None", False)
+    assert ("narrower", False) in used
