@@ -219,3 +219,31 @@ def test_a_colour_new_file_with_sip_terms():
     assert math.isclose(got["ra_center"], float(ra), abs_tol=1e-9)
     assert math.isclose(got["dec_center"], float(dec), abs_tol=1e-9)
     assert got == wcs_summary(h)
+
+
+@pytest.mark.parametrize("header, want", [
+    # a 1024 x 768 field at 40"/px across RA 0 (up 30 deg E of N, the sky as seen), and a
+    # 1024 x 1024 one at 70"/px holding the north pole; the values astrometry.net 0.93's
+    # wcsinfo prints for the same headers
+    ((1024, 768, 40.0, 30.0, True, 0.5, 10.0),
+     {"pixx_tangent": 512.5, "pixy_tangent": 384.5, "ra_center_h": 0, "ra_center_m": 2,
+      "ra_center_s": 0.0, "dec_center_sign": 1, "dec_center_d": 10, "dec_center_m": 0,
+      "ra_center_merc": 0.0013888889, "dec_center_merc": 0.52791989, "fieldarea": 97.0904,
+      "decmin": 3.4846, "decmax": 16.4914, "ramin": -6.61348, "ramax": 7.65043,
+      "ra_min_merc": 0.0212512, "ra_max_merc": 0.981629, "dec_min_merc": 0.546455,
+      "dec_max_merc": 0.509685, "merc_diff": 0.960378, "merczoom": 1}),
+    ((1024, 1024, 70.0, 10.0, False, 100.0, 85.0),
+     {"ra_center_h": 6, "ra_center_m": 40, "dec_center_d": 85, "fieldarea": 396.452,
+      "decmin": 71.8747, "decmax": 90.0, "ramin": 0.0, "ramax": 360.0, "ra_min_merc": 1.0,
+      "ra_max_merc": 0.0, "dec_min_merc": 6.55187, "dec_max_merc": 0.792157,
+      "merc_diff": 5.75971, "merczoom": -2})])
+def test_the_bounds_mercator_and_sexagesimal_keys_are_wcsinfos(header, want):
+    # (before: 22 of wcsinfo's keys were not printed; scripts read ramin ... decmax)
+    got = wcs_summary(_tan_header(*header))
+    keys = list(got)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=2e-5, abs=2e-6), key
+    # wcsinfo's order
+    assert keys.index("pixx_tangent") == keys.index("dec_tangent") + 1
+    assert keys[-6:] == ["ra_min_merc", "ra_max_merc", "dec_min_merc", "dec_max_merc",
+                         "merc_diff", "merczoom"]
