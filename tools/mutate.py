@@ -216,6 +216,15 @@ MUTANTS: list[Mutant] = [
          "sigma_clip,\n", "        fit = None and _refit_scale(frame, v_all, hyp.parity, "
          "radius_px, iterations, sigma_clip,\n"),
     ], [T_SOLVER], "a camera model's focal length kept however far off the stars put it"),
+    Mutant("lens-axis-at-image-centre", S + "solver/solve.py", [
+        ("    return (0.0, 0.0) if axis is None else axis\n", "    return (0.0, 0.0)\n"),
+    ], [S + "extraction/tests/test_sky_circle.py"],
+        "an all-sky frame's image circle does not give the lens's axis"),
+    Mutant("lens-centre-not-fitted", S + "solver/radialterm.py", [
+        ("    return not math.degrees(theta) < MIN_CENTRE_ANGLE_DEG",
+         "    return False"),
+    ], [S + "solver/tests/test_radialterm.py"],
+        "a wide field's optical centre is never fitted"),
     Mutant("refine-clip-scale", S + "solver/backends/reference.py", [
         ("keep = err <= max(sigma_clip * 1.4826 * median(err[core]), floor)",
          "keep = err <= max(sigma_clip * median(err[core]), floor)"),
@@ -239,6 +248,16 @@ MUTANTS: list[Mutant] = [
         ("off = np.clip(0.5 * (lv[:, 0] - lv[:, 2]) / c2, -0.5, 0.5)",
          "off = np.clip(0.5 * (lv[:, 2] - lv[:, 0]) / c2, -0.5, 0.5)"),
     ], [T_EXTRACT], "parabolic peak offset of the wrong sign"),
+    Mutant("extract-curvature-width-only", S + "extraction/blobs.py", [
+        ("sxr, syr = max(median(wx), mx), max(median(wy), my)",
+         "sxr, syr = median(wx), median(wy)"),
+    ], [S + "extraction/tests/test_broad_stars.py"],
+        "faint stars fitted with the peaks' curvature width, which noise sets on broad ones"),
+    Mutant("field-cancel-file-kept", S + "cli/solve_field_run.py", [
+        ('        if _blocked(path, {**out, "cancel": cancel.path}, args):',
+         "        if _blocked(path, out, args):"),
+    ], [S + "cli/tests/test_solve_field_cancel.py"],
+        "skysolve-field -O leaves a cancelled run's cancel file, which stops every solve"),
     # -- hints and database files ------------------------------------------------------
     Mutant("hint-cone-ignored", S + "solver/lost_in_space.py", [
         ("cone is not None and not cone.holds(hyp.R, _HYPOTHESIS_SLACK_PX / hyp.f)):",

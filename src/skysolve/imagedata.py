@@ -72,13 +72,14 @@ def is_colour_planes(data: NDArray[Any]) -> bool:
 def _colour(data: NDArray[Any], mask: NDArray[np.bool_] | None,
             noise: NDArray[np.floating] | None
             ) -> tuple[NDArray[Any], NDArray[np.bool_] | None, NDArray[np.floating] | None]:
-    """The luminance of colour planes ``(3, H, W)`` with the mask and noise it has: a
-    pixel masked in any plane is masked; the noise of the weighted sum (of the first
-    plane where the three are equal, a grey image stored as colour)."""
+    """The luminance of colour planes ``(3, H, W)`` with the mask and noise it has
+    (each ``(3, H, W)``, or ``(H, W)`` for all three): a pixel masked in any plane is
+    masked; the noise of the weighted sum (of the first plane where the three are
+    equal, a grey image stored as colour)."""
     grey = luminance(np.moveaxis(data, 0, -1))
-    if mask is not None:
+    if mask is not None and mask.ndim == 3:
         mask = mask.any(axis=0)
-    if noise is not None:
+    if noise is not None and noise.ndim == 3:
         if np.array_equal(data[0], data[1]) and np.array_equal(data[0], data[2]):
             noise = noise[0]
         else:
@@ -252,13 +253,20 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
         data = source.data
         mask = getattr(data, "mask", None) if isinstance(data, np.ma.MaskedArray) else None
         data = np.asarray(data)
-        m = _mask(source.mask, data.shape, "NDData")
+        # (colour planes' mask and noise: of each plane, or one for all three)
+        shape = data.shape
+        if is_colour_planes(data) and all(
+                getattr(getattr(a, "array", a), "shape", None) == shape[1:]
+                for a in (source.mask, source.uncertainty) if a is not None):
+            shape = shape[1:]
+        m = _mask(source.mask, shape, "NDData")
         if mask is not None:
             mm = _mask(mask, data.shape, "NDData")
+            mm = mm if mm is None or mm.shape == shape else mm.any(axis=0)
             m = mm if m is None else (m if mm is None else m | mm)
         meta = source.meta
         header = meta if hasattr(meta, "cards") else None
-        noise = _noise(source.uncertainty, data.shape, getattr(source, "unit", None))
+        noise = _noise(source.uncertainty, shape, getattr(source, "unit", None))
         if is_colour_planes(data):
             data, m, noise = _colour(data, m, noise)
         return ImageData(data, m, noise, header)

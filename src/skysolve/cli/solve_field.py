@@ -27,10 +27,13 @@ pixels). The extraction takes ``--nsigma`` as its threshold in noise sigmas,
 list is cut likewise after sorting); ``-d/--depth`` (``N``, ``A-B``, or a list of
 them) forms the patterns from the brightest sources up to its largest number (4 to
 50), every source verifying the match. The ``.wcs``
-(``.new``, ``.match``) has its reference pixel at the image centre, which is
-what ``--crpix-center`` asks; ``--crpix-x/--crpix-y`` move it
+(``.new``, ``.match``) has its reference pixel at the optical centre: the image
+centre, which is what ``--crpix-center`` asks, unless the solve found the lens's axis
+elsewhere (an all-sky frame's image circle, a wide field's fitted centre);
+``--crpix-center`` and ``--crpix-x/--crpix-y`` move it
 (:func:`~skysolve.io.wcs.move_reference_pixel`; where SIP terms cannot hold the
-solution about that pixel, the files are written about the centre with a warning).
+solution about that pixel, the files are written about the optical centre with a
+warning).
 Options that have no meaning
 for skysolve (index files, source extractor, plots, ...) are accepted and
 reported as ignored on standard error; an unknown option or a bad value is a
@@ -153,7 +156,8 @@ FLAG_OPTIONS = (
     (("--just-augment",), "just_augment", "write the .axy source list only; do not solve"),
     (("-A", "--dont-augment"), "just_augment", "the same as --just-augment"),
     (("--crpix-center",), "crpix_center",
-     "the .wcs's reference pixel at the image centre (where it is by default)"),
+     "the .wcs's reference pixel at the image centre (where it is by default, unless the "
+     "lens's axis was found elsewhere)"),
     (("-g", "--guess-scale"), "guess_scale",
      "without a scale range: search about the pixel scale the FITS header states or implies "
      "(a scale keyword, its WCS, or FOCALLEN and XPIXSZ), then without it"),
@@ -349,12 +353,26 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     take a negative value for an option."""
     takes_value = {f for flags, *_ in VALUE_OPTIONS for f in flags}
     takes_value |= {f for flags in IGNORED_WITH_VALUE for f in flags}
+    longs = {f for flags in (*(o[0] for o in VALUE_OPTIONS), *(o[0] for o in FLAG_OPTIONS),
+                             *IGNORED_WITH_VALUE, *IGNORED_FLAGS)
+             for f in flags if f.startswith("--")} | {"--files-on-stdin", "--help", "--version"}
+
+    def value_option(a: str) -> bool:
+        """Whether ``a`` names an option that takes a value, spelt out or by a prefix
+        (``--scale-lo``, as the parser takes it)."""
+        if a in takes_value:
+            return True
+        if not a.startswith("--") or "=" in a:
+            return False
+        named = [f for f in longs if f.startswith(a)]
+        return len(named) == 1 and named[0] in takes_value
+
     out: list[str] = []
     i = 0
     while i < len(argv):
         a = argv[i]
         nxt = argv[i + 1] if i + 1 < len(argv) else None
-        if a in takes_value and nxt is not None and nxt[:1] == "-" and len(nxt) > 1 and (
+        if value_option(a) and nxt is not None and nxt[:1] == "-" and len(nxt) > 1 and (
                 nxt[1].isdigit() or nxt[1] == "."):
             out.append(f"{a}={nxt}" if a.startswith("--") else f"{a}{nxt}")
             i += 2

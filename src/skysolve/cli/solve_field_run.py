@@ -320,10 +320,14 @@ _OPTION = {"axy": "--axy", "wcs": "--wcs", "corr": "--corr", "match": "--match",
            "index_xyls": "--index-xyls"}
 
 
-def _refuse_outputs_over_input(path: Path, out: dict[str, Path | None]) -> None:
+def _refuse_outputs_over_input(path: Path, out: dict[str, Path | None],
+                               cancel: Path | None = None) -> None:
     """Refuse an output file that is the input itself (``--wcs frame.tiff``, or an input
     named ``frame.wcs`` or ``frame.new`` whose default output name is its own): it would
-    be replaced by the output, the image lost."""
+    be replaced by the output, the image lost; and so a ``cancel`` file (``-C``), which
+    ``-O`` deletes."""
+    if cancel is not None and _is_input(cancel, path):
+        raise InvalidArgumentError("refusing a -C/--cancel file that is the input itself")
     for dest, p in out.items():
         if p is not None and _is_input(p, path):
             raise InvalidArgumentError(
@@ -394,7 +398,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
     out = _outputs(path, args)
     cancel = CancelWatch(_cancel_path(path, args))
     try:
-        _refuse_outputs_over_input(path, out)
+        _refuse_outputs_over_input(path, out, cancel.path)
         # (the cancel file counts among the outputs, as solve-field's: --overwrite
         # deletes one a cancelled run left, which would stop every later solve)
         if _blocked(path, {**out, "cancel": cancel.path}, args):
@@ -453,7 +457,7 @@ def run_field(path: Path, args: argparse.Namespace, hints: dict[str, Any],
         reference, why = holdable_reference(result, crpix, fld.width, fld.height)
         if why:
             print(f"skysolve-field: warning: --crpix-x/--crpix-y: {why}; the files have "
-                  "their reference pixel at the image centre instead", file=sys.stderr,
+                  "their reference pixel at the optical centre instead", file=sys.stderr,
                   flush=True)
         write_solution(out, result, fld, db, before_new=lambda path: _say(
             f'Creating new FITS file "{path}"...'), crpix=reference)

@@ -193,7 +193,7 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
                                             fld.width, fld.height)
         if why:
             summary["warning"] = (f"crpix_x/crpix_y: {why}; the files have their reference "
-                                  "pixel at the image centre instead")
+                                  "pixel at the optical centre instead")
         write_solution(out, result, fld, db, crpix=reference)
         summary["figures"] = figures(result, fld.width, fld.height)
         summary["overlay"] = _overlay(result, fld)

@@ -72,6 +72,9 @@ class Frame:
     #: No projection was told (no camera model either): the frame's pinhole is a guess
     #: the refinement may replace by a fisheye's (``refinement.with_projection``).
     guessed_projection: bool = False
+    #: The caller told the optical centre (``crpix``): the refinement keeps it
+    #: (:mod:`.radialterm` fits it on wide fields otherwise).
+    centre_told: bool = False
 
     @cached_property
     def proj(self) -> int:
@@ -184,13 +187,15 @@ class Frame:
 def make_frame(xy: NDArray[np.float64], width: int, height: int,
                camera_model: CameraModel | None, projection: str,
                backend: ModuleType, refine_scale: bool | None = None,
-               crpix: tuple[float, float] = (0.0, 0.0), guessed: bool = False) -> Frame:
+               crpix: tuple[float, float] = (0.0, 0.0), guessed: bool = False,
+               centre_told: bool = False) -> Frame:
     """The frame of centred centroid positions ``xy`` (a new array the frame may keep);
     ``refine_scale`` as :attr:`SolveOptions.refine_scale`.
 
     Without a camera model the centroids are taken as ideal offsets from the
     optical centre ``crpix`` (px from the image centre) under ``projection``
-    (``guessed``: nobody told it, see :attr:`Frame.guessed_projection`); a camera
+    (``guessed``: nobody told it, see :attr:`Frame.guessed_projection`;
+    ``centre_told``: the caller told ``crpix``, see :attr:`Frame.centre_told`); a camera
     model brings its own.
     """
     if camera_model is not None:
@@ -207,7 +212,7 @@ def make_frame(xy: NDArray[np.float64], width: int, height: int,
     else:
         ideal = np.ascontiguousarray(xy - (cx, cy), dtype=np.float64)
     return Frame(xy, ideal, width, height, _plain_camera(width, height, projection, cx, cy),
-                 False, backend, guessed_projection=guessed)
+                 False, backend, guessed_projection=guessed, centre_told=centre_told)
 
 
 @lru_cache(maxsize=16)

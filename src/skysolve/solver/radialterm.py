@@ -151,8 +151,8 @@ def _called_for(A: NDArray[np.float64], d: NDArray[np.float64]) -> bool:
 
 
 def radial_camera(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[np.float64],
-                  f: float, parity: bool, camera: CameraModel, errors_rad: NDArray[np.float64]
-                  ) -> tuple[CameraModel, NDArray[np.float64]] | None:
+                  f: float, parity: bool, camera: CameraModel, errors_rad: NDArray[np.float64],
+                  free_centre: bool = True) -> tuple[CameraModel, NDArray[np.float64]] | None:
     """The camera with a radial term for matched pairs that call for one, or None.
 
     Parameters
@@ -168,6 +168,8 @@ def radial_camera(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArra
         The solve's undistorted camera (size, projection, optical centre).
     errors_rad : (n,) ndarray
         The pairs' residuals in the solve, radians.
+    free_centre : bool
+        Whether the optical centre may be fitted too (not where the caller told it).
 
     Returns
     -------
@@ -181,11 +183,13 @@ def radial_camera(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArra
         return None
     s = 0.5 * math.hypot(camera.image_width, camera.image_height)
     called = _called_for(*_design(xy, v_cat, R, f, parity, camera.projection_code, s))
-    if _centre_testable(camera, f, len(xy)) and _centre_screen(xy, v_cat, R, f, parity,
-                                                                camera, s):
+    if free_centre and _centre_testable(camera, f, len(xy)) and _centre_screen(
+            xy, v_cat, R, f, parity, camera, s):
         free = _clipped_fit(xy, v_cat, R, f, parity, camera, True)
         if free is not None and centre_called_for(xy, v_cat, parity, camera, free):
-            return _camera(camera, free[1], parity, free[2], free[3], free[0])
+            fitted = _camera(camera, free[1], parity, free[2], free[3], free[0])
+            if fitted is not None:
+                return fitted
     if not called:
         return None
     return fit_radial(xy, v_cat, R, f, parity, camera)
@@ -228,11 +232,12 @@ def centre_called_for(xy: NDArray[np.float64], v_cat: NDArray[np.float64], parit
     :data:`MAX_CENTRE_SHIFT` of the half-diagonal."""
     R, f, k1, shift, rss_free, keep = free
     s = 0.5 * math.hypot(camera.image_width, camera.image_height)
-    if not float(np.hypot(*shift)) <= MAX_CENTRE_SHIFT * s:
+    if not (float(np.hypot(*shift)) <= MAX_CENTRE_SHIFT * s
+            and int(keep.sum()) >= MIN_CENTRE_MATCHES):
         return False
     held = _gauss_newton(xy[keep], v_cat[keep], R, f, parity, camera.projection_code, s, k1)
     if held is None:
-        return True
+        return False
     dof = 2 * int(keep.sum()) - 7
     return dof > 0 and _f_stat(held[4], rss_free, 2, dof) >= MIN_F
 
@@ -327,6 +332,9 @@ def fit_radial(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[n
     if fitted is None:
         return None
     R, f, k1, shift, _, _ = fitted
+    s = 0.5 * math.hypot(camera.image_width, camera.image_height)
+    if not float(np.hypot(*shift)) <= MAX_CENTRE_SHIFT * s:  # (a refit ran away)
+        return None
     return _camera(camera, f, parity, k1, shift, R)
 
 

@@ -306,7 +306,7 @@ def with_projection(frame: Frame, cat: CatalogView, ref: Refined, radius_px: flo
         if name == frame.camera.projection:
             continue
         other = make_frame(frame.xy, frame.width, frame.height, None, name, frame.backend,
-                           crpix=frame.centre)
+                           crpix=frame.centre, centre_told=frame.centre_told)
         rho = _proj.radius_of_angle(theta, other.proj)
         f = float(r @ rho / (rho @ rho))
         if not (math.isfinite(f) and f > 0.0) or not _fits_as_well(other, cat, ref, f):
@@ -711,7 +711,8 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
     ``1 / MIN_RSS_RATIO`` of ``ref``'s mean square residual, or it matches many more
     stars that crowd more about their stars (:func:`_matches_more`)."""
     fitted = radial_camera(frame.ideal[ref.img_idx], v_cat, ref.hyp.R, ref.hyp.f,
-                           ref.hyp.parity, frame.camera, ref.errors_rad)
+                           ref.hyp.parity, frame.camera, ref.errors_rad,
+                           free_centre=not frame.centre_told)
     best = ref
     for round_ in range(_RADIAL_ROUNDS):
         if fitted is None:

@@ -495,7 +495,7 @@ def optical_centre(options: SolveOptions, centroids: Any) -> tuple[float, float]
 
     A lens's image circle is centred on its axis, and on all-sky cameras often tens of
     pixels off the sensor's centre. Taken to be the image centre, an axis 30 px off on a
-    180 deg lens (1600 px across) moved the stars of the rim by up to ~6 px against one
+    180 deg lens (1024 px across) moved the stars of the rim by pixels against one
     another: rendered frames failed or solved 0.6 deg off at 2,000" rms, where the
     circle's centre (found to ~0.1 px) solved them all within 0.01 deg. A circle
     within :data:`CIRCLE_CENTRE_MIN_PX` of the image centre leaves it there: on a JPEG
@@ -635,7 +635,8 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     code = _proj.code_of(options.lens_projection)
     frame = make_frame(xy, width, height, cam, options.lens_projection, be,
                        options.refine_scale, optical_centre(options, centroids),
-                       guessed=options.projection is None and cam is None)
+                       guessed=options.projection is None and cam is None,
+                       centre_told=options.crpix is not None)
     cat = CatalogView(db, velocity, be)
     radius_px = options.match_radius * width
     if cam is not None:
@@ -780,7 +781,7 @@ def _fisheye_search(db: PatternDatabase, options: SolveOptions, frame: Frame,
     f_start=)``."""
     width, height = frame.width, frame.height
     lens = make_frame(frame.xy, width, height, None, projection, frame.backend,
-                      crpix=frame.centre, guessed=True)
+                      crpix=frame.centre, guessed=True, centre_told=frame.centre_told)
     eq = _proj.code_of(projection)
     fl, fh, _, _ = _focal_range(db, options, lens, eq)
     fh = min(fh, _proj.focal_from_fov(math.radians(_FISHEYE_FROM_DEG), width, eq))

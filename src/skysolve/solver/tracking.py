@@ -383,7 +383,8 @@ def _consistent(frame: Frame, cat: CatalogView, ref, radius_px: float, iteration
         # (a fisheye projection the refinement took for a solve told none: the rotation
         # and focal length are its, and so are the stars' places)
         lens = make_frame(frame.xy, frame.width, frame.height, None,
-                          PROJECTIONS[fitted.proj], frame.backend, crpix=frame.centre)
+                          PROJECTIONS[fitted.proj], frame.backend, crpix=frame.centre,
+                          centre_told=frame.centre_told)
     ref = refine(lens, cat, hyp, tight, iterations)
     if ref is None or len(ref.img_idx) < 3:
         return None

@@ -519,3 +519,11 @@ def test_colour_planes_in_memory_are_taken_as_their_file_is(frame, tmp_path):
     np.testing.assert_array_equal(unpacked.mask, mask[1])
     w = np.asarray(LUMINANCE_WEIGHTS)
     np.testing.assert_allclose(unpacked.noise, np.sqrt(np.sum((w * [3.0, 4.0, 5.0]) ** 2)))
+    # one mask and one noise map for the three planes (an NDData holds them; a CCDData
+    # refuses them)
+    from astropy.nddata import NDData
+
+    unpacked = as_image_data(NDData(planes, mask=mask[1],
+                                    uncertainty=StdDevUncertainty(sigma[0])))
+    np.testing.assert_array_equal(unpacked.mask, mask[1])
+    np.testing.assert_allclose(unpacked.noise, 3.0)

@@ -1111,7 +1111,7 @@ def test_a_reference_pixel_sip_cannot_hold_still_writes_the_solution(env, fits_f
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, lines
         assert lines[0].startswith("skysolve-field: warning: --crpix-x/--crpix-y")
-        assert "image centre" in lines[0] and "Traceback" not in proc.stderr
+        assert "optical centre" in lines[0] and "Traceback" not in proc.stderr
 
 
 def test_a_centre_just_short_of_ra_360_prints_as_0():

@@ -101,3 +101,25 @@ def test_a_wrong_guessed_scale_is_retried_on_the_database_for_no_scale(monkeypat
     assert used[0] == (f"db for {asked[0]}", True)
     assert used[1] == ("db for None", False)
     assert ("narrower", False) in used
+
+
+def test_a_prefix_takes_a_negative_value_as_the_whole_option_does():
+    # (before: '--scale-lo -1 -H 10' and '--rad -1' were usage errors)
+    from skysolve.cli.solve_field import _join_negative_values
+
+    for argv in (["--scale-lo", "-1", "-H", "10"], ["--scale-low", "-1", "-H", "10"]):
+        args = build_parser().parse_args([*_join_negative_values(argv), "frame.fits"])
+        assert args.scale_low == -1.0 and args.scale_high == 10.0
+    args = build_parser().parse_args([*_join_negative_values(["--rad", "-1"]), "f.fits"])
+    assert args.radius == -1.0
+
+
+def test_a_cancel_file_naming_the_input_is_refused_not_deleted(tmp_path, capsys):
+    from skysolve.tests.realframes import ALT40, DATA
+
+    image = tmp_path / "frame.tiff"
+    image.write_bytes((DATA / ALT40).read_bytes())
+    for name in (str(image), "%s.tiff"):
+        assert main(["-p", "-O", "-C", name, str(image)]) == 1
+        assert image.exists()
+        assert "-C/--cancel" in capsys.readouterr().err

@@ -581,7 +581,3 @@ def test_an_all_sky_lens_off_the_sensors_centre_solves_about_its_circle(hip_cata
     cos /= np.linalg.norm(v_sol, axis=1)
     # (the boresight itself is the sky at the found centre, which may be a pixel off)
     assert np.degrees(np.arccos(np.minimum(cos, 1.0))).max() * 3600 < 600.0  # a pixel
-    # a crpix told is kept to
-    told = skysolve.solve_image(img, database=allsky_db, projection="equisolid",
-                                crpix=(0.0, 0.0))
-    assert not told or told.rmse_arcsec > 5 * res.rmse_arcsec

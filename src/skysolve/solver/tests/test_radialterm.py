@@ -424,6 +424,18 @@ def test_an_optical_centre_off_the_image_centre_is_fitted(wide_db, gaia, truth):
         assert _mapping_error_px(res.camera_model, truth) < 1.0
 
 
+def test_a_told_optical_centre_is_kept(wide_db, gaia):
+    # crpix told (a crop's, a calibration pass's) is the caller's to keep: the fit of the
+    # centre replaced it (0, 0) and (-20, 40) both came back near the truth's (-30, 50)
+    truth = CameraModel.from_fov(62.0, 1920, 1280, crpix=(-30.0, 50.0))
+    R = random_attitudes(1, rng=8)[0]
+    xy = _gaia_field(gaia, truth, R, seed=0, num_stars=80)
+    for told in ((0.0, 0.0), (-20.0, 40.0), (-30.0, 50.0)):
+        res = wide_db.solve_from_centroids(xy, crpix=told, image_shape=(1280, 1920))
+        assert res, told
+        assert tuple(res.camera_model.crpix) == told
+
+
 def test_a_centre_shift_is_fitted_only_where_the_pairs_call_for_it():
     rng = np.random.default_rng(6)
     lens = CameraModel.from_fov(120.0, 1600, 1200, projection="equidistant")
@@ -440,3 +452,8 @@ def test_a_centre_shift_is_fitted_only_where_the_pairs_call_for_it():
     assert few is None or tuple(few[0].crpix) == (0.0, 0.0)
     xy, v = _pairs(lens, 60, 1.0, rng)
     assert radial_camera(xy, v, np.eye(3), f, False, lens, np.full(60, 1.4 / f)) is None
+    # nor where the caller told the centre
+    xy, v = _pairs(shifted, 60, 0.2, rng)
+    kept = radial_camera(xy, v, np.eye(3), f, False, lens, np.full(60, 3.0 / f),
+                         free_centre=False)
+    assert kept is None or tuple(kept[0].crpix) == (0.0, 0.0)
