@@ -280,13 +280,31 @@ class LocalPool(cf.Executor):
         restore()
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is not None and issubclass(exc_type, BatchTerminated):
+        if exc_type is not None and issubclass(exc_type, BatchTerminated | KeyboardInterrupt):
             # the results in flight would be thrown away: waiting for them only risks the
-            # SIGKILL that follows a SIGTERM not obeyed in time
-            self.terminate()
+            # SIGKILL that follows a SIGTERM not obeyed in time, and after Ctrl-C kept the
+            # command running for seconds (every chunk handed out, up to 8 frames a
+            # worker), where a second Ctrl-C left it hung at exit in multiprocessing's join
+            with _interrupts_held():
+                self.terminate()
         else:
             self.shutdown(wait=True)
         return False
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Any:
+    """Ctrl-C ignored meanwhile (in the main thread; elsewhere nothing to hold): a second
+    one while the workers are being ended would leave them running, the exit waiting for
+    them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def connect(client: Any, jobs: int | None = None) -> tuple[Any, list[Any]]:

@@ -188,13 +188,23 @@ def run_frames(task: Callable[[Any], FrameResult], sources: Sequence[Any], *,
                 batch.report()  # the resumed frames before the first to do
                 if warm:
                     batch.record(0, warm[0])
-                rest = [sources[i] for i in todo[len(warm):]]
+                rest = [_portable(sources[i]) for i in todo[len(warm):]]
                 for k, fr in iter_tasks(task, rest, executor=ex, lost=_lost):
                     batch.record(k + len(warm), fr)
         finally:
             batch.close()
     batch.out.seconds = time.perf_counter() - t0
     return batch.out
+
+
+def _portable(source: Any) -> Any:
+    """A path frame made absolute for the worker that reads it (a Dask worker runs in its
+    own directory, and a notebook may change its own after starting a cluster: relative
+    paths failed there as "no such image file"); other frames as they are. Its results
+    keep the path as given."""
+    if isinstance(source, str | os.PathLike) and not isinstance(os.fspath(source), bytes):
+        return os.path.abspath(source)
+    return source
 
 
 class _Batch:

@@ -271,7 +271,7 @@ def _solve_one(job: _Job, handle, file: str):
     try:
         if fr:
             fr.info.update(_write_outputs(fr.result, path, job, fr.image_shape))
-        plot = job.plots.get(file)
+        plot = job.plots.get(os.path.abspath(file))
         if plot is not None:
             _plot_file(Path(plot), image, fr.result, ext.centroids, db, path.name)
             fr.info["plot"] = plot
@@ -502,7 +502,9 @@ def _cmd_solve(args: argparse.Namespace) -> int:
                hdu=args.hdu, section=args.section,
                aberration=not args.no_aberration, date=args.date, write_wcs=args.write_wcs,
                update_fits=args.update_fits, debug=args.debug,
-               plots={f: p for f, p in zip(args.images, plots, strict=True) if p is not None},
+               # (absolute, as the frames reach the workers: batch.solve_many._portable)
+               plots={os.path.abspath(f): os.path.abspath(p)
+                      for f, p in zip(args.images, plots, strict=True) if p is not None},
                narrower=not args.db)
     if args.debug:
         _info(args, f"database {db_path} and options ready after "
@@ -563,9 +565,14 @@ def _finish(args: argparse.Namespace, batch, db) -> int:
     resumed = sum(fr.resumed for fr in batch)
     if resumed:
         _info(args, f"{resumed} of {n} images already done in {args.results} (--resume)")
-    if batch.num_unsolved and not args.quiet:
-        print(f"skysolve: {batch.num_unsolved} of {n} image{'s' if n > 1 else ''} not solved",
+    not_solved = batch.num_unsolved + batch.num_failed
+    # (one image that failed has said so in its error line)
+    if (batch.num_unsolved or (batch.num_failed and n > 1)) and not args.quiet:
+        # (the frames that failed count: "4 of 17 not solved" was said where 9 more failed)
+        failed = f" ({batch.num_failed} of them failed)" if batch.num_failed else ""
+        print(f"skysolve: {not_solved} of {n} image{'s' if n > 1 else ''} not solved{failed}",
               file=sys.stderr)
+    if batch.num_unsolved and not args.quiet:
         advice = _scale_advice(args, batch, db)
         if advice:
             print(advice, file=sys.stderr)

@@ -203,3 +203,36 @@ def test_the_pools_cancelled_task_race_prints_no_traceback(monkeypatch):
     loud.join()
     restore()
     assert reported == ["elsewhere", "not a race"] and threading.excepthook is before
+
+
+_CTRL_C = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from skysolve.batch import LocalPool
+
+    def slow(folder, k):
+        Path(folder, f"started_{k}").touch()
+        time.sleep(20)
+        Path(folder, f"finished_{k}").touch()
+
+    folder = sys.argv[1]
+    try:
+        with LocalPool(2) as pool:
+            for k in range(6):
+                pool.submit(slow, folder, k)
+            while len(list(Path(folder).glob("started_*"))) < 2:
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+""")
+
+
+def test_ctrl_c_ends_the_workers_instead_of_waiting_for_their_frames(tmp_path):
+    """Ctrl-C in a batch: the pool waited for every task handed out (chunks of up to 8
+    frames a worker) and threw their results away; a second Ctrl-C meanwhile left the
+    command hung at exit. The workers are ended now: no task finishes, none starts."""
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "interrupted" in proc.stdout, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["started_0", "started_1"]

@@ -533,3 +533,21 @@ def test_a_source_of_no_frame_type_is_one_failed_frame_on_workers_too(batch_db, 
             assert [r.source for r in out] == sources
             assert "BufferedReader" in out[1].error and "NoneType" in out[2].error
         assert seen == [(i, s) for i, s in enumerate(sources)] * 2
+
+
+def test_path_frames_reach_the_workers_absolute(tmp_path, monkeypatch):
+    # a Dask worker runs in its own directory (and a notebook may change its own after
+    # starting a cluster): relative paths failed there as "no such image file"
+    from skysolve.batch import DatabaseHandle, FrameResult, run_frames
+
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    def task(source):
+        seen.append(source)
+        return FrameResult(None, "error", error="stand-in")
+
+    out = run_frames(task, ["a.fits", Path("sub") / "b.fits", np.zeros((3, 2))],
+                     database=DatabaseHandle(None), progress=False)
+    assert seen[:2] == [str(tmp_path / "a.fits"), str(tmp_path / "sub" / "b.fits")]
+    assert [r.source for r in out][:2] == ["a.fits", Path("sub") / "b.fits"]  # as given
