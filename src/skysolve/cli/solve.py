@@ -357,6 +357,15 @@ def _check_outputs(args: argparse.Namespace) -> None:
                     f"{seen[target][0]} and {image} would both write {base.name + suffix}: "
                     "solve them in separate runs, or rename one")
             seen[target] = (image, real)
+    # (an output that is another input of the run: a second '--update-fits' run over
+    # 'dir/*.fits' took in a.solved.fits and rewrote it while it was being solved)
+    inputs = {os.path.realpath(image): image for image in args.images}
+    for target, (image, real) in seen.items():
+        other = inputs.get(os.path.realpath(target))
+        if other is not None and os.path.realpath(other) != real:
+            raise InvalidArgumentError(
+                f"{other} is an input and the output {image} would write: leave it out of "
+                "the inputs (or solve the two in separate runs)")
     if update_fits:
         for image in args.images:
             if Path(image).exists() and not _is_fits(Path(image)):
@@ -517,7 +526,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
                            progress=False if args.quiet else None, on_result=_Report(args),
                            report_resumed=True)
     except (KeyboardInterrupt, BatchTerminated):
-        if args.results:
+        if args.results and os.path.exists(args.results):  # (none is written before a frame)
             _info(args, f"the frames done are in {args.results}; run again with --resume to "
                         "finish")
         raise
@@ -565,6 +574,15 @@ def _finish(args: argparse.Namespace, batch, db) -> int:
     resumed = sum(fr.resumed for fr in batch)
     if resumed:
         _info(args, f"{resumed} of {n} images already done in {args.results} (--resume)")
+        asked = [name for name, on in (("--write-wcs", args.write_wcs),
+                                       ("--update-fits", getattr(args, "update_fits", False)),
+                                       ("--plot", args.plot is not None)) if on]
+        if asked:
+            # (a resumed frame is taken from the table, not solved: nothing is written
+            # for it, which went unsaid)
+            _info(args, f"{' and '.join(asked)}: not written for the {resumed} "
+                        f"image{'s' if resumed != 1 else ''} taken from the results table "
+                        "(solve them again without --resume for their files)")
     not_solved = batch.num_unsolved + batch.num_failed
     # (one image that failed has said so in its error line)
     if (batch.num_unsolved or (batch.num_failed and n > 1)) and not args.quiet:

@@ -1135,3 +1135,32 @@ def test_a_lossy_webp_image_solves(cli_env, db_file, tmp_path, name):
     record = json_lines(proc.stdout)[0]
     assert angular_separation_deg(record["ra_deg"], record["dec_deg"],
                                   *REFERENCE[name]) * 3600 < 18.0
+
+
+def test_an_output_that_is_another_input_is_refused(cli_env, db_file, frames):
+    # a second '--update-fits' run over 'dir/*.fits' took in a.solved.fits and rewrote it
+    # while solving it; and '--write-wcs' over an input named like another's .wcs
+    from astropy.io import fits
+
+    import skysolve
+
+    a = frames / "a.fits"
+    fits.PrimaryHDU(skysolve.read_image(frames / ALT40)).writeto(a)
+    fits.PrimaryHDU(skysolve.read_image(frames / ALT40)).writeto(frames / "a.solved.fits")
+    proc = run(cli_env, "solve", a, frames / "a.solved.fits", "--db", db_file, "--update-fits")
+    assert_user_error(proc, 1, "a.solved.fits is an input")
+    assert not (frames / "a.solved.solved.fits").exists()
+
+
+def test_a_resumed_run_says_which_files_it_did_not_write(cli_env, db_file, frames):
+    table = frames / "t.ecsv"
+    first = run(cli_env, "solve", frames / ALT40, "--db", db_file, "--fov", "11.4",
+                "--results", table)
+    assert first.returncode == 0, first.stderr
+    proc = run(cli_env, "solve", frames / ALT40, frames / ALT60, "--db", db_file, "--fov",
+               "11.4", "--results", table, "--resume", "--write-wcs")
+    assert proc.returncode == 0, proc.stderr
+    assert "--write-wcs: not written for the 1 image taken from the results table" \
+        in proc.stderr
+    assert not (frames / ALT40).with_suffix(".wcs").exists()
+    assert (frames / ALT60).with_suffix(".wcs").exists()
