@@ -25,6 +25,7 @@ costs little even for tens of thousands of frames.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -334,13 +335,18 @@ class ResultsTable:
         self.rows: dict[RowKey, dict[str, Any]] = {}  # by row key (see the notes), in order
         self._lines: dict[RowKey, str] = {}
         self._pending: list[RowKey] = []
-        if self.path.exists():
-            if resume:
-                self._read()
-            elif not overwrite:
-                raise InvalidArgumentError(
-                    f"results table {self.path} exists: resume=True skips the frames done "
-                    "there, overwrite=True replaces it")
+        self._lock = _TableLock(self.path)
+        try:
+            if self.path.exists():
+                if resume:
+                    self._read()
+                elif not overwrite:
+                    raise InvalidArgumentError(
+                        f"results table {self.path} exists: resume=True skips the frames "
+                        "done there, overwrite=True replaces it")
+        except BaseException:
+            self._lock.release()
+            raise
         self.min_interval_s = min_interval_s
         self._last = -math.inf
         # the first rewrite would otherwise pay for importing astropy's table writer, and
@@ -400,6 +406,13 @@ class ResultsTable:
         self.rows[key] = row
         self._pending.append(key)
 
+    def close(self) -> None:
+        """Write what is pending and let another run take the table."""
+        try:
+            self.flush(force=True)
+        finally:
+            self._lock.release()
+
     def flush(self, force: bool = False) -> None:
         """Rewrite the table (atomically) if rows changed and it is time, or ``force``."""
         now = time.monotonic()
@@ -417,6 +430,47 @@ class ResultsTable:
         self._last = time.monotonic()
         # rewriting a long table costs time: never spend more than ~5 % on it
         self.min_interval_s = max(self.min_interval_s, 20 * (self._last - now))
+
+
+class _TableLock:
+    """A results table held by one run: an exclusive ``flock`` on ``TABLE.lock`` beside it
+    (released by the system when the process ends, however it ends), the file removed
+    when the run lets go of it. Two runs given one table (two Slurm jobs, two terminals)
+    each rewrote the whole table from their own rows, the last writer's replacing the
+    other's, silently; the second is now refused. Where ``fcntl`` is missing (Windows)
+    nothing is held."""
+
+    def __init__(self, table: Path) -> None:
+        self.path = table.with_name(table.name + ".lock")
+        self._fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InvalidArgumentError(
+                f"results table {table} is in use by another run (its lock "
+                f"{self.path.name} is held): give each run a table of its own, or wait for "
+                "the other to finish and --resume") from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # (removed first, while held: a run that opens it meanwhile locks a file no one
+        # else will, which is harmless once this one is done)
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def __del__(self) -> None:  # (a table never closed: its lock still let go)
+        with contextlib.suppress(Exception):
+            self.release()
 
 
 def _plain(value: Any, missing: Any) -> Any:

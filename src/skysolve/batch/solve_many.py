@@ -251,7 +251,7 @@ class _Batch:
 
     def close(self) -> None:
         if self.table is not None:
-            self.table.flush(force=True)
+            self.table.close()
 
 
 def _frames(sources: Any) -> list[Any]:

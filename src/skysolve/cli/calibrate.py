@@ -80,7 +80,7 @@ def _final_solutions(args: argparse.Namespace, run, table) -> None:
             table.add(FrameResult(file, res.status, res, num_centroids=len(run.centroids[i]),
                                   image_shape=run.image_shape).row(i), keys[i][1])
     if table is not None:
-        table.flush(force=True)
+        table.close()
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:

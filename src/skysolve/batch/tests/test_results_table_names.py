@@ -15,7 +15,7 @@ def test_odd_file_names_keep_one_row_each_and_resume(tmp_path):
                          error=None if i % 2 else f"no such image file: {name}")
         table.add(fr.row(i))
         table.flush(force=True)  # one row at a time, as frames finish
-    table.flush(force=True)
+    table.close()
 
     from astropy.table import Table
 
@@ -42,7 +42,7 @@ def test_a_table_without_the_path_column_resumes_relative_paths(tmp_path, monkey
     sources = ["a.fits", object()]  # a file given relative, and an array frame
     for i, (source, key) in enumerate(zip(sources, source_keys(sources), strict=True)):
         table.add(FrameResult(source, "no_match", None).row(i), key[1])
-    table.flush(force=True)
+    table.close()
     old = Table.read(path, format="ascii.ecsv")
     old.remove_column("path")
     old.write(path, format="ascii.ecsv", overwrite=True)

@@ -7,6 +7,7 @@ import concurrent.futures as cf
 import functools
 import inspect
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -551,3 +552,25 @@ def test_path_frames_reach_the_workers_absolute(tmp_path, monkeypatch):
                      database=DatabaseHandle(None), progress=False)
     assert seen[:2] == [str(tmp_path / "a.fits"), str(tmp_path / "sub" / "b.fits")]
     assert [r.source for r in out][:2] == ["a.fits", Path("sub") / "b.fits"]  # as given
+
+
+def test_two_runs_cannot_share_one_results_table(tmp_path):
+    # two runs given one table each rewrote it from their own rows: the last writer's
+    # replaced the other's, silently (two 20-frame runs left 20 rows)
+    from skysolve.batch import ResultsTable
+    from skysolve.errors import InvalidArgumentError
+
+    path = tmp_path / "night.ecsv"
+    first = ResultsTable(path)
+    with pytest.raises(InvalidArgumentError, match="in use by another run"):
+        ResultsTable(path, overwrite=True)
+    first.close()
+    assert not (tmp_path / "night.ecsv.lock").exists()
+    ResultsTable(path, resume=True).close()  # free again once the first is done
+    # and across processes: a second process is refused while this one holds it
+    held = ResultsTable(path, resume=True)
+    proc = subprocess.run([sys.executable, "-c", "import sys; from skysolve.batch import "
+                           "ResultsTable; ResultsTable(sys.argv[1], resume=True)", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "in use by another run" in proc.stderr
+    held.close()
