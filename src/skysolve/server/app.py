@@ -1,15 +1,18 @@
 """The Starlette application of ``skysolve serve``: nova's routes, the web page, the limits.
 
-Routes (``ID`` is a decimal job number; a submission and its job share it):
+Routes (``ID`` is a decimal job number; a submission and its job share it; the
+``/api/submissions`` and ``/api/jobs`` routes answer POST as GET, as nova's do):
 
 =====================================  ==============================================
 ``POST /api/login``                    request-json ``{"apikey": K}`` → a session
 ``POST /api/upload``                   multipart: request-json + ``file`` → ``subid``
+                                       (without a file: a source list, as below)
 ``POST /api/url_upload``               a source list (``x``, ``y``, ``image_width``,
                                        ``image_height``); a ``url`` is refused
 ``GET /api/submissions/ID``            nova's submission (its ``jobs``)
 ``GET /api/jobs/ID``                   ``{"status": "solving"|"success"|"failure"}``
-``GET /api/jobs/ID/calibration``       ra, dec, radius, pixscale, orientation, parity
+``GET /api/jobs/ID/calibration``       ra, dec, radius, pixscale, orientation (a raster
+                                       image's as shown), parity, width/height_arcsec
 ``GET /api/jobs/ID/info``              status, calibration, file name, tags
 ``GET /api/jobs/ID/result``            skysolve's summary: figures, overlay, timings
 ``GET /api/recent``                    the latest jobs
@@ -282,7 +285,13 @@ async def upload(request: Request) -> Response:
     svc.check_session(settings)
     upload_file = form.get("file")
     if not isinstance(upload_file, UploadFile):
-        raise BadRequest("the upload needs an image in the form field 'file'")
+        if "x" in settings or "y" in settings:  # (nova takes a source list here too:
+            # astrometry.net's client.py --upload-xy sends it so)
+            answer = await run_in_threadpool(_accept, svc, "xy", settings,
+                                             nova.source_list(settings), None)
+            return JSONResponse(answer)
+        raise BadRequest("the upload needs an image in the form field 'file' (or its "
+                         "sources: x, y, image_width, image_height)")
     inputs = {"downsample": nova.downsample(settings)}
     filename = str(upload_file.filename or "")[:200] or None
     answer = await run_in_threadpool(_accept, svc, "image", settings, inputs, filename,
@@ -442,14 +451,19 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def _routes() -> list[Any]:
     jid = "{id:int}"
+    # (nova's status and result views answer any method: astrometry.net's client.py
+    # sends every call as a POST of its request-json, and got 405 for them)
+    both = ["GET", "POST"]
     routes = [Route("/", index), Route("/api/login", login, methods=["POST"]),
               Route("/api/upload", upload, methods=["POST"]),
               Route("/api/url_upload", url_upload, methods=["POST"]),
-              Route(f"/api/submissions/{jid}", submission), Route(f"/api/jobs/{jid}", job),
-              Route(f"/api/jobs/{jid}/calibration", calibration),
-              Route(f"/api/jobs/{jid}/info", info), Route(f"/api/jobs/{jid}/result", result),
+              Route(f"/api/submissions/{jid}", submission, methods=both),
+              Route(f"/api/jobs/{jid}", job, methods=both),
+              Route(f"/api/jobs/{jid}/calibration", calibration, methods=both),
+              Route(f"/api/jobs/{jid}/info", info, methods=both),
+              Route(f"/api/jobs/{jid}/result", result, methods=both),
               Route("/api/recent", recent), Route("/api/health", health)]
-    routes += [Route(f"/api/jobs/{jid}/{name}", _no_objects(key))
+    routes += [Route(f"/api/jobs/{jid}/{name}", _no_objects(key), methods=both)
                for name, key in NAMED_OBJECTS.items()]
     # nova answers its API paths with a trailing slash too (N.I.N.A. posts to
     # /api/login/), and clients do not follow a redirect of a POST

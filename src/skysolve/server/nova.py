@@ -212,10 +212,22 @@ def source_list(settings: dict[str, Any]) -> dict[str, Any]:
 
 def calibration(fig: dict[str, Any]) -> dict[str, Any]:
     """nova's ``/api/jobs/ID/calibration``: degrees, arcseconds per pixel, and parity
-    1.0 for an image whose ``det(CD) > 0`` (solve-field's ``neg``), -1.0 otherwise."""
-    return {"ra": fig["ra"], "dec": fig["dec"], "radius": fig["radius_deg"],
-            "pixscale": fig["pixscale_arcsec"], "orientation": fig["orientation"],
-            "parity": 1.0 if fig["parity"] == "neg" else -1.0}
+    1.0 for an image whose ``det(CD) > 0`` (solve-field's ``neg``), -1.0 otherwise.
+
+    ``orientation`` is the WCS's (up, +y, degrees E of N) for a FITS image or a source
+    list; for a raster image (JPEG, PNG, ...) nova gives it for the image as shown, whose
+    first row is at the top: ``(180 - orientation) mod 360`` (N.I.N.A. uploads JPEG and
+    reads it as the frame's position angle). ``width_arcsec``/``height_arcsec``: the
+    image's sides at the pixel scale."""
+    orientation = fig["orientation"]
+    if fig.get("raster_input"):
+        orientation = (180.0 - orientation) % 360.0
+    out = {"ra": fig["ra"], "dec": fig["dec"], "radius": fig["radius_deg"],
+           "pixscale": fig["pixscale_arcsec"], "orientation": orientation,
+           "parity": 1.0 if fig["parity"] == "neg" else -1.0}
+    if "width_arcsec" in fig:  # (jobs solved before the service wrote them have none)
+        out["width_arcsec"], out["height_arcsec"] = fig["width_arcsec"], fig["height_arcsec"]
+    return out
 
 
 def _when(t: float | None) -> str | None:

@@ -115,6 +115,8 @@ def figures(result: Any, width: int, height: int) -> dict[str, Any]:
             "fov_width_deg": af.solution_extent_deg(result, (0.5 * width, 0.0)),
             "fov_height_deg": af.solution_extent_deg(result, (0.0, 0.5 * height)),
             "pixscale_arcsec": float(scale_deg * 3600.0),
+            "width_arcsec": float(width * scale_deg * 3600.0),
+            "height_arcsec": float(height * scale_deg * 3600.0),
             "radius_deg": af.field_radius_deg(result.camera_model, width, height),
             "matches": int(result.num_matches), "rmse_arcsec": float(result.rmse_arcsec),
             "probability": float(result.probability),
@@ -196,6 +198,8 @@ def run_job(job_dir: str, kind: str, hints: dict[str, Any], solve_kw: dict[str, 
                                   "pixel at the optical centre instead")
         write_solution(out, result, fld, db, crpix=reference)
         summary["figures"] = figures(result, fld.width, fld.height)
+        # (nova's calibration turns a raster image's orientation: N.I.N.A. uploads JPEG)
+        summary["figures"]["raster_input"] = fld.image is not None and fld.fits_source is None
         summary["overlay"] = _overlay(result, fld)
     else:
         summary["message"] = str(result.message)

@@ -103,6 +103,9 @@ function figureRows(f, s) {
 
 async function show(id) {
   const s = await api(`/api/jobs/${id}/result`);
+  // a job still queued or solving (opened from the recent jobs): followed until it ends,
+  // not shown as not solved
+  if (s.state !== "success" && s.state !== "failure") { await follow(id); return; }
   $("result").hidden = false;
   const table = $("figures");
   table.replaceChildren();

@@ -1,0 +1,96 @@
+"""nova's clients against a live server: astrometry.net's client.py (every call a POST of
+its request-json; --upload-xy on /api/upload) and N.I.N.A. (a JPEG upload, whose
+``calibration.orientation`` it takes for the frame's position angle).
+
+Known answers: nova's behaviour as its API documents and its clients rely on -- its
+status views answer POST, a source list may come to /api/upload, and a raster image's
+orientation is given for the image as shown (first row at the top), ``(180 - o) mod 360``
+of the FITS image's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+
+import skysolve
+from skysolve.tests.realframes import ALT40, DATA
+
+from .conftest import API_KEY
+
+httpx = pytest.importorskip("httpx")
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def session(http):
+    r = http.post("/api/login", data={"request-json": json.dumps({"apikey": API_KEY})})
+    return r.json()["session"]
+
+
+def _solved(http, subid: int) -> int:
+    for _ in range(600):
+        # (client.py polls with POSTs of its request-json: they were 405)
+        sub = http.post(f"/api/submissions/{subid}",
+                        data={"request-json": json.dumps({})}).json()
+        jobs = [j for j in sub.get("jobs", []) if j is not None]
+        if jobs:
+            status = http.post(f"/api/jobs/{jobs[0]}").json()["status"]
+            if status in ("success", "failure"):
+                assert status == "success"
+                return jobs[0]
+        time.sleep(0.1)
+    raise AssertionError("the job did not finish")
+
+
+def _upload(http, session, name: str, content: bytes) -> int:
+    rj = {"session": session, "scale_units": "degwidth", "scale_lower": 10,
+          "scale_upper": 13}
+    r = http.post("/api/upload", data={"request-json": json.dumps(rj)},
+                  files={"file": (name, content, "application/octet-stream")})
+    assert r.status_code == 200, r.text
+    return r.json()["subid"]
+
+
+def test_a_raster_images_orientation_is_for_the_image_as_shown(http, session):
+    from astropy.io import fits
+    from PIL import Image
+
+    pixels = skysolve.read_image(DATA / ALT40)
+    buf = io.BytesIO()
+    fits.PrimaryHDU(pixels).writeto(buf)
+    eight = (np.clip(pixels.astype(float) / np.percentile(pixels, 99.9), 0, 1) * 255)
+    jpeg = io.BytesIO()
+    Image.fromarray(eight.astype(np.uint8)).save(jpeg, format="JPEG", quality=95)
+    cal = {}
+    for name, content in (("frame.fits", buf.getvalue()), ("frame.jpg", jpeg.getvalue())):
+        job = _solved(http, _upload(http, session, name, content))
+        cal[name] = http.post(f"/api/jobs/{job}/calibration").json()
+    fits_o, jpeg_o = cal["frame.fits"]["orientation"], cal["frame.jpg"]["orientation"]
+    assert (180.0 - fits_o) % 360.0 == pytest.approx(jpeg_o, abs=0.01)
+    for c in cal.values():
+        assert c["width_arcsec"] == pytest.approx(1024 * c["pixscale"])
+        assert c["height_arcsec"] == pytest.approx(768 * c["pixscale"])
+
+
+def test_a_source_list_may_come_to_the_upload_route(http, session):
+    # (client.py --upload-xy: refused with 'needs an image in the form field file')
+    found = skysolve.extract_centroids(skysolve.read_image(DATA / ALT40))
+    xy = found.as_array()[:, :2] + (512.0 + 0.5, 384.0 + 0.5)  # 1-based FITS pixels
+    rj = {"session": session, "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
+          "image_width": 1024, "image_height": 768, "scale_units": "degwidth",
+          "scale_lower": 10, "scale_upper": 13}
+    r = http.post("/api/upload", data={"request-json": json.dumps(rj)})
+    assert r.status_code == 200, r.text
+    job = _solved(http, r.json()["subid"])
+    for route in ("info", "tags", "machine_tags", "objects_in_field", "annotations"):
+        assert http.post(f"/api/jobs/{job}/{route}").status_code == 200, route
