@@ -243,7 +243,7 @@ def as_image_data(source: Any, *, hdu: int | str | None = None) -> ImageData:
             raise InvalidArgumentError(f"the {type(source).__name__} holds no data")
         data = np.asarray(source.data)
         # as an HDU of a FITS file is read (skysolve.io.images): leading axes of length
-        # one dropped, three colour planes (3, H, W) taken as an (H, W, 3) colour image
+        # one dropped, three colour planes (3, H, W) taken as their luminance
         while data.ndim > 2 and data.shape[0] == 1:
             data = data[0]
         if is_colour_planes(data):  # (its luminance, as a FITS file's is read)

@@ -232,8 +232,7 @@ def centre_called_for(xy: NDArray[np.float64], v_cat: NDArray[np.float64], parit
     :data:`MAX_CENTRE_SHIFT` of the half-diagonal."""
     R, f, k1, shift, rss_free, keep = free
     s = 0.5 * math.hypot(camera.image_width, camera.image_height)
-    if not (float(np.hypot(*shift)) <= MAX_CENTRE_SHIFT * s
-            and int(keep.sum()) >= MIN_CENTRE_MATCHES):
+    if not (_shift_held(shift, camera) and int(keep.sum()) >= MIN_CENTRE_MATCHES):
         return False
     held = _gauss_newton(xy[keep], v_cat[keep], R, f, parity, camera.projection_code, s, k1)
     if held is None:
@@ -332,10 +331,16 @@ def fit_radial(xy: NDArray[np.float64], v_cat: NDArray[np.float64], R: NDArray[n
     if fitted is None:
         return None
     R, f, k1, shift, _, _ = fitted
-    s = 0.5 * math.hypot(camera.image_width, camera.image_height)
-    if not float(np.hypot(*shift)) <= MAX_CENTRE_SHIFT * s:  # (a refit ran away)
+    if not _shift_held(shift, camera):  # (a refit ran away)
         return None
     return _camera(camera, f, parity, k1, shift, R)
+
+
+def _shift_held(shift: NDArray[np.float64], camera: CameraModel) -> bool:
+    """Whether a fitted shift of the optical centre is within :data:`MAX_CENTRE_SHIFT` of
+    the image's half-diagonal."""
+    s = 0.5 * math.hypot(camera.image_width, camera.image_height)
+    return float(np.hypot(*shift)) <= MAX_CENTRE_SHIFT * s
 
 
 def _clipped_fit(xy, v_cat, R, f, parity, camera, centre):

@@ -96,3 +96,19 @@ def server(small_db_file, tmp_path_factory):
                       "--workers", "1").start()
     yield live
     live.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    """An httpx client of the shared server (httpx: the test extra's)."""
+    httpx = pytest.importorskip("httpx")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def session(http):
+    """A session of the shared server, as nova's login gives it."""
+    r = http.post("/api/login", data={"request-json": json.dumps({"apikey": API_KEY})})
+    assert r.status_code == 200 and r.json()["status"] == "success"
+    return r.json()["session"]

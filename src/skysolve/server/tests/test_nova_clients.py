@@ -20,21 +20,7 @@ import pytest
 import skysolve
 from skysolve.tests.realframes import ALT40, DATA
 
-from .conftest import API_KEY
-
 httpx = pytest.importorskip("httpx")
-
-
-@pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def session(http):
-    r = http.post("/api/login", data={"request-json": json.dumps({"apikey": API_KEY})})
-    return r.json()["session"]
 
 
 def _solved(http, subid: int) -> int:

@@ -16,19 +16,6 @@ httpx = pytest.importorskip("httpx")
 FRAME = (DATA / ALT40).read_bytes()
 
 
-@pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def session(http):
-    r = http.post("/api/login", data={"request-json": json.dumps({"apikey": API_KEY})})
-    assert r.status_code == 200 and r.json()["status"] == "success"
-    return r.json()["session"]
-
-
 def _upload(http, session, content, settings=None, name="frame.tiff"):
     rj = {"session": session, **(settings or {})}
     return http.post("/api/upload", data={"request-json": json.dumps(rj)},
