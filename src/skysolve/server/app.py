@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,9 +232,33 @@ async def _form(request: Request) -> Any:
         raise BadRequest("send the request as a form (multipart/form-data or "
                          "application/x-www-form-urlencoded) with a request-json field", 415)
     try:
+        boundary = _email_boundary(request.headers.get("content-type", ""))
+        if boundary is not None:
+            # (read whole, within the body limit, and its line ends made CRLF)
+            request._body = _crlf_delimiters(await request.body(), boundary)
         return await request.form(max_files=1, max_fields=64, max_part_size=64 << 20)
     except ClientDisconnect:
         raise BadRequest("the client went away before its request arrived") from None
+
+
+def _email_boundary(content_type: str) -> bytes | None:
+    """The multipart boundary of a body Python's ``email`` package named
+    (``===============<digits>==``, optionally quoted), as astrometry.net's client.py
+    does; None for any other. client.py builds that body by hand with bare LF line ends
+    around its boundary lines, which the strict multipart parser refused (400 "Invalid
+    multipart data": every upload of nova's own client)."""
+    if not content_type.lower().lstrip().startswith("multipart/form-data"):
+        return None
+    match = re.search(r'boundary="?(=====[^";\s]*)"?', content_type)
+    return None if match is None else match.group(1).encode("latin-1")
+
+
+def _crlf_delimiters(body: bytes, boundary: bytes) -> bytes:
+    """``body`` with CRLF around its boundary lines where they have a bare LF (the parts'
+    contents untouched: only the line breaks next to ``--boundary`` are changed)."""
+    delimiter = re.escape(b"--" + boundary)
+    body = re.sub(rb"(?<!\r)\n(" + delimiter + rb")", rb"\r\n\1", body)
+    return re.sub(rb"(" + delimiter + rb"(?:--)?)\n", rb"\1\r\n", body)
 
 
 async def _settings(request: Request) -> tuple[Any, dict[str, Any]]:

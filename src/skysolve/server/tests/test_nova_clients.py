@@ -10,6 +10,7 @@ of the FITS image's.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -80,3 +81,34 @@ def test_a_source_list_may_come_to_the_upload_route(http, session):
     job = _solved(http, r.json()["subid"])
     for route in ("info", "tags", "machine_tags", "objects_in_field", "annotations"):
         assert http.post(f"/api/jobs/{job}/{route}").status_code == 200, route
+
+
+def _clientpy_body(boundary: str, request_json: str, name: str, content: bytes) -> bytes:
+    """The multipart body astrometry.net's client.py builds by hand: bare LF line ends
+    about its boundary lines, CRLF in the parts' headers."""
+    pre = (f"--{boundary}\nContent-Type: text/plain\r\nMIME-Version: 1.0\r\n"
+           f'Content-disposition: form-data; name="request-json"\r\n\r\n{request_json}\n'
+           f"--{boundary}\nContent-Type: application/octet-stream\r\nMIME-Version: 1.0\r\n"
+           f'Content-disposition: form-data; name="file"; filename="{name}"\r\n\r\n')
+    return pre.encode() + content + f"\n--{boundary}--\n".encode()
+
+
+def test_clientpy_uploads_are_taken(http, session):
+    # (its bare LF line ends: 400 "Invalid multipart data" for every upload)
+    boundary = "===============1234567890123456789=="
+    headers = {"Content-Type": f'multipart/form-data; boundary="{boundary}"'}
+    rj = json.dumps({"session": session, "scale_units": "degwidth", "scale_lower": 10,
+                     "scale_upper": 13})
+    frame = (DATA / ALT40).read_bytes()
+    r = http.post("/api/upload", content=_clientpy_body(boundary, rj, "frame.tiff", frame),
+                  headers=headers)
+    assert r.status_code == 200, r.text
+    # the file's bytes as sent
+    assert r.json()["hash"] == hashlib.sha1(frame).hexdigest()
+    job = _solved(http, r.json()["subid"])
+    cal = http.get(f"/api/jobs/{job}/calibration").json()
+    assert cal["ra"] == pytest.approx(230.67, abs=0.01)
+    assert http.get(f"/api/jobs/{job}/info").json()["original_filename"] == "frame.tiff"
+    # still held to the body limit (the shared server's 2 MB)
+    big = _clientpy_body(boundary, rj, "big.fits", bytes(3_000_000))
+    assert http.post("/api/upload", content=big, headers=headers).status_code == 413
