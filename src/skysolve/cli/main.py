@@ -22,6 +22,7 @@ by the commands that need them.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
@@ -65,6 +66,18 @@ def _split_demo(argv: list[str]) -> tuple[list[str], list[str]] | None:
 # ------------------------------------------------------------------ entry point
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The command line, its images also after options (``solve a.fits --fov 11.4
+    b.fits``, as shells' globs and scripts write them: argparse took the images before the
+    first option only, and refused the rest as unrecognised)."""
+    args, rest = parser.parse_known_args(argv)
+    if rest and isinstance(getattr(args, "images", None), list) and not any(
+            r.startswith("-") and len(r) > 1 for r in rest):
+        args.images += rest
+        return args
+    return parser.parse_args(argv) if rest else args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``skysolve`` command line.
 
@@ -87,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(demo[0])
             args.func, args.quiet = (lambda a: _run_demo(demo[1])), True
         else:
-            args = parser.parse_args(argv)
+            args = _parse(parser, argv)
     except SystemExit as exc:  # --help, --version or a usage error
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     if getattr(args, "func", None) is None:

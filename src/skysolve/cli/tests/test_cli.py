@@ -1164,3 +1164,13 @@ def test_a_resumed_run_says_which_files_it_did_not_write(cli_env, db_file, frame
         in proc.stderr
     assert not (frames / ALT40).with_suffix(".wcs").exists()
     assert (frames / ALT60).with_suffix(".wcs").exists()
+
+
+def test_images_after_options_are_images_too(cli_env, db_file, frames):
+    # (argparse took the images before the first option only: 'unrecognized arguments')
+    proc = run(cli_env, "solve", frames / ALT40, "--db", db_file, frames / ALT60, "--fov",
+               "11.4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [Path(r["file"]).name for r in json_lines(proc.stdout)] == [ALT40, ALT60]
+    # an unknown option is still refused
+    assert run(cli_env, "solve", frames / ALT40, "--db", db_file, "--nope").returncode == 2
