@@ -80,6 +80,10 @@ RECIPES: dict[str, list] = {
     "vignetting": ["vignetting"],
     "noise": ["noise"],
     "8bit": ["quantise_8bit"],
+    # a picture's hard 8-bit stretch: the black point inside the sky clips the vignetted
+    # corners to 0, among the noise the gamma spreads widest there
+    "vignetting+stretch": ["vignetting", "display_stretch"],
+    "vignetting+stretch+jpeg": ["vignetting", "display_stretch", "jpeg"],
     "jpeg": ["jpeg"],
     "hot_pixels+jpeg": ["hot_pixels", "jpeg"],
     # a warm sensor behind optics slightly out of focus, saved as JPEG: rings among

@@ -253,6 +253,10 @@ MUTANTS: list[Mutant] = [
          "sxr, syr = median(wx), median(wy)"),
     ], [S + "extraction/tests/test_broad_stars.py"],
         "faint stars fitted with the peaks' curvature width, which noise sets on broad ones"),
+    Mutant("extract-clipped-floor-kept", S + "extraction/background.py", [
+        ("    return out if _scattered(out, lit) else None", "    return None"),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "a stretch's clipped corners left in: their noise peaks lead the list"),
     Mutant("field-cancel-file-kept", S + "cli/solve_field_run.py", [
         ('        if _blocked(path, {**out, "cancel": cancel.path}, args):',
          "        if _blocked(path, out, args):"),

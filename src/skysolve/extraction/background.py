@@ -67,8 +67,8 @@ from .kernels import NETWORK_MEDIAN_TYPES, compiled, thread_count
 from .linking import pixel_labels
 from .orderstats import lower_median, median, order_statistic, percentiles
 
-__all__ = ["Background", "block_grid", "dark_constant_areas", "estimate_background",
-           "flattened_blocks", "robust_sigma", "robust_location"]
+__all__ = ["Background", "block_grid", "clipped_floor", "dark_constant_areas",
+           "estimate_background", "flattened_blocks", "robust_sigma", "robust_location"]
 
 #: Serialises the building of models' interpolation tables (:meth:`Background._tables`).
 _TABLES_LOCK = threading.Lock()
@@ -399,6 +399,124 @@ def dark_constant_areas(image: NDArray, quantum: float | None = None,
     if not held_idx:
         return out, None
     return out, (np.concatenate(held_idx), np.concatenate(held_lift))
+
+
+#: A frame's lowest value is a clip when it holds at least this fraction of a sample of
+#: the frame's usable pixels (a 16-bit frame's lowest value holds one pixel in millions;
+#: a stretch whose black point clipped vignetted corners, 5-20 % of the frame) ...
+_CLIP_FRACTION = 0.01
+#: ... of this many pixels, when it lies :data:`DARK_SIGMAS` noise sigmas below the
+#: sample's median sky.
+_CLIP_SAMPLES = 2_500
+
+
+def clipped_floor(image: NDArray, quantum: float | None = None,
+                  bad: NDArray[np.bool_] | None = None) -> NDArray[np.bool_] | None:
+    """The pixels of ``image`` at its lowest value when a stretch clipped part of its sky
+    there, far below the rest (its vignetted corners, a gradient's dark side), or None.
+
+    A pixel at such a floor says only that the sky there lay below the black point: the
+    sky of an area clipped over most of its pixels cannot be measured. Left in, the
+    floor was the model's level there, and its noise (clipped at a few sigmas of the
+    frame's) that of the few pixels not clipped, while the stretch raised the sky's
+    noise there most (a gamma stretch's slope is steepest at its black point): a real
+    frame stretched to gamma 0.3 over its 10th-99.9th percentiles, 11 % of it clipped in
+    its corners, kept 48 noise peaks there as its brightest stars and none of its 33,
+    and failed to solve. The clipped pixels are masked as unusable pixels are (filled
+    with the sky's noise, never part of a star); the pixels above the floor stay.
+    Such a floor holds :data:`_CLIP_FRACTION` of a sample of the frame; lies
+    :data:`DARK_SIGMAS` noise sigmas below its median (the noise measured on second
+    differences along rows of pixels above the floor, which a gradient does not widen:
+    a faint sky under a few counts of noise, clipped at 0 over half of it, is the sky's
+    own noise clipped, and stays); lifts the lit pixels beside its pixels
+    :data:`_CLIP_LIFT` of the way to the sky (a strong gamma's black point: a linear
+    clip, or a black surround's few counts of noise, stays); and lies scattered among
+    them (:func:`_scattered`: a silhouette, or a sky clipped whole around its stars,
+    stays). ``quantum``: the data's value step (:func:`_tied_sigma`); ``bad``: pixels
+    already unusable (not counted, not returned). The extractor does not look for one
+    in a lens circle's frame (its surround's floor), nor beside a black area
+    (:func:`dark_constant_areas`).
+    """
+    sample = _subsample(image, _CLIP_SAMPLES)
+    if bad is not None:
+        sample = sample[~_subsample(bad, _CLIP_SAMPLES)]
+    if sample.size == 0:
+        return None
+    floor = sample.min()
+    if np.count_nonzero(sample == floor) < _CLIP_FRACTION * sample.size:
+        return None
+    step = _subsample_step(image.shape, _CLIP_SAMPLES)
+    rows = image[step // 2::step]
+    if rows.shape[1] < 3:
+        return None
+    second = rows[:, 2:] - 2.0 * rows[:, 1:-1] + rows[:, :-2]
+    above = (rows[:, 2:] > floor) & (rows[:, 1:-1] > floor) & (rows[:, :-2] > floor)
+    if bad is not None:
+        lost = bad[step // 2::step]
+        above &= ~(lost[:, 2:] | lost[:, 1:-1] | lost[:, :-2])
+    diffs = second[above]
+    if diffs.size < 100:
+        return None
+    sigma = _tied_sigma(diffs, robust_sigma(diffs), quantum) / math.sqrt(6.0)
+    if not floor < median(sample) - DARK_SIGMAS * sigma:
+        return None
+    out = image == floor
+    if bad is not None:
+        out &= ~bad
+    # a floor pixel's right neighbour, lit
+    lit = np.zeros_like(out)
+    np.logical_and(out[:, :-1], ~out[:, 1:], out=lit[:, :-1])
+    if bad is not None:
+        lit[:, :-1] &= ~bad[:, 1:]
+    sky = median(sample[sample > floor]) - floor
+    lifted = median(image[:, 1:][lit[:, :-1]]) - floor if lit.any() else 0.0
+    if lifted < _CLIP_LIFT * sky:
+        return None
+    return out if _scattered(out, lit) else None
+
+
+#: A floor is a strong gamma's black point when the lit pixels beside its pixels rise
+#: this fraction of the way from it to the sky's median, at least (the real frames
+#: stretched at gamma 0.3 and 0.18: 0.62-0.66, at 0.4 0.53, at 0.5 0.45-0.47; a sky of
+#: 120 counts under 6 of noise vignetted below 0, at gamma 0.25: 0.50, at 0.5: 0.26,
+#: linear: 0.07-0.08; the noise of a lens circle's black surround in JPEGs at quality 95
+#: and 40: 0.35 and 0.14): below it, the few counts the floor hides leave its blocks'
+#: noise a plain estimate (:func:`_local_checks`) can measure.
+_CLIP_LIFT = 0.4
+
+
+#: The blocks (px) in which :func:`_scattered` compares a floor's pixels with their
+#: neighbours (small, so that a vignetted sky's slope clusters few of a block's clipped
+#: pixels on its dark side: in 32 px blocks, the ratio below fell to 0.45-0.68) ...
+_CLIP_BLOCK = 8
+#: ... those this fraction of which, up to one less it, is on the floor ...
+_CLIP_BLOCK_FRACTION = 0.05
+#: ... and the median ratio of their floor pixels' lit right neighbours to their lit
+#: pixels beyond which the floor clipped independent noise (a real frame stretched to
+#: gamma 0.2-0.5, its black point at the 5th-20th percentile: 1.03-1.04; a sky of 6
+#: counts of noise vignetted to 0 over 6-30 % of it: 0.95-1.00; black silhouettes in
+#: a JPEG: 0.58-0.59; thin cloud's black gaps holding stars, 8 bits and JPEG, with or
+#: without hot pixels, trails and noise: 0.32-0.53; a black roof: 0).
+_CLIP_MIXING = 0.8
+
+
+def _scattered(at: NDArray[np.bool_], lit_right: NDArray[np.bool_]) -> bool:
+    """Whether the pixels ``at`` a floor lie scattered among lit ones as a noisy sky's
+    clipped pixels do, rather than in solid areas with only their edges lit (a black
+    silhouette, a sky clipped whole around its stars), which stay: in most blocks
+    partly on the floor, a floor pixel's right neighbour is lit (``lit_right``) as often
+    as any pixel of the block (:data:`_CLIP_MIXING`)."""
+    h, w = at.shape
+    bs = min(_CLIP_BLOCK, h, w)
+    hh, ww = h // bs * bs, w // bs * bs
+    n_at, n_mixed = (a[:hh, :ww].reshape(hh // bs, bs, ww // bs, bs).sum(axis=(1, 3))
+                     for a in (at, lit_right))
+    f = n_at / float(bs * bs)
+    partly = (f >= _CLIP_BLOCK_FRACTION) & (f <= 1.0 - _CLIP_BLOCK_FRACTION)
+    if not partly.any():
+        return False
+    ratio = n_mixed[partly] / n_at[partly] / (1.0 - f[partly])
+    return bool(median(ratio) >= _CLIP_MIXING)
 
 
 def _constant_area_of(image: NDArray, v: float, runs: NDArray[np.bool_]) -> NDArray[np.bool_]:

@@ -109,6 +109,7 @@ from .background import (
     _subsample_step,
     _tied_sigma,
     block_grid,
+    clipped_floor,
     dark_constant_areas,
     estimate_background,
     flattened_blocks,
@@ -2036,13 +2037,14 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         # are kept (the extraction keeps them all until then). The surround is not
         # masked: a crowded disc's noise estimate, inflated by starlight, doubled
         # without the surround's read noise beside it, and fewer true stars were found
-        found = _extract(arr, mask, noise, options.replace(max_centroids=None))
+        found = _extract(arr, mask, noise, options.replace(max_centroids=None), circle=True)
         return within_rim(found, circle, options.max_centroids)
 
 
 def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
-             options: ExtractionOptions) -> ExtractionResult:
-    """:func:`extract` of the checked pixels ``arr``, their ``mask`` and ``noise`` map."""
+             options: ExtractionOptions, circle: bool = False) -> ExtractionResult:
+    """:func:`extract` of the checked pixels ``arr``, their ``mask`` and ``noise`` map;
+    ``circle``: they are a lens circle's frame (:mod:`.skycircle`)."""
     h, w = arr.shape
     quantum = _quantum(arr)  # (once: a sample's pass, which the steps below all need)
     counted = _counts_work(arr)
@@ -2053,9 +2055,16 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
     if quantum is not None:
         quantum /= unit  # (a power of two: the scaled values' lattice)
     dark = dark_constant_areas(work, quantum, bad)
+    dark, held = (None, None) if dark is None else dark
+    if dark is None and not circle:
+        # a sky a stretch clipped in parts. (A lens circle's frame has its surround's
+        # floor, and its rim's, which the circle's rim band drops: masked, the rim of a
+        # 190 deg lens's circle cut by a JPEG frame took a filter as wide as the rim's
+        # blobs, and 2,900 detections instead of 860 did not solve. A frame with a black
+        # area has that area's floor, whose edges and holes the dark-area masking has.)
+        dark = clipped_floor(work, quantum, bad)
     if dark is not None:
         # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
-        dark, held = dark
         work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark,
                                                None if quantum is None else quantum * unit)
         if held is not None:

@@ -356,6 +356,44 @@ def test_dark_area_edge_and_masked_pixels_hold_no_star():
     assert mask[:, : w // 2 - 20].all() and held is None
 
 
+def test_a_stretch_clipping_a_vignetted_sky_masks_its_floor_only():
+    """A sky of 120 counts under 6 of noise, vignetted to below 0 in its corners and
+    stretched to 8 bits at gamma 0.25 from 0 (11-18 % of the frame clipped there): the
+    pixels at 0 are masked, exactly those. The same sky stretched linearly, a black
+    silhouette (a solid area at 0 whose edge only is lit), a sky of 1 count under 3
+    clipped at 0 all over (its own noise: a third of it at 0), and the vignetted sky
+    unclipped keep every pixel."""
+    rng = np.random.default_rng(11)
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+
+    def stretched(linear, gamma):
+        return np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** gamma).astype(np.float32)
+
+    for fall in (1.6, 1.8):
+        linear = 120.0 * (1.0 - fall * r2) + rng.normal(0.0, 6.0, (h, w))
+        image = stretched(linear, 0.25)
+        floor = image == 0
+        assert 0.05 < floor.mean() < 0.25
+        got = background.clipped_floor(image, 1.0)
+        assert got is not None and np.array_equal(got, floor)
+        # pixels already unusable are neither counted nor returned
+        bad = np.zeros((h, w), bool)
+        bad[:40] = True
+        assert np.array_equal(background.clipped_floor(image, 1.0, bad), floor & ~bad)
+        assert background.clipped_floor(stretched(linear, 1.0), 1.0) is None
+        unclipped = np.round(120.0 * (1.0 - fall * r2) + rng.normal(0.0, 6.0, (h, w)))
+        assert background.clipped_floor(unclipped.astype(np.float32), 1.0) is None
+    sky = stretched(120.0 + rng.normal(0.0, 6.0, (h, w)), 0.25)
+    sky[300:, :200] = 0.0  # a roof
+    sky[100:300, 60:66] = 0.0  # its antenna
+    assert background.clipped_floor(sky, 1.0) is None
+    faint = np.clip(np.round(1.0 + rng.normal(0.0, 3.0, (h, w))), 0, 255)
+    assert 0.25 < np.mean(faint == 0) < 0.45
+    assert background.clipped_floor(faint.astype(np.float32), 1.0) is None
+
+
 def test_even_spread_is_the_same_sequence_whatever_sizes_came_before():
     """The golden-ratio offsets are kept for the process and sliced: each size's are
     ``(k * phi mod 1 - 1/2) * quantum`` to the bit, in any order of sizes, and the kept
