@@ -15,7 +15,9 @@ once, by which of its occurrences it is (:func:`source_keys`): each input has
 its row, whatever its spelling, and a resumed run matches the n-th occurrence
 of a file to the n-th row of that file (in the order of the ``index`` column),
 so that a batch whose inputs were reordered, respelled or extended still
-resumes by file. The ``source`` column keeps each input's own spelling.
+resumes by file; its ``index`` column is then the resumed run's input order (a row of
+a frame that run did not name keeps its own run's). The ``source`` column keeps the
+spelling of the input that solved the frame.
 Every write goes to a temporary file that is then
 renamed over the table, so a reader -- or a run interrupted at any moment --
 only ever sees a whole table. Rows are formatted by astropy once, when their
@@ -393,6 +395,18 @@ class ResultsTable:
         """
         row = self.rows.get((identity, occurrence))
         return row if row is not None and row["status"] in FINAL_STATUSES else None
+
+    def renumber(self, identity: str, occurrence: int, index: int) -> None:
+        """Give the row of a frame an earlier run did (:meth:`done`) this run's ``index``:
+        the column numbers the frames of the last run in its input order, whatever order
+        the runs that solved them had (rows of frames that run did not name keep their
+        own run's)."""
+        key = (identity, occurrence)
+        row = self.rows[key]
+        if row["index"] != index:
+            row["index"] = index
+            self._lines.pop(key, None)
+            self._pending.append(key)
 
     def add(self, row: dict[str, Any], occurrence: int = 0) -> None:
         """Add or replace a frame's row (written at the next :meth:`flush`).

@@ -224,6 +224,7 @@ class _Batch:
                 self.todo.append(i)
             else:
                 self.out[i] = FrameResult.from_row(source, row)
+                self.table.renumber(*self.keys[i], i)
         self.next = 0  # the next frame for on_result
         self.bar: Any = None
 

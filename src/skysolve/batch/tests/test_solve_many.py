@@ -161,6 +161,21 @@ def test_a_path_given_twice_gets_a_row_each_and_resumes(batch_db, batch_frames, 
     assert len(rows) == 4 and list(rows["source"]).count(a) == 3
 
 
+def test_a_resumed_run_numbers_its_rows_in_its_own_input_order(batch_db, batch_frames,
+                                                               tmp_path):
+    """Frames given in another order on the resumed run: the index column is the resumed
+    run's input order (the frames done before kept their first run's numbers, and the
+    column held two 1s); a row of a frame the resumed run does not name keeps its own."""
+    table = tmp_path / "order.ecsv"
+    a, b, c, d = (batch_frames.sources[k] for k in IMAGE_FRAMES[:4])
+    solve_many([a, b, d], batch_db, jobs=1, results=table, progress=False, **SOLVE)
+    again = solve_many([b, c, a], batch_db, jobs=1, results=table, resume=True,
+                       progress=False, **SOLVE)
+    assert [r.resumed for r in again] == [True, False, True]
+    rows = Table.read(table, format="ascii.ecsv")
+    assert dict(zip(rows["source"], rows["index"], strict=True)) == {b: 0, c: 1, a: 2, d: 2}
+
+
 def test_resume_knows_a_file_however_its_path_is_spelt(batch_db, batch_frames, tmp_path,
                                                       monkeypatch):
     """Relative paths on one run, absolute ones (or ``./``, ``..``, a symbolic link) on the
