@@ -475,6 +475,16 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
     return out if _scattered(out, lit) else None
 
 
+def _block_counts(mask: NDArray[np.bool_], bs: int) -> NDArray[np.int32]:
+    """The true pixels of ``mask`` in each whole ``bs`` x ``bs`` block (``bs`` <= 16: a
+    block's rows add up in bytes, then its columns; a twelfth of the time of one sum over
+    both axes, which widens every pixel to 8 bytes)."""
+    h, w = mask.shape
+    hh, ww = h // bs * bs, w // bs * bs
+    rows = mask[:hh].view(np.uint8).reshape(hh // bs, bs, w).sum(axis=1, dtype=np.uint8)
+    return rows[:, :ww].reshape(hh // bs, ww // bs, bs).sum(axis=2, dtype=np.int32)
+
+
 #: A floor is a strong gamma's black point when the lit pixels beside its pixels rise
 #: this fraction of the way from it to the sky's median, at least (the real frames
 #: stretched at gamma 0.3 and 0.18: 0.62-0.66, at 0.4 0.53, at 0.5 0.45-0.47; a sky of
@@ -508,9 +518,7 @@ def _scattered(at: NDArray[np.bool_], lit_right: NDArray[np.bool_]) -> bool:
     as any pixel of the block (:data:`_CLIP_MIXING`)."""
     h, w = at.shape
     bs = min(_CLIP_BLOCK, h, w)
-    hh, ww = h // bs * bs, w // bs * bs
-    n_at, n_mixed = (a[:hh, :ww].reshape(hh // bs, bs, ww // bs, bs).sum(axis=(1, 3))
-                     for a in (at, lit_right))
+    n_at, n_mixed = (_block_counts(a, bs) for a in (at, lit_right))
     f = n_at / float(bs * bs)
     partly = (f >= _CLIP_BLOCK_FRACTION) & (f <= 1.0 - _CLIP_BLOCK_FRACTION)
     if not partly.any():
