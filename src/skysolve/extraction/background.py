@@ -1062,8 +1062,7 @@ def _block_levels(image: NDArray, bs: int) -> NDArray[np.float64]:
 
 def estimate_background(image: NDArray, block_size: int | None,
                         adaptive: bool = True, quantum: float | None = None,
-                        counts: NDArray | None = None, mosaic: bool = False,
-                        finest: int = _MIN_BLOCK) -> Background:
+                        counts: NDArray | None = None, mosaic: bool = False) -> Background:
     """Fit the background model and global noise of a finite 2-D image.
 
     Parameters
@@ -1087,11 +1086,6 @@ def estimate_background(image: NDArray, block_size: int | None,
     mosaic : bool
         The image is a 2x2 mosaic (a raw colour frame, its phases levelled): the
         noise sample takes every phase (see :func:`_subsample_step`).
-    finest : int
-        The smallest block the structure check may refine to (at least
-        :data:`_MIN_BLOCK`): a frame whose stars are rings wider than a small block
-        would have its rings taken for sky structure (see
-        :func:`.extract._ring_block`).
 
     Returns
     -------
@@ -1101,13 +1095,12 @@ def estimate_background(image: NDArray, block_size: int | None,
     # (the pixels whose spread is the noise when constant areas' ties shrink it: see there)
     noisy = _noisy_samples(image, sample, mosaic)
     return _fitted_background(image, block_size, adaptive, quantum, counts, mosaic, sample,
-                              noisy, max(finest, _MIN_BLOCK))
+                              noisy)
 
 
 def _fitted_background(image: NDArray, block_size: int | None, adaptive: bool,
                        quantum: float | None, counts: NDArray | None, mosaic: bool,
-                       sample: NDArray, noisy: NDArray[np.bool_] | None,
-                       finest: int = _MIN_BLOCK) -> Background:
+                       sample: NDArray, noisy: NDArray[np.bool_] | None) -> Background:
     """:func:`estimate_background` with its noise ``sample`` and their pixels outside
     constant areas (``noisy``) taken already: they do not depend on the block size, and
     a sky with structure is fitted again with smaller blocks (the constant areas' search
@@ -1144,9 +1137,9 @@ def _fitted_background(image: NDArray, block_size: int | None, adaptive: bool,
         bg = replaced
         resid = _sample_residuals(sample, bg, rows, cols)
     noise, structured = _local_checks(resid, rows, cols, bg)
-    if structured and bs // 2 >= finest:
+    if structured and bs // 2 >= _MIN_BLOCK:
         return _fitted_background(image, bs // 2, adaptive, quantum, counts, mosaic, sample,
-                                  noisy, finest)
+                                  noisy)
     bg.noise = noise
     return _with_dark(bg, sample, resid)
 

@@ -996,21 +996,19 @@ def _quantum(arr: NDArray) -> float | None:
 
 def _noise(work: NDArray[np.float32], arr: NDArray, block: int | None,
            exact: bool = False, mosaic: bool = False,
-           quantum: float | None | str = "measure", finest: int = 0) -> Background:
+           quantum: float | None | str = "measure") -> Background:
     """The background, with the noise floored for quantised (integer, or float holding
     whole numbers) and noise-free frames, the frame's JPEG block grid, if any
     (:attr:`.Background.block_grid`), and whether it flattened its sky
     (:attr:`.Background.flattened`). ``exact``: ``work`` holds
     ``arr``'s values unchanged (no pixel filled in); ``mosaic``: ``work`` is a raw
     colour frame's levelled phases; ``quantum``: ``arr``'s value step when the caller
-    has it (:func:`_quantum`; ``'measure'``: measured here); ``finest``: the smallest
-    block the model may refine to (:func:`_ring_block`; 0: the model's own floor)."""
+    has it (:func:`_quantum`; ``'measure'``: measured here)."""
     # (8-bit counts are widened to 16 bits as the block medians gather their samples)
     counts = arr if exact and arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2 else None
     if isinstance(quantum, str):
         quantum = _quantum(arr)
-    bg = estimate_background(work, block, quantum=quantum, counts=counts, mosaic=mosaic,
-                             finest=finest)
+    bg = estimate_background(work, block, quantum=quantum, counts=counts, mosaic=mosaic)
     # (continuous values too: a colour JPEG's luminance, which read_image weights into
     # floats, keeps its blocks; not a noise-free frame, which has no noise to round)
     if np.isfinite(bg.sigma) and (quantum is not None or bg.sigma > 0):
@@ -1735,17 +1733,6 @@ _AUTO_SIGMA = (1.0, 4.0)
 #: A filtered pass replaces a first one that keeps enough stars when it keeps this many
 #: times as many.
 _AUTO_GAIN = 1.5
-#: A filtered pass whose stars are wide (:attr:`.filters.PSFReference.wide`), or rings its
-#: compact reference hides (:func:`.filters.lit_rings`), at least this many times as wide
-#: (rms) as its filter is detected again with a filter as wide as them (see
-#: :func:`_filtered`; a filter the first pass sized from the stars is within it: of
-#: bench_hard's 32 defocused Gaia frames, 8 under each ring recipe and strength, 2 were
-#: detected again) ...
-_RING_FILTER_STEP = 1.5
-#: ... within :data:`_AUTO_SIGMA`'s lower bound and this (px). (Rings of outer radius 20
-#: px, inner 13, 6 Gaia fields of 11.4 deg, the sky in 128 px blocks: filters of 4, 6
-#: and 8 px solved 2, 6 and 5 of them; outer radius 15 px, inner 10: 4 and 6 px, 6 each.)
-_RING_SIGMA = 6.0
 
 
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
@@ -1916,110 +1903,24 @@ def _auto_filter(first, opts: ExtractionOptions) -> float | None:
 
 
 def _filtered(first: _Pass | None, options: ExtractionOptions, passes: ExtractionOptions,
-              work, bad, bg, sat_level, noise, gaps, counts) -> tuple[_Pass | None, float]:
+              work, bad, bg, sat_level, noise, gaps, counts) -> _Pass | None:
     """The pass an extraction keeps: the unfiltered ``first``, or the automatic Gaussian
     filter's (:func:`_auto_filter`; ``passes``: the options of the filtered passes), or
-    a trail's (:func:`_trail_pass`), when it keeps more stars (:func:`_prefer_filtered`);
-    and the radius of the widest rings the passes showed (:func:`_ring_radius`)."""
+    a trail's (:func:`_trail_pass`), when it keeps more stars (:func:`_prefer_filtered`)."""
     second = _auto_filter(first, options)
     if second is None:
-        return first, _ring_radius(first)
+        return first
     # (a filter only widens a star: its reference area is at least the unfiltered one's,
     # when that pass had a reference)
     floor = first.psf.area if first is not None and first.psf.measured else 0.0
     again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
                     noise, None if first is None else first.glyphs, gaps, counts,
                     min_area=floor)
-    # (before the shape tests, which drop such rings as diffuse beside the compact
-    # reference)
-    hidden = None if again is None or again.psf.defocused \
-        else lit_rings(*again.shaped(tested=False))
-    radius = max(_ring_radius(first), _ring_radius(again, hidden))
     found = again if _prefer_filtered(first, again, _AUTO_MIN_STARS) else first
-    width = hidden  # (the stars' mean second moment, px^2, as the filtered pass shows it)
-    if again is not None and again.psf.wide and np.isfinite(again.psf.width2):
-        width = again.psf.width2
-        if again.psf.defocused:
-            # a reference of arcs is narrower than its rings, whose brightest ones still
-            # peak a ring's radius off their centres (a thin ring's second moment: half
-            # its radius squared)
-            width = max(width, 0.5 * again.psf.offset ** 2)
-    if found is again and width is not None:
-        # the filter was sized before the stars showed (no reference, or the impulses' or
-        # the arcs'): one as wide as them joins the arcs of the fainter rings into whole
-        # rings
-        wider = float(np.clip(np.sqrt(width), _AUTO_SIGMA[0], _RING_SIGMA))
-        if wider >= _RING_FILTER_STEP * second:
-            widest = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=wider),
-                             noise, None if first is None else first.glyphs, gaps, counts,
-                             min_area=again.psf.area)
-            radius = max(radius, _ring_radius(widest))
-            if _prefer_filtered(again, widest, _AUTO_MIN_STARS):
-                found = widest
     trail = _trail_pass((first, again), found, work, bad, bg, sat_level, passes, noise, gaps)
     if trail is not None and _prefer_filtered(found, trail, _AUTO_MIN_STARS):
         found = trail
-    return found, radius
-
-
-def _ring_radius(found: _Pass | None, hidden: float | None = None) -> float:
-    """The radius (px) of the rings a pass shows: the median distance of its reference's
-    peaks from their centres when its stars are rings, or the rms radius of those its
-    compact reference hides (``hidden``: their mean second moment,
-    :func:`.filters.lit_rings`); 0 when it shows none."""
-    radius = math.sqrt(2.0 * hidden) if hidden is not None else 0.0
-    if found is not None and found.psf.ring:
-        radius = max(radius, found.psf.offset)
-    return radius
-
-
-#: A frame of rings needs background blocks at least this many times their radius
-#: (:func:`_ring_radius`; see :func:`_ring_block`). (Gaia fields of 11.4 deg, rings of
-#: outer radius 20 px, inner 13, peaking 15-18 px off their centres: 3, 4 and 5 times
-#: solved 5, 8 and 9 of 12; outer radius 15 px, inner 10 or 5, and 18 px, inner 12: as
-#: many at 4 and 5 times, 30 of 36.)
-_RING_BLOCKS = 5.0
-
-
-def _ring_block(radius: float, bg: Background, block: int | None) -> tuple[int, int] | None:
-    """``(block, finest)``: the background blocks a frame of rings of ``radius`` (px,
-    :func:`_ring_radius`) needs, when the model ``bg`` has smaller ones (else None):
-    ``finest`` :data:`_RING_BLOCKS` times the radius, ``block`` the option's ``block``
-    doubled until it is that wide.
-
-    The structure check refines the sky's blocks where rings a few noise sigmas deep lift
-    them (as structure: their pixels lie below its 3-sigma clip), and a block not much
-    wider than a ring follows it and takes its light: the passes then see arcs, or
-    nothing. (Rings of outer radius 15 px, inner 10, peaking 12-13 px off, on 6 Gaia
-    fields of 11.4 deg: 5 skies refined to 16 px blocks, the model rising 11 counts,
-    a noise sigma, under a ring of 28 counts a pixel, and none solved; in 64 px blocks
-    with a 4 px filter, all 6 within 0.005 deg.) A model in such blocks still follows a
-    sky's gradients; the passes on it replace the first ones when they keep more whole
-    rings (:func:`_more_rings`)."""
-    if bg.block_size is None or block is None or not radius > 0:
-        return None
-    finest = int(math.ceil(_RING_BLOCKS * radius))
-    if bg.block_size >= finest:
-        return None
-    block = int(block)
-    while block < finest:
-        block *= 2
-    return block, finest
-
-
-def _more_rings(found: _Pass | None, again: _Pass | None) -> bool:
-    """Whether the pass ``again``, on a sky in wider blocks (:func:`_ring_block`), replaces
-    ``found``: it keeps more whole rings, both counted against the wider rings of their
-    references (:meth:`_Pass.whole_rings`); when neither reference is rings, as
-    :func:`_prefer_filtered` chooses. (A pass whose reference is the arcs' or the noise's
-    keeps more blobs than one of a few whole rings, which counted so lost them.)"""
-    if again is None or found is None:
-        return again is not None
-    refs = [p.psf for p in (found, again) if p.psf.ring]
-    if not refs:
-        return _prefer_filtered(found, again, _AUTO_MIN_STARS)
-    rings = max(refs, key=lambda psf: psf.minor)
-    return again.whole_rings(rings) > found.whole_rings(rings)
+    return found
 
 
 #: Blobs whose shapes tell a frame's smear (:func:`.smear.frame_smear`): those kept by
@@ -2210,22 +2111,8 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         if options.matched_filter_sigma == "auto" else passes
     found = _detect(work, bad, bg, sat_level, plain, noise, gaps=gaps,
                     counts=None if noise is not None else counts)
-    found, radius = _filtered(found, options, passes, work, bad, bg, sat_level, noise, gaps,
-                              None if noise is not None else counts)
-    blocks = _ring_block(radius, bg, options.local_bg_block_size)
-    if blocks is not None:
-        # rings too wide for the sky's blocks: the sky again, in blocks they cannot lift,
-        # and the passes again on it
-        wider = _noise(sky, arr, blocks[0], exact=bad is None and not mosaic and not banded,
-                       mosaic=mosaic, quantum=quantum, finest=blocks[1])
-        if noise is not None:
-            wider.sigma, wider.noise = sigma, None
-        again = _detect(work, bad, wider, sat_level, plain, noise, gaps=gaps,
-                        counts=None if noise is not None else counts)
-        again = _filtered(again, options, passes, work, bad, wider, sat_level, noise, gaps,
-                          None if noise is not None else counts)[0]
-        if _more_rings(found, again):
-            found, bg, sigma = again, wider, wider.sigma
+    found = _filtered(found, options, passes, work, bad, bg, sat_level, noise, gaps,
+                      None if noise is not None else counts)
     if found is None:
         return _empty_result(h, w, (bg.mean + offset) * unit, sigma * unit,
                              _threshold_scale(plain, (h, w), bg.flattened) * sigma * unit)

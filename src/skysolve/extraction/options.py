@@ -75,10 +75,7 @@ class ExtractionOptions(Options):
         the uncut list (so a cut list may need more position fits than its N stars).""")
     local_bg_block_size: int | None = option(64, type="int or None", check=_block, doc="""
         Block size (px, >= 4) of the local background grid; ``None`` or 0 uses one
-        global level. Where the sky has structure, the grid is refined down to 16 px
-        blocks; on a frame of defocus rings, not below 5 times their radius (the frame is
-        detected again on such a grid, doubling the block when the rings need it, and
-        that detection kept when it holds more whole rings).""")
+        global level.""")
     max_elongation: float | None = option(3.0, type="float or None", check=_elongation, doc="""
         Reject blobs whose intensity-weighted shape has an axis ratio
         ``sqrt(lambda_max / lambda_min)`` above this (``None``: no limit). The
@@ -95,9 +92,7 @@ class ExtractionOptions(Options):
         ``'auto'``: off, unless the frame keeps fewer than 30 stars or its
         stars are wide or rings (defocus, smear: second moments above 4 px^2,
         or brightest pixels off their centres); then it
-        is detected again with a filter of the stars' own width (1-4 px), and
-        once more when that pass shows them (rings) at least 1.5 times as wide
-        as its filter (up to 6 px). The
+        is detected again with a filter of the stars' own width (1-4 px). The
         filtered pass wins when it keeps more stars, counting as lost every
         star of the first pass whose blob it merged with another's (a wide
         filter joins neighbouring defocus rings), and, when the first pass
