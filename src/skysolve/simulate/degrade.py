@@ -2,8 +2,8 @@
 
 Every degradation is a function ``f(image, strength, *, seed=None, ...) -> image``
 that takes any 2-D numeric array (a rendered frame, or a real one such as the
-test TIFFs) and returns a new float64 array (``quantise_8bit`` and ``jpeg``
-return uint8, as an 8-bit camera would). ``strength`` is a number >= 0: 0 leaves
+test TIFFs) and returns a new float64 array (``quantise_8bit``, ``display_stretch``
+and ``jpeg`` return uint8, as an 8-bit camera would). ``strength`` is a number >= 0: 0 leaves
 the image alone, :data:`STRENGTHS` ``"moderate"`` (0.5) and ``"strong"`` (1.0)
 are the two levels the benchmark measures, and each function's documentation
 says what 1.0 means. They compose: :func:`degrade` applies a list of them with
@@ -645,8 +645,13 @@ def quantise_8bit(image: ArrayLike, strength: float | str = 0.5, *,
     st = image_statistics(img)
     black = st.level - 4.0 * st.sigma
     white = st.level + 2000.0 * st.sigma * 10.0 ** (-1.5 * s)
+    return _to_8_bits(img, black, white, 1.0 / (1.0 + s))
+
+
+def _to_8_bits(img: NDArray, black: float, white: float, gamma: float) -> NDArray[np.uint8]:
+    """``img`` from ``black`` to ``white`` at ``gamma``, rounded to 0-255."""
     t = np.clip((img - black) / max(white - black, 1e-12), 0.0, 1.0)
-    return np.rint(255.0 * t ** (1.0 / (1.0 + s))).astype(np.uint8)
+    return np.rint(255.0 * t ** gamma).astype(np.uint8)
 
 
 def display_stretch(image: ArrayLike, strength: float | str = 0.5, *,
@@ -664,8 +669,7 @@ def display_stretch(image: ArrayLike, strength: float | str = 0.5, *,
         return a.copy()
     img, s = _float(a), _strength(strength)
     black, white = np.percentile(img, [min(20.0 * s, 99.0), 99.9])
-    t = np.clip((img - black) / max(white - black, 1e-12), 0.0, 1.0)
-    return np.rint(255.0 * t ** (1.0 / (1.0 + 14.0 * s / 3.0))).astype(np.uint8)
+    return _to_8_bits(img, black, white, 1.0 / (1.0 + 14.0 * s / 3.0))
 
 
 def jpeg(image: ArrayLike, strength: float | str = 0.5, *,
@@ -1314,7 +1318,8 @@ def degrade(image: ArrayLike, recipe: str | Sequence[Any], strength: float | str
     Returns
     -------
     ndarray
-        float64, or uint8 when the last step is ``quantise_8bit`` or ``jpeg``.
+        float64, or uint8 when the last step is ``quantise_8bit``, ``display_stretch``
+        or ``jpeg``.
     """
     steps = [recipe] if isinstance(recipe, str) else list(recipe)
     children = np.random.SeedSequence(seed).spawn(len(steps))
