@@ -257,6 +257,16 @@ MUTANTS: list[Mutant] = [
         ("    return out if _scattered(out, lit) else None", "    return None"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a stretch's clipped corners left in: their noise peaks lead the list"),
+    Mutant("clipped-floor-unspread", S + "extraction/background.py", [
+        ("    return floor + float(ends[0]) * quantum", "    return floor"),
+    ], [S + "extraction/tests/test_background.py", S + "extraction/tests/test_hard_frames.py"],
+        "a JPEG's spread of a stretch's clipped floor left in: the floor's lit neighbours "
+        "are its few counts, and nothing is masked"),
+    Mutant("clipped-floor-not-beside-dark", S + "extraction/extract.py", [
+        ("        clipped = clipped_floor(work, quantum, bad)",
+         "        clipped = None if dark is not None else clipped_floor(work, quantum, bad)"),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "a JPEG's corners flattened to 0 whole hide the clipped noise beside them"),
     Mutant("field-cancel-file-kept", S + "cli/solve_field_run.py", [
         ('        if _blocked(path, {**out, "cancel": cancel.path}, args):',
          "        if _blocked(path, out, args):"),

@@ -445,12 +445,13 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
     floor = sample.min()
     if np.count_nonzero(sample == floor) < _CLIP_FRACTION * sample.size:
         return None
+    top = _floor_top(image, floor, median(sample), quantum, bad)
     step = _subsample_step(image.shape, _CLIP_SAMPLES)
     rows = image[step // 2::step]
     if rows.shape[1] < 3:
         return None
     second = rows[:, 2:] - 2.0 * rows[:, 1:-1] + rows[:, :-2]
-    above = (rows[:, 2:] > floor) & (rows[:, 1:-1] > floor) & (rows[:, :-2] > floor)
+    above = (rows[:, 2:] > top) & (rows[:, 1:-1] > top) & (rows[:, :-2] > top)
     if bad is not None:
         lost = bad[step // 2::step]
         above &= ~(lost[:, 2:] | lost[:, 1:-1] | lost[:, :-2])
@@ -458,9 +459,9 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
     if diffs.size < 100:
         return None
     sigma = _tied_sigma(diffs, robust_sigma(diffs), quantum) / math.sqrt(6.0)
-    if not floor < median(sample) - DARK_SIGMAS * sigma:
+    if not top < median(sample) - DARK_SIGMAS * sigma:
         return None
-    out = image == floor
+    out = image <= top
     if bad is not None:
         out &= ~bad
     # a floor pixel's right neighbour, lit
@@ -468,11 +469,63 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
     np.logical_and(out[:, :-1], ~out[:, 1:], out=lit[:, :-1])
     if bad is not None:
         lit[:, :-1] &= ~bad[:, 1:]
-    sky = median(sample[sample > floor]) - floor
+    sky = median(sample[sample > top]) - floor
     lifted = median(image[:, 1:][lit[:, :-1]]) - floor if lit.any() else 0.0
     if lifted < _CLIP_LIFT * sky:
         return None
     return out if _scattered(out, lit) else None
+
+
+def _floor_top(image: NDArray, floor: float, sky: float, quantum: float | None,
+               bad: NDArray[np.bool_] | None) -> float:
+    """The highest value of a clipped ``floor`` as a lossy encoder left it: ``floor``
+    itself, or the top of the values it spread the floor over, below a gap.
+
+    A strong gamma leaves nothing between its black point and the sky's noise lifted
+    above it (the real frames stretched to gamma 0.3: nothing between 0 and 68). A JPEG
+    of it spreads the clipped pixels over the values above the floor, fewer the higher
+    (at quality 90 up to 13-18 of 255, at 60 up to 21-60), short of the sky's: the
+    histogram of the values ``quantum`` apart from ``floor`` to the ``sky``'s median
+    falls to a valley (:data:`_BAND_VALLEY` of its peaks on both sides, smoothed over
+    :data:`_BAND_SMOOTH` values) before it rises to the sky. The band ends where it
+    first falls to twice the valley's depth. Without a valley (a linear clip: the sky's
+    values rise from the floor), or a known step, the floor is its only value.
+    """
+    if quantum is None or not quantum > 0.0:
+        return floor
+    n = int(round((sky - floor) / quantum))
+    if not 2 * _BAND_SMOOTH <= n <= _BAND_STEPS:
+        return floor
+    # (every other pixel both ways: the valley holds a few hundredths of a percent)
+    vals = image[::2, ::2]
+    if bad is not None:
+        vals = vals[~bad[::2, ::2]]
+    steps = np.rint((vals[vals < sky] - floor) / quantum).astype(np.intp)
+    counts = np.bincount(steps, minlength=n)[1:n].astype(np.float64)
+    from scipy.ndimage import uniform_filter1d
+
+    smooth = uniform_filter1d(counts, _BAND_SMOOTH, mode="nearest")
+    low = int(np.argmin(smooth))
+    deep = smooth[low]
+    if not (deep <= _BAND_VALLEY * smooth[:low + 1].max()
+            and deep <= _BAND_VALLEY * smooth[low:].max()):
+        return floor
+    # (a gap of no values at all: the floor alone)
+    ends = np.flatnonzero(smooth <= max(2.0 * deep, 0.5))
+    return floor + float(ends[0]) * quantum
+
+
+#: :func:`_floor_top` reads a histogram of at most this many steps (a 16-bit frame's
+#: sky far above its floor has no encoder's spread worth the histogram) ...
+_BAND_STEPS = 4096
+#: ... smoothed over this many values ...
+_BAND_SMOOTH = 5
+#: ... whose valley lies below this fraction of its peaks on both sides. The real
+#: frames stretched at gamma 0.2-0.3, as JPEGs at quality 95-40: at most 0.095 of the
+#: spread's peak and 0.082 of the sky's; at gamma 0.4-0.5, quality 90: 0.077 and 0.088,
+#: quality 60: 0.10-0.26 and 0.06-0.25 (half of them with a band: their noise peaks
+#: beside the corners 5-12 of the 25 brightest detections, 0 with it).
+_BAND_VALLEY = 0.2
 
 
 def _block_counts(mask: NDArray[np.bool_], bs: int) -> NDArray[np.int32]:

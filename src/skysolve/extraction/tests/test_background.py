@@ -394,6 +394,50 @@ def test_a_stretch_clipping_a_vignetted_sky_masks_its_floor_only():
     assert background.clipped_floor(faint.astype(np.float32), 1.0) is None
 
 
+@pytest.mark.parametrize("quality", [95, 75, 40])
+def test_a_jpeg_of_a_clipped_stretch_masks_the_floor_it_spread(quality):
+    """The vignetted sky stretched at gamma 0.25 from 0, saved as a JPEG: the encoder
+    spreads the clipped corners over the values above 0 (up to 9-33 of 255), so the
+    exact floor held a part of them only, and its lit neighbours were the spread's few
+    counts, no strong gamma's black point: nothing was masked. The spread band below the
+    gap the gamma left is masked now: at least 95 % of the pixels the stretch clipped,
+    at most 0.2 % of the others, 0.01 % of the sky above 100. Linear, and unclipped, the
+    same JPEGs keep every pixel, as do a JPEG'd black roof and a faint sky clipped by its
+    own noise."""
+    from skysolve.extraction.tests.test_hard_frames import jpeg_of
+
+    rng = np.random.default_rng(11)
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+
+    def stretched(linear, gamma):
+        return np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** gamma)
+
+    for fall in (1.6, 1.8):
+        linear = 120.0 * (1.0 - fall * r2) + rng.normal(0.0, 6.0, (h, w))
+        picture = stretched(linear, 0.25)
+        clipped = picture == 0
+        image = jpeg_of(picture, quality).astype(np.float32)
+        assert np.count_nonzero(image == 0) < 0.9 * np.count_nonzero(clipped)  # (spread)
+        got = background.clipped_floor(image, 1.0)
+        assert got is not None
+        assert got[clipped].mean() >= 0.95
+        assert got[~clipped].mean() <= 0.002
+        assert got[picture > 100].mean() <= 1e-4
+        assert background.clipped_floor(
+            jpeg_of(stretched(linear, 1.0), quality).astype(np.float32), 1.0) is None
+        unclipped = 120.0 * (1.0 - fall * r2) + rng.normal(0.0, 6.0, (h, w))
+        assert background.clipped_floor(
+            jpeg_of(unclipped, quality).astype(np.float32), 1.0) is None
+    sky = stretched(120.0 + rng.normal(0.0, 6.0, (h, w)), 0.25)
+    sky[300:, :200] = 0.0  # a roof
+    sky[100:300, 60:66] = 0.0  # its antenna
+    assert background.clipped_floor(jpeg_of(sky, quality).astype(np.float32), 1.0) is None
+    faint = 1.0 + rng.normal(0.0, 3.0, (h, w))
+    assert background.clipped_floor(jpeg_of(faint, quality).astype(np.float32), 1.0) is None
+
+
 def test_even_spread_is_the_same_sequence_whatever_sizes_came_before():
     """The golden-ratio offsets are kept for the process and sliced: each size's are
     ``(k * phi mod 1 - 1/2) * quantum`` to the bit, in any order of sizes, and the kept
