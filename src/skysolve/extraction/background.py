@@ -502,9 +502,11 @@ def _floor_top(image: NDArray, floor: float, sky: float, quantum: float | None,
         vals = vals[~bad[::2, ::2]]
     steps = np.rint((vals[vals < sky] - floor) / quantum).astype(np.intp)
     counts = np.bincount(steps, minlength=n)[1:n].astype(np.float64)
-    from scipy.ndimage import uniform_filter1d
-
-    smooth = uniform_filter1d(counts, _BAND_SMOOTH, mode="nearest")
+    # (a running mean, its ends extended: numpy, not scipy, which a one-shot solve of an
+    # 8-bit frame does not load)
+    half = _BAND_SMOOTH // 2
+    smooth = np.convolve(np.pad(counts, half, mode="edge"),
+                         np.full(_BAND_SMOOTH, 1.0 / _BAND_SMOOTH), mode="valid")
     low = int(np.argmin(smooth))
     deep = smooth[low]
     if not (deep <= _BAND_VALLEY * smooth[:low + 1].max()

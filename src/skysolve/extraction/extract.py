@@ -2041,19 +2041,11 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
         return within_rim(found, circle, options.max_centroids)
 
 
-def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
-             options: ExtractionOptions, circle: bool = False) -> ExtractionResult:
-    """:func:`extract` of the checked pixels ``arr``, their ``mask`` and ``noise`` map;
-    ``circle``: they are a lens circle's frame (:mod:`.skycircle`)."""
-    h, w = arr.shape
-    quantum = _quantum(arr)  # (once: a sample's pass, which the steps below all need)
-    counted = _counts_work(arr)
-    work, bad, offset, unit = _finite_work(arr, mask, quantum,
-                                           None if counted is None else counted[0])
-    if work is None:
-        return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
-    if quantum is not None:
-        quantum /= unit  # (a power of two: the scaled values' lattice)
+def _no_sky(work: NDArray, quantum: float | None, bad: NDArray | None, circle: bool
+            ) -> tuple[NDArray[np.bool_] | None, tuple[NDArray, NDArray] | None]:
+    """The pixels of the working copy ``work`` that show no sky (black constant areas,
+    a stretch's clipped floor), or None, and the stars a black area holds
+    (:func:`.background.dark_constant_areas`); ``circle``: a lens circle's frame."""
     dark = dark_constant_areas(work, quantum, bad)
     dark, held = (None, None) if dark is None else dark
     if not circle:
@@ -2068,6 +2060,23 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         clipped = clipped_floor(work, quantum, bad)
         if clipped is not None:
             dark = clipped if dark is None else np.logical_or(dark, clipped, out=dark)
+    return dark, held
+
+
+def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
+             options: ExtractionOptions, circle: bool = False) -> ExtractionResult:
+    """:func:`extract` of the checked pixels ``arr``, their ``mask`` and ``noise`` map;
+    ``circle``: they are a lens circle's frame (:mod:`.skycircle`)."""
+    h, w = arr.shape
+    quantum = _quantum(arr)  # (once: a sample's pass, which the steps below all need)
+    counted = _counts_work(arr)
+    work, bad, offset, unit = _finite_work(arr, mask, quantum,
+                                           None if counted is None else counted[0])
+    if work is None:
+        return _empty_result(h, w, float("nan"), float("nan"), float("nan"))
+    if quantum is not None:
+        quantum /= unit  # (a power of two: the scaled values' lattice)
+    dark, held = _no_sky(work, quantum, bad, circle)
     if dark is not None:
         # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
         work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark,
