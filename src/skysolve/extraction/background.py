@@ -413,7 +413,8 @@ _CLIP_SAMPLES = 2_500
 def clipped_floor(image: NDArray, quantum: float | None = None,
                   bad: NDArray[np.bool_] | None = None) -> NDArray[np.bool_] | None:
     """The pixels of ``image`` at its lowest value when a stretch clipped part of its sky
-    there, far below the rest (its vignetted corners, a gradient's dark side), or None.
+    there, far below the rest (its vignetted corners, a gradient's dark side), or None;
+    the floor's values are those a lossy encoder spread it over (:func:`_floor_top`).
 
     A pixel at such a floor says only that the sky there lay below the black point: the
     sky of an area clipped over most of its pixels cannot be measured. Left in, the
@@ -434,8 +435,8 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
     them (:func:`_scattered`: a silhouette, or a sky clipped whole around its stars,
     stays). ``quantum``: the data's value step (:func:`_tied_sigma`); ``bad``: pixels
     already unusable (not counted, not returned). The extractor does not look for one
-    in a lens circle's frame (its surround's floor), nor beside a black area
-    (:func:`dark_constant_areas`).
+    in a lens circle's frame (its surround's floor); beside black areas
+    (:func:`dark_constant_areas`: a JPEG's corners flattened whole) it masks both.
     """
     sample = _subsample(image, _CLIP_SAMPLES)
     if bad is not None:
