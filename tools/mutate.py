@@ -267,6 +267,22 @@ MUTANTS: list[Mutant] = [
          "        clipped = None if dark is not None else clipped_floor(work, quantum, bad)"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a JPEG's corners flattened to 0 whole hide the clipped noise beside them"),
+    Mutant("clipped-floor-stars-dropped", S + "extraction/extract.py", [
+        ("            held = _joined(held, clipped_floor_stars(work, clipped, quantum, bad))",
+         "            held = _joined(held, None)"),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "the stars in a stretch's clipped sky stand on the fill's sky, their faint pixels "
+        "below it"),
+    Mutant("clipped-floor-stars-spread", S + "extraction/background.py", [
+        ("    return _held_stars(np.maximum(image, top), area, top, sigma, bad)",
+         "    return _held_stars(image, area, top, sigma, bad)"),
+    ], [S + "extraction/tests/test_background.py"],
+        "a JPEG's spread floor band read as stars' light"),
+    Mutant("held-stars-noise-crossing", S + "extraction/background.py", [
+        ("    return crossing & (peak[1:] <= _HELD_ABOVE * noise)",
+         "    return crossing & (peak[1:] < 0)"),
+    ], [S + "extraction/tests/test_background.py"],
+        "the noise crossing a black point just above the sky lifted as stars"),
     Mutant("field-cancel-file-kept", S + "cli/solve_field_run.py", [
         ('        if _blocked(path, {**out, "cancel": cancel.path}, args):',
          "        if _blocked(path, out, args):"),

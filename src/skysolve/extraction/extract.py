@@ -110,6 +110,7 @@ from .background import (
     _tied_sigma,
     block_grid,
     clipped_floor,
+    clipped_floor_stars,
     dark_constant_areas,
     estimate_background,
     flattened_blocks,
@@ -2044,8 +2045,10 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
 def _no_sky(work: NDArray, quantum: float | None, bad: NDArray | None, circle: bool
             ) -> tuple[NDArray[np.bool_] | None, tuple[NDArray, NDArray] | None]:
     """The pixels of the working copy ``work`` that show no sky (black constant areas,
-    a stretch's clipped floor), or None, and the stars a black area holds
-    (:func:`.background.dark_constant_areas`); ``circle``: a lens circle's frame."""
+    a stretch's clipped floor), or None, and the stars they hold, as ``(flat indices,
+    light above the black)`` (:func:`.background.dark_constant_areas`,
+    :func:`.background.clipped_floor_stars`), or None; ``circle``: a lens circle's
+    frame."""
     dark = dark_constant_areas(work, quantum, bad)
     dark, held = (None, None) if dark is None else dark
     if not circle:
@@ -2060,7 +2063,19 @@ def _no_sky(work: NDArray, quantum: float | None, bad: NDArray | None, circle: b
         clipped = clipped_floor(work, quantum, bad)
         if clipped is not None:
             dark = clipped if dark is None else np.logical_or(dark, clipped, out=dark)
+            # (and its stars, where the stretch clipped the sky around them whole)
+            held = _joined(held, clipped_floor_stars(work, clipped, quantum, bad))
     return dark, held
+
+
+def _joined(a: tuple[NDArray, NDArray] | None, b: tuple[NDArray, NDArray] | None
+            ) -> tuple[NDArray, NDArray] | None:
+    """Two sets of stars' ``(flat indices, light)`` as one, sorted by index (a pixel in
+    both: its light in ``a``)."""
+    if a is None or b is None:
+        return b if a is None else a
+    idx, first = np.unique(np.concatenate((a[0], b[0])), return_index=True)
+    return idx, np.concatenate((a[1], b[1]))[first]
 
 
 def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,

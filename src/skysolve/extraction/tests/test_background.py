@@ -394,6 +394,94 @@ def test_a_stretch_clipping_a_vignetted_sky_masks_its_floor_only():
     assert background.clipped_floor(faint.astype(np.float32), 1.0) is None
 
 
+@pytest.mark.parametrize("quality", [None, 90, 60])
+def test_the_stars_a_clipped_floor_holds_are_told_from_its_impulses(quality):
+    """A vignetted sky stretched at gamma 0.25 from 0 clips its corners whole; stars
+    placed deep in them rise above the floor. Every one of them is returned (the light
+    returned centred within 0.5 px of it, 90 % of its light above the floor's top), no
+    single hot pixel there and no star of the lit sky is, and a floor with no star in it
+    holds none."""
+    from scipy.ndimage import label
+
+    from skysolve.extraction.tests.test_hard_frames import jpeg_of
+
+    rng = np.random.default_rng(5)
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    linear = 120.0 * (1.0 - 1.8 * r2) + rng.normal(0.0, 6.0, (h, w))
+    # (row, col): 340-360 px from the centre, where the sky clips from 298 px on
+    deep = [(40.0, 36.3), (440.4, 45.5), (430.2, 600.7), (35.6, 600.2), (449.7, 610.1),
+            (60.3, 22.4)]
+    lit = [(240.2, 320.6), (200.5, 400.3), (300.4, 250.2)]
+    for r, c in deep + lit:
+        linear += 400.0 * np.exp(-((yy - 0.5 - r) ** 2 + (xx - 0.5 - c) ** 2) / (2 * 1.3 ** 2))
+    hot = [(60, 60), (420, 580), (30, 610)]
+    impulses = linear.copy()
+    for r, c in hot:
+        impulses[r, c] += 600.0
+    def picture(sky):
+        out = np.round(255.0 * np.clip(sky / 160.0, 0.0, 1.0) ** 0.25)
+        return (out if quality is None else jpeg_of(out, quality)).astype(np.float32)
+    image = picture(impulses)
+    floor = background.clipped_floor(image, 1.0)
+    assert floor is not None
+    idx, light = background.clipped_floor_stars(image, floor, 1.0)
+    assert np.all(light > 0)
+    blobs = np.zeros(h * w, bool)
+    blobs[idx] = True
+    labels, n = label(blobs.reshape(h, w), np.ones((3, 3), bool))
+    rows, cols = np.divmod(idx, w)
+    blob = labels.flat[idx]
+    weight = np.bincount(blob, light)[1:]
+    centres = np.column_stack([np.bincount(blob, light * rows)[1:] / weight,
+                               np.bincount(blob, light * cols)[1:] / weight])
+    assert n == len(deep)
+    for r, c in deep:
+        assert np.hypot(*(centres - [r, c]).T).min() <= 0.5
+    top = image[floor].max()
+    for r, c in deep:
+        window = (slice(int(r) - 6, int(r) + 7), slice(int(c) - 6, int(c) + 7))
+        above = np.clip(image[window] - top, 0, None)
+        assert above[labels[window] > 0].sum() >= 0.9 * above.sum()
+    starless = picture(120.0 * (1.0 - 1.8 * r2) + rng.normal(0.0, 6.0, (h, w)))
+    bare = background.clipped_floor(starless, 1.0)
+    assert bare is not None and background.clipped_floor_stars(starless, bare, 1.0) is None
+
+
+@pytest.mark.parametrize("quality", [None, 90])
+def test_the_noise_of_a_sky_clipped_just_below_its_black_point_is_no_star(quality):
+    """Vignetted corners that level out 1.7 noise sigmas below the black point: their
+    noise crosses it at 4 % of the pixels, in pairs and triples as well, which a gamma
+    of 0.25 lifts to 40-50 % of the white. Those are no stars; the three bright stars
+    placed there, rising well above them, are returned (and nothing else)."""
+    from scipy.ndimage import label
+
+    from skysolve.extraction.tests.test_hard_frames import jpeg_of
+
+    rng = np.random.default_rng(8)
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    linear = np.maximum(120.0 * (1.0 - 1.8 * r2), -10.0) + rng.normal(0.0, 6.0, (h, w))
+    deep = [(40.0, 36.3), (440.4, 45.5), (430.2, 600.7)]
+    for r, c in deep:
+        linear += 400.0 * np.exp(-((yy - 0.5 - r) ** 2 + (xx - 0.5 - c) ** 2) / (2 * 1.3 ** 2))
+    picture = np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** 0.25)
+    image = (picture if quality is None else jpeg_of(picture, quality)).astype(np.float32)
+    floor = background.clipped_floor(image, 1.0)
+    assert floor is not None
+    corners = r2 > 0.75
+    assert 0.02 < np.mean(picture[corners] > 0) < 0.08  # (the noise crossing)
+    idx, _ = background.clipped_floor_stars(image, floor, 1.0)
+    blobs = np.zeros(h * w, bool)
+    blobs[idx] = True
+    labels, n = label(blobs.reshape(h, w), np.ones((3, 3), bool))
+    assert n == len(deep)
+    for r, c in deep:
+        assert labels[int(round(r)), int(round(c))] > 0
+
+
 @pytest.mark.parametrize("quality", [95, 75, 40])
 def test_a_jpeg_of_a_clipped_stretch_masks_the_floor_it_spread(quality):
     """The vignetted sky stretched at gamma 0.25 from 0, saved as a JPEG: the encoder
