@@ -6,7 +6,9 @@ Routes (``ID`` is a decimal job number; a submission and its job share it; the
 =====================================  ==============================================
 ``POST /api/login``                    request-json ``{"apikey": K}`` → a session
 ``POST /api/upload``                   multipart: request-json + ``file`` → ``subid``
-                                       (without a file: a source list, as below)
+                                       (an image, or an x/y list: a FITS table of
+                                       ``X``, ``Y``; without a file: a source list, as
+                                       below)
 ``POST /api/url_upload``               a source list (``x``, ``y``, ``image_width``,
                                        ``image_height``); a ``url`` is refused
 ``GET /api/submissions/ID``            nova's submission (its ``jobs``)
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -182,23 +185,30 @@ class Service:
         return json.loads(row["result"]) if row["result"] else {}
 
 
+def _copy_upload(upload: UploadFile, path: Path) -> str:
+    """Copy the upload's bytes to ``path``; returns their SHA-1."""
+    from .._files import atomic_path
+
+    digest = hashlib.sha1()
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        upload.file.seek(0)
+        for chunk in iter(lambda: upload.file.read(1 << 20), b""):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
 def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = None
                   ) -> tuple[str, str]:
     """Copy the upload into the job's folder under a name from its sniffed format; check
     that it decodes, with at most ``max_pixels`` pixel values (refused from its header,
     before decoding: a compressed file of half a megabyte may decode to gigabytes).
     Returns (file name, SHA-1)."""
-    from .._files import atomic_path
     from ..errors import SkysolveError
     from ..io.images import TooManyPixelsError, _sniff, pixel_limit, read_image
 
-    digest = hashlib.sha1()
     raw = folder / "upload.bin"
-    with atomic_path(raw) as tmp, open(tmp, "wb") as out:
-        upload.file.seek(0)
-        for chunk in iter(lambda: upload.file.read(1 << 20), b""):
-            digest.update(chunk)
-            out.write(chunk)
+    digest = _copy_upload(upload, raw)
     try:
         kind = _sniff(raw)
         name = f"input.{kind.lower()}"
@@ -212,8 +222,45 @@ def _store_upload(upload: UploadFile, folder: Path, max_pixels: int | None = Non
                          + ("" if pillow else " (skysolve serve --max-pixels)"), 413) from None
     except (SkysolveError, OSError, ValueError) as exc:
         raise BadRequest(f"the upload is not a readable FITS, PNG, JPEG, TIFF, BMP, GIF, WebP "
-                         f"or PNM image: {_plain(exc, folder)[:300]}", 415) from None
-    return name, digest.hexdigest()
+                         f"or PNM image, nor an x/y list (a FITS table of X and Y): "
+                         f"{_plain(exc, folder)[:300]}", 415) from None
+    return name, digest
+
+
+def _uploaded_sources(upload: UploadFile, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The source list of an upload that is an x/y list, as nova takes them: a FITS file
+    with no image in its primary HDU whose first extension is a table with ``X`` and
+    ``Y`` columns (solve-field's ``.axy`` and ``.xyls`` files); None for any other file
+    (an image, or what is refused as one)."""
+    from astropy.io import fits
+
+    from ..errors import SkysolveError
+    from ..io.astrometry_files import is_xylist, read_xylist
+
+    f = upload.file
+    try:
+        f.seek(0)
+        if f.read(9) != b"SIMPLE  =":
+            return None
+        f.seek(0)
+        try:  # (the header only: an image's pixels are not read here)
+            image = int(fits.Header.fromfile(f).get("NAXIS", 0)) > 0
+        except (OSError, ValueError, TypeError):
+            return None  # (refused as an image, with its reason)
+        if image:
+            return None
+        f.seek(0)
+        data = f.read()  # (each read from a copy: astropy closes a file object it reads)
+        if not is_xylist(io.BytesIO(data)):
+            return None
+        try:
+            xy, _, header, _ = read_xylist(io.BytesIO(data))
+        except (OSError, ValueError, TypeError, SkysolveError) as exc:
+            raise BadRequest(f"the upload is a FITS table that is no readable x/y list: "
+                             f"{str(exc)[:300]}", 415) from None
+    finally:
+        f.seek(0)
+    return nova.table_sources(xy[:, 0], xy[:, 1], header, settings)
 
 
 def _plain(exc: Exception, folder: Path) -> str:
@@ -317,8 +364,14 @@ async def upload(request: Request) -> Response:
             return JSONResponse(answer)
         raise BadRequest("the upload needs an image in the form field 'file' (or its "
                          "sources: x, y, image_width, image_height)")
-    inputs = {"downsample": nova.downsample(settings)}
     filename = str(upload_file.filename or "")[:200] or None
+    sources = await run_in_threadpool(_uploaded_sources, upload_file, settings)
+    if sources is not None:  # (kept beside the job as sent)
+        answer = await run_in_threadpool(
+            _accept, svc, "xy", settings, sources, filename,
+            lambda folder: ("input.xyls", _copy_upload(upload_file, folder / "input.xyls")))
+        return JSONResponse(answer)
+    inputs = {"downsample": nova.downsample(settings)}
     answer = await run_in_threadpool(_accept, svc, "image", settings, inputs, filename,
                                      lambda folder: _store_upload(upload_file, folder,
                                                                   svc.config.max_pixels))

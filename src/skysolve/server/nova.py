@@ -42,7 +42,7 @@ import math
 from typing import Any
 
 __all__ = ["BadRequest", "parse_request_json", "solve_hints", "field_options", "source_list",
-           "calibration", "submission", "job_status"]
+           "table_sources", "calibration", "submission", "job_status"]
 
 #: Settings accepted without effect on skysolve's solve.
 ACCEPTED = {"session", "publicly_visible", "allow_commercial_use", "allow_modifications",
@@ -208,6 +208,24 @@ def source_list(settings: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest("a source list needs image_width and image_height")
     return {"x": [float(v) for v in x], "y": [float(v) for v in y],
             "image_width": int(width), "image_height": int(height)}
+
+
+def table_sources(x: Any, y: Any, header: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """:func:`source_list`'s fields for an uploaded x/y table (a FITS table of 1-based ``X``
+    and ``Y``, brightest first: solve-field's ``.axy``/``.xyls``): its rows without finite
+    positions dropped, its image size from ``image_width``/``image_height``, else the
+    ``IMAGEW``/``IMAGEH`` of its ``header``."""
+    import numpy as np
+
+    xy = np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    size = {}
+    for name, key in (("image_width", "IMAGEW"), ("image_height", "IMAGEH")):
+        told = settings.get(name, header.get(key))
+        if told is None:
+            raise BadRequest(f"the x/y table has no {key} in its header: send {name}")
+        size[name] = _number({name: told}, name, 1.0, 1e6, whole=True)
+    return source_list({"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), **size})
 
 
 def calibration(fig: dict[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,55 @@ def test_a_source_list_may_come_to_the_upload_route(http, session):
         assert http.post(f"/api/jobs/{job}/{route}").status_code == 200, route
 
 
+def test_an_xy_list_may_be_uploaded_as_a_fits_table(http, session, tmp_path):
+    """nova takes a FITS table of sources (solve-field's .axy/.xyls) as an upload: it was
+    refused as an image that does not decode (415). The real frame's sources, 1-based,
+    with its size in IMAGEW/IMAGEH (or, without them, sent as image_width/height), solve
+    to the frame's reference pointing; a table without a size or sources is refused with
+    the reason, and so is an image FITS's refusal unchanged."""
+    from astropy.io import fits
+
+    from skysolve.io.astrometry_files import write_axy
+    from skysolve.tests.realframes import REFERENCE
+
+    found = skysolve.extract_centroids(skysolve.read_image(DATA / ALT40))
+    xy = found.as_array()[:, :2] + (512.0 + 0.5, 384.0 + 0.5)  # 1-based FITS pixels
+    write_axy(tmp_path / "frame.axy", xy, found.as_array()[:, 2], 0.0, 1024, 768)
+    axy = (tmp_path / "frame.axy").read_bytes()
+    table = fits.BinTableHDU.from_columns([fits.Column("X", "D", array=xy[:, 0]),
+                                           fits.Column("Y", "D", array=xy[:, 1])])
+    bare = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(bare)
+    rj = {"session": session, "scale_units": "degwidth", "scale_lower": 10, "scale_upper": 13}
+    for name, content, size in (("frame.axy", axy, {}),
+                                ("frame.xyls", bare.getvalue(),
+                                 {"image_width": 1024, "image_height": 768})):
+        r = http.post("/api/upload", data={"request-json": json.dumps({**rj, **size})},
+                      files={"file": (name, content, "application/octet-stream")})
+        assert r.status_code == 200, r.text
+        assert r.json()["hash"] == hashlib.sha1(content).hexdigest()
+        job = _solved(http, r.json()["subid"])
+        cal = http.get(f"/api/jobs/{job}/calibration").json()
+        assert cal["ra"] == pytest.approx(REFERENCE[ALT40][0], abs=0.02)
+        assert cal["dec"] == pytest.approx(REFERENCE[ALT40][1], abs=0.02)
+        assert cal["width_arcsec"] == pytest.approx(1024 * cal["pixscale"])
+    r = http.post("/api/upload", data={"request-json": json.dumps(rj)},
+                  files={"file": ("frame.xyls", bare.getvalue(), "application/octet-stream")})
+    assert r.status_code == 400 and "image_width" in r.json()["errormessage"]
+    empty = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column("X", "D", array=[]), fits.Column("Y", "D", array=[])])]).writeto(empty)
+    r = http.post("/api/upload", data={"request-json": json.dumps({**rj, "image_width": 10,
+                                                                   "image_height": 10})},
+                  files={"file": ("empty.xyls", empty.getvalue(), "application/octet-stream")})
+    assert r.status_code == 400 and "source list" in r.json()["errormessage"]
+    blank = io.BytesIO()
+    fits.PrimaryHDU().writeto(blank)  # (no image, no table)
+    r = http.post("/api/upload", data={"request-json": json.dumps(rj)},
+                  files={"file": ("blank.fits", blank.getvalue(), "application/octet-stream")})
+    assert r.status_code == 415
+
+
 def _clientpy_body(boundary: str, request_json: str, name: str, content: bytes) -> bytes:
     """The multipart body astrometry.net's client.py builds by hand: bare LF line ends
     about its boundary lines, CRLF in the parts' headers."""
