@@ -268,11 +268,17 @@ MUTANTS: list[Mutant] = [
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a JPEG's corners flattened to 0 whole hide the clipped noise beside them"),
     Mutant("clipped-floor-stars-dropped", S + "extraction/extract.py", [
-        ("            held = _joined(held, clipped_floor_stars(work, clipped, quantum, bad))",
-         "            held = _joined(held, None)"),
+        ("            stars = clipped_floor_stars(work, clipped, quantum, bad)",
+         "            stars = None"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "the stars in a stretch's clipped sky stand on the fill's sky, their faint pixels "
         "below it"),
+    Mutant("clipped-floor-stars-unscaled", S + "extraction/extract.py", [
+        ("        scale = min(1.0, (white - level) / top) if scaled and white > level and top > 0 "
+         "else 1.0",
+         "        scale = 1.0"),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "a clipped floor's stars lifted above the frame's white hide its saturation level"),
     Mutant("clipped-floor-stars-spread", S + "extraction/background.py", [
         ("    return _held_stars(np.maximum(image, top), area, top, sigma, bad)",
          "    return _held_stars(image, area, top, sigma, bad)"),

@@ -2043,14 +2043,15 @@ def extract(image: ArrayLike, options: ExtractionOptions) -> ExtractionResult:
 
 
 def _no_sky(work: NDArray, quantum: float | None, bad: NDArray | None, circle: bool
-            ) -> tuple[NDArray[np.bool_] | None, tuple[NDArray, NDArray] | None]:
+            ) -> tuple[NDArray[np.bool_] | None, list[tuple[NDArray, NDArray, bool]]]:
     """The pixels of the working copy ``work`` that show no sky (black constant areas,
-    a stretch's clipped floor), or None, and the stars they hold, as ``(flat indices,
-    light above the black)`` (:func:`.background.dark_constant_areas`,
-    :func:`.background.clipped_floor_stars`), or None; ``circle``: a lens circle's
-    frame."""
+    a stretch's clipped floor), or None, and the stars they hold, as groups of ``(flat
+    indices, light above the black, whether it is scaled to the frame's white)``
+    (:func:`.background.dark_constant_areas`, :func:`.background.clipped_floor_stars`;
+    see :func:`_lift`); ``circle``: a lens circle's frame."""
     dark = dark_constant_areas(work, quantum, bad)
-    dark, held = (None, None) if dark is None else dark
+    dark, stars = (None, None) if dark is None else dark
+    held = [] if stars is None else [(*stars, False)]
     if not circle:
         # a sky a stretch clipped in parts; also beside black areas, which may be its
         # corners that a JPEG flattened whole to its floor while the clipped noise
@@ -2064,18 +2065,39 @@ def _no_sky(work: NDArray, quantum: float | None, bad: NDArray | None, circle: b
         if clipped is not None:
             dark = clipped if dark is None else np.logical_or(dark, clipped, out=dark)
             # (and its stars, where the stretch clipped the sky around them whole)
-            held = _joined(held, clipped_floor_stars(work, clipped, quantum, bad))
+            stars = clipped_floor_stars(work, clipped, quantum, bad)
+            if stars is not None and held:  # (a black area's stars are lifted once)
+                fresh = ~np.isin(stars[0], held[0][0])
+                stars = stars[0][fresh], stars[1][fresh]
+            if stars is not None and len(stars[0]):
+                held.append((*stars, True))
     return dark, held
 
 
-def _joined(a: tuple[NDArray, NDArray] | None, b: tuple[NDArray, NDArray] | None
-            ) -> tuple[NDArray, NDArray] | None:
-    """Two sets of stars' ``(flat indices, light)`` as one, sorted by index (a pixel in
-    both: its light in ``a``)."""
-    if a is None or b is None:
-        return b if a is None else a
-    idx, first = np.unique(np.concatenate((a[0], b[0])), return_index=True)
-    return idx, np.concatenate((a[1], b[1]))[first]
+def _lift(work: NDArray, bad: NDArray[np.bool_],
+          held: list[tuple[NDArray[np.intp], NDArray, bool]]) -> None:
+    """Lift the stars held in areas showing no sky (:func:`_no_sky`'s groups of flat
+    indices into the working copy ``work``, light above the black, and whether it is
+    scaled) onto the sky the ``bad`` pixels were filled with (the median its noise
+    scatters about).
+
+    A clipped floor's stars are scaled to reach no higher than the frame's white. Above
+    it, they moved the frame's saturation level (or hid it: a vignetted sky stretched to
+    8 bits lost the saturated handling of its 163 saturated stars; stretched at gamma
+    0.15, 2,400 lifted pixels above 255 made a saturation level of 385, and its
+    threshold rose from 22 to 77), and a caption's white letters lost the one value the
+    overlay tests read beside its letters not lifted (in a corner a stretch clipped,
+    white text was kept as 22 of the 25 brightest stars). A black area's stars keep
+    their light: scaled, JPEG rings beside saturated stars in a cloud's clear gaps
+    stood out as a silhouette's shade beside one of them (the rings test of
+    ``test_hard_frames``)."""
+    sky = work[bad]
+    level = median(sky[::max(1, sky.size // 20_000)])
+    white = float(work.max())
+    for idx, lift, scaled in held:
+        top = float(lift.max())
+        scale = min(1.0, (white - level) / top) if scaled and white > level and top > 0 else 1.0
+        work.flat[idx] = level + scale * lift
 
 
 def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
@@ -2096,12 +2118,8 @@ def _extract(arr: NDArray, mask: NDArray | None, noise: NDArray | None,
         # no sky: masked, as the caller's masked pixels are (filled with the sky's noise)
         work, bad, offset, unit = _finite_work(arr, dark if mask is None else mask | dark,
                                                None if quantum is None else quantum * unit)
-        if held is not None:
-            # a sky stretched to black: its stars, their light above the black, on the
-            # fill's sky (the median the fill's noise scatters about)
-            idx, lift = held
-            sky = work[bad]
-            work.flat[idx] = median(sky[::max(1, sky.size // 20_000)]) + lift
+        if held:
+            _lift(work, bad, held)
     if unit != 1.0:  # everything below in the working copy's unit; the result in the image's
         arr = arr / unit
         noise = None if noise is None else noise / unit
