@@ -2087,7 +2087,7 @@ def _lift(work: NDArray, bad: NDArray[np.bool_],
     0.15, 2,400 lifted pixels above 255 made a saturation level of 385, and its
     threshold rose from 22 to 77), and a caption's white letters lost the one value the
     overlay tests read beside its letters not lifted (in a corner a stretch clipped,
-    white text was kept as 22 of the 25 brightest stars). A black area's stars keep
+    white text was kept as 24 of the 25 brightest stars). A black area's stars keep
     their light: scaled, JPEG rings beside saturated stars in a cloud's clear gaps
     stood out as a silhouette's shade beside one of them (the rings test of
     ``test_hard_frames``)."""
