@@ -232,15 +232,9 @@ def test_a_picture_stretched_hard_and_saved_as_jpeg_keeps_its_stars(small_db, fr
                            0.25)
 
 
-@pytest.mark.parametrize("glow, quality", [("light_dome", None), ("light_dome", 90),
-                                           ("gradient", 90)])
-def test_the_stars_a_hard_stretch_clipped_the_sky_around_are_kept(glow, quality):
-    """A Gaia field under a light dome (or a gradient) stretched from its 40th percentile
-    at gamma 0.3: the dark side clips to 0 whole (40 % of the frame) but its stars rise
-    above it. Masked with the floor, their light stood on the fill's sky: 48-66 of the
-    100 brightest stars found. They are lifted onto the fill as a black area's stars
-    are now: at least 80 found (82-92 measured), and at most one of the 25 brightest
-    detections on no star."""
+def gaia_field() -> tuple[np.ndarray, np.ndarray]:
+    """An 11.4 deg 1024x768 Gaia field (sky 300 e-, zero point 17, PSF sigma 1.2 px) and
+    its stars' centred positions, brightest first."""
     from skysolve import load_gaia
     from skysolve.camera import CameraModel
     from skysolve.simulate import random_attitudes, render_starfield
@@ -250,10 +244,28 @@ def test_the_stars_a_hard_stretch_clipped_the_sky_around_are_kept(glow, quality)
                                   background_e=300.0, zeropoint_mag=17.0, psf=1.2)
     on = truth.on_image
     order = np.argsort(-truth.flux[on])
-    stars = np.column_stack([truth.x[on][order], truth.y[on][order]])
-    sky = dg.degrade(raw.astype(float), [(glow, 0.5 if glow == "light_dome" else 1.0)], seed=0)
-    lo, hi = np.percentile(sky, [40, 99.9])
-    picture = np.rint(255 * np.clip((sky - lo) / (hi - lo), 0, 1) ** 0.3).astype(np.uint8)
+    return raw.astype(float), np.column_stack([truth.x[on][order], truth.y[on][order]])
+
+
+def to_8_bits(sky: np.ndarray, black_percentile: float, gamma: float) -> np.ndarray:
+    """``sky`` stretched to 8 bits from a black point at ``black_percentile`` to a white
+    at its 99.9th, at ``gamma``."""
+    lo, hi = np.percentile(sky, [black_percentile, 99.9])
+    return np.rint(255 * np.clip((sky - lo) / (hi - lo), 0, 1) ** gamma).astype(np.uint8)
+
+
+@pytest.mark.parametrize("glow, quality", [("light_dome", None), ("light_dome", 90),
+                                           ("gradient", 90)])
+def test_the_stars_a_hard_stretch_clipped_the_sky_around_are_kept(glow, quality):
+    """A Gaia field under a light dome (or a gradient) stretched from its 40th percentile
+    at gamma 0.3: the dark side clips to 0 whole (40 % of the frame) but its stars rise
+    above it. Masked with the floor, their light stood on the fill's sky: 48-66 of the
+    100 brightest stars found. They are lifted onto the fill as a black area's stars
+    are now: at least 80 found (82-92 measured), and at most one of the 25 brightest
+    detections on no star."""
+    raw, stars = gaia_field()
+    sky = dg.degrade(raw, [(glow, 0.5 if glow == "light_dome" else 1.0)], seed=0)
+    picture = to_8_bits(sky, 40, 0.3)
     image = picture if quality is None else jpeg_of(picture, quality)
     xy = extract_centroids(image).as_array()
     assert np.count_nonzero(nearest(stars[:100], xy) < 1.5) >= 80
@@ -267,23 +279,11 @@ def test_the_stars_lifted_from_a_clipped_floor_leave_the_saturation_level_alone(
     threshold fell from 65 to 16 and 883 detections came out where 241 did, 3 of the 25
     brightest on no star. Scaled to reach no higher than the white, the saturated stars
     stay flagged."""
-    from skysolve import load_gaia
-    from skysolve.camera import CameraModel
-    from skysolve.simulate import random_attitudes, render_starfield
-
-    R = random_attitudes(1, 9100)[0]
-    raw, truth = render_starfield(load_gaia(), CameraModel.from_fov(11.4, 1024, 768), R, seed=0,
-                                  background_e=300.0, zeropoint_mag=17.0, psf=1.2)
-    on = truth.on_image
-    order = np.argsort(-truth.flux[on])
-    stars = np.column_stack([truth.x[on][order], truth.y[on][order]])
+    raw, stars = gaia_field()
     h, w = raw.shape
     yy, xx = np.mgrid[:h, :w] + 0.5
     r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (0.25 * (w * w + h * h))
-    sky = raw * np.maximum(1.0 - 0.42 * r2, 0.0)
-    lo, hi = np.percentile(sky, [10, 99.9])
-    picture = np.rint(255 * np.clip((sky - lo) / (hi - lo), 0, 1) ** 0.3).astype(np.uint8)
-    found = extract_centroids(picture)
+    found = extract_centroids(to_8_bits(raw * np.maximum(1.0 - 0.42 * r2, 0.0), 10, 0.3))
     xy = found.as_array()
     assert np.count_nonzero(found.flags == "saturated") >= 150
     assert len(xy) < 400
