@@ -743,9 +743,9 @@ def _crossed(rows: NDArray[np.intp], cols: NDArray[np.intp], lab: NDArray, size:
     return crossing & (peak[1:] <= _HELD_ABOVE * noise)
 
 
-def _window_max(grid: NDArray, k: int) -> NDArray:
-    """The maxima of the non-negative ``grid`` over the (2k+1)-square windows about each
-    of its cells (cut by its edges)."""
+def _window_max(grid: NDArray, k: int) -> NDArray[np.float64]:
+    """The maxima of the non-negative ``grid`` over the (2k+1)-square window about each
+    of its cells (cut by its edges), by :func:`_window`."""
     ny, nx = grid.shape
     pad = np.zeros((ny + 2 * k, nx + 2 * k))
     pad[k:-k, k:-k] = grid
@@ -756,7 +756,8 @@ def _window_max(grid: NDArray, k: int) -> NDArray:
 def _window_sums(grid: NDArray, r: NDArray[np.intp], c: NDArray[np.intp], k: int
                  ) -> NDArray[np.float64]:
     """The sums of ``grid`` over the (2k+1)-square windows about its cells ``r``, ``c``
-    (cut by its edges)."""
+    (cut by its edges), from its cumulative sums (:func:`_window`'s doubled spans
+    suit idempotent operations only)."""
     ny, nx = grid.shape
     total = np.zeros((ny + 1, nx + 1))
     total[1:, 1:] = np.cumsum(np.cumsum(grid, axis=0), axis=1)
