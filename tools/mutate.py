@@ -279,6 +279,10 @@ MUTANTS: list[Mutant] = [
          "        scale = 1.0"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a clipped floor's stars lifted above the frame's white hide its saturation level"),
+    Mutant("lifted-stars-decide-the-filter", S + "extraction/extract.py", [
+        ("    enough = _AUTO_MIN_STARS + lifted", "    enough = _AUTO_MIN_STARS"),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "stars lifted out of no sky spare the sky the matched filter's pass"),
     Mutant("clipped-floor-stars-spread", S + "extraction/background.py", [
         ("    return _held_stars(np.maximum(image, top), area, top, sigma, bad)",
          "    return _held_stars(image, area, top, sigma, bad)"),
