@@ -121,10 +121,13 @@ RECIPES: dict[str, list] = {
     # every star drawn out into a trail 16 px (moderate) or 32 px (strong) long: a fixed
     # tripod's exposure, a tracker slewing (``smear`` itself: 4 and 8 px)
     "long_smear": ["smear"],
+    # an untracked exposure whose sky turns about a pole in or beside the frame: arcs
+    # 16 px (moderate) or 32 px (strong) long at the centre, longer away from the pole
+    "untracked": ["untracked"],
 }
 #: Recipes whose steps run at a fraction (or a multiple) of the named strength: eight
 #: steps at full strength each leave little to solve for anyone
-SCALE = {"combined": 0.5, "long_smear": 4.0}
+SCALE = {"combined": 0.5, "long_smear": 4.0, "untracked": 4.0}
 STRENGTH_NAMES = ("moderate", "strong")
 
 

@@ -34,6 +34,8 @@ Degradations
 ``cosmic_rays``  short straight tracks of deposited charge
 ``defocus``      an annular (obstructed, out-of-focus) PSF
 ``smear``        tracking smear: every star drawn out along one direction
+``untracked``    an untracked exposure: the sky turns about the pole's point (in or
+                 beside the frame), every star drawn as an arc about it
 ``saturation``   a lower full well: bright stars saturate and bloom along columns
 ``vignetting``   light loss towards the corners
 ``noise``        extra Gaussian noise
@@ -76,7 +78,8 @@ from .detector import cosmic_rays as _deposit_tracks
 __all__ = ["DEGRADATIONS", "STRENGTHS", "ImageStatistics", "image_statistics", "degrade",
            "gradient", "light_dome", "moonlight", "cloud", "cloud_transmission", "nebula",
            "nebula_light", "foreground",
-           "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "saturation",
+           "trails", "hot_pixels", "cosmic_rays", "defocus", "smear", "untracked",
+           "saturation",
            "vignetting", "noise", "quantise_8bit", "display_stretch", "jpeg", "text_overlay",
            "compass", "reticle", "logo", "amp_glow", "banding", "bad_columns",
            "diffraction_spikes", "dust", "binning", "dust_transmission", "annulus_kernel",
@@ -597,6 +600,53 @@ def smear(image: ArrayLike, strength: float | str = 0.5, *, angle_deg: float | N
         return img
     angle = rng.uniform(0, 180) if angle_deg is None else float(angle_deg)
     return _blur(img, line_kernel(8.0 * s, angle), rng)
+
+
+def untracked(image: ArrayLike, strength: float | str = 0.5, *,
+              pole: tuple[float, float] | None = None,
+              seed: Any = None) -> NDArray[np.float64]:
+    """An untracked exposure: the sky turns about ``pole`` (``(x, y)`` px, the celestial
+    pole's place; default random, 0.35-1.5 half-diagonals from the frame's centre in any
+    direction) during it, every star drawn as an arc about it, ``8 strength`` px long at
+    the frame's centre and in proportion to the distance from the pole elsewhere; noise
+    restored.
+
+    The light above the sky is the mean of copies of the frame turned about the pole by
+    the middles of equal parts of the exposure's turn (one a pixel of the longest arc in
+    the frame; bilinear): a star's intensity centroid stays at its place at mid-exposure,
+    up to a third of its arc's sagitta towards the pole (0.2 px for an arc of 32 px and
+    8 deg). The noise the mean smoothed is restored
+    for a pixel's arc of ``n`` px as ``sqrt(1 - 1/n)`` of the frame's sigma.
+    """
+    img, s, rng = _float(image), _strength(strength), rng_of(seed)
+    if s == 0:
+        return img
+    h, w = img.shape
+    cx, cy = 0.5 * (w - 1), 0.5 * (h - 1)
+    if pole is None:
+        a = rng.uniform(0.0, 2.0 * np.pi)
+        d = rng.uniform(0.35, 1.5) * 0.5 * np.hypot(w, h)
+        pole = (cx + d * np.cos(a), cy + d * np.sin(a))
+    px, py = (float(v) for v in pole)
+    if not (np.isfinite(px) and np.isfinite(py)) or (px, py) == (cx, cy):
+        raise InvalidArgumentError(
+            f"pole must be a finite point other than the frame's centre, got {pole!r}")
+    turn = 8.0 * s / np.hypot(cx - px, cy - py)  # radians over the exposure
+    x, y = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    far = np.hypot(x - px, y - py)
+    n = max(int(np.ceil(turn * far.max())) + 1, 2)
+    st = image_statistics(img)
+    light = img - st.level
+    out = np.zeros_like(light)
+    for t in turn * ((np.arange(n) + 0.5) / n - 0.5):
+        c, sn = np.cos(t), np.sin(t)
+        # (the light at (x, y) came from the point the turn brings there)
+        sx = px + c * (x - px) + sn * (y - py)
+        sy = py - sn * (x - px) + c * (y - py)
+        out += ndimage.map_coordinates(light, [sy, sx], order=1, mode="nearest")
+    out /= n
+    arc = np.maximum(turn * far, 1.0)
+    return st.level + out + rng.standard_normal(img.shape) * st.sigma * np.sqrt(1.0 - 1.0 / arc)
 
 
 def saturation(image: ArrayLike, strength: float | str = 0.5, *,
@@ -1288,7 +1338,7 @@ DEGRADATIONS: dict[str, Callable[..., NDArray]] = {
     "gradient": gradient, "light_dome": light_dome, "moonlight": moonlight, "cloud": cloud,
     "nebula": nebula,
     "foreground": foreground, "trails": trails, "hot_pixels": hot_pixels,
-    "cosmic_rays": cosmic_rays, "defocus": defocus, "smear": smear,
+    "cosmic_rays": cosmic_rays, "defocus": defocus, "smear": smear, "untracked": untracked,
     "saturation": saturation, "vignetting": vignetting, "noise": noise,
     "quantise_8bit": quantise_8bit, "display_stretch": display_stretch, "jpeg": jpeg,
     "text_overlay": text_overlay,

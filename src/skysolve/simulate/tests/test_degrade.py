@@ -236,6 +236,42 @@ def test_smear_draws_stars_out_along_its_angle():
     assert var_y == pytest.approx(1.0 + 1 / 12, rel=0.1)
 
 
+def _spread(box: np.ndarray) -> tuple[float, float, float, float]:
+    """Intensity centroid (x, y; px from the box's centre) and variances along x and y."""
+    t = np.arange(box.shape[1]) - box.shape[1] // 2
+    u = np.arange(box.shape[0]) - box.shape[0] // 2
+    total = box.sum()
+    mx, my = (box.sum(axis=0) * t).sum() / total, (box.sum(axis=1) * u).sum() / total
+    return (mx, my, (box.sum(axis=0) * (t - mx) ** 2).sum() / total,
+            (box.sum(axis=1) * (u - my) ** 2).sum() / total)
+
+
+def test_untracked_draws_stars_as_arcs_about_the_pole():
+    """The pole 300 px left of the centre, strength 2: the centre's star drawn out along
+    y over 16 px, one 60 px right of it (360 px from the pole) over 16 x 360 / 300 =
+    19.2 px; each keeps its light and its place (the arc's middle: 0.1 px off at most),
+    its width across unchanged; the sky's noise restored."""
+    h, w = SHAPE
+    cx, cy = 0.5 * (w - 1), 0.5 * (h - 1)
+    base = flat() + star(0.0, 0.0, sigma=1.0) + star(60.0, 0.0, sigma=1.0)
+    out = dg.untracked(base, 2.0, pole=(cx - 300.0, cy), seed=4) - LEVEL
+    r, c = h // 2, w // 2
+    for dx, length in ((0, 16.0), (60, 19.2)):
+        box = out[r - 15:r + 16, c + dx - 8:c + dx + 9]
+        assert box.sum() == pytest.approx(50_000.0, rel=0.01)
+        mx, my, var_x, var_y = _spread(box)
+        # (render_stars puts a star at the pixel's middle: 0.5 px up and left of c, r)
+        assert (mx + 0.5, my + 0.5) == pytest.approx((0.0, 0.0), abs=0.1)
+        assert var_y == pytest.approx(1.0 + 1 / 12 + length ** 2 / 12, rel=0.08)
+        assert var_x == pytest.approx(1.0 + 1 / 12, rel=0.1)
+    noisy = dg.untracked(sky(4), 2.0, pole=(cx - 300.0, cy), seed=5)
+    assert dg.image_statistics(noisy).sigma == pytest.approx(SIGMA, rel=0.1)
+    with pytest.raises(InvalidArgumentError, match="pole"):
+        dg.untracked(base, 1.0, pole=(cx, cy))
+    np.testing.assert_array_equal(dg.untracked(base, 0.0), base)
+    assert dg.DEGRADATIONS["untracked"] is dg.untracked
+
+
 def test_saturation_clips_and_blooms_along_the_column_keeping_the_charge():
     base = sky() + star(0.0, 0.0, flux=2e5)
     out = dg.saturation(base, 0.5)
