@@ -279,6 +279,29 @@ MUTANTS: list[Mutant] = [
          "        scale = 1.0"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a clipped floor's stars lifted above the frame's white hide its saturation level"),
+    Mutant("turning-field-ignored", S + "extraction/smear.py", [
+        ("        turning = _turning(meas[\"cx\"][ids], meas[\"cy\"][ids], doubled, lengths, "
+         "width, shape)", "        turning = None"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "trails that turn about the pole read as one trail"),
+    Mutant("turning-field-one-kernel", S + "extraction/smear.py", [
+        ("    if smear.spin == 0.0:\n        return convolve(image, kernel, background), kernel",
+         "    if True:\n        return convolve(image, kernel, background), kernel"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "a turning field filtered with the centre's trail everywhere"),
+    Mutant("turning-field-unaligned", S + "extraction/extract.py", [
+        ("            meas[\"aligned\"] = aligned_moments(meas, trail)", "            pass"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "the shape tests read a turning field's trails as one smear's"),
+    Mutant("trail-pieces-count-apart", S + "extraction/extract.py", [
+        ("    if trail is not None and _prefer_filtered(found, trail, enough, joins=True):",
+         "    if trail is not None and _prefer_filtered(found, trail, enough):"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "a trail's pieces count as stars against the trail's pass"),
+    Mutant("trails-among-enough-stars-unread", S + "extraction/extract.py", [
+        ("    elif first is None or not _shows_trails(first):", "    else:"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "a frame keeping enough pieces of trails gets no trail's pass"),
     Mutant("lifted-stars-decide-the-filter", S + "extraction/extract.py", [
         ("    enough = _AUTO_MIN_STARS + lifted", "    enough = _AUTO_MIN_STARS"),
     ], [S + "extraction/tests/test_hard_frames.py"],

@@ -141,7 +141,14 @@ from .options import ExtractionOptions
 from .orderstats import lower_median, median
 from .overlay import drawn_blobs, overlay_blobs
 from .skycircle import sky_circle, within_rim
-from .smear import convolve, frame_smear, smear_kernel
+from .smear import (
+    _SMEAR_MIN_BLOBS,
+    Smear,
+    aligned_moments,
+    convolve_field,
+    frame_smear,
+    smear_kernel,
+)
 
 __all__ = ["extract", "extract_centroids", "ExtractionOptions"]
 
@@ -1161,21 +1168,22 @@ def _folded_rss(kernel: NDArray[np.float64], n: int) -> float:
 def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
            opts: ExtractionOptions, noise: NDArray | None = None,
            gaps: NDArray | None = None, counts: NDArray | None = None,
-           kernel: NDArray | None = None):
+           trail: Smear | None = None):
     """Threshold, candidate pixels and their 8-connected labels; ``gaps``: the unusable
     pixels that may still join a blob (:func:`_bridge_gaps`); ``counts``: the camera's
     integers whose values ``work`` holds unchanged, if it does (:func:`_candidate_pixels`);
-    ``kernel``: a trail's matched filter (:func:`.smear.smear_kernel`), instead of
-    ``opts.matched_filter_sigma``'s.
+    ``trail``: the frame's trails, whose matched filter (:func:`.smear.convolve_field`)
+    replaces ``opts.matched_filter_sigma``'s.
 
     Returns ``(threshold scale, labels, number of blobs, pixel indices, background
     there)``; the threshold at a pixel is the scale times the noise there.
     """
     h, w = work.shape
+    kernel = None
+    if trail is not None:
+        det, kernel = convolve_field(work, trail, bg.full())
     scale = _threshold_scale(opts, (h, w), bg.flattened, kernel)
-    if kernel is not None:
-        det = convolve(work, kernel, bg.full())
-    else:
+    if trail is None:
         det = work if opts.matched_filter_sigma is None else _smooth(
             work, _gaussian_kernel(opts.matched_filter_sigma))
     if det is not work and not bg.flattened:
@@ -1740,23 +1748,26 @@ _AUTO_GAIN = 1.5
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
             glyphs: tuple[NDArray, NDArray] | None = None,
             gaps: NDArray | None = None, counts: NDArray | None = None,
-            kernel: NDArray | None = None, min_area: float = 0.0) -> _Pass | None:
+            trail: Smear | None = None, min_area: float = 0.0) -> _Pass | None:
     """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
     is above the threshold. ``noise``: the per-pixel noise map, when the image came with
     one; ``glyphs``: the peaks of an unfiltered pass's overlay blobs
     (:attr:`_Pass.glyphs`); ``gaps``: the unusable pixels detection bridges
     (:func:`_bridge_gaps`); ``counts``: the camera's integers whose values ``work``
-    holds unchanged, if it does; ``kernel``: a trail's matched filter (:mod:`.smear`);
+    holds unchanged, if it does; ``trail``: the frame's trails, for their matched filter
+    (:mod:`.smear`);
     ``min_area``: the smallest reference area (:func:`.filters.psf_reference`)."""
     scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps, counts,
-                                                kernel)
+                                                trail)
     if nblobs == 0:
         return None
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
                           need_bbox=opts.border_margin > 0)
     meas["edge"] = _saturated_on_edge(labels, work, sat_level, len(meas["npix"]))
-    if kernel is not None:
-        meas["edge"] |= _cut_trails(meas, kernel, work.shape)
+    if trail is not None:
+        meas["edge"] |= _cut_trails(meas, trail, work.shape)
+        if trail.spin != 0.0:  # (the shape tests read the trails as one smear)
+            meas["aligned"] = aligned_moments(meas, trail)
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
     reason, psf = _reference(work, meas, scale, opts, labels, glyphs, bg.block_grid is not None,
@@ -1776,11 +1787,15 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
                  opts.max_centroids, psf, labels, meas, basic, reason)
 
 
-def _cut_trails(meas: dict[str, NDArray], kernel: NDArray, shape: tuple[int, int]) -> NDArray:
-    """Which blobs of a trail-filtered pass (``kernel``: the trail's shape) lie within half
-    a trail of the frame's edges: their trails may run off it, and the light left
-    inside puts their centroids up to half a trail off the star (they are a ``border``)."""
-    hy, hx = kernel.shape[0] // 2, kernel.shape[1] // 2
+def _cut_trails(meas: dict[str, NDArray], trail: Smear, shape: tuple[int, int]) -> NDArray:
+    """Which blobs of a trail-filtered pass (``trail``: the frame's trails) lie within
+    half a trail (and its kernel's reach across) of the frame's edges: their trails may
+    run off it, and the light left inside puts their centroids up to half a trail off
+    the star (they are a ``border``)."""
+    dx, dy = trail.trails(meas["cx"], meas["cy"])
+    with np.errstate(invalid="ignore"):
+        hx = np.ceil(np.abs(0.5 * dx) + 3.0 * trail.width)
+        hy = np.ceil(np.abs(0.5 * dy) + 3.0 * trail.width)
     h, w = shape
     with np.errstate(invalid="ignore"):
         return ((meas["cx"] < hx) | (meas["cx"] > w - 1 - hx)
@@ -1910,19 +1925,24 @@ def _filtered(first: _Pass | None, options: ExtractionOptions, passes: Extractio
     filter's (:func:`_auto_filter`; ``passes``: the options of the filtered passes), or
     a trail's (:func:`_trail_pass`), when it keeps more stars (:func:`_prefer_filtered`;
     ``enough``: :data:`_AUTO_MIN_STARS` and the stars lifted out of no sky)."""
-    second = _auto_filter(first, options, enough)
-    if second is None:
+    if options.matched_filter_sigma != "auto":
         return first
-    # (a filter only widens a star: its reference area is at least the unfiltered one's,
-    # when that pass had a reference)
-    floor = first.psf.area if first is not None and first.psf.measured else 0.0
-    again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
-                    noise, None if first is None else first.glyphs, gaps, counts,
-                    min_area=floor)
+    second = _auto_filter(first, options, enough)
+    again = None
+    if second is not None:
+        # (a filter only widens a star: its reference area is at least the unfiltered
+        # one's, when that pass had a reference)
+        floor = first.psf.area if first is not None and first.psf.measured else 0.0
+        again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
+                        noise, None if first is None else first.glyphs, gaps, counts,
+                        min_area=floor)
+    elif first is None or not _shows_trails(first):
+        return first
     found = again if _prefer_filtered(first, again, enough) else first
-    trail = _trail_pass((first, again), found, work, bad, bg, sat_level, passes, noise, gaps,
-                        enough)
-    if trail is not None and _prefer_filtered(found, trail, enough):
+    # (a frame of trails may keep enough of their pieces unfiltered: its stars are still
+    # the trails, which the shape tests dropped as elongated)
+    trail = _trail_pass((first, again), work, bad, bg, sat_level, passes, noise, gaps, enough)
+    if trail is not None and _prefer_filtered(found, trail, enough, joins=True):
         found = trail
     return found
 
@@ -1932,42 +1952,60 @@ def _filtered(first: _Pass | None, options: ExtractionOptions, passes: Extractio
 _SMEAR_REASONS = (0, code("elongated"), code("trail"))
 
 
-def _trail_pass(tried: tuple[_Pass | None, ...], found: _Pass | None, work, bad, bg,
-                sat_level, opts: ExtractionOptions, noise, gaps, enough: int) -> _Pass | None:
-    """A detection pass with a trail's matched filter (:mod:`.smear`), when the pass
-    chosen so far (``found``) keeps fewer than ``enough`` stars and the bright
+def _shows_trails(first: _Pass) -> bool:
+    """Whether a pass that keeps enough stars may still be a frame of trails, worth a
+    trail's pass (:func:`_trail_pass`): its reference is a trail, or its shape tests
+    dropped as many blobs for their length as a smear is read from (a cheap test that
+    spares the frames of round stars reading their blobs' shapes again)."""
+    if first.psf.trailed:
+        return True
+    _, reason = first.shaped()
+    return int(np.count_nonzero((reason == code("elongated")) | (reason == code("trail")))) \
+        >= _SMEAR_MIN_BLOBS
+
+
+def _trail_pass(tried: tuple[_Pass | None, ...], work, bad, bg, sat_level,
+                opts: ExtractionOptions, noise, gaps, enough: int) -> _Pass | None:
+    """A detection pass with a trail's matched filter (:mod:`.smear`), when the bright
     blobs of one of the passes ``tried`` (the unfiltered one first: the Gaussian filter
-    widens a trail, and joins its faint pieces) show a common smear; else None."""
-    if bg.flattened or (found is not None and found.kept(enough) >= enough):
+    widens a trail, and joins its faint pieces) show a common smear, one trail or a
+    field of them that turns across the frame; else None. Of the lengths to try, the
+    pass that keeps more stars (``enough``: see :func:`_prefer_filtered`)."""
+    if bg.flattened:
         return None  # (a JPEG's flat sky blocks: no filtered threshold, see _threshold_scale)
     smear = None
     for done in tried:
         if done is None:
             continue
         meas, reason = done.shaped()
-        smear = frame_smear(meas, np.flatnonzero(np.isin(reason, _SMEAR_REASONS)))
+        smear = frame_smear(meas, np.flatnonzero(np.isin(reason, _SMEAR_REASONS)),
+                            work.shape)
         if smear is not None:
             break
     if smear is None:
         return None
     best = None
     for length in smear.lengths():
-        kernel = smear_kernel(smear, length)
-        half = max(kernel.shape) // 2
+        trails = smear.with_length(length)
+        half = max(smear_kernel(trails).shape) // 2
         if min(work.shape) < 8 * half:
             continue
         trail = _detect(work, bad, bg, sat_level, opts.replace(matched_filter_sigma=None),
                         noise, tried[0].glyphs if tried[0] is not None else None, gaps, None,
-                        kernel)
+                        trails)
         if best is None or _prefer_filtered(best, trail, enough):
             best = trail
     return best
 
 
-def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> bool:
+def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int,
+                     joins: bool = False) -> bool:
     """Whether the filtered pass ``again`` replaces the ``first``: it keeps more stars,
     counting as lost every star of the first pass whose blob it merged with another's,
-    and ``_AUTO_GAIN`` times as many when the first keeps ``enough`` already.
+    and ``_AUTO_GAIN`` times as many when the first keeps ``enough`` already. With
+    ``joins`` (``again`` a trail's pass, :func:`_trail_pass`), the first pass's stars
+    that one blob of it holds are the pieces of one trail: they count as one star of the
+    first, and none is lost.
 
     A filter as wide as bright defocused stars joins neighbouring rings into one blob
     (kept at a point between them, or dropped as diffuse), and where the noise is
@@ -2011,6 +2049,10 @@ def _prefer_filtered(first: _Pass | None, again: _Pass | None, enough: int) -> b
         """Whether a gain ``g`` beats a first pass that keeps ``n`` stars."""
         return g > (n if n < enough else _AUTO_GAIN * n)
 
+    if joins:
+        shared = np.bincount(again.labels[first.peaks].astype(np.intp), minlength=1)
+        shared[0] = 1  # (first-pass stars below the trail pass's threshold: each its own)
+        return beats(kept, first.kept() - int(np.maximum(shared - 1, 0).sum()))
     # (what the first keeps is bounded more cheaply first: by its basic tests, counting
     # as merged any of their blobs, then by the shape tests, then by the fits)
     if beats(gain(first.basic_peaks), first.bound):

@@ -291,6 +291,16 @@ def _moments(m: dict[str, NDArray]) -> tuple[NDArray, NDArray, NDArray]:
     return m["cxx"] + 1.0 / 12.0, m["cyy"] + 1.0 / 12.0, m["cxy"]
 
 
+def _shape_moments(m: dict[str, NDArray]) -> tuple[NDArray, NDArray, NDArray]:
+    """The second moments (:func:`_moments`) the reference shape and the elongation test
+    read: in a frame of trails that turn across it, each blob's turned into its local
+    trail's frame (``m["aligned"]``, :func:`.smear.aligned_moments`)."""
+    if "aligned" not in m:
+        return _moments(m)
+    a, c, b = m["aligned"]
+    return a + 1.0 / 12.0, c + 1.0 / 12.0, b
+
+
 def _elongation(a: NDArray, c: NDArray, b: NDArray) -> NDArray:
     lmax, lmin = _axes(a, c, b)
     return np.sqrt(lmax / lmin)
@@ -458,7 +468,7 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
                             undersampled=under)
     ref = ref[largest_first(snr[ref], max(_SMEAR_POOL, _REF_MAX))]  # the brightest first
     pool, ref = ref[:_SMEAR_POOL], ref[:_REF_MAX]
-    a, c, b = (v[ref] for v in _moments(m))
+    a, c, b = (v[ref] for v in _shape_moments(m))
     # rings are round: elongated blobs (cosmic-ray tracks, trails) peak off-centre too
     round_ = _elongation(a, c, b) <= _RING_ROUNDNESS
     offset = median(np.hypot(m["cx"][ref] - m["pc"][ref], m["cy"][ref] - m["pr"][ref])[
@@ -467,12 +477,12 @@ def psf_reference(m: dict[str, NDArray], reason: NDArray, thr: NDArray | float,
         smeared = _smeared_population(m, pool)
         if smeared is not None:
             ref = smeared[:_REF_MAX]
-            a, c, b = (v[ref] for v in _moments(m))
+            a, c, b = (v[ref] for v in _shape_moments(m))
     if 0.5 * (median(a) + median(c)) <= _WIDE_PSF and not offset > _RING_OFFSET_PX:
         rings = _ring_population(m, pool)
         if rings is not None:
             ref = rings[:_REF_MAX]
-            a, c, b = (v[ref] for v in _moments(m))
+            a, c, b = (v[ref] for v in _shape_moments(m))
             offset = median(np.hypot(m["cx"][ref] - m["pc"][ref],
                                      m["cy"][ref] - m["pr"][ref])[:_AREA_BLOBS])
     cov = (median(a), median(c), median(b))
@@ -528,7 +538,7 @@ def _smeared_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArra
     across it 0.02 of that along it; 10 specks along the lit edges of a roof, 0.23;
     smeared stars among hot pixels, 0.4-3.4).
     """
-    a, c, b = (v[pool] for v in _moments(m))
+    a, c, b = (v[pool] for v in _shape_moments(m))
     lmax, lmin = _axes(a, c, b)
     long_ = np.flatnonzero(lmax > _SMEAR_ELONGATION**2 * lmin)
     if len(long_) < _REF_MIN:
@@ -664,7 +674,7 @@ def _ring_population(m: dict[str, NDArray], pool: NDArray[np.intp]) -> NDArray |
 
 def _relative_elongation(m: dict[str, NDArray], psf: PSFReference) -> NDArray:
     """Each blob's axis ratio, after the smear of the reference shape is divided out."""
-    a, c, b = _moments(m)
+    a, c, b = _shape_moments(m)
     if psf.whiten is not None:
         (p, q), (_, r) = psf.whiten
         # W C W^T for the symmetric W = [[p, q], [q, r]]

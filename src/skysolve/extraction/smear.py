@@ -20,6 +20,20 @@ few hundred taps), its noise the same up to the frame's edges. Detected on the
 filtered image, each trail is one blob, whose
 intensity-weighted centroid on the unfiltered pixels is the star's position at
 mid-exposure.
+
+An untracked exposure near the celestial pole turns the sky about the pole's
+point in (or near) the frame: each star draws an arc about it, its chord the
+turn's angle ``phi`` times its distance from that point, at right angles to it.
+Relative to the frame's centre ``c`` the trail at a pixel ``p`` is then the
+centre's trail ``v`` plus ``phi`` times ``p - c`` turned by 90 deg (a uniform
+smear is ``phi = 0``). Each blob's direction ``u`` gives one linear equation in
+``(v_x, v_y, phi)``, ``u x d(p) = 0``, and the smallest singular vector of their
+stack is the field, to a scale which the brightest trails' lengths set
+(:attr:`Smear.spin`). Its matched filter is the local trail's kernel, tile by
+tile (:func:`convolve_field`), scaled so that the filtered noise is the same in
+every tile; the shape tests read each blob's moments turned into its local trail's
+frame and stretched to one length (:func:`aligned_moments`), where the frame's
+trails are one smear again.
 """
 
 from __future__ import annotations
@@ -28,11 +42,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from .filters import _axes
 
-__all__ = ["Smear", "frame_smear", "smear_kernel", "convolve"]
+__all__ = ["Smear", "frame_smear", "smear_kernel", "convolve", "convolve_field",
+           "aligned_moments"]
 
 #: Blobs read for the frame's smear: the brightest this many of those measured.
 _SMEAR_BLOBS = 20
@@ -52,6 +67,22 @@ _SMEAR_MIN_LENGTH = 8.0
 _SMEAR_LONGER = 2.0
 #: The kernel's width across the trail (its Gaussian sigma, px) within these bounds.
 _SMEAR_WIDTH = (0.7, 2.5)
+#: A turning field (:attr:`Smear.spin`) is read from at least this many bright blobs ...
+_FIELD_MIN_BLOBS = 6
+#: ... its second fit without those whose direction lies this far (deg) off its first ...
+_FIELD_OUTLIER_DEG = 15.0
+#: ... and it replaces the uniform smear when it moves the trail at the frame's corners
+#: this many px and this fraction of the centre's trail from it (less: one kernel serves
+#: the whole frame, and a uniform smear's scattered directions make no field).
+_FIELD_MIN_TURN_PX = 2.0
+_FIELD_MIN_TURN = 0.2
+#: A turning field is filtered in square tiles within which a trail's ends move by at
+#: most a pixel from those of the trail at the tile's centre, of sides within these
+#: bounds (px; smaller ones cost more than they gain).
+_FIELD_TILE = (48, 256)
+#: The aligned moments stretch a trail to the reference length by a factor of the
+#: squared length ratio within these bounds (trails near the turn's centre are short).
+_FIELD_STRETCH = (0.1, 10.0)
 
 
 @dataclass(frozen=True)
@@ -59,26 +90,57 @@ class Smear:
     """A frame's trails: ``length`` (px) along ``angle`` (radians, from +x towards +y),
     ``width`` the PSF's sigma across them (px); ``shorter``: another length worth a try
     (px; NaN: none), when the longest bright blob is far longer than the others (a
-    satellite's trail along the stars', or two trails in one blob)."""
+    satellite's trail along the stars', or two trails in one blob).
+
+    ``spin``: the angle (radians) the sky turned about the frame's normal during the
+    exposure, when the trails turn across the frame (0: one trail everywhere). The
+    trail at pixel ``(x, y)`` is then the one at ``centre`` (``length`` along
+    ``angle``) plus ``spin`` times ``(x, y) - centre`` turned by 90 deg
+    (:meth:`trails`)."""
 
     length: float
     angle: float
     width: float
     shorter: float = float("nan")
+    spin: float = 0.0
+    centre: tuple[float, float] = (0.0, 0.0)
 
     def lengths(self) -> tuple[float, ...]:
         """The lengths to try, longest first."""
         return (self.length,) if math.isnan(self.shorter) else (self.length, self.shorter)
 
+    def with_length(self, length: float) -> Smear:
+        """The same trails, ``length`` px long at the centre (a turning field scaled
+        with it); no other length to try."""
+        spin = self.spin * length / self.length if self.length > 0 else self.spin
+        return Smear(float(length), self.angle, self.width, spin=spin, centre=self.centre)
 
-def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp]) -> Smear | None:
+    def trails(self, x: ArrayLike, y: ArrayLike) -> tuple[NDArray, NDArray]:
+        """The trail vectors ``(dx, dy)`` (px) at pixels ``(x, y)`` (px; any shape).
+        A trail has no direction of travel: ``-(dx, dy)`` is the same trail."""
+        x = np.asarray(x, dtype=np.float64) - self.centre[0]
+        y = np.asarray(y, dtype=np.float64) - self.centre[1]
+        vx, vy = self.length * math.cos(self.angle), self.length * math.sin(self.angle)
+        return vx - self.spin * y, vy + self.spin * x
+
+    def at(self, x: float, y: float) -> Smear:
+        """The uniform smear of the trail at pixel ``(x, y)``."""
+        dx, dy = self.trails(x, y)
+        return Smear(float(np.hypot(dx, dy)), float(np.arctan2(dy, dx)), self.width)
+
+
+def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp],
+                shape: tuple[int, int] | None = None) -> Smear | None:
     """The frame's trails read from the blobs ``candidates`` of a detection pass
     (``meas``: their measurements, :func:`.blobs._measure_blobs`), or None when they show
     no common smear of at least ``_SMEAR_MIN_LENGTH`` px.
 
     The brightest ``_SMEAR_BLOBS`` candidates with a peak ``_SMEAR_SNR`` noise sigmas up
-    are read: their major axes must agree in direction (``_SMEAR_COHERENCE``) and be
-    ``_SMEAR_ELONGATION`` times their minor axes (median). The length is
+    are read: their median axis ratio must reach ``_SMEAR_ELONGATION``, and their major
+    axes agree in direction (``_SMEAR_COHERENCE``), either everywhere or, given the
+    frame's ``shape`` (rows, columns), with a field that turns across the frame
+    (:attr:`Smear.spin`, the module docstring; used when it turns the trails at the
+    corners by ``_FIELD_MIN_TURN_PX`` and ``_FIELD_MIN_TURN`` of the centre's trail). The length is
     ``sqrt(12 (major - minor))`` of their second moments, the longest of the three
     brightest: the moments see only the pixels above the threshold, which a fainter
     trail's ends are not (the real frames smeared over 24-40 px: their brightest trail
@@ -101,10 +163,16 @@ def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp]) -> Smear
     if np.median(np.sqrt(major / minor)) < _SMEAR_ELONGATION:
         return None
     doubled = np.arctan2(2.0 * b, a - c)  # twice the major axis's angle
+    lengths = np.sqrt(12.0 * (major - minor))
+    width = float(np.clip(np.sqrt(np.median(minor)), *_SMEAR_WIDTH))
+    if shape is not None:
+        turning = _turning(meas["cx"][ids], meas["cy"][ids], doubled, lengths, width, shape)
+        if turning is not None:
+            return turning
     resultant = np.hypot(np.mean(np.cos(doubled)), np.mean(np.sin(doubled)))
     if resultant < _SMEAR_COHERENCE:
         return None
-    top = np.sort(np.sqrt(12.0 * (major - minor))[:3])[::-1]
+    top = np.sort(lengths[:3])[::-1]
     length = float(top[0])
     if not length >= _SMEAR_MIN_LENGTH:
         return None
@@ -116,8 +184,49 @@ def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp]) -> Smear
     mean = math.atan2(float(np.mean(np.sin(doubled))), float(np.mean(np.cos(doubled))))
     turn = float(np.median(np.angle(np.exp(1j * (doubled - mean)))))
     angle = 0.5 * (mean + turn)
-    width = float(np.clip(np.sqrt(np.median(minor)), *_SMEAR_WIDTH))
     return Smear(length, angle, width, shorter)
+
+
+def _turning(x: NDArray, y: NDArray, doubled: NDArray, lengths: NDArray, width: float,
+             shape: tuple[int, int]) -> Smear | None:
+    """The turning field (:attr:`Smear.spin`) of trails at ``(x, y)`` (px) whose major
+    axes lie at half the angles ``doubled`` and measure ``lengths`` (px; brightest
+    first), in a frame of ``shape``; None when too few, when their directions do not
+    follow one (``_SMEAR_COHERENCE``), or when it hardly turns across the frame."""
+    if len(x) < _FIELD_MIN_BLOBS or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    h, w = shape
+    centre = (0.5 * (w - 1), 0.5 * (h - 1))
+    dx, dy = x - centre[0], y - centre[1]
+    scale = max(float(np.sqrt(np.mean(dx * dx + dy * dy))), 1.0)  # (conditioning)
+    ux, uy = np.cos(0.5 * doubled), np.sin(0.5 * doubled)
+    rows = np.column_stack([-uy, ux, (ux * dx + uy * dy) / scale])
+    use = np.ones(len(x), dtype=bool)
+    for _ in range(2):  # (again without the blobs far off the first fit: a satellite)
+        theta = np.linalg.svd(rows[use])[2][-1]
+        tx, ty = theta[0] - theta[2] * dy / scale, theta[1] + theta[2] * dx / scale
+        off = np.angle(np.exp(1j * (doubled - 2.0 * np.arctan2(ty, tx))))
+        use = np.abs(off) <= 2.0 * math.radians(_FIELD_OUTLIER_DEG)
+        if use.sum() < _FIELD_MIN_BLOBS:
+            return None
+    if np.hypot(np.mean(np.cos(off)), np.mean(np.sin(off))) < _SMEAR_COHERENCE:
+        return None
+    # the scale: the longest of the three brightest trails (see frame_smear), each to
+    # the field's length where it lies (none near the turn's centre, where the field's
+    # length is small and its ratio uncertain)
+    field = np.hypot(tx, ty)
+    near = field[:3] >= 0.5 * np.median(field)
+    if not near.any():
+        return None
+    k = float(np.max(lengths[:3][near] / field[:3][near]))
+    if not k * float(np.max(field)) >= _SMEAR_MIN_LENGTH:
+        return None
+    spin = k * float(theta[2]) / scale
+    vx, vy = k * float(theta[0]), k * float(theta[1])
+    if abs(spin) * 0.5 * math.hypot(w, h) < max(_FIELD_MIN_TURN_PX,
+                                                 _FIELD_MIN_TURN * math.hypot(vx, vy)):
+        return None
+    return Smear(math.hypot(vx, vy), math.atan2(vy, vx), width, spin=spin, centre=centre)
 
 
 def smear_kernel(smear: Smear, length: float | None = None) -> NDArray[np.float64]:
@@ -175,6 +284,64 @@ def convolve(image: NDArray, kernel: NDArray[np.float64],
         out[hy:h - hy, side] *= scale(np.arange(hy, h - hy), side)
     out += bg
     return out.astype(np.float32, copy=False)
+
+
+def convolve_field(image: NDArray, smear: Smear,
+                   background: NDArray) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """``image`` filtered with the trails of ``smear`` about its ``background``
+    (:func:`convolve`), and the kernel whose noise the filtered image has everywhere
+    (that of the trail at the centre, :func:`smear_kernel`).
+
+    A turning field (:attr:`Smear.spin`) is filtered tile by tile, each tile with the
+    kernel of the trail at its centre, scaled to the centre kernel's root sum of squares
+    (the same noise everywhere, so one threshold serves); the tiles are small enough
+    (``_FIELD_TILE``) that a trail's ends lie within a pixel of its kernel's.
+    """
+    kernel = smear_kernel(smear)
+    if smear.spin == 0.0:
+        return convolve(image, kernel, background), kernel
+    h, w = image.shape
+    tile = int(np.clip(2.8 / abs(smear.spin), *_FIELD_TILE))
+    rss = math.sqrt(float(np.sum(kernel ** 2)))
+    out = np.empty((h, w), dtype=np.float32)
+    for r0 in range(0, h, tile):
+        r1 = min(r0 + tile, h)
+        for c0 in range(0, w, tile):
+            c1 = min(c0 + tile, w)
+            local = smear_kernel(smear.at(0.5 * (c0 + c1 - 1), 0.5 * (r0 + r1 - 1)))
+            local *= rss / math.sqrt(float(np.sum(local ** 2)))
+            hy, hx = local.shape[0] // 2, local.shape[1] // 2
+            # (a margin of half a kernel: within the tile, only the frame's own edges are
+            # edges to :func:`convolve`)
+            top, left = max(0, r0 - hy), max(0, c0 - hx)
+            rows, cols = slice(top, min(h, r1 + hy)), slice(left, min(w, c1 + hx))
+            part = convolve(image[rows, cols], local, background[rows, cols])
+            out[r0:r1, c0:c1] = part[r0 - top:r1 - top, c0 - left:c1 - left]
+    return out, kernel
+
+
+def aligned_moments(meas: dict[str, NDArray], smear: Smear,
+                    ) -> tuple[NDArray, NDArray, NDArray]:
+    """The second moments ``(cxx, cyy, cxy)`` (px^2, as :func:`.blobs._measure_blobs`
+    gives them) of the blobs ``meas`` as the shape tests read them in a frame of a turning
+    field (:attr:`Smear.spin`): turned so that the trail where each lies runs along +x,
+    and stretched along it by its length's ratio to the centre's (at least
+    ``_SMEAR_MIN_LENGTH``) squared, within ``_FIELD_STRETCH``: every trail is then the
+    centre's, a round blob stays round and a trail's piece stays as short beside it."""
+    a, c, b = meas["cxx"], meas["cyy"], meas["cxy"]
+    dx, dy = smear.trails(meas["cx"], meas["cy"])
+    along = np.hypot(dx, dy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos, sin = np.where(along > 0, dx / along, 1.0), np.where(along > 0, dy / along, 0.0)
+        stretch = np.clip((max(smear.length, _SMEAR_MIN_LENGTH) / along) ** 2,
+                          *_FIELD_STRETCH)
+    major = cos * cos * a + 2.0 * cos * sin * b + sin * sin * c
+    minor = sin * sin * a - 2.0 * cos * sin * b + cos * cos * c
+    cross = cos * sin * (c - a) + (cos * cos - sin * sin) * b
+    # (the excess along the trail over the blob's width across it is the trail's)
+    extra = np.maximum(major - minor, 0.0)
+    return minor + stretch * extra + np.minimum(major - minor, 0.0), minor, \
+        cross * np.sqrt(stretch)
 
 
 def _edge_scale(kernel: NDArray[np.float64], shape: tuple[int, int]):
