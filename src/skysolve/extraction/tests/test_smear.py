@@ -277,7 +277,8 @@ def test_a_field_near_the_pole_exposed_untracked_solves_at_its_middle(small_db):
     pieces of trails (enough stars: no filtered pass), up to 18 px off their stars, and
     the solve lay 7.6 px from the pointing at mid-exposure. The turning field's filter
     keeps the whole arcs: 18 of the 20 brightest centroids within 3 px of a star's place
-    at mid-exposure (15 within 1.5 px), and the solve within 20" of it."""
+    at mid-exposure (15 within 1.5 px; the others' arcs run into a neighbour's), and the
+    solve within 20" of it."""
     from skysolve import CameraModel, load_gaia
     from skysolve.geometry import radec_roll_to_rotation
     from skysolve.simulate import render_starfield
