@@ -284,6 +284,15 @@ MUTANTS: list[Mutant] = [
          "width, shape)", "        turning = None"),
     ], [S + "extraction/tests/test_smear.py"],
         "trails that turn about the pole read as one trail"),
+    Mutant("turning-field-fitted-to-all", S + "extraction/smear.py", [
+        ("    use = use[int(np.argmax(use.sum(axis=1)))]", "    use = np.ones(len(x), dtype=bool)"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "cosmic-ray tracks among the trails fitted with them"),
+    Mutant("turning-field-ring", S + "extraction/smear.py", [
+        ("            return None  # (one distance from a centre in the frame: a ring, no trails)",
+         "            pass"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "the pieces of an all-sky lens's rim read as trails about its centre"),
     Mutant("turning-field-one-kernel", S + "extraction/smear.py", [
         ("    if smear.spin == 0.0:\n        return convolve(image, kernel, background), kernel",
          "    if True:\n        return convolve(image, kernel, background), kernel"),

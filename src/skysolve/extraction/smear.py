@@ -21,19 +21,19 @@ filtered image, each trail is one blob, whose
 intensity-weighted centroid on the unfiltered pixels is the star's position at
 mid-exposure.
 
-An untracked exposure near the celestial pole turns the sky about the pole's
-point in (or near) the frame: each star draws an arc about it, its chord the
-turn's angle ``phi`` times its distance from that point, at right angles to it.
-Relative to the frame's centre ``c`` the trail at a pixel ``p`` is then the
-centre's trail ``v`` plus ``phi`` times ``p - c`` turned by 90 deg (a uniform
-smear is ``phi = 0``). Each blob's direction ``u`` gives one linear equation in
-``(v_x, v_y, phi)``, ``u x d(p) = 0``, and the smallest singular vector of their
-stack is the field, to a scale which the brightest trails' lengths set
-(:attr:`Smear.spin`). Its matched filter is the local trail's kernel, tile by
-tile (:func:`convolve_field`), scaled so that the filtered noise is the same in
-every tile; the shape tests read each blob's moments turned into its local trail's
-frame and stretched to one length (:func:`aligned_moments`), where the frame's
-trails are one smear again.
+An untracked exposure near the celestial pole turns the sky about the pole's point
+in (or near) the frame: each star draws an arc about it, its chord the turn's angle
+``phi`` times its distance from that point, at right angles to it. Relative to the
+frame's centre ``c`` the trail at a pixel ``p`` is then the centre's trail ``v``
+plus ``phi`` times ``p - c`` turned by 90 deg (a uniform smear is ``phi = 0``). Each
+blob's direction ``u`` gives one linear equation in ``(v_x, v_y, phi)``,
+``u x d(p) = 0``: two blobs define a field, and the smallest singular vector of the
+stack of those that the best of those fields holds is the field, to a scale which the
+brightest trails' lengths set (:attr:`Smear.spin`). Its matched filter is the local
+trail's kernel, tile by tile (:func:`convolve_field`), scaled so that the filtered
+noise is the same in every tile; the shape tests read each blob's moments turned
+into its local trail's frame and stretched to one length (:func:`aligned_moments`),
+where the frame's trails are one smear again.
 """
 
 from __future__ import annotations
@@ -69,8 +69,17 @@ _SMEAR_LONGER = 2.0
 _SMEAR_WIDTH = (0.7, 2.5)
 #: A turning field (:attr:`Smear.spin`) is read from at least this many bright blobs ...
 _FIELD_MIN_BLOBS = 6
-#: ... its second fit without those whose direction lies this far (deg) off its first ...
+#: ... of which this fraction lie within this angle (deg) of it (the others: cosmic-ray
+#: tracks, a satellite; with half, tracks on unsmeared frames made a field) ...
+_FIELD_HELD = 2.0 / 3.0
 _FIELD_OUTLIER_DEG = 15.0
+#: ... lying at distances from its centre, when that lies in the frame, that differ by
+#: at least this fraction of their median: blobs at one distance are the pieces of a ring
+#: (an all-sky lens's rim against a dark border), not stars' trails ...
+_FIELD_MIN_SPREAD = 0.2
+#: ... and turning by at most this angle (radians; 0.25: an hour's exposure, arcs of 14
+#: deg; the rim's pieces of an all-sky lens's circle read as a turn of 0.57) ...
+_FIELD_MAX_SPIN = 0.25
 #: ... and it replaces the uniform smear when it moves the trail at the frame's corners
 #: this many px and this fraction of the centre's trail from it (less: one kernel serves
 #: the whole frame, and a uniform smear's scattered directions make no field).
@@ -144,8 +153,8 @@ def frame_smear(meas: dict[str, NDArray], candidates: NDArray[np.intp],
     axes agree in direction (``_SMEAR_COHERENCE``), either everywhere or, given the
     frame's ``shape`` (rows, columns), with a field that turns across the frame
     (:attr:`Smear.spin`, the module docstring; used when it turns the trails at the
-    corners by ``_FIELD_MIN_TURN_PX`` and ``_FIELD_MIN_TURN`` of the centre's trail). The length is
-    ``sqrt(12 (major - minor))`` of their second moments, the longest of the three
+    corners by ``_FIELD_MIN_TURN_PX`` and ``_FIELD_MIN_TURN`` of the centre's trail).
+    The length is ``sqrt(12 (major - minor))`` of their second moments, the longest of the three
     brightest: the moments see only the pixels above the threshold, which a fainter
     trail's ends are not (the real frames smeared over 24-40 px: their brightest trail
     measured 24-38 px, the next ones 6-20). When it is more than ``_SMEAR_LONGER`` times
@@ -195,8 +204,12 @@ def _turning(x: NDArray, y: NDArray, doubled: NDArray, lengths: NDArray, width: 
              shape: tuple[int, int]) -> Smear | None:
     """The turning field (:attr:`Smear.spin`) of trails at ``(x, y)`` (px) whose major
     axes lie at half the angles ``doubled`` and measure ``lengths`` (px; brightest
-    first), in a frame of ``shape``; None when too few, when their directions do not
-    follow one (``_SMEAR_COHERENCE``), or when it hardly turns across the frame."""
+    first), in a frame of ``shape``; None when too few, when fewer than ``_FIELD_HELD``
+    of them lie within ``_FIELD_OUTLIER_DEG`` of the field that most of them follow (of
+    those every two blobs define), when those do not follow it closely
+    (``_SMEAR_COHERENCE``), when they lie on a ring about its centre
+    (``_FIELD_MIN_SPREAD``), when it turns by more than ``_FIELD_MAX_SPIN``, or when it
+    hardly turns across the frame."""
     if len(x) < _FIELD_MIN_BLOBS or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return None
     h, w = shape
@@ -205,20 +218,34 @@ def _turning(x: NDArray, y: NDArray, doubled: NDArray, lengths: NDArray, width: 
     scale = max(float(np.sqrt(np.mean(dx * dx + dy * dy))), 1.0)  # (conditioning)
     ux, uy = np.cos(0.5 * doubled), np.sin(0.5 * doubled)
     rows = np.column_stack([-uy, ux, (ux * dx + uy * dy) / scale])
-    use = np.ones(len(x), dtype=bool)
-    for _ in range(2):  # (again without the blobs far off the first fit: a satellite)
-        theta = np.linalg.svd(rows[use])[2][-1]
-        tx, ty = theta[0] - theta[2] * dy / scale, theta[1] + theta[2] * dx / scale
-        off = np.angle(np.exp(1j * (doubled - 2.0 * np.arctan2(ty, tx))))
-        use = np.abs(off) <= 2.0 * math.radians(_FIELD_OUTLIER_DEG)
-        if use.sum() < _FIELD_MIN_BLOBS:
+
+    def off(theta: NDArray) -> NDArray:
+        """Each blob's doubled angle off the fields ``theta`` (rows of 3)."""
+        tx = theta[..., :1] - theta[..., 2:] * dy / scale
+        ty = theta[..., 1:2] + theta[..., 2:] * dx / scale
+        return np.angle(np.exp(1j * (doubled - 2.0 * np.arctan2(ty, tx))))
+
+    # every pair's field (the null vector of their two rows), the one most blobs follow
+    # first: cosmic-ray tracks and a satellite among the trails point any way
+    i, j = np.triu_indices(len(x), 1)
+    pairs = np.cross(rows[i], rows[j])
+    tolerance = 2.0 * math.radians(_FIELD_OUTLIER_DEG)
+    use = np.abs(off(pairs)) <= tolerance
+    use = use[int(np.argmax(use.sum(axis=1)))]
+    for fit in range(3):  # (refitted twice on those it holds)
+        if use.sum() < max(_FIELD_MIN_BLOBS, _FIELD_HELD * len(x)):
             return None
-    if np.hypot(np.mean(np.cos(off)), np.mean(np.sin(off))) < _SMEAR_COHERENCE:
+        if fit < 2:
+            theta = np.linalg.svd(rows[use])[2][-1]
+            use = np.abs(off(theta)) <= tolerance
+    held = off(theta)[use]
+    if np.hypot(np.mean(np.cos(held)), np.mean(np.sin(held))) < _SMEAR_COHERENCE:
         return None
+    tx, ty = theta[0] - theta[2] * dy / scale, theta[1] + theta[2] * dx / scale
     # the scale: the longest of the three brightest trails (see frame_smear), each to
     # the field's length where it lies (none near the turn's centre, where the field's
     # length is small and its ratio uncertain)
-    field = np.hypot(tx, ty)
+    field, lengths = np.hypot(tx, ty)[use], lengths[use]
     near = field[:3] >= 0.5 * np.median(field)
     if not near.any():
         return None
@@ -226,7 +253,13 @@ def _turning(x: NDArray, y: NDArray, doubled: NDArray, lengths: NDArray, width: 
     if not k * float(np.max(field)) >= _SMEAR_MIN_LENGTH:
         return None
     spin = k * float(theta[2]) / scale
+    if abs(spin) > _FIELD_MAX_SPIN:
+        return None
     vx, vy = k * float(theta[0]), k * float(theta[1])
+    if spin != 0.0:  # the blobs' distances from the turn's centre (the pole's point)
+        r = np.hypot(dx[use] + vy / spin, dy[use] - vx / spin)
+        if np.median(r) < 0.5 * math.hypot(w, h) and np.ptp(r) < _FIELD_MIN_SPREAD * np.median(r):
+            return None  # (one distance from a centre in the frame: a ring, no trails)
     if abs(spin) * 0.5 * math.hypot(w, h) < max(_FIELD_MIN_TURN_PX,
                                                  _FIELD_MIN_TURN * math.hypot(vx, vy)):
         return None
