@@ -1936,7 +1936,7 @@ def _filtered(first: _Pass | None, options: ExtractionOptions, passes: Extractio
         again = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=second),
                         noise, None if first is None else first.glyphs, gaps, counts,
                         min_area=floor)
-    elif first is None or not _shows_trails(first):
+    elif not _shows_trails(first):  # (a first pass: else the filter runs)
         return first
     found = again if _prefer_filtered(first, again, enough) else first
     # (a frame of trails may keep enough of their pieces unfiltered: its stars are still

@@ -219,10 +219,14 @@ def _turning(x: NDArray, y: NDArray, doubled: NDArray, lengths: NDArray, width: 
     ux, uy = np.cos(0.5 * doubled), np.sin(0.5 * doubled)
     rows = np.column_stack([-uy, ux, (ux * dx + uy * dy) / scale])
 
+    def trails(theta: NDArray) -> tuple[NDArray, NDArray]:
+        """The fields ``theta`` (rows of 3, or one) at the blobs (:meth:`Smear.trails`)."""
+        return (theta[..., :1] - theta[..., 2:] * dy / scale,
+                theta[..., 1:2] + theta[..., 2:] * dx / scale)
+
     def off(theta: NDArray) -> NDArray:
-        """Each blob's doubled angle off the fields ``theta`` (rows of 3)."""
-        tx = theta[..., :1] - theta[..., 2:] * dy / scale
-        ty = theta[..., 1:2] + theta[..., 2:] * dx / scale
+        """Each blob's doubled angle off the fields ``theta``."""
+        tx, ty = trails(theta)
         return np.angle(np.exp(1j * (doubled - 2.0 * np.arctan2(ty, tx))))
 
     # every pair's field (the null vector of their two rows), the one most blobs follow
@@ -241,7 +245,7 @@ def _turning(x: NDArray, y: NDArray, doubled: NDArray, lengths: NDArray, width: 
     held = off(theta)[use]
     if np.hypot(np.mean(np.cos(held)), np.mean(np.sin(held))) < _SMEAR_COHERENCE:
         return None
-    tx, ty = theta[0] - theta[2] * dy / scale, theta[1] + theta[2] * dx / scale
+    tx, ty = trails(theta)
     # the scale: the longest of the three brightest trails (see frame_smear), each to
     # the field's length where it lies (none near the turn's centre, where the field's
     # length is small and its ratio uncertain)
@@ -393,8 +397,8 @@ def aligned_moments(meas: dict[str, NDArray], smear: Smear,
     minor = sin * sin * a - 2.0 * cos * sin * b + cos * cos * c
     cross = cos * sin * (c - a) + (cos * cos - sin * sin) * b
     # (the excess along the trail over the blob's width across it is the trail's)
-    extra = np.maximum(major - minor, 0.0)
-    return minor + stretch * extra + np.minimum(major - minor, 0.0), minor, \
+    excess = major - minor
+    return minor + np.where(excess > 0.0, stretch * excess, excess), minor, \
         cross * np.sqrt(stretch)
 
 
