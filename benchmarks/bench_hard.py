@@ -124,10 +124,15 @@ RECIPES: dict[str, list] = {
     # an untracked exposure whose sky turns about a pole in or beside the frame: arcs
     # 16 px (moderate) or 32 px (strong) long at the centre, longer away from the pole
     "untracked": ["untracked"],
+    # ... both saved by the camera as JPEG at quality 77 (a fixed tripod's picture): the
+    # encoder flattens the dark sky into constant blocks
+    "long_smear+jpeg": ["smear", ("jpeg", 0.25)],
+    "untracked+jpeg": ["untracked", ("jpeg", 0.25)],
 }
 #: Recipes whose steps run at a fraction (or a multiple) of the named strength: eight
 #: steps at full strength each leave little to solve for anyone
-SCALE = {"combined": 0.5, "long_smear": 4.0, "untracked": 4.0}
+SCALE = {"combined": 0.5, "long_smear": 4.0, "untracked": 4.0, "long_smear+jpeg": 4.0,
+         "untracked+jpeg": 4.0}
 STRENGTH_NAMES = ("moderate", "strong")
 
 

@@ -311,6 +311,11 @@ MUTANTS: list[Mutant] = [
         ("    elif not _shows_trails(first):", "    else:"),
     ], [S + "extraction/tests/test_smear.py"],
         "a frame keeping enough pieces of trails gets no trail's pass"),
+    Mutant("trails-on-a-flattened-sky-unfiltered", S + "extraction/extract.py", [
+        ("    smear = None\n    for done in tried:",
+         "    if bg.flattened:\n        return None\n    smear = None\n    for done in tried:"),
+    ], [S + "extraction/tests/test_smear.py"],
+        "a JPEG that flattened its sky gets no trail's pass"),
     Mutant("lifted-stars-decide-the-filter", S + "extraction/extract.py", [
         ("    enough = _AUTO_MIN_STARS + lifted", "    enough = _AUTO_MIN_STARS"),
     ], [S + "extraction/tests/test_hard_frames.py"],
