@@ -128,11 +128,14 @@ RECIPES: dict[str, list] = {
     # encoder flattens the dark sky into constant blocks
     "long_smear+jpeg": ["smear", ("jpeg", 0.25)],
     "untracked+jpeg": ["untracked", ("jpeg", 0.25)],
+    # optics far out of focus: rings of outer radius 7 px (moderate) or 13.5 px (strong),
+    # wider than the widest Gaussian filter
+    "wide_defocus": ["defocus"],
 }
 #: Recipes whose steps run at a fraction (or a multiple) of the named strength: eight
 #: steps at full strength each leave little to solve for anyone
 SCALE = {"combined": 0.5, "long_smear": 4.0, "untracked": 4.0, "long_smear+jpeg": 4.0,
-         "untracked+jpeg": 4.0}
+         "untracked+jpeg": 4.0, "wide_defocus": 2.5}
 STRENGTH_NAMES = ("moderate", "strong")
 
 

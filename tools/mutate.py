@@ -316,6 +316,20 @@ MUTANTS: list[Mutant] = [
          "    if bg.flattened:\n        return None\n    smear = None\n    for done in tried:"),
     ], [S + "extraction/tests/test_smear.py"],
         "a JPEG that flattened its sky gets no trail's pass"),
+    Mutant("wide-rings-unfiltered", S + "extraction/extract.py", [
+        ("    if psf is not None and psf.defocused and psf.width2 > _AUTO_SIGMA[1] ** 2:",
+         "    if False:"),
+    ], [S + "extraction/tests/test_rings.py"],
+        "rings wider than the Gaussian filter get no disc's pass"),
+    Mutant("ring-blobs-ungrown", S + "extraction/extract.py", [
+        ("    if ring is not None:\n        labels, idx = ring_footprints(",
+         "    if False:\n        labels, idx = ring_footprints("),
+    ], [S + "extraction/tests/test_rings.py"],
+        "a disc-filtered blob measured on its filtered footprint, a ring's hole"),
+    Mutant("ring-radius-from-moments-alone", S + "extraction/extract.py", [
+        ("ring=ring_radius(psf.width2, psf.offset))", "ring=ring_radius(psf.width2))"),
+    ], [S + "extraction/tests/test_rings.py"],
+        "the rings' radius read from their second moments only"),
     Mutant("lifted-stars-decide-the-filter", S + "extraction/extract.py", [
         ("    enough = _AUTO_MIN_STARS + lifted", "    enough = _AUTO_MIN_STARS"),
     ], [S + "extraction/tests/test_hard_frames.py"],

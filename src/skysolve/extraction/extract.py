@@ -140,11 +140,13 @@ from .linking import label_pixels, pixel_labels
 from .options import ExtractionOptions
 from .orderstats import lower_median, median
 from .overlay import drawn_blobs, overlay_blobs
+from .rings import disc_kernel, ring_footprints, ring_radius
 from .skycircle import sky_circle, within_rim
 from .smear import (
     _SMEAR_MIN_BLOBS,
     Smear,
     aligned_moments,
+    convolve,
     convolve_field,
     frame_smear,
     smear_kernel,
@@ -1172,12 +1174,14 @@ def _folded_rss(kernel: NDArray[np.float64], n: int) -> float:
 def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
            opts: ExtractionOptions, noise: NDArray | None = None,
            gaps: NDArray | None = None, counts: NDArray | None = None,
-           trail: Smear | None = None):
+           trail: Smear | None = None, ring: float | None = None):
     """Threshold, candidate pixels and their 8-connected labels; ``gaps``: the unusable
     pixels that may still join a blob (:func:`_bridge_gaps`); ``counts``: the camera's
     integers whose values ``work`` holds unchanged, if it does (:func:`_candidate_pixels`);
     ``trail``: the frame's trails, whose matched filter (:func:`.smear.convolve_field`)
-    replaces ``opts.matched_filter_sigma``'s.
+    replaces ``opts.matched_filter_sigma``'s; ``ring``: the outer radius (px) of the
+    frame's defocused rings, whose disc filters instead (:mod:`.rings`), each blob
+    grown to the pixels within it of its filtered peak.
 
     Returns ``(threshold scale, labels, number of blobs, pixel indices, background
     there)``; the threshold at a pixel is the scale times the noise there.
@@ -1186,8 +1190,11 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
     kernel = None
     if trail is not None:
         det, kernel = convolve_field(work, trail, bg.full())
+    elif ring is not None:
+        kernel = disc_kernel(ring)
+        det = convolve(work, kernel, bg.full())
     scale = _threshold_scale(opts, (h, w), bg.flattened, kernel)
-    if trail is None:
+    if kernel is None:
         det = work if opts.matched_filter_sigma is None else _smooth(
             work, _gaussian_kernel(opts.matched_filter_sigma))
     if det is not work and not bg.flattened:
@@ -1211,6 +1218,10 @@ def _blobs(work: NDArray[np.float32], bad: NDArray | None, bg: Background,
     labels, nblobs = _label(idx, h, w)
     if gaps is not None:
         labels, nblobs, idx, idx_bg = _without_gaps(labels, idx, idx_bg, gaps)
+    if ring is not None:
+        labels, idx = ring_footprints(det, labels, idx, ring,
+                                      None if bad is None else ~bad)
+        idx_bg = bg.at_flat(idx)
     return scale, labels, nblobs, idx, idx_bg
 
 
@@ -1752,17 +1763,19 @@ _AUTO_GAIN = 1.5
 def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | None = None,
             glyphs: tuple[NDArray, NDArray] | None = None,
             gaps: NDArray | None = None, counts: NDArray | None = None,
-            trail: Smear | None = None, min_area: float = 0.0) -> _Pass | None:
+            trail: Smear | None = None, min_area: float = 0.0,
+            ring: float | None = None) -> _Pass | None:
     """One detection pass up to its position fits (:class:`_Pass`), or None when nothing
     is above the threshold. ``noise``: the per-pixel noise map, when the image came with
     one; ``glyphs``: the peaks of an unfiltered pass's overlay blobs
     (:attr:`_Pass.glyphs`); ``gaps``: the unusable pixels detection bridges
     (:func:`_bridge_gaps`); ``counts``: the camera's integers whose values ``work``
     holds unchanged, if it does; ``trail``: the frame's trails, for their matched filter
-    (:mod:`.smear`);
+    (:mod:`.smear`); ``ring``: the outer radius (px) of its defocused rings, for
+    theirs (:mod:`.rings`);
     ``min_area``: the smallest reference area (:func:`.filters.psf_reference`)."""
     scale, labels, nblobs, idx, idx_bg = _blobs(work, bad, bg, opts, noise, gaps, counts,
-                                                trail)
+                                                trail, ring)
     if nblobs == 0:
         return None
     meas = _measure_blobs(work, bg, labels, idx, idx_bg, nblobs, bad, sat_level,
@@ -1772,6 +1785,10 @@ def _detect(work, bad, bg, sat_level, opts: ExtractionOptions, noise: NDArray | 
         meas["edge"] |= _cut_trails(meas, trail, work.shape)
         if trail.spin != 0.0:  # (the shape tests read the trails as one smear)
             meas["aligned"] = aligned_moments(meas, trail)
+    if ring is not None:  # (a ring that runs off the frame: its centroid is pulled in)
+        h, w = work.shape
+        meas["edge"] |= ((np.minimum(meas["cx"], w - 1 - meas["cx"]) < ring)
+                         | (np.minimum(meas["cy"], h - 1 - meas["cy"]) < ring))
     if noise is not None:  # the filters judge each blob against its own noise
         meas["sigma"] = np.asarray(noise, np.float64)[meas["pr"], meas["pc"]]
     reason, psf = _reference(work, meas, scale, opts, labels, glyphs, bg.block_grid is not None,
@@ -1943,6 +1960,14 @@ def _filtered(first: _Pass | None, options: ExtractionOptions, passes: Extractio
     elif not _shows_trails(first):  # (a first pass: else the filter runs)
         return first
     found = again if _prefer_filtered(first, again, enough) else first
+    psf = None if found is None else found.psf
+    if psf is not None and psf.defocused and psf.width2 > _AUTO_SIGMA[1] ** 2:
+        # rings wider than the widest Gaussian filter: their disc's pass (:mod:`.rings`)
+        rings = _detect(work, bad, bg, sat_level, passes.replace(matched_filter_sigma=None),
+                        noise, None if first is None else first.glyphs, gaps, None,
+                        min_area=psf.area, ring=ring_radius(psf.width2, psf.offset))
+        if _prefer_filtered(found, rings, enough):
+            found = rings
     # (a frame of trails may keep enough of their pieces unfiltered: its stars are still
     # the trails, which the shape tests dropped as elongated)
     trail = _trail_pass((first, again), work, bad, bg, sat_level, passes, noise, gaps, enough)
