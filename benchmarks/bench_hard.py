@@ -128,6 +128,11 @@ RECIPES: dict[str, list] = {
     # encoder flattens the dark sky into constant blocks
     "long_smear+jpeg": ["smear", ("jpeg", 0.25)],
     "untracked+jpeg": ["untracked", ("jpeg", 0.25)],
+    # a picture stretched for the eye with its black point inside the sky's noise (the
+    # 9th or 18th percentile, gamma 0.3 or 0.2: a uniform sky, no vignetted corners,
+    # clipped to 0 in its darkest pixels), and one stretched harder saved as JPEG
+    "stretch": ["display_stretch"],
+    "stretch+jpeg": ["display_stretch", ("jpeg", 0.25)],
     # optics far out of focus: rings of outer radius 7 px (moderate) or 13.5 px (strong),
     # wider than the widest Gaussian filter
     "wide_defocus": ["defocus"],
@@ -135,7 +140,8 @@ RECIPES: dict[str, list] = {
 #: Recipes whose steps run at a fraction (or a multiple) of the named strength: eight
 #: steps at full strength each leave little to solve for anyone
 SCALE = {"combined": 0.5, "long_smear": 4.0, "untracked": 4.0, "long_smear+jpeg": 4.0,
-         "untracked+jpeg": 4.0, "wide_defocus": 2.5}
+         "untracked+jpeg": 4.0, "wide_defocus": 2.5,
+         "stretch": 0.9}
 STRENGTH_NAMES = ("moderate", "strong")
 
 

@@ -330,6 +330,11 @@ MUTANTS: list[Mutant] = [
         ("ring=ring_radius(psf.width2, psf.offset))", "ring=ring_radius(psf.width2))"),
     ], [S + "extraction/tests/test_rings.py"],
         "the rings' radius read from their second moments only"),
+    Mutant("clip-seven-sigmas-down", S + "extraction/background.py", [
+        ("    if not top < median(sample) - _CLIP_SIGMAS * sigma:",
+         "    if not top < median(sample) - DARK_SIGMAS * sigma:"),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "a stretch's floor within 7 of its spread noise sigmas of the sky stays in"),
     Mutant("lifted-stars-decide-the-filter", S + "extraction/extract.py", [
         ("    enough = _AUTO_MIN_STARS + lifted", "    enough = _AUTO_MIN_STARS"),
     ], [S + "extraction/tests/test_hard_frames.py"],
