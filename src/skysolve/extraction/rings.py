@@ -11,13 +11,14 @@ The ring's size shows in the frame's brightest (whole) rings: the intensity-weig
 second moment along either axis of an annulus of outer radius ``R`` and inner
 radius ``R/2`` is ``(R^2 + R^2/4) / 4 = 5 R^2 / 16`` (of a disc ``R^2 / 4``);
 :func:`ring_radius` reads ``R`` from it, taking the annulus (a disc's ``R`` comes
-out 11 % larger, which a filter tolerates). The matched filter is then a disc of
+out 11 % short, which a filter tolerates). The matched filter is then a disc of
 radius ``R`` (:func:`disc_kernel`): a ring within it sums whole at its centre and
 the filtered star is one round blob that peaks there, whatever the obstruction.
 Detected on the filtered image (:func:`.smear.convolve`, its noise the same up to
-the edges), a faint ring's blob covers only the middle of the disc, its hole:
-:func:`ring_footprints` gives each blob the pixels within ``R`` of its filtered
-peak, whose intensity-weighted centroid on the unfiltered pixels is the star's.
+the edges), a faint ring's blob covers only the middle of the disc, its hole, and a
+bright one's spreads a ring's radius beyond the ring: :func:`ring_footprints` makes
+each blob the pixels within ``R`` of its filtered peak, whose intensity-weighted
+centroid on the unfiltered pixels is the star's.
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ def ring_footprints(det: NDArray, labels: NDArray, idx: NDArray[np.intp], radius
                     usable: NDArray[np.bool_] | None = None
                     ) -> tuple[NDArray, NDArray[np.intp]]:
     """The blobs of a disc-filtered image ``det`` (``labels``, their pixels' sorted flat
-    indices ``idx``) grown to every pixel within ``radius`` px of
-    their filtered peaks, each pixel the nearest peak's (``usable``: the pixels a blob
-    may take; default all).
+    indices ``idx``) made the pixels within ``radius`` px of their filtered peaks: a
+    pixel of a blob stays its own, any other goes to the nearest peak (``usable``: the
+    pixels a blob may take; default all).
 
     Returns the new label image and the sorted flat indices of the blobs' pixels.
     """

@@ -16,6 +16,7 @@ from skysolve.centroids import REJECT_REASONS, REJECTED_DTYPE, Centroid, Extract
 from skysolve.extraction import extract_centroids
 from skysolve.geometry import angle_between, radec_to_vector
 from skysolve.simulate import degrade as dg
+from skysolve.tests.fields import camera_field
 from skysolve.tests.frames import match_to_truth, render_stars, scattered_stars
 from skysolve.tests.realframes import ALT40, ALT60, DATA, FOV_DEG, REFERENCE
 
@@ -245,19 +246,7 @@ def test_a_picture_whose_black_point_lies_in_the_skys_noise_keeps_its_stars(smal
     down holds a hundred times the pixels a Gaussian sky would put there): 66 of the 72
     stars brighter than magnitude 7.5 within 1.5 px (at least 60), and a solve within
     5" (1.1-1.3")."""
-    from skysolve import CameraModel, load_gaia
-    from skysolve.geometry import radec_roll_to_rotation
-    from skysolve.simulate import render_starfield
-
-    rng = np.random.default_rng(3)
-    attitude = radec_roll_to_rotation(rng.uniform(0, 360),
-                                      np.degrees(np.arcsin(rng.uniform(-1, 1))),
-                                      rng.uniform(0, 360))
-    image, truth = render_starfield(load_gaia(), CameraModel.from_fov(14.0, 1024, 768),
-                                    attitude, psf=1.1, exposure_s=1.0, zeropoint_mag=15.7,
-                                    background_e=800.0, read_noise_e=10.0,
-                                    full_well_e=60000.0, adc_bits=16, faint_star_depth_mag=2.0,
-                                    seed=rng)
+    image, attitude, truth = camera_field(3)
     picture = dg.degrade(image, steps, seed=3)
     res = extract_centroids(picture)
     assert len(res) > 10 * max(before, 1)

@@ -13,6 +13,7 @@ from skysolve.extraction import extract_centroids
 from skysolve.extraction.rings import disc_kernel, ring_footprints, ring_radius
 from skysolve.geometry import angle_between
 from skysolve.simulate import degrade as dg
+from skysolve.tests.fields import camera_field
 
 
 @pytest.mark.parametrize("radius", [3.0, 7.5, 16.0])
@@ -71,21 +72,29 @@ def _defocused_field(seed, radius):
     """A 1024x768 14 deg Gaia field whose stars are rings of outer radius ``radius`` px
     (inner half of it) on a sky of 800 e, photon and read noise added after the
     optics blurred them (so the noise is white); its attitude and the stars' truth."""
-    from skysolve import CameraModel, load_gaia
-    from skysolve.geometry import radec_roll_to_rotation
-    from skysolve.simulate import render_starfield
-
     rng = np.random.default_rng(seed)
-    attitude = radec_roll_to_rotation(rng.uniform(0, 360),
-                                      np.degrees(np.arcsin(rng.uniform(-1, 1))),
-                                      rng.uniform(0, 360))
-    light, truth = render_starfield(load_gaia(), CameraModel.from_fov(14.0, 1024, 768),
-                                    attitude, psf=1.0, zeropoint_mag=15.7, background_e=0.0,
-                                    read_noise_e=0.0, noise=False, full_well_e=None,
-                                    faint_star_depth_mag=2.0, seed=rng)
+    light, attitude, truth = camera_field(rng, psf=1.0, background_e=0.0, read_noise_e=0.0,
+                                          noise=False, full_well_e=None, adc_bits=None)
     blurred = fftconvolve(light, dg.annulus_kernel(radius), mode="same")
     image = rng.poisson(np.maximum(blurred, 0.0) + 800.0) + rng.normal(0.0, 10.0, light.shape)
     return image.astype(np.float32), attitude, truth
+
+
+def _keeps_whole_rings(small_db, seed, radius, near, far, miss_arcsec):
+    """The field of :func:`_defocused_field`: at least ``near`` centroids within 1.5 px of
+    a star brighter than magnitude 7, at most ``far`` more than 5 px from any, and a
+    solve within ``miss_arcsec`` of the pointing."""
+    image, attitude, truth = _defocused_field(seed, radius)
+    res = extract_centroids(image)
+    bright = truth.mag < 7.0
+    xy = res.as_array()
+    d = np.hypot(xy[:, None, 0] - truth.x[bright], xy[:, None, 1] - truth.y[bright]).min(axis=1)
+    assert (d < 1.5).sum() >= near
+    assert (d > 5.0).sum() <= far
+    sol = small_db.solve_from_centroids(res, fov_estimate_deg=14.0)
+    assert sol, sol.status
+    assert np.degrees(angle_between(sol.rotation_matrix_icrs_to_camera[2],
+                                    attitude[2])) * 3600 < miss_arcsec
 
 
 def test_rings_wider_than_the_gaussian_filter_are_found_whole(small_db):
@@ -93,17 +102,7 @@ def test_rings_wider_than_the_gaussian_filter_are_found_whole(small_db):
     detections within 1.5 px of a star brighter than magnitude 7 and 5 more than 5 px
     from any (arcs), and solved 16" off. The disc's pass keeps whole rings: 17 within
     1.5 px (at least 15), none beyond 5, and a solve within 10" (3.3")."""
-    image, attitude, truth = _defocused_field(0, 11.0)
-    res = extract_centroids(image)
-    bright = truth.mag < 7.0
-    xy = res.as_array()
-    d = np.hypot(xy[:, None, 0] - truth.x[bright], xy[:, None, 1] - truth.y[bright]).min(axis=1)
-    assert (d < 1.5).sum() >= 15
-    assert (d > 5.0).sum() == 0
-    sol = small_db.solve_from_centroids(res, fov_estimate_deg=14.0)
-    assert sol, sol.status
-    assert np.degrees(angle_between(sol.rotation_matrix_icrs_to_camera[2],
-                                    attitude[2])) * 3600 < 10.0
+    _keeps_whole_rings(small_db, 0, 11.0, 15, 0, 10.0)
 
 
 def test_rings_read_small_from_their_arcs_are_filtered_at_their_peaks_reach(small_db):
@@ -113,14 +112,4 @@ def test_rings_read_small_from_their_arcs_are_filtered_at_their_peaks_reach(smal
     (rings of 9.9 px: the arcs among it keep it small). Its brightest pixels lie 11.4 px
     from their centroids, rings of 15.3 px: that disc keeps 5 rings within 1.5 px of
     their stars, at most 1 beyond 5, and solves within 30" (10")."""
-    image, attitude, truth = _defocused_field(1, 16.0)
-    res = extract_centroids(image)
-    bright = truth.mag < 7.0
-    xy = res.as_array()
-    d = np.hypot(xy[:, None, 0] - truth.x[bright], xy[:, None, 1] - truth.y[bright]).min(axis=1)
-    assert (d < 1.5).sum() >= 5
-    assert (d > 5.0).sum() <= 1
-    sol = small_db.solve_from_centroids(res, fov_estimate_deg=14.0)
-    assert sol, sol.status
-    assert np.degrees(angle_between(sol.rotation_matrix_icrs_to_camera[2],
-                                    attitude[2])) * 3600 < 30.0
+    _keeps_whole_rings(small_db, 1, 16.0, 5, 1, 30.0)

@@ -20,6 +20,7 @@ from skysolve.extraction.smear import (
 from skysolve.geometry import angle_between, radec_to_vector
 from skysolve.io.images import read_image
 from skysolve.simulate import degrade as dg
+from skysolve.tests.fields import camera_field
 from skysolve.tests.realframes import ALT40, ALT60, DATA, FOV_DEG, REFERENCE
 
 
@@ -363,18 +364,7 @@ def test_a_field_of_trails_saved_as_jpeg_solves(small_db, kind, jpeg):
     sky), the pieces kept solved nowhere or 121" off. The trail's filter with its
     threshold scaled to the filtered frame's measured noise keeps the trails: solves
     within 30" (5.5-10" measured)."""
-    from skysolve import CameraModel, load_gaia
-    from skysolve.geometry import radec_roll_to_rotation
-    from skysolve.simulate import render_starfield
-
-    rng = np.random.default_rng(0)
-    attitude = radec_roll_to_rotation(rng.uniform(0, 360),
-                                      np.degrees(np.arcsin(rng.uniform(-1, 1))),
-                                      rng.uniform(0, 360))
-    image, _ = render_starfield(load_gaia(), CameraModel.from_fov(14.0, 1024, 768), attitude,
-                                psf=1.1, exposure_s=1.0, zeropoint_mag=15.7,
-                                background_e=800.0, read_noise_e=10.0, full_well_e=60000.0,
-                                adc_bits=16, faint_star_depth_mag=2.0, seed=rng)
+    image, attitude, _ = camera_field(0)
     saved = dg.jpeg(getattr(dg, kind)(image, 4.0, seed=0), jpeg)
     res = extract_centroids(saved)
     sol = small_db.solve_from_centroids(res, fov_estimate_deg=14.0)
