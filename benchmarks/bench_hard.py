@@ -133,6 +133,10 @@ RECIPES: dict[str, list] = {
     # clipped to 0 in its darkest pixels), and one stretched harder saved as JPEG
     "stretch": ["display_stretch"],
     "stretch+jpeg": ["display_stretch", ("jpeg", 0.25)],
+    # cloud over half the frame (thin at moderate, thick at strong), stretched for the eye
+    # and saved as JPEG at quality 77: the clear gaps' darkest sky clips to 0 beside the
+    # bright cloud
+    "cloud+stretch+jpeg": ["cloud", "display_stretch", ("jpeg", 0.25)],
     # optics far out of focus: rings of outer radius 7 px (moderate) or 13.5 px (strong),
     # wider than the widest Gaussian filter
     "wide_defocus": ["defocus"],

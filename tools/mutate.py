@@ -335,6 +335,11 @@ MUTANTS: list[Mutant] = [
          "    if not top < median(sample) - DARK_SIGMAS * sigma:"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a stretch's floor within 7 of its spread noise sigmas of the sky stays in"),
+    Mutant("clip-lift-against-the-median", S + "extraction/background.py", [
+        ("    sky = percentiles(sample[sample > top], (_CLIP_SKY,))[0] - floor",
+         "    sky = median(sample[sample > top]) - floor"),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "a floor's lift measured against the median sky, which a bright cloud sets"),
     Mutant("lifted-stars-decide-the-filter", S + "extraction/extract.py", [
         ("    enough = _AUTO_MIN_STARS + lifted", "    enough = _AUTO_MIN_STARS"),
     ], [S + "extraction/tests/test_hard_frames.py"],

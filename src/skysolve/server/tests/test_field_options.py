@@ -151,10 +151,14 @@ def test_a_jobs_sky_circle_keeps_its_sources_in_it(hip_catalog, tmp_path):
     img, *_ = _allsky(hip_catalog, seed=2)
     path = tmp_path / "allsky.jpg"
     Image.fromarray(np.asarray(img)).save(path, quality=95)
-    far = {}
+    far, circle = {}, {}
     for value in ("auto", "none", "0,0,250"):
         hints = json.loads(json.dumps(nova.field_options({"sky_circle": value})))
         field = image_field(path, **hints["extraction"])
         far[value] = np.hypot(*(field.xy_fits - 512.5).T).max()  # 1-based FITS pixels
+        circle[value] = field.sky_circle
     assert far["auto"] <= 504.0 and far["0,0,250"] <= 250.0
-    assert far["none"] > 600.0  # the caption's sources are kept
+    # (found about the lens's circle; none looked for; the one given. The caption's
+    # sources no longer tell "none": the surround, a floor a stretch clipped, is masked)
+    assert np.hypot(*circle["auto"][:2]) < 2.0 and abs(circle["auto"][2] - 496.0) < 12.0
+    assert circle["none"] is None and tuple(circle["0,0,250"]) == (0.0, 0.0, 250.0)
