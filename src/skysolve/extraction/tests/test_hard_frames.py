@@ -244,7 +244,7 @@ def test_a_clouded_picture_masks_the_floor_beside_its_clear_gaps(small_db, frame
     floor stayed in: its noise made 174-299 detections on no source of the 16-bit frame,
     9-15 % of its stars were found, and no solve. Against the sky's lower quartile the
     floor is a gamma's black point and is masked: at most 80 such (19-62), at least 20 %
-    found (27-39 %), solved within 30" of the reference (4-7")."""
+    found (27-39 %), solved within 30" of the reference (3.6-7.3")."""
     steps = [("cloud", 1.0), ("display_stretch", 0.5)] + ([("jpeg", 0.25)] if jpeg else [])
     picture = dg.degrade(read_image(DATA / frame), steps, seed=0)
     assert 0.05 < np.mean(picture == 0) < 0.12
