@@ -340,6 +340,15 @@ MUTANTS: list[Mutant] = [
          "    sky = median(sample[sample > top]) - floor"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a floor's lift measured against the median sky, which a bright cloud sets"),
+    Mutant("kml-longitude-is-the-ra", S + "io/kml.py", [
+        ("    return ra_deg % 360.0 - 180.0", "    return (ra_deg + 180.0) % 360.0 - 180.0"),
+    ], [S + "io/tests/test_kml.py"],
+        "the overlay's box at the RA, not Google Earth's sky longitude RA - 180"),
+    Mutant("kml-overlay-without-its-distortion", S + "io/kml.py", [
+        ("        x, y = wcs.world_to_pixel_values(ra, dec)",
+         "        x, y = wcs.wcs_world2pix(ra, dec, 0)"),
+    ], [S + "io/tests/test_kml.py"],
+        "the overlay resampled through the WCS without its SIP distortion"),
     Mutant("lifted-stars-decide-the-filter", S + "extraction/extract.py", [
         ("    enough = _AUTO_MIN_STARS + lifted", "    enough = _AUTO_MIN_STARS"),
     ], [S + "extraction/tests/test_hard_frames.py"],

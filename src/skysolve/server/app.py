@@ -22,6 +22,8 @@ Routes (``ID`` is a decimal job number; a submission and its job share it; the
 ``GET /wcs_file/ID`` ...               ``.wcs``, ``.new`` (``new_fits_file``),
                                        ``.corr``, ``.rdls``, ``.axy``, ``json_file``,
                                        ``preview`` (PNG)
+``GET /kml_file/ID``                   a solved job's preview on the sky, a KMZ for
+                                       Google Earth's sky mode (:mod:`skysolve.io.kml`)
 ``GET /``                              the web page (``static/``)
 =====================================  ==============================================
 
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -507,6 +510,37 @@ def _download(name: str) -> Any:
     return route
 
 
+def _kmz(folder: Path, name: str) -> bytes | None:
+    """The KMZ of a job's preview laid on the sky by its ``.wcs`` (None without them)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+    from PIL import Image
+
+    from ..io.kml import sky_overlay_kmz
+
+    wcs_path, preview = folder / FILES["wcs_file"], folder / FILES["preview"]
+    if not (wcs_path.is_file() and preview.is_file()):
+        return None
+    header = fits.getheader(wcs_path)
+    with Image.open(preview) as img:
+        picture = np.asarray(img.convert("L"))
+    return sky_overlay_kmz(picture, WCS(header), int(header["IMAGEW"]),
+                           int(header["IMAGEH"]), name=name)
+
+
+async def kml_file(request: Request) -> Response:
+    """nova's ``/kml_file/ID``: the solved image on the sky (:func:`_kmz`)."""
+    svc = _svc(request)
+    row = svc.row(request.path_params["id"])
+    stem = Path(row["filename"] or f"job{row['id']}").stem
+    kmz = await run_in_threadpool(_kmz, svc.store.job_dir(row["id"]), stem)
+    if kmz is None:
+        raise BadRequest(f"job {row['id']} has no kml file", 404)
+    return Response(kmz, media_type="application/vnd.google-earth.kmz", headers={
+        "Content-Disposition": content_disposition("attachment", stem, ".kmz"),
+        "Cache-Control": "no-store"})
+
+
 async def index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
@@ -549,6 +583,7 @@ def _routes() -> list[Any]:
                if r.path.startswith("/api/")]
     routes += [Route(f"/{name}/{jid}", _download(name)) for name in DOWNLOADS]
     routes.append(Route(f"/annotated_display/{jid}", _download("preview")))
+    routes.append(Route(f"/kml_file/{jid}", kml_file))
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
     return routes
 

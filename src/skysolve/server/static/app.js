@@ -122,7 +122,8 @@ async function show(id) {
   links.replaceChildren();
   const files = s.state === "success"
     ? [["wcs_file", ".wcs"], ["new_fits_file", ".new FITS"], ["corr_file", ".corr"],
-       ["rdls_file", ".rdls"], ["axy_file", ".axy"], ["json_file", "JSON"]]
+       ["rdls_file", ".rdls"], ["axy_file", ".axy"], ["json_file", "JSON"],
+       ["kml_file", ".kmz (Google Earth sky)"]]
     : [["axy_file", ".axy"], ["json_file", "JSON"]];
   for (const [route, label] of files) {
     const a = document.createElement("a");

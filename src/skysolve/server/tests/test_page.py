@@ -75,7 +75,8 @@ def test_upload_a_real_frame_and_see_the_solution(server, browser):
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR,
                                                                       "a.download")]
     assert any(link.endswith("/wcs_file/" + link.rsplit("/", 1)[-1]) for link in links)
-    assert len(links) == 6
+    assert any(link.endswith("/kml_file/" + link.rsplit("/", 1)[-1]) for link in links)
+    assert len(links) == 7
     # the list is fetched again after the solve (on a connection opened before the
     # workers started: they must not hold it open)
     WebDriverWait(browser, 30).until(

@@ -123,6 +123,7 @@ def test_a_job_without_a_solution_has_no_files(http, session):
         time.sleep(0.2)
     assert http.get(f"/api/jobs/{job}").json()["status"] == "failure"
     _refused(http.get(f"/wcs_file/{job}"), 404, "no wcs file")
+    _refused(http.get(f"/kml_file/{job}"), 404, "no kml file")
     _refused(http.get(f"/api/jobs/{job}/calibration"), 404, "no calibration")
     assert http.get(f"/api/jobs/{job}/info").json()["status"] == "failure"
     _healthy(http)
@@ -145,7 +146,7 @@ def test_downloads_of_a_frame_named_in_any_script(http, session):
         time.sleep(0.2)
     assert http.get(f"/api/jobs/{job}/info").json()["original_filename"] == name
     for route, suffix in (("wcs_file", ".wcs"), ("preview", ".png"), ("json_file", ".json"),
-                          ("annotated_display", ".png")):
+                          ("annotated_display", ".png"), ("kml_file", ".kmz")):
         r = http.get(f"/{route}/{job}")
         assert r.status_code == 200, (route, r.text[:200])
         header = r.headers["content-disposition"]

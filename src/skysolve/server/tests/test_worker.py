@@ -118,3 +118,51 @@ def test_the_figures_are_the_fields_angles_not_pixels_times_the_scale(small_db):
     assert fig["fov_height_deg"] == pytest.approx(2 * np.degrees(np.arctan(384 / f)), abs=1e-4)
     assert fig["radius_deg"] == pytest.approx(np.degrees(np.arctan(640 / f)), abs=1e-4)
     assert fig["pixscale_arcsec"] == pytest.approx(3600 * np.degrees(1 / f))
+
+
+def test_a_solved_jobs_kmz_lays_its_stars_on_the_sky(small_db, tmp_path):
+    """The real frame solved as a job: its KMZ (nova's /kml_file) is a KML document for
+    Google Earth's sky mode whose box holds the frame's reference pointing (longitude RA
+    - 180), and its overlay, the preview resampled on the sky, is opaque there and bright
+    where the .corr puts the matched stars."""
+    import io
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    from astropy.table import Table
+    from PIL import Image
+
+    from skysolve.batch import DatabaseHandle
+    from skysolve.server.app import _kmz
+    from skysolve.server.worker import FILES, run_job
+    from skysolve.tests.realframes import ALT40, DATA, FOV_DEG, REFERENCE
+
+    (tmp_path / "input.tiff").write_bytes((DATA / ALT40).read_bytes())
+    summary = run_job(str(tmp_path), "image", {"input": "input.tiff"},
+                      {"fov_estimate_deg": FOV_DEG}, DatabaseHandle(small_db))
+    assert summary["solved"] is True
+    z = zipfile.ZipFile(io.BytesIO(_kmz(tmp_path, "alt40")))
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    root = ET.fromstring(z.read("doc.kml"))
+    assert root.attrib["hint"] == "target=sky"
+    box = {k: float(root.find(f".//k:{k}", ns).text) for k in ("north", "south", "east",
+                                                                  "west")}
+    overlay = np.asarray(Image.open(io.BytesIO(z.read("overlay.png"))))
+    rows, cols = overlay.shape[:2]
+
+    def at(ra, dec):
+        col = ((ra % 360.0 - 180.0 - box["west"]) % 360.0) / ((box["east"] - box["west"])
+                                                              % 360.0) * cols
+        return int((box["north"] - dec) / (box["north"] - box["south"]) * rows), int(col)
+
+    ra0, dec0 = REFERENCE[ALT40]
+    assert box["south"] < dec0 < box["north"]
+    r, c = at(ra0, dec0)
+    assert 0 <= r < rows and 0 <= c < cols and overlay[r, c, 1] == 255
+    corr = Table.read(tmp_path / FILES["corr_file"], hdu=1)
+    sky = np.median(overlay[..., 0][overlay[..., 1] == 255])
+    stars = [at(ra, dec) for ra, dec in zip(corr["field_ra"][:10], corr["field_dec"][:10],
+                                            strict=True)]
+    bright = [overlay[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2, 0].max() for r, c in stars]
+    assert np.median(bright) > sky + 40
+    assert _kmz(tmp_path / "missing", "x") is None
