@@ -74,8 +74,8 @@ def sky_overlay_kmz(image: ArrayLike, wcs: Any, width: int, height: int, *,
     Parameters
     ----------
     image : array_like, shape (h, w)
-        The picture to drape (grey, 8 bits: a preview of the solved image); it may be the
-        image scaled (``h, w`` in proportion to ``height, width``).
+        The picture to drape, grey, its values taken as 0-255 (a preview of the solved
+        image); it may be the image scaled (``h, w`` in proportion to ``height, width``).
     wcs : astropy.wcs.WCS
         The solved image's celestial WCS, in 0-based pixels of the full
         ``width`` x ``height`` image (SIP distortion honoured).
@@ -111,7 +111,7 @@ def sky_overlay_kmz(image: ArrayLike, wcs: Any, width: int, height: int, *,
     scale = _pixel_scale_deg(wcs, width, height)
     mid = math.radians(0.5 * (south + north))
     # (a parallel's degree of RA is cos(dec) of a degree on the sky: as many columns as
-    # the image has pixels across it at the middle parallel, never fewer than one)
+    # the image has pixels across it at the middle parallel, and at least two)
     cols = max(2, int(math.ceil((east - west) * max(math.cos(mid), 1e-3) / scale)))
     rows = max(2, int(math.ceil((north - south) / scale)))
     shrink = min(1.0, max_side / max(cols, rows))
@@ -134,11 +134,11 @@ def sky_overlay_kmz(image: ArrayLike, wcs: Any, width: int, height: int, *,
     px = np.where(inside, (x + 0.5) * sx - 0.5, 0.0)
     py = np.where(inside, (y + 0.5) * sy - 0.5, 0.0)
     grey = map_coordinates(img.astype(np.float32), [py, px], order=1, mode="nearest")
-    rgba = np.zeros((rows, cols, 2), dtype=np.uint8)
-    rgba[..., 0] = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
-    rgba[..., 1] = np.where(inside, 255, 0)
+    grey_alpha = np.zeros((rows, cols, 2), dtype=np.uint8)  # (Pillow's mode "LA")
+    grey_alpha[..., 0] = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    grey_alpha[..., 1] = np.where(inside, 255, 0)
     png = io.BytesIO()
-    Image.fromarray(rgba, mode="LA").save(png, format="PNG")
+    Image.fromarray(grey_alpha).save(png, format="PNG")
     lon = [_longitude(west), _longitude(east)]
     if east - west >= 360.0 - 1e-9:
         lon = [-180.0, 180.0]
