@@ -44,6 +44,7 @@ import hashlib
 import io
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -513,7 +514,7 @@ def _download(name: str) -> Any:
 def _kmz(folder: Path, name: str) -> bytes | None:
     """The KMZ of a job's preview laid on the sky by its ``.wcs`` (None without them)."""
     from astropy.io import fits
-    from astropy.wcs import WCS
+    from astropy.wcs import WCS, FITSFixedWarning
     from PIL import Image
 
     from ..io.kml import sky_overlay_kmz
@@ -524,8 +525,11 @@ def _kmz(folder: Path, name: str) -> bytes | None:
     header = fits.getheader(wcs_path)
     with Image.open(preview) as img:
         picture = np.asarray(img.convert("L"))
-    return sky_overlay_kmz(picture, WCS(header), int(header["IMAGEW"]),
-                           int(header["IMAGEH"]), name=name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)  # (a .wcs holds no image: NAXIS 0)
+        wcs = WCS(header)
+    return sky_overlay_kmz(picture, wcs, int(header["IMAGEW"]), int(header["IMAGEH"]),
+                           name=name)
 
 
 async def kml_file(request: Request) -> Response:
