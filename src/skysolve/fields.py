@@ -412,8 +412,9 @@ def catalog_in_field(db: Any, result: Any, width: int, height: int):
 
 def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any,
                    before_new: Any = None, crpix: tuple[float, float] | None = None) -> None:
-    """Write the solution's files named in ``out`` (keys of :data:`OUTPUTS`; None: not
-    written). ``before_new(path)`` is called before the ``.new`` file is written;
+    """Write the solution's files named in ``out`` (keys of :data:`OUTPUTS`, and ``kmz``:
+    the image on the sky, :func:`skysolve.io.kml.sky_overlay_kmz`; None: not written).
+    ``before_new(path)`` is called before the ``.new`` file is written;
     ``crpix`` is the WCS's reference pixel in 1-based FITS pixels (default: the optical
     centre; see :func:`skysolve.io.astrometry_files.wcs_header`).
 
@@ -463,6 +464,12 @@ def write_solution(out: dict[str, Path | None], result: Any, fld: Field, db: Any
                 before_new(out["new_fits"])
             af.write_new_fits(stage("new_fits"), result, w, h, fld.fits_source, fld.image,
                               fld.hdu, crpix)
+        if out.get("kmz") and fld.image is not None:
+            from .io.display import display_pixels
+            from .io.kml import sky_overlay_kmz
+
+            stage("kmz").write_bytes(sky_overlay_kmz(
+                display_pixels(fld.image), result.to_wcs(), w, h, name=Path(out["kmz"]).stem))
         if path := stage("solved"):
             af.write_solved(path)
         for tmp, final in staged:  # (the .solved flag was staged last)

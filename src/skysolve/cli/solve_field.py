@@ -82,7 +82,7 @@ IGNORED_WITH_VALUE = (
     ("--uniformize",), ("-m", "--temp-dir"), ("--xscale",), ("-F", "--fields"),
     ("--source-extractor-config",),
     ("--source-extractor-path",), ("-i", "--scamp"), ("-n", "--scamp-config"),
-    ("-j", "--scamp-ref"), ("-Z", "--kmz"), ("-P", "--pnm"), ("-k", "--keep-xylist"),
+    ("-j", "--scamp-ref"), ("-P", "--pnm"), ("-k", "--keep-xylist"),
     ("-I", "--solved-in"), ("-V", "--verify"), ("--verify-ext",), ("--tag",),
     ("--index-dir",), ("--index-file",),
     ("--sort-rdls",), ("--predistort",), ("--extension-name",))
@@ -117,6 +117,8 @@ VALUE_OPTIONS = (
     (("--axy",), "axy", str, "name of the .axy file ('none': do not write)"),
     (("-S", "--solved"), "solved", str, "name of the .solved file ('none': do not write)"),
     (("-U", "--index-xyls"), "index_xyls", str, "name of the -indx.xyls file"),
+    (("-Z", "--kmz"), "kmz", str,
+     "write a KMZ of the image on the sky, for Google Earth's sky mode (not by default)"),
     (("-t", "--tweak-order"), "tweak_order", int, "SIP order (accepted; SIP only for a lens term)"),
     (("-w", "--width"), "width", int, "image width of an x/y list"),
     (("-e", "--height"), "height", int, "image height of an x/y list"),

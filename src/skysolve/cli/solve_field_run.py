@@ -148,6 +148,10 @@ def _outputs(path: Path, args: argparse.Namespace) -> dict[str, Path | None]:
             out[dest] = Path(f"{base}{suffix}")
     if getattr(args, "temp_axy", False) or _is_xylist(path, args):
         out["axy"] = None  # (an x/y list is not augmented: its own file is the list)
+    # (a KMZ only when asked for, as solve-field's, and of an image only)
+    given = getattr(args, "kmz", None)
+    out["kmz"] = None if given is None or given.lower() == "none" or _is_xylist(path, args) \
+        else Path(given.replace("%s", base))
     return out
 
 
@@ -317,7 +321,7 @@ def _is_input(p: Path, path: Path) -> bool:
 #: The option naming each output file, for messages.
 _OPTION = {"axy": "--axy", "wcs": "--wcs", "corr": "--corr", "match": "--match",
            "rdls": "--rdls", "solved": "--solved", "new_fits": "--new-fits",
-           "index_xyls": "--index-xyls"}
+           "index_xyls": "--index-xyls", "kmz": "--kmz"}
 
 
 def _refuse_outputs_over_input(path: Path, out: dict[str, Path | None],
@@ -331,8 +335,8 @@ def _refuse_outputs_over_input(path: Path, out: dict[str, Path | None],
     for dest, p in out.items():
         if p is not None and _is_input(p, path):
             raise InvalidArgumentError(
-                f"refusing to overwrite the input with its {OUTPUTS[dest]} output: name that "
-                f"file with {_OPTION[dest]} (or 'none'), or -o/--out, -D/--dir")
+                f"refusing to overwrite the input with its {OUTPUTS.get(dest, '.kmz')} output: "
+                f"name that file with {_OPTION[dest]} (or 'none'), or -o/--out, -D/--dir")
 
 
 def _blocked(path: Path, out: dict[str, Path | None], args: argparse.Namespace) -> bool:

@@ -31,27 +31,15 @@ PREVIEW_SIZE = 1024
 
 
 def preview_png(image: np.ndarray, path: Path) -> float:
-    """An 8-bit PNG of ``image`` (asinh stretch of the central 99.7 % of its values), at
-    most :data:`PREVIEW_SIZE` pixels on a side; returns its scale (preview px per image
+    """An 8-bit PNG of ``image`` (:func:`skysolve.io.display.display_pixels`), at most
+    :data:`PREVIEW_SIZE` pixels on a side; returns its scale (preview px per image
     px)."""
-    from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
     from PIL import Image
 
     from .._files import atomic_path
+    from ..io.display import display_pixels
 
-    data = np.asarray(image, dtype=np.float32)
-    if data.ndim == 3:
-        data = data.mean(axis=2)
-    finite = np.isfinite(data)
-    if finite.any():
-        # (the stretch from the finite pixels: a percentile of NaNs is NaN, and of none at
-        # all an IndexError, which failed the job of an all-NaN frame)
-        norm = ImageNormalize(data[finite], interval=PercentileInterval(99.7),
-                              stretch=AsinhStretch(0.1), clip=True)
-        pixels = (255.0 * np.nan_to_num(norm(np.where(finite, data, np.nan)).filled(0.0))
-                  ).astype(np.uint8)
-    else:  # nothing to show: a black preview, and the job says why it did not solve
-        pixels = np.zeros(data.shape, np.uint8)
+    pixels = display_pixels(image)
     picture = Image.fromarray(pixels)
     scale = min(1.0, PREVIEW_SIZE / max(picture.size))
     if scale < 1.0:

@@ -405,6 +405,35 @@ def test_a_linear_16_bit_colour_png_solves(env, hip_catalog, tmp_path):
     np.testing.assert_allclose(fits.getdata(tmp_path / "frame.new"), luminance, rtol=1e-6)
 
 
+def test_a_kmz_of_the_image_on_the_sky_is_written_when_asked_for(env, tmp_path):
+    """``-Z/--kmz`` (accepted and ignored before): the KMZ for Google Earth's sky mode,
+    whose box holds the frame's pointing (longitude RA - 180), under the name given
+    (``%s`` the base path); none without it."""
+    import io
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    for name in ("asked.tiff", "plain.tiff"):
+        shutil.copy(DATA / ALT40, tmp_path / name)
+    scale = ("-u", "degwidth", "-L", FOV_DEG * 0.9, "-H", FOV_DEG * 1.1)
+    proc = solve_field(env, "-p", *scale, "-Z", "%s-sky.kmz", tmp_path / "asked.tiff")
+    assert proc.returncode == 0, proc.stderr
+    assert "--kmz" not in proc.stderr
+    z = zipfile.ZipFile(io.BytesIO((tmp_path / "asked-sky.kmz").read_bytes()))
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    root = ET.fromstring(z.read("doc.kml"))
+    assert root.attrib["hint"] == "target=sky"
+    box = {k: float(root.find(f".//k:{k}", ns).text) for k in ("north", "south", "east",
+                                                                  "west")}
+    ra, dec = REFERENCE[ALT40]
+    assert box["south"] < dec < box["north"]
+    assert 0.0 < (ra - 180.0 - box["west"]) % 360.0 < (box["east"] - box["west"]) % 360.0
+    assert "overlay.png" in z.namelist()
+    proc = solve_field(env, "-p", *scale, tmp_path / "plain.tiff")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "plain.wcs").exists() and not list(tmp_path.glob("plain*.kmz"))
+
+
 def test_an_xylist_solves_like_its_image(env, fits_frame, tmp_path):
     path, cam, R = fits_frame
     first = solve_field(env, "-O", "-D", tmp_path, path)
