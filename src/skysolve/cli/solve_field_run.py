@@ -129,6 +129,12 @@ def _base(path: Path, args: argparse.Namespace) -> str:
     return stem if dot and stem and 2 <= len(extension) <= 4 else name
 
 
+#: Outputs written only when named (solve-field's ``--kmz``): dest -> suffix.
+_ASKED_FOR = {"kmz": ".kmz"}
+#: Every output's suffix, by option dest.
+_SUFFIXES = {**OUTPUTS, **_ASKED_FOR}
+
+
 def _outputs(path: Path, args: argparse.Namespace) -> dict[str, Path | None]:
     """Output files by option dest (None: not written), solve-field's names by default.
 
@@ -138,20 +144,19 @@ def _outputs(path: Path, args: argparse.Namespace) -> dict[str, Path | None]:
     folder = Path(args.dir) if args.dir else path.parent
     base = str(folder / _base(path, args))
     out: dict[str, Path | None] = {}
-    for dest, suffix in OUTPUTS.items():
-        given = getattr(args, dest)
+    for dest, suffix in _SUFFIXES.items():
+        given = getattr(args, dest, None)
         if given is not None and given.lower() == "none":
             out[dest] = None
         elif given is not None:
             out[dest] = Path(given.replace("%s", base))
         else:
-            out[dest] = Path(f"{base}{suffix}")
-    if getattr(args, "temp_axy", False) or _is_xylist(path, args):
+            out[dest] = None if dest in _ASKED_FOR else Path(f"{base}{suffix}")
+    xylist = _is_xylist(path, args)
+    if getattr(args, "temp_axy", False) or xylist:
         out["axy"] = None  # (an x/y list is not augmented: its own file is the list)
-    # (a KMZ only when asked for, as solve-field's, and of an image only)
-    given = getattr(args, "kmz", None)
-    out["kmz"] = None if given is None or given.lower() == "none" or _is_xylist(path, args) \
-        else Path(given.replace("%s", base))
+    if xylist:
+        out["kmz"] = None  # (a picture of the image on the sky: there is none)
     return out
 
 
@@ -335,7 +340,7 @@ def _refuse_outputs_over_input(path: Path, out: dict[str, Path | None],
     for dest, p in out.items():
         if p is not None and _is_input(p, path):
             raise InvalidArgumentError(
-                f"refusing to overwrite the input with its {OUTPUTS.get(dest, '.kmz')} output: "
+                f"refusing to overwrite the input with its {_SUFFIXES[dest]} output: "
                 f"name that file with {_OPTION[dest]} (or 'none'), or -o/--out, -D/--dir")
 
 
