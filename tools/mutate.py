@@ -340,6 +340,14 @@ MUTANTS: list[Mutant] = [
          "    sky = median(sample[sample > top]) - floor"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a floor's lift measured against the median sky, which a bright cloud sets"),
+    Mutant("jpeg-grid-a-quarter-above-the-rest", S + "extraction/background.py", [
+        ("_BLOCKING_RATIO = 1.1", "_BLOCKING_RATIO = 1.25"),
+    ], [S + "extraction/tests/test_sky_circle.py"],
+        "a crowded JPEG's block boundaries, diluted by its stars' steps, taken for none"),
+    Mutant("mirror-beside-the-mask", S + "extraction/extract.py", [
+        ("    if bad is not None:\n        near |= _beside(bad, idx)\n", ""),
+    ], [S + "extraction/tests/test_hard_frames.py"],
+        "a JPEG's noise mirror counting the ragged edge of a picture's masked floor"),
     Mutant("kml-longitude-is-the-ra", S + "io/kml.py", [
         ("    return ra_deg % 360.0 - 180.0", "    return (ra_deg + 180.0) % 360.0 - 180.0"),
     ], [S + "io/tests/test_kml.py"],

@@ -224,6 +224,30 @@ def test_compass_letters_on_a_lit_all_sky_jpeg_are_no_stars(allsky_db, font):
     assert err < 0.05
 
 
+def test_a_crowded_all_sky_jpeg_shows_its_block_grid(allsky_db):
+    """A 180 deg all-sky frame of Gaia stars with captions and compass letters, stretched
+    hard to 8 bits and JPEG'd at quality 40: its crowded sky's stars step across every
+    phase of the 8-px grid, so that the steps across the block boundaries were only 1.22
+    times the others', and the frame was taken for uncompressed (the test asked for 1.25).
+    Its tests for large letters, which are a JPEG's, then never ran: 17 of the brightest
+    30 detections lay on the letters, and it did not solve. Known answers: an uncropped
+    JPEG's grid starts at pixel (0, 0), the same frame before compression has none, and
+    the attitude rendered."""
+    from skysolve.extraction.background import block_grid
+
+    R = radec_roll_to_rotation(150.0, 20.0, 0.0)
+    img = _gaia_allsky(R, 90.0, 504.0, (1024, 1024), seed=0)
+    drawn = dg.compass(dg.text_overlay(img, 1.0, seed=0), 1.0, place="circle", seed=0)
+    frame = dg.jpeg(drawn, 1.0)
+    for plain, grid in ((dg.quantise_8bit(drawn, 1.0), None), (frame, (0, 0))):
+        sigma = extract_centroids(plain).background_sigma
+        assert block_grid(plain.astype(np.float32), sigma) == grid
+    res = skysolve.solve_image(frame, database=allsky_db, projection="equisolid")
+    assert res, res
+    err = math.degrees(math.acos(min(1.0, res.rotation_matrix_icrs_to_camera[2] @ R[2])))
+    assert err < 0.05
+
+
 def _stacked(catalog, w, h, angle_deg=0.0, shift=(0.0, 0.0), oval=False, seed=1):
     """A star field registered onto a reference frame as a stacker leaves it: rotated by
     ``angle_deg`` and shifted by ``shift`` px, black (0) where the frame had no pixels;
