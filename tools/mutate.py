@@ -348,6 +348,15 @@ MUTANTS: list[Mutant] = [
         ("    if bad is not None:\n        near |= _beside(bad, idx)\n", ""),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a JPEG's noise mirror counting the ragged edge of a picture's masked floor"),
+    Mutant("letter-pieces-left-ungrown", S + "extraction/overlay.py", [
+        ("        elif (_beside(mine) & bright).any():", "        elif False:"),
+    ], [S + "extraction/tests/test_sky_circle.py"],
+        "the pieces of a letter the background followed up looked at only as themselves"),
+    Mutant("large-letters-bright-against-their-own-noise", S + "extraction/overlay.py", [
+        ("        noise = np.minimum(m[\"sigma\"][kept], median(m[\"sigma\"][kept]))",
+         "        noise = m[\"sigma\"][kept]"),
+    ], [S + "extraction/tests/test_sky_circle.py"],
+        "large letters bright only against the noise they lift about them"),
     Mutant("kml-longitude-is-the-ra", S + "io/kml.py", [
         ("    return ra_deg % 360.0 - 180.0", "    return (ra_deg + 180.0) % 360.0 - 180.0"),
     ], [S + "io/tests/test_kml.py"],

@@ -49,7 +49,9 @@ value (the text's is often the frame's full scale, as a saturated star's clip is
 * on a JPEG, whose ringing breaks a drawn colour's plateau and whose lit sky may join
   a letter's strokes, a **large letter** is a blob whose upper half (above half its
   peak) holds a piece of :data:`_GLYPH` pixels or more that mostly does not see its
-  centre along straight lines within it (a star's is a disk);
+  centre along straight lines within it (a star's is a disk); a letter that the
+  background followed up, broken into smaller blobs, is found by the piece of the
+  frame's pixels as bright that holds each (:data:`_PIECE`);
 * a reticle's **dashes** (a finder's cross, drawn by the capture software) are flat
   bars of one length (:data:`_DASH_ALIKE`), four or more end to end along one row or
   column (the pieces of a full line are one large blob, or trails).
@@ -280,6 +282,18 @@ _DASH_ALIKE = 2.0
 #: value, 0.68-0.92, is no sure sign either: the letters' pieces on the JPEGs above held
 #: 0.05-0.74 of theirs).
 _GLYPH = 200
+#: Smaller blobs (JPEG only, from this many pixels) that have pixels as bright beside
+#: them are grown over the frame's pixels at least that bright within
+#: :data:`_PIECE_REACH` px of their peak, and looked at the same way when the piece
+#: holding their peak reaches :data:`_GLYPH` pixels: a large letter covers whole blocks
+#: of the background, which follows it up there, and breaks into pieces above it (a
+#: hard-stretched all-sky JPEG: 8 such pieces of 52-246 px among its brightest 24
+#: detections, and no solve; now 1). A star's blob holds all of its light above the
+#: threshold, and nothing as bright lies beside it.
+_PIECE = 40
+_PIECE_REACH = 48
+#: The pixels :func:`_seen` draws lines from, at most (every few of a larger piece's).
+_SEEN_SAMPLES = 256
 #: Windows larger than this (px) are not searched (compass letters and logos are
 #: smaller).
 _MAX_WINDOW = 160
@@ -321,7 +335,13 @@ def drawn_blobs(m: dict[str, NDArray], kept: NDArray[np.intp], work: NDArray,
     big = np.flatnonzero(bright & (npix >= _LETTER) & ~out & (solid | (npix <= _SPREAD * ellipse)))
     if len(big):
         out[big[_letters(m, kept[big], work, labels, solid[big], ellipse[big])]] = True
-    large = np.flatnonzero(bright & (npix >= _GLYPH) & ~out) if jpeg else ()
+    large = ()
+    if jpeg:
+        # (against the blobs' typical noise too: a large letter lifts the noise measured
+        # about it, 31-35 counts about the compass letters of a hard-stretched all-sky
+        # JPEG whose sky's is 8.6, and 211-241 counts high they were not bright)
+        noise = np.minimum(m["sigma"][kept], median(m["sigma"][kept]))
+        large = np.flatnonzero((rise >= _DRAWN_SNR * noise) & (npix >= _PIECE) & ~out)
     if len(large):
         out[large[_strokes(m, kept[large], work, labels)]] = True
     return out
@@ -399,28 +419,61 @@ def _letters(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray, labels
 def _strokes(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray,
              labels: NDArray) -> NDArray[np.bool_]:
     """Which of the blobs ``ids`` are large drawn letters by the shape of their upper half
-    (see :data:`_GLYPH`), looked at in a window round each as :func:`_letters` does."""
+    (see :data:`_GLYPH`), looked at in a window round each as :func:`_letters` does, or
+    for a smaller blob by the piece of the frame's pixels as bright that holds its peak
+    (:data:`_PIECE`)."""
     out = np.zeros(len(ids), dtype=bool)
     top = work[m["pr"][ids], m["pc"][ids]]
     half = top - 0.5 * m["peak"][ids]  # (the peak's rise above the background there)
     for k, blob, window in _windows(m, ids, labels.shape):
-        upper = (labels[window] == blob) & (work[window] >= half[k])
-        at = np.flatnonzero(upper)
-        if len(at) < _GLYPH:
-            continue
-        # its largest piece: one letter of a word (the sky the strokes stand on may join
-        # a letter to its neighbours, or to stars, in one blob)
-        lab, n = pixel_labels(at, upper.shape[1])
-        if n > 1:
-            sizes = np.bincount(lab)
-            at = at[lab == int(np.argmax(sizes))]
+        mine = labels[window] == blob
+        bright = work[window] >= half[k]
+        if m["npix"][blob] >= _GLYPH:
+            at = np.flatnonzero(mine & bright)
             if len(at) < _GLYPH:
                 continue
-            upper = np.zeros_like(upper)
-            upper.flat[at] = True
+            # its largest piece: one letter of a word (the sky the strokes stand on may
+            # join a letter to its neighbours, or to stars, in one blob)
+            lab, n = pixel_labels(at, mine.shape[1])
+            if n > 1:
+                at = at[lab == int(np.argmax(np.bincount(lab)))]
+        elif (_beside(mine) & bright).any():
+            window, at = _grown(work, half[k], int(m["pr"][blob]), int(m["pc"][blob]))
+        else:
+            continue
+        if len(at) < _GLYPH:
+            continue
+        upper = np.zeros((window[0].stop - window[0].start, window[1].stop - window[1].start),
+                         dtype=bool)
+        upper.flat[at] = True
         rows, cols = np.divmod(at, upper.shape[1])
         out[k] = _seen(rows, cols, upper) < _SEEN
     return out
+
+
+def _beside(mine: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The pixels of a window beside the blob ``mine`` (along rows and columns), not in it."""
+    out = np.zeros_like(mine)
+    out[1:] |= mine[:-1]
+    out[:-1] |= mine[1:]
+    out[:, 1:] |= mine[:, :-1]
+    out[:, :-1] |= mine[:, 1:]
+    return out & ~mine
+
+
+def _grown(work: NDArray, level: float, r: int, c: int) -> tuple[tuple[slice, slice],
+                                                                   NDArray[np.intp]]:
+    """The window within :data:`_PIECE_REACH` of pixel ``(r, c)`` of ``work`` and the
+    flat indices in it of the 8-connected piece of pixels at least ``level`` that holds
+    ``(r, c)`` (which is one)."""
+    h, w = work.shape
+    window = (slice(max(r - _PIECE_REACH, 0), min(r + _PIECE_REACH + 1, h)),
+              slice(max(c - _PIECE_REACH, 0), min(c + _PIECE_REACH + 1, w)))
+    width = window[1].stop - window[1].start
+    at = np.flatnonzero(work[window] >= level)
+    lab, _ = pixel_labels(at, width)
+    mine = (r - window[0].start) * width + (c - window[1].start)
+    return window, at[lab == lab[np.searchsorted(at, mine)]]
 
 
 def _seen(rows: NDArray[np.intp], cols: NDArray[np.intp], mine: NDArray[np.bool_]) -> float:
@@ -429,6 +482,9 @@ def _seen(rows: NDArray[np.intp], cols: NDArray[np.intp], mine: NDArray[np.bool_
     saturated star's, its clip and the spikes radiating from it (whose light the blob
     holds about them), few of a letter's."""
     r0, c0 = rows.mean(), cols.mean()
+    if len(rows) > _SEEN_SAMPLES:  # (every few: a letter's piece holds up to a thousand)
+        every = -(-len(rows) // _SEEN_SAMPLES)
+        rows, cols = rows[::every], cols[::every]
     # one sample a pixel along the longest line
     t = np.linspace(0.0, 1.0, int(np.hypot(rows - r0, cols - c0).max()) + 2)[:, None]
     inside = mine[np.rint(r0 + t * (rows - r0)).astype(np.intp),
