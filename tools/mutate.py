@@ -349,7 +349,7 @@ MUTANTS: list[Mutant] = [
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a JPEG's noise mirror counting the ragged edge of a picture's masked floor"),
     Mutant("letter-pieces-left-ungrown", S + "extraction/overlay.py", [
-        ("        elif (_beside(mine) & bright).any():", "        elif False:"),
+        ("        elif (_outline(mine) & bright).any():", "        elif False:"),
     ], [S + "extraction/tests/test_sky_circle.py"],
         "the pieces of a letter the background followed up looked at only as themselves"),
     Mutant("large-letters-bright-against-their-own-noise", S + "extraction/overlay.py", [

@@ -437,7 +437,7 @@ def _strokes(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray,
             lab, n = pixel_labels(at, mine.shape[1])
             if n > 1:
                 at = at[lab == int(np.argmax(np.bincount(lab)))]
-        elif (_beside(mine) & bright).any():
+        elif (_outline(mine) & bright).any():
             window, at = _grown(work, half[k], int(m["pr"][blob]), int(m["pc"][blob]))
         else:
             continue
@@ -451,8 +451,9 @@ def _strokes(m: dict[str, NDArray], ids: NDArray[np.intp], work: NDArray,
     return out
 
 
-def _beside(mine: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """The pixels of a window beside the blob ``mine`` (along rows and columns), not in it."""
+def _outline(mine: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The pixels of a window just outside the blob ``mine``: beside one of its pixels
+    along a row or a column."""
     out = np.zeros_like(mine)
     out[1:] |= mine[:-1]
     out[:-1] |= mine[1:]
