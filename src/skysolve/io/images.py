@@ -137,7 +137,8 @@ def read_image(
         (recognised by content), or an
         array: a 2-D array is returned as it is (not copied), an ``(H, W, 3)`` or
         ``(H, W, 4)`` colour array, or three colour planes ``(3, H, W)`` as FITS
-        stores them (``fits.getdata``), is converted to luminance. A ``MaskedArray``,
+        stores them (``fits.getdata``), is converted to luminance; leading axes of
+        length one (a FITS image stored as ``(1, H, W)``) are dropped. A ``MaskedArray``,
         ``NDData``/``CCDData`` (masked pixels become NaN), image HDU, ``HDUList``
         or ``Quantity`` gives its pixels (see :mod:`skysolve.imagedata`).
     hdu : int, str or (str, int), optional
@@ -678,6 +679,11 @@ def _array_image(source: Any, hdu: Any = None) -> NDArray[Any]:
 
 def _finish(arr: NDArray[Any], what: str) -> NDArray[Any]:
     """Reduce a decoded array to a native-order 2-D image (colour -> luminance)."""
+    # leading axes of length one, as a FITS image stored with NAXIS3 = 1 gives them
+    # (``fits.getdata``): read from the file, they are dropped too (not an (H, W, c)
+    # colour image's row axis: one row of pixels)
+    while arr.shape[:1] == (1,) and (arr.ndim > 3 or arr.ndim == 3 and arr.shape[-1] > 4):
+        arr = arr[0]
     if is_colour_planes(arr):  # (3, H, W), as FITS stores colour
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 3 and arr.shape[-1] in (1, 2):

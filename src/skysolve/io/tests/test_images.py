@@ -146,6 +146,27 @@ def test_fits_degenerate_axes_and_colour_cube(tmp_path):
     )
 
 
+def test_arrays_with_leading_axes_of_one_read_as_the_file_does(tmp_path):
+    """``fits.getdata`` of an image stored with NAXIS3 = 1 gives ``(1, H, W)``; the file
+    read as (H, W), the array was refused ("must be a 2-D image")."""
+    data = _ramp(dtype=np.float32, seed=9)
+    fits.PrimaryHDU(data[None]).writeto(tmp_path / "one.fits")
+    stored = fits.getdata(tmp_path / "one.fits")
+    assert stored.shape == (1,) + data.shape
+    np.testing.assert_array_equal(read_image(stored), data)
+    np.testing.assert_array_equal(read_image(stored[None]), data)
+    masked = np.ma.masked_array(stored, mask=np.zeros(stored.shape, bool))
+    masked.mask[0, 2, 3] = True
+    out = read_image(masked)
+    assert out.shape == data.shape and np.isnan(out[2, 3])
+    assert np.count_nonzero(np.isnan(out)) == 1
+    rgb = _rgb()
+    np.testing.assert_allclose(read_image(np.moveaxis(rgb, -1, 0)[None]), _luma(rgb), rtol=1e-6)
+    # (a single row stays a 2-D image of one row, and a colour image's row its row)
+    assert read_image(data[:1]).shape == (1, data.shape[1])
+    np.testing.assert_allclose(read_image(rgb[:1]), _luma(rgb)[:1], rtol=1e-6)
+
+
 def test_fits_hdu_without_image(tmp_path):
     table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=np.ones(3))])
     image = _ramp(shape=(8, 9), dtype=np.float32)
