@@ -704,6 +704,30 @@ def test_hint_offset_measures_a_roll_at_the_corner_the_lens_sees(k1):
         assert hint_offset(frame, R, hint, f) == pytest.approx(float(np.max(moved)), rel=1e-4)
 
 
+def test_hint_offset_takes_numpys_sums_to_the_bit():
+    """``hint_offset`` sums the attitudes' products in scalars, in numpy's order, so that
+    a tracking answer's test against its reach is the one numpy's products gave: the
+    same number, to the bit, on 2,000 random pairs of attitudes up to 6 deg apart."""
+    from scipy.spatial.transform import Rotation
+
+    from skysolve.solver.backends import select
+    from skysolve.solver.frame import make_frame
+    from skysolve.solver.tracking import hint_offset
+
+    cam = CameraModel.from_fov(12.0, W, H)
+    frame = make_frame(np.zeros((3, 2)), W, H, cam, cam.projection, select("reference"))
+    rho = frame.reach_angle(cam.focal_length_px)
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        hint = Rotation.random(random_state=rng).as_matrix()
+        R = Rotation.from_rotvec(rng.normal(size=3) * rng.uniform(0.0, 0.05)).as_matrix() @ hint
+        half = math.sqrt(max(0.0, 0.25 * (3.0 - float(np.sum(R * hint)))))
+        bore = math.sqrt(max(0.0, 0.5 * (1.0 - float(R[2] @ hint[2]))))
+        b0 = math.asin(min(1.0, bore / half))
+        want = 2.0 * math.asin(min(1.0, half * math.sin(min(0.5 * math.pi, b0 + rho))))
+        assert hint_offset(frame, R, hint, cam.focal_length_px) == want
+
+
 def test_strict_hints_further_off_than_their_reach_give_no_answer(small_db, hip2025):
     """Hints 3 and 2 times further off than their uncertainty (boresight and roll) on 100
     hard fields: the stars lie 1.4-2 times as far from where the hint puts them as the
