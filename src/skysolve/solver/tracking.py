@@ -115,13 +115,13 @@ def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64
     # in numpy's order, pairwise over the nine products, so the same numbers: 200,000
     # random pairs of attitudes)
     (a0, a1, a2), (a3, a4, a5), (a6, a7, a8) = R.tolist()
-    (b0, b1, b2), (b3, b4, b5), (b6, b7, b8) = hint_R.tolist()
-    trace = ((((a0 * b0 + a1 * b1) + (a2 * b2 + a3 * b3))
-              + ((a4 * b4 + a5 * b5) + (a6 * b6 + a7 * b7))) + a8 * b8)  # 1 + 2 cos(a)
+    (h0, h1, h2), (h3, h4, h5), (h6, h7, h8) = hint_R.tolist()
+    trace = ((((a0 * h0 + a1 * h1) + (a2 * h2 + a3 * h3))
+              + ((a4 * h4 + a5 * h5) + (a6 * h6 + a7 * h7))) + a8 * h8)  # 1 + 2 cos(a)
     half = math.sqrt(max(0.0, 0.25 * (3.0 - trace)))  # sin(a / 2)
     if half == 0.0:
         return 0.0
-    bore = math.sqrt(max(0.0, 0.5 * (1.0 - (a6 * b6 + a7 * b7 + a8 * b8))))  # sin(d0 / 2)
+    bore = math.sqrt(max(0.0, 0.5 * (1.0 - (a6 * h6 + a7 * h7 + a8 * h8))))  # sin(d0 / 2)
     b0 = math.asin(min(1.0, bore / half))
     rho = frame.reach_angle(f)
     return 2.0 * math.asin(min(1.0, half * math.sin(min(0.5 * math.pi, b0 + rho))))
