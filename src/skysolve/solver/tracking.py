@@ -112,8 +112,9 @@ def hint_offset(frame: Frame, R: NDArray[np.float64], hint_R: NDArray[np.float64
     boresight's move gives: ``sin(b0) = sin(d0 / 2) / sin(a / 2)``.
     """
     # (scalars: numpy's small-array calls cost more than the rest of the test; the sums
-    # in numpy's order, pairwise over the nine products, so the same numbers: 200,000
-    # random pairs of attitudes)
+    # in the order of numpy's sum, pairwise over the nine products, so the same numbers
+    # on every processor, which numpy's dot, the BLAS's, does not give: its kernel, and
+    # the order of its sums, depends on the processor)
     (a0, a1, a2), (a3, a4, a5), (a6, a7, a8) = R.tolist()
     (h0, h1, h2), (h3, h4, h5), (h6, h7, h8) = hint_R.tolist()
     trace = ((((a0 * h0 + a1 * h1) + (a2 * h2 + a3 * h3))
