@@ -29,6 +29,8 @@ definition:
   (:func:`.background._half_cell_sums`);
 * :func:`step_counts`: the histogram of neighbouring counts' differences behind the
   data's step (:func:`.extract._count_step`);
+* :func:`floor_band_counts`: the histogram above a clipped floor in which a lossy
+  encoder spread it (:func:`.background._band_counts`);
 * :func:`dot_bands`: the dots near each line of pairs of bright dots, and of its flux
   (:func:`.filters._dotted_lines`);
 * :func:`piece_lines`: the trail pieces on each piece's line, and the span they reach
@@ -841,6 +843,46 @@ def step_counts(left, right, bins):
             lo = min(lo, a)
             hi = max(hi, a)
     return d, counts[:top + 1].copy(), moved, lo, hi
+
+
+def floor_band_counts(image, bad, use_bad, floor, sky, quantum, n):
+    """:func:`.background._band_counts` (:func:`.background._floor_top`'s histogram) in
+    one pass: every other pixel of ``image`` both ways (but the ``bad`` ones, when
+    ``use_bad``) from ``floor`` up to below ``sky``, counted by its steps of ``quantum``
+    above ``floor`` (rounded half to even), steps 1 to ``n - 1`` (float64). ``floor``,
+    ``sky`` and ``quantum`` come in the frame's type, as numpy takes a Python float
+    against it: the same arithmetic, in float32 for a float32 frame (numpy's mask,
+    gather and five passes over the sample took 0.5 ms of a 1024x768 frame's 1.8 ms
+    clipped-floor test; this, 0.2)."""
+    h, w = image.shape
+    m = (w + 1) // 2
+    steps = np.empty(m, np.int64)
+    top = float(n)  # the bin of the pixels out of the band, and of those beyond it
+    even = np.zeros(n + 1, np.int64)
+    odd = np.zeros(n + 1, np.int64)
+    for i in range(0, h, 2):
+        row = image[i]
+        # (a row's steps first, in a loop the compiler vectorises: the division's latency
+        # was most of a pixel's time; then two histograms in turn: an increment waits
+        # for the one before it in the same bin)
+        for t in range(m):
+            v = row[2 * t]
+            d = (v - floor) / quantum
+            d = min(d, top) if (v >= floor) & (v < sky) else top
+            steps[t] = int(np.rint(d))
+        if use_bad:
+            for t in range(m):
+                if bad[i, 2 * t]:
+                    steps[t] = n
+        for t in range(0, m - 1, 2):
+            even[steps[t]] += 1
+            odd[steps[t + 1]] += 1
+        if m % 2:
+            even[steps[m - 1]] += 1
+    out = np.empty(max(n - 1, 0))
+    for k in range(1, n):
+        out[k - 1] = even[k] + odd[k]
+    return out
 
 
 def _pivots(src, n, m, k, single, r):
@@ -1786,7 +1828,8 @@ TILE_CANDIDATE_TYPES = ((np.float32, True), (np.uint16, True), (np.uint16, False
 
 _KERNELS = ("cell_sums", "_lerp2", "model_at", "grid_model",
             "tile_bound", "_sweep", "_tapped", "_smooth_row", "smooth",
-            "step_counts", "_pivots", "select_into", "select_value", "next_order_statistic",
+            "step_counts", "floor_band_counts", "_pivots", "select_into", "select_value",
+            "next_order_statistic",
             "robust_location",
             "_rank_in_bin",
             "integer_medians", "_exchange", "network_medians",
@@ -1908,11 +1951,14 @@ def _warm_background(one: np.ndarray) -> None:
 def _warm_dark_areas() -> None:
     """:func:`warm_up`'s calls of the kernels of dark areas and all-sky discs (called by
     :func:`_warm_background`): :func:`jpeg_block_counts` (float32 frames, C order),
-    :func:`dilate` (writeable masks, C order) and :func:`on_circles` (float64 copies)."""
+    :func:`dilate` (writeable masks, C order), :func:`floor_band_counts` (the same frames
+    and masks) and :func:`on_circles` (float64 copies)."""
     frame = np.zeros((2, 2), np.float32)
     _COMPILED["jpeg_block_counts"](frame, frame, np.float32(1.0), np.float32(0.0), 8, 8, 8,
                                    2, 2)
     _COMPILED["dilate"](np.zeros((2, 2), bool), 1)
+    _COMPILED["floor_band_counts"](frame, np.zeros((2, 2), bool), True, np.float32(0.0),
+                                   np.float32(1.0), np.float32(1.0), 2)
     _COMPILED["on_circles"](np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1),
                             1.0, 1e-13)
 

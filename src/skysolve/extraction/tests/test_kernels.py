@@ -1200,3 +1200,40 @@ def test_dilate_as_numpy():
         np.testing.assert_array_equal(got["compiled"], want)
         grown += int(got["compiled"].sum() - mask.sum())
     assert grown > 1000
+
+
+def test_floor_band_counts_as_numpy():
+    """The compiled histogram above a clipped floor is numpy's to the bit: a JPEG'd
+    gamma stretch (the floor spread over the values above it), with unusable pixels,
+    NaN, dead pixels below the floor, values half a step apart (rounded half to even)
+    at a step of 0.5, and odd and even sizes."""
+    background = importlib.import_module("skysolve.extraction.background")
+    from skysolve.extraction.tests.test_hard_frames import jpeg_of
+
+    kernels.warm_up()
+    rng = np.random.default_rng(31)
+    h, w = 121, 163
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    linear = 120.0 * (1.0 - 1.7 * r2) + rng.normal(0.0, 6.0, (h, w))
+    picture = np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** 0.25)
+    spread = jpeg_of(picture, 75).astype(np.float32)
+    dead = spread + 10.0
+    dead[::6, ::4] = 0.0  # (below the floor of 10)
+    halves = np.round(rng.normal(40.0, 8.0, (h, w + 1)) * 4.0).astype(np.float32) / 4.0
+    holes = spread.copy()
+    holes[rng.random((h, w)) < 0.02] = np.nan
+    bad = rng.random((h, w)) < 0.1
+    cases = [(spread, 0.0, 1.0, None), (spread, 0.0, 1.0, bad), (dead, 10.0, 1.0, None),
+             (dead[:-1, :-1], 10.0, 1.0, bad[:-1, :-1]), (holes, 0.0, 1.0, None),
+             (halves, 20.0, 0.5, None), (halves[:, :-1], 20.25, 0.5, bad)]
+    for image, floor, quantum, mask in cases:
+        image = np.ascontiguousarray(image)
+        sky = float(np.nanmedian(image))
+        n = int(round((sky - floor) / quantum))
+        got = background._band_counts(image, image.dtype.type(floor), sky, quantum, n, mask)
+        with kernels.backend("reference"):
+            want = background._band_counts(image, image.dtype.type(floor), sky, quantum, n,
+                                           mask)
+        assert want.sum() > 100  # (premise: a band to count)
+        np.testing.assert_array_equal(got, want)
