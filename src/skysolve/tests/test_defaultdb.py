@@ -554,20 +554,23 @@ def test_solve_field_cpulimit_bounds_the_whole_search(narrower_cache, tmp_path, 
     """skysolve-field's --cpulimit bounds a field's whole search, as solve-field's does:
     the narrower cached database is searched in what the default database's search left
     of it (each search here takes its whole time limit, at most 0.4 s), not in a limit
-    of its own (0.8 s in all before); with nothing left it is not searched."""
-    import time
-
+    of its own (0.8 s in all before); with nothing left it is not searched. (On a clock
+    the searches move, and each reading by a microsecond: the extraction between them
+    takes no time, however loaded the machine.)"""
     from skysolve.cli import solve_field, solve_field_run
     from skysolve.solver.result import SolveFailure
+    from skysolve.tests.fakeclock import FakeClock
     from skysolve.tests.realframes import ALT40, DATA
 
     monkeypatch.delenv("SKYSOLVE_DB", raising=False)
+    clock = FakeClock(1e-6)
+    monkeypatch.setattr(solve_field_run, "time", clock)
     searches = []
 
     def searched(db, fld, depth=None, **hints):
         t = min(0.4, hints["solve_timeout_ms"] / 1000.0)
         searches.append((getattr(db, "file_path", None), t))
-        time.sleep(t)
+        clock.now += t
         return SolveFailure("no_match", 1000.0 * t)
 
     monkeypatch.setattr(solve_field_run, "solve_field_sources", searched)
