@@ -278,8 +278,11 @@ def _north_east_single(v: NDArray[np.float64]) -> tuple[NDArray[np.float64],
                                                           NDArray[np.float64]]:
     """:func:`north_east_basis` of one vector in scalar math (the solver calls it once per
     solve, where numpy's per-call overhead on 3-vectors took 0.1 ms): the same products
-    and sums as ``np.cross``, so the same numbers."""
-    n = math.sqrt(float(v @ v))
+    and sums as the array path (the norm's squares summed in order, as numpy's ``sum``:
+    ``v @ v``, the BLAS's dot, sums them in an order its kernel for the processor picks),
+    so the same numbers."""
+    x, y, z = v.tolist()
+    n = math.sqrt(x * x + y * y + z * z)
     vx, vy, vz = (v / n).tolist()
     e = math.sqrt(vy * vy + vx * vx)  # |z x v|
     if e < 1e-12:

@@ -44,3 +44,17 @@ def test_covariance_is_the_finite_difference_jacobian_applied(seed):
 def test_covariance_refuses_other_shapes():
     with pytest.raises(InvalidArgumentError, match="3x3"):
         attitude_covariance_on_sky(np.eye(3), np.eye(2))
+
+
+def test_north_east_basis_of_one_direction_is_the_arrays_to_the_bit():
+    """The scalar path for one direction (the solver's) gives the array path's numbers to
+    the bit: 20,000 directions of lengths 0.5-2, and the poles. (Its norm through numpy's
+    ``@``, the BLAS's dot, differed on 2,115 of them on an AMD EPYC: the BLAS picks its
+    order of sums by the processor.)"""
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(20000, 3)) * rng.uniform(0.5, 2.0, (20000, 1))
+    v[:2] = [[0.0, 0.0, 2.0], [0.0, 0.0, -0.5]]
+    north, east = north_east_basis(v)
+    for i in range(len(v)):
+        n1, e1 = north_east_basis(v[i])
+        assert np.array_equal(n1, north[i]) and np.array_equal(e1, east[i])
