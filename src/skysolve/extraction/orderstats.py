@@ -147,12 +147,12 @@ def percentiles(values: NDArray, fractions: tuple[float, ...]) -> list[float]:
     v = np.sort(np.asarray(values, dtype=np.float64), axis=None)
     if v.size == 0 or v[-1] != v[-1]:
         return [float("nan")] * len(fractions)
-    v = v.tolist()
     out = []
     for q in fractions:
-        pos = (len(v) - 1) * q
+        pos = (v.size - 1) * q
         lo = math.floor(pos)
-        a, b = v[lo], v[min(lo + 1, len(v) - 1)]
+        # (two values as Python floats, not the whole sample as a list)
+        a, b = float(v[lo]), float(v[min(lo + 1, v.size - 1)])
         t = pos - lo
         d = b - a
         out.append(b - d * (1.0 - t) if t >= 0.5 else a + d * t)
