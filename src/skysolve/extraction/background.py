@@ -451,7 +451,9 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
         return None
     floor = sample.min()
     if np.count_nonzero(sample == floor) < _CLIP_FRACTION * sample.size:
-        return None
+        floor = _pedestal(sample, quantum)
+        if floor is None:
+            return None
     level = median(sample)
     top = _floor_top(image, floor, level, quantum, bad)
     # (the tests below, all of which a floor passes, in order of cost: a camera's black
@@ -482,6 +484,36 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
     return out if _scattered(out, lit_pixels.reshape(h, w)) else None
 
 
+def _pedestal(sample: NDArray, quantum: float | None) -> np.generic | None:
+    """The floor of a clip at a pedestal that a lossy encoder spread below as well as
+    above (video range's black at 16 of 255, a JPEG of it: the clipped sky over 5-27,
+    the floor's value holding 0.8-9 % of the frame and its least none), or None: the
+    most common value of the sample's lowest, when they hold :data:`_CLIP_FRACTION` of
+    it at least and an empty gap wider than the spread of their middle half parts them
+    from the rest of its lower half (a strong gamma lifts the sky's noise clear of its
+    black point: nothing between 28 and 69), and more than :data:`_PEDESTAL_GAP_STEPS`
+    of the data's value steps ``quantum``. A sky's own lower tail has no such gap; and
+    a floor so found passes :func:`clipped_floor`'s tests, as any, or is none."""
+    v = np.sort(sample, axis=None)
+    k = math.ceil(_CLIP_FRACTION * v.size)
+    gaps = np.diff(v[k - 1:v.size // 2])
+    if not gaps.size:
+        return None
+    last = int(np.argmax(gaps)) + k - 1  # (the last value below the widest gap)
+    # (their spread is their middle half's: the encoder spreads a few far, at quality 75
+    # to within 10 of the sky's noise)
+    if not v[last + 1] - v[last] > max(v[(3 * last) // 4] - v[last // 4],
+                                       _PEDESTAL_GAP_STEPS * (quantum or 0.0)):
+        return None
+    values, counts = np.unique(v[:last + 1], return_counts=True)
+    return values[int(np.argmax(counts))]
+
+
+#: :func:`_pedestal`'s gap spans more than this many of the data's value steps (a sky
+#: under half a step of noise puts its least values a step or two below the rest, alone).
+_PEDESTAL_GAP_STEPS = 4
+
+
 def _floor_noise(image: NDArray, top: float, quantum: float | None,
                  bad: NDArray[np.bool_] | None) -> float:
     """The noise of ``image`` above a clipped floor (its values up to ``top``): from
@@ -491,12 +523,15 @@ def _floor_noise(image: NDArray, top: float, quantum: float | None,
     rows = image[step // 2::step]
     if rows.shape[1] < 3:
         return float("nan")
-    second = rows[:, 2:] - 2.0 * rows[:, 1:-1] + rows[:, :-2]
+    # (values near float32's largest overflow in their differences: those are dropped)
+    with np.errstate(over="ignore", invalid="ignore"):
+        second = rows[:, 2:] - 2.0 * rows[:, 1:-1] + rows[:, :-2]
     above = (rows[:, 2:] > top) & (rows[:, 1:-1] > top) & (rows[:, :-2] > top)
     if bad is not None:
         lost = bad[step // 2::step]
         above &= ~(lost[:, 2:] | lost[:, 1:-1] | lost[:, :-2])
     diffs = second[above]
+    diffs = diffs[np.isfinite(diffs)]
     if diffs.size < 100:
         return float("nan")
     return _tied_sigma(diffs, robust_sigma(diffs), quantum) / math.sqrt(6.0)

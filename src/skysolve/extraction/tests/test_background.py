@@ -526,6 +526,47 @@ def test_a_jpeg_of_a_clipped_stretch_masks_the_floor_it_spread(quality):
     assert background.clipped_floor(jpeg_of(faint, quality).astype(np.float32), 1.0) is None
 
 
+@pytest.mark.parametrize("quality", [95, 75])
+def test_a_jpeg_of_a_clip_at_video_black_masks_the_floor_it_spread_both_ways(quality):
+    """The vignetted sky stretched at gamma 0.25 into video range (black 16, white 235),
+    saved as a JPEG: the encoder spreads the clipped corners below 16 as well as above,
+    so the frame's least value holds a few pixels, not the floor, and nothing was masked
+    (the real frames so stretched from their 15th percentile at gamma 0.3 kept 1 to 21
+    stars among their 25 brightest detections, against 24-25 from black 0). The spread
+    floor is masked: at least 95 % of the pixels the stretch clipped, at most 0.2 % of
+    the others. Linear, and unclipped, the same JPEGs keep every pixel, as does a sky
+    whose least values are its own noise's."""
+    from skysolve.extraction.tests.test_hard_frames import jpeg_of
+
+    rng = np.random.default_rng(11)
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+
+    def video(linear, gamma):
+        return np.round(16.0 + 219.0 * np.clip(linear / 160.0, 0.0, 1.0) ** gamma)
+
+    for fall in (1.6, 1.8):
+        linear = 120.0 * (1.0 - fall * r2) + rng.normal(0.0, 6.0, (h, w))
+        picture = video(linear, 0.25)
+        clipped = picture == 16
+        image = jpeg_of(picture, quality).astype(np.float32)
+        sample = background._subsample(image, background._CLIP_SAMPLES)
+        # (premise: the least value holds too few pixels to be taken for the floor)
+        assert np.count_nonzero(sample == sample.min()) < 0.01 * sample.size
+        got = background.clipped_floor(image, 1.0)
+        assert got is not None
+        assert got[clipped].mean() >= 0.95
+        assert got[~clipped].mean() <= 0.002
+        assert background.clipped_floor(
+            jpeg_of(video(linear, 1.0), quality).astype(np.float32), 1.0) is None
+        unclipped = 16.0 + 120.0 * (1.0 - fall * r2) + rng.normal(0.0, 6.0, (h, w))
+        assert background.clipped_floor(
+            jpeg_of(unclipped, quality).astype(np.float32), 1.0) is None
+    sky = np.round(60.0 + rng.normal(0.0, 3.0, (h, w))).astype(np.float32)
+    assert background.clipped_floor(sky, 1.0) is None
+
+
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
 def test_a_pixel_below_a_clipped_floor_that_the_sample_missed_is_masked_with_it(backend):
     """The JPEG'd vignetted stretch 10 counts up, with dead pixels at 0 that the floor's
