@@ -356,6 +356,13 @@ def test_dark_area_edge_and_masked_pixels_hold_no_star():
     assert mask[:, : w // 2 - 20].all() and held is None
 
 
+def corner_distance2(h: int, w: int) -> np.ndarray:
+    """Each pixel's squared distance from the centre of an ``h`` x ``w`` frame, 1 at its
+    corners (a vignetting's falloff)."""
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    return ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+
+
 def test_a_stretch_clipping_a_vignetted_sky_masks_its_floor_only():
     """A sky of 120 counts under 6 of noise, vignetted to below 0 in its corners and
     stretched to 8 bits at gamma 0.25 from 0 (11-18 % of the frame clipped there): the
@@ -365,8 +372,7 @@ def test_a_stretch_clipping_a_vignetted_sky_masks_its_floor_only():
     unclipped keep every pixel."""
     rng = np.random.default_rng(11)
     h, w = 480, 640
-    yy, xx = np.mgrid[:h, :w] + 0.5
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    r2 = corner_distance2(h, w)
 
     def stretched(linear, gamma):
         return np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** gamma).astype(np.float32)
@@ -496,8 +502,7 @@ def test_a_jpeg_of_a_clipped_stretch_masks_the_floor_it_spread(quality):
 
     rng = np.random.default_rng(11)
     h, w = 480, 640
-    yy, xx = np.mgrid[:h, :w] + 0.5
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    r2 = corner_distance2(h, w)
 
     def stretched(linear, gamma):
         return np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** gamma)
@@ -540,8 +545,7 @@ def test_a_jpeg_of_a_clip_at_video_black_masks_the_floor_it_spread_both_ways(qua
 
     rng = np.random.default_rng(11)
     h, w = 480, 640
-    yy, xx = np.mgrid[:h, :w] + 0.5
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    r2 = corner_distance2(h, w)
 
     def video(linear, gamma):
         return np.round(16.0 + 219.0 * np.clip(linear / 160.0, 0.0, 1.0) ** gamma)
@@ -582,8 +586,7 @@ def test_a_pixel_below_a_clipped_floor_that_the_sample_missed_is_masked_with_it(
         pytest.skip("numba not available")
     rng = np.random.default_rng(11)
     h, w = 480, 640
-    yy, xx = np.mgrid[:h, :w] + 0.5
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    r2 = corner_distance2(h, w)
     linear = 120.0 * (1.0 - 1.7 * r2) + rng.normal(0.0, 6.0, (h, w))
     picture = np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** 0.25)
     image = jpeg_of(picture, 75).astype(np.float32) + 10.0

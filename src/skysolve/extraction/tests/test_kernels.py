@@ -1208,13 +1208,13 @@ def test_floor_band_counts_as_numpy():
     NaN, dead pixels below the floor, values half a step apart (rounded half to even)
     at a step of 0.5, and odd and even sizes."""
     background = importlib.import_module("skysolve.extraction.background")
+    from skysolve.extraction.tests.test_background import corner_distance2
     from skysolve.extraction.tests.test_hard_frames import jpeg_of
 
     kernels.warm_up()
     rng = np.random.default_rng(31)
     h, w = 121, 163
-    yy, xx = np.mgrid[:h, :w] + 0.5
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    r2 = corner_distance2(h, w)
     linear = 120.0 * (1.0 - 1.7 * r2) + rng.normal(0.0, 6.0, (h, w))
     picture = np.round(255.0 * np.clip(linear / 160.0, 0.0, 1.0) ** 0.25)
     spread = jpeg_of(picture, 75).astype(np.float32)
