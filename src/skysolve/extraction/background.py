@@ -419,7 +419,9 @@ def clipped_floor(image: NDArray, quantum: float | None = None,
                   bad: NDArray[np.bool_] | None = None) -> NDArray[np.bool_] | None:
     """The pixels of ``image`` at its lowest value when a stretch clipped part of its sky
     there, far below the rest (its vignetted corners, a gradient's dark side), or None;
-    the floor's values are those a lossy encoder spread it over (:func:`_floor_top`).
+    the floor's values are those a lossy encoder spread it over (:func:`_floor_top`), and
+    a floor the encoder spread below its value too is found by its values' peak
+    (:func:`_pedestal`: video range's black at 16).
 
     A pixel at such a floor says only that the sky there lay below the black point: the
     sky of an area clipped over most of its pixels cannot be measured. Left in, the
@@ -621,7 +623,7 @@ def _band_counts(image: NDArray, floor: float, sky: float, quantum: float, n: in
     up: a pixel below it that the sample missed, a dead one under the stretch's clip,
     lies in no band, and its negative step broke the count.)
     """
-    kernel = compiled("floor_band_counts") if image.dtype.kind == "f" else None
+    kernel = compiled("floor_band_counts") if _band_kernel_takes(image, bad) else None
     if kernel is not None:
         # (the values in the frame's type, as numpy takes a Python float against it)
         typed = image.dtype.type
@@ -634,8 +636,17 @@ def _band_counts(image: NDArray, floor: float, sky: float, quantum: float, n: in
     return np.bincount(steps.astype(np.intp), minlength=n)[1:n].astype(np.float64)
 
 
+def _band_kernel_takes(image: NDArray, bad: NDArray[np.bool_] | None) -> bool:
+    """Whether :func:`.kernels.floor_band_counts` is compiled for these arrays (the
+    extraction's working copy and masks: writeable float32 and bool, C order); others
+    take numpy's path rather than a compilation of seconds."""
+    return all(a.flags.c_contiguous and a.flags.writeable and a.dtype == t
+               for a, t in ((image, np.float32), (_NO_PIXELS if bad is None else bad, bool)))
+
+
 #: No pixels: :func:`_band_counts`'s mask for its kernel when there is none.
 _NO_PIXELS = np.zeros((1, 1), dtype=bool)
+
 #: :func:`_floor_top` reads a histogram of at most this many steps (a 16-bit frame's
 #: sky far above its floor has no encoder's spread worth the histogram) ...
 _BAND_STEPS = 4096
