@@ -262,6 +262,7 @@ def _float32_coarse(sample: NDArray[np.floating], big: float) -> bool:
 #: :func:`_float32_coarse`'s bound on a float32 step, as a fraction of the image's MAD.
 _FLOAT32_STEP_FRACTION = 0.01
 
+
 #: A float image whose finite values overflow float32 is divided by a power of two that
 #: brings its largest value to this power of two (exact: only the exponents change), far
 #: inside float32's range (2^128) and still above 2^23, so that :func:`_as_float32`
