@@ -254,7 +254,8 @@ MUTANTS: list[Mutant] = [
     ], [S + "extraction/tests/test_broad_stars.py"],
         "faint stars fitted with the peaks' curvature width, which noise sets on broad ones"),
     Mutant("extract-clipped-floor-kept", S + "extraction/background.py", [
-        ("    return out if _scattered(out, lit) else None", "    return None"),
+        ("    return out if _scattered(out, lit_pixels.reshape(h, w)) else None",
+         "    return None"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a stretch's clipped corners left in: their noise peaks lead the list"),
     Mutant("clipped-floor-unspread", S + "extraction/background.py", [
@@ -331,10 +332,23 @@ MUTANTS: list[Mutant] = [
     ], [S + "extraction/tests/test_rings.py"],
         "the rings' radius read from their second moments only"),
     Mutant("clip-seven-sigmas-down", S + "extraction/background.py", [
-        ("    if not top < median(sample) - _CLIP_SIGMAS * sigma:",
-         "    if not top < median(sample) - DARK_SIGMAS * sigma:"),
+        ("    if not top < level - _CLIP_SIGMAS * sigma:",
+         "    if not top < level - DARK_SIGMAS * sigma:"),
     ], [S + "extraction/tests/test_hard_frames.py"],
         "a stretch's floor within 7 of its spread noise sigmas of the sky stays in"),
+    Mutant("clip-pedestal-not-looked-for", S + "extraction/background.py", [
+        ("        floor = _pedestal(sample, quantum)", "        floor = None"),
+    ], [S + "extraction/tests/test_background.py"],
+        "a video-range black a JPEG spread both ways is no floor: its spread is left in"),
+    Mutant("clip-band-below-the-floor", S + "extraction/background.py", [
+        ("    steps = np.rint((vals[(vals >= floor) & (vals < sky)] - floor) / quantum)",
+         "    steps = np.rint((vals[vals < sky] - floor) / quantum)"),
+    ], [S + "extraction/tests/test_background.py"],
+        "a dead pixel below a clipped floor breaks the band's histogram (numpy's path)"),
+    Mutant("float64-level-kept", S + "extraction/extract.py", [
+        ("        coarse = _float32_coarse(sample, big)", "        coarse = False"),
+    ], [S + "extraction/tests/test_robustness.py"],
+        "a float64 frame's level left in its float32 copy, whose steps exceed the noise"),
     Mutant("clip-lift-against-the-median", S + "extraction/background.py", [
         ("    sky = percentiles(sample[sample > top], (_CLIP_SKY,))[0] - floor",
          "    sky = median(sample[sample > top]) - floor"),
