@@ -340,6 +340,10 @@ MUTANTS: list[Mutant] = [
         ("        floor = _pedestal(sample, quantum)", "        floor = None"),
     ], [S + "extraction/tests/test_background.py"],
         "a video-range black a JPEG spread both ways is no floor: its spread is left in"),
+    Mutant("clip-floor-over-half-kept", S + "extraction/background.py", [
+        ("        level = median(left)", "        return None"),
+    ], [S + "extraction/tests/test_background.py"],
+        "a black point above the sky's median: the floor has no sky to compare, and stays"),
     Mutant("clip-band-below-the-floor", S + "extraction/background.py", [
         ("    steps = np.rint((vals[(vals >= floor) & (vals < sky)] - floor) / quantum)",
          "    steps = np.rint((vals[vals < sky] - floor) / quantum)"),

@@ -400,6 +400,34 @@ def test_a_stretch_clipping_a_vignetted_sky_masks_its_floor_only():
     assert background.clipped_floor(faint.astype(np.float32), 1.0) is None
 
 
+def test_a_black_point_above_the_skys_median_masks_its_floor():
+    """A sky of 120 counts under 6 of noise stretched to 8 bits from its 60th or 75th
+    percentile at gamma 0.2, as a background edited to black: most of the frame sits at
+    0, and its median with it, so there was no sky above the floor to compare it with,
+    and the lifted noise of the rest (770-2,000 detections on the real frames so made)
+    stayed. The floor is compared with the sky the stretch left, and masked: exactly the
+    pixels at 0. The same stretched linearly, and a faint sky of 0 counts under 3 clipped
+    at 0 over half of it (its own noise), keep every pixel."""
+    rng = np.random.default_rng(5)
+    h, w = 480, 640
+    linear = 120.0 + rng.normal(0.0, 6.0, (h, w))
+    for percentile in (60.0, 75.0):
+        black = np.percentile(linear, percentile)
+        for gamma, masked in ((0.2, True), (1.0, False)):
+            image = np.round(255.0 * np.clip((linear - black) / (160.0 - black), 0.0, 1.0)
+                             ** gamma).astype(np.float32)
+            floor = image == 0
+            assert np.mean(floor) > 0.55  # (premise: the median on the floor)
+            got = background.clipped_floor(image, 1.0)
+            if masked:
+                assert got is not None and np.array_equal(got, floor)
+            else:
+                assert got is None
+    faint = np.clip(np.round(rng.normal(0.0, 3.0, (h, w))), 0, 255).astype(np.float32)
+    assert np.mean(faint == 0) > 0.5
+    assert background.clipped_floor(faint, 1.0) is None
+
+
 @pytest.mark.parametrize("quality", [None, 90, 60])
 def test_the_stars_a_clipped_floor_holds_are_told_from_its_impulses(quality):
     """A vignetted sky stretched at gamma 0.25 from 0 clips its corners whole; stars
