@@ -102,7 +102,7 @@ MUTANTS: list[Mutant] = [
     ], [T_CONTAM], "calibration clips at k x plain rms instead of the robust rms"),
     Mutant("planted-no-hypothesis-factor", S + "solver/lost_in_space.py", [
         ("if prob * state[1][0] >= threshold:", "if prob >= threshold:"),
-        ("prob * state[1][0], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
+        ("prob * state[1][0], t0, field)", "prob, t0, field)"),
     ], [T_FMP], "false-match test without the multiple-hypothesis factor"),
     Mutant("planted-half-pixel", S + "extraction/extract.py", [
         ("col + 0.5 - w / 2.0, row + 0.5 - h / 2.0", "col - w / 2.0, row - h / 2.0"),
@@ -193,7 +193,7 @@ MUTANTS: list[Mutant] = [
        fresh=True),
     # -- verification and its probability ----------------------------------------------
     Mutant("verify-factor-report-only", S + "solver/lost_in_space.py", [
-        ("prob * state[1][0], t0, \"lost_in_space\")", "prob, t0, \"lost_in_space\")"),
+        ("prob * state[1][0], t0, field)", "prob, t0, field)"),
     ], [T_FMP], "reported probability without the multiple-hypothesis factor"),
     Mutant("verify-tail-off-by-one", S + "solver/verification.py", [
         ("return binomial_tail(k, trials, min(1.0, float(p_match)))",
@@ -225,6 +225,20 @@ MUTANTS: list[Mutant] = [
          "    return False"),
     ], [S + "solver/tests/test_radialterm.py"],
         "a wide field's optical centre is never fitted"),
+    Mutant("lens-term-fitted-from-every-pair", S + "solver/radialterm.py", [
+        ("    for reach in INNER_RHO:\n", "    for reach in ():\n"),
+    ], [S + "solver/tests/test_radialterm.py"],
+        "the radial term fitted only from every pair, wrong outer pairs of a dense list "
+        "included"),
+    Mutant("lens-terms-not-searched", S + "solver/solve.py", [
+        ("    for k1 in GUESSED_LENS_TERMS:\n", "    for k1 in ():\n"),
+    ], [S + "solver/tests/test_radialterm.py"],
+        "a wide field told its scale is never searched with guessed lens terms"),
+    Mutant("lens-terms-answer-in-undistorted-frame", S + "solver/solve.py", [
+        ("            result = answer(db, frame, cat, hyp,",
+         "            result = found or answer(db, frame, cat, hyp,"),
+    ], [S + "solver/tests/test_radialterm.py"],
+        "the answer of a lens-term search kept in the undistorted centroids' frame"),
     Mutant("refine-clip-scale", S + "solver/backends/reference.py", [
         ("keep = err <= max(sigma_clip * 1.4826 * median(err[core]), floor)",
          "keep = err <= max(sigma_clip * median(err[core]), floor)"),

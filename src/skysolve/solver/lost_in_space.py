@@ -77,7 +77,7 @@ __all__ = ["DEEP_PATTERN_STARS", "DEEPEST_PATTERN_STARS", "FARTHEST_PATTERN_STAR
            "MAX_PATTERN_STARS",
            "SPARSE_SEPARATION_FACTOR", "SPREAD_CELLS", "SPREAD_PATTERN_STARS",
            "SMALL_FRAME_RATIO_PX", "WIDE_PATTERN_STARS", "WIDE_SEPARATION_FACTOR",
-           "WIDE_TOLERANCE_FACTOR", "WIDE_TOLERANCE_MAX_FACTOR", "Cone", "search"]
+           "WIDE_TOLERANCE_FACTOR", "WIDE_TOLERANCE_MAX_FACTOR", "Cone", "answer", "search"]
 
 #: Pattern stars the brightest-first pattern list is built for once per process
 #: (``SolveOptions.pattern_checking_stars`` takes a prefix; more stars extend it).
@@ -512,16 +512,31 @@ def _try(db, frame: Frame, cat: CatalogView, plan: _Plan, found, tol: float,
                          catalog_side=state[2])
         if prob * state[1][0] >= threshold:
             continue
-        ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
-        if ref is None:
-            continue
-        ref = refit_wider(frame, cat, ref, radius_px, refine_iterations, deadline=deadline)
-        if cone is not None and not cone.holds(ref.hyp.R):
-            continue
-        if mostly_chance(frame, cat, ref, radius_px):  # a drift off a patch (see there)
-            continue
-        return build_result(db, frame, cat, ref, prob * state[1][0], t0, "lost_in_space")
+        out = answer(db, frame, cat, hyp, radius_px, refine_iterations, deadline, cone,
+                     prob * state[1][0], t0, field)
+        if out is not None:
+            return out
     return None
+
+
+def answer(db, frame: Frame, cat: CatalogView, hyp: Hypothesis, radius_px: float,
+           refine_iterations: int, deadline: float | None, cone: Cone | None,
+           probability: float, t0: float, field=None):
+    """The lost-in-space :class:`~skysolve.solver.result.SolveResult` of the verified
+    hypothesis ``hyp`` (false-match probability ``probability``), refined in ``frame``
+    (:func:`~skysolve.solver.refinement.refine`, then
+    :func:`~skysolve.solver.refinement.refit_wider`); None when the refinement fails, its
+    boresight leaves ``cone``, or most of its matches are chance ones
+    (:func:`~skysolve.solver.refinement.mostly_chance`: a drift off a patch)."""
+    ref = refine(frame, cat, hyp, radius_px, refine_iterations, field=field)
+    if ref is None:
+        return None
+    ref = refit_wider(frame, cat, ref, radius_px, refine_iterations, deadline=deadline)
+    if cone is not None and not cone.holds(ref.hyp.R):
+        return None
+    if mostly_chance(frame, cat, ref, radius_px):
+        return None
+    return build_result(db, frame, cat, ref, probability, t0, "lost_in_space")
 
 
 def _run_pass(db, frame: Frame, cat: CatalogView, windows: list[FocalWindow], f_lo: float,

@@ -100,6 +100,78 @@ def test_a_strong_barrel_distortion_is_fitted_out_to_the_corners(wide_db, gaia):
         assert _mapping_error_px(res.camera_model, cam) < 1.5
 
 
+def test_a_strong_term_on_a_dense_list_is_fitted_from_the_middle_out(gaia):
+    # 5 % barrel distortion at the corners of a 65 deg phone-sized frame (126 px there)
+    # and ~20,000 centroids against a deep catalog: the plain solve matches most stars
+    # beyond 0.4 of the half-diagonal to a neighbour, and a fit from every pair came out
+    # with no term (or one of the wrong sign), the first two fields 19" and 31" off
+    db = SolverDatabase.generate_from_gaia(min_fov_deg=50.0, max_fov_deg=80.0,
+                                           verification_stars_per_fov=2000, progress=False)
+    w, h = 4032, 3024
+    cam = CameraModel.from_fov(65.0, w, h,
+                               distortion=RadialDistortion(-0.05, scale=math.hypot(w, h) / 2))
+    for k, R in enumerate(random_attitudes(2, rng=7)):
+        sim = simulate_centroids(gaia, cam, R, num_stars=20000, centroid_noise_px=0.3,
+                                 drop_fraction=0.3, false_fraction=0.3, seed=k)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            res = db.solve_from_centroids(sim.centroids, image_shape=(h, w),
+                                          fov_estimate_deg=65.0, fov_max_error_deg=5.0)
+        assert res, k
+        assert _error_arcsec(res, R) < 5.0, k  # (the pixel is 58")
+        assert res.camera_model.distortion.k1 == pytest.approx(
+            cam.distortion.k1 / cam.distortion.scale ** 2, rel=0.01)
+        assert _mapping_error_px(res.camera_model, cam) < 1.0
+        assert not any(w.category is LensModelWarning for w in seen)
+
+
+@pytest.fixture(scope="module")
+def gaia_30_60():
+    """A 30-60 deg Gaia database (0.3 s)."""
+    return SolverDatabase.generate_from_gaia(min_fov_deg=30.0, max_fov_deg=60.0,
+                                             progress=False)
+
+
+def test_a_strong_term_a_scale_hint_missed_is_found_by_undistorted_searches(gaia_30_60,
+                                                                            gaia):
+    # 5 % barrel distortion on a 40 deg field told its scale: the pinhole search matched
+    # no pattern on these two fields (their patterns' ratios move by up to a few per
+    # cent); the searches of the centroids undistorted by guessed terms find them, and
+    # the answer is refined in the image's own pixels, its term fitted there
+    w, h = 1920, 1280
+    cam = CameraModel.from_fov(40.0, w, h,
+                               distortion=RadialDistortion(-0.05, scale=math.hypot(w, h) / 2))
+    attitudes = random_attitudes(12, rng=3)
+    for seed in (5, 6):
+        R = attitudes[seed]
+        sim = simulate_centroids(gaia, cam, R, num_stars=200, centroid_noise_px=0.3,
+                                 drop_fraction=0.2, false_fraction=0.2, seed=seed)
+        res = gaia_30_60.solve_from_centroids(sim.centroids, image_shape=(h, w),
+                                              fov_estimate_deg=40.0, fov_max_error_deg=4.0)
+        assert res, seed
+        assert _error_arcsec(res, R) < 10.0, seed  # (the pixel is 75")
+        assert res.camera_model.distortion.k1 == pytest.approx(
+            cam.distortion.k1 / cam.distortion.scale ** 2, rel=0.02)
+        assert _mapping_error_px(res.camera_model, cam) < 1.0
+        # the matched stars are the image's, at the positions given
+        assert np.array_equal(res.matched_xy, sim.centroids[res.matched_centroids, :2])
+
+
+def test_a_list_that_matches_nothing_names_the_lens_terms_tried(gaia_30_60):
+    from skysolve.solver.solve import GUESSED_LENS_TERMS
+
+    xy = random_centroids(CameraModel.from_fov(40.0, 1920, 1280), 60, seed=2)
+    res = gaia_30_60.solve_from_centroids(xy, image_shape=(1280, 1920),
+                                          fov_estimate_deg=40.0, fov_max_error_deg=4.0)
+    assert not res and res.status == "no_match"
+    assert "radial lens terms of -3 %, +3 %, -6 %" in res.message
+    assert GUESSED_LENS_TERMS == (-0.03, 0.03, -0.06)
+    # a narrower field is not searched with them
+    res = gaia_30_60.solve_from_centroids(xy, image_shape=(1280, 1920),
+                                          fov_estimate_deg=20.0, fov_max_error_deg=2.0)
+    assert not res and "radial lens terms" not in res.message
+
+
 def test_a_wrong_projection_is_not_bent_into_a_plausible_fit(wide_db, gaia):
     # an equidistant fisheye solved as stereographic: one coefficient cannot absorb it,
     # and the answer keeps residuals that show it (the field's pixel is 270"), and says so
