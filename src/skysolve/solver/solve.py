@@ -1030,13 +1030,13 @@ def _width_note(options: SolveOptions, code: int, fov_lo: float, fov_hi: float,
             continue
         wide = _proj.fov_from_focal(_proj.focal_from_fov(hint, length, code), width, code)
         if math.isfinite(wide) and not fov_lo <= wide <= fov_hi:
-            notes.append(f"over the {name} ({length:.0f} px) it is a "
-                         f"{math.degrees(wide):.4g} deg wide field")
+            notes.append(f"over the {name} ({length:.0f} px) it would make the image "
+                         f"{math.degrees(wide):.4g} deg wide")
     if not notes:
         return ""
     return (f"; the field of view hint ({math.degrees(hint):.4g} deg) is the field across "
-            f"the image's width ({width:.0f} px) through the optical axis: "
-            + ", ".join(notes))
+            f"the image's width ({width:.0f} px) through the optical axis; measured "
+            + " or ".join(notes))
 
 
 #: A position-hinted field whose catalog holds fewer stars than this, in a circle of the
