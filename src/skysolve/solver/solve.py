@@ -705,10 +705,7 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
         res = _hinted(db, frame, cat, options, (f_lo, f_hi, f_guess), parities, radius_px, t0,
                       cone, patterns)
         if res is not None:
-            if warn_loose:
-                _warn_if_loose(res, radius_px)
-                _warn_if_rescaled(res, cam)
-            return _in_input_order(res, order)
+            return _returned(res, warn_loose, radius_px, cam, order)
         if options.strict_hint:
             return fail(*_strict_failure(len(xy), options.hint_uncertainty))
 
@@ -726,18 +723,27 @@ def solve(db: PatternDatabase, centroids: Any, options: SolveOptions, *,
     if result is None and status == "no_match" and _fisheye_next(frame, options, fov_lo,
                                                                   fov_hi, widest):
         result, fisheye = _fisheye_searches(db, options, frame, widest, patterns)
-    terms = (result is None and status == "no_match" and fisheye[0] in (None, "no_match")
-             and _lens_terms_next(frame, options, fov_lo, fov_hi))
+    terms = result is None and _lens_terms_next(frame, options, fov_lo, fov_hi, status,
+                                                fisheye[0])
     if terms:
         result, status = _lens_term_searches(db, options, frame, cat, patterns, cone,
                                              radius_px, deadline, t0)
     if result is not None:
-        if warn_loose:
-            _warn_if_loose(result, radius_px)
-            _warn_if_rescaled(result, cam)
-        return _in_input_order(result, order)
+        return _returned(result, warn_loose, radius_px, cam, order)
     return fail(*_search_failure(status, db, options, code, fov_lo, fov_hi, cone,
                                  (width, height), be, widest, fisheye, verified[0], terms))
+
+
+def _returned(result: SolveResult, warn_loose: bool, radius_px: float,
+              cam: CameraModel | None, order: np.ndarray | None) -> SolveResult:
+    """``result`` as the solve returns it: its matches in the caller's order
+    (:func:`_in_input_order`), after the warnings of a loose fit (:func:`_warn_if_loose`)
+    and a camera's rescaled focal length (:func:`_warn_if_rescaled`) when
+    ``warn_loose``."""
+    if warn_loose:
+        _warn_if_loose(result, radius_px)
+        _warn_if_rescaled(result, cam)
+    return _in_input_order(result, order)
 
 
 def _blind_widest(db: PatternDatabase, options: SolveOptions, code: int,
@@ -772,15 +778,18 @@ def _fisheye_next(frame: Frame, options: SolveOptions, fov_lo: float, fov_hi: fl
     return reached >= math.radians(_FISHEYE_HINT_DEG)
 
 
-def _lens_terms_next(frame: Frame, options: SolveOptions, fov_lo: float,
-                     fov_hi: float) -> bool:
-    """Whether a pinhole search that found nothing goes on with the centroids undistorted
-    by :data:`GUESSED_LENS_TERMS`: no camera model, a scale told whose range (``fov_lo``
-    to ``fov_hi``, radians) is centred (geometrically) on fields of
-    :data:`_LENS_TERMS_FROM_DEG` or wider. (Told no scale, the search's focal-length
-    windows each unproject the centroids at their own focal length, which bends a
-    pattern's ratios as a radial term does; and its give-up is long already.)"""
-    return (frame.proj == _proj.PINHOLE and options.camera_model is None
+def _lens_terms_next(frame: Frame, options: SolveOptions, fov_lo: float, fov_hi: float,
+                     status: str, fisheye: str | None) -> bool:
+    """Whether a pinhole search that ended with ``status`` (and the fisheye searches after
+    it with ``fisheye``, None if none ran) goes on with the centroids undistorted by
+    :data:`GUESSED_LENS_TERMS`: both found nothing (``no_match``), no camera model, a
+    scale told whose range (``fov_lo`` to ``fov_hi``, radians) is centred
+    (geometrically) on fields of :data:`_LENS_TERMS_FROM_DEG` or wider. (Told no scale,
+    the search's focal-length windows each unproject the centroids at their own focal
+    length, which bends a pattern's ratios as a radial term does; and its give-up is long
+    already.)"""
+    return (status == "no_match" and fisheye in (None, "no_match")
+            and frame.proj == _proj.PINHOLE and options.camera_model is None
             and _scale_told(options)
             and math.sqrt(fov_lo * fov_hi) >= math.radians(_LENS_TERMS_FROM_DEG))
 
