@@ -817,9 +817,10 @@ def _lens_term_searches(db: PatternDatabase, options: SolveOptions, frame: Frame
         xy = np.stack([u, v], axis=1) + frame.centre
         if not np.isfinite(xy).all():
             continue
+        # (not a guessed projection: the hypothesis is refined as a pinhole's there, its
+        # focal length the one the solve's frame starts from; that frame may try others)
         lens = make_frame(xy, frame.width, frame.height, None, "pinhole", frame.backend,
-                          crpix=frame.centre, guessed=frame.guessed_projection,
-                          centre_told=frame.centre_told)
+                          crpix=frame.centre, centre_told=frame.centre_told)
         found, status = patterns(cone, deep=False, lens=lens,
                                  n_stars=min(options.pattern_checking_stars, _LENS_TERMS_STARS))
         if found is not None:
