@@ -806,7 +806,7 @@ def _lens_term_searches(db: PatternDatabase, options: SolveOptions, frame: Frame
     in the solve's own ``frame`` (:func:`~skysolve.solver.lost_in_space.answer`), whose
     refinement fits the lens's radial term to the matched stars, so that the result's
     camera model and WCS map the image as it is. ``patterns``: the solve's search, as
-    ``patterns(cone, deep=, lens=)``.
+    ``patterns(cone, deep=, lens=, n_stars=)``.
     """
     from ..camera.distortion import RadialDistortion
 
