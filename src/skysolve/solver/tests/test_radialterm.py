@@ -100,6 +100,22 @@ def test_a_strong_barrel_distortion_is_fitted_out_to_the_corners(wide_db, gaia):
         assert _mapping_error_px(res.camera_model, cam) < 1.5
 
 
+def _lens(fov_deg: float, w: int, h: int, k1: float) -> CameraModel:
+    """A pinhole camera ``fov_deg`` wide with a radial term ``k1`` over its half-diagonal."""
+    return CameraModel.from_fov(fov_deg, w, h,
+                                distortion=RadialDistortion(k1, scale=math.hypot(w, h) / 2))
+
+
+def _assert_lens_fitted(res, R, cam: CameraModel, arcsec: float, rel: float, label) -> None:
+    """``res`` solved within ``arcsec`` of attitude ``R``, its ``k1`` within ``rel`` of
+    ``cam``'s and its camera mapping the image within 1 px of ``cam``."""
+    assert res, label
+    assert _error_arcsec(res, R) < arcsec, label
+    assert res.camera_model.distortion.k1 == pytest.approx(
+        cam.distortion.k1 / cam.distortion.scale ** 2, rel=rel)
+    assert _mapping_error_px(res.camera_model, cam) < 1.0
+
+
 def test_a_strong_term_on_a_dense_list_is_fitted_from_the_middle_out(gaia):
     # 5 % barrel distortion at the corners of a 65 deg phone-sized frame (126 px there)
     # and ~20,000 centroids against a deep catalog: the plain solve matches most stars
@@ -108,8 +124,7 @@ def test_a_strong_term_on_a_dense_list_is_fitted_from_the_middle_out(gaia):
     db = SolverDatabase.generate_from_gaia(min_fov_deg=50.0, max_fov_deg=80.0,
                                            verification_stars_per_fov=2000, progress=False)
     w, h = 4032, 3024
-    cam = CameraModel.from_fov(65.0, w, h,
-                               distortion=RadialDistortion(-0.05, scale=math.hypot(w, h) / 2))
+    cam = _lens(65.0, w, h, -0.05)
     for k, R in enumerate(random_attitudes(2, rng=7)):
         sim = simulate_centroids(gaia, cam, R, num_stars=20000, centroid_noise_px=0.3,
                                  drop_fraction=0.3, false_fraction=0.3, seed=k)
@@ -117,11 +132,7 @@ def test_a_strong_term_on_a_dense_list_is_fitted_from_the_middle_out(gaia):
             warnings.simplefilter("always")
             res = db.solve_from_centroids(sim.centroids, image_shape=(h, w),
                                           fov_estimate_deg=65.0, fov_max_error_deg=5.0)
-        assert res, k
-        assert _error_arcsec(res, R) < 5.0, k  # (the pixel is 58")
-        assert res.camera_model.distortion.k1 == pytest.approx(
-            cam.distortion.k1 / cam.distortion.scale ** 2, rel=0.01)
-        assert _mapping_error_px(res.camera_model, cam) < 1.0
+        _assert_lens_fitted(res, R, cam, 5.0, 0.01, k)  # (the pixel is 58")
         assert not any(w.category is LensModelWarning for w in seen)
 
 
@@ -139,8 +150,7 @@ def test_a_strong_term_a_scale_hint_missed_is_found_by_undistorted_searches(gaia
     # cent); the searches of the centroids undistorted by guessed terms find them, and
     # the answer is refined in the image's own pixels, its term fitted there
     w, h = 1920, 1280
-    cam = CameraModel.from_fov(40.0, w, h,
-                               distortion=RadialDistortion(-0.05, scale=math.hypot(w, h) / 2))
+    cam = _lens(40.0, w, h, -0.05)
     attitudes = random_attitudes(12, rng=3)
     for seed in (5, 6):
         R = attitudes[seed]
@@ -148,11 +158,7 @@ def test_a_strong_term_a_scale_hint_missed_is_found_by_undistorted_searches(gaia
                                  drop_fraction=0.2, false_fraction=0.2, seed=seed)
         res = gaia_30_60.solve_from_centroids(sim.centroids, image_shape=(h, w),
                                               fov_estimate_deg=40.0, fov_max_error_deg=4.0)
-        assert res, seed
-        assert _error_arcsec(res, R) < 10.0, seed  # (the pixel is 75")
-        assert res.camera_model.distortion.k1 == pytest.approx(
-            cam.distortion.k1 / cam.distortion.scale ** 2, rel=0.02)
-        assert _mapping_error_px(res.camera_model, cam) < 1.0
+        _assert_lens_fitted(res, R, cam, 10.0, 0.02, seed)  # (the pixel is 75")
         # the matched stars are the image's, at the positions given
         assert np.array_equal(res.matched_xy, sim.centroids[res.matched_centroids, :2])
 
