@@ -368,15 +368,16 @@ def _clipped_fit(xy, v_cat, R, f, parity, camera, centre):
     centre (when they are at least :data:`INNER_MIN_SHARE` of them); a start is kept
     when its fit leaves :data:`INNER_GAIN` times as many pairs within the inlier misfit
     (:data:`CLIP_FACTOR` times the least median misfit of a fit's own pairs, and 1 px)
-    as the one kept before. A strong term moves the outer
-    stars of the plain solve by more than the spacing of a dense list: it matched many
-    of them to a neighbour, and those wrong pairs, kept within four times a median the
-    term itself inflates, pull the fit from every pair towards no term (65 deg fields of
-    4032 px, 19,000-20,000 pairs: with 2 % barrel distortion at the corners ``k1`` came
-    out a seventh of the truth, with 5 % of the wrong sign; beyond 0.4 of the
-    half-diagonal most pairs were wrong). Near the centre the plain solve is right to a
-    pixel or two; the fit from there, clipped, takes in the outer pairs that are right
-    and leaves the wrong ones.
+    as the one kept before.
+
+    A strong term moves the outer stars of the plain solve by more than the spacing of a
+    dense list: it matched many of them to a neighbour, and those wrong pairs, kept
+    within four times a median the term itself inflates, pull the fit from every pair
+    towards no term (65 deg fields of 4032 px, 19,000-20,000 pairs: with 2 % barrel
+    distortion at the corners ``k1`` came out a seventh of the truth, with 5 % of the
+    wrong sign; beyond 0.4 of the half-diagonal most pairs were wrong). Near the centre
+    the plain solve is right to a pixel or two; the fit from there, clipped, takes in the
+    outer pairs that are right and leaves the wrong ones.
     """
     s = 0.5 * math.hypot(camera.image_width, camera.image_height)
     proj = camera.projection_code
@@ -415,9 +416,9 @@ def _positive_focal(fitted: tuple) -> tuple | None:
 def _clip_rounds(xy, v_cat, R, f, parity, proj, s, centre, keep):
     """:func:`_gauss_newton` from the pairs ``keep``, refitted to the pairs within
     :data:`CLIP_FACTOR` times the median misfit of those fitted (and 1 px), at most
-    :data:`_CLIP_ROUNDS` times: ``((R, f, k1, shift, rss, pairs of the last fit), median
-    misfits of all the pairs, median misfit of the pairs of the last fit)``, or None when
-    a fit fails."""
+    :data:`_CLIP_ROUNDS` times: ``((R, f, k1, shift, rss, pairs of the last fit), the
+    misfits of all the pairs (px), the median misfit of the pairs of the last fit)``, or
+    None when a fit fails."""
     k1, shift = 0.0, np.zeros(2)
     for _ in range(_CLIP_ROUNDS):
         fitted = _gauss_newton(xy[keep], v_cat[keep], R, f, parity, proj, s, k1, centre)
