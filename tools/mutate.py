@@ -234,6 +234,16 @@ MUTANTS: list[Mutant] = [
         ("    for k1 in GUESSED_LENS_TERMS:\n", "    for k1 in ():\n"),
     ], [S + "solver/tests/test_radialterm.py"],
         "a wide field told its scale is never searched with guessed lens terms"),
+    Mutant("lens-term-judged-by-mean-square-only", S + "solver/refinement.py", [
+        ("            or _core_fits_better(best, ref)):\n", "            ):\n"),
+    ], [S + "solver/tests/test_radialterm.py"],
+        "a radial term is judged only by its mean square, which a wide radius's chance "
+        "matches decide"),
+    Mutant("projection-judged-by-count-and-mean-square", S + "solver/refinement.py", [
+        ("                or _core_fits_better(out, best)):\n", "                ):\n"),
+    ], [S + "solver/tests/test_radialterm.py"],
+        "a guessed projection taken only when it matches as many stars, which a dense "
+        "list's chance matches decide"),
     Mutant("lens-terms-answer-in-undistorted-frame", S + "solver/solve.py", [
         ("            result = answer(db, frame, cat, hyp,",
          "            result = found or answer(db, frame, cat, hyp,"),
