@@ -235,12 +235,14 @@ MUTANTS: list[Mutant] = [
     ], [S + "solver/tests/test_radialterm.py"],
         "a wide field told its scale is never searched with guessed lens terms"),
     Mutant("lens-term-judged-by-mean-square-only", S + "solver/refinement.py", [
-        ("            or _core_fits_better(best, ref)):\n", "            ):\n"),
+        ("            or _core_fits_better(frame, best, ref, radius_px)):\n",
+         "            ):\n"),
     ], [S + "solver/tests/test_radialterm.py"],
         "a radial term is judged only by its mean square, which a wide radius's chance "
         "matches decide"),
     Mutant("projection-judged-by-count-and-mean-square", S + "solver/refinement.py", [
-        ("                or _core_fits_better(out, best)):\n", "                ):\n"),
+        ("                or _core_fits_better(frame, out, best, radius_px)):\n",
+         "                ):\n"),
     ], [S + "solver/tests/test_radialterm.py"],
         "a guessed projection taken only when it matches as many stars, which a dense "
         "list's chance matches decide"),

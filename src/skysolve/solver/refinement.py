@@ -320,7 +320,7 @@ def with_projection(frame: Frame, cat: CatalogView, ref: Refined, radius_px: flo
             out.frame = other
         if ((len(out.img_idx) >= len(best.img_idx)
                 and MIN_RSS_RATIO * _mean_square(out) <= _mean_square(best))
-                or _core_fits_better(out, best)):
+                or _core_fits_better(frame, out, best, radius_px)):
             best = out
     return best
 
@@ -746,15 +746,17 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
         return ref
     # the term must explain most of the residual, not tidy up noise and a few outliers
     if (MIN_RSS_RATIO * _mean_square(best) <= _mean_square(ref)
-            or _core_fits_better(best, ref)):
+            or _core_fits_better(frame, best, ref, radius_px)):
         return best
     return best if _matches_more(frame, best, ref, field[1], radius_px) else ref
 
 
-def _core_fits_better(new: Refined, old: Refined) -> bool:
-    """Whether the refinement ``new`` (with a radial term, or under another projection)
-    leaves at most ``1 / MIN_RSS_RATIO`` of the median square residual of ``old``'s
-    matches and keeps at least :data:`CORE_KEEP` as many.
+def _core_fits_better(frame: Frame, new: Refined, old: Refined, radius_px: float) -> bool:
+    """Whether, on a list dense enough for chance matches to count
+    (:data:`MIN_CHANCE_PER_STAR` within ``radius_px`` of a star, px), the refinement
+    ``new`` (with a radial term, or under another projection) leaves at most
+    ``1 / MIN_RSS_RATIO`` of the median square residual of ``old``'s matches and keeps at
+    least :data:`CORE_KEEP` as many.
 
     Where the centroids are dense and the match radius wide, nearly every catalog star in
     the field has a centroid within the radius, so the count of matches says little, and
@@ -765,7 +767,8 @@ def _core_fits_better(new: Refined, old: Refined) -> bool:
     square the 1 % of them beyond 7 px held to 1.8 times less; a 60 deg equidistant lens
     of 3,000 centroids solved as a pinhole kept 2,442 matches at 11.9 px median against
     the equidistant's 2,142 at 0.6 px."""
-    if len(new.img_idx) < CORE_KEEP * len(old.img_idx):
+    if (chance_per_star(frame, radius_px) < MIN_CHANCE_PER_STAR
+            or len(new.img_idx) < CORE_KEEP * len(old.img_idx)):
         return False
     return MIN_RSS_RATIO * _median_square(new) <= _median_square(old)
 
