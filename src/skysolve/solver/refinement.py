@@ -335,10 +335,6 @@ _CROWDED_CHANCE = 1.0
 #: which 2,072 right, at 1.8 px median residual), where the bright ones, sparse enough for
 #: the right stars to stand out, pull it onto the right answer.
 _BRIGHT_CHANCE = 0.25
-#: A refinement whose median square residual is ``1 / MIN_RSS_RATIO`` of another's is
-#: preferred when it keeps at least this share of the other's matches
-#: (:func:`_core_fits_better`: the tight answers kept 0.88-1.04 of the loose ones').
-CORE_KEEP = 0.75
 #: A list with at least :data:`_BRIGHT_CHANCE` chance centroids a star is refined from its
 #: brightest too when its refinement's median residual exceeds this fraction of the match
 #: radius (a converged fit's is the centroid noise, a few hundredths of it): a 110 deg JPEG
@@ -749,6 +745,12 @@ def _with_radial_term(frame: Frame, cat: CatalogView, ref: Refined, v_cat: NDArr
             or _core_fits_better(frame, best, ref, radius_px)):
         return best
     return best if _matches_more(frame, best, ref, field[1], radius_px) else ref
+
+
+#: A refinement whose median square residual is ``1 / MIN_RSS_RATIO`` of another's is
+#: preferred when it keeps at least this share of the other's matches
+#: (:func:`_core_fits_better`: the tight answers kept 0.88-1.04 of the loose ones').
+CORE_KEEP = 0.75
 
 
 def _core_fits_better(frame: Frame, new: Refined, old: Refined, radius_px: float) -> bool:
