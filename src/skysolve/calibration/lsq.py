@@ -270,7 +270,7 @@ class Problem:
     def residuals(self, p: Params, k: int | None = None) -> NDArray[np.float64]:
         """Pixel residuals (observed - predicted) of image ``k``'s pairs, or of all."""
         if k is None:
-            return np.concatenate([self.residuals(p, j) for j in range(len(self.images))])
+            return self._evaluate_all(p, want_design=False)[0]
         return self._evaluate(self.images[k], p, want_design=False)[0]
 
     def design(self, p: Params, k: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -282,23 +282,42 @@ class Problem:
         return self._evaluate(im, p, want_design=True)[1]
 
     def _evaluate(self, im: Pairs, p: Params, want_design: bool):
+        return self._evaluate_at(im.stars @ im.R.T, im.xy, im.scale, p, want_design)
+
+    def _evaluate_all(self, p: Params, want_design: bool):
+        """:meth:`_evaluate` of every image's pairs at once, stacked in image order: each
+        pair's sums are the ones an image's own evaluation does, in a tenth of the calls
+        (a calibration evaluates its images hundreds of times)."""
+        images = self.images
+        if len(images) == 1:
+            return self._evaluate(images[0], p, want_design)
+        v = np.concatenate([im.stars @ im.R.T for im in images] or [np.empty((0, 3))])
+        xy = np.concatenate([im.xy for im in images] or [np.empty((0, 2))])
+        scale = np.repeat([float(im.scale) for im in images], [len(im) for im in images])
+        return self._evaluate_at(v, xy, scale, p, want_design)
+
+    def _evaluate_at(self, v: NDArray[np.float64], xy: NDArray[np.float64],
+                     scale: float | NDArray[np.float64], p: Params, want_design: bool):
+        """Residuals and (``want_design``) design of pairs of camera vectors ``v`` and
+        observed pixels ``xy``, at plate scale ``scale`` (one, or one a pair)."""
         b = self.basis
-        v = im.stars @ im.R.T
+        if not np.isscalar(scale):
+            scale = np.asarray(scale)[:, None]
         t = _plane(v, self.proj)
         base = p.f * np.stack([self.sign * t[:, 0], t[:, 1]], axis=1)
-        u = im.scale * base
+        u = scale * base
         if b.primary == "inverse":
-            q = im.xy - p.crpix
+            q = xy - p.crpix
             jac = b.jacobian(q, p.coeffs)  # d ideal / d p
             m = _inv2(jac)                  # K: ideal offsets back to pixels
             res = _apply(m, q + b.displacement(q, p.coeffs) - u)
         else:
             w = u - p.center
             jac = m = b.jacobian(w, p.coeffs)  # d distort / d u
-            res = im.xy - (p.crpix + u + b.displacement(w, p.coeffs))
+            res = xy - (p.crpix + u + b.displacement(w, p.coeffs))
         if not want_design:
             return res, None
-        n = len(im)
+        n = len(xy)
         a = np.empty((n, 2, self.n_glob + LOCAL))
         a[:, :, 0] = _apply(m, u / p.f)
         col = 1
@@ -312,7 +331,8 @@ class Problem:
         if self.fit_center:
             a[:, :, col:col + 2] = np.eye(2) - jac
         dxi, deta = _plane_rotation_jacobian(t, v, self.proj)
-        du = im.scale * p.f * np.stack([self.sign * dxi, deta], axis=1)
+        du = (scale[:, :, None] if np.ndim(scale) else scale) * p.f * np.stack(
+            [self.sign * dxi, deta], axis=1)
         a[:, :, self.n_glob:self.n_glob + 3] = _apply(m, du)
         a[:, :, self.n_glob + 3] = _apply(m, base)
         return res, a
@@ -339,7 +359,8 @@ class Problem:
 
     def designs(self, p: Params) -> list[tuple[NDArray[np.float64], NDArray[np.float64]]]:
         """Residuals and design of every image (:meth:`design`), for reuse."""
-        return [self.design(p, k) for k in range(len(self.images))]
+        res, a = self._evaluate_all(p, want_design=True)
+        return [(res[self.rows(k)], a[self.rows(k)]) for k in range(len(self.images))]
 
     def assemble(self, designs: list, mask: NDArray[np.bool_], weights: NDArray[np.float64],
                  min_pairs: int = MIN_IMAGE_INLIERS
