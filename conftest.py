@@ -108,12 +108,26 @@ def _doc_namespace(request):
 
 def pytest_sessionstart(session):
     """The solver's and the extractor's kernels in numba's cache before the first test
-    (compiled here on a fresh checkout), as a machine has them once its background
-    warm-ups have run: so ``backend='auto'`` and extraction use the compiled kernels
-    throughout the run."""
+    (compiled here on a fresh checkout, with the solver's, and the extractor's order
+    statistics', in processes of their own meanwhile),
+    as a machine has them once its background warm-ups have run: so ``backend='auto'``
+    and extraction use the compiled kernels throughout the run. A fresh checkout's
+    solver warm-up is probed at once (see :mod:`skysolve.solver.tests.warmprobe`)."""
     from skysolve.extraction.kernels import warm_up as warm_up_extraction
+    from skysolve.solver.tests import warmprobe
     from skysolve.solver.warmup import warm_up
 
+    # (xdist's workers start once this is over in the controller: their warm-ups load)
+    solver = (None if hasattr(session.config, "workerinput")
+              else warmprobe.start_session_warm_up(SMALL_DB_PARAMETERS))
+    try:
+        warm_up_extraction(jobs=2)
+    except BaseException:
+        if solver is not None:
+            solver.kill()
+        raise
+    if solver is not None:
+        probe = warmprobe.finish_session_warm_up(solver)
+        if probe is not None:
+            os.environ[warmprobe.SESSION_PROBE_ENV_VAR] = probe
     warm_up()
-    warm_up_extraction()
-

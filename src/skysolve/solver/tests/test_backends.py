@@ -891,14 +891,9 @@ def test_kernel_sources_are_the_files_of_the_kernels():
 
 
 def _fresh(code: str, cache, python: str | None = None, cwd=None) -> str:
-    import os
-    import subprocess
-    import sys
+    from skysolve.solver.tests.warmprobe import run_python
 
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), SKYSOLVE_NO_BACKGROUND_COMPILE="1")
-    env.pop("SKYSOLVE_DISABLE_NUMBA", None)
-    return subprocess.run([python or sys.executable, "-c", code], env=env, cwd=cwd,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return run_python(code, cache, python, cwd)
 
 
 def test_auto_takes_the_kernels_only_once_they_are_compiled(tmp_path):
@@ -944,27 +939,22 @@ def test_the_marker_holds_for_the_interpreter_however_it_is_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_after_warm_up_a_new_process_compiles_nothing(tmp_path, small_db):
+def test_after_warm_up_a_new_process_compiles_nothing(tmp_path, request):
     """warm_up() into an empty numba cache; then a new process's first solve, on a
-    database in memory, loaded and memory-mapped, finds every kernel in the cache."""
-    path = tmp_path / "db.db"
-    small_db.save_to_file(path)
-    cache = tmp_path / "numba"
-    assert _fresh("from skysolve.solver.warmup import warm_up\nprint(warm_up())",
-                  cache) == "True"
-    code = (
-        "from skysolve.solver import backends\nfrom skysolve.database import SolverDatabase\n"
-        f"p = {str(path)!r}\n"
-        "be = backends.select('auto')\n"
-        "for db in (SolverDatabase.load_from_file(p), "
-        "SolverDatabase.load_from_file(p, mmap=True)):\n"
-        "    backends.prepare(be, db)\n"
-        "    db.solve_from_centroids([[0.0, 0.0], [100.0, 5.0], [-40.0, 80.0], [60.0, -70.0], "
-        "[5.0, 150.0]], fov_estimate_deg=15.0, image_width=1024, image_height=768)\n"
-        "ks = backends.compiled_functions().values()\n"
-        "print(be.NAME, sum(sum(k.stats.cache_misses.values()) for k in ks), "
-        "sum(sum(k.stats.cache_hits.values()) for k in ks) > 0)")
-    assert _fresh(code, cache) == "compiled 0 True"
+    database loaded and memory-mapped, finds every kernel in the cache. A fresh
+    checkout's test session did that warm-up and probe before its first test; otherwise
+    the test warms up a cache of its own."""
+    import os
+
+    from skysolve.solver.tests import warmprobe
+
+    probe = os.environ.get(warmprobe.SESSION_PROBE_ENV_VAR)
+    if probe is None:
+        cache = tmp_path / "numba"
+        assert _fresh("from skysolve.solver.warmup import warm_up\nprint(warm_up())",
+                      cache) == "True"
+        probe = warmprobe.first_solve(request.getfixturevalue("small_db"), tmp_path, cache)
+    assert probe == "compiled 0 True"
 
 
 def test_the_selected_order_statistic_is_the_sorted_arrays():
