@@ -3,11 +3,12 @@
 The notebook is the seed notebook with only its import line and data paths
 changed. nbclient executes every cell for real, in order, in a fresh IPython
 kernel started from a temporary ``examples/`` directory next to a
-``demo_output/`` holding the ten demo frames -- the results table is
+``demo_output/`` holding ten demo frames -- the results table is
 displayed as HTML and the final plotly figure of matched stars is built and
 shown. One extra cell, appended to the in-memory copy only, hands the
 notebook's results back to the test as JSON (and saves the figure when asked,
-see ``docs/make_figures.py``).
+see ``docs/make_figures.py``). The checks share one run (a minute of CPU), on
+frames whose plate scales differ as real TESS frames' do.
 """
 
 from __future__ import annotations
@@ -50,15 +51,6 @@ def test_notebook_differs_from_the_seed_only_in_import_and_paths():
         assert call in body
 
 
-@pytest.fixture(scope="module")
-def frames_root(tmp_path_factory) -> Path:
-    # shared with tests/test_demo.py's end-to-end test: the frames are rendered once
-    root = tmp_path_factory.getbasetemp() / "demo_shared"
-    demo.ensure_frames(root / "demo_output", demo.DEFAULT_SECTORS, progress=False)
-    (root / "examples").mkdir(exist_ok=True)
-    return root
-
-
 #: Appended to the executed copy: the notebook's results as one JSON line.
 _REPORT = """
 import json as _json
@@ -97,9 +89,29 @@ def _report(nb) -> dict:
     return json.loads(line[len("REPORT "):])
 
 
+#: The frames' plate-scale jitter: each frame's true mapping differs in scale by up to
+#: 2e-4 from the others', velocity aberration's size (1e-4: ~2" at the CCD's corners).
+SCALE_JITTER = 1e-4
+
+
+@pytest.fixture(scope="module")
+def notebook_run(tmp_path_factory):
+    """``(root, executed notebook)``: the notebook run once, in ``root/examples``, on ten
+    demo frames whose plate scales differ (:data:`SCALE_JITTER`), with both report
+    cells."""
+    root = tmp_path_factory.mktemp("scale_frames")
+    demo.ensure_frames(root / "demo_output", demo.DEFAULT_SECTORS,
+                       plate_scale_jitter=SCALE_JITTER, progress=False)
+    (root / "examples").mkdir()
+    return root, execute_notebook(root / "examples", _GRID_REPORT)
+
+
 @pytest.mark.slow
-def test_notebook_runs_every_cell_in_a_kernel(frames_root):
-    nb = execute_notebook(frames_root / "examples")
+def test_notebook_runs_every_cell_in_a_kernel(notebook_run):
+    """Every cell runs, with the seed's printed passes, results table and figure, and
+    its solutions and calibration as the frames' truth has them; then the per-frame
+    scales' checks on the same run (one run: a minute of CPU)."""
+    frames_root, nb = notebook_run
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code)  # every cell ran
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
@@ -144,6 +156,7 @@ def test_notebook_runs_every_cell_in_a_kernel(frames_root):
         truth = wcs.pixel_to_world(1067.5, 1023.5)
         assert truth.separation(SkyCoord(ra, dec, unit="deg")).arcsec < 1.0
     assert np.isfinite(rep["arcsec_per_px"])
+    _check_per_frame_scales(notebook_run)
 
 
 def _grid_error_arcsec(radec, truth, n: int = 9) -> np.ndarray:
@@ -179,8 +192,7 @@ print("GRID " + _json.dumps({"radec": _grid_radec,
 """
 
 
-@pytest.mark.slow
-def test_per_frame_scales_through_the_notebook_and_the_cli(tmp_path_factory):
+def _check_per_frame_scales(notebook_run) -> None:
     """Frames whose true mappings differ in plate scale by up to 2e-4 (velocity aberration's
     size): every frame's mapping within 0.3" (median) and 1.0" (max) of the truth over a
     9x9 grid -- through the seed notebook's own calls and through ``skysolve calibrate``."""
@@ -191,13 +203,9 @@ def test_per_frame_scales_through_the_notebook_and_the_cli(tmp_path_factory):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    root = tmp_path_factory.mktemp("scale_frames")
-    demo.ensure_frames(root / "demo_output", demo.DEFAULT_SECTORS, plate_scale_jitter=1e-4,
-                       progress=False)
-    (root / "examples").mkdir()
-    scales = [demo.sector_scale(s, 1e-4) for s in demo.DEFAULT_SECTORS]
+    root, nb = notebook_run
+    scales = [demo.sector_scale(s, SCALE_JITTER) for s in demo.DEFAULT_SECTORS]
     assert max(scales) - min(scales) > 1.5e-4
-    nb = execute_notebook(root / "examples", _GRID_REPORT)
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     grid = json.loads(next(s for s in text.splitlines() if s.startswith("GRID "))[5:])
     files = [(root / "examples" / f).resolve() for f in _report(nb)["fnames"]]

@@ -499,6 +499,11 @@ def test_the_command_lines_told_no_scale_search_the_narrower_cached_databases(
 
     monkeypatch.delenv("SKYSOLVE_DB", raising=False)
     _unhurried(monkeypatch)
+    # (the compiled kernels, as for several images: a one-shot command's numpy search
+    # took ~15 s to give up on the 60-180 deg stand-in told no scale, and which database
+    # solves does not depend on the backend)
+    for module in ("skysolve.cli.solve", "skysolve.cli.solve_field"):
+        monkeypatch.setattr(f"{module}.one_shot_backend", lambda n, distributed=False: "auto")
     frame = str(DATA / ALT40)
     extracted = []
     extract = extraction.extract
