@@ -107,12 +107,12 @@ def _doc_namespace(request):
 
 
 def pytest_sessionstart(session):
-    """The solver's and the extractor's kernels in numba's cache before the first test
-    (compiled here on a fresh checkout, with the solver's, and the extractor's order
-    statistics', in processes of their own meanwhile),
-    as a machine has them once its background warm-ups have run: so ``backend='auto'``
-    and extraction use the compiled kernels throughout the run. A fresh checkout's
-    solver warm-up is probed at once (see :mod:`skysolve.solver.tests.warmprobe`)."""
+    """The solver's and the extractor's kernels in numba's cache before the first test, as
+    a machine has them once its background warm-ups have run: so ``backend='auto'`` and
+    extraction use the compiled kernels throughout the run. On a fresh checkout they are
+    compiled here, the solver's and the extractor's order statistics' in processes of
+    their own meanwhile, and the solver's warm-up is probed at once (see
+    :mod:`skysolve.solver.tests.warmprobe`)."""
     from skysolve.extraction.kernels import warm_up as warm_up_extraction
     from skysolve.solver.tests import warmprobe
     from skysolve.solver.warmup import warm_up

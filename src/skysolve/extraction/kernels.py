@@ -1964,8 +1964,8 @@ def _warm_dark_areas() -> None:
 
 
 def _warm_order_statistics() -> None:
-    """:func:`warm_up`'s calls of the order statistics' kernels (a quarter of its compile
-    time: a sample type each)."""
+    """:func:`warm_up`'s calls of the order statistics' kernels (about a fifth of its
+    compile time: a sample type each)."""
     _compile()
     for dtype in SELECT_TYPES:
         for writeable in (True, False):  # (it only reads: a caller's array as it is)
@@ -1996,7 +1996,7 @@ def warm_up(jobs: int = 1) -> bool:
         Processes compiling at once: 1 (the default; the background compile's, so as
         not to take a user's cores), or 2, with the order statistics' kernels compiled
         by a helper process meanwhile (an install script's or a test session's: on a
-        fresh cache of a 2-core machine ~170 s instead of ~230 s).
+        fresh cache of a 2-core machine 179 s instead of 209 s).
     """
     if not _jit.available():
         return False
